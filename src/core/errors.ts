@@ -1,0 +1,59 @@
+// Typed errors: every failure a user can cause carries a stable code and an actionable message.
+
+/** Stable error codes; the CLI maps each to an exit code (see README, "Exit codes"). */
+export type ErrorCode =
+  | 'usage' // bad command line or action input
+  | 'malformed' // a byte format (ATerm, NAR, export stream, hash, store path) is broken
+  | 'bundle' // a plan bundle is corrupt, truncated, oversized or inconsistent
+  | 'signature' // a signature is missing or does not verify
+  | 'realm' // a store dir mismatch (bundle for another realm, invalid target realm)
+  | 'relocate' // a closure cannot be relocated faithfully
+  | 'closure' // a closure is not closed, has a cycle, or is out of order
+  | 'limit' // a size or count limit was exceeded
+  | 'nix' // a Nix command failed
+  | 'transport' // an artifact could not be uploaded or downloaded
+  | 'internal';
+
+/** Base class for every error nix-plan raises on purpose. */
+export class NixPlanError extends Error {
+  override readonly name: string = 'NixPlanError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A byte format is broken at a known offset. */
+export class MalformedError extends NixPlanError {
+  override readonly name = 'MalformedError';
+  constructor(
+    readonly what: string,
+    readonly offset: number | undefined,
+    detail: string,
+  ) {
+    super('malformed', `${what}: ${detail}${offset === undefined ? '' : ` at byte offset ${offset}`}`);
+  }
+}
+
+/** A limit that guards memory or time was exceeded. */
+export class LimitError extends NixPlanError {
+  override readonly name = 'LimitError';
+  constructor(message: string) {
+    super('limit', message);
+  }
+}
+
+/** Turns anything thrown into one line a user can read (no stack for our own errors). */
+export function stringifyError(error: unknown): string {
+  if (error instanceof NixPlanError) return error.message;
+  if (error instanceof Error) return error.message || error.name;
+  if (typeof error === 'string') return error;
+  try {
+    return JSON.stringify(error) ?? String(error);
+  } catch {
+    return String(error);
+  }
+}

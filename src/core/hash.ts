@@ -1,0 +1,109 @@
+// Hashes as Nix writes them: algorithms, the four text encodings, parsing, and folding.
+import { createHash } from 'node:crypto';
+import { MalformedError } from './errors.js';
+import { nix32Decode, nix32Encode, nix32Length } from './nix32.js';
+
+/** Hash algorithms Nix understands. */
+export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
+
+/** Digest size in bytes of each algorithm. */
+export const HASH_SIZE: Readonly<Record<HashAlgo, number>> = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
+
+/** A digest together with its algorithm. */
+export interface Hash {
+  readonly algo: HashAlgo;
+  readonly bytes: Uint8Array;
+}
+
+/** Text encodings of a hash, as in Nix's `HashFormat`. */
+export type HashFormat = 'base16' | 'nix32' | 'base64' | 'sri';
+
+/** True for the algorithm names Nix accepts. */
+export function isHashAlgo(s: string): s is HashAlgo {
+  return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';
+}
+
+/** Digest of `data` (bytes or a string, taken as UTF-8). */
+export function hashBytes(algo: HashAlgo, ...data: (Uint8Array | string)[]): Hash {
+  const h = createHash(algo);
+  for (const d of data) h.update(d);
+  return { algo, bytes: new Uint8Array(h.digest()) };
+}
+
+/** sha256 of the arguments, as raw bytes. */
+export function sha256(...data: (Uint8Array | string)[]): Uint8Array {
+  return hashBytes('sha256', ...data).bytes;
+}
+
+/** Lower-case hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+/** Compresses a digest to `size` bytes by XOR-ing, as Nix does for store path hashes. */
+export function foldHash(bytes: Uint8Array, size = 20): Uint8Array {
+  const out = new Uint8Array(size);
+  for (let i = 0; i < bytes.length; i++) out[i % size] = (out[i % size] ?? 0) ^ (bytes[i] ?? 0);
+  return out;
+}
+
+/** Encodes the digest alone (no algorithm prefix), except SRI which always carries it. */
+export function formatHash(hash: Hash, format: HashFormat, withAlgo = false): string {
+  const b = Buffer.from(hash.bytes.buffer, hash.bytes.byteOffset, hash.bytes.byteLength);
+  switch (format) {
+    case 'base16':
+      return (withAlgo ? `${hash.algo}:` : '') + b.toString('hex');
+    case 'nix32':
+      return (withAlgo ? `${hash.algo}:` : '') + nix32Encode(hash.bytes);
+    case 'base64':
+      return (withAlgo ? `${hash.algo}:` : '') + b.toString('base64');
+    case 'sri':
+      return `${hash.algo}-${b.toString('base64')}`;
+  }
+}
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const HEX = /^[0-9a-fA-F]*$/;
+
+function decodeDigest(algo: HashAlgo, text: string, what: string): Uint8Array {
+  const size = HASH_SIZE[algo];
+  if (text.length === size * 2 && HEX.test(text)) return new Uint8Array(Buffer.from(text, 'hex'));
+  if (text.length === nix32Length(size)) return nix32Decode(text);
+  if (text.length === Math.ceil(size / 3) * 4 && BASE64.test(text)) {
+    const bytes = new Uint8Array(Buffer.from(text, 'base64'));
+    if (bytes.length === size) return bytes;
+  }
+  throw new MalformedError(
+    what,
+    undefined,
+    `hash '${text}' is not a valid ${algo} digest in hex, nix32 or base64`,
+  );
+}
+
+/**
+ * Parses a hash as Nix accepts it: `algo:digest`, SRI `algo-base64`, or a bare digest when
+ * `defaultAlgo` is given. The digest may be hex, nix32 or base64.
+ */
+export function parseHash(text: string, defaultAlgo?: HashAlgo): Hash {
+  const sri = /^(md5|sha1|sha256|sha512)-(.*)$/.exec(text);
+  if (sri?.[1] !== undefined && sri[2] !== undefined && isHashAlgo(sri[1])) {
+    const bytes = new Uint8Array(Buffer.from(sri[2], 'base64'));
+    if (bytes.length !== HASH_SIZE[sri[1]] || !BASE64.test(sri[2]))
+      throw new MalformedError('hash', undefined, `SRI hash '${text}' has the wrong length or alphabet`);
+    return { algo: sri[1], bytes };
+  }
+  const colon = text.indexOf(':');
+  if (colon >= 0) {
+    const algo = text.slice(0, colon);
+    if (!isHashAlgo(algo)) throw new MalformedError('hash', undefined, `unknown hash algorithm '${algo}'`);
+    return { algo, bytes: decodeDigest(algo, text.slice(colon + 1), 'hash') };
+  }
+  if (defaultAlgo === undefined)
+    throw new MalformedError('hash', undefined, `hash '${text}' does not name its algorithm`);
+  return { algo: defaultAlgo, bytes: decodeDigest(defaultAlgo, text, 'hash') };
+}
+
+/** True when two hashes are the same algorithm and digest. */
+export function hashEquals(a: Hash, b: Hash): boolean {
+  return a.algo === b.algo && Buffer.compare(a.bytes, b.bytes) === 0;
+}

@@ -1,0 +1,6 @@
+// The pure core: bytes and values in, values out. No process, network or file IO.
+export * from './errors.js';
+export * from './nix32.js';
+export * from './hash.js';
+export * from './store-path.js';
+export * from './wire.js';

@@ -1,0 +1,97 @@
+// Runs Nix's command-line tools as argv arrays (never shell strings), with bytes in and bytes out.
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { NixPlanError } from '../core/errors.js';
+
+/** Where and how to run Nix: an optional bin dir put first in PATH, and extra environment. */
+export interface NixEnvironment {
+  /** Directory holding `nix`, `nix-store`, … to prefer over PATH. */
+  readonly binDir?: string | undefined;
+  /** Variables added to (or, when undefined, removed from) the inherited environment. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** Options of one command run. */
+export interface RunOptions {
+  /** Bytes or a stream of chunks fed to standard input. */
+  readonly input?: Uint8Array | AsyncIterable<Uint8Array>;
+  readonly cwd?: string;
+  /** Return a non-zero exit instead of throwing. */
+  readonly allowFailure?: boolean;
+  /** Called with each chunk of standard output instead of collecting it. */
+  readonly onStdout?: (chunk: Uint8Array) => void;
+}
+
+/** What a finished command produced. */
+export interface RunResult {
+  readonly code: number;
+  readonly stdout: Buffer;
+  readonly stderr: string;
+}
+
+/** Runs commands; an interface so use cases can be tested with a runner that records calls. */
+export interface CommandRunner {
+  run(cmd: string, args: readonly string[], options?: RunOptions): Promise<RunResult>;
+}
+
+/** The environment a child gets: inherited, plus overrides, with binDir first in PATH. */
+export function childEnv(nix: NixEnvironment): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries(nix.env ?? {})) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  if (nix.binDir !== undefined) env['PATH'] = `${nix.binDir}:${env['PATH'] ?? ''}`;
+  return env;
+}
+
+const STDERR_KEEP = 64 * 1024;
+
+/** A CommandRunner over `child_process.spawn`. */
+export class ProcessRunner implements CommandRunner {
+  constructor(private readonly nix: NixEnvironment = {}) {}
+
+  async run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const child = spawn(cmd, args, {
+      env: childEnv(this.nix),
+      cwd: options.cwd,
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      if (options.onStdout) options.onStdout(c);
+      else out.push(c);
+    });
+    child.stderr?.on('data', (c: Buffer) => {
+      err += c.toString('utf8');
+      if (err.length > STDERR_KEEP * 2) err = err.slice(-STDERR_KEEP);
+    });
+    const exited = new Promise<number>((resolve, reject) => {
+      child.on('error', (e) =>
+        reject(
+          new NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
+            cause: e,
+          }),
+        ),
+      );
+      child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+    });
+    if (options.input !== undefined && child.stdin !== null) {
+      const input = options.input;
+      const source = input instanceof Uint8Array ? Readable.from([input]) : Readable.from(input);
+      // A child that exits early closes its stdin; its exit status tells the real story.
+      pipeline(source, child.stdin).catch(() => undefined);
+    }
+    const code = await exited;
+    const result = { code, stdout: Buffer.concat(out), stderr: err };
+    if (code !== 0 && options.allowFailure !== true) {
+      throw new NixPlanError(
+        'nix',
+        `${cmd} ${args.slice(0, 3).join(' ')}… failed with exit code ${code}:\n${err.trim().slice(-4000)}`,
+      );
+    }
+    return result;
+  }
+}
