@@ -1,22 +1,25 @@
-// Builds every entrypoint: tsc to lib/, then ncc bundles each into dist/<name>/index.js.
+// Builds every entrypoint: ncc bundles src/entry/<name>.ts (and only what it imports) into
+// dist/<name>/index.js. Usage: node scripts/build.mjs [OUTDIR] (default dist).
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 
 const entries = ['cli', 'plan', 'realise', 'promote'];
-const run = (cmd, args) => execFileSync(cmd, args, { stdio: 'inherit' });
+const outDir = process.argv[2] ?? 'dist';
 
-rmSync('lib', { recursive: true, force: true });
-rmSync('dist', { recursive: true, force: true });
-run('node', ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json']);
+rmSync(outDir, { recursive: true, force: true });
 for (const entry of entries) {
-  run('node', [
-    'node_modules/@vercel/ncc/dist/ncc/cli.js',
-    'build',
-    `lib/entry/${entry}.js`,
-    '-o',
-    `dist/${entry}`,
-    '--quiet',
-    '--license',
-    'licenses.txt',
-  ]);
+  execFileSync(
+    'node',
+    [
+      'node_modules/@vercel/ncc/dist/ncc/cli.js',
+      'build',
+      `src/entry/${entry}.ts`,
+      '-o',
+      `${outDir}/${entry}`,
+      '--quiet',
+      '--license',
+      'licenses.txt',
+    ],
+    { stdio: 'inherit' },
+  );
 }
