@@ -4,3 +4,4 @@ export * from './nix32.js';
 export * from './hash.js';
 export * from './store-path.js';
 export * from './wire.js';
+export * from './content-address.js';
