@@ -1,0 +1,549 @@
+// Derivations (.drv files) in Nix's ATerm text: a byte-exact parser and serialiser working on bytes.
+//
+// Nix writes two kinds of string fields. Store paths, output names, hash fields, the system and
+// the output-name lists are written verbatim between quotes ("unquoted" in Nix's source); the
+// builder, the arguments and the environment are escaped (`"` `\` LF CR TAB, nothing else). The
+// parser keeps verbatim fields verbatim and only accepts the canonical form of escaped ones, so
+// whenever `parseDerivation(b)` succeeds, `serialiseDerivation` gives back exactly `b`.
+import { MalformedError, NixPlanError } from './errors.js';
+import { nameOf } from './store-path.js';
+
+/** One output: `("name","path","hashAlgo","hash")`. */
+export interface DerivationOutput {
+  readonly name: string; // "out", "dev", …
+  path: string; // "" when masked or deferred (floating CA)
+  hashAlgo: string; // as written: "", "sha256", "r:sha256", "text:sha256", …
+  hash: string; // as written: hex for fixed outputs, "" otherwise
+}
+
+/** One input derivation: `("path",["out",…])`, or the dynamic-derivation form. */
+export interface DerivationInput {
+  readonly path: string; // a .drv store path
+  outputs: string[]; // sorted output names
+  /**
+   * DrvWithVersion only: the raw ATerm of dynamic outputs, kept verbatim. When present the input
+   * is written `("path",([outputs],<dynamicOutputs>))`; the bytes are the `[("out",[…]),…]` list.
+   */
+  dynamicOutputs?: Uint8Array;
+}
+
+/** One environment variable; keys and values are arbitrary bytes. */
+export interface EnvEntry {
+  key: Uint8Array;
+  value: Uint8Array;
+}
+
+/**
+ * A parsed derivation. Byte fields returned by `parseDerivation` may be views into the parsed
+ * buffer (no copy), so treat them as read-only and do not reuse that buffer while they live.
+ */
+export interface Derivation {
+  /** undefined: `Derive(…)`; otherwise the version of `DrvWithVersion("<v>", …)`. */
+  version: string | undefined;
+  outputs: DerivationOutput[]; // sorted by name
+  inputDrvs: DerivationInput[]; // sorted by path
+  inputSrcs: string[]; // sorted
+  system: Uint8Array;
+  builder: Uint8Array;
+  args: Uint8Array[];
+  env: EnvEntry[]; // sorted by key bytes
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+const LPAREN = 0x28;
+const RPAREN = 0x29;
+
+/** Byte a character stands for after a backslash; 0 for "not an escape Nix writes". */
+const UNESCAPE = new Uint8Array(256);
+UNESCAPE[0x6e] = 0x0a; // \n
+UNESCAPE[0x72] = 0x0d; // \r
+UNESCAPE[0x74] = 0x09; // \t
+UNESCAPE[QUOTE] = QUOTE;
+UNESCAPE[BACKSLASH] = BACKSLASH;
+
+/** Character written after a backslash for a byte that must be escaped; 0 for "write as is". */
+const ESCAPE = new Uint8Array(256);
+ESCAPE[0x0a] = 0x6e;
+ESCAPE[0x0d] = 0x72;
+ESCAPE[0x09] = 0x74;
+ESCAPE[QUOTE] = QUOTE;
+ESCAPE[BACKSLASH] = BACKSLASH;
+
+const DERIVE = ascii('Derive(');
+const DRV_WITH_VERSION = ascii('DrvWithVersion(');
+/** Nesting allowed in dynamic outputs (`drv^out^out^…`); bounds recursion on hostile input. */
+const MAX_DYNAMIC_DEPTH = 64;
+
+function ascii(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+/** Byte-wise comparison (unsigned), as `std::string`'s ordering in Nix. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** Cursor over the bytes of one .drv; every error names the offset where it happened. */
+class Parser {
+  pos = 0;
+  private readonly text: Buffer;
+
+  constructor(private readonly bytes: Uint8Array) {
+    this.text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  fail(detail: string, at = this.pos): never {
+    throw new MalformedError('derivation', at, detail);
+  }
+
+  private describe(at: number): string {
+    const b = this.bytes[at];
+    if (b === undefined) return 'the end of the input';
+    return b >= 0x20 && b < 0x7f
+      ? `'${String.fromCharCode(b)}'`
+      : `byte 0x${b.toString(16).padStart(2, '0')}`;
+  }
+
+  expect(byte: number): void {
+    if (this.bytes[this.pos] !== byte)
+      this.fail(`expected '${String.fromCharCode(byte)}' but found ${this.describe(this.pos)}`);
+    this.pos++;
+  }
+
+  peek(): number | undefined {
+    return this.bytes[this.pos];
+  }
+
+  startsWith(lit: Uint8Array): boolean {
+    if (this.pos + lit.length > this.bytes.length) return false;
+    for (let i = 0; i < lit.length; i++) if (this.bytes[this.pos + i] !== lit[i]) return false;
+    return true;
+  }
+
+  /** A verbatim field: the bytes up to the next quote, unchanged (Nix never escapes these). */
+  private rawSpan(): [number, number] {
+    this.expect(QUOTE);
+    const start = this.pos;
+    const end = this.bytes.indexOf(QUOTE, start);
+    if (end < 0) this.fail('unterminated string', this.bytes.length);
+    this.pos = end + 1;
+    return [start, end];
+  }
+
+  /** A verbatim field as a string; latin-1 so that every byte maps to one code unit and back. */
+  rawString(): string {
+    const [start, end] = this.rawSpan();
+    return this.text.toString('latin1', start, end);
+  }
+
+  rawBytes(): Uint8Array {
+    const [start, end] = this.rawSpan();
+    return this.bytes.subarray(start, end);
+  }
+
+  /** An escaped field. Only Nix's canonical escapes are accepted, so the result re-serialises exactly. */
+  escaped(): Uint8Array {
+    this.expect(QUOTE);
+    const bytes = this.bytes;
+    const start = this.pos;
+    let escapes = 0;
+    let i = start;
+    for (;;) {
+      const b = bytes[i];
+      if (b === undefined) this.fail('unterminated string', i);
+      if (b === QUOTE) break;
+      if (b === BACKSLASH) {
+        const next = bytes[i + 1];
+        if (next === undefined) this.fail('unterminated string', i + 1);
+        if (UNESCAPE[next] === 0)
+          this.fail(
+            `unknown escape '\\${String.fromCharCode(next)}' (Nix writes only \\" \\\\ \\n \\r \\t)`,
+            i,
+          );
+        escapes++;
+        i += 2;
+        continue;
+      }
+      if (ESCAPE[b] !== 0) this.fail(`raw control byte 0x${b.toString(16)} that Nix would have escaped`, i);
+      i++;
+    }
+    this.pos = i + 1;
+    if (escapes === 0) return bytes.subarray(start, i);
+    const out = new Uint8Array(i - start - escapes);
+    let o = 0;
+    for (let j = start; j < i; j++) {
+      let b = bytes[j] as number;
+      if (b === BACKSLASH) b = UNESCAPE[bytes[++j] as number] as number;
+      out[o++] = b;
+    }
+    return out;
+  }
+
+  /** `[` item (`,` item)* `]`, calling `item` for each. */
+  list(item: () => void): void {
+    this.expect(LBRACKET);
+    if (this.peek() === RBRACKET) {
+      this.pos++;
+      return;
+    }
+    for (;;) {
+      item();
+      const b = this.peek();
+      if (b === RBRACKET) {
+        this.pos++;
+        return;
+      }
+      if (b !== COMMA) this.fail(`expected ',' or ']' but found ${this.describe(this.pos)}`);
+      this.pos++;
+    }
+  }
+
+  /** A sorted list of verbatim strings (output names). */
+  sortedRawStrings(what: string): string[] {
+    const out: string[] = [];
+    this.list(() => {
+      const at = this.pos;
+      const s = this.rawString();
+      this.checkOrder(out[out.length - 1], s, what, at);
+      out.push(s);
+    });
+    return out;
+  }
+
+  checkOrder(prev: string | undefined, next: string, what: string, at: number): void {
+    if (prev !== undefined && !(prev < next))
+      this.fail(prev === next ? `duplicate ${what} '${next}'` : `${what} '${next}' is out of order`, at);
+  }
+
+  /** Skips over a dynamic-outputs child map, validating its shape, and returns its bytes. */
+  dynamicOutputs(depth: number): Uint8Array {
+    if (depth > MAX_DYNAMIC_DEPTH) this.fail(`dynamic outputs nested deeper than ${MAX_DYNAMIC_DEPTH}`);
+    const start = this.pos;
+    this.list(() => {
+      this.expect(LPAREN);
+      this.rawString();
+      this.expect(COMMA);
+      this.dynamicNode(depth + 1);
+      this.expect(RPAREN);
+    });
+    return this.bytes.slice(start, this.pos);
+  }
+
+  /** `[names]` or `([names],childMap)`. */
+  dynamicNode(depth: number): void {
+    if (this.peek() === LPAREN) {
+      this.pos++;
+      this.sortedRawStrings('output name');
+      this.expect(COMMA);
+      this.dynamicOutputs(depth);
+      this.expect(RPAREN);
+    } else {
+      this.sortedRawStrings('output name');
+    }
+  }
+}
+
+/**
+ * Parses a .drv file. Accepts exactly what Nix writes (`Derive(…)` or `DrvWithVersion("v",…)`,
+ * sorted lists, canonical escapes, nothing after the closing parenthesis); anything else throws a
+ * MalformedError naming the byte offset.
+ */
+export function parseDerivation(bytes: Uint8Array): Derivation {
+  const p = new Parser(bytes);
+  let version: string | undefined;
+  if (p.startsWith(DERIVE)) {
+    p.pos += DERIVE.length;
+  } else if (p.startsWith(DRV_WITH_VERSION)) {
+    p.pos += DRV_WITH_VERSION.length;
+    version = p.rawString();
+    p.expect(COMMA);
+  } else {
+    p.fail("expected 'Derive(' or 'DrvWithVersion(' at the start of a derivation");
+  }
+
+  const outputs: DerivationOutput[] = [];
+  p.list(() => {
+    p.expect(LPAREN);
+    const at = p.pos;
+    const name = p.rawString();
+    p.checkOrder(outputs[outputs.length - 1]?.name, name, 'output', at);
+    p.expect(COMMA);
+    const path = p.rawString();
+    p.expect(COMMA);
+    const hashAlgo = p.rawString();
+    p.expect(COMMA);
+    const hash = p.rawString();
+    p.expect(RPAREN);
+    outputs.push({ name, path, hashAlgo, hash });
+  });
+  p.expect(COMMA);
+
+  const inputDrvs: DerivationInput[] = [];
+  p.list(() => {
+    p.expect(LPAREN);
+    const at = p.pos;
+    const path = p.rawString();
+    p.checkOrder(inputDrvs[inputDrvs.length - 1]?.path, path, 'input derivation', at);
+    p.expect(COMMA);
+    if (version !== undefined && p.peek() === LPAREN) {
+      p.pos++;
+      const outs = p.sortedRawStrings('output name');
+      p.expect(COMMA);
+      const dynamicOutputs = p.dynamicOutputs(1);
+      p.expect(RPAREN);
+      inputDrvs.push({ path, outputs: outs, dynamicOutputs });
+    } else {
+      inputDrvs.push({ path, outputs: p.sortedRawStrings('output name') });
+    }
+    p.expect(RPAREN);
+  });
+  p.expect(COMMA);
+
+  const inputSrcs = p.sortedRawStrings('input source');
+  p.expect(COMMA);
+  const system = p.rawBytes();
+  p.expect(COMMA);
+  const builder = p.escaped();
+  p.expect(COMMA);
+
+  const args: Uint8Array[] = [];
+  p.list(() => args.push(p.escaped()));
+  p.expect(COMMA);
+
+  const env: EnvEntry[] = [];
+  p.list(() => {
+    p.expect(LPAREN);
+    const at = p.pos;
+    const key = p.escaped();
+    const prev = env[env.length - 1];
+    if (prev !== undefined) {
+      const c = compareBytes(prev.key, key);
+      if (c >= 0)
+        p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
+    }
+    p.expect(COMMA);
+    const value = p.escaped();
+    p.expect(RPAREN);
+    env.push({ key, value });
+  });
+  p.expect(RPAREN);
+  if (p.pos !== bytes.length) p.fail('unexpected bytes after the end of the derivation');
+  return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+
+/** Serialises into a buffer sized exactly in a first pass, so no intermediate strings are built. */
+class Writer {
+  out: Uint8Array;
+  pos = 0;
+  constructor(size: number) {
+    this.out = new Uint8Array(size);
+  }
+  byte(b: number): void {
+    this.out[this.pos++] = b;
+  }
+  bytes(b: Uint8Array): void {
+    this.out.set(b, this.pos);
+    this.pos += b.length;
+  }
+  raw(s: string): void {
+    this.out[this.pos++] = QUOTE;
+    for (let i = 0; i < s.length; i++) this.out[this.pos++] = s.charCodeAt(i);
+    this.out[this.pos++] = QUOTE;
+  }
+  rawBytes(b: Uint8Array): void {
+    this.out[this.pos++] = QUOTE;
+    this.bytes(b);
+    this.out[this.pos++] = QUOTE;
+  }
+  escaped(b: Uint8Array): void {
+    const out = this.out;
+    out[this.pos++] = QUOTE;
+    for (let i = 0; i < b.length; i++) {
+      const c = b[i] as number;
+      const e = ESCAPE[c] as number;
+      if (e !== 0) {
+        out[this.pos++] = BACKSLASH;
+        out[this.pos++] = e;
+      } else out[this.pos++] = c;
+    }
+    out[this.pos++] = QUOTE;
+  }
+  rawList(items: readonly string[]): void {
+    this.byte(LBRACKET);
+    for (let i = 0; i < items.length; i++) {
+      if (i > 0) this.byte(COMMA);
+      this.raw(items[i] as string);
+    }
+    this.byte(RBRACKET);
+  }
+}
+
+function rawSize(s: string, field: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff || c === QUOTE)
+      throw new NixPlanError(
+        'malformed',
+        `derivation field ${field} '${s}' has a character Nix cannot write there (a quote or non-latin-1)`,
+      );
+  }
+  return s.length + 2;
+}
+
+function rawBytesSize(b: Uint8Array, field: string): number {
+  if (b.includes(QUOTE))
+    throw new NixPlanError(
+      'malformed',
+      `derivation field ${field} contains a quote, which Nix cannot write there`,
+    );
+  return b.length + 2;
+}
+
+function escapedSize(b: Uint8Array): number {
+  let n = b.length + 2;
+  for (let i = 0; i < b.length; i++) if (ESCAPE[b[i] as number] !== 0) n++;
+  return n;
+}
+
+function rawListSize(items: readonly string[], field: string): number {
+  let n = 2 + Math.max(0, items.length - 1);
+  for (const s of items) n += rawSize(s, field);
+  return n;
+}
+
+/**
+ * Writes a derivation as Nix does. The inverse of `parseDerivation`: for any bytes that parse,
+ * `serialiseDerivation(parseDerivation(b))` equals `b`. Lists are written in the order given;
+ * callers that build or edit a derivation must keep them sorted (see the field comments).
+ */
+export function serialiseDerivation(drv: Derivation): Uint8Array {
+  // Pass 1: exact size (and validation of verbatim fields, which cannot hold a quote).
+  let size =
+    drv.version === undefined ? DERIVE.length : DRV_WITH_VERSION.length + rawSize(drv.version, 'version') + 1;
+  size += 2 + Math.max(0, drv.outputs.length - 1);
+  for (const o of drv.outputs)
+    size +=
+      5 +
+      rawSize(o.name, 'output name') +
+      rawSize(o.path, 'output path') +
+      rawSize(o.hashAlgo, 'hashAlgo') +
+      rawSize(o.hash, 'hash');
+  size += 1 + 2 + Math.max(0, drv.inputDrvs.length - 1);
+  for (const i of drv.inputDrvs) {
+    size += 3 + rawSize(i.path, 'input derivation') + rawListSize(i.outputs, 'output name');
+    if (i.dynamicOutputs !== undefined) size += 3 + i.dynamicOutputs.length;
+  }
+  size += 1 + rawListSize(drv.inputSrcs, 'input source');
+  size += 1 + rawBytesSize(drv.system, 'system');
+  size += 1 + escapedSize(drv.builder);
+  size += 1 + 2 + Math.max(0, drv.args.length - 1);
+  for (const a of drv.args) size += escapedSize(a);
+  size += 1 + 2 + Math.max(0, drv.env.length - 1);
+  for (const e of drv.env) size += 3 + escapedSize(e.key) + escapedSize(e.value);
+  size += 1;
+
+  // Pass 2: write.
+  const w = new Writer(size);
+  if (drv.version === undefined) w.bytes(DERIVE);
+  else {
+    w.bytes(DRV_WITH_VERSION);
+    w.raw(drv.version);
+    w.byte(COMMA);
+  }
+  w.byte(LBRACKET);
+  drv.outputs.forEach((o, n) => {
+    if (n > 0) w.byte(COMMA);
+    w.byte(LPAREN);
+    w.raw(o.name);
+    w.byte(COMMA);
+    w.raw(o.path);
+    w.byte(COMMA);
+    w.raw(o.hashAlgo);
+    w.byte(COMMA);
+    w.raw(o.hash);
+    w.byte(RPAREN);
+  });
+  w.byte(RBRACKET);
+  w.byte(COMMA);
+  w.byte(LBRACKET);
+  drv.inputDrvs.forEach((i, n) => {
+    if (n > 0) w.byte(COMMA);
+    w.byte(LPAREN);
+    w.raw(i.path);
+    w.byte(COMMA);
+    if (i.dynamicOutputs !== undefined) {
+      w.byte(LPAREN);
+      w.rawList(i.outputs);
+      w.byte(COMMA);
+      w.bytes(i.dynamicOutputs);
+      w.byte(RPAREN);
+    } else w.rawList(i.outputs);
+    w.byte(RPAREN);
+  });
+  w.byte(RBRACKET);
+  w.byte(COMMA);
+  w.rawList(drv.inputSrcs);
+  w.byte(COMMA);
+  w.rawBytes(drv.system);
+  w.byte(COMMA);
+  w.escaped(drv.builder);
+  w.byte(COMMA);
+  w.byte(LBRACKET);
+  drv.args.forEach((a, n) => {
+    if (n > 0) w.byte(COMMA);
+    w.escaped(a);
+  });
+  w.byte(RBRACKET);
+  w.byte(COMMA);
+  w.byte(LBRACKET);
+  drv.env.forEach((e, n) => {
+    if (n > 0) w.byte(COMMA);
+    w.byte(LPAREN);
+    w.escaped(e.key);
+    w.byte(COMMA);
+    w.escaped(e.value);
+    w.byte(RPAREN);
+  });
+  w.byte(RBRACKET);
+  w.byte(RPAREN);
+  if (w.pos !== size) throw new NixPlanError('internal', `derivation size mismatch: ${w.pos} != ${size}`);
+  return w.out;
+}
+
+const encoder = new TextEncoder();
+
+/** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
+export function envGet(drv: Derivation, key: string): Uint8Array | undefined {
+  const k = encoder.encode(key);
+  for (const e of drv.env) if (compareBytes(e.key, k) === 0) return e.value;
+  return undefined;
+}
+
+/** What a .drv file references: its input sources and input derivations, sorted, without duplicates. */
+export function derivationReferences(drv: Derivation): string[] {
+  const refs = new Set<string>(drv.inputSrcs);
+  for (const i of drv.inputDrvs) refs.add(i.path);
+  return [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The derivation name of a .drv store path: its name without the `.drv` extension. */
+export function drvName(drvPath: string): string {
+  const name = nameOf(drvPath);
+  if (!name.endsWith('.drv') || name.length <= 4)
+    throw new NixPlanError(
+      'malformed',
+      `'${drvPath}' is not a derivation path (its name does not end in .drv)`,
+    );
+  return name.slice(0, -4);
+}
