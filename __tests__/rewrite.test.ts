@@ -1,0 +1,207 @@
+// The relocation rewriter against a naive position-by-position model, and its edge cases.
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { StoreRewriter, rewriteStoreHashes } from '../src/core/rewrite.js';
+import { NIX32_ALPHABET, nix32Encode } from '../src/core/nix32.js';
+import { sha256 } from '../src/core/hash.js';
+
+const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
+const dec = (b: Uint8Array): string => Buffer.from(b).toString('latin1');
+const hashOf = (seed: string): string => nix32Encode(sha256(seed).subarray(0, 20));
+const isDigit = (c: string | undefined): boolean => c !== undefined && NIX32_ALPHABET.includes(c);
+const isDirChar = (c: string | undefined): boolean => c !== undefined && /[A-Za-z0-9._+-]/.test(c);
+
+/** The specification, one position at a time: obviously right, quadratic, no tables. */
+function naive(
+  input: string,
+  map: ReadonlyMap<string, string>,
+  a: string,
+  b: string,
+): { out: string; paths: number; bare: number; unknown: string[]; bareDirs: number } {
+  let out = '';
+  let paths = 0;
+  let bare = 0;
+  const unknown: string[] = [];
+  let bareDirs = 0;
+  const allDigits = (s: string): boolean => s.length === 32 && [...s].every(isDigit);
+  // bare store dirs are counted on the input
+  for (let q = input.indexOf(a); q >= 0; q = input.indexOf(a, q + 1)) {
+    const next = input[q + a.length];
+    if (isDirChar(next)) continue;
+    if (next === '/' && allDigits(input.slice(q + a.length + 1, q + a.length + 33))) continue;
+    bareDirs++;
+  }
+  for (let i = 0; i < input.length;) {
+    if (input.startsWith(a + '/', i)) {
+      const h = input.slice(i + a.length + 1, i + a.length + 33);
+      const prev = input[i + a.length];
+      if (allDigits(h) && prev === '/') {
+        const n = map.get(h);
+        if (n !== undefined) {
+          out += `${b}/${n}`;
+          paths++;
+          i += a.length + 33;
+          continue;
+        }
+        unknown.push(`${a}/${h}`);
+      }
+    }
+    const w = input.slice(i, i + 32);
+    const n = map.get(w);
+    if (n !== undefined) {
+      out += n;
+      bare++;
+      i += 32;
+      continue;
+    }
+    out += input[i];
+    i++;
+  }
+  return { out, paths, bare, unknown, bareDirs };
+}
+
+const DIRS: [string, string][] = [
+  ['/tmp/x/a/store', '/tmp/x/b/s'],
+  ['/tmp/x/b/s', '/tmp/x/a/much/longer/realm/store'],
+  ['/s', '/s/store'], // A is a prefix of B
+  ['/s/store', '/s'], // B is a prefix of A
+  ['/tmp/x/abc', '/tmp/x/abd'], // A ends in nix32 digits
+  ['/nix/store', '/nix/store'],
+];
+
+describe('StoreRewriter', () => {
+  const olds = Array.from({ length: 6 }, (_, i) => hashOf(`old${i}`));
+  const news = Array.from({ length: 6 }, (_, i) => hashOf(`new${i}`));
+  const map = new Map(olds.map((o, i) => [o, news[i]!]));
+  const unknownHash = hashOf('unknown');
+
+  test.each(DIRS)('matches the naive model on random mixtures (%s → %s)', (a, b) => {
+    const piece = fc.oneof(
+      fc.constantFrom(...olds),
+      fc.constantFrom(...olds).map((h) => `${a}/${h}`),
+      fc.constantFrom(...olds).map((h) => `${a}/${h}-name`),
+      fc.constant(`${a}/${unknownHash}-x`),
+      fc.constant(a),
+      fc.constant(b),
+      fc.constant('/'),
+      fc.constant('-'),
+      fc.constant('\u00e9\u00ff'),
+      fc.stringMatching(/^[0-9a-z]{0,40}$/),
+      fc.string({ maxLength: 8 }),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 14 }), (pieces) => {
+        const input = pieces.join('');
+        const got = rewriteStoreHashes(enc(input), map, a, b);
+        const want = naive(input, map, a, b);
+        expect(dec(got.bytes)).toBe(want.out);
+        expect(got.storePaths).toBe(want.paths);
+        expect(got.bareHashes).toBe(want.bare);
+        expect(got.unknownPaths).toEqual(want.unknown);
+        expect(got.bareStoreDirs).toBe(want.bareDirs);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  test.each(DIRS)('the inverse map restores the input exactly (%s → %s)', (a, b) => {
+    const inverse = new Map([...map].map(([o, n]) => [n, o]));
+    const piece = fc.oneof(
+      fc.constantFrom(...olds).map((h) => `${a}/${h}-p`),
+      fc.constantFrom(...olds),
+      fc.string({ maxLength: 6 }).filter((s) => !s.includes('/')),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 10 }), (pieces) => {
+        const input = pieces.join(' ');
+        const there = rewriteStoreHashes(enc(input), map, a, b);
+        const back = rewriteStoreHashes(there.bytes, inverse, b, a);
+        expect(dec(back.bytes)).toBe(input);
+        expect(back.storePaths).toBe(there.storePaths);
+        expect(back.bareHashes).toBe(there.bareHashes);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test('replaces paths, counts bare hashes, leaves unknown hashes and reports them', () => {
+    const a = '/tmp/r/a/store';
+    const b = '/tmp/r/beta/store';
+    const input = `PATH=${a}/${olds[0]}-gcc/bin:${a}/${unknownHash}-x; id=${olds[1]}; dir=${a}; ${a}/.links`;
+    const r = rewriteStoreHashes(enc(input), map, a, b);
+    expect(dec(r.bytes)).toBe(
+      `PATH=${b}/${news[0]}-gcc/bin:${a}/${unknownHash}-x; id=${news[1]}; dir=${a}; ${a}/.links`,
+    );
+    expect(r.storePaths).toBe(1);
+    expect(r.bareHashes).toBe(1);
+    expect(r.unknownPaths).toEqual([`${a}/${unknownHash}`]);
+    expect(r.bareStoreDirs).toBe(2);
+  });
+
+  test('a hash inside a longer run of digits is still found; the store dir must end a component', () => {
+    const a = '/s';
+    const r = rewriteStoreHashes(enc(`xx${olds[2]}yy /store/${olds[3]} /s2/${olds[4]}`), map, a, '/t');
+    expect(dec(r.bytes)).toBe(`xx${news[2]}yy /store/${news[3]} /s2/${news[4]}`);
+    expect(r.storePaths).toBe(0);
+    expect(r.bareHashes).toBe(3);
+    expect(r.bareStoreDirs).toBe(0);
+  });
+
+  test('returns the same bytes when nothing matches, and works on subarrays', () => {
+    const buf = enc(`junk ${olds[0]} /tmp/a/${olds[1]}-x junk`);
+    const view = buf.subarray(5, buf.length - 5);
+    const rw = new StoreRewriter('/tmp/a', '/tmp/bb');
+    rw.set(olds[1]!, news[1]!);
+    const r = rw.rewrite(view);
+    expect(dec(r.bytes)).toBe(`${olds[0]} /tmp/bb/${news[1]}-x`);
+    const none = rw.rewrite(enc('nothing here /tmp/a'));
+    expect(none.storePaths + none.bareHashes).toBe(0);
+    expect(none.bareStoreDirs).toBe(1);
+  });
+
+  test('non-UTF-8 bytes around paths pass through untouched', () => {
+    const a = '/a/store';
+    const input = new Uint8Array([0xff, 0xfe, ...enc(`${a}/${olds[0]}-x`), 0x80, 0x00, 0xc3]);
+    const r = rewriteStoreHashes(input, map, a, '/bee/store');
+    expect([...r.bytes]).toEqual([0xff, 0xfe, ...enc(`/bee/store/${news[0]}-x`), 0x80, 0x00, 0xc3]);
+  });
+
+  test('mentions reports declared hashes before their new values are known', () => {
+    const rw = new StoreRewriter('/a', '/b');
+    rw.declare(olds[0]!);
+    rw.declare(olds[1]!);
+    const m = rw.mentions(enc(`/a/${olds[1]}-x ${olds[0]} /a/${olds[1]}-y /a/${unknownHash}-z /a`));
+    expect(m.hashes).toEqual([olds[1], olds[0]]);
+    expect(m.unknownPaths).toEqual([`/a/${unknownHash}`]);
+    expect(m.bareStoreDirs).toBe(1);
+    expect(() => rw.rewrite(enc(`/a/${olds[0]}`))).toThrow(/before its new hash was known/);
+  });
+
+  test('placeholders (52 digits after a slash) are swapped when known', () => {
+    const oldP = nix32Encode(sha256('nix-upstream-output:old:x'));
+    const newP = nix32Encode(sha256('nix-upstream-output:new:x'));
+    const rw = new StoreRewriter('/a', '/b');
+    rw.setPlaceholder(oldP, newP);
+    rw.set(olds[0]!, news[0]!);
+    const r = rw.rewrite(enc(`cp /${oldP}/bin /a/${olds[0]}-q /${nix32Encode(sha256('other'))}`));
+    expect(dec(r.bytes)).toBe(`cp /${newP}/bin /b/${news[0]}-q /${nix32Encode(sha256('other'))}`);
+    expect(r.placeholders).toBe(1);
+    expect(rw.mentions(enc(`/${oldP}`)).placeholders).toEqual([oldP]);
+  });
+
+  test('refuses tokens of the wrong shape', () => {
+    const rw = new StoreRewriter('/a', '/b');
+    expect(() => rw.set('short', news[0]!)).toThrow(/32 nix32/);
+    expect(() => rw.set(olds[0]!.replace(/.$/, 'e'), news[0]!)).toThrow(/32 nix32/);
+  });
+
+  test('many hashes sharing a six-digit prefix are told apart', () => {
+    const tail = (i: number): string => hashOf(`t${i}`).slice(6);
+    const many = new Map(Array.from({ length: 50 }, (_, i) => [`000000${tail(i)}`, hashOf(`n${i}`)]));
+    const keys = [...many.keys()];
+    const input = keys.map((k) => `/a/${k}-v`).join(' ');
+    const r = rewriteStoreHashes(enc(input), many, '/a', '/bb');
+    expect(dec(r.bytes)).toBe(keys.map((k) => `/bb/${many.get(k)}-v`).join(' '));
+    expect(r.storePaths).toBe(50);
+  });
+});

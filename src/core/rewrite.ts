@@ -1,0 +1,450 @@
+// One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
+import { NixPlanError } from './errors.js';
+import { HASH_PART_LENGTH } from './store-path.js';
+import { NIX32_ALPHABET } from './nix32.js';
+
+/** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
+export const PLACEHOLDER_HASH_LENGTH = 52;
+
+const H = HASH_PART_LENGTH;
+const P = PLACEHOLDER_HASH_LENGTH;
+const SLASH = 0x2f;
+
+/** nix32 digit of each byte, -1 for bytes outside the alphabet. */
+const DIGIT = new Int8Array(256).fill(-1);
+for (let i = 0; i < NIX32_ALPHABET.length; i++) DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
+
+/** Bytes that may continue a store dir component: a match of A followed by one is not A itself. */
+const DIR_CHAR = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-')
+  DIR_CHAR[c.charCodeAt(0)] = 1;
+
+// Match kinds, recorded in position order.
+const PATH = 0; // `A/<known hash>`
+const BARE = 1; // a known hash anywhere else
+const PLACEHOLDER = 2; // a known placeholder hash
+const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+
+/** What the scan of one byte string found, before anything is replaced. */
+export interface Mentions {
+  /** Known old hashes mentioned (as `A/<hash>` or bare), each once, in order of first mention. */
+  readonly hashes: string[];
+  /** Known old placeholder hashes mentioned, each once. */
+  readonly placeholders: string[];
+  /** Every `A/<32 nix32 chars>` whose hash is not known, as that text. */
+  readonly unknownPaths: string[];
+  /** How many times A appears on its own (not followed by `/<hash>`). */
+  readonly bareStoreDirs: number;
+}
+
+/** What one rewrite did. */
+export interface RewriteResult {
+  /** The rewritten bytes; the input itself when nothing was replaced. */
+  readonly bytes: Uint8Array;
+  /** `A/<known hash>` replaced by `B/<new hash>`. */
+  readonly storePaths: number;
+  /** Known hashes replaced where they were not preceded by `A/` (computed from a path string). */
+  readonly bareHashes: number;
+  /** Known placeholders replaced. */
+  readonly placeholders: number;
+  /** `A/<32 nix32 chars>` left because the hash is not known: the caller must treat it as an error. */
+  readonly unknownPaths: string[];
+  /** A left on its own (e.g. `builtins.storeDir` was read during evaluation): a warning. */
+  readonly bareStoreDirs: number;
+}
+
+/** A 30-bit key from the first six nix32 digits at `p` (the caller has checked they are digits). */
+function keyAt(b: Uint8Array, p: number): number {
+  return (
+    ((DIGIT[b[p]!]! << 25) |
+      (DIGIT[b[p + 1]!]! << 20) |
+      (DIGIT[b[p + 2]!]! << 15) |
+      (DIGIT[b[p + 3]!]! << 10) |
+      (DIGIT[b[p + 4]!]! << 5) |
+      DIGIT[b[p + 5]!]!) >>>
+    0
+  );
+}
+
+function asciiBytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
+}
+
+function checkNix32(s: string, length: number, what: string): void {
+  if (s.length !== length || ![...s].every((c) => DIGIT[c.charCodeAt(0)]! >= 0))
+    throw new NixPlanError('internal', `${what} '${s}' is not ${length} nix32 characters`);
+}
+
+/**
+ * A table of fixed-length nix32 tokens (old → new): an open-addressing hash table keyed by the
+ * 30 bits of their first six digits (random, so the low bits index well), each hit confirmed byte
+ * by byte. New values may be set after the old ones are declared.
+ */
+class TokenTable {
+  private slots = new Int32Array(1024); // id + 1, 0 when empty
+  private keys = new Int32Array(1024);
+  private old = new Uint8Array(0);
+  private repl = new Uint8Array(0);
+  private hasRepl = new Uint8Array(0);
+  private readonly ids = new Map<string, number>();
+  readonly strings: string[] = [];
+
+  constructor(readonly length: number) {}
+
+  get size(): number {
+    return this.strings.length;
+  }
+
+  declare(token: string): number {
+    const known = this.ids.get(token);
+    if (known !== undefined) return known;
+    const id = this.strings.length;
+    const n = this.length;
+    if (id >= this.hasRepl.length) this.grow(Math.max(64, this.hasRepl.length * 2));
+    if ((id + 1) * 4 > this.slots.length) this.rehash(this.slots.length * 2);
+    const bytes = asciiBytes(token);
+    this.old.set(bytes, id * n);
+    this.strings.push(token);
+    this.ids.set(token, id);
+    this.insert(id);
+    return id;
+  }
+
+  set(token: string, replacement: string): void {
+    const id = this.declare(token);
+    this.repl.set(asciiBytes(replacement), id * this.length);
+    this.hasRepl[id] = 1;
+  }
+
+  has(token: string): boolean {
+    return this.ids.has(token);
+  }
+
+  /** Writes the replacement of token `id` into `out` at `w`. */
+  write(id: number, out: Uint8Array, w: number): void {
+    if (this.hasRepl[id] !== 1)
+      throw new NixPlanError(
+        'internal',
+        `relocation rewrote a mention of ${this.strings[id]} before its new hash was known`,
+      );
+    const n = this.length;
+    const repl = this.repl;
+    for (let k = 0, base = id * n; k < n; k++) out[w + k] = repl[base + k]!;
+  }
+
+  /** The id of the token at `b[p…]` (whose first six bytes are digits), or -1. */
+  find(b: Uint8Array, p: number): number {
+    const key = keyAt(b, p);
+    const mask = this.slots.length - 1;
+    const n = this.length;
+    const old = this.old;
+    for (let slot = key & mask; ; slot = (slot + 1) & mask) {
+      const v = this.slots[slot]!;
+      if (v === 0) return -1;
+      if (this.keys[slot] !== key) continue;
+      const id = v - 1;
+      const base = id * n;
+      let k = 6; // the key already matched the first six digits
+      while (k < n && old[base + k] === b[p + k]) k++;
+      if (k === n) return id;
+    }
+  }
+
+  private insert(id: number): void {
+    const key = keyAt(this.old, id * this.length);
+    const mask = this.slots.length - 1;
+    let slot = key & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = id + 1;
+    this.keys[slot] = key;
+  }
+
+  private grow(capacity: number): void {
+    const n = this.length;
+    const o = new Uint8Array(capacity * n);
+    o.set(this.old);
+    this.old = o;
+    const r = new Uint8Array(capacity * n);
+    r.set(this.repl);
+    this.repl = r;
+    const h = new Uint8Array(capacity);
+    h.set(this.hasRepl);
+    this.hasRepl = h;
+  }
+
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
+    this.keys = new Int32Array(size);
+    for (let id = 0; id < this.strings.length; id++) this.insert(id);
+  }
+}
+
+/**
+ * Rewrites byte strings from store dir A to store dir B in one pass: `A/<known old hash>` becomes
+ * `B/<new hash>`, a known old hash anywhere else becomes the new one (counted: it was computed from
+ * a path string), and known placeholder hashes are swapped. Only known hashes at exact positions
+ * are replaced, so A being a prefix of B, or dirs of different lengths, cannot cause collisions.
+ */
+export class StoreRewriter {
+  private readonly hashes = new TokenTable(H);
+  private readonly placeholderTable = new TokenTable(P);
+  private readonly fromBytes: Uint8Array;
+  private readonly toBytes: Uint8Array;
+  private readonly fromBuffer: Buffer;
+
+  // Matches of the last scan as (position, kind, token id) triples, reused between calls.
+  private m = new Int32Array(3 * 256);
+
+  /** `from` and `to` are store dirs (A and B), without trailing slashes. */
+  constructor(
+    readonly from: string,
+    readonly to: string,
+  ) {
+    this.fromBytes = asciiBytes(from);
+    this.toBytes = asciiBytes(to);
+    this.fromBuffer = Buffer.from(this.fromBytes);
+  }
+
+  /** Makes `oldHash` (32 nix32 characters) known, so that scans report it; its new value may come later. */
+  declare(oldHash: string): void {
+    checkNix32(oldHash, H, 'store hash');
+    this.hashes.declare(oldHash);
+  }
+
+  /** Sets the new hash of `oldHash` (declaring it if needed). */
+  set(oldHash: string, newHash: string): void {
+    checkNix32(oldHash, H, 'store hash');
+    checkNix32(newHash, H, 'store hash');
+    this.hashes.set(oldHash, newHash);
+  }
+
+  /** True when `oldHash` has been declared. */
+  knows(oldHash: string): boolean {
+    return this.hashes.has(oldHash);
+  }
+
+  /** Makes a placeholder known (its 52 nix32 characters, without the leading slash). */
+  declarePlaceholder(oldHash: string): void {
+    checkNix32(oldHash, P, 'placeholder hash');
+    this.placeholderTable.declare(oldHash);
+  }
+
+  /** Sets the new value of a placeholder (52 nix32 characters each, without the leading slash). */
+  setPlaceholder(oldHash: string, newHash: string): void {
+    checkNix32(oldHash, P, 'placeholder hash');
+    checkNix32(newHash, P, 'placeholder hash');
+    this.placeholderTable.set(oldHash, newHash);
+  }
+
+  /** Finds what `bytes` mentions without replacing anything (declared hashes need no new value). */
+  mentions(bytes: Uint8Array): Mentions {
+    const count = this.scan(bytes);
+    const hashes = new Set<string>();
+    const placeholders = new Set<string>();
+    const unknownPaths: string[] = [];
+    for (let m = 0; m < count; m++) {
+      const kind = this.m[3 * m + 1];
+      const id = this.m[3 * m + 2]!;
+      if (kind === PATH || kind === BARE) hashes.add(this.hashes.strings[id]!);
+      else if (kind === PLACEHOLDER) placeholders.add(this.placeholderTable.strings[id]!);
+      else unknownPaths.push(this.unknownText(bytes, this.m[3 * m]!));
+    }
+    return {
+      hashes: [...hashes],
+      placeholders: [...placeholders],
+      unknownPaths,
+      bareStoreDirs: this.countBareStoreDirs(bytes),
+    };
+  }
+
+  /**
+   * Rewrites `bytes`; every known hash found must have its new value set. `countBareStoreDirs:
+   * false` skips counting bare A (when `mentions` has already counted them).
+   */
+  rewrite(bytes: Uint8Array, options: { countBareStoreDirs?: boolean } = {}): RewriteResult {
+    const count = this.scan(bytes);
+    const bareStoreDirs = options.countBareStoreDirs === false ? 0 : this.countBareStoreDirs(bytes);
+    const matches = this.m;
+    let storePaths = 0;
+    let bareHashes = 0;
+    let placeholders = 0;
+    const unknownPaths: string[] = [];
+    let delta = 0;
+    const dirDelta = this.toBytes.length - this.fromBytes.length;
+    for (let m = 0; m < count; m++) {
+      const kind = matches[3 * m + 1];
+      if (kind === PATH) {
+        storePaths++;
+        delta += dirDelta;
+      } else if (kind === BARE) bareHashes++;
+      else if (kind === PLACEHOLDER) placeholders++;
+      else unknownPaths.push(this.unknownText(bytes, matches[3 * m]!));
+    }
+    if (storePaths + bareHashes + placeholders === 0)
+      return { bytes, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
+
+    const out = new Uint8Array(bytes.length + delta);
+    const lenA = this.fromBytes.length;
+    let r = 0;
+    let w = 0;
+    const to = this.toBytes;
+    for (let m = 0; m < count; m++) {
+      const kind = matches[3 * m + 1];
+      if (kind === UNKNOWN) continue;
+      const pos = matches[3 * m]!;
+      const id = matches[3 * m + 2]!;
+      const start = kind === PATH ? pos - lenA - 1 : pos;
+      w = copy(bytes, r, start, out, w);
+      if (kind === PLACEHOLDER) {
+        this.placeholderTable.write(id, out, w);
+        w += P;
+        r = pos + P;
+        continue;
+      }
+      if (kind === PATH) {
+        for (let k = 0; k < to.length; k++) out[w++] = to[k]!;
+        out[w++] = SLASH;
+      }
+      this.hashes.write(id, out, w);
+      w += H;
+      r = pos + H;
+    }
+    copy(bytes, r, bytes.length, out, w);
+    return { bytes: out, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
+  }
+
+  private unknownText(bytes: Uint8Array, pos: number): string {
+    return this.from + '/' + Buffer.from(bytes.buffer, bytes.byteOffset + pos, H).toString('latin1');
+  }
+
+  /** True when `A/` ends right before `p`. */
+  private fromSlashBefore(b: Uint8Array, p: number): boolean {
+    const a = this.fromBytes;
+    const start = p - 1 - a.length;
+    if (start < 0 || b[p - 1] !== SLASH) return false;
+    for (let k = 0; k < a.length; k++) if (b[start + k] !== a[k]) return false;
+    return true;
+  }
+
+  /**
+   * The single scan: finds runs of at least 32 nix32 digits (the only places a hash can be) and
+   * looks up each 32-digit window in them; records matches in position order, returns their count.
+   */
+  private scan(b: Uint8Array): number {
+    const n = b.length;
+    let count = 0;
+    // Each run of 32+ digits yields at most len/32 + 2 matches; grow before a run, never inside.
+    let m = this.m;
+    const hashes = this.hashes;
+    const haveHashes = hashes.size > 0;
+    const placeholders = this.placeholderTable;
+    const havePlaceholders = placeholders.size > 0;
+    // Invariant: i is 0 or b[i - 1] is not a nix32 digit.
+    let i = 0;
+    while (i + H <= n) {
+      // No run of 32 digits can start in [i, i + 31] unless b[i + 31] is a digit.
+      if (DIGIT[b[i + H - 1]!]! < 0) {
+        i += H;
+        continue;
+      }
+      let s = i + H - 1;
+      while (s > i && DIGIT[b[s - 1]!]! >= 0) s--;
+      let e = i + H; // [s, i + 31] are digits
+      while (e < n && DIGIT[b[e]!]! >= 0) e++;
+      i = e + 1;
+      if (e - s < H) continue;
+
+      // A run [s, e) of at least 32 digits.
+      const need = 3 * (count + Math.floor((e - s) / H) + 2);
+      if (need > m.length) {
+        const grown = new Int32Array(Math.max(need, m.length * 2));
+        grown.set(m);
+        this.m = m = grown;
+      }
+      let p = s;
+      if (havePlaceholders && e - s >= P) {
+        const id = placeholders.find(b, s);
+        if (id >= 0) {
+          m[3 * count] = s;
+          m[3 * count + 1] = PLACEHOLDER;
+          m[3 * count++ + 2] = id;
+          p = s + P;
+        }
+      }
+      const isPath = p === s && this.fromSlashBefore(b, s);
+      let pathMatched = false;
+      if (haveHashes) {
+        while (p + H <= e) {
+          const id = hashes.find(b, p);
+          if (id < 0) {
+            p++;
+            continue;
+          }
+          const kind = p === s && isPath ? PATH : BARE;
+          if (kind === PATH) pathMatched = true;
+          m[3 * count] = p;
+          m[3 * count + 1] = kind;
+          m[3 * count++ + 2] = id;
+          p += H;
+        }
+      }
+      if (isPath && !pathMatched) {
+        m[3 * count] = s;
+        m[3 * count + 1] = UNKNOWN;
+        m[3 * count++ + 2] = -1;
+      }
+    }
+    return count;
+  }
+
+  /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
+  private countBareStoreDirs(bytes: Uint8Array): number {
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const lenA = this.fromBytes.length;
+    let count = 0;
+    for (let q = buf.indexOf(this.fromBuffer); q >= 0; q = buf.indexOf(this.fromBuffer, q + 1)) {
+      const after = q + lenA;
+      if (after < buf.length) {
+        const c = buf[after]!;
+        if (DIR_CHAR[c] === 1) continue; // a longer component, not A
+        if (c === SLASH && isRun(buf, after + 1, H)) continue; // a path, handled by the scan
+      }
+      count++;
+    }
+    return count;
+  }
+}
+
+function isRun(b: Uint8Array, p: number, len: number): boolean {
+  if (p + len > b.length) return false;
+  for (let k = 0; k < len; k++) if (DIGIT[b[p + k]!]! < 0) return false;
+  return true;
+}
+
+/** Copies `src[from, to)` to `dst` at `w`; short segments by hand, which beats `set` for them. */
+function copy(src: Uint8Array, from: number, to: number, dst: Uint8Array, w: number): number {
+  const len = to - from;
+  if (len > 64) {
+    dst.set(src.subarray(from, to), w);
+    return w + len;
+  }
+  for (let k = from; k < to; k++) dst[w++] = src[k]!;
+  return w;
+}
+
+/**
+ * One-shot rewrite with a map of old hash → new hash (32 nix32 characters each) from store dir
+ * `from` to `to`. For many strings, build one `StoreRewriter` and reuse it.
+ */
+export function rewriteStoreHashes(
+  bytes: Uint8Array,
+  hashes: ReadonlyMap<string, string>,
+  from: string,
+  to: string,
+): RewriteResult {
+  const rw = new StoreRewriter(from, to);
+  for (const [o, n] of hashes) rw.set(o, n);
+  return rw.rewrite(bytes);
+}
