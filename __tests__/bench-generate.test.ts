@@ -1,0 +1,92 @@
+// The benchmark's closure generator: deterministic, exact derivation counts, nixpkgs-like drv sizes.
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { generateClosure, MIN_COUNT, writeClosure } from '../bench/generate.js';
+import { nixVersions, ScratchStore } from './support/nix.js';
+
+describe('generateClosure', () => {
+  test('same seed and count give the same files, byte for byte', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: MIN_COUNT, max: 150 }), fc.integer(), (count, seed) => {
+        const a = generateClosure({ count, seed });
+        const b = generateClosure({ count, seed });
+        expect([...b.files]).toEqual([...a.files]);
+        expect(b.derivations).toEqual(a.derivations);
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  test('a different seed gives a different graph', () => {
+    const a = generateClosure({ count: 100, seed: 1 }).files.get('default.nix');
+    const b = generateClosure({ count: 100, seed: 2 }).files.get('default.nix');
+    expect(a).toBeDefined();
+    expect(b).not.toEqual(a);
+  });
+
+  test('the derivations by role add up to the requested count', () => {
+    for (const count of [MIN_COUNT, 50, 1000, 2000]) {
+      const { derivations: d } = generateClosure({ count, seed: 3 });
+      expect(d.core + d.packages + d.fetches + d.root).toBe(count);
+      expect(d.root).toBe(1);
+    }
+  });
+
+  test('refuses counts too small to hold the core, and non-integer input', () => {
+    expect(() => generateClosure({ count: MIN_COUNT - 1, seed: 1 })).toThrow(RangeError);
+    expect(() => generateClosure({ count: 100.5, seed: 1 })).toThrow(RangeError);
+    expect(() => generateClosure({ count: 100, seed: Number.NaN })).toThrow(RangeError);
+  });
+});
+
+describe.each(nixVersions())('generated closures on Nix $label', (version) => {
+  // Instantiates a generated closure in a fresh scratch store; returns the closure's paths.
+  async function instantiate(count: number, seed: number): Promise<{ store: ScratchStore; paths: string[] }> {
+    const dir = mkdtempSync(join(tmpdir(), 'nix-plan-bench-gen-'));
+    const store = new ScratchStore(version);
+    try {
+      writeClosure(dir, generateClosure({ count, seed }));
+      const roots = await store.instantiate(dir);
+      expect(roots).toHaveLength(1);
+      return { store, paths: await store.requisites(roots) };
+    } catch (e) {
+      store.dispose();
+      throw e;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('a 50-derivation graph instantiates to exactly 50 .drv files, plus sources', async () => {
+    const { store, paths } = await instantiate(50, 11);
+    try {
+      expect(paths.filter((p) => p.endsWith('.drv'))).toHaveLength(50);
+      const others = paths.filter((p) => !p.endsWith('.drv'));
+      // The builders (builtins.toFile) and the shared path-literal directory at least.
+      expect(others.some((p) => p.endsWith('-default-builder.sh'))).toBe(true);
+      expect(others.some((p) => p.endsWith('-common'))).toBe(true);
+    } finally {
+      store.dispose();
+    }
+  });
+
+  test('the median .drv of a 200-derivation sample is nixpkgs-sized (about 6 KB)', async () => {
+    const { store, paths } = await instantiate(200, 5);
+    try {
+      const sizes = paths
+        .filter((p) => p.endsWith('.drv'))
+        .map((p) => statSync(p).size)
+        .sort((a, b) => a - b);
+      expect(sizes).toHaveLength(200);
+      const median = sizes[sizes.length >> 1] ?? 0;
+      // Store paths here are longer than /nix/store ones; a small sample varies by a few hundred bytes.
+      expect(median).toBeGreaterThan(4500);
+      expect(median).toBeLessThan(8000);
+    } finally {
+      store.dispose();
+    }
+  });
+});
