@@ -2,10 +2,25 @@
 import { LimitError, MalformedError } from './errors.js';
 
 const ZEROS = new Uint8Array(8);
+const TWO_POW_32 = 2 ** 32;
 
 /** Encodes a non-negative integer as a little-endian u64. */
 export function u64(n: number | bigint): Uint8Array {
   const out = new Uint8Array(8);
+  if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) {
+    // the common case, without BigInt (writers emit millions of these)
+    const lo = n % TWO_POW_32;
+    const hi = (n - lo) / TWO_POW_32;
+    out[0] = lo & 0xff;
+    out[1] = (lo >>> 8) & 0xff;
+    out[2] = (lo >>> 16) & 0xff;
+    out[3] = lo >>> 24;
+    out[4] = hi & 0xff;
+    out[5] = (hi >>> 8) & 0xff;
+    out[6] = (hi >>> 16) & 0xff;
+    out[7] = hi >>> 24;
+    return out;
+  }
   new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
   return out;
 }
@@ -29,29 +44,104 @@ export function wireString(s: Uint8Array | string): Uint8Array[] {
 
 /** Concatenates chunks into one array. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(chunks));
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
+
+/**
+ * Gathers the many small pieces a wire writer produces (u64s, tokens, padding) into chunks of a
+ * useful size, so a stream of millions of tokens is not a stream of millions of 8-byte chunks.
+ * Large pieces pass through without a copy.
+ */
+export class ChunkBatcher {
+  private parts: Uint8Array[] = [];
+  private size = 0;
+
+  /** @param target flush once this many bytes are gathered; pieces this big pass through as they are */
+  constructor(private readonly target = 64 * 1024) {}
+
+  /** Adds one piece; returns the chunks that are ready to be written (often none). */
+  add(piece: Uint8Array): Uint8Array[] {
+    if (piece.length >= this.target) {
+      const out = this.size > 0 ? [this.take(), piece] : [piece];
+      return out;
+    }
+    this.parts.push(piece);
+    this.size += piece.length;
+    return this.size >= this.target ? [this.take()] : [];
+  }
+
+  /** Adds several pieces. */
+  addAll(pieces: readonly Uint8Array[]): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const p of pieces) out.push(...this.add(p));
+    return out;
+  }
+
+  /** Whatever is gathered, as one chunk (empty array when nothing is). */
+  flush(): Uint8Array[] {
+    return this.size > 0 ? [this.take()] : [];
+  }
+
+  private take(): Uint8Array {
+    const out = this.parts.length === 1 ? copyOf(this.parts[0] ?? EMPTY) : concatBytes(this.parts);
+    this.parts = [];
+    this.size = 0;
+    return out;
+  }
+}
+
+// A lone gathered piece is copied too: the caller may reuse the buffer it came from.
+function copyOf(b: Uint8Array): Uint8Array {
+  return b.slice();
+}
+
+/** Receives bytes a ByteReader has consumed, in order (see `ByteReader.tap`). */
+export type ByteTap = (chunk: Uint8Array) => void;
+
+const MAX_HI = 2 ** 21; // hi word >= 2^21 means the u64 is above 2^53
 
 /**
  * Pulls exact-length pieces from an async stream of chunks, tracking the absolute offset so every
  * error names where it happened. Never allocates more than the caller's limit for one read.
+ *
+ * Built for streams of hundreds of megabytes: reads that fit in the current chunk are views (no
+ * copy), consumed chunks are dropped by advancing an index (no array shifting), and taps see the
+ * consumed bytes as a few large views rather than one call per token.
  */
 export class ByteReader {
   private chunks: Uint8Array[] = [];
+  private first = 0; // index of the current chunk in `chunks`
   private buffered = 0;
-  private head = 0; // read position inside chunks[0]
+  private head = 0; // read position inside the current chunk
   private done = false;
+  private received = 0;
+  private taps: ByteTap[] = [];
+  private tapFrom = 0; // start of the not-yet-tapped bytes inside the current chunk
   /** Absolute offset of the next byte to be read. */
   offset = 0;
 
+  /**
+   * @param source the chunks to read
+   * @param what names the format in errors ("NAR", "export stream")
+   * @param maxBytes refuse (LimitError) a source longer than this many bytes
+   */
   constructor(
     private readonly source: AsyncIterator<Uint8Array>,
     private readonly what: string,
+    private readonly maxBytes = Number.MAX_SAFE_INTEGER,
   ) {}
 
   /** Wraps any async iterable of chunks (a Readable stream, a generator). */
-  static from(source: AsyncIterable<Uint8Array>, what: string): ByteReader {
-    return new ByteReader(source[Symbol.asyncIterator](), what);
+  static from(source: AsyncIterable<Uint8Array>, what: string, maxBytes?: number): ByteReader {
+    return new ByteReader(source[Symbol.asyncIterator](), what, maxBytes);
   }
 
   /** Error naming the current offset. */
@@ -67,9 +157,13 @@ export class ByteReader {
         this.done = true;
         return false;
       }
-      if (r.value.length > 0) {
-        this.chunks.push(r.value);
-        this.buffered += r.value.length;
+      const chunk = r.value;
+      if (chunk.length > 0) {
+        this.received += chunk.length;
+        if (this.received > this.maxBytes)
+          throw new LimitError(`${this.what}: input is larger than the limit of ${this.maxBytes} bytes`);
+        this.chunks.push(chunk);
+        this.buffered += chunk.length;
       }
     }
     return true;
@@ -80,44 +174,85 @@ export class ByteReader {
     return !(await this.fill(1));
   }
 
-  /** Reads exactly `n` bytes (the caller bounds `n`). */
+  /** Reads exactly `n` bytes (the caller bounds `n`). A view into the source's chunk when possible. */
   async readExact(n: number): Promise<Uint8Array> {
     if (!(await this.fill(n))) throw this.error(`unexpected end of input (wanted ${n} more bytes)`);
-    const first = this.chunks[0];
-    if (first !== undefined && first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n);
+    const c = this.chunks[this.first];
+    if (c !== undefined && c.length - this.head >= n) {
+      const out = c.subarray(this.head, this.head + n);
       this.consume(n);
       return out;
     }
     const out = new Uint8Array(n);
     let filled = 0;
     while (filled < n) {
-      const c = this.chunks[0];
-      if (c === undefined) throw this.error('internal: buffer underrun');
-      const take = Math.min(n - filled, c.length - this.head);
-      out.set(c.subarray(this.head, this.head + take), filled);
+      const cur = this.chunks[this.first];
+      if (cur === undefined) throw this.error('internal: buffer underrun');
+      const take = Math.min(n - filled, cur.length - this.head);
+      out.set(cur.subarray(this.head, this.head + take), filled);
       filled += take;
       this.consume(take);
     }
     return out;
   }
 
+  /** Advances by `n` bytes, all inside the current chunk; drops the chunk once it is used up. */
   private consume(n: number): void {
     this.offset += n;
     this.buffered -= n;
     this.head += n;
-    while (this.chunks.length > 0 && this.head >= (this.chunks[0]?.length ?? 0)) {
-      this.head -= this.chunks[0]?.length ?? 0;
-      this.chunks.shift();
+    const c = this.chunks[this.first];
+    if (c !== undefined && this.head >= c.length) {
+      if (this.taps.length > 0 && this.tapFrom < c.length) this.emit(c.subarray(this.tapFrom));
+      this.chunks[this.first] = EMPTY; // let it be collected
+      this.first++;
+      this.head = 0;
+      this.tapFrom = 0;
+      if (this.first === this.chunks.length) {
+        this.chunks = [];
+        this.first = 0;
+      } else if (this.first >= 1024) {
+        this.chunks = this.chunks.slice(this.first);
+        this.first = 0;
+      }
     }
+  }
+
+  private emit(view: Uint8Array): void {
+    for (const t of this.taps) t(view);
+  }
+
+  /** Hands the consumed but not yet tapped bytes to the taps. */
+  private flushTaps(): void {
+    const c = this.chunks[this.first];
+    if (this.taps.length > 0 && c !== undefined && this.head > this.tapFrom)
+      this.emit(c.subarray(this.tapFrom, this.head));
+    this.tapFrom = this.head;
+  }
+
+  /**
+   * Sees every byte consumed from now on, in order, as views of the source's chunks (batched: call
+   * the returned function to flush and detach; pass `flush = false` to detach without delivering
+   * the pending bytes, e.g. after an error).
+   */
+  tap(fn: ByteTap): (flush?: boolean) => void {
+    this.flushTaps();
+    this.taps.push(fn);
+    return (flush = true) => {
+      if (flush) this.flushTaps();
+      else this.tapFrom = this.head;
+      const i = this.taps.indexOf(fn);
+      if (i >= 0) this.taps.splice(i, 1);
+    };
   }
 
   /** Passes the next `n` bytes to `sink` chunk by chunk, without holding them all. */
   async stream(n: number, sink: (chunk: Uint8Array) => void): Promise<void> {
     let left = n;
     while (left > 0) {
-      if (!(await this.fill(1))) throw this.error(`unexpected end of input (wanted ${left} more bytes)`);
-      const c = this.chunks[0];
+      if (this.buffered === 0 && !(await this.fill(1)))
+        throw this.error(`unexpected end of input (wanted ${left} more bytes)`);
+      const c = this.chunks[this.first];
       if (c === undefined) throw this.error('internal: buffer underrun');
       const take = Math.min(left, c.length - this.head);
       sink(c.subarray(this.head, this.head + take));
@@ -129,11 +264,23 @@ export class ByteReader {
   /** Reads a u64; refuses values above `max` (default 2^53-1) before anything is allocated. */
   async readU64(max = Number.MAX_SAFE_INTEGER): Promise<number> {
     const at = this.offset;
+    const v = await this.readU64Unbounded();
+    if (v > max) {
+      const shown = v === Infinity ? 'above 2^53' : String(v);
+      throw new LimitError(`${this.what}: value ${shown} exceeds the limit ${max} at byte offset ${at}`);
+    }
+    return v;
+  }
+
+  /**
+   * Reads a u64 without judging it: values above 2^53-1 come back as Infinity, so a caller can
+   * raise the error that fits (a format error for a marker, a limit error for a length).
+   */
+  async readU64Unbounded(): Promise<number> {
     const b = await this.readExact(8);
-    const v = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
-    if (v > BigInt(max))
-      throw new LimitError(`${this.what}: value ${v} exceeds the limit ${max} at byte offset ${at}`);
-    return Number(v);
+    const lo = (b[0] ?? 0) | ((b[1] ?? 0) << 8) | ((b[2] ?? 0) << 16) | ((b[3] ?? 0) << 24);
+    const hi = ((b[4] ?? 0) | ((b[5] ?? 0) << 8) | ((b[6] ?? 0) << 16) | ((b[7] ?? 0) << 24)) >>> 0;
+    return hi >= MAX_HI ? Infinity : hi * TWO_POW_32 + (lo >>> 0);
   }
 
   /** Reads zero padding after a string of `len` bytes; non-zero padding is an error, as in Nix. */
@@ -142,7 +289,7 @@ export class ByteReader {
     if (pad === 0) return;
     const at = this.offset;
     const b = await this.readExact(pad);
-    if (b.some((x) => x !== 0)) throw this.error('non-zero padding', at);
+    for (let i = 0; i < pad; i++) if (b[i] !== 0) throw this.error('non-zero padding', at);
   }
 
   /** Reads a wire string of at most `max` bytes. */
@@ -155,7 +302,8 @@ export class ByteReader {
 
   /** Reads a wire string as UTF-8 text (for tokens and paths, which are ASCII). */
   async readString(max: number): Promise<string> {
-    return Buffer.from(await this.readBytes(max)).toString('utf8');
+    const b = await this.readBytes(max);
+    return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
   }
 
   /** Reads a wire string and requires it to equal `expected`. */
@@ -165,3 +313,5 @@ export class ByteReader {
     if (got !== expected) throw this.error(`expected '${expected}', got '${got.slice(0, 64)}'`, at);
   }
 }
+
+const EMPTY = new Uint8Array(0);

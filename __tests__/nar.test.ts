@@ -1,0 +1,320 @@
+// NAR writer and streaming reader: golden vectors, round-trips of random trees, hostile inputs.
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { LimitError, MalformedError } from '../src/core/errors.js';
+import { sha256, toHex } from '../src/core/hash.js';
+import {
+  DEFAULT_NAR_LIMITS,
+  readNar,
+  regularFile,
+  summariseNar,
+  writeNar,
+  type FileTree,
+  type NarLimits,
+} from '../src/core/nar.js';
+import { ByteReader, concatBytes, u64, wireString } from '../src/core/wire.js';
+
+const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of source) chunks.push(c);
+  return concatBytes(chunks);
+}
+
+/** Feeds `bytes` in pieces of the given sizes (cycled), so chunk boundaries fall everywhere. */
+// eslint-disable-next-line @typescript-eslint/require-await
+async function* chunked(
+  bytes: Uint8Array,
+  sizes: readonly number[] = [bytes.length || 1],
+): AsyncGenerator<Uint8Array> {
+  let at = 0;
+  for (let i = 0; at < bytes.length; i++) {
+    const n = Math.max(1, sizes[i % sizes.length] ?? 1);
+    yield bytes.slice(at, at + n);
+    at += n;
+  }
+}
+
+function dir(entries: [string | Uint8Array, FileTree][]): FileTree {
+  return {
+    type: 'directory',
+    // eslint-disable-next-line @typescript-eslint/require-await
+    entries: async function* () {
+      for (const [n, t] of entries) yield [typeof n === 'string' ? enc(n) : n, t];
+    },
+  };
+}
+
+/** Raw NAR tokens, for inputs no honest writer would produce. */
+function raw(...parts: (string | Uint8Array | bigint)[]): Uint8Array {
+  return concatBytes(parts.flatMap((p) => (typeof p === 'bigint' ? [u64(p)] : wireString(p))));
+}
+
+const HEAD = ['nix-archive-1', '(', 'type'];
+const fileNar = (contents: string): (string | Uint8Array | bigint)[] => [
+  ...HEAD,
+  'regular',
+  'contents',
+  contents,
+  ')',
+];
+function dirNar(...names: (string | Uint8Array)[]): Uint8Array {
+  return raw(
+    ...HEAD,
+    'directory',
+    ...names.flatMap((n) => [
+      'entry',
+      '(',
+      'name',
+      n,
+      'node',
+      '(',
+      'type',
+      'symlink',
+      'target',
+      'x',
+      ')',
+      ')',
+    ]),
+    ')',
+  );
+}
+
+async function expectRefused(bytes: Uint8Array, limits: NarLimits = DEFAULT_NAR_LIMITS): Promise<unknown> {
+  const error = await summariseNar(chunked(bytes, [3, 7, 64]), limits).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error instanceof MalformedError || error instanceof LimitError).toBe(true);
+  return error;
+}
+
+describe('writeNar', () => {
+  test('golden: the NAR of a file holding "hello" is what `nix-store --dump` writes', async () => {
+    // printf hello > f; nix-store --dump f | sha256sum  (Nix 2.8): 120 bytes
+    const bytes = await collect(writeNar(regularFile(enc('hello'))));
+    expect(bytes.length).toBe(120);
+    expect(toHex(sha256(bytes))).toBe('0a430879c266f8b57f4092a0f935cf3facd48bbccde5760d4748ca405171e969');
+  });
+
+  test('golden: a directory with a subdirectory and a symlink', async () => {
+    // mkdir -p d/sub; printf x > d/sub/f; ln -s ../x d/l; nix-store --dump d | sha256sum: 648 bytes
+    const tree = dir([
+      ['l', { type: 'symlink', target: enc('../x') }],
+      ['sub', dir([['f', regularFile(enc('x'))]])],
+    ]);
+    const bytes = await collect(writeNar(tree));
+    expect(bytes.length).toBe(648);
+    expect(toHex(sha256(bytes))).toBe('01b4e79a901f995e911b330da1a12888970e9516ae0b7d5a840e24d8872fcdaf');
+  });
+
+  test('refuses unsorted, repeated or illegal entry names and files that lie about their size', async () => {
+    const f = regularFile(enc('x'));
+    for (const names of [['b', 'a'], ['a', 'a'], ['..'], ['a/b'], [''], ['a\0']]) {
+      const tree = dir(names.map((n) => [n, f]));
+      await expect(collect(writeNar(tree))).rejects.toBeInstanceOf(MalformedError);
+    }
+    const liar: FileTree = { ...(regularFile(enc('abc')) as FileTree & { type: 'regular' }), size: 2 };
+    await expect(collect(writeNar(liar))).rejects.toBeInstanceOf(MalformedError);
+    const short: FileTree = { ...(regularFile(enc('abc')) as FileTree & { type: 'regular' }), size: 4 };
+    await expect(collect(writeNar(short))).rejects.toBeInstanceOf(MalformedError);
+  });
+});
+
+// Random trees: names are arbitrary legal byte strings (including non-UTF-8), sorted by bytes.
+const nameArb = fc
+  .uint8Array({ minLength: 1, maxLength: 12 })
+  .filter((b) => !b.includes(0x2f) && !b.includes(0) && !(b.every((x) => x === 0x2e) && b.length <= 2));
+const leafArb: fc.Arbitrary<FileTree> = fc.oneof(
+  fc.tuple(fc.uint8Array({ maxLength: 40 }), fc.boolean()).map(([b, x]) => regularFile(b, x)),
+  fc.uint8Array({ minLength: 1, maxLength: 30 }).map((t): FileTree => ({ type: 'symlink', target: t })),
+);
+const treeArb: fc.Arbitrary<FileTree> = fc.letrec<{ tree: FileTree }>((tie) => ({
+  tree: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    leafArb,
+    fc
+      .uniqueArray(fc.tuple(nameArb, tie('tree')), {
+        maxLength: 5,
+        selector: ([n]) => Buffer.from(n).toString('hex'),
+      })
+      .map((es) => dir([...es].sort(([a], [b]) => Buffer.compare(a, b)))),
+  ),
+})).tree;
+
+describe('readNar', () => {
+  test('random trees round-trip: hash and size of the bytes, raw bytes passed through, files kept', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        treeArb,
+        fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 4 }),
+        async (tree, sizes) => {
+          const bytes = await collect(writeNar(tree));
+          const seen: Uint8Array[] = [];
+          const summary = await summariseNar(chunked(bytes, sizes), DEFAULT_NAR_LIMITS, 1024, (c) =>
+            seen.push(c.slice()),
+          );
+          expect(summary.narSize).toBe(bytes.length);
+          expect(summary.narHash).toEqual(sha256(bytes));
+          expect(concatBytes(seen)).toEqual(bytes);
+          if (tree.type === 'regular') {
+            const contents = await collect(tree.contents());
+            expect(summary.file).toEqual({ executable: tree.executable, contents });
+            expect(summary.fileHash).toEqual(sha256(contents));
+          } else {
+            expect(summary.file).toBeUndefined();
+            expect(summary.fileHash).toBeUndefined();
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test('reads one NAR out of a longer stream and stops exactly at its end', async () => {
+    const nar = await collect(writeNar(dir([['a', regularFile(enc('12345'), true)]])));
+    const reader = ByteReader.from(chunked(concatBytes([nar, enc('TAIL')]), [5]), 'test');
+    const summary = await readNar(reader, DEFAULT_NAR_LIMITS, 0);
+    expect(summary.narSize).toBe(nar.length);
+    expect(new TextDecoder().decode(await reader.readExact(4))).toBe('TAIL');
+  });
+
+  test('keeps a single file only up to keepFileUpTo, but always hashes it', async () => {
+    const contents = enc('x'.repeat(100));
+    const nar = await collect(writeNar(regularFile(contents)));
+    const small = await summariseNar(chunked(nar, [7]), DEFAULT_NAR_LIMITS, 100);
+    expect(small.file?.contents).toEqual(contents);
+    const big = await summariseNar(chunked(nar, [7]), DEFAULT_NAR_LIMITS, 99);
+    expect(big.file).toBeUndefined();
+    expect(big.fileHash).toEqual(sha256(contents));
+    expect(big.narHash).toEqual(small.narHash);
+  });
+
+  test('a NAR truncated at any offset is refused with a MalformedError naming that offset', async () => {
+    const tree = dir([
+      ['a', regularFile(enc('hello'), true)],
+      ['b', dir([['c', { type: 'symlink', target: enc('../a') }]])],
+    ]);
+    const nar = await collect(writeNar(tree));
+    for (let cut = 0; cut < nar.length; cut++) {
+      const e = await summariseNar(chunked(nar.subarray(0, cut), [5])).catch((x: unknown) => x);
+      expect(e).toBeInstanceOf(MalformedError);
+      expect((e as MalformedError).offset).toBeLessThanOrEqual(cut);
+    }
+    await expect(summariseNar(chunked(concatBytes([nar, new Uint8Array(8)])))).rejects.toBeInstanceOf(
+      MalformedError,
+    );
+  });
+
+  test('refuses non-zero padding after contents, names and tokens', async () => {
+    const good = raw(...fileNar('abc'));
+    for (const at of [good.length - 16 - 5, 8 + 13]) {
+      // after "abc" (5 padding bytes before the ")" token), and after the magic's 13 bytes
+      const bad = good.slice();
+      bad[at + 1] = 1;
+      const e = await expectRefused(bad);
+      expect(String(e)).toMatch(/padding/);
+    }
+    const named = dirNar('abc');
+    const i = Buffer.from(named).indexOf(Buffer.from('abc')) + 3;
+    const bad = named.slice();
+    bad[i] = 0x20;
+    expect(String(await expectRefused(bad))).toMatch(/padding/);
+  });
+
+  test('refuses unsorted and repeated entries, and names Nix forbids', async () => {
+    await expect(summariseNar(chunked(dirNar('a', 'b', 'c')))).resolves.toBeDefined();
+    expect(String(await expectRefused(dirNar('b', 'a')))).toMatch(/sorted/);
+    expect(String(await expectRefused(dirNar('a', 'a')))).toMatch(/sorted/);
+    // byte order, not UTF-16 order: U+FF21 (EF BC A1) sorts before U+1F600 (F0 9F 98 80)
+    await expect(summariseNar(chunked(dirNar('\uff21', '\u{1f600}')))).resolves.toBeDefined();
+    await expectRefused(dirNar('\u{1f600}', '\uff21'));
+    for (const n of ['', '.', '..', 'a/b', '/', 'a\0b'])
+      expect(String(await expectRefused(dirNar(n)))).toMatch(/name/);
+  });
+
+  test('refuses tokens out of order, unknown types and a bad magic', async () => {
+    await expectRefused(raw('nix-archive-2', '(', 'type', 'symlink', 'target', 'x', ')'));
+    await expectRefused(raw(...HEAD, 'fifo', ')'));
+    await expectRefused(raw(...HEAD, 'regular', 'contents', 'x', 'executable', '', ')'));
+    await expectRefused(raw(...HEAD, 'regular', 'executable', 'yes', 'contents', 'x', ')'));
+    await expectRefused(raw(...HEAD, 'symlink', 'target', 'x', 'target', 'y', ')'));
+    await expectRefused(
+      raw(...HEAD, 'directory', 'entry', '(', 'node', '(', 'type', 'symlink', 'target', 'x', ')', ')', ')'),
+    );
+    await expectRefused(raw('nix-archive-1', 'type', 'regular', 'contents', '', ')'));
+  });
+
+  test('refuses 2^60 length fields before allocating anything', async () => {
+    const huge = 2n ** 60n;
+    const head = raw(...HEAD, 'regular', 'contents');
+    expect(await expectRefused(concatBytes([head, u64(huge)]))).toBeInstanceOf(LimitError);
+    const name = raw(...HEAD, 'directory', 'entry', '(', 'name');
+    expect(await expectRefused(concatBytes([name, u64(huge)]))).toBeInstanceOf(LimitError);
+    const target = raw(...HEAD, 'symlink', 'target');
+    expect(await expectRefused(concatBytes([target, u64(huge)]))).toBeInstanceOf(LimitError);
+    expect(await expectRefused(u64(huge))).toBeInstanceOf(MalformedError); // the magic's length
+    expect(await expectRefused(u64(2n ** 64n - 1n))).toBeInstanceOf(MalformedError);
+    // a length under the limit but beyond the data: an early end, not an allocation
+    expect(await expectRefused(concatBytes([head, u64(2n ** 39n)]))).toBeInstanceOf(MalformedError);
+  });
+
+  test('enforces the depth, entry, name, target and file size limits', async () => {
+    let deep: FileTree = regularFile(enc('x'));
+    for (let i = 0; i < 12; i++) deep = dir([['d', deep]]);
+    const nar = await collect(writeNar(deep));
+    const limits = { ...DEFAULT_NAR_LIMITS, maxDepth: 11 };
+    expect(await expectRefused(nar, limits)).toBeInstanceOf(LimitError);
+    await expect(summariseNar(chunked(nar), { ...limits, maxDepth: 12 })).resolves.toBeDefined();
+    expect(await expectRefused(nar, { ...DEFAULT_NAR_LIMITS, maxEntries: 12 })).toBeInstanceOf(LimitError);
+    await expect(
+      summariseNar(chunked(nar), { ...DEFAULT_NAR_LIMITS, maxEntries: 13 }),
+    ).resolves.toBeDefined();
+    const wide = dirNar('abcd', 'abcde');
+    expect(await expectRefused(wide, { ...DEFAULT_NAR_LIMITS, maxNameLength: 4 })).toBeInstanceOf(LimitError);
+    expect(await expectRefused(wide, { ...DEFAULT_NAR_LIMITS, maxTargetLength: 0 })).toBeInstanceOf(
+      LimitError,
+    );
+    const file = raw(...fileNar('abc'));
+    expect(await expectRefused(file, { ...DEFAULT_NAR_LIMITS, maxFileSize: 2 })).toBeInstanceOf(LimitError);
+  });
+
+  test('deep nesting far past the limit is refused without recursion', async () => {
+    const parts: (string | bigint)[] = ['nix-archive-1'];
+    for (let i = 0; i < 2100; i++) parts.push('(', 'type', 'directory', 'entry', '(', 'name', 'd', 'node');
+    const e = await expectRefused(raw(...parts));
+    expect(e).toBeInstanceOf(LimitError);
+  });
+
+  test('any mutation of a valid NAR is either read or refused with a typed error', async () => {
+    const trees = fc.sample(treeArb, { numRuns: 20, seed: 7 });
+    const nars = await Promise.all(trees.map((t) => collect(writeNar(t))));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: nars.length - 1 }),
+        fc.nat(),
+        fc.integer({ min: 0, max: 255 }),
+        async (which, pos, value) => {
+          const nar = nars[which] ?? new Uint8Array(0);
+          const bad = nar.slice();
+          bad[pos % bad.length] = value;
+          const result: unknown = await summariseNar(chunked(bad, [11])).catch((e: unknown) => e);
+          if (result instanceof MalformedError || result instanceof LimitError) return;
+          // accepted (e.g. a changed file byte): then it must be summarised faithfully
+          expect(result).toHaveProperty('narHash', sha256(bad));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  test('random bytes are refused with a typed error', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), async (bytes) => {
+        await expectRefused(concatBytes([raw('nix-archive-1'), bytes]));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

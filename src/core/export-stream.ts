@@ -1,0 +1,200 @@
+// The `nix-store --export` stream: a streaming writer and a streaming, validating reader.
+import { LimitError, MalformedError } from './errors.js';
+import { DEFAULT_NAR_LIMITS, readNar, type NarLimits, type NarSummary } from './nar.js';
+import { parseStorePath, storeDirProblem } from './store-path.js';
+import { ByteReader, ChunkBatcher, u64, wireString } from './wire.js';
+
+/** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
+export const EXPORT_MAGIC = 0x4558494e;
+
+/** One store path to write into an export stream. */
+export interface ExportEntry {
+  path: string;
+  /** Full store paths; written sorted and without duplicates, as Nix does. */
+  references: string[];
+  /** The deriver's full store path, or "" for none. */
+  deriver: string;
+  /** The path's NAR (e.g. `writeNar(tree)`). */
+  nar: AsyncIterable<Uint8Array>;
+}
+
+/** One store path read from an export stream. */
+export interface ExportedPath {
+  path: string;
+  /** Sorted, as in the stream (the reader refuses unsorted or repeated references). */
+  references: string[];
+  /** "" when the stream names no deriver. */
+  deriver: string;
+  nar: NarSummary;
+}
+
+/** Bounds that keep a hostile export stream from exhausting memory or time. */
+export interface ExportLimits {
+  /** Most store paths in one stream. */
+  maxPaths: number;
+  /** Most references of one path. */
+  maxReferences: number;
+  /** Longest store path (of a path, a reference or a deriver), in bytes. */
+  maxPathLength: number;
+  /** Largest whole stream, in bytes. */
+  maxTotalBytes: number;
+  /** Limits for each entry's NAR. */
+  nar: NarLimits;
+  /**
+   * Keep the contents of single-file NARs up to this size (`.drv` and `toFile` texts), so a
+   * verifier can parse and hash them in the same pass. Bounds memory per entry, not per stream.
+   */
+  keepFileUpTo: number;
+}
+
+/** Defaults sized for real closures (nixpkgs' largest .drv files are a few MB). */
+export const DEFAULT_EXPORT_LIMITS: Readonly<ExportLimits> = Object.freeze({
+  maxPaths: 1_000_000,
+  maxReferences: 100_000,
+  maxPathLength: 4096,
+  maxTotalBytes: 2 ** 45,
+  nar: DEFAULT_NAR_LIMITS,
+  keepFileUpTo: 16 * 1024 * 1024,
+});
+
+/** Options of `readExport` beyond its limits. */
+export interface ReadExportOptions {
+  /** Every path must be in this store dir (default: the store dir of the first path). */
+  storeDir?: string;
+  /**
+   * Receives each entry's raw NAR bytes while they stream by (to write them to a binary cache,
+   * or to rewrite them). A path is only known after its NAR, so chunks come before the entry
+   * that owns them is yielded; `index` counts entries from 0. Chunks are views that stay valid
+   * (the reader does not reuse buffers); copy nothing unless you must.
+   */
+  onNarBytes?: (chunk: Uint8Array, index: number) => void;
+}
+
+/**
+ * Writes an export stream of `entries` in the given order (Nix imports dependencies first, so
+ * pass a dependency order). Streams NARs through; holds nothing that grows with the closure.
+ */
+export async function* writeExport(
+  entries: AsyncIterable<ExportEntry> | Iterable<ExportEntry>,
+): AsyncGenerator<Uint8Array> {
+  const out = new ChunkBatcher();
+  for await (const e of entries) {
+    yield* out.add(u64(1));
+    for await (const chunk of e.nar) yield* out.add(chunk);
+    const refs = [...new Set(e.references)].sort(compareAscii);
+    yield* out.addAll([u64(EXPORT_MAGIC), ...wireString(e.path), u64(refs.length)]);
+    for (const r of refs) yield* out.addAll(wireString(r));
+    yield* out.addAll([...wireString(e.deriver), u64(0)]);
+  }
+  yield* out.add(u64(0));
+  yield* out.flush();
+}
+
+function compareAscii(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Streams the entries of an export stream, validating as it goes: every NAR (see `readNar`), the
+ * per-entry magic, store paths (one store dir for all), sorted unique references, a deriver that
+ * is "" or a `.drv` path, no legacy signature, no repeated path, the end marker and no trailing
+ * bytes. Throws MalformedError naming the byte offset, or LimitError. Entries already yielded
+ * were valid; the stream as a whole is only valid once iteration completes.
+ */
+export async function* readExport(
+  source: AsyncIterable<Uint8Array>,
+  limits: Partial<ExportLimits> = DEFAULT_EXPORT_LIMITS,
+  options: ReadExportOptions = {},
+): AsyncGenerator<ExportedPath> {
+  const lim: ExportLimits = { ...DEFAULT_EXPORT_LIMITS, ...limits };
+  const reader = ByteReader.from(source, 'export stream', lim.maxTotalBytes);
+  let storeDir = options.storeDir;
+  if (storeDir !== undefined) {
+    const problem = storeDirProblem(storeDir);
+    if (problem !== undefined)
+      throw new MalformedError(
+        'export stream',
+        undefined,
+        `invalid store directory '${storeDir}': ${problem}`,
+      );
+  }
+  const seen = new Set<string>();
+  const onNarBytes = options.onNarBytes;
+
+  const readPath = async (what: string, allowEmpty: boolean): Promise<string> => {
+    const at = reader.offset;
+    const len = await reader.readU64Unbounded();
+    if (len > lim.maxPathLength)
+      throw new LimitError(
+        `export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`,
+      );
+    const bytes = await reader.readExact(len);
+    await reader.readPadding(len);
+    const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+    if (s === '' && allowEmpty) return s;
+    if (storeDir === undefined) {
+      const dir = s.slice(0, Math.max(0, s.lastIndexOf('/')));
+      const problem = storeDirProblem(dir);
+      if (problem !== undefined)
+        throw reader.error(`${what} ${JSON.stringify(s)} is not in a valid store directory (${problem})`, at);
+      storeDir = dir;
+    }
+    try {
+      parseStorePath(s, storeDir);
+    } catch (e) {
+      if (e instanceof MalformedError) throw reader.error(`bad ${what}: ${e.message}`, at);
+      throw e;
+    }
+    return s;
+  };
+
+  for (let index = 0; ; index++) {
+    const markerAt = reader.offset;
+    const marker = await reader.readU64Unbounded();
+    if (marker === 0) break;
+    if (marker !== 1)
+      throw reader.error(
+        `expected 0 or 1 before an entry, found ${marker === Infinity ? 'a value above 2^53' : marker}`,
+        markerAt,
+      );
+    if (index >= lim.maxPaths)
+      throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
+    const nar = await readNar(
+      reader,
+      lim.nar,
+      lim.keepFileUpTo,
+      onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index),
+    );
+    const magicAt = reader.offset;
+    const magic = await reader.readU64Unbounded();
+    if (magic !== EXPORT_MAGIC) throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
+    const path = await readPath('path', false);
+    if (seen.has(path)) throw reader.error(`path '${path}' appears twice`);
+    seen.add(path);
+    const countAt = reader.offset;
+    const n = await reader.readU64Unbounded();
+    if (n > lim.maxReferences)
+      throw new LimitError(
+        `export stream: '${path}' has more than ${lim.maxReferences} references (byte offset ${countAt})`,
+      );
+    const references: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const at = reader.offset;
+      const r = await readPath('reference', false);
+      const last = references[references.length - 1];
+      if (last !== undefined && compareAscii(last, r) >= 0)
+        throw reader.error(`references of '${path}' are not sorted and unique at '${r}'`, at);
+      references.push(r);
+    }
+    const deriverAt = reader.offset;
+    const deriver = await readPath('deriver', true);
+    if (deriver !== '' && !deriver.endsWith('.drv'))
+      throw reader.error(`deriver '${deriver}' of '${path}' is not a .drv path`, deriverAt);
+    const sigAt = reader.offset;
+    const sig = await reader.readU64Unbounded();
+    if (sig !== 0)
+      throw reader.error('expected 0 after the deriver (legacy signatures are not supported)', sigAt);
+    yield { path, references, deriver, nar };
+  }
+  if (!(await reader.atEnd())) throw reader.error('trailing bytes after the end of the export stream');
+}

@@ -1,0 +1,365 @@
+// NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
+import { createHash } from 'node:crypto';
+import { LimitError, MalformedError } from './errors.js';
+import { ByteReader, ChunkBatcher, padLength, u64, wireString } from './wire.js';
+
+/**
+ * A file system object as a NAR sees it. Directory entries must come sorted by name bytes;
+ * `contents` must yield exactly `size` bytes. Injected, so the core never touches the disk.
+ */
+export type FileTree =
+  | { type: 'regular'; executable: boolean; size: number; contents: () => AsyncIterable<Uint8Array> }
+  | { type: 'symlink'; target: Uint8Array }
+  | { type: 'directory'; entries: () => AsyncIterable<[name: Uint8Array, node: FileTree]> };
+
+/** Bounds that keep a hostile NAR from exhausting memory or time. */
+export interface NarLimits {
+  /** Largest regular file, in bytes (contents stream through; this bounds the length field). */
+  maxFileSize: number;
+  /** Most file system objects (files, symlinks, directories) in one NAR. */
+  maxEntries: number;
+  /** Deepest nesting: how many directories may contain an object (the top object is at depth 0). */
+  maxDepth: number;
+  /** Longest directory entry name, in bytes. */
+  maxNameLength: number;
+  /** Longest symlink target, in bytes. */
+  maxTargetLength: number;
+}
+
+/**
+ * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
+ * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
+ */
+export const DEFAULT_NAR_LIMITS: Readonly<NarLimits> = Object.freeze({
+  maxFileSize: 2 ** 40,
+  maxEntries: 4_000_000,
+  maxDepth: 2048,
+  maxNameLength: 255,
+  maxTargetLength: 4096,
+});
+
+/** What reading a NAR established about it. */
+export interface NarSummary {
+  /** sha256 of the NAR bytes. */
+  narHash: Uint8Array;
+  narSize: number;
+  /** For a NAR that is one regular file no bigger than `keepFileUpTo`: its bytes. */
+  file?: { executable: boolean; contents: Uint8Array };
+  /**
+   * For a NAR that is one regular file (of any size): sha256 of its contents, so flat and text
+   * content addresses can be checked without keeping a large file.
+   */
+  fileHash?: Uint8Array;
+}
+
+/** A regular file held in memory. */
+export function regularFile(bytes: Uint8Array, executable = false): FileTree {
+  return {
+    type: 'regular',
+    executable,
+    size: bytes.length,
+    // eslint-disable-next-line @typescript-eslint/require-await
+    contents: async function* () {
+      yield bytes;
+    },
+  };
+}
+
+const MAGIC = 'nix-archive-1';
+
+/** Why `name` cannot be a directory entry (Nix's rules), or undefined if it can. */
+export function entryNameProblem(name: Uint8Array): string | undefined {
+  if (name.length === 0) return 'an empty name';
+  if (name.length === 1 && name[0] === 0x2e) return "the name '.'";
+  if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e) return "the name '..'";
+  if (name.includes(0x2f)) return 'a name containing /';
+  if (name.includes(0)) return 'a name containing a NUL byte';
+  return undefined;
+}
+
+/** Byte-wise comparison, the order of NAR directory entries. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+/** Printable form of a name for error messages. */
+function show(name: Uint8Array): string {
+  return JSON.stringify(Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('utf8'));
+}
+
+/**
+ * Serialises `tree` as a NAR, streaming file contents through. Refuses (MalformedError) a tree
+ * Nix would refuse to unpack: unsorted or illegal entry names, or a file whose contents do not
+ * match its size.
+ */
+export async function* writeNar(tree: FileTree): AsyncGenerator<Uint8Array> {
+  const out = new ChunkBatcher();
+  yield* out.addAll(wireString(MAGIC));
+  yield* writeNode(tree, out, '');
+  yield* out.flush();
+}
+
+const T = {
+  open: wireString('('),
+  close: wireString(')'),
+  type: wireString('type'),
+  regular: wireString('regular'),
+  executable: [...wireString('executable'), ...wireString('')],
+  contents: wireString('contents'),
+  symlink: wireString('symlink'),
+  target: wireString('target'),
+  directory: wireString('directory'),
+  entry: wireString('entry'),
+  name: wireString('name'),
+  node: wireString('node'),
+};
+
+async function* writeNode(tree: FileTree, out: ChunkBatcher, where: string): AsyncGenerator<Uint8Array> {
+  yield* out.addAll([...T.open, ...T.type]);
+  switch (tree.type) {
+    case 'regular': {
+      yield* out.addAll(T.regular);
+      if (tree.executable) yield* out.addAll(T.executable);
+      yield* out.addAll([...T.contents, u64(tree.size)]);
+      let written = 0;
+      for await (const chunk of tree.contents()) {
+        written += chunk.length;
+        if (written > tree.size) break;
+        yield* out.add(chunk);
+      }
+      if (written !== tree.size)
+        throw new MalformedError(
+          'file tree',
+          undefined,
+          `file '${where || '.'}' has ${written > tree.size ? 'more' : 'fewer'} bytes than its size ${tree.size} (did it change while being read?)`,
+        );
+      const pad = padLength(tree.size);
+      if (pad > 0) yield* out.add(new Uint8Array(pad));
+      break;
+    }
+    case 'symlink':
+      yield* out.addAll([...T.symlink, ...T.target, ...wireString(tree.target)]);
+      break;
+    case 'directory': {
+      yield* out.addAll(T.directory);
+      let prev: Uint8Array | undefined;
+      for await (const [name, node] of tree.entries()) {
+        const sub = `${where}/${Buffer.from(name).toString('utf8')}`;
+        const problem = entryNameProblem(name);
+        if (problem !== undefined)
+          throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
+        if (prev !== undefined && compareBytes(prev, name) >= 0)
+          throw new MalformedError(
+            'file tree',
+            undefined,
+            `entries of '${where || '.'}' are not sorted at ${show(name)}`,
+          );
+        prev = name;
+        yield* out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
+        yield* writeNode(node, out, sub);
+        yield* out.addAll(T.close);
+      }
+      break;
+    }
+  }
+  yield* out.addAll(T.close);
+}
+
+const MAX_TOKEN = 16; // longer than any NAR token ("nix-archive-1" is 13 bytes)
+
+/** Reads a NAR token; anything longer than a token is a format error, not a limit. */
+async function readToken(reader: ByteReader): Promise<string> {
+  const at = reader.offset;
+  const len = await reader.readU64Unbounded();
+  if (len > MAX_TOKEN)
+    throw reader.error(
+      `expected a NAR token, found a string of ${len === Infinity ? 'more than 2^53' : len} bytes`,
+      at,
+    );
+  const b = await reader.readExact(len);
+  await reader.readPadding(len);
+  return String.fromCharCode(...b);
+}
+
+async function expectToken(reader: ByteReader, expected: string): Promise<void> {
+  const at = reader.offset;
+  const got = await readToken(reader);
+  if (got !== expected) throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
+}
+
+/** Reads a length field, refusing one above `max` with a LimitError that says what it measured. */
+async function readLength(reader: ByteReader, max: number, what: string): Promise<number> {
+  const at = reader.offset;
+  const len = await reader.readU64Unbounded();
+  if (len > max)
+    throw new LimitError(`NAR: ${what} at byte offset ${at} is longer than the limit of ${max} bytes`);
+  return len;
+}
+
+/**
+ * Reads one NAR from `reader`, validating everything Nix validates and more (canonical token
+ * order, strictly sorted legal names, zero padding, bounded lengths, depth and entry count).
+ * Raw NAR bytes go to `onBytes` as they are read; file contents stream through without being
+ * held, except a top-level regular file no bigger than `keepFileUpTo`, returned in `file`.
+ * Throws MalformedError (with the byte offset) or LimitError.
+ */
+export async function readNar(
+  reader: ByteReader,
+  limits: NarLimits,
+  keepFileUpTo: number,
+  onBytes?: (chunk: Uint8Array) => void,
+): Promise<NarSummary> {
+  const start = reader.offset;
+  const hash = createHash('sha256');
+  const untap = reader.tap(
+    onBytes === undefined
+      ? (c) => hash.update(c)
+      : (c) => {
+          hash.update(c);
+          onBytes(c);
+        },
+  );
+  let ok = false;
+  try {
+    const top = await readBody(reader, limits, keepFileUpTo);
+    untap(true);
+    ok = true;
+    const summary: NarSummary = { narHash: new Uint8Array(hash.digest()), narSize: reader.offset - start };
+    if (top.file !== undefined) summary.file = top.file;
+    if (top.fileHash !== undefined) summary.fileHash = top.fileHash;
+    return summary;
+  } finally {
+    if (!ok) untap(false);
+  }
+}
+
+interface Frame {
+  prev: Uint8Array | undefined;
+}
+
+async function readBody(
+  reader: ByteReader,
+  limits: NarLimits,
+  keepFileUpTo: number,
+): Promise<{ file?: { executable: boolean; contents: Uint8Array }; fileHash?: Uint8Array }> {
+  const magicAt = reader.offset;
+  const magic = await readToken(reader);
+  if (magic !== MAGIC) throw reader.error('not a NAR (bad magic)', magicAt);
+
+  let entries = 0;
+  const stack: Frame[] = [];
+  let result: { file?: { executable: boolean; contents: Uint8Array }; fileHash?: Uint8Array } = {};
+
+  // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
+  const readObject = async (): Promise<void> => {
+    if (stack.length > limits.maxDepth)
+      throw new LimitError(
+        `NAR: objects nested deeper than ${limits.maxDepth} directories at byte offset ${reader.offset}`,
+      );
+    if (++entries > limits.maxEntries)
+      throw new LimitError(`NAR: more than ${limits.maxEntries} entries at byte offset ${reader.offset}`);
+    await expectToken(reader, '(');
+    await expectToken(reader, 'type');
+    const typeAt = reader.offset;
+    const type = await readToken(reader);
+    if (type === 'regular') {
+      let at = reader.offset;
+      let tok = await readToken(reader);
+      let executable = false;
+      if (tok === 'executable') {
+        executable = true;
+        await expectToken(reader, '');
+        at = reader.offset;
+        tok = await readToken(reader);
+      }
+      if (tok !== 'contents') throw reader.error(`expected 'contents', found ${JSON.stringify(tok)}`, at);
+      const size = await readLength(reader, limits.maxFileSize, 'a file');
+      if (stack.length === 0) {
+        // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
+        if (size <= keepFileUpTo) {
+          const contents = await reader.readExact(size);
+          result = {
+            file: { executable, contents: contents.slice() },
+            fileHash: new Uint8Array(createHash('sha256').update(contents).digest()),
+          };
+        } else {
+          const h = createHash('sha256');
+          await reader.stream(size, (c) => h.update(c));
+          result = { fileHash: new Uint8Array(h.digest()) };
+        }
+      } else {
+        await reader.stream(size, () => undefined);
+      }
+      await reader.readPadding(size);
+      await expectToken(reader, ')');
+    } else if (type === 'symlink') {
+      await expectToken(reader, 'target');
+      await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+      await expectToken(reader, ')');
+    } else if (type === 'directory') {
+      stack.push({ prev: undefined });
+    } else {
+      throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
+    }
+  };
+
+  await readObject();
+  // `pendingEntryClose`: a child object just ended, so its parent's entry needs its ")".
+  let pendingEntryClose = false;
+  while (stack.length > 0) {
+    const frame = stack[stack.length - 1];
+    if (frame === undefined) break;
+    if (pendingEntryClose) {
+      await expectToken(reader, ')');
+      pendingEntryClose = false;
+    }
+    const at = reader.offset;
+    const tok = await readToken(reader);
+    if (tok === ')') {
+      stack.pop();
+      pendingEntryClose = stack.length > 0;
+      continue;
+    }
+    if (tok !== 'entry') throw reader.error(`expected 'entry' or ')', found ${JSON.stringify(tok)}`, at);
+    await expectToken(reader, '(');
+    await expectToken(reader, 'name');
+    const nameAt = reader.offset;
+    const name = await readLengthPrefixed(reader, limits.maxNameLength, 'an entry name');
+    const problem = entryNameProblem(name);
+    if (problem !== undefined) throw reader.error(`directory entry with ${problem}`, nameAt);
+    if (frame.prev !== undefined && compareBytes(frame.prev, name) >= 0)
+      throw reader.error(
+        `directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`,
+        nameAt,
+      );
+    frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
+    await expectToken(reader, 'node');
+    const depthBefore = stack.length;
+    await readObject();
+    pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
+  }
+  return result;
+}
+
+async function readLengthPrefixed(reader: ByteReader, max: number, what: string): Promise<Uint8Array> {
+  const len = await readLength(reader, max, what);
+  const b = await reader.readExact(len);
+  await reader.readPadding(len);
+  return b;
+}
+
+/**
+ * Reads a whole NAR from a stream of chunks and refuses trailing bytes: the summary of a NAR
+ * file, or of `writeNar`'s output.
+ */
+export async function summariseNar(
+  source: AsyncIterable<Uint8Array>,
+  limits: NarLimits = DEFAULT_NAR_LIMITS,
+  keepFileUpTo = 0,
+  onBytes?: (chunk: Uint8Array) => void,
+): Promise<NarSummary> {
+  const reader = ByteReader.from(source, 'NAR');
+  const summary = await readNar(reader, limits, keepFileUpTo, onBytes);
+  if (!(await reader.atEnd())) throw reader.error('trailing bytes after the NAR');
+  return summary;
+}
