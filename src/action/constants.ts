@@ -1,0 +1,94 @@
+// The names of every input, output and state of the three actions, spelled once (action.yml must match).
+
+/** Inputs of the root action (`uses: OWNER/nix-plan@v1`): evaluate once and publish the plan. */
+export const PlanInput = {
+  Installables: 'installables',
+  File: 'file',
+  Attributes: 'attributes',
+  Include: 'include',
+  RelocateTo: 'relocate-to',
+  CompressionLevel: 'compression-level',
+  SigningKey: 'signing-key',
+  ArtifactName: 'artifact-name',
+  RetentionDays: 'retention-days',
+  Upload: 'upload',
+  Matrix: 'matrix',
+  ArtifactDir: 'artifact-dir',
+} as const;
+
+/** Outputs of the root action. */
+export const PlanOutput = {
+  BundlePath: 'bundle-path',
+  ArtifactId: 'artifact-id',
+  ArtifactName: 'artifact-name',
+  ArtifactUrl: 'artifact-url',
+  Digest: 'digest',
+  DrvPaths: 'drv-paths',
+  OutPaths: 'out-paths',
+  Matrix: 'matrix',
+  Paths: 'paths',
+  Bytes: 'bytes',
+} as const;
+
+/** Inputs shared by the actions that fetch a published plan (realise, promote). */
+export const FetchInput = {
+  ArtifactName: 'artifact-name',
+  RunId: 'run-id',
+  GithubToken: 'github-token',
+  Repository: 'repository',
+  Bundle: 'bundle',
+  Digest: 'digest',
+  TrustedKeys: 'trusted-keys',
+  ArtifactDir: 'artifact-dir',
+} as const;
+
+/** Inputs of `realise`: fetch, verify, import and build a plan (or one shard of it). */
+export const RealiseInput = {
+  ...FetchInput,
+  Roots: 'roots',
+  Shard: 'shard',
+  OutLink: 'out-link',
+  NixArgs: 'nix-args',
+} as const;
+
+/** Outputs of `realise`. */
+export const RealiseOutput = {
+  OutPaths: 'out-paths',
+  BundlePath: 'bundle-path',
+} as const;
+
+/** Inputs of `promote`: fetch, verify, relocate into another realm, re-sign, publish. */
+export const PromoteInput = {
+  ...FetchInput,
+  To: 'to',
+  SigningKey: 'signing-key',
+  PromotedName: 'promoted-artifact-name',
+  RetentionDays: 'retention-days',
+  Upload: 'upload',
+} as const;
+
+/** Outputs of `promote` (the promoted plan, as the root action describes its plan). */
+export const PromoteOutput = {
+  BundlePath: 'bundle-path',
+  ArtifactId: 'artifact-id',
+  ArtifactName: 'artifact-name',
+  ArtifactUrl: 'artifact-url',
+  Digest: 'digest',
+  DrvPaths: 'drv-paths',
+  Paths: 'paths',
+  Bytes: 'bytes',
+} as const;
+
+/** The default artifact name of a plan (a name can be uploaded once per run). */
+export const DEFAULT_ARTIFACT_NAME = 'plan.nixplan';
+
+/** The runner's environment variables the actions read (through `ActionEnv`, never directly). */
+export const RunnerEnv = {
+  Repository: 'GITHUB_REPOSITORY',
+  RunId: 'GITHUB_RUN_ID',
+  ServerUrl: 'GITHUB_SERVER_URL',
+  Workspace: 'GITHUB_WORKSPACE',
+  RunnerTemp: 'RUNNER_TEMP',
+  ActionRef: 'GITHUB_ACTION_REF',
+  ActionRepository: 'GITHUB_ACTION_REPOSITORY',
+} as const;
