@@ -1,0 +1,319 @@
+// Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
+// the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
+import { readFile, lstat } from 'node:fs/promises';
+import { NixPlanError } from '../core/errors.js';
+import { parseHash, toHex } from '../core/hash.js';
+import { makeSourcePath, nameOf } from '../core/store-path.js';
+import type { CommandRunner } from './runner.js';
+
+/** One path's registration in the store's database, as `nix-store --dump-db` prints it. */
+export interface PathInfo {
+  readonly path: string;
+  /** sha256 of the path's NAR, lower-case hex. */
+  readonly narHash: string;
+  readonly narSize: number;
+  /** The derivation that produced it, or "". */
+  readonly deriver: string;
+  readonly references: readonly string[];
+}
+
+/** What kind of object a closure member is (the same names as core/closure.ts's ObjectKind). */
+export type ObjectKind = 'drv' | 'text' | 'source' | 'output';
+
+/** A closure member with its registration and kind. */
+export interface ClosureObject extends PathInfo {
+  readonly kind: ObjectKind;
+}
+
+/** Where the store is and how to reach it. */
+export interface NixStoreOptions {
+  /** A Nix store URI passed as `--store` (undefined: Nix's default). */
+  readonly store?: string | undefined;
+  /**
+   * Where the store's files physically are, when it differs from the logical store dir and cannot
+   * be derived from the store URI (`root=` or `real=` parameters, or a bare path).
+   */
+  readonly realStoreDir?: string | undefined;
+}
+
+/**
+ * Parses `nix-store --dump-db` output: per path its name, NAR hash, NAR size, deriver (or an empty
+ * line), the number of references and the references, each on its own line.
+ */
+export function parseDumpDb(text: string): PathInfo[] {
+  const lines = text.split('\n');
+  const out: PathInfo[] = [];
+  let i = 0;
+  const bad = (detail: string): NixPlanError =>
+    new NixPlanError('nix', `unexpected nix-store --dump-db output at line ${i + 1}: ${detail}`);
+  while (i < lines.length && lines[i] !== '') {
+    const path = lines[i] ?? '';
+    const hashText = lines[i + 1];
+    const sizeText = lines[i + 2];
+    const deriver = lines[i + 3];
+    const countText = lines[i + 4];
+    if (hashText === undefined || sizeText === undefined || deriver === undefined || countText === undefined)
+      throw bad(`truncated entry for '${path}'`);
+    const count = Number(countText);
+    const narSize = Number(sizeText);
+    if (!Number.isSafeInteger(count) || count < 0 || !/^\d+$/.test(countText))
+      throw bad('bad reference count');
+    if (!Number.isSafeInteger(narSize) || !/^\d+$/.test(sizeText)) throw bad('bad NAR size');
+    let narHash: string;
+    try {
+      const h = parseHash(hashText, 'sha256');
+      if (h.algo !== 'sha256') throw new Error(h.algo);
+      narHash = toHex(h.bytes);
+    } catch {
+      throw bad(`bad NAR hash '${hashText}'`);
+    }
+    const references = lines.slice(i + 5, i + 5 + count);
+    if (references.length !== count) throw bad(`truncated references of '${path}'`);
+    out.push({ path, narHash, narSize, deriver, references });
+    i += 5 + count;
+  }
+  return out;
+}
+
+/** Parses `nix-store --version` ("nix-store (Nix) 2.8.0", "nix-store (Lix, like Nix) 2.91.1"). */
+export function parseNixVersion(text: string): string {
+  const m = /(\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?)\s*$/.exec(text.trim().split('\n')[0] ?? '');
+  if (m === null) throw new NixPlanError('nix', `cannot read the Nix version from '${text.trim()}'`);
+  return m[1] ?? '';
+}
+
+/** Parameters of a store URI (`local?root=/x&real=/y`, `/x`, `daemon`). */
+function storeUriParams(uri: string): { root?: string; real?: string } {
+  if (uri.startsWith('/')) return { root: uri.split('?')[0] ?? uri };
+  const q = uri.indexOf('?');
+  if (q < 0) return {};
+  const params = new URLSearchParams(uri.slice(q + 1));
+  const root = params.get('root') ?? undefined;
+  const real = params.get('real') ?? undefined;
+  return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
+}
+
+/**
+ * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
+ * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
+ */
+export function physicalStoreDir(storeDir: string, options: NixStoreOptions = {}): string {
+  if (options.realStoreDir !== undefined) return options.realStoreDir;
+  if (options.store === undefined) return storeDir;
+  const { root, real } = storeUriParams(options.store);
+  if (real !== undefined) return real;
+  if (root !== undefined) return root.replace(/\/+$/, '') + storeDir;
+  return storeDir;
+}
+
+/** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
+const ARGV_BUDGET = 256 * 1024;
+
+/** Splits `paths` into command-line-sized batches. */
+export function batchPaths(paths: readonly string[], budget = ARGV_BUDGET): string[][] {
+  const batches: string[][] = [];
+  let current: string[] = [];
+  let size = 0;
+  for (const p of paths) {
+    if (current.length > 0 && size + p.length + 1 > budget) {
+      batches.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(p);
+    size += p.length + 1;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+function lines(out: Buffer): string[] {
+  return out
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l !== '');
+}
+
+/** A Nix store seen through its command-line tools and its files. */
+export class NixStore {
+  private storeDirCache: string | undefined;
+
+  constructor(
+    readonly runner: CommandRunner,
+    readonly options: NixStoreOptions = {},
+  ) {}
+
+  /** `--store URI` when a store was chosen, for every Nix command that talks to it. */
+  storeArgs(): string[] {
+    return this.options.store === undefined ? [] : ['--store', this.options.store];
+  }
+
+  /** The version of the Nix on PATH (`nix-store --version`), e.g. "2.8.0". */
+  async version(): Promise<string> {
+    const { stdout } = await this.runner.run('nix-store', ['--version']);
+    return parseNixVersion(stdout.toString('utf8'));
+  }
+
+  /** The store's logical directory (`builtins.storeDir`), asked once. */
+  async storeDir(): Promise<string> {
+    if (this.storeDirCache === undefined) {
+      const { stdout } = await this.runner.run('nix-instantiate', [
+        ...this.storeArgs(),
+        '--eval',
+        '--json',
+        '-E',
+        'builtins.storeDir',
+      ]);
+      const value: unknown = JSON.parse(stdout.toString('utf8'));
+      if (typeof value !== 'string') throw new NixPlanError('nix', 'builtins.storeDir is not a string');
+      this.storeDirCache = value;
+    }
+    return this.storeDirCache;
+  }
+
+  /** Tells the store its directory when it is already known (e.g. from an evaluated .drv path). */
+  setStoreDir(storeDir: string): void {
+    this.storeDirCache = storeDir;
+  }
+
+  /** The file-system location of a store path. */
+  async realPath(path: string): Promise<string> {
+    const storeDir = await this.storeDir();
+    const real = physicalStoreDir(storeDir, this.options);
+    return real === storeDir ? path : real + path.slice(storeDir.length);
+  }
+
+  /** A store object's bytes when it is one regular file (a .drv, a text file). */
+  async readFile(path: string): Promise<Uint8Array> {
+    return new Uint8Array(await readFile(await this.realPath(path)));
+  }
+
+  /** Whether a store object is a single regular file, and how big (for deciding what to read). */
+  async fileSize(path: string): Promise<number | undefined> {
+    const st = await lstat(await this.realPath(path));
+    return st.isFile() ? st.size : undefined;
+  }
+
+  /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
+  async requisites(paths: readonly string[], includeOutputs = false): Promise<string[]> {
+    if (paths.length === 0) return [];
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (const batch of batchPaths(paths)) {
+      const { stdout } = await this.runner.run('nix-store', [
+        ...this.storeArgs(),
+        '--query',
+        '--requisites',
+        ...(includeOutputs ? ['--include-outputs'] : []),
+        ...batch,
+      ]);
+      for (const p of lines(stdout))
+        if (!seen.has(p)) {
+          seen.add(p);
+          out.push(p);
+        }
+    }
+    return out;
+  }
+
+  /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
+  async pathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>> {
+    const infos = new Map<string, PathInfo>();
+    for (const batch of batchPaths(paths)) {
+      const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
+      for (const info of parseDumpDb(stdout.toString('utf8'))) infos.set(info.path, info);
+    }
+    for (const p of paths)
+      if (!infos.has(p)) throw new NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
+    return infos;
+  }
+
+  /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
+  async invalidPaths(paths: readonly string[]): Promise<Set<string>> {
+    const invalid = new Set<string>();
+    for (const batch of batchPaths(paths)) {
+      const { stdout } = await this.runner.run('nix-store', [
+        ...this.storeArgs(),
+        '--check-validity',
+        '--print-invalid',
+        ...batch,
+      ]);
+      for (const p of lines(stdout)) invalid.add(p);
+    }
+    return invalid;
+  }
+
+  /**
+   * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
+   * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them.
+   */
+  async realise(
+    drvPaths: readonly string[],
+    options: { addRoot?: string | undefined; extraArgs?: readonly string[] } = {},
+  ): Promise<string[]> {
+    if (drvPaths.length === 0) return [];
+    const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
+    const { stdout } = await this.runner.run('nix-store', [
+      ...this.storeArgs(),
+      '--realise',
+      ...rootArgs,
+      ...(options.extraArgs ?? []),
+      ...drvPaths,
+    ]);
+    return lines(stdout);
+  }
+}
+
+/**
+ * Sorts `paths` so every path comes after its references (those inside the set), keeping the
+ * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
+ */
+export function dependencyOrder(
+  paths: readonly string[],
+  references: (path: string) => readonly string[],
+): string[] {
+  const inSet = new Set(paths);
+  const state = new Map<string, 1 | 2>(); // 1: on the stack, 2: done
+  const out: string[] = [];
+  for (const start of paths) {
+    if (state.has(start)) continue;
+    // Iterative DFS so a deep chain cannot overflow the stack.
+    const stack: { path: string; refs: readonly string[]; i: number }[] = [
+      { path: start, refs: references(start), i: 0 },
+    ];
+    state.set(start, 1);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      if (top === undefined) break;
+      if (top.i < top.refs.length) {
+        const ref = top.refs[top.i++] ?? '';
+        if (ref === top.path || !inSet.has(ref)) continue;
+        const s = state.get(ref);
+        if (s === 1) throw new NixPlanError('closure', `reference cycle through '${ref}' and '${top.path}'`);
+        if (s === 2) continue;
+        state.set(ref, 1);
+        stack.push({ path: ref, refs: references(ref), i: 0 });
+      } else {
+        stack.pop();
+        state.set(top.path, 2);
+        out.push(top.path);
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The kind of a member of a derivation closure: a `.drv`, a path-literal source (its path is the
+ * recursive sha256 of its NAR), or otherwise a text file (`builtins.toFile`). Paths in `outputs`
+ * are build outputs.
+ */
+export function classify(info: PathInfo, storeDir: string, outputs: ReadonlySet<string>): ObjectKind {
+  if (outputs.has(info.path)) return 'output';
+  if (info.path.endsWith('.drv')) return 'drv';
+  const others = info.references.filter((r) => r !== info.path);
+  const self = others.length !== info.references.length;
+  const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
+  if (makeSourcePath(nameOf(info.path), narHash, storeDir, others, self) === info.path) return 'source';
+  return info.deriver === '' ? 'text' : 'output';
+}
