@@ -102,7 +102,7 @@ function compareAscii(a: string, b: string): number {
  * were valid; the stream as a whole is only valid once iteration completes.
  */
 export async function* readExport(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   limits: Partial<ExportLimits> = DEFAULT_EXPORT_LIMITS,
   options: ReadExportOptions = {},
 ): AsyncGenerator<ExportedPath> {

@@ -353,7 +353,7 @@ async function readLengthPrefixed(reader: ByteReader, max: number, what: string)
  * file, or of `writeNar`'s output.
  */
 export async function summariseNar(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   limits: NarLimits = DEFAULT_NAR_LIMITS,
   keepFileUpTo = 0,
   onBytes?: (chunk: Uint8Array) => void,

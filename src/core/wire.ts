@@ -139,9 +139,15 @@ export class ByteReader {
     private readonly maxBytes = Number.MAX_SAFE_INTEGER,
   ) {}
 
-  /** Wraps any async iterable of chunks (a Readable stream, a generator). */
-  static from(source: AsyncIterable<Uint8Array>, what: string, maxBytes?: number): ByteReader {
-    return new ByteReader(source[Symbol.asyncIterator](), what, maxBytes);
+  /** Wraps any iterable of chunks (a Readable stream, a generator, an array of buffers). */
+  static from(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    what: string,
+    maxBytes?: number,
+  ): ByteReader {
+    const it =
+      Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : fromSync(source[Symbol.iterator]());
+    return new ByteReader(it, what, maxBytes);
   }
 
   /** Error naming the current offset. */
@@ -315,3 +321,7 @@ export class ByteReader {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function fromSync(it: Iterator<Uint8Array>): AsyncIterator<Uint8Array> {
+  return { next: (): Promise<IteratorResult<Uint8Array>> => Promise.resolve(it.next()) };
+}
