@@ -1,0 +1,108 @@
+// What the three actions share: the runner's IO behind one interface, the transport choice, and
+// the single top-level catch that turns any error into one `setFailed`.
+import * as core from '@actions/core';
+import { DefaultArtifactClient } from '@actions/artifact';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringifyError } from '../core/errors.js';
+import type { Logger, Progress } from '../app/deps.js';
+import { ProcessRunner, type CommandRunner } from '../nix/runner.js';
+import { GitHubArtifactTransport } from '../transport/github.js';
+import { LocalDirectoryTransport } from '../transport/local.js';
+import type { ArtifactTransport } from '../transport/transport.js';
+import { RunnerEnv } from './constants.js';
+import type { EnvReader, InputReader } from './settings.js';
+
+/** Everything an action reads from or writes to the runner; tests pass their own. */
+export interface ActionIO {
+  readonly input: InputReader;
+  readonly env: EnvReader;
+  setOutput(name: string, value: string | number): void;
+  /** Masks a value in the log from now on. */
+  setSecret(value: string): void;
+  readonly log: Logger;
+  readonly progress: Progress;
+  /** Appends Markdown to the job summary. */
+  appendSummary(markdown: string): Promise<void>;
+  /** Milliseconds from an arbitrary origin, for the timings in the summary. */
+  now(): number;
+}
+
+/** Progress as log lines: a line when a phase starts and one when it ends (no bars in CI logs). */
+const logProgress = (log: Logger): Progress => ({
+  start(label: string, total?: number) {
+    let n = 0;
+    let bytes = 0;
+    log.debug(`${label}${total === undefined ? '' : ` (${total})`}…`);
+    return {
+      tick(count = 1, b = 0) {
+        n += count;
+        bytes += b;
+      },
+      done() {
+        log.info(`${label}: ${n} done${bytes > 0 ? `, ${bytes} bytes` : ''}`);
+      },
+    };
+  },
+});
+
+/** The runner's IO through @actions/core. */
+export function runnerIO(): ActionIO {
+  const log: Logger = {
+    info: (m) => core.info(m),
+    warn: (m) => core.warning(m),
+    debug: (m) => core.debug(m),
+  };
+  return {
+    input: (name) => core.getInput(name),
+    env: (name) => process.env[name],
+    setOutput: (name, value) => core.setOutput(name, value),
+    setSecret: (value) => core.setSecret(value),
+    log,
+    progress: logProgress(log),
+    appendSummary: async (markdown) => {
+      await core.summary.addRaw(markdown, true).write();
+    },
+    now: () => performance.now(),
+  };
+}
+
+/** A scratch directory of this job (RUNNER_TEMP, else the system's). */
+export function jobTempDir(io: ActionIO, ...parts: string[]): string {
+  const base = io.env(RunnerEnv.RunnerTemp);
+  return join(base === undefined || base === '' ? tmpdir() : base, 'nix-plan', ...parts);
+}
+
+/** The transport for a set of settings: a shared directory when `artifact-dir` is set, else GitHub. */
+export function defaultTransport(io: ActionIO, artifactDir: string | undefined): ArtifactTransport {
+  const runId = io.env(RunnerEnv.RunId) ?? 'local';
+  if (artifactDir !== undefined) return new LocalDirectoryTransport(artifactDir, runId);
+  return new GitHubArtifactTransport(new DefaultArtifactClient(), {
+    serverUrl: io.env(RunnerEnv.ServerUrl) ?? 'https://github.com',
+    repository: io.env(RunnerEnv.Repository) ?? '',
+    runId,
+    tempDir: jobTempDir(io, 'staging'),
+  });
+}
+
+/** The Nix runner of an action: Nix from PATH with the job's environment (NIX_* included). */
+export function defaultRunner(): CommandRunner {
+  return new ProcessRunner();
+}
+
+/**
+ * Runs an action's body; any error becomes one `setFailed` with a message a user can act on
+ * (our errors carry no stack; an unexpected one logs its stack at debug level).
+ */
+export async function runAction(
+  body: () => Promise<void>,
+  fail: (message: string) => void = (m) => core.setFailed(m),
+  debug: (message: string) => void = (m) => core.debug(m),
+): Promise<void> {
+  try {
+    await body();
+  } catch (e) {
+    if (e instanceof Error && e.stack !== undefined) debug(e.stack);
+    fail(stringifyError(e));
+  }
+}
