@@ -47,6 +47,7 @@ function trickyTree(root: string): string {
     writeFileSync(join(d, name), name);
   writeFileSync(Buffer.from([...Buffer.from(d + '/'), 0xff, 0xfe]), 'not UTF-8'); // a non-UTF-8 name
   writeFileSync(join(d, 'empty'), '');
+  writeFileSync(join(d, 'big'), Buffer.alloc(1536 * 1024 + 3, 'z')); // streamed, not read whole
   writeFileSync(join(d, 'sub', 'deeper', 'x'), '1234567'); // 7 bytes: padding
   writeFileSync(join(d, 'sub', 'eight'), '12345678'); // 8 bytes: no padding
   writeFileSync(join(d, 'tool'), '#!/bin/sh\n');
@@ -105,7 +106,13 @@ describe.each(nixVersions())('fs-tree against Nix $label', (version) => {
   });
 
   test('single files and symlinks at the top equal `nix-store --dump` too', async () => {
-    for (const p of [join(dir, 'tool'), join(dir, 'empty'), join(dir, 'link'), join(dir, 'group-x-only')]) {
+    for (const p of [
+      join(dir, 'tool'),
+      join(dir, 'empty'),
+      join(dir, 'big'),
+      join(dir, 'link'),
+      join(dir, 'group-x-only'),
+    ]) {
       const { stdout } = await store.run('nix-store', ['--dump', p]);
       expect(toHex(sha256(await collect(dumpPath(p))))).toBe(toHex(sha256(stdout)));
     }

@@ -59,6 +59,22 @@ describe('ByteReader', () => {
     );
   });
 
+  test('a nested tap detached without flushing leaves the enclosing tap complete', async () => {
+    const bytes = new Uint8Array(100).map((_, i) => i);
+    const reader = ByteReader.from(pieces(split(bytes, [30])), 'test');
+    const outer: Uint8Array[] = [];
+    const inner: Uint8Array[] = [];
+    const untapOuter = reader.tap((c) => outer.push(c.slice()));
+    await reader.readExact(10);
+    const untapInner = reader.tap((c) => inner.push(c.slice()));
+    await reader.readExact(15);
+    untapInner(false);
+    await reader.readExact(50);
+    untapOuter();
+    expect(concatBytes(outer)).toEqual(bytes.subarray(0, 75));
+    expect(concatBytes(inner)).toEqual(bytes.subarray(10, 10 + concatBytes(inner).length));
+  });
+
   test('reading past the end names the offset; a too-long source is a LimitError', async () => {
     const reader = ByteReader.from(pieces([new Uint8Array(5)]), 'test');
     await reader.readExact(3);

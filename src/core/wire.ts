@@ -245,10 +245,14 @@ export class ByteReader {
     this.flushTaps();
     this.taps.push(fn);
     return (flush = true) => {
+      const remove = (): void => {
+        const i = this.taps.indexOf(fn);
+        if (i >= 0) this.taps.splice(i, 1);
+      };
+      // Without flushing, the pending bytes still go to the other taps (an enclosing reader's).
       if (flush) this.flushTaps();
-      else this.tapFrom = this.head;
-      const i = this.taps.indexOf(fn);
-      if (i >= 0) this.taps.splice(i, 1);
+      remove();
+      if (!flush) this.flushTaps();
     };
   }
 

@@ -1,10 +1,16 @@
 // A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstat, readFile, readdir, readlink } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { writeNar, type FileTree } from '../core/nar.js';
 
 const SLASH = Buffer.from('/');
+/** Files up to this size are read in one call: a drv closure is thousands of small files. */
+const SMALL_FILE = 1024 * 1024;
+
+async function* readWhole(p: Buffer): AsyncGenerator<Uint8Array> {
+  yield await readFile(p);
+}
 
 /**
  * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
@@ -20,7 +26,8 @@ export async function fileTreeOf(path: string | Buffer): Promise<FileTree> {
       type: 'regular',
       executable: (st.mode & 0o100) !== 0,
       size: st.size,
-      contents: () => createReadStream(p) as AsyncIterable<Uint8Array>,
+      contents: () =>
+        st.size <= SMALL_FILE ? readWhole(p) : (createReadStream(p) as AsyncIterable<Uint8Array>),
     };
   }
   if (st.isSymbolicLink())
