@@ -1,0 +1,447 @@
+// Relocation: rewrites a closure of .drv files, text files and sources from store dir A to B so
+// that it is exactly what evaluating the same expression natively with store dir B would write.
+import { identifyContentAddress } from './content-address.js';
+import { NixPlanError } from './errors.js';
+import { parseHash, sha256 } from './hash.js';
+import { nix32Encode } from './nix32.js';
+import {
+  compareStrings,
+  hashPartOf,
+  makeFixedOutputPath,
+  makeSourcePath,
+  makeTextPath,
+  nameOf,
+  outputPathName,
+  parseStorePath,
+  storeDirProblem,
+} from './store-path.js';
+import {
+  compareBytes,
+  derivationReferences,
+  drvName,
+  parseDerivation,
+  serialiseDerivation,
+  type Derivation,
+  type EnvEntry,
+} from './derivation.js';
+import { DerivationHasher, computeDrvPath } from './derivation-hash.js';
+import { StoreRewriter } from './rewrite.js';
+
+/** A store object of the closure to relocate, in store dir A. */
+export interface RelocObject {
+  path: string;
+  kind: 'drv' | 'text' | 'source';
+  references: string[];
+  /** drv and text: the file bytes; source: its bytes when it is one regular file. */
+  contents?: Uint8Array;
+  /** sha256 of the object's NAR. */
+  narHash: Uint8Array;
+}
+
+/** A relocated store object, in store dir B. */
+export interface RelocatedObject {
+  oldPath: string;
+  path: string;
+  kind: 'drv' | 'text' | 'source';
+  references: string[];
+  /** drv/text: the new bytes; source: undefined (its NAR is unchanged). */
+  contents?: Uint8Array;
+}
+
+/** What relocation did, and what it could not vouch for. */
+export interface RelocationReport {
+  /** Objects relocated, by kind. */
+  objects: Record<'drv' | 'text' | 'source', number>;
+  /** Store paths (and placeholders of deferred outputs) rewritten inside strings and text files. */
+  hashesRewritten: number;
+  /** Store hashes rewritten where no store dir preceded them: a path string was computed on. */
+  bareHashRewrites: number;
+  /** Objects (relocated path) in which store dir A is still mentioned on its own. */
+  bareStoreDirMentions: { path: string; count: number }[];
+  /** Everything a user should look at, one sentence each. */
+  warnings: string[];
+}
+
+/** The result of `relocateClosure`. */
+export interface Relocation {
+  /** The relocated objects, dependencies first. */
+  objects: RelocatedObject[];
+  /** Old path → new path of every object and of every output path of every derivation. */
+  pathMap: Map<string, string>;
+  report: RelocationReport;
+}
+
+/** One object as the walk sees it. */
+interface Node {
+  readonly obj: RelocObject;
+  readonly drv: Derivation | undefined;
+  readonly deps: string[];
+}
+
+function refuse(message: string): never {
+  throw new NixPlanError('relocate', message);
+}
+
+/** sha256 placeholder Nix renders for output `output` of a deferred derivation (DownstreamPlaceholder). */
+export function downstreamPlaceholder(drvPath: string, output: string): string {
+  const name = drvName(drvPath);
+  return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
+}
+
+type DrvType = 'input-addressed' | 'fixed' | 'floating';
+
+/** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
+function drvType(path: string, drv: Derivation): DrvType {
+  if (drv.version !== undefined)
+    refuse(
+      `cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
+        'experimental dynamic derivations), whose output names nix-plan cannot recompute',
+    );
+  const impureKey = new TextEncoder().encode('__impure');
+  if (
+    drv.env.some((e) => compareBytes(e.key, impureKey) === 0) ||
+    drv.outputs.some((o) => o.hash === 'impure')
+  )
+    refuse(
+      `cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`,
+    );
+  if (drv.outputs.every((o) => o.hashAlgo === '')) return 'input-addressed';
+  if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash !== '')) return 'fixed';
+  if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash === '' && o.path === '')) return 'floating';
+  return refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
+}
+
+/** Checks that `obj` is what its path says under `from`; returns its content address. */
+function selfCheck(obj: RelocObject, from: string): string {
+  const file = obj.contents === undefined ? undefined : { executable: false, contents: obj.contents };
+  if (obj.kind !== 'source' && file === undefined)
+    refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+  const ca = identifyContentAddress(
+    { path: obj.path, references: obj.references, narHash: obj.narHash, file },
+    from,
+  );
+  if (ca === undefined)
+    refuse(
+      `cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
+        'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
+        'import-from-derivation) or its contents do not match its path',
+    );
+  if (ca.kind !== obj.kind)
+    refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
+  return ca.ca;
+}
+
+/** Path of a source under `to`: the same content address, a different store dir. */
+function relocatedSourcePath(obj: RelocObject, ca: string, to: string): string {
+  const name = nameOf(obj.path);
+  if (ca.startsWith('fixed:r:sha256:')) return makeSourcePath(name, obj.narHash, to);
+  const algoAndHash = ca.slice('fixed:'.length);
+  return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
+}
+
+/**
+ * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
+ * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
+ * recomputed under B; text files are rewritten; sources keep their bytes. Throws a 'relocate'
+ * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
+ * error for an invalid store dir.
+ */
+export function relocateClosure(objects: readonly RelocObject[], from: string, to: string): Relocation {
+  for (const [role, dir] of [
+    ['target', to],
+    ['source', from],
+  ] as const) {
+    const problem = storeDirProblem(dir);
+    if (problem !== undefined)
+      throw new NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
+  }
+
+  // Index the closure: objects by path and hash, output paths (not objects) by the drv making them.
+  const byPath = new Map<string, RelocObject>();
+  const ownerOfHash = new Map<string, string>();
+  const rewriter = new StoreRewriter(from, to);
+  for (const obj of objects) {
+    try {
+      parseStorePath(obj.path, from);
+    } catch (e) {
+      refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${(e as Error).message})`);
+    }
+    if (byPath.has(obj.path)) refuse(`cannot relocate: ${obj.path} is in the closure twice`);
+    byPath.set(obj.path, obj);
+    ownerOfHash.set(hashPartOf(obj.path), obj.path);
+    rewriter.declare(hashPartOf(obj.path));
+  }
+  const parsed = new Map<string, Derivation>();
+  const ownerOfPlaceholder = new Map<string, string>();
+  for (const obj of objects) {
+    if (obj.kind !== 'drv') continue;
+    if (obj.contents === undefined) refuse(`cannot relocate ${obj.path}: a drv needs its contents`);
+    const drv = parseDerivation(obj.contents);
+    parsed.set(obj.path, drv);
+    for (const o of drv.outputs) {
+      if (o.path !== '') {
+        const h = hashPartOf(o.path);
+        if (!ownerOfHash.has(h)) ownerOfHash.set(h, obj.path);
+        rewriter.declare(h);
+      } else {
+        // A deferred output: dependents mention it by a placeholder made from this drv's path.
+        const p = downstreamPlaceholder(obj.path, o.name);
+        ownerOfPlaceholder.set(p, obj.path);
+        rewriter.declarePlaceholder(p);
+      }
+    }
+  }
+
+  // What each object depends on: references, and whatever its strings mention.
+  const nodes = new Map<string, Node>();
+  const bareDirs = new Map<string, number>();
+  const warnings: string[] = [];
+  for (const obj of objects) {
+    const deps = new Set<string>();
+    for (const r of obj.references) {
+      if (r === obj.path) continue;
+      if (!byPath.has(r))
+        refuse(`cannot relocate ${obj.path}: it references ${r}, which is not in the closure`);
+      deps.add(r);
+    }
+    if (obj.kind !== 'source' && obj.contents !== undefined) {
+      const m = rewriter.mentions(obj.contents);
+      if (m.unknownPaths.length > 0)
+        refuse(
+          `cannot relocate ${obj.path}: it mentions ${m.unknownPaths[0]}, which is outside the ` +
+            'closure (neither an object in it nor an output of a derivation in it), so its new ' +
+            'path cannot be known; include it in the plan',
+        );
+      for (const h of m.hashes) deps.add(ownerOfHash.get(h)!);
+      for (const p of m.placeholders) deps.add(ownerOfPlaceholder.get(p)!);
+      if (m.bareStoreDirs > 0) bareDirs.set(obj.path, m.bareStoreDirs);
+    }
+    deps.delete(obj.path);
+    nodes.set(obj.path, { obj, drv: parsed.get(obj.path), deps: [...deps].sort(compareStrings) });
+  }
+
+  const state: Relocation = {
+    objects: [],
+    pathMap: new Map(),
+    report: {
+      objects: { drv: 0, text: 0, source: 0 },
+      hashesRewritten: 0,
+      bareHashRewrites: 0,
+      bareStoreDirMentions: [],
+      warnings,
+    },
+  };
+  const newDrvs = new Map<string, Derivation>();
+  const hasher = new DerivationHasher(to, (p) => {
+    const d = newDrvs.get(p);
+    if (d === undefined) throw new NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+    return d;
+  });
+  const newHashOf = new Map<string, string>();
+  const setHash = (oldPath: string, newPath: string): void => {
+    state.pathMap.set(oldPath, newPath);
+    const o = hashPartOf(oldPath);
+    const n = hashPartOf(newPath);
+    const before = newHashOf.get(o);
+    if (before !== undefined && before !== n)
+      throw new NixPlanError('internal', `${oldPath} relocates to two different paths`);
+    newHashOf.set(o, n);
+    rewriter.set(o, n);
+  };
+  const mapPath = (p: string): string => {
+    const n = state.pathMap.get(p);
+    if (n === undefined) throw new NixPlanError('internal', `${p} was not relocated before its dependents`);
+    return n;
+  };
+  const rewrite = (bytes: Uint8Array): Uint8Array => {
+    const r = rewriter.rewrite(bytes, { countBareStoreDirs: false });
+    state.report.hashesRewritten += r.storePaths + r.placeholders;
+    state.report.bareHashRewrites += r.bareHashes;
+    return r.bytes;
+  };
+
+  for (const path of dependencyOrder(nodes)) {
+    const node = nodes.get(path)!;
+    const obj = node.obj;
+    const ca = selfCheck(obj, from);
+    let out: RelocatedObject;
+    const bareBefore = state.report.bareHashRewrites;
+    if (obj.kind === 'source') {
+      if (obj.references.length > 0)
+        refuse(
+          `cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
+            'native evaluation could not have produced it',
+        );
+      out = { oldPath: obj.path, path: relocatedSourcePath(obj, ca, to), kind: 'source', references: [] };
+      if (obj.contents !== undefined && Buffer.from(obj.contents).includes(from))
+        warnings.push(
+          `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
+            `evaluation in ${to} would keep them`,
+        );
+    } else if (obj.kind === 'text') {
+      const contents = rewrite(obj.contents!);
+      const references = obj.references.map(mapPath).sort(compareStrings);
+      const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+      out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
+    } else {
+      out = relocateDrv(obj, node.drv!, { from, to, hasher, newDrvs, mapPath, setHash, rewrite });
+    }
+    setHash(obj.path, out.path);
+    if (obj.kind === 'drv') {
+      // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
+      for (const o of node.drv!.outputs)
+        if (o.path === '')
+          rewriter.setPlaceholder(
+            downstreamPlaceholder(obj.path, o.name),
+            downstreamPlaceholder(out.path, o.name),
+          );
+    }
+    const bare = bareDirs.get(obj.path);
+    if (bare !== undefined) {
+      state.report.bareStoreDirMentions.push({ path: out.path, count: bare });
+      warnings.push(
+        `${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bare} time(s), e.g. ` +
+          `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`,
+      );
+    }
+    const bareHashes = state.report.bareHashRewrites - bareBefore;
+    if (bareHashes > 0)
+      warnings.push(
+        `${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
+          'them (computed from a path string); they were rewritten, but anything else computed from ' +
+          'those paths (hashString, stringLength, substring) cannot be',
+      );
+    state.report.objects[obj.kind]++;
+    state.objects.push(out);
+  }
+  return state;
+}
+
+interface DrvContext {
+  readonly from: string;
+  readonly to: string;
+  readonly hasher: DerivationHasher;
+  readonly newDrvs: Map<string, Derivation>;
+  readonly mapPath: (p: string) => string;
+  readonly setHash: (oldPath: string, newPath: string) => void;
+  readonly rewrite: (bytes: Uint8Array) => Uint8Array;
+}
+
+/** Relocates one derivation whose dependencies are all relocated. */
+function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): RelocatedObject {
+  const type = drvType(obj.path, drv);
+  const name = drvName(obj.path);
+  const refs = derivationReferences(drv);
+  const given = [...new Set(obj.references)].sort(compareStrings);
+  if (refs.length !== given.length || refs.some((r, i) => r !== given[i]))
+    refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
+
+  const outputNames = new Set(drv.outputs.map((o) => o.name));
+  const isOutputKey = (key: Uint8Array): boolean => outputNames.has(Buffer.from(key).toString('latin1'));
+  const outputs = drv.outputs.map((o) => ({ ...o }));
+  if (type === 'fixed') {
+    // The output path follows from the hash alone, so it is known before the strings are rewritten.
+    const paths = cx.hasher.outputPaths({ ...drv, outputs }, name);
+    for (const o of outputs) {
+      const p = paths.get(o.name)!;
+      cx.setHash(o.path, p);
+      o.path = p;
+    }
+  }
+  // Input-addressed: the own output paths in env are what is being computed: mask them first.
+  const masked = type === 'input-addressed';
+  const env: EnvEntry[] = drv.env
+    .map((e) => ({
+      key: cx.rewrite(e.key),
+      value: masked && isOutputKey(e.key) ? new Uint8Array(0) : cx.rewrite(e.value),
+    }))
+    .sort((a, b) => compareBytes(a.key, b.key));
+  const relocated: Derivation = {
+    version: undefined,
+    outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
+    inputDrvs: drv.inputDrvs
+      .map((i) => ({ path: cx.mapPath(i.path), outputs: [...i.outputs] }))
+      .sort((a, b) => compareStrings(a.path, b.path)),
+    inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
+    system: drv.system,
+    builder: cx.rewrite(drv.builder),
+    args: drv.args.map(cx.rewrite),
+    env,
+  };
+  if (masked) {
+    const paths = cx.hasher.outputPaths(relocated, name);
+    relocated.outputs = outputs.map((o) => ({ ...o, path: paths.get(o.name) ?? '' }));
+    const byName = new Map(relocated.outputs.map((o) => [o.name, o.path]));
+    relocated.env = env.map((e) => {
+      const p = byName.get(Buffer.from(e.key).toString('latin1'));
+      return p === undefined ? e : { key: e.key, value: new TextEncoder().encode(p) };
+    });
+    for (const o of drv.outputs) {
+      const p = byName.get(o.name) ?? '';
+      if ((o.path === '') !== (p === ''))
+        refuse(
+          `cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`,
+        );
+      if (o.path !== '') cx.setHash(o.path, p);
+    }
+  }
+  const contents = serialiseDerivation(relocated);
+  const references = derivationReferences(relocated);
+  const path = computeDrvPath(cx.to, name, contents, references);
+  cx.newDrvs.set(path, relocated);
+  return { oldPath: obj.path, path, kind: 'drv', references, contents };
+}
+
+/** Dependencies first; the given order is kept where it already is one. Refuses cycles. */
+function dependencyOrder(nodes: ReadonlyMap<string, Node>): string[] {
+  const done = new Set<string>();
+  const active = new Set<string>();
+  const order: string[] = [];
+  for (const root of nodes.keys()) {
+    if (done.has(root)) continue;
+    const stack: [string, number][] = [[root, 0]];
+    active.add(root);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const deps = nodes.get(top[0])!.deps;
+      if (top[1] < deps.length) {
+        const dep = deps[top[1]++]!;
+        if (done.has(dep)) continue;
+        if (active.has(dep))
+          refuse(
+            `cannot relocate ${top[0]}: it and ${dep} mention each other, so neither can be relocated first`,
+          );
+        active.add(dep);
+        stack.push([dep, 0]);
+        continue;
+      }
+      stack.pop();
+      active.delete(top[0]);
+      done.add(top[0]);
+      order.push(top[0]);
+    }
+  }
+  return order;
+}
+
+/** A root of a plan: a derivation and the paths of its outputs ("" when deferred). */
+export interface RelocatableRoot {
+  drvPath: string;
+  outputs: Record<string, string>;
+}
+
+/**
+ * Maps a plan root through a relocation's `pathMap`: its drv path and its output paths (deferred
+ * outputs stay ""). Throws a 'relocate' error when a path was not part of the relocation.
+ */
+export function relocateRoot<T extends RelocatableRoot>(root: T, pathMap: ReadonlyMap<string, string>): T {
+  const map = (p: string): string => {
+    if (p === '') return p;
+    const n = pathMap.get(p);
+    if (n === undefined) refuse(`root ${p} is not in the relocated closure`);
+    return n;
+  };
+  const outputs: Record<string, string> = {};
+  for (const [o, p] of Object.entries(root.outputs)) outputs[o] = map(p);
+  return { ...root, drvPath: map(root.drvPath), outputs };
+}
