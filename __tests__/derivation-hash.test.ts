@@ -14,7 +14,12 @@ import { computeDrvPath, DerivationHasher } from '../src/core/derivation-hash.js
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
 import { nixVersions, ScratchStore } from './support/nix.js';
-import { instantiatePlan, readStoreFile, type InstantiatedPlan } from './fixtures/plan/fixture.js';
+import {
+  instantiatePlan,
+  planStoreConf,
+  readStoreFile,
+  type InstantiatedPlan,
+} from './fixtures/plan/fixture.js';
 
 const enc = new TextEncoder();
 const b = (s: string): Uint8Array => enc.encode(s);
@@ -231,7 +236,11 @@ describe.each(nixVersions())('against Nix $label', (version) => {
 
     beforeAll(async () => {
       const root = mkdtempSync(join(tmpdir(), 'nix-plan-hash-'));
-      store = new ScratchStore(version, { root, storeDir: join(root, layout) });
+      store = new ScratchStore(version, {
+        root,
+        storeDir: join(root, layout),
+        extraConf: planStoreConf(version),
+      });
       plan = await instantiatePlan(store);
       for (const p of plan.drvs) {
         const bytes = readStoreFile(p);
