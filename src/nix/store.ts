@@ -304,16 +304,17 @@ export function dependencyOrder(
 }
 
 /**
- * The kind of a member of a derivation closure: a `.drv`, a path-literal source (its path is the
- * recursive sha256 of its NAR), or otherwise a text file (`builtins.toFile`). Paths in `outputs`
- * are build outputs.
+ * The kind of a member of a closure: a build output when it is in `outputs` or has a deriver
+ * (fixed outputs are content-addressed too, but their deriver tells them from sources); else a
+ * `.drv`, a path-literal source (its path is the recursive sha256 of its NAR), or a text file
+ * (`builtins.toFile`).
  */
 export function classify(info: PathInfo, storeDir: string, outputs: ReadonlySet<string>): ObjectKind {
-  if (outputs.has(info.path)) return 'output';
+  if (outputs.has(info.path) || (info.deriver !== '' && !info.path.endsWith('.drv'))) return 'output';
   if (info.path.endsWith('.drv')) return 'drv';
   const others = info.references.filter((r) => r !== info.path);
   const self = others.length !== info.references.length;
   const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
   if (makeSourcePath(nameOf(info.path), narHash, storeDir, others, self) === info.path) return 'source';
-  return info.deriver === '' ? 'text' : 'output';
+  return 'text';
 }

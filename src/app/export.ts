@@ -1,0 +1,168 @@
+// exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
+import { rm } from 'node:fs/promises';
+import { NixPlanError } from '../core/errors.js';
+import {
+  OBJECT_KINDS,
+  type BundleManifest,
+  type BundleRoot,
+  type Include,
+  type ObjectKind,
+} from '../core/bundle/manifest.js';
+import { writeExport, type ExportEntry } from '../core/export-stream.js';
+import { parseSecretKey } from '../core/signing.js';
+import { collectClosure } from '../nix/collect.js';
+import { evaluate } from '../nix/evaluate.js';
+import { dumpPath } from '../nix/fs-tree.js';
+import { NixStore, type ClosureObject } from '../nix/store.js';
+import { writeBundleFile, tempPathNear } from './bundle-file.js';
+import { progressOf, type Deps } from './deps.js';
+import { relocatePlan } from './relocate.js';
+import { TOOL_VERSION } from './version.js';
+
+/** What to export and how. */
+export interface ExportOptions {
+  /** Flake installables, evaluated with `nix`. */
+  readonly installables?: readonly string[] | undefined;
+  /** A Nix file, instantiated with `nix-instantiate` (attributes in `attributes`). */
+  readonly file?: string | undefined;
+  readonly attributes?: readonly string[] | undefined;
+  /** .drv paths already in the store. */
+  readonly drvPaths?: readonly string[] | undefined;
+  /** Extra evaluator arguments (`--arg`, `--argstr`, `--impure`, …). */
+  readonly evalArgs?: readonly string[] | undefined;
+  /** Where to write the bundle. */
+  readonly output: string;
+  /** What to carry (default `drvs`). */
+  readonly include?: Include | undefined;
+  /** zstd level (default 12). */
+  readonly level?: number | undefined;
+  /** Secret keys (Nix's `NAME:base64` text) to sign the manifest with. */
+  readonly signingKeys?: readonly string[] | undefined;
+  /** One secret key (the Action's single input); added to `signingKeys`. */
+  readonly signingKey?: string | undefined;
+  /** Relocate the plan to this store dir before writing. */
+  readonly relocateTo?: string | undefined;
+  /** Nix store URI (`--store`). */
+  readonly store?: string | undefined;
+  /** Physical location of the store dir when it differs and the URI does not say. */
+  readonly realStoreDir?: string | undefined;
+}
+
+/** What exportPlan produced. */
+export interface ExportResult {
+  readonly bundlePath: string;
+  readonly manifest: BundleManifest;
+  readonly bundleBytes: number;
+  readonly timings: { evaluateMs: number; collectMs: number; writeMs: number };
+}
+
+/** Counts and NAR bytes per kind. */
+export function tally(objects: readonly ClosureObject[]): {
+  counts: Record<ObjectKind, number>;
+  narBytes: Record<ObjectKind, number>;
+} {
+  const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
+  const narBytes = { ...counts };
+  for (const o of objects) {
+    counts[o.kind]++;
+    narBytes[o.kind] += o.narSize;
+  }
+  return { counts, narBytes };
+}
+
+/** Evaluates, collects and writes the bundle. */
+export async function exportPlan(options: ExportOptions, deps: Deps): Promise<ExportResult> {
+  const keys = [
+    ...(options.signingKeys ?? []),
+    ...(options.signingKey === undefined ? [] : [options.signingKey]),
+  ].map(parseSecretKey);
+  const include = options.include ?? 'drvs';
+  const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
+  const t0 = performance.now();
+  const nixVersion = await store.version();
+  deps.log.info(`evaluating with Nix ${nixVersion}…`);
+  const { roots, storeDir } = await evaluate(options, store);
+  const t1 = performance.now();
+  const closure = await collectClosure(
+    store,
+    storeDir,
+    roots.map((r) => r.drvPath),
+    include,
+    { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) },
+  );
+  const t2 = performance.now();
+  const { counts, narBytes } = tally(closure.objects);
+  const bundleRoots: BundleRoot[] = roots.map((r) => ({
+    ...(r.installable !== undefined && { installable: r.installable }),
+    ...(r.attribute !== undefined && { attribute: r.attribute }),
+    drvPath: r.drvPath,
+    outputs: closure.rootOutputs.get(r.drvPath) ?? {},
+  }));
+  const draft = {
+    tool: TOOL_VERSION,
+    nixVersion,
+    storeDir,
+    systems: closure.systems,
+    include,
+    roots: bundleRoots,
+    counts,
+    narBytes,
+    paths: closure.objects.length,
+  };
+  const totalBytes = closure.objects.reduce((n, o) => n + o.narSize, 0);
+  const task = progressOf(deps).start('writing bundle', closure.objects.length);
+  async function* entries(): AsyncGenerator<ExportEntry> {
+    for (const o of closure.objects) {
+      yield {
+        path: o.path,
+        references: [...o.references],
+        deriver: o.deriver,
+        nar: dumpPath(await store.realPath(o.path)),
+      };
+      task.tick(1, o.narSize);
+    }
+  }
+  deps.log.debug(`${closure.objects.length} paths, ${totalBytes} NAR bytes`);
+  const target = options.relocateTo === undefined ? options.output : tempPathNear(options.output);
+  let written;
+  try {
+    written = await writeBundleFile(target, draft, writeExport(entries()), {
+      level: options.level,
+      keys: options.relocateTo === undefined ? keys : [],
+    });
+  } finally {
+    task.done();
+  }
+  let { manifest, bundleBytes } = written;
+  if (options.relocateTo !== undefined) {
+    try {
+      const relocated = await relocatePlan(
+        target,
+        {
+          to: options.relocateTo,
+          output: options.output,
+          signingKeys: options.signingKeys,
+          level: options.level,
+        },
+        deps,
+      );
+      manifest = relocated.manifest;
+      bundleBytes = relocated.bundleBytes;
+    } finally {
+      await rm(target, { force: true });
+    }
+  }
+  const t3 = performance.now();
+  if (manifest.paths !== closure.objects.length)
+    throw new NixPlanError('internal', 'the written bundle does not hold the collected closure');
+  return {
+    bundlePath: options.output,
+    manifest,
+    bundleBytes,
+    timings: {
+      evaluateMs: Math.round(t1 - t0),
+      collectMs: Math.round(t2 - t1),
+      writeMs: Math.round(t3 - t2),
+    },
+  };
+}

@@ -1,0 +1,161 @@
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createZstdDecompress } from 'node:zlib';
+import { NixPlanError } from '../core/errors.js';
+import type { BundleManifest } from '../core/bundle/manifest.js';
+import { FLAKE_FEATURES } from '../nix/evaluate.js';
+import { NixStore } from '../nix/store.js';
+import type { Deps } from './deps.js';
+import { readBundleHead } from './inspect.js';
+import { verifyBundle } from './verify.js';
+
+/** How to add paths: decide (`auto`), `nix-store --import`, or the binary-cache `copy`. */
+export type ImportMethod = 'auto' | 'import' | 'copy';
+
+/** Options of importPlan. */
+export interface ImportOptions {
+  /** Nix store URI (`--store`); default: Nix's default store. */
+  readonly store?: string | undefined;
+  /** Public keys; when given, the bundle must be signed by one. */
+  readonly trustedKeys?: readonly string[] | undefined;
+  readonly method?: ImportMethod | undefined;
+}
+
+/** What importPlan did. */
+export interface ImportResult {
+  readonly manifest: BundleManifest;
+  /** Paths added by this run. */
+  readonly imported: number;
+  /** Paths that were valid already (skipped). */
+  readonly alreadyValid: number;
+  /** The method used (`none` when every path was valid already). */
+  readonly method: 'import' | 'copy' | 'none';
+}
+
+/** The untrusted route: what the binary-cache import needs (provided by binary-cache.ts). */
+export type CopyImport = (
+  bundlePath: string,
+  options: { store?: string | undefined; manifest: BundleManifest },
+  deps: Deps,
+) => Promise<void>;
+
+/** Dependencies of importPlan: the usual ones and, optionally, the untrusted route. */
+export interface ImportDeps extends Deps {
+  readonly copyImport?: CopyImport | undefined;
+}
+
+const SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a trusted key/;
+
+/**
+ * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
+ * `nix store info --json` (`trusted`); older Nix only tells local from daemon stores, and a
+ * local store is ours. Undefined when it cannot be known (a daemon on old Nix): try and see.
+ */
+export async function storeTrust(store: NixStore): Promise<boolean | undefined> {
+  const json = await store.runner.run(
+    'nix',
+    [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', '--json'],
+    {
+      allowFailure: true,
+    },
+  );
+  if (json.code === 0) {
+    try {
+      const info = JSON.parse(json.stdout.toString('utf8')) as { trusted?: unknown };
+      if (info.trusted === true || info.trusted === 1) return true;
+      if (info.trusted === false || info.trusted === 0) return false;
+    } catch {
+      // fall through to the text form
+    }
+  }
+  const text = await store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping'], {
+    allowFailure: true,
+  });
+  const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
+  if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/'))) return true;
+  return undefined;
+}
+
+/** Streams the bundle's export stream (decompressed) out of a verified private copy. */
+function exportStreamOf(bundlePath: string, dataOffset: number): AsyncIterable<Uint8Array> {
+  return createReadStream(bundlePath, { start: dataOffset }).pipe(createZstdDecompress());
+}
+
+/**
+ * Copies the bundle to a private directory, verifies the copy completely (so nothing that was not
+ * verified can reach the store, even if the original changes meanwhile), then imports it.
+ */
+export async function importPlan(
+  bundlePath: string,
+  options: ImportOptions,
+  deps: ImportDeps,
+): Promise<ImportResult> {
+  const store = new NixStore(deps.runner, { store: options.store });
+  const dir = await mkdtemp(join(tmpdir(), 'nix-plan-import-'));
+  try {
+    const copy = join(dir, 'bundle.nixplan');
+    try {
+      await copyFile(bundlePath, copy);
+    } catch (e) {
+      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
+    }
+    const storeDir = await store.storeDir();
+    const paths: string[] = [];
+    const report = await verifyBundle(
+      copy,
+      { trustedKeys: options.trustedKeys, storeDir },
+      deps.progress,
+      (e) => paths.push(e.path),
+    );
+    const { manifest } = report;
+    const invalid = await store.invalidPaths(paths);
+    const alreadyValid = paths.length - invalid.size;
+    if (invalid.size === 0) {
+      deps.log.info(`all ${paths.length} paths are valid already`);
+      return { manifest, imported: 0, alreadyValid, method: 'none' };
+    }
+    let method = options.method ?? 'auto';
+    if (method === 'auto') {
+      const trusted = await storeTrust(store);
+      method = trusted === false ? 'copy' : 'import';
+      if (trusted === undefined) deps.log.debug('store trust unknown: trying nix-store --import first');
+    }
+    const { dataOffset } = await readBundleHead(copy);
+    if (method === 'import') {
+      const result = await deps.runner.run('nix-store', [...store.storeArgs(), '--import'], {
+        input: exportStreamOf(copy, dataOffset),
+        allowFailure: true,
+      });
+      if (result.code !== 0) {
+        if (options.method !== 'import' && SIGNATURE_REFUSAL.test(result.stderr)) {
+          deps.log.info(
+            'the store wants signatures from this user: importing through a binary cache instead',
+          );
+          method = 'copy';
+        } else
+          throw new NixPlanError(
+            'nix',
+            `nix-store --import failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`,
+          );
+      }
+    }
+    if (method === 'copy') {
+      if (deps.copyImport === undefined)
+        throw new NixPlanError('internal', 'the binary-cache import route is not available in this build');
+      await deps.copyImport(copy, { store: options.store, manifest }, deps);
+    }
+    const still = await store.invalidPaths(paths);
+    if (still.size > 0)
+      throw new NixPlanError(
+        'nix',
+        `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
+      );
+    return { manifest, imported: invalid.size, alreadyValid, method };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

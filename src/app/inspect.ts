@@ -1,0 +1,130 @@
+// inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
+// without decompressing the stream or touching any store.
+import { open } from 'node:fs/promises';
+import { NixPlanError } from '../core/errors.js';
+import {
+  DEFAULT_MAX_MANIFEST_SIZE,
+  parseManifest,
+  type BundleManifest,
+  type ObjectKind,
+} from '../core/bundle/manifest.js';
+import { parseSkippableHeader, SKIPPABLE_HEADER_SIZE } from '../core/bundle/frame.js';
+import { nameOf } from '../core/store-path.js';
+
+/** A root as a person reads it. */
+export interface RootSummary {
+  /** The installable, the attribute, or the derivation name. */
+  readonly label: string;
+  readonly drvPath: string;
+  readonly outputs: Record<string, string>;
+}
+
+/** The numbers a person (or a script) wants from a bundle without reading the manifest's schema. */
+export interface PlanSummary {
+  /** Size of the bundle file. */
+  readonly bundleBytes: number;
+  readonly storeDir: string;
+  readonly include: BundleManifest['include'];
+  readonly systems: readonly string[];
+  readonly roots: readonly RootSummary[];
+  readonly paths: number;
+  readonly counts: Record<ObjectKind, number>;
+  readonly narBytes: Record<ObjectKind, number>;
+  /** Uncompressed export stream bytes. */
+  readonly streamBytes: number;
+  /** streamBytes / compressed bytes. */
+  readonly ratio: number;
+  /** Key names the manifest is signed by (not checked here: see verify). */
+  readonly signedBy: readonly string[];
+  readonly relocatedFrom?: string;
+  readonly tool: string;
+  readonly nixVersion: string;
+}
+
+/** What `inspectPlan` returns. */
+export interface InspectResult {
+  readonly manifest: BundleManifest;
+  readonly summary: PlanSummary;
+}
+
+/** The bundle's manifest and where its data frame starts. */
+export interface BundleHead {
+  readonly manifest: BundleManifest;
+  /** Byte offset of the data frame (just after the manifest's skippable frame). */
+  readonly dataOffset: number;
+  /** Size of the whole file. */
+  readonly fileSize: number;
+}
+
+/**
+ * Reads and validates a bundle's manifest frame (header, size limit, schema, checksum). Also
+ * checks the file's length against the manifest, so truncation is caught before any decoding.
+ */
+export async function readBundleHead(
+  bundlePath: string,
+  maxManifestSize = DEFAULT_MAX_MANIFEST_SIZE,
+): Promise<BundleHead> {
+  let fh;
+  try {
+    fh = await open(bundlePath, 'r');
+  } catch (e) {
+    throw new NixPlanError('usage', `cannot open bundle '${bundlePath}': ${(e as Error).message}`);
+  }
+  try {
+    const { size: fileSize } = await fh.stat();
+    const header = new Uint8Array(SKIPPABLE_HEADER_SIZE);
+    const { bytesRead } = await fh.read(header, 0, SKIPPABLE_HEADER_SIZE, 0);
+    const { size } = parseSkippableHeader(header.subarray(0, bytesRead), maxManifestSize);
+    if (SKIPPABLE_HEADER_SIZE + size > fileSize)
+      throw new NixPlanError(
+        'bundle',
+        `plan bundle '${bundlePath}' is truncated: its manifest frame needs ${SKIPPABLE_HEADER_SIZE + size} bytes, the file has ${fileSize}`,
+      );
+    const bytes = new Uint8Array(size);
+    await fh.read(bytes, 0, size, SKIPPABLE_HEADER_SIZE);
+    const manifest = parseManifest(bytes, maxManifestSize);
+    const dataOffset = SKIPPABLE_HEADER_SIZE + size;
+    const expected = dataOffset + manifest.stream.compressedSize;
+    if (fileSize !== expected)
+      throw new NixPlanError(
+        'bundle',
+        fileSize < expected
+          ? `plan bundle '${bundlePath}' is truncated: ${fileSize} bytes, the manifest says ${expected}`
+          : `plan bundle '${bundlePath}' has ${fileSize - expected} unexpected bytes after its data frame`,
+      );
+    return { manifest, dataOffset, fileSize };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The label of a root: its installable, its attribute, or its derivation name. */
+export function rootLabel(root: BundleManifest['roots'][number]): string {
+  return root.installable ?? root.attribute ?? nameOf(root.drvPath).replace(/\.drv$/, '');
+}
+
+/** The summary of a manifest in a file of `bundleBytes` bytes. */
+export function summarise(manifest: BundleManifest, bundleBytes: number): PlanSummary {
+  return {
+    bundleBytes,
+    storeDir: manifest.storeDir,
+    include: manifest.include,
+    systems: manifest.systems,
+    roots: manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath, outputs: r.outputs })),
+    paths: manifest.paths,
+    counts: manifest.counts,
+    narBytes: manifest.narBytes,
+    streamBytes: manifest.stream.size,
+    ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
+    signedBy: manifest.signatures.map((s) => s.key),
+    ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
+    tool: manifest.tool,
+    nixVersion: manifest.nixVersion,
+  };
+}
+
+/** The manifest and a summary of a bundle; reads only the manifest frame. */
+export async function inspectPlan(bundlePath: string): Promise<InspectResult> {
+  const head = await readBundleHead(bundlePath);
+  return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
+}

@@ -1,0 +1,90 @@
+// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
+// substituters, optionally keeping GC roots; no evaluation anywhere.
+import { readlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { NixPlanError } from '../core/errors.js';
+import type { BundleManifest, BundleRoot } from '../core/bundle/manifest.js';
+import { drvName } from '../core/derivation.js';
+import { nameOf, outputPathName } from '../core/store-path.js';
+import { NixStore } from '../nix/store.js';
+import { importPlan, type ImportDeps, type ImportOptions, type ImportResult } from './import.js';
+import { rootLabel } from './inspect.js';
+
+/** Options of realisePlan. */
+export interface RealiseOptions extends ImportOptions {
+  /** Make GC roots PREFIX, PREFIX-2, … (Nix's naming) pointing at the outputs. */
+  readonly outLink?: string | undefined;
+  /** Roots to build, by index, label (installable/attribute/name) or .drv path; default all. */
+  readonly roots?: readonly string[] | undefined;
+  /** Extra arguments for `nix-store --realise` (`--max-jobs`, `--keep-going`, `--option …`). */
+  readonly nixArgs?: readonly string[] | undefined;
+}
+
+/** What realisePlan built. */
+export interface RealiseResult {
+  readonly manifest: BundleManifest;
+  /** drv path → output name → output path. */
+  readonly outPaths: Record<string, Record<string, string>>;
+  readonly import: Omit<ImportResult, 'manifest'>;
+  /** GC roots created (empty without outLink). */
+  readonly links: readonly string[];
+}
+
+/**
+ * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ */
+export function selectRoots(roots: readonly BundleRoot[], selectors: readonly string[] = []): BundleRoot[] {
+  if (selectors.length === 0) return [...roots];
+  const chosen = new Set<BundleRoot>();
+  for (const sel of selectors) {
+    const matches = /^\d+$/.test(sel)
+      ? roots.filter((_, i) => i === Number(sel))
+      : roots.filter(
+          (r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel,
+        );
+    if (matches.length === 0)
+      throw new NixPlanError(
+        'usage',
+        `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`,
+      );
+    for (const m of matches) chosen.add(m);
+  }
+  return roots.filter((r) => chosen.has(r));
+}
+
+/** Imports the bundle and builds the selected roots. */
+export async function realisePlan(
+  bundlePath: string,
+  options: RealiseOptions,
+  deps: ImportDeps,
+): Promise<RealiseResult> {
+  const imported = await importPlan(bundlePath, options, deps);
+  const { manifest } = imported;
+  const roots = selectRoots(manifest.roots, options.roots);
+  const store = new NixStore(deps.runner, { store: options.store });
+  const drvs = roots.map((r) => r.drvPath);
+  deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
+  const printed = await store.realise(drvs, {
+    addRoot: options.outLink === undefined ? undefined : resolve(options.outLink),
+    extraArgs: options.nixArgs,
+  });
+  // With --add-root Nix prints the links it made; the outputs are their targets.
+  const links = options.outLink === undefined ? [] : printed;
+  const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => readlink(l)));
+  const builtByName = new Map(built.map((p) => [nameOf(p), p]));
+  const outPaths: Record<string, Record<string, string>> = {};
+  for (const r of roots) {
+    const outs: Record<string, string> = {};
+    for (const [name, path] of Object.entries(r.outputs))
+      outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+    outPaths[r.drvPath] = outs;
+  }
+  const all = Object.values(outPaths).flatMap((o) => Object.values(o));
+  const missing = all.filter((p) => p === '');
+  if (missing.length > 0) throw new NixPlanError('nix', 'Nix did not report every output path of the roots');
+  const invalid = await store.invalidPaths(all);
+  if (invalid.size > 0) throw new NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
+  const { manifest: _m, ...importSummary } = imported;
+  return { manifest, outPaths, import: importSummary, links };
+}

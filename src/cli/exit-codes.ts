@@ -1,0 +1,53 @@
+// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
+import { NixPlanError, type ErrorCode } from '../core/errors.js';
+
+/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
+export const ExitCode = {
+  /** Success. */
+  ok: 0,
+  /** A bug in nix-plan, or an error it did not expect (please report it). */
+  internal: 1,
+  /** Bad command line: unknown command or option, missing or invalid argument. */
+  usage: 2,
+  /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
+  bundle: 3,
+  /** A signature is missing, made by an untrusted key, or does not verify. */
+  signature: 4,
+  /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
+  realm: 5,
+  /** The closure cannot be relocated faithfully. */
+  relocate: 6,
+  /** The closure is not closed, has a cycle, or is out of order. */
+  closure: 7,
+  /** A size or count limit was exceeded. */
+  limit: 8,
+  /** A Nix command failed (evaluation, import, build). */
+  nix: 9,
+  /** An artifact could not be uploaded or downloaded. */
+  transport: 10,
+  /** Interrupted (SIGINT). */
+  interrupted: 130,
+} as const;
+
+/** One of the exit codes above. */
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
+  usage: ExitCode.usage,
+  malformed: ExitCode.bundle,
+  bundle: ExitCode.bundle,
+  signature: ExitCode.signature,
+  realm: ExitCode.realm,
+  relocate: ExitCode.relocate,
+  closure: ExitCode.closure,
+  limit: ExitCode.limit,
+  nix: ExitCode.nix,
+  transport: ExitCode.transport,
+  internal: ExitCode.internal,
+};
+
+/** The exit code for anything thrown: its NixPlanError code, else internal. */
+export function exitCodeFor(error: unknown): ExitCodeValue {
+  if (error instanceof NixPlanError) return BY_ERROR[error.code] ?? ExitCode.internal;
+  return ExitCode.internal;
+}

@@ -1,0 +1,110 @@
+// Where the command line's output goes: results on stdout, messages and progress on stderr
+// (a redrawn bar on a terminal, one plain line per phase otherwise, so logs stay readable).
+import type { Logger, Progress, ProgressTask } from '../app/deps.js';
+
+/** A text sink (process.stdout/stderr or a test's recorder). */
+export interface TextSink {
+  write(text: string): unknown;
+  readonly isTTY?: boolean | undefined;
+  readonly columns?: number | undefined;
+}
+
+/** The process-facing side of the CLI, injected so tests need no globals. */
+export interface CliIo {
+  readonly stdout: TextSink;
+  readonly stderr: TextSink;
+  /** Milliseconds clock for throttling redraws (Date.now by default). */
+  readonly now?: () => number;
+}
+
+/** How chatty the CLI is. */
+export interface Verbosity {
+  readonly quiet: boolean;
+  readonly verbose: boolean;
+}
+
+/** A Logger writing `nix-plan: …` lines to stderr. */
+export function terminalLogger(io: CliIo, verbosity: Verbosity): Logger {
+  return {
+    info: (m) => {
+      if (!verbosity.quiet) io.stderr.write(`${m}\n`);
+    },
+    warn: (m) => {
+      io.stderr.write(`warning: ${m}\n`);
+    },
+    debug: (m) => {
+      if (verbosity.verbose) io.stderr.write(`${m}\n`);
+    },
+  };
+}
+
+/** Human size: 1.2 MiB. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+const REDRAW_MS = 100;
+
+/** One bar line: `label [#####-----] 123/456 1.2 MiB`. */
+export function renderBar(
+  label: string,
+  count: number,
+  total: number | undefined,
+  bytes: number,
+  width: number,
+): string {
+  const tail = `${count}${total === undefined ? '' : `/${total}`}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`;
+  if (total === undefined || total <= 0) return `${label} ${tail}`.slice(0, width);
+  const barWidth = Math.max(10, Math.min(40, width - label.length - tail.length - 4));
+  const filled = Math.min(barWidth, Math.round((count / total) * barWidth));
+  return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
+}
+
+/**
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
+ * otherwise one line per phase when it ends. Quiet shows nothing.
+ */
+export function terminalProgress(io: CliIo, verbosity: Verbosity): Progress {
+  const now = io.now ?? Date.now;
+  const tty = io.stderr.isTTY === true;
+  return {
+    start(label: string, total?: number): ProgressTask {
+      let count = 0;
+      let bytes = 0;
+      let last = -Infinity;
+      let ended = false;
+      const width = (): number => Math.max(20, (io.stderr.columns ?? 80) - 1);
+      const draw = (): void => {
+        io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
+      };
+      return {
+        tick(n = 1, b = 0): void {
+          count += n;
+          bytes += b;
+          if (verbosity.quiet || !tty || ended) return;
+          const t = now();
+          if (t - last >= REDRAW_MS) {
+            last = t;
+            draw();
+          }
+        },
+        done(): void {
+          if (ended) return;
+          ended = true;
+          if (verbosity.quiet) return;
+          if (tty) io.stderr.write('\r\x1b[K');
+          io.stderr.write(
+            `${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`,
+          );
+        },
+      };
+    },
+  };
+}
