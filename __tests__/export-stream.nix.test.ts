@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { toHex } from '../src/core/hash.js';
+import { createHash } from 'node:crypto';
+import { sha256, toHex } from '../src/core/hash.js';
 import { readExport, writeExport, type ExportedPath } from '../src/core/export-stream.js';
 import { concatBytes } from '../src/core/wire.js';
 import { dumpPath } from '../src/nix/fs-tree.js';
@@ -91,6 +92,7 @@ describe.each(nixVersions())('export stream against Nix $label', (version) => {
   test('a stream Nix writes is read back without loss', async () => {
     const theirs = (await store.run('nix-store', ['--export', ...closure])).stdout;
     const narBytes = new Map<number, number>();
+    const streamHash = createHash('sha256');
     const read: ExportedPath[] = [];
     for await (const e of readExport(
       [new Uint8Array(theirs)],
@@ -98,10 +100,12 @@ describe.each(nixVersions())('export stream against Nix $label', (version) => {
       {
         storeDir: store.storeDir,
         onNarBytes: (c, i) => narBytes.set(i, (narBytes.get(i) ?? 0) + c.length),
+        onStreamBytes: (c) => streamHash.update(c),
       },
     ))
       read.push(e);
     expect(read.map((e) => e.path)).toEqual(closure);
+    expect(streamHash.digest('hex')).toBe(toHex(sha256(theirs)));
     read.forEach((e, i) => {
       const info = db.get(e.path);
       expect({ path: e.path, refs: e.references, deriver: e.deriver }).toEqual({

@@ -120,13 +120,15 @@ describe('writeExport / readExport', () => {
           );
           const handed: Uint8Array[][] = entries.map(() => []);
           const read: ExportedPath[] = [];
+          const whole: Uint8Array[] = [];
           for await (const e of readExport(
             chunked(stream, size),
             {},
-            { onNarBytes: (c, i) => handed[i]?.push(c.slice()) },
+            { onNarBytes: (c, i) => handed[i]?.push(c.slice()), onStreamBytes: (c) => whole.push(c.slice()) },
           ))
             read.push(e);
           expect(read.map((r) => r.path)).toEqual(entries.map((e) => e.path));
+          expect(concatBytes(whole)).toEqual(stream);
           read.forEach((r, i) => {
             const e = entries[i];
             if (e === undefined) throw new Error('missing entry');

@@ -68,6 +68,11 @@ export interface ReadExportOptions {
    * (the reader does not reuse buffers); copy nothing unless you must.
    */
   onNarBytes?: (chunk: Uint8Array, index: number) => void;
+  /**
+   * Receives every byte of the stream, in order and in large batches (for its sha256 and size
+   * in the same pass); the last batch arrives before iteration completes.
+   */
+  onStreamBytes?: (chunk: Uint8Array) => void;
 }
 
 /**
@@ -148,53 +153,60 @@ export async function* readExport(
     return s;
   };
 
-  for (let index = 0; ; index++) {
-    const markerAt = reader.offset;
-    const marker = await reader.readU64Unbounded();
-    if (marker === 0) break;
-    if (marker !== 1)
-      throw reader.error(
-        `expected 0 or 1 before an entry, found ${marker === Infinity ? 'a value above 2^53' : marker}`,
-        markerAt,
+  const untapStream = options.onStreamBytes === undefined ? undefined : reader.tap(options.onStreamBytes);
+  let complete = false;
+  try {
+    for (let index = 0; ; index++) {
+      const markerAt = reader.offset;
+      const marker = await reader.readU64Unbounded();
+      if (marker === 0) break;
+      if (marker !== 1)
+        throw reader.error(
+          `expected 0 or 1 before an entry, found ${marker === Infinity ? 'a value above 2^53' : marker}`,
+          markerAt,
+        );
+      if (index >= lim.maxPaths)
+        throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
+      const nar = await readNar(
+        reader,
+        lim.nar,
+        lim.keepFileUpTo,
+        onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index),
       );
-    if (index >= lim.maxPaths)
-      throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
-    const nar = await readNar(
-      reader,
-      lim.nar,
-      lim.keepFileUpTo,
-      onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index),
-    );
-    const magicAt = reader.offset;
-    const magic = await reader.readU64Unbounded();
-    if (magic !== EXPORT_MAGIC) throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
-    const path = await readPath('path', false);
-    if (seen.has(path)) throw reader.error(`path '${path}' appears twice`);
-    seen.add(path);
-    const countAt = reader.offset;
-    const n = await reader.readU64Unbounded();
-    if (n > lim.maxReferences)
-      throw new LimitError(
-        `export stream: '${path}' has more than ${lim.maxReferences} references (byte offset ${countAt})`,
-      );
-    const references: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const at = reader.offset;
-      const r = await readPath('reference', false);
-      const last = references[references.length - 1];
-      if (last !== undefined && compareAscii(last, r) >= 0)
-        throw reader.error(`references of '${path}' are not sorted and unique at '${r}'`, at);
-      references.push(r);
+      const magicAt = reader.offset;
+      const magic = await reader.readU64Unbounded();
+      if (magic !== EXPORT_MAGIC) throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
+      const path = await readPath('path', false);
+      if (seen.has(path)) throw reader.error(`path '${path}' appears twice`);
+      seen.add(path);
+      const countAt = reader.offset;
+      const n = await reader.readU64Unbounded();
+      if (n > lim.maxReferences)
+        throw new LimitError(
+          `export stream: '${path}' has more than ${lim.maxReferences} references (byte offset ${countAt})`,
+        );
+      const references: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const at = reader.offset;
+        const r = await readPath('reference', false);
+        const last = references[references.length - 1];
+        if (last !== undefined && compareAscii(last, r) >= 0)
+          throw reader.error(`references of '${path}' are not sorted and unique at '${r}'`, at);
+        references.push(r);
+      }
+      const deriverAt = reader.offset;
+      const deriver = await readPath('deriver', true);
+      if (deriver !== '' && !deriver.endsWith('.drv'))
+        throw reader.error(`deriver '${deriver}' of '${path}' is not a .drv path`, deriverAt);
+      const sigAt = reader.offset;
+      const sig = await reader.readU64Unbounded();
+      if (sig !== 0)
+        throw reader.error('expected 0 after the deriver (legacy signatures are not supported)', sigAt);
+      yield { path, references, deriver, nar };
     }
-    const deriverAt = reader.offset;
-    const deriver = await readPath('deriver', true);
-    if (deriver !== '' && !deriver.endsWith('.drv'))
-      throw reader.error(`deriver '${deriver}' of '${path}' is not a .drv path`, deriverAt);
-    const sigAt = reader.offset;
-    const sig = await reader.readU64Unbounded();
-    if (sig !== 0)
-      throw reader.error('expected 0 after the deriver (legacy signatures are not supported)', sigAt);
-    yield { path, references, deriver, nar };
+    if (!(await reader.atEnd())) throw reader.error('trailing bytes after the end of the export stream');
+    complete = true;
+  } finally {
+    untapStream?.(complete);
   }
-  if (!(await reader.atEnd())) throw reader.error('trailing bytes after the end of the export stream');
 }
