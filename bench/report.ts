@@ -1,0 +1,414 @@
+// Benchmark results: their shape (bench/out/results.json), the targets they are judged against,
+// the markdown tables the bench prints and writes into docs/performance.md, and the SVG plot.
+import type { MachineInfo, Sample } from './measure.js';
+
+/** The commands timed for each closure size: nix-plan's and the baselines they replace. */
+export type StepName =
+  | 'instantiate' // baseline: nix-instantiate in a fresh store (what realise-ready replaces)
+  | 'instantiateTarget' // baseline: NIX_STORE_DIR=<target> nix-instantiate (what relocate replaces)
+  | 'export'
+  | 'exportBaseline' // nix-store -qR | xargs nix-store --export | gzip -9
+  | 'import'
+  | 'importBaseline' // zstd -dc bundle | nix-store --import
+  | 'relocate';
+
+/** The runs of one step. */
+export interface StepResult {
+  readonly samples: Sample[];
+  /** Median wall seconds over the samples. */
+  readonly seconds: number;
+  /** Largest peak RSS over the samples, MiB. */
+  readonly rssMiB: number | undefined;
+  /** Why the step could not be measured (the CLI not built yet, a command failing). */
+  readonly error?: string;
+}
+
+/** One zstd level of `nix-plan export --level`. */
+export interface LevelResult {
+  readonly level: number;
+  readonly bytes: number;
+  readonly seconds: number;
+}
+
+/** Everything measured for one closure size. */
+export interface SizeResult {
+  /** Derivations requested from the generator (= .drv files in the closure). */
+  readonly count: number;
+  readonly runs: number;
+  readonly closure: {
+    readonly paths: number;
+    readonly drvs: number;
+    readonly medianDrvBytes: number;
+    /** Bytes of the uncompressed `nix-store --export` stream of the closure. */
+    readonly exportBytes: number;
+  };
+  readonly steps: Partial<Record<StepName, StepResult>>;
+  /** Bytes of the bundle (default level) and of the gzip -9 baseline. */
+  readonly bytes: { readonly bundle: number | undefined; readonly gzip: number };
+  readonly levels: LevelResult[];
+  /** The relocated bundle's root equals the root native evaluation in the target realm gives. */
+  readonly relocationMatchesNative: boolean | undefined;
+  /** After `nix-plan import` the fresh store holds exactly the closure's paths. */
+  readonly importComplete: boolean | undefined;
+}
+
+/** One function's share of a CPU profile. */
+export interface ProfileEntry {
+  readonly fn: string;
+  readonly selfMs: number;
+  readonly percent: number;
+}
+
+/** The hottest functions of one nix-plan command, from `node --cpu-prof`. */
+export interface ProfileSummary {
+  readonly command: string;
+  readonly count: number;
+  readonly totalMs: number;
+  readonly top: ProfileEntry[];
+}
+
+/** bench/out/results.json. */
+export interface BenchResults {
+  readonly date: string;
+  readonly seed: number;
+  readonly machine: MachineInfo;
+  readonly loadAverageEnd: number;
+  /** Whether the nix-plan CLI could be built and run; the baselines are measured either way. */
+  readonly cli: { readonly available: boolean; readonly note?: string };
+  readonly sizes: SizeResult[];
+  readonly profiles: ProfileSummary[];
+}
+
+/** A figure judged against its target; `met` is undefined when there is no target or no figure. */
+export interface Judged {
+  readonly count: number;
+  readonly step: string;
+  readonly ratio: number | undefined;
+  readonly target: string;
+  readonly met: boolean | undefined;
+}
+
+const ratioOf = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0
+    ? undefined
+    : a / b;
+const secs = (s: StepResult | undefined): number | undefined =>
+  s === undefined || s.error !== undefined ? undefined : s.seconds;
+const within = (x: number | undefined, limit: number): boolean | undefined =>
+  x === undefined ? undefined : x <= limit;
+
+/** The issue's targets, applied to every size (memory and the 3 s relocation at their sizes). */
+export function judge(results: BenchResults): Judged[] {
+  const out: Judged[] = [];
+  const largest = Math.max(...results.sizes.map((s) => s.count));
+  for (const s of results.sizes) {
+    const t = s.steps;
+    const exportTime = ratioOf(secs(t.export), secs(t.exportBaseline));
+    const exportSize = ratioOf(s.bytes.bundle, s.bytes.gzip);
+    const importTime = ratioOf(secs(t.import), secs(t.importBaseline));
+    const relocate = ratioOf(secs(t.relocate), secs(t.instantiateTarget));
+    const fresh = ratioOf(secs(t.import), secs(t.instantiate));
+    out.push(
+      {
+        count: s.count,
+        step: 'export time',
+        ratio: exportTime,
+        target: '≤ 1.0×',
+        met: within(exportTime, 1.0),
+      },
+      {
+        count: s.count,
+        step: 'export size',
+        ratio: exportSize,
+        target: '≤ 0.4×',
+        met: within(exportSize, 0.4),
+      },
+      {
+        count: s.count,
+        step: 'import time',
+        ratio: importTime,
+        target: '≤ 1.2×',
+        met: within(importTime, 1.2),
+      },
+      { count: s.count, step: 'realise-ready', ratio: fresh, target: 'report', met: undefined },
+      {
+        count: s.count,
+        step: 'relocate time',
+        ratio: relocate,
+        target: '≤ 0.25×',
+        met: within(relocate, 0.25),
+      },
+    );
+    if (s.count === 10000) {
+      const r = secs(t.relocate);
+      out.push({
+        count: s.count,
+        step: 'relocate ≤ 3 s',
+        ratio: undefined,
+        target: '≤ 3 s',
+        met: within(r, 3),
+      });
+    }
+    if (s.count === largest && s.count >= 30000) {
+      const mem = (n: StepName, limit: number): Judged => ({
+        count: s.count,
+        step: `${n} peak RSS`,
+        ratio: undefined,
+        target: `≤ ${limit} MB`,
+        met: within(t[n]?.error === undefined ? t[n]?.rssMiB : undefined, limit),
+      });
+      out.push(mem('export', 300), mem('import', 300), mem('relocate', 512));
+    }
+  }
+  return out;
+}
+
+const fmtCount = (n: number): string => n.toLocaleString('en-US');
+const fmtSecs = (s: StepResult | undefined): string =>
+  s === undefined
+    ? '—'
+    : s.error !== undefined
+      ? 'n/a'
+      : s.seconds < 10
+        ? `${s.seconds.toFixed(2)} s`
+        : `${s.seconds.toFixed(1)} s`;
+const fmtBytes = (b: number | undefined): string =>
+  b === undefined ? 'n/a' : b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} KB`;
+const fmtRatio = (r: number | undefined): string =>
+  r === undefined ? 'n/a' : `${r < 0.1 ? r.toFixed(3) : r.toFixed(2)}×`;
+const fmtMet = (m: boolean | undefined): string => (m === undefined ? '' : m ? '✓' : '✗ missed');
+const fmtRss = (s: StepResult | undefined): string =>
+  s === undefined || s.error !== undefined || s.rssMiB === undefined ? 'n/a' : `${Math.round(s.rssMiB)} MB`;
+
+/** The figures as markdown: machine, times and sizes beside their baselines, memory, compression. */
+export function markdownReport(results: BenchResults): string {
+  const m = results.machine;
+  const lines: string[] = [];
+  const verdicts = judge(results);
+  const verdict = (count: number, step: string): Judged | undefined =>
+    verdicts.find((v) => v.count === count && v.step === step);
+  lines.push(
+    `Measured ${results.date} on ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB RAM, ` +
+      `${m.nixVersion}, Node ${m.nodeVersion}, ${m.zstdVersion}, ${m.platform}; ` +
+      `load average ${m.loadAverage.toFixed(2)} at the start, ${results.loadAverageEnd.toFixed(2)} at the end. ` +
+      `Generator seed ${results.seed}.`,
+    '',
+  );
+  if (!results.cli.available)
+    lines.push(`**nix-plan was not measured:** ${results.cli.note ?? 'CLI unavailable'}`, '');
+  lines.push('| closure | step | nix-plan | baseline | ratio | target | |', '|---|---|---|---|---|---|---|');
+  for (const s of results.sizes) {
+    const t = s.steps;
+    const c = `${fmtCount(s.count)} drvs (${s.runs} run${s.runs === 1 ? '' : 's'})`;
+    const row = (step: string, plan: string, base: string, v: Judged | undefined): void => {
+      lines.push(
+        `| ${c} | ${step} | ${plan} | ${base} | ${fmtRatio(v?.ratio)} | ${v?.target ?? ''} | ${fmtMet(v?.met)} |`,
+      );
+    };
+    row(
+      'export time',
+      fmtSecs(t.export),
+      `${fmtSecs(t.exportBaseline)} (export \\| gzip -9)`,
+      verdict(s.count, 'export time'),
+    );
+    row(
+      'export size',
+      fmtBytes(s.bytes.bundle),
+      `${fmtBytes(s.bytes.gzip)} (gzip -9)`,
+      verdict(s.count, 'export size'),
+    );
+    row(
+      'import',
+      fmtSecs(t.import),
+      `${fmtSecs(t.importBaseline)} (zstd -dc \\| nix-store --import)`,
+      verdict(s.count, 'import time'),
+    );
+    row(
+      'realise-ready on a fresh host',
+      fmtSecs(t.import),
+      `${fmtSecs(t.instantiate)} (nix-instantiate)`,
+      verdict(s.count, 'realise-ready'),
+    );
+    row(
+      'relocate',
+      fmtSecs(t.relocate),
+      `${fmtSecs(t.instantiateTarget)} (NIX_STORE_DIR=… nix-instantiate)`,
+      verdict(s.count, 'relocate time'),
+    );
+    const three = verdict(s.count, 'relocate ≤ 3 s');
+    if (three !== undefined) row('relocate, absolute', fmtSecs(t.relocate), '', three);
+  }
+  lines.push(
+    '',
+    'Peak memory (max RSS of the command or its largest child process, largest over the runs):',
+    '',
+    '| closure | export | import | relocate | nix-instantiate | export \\| gzip -9 | zstd -dc \\| nix-store --import | |',
+    '|---|---|---|---|---|---|---|---|',
+  );
+  for (const s of results.sizes) {
+    const t = s.steps;
+    const mem = verdicts.filter((v) => v.count === s.count && v.step.endsWith('peak RSS'));
+    const note =
+      mem.length === 0
+        ? ''
+        : mem.map((v) => `${v.step.split(' ')[0]} ${v.target} ${fmtMet(v.met)}`).join('; ');
+    lines.push(
+      `| ${fmtCount(s.count)} | ${fmtRss(t.export)} | ${fmtRss(t.import)} | ${fmtRss(t.relocate)} | ${fmtRss(t.instantiate)} | ${fmtRss(t.exportBaseline)} | ${fmtRss(t.importBaseline)} | ${note} |`,
+    );
+  }
+  const levels = [...new Set(results.sizes.flatMap((s) => s.levels.map((l) => l.level)))].sort(
+    (a, b) => a - b,
+  );
+  lines.push(
+    '',
+    'Sizes: the uncompressed export stream, gzip -9 of it, the bundle at the default level, and the bundle per `--level` (compression ratio against the raw stream; time of the whole export):',
+    '',
+    `| closure | paths | median .drv | raw export | gzip -9 | bundle | bundle bytes/drv |${levels.map((l) => ` level ${l} |`).join('')}`,
+    `|---|---|---|---|---|---|---|${levels.map(() => '---|').join('')}`,
+  );
+  for (const s of results.sizes) {
+    const raw = s.closure.exportBytes;
+    const cells = levels.map((l) => {
+      const r = s.levels.find((x) => x.level === l);
+      return r === undefined ? ' — |' : ` ${(raw / r.bytes).toFixed(1)}× (${r.seconds.toFixed(1)} s) |`;
+    });
+    lines.push(
+      `| ${fmtCount(s.count)} | ${fmtCount(s.closure.paths)} | ${fmtBytes(s.closure.medianDrvBytes)} | ${fmtBytes(raw)} | ${fmtBytes(s.bytes.gzip)} (${(raw / s.bytes.gzip).toFixed(1)}×) | ${s.bytes.bundle === undefined ? 'n/a' : `${fmtBytes(s.bytes.bundle)} (${(raw / s.bytes.bundle).toFixed(1)}×)`} | ${s.bytes.bundle === undefined ? 'n/a' : Math.round(s.bytes.bundle / s.count)} |${cells.join('')}`,
+    );
+  }
+  const checks = results.sizes.filter(
+    (s) => s.relocationMatchesNative !== undefined || s.importComplete !== undefined,
+  );
+  if (checks.length > 0) {
+    lines.push('', 'Checks made in the same run:', '');
+    for (const s of checks)
+      lines.push(
+        `- ${fmtCount(s.count)} drvs: relocated root ${s.relocationMatchesNative === undefined ? 'not checked' : s.relocationMatchesNative ? 'equals' : '**differs from**'} the root native evaluation gives in the target store; ` +
+          `imported store ${s.importComplete === undefined ? 'not checked' : s.importComplete ? 'holds the whole closure' : '**misses paths**'}.`,
+      );
+  }
+  for (const p of results.profiles) {
+    lines.push(
+      '',
+      `CPU profile of \`nix-plan ${p.command}\` on ${fmtCount(p.count)} drvs (${(p.totalMs / 1000).toFixed(1)} s sampled), top functions by self time:`,
+      '',
+    );
+    lines.push('| function | self | share |', '|---|---|---|');
+    for (const e of p.top)
+      lines.push(
+        `| \`${e.fn.replace(/\|/g, '\\|')}\` | ${Math.round(e.selfMs)} ms | ${e.percent.toFixed(1)}% |`,
+      );
+  }
+  return lines.join('\n') + '\n';
+}
+
+/** Replaces the text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in a document. */
+export function replaceSection(doc: string, name: string, body: string): string {
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const i = doc.indexOf(begin);
+  const j = doc.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`the document has no ${begin} … ${end} section`);
+  return `${doc.slice(0, i + begin.length)}\n${body}${doc.slice(j)}`;
+}
+
+interface Series {
+  readonly label: string;
+  readonly color: string;
+  readonly dashed: boolean;
+  readonly points: [number, number][];
+}
+
+/** A log–log SVG of wall time against closure size: each nix-plan step beside its baseline. */
+export function renderSvg(results: BenchResults): string {
+  const pick = (step: StepName): [number, number][] =>
+    results.sizes
+      .map((s): [number, number | undefined] => [s.count, secs(s.steps[step])])
+      .filter((p): p is [number, number] => p[1] !== undefined && p[1] > 0)
+      .sort((a, b) => a[0] - b[0]);
+  const series: Series[] = [
+    { label: 'nix-plan export', color: '#1f77b4', dashed: false, points: pick('export') },
+    { label: 'nix-store --export | gzip -9', color: '#1f77b4', dashed: true, points: pick('exportBaseline') },
+    { label: 'nix-plan import', color: '#2ca02c', dashed: false, points: pick('import') },
+    {
+      label: 'zstd -dc | nix-store --import',
+      color: '#2ca02c',
+      dashed: true,
+      points: pick('importBaseline'),
+    },
+    { label: 'nix-instantiate (fresh store)', color: '#7f7f7f', dashed: true, points: pick('instantiate') },
+    { label: 'nix-plan relocate', color: '#ff7f0e', dashed: false, points: pick('relocate') },
+    {
+      label: 'nix-instantiate in the target realm',
+      color: '#ff7f0e',
+      dashed: true,
+      points: pick('instantiateTarget'),
+    },
+  ].filter((s) => s.points.length > 0);
+  const W = 820;
+  const H = 460;
+  const left = 70;
+  const right = 290;
+  const top = 40;
+  const bottom = 60;
+  const xs = results.sizes.map((s) => s.count);
+  const ys = series.flatMap((s) => s.points.map((p) => p[1]));
+  const xMin = Math.log10(Math.min(...xs)) - 0.15;
+  const xMax = Math.log10(Math.max(...xs)) + 0.15;
+  const yMin = Math.floor(Math.log10(Math.min(...ys, 1)));
+  const yMax = Math.ceil(Math.log10(Math.max(...ys, 1)));
+  const px = (x: number): number => left + ((Math.log10(x) - xMin) / (xMax - xMin || 1)) * (W - left - right);
+  const py = (y: number): number =>
+    H - bottom - ((Math.log10(y) - yMin) / (yMax - yMin || 1)) * (H - top - bottom);
+  const f = (n: number): string => n.toFixed(1);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="${left}" y="22" font-size="15" font-weight="bold">Wall time against closure size (median, log–log)</text>`,
+    `<rect x="${left}" y="${top}" width="${W - left - right}" height="${H - top - bottom}" fill="none" stroke="#999"/>`,
+  ];
+  for (let e = yMin; e <= yMax; e++) {
+    const y = py(10 ** e);
+    const label = e >= 0 ? `${10 ** e} s` : `${(10 ** e).toFixed(-e)} s`;
+    out.push(
+      `<line x1="${left}" y1="${f(y)}" x2="${W - right}" y2="${f(y)}" stroke="#e5e5e5"/>`,
+      `<text x="${left - 6}" y="${f(y + 4)}" text-anchor="end">${label}</text>`,
+    );
+  }
+  for (const x of xs) {
+    out.push(
+      `<line x1="${f(px(x))}" y1="${top}" x2="${f(px(x))}" y2="${H - bottom}" stroke="#e5e5e5"/>`,
+      `<text x="${f(px(x))}" y="${H - bottom + 18}" text-anchor="middle">${fmtCount(x)}</text>`,
+    );
+  }
+  out.push(
+    `<text x="${(left + W - right) / 2}" y="${H - 18}" text-anchor="middle">derivations in the closure</text>`,
+  );
+  for (const s of series) {
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
+    const d = s.points.map((p, i) => `${i === 0 ? 'M' : 'L'}${f(px(p[0]))},${f(py(p[1]))}`).join(' ');
+    if (s.points.length > 1)
+      out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${dash}/>`);
+    for (const p of s.points)
+      out.push(
+        `<circle cx="${f(px(p[0]))}" cy="${f(py(p[1]))}" r="3.5" fill="${s.dashed ? '#fff' : s.color}" stroke="${s.color}" stroke-width="1.5"/>`,
+      );
+  }
+  series.forEach((s, i) => {
+    const y = top + 10 + i * 22;
+    const x = W - right + 16;
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
+    out.push(
+      `<line x1="${x}" y1="${y}" x2="${x + 28}" y2="${y}" stroke="${s.color}" stroke-width="2"${dash}/>`,
+      `<text x="${x + 34}" y="${y + 4}">${s.label.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`,
+    );
+  });
+  const legendEnd = top + 10 + series.length * 22;
+  out.push(
+    `<text x="${W - right + 16}" y="${legendEnd + 12}" fill="#555">solid: nix-plan; dashed: baseline</text>`,
+    `<text x="${W - right + 16}" y="${legendEnd + 28}" fill="#555">${results.machine.cores} cores, ${results.machine.nixVersion.replace(/^nix-store \(Nix\) /, 'Nix ')}</text>`,
+    '</svg>',
+    '',
+  );
+  return out.join('\n');
+}

@@ -1,0 +1,388 @@
+// `npm run bench`: times nix-plan export, import and relocate on generated nixpkgs-shaped closures,
+// each beside the command a user would otherwise run, in the same run, and reports the ratios.
+//
+//   npm run bench                      1,000 / 10,000 / 30,000 derivations
+//   npm run bench -- --quick           1,000 derivations only, 3 runs (under a minute)
+//   options: --sizes 1000,10000 --runs N --seed S --levels 3,9,12,19 --nix-bin DIR
+//            --profile (node --cpu-prof each nix-plan command once on the largest size)
+//            --write-docs (docs/performance.svg and the figures of docs/performance.md)
+//            --keep (leave the scratch stores in place)  --cli FILE (a built nix-plan to measure)
+//            --from-results FILE (measure nothing: report, plot and docs from an earlier results.json)
+//
+// Every store is a scratch store under the OS temp dir; nothing touches /nix. Imports and native
+// evaluations always start from a fresh store. Results: bench/out/results.json and
+// bench/out/performance.svg. The bench files under bench/ are TypeScript that Node runs directly.
+import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { generateClosure, writeClosure } from '../bench/generate.ts';
+import {
+  CommandFailed,
+  machineInfo,
+  makeRealm,
+  median,
+  removeTree,
+  resetRealm,
+  timeCommand,
+} from '../bench/measure.ts';
+import { summariseCpuProfile } from '../bench/profile.ts';
+import { markdownReport, renderSvg, replaceSection } from '../bench/report.ts';
+
+const repo = resolve(import.meta.dirname, '..');
+const { values: opts } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    sizes: { type: 'string' },
+    runs: { type: 'string' },
+    seed: { type: 'string', default: '1' },
+    levels: { type: 'string' },
+    'nix-bin': { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'write-docs': { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    cli: { type: 'string' },
+    'from-results': { type: 'string' },
+  },
+});
+const sizes = (opts.sizes ?? (opts.quick ? '1000' : '1000,10000,30000')).split(',').map(Number);
+const seed = Number(opts.seed);
+const binDir = opts['nix-bin'];
+// Fewer runs where one run takes minutes; the medians of the small sizes steady the ratios.
+const runsFor = (n) =>
+  opts.runs !== undefined ? Number(opts.runs) : opts.quick ? 3 : n <= 1000 ? 5 : n <= 10000 ? 3 : 2;
+// Level 19 compresses at a few MB/s: measure it where it takes seconds, not minutes.
+const levelsFor = (n) =>
+  opts.levels !== undefined
+    ? opts.levels.split(',').map(Number)
+    : n <= 1000
+      ? [3, 9, 12, 19]
+      : n <= 10000
+        ? [3, 9, 12]
+        : [];
+if (sizes.some((n) => !Number.isInteger(n) || n < 24)) throw new Error('--sizes: integers of at least 24');
+
+const log = (msg) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const out = join(repo, 'bench', 'out');
+mkdirSync(out, { recursive: true });
+if (opts['from-results'] !== undefined) {
+  await publish(JSON.parse(readFileSync(opts['from-results'], 'utf8')));
+  process.exit(0);
+}
+const work = mkdtempSync(join(tmpdir(), 'npb-'));
+const machine = machineInfo(binDir);
+log(
+  `${machine.cores} cores, ${machine.nixVersion}, Node ${machine.nodeVersion}, load ${machine.loadAverage.toFixed(2)}`,
+);
+if (!machine.gnuTime)
+  log('GNU time (/usr/bin/time, Debian package `time`) is missing: peak memory is not measured');
+
+// The CLI, built into bench/out/dist, rebuilt only when the sources changed.
+function buildCli() {
+  if (opts.cli !== undefined) return { file: resolve(opts.cli), note: undefined };
+  const h = createHash('sha256');
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else h.update(`${relative(repo, p)}\0`).update(readFileSync(p));
+    }
+  };
+  walk(join(repo, 'src'));
+  h.update(readFileSync(join(repo, 'scripts', 'build.mjs')));
+  const digest = h.digest('hex');
+  const dist = join(out, 'dist');
+  const stamp = join(dist, '.sources-sha256');
+  const file = join(dist, 'cli', 'index.js');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === digest && existsSync(file))
+    return { file, note: undefined };
+  log('building the CLI into bench/out/dist');
+  const r = spawnSync(process.execPath, ['scripts/build.mjs', dist], { cwd: repo, encoding: 'utf8' });
+  if (r.status !== 0)
+    return { file: undefined, note: `the CLI does not build yet: ${firstLine(r.stderr + r.stdout)}` };
+  writeFileSync(stamp, digest);
+  return { file, note: undefined };
+}
+const firstLine = (s) =>
+  (s.split('\n').find((l) => /error/i.test(l)) ?? s.split('\n')[0] ?? '')
+    .trim()
+    .replaceAll(`${repo}/`, '')
+    .slice(0, 300);
+
+const built = buildCli();
+const cli = { available: built.file !== undefined, note: built.note };
+// Which subcommands exist: the CLI is being written while the bench is; measure what is there.
+const hasCommand = (name) => {
+  if (built.file === undefined) return false;
+  const r = spawnSync(process.execPath, [built.file, name, '--help'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.includes(name);
+};
+const commands = Object.fromEntries(
+  ['export', 'import', 'relocate', 'inspect'].map((c) => [c, hasCommand(c)]),
+);
+if (cli.available && !Object.values(commands).every(Boolean)) {
+  cli.note = `missing subcommands: ${Object.keys(commands)
+    .filter((c) => !commands[c])
+    .join(', ')}`;
+  cli.available = Object.values(commands).some(Boolean);
+}
+if (cli.note !== undefined) log(cli.note);
+
+let rssSeq = 0;
+const rssFile = () => join(work, `rss-${rssSeq++}`);
+const run = (argv, realm, extra = {}) =>
+  timeCommand({ argv, env: { ...realm.env, ...extra.env }, cwd: extra.cwd, binDir }, rssFile());
+const planArgv = (args, prof) => [
+  process.execPath,
+  ...(prof === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', prof]),
+  built.file,
+  ...args,
+];
+const plan = (args, realm, prof) => run(planArgv(args, prof), realm);
+const sh = (script, args, realm) => run(['sh', '-c', script, 'sh', ...args], realm);
+const lines = (s) => s.split('\n').filter((l) => l !== '');
+
+/** Runs `fn` `runs` times into a StepResult; a failure is recorded, not fatal. */
+function step(name, runs, fn) {
+  const samples = [];
+  try {
+    for (let i = 0; i < runs; i++) samples.push(fn(i));
+  } catch (e) {
+    const error = e instanceof CommandFailed ? e.message : String(e);
+    log(`${name}: ${error}`);
+    return { samples, seconds: Number.NaN, rssMiB: undefined, error };
+  }
+  const rss = samples.map((s) => s.rssMiB).filter((x) => x !== undefined);
+  const result = {
+    samples,
+    seconds: median(samples.map((s) => s.seconds)),
+    rssMiB: rss.length ? Math.max(...rss) : undefined,
+  };
+  log(
+    `${name}: median ${result.seconds.toFixed(2)} s over ${runs}${result.rssMiB ? `, peak ${Math.round(result.rssMiB)} MB` : ''}`,
+  );
+  return result;
+}
+
+function benchSize(count) {
+  const runs = runsFor(count);
+  log(`— ${count} derivations, ${runs} runs —`);
+  const gen = join(out, 'gen', `${count}-seed${seed}`);
+  writeClosure(gen, generateClosure({ count, seed }));
+  const alpha = makeRealm(join(work, 'alpha'));
+  const beta = makeRealm(join(work, 'beta'));
+  const steps = {};
+  let root = '';
+  let betaRoot = '';
+
+  // Evaluation, the baselines of realise-ready and relocate: always into a fresh store.
+  steps.instantiate = step('nix-instantiate', runs, () => {
+    resetRealm(alpha);
+    const r = run(['nix-instantiate', gen], alpha);
+    root = lines(r.stdout)[0];
+    return r.sample;
+  });
+  steps.instantiateTarget = step('NIX_STORE_DIR=<target> nix-instantiate', runs, () => {
+    resetRealm(beta);
+    const r = run(['nix-instantiate', gen], beta);
+    betaRoot = lines(r.stdout)[0];
+    return r.sample;
+  });
+  if (steps.instantiate.error)
+    throw new Error(`cannot instantiate the generated closure: ${steps.instantiate.error}`);
+
+  const paths = lines(run(['nix-store', '-qR', root], alpha).stdout);
+  const drvs = paths.filter((p) => p.endsWith('.drv'));
+  const drvSizes = drvs.map((p) => statSync(p).size);
+  const exportBytes = Number(
+    sh('nix-store -qR "$1" | xargs nix-store --export | wc -c', [root], alpha).stdout.trim(),
+  );
+  log(
+    `closure: ${paths.length} paths, ${drvs.length} drvs, median drv ${median(drvSizes)} B, export ${exportBytes} B`,
+  );
+
+  // Export: nix-plan vs the export piped through gzip -9, interleaved so load drifts hit both.
+  const bundle = join(work, `plan-${count}.nixplan`);
+  const gz = join(work, `export-${count}.gz`);
+  const exportOne = () => plan(['export', '--drv', root, '-o', bundle, '--quiet'], alpha).sample;
+  const exportBase = () =>
+    sh('nix-store -qR "$1" | xargs nix-store --export | gzip -9 > "$2"', [root, gz], alpha).sample;
+  if (commands.export) {
+    const a = [];
+    const b = [];
+    steps.export = step('nix-plan export', runs, (i) => {
+      b.push(exportBase());
+      a[i] = exportOne();
+      return a[i];
+    });
+    steps.exportBaseline = {
+      samples: b,
+      seconds: median(b.map((s) => s.seconds)),
+      rssMiB: Math.max(...b.map((s) => s.rssMiB ?? 0)) || undefined,
+    };
+    if (steps.export.error) steps.exportBaseline = step('export | gzip -9', runs, exportBase);
+    else log(`export | gzip -9: median ${steps.exportBaseline.seconds.toFixed(2)} s`);
+  } else steps.exportBaseline = step('export | gzip -9', runs, exportBase);
+  const haveBundle = commands.export && !steps.export?.error;
+
+  const levels = [];
+  if (haveBundle)
+    for (const level of levelsFor(count)) {
+      const f = join(work, `level-${level}.nixplan`);
+      try {
+        const s = plan(['export', '--drv', root, '-o', f, '--level', String(level), '--quiet'], alpha).sample;
+        levels.push({ level, bytes: statSync(f).size, seconds: s.seconds });
+        log(
+          `level ${level}: ${statSync(f).size} B (${(exportBytes / statSync(f).size).toFixed(1)}×) in ${s.seconds.toFixed(1)} s`,
+        );
+      } catch (e) {
+        log(`level ${level}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      removeTree(f);
+    }
+
+  // Relocate to the target realm: nix-plan vs native evaluation there (measured above).
+  let relocationMatchesNative;
+  if (haveBundle && commands.relocate) {
+    const relocated = join(work, `beta-${count}.nixplan`);
+    steps.relocate = step(
+      'nix-plan relocate',
+      runs,
+      () => plan(['relocate', bundle, '--to', beta.storeDir, '-o', relocated, '--quiet'], alpha).sample,
+    );
+    if (!steps.relocate.error && commands.inspect) {
+      try {
+        const manifest = JSON.parse(plan(['inspect', relocated, '--json'], alpha).stdout);
+        const roots = (manifest.manifest ?? manifest).roots ?? [];
+        relocationMatchesNative = roots.some((r) => r.drvPath === betaRoot);
+      } catch (e) {
+        log(`inspect of the relocated bundle: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  }
+
+  // Import into fresh stores: nix-plan vs stock zstd | nix-store --import of the same stream.
+  // Without a bundle yet, the baseline imports the export stream compressed by zstd itself.
+  const stream = haveBundle ? bundle : join(work, `export-${count}.zst`);
+  if (!haveBundle)
+    sh(
+      'nix-store -qR "$1" | xargs nix-store --export | zstd -q -12 --long=27 -o "$2"',
+      [root, stream],
+      alpha,
+    );
+  const importBase = () => {
+    resetRealm(alpha);
+    return sh('zstd -dc "$1" | nix-store --import > /dev/null', [stream], alpha).sample;
+  };
+  let importComplete;
+  if (haveBundle && commands.import) {
+    const b = [];
+    steps.import = step('nix-plan import', runs, () => {
+      b.push(importBase());
+      resetRealm(alpha);
+      return plan(['import', bundle, '--quiet'], alpha).sample;
+    });
+    if (!steps.import.error) {
+      const valid = lines(run(['nix-store', '-qR', root], alpha).stdout);
+      importComplete = valid.length === paths.length;
+      steps.importBaseline = {
+        samples: b,
+        seconds: median(b.map((s) => s.seconds)),
+        rssMiB: Math.max(...b.map((s) => s.rssMiB ?? 0)) || undefined,
+      };
+      log(`zstd -dc | nix-store --import: median ${steps.importBaseline.seconds.toFixed(2)} s`);
+    } else steps.importBaseline = step('zstd -dc | nix-store --import', runs, importBase);
+  } else steps.importBaseline = step('zstd -dc | nix-store --import', runs, importBase);
+
+  const result = {
+    count,
+    runs,
+    closure: { paths: paths.length, drvs: drvs.length, medianDrvBytes: median(drvSizes), exportBytes },
+    steps,
+    bytes: { bundle: haveBundle ? statSync(bundle).size : undefined, gzip: statSync(gz).size },
+    levels,
+    relocationMatchesNative,
+    importComplete,
+  };
+  return { result, alpha, root, bundle, haveBundle, beta };
+}
+
+/** One profiled run of each nix-plan command on the largest size, summarised. */
+function profileCommands(ctx) {
+  const profiles = [];
+  const dir = join(out, 'profiles');
+  const profiled = (command, args, before) => {
+    removeTree(dir);
+    mkdirSync(dir, { recursive: true });
+    try {
+      before?.();
+      plan(args, ctx.alpha, dir);
+      const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+      if (file === undefined) return;
+      profiles.push({ command, count: ctx.result.count, ...summariseCpuProfile(join(dir, file)) });
+      log(`profiled nix-plan ${command}`);
+    } catch (e) {
+      log(`profile of ${command}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  };
+  if (!ctx.haveBundle) return profiles;
+  const relocated = join(work, 'profile-beta.nixplan');
+  profiled('export', ['export', '--drv', ctx.root, '-o', join(work, 'profile.nixplan'), '--quiet']);
+  if (commands.relocate)
+    profiled('relocate', ['relocate', ctx.bundle, '--to', ctx.beta.storeDir, '-o', relocated, '--quiet']);
+  if (commands.import) profiled('import', ['import', ctx.bundle, '--quiet'], () => resetRealm(ctx.alpha));
+  return profiles;
+}
+
+const results = {
+  date: new Date().toISOString(),
+  seed,
+  machine,
+  loadAverageEnd: 0,
+  cli,
+  sizes: [],
+  profiles: [],
+};
+try {
+  let last;
+  for (const n of sizes) {
+    last = benchSize(n);
+    results.sizes.push(last.result);
+  }
+  if (opts.profile && last !== undefined) results.profiles = profileCommands(last);
+} finally {
+  if (!opts.keep) removeTree(work);
+  else log(`scratch stores kept in ${work}`);
+}
+results.loadAverageEnd = loadavg()[0] ?? 0;
+writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+await publish(results);
+
+/** Prints the report; writes the plot, and with --write-docs the docs' figures and plot. */
+async function publish(results) {
+  const report = markdownReport(results);
+  console.log(report);
+  const svg = renderSvg(results);
+  writeFileSync(join(out, 'performance.svg'), svg);
+  log('wrote bench/out/results.json and bench/out/performance.svg');
+  if (opts['write-docs']) {
+    writeFileSync(join(repo, 'docs', 'performance.svg'), svg);
+    const doc = join(repo, 'docs', 'performance.md');
+    // Formatted as `npm run lint` expects, so a rewritten doc can be committed as it is.
+    const prettier = await import('prettier');
+    const options = (await prettier.resolveConfig(doc)) ?? {};
+    const text = replaceSection(readFileSync(doc, 'utf8'), 'figures', report);
+    writeFileSync(doc, await prettier.format(text, { ...options, filepath: doc }));
+    log('wrote docs/performance.svg and the figures of docs/performance.md');
+  }
+}
