@@ -1,6 +1,7 @@
 // Unit tests of the ATerm parser/serialiser: byte-exact round trips and typed errors on bad input.
-import { describe, expect, test } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
 import {
   compareBytes,
   derivationReferences,
@@ -11,6 +12,13 @@ import {
   type Derivation,
 } from '../src/core/derivation.js';
 import { MalformedError } from '../src/core/errors.js';
+import { nixVersions, ScratchStore } from './support/nix.js';
+import {
+  instantiatePlan,
+  planStoreConf,
+  readStoreFile,
+  type InstantiatedPlan,
+} from './fixtures/plan/fixture.js';
 
 const enc = new TextEncoder();
 const b = (s: string): Uint8Array => enc.encode(s);
@@ -244,5 +252,73 @@ describe('helpers', () => {
   test('drvName strips the hash and .drv', () => {
     expect(drvName(DEP)).toBe('dep');
     expect(() => drvName(OUT)).toThrow(/not a derivation path/);
+  });
+});
+
+describe.each(nixVersions())('drvs written by Nix $label', (version) => {
+  let store: ScratchStore;
+  let plan: InstantiatedPlan;
+  const drvs = new Map<string, Uint8Array>();
+  beforeAll(async () => {
+    store = new ScratchStore(version, { extraConf: planStoreConf(version) });
+    plan = await instantiatePlan(store);
+    for (const p of plan.drvs) drvs.set(p, readStoreFile(p));
+  });
+  afterAll(() => store.dispose());
+
+  const named = (suffix: string): Derivation => {
+    const entry = [...drvs].find(([p]) => p.endsWith(suffix));
+    if (entry === undefined) throw new Error(`no drv ending in ${suffix}`);
+    return parseDerivation(entry[1]);
+  };
+
+  test('every drv in the closure re-serialises byte for byte (also when read as a Buffer)', () => {
+    expect(drvs.size).toBeGreaterThan(20);
+    for (const [p, bytes] of drvs) {
+      expect([
+        p,
+        Buffer.from(serialiseDerivation(parseDerivation(bytes))).equals(Buffer.from(bytes)),
+      ]).toEqual([p, true]);
+      const fromBuffer = parseDerivation(readFileSync(p));
+      expect(Object.getPrototypeOf(fromBuffer.builder)).toBe(Uint8Array.prototype);
+      expect(Buffer.from(serialiseDerivation(fromBuffer)).equals(Buffer.from(bytes))).toBe(true);
+    }
+  });
+
+  test('values mean what Nix meant: latin-1 bytes, escapes in keys and values, structured attrs', () => {
+    const latin1Drv = named('-latin1.drv');
+    const want = new Uint8Array(readFileSync(new URL('./fixtures/plan/src/latin1.txt', import.meta.url)));
+    expect(envGet(latin1Drv, 'latin1Value')).toEqual(want);
+    expect(want.includes(0xe9)).toBe(true);
+    const esc = named('-escapes.drv');
+    expect(text(envGet(esc, 'controls') ?? new Uint8Array())).toBe('line1\nline2\ttabbed\rcarriage');
+    expect(text(envGet(esc, 'backslashes') ?? new Uint8Array())).toBe('a\\b\\\\c\\');
+    expect(envGet(esc, 'key with "quotes" and\nnewline')).toEqual(b('value'));
+    expect(Buffer.from(envGet(esc, 'unicode') ?? []).toString('utf8')).toBe('héllo wörld ✓ 🎉 日本');
+    const json = JSON.parse(
+      Buffer.from(envGet(named('-structured.drv'), '__json') ?? []).toString('utf8'),
+    ) as {
+      nested: { a: string };
+    };
+    expect(json.nested.a).toBe('x\ny');
+    const multi = named('-multi-partial.drv');
+    expect(multi.inputDrvs.map((i) => i.outputs)).toEqual([['dev']]);
+  });
+
+  test('every truncation of every real drv is a MalformedError', () => {
+    let checked = 0;
+    for (const bytes of drvs.values())
+      for (let n = 0; n < bytes.length; n++) {
+        let error: unknown;
+        try {
+          parseDerivation(bytes.subarray(0, n));
+        } catch (e) {
+          error = e;
+        }
+        if (!(error instanceof MalformedError) || (error.offset ?? -1) > n)
+          throw new Error(`prefix ${n}: ${String(error)}`);
+        checked++;
+      }
+    expect(checked).toBeGreaterThan(10_000);
   });
 });

@@ -73,6 +73,9 @@ ESCAPE[0x09] = 0x74;
 ESCAPE[QUOTE] = QUOTE;
 ESCAPE[BACKSLASH] = BACKSLASH;
 
+/** 1 for the bytes that end a run of plain bytes in an escaped string (the escapable ones). */
+const SPECIAL = new Uint8Array(256).map((_, i) => (ESCAPE[i] === 0 ? 0 : 1));
+
 const DERIVE = ascii('Derive(');
 const DRV_WITH_VERSION = ascii('DrvWithVersion(');
 /** Nesting allowed in dynamic outputs (`drv^out^out^…`); bounds recursion on hostile input. */
@@ -97,10 +100,15 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
 /** Cursor over the bytes of one .drv; every error names the offset where it happened. */
 class Parser {
   pos = 0;
+  /** Start of the verbatim field `rawEnd` last read. */
+  private rawStart = 0;
+  /** A plain Uint8Array view (not a Buffer), so field views are plain too and access stays monomorphic. */
+  private readonly bytes: Uint8Array;
   private readonly text: Buffer;
 
-  constructor(private readonly bytes: Uint8Array) {
-    this.text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  constructor(input: Uint8Array) {
+    this.bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+    this.text = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   }
 
   fail(detail: string, at = this.pos): never {
@@ -131,25 +139,26 @@ class Parser {
     return true;
   }
 
-  /** A verbatim field: the bytes up to the next quote, unchanged (Nix never escapes these). */
-  private rawSpan(): [number, number] {
+  /** A verbatim field: the bytes up to the next quote, unchanged (Nix never escapes these). Returns its end. */
+  private rawEnd(): number {
     this.expect(QUOTE);
     const start = this.pos;
     const end = this.bytes.indexOf(QUOTE, start);
     if (end < 0) this.fail('unterminated string', this.bytes.length);
+    this.rawStart = start;
     this.pos = end + 1;
-    return [start, end];
+    return end;
   }
 
   /** A verbatim field as a string; latin-1 so that every byte maps to one code unit and back. */
   rawString(): string {
-    const [start, end] = this.rawSpan();
-    return this.text.toString('latin1', start, end);
+    const end = this.rawEnd();
+    return this.text.toString('latin1', this.rawStart, end);
   }
 
   rawBytes(): Uint8Array {
-    const [start, end] = this.rawSpan();
-    return this.bytes.subarray(start, end);
+    const end = this.rawEnd();
+    return this.bytes.subarray(this.rawStart, end);
   }
 
   /** An escaped field. Only Nix's canonical escapes are accepted, so the result re-serialises exactly. */
@@ -157,9 +166,11 @@ class Parser {
     this.expect(QUOTE);
     const bytes = this.bytes;
     const start = this.pos;
+    const n = bytes.length;
     let escapes = 0;
     let i = start;
     for (;;) {
+      while (i < n && SPECIAL[bytes[i] as number] === 0) i++;
       const b = bytes[i];
       if (b === undefined) this.fail('unterminated string', i);
       if (b === QUOTE) break;
@@ -175,8 +186,7 @@ class Parser {
         i += 2;
         continue;
       }
-      if (ESCAPE[b] !== 0) this.fail(`raw control byte 0x${b.toString(16)} that Nix would have escaped`, i);
-      i++;
+      this.fail(`raw control byte 0x${b.toString(16)} that Nix would have escaped`, i);
     }
     this.pos = i + 1;
     if (escapes === 0) return bytes.subarray(start, i);
@@ -347,7 +357,9 @@ class Writer {
   out: Uint8Array;
   pos = 0;
   constructor(size: number) {
-    this.out = new Uint8Array(size);
+    // Every byte is written (checked at the end), so the unzeroed pool allocation is safe and cheap.
+    const buf = Buffer.allocUnsafe(size);
+    this.out = new Uint8Array(buf.buffer, buf.byteOffset, size);
   }
   byte(b: number): void {
     this.out[this.pos++] = b;
@@ -368,14 +380,19 @@ class Writer {
   }
   escaped(b: Uint8Array): void {
     const out = this.out;
+    const n = b.length;
     out[this.pos++] = QUOTE;
-    for (let i = 0; i < b.length; i++) {
-      const c = b[i] as number;
-      const e = ESCAPE[c] as number;
-      if (e !== 0) {
-        out[this.pos++] = BACKSLASH;
-        out[this.pos++] = e;
-      } else out[this.pos++] = c;
+    let i = 0;
+    for (;;) {
+      // Copy each run of plain bytes at once, then write the escape that ends it.
+      const run = i;
+      while (i < n && SPECIAL[b[i] as number] === 0) i++;
+      if (i - run > 16) out.set(b.subarray(run, i), this.pos);
+      else for (let k = run; k < i; k++) out[this.pos + k - run] = b[k] as number;
+      this.pos += i - run;
+      if (i >= n) break;
+      out[this.pos++] = BACKSLASH;
+      out[this.pos++] = ESCAPE[b[i++] as number] as number;
     }
     out[this.pos++] = QUOTE;
   }
@@ -412,7 +429,7 @@ function rawBytesSize(b: Uint8Array, field: string): number {
 
 function escapedSize(b: Uint8Array): number {
   let n = b.length + 2;
-  for (let i = 0; i < b.length; i++) if (ESCAPE[b[i] as number] !== 0) n++;
+  for (let i = 0; i < b.length; i++) n += SPECIAL[b[i] as number] as number;
   return n;
 }
 
