@@ -145,11 +145,18 @@ export class ZstdFrameScanner {
     return new MalformedError(this.what, this.base + at, detail);
   }
 
-  /** Feeds the next chunk of the file; throws at the first structural problem. */
+  /** Feeds the next chunk of the file; throws at the first structural problem or a byte past the frame. */
   push(chunk: Uint8Array): void {
+    if (this.pushUntilEnd(chunk) < chunk.length) throw this.fail('trailing bytes after the zstd data frame');
+  }
+
+  /**
+   * Feeds bytes up to the end of the frame and returns how many were consumed (less than the
+   * chunk's length once the frame is complete); throws at the first structural problem.
+   */
+  pushUntilEnd(chunk: Uint8Array): number {
     let i = 0;
-    while (i < chunk.length) {
-      if (this.state === 'done') throw this.fail('trailing bytes after the zstd data frame');
+    while (i < chunk.length && this.state !== 'done') {
       if (this.state === 'block-body') {
         const take = Math.min(this.skip, chunk.length - i);
         this.skip -= take;
@@ -163,6 +170,7 @@ export class ZstdFrameScanner {
       this.consumed++;
       if (--this.need === 0) this.fieldDone();
     }
+    return i;
   }
 
   /** Call at end of input: throws unless exactly one whole frame was seen. */

@@ -11,6 +11,7 @@ import { LimitError, MalformedError, NixPlanError } from '../errors.js';
 import { sha256, toHex } from '../hash.js';
 import { parseStorePath, storeDirProblem } from '../store-path.js';
 import { checkDetached, signRaw, type PublicKey, type SecretKey } from '../signing.js';
+import type { ObjectKind } from '../closure.js';
 
 /** The `format` every bundle manifest names. */
 export const MANIFEST_FORMAT = 'nix-plan';
@@ -23,8 +24,8 @@ export const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
 
 /** What a bundle holds: the plan (`drvs`), plus fixed-output sources, or the built outputs. */
 export type Include = 'drvs' | 'sources' | 'outputs';
-/** The kinds of store object a bundle counts. */
-export type ObjectKind = 'drv' | 'text' | 'source' | 'output';
+/** The kinds of store object a bundle counts (closure.ts's kinds). */
+export type { ObjectKind };
 /** Every object kind, in the order counts are listed. */
 export const OBJECT_KINDS: readonly ObjectKind[] = ['drv', 'text', 'source', 'output'];
 const INCLUDES: readonly Include[] = ['drvs', 'sources', 'outputs'];
