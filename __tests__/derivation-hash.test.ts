@@ -269,7 +269,10 @@ describe.each(nixVersions())('against Nix $label', (version) => {
         expect(kinds).toContain(k);
       expect(all.some((d) => d.outputs.length === 3)).toBe(true);
       expect(all.some((d) => d.env.some((e) => Buffer.from(e.key).toString() === '__json'))).toBe(true);
-      if (version.label !== '2.8') expect(all.some((d) => d.version === 'xp-dyn-drv')).toBe(true);
+      if (version.label !== '2.8') {
+        expect(all.some((d) => d.version === 'xp-dyn-drv')).toBe(true);
+        expect(kinds).toContain('text:sha256');
+      }
     });
 
     test('serialise(parse(bytes)) is byte-identical for every drv in the closure', () => {
