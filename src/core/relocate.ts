@@ -232,9 +232,11 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
     },
   };
   const newDrvs = new Map<string, Derivation>();
+  // The hasher looks each derivation up once and memoises its hash, so the entry can go then.
   const hasher = new DerivationHasher(to, (p) => {
     const d = newDrvs.get(p);
     if (d === undefined) throw new NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+    newDrvs.delete(p);
     return d;
   });
   const newHashOf = new Map<string, string>();
@@ -336,8 +338,7 @@ function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): Relocat
   if (refs.length !== given.length || refs.some((r, i) => r !== given[i]))
     refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
 
-  const outputNames = new Set(drv.outputs.map((o) => o.name));
-  const isOutputKey = (key: Uint8Array): boolean => outputNames.has(Buffer.from(key).toString('latin1'));
+  const isOutputKey = (key: Uint8Array): boolean => drv.outputs.some((o) => asciiEquals(key, o.name));
   const outputs = drv.outputs.map((o) => ({ ...o }));
   if (type === 'fixed') {
     // The output path follows from the hash alone, so it is known before the strings are rewritten.
@@ -371,13 +372,12 @@ function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): Relocat
   if (masked) {
     const paths = cx.hasher.outputPaths(relocated, name);
     relocated.outputs = outputs.map((o) => ({ ...o, path: paths.get(o.name) ?? '' }));
-    const byName = new Map(relocated.outputs.map((o) => [o.name, o.path]));
     relocated.env = env.map((e) => {
-      const p = byName.get(Buffer.from(e.key).toString('latin1'));
-      return p === undefined ? e : { key: e.key, value: new TextEncoder().encode(p) };
+      const o = relocated.outputs.find((x) => asciiEquals(e.key, x.name));
+      return o === undefined ? e : { key: e.key, value: new Uint8Array(Buffer.from(o.path, 'latin1')) };
     });
     for (const o of drv.outputs) {
-      const p = byName.get(o.name) ?? '';
+      const p = paths.get(o.name) ?? '';
       if ((o.path === '') !== (p === ''))
         refuse(
           `cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`,
@@ -390,6 +390,13 @@ function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): Relocat
   const path = computeDrvPath(cx.to, name, contents, references);
   cx.newDrvs.set(path, relocated);
   return { oldPath: obj.path, path, kind: 'drv', references, contents };
+}
+
+/** True when `bytes` are the ASCII string `s`. */
+function asciiEquals(bytes: Uint8Array, s: string): boolean {
+  if (bytes.length !== s.length) return false;
+  for (let i = 0; i < s.length; i++) if (bytes[i] !== s.charCodeAt(i)) return false;
+  return true;
 }
 
 /** Dependencies first; the given order is kept where it already is one. Refuses cycles. */

@@ -73,8 +73,10 @@ function asciiBytes(s: string): Uint8Array {
 }
 
 function checkNix32(s: string, length: number, what: string): void {
-  if (s.length !== length || ![...s].every((c) => DIGIT[c.charCodeAt(0)]! >= 0))
-    throw new NixPlanError('internal', `${what} '${s}' is not ${length} nix32 characters`);
+  let ok = s.length === length;
+  for (let i = 0; ok && i < length; i++)
+    ok = (DIGIT[s.charCodeAt(i) & 0xff] ?? -1) >= 0 && s.charCodeAt(i) < 256;
+  if (!ok) throw new NixPlanError('internal', `${what} '${s}' is not ${length} nix32 characters`);
 }
 
 /**
