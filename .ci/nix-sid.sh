@@ -38,17 +38,20 @@ done
 
 mkdir -p "$shims"
 for tool in nix nix-store nix-instantiate nix-build nix-env nix-daemon; do
-  cat > "$shims/$tool" <<SHIM
+  # written aside and renamed, so a tool running meanwhile never sees a half-written wrapper
+  cat > "$shims/$tool.new" <<SHIM
 #!/usr/bin/env bash
 # runs sid's $tool inside $root, from the caller's directory (which must be visible there),
 # keeping the caller's NIX_* variables and user so store dirs and trust behave as outside.
+# NIX_SID_USERSPEC=USER:GROUP runs the tool as that user (chroot needs root, so the caller is root).
 vars=()
 while IFS='=' read -r -d '' k v; do
   case \$k in NIX_*|HOME|USER|TMPDIR) vars+=("\$k=\$v") ;; esac
 done < <(env -0)
-exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "\${vars[@]}" \\
+exec chroot \${NIX_SID_USERSPEC:+--userspec="\$NIX_SID_USERSPEC"} "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "\${vars[@]}" \\
   bash -c 'cd "\$1" 2>/dev/null || cd /; shift; exec "\$@"' _ "\$PWD" $tool "\$@"
 SHIM
-  chmod +x "$shims/$tool"
+  chmod +x "$shims/$tool.new"
+  mv -f "$shims/$tool.new" "$shims/$tool"
 done
 "$shims/nix" --version
