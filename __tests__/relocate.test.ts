@@ -1,0 +1,316 @@
+// relocateClosure on closures built in memory: round trips, refusals and the report.
+// (That the results are what Nix itself writes is proven in relocate-oracle.test.ts.)
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { relocateClosure, relocateRoot, type RelocObject } from '../src/core/relocate.js';
+import { NixPlanError } from '../src/core/errors.js';
+import { sha256, toHex } from '../src/core/hash.js';
+import { hashPartOf, makeSourcePath, makeTextPath } from '../src/core/store-path.js';
+import { serialiseDerivation, type Derivation } from '../src/core/derivation.js';
+import { DerivationHasher, computeDrvPath } from '../src/core/derivation-hash.js';
+import { fileNarHash } from './fixtures/relocate/closure.js';
+
+const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));
+
+/** Builds closures the way Nix would name them, in any store dir. */
+class Builder {
+  readonly objects: RelocObject[] = [];
+  private readonly drvs = new Map<string, Derivation>();
+  private readonly hasher: DerivationHasher;
+
+  constructor(readonly dir: string) {
+    this.hasher = new DerivationHasher(dir, (p) => this.drvs.get(p)!);
+  }
+
+  async source(name: string, contents: string): Promise<string> {
+    const bytes = enc(contents);
+    const narHash = await fileNarHash(bytes);
+    const path = makeSourcePath(name, narHash, this.dir);
+    this.objects.push({ path, kind: 'source', references: [], contents: bytes, narHash });
+    return path;
+  }
+
+  async text(name: string, contents: (dir: string) => string, references: string[] = []): Promise<string> {
+    const bytes = enc(contents(this.dir));
+    const path = makeTextPath(name, sha256(bytes), references, this.dir);
+    this.objects.push({ path, kind: 'text', references, contents: bytes, narHash: await fileNarHash(bytes) });
+    return path;
+  }
+
+  /** A derivation; `env` values may mention anything (that is the point). Returns the drv path. */
+  async drv(
+    name: string,
+    options: {
+      outputs?: string[];
+      inputDrvs?: [string, string[]][];
+      inputSrcs?: string[];
+      env?: Record<string, string>;
+      fixed?: { hashAlgo: string; hash: string };
+      edit?: (d: Derivation) => void;
+    } = {},
+  ): Promise<string> {
+    const outputs = (options.outputs ?? ['out']).sort();
+    const env: Record<string, string> = { builder: '/bin/sh', name, system: 'x86_64-linux', ...options.env };
+    for (const o of outputs) env[o] = '';
+    const drv: Derivation = {
+      version: undefined,
+      outputs: outputs.map((o) => ({
+        name: o,
+        path: '',
+        hashAlgo: options.fixed?.hashAlgo ?? '',
+        hash: options.fixed?.hash ?? '',
+      })),
+      inputDrvs: (options.inputDrvs ?? [])
+        .map(([path, outs]) => ({ path, outputs: outs.sort() }))
+        .sort((a, b) => (a.path < b.path ? -1 : 1)),
+      inputSrcs: (options.inputSrcs ?? []).sort(),
+      system: enc('x86_64-linux'),
+      builder: enc('/bin/sh'),
+      args: [enc('-c'), enc('echo > $out')],
+      env: Object.keys(env)
+        .sort()
+        .map((k) => ({ key: enc(k), value: enc(env[k]!) })),
+    };
+    const paths = this.hasher.outputPaths(drv, name);
+    for (const o of drv.outputs) o.path = paths.get(o.name)!;
+    for (const e of drv.env) {
+      const p = paths.get(Buffer.from(e.key).toString('latin1'));
+      if (p !== undefined) e.value = enc(p);
+    }
+    options.edit?.(drv);
+    const bytes = serialiseDerivation(drv);
+    const references = [...new Set([...drv.inputSrcs, ...drv.inputDrvs.map((i) => i.path)])].sort();
+    const path = computeDrvPath(this.dir, name, bytes, references);
+    this.drvs.set(path, drv);
+    this.objects.push({ path, kind: 'drv', references, contents: bytes, narHash: await fileNarHash(bytes) });
+    return path;
+  }
+
+  outPath(drvPath: string, output = 'out'): string {
+    return this.drvs.get(drvPath)!.outputs.find((o) => o.name === output)!.path;
+  }
+}
+
+/** One closure with every kind of object and mention, built the same way in any store dir. */
+async function sampleClosure(dir: string): Promise<{ b: Builder; root: string }> {
+  const b = new Builder(dir);
+  const src = await b.source('hello.txt', 'hello\n');
+  const fetch = await b.drv('fetch', {
+    fixed: { hashAlgo: 'sha256', hash: toHex(sha256('hello\n')) },
+  });
+  const lib = await b.drv('lib', { outputs: ['out', 'dev'], env: { src }, inputSrcs: [src] });
+  const script = await b.text(
+    'build.sh',
+    () => `cat ${src} ${b.outPath(fetch)} # and ${b.outPath(lib, 'dev')} and ${lib}\n`,
+    [src],
+  );
+  const root = await b.drv('app', {
+    inputDrvs: [
+      [lib, ['dev']],
+      [fetch, ['out']],
+    ],
+    inputSrcs: [script],
+    env: {
+      script,
+      deps: `${b.outPath(lib, 'dev')}:${b.outPath(fetch)}`,
+      libDrv: lib,
+      // a store hash cut out of a path, as builtins.substring relative to the store dir would
+      libHash: hashPartOf(b.outPath(lib, 'dev')),
+    },
+  });
+  return { b, root };
+}
+
+function codeOf(f: () => unknown): { code: string; message: string } {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof NixPlanError) return { code: e.code, message: e.message };
+    throw e;
+  }
+  throw new Error('did not throw');
+}
+
+const storeDir = fc
+  .array(fc.stringMatching(/^[a-z0-9][a-z0-9._+-]{0,12}$/), { minLength: 1, maxLength: 4 })
+  .map((parts) => '/' + parts.join('/'));
+
+describe('relocateClosure', () => {
+  test('gives what building the same closure in the target store dir gives, and round-trips', async () => {
+    await fc.assert(
+      fc.asyncProperty(storeDir, storeDir, async (a, bDir) => {
+        fc.pre(a !== bDir);
+        const { b: inA, root } = await sampleClosure(a);
+        const { b: inB, root: rootB } = await sampleClosure(bDir);
+        const r = relocateClosure(inA.objects, a, bDir);
+        expect(r.pathMap.get(root)).toBe(rootB);
+        expect(
+          r.objects.map((o) => [
+            o.path,
+            o.kind,
+            o.references,
+            o.contents && Buffer.from(o.contents).toString('latin1'),
+          ]),
+        ).toEqual(
+          inB.objects.map((o) => [
+            o.path,
+            o.kind,
+            o.references,
+            o.kind === 'source' ? undefined : Buffer.from(o.contents!).toString('latin1'),
+          ]),
+        );
+        expect(r.report.objects).toEqual({ drv: 3, text: 1, source: 1 });
+        expect(r.report.bareHashRewrites).toBe(1);
+        // Back again: the original bytes.
+        const again = relocateClosure(
+          r.objects.map((o, i) => ({ ...inB.objects[i]!, path: o.path })),
+          bDir,
+          a,
+        );
+        expect(again.objects.map((o) => o.path)).toEqual(inA.objects.map((o) => o.path));
+      }),
+      { numRuns: 15 },
+    );
+  });
+
+  test('keeps a dependency order even when the input is in reverse', async () => {
+    const { b } = await sampleClosure('/a/store');
+    const r = relocateClosure([...b.objects].reverse(), '/a/store', '/b/store');
+    const seen = new Set<string>();
+    for (const o of r.objects) {
+      for (const ref of o.references) expect(seen.has(ref)).toBe(true);
+      seen.add(o.path);
+    }
+    // build.sh mentions outputs of fetch and lib without referencing them: it must come after them.
+    const order = r.objects.map((o) => o.oldPath);
+    const at = (suffix: string): number => order.findIndex((p) => p.endsWith(suffix));
+    expect(at('-build.sh')).toBeGreaterThan(at('-lib.drv'));
+    expect(at('-build.sh')).toBeGreaterThan(at('-fetch.drv'));
+  });
+
+  test('reports a bare store dir in a text file and a source that mentions the store dir', async () => {
+    const b = new Builder('/a/store');
+    await b.text('where.txt', (dir) => `the store is ${dir} (${dir}/.links too)\n`);
+    const src = await b.source('mention.txt', 'built in /a/store/x\n');
+    const r = relocateClosure(b.objects, '/a/store', '/b/store');
+    const where = r.objects.find((o) => o.path.endsWith('-where.txt'))!;
+    expect(Buffer.from(where.contents!).toString()).toBe('the store is /a/store (/a/store/.links too)\n');
+    expect(r.report.bareStoreDirMentions).toEqual([{ path: where.path, count: 2 }]);
+    expect(r.report.warnings).toEqual([
+      expect.stringContaining(
+        `${where.path} (was ${where.oldPath}) mentions the store dir /a/store on its own 2 time(s)`,
+      ),
+      expect.stringContaining(`${src} is a source whose bytes mention /a/store`),
+    ]);
+  });
+
+  test('refuses what it cannot relocate faithfully, naming the object and why', async () => {
+    const { b } = await sampleClosure('/a/store');
+    const relocate = (objects: RelocObject[], to = '/b/store'): { code: string; message: string } =>
+      codeOf(() => relocateClosure(objects, '/a/store', to));
+    const src = b.objects.find((o) => o.kind === 'source')!;
+    const text = b.objects.find((o) => o.kind === 'text')!;
+    const drv = b.objects.find((o) => o.kind === 'drv')!;
+
+    expect(relocate(b.objects, 'relative')).toEqual({
+      code: 'realm',
+      message: expect.stringContaining("'relative'"),
+    });
+    expect(relocate(b.objects, '/b/store/')).toMatchObject({ code: 'realm' });
+
+    // A source with references (to itself: other references would be refused as outside the closure).
+    const selfRef = makeSourcePath('hello.txt', src.narHash, '/a/store', [], true);
+    expect(relocate([{ ...src, path: selfRef, references: [selfRef] }]).message).toContain(
+      `${selfRef}: it is a source with references`,
+    );
+    // Not content-addressed: a path that does not follow from the contents.
+    const forged = { ...src, path: `/a/store/${'0'.repeat(32)}-hello.txt` };
+    expect(relocate([forged])).toEqual({
+      code: 'relocate',
+      message: expect.stringContaining(`${forged.path}: it is not content-addressed`),
+    });
+    // Contents changed after the fact: the self-check fails.
+    const tampered = { ...text, contents: enc('something else') };
+    expect(relocate([src, tampered]).message).toContain(`${text.path}: it is not content-addressed`);
+    // A reference outside the closure.
+    expect(relocate(b.objects.filter((o) => o !== src)).message).toContain(`it references ${src.path}`);
+    // A mention outside the closure (the text file mentions outputs of drvs left out).
+    expect(relocate([src, text]).message).toMatch(
+      /it mentions \/a\/store\/\w{32}, which is outside the closure/,
+    );
+    // Twice the same path; a path from another store.
+    expect(relocate([src, src]).message).toContain('in the closure twice');
+    expect(relocate([{ ...src, path: src.path.replace('/a/store', '/c/store') }]).message).toContain(
+      'is not a store path in /a/store',
+    );
+    // Given as the wrong kind.
+    const lone = new Builder('/a/store');
+    await lone.text('lone.txt', () => 'no references\n');
+    expect(relocate([{ ...lone.objects[0]!, kind: 'source' }]).message).toContain(
+      'given as a source but its path says it is a text',
+    );
+    expect(drv.kind).toBe('drv');
+  });
+
+  test('refuses impure derivations, DrvWithVersion and mutual mentions', async () => {
+    const b = new Builder('/a/store');
+    const impure = await b.drv('impure', { env: { __impure: '1' } });
+    expect(codeOf(() => relocateClosure(b.objects, '/a/store', '/b')).message).toContain(
+      `${impure}: it is an impure derivation`,
+    );
+    const c = new Builder('/a/store');
+    const dyn = await c.drv('dyn', { edit: (d) => (d.version = 'xp-dyn-drv') });
+    expect(codeOf(() => relocateClosure(c.objects, '/a/store', '/b')).message).toContain(
+      `${dyn}: it is written as DrvWithVersion("xp-dyn-drv"`,
+    );
+    // Two texts mentioning each other cannot exist in a real store, but must not loop here.
+    const h1 = 'a'.repeat(32);
+    const h2 = 'b'.repeat(32);
+    const t1: RelocObject = {
+      path: `/a/store/${h1}-x`,
+      kind: 'text',
+      references: [],
+      contents: enc(`/a/store/${h2}-y`),
+      narHash: new Uint8Array(32),
+    };
+    const t2: RelocObject = {
+      path: `/a/store/${h2}-y`,
+      kind: 'text',
+      references: [],
+      contents: enc(`/a/store/${h1}-x`),
+      narHash: new Uint8Array(32),
+    };
+    expect(codeOf(() => relocateClosure([t1, t2], '/a/store', '/b')).message).toContain('mention each other');
+  });
+
+  test('handles a target store dir that extends the source one, and the identity', async () => {
+    const { b, root } = await sampleClosure('/s');
+    const { root: rootB } = await sampleClosure('/s/store');
+    expect(relocateClosure(b.objects, '/s', '/s/store').pathMap.get(root)).toBe(rootB);
+    const same = relocateClosure(b.objects, '/s', '/s');
+    expect(same.objects.map((o) => o.path)).toEqual(b.objects.map((o) => o.path));
+    same.objects.forEach((o, i) => {
+      if (o.contents) expect(Buffer.from(o.contents).equals(Buffer.from(b.objects[i]!.contents!))).toBe(true);
+    });
+  });
+});
+
+describe('relocateRoot', () => {
+  test('maps the drv path and outputs, keeps deferred outputs empty, refuses unknown paths', async () => {
+    const { b, root } = await sampleClosure('/a/store');
+    const r = relocateClosure(b.objects, '/a/store', '/b/store');
+    const mapped = relocateRoot(
+      { attribute: 'app', drvPath: root, outputs: { out: b.outPath(root), later: '' } },
+      r.pathMap,
+    );
+    expect(mapped).toEqual({
+      attribute: 'app',
+      drvPath: r.pathMap.get(root),
+      outputs: { out: r.pathMap.get(b.outPath(root)), later: '' },
+    });
+    expect(mapped.outputs['out']).toMatch(/^\/b\/store\/\w{32}-app$/);
+    expect(() => relocateRoot({ drvPath: '/a/store/x', outputs: {} }, r.pathMap)).toThrow(
+      /not in the relocated closure/,
+    );
+  });
+});
