@@ -7,6 +7,9 @@
 // whenever `parseDerivation(b)` succeeds, `serialiseDerivation` gives back exactly `b`.
 import { MalformedError, NixPlanError } from './errors.js';
 import { nameOf } from './store-path.js';
+import { compareBytes } from './wire.js';
+
+export { compareBytes } from './wire.js';
 
 /** One output: `("name","path","hashAlgo","hash")`. */
 export interface DerivationOutput {
@@ -85,16 +88,6 @@ function ascii(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
-}
-
-/** Byte-wise comparison (unsigned), as `std::string`'s ordering in Nix. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
 }
 
 /** Cursor over the bytes of one .drv; every error names the offset where it happened. */

@@ -1,7 +1,7 @@
 // NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
 import { createHash } from 'node:crypto';
 import { LimitError, MalformedError } from './errors.js';
-import { ByteReader, ChunkBatcher, padLength, u64, wireString } from './wire.js';
+import { ByteReader, ChunkBatcher, compareBytes, padLength, u64, wireString } from './wire.js';
 
 /**
  * A file system object as a NAR sees it. Directory entries must come sorted by name bytes;
@@ -75,11 +75,6 @@ export function entryNameProblem(name: Uint8Array): string | undefined {
   if (name.includes(0x2f)) return 'a name containing /';
   if (name.includes(0)) return 'a name containing a NUL byte';
   return undefined;
-}
-
-/** Byte-wise comparison, the order of NAR directory entries. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
 }
 
 /** Printable form of a name for error messages. */

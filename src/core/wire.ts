@@ -42,6 +42,11 @@ export function wireString(s: Uint8Array | string): Uint8Array[] {
   return pad === 0 ? [u64(b.length), b] : [u64(b.length), b, ZEROS.subarray(0, pad)];
 }
 
+/** Unsigned byte-wise order of two byte strings, the order Nix sorts names, keys and entries by. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
 /** Concatenates chunks into one array. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   let total = 0;
