@@ -80,7 +80,7 @@ function contentsTable(manifest: BundleManifest): string {
 /** The relocation report of a manifest, or '' when it was not relocated. */
 export function relocationSection(from: string, to: string, report: RelocationSummary): string {
   const parts = [
-    `### Relocation ${code(from)} → ${code(to)}\n`,
+    `### Relocation ${code(from)} → ${code(to)}\n\n`,
     table(
       ['objects rewritten', 'hashes rewritten', 'bare hash rewrites'],
       [
@@ -147,10 +147,10 @@ export function planSummary(f: PlanSummaryFacts): string {
   const m = f.manifest;
   const ratio = f.bundleBytes > 0 ? m.stream.size / f.bundleBytes : 0;
   const parts = [
-    `## nix-plan: ${code(f.artifactName)}\n`,
+    `## nix-plan: ${code(f.artifactName)}\n\n`,
     `${m.roots.length} root(s), ${m.paths} store paths (${m.include}), evaluated by Nix ${m.nixVersion} ` +
       `for ${code(m.storeDir)}${m.systems.length > 0 ? ` on ${m.systems.join(', ')}` : ''}; ` +
-      `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}.\n`,
+      `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}.\n\n`,
     table(
       ['bundle', 'export stream', 'ratio', 'evaluating', 'exporting', 'uploading', 'matrix jobs'],
       [

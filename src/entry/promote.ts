@@ -1,1 +1,5 @@
-console.log('nix-plan');
+// Entrypoint of the promote action (dist/promote/index.js): run it, with one setFailed for any error.
+import { run } from '../action/promote.js';
+import { runAction } from '../action/run.js';
+
+await runAction(() => run());

@@ -1,1 +1,5 @@
-console.log('nix-plan');
+// Entrypoint of the realise action (dist/realise/index.js): run it, with one setFailed for any error.
+import { run } from '../action/realise.js';
+import { runAction } from '../action/run.js';
+
+await runAction(() => run());

@@ -1,0 +1,22 @@
+# A small closure for the e2e workflow: no nixpkgs, builders use only /bin/sh and its builtins
+# (the sandbox provides /bin/sh), with a source file, a shared dependency and three roots.
+let
+  drv =
+    name: script:
+    builtins.derivation {
+      inherit name;
+      system = builtins.currentSystem;
+      builder = "/bin/sh";
+      args = [
+        "-c"
+        script
+      ];
+    };
+  greeting = builtins.toFile "greeting.txt" "hello from a plan";
+  shared = drv "shared" "echo shared > $out";
+in
+{
+  alpha = drv "alpha" "read -r g < ${greeting}; echo \"alpha: $g ${shared}\" > $out";
+  beta = drv "beta" "echo \"beta ${shared}\" > $out";
+  gamma = drv "gamma" "echo gamma > $out";
+}

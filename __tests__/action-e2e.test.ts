@@ -1,0 +1,351 @@
+// End to end: the built dist/ entrypoints run as the runner runs them (INPUT_* variables,
+// GITHUB_OUTPUT, the step summary, a runtime token), with real Nix, the plan travelling through
+// a local artifact service that the real @actions/artifact client talks to.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateKeyPair } from '../src/core/signing.js';
+import { promotedArtifactName } from '../src/action/settings.js';
+import { FakeArtifactServer, type FakeRun } from './support/artifact-server.js';
+import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const CLOSURE = join(REPO, '.github', 'e2e', 'closure.nix');
+const ROOT_NAMES = ['alpha', 'beta', 'gamma'];
+
+/** What one action step left behind. */
+interface StepResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly outputs: Record<string, string>;
+  readonly summary: string;
+  /** `::error::` annotations, unescaped. */
+  readonly errors: string[];
+}
+
+/** Parses GITHUB_OUTPUT as @actions/core writes it: `name<<DELIM\nvalue\nDELIM\n`. */
+function parseOutputs(text: string): Record<string, string> {
+  const outputs: Record<string, string> = {};
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^<]+)<<(.+)$/.exec(lines[i] ?? '');
+    if (m?.[1] === undefined || m[2] === undefined) continue;
+    const value: string[] = [];
+    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i] ?? '');
+    outputs[m[1]] = value.join('\n');
+  }
+  return outputs;
+}
+
+const unescapeCommand = (s: string): string =>
+  s.replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%');
+
+const sha256File = (path: string): string =>
+  `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
+
+/** Empties a realm's store dir (its files are read-only, like a real store's), as a new machine would have it. */
+function wipe(storeDir: string): void {
+  rmSync(storeDir, { recursive: true, force: true });
+}
+
+describe('the actions end to end', () => {
+  let server: FakeArtifactServer;
+  let dist: string;
+  let work: string;
+
+  /** Runs one entrypoint as a step of a job of `run`, against `store`'s Nix and state. */
+  async function step(
+    entry: 'plan' | 'realise' | 'promote',
+    inputs: Record<string, string>,
+    run: FakeRun,
+    store: ScratchStore,
+  ): Promise<StepResult> {
+    const job = mkdtempSync(join(work, `${entry}-`));
+    const files = { GITHUB_OUTPUT: 'output', GITHUB_STEP_SUMMARY: 'summary', GITHUB_STATE: 'state' };
+    const env: Record<string, string> = {
+      PATH: `${store.version.binDir === undefined ? '' : `${store.version.binDir}:`}${process.env['PATH'] ?? ''}`,
+      ...(process.env['USER'] === undefined ? {} : { USER: process.env['USER'] }),
+      TMPDIR: job,
+      ...store.env,
+      ...server.jobEnv(run),
+      GITHUB_WORKSPACE: join(job, 'workspace'),
+      RUNNER_TEMP: join(job, 'temp'),
+    };
+    for (const [name, file] of Object.entries(files)) {
+      env[name] = join(job, file);
+      writeFileSync(env[name], '');
+    }
+    mkdirSync(env['GITHUB_WORKSPACE'] ?? '', { recursive: true });
+    // The runner's naming: INPUT_ + the name upper-cased, spaces as underscores, dashes kept.
+    for (const [name, value] of Object.entries(inputs))
+      env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
+    const child = spawn(process.execPath, [join(dist, entry, 'index.js')], {
+      env,
+      cwd: env['GITHUB_WORKSPACE'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
+    return {
+      code,
+      stdout,
+      outputs: parseOutputs(readFileSync(join(job, 'output'), 'utf8')),
+      summary: readFileSync(join(job, 'summary'), 'utf8'),
+      errors: [...stdout.matchAll(/^::error::(.*)$/gm)].map((m) => unescapeCommand(m[1] ?? '')),
+    };
+  }
+
+  /** Asserts a step succeeded, showing its log when it did not. */
+  function succeeded(result: StepResult): void {
+    if (result.code !== 0) throw new Error(`step failed (${result.code}):\n${result.stdout.slice(-6000)}`);
+  }
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'nix-plan-e2e-'));
+    // NIX_PLAN_E2E_DIST reuses a build while iterating; by default the sources are built afresh.
+    dist = process.env['NIX_PLAN_E2E_DIST'] ?? join(work, 'dist');
+    if (process.env['NIX_PLAN_E2E_DIST'] === undefined) {
+      execFileSync(process.execPath, ['scripts/build.mjs', dist], { cwd: REPO, stdio: 'ignore' });
+    }
+    server = await FakeArtifactServer.start();
+  }, 600_000);
+
+  afterAll(async () => {
+    await server.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  describe.each(nixVersions())('Nix $label', (version: NixVersion) => {
+    test('plan → realise one shard → promote → realise in the new realm from another run', async () => {
+      const run = server.newRun();
+      const ciKey = generateKeyPair('e2e-ci-1');
+      const betaKey = generateKeyPair('e2e-beta-1');
+      const realm = join(mkdtempSync(join(work, 'realm-')), 'store');
+      const stores: ScratchStore[] = [];
+      const store = (storeDir: string): ScratchStore => {
+        const s = new ScratchStore(version, { storeDir });
+        stores.push(s);
+        return s;
+      };
+      try {
+        // Job 1: evaluate once, publish the plan.
+        const planner = store(realm);
+        const plan = await step(
+          'plan',
+          { file: CLOSURE, matrix: '2', 'signing-key': ciKey.secretKey },
+          run,
+          planner,
+        );
+        succeeded(plan);
+        const out = plan.outputs;
+        const bundle = out['bundle-path'] ?? '';
+        expect(out['digest']).toBe(sha256File(bundle));
+        expect(Number(out['bytes'])).toBe(readFileSync(bundle).length);
+        expect(out['artifact-name']).toBe('plan.nixplan');
+        const [stored] = server.artifacts(run);
+        expect(stored?.blob?.equals(readFileSync(bundle))).toBe(true);
+        expect(out['artifact-id']).toBe(String(stored?.id));
+        expect(out['artifact-url']).toBe(
+          `https://github.com/${server.repository}/actions/runs/${run.runId}/artifacts/${stored?.id}`,
+        );
+        const drvPaths = JSON.parse(out['drv-paths'] ?? '') as string[];
+        expect([...drvPaths].sort()).toEqual((await planner.instantiate(CLOSURE)).sort());
+        expect(Object.keys(JSON.parse(out['out-paths'] ?? '') as object).sort()).toEqual(
+          [...drvPaths].sort(),
+        );
+        expect(Number(out['paths'])).toBeGreaterThanOrEqual(drvPaths.length + 1);
+        const matrix = JSON.parse(out['matrix'] ?? '') as { include: { shard: string; roots: string }[] };
+        expect(matrix.include.map((e) => e.shard)).toEqual(['1/2', '2/2']);
+        expect(matrix.include.flatMap((e) => e.roots.split('\n'))).toEqual(drvPaths);
+        expect(plan.summary).toContain('## nix-plan: `plan.nixplan`');
+        expect(plan.summary).toContain('### How to realise this plan');
+        expect(plan.summary).toContain(out['digest']);
+        // The secret is only ever printed as the mask command that hides it.
+        const secretLines = plan.stdout
+          .split('\n')
+          .filter((l) => l.includes(ciKey.secretKey.split(':')[1] ?? '!'));
+        expect(secretLines.every((l) => l.startsWith('::add-mask::'))).toBe(true);
+        expect(plan.summary).not.toContain(ciKey.secretKey);
+
+        // Job 2, another machine: a fresh store in the same realm builds shard 1/2 without evaluating.
+        wipe(realm);
+        const builder = store(realm);
+        const realise = await step(
+          'realise',
+          { digest: out['digest'] ?? '', shard: '1/2', 'trusted-keys': ciKey.publicKey },
+          run,
+          builder,
+        );
+        succeeded(realise);
+        const built = JSON.parse(realise.outputs['out-paths'] ?? '') as Record<
+          string,
+          Record<string, string>
+        >;
+        expect(Object.keys(built)).toEqual(matrix.include[0]?.roots.split('\n'));
+        const valid = await builder.validPaths();
+        for (const path of Object.values(built).flatMap((o) => Object.values(o))) {
+          expect(valid).toContain(path);
+          expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`^(${ROOT_NAMES.join('|')})`));
+        }
+        expect(realise.summary).toContain('(shard 1/2)');
+
+        // Job 3 (behind an environment): relocate into a new realm, re-sign, publish.
+        const betaRealm = join(mkdtempSync(join(work, 'beta-')), 'store');
+        const promote = await step(
+          'promote',
+          { to: betaRealm, 'trusted-keys': ciKey.publicKey, 'signing-key': betaKey.secretKey },
+          run,
+          builder,
+        );
+        succeeded(promote);
+        const promotedName = promotedArtifactName('plan.nixplan', betaRealm);
+        expect(promote.outputs['artifact-name']).toBe(promotedName);
+        expect(promote.outputs['digest']).toBe(sha256File(promote.outputs['bundle-path'] ?? ''));
+        const betaDrvs = JSON.parse(promote.outputs['drv-paths'] ?? '') as string[];
+        expect(betaDrvs.every((p) => p.startsWith(`${betaRealm}/`))).toBe(true);
+        expect(promote.summary).toContain(`### Relocation \`${realm}\` → \`${betaRealm}\``);
+
+        // A later run realises the promoted plan in the new realm, fetching it across runs.
+        const later = server.newRun();
+        const beta = store(betaRealm);
+        const final = await step(
+          'realise',
+          {
+            'artifact-name': promotedName,
+            'run-id': String(run.runId),
+            'github-token': server.apiToken(),
+            repository: server.repository,
+            digest: promote.outputs['digest'] ?? '',
+            'trusted-keys': betaKey.publicKey,
+          },
+          later,
+          beta,
+        );
+        succeeded(final);
+        const betaBuilt = JSON.parse(final.outputs['out-paths'] ?? '') as Record<
+          string,
+          Record<string, string>
+        >;
+        expect(Object.keys(betaBuilt).sort()).toEqual([...betaDrvs].sort());
+        for (const path of Object.values(betaBuilt).flatMap((o) => Object.values(o))) {
+          expect(path.startsWith(`${betaRealm}/`)).toBe(true);
+          expect(existsSync(path)).toBe(true);
+        }
+        // The promoted plan is what evaluating natively in that realm gives.
+        expect((await beta.instantiate(CLOSURE)).sort()).toEqual([...betaDrvs].sort());
+      } finally {
+        for (const s of stores) s.dispose();
+      }
+    });
+  });
+
+  describe('faults', () => {
+    const version = nixVersions()[0] as NixVersion;
+    let run: FakeRun;
+    let realm: string;
+    let digest: string;
+    const stores: ScratchStore[] = [];
+
+    beforeAll(async () => {
+      run = server.newRun();
+      realm = join(mkdtempSync(join(work, 'faults-')), 'store');
+      const planner = new ScratchStore(version, { storeDir: realm });
+      stores.push(planner);
+      // A 5xx from the service, then success: the client retries and the step succeeds.
+      server.inject({ kind: 'twirp-5xx', times: 1, method: 'CreateArtifact' });
+      const seen = server.requests.length;
+      const plan = await step('plan', { file: CLOSURE, 'artifact-name': 'faults.nixplan' }, run, planner);
+      succeeded(plan);
+      expect(server.requests.slice(seen).filter((r) => r.status === 500)).toHaveLength(1);
+      digest = plan.outputs['digest'] ?? '';
+      wipe(realm);
+    }, 300_000);
+
+    afterAll(() => {
+      server.clearFaults();
+      for (const s of stores) s.dispose();
+    });
+
+    /** Realises the plan on a fresh machine under a fault; it must fail and import nothing. */
+    async function failsCleanly(
+      inputs: Record<string, string>,
+      message: RegExp,
+      runOf: FakeRun = run,
+    ): Promise<void> {
+      const builder = new ScratchStore(version, { storeDir: realm });
+      stores.push(builder);
+      try {
+        const result = await step(
+          'realise',
+          { 'artifact-name': 'faults.nixplan', ...inputs },
+          runOf,
+          builder,
+        );
+        expect(result.code).toBe(1);
+        expect(result.errors).toHaveLength(1);
+        expect(result.errors[0]).toMatch(message);
+        expect(result.outputs['out-paths']).toBeUndefined();
+        expect(await builder.validPaths()).toEqual([]);
+      } finally {
+        server.clearFaults();
+        wipe(realm);
+      }
+    }
+
+    test('an artifact name already used in the run fails the second plan step, naming artifact-name', async () => {
+      const planner = new ScratchStore(version, { storeDir: realm });
+      stores.push(planner);
+      const again = await step('plan', { file: CLOSURE, 'artifact-name': 'faults.nixplan' }, run, planner);
+      expect(again.code).toBe(1);
+      expect(again.errors[0]).toMatch(
+        /already uploaded in this run: give each plan job its own artifact-name/,
+      );
+      expect(server.artifacts(run).filter((a) => a.name === 'faults.nixplan')).toHaveLength(1);
+      wipe(realm);
+    });
+
+    test.each([
+      [
+        'alter-download',
+        /"faults.nixplan" arrived damaged: its digest is sha256:\w+ but sha256:\w+ was expected/,
+      ],
+      ['truncate-download', /"faults.nixplan" arrived damaged/],
+    ] as const)('%s: the step fails and nothing is imported', async (kind, message) => {
+      server.inject({ kind });
+      await failsCleanly({}, message);
+    });
+
+    test('a damaged download is caught by the pinned digest too', async () => {
+      server.inject({ kind: 'alter-download' });
+      await failsCleanly({ digest }, /arrived damaged/);
+    });
+
+    test('an expired runtime token: the step fails with a token hint and nothing is imported', async () => {
+      server.inject({ kind: 'expired-token' });
+      await failsCleanly({}, /token was refused/);
+    });
+
+    test('an expired API token for a cross-run download fails the same way', async () => {
+      server.inject({ kind: 'expired-token' });
+      await failsCleanly(
+        { 'run-id': String(run.runId), 'github-token': server.apiToken() },
+        /token was refused/,
+        server.newRun(),
+      );
+    });
+
+    test('a dead signed URL: the step fails after the client gives up, and nothing is imported', async () => {
+      server.inject({ kind: 'dead-signed-url' });
+      await failsCleanly({}, /downloading artifact "faults.nixplan" failed: the storage URL kept failing/);
+    }, 120_000);
+
+    test('a bad input fails before any work, naming the input and the accepted values', async () => {
+      await failsCleanly({ shard: '3/2' }, /^input "shard": .*accepted: INDEX\/COUNT/);
+    });
+  });
+});

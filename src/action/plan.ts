@@ -1,0 +1,124 @@
+// The root action: evaluate once, write the plan bundle, publish it, and describe it for later jobs.
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BundleManifest } from '../core/bundle/manifest.js';
+import { exportPlan } from '../app/export.js';
+import type { CommandRunner } from '../nix/runner.js';
+import { digestFile, type ArtifactTransport } from '../transport/transport.js';
+import { PlanOutput, RunnerEnv } from './constants.js';
+import { planMatrix } from './matrix.js';
+import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
+import { parsePlanSettings } from './settings.js';
+import { planSummary } from './summary.js';
+
+/** Job outputs are limited to 1 MB in total; a list output bigger than this is left out with a warning. */
+export const LIST_OUTPUT_BUDGET = 256 * 1024;
+
+/** What the root action needs; every member has a default that talks to the real runner. */
+export interface PlanDeps {
+  readonly io: ActionIO;
+  readonly runner: CommandRunner;
+  readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
+  readonly exportPlan: typeof exportPlan;
+}
+
+/** The real runner, Nix and artifact service. */
+export function defaultPlanDeps(io: ActionIO = runnerIO()): PlanDeps {
+  return { io, runner: defaultRunner(), transport: (dir) => defaultTransport(io, dir), exportPlan };
+}
+
+/** `owner/nix-plan/<sub>@ref` as this action was referenced, or `./<sub>` when run from a checkout. */
+export function siblingAction(io: ActionIO, sub: string): string {
+  const repo = io.env(RunnerEnv.ActionRepository) ?? '';
+  const ref = io.env(RunnerEnv.ActionRef) ?? '';
+  return repo === '' ? `./${sub}` : `${repo}/${sub}@${ref === '' ? 'v1' : ref}`;
+}
+
+/** Sets a JSON output unless it would crowd out the job's other outputs (then warns). */
+export function setListOutput(io: ActionIO, name: string, value: unknown, hint: string): void {
+  const json = JSON.stringify(value);
+  if (Buffer.byteLength(json) <= LIST_OUTPUT_BUDGET) io.setOutput(name, json);
+  else
+    io.log.warn(
+      `output ${name} left empty: ${Buffer.byteLength(json)} bytes would crowd GitHub's 1 MB job outputs; ${hint}`,
+    );
+}
+
+/** drv path → outputs, as the out-paths outputs give them. */
+export function outPathsOf(manifest: BundleManifest): Record<string, Record<string, string>> {
+  return Object.fromEntries(manifest.roots.map((r) => [r.drvPath, r.outputs]));
+}
+
+/** Runs the root action. */
+export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
+  const { io } = deps;
+  const settings = parsePlanSettings(io.input);
+  if (settings.signingKey !== undefined) io.setSecret(settings.signingKey);
+
+  const dir = jobTempDir(io, 'plan');
+  await mkdir(dir, { recursive: true });
+  const output = join(dir, settings.artifactName);
+  await rm(output, { force: true });
+
+  const started = io.now();
+  const exported = await deps.exportPlan(
+    {
+      ...(settings.installables.length > 0 ? { installables: settings.installables } : {}),
+      ...(settings.drvPaths.length > 0 ? { drvPaths: settings.drvPaths } : {}),
+      ...(settings.file === undefined ? {} : { file: settings.file, attributes: settings.attributes }),
+      output,
+      include: settings.include,
+      ...(settings.compressionLevel === undefined ? {} : { level: settings.compressionLevel }),
+      ...(settings.signingKey === undefined ? {} : { signingKey: settings.signingKey }),
+      ...(settings.relocateTo === undefined ? {} : { relocateTo: settings.relocateTo }),
+    },
+    { runner: deps.runner, log: io.log, progress: io.progress },
+  );
+  const exportedAt = io.now();
+  const { manifest, bundlePath } = exported;
+  const { digest, size } = await digestFile(bundlePath);
+  const matrix = planMatrix(manifest.roots, settings.matrix);
+
+  io.setOutput(PlanOutput.BundlePath, bundlePath);
+  io.setOutput(PlanOutput.Digest, digest);
+  io.setOutput(PlanOutput.Paths, manifest.paths);
+  io.setOutput(PlanOutput.Bytes, size);
+  io.setOutput(PlanOutput.Matrix, JSON.stringify(matrix));
+  const readManifest = `read the roots from the bundle (nix-plan inspect ${settings.artifactName})`;
+  setListOutput(
+    io,
+    PlanOutput.DrvPaths,
+    manifest.roots.map((r) => r.drvPath),
+    readManifest,
+  );
+  setListOutput(io, PlanOutput.OutPaths, outPathsOf(manifest), readManifest);
+
+  let artifactUrl: string | undefined;
+  let uploadMs: number | undefined;
+  if (settings.upload) {
+    const before = io.now();
+    const artifact = await deps.transport(settings.artifactDir).upload(bundlePath, settings.artifactName, {
+      ...(settings.retentionDays === undefined ? {} : { retentionDays: settings.retentionDays }),
+    });
+    uploadMs = io.now() - before;
+    artifactUrl = artifact.url;
+    io.setOutput(PlanOutput.ArtifactName, artifact.name);
+    if (artifact.id !== undefined) io.setOutput(PlanOutput.ArtifactId, artifact.id);
+    if (artifact.url !== undefined) io.setOutput(PlanOutput.ArtifactUrl, artifact.url);
+    io.log.info(`published ${artifact.name} (${size} bytes, ${digest})`);
+  }
+
+  const { evaluateMs, collectMs, writeMs } = exported.timings;
+  await io.appendSummary(
+    planSummary({
+      manifest,
+      bundleBytes: size,
+      digest,
+      artifactName: settings.artifactName,
+      artifactUrl,
+      timings: { evaluateMs, exportMs: collectMs + writeMs || exportedAt - started - evaluateMs, uploadMs },
+      realiseAction: siblingAction(io, 'realise'),
+      jobs: matrix.include.length,
+    }),
+  );
+}

@@ -1,0 +1,75 @@
+// The realise action: fetch a published plan, verify it, import it and build it (or one shard),
+// without evaluating anything.
+import { inspectPlan } from '../app/inspect.js';
+import { realisePlan } from '../app/realise.js';
+import type { CommandRunner } from '../nix/runner.js';
+import type { ArtifactTransport } from '../transport/transport.js';
+import { RealiseOutput } from './constants.js';
+import { fetchPlan } from './fetch.js';
+import { selectShard } from './matrix.js';
+import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
+import { parseRealiseSettings } from './settings.js';
+import { realiseSummary } from './summary.js';
+
+/** What the realise action needs; every member has a default that talks to the real runner. */
+export interface RealiseDeps {
+  readonly io: ActionIO;
+  readonly runner: CommandRunner;
+  readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
+  readonly inspectPlan: typeof inspectPlan;
+  readonly realisePlan: typeof realisePlan;
+}
+
+/** The real runner, Nix and artifact service. */
+export function defaultRealiseDeps(io: ActionIO = runnerIO()): RealiseDeps {
+  return {
+    io,
+    runner: defaultRunner(),
+    transport: (dir) => defaultTransport(io, dir),
+    inspectPlan,
+    realisePlan,
+  };
+}
+
+/** Runs the realise action. */
+export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<void> {
+  const { io } = deps;
+  const settings = parseRealiseSettings(io.input, io.env);
+  if (settings.source.kind === 'artifact' && settings.source.token !== undefined)
+    io.setSecret(settings.source.token);
+
+  const started = io.now();
+  const artifactDir = settings.source.kind === 'artifact' ? settings.source.artifactDir : undefined;
+  const plan = await fetchPlan(settings, () => deps.transport(artifactDir), jobTempDir(io, 'fetched'));
+  io.setOutput(RealiseOutput.BundlePath, plan.path);
+  const fetched = io.now();
+
+  let roots = settings.roots;
+  if (settings.shard !== undefined) {
+    const { manifest } = await deps.inspectPlan(plan.path);
+    roots = selectShard(manifest.roots, settings.shard).map((r) => r.drvPath);
+    io.log.info(
+      `shard ${settings.shard.index}/${settings.shard.count}: ${roots.length} of ${manifest.roots.length} root(s)`,
+    );
+  }
+  const result = await deps.realisePlan(
+    plan.path,
+    {
+      ...(roots.length > 0 ? { roots } : {}),
+      ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
+      ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
+      ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
+    },
+    { runner: deps.runner, log: io.log, progress: io.progress },
+  );
+  io.setOutput(RealiseOutput.OutPaths, JSON.stringify(result.outPaths));
+  await io.appendSummary(
+    realiseSummary({
+      manifest: result.manifest,
+      label: plan.label,
+      shard: settings.shard === undefined ? undefined : `${settings.shard.index}/${settings.shard.count}`,
+      outPaths: result.outPaths,
+      timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },
+    }),
+  );
+}
