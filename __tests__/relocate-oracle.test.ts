@@ -2,9 +2,9 @@
 // `nix-instantiate` writes natively in B, and Nix must accept, import and build it there.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ScratchStore, nixVersions } from './support/nix.js';
-import { PLAN_CASES, PLAN_FIXTURE, DYNAMIC_FLAGS } from './fixtures/plan/fixture.js';
+import { PLAN_CASES, PLAN_FIXTURE, DYNAMIC_FLAGS, supportsDynamic } from './fixtures/plan/fixture.js';
 import {
   RELOCATE_FIXTURE,
   asInput,
@@ -20,12 +20,23 @@ import { parseDerivation } from '../src/core/derivation.js';
 const RELOCATE_CASES = ['cases'];
 const LIMIT_CASES = ['storeDirValue', 'fixedOffset', 'hashOfPath', 'lengthOfPath'];
 
-/** Every case both fixture files define, instantiated in one store. */
+/** Every case both fixture files define, instantiated in one store (`limits`: the limit cases). */
 async function instantiateAll(store: ScratchStore, limits = false): Promise<string[]> {
-  return [
+  const roots = [
     ...(await store.instantiate(PLAN_FIXTURE, PLAN_CASES)),
     ...(await store.instantiate(RELOCATE_FIXTURE, limits ? LIMIT_CASES : RELOCATE_CASES)),
   ];
+  if (!limits && supportsDynamic(store)) {
+    // A fixed text-hashed output (Nix >= 2.18); `dynamic` itself is refused, tested below.
+    const { stdout } = await store.run('nix-instantiate', [
+      ...DYNAMIC_FLAGS,
+      PLAN_FIXTURE,
+      '-A',
+      'fixedTextUser',
+    ]);
+    roots.push(stdout.toString('utf8').trim());
+  }
+  return roots;
 }
 
 /** Asserts that a relocation is, path for path and byte for byte, the native closure. */
@@ -169,6 +180,9 @@ describe.each(nixVersions())('relocation oracle on Nix $label', (version) => {
     const mentions = readFileSync(discardedOut, 'latin1');
     expect(mentions).toContain(`output ${leafB}\n`);
     expect(mentions).toContain(`drv ${relocated.pathMap.get(leafDrvA.path)}\n`);
+    // builtin:fetchurl ran in B and its dependent read the result.
+    const hello = readFileSync(join(dirname(PLAN_FIXTURE), 'src', 'hello.txt'), 'latin1');
+    expect(readFileSync(outs.find(nameIs('-fetch-user'))!, 'latin1')).toBe(hello);
     for (const out of outs) expect(readFileSync(out).includes(a.storeDir)).toBe(false);
   });
 
