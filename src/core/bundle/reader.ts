@@ -276,12 +276,21 @@ export interface VerifyReport {
   readonly frame: Pick<FrameInfo, 'windowSize' | 'blocks'>;
 }
 
-/** The kind of an entry, refusing a .drv that is not text-addressed and outputs in a plan-only bundle. */
+/** What the verifier keeps of a .drv: its system and outputs (to check the manifest's systems and roots). */
+interface DrvFacts {
+  system: string;
+  outputs: Map<string, string>;
+}
+
+/**
+ * The kind of an entry, refusing a .drv that is not text-addressed or whose references are not
+ * its inputs, and outputs in a plan-only bundle.
+ */
 function classify(
   entry: ExportedPath,
   manifest: BundleManifest,
   limits: Partial<ExportLimits>,
-): VerifiedEntry {
+): VerifiedEntry & { drv?: DrvFacts } {
   const ca = identifyContentAddress(
     { path: entry.path, references: entry.references, narHash: entry.nar.narHash, file: entry.nar.file },
     manifest.storeDir,
@@ -293,9 +302,18 @@ function classify(
       );
     if (ca?.kind !== 'drv')
       throw bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-    const contents = entry.nar.file?.contents ?? new Uint8Array(0);
-    if (derivationReferences(parseDerivation(contents)).join(' ') !== entry.references.join(' '))
+    const drv = parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0));
+    if (derivationReferences(drv).join(' ') !== entry.references.join(' '))
       throw bad(`the references of '${entry.path}' differ from the inputs its contents name`);
+    return {
+      ...entry,
+      kind: 'drv',
+      ca: ca.ca,
+      drv: {
+        system: Buffer.from(drv.system).toString('latin1'),
+        outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
+      },
+    };
   }
   const kind: ObjectKind = ca?.kind ?? 'output';
   if (kind === 'output' && manifest.include === 'drvs')
@@ -352,6 +370,9 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   const inStore = new Map<string, boolean>();
   const pending = new Map<string, string>(); // reference not yet seen → the first path that needs it
   const isValidInStore = options.isValidInStore ?? ((): boolean => false);
+  const systems = new Set<string>();
+  const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
+  const rootOutputs = new Map<string, Map<string, string>>();
 
   let frame: FrameInfo | undefined;
   const data = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
@@ -364,7 +385,11 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
         'closure',
         `'${needer}' refers to '${entry.path}', which comes after it in the bundle: the bundle is out of dependency order`,
       );
-    const verified = classify(entry, manifest, exportLimits);
+    const { drv, ...verified } = classify(entry, manifest, exportLimits);
+    if (drv !== undefined) {
+      systems.add(drv.system);
+      if (rootDrvs.has(entry.path)) rootOutputs.set(entry.path, drv.outputs);
+    }
     for (const r of entry.references) {
       if (r === entry.path || seen.has(r) || pending.has(r)) continue;
       let valid = inStore.get(r);
@@ -393,7 +418,20 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     const wanted =
       manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
     for (const p of wanted) if (!seen.has(p)) throw bad(`root '${p}' is not in the bundle '${source.name}'`);
+    // A root's outputs must be the ones its .drv names (when the .drv is in the bundle).
+    const outputs = rootOutputs.get(root.drvPath);
+    if (outputs !== undefined)
+      for (const [name, path] of Object.entries(root.outputs))
+        if (outputs.get(name) !== path)
+          throw bad(
+            `the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`,
+          );
   }
+  const drvSystems = [...systems].sort();
+  if (counts.drv > 0 && drvSystems.join(' ') !== manifest.systems.join(' '))
+    throw bad(
+      `the manifest lists the systems [${manifest.systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`,
+    );
   let storeReferences = 0;
   for (const v of inStore.values()) if (v) storeReferences++;
   if (frame === undefined) throw new NixPlanError('internal', 'the data frame was not scanned to its end');
