@@ -3,7 +3,10 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { importViaBinaryCache } from '../src/app/binary-cache.js';
+import { binaryCacheCopyImport, importViaBinaryCache } from '../src/app/binary-cache.js';
+import { exportPlan } from '../src/app/export.js';
+import { importPlan } from '../src/app/import.js';
+import { realisePlan } from '../src/app/realise.js';
 import { silentLogger } from '../src/app/deps.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { generateKeyPair, parseSecretKey } from '../src/core/signing.js';
@@ -105,6 +108,39 @@ describe.each(versions.map((v) => [v.label, v] as const))('untrusted import, Nix
     test('the user can then build the plan (the daemon builds it)', async () => {
       const { stdout } = await asUser.run('nix-store', ['--realise', drv]);
       const out = stdout.toString('utf8').trim();
+      const text = closure.find((p) => p.endsWith('-hello.txt'));
+      expect(readFileSync(out, 'utf8')).toBe(`dep data ${text}\n`);
+    });
+  });
+
+  describe('a plan bundle, through importPlan and realisePlan', () => {
+    let daemon: DaemonStore;
+    let asUser: CommandRunner;
+
+    beforeAll(async () => {
+      daemon = await DaemonStore.start(version);
+      asUser = daemon.runnerAs(user);
+    });
+    afterAll(async () => {
+      await daemon?.stop();
+    });
+
+    test('an untrusted user imports and builds a drvs bundle', async () => {
+      const [drv = ''] = await daemon.scratch.instantiate(writeFixture(daemon.scratch.root));
+      const closure = await daemon.scratch.requisites([drv]);
+      const bundle = join(daemon.scratch.root, 'plan.nixplan');
+      await exportPlan(
+        { drvPaths: [drv], output: bundle },
+        { runner: daemon.scratch.runner, log: silentLogger },
+      );
+      await exportAndForget(daemon.scratch, closure);
+      const deps = { runner: asUser, log: silentLogger, copyImport: binaryCacheCopyImport() };
+      const imported = await importPlan(bundle, {}, deps);
+      expect(imported.method).toBe('copy');
+      expect(imported.imported).toBe(closure.length);
+      const realised = await realisePlan(bundle, {}, deps);
+      expect(realised.import.method).toBe('none');
+      const out = realised.outPaths[drv]?.['out'] ?? '';
       const text = closure.find((p) => p.endsWith('-hello.txt'));
       expect(readFileSync(out, 'utf8')).toBe(`dep data ${text}\n`);
     });
