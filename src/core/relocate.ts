@@ -17,7 +17,6 @@ import {
 } from './store-path.js';
 import {
   compareBytes,
-  derivationReferences,
   drvName,
   parseDerivation,
   serialiseDerivation,
@@ -256,6 +255,7 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
     return n;
   };
   const rewrite = (bytes: Uint8Array): Uint8Array => {
+    if (bytes.length < 32) return bytes; // too short to hold a hash: skip the call
     const r = rewriter.rewrite(bytes, { countBareStoreDirs: false });
     state.report.hashesRewritten += r.storePaths + r.placeholders;
     state.report.bareHashRewrites += r.bareHashes;
@@ -333,9 +333,7 @@ interface DrvContext {
 function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): RelocatedObject {
   const type = drvType(obj.path, drv);
   const name = drvName(obj.path);
-  const refs = derivationReferences(drv);
-  const given = [...new Set(obj.references)].sort(compareStrings);
-  if (refs.length !== given.length || refs.some((r, i) => r !== given[i]))
+  if (!sameReferences(drv, obj.references))
     refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
 
   const isOutputKey = (key: Uint8Array): boolean => drv.outputs.some((o) => asciiEquals(key, o.name));
@@ -374,7 +372,7 @@ function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): Relocat
     relocated.outputs = outputs.map((o) => ({ ...o, path: paths.get(o.name) ?? '' }));
     relocated.env = env.map((e) => {
       const o = relocated.outputs.find((x) => asciiEquals(e.key, x.name));
-      return o === undefined ? e : { key: e.key, value: new Uint8Array(Buffer.from(o.path, 'latin1')) };
+      return o === undefined ? e : { key: e.key, value: asciiBytes(o.path) };
     });
     for (const o of drv.outputs) {
       const p = paths.get(o.name) ?? '';
@@ -386,10 +384,43 @@ function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): Relocat
     }
   }
   const contents = serialiseDerivation(relocated);
-  const references = derivationReferences(relocated);
+  const references = mergeSorted(relocated.inputSrcs, relocated.inputDrvs);
   const path = computeDrvPath(cx.to, name, contents, references);
   cx.newDrvs.set(path, relocated);
   return { oldPath: obj.path, path, kind: 'drv', references, contents };
+}
+
+/** True when a .drv's references are exactly its input sources and input derivations. */
+function sameReferences(drv: Derivation, references: readonly string[]): boolean {
+  const given = new Set(references);
+  const inputs = new Set(drv.inputSrcs);
+  for (const i of drv.inputDrvs) inputs.add(i.path);
+  if (given.size !== inputs.size) return false;
+  for (const r of inputs) if (!given.has(r)) return false;
+  return true;
+}
+
+/** The union of sorted input sources and input drv paths, sorted (derivationReferences, linear). */
+function mergeSorted(srcs: readonly string[], drvs: readonly { path: string }[]): string[] {
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < srcs.length || j < drvs.length) {
+    const a = srcs[i];
+    const b = drvs[j]?.path;
+    const next = b === undefined || (a !== undefined && a <= b) ? a! : b;
+    if (next === a) i++;
+    if (next === b) j++;
+    if (out[out.length - 1] !== next) out.push(next);
+  }
+  return out;
+}
+
+/** ASCII string to bytes. */
+function asciiBytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+  return out;
 }
 
 /** True when `bytes` are the ASCII string `s`. */
