@@ -46,6 +46,7 @@ class Builder {
       inputSrcs?: string[];
       env?: Record<string, string>;
       fixed?: { hashAlgo: string; hash: string };
+      system?: string;
       edit?: (d: Derivation) => void;
     } = {},
   ): Promise<string> {
@@ -64,7 +65,7 @@ class Builder {
         .map(([path, outs]) => ({ path, outputs: outs.sort() }))
         .sort((a, b) => (a.path < b.path ? -1 : 1)),
       inputSrcs: (options.inputSrcs ?? []).sort(),
-      system: enc('x86_64-linux'),
+      system: enc(options.system ?? 'x86_64-linux'),
       builder: enc('/bin/sh'),
       args: [enc('-c'), enc('echo > $out')],
       env: Object.keys(env)
@@ -293,6 +294,20 @@ describe('relocateClosure', () => {
       if (o.contents) expect(Buffer.from(o.contents).equals(Buffer.from(b.objects[i]!.contents!))).toBe(true);
     });
   });
+});
+
+test('rewrites every string of a derivation, even its system and env names', async () => {
+  const build = async (dir: string): Promise<Builder> => {
+    const b = new Builder(dir);
+    const src = await b.source('tool', '#!/bin/sh\n');
+    await b.drv('odd', { system: `${src}-system`, inputSrcs: [src], env: { [`${src}-name`]: 'x' } });
+    return b;
+  };
+  const inA = await build('/a/store');
+  const inB = await build('/bb/store');
+  const r = relocateClosure(inA.objects, '/a/store', '/bb/store');
+  expect(r.objects.map((o) => o.path)).toEqual(inB.objects.map((o) => o.path));
+  expect(Buffer.from(r.objects[1]!.contents!).equals(Buffer.from(inB.objects[1]!.contents!))).toBe(true);
 });
 
 describe('relocateRoot', () => {

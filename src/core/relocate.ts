@@ -362,7 +362,7 @@ function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): Relocat
       .map((i) => ({ path: cx.mapPath(i.path), outputs: [...i.outputs] }))
       .sort((a, b) => compareStrings(a.path, b.path)),
     inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
-    system: drv.system,
+    system: cx.rewrite(drv.system),
     builder: cx.rewrite(drv.builder),
     args: drv.args.map(cx.rewrite),
     env,
