@@ -3,7 +3,7 @@
 // addresses, counts, roots and (when keys are given) signatures.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { createZstdDecompress } from 'node:zlib';
 import { NixPlanError } from '../core/errors.js';
 import { ZstdFrameScanner } from '../core/bundle/frame.js';
@@ -117,9 +117,10 @@ export async function verifyBundle(
   const packed = new Tap((c) => scanner.push(c));
   const raw = new Tap();
   const file = createReadStream(bundlePath, { start: head.dataOffset });
-  const decoded = file.pipe(packed).pipe(createZstdDecompress()).pipe(raw);
-  // Errors of earlier stages surface through the last one.
-  for (const s of [file, packed]) s.on('error', (e: Error) => decoded.destroy(e));
+  // pipeline destroys every stage on an error, so a damaged frame ends the iteration below.
+  const decoded = pipeline(file, packed, createZstdDecompress(), raw, (e) => {
+    if (e) raw.destroy(e);
+  });
 
   const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
   const narBytes = { ...counts };
@@ -153,6 +154,10 @@ export async function verifyBundle(
       onEntry?.({ ...entry, kind });
       task.tick(1, entry.nar.narSize);
     }
+  } catch (e) {
+    if (e instanceof NixPlanError) throw e;
+    // zstd reports a damaged frame as a plain Error; for the user it is a corrupt bundle.
+    throw bad(`the bundle's data cannot be decompressed (${(e as Error).message}): the bundle is corrupt`);
   } finally {
     task.done();
   }

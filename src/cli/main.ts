@@ -1,5 +1,6 @@
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
+import * as zlib from 'node:zlib';
 import { stringifyError, NixPlanError } from '../core/errors.js';
 import { ProcessRunner, type CommandRunner } from '../nix/runner.js';
 import { COMMANDS, commandHelp, type CommandContext, type UseCases } from './commands.js';
@@ -70,6 +71,12 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
   if (first === '--version' || first === 'version') {
     io.stdout.write(`${TOOL_VERSION}\n`);
     return ExitCode.ok;
+  }
+  if (typeof zlib.createZstdCompress !== 'function') {
+    io.stderr.write(
+      `nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js 22.15 or newer\n`,
+    );
+    return ExitCode.internal;
   }
   const command = COMMANDS.find((c) => c.name === first);
   if (command === undefined) return usage(io, `unknown command '${first}'`);

@@ -1,0 +1,376 @@
+// The command line without Nix: argument parsing, help, JSON output and exit codes, with the use
+// cases replaced by recorders (our own interfaces, never Nix's behaviour).
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BundleRoot } from '../src/core/bundle/manifest.js';
+import { NixPlanError, type ErrorCode } from '../src/core/errors.js';
+import { parsePublicKey, parseSecretKey } from '../src/core/signing.js';
+import { selectRoots } from '../src/app/realise.js';
+import { VERSION } from '../src/app/version.js';
+import { COMMANDS } from '../src/cli/commands.js';
+import { ExitCode, exitCodeFor } from '../src/cli/exit-codes.js';
+import { main } from '../src/cli/main.js';
+import { renderBar, terminalProgress, type CliIo } from '../src/cli/terminal.js';
+import type { UseCases } from '../src/cli/use-cases.js';
+
+/** Captures what the CLI writes. */
+function capture(tty = false): CliIo & { out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  return {
+    stdout: { write: (s: string) => (out += s), isTTY: tty },
+    stderr: { write: (s: string) => (err += s), isTTY: tty, columns: 80 },
+    now: () => 0,
+    out: () => out,
+    err: () => err,
+  };
+}
+
+/** Use cases that record their arguments and return `result` (or throw `error`). */
+function recorder(
+  result: unknown = { ok: true },
+  error?: Error,
+): { calls: [string, unknown[]][]; useCases: Partial<UseCases> } {
+  const calls: [string, unknown[]][] = [];
+  const make =
+    (name: string) =>
+    (...args: unknown[]): Promise<never> => {
+      calls.push([name, args]);
+      return error === undefined ? Promise.resolve(result as never) : Promise.reject(error);
+    };
+  const names = [
+    'exportPlan',
+    'inspectPlan',
+    'verifyPlan',
+    'importPlan',
+    'realisePlan',
+    'relocatePlan',
+    'applyPlan',
+  ];
+  const useCases: Partial<UseCases> = Object.fromEntries(names.map((n) => [n, make(n)]));
+  return { calls, useCases };
+}
+
+const ERROR_CODES: ErrorCode[] = [
+  'usage',
+  'malformed',
+  'bundle',
+  'signature',
+  'realm',
+  'relocate',
+  'closure',
+  'limit',
+  'nix',
+  'transport',
+  'internal',
+];
+
+describe('help and usage', () => {
+  test('no arguments prints help and exits with the usage code', async () => {
+    const io = capture();
+    expect(await main([], { io })).toBe(ExitCode.usage);
+    expect(io.out()).toMatch(/Usage: nix-plan COMMAND/);
+  });
+
+  test('--help lists every command and exits 0', async () => {
+    const io = capture();
+    expect(await main(['--help'], { io })).toBe(0);
+    for (const c of COMMANDS) expect(io.out()).toContain(`  ${c.name} `);
+  });
+
+  test.each(COMMANDS.map((c) => c.name))('%s --help documents every option', async (name) => {
+    const io = capture();
+    const { calls, useCases } = recorder();
+    expect(await main([name, '--help'], { io, useCases })).toBe(0);
+    expect(calls).toEqual([]);
+    const cmd = COMMANDS.find((c) => c.name === name);
+    for (const opt of Object.keys(cmd?.options ?? {})) expect(io.out()).toContain(`--${opt}`);
+    expect(io.out()).toContain('Examples:');
+  });
+
+  test('help COMMAND equals COMMAND --help; help exit-codes lists every code', async () => {
+    const a = capture();
+    const b = capture();
+    await main(['help', 'realise'], { io: a });
+    await main(['realise', '-h'], { io: b });
+    expect(a.out()).toBe(b.out());
+    const c = capture();
+    expect(await main(['help', 'exit-codes'], { io: c })).toBe(0);
+    for (const code of Object.values(ExitCode)) expect(c.out()).toMatch(new RegExp(`^ +${code}  `, 'm'));
+  });
+
+  test('--version prints the package version', async () => {
+    const io = capture();
+    expect(await main(['--version'], { io })).toBe(0);
+    const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    expect(VERSION).toBe(pkg.version);
+    expect(io.out()).toBe(`nix-plan ${pkg.version}\n`);
+  });
+
+  test.each([
+    [['frobnicate'], /unknown command 'frobnicate'/],
+    [['export', '-f', 'x.nix'], /missing --output/],
+    [['export', '-o', 'x', '--include', 'everything'], /--include must be one of drvs, sources, outputs/],
+    [['export', '-o', 'x', '--level', '99'], /--level must be an integer from 1 to 19/],
+    [['inspect'], /missing BUNDLE/],
+    [['inspect', 'a', 'b'], /expected one BUNDLE, got 2/],
+    [['verify', 'a', '--bogus'], /Unknown option '--bogus'/],
+    [['import', 'a', '--method', 'teleport'], /--method must be one of auto, import, copy/],
+    [['relocate', 'a', '-o', 'b'], /missing --to/],
+    [['inspect', 'a', '--', 'x'], /takes no arguments after --/],
+  ])('%j is a usage error', async (argv, message) => {
+    const io = capture();
+    const { calls, useCases } = recorder();
+    expect(await main(argv, { io, useCases })).toBe(ExitCode.usage);
+    expect(io.err()).toMatch(message);
+    expect(calls).toEqual([]);
+  });
+});
+
+describe('arguments reach the use cases', () => {
+  test('export: installables, file, attributes, drvs, evaluator arguments after --', async () => {
+    const { calls, useCases } = recorder({
+      bundlePath: 'o',
+      manifest: { roots: [], counts: { drv: 0, text: 0, source: 0, output: 0 } },
+      bundleBytes: 1,
+      timings: {},
+    });
+    const io = capture();
+    const code = await main(
+      [
+        'export',
+        '.#a',
+        'path:/x#b',
+        '-f',
+        'f.nix',
+        '-A',
+        'x',
+        '--attr',
+        'y.z',
+        '--drv',
+        '/s/d.drv',
+        '-o',
+        'o',
+        '--include',
+        'sources',
+        '--level',
+        '3',
+        '--store',
+        'local?root=/r',
+        '--json',
+        '--',
+        '--arg',
+        'n',
+        '1',
+      ],
+      { io, useCases },
+    );
+    expect(code).toBe(0);
+    expect(calls[0]?.[0]).toBe('exportPlan');
+    expect(calls[0]?.[1][0]).toEqual({
+      installables: ['.#a', 'path:/x#b'],
+      file: 'f.nix',
+      attributes: ['x', 'y.z'],
+      drvPaths: ['/s/d.drv'],
+      evalArgs: ['--arg', 'n', '1'],
+      output: 'o',
+      include: 'sources',
+      level: 3,
+      signingKeys: [],
+      relocateTo: undefined,
+      store: 'local?root=/r',
+    });
+    expect(JSON.parse(io.out())).toMatchObject({ bundlePath: 'o' });
+  });
+
+  test('realise: roots split on commas, NIX ARGS after --, keys from literals and files', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nix-plan-cli-'));
+    try {
+      const keyFile = join(dir, 'keys');
+      writeFileSync(keyFile, 'a:AAAA\n b:BBBB= \n');
+      const { calls, useCases } = recorder({ outPaths: { '/s/x.drv': { out: '/s/x' } } });
+      const io = capture();
+      const code = await main(
+        [
+          'realise',
+          'p.nixplan',
+          '--roots',
+          '0,hello',
+          '--roots',
+          '/s/x.drv',
+          '--out-link',
+          'res',
+          '--trusted-key',
+          'c:CCCC',
+          '--trusted-key',
+          keyFile,
+          '--',
+          '--max-jobs',
+          '2',
+        ],
+        { io, useCases },
+      );
+      expect(code).toBe(0);
+      expect(calls[0]?.[1].slice(0, 2)).toEqual([
+        'p.nixplan',
+        {
+          store: undefined,
+          outLink: 'res',
+          roots: ['0', 'hello', '/s/x.drv'],
+          trustedKeys: ['c:CCCC', 'a:AAAA', 'b:BBBB='],
+          method: undefined,
+          nixArgs: ['--max-jobs', '2'],
+        },
+      ]);
+      expect(io.out()).toBe('/s/x\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a missing key file is a usage error naming it', async () => {
+    const io = capture();
+    const { useCases } = recorder();
+    expect(await main(['verify', 'b', '--trusted-key', '/nonexistent/k.pub'], { io, useCases })).toBe(
+      ExitCode.usage,
+    );
+    expect(io.err()).toContain("cannot read trusted key file '/nonexistent/k.pub'");
+  });
+});
+
+describe('exit codes', () => {
+  test('every error code has its own documented exit code (malformed counts as bundle)', () => {
+    const seen = new Map<number, ErrorCode>();
+    for (const code of ERROR_CODES) {
+      const exit = exitCodeFor(new NixPlanError(code, 'x'));
+      if (code === 'malformed') expect(exit).toBe(ExitCode.bundle);
+      else {
+        expect(seen.has(exit)).toBe(false);
+        seen.set(exit, code);
+        expect(exit).toBe(ExitCode[code]);
+      }
+    }
+    expect(exitCodeFor(new Error('boom'))).toBe(ExitCode.internal);
+    expect(exitCodeFor('string')).toBe(ExitCode.internal);
+  });
+
+  test('a use case error becomes its exit code and one message without a stack', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...ERROR_CODES),
+        fc.constantFrom(...COMMANDS.map((c) => c.name)),
+        async (code, name) => {
+          const io = capture();
+          const { useCases } = recorder(undefined, new NixPlanError(code, `it failed: ${code}`));
+          const argv: Record<string, string[]> = {
+            export: ['export', '-f', 'f', '-o', 'o'],
+            relocate: ['relocate', 'b', '--to', '/b/s', '-o', 'o'],
+            keygen: ['keygen', 'k', '--secret', '/nonexistent/dir/s', '--public', '/nonexistent/dir/p'],
+            apply: ['apply', 'b', '--profile', '/p'],
+          };
+          const exit = await main(argv[name] ?? [name, 'b'], {
+            io,
+            useCases: {
+              ...useCases,
+              keygen: () => Promise.reject(new NixPlanError(code, `it failed: ${code}`)),
+            },
+          });
+          expect(exit).toBe(exitCodeFor(new NixPlanError(code, '')));
+          expect(io.err()).toContain(`nix-plan ${name}: error: it failed: ${code}`);
+          expect(io.err()).not.toMatch(/\n\s+at /);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  test('an unexpected exception is internal and says it is a bug', async () => {
+    const io = capture();
+    const { useCases } = recorder(undefined, new TypeError('undefined is not a function'));
+    expect(await main(['inspect', 'b'], { io, useCases })).toBe(ExitCode.internal);
+    expect(io.err()).toMatch(/This is a bug in nix-plan/);
+  });
+});
+
+describe('keygen', () => {
+  test('writes Nix-format keys, the secret private, and never overwrites', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nix-plan-keygen-'));
+    try {
+      const sec = join(dir, 'k.sec');
+      const pub = join(dir, 'k.pub');
+      const io = capture();
+      expect(await main(['keygen', 'ci-1', '--secret', sec, '--public', pub], { io })).toBe(0);
+      const secret = parseSecretKey(readFileSync(sec, 'utf8'));
+      const publicKey = parsePublicKey(readFileSync(pub, 'utf8'));
+      expect(secret.name).toBe('ci-1');
+      expect(Buffer.from(publicKey.key)).toEqual(Buffer.from(secret.publicKey));
+      expect(statSync(sec).mode & 0o777).toBe(0o600);
+      expect(io.out()).toBe(readFileSync(pub, 'utf8') + '\n');
+      const again = capture();
+      expect(
+        await main(['keygen', 'ci-2', '--secret', sec, '--public', join(dir, 'other.pub')], { io: again }),
+      ).toBe(ExitCode.usage);
+      expect(again.err()).toContain('refusing to overwrite');
+      expect(parseSecretKey(readFileSync(sec, 'utf8')).name).toBe('ci-1');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('root selection', () => {
+  const roots: BundleRoot[] = [
+    { installable: '.#a', drvPath: '/s/00000000000000000000000000000000-a.drv', outputs: {} },
+    { attribute: 'b', drvPath: '/s/11111111111111111111111111111111-b.drv', outputs: {} },
+    { drvPath: '/s/22222222222222222222222222222222-c.drv', outputs: {} },
+  ];
+  test('by index, label, installable, attribute or drv path, keeping bundle order', () => {
+    expect(selectRoots(roots)).toEqual(roots);
+    expect(selectRoots(roots, ['c', '0'])).toEqual([roots[0], roots[2]]);
+    expect(selectRoots(roots, ['b', '/s/22222222222222222222222222222222-c.drv', '.#a'])).toEqual(roots);
+    expect(() => selectRoots(roots, ['3'])).toThrow(/matches no root.*0=\.#a, 1=b, 2=c/);
+  });
+});
+
+describe('progress output', () => {
+  test('a terminal gets a redrawn bar that is cleared; a log gets one line per phase', () => {
+    const tty = capture(true);
+    const t = terminalProgress(tty, { quiet: false, verbose: false }).start('verifying', 4);
+    t.tick(1, 100);
+    t.tick(1);
+    t.done();
+    expect(tty.err()).toContain('\r');
+    expect(tty.err()).toContain('verifying [');
+    expect(tty.err().endsWith('verifying: 2/4 (100 B)\n')).toBe(true);
+
+    const log = capture(false);
+    const p = terminalProgress(log, { quiet: false, verbose: false }).start('importing');
+    for (let i = 0; i < 1000; i++) p.tick();
+    p.done();
+    expect(log.err()).toBe('importing: 1000\n');
+
+    const quiet = capture(true);
+    const q = terminalProgress(quiet, { quiet: true, verbose: false }).start('x', 1);
+    q.tick();
+    q.done();
+    expect(quiet.err()).toBe('');
+  });
+
+  test('bars never exceed the width', () => {
+    fc.assert(
+      fc.property(
+        fc.nat(10_000),
+        fc.nat(10_000),
+        fc.integer({ min: 20, max: 200 }),
+        (count, total, width) => {
+          expect(renderBar('label', count, total, count * 1000, width).length).toBeLessThanOrEqual(width);
+        },
+      ),
+    );
+  });
+});
