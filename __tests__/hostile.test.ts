@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { constants as zc, createZstdCompress, zstdCompressSync } from 'node:zlib';
 import { NixPlanError } from '../src/core/errors.js';
@@ -17,7 +17,7 @@ import {
   type ManifestDraft,
 } from '../src/core/bundle/manifest.js';
 import { exportStream, memorySource, verifyBundle, type VerifyOptions } from '../src/core/bundle/reader.js';
-import { generateKeyPair, parsePublicKey, parseSecretKey, signRaw } from '../src/core/signing.js';
+import { publicKeyOf, secretKeyFromSeed, signRaw } from '../src/core/signing.js';
 import { EXPORT_MAGIC } from '../src/core/export-stream.js';
 import { concatBytes, u64, wireString } from '../src/core/wire.js';
 import {
@@ -63,11 +63,11 @@ interface Template {
   readonly boundaries: number[];
 }
 
-const keys = generateKeyPair('hostile-1');
-const secret = parseSecretKey(keys.secretKey);
-const trusted = parsePublicKey(keys.publicKey);
-const impostor = parseSecretKey(generateKeyPair('hostile-1').secretKey);
-const stranger = parseSecretKey(generateKeyPair('stranger-1').secretKey);
+// Keys from fixed seeds (signatures are deterministic too), so every run makes the same mutants.
+const secret = secretKeyFromSeed('hostile-1', sha256('hostile seed'));
+const trusted = publicKeyOf(secret);
+const impostor = secretKeyFromSeed('hostile-1', sha256('impostor seed'));
+const stranger = secretKeyFromSeed('stranger-1', sha256('stranger seed'));
 
 /** Code counts per family, and anything that was not refused with a typed error. */
 const counts = new Map<string, Map<string, number>>();
@@ -213,11 +213,13 @@ async function zeroFrame(prefix: Uint8Array, size: number, suffix: Uint8Array): 
 
 describe('hostile bundles', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'nix-plan-hostile-'));
-  const storeDir = join(tmp, 'store');
+  // A fixed store dir makes the templates, and so every mutant and count, the same on every run.
+  const storeDir = join(tmpdir(), 'nix-plan-hostile-fixed', 'store');
   const versions = nixVersions();
   let templates: Template[] = [];
 
   beforeAll(async () => {
+    rmSync(storeDir, { recursive: true, force: true });
     const maker = new ScratchStore(versions[0] ?? { label: '2.8', binDir: undefined }, { storeDir });
     try {
       templates = [await makeTemplate(maker, 'h1'), await makeTemplate(maker, 'h2')];
@@ -230,6 +232,7 @@ describe('hostile bundles', () => {
 
   afterAll(() => {
     rmSync(tmp, { recursive: true, force: true });
+    rmSync(dirname(storeDir), { recursive: true, force: true });
     const total = new Map<string, number>();
     const lines = [...counts].map(([family, m]) => {
       for (const [code, n] of m) total.set(code, (total.get(code) ?? 0) + n);

@@ -14,6 +14,7 @@ import {
   parsePublicKey,
   parseSecretKey,
   publicKeyOf,
+  secretKeyFromSeed,
   signDetached,
   signNarinfo,
   verifyNarinfo,
@@ -71,6 +72,11 @@ describe('keys and detached signatures', () => {
     ['space in name', 'a b:' + pair.publicKey.split(':')[1]],
   ])('refuses a public key with %s', (_what, text) => {
     expect(() => parsePublicKey(text)).toThrow(NixPlanError);
+  });
+
+  test('a key from a seed is the key Nix’s 64-byte layout holds', () => {
+    expect(secretKeyFromSeed(secret.name, secret.seed)).toEqual(secret);
+    expect(() => secretKeyFromSeed('k', new Uint8Array(31))).toThrow(/32 bytes/);
   });
 
   test('refuses a secret key whose public half does not belong to its seed', () => {

@@ -130,6 +130,14 @@ export function publicKeyOf(key: SecretKey): PublicKey {
   return { name: key.name, key: key.publicKey };
 }
 
+/** The key with a given 32-byte seed (ed25519 keys are a function of their seed): for reproducible keys. */
+export function secretKeyFromSeed(name: string, seed: Uint8Array): SecretKey {
+  const problem = keyNameProblem(name);
+  if (problem !== undefined) throw new NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+  if (seed.length !== 32) throw new NixPlanError('usage', `an ed25519 seed is 32 bytes, not ${seed.length}`);
+  return { name, seed: Uint8Array.from(seed), publicKey: derivePublic(seed) };
+}
+
 /** A fresh key pair, like `nix-store --generate-binary-cache-key NAME …`. */
 export function generateKeyPair(name: string): KeyPairText {
   const problem = keyNameProblem(name);
