@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 
-/** GNU time, which reports a child's peak resident set size (`%M`, in KiB). */
+/** GNU time, which reports a child's peak resident set size (`%M`, KiB) and CPU time (`%U`, `%S`). */
 export const GNU_TIME = '/usr/bin/time';
 
 /** One scratch store: its store dir and the environment that points Nix's tools at it. */
@@ -64,6 +64,13 @@ export interface Sample {
   readonly seconds: number;
   /** Peak resident set size in MiB of the command or its largest child; undefined without GNU time. */
   readonly rssMiB: number | undefined;
+  /**
+   * User + system CPU seconds of the command and its children (undefined without GNU time):
+   * steadier than wall time on a shared machine, though blind to time spent waiting on disk.
+   */
+  readonly cpuSeconds: number | undefined;
+  /** Phase timings (ms) a nix-plan command reports in its `--json` result, when it does. */
+  readonly phases?: Readonly<Record<string, number>>;
 }
 
 /** How to run one command. */
@@ -105,7 +112,7 @@ export function timeCommand(spec: CommandSpec, rssFile: string): Timed {
   const env: NodeJS.ProcessEnv = { ...process.env, ...spec.env };
   if (spec.binDir !== undefined) env['PATH'] = `${spec.binDir}:${env['PATH'] ?? ''}`;
   const gnuTime = existsSync(GNU_TIME);
-  const argv = gnuTime ? [GNU_TIME, '-f', '%M', '-o', rssFile, ...spec.argv] : [...spec.argv];
+  const argv = gnuTime ? [GNU_TIME, '-f', '%M %U %S', '-o', rssFile, ...spec.argv] : [...spec.argv];
   const started = performance.now();
   const r = spawnSync(argv[0] as string, argv.slice(1), {
     env,
@@ -118,11 +125,16 @@ export function timeCommand(spec: CommandSpec, rssFile: string): Timed {
   if (r.error) throw r.error;
   if (r.status !== 0) throw new CommandFailed(spec.argv, r.status, r.stderr);
   let rssMiB: number | undefined;
+  let cpuSeconds: number | undefined;
   if (gnuTime) {
-    const kib = Number(readFileSync(rssFile, 'utf8').trim().split('\n').pop());
-    if (Number.isFinite(kib)) rssMiB = kib / 1024;
+    // The last line: GNU time puts "Command exited with non-zero status" lines before it.
+    const [kib, user, sys] = (readFileSync(rssFile, 'utf8').trim().split('\n').pop() ?? '')
+      .split(' ')
+      .map(Number);
+    if (kib !== undefined && Number.isFinite(kib)) rssMiB = kib / 1024;
+    if (user !== undefined && sys !== undefined && Number.isFinite(user + sys)) cpuSeconds = user + sys;
   }
-  return { sample: { seconds, rssMiB }, stdout: r.stdout };
+  return { sample: { seconds, rssMiB, cpuSeconds }, stdout: r.stdout };
 }
 
 /** The median of a non-empty list (the mean of the middle two for an even count). */

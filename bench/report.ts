@@ -19,6 +19,10 @@ export interface StepResult {
   readonly seconds: number;
   /** Largest peak RSS over the samples, MiB. */
   readonly rssMiB: number | undefined;
+  /** Median user + system CPU seconds (the command and its children). */
+  readonly cpuSeconds?: number | undefined;
+  /** Median of each phase timing (ms) the command reported. */
+  readonly phases?: Readonly<Record<string, number>>;
   /** Why the step could not be measured (the CLI not built yet, a command failing). */
   readonly error?: string;
 }
@@ -256,6 +260,32 @@ export function markdownReport(results: BenchResults): string {
       `| ${fmtCount(s.count)} | ${fmtRss(t.export)} | ${fmtRss(t.import)} | ${fmtRss(t.relocate)} | ${fmtRss(t.instantiate)} | ${fmtRss(t.exportBaseline)} | ${fmtRss(t.importBaseline)} | ${note} |`,
     );
   }
+  const fmtCpu = (st: StepResult | undefined): string =>
+    st === undefined || st.error !== undefined || st.cpuSeconds === undefined
+      ? 'n/a'
+      : `${st.cpuSeconds.toFixed(2)} s`;
+  lines.push(
+    '',
+    'CPU time (user + system of the command and its children, median; steadier than wall time on a busy machine, but blind to waiting on the disk):',
+    '',
+    '| closure | export | export \\| gzip -9 | import | zstd -dc \\| nix-store --import | nix-instantiate | relocate | nix-instantiate in the target |',
+    '|---|---|---|---|---|---|---|---|',
+  );
+  for (const s of results.sizes) {
+    const t = s.steps;
+    lines.push(
+      `| ${fmtCount(s.count)} | ${fmtCpu(t.export)} | ${fmtCpu(t.exportBaseline)} | ${fmtCpu(t.import)} | ${fmtCpu(t.importBaseline)} | ${fmtCpu(t.instantiate)} | ${fmtCpu(t.relocate)} | ${fmtCpu(t.instantiateTarget)} |`,
+    );
+  }
+  const phased = results.sizes.flatMap((s) =>
+    (['export', 'import', 'relocate'] as const).flatMap((n) => {
+      const ph = s.steps[n]?.phases;
+      if (ph === undefined || Object.keys(ph).length === 0) return [];
+      const parts = Object.entries(ph).map(([k, v]) => `${k.replace(/Ms$/, '')} ${(v / 1000).toFixed(2)} s`);
+      return [`- ${fmtCount(s.count)} drvs, \`nix-plan ${n}\`: ${parts.join(', ')} (median)`];
+    }),
+  );
+  if (phased.length > 0) lines.push('', 'Phases as nix-plan reports them (`--json` timings):', '', ...phased);
   const levels = [...new Set(results.sizes.flatMap((s) => s.levels.map((l) => l.level)))].sort(
     (a, b) => a - b,
   );

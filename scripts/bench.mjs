@@ -20,6 +20,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
@@ -65,11 +66,13 @@ const runsFor = (n) =>
 const levelsFor = (n) =>
   opts.levels !== undefined
     ? opts.levels.split(',').map(Number)
-    : n <= 1000
-      ? [3, 9, 12, 19]
-      : n <= 10000
-        ? [3, 9, 12]
-        : [];
+    : opts.quick
+      ? [3, 19]
+      : n <= 1000
+        ? [3, 9, 12, 19]
+        : n <= 10000
+          ? [3, 9, 12]
+          : [];
 if (sizes.some((n) => !Number.isInteger(n) || n < 24)) throw new Error('--sizes: integers of at least 24');
 
 const log = (msg) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
@@ -107,9 +110,15 @@ function buildCli() {
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === digest && existsSync(file))
     return { file, note: undefined };
   log('building the CLI into bench/out/dist');
-  const r = spawnSync(process.execPath, ['scripts/build.mjs', dist], { cwd: repo, encoding: 'utf8' });
-  if (r.status !== 0)
-    return { file: undefined, note: `the CLI does not build yet: ${firstLine(r.stderr + r.stdout)}` };
+  // Built aside and swapped in on success, so a failed build leaves the last good one.
+  const fresh = `${dist}.new`;
+  const r = spawnSync(process.execPath, ['scripts/build.mjs', fresh], { cwd: repo, encoding: 'utf8' });
+  if (r.status !== 0) {
+    removeTree(fresh);
+    return { file: undefined, note: `the CLI does not build: ${firstLine(r.stderr + r.stdout)}` };
+  }
+  removeTree(dist);
+  renameSync(fresh, dist);
   writeFileSync(stamp, digest);
   return { file, note: undefined };
 }
@@ -152,26 +161,68 @@ const plan = (args, realm, prof) => run(planArgv(args, prof), realm);
 const sh = (script, args, realm) => run(['sh', '-c', script, 'sh', ...args], realm);
 const lines = (s) => s.split('\n').filter((l) => l !== '');
 
-/** Runs `fn` `runs` times into a StepResult; a failure is recorded, not fatal. */
-function step(name, runs, fn) {
-  const samples = [];
-  try {
-    for (let i = 0; i < runs; i++) samples.push(fn(i));
-  } catch (e) {
-    const error = e instanceof CommandFailed ? e.message : String(e);
-    log(`${name}: ${error}`);
-    return { samples, seconds: Number.NaN, rssMiB: undefined, error };
-  }
-  const rss = samples.map((s) => s.rssMiB).filter((x) => x !== undefined);
-  const result = {
-    samples,
-    seconds: median(samples.map((s) => s.seconds)),
-    rssMiB: rss.length ? Math.max(...rss) : undefined,
-  };
-  log(
-    `${name}: median ${result.seconds.toFixed(2)} s over ${runs}${result.rssMiB ? `, peak ${Math.round(result.rssMiB)} MB` : ''}`,
+/** Medians of a step's samples (the largest RSS); `error` when it could not be measured. */
+function summarise(samples, error) {
+  const defined = (xs) => xs.filter((x) => x !== undefined);
+  const rss = defined(samples.map((s) => s.rssMiB));
+  const cpu = defined(samples.map((s) => s.cpuSeconds));
+  const phaseNames = [...new Set(samples.flatMap((s) => Object.keys(s.phases ?? {})))];
+  const phases = Object.fromEntries(
+    phaseNames.map((k) => [k, median(defined(samples.map((s) => s.phases?.[k])))]),
   );
-  return result;
+  return {
+    samples,
+    seconds: error === undefined ? median(samples.map((s) => s.seconds)) : Number.NaN,
+    rssMiB: rss.length > 0 ? Math.max(...rss) : undefined,
+    cpuSeconds: cpu.length > 0 ? median(cpu) : undefined,
+    ...(phaseNames.length > 0 ? { phases } : {}),
+    ...(error === undefined ? {} : { error }),
+  };
+}
+
+/**
+ * Runs each step once per round, round after round, so nix-plan and its baseline see the same
+ * machine load. A step whose `fn` is undefined is not measured; one that fails stops and keeps
+ * its error.
+ */
+function interleaved(runs, entries) {
+  const state = entries
+    .filter(([, , fn]) => fn !== undefined)
+    .map(([key, label, fn]) => ({ key, label, fn, samples: [], error: undefined }));
+  for (let i = 0; i < runs; i++)
+    for (const s of state) {
+      if (s.error !== undefined) continue;
+      try {
+        s.samples.push(s.fn(i));
+      } catch (e) {
+        s.error = e instanceof CommandFailed ? e.message : String(e);
+        log(`${s.label}: ${s.error}`);
+      }
+    }
+  const out = {};
+  for (const s of state) {
+    out[s.key] = summarise(s.samples, s.error);
+    if (s.error === undefined) {
+      const r = out[s.key];
+      const cpu = r.cpuSeconds === undefined ? '' : `, cpu ${r.cpuSeconds.toFixed(2)} s`;
+      const rss = r.rssMiB === undefined ? '' : `, peak ${Math.round(r.rssMiB)} MB`;
+      log(`${s.label}: median ${r.seconds.toFixed(2)} s over ${runs}${cpu}${rss}`);
+    }
+  }
+  return out;
+}
+
+/** A nix-plan run with `--json`: its sample, with the phase timings the result reports. */
+function planJson(args, realm) {
+  const r = plan([...args, '--json', '--quiet'], realm);
+  let phases;
+  try {
+    const timings = JSON.parse(r.stdout).timings;
+    if (timings !== null && typeof timings === 'object') phases = timings;
+  } catch {
+    // no JSON result: the sample without phases
+  }
+  return { ...r.sample, ...(phases === undefined ? {} : { phases }) };
 }
 
 function benchSize(count) {
@@ -182,25 +233,14 @@ function benchSize(count) {
   const alpha = makeRealm(join(work, 'alpha'));
   const beta = makeRealm(join(work, 'beta'));
   const steps = {};
-  let root = '';
-  let betaRoot = '';
+  const instantiate = (realm) => {
+    resetRealm(realm);
+    const r = run(['nix-instantiate', gen], realm);
+    return { sample: r.sample, root: lines(r.stdout)[0] };
+  };
 
-  // Evaluation, the baselines of realise-ready and relocate: always into a fresh store.
-  steps.instantiate = step('nix-instantiate', runs, () => {
-    resetRealm(alpha);
-    const r = run(['nix-instantiate', gen], alpha);
-    root = lines(r.stdout)[0];
-    return r.sample;
-  });
-  steps.instantiateTarget = step('NIX_STORE_DIR=<target> nix-instantiate', runs, () => {
-    resetRealm(beta);
-    const r = run(['nix-instantiate', gen], beta);
-    betaRoot = lines(r.stdout)[0];
-    return r.sample;
-  });
-  if (steps.instantiate.error)
-    throw new Error(`cannot instantiate the generated closure: ${steps.instantiate.error}`);
-
+  // The source realm, evaluated natively (untimed: it also warms the page cache for the rest).
+  const root = instantiate(alpha).root;
   const paths = lines(run(['nix-store', '-qR', root], alpha).stdout);
   const drvs = paths.filter((p) => p.endsWith('.drv'));
   const drvSizes = drvs.map((p) => statSync(p).size);
@@ -211,29 +251,25 @@ function benchSize(count) {
     `closure: ${paths.length} paths, ${drvs.length} drvs, median drv ${median(drvSizes)} B, export ${exportBytes} B`,
   );
 
-  // Export: nix-plan vs the export piped through gzip -9, interleaved so load drifts hit both.
+  // Export: nix-plan vs the closure's export piped through gzip -9.
   const bundle = join(work, `plan-${count}.nixplan`);
   const gz = join(work, `export-${count}.gz`);
-  const exportOne = () => plan(['export', '--drv', root, '-o', bundle, '--quiet'], alpha).sample;
-  const exportBase = () =>
-    sh('nix-store -qR "$1" | xargs nix-store --export | gzip -9 > "$2"', [root, gz], alpha).sample;
-  if (commands.export) {
-    const a = [];
-    const b = [];
-    steps.export = step('nix-plan export', runs, (i) => {
-      b.push(exportBase());
-      a[i] = exportOne();
-      return a[i];
-    });
-    steps.exportBaseline = {
-      samples: b,
-      seconds: median(b.map((s) => s.seconds)),
-      rssMiB: Math.max(...b.map((s) => s.rssMiB ?? 0)) || undefined,
-    };
-    if (steps.export.error) steps.exportBaseline = step('export | gzip -9', runs, exportBase);
-    else log(`export | gzip -9: median ${steps.exportBaseline.seconds.toFixed(2)} s`);
-  } else steps.exportBaseline = step('export | gzip -9', runs, exportBase);
-  const haveBundle = commands.export && !steps.export?.error;
+  Object.assign(
+    steps,
+    interleaved(runs, [
+      [
+        'exportBaseline',
+        'export | gzip -9',
+        () => sh('nix-store -qR "$1" | xargs nix-store --export | gzip -9 > "$2"', [root, gz], alpha).sample,
+      ],
+      [
+        'export',
+        'nix-plan export',
+        commands.export ? () => planJson(['export', '--drv', root, '-o', bundle], alpha) : undefined,
+      ],
+    ]),
+  );
+  const haveBundle = steps.export !== undefined && steps.export.error === undefined;
 
   const levels = [];
   if (haveBundle)
@@ -251,27 +287,42 @@ function benchSize(count) {
       removeTree(f);
     }
 
-  // Relocate to the target realm: nix-plan vs native evaluation there (measured above).
+  // Relocate to the target realm: nix-plan vs native evaluation there, from a fresh store.
+  const relocated = join(work, `beta-${count}.nixplan`);
+  let betaRoot;
+  Object.assign(
+    steps,
+    interleaved(runs, [
+      [
+        'relocate',
+        'nix-plan relocate',
+        haveBundle && commands.relocate
+          ? () => planJson(['relocate', bundle, '--to', beta.storeDir, '-o', relocated], alpha)
+          : undefined,
+      ],
+      [
+        'instantiateTarget',
+        'NIX_STORE_DIR=<target> nix-instantiate',
+        () => {
+          const r = instantiate(beta);
+          betaRoot = r.root;
+          return r.sample;
+        },
+      ],
+    ]),
+  );
   let relocationMatchesNative;
-  if (haveBundle && commands.relocate) {
-    const relocated = join(work, `beta-${count}.nixplan`);
-    steps.relocate = step(
-      'nix-plan relocate',
-      runs,
-      () => plan(['relocate', bundle, '--to', beta.storeDir, '-o', relocated, '--quiet'], alpha).sample,
-    );
-    if (!steps.relocate.error && commands.inspect) {
-      try {
-        const manifest = JSON.parse(plan(['inspect', relocated, '--json'], alpha).stdout);
-        const roots = (manifest.manifest ?? manifest).roots ?? [];
-        relocationMatchesNative = roots.some((r) => r.drvPath === betaRoot);
-      } catch (e) {
-        log(`inspect of the relocated bundle: ${e instanceof Error ? e.message : String(e)}`);
-      }
+  if (steps.relocate !== undefined && steps.relocate.error === undefined && commands.inspect) {
+    try {
+      const manifest = JSON.parse(plan(['inspect', relocated, '--json'], alpha).stdout);
+      const roots = (manifest.manifest ?? manifest).roots ?? [];
+      relocationMatchesNative = roots.some((r) => r.drvPath === betaRoot);
+    } catch (e) {
+      log(`inspect of the relocated bundle: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 
-  // Import into fresh stores: nix-plan vs stock zstd | nix-store --import of the same stream.
+  // A fresh host: stock import of the same stream, nix-plan import, and native evaluation.
   // Without a bundle yet, the baseline imports the export stream compressed by zstd itself.
   const stream = haveBundle ? bundle : join(work, `export-${count}.zst`);
   if (!haveBundle)
@@ -280,29 +331,33 @@ function benchSize(count) {
       [root, stream],
       alpha,
     );
-  const importBase = () => {
-    resetRealm(alpha);
-    return sh('zstd -dc "$1" | nix-store --import > /dev/null', [stream], alpha).sample;
-  };
   let importComplete;
-  if (haveBundle && commands.import) {
-    const b = [];
-    steps.import = step('nix-plan import', runs, () => {
-      b.push(importBase());
-      resetRealm(alpha);
-      return plan(['import', bundle, '--quiet'], alpha).sample;
-    });
-    if (!steps.import.error) {
-      const valid = lines(run(['nix-store', '-qR', root], alpha).stdout);
-      importComplete = valid.length === paths.length;
-      steps.importBaseline = {
-        samples: b,
-        seconds: median(b.map((s) => s.seconds)),
-        rssMiB: Math.max(...b.map((s) => s.rssMiB ?? 0)) || undefined,
-      };
-      log(`zstd -dc | nix-store --import: median ${steps.importBaseline.seconds.toFixed(2)} s`);
-    } else steps.importBaseline = step('zstd -dc | nix-store --import', runs, importBase);
-  } else steps.importBaseline = step('zstd -dc | nix-store --import', runs, importBase);
+  Object.assign(
+    steps,
+    interleaved(runs, [
+      [
+        'importBaseline',
+        'zstd -dc | nix-store --import',
+        () => {
+          resetRealm(alpha);
+          return sh('zstd -dc "$1" | nix-store --import > /dev/null', [stream], alpha).sample;
+        },
+      ],
+      [
+        'import',
+        'nix-plan import',
+        haveBundle && commands.import
+          ? () => {
+              resetRealm(alpha);
+              const sample = planJson(['import', bundle], alpha);
+              importComplete = lines(run(['nix-store', '-qR', root], alpha).stdout).length === paths.length;
+              return sample;
+            }
+          : undefined,
+      ],
+      ['instantiate', 'nix-instantiate (fresh store)', () => instantiate(alpha).sample],
+    ]),
+  );
 
   const result = {
     count,
