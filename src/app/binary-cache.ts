@@ -1,10 +1,9 @@
 // Import without trust: turn a verified export stream into a temporary `file://` binary cache whose
 // narinfos carry `CA:` (and, with a key, `Sig:`), then let `nix copy` add it through the daemon.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createReadStream } from 'node:fs';
 import { createZstdDecompress } from 'node:zlib';
 import { identifyContentAddress } from '../core/content-address.js';
 import { NixPlanError } from '../core/errors.js';
@@ -19,7 +18,7 @@ import {
 } from '../core/signing.js';
 import { baseName } from '../core/store-path.js';
 import { batchPaths, NixStore } from '../nix/store.js';
-import type { Deps } from './deps.js';
+import { progressOf, type Deps } from './deps.js';
 import type { CopyImport } from './import.js';
 import { readBundleHead } from './inspect.js';
 
@@ -59,7 +58,7 @@ export interface BinaryCacheImportResult {
 }
 
 /** One narinfo's facts, kept per path until `nix copy` runs (no NAR bytes: those are on disk). */
-interface CachedPath {
+export interface CachedPath {
   readonly path: string;
   readonly references: readonly string[];
   readonly ca: string | undefined;
@@ -148,7 +147,7 @@ export async function importViaBinaryCache(
     // Nix creates these when it opens a file:// cache; made here so a client that cannot write
     // the directory (another user) still opens it.
     for (const sub of CACHE_DIRS) await mkdir(join(dir, sub), { mode: 0o755 });
-    const cached = await writeCache(source, dir, options);
+    const cached = await writeCache(source, dir, options, deps);
     const store = new NixStore(deps.runner, { store: options.store });
     const paths = cached.map((c) => c.path);
     const invalid = await store.invalidPaths(paths);
@@ -178,8 +177,10 @@ async function writeCache(
   source: AsyncIterable<Uint8Array>,
   dir: string,
   options: BinaryCacheImportOptions,
+  deps: Deps,
 ): Promise<CachedPath[]> {
   const cached: CachedPath[] = [];
+  const task = progressOf(deps).start('writing a temporary binary cache');
   let fd: number | undefined;
   let fdIndex = -1;
   const narFile = (index: number): string => `nar/${index}.nar`;
@@ -230,9 +231,11 @@ async function writeCache(
       await writeFile(join(dir, `${hashPart}.narinfo`), text, { mode: 0o644, flag: 'wx' });
       cached.push({ path: entry.path, references: entry.references, ca });
       index++;
+      task.tick(1, entry.nar.narSize);
     }
   } finally {
     closeNar();
+    task.done();
   }
   return cached;
 }
