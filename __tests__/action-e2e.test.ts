@@ -110,13 +110,21 @@ describe('the actions end to end', () => {
     // NIX_PLAN_E2E_DIST reuses a build while iterating; by default the sources are built afresh.
     dist = process.env['NIX_PLAN_E2E_DIST'] ?? join(work, 'dist');
     if (process.env['NIX_PLAN_E2E_DIST'] === undefined) {
-      execFileSync(process.execPath, ['scripts/build.mjs', dist], { cwd: REPO, stdio: 'ignore' });
+      try {
+        execFileSync(process.execPath, ['scripts/build.mjs', dist], { cwd: REPO, stdio: 'pipe' });
+      } catch (e) {
+        const { stdout, stderr } = e as { stdout?: Buffer; stderr?: Buffer };
+        throw new Error(
+          `building the entrypoints failed:\n${String(stderr ?? '')}${String(stdout ?? '')}`.slice(0, 4000),
+        );
+      }
     }
     server = await FakeArtifactServer.start();
   }, 600_000);
 
   afterAll(async () => {
-    await server.close();
+    // undefined when the build failed before the server started
+    await (server as FakeArtifactServer | undefined)?.close();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -238,6 +246,40 @@ describe('the actions end to end', () => {
         }
         // The promoted plan is what evaluating natively in that realm gives.
         expect((await beta.instantiate(CLOSURE)).sort()).toEqual([...betaDrvs].sort());
+
+        // The next stage accepts only what beta signed, and relocates a relocated plan faithfully.
+        const prodKey = generateKeyPair('e2e-prod-1');
+        const prodRealm = join(mkdtempSync(join(work, 'prod-')), 'store');
+        const refused = await step(
+          'promote',
+          { 'artifact-name': promotedName, to: prodRealm, 'trusted-keys': prodKey.publicKey },
+          run,
+          beta,
+        );
+        expect(refused.code).toBe(1);
+        expect(refused.errors).toHaveLength(1);
+        expect(refused.errors[0]).toMatch(
+          /not signed by a trusted key \(trusted: 'e2e-prod-1'; signed by: 'e2e-beta-1'\)/,
+        );
+        expect(server.artifacts(run).map((a) => a.name)).not.toContain(
+          promotedArtifactName(promotedName, prodRealm),
+        );
+        const prod = await step(
+          'promote',
+          {
+            'artifact-name': promotedName,
+            to: prodRealm,
+            'trusted-keys': betaKey.publicKey,
+            'signing-key': prodKey.secretKey,
+            'promoted-artifact-name': 'prod.nixplan',
+          },
+          run,
+          beta,
+        );
+        succeeded(prod);
+        expect(prod.outputs['artifact-name']).toBe('prod.nixplan');
+        const prodDrvs = JSON.parse(prod.outputs['drv-paths'] ?? '') as string[];
+        expect((await store(prodRealm).instantiate(CLOSURE)).sort()).toEqual([...prodDrvs].sort());
       } finally {
         for (const s of stores) s.dispose();
       }

@@ -295,7 +295,7 @@ describe('matrix fan-out', () => {
     );
   });
 
-  test('names jobs after the first root, preferring attributes', () => {
+  test('names jobs after the first root, by installable, attribute or derivation name', () => {
     const m = planMatrix([{ drvPath: root(1).drvPath, attribute: 'hello' }, root(2), root(3)], {
       kind: 'jobs',
       count: 2,
@@ -304,6 +304,10 @@ describe('matrix fan-out', () => {
       ['1/2', 'hello'],
       ['2/2', 'pkg-2 +1'],
     ]);
+    const both = planMatrix([{ drvPath: root(1).drvPath, installable: '.#hello', attribute: 'hello' }], {
+      kind: 'single',
+    });
+    expect(both.include[0]?.name).toBe('.#hello');
   });
 
   test('lists roots while they fit, and drops them (keeping shards) when they would not', () => {

@@ -65,10 +65,10 @@ export function jobCount(shape: MatrixShape, roots: number): number {
   return Math.max(1, Math.min(wanted, roots, MAX_JOBS));
 }
 
-/** A short human name for a root: its attribute or installable, else the derivation's name. */
+/** A short human name for a root: its installable or attribute, else the derivation's name (as `inspect`). */
 export function rootLabel(root: MatrixRoot): string {
-  if (root.attribute !== undefined && root.attribute !== '') return root.attribute;
   if (root.installable !== undefined && root.installable !== '') return root.installable;
+  if (root.attribute !== undefined && root.attribute !== '') return root.attribute;
   const base = root.drvPath.slice(root.drvPath.lastIndexOf('/') + 1);
   return base.replace(/^[0-9a-z]{32}-/, '').replace(/\.drv$/, '');
 }
