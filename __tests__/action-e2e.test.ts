@@ -286,6 +286,34 @@ describe('the actions end to end', () => {
     });
   });
 
+  test('self-hosted: plan and realise through a shared directory, and upload: false publishes nothing', async () => {
+    const version = nixVersions()[0] as NixVersion;
+    const run = server.newRun();
+    const shared = mkdtempSync(join(work, 'shared-'));
+    const realm = join(mkdtempSync(join(work, 'selfhosted-')), 'store');
+    const planner = new ScratchStore(version, { storeDir: realm });
+    let builder: ScratchStore | undefined;
+    try {
+      const local = await step('plan', { file: CLOSURE, upload: 'false' }, run, planner);
+      succeeded(local);
+      expect(local.outputs['artifact-name']).toBeUndefined();
+      expect(existsSync(local.outputs['bundle-path'] ?? '')).toBe(true);
+      const plan = await step('plan', { file: CLOSURE, 'artifact-dir': shared }, run, planner);
+      succeeded(plan);
+      expect(server.artifacts(run)).toEqual([]); // nothing went to the artifact service
+      wipe(realm);
+      builder = new ScratchStore(version, { storeDir: realm });
+      const realise = await step('realise', { 'artifact-dir': shared, roots: 'gamma' }, run, builder);
+      succeeded(realise);
+      const built = JSON.parse(realise.outputs['out-paths'] ?? '') as Record<string, Record<string, string>>;
+      expect(Object.keys(built)).toHaveLength(1);
+      expect(readFileSync(Object.values(built)[0]?.['out'] ?? '', 'utf8')).toBe('gamma\n');
+    } finally {
+      planner.dispose();
+      builder?.dispose();
+    }
+  });
+
   describe('faults', () => {
     const version = nixVersions()[0] as NixVersion;
     let run: FakeRun;
