@@ -73,7 +73,9 @@ export interface Relocation {
 /** One object as the walk sees it. */
 interface Node {
   readonly obj: RelocObject;
-  readonly drv: Derivation | undefined;
+  /** Its content address in A (the self-check's result). */
+  readonly ca: string;
+  readonly drv: { parsed: Derivation; type: DrvType } | undefined;
   readonly deps: string[];
 }
 
@@ -155,70 +157,7 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
       throw new NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
   }
 
-  // Index the closure: objects by path and hash, output paths (not objects) by the drv making them.
-  const byPath = new Map<string, RelocObject>();
-  const ownerOfHash = new Map<string, string>();
-  const rewriter = new StoreRewriter(from, to);
-  for (const obj of objects) {
-    try {
-      parseStorePath(obj.path, from);
-    } catch (e) {
-      refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${(e as Error).message})`);
-    }
-    if (byPath.has(obj.path)) refuse(`cannot relocate: ${obj.path} is in the closure twice`);
-    byPath.set(obj.path, obj);
-    ownerOfHash.set(hashPartOf(obj.path), obj.path);
-    rewriter.declare(hashPartOf(obj.path));
-  }
-  const parsed = new Map<string, Derivation>();
-  const ownerOfPlaceholder = new Map<string, string>();
-  for (const obj of objects) {
-    if (obj.kind !== 'drv') continue;
-    if (obj.contents === undefined) refuse(`cannot relocate ${obj.path}: a drv needs its contents`);
-    const drv = parseDerivation(obj.contents);
-    parsed.set(obj.path, drv);
-    for (const o of drv.outputs) {
-      if (o.path !== '') {
-        const h = hashPartOf(o.path);
-        if (!ownerOfHash.has(h)) ownerOfHash.set(h, obj.path);
-        rewriter.declare(h);
-      } else {
-        // A deferred output: dependents mention it by a placeholder made from this drv's path.
-        const p = downstreamPlaceholder(obj.path, o.name);
-        ownerOfPlaceholder.set(p, obj.path);
-        rewriter.declarePlaceholder(p);
-      }
-    }
-  }
-
-  // What each object depends on: references, and whatever its strings mention.
-  const nodes = new Map<string, Node>();
-  const bareDirs = new Map<string, number>();
   const warnings: string[] = [];
-  for (const obj of objects) {
-    const deps = new Set<string>();
-    for (const r of obj.references) {
-      if (r === obj.path) continue;
-      if (!byPath.has(r))
-        refuse(`cannot relocate ${obj.path}: it references ${r}, which is not in the closure`);
-      deps.add(r);
-    }
-    if (obj.kind !== 'source' && obj.contents !== undefined) {
-      const m = rewriter.mentions(obj.contents);
-      if (m.unknownPaths.length > 0)
-        refuse(
-          `cannot relocate ${obj.path}: it mentions ${m.unknownPaths[0]}, which is outside the ` +
-            'closure (neither an object in it nor an output of a derivation in it), so its new ' +
-            'path cannot be known; include it in the plan',
-        );
-      for (const h of m.hashes) deps.add(ownerOfHash.get(h)!);
-      for (const p of m.placeholders) deps.add(ownerOfPlaceholder.get(p)!);
-      if (m.bareStoreDirs > 0) bareDirs.set(obj.path, m.bareStoreDirs);
-    }
-    deps.delete(obj.path);
-    nodes.set(obj.path, { obj, drv: parsed.get(obj.path), deps: [...deps].sort(compareStrings) });
-  }
-
   const state: Relocation = {
     objects: [],
     pathMap: new Map(),
@@ -230,6 +169,7 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
       warnings,
     },
   };
+  const rewriter = new StoreRewriter(from, to);
   const newDrvs = new Map<string, Derivation>();
   // The hasher looks each derivation up once and memoises its hash, so the entry can go then.
   const hasher = new DerivationHasher(to, (p) => {
@@ -262,19 +202,89 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
     return r.bytes;
   };
 
+  // Index the closure: objects by path and hash, output paths (not objects) by the drv making
+  // them. Everything is checked before anything is relocated, so refusals come before any work.
+  const byPath = new Map<string, RelocObject>();
+  const ownerOfHash = new Map<string, string>();
+  const checked = new Map<string, { ca: string; drv: Node['drv'] }>();
+  for (const obj of objects) {
+    try {
+      parseStorePath(obj.path, from);
+    } catch (e) {
+      refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${(e as Error).message})`);
+    }
+    if (byPath.has(obj.path)) refuse(`cannot relocate: ${obj.path} is in the closure twice`);
+    const ca = selfCheck(obj, from);
+    if (obj.kind === 'source' && obj.references.length > 0)
+      refuse(
+        `cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
+          'native evaluation could not have produced it',
+      );
+    byPath.set(obj.path, obj);
+    ownerOfHash.set(hashPartOf(obj.path), obj.path);
+    rewriter.declare(hashPartOf(obj.path));
+    checked.set(obj.path, { ca, drv: undefined });
+  }
+  const ownerOfPlaceholder = new Map<string, string>();
+  for (const obj of objects) {
+    if (obj.kind !== 'drv') continue;
+    const parsed = parseDerivation(obj.contents!);
+    const type = drvType(obj.path, parsed);
+    checked.get(obj.path)!.drv = { parsed, type };
+    for (const o of parsed.outputs) {
+      if (o.path !== '') {
+        const h = hashPartOf(o.path);
+        if (!ownerOfHash.has(h)) ownerOfHash.set(h, obj.path);
+        rewriter.declare(h);
+      } else {
+        // A deferred output: dependents mention it by a placeholder made from this drv's path.
+        const p = downstreamPlaceholder(obj.path, o.name);
+        ownerOfPlaceholder.set(p, obj.path);
+        rewriter.declarePlaceholder(p);
+      }
+    }
+  }
+
+  // What each object depends on: references, and whatever its strings mention.
+  const nodes = new Map<string, Node>();
+  const bareDirs = new Map<string, number>();
+  for (const obj of objects) {
+    const deps = new Set<string>();
+    for (const r of obj.references) {
+      if (r === obj.path) continue;
+      if (!byPath.has(r))
+        refuse(`cannot relocate ${obj.path}: it references ${r}, which is not in the closure`);
+      deps.add(r);
+    }
+    if (obj.kind !== 'source') {
+      const m = rewriter.mentions(obj.contents!);
+      if (m.unknownPaths.length > 0)
+        refuse(
+          `cannot relocate ${obj.path}: it mentions ${m.unknownPaths[0]}, which is outside the ` +
+            'closure (neither an object in it nor an output of a derivation in it), so its new ' +
+            'path cannot be known; include it in the plan',
+        );
+      for (const h of m.hashes) deps.add(ownerOfHash.get(h)!);
+      for (const p of m.placeholders) deps.add(ownerOfPlaceholder.get(p)!);
+      if (m.bareStoreDirs > 0) bareDirs.set(obj.path, m.bareStoreDirs);
+    }
+    deps.delete(obj.path);
+    const { ca, drv } = checked.get(obj.path)!;
+    nodes.set(obj.path, { obj, ca, drv, deps: [...deps].sort(compareStrings) });
+  }
+
   for (const path of dependencyOrder(nodes)) {
     const node = nodes.get(path)!;
     const obj = node.obj;
-    const ca = selfCheck(obj, from);
     let out: RelocatedObject;
     const bareBefore = state.report.bareHashRewrites;
     if (obj.kind === 'source') {
-      if (obj.references.length > 0)
-        refuse(
-          `cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
-            'native evaluation could not have produced it',
-        );
-      out = { oldPath: obj.path, path: relocatedSourcePath(obj, ca, to), kind: 'source', references: [] };
+      out = {
+        oldPath: obj.path,
+        path: relocatedSourcePath(obj, node.ca, to),
+        kind: 'source',
+        references: [],
+      };
       if (obj.contents !== undefined && Buffer.from(obj.contents).includes(from))
         warnings.push(
           `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
@@ -286,12 +296,20 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
       const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
       out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
     } else {
-      out = relocateDrv(obj, node.drv!, { from, to, hasher, newDrvs, mapPath, setHash, rewrite });
+      out = relocateDrv(obj, node.drv!.parsed, node.drv!.type, {
+        from,
+        to,
+        hasher,
+        newDrvs,
+        mapPath,
+        setHash,
+        rewrite,
+      });
     }
     setHash(obj.path, out.path);
     if (obj.kind === 'drv') {
       // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
-      for (const o of node.drv!.outputs)
+      for (const o of node.drv!.parsed.outputs)
         if (o.path === '')
           rewriter.setPlaceholder(
             downstreamPlaceholder(obj.path, o.name),
@@ -330,8 +348,7 @@ interface DrvContext {
 }
 
 /** Relocates one derivation whose dependencies are all relocated. */
-function relocateDrv(obj: RelocObject, drv: Derivation, cx: DrvContext): RelocatedObject {
-  const type = drvType(obj.path, drv);
+function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvContext): RelocatedObject {
   const name = drvName(obj.path);
   if (!sameReferences(drv, obj.references))
     refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
@@ -430,7 +447,11 @@ function asciiEquals(bytes: Uint8Array, s: string): boolean {
   return true;
 }
 
-/** Dependencies first; the given order is kept where it already is one. Refuses cycles. */
+/**
+ * Dependencies first; the given order is kept where it already is one. Refuses cycles, which Nix
+ * cannot write (a derivation is evaluated whole before anything can mention its paths), so only
+ * hand-made input can have them.
+ */
 function dependencyOrder(nodes: ReadonlyMap<string, Node>): string[] {
   const done = new Set<string>();
   const active = new Set<string>();
