@@ -277,7 +277,9 @@ describe('exit codes', () => {
             io,
             useCases: {
               ...useCases,
-              keygen: () => Promise.reject(new NixPlanError(code, `it failed: ${code}`)),
+              keygen: () => {
+                throw new NixPlanError(code, `it failed: ${code}`);
+              },
             },
           });
           expect(exit).toBe(exitCodeFor(new NixPlanError(code, '')));

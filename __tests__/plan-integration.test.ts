@@ -17,6 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode } from '../src/cli/exit-codes.js';
+import { nameOf } from '../src/core/store-path.js';
 import { main } from '../src/cli/main.js';
 import type { CliIo } from '../src/cli/terminal.js';
 import { childEnv } from '../src/nix/runner.js';
@@ -150,6 +151,45 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
     const r = await cli(plain, ['realise', bundle, '--roots', 'hello-banner']);
     expect(r.code).toBe(0);
     expect(readFileSync(r.out.trim(), 'utf8')).toMatch(/^built on .* from a plan\n$/);
+  });
+
+  test('--include sources carries fetched fixed outputs; --include outputs needs no build at all', async () => {
+    const file = join(work, 'fod.nix');
+    writeFileSync(
+      file,
+      `let fod = builtins.derivation { name = "fetched"; system = "${SYSTEM}"; builder = "/bin/sh"; args = ["-c" "echo -n data > $out"]; outputHashMode = "flat"; outputHashAlgo = "sha256"; outputHash = "3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7"; };
+       in { uses = builtins.derivation { name = "uses"; system = "${SYSTEM}"; builder = "/bin/sh"; args = ["-c" "/bin/cat \${fod} > $out"]; }; }`,
+    );
+    for (const include of ['sources', 'outputs'] as const) {
+      const { bundle } = await exportThenWipe(
+        () => ['-f', file, '-A', 'uses', '--include', include],
+        include,
+      );
+      const info = await cli(newStore(), ['inspect', bundle, '--json']);
+      const { manifest } = JSON.parse(info.out) as { manifest: { counts: Record<string, number> } };
+      expect(manifest.counts).toEqual(
+        include === 'sources'
+          ? { drv: 2, text: 0, source: 1, output: 0 }
+          : { drv: 2, text: 0, source: 0, output: 1 },
+      );
+      const builder = newStore();
+      expect((await cli(builder, ['import', bundle])).code).toBe(0);
+      // After the import alone, the fixed output (sources) or the root's output (outputs) is valid.
+      const carried = (await builder.validPaths()).map((p) => nameOf(p)).filter((n) => !n.endsWith('.drv'));
+      expect(carried).toEqual(include === 'sources' ? ['fetched'] : ['uses']);
+      // --max-jobs 0: with outputs, Nix may not build anything at all.
+      const r = await cli(builder, [
+        'realise',
+        bundle,
+        '--',
+        '--max-jobs',
+        include === 'outputs' ? '0' : '1',
+      ]);
+      expect(r.err).not.toContain('error');
+      expect(r.code).toBe(0);
+      expect(readFileSync(r.out.trim(), 'utf8')).toBe('data');
+      wipe(builder);
+    }
   });
 
   test('a corrupted bundle is refused with exit code 3 and the store is unchanged', async () => {

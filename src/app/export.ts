@@ -14,7 +14,7 @@ import { collectClosure } from '../nix/collect.js';
 import { evaluate } from '../nix/evaluate.js';
 import { dumpPath } from '../nix/fs-tree.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
-import { writeBundleFile, tempPathNear } from './bundle-file.js';
+import { tempPathNear, writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
 import { relocatePlan } from './relocate.js';
 import { TOOL_VERSION } from './version.js';
@@ -72,10 +72,11 @@ export function tally(objects: readonly ClosureObject[]): {
 
 /** Evaluates, collects and writes the bundle. */
 export async function exportPlan(options: ExportOptions, deps: Deps): Promise<ExportResult> {
-  const keys = [
+  const keyTexts = [
     ...(options.signingKeys ?? []),
     ...(options.signingKey === undefined ? [] : [options.signingKey]),
-  ].map(parseSecretKey);
+  ];
+  const keys = keyTexts.map(parseSecretKey);
   const include = options.include ?? 'drvs';
   const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
   const t0 = performance.now();
@@ -126,7 +127,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   const target = options.relocateTo === undefined ? options.output : tempPathNear(options.output);
   let written;
   try {
-    written = await writeBundleFile(target, draft, writeExport(entries()), {
+    written = await writeBundle(target, draft, writeExport(entries()), {
       level: options.level,
       keys: options.relocateTo === undefined ? keys : [],
     });
@@ -141,7 +142,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
         {
           to: options.relocateTo,
           output: options.output,
-          signingKeys: options.signingKeys,
+          signingKeys: keyTexts,
           level: options.level,
         },
         deps,

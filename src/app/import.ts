@@ -1,20 +1,21 @@
 // importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createZstdDecompress } from 'node:zlib';
 import { NixPlanError } from '../core/errors.js';
 import type { BundleManifest } from '../core/bundle/manifest.js';
+import { exportStream, openBundle } from '../core/bundle/reader.js';
 import { FLAKE_FEATURES } from '../nix/evaluate.js';
 import { NixStore } from '../nix/store.js';
 import type { Deps } from './deps.js';
-import { readBundleHead } from './inspect.js';
-import { verifyBundle } from './verify.js';
+import { verifyWithProgress } from './verify.js';
 
 /** How to add paths: decide (`auto`), `nix-store --import`, or the binary-cache `copy`. */
 export type ImportMethod = 'auto' | 'import' | 'copy';
+
+/** The import methods, for option parsing. */
+export const IMPORT_METHODS: readonly ImportMethod[] = ['auto', 'import', 'copy'];
 
 /** Options of importPlan. */
 export interface ImportOptions {
@@ -36,7 +37,7 @@ export interface ImportResult {
   readonly method: 'import' | 'copy' | 'none';
 }
 
-/** The untrusted route: what the binary-cache import needs (provided by binary-cache.ts). */
+/** The untrusted route: what the binary-cache import needs (see binary-cache.ts). */
 export type CopyImport = (
   bundlePath: string,
   options: { store?: string | undefined; manifest: BundleManifest },
@@ -52,17 +53,19 @@ const SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a tru
 
 /**
  * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
- * `nix store info --json` (`trusted`); older Nix only tells local from daemon stores, and a
+ * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
  * local store is ours. Undefined when it cannot be known (a daemon on old Nix): try and see.
  */
 export async function storeTrust(store: NixStore): Promise<boolean | undefined> {
-  const json = await store.runner.run(
-    'nix',
-    [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', '--json'],
-    {
-      allowFailure: true,
-    },
-  );
+  const ping = (json: boolean): Promise<{ code: number; stdout: Buffer; stderr: string }> =>
+    store.runner.run(
+      'nix',
+      [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])],
+      {
+        allowFailure: true,
+      },
+    );
+  const json = await ping(true);
   if (json.code === 0) {
     try {
       const info = JSON.parse(json.stdout.toString('utf8')) as { trusted?: unknown };
@@ -72,22 +75,16 @@ export async function storeTrust(store: NixStore): Promise<boolean | undefined> 
       // fall through to the text form
     }
   }
-  const text = await store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping'], {
-    allowFailure: true,
-  });
+  const text = await ping(false);
   const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
   if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/'))) return true;
   return undefined;
 }
 
-/** Streams the bundle's export stream (decompressed) out of a verified private copy. */
-function exportStreamOf(bundlePath: string, dataOffset: number): AsyncIterable<Uint8Array> {
-  return createReadStream(bundlePath, { start: dataOffset }).pipe(createZstdDecompress());
-}
-
 /**
- * Copies the bundle to a private directory, verifies the copy completely (so nothing that was not
- * verified can reach the store, even if the original changes meanwhile), then imports it.
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; then imports it.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
  */
 export async function importPlan(
   bundlePath: string,
@@ -104,57 +101,68 @@ export async function importPlan(
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     }
     const storeDir = await store.storeDir();
-    const paths: string[] = [];
-    const report = await verifyBundle(
-      copy,
-      { trustedKeys: options.trustedKeys, storeDir },
-      deps.progress,
-      (e) => paths.push(e.path),
-    );
-    const { manifest } = report;
-    const invalid = await store.invalidPaths(paths);
-    const alreadyValid = paths.length - invalid.size;
-    if (invalid.size === 0) {
-      deps.log.info(`all ${paths.length} paths are valid already`);
-      return { manifest, imported: 0, alreadyValid, method: 'none' };
-    }
-    let method = options.method ?? 'auto';
-    if (method === 'auto') {
-      const trusted = await storeTrust(store);
-      method = trusted === false ? 'copy' : 'import';
-      if (trusted === undefined) deps.log.debug('store trust unknown: trying nix-store --import first');
-    }
-    const { dataOffset } = await readBundleHead(copy);
-    if (method === 'import') {
-      const result = await deps.runner.run('nix-store', [...store.storeArgs(), '--import'], {
-        input: exportStreamOf(copy, dataOffset),
-        allowFailure: true,
-      });
-      if (result.code !== 0) {
-        if (options.method !== 'import' && SIGNATURE_REFUSAL.test(result.stderr)) {
-          deps.log.info(
-            'the store wants signatures from this user: importing through a binary cache instead',
-          );
-          method = 'copy';
-        } else
-          throw new NixPlanError(
-            'nix',
-            `nix-store --import failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`,
-          );
-      }
-    }
-    if (method === 'copy') {
-      if (deps.copyImport === undefined)
-        throw new NixPlanError('internal', 'the binary-cache import route is not available in this build');
-      await deps.copyImport(copy, { store: options.store, manifest }, deps);
-    }
-    const still = await store.invalidPaths(paths);
-    if (still.size > 0)
-      throw new NixPlanError(
-        'nix',
-        `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
+    const source = await openBundle(copy);
+    try {
+      const paths: string[] = [];
+      const report = await verifyWithProgress(
+        source,
+        {
+          trustedKeys: options.trustedKeys,
+          storeDir,
+          isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+          onEntry: (e) => {
+            paths.push(e.path);
+          },
+        },
+        deps.progress,
       );
-    return { manifest, imported: invalid.size, alreadyValid, method };
+      const { manifest } = report;
+      const invalid = await store.invalidPaths(paths);
+      const alreadyValid = paths.length - invalid.size;
+      if (invalid.size === 0) {
+        deps.log.info(`all ${paths.length} paths are valid already`);
+        return { manifest, imported: 0, alreadyValid, method: 'none' };
+      }
+      let method = options.method ?? 'auto';
+      if (method === 'auto') {
+        const trusted = await storeTrust(store);
+        method = trusted === false ? 'copy' : 'import';
+        if (trusted === undefined) deps.log.debug('store trust unknown: trying nix-store --import first');
+      }
+      if (method === 'import') {
+        deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
+        const result = await deps.runner.run('nix-store', [...store.storeArgs(), '--import'], {
+          input: exportStream(source),
+          allowFailure: true,
+        });
+        if (result.code !== 0) {
+          if (options.method !== 'import' && SIGNATURE_REFUSAL.test(result.stderr)) {
+            deps.log.info(
+              'the store wants signatures from this user: importing through a binary cache instead',
+            );
+            method = 'copy';
+          } else
+            throw new NixPlanError(
+              'nix',
+              `nix-store --import failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`,
+            );
+        }
+      }
+      if (method === 'copy') {
+        if (deps.copyImport === undefined)
+          throw new NixPlanError('internal', 'the binary-cache import route was not given to importPlan');
+        await deps.copyImport(copy, { store: options.store, manifest }, deps);
+      }
+      const still = await store.invalidPaths(paths);
+      if (still.size > 0)
+        throw new NixPlanError(
+          'nix',
+          `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
+        );
+      return { manifest, imported: invalid.size, alreadyValid, method };
+    } finally {
+      await source.close();
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

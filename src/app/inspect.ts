@@ -1,14 +1,7 @@
 // inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
 // without decompressing the stream or touching any store.
-import { open } from 'node:fs/promises';
-import { NixPlanError } from '../core/errors.js';
-import {
-  DEFAULT_MAX_MANIFEST_SIZE,
-  parseManifest,
-  type BundleManifest,
-  type ObjectKind,
-} from '../core/bundle/manifest.js';
-import { parseSkippableHeader, SKIPPABLE_HEADER_SIZE } from '../core/bundle/frame.js';
+import type { BundleManifest, ObjectKind } from '../core/bundle/manifest.js';
+import { openBundle, readBundleHead as readHead } from '../core/bundle/reader.js';
 import { nameOf } from '../core/store-path.js';
 
 /** A root as a person reads it. */
@@ -57,44 +50,16 @@ export interface BundleHead {
 }
 
 /**
- * Reads and validates a bundle's manifest frame (header, size limit, schema, checksum). Also
- * checks the file's length against the manifest, so truncation is caught before any decoding.
+ * Reads and validates a bundle file's manifest frame (header, size limit, schema, checksum) and
+ * its length against the manifest, so truncation is caught before any decoding.
  */
-export async function readBundleHead(
-  bundlePath: string,
-  maxManifestSize = DEFAULT_MAX_MANIFEST_SIZE,
-): Promise<BundleHead> {
-  let fh;
+export async function readBundleHead(bundlePath: string): Promise<BundleHead> {
+  const source = await openBundle(bundlePath);
   try {
-    fh = await open(bundlePath, 'r');
-  } catch (e) {
-    throw new NixPlanError('usage', `cannot open bundle '${bundlePath}': ${(e as Error).message}`);
-  }
-  try {
-    const { size: fileSize } = await fh.stat();
-    const header = new Uint8Array(SKIPPABLE_HEADER_SIZE);
-    const { bytesRead } = await fh.read(header, 0, SKIPPABLE_HEADER_SIZE, 0);
-    const { size } = parseSkippableHeader(header.subarray(0, bytesRead), maxManifestSize);
-    if (SKIPPABLE_HEADER_SIZE + size > fileSize)
-      throw new NixPlanError(
-        'bundle',
-        `plan bundle '${bundlePath}' is truncated: its manifest frame needs ${SKIPPABLE_HEADER_SIZE + size} bytes, the file has ${fileSize}`,
-      );
-    const bytes = new Uint8Array(size);
-    await fh.read(bytes, 0, size, SKIPPABLE_HEADER_SIZE);
-    const manifest = parseManifest(bytes, maxManifestSize);
-    const dataOffset = SKIPPABLE_HEADER_SIZE + size;
-    const expected = dataOffset + manifest.stream.compressedSize;
-    if (fileSize !== expected)
-      throw new NixPlanError(
-        'bundle',
-        fileSize < expected
-          ? `plan bundle '${bundlePath}' is truncated: ${fileSize} bytes, the manifest says ${expected}`
-          : `plan bundle '${bundlePath}' has ${fileSize - expected} unexpected bytes after its data frame`,
-      );
-    return { manifest, dataOffset, fileSize };
+    const head = await readHead(source);
+    return { manifest: head.manifest, dataOffset: head.dataOffset, fileSize: head.bundleBytes };
   } finally {
-    await fh.close();
+    await source.close();
   }
 }
 

@@ -2,10 +2,8 @@
 // verified private copy: the first collects what relocation needs (drv/text bytes, source NAR
 // hashes), the second writes the relocated export with the sources' NARs copied through.
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createZstdDecompress } from 'node:zlib';
 import { NixPlanError } from '../core/errors.js';
 import { OBJECT_KINDS, type BundleManifest, type ObjectKind } from '../core/bundle/manifest.js';
 import { parseDerivation } from '../core/derivation.js';
@@ -15,10 +13,10 @@ import { relocateClosure, relocateRoot, type RelocationReport, type RelocObject 
 import { assertStoreDir } from '../core/store-path.js';
 import { parseSecretKey } from '../core/signing.js';
 import { outputsOf } from '../nix/collect.js';
-import { writeBundleFile } from './bundle-file.js';
+import { exportStream, openBundle } from '../core/bundle/reader.js';
+import { writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
-import { readBundleHead } from './inspect.js';
-import { verifyBundle } from './verify.js';
+import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
 /** Options of relocatePlan. */
@@ -69,97 +67,98 @@ export async function relocatePlan(
     } catch (e) {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     }
+    const bundle = await openBundle(copy);
     // Pass 1: verify everything and keep what relocation reads.
     const objects: RelocObject[] = [];
     const narSizes = new Map<string, number>();
-    const { manifest } = await verifyBundle(
-      copy,
-      { trustedKeys: options.trustedKeys },
-      deps.progress,
-      (e) => {
-        if (e.kind === 'output')
-          throw new NixPlanError(
-            'relocate',
-            `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`,
-          );
-        narSizes.set(e.path, e.nar.narSize);
-        objects.push({
-          path: e.path,
-          kind: e.kind,
-          references: e.references,
-          ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
-          narHash: e.nar.narHash,
-        });
-      },
-    );
-    const from = manifest.storeDir;
-    if (from === options.to)
-      throw new NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
-    deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
-    const relocation = relocateClosure(objects, from, options.to);
-    for (const w of relocation.report.warnings) deps.log.warn(w);
-    const byOld = new Map(relocation.objects.map((o) => [o.oldPath, o]));
-    const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
-    for (const o of relocation.objects)
-      narBytes[o.kind] +=
-        o.contents !== undefined ? await narSize(o.contents) : (narSizes.get(o.oldPath) ?? 0);
-    const roots = manifest.roots.map((r) => {
-      const moved = relocateRoot(r, relocation.pathMap);
-      const drv = byOld.get(r.drvPath)?.contents;
-      // Output paths come from the relocated .drv itself, the source of truth Nix will check.
-      return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
-    });
-    const draft = {
-      tool: TOOL_VERSION,
-      nixVersion: manifest.nixVersion,
-      storeDir: options.to,
-      systems: manifest.systems,
-      include: manifest.include,
-      roots,
-      counts: manifest.counts,
-      narBytes,
-      paths: manifest.paths,
-      relocatedFrom: { storeDir: from, report: relocation.report },
-    };
-
-    // Pass 2: re-read the verified copy, writing new drv/text NARs and copying sources' NARs.
-    const { dataOffset } = await readBundleHead(copy);
-    let pending: Uint8Array[] = [];
-    const source = createReadStream(copy, { start: dataOffset }).pipe(createZstdDecompress());
-    const task = progressOf(deps).start('writing relocated bundle', manifest.paths);
-    async function* entries(): AsyncGenerator<ExportEntry> {
-      const stream = readExport(
-        source as AsyncIterable<Uint8Array>,
-        {},
-        { onNarBytes: (c) => pending.push(c) },
-      );
-      for await (const e of stream) {
-        const chunks = pending;
-        pending = [];
-        const moved = byOld.get(e.path);
-        if (moved === undefined) throw new NixPlanError('internal', `'${e.path}' was not relocated`);
-        yield {
-          path: moved.path,
-          references: [...moved.references],
-          deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
-          nar: moved.contents !== undefined ? writeNar(regularFile(moved.contents)) : chunksOf(chunks),
-        };
-        task.tick(1);
-      }
-    }
     try {
-      const { manifest: written, bundleBytes } = await writeBundleFile(
-        options.output,
-        draft,
-        writeExport(entries()),
+      const { manifest } = await verifyWithProgress(
+        bundle,
         {
-          level: options.level,
-          keys,
+          trustedKeys: options.trustedKeys,
+          onEntry: (e) => {
+            if (e.kind === 'output')
+              throw new NixPlanError(
+                'relocate',
+                `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`,
+              );
+            narSizes.set(e.path, e.nar.narSize);
+            objects.push({
+              path: e.path,
+              kind: e.kind,
+              references: e.references,
+              ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
+              narHash: e.nar.narHash,
+            });
+          },
         },
+        deps.progress,
       );
-      return { bundlePath: options.output, manifest: written, bundleBytes, report: relocation.report };
+      const from = manifest.storeDir;
+      if (from === options.to)
+        throw new NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
+      deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
+      const relocation = relocateClosure(objects, from, options.to);
+      for (const w of relocation.report.warnings) deps.log.warn(w);
+      const byOld = new Map(relocation.objects.map((o) => [o.oldPath, o]));
+      const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
+      for (const o of relocation.objects)
+        narBytes[o.kind] +=
+          o.contents !== undefined ? await narSize(o.contents) : (narSizes.get(o.oldPath) ?? 0);
+      const roots = manifest.roots.map((r) => {
+        const moved = relocateRoot(r, relocation.pathMap);
+        const drv = byOld.get(r.drvPath)?.contents;
+        // Output paths come from the relocated .drv itself, the source of truth Nix will check.
+        return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
+      });
+      const draft = {
+        tool: TOOL_VERSION,
+        nixVersion: manifest.nixVersion,
+        storeDir: options.to,
+        systems: manifest.systems,
+        include: manifest.include,
+        roots,
+        counts: manifest.counts,
+        narBytes,
+        paths: manifest.paths,
+        relocatedFrom: { storeDir: from, report: relocation.report },
+      };
+
+      // Pass 2: re-read the verified copy, writing new drv/text NARs and copying sources' NARs.
+      let pending: Uint8Array[] = [];
+      const task = progressOf(deps).start('writing relocated bundle', manifest.paths);
+      async function* entries(): AsyncGenerator<ExportEntry> {
+        const stream = readExport(exportStream(bundle), {}, { onNarBytes: (c) => pending.push(c) });
+        for await (const e of stream) {
+          const chunks = pending;
+          pending = [];
+          const moved = byOld.get(e.path);
+          if (moved === undefined) throw new NixPlanError('internal', `'${e.path}' was not relocated`);
+          yield {
+            path: moved.path,
+            references: [...moved.references],
+            deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
+            nar: moved.contents !== undefined ? writeNar(regularFile(moved.contents)) : chunksOf(chunks),
+          };
+          task.tick(1);
+        }
+      }
+      try {
+        const { manifest: written, bundleBytes } = await writeBundle(
+          options.output,
+          draft,
+          writeExport(entries()),
+          {
+            level: options.level,
+            keys,
+          },
+        );
+        return { bundlePath: options.output, manifest: written, bundleBytes, report: relocation.report };
+      } finally {
+        task.done();
+      }
     } finally {
-      task.done();
+      await bundle.close();
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -1,7 +1,6 @@
 // The `nix-plan` subcommands: their options and help, how arguments become use-case options, and
 // how results are printed (human text, or one JSON document with --json).
-import { writeFile } from 'node:fs/promises';
-import { NixPlanError } from '../core/errors.js';
+import type { ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
 import type { UseCases } from './use-cases.js';
 import {
@@ -21,6 +20,7 @@ import {
   type ParsedArgs,
 } from './args.js';
 import {
+  formatApply,
   formatExport,
   formatImport,
   formatInspect,
@@ -69,6 +69,11 @@ const STORE = {
   type: 'string',
   value: 'URI',
   help: "the Nix store to use (Nix's --store; default: Nix's default)",
+} as const;
+const CACHE_KEY = {
+  type: 'string',
+  value: 'FILE',
+  help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 } as const;
 const METHOD = {
   type: 'string',
@@ -204,7 +209,7 @@ export const COMMANDS: readonly Command[] = [
       'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
       'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
       'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-    options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD },
+    options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
     examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
     async run(args, ctx) {
       noRest(args, 'import');
@@ -215,7 +220,7 @@ export const COMMANDS: readonly Command[] = [
           trustedKeys: await readKeys(list(args, 'trusted-key')),
           method: oneOf(str(args, 'method'), 'method', METHODS),
         },
-        ctx.deps,
+        await importDeps(args, ctx),
       );
       print(ctx, args, result, () => formatImport(result));
     },
@@ -241,6 +246,7 @@ export const COMMANDS: readonly Command[] = [
       roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
+      'sign-key': CACHE_KEY,
     },
     examples: [
       'nix-plan realise hello.nixplan --out-link result',
@@ -257,7 +263,7 @@ export const COMMANDS: readonly Command[] = [
           method: oneOf(str(args, 'method'), 'method', METHODS),
           nixArgs: [...args.rest],
         },
-        ctx.deps,
+        await importDeps(args, ctx),
       );
       print(ctx, args, result, () => formatRealise(result));
     },
@@ -322,9 +328,8 @@ export const COMMANDS: readonly Command[] = [
       const name = onePositional(args, 'NAME');
       const secretFile = required(args, 'secret', 'FILE');
       const publicFile = required(args, 'public', 'FILE');
-      const pair = await ctx.useCases.keygen(name);
-      await writeKeyFile(secretFile, pair.secretKey, 0o600);
-      await writeKeyFile(publicFile, pair.publicKey, 0o644);
+      const pair = ctx.useCases.keygen(name);
+      await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
       print(
         ctx,
         args,
@@ -353,40 +358,42 @@ export const COMMANDS: readonly Command[] = [
       rollback: { type: 'boolean', help: 'go back one generation' },
       store: STORE,
       'trusted-key': TRUSTED_KEY,
+      method: METHOD,
+      'sign-key': CACHE_KEY,
     },
     examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
     async run(args, ctx) {
       noRest(args, 'apply');
       const rollback = flag(args, 'rollback');
       const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
+      const store = str(args, 'store');
+      const realiseOptions = {
+        store,
+        trustedKeys: await readKeys(list(args, 'trusted-key')),
+        method: oneOf(str(args, 'method'), 'method', METHODS),
+      };
+      const deps = await importDeps(args, ctx);
       const result = await ctx.useCases.applyPlan(
         bundle,
         {
           profile: required(args, 'profile', 'PATH'),
-          action: oneOf(str(args, 'action'), 'action', ACTIONS) ?? 'switch',
+          action: oneOf(str(args, 'action'), 'action', ACTIONS),
           rollback,
-          store: str(args, 'store'),
-          trustedKeys: await readKeys(list(args, 'trusted-key')),
+          store,
         },
-        ctx.deps,
+        { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) },
       );
-      print(ctx, args, result, () => `${JSON.stringify(result, null, 2)}\n`);
+      print(ctx, args, result, () => formatApply(result));
     },
   }),
 ];
 
-async function writeKeyFile(path: string, text: string, mode: number): Promise<void> {
-  try {
-    await writeFile(path, text, { mode, flag: 'wx' });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new NixPlanError(
-      'usage',
-      code === 'EEXIST'
-        ? `'${path}' exists; refusing to overwrite a key file`
-        : `cannot write '${path}': ${(e as Error).message}`,
-    );
-  }
+/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
+async function importDeps(args: ParsedArgs, ctx: CommandContext): Promise<ImportDeps> {
+  const keyFile = list(args, 'sign-key')[0];
+  const signingKey =
+    keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
+  return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
 }
 
 /** A command's help page. */

@@ -1,4 +1,5 @@
 // Human-readable output of each command's result, and the JSON form for --json.
+import type { ApplyResult } from '../app/apply.js';
 import type { ExportResult } from '../app/export.js';
 import type { ImportResult } from '../app/import.js';
 import { summarise, type InspectResult, type PlanSummary } from '../app/inspect.js';
@@ -90,4 +91,10 @@ export function formatRelocate(r: RelocateResult): string {
     lines.push(`  ${m.path} still mentions the old store dir ${m.count}×`);
   for (const w of rep.warnings) lines.push(`  warning: ${w}`);
   return [...lines, ''].join('\n');
+}
+
+/** `apply`: what ran. */
+export function formatApply(r: ApplyResult): string {
+  const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
+  return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
 }

@@ -1,22 +1,13 @@
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
+import { applyPlan } from '../app/apply.js';
+import { binaryCacheCopyImport } from '../app/binary-cache.js';
 import { exportPlan } from '../app/export.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
+import { keygen, writeKeyPair } from '../app/keygen.js';
 import { realisePlan } from '../app/realise.js';
 import { relocatePlan } from '../app/relocate.js';
 import { verifyPlan } from '../app/verify.js';
-import { generateKeyPair } from '../core/signing.js';
-import type { Deps } from '../app/deps.js';
-import { NixPlanError } from '../core/errors.js';
-
-/** Options the CLI passes to `apply`. */
-export interface ApplyCliOptions {
-  readonly profile: string;
-  readonly action: 'switch' | 'boot' | 'test' | 'dry-activate';
-  readonly rollback: boolean;
-  readonly store?: string | undefined;
-  readonly trustedKeys: readonly string[];
-}
 
 /** Every use case the CLI runs. */
 export interface UseCases {
@@ -26,10 +17,11 @@ export interface UseCases {
   importPlan: typeof importPlan;
   realisePlan: typeof realisePlan;
   relocatePlan: typeof relocatePlan;
-  keygen: (
-    name: string,
-  ) => { secretKey: string; publicKey: string } | Promise<{ secretKey: string; publicKey: string }>;
-  applyPlan: (bundlePath: string | undefined, options: ApplyCliOptions, deps: Deps) => Promise<unknown>;
+  applyPlan: typeof applyPlan;
+  keygen: typeof keygen;
+  writeKeyPair: typeof writeKeyPair;
+  /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
+  copyImport: typeof binaryCacheCopyImport;
 }
 
 /** The real use cases. */
@@ -40,6 +32,8 @@ export const defaultUseCases: UseCases = {
   importPlan,
   realisePlan,
   relocatePlan,
-  keygen: generateKeyPair,
-  applyPlan: () => Promise.reject(new NixPlanError('internal', 'apply is not available in this build yet')),
+  applyPlan,
+  keygen,
+  writeKeyPair,
+  copyImport: binaryCacheCopyImport,
 };

@@ -91,11 +91,17 @@ export async function collectClosure(
   const infos = await store.pathInfos(all);
   const refsOf = (p: string): readonly string[] => infos.get(p)?.references ?? [];
   const order = dependencyOrder(all, refsOf);
-  const addedSet = new Set(added);
-  const objects = order.map((p) => {
+  const objects: ClosureObject[] = [];
+  for (const p of order) {
     const info = infos.get(p);
     if (info === undefined) throw new NixPlanError('internal', `no registration for '${p}'`);
-    return { ...info, kind: classify(info, storeDir, addedSet) };
-  });
+    const kind = await classify(
+      info,
+      storeDir,
+      (q) => store.fileInfo(q),
+      (q) => store.readFile(q),
+    );
+    objects.push({ ...info, kind });
+  }
   return { objects, rootOutputs, systems: [...systems].sort() };
 }

@@ -3,7 +3,7 @@
 import { readFile, lstat } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { parseHash, toHex } from '../core/hash.js';
-import { makeSourcePath, nameOf } from '../core/store-path.js';
+import { identifyContentAddress } from '../core/content-address.js';
 import type { CommandRunner } from './runner.js';
 
 /** One path's registration in the store's database, as `nix-store --dump-db` prints it. */
@@ -188,10 +188,10 @@ export class NixStore {
     return new Uint8Array(await readFile(await this.realPath(path)));
   }
 
-  /** Whether a store object is a single regular file, and how big (for deciding what to read). */
-  async fileSize(path: string): Promise<number | undefined> {
+  /** Size and executable bit of a store object that is one regular file; undefined otherwise. */
+  async fileInfo(path: string): Promise<{ size: number; executable: boolean } | undefined> {
     const st = await lstat(await this.realPath(path));
-    return st.isFile() ? st.size : undefined;
+    return st.isFile() ? { size: st.size, executable: (st.mode & 0o100) !== 0 } : undefined;
   }
 
   /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
@@ -303,18 +303,31 @@ export function dependencyOrder(
   return out;
 }
 
+/** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
+export const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
+
 /**
- * The kind of a member of a closure: a build output when it is in `outputs` or has a deriver
- * (fixed outputs are content-addressed too, but their deriver tells them from sources); else a
- * `.drv`, a path-literal source (its path is the recursive sha256 of its NAR), or a text file
- * (`builtins.toFile`).
+ * The kind of a closure member, decided as the bundle verifier decides it: a `.drv`; else
+ * whatever its content address says (a `toFile` text, or a source: a path literal, or a fixed
+ * output, whose path is its content's hash too); anything not content-addressed is a build
+ * output. `readFile` gives a single-file object's bytes (only called for regular files).
  */
-export function classify(info: PathInfo, storeDir: string, outputs: ReadonlySet<string>): ObjectKind {
-  if (outputs.has(info.path) || (info.deriver !== '' && !info.path.endsWith('.drv'))) return 'output';
-  if (info.path.endsWith('.drv')) return 'drv';
-  const others = info.references.filter((r) => r !== info.path);
-  const self = others.length !== info.references.length;
+export async function classify(
+  info: PathInfo,
+  storeDir: string,
+  fileInfo: (path: string) => Promise<{ size: number; executable: boolean } | undefined>,
+  readFile: (path: string) => Promise<Uint8Array>,
+): Promise<ObjectKind> {
+  if (info.path.endsWith('.drv') && info.deriver === '') return 'drv';
   const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
-  if (makeSourcePath(nameOf(info.path), narHash, storeDir, others, self) === info.path) return 'source';
-  return 'text';
+  const facts = { path: info.path, references: info.references, narHash };
+  // Recursive sources need only the NAR hash; flat ones and texts need the file's bytes.
+  const byNar = identifyContentAddress(facts, storeDir);
+  if (byNar !== undefined) return byNar.kind;
+  const file = await fileInfo(info.path);
+  // An executable or a directory can only be a recursive source, which was checked above.
+  if (file === undefined || file.executable || file.size > MAX_CLASSIFY_FILE) return 'output';
+  const contents = await readFile(info.path);
+  const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
+  return byFile?.kind ?? 'output';
 }
