@@ -1,5 +1,4 @@
 // Getting a published plan onto this runner: from an artifact (this run or another) or a local file.
-import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import { checkDigest, digestFile, type ArtifactTransport } from '../transport/transport.js';
 import type { FetchSettings } from './settings.js';
@@ -38,7 +37,7 @@ export async function fetchPlan(
       ...(source.token === undefined ? {} : { token: source.token }),
       ...(digest === undefined ? {} : { expectedDigest: digest }),
     },
-    join(destDir),
+    destDir,
   );
   return { ...downloaded, label: source.name };
 }

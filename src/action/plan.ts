@@ -108,7 +108,8 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
     io.log.info(`published ${artifact.name} (${size} bytes, ${digest})`);
   }
 
-  const { evaluateMs, collectMs, writeMs } = exported.timings;
+  // Exporting is everything after evaluation: collecting, writing and (with relocate-to) relocating.
+  const { evaluateMs } = exported.timings;
   await io.appendSummary(
     planSummary({
       manifest,
@@ -116,7 +117,7 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
       digest,
       artifactName: settings.artifactName,
       artifactUrl,
-      timings: { evaluateMs, exportMs: collectMs + writeMs || exportedAt - started - evaluateMs, uploadMs },
+      timings: { evaluateMs, exportMs: Math.max(0, exportedAt - started - evaluateMs), uploadMs },
       realiseAction: siblingAction(io, 'realise'),
       jobs: matrix.include.length,
     }),

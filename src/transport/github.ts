@@ -126,7 +126,13 @@ export class GitHubArtifactTransport implements ArtifactTransport {
     }
     const expected = source.expectedDigest ?? artifact.digest;
     if (source.expectedDigest !== undefined && artifact.digest !== undefined && artifact.digest !== '') {
-      checkDigest(source.name, normaliseDigest(artifact.digest), source.expectedDigest);
+      const pinned = normaliseDigest(source.expectedDigest);
+      if (normaliseDigest(artifact.digest) !== pinned) {
+        throw new TransportError(
+          `artifact "${source.name}" is not the plan that was pinned: it was uploaded with digest ` +
+            `${normaliseDigest(artifact.digest)}, but digest ${pinned} was asked for (a different run or a re-upload?); nothing was downloaded`,
+        );
+      }
     }
     // A fresh directory, so the one file in it is the artifact whatever name the server gave it.
     await mkdir(destDir, { recursive: true });
