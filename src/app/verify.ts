@@ -1,6 +1,8 @@
 // verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
 // bundle verifier in core/bundle/reader.ts), without touching a store, with progress.
 import {
+  openBundle,
+  readBundleHead,
   verifyBundle,
   type BundleSource,
   type VerifyOptions as CoreVerifyOptions,
@@ -30,17 +32,24 @@ export async function verifyWithProgress(
   options: CoreVerifyOptions,
   progress: Progress | undefined,
 ): Promise<CoreVerifyReport> {
-  const task = progressOf({ progress }).start('verifying');
+  const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
   try {
-    return await verifyBundle(bundle, {
-      ...options,
-      onEntry: async (e) => {
-        await options.onEntry?.(e);
-        task.tick(1, e.nar.narSize);
-      },
-    });
+    // The manifest says how many paths there are, so the bar can show a total.
+    const { manifest } = await readBundleHead(source);
+    const task = progressOf({ progress }).start('verifying', manifest.paths);
+    try {
+      return await verifyBundle(source, {
+        ...options,
+        onEntry: async (e) => {
+          await options.onEntry?.(e);
+          task.tick(1, e.nar.narSize);
+        },
+      });
+    } finally {
+      task.done();
+    }
   } finally {
-    task.done();
+    if (typeof bundle === 'string') await source.close();
   }
 }
 
