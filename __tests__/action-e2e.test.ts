@@ -47,6 +47,28 @@ const unescapeCommand = (s: string): string =>
 const sha256File = (path: string): string =>
   `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
 
+/**
+ * The defaults an action.yml declares: the runner passes them as INPUT_* variables too, so a
+ * step sees them exactly as on GitHub. (A reader for the flat `inputs:` map these files use.)
+ */
+function actionDefaults(actionYml: string): Record<string, string> {
+  const defaults: Record<string, string> = {};
+  const block =
+    readFileSync(actionYml, 'utf8')
+      .split(/^inputs:\n/m)[1]
+      ?.split(/^\S/m)[0] ?? '';
+  let input: string | undefined;
+  for (const line of block.split('\n')) {
+    const name = /^ {2}([a-z-]+):\s*$/.exec(line)?.[1];
+    if (name !== undefined) input = name;
+    const value = /^ {4}default:\s*(.*)$/.exec(line)?.[1];
+    if (input !== undefined && value !== undefined) defaults[input] = value.replace(/^'(.*)'$/, '$1');
+  }
+  return defaults;
+}
+
+const ACTION_YML = { plan: 'action.yml', realise: 'realise/action.yml', promote: 'promote/action.yml' };
+
 /** Empties a realm's store dir (its files are read-only, like a real store's), as a new machine would have it. */
 function wipe(storeDir: string): void {
   rmSync(storeDir, { recursive: true, force: true });
@@ -81,7 +103,8 @@ describe('the actions end to end', () => {
     }
     mkdirSync(env['GITHUB_WORKSPACE'] ?? '', { recursive: true });
     // The runner's naming: INPUT_ + the name upper-cased, spaces as underscores, dashes kept.
-    for (const [name, value] of Object.entries(inputs))
+    const given = { ...actionDefaults(join(REPO, ACTION_YML[entry])), ...inputs };
+    for (const [name, value] of Object.entries(given))
       env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
     const child = spawn(process.execPath, [join(dist, entry, 'index.js')], {
       env,
@@ -298,6 +321,15 @@ describe('the actions end to end', () => {
       succeeded(local);
       expect(local.outputs['artifact-name']).toBeUndefined();
       expect(existsSync(local.outputs['bundle-path'] ?? '')).toBe(true);
+      // A local bundle realises without any transport (and the inputs' defaults do not get in the way).
+      const fromFile = await step(
+        'realise',
+        { bundle: local.outputs['bundle-path'] ?? '', digest: local.outputs['digest'] ?? '', roots: '0' },
+        run,
+        planner,
+      );
+      succeeded(fromFile);
+      expect(Object.keys(JSON.parse(fromFile.outputs['out-paths'] ?? '') as object)).toHaveLength(1);
       const plan = await step('plan', { file: CLOSURE, 'artifact-dir': shared }, run, planner);
       succeeded(plan);
       expect(server.artifacts(run)).toEqual([]); // nothing went to the artifact service
