@@ -50,9 +50,16 @@ function lookUp(name: string, root = '/'): TestUser | undefined {
  * ids inside each version's chroot (where the 2.34 daemon asks who is connecting).
  */
 export function ensureUntrustedUser(versions: readonly NixVersion[]): TestUser {
-  let user = lookUp(UNTRUSTED_USER);
-  if (user === undefined) {
-    execFileSync('useradd', [
+  // Test files may race to create the user: a failed useradd is fine if the user now exists.
+  const tryRun = (cmd: string, args: string[]): void => {
+    try {
+      execFileSync(cmd, args, { stdio: 'pipe' });
+    } catch {
+      // checked by the lookups below
+    }
+  };
+  if (lookUp(UNTRUSTED_USER) === undefined)
+    tryRun('useradd', [
       '--system',
       '--no-create-home',
       '--user-group',
@@ -60,18 +67,16 @@ export function ensureUntrustedUser(versions: readonly NixVersion[]): TestUser {
       '/usr/sbin/nologin',
       UNTRUSTED_USER,
     ]);
-    user = lookUp(UNTRUSTED_USER);
-    if (user === undefined) throw new Error(`useradd did not create ${UNTRUSTED_USER}`);
-  }
+  const user = lookUp(UNTRUSTED_USER);
+  if (user === undefined) throw new Error(`cannot create the test user ${UNTRUSTED_USER} (tests need root)`);
   for (const v of versions) {
     const root = chrootOf(v);
     if (root === undefined) continue;
-    const inside = lookUp(UNTRUSTED_USER, root);
-    if (inside === undefined) {
+    if (lookUp(UNTRUSTED_USER, root) === undefined) {
       const groups = readFileSync(join(root, 'etc/group'), 'utf8');
       if (!groups.split('\n').some((l) => l.startsWith(`${UNTRUSTED_USER}:`)))
-        execFileSync('chroot', [root, '/usr/sbin/groupadd', '-g', String(user.gid), UNTRUSTED_USER]);
-      execFileSync('chroot', [
+        tryRun('chroot', [root, '/usr/sbin/groupadd', '-g', String(user.gid), UNTRUSTED_USER]);
+      tryRun('chroot', [
         root,
         '/usr/sbin/useradd',
         '-u',
@@ -83,7 +88,10 @@ export function ensureUntrustedUser(versions: readonly NixVersion[]): TestUser {
         '/usr/sbin/nologin',
         UNTRUSTED_USER,
       ]);
-    } else if (inside.uid !== user.uid || inside.gid !== user.gid)
+    }
+    const inside = lookUp(UNTRUSTED_USER, root);
+    if (inside === undefined) throw new Error(`cannot create the test user ${UNTRUSTED_USER} in ${root}`);
+    if (inside.uid !== user.uid || inside.gid !== user.gid)
       throw new Error(`${UNTRUSTED_USER} has other ids in ${root} than on the host`);
   }
   return user;
