@@ -8,6 +8,7 @@ import type { BundleManifest } from '../core/bundle/manifest.js';
 import { exportStream, openBundle } from '../core/bundle/reader.js';
 import { FLAKE_FEATURES } from '../nix/evaluate.js';
 import { NixStore } from '../nix/store.js';
+import { binaryCacheCopyImport } from './binary-cache.js';
 import type { Deps } from './deps.js';
 import { verifyWithProgress } from './verify.js';
 
@@ -46,6 +47,7 @@ export type CopyImport = (
 
 /** Dependencies of importPlan: the usual ones and, optionally, the untrusted route. */
 export interface ImportDeps extends Deps {
+  /** The untrusted route (default: `binaryCacheCopyImport()`, which cannot sign build outputs). */
   readonly copyImport?: CopyImport | undefined;
 }
 
@@ -149,9 +151,8 @@ export async function importPlan(
         }
       }
       if (method === 'copy') {
-        if (deps.copyImport === undefined)
-          throw new NixPlanError('internal', 'the binary-cache import route was not given to importPlan');
-        await deps.copyImport(copy, { store: options.store, manifest }, deps);
+        const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+        await copyImport(copy, { store: options.store, manifest }, deps);
       }
       const still = await store.invalidPaths(paths);
       if (still.size > 0)
