@@ -27,6 +27,8 @@ export interface RelocateOptions {
   readonly output: string;
   /** Secret keys (`NAME:base64`) to sign the new manifest with. */
   readonly signingKeys?: readonly string[] | undefined;
+  /** One secret key; added to `signingKeys`. */
+  readonly signingKey?: string | undefined;
   /** Public keys; when given, the input bundle must be signed by one. */
   readonly trustedKeys?: readonly string[] | undefined;
   readonly level?: number | undefined;
@@ -58,7 +60,10 @@ export async function relocatePlan(
   deps: Deps,
 ): Promise<RelocateResult> {
   assertStoreDir(options.to);
-  const keys = (options.signingKeys ?? []).map(parseSecretKey);
+  const keys = [
+    ...(options.signingKeys ?? []),
+    ...(options.signingKey === undefined ? [] : [options.signingKey]),
+  ].map(parseSecretKey);
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-relocate-'));
   try {
     const copy = join(dir, 'bundle.nixplan');
