@@ -233,6 +233,70 @@ describe('arguments reach the use cases', () => {
     }
   });
 
+  test('apply realises through realisePlan with the import options, and --sign-key reaches the untrusted route', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nix-plan-cli-'));
+    try {
+      const keyFile = join(dir, 'out.sec');
+      writeFileSync(keyFile, 'out-1:' + Buffer.alloc(64, 7).toString('base64') + '\n');
+      const seen: unknown[] = [];
+      const io = capture();
+      const code = await main(
+        [
+          'apply',
+          'sys.nixplan',
+          '--profile',
+          '/p',
+          '--action',
+          'boot',
+          '--method',
+          'copy',
+          '--sign-key',
+          keyFile,
+        ],
+        {
+          io,
+          useCases: {
+            copyImport: (settings) => {
+              seen.push(['copyImport', settings]);
+              return () => Promise.resolve();
+            },
+            realisePlan: (bundle, options) => {
+              seen.push(['realisePlan', bundle, options]);
+              return Promise.resolve({ outPaths: { '/s/sys.drv': { out: '/s/sys' } } } as never);
+            },
+            applyPlan: async (bundle, options, deps) => {
+              seen.push(['applyPlan', bundle, options, typeof deps.realise]);
+              await deps.realise(bundle ?? '');
+              return {
+                action: 'boot',
+                systemPath: '/s/sys',
+                profile: '/p',
+                profileChanged: true,
+                generation: 3,
+                output: '',
+              };
+            },
+          },
+        },
+      );
+      expect(io.err()).toBe('');
+      expect(code).toBe(0);
+      expect(seen).toEqual([
+        ['copyImport', { signingKey: 'out-1:' + Buffer.alloc(64, 7).toString('base64') }],
+        [
+          'applyPlan',
+          'sys.nixplan',
+          { profile: '/p', action: 'boot', rollback: false, store: undefined },
+          'function',
+        ],
+        ['realisePlan', 'sys.nixplan', { store: undefined, trustedKeys: [], method: 'copy' }],
+      ]);
+      expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a missing key file is a usage error naming it', async () => {
     const io = capture();
     const { useCases } = recorder();
