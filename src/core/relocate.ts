@@ -75,7 +75,8 @@ interface Node {
   readonly obj: RelocObject;
   /** Its content address in A (the self-check's result). */
   readonly ca: string;
-  readonly drv: { parsed: Derivation; type: DrvType } | undefined;
+  /** Derivations: their type, and the names of their deferred outputs (no path yet). */
+  readonly drv: { type: DrvType; deferred: string[] } | undefined;
   readonly deps: string[];
 }
 
@@ -230,7 +231,11 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
     if (obj.kind !== 'drv') continue;
     const parsed = parseDerivation(obj.contents!);
     const type = drvType(obj.path, parsed);
-    checked.get(obj.path)!.drv = { parsed, type };
+    // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
+    checked.get(obj.path)!.drv = {
+      type,
+      deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name),
+    };
     for (const o of parsed.outputs) {
       if (o.path !== '') {
         const h = hashPartOf(o.path);
@@ -273,8 +278,10 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
     nodes.set(obj.path, { obj, ca, drv, deps: [...deps].sort(compareStrings) });
   }
 
+  checked.clear();
   for (const path of dependencyOrder(nodes)) {
     const node = nodes.get(path)!;
+    nodes.delete(path);
     const obj = node.obj;
     let out: RelocatedObject;
     const bareBefore = state.report.bareHashRewrites;
@@ -296,7 +303,7 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
       const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
       out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
     } else {
-      out = relocateDrv(obj, node.drv!.parsed, node.drv!.type, {
+      out = relocateDrv(obj, parseDerivation(obj.contents!), node.drv!.type, {
         from,
         to,
         hasher,
@@ -309,12 +316,8 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
     setHash(obj.path, out.path);
     if (obj.kind === 'drv') {
       // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
-      for (const o of node.drv!.parsed.outputs)
-        if (o.path === '')
-          rewriter.setPlaceholder(
-            downstreamPlaceholder(obj.path, o.name),
-            downstreamPlaceholder(out.path, o.name),
-          );
+      for (const o of node.drv!.deferred)
+        rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
     }
     const bare = bareDirs.get(obj.path);
     if (bare !== undefined) {
