@@ -292,7 +292,8 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
         kind: 'source',
         references: [],
       };
-      if (obj.contents !== undefined && Buffer.from(obj.contents).includes(from))
+      const bytes = obj.contents;
+      if (bytes !== undefined && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from))
         warnings.push(
           `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
             `evaluation in ${to} would keep them`,
