@@ -297,6 +297,32 @@ describe('arguments reach the use cases', () => {
     }
   });
 
+  test('an output in a missing directory fails before any evaluation', async () => {
+    const io = capture();
+    const { calls, useCases } = recorder();
+    // The real exportPlan and relocatePlan: the runner would fail the test if Nix were called.
+    const noNix = { run: () => Promise.reject(new Error('Nix must not run')) };
+    const { exportPlan: _e, relocatePlan: _r, ...real } = useCases;
+    expect(
+      await main(['export', '-f', 'x.nix', '-o', '/nonexistent/dir/p.nixplan'], {
+        io,
+        useCases: real,
+        runner: noNix,
+      }),
+    ).toBe(ExitCode.usage);
+    expect(io.err()).toContain("the directory '/nonexistent/dir' does not exist");
+    const io2 = capture();
+    expect(
+      await main(['relocate', 'b.nixplan', '--to', '/b/s', '-o', '/nonexistent/dir/p.nixplan'], {
+        io: io2,
+        useCases: real,
+        runner: noNix,
+      }),
+    ).toBe(ExitCode.usage);
+    expect(io2.err()).toContain("cannot write '/nonexistent/dir/p.nixplan'");
+    expect(calls).toEqual([]);
+  });
+
   test('a missing key file is a usage error naming it', async () => {
     const io = capture();
     const { useCases } = recorder();

@@ -16,6 +16,7 @@ import { dumpPath } from '../nix/fs-tree.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
 import { tempPathNear, writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
+import { assertWritable } from './files.js';
 import { relocatePlan } from './relocate.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -78,6 +79,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   ];
   const keys = keyTexts.map(parseSecretKey);
   const include = options.include ?? 'drvs';
+  await assertWritable(options.output);
   const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
   const t0 = performance.now();
   const nixVersion = await store.version();

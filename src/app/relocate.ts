@@ -16,6 +16,7 @@ import { outputsOf } from '../nix/collect.js';
 import { exportStream, openBundle } from '../core/bundle/reader.js';
 import { writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
+import { assertWritable } from './files.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -60,6 +61,7 @@ export async function relocatePlan(
   deps: Deps,
 ): Promise<RelocateResult> {
   assertStoreDir(options.to);
+  await assertWritable(options.output);
   const keys = [
     ...(options.signingKeys ?? []),
     ...(options.signingKey === undefined ? [] : [options.signingKey]),
