@@ -6,6 +6,7 @@ import type { MachineInfo, Sample } from './measure.js';
 export type StepName =
   | 'instantiate' // baseline: nix-instantiate in a fresh store (what realise-ready replaces)
   | 'instantiateTarget' // baseline: NIX_STORE_DIR=<target> nix-instantiate (what relocate replaces)
+  | 'evaluateOnly' // nix-instantiate --readonly-mode: the evaluation without the store writes
   | 'export'
   | 'exportBaseline' // nix-store -qR | xargs nix-store --export | gzip -9
   | 'import'
@@ -200,6 +201,7 @@ export function markdownReport(results: BenchResults): string {
   );
   if (!results.cli.available)
     lines.push(`**nix-plan was not measured:** ${results.cli.note ?? 'CLI unavailable'}`, '');
+  else if (results.cli.note !== undefined) lines.push(`Note: ${results.cli.note}.`, '');
   lines.push('| closure | step | nix-plan | baseline | ratio | target | |', '|---|---|---|---|---|---|---|');
   for (const s of results.sizes) {
     const t = s.steps;
@@ -230,7 +232,7 @@ export function markdownReport(results: BenchResults): string {
     row(
       'realise-ready on a fresh host',
       fmtSecs(t.import),
-      `${fmtSecs(t.instantiate)} (nix-instantiate)`,
+      `${fmtSecs(t.instantiate)} (nix-instantiate${t.evaluateOnly === undefined ? '' : `; evaluation alone ${fmtSecs(t.evaluateOnly)}`})`,
       verdict(s.count, 'realise-ready'),
     );
     row(
