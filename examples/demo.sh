@@ -3,11 +3,15 @@
 # bundle, look inside it, throw the evaluating store away, and build the plan in a brand-new store.
 # Everything lives in a temporary directory; /nix is never touched.
 #
-#   bash examples/demo.sh            (needs Nix and Node.js 22.15 or newer)
+#   bash examples/demo.sh            (installs Nix and Node.js 24 first if they are missing)
 #   NIX_PLAN_CLI="nix-plan" bash examples/demo.sh   (use an installed nix-plan instead)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=../scripts/ensure-tools.sh
+source "$here/../scripts/ensure-tools.sh"
+nix_plan_ensure_nix
+[[ -n ${NIX_PLAN_CLI:-} ]] || nix_plan_ensure_node
 read -r -a cli <<<"${NIX_PLAN_CLI:-node $here/../dist/cli/index.js}"
 
 for tool in nix-instantiate nix-store "${cli[0]}"; do
