@@ -1,4 +1,6411 @@
-var __webpack_exports__ = {};
-console.log('nix-plan');
+#!/usr/bin/env node
+import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
+/******/ var __webpack_modules__ = ({
+
+/***/ 36:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  iW: () => (/* binding */ main)
+});
+
+// UNUSED EXPORTS: exitCodesHelp, mainHelp
+
+;// CONCATENATED MODULE: external "node:zlib"
+const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
+;// CONCATENATED MODULE: ./src/core/errors.ts
+// Typed errors: every failure a user can cause carries a stable code and an actionable message.
+/** Base class for every error nix-plan raises on purpose. */
+class errors_NixPlanError extends Error {
+    code;
+    name = 'NixPlanError';
+    constructor(code, message, options) {
+        super(message, options);
+        this.code = code;
+    }
+}
+/** A byte format is broken at a known offset. */
+class MalformedError extends errors_NixPlanError {
+    what;
+    offset;
+    name = 'MalformedError';
+    constructor(what, offset, detail) {
+        super('malformed', `${what}: ${detail}${offset === undefined ? '' : ` at byte offset ${offset}`}`);
+        this.what = what;
+        this.offset = offset;
+    }
+}
+/** A limit that guards memory or time was exceeded. */
+class LimitError extends errors_NixPlanError {
+    name = 'LimitError';
+    constructor(message) {
+        super('limit', message);
+    }
+}
+/** Turns anything thrown into one line a user can read (no stack for our own errors). */
+function stringifyError(error) {
+    if (error instanceof errors_NixPlanError)
+        return error.message;
+    if (error instanceof Error)
+        return error.message || error.name;
+    if (typeof error === 'string')
+        return error;
+    try {
+        return JSON.stringify(error) ?? String(error);
+    }
+    catch {
+        return String(error);
+    }
+}
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:stream"
+const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
+;// CONCATENATED MODULE: external "node:stream/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: ./src/nix/runner.ts
+// Runs Nix's command-line tools as argv arrays (never shell strings), with bytes in and bytes out.
+
+
+
+
+/** The environment a child gets: inherited, plus overrides, with binDir first in PATH. */
+function childEnv(nix) {
+    const env = { ...process.env };
+    for (const [k, v] of Object.entries(nix.env ?? {})) {
+        if (v === undefined)
+            delete env[k];
+        else
+            env[k] = v;
+    }
+    if (nix.binDir !== undefined)
+        env['PATH'] = `${nix.binDir}:${env['PATH'] ?? ''}`;
+    return env;
+}
+const STDERR_KEEP = 64 * 1024;
+/** A CommandRunner over `child_process.spawn`. */
+class ProcessRunner {
+    nix;
+    constructor(nix = {}) {
+        this.nix = nix;
+    }
+    async run(cmd, args, options = {}) {
+        const child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+            env: childEnv(this.nix),
+            cwd: options.cwd,
+            stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        });
+        const out = [];
+        let err = '';
+        child.stdout?.on('data', (c) => {
+            if (options.onStdout)
+                options.onStdout(c);
+            else
+                out.push(c);
+        });
+        child.stderr?.on('data', (c) => {
+            err += c.toString('utf8');
+            if (err.length > STDERR_KEEP * 2)
+                err = err.slice(-STDERR_KEEP);
+        });
+        const exited = new Promise((resolve, reject) => {
+            child.on('error', (e) => reject(new errors_NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
+                cause: e,
+            })));
+            child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+        });
+        if (options.input !== undefined && child.stdin !== null) {
+            const input = options.input;
+            const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
+            // A child that exits early closes its stdin; its exit status tells the real story.
+            (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
+        }
+        const code = await exited;
+        const result = { code, stdout: Buffer.concat(out), stderr: err };
+        if (code !== 0 && options.allowFailure !== true) {
+            throw new errors_NixPlanError('nix', `${cmd} ${args.slice(0, 3).join(' ')}… failed with exit code ${code}:\n${err.trim().slice(-4000)}`);
+        }
+        return result;
+    }
+}
+
+;// CONCATENATED MODULE: external "node:fs/promises"
+const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
+;// CONCATENATED MODULE: ./src/cli/args.ts
+// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
+// usage errors that name the option and the accepted values.
+
+
+
+/** Throws a usage error. */
+function usageError(message) {
+    return new errors_NixPlanError('usage', message);
+}
+/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
+function parseCommandArgs(argv, specs) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    const rest = dash < 0 ? [] : argv.slice(dash + 1);
+    const options = {};
+    for (const [name, s] of Object.entries(specs))
+        options[name] = {
+            type: s.type,
+            ...(s.short !== undefined && { short: s.short }),
+            ...(s.multiple === true && { multiple: true }),
+        };
+    try {
+        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
+            args: [...head],
+            options,
+            allowPositionals: true,
+            strict: true,
+        });
+        return { values, positionals, rest };
+    }
+    catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    }
+}
+/** A string option's value, or undefined. */
+function str(args, name) {
+    const v = args.values[name];
+    return typeof v === 'string' ? v : undefined;
+}
+/** A required string option's value. */
+function required(args, name, what) {
+    const v = str(args, name);
+    if (v === undefined || v === '')
+        throw usageError(`missing --${name} ${what}`);
+    return v;
+}
+/** A repeatable string option's values (also splitting on commas when `commas`). */
+function list(args, name, commas = false) {
+    const v = args.values[name];
+    const items = Array.isArray(v)
+        ? v.filter((x) => typeof x === 'string')
+        : typeof v === 'string'
+            ? [v]
+            : [];
+    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
+}
+/** A boolean flag. */
+function flag(args, name) {
+    return args.values[name] === true;
+}
+/** A value that must be one of `allowed`. */
+function oneOf(value, name, allowed) {
+    if (value === undefined)
+        return undefined;
+    if (!allowed.includes(value))
+        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
+    return value;
+}
+/** An integer option within [min, max]. */
+function integer(value, name, min, max) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max)
+        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
+    return n;
+}
+/** Exactly one positional argument (the bundle), or a usage error naming it. */
+function onePositional(args, what) {
+    if (args.positionals.length === 0)
+        throw usageError(`missing ${what}`);
+    if (args.positionals.length > 1)
+        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
+    return args.positionals[0] ?? '';
+}
+const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
+/**
+ * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
+ * holding one or more (whitespace-separated), like `trusted-public-keys`.
+ */
+async function readKeys(values, readText = readTextFile) {
+    const keys = [];
+    for (const v of values) {
+        if (KEY_LITERAL.test(v))
+            keys.push(v);
+        else
+            keys.push(...(await readText(v, 'trusted key file')).split(/\s+/).filter((k) => k !== ''));
+    }
+    return keys;
+}
+/** Reads a small text file, turning a missing file into a usage error that names it. */
+async function readTextFile(path, what) {
+    try {
+        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+/** Help text for a command's options, aligned. */
+function optionsHelp(specs) {
+    const rows = Object.entries(specs).map(([name, s]) => {
+        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
+        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
+    });
+    const width = Math.max(...rows.map(([l]) => l.length));
+    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+}
+
+;// CONCATENATED MODULE: external "node:crypto"
+const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+;// CONCATENATED MODULE: ./src/core/nix32.ts
+// Nix's base-32 encoding ("nix32"): its own alphabet and a little-endian, reversed bit order.
+
+/** The 32 characters of nix32, in digit order (no e, o, u, t). */
+const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
+const DIGIT = new Int8Array(256).fill(-1);
+for (let i = 0; i < NIX32_ALPHABET.length; i++)
+    DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
+/** Length of the nix32 text for `n` bytes. */
+function nix32Length(n) {
+    return Math.ceil((n * 8) / 5);
+}
+/** Encodes bytes as nix32 text; the first character holds the highest bits. */
+function nix32Encode(bytes) {
+    const len = nix32Length(bytes.length);
+    let out = '';
+    for (let k = len - 1; k >= 0; k--) {
+        const bit = k * 5;
+        const i = bit >> 3;
+        const j = bit & 7;
+        const lo = bytes[i] ?? 0;
+        const hi = bytes[i + 1] ?? 0;
+        out += NIX32_ALPHABET[((lo >> j) | (hi << (8 - j))) & 0x1f];
+    }
+    return out;
+}
+/** True when `c` (a char code) is a nix32 digit. */
+function isNix32Char(c) {
+    return c < 256 && (DIGIT[c] ?? -1) >= 0;
+}
+/** Decodes nix32 text to bytes; refuses foreign characters and set bits beyond the byte length. */
+function nix32Decode(text) {
+    const n = Math.floor((text.length * 5) / 8);
+    if (nix32Length(n) !== text.length)
+        throw new MalformedError('nix32', undefined, `invalid length ${text.length}`);
+    const out = new Uint8Array(n);
+    for (let pos = 0; pos < text.length; pos++) {
+        const digit = DIGIT[text.charCodeAt(pos)] ?? -1;
+        if (digit < 0)
+            throw new MalformedError('nix32', pos, `invalid character ${JSON.stringify(text[pos])}`);
+        const bit = (text.length - 1 - pos) * 5;
+        const i = bit >> 3;
+        const j = bit & 7;
+        out[i] = (out[i] ?? 0) | ((digit << j) & 0xff);
+        const carry = digit >> (8 - j);
+        if (carry !== 0) {
+            if (i + 1 >= n)
+                throw new MalformedError('nix32', pos, 'excess bits in last digit');
+            out[i + 1] = (out[i + 1] ?? 0) | carry;
+        }
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/hash.ts
+// Hashes as Nix writes them: algorithms, the four text encodings, parsing, and folding.
+
+
+
+/** Digest size in bytes of each algorithm. */
+const HASH_SIZE = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
+/** True for the algorithm names Nix accepts. */
+function isHashAlgo(s) {
+    return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';
+}
+/** Digest of `data` (bytes or a string, taken as UTF-8). */
+function hashBytes(algo, ...data) {
+    const h = (0,external_node_crypto_namespaceObject.createHash)(algo);
+    for (const d of data)
+        h.update(d);
+    return { algo, bytes: new Uint8Array(h.digest()) };
+}
+/** sha256 of the arguments, as raw bytes. */
+function sha256(...data) {
+    return hashBytes('sha256', ...data).bytes;
+}
+/** Lower-case hex of bytes. */
+function toHex(bytes) {
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+/** Compresses a digest to `size` bytes by XOR-ing, as Nix does for store path hashes. */
+function foldHash(bytes, size = 20) {
+    const out = new Uint8Array(size);
+    for (let i = 0; i < bytes.length; i++)
+        out[i % size] = (out[i % size] ?? 0) ^ (bytes[i] ?? 0);
+    return out;
+}
+/** Encodes the digest alone (no algorithm prefix), except SRI which always carries it. */
+function formatHash(hash, format, withAlgo = false) {
+    const b = Buffer.from(hash.bytes.buffer, hash.bytes.byteOffset, hash.bytes.byteLength);
+    switch (format) {
+        case 'base16':
+            return (withAlgo ? `${hash.algo}:` : '') + b.toString('hex');
+        case 'nix32':
+            return (withAlgo ? `${hash.algo}:` : '') + nix32Encode(hash.bytes);
+        case 'base64':
+            return (withAlgo ? `${hash.algo}:` : '') + b.toString('base64');
+        case 'sri':
+            return `${hash.algo}-${b.toString('base64')}`;
+    }
+}
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const HEX = /^[0-9a-fA-F]*$/;
+function decodeDigest(algo, text, what) {
+    const size = HASH_SIZE[algo];
+    if (text.length === size * 2 && HEX.test(text))
+        return new Uint8Array(Buffer.from(text, 'hex'));
+    if (text.length === nix32Length(size))
+        return nix32Decode(text);
+    if (text.length === Math.ceil(size / 3) * 4 && BASE64.test(text)) {
+        const bytes = new Uint8Array(Buffer.from(text, 'base64'));
+        if (bytes.length === size)
+            return bytes;
+    }
+    throw new MalformedError(what, undefined, `hash '${text}' is not a valid ${algo} digest in hex, nix32 or base64`);
+}
+/**
+ * Parses a hash as Nix accepts it: `algo:digest`, SRI `algo-base64`, or a bare digest when
+ * `defaultAlgo` is given. The digest may be hex, nix32 or base64.
+ */
+function parseHash(text, defaultAlgo) {
+    const sri = /^(md5|sha1|sha256|sha512)-(.*)$/.exec(text);
+    if (sri?.[1] !== undefined && sri[2] !== undefined && isHashAlgo(sri[1])) {
+        const bytes = new Uint8Array(Buffer.from(sri[2], 'base64'));
+        if (bytes.length !== HASH_SIZE[sri[1]] || !BASE64.test(sri[2]))
+            throw new MalformedError('hash', undefined, `SRI hash '${text}' has the wrong length or alphabet`);
+        return { algo: sri[1], bytes };
+    }
+    const colon = text.indexOf(':');
+    if (colon >= 0) {
+        const algo = text.slice(0, colon);
+        if (!isHashAlgo(algo))
+            throw new MalformedError('hash', undefined, `unknown hash algorithm '${algo}'`);
+        return { algo, bytes: decodeDigest(algo, text.slice(colon + 1), 'hash') };
+    }
+    if (defaultAlgo === undefined)
+        throw new MalformedError('hash', undefined, `hash '${text}' does not name its algorithm`);
+    return { algo: defaultAlgo, bytes: decodeDigest(defaultAlgo, text, 'hash') };
+}
+/** True when two hashes are the same algorithm and digest. */
+function hashEquals(a, b) {
+    return a.algo === b.algo && Buffer.compare(a.bytes, b.bytes) === 0;
+}
+
+;// CONCATENATED MODULE: ./src/core/store-path.ts
+// Store paths: parsing and validation, and the fingerprints Nix hashes to name every kind of object.
+
+
+
+/** Length of the hash part of a store path's base name. */
+const HASH_PART_LENGTH = 32;
+/** Longest name Nix accepts after the hash and dash. */
+const MAX_NAME_LENGTH = 211;
+const NAME_CHAR = /^[A-Za-z0-9+\-._?=]+$/;
+const STORE_DIR = /^(\/[A-Za-z0-9._+-]+)+$/;
+/** Why `storeDir` cannot be a realm, or undefined if it can. */
+function storeDirProblem(storeDir) {
+    if (!storeDir.startsWith('/'))
+        return 'it is not absolute';
+    if (storeDir.endsWith('/'))
+        return 'it ends with a slash';
+    if (!STORE_DIR.test(storeDir))
+        return 'it may only contain A-Z a-z 0-9 . _ + - and single slashes';
+    if (storeDir.split('/').some((c) => c === '.' || c === '..'))
+        return 'it contains . or .. components';
+    return undefined;
+}
+/** Throws a 'realm' error unless `storeDir` is a valid store directory. */
+function assertStoreDir(storeDir) {
+    const problem = storeDirProblem(storeDir);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('realm', `invalid store directory '${storeDir}': ${problem}`);
+}
+/** Why `name` is not a valid store path name, or undefined if it is. */
+function nameProblem(name) {
+    if (name.length === 0)
+        return 'the name is empty';
+    if (name.length > MAX_NAME_LENGTH)
+        return `the name is longer than ${MAX_NAME_LENGTH} characters`;
+    if (name === '.' || name === '..')
+        return `the name is '${name}'`;
+    if (name.startsWith('.'))
+        return 'the name starts with a period';
+    if (!NAME_CHAR.test(name))
+        return 'the name has a character outside A-Z a-z 0-9 + - . _ ? =';
+    return undefined;
+}
+/** True when `s` is 32 nix32 characters. */
+function isHashPart(s) {
+    if (s.length !== HASH_PART_LENGTH)
+        return false;
+    for (let i = 0; i < s.length; i++)
+        if (!isNix32Char(s.charCodeAt(i)))
+            return false;
+    return true;
+}
+/** Parses a full store path under `storeDir`; throws a MalformedError naming the problem. */
+function parseStorePath(path, storeDir) {
+    const prefix = storeDir + '/';
+    if (!path.startsWith(prefix))
+        throw new MalformedError('store path', undefined, `'${path}' is not in the store directory '${storeDir}'`);
+    const base = path.slice(prefix.length);
+    const hashPart = base.slice(0, HASH_PART_LENGTH);
+    if (!isHashPart(hashPart) || base[HASH_PART_LENGTH] !== '-')
+        throw new MalformedError('store path', undefined, `'${path}' does not start with a 32-character nix32 hash and a dash`);
+    const name = base.slice(HASH_PART_LENGTH + 1);
+    const problem = nameProblem(name);
+    if (problem !== undefined)
+        throw new MalformedError('store path', undefined, `'${path}': ${problem}`);
+    return { storeDir, hashPart, name };
+}
+/** True when `path` is a valid store path under `storeDir`. */
+function isStorePath(path, storeDir) {
+    try {
+        parseStorePath(path, storeDir);
+        return true;
+    }
+    catch {
+        return false;
+    }
+}
+/** The base name (`<hash>-<name>`) of a store path. */
+function baseName(path) {
+    return path.slice(path.lastIndexOf('/') + 1);
+}
+/** The 32-character hash part of a full store path (no validation). */
+function hashPartOf(path) {
+    return baseName(path).slice(0, HASH_PART_LENGTH);
+}
+/** The name part of a full store path (no validation). */
+function nameOf(path) {
+    return baseName(path).slice(HASH_PART_LENGTH + 1);
+}
+/**
+ * Nix's `makeStorePath`: `storeDir/nix32(fold20(sha256(type:sha256:innerHex:storeDir:name)))-name`.
+ * The store dir is in the fingerprint, which is why every path changes with the realm.
+ */
+function makeStorePath(type, innerHex, name, storeDir) {
+    const fingerprint = `${type}:sha256:${innerHex}:${storeDir}:${name}`;
+    return `${storeDir}/${nix32Encode(foldHash(sha256(fingerprint)))}-${name}`;
+}
+/** Type prefix for an object with references (`text` or `source`): each reference, sorted, then `self`. */
+function typeWithReferences(type, references, self) {
+    const refs = [...references].sort(compareStrings);
+    return type + refs.map((r) => `:${r}`).join('') + (self ? ':self' : '');
+}
+/** Path of a text object (a `.drv`, or a `builtins.toFile` result) from its contents' sha256. */
+function makeTextPath(name, contentSha256, references, storeDir) {
+    return makeStorePath(typeWithReferences('text', references, false), toHex(contentSha256), name, storeDir);
+}
+/** Path of a recursive sha256 source (path literal, `builtins.path`) from its NAR's sha256. */
+function makeSourcePath(name, narSha256, storeDir, references = [], self = false) {
+    return makeStorePath(typeWithReferences('source', references, self), toHex(narSha256), name, storeDir);
+}
+/** Path of a fixed-output object: recursive sha256 is a source; everything else is `output:out`. */
+function makeFixedOutputPath(name, hash, recursive, storeDir) {
+    if (recursive && hash.algo === 'sha256')
+        return makeSourcePath(name, hash.bytes, storeDir);
+    const inner = toHex(sha256(`fixed:out:${recursive ? 'r:' : ''}${hash.algo}:${toHex(hash.bytes)}:`));
+    return makeStorePath('output:out', inner, name, storeDir);
+}
+/** Name of output `output` of a derivation named `drvName`. */
+function outputPathName(drvName, output) {
+    return output === 'out' ? drvName : `${drvName}-${output}`;
+}
+/** Path of output `output` of an input-addressed derivation with the given modulo hash. */
+function makeOutputPath(drvName, output, hashModuloHex, storeDir) {
+    return makeStorePath(`output:${output}`, hashModuloHex, outputPathName(drvName, output), storeDir);
+}
+/** Byte-wise comparison of strings (Nix sorts by bytes; for ASCII this equals code unit order). */
+function compareStrings(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+
+;// CONCATENATED MODULE: ./src/core/content-address.ts
+// Content addresses: which store objects name themselves by their content, found by recomputing
+// their path. Used to check bundle entries and to write the narinfo `CA:` field that lets an
+// untrusted user import them.
+
+
+
+const FLAT_ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
+/**
+ * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
+ * named it, or undefined when none matches (an input-addressed build output, or a forgery).
+ * Flat fixed outputs are found for every algorithm; recursive ones only for sha256, the only
+ * NAR hash a bundle carries.
+ */
+function identifyContentAddress(obj, storeDir) {
+    const name = nameOf(obj.path);
+    const file = obj.file;
+    if (file !== undefined && !file.executable) {
+        const digest = sha256(file.contents);
+        if (makeTextPath(name, digest, obj.references, storeDir) === obj.path)
+            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(digest)}` };
+    }
+    const others = obj.references.filter((r) => r !== obj.path);
+    const self = others.length !== obj.references.length;
+    if (makeSourcePath(name, obj.narHash, storeDir, others, self) === obj.path)
+        return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(obj.narHash)}` };
+    if (file !== undefined && !file.executable && obj.references.length === 0) {
+        for (const algo of FLAT_ALGOS) {
+            const hash = hashBytes(algo, file.contents);
+            if (makeFixedOutputPath(name, hash, false, storeDir) === obj.path)
+                return { kind: 'source', ca: `fixed:${formatHash(hash, 'nix32', true)}` };
+        }
+    }
+    return undefined;
+}
+
+;// CONCATENATED MODULE: ./src/core/wire.ts
+// Nix's wire format: little-endian u64s and length-prefixed, zero-padded strings; a streaming reader.
+
+const ZEROS = new Uint8Array(8);
+const TWO_POW_32 = 2 ** 32;
+/** Encodes a non-negative integer as a little-endian u64. */
+function u64(n) {
+    const out = new Uint8Array(8);
+    if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) {
+        // the common case, without BigInt (writers emit millions of these)
+        const lo = n % TWO_POW_32;
+        const hi = (n - lo) / TWO_POW_32;
+        out[0] = lo & 0xff;
+        out[1] = (lo >>> 8) & 0xff;
+        out[2] = (lo >>> 16) & 0xff;
+        out[3] = lo >>> 24;
+        out[4] = hi & 0xff;
+        out[5] = (hi >>> 8) & 0xff;
+        out[6] = (hi >>> 16) & 0xff;
+        out[7] = hi >>> 24;
+        return out;
+    }
+    new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
+    return out;
+}
+/** Padding needed after `len` bytes to reach a multiple of 8. */
+function padLength(len) {
+    return (8 - (len % 8)) % 8;
+}
+/** Bytes of a string, UTF-8 when given as a JS string. */
+function toBytes(s) {
+    return typeof s === 'string' ? new Uint8Array(Buffer.from(s, 'utf8')) : s;
+}
+/** Encodes a wire string (length, bytes, zero padding) as the chunks to write. */
+function wireString(s) {
+    const b = toBytes(s);
+    const pad = padLength(b.length);
+    return pad === 0 ? [u64(b.length), b] : [u64(b.length), b, ZEROS.subarray(0, pad)];
+}
+/** Unsigned byte-wise order of two byte strings, the order Nix sorts names, keys and entries by. */
+function wire_compareBytes(a, b) {
+    return Buffer.compare(a, b);
+}
+/** Concatenates chunks into one array. */
+function concatBytes(chunks) {
+    let total = 0;
+    for (const c of chunks)
+        total += c.length;
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const c of chunks) {
+        out.set(c, at);
+        at += c.length;
+    }
+    return out;
+}
+/**
+ * Gathers the many small pieces a wire writer produces (u64s, tokens, padding) into chunks of a
+ * useful size, so a stream of millions of tokens is not a stream of millions of 8-byte chunks.
+ * Large pieces pass through without a copy.
+ */
+class ChunkBatcher {
+    target;
+    parts = [];
+    size = 0;
+    /** @param target flush once this many bytes are gathered; pieces this big pass through as they are */
+    constructor(target = 64 * 1024) {
+        this.target = target;
+    }
+    /** Adds one piece; returns the chunks that are ready to be written (often none). */
+    add(piece) {
+        if (piece.length >= this.target) {
+            const out = this.size > 0 ? [this.take(), piece] : [piece];
+            return out;
+        }
+        this.parts.push(piece);
+        this.size += piece.length;
+        return this.size >= this.target ? [this.take()] : [];
+    }
+    /** Adds several pieces. */
+    addAll(pieces) {
+        const out = [];
+        for (const p of pieces)
+            out.push(...this.add(p));
+        return out;
+    }
+    /** Whatever is gathered, as one chunk (empty array when nothing is). */
+    flush() {
+        return this.size > 0 ? [this.take()] : [];
+    }
+    take() {
+        const out = this.parts.length === 1 ? copyOf(this.parts[0] ?? EMPTY) : concatBytes(this.parts);
+        this.parts = [];
+        this.size = 0;
+        return out;
+    }
+}
+// A lone gathered piece is copied too: the caller may reuse the buffer it came from.
+function copyOf(b) {
+    return b.slice();
+}
+const MAX_HI = 2 ** 21; // hi word >= 2^21 means the u64 is above 2^53
+/**
+ * Pulls exact-length pieces from an async stream of chunks, tracking the absolute offset so every
+ * error names where it happened. Never allocates more than the caller's limit for one read.
+ *
+ * Built for streams of hundreds of megabytes: reads that fit in the current chunk are views (no
+ * copy), consumed chunks are dropped by advancing an index (no array shifting), and taps see the
+ * consumed bytes as a few large views rather than one call per token.
+ */
+class wire_ByteReader {
+    source;
+    what;
+    maxBytes;
+    chunks = [];
+    first = 0; // index of the current chunk in `chunks`
+    buffered = 0;
+    head = 0; // read position inside the current chunk
+    done = false;
+    received = 0;
+    taps = [];
+    tapFrom = 0; // start of the not-yet-tapped bytes inside the current chunk
+    /** Absolute offset of the next byte to be read. */
+    offset = 0;
+    /**
+     * @param source the chunks to read
+     * @param what names the format in errors ("NAR", "export stream")
+     * @param maxBytes refuse (LimitError) a source longer than this many bytes
+     */
+    constructor(source, what, maxBytes = Number.MAX_SAFE_INTEGER) {
+        this.source = source;
+        this.what = what;
+        this.maxBytes = maxBytes;
+    }
+    /** Wraps any iterable of chunks (a Readable stream, a generator, an array of buffers). */
+    static from(source, what, maxBytes) {
+        const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : fromSync(source[Symbol.iterator]());
+        return new wire_ByteReader(it, what, maxBytes);
+    }
+    /** Error naming the current offset. */
+    error(detail, at = this.offset) {
+        return new MalformedError(this.what, at, detail);
+    }
+    async fill(n) {
+        while (this.buffered < n) {
+            if (this.done)
+                return false;
+            const r = await this.source.next();
+            if (r.done === true) {
+                this.done = true;
+                return false;
+            }
+            const chunk = r.value;
+            if (chunk.length > 0) {
+                this.received += chunk.length;
+                if (this.received > this.maxBytes)
+                    throw new LimitError(`${this.what}: input is larger than the limit of ${this.maxBytes} bytes`);
+                this.chunks.push(chunk);
+                this.buffered += chunk.length;
+            }
+        }
+        return true;
+    }
+    /** True when the stream has no more bytes. */
+    async atEnd() {
+        return !(await this.fill(1));
+    }
+    /** Reads exactly `n` bytes (the caller bounds `n`). A view into the source's chunk when possible. */
+    async readExact(n) {
+        if (!(await this.fill(n)))
+            throw this.error(`unexpected end of input (wanted ${n} more bytes)`);
+        const c = this.chunks[this.first];
+        if (c !== undefined && c.length - this.head >= n) {
+            const out = c.subarray(this.head, this.head + n);
+            this.consume(n);
+            return out;
+        }
+        const out = new Uint8Array(n);
+        let filled = 0;
+        while (filled < n) {
+            const cur = this.chunks[this.first];
+            if (cur === undefined)
+                throw this.error('internal: buffer underrun');
+            const take = Math.min(n - filled, cur.length - this.head);
+            out.set(cur.subarray(this.head, this.head + take), filled);
+            filled += take;
+            this.consume(take);
+        }
+        return out;
+    }
+    /** Advances by `n` bytes, all inside the current chunk; drops the chunk once it is used up. */
+    consume(n) {
+        this.offset += n;
+        this.buffered -= n;
+        this.head += n;
+        const c = this.chunks[this.first];
+        if (c !== undefined && this.head >= c.length) {
+            if (this.taps.length > 0 && this.tapFrom < c.length)
+                this.emit(c.subarray(this.tapFrom));
+            this.chunks[this.first] = EMPTY; // let it be collected
+            this.first++;
+            this.head = 0;
+            this.tapFrom = 0;
+            if (this.first === this.chunks.length) {
+                this.chunks = [];
+                this.first = 0;
+            }
+            else if (this.first >= 1024) {
+                this.chunks = this.chunks.slice(this.first);
+                this.first = 0;
+            }
+        }
+    }
+    emit(view) {
+        for (const t of this.taps)
+            t(view);
+    }
+    /** Hands the consumed but not yet tapped bytes to the taps. */
+    flushTaps() {
+        const c = this.chunks[this.first];
+        if (this.taps.length > 0 && c !== undefined && this.head > this.tapFrom)
+            this.emit(c.subarray(this.tapFrom, this.head));
+        this.tapFrom = this.head;
+    }
+    /**
+     * Sees every byte consumed from now on, in order, as views of the source's chunks (batched: call
+     * the returned function to flush and detach; pass `flush = false` to detach without delivering
+     * the pending bytes, e.g. after an error).
+     */
+    tap(fn) {
+        this.flushTaps();
+        this.taps.push(fn);
+        return (flush = true) => {
+            const remove = () => {
+                const i = this.taps.indexOf(fn);
+                if (i >= 0)
+                    this.taps.splice(i, 1);
+            };
+            // Without flushing, the pending bytes still go to the other taps (an enclosing reader's).
+            if (flush)
+                this.flushTaps();
+            remove();
+            if (!flush)
+                this.flushTaps();
+        };
+    }
+    /** Passes the next `n` bytes to `sink` chunk by chunk, without holding them all. */
+    async stream(n, sink) {
+        let left = n;
+        while (left > 0) {
+            if (this.buffered === 0 && !(await this.fill(1)))
+                throw this.error(`unexpected end of input (wanted ${left} more bytes)`);
+            const c = this.chunks[this.first];
+            if (c === undefined)
+                throw this.error('internal: buffer underrun');
+            const take = Math.min(left, c.length - this.head);
+            sink(c.subarray(this.head, this.head + take));
+            this.consume(take);
+            left -= take;
+        }
+    }
+    /** Reads a u64; refuses values above `max` (default 2^53-1) before anything is allocated. */
+    async readU64(max = Number.MAX_SAFE_INTEGER) {
+        const at = this.offset;
+        const v = await this.readU64Unbounded();
+        if (v > max) {
+            const shown = v === Infinity ? 'above 2^53' : String(v);
+            throw new LimitError(`${this.what}: value ${shown} exceeds the limit ${max} at byte offset ${at}`);
+        }
+        return v;
+    }
+    /**
+     * Reads a u64 without judging it: values above 2^53-1 come back as Infinity, so a caller can
+     * raise the error that fits (a format error for a marker, a limit error for a length).
+     */
+    async readU64Unbounded() {
+        const b = await this.readExact(8);
+        const lo = (b[0] ?? 0) | ((b[1] ?? 0) << 8) | ((b[2] ?? 0) << 16) | ((b[3] ?? 0) << 24);
+        const hi = ((b[4] ?? 0) | ((b[5] ?? 0) << 8) | ((b[6] ?? 0) << 16) | ((b[7] ?? 0) << 24)) >>> 0;
+        return hi >= MAX_HI ? Infinity : hi * TWO_POW_32 + (lo >>> 0);
+    }
+    /** Reads zero padding after a string of `len` bytes; non-zero padding is an error, as in Nix. */
+    async readPadding(len) {
+        const pad = padLength(len);
+        if (pad === 0)
+            return;
+        const at = this.offset;
+        const b = await this.readExact(pad);
+        for (let i = 0; i < pad; i++)
+            if (b[i] !== 0)
+                throw this.error('non-zero padding', at);
+    }
+    /** Reads a wire string of at most `max` bytes. */
+    async readBytes(max) {
+        const len = await this.readU64(max);
+        const b = len === 0 ? new Uint8Array(0) : await this.readExact(len);
+        await this.readPadding(len);
+        return b;
+    }
+    /** Reads a wire string as UTF-8 text (for tokens and paths, which are ASCII). */
+    async readString(max) {
+        const b = await this.readBytes(max);
+        return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+    }
+    /** Reads a wire string and requires it to equal `expected`. */
+    async expectString(expected) {
+        const at = this.offset;
+        const got = await this.readString(Math.max(expected.length, 64));
+        if (got !== expected)
+            throw this.error(`expected '${expected}', got '${got.slice(0, 64)}'`, at);
+    }
+}
+const EMPTY = new Uint8Array(0);
+function fromSync(it) {
+    return { next: () => Promise.resolve(it.next()) };
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation.ts
+// Derivations (.drv files) in Nix's ATerm text: a byte-exact parser and serialiser working on bytes.
+//
+// Nix writes two kinds of string fields. Store paths, output names, hash fields, the system and
+// the output-name lists are written verbatim between quotes ("unquoted" in Nix's source); the
+// builder, the arguments and the environment are escaped (`"` `\` LF CR TAB, nothing else). The
+// parser keeps verbatim fields verbatim and only accepts the canonical form of escaped ones, so
+// whenever `parseDerivation(b)` succeeds, `serialiseDerivation` gives back exactly `b`.
+
+
+
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const LBRACKET = 0x5b;
+const RBRACKET = 0x5d;
+const LPAREN = 0x28;
+const RPAREN = 0x29;
+/** Byte a character stands for after a backslash; 0 for "not an escape Nix writes". */
+const UNESCAPE = new Uint8Array(256);
+UNESCAPE[0x6e] = 0x0a; // \n
+UNESCAPE[0x72] = 0x0d; // \r
+UNESCAPE[0x74] = 0x09; // \t
+UNESCAPE[QUOTE] = QUOTE;
+UNESCAPE[BACKSLASH] = BACKSLASH;
+/** Character written after a backslash for a byte that must be escaped; 0 for "write as is". */
+const ESCAPE = new Uint8Array(256);
+ESCAPE[0x0a] = 0x6e;
+ESCAPE[0x0d] = 0x72;
+ESCAPE[0x09] = 0x74;
+ESCAPE[QUOTE] = QUOTE;
+ESCAPE[BACKSLASH] = BACKSLASH;
+/** 1 for the bytes that end a run of plain bytes in an escaped string (the escapable ones). */
+const SPECIAL = new Uint8Array(256).map((_, i) => (ESCAPE[i] === 0 ? 0 : 1));
+const DERIVE = ascii('Derive(');
+const DRV_WITH_VERSION = ascii('DrvWithVersion(');
+/** Nesting allowed in dynamic outputs (`drv^out^out^…`); bounds recursion on hostile input. */
+const MAX_DYNAMIC_DEPTH = 64;
+function ascii(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
+}
+/** Cursor over the bytes of one .drv; every error names the offset where it happened. */
+class Parser {
+    pos = 0;
+    /** Start of the verbatim field `rawEnd` last read. */
+    rawStart = 0;
+    /** A plain Uint8Array view (not a Buffer), so field views are plain too and access stays monomorphic. */
+    bytes;
+    text;
+    constructor(input) {
+        this.bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+        this.text = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+    }
+    fail(detail, at = this.pos) {
+        throw new MalformedError('derivation', at, detail);
+    }
+    describe(at) {
+        const b = this.bytes[at];
+        if (b === undefined)
+            return 'the end of the input';
+        return b >= 0x20 && b < 0x7f
+            ? `'${String.fromCharCode(b)}'`
+            : `byte 0x${b.toString(16).padStart(2, '0')}`;
+    }
+    expect(byte) {
+        if (this.bytes[this.pos] !== byte)
+            this.fail(`expected '${String.fromCharCode(byte)}' but found ${this.describe(this.pos)}`);
+        this.pos++;
+    }
+    peek() {
+        return this.bytes[this.pos];
+    }
+    startsWith(lit) {
+        if (this.pos + lit.length > this.bytes.length)
+            return false;
+        for (let i = 0; i < lit.length; i++)
+            if (this.bytes[this.pos + i] !== lit[i])
+                return false;
+        return true;
+    }
+    /** A verbatim field: the bytes up to the next quote, unchanged (Nix never escapes these). Returns its end. */
+    rawEnd() {
+        this.expect(QUOTE);
+        const start = this.pos;
+        const end = this.bytes.indexOf(QUOTE, start);
+        if (end < 0)
+            this.fail('unterminated string', this.bytes.length);
+        this.rawStart = start;
+        this.pos = end + 1;
+        return end;
+    }
+    /** A verbatim field as a string; latin-1 so that every byte maps to one code unit and back. */
+    rawString() {
+        const end = this.rawEnd();
+        return this.text.toString('latin1', this.rawStart, end);
+    }
+    rawBytes() {
+        const end = this.rawEnd();
+        return this.bytes.subarray(this.rawStart, end);
+    }
+    /** An escaped field. Only Nix's canonical escapes are accepted, so the result re-serialises exactly. */
+    escaped() {
+        this.expect(QUOTE);
+        const bytes = this.bytes;
+        const start = this.pos;
+        const n = bytes.length;
+        let escapes = 0;
+        let i = start;
+        for (;;) {
+            while (i < n && SPECIAL[bytes[i]] === 0)
+                i++;
+            const b = bytes[i];
+            if (b === undefined)
+                this.fail('unterminated string', i);
+            if (b === QUOTE)
+                break;
+            if (b === BACKSLASH) {
+                const next = bytes[i + 1];
+                if (next === undefined)
+                    this.fail('unterminated string', i + 1);
+                if (UNESCAPE[next] === 0)
+                    this.fail(`unknown escape '\\${String.fromCharCode(next)}' (Nix writes only \\" \\\\ \\n \\r \\t)`, i);
+                escapes++;
+                i += 2;
+                continue;
+            }
+            this.fail(`raw control byte 0x${b.toString(16)} that Nix would have escaped`, i);
+        }
+        this.pos = i + 1;
+        if (escapes === 0)
+            return bytes.subarray(start, i);
+        const out = new Uint8Array(i - start - escapes);
+        let o = 0;
+        for (let j = start; j < i; j++) {
+            let b = bytes[j];
+            if (b === BACKSLASH)
+                b = UNESCAPE[bytes[++j]];
+            out[o++] = b;
+        }
+        return out;
+    }
+    /** `[` item (`,` item)* `]`, calling `item` for each. */
+    list(item) {
+        this.expect(LBRACKET);
+        if (this.peek() === RBRACKET) {
+            this.pos++;
+            return;
+        }
+        for (;;) {
+            item();
+            const b = this.peek();
+            if (b === RBRACKET) {
+                this.pos++;
+                return;
+            }
+            if (b !== COMMA)
+                this.fail(`expected ',' or ']' but found ${this.describe(this.pos)}`);
+            this.pos++;
+        }
+    }
+    /** A sorted list of verbatim strings (output names). */
+    sortedRawStrings(what) {
+        const out = [];
+        this.list(() => {
+            const at = this.pos;
+            const s = this.rawString();
+            this.checkOrder(out[out.length - 1], s, what, at);
+            out.push(s);
+        });
+        return out;
+    }
+    checkOrder(prev, next, what, at) {
+        if (prev !== undefined && !(prev < next))
+            this.fail(prev === next ? `duplicate ${what} '${next}'` : `${what} '${next}' is out of order`, at);
+    }
+    /** Skips over a dynamic-outputs child map, validating its shape, and returns its bytes. */
+    dynamicOutputs(depth) {
+        if (depth > MAX_DYNAMIC_DEPTH)
+            this.fail(`dynamic outputs nested deeper than ${MAX_DYNAMIC_DEPTH}`);
+        const start = this.pos;
+        this.list(() => {
+            this.expect(LPAREN);
+            this.rawString();
+            this.expect(COMMA);
+            this.dynamicNode(depth + 1);
+            this.expect(RPAREN);
+        });
+        return this.bytes.slice(start, this.pos);
+    }
+    /** `[names]` or `([names],childMap)`. */
+    dynamicNode(depth) {
+        if (this.peek() === LPAREN) {
+            this.pos++;
+            this.sortedRawStrings('output name');
+            this.expect(COMMA);
+            this.dynamicOutputs(depth);
+            this.expect(RPAREN);
+        }
+        else {
+            this.sortedRawStrings('output name');
+        }
+    }
+}
+/**
+ * Parses a .drv file. Accepts exactly what Nix writes (`Derive(…)` or `DrvWithVersion("v",…)`,
+ * sorted lists, canonical escapes, nothing after the closing parenthesis); anything else throws a
+ * MalformedError naming the byte offset.
+ */
+function parseDerivation(bytes) {
+    const p = new Parser(bytes);
+    let version;
+    if (p.startsWith(DERIVE)) {
+        p.pos += DERIVE.length;
+    }
+    else if (p.startsWith(DRV_WITH_VERSION)) {
+        p.pos += DRV_WITH_VERSION.length;
+        version = p.rawString();
+        p.expect(COMMA);
+    }
+    else {
+        p.fail("expected 'Derive(' or 'DrvWithVersion(' at the start of a derivation");
+    }
+    const outputs = [];
+    p.list(() => {
+        p.expect(LPAREN);
+        const at = p.pos;
+        const name = p.rawString();
+        p.checkOrder(outputs[outputs.length - 1]?.name, name, 'output', at);
+        p.expect(COMMA);
+        const path = p.rawString();
+        p.expect(COMMA);
+        const hashAlgo = p.rawString();
+        p.expect(COMMA);
+        const hash = p.rawString();
+        p.expect(RPAREN);
+        outputs.push({ name, path, hashAlgo, hash });
+    });
+    p.expect(COMMA);
+    const inputDrvs = [];
+    p.list(() => {
+        p.expect(LPAREN);
+        const at = p.pos;
+        const path = p.rawString();
+        p.checkOrder(inputDrvs[inputDrvs.length - 1]?.path, path, 'input derivation', at);
+        p.expect(COMMA);
+        if (version !== undefined && p.peek() === LPAREN) {
+            p.pos++;
+            const outs = p.sortedRawStrings('output name');
+            p.expect(COMMA);
+            const dynamicOutputs = p.dynamicOutputs(1);
+            p.expect(RPAREN);
+            inputDrvs.push({ path, outputs: outs, dynamicOutputs });
+        }
+        else {
+            inputDrvs.push({ path, outputs: p.sortedRawStrings('output name') });
+        }
+        p.expect(RPAREN);
+    });
+    p.expect(COMMA);
+    const inputSrcs = p.sortedRawStrings('input source');
+    p.expect(COMMA);
+    const system = p.rawBytes();
+    p.expect(COMMA);
+    const builder = p.escaped();
+    p.expect(COMMA);
+    const args = [];
+    p.list(() => args.push(p.escaped()));
+    p.expect(COMMA);
+    const env = [];
+    p.list(() => {
+        p.expect(LPAREN);
+        const at = p.pos;
+        const key = p.escaped();
+        const prev = env[env.length - 1];
+        if (prev !== undefined) {
+            const c = wire_compareBytes(prev.key, key);
+            if (c >= 0)
+                p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
+        }
+        p.expect(COMMA);
+        const value = p.escaped();
+        p.expect(RPAREN);
+        env.push({ key, value });
+    });
+    p.expect(RPAREN);
+    if (p.pos !== bytes.length)
+        p.fail('unexpected bytes after the end of the derivation');
+    return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+/** Serialises into a buffer sized exactly in a first pass, so no intermediate strings are built. */
+class Writer {
+    out;
+    pos = 0;
+    constructor(size) {
+        // Every byte is written (checked at the end), so the unzeroed pool allocation is safe and cheap.
+        const buf = Buffer.allocUnsafe(size);
+        this.out = new Uint8Array(buf.buffer, buf.byteOffset, size);
+    }
+    byte(b) {
+        this.out[this.pos++] = b;
+    }
+    bytes(b) {
+        this.out.set(b, this.pos);
+        this.pos += b.length;
+    }
+    raw(s) {
+        this.out[this.pos++] = QUOTE;
+        for (let i = 0; i < s.length; i++)
+            this.out[this.pos++] = s.charCodeAt(i);
+        this.out[this.pos++] = QUOTE;
+    }
+    rawBytes(b) {
+        this.out[this.pos++] = QUOTE;
+        this.bytes(b);
+        this.out[this.pos++] = QUOTE;
+    }
+    escaped(b) {
+        const out = this.out;
+        const n = b.length;
+        out[this.pos++] = QUOTE;
+        let i = 0;
+        for (;;) {
+            // Copy each run of plain bytes at once, then write the escape that ends it.
+            const run = i;
+            while (i < n && SPECIAL[b[i]] === 0)
+                i++;
+            if (i - run > 16)
+                out.set(b.subarray(run, i), this.pos);
+            else
+                for (let k = run; k < i; k++)
+                    out[this.pos + k - run] = b[k];
+            this.pos += i - run;
+            if (i >= n)
+                break;
+            out[this.pos++] = BACKSLASH;
+            out[this.pos++] = ESCAPE[b[i++]];
+        }
+        out[this.pos++] = QUOTE;
+    }
+    rawList(items) {
+        this.byte(LBRACKET);
+        for (let i = 0; i < items.length; i++) {
+            if (i > 0)
+                this.byte(COMMA);
+            this.raw(items[i]);
+        }
+        this.byte(RBRACKET);
+    }
+}
+function rawSize(s, field) {
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0xff || c === QUOTE)
+            throw new errors_NixPlanError('malformed', `derivation field ${field} '${s}' has a character Nix cannot write there (a quote or non-latin-1)`);
+    }
+    return s.length + 2;
+}
+function rawBytesSize(b, field) {
+    if (b.includes(QUOTE))
+        throw new errors_NixPlanError('malformed', `derivation field ${field} contains a quote, which Nix cannot write there`);
+    return b.length + 2;
+}
+function escapedSize(b) {
+    let n = b.length + 2;
+    for (let i = 0; i < b.length; i++)
+        n += SPECIAL[b[i]];
+    return n;
+}
+function rawListSize(items, field) {
+    let n = 2 + Math.max(0, items.length - 1);
+    for (const s of items)
+        n += rawSize(s, field);
+    return n;
+}
+/**
+ * Writes a derivation as Nix does. The inverse of `parseDerivation`: for any bytes that parse,
+ * `serialiseDerivation(parseDerivation(b))` equals `b`. Lists are written in the order given;
+ * callers that build or edit a derivation must keep them sorted (see the field comments).
+ */
+function serialiseDerivation(drv) {
+    // Pass 1: exact size (and validation of verbatim fields, which cannot hold a quote).
+    let size = drv.version === undefined ? DERIVE.length : DRV_WITH_VERSION.length + rawSize(drv.version, 'version') + 1;
+    size += 2 + Math.max(0, drv.outputs.length - 1);
+    for (const o of drv.outputs)
+        size +=
+            5 +
+                rawSize(o.name, 'output name') +
+                rawSize(o.path, 'output path') +
+                rawSize(o.hashAlgo, 'hashAlgo') +
+                rawSize(o.hash, 'hash');
+    size += 1 + 2 + Math.max(0, drv.inputDrvs.length - 1);
+    for (const i of drv.inputDrvs) {
+        size += 3 + rawSize(i.path, 'input derivation') + rawListSize(i.outputs, 'output name');
+        if (i.dynamicOutputs !== undefined)
+            size += 3 + i.dynamicOutputs.length;
+    }
+    size += 1 + rawListSize(drv.inputSrcs, 'input source');
+    size += 1 + rawBytesSize(drv.system, 'system');
+    size += 1 + escapedSize(drv.builder);
+    size += 1 + 2 + Math.max(0, drv.args.length - 1);
+    for (const a of drv.args)
+        size += escapedSize(a);
+    size += 1 + 2 + Math.max(0, drv.env.length - 1);
+    for (const e of drv.env)
+        size += 3 + escapedSize(e.key) + escapedSize(e.value);
+    size += 1;
+    // Pass 2: write.
+    const w = new Writer(size);
+    if (drv.version === undefined)
+        w.bytes(DERIVE);
+    else {
+        w.bytes(DRV_WITH_VERSION);
+        w.raw(drv.version);
+        w.byte(COMMA);
+    }
+    w.byte(LBRACKET);
+    drv.outputs.forEach((o, n) => {
+        if (n > 0)
+            w.byte(COMMA);
+        w.byte(LPAREN);
+        w.raw(o.name);
+        w.byte(COMMA);
+        w.raw(o.path);
+        w.byte(COMMA);
+        w.raw(o.hashAlgo);
+        w.byte(COMMA);
+        w.raw(o.hash);
+        w.byte(RPAREN);
+    });
+    w.byte(RBRACKET);
+    w.byte(COMMA);
+    w.byte(LBRACKET);
+    drv.inputDrvs.forEach((i, n) => {
+        if (n > 0)
+            w.byte(COMMA);
+        w.byte(LPAREN);
+        w.raw(i.path);
+        w.byte(COMMA);
+        if (i.dynamicOutputs !== undefined) {
+            w.byte(LPAREN);
+            w.rawList(i.outputs);
+            w.byte(COMMA);
+            w.bytes(i.dynamicOutputs);
+            w.byte(RPAREN);
+        }
+        else
+            w.rawList(i.outputs);
+        w.byte(RPAREN);
+    });
+    w.byte(RBRACKET);
+    w.byte(COMMA);
+    w.rawList(drv.inputSrcs);
+    w.byte(COMMA);
+    w.rawBytes(drv.system);
+    w.byte(COMMA);
+    w.escaped(drv.builder);
+    w.byte(COMMA);
+    w.byte(LBRACKET);
+    drv.args.forEach((a, n) => {
+        if (n > 0)
+            w.byte(COMMA);
+        w.escaped(a);
+    });
+    w.byte(RBRACKET);
+    w.byte(COMMA);
+    w.byte(LBRACKET);
+    drv.env.forEach((e, n) => {
+        if (n > 0)
+            w.byte(COMMA);
+        w.byte(LPAREN);
+        w.escaped(e.key);
+        w.byte(COMMA);
+        w.escaped(e.value);
+        w.byte(RPAREN);
+    });
+    w.byte(RBRACKET);
+    w.byte(RPAREN);
+    if (w.pos !== size)
+        throw new errors_NixPlanError('internal', `derivation size mismatch: ${w.pos} != ${size}`);
+    return w.out;
+}
+const encoder = new TextEncoder();
+/** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
+function envGet(drv, key) {
+    const k = encoder.encode(key);
+    for (const e of drv.env)
+        if (compareBytes(e.key, k) === 0)
+            return e.value;
+    return undefined;
+}
+/** What a .drv file references: its input sources and input derivations, sorted, without duplicates. */
+function derivationReferences(drv) {
+    const refs = new Set(drv.inputSrcs);
+    for (const i of drv.inputDrvs)
+        refs.add(i.path);
+    return [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+/** The derivation name of a .drv store path: its name without the `.drv` extension. */
+function drvName(drvPath) {
+    const name = nameOf(drvPath);
+    if (!name.endsWith('.drv') || name.length <= 4)
+        throw new errors_NixPlanError('malformed', `'${drvPath}' is not a derivation path (its name does not end in .drv)`);
+    return name.slice(0, -4);
+}
+
+;// CONCATENATED MODULE: ./src/core/nar.ts
+// NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
+
+
+
+/**
+ * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
+ * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
+ */
+const DEFAULT_NAR_LIMITS = Object.freeze({
+    maxFileSize: 2 ** 40,
+    maxEntries: 4_000_000,
+    maxDepth: 2048,
+    maxNameLength: 255,
+    maxTargetLength: 4096,
+});
+/** A regular file held in memory. */
+function regularFile(bytes, executable = false) {
+    return {
+        type: 'regular',
+        executable,
+        size: bytes.length,
+        // eslint-disable-next-line @typescript-eslint/require-await
+        contents: async function* () {
+            yield bytes;
+        },
+    };
+}
+const MAGIC = 'nix-archive-1';
+/** Why `name` cannot be a directory entry (Nix's rules), or undefined if it can. */
+function entryNameProblem(name) {
+    if (name.length === 0)
+        return 'an empty name';
+    if (name.length === 1 && name[0] === 0x2e)
+        return "the name '.'";
+    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)
+        return "the name '..'";
+    if (name.includes(0x2f))
+        return 'a name containing /';
+    if (name.includes(0))
+        return 'a name containing a NUL byte';
+    return undefined;
+}
+/** Printable form of a name for error messages. */
+function show(name) {
+    return JSON.stringify(Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('utf8'));
+}
+/**
+ * Serialises `tree` as a NAR, streaming file contents through. Refuses (MalformedError) a tree
+ * Nix would refuse to unpack: unsorted or illegal entry names, or a file whose contents do not
+ * match its size.
+ */
+async function* writeNar(tree) {
+    const out = new ChunkBatcher();
+    yield* out.addAll(wireString(MAGIC));
+    yield* writeNode(tree, out, '');
+    yield* out.flush();
+}
+const T = {
+    open: wireString('('),
+    close: wireString(')'),
+    type: wireString('type'),
+    regular: wireString('regular'),
+    executable: [...wireString('executable'), ...wireString('')],
+    contents: wireString('contents'),
+    symlink: wireString('symlink'),
+    target: wireString('target'),
+    directory: wireString('directory'),
+    entry: wireString('entry'),
+    name: wireString('name'),
+    node: wireString('node'),
+};
+async function* writeNode(tree, out, where) {
+    yield* out.addAll([...T.open, ...T.type]);
+    switch (tree.type) {
+        case 'regular': {
+            yield* out.addAll(T.regular);
+            if (tree.executable)
+                yield* out.addAll(T.executable);
+            yield* out.addAll([...T.contents, u64(tree.size)]);
+            let written = 0;
+            for await (const chunk of tree.contents()) {
+                written += chunk.length;
+                if (written > tree.size)
+                    break;
+                yield* out.add(chunk);
+            }
+            if (written !== tree.size)
+                throw new MalformedError('file tree', undefined, `file '${where || '.'}' has ${written > tree.size ? 'more' : 'fewer'} bytes than its size ${tree.size} (did it change while being read?)`);
+            const pad = padLength(tree.size);
+            if (pad > 0)
+                yield* out.add(new Uint8Array(pad));
+            break;
+        }
+        case 'symlink':
+            yield* out.addAll([...T.symlink, ...T.target, ...wireString(tree.target)]);
+            break;
+        case 'directory': {
+            yield* out.addAll(T.directory);
+            let prev;
+            for await (const [name, node] of tree.entries()) {
+                const sub = `${where}/${Buffer.from(name).toString('utf8')}`;
+                const problem = entryNameProblem(name);
+                if (problem !== undefined)
+                    throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
+                if (prev !== undefined && wire_compareBytes(prev, name) >= 0)
+                    throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
+                prev = name;
+                yield* out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
+                yield* writeNode(node, out, sub);
+                yield* out.addAll(T.close);
+            }
+            break;
+        }
+    }
+    yield* out.addAll(T.close);
+}
+const MAX_TOKEN = 16; // longer than any NAR token ("nix-archive-1" is 13 bytes)
+/** Reads a NAR token; anything longer than a token is a format error, not a limit. */
+async function readToken(reader) {
+    const at = reader.offset;
+    const len = await reader.readU64Unbounded();
+    if (len > MAX_TOKEN)
+        throw reader.error(`expected a NAR token, found a string of ${len === Infinity ? 'more than 2^53' : len} bytes`, at);
+    const b = await reader.readExact(len);
+    await reader.readPadding(len);
+    return String.fromCharCode(...b);
+}
+async function expectToken(reader, expected) {
+    const at = reader.offset;
+    const got = await readToken(reader);
+    if (got !== expected)
+        throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
+}
+/** Reads a length field, refusing one above `max` with a LimitError that says what it measured. */
+async function readLength(reader, max, what) {
+    const at = reader.offset;
+    const len = await reader.readU64Unbounded();
+    if (len > max)
+        throw new LimitError(`NAR: ${what} at byte offset ${at} is longer than the limit of ${max} bytes`);
+    return len;
+}
+/**
+ * Reads one NAR from `reader`, validating everything Nix validates and more (canonical token
+ * order, strictly sorted legal names, zero padding, bounded lengths, depth and entry count).
+ * Raw NAR bytes go to `onBytes` as they are read; file contents stream through without being
+ * held, except a top-level regular file no bigger than `keepFileUpTo`, returned in `file`.
+ * Throws MalformedError (with the byte offset) or LimitError.
+ */
+async function readNar(reader, limits, keepFileUpTo, onBytes) {
+    const start = reader.offset;
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    const untap = reader.tap(onBytes === undefined
+        ? (c) => hash.update(c)
+        : (c) => {
+            hash.update(c);
+            onBytes(c);
+        });
+    let ok = false;
+    try {
+        const top = await readBody(reader, limits, keepFileUpTo);
+        untap(true);
+        ok = true;
+        const summary = { narHash: new Uint8Array(hash.digest()), narSize: reader.offset - start };
+        if (top.file !== undefined)
+            summary.file = top.file;
+        if (top.fileHash !== undefined)
+            summary.fileHash = top.fileHash;
+        return summary;
+    }
+    finally {
+        if (!ok)
+            untap(false);
+    }
+}
+async function readBody(reader, limits, keepFileUpTo) {
+    const magicAt = reader.offset;
+    const magic = await readToken(reader);
+    if (magic !== MAGIC)
+        throw reader.error('not a NAR (bad magic)', magicAt);
+    let entries = 0;
+    const stack = [];
+    let result = {};
+    // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
+    const readObject = async () => {
+        if (stack.length > limits.maxDepth)
+            throw new LimitError(`NAR: objects nested deeper than ${limits.maxDepth} directories at byte offset ${reader.offset}`);
+        if (++entries > limits.maxEntries)
+            throw new LimitError(`NAR: more than ${limits.maxEntries} entries at byte offset ${reader.offset}`);
+        await expectToken(reader, '(');
+        await expectToken(reader, 'type');
+        const typeAt = reader.offset;
+        const type = await readToken(reader);
+        if (type === 'regular') {
+            let at = reader.offset;
+            let tok = await readToken(reader);
+            let executable = false;
+            if (tok === 'executable') {
+                executable = true;
+                await expectToken(reader, '');
+                at = reader.offset;
+                tok = await readToken(reader);
+            }
+            if (tok !== 'contents')
+                throw reader.error(`expected 'contents', found ${JSON.stringify(tok)}`, at);
+            const size = await readLength(reader, limits.maxFileSize, 'a file');
+            if (stack.length === 0) {
+                // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
+                if (size <= keepFileUpTo) {
+                    const contents = await reader.readExact(size);
+                    result = {
+                        file: { executable, contents: contents.slice() },
+                        fileHash: new Uint8Array((0,external_node_crypto_namespaceObject.createHash)('sha256').update(contents).digest()),
+                    };
+                }
+                else {
+                    const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+                    await reader.stream(size, (c) => h.update(c));
+                    result = { fileHash: new Uint8Array(h.digest()) };
+                }
+            }
+            else {
+                await reader.stream(size, () => undefined);
+            }
+            await reader.readPadding(size);
+            await expectToken(reader, ')');
+        }
+        else if (type === 'symlink') {
+            await expectToken(reader, 'target');
+            await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+            await expectToken(reader, ')');
+        }
+        else if (type === 'directory') {
+            stack.push({ prev: undefined });
+        }
+        else {
+            throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
+        }
+    };
+    await readObject();
+    // `pendingEntryClose`: a child object just ended, so its parent's entry needs its ")".
+    let pendingEntryClose = false;
+    while (stack.length > 0) {
+        const frame = stack[stack.length - 1];
+        if (frame === undefined)
+            break;
+        if (pendingEntryClose) {
+            await expectToken(reader, ')');
+            pendingEntryClose = false;
+        }
+        const at = reader.offset;
+        const tok = await readToken(reader);
+        if (tok === ')') {
+            stack.pop();
+            pendingEntryClose = stack.length > 0;
+            continue;
+        }
+        if (tok !== 'entry')
+            throw reader.error(`expected 'entry' or ')', found ${JSON.stringify(tok)}`, at);
+        await expectToken(reader, '(');
+        await expectToken(reader, 'name');
+        const nameAt = reader.offset;
+        const name = await readLengthPrefixed(reader, limits.maxNameLength, 'an entry name');
+        const problem = entryNameProblem(name);
+        if (problem !== undefined)
+            throw reader.error(`directory entry with ${problem}`, nameAt);
+        if (frame.prev !== undefined && wire_compareBytes(frame.prev, name) >= 0)
+            throw reader.error(`directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`, nameAt);
+        frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
+        await expectToken(reader, 'node');
+        const depthBefore = stack.length;
+        await readObject();
+        pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
+    }
+    return result;
+}
+async function readLengthPrefixed(reader, max, what) {
+    const len = await readLength(reader, max, what);
+    const b = await reader.readExact(len);
+    await reader.readPadding(len);
+    return b;
+}
+/**
+ * Reads a whole NAR from a stream of chunks and refuses trailing bytes: the summary of a NAR
+ * file, or of `writeNar`'s output.
+ */
+async function summariseNar(source, limits = DEFAULT_NAR_LIMITS, keepFileUpTo = 0, onBytes) {
+    const reader = ByteReader.from(source, 'NAR');
+    const summary = await readNar(reader, limits, keepFileUpTo, onBytes);
+    if (!(await reader.atEnd()))
+        throw reader.error('trailing bytes after the NAR');
+    return summary;
+}
+
+;// CONCATENATED MODULE: ./src/core/export-stream.ts
+// The `nix-store --export` stream: a streaming writer and a streaming, validating reader.
+
+
+
+
+/** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
+const EXPORT_MAGIC = 0x4558494e;
+/** Defaults sized for real closures (nixpkgs' largest .drv files are a few MB). */
+const DEFAULT_EXPORT_LIMITS = Object.freeze({
+    maxPaths: 1_000_000,
+    maxReferences: 100_000,
+    maxPathLength: 4096,
+    maxTotalBytes: 2 ** 45,
+    nar: DEFAULT_NAR_LIMITS,
+    keepFileUpTo: 16 * 1024 * 1024,
+});
+/**
+ * Writes an export stream of `entries` in the given order (Nix imports dependencies first, so
+ * pass a dependency order). Streams NARs through; holds nothing that grows with the closure.
+ */
+async function* writeExport(entries) {
+    const out = new ChunkBatcher();
+    for await (const e of entries) {
+        yield* out.add(u64(1));
+        for await (const chunk of e.nar)
+            yield* out.add(chunk);
+        const refs = [...new Set(e.references)].sort(compareAscii);
+        yield* out.addAll([u64(EXPORT_MAGIC), ...wireString(e.path), u64(refs.length)]);
+        for (const r of refs)
+            yield* out.addAll(wireString(r));
+        yield* out.addAll([...wireString(e.deriver), u64(0)]);
+    }
+    yield* out.add(u64(0));
+    yield* out.flush();
+}
+function compareAscii(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+/**
+ * Streams the entries of an export stream, validating as it goes: every NAR (see `readNar`), the
+ * per-entry magic, store paths (one store dir for all), sorted unique references, a deriver that
+ * is "" or a `.drv` path, no legacy signature, no repeated path, the end marker and no trailing
+ * bytes. Throws MalformedError naming the byte offset, or LimitError. Entries already yielded
+ * were valid; the stream as a whole is only valid once iteration completes.
+ */
+async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {}) {
+    const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits };
+    const reader = wire_ByteReader.from(source, 'export stream', lim.maxTotalBytes);
+    let storeDir = options.storeDir;
+    if (storeDir !== undefined) {
+        const problem = storeDirProblem(storeDir);
+        if (problem !== undefined)
+            throw new MalformedError('export stream', undefined, `invalid store directory '${storeDir}': ${problem}`);
+    }
+    const seen = new Set();
+    const onNarBytes = options.onNarBytes;
+    const readPath = async (what, allowEmpty) => {
+        const at = reader.offset;
+        const len = await reader.readU64Unbounded();
+        if (len > lim.maxPathLength)
+            throw new LimitError(`export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`);
+        const bytes = await reader.readExact(len);
+        await reader.readPadding(len);
+        const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+        if (s === '' && allowEmpty)
+            return s;
+        if (storeDir === undefined) {
+            const dir = s.slice(0, Math.max(0, s.lastIndexOf('/')));
+            const problem = storeDirProblem(dir);
+            if (problem !== undefined)
+                throw reader.error(`${what} ${JSON.stringify(s)} is not in a valid store directory (${problem})`, at);
+            storeDir = dir;
+        }
+        try {
+            parseStorePath(s, storeDir);
+        }
+        catch (e) {
+            if (e instanceof MalformedError)
+                throw reader.error(`bad ${what}: ${e.message}`, at);
+            throw e;
+        }
+        return s;
+    };
+    const untapStream = options.onStreamBytes === undefined ? undefined : reader.tap(options.onStreamBytes);
+    let complete = false;
+    try {
+        for (let index = 0;; index++) {
+            const markerAt = reader.offset;
+            const marker = await reader.readU64Unbounded();
+            if (marker === 0)
+                break;
+            if (marker !== 1)
+                throw reader.error(`expected 0 or 1 before an entry, found ${marker === Infinity ? 'a value above 2^53' : marker}`, markerAt);
+            if (index >= lim.maxPaths)
+                throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
+            const nar = await readNar(reader, lim.nar, lim.keepFileUpTo, onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index));
+            const magicAt = reader.offset;
+            const magic = await reader.readU64Unbounded();
+            if (magic !== EXPORT_MAGIC)
+                throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
+            const path = await readPath('path', false);
+            if (seen.has(path))
+                throw reader.error(`path '${path}' appears twice`);
+            seen.add(path);
+            const countAt = reader.offset;
+            const n = await reader.readU64Unbounded();
+            if (n > lim.maxReferences)
+                throw new LimitError(`export stream: '${path}' has more than ${lim.maxReferences} references (byte offset ${countAt})`);
+            const references = [];
+            for (let i = 0; i < n; i++) {
+                const at = reader.offset;
+                const r = await readPath('reference', false);
+                const last = references[references.length - 1];
+                if (last !== undefined && compareAscii(last, r) >= 0)
+                    throw reader.error(`references of '${path}' are not sorted and unique at '${r}'`, at);
+                references.push(r);
+            }
+            const deriverAt = reader.offset;
+            const deriver = await readPath('deriver', true);
+            if (deriver !== '' && !deriver.endsWith('.drv'))
+                throw reader.error(`deriver '${deriver}' of '${path}' is not a .drv path`, deriverAt);
+            const sigAt = reader.offset;
+            const sig = await reader.readU64Unbounded();
+            if (sig !== 0)
+                throw reader.error('expected 0 after the deriver (legacy signatures are not supported)', sigAt);
+            yield { path, references, deriver, nar };
+        }
+        if (!(await reader.atEnd()))
+            throw reader.error('trailing bytes after the end of the export stream');
+        complete = true;
+    }
+    finally {
+        untapStream?.(complete);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/signing.ts
+// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
+//
+// The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
+// the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
+// `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
+// raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
+
+
+
+
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
+function b64(bytes) {
+    return Buffer.from(bytes).toString('base64');
+}
+/** Why `name` cannot name a key (Nix splits key strings at the first ':'), or undefined. */
+function keyNameProblem(name) {
+    if (name.length === 0)
+        return 'the key name is empty';
+    if (name.length > 256)
+        return 'the key name is longer than 256 characters';
+    if (!KEY_NAME.test(name))
+        return "the key name may only hold printable ASCII without spaces or ':'";
+    return undefined;
+}
+/** Splits `NAME:base64` and decodes it, requiring exactly `size` bytes. */
+function parseNamed(text, size, what) {
+    const trimmed = text.trim();
+    const colon = trimmed.indexOf(':');
+    if (colon <= 0)
+        throw new errors_NixPlanError('signature', `${what} is not in Nix's NAME:base64 format (no key name before ':')`);
+    const name = trimmed.slice(0, colon);
+    const data = trimmed.slice(colon + 1);
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('signature', `${what}: ${problem}`);
+    const bytes = B64.test(data) ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
+    if (bytes?.length !== size || b64(bytes) !== data)
+        throw new errors_NixPlanError('signature', `${what} '${name}' is corrupt: expected base64 of ${size} bytes after '${name}:'`);
+    return { name, bytes };
+}
+// ASN.1 prefixes wrapping a raw ed25519 seed (PKCS#8) and public key (SPKI), RFC 8410.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+function privateKeyObject(seed) {
+    return (0,external_node_crypto_namespaceObject.createPrivateKey)({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+function publicKeyObject(key) {
+    return (0,external_node_crypto_namespaceObject.createPublicKey)({ key: Buffer.concat([SPKI_PREFIX, key]), format: 'der', type: 'spki' });
+}
+/** The public key belonging to a seed (not trusting the copy stored in the secret key file). */
+function derivePublic(seed) {
+    const spki = (0,external_node_crypto_namespaceObject.createPublicKey)(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
+    return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+}
+/** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
+function parseSecretKey(text) {
+    const { name, bytes } = parseNamed(text, 64, 'secret key');
+    const seed = bytes.slice(0, 32);
+    const publicKey = bytes.slice(32);
+    if (Buffer.compare(derivePublic(seed), publicKey) !== 0)
+        throw new errors_NixPlanError('signature', `secret key '${name}' is corrupt: its public half does not match its seed`);
+    return { name, seed, publicKey };
+}
+/** Parses a public key (`NAME:base64(32 bytes)`), as in `trusted-public-keys`. */
+function parsePublicKey(text) {
+    const { name, bytes } = parseNamed(text, 32, 'public key');
+    return { name, key: bytes };
+}
+/** The secret key in Nix's file format. */
+function formatSecretKey(key) {
+    const both = new Uint8Array(64);
+    both.set(key.seed, 0);
+    both.set(key.publicKey, 32);
+    return `${key.name}:${b64(both)}`;
+}
+/** The public key in Nix's file format. */
+function formatPublicKey(key) {
+    return `${key.name}:${b64(key.key)}`;
+}
+/** The public key of a secret key. */
+function publicKeyOf(key) {
+    return { name: key.name, key: key.publicKey };
+}
+/** The key with a given 32-byte seed (ed25519 keys are a function of their seed): for reproducible keys. */
+function secretKeyFromSeed(name, seed) {
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+    if (seed.length !== 32)
+        throw new NixPlanError('usage', `an ed25519 seed is 32 bytes, not ${seed.length}`);
+    return { name, seed: Uint8Array.from(seed), publicKey: derivePublic(seed) };
+}
+/** A fresh key pair, like `nix-store --generate-binary-cache-key NAME …`. */
+function generateKeyPair(name) {
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+    const pkcs8 = (0,external_node_crypto_namespaceObject.generateKeyPairSync)('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' });
+    const seed = new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length));
+    const publicKey = derivePublic(seed);
+    const secret = { name, seed, publicKey };
+    return { secretKey: formatSecretKey(secret), publicKey: formatPublicKey(publicKeyOf(secret)) };
+}
+/** The raw 64-byte ed25519 signature of `message`. */
+function signRaw(key, message) {
+    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    return new Uint8Array((0,external_node_crypto_namespaceObject.sign)(null, data, privateKeyObject(key.seed)));
+}
+/** True when `signature` (raw 64 bytes) is `key`'s signature of `message`. */
+function verifyRaw(key, message, signature) {
+    if (signature.length !== 64 || key.key.length !== 32)
+        return false;
+    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    try {
+        return (0,external_node_crypto_namespaceObject.verify)(null, data, publicKeyObject(key.key), signature);
+    }
+    catch {
+        return false; // a public key that is not a curve point
+    }
+}
+/** A detached signature in Nix's format, `NAME:base64(sig)` (as in a narinfo's `Sig:` line). */
+function signDetached(key, message) {
+    return `${key.name}:${b64(signRaw(key, message))}`;
+}
+/**
+ * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
+ * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
+ */
+function checkDetached(message, signature, trusted) {
+    let parsed;
+    try {
+        parsed = parseNamed(signature, 64, 'signature');
+    }
+    catch {
+        return 'malformed';
+    }
+    const keys = trusted.filter((k) => k.name === parsed.name);
+    if (keys.length === 0)
+        return 'untrusted';
+    return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
+}
+/**
+ * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
+ * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
+ */
+function narinfoFingerprint(info) {
+    if (info.narHash.length !== 32)
+        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
+    if (!(info.narSize > 0))
+        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
+    const refs = [...info.references].sort(compareStrings).join(',');
+    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
+}
+/** A narinfo `Sig:` value for the object. */
+function signNarinfo(key, info) {
+    return signDetached(key, narinfoFingerprint(info));
+}
+/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
+function verifyNarinfo(info, signatures, trusted) {
+    const fingerprint = narinfoFingerprint(info);
+    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/frame.ts
+// zstd framing for plan bundles: the manifest's skippable frame, and a scanner that checks a data frame's structure.
+//
+// A bundle is `skippable frame (manifest)` + `one zstd data frame (export stream)`. `zstd -d` skips the
+// first and decodes the second; node:zlib's decoder stops at the end of the *first* frame and silently
+// drops anything after it, so the reader parses the skippable frame itself and walks the data frame's
+// block headers (cheap, no decompression) to prove it is exactly one frame that ends at end of file.
+// Format reference: RFC 8878 (Zstandard), sections 3.1.1 (frames) and 3.1.2 (skippable frames).
+
+/** First and last magic numbers of zstd skippable frames (any low nibble is allowed by zstd). */
+const SKIPPABLE_MAGIC_FIRST = 0x184d2a50;
+/** Last skippable-frame magic number. */
+const SKIPPABLE_MAGIC_LAST = 0x184d2a5f;
+/**
+ * The skippable-frame magic nix-plan writes its manifest with. Nibble 7 is not used by the tools we
+ * know of (pzstd uses 0, the seekable format 0xE), so the magic itself identifies a plan bundle.
+ */
+const MANIFEST_FRAME_MAGIC = 0x184d2a57;
+/** Magic number of a zstd data frame. */
+const ZSTD_FRAME_MAGIC = 0xfd2fb528;
+/** Size of a skippable frame's header: u32 LE magic, u32 LE payload size. */
+const SKIPPABLE_HEADER_SIZE = 8;
+/**
+ * zstd's default decoder window limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT): frames with a larger window
+ * need `zstd -d --long=N`/`--memory`. Bundles stay within it so stock `zstd -dc` decodes them.
+ */
+const DEFAULT_MAX_WINDOW_LOG = 27;
+/** Largest block a zstd frame may hold (RFC 8878, Block_Maximum_Size). */
+const ZSTD_MAX_BLOCK_SIZE = 128 * 1024;
+/** True when `magic` is one of the 16 skippable-frame magic numbers. */
+function isSkippableMagic(magic) {
+    return magic >= SKIPPABLE_MAGIC_FIRST && magic <= SKIPPABLE_MAGIC_LAST;
+}
+/** Encodes `payload` as a skippable frame (header and payload in one array). */
+function encodeSkippableFrame(payload, magic = MANIFEST_FRAME_MAGIC) {
+    if (!isSkippableMagic(magic))
+        throw new RangeError(`0x${magic.toString(16)} is not a skippable-frame magic`);
+    if (payload.length > 0xffffffff)
+        throw new LimitError('a skippable frame holds at most 4 GiB');
+    const out = new Uint8Array(SKIPPABLE_HEADER_SIZE + payload.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, magic, true);
+    view.setUint32(4, payload.length, true);
+    out.set(payload, SKIPPABLE_HEADER_SIZE);
+    return out;
+}
+/**
+ * Parses the 8-byte header at the start of `bytes`. Refuses a data frame or anything else with a
+ * message saying what the file looks like, and payloads above `maxSize` before anything is read.
+ */
+function parseSkippableHeader(bytes, maxSize, what = 'plan bundle') {
+    if (bytes.length < SKIPPABLE_HEADER_SIZE)
+        throw new MalformedError(what, bytes.length, `file too short for a zstd frame header (${bytes.length} of ${SKIPPABLE_HEADER_SIZE} bytes)`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, SKIPPABLE_HEADER_SIZE);
+    const magic = view.getUint32(0, true);
+    if (magic === ZSTD_FRAME_MAGIC)
+        throw new MalformedError(what, 0, 'this is a plain zstd file without a nix-plan manifest (a bundle starts with a skippable frame)');
+    if (!isSkippableMagic(magic))
+        throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
+    const size = view.getUint32(4, true);
+    if (size > maxSize)
+        throw new LimitError(`${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
+    return { magic, size };
+}
+/**
+ * Walks one zstd data frame chunk by chunk without decompressing: magic, frame header, every block
+ * header (skipping block bodies), the optional checksum. Errors name the absolute byte offset.
+ * Refuses dictionaries, reserved bits, reserved block types, oversized blocks and windows, and any
+ * byte after the frame ends.
+ */
+class ZstdFrameScanner {
+    base;
+    limits;
+    what;
+    state = 'magic';
+    need = 4; // bytes still wanted for the current fixed-size field
+    field = [];
+    skip = 0; // block body bytes still to skip
+    lastBlock = false;
+    consumed = 0; // bytes of the frame seen so far
+    headerRest = 0;
+    descriptor = 0;
+    windowSize = 0;
+    contentSize;
+    blockMax = ZSTD_MAX_BLOCK_SIZE;
+    boundaries = [];
+    blockCount = 0;
+    /**
+     * @param base absolute offset of the frame's first byte in the file, for error messages.
+     */
+    constructor(base, limits = { maxWindowLog: DEFAULT_MAX_WINDOW_LOG }, what = 'plan bundle data frame') {
+        this.base = base;
+        this.limits = limits;
+        this.what = what;
+    }
+    /** True once the frame's last block (and checksum) has been seen. */
+    get complete() {
+        return this.state === 'done';
+    }
+    fail(detail, at = this.consumed) {
+        return new MalformedError(this.what, this.base + at, detail);
+    }
+    /** Feeds the next chunk of the file; throws at the first structural problem or a byte past the frame. */
+    push(chunk) {
+        if (this.pushUntilEnd(chunk) < chunk.length)
+            throw this.fail('trailing bytes after the zstd data frame');
+    }
+    /**
+     * Feeds bytes up to the end of the frame and returns how many were consumed (less than the
+     * chunk's length once the frame is complete); throws at the first structural problem.
+     */
+    pushUntilEnd(chunk) {
+        let i = 0;
+        while (i < chunk.length && this.state !== 'done') {
+            if (this.state === 'block-body') {
+                const take = Math.min(this.skip, chunk.length - i);
+                this.skip -= take;
+                this.consumed += take;
+                i += take;
+                if (this.skip === 0)
+                    this.endBlock();
+                continue;
+            }
+            this.field.push(chunk[i] ?? 0);
+            i++;
+            this.consumed++;
+            if (--this.need === 0)
+                this.fieldDone();
+        }
+        return i;
+    }
+    /** Call at end of input: throws unless exactly one whole frame was seen. */
+    finish() {
+        if (this.state !== 'done')
+            throw this.fail(`the zstd data frame is truncated (ends inside its ${this.state.replace('-', ' ')})`);
+        return {
+            windowSize: this.windowSize,
+            contentSize: this.contentSize,
+            hasChecksum: (this.descriptor & 0x04) !== 0,
+            blocks: this.blockCount,
+            boundaries: this.boundaries,
+        };
+    }
+    expect(state, n) {
+        this.state = state;
+        this.need = n;
+        this.field = [];
+    }
+    fieldDone() {
+        const f = this.field;
+        const at = this.consumed - f.length;
+        switch (this.state) {
+            case 'magic': {
+                const magic = ((f[0] ?? 0) | ((f[1] ?? 0) << 8) | ((f[2] ?? 0) << 16) | ((f[3] ?? 0) << 24)) >>> 0;
+                if (isSkippableMagic(magic))
+                    throw this.fail('a second skippable frame where the zstd data frame should start', at);
+                if (magic !== ZSTD_FRAME_MAGIC)
+                    throw this.fail(`expected a zstd data frame (magic 0x${magic.toString(16)})`, at);
+                this.expect('descriptor', 1);
+                return;
+            }
+            case 'descriptor': {
+                const d = f[0] ?? 0;
+                this.descriptor = d;
+                if ((d & 0x08) !== 0)
+                    throw this.fail('reserved bit set in the zstd frame header', at);
+                if ((d & 0x10) !== 0)
+                    throw this.fail('unused bit set in the zstd frame header', at);
+                if ((d & 0x03) !== 0)
+                    throw this.fail('the zstd frame needs a dictionary; bundles use none', at);
+                const singleSegment = (d & 0x20) !== 0;
+                const fcsFlag = d >> 6;
+                const fcsSize = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag] ?? 0;
+                this.headerRest = (singleSegment ? 0 : 1) + fcsSize;
+                if (this.headerRest === 0)
+                    this.headerDone([]);
+                else
+                    this.expect('header', this.headerRest);
+                return;
+            }
+            case 'header':
+                this.headerDone(f);
+                return;
+            case 'block-header': {
+                const h = (f[0] ?? 0) | ((f[1] ?? 0) << 8) | ((f[2] ?? 0) << 16);
+                this.lastBlock = (h & 1) !== 0;
+                const type = (h >> 1) & 3;
+                const size = h >>> 3;
+                if (type === 3)
+                    throw this.fail('reserved zstd block type', at);
+                if (size > this.blockMax)
+                    throw this.fail(`zstd block of ${size} bytes exceeds the maximum of ${this.blockMax}`, at);
+                this.skip = type === 1 ? 1 : size; // RLE blocks store one byte
+                this.state = 'block-body';
+                if (this.skip === 0)
+                    this.endBlock();
+                return;
+            }
+            case 'checksum':
+                this.finishFrame();
+                return;
+            default:
+                throw this.fail('internal: scanner in an impossible state', at);
+        }
+    }
+    headerDone(f) {
+        const at = this.consumed - f.length;
+        const singleSegment = (this.descriptor & 0x20) !== 0;
+        let i = 0;
+        let windowSize = 0;
+        if (!singleSegment) {
+            const wd = f[i++] ?? 0;
+            const exponent = wd >> 3;
+            const windowLog = 10 + exponent;
+            if (windowLog > this.limits.maxWindowLog)
+                throw new LimitError(`${this.what}: window of 2^${windowLog} bytes exceeds the limit 2^${this.limits.maxWindowLog} at byte offset ${this.base + at}`);
+            const base = 2 ** windowLog;
+            windowSize = base + (base / 8) * (wd & 7);
+        }
+        const fcsBytes = f.slice(i);
+        let contentSize;
+        if (fcsBytes.length > 0) {
+            let v = 0n;
+            for (let k = fcsBytes.length - 1; k >= 0; k--)
+                v = (v << 8n) | BigInt(fcsBytes[k] ?? 0);
+            if (fcsBytes.length === 2)
+                v += 256n;
+            if (v > BigInt(Number.MAX_SAFE_INTEGER))
+                throw new LimitError(`${this.what}: content size ${v} is too large at byte offset ${this.base + at}`);
+            contentSize = Number(v);
+        }
+        if (singleSegment) {
+            windowSize = contentSize ?? 0;
+            if (windowSize > 2 ** this.limits.maxWindowLog)
+                throw new LimitError(`${this.what}: single-segment window of ${windowSize} bytes exceeds the limit 2^${this.limits.maxWindowLog} at byte offset ${this.base + at}`);
+        }
+        this.windowSize = windowSize;
+        this.contentSize = contentSize;
+        this.blockMax = Math.min(Math.max(windowSize, 1), ZSTD_MAX_BLOCK_SIZE);
+        this.boundaries.push(this.consumed);
+        this.expect('block-header', 3);
+    }
+    endBlock() {
+        this.blockCount++;
+        this.boundaries.push(this.consumed);
+        if (!this.lastBlock)
+            this.expect('block-header', 3);
+        else if ((this.descriptor & 0x04) !== 0)
+            this.expect('checksum', 4);
+        else
+            this.finishFrame();
+    }
+    finishFrame() {
+        this.state = 'done';
+        this.field = [];
+        if (this.boundaries[this.boundaries.length - 1] !== this.consumed)
+            this.boundaries.push(this.consumed);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/manifest.ts
+// The plan bundle's manifest: versioned schema, strict validation of untrusted JSON, canonical form, checksum, signatures.
+//
+// The manifest is stored as its canonical JSON (keys sorted, no whitespace) and carries a sha256 of
+// itself (`checksum`, over the canonical JSON without that field). A reader requires the stored
+// bytes to be exactly the canonical form of what they parse to and the checksum to match, so any
+// change to the frame's bytes is refused, not just those that break the JSON. Signatures cover the
+// canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
+// manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
+// every byte of the bundle.
+
+
+
+
+/** The `format` every bundle manifest names. */
+const MANIFEST_FORMAT = 'nix-plan';
+/** The manifest schema this code reads and writes. */
+const MANIFEST_FORMAT_VERSION = 1;
+/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
+const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
+/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
+const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
+/** Every object kind, in the order counts are listed. */
+const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
+const INCLUDES = ['drvs', 'sources', 'outputs'];
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
+ * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
+ */
+function canonicalJson(value) {
+    if (value === null || typeof value === 'boolean' || typeof value === 'string')
+        return JSON.stringify(value);
+    if (typeof value === 'number') {
+        if (!Number.isFinite(value))
+            throw new errors_NixPlanError('internal', `canonical JSON cannot hold ${value}`);
+        return JSON.stringify(value);
+    }
+    if (Array.isArray(value))
+        return `[${value.map(canonicalJson).join(',')}]`;
+    if (typeof value === 'object') {
+        const entries = Object.entries(value)
+            .filter(([, v]) => v !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+        return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+    }
+    throw new errors_NixPlanError('internal', `canonical JSON cannot hold a ${typeof value}`);
+}
+/** sha256 hex of the canonical manifest without `checksum`. */
+function manifestChecksum(manifest) {
+    const { checksum: _checksum, ...rest } = manifest;
+    return toHex(sha256(canonicalJson(rest)));
+}
+/** The bytes manifest signatures cover: the domain prefix and the canonical manifest without signatures. */
+function signedBytes(manifest) {
+    const { checksum: _c, signatures: _s, ...rest } = manifest;
+    return new Uint8Array(Buffer.from(SIGNATURE_DOMAIN + canonicalJson(rest), 'utf8'));
+}
+/**
+ * Completes a manifest: adds a signature by each key (replacing earlier ones by the same key
+ * name) and recomputes the checksum. Validates the result, so a writer cannot emit a manifest
+ * its own reader would refuse.
+ */
+function finaliseManifest(manifest, keys = []) {
+    const message = signedBytes(manifest);
+    const names = new Set(keys.map((k) => k.name));
+    const signatures = [
+        ...(manifest.signatures ?? []).filter((s) => !names.has(s.key)),
+        ...keys.map((k) => ({ key: k.name, sig: Buffer.from(signRaw(k, message)).toString('base64') })),
+    ];
+    const { checksum: _c, ...rest } = manifest;
+    const unsigned = { ...rest, signatures };
+    const full = { ...unsigned, checksum: manifestChecksum(unsigned) };
+    validateManifest(JSON.parse(canonicalJson(full)));
+    return full;
+}
+/** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
+function encodeManifest(manifest) {
+    return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
+}
+/**
+ * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
+ * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
+ * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
+ */
+function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
+    if (bytes.length > maxSize)
+        throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+    let text;
+    try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    }
+    catch {
+        throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
+    }
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch (e) {
+        throw new MalformedError('bundle manifest', undefined, `not valid JSON (${e.message})`);
+    }
+    const manifest = validateManifest(value);
+    if (canonicalJson(manifest) !== text)
+        throw new errors_NixPlanError('bundle', 'bundle manifest is not in canonical form (sorted keys, no whitespace, no duplicate keys): it was altered after it was written');
+    const expected = manifestChecksum(manifest);
+    if (manifest.checksum !== expected)
+        throw new errors_NixPlanError('bundle', `bundle manifest checksum mismatch (recorded ${manifest.checksum}, computed ${expected}): the manifest is corrupt or was altered`);
+    return manifest;
+}
+/**
+ * Checks the manifest's signatures against trusted keys. Returns the names of the trusted keys
+ * with a valid signature; throws a 'signature' error when a trusted key's signature is wrong or
+ * when no trusted key signed. Signatures by keys not in `trusted` are ignored, as Nix does.
+ */
+function verifyManifestSignatures(manifest, trusted) {
+    const message = signedBytes(manifest);
+    const valid = [];
+    for (const s of manifest.signatures) {
+        const check = checkDetached(message, `${s.key}:${s.sig}`, trusted);
+        if (check === 'invalid' || check === 'malformed')
+            throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
+        if (check === 'valid')
+            valid.push(s.key);
+    }
+    if (valid.length === 0) {
+        const by = manifest.signatures.map((s) => `'${s.key}'`).join(', ');
+        throw new errors_NixPlanError('signature', `the bundle is not signed by a trusted key (trusted: ${trusted.map((k) => `'${k.name}'`).join(', ') || 'none'}; signed by: ${by || 'nobody'})`);
+    }
+    return valid;
+}
+// ---- validation of untrusted values ----
+const MAX_STRING = 4096;
+const MAX_ROOTS = 100_000;
+const MAX_LIST = 100_000;
+// No control characters: these strings reach terminals.
+// eslint-disable-next-line no-control-regex
+const TEXT = /^[^\x00-\x1f\x7f]*$/;
+const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
+const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
+function bad(field, detail) {
+    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
+}
+function isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function record(v, field, required, optional = []) {
+    if (!isRecord(v))
+        throw bad(field, 'must be an object');
+    for (const k of Object.keys(v))
+        if (!required.includes(k) && !optional.includes(k))
+            throw bad(field, `has an unknown field '${k.slice(0, 64)}' (written by a newer nix-plan? upgrade nix-plan)`);
+    for (const k of required)
+        if (!(k in v))
+            throw bad(field, `lacks the field '${k}'`);
+    return v;
+}
+function manifest_str(v, field, max = MAX_STRING, pattern = TEXT) {
+    if (typeof v !== 'string')
+        throw bad(field, 'must be a string');
+    if (v.length > max)
+        throw bad(field, `is longer than ${max} characters`);
+    if (!pattern.test(v))
+        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
+    return v;
+}
+function manifest_int(v, field) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+        throw bad(field, 'must be a non-negative integer');
+    return v;
+}
+function manifest_list(v, field, max, item) {
+    if (!Array.isArray(v))
+        throw bad(field, 'must be an array');
+    if (v.length > max)
+        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+    return v.map((x, i) => item(x, `${field}[${i}]`));
+}
+function storePath(v, field, storeDir) {
+    const p = manifest_str(v, field);
+    try {
+        parseStorePath(p, storeDir);
+    }
+    catch (e) {
+        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
+    }
+    return p;
+}
+function kinds(v, field, keys) {
+    const r = record(v, field, keys);
+    const out = {};
+    for (const k of keys)
+        out[k] = manifest_int(r[k], `${field}.${k}`);
+    return out;
+}
+function root(v, field, storeDir) {
+    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
+    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
+    if (!drvPath.endsWith('.drv'))
+        throw bad(`${field}.drvPath`, 'must be a .drv path');
+    const outputsIn = r['outputs'];
+    if (!isRecord(outputsIn))
+        throw bad(`${field}.outputs`, 'must be an object');
+    const outputs = {};
+    const names = Object.keys(outputsIn);
+    if (names.length > 1000)
+        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+    for (const name of names) {
+        manifest_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+        const p = outputsIn[name];
+        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
+    }
+    const out = { drvPath, outputs };
+    if (r['installable'] !== undefined)
+        out.installable = manifest_str(r['installable'], `${field}.installable`);
+    if (r['attribute'] !== undefined)
+        out.attribute = manifest_str(r['attribute'], `${field}.attribute`);
+    return out;
+}
+function relocation(v, field, storeDir) {
+    const r = record(v, field, ['storeDir', 'report']);
+    const from = manifest_str(r['storeDir'], `${field}.storeDir`);
+    const problem = storeDirProblem(from);
+    if (problem !== undefined)
+        throw bad(`${field}.storeDir`, `'${from}' is not a store directory: ${problem}`);
+    const rep = record(r['report'], `${field}.report`, [
+        'objects',
+        'hashesRewritten',
+        'bareHashRewrites',
+        'bareStoreDirMentions',
+        'warnings',
+    ]);
+    const report = {
+        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
+        hashesRewritten: manifest_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
+        bareHashRewrites: manifest_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
+        bareStoreDirMentions: manifest_list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
+            const m = record(x, f, ['path', 'count']);
+            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_int(m['count'], `${f}.count`) };
+        }),
+        warnings: manifest_list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => manifest_str(x, f)),
+    };
+    return { storeDir: from, report };
+}
+/**
+ * Checks that an untrusted value (parsed JSON) is a version-1 manifest and returns it typed. An
+ * unknown format or version is refused first, with a message that says to upgrade nix-plan.
+ */
+function validateManifest(value) {
+    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
+        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
+    const version = value['formatVersion'];
+    if (version !== MANIFEST_FORMAT_VERSION) {
+        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
+        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
+            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads version ${MANIFEST_FORMAT_VERSION} only: upgrade nix-plan`
+            : `bundle manifest: formatVersion must be ${MANIFEST_FORMAT_VERSION}, not ${JSON.stringify(version)?.slice(0, 32)}`);
+    }
+    const r = record(value, 'manifest', [
+        'format',
+        'formatVersion',
+        'tool',
+        'nixVersion',
+        'storeDir',
+        'systems',
+        'include',
+        'roots',
+        'counts',
+        'narBytes',
+        'paths',
+        'stream',
+        'signatures',
+        'checksum',
+    ], ['relocatedFrom']);
+    const storeDir = manifest_str(r['storeDir'], 'storeDir');
+    const problem = storeDirProblem(storeDir);
+    if (problem !== undefined)
+        throw bad('storeDir', `'${storeDir}' is not a store directory: ${problem}`);
+    const include = manifest_str(r['include'], 'include', 16);
+    if (!INCLUDES.includes(include))
+        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
+    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
+    const paths = manifest_int(r['paths'], 'paths');
+    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
+        throw bad('paths', 'is not the sum of counts');
+    for (const k of OBJECT_KINDS)
+        if ((counts[k] === 0) !== (narBytes[k] === 0))
+            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
+    if (include === 'drvs' && counts.output > 0)
+        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
+    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
+    const stream = {
+        sha256: manifest_str(s['sha256'], 'stream.sha256', 64, HEX64),
+        size: manifest_int(s['size'], 'stream.size'),
+        compressedSha256: manifest_str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
+        compressedSize: manifest_int(s['compressedSize'], 'stream.compressedSize'),
+    };
+    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
+    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
+    if (stream.size < minSize)
+        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
+    if (stream.compressedSize < 9)
+        throw bad('stream.compressedSize', 'is too small for a zstd frame');
+    const manifest = {
+        format: MANIFEST_FORMAT,
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        tool: manifest_str(r['tool'], 'tool', 256),
+        nixVersion: manifest_str(r['nixVersion'], 'nixVersion', 256),
+        storeDir,
+        systems: manifest_list(r['systems'], 'systems', 64, (x, f) => manifest_str(x, f, 64, SYSTEM)),
+        include: include,
+        roots: manifest_list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
+        counts,
+        narBytes,
+        paths,
+        stream,
+        signatures: manifest_list(r['signatures'], 'signatures', 64, (x, f) => {
+            const g = record(x, f, ['key', 'sig']);
+            return {
+                key: manifest_str(g['key'], `${f}.key`, 256, /^[\x21-\x39\x3b-\x7e]+$/),
+                sig: manifest_str(g['sig'], `${f}.sig`, 88, B64SIG),
+            };
+        }),
+        checksum: manifest_str(r['checksum'], 'checksum', 64, HEX64),
+    };
+    if (manifest.roots.length === 0)
+        throw bad('roots', 'is empty: a plan needs at least one root');
+    if (r['relocatedFrom'] !== undefined) {
+        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
+        if (manifest.relocatedFrom.storeDir === storeDir)
+            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
+    }
+    return manifest;
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
+// Reading a plan bundle: the manifest without decompressing, a streaming verifier, and the verified export stream.
+//
+// Verification is one streaming pass that checks everything `nix-store --import` relies on before
+// a byte reaches Nix: the skippable frame and the manifest (schema, checksum, realm, signatures),
+// limits (absolute and compression ratio) before decompressing, the data frame's structure (one
+// frame ending at end of file), both digests and sizes, every NAR and entry, store paths, that
+// references are closed over bundle ∪ store and come first, that every .drv/text/source path is
+// the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
+
+
+
+
+
+
+
+
+
+
+
+
+/** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
+const DEFAULT_READER_LIMITS = Object.freeze({
+    maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
+    maxStreamSize: 2 ** 40,
+    maxRatio: 1000,
+    maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
+    export: {},
+});
+const CHUNK = 256 * 1024;
+/** A bundle held in memory. */
+function memorySource(bytes, name = 'bundle', chunkSize = CHUNK) {
+    return {
+        name,
+        size: bytes.length,
+        read: (offset, length) => Promise.resolve(bytes.subarray(offset, Math.min(bytes.length, offset + length))),
+        stream: async function* (offset) {
+            for (let at = offset; at < bytes.length; at += chunkSize)
+                yield await Promise.resolve(bytes.subarray(at, at + chunkSize));
+        },
+        close: () => Promise.resolve(),
+    };
+}
+/**
+ * Opens a bundle file. Verify and import through the same source: it reads through one open
+ * file descriptor, so a bundle renamed over after verification is not what gets imported.
+ */
+async function openBundle(path) {
+    let fh;
+    try {
+        fh = await (0,external_node_fs_promises_namespaceObject.open)(path, 'r');
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot open bundle '${path}': ${e.message}`);
+    }
+    const { size } = await fh.stat();
+    const read = async (offset, length) => {
+        const buf = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
+        let got = 0;
+        while (got < buf.length) {
+            const { bytesRead } = await fh.read(buf, got, buf.length - got, offset + got);
+            if (bytesRead === 0)
+                break;
+            got += bytesRead;
+        }
+        return buf.subarray(0, got);
+    };
+    return {
+        name: path,
+        size,
+        read,
+        stream: async function* (offset) {
+            // Fresh buffers: readers downstream keep views of the chunks.
+            for (let at = offset;;) {
+                const chunk = await read(at, CHUNK);
+                if (chunk.length === 0)
+                    return;
+                at += chunk.length;
+                yield chunk;
+            }
+        },
+        close: () => fh.close(),
+    };
+}
+function reader_bad(message) {
+    return new errors_NixPlanError('bundle', message);
+}
+/**
+ * Reads and validates the manifest frame (no decompression): header, size limit, schema,
+ * canonical form, checksum, and the file's length against the manifest, so truncated or
+ * extended files are refused before any decoding. This is all `inspect` needs.
+ */
+async function readBundleHead(source, maxManifestSize = DEFAULT_MAX_MANIFEST_SIZE) {
+    const header = await source.read(0, SKIPPABLE_HEADER_SIZE);
+    const { size } = parseSkippableHeader(header, maxManifestSize, `plan bundle '${source.name}'`);
+    const dataOffset = SKIPPABLE_HEADER_SIZE + size;
+    if (dataOffset > source.size)
+        throw reader_bad(`plan bundle '${source.name}' is truncated: its manifest frame needs ${dataOffset} bytes, the file has ${source.size}`);
+    const manifest = parseManifest(await source.read(SKIPPABLE_HEADER_SIZE, size), maxManifestSize);
+    const expected = dataOffset + manifest.stream.compressedSize;
+    if (source.size !== expected)
+        throw reader_bad(`plan bundle '${source.name}' is ${source.size < expected ? 'truncated' : 'followed by extra bytes'}: the manifest says ${expected} bytes, the file has ${source.size}`);
+    return { manifest, dataOffset, bundleBytes: source.size };
+}
+/** Refuses, before decompressing, a stream whose recorded size breaks the limits. */
+function checkSizeLimits(manifest, limits) {
+    const { size, compressedSize } = manifest.stream;
+    if (size > limits.maxStreamSize)
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes`);
+    if (size > compressedSize * limits.maxRatio)
+        throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
+}
+/**
+ * The decompressed export stream of a bundle whose head was read, checking as it goes: the data
+ * frame's structure (exactly one frame that ends at end of file), the compressed digest and
+ * size, and an output no longer than the manifest records; the uncompressed digest and size at
+ * the end. With `holdBackEnd`, the last 8 bytes (the export stream's end marker) are released
+ * only after the digests matched, so `nix-store --import` fails on a bundle changed under it.
+ */
+async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS, options = {}) {
+    const holdBackEnd = options.holdBackEnd === true;
+    const { stream } = head.manifest;
+    const scanner = new ZstdFrameScanner(head.dataOffset, { maxWindowLog: limits.maxWindowLog });
+    const packedHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    let packedSize = 0;
+    async function* compressed() {
+        for await (const chunk of source.stream(head.dataOffset)) {
+            scanner.push(chunk);
+            packedHash.update(chunk);
+            packedSize += chunk.length;
+            yield chunk;
+        }
+        scanner.finish();
+        if (packedSize !== stream.compressedSize || packedHash.digest('hex') !== stream.compressedSha256)
+            throw reader_bad(`the compressed data of '${source.name}' does not match its manifest: the bundle is corrupt`);
+    }
+    const decoder = (0,external_node_zlib_namespaceObject.createZstdDecompress)({ params: { [external_node_zlib_namespaceObject.constants.ZSTD_d_windowLogMax]: limits.maxWindowLog } });
+    // Errors of any stage surface through iteration of the decoder; the promise only ends the chain.
+    (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(compressed()), decoder).catch(() => undefined);
+    const rawHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    let rawSize = 0;
+    let held = new Uint8Array(0);
+    try {
+        for await (const c of decoder) {
+            const chunk = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+            rawSize += chunk.length;
+            if (rawSize > stream.size)
+                throw reader_bad(`the data of '${source.name}' decompresses to more than the ${stream.size} bytes its manifest records: refusing it (corrupt, or a zip bomb)`);
+            rawHash.update(chunk);
+            if (!holdBackEnd) {
+                yield chunk;
+                continue;
+            }
+            const all = held.length === 0 ? chunk : new Uint8Array(Buffer.concat([held, chunk]));
+            const cut = Math.max(0, all.length - 8);
+            held = all.slice(cut);
+            if (cut > 0)
+                yield all.subarray(0, cut);
+        }
+    }
+    catch (e) {
+        if (e instanceof errors_NixPlanError)
+            throw e;
+        throw reader_bad(`the zstd data of '${source.name}' is corrupt: ${e.message}`);
+    }
+    // The decoder stops at the end of the first frame; the scanner has seen the rest of the file.
+    options.onFrame?.(scanner.finish());
+    if (rawSize !== stream.size || rawHash.digest('hex') !== stream.sha256)
+        throw reader_bad(`the export stream of '${source.name}' does not match the sha256 and size in its manifest: the bundle is corrupt`);
+    if (held.length > 0)
+        yield held;
+}
+/**
+ * The kind of an entry, refusing a .drv that is not text-addressed or whose references are not
+ * its inputs, and outputs in a plan-only bundle.
+ */
+function classify(entry, manifest, limits) {
+    const ca = identifyContentAddress({ path: entry.path, references: entry.references, narHash: entry.nar.narHash, file: entry.nar.file }, manifest.storeDir);
+    if (entry.path.endsWith('.drv')) {
+        if (entry.nar.file === undefined && entry.nar.fileHash !== undefined)
+            throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
+        if (ca?.kind !== 'drv')
+            throw reader_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
+        const drv = parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0));
+        if (derivationReferences(drv).join(' ') !== entry.references.join(' '))
+            throw reader_bad(`the references of '${entry.path}' differ from the inputs its contents name`);
+        return {
+            ...entry,
+            kind: 'drv',
+            ca: ca.ca,
+            drv: {
+                system: Buffer.from(drv.system).toString('latin1'),
+                outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
+            },
+        };
+    }
+    const kind = ca?.kind ?? 'output';
+    if (kind === 'output' && manifest.include === 'drvs')
+        throw reader_bad(`'${entry.path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
+    return { ...entry, kind, ca: ca?.ca };
+}
+/**
+ * Verifies a bundle completely in one streaming pass (see the module comment) and returns what
+ * it holds; throws a NixPlanError ('bundle', 'malformed', 'limit', 'closure', 'realm',
+ * 'signature') at the first problem. Pass a path or an open source.
+ */
+async function verifyBundle(bundle, options = {}) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        return await verifySource(source, options);
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+async function verifySource(source, options) {
+    const limits = { ...DEFAULT_READER_LIMITS, ...options.limits };
+    const head = await readBundleHead(source, limits.maxManifestSize);
+    const { manifest } = head;
+    if (options.storeDir !== undefined && options.storeDir !== manifest.storeDir)
+        throw new errors_NixPlanError('realm', `'${source.name}' is a plan for the store dir ${manifest.storeDir}, but this store's dir is ${options.storeDir}; relocate it first (nix-plan relocate --to ${options.storeDir})`);
+    const keys = (options.trustedKeys ?? []).map((k) => (typeof k === 'string' ? parsePublicKey(k) : k));
+    if (options.requireSignature === true && keys.length === 0)
+        throw new errors_NixPlanError('usage', 'a signature is required, but no trusted public keys were given');
+    const trustedSignatures = keys.length > 0 || options.requireSignature === true ? verifyManifestSignatures(manifest, keys) : [];
+    checkSizeLimits(manifest, limits);
+    const exportLimits = {
+        ...limits.export,
+        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
+        maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
+    };
+    const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+    const narBytes = { ...counts };
+    const seen = new Set();
+    const inStore = new Map();
+    const pending = new Map(); // reference not yet seen → the first path that needs it
+    const isValidInStore = options.isValidInStore ?? (() => false);
+    const systems = new Set();
+    const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
+    const rootOutputs = new Map();
+    let frame;
+    const data = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
+    for await (const entry of readExport(data, exportLimits, {
+        storeDir: manifest.storeDir,
+    })) {
+        const needer = pending.get(entry.path);
+        if (needer !== undefined)
+            throw new errors_NixPlanError('closure', `'${needer}' refers to '${entry.path}', which comes after it in the bundle: the bundle is out of dependency order`);
+        const { drv, ...verified } = classify(entry, manifest, exportLimits);
+        if (drv !== undefined) {
+            systems.add(drv.system);
+            if (rootDrvs.has(entry.path))
+                rootOutputs.set(entry.path, drv.outputs);
+        }
+        for (const r of entry.references) {
+            if (r === entry.path || seen.has(r) || pending.has(r))
+                continue;
+            let valid = inStore.get(r);
+            if (valid === undefined) {
+                valid = await isValidInStore(r);
+                inStore.set(r, valid);
+            }
+            if (!valid)
+                pending.set(r, entry.path);
+        }
+        seen.add(entry.path);
+        counts[verified.kind]++;
+        narBytes[verified.kind] += entry.nar.narSize;
+        await options.onEntry?.(verified);
+    }
+    for (const [missing, needer] of pending)
+        throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+    for (const k of OBJECT_KINDS)
+        if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
+            throw reader_bad(`'${source.name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`);
+    for (const root of manifest.roots) {
+        const wanted = manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
+        for (const p of wanted)
+            if (!seen.has(p))
+                throw reader_bad(`root '${p}' is not in the bundle '${source.name}'`);
+        // A root's outputs must be the ones its .drv names (when the .drv is in the bundle).
+        const outputs = rootOutputs.get(root.drvPath);
+        if (outputs !== undefined)
+            for (const [name, path] of Object.entries(root.outputs))
+                if (outputs.get(name) !== path)
+                    throw reader_bad(`the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`);
+    }
+    const drvSystems = [...systems].sort();
+    if (counts.drv > 0 && drvSystems.join(' ') !== manifest.systems.join(' '))
+        throw reader_bad(`the manifest lists the systems [${manifest.systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`);
+    let storeReferences = 0;
+    for (const v of inStore.values())
+        if (v)
+            storeReferences++;
+    if (frame === undefined)
+        throw new errors_NixPlanError('internal', 'the data frame was not scanned to its end');
+    return {
+        manifest,
+        bundleBytes: head.bundleBytes,
+        paths: seen.size,
+        counts,
+        narBytes,
+        trustedSignatures,
+        storeReferences,
+        frame: { windowSize: frame.windowSize, blocks: frame.blocks },
+    };
+}
+/**
+ * The export stream of a bundle, for `nix-store --import` after `verifyBundle` succeeded on the
+ * same source: decompressed again with the framing and digests re-checked, the end marker held
+ * back until they matched (see `decompressedStream`).
+ */
+async function* exportStream(source, limits = {}) {
+    const lim = { ...DEFAULT_READER_LIMITS, ...limits };
+    const head = await readBundleHead(source, lim.maxManifestSize);
+    checkSizeLimits(head.manifest, lim);
+    yield* decompressedStream(source, head, lim, { holdBackEnd: true });
+}
+
+;// CONCATENATED MODULE: ./src/app/inspect.ts
+
+
+/**
+ * Reads and validates a bundle file's manifest frame (header, size limit, schema, checksum) and
+ * its length against the manifest, so truncation is caught before any decoding.
+ */
+async function inspect_readBundleHead(bundlePath) {
+    const source = await openBundle(bundlePath);
+    try {
+        const head = await readBundleHead(source);
+        return { manifest: head.manifest, dataOffset: head.dataOffset, fileSize: head.bundleBytes };
+    }
+    finally {
+        await source.close();
+    }
+}
+/** The label of a root: its installable, its attribute, or its derivation name. */
+function rootLabel(root) {
+    return root.installable ?? root.attribute ?? nameOf(root.drvPath).replace(/\.drv$/, '');
+}
+/** The summary of a manifest in a file of `bundleBytes` bytes. */
+function summarise(manifest, bundleBytes) {
+    return {
+        bundleBytes,
+        storeDir: manifest.storeDir,
+        include: manifest.include,
+        systems: manifest.systems,
+        roots: manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath, outputs: r.outputs })),
+        paths: manifest.paths,
+        counts: manifest.counts,
+        narBytes: manifest.narBytes,
+        streamBytes: manifest.stream.size,
+        ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
+        signedBy: manifest.signatures.map((s) => s.key),
+        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
+        tool: manifest.tool,
+        nixVersion: manifest.nixVersion,
+    };
+}
+/** The manifest and a summary of a bundle; reads only the manifest frame. */
+async function inspectPlan(bundlePath) {
+    const head = await inspect_readBundleHead(bundlePath);
+    return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
+}
+
+;// CONCATENATED MODULE: ./src/cli/terminal.ts
+/** A Logger writing `nix-plan: …` lines to stderr. */
+function terminalLogger(io, verbosity) {
+    return {
+        info: (m) => {
+            if (!verbosity.quiet)
+                io.stderr.write(`${m}\n`);
+        },
+        warn: (m) => {
+            io.stderr.write(`warning: ${m}\n`);
+        },
+        debug: (m) => {
+            if (verbosity.verbose)
+                io.stderr.write(`${m}\n`);
+        },
+    };
+}
+/** Human size: 1.2 MiB. */
+function formatBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = n;
+    let u = 0;
+    while (v >= 1024 && u < units.length - 1) {
+        v /= 1024;
+        u++;
+    }
+    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+const REDRAW_MS = 100;
+/** One bar line: `label [#####-----] 123/456 1.2 MiB`. */
+function renderBar(label, count, total, bytes, width) {
+    const tail = `${count}${total === undefined ? '' : `/${total}`}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`;
+    if (total === undefined || total <= 0)
+        return `${label} ${tail}`.slice(0, width);
+    const barWidth = Math.max(10, Math.min(40, width - label.length - tail.length - 4));
+    const filled = Math.min(barWidth, Math.round((count / total) * barWidth));
+    return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
+}
+/**
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
+ * otherwise one line per phase when it ends. Quiet shows nothing.
+ */
+function terminalProgress(io, verbosity) {
+    const now = io.now ?? Date.now;
+    const tty = io.stderr.isTTY === true;
+    return {
+        start(label, total) {
+            let count = 0;
+            let bytes = 0;
+            let last = -Infinity;
+            let ended = false;
+            const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
+            const draw = () => {
+                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
+            };
+            return {
+                tick(n = 1, b = 0) {
+                    count += n;
+                    bytes += b;
+                    if (verbosity.quiet || !tty || ended)
+                        return;
+                    const t = now();
+                    if (t - last >= REDRAW_MS) {
+                        last = t;
+                        draw();
+                    }
+                },
+                done() {
+                    if (ended)
+                        return;
+                    ended = true;
+                    if (verbosity.quiet)
+                        return;
+                    if (tty)
+                        io.stderr.write('\r\x1b[K');
+                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
+                },
+            };
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cli/format.ts
+
+
+
+/** One JSON document, pretty-printed, with a trailing newline. */
+function toJson(value) {
+    return `${JSON.stringify(value, null, 2)}\n`;
+}
+function counts(m) {
+    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`);
+    return parts.length === 0 ? 'nothing' : parts.join(', ');
+}
+function summaryLines(s) {
+    const lines = [
+        `store dir:  ${s.storeDir}${s.relocatedFrom === undefined ? '' : ` (relocated from ${s.relocatedFrom})`}`,
+        `include:    ${s.include}`,
+        `systems:    ${s.systems.join(', ') || '-'}`,
+        `paths:      ${s.paths} (${counts(s)})`,
+        `size:       ${formatBytes(s.bundleBytes)} bundle, ${formatBytes(s.streamBytes)} uncompressed (${s.ratio.toFixed(1)}×)`,
+        `signed by:  ${s.signedBy.length === 0 ? 'nobody' : s.signedBy.join(', ')}`,
+        `written by: ${s.tool}, evaluated with Nix ${s.nixVersion}`,
+        `roots (${s.roots.length}):`,
+    ];
+    s.roots.forEach((r, i) => {
+        lines.push(`  ${i}  ${r.label}`);
+        lines.push(`     ${r.drvPath}`);
+        for (const [name, path] of Object.entries(r.outputs))
+            lines.push(`     ${name} → ${path || '(known after building)'}`);
+    });
+    return lines;
+}
+/** `export`: what was written. */
+function formatExport(r) {
+    const s = summarise(r.manifest, r.bundleBytes);
+    return [
+        `wrote ${r.bundlePath}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+        `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
+        '',
+    ].join('\n');
+}
+/** `inspect`: the summary. */
+function formatInspect(r) {
+    return [...summaryLines(r.summary), ''].join('\n');
+}
+/** `verify`: the verdict. */
+function formatVerify(r) {
+    const sig = r.trustedSignatures.length > 0 ? `, signed by trusted key ${r.trustedSignatures.join(', ')}` : '';
+    return `OK: ${r.bundlePath}: ${r.paths} paths (${counts(r)}) for ${r.manifest.storeDir}${sig}\n`;
+}
+/** `import`: what was added. */
+function formatImport(r) {
+    const how = r.method === 'none'
+        ? ''
+        : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
+    return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
+}
+/** `realise`: the output paths, one per line (like nix-store --realise). */
+function formatRealise(r) {
+    const paths = Object.values(r.outPaths).flatMap((o) => Object.values(o));
+    return paths.map((p) => `${p}\n`).join('');
+}
+/** `relocate`: where, and the report. */
+function formatRelocate(r) {
+    const rep = r.report;
+    const lines = [
+        `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
+        `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
+    ];
+    if (rep.bareHashRewrites > 0)
+        lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
+    for (const m of rep.bareStoreDirMentions)
+        lines.push(`  ${m.path} still mentions the old store dir ${m.count}×`);
+    for (const w of rep.warnings)
+        lines.push(`  warning: ${w}`);
+    return [...lines, ''].join('\n');
+}
+/** `apply`: what ran. */
+function formatApply(r) {
+    const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
+    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/commands.ts
+
+
+const COMMON = {
+    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
+    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
+    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+    help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+const TRUSTED_KEY = {
+    type: 'string',
+    multiple: true,
+    value: 'KEY',
+    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
+};
+const STORE = {
+    type: 'string',
+    value: 'URI',
+    help: "the Nix store to use (Nix's --store; default: Nix's default)",
+};
+const CACHE_KEY = {
+    type: 'string',
+    value: 'FILE',
+    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
+};
+const METHOD = {
+    type: 'string',
+    value: 'METHOD',
+    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
+};
+function commands_define(spec) {
+    const options = { ...spec.options, ...COMMON };
+    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
+}
+function print(ctx, args, value, human) {
+    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+function noRest(args, command) {
+    if (args.rest.length > 0)
+        throw usageError(`${command} takes no arguments after --`);
+}
+const METHODS = ['auto', 'import', 'copy'];
+const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
+const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Every subcommand, in the order help lists them. */
+const COMMANDS = [
+    commands_define({
+        name: 'export',
+        summary: 'evaluate once and write a plan bundle',
+        usage: [
+            'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
+        ],
+        description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
+            'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
+            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+        options: {
+            file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
+            attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
+            drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
+            output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
+            include: {
+                type: 'string',
+                value: 'KIND',
+                help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
+            },
+            level: { type: 'string', value: 'N', help: 'zstd level 1-19 (default 12)' },
+            'sign-key': {
+                type: 'string',
+                multiple: true,
+                value: 'FILE',
+                help: 'sign the manifest with this secret key file',
+            },
+            'relocate-to': {
+                type: 'string',
+                value: 'DIR',
+                help: 'relocate the plan to store dir DIR before writing',
+            },
+            store: STORE,
+        },
+        examples: [
+            'nix-plan export -f default.nix -A hello -o hello.nixplan',
+            'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
+            'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
+        ],
+        async run(args, ctx) {
+            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
+            const result = await ctx.useCases.exportPlan({
+                installables: [...args.positionals],
+                file: str(args, 'file'),
+                attributes: list(args, 'attr'),
+                drvPaths: list(args, 'drv'),
+                evalArgs: [...args.rest],
+                output: required(args, 'output', 'OUT (where to write the bundle)'),
+                include: oneOf(str(args, 'include'), 'include', commands_INCLUDES),
+                level: integer(str(args, 'level'), 'level', 1, 19),
+                signingKeys: signingKeys.map((k) => k.trim()),
+                relocateTo: str(args, 'relocate-to'),
+                store: str(args, 'store'),
+            }, ctx.deps);
+            print(ctx, args, result, () => formatExport(result));
+        },
+    }),
+    commands_define({
+        name: 'inspect',
+        summary: 'show what a bundle holds (touches no store)',
+        usage: ['nix-plan inspect BUNDLE [--json]'],
+        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
+        options: {},
+        examples: [
+            'nix-plan inspect hello.nixplan',
+            'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'inspect');
+            const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
+            print(ctx, args, result, () => formatInspect(result));
+        },
+    }),
+    commands_define({
+        name: 'verify',
+        summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
+        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
+        description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
+            'With --trusted-key the manifest must carry a valid signature by one of the keys.',
+        options: {
+            'trusted-key': TRUSTED_KEY,
+            'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+        },
+        examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'verify');
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') }, ctx.deps);
+            print(ctx, args, report, () => formatVerify(report));
+        },
+    }),
+    commands_define({
+        name: 'import',
+        summary: 'verify a bundle, then add its paths to a store',
+        usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
+        description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
+            'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
+            'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
+        options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
+        examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
+        async run(args, ctx) {
+            noRest(args, 'import');
+            const result = await ctx.useCases.importPlan(onePositional(args, 'BUNDLE'), {
+                store: str(args, 'store'),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                method: oneOf(str(args, 'method'), 'method', METHODS),
+            }, await importDeps(args, ctx));
+            print(ctx, args, result, () => formatImport(result));
+        },
+    }),
+    commands_define({
+        name: 'realise',
+        summary: 'import a bundle and build its roots',
+        usage: [
+            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
+        ],
+        description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
+            'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
+            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
+            'Prints the output paths, one per line.',
+        options: {
+            'out-link': {
+                type: 'string',
+                value: 'PREFIX',
+                help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
+            },
+            store: STORE,
+            roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+        },
+        examples: [
+            'nix-plan realise hello.nixplan --out-link result',
+            'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+        ],
+        async run(args, ctx) {
+            const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
+                store: str(args, 'store'),
+                outLink: str(args, 'out-link'),
+                roots: list(args, 'roots', true),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                method: oneOf(str(args, 'method'), 'method', METHODS),
+                nixArgs: [...args.rest],
+            }, await importDeps(args, ctx));
+            print(ctx, args, result, () => formatRealise(result));
+        },
+    }),
+    commands_define({
+        name: 'relocate',
+        summary: 'rewrite a bundle for another store dir (realm)',
+        usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
+        description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
+            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
+        options: {
+            to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
+            output: {
+                type: 'string',
+                short: 'o',
+                value: 'OUT',
+                help: 'where to write the relocated bundle (required)',
+            },
+            'sign-key': {
+                type: 'string',
+                multiple: true,
+                value: 'FILE',
+                help: 'sign the new manifest with this secret key file',
+            },
+            'trusted-key': TRUSTED_KEY,
+            level: { type: 'string', value: 'N', help: 'zstd level 1-19 (default 12)' },
+        },
+        examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
+        async run(args, ctx) {
+            noRest(args, 'relocate');
+            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
+            const result = await ctx.useCases.relocatePlan(onePositional(args, 'BUNDLE'), {
+                to: required(args, 'to', 'DIR (the target store dir)'),
+                output: required(args, 'output', 'OUT (where to write the bundle)'),
+                signingKeys: signingKeys.map((k) => k.trim()),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                level: integer(str(args, 'level'), 'level', 1, 19),
+            }, ctx.deps);
+            print(ctx, args, result, () => formatRelocate(result));
+        },
+    }),
+    commands_define({
+        name: 'keygen',
+        summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
+        usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
+        description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
+        options: {
+            secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
+            public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
+        },
+        examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'keygen');
+            const name = onePositional(args, 'NAME');
+            const secretFile = required(args, 'secret', 'FILE');
+            const publicFile = required(args, 'public', 'FILE');
+            const pair = ctx.useCases.keygen(name);
+            await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
+            print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
+        },
+    }),
+    commands_define({
+        name: 'apply',
+        summary: 'realise a NixOS system plan and switch a profile to it',
+        usage: [
+            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
+            'nix-plan apply --rollback --profile PATH [--action …]',
+        ],
+        description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
+            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
+        options: {
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
+            },
+            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+            rollback: { type: 'boolean', help: 'go back one generation' },
+            store: STORE,
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+        },
+        examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'apply');
+            const rollback = flag(args, 'rollback');
+            const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
+            const store = str(args, 'store');
+            const realiseOptions = {
+                store,
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                method: oneOf(str(args, 'method'), 'method', METHODS),
+            };
+            const deps = await importDeps(args, ctx);
+            const result = await ctx.useCases.applyPlan(bundle, {
+                profile: required(args, 'profile', 'PATH'),
+                action: oneOf(str(args, 'action'), 'action', ACTIONS),
+                rollback,
+                store,
+            }, { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) });
+            print(ctx, args, result, () => formatApply(result));
+        },
+    }),
+];
+/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
+async function importDeps(args, ctx) {
+    const keyFile = list(args, 'sign-key')[0];
+    const signingKey = keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
+    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
+}
+/** A command's help page. */
+function commandHelp(cmd) {
+    return [
+        `Usage: ${cmd.usage.join('\n       ')}`,
+        '',
+        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
+        '',
+        wrap(cmd.description, 78),
+        '',
+        'Options:',
+        optionsHelp(cmd.options),
+        '',
+        'Examples:',
+        ...cmd.examples.map((e) => `  ${e}`),
+        '',
+    ].join('\n');
+}
+function wrap(text, width) {
+    const out = [];
+    let line = '';
+    for (const word of text.split(/\s+/)) {
+        if (line !== '' && line.length + 1 + word.length > width) {
+            out.push(line);
+            line = word;
+        }
+        else
+            line = line === '' ? word : `${line} ${word}`;
+    }
+    if (line !== '')
+        out.push(line);
+    return out.join('\n');
+}
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: ./src/app/apply.ts
+// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
+// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
+
+
+
+
+/** Every ApplyAction, for parsing and help texts. */
+const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
+const SETS_PROFILE = new Set(['switch', 'boot']);
+/** The generation number of a profile link target like `system-42-link`. */
+function generationOf(linkTarget) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+/** The profile's current generation link (`system-N-link`, absolute), or undefined if it has none. */
+async function currentLink(profile) {
+    try {
+        return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(profile), await (0,external_node_fs_promises_namespaceObject.readlink)(profile));
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The store path a generation link points to. */
+async function generationPath(link) {
+    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
+}
+/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
+function systemOutput(realised) {
+    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
+    const out = outs.filter(([name]) => name === 'out');
+    if (out.length !== 1 || out[0] === undefined)
+        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
+            outs.map(([n, p]) => `${n}=${p}`).join(', '));
+    return out[0][1];
+}
+/** The system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
+async function switchScript(systemPath) {
+    const script = `${systemPath}/bin/switch-to-configuration`;
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
+    }
+    catch {
+        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
+            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
+    }
+    return script;
+}
+/** The generation before the current one, found without changing the profile. */
+async function previousGeneration(profile, storeArgs, deps) {
+    const current = generationOf((await currentLink(profile)) ?? '');
+    const { stdout } = await deps.runner.run('nix-env', [
+        ...storeArgs,
+        '--profile',
+        profile,
+        '--list-generations',
+    ]);
+    const numbers = stdout
+        .toString('utf8')
+        .split('\n')
+        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
+        .filter((n) => n !== undefined)
+        .map(Number)
+        .filter((n) => current === undefined || n < current);
+    const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
+    if (previous === undefined)
+        throw new errors_NixPlanError('usage', `profile '${profile}' has no generation before the current one to roll back to`);
+    return generationPath(`${profile}-${previous}-link`);
+}
+/**
+ * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
+ * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
+ * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
+ * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
+ * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
+ * the previous generation's script and leave the profile alone.
+ */
+async function applyPlan(bundlePath, options, deps) {
+    const action = options.action ?? 'switch';
+    if (!APPLY_ACTIONS.includes(action))
+        throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
+    const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
+    const storeArgs = options.store === undefined ? [] : ['--store', options.store];
+    const setsProfile = SETS_PROFILE.has(action);
+    let systemPath;
+    if (options.rollback === true) {
+        if (setsProfile) {
+            const before = await currentLink(profile);
+            await deps.runner.run('nix-env', [...storeArgs, '--profile', profile, '--rollback']);
+            const after = await currentLink(profile);
+            if (after === undefined || after === before)
+                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile}'`);
+            systemPath = await generationPath(after);
+        }
+        else
+            systemPath = await previousGeneration(profile, storeArgs, deps);
+    }
+    else {
+        if (bundlePath === undefined)
+            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+        systemPath = systemOutput(await deps.realise(bundlePath));
+    }
+    const script = await switchScript(systemPath);
+    if (options.rollback !== true && setsProfile) {
+        deps.log.info(`setting ${profile} to ${systemPath}`);
+        await deps.runner.run('nix-env', [...storeArgs, '--profile', profile, '--set', systemPath]);
+    }
+    deps.log.info(`running ${script} ${action}`);
+    const result = await deps.runner.run(script, [action], { allowFailure: true });
+    const output = result.stdout.toString('utf8');
+    if (result.code !== 0)
+        throw new errors_NixPlanError('nix', `switch-to-configuration ${action} failed with exit code ${result.code}` +
+            (setsProfile
+                ? ` (the profile already points at the new generation; \`--rollback\` restores the previous one)`
+                : '') +
+            `:\n${result.stderr.trim().slice(-4000)}`);
+    const link = await currentLink(profile);
+    return {
+        action,
+        systemPath,
+        profile,
+        profileChanged: setsProfile,
+        generation: link === undefined ? undefined : generationOf(link),
+        output,
+    };
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./src/nix/store.ts
+// Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
+// the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
+
+
+
+
+/**
+ * Parses `nix-store --dump-db` output: per path its name, NAR hash, NAR size, deriver (or an empty
+ * line), the number of references and the references, each on its own line.
+ */
+function parseDumpDb(text) {
+    const lines = text.split('\n');
+    const out = [];
+    let i = 0;
+    const bad = (detail) => new errors_NixPlanError('nix', `unexpected nix-store --dump-db output at line ${i + 1}: ${detail}`);
+    while (i < lines.length && lines[i] !== '') {
+        const path = lines[i] ?? '';
+        const hashText = lines[i + 1];
+        const sizeText = lines[i + 2];
+        const deriver = lines[i + 3];
+        const countText = lines[i + 4];
+        if (hashText === undefined || sizeText === undefined || deriver === undefined || countText === undefined)
+            throw bad(`truncated entry for '${path}'`);
+        const count = Number(countText);
+        const narSize = Number(sizeText);
+        if (!Number.isSafeInteger(count) || count < 0 || !/^\d+$/.test(countText))
+            throw bad('bad reference count');
+        if (!Number.isSafeInteger(narSize) || !/^\d+$/.test(sizeText))
+            throw bad('bad NAR size');
+        let narHash;
+        try {
+            const h = parseHash(hashText, 'sha256');
+            if (h.algo !== 'sha256')
+                throw new Error(h.algo);
+            narHash = toHex(h.bytes);
+        }
+        catch {
+            throw bad(`bad NAR hash '${hashText}'`);
+        }
+        const references = lines.slice(i + 5, i + 5 + count);
+        if (references.length !== count)
+            throw bad(`truncated references of '${path}'`);
+        out.push({ path, narHash, narSize, deriver, references });
+        i += 5 + count;
+    }
+    return out;
+}
+/** Parses `nix-store --version` ("nix-store (Nix) 2.8.0", "nix-store (Lix, like Nix) 2.91.1"). */
+function parseNixVersion(text) {
+    const m = /(\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?)\s*$/.exec(text.trim().split('\n')[0] ?? '');
+    if (m === null)
+        throw new errors_NixPlanError('nix', `cannot read the Nix version from '${text.trim()}'`);
+    return m[1] ?? '';
+}
+/** Parameters of a store URI (`local?root=/x&real=/y`, `/x`, `daemon`). */
+function storeUriParams(uri) {
+    if (uri.startsWith('/'))
+        return { root: uri.split('?')[0] ?? uri };
+    const q = uri.indexOf('?');
+    if (q < 0)
+        return {};
+    const params = new URLSearchParams(uri.slice(q + 1));
+    const root = params.get('root') ?? undefined;
+    const real = params.get('real') ?? undefined;
+    return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
+}
+/**
+ * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
+ * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
+ */
+function physicalStoreDir(storeDir, options = {}) {
+    if (options.realStoreDir !== undefined)
+        return options.realStoreDir;
+    if (options.store === undefined)
+        return storeDir;
+    const { root, real } = storeUriParams(options.store);
+    if (real !== undefined)
+        return real;
+    if (root !== undefined)
+        return root.replace(/\/+$/, '') + storeDir;
+    return storeDir;
+}
+/** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
+const ARGV_BUDGET = 256 * 1024;
+/** Splits `paths` into command-line-sized batches. */
+function batchPaths(paths, budget = ARGV_BUDGET) {
+    const batches = [];
+    let current = [];
+    let size = 0;
+    for (const p of paths) {
+        if (current.length > 0 && size + p.length + 1 > budget) {
+            batches.push(current);
+            current = [];
+            size = 0;
+        }
+        current.push(p);
+        size += p.length + 1;
+    }
+    if (current.length > 0)
+        batches.push(current);
+    return batches;
+}
+function lines(out) {
+    return out
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l !== '');
+}
+/** A Nix store seen through its command-line tools and its files. */
+class NixStore {
+    runner;
+    options;
+    storeDirCache;
+    constructor(runner, options = {}) {
+        this.runner = runner;
+        this.options = options;
+    }
+    /** `--store URI` when a store was chosen, for every Nix command that talks to it. */
+    storeArgs() {
+        return this.options.store === undefined ? [] : ['--store', this.options.store];
+    }
+    /** The version of the Nix on PATH (`nix-store --version`), e.g. "2.8.0". */
+    async version() {
+        const { stdout } = await this.runner.run('nix-store', ['--version']);
+        return parseNixVersion(stdout.toString('utf8'));
+    }
+    /** The store's logical directory (`builtins.storeDir`), asked once. */
+    async storeDir() {
+        if (this.storeDirCache === undefined) {
+            const { stdout } = await this.runner.run('nix-instantiate', [
+                ...this.storeArgs(),
+                '--eval',
+                '--json',
+                '-E',
+                'builtins.storeDir',
+            ]);
+            const value = JSON.parse(stdout.toString('utf8'));
+            if (typeof value !== 'string')
+                throw new errors_NixPlanError('nix', 'builtins.storeDir is not a string');
+            this.storeDirCache = value;
+        }
+        return this.storeDirCache;
+    }
+    /** Tells the store its directory when it is already known (e.g. from an evaluated .drv path). */
+    setStoreDir(storeDir) {
+        this.storeDirCache = storeDir;
+    }
+    /** The file-system location of a store path. */
+    async realPath(path) {
+        const storeDir = await this.storeDir();
+        const real = physicalStoreDir(storeDir, this.options);
+        return real === storeDir ? path : real + path.slice(storeDir.length);
+    }
+    /** A store object's bytes when it is one regular file (a .drv, a text file). */
+    async readFile(path) {
+        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(await this.realPath(path)));
+    }
+    /** Size and executable bit of a store object that is one regular file; undefined otherwise. */
+    async fileInfo(path) {
+        const st = await (0,external_node_fs_promises_namespaceObject.lstat)(await this.realPath(path));
+        return st.isFile() ? { size: st.size, executable: (st.mode & 0o100) !== 0 } : undefined;
+    }
+    /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
+    async requisites(paths, includeOutputs = false) {
+        if (paths.length === 0)
+            return [];
+        const out = [];
+        const seen = new Set();
+        for (const batch of batchPaths(paths)) {
+            const { stdout } = await this.runner.run('nix-store', [
+                ...this.storeArgs(),
+                '--query',
+                '--requisites',
+                ...(includeOutputs ? ['--include-outputs'] : []),
+                ...batch,
+            ]);
+            for (const p of lines(stdout))
+                if (!seen.has(p)) {
+                    seen.add(p);
+                    out.push(p);
+                }
+        }
+        return out;
+    }
+    /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
+    async pathInfos(paths) {
+        const infos = new Map();
+        for (const batch of batchPaths(paths)) {
+            const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
+            for (const info of parseDumpDb(stdout.toString('utf8')))
+                infos.set(info.path, info);
+        }
+        for (const p of paths)
+            if (!infos.has(p))
+                throw new errors_NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
+        return infos;
+    }
+    /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
+    async invalidPaths(paths) {
+        const invalid = new Set();
+        for (const batch of batchPaths(paths)) {
+            const { stdout } = await this.runner.run('nix-store', [
+                ...this.storeArgs(),
+                '--check-validity',
+                '--print-invalid',
+                ...batch,
+            ]);
+            for (const p of lines(stdout))
+                invalid.add(p);
+        }
+        return invalid;
+    }
+    /**
+     * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
+     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them.
+     */
+    async realise(drvPaths, options = {}) {
+        if (drvPaths.length === 0)
+            return [];
+        const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
+        const { stdout } = await this.runner.run('nix-store', [
+            ...this.storeArgs(),
+            '--realise',
+            ...rootArgs,
+            ...(options.extraArgs ?? []),
+            ...drvPaths,
+        ]);
+        return lines(stdout);
+    }
+}
+/**
+ * Sorts `paths` so every path comes after its references (those inside the set), keeping the
+ * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
+ */
+function dependencyOrder(paths, references) {
+    const inSet = new Set(paths);
+    const state = new Map(); // 1: on the stack, 2: done
+    const out = [];
+    for (const start of paths) {
+        if (state.has(start))
+            continue;
+        // Iterative DFS so a deep chain cannot overflow the stack.
+        const stack = [
+            { path: start, refs: references(start), i: 0 },
+        ];
+        state.set(start, 1);
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top === undefined)
+                break;
+            if (top.i < top.refs.length) {
+                const ref = top.refs[top.i++] ?? '';
+                if (ref === top.path || !inSet.has(ref))
+                    continue;
+                const s = state.get(ref);
+                if (s === 1)
+                    throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${top.path}'`);
+                if (s === 2)
+                    continue;
+                state.set(ref, 1);
+                stack.push({ path: ref, refs: references(ref), i: 0 });
+            }
+            else {
+                stack.pop();
+                state.set(top.path, 2);
+                out.push(top.path);
+            }
+        }
+    }
+    return out;
+}
+/** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
+const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
+/**
+ * The kind of a closure member, decided as the bundle verifier decides it: a `.drv`; else
+ * whatever its content address says (a `toFile` text, or a source: a path literal, or a fixed
+ * output, whose path is its content's hash too); anything not content-addressed is a build
+ * output. `readFile` gives a single-file object's bytes (only called for regular files).
+ */
+async function store_classify(info, storeDir, fileInfo, readFile) {
+    if (info.path.endsWith('.drv') && info.deriver === '')
+        return 'drv';
+    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
+    const facts = { path: info.path, references: info.references, narHash };
+    // Recursive sources need only the NAR hash; flat ones and texts need the file's bytes.
+    const byNar = identifyContentAddress(facts, storeDir);
+    if (byNar !== undefined)
+        return byNar.kind;
+    const file = await fileInfo(info.path);
+    // An executable or a directory can only be a recursive source, which was checked above.
+    if (file === undefined || file.executable || file.size > MAX_CLASSIFY_FILE)
+        return 'output';
+    const contents = await readFile(info.path);
+    const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
+    return byFile?.kind ?? 'output';
+}
+
+;// CONCATENATED MODULE: ./src/app/deps.ts
+/** A logger that drops everything (for library callers that want no output). */
+const silentLogger = {
+    info: () => undefined,
+    warn: () => undefined,
+    debug: () => undefined,
+};
+/** A progress sink that shows nothing. */
+const noProgress = {
+    start: () => ({ tick: () => undefined, done: () => undefined }),
+};
+/** `deps.progress` or one that shows nothing. */
+function progressOf(deps) {
+    return deps.progress ?? noProgress;
+}
+
+;// CONCATENATED MODULE: ./src/app/binary-cache.ts
+// Import without trust: turn a verified export stream into a temporary `file://` binary cache whose
+// narinfos carry `CA:` (and, with a key, `Sig:`), then let `nix copy` add it through the daemon.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** `nix copy` is behind the nix-command feature on every Nix that has it. */
+const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
+/** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
+const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
+/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
+function narinfoText(info) {
+    const lines = [
+        `StorePath: ${info.path}`,
+        `URL: ${info.url}`,
+        'Compression: none',
+        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
+        `NarSize: ${info.narSize}`,
+        `References: ${info.references.map(baseName).join(' ')}`,
+    ];
+    if (info.deriver !== '')
+        lines.push(`Deriver: ${baseName(info.deriver)}`);
+    if (info.ca !== undefined)
+        lines.push(`CA: ${info.ca}`);
+    if (info.sig !== undefined)
+        lines.push(`Sig: ${info.sig}`);
+    return lines.join('\n') + '\n';
+}
+/**
+ * The paths `nix copy` must be named so that it copies all of `cached`: those no other cached path
+ * refers to (their closures cover the rest), `.drv` files apart from the others. A `.drv` named on
+ * the command line means its outputs unless `--derivation` is given, and `--derivation` turns any
+ * other path into its deriver, so the two kinds need separate calls.
+ */
+function copyTargets(cached) {
+    const referenced = new Set();
+    for (const c of cached)
+        for (const r of c.references)
+            if (r !== c.path)
+                referenced.add(r);
+    const tops = cached.map((c) => c.path).filter((p) => !referenced.has(p));
+    return { drvs: tops.filter((p) => p.endsWith('.drv')), others: tops.filter((p) => !p.endsWith('.drv')) };
+}
+/** The error for build outputs an untrusted user cannot add without a trusted signature. */
+function needsSignature(paths, key) {
+    const example = paths[0] ?? '';
+    const how = key === undefined
+        ? 'Either import as a user the daemon trusts (`trusted-users` in nix.conf), or sign them on import: ' +
+            'pass a secret key (`nix-plan keygen NAME`) whose public key root has added to ' +
+            '`trusted-public-keys` in the nix.conf of the host (then restart nix-daemon).'
+        : `They were signed with '${key.name}', so the daemon does not trust that key: root must add ` +
+            `'${formatPublicKey(publicKeyOf(key))}' to \`trusted-public-keys\` in the host's nix.conf ` +
+            '(then restart nix-daemon).';
+    return new errors_NixPlanError('signature', `${paths.length} path${paths.length === 1 ? ' is a build output' : 's are build outputs'} ` +
+        `(input-addressed, e.g. '${example}'), which Nix accepts from a user it does not trust only with ` +
+        `a signature by a key in its \`trusted-public-keys\`. ${how}`);
+}
+const SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a trusted key/;
+/**
+ * Adds the paths of an export stream to a store as a user the Nix daemon does not trust: writes
+ * them as a temporary `file://` binary cache (NARs streamed to disk as they are read, never the
+ * whole closure in memory), with each narinfo's `CA:` field from `identifyContentAddress` so Nix
+ * re-derives content-addressed paths instead of asking for signatures, then runs
+ * `nix copy --from file://DIR [--derivation] PATHS…`. Build outputs need `signingKey`, whose
+ * public key the daemon must trust; without it they are refused before anything is copied.
+ * The stream should already be verified (the bundle verifier); it is validated again as it is read.
+ */
+async function importViaBinaryCache(source, options, deps) {
+    const parent = options.workDir ?? (0,external_node_os_namespaceObject.tmpdir)();
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)(parent, 'nix-plan-cache-'));
+    try {
+        // Readable by everyone: the Nix client may run as another user than this process (sudo -u),
+        // and everything in it is about to enter the world-readable store anyway.
+        await (0,external_node_fs_promises_namespaceObject.chmod)(dir, 0o755);
+        await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'nix-cache-info'), `StoreDir: ${options.storeDir}\nWantMassQuery: 0\n`);
+        // Nix creates these when it opens a file:// cache; made here so a client that cannot write
+        // the directory (another user) still opens it.
+        for (const sub of CACHE_DIRS)
+            await (0,external_node_fs_promises_namespaceObject.mkdir)((0,external_node_path_namespaceObject.join)(dir, sub), { mode: 0o755 });
+        const cached = await writeCache(source, dir, options, deps);
+        const store = new NixStore(deps.runner, { store: options.store });
+        const paths = cached.map((c) => c.path);
+        const invalid = await store.invalidPaths(paths);
+        const alreadyValid = paths.length - invalid.size;
+        const unsigned = cached.filter((c) => c.ca === undefined && invalid.has(c.path)).map((c) => c.path);
+        if (unsigned.length > 0 && options.signingKey === undefined)
+            throw needsSignature(unsigned, undefined);
+        if (invalid.size > 0)
+            await runCopy(dir, cached, options, deps, unsigned);
+        const still = await store.invalidPaths([...invalid]);
+        if (still.size > 0)
+            throw new errors_NixPlanError('nix', `nix copy finished but ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+        return {
+            paths,
+            imported: invalid.size,
+            alreadyValid,
+            contentAddressed: cached.filter((c) => c.ca !== undefined).length,
+        };
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/** Reads the stream once, writing `nar/<n>.nar` and `<hash>.narinfo` for every path. */
+async function writeCache(source, dir, options, deps) {
+    const cached = [];
+    const task = progressOf(deps).start('writing a temporary binary cache');
+    let fd;
+    let fdIndex = -1;
+    const narFile = (index) => `nar/${index}.nar`;
+    const closeNar = () => {
+        if (fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+        fd = undefined;
+    };
+    try {
+        const entries = readExport(source, options.limits, {
+            storeDir: options.storeDir,
+            // Synchronous writes: the reader hands over views without back-pressure, so writing them
+            // before it continues keeps memory flat whatever the NAR sizes.
+            onNarBytes: (chunk, index) => {
+                if (index !== fdIndex) {
+                    closeNar();
+                    fd = (0,external_node_fs_namespaceObject.openSync)((0,external_node_path_namespaceObject.join)(dir, narFile(index)), 'wx', 0o644);
+                    fdIndex = index;
+                }
+                if (fd !== undefined)
+                    (0,external_node_fs_namespaceObject.writeSync)(fd, chunk);
+            },
+        });
+        let index = 0;
+        for await (const entry of entries) {
+            closeNar();
+            const ca = identifyContentAddress({
+                path: entry.path,
+                references: entry.references,
+                narHash: entry.nar.narHash,
+                file: entry.nar.file,
+            }, options.storeDir)?.ca;
+            const facts = {
+                path: entry.path,
+                narHash: entry.nar.narHash,
+                narSize: entry.nar.narSize,
+                references: entry.references,
+            };
+            const text = narinfoText({
+                ...facts,
+                url: narFile(index),
+                deriver: entry.deriver,
+                ca,
+                sig: options.signingKey === undefined ? undefined : signNarinfo(options.signingKey, facts),
+            });
+            const hashPart = baseName(entry.path).slice(0, 32);
+            await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, `${hashPart}.narinfo`), text, { mode: 0o644, flag: 'wx' });
+            cached.push({ path: entry.path, references: entry.references, ca });
+            index++;
+            task.tick(1, entry.nar.narSize);
+        }
+    }
+    finally {
+        closeNar();
+        task.done();
+    }
+    return cached;
+}
+/** Runs `nix copy` for the cache's top-level paths, `.drv` files with `--derivation`. */
+async function runCopy(dir, cached, options, deps, unsigned) {
+    const { drvs, others } = copyTargets(cached);
+    const to = options.store === undefined ? [] : ['--to', options.store];
+    const base = [...NIX_COMMAND, 'copy', '--from', `file://${dir}`, ...to];
+    const calls = [
+        ...batchPaths(drvs).map((b) => [...base, '--derivation', ...b]),
+        ...batchPaths(others).map((b) => [...base, ...b]),
+    ];
+    deps.log.info(`adding ${cached.length} paths through a temporary binary cache (nix copy)`);
+    for (const args of calls) {
+        const result = await deps.runner.run('nix', args, { allowFailure: true });
+        if (result.code === 0)
+            continue;
+        if (SIGNATURE_REFUSAL.test(result.stderr) && unsigned.length > 0)
+            throw needsSignature(unsigned, options.signingKey);
+        throw new errors_NixPlanError('nix', `nix copy from the temporary binary cache failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`);
+    }
+}
+/**
+ * The `copyImport` route of `importPlan`: streams the bundle's export stream (after the manifest
+ * frame) into `importViaBinaryCache`. The bundle must have been verified already (importPlan
+ * verifies a private copy first). `signingKey` is the text of a Nix secret key file.
+ */
+function binaryCacheCopyImport(settings = {}) {
+    const key = typeof settings.signingKey === 'string' ? parseSecretKey(settings.signingKey) : settings.signingKey;
+    return async (bundlePath, options, deps) => {
+        const { dataOffset } = await inspect_readBundleHead(bundlePath);
+        const stream = (0,external_node_fs_namespaceObject.createReadStream)(bundlePath, { start: dataOffset }).pipe((0,external_node_zlib_namespaceObject.createZstdDecompress)());
+        await importViaBinaryCache(stream, {
+            storeDir: options.manifest.storeDir,
+            store: options.store,
+            signingKey: key,
+            workDir: settings.workDir,
+        }, deps);
+    };
+}
+
+;// CONCATENATED MODULE: ./src/nix/collect.ts
+// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
+// of fixed-output derivations (sources), or the roots' built output closure (outputs).
+
+
+
+/** The include kinds, for option parsing. */
+const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
+/** Output name → path of a parsed derivation. */
+function outputsOf(drv) {
+    const out = {};
+    for (const o of drv.outputs)
+        out[o.name] = o.path;
+    return out;
+}
+/** True for a fixed-output derivation (its one output names its content hash). */
+function isFixedOutput(drv) {
+    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
+}
+/**
+ * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
+ * closure, at most one `nix-store --realise` and one more query for added outputs, one
+ * `--dump-db` per batch, and the .drv files read directly from the store.
+ */
+async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
+    store.setStoreDir(storeDir);
+    const drvClosure = await store.requisites(rootDrvs);
+    const rootSet = new Set(rootDrvs);
+    const rootOutputs = new Map();
+    const systems = new Set();
+    const fodOutputs = [];
+    const fods = [];
+    // One pass over the .drv files: systems for the manifest, roots' outputs, fixed outputs.
+    for (const p of drvClosure) {
+        if (!p.endsWith('.drv'))
+            continue;
+        const drv = parseDerivation(await store.readFile(p));
+        systems.add(Buffer.from(drv.system).toString('latin1'));
+        if (rootSet.has(p))
+            rootOutputs.set(p, outputsOf(drv));
+        if (isFixedOutput(drv)) {
+            fods.push(p);
+            fodOutputs.push(...Object.values(outputsOf(drv)));
+        }
+    }
+    for (const root of rootDrvs)
+        if (!rootOutputs.has(root))
+            throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
+    let extra = [];
+    if (include === 'sources') {
+        if (fods.length > 0) {
+            hooks.onRealise?.('fixed-output derivations', fods.length);
+            await store.realise(fods);
+            extra = await store.requisites(fodOutputs);
+        }
+    }
+    else if (include === 'outputs') {
+        hooks.onRealise?.('roots', rootDrvs.length);
+        const built = await store.realise(rootDrvs);
+        const outs = new Set(built);
+        for (const o of rootOutputs.values())
+            for (const p of Object.values(o))
+                if (p !== '')
+                    outs.add(p);
+        extra = await store.requisites([...outs]);
+    }
+    const inClosure = new Set(drvClosure);
+    const added = extra.filter((p) => !inClosure.has(p));
+    const all = [...drvClosure, ...added];
+    const infos = await store.pathInfos(all);
+    const refsOf = (p) => infos.get(p)?.references ?? [];
+    const order = dependencyOrder(all, refsOf);
+    const objects = [];
+    for (const p of order) {
+        const info = infos.get(p);
+        if (info === undefined)
+            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+        const kind = await store_classify(info, storeDir, (q) => store.fileInfo(q), (q) => store.readFile(q));
+        objects.push({ ...info, kind });
+    }
+    return { objects, rootOutputs, systems: [...systems].sort() };
+}
+
+;// CONCATENATED MODULE: ./src/nix/evaluate.ts
+// Evaluates once: flake installables via `nix path-info --derivation`, files via one
+// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
+
+/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
+const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
+function evaluate_lines(out) {
+    return out
+        .toString('utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '');
+}
+/** The directory of a store path (the realm it belongs to). */
+function storeDirOf(path) {
+    return path.slice(0, path.lastIndexOf('/'));
+}
+/**
+ * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
+ * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
+ */
+async function evaluate(request, store) {
+    const roots = [];
+    const evalArgs = request.evalArgs ?? [];
+    const attributes = request.attributes ?? [];
+    if (attributes.length > 0 && request.file === undefined)
+        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
+    for (const installable of request.installables ?? []) {
+        // One process per installable so each drv is known to come from its installable: with several
+        // at once, `nix path-info` prints them sorted, not in the order given.
+        const { stdout } = await store.runner.run('nix', [
+            ...FLAKE_FEATURES,
+            ...store.storeArgs(),
+            'path-info',
+            '--derivation',
+            ...evalArgs,
+            installable,
+        ]);
+        for (const drvPath of evaluate_lines(stdout))
+            roots.push({ installable, drvPath });
+    }
+    if (request.file !== undefined) {
+        const { stdout } = await store.runner.run('nix-instantiate', [
+            ...store.storeArgs(),
+            ...evalArgs,
+            request.file,
+            ...attributes.flatMap((a) => ['-A', a]),
+        ]);
+        const drvs = evaluate_lines(stdout);
+        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
+        // the pairing is certain, otherwise the roots are recorded without their attribute.
+        const paired = drvs.length === attributes.length;
+        drvs.forEach((drvPath, i) => {
+            const attribute = paired ? attributes[i] : undefined;
+            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
+        });
+    }
+    for (const drvPath of request.drvPaths ?? []) {
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
+        roots.push({ drvPath });
+    }
+    if (roots.length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
+    for (const r of roots)
+        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
+    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
+    if (dirs.size !== 1)
+        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
+    const storeDir = [...dirs][0] ?? '';
+    const seen = new Set();
+    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
+    return { roots: unique, storeDir };
+}
+
+;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
+// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
+
+
+
+
+const SLASH = Buffer.from('/');
+/** Files up to this size are read in one call: a drv closure is thousands of small files. */
+const SMALL_FILE = 1024 * 1024;
+async function* readWhole(p) {
+    yield await (0,external_node_fs_promises_namespaceObject.readFile)(p);
+}
+/**
+ * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
+ * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
+ * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
+ * FIFOs and devices are refused, as Nix refuses them.
+ */
+async function fileTreeOf(path) {
+    const p = typeof path === 'string' ? Buffer.from(path) : path;
+    const st = await (0,external_node_fs_promises_namespaceObject.lstat)(p);
+    if (st.isFile()) {
+        return {
+            type: 'regular',
+            executable: (st.mode & 0o100) !== 0,
+            size: st.size,
+            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
+        };
+    }
+    if (st.isSymbolicLink())
+        return { type: 'symlink', target: new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readlink)(p, { encoding: 'buffer' })) };
+    if (st.isDirectory()) {
+        return {
+            type: 'directory',
+            entries: async function* () {
+                const names = await (0,external_node_fs_promises_namespaceObject.readdir)(p, { encoding: 'buffer' });
+                names.sort((a, b) => Buffer.compare(a, b));
+                for (const name of names) {
+                    yield [name, await fileTreeOf(Buffer.concat([p, SLASH, name]))];
+                }
+            },
+        };
+    }
+    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
+}
+/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
+async function* dumpPath(path) {
+    yield* writeNar(await fileTreeOf(path));
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/writer.ts
+// Writing a plan bundle: the export stream compressed as one zstd frame, behind the manifest's skippable frame.
+//
+// The manifest comes first in the file but records digests known only at the end, so the data is
+// compressed into a temporary file next to the destination (hashing both sides on the way), then
+// the manifest frame and the data are copied into a second temporary file that is renamed into
+// place: a reader never sees a half-written bundle, and memory does not grow with the closure.
+// (This module and reader.ts touch files: the bundle's atomic replace needs them. Everything they
+// decide is in the pure manifest.ts and frame.ts.)
+
+
+
+
+
+
+
+
+
+
+/** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
+const DEFAULT_LEVEL = 12;
+/** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
+const MAX_LEVEL = 19;
+/** Counts and hashes bytes as they pass. */
+class Digest extends external_node_stream_namespaceObject.Transform {
+    onBytes;
+    hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    size = 0;
+    constructor(onBytes) {
+        super();
+        this.onBytes = onBytes;
+    }
+    _transform(chunk, _enc, cb) {
+        this.hash.update(chunk);
+        this.size += chunk.length;
+        this.onBytes?.(chunk.length);
+        cb(null, chunk);
+    }
+    hex() {
+        return this.hash.digest('hex');
+    }
+}
+/** Longest tail accepted after the data frame: node's empty frame is 13 bytes. */
+const MAX_EMPTY_TAIL = 64;
+/**
+ * Passes one zstd frame through and drops what node:zlib appends after it. Checked on Node 24.21:
+ * a `createZstdCompress` stream that received more than one write emits, after the real frame,
+ * an extra EMPTY frame (`28b52ffd 24 00 01 00 00 99e9d851`). Stock `zstd -d` would decode it as
+ * nothing, but a bundle's data is exactly one frame, so the tail is verified empty and dropped.
+ */
+class SingleFrame extends external_node_stream_namespaceObject.Transform {
+    scanner = new ZstdFrameScanner(0);
+    tail = [];
+    tailSize = 0;
+    _transform(chunk, _enc, cb) {
+        let rest = chunk;
+        if (!this.scanner.complete) {
+            let n;
+            try {
+                n = this.scanner.pushUntilEnd(rest);
+            }
+            catch (e) {
+                return cb(e);
+            }
+            this.push(rest.subarray(0, n));
+            rest = rest.subarray(n);
+        }
+        if (rest.length > 0) {
+            this.tail.push(rest);
+            this.tailSize += rest.length;
+            if (this.tailSize > MAX_EMPTY_TAIL)
+                return cb(new errors_NixPlanError('internal', 'the zstd compressor wrote more than one frame'));
+        }
+        cb();
+    }
+    _flush(cb) {
+        try {
+            this.scanner.finish();
+            let tail = Buffer.concat(this.tail);
+            while (tail.length > 0) {
+                const s = new ZstdFrameScanner(0);
+                const n = s.pushUntilEnd(tail);
+                s.finish();
+                if ((0,external_node_zlib_namespaceObject.zstdDecompressSync)(tail.subarray(0, n)).length !== 0)
+                    throw new errors_NixPlanError('internal', 'the zstd compressor wrote a second, non-empty frame');
+                tail = tail.subarray(n);
+            }
+            cb();
+        }
+        catch (e) {
+            cb(e);
+        }
+    }
+}
+/** A temporary file next to `path`, so the final rename stays on one file system. */
+function tempPathNear(path) {
+    return (0,external_node_path_namespaceObject.join)((0,external_node_path_namespaceObject.dirname)(path), `.${(0,external_node_path_namespaceObject.basename)(path)}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}.tmp`);
+}
+function checkRange(name, value, min, max) {
+    if (!Number.isInteger(value) || value < min || value > max)
+        throw new errors_NixPlanError('usage', `${name} must be an integer from ${min} to ${max}, not ${value}`);
+    return value;
+}
+/** The zstd parameters of a bundle's data frame. */
+function compressionParams(options = {}) {
+    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, 1, MAX_LEVEL);
+    const windowLog = checkRange('the window log', options.windowLog ?? DEFAULT_MAX_WINDOW_LOG, 10, DEFAULT_MAX_WINDOW_LOG);
+    return {
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_compressionLevel]: level,
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_windowLog]: windowLog,
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_enableLongDistanceMatching]: options.longDistanceMatching === false ? 0 : 1,
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_checksumFlag]: 1,
+    };
+}
+function ioError(what, path, e) {
+    if (e instanceof errors_NixPlanError)
+        return e;
+    return new errors_NixPlanError('internal', `cannot ${what} '${path}': ${e.message}`, { cause: e });
+}
+/**
+ * Writes a bundle at `destination`: the manifest (`draft` completed with the stream's size and
+ * digests, signed with `options.keys`) in a skippable frame, then `exportStream` as ONE zstd frame.
+ * The file appears atomically; on failure nothing is left behind. Errors thrown by `exportStream`
+ * propagate unchanged.
+ */
+async function writeBundle(destination, draft, exportStream, options = {}) {
+    const params = compressionParams(options);
+    const dataTemp = tempPathNear(destination);
+    const finalTemp = tempPathNear(destination);
+    try {
+        const raw = new Digest(options.onBytes);
+        const packed = new Digest();
+        try {
+            await (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(exportStream), raw, (0,external_node_zlib_namespaceObject.createZstdCompress)({ params }), new SingleFrame(), packed, (0,external_node_fs_namespaceObject.createWriteStream)(dataTemp, { mode: 0o600 }));
+        }
+        catch (e) {
+            throw ioError('write the bundle data to', dataTemp, e);
+        }
+        const manifest = finaliseManifest({
+            format: MANIFEST_FORMAT,
+            formatVersion: MANIFEST_FORMAT_VERSION,
+            ...draft,
+            stream: {
+                sha256: raw.hex(),
+                size: raw.size,
+                compressedSha256: packed.hex(),
+                compressedSize: packed.size,
+            },
+            ...(options.signatures !== undefined && { signatures: options.signatures }),
+        }, options.keys ?? []);
+        const frame = encodeSkippableFrame(encodeManifest(manifest));
+        try {
+            await (0,promises_namespaceObject.pipeline)((async function* () {
+                yield frame;
+                yield* (0,external_node_fs_namespaceObject.createReadStream)(dataTemp);
+            })(), (0,external_node_fs_namespaceObject.createWriteStream)(finalTemp, { mode: 0o644 }));
+            const fh = await (0,external_node_fs_promises_namespaceObject.open)(finalTemp, 'r');
+            try {
+                await fh.sync(); // the rename must not outlive the data on a crash
+            }
+            finally {
+                await fh.close();
+            }
+            await (0,external_node_fs_promises_namespaceObject.rename)(finalTemp, destination);
+        }
+        catch (e) {
+            throw ioError('write bundle', destination, e);
+        }
+        return { manifest, bundleBytes: frame.length + packed.size };
+    }
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(finalTemp, { force: true });
+        throw e;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dataTemp, { force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/files.ts
+// Checks on the files a use case will write, made before the long work so a typo fails fast.
+
+
+
+
+/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
+async function assertWritable(path) {
+    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
+// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
+//
+// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
+// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
+// only by what it produces, not by how. The derivation itself is masked first (its output paths
+// and the environment variables named after its outputs set to ""), since those are what is being
+// computed. Floating content-addressed derivations, and everything depending on one, have no
+// output paths before they are built ("deferred").
+
+
+
+
+function fail(drvLabel, detail) {
+    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
+}
+function outputKind(o) {
+    if (o.hashAlgo === '')
+        return 'input-addressed';
+    if (o.hash === 'impure')
+        return 'impure';
+    return o.hash === '' ? 'floating' : 'fixed';
+}
+/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
+function derivationKind(drv, drvLabel) {
+    const first = drv.outputs[0];
+    if (first === undefined)
+        fail(drvLabel, 'it has no outputs');
+    const kind = outputKind(first);
+    for (const o of drv.outputs)
+        if (outputKind(o) !== kind)
+            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
+    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
+        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
+    return kind;
+}
+/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
+function fixedOutput(o, drvLabel) {
+    let method = 'flat';
+    let algo = o.hashAlgo;
+    if (algo.startsWith('r:')) {
+        method = 'recursive';
+        algo = algo.slice(2);
+    }
+    else if (algo.startsWith('text:')) {
+        method = 'text';
+        algo = algo.slice(5);
+    }
+    if (!isHashAlgo(algo))
+        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
+    if (o.hash.includes(':') || o.hash.includes('-'))
+        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
+    const hash = parseHash(o.hash, algo);
+    if (method === 'text' && algo !== 'sha256')
+        fail(drvLabel, 'a text-hashed output must use sha256');
+    return { method, hash };
+}
+/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
+function fixedOutputPath(f, name, storeDir) {
+    if (f.method === 'text')
+        return makeTextPath(name, f.hash.bytes, [], storeDir);
+    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
+}
+function isOutputName(drv, key) {
+    // Output names are ASCII; compare without decoding every key.
+    outer: for (const o of drv.outputs) {
+        if (o.name.length !== key.length)
+            continue;
+        for (let i = 0; i < key.length; i++)
+            if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return true;
+    }
+    return false;
+}
+/**
+ * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
+ * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
+ * path it does not have.
+ */
+class DerivationHasher {
+    storeDir;
+    lookup;
+    memo = new Map();
+    /** Output names of every hashed derivation, to check what dependents ask for. */
+    outputNames = new Map();
+    constructor(storeDir, lookup) {
+        this.storeDir = storeDir;
+        this.lookup = lookup;
+    }
+    /**
+     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
+     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
+     */
+    hashModulo(drvPath) {
+        const known = this.memo.get(drvPath);
+        if (known !== undefined)
+            return known;
+        const pending = new Map();
+        const stack = [drvPath];
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            if (this.memo.has(path)) {
+                stack.pop();
+                continue;
+            }
+            let drv = pending.get(path);
+            if (drv === undefined) {
+                drv = this.lookup(path);
+                pending.set(path, drv);
+                // A fixed-output hash does not depend on inputs, so they need not be visited.
+                if (derivationKind(drv, path) !== 'fixed') {
+                    for (const input of drv.inputDrvs) {
+                        if (this.memo.has(input.path))
+                            continue;
+                        if (pending.has(input.path))
+                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
+                        stack.push(input.path);
+                    }
+                    if (stack[stack.length - 1] !== path)
+                        continue;
+                }
+            }
+            stack.pop();
+            pending.delete(path);
+            this.memo.set(path, this.compute(drv, path, drvName(path), false));
+            this.outputNames.set(path, drv.outputs.map((o) => o.name));
+        }
+        return this.memo.get(drvPath);
+    }
+    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
+    outputPaths(drv, drvName) {
+        const paths = new Map();
+        const kind = derivationKind(drv, drvName);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            paths.set(out.name, fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir));
+            return paths;
+        }
+        for (const input of drv.inputDrvs)
+            this.hashModulo(input.path);
+        const h = this.compute(drv, drvName, drvName, true);
+        for (const o of drv.outputs)
+            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
+        return paths;
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const kind = derivationKind(drv, label);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            const f = fixedOutput(out, label);
+            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
+            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
+        }
+        if (kind !== 'input-addressed')
+            return { kind: 'deferred' };
+        // Replace each input derivation by (hex of its modulo hash, the outputs used); inputs with the
+        // same hash (e.g. two fetchers of the same file) merge into one entry.
+        const replaced = new Map();
+        for (const input of drv.inputDrvs) {
+            if (input.dynamicOutputs !== undefined)
+                return { kind: 'deferred' };
+            const h = this.memo.get(input.path);
+            if (h === undefined)
+                throw new errors_NixPlanError('internal', `input ${input.path} of ${label} was not hashed before its dependent`);
+            if (h.kind === 'deferred')
+                return { kind: 'deferred' };
+            const names = this.outputNames.get(input.path) ?? [];
+            const hex = toHex(h.hash);
+            let set = replaced.get(hex);
+            if (set === undefined)
+                replaced.set(hex, (set = new Set()));
+            for (const o of input.outputs) {
+                if (!names.includes(o))
+                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
+                set.add(o);
+            }
+        }
+        const modulo = {
+            ...drv,
+            version: undefined,
+            inputDrvs: [...replaced.keys()]
+                .sort(compareStrings)
+                .map((hex) => ({ path: hex, outputs: [...replaced.get(hex)].sort(compareStrings) })),
+        };
+        if (mask) {
+            modulo.outputs = drv.outputs.map((o) => ({ ...o, path: '' }));
+            modulo.env = drv.env.map((e) => isOutputName(drv, e.key) ? { key: e.key, value: new Uint8Array() } : e);
+        }
+        return { kind: 'regular', hash: sha256(serialiseDerivation(modulo)) };
+    }
+}
+/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
+function computeDrvPath(storeDir, drvName, bytes, references) {
+    return makeTextPath(`${drvName}.drv`, sha256(bytes), new Set(references), storeDir);
+}
+
+;// CONCATENATED MODULE: ./src/core/rewrite.ts
+// One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
+
+
+
+/** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
+const PLACEHOLDER_HASH_LENGTH = 52;
+const H = HASH_PART_LENGTH;
+const P = PLACEHOLDER_HASH_LENGTH;
+const rewrite_SLASH = 0x2f;
+/** nix32 digit of each byte, -1 for bytes outside the alphabet. */
+const rewrite_DIGIT = new Int8Array(256).fill(-1);
+for (let i = 0; i < NIX32_ALPHABET.length; i++)
+    rewrite_DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
+/** Bytes that may continue a store dir component: a match of A followed by one is not A itself. */
+const DIR_CHAR = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-')
+    DIR_CHAR[c.charCodeAt(0)] = 1;
+// Match kinds, recorded in position order.
+const PATH = 0; // `A/<known hash>`
+const BARE = 1; // a known hash anywhere else
+const PLACEHOLDER = 2; // a known placeholder hash
+const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+/** A 30-bit key from the first six nix32 digits at `p` (the caller has checked they are digits). */
+function keyAt(b, p) {
+    return (((rewrite_DIGIT[b[p]] << 25) |
+        (rewrite_DIGIT[b[p + 1]] << 20) |
+        (rewrite_DIGIT[b[p + 2]] << 15) |
+        (rewrite_DIGIT[b[p + 3]] << 10) |
+        (rewrite_DIGIT[b[p + 4]] << 5) |
+        rewrite_DIGIT[b[p + 5]]) >>>
+        0);
+}
+function asciiBytes(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
+}
+function checkNix32(s, length, what) {
+    let ok = s.length === length;
+    for (let i = 0; ok && i < length; i++)
+        ok = (rewrite_DIGIT[s.charCodeAt(i) & 0xff] ?? -1) >= 0 && s.charCodeAt(i) < 256;
+    if (!ok)
+        throw new errors_NixPlanError('internal', `${what} '${s}' is not ${length} nix32 characters`);
+}
+/**
+ * A table of fixed-length nix32 tokens (old → new): an open-addressing hash table keyed by the
+ * 30 bits of their first six digits (random, so the low bits index well), each hit confirmed byte
+ * by byte. New values may be set after the old ones are declared.
+ */
+class TokenTable {
+    length;
+    slots = new Int32Array(1024); // id + 1, 0 when empty
+    keys = new Int32Array(1024);
+    old = new Uint8Array(0);
+    repl = new Uint8Array(0);
+    hasRepl = new Uint8Array(0);
+    ids = new Map();
+    strings = [];
+    constructor(length) {
+        this.length = length;
+    }
+    get size() {
+        return this.strings.length;
+    }
+    declare(token) {
+        const known = this.ids.get(token);
+        if (known !== undefined)
+            return known;
+        const id = this.strings.length;
+        const n = this.length;
+        if (id >= this.hasRepl.length)
+            this.grow(Math.max(64, this.hasRepl.length * 2));
+        if ((id + 1) * 4 > this.slots.length)
+            this.rehash(this.slots.length * 2);
+        const bytes = asciiBytes(token);
+        this.old.set(bytes, id * n);
+        this.strings.push(token);
+        this.ids.set(token, id);
+        this.insert(id);
+        return id;
+    }
+    set(token, replacement) {
+        const id = this.declare(token);
+        this.repl.set(asciiBytes(replacement), id * this.length);
+        this.hasRepl[id] = 1;
+    }
+    has(token) {
+        return this.ids.has(token);
+    }
+    /** Writes the replacement of token `id` into `out` at `w`. */
+    write(id, out, w) {
+        if (this.hasRepl[id] !== 1)
+            throw new errors_NixPlanError('internal', `relocation rewrote a mention of ${this.strings[id]} before its new hash was known`);
+        const n = this.length;
+        const repl = this.repl;
+        for (let k = 0, base = id * n; k < n; k++)
+            out[w + k] = repl[base + k];
+    }
+    /** The id of the token at `b[p…]` (whose first six bytes are digits), or -1. */
+    find(b, p) {
+        const key = keyAt(b, p);
+        const mask = this.slots.length - 1;
+        const n = this.length;
+        const old = this.old;
+        for (let slot = key & mask;; slot = (slot + 1) & mask) {
+            const v = this.slots[slot];
+            if (v === 0)
+                return -1;
+            if (this.keys[slot] !== key)
+                continue;
+            const id = v - 1;
+            const base = id * n;
+            let k = 6; // the key already matched the first six digits
+            while (k < n && old[base + k] === b[p + k])
+                k++;
+            if (k === n)
+                return id;
+        }
+    }
+    insert(id) {
+        const key = keyAt(this.old, id * this.length);
+        const mask = this.slots.length - 1;
+        let slot = key & mask;
+        while (this.slots[slot] !== 0)
+            slot = (slot + 1) & mask;
+        this.slots[slot] = id + 1;
+        this.keys[slot] = key;
+    }
+    grow(capacity) {
+        const n = this.length;
+        const o = new Uint8Array(capacity * n);
+        o.set(this.old);
+        this.old = o;
+        const r = new Uint8Array(capacity * n);
+        r.set(this.repl);
+        this.repl = r;
+        const h = new Uint8Array(capacity);
+        h.set(this.hasRepl);
+        this.hasRepl = h;
+    }
+    rehash(size) {
+        this.slots = new Int32Array(size);
+        this.keys = new Int32Array(size);
+        for (let id = 0; id < this.strings.length; id++)
+            this.insert(id);
+    }
+}
+/**
+ * Rewrites byte strings from store dir A to store dir B in one pass: `A/<known old hash>` becomes
+ * `B/<new hash>`, a known old hash anywhere else becomes the new one (counted: it was computed from
+ * a path string), and known placeholder hashes are swapped. Only known hashes at exact positions
+ * are replaced, so A being a prefix of B, or dirs of different lengths, cannot cause collisions.
+ */
+class StoreRewriter {
+    from;
+    to;
+    hashes = new TokenTable(H);
+    placeholderTable = new TokenTable(P);
+    fromBytes;
+    toBytes;
+    fromBuffer;
+    // Matches of the last scan as (position, kind, token id) triples, reused between calls.
+    m = new Int32Array(3 * 256);
+    /** `from` and `to` are store dirs (A and B), without trailing slashes. */
+    constructor(from, to) {
+        this.from = from;
+        this.to = to;
+        this.fromBytes = asciiBytes(from);
+        this.toBytes = asciiBytes(to);
+        this.fromBuffer = Buffer.from(this.fromBytes);
+    }
+    /** Makes `oldHash` (32 nix32 characters) known, so that scans report it; its new value may come later. */
+    declare(oldHash) {
+        checkNix32(oldHash, H, 'store hash');
+        this.hashes.declare(oldHash);
+    }
+    /** Sets the new hash of `oldHash` (declaring it if needed). */
+    set(oldHash, newHash) {
+        checkNix32(oldHash, H, 'store hash');
+        checkNix32(newHash, H, 'store hash');
+        this.hashes.set(oldHash, newHash);
+    }
+    /** True when `oldHash` has been declared. */
+    knows(oldHash) {
+        return this.hashes.has(oldHash);
+    }
+    /** Makes a placeholder known (its 52 nix32 characters, without the leading slash). */
+    declarePlaceholder(oldHash) {
+        checkNix32(oldHash, P, 'placeholder hash');
+        this.placeholderTable.declare(oldHash);
+    }
+    /** Sets the new value of a placeholder (52 nix32 characters each, without the leading slash). */
+    setPlaceholder(oldHash, newHash) {
+        checkNix32(oldHash, P, 'placeholder hash');
+        checkNix32(newHash, P, 'placeholder hash');
+        this.placeholderTable.set(oldHash, newHash);
+    }
+    /** Finds what `bytes` mentions without replacing anything (declared hashes need no new value). */
+    mentions(bytes) {
+        const count = this.scan(bytes);
+        const hashes = new Set();
+        const placeholders = new Set();
+        const unknownPaths = [];
+        for (let m = 0; m < count; m++) {
+            const kind = this.m[3 * m + 1];
+            const id = this.m[3 * m + 2];
+            if (kind === PATH || kind === BARE)
+                hashes.add(this.hashes.strings[id]);
+            else if (kind === PLACEHOLDER)
+                placeholders.add(this.placeholderTable.strings[id]);
+            else
+                unknownPaths.push(this.unknownText(bytes, this.m[3 * m]));
+        }
+        return {
+            hashes: [...hashes],
+            placeholders: [...placeholders],
+            unknownPaths,
+            bareStoreDirs: this.countBareStoreDirs(bytes),
+        };
+    }
+    /**
+     * Rewrites `bytes`; every known hash found must have its new value set. `countBareStoreDirs:
+     * false` skips counting bare A (when `mentions` has already counted them).
+     */
+    rewrite(bytes, options = {}) {
+        const count = this.scan(bytes);
+        const bareStoreDirs = options.countBareStoreDirs === false ? 0 : this.countBareStoreDirs(bytes);
+        const matches = this.m;
+        let storePaths = 0;
+        let bareHashes = 0;
+        let placeholders = 0;
+        const unknownPaths = [];
+        let delta = 0;
+        const dirDelta = this.toBytes.length - this.fromBytes.length;
+        for (let m = 0; m < count; m++) {
+            const kind = matches[3 * m + 1];
+            if (kind === PATH) {
+                storePaths++;
+                delta += dirDelta;
+            }
+            else if (kind === BARE)
+                bareHashes++;
+            else if (kind === PLACEHOLDER)
+                placeholders++;
+            else
+                unknownPaths.push(this.unknownText(bytes, matches[3 * m]));
+        }
+        if (storePaths + bareHashes + placeholders === 0)
+            return { bytes, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
+        const out = new Uint8Array(bytes.length + delta);
+        const lenA = this.fromBytes.length;
+        let r = 0;
+        let w = 0;
+        const to = this.toBytes;
+        for (let m = 0; m < count; m++) {
+            const kind = matches[3 * m + 1];
+            if (kind === UNKNOWN)
+                continue;
+            const pos = matches[3 * m];
+            const id = matches[3 * m + 2];
+            const start = kind === PATH ? pos - lenA - 1 : pos;
+            w = copy(bytes, r, start, out, w);
+            if (kind === PLACEHOLDER) {
+                this.placeholderTable.write(id, out, w);
+                w += P;
+                r = pos + P;
+                continue;
+            }
+            if (kind === PATH) {
+                for (let k = 0; k < to.length; k++)
+                    out[w++] = to[k];
+                out[w++] = rewrite_SLASH;
+            }
+            this.hashes.write(id, out, w);
+            w += H;
+            r = pos + H;
+        }
+        copy(bytes, r, bytes.length, out, w);
+        return { bytes: out, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
+    }
+    unknownText(bytes, pos) {
+        return this.from + '/' + Buffer.from(bytes.buffer, bytes.byteOffset + pos, H).toString('latin1');
+    }
+    /** True when `A/` ends right before `p`. */
+    fromSlashBefore(b, p) {
+        const a = this.fromBytes;
+        const start = p - 1 - a.length;
+        if (start < 0 || b[p - 1] !== rewrite_SLASH)
+            return false;
+        for (let k = 0; k < a.length; k++)
+            if (b[start + k] !== a[k])
+                return false;
+        return true;
+    }
+    /**
+     * The single scan: finds runs of at least 32 nix32 digits (the only places a hash can be) and
+     * looks up each 32-digit window in them; records matches in position order, returns their count.
+     */
+    scan(b) {
+        const n = b.length;
+        let count = 0;
+        // Each run of 32+ digits yields at most len/32 + 2 matches; grow before a run, never inside.
+        let m = this.m;
+        const hashes = this.hashes;
+        const haveHashes = hashes.size > 0;
+        const placeholders = this.placeholderTable;
+        const havePlaceholders = placeholders.size > 0;
+        // Invariant: i is 0 or b[i - 1] is not a nix32 digit.
+        let i = 0;
+        while (i + H <= n) {
+            // No run of 32 digits can start in [i, i + 31] unless b[i + 31] is a digit.
+            if (rewrite_DIGIT[b[i + H - 1]] < 0) {
+                i += H;
+                continue;
+            }
+            let s = i + H - 1;
+            while (s > i && rewrite_DIGIT[b[s - 1]] >= 0)
+                s--;
+            let e = i + H; // [s, i + 31] are digits
+            while (e < n && rewrite_DIGIT[b[e]] >= 0)
+                e++;
+            i = e + 1;
+            if (e - s < H)
+                continue;
+            // A run [s, e) of at least 32 digits.
+            const need = 3 * (count + Math.floor((e - s) / H) + 2);
+            if (need > m.length) {
+                const grown = new Int32Array(Math.max(need, m.length * 2));
+                grown.set(m);
+                this.m = m = grown;
+            }
+            let p = s;
+            if (havePlaceholders && e - s >= P) {
+                const id = placeholders.find(b, s);
+                if (id >= 0) {
+                    m[3 * count] = s;
+                    m[3 * count + 1] = PLACEHOLDER;
+                    m[3 * count++ + 2] = id;
+                    p = s + P;
+                }
+            }
+            const isPath = p === s && this.fromSlashBefore(b, s);
+            let pathMatched = false;
+            if (haveHashes) {
+                while (p + H <= e) {
+                    const id = hashes.find(b, p);
+                    if (id < 0) {
+                        p++;
+                        continue;
+                    }
+                    const kind = p === s && isPath ? PATH : BARE;
+                    if (kind === PATH)
+                        pathMatched = true;
+                    m[3 * count] = p;
+                    m[3 * count + 1] = kind;
+                    m[3 * count++ + 2] = id;
+                    p += H;
+                }
+            }
+            if (isPath && !pathMatched) {
+                m[3 * count] = s;
+                m[3 * count + 1] = UNKNOWN;
+                m[3 * count++ + 2] = -1;
+            }
+        }
+        return count;
+    }
+    /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
+    countBareStoreDirs(bytes) {
+        const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        const lenA = this.fromBytes.length;
+        let count = 0;
+        for (let q = buf.indexOf(this.fromBuffer); q >= 0; q = buf.indexOf(this.fromBuffer, q + 1)) {
+            const after = q + lenA;
+            if (after < buf.length) {
+                const c = buf[after];
+                if (DIR_CHAR[c] === 1)
+                    continue; // a longer component, not A
+                if (c === rewrite_SLASH && isRun(buf, after + 1, H))
+                    continue; // a path, handled by the scan
+            }
+            count++;
+        }
+        return count;
+    }
+}
+function isRun(b, p, len) {
+    if (p + len > b.length)
+        return false;
+    for (let k = 0; k < len; k++)
+        if (rewrite_DIGIT[b[p + k]] < 0)
+            return false;
+    return true;
+}
+/** Copies `src[from, to)` to `dst` at `w`; short segments by hand, which beats `set` for them. */
+function copy(src, from, to, dst, w) {
+    const len = to - from;
+    if (len > 64) {
+        dst.set(src.subarray(from, to), w);
+        return w + len;
+    }
+    for (let k = from; k < to; k++)
+        dst[w++] = src[k];
+    return w;
+}
+/**
+ * One-shot rewrite with a map of old hash → new hash (32 nix32 characters each) from store dir
+ * `from` to `to`. For many strings, build one `StoreRewriter` and reuse it.
+ */
+function rewriteStoreHashes(bytes, hashes, from, to) {
+    const rw = new StoreRewriter(from, to);
+    for (const [o, n] of hashes)
+        rw.set(o, n);
+    return rw.rewrite(bytes);
+}
+
+;// CONCATENATED MODULE: ./src/core/relocate.ts
+// Relocation: rewrites a closure of .drv files, text files and sources from store dir A to B so
+// that it is exactly what evaluating the same expression natively with store dir B would write.
+
+
+
+
+
+
+
+
+function refuse(message) {
+    throw new errors_NixPlanError('relocate', message);
+}
+/** sha256 placeholder Nix renders for output `output` of a deferred derivation (DownstreamPlaceholder). */
+function downstreamPlaceholder(drvPath, output) {
+    const name = drvName(drvPath);
+    return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
+}
+/** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
+function drvType(path, drv) {
+    if (drv.version !== undefined)
+        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
+            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
+    const impureKey = new TextEncoder().encode('__impure');
+    if (drv.env.some((e) => wire_compareBytes(e.key, impureKey) === 0) ||
+        drv.outputs.some((o) => o.hash === 'impure'))
+        refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
+    if (drv.outputs.every((o) => o.hashAlgo === ''))
+        return 'input-addressed';
+    if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash !== ''))
+        return 'fixed';
+    if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash === '' && o.path === ''))
+        return 'floating';
+    return refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
+}
+/** Checks that `obj` is what its path says under `from`; returns its content address. */
+function selfCheck(obj, from) {
+    const file = obj.contents === undefined ? undefined : { executable: false, contents: obj.contents };
+    if (obj.kind !== 'source' && file === undefined)
+        refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+    const ca = identifyContentAddress({ path: obj.path, references: obj.references, narHash: obj.narHash, file }, from);
+    if (ca === undefined)
+        refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
+            'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
+            'import-from-derivation) or its contents do not match its path');
+    if (ca.kind !== obj.kind)
+        refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
+    return ca.ca;
+}
+/** Path of a source under `to`: the same content address, a different store dir. */
+function relocatedSourcePath(obj, ca, to) {
+    const name = nameOf(obj.path);
+    if (ca.startsWith('fixed:r:sha256:'))
+        return makeSourcePath(name, obj.narHash, to);
+    const algoAndHash = ca.slice('fixed:'.length);
+    return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
+}
+/**
+ * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
+ * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
+ * recomputed under B; text files are rewritten; sources keep their bytes. Throws a 'relocate'
+ * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
+ * error for an invalid store dir.
+ */
+function relocateClosure(objects, from, to) {
+    for (const [role, dir] of [
+        ['target', to],
+        ['source', from],
+    ]) {
+        const problem = storeDirProblem(dir);
+        if (problem !== undefined)
+            throw new errors_NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
+    }
+    const warnings = [];
+    const state = {
+        objects: [],
+        pathMap: new Map(),
+        report: {
+            objects: { drv: 0, text: 0, source: 0 },
+            hashesRewritten: 0,
+            bareHashRewrites: 0,
+            bareStoreDirMentions: [],
+            warnings,
+        },
+    };
+    const rewriter = new StoreRewriter(from, to);
+    const newDrvs = new Map();
+    // The hasher looks each derivation up once and memoises its hash, so the entry can go then.
+    const hasher = new DerivationHasher(to, (p) => {
+        const d = newDrvs.get(p);
+        if (d === undefined)
+            throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+        newDrvs.delete(p);
+        return d;
+    });
+    const newHashOf = new Map();
+    const setHash = (oldPath, newPath) => {
+        state.pathMap.set(oldPath, newPath);
+        const o = hashPartOf(oldPath);
+        const n = hashPartOf(newPath);
+        const before = newHashOf.get(o);
+        if (before !== undefined && before !== n)
+            throw new errors_NixPlanError('internal', `${oldPath} relocates to two different paths`);
+        newHashOf.set(o, n);
+        rewriter.set(o, n);
+    };
+    const mapPath = (p) => {
+        const n = state.pathMap.get(p);
+        if (n === undefined)
+            throw new errors_NixPlanError('internal', `${p} was not relocated before its dependents`);
+        return n;
+    };
+    const rewrite = (bytes) => {
+        if (bytes.length < 32)
+            return bytes; // too short to hold a hash: skip the call
+        const r = rewriter.rewrite(bytes, { countBareStoreDirs: false });
+        state.report.hashesRewritten += r.storePaths + r.placeholders;
+        state.report.bareHashRewrites += r.bareHashes;
+        return r.bytes;
+    };
+    // Index the closure: objects by path and hash, output paths (not objects) by the drv making
+    // them. Everything is checked before anything is relocated, so refusals come before any work.
+    const byPath = new Map();
+    const ownerOfHash = new Map();
+    const checked = new Map();
+    for (const obj of objects) {
+        try {
+            parseStorePath(obj.path, from);
+        }
+        catch (e) {
+            refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${e.message})`);
+        }
+        if (byPath.has(obj.path))
+            refuse(`cannot relocate: ${obj.path} is in the closure twice`);
+        const ca = selfCheck(obj, from);
+        if (obj.kind === 'source' && obj.references.length > 0)
+            refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
+                'native evaluation could not have produced it');
+        byPath.set(obj.path, obj);
+        ownerOfHash.set(hashPartOf(obj.path), obj.path);
+        rewriter.declare(hashPartOf(obj.path));
+        checked.set(obj.path, { ca, drv: undefined });
+    }
+    const ownerOfPlaceholder = new Map();
+    for (const obj of objects) {
+        if (obj.kind !== 'drv')
+            continue;
+        const parsed = parseDerivation(obj.contents);
+        const type = drvType(obj.path, parsed);
+        // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
+        checked.get(obj.path).drv = {
+            type,
+            deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name),
+        };
+        for (const o of parsed.outputs) {
+            if (o.path !== '') {
+                const h = hashPartOf(o.path);
+                if (!ownerOfHash.has(h))
+                    ownerOfHash.set(h, obj.path);
+                rewriter.declare(h);
+            }
+            else {
+                // A deferred output: dependents mention it by a placeholder made from this drv's path.
+                const p = downstreamPlaceholder(obj.path, o.name);
+                ownerOfPlaceholder.set(p, obj.path);
+                rewriter.declarePlaceholder(p);
+            }
+        }
+    }
+    // What each object depends on: references, and whatever its strings mention.
+    const nodes = new Map();
+    const bareDirs = new Map();
+    for (const obj of objects) {
+        const deps = new Set();
+        for (const r of obj.references) {
+            if (r === obj.path)
+                continue;
+            if (!byPath.has(r))
+                refuse(`cannot relocate ${obj.path}: it references ${r}, which is not in the closure`);
+            deps.add(r);
+        }
+        if (obj.kind !== 'source') {
+            const m = rewriter.mentions(obj.contents);
+            if (m.unknownPaths.length > 0)
+                refuse(`cannot relocate ${obj.path}: it mentions ${m.unknownPaths[0]}, which is outside the ` +
+                    'closure (neither an object in it nor an output of a derivation in it), so its new ' +
+                    'path cannot be known; include it in the plan');
+            for (const h of m.hashes)
+                deps.add(ownerOfHash.get(h));
+            for (const p of m.placeholders)
+                deps.add(ownerOfPlaceholder.get(p));
+            if (m.bareStoreDirs > 0)
+                bareDirs.set(obj.path, m.bareStoreDirs);
+        }
+        deps.delete(obj.path);
+        const { ca, drv } = checked.get(obj.path);
+        nodes.set(obj.path, { obj, ca, drv, deps: [...deps].sort(compareStrings) });
+    }
+    checked.clear();
+    for (const path of relocate_dependencyOrder(nodes)) {
+        const node = nodes.get(path);
+        nodes.delete(path);
+        const obj = node.obj;
+        let out;
+        const bareBefore = state.report.bareHashRewrites;
+        if (obj.kind === 'source') {
+            out = {
+                oldPath: obj.path,
+                path: relocatedSourcePath(obj, node.ca, to),
+                kind: 'source',
+                references: [],
+            };
+            const bytes = obj.contents;
+            if (bytes !== undefined && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from))
+                warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
+                    `evaluation in ${to} would keep them`);
+        }
+        else if (obj.kind === 'text') {
+            const contents = rewrite(obj.contents);
+            const references = obj.references.map(mapPath).sort(compareStrings);
+            const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+            out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
+        }
+        else {
+            out = relocateDrv(obj, parseDerivation(obj.contents), node.drv.type, {
+                from,
+                to,
+                hasher,
+                newDrvs,
+                mapPath,
+                setHash,
+                rewrite,
+            });
+        }
+        setHash(obj.path, out.path);
+        if (obj.kind === 'drv') {
+            // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
+            for (const o of node.drv.deferred)
+                rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+        }
+        const bare = bareDirs.get(obj.path);
+        if (bare !== undefined) {
+            state.report.bareStoreDirMentions.push({ path: out.path, count: bare });
+            warnings.push(`${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bare} time(s), e.g. ` +
+                `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`);
+        }
+        const bareHashes = state.report.bareHashRewrites - bareBefore;
+        if (bareHashes > 0)
+            warnings.push(`${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
+                'them (computed from a path string); they were rewritten, but anything else computed from ' +
+                'those paths (hashString, stringLength, substring) cannot be');
+        state.report.objects[obj.kind]++;
+        state.objects.push(out);
+    }
+    return state;
+}
+/** Relocates one derivation whose dependencies are all relocated. */
+function relocateDrv(obj, drv, type, cx) {
+    const name = drvName(obj.path);
+    if (!sameReferences(drv, obj.references))
+        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
+    const isOutputKey = (key) => drv.outputs.some((o) => asciiEquals(key, o.name));
+    const outputs = drv.outputs.map((o) => ({ ...o }));
+    if (type === 'fixed') {
+        // The output path follows from the hash alone, so it is known before the strings are rewritten.
+        const paths = cx.hasher.outputPaths({ ...drv, outputs }, name);
+        for (const o of outputs) {
+            const p = paths.get(o.name);
+            cx.setHash(o.path, p);
+            o.path = p;
+        }
+    }
+    // Input-addressed: the own output paths in env are what is being computed: mask them first.
+    const masked = type === 'input-addressed';
+    const env = drv.env
+        .map((e) => ({
+        key: cx.rewrite(e.key),
+        value: masked && isOutputKey(e.key) ? new Uint8Array(0) : cx.rewrite(e.value),
+    }))
+        .sort((a, b) => wire_compareBytes(a.key, b.key));
+    const relocated = {
+        version: undefined,
+        outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
+        inputDrvs: drv.inputDrvs
+            .map((i) => ({ path: cx.mapPath(i.path), outputs: [...i.outputs] }))
+            .sort((a, b) => compareStrings(a.path, b.path)),
+        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
+        system: cx.rewrite(drv.system),
+        builder: cx.rewrite(drv.builder),
+        args: drv.args.map(cx.rewrite),
+        env,
+    };
+    if (masked) {
+        const paths = cx.hasher.outputPaths(relocated, name);
+        relocated.outputs = outputs.map((o) => ({ ...o, path: paths.get(o.name) ?? '' }));
+        relocated.env = env.map((e) => {
+            const o = relocated.outputs.find((x) => asciiEquals(e.key, x.name));
+            return o === undefined ? e : { key: e.key, value: relocate_asciiBytes(o.path) };
+        });
+        for (const o of drv.outputs) {
+            const p = paths.get(o.name) ?? '';
+            if ((o.path === '') !== (p === ''))
+                refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
+            if (o.path !== '')
+                cx.setHash(o.path, p);
+        }
+    }
+    const contents = serialiseDerivation(relocated);
+    const references = mergeSorted(relocated.inputSrcs, relocated.inputDrvs);
+    const path = computeDrvPath(cx.to, name, contents, references);
+    cx.newDrvs.set(path, relocated);
+    return { oldPath: obj.path, path, kind: 'drv', references, contents };
+}
+/** True when a .drv's references are exactly its input sources and input derivations. */
+function sameReferences(drv, references) {
+    const given = new Set(references);
+    const inputs = new Set(drv.inputSrcs);
+    for (const i of drv.inputDrvs)
+        inputs.add(i.path);
+    if (given.size !== inputs.size)
+        return false;
+    for (const r of inputs)
+        if (!given.has(r))
+            return false;
+    return true;
+}
+/** The union of sorted input sources and input drv paths, sorted (derivationReferences, linear). */
+function mergeSorted(srcs, drvs) {
+    const out = [];
+    let i = 0;
+    let j = 0;
+    while (i < srcs.length || j < drvs.length) {
+        const a = srcs[i];
+        const b = drvs[j]?.path;
+        const next = b === undefined || (a !== undefined && a <= b) ? a : b;
+        if (next === a)
+            i++;
+        if (next === b)
+            j++;
+        if (out[out.length - 1] !== next)
+            out.push(next);
+    }
+    return out;
+}
+/** ASCII string to bytes. */
+function relocate_asciiBytes(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
+}
+/** True when `bytes` are the ASCII string `s`. */
+function asciiEquals(bytes, s) {
+    if (bytes.length !== s.length)
+        return false;
+    for (let i = 0; i < s.length; i++)
+        if (bytes[i] !== s.charCodeAt(i))
+            return false;
+    return true;
+}
+/**
+ * Dependencies first; the given order is kept where it already is one. Refuses cycles, which Nix
+ * cannot write (a derivation is evaluated whole before anything can mention its paths), so only
+ * hand-made input can have them.
+ */
+function relocate_dependencyOrder(nodes) {
+    const done = new Set();
+    const active = new Set();
+    const order = [];
+    for (const root of nodes.keys()) {
+        if (done.has(root))
+            continue;
+        const stack = [[root, 0]];
+        active.add(root);
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            const deps = nodes.get(top[0]).deps;
+            if (top[1] < deps.length) {
+                const dep = deps[top[1]++];
+                if (done.has(dep))
+                    continue;
+                if (active.has(dep))
+                    refuse(`cannot relocate ${top[0]}: it and ${dep} mention each other, so neither can be relocated first`);
+                active.add(dep);
+                stack.push([dep, 0]);
+                continue;
+            }
+            stack.pop();
+            active.delete(top[0]);
+            done.add(top[0]);
+            order.push(top[0]);
+        }
+    }
+    return order;
+}
+/**
+ * Maps a plan root through a relocation's `pathMap`: its drv path and its output paths (deferred
+ * outputs stay ""). Throws a 'relocate' error when a path was not part of the relocation.
+ */
+function relocateRoot(root, pathMap) {
+    const map = (p) => {
+        if (p === '')
+            return p;
+        const n = pathMap.get(p);
+        if (n === undefined)
+            refuse(`root ${p} is not in the relocated closure`);
+        return n;
+    };
+    const outputs = {};
+    for (const [o, p] of Object.entries(root.outputs))
+        outputs[o] = map(p);
+    return { ...root, drvPath: map(root.drvPath), outputs };
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/reader.ts), without touching a store, with progress.
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report };
+}
+
+;// CONCATENATED MODULE: ./src/app/version.ts
+// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
+/** The version of nix-plan. */
+const VERSION = '0.1.0';
+/** `tool` in bundle manifests and `nix-plan --version`. */
+const TOOL_VERSION = `nix-plan ${VERSION}`;
+
+;// CONCATENATED MODULE: ./src/app/relocate.ts
+// relocatePlan: bundle for store dir A → bundle for store dir B, in two streaming passes over a
+// verified private copy: the first collects what relocation needs (drv/text bytes, source NAR
+// hashes), the second writes the relocated export with the sources' NARs copied through.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+async function narSize(contents) {
+    let n = 0;
+    for await (const c of writeNar(regularFile(contents)))
+        n += c.length;
+    return n;
+}
+/** The NAR chunks of a source, captured during the pass, as a stream again. */
+async function* chunksOf(chunks) {
+    for (const c of chunks)
+        yield await Promise.resolve(c);
+}
+/** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
+async function relocatePlan(bundlePath, options, deps) {
+    assertStoreDir(options.to);
+    await assertWritable(options.output);
+    const keys = [
+        ...(options.signingKeys ?? []),
+        ...(options.signingKey === undefined ? [] : [options.signingKey]),
+    ].map(parseSecretKey);
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-relocate-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        try {
+            await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy);
+        }
+        catch (e) {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        }
+        const bundle = await openBundle(copy);
+        // Pass 1: verify everything and keep what relocation reads.
+        const objects = [];
+        const narSizes = new Map();
+        try {
+            const { manifest } = await verifyWithProgress(bundle, {
+                trustedKeys: options.trustedKeys,
+                onEntry: (e) => {
+                    if (e.kind === 'output')
+                        throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`);
+                    narSizes.set(e.path, e.nar.narSize);
+                    objects.push({
+                        path: e.path,
+                        kind: e.kind,
+                        references: e.references,
+                        ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
+                        narHash: e.nar.narHash,
+                    });
+                },
+            }, deps.progress);
+            const from = manifest.storeDir;
+            if (from === options.to)
+                throw new errors_NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
+            deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
+            const relocation = relocateClosure(objects, from, options.to);
+            for (const w of relocation.report.warnings)
+                deps.log.warn(w);
+            const byOld = new Map(relocation.objects.map((o) => [o.oldPath, o]));
+            const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+            for (const o of relocation.objects)
+                narBytes[o.kind] +=
+                    o.contents !== undefined ? await narSize(o.contents) : (narSizes.get(o.oldPath) ?? 0);
+            const roots = manifest.roots.map((r) => {
+                const moved = relocateRoot(r, relocation.pathMap);
+                const drv = byOld.get(r.drvPath)?.contents;
+                // Output paths come from the relocated .drv itself, the source of truth Nix will check.
+                return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
+            });
+            const draft = {
+                tool: TOOL_VERSION,
+                nixVersion: manifest.nixVersion,
+                storeDir: options.to,
+                systems: manifest.systems,
+                include: manifest.include,
+                roots,
+                counts: manifest.counts,
+                narBytes,
+                paths: manifest.paths,
+                relocatedFrom: { storeDir: from, report: relocation.report },
+            };
+            // Pass 2: re-read the verified copy, writing new drv/text NARs and copying sources' NARs.
+            let pending = [];
+            const task = progressOf(deps).start('writing relocated bundle', manifest.paths);
+            async function* entries() {
+                const stream = readExport(exportStream(bundle), {}, { onNarBytes: (c) => pending.push(c) });
+                for await (const e of stream) {
+                    const chunks = pending;
+                    pending = [];
+                    const moved = byOld.get(e.path);
+                    if (moved === undefined)
+                        throw new errors_NixPlanError('internal', `'${e.path}' was not relocated`);
+                    yield {
+                        path: moved.path,
+                        references: [...moved.references],
+                        deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
+                        nar: moved.contents !== undefined ? writeNar(regularFile(moved.contents)) : chunksOf(chunks),
+                    };
+                    task.tick(1);
+                }
+            }
+            try {
+                const { manifest: written, bundleBytes } = await writeBundle(options.output, draft, writeExport(entries()), {
+                    level: options.level,
+                    keys,
+                });
+                return { bundlePath: options.output, manifest: written, bundleBytes, report: relocation.report };
+            }
+            finally {
+                task.done();
+            }
+        }
+        finally {
+            await bundle.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/export.ts
+// exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Counts and NAR bytes per kind. */
+function tally(objects) {
+    const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+    const narBytes = { ...counts };
+    for (const o of objects) {
+        counts[o.kind]++;
+        narBytes[o.kind] += o.narSize;
+    }
+    return { counts, narBytes };
+}
+/** Evaluates, collects and writes the bundle. */
+async function exportPlan(options, deps) {
+    const keyTexts = [
+        ...(options.signingKeys ?? []),
+        ...(options.signingKey === undefined ? [] : [options.signingKey]),
+    ];
+    const keys = keyTexts.map(parseSecretKey);
+    const include = options.include ?? 'drvs';
+    await assertWritable(options.output);
+    const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
+    const t0 = performance.now();
+    const nixVersion = await store.version();
+    deps.log.info(`evaluating with Nix ${nixVersion}…`);
+    const { roots, storeDir } = await evaluate(options, store);
+    const t1 = performance.now();
+    const closure = await collectClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) });
+    const t2 = performance.now();
+    const { counts, narBytes } = tally(closure.objects);
+    const bundleRoots = roots.map((r) => ({
+        ...(r.installable !== undefined && { installable: r.installable }),
+        ...(r.attribute !== undefined && { attribute: r.attribute }),
+        drvPath: r.drvPath,
+        outputs: closure.rootOutputs.get(r.drvPath) ?? {},
+    }));
+    const draft = {
+        tool: TOOL_VERSION,
+        nixVersion,
+        storeDir,
+        systems: closure.systems,
+        include,
+        roots: bundleRoots,
+        counts,
+        narBytes,
+        paths: closure.objects.length,
+    };
+    const totalBytes = closure.objects.reduce((n, o) => n + o.narSize, 0);
+    const task = progressOf(deps).start('writing bundle', closure.objects.length);
+    async function* entries() {
+        for (const o of closure.objects) {
+            yield {
+                path: o.path,
+                references: [...o.references],
+                deriver: o.deriver,
+                nar: dumpPath(await store.realPath(o.path)),
+            };
+            task.tick(1, o.narSize);
+        }
+    }
+    deps.log.debug(`${closure.objects.length} paths, ${totalBytes} NAR bytes`);
+    const target = options.relocateTo === undefined ? options.output : tempPathNear(options.output);
+    let written;
+    try {
+        written = await writeBundle(target, draft, writeExport(entries()), {
+            level: options.level,
+            keys: options.relocateTo === undefined ? keys : [],
+        });
+    }
+    finally {
+        task.done();
+    }
+    let { manifest, bundleBytes } = written;
+    if (options.relocateTo !== undefined) {
+        try {
+            const relocated = await relocatePlan(target, {
+                to: options.relocateTo,
+                output: options.output,
+                signingKeys: keyTexts,
+                level: options.level,
+            }, deps);
+            manifest = relocated.manifest;
+            bundleBytes = relocated.bundleBytes;
+        }
+        finally {
+            await (0,external_node_fs_promises_namespaceObject.rm)(target, { force: true });
+        }
+    }
+    const t3 = performance.now();
+    if (manifest.paths !== closure.objects.length)
+        throw new errors_NixPlanError('internal', 'the written bundle does not hold the collected closure');
+    return {
+        bundlePath: options.output,
+        manifest,
+        bundleBytes,
+        timings: {
+            evaluateMs: Math.round(t1 - t0),
+            collectMs: Math.round(t2 - t1),
+            writeMs: Math.round(t3 - t2),
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/import.ts
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
+
+
+
+
+
+
+/** The import methods, for option parsing. */
+const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
+const import_SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a trusted key/;
+/**
+ * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
+ * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
+ * local store is ours. Undefined when it cannot be known (a daemon on old Nix): try and see.
+ */
+async function storeTrust(store) {
+    const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], {
+        allowFailure: true,
+    });
+    const json = await ping(true);
+    if (json.code === 0) {
+        try {
+            const info = JSON.parse(json.stdout.toString('utf8'));
+            if (info.trusted === true || info.trusted === 1)
+                return true;
+            if (info.trusted === false || info.trusted === 0)
+                return false;
+        }
+        catch {
+            // fall through to the text form
+        }
+    }
+    const text = await ping(false);
+    const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
+    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
+        return true;
+    return undefined;
+}
+/**
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; then imports it.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ */
+async function importPlan(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        try {
+            await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy);
+        }
+        catch (e) {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        }
+        const storeDir = await store.storeDir();
+        const source = await openBundle(copy);
+        try {
+            const paths = [];
+            const report = await verifyWithProgress(source, {
+                trustedKeys: options.trustedKeys,
+                storeDir,
+                isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+                onEntry: (e) => {
+                    paths.push(e.path);
+                },
+            }, deps.progress);
+            const { manifest } = report;
+            const invalid = await store.invalidPaths(paths);
+            const alreadyValid = paths.length - invalid.size;
+            if (invalid.size === 0) {
+                deps.log.info(`all ${paths.length} paths are valid already`);
+                return { manifest, imported: 0, alreadyValid, method: 'none' };
+            }
+            let method = options.method ?? 'auto';
+            if (method === 'auto') {
+                const trusted = await storeTrust(store);
+                method = trusted === false ? 'copy' : 'import';
+                if (trusted === undefined)
+                    deps.log.debug('store trust unknown: trying nix-store --import first');
+            }
+            if (method === 'import') {
+                deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
+                const result = await deps.runner.run('nix-store', [...store.storeArgs(), '--import'], {
+                    input: exportStream(source),
+                    allowFailure: true,
+                });
+                if (result.code !== 0) {
+                    if (options.method !== 'import' && import_SIGNATURE_REFUSAL.test(result.stderr)) {
+                        deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+                        method = 'copy';
+                    }
+                    else
+                        throw new errors_NixPlanError('nix', `nix-store --import failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`);
+                }
+            }
+            if (method === 'copy') {
+                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+                await copyImport(copy, { store: options.store, manifest }, deps);
+            }
+            const still = await store.invalidPaths(paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return { manifest, imported: invalid.size, alreadyValid, method };
+        }
+        finally {
+            await source.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/keygen.ts
+// keygen: a signing key pair in the files `nix-store --generate-binary-cache-key NAME SECRET PUBLIC` writes.
+
+
+
+/**
+ * A fresh ed25519 key pair named `name`, as `NAME:base64` texts Nix reads (in `--key-file`,
+ * `secret-key-files`, `trusted-public-keys`). Throws a `usage` error for a name Nix cannot use.
+ */
+function keygen(name) {
+    return generateKeyPair(name);
+}
+async function writeNew(path, text, mode) {
+    try {
+        // Created with its final mode (never briefly readable by others) and never over an existing
+        // file: overwriting a key would orphan every signature made with it.
+        await (0,external_node_fs_promises_namespaceObject.writeFile)(path, text, { mode, flag: 'wx' });
+    }
+    catch (e) {
+        const code = e.code;
+        throw new errors_NixPlanError('usage', code === 'EEXIST'
+            ? `'${path}' exists; refusing to overwrite a key file`
+            : `cannot write '${path}': ${e.message}`);
+    }
+}
+/**
+ * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
+ * newline (older Nix does not trim key files). Refuses to overwrite either file; when the public
+ * file cannot be written the secret written before it stays (it is complete and private).
+ */
+async function writeKeyPair(pair, files) {
+    await writeNew(files.secretFile, pair.secretKey, 0o600);
+    await writeNew(files.publicFile, pair.publicKey, 0o644);
+}
+
+;// CONCATENATED MODULE: ./src/app/realise.ts
+// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
+// substituters, optionally keeping GC roots; no evaluation anywhere.
+
+
+
+
+
+
+
+
+/**
+ * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ */
+function selectRoots(roots, selectors = []) {
+    if (selectors.length === 0)
+        return [...roots];
+    const chosen = new Set();
+    for (const sel of selectors) {
+        const matches = /^\d+$/.test(sel)
+            ? roots.filter((_, i) => i === Number(sel))
+            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
+        if (matches.length === 0)
+            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
+        for (const m of matches)
+            chosen.add(m);
+    }
+    return roots.filter((r) => chosen.has(r));
+}
+/** Imports the bundle and builds the selected roots. */
+async function realisePlan(bundlePath, options, deps) {
+    const imported = await importPlan(bundlePath, options, deps);
+    const { manifest } = imported;
+    const roots = selectRoots(manifest.roots, options.roots);
+    const store = new NixStore(deps.runner, { store: options.store });
+    const drvs = roots.map((r) => r.drvPath);
+    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
+    const printed = await store.realise(drvs, {
+        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
+        extraArgs: options.nixArgs,
+    });
+    // With --add-root Nix prints the links it made; the outputs are their targets.
+    const links = options.outLink === undefined ? [] : printed;
+    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
+    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
+    const outPaths = {};
+    for (const r of roots) {
+        const outs = {};
+        for (const [name, path] of Object.entries(r.outputs))
+            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+        outPaths[r.drvPath] = outs;
+    }
+    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
+    const missing = all.filter((p) => p === '');
+    if (missing.length > 0)
+        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
+    const invalid = await store.invalidPaths(all);
+    if (invalid.size > 0)
+        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
+    const { manifest: _m, ...importSummary } = imported;
+    return { manifest, outPaths, import: importSummary, links };
+}
+
+;// CONCATENATED MODULE: ./src/cli/use-cases.ts
+// The use cases the command line calls, as one injectable table (tests replace entries with fakes).
+
+
+
+
+
+
+
+
+
+/** The real use cases. */
+const defaultUseCases = {
+    exportPlan: exportPlan,
+    inspectPlan: inspectPlan,
+    verifyPlan: verifyPlan,
+    importPlan: importPlan,
+    realisePlan: realisePlan,
+    relocatePlan: relocatePlan,
+    applyPlan: applyPlan,
+    keygen: keygen,
+    writeKeyPair: writeKeyPair,
+    copyImport: binaryCacheCopyImport,
+};
+
+;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
+// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
+
+/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
+const ExitCode = {
+    /** Success. */
+    ok: 0,
+    /** A bug in nix-plan, or an error it did not expect (please report it). */
+    internal: 1,
+    /** Bad command line: unknown command or option, missing or invalid argument. */
+    usage: 2,
+    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
+    bundle: 3,
+    /** A signature is missing, made by an untrusted key, or does not verify. */
+    signature: 4,
+    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
+    realm: 5,
+    /** The closure cannot be relocated faithfully. */
+    relocate: 6,
+    /** The closure is not closed, has a cycle, or is out of order. */
+    closure: 7,
+    /** A size or count limit was exceeded. */
+    limit: 8,
+    /** A Nix command failed (evaluation, import, build). */
+    nix: 9,
+    /** An artifact could not be uploaded or downloaded. */
+    transport: 10,
+    /** Interrupted (SIGINT). */
+    interrupted: 130,
+};
+const BY_ERROR = {
+    usage: ExitCode.usage,
+    malformed: ExitCode.bundle,
+    bundle: ExitCode.bundle,
+    signature: ExitCode.signature,
+    realm: ExitCode.realm,
+    relocate: ExitCode.relocate,
+    closure: ExitCode.closure,
+    limit: ExitCode.limit,
+    nix: ExitCode.nix,
+    transport: ExitCode.transport,
+    internal: ExitCode.internal,
+};
+/** The exit code for anything thrown: its NixPlanError code, else internal. */
+function exitCodeFor(error) {
+    if (error instanceof errors_NixPlanError)
+        return BY_ERROR[error.code] ?? ExitCode.internal;
+    return ExitCode.internal;
+}
+
+;// CONCATENATED MODULE: ./src/cli/main.ts
+// The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
+// and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
+
+
+
+
+
+
+
+
+/** Top-level help: the commands and where to read more. */
+function mainHelp() {
+    const width = Math.max(...COMMANDS.map((c) => c.name.length));
+    return [
+        'Usage: nix-plan COMMAND [OPTIONS]',
+        '',
+        'Evaluate a Nix configuration once, carry its build plan as one small file (a plan bundle),',
+        'and realise or relocate it anywhere without evaluating again.',
+        '',
+        'Commands:',
+        ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+        '',
+        'Options for every command: -h/--help, -q/--quiet, -v/--verbose, --json (machine-readable result).',
+        "Run 'nix-plan COMMAND --help' for a command's options. Exit codes: see 'nix-plan help exit-codes'.",
+        '',
+    ].join('\n');
+}
+/** The exit code table, as `nix-plan help exit-codes` prints it. */
+function exitCodesHelp() {
+    const rows = [
+        [ExitCode.ok, 'success'],
+        [ExitCode.internal, 'internal error (a bug: please report it)'],
+        [ExitCode.usage, 'bad command line'],
+        [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
+        [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
+        [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
+        [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
+        [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
+        [ExitCode.limit, 'a size or count limit was exceeded'],
+        [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
+        [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+        [ExitCode.interrupted, 'interrupted'],
+    ];
+    return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
+}
+const processIo = { stdout: process.stdout, stderr: process.stderr };
+/** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
+async function main(argv, options = {}) {
+    const io = options.io ?? processIo;
+    const [first, ...rest] = argv;
+    if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
+        if (first === 'help' && rest[0] === 'exit-codes')
+            io.stdout.write(exitCodesHelp());
+        else if (first === 'help' && rest[0] !== undefined) {
+            const cmd = COMMANDS.find((c) => c.name === rest[0]);
+            if (cmd === undefined)
+                return usage(io, `unknown command '${rest[0]}'`);
+            io.stdout.write(commandHelp(cmd));
+        }
+        else
+            io.stdout.write(mainHelp());
+        return first === undefined ? ExitCode.usage : ExitCode.ok;
+    }
+    if (first === '--version' || first === 'version') {
+        io.stdout.write(`${TOOL_VERSION}\n`);
+        return ExitCode.ok;
+    }
+    if (typeof external_node_zlib_namespaceObject.createZstdCompress !== 'function') {
+        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js 22.15 or newer\n`);
+        return ExitCode.internal;
+    }
+    const command = COMMANDS.find((c) => c.name === first);
+    if (command === undefined)
+        return usage(io, `unknown command '${first}'`);
+    if (rest.includes('-h') || rest.includes('--help')) {
+        const dash = rest.indexOf('--');
+        const help = rest.findIndex((a) => a === '-h' || a === '--help');
+        if (dash < 0 || help < dash) {
+            io.stdout.write(commandHelp(command));
+            return ExitCode.ok;
+        }
+    }
+    const verbosity = {
+        quiet: rest.includes('-q') || rest.includes('--quiet'),
+        verbose: rest.includes('-v') || rest.includes('--verbose'),
+    };
+    const ctx = {
+        io,
+        useCases: { ...defaultUseCases, ...options.useCases },
+        deps: {
+            runner: options.runner ?? new ProcessRunner(),
+            log: terminalLogger(io, verbosity),
+            progress: terminalProgress(io, verbosity),
+        },
+    };
+    try {
+        await command.run(command.parse(rest), ctx);
+        return ExitCode.ok;
+    }
+    catch (error) {
+        const code = exitCodeFor(error);
+        io.stderr.write(`nix-plan ${command.name}: error: ${stringifyError(error)}\n`);
+        if (code === ExitCode.usage)
+            io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
+        if (!(error instanceof errors_NixPlanError)) {
+            io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
+            if (verbosity.verbose && error instanceof Error && error.stack !== undefined)
+                io.stderr.write(`${error.stack}\n`);
+        }
+        return code;
+    }
+}
+function usage(io, message) {
+    io.stderr.write(`nix-plan: error: ${message}\nTry 'nix-plan --help'.\n`);
+    return ExitCode.usage;
+}
+
+
+/***/ }),
+
+/***/ 546:
+/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(36);
+// The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
+
+process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ })
+
+/******/ });
+/************************************************************************/
+/******/ // The module cache
+/******/ var __webpack_module_cache__ = {};
+/******/ 
+/******/ // The require function
+/******/ function __nccwpck_require__(moduleId) {
+/******/ 	// Check if module is in cache
+/******/ 	var cachedModule = __webpack_module_cache__[moduleId];
+/******/ 	if (cachedModule !== undefined) {
+/******/ 		return cachedModule.exports;
+/******/ 	}
+/******/ 	// Create a new module (and put it into the cache)
+/******/ 	var module = __webpack_module_cache__[moduleId] = {
+/******/ 		// no module.id needed
+/******/ 		// no module.loaded needed
+/******/ 		exports: {}
+/******/ 	};
+/******/ 
+/******/ 	// Execute the module function
+/******/ 	var threw = true;
+/******/ 	try {
+/******/ 		__webpack_modules__[moduleId](module, module.exports, __nccwpck_require__);
+/******/ 		threw = false;
+/******/ 	} finally {
+/******/ 		if(threw) delete __webpack_module_cache__[moduleId];
+/******/ 	}
+/******/ 
+/******/ 	// Return the exports of the module
+/******/ 	return module.exports;
+/******/ }
+/******/ 
+/************************************************************************/
+/******/ /* webpack/runtime/asset-relocator-loader */
+/******/ if (typeof __nccwpck_require__ !== 'undefined') __nccwpck_require__.ab = decodeURIComponent(new URL('.', import.meta.url).pathname).slice(import.meta.url.match(/^file:\/\/\/\w:/) ? 1 : 0, -1) + "/";
+/******/ 
+/******/ /* webpack/runtime/async module */
+/******/ (() => {
+/******/ 	var webpackQueues = typeof Symbol === "function" ? Symbol("webpack queues") : "__webpack_queues__";
+/******/ 	var webpackExports = typeof Symbol === "function" ? Symbol("webpack exports") : "__webpack_exports__";
+/******/ 	var webpackError = typeof Symbol === "function" ? Symbol("webpack error") : "__webpack_error__";
+/******/ 	var resolveQueue = (queue) => {
+/******/ 		if(queue && queue.d < 1) {
+/******/ 			queue.d = 1;
+/******/ 			queue.forEach((fn) => (fn.r--));
+/******/ 			queue.forEach((fn) => (fn.r-- ? fn.r++ : fn()));
+/******/ 		}
+/******/ 	}
+/******/ 	var wrapDeps = (deps) => (deps.map((dep) => {
+/******/ 		if(dep !== null && typeof dep === "object") {
+/******/ 			if(dep[webpackQueues]) return dep;
+/******/ 			if(dep.then) {
+/******/ 				var queue = [];
+/******/ 				queue.d = 0;
+/******/ 				dep.then((r) => {
+/******/ 					obj[webpackExports] = r;
+/******/ 					resolveQueue(queue);
+/******/ 				}, (e) => {
+/******/ 					obj[webpackError] = e;
+/******/ 					resolveQueue(queue);
+/******/ 				});
+/******/ 				var obj = {};
+/******/ 				obj[webpackQueues] = (fn) => (fn(queue));
+/******/ 				return obj;
+/******/ 			}
+/******/ 		}
+/******/ 		var ret = {};
+/******/ 		ret[webpackQueues] = x => {};
+/******/ 		ret[webpackExports] = dep;
+/******/ 		return ret;
+/******/ 	}));
+/******/ 	__nccwpck_require__.a = (module, body, hasAwait) => {
+/******/ 		var queue;
+/******/ 		hasAwait && ((queue = []).d = -1);
+/******/ 		var depQueues = new Set();
+/******/ 		var exports = module.exports;
+/******/ 		var currentDeps;
+/******/ 		var outerResolve;
+/******/ 		var reject;
+/******/ 		var promise = new Promise((resolve, rej) => {
+/******/ 			reject = rej;
+/******/ 			outerResolve = resolve;
+/******/ 		});
+/******/ 		promise[webpackExports] = exports;
+/******/ 		promise[webpackQueues] = (fn) => (queue && fn(queue), depQueues.forEach(fn), promise["catch"](x => {}));
+/******/ 		module.exports = promise;
+/******/ 		body((deps) => {
+/******/ 			currentDeps = wrapDeps(deps);
+/******/ 			var fn;
+/******/ 			var getResult = () => (currentDeps.map((d) => {
+/******/ 				if(d[webpackError]) throw d[webpackError];
+/******/ 				return d[webpackExports];
+/******/ 			}))
+/******/ 			var promise = new Promise((resolve) => {
+/******/ 				fn = () => (resolve(getResult));
+/******/ 				fn.r = 0;
+/******/ 				var fnQueue = (q) => (q !== queue && !depQueues.has(q) && (depQueues.add(q), q && !q.d && (fn.r++, q.push(fn))));
+/******/ 				currentDeps.map((dep) => (dep[webpackQueues](fnQueue)));
+/******/ 			});
+/******/ 			return fn.r ? promise : getResult();
+/******/ 		}, (err) => ((err ? reject(promise[webpackError] = err) : outerResolve(exports)), resolveQueue(queue)));
+/******/ 		queue && queue.d < 0 && (queue.d = 0);
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/define property getters */
+/******/ (() => {
+/******/ 	// define getter functions for harmony exports
+/******/ 	__nccwpck_require__.d = (exports, definition) => {
+/******/ 		for(var key in definition) {
+/******/ 			if(__nccwpck_require__.o(definition, key) && !__nccwpck_require__.o(exports, key)) {
+/******/ 				Object.defineProperty(exports, key, { enumerable: true, get: definition[key] });
+/******/ 			}
+/******/ 		}
+/******/ 	};
+/******/ })();
+/******/ 
+/******/ /* webpack/runtime/hasOwnProperty shorthand */
+/******/ (() => {
+/******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
+/******/ })();
+/******/ 
+/************************************************************************/
+/******/ 
+/******/ // startup
+/******/ // Load entry module and return exports
+/******/ // This entry module used 'module' so it can't be inlined
+/******/ var __webpack_exports__ = __nccwpck_require__(546);
+/******/ __webpack_exports__ = await __webpack_exports__;
+/******/ 
