@@ -104,6 +104,8 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
     const outputs = await builder.run('nix-store', ['-q', '--outputs', ...direct]);
     expect(r.out.trim().split('\n').sort()).toEqual(outputs.stdout.toString().trim().split('\n').sort());
     expect(readlinkSync(link)).toBe(manifest.roots[0]?.outputs['out']);
+    // The builder's log reaches the user while it builds (it is not swallowed by the runner).
+    expect(r.err).toContain(`nix-plan example: building hello into ${manifest.roots[0]?.outputs['out']}`);
     const hello = execFileSync(join(link, 'bin', 'hello')).toString();
     expect(hello).toContain('Hello from a nix-plan bundle');
     // The evaluation inputs never reached the builder: only the plan's paths and the outputs.

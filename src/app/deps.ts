@@ -28,6 +28,8 @@ export interface Deps {
   readonly runner: CommandRunner;
   readonly log: Logger;
   readonly progress?: Progress | undefined;
+  /** Where Nix's own build log goes while it builds (the CLI: stderr); dropped when absent. */
+  readonly nixLog?: ((chunk: Uint8Array) => void) | undefined;
 }
 
 /** A logger that drops everything (for library callers that want no output). */

@@ -68,6 +68,7 @@ export async function realisePlan(
   const printed = await store.realise(drvs, {
     addRoot: options.outLink === undefined ? undefined : resolve(options.outLink),
     extraArgs: options.nixArgs,
+    onLog: deps.nixLog,
   });
   // With --add-root Nix prints the links it made; the outputs are their targets.
   const links = options.outLink === undefined ? [] : printed;

@@ -99,6 +99,7 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
       runner: options.runner ?? new ProcessRunner(),
       log: terminalLogger(io, verbosity),
       progress: terminalProgress(io, verbosity),
+      nixLog: verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk),
     },
   };
   try {

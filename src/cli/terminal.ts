@@ -2,9 +2,9 @@
 // (a redrawn bar on a terminal, one plain line per phase otherwise, so logs stay readable).
 import type { Logger, Progress, ProgressTask } from '../app/deps.js';
 
-/** A text sink (process.stdout/stderr or a test's recorder). */
+/** An output sink (process.stdout/stderr or a test's recorder); bytes pass through untouched. */
 export interface TextSink {
-  write(text: string): unknown;
+  write(chunk: string | Uint8Array): unknown;
   readonly isTTY?: boolean | undefined;
   readonly columns?: number | undefined;
 }

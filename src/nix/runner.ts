@@ -21,6 +21,8 @@ export interface RunOptions {
   readonly allowFailure?: boolean;
   /** Called with each chunk of standard output instead of collecting it. */
   readonly onStdout?: (chunk: Uint8Array) => void;
+  /** Called with each chunk of standard error as it comes (its tail is still kept for errors). */
+  readonly onStderr?: ((chunk: Uint8Array) => void) | undefined;
 }
 
 /** What a finished command produced. */
@@ -65,6 +67,7 @@ export class ProcessRunner implements CommandRunner {
       else out.push(c);
     });
     child.stderr?.on('data', (c: Buffer) => {
+      options.onStderr?.(c);
       err += c.toString('utf8');
       if (err.length > STDERR_KEEP * 2) err = err.slice(-STDERR_KEEP);
     });

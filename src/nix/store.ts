@@ -245,21 +245,24 @@ export class NixStore {
 
   /**
    * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
-   * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them.
+   * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
+   * `onLog` receives Nix's build log as it is written.
    */
   async realise(
     drvPaths: readonly string[],
-    options: { addRoot?: string | undefined; extraArgs?: readonly string[] } = {},
+    options: {
+      addRoot?: string | undefined;
+      extraArgs?: readonly string[] | undefined;
+      onLog?: ((chunk: Uint8Array) => void) | undefined;
+    } = {},
   ): Promise<string[]> {
     if (drvPaths.length === 0) return [];
     const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
-    const { stdout } = await this.runner.run('nix-store', [
-      ...this.storeArgs(),
-      '--realise',
-      ...rootArgs,
-      ...(options.extraArgs ?? []),
-      ...drvPaths,
-    ]);
+    const { stdout } = await this.runner.run(
+      'nix-store',
+      [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths],
+      { onStderr: options.onLog },
+    );
     return lines(stdout);
   }
 }
