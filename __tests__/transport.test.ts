@@ -202,6 +202,15 @@ describe('GitHubArtifactTransport over the real client and a fake artifact servi
     expect(readdirSync(dest)).toEqual([]);
   });
 
+  test('without the runner credentials the error says why and what to do instead', async () => {
+    const run = server.newRun();
+    asJobOf(run);
+    delete process.env['ACTIONS_RUNTIME_TOKEN'];
+    await expect(makeTransport(run).upload(sampleFile().path, 'x.nixplan')).rejects.toThrow(
+      /only to JavaScript actions.*artifact-dir.*upload: false/,
+    );
+  });
+
   test('a cross-run download without a token is refused before any request', async () => {
     const run = server.newRun();
     asJobOf(run);

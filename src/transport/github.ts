@@ -44,6 +44,10 @@ function explain(action: string, name: string, error: unknown): TransportError {
     hint =
       'an artifact with this name was already uploaded in this run: give each plan job its own ' +
       'artifact-name (for example include ${{ matrix.system }})';
+  } else if (/ACTIONS_RUNTIME_TOKEN|ACTIONS_RESULTS_URL/.test(detail)) {
+    hint =
+      'the runner gives the artifact service credentials only to JavaScript actions: use this action ' +
+      'with `uses:` (not from a `run:` step), or set artifact-dir (a shared directory) or upload: false';
   } else if (status === 401 || status === 403) {
     hint =
       'the token was refused (expired, or without permission): same-run transfers use the runner token, ' +
