@@ -34,7 +34,11 @@ describe('GitHubArtifactTransport over the real client and a fake artifact servi
     Object.assign(process.env, server.jobEnv(run));
   }
 
+  const write = process.stdout.write.bind(process.stdout);
+
   beforeAll(async () => {
+    // The client logs every request as workflow commands on stdout; keep the test output readable.
+    process.stdout.write = () => true;
     server = await FakeArtifactServer.start();
     // @actions/github reads GITHUB_API_URL when first imported: set it, then import the client.
     process.env['GITHUB_API_URL'] = server.url;
@@ -51,6 +55,7 @@ describe('GitHubArtifactTransport over the real client and a fake artifact servi
   });
 
   afterAll(async () => {
+    process.stdout.write = write;
     process.env = saved;
     await server.close();
   });
