@@ -18,8 +18,11 @@ import {
 import {
   drvName as nameOfDrvPath,
   serialiseDerivation,
+  serialiseInputDrvs,
   type Derivation,
+  type DerivationLayout,
   type DerivationOutput,
+  type EnvEntry,
 } from './derivation.js';
 
 /** The modulo hash of one derivation, as its dependents see it. */
@@ -84,14 +87,39 @@ function fixedOutputPath(f: FixedOutput, name: string, storeDir: string): string
   return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
 }
 
-function isOutputName(drv: Derivation, key: Uint8Array): boolean {
+/** A derivation whose output paths, and the env variables named after its outputs, are "". */
+function masked(drv: Derivation): Derivation {
+  const empty = new Uint8Array(0);
+  return {
+    ...drv,
+    outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
+    env: drv.env.map((e): EnvEntry => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
+  };
+}
+
+/** A new empty layout for `serialiseDerivation` to fill. */
+function newLayout(): DerivationLayout {
+  return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+}
+
+/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
+function hashWithInputs(bytes: Uint8Array, layout: DerivationLayout, inputs: Uint8Array): Uint8Array {
+  return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
+}
+
+/** The output named by env key `key`, if any. */
+function outputNamed(drv: Derivation, key: Uint8Array): DerivationOutput | undefined {
   // Output names are ASCII; compare without decoding every key.
   outer: for (const o of drv.outputs) {
     if (o.name.length !== key.length) continue;
     for (let i = 0; i < key.length; i++) if (o.name.charCodeAt(i) !== key[i]) continue outer;
-    return true;
+    return o;
   }
-  return false;
+  return undefined;
+}
+
+function isOutputName(drv: Derivation, key: Uint8Array): boolean {
+  return outputNamed(drv, key) !== undefined;
 }
 
 /**
@@ -172,6 +200,111 @@ export class DerivationHasher {
     return paths;
   }
 
+  /**
+   * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`, or `hash` undefined:
+   * computed here from `drv`, whose inputs must be known), so it is never looked up.
+   */
+  record(drvPath: string, drv: Derivation, hash?: DrvHash): void {
+    const h = hash ?? this.compute(drv, drvPath, nameOfDrvPath(drvPath), false);
+    this.memo.set(drvPath, h);
+    this.outputNames.set(
+      drvPath,
+      drv.outputs.map((o) => o.name),
+    );
+  }
+
+  /**
+   * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
+   * gives them) filled into its outputs and into the env variables named after them, its bytes,
+   * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
+   * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
+   * splicing in the input hashes or the output paths (which need no escaping).
+   */
+  fillOutputs(
+    drv: Derivation,
+    drvName: string,
+  ): { paths: Map<string, string>; bytes: Uint8Array; hash: DrvHash } {
+    if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+      throw new NixPlanError(
+        'internal',
+        `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`,
+      );
+    for (const input of drv.inputDrvs) this.hashModulo(input.path);
+    const layout = newLayout();
+    const bytes = serialiseDerivation(masked(drv), layout);
+    const inputs = this.moduloInputs(drv, drvName);
+    const paths = new Map<string, string>();
+    if (inputs === undefined) {
+      for (const o of drv.outputs) paths.set(o.name, '');
+      return { paths, bytes, hash: { kind: 'deferred' } };
+    }
+    const hex = toHex(hashWithInputs(bytes, layout, inputs));
+    for (const o of drv.outputs) paths.set(o.name, makeOutputPath(drvName, o.name, hex, this.storeDir));
+
+    // Holes, in byte order: each output's path, then the value of each env variable named after one.
+    const holes: { at: number; text: string }[] = drv.outputs.map((o, i) => ({
+      at: layout.outputPaths[i] as number,
+      text: paths.get(o.name) as string,
+    }));
+    drv.env.forEach((e, i) => {
+      const o = outputNamed(drv, e.key);
+      if (o !== undefined)
+        holes.push({ at: layout.envValues[i] as number, text: paths.get(o.name) as string });
+    });
+    let size = bytes.length;
+    for (const h of holes) size += h.text.length;
+    const out = new Uint8Array(size);
+    let r = 0;
+    let w = 0;
+    let shift = 0; // bytes inserted before the input derivations list (output paths only)
+    for (const h of holes) {
+      out.set(bytes.subarray(r, h.at), w);
+      w += h.at - r;
+      r = h.at;
+      for (let k = 0; k < h.text.length; k++) out[w++] = h.text.charCodeAt(k);
+      if (h.at < layout.inputDrvsStart) shift += h.text.length;
+    }
+    out.set(bytes.subarray(r), w);
+    const filled: DerivationLayout = {
+      ...layout,
+      inputDrvsStart: layout.inputDrvsStart + shift,
+      inputDrvsEnd: layout.inputDrvsEnd + shift,
+    };
+    return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+  }
+
+  /**
+   * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
+   * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
+   * into one entry; undefined when the derivation is deferred. Its inputs must be memoised.
+   */
+  private moduloInputs(drv: Derivation, label: string): Uint8Array | undefined {
+    const replaced = new Map<string, Set<string>>();
+    for (const input of drv.inputDrvs) {
+      if (input.dynamicOutputs !== undefined) return undefined;
+      const h = this.memo.get(input.path);
+      if (h === undefined)
+        throw new NixPlanError(
+          'internal',
+          `input ${input.path} of ${label} was not hashed before its dependent`,
+        );
+      if (h.kind === 'deferred') return undefined;
+      const names = this.outputNames.get(input.path) ?? [];
+      const hex = toHex(h.hash);
+      let set = replaced.get(hex);
+      if (set === undefined) replaced.set(hex, (set = new Set()));
+      for (const o of input.outputs) {
+        if (!names.includes(o)) fail(label, `it uses output '${o}' that ${input.path} does not have`);
+        set.add(o);
+      }
+    }
+    return serialiseInputDrvs(
+      [...replaced.keys()]
+        .sort(compareStrings)
+        .map((hex) => ({ path: hex, outputs: [...(replaced.get(hex) as Set<string>)].sort(compareStrings) })),
+    );
+  }
+
   /** hashDerivationModulo of one derivation whose inputs are all memoised. */
   private compute(drv: Derivation, label: string, name: string, mask: boolean): DrvHash {
     const kind = derivationKind(drv, label);
@@ -182,42 +315,12 @@ export class DerivationHasher {
       return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
     }
     if (kind !== 'input-addressed') return { kind: 'deferred' };
-
-    // Replace each input derivation by (hex of its modulo hash, the outputs used); inputs with the
-    // same hash (e.g. two fetchers of the same file) merge into one entry.
-    const replaced = new Map<string, Set<string>>();
-    for (const input of drv.inputDrvs) {
-      if (input.dynamicOutputs !== undefined) return { kind: 'deferred' };
-      const h = this.memo.get(input.path);
-      if (h === undefined)
-        throw new NixPlanError(
-          'internal',
-          `input ${input.path} of ${label} was not hashed before its dependent`,
-        );
-      if (h.kind === 'deferred') return { kind: 'deferred' };
-      const names = this.outputNames.get(input.path) ?? [];
-      const hex = toHex(h.hash);
-      let set = replaced.get(hex);
-      if (set === undefined) replaced.set(hex, (set = new Set()));
-      for (const o of input.outputs) {
-        if (!names.includes(o)) fail(label, `it uses output '${o}' that ${input.path} does not have`);
-        set.add(o);
-      }
-    }
-    const modulo: Derivation = {
-      ...drv,
-      version: undefined,
-      inputDrvs: [...replaced.keys()]
-        .sort(compareStrings)
-        .map((hex) => ({ path: hex, outputs: [...(replaced.get(hex) as Set<string>)].sort(compareStrings) })),
-    };
-    if (mask) {
-      modulo.outputs = drv.outputs.map((o) => ({ ...o, path: '' }));
-      modulo.env = drv.env.map((e) =>
-        isOutputName(drv, e.key) ? { key: e.key, value: new Uint8Array() } : e,
-      );
-    }
-    return { kind: 'regular', hash: sha256(serialiseDerivation(modulo)) };
+    const inputs = this.moduloInputs(drv, label);
+    if (inputs === undefined) return { kind: 'deferred' };
+    // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+    const layout = newLayout();
+    const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+    return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
   }
 }
 

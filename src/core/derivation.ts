@@ -433,11 +433,67 @@ function rawListSize(items: readonly string[], field: string): number {
 }
 
 /**
+ * Where the parts of a serialised derivation are, recorded by `serialiseDerivation` when asked:
+ * enough to hash or write variants of it (inputs replaced by modulo hashes, output paths filled
+ * in) by splicing instead of serialising it again.
+ */
+export interface DerivationLayout {
+  /** Offset of the `[` opening the input derivations, and of the byte after their `]`. */
+  inputDrvsStart: number;
+  inputDrvsEnd: number;
+  /** For each output, in order: the offset just after the opening quote of its path. */
+  outputPaths: number[];
+  /** For each environment entry, in order: the offset just after the opening quote of its value. */
+  envValues: number[];
+}
+
+function inputDrvsSize(inputDrvs: readonly DerivationInput[]): number {
+  let size = 2 + Math.max(0, inputDrvs.length - 1);
+  for (const i of inputDrvs) {
+    size += 3 + rawSize(i.path, 'input derivation') + rawListSize(i.outputs, 'output name');
+    if (i.dynamicOutputs !== undefined) size += 3 + i.dynamicOutputs.length;
+  }
+  return size;
+}
+
+function writeInputDrvs(w: Writer, inputDrvs: readonly DerivationInput[]): void {
+  w.byte(LBRACKET);
+  inputDrvs.forEach((i, n) => {
+    if (n > 0) w.byte(COMMA);
+    w.byte(LPAREN);
+    w.raw(i.path);
+    w.byte(COMMA);
+    if (i.dynamicOutputs !== undefined) {
+      w.byte(LPAREN);
+      w.rawList(i.outputs);
+      w.byte(COMMA);
+      w.bytes(i.dynamicOutputs);
+      w.byte(RPAREN);
+    } else w.rawList(i.outputs);
+    w.byte(RPAREN);
+  });
+  w.byte(RBRACKET);
+}
+
+/**
+ * The input derivations list alone, `[("path",["out"]),…]`, exactly as `serialiseDerivation`
+ * writes it (hashDerivationModulo writes modulo hashes there instead of paths).
+ */
+export function serialiseInputDrvs(inputDrvs: readonly DerivationInput[]): Uint8Array {
+  const size = inputDrvsSize(inputDrvs);
+  const w = new Writer(size);
+  writeInputDrvs(w, inputDrvs);
+  if (w.pos !== size) throw new NixPlanError('internal', `input list size mismatch: ${w.pos} != ${size}`);
+  return w.out;
+}
+
+/**
  * Writes a derivation as Nix does. The inverse of `parseDerivation`: for any bytes that parse,
  * `serialiseDerivation(parseDerivation(b))` equals `b`. Lists are written in the order given;
- * callers that build or edit a derivation must keep them sorted (see the field comments).
+ * callers that build or edit a derivation must keep them sorted (see the field comments). When
+ * `layout` is given, the offsets of the parts are recorded in it.
  */
-export function serialiseDerivation(drv: Derivation): Uint8Array {
+export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout): Uint8Array {
   // Pass 1: exact size (and validation of verbatim fields, which cannot hold a quote).
   let size =
     drv.version === undefined ? DERIVE.length : DRV_WITH_VERSION.length + rawSize(drv.version, 'version') + 1;
@@ -449,11 +505,7 @@ export function serialiseDerivation(drv: Derivation): Uint8Array {
       rawSize(o.path, 'output path') +
       rawSize(o.hashAlgo, 'hashAlgo') +
       rawSize(o.hash, 'hash');
-  size += 1 + 2 + Math.max(0, drv.inputDrvs.length - 1);
-  for (const i of drv.inputDrvs) {
-    size += 3 + rawSize(i.path, 'input derivation') + rawListSize(i.outputs, 'output name');
-    if (i.dynamicOutputs !== undefined) size += 3 + i.dynamicOutputs.length;
-  }
+  size += 1 + inputDrvsSize(drv.inputDrvs);
   size += 1 + rawListSize(drv.inputSrcs, 'input source');
   size += 1 + rawBytesSize(drv.system, 'system');
   size += 1 + escapedSize(drv.builder);
@@ -477,6 +529,7 @@ export function serialiseDerivation(drv: Derivation): Uint8Array {
     w.byte(LPAREN);
     w.raw(o.name);
     w.byte(COMMA);
+    layout?.outputPaths.push(w.pos + 1);
     w.raw(o.path);
     w.byte(COMMA);
     w.raw(o.hashAlgo);
@@ -486,22 +539,9 @@ export function serialiseDerivation(drv: Derivation): Uint8Array {
   });
   w.byte(RBRACKET);
   w.byte(COMMA);
-  w.byte(LBRACKET);
-  drv.inputDrvs.forEach((i, n) => {
-    if (n > 0) w.byte(COMMA);
-    w.byte(LPAREN);
-    w.raw(i.path);
-    w.byte(COMMA);
-    if (i.dynamicOutputs !== undefined) {
-      w.byte(LPAREN);
-      w.rawList(i.outputs);
-      w.byte(COMMA);
-      w.bytes(i.dynamicOutputs);
-      w.byte(RPAREN);
-    } else w.rawList(i.outputs);
-    w.byte(RPAREN);
-  });
-  w.byte(RBRACKET);
+  if (layout !== undefined) layout.inputDrvsStart = w.pos;
+  writeInputDrvs(w, drv.inputDrvs);
+  if (layout !== undefined) layout.inputDrvsEnd = w.pos;
   w.byte(COMMA);
   w.rawList(drv.inputSrcs);
   w.byte(COMMA);
@@ -522,6 +562,7 @@ export function serialiseDerivation(drv: Derivation): Uint8Array {
     w.byte(LPAREN);
     w.escaped(e.key);
     w.byte(COMMA);
+    layout?.envValues.push(w.pos + 1);
     w.escaped(e.value);
     w.byte(RPAREN);
   });

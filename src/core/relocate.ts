@@ -23,7 +23,7 @@ import {
   type Derivation,
   type EnvEntry,
 } from './derivation.js';
-import { DerivationHasher, computeDrvPath } from './derivation-hash.js';
+import { DerivationHasher, computeDrvPath, type DrvHash } from './derivation-hash.js';
 import { StoreRewriter } from './rewrite.js';
 
 /** A store object of the closure to relocate, in store dir A. */
@@ -171,13 +171,9 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
     },
   };
   const rewriter = new StoreRewriter(from, to);
-  const newDrvs = new Map<string, Derivation>();
-  // The hasher looks each derivation up once and memoises its hash, so the entry can go then.
+  // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
   const hasher = new DerivationHasher(to, (p) => {
-    const d = newDrvs.get(p);
-    if (d === undefined) throw new NixPlanError('internal', `relocated derivation ${p} is not known yet`);
-    newDrvs.delete(p);
-    return d;
+    throw new NixPlanError('internal', `relocated derivation ${p} is not known yet`);
   });
   const newHashOf = new Map<string, string>();
   const setHash = (oldPath: string, newPath: string): void => {
@@ -308,7 +304,6 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
         from,
         to,
         hasher,
-        newDrvs,
         mapPath,
         setHash,
         rewrite,
@@ -345,7 +340,6 @@ interface DrvContext {
   readonly from: string;
   readonly to: string;
   readonly hasher: DerivationHasher;
-  readonly newDrvs: Map<string, Derivation>;
   readonly mapPath: (p: string) => string;
   readonly setHash: (oldPath: string, newPath: string) => void;
   readonly rewrite: (bytes: Uint8Array) => Uint8Array;
@@ -388,26 +382,25 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
     args: drv.args.map(cx.rewrite),
     env,
   };
+  let contents: Uint8Array;
+  let hash: DrvHash | undefined;
   if (masked) {
-    const paths = cx.hasher.outputPaths(relocated, name);
-    relocated.outputs = outputs.map((o) => ({ ...o, path: paths.get(o.name) ?? '' }));
-    relocated.env = env.map((e) => {
-      const o = relocated.outputs.find((x) => asciiEquals(e.key, x.name));
-      return o === undefined ? e : { key: e.key, value: asciiBytes(o.path) };
-    });
+    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
+    const filled = cx.hasher.fillOutputs(relocated, name);
+    contents = filled.bytes;
+    hash = filled.hash;
     for (const o of drv.outputs) {
-      const p = paths.get(o.name) ?? '';
+      const p = filled.paths.get(o.name) ?? '';
       if ((o.path === '') !== (p === ''))
         refuse(
           `cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`,
         );
       if (o.path !== '') cx.setHash(o.path, p);
     }
-  }
-  const contents = serialiseDerivation(relocated);
+  } else contents = serialiseDerivation(relocated);
   const references = mergeSorted(relocated.inputSrcs, relocated.inputDrvs);
   const path = computeDrvPath(cx.to, name, contents, references);
-  cx.newDrvs.set(path, relocated);
+  cx.hasher.record(path, relocated, hash);
   return { oldPath: obj.path, path, kind: 'drv', references, contents };
 }
 
@@ -434,13 +427,6 @@ function mergeSorted(srcs: readonly string[], drvs: readonly { path: string }[])
     if (next === b) j++;
     if (out[out.length - 1] !== next) out.push(next);
   }
-  return out;
-}
-
-/** ASCII string to bytes. */
-function asciiBytes(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
   return out;
 }
 
