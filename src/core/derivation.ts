@@ -264,32 +264,7 @@ class Parser {
  */
 export function parseDerivation(bytes: Uint8Array): Derivation {
   const p = new Parser(bytes);
-  let version: string | undefined;
-  if (p.startsWith(DERIVE)) {
-    p.pos += DERIVE.length;
-  } else if (p.startsWith(DRV_WITH_VERSION)) {
-    p.pos += DRV_WITH_VERSION.length;
-    version = p.rawString();
-    p.expect(COMMA);
-  } else {
-    p.fail("expected 'Derive(' or 'DrvWithVersion(' at the start of a derivation");
-  }
-
-  const outputs: DerivationOutput[] = [];
-  p.list(() => {
-    p.expect(LPAREN);
-    const at = p.pos;
-    const name = p.rawString();
-    p.checkOrder(outputs[outputs.length - 1]?.name, name, 'output', at);
-    p.expect(COMMA);
-    const path = p.rawString();
-    p.expect(COMMA);
-    const hashAlgo = p.rawString();
-    p.expect(COMMA);
-    const hash = p.rawString();
-    p.expect(RPAREN);
-    outputs.push({ name, path, hashAlgo, hash });
-  });
+  const { version, outputs } = parseHead(p);
   p.expect(COMMA);
 
   const inputDrvs: DerivationInput[] = [];
@@ -343,6 +318,45 @@ export function parseDerivation(bytes: Uint8Array): Derivation {
   p.expect(RPAREN);
   if (p.pos !== bytes.length) p.fail('unexpected bytes after the end of the derivation');
   return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+
+/**
+ * Parses only the start of a .drv file: its version and outputs, for callers that need nothing
+ * else (the rest is neither read nor validated; `parseDerivation` validates everything).
+ */
+export function parseDerivationOutputs(bytes: Uint8Array): Pick<Derivation, 'version' | 'outputs'> {
+  return parseHead(new Parser(bytes));
+}
+
+/** `Derive(` or `DrvWithVersion("v",`, then the outputs list. */
+function parseHead(p: Parser): Pick<Derivation, 'version' | 'outputs'> {
+  let version: string | undefined;
+  if (p.startsWith(DERIVE)) {
+    p.pos += DERIVE.length;
+  } else if (p.startsWith(DRV_WITH_VERSION)) {
+    p.pos += DRV_WITH_VERSION.length;
+    version = p.rawString();
+    p.expect(COMMA);
+  } else {
+    p.fail("expected 'Derive(' or 'DrvWithVersion(' at the start of a derivation");
+  }
+
+  const outputs: DerivationOutput[] = [];
+  p.list(() => {
+    p.expect(LPAREN);
+    const at = p.pos;
+    const name = p.rawString();
+    p.checkOrder(outputs[outputs.length - 1]?.name, name, 'output', at);
+    p.expect(COMMA);
+    const path = p.rawString();
+    p.expect(COMMA);
+    const hashAlgo = p.rawString();
+    p.expect(COMMA);
+    const hash = p.rawString();
+    p.expect(RPAREN);
+    outputs.push({ name, path, hashAlgo, hash });
+  });
+  return { version, outputs };
 }
 
 /** Serialises into a buffer sized exactly in a first pass, so no intermediate strings are built. */

@@ -19,6 +19,7 @@ import {
   compareBytes,
   drvName,
   parseDerivation,
+  parseDerivationOutputs,
   serialiseDerivation,
   type Derivation,
   type EnvEntry,
@@ -92,8 +93,24 @@ export function downstreamPlaceholder(drvPath: string, output: string): string {
 
 type DrvType = 'input-addressed' | 'fixed' | 'floating';
 
+/**
+ * How an environment variable named `__impure` starts in a .drv: it cannot occur inside a string
+ * (the quote would be escaped there), so a drv without these bytes has no such variable.
+ */
+const IMPURE_ENTRY = Buffer.from('("__impure",', 'latin1');
+
+/**
+ * What `drvType` needs of a .drv: its version and outputs, and its environment only when it may
+ * hold `__impure` (the whole drv is parsed, and validated, when it is relocated).
+ */
+function drvTypeFields(bytes: Uint8Array): Pick<Derivation, 'version' | 'outputs' | 'env'> {
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(IMPURE_ENTRY))
+    return parseDerivation(bytes);
+  return { ...parseDerivationOutputs(bytes), env: [] };
+}
+
 /** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
-function drvType(path: string, drv: Derivation): DrvType {
+function drvType(path: string, drv: Pick<Derivation, 'version' | 'outputs' | 'env'>): DrvType {
   if (drv.version !== undefined)
     refuse(
       `cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
@@ -225,7 +242,7 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
   const ownerOfPlaceholder = new Map<string, string>();
   for (const obj of objects) {
     if (obj.kind !== 'drv') continue;
-    const parsed = parseDerivation(obj.contents!);
+    const parsed = drvTypeFields(obj.contents!);
     const type = drvType(obj.path, parsed);
     // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
     checked.get(obj.path)!.drv = {
