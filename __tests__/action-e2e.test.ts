@@ -224,6 +224,12 @@ describe('the actions end to end', () => {
           expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`^(${ROOT_NAMES.join('|')})`));
         }
         expect(realise.summary).toContain('(shard 1/2)');
+        // Nix's build log reaches the job log, inside a window where workflow commands are off.
+        const printed = realise.stdout.indexOf('::warning::printed by a build');
+        const stop = /^::stop-commands::([0-9a-f-]{36})$/m.exec(realise.stdout);
+        expect(printed).toBeGreaterThan(-1);
+        expect(stop?.index).toBeLessThan(printed);
+        expect(realise.stdout.indexOf(`::${stop?.[1]}::`, printed)).toBeGreaterThan(printed);
 
         // Job 3 (behind an environment): relocate into a new realm, re-sign, publish.
         const betaRealm = join(mkdtempSync(join(work, 'beta-')), 'store');

@@ -13,7 +13,9 @@ let
       ];
     };
   greeting = builtins.toFile "greeting.txt" "hello from a plan";
-  shared = drv "shared" "echo shared > $out";
+  # Its build log holds a workflow command: the realise action must pass the log through with
+  # workflow commands switched off, so a build cannot issue them.
+  shared = drv "shared" "echo '::warning::printed by a build'; echo shared > $out";
 in
 {
   alpha = drv "alpha" "read -r g < ${greeting}; echo \"alpha: $g ${shared}\" > $out";

@@ -7,7 +7,7 @@ import type { ArtifactTransport } from '../transport/transport.js';
 import { RealiseOutput } from './constants.js';
 import { fetchPlan } from './fetch.js';
 import { selectShard } from './matrix.js';
-import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
+import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
 import { parseRealiseSettings } from './settings.js';
 import { realiseSummary } from './summary.js';
 
@@ -52,16 +52,19 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       `shard ${settings.shard.index}/${settings.shard.count}: ${roots.length} of ${manifest.roots.length} root(s)`,
     );
   }
-  const result = await deps.realisePlan(
-    plan.path,
-    {
-      ...(roots.length > 0 ? { roots } : {}),
-      ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
-      ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
-      ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
-    },
-    { runner: deps.runner, log: io.log, progress: io.progress },
-  );
+  const buildLog = nixBuildLog(io);
+  const result = await deps
+    .realisePlan(
+      plan.path,
+      {
+        ...(roots.length > 0 ? { roots } : {}),
+        ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
+        ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
+        ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
+      },
+      { runner: deps.runner, log: io.log, progress: io.progress, nixLog: buildLog.write },
+    )
+    .finally(buildLog.close);
   io.setOutput(RealiseOutput.OutPaths, JSON.stringify(result.outPaths));
   await io.appendSummary(
     realiseSummary({

@@ -1,5 +1,6 @@
 // What the three actions share: the runner's IO behind one interface, the transport choice, and
 // the single top-level catch that turns any error into one `setFailed`.
+import { randomUUID } from 'node:crypto';
 import * as core from '@actions/core';
 import { DefaultArtifactClient } from '@actions/artifact';
 import { tmpdir } from 'node:os';
@@ -26,6 +27,30 @@ export interface ActionIO {
   appendSummary(markdown: string): Promise<void>;
   /** Milliseconds from an arbitrary origin, for the timings in the summary. */
   now(): number;
+  /** Raw bytes into the job log (Nix's build log); dropped when absent. */
+  readonly writeLog?: ((chunk: Uint8Array | string) => void) | undefined;
+}
+
+/**
+ * A sink for Nix's build log in the job log. A build's output is untrusted text, so workflow
+ * commands (`::set-output`, `::add-mask`, …) are switched off while it runs, with a token only
+ * this step knows; `close` switches them back on.
+ */
+export function nixBuildLog(io: ActionIO): { write: (chunk: Uint8Array) => void; close: () => void } {
+  const token = randomUUID();
+  let started = false;
+  return {
+    write: (chunk) => {
+      if (io.writeLog === undefined) return;
+      if (!started) io.writeLog(`::stop-commands::${token}\n`);
+      started = true;
+      io.writeLog(chunk);
+    },
+    close: () => {
+      if (started) io.writeLog?.(`\n::${token}::\n`);
+      started = false;
+    },
+  };
 }
 
 /** Progress as log lines: a line when a phase starts and one when it ends (no bars in CI logs). */
@@ -64,6 +89,7 @@ export function runnerIO(): ActionIO {
       await core.summary.addRaw(markdown, true).write();
     },
     now: () => performance.now(),
+    writeLog: (chunk) => process.stdout.write(chunk),
   };
 }
 
