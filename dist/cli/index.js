@@ -107,6 +107,7 @@ class ProcessRunner {
                 out.push(c);
         });
         child.stderr?.on('data', (c) => {
+            options.onStderr?.(c);
             err += c.toString('utf8');
             if (err.length > STDERR_KEEP * 2)
                 err = err.slice(-STDERR_KEEP);
@@ -1100,33 +1101,7 @@ class Parser {
  */
 function parseDerivation(bytes) {
     const p = new Parser(bytes);
-    let version;
-    if (p.startsWith(DERIVE)) {
-        p.pos += DERIVE.length;
-    }
-    else if (p.startsWith(DRV_WITH_VERSION)) {
-        p.pos += DRV_WITH_VERSION.length;
-        version = p.rawString();
-        p.expect(COMMA);
-    }
-    else {
-        p.fail("expected 'Derive(' or 'DrvWithVersion(' at the start of a derivation");
-    }
-    const outputs = [];
-    p.list(() => {
-        p.expect(LPAREN);
-        const at = p.pos;
-        const name = p.rawString();
-        p.checkOrder(outputs[outputs.length - 1]?.name, name, 'output', at);
-        p.expect(COMMA);
-        const path = p.rawString();
-        p.expect(COMMA);
-        const hashAlgo = p.rawString();
-        p.expect(COMMA);
-        const hash = p.rawString();
-        p.expect(RPAREN);
-        outputs.push({ name, path, hashAlgo, hash });
-    });
+    const { version, outputs } = parseHead(p);
     p.expect(COMMA);
     const inputDrvs = [];
     p.list(() => {
@@ -1178,6 +1153,44 @@ function parseDerivation(bytes) {
     if (p.pos !== bytes.length)
         p.fail('unexpected bytes after the end of the derivation');
     return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+/**
+ * Parses only the start of a .drv file: its version and outputs, for callers that need nothing
+ * else (the rest is neither read nor validated; `parseDerivation` validates everything).
+ */
+function parseDerivationOutputs(bytes) {
+    return parseHead(new Parser(bytes));
+}
+/** `Derive(` or `DrvWithVersion("v",`, then the outputs list. */
+function parseHead(p) {
+    let version;
+    if (p.startsWith(DERIVE)) {
+        p.pos += DERIVE.length;
+    }
+    else if (p.startsWith(DRV_WITH_VERSION)) {
+        p.pos += DRV_WITH_VERSION.length;
+        version = p.rawString();
+        p.expect(COMMA);
+    }
+    else {
+        p.fail("expected 'Derive(' or 'DrvWithVersion(' at the start of a derivation");
+    }
+    const outputs = [];
+    p.list(() => {
+        p.expect(LPAREN);
+        const at = p.pos;
+        const name = p.rawString();
+        p.checkOrder(outputs[outputs.length - 1]?.name, name, 'output', at);
+        p.expect(COMMA);
+        const path = p.rawString();
+        p.expect(COMMA);
+        const hashAlgo = p.rawString();
+        p.expect(COMMA);
+        const hash = p.rawString();
+        p.expect(RPAREN);
+        outputs.push({ name, path, hashAlgo, hash });
+    });
+    return { version, outputs };
 }
 /** Serialises into a buffer sized exactly in a first pass, so no intermediate strings are built. */
 class Writer {
@@ -1264,12 +1277,55 @@ function rawListSize(items, field) {
         n += rawSize(s, field);
     return n;
 }
+function inputDrvsSize(inputDrvs) {
+    let size = 2 + Math.max(0, inputDrvs.length - 1);
+    for (const i of inputDrvs) {
+        size += 3 + rawSize(i.path, 'input derivation') + rawListSize(i.outputs, 'output name');
+        if (i.dynamicOutputs !== undefined)
+            size += 3 + i.dynamicOutputs.length;
+    }
+    return size;
+}
+function writeInputDrvs(w, inputDrvs) {
+    w.byte(LBRACKET);
+    inputDrvs.forEach((i, n) => {
+        if (n > 0)
+            w.byte(COMMA);
+        w.byte(LPAREN);
+        w.raw(i.path);
+        w.byte(COMMA);
+        if (i.dynamicOutputs !== undefined) {
+            w.byte(LPAREN);
+            w.rawList(i.outputs);
+            w.byte(COMMA);
+            w.bytes(i.dynamicOutputs);
+            w.byte(RPAREN);
+        }
+        else
+            w.rawList(i.outputs);
+        w.byte(RPAREN);
+    });
+    w.byte(RBRACKET);
+}
+/**
+ * The input derivations list alone, `[("path",["out"]),…]`, exactly as `serialiseDerivation`
+ * writes it (hashDerivationModulo writes modulo hashes there instead of paths).
+ */
+function serialiseInputDrvs(inputDrvs) {
+    const size = inputDrvsSize(inputDrvs);
+    const w = new Writer(size);
+    writeInputDrvs(w, inputDrvs);
+    if (w.pos !== size)
+        throw new errors_NixPlanError('internal', `input list size mismatch: ${w.pos} != ${size}`);
+    return w.out;
+}
 /**
  * Writes a derivation as Nix does. The inverse of `parseDerivation`: for any bytes that parse,
  * `serialiseDerivation(parseDerivation(b))` equals `b`. Lists are written in the order given;
- * callers that build or edit a derivation must keep them sorted (see the field comments).
+ * callers that build or edit a derivation must keep them sorted (see the field comments). When
+ * `layout` is given, the offsets of the parts are recorded in it.
  */
-function serialiseDerivation(drv) {
+function serialiseDerivation(drv, layout) {
     // Pass 1: exact size (and validation of verbatim fields, which cannot hold a quote).
     let size = drv.version === undefined ? DERIVE.length : DRV_WITH_VERSION.length + rawSize(drv.version, 'version') + 1;
     size += 2 + Math.max(0, drv.outputs.length - 1);
@@ -1280,12 +1336,7 @@ function serialiseDerivation(drv) {
                 rawSize(o.path, 'output path') +
                 rawSize(o.hashAlgo, 'hashAlgo') +
                 rawSize(o.hash, 'hash');
-    size += 1 + 2 + Math.max(0, drv.inputDrvs.length - 1);
-    for (const i of drv.inputDrvs) {
-        size += 3 + rawSize(i.path, 'input derivation') + rawListSize(i.outputs, 'output name');
-        if (i.dynamicOutputs !== undefined)
-            size += 3 + i.dynamicOutputs.length;
-    }
+    size += 1 + inputDrvsSize(drv.inputDrvs);
     size += 1 + rawListSize(drv.inputSrcs, 'input source');
     size += 1 + rawBytesSize(drv.system, 'system');
     size += 1 + escapedSize(drv.builder);
@@ -1312,6 +1363,7 @@ function serialiseDerivation(drv) {
         w.byte(LPAREN);
         w.raw(o.name);
         w.byte(COMMA);
+        layout?.outputPaths.push(w.pos + 1);
         w.raw(o.path);
         w.byte(COMMA);
         w.raw(o.hashAlgo);
@@ -1321,25 +1373,11 @@ function serialiseDerivation(drv) {
     });
     w.byte(RBRACKET);
     w.byte(COMMA);
-    w.byte(LBRACKET);
-    drv.inputDrvs.forEach((i, n) => {
-        if (n > 0)
-            w.byte(COMMA);
-        w.byte(LPAREN);
-        w.raw(i.path);
-        w.byte(COMMA);
-        if (i.dynamicOutputs !== undefined) {
-            w.byte(LPAREN);
-            w.rawList(i.outputs);
-            w.byte(COMMA);
-            w.bytes(i.dynamicOutputs);
-            w.byte(RPAREN);
-        }
-        else
-            w.rawList(i.outputs);
-        w.byte(RPAREN);
-    });
-    w.byte(RBRACKET);
+    if (layout !== undefined)
+        layout.inputDrvsStart = w.pos;
+    writeInputDrvs(w, drv.inputDrvs);
+    if (layout !== undefined)
+        layout.inputDrvsEnd = w.pos;
     w.byte(COMMA);
     w.rawList(drv.inputSrcs);
     w.byte(COMMA);
@@ -1362,6 +1400,7 @@ function serialiseDerivation(drv) {
         w.byte(LPAREN);
         w.escaped(e.key);
         w.byte(COMMA);
+        layout?.envValues.push(w.pos + 1);
         w.escaped(e.value);
         w.byte(RPAREN);
     });
@@ -3800,19 +3839,14 @@ class NixStore {
     }
     /**
      * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
-     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them.
+     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
+     * `onLog` receives Nix's build log as it is written.
      */
     async realise(drvPaths, options = {}) {
         if (drvPaths.length === 0)
             return [];
         const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
-        const { stdout } = await this.runner.run('nix-store', [
-            ...this.storeArgs(),
-            '--realise',
-            ...rootArgs,
-            ...(options.extraArgs ?? []),
-            ...drvPaths,
-        ]);
+        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
         return lines(stdout);
     }
 }
@@ -4581,7 +4615,25 @@ function fixedOutputPath(f, name, storeDir) {
         return makeTextPath(name, f.hash.bytes, [], storeDir);
     return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
 }
-function isOutputName(drv, key) {
+/** A derivation whose output paths, and the env variables named after its outputs, are "". */
+function masked(drv) {
+    const empty = new Uint8Array(0);
+    return {
+        ...drv,
+        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
+        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
+    };
+}
+/** A new empty layout for `serialiseDerivation` to fill. */
+function newLayout() {
+    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+}
+/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
+function hashWithInputs(bytes, layout, inputs) {
+    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
+}
+/** The output named by env key `key`, if any. */
+function outputNamed(drv, key) {
     // Output names are ASCII; compare without decoding every key.
     outer: for (const o of drv.outputs) {
         if (o.name.length !== key.length)
@@ -4589,9 +4641,12 @@ function isOutputName(drv, key) {
         for (let i = 0; i < key.length; i++)
             if (o.name.charCodeAt(i) !== key[i])
                 continue outer;
-        return true;
+        return o;
     }
-    return false;
+    return undefined;
+}
+function isOutputName(drv, key) {
+    return outputNamed(drv, key) !== undefined;
 }
 /**
  * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
@@ -4664,28 +4719,88 @@ class DerivationHasher {
             paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
         return paths;
     }
-    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-    compute(drv, label, name, mask) {
-        const kind = derivationKind(drv, label);
-        if (kind === 'fixed') {
-            const out = drv.outputs[0];
-            const f = fixedOutput(out, label);
-            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
-            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
+    /**
+     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`, or `hash` undefined:
+     * computed here from `drv`, whose inputs must be known), so it is never looked up.
+     */
+    record(drvPath, drv, hash) {
+        const h = hash ?? this.compute(drv, drvPath, drvName(drvPath), false);
+        this.memo.set(drvPath, h);
+        this.outputNames.set(drvPath, drv.outputs.map((o) => o.name));
+    }
+    /**
+     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
+     * gives them) filled into its outputs and into the env variables named after them, its bytes,
+     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
+     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
+     * splicing in the input hashes or the output paths (which need no escaping).
+     */
+    fillOutputs(drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        for (const input of drv.inputDrvs)
+            this.hashModulo(input.path);
+        const layout = newLayout();
+        const bytes = serialiseDerivation(masked(drv), layout);
+        const inputs = this.moduloInputs(drv, drvName);
+        const paths = new Map();
+        if (inputs === undefined) {
+            for (const o of drv.outputs)
+                paths.set(o.name, '');
+            return { paths, bytes, hash: { kind: 'deferred' } };
         }
-        if (kind !== 'input-addressed')
-            return { kind: 'deferred' };
-        // Replace each input derivation by (hex of its modulo hash, the outputs used); inputs with the
-        // same hash (e.g. two fetchers of the same file) merge into one entry.
+        const hex = toHex(hashWithInputs(bytes, layout, inputs));
+        for (const o of drv.outputs)
+            paths.set(o.name, makeOutputPath(drvName, o.name, hex, this.storeDir));
+        // Holes, in byte order: each output's path, then the value of each env variable named after one.
+        const holes = drv.outputs.map((o, i) => ({
+            at: layout.outputPaths[i],
+            text: paths.get(o.name),
+        }));
+        drv.env.forEach((e, i) => {
+            const o = outputNamed(drv, e.key);
+            if (o !== undefined)
+                holes.push({ at: layout.envValues[i], text: paths.get(o.name) });
+        });
+        let size = bytes.length;
+        for (const h of holes)
+            size += h.text.length;
+        const out = new Uint8Array(size);
+        let r = 0;
+        let w = 0;
+        let shift = 0; // bytes inserted before the input derivations list (output paths only)
+        for (const h of holes) {
+            out.set(bytes.subarray(r, h.at), w);
+            w += h.at - r;
+            r = h.at;
+            for (let k = 0; k < h.text.length; k++)
+                out[w++] = h.text.charCodeAt(k);
+            if (h.at < layout.inputDrvsStart)
+                shift += h.text.length;
+        }
+        out.set(bytes.subarray(r), w);
+        const filled = {
+            ...layout,
+            inputDrvsStart: layout.inputDrvsStart + shift,
+            inputDrvsEnd: layout.inputDrvsEnd + shift,
+        };
+        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+    }
+    /**
+     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
+     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
+     * into one entry; undefined when the derivation is deferred. Its inputs must be memoised.
+     */
+    moduloInputs(drv, label) {
         const replaced = new Map();
         for (const input of drv.inputDrvs) {
             if (input.dynamicOutputs !== undefined)
-                return { kind: 'deferred' };
+                return undefined;
             const h = this.memo.get(input.path);
             if (h === undefined)
                 throw new errors_NixPlanError('internal', `input ${input.path} of ${label} was not hashed before its dependent`);
             if (h.kind === 'deferred')
-                return { kind: 'deferred' };
+                return undefined;
             const names = this.outputNames.get(input.path) ?? [];
             const hex = toHex(h.hash);
             let set = replaced.get(hex);
@@ -4697,18 +4812,28 @@ class DerivationHasher {
                 set.add(o);
             }
         }
-        const modulo = {
-            ...drv,
-            version: undefined,
-            inputDrvs: [...replaced.keys()]
-                .sort(compareStrings)
-                .map((hex) => ({ path: hex, outputs: [...replaced.get(hex)].sort(compareStrings) })),
-        };
-        if (mask) {
-            modulo.outputs = drv.outputs.map((o) => ({ ...o, path: '' }));
-            modulo.env = drv.env.map((e) => isOutputName(drv, e.key) ? { key: e.key, value: new Uint8Array() } : e);
+        return serialiseInputDrvs([...replaced.keys()]
+            .sort(compareStrings)
+            .map((hex) => ({ path: hex, outputs: [...replaced.get(hex)].sort(compareStrings) })));
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const kind = derivationKind(drv, label);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            const f = fixedOutput(out, label);
+            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
+            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
         }
-        return { kind: 'regular', hash: sha256(serialiseDerivation(modulo)) };
+        if (kind !== 'input-addressed')
+            return { kind: 'deferred' };
+        const inputs = this.moduloInputs(drv, label);
+        if (inputs === undefined)
+            return { kind: 'deferred' };
+        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        const layout = newLayout();
+        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
     }
 }
 /** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
@@ -5153,6 +5278,20 @@ function downstreamPlaceholder(drvPath, output) {
     const name = drvName(drvPath);
     return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
 }
+/**
+ * How an environment variable named `__impure` starts in a .drv: it cannot occur inside a string
+ * (the quote would be escaped there), so a drv without these bytes has no such variable.
+ */
+const IMPURE_ENTRY = Buffer.from('("__impure",', 'latin1');
+/**
+ * What `drvType` needs of a .drv: its version and outputs, and its environment only when it may
+ * hold `__impure` (the whole drv is parsed, and validated, when it is relocated).
+ */
+function drvTypeFields(bytes) {
+    if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(IMPURE_ENTRY))
+        return parseDerivation(bytes);
+    return { ...parseDerivationOutputs(bytes), env: [] };
+}
 /** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
 function drvType(path, drv) {
     if (drv.version !== undefined)
@@ -5221,14 +5360,9 @@ function relocateClosure(objects, from, to) {
         },
     };
     const rewriter = new StoreRewriter(from, to);
-    const newDrvs = new Map();
-    // The hasher looks each derivation up once and memoises its hash, so the entry can go then.
+    // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
     const hasher = new DerivationHasher(to, (p) => {
-        const d = newDrvs.get(p);
-        if (d === undefined)
-            throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
-        newDrvs.delete(p);
-        return d;
+        throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
     });
     const newHashOf = new Map();
     const setHash = (oldPath, newPath) => {
@@ -5282,7 +5416,7 @@ function relocateClosure(objects, from, to) {
     for (const obj of objects) {
         if (obj.kind !== 'drv')
             continue;
-        const parsed = parseDerivation(obj.contents);
+        const parsed = drvTypeFields(obj.contents);
         const type = drvType(obj.path, parsed);
         // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
         checked.get(obj.path).drv = {
@@ -5363,7 +5497,6 @@ function relocateClosure(objects, from, to) {
                 from,
                 to,
                 hasher,
-                newDrvs,
                 mapPath,
                 setHash,
                 rewrite,
@@ -5427,25 +5560,26 @@ function relocateDrv(obj, drv, type, cx) {
         args: drv.args.map(cx.rewrite),
         env,
     };
+    let contents;
+    let hash;
     if (masked) {
-        const paths = cx.hasher.outputPaths(relocated, name);
-        relocated.outputs = outputs.map((o) => ({ ...o, path: paths.get(o.name) ?? '' }));
-        relocated.env = env.map((e) => {
-            const o = relocated.outputs.find((x) => asciiEquals(e.key, x.name));
-            return o === undefined ? e : { key: e.key, value: relocate_asciiBytes(o.path) };
-        });
+        // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
+        const filled = cx.hasher.fillOutputs(relocated, name);
+        contents = filled.bytes;
+        hash = filled.hash;
         for (const o of drv.outputs) {
-            const p = paths.get(o.name) ?? '';
+            const p = filled.paths.get(o.name) ?? '';
             if ((o.path === '') !== (p === ''))
                 refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
             if (o.path !== '')
                 cx.setHash(o.path, p);
         }
     }
-    const contents = serialiseDerivation(relocated);
+    else
+        contents = serialiseDerivation(relocated);
     const references = mergeSorted(relocated.inputSrcs, relocated.inputDrvs);
     const path = computeDrvPath(cx.to, name, contents, references);
-    cx.newDrvs.set(path, relocated);
+    cx.hasher.record(path, relocated, hash);
     return { oldPath: obj.path, path, kind: 'drv', references, contents };
 }
 /** True when a .drv's references are exactly its input sources and input derivations. */
@@ -5477,13 +5611,6 @@ function mergeSorted(srcs, drvs) {
         if (out[out.length - 1] !== next)
             out.push(next);
     }
-    return out;
-}
-/** ASCII string to bytes. */
-function relocate_asciiBytes(s) {
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        out[i] = s.charCodeAt(i);
     return out;
 }
 /** True when `bytes` are the ASCII string `s`. */
@@ -6046,6 +6173,7 @@ async function realisePlan(bundlePath, options, deps) {
     const printed = await store.realise(drvs, {
         addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
         extraArgs: options.nixArgs,
+        onLog: deps.nixLog,
     });
     // With --add-root Nix prints the links it made; the outputs are their targets.
     const links = options.outLink === undefined ? [] : printed;
@@ -6238,6 +6366,7 @@ async function main(argv, options = {}) {
             runner: options.runner ?? new ProcessRunner(),
             log: terminalLogger(io, verbosity),
             progress: terminalProgress(io, verbosity),
+            nixLog: verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk),
         },
     };
     try {
