@@ -359,14 +359,29 @@ function parseHead(p: Parser): Pick<Derivation, 'version' | 'outputs'> {
   return { version, outputs };
 }
 
-/** Serialises into a buffer sized exactly in a first pass, so no intermediate strings are built. */
+/**
+ * Serialises into a reused scratch buffer that is at least as big as the result can be (every
+ * escaped byte at most doubles), in one pass that also validates the verbatim fields; the result
+ * is then copied out at its exact size. (An exact size pass first cost as much as the writing.)
+ */
+const MAX_SCRATCH = 1024 * 1024;
+
 class Writer {
-  out: Uint8Array;
+  /** Reused by every call (serialisation is synchronous); up to MAX_SCRATCH bytes. */
+  private static scratch = new Uint8Array(64 * 1024);
+  readonly out: Uint8Array;
   pos = 0;
-  constructor(size: number) {
-    // Every byte is written (checked at the end), so the unzeroed pool allocation is safe and cheap.
-    const buf = Buffer.allocUnsafe(size);
-    this.out = new Uint8Array(buf.buffer, buf.byteOffset, size);
+  constructor(bound: number) {
+    // A huge drv gets a buffer of its own, so the scratch buffer kept between calls stays small.
+    if (bound > MAX_SCRATCH) this.out = new Uint8Array(bound);
+    else {
+      if (Writer.scratch.length < bound) Writer.scratch = new Uint8Array(MAX_SCRATCH);
+      this.out = Writer.scratch;
+    }
+  }
+  /** The bytes written, copied out of the scratch buffer. */
+  result(): Uint8Array {
+    return this.out.slice(0, this.pos);
   }
   byte(b: number): void {
     this.out[this.pos++] = b;
@@ -375,12 +390,28 @@ class Writer {
     this.out.set(b, this.pos);
     this.pos += b.length;
   }
-  raw(s: string): void {
-    this.out[this.pos++] = QUOTE;
-    for (let i = 0; i < s.length; i++) this.out[this.pos++] = s.charCodeAt(i);
-    this.out[this.pos++] = QUOTE;
+  raw(s: string, field: string): void {
+    const out = this.out;
+    let w = this.pos;
+    out[w++] = QUOTE;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0xff || c === QUOTE)
+        throw new NixPlanError(
+          'malformed',
+          `derivation field ${field} '${s}' has a character Nix cannot write there (a quote or non-latin-1)`,
+        );
+      out[w++] = c;
+    }
+    out[w++] = QUOTE;
+    this.pos = w;
   }
-  rawBytes(b: Uint8Array): void {
+  rawBytes(b: Uint8Array, field: string): void {
+    if (b.includes(QUOTE))
+      throw new NixPlanError(
+        'malformed',
+        `derivation field ${field} contains a quote, which Nix cannot write there`,
+      );
     this.out[this.pos++] = QUOTE;
     this.bytes(b);
     this.out[this.pos++] = QUOTE;
@@ -388,61 +419,38 @@ class Writer {
   escaped(b: Uint8Array): void {
     const out = this.out;
     const n = b.length;
-    out[this.pos++] = QUOTE;
+    let w = this.pos;
+    out[w++] = QUOTE;
     let i = 0;
     for (;;) {
-      // Copy each run of plain bytes at once, then write the escape that ends it.
+      // Copy each run of plain bytes at once (by hand when short: cheaper than a subarray),
+      // then write the escape that ends it.
       const run = i;
       while (i < n && SPECIAL[b[i] as number] === 0) i++;
-      if (i - run > 16) out.set(b.subarray(run, i), this.pos);
-      else for (let k = run; k < i; k++) out[this.pos + k - run] = b[k] as number;
-      this.pos += i - run;
+      if (i - run > 16) out.set(b.subarray(run, i), w);
+      else for (let k = run; k < i; k++) out[w + k - run] = b[k] as number;
+      w += i - run;
       if (i >= n) break;
-      out[this.pos++] = BACKSLASH;
-      out[this.pos++] = ESCAPE[b[i++] as number] as number;
+      out[w++] = BACKSLASH;
+      out[w++] = ESCAPE[b[i++] as number] as number;
     }
-    out[this.pos++] = QUOTE;
+    out[w++] = QUOTE;
+    this.pos = w;
   }
-  rawList(items: readonly string[]): void {
+  rawList(items: readonly string[], field: string): void {
     this.byte(LBRACKET);
     for (let i = 0; i < items.length; i++) {
       if (i > 0) this.byte(COMMA);
-      this.raw(items[i] as string);
+      this.raw(items[i] as string, field);
     }
     this.byte(RBRACKET);
   }
 }
 
-function rawSize(s: string, field: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c > 0xff || c === QUOTE)
-      throw new NixPlanError(
-        'malformed',
-        `derivation field ${field} '${s}' has a character Nix cannot write there (a quote or non-latin-1)`,
-      );
-  }
-  return s.length + 2;
-}
-
-function rawBytesSize(b: Uint8Array, field: string): number {
-  if (b.includes(QUOTE))
-    throw new NixPlanError(
-      'malformed',
-      `derivation field ${field} contains a quote, which Nix cannot write there`,
-    );
-  return b.length + 2;
-}
-
-function escapedSize(b: Uint8Array): number {
-  let n = b.length + 2;
-  for (let i = 0; i < b.length; i++) n += SPECIAL[b[i] as number] as number;
-  return n;
-}
-
-function rawListSize(items: readonly string[], field: string): number {
-  let n = 2 + Math.max(0, items.length - 1);
-  for (const s of items) n += rawSize(s, field);
+/** Most bytes a verbatim list of `items` can take (exact: verbatim fields are not escaped). */
+function rawListBound(items: readonly string[]): number {
+  let n = 2 + items.length;
+  for (const s of items) n += s.length + 2;
   return n;
 }
 
@@ -461,10 +469,10 @@ export interface DerivationLayout {
   envValues: number[];
 }
 
-function inputDrvsSize(inputDrvs: readonly DerivationInput[]): number {
-  let size = 2 + Math.max(0, inputDrvs.length - 1);
+function inputDrvsBound(inputDrvs: readonly DerivationInput[]): number {
+  let size = 2 + inputDrvs.length;
   for (const i of inputDrvs) {
-    size += 3 + rawSize(i.path, 'input derivation') + rawListSize(i.outputs, 'output name');
+    size += 5 + i.path.length + rawListBound(i.outputs);
     if (i.dynamicOutputs !== undefined) size += 3 + i.dynamicOutputs.length;
   }
   return size;
@@ -472,20 +480,21 @@ function inputDrvsSize(inputDrvs: readonly DerivationInput[]): number {
 
 function writeInputDrvs(w: Writer, inputDrvs: readonly DerivationInput[]): void {
   w.byte(LBRACKET);
-  inputDrvs.forEach((i, n) => {
+  for (let n = 0; n < inputDrvs.length; n++) {
+    const i = inputDrvs[n] as DerivationInput;
     if (n > 0) w.byte(COMMA);
     w.byte(LPAREN);
-    w.raw(i.path);
+    w.raw(i.path, 'input derivation');
     w.byte(COMMA);
     if (i.dynamicOutputs !== undefined) {
       w.byte(LPAREN);
-      w.rawList(i.outputs);
+      w.rawList(i.outputs, 'output name');
       w.byte(COMMA);
       w.bytes(i.dynamicOutputs);
       w.byte(RPAREN);
-    } else w.rawList(i.outputs);
+    } else w.rawList(i.outputs, 'output name');
     w.byte(RPAREN);
-  });
+  }
   w.byte(RBRACKET);
 }
 
@@ -494,11 +503,9 @@ function writeInputDrvs(w: Writer, inputDrvs: readonly DerivationInput[]): void 
  * writes it (hashDerivationModulo writes modulo hashes there instead of paths).
  */
 export function serialiseInputDrvs(inputDrvs: readonly DerivationInput[]): Uint8Array {
-  const size = inputDrvsSize(inputDrvs);
-  const w = new Writer(size);
+  const w = new Writer(inputDrvsBound(inputDrvs));
   writeInputDrvs(w, inputDrvs);
-  if (w.pos !== size) throw new NixPlanError('internal', `input list size mismatch: ${w.pos} != ${size}`);
-  return w.out;
+  return w.result();
 }
 
 /**
@@ -508,70 +515,65 @@ export function serialiseInputDrvs(inputDrvs: readonly DerivationInput[]): Uint8
  * `layout` is given, the offsets of the parts are recorded in it.
  */
 export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout): Uint8Array {
-  // Pass 1: exact size (and validation of verbatim fields, which cannot hold a quote).
-  let size =
-    drv.version === undefined ? DERIVE.length : DRV_WITH_VERSION.length + rawSize(drv.version, 'version') + 1;
-  size += 2 + Math.max(0, drv.outputs.length - 1);
+  // An upper bound of the size, part by part with the comma after it; escaped strings count
+  // twice (every byte could need escaping).
+  let bound = DRV_WITH_VERSION.length + (drv.version?.length ?? 0) + 3;
+  bound += 3;
   for (const o of drv.outputs)
-    size +=
-      5 +
-      rawSize(o.name, 'output name') +
-      rawSize(o.path, 'output path') +
-      rawSize(o.hashAlgo, 'hashAlgo') +
-      rawSize(o.hash, 'hash');
-  size += 1 + inputDrvsSize(drv.inputDrvs);
-  size += 1 + rawListSize(drv.inputSrcs, 'input source');
-  size += 1 + rawBytesSize(drv.system, 'system');
-  size += 1 + escapedSize(drv.builder);
-  size += 1 + 2 + Math.max(0, drv.args.length - 1);
-  for (const a of drv.args) size += escapedSize(a);
-  size += 1 + 2 + Math.max(0, drv.env.length - 1);
-  for (const e of drv.env) size += 3 + escapedSize(e.key) + escapedSize(e.value);
-  size += 1;
+    bound += 14 + o.name.length + o.path.length + o.hashAlgo.length + o.hash.length;
+  bound += inputDrvsBound(drv.inputDrvs) + 1;
+  bound += rawListBound(drv.inputSrcs) + 1;
+  bound += drv.system.length + 3;
+  bound += 2 * drv.builder.length + 3;
+  bound += 3;
+  for (const a of drv.args) bound += 2 * a.length + 3;
+  bound += 3;
+  for (const e of drv.env) bound += 2 * (e.key.length + e.value.length) + 8;
 
-  // Pass 2: write.
-  const w = new Writer(size);
+  const w = new Writer(bound);
   if (drv.version === undefined) w.bytes(DERIVE);
   else {
     w.bytes(DRV_WITH_VERSION);
-    w.raw(drv.version);
+    w.raw(drv.version, 'version');
     w.byte(COMMA);
   }
   w.byte(LBRACKET);
-  drv.outputs.forEach((o, n) => {
+  for (let n = 0; n < drv.outputs.length; n++) {
+    const o = drv.outputs[n] as DerivationOutput;
     if (n > 0) w.byte(COMMA);
     w.byte(LPAREN);
-    w.raw(o.name);
+    w.raw(o.name, 'output name');
     w.byte(COMMA);
     layout?.outputPaths.push(w.pos + 1);
-    w.raw(o.path);
+    w.raw(o.path, 'output path');
     w.byte(COMMA);
-    w.raw(o.hashAlgo);
+    w.raw(o.hashAlgo, 'hashAlgo');
     w.byte(COMMA);
-    w.raw(o.hash);
+    w.raw(o.hash, 'hash');
     w.byte(RPAREN);
-  });
+  }
   w.byte(RBRACKET);
   w.byte(COMMA);
   if (layout !== undefined) layout.inputDrvsStart = w.pos;
   writeInputDrvs(w, drv.inputDrvs);
   if (layout !== undefined) layout.inputDrvsEnd = w.pos;
   w.byte(COMMA);
-  w.rawList(drv.inputSrcs);
+  w.rawList(drv.inputSrcs, 'input source');
   w.byte(COMMA);
-  w.rawBytes(drv.system);
+  w.rawBytes(drv.system, 'system');
   w.byte(COMMA);
   w.escaped(drv.builder);
   w.byte(COMMA);
   w.byte(LBRACKET);
-  drv.args.forEach((a, n) => {
+  for (let n = 0; n < drv.args.length; n++) {
     if (n > 0) w.byte(COMMA);
-    w.escaped(a);
-  });
+    w.escaped(drv.args[n] as Uint8Array);
+  }
   w.byte(RBRACKET);
   w.byte(COMMA);
   w.byte(LBRACKET);
-  drv.env.forEach((e, n) => {
+  for (let n = 0; n < drv.env.length; n++) {
+    const e = drv.env[n] as EnvEntry;
     if (n > 0) w.byte(COMMA);
     w.byte(LPAREN);
     w.escaped(e.key);
@@ -579,11 +581,12 @@ export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout):
     layout?.envValues.push(w.pos + 1);
     w.escaped(e.value);
     w.byte(RPAREN);
-  });
+  }
   w.byte(RBRACKET);
   w.byte(RPAREN);
-  if (w.pos !== size) throw new NixPlanError('internal', `derivation size mismatch: ${w.pos} != ${size}`);
-  return w.out;
+  if (w.pos > bound)
+    throw new NixPlanError('internal', `derivation size bound exceeded: ${w.pos} > ${bound}`);
+  return w.result();
 }
 
 const encoder = new TextEncoder();
