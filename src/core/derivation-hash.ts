@@ -131,6 +131,8 @@ export class DerivationHasher {
   private readonly memo = new Map<string, DrvHash>();
   /** Output names of every hashed derivation, to check what dependents ask for. */
   private readonly outputNames = new Map<string, readonly string[]>();
+  /** The hex of every memoised hash that is not deferred: each is written into many dependents. */
+  private readonly hexOf = new Map<string, string>();
 
   constructor(
     readonly storeDir: string,
@@ -169,11 +171,7 @@ export class DerivationHasher {
       }
       stack.pop();
       pending.delete(path);
-      this.memo.set(path, this.compute(drv, path, nameOfDrvPath(path), false));
-      this.outputNames.set(
-        path,
-        drv.outputs.map((o) => o.name),
-      );
+      this.remember(path, drv, this.compute(drv, path, nameOfDrvPath(path), false));
     }
     return this.memo.get(drvPath) as DrvHash;
   }
@@ -205,8 +203,12 @@ export class DerivationHasher {
    * computed here from `drv`, whose inputs must be known), so it is never looked up.
    */
   record(drvPath: string, drv: Derivation, hash?: DrvHash): void {
-    const h = hash ?? this.compute(drv, drvPath, nameOfDrvPath(drvPath), false);
-    this.memo.set(drvPath, h);
+    this.remember(drvPath, drv, hash ?? this.compute(drv, drvPath, nameOfDrvPath(drvPath), false));
+  }
+
+  private remember(drvPath: string, drv: Derivation, hash: DrvHash): void {
+    this.memo.set(drvPath, hash);
+    if (hash.kind !== 'deferred') this.hexOf.set(drvPath, toHex(hash.hash));
     this.outputNames.set(
       drvPath,
       drv.outputs.map((o) => o.name),
@@ -279,7 +281,7 @@ export class DerivationHasher {
    * into one entry; undefined when the derivation is deferred. Its inputs must be memoised.
    */
   private moduloInputs(drv: Derivation, label: string): Uint8Array | undefined {
-    const replaced = new Map<string, Set<string>>();
+    const entries: { path: string; outputs: string[] }[] = [];
     for (const input of drv.inputDrvs) {
       if (input.dynamicOutputs !== undefined) return undefined;
       const h = this.memo.get(input.path);
@@ -290,19 +292,21 @@ export class DerivationHasher {
         );
       if (h.kind === 'deferred') return undefined;
       const names = this.outputNames.get(input.path) ?? [];
-      const hex = toHex(h.hash);
-      let set = replaced.get(hex);
-      if (set === undefined) replaced.set(hex, (set = new Set()));
-      for (const o of input.outputs) {
+      for (const o of input.outputs)
         if (!names.includes(o)) fail(label, `it uses output '${o}' that ${input.path} does not have`);
-        set.add(o);
-      }
+      entries.push({ path: this.hexOf.get(input.path) as string, outputs: input.outputs });
     }
-    return serialiseInputDrvs(
-      [...replaced.keys()]
-        .sort(compareStrings)
-        .map((hex) => ({ path: hex, outputs: [...(replaced.get(hex) as Set<string>)].sort(compareStrings) })),
-    );
+    entries.sort((a, b) => compareStrings(a.path, b.path));
+    const merged: { path: string; outputs: string[] }[] = [];
+    for (const e of entries) {
+      const last = merged[merged.length - 1];
+      if (last !== undefined && last.path === e.path) last.outputs = [...last.outputs, ...e.outputs];
+      else merged.push({ path: e.path, outputs: e.outputs });
+    }
+    // Output lists are sorted already unless built by hand, or merged from several inputs.
+    for (const m of merged)
+      if (!isStrictlySorted(m.outputs)) m.outputs = [...new Set(m.outputs)].sort(compareStrings);
+    return serialiseInputDrvs(merged);
   }
 
   /** hashDerivationModulo of one derivation whose inputs are all memoised. */
@@ -331,5 +335,12 @@ export function computeDrvPath(
   bytes: Uint8Array,
   references: Iterable<string>,
 ): string {
-  return makeTextPath(`${drvName}.drv`, sha256(bytes), new Set(references), storeDir);
+  // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
+  const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
+  return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
+}
+
+function isStrictlySorted(xs: readonly string[]): boolean {
+  for (let i = 1; i < xs.length; i++) if (!((xs[i - 1] as string) < (xs[i] as string))) return false;
+  return true;
 }

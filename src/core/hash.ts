@@ -1,5 +1,5 @@
 // Hashes as Nix writes them: algorithms, the four text encodings, parsing, and folding.
-import { createHash } from 'node:crypto';
+import { createHash, hash as oneShotHash } from 'node:crypto';
 import { MalformedError } from './errors.js';
 import { nix32Decode, nix32Encode, nix32Length } from './nix32.js';
 
@@ -32,6 +32,12 @@ export function hashBytes(algo: HashAlgo, ...data: (Uint8Array | string)[]): Has
 
 /** sha256 of the arguments, as raw bytes. */
 export function sha256(...data: (Uint8Array | string)[]): Uint8Array {
+  if (data.length === 1) {
+    // One input (the usual case): the one-shot hash skips a Hash object, and the digest is
+    // viewed rather than copied.
+    const d = oneShotHash('sha256', data[0] as Uint8Array | string, 'buffer');
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  }
   return hashBytes('sha256', ...data).bytes;
 }
 

@@ -110,8 +110,18 @@ export function makeStorePath(type: string, innerHex: string, name: string, stor
 
 /** Type prefix for an object with references (`text` or `source`): each reference, sorted, then `self`. */
 function typeWithReferences(type: string, references: Iterable<string>, self: boolean): string {
-  const refs = [...references].sort(compareStrings);
-  return type + refs.map((r) => `:${r}`).join('') + (self ? ':self' : '');
+  const refs = Array.isArray(references) ? (references as readonly string[]) : [...references];
+  // References usually come sorted already (a .drv's are): sort only a copy, and only when not.
+  const sorted = isSorted(refs) ? refs : [...refs].sort(compareStrings);
+  let out = type;
+  for (const r of sorted) out += ':' + r;
+  return self ? out + ':self' : out;
+}
+
+/** True when `xs` is in ascending order (equal neighbours allowed). */
+function isSorted(xs: readonly string[]): boolean {
+  for (let i = 1; i < xs.length; i++) if ((xs[i - 1] as string) > (xs[i] as string)) return false;
+  return true;
 }
 
 /** Path of a text object (a `.drv`, or a `builtins.toFile` result) from its contents' sha256. */

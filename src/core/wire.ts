@@ -44,7 +44,15 @@ export function wireString(s: Uint8Array | string): Uint8Array[] {
 
 /** Unsigned byte-wise order of two byte strings, the order Nix sorts names, keys and entries by. */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
+  // Most comparisons (env keys, names) are of a few bytes and differ early, where a loop beats
+  // the call into Buffer.compare; long equal prefixes go to the native compare.
+  const n = Math.min(a.length, b.length, 32);
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  if (n === 32) return Buffer.compare(a, b);
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
 /** Concatenates chunks into one array. */
