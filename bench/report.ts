@@ -76,6 +76,8 @@ export interface ProfileSummary {
 export interface BenchResults {
   readonly date: string;
   readonly seed: number;
+  /** `git describe --always --dirty` of the sources measured. */
+  readonly commit?: string;
   readonly machine: MachineInfo;
   readonly loadAverageEnd: number;
   /** Whether the nix-plan CLI could be built and run; the baselines are measured either way. */
@@ -196,7 +198,7 @@ export function markdownReport(results: BenchResults): string {
     `Measured ${results.date} on ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB RAM, ` +
       `${m.nixVersion}, Node ${m.nodeVersion}, ${m.zstdVersion}, ${m.platform}; ` +
       `load average ${m.loadAverage.toFixed(2)} at the start, ${results.loadAverageEnd.toFixed(2)} at the end. ` +
-      `Generator seed ${results.seed}.`,
+      `Generator seed ${results.seed}${results.commit === undefined ? '' : `; sources at ${results.commit}`}.`,
     '',
   );
   if (!results.cli.available)

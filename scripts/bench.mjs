@@ -113,8 +113,8 @@ function buildCli() {
   // Built aside and swapped in on success, so a failed build leaves the last good one.
   const fresh = `${dist}.new`;
   const r = spawnSync(process.execPath, ['scripts/build.mjs', fresh], { cwd: repo, encoding: 'utf8' });
-  // The build type-checks the whole tree: an error in another entrypoint or a test fails it after
-  // the CLI bundle was written. That bundle is still the CLI's code, so measure it, and say so.
+  // The build type-checks the whole tree, and a type error anywhere fails it after the CLI bundle
+  // was written. That bundle is still the CLI's code (the sources as they are), so measure it.
   const cliBuilt =
     existsSync(join(fresh, 'cli', 'index.js')) &&
     spawnSync(process.execPath, [join(fresh, 'cli', 'index.js'), '--help']).status === 0;
@@ -125,7 +125,10 @@ function buildCli() {
   removeTree(dist);
   renameSync(fresh, dist);
   if (r.status !== 0)
-    return { file, note: `the build reported errors outside the CLI: ${firstLine(r.stderr + r.stdout)}` };
+    return {
+      file,
+      note: `the build reported type errors (${firstLine(r.stderr + r.stdout)}); the CLI bundle it wrote was measured`,
+    };
   writeFileSync(stamp, digest);
   return { file, note: undefined };
 }
@@ -412,9 +415,15 @@ function profileCommands(ctx) {
   return profiles;
 }
 
+// The sources measured: a commit, "-dirty" when the working tree differs from it.
+const commit = spawnSync('git', ['describe', '--always', '--dirty'], {
+  cwd: repo,
+  encoding: 'utf8',
+}).stdout?.trim();
 const results = {
   date: new Date().toISOString(),
   seed,
+  ...(commit ? { commit } : {}),
   machine,
   loadAverageEnd: 0,
   cli,

@@ -1,0 +1,144 @@
+// The benchmark's report: targets judged from medians, markdown sections replaced in place, the plot.
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import { median } from '../bench/measure.js';
+import {
+  judge,
+  markdownReport,
+  renderSvg,
+  replaceSection,
+  type BenchResults,
+  type SizeResult,
+  type StepName,
+  type StepResult,
+} from '../bench/report.js';
+
+const step = (seconds: number, rssMiB?: number): StepResult => ({
+  samples: [{ seconds, rssMiB, cpuSeconds: seconds / 2 }],
+  seconds,
+  rssMiB,
+});
+
+function size(count: number, times: Partial<Record<StepName, number>>, bundle = 40, gzip = 100): SizeResult {
+  const steps: Partial<Record<StepName, StepResult>> = {};
+  for (const [k, v] of Object.entries(times)) steps[k as StepName] = step(v, count / 100);
+  return {
+    count,
+    runs: 1,
+    closure: { paths: count + 10, drvs: count, medianDrvBytes: 6000, exportBytes: 1000 },
+    steps,
+    bytes: { bundle, gzip },
+    levels: [{ level: 3, bytes: 100, seconds: 1 }],
+    relocationMatchesNative: true,
+    importComplete: true,
+  };
+}
+
+function results(sizes: SizeResult[]): BenchResults {
+  return {
+    date: '2026-01-01T00:00:00Z',
+    seed: 1,
+    machine: {
+      cores: 2,
+      cpuModel: 'test',
+      memoryGiB: 1,
+      nixVersion: 'nix-store (Nix) 2.8.0',
+      nodeVersion: 'v24',
+      platform: 'linux-x64',
+      loadAverage: 0,
+      gnuTime: true,
+      zstdVersion: 'zstd',
+    },
+    loadAverageEnd: 0,
+    cli: { available: true },
+    sizes,
+    profiles: [],
+  };
+}
+
+describe('judge', () => {
+  test('ratios are nix-plan over baseline and meet or miss the issue targets', () => {
+    const all = { exportBaseline: 2, importBaseline: 10, instantiate: 20, instantiateTarget: 20 };
+    const good = judge(results([size(10000, { ...all, export: 2, import: 12, relocate: 3 }, 40, 100)]));
+    const byStep = new Map(good.map((j) => [j.step, j]));
+    expect(byStep.get('export time')).toMatchObject({ ratio: 1, met: true });
+    expect(byStep.get('export size')).toMatchObject({ ratio: 0.4, met: true });
+    expect(byStep.get('import time')?.ratio).toBeCloseTo(1.2);
+    expect(byStep.get('import time')?.met).toBe(true);
+    expect(byStep.get('relocate time')).toMatchObject({ ratio: 0.15, met: true });
+    expect(byStep.get('relocate ≤ 3 s')?.met).toBe(true);
+    expect(byStep.get('realise-ready')).toMatchObject({ ratio: 0.6, met: undefined });
+
+    const bad = judge(results([size(10000, { ...all, export: 2.1, import: 12.1, relocate: 5.1 }, 41, 100)]));
+    for (const s of ['export time', 'export size', 'import time', 'relocate time', 'relocate ≤ 3 s'])
+      expect(bad.find((j) => j.step === s)?.met).toBe(false);
+  });
+
+  test('memory is judged on the largest size of at least 30,000 derivations only', () => {
+    const t = { export: 1, import: 1, relocate: 1 };
+    const small = judge(results([size(1000, t)]));
+    expect(small.some((j) => j.step.endsWith('peak RSS'))).toBe(false);
+    // size() gives count/100 MiB: 400 MiB misses the 300 MB targets and meets the 512 MB one.
+    const big = judge(results([size(1000, t), size(40000, t)]));
+    const mem = big.filter((j) => j.step.endsWith('peak RSS'));
+    expect(mem.map((j) => [j.step, j.met])).toEqual([
+      ['export peak RSS', false],
+      ['import peak RSS', false],
+      ['relocate peak RSS', true],
+    ]);
+  });
+
+  test('a step that failed or was not measured has no ratio and no verdict', () => {
+    const r = size(1000, { exportBaseline: 1 });
+    r.steps.import = { samples: [], seconds: Number.NaN, rssMiB: undefined, error: 'boom' };
+    const j = judge(results([r]));
+    expect(j.find((x) => x.step === 'export time')).toMatchObject({ ratio: undefined, met: undefined });
+    expect(j.find((x) => x.step === 'import time')).toMatchObject({ ratio: undefined, met: undefined });
+  });
+});
+
+describe('report output', () => {
+  test('markdown names every measured size and marks missed targets', () => {
+    const md = markdownReport(
+      results([size(1000, { export: 3, exportBaseline: 1, import: 1, importBaseline: 1 })]),
+    );
+    expect(md).toContain('| 1,000 drvs (1 run) | export time | 3.00 s |');
+    expect(md).toContain('✗ missed');
+    expect(md).toContain('2 cores');
+  });
+
+  test('replaceSection swaps only the text between the markers', () => {
+    const doc = 'a\n<!-- f:begin -->\nold\n<!-- f:end -->\nz\n';
+    expect(replaceSection(doc, 'f', 'new\n')).toBe('a\n<!-- f:begin -->\nnew\n<!-- f:end -->\nz\n');
+    expect(() => replaceSection('no markers', 'f', 'x')).toThrow(/f:begin/);
+  });
+
+  test('the plot draws a line per series with two or more sizes, and only points otherwise', () => {
+    const two = renderSvg(
+      results([size(1000, { export: 1, exportBaseline: 2 }), size(10000, { export: 5, exportBaseline: 9 })]),
+    );
+    expect(two.startsWith('<svg')).toBe(true);
+    expect(two.match(/<path /g)).toHaveLength(2);
+    expect(two.match(/<circle /g)).toHaveLength(4);
+    const one = renderSvg(results([size(1000, { export: 1 })]));
+    expect(one.match(/<path /g)).toBeNull();
+    expect(one.match(/<circle /g)).toHaveLength(1);
+  });
+});
+
+describe('median', () => {
+  test('is the middle element of the sorted list (mean of the two middles for an even count)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.double({ noNaN: true, min: -1e6, max: 1e6 }), { minLength: 1 }), (xs) => {
+        const m = median(xs);
+        const below = xs.filter((x) => x < m).length;
+        const above = xs.filter((x) => x > m).length;
+        expect(below).toBeLessThanOrEqual(xs.length / 2);
+        expect(above).toBeLessThanOrEqual(xs.length / 2);
+      }),
+    );
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+    expect(median([])).toBeNaN();
+  });
+});
