@@ -379,10 +379,10 @@ export function renderSvg(results: BenchResults): string {
       points: pick('instantiateTarget'),
     },
   ].filter((s) => s.points.length > 0);
-  const W = 820;
+  const W = 860;
   const H = 460;
   const left = 70;
-  const right = 290;
+  const right = 330;
   const top = 40;
   const bottom = 60;
   const xs = results.sizes.map((s) => s.count);
