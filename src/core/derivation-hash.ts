@@ -255,7 +255,7 @@ export class DerivationHasher {
     });
     let size = bytes.length;
     for (const h of holes) size += h.text.length;
-    const out = new Uint8Array(size);
+    const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
     let r = 0;
     let w = 0;
     let shift = 0; // bytes inserted before the input derivations list (output paths only)

@@ -7,7 +7,7 @@
 // whenever `parseDerivation(b)` succeeds, `serialiseDerivation` gives back exactly `b`.
 import { MalformedError, NixPlanError } from './errors.js';
 import { nameOf } from './store-path.js';
-import { compareBytes } from './wire.js';
+import { allocBytes, compareBytes } from './wire.js';
 
 export { compareBytes } from './wire.js';
 
@@ -183,7 +183,7 @@ class Parser {
     }
     this.pos = i + 1;
     if (escapes === 0) return bytes.subarray(start, i);
-    const out = new Uint8Array(i - start - escapes);
+    const out = allocBytes(i - start - escapes); // every byte is written below
     let o = 0;
     for (let j = start; j < i; j++) {
       let b = bytes[j] as number;
@@ -379,9 +379,14 @@ class Writer {
       this.out = Writer.scratch;
     }
   }
-  /** The bytes written, copied out of the scratch buffer. */
-  result(): Uint8Array {
-    return this.out.slice(0, this.pos);
+  /**
+   * The bytes written, copied out of the scratch buffer: into Node's pool when `shortLived` (a
+   * slice of the pool keeps all of it alive), otherwise into a buffer of their own.
+   */
+  result(shortLived: boolean): Uint8Array {
+    const out = shortLived ? allocBytes(this.pos) : new Uint8Array(this.pos);
+    out.set(this.out.subarray(0, this.pos));
+    return out;
   }
   byte(b: number): void {
     this.out[this.pos++] = b;
@@ -505,7 +510,7 @@ function writeInputDrvs(w: Writer, inputDrvs: readonly DerivationInput[]): void 
 export function serialiseInputDrvs(inputDrvs: readonly DerivationInput[]): Uint8Array {
   const w = new Writer(inputDrvsBound(inputDrvs));
   writeInputDrvs(w, inputDrvs);
-  return w.result();
+  return w.result(true);
 }
 
 /**
@@ -586,7 +591,7 @@ export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout):
   w.byte(RPAREN);
   if (w.pos > bound)
     throw new NixPlanError('internal', `derivation size bound exceeded: ${w.pos} > ${bound}`);
-  return w.result();
+  return w.result(false);
 }
 
 const encoder = new TextEncoder();

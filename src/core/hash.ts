@@ -33,10 +33,10 @@ export function hashBytes(algo: HashAlgo, ...data: (Uint8Array | string)[]): Has
 /** sha256 of the arguments, as raw bytes. */
 export function sha256(...data: (Uint8Array | string)[]): Uint8Array {
   if (data.length === 1) {
-    // One input (the usual case): the one-shot hash skips a Hash object, and the digest is
-    // viewed rather than copied.
-    const d = oneShotHash('sha256', data[0] as Uint8Array | string, 'buffer');
-    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    // One input (the usual case): the one-shot hash skips a Hash object. The digest is copied
+    // into an array of its own (a small one lives on the JS heap, cheaply), as a view could keep
+    // a whole shared pool slab alive for as long as the hash is memoised.
+    return new Uint8Array(oneShotHash('sha256', data[0] as Uint8Array | string, 'buffer'));
   }
   return hashBytes('sha256', ...data).bytes;
 }

@@ -312,7 +312,9 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
             `evaluation in ${to} would keep them`,
         );
     } else if (obj.kind === 'text') {
-      const contents = rewrite(obj.contents!);
+      // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
+      const rewritten = rewrite(obj.contents!);
+      const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
       const references = obj.references.map(mapPath).sort(compareStrings);
       const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
       out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };

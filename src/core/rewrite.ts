@@ -2,6 +2,7 @@
 import { NixPlanError } from './errors.js';
 import { HASH_PART_LENGTH } from './store-path.js';
 import { NIX32_ALPHABET } from './nix32.js';
+import { allocBytes } from './wire.js';
 
 /** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
 export const PLACEHOLDER_HASH_LENGTH = 52;
@@ -39,7 +40,10 @@ export interface Mentions {
 
 /** What one rewrite did. */
 export interface RewriteResult {
-  /** The rewritten bytes; the input itself when nothing was replaced. */
+  /**
+   * The rewritten bytes; the input itself when nothing was replaced. A short result may be a
+   * slice of Node's shared buffer pool: copy it (`slice()`) to keep it for long.
+   */
   readonly bytes: Uint8Array;
   /** `A/<known hash>` replaced by `B/<new hash>`. */
   readonly storePaths: number;
@@ -287,7 +291,7 @@ export class StoreRewriter {
     if (storePaths + bareHashes + placeholders === 0)
       return { bytes, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
 
-    const out = new Uint8Array(bytes.length + delta);
+    const out = allocBytes(bytes.length + delta); // every byte is written below
     const lenA = this.fromBytes.length;
     let r = 0;
     let w = 0;

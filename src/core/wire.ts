@@ -55,6 +55,16 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
+/**
+ * `n` uninitialised bytes as a plain Uint8Array, for a caller that writes every one of them.
+ * Small ones come from Node's shared pool, so the many short-lived arrays of a rewrite or parse
+ * do not each get (and zero) a backing store of their own, which costs more than filling them.
+ */
+export function allocBytes(n: number): Uint8Array {
+  const b = Buffer.allocUnsafe(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
+}
+
 /** Concatenates chunks into one array. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   let total = 0;
