@@ -113,9 +113,8 @@ function typeWithReferences(type: string, references: Iterable<string>, self: bo
   const refs = Array.isArray(references) ? (references as readonly string[]) : [...references];
   // References usually come sorted already (a .drv's are): sort only a copy, and only when not.
   const sorted = isSorted(refs) ? refs : [...refs].sort(compareStrings);
-  let out = type;
-  for (const r of sorted) out += ':' + r;
-  return self ? out + ':self' : out;
+  // One join makes a flat string; repeated += would make a rope that hashing must flatten first.
+  return (sorted.length === 0 ? type : type + ':' + sorted.join(':')) + (self ? ':self' : '');
 }
 
 /** True when `xs` is in ascending order (equal neighbours allowed). */
