@@ -113,6 +113,9 @@ export function timeCommand(spec: CommandSpec, rssFile: string): Timed {
   if (spec.binDir !== undefined) env['PATH'] = `${spec.binDir}:${env['PATH'] ?? ''}`;
   const gnuTime = existsSync(GNU_TIME);
   const argv = gnuTime ? [GNU_TIME, '-f', '%M %U %S', '-o', rssFile, ...spec.argv] : [...spec.argv];
+  // Flush what earlier commands wrote (a whole store, a deleted store), so its writeback is not
+  // charged to this one.
+  spawnSync('sync');
   const started = performance.now();
   const r = spawnSync(argv[0] as string, argv.slice(1), {
     env,

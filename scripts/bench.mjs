@@ -192,15 +192,16 @@ function summarise(samples, error) {
 
 /**
  * Runs each step once per round, round after round, so nix-plan and its baseline see the same
- * machine load. A step whose `fn` is undefined is not measured; one that fails stops and keeps
- * its error.
+ * machine load; the order rotates from round to round. A step whose `fn` is undefined is not
+ * measured; one that fails stops and keeps its error.
  */
 function interleaved(runs, entries) {
   const state = entries
     .filter(([, , fn]) => fn !== undefined)
     .map(([key, label, fn]) => ({ key, label, fn, samples: [], error: undefined }));
   for (let i = 0; i < runs; i++)
-    for (const s of state) {
+    // Each round starts one step later, so no step always runs right after the same other one.
+    for (const s of state.map((_, k) => state[(i + k) % state.length])) {
       if (s.error !== undefined) continue;
       try {
         s.samples.push(s.fn(i));
