@@ -1,6 +1,7 @@
-// relocatePlan: bundle for store dir A → bundle for store dir B, in two streaming passes over a
-// verified private copy: the first collects what relocation needs (drv/text bytes, source NAR
-// hashes), the second writes the relocated export with the sources' NARs copied through.
+// relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
+// verified private copy collects what relocation needs (drv/text bytes, source NAR hashes and,
+// when they are small, the sources' NARs); the new bundle is written straight from the
+// relocation. Only sources too large to hold need a second pass to copy their NARs through.
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,17 +9,26 @@ import { NixPlanError } from '../core/errors.js';
 import { OBJECT_KINDS, type BundleManifest, type ObjectKind } from '../core/bundle/manifest.js';
 import { parseDerivation } from '../core/derivation.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
-import { regularFile, writeNar } from '../core/nar.js';
-import { relocateClosure, relocateRoot, type RelocationReport, type RelocObject } from '../core/relocate.js';
+import { regularFile, regularFileNarSize, writeNar } from '../core/nar.js';
+import {
+  relocateClosure,
+  relocateRoot,
+  type Relocation,
+  type RelocationReport,
+  type RelocObject,
+} from '../core/relocate.js';
 import { assertStoreDir } from '../core/store-path.js';
 import { parseSecretKey } from '../core/signing.js';
 import { outputsOf } from '../nix/collect.js';
-import { exportStream, openBundle } from '../core/bundle/reader.js';
+import { exportStream, openBundle, readBundleHead, type BundleSource } from '../core/bundle/reader.js';
 import { writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable } from './files.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
+
+/** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
+export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 
 /** Options of relocatePlan. */
 export interface RelocateOptions {
@@ -32,7 +42,10 @@ export interface RelocateOptions {
   readonly signingKey?: string | undefined;
   /** Public keys; when given, the input bundle must be signed by one. */
   readonly trustedKeys?: readonly string[] | undefined;
+  /** zstd level 1–19 (default: the writer's). */
   readonly level?: number | undefined;
+  /** Source NAR bytes to hold in memory at most (default KEEP_SOURCE_NARS_UP_TO); beyond, a second pass. */
+  readonly keepSourceNarsUpTo?: number | undefined;
 }
 
 /** What relocatePlan wrote. */
@@ -43,15 +56,57 @@ export interface RelocateResult {
   readonly report: RelocationReport;
 }
 
-async function narSize(contents: Uint8Array): Promise<number> {
-  let n = 0;
-  for await (const c of writeNar(regularFile(contents))) n += c.length;
-  return n;
-}
-
 /** The NAR chunks of a source, captured during the pass, as a stream again. */
 async function* chunksOf(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
   for (const c of chunks) yield await Promise.resolve(c);
+}
+
+/** The relocated export, in relocation (dependency) order, from the NARs kept in the first pass. */
+function* keptEntries(
+  relocation: Relocation,
+  derivers: ReadonlyMap<string, string>,
+  sourceNars: ReadonlyMap<string, Uint8Array>,
+  tick: () => void,
+): Generator<ExportEntry> {
+  for (const o of relocation.objects) {
+    const nar = o.contents !== undefined ? o.contents : sourceNars.get(o.oldPath);
+    if (nar === undefined) throw new NixPlanError('internal', `the NAR of '${o.oldPath}' was not kept`);
+    const deriver = derivers.get(o.oldPath);
+    yield {
+      path: o.path,
+      references: o.references,
+      deriver: deriver === undefined ? '' : (relocation.pathMap.get(deriver) ?? ''),
+      nar: o.contents !== undefined ? writeNar(regularFile(nar)) : chunksOf([nar]),
+    };
+    tick();
+  }
+}
+
+/**
+ * The relocated export in the bundle's order, for sources too large to keep: the verified copy
+ * is read again and each source's NAR copied through as it streams by.
+ */
+async function* rereadEntries(
+  bundle: BundleSource,
+  relocation: Relocation,
+  tick: () => void,
+): AsyncGenerator<ExportEntry> {
+  const byOld = new Map(relocation.objects.map((o) => [o.oldPath, o]));
+  let pending: Uint8Array[] = [];
+  const stream = readExport(exportStream(bundle), {}, { onNarBytes: (c) => pending.push(c) });
+  for await (const e of stream) {
+    const chunks = pending;
+    pending = [];
+    const moved = byOld.get(e.path);
+    if (moved === undefined) throw new NixPlanError('internal', `'${e.path}' was not relocated`);
+    yield {
+      path: moved.path,
+      references: moved.references,
+      deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
+      nar: moved.contents !== undefined ? writeNar(regularFile(moved.contents)) : chunksOf(chunks),
+    };
+    tick();
+  }
 }
 
 /** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
@@ -66,6 +121,7 @@ export async function relocatePlan(
     ...(options.signingKeys ?? []),
     ...(options.signingKey === undefined ? [] : [options.signingKey]),
   ].map(parseSecretKey);
+  const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-relocate-'));
   try {
     const copy = join(dir, 'bundle.nixplan');
@@ -75,21 +131,42 @@ export async function relocatePlan(
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     }
     const bundle = await openBundle(copy);
-    // Pass 1: verify everything and keep what relocation reads.
-    const objects: RelocObject[] = [];
-    const narSizes = new Map<string, number>();
     try {
+      // Pass 1: verify everything and keep what relocation reads. The manifest's (not yet
+      // verified) source size only decides whether to try keeping source NARs; what is kept is
+      // counted, and a bundle whose sources outgrow the cap falls back to a second pass.
+      const head = await readBundleHead(bundle);
+      let keepSources = head.manifest.narBytes.source <= keepUpTo;
+      let keptBytes = 0;
+      let narChunks: Uint8Array[] = [];
+      const sourceNars = new Map<string, Uint8Array>();
+      const derivers = new Map<string, string>();
+      let objects: RelocObject[] = [];
+      const narSizes = new Map<string, number>();
       const { manifest } = await verifyWithProgress(
         bundle,
         {
           trustedKeys: options.trustedKeys,
+          ...(keepSources && { onNarBytes: (c: Uint8Array) => narChunks.push(c) }),
           onEntry: (e) => {
+            const chunks = narChunks;
+            narChunks = [];
             if (e.kind === 'output')
               throw new NixPlanError(
                 'relocate',
                 `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`,
               );
-            narSizes.set(e.path, e.nar.narSize);
+            if (e.kind === 'source') {
+              narSizes.set(e.path, e.nar.narSize);
+              if (keepSources) {
+                keptBytes += e.nar.narSize;
+                if (keptBytes > keepUpTo) {
+                  keepSources = false;
+                  sourceNars.clear();
+                } else sourceNars.set(e.path, Buffer.concat(chunks)); // a copy: chunks are views
+              }
+            }
+            if (e.deriver !== '') derivers.set(e.path, e.deriver);
             objects.push({
               path: e.path,
               kind: e.kind,
@@ -101,20 +178,25 @@ export async function relocatePlan(
         },
         deps.progress,
       );
+      narChunks = [];
       const from = manifest.storeDir;
       if (from === options.to)
         throw new NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
       deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
       const relocation = relocateClosure(objects, from, options.to);
+      objects = []; // the old bytes: relocation holds the new ones
       for (const w of relocation.report.warnings) deps.log.warn(w);
-      const byOld = new Map(relocation.objects.map((o) => [o.oldPath, o]));
       const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
-      for (const o of relocation.objects)
+      const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
+      const rootContents = new Map<string, Uint8Array>();
+      for (const o of relocation.objects) {
         narBytes[o.kind] +=
-          o.contents !== undefined ? await narSize(o.contents) : (narSizes.get(o.oldPath) ?? 0);
+          o.contents !== undefined ? regularFileNarSize(o.contents.length) : (narSizes.get(o.oldPath) ?? 0);
+        if (o.contents !== undefined && rootDrvs.has(o.oldPath)) rootContents.set(o.oldPath, o.contents);
+      }
       const roots = manifest.roots.map((r) => {
         const moved = relocateRoot(r, relocation.pathMap);
-        const drv = byOld.get(r.drvPath)?.contents;
+        const drv = rootContents.get(r.drvPath);
         // Output paths come from the relocated .drv itself, the source of truth Nix will check.
         return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
       });
@@ -131,34 +213,17 @@ export async function relocatePlan(
         relocatedFrom: { storeDir: from, report: relocation.report },
       };
 
-      // Pass 2: re-read the verified copy, writing new drv/text NARs and copying sources' NARs.
-      let pending: Uint8Array[] = [];
       const task = progressOf(deps).start('writing relocated bundle', manifest.paths);
-      async function* entries(): AsyncGenerator<ExportEntry> {
-        const stream = readExport(exportStream(bundle), {}, { onNarBytes: (c) => pending.push(c) });
-        for await (const e of stream) {
-          const chunks = pending;
-          pending = [];
-          const moved = byOld.get(e.path);
-          if (moved === undefined) throw new NixPlanError('internal', `'${e.path}' was not relocated`);
-          yield {
-            path: moved.path,
-            references: [...moved.references],
-            deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
-            nar: moved.contents !== undefined ? writeNar(regularFile(moved.contents)) : chunksOf(chunks),
-          };
-          task.tick(1);
-        }
-      }
+      const tick = (): void => task.tick(1);
       try {
+        const entries = keepSources
+          ? keptEntries(relocation, derivers, sourceNars, tick)
+          : rereadEntries(bundle, relocation, tick);
         const { manifest: written, bundleBytes } = await writeBundle(
           options.output,
           draft,
-          writeExport(entries()),
-          {
-            level: options.level,
-            keys,
-          },
+          writeExport(entries),
+          { level: options.level, keys },
         );
         return { bundlePath: options.output, manifest: written, bundleBytes, report: relocation.report };
       } finally {

@@ -52,6 +52,17 @@ export interface NarSummary {
   fileHash?: Uint8Array;
 }
 
+/**
+ * Size of the NAR of one regular file of `size` bytes, without writing it: the fixed tokens
+ * (`nix-archive-1 ( type regular [executable ""] contents`), the length, the contents padded to
+ * 8 bytes and `)`: the byte count of `writeNar(regularFile(bytes, executable))`.
+ */
+export function regularFileNarSize(size: number, executable = false): number {
+  // magic 8+16, "(" 8+8, "type" 8+8, "regular" 8+8, "contents" 8+8, length 8, ")" 8+8;
+  // "executable" 8+16 and "" 8 when executable.
+  return 112 + (executable ? 32 : 0) + size + padLength(size);
+}
+
 /** A regular file held in memory. */
 export function regularFile(bytes: Uint8Array, executable = false): FileTree {
   return {

@@ -260,6 +260,11 @@ export interface VerifyOptions {
   readonly limits?: Partial<ReaderLimits> | undefined;
   /** Called for each entry once it is checked (the bundle as a whole is valid only at the end). */
   readonly onEntry?: ((entry: VerifiedEntry) => void | Promise<void>) | undefined;
+  /**
+   * The raw NAR bytes of entry `index`, before the entry is checked and handed to `onEntry`
+   * (chunks may be views of a larger buffer: copy what is kept).
+   */
+  readonly onNarBytes?: ((chunk: Uint8Array, index: number) => void) | undefined;
 }
 
 /** The outcome of a successful verification (a failed one throws). */
@@ -378,6 +383,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   const data = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
   for await (const entry of readExport(data, exportLimits, {
     storeDir: manifest.storeDir,
+    ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
   })) {
     const needer = pending.get(entry.path);
     if (needer !== undefined)
