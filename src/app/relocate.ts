@@ -27,6 +27,12 @@ import { assertWritable } from './files.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
+/**
+ * Default zstd level of a relocated bundle: relocation is a step in a promotion pipeline, where
+ * time matters more than the last megabyte (measurements in docs/cli.md, `relocate`).
+ */
+export const RELOCATE_LEVEL = 3;
+
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 
@@ -42,7 +48,7 @@ export interface RelocateOptions {
   readonly signingKey?: string | undefined;
   /** Public keys; when given, the input bundle must be signed by one. */
   readonly trustedKeys?: readonly string[] | undefined;
-  /** zstd level 1–19 (default: the writer's). */
+  /** zstd level 1–19 (default RELOCATE_LEVEL). */
   readonly level?: number | undefined;
   /** Source NAR bytes to hold in memory at most (default KEEP_SOURCE_NARS_UP_TO); beyond, a second pass. */
   readonly keepSourceNarsUpTo?: number | undefined;
@@ -223,7 +229,7 @@ export async function relocatePlan(
           options.output,
           draft,
           writeExport(entries),
-          { level: options.level, keys },
+          { level: options.level ?? RELOCATE_LEVEL, keys },
         );
         return { bundlePath: options.output, manifest: written, bundleBytes, report: relocation.report };
       } finally {
