@@ -8,9 +8,9 @@
 // the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, type TransformOptions } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants as zc, createZstdDecompress } from 'node:zlib';
+import { constants as zc, createZstdDecompress, type ZstdOptions } from 'node:zlib';
 import { LimitError, NixPlanError } from '../errors.js';
 import { identifyContentAddress } from '../content-address.js';
 import { derivationReferences, parseDerivation } from '../derivation.js';
@@ -68,6 +68,8 @@ export const DEFAULT_READER_LIMITS: Readonly<ReaderLimits> = Object.freeze({
 });
 
 const CHUNK = 256 * 1024;
+/** Output chunk of the zstd decoder. */
+const DECODE_CHUNK = 1024 * 1024;
 
 /** A bundle held in memory. */
 export function memorySource(bytes: Uint8Array, name = 'bundle', chunkSize = CHUNK): BundleSource {
@@ -203,7 +205,14 @@ export async function* decompressedStream(
     if (packedSize !== stream.compressedSize || packedHash.digest('hex') !== stream.compressedSha256)
       throw bad(`the compressed data of '${source.name}' does not match its manifest: the bundle is corrupt`);
   }
-  const decoder = createZstdDecompress({ params: { [zc.ZSTD_d_windowLogMax]: limits.maxWindowLog } });
+  // Decompression runs on libuv's threadpool: large output chunks and a deep read-ahead let it
+  // work ahead while the main thread parses and hashes what came before (1 MiB chunks, up to 8).
+  const decoderOptions: ZstdOptions & TransformOptions = {
+    params: { [zc.ZSTD_d_windowLogMax]: limits.maxWindowLog },
+    chunkSize: DECODE_CHUNK,
+    highWaterMark: 8 * DECODE_CHUNK, // zlib streams pass Transform options on
+  };
+  const decoder = createZstdDecompress(decoderOptions);
   // Errors of any stage surface through iteration of the decoder; the promise only ends the chain.
   pipeline(Readable.from(compressed()), decoder).catch(() => undefined);
   const rawHash = createHash('sha256');

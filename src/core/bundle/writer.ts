@@ -10,9 +10,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback, type TransformOptions } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { constants as zc, createZstdCompress, zstdDecompressSync } from 'node:zlib';
+import { constants as zc, createZstdCompress, zstdDecompressSync, type ZstdOptions } from 'node:zlib';
 import { NixPlanError } from '../errors.js';
 import type { SecretKey } from '../signing.js';
 import { DEFAULT_MAX_WINDOW_LOG, ZstdFrameScanner, encodeSkippableFrame } from './frame.js';
@@ -176,13 +176,20 @@ export async function writeBundle(
   const dataTemp = tempPathNear(destination);
   const finalTemp = tempPathNear(destination);
   try {
+    const encoderOptions: ZstdOptions & TransformOptions = {
+      params,
+      chunkSize: 256 * 1024,
+      highWaterMark: 8 * 1024 * 1024, // zlib streams pass Transform options on
+    };
     const raw = new Digest(options.onBytes);
     const packed = new Digest();
     try {
       await pipeline(
         Readable.from(exportStream),
         raw,
-        createZstdCompress({ params }),
+        // Compression runs on libuv's threadpool: a deep input buffer lets the main thread
+        // produce the next entries meanwhile instead of waiting for each 16 KiB.
+        createZstdCompress(encoderOptions),
         new SingleFrame(),
         packed,
         createWriteStream(dataTemp, { mode: 0o600 }),
