@@ -9,7 +9,7 @@ import { NixPlanError } from '../core/errors.js';
 import { OBJECT_KINDS, type BundleManifest, type ObjectKind } from '../core/bundle/manifest.js';
 import { parseDerivation } from '../core/derivation.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
-import { regularFile, regularFileNarSize, writeNar } from '../core/nar.js';
+import { regularFileNar, regularFileNarSize } from '../core/nar.js';
 import {
   relocateClosure,
   relocateRoot,
@@ -62,11 +62,6 @@ export interface RelocateResult {
   readonly report: RelocationReport;
 }
 
-/** The NAR chunks of a source, captured during the pass, as a stream again. */
-async function* chunksOf(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
-  for (const c of chunks) yield await Promise.resolve(c);
-}
-
 /** The relocated export, in relocation (dependency) order, from the NARs kept in the first pass. */
 function* keptEntries(
   relocation: Relocation,
@@ -82,7 +77,7 @@ function* keptEntries(
       path: o.path,
       references: o.references,
       deriver: deriver === undefined ? '' : (relocation.pathMap.get(deriver) ?? ''),
-      nar: o.contents !== undefined ? writeNar(regularFile(nar)) : chunksOf([nar]),
+      nar: o.contents !== undefined ? regularFileNar(nar) : [nar],
     };
     tick();
   }
@@ -109,7 +104,7 @@ async function* rereadEntries(
       path: moved.path,
       references: moved.references,
       deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
-      nar: moved.contents !== undefined ? writeNar(regularFile(moved.contents)) : chunksOf(chunks),
+      nar: moved.contents !== undefined ? regularFileNar(moved.contents) : chunks,
     };
     tick();
   }

@@ -2,7 +2,7 @@
 import { LimitError, MalformedError } from './errors.js';
 import { DEFAULT_NAR_LIMITS, readNar, type NarLimits, type NarSummary } from './nar.js';
 import { parseStorePath, storeDirProblem } from './store-path.js';
-import { ByteReader, ChunkBatcher, u64, wireString } from './wire.js';
+import { ByteReader, ChunkBatcher, padLength, u64 } from './wire.js';
 
 /** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
 export const EXPORT_MAGIC = 0x4558494e;
@@ -14,8 +14,8 @@ export interface ExportEntry {
   references: string[];
   /** The deriver's full store path, or "" for none. */
   deriver: string;
-  /** The path's NAR (e.g. `writeNar(tree)`). */
-  nar: AsyncIterable<Uint8Array>;
+  /** The path's NAR (e.g. `writeNar(tree)`, or `regularFileNar(bytes)` for a file in memory). */
+  nar: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
 /** One store path read from an export stream. */
@@ -82,17 +82,51 @@ export interface ReadExportOptions {
 export async function* writeExport(
   entries: AsyncIterable<ExportEntry> | Iterable<ExportEntry>,
 ): AsyncGenerator<Uint8Array> {
-  const out = new ChunkBatcher();
+  const out = new ChunkBatcher(BATCH);
   for await (const e of entries) {
     yield* out.add(u64(1));
-    for await (const chunk of e.nar) yield* out.add(chunk);
-    const refs = [...new Set(e.references)].sort(compareAscii);
-    yield* out.addAll([u64(EXPORT_MAGIC), ...wireString(e.path), u64(refs.length)]);
-    for (const r of refs) yield* out.addAll(wireString(r));
-    yield* out.addAll([...wireString(e.deriver), u64(0)]);
+    if (Symbol.asyncIterator in e.nar) for await (const chunk of e.nar) yield* out.add(chunk);
+    else for (const chunk of e.nar) yield* out.add(chunk);
+    yield* out.add(entryTrailer(e));
   }
   yield* out.add(u64(0));
   yield* out.flush();
+}
+
+/** Output chunks of `writeExport`: few enough that each costs little downstream (hashing, zstd). */
+const BATCH = 256 * 1024;
+
+/**
+ * What follows an entry's NAR, as one array: the magic, the path, the sorted unique references,
+ * the deriver and the (empty) signature marker. One allocation per entry instead of three per
+ * string, which matters with tens of references for each of tens of thousands of entries.
+ */
+function entryTrailer(e: ExportEntry): Uint8Array {
+  const refs = [...new Set(e.references)].sort(compareAscii);
+  const strings = [e.path, ...refs, e.deriver];
+  const lengths = strings.map((x) => Buffer.byteLength(x, 'utf8'));
+  let size = 8 + 8 + 8; // magic, reference count, signature marker
+  for (const n of lengths) size += 8 + n + padLength(n);
+  const buf = Buffer.alloc(size); // zeroed: the padding and the u64s' high bytes
+  let at = 0;
+  const putU64 = (n: number): void => {
+    buf.writeUInt32LE(n % 2 ** 32, at);
+    buf.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
+    at += 8;
+  };
+  const putString = (i: number): void => {
+    const n = lengths[i]!;
+    putU64(n);
+    buf.write(strings[i]!, at, n, 'utf8');
+    at += n + padLength(n);
+  };
+  putU64(EXPORT_MAGIC);
+  putString(0);
+  putU64(refs.length);
+  for (let i = 1; i <= refs.length; i++) putString(i);
+  putString(strings.length - 1);
+  putU64(0);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
 }
 
 function compareAscii(a: string, b: string): number {

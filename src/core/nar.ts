@@ -63,6 +63,22 @@ export function regularFileNarSize(size: number, executable = false): number {
   return 112 + (executable ? 32 : 0) + size + padLength(size);
 }
 
+/**
+ * The NAR of one regular file held in memory, as three chunks (the tokens up to its length, the
+ * bytes themselves, the padding and closing token): the bytes `writeNar(regularFile(bytes,
+ * executable))` yields, without a generator per file. `bytes` is passed through, not copied.
+ */
+export function regularFileNar(bytes: Uint8Array, executable = false): Uint8Array[] {
+  const head = executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD;
+  const pad = padLength(bytes.length);
+  const start = new Uint8Array(head.length + 8);
+  start.set(head);
+  start.set(u64(bytes.length), head.length);
+  const end = new Uint8Array(pad + CLOSE.length);
+  end.set(CLOSE, pad);
+  return [start, bytes, end];
+}
+
 /** A regular file held in memory. */
 export function regularFile(bytes: Uint8Array, executable = false): FileTree {
   return {
@@ -119,6 +135,27 @@ const T = {
   name: wireString('name'),
   node: wireString('node'),
 };
+
+const concatTokens = (parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+/** What precedes a regular file's length in a single-file NAR (and with the executable flag). */
+const FILE_HEAD = concatTokens([...wireString(MAGIC), ...T.open, ...T.type, ...T.regular, ...T.contents]);
+const FILE_HEAD_EXECUTABLE = concatTokens([
+  ...wireString(MAGIC),
+  ...T.open,
+  ...T.type,
+  ...T.regular,
+  ...T.executable,
+  ...T.contents,
+]);
+const CLOSE = concatTokens(T.close);
 
 async function* writeNode(tree: FileTree, out: ChunkBatcher, where: string): AsyncGenerator<Uint8Array> {
   yield* out.addAll([...T.open, ...T.type]);
