@@ -6,13 +6,19 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
-import { OBJECT_KINDS, type BundleManifest, type ObjectKind } from '../core/bundle/manifest.js';
+import {
+  OBJECT_KINDS,
+  type BundleManifest,
+  type ManifestDraft,
+  type ObjectKind,
+} from '../core/bundle/manifest.js';
 import { parseDerivation } from '../core/derivation.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
 import { regularFileNar, regularFileNarSize } from '../core/nar.js';
 import {
-  relocateClosure,
+  relocateLazily,
   relocateRoot,
+  type RelocatedObject,
   type Relocation,
   type RelocationReport,
   type RelocObject,
@@ -62,25 +68,45 @@ export interface RelocateResult {
   readonly report: RelocationReport;
 }
 
-/** The relocated export, in relocation (dependency) order, from the NARs kept in the first pass. */
+/**
+ * The relocated export in relocation (dependency) order, made while it is written, from the NARs
+ * kept in the first pass; `seen` is called with each relocated object first. An entry whose
+ * deriver (a .drv of the closure) is not relocated yet waits, with everything after it, until
+ * the deriver is, so the order stays a dependency order.
+ */
 function* keptEntries(
+  steps: Iterable<RelocatedObject>,
   relocation: Relocation,
-  derivers: ReadonlyMap<string, string>,
-  sourceNars: ReadonlyMap<string, Uint8Array>,
-  tick: () => void,
+  sources: {
+    derivers: ReadonlyMap<string, string>;
+    nars: ReadonlyMap<string, Uint8Array>;
+    paths: Set<string>;
+  },
+  seen: (o: RelocatedObject) => void,
 ): Generator<ExportEntry> {
-  for (const o of relocation.objects) {
-    const nar = o.contents !== undefined ? o.contents : sourceNars.get(o.oldPath);
+  const { pathMap } = relocation;
+  const ready = (o: RelocatedObject): boolean => {
+    const d = sources.derivers.get(o.oldPath);
+    return d === undefined || pathMap.has(d) || !sources.paths.has(d);
+  };
+  const entry = (o: RelocatedObject): ExportEntry => {
+    const nar = o.contents !== undefined ? regularFileNar(o.contents) : sources.nars.get(o.oldPath);
     if (nar === undefined) throw new NixPlanError('internal', `the NAR of '${o.oldPath}' was not kept`);
-    const deriver = derivers.get(o.oldPath);
-    yield {
+    const deriver = sources.derivers.get(o.oldPath);
+    return {
       path: o.path,
       references: o.references,
-      deriver: deriver === undefined ? '' : (relocation.pathMap.get(deriver) ?? ''),
-      nar: o.contents !== undefined ? regularFileNar(nar) : [nar],
+      deriver: deriver === undefined ? '' : (pathMap.get(deriver) ?? ''),
+      nar: nar instanceof Uint8Array ? [nar] : nar,
     };
-    tick();
+  };
+  const waiting: RelocatedObject[] = [];
+  for (const o of steps) {
+    seen(o);
+    waiting.push(o);
+    while (waiting.length > 0 && ready(waiting[0]!)) yield entry(waiting.shift()!);
   }
+  for (const o of waiting) yield entry(o);
 }
 
 /**
@@ -89,10 +115,15 @@ function* keptEntries(
  */
 async function* rereadEntries(
   bundle: BundleSource,
+  steps: Iterable<RelocatedObject>,
   relocation: Relocation,
-  tick: () => void,
+  seen: (o: RelocatedObject) => void,
 ): AsyncGenerator<ExportEntry> {
-  const byOld = new Map(relocation.objects.map((o) => [o.oldPath, o]));
+  const byOld = new Map<string, RelocatedObject>();
+  for (const o of steps) {
+    seen(o);
+    byOld.set(o.oldPath, o);
+  }
   let pending: Uint8Array[] = [];
   const stream = readExport(exportStream(bundle), {}, { onNarBytes: (c) => pending.push(c) });
   for await (const e of stream) {
@@ -106,7 +137,6 @@ async function* rereadEntries(
       deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
       nar: moved.contents !== undefined ? regularFileNar(moved.contents) : chunks,
     };
-    tick();
   }
 }
 
@@ -142,6 +172,7 @@ export async function relocatePlan(
       let narChunks: Uint8Array[] = [];
       const sourceNars = new Map<string, Uint8Array>();
       const derivers = new Map<string, string>();
+      const closurePaths = new Set<string>();
       let objects: RelocObject[] = [];
       const narSizes = new Map<string, number>();
       const { manifest } = await verifyWithProgress(
@@ -168,6 +199,7 @@ export async function relocatePlan(
               }
             }
             if (e.deriver !== '') derivers.set(e.path, e.deriver);
+            closurePaths.add(e.path);
             objects.push({
               path: e.path,
               kind: e.kind,
@@ -184,48 +216,49 @@ export async function relocatePlan(
       if (from === options.to)
         throw new NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
       deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
-      const relocation = relocateClosure(objects, from, options.to);
-      objects = []; // the old bytes: relocation holds the new ones
-      for (const w of relocation.report.warnings) deps.log.warn(w);
+      // Relocated objects are written as they are made: zstd compresses on the threadpool
+      // meanwhile, and neither the old nor the new bytes of the closure are all held at once.
+      const { relocation, steps } = relocateLazily(objects, from, options.to);
+      objects = [];
       const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
       const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
       const rootContents = new Map<string, Uint8Array>();
-      for (const o of relocation.objects) {
+      const task = progressOf(deps).start('relocating and writing', manifest.paths);
+      const seen = (o: RelocatedObject): void => {
         narBytes[o.kind] +=
           o.contents !== undefined ? regularFileNarSize(o.contents.length) : (narSizes.get(o.oldPath) ?? 0);
         if (o.contents !== undefined && rootDrvs.has(o.oldPath)) rootContents.set(o.oldPath, o.contents);
-      }
-      const roots = manifest.roots.map((r) => {
-        const moved = relocateRoot(r, relocation.pathMap);
-        const drv = rootContents.get(r.drvPath);
-        // Output paths come from the relocated .drv itself, the source of truth Nix will check.
-        return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
-      });
-      const draft = {
+        task.tick(1);
+      };
+      // Known only once every object is relocated; the writer asks for it after the data.
+      const draft = (): ManifestDraft => ({
         tool: TOOL_VERSION,
         nixVersion: manifest.nixVersion,
         storeDir: options.to,
         systems: manifest.systems,
         include: manifest.include,
-        roots,
+        roots: manifest.roots.map((r) => {
+          const moved = relocateRoot(r, relocation.pathMap);
+          const drv = rootContents.get(r.drvPath);
+          // Output paths come from the relocated .drv itself, the source of truth Nix will check.
+          return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
+        }),
         counts: manifest.counts,
         narBytes,
         paths: manifest.paths,
         relocatedFrom: { storeDir: from, report: relocation.report },
-      };
-
-      const task = progressOf(deps).start('writing relocated bundle', manifest.paths);
-      const tick = (): void => task.tick(1);
+      });
       try {
         const entries = keepSources
-          ? keptEntries(relocation, derivers, sourceNars, tick)
-          : rereadEntries(bundle, relocation, tick);
+          ? keptEntries(steps, relocation, { derivers, nars: sourceNars, paths: closurePaths }, seen)
+          : rereadEntries(bundle, steps, relocation, seen);
         const { manifest: written, bundleBytes } = await writeBundle(
           options.output,
           draft,
           writeExport(entries),
           { level: options.level ?? RELOCATE_LEVEL, keys },
         );
+        for (const w of relocation.report.warnings) deps.log.warn(w);
         return { bundlePath: options.output, manifest: written, bundleBytes, report: relocation.report };
       } finally {
         task.done();

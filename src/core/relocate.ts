@@ -166,6 +166,23 @@ function relocatedSourcePath(obj: RelocObject, ca: string, to: string): string {
  * error for an invalid store dir.
  */
 export function relocateClosure(objects: readonly RelocObject[], from: string, to: string): Relocation {
+  const { relocation, steps } = relocateLazily(objects, from, to);
+  for (const o of steps) relocation.objects.push(o);
+  return relocation;
+}
+
+/**
+ * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
+ * write it (and let it go) while the rest is relocated. Everything is checked and indexed, and
+ * the order fixed, before this returns: the refusals that need no relocating come first. Each
+ * object the caller passed is released once relocated. `relocation.objects` stays empty; its
+ * `pathMap` and `report` are complete once `steps` is done (a refusal may still end it early).
+ */
+export function relocateLazily(
+  objects: readonly RelocObject[],
+  from: string,
+  to: string,
+): { relocation: Relocation; steps: Generator<RelocatedObject, void, undefined> } {
   for (const [role, dir] of [
     ['target', to],
     ['source', from],
@@ -292,67 +309,75 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
   }
 
   checked.clear();
-  for (const path of dependencyOrder(nodes)) {
-    const node = nodes.get(path)!;
-    nodes.delete(path);
-    const obj = node.obj;
-    let out: RelocatedObject;
-    const bareBefore = state.report.bareHashRewrites;
-    if (obj.kind === 'source') {
-      out = {
-        oldPath: obj.path,
-        path: relocatedSourcePath(obj, node.ca, to),
-        kind: 'source',
-        references: [],
-      };
-      const bytes = obj.contents;
-      if (bytes !== undefined && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from))
+  byPath.clear(); // the nodes hold the objects now, each only until it is relocated
+  const order = dependencyOrder(nodes);
+  return { relocation: state, steps: steps() };
+
+  function* steps(): Generator<RelocatedObject, void, undefined> {
+    for (const path of order) {
+      const node = nodes.get(path)!;
+      nodes.delete(path);
+      const obj = node.obj;
+      let out: RelocatedObject;
+      const bareBefore = state.report.bareHashRewrites;
+      if (obj.kind === 'source') {
+        out = {
+          oldPath: obj.path,
+          path: relocatedSourcePath(obj, node.ca, to),
+          kind: 'source',
+          references: [],
+        };
+        const bytes = obj.contents;
+        if (
+          bytes !== undefined &&
+          Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from)
+        )
+          warnings.push(
+            `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
+              `evaluation in ${to} would keep them`,
+          );
+      } else if (obj.kind === 'text') {
+        // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
+        const rewritten = rewrite(obj.contents!);
+        const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
+        const references = obj.references.map(mapPath).sort(compareStrings);
+        const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+        out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
+      } else {
+        out = relocateDrv(obj, parseDerivation(obj.contents!), node.drv!.type, {
+          from,
+          to,
+          hasher,
+          mapPath,
+          setHash,
+          rewrite,
+        });
+      }
+      setHash(obj.path, out.path);
+      if (obj.kind === 'drv') {
+        // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
+        for (const o of node.drv!.deferred)
+          rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+      }
+      const bare = bareDirs.get(obj.path);
+      if (bare !== undefined) {
+        state.report.bareStoreDirMentions.push({ path: out.path, count: bare });
         warnings.push(
-          `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
-            `evaluation in ${to} would keep them`,
+          `${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bare} time(s), e.g. ` +
+            `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`,
         );
-    } else if (obj.kind === 'text') {
-      // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
-      const rewritten = rewrite(obj.contents!);
-      const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
-      const references = obj.references.map(mapPath).sort(compareStrings);
-      const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
-      out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
-    } else {
-      out = relocateDrv(obj, parseDerivation(obj.contents!), node.drv!.type, {
-        from,
-        to,
-        hasher,
-        mapPath,
-        setHash,
-        rewrite,
-      });
+      }
+      const bareHashes = state.report.bareHashRewrites - bareBefore;
+      if (bareHashes > 0)
+        warnings.push(
+          `${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
+            'them (computed from a path string); they were rewritten, but anything else computed from ' +
+            'those paths (hashString, stringLength, substring) cannot be',
+        );
+      state.report.objects[obj.kind]++;
+      yield out;
     }
-    setHash(obj.path, out.path);
-    if (obj.kind === 'drv') {
-      // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
-      for (const o of node.drv!.deferred)
-        rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
-    }
-    const bare = bareDirs.get(obj.path);
-    if (bare !== undefined) {
-      state.report.bareStoreDirMentions.push({ path: out.path, count: bare });
-      warnings.push(
-        `${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bare} time(s), e.g. ` +
-          `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`,
-      );
-    }
-    const bareHashes = state.report.bareHashRewrites - bareBefore;
-    if (bareHashes > 0)
-      warnings.push(
-        `${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
-          'them (computed from a path string); they were rewritten, but anything else computed from ' +
-          'those paths (hashString, stringLength, substring) cannot be',
-      );
-    state.report.objects[obj.kind]++;
-    state.objects.push(out);
   }
-  return state;
 }
 
 interface DrvContext {

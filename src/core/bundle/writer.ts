@@ -12,6 +12,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback, type TransformOptions } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setImmediate } from 'node:timers/promises';
 import { constants as zc, createZstdCompress, zstdDecompressSync, type ZstdOptions } from 'node:zlib';
 import { NixPlanError } from '../errors.js';
 import type { SecretKey } from '../signing.js';
@@ -127,6 +128,20 @@ class SingleFrame extends Transform {
   }
 }
 
+/**
+ * `stream`, yielding to the event loop after each chunk. zstd compresses on libuv's threadpool,
+ * one written chunk per job, and is handed its next chunk only from the event loop: a producer
+ * that never waits (an export stream made in memory) would otherwise run ahead until the
+ * encoder's buffer is full while the threadpool idles, then idle itself while the threadpool
+ * catches up. With the pause, the threadpool compresses one chunk while the next is made.
+ */
+async function* pausing(stream: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for await (const chunk of stream) {
+    yield chunk;
+    await setImmediate();
+  }
+}
+
 /** A temporary file next to `path`, so the final rename stays on one file system. */
 export function tempPathNear(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -163,12 +178,14 @@ function ioError(what: string, path: string, e: unknown): NixPlanError {
 /**
  * Writes a bundle at `destination`: the manifest (`draft` completed with the stream's size and
  * digests, signed with `options.keys`) in a skippable frame, then `exportStream` as ONE zstd frame.
+ * `draft` may be a function, called once the stream has ended (for what only the stream's making
+ * establishes).
  * The file appears atomically; on failure nothing is left behind. Errors thrown by `exportStream`
  * propagate unchanged.
  */
 export async function writeBundle(
   destination: string,
-  draft: ManifestDraft,
+  draft: ManifestDraft | (() => ManifestDraft),
   exportStream: AsyncIterable<Uint8Array>,
   options: WriteBundleOptions = {},
 ): Promise<WrittenBundle> {
@@ -185,7 +202,7 @@ export async function writeBundle(
     const packed = new Digest();
     try {
       await pipeline(
-        Readable.from(exportStream),
+        Readable.from(pausing(exportStream)),
         raw,
         // Compression runs on libuv's threadpool: a deep input buffer lets the main thread
         // produce the next entries meanwhile instead of waiting for each 16 KiB.
@@ -201,7 +218,7 @@ export async function writeBundle(
       {
         format: MANIFEST_FORMAT,
         formatVersion: MANIFEST_FORMAT_VERSION,
-        ...draft,
+        ...(typeof draft === 'function' ? draft() : draft),
         stream: {
           sha256: raw.hex(),
           size: raw.size,
