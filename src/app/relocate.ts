@@ -206,6 +206,7 @@ export async function relocatePlan(
               references: e.references,
               ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
               narHash: e.nar.narHash,
+              ca: e.ca, // verified from the contents just now: relocation checks the path against it
             });
           },
         },

@@ -1,6 +1,6 @@
 // Relocation: rewrites a closure of .drv files, text files and sources from store dir A to B so
 // that it is exactly what evaluating the same expression natively with store dir B would write.
-import { identifyContentAddress } from './content-address.js';
+import { identifyContentAddress, type ContentAddressed } from './content-address.js';
 import { NixPlanError } from './errors.js';
 import { parseHash, sha256 } from './hash.js';
 import { nix32Encode } from './nix32.js';
@@ -36,6 +36,12 @@ export interface RelocObject {
   contents?: Uint8Array;
   /** sha256 of the object's NAR. */
   narHash: Uint8Array;
+  /**
+   * Its content address as the caller already verified it from the contents (a bundle
+   * verifier's `ca`). When given, the self-check recomputes the path from it instead of hashing
+   * the contents again; the path must still follow from it, the references and the name.
+   */
+  ca?: string | undefined;
 }
 
 /** A relocated store object, in store dir B. */
@@ -130,15 +136,49 @@ function drvType(path: string, drv: Pick<Derivation, 'version' | 'outputs' | 'en
   return refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
 }
 
+/**
+ * The kind `obj.ca` gives it when its path follows from that content address (with its
+ * references and name) under `from`; undefined when it does not.
+ */
+function checkGivenContentAddress(
+  obj: RelocObject & { ca: string },
+  from: string,
+): ContentAddressed | undefined {
+  const name = nameOf(obj.path);
+  const { ca } = obj;
+  if (ca.startsWith('text:sha256:')) {
+    if (obj.contents === undefined) return undefined;
+    const digest = parseHash(ca.slice('text:'.length)).bytes;
+    if (makeTextPath(name, digest, obj.references, from) !== obj.path) return undefined;
+    return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
+  }
+  if (ca.startsWith('fixed:r:')) {
+    if (ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`) return undefined;
+    const others = obj.references.filter((r) => r !== obj.path);
+    const self = others.length !== obj.references.length;
+    return makeSourcePath(name, obj.narHash, from, others, self) === obj.path
+      ? { kind: 'source', ca }
+      : undefined;
+  }
+  if (ca.startsWith('fixed:') && obj.contents !== undefined && obj.references.length === 0)
+    return makeFixedOutputPath(name, parseHash(ca.slice('fixed:'.length)), false, from) === obj.path
+      ? { kind: 'source', ca }
+      : undefined;
+  return undefined;
+}
+
 /** Checks that `obj` is what its path says under `from`; returns its content address. */
 function selfCheck(obj: RelocObject, from: string): string {
   const file = obj.contents === undefined ? undefined : { executable: false, contents: obj.contents };
   if (obj.kind !== 'source' && file === undefined)
     refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
-  const ca = identifyContentAddress(
-    { path: obj.path, references: obj.references, narHash: obj.narHash, file },
-    from,
-  );
+  const ca =
+    obj.ca !== undefined
+      ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
+      : identifyContentAddress(
+          { path: obj.path, references: obj.references, narHash: obj.narHash, file },
+          from,
+        );
   if (ca === undefined)
     refuse(
       `cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
