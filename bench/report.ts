@@ -181,8 +181,9 @@ const fmtSecs = (s: StepResult | undefined): string =>
         : `${s.seconds.toFixed(1)} s`;
 const fmtBytes = (b: number | undefined): string =>
   b === undefined ? 'n/a' : b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : `${(b / 1e3).toFixed(1)} KB`;
+// Four significant digits below 1: a ratio just over its target (0.4004) must not print as 0.400.
 const fmtRatio = (r: number | undefined): string =>
-  r === undefined ? 'n/a' : `${r < 0.1 ? r.toFixed(3) : r.toFixed(2)}×`;
+  r === undefined ? 'n/a' : `${r.toPrecision(r < 1 ? 4 : 3)}×`;
 const fmtMet = (m: boolean | undefined): string => (m === undefined ? '' : m ? '✓' : '✗ missed');
 const fmtRss = (s: StepResult | undefined): string =>
   s === undefined || s.error !== undefined || s.rssMiB === undefined ? 'n/a' : `${Math.round(s.rssMiB)} MB`;
