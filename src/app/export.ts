@@ -12,7 +12,7 @@ import { writeExport, type ExportEntry } from '../core/export-stream.js';
 import { parseSecretKey } from '../core/signing.js';
 import { collectClosure } from '../nix/collect.js';
 import { evaluate } from '../nix/evaluate.js';
-import { dumpPath } from '../nix/fs-tree.js';
+import { narOf } from '../nix/fs-tree.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
 import { tempPathNear, writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
@@ -114,13 +114,14 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   };
   const totalBytes = closure.objects.reduce((n, o) => n + o.narSize, 0);
   const task = progressOf(deps).start('writing bundle', closure.objects.length);
-  async function* entries(): AsyncGenerator<ExportEntry> {
+  function* entries(): Generator<ExportEntry> {
     for (const o of closure.objects) {
       yield {
         path: o.path,
         references: [...o.references],
         deriver: o.deriver,
-        nar: dumpPath(await store.realPath(o.path)),
+        // Read synchronously when its turn comes (not kept from collection: memory stays flat).
+        nar: narOf(store.realPathSync(o.path)),
       };
       task.tick(1, o.narSize);
     }

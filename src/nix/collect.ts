@@ -3,9 +3,12 @@
 import { parseDerivation, type Derivation } from '../core/derivation.js';
 import { NixPlanError } from '../core/errors.js';
 import type { Include } from '../core/bundle/manifest.js';
-import { classify, dependencyOrder, type ClosureObject, type NixStore } from './store.js';
+import { classifySync, dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
 
 export type { Include } from '../core/bundle/manifest.js';
+
+/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
+const YIELD_EVERY = 512;
 
 /** The include kinds, for option parsing. */
 export const INCLUDE_KINDS: readonly Include[] = ['drvs', 'sources', 'outputs'];
@@ -51,20 +54,32 @@ export async function collectClosure(
 ): Promise<CollectedClosure> {
   store.setStoreDir(storeDir);
   const drvClosure = await store.requisites(rootDrvs);
+  // Nix answers --dump-db (a child process, on the other core) while this thread reads the .drv
+  // files; for `drvs` that is every path there is.
+  const drvInfos = store.pathInfos(drvClosure);
+  drvInfos.catch(() => undefined); // awaited below; an error while reading must not leave it unhandled
   const rootSet = new Set(rootDrvs);
   const rootOutputs = new Map<string, Record<string, string>>();
   const systems = new Set<string>();
   const fodOutputs: string[] = [];
   const fods: string[] = [];
   // One pass over the .drv files: systems for the manifest, roots' outputs, fixed outputs.
+  let sinceYield = 0;
   for (const p of drvClosure) {
     if (!p.endsWith('.drv')) continue;
-    const drv = parseDerivation(await store.readFile(p));
+    const file = store.readRegularFileSync(p);
+    if (file === undefined) throw new NixPlanError('nix', `'${p}' is not a regular file`);
+    const drv = parseDerivation(file.bytes);
     systems.add(Buffer.from(drv.system).toString('latin1'));
     if (rootSet.has(p)) rootOutputs.set(p, outputsOf(drv));
     if (isFixedOutput(drv)) {
       fods.push(p);
       fodOutputs.push(...Object.values(outputsOf(drv)));
+    }
+    // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
+    if (++sinceYield === YIELD_EVERY) {
+      sinceYield = 0;
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
   for (const root of rootDrvs)
@@ -88,20 +103,17 @@ export async function collectClosure(
   const inClosure = new Set(drvClosure);
   const added = extra.filter((p) => !inClosure.has(p));
   const all = [...drvClosure, ...added];
-  const infos = await store.pathInfos(all);
+  const infos = await drvInfos;
+  if (added.length > 0) for (const [p, info] of await store.pathInfos(added)) infos.set(p, info);
   const refsOf = (p: string): readonly string[] => infos.get(p)?.references ?? [];
   const order = dependencyOrder(all, refsOf);
   const objects: ClosureObject[] = [];
+  const readRegularFile = (q: string, maxSize: number): ReturnType<NixStore['readRegularFileSync']> =>
+    store.readRegularFileSync(q, maxSize);
   for (const p of order) {
-    const info = infos.get(p);
+    const info: PathInfo | undefined = infos.get(p);
     if (info === undefined) throw new NixPlanError('internal', `no registration for '${p}'`);
-    const kind = await classify(
-      info,
-      storeDir,
-      (q) => store.fileInfo(q),
-      (q) => store.readFile(q),
-    );
-    objects.push({ ...info, kind });
+    objects.push({ ...info, kind: classifySync(info, storeDir, readRegularFile) });
   }
   return { objects, rootOutputs, systems: [...systems].sort() };
 }

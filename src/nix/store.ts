@@ -1,5 +1,6 @@
 // Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
 // the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
+import { lstatSync, readFileSync } from 'node:fs';
 import { readFile, lstat } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { parseHash, toHex } from '../core/hash.js';
@@ -183,6 +184,38 @@ export class NixStore {
     return real === storeDir ? path : real + path.slice(storeDir.length);
   }
 
+  /**
+   * `realPath` without the round trip, once the store dir is known (`setStoreDir` or an awaited
+   * `storeDir()`): for the thousands of paths of a closure.
+   */
+  realPathSync(path: string): string {
+    const storeDir = this.storeDirCache;
+    if (storeDir === undefined) throw new NixPlanError('internal', 'the store dir is not known yet');
+    const real = physicalStoreDir(storeDir, this.options);
+    return real === storeDir ? path : real + path.slice(storeDir.length);
+  }
+
+  /**
+   * A store object that is one regular file, read synchronously: its bytes and executable bit, or
+   * undefined when it is not a regular file. Store files are small and never change, and one
+   * `lstat` + `readFile` on the calling thread costs microseconds, where each `fs.promises` call
+   * is a round trip through libuv's thread pool (which zstd shares): for tens of thousands of
+   * `.drv` files that waiting dominated.
+   */
+  readRegularFileSync(
+    path: string,
+    maxSize = Infinity,
+  ): { bytes: Uint8Array; executable: boolean } | undefined {
+    const real = this.realPathSync(path);
+    const st = lstatSync(real);
+    if (!st.isFile() || st.size > maxSize) return undefined;
+    const buf = readFileSync(real);
+    return {
+      bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.length),
+      executable: (st.mode & 0o100) !== 0,
+    };
+  }
+
   /** A store object's bytes when it is one regular file (a .drv, a text file). */
   async readFile(path: string): Promise<Uint8Array> {
     return new Uint8Array(await readFile(await this.realPath(path)));
@@ -219,9 +252,26 @@ export class NixStore {
   /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
   async pathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>> {
     const infos = new Map<string, PathInfo>();
+    // References name the same few thousand paths again and again: sharing one string per path
+    // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
+    const canonical = new Map<string, string>(paths.map((p) => [p, p]));
+    const intern = (p: string): string => {
+      const c = canonical.get(p);
+      if (c !== undefined) return c;
+      const copy = Buffer.from(p, 'utf8').toString('utf8');
+      canonical.set(copy, copy);
+      return copy;
+    };
     for (const batch of batchPaths(paths)) {
       const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
-      for (const info of parseDumpDb(stdout.toString('utf8'))) infos.set(info.path, info);
+      for (const info of parseDumpDb(stdout.toString('utf8')))
+        infos.set(intern(info.path), {
+          path: intern(info.path),
+          narHash: info.narHash,
+          narSize: info.narSize,
+          deriver: info.deriver === '' ? '' : intern(info.deriver),
+          references: info.references.map(intern),
+        });
     }
     for (const p of paths)
       if (!infos.has(p)) throw new NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
@@ -321,16 +371,43 @@ export async function classify(
   fileInfo: (path: string) => Promise<{ size: number; executable: boolean } | undefined>,
   readFile: (path: string) => Promise<Uint8Array>,
 ): Promise<ObjectKind> {
+  const byPath = classifyWithoutContents(info, storeDir);
+  if (byPath !== undefined) return byPath;
+  const file = await fileInfo(info.path);
+  // An executable or a directory can only be a recursive source, which was checked above.
+  if (file === undefined || file.executable || file.size > MAX_CLASSIFY_FILE) return 'output';
+  return classifyFile(info, storeDir, await readFile(info.path));
+}
+
+/**
+ * `classify` with the file read synchronously (`NixStore.readRegularFileSync`): the same
+ * decision, without a thread-pool round trip per path.
+ */
+export function classifySync(
+  info: PathInfo,
+  storeDir: string,
+  readRegularFile: (path: string, maxSize: number) => { bytes: Uint8Array; executable: boolean } | undefined,
+): ObjectKind {
+  const byPath = classifyWithoutContents(info, storeDir);
+  if (byPath !== undefined) return byPath;
+  const file = readRegularFile(info.path, MAX_CLASSIFY_FILE);
+  if (file === undefined || file.executable) return 'output';
+  return classifyFile(info, storeDir, file.bytes);
+}
+
+/** The kind when the path, its registration and its NAR hash decide it; undefined when the file must be read. */
+function classifyWithoutContents(info: PathInfo, storeDir: string): ObjectKind | undefined {
   if (info.path.endsWith('.drv') && info.deriver === '') return 'drv';
   const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
   const facts = { path: info.path, references: info.references, narHash };
   // Recursive sources need only the NAR hash; flat ones and texts need the file's bytes.
-  const byNar = identifyContentAddress(facts, storeDir);
-  if (byNar !== undefined) return byNar.kind;
-  const file = await fileInfo(info.path);
-  // An executable or a directory can only be a recursive source, which was checked above.
-  if (file === undefined || file.executable || file.size > MAX_CLASSIFY_FILE) return 'output';
-  const contents = await readFile(info.path);
+  return identifyContentAddress(facts, storeDir)?.kind;
+}
+
+/** The kind of a non-executable single-file object from its bytes (a flat source or a text). */
+function classifyFile(info: PathInfo, storeDir: string, contents: Uint8Array): ObjectKind {
+  const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
+  const facts = { path: info.path, references: info.references, narHash };
   const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
   return byFile?.kind ?? 'output';
 }
