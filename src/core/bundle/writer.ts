@@ -43,6 +43,12 @@ export interface WriteBundleOptions {
   readonly windowLog?: number | undefined;
   /** Long-distance matching (default on), as `zstd --long` does, within `windowLog`. */
   readonly longDistanceMatching?: boolean | undefined;
+  /**
+   * More zstd parameters (`zlib.constants.ZSTD_c_*` → value) over the level's own, e.g. a match
+   * search tuned for drv closures. The window, long-distance matching and the checksum stay as
+   * the options above set them, and compression stays single-threaded (see compressionParams).
+   */
+  readonly params?: Readonly<Record<number, number>> | undefined;
   /** Keys to sign the manifest with. */
   readonly keys?: readonly SecretKey[] | undefined;
   /** Signatures to carry over (e.g. from a manifest being re-written); ones by `keys` are replaced. */
@@ -164,6 +170,12 @@ export function compressionParams(options: WriteBundleOptions = {}): Record<numb
   );
   return {
     [zc.ZSTD_c_compressionLevel]: level,
+    ...options.params,
+    // No worker threads: with them zstd may take only part of an input chunk while jobs are
+    // running, which node:zlib's stream (Node 24.21) takes for the end of the data — it ends the
+    // output early and then fails with ERR_STREAM_PUSH_AFTER_EOF once the round buffer fills
+    // (reproduced at 200 MB of export stream with nbWorkers 2).
+    [zc.ZSTD_c_nbWorkers]: 0,
     [zc.ZSTD_c_windowLog]: windowLog,
     [zc.ZSTD_c_enableLongDistanceMatching]: options.longDistanceMatching === false ? 0 : 1,
     [zc.ZSTD_c_checksumFlag]: 1,
