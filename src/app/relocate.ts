@@ -34,8 +34,9 @@ import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
 /**
- * Default zstd level of a relocated bundle: relocation is a step in a promotion pipeline, where
- * time matters more than the last megabyte (measurements in docs/cli.md, `relocate`).
+ * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
+ * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
+ * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
  */
 export const RELOCATE_LEVEL = 3;
 
@@ -54,7 +55,7 @@ export interface RelocateOptions {
   readonly signingKey?: string | undefined;
   /** Public keys; when given, the input bundle must be signed by one. */
   readonly trustedKeys?: readonly string[] | undefined;
-  /** zstd level 1–19 (default RELOCATE_LEVEL). */
+  /** zstd level 1–19 (default RELOCATE_LEVEL without long-distance matching). */
   readonly level?: number | undefined;
   /** Source NAR bytes to hold in memory at most (default KEEP_SOURCE_NARS_UP_TO); beyond, a second pass. */
   readonly keepSourceNarsUpTo?: number | undefined;
@@ -257,7 +258,7 @@ export async function relocatePlan(
           options.output,
           draft,
           writeExport(entries),
-          { level: options.level ?? RELOCATE_LEVEL, keys },
+          { level: options.level ?? RELOCATE_LEVEL, longDistanceMatching: options.level !== undefined, keys },
         );
         for (const w of relocation.report.warnings) deps.log.warn(w);
         return { bundlePath: options.output, manifest: written, bundleBytes, report: relocation.report };
