@@ -7,6 +7,8 @@ import {
   DEFAULT_NAR_LIMITS,
   readNar,
   regularFile,
+  regularFileNar,
+  regularFileNarSize,
   summariseNar,
   writeNar,
   type FileTree,
@@ -142,6 +144,18 @@ const treeArb: fc.Arbitrary<FileTree> = fc.letrec<{ tree: FileTree }>((tie) => (
       .map((es) => dir([...es].sort(([a], [b]) => Buffer.compare(a, b)))),
   ),
 })).tree;
+
+describe('regularFileNar', () => {
+  test('is the NAR writeNar gives for the same file, and its size is computed without writing it', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), async (bytes, executable) => {
+        const expected = await collect(writeNar(regularFile(bytes, executable)));
+        expect(concatBytes(regularFileNar(bytes, executable))).toEqual(expected);
+        expect(regularFileNarSize(bytes.length, executable)).toBe(expected.length);
+      }),
+    );
+  });
+});
 
 describe('readNar', () => {
   test('random trees round-trip: hash and size of the bytes, raw bytes passed through, files kept', async () => {

@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { ExitCode } from '../src/cli/exit-codes.js';
 import { nameOf } from '../src/core/store-path.js';
 import { main } from '../src/cli/main.js';
+import { relocatePlan } from '../src/app/relocate.js';
+import { silentLogger } from '../src/app/deps.js';
 import type { CliIo } from '../src/cli/terminal.js';
 import { childEnv } from '../src/nix/runner.js';
 import { nixVersions, ScratchStore, SYSTEM } from './support/nix.js';
@@ -238,6 +240,17 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
     const out = outPaths[native[0] ?? '']?.['out'] ?? '';
     expect(out.startsWith(otherDir + '/')).toBe(true);
     expect(readFileSync(join(out, 'bin', 'hello'), 'utf8')).toContain(otherDir);
+
+    // With no room to keep source NARs from the verifying pass, relocate reads the bundle a second
+    // time for them, and writes the very same export stream.
+    const twoPass = join(work, 'realm-other-two-pass.nixplan');
+    await relocatePlan(
+      bundle,
+      { to: otherDir, output: twoPass, keepSourceNarsUpTo: 0 },
+      { runner: other.runner, log: silentLogger },
+    );
+    const stream = (file: string): Buffer => execFileSync('zstd', ['-dc', file], { maxBuffer: 1 << 28 });
+    expect(stream(twoPass).equals(stream(moved))).toBe(true);
   });
 });
 

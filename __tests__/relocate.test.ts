@@ -2,7 +2,8 @@
 // (That the results are what Nix itself writes is proven in relocate-oracle.test.ts.)
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { relocateClosure, relocateRoot, type RelocObject } from '../src/core/relocate.js';
+import { relocateClosure, relocateLazily, relocateRoot, type RelocObject } from '../src/core/relocate.js';
+import { identifyContentAddress } from '../src/core/content-address.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
 import { hashPartOf, makeSourcePath, makeTextPath } from '../src/core/store-path.js';
@@ -289,6 +290,43 @@ describe('relocateClosure', () => {
     same.objects.forEach((o, i) => {
       if (o.contents) expect(Buffer.from(o.contents).equals(Buffer.from(b.objects[i]!.contents!))).toBe(true);
     });
+  });
+});
+
+describe('relocateLazily', () => {
+  test('yields, step by step, exactly what relocateClosure returns', async () => {
+    const { b } = await sampleClosure('/a/store');
+    const eager = relocateClosure(b.objects, '/a/store', '/beta/store');
+    const { relocation, steps } = relocateLazily(b.objects, '/a/store', '/beta/store');
+    const lazy = [...steps];
+    expect(lazy).toEqual(eager.objects);
+    expect(relocation.pathMap).toEqual(eager.pathMap);
+    expect(relocation.report).toEqual(eager.report);
+  });
+});
+
+describe('a content address the verifier already computed', () => {
+  test("is accepted when it is the object's own, and a swapped one is refused", async () => {
+    const { b } = await sampleClosure('/a/store');
+    const caOf = (o: RelocObject): string => {
+      const file = o.contents === undefined ? undefined : { executable: false, contents: o.contents };
+      const ca = identifyContentAddress({ ...o, file }, '/a/store');
+      if (ca === undefined) throw new Error(`${o.path} is not content-addressed`);
+      return ca.ca;
+    };
+    const withCa = b.objects.map((o) => ({ ...o, ca: caOf(o) }));
+    expect(relocateClosure(withCa, '/a/store', '/b/store').objects.map((o) => o.path)).toEqual(
+      relocateClosure(b.objects, '/a/store', '/b/store').objects.map((o) => o.path),
+    );
+    for (const kind of ['drv', 'text', 'source'] as const) {
+      const i = withCa.findIndex((o) => o.kind === kind);
+      const other = withCa.find((o, j) => j !== i && o.ca !== withCa[i]?.ca);
+      const swapped = withCa.map((o, j) => (j === i ? { ...o, ca: other?.ca } : o));
+      expect(codeOf(() => relocateClosure(swapped, '/a/store', '/b/store'))).toEqual({
+        code: 'relocate',
+        message: expect.stringContaining(withCa[i]?.path ?? '?'),
+      });
+    }
   });
 });
 
