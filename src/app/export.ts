@@ -7,13 +7,15 @@ import {
   type BundleManifest,
   type BundleRoot,
   type Include,
+  type ManifestDraft,
   type ObjectKind,
 } from '../core/bundle/manifest.js';
 import { writeExport, type ExportEntry } from '../core/export-stream.js';
 import { parseSecretKey } from '../core/signing.js';
-import { collectClosure } from '../nix/collect.js';
+import { streamClosure } from '../nix/collect.js';
 import { evaluate } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
+import { regularFileNar } from '../core/nar.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
 import { tempPathNear, writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
@@ -99,7 +101,8 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   deps.log.info(`evaluating with Nix ${nixVersion}…`);
   const { roots, storeDir } = await evaluate(options, store);
   const t1 = performance.now();
-  const closure = await collectClosure(
+  // Returns once the .drv files are read; Nix still describes the paths while writing starts.
+  const closure = await streamClosure(
     store,
     storeDir,
     roots.map((r) => r.drvPath),
@@ -107,39 +110,49 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) },
   );
   const t2 = performance.now();
-  const { counts, narBytes } = tally(closure.objects);
-  const bundleRoots: BundleRoot[] = roots.map((r) => ({
-    ...(r.installable !== undefined && { installable: r.installable }),
-    ...(r.attribute !== undefined && { attribute: r.attribute }),
-    drvPath: r.drvPath,
-    outputs: closure.rootOutputs.get(r.drvPath) ?? {},
-  }));
-  const draft = {
-    tool: TOOL_VERSION,
-    nixVersion,
-    storeDir,
-    systems: closure.systems,
-    include,
-    roots: bundleRoots,
-    counts,
-    narBytes,
-    paths: closure.objects.length,
+  const { counts, narBytes } = tally([]);
+  let paths = 0;
+  // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
+  const draft = (): ManifestDraft => {
+    const { rootOutputs, systems } = closure.summary();
+    const bundleRoots: BundleRoot[] = roots.map((r) => ({
+      ...(r.installable !== undefined && { installable: r.installable }),
+      ...(r.attribute !== undefined && { attribute: r.attribute }),
+      drvPath: r.drvPath,
+      outputs: rootOutputs.get(r.drvPath) ?? {},
+    }));
+    return {
+      tool: TOOL_VERSION,
+      nixVersion,
+      storeDir,
+      systems,
+      include,
+      roots: bundleRoots,
+      counts,
+      narBytes,
+      paths,
+    };
   };
-  const totalBytes = closure.objects.reduce((n, o) => n + o.narSize, 0);
-  const task = progressOf(deps).start('writing bundle', closure.objects.length);
-  function* entries(): Generator<ExportEntry> {
-    for (const o of closure.objects) {
+  const task = progressOf(deps).start('writing bundle', closure.count);
+  async function* entries(): AsyncGenerator<ExportEntry> {
+    for await (const o of closure.objects) {
       yield {
         path: o.path,
         references: [...o.references],
         deriver: o.deriver,
-        // Read synchronously when its turn comes (not kept from collection: memory stays flat).
-        nar: narOf(store.realPathSync(o.path)),
+        // Read synchronously when its turn comes, once (a .drv was read to stream the closure).
+        nar:
+          o.file === undefined
+            ? narOf(store.realPathSync(o.path))
+            : regularFileNar(o.file.bytes, o.file.executable),
       };
+      counts[o.kind]++;
+      narBytes[o.kind] += o.narSize;
+      paths++;
       task.tick(1, o.narSize);
     }
   }
-  deps.log.debug(`${closure.objects.length} paths, ${totalBytes} NAR bytes`);
+  deps.log.debug(`${closure.count} paths`);
   const target = options.relocateTo === undefined ? options.output : tempPathNear(options.output);
   let written;
   try {
@@ -170,7 +183,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     }
   }
   const t3 = performance.now();
-  if (manifest.paths !== closure.objects.length)
+  if (manifest.paths !== closure.count)
     throw new NixPlanError('internal', 'the written bundle does not hold the collected closure');
   return {
     bundlePath: options.output,

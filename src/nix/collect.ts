@@ -1,6 +1,6 @@
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
-import { parseDerivation, type Derivation } from '../core/derivation.js';
+import { parseDerivation, parseDerivationOutputs, type Derivation } from '../core/derivation.js';
 import { NixPlanError } from '../core/errors.js';
 import type { Include } from '../core/bundle/manifest.js';
 import { classifySync, dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
@@ -29,15 +29,66 @@ export interface CollectHooks {
 }
 
 /** Output name → path of a parsed derivation. */
-export function outputsOf(drv: Derivation): Record<string, string> {
+export function outputsOf(drv: Pick<Derivation, 'outputs'>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const o of drv.outputs) out[o.name] = o.path;
   return out;
 }
 
+const QUOTE = 0x22;
+
+/**
+ * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
+ * `DrvWithVersion(…)`), found by skipping the lists before it. Those fields and `system` itself
+ * are verbatim strings (no escapes), so every quote opens or closes one. A file it cannot follow
+ * is parsed in full, which reports what is malformed and where.
+ */
+export function derivationSystem(bytes: Uint8Array, field: number): string {
+  let depth = 0;
+  let at = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (c === QUOTE) {
+      const end = bytes.indexOf(QUOTE, i + 1);
+      if (end < 0) break;
+      if (depth === 1 && at === field)
+        return Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1');
+      i = end;
+    } else if (c === 0x28 || c === 0x5b)
+      depth++; // ( [
+    else if (c === 0x29 || c === 0x5d) {
+      if (--depth === 0) break; // ) ]
+    } else if (c === 0x2c && depth === 1 && ++at > field) break; // ,
+  }
+  return Buffer.from(parseDerivation(bytes).system).toString('latin1');
+}
+
 /** True for a fixed-output derivation (its one output names its content hash). */
-export function isFixedOutput(drv: Derivation): boolean {
+export function isFixedOutput(drv: Pick<Derivation, 'outputs'>): boolean {
   return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
+}
+
+/** A closure member as streamed: with its bytes when they were read whole to classify it. */
+export interface StreamedObject extends ClosureObject {
+  /** The object's bytes and mode when it is one regular file that was read (every .drv). */
+  readonly file?: { readonly bytes: Uint8Array; readonly executable: boolean } | undefined;
+}
+
+/** The closure as it is read: the objects as Nix describes them, and what the .drv files say. */
+export interface ClosureStream {
+  /** How many objects `objects` yields. */
+  readonly count: number;
+  /**
+   * The objects in dependency order, each as soon as Nix has described it (iterate once). For
+   * `drvs` that is `nix-store --query --requisites`' order, which Nix sorts topologically; it is
+   * checked as it goes (a reference to a path not yet yielded is an 'internal' error).
+   */
+  readonly objects: AsyncIterable<StreamedObject> | Iterable<StreamedObject>;
+  /**
+   * Each root's outputs and the sorted systems of the derivations; complete once `objects` has
+   * been iterated to its end (for `drvs` the .drv files are read as they are streamed).
+   */
+  summary(): Pick<CollectedClosure, 'rootOutputs' | 'systems'>;
 }
 
 /**
@@ -52,68 +103,133 @@ export async function collectClosure(
   include: Include,
   hooks: CollectHooks = {},
 ): Promise<CollectedClosure> {
+  const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
+  const objects: ClosureObject[] = [];
+  for await (const o of stream.objects) {
+    const { file: _bytes, ...object } = o;
+    objects.push(object);
+  }
+  return { objects, ...stream.summary() };
+}
+
+/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
+class DrvFacts {
+  readonly rootOutputs = new Map<string, Record<string, string>>();
+  readonly systems = new Set<string>();
+  readonly fods: string[] = [];
+  readonly fodOutputs: string[] = [];
+  private readonly rootSet: Set<string>;
+
+  constructor(private readonly roots: readonly string[]) {
+    this.rootSet = new Set(roots);
+  }
+
+  add(path: string, bytes: Uint8Array): void {
+    // Only the head (outputs) is parsed, and `system` found by skipping to it: a full parse of
+    // every .drv (env values, escapes) cost more than reading the files.
+    const drv = parseDerivationOutputs(bytes);
+    this.systems.add(derivationSystem(bytes, drv.version === undefined ? 3 : 4));
+    if (this.rootSet.has(path)) this.rootOutputs.set(path, outputsOf(drv));
+    if (isFixedOutput(drv)) {
+      this.fods.push(path);
+      this.fodOutputs.push(...Object.values(outputsOf(drv)));
+    }
+  }
+
+  summary(): Pick<CollectedClosure, 'rootOutputs' | 'systems'> {
+    for (const root of this.roots)
+      if (!this.rootOutputs.has(root)) throw new NixPlanError('nix', `'${root}' is not in its own closure`);
+    return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
+  }
+}
+
+/**
+ * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
+ * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
+ * once. The other kinds need every .drv read and the whole graph first (to realise fixed
+ * outputs or roots, and to order what that adds).
+ */
+export async function streamClosure(
+  store: NixStore,
+  storeDir: string,
+  rootDrvs: readonly string[],
+  include: Include,
+  hooks: CollectHooks = {},
+): Promise<ClosureStream> {
   store.setStoreDir(storeDir);
   const drvClosure = await store.requisites(rootDrvs);
-  // Nix answers --dump-db (a child process, on the other core) while this thread reads the .drv
-  // files; for `drvs` that is every path there is.
-  const drvInfos = store.pathInfos(drvClosure);
-  drvInfos.catch(() => undefined); // awaited below; an error while reading must not leave it unhandled
-  const rootSet = new Set(rootDrvs);
-  const rootOutputs = new Map<string, Record<string, string>>();
-  const systems = new Set<string>();
-  const fodOutputs: string[] = [];
-  const fods: string[] = [];
-  // One pass over the .drv files: systems for the manifest, roots' outputs, fixed outputs.
+  // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
+  const drvBatches = store.pathInfoBatches(drvClosure);
+  const facts = new DrvFacts(rootDrvs);
+  const readDrv = (p: string): { bytes: Uint8Array; executable: boolean } => {
+    const file = store.readRegularFileSync(p);
+    if (file === undefined) throw new NixPlanError('nix', `'${p}' is not a regular file`);
+    facts.add(p, file.bytes);
+    return file;
+  };
+  const readRegularFile = (q: string, maxSize: number): ReturnType<NixStore['readRegularFileSync']> =>
+    store.readRegularFileSync(q, maxSize);
+  const withKind = (info: PathInfo): ClosureObject => ({
+    ...info,
+    kind: classifySync(info, storeDir, readRegularFile),
+  });
+
+  if (include === 'drvs') {
+    const objects = async function* (): AsyncGenerator<StreamedObject> {
+      const done = new Set<string>();
+      for await (const batch of drvBatches)
+        for (const info of batch) {
+          for (const r of info.references)
+            if (r !== info.path && !done.has(r))
+              throw new NixPlanError(
+                'internal',
+                `nix-store --query --requisites listed '${info.path}' before its reference '${r}'`,
+              );
+          done.add(info.path);
+          yield info.path.endsWith('.drv') ? { ...withKind(info), file: readDrv(info.path) } : withKind(info);
+        }
+    };
+    return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
+  }
+
   let sinceYield = 0;
   for (const p of drvClosure) {
     if (!p.endsWith('.drv')) continue;
-    const file = store.readRegularFileSync(p);
-    if (file === undefined) throw new NixPlanError('nix', `'${p}' is not a regular file`);
-    const drv = parseDerivation(file.bytes);
-    systems.add(Buffer.from(drv.system).toString('latin1'));
-    if (rootSet.has(p)) rootOutputs.set(p, outputsOf(drv));
-    if (isFixedOutput(drv)) {
-      fods.push(p);
-      fodOutputs.push(...Object.values(outputsOf(drv)));
-    }
+    readDrv(p);
     // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
     if (++sinceYield === YIELD_EVERY) {
       sinceYield = 0;
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
-  for (const root of rootDrvs)
-    if (!rootOutputs.has(root)) throw new NixPlanError('nix', `'${root}' is not in its own closure`);
-
+  facts.summary(); // the roots are in their closure
   let extra: string[] = [];
   if (include === 'sources') {
-    if (fods.length > 0) {
-      hooks.onRealise?.('fixed-output derivations', fods.length);
-      await store.realise(fods);
-      extra = await store.requisites(fodOutputs);
+    if (facts.fods.length > 0) {
+      hooks.onRealise?.('fixed-output derivations', facts.fods.length);
+      await store.realise(facts.fods);
+      extra = await store.requisites(facts.fodOutputs);
     }
-  } else if (include === 'outputs') {
+  } else {
     hooks.onRealise?.('roots', rootDrvs.length);
     const built = await store.realise(rootDrvs);
     const outs = new Set(built);
-    for (const o of rootOutputs.values()) for (const p of Object.values(o)) if (p !== '') outs.add(p);
+    for (const o of facts.rootOutputs.values()) for (const p of Object.values(o)) if (p !== '') outs.add(p);
     extra = await store.requisites([...outs]);
   }
 
   const inClosure = new Set(drvClosure);
   const added = extra.filter((p) => !inClosure.has(p));
   const all = [...drvClosure, ...added];
-  const infos = await drvInfos;
+  const infos = new Map<string, PathInfo>();
+  for await (const batch of drvBatches) for (const info of batch) infos.set(info.path, info);
   if (added.length > 0) for (const [p, info] of await store.pathInfos(added)) infos.set(p, info);
   const refsOf = (p: string): readonly string[] => infos.get(p)?.references ?? [];
   const order = dependencyOrder(all, refsOf);
-  const objects: ClosureObject[] = [];
-  const readRegularFile = (q: string, maxSize: number): ReturnType<NixStore['readRegularFileSync']> =>
-    store.readRegularFileSync(q, maxSize);
-  for (const p of order) {
-    const info: PathInfo | undefined = infos.get(p);
+  const objects = order.map((p) => {
+    const info = infos.get(p);
     if (info === undefined) throw new NixPlanError('internal', `no registration for '${p}'`);
-    objects.push({ ...info, kind: classifySync(info, storeDir, readRegularFile) });
-  }
-  return { objects, rootOutputs, systems: [...systems].sort() };
+    return withKind(info);
+  });
+  return { count: objects.length, objects, summary: () => facts.summary() };
 }

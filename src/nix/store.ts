@@ -252,6 +252,21 @@ export class NixStore {
   /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
   async pathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>> {
     const infos = new Map<string, PathInfo>();
+    for await (const batch of this.pathInfoBatches(paths, ARGV_BUDGET))
+      for (const info of batch) infos.set(info.path, info);
+    return infos;
+  }
+
+  /**
+   * Registration info of `paths`, in their order, one batch (one `nix-store --dump-db`) at a
+   * time, with up to `parallel` Nix processes answering ahead: a consumer starts on the first
+   * batch while Nix answers the rest. The first processes start at the call, not at iteration.
+   */
+  pathInfoBatches(
+    paths: readonly string[],
+    budget = ARGV_BUDGET,
+    parallel = 1,
+  ): AsyncIterable<PathInfo[]> {
     // References name the same few thousand paths again and again: sharing one string per path
     // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
     const canonical = new Map<string, string>(paths.map((p) => [p, p]));
@@ -262,20 +277,43 @@ export class NixStore {
       canonical.set(copy, copy);
       return copy;
     };
-    for (const batch of batchPaths(paths)) {
-      const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
-      for (const info of parseDumpDb(stdout.toString('utf8')))
-        infos.set(intern(info.path), {
-          path: intern(info.path),
-          narHash: info.narHash,
-          narSize: info.narSize,
-          deriver: info.deriver === '' ? '' : intern(info.deriver),
-          references: info.references.map(intern),
-        });
-    }
-    for (const p of paths)
-      if (!infos.has(p)) throw new NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
-    return infos;
+    const batches = batchPaths(paths, budget);
+    const started: Promise<PathInfo[]>[] = [];
+    const start = (i: number): void => {
+      const batch = batches[i];
+      if (batch === undefined || started[i] !== undefined) return;
+      const answer = this.dumpDb(batch, intern);
+      answer.catch(() => undefined); // awaited in turn; a consumer that stops early leaves it
+      started[i] = answer;
+    };
+    for (let i = 0; i < parallel; i++) start(i);
+    return (async function* () {
+      for (let i = 0; i < batches.length; i++) {
+        start(i);
+        const infos = await started[i];
+        start(i + parallel);
+        if (infos !== undefined) yield infos;
+      }
+    })();
+  }
+
+  /** One `nix-store --dump-db` of `batch`: its registrations in the batch's order. */
+  private async dumpDb(batch: readonly string[], intern: (p: string) => string): Promise<PathInfo[]> {
+    const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
+    const byPath = new Map<string, PathInfo>();
+    for (const info of parseDumpDb(stdout.toString('utf8')))
+      byPath.set(info.path, {
+        path: intern(info.path),
+        narHash: info.narHash,
+        narSize: info.narSize,
+        deriver: info.deriver === '' ? '' : intern(info.deriver),
+        references: info.references.map(intern),
+      });
+    return batch.map((p) => {
+      const info = byPath.get(p);
+      if (info === undefined) throw new NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
+      return info;
+    });
   }
 
   /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
