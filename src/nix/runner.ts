@@ -1,5 +1,6 @@
 // Runs Nix's command-line tools as argv arrays (never shell strings), with bytes in and bytes out.
 import { spawn } from 'node:child_process';
+import { closeSync, createReadStream, openSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { NixPlanError } from '../core/errors.js';
@@ -12,9 +13,25 @@ export interface NixEnvironment {
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
+const FILE_CHUNK = 1024 * 1024;
+
+/**
+ * Standard input read from a file. `ProcessRunner` hands the child the open file itself, so the
+ * bytes never pass through this process; any other runner can iterate it as chunks.
+ */
+export class FileInput implements AsyncIterable<Uint8Array> {
+  /** @param path the file to feed (read from its start) */
+  constructor(readonly path: string) {}
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    for await (const c of createReadStream(this.path, { highWaterMark: FILE_CHUNK }) as AsyncIterable<Buffer>)
+      yield new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+  }
+}
+
 /** Options of one command run. */
 export interface RunOptions {
-  /** Bytes or a stream of chunks fed to standard input. */
+  /** Bytes, a stream of chunks, or a file (`FileInput`) fed to standard input. */
   readonly input?: Uint8Array | AsyncIterable<Uint8Array>;
   readonly cwd?: string;
   /** Return a non-zero exit instead of throwing. */
@@ -50,16 +67,32 @@ export function childEnv(nix: NixEnvironment): NodeJS.ProcessEnv {
 
 const STDERR_KEEP = 64 * 1024;
 
+function openInput(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (e) {
+    throw new NixPlanError('internal', `cannot open '${path}' as standard input: ${(e as Error).message}`);
+  }
+}
+
 /** A CommandRunner over `child_process.spawn`. */
 export class ProcessRunner implements CommandRunner {
   constructor(private readonly nix: NixEnvironment = {}) {}
 
   async run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const child = spawn(cmd, args, {
-      env: childEnv(this.nix),
-      cwd: options.cwd,
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
+    // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
+    const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
+    let child;
+    try {
+      child = spawn(cmd, args, {
+        env: childEnv(this.nix),
+        cwd: options.cwd,
+        stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+      });
+    } finally {
+      // The child has its own copy of the descriptor once spawned.
+      if (fileFd !== undefined) closeSync(fileFd);
+    }
     const out: Buffer[] = [];
     let err = '';
     child.stdout?.on('data', (c: Buffer) => {
@@ -81,7 +114,7 @@ export class ProcessRunner implements CommandRunner {
       );
       child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
     });
-    if (options.input !== undefined && child.stdin !== null) {
+    if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
       const input = options.input;
       const source = input instanceof Uint8Array ? Readable.from([input]) : Readable.from(input);
       // A child that exits early closes its stdin; its exit status tells the real story.

@@ -274,6 +274,12 @@ export interface VerifyOptions {
    * (chunks may be views of a larger buffer: copy what is kept).
    */
   readonly onNarBytes?: ((chunk: Uint8Array, index: number) => void) | undefined;
+  /**
+   * Every byte of the decompressed export stream, in order and in large chunks, before it is
+   * parsed: exactly the bytes verified, so a caller can keep a private copy to import once
+   * verification succeeded (the stream is valid only when verifyBundle returns).
+   */
+  readonly onStreamBytes?: ((chunk: Uint8Array) => void) | undefined;
 }
 
 /** The outcome of a successful verification (a failed one throws). */
@@ -389,7 +395,8 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   const rootOutputs = new Map<string, Map<string, string>>();
 
   let frame: FrameInfo | undefined;
-  const data = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
+  const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
+  const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
   for await (const entry of readExport(data, exportLimits, {
     storeDir: manifest.storeDir,
     ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
@@ -460,6 +467,17 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     storeReferences,
     frame: { windowSize: frame.windowSize, blocks: frame.blocks },
   };
+}
+
+/** Passes each chunk to `fn` before handing it on. */
+async function* tapChunks(
+  source: AsyncIterable<Uint8Array>,
+  fn: (chunk: Uint8Array) => void,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) {
+    fn(chunk);
+    yield chunk;
+  }
 }
 
 /**

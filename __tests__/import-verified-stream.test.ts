@@ -1,0 +1,107 @@
+// importPlan imports the very bytes it verified: a bundle file changed after verification (the
+// user's file, or importPlan's own copy of it) cannot get any other path into the store.
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { silentLogger, type Progress } from '../src/app/deps.js';
+import { exportPlan } from '../src/app/export.js';
+import { importPlan } from '../src/app/import.js';
+import { nixVersions, ScratchStore } from './support/nix.js';
+
+/** A derivation with a `toFile` input, so each closure has two paths. */
+const drvExpr = (name: string): string => `builtins.derivation {
+  name = "${name}"; system = builtins.currentSystem; builder = "/bin/sh";
+  data = builtins.toFile "${name}.txt" "${name}";
+  args = [ "-c" "read x < $data; echo $x > $out" ];
+}`;
+
+function wipe(store: ScratchStore): void {
+  execFileSync('chmod', ['-R', 'u+w', store.root, store.storeDir]);
+  rmSync(store.storeDir, { recursive: true, force: true });
+  store.dispose();
+}
+
+describe.each(nixVersions())('import of the verified stream, Nix $label', (version) => {
+  let work: string;
+  let storeDir: string;
+  let bundleA: string;
+  let bundleB: string;
+  let closureA: string[];
+  let closureB: string[];
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'nix-plan-ivs-'));
+    storeDir = join(work, 'store');
+    const source = new ScratchStore(version, { storeDir });
+    const [a = ''] = await source.instantiateExpr(drvExpr('a'));
+    const [b = ''] = await source.instantiateExpr(drvExpr('b'));
+    closureA = (await source.requisites([a])).sort();
+    closureB = (await source.requisites([b])).sort();
+    bundleA = join(work, 'a.nixplan');
+    bundleB = join(work, 'b.nixplan');
+    const deps = { runner: source.runner, log: silentLogger };
+    await exportPlan({ drvPaths: [a], output: bundleA }, deps);
+    await exportPlan({ drvPaths: [b], output: bundleB }, deps);
+    wipe(source);
+  });
+  afterAll(() => {
+    execFileSync('chmod', ['-R', 'u+w', work]);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('a bundle overwritten after verification gets none of its paths in', async () => {
+    expect(closureA).toHaveLength(2);
+    expect(closureB.filter((p) => closureA.includes(p))).toEqual([]);
+    const target = new ScratchStore(version, { storeDir });
+    const original = readFileSync(bundleA);
+    const replacement = readFileSync(bundleB);
+    let overwritten = 0;
+    const overwrite = (file: string): void => {
+      writeFileSync(file, replacement); // in place: same file, new contents
+      overwritten++;
+    };
+    // importPlan's private directory: the one under the temp dir holding a copy of bundle A.
+    const privateDirs: string[] = [];
+    const privateCopies = (): string[] =>
+      readdirSync(tmpdir())
+        .filter((d) => d.startsWith('nix-plan-import-'))
+        .map((d) => join(tmpdir(), d, 'bundle.nixplan'))
+        .filter((f) => {
+          try {
+            return readFileSync(f).equals(original);
+          } catch {
+            return false; // another run's, gone meanwhile
+          }
+        });
+    // The moment verification ends, the bundle and importPlan's copy of it become bundle B.
+    const progress: Progress = {
+      start: (label) => ({
+        tick: () => undefined,
+        done: () => {
+          if (label !== 'verifying') return;
+          overwrite(bundleA);
+          for (const copy of privateCopies()) {
+            privateDirs.push(dirname(copy));
+            overwrite(copy);
+          }
+        },
+      }),
+    };
+    try {
+      const result = await importPlan(
+        bundleA,
+        { method: 'import' },
+        { runner: target.runner, log: silentLogger, progress },
+      );
+      expect(overwritten).toBe(2);
+      expect(result).toMatchObject({ imported: 2, alreadyValid: 0, method: 'import' });
+      expect(await target.validPaths()).toEqual(closureA);
+    } finally {
+      wipe(target);
+    }
+    // Its private files are gone once it returns.
+    expect(privateDirs.filter((d) => existsSync(d))).toEqual([]);
+  });
+});
