@@ -1,9 +1,14 @@
 // derivationSystem: the system found by skipping to it equals the full parser's, for any drv.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { parseDerivation, serialiseDerivation, type Derivation } from '../src/core/derivation.js';
+import {
+  derivationReferences,
+  parseDerivation,
+  serialiseDerivation,
+  type Derivation,
+} from '../src/core/derivation.js';
 import { MalformedError } from '../src/core/errors.js';
-import { derivationSystem } from '../src/nix/collect.js';
+import { derivationSystem, scanDerivation } from '../src/nix/collect.js';
 
 // Verbatim fields (paths, output names, hash fields) hold no quote; anything else goes.
 const rawField = fc.string({ unit: 'binary', maxLength: 12 }).map((s) =>
@@ -55,6 +60,19 @@ describe('derivationSystem', () => {
         expect(derivationSystem(bytes, field)).toBe(
           Buffer.from(parseDerivation(bytes).system).toString('latin1'),
         );
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  test('scanDerivation finds the references the full parse gives (property)', () => {
+    fc.assert(
+      fc.property(derivationArb, (drv) => {
+        const bytes = serialiseDerivation(drv);
+        const full = parseDerivation(bytes);
+        const scanned = scanDerivation(bytes, drv.version !== undefined);
+        expect(scanned.references).toEqual(derivationReferences(full));
+        expect(scanned.system).toBe(Buffer.from(full.system).toString('latin1'));
       }),
       { numRuns: 500 },
     );

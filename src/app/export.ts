@@ -112,6 +112,8 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     roots.map((r) => r.drvPath),
     include,
     { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) },
+    // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
+    { drvsFromFiles: true },
   );
   const t2 = performance.now();
   const { counts, narBytes } = tally([]);

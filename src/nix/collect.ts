@@ -1,7 +1,13 @@
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
-import { parseDerivation, parseDerivationOutputs, type Derivation } from '../core/derivation.js';
+import {
+  derivationReferences,
+  parseDerivation,
+  parseDerivationOutputs,
+  type Derivation,
+} from '../core/derivation.js';
 import { NixPlanError } from '../core/errors.js';
+import { regularFileNarSize } from '../core/nar.js';
 import type { Include } from '../core/bundle/manifest.js';
 import { classifySync, dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
 
@@ -39,33 +45,73 @@ const QUOTE = 0x22;
 
 /**
  * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
- * `DrvWithVersion(…)`), found by skipping the lists before it. Those fields and `system` itself
- * are verbatim strings (no escapes), so every quote opens or closes one. A file it cannot follow
- * is parsed in full, which reports what is malformed and where.
+ * `DrvWithVersion(…)`); see scanDerivation.
  */
 export function derivationSystem(bytes: Uint8Array, field: number): string {
+  return scanDerivation(bytes, field === 4).system;
+}
+
+/**
+ * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
+ * registers for a .drv it writes), found by skipping through the file rather than parsing it.
+ * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
+ * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
+ */
+export function scanDerivation(
+  bytes: Uint8Array,
+  versioned: boolean,
+): { system: string; references: string[] } {
+  const inputDrvsField = versioned ? 2 : 1;
+  const systemField = inputDrvsField + 2;
+  const references: string[] = [];
   let depth = 0;
   let at = 0;
+  let tupleStart = false;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
     if (c === QUOTE) {
       const end = bytes.indexOf(QUOTE, i + 1);
       if (end < 0) break;
-      if (depth === 1 && at === field)
-        return Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1');
+      if (depth === 1 && at === systemField)
+        return {
+          system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
+          references: sortedUnique(references),
+        };
+      if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
+        references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
+      tupleStart = false;
       i = end;
-    } else if (c === 0x28 || c === 0x5b)
+    } else if (c === 0x28 || c === 0x5b) {
       depth++; // ( [
-    else if (c === 0x29 || c === 0x5d) {
+      tupleStart = c === 0x28 && depth === 3;
+    } else if (c === 0x29 || c === 0x5d) {
       if (--depth === 0) break; // ) ]
-    } else if (c === 0x2c && depth === 1 && ++at > field) break; // ,
+    } else if (c === 0x2c && depth === 1 && ++at > systemField) break; // ,
   }
-  return Buffer.from(parseDerivation(bytes).system).toString('latin1');
+  const drv = parseDerivation(bytes);
+  return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
+}
+
+function sortedUnique(items: string[]): string[] {
+  items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return items.filter((x, i) => i === 0 || x !== items[i - 1]);
 }
 
 /** True for a fixed-output derivation (its one output names its content hash). */
 export function isFixedOutput(drv: Pick<Derivation, 'outputs'>): boolean {
   return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
+}
+
+/** Options of streamClosure. */
+export interface StreamOptions {
+  /**
+   * For `drvs`: describe each .drv from its own file (no deriver, its input derivations and
+   * sources as references, its NAR size from its size; `narHash` is then "") instead of asking
+   * Nix's database, which is then asked only about the other paths. A .drv's path is the hash of
+   * its bytes and those references, so they are what Nix registered for it; the bundle verifier
+   * recomputes every .drv path from them on import.
+   */
+  readonly drvsFromFiles?: boolean | undefined;
 }
 
 /** A closure member as streamed: with its bytes when they were read whole to classify it. */
@@ -124,16 +170,19 @@ class DrvFacts {
     this.rootSet = new Set(roots);
   }
 
-  add(path: string, bytes: Uint8Array): void {
-    // Only the head (outputs) is parsed, and `system` found by skipping to it: a full parse of
-    // every .drv (env values, escapes) cost more than reading the files.
+  /** Adds one .drv; returns its references (scanDerivation's). */
+  add(path: string, bytes: Uint8Array): string[] {
+    // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
+    // .drv (env values, escapes) cost more than reading the files.
     const drv = parseDerivationOutputs(bytes);
-    this.systems.add(derivationSystem(bytes, drv.version === undefined ? 3 : 4));
+    const { system, references } = scanDerivation(bytes, drv.version !== undefined);
+    this.systems.add(system);
     if (this.rootSet.has(path)) this.rootOutputs.set(path, outputsOf(drv));
     if (isFixedOutput(drv)) {
       this.fods.push(path);
       this.fodOutputs.push(...Object.values(outputsOf(drv)));
     }
+    return references;
   }
 
   summary(): Pick<CollectedClosure, 'rootOutputs' | 'systems'> {
@@ -155,17 +204,20 @@ export async function streamClosure(
   rootDrvs: readonly string[],
   include: Include,
   hooks: CollectHooks = {},
+  options: StreamOptions = {},
 ): Promise<ClosureStream> {
   store.setStoreDir(storeDir);
   const drvClosure = await store.requisites(rootDrvs);
+  const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
   // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
-  const drvBatches = store.pathInfoBatches(drvClosure);
+  const drvBatches = store.pathInfoBatches(
+    drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure,
+  );
   const facts = new DrvFacts(rootDrvs);
-  const readDrv = (p: string): { bytes: Uint8Array; executable: boolean } => {
+  const readDrv = (p: string): { bytes: Uint8Array; executable: boolean; references: string[] } => {
     const file = store.readRegularFileSync(p);
     if (file === undefined) throw new NixPlanError('nix', `'${p}' is not a regular file`);
-    facts.add(p, file.bytes);
-    return file;
+    return { ...file, references: facts.add(p, file.bytes) };
   };
   const readRegularFile = (q: string, maxSize: number): ReturnType<NixStore['readRegularFileSync']> =>
     store.readRegularFileSync(q, maxSize);
@@ -177,17 +229,37 @@ export async function streamClosure(
   if (include === 'drvs') {
     const objects = async function* (): AsyncGenerator<StreamedObject> {
       const done = new Set<string>();
-      for await (const batch of drvBatches)
-        for (const info of batch) {
-          for (const r of info.references)
-            if (r !== info.path && !done.has(r))
-              throw new NixPlanError(
-                'internal',
-                `nix-store --query --requisites listed '${info.path}' before its reference '${r}'`,
-              );
-          done.add(info.path);
-          yield info.path.endsWith('.drv') ? { ...withKind(info), file: readDrv(info.path) } : withKind(info);
+      const described = drvBatches[Symbol.asyncIterator]();
+      let batch: PathInfo[] = [];
+      let next = 0;
+      for (const p of drvClosure) {
+        let object: StreamedObject;
+        if (drvsFromFiles && p.endsWith('.drv')) {
+          // What Nix registers for a .drv it writes: no deriver, its inputs as references.
+          const { references, ...file } = readDrv(p);
+          const narSize = regularFileNarSize(file.bytes.length, file.executable);
+          object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
+        } else {
+          while (next === batch.length) {
+            const r = await described.next();
+            if (r.done === true) throw new NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
+            batch = r.value;
+            next = 0;
+          }
+          const info = batch[next++];
+          if (info?.path !== p)
+            throw new NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
+          object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
         }
+        for (const r of object.references)
+          if (r !== p && !done.has(r))
+            throw new NixPlanError(
+              'internal',
+              `nix-store --query --requisites listed '${p}' before its reference '${r}'`,
+            );
+        done.add(p);
+        yield object;
+      }
     };
     return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
   }
