@@ -262,11 +262,7 @@ export class NixStore {
    * time, with up to `parallel` Nix processes answering ahead: a consumer starts on the first
    * batch while Nix answers the rest. The first processes start at the call, not at iteration.
    */
-  pathInfoBatches(
-    paths: readonly string[],
-    budget = ARGV_BUDGET,
-    parallel = 1,
-  ): AsyncIterable<PathInfo[]> {
+  pathInfoBatches(paths: readonly string[], budget = ARGV_BUDGET, parallel = 1): AsyncIterable<PathInfo[]> {
     // References name the same few thousand paths again and again: sharing one string per path
     // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
     const canonical = new Map<string, string>(paths.map((p) => [p, p]));
