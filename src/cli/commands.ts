@@ -120,7 +120,11 @@ export const COMMANDS: readonly Command[] = [
         value: 'KIND',
         help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
       },
-      level: { type: 'string', value: 'N', help: 'zstd level 1-19 (default 12)' },
+      level: {
+        type: 'string',
+        value: 'N',
+        help: 'zstd level 1-19 (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)',
+      },
       'sign-key': {
         type: 'string',
         multiple: true,
