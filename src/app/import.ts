@@ -86,6 +86,36 @@ export async function storeTrust(store: NixStore): Promise<boolean | undefined> 
 }
 
 /**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle<T>(p: Promise<T>): Promise<() => T> {
+  return p.then(
+    (v) => () => v,
+    (e: unknown) => () => {
+      throw e;
+    },
+  );
+}
+
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store: NixStore, paths: readonly string[]): Promise<Set<string>> {
+  if (paths.length === 0) return new Set();
+  const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+  const size = Math.ceil(paths.length / parts);
+  const slices: string[][] = [];
+  for (let i = 0; i < paths.length; i += size) slices.push(paths.slice(i, i + size));
+  const answers = await Promise.all(slices.map((slice) => store.invalidPaths(slice)));
+  return new Set(answers.flatMap((a) => [...a]));
+}
+
+/**
  * A private file that receives the verified export stream as the verifier decompresses it, so
  * `nix-store --import` can read it straight from disk: no second decompression and no second
  * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
@@ -137,12 +167,15 @@ export async function importPlan(
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-import-'));
   try {
     const copy = join(dir, 'bundle.nixplan');
-    try {
-      await copyFile(bundlePath, copy);
-    } catch (e) {
-      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
-    }
-    const storeDir = await store.storeDir();
+    // Nix's answers do not depend on the bundle: ask while copying and verifying it.
+    const trust =
+      options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+    const [storeDir] = await Promise.all([
+      store.storeDir(),
+      copyFile(bundlePath, copy).catch((e: unknown) => {
+        throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
+      }),
+    ]);
     const source = await openBundle(copy);
     // The copy route reads the bundle itself; every other one may import the verified stream.
     const verified = options.method === 'copy' ? undefined : new VerifiedStreamFile(join(dir, 'export'));
@@ -169,7 +202,7 @@ export async function importPlan(
       if (verified?.failure !== undefined)
         deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
       const { manifest } = report;
-      const invalid = await store.invalidPaths(paths);
+      const invalid = await invalidAmong(store, paths);
       const alreadyValid = paths.length - invalid.size;
       if (invalid.size === 0) {
         deps.log.info(`all ${paths.length} paths are valid already`);
@@ -177,7 +210,7 @@ export async function importPlan(
       }
       let method = options.method ?? 'auto';
       if (method === 'auto') {
-        const trusted = await storeTrust(store);
+        const trusted = await (trust ?? settle(storeTrust(store))).then((r) => r());
         method = trusted === false ? 'copy' : 'import';
         if (trusted === undefined) deps.log.debug('store trust unknown: trying nix-store --import first');
       }
@@ -204,7 +237,7 @@ export async function importPlan(
         const copyImport = deps.copyImport ?? binaryCacheCopyImport();
         await copyImport(copy, { store: options.store, manifest }, deps);
       }
-      const still = await store.invalidPaths(paths);
+      const still = await invalidAmong(store, paths);
       if (still.size > 0)
         throw new NixPlanError(
           'nix',
