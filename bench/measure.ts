@@ -1,7 +1,7 @@
 // Benchmark plumbing: scratch Nix stores ("realms"), timed commands with their peak memory, medians
 // and a description of the machine, so every figure can be set beside its baseline from one run.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 
@@ -39,13 +39,34 @@ export function makeRealm(root: string, storeDir: string = join(root, 'store')):
   return realm;
 }
 
-/** Empties a realm, so the next command sees a fresh host: no store paths, no database. */
+/** Where resetRealm puts old stores until emptyTrash (see there). */
+const trash: string[] = [];
+
+/** Moves `path`, if it exists, aside into the trash (a rename: no inode is freed). */
+function moveToTrash(path: string): void {
+  if (!existsSync(path)) return;
+  const aside = `${path}.trash-${trash.length}`;
+  renameSync(path, aside);
+  trash.push(aside);
+}
+
+/**
+ * Empties a realm, so the next command sees a fresh host: no store paths, no database. The old
+ * store is moved aside, not deleted: deleting tens of thousands of files right before a timed
+ * import makes ext4 skip the just-freed inodes while Nix creates files, which slowed whichever
+ * import came next by seconds. emptyTrash deletes them later, outside the timed rounds.
+ */
 export function resetRealm(realm: Realm): void {
-  removeTree(realm.root);
-  removeTree(realm.storeDir);
+  moveToTrash(realm.storeDir);
+  moveToTrash(realm.root);
   mkdirSync(join(realm.root, 'conf'), { recursive: true });
   mkdirSync(join(realm.root, 'home'), { recursive: true });
   writeFileSync(join(realm.root, 'conf', 'nix.conf'), NIX_CONF);
+}
+
+/** Deletes every store resetRealm moved aside; call it between sizes, not between timed runs. */
+export function emptyTrash(): void {
+  for (const path of trash.splice(0)) removeTree(path);
 }
 
 /** `rm -rf`, also for a store's read-only directories when not running as root. */

@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util';
 import { generateClosure, writeClosure } from '../bench/generate.ts';
 import {
   CommandFailed,
+  emptyTrash,
   machineInfo,
   makeRealm,
   median,
@@ -436,6 +437,7 @@ try {
   for (const n of sizes) {
     last = benchSize(n);
     results.sizes.push(last.result);
+    emptyTrash();
   }
   if (opts.profile && last !== undefined) results.profiles = profileCommands(last);
 } finally {
