@@ -33,6 +33,11 @@ mountpoint -q "$root/dev" || mount --bind /dev "$root/dev"
 mountpoint -q "$root/dev/pts" || mount --bind /dev/pts "$root/dev/pts"
 for dir in /tmp "$@"; do
   mkdir -p "$root$dir"
+  # A mount left from an earlier run may show a directory since deleted and made anew at the
+  # same path (a fresh clone): remount unless it shows the very same directory.
+  if mountpoint -q "$root$dir" && [[ $(stat -c %d:%i "$dir") != $(stat -c %d:%i "$root$dir") ]]; then
+    umount -l "$root$dir"
+  fi
   mountpoint -q "$root$dir" || mount --bind "$dir" "$root$dir"
 done
 
