@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 338:
+/***/ 595:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -548,7 +548,7 @@ function makeStorePath(type, innerHex, name, storeDir) {
 function typeWithReferences(type, references, self) {
     const refs = Array.isArray(references) ? references : [...references];
     // References usually come sorted already (a .drv's are): sort only a copy, and only when not.
-    const sorted = isSorted(refs) ? refs : [...refs].sort(compareStrings);
+    const sorted = isSorted(refs) ? refs : [...refs].sort(store_path_compareStrings);
     // One join makes a flat string; repeated += would make a rope that hashing must flatten first.
     return (sorted.length === 0 ? type : type + ':' + sorted.join(':')) + (self ? ':self' : '');
 }
@@ -583,7 +583,7 @@ function makeOutputPath(drvName, output, hashModuloHex, storeDir) {
     return makeStorePath(`output:${output}`, hashModuloHex, outputPathName(drvName, output), storeDir);
 }
 /** Byte-wise comparison of strings (Nix sorts by bytes; for ASCII this equals code unit order). */
-function compareStrings(a, b) {
+function store_path_compareStrings(a, b) {
     return a < b ? -1 : a > b ? 1 : 0;
 }
 
@@ -2179,7 +2179,7 @@ function narinfoFingerprint(info) {
         throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
     if (!(info.narSize > 0))
         throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-    const refs = [...info.references].sort(compareStrings).join(',');
+    const refs = [...info.references].sort(store_path_compareStrings).join(',');
     return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
 }
 /** A narinfo `Sig:` value for the object. */
@@ -3810,9 +3810,119 @@ async function applyPlan(bundlePath, options, deps) {
 
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./src/core/closure.ts
+// Closure walking over an injected reference lookup: dependencies first, deterministic, iterative.
+
+
+/** A closure that is not closed (a reference nobody has) or not a DAG (a cycle). */
+class ClosureError extends errors_NixPlanError {
+    problem;
+    paths;
+    name = 'ClosureError';
+    constructor(problem, 
+    /** missing: [referrer…, missing path]; cycle: the paths around the cycle, first repeated last. */
+    paths, message) {
+        super('closure', message);
+        this.problem = problem;
+        this.paths = paths;
+    }
+}
+/**
+ * Walks the closure of `roots`, dependencies first; throws ClosureError on a cycle or missing path.
+ *
+ * `references(path)` returns the path's references, or undefined when the path is unknown.
+ * A path referring to itself (build outputs may) is not a cycle. The order is a depth-first
+ * post-order visiting roots in the order given and references in sorted order, so the same
+ * input always gives the same output whatever order the lookup lists references in. Each path
+ * is looked up once; the walk keeps its own stack, so graphs of any depth are fine.
+ */
+function closureOrder(roots, references) {
+    const state = new Map();
+    const order = [];
+    const stack = [];
+    const enter = (path, referrer) => {
+        const refs = references(path);
+        if (refs === undefined) {
+            const chain = [...stack.map((f) => f.path), path];
+            throw new ClosureError('missing', chain, referrer === undefined
+                ? `path ${path} is not in the closure (nothing is known about it)`
+                : `path ${path}, referenced by ${referrer}, is missing from the closure`);
+        }
+        state.set(path, 'active');
+        stack.push({ path, refs: [...refs].sort(compareStrings), next: 0 });
+    };
+    for (const root of roots) {
+        if (state.get(root) === 'done')
+            continue;
+        enter(root, undefined);
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top.next < top.refs.length) {
+                const ref = top.refs[top.next++];
+                if (ref === top.path)
+                    continue;
+                const s = state.get(ref);
+                if (s === 'done')
+                    continue;
+                if (s === 'active') {
+                    const from = stack.findIndex((f) => f.path === ref);
+                    const cycle = [...stack.slice(from).map((f) => f.path), ref];
+                    throw new ClosureError('cycle', cycle, `the closure has a reference cycle: ${cycle.join(' -> ')}`);
+                }
+                enter(ref, top.path);
+                continue;
+            }
+            stack.pop();
+            state.set(top.path, 'done');
+            order.push(top.path);
+        }
+    }
+    return order;
+}
+/**
+ * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
+ * already is one (an iterative depth-first post-order, so chains of any length are fine).
+ * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
+ * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
+ */
+function dependenciesFirst(paths, dependencies, onCycle) {
+    const inSet = new Set(paths);
+    const state = new Map();
+    const order = [];
+    for (const start of paths) {
+        if (state.has(start))
+            continue;
+        const stack = [
+            { path: start, deps: dependencies(start), next: 0 },
+        ];
+        state.set(start, 'active');
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top.next < top.deps.length) {
+                const dep = top.deps[top.next++];
+                if (dep === top.path || !inSet.has(dep))
+                    continue;
+                const s = state.get(dep);
+                if (s === 'done')
+                    continue;
+                if (s === 'active')
+                    onCycle(top.path, dep);
+                state.set(dep, 'active');
+                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
+                continue;
+            }
+            stack.pop();
+            state.set(top.path, 'done');
+            order.push(top.path);
+        }
+    }
+    return order;
+}
+
 ;// CONCATENATED MODULE: ./src/nix/store.ts
 // Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
 // the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
+
 
 
 
@@ -4124,41 +4234,9 @@ class NixStore {
  * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
  */
 function dependencyOrder(paths, references) {
-    const inSet = new Set(paths);
-    const state = new Map(); // 1: on the stack, 2: done
-    const out = [];
-    for (const start of paths) {
-        if (state.has(start))
-            continue;
-        // Iterative DFS so a deep chain cannot overflow the stack.
-        const stack = [
-            { path: start, refs: references(start), i: 0 },
-        ];
-        state.set(start, 1);
-        while (stack.length > 0) {
-            const top = stack[stack.length - 1];
-            if (top === undefined)
-                break;
-            if (top.i < top.refs.length) {
-                const ref = top.refs[top.i++] ?? '';
-                if (ref === top.path || !inSet.has(ref))
-                    continue;
-                const s = state.get(ref);
-                if (s === 1)
-                    throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${top.path}'`);
-                if (s === 2)
-                    continue;
-                state.set(ref, 1);
-                stack.push({ path: ref, refs: references(ref), i: 0 });
-            }
-            else {
-                stack.pop();
-                state.set(top.path, 2);
-                out.push(top.path);
-            }
-        }
-    }
-    return out;
+    return dependenciesFirst(paths, references, (path, ref) => {
+        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
+    });
 }
 /** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
 const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
@@ -5332,7 +5410,7 @@ class DerivationHasher {
                     fail(label, `it uses output '${o}' that ${input.path} does not have`);
             entries.push({ path: this.hexOf.get(input.path), outputs: input.outputs });
         }
-        entries.sort((a, b) => compareStrings(a.path, b.path));
+        entries.sort((a, b) => store_path_compareStrings(a.path, b.path));
         const merged = [];
         for (const e of entries) {
             const last = merged[merged.length - 1];
@@ -5344,7 +5422,7 @@ class DerivationHasher {
         // Output lists are sorted already unless built by hand, or merged from several inputs.
         for (const m of merged)
             if (!isStrictlySorted(m.outputs))
-                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
+                m.outputs = [...new Set(m.outputs)].sort(store_path_compareStrings);
         return serialiseInputDrvs(merged);
     }
     /** hashDerivationModulo of one derivation whose inputs are all memoised. */
@@ -5810,6 +5888,7 @@ function rewriteStoreHashes(bytes, hashes, from, to) {
 
 
 
+
 function refuse(message) {
     throw new errors_NixPlanError('relocate', message);
 }
@@ -6050,7 +6129,7 @@ function relocateLazily(objects, from, to) {
         }
         deps.delete(obj.path);
         const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, deps: [...deps].sort(compareStrings) });
+        nodes.set(obj.path, { obj, ca, drv, deps: [...deps].sort(store_path_compareStrings) });
     }
     checked.clear();
     byPath.clear(); // the nodes hold the objects now, each only until it is relocated
@@ -6080,7 +6159,7 @@ function relocateLazily(objects, from, to) {
                 // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
                 const rewritten = rewrite(obj.contents);
                 const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
-                const references = obj.references.map(mapPath).sort(compareStrings);
+                const references = obj.references.map(mapPath).sort(store_path_compareStrings);
                 const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
                 out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
             }
@@ -6145,8 +6224,8 @@ function relocateDrv(obj, drv, type, cx) {
         outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
         inputDrvs: drv.inputDrvs
             .map((i) => ({ path: cx.mapPath(i.path), outputs: [...i.outputs] }))
-            .sort((a, b) => compareStrings(a.path, b.path)),
-        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
+            .sort((a, b) => store_path_compareStrings(a.path, b.path)),
+        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(store_path_compareStrings),
         system: cx.rewrite(drv.system),
         builder: cx.rewrite(drv.builder),
         args: drv.args.map(cx.rewrite),
@@ -6220,34 +6299,7 @@ function asciiEquals(bytes, s) {
  * hand-made input can have them.
  */
 function relocate_dependencyOrder(nodes) {
-    const done = new Set();
-    const active = new Set();
-    const order = [];
-    for (const root of nodes.keys()) {
-        if (done.has(root))
-            continue;
-        const stack = [[root, 0]];
-        active.add(root);
-        while (stack.length > 0) {
-            const top = stack[stack.length - 1];
-            const deps = nodes.get(top[0]).deps;
-            if (top[1] < deps.length) {
-                const dep = deps[top[1]++];
-                if (done.has(dep))
-                    continue;
-                if (active.has(dep))
-                    refuse(`cannot relocate ${top[0]}: it and ${dep} mention each other, so neither can be relocated first`);
-                active.add(dep);
-                stack.push([dep, 0]);
-                continue;
-            }
-            stack.pop();
-            active.delete(top[0]);
-            done.add(top[0]);
-            order.push(top[0]);
-        }
-    }
-    return order;
+    return dependenciesFirst([...nodes.keys()], (path) => nodes.get(path).deps, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
 }
 /**
  * Maps a plan root through a relocation's `pathMap`: its drv path and its output paths (deferred
@@ -7175,7 +7227,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(338);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(595);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

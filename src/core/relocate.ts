@@ -26,6 +26,7 @@ import {
 } from './derivation.js';
 import { DerivationHasher, computeDrvPath, type DrvHash } from './derivation-hash.js';
 import { StoreRewriter } from './rewrite.js';
+import { dependenciesFirst } from './closure.js';
 
 /** A store object of the closure to relocate, in store dir A. */
 export interface RelocObject {
@@ -527,34 +528,12 @@ function asciiEquals(bytes: Uint8Array, s: string): boolean {
  * hand-made input can have them.
  */
 function dependencyOrder(nodes: ReadonlyMap<string, Node>): string[] {
-  const done = new Set<string>();
-  const active = new Set<string>();
-  const order: string[] = [];
-  for (const root of nodes.keys()) {
-    if (done.has(root)) continue;
-    const stack: [string, number][] = [[root, 0]];
-    active.add(root);
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1]!;
-      const deps = nodes.get(top[0])!.deps;
-      if (top[1] < deps.length) {
-        const dep = deps[top[1]++]!;
-        if (done.has(dep)) continue;
-        if (active.has(dep))
-          refuse(
-            `cannot relocate ${top[0]}: it and ${dep} mention each other, so neither can be relocated first`,
-          );
-        active.add(dep);
-        stack.push([dep, 0]);
-        continue;
-      }
-      stack.pop();
-      active.delete(top[0]);
-      done.add(top[0]);
-      order.push(top[0]);
-    }
-  }
-  return order;
+  return dependenciesFirst(
+    [...nodes.keys()],
+    (path) => nodes.get(path)!.deps,
+    (path, dep) =>
+      refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`),
+  );
 }
 
 /** A root of a plan: a derivation and the paths of its outputs ("" when deferred). */

@@ -5,6 +5,7 @@ import { readFile, lstat } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { parseHash, toHex } from '../core/hash.js';
 import { identifyContentAddress } from '../core/content-address.js';
+import { dependenciesFirst } from '../core/closure.js';
 import type { CommandRunner } from './runner.js';
 
 /** One path's registration in the store's database, as `nix-store --dump-db` prints it. */
@@ -359,35 +360,9 @@ export function dependencyOrder(
   paths: readonly string[],
   references: (path: string) => readonly string[],
 ): string[] {
-  const inSet = new Set(paths);
-  const state = new Map<string, 1 | 2>(); // 1: on the stack, 2: done
-  const out: string[] = [];
-  for (const start of paths) {
-    if (state.has(start)) continue;
-    // Iterative DFS so a deep chain cannot overflow the stack.
-    const stack: { path: string; refs: readonly string[]; i: number }[] = [
-      { path: start, refs: references(start), i: 0 },
-    ];
-    state.set(start, 1);
-    while (stack.length > 0) {
-      const top = stack[stack.length - 1];
-      if (top === undefined) break;
-      if (top.i < top.refs.length) {
-        const ref = top.refs[top.i++] ?? '';
-        if (ref === top.path || !inSet.has(ref)) continue;
-        const s = state.get(ref);
-        if (s === 1) throw new NixPlanError('closure', `reference cycle through '${ref}' and '${top.path}'`);
-        if (s === 2) continue;
-        state.set(ref, 1);
-        stack.push({ path: ref, refs: references(ref), i: 0 });
-      } else {
-        stack.pop();
-        state.set(top.path, 2);
-        out.push(top.path);
-      }
-    }
-  }
-  return out;
+  return dependenciesFirst(paths, references, (path, ref) => {
+    throw new NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
+  });
 }
 
 /** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
