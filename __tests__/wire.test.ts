@@ -2,7 +2,7 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { LimitError, MalformedError } from '../src/core/errors.js';
-import { ByteReader, ChunkBatcher, concatBytes, u64 } from '../src/core/wire.js';
+import { ByteReader, ChunkBatcher, concatBytes, u64, wireString } from '../src/core/wire.js';
 
 // eslint-disable-next-line @typescript-eslint/require-await
 async function* pieces(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
@@ -92,6 +92,140 @@ describe('ByteReader', () => {
     await expect(reader.readU64()).rejects.toBeInstanceOf(LimitError);
     expect(await reader.readU64Unbounded()).toBe(2 ** 53 - 1);
     expect(await reader.readU64Unbounded()).toBe(Infinity);
+  });
+});
+
+describe('ByteReader fast paths', () => {
+  // A field of the wire format, and what a waiting read gives for it (or that it throws).
+  type Field =
+    | { kind: 'u64'; value: bigint }
+    | { kind: 'string'; bytes: Uint8Array; max: number; badPad: boolean }
+    | { kind: 'exact'; bytes: Uint8Array }
+    | { kind: 'padding'; len: number; bad: boolean };
+  const encode = (f: Field): Uint8Array => {
+    switch (f.kind) {
+      case 'u64':
+        return u64(f.value);
+      case 'string': {
+        const enc = concatBytes(wireString(f.bytes));
+        if (f.badPad && enc.length > 8 + f.bytes.length) enc[enc.length - 1] = 1;
+        return enc;
+      }
+      case 'exact':
+        return f.bytes;
+      case 'padding': {
+        const pad = new Uint8Array((8 - (f.len % 8)) % 8);
+        if (f.bad && pad.length > 0) pad[0] = 7;
+        return pad;
+      }
+    }
+  };
+  const fieldArb: fc.Arbitrary<Field> = fc.oneof(
+    fc.record({
+      kind: fc.constant('u64' as const),
+      value: fc.oneof(
+        fc.bigInt({ min: 0n, max: 2n ** 32n + 5n }),
+        fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+      ),
+    }),
+    fc.record({
+      kind: fc.constant('string' as const),
+      bytes: fc.uint8Array({ maxLength: 20 }),
+      max: fc.integer({ min: 0, max: 24 }),
+      badPad: fc.boolean(),
+    }),
+    fc.record({ kind: fc.constant('exact' as const), bytes: fc.uint8Array({ maxLength: 20 }) }),
+    fc.record({
+      kind: fc.constant('padding' as const),
+      len: fc.integer({ min: 0, max: 20 }),
+      bad: fc.boolean(),
+    }),
+  );
+
+  test('read buffered fields without waiting, and nothing that is not all there or not well formed', async () => {
+    const field = concatBytes([...wireString('hello'), u64(7)]);
+    const reader = ByteReader.from(pieces([field.subarray(0, 14), field.subarray(14)]), 'test');
+    expect(reader.tryReadWireBytes(16)).toBeUndefined(); // nothing buffered yet
+    await reader.atEnd();
+    expect(reader.tryReadWireBytes(4)).toBeUndefined(); // longer than allowed
+    expect(reader.tryReadWireBytes(16)).toBeUndefined(); // its padding is in the next chunk
+    expect(reader.offset).toBe(0);
+    expect(Buffer.from((await reader.readBytes(16)).slice()).toString()).toBe('hello');
+    expect(reader.tryReadSmallU64()).toBe(7);
+    const badPad = concatBytes(wireString('hi'));
+    badPad[badPad.length - 1] = 1;
+    const bad = ByteReader.from(pieces([badPad]), 'test');
+    await bad.atEnd();
+    expect(bad.tryReadWireBytes(16)).toBeUndefined();
+    await expect(bad.readBytes(16)).rejects.toThrow('non-zero padding');
+  });
+
+  test('read what the waiting reads read, or consume nothing and leave the reading to them', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fieldArb, { minLength: 1, maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 40 }), { minLength: 1, maxLength: 5 }),
+        async (fields, sizes) => {
+          const bytes = concatBytes(fields.map(encode));
+          const fast = ByteReader.from(pieces(split(bytes, sizes)), 'test');
+          const slow = ByteReader.from(pieces(split(bytes, sizes)), 'test');
+          // Fill the first chunk, so the fast paths have something to work on.
+          if (bytes.length > 0) {
+            await fast.readExact(0);
+            await fast.atEnd();
+          }
+          for (const f of fields) {
+            const at = fast.offset;
+            const outcome = async <T>(read: () => Promise<T>): Promise<{ value?: T; error?: unknown }> =>
+              read().then(
+                (value) => ({ value }),
+                (error: unknown) => ({ error }),
+              );
+            if (f.kind === 'u64') {
+              const expected = await outcome(() => slow.readU64Unbounded());
+              const got = fast.tryReadSmallU64();
+              if (got === undefined) {
+                expect(fast.offset).toBe(at);
+                expect(await outcome(() => fast.readU64Unbounded())).toEqual(expected);
+              } else {
+                expect(f.value).toBeLessThan(2n ** 32n);
+                expect(got).toBe(expected.value);
+              }
+            } else if (f.kind === 'string') {
+              const expected = await outcome(async () => {
+                const b = await slow.readBytes(f.max);
+                return b.slice();
+              });
+              const got = fast.tryReadWireBytes(f.max);
+              if (got === undefined) {
+                expect(fast.offset).toBe(at);
+                const again = await outcome(async () => (await fast.readBytes(f.max)).slice());
+                expect(again.error === undefined).toBe(expected.error === undefined);
+                if (expected.error !== undefined) return; // both refuse: the stream is broken here
+                expect(again.value).toEqual(expected.value);
+              } else {
+                expect(got.slice()).toEqual(expected.value);
+              }
+            } else if (f.kind === 'exact') {
+              const expected = (await slow.readExact(f.bytes.length)).slice();
+              const got = fast.tryReadExact(f.bytes.length);
+              expect((got ?? (await fast.readExact(f.bytes.length))).slice()).toEqual(expected);
+            } else {
+              const expected = await outcome(() => slow.readPadding(f.len));
+              if (!fast.tryReadPadding(f.len)) {
+                expect(fast.offset).toBe(at);
+                const again = await outcome(() => fast.readPadding(f.len));
+                expect(again.error === undefined).toBe(expected.error === undefined);
+                if (expected.error !== undefined) return;
+              } else expect(expected.error).toBeUndefined();
+            }
+            expect(fast.offset).toBe(slow.offset);
+          }
+          expect(fast.offset).toBe(bytes.length);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
 

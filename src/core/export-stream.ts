@@ -160,15 +160,8 @@ export async function* readExport(
   const seen = new Set<string>();
   const onNarBytes = options.onNarBytes;
 
-  const readPath = async (what: string, allowEmpty: boolean): Promise<string> => {
-    const at = reader.offset;
-    const len = await reader.readU64Unbounded();
-    if (len > lim.maxPathLength)
-      throw new LimitError(
-        `export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`,
-      );
-    const bytes = await reader.readExact(len);
-    await reader.readPadding(len);
+  /** A path field's text, checked; `at` is where its length field started. */
+  const checkPath = (bytes: Uint8Array, what: string, allowEmpty: boolean, at: number): string => {
     const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
     if (s === '' && allowEmpty) return s;
     if (storeDir === undefined) {
@@ -186,13 +179,30 @@ export async function* readExport(
     }
     return s;
   };
+  // Path fields are read without waiting when buffered (see ByteReader's fast paths).
+  const tryPath = (what: string, allowEmpty: boolean): string | undefined => {
+    const at = reader.offset;
+    const bytes = reader.tryReadWireBytes(lim.maxPathLength);
+    return bytes === undefined ? undefined : checkPath(bytes, what, allowEmpty, at);
+  };
+  const readPath = async (what: string, allowEmpty: boolean): Promise<string> => {
+    const at = reader.offset;
+    const len = await reader.readU64Unbounded();
+    if (len > lim.maxPathLength)
+      throw new LimitError(
+        `export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`,
+      );
+    const bytes = await reader.readExact(len);
+    await reader.readPadding(len);
+    return checkPath(bytes, what, allowEmpty, at);
+  };
 
   const untapStream = options.onStreamBytes === undefined ? undefined : reader.tap(options.onStreamBytes);
   let complete = false;
   try {
     for (let index = 0; ; index++) {
       const markerAt = reader.offset;
-      const marker = await reader.readU64Unbounded();
+      const marker = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
       if (marker === 0) break;
       if (marker !== 1)
         throw reader.error(
@@ -208,13 +218,13 @@ export async function* readExport(
         onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index),
       );
       const magicAt = reader.offset;
-      const magic = await reader.readU64Unbounded();
+      const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
       if (magic !== EXPORT_MAGIC) throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
-      const path = await readPath('path', false);
+      const path = tryPath('path', false) ?? (await readPath('path', false));
       if (seen.has(path)) throw reader.error(`path '${path}' appears twice`);
       seen.add(path);
       const countAt = reader.offset;
-      const n = await reader.readU64Unbounded();
+      const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
       if (n > lim.maxReferences)
         throw new LimitError(
           `export stream: '${path}' has more than ${lim.maxReferences} references (byte offset ${countAt})`,
@@ -222,18 +232,18 @@ export async function* readExport(
       const references: string[] = [];
       for (let i = 0; i < n; i++) {
         const at = reader.offset;
-        const r = await readPath('reference', false);
+        const r = tryPath('reference', false) ?? (await readPath('reference', false));
         const last = references[references.length - 1];
         if (last !== undefined && compareAscii(last, r) >= 0)
           throw reader.error(`references of '${path}' are not sorted and unique at '${r}'`, at);
         references.push(r);
       }
       const deriverAt = reader.offset;
-      const deriver = await readPath('deriver', true);
+      const deriver = tryPath('deriver', true) ?? (await readPath('deriver', true));
       if (deriver !== '' && !deriver.endsWith('.drv'))
         throw reader.error(`deriver '${deriver}' of '${path}' is not a .drv path`, deriverAt);
       const sigAt = reader.offset;
-      const sig = await reader.readU64Unbounded();
+      const sig = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
       if (sig !== 0)
         throw reader.error('expected 0 after the deriver (legacy signatures are not supported)', sigAt);
       yield { path, references, deriver, nar };

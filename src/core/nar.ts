@@ -230,6 +230,30 @@ async function expectToken(reader: ByteReader, expected: string): Promise<void> 
   if (got !== expected) throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
 }
 
+/** readToken without waiting, when the whole token is buffered (ByteReader's fast paths). */
+function tryToken(reader: ByteReader): string | undefined {
+  const b = reader.tryReadWireBytes(MAX_TOKEN);
+  return b === undefined ? undefined : String.fromCharCode(...b);
+}
+
+/** expectToken without waiting: true once `expected` was read, false when it must be waited for. */
+function tryExpectToken(reader: ByteReader, expected: string): boolean {
+  const at = reader.offset;
+  const got = tryToken(reader);
+  if (got === undefined) return false;
+  if (got !== expected) throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
+  return true;
+}
+
+/** readLength without waiting, when the field is buffered. */
+function tryLength(reader: ByteReader, max: number, what: string): number | undefined {
+  const at = reader.offset;
+  const len = reader.tryReadSmallU64();
+  if (len !== undefined && len > max)
+    throw new LimitError(`NAR: ${what} at byte offset ${at} is longer than the limit of ${max} bytes`);
+  return len;
+}
+
 /** Reads a length field, refusing one above `max` with a LimitError that says what it measured. */
 async function readLength(reader: ByteReader, max: number, what: string): Promise<number> {
   const at = reader.offset;
@@ -286,7 +310,7 @@ async function readBody(
   keepFileUpTo: number,
 ): Promise<{ file?: { executable: boolean; contents: Uint8Array }; fileHash?: Uint8Array }> {
   const magicAt = reader.offset;
-  const magic = await readToken(reader);
+  const magic = tryToken(reader) ?? (await readToken(reader));
   if (magic !== MAGIC) throw reader.error('not a NAR (bad magic)', magicAt);
 
   let entries = 0;
@@ -301,13 +325,13 @@ async function readBody(
       );
     if (++entries > limits.maxEntries)
       throw new LimitError(`NAR: more than ${limits.maxEntries} entries at byte offset ${reader.offset}`);
-    await expectToken(reader, '(');
-    await expectToken(reader, 'type');
+    if (!tryExpectToken(reader, '(')) await expectToken(reader, '(');
+    if (!tryExpectToken(reader, 'type')) await expectToken(reader, 'type');
     const typeAt = reader.offset;
-    const type = await readToken(reader);
+    const type = tryToken(reader) ?? (await readToken(reader));
     if (type === 'regular') {
       let at = reader.offset;
-      let tok = await readToken(reader);
+      let tok = tryToken(reader) ?? (await readToken(reader));
       let executable = false;
       if (tok === 'executable') {
         executable = true;
@@ -316,11 +340,13 @@ async function readBody(
         tok = await readToken(reader);
       }
       if (tok !== 'contents') throw reader.error(`expected 'contents', found ${JSON.stringify(tok)}`, at);
-      const size = await readLength(reader, limits.maxFileSize, 'a file');
+      const size =
+        tryLength(reader, limits.maxFileSize, 'a file') ??
+        (await readLength(reader, limits.maxFileSize, 'a file'));
       if (stack.length === 0) {
         // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
         if (size <= keepFileUpTo) {
-          const contents = await reader.readExact(size);
+          const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
           result = {
             file: { executable, contents: contents.slice() },
             fileHash: new Uint8Array(createHash('sha256').update(contents).digest()),
@@ -333,8 +359,8 @@ async function readBody(
       } else {
         await reader.stream(size, () => undefined);
       }
-      await reader.readPadding(size);
-      await expectToken(reader, ')');
+      if (!reader.tryReadPadding(size)) await reader.readPadding(size);
+      if (!tryExpectToken(reader, ')')) await expectToken(reader, ')');
     } else if (type === 'symlink') {
       await expectToken(reader, 'target');
       await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');

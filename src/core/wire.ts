@@ -225,6 +225,63 @@ export class ByteReader {
     return out;
   }
 
+  // Fast paths that need no await. Parsers call them first and fall back to the waiting reads
+  // (`x ?? (await slow())`): an await costs a trip through the microtask queue even for bytes
+  // already buffered, and a stream of small drvs is mostly small fields. Each consumes nothing
+  // and returns undefined unless all it needs is in the current chunk and well formed; the
+  // waiting read then reads the same bytes again and reports any problem.
+
+  /** Like readExact, when the `n` bytes are in the current chunk. */
+  tryReadExact(n: number): Uint8Array | undefined {
+    const c = this.chunks[this.first];
+    if (c === undefined || c.length - this.head < n) return undefined;
+    const out = c.subarray(this.head, this.head + n);
+    this.consume(n);
+    return out;
+  }
+
+  /** Like readU64Unbounded, for a value below 2^32 in the current chunk. */
+  tryReadSmallU64(): number | undefined {
+    const c = this.chunks[this.first];
+    const h = this.head;
+    if (c === undefined || c.length - h < 8) return undefined;
+    if ((c[h + 4]! | c[h + 5]! | c[h + 6]! | c[h + 7]!) !== 0) return undefined;
+    const v = (c[h]! | (c[h + 1]! << 8) | (c[h + 2]! << 16) | (c[h + 3]! << 24)) >>> 0;
+    this.consume(8);
+    return v;
+  }
+
+  /**
+   * A wire string (u64 length, bytes, zero padding) of at most `max` bytes, as a view, when all
+   * of it is in the current chunk.
+   */
+  tryReadWireBytes(max: number): Uint8Array | undefined {
+    const c = this.chunks[this.first];
+    const h = this.head;
+    if (c === undefined || c.length - h < 8) return undefined;
+    if ((c[h + 4]! | c[h + 5]! | c[h + 6]! | c[h + 7]!) !== 0) return undefined;
+    const len = (c[h]! | (c[h + 1]! << 8) | (c[h + 2]! << 16) | (c[h + 3]! << 24)) >>> 0;
+    if (len > max) return undefined;
+    const end = h + 8 + len + padLength(len);
+    if (end > c.length) return undefined;
+    for (let i = h + 8 + len; i < end; i++) if (c[i] !== 0) return undefined;
+    const out = c.subarray(h + 8, h + 8 + len);
+    this.consume(end - h);
+    return out;
+  }
+
+  /** Like readPadding: true once the padding after `len` bytes was read (it is in the current chunk and zero). */
+  tryReadPadding(len: number): boolean {
+    const pad = padLength(len);
+    if (pad === 0) return true;
+    const c = this.chunks[this.first];
+    const h = this.head;
+    if (c === undefined || c.length - h < pad) return false;
+    for (let i = h; i < h + pad; i++) if (c[i] !== 0) return false;
+    this.consume(pad);
+    return true;
+  }
+
   /** Advances by `n` bytes, all inside the current chunk; drops the chunk once it is used up. */
   private consume(n: number): void {
     this.offset += n;
