@@ -84,6 +84,7 @@ export function formatRelocate(r: RelocateResult): string {
   const lines = [
     `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
     `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
+    `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
   ];
   if (rep.bareHashRewrites > 0)
     lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);

@@ -21,6 +21,8 @@ export interface ObjectFacts {
   readonly narHash: Uint8Array;
   /** The contents, when the object is a single regular file (always the case for drv and text). */
   readonly file?: { readonly executable: boolean; readonly contents: Uint8Array } | undefined;
+  /** sha256 of `file.contents` when the caller computed it already (a NAR reader does). */
+  readonly fileSha256?: Uint8Array | undefined;
 }
 
 const FLAT_ALGOS: readonly HashAlgo[] = ['sha256', 'sha1', 'sha512', 'md5'];
@@ -35,7 +37,7 @@ export function identifyContentAddress(obj: ObjectFacts, storeDir: string): Cont
   const name = nameOf(obj.path);
   const file = obj.file;
   if (file !== undefined && !file.executable) {
-    const digest = sha256(file.contents);
+    const digest = obj.fileSha256 ?? sha256(file.contents);
     if (makeTextPath(name, digest, obj.references, storeDir) === obj.path)
       return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(digest)}` };
   }
@@ -45,7 +47,10 @@ export function identifyContentAddress(obj: ObjectFacts, storeDir: string): Cont
     return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(obj.narHash)}` };
   if (file !== undefined && !file.executable && obj.references.length === 0) {
     for (const algo of FLAT_ALGOS) {
-      const hash = hashBytes(algo, file.contents);
+      const hash =
+        algo === 'sha256' && obj.fileSha256 !== undefined
+          ? { algo, bytes: obj.fileSha256 }
+          : hashBytes(algo, file.contents);
       if (makeFixedOutputPath(name, hash, false, storeDir) === obj.path)
         return { kind: 'source', ca: `fixed:${formatHash(hash, 'nix32', true)}` };
     }

@@ -264,33 +264,7 @@ class Parser {
  */
 export function parseDerivation(bytes: Uint8Array): Derivation {
   const p = new Parser(bytes);
-  const { version, outputs } = parseHead(p);
-  p.expect(COMMA);
-
-  const inputDrvs: DerivationInput[] = [];
-  p.list(() => {
-    p.expect(LPAREN);
-    const at = p.pos;
-    const path = p.rawString();
-    p.checkOrder(inputDrvs[inputDrvs.length - 1]?.path, path, 'input derivation', at);
-    p.expect(COMMA);
-    if (version !== undefined && p.peek() === LPAREN) {
-      p.pos++;
-      const outs = p.sortedRawStrings('output name');
-      p.expect(COMMA);
-      const dynamicOutputs = p.dynamicOutputs(1);
-      p.expect(RPAREN);
-      inputDrvs.push({ path, outputs: outs, dynamicOutputs });
-    } else {
-      inputDrvs.push({ path, outputs: p.sortedRawStrings('output name') });
-    }
-    p.expect(RPAREN);
-  });
-  p.expect(COMMA);
-
-  const inputSrcs = p.sortedRawStrings('input source');
-  p.expect(COMMA);
-  const system = p.rawBytes();
+  const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p);
   p.expect(COMMA);
   const builder = p.escaped();
   p.expect(COMMA);
@@ -318,6 +292,49 @@ export function parseDerivation(bytes: Uint8Array): Derivation {
   p.expect(RPAREN);
   if (p.pos !== bytes.length) p.fail('unexpected bytes after the end of the derivation');
   return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+
+/** The fields of a .drv before its builder. */
+export type DerivationHead = Pick<Derivation, 'version' | 'outputs' | 'inputDrvs' | 'inputSrcs' | 'system'>;
+
+/**
+ * Parses a .drv file up to and including its system: version, outputs, inputs and system, for
+ * callers that parse the whole file later anyway (the builder, arguments and environment are
+ * neither read nor validated here).
+ */
+export function parseDerivationHead(bytes: Uint8Array): DerivationHead {
+  return parseUpToSystem(new Parser(bytes));
+}
+
+function parseUpToSystem(p: Parser): DerivationHead {
+  const { version, outputs } = parseHead(p);
+  p.expect(COMMA);
+
+  const inputDrvs: DerivationInput[] = [];
+  p.list(() => {
+    p.expect(LPAREN);
+    const at = p.pos;
+    const path = p.rawString();
+    p.checkOrder(inputDrvs[inputDrvs.length - 1]?.path, path, 'input derivation', at);
+    p.expect(COMMA);
+    if (version !== undefined && p.peek() === LPAREN) {
+      p.pos++;
+      const outs = p.sortedRawStrings('output name');
+      p.expect(COMMA);
+      const dynamicOutputs = p.dynamicOutputs(1);
+      p.expect(RPAREN);
+      inputDrvs.push({ path, outputs: outs, dynamicOutputs });
+    } else {
+      inputDrvs.push({ path, outputs: p.sortedRawStrings('output name') });
+    }
+    p.expect(RPAREN);
+  });
+  p.expect(COMMA);
+
+  const inputSrcs = p.sortedRawStrings('input source');
+  p.expect(COMMA);
+  const system = p.rawBytes();
+  return { version, outputs, inputDrvs, inputSrcs, system };
 }
 
 /**
@@ -604,7 +621,7 @@ export function envGet(drv: Derivation, key: string): Uint8Array | undefined {
 }
 
 /** What a .drv file references: its input sources and input derivations, sorted, without duplicates. */
-export function derivationReferences(drv: Derivation): string[] {
+export function derivationReferences(drv: Pick<Derivation, 'inputSrcs' | 'inputDrvs'>): string[] {
   const refs = new Set<string>(drv.inputSrcs);
   for (const i of drv.inputDrvs) refs.add(i.path);
   return [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants as zc, createZstdDecompress, type ZstdOptions } from 'node:zlib';
 import { LimitError, NixPlanError } from '../errors.js';
 import { identifyContentAddress } from '../content-address.js';
-import { derivationReferences, parseDerivation } from '../derivation.js';
+import { derivationReferences, parseDerivation, parseDerivationHead } from '../derivation.js';
 import { DEFAULT_EXPORT_LIMITS, readExport, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
 import {
@@ -280,6 +280,12 @@ export interface VerifyOptions {
    * verification succeeded (the stream is valid only when verifyBundle returns).
    */
   readonly onStreamBytes?: ((chunk: Uint8Array) => void) | undefined;
+  /**
+   * false: of each .drv only the part before its builder (outputs, inputs, system) is parsed and
+   * checked; for a caller that parses every .drv whole itself before it writes anything (relocation
+   * does). Default true: every .drv is parsed and validated to its end.
+   */
+  readonly checkDerivationBodies?: boolean | undefined;
 }
 
 /** The outcome of a successful verification (a failed one throws). */
@@ -310,9 +316,16 @@ function classify(
   entry: ExportedPath,
   manifest: BundleManifest,
   limits: Partial<ExportLimits>,
+  wholeDerivations: boolean,
 ): VerifiedEntry & { drv?: DrvFacts } {
   const ca = identifyContentAddress(
-    { path: entry.path, references: entry.references, narHash: entry.nar.narHash, file: entry.nar.file },
+    {
+      path: entry.path,
+      references: entry.references,
+      narHash: entry.nar.narHash,
+      file: entry.nar.file,
+      fileSha256: entry.nar.fileHash,
+    },
     manifest.storeDir,
   );
   if (entry.path.endsWith('.drv')) {
@@ -322,7 +335,8 @@ function classify(
       );
     if (ca?.kind !== 'drv')
       throw bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-    const drv = parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0));
+    const contents = entry.nar.file?.contents ?? new Uint8Array(0);
+    const drv = wholeDerivations ? parseDerivation(contents) : parseDerivationHead(contents);
     if (derivationReferences(drv).join(' ') !== entry.references.join(' '))
       throw bad(`the references of '${entry.path}' differ from the inputs its contents name`);
     return {
@@ -393,6 +407,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   const systems = new Set<string>();
   const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
   const rootOutputs = new Map<string, Map<string, string>>();
+  const wholeDerivations = options.checkDerivationBodies !== false;
 
   let frame: FrameInfo | undefined;
   const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
@@ -407,7 +422,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
         'closure',
         `'${needer}' refers to '${entry.path}', which comes after it in the bundle: the bundle is out of dependency order`,
       );
-    const { drv, ...verified } = classify(entry, manifest, exportLimits);
+    const { drv, ...verified } = classify(entry, manifest, exportLimits, wholeDerivations);
     if (drv !== undefined) {
       systems.add(drv.system);
       if (rootDrvs.has(entry.path)) rootOutputs.set(entry.path, drv.outputs);
