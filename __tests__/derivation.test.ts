@@ -249,6 +249,18 @@ describe('helpers', () => {
     drv.inputSrcs = [DEP, SRC];
     expect(derivationReferences(drv)).toEqual([DEP, SRC].sort());
   });
+  test('derivationReferences merges sorted lists and sorts unsorted ones, each path once', () => {
+    const paths = fc.uniqueArray(fc.stringMatching(/^\/s\/[a-z]{1,3}$/), { maxLength: 8 });
+    fc.assert(
+      fc.property(paths, paths, fc.boolean(), (srcs, drvs, sort) => {
+        const s = sort ? [...srcs].sort() : srcs;
+        const d = (sort ? [...drvs].sort() : drvs).map((path) => ({ path, outputs: ['out'] }));
+        expect(derivationReferences({ inputSrcs: s, inputDrvs: d })).toEqual(
+          [...new Set([...srcs, ...drvs])].sort(),
+        );
+      }),
+    );
+  });
   test('drvName strips the hash and .drv', () => {
     expect(drvName(DEP)).toBe('dep');
     expect(() => drvName(OUT)).toThrow(/not a derivation path/);

@@ -622,9 +622,29 @@ export function envGet(drv: Derivation, key: string): Uint8Array | undefined {
 
 /** What a .drv file references: its input sources and input derivations, sorted, without duplicates. */
 export function derivationReferences(drv: Pick<Derivation, 'inputSrcs' | 'inputDrvs'>): string[] {
-  const refs = new Set<string>(drv.inputSrcs);
-  for (const i of drv.inputDrvs) refs.add(i.path);
-  return [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const srcs = drv.inputSrcs;
+  const drvs = drv.inputDrvs;
+  let sorted = true;
+  for (let i = 1; sorted && i < srcs.length; i++) sorted = srcs[i - 1]! < srcs[i]!;
+  for (let i = 1; sorted && i < drvs.length; i++) sorted = drvs[i - 1]!.path < drvs[i]!.path;
+  if (!sorted) {
+    const refs = new Set<string>(srcs);
+    for (const i of drvs) refs.add(i.path);
+    return [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+  // Both lists are sorted (as in every parsed .drv): merge them, dropping a path in both.
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < srcs.length || j < drvs.length) {
+    const a = srcs[i];
+    const b = drvs[j]?.path;
+    const next = b === undefined || (a !== undefined && a <= b) ? a! : b;
+    if (next === a) i++;
+    if (next === b) j++;
+    out.push(next);
+  }
+  return out;
 }
 
 /** The derivation name of a .drv store path: its name without the `.drv` extension. */

@@ -17,6 +17,7 @@ import {
 } from './store-path.js';
 import {
   compareBytes,
+  derivationReferences,
   drvName,
   parseDerivation,
   parseDerivationOutputs,
@@ -483,7 +484,7 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
       if (o.path !== '') cx.setHash(o.path, p);
     }
   } else contents = serialiseDerivation(relocated);
-  const references = mergeSorted(relocated.inputSrcs, relocated.inputDrvs);
+  const references = derivationReferences(relocated);
   const path = computeDrvPath(cx.to, name, contents, references);
   cx.hasher.record(path, relocated, hash);
   return { oldPath: obj.path, path, kind: 'drv', references, contents };
@@ -491,28 +492,11 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
 
 /** True when a .drv's references are exactly its input sources and input derivations. */
 function sameReferences(drv: Derivation, references: readonly string[]): boolean {
+  const inputs = derivationReferences(drv);
+  if (inputs.length === references.length && inputs.every((r, i) => r === references[i])) return true;
+  // The caller's references may come in another order.
   const given = new Set(references);
-  const inputs = new Set(drv.inputSrcs);
-  for (const i of drv.inputDrvs) inputs.add(i.path);
-  if (given.size !== inputs.size) return false;
-  for (const r of inputs) if (!given.has(r)) return false;
-  return true;
-}
-
-/** The union of sorted input sources and input drv paths, sorted (derivationReferences, linear). */
-function mergeSorted(srcs: readonly string[], drvs: readonly { path: string }[]): string[] {
-  const out: string[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < srcs.length || j < drvs.length) {
-    const a = srcs[i];
-    const b = drvs[j]?.path;
-    const next = b === undefined || (a !== undefined && a <= b) ? a! : b;
-    if (next === a) i++;
-    if (next === b) j++;
-    if (out[out.length - 1] !== next) out.push(next);
-  }
-  return out;
+  return given.size === inputs.length && inputs.every((r) => given.has(r));
 }
 
 /** True when `bytes` are the ASCII string `s`. */

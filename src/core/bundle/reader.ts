@@ -337,7 +337,8 @@ function classify(
       throw bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
     const contents = entry.nar.file?.contents ?? new Uint8Array(0);
     const drv = wholeDerivations ? parseDerivation(contents) : parseDerivationHead(contents);
-    if (derivationReferences(drv).join(' ') !== entry.references.join(' '))
+    const inputs = derivationReferences(drv);
+    if (inputs.length !== entry.references.length || inputs.some((r, i) => r !== entry.references[i]))
       throw bad(`the references of '${entry.path}' differ from the inputs its contents name`);
     return {
       ...entry,
