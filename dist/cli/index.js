@@ -605,7 +605,7 @@ function identifyContentAddress(obj, storeDir) {
     const name = nameOf(obj.path);
     const file = obj.file;
     if (file !== undefined && !file.executable) {
-        const digest = sha256(file.contents);
+        const digest = obj.fileSha256 ?? sha256(file.contents);
         if (makeTextPath(name, digest, obj.references, storeDir) === obj.path)
             return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(digest)}` };
     }
@@ -615,7 +615,9 @@ function identifyContentAddress(obj, storeDir) {
         return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(obj.narHash)}` };
     if (file !== undefined && !file.executable && obj.references.length === 0) {
         for (const algo of FLAT_ALGOS) {
-            const hash = hashBytes(algo, file.contents);
+            const hash = algo === 'sha256' && obj.fileSha256 !== undefined
+                ? { algo, bytes: obj.fileSha256 }
+                : hashBytes(algo, file.contents);
             if (makeFixedOutputPath(name, hash, false, storeDir) === obj.path)
                 return { kind: 'source', ca: `fixed:${formatHash(hash, 'nix32', true)}` };
         }
@@ -831,6 +833,71 @@ class wire_ByteReader {
             this.consume(take);
         }
         return out;
+    }
+    // Fast paths that need no await. Parsers call them first and fall back to the waiting reads
+    // (`x ?? (await slow())`): an await costs a trip through the microtask queue even for bytes
+    // already buffered, and a stream of small drvs is mostly small fields. Each consumes nothing
+    // and returns undefined unless all it needs is in the current chunk and well formed; the
+    // waiting read then reads the same bytes again and reports any problem.
+    /** Like readExact, when the `n` bytes are in the current chunk. */
+    tryReadExact(n) {
+        const c = this.chunks[this.first];
+        if (c === undefined || c.length - this.head < n)
+            return undefined;
+        const out = c.subarray(this.head, this.head + n);
+        this.consume(n);
+        return out;
+    }
+    /** Like readU64Unbounded, for a value below 2^32 in the current chunk. */
+    tryReadSmallU64() {
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < 8)
+            return undefined;
+        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
+            return undefined;
+        const v = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
+        this.consume(8);
+        return v;
+    }
+    /**
+     * A wire string (u64 length, bytes, zero padding) of at most `max` bytes, as a view, when all
+     * of it is in the current chunk.
+     */
+    tryReadWireBytes(max) {
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < 8)
+            return undefined;
+        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
+            return undefined;
+        const len = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
+        if (len > max)
+            return undefined;
+        const end = h + 8 + len + padLength(len);
+        if (end > c.length)
+            return undefined;
+        for (let i = h + 8 + len; i < end; i++)
+            if (c[i] !== 0)
+                return undefined;
+        const out = c.subarray(h + 8, h + 8 + len);
+        this.consume(end - h);
+        return out;
+    }
+    /** Like readPadding: true once the padding after `len` bytes was read (it is in the current chunk and zero). */
+    tryReadPadding(len) {
+        const pad = padLength(len);
+        if (pad === 0)
+            return true;
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < pad)
+            return false;
+        for (let i = h; i < h + pad; i++)
+            if (c[i] !== 0)
+                return false;
+        this.consume(pad);
+        return true;
     }
     /** Advances by `n` bytes, all inside the current chunk; drops the chunk once it is used up. */
     consume(n) {
@@ -1173,32 +1240,7 @@ class Parser {
  */
 function parseDerivation(bytes) {
     const p = new Parser(bytes);
-    const { version, outputs } = parseHead(p);
-    p.expect(COMMA);
-    const inputDrvs = [];
-    p.list(() => {
-        p.expect(LPAREN);
-        const at = p.pos;
-        const path = p.rawString();
-        p.checkOrder(inputDrvs[inputDrvs.length - 1]?.path, path, 'input derivation', at);
-        p.expect(COMMA);
-        if (version !== undefined && p.peek() === LPAREN) {
-            p.pos++;
-            const outs = p.sortedRawStrings('output name');
-            p.expect(COMMA);
-            const dynamicOutputs = p.dynamicOutputs(1);
-            p.expect(RPAREN);
-            inputDrvs.push({ path, outputs: outs, dynamicOutputs });
-        }
-        else {
-            inputDrvs.push({ path, outputs: p.sortedRawStrings('output name') });
-        }
-        p.expect(RPAREN);
-    });
-    p.expect(COMMA);
-    const inputSrcs = p.sortedRawStrings('input source');
-    p.expect(COMMA);
-    const system = p.rawBytes();
+    const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p);
     p.expect(COMMA);
     const builder = p.escaped();
     p.expect(COMMA);
@@ -1225,6 +1267,43 @@ function parseDerivation(bytes) {
     if (p.pos !== bytes.length)
         p.fail('unexpected bytes after the end of the derivation');
     return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+/**
+ * Parses a .drv file up to and including its system: version, outputs, inputs and system, for
+ * callers that parse the whole file later anyway (the builder, arguments and environment are
+ * neither read nor validated here).
+ */
+function parseDerivationHead(bytes) {
+    return parseUpToSystem(new Parser(bytes));
+}
+function parseUpToSystem(p) {
+    const { version, outputs } = parseHead(p);
+    p.expect(COMMA);
+    const inputDrvs = [];
+    p.list(() => {
+        p.expect(LPAREN);
+        const at = p.pos;
+        const path = p.rawString();
+        p.checkOrder(inputDrvs[inputDrvs.length - 1]?.path, path, 'input derivation', at);
+        p.expect(COMMA);
+        if (version !== undefined && p.peek() === LPAREN) {
+            p.pos++;
+            const outs = p.sortedRawStrings('output name');
+            p.expect(COMMA);
+            const dynamicOutputs = p.dynamicOutputs(1);
+            p.expect(RPAREN);
+            inputDrvs.push({ path, outputs: outs, dynamicOutputs });
+        }
+        else {
+            inputDrvs.push({ path, outputs: p.sortedRawStrings('output name') });
+        }
+        p.expect(RPAREN);
+    });
+    p.expect(COMMA);
+    const inputSrcs = p.sortedRawStrings('input source');
+    p.expect(COMMA);
+    const system = p.rawBytes();
+    return { version, outputs, inputDrvs, inputSrcs, system };
 }
 /**
  * Parses only the start of a .drv file: its version and outputs, for callers that need nothing
@@ -1502,10 +1581,34 @@ function envGet(drv, key) {
 }
 /** What a .drv file references: its input sources and input derivations, sorted, without duplicates. */
 function derivationReferences(drv) {
-    const refs = new Set(drv.inputSrcs);
-    for (const i of drv.inputDrvs)
-        refs.add(i.path);
-    return [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const srcs = drv.inputSrcs;
+    const drvs = drv.inputDrvs;
+    let sorted = true;
+    for (let i = 1; sorted && i < srcs.length; i++)
+        sorted = srcs[i - 1] < srcs[i];
+    for (let i = 1; sorted && i < drvs.length; i++)
+        sorted = drvs[i - 1].path < drvs[i].path;
+    if (!sorted) {
+        const refs = new Set(srcs);
+        for (const i of drvs)
+            refs.add(i.path);
+        return [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    }
+    // Both lists are sorted (as in every parsed .drv): merge them, dropping a path in both.
+    const out = [];
+    let i = 0;
+    let j = 0;
+    while (i < srcs.length || j < drvs.length) {
+        const a = srcs[i];
+        const b = drvs[j]?.path;
+        const next = b === undefined || (a !== undefined && a <= b) ? a : b;
+        if (next === a)
+            i++;
+        if (next === b)
+            j++;
+        out.push(next);
+    }
+    return out;
 }
 /** The derivation name of a .drv store path: its name without the `.drv` extension. */
 function drvName(drvPath) {
@@ -1694,6 +1797,29 @@ async function expectToken(reader, expected) {
     if (got !== expected)
         throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
 }
+/** readToken without waiting, when the whole token is buffered (ByteReader's fast paths). */
+function tryToken(reader) {
+    const b = reader.tryReadWireBytes(MAX_TOKEN);
+    return b === undefined ? undefined : String.fromCharCode(...b);
+}
+/** expectToken without waiting: true once `expected` was read, false when it must be waited for. */
+function tryExpectToken(reader, expected) {
+    const at = reader.offset;
+    const got = tryToken(reader);
+    if (got === undefined)
+        return false;
+    if (got !== expected)
+        throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
+    return true;
+}
+/** readLength without waiting, when the field is buffered. */
+function tryLength(reader, max, what) {
+    const at = reader.offset;
+    const len = reader.tryReadSmallU64();
+    if (len !== undefined && len > max)
+        throw new LimitError(`NAR: ${what} at byte offset ${at} is longer than the limit of ${max} bytes`);
+    return len;
+}
 /** Reads a length field, refusing one above `max` with a LimitError that says what it measured. */
 async function readLength(reader, max, what) {
     const at = reader.offset;
@@ -1737,7 +1863,7 @@ async function readNar(reader, limits, keepFileUpTo, onBytes) {
 }
 async function readBody(reader, limits, keepFileUpTo) {
     const magicAt = reader.offset;
-    const magic = await readToken(reader);
+    const magic = tryToken(reader) ?? (await readToken(reader));
     if (magic !== MAGIC)
         throw reader.error('not a NAR (bad magic)', magicAt);
     let entries = 0;
@@ -1749,13 +1875,15 @@ async function readBody(reader, limits, keepFileUpTo) {
             throw new LimitError(`NAR: objects nested deeper than ${limits.maxDepth} directories at byte offset ${reader.offset}`);
         if (++entries > limits.maxEntries)
             throw new LimitError(`NAR: more than ${limits.maxEntries} entries at byte offset ${reader.offset}`);
-        await expectToken(reader, '(');
-        await expectToken(reader, 'type');
+        if (!tryExpectToken(reader, '('))
+            await expectToken(reader, '(');
+        if (!tryExpectToken(reader, 'type'))
+            await expectToken(reader, 'type');
         const typeAt = reader.offset;
-        const type = await readToken(reader);
+        const type = tryToken(reader) ?? (await readToken(reader));
         if (type === 'regular') {
             let at = reader.offset;
-            let tok = await readToken(reader);
+            let tok = tryToken(reader) ?? (await readToken(reader));
             let executable = false;
             if (tok === 'executable') {
                 executable = true;
@@ -1765,11 +1893,12 @@ async function readBody(reader, limits, keepFileUpTo) {
             }
             if (tok !== 'contents')
                 throw reader.error(`expected 'contents', found ${JSON.stringify(tok)}`, at);
-            const size = await readLength(reader, limits.maxFileSize, 'a file');
+            const size = tryLength(reader, limits.maxFileSize, 'a file') ??
+                (await readLength(reader, limits.maxFileSize, 'a file'));
             if (stack.length === 0) {
                 // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
                 if (size <= keepFileUpTo) {
-                    const contents = await reader.readExact(size);
+                    const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
                     result = {
                         file: { executable, contents: contents.slice() },
                         fileHash: new Uint8Array((0,external_node_crypto_namespaceObject.createHash)('sha256').update(contents).digest()),
@@ -1784,8 +1913,10 @@ async function readBody(reader, limits, keepFileUpTo) {
             else {
                 await reader.stream(size, () => undefined);
             }
-            await reader.readPadding(size);
-            await expectToken(reader, ')');
+            if (!reader.tryReadPadding(size))
+                await reader.readPadding(size);
+            if (!tryExpectToken(reader, ')'))
+                await expectToken(reader, ')');
         }
         else if (type === 'symlink') {
             await expectToken(reader, 'target');
@@ -1947,13 +2078,8 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
     }
     const seen = new Set();
     const onNarBytes = options.onNarBytes;
-    const readPath = async (what, allowEmpty) => {
-        const at = reader.offset;
-        const len = await reader.readU64Unbounded();
-        if (len > lim.maxPathLength)
-            throw new LimitError(`export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`);
-        const bytes = await reader.readExact(len);
-        await reader.readPadding(len);
+    /** A path field's text, checked; `at` is where its length field started. */
+    const checkPath = (bytes, what, allowEmpty, at) => {
         const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
         if (s === '' && allowEmpty)
             return s;
@@ -1974,12 +2100,27 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
         }
         return s;
     };
+    // Path fields are read without waiting when buffered (see ByteReader's fast paths).
+    const tryPath = (what, allowEmpty) => {
+        const at = reader.offset;
+        const bytes = reader.tryReadWireBytes(lim.maxPathLength);
+        return bytes === undefined ? undefined : checkPath(bytes, what, allowEmpty, at);
+    };
+    const readPath = async (what, allowEmpty) => {
+        const at = reader.offset;
+        const len = await reader.readU64Unbounded();
+        if (len > lim.maxPathLength)
+            throw new LimitError(`export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`);
+        const bytes = await reader.readExact(len);
+        await reader.readPadding(len);
+        return checkPath(bytes, what, allowEmpty, at);
+    };
     const untapStream = options.onStreamBytes === undefined ? undefined : reader.tap(options.onStreamBytes);
     let complete = false;
     try {
         for (let index = 0;; index++) {
             const markerAt = reader.offset;
-            const marker = await reader.readU64Unbounded();
+            const marker = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (marker === 0)
                 break;
             if (marker !== 1)
@@ -1988,32 +2129,32 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
                 throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
             const nar = await readNar(reader, lim.nar, lim.keepFileUpTo, onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index));
             const magicAt = reader.offset;
-            const magic = await reader.readU64Unbounded();
+            const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (magic !== EXPORT_MAGIC)
                 throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
-            const path = await readPath('path', false);
+            const path = tryPath('path', false) ?? (await readPath('path', false));
             if (seen.has(path))
                 throw reader.error(`path '${path}' appears twice`);
             seen.add(path);
             const countAt = reader.offset;
-            const n = await reader.readU64Unbounded();
+            const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (n > lim.maxReferences)
                 throw new LimitError(`export stream: '${path}' has more than ${lim.maxReferences} references (byte offset ${countAt})`);
             const references = [];
             for (let i = 0; i < n; i++) {
                 const at = reader.offset;
-                const r = await readPath('reference', false);
+                const r = tryPath('reference', false) ?? (await readPath('reference', false));
                 const last = references[references.length - 1];
                 if (last !== undefined && compareAscii(last, r) >= 0)
                     throw reader.error(`references of '${path}' are not sorted and unique at '${r}'`, at);
                 references.push(r);
             }
             const deriverAt = reader.offset;
-            const deriver = await readPath('deriver', true);
+            const deriver = tryPath('deriver', true) ?? (await readPath('deriver', true));
             if (deriver !== '' && !deriver.endsWith('.drv'))
                 throw reader.error(`deriver '${deriver}' of '${path}' is not a .drv path`, deriverAt);
             const sigAt = reader.offset;
-            const sig = await reader.readU64Unbounded();
+            const sig = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (sig !== 0)
                 throw reader.error('expected 0 after the deriver (legacy signatures are not supported)', sigAt);
             yield { path, references, deriver, nar };
@@ -2974,15 +3115,23 @@ async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS,
  * The kind of an entry, refusing a .drv that is not text-addressed or whose references are not
  * its inputs, and outputs in a plan-only bundle.
  */
-function classify(entry, manifest, limits) {
-    const ca = identifyContentAddress({ path: entry.path, references: entry.references, narHash: entry.nar.narHash, file: entry.nar.file }, manifest.storeDir);
+function classify(entry, manifest, limits, wholeDerivations) {
+    const ca = identifyContentAddress({
+        path: entry.path,
+        references: entry.references,
+        narHash: entry.nar.narHash,
+        file: entry.nar.file,
+        fileSha256: entry.nar.fileHash,
+    }, manifest.storeDir);
     if (entry.path.endsWith('.drv')) {
         if (entry.nar.file === undefined && entry.nar.fileHash !== undefined)
             throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
         if (ca?.kind !== 'drv')
             throw reader_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-        const drv = parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0));
-        if (derivationReferences(drv).join(' ') !== entry.references.join(' '))
+        const contents = entry.nar.file?.contents ?? new Uint8Array(0);
+        const drv = wholeDerivations ? parseDerivation(contents) : parseDerivationHead(contents);
+        const inputs = derivationReferences(drv);
+        if (inputs.length !== entry.references.length || inputs.some((r, i) => r !== entry.references[i]))
             throw reader_bad(`the references of '${entry.path}' differ from the inputs its contents name`);
         return {
             ...entry,
@@ -3039,6 +3188,7 @@ async function verifySource(source, options) {
     const systems = new Set();
     const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
     const rootOutputs = new Map();
+    const wholeDerivations = options.checkDerivationBodies !== false;
     let frame;
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
@@ -3049,7 +3199,7 @@ async function verifySource(source, options) {
         const needer = pending.get(entry.path);
         if (needer !== undefined)
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${entry.path}', which comes after it in the bundle: the bundle is out of dependency order`);
-        const { drv, ...verified } = classify(entry, manifest, exportLimits);
+        const { drv, ...verified } = classify(entry, manifest, exportLimits, wholeDerivations);
         if (drv !== undefined) {
             systems.add(drv.system);
             if (rootDrvs.has(entry.path))
@@ -3322,6 +3472,7 @@ function formatRelocate(r) {
     const lines = [
         `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
         `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
+        `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
     ];
     if (rep.bareHashRewrites > 0)
         lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
@@ -6248,41 +6399,19 @@ function relocateDrv(obj, drv, type, cx) {
     }
     else
         contents = serialiseDerivation(relocated);
-    const references = mergeSorted(relocated.inputSrcs, relocated.inputDrvs);
+    const references = derivationReferences(relocated);
     const path = computeDrvPath(cx.to, name, contents, references);
     cx.hasher.record(path, relocated, hash);
     return { oldPath: obj.path, path, kind: 'drv', references, contents };
 }
 /** True when a .drv's references are exactly its input sources and input derivations. */
 function sameReferences(drv, references) {
+    const inputs = derivationReferences(drv);
+    if (inputs.length === references.length && inputs.every((r, i) => r === references[i]))
+        return true;
+    // The caller's references may come in another order.
     const given = new Set(references);
-    const inputs = new Set(drv.inputSrcs);
-    for (const i of drv.inputDrvs)
-        inputs.add(i.path);
-    if (given.size !== inputs.size)
-        return false;
-    for (const r of inputs)
-        if (!given.has(r))
-            return false;
-    return true;
-}
-/** The union of sorted input sources and input drv paths, sorted (derivationReferences, linear). */
-function mergeSorted(srcs, drvs) {
-    const out = [];
-    let i = 0;
-    let j = 0;
-    while (i < srcs.length || j < drvs.length) {
-        const a = srcs[i];
-        const b = drvs[j]?.path;
-        const next = b === undefined || (a !== undefined && a <= b) ? a : b;
-        if (next === a)
-            i++;
-        if (next === b)
-            j++;
-        if (out[out.length - 1] !== next)
-            out.push(next);
-    }
-    return out;
+    return given.size === inputs.length && inputs.every((r) => given.has(r));
 }
 /** True when `bytes` are the ASCII string `s`. */
 function asciiEquals(bytes, s) {
@@ -6476,6 +6605,7 @@ async function relocatePlan(bundlePath, options, deps) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
         const bundle = await openBundle(copy);
+        const started = performance.now();
         try {
             // Pass 1: verify everything and keep what relocation reads. The manifest's (not yet
             // verified) source size only decides whether to try keeping source NARs; what is kept is
@@ -6491,6 +6621,9 @@ async function relocatePlan(bundlePath, options, deps) {
             const narSizes = new Map();
             const { manifest } = await verifyWithProgress(bundle, {
                 trustedKeys: options.trustedKeys,
+                // Relocation parses every .drv whole, and refuses a malformed one, before the new
+                // bundle is moved into place: parsing each body here as well would be done twice.
+                checkDerivationBodies: false,
                 ...(keepSources && { onNarBytes: (c) => narChunks.push(c) }),
                 onEntry: (e) => {
                     const chunks = narChunks;
@@ -6523,6 +6656,7 @@ async function relocatePlan(bundlePath, options, deps) {
                 },
             }, deps.progress);
             narChunks = [];
+            const verified = performance.now();
             const from = manifest.storeDir;
             if (from === options.to)
                 throw new errors_NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
@@ -6567,7 +6701,16 @@ async function relocatePlan(bundlePath, options, deps) {
                 const { manifest: written, bundleBytes } = await writeBundle(options.output, draft, writeExport(entries), { level: options.level ?? RELOCATE_LEVEL, longDistanceMatching: options.level !== undefined, keys });
                 for (const w of relocation.report.warnings)
                     deps.log.warn(w);
-                return { bundlePath: options.output, manifest: written, bundleBytes, report: relocation.report };
+                return {
+                    bundlePath: options.output,
+                    manifest: written,
+                    bundleBytes,
+                    report: relocation.report,
+                    timings: {
+                        verifyMs: Math.round(verified - started),
+                        relocateMs: Math.round(performance.now() - verified),
+                    },
+                };
             }
             finally {
                 task.done();
