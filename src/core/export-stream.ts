@@ -157,13 +157,18 @@ export async function* readExport(
         `invalid store directory '${storeDir}': ${problem}`,
       );
   }
-  const seen = new Set<string>();
+  // Each entry's path, as the one string every later mention of it shares: references name earlier
+  // entries tens of times over, and one string per path instead of one per mention keeps tens of
+  // megabytes of duplicates out of the heap of a large closure (and skips re-checking them).
+  const seen = new Map<string, string>();
   const onNarBytes = options.onNarBytes;
 
   /** A path field's text, checked; `at` is where its length field started. */
   const checkPath = (bytes: Uint8Array, what: string, allowEmpty: boolean, at: number): string => {
     const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
     if (s === '' && allowEmpty) return s;
+    const known = seen.get(s);
+    if (known !== undefined) return known; // an entry's path: checked when it was read
     if (storeDir === undefined) {
       const dir = s.slice(0, Math.max(0, s.lastIndexOf('/')));
       const problem = storeDirProblem(dir);
@@ -222,7 +227,7 @@ export async function* readExport(
       if (magic !== EXPORT_MAGIC) throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
       const path = tryPath('path', false) ?? (await readPath('path', false));
       if (seen.has(path)) throw reader.error(`path '${path}' appears twice`);
-      seen.add(path);
+      seen.set(path, path);
       const countAt = reader.offset;
       const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
       if (n > lim.maxReferences)
