@@ -116,6 +116,40 @@ async function invalidAmong(store: NixStore, paths: readonly string[]): Promise<
 }
 
 /**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification.
+ */
+class ValidityQueries {
+  private batch: string[] = [];
+  private readonly answers: Promise<() => Set<string>>[] = [];
+
+  constructor(
+    private readonly store: NixStore,
+    private readonly batchSize = 2 * PATHS_PER_QUERY,
+  ) {}
+
+  add(path: string): void {
+    this.batch.push(path);
+    if (this.batch.length >= this.batchSize) this.send();
+  }
+
+  private send(): void {
+    if (this.batch.length === 0) return;
+    this.answers.push(settle(this.store.invalidPaths(this.batch)));
+    this.batch = [];
+  }
+
+  /** The invalid paths among all added. */
+  async invalid(): Promise<Set<string>> {
+    this.send();
+    const out = new Set<string>();
+    for (const answer of await Promise.all(this.answers)) for (const p of answer()) out.add(p);
+    return out;
+  }
+}
+
+/**
  * A private file that receives the verified export stream as the verifier decompresses it, so
  * `nix-store --import` can read it straight from disk: no second decompression and no second
  * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
@@ -181,6 +215,7 @@ export async function importPlan(
     const verified = options.method === 'copy' ? undefined : new VerifiedStreamFile(join(dir, 'export'));
     try {
       const paths: string[] = [];
+      const validity = new ValidityQueries(store);
       let report;
       try {
         report = await verifyWithProgress(
@@ -191,6 +226,7 @@ export async function importPlan(
             isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
             onEntry: (e) => {
               paths.push(e.path);
+              validity.add(e.path);
             },
             ...(verified !== undefined && { onStreamBytes: (c: Uint8Array) => verified.write(c) }),
           },
@@ -202,7 +238,7 @@ export async function importPlan(
       if (verified?.failure !== undefined)
         deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
       const { manifest } = report;
-      const invalid = await invalidAmong(store, paths);
+      const invalid = await validity.invalid();
       const alreadyValid = paths.length - invalid.size;
       if (invalid.size === 0) {
         deps.log.info(`all ${paths.length} paths are valid already`);
