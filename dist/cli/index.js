@@ -2076,13 +2076,19 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
         if (problem !== undefined)
             throw new MalformedError('export stream', undefined, `invalid store directory '${storeDir}': ${problem}`);
     }
-    const seen = new Set();
+    // Each entry's path, as the one string every later mention of it shares: references name earlier
+    // entries tens of times over, and one string per path instead of one per mention keeps tens of
+    // megabytes of duplicates out of the heap of a large closure (and skips re-checking them).
+    const seen = new Map();
     const onNarBytes = options.onNarBytes;
     /** A path field's text, checked; `at` is where its length field started. */
     const checkPath = (bytes, what, allowEmpty, at) => {
         const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
         if (s === '' && allowEmpty)
             return s;
+        const known = seen.get(s);
+        if (known !== undefined)
+            return known; // an entry's path: checked when it was read
         if (storeDir === undefined) {
             const dir = s.slice(0, Math.max(0, s.lastIndexOf('/')));
             const problem = storeDirProblem(dir);
@@ -2135,7 +2141,7 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
             const path = tryPath('path', false) ?? (await readPath('path', false));
             if (seen.has(path))
                 throw reader.error(`path '${path}' appears twice`);
-            seen.add(path);
+            seen.set(path, path);
             const countAt = reader.offset;
             const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (n > lim.maxReferences)
@@ -6944,6 +6950,41 @@ async function invalidAmong(store, paths) {
     return new Set(answers.flatMap((a) => [...a]));
 }
 /**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 2 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
  * A private file that receives the verified export stream as the verifier decompresses it, so
  * `nix-store --import` can read it straight from disk: no second decompression and no second
  * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
@@ -7005,6 +7046,7 @@ async function importPlan(bundlePath, options, deps) {
         const verified = options.method === 'copy' ? undefined : new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
         try {
             const paths = [];
+            const validity = new ValidityQueries(store);
             let report;
             try {
                 report = await verifyWithProgress(source, {
@@ -7013,6 +7055,7 @@ async function importPlan(bundlePath, options, deps) {
                     isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
                     onEntry: (e) => {
                         paths.push(e.path);
+                        validity.add(e.path);
                     },
                     ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
                 }, deps.progress);
@@ -7023,7 +7066,7 @@ async function importPlan(bundlePath, options, deps) {
             if (verified?.failure !== undefined)
                 deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
             const { manifest } = report;
-            const invalid = await invalidAmong(store, paths);
+            const invalid = await validity.invalid();
             const alreadyValid = paths.length - invalid.size;
             if (invalid.size === 0) {
                 deps.log.info(`all ${paths.length} paths are valid already`);
