@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { silentLogger, type Progress } from '../src/app/deps.js';
 import { exportPlan } from '../src/app/export.js';
 import { importPlan } from '../src/app/import.js';
+import type { CommandRunner } from '../src/nix/runner.js';
 import { nixVersions, ScratchStore } from './support/nix.js';
 
 /** A derivation with a `toFile` input, so each closure has two paths. */
@@ -103,5 +104,34 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
     }
     // Its private files are gone once it returns.
     expect(privateDirs.filter((d) => existsSync(d))).toEqual([]);
+  });
+
+  test('on a store that does not exist yet, the first Nix process runs alone', async () => {
+    // Two Nix 2.34 processes starting at once on a new store can fail with "SQLite database is
+    // busy"; the first one creates the database, so nothing else may overlap it.
+    const target = new ScratchStore(version, { storeDir });
+    const calls: { cmd: string; start: number; end: number }[] = [];
+    let clock = 0;
+    const runner: CommandRunner = {
+      run: async (cmd, args, options) => {
+        const call = { cmd: [cmd, ...args.slice(0, 2)].join(' '), start: clock++, end: Infinity };
+        calls.push(call);
+        try {
+          return await target.runner.run(cmd, args, options);
+        } finally {
+          call.end = clock++;
+        }
+      },
+    };
+    try {
+      const result = await importPlan(bundleA, {}, { runner, log: silentLogger });
+      expect(result).toMatchObject({ imported: 2, method: 'import' });
+      const [first, ...rest] = calls;
+      expect(rest.length).toBeGreaterThan(0);
+      for (const c of rest)
+        expect({ ...c, startedAfterFirst: c.start > first!.end }).toMatchObject({ startedAfterFirst: true });
+    } finally {
+      wipe(target);
+    }
   });
 });

@@ -201,15 +201,16 @@ export async function importPlan(
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-import-'));
   try {
     const copy = join(dir, 'bundle.nixplan');
-    // Nix's answers do not depend on the bundle: ask while copying and verifying it.
+    // The first Nix process runs alone: on a store that does not exist yet it creates the
+    // database, and two Nix 2.34 processes starting at once on a new store can fail with
+    // "SQLite database is busy".
+    const storeDir = await store.storeDir();
+    // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
     const trust =
       options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-    const [storeDir] = await Promise.all([
-      store.storeDir(),
-      copyFile(bundlePath, copy).catch((e: unknown) => {
-        throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
-      }),
-    ]);
+    await copyFile(bundlePath, copy).catch((e: unknown) => {
+      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
+    });
     const source = await openBundle(copy);
     // The copy route reads the bundle itself; every other one may import the verified stream.
     const verified = options.method === 'copy' ? undefined : new VerifiedStreamFile(join(dir, 'export'));
