@@ -7033,14 +7033,15 @@ async function importPlan(bundlePath, options, deps) {
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
     try {
         const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // Nix's answers do not depend on the bundle: ask while copying and verifying it.
+        // The first Nix process runs alone: on a store that does not exist yet it creates the
+        // database, and two Nix 2.34 processes starting at once on a new store can fail with
+        // "SQLite database is busy".
+        const storeDir = await store.storeDir();
+        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
         const trust = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        const [storeDir] = await Promise.all([
-            store.storeDir(),
-            (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-                throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-            }),
-        ]);
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
         const source = await openBundle(copy);
         // The copy route reads the bundle itself; every other one may import the verified stream.
         const verified = options.method === 'copy' ? undefined : new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
