@@ -118,7 +118,8 @@ async function invalidAmong(store: NixStore, paths: readonly string[]): Promise<
 /**
  * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
  * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification.
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
  */
 class ValidityQueries {
   private batch: string[] = [];
@@ -126,7 +127,7 @@ class ValidityQueries {
 
   constructor(
     private readonly store: NixStore,
-    private readonly batchSize = 2 * PATHS_PER_QUERY,
+    private readonly batchSize = 4 * PATHS_PER_QUERY,
   ) {}
 
   add(path: string): void {
