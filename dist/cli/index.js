@@ -6952,14 +6952,15 @@ async function invalidAmong(store, paths) {
 /**
  * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
  * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification.
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
  */
 class ValidityQueries {
     store;
     batchSize;
     batch = [];
     answers = [];
-    constructor(store, batchSize = 2 * PATHS_PER_QUERY) {
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
         this.store = store;
         this.batchSize = batchSize;
     }
