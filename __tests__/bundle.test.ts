@@ -18,6 +18,7 @@ import {
 import { writeBundle, type WrittenBundle } from '../src/core/bundle/writer.js';
 import { generateKeyPair, parseSecretKey } from '../src/core/signing.js';
 import {
+  codeOf,
   draftFor,
   encodeExport,
   nixClosure,
@@ -28,16 +29,6 @@ import { ScratchStore, nixVersions } from './support/nix.js';
 
 async function* chunked(bytes: Uint8Array, size = 1000): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.length; i += size) yield await Promise.resolve(bytes.subarray(i, i + size));
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'accepted';
-  } catch (e) {
-    if (e instanceof NixPlanError) return e.code;
-    throw e;
-  }
 }
 
 /** `zstd -dc FILE` as a stream of chunks (the stock tool, no flags). */

@@ -10,7 +10,7 @@ import { memorySource, verifyBundle } from '../src/core/bundle/reader.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256 } from '../src/core/hash.js';
 import { makeTextPath } from '../src/core/store-path.js';
-import { bundleOf, draftFor, encodeExport, narOfFile } from './support/bundle-fixtures.js';
+import { bundleOf, codeOf, draftFor, encodeExport, narOfFile } from './support/bundle-fixtures.js';
 import { SYSTEM } from './support/nix.js';
 
 const storeDir = '/a/s';
@@ -19,16 +19,6 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const noRunner = { run: () => Promise.reject(new Error('Nix must not run')) };
 const deps = { runner: noRunner, log: silentLogger };
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'accepted';
-  } catch (e) {
-    if (e instanceof NixPlanError) return e.code;
-    throw e;
-  }
-}
 
 /** A one-drv bundle whose .drv has `body` after its system; its path is the hash of its bytes, as Nix names it. */
 async function oneDrvBundle(body: string): Promise<Uint8Array> {

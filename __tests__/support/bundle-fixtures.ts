@@ -15,6 +15,7 @@ import {
   type ManifestDraft,
   type ObjectKind,
 } from '../../src/core/bundle/manifest.js';
+import { NixPlanError } from '../../src/core/errors.js';
 import { sha256, toHex } from '../../src/core/hash.js';
 import type { SecretKey } from '../../src/core/signing.js';
 import { concatBytes, u64, wireString } from '../../src/core/wire.js';
@@ -171,4 +172,15 @@ export async function nixClosure(store: ScratchStore, tag: string): Promise<NixC
   const outPath = (await store.run('nix-store', ['--query', '--outputs', drvPath])).stdout.toString().trim();
   const { stdout } = await store.run('nix-store', ['--export', ...closure]);
   return { drvPath, outPath, closure, exportBytes: new Uint8Array(stdout) };
+}
+
+/** The NixPlanError code a promise rejects with, or 'accepted' when it resolves (other errors rethrown). */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'accepted';
+  } catch (e) {
+    if (e instanceof NixPlanError) return e.code;
+    throw e;
+  }
 }
