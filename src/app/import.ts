@@ -102,20 +102,6 @@ function settle<T>(p: Promise<T>): Promise<() => T> {
 const PATHS_PER_QUERY = 1000;
 
 /**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store: NixStore, paths: readonly string[]): Promise<Set<string>> {
-  if (paths.length === 0) return new Set();
-  const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-  const size = Math.ceil(paths.length / parts);
-  const slices: string[][] = [];
-  for (let i = 0; i < paths.length; i += size) slices.push(paths.slice(i, i + size));
-  const answers = await Promise.all(slices.map((slice) => store.invalidPaths(slice)));
-  return new Set(answers.flatMap((a) => [...a]));
-}
-
-/**
  * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
  * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
  * mostly a process start and a database open, which overlap with the verification. Batches are
@@ -148,6 +134,17 @@ class ValidityQueries {
     for (const answer of await Promise.all(this.answers)) for (const p of answer()) out.add(p);
     return out;
   }
+}
+
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store: NixStore, paths: readonly string[]): Promise<Set<string>> {
+  const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+  const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+  for (const p of paths) queries.add(p);
+  return queries.invalid();
 }
 
 /**
