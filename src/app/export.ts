@@ -11,7 +11,7 @@ import {
   type ObjectKind,
 } from '../core/bundle/manifest.js';
 import { writeExport, type ExportEntry } from '../core/export-stream.js';
-import { parseSecretKey } from '../core/signing.js';
+import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { streamClosure } from '../nix/collect.js';
 import { evaluate } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
@@ -92,10 +92,7 @@ export function tally(objects: readonly ClosureObject[]): {
 
 /** Evaluates, collects and writes the bundle. */
 export async function exportPlan(options: ExportOptions, deps: Deps): Promise<ExportResult> {
-  const keyTexts = [
-    ...(options.signingKeys ?? []),
-    ...(options.signingKey === undefined ? [] : [options.signingKey]),
-  ];
+  const keyTexts = secretKeyTexts(options);
   const keys = keyTexts.map(parseSecretKey);
   const include = options.include ?? 'drvs';
   await assertWritable(options.output);

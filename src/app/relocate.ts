@@ -24,7 +24,7 @@ import {
   type RelocObject,
 } from '../core/relocate.js';
 import { assertStoreDir } from '../core/store-path.js';
-import { parseSecretKey } from '../core/signing.js';
+import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { outputsOf } from '../nix/collect.js';
 import { exportStream, openBundle, readBundleHead, type BundleSource } from '../core/bundle/reader.js';
 import { writeBundle } from '../core/bundle/writer.js';
@@ -151,10 +151,7 @@ export async function relocatePlan(
 ): Promise<RelocateResult> {
   assertStoreDir(options.to);
   await assertWritable(options.output);
-  const keys = [
-    ...(options.signingKeys ?? []),
-    ...(options.signingKey === undefined ? [] : [options.signingKey]),
-  ].map(parseSecretKey);
+  const keys = secretKeyTexts(options).map(parseSecretKey);
   const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-relocate-'));
   try {

@@ -93,6 +93,17 @@ function derivePublic(seed: Uint8Array): Uint8Array {
   return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
 }
 
+/**
+ * The secret keys (Nix's `NAME:base64` text) of options that take a list and a single key (the
+ * Action's one input), the single one last.
+ */
+export function secretKeyTexts(options: {
+  readonly signingKeys?: readonly string[] | undefined;
+  readonly signingKey?: string | undefined;
+}): string[] {
+  return [...(options.signingKeys ?? []), ...(options.signingKey === undefined ? [] : [options.signingKey])];
+}
+
 /** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
 export function parseSecretKey(text: string): SecretKey {
   const { name, bytes } = parseNamed(text, 64, 'secret key');
