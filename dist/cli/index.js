@@ -2230,6 +2230,13 @@ function derivePublic(seed) {
     const spki = (0,external_node_crypto_namespaceObject.createPublicKey)(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
     return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
 }
+/**
+ * The secret keys (Nix's `NAME:base64` text) of options that take a list and a single key (the
+ * Action's one input), the single one last.
+ */
+function secretKeyTexts(options) {
+    return [...(options.signingKeys ?? []), ...(options.signingKey === undefined ? [] : [options.signingKey])];
+}
 /** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
 function parseSecretKey(text) {
     const { name, bytes } = parseNamed(text, 64, 'secret key');
@@ -6596,10 +6603,7 @@ async function* rereadEntries(bundle, steps, relocation, seen) {
 async function relocatePlan(bundlePath, options, deps) {
     assertStoreDir(options.to);
     await assertWritable(options.output);
-    const keys = [
-        ...(options.signingKeys ?? []),
-        ...(options.signingKey === undefined ? [] : [options.signingKey]),
-    ].map(parseSecretKey);
+    const keys = secretKeyTexts(options).map(parseSecretKey);
     const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-relocate-'));
     try {
@@ -6776,10 +6780,7 @@ function tally(objects) {
 }
 /** Evaluates, collects and writes the bundle. */
 async function exportPlan(options, deps) {
-    const keyTexts = [
-        ...(options.signingKeys ?? []),
-        ...(options.signingKey === undefined ? [] : [options.signingKey]),
-    ];
+    const keyTexts = secretKeyTexts(options);
     const keys = keyTexts.map(parseSecretKey);
     const include = options.include ?? 'drvs';
     await assertWritable(options.output);
@@ -6935,21 +6936,6 @@ function settle(p) {
 /** Paths needing one query each this many at least, before the query is split. */
 const PATHS_PER_QUERY = 1000;
 /**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    if (paths.length === 0)
-        return new Set();
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const size = Math.ceil(paths.length / parts);
-    const slices = [];
-    for (let i = 0; i < paths.length; i += size)
-        slices.push(paths.slice(i, i + size));
-    const answers = await Promise.all(slices.map((slice) => store.invalidPaths(slice)));
-    return new Set(answers.flatMap((a) => [...a]));
-}
-/**
  * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
  * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
  * mostly a process start and a database open, which overlap with the verification. Batches are
@@ -6984,6 +6970,17 @@ class ValidityQueries {
                 out.add(p);
         return out;
     }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
 }
 /**
  * A private file that receives the verified export stream as the verifier decompresses it, so
