@@ -189,6 +189,51 @@ describe('StoreRewriter', () => {
     expect(rw.mentions(enc(`/${oldP}`)).placeholders).toEqual([oldP]);
   });
 
+  test('rewrites escaped strings (as a .drv writes them) exactly as their text', () => {
+    // Nix's escaping of .drv strings: the escape letters n and r are nix32 digits themselves.
+    const escape = (t: string): string =>
+      t.replace(
+        /[\\"\n\r\t]/g,
+        (c) => `\\${({ '\n': 'n', '\r': 'r', '\t': 't' } as Record<string, string>)[c] ?? c}`,
+      );
+    const placeholder = nix32Encode(sha256('p'));
+    const piece = fc.oneof(
+      fc.constantFrom(...olds),
+      fc.constantFrom(...olds).map((h) => `/a/${h}-name`),
+      fc.constant(placeholder),
+      fc.constant(`/${placeholder}`),
+      fc.constantFrom('\n', '\r', '\t', '\\', '"', 'n', 'r', '\\n'),
+      fc.stringMatching(/^[0-9a-z]{0,8}$/),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const text = pieces.join('');
+        const rw = new StoreRewriter('/a', '/bb');
+        for (const [o, n] of map) rw.set(o, n);
+        rw.setPlaceholder(placeholder, nix32Encode(sha256('q')));
+        const plain = rw.rewrite(enc(text));
+        const escaped = rw.rewrite(enc(escape(text)), { escaped: true });
+        expect(dec(escaped.bytes)).toBe(escape(dec(plain.bytes)));
+        expect([escaped.storePaths, escaped.bareHashes, escaped.placeholders]).toEqual([
+          plain.storePaths,
+          plain.bareHashes,
+          plain.placeholders,
+        ]);
+        expect(rw.mentions(enc(escape(text)), { escaped: true }).hashes).toEqual(
+          rw.mentions(enc(text)).hashes,
+        );
+      }),
+      { numRuns: 500 },
+    );
+    // The case that needs it: a placeholder right after a newline.
+    const rw = new StoreRewriter('/a', '/bb');
+    rw.setPlaceholder(placeholder, nix32Encode(sha256('q')));
+    expect(rw.rewrite(enc(`x\\n${placeholder}`), { escaped: true }).placeholders).toBe(1);
+    expect(rw.rewrite(enc(`x\\n${placeholder}`)).placeholders).toBe(0);
+    // An escaped backslash before an n is not an escape.
+    expect(rw.rewrite(enc(`x\\\\n${placeholder}`), { escaped: true }).placeholders).toBe(0);
+  });
+
   test('refuses tokens of the wrong shape', () => {
     const rw = new StoreRewriter('/a', '/b');
     expect(() => rw.set('short', news[0]!)).toThrow(/32 nix32/);

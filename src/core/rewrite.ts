@@ -10,6 +10,7 @@ export const PLACEHOLDER_HASH_LENGTH = 52;
 const H = HASH_PART_LENGTH;
 const P = PLACEHOLDER_HASH_LENGTH;
 const SLASH = 0x2f;
+const BACKSLASH = 0x5c;
 
 /** nix32 digit of each byte, -1 for bytes outside the alphabet. */
 const DIGIT = new Int8Array(256).fill(-1);
@@ -244,9 +245,12 @@ export class StoreRewriter {
     this.placeholderTable.set(oldHash, newHash);
   }
 
-  /** Finds what `bytes` mentions without replacing anything (declared hashes need no new value). */
-  mentions(bytes: Uint8Array): Mentions {
-    const count = this.scan(bytes);
+  /**
+   * Finds what `bytes` mentions without replacing anything (declared hashes need no new value).
+   * `escaped`: as `rewrite`.
+   */
+  mentions(bytes: Uint8Array, options: { escaped?: boolean } = {}): Mentions {
+    const count = this.scan(bytes, options.escaped === true);
     const hashes = new Set<string>();
     const placeholders = new Set<string>();
     const unknownPaths: string[] = [];
@@ -267,10 +271,16 @@ export class StoreRewriter {
 
   /**
    * Rewrites `bytes`; every known hash found must have its new value set. `countBareStoreDirs:
-   * false` skips counting bare A (when `mentions` has already counted them).
+   * false` skips counting bare A (when `mentions` has already counted them). `escaped`: the bytes
+   * are strings as a .drv writes them (`\n` `\r` `\t` `\"` `\\` escaped), and are rewritten
+   * exactly as their unescaped text would be: the letter of a `\n` or `\r` (both nix32 digits)
+   * does not count as part of the digits after it.
    */
-  rewrite(bytes: Uint8Array, options: { countBareStoreDirs?: boolean } = {}): RewriteResult {
-    const count = this.scan(bytes);
+  rewrite(
+    bytes: Uint8Array,
+    options: { countBareStoreDirs?: boolean; escaped?: boolean } = {},
+  ): RewriteResult {
+    const count = this.scan(bytes, options.escaped === true);
     const bareStoreDirs = options.countBareStoreDirs === false ? 0 : this.countBareStoreDirs(bytes);
     const matches = this.m;
     let storePaths = 0;
@@ -337,8 +347,10 @@ export class StoreRewriter {
   /**
    * The single scan: finds runs of at least 32 nix32 digits (the only places a hash can be) and
    * looks up each 32-digit window in them; records matches in position order, returns their count.
+   * `escaped`: a run that starts with the letter of an escape starts after it (unescaped, the
+   * letter is a control byte, which ends a run).
    */
-  private scan(b: Uint8Array): number {
+  private scan(b: Uint8Array, escaped: boolean): number {
     const n = b.length;
     let count = 0;
     // Each run of 32+ digits yields at most len/32 + 2 matches; grow before a run, never inside.
@@ -360,6 +372,7 @@ export class StoreRewriter {
       let e = i + H; // [s, i + 31] are digits
       while (e < n && DIGIT[b[e]!]! >= 0) e++;
       i = e + 1;
+      if (escaped && s > 0 && b[s - 1] === BACKSLASH && escapeStartsAt(b, s - 1)) s++;
       if (e - s < H) continue;
 
       // A run [s, e) of at least 32 digits.
@@ -405,6 +418,11 @@ export class StoreRewriter {
     return count;
   }
 
+  /** How many times A appears in `bytes` on its own (as `mentions` counts it). */
+  bareStoreDirs(bytes: Uint8Array): number {
+    return this.countBareStoreDirs(bytes);
+  }
+
   /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
   private countBareStoreDirs(bytes: Uint8Array): number {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -421,6 +439,16 @@ export class StoreRewriter {
     }
     return count;
   }
+}
+
+/**
+ * True when the backslash at `k` starts an escape in an escaped string: it is the last of an odd
+ * number of backslashes in a row (`\\` is one escaped backslash).
+ */
+function escapeStartsAt(b: Uint8Array, k: number): boolean {
+  let j = k;
+  while (j > 0 && b[j - 1] === BACKSLASH) j--;
+  return (k - j) % 2 === 0;
 }
 
 function isRun(b: Uint8Array, p: number, len: number): boolean {
