@@ -2,7 +2,13 @@
 // (That the results are what Nix itself writes is proven in relocate-oracle.test.ts.)
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { relocateClosure, relocateLazily, relocateRoot, type RelocObject } from '../src/core/relocate.js';
+import {
+  StreamingRelocation,
+  relocateClosure,
+  relocateLazily,
+  relocateRoot,
+  type RelocObject,
+} from '../src/core/relocate.js';
 import { identifyContentAddress } from '../src/core/content-address.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
@@ -302,6 +308,90 @@ describe('relocateLazily', () => {
     expect(lazy).toEqual(eager.objects);
     expect(relocation.pathMap).toEqual(eager.pathMap);
     expect(relocation.report).toEqual(eager.report);
+  });
+});
+
+describe('splicing the strings of a .drv as written', () => {
+  // Env values with mentions of everything in the closure, escapes (the n and r of \\n and \\r
+  // are nix32 digits), quotes, non-UTF-8 bytes, and the drv's own output paths.
+  const fragment = fc.oneof(
+    fc.constantFrom('\n', '\r', '\t', '\\', '"', '\\n', 'n', ' ', '\u00ff', '-'),
+    fc.stringMatching(/^[0-9a-z]{0,6}$/),
+    fc.nat(50).map((i) => ({ mention: i })),
+  );
+  const envValue = fc.array(fragment, { maxLength: 8 });
+
+  test('gives exactly what parsing and serialising every .drv again gives', async () => {
+    let rewritten = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(envValue, { maxLength: 3 }), { minLength: 1, maxLength: 4 }),
+        async (drvs) => {
+          const b = new Builder('/a/store');
+          const src = await b.source('src.txt', 'hello\n');
+          const made: string[] = [src];
+          for (const [n, values] of drvs.entries()) {
+            const mentions: string[] = [];
+            const text = (v: (string | { mention: number })[]): string =>
+              v
+                .map((f) => {
+                  if (typeof f === 'string') return f;
+                  const p = made[f.mention % made.length]!;
+                  if (!p.endsWith('.drv')) return p;
+                  mentions.push(p);
+                  return f.mention % 3 === 0 ? hashPartOf(b.outPath(p)) : b.outPath(p);
+                })
+                .join('');
+            const env = Object.fromEntries(values.map((v, i) => [`v${i}`, text(v)]));
+            const drv = await b.drv(`d${n}`, {
+              outputs: n % 2 === 0 ? ['out'] : ['dev', 'out'],
+              env,
+              inputSrcs: [src],
+              inputDrvs: [...new Set(mentions)].map((p) => [p, ['out']]),
+            });
+            made.push(drv);
+          }
+          const spliced = relocateClosure(b.objects, '/a/store', '/bb/store');
+          const reference = relocateClosure(b.objects, '/a/store', '/bb/store', { splice: false });
+          expect(spliced).toEqual(reference);
+          rewritten += spliced.report.hashesRewritten;
+        },
+      ),
+      { numRuns: 60 },
+    );
+    expect(rewritten).toBeGreaterThan(0);
+  });
+});
+
+describe('StreamingRelocation', () => {
+  test('relocates a closure given in a dependency order exactly as relocateLazily does', async () => {
+    const { b } = await sampleClosure('/a/store');
+    const lazily = relocateLazily(b.objects, '/a/store', '/beta/store');
+    const stream = new StreamingRelocation('/a/store', '/beta/store');
+    expect(b.objects.map((o) => stream.add(o))).toEqual([...lazily.steps]);
+    expect(stream.order).toEqual(lazily.order);
+    expect(stream.relocation.pathMap).toEqual(lazily.relocation.pathMap);
+    expect(stream.relocation.report).toEqual(lazily.relocation.report);
+  });
+
+  test('throws for an object given before what it mentions', async () => {
+    const { b } = await sampleClosure('/a/store');
+    const stream = new StreamingRelocation('/a/store', '/beta/store');
+    const script = b.objects.find((o) => o.path.endsWith('-build.sh'))!;
+    expect(() => stream.add(script)).toThrow(NixPlanError);
+  });
+
+  test('cannot see a hash computed from the path of something given later: the order tells', async () => {
+    const b = new Builder('/a/store');
+    const later = new Builder('/a/store');
+    const lib = await later.drv('lib');
+    // A text whose contents hold only lib's hash (no store dir before it), given before lib.
+    await b.text('note.txt', () => `${hashPartOf(lib)}\n`);
+    const objects = [...b.objects, ...later.objects];
+    const stream = new StreamingRelocation('/a/store', '/beta/store');
+    for (const o of objects) stream.add(o);
+    const lazily = relocateLazily(objects, '/a/store', '/beta/store');
+    expect(lazily.order).not.toEqual(stream.order);
   });
 });
 

@@ -31,6 +31,26 @@ export type DrvHash =
   | { kind: 'fixed'; hash: Uint8Array } // sha256("fixed:out:algo:hash:outPath")
   | { kind: 'deferred' }; // floating CA, or depends on one
 
+/** An input-addressed derivation serialised masked, and where its output paths go (`fillMasked`). */
+export interface MaskedDerivation {
+  /** Its bytes with every output path, and every env value named after an output, empty. */
+  readonly bytes: Uint8Array;
+  /** Where its input derivations list and (in `outputPaths`) its output paths are. */
+  readonly layout: DerivationLayout;
+  /** The env values named after an output, in byte order: where each goes, and whose path it is. */
+  readonly envHoles: readonly { at: number; output: string }[];
+}
+
+/** A derivation with its output paths filled in (`fillOutputs`). */
+export interface FilledDerivation {
+  /** Each output's path ("" when deferred). */
+  readonly paths: Map<string, string>;
+  /** The .drv as Nix writes it (still masked when deferred). */
+  readonly bytes: Uint8Array;
+  /** Its modulo hash as its dependents see it. */
+  readonly hash: DrvHash;
+}
+
 /** How a fixed output is content-addressed, from its `hashAlgo` field. */
 interface FixedOutput {
   method: 'flat' | 'recursive' | 'text';
@@ -50,7 +70,7 @@ function outputKind(o: DerivationOutput): DrvKind {
 }
 
 /** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
-function derivationKind(drv: Derivation, drvLabel: string): DrvKind {
+function derivationKind(drv: Pick<Derivation, 'outputs'>, drvLabel: string): DrvKind {
   const first = drv.outputs[0];
   if (first === undefined) fail(drvLabel, 'it has no outputs');
   const kind = outputKind(first);
@@ -178,16 +198,9 @@ export class DerivationHasher {
 
   /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
   outputPaths(drv: Derivation, drvName: string): Map<string, string> {
+    const fixed = this.fixedOutputPaths(drv, drvName);
+    if (fixed !== undefined) return fixed;
     const paths = new Map<string, string>();
-    const kind = derivationKind(drv, drvName);
-    if (kind === 'fixed') {
-      const out = drv.outputs[0] as DerivationOutput;
-      paths.set(
-        out.name,
-        fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
-      );
-      return paths;
-    }
     for (const input of drv.inputDrvs) this.hashModulo(input.path);
     const h = this.compute(drv, drvName, drvName, true);
     for (const o of drv.outputs)
@@ -198,15 +211,31 @@ export class DerivationHasher {
     return paths;
   }
 
-  /**
-   * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`, or `hash` undefined:
-   * computed here from `drv`, whose inputs must be known), so it is never looked up.
-   */
-  record(drvPath: string, drv: Derivation, hash?: DrvHash): void {
-    this.remember(drvPath, drv, hash ?? this.compute(drv, drvPath, nameOfDrvPath(drvPath), false));
+  /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
+  fixedOutputPaths(drv: Pick<Derivation, 'outputs'>, drvName: string): Map<string, string> | undefined {
+    if (derivationKind(drv, drvName) !== 'fixed') return undefined;
+    const out = drv.outputs[0] as DerivationOutput;
+    return new Map([
+      [
+        out.name,
+        fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
+      ],
+    ]);
   }
 
-  private remember(drvPath: string, drv: Derivation, hash: DrvHash): void {
+  /**
+   * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
+   * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
+   * only its outputs.
+   */
+  record(drvPath: string, drv: Pick<Derivation, 'outputs'>, hash?: DrvHash): void {
+    const h = hash ?? this.outputsOnlyHash(drv, drvPath, nameOfDrvPath(drvPath));
+    if (h === undefined)
+      throw new NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
+    this.remember(drvPath, drv, h);
+  }
+
+  private remember(drvPath: string, drv: Pick<Derivation, 'outputs'>, hash: DrvHash): void {
     this.memo.set(drvPath, hash);
     if (hash.kind !== 'deferred') this.hexOf.set(drvPath, toHex(hash.hash));
     this.outputNames.set(
@@ -222,18 +251,33 @@ export class DerivationHasher {
    * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
    * splicing in the input hashes or the output paths (which need no escaping).
    */
-  fillOutputs(
-    drv: Derivation,
+  fillOutputs(drv: Derivation, drvName: string): FilledDerivation {
+    const layout = newLayout();
+    const bytes = serialiseDerivation(masked(drv), layout);
+    const envHoles: { at: number; output: string }[] = [];
+    drv.env.forEach((e, i) => {
+      const o = outputNamed(drv, e.key);
+      if (o !== undefined) envHoles.push({ at: layout.envValues[i] as number, output: o.name });
+    });
+    return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
+  }
+
+  /**
+   * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
+   * and input derivations (which must be hashed or recorded already).
+   */
+  fillMasked(
+    maskedDrv: MaskedDerivation,
+    drv: Pick<Derivation, 'version' | 'outputs' | 'inputDrvs'>,
     drvName: string,
-  ): { paths: Map<string, string>; bytes: Uint8Array; hash: DrvHash } {
+  ): FilledDerivation {
     if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
       throw new NixPlanError(
         'internal',
         `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`,
       );
     for (const input of drv.inputDrvs) this.hashModulo(input.path);
-    const layout = newLayout();
-    const bytes = serialiseDerivation(masked(drv), layout);
+    const { bytes, layout } = maskedDrv;
     const inputs = this.moduloInputs(drv, drvName);
     const paths = new Map<string, string>();
     if (inputs === undefined) {
@@ -248,11 +292,7 @@ export class DerivationHasher {
       at: layout.outputPaths[i] as number,
       text: paths.get(o.name) as string,
     }));
-    drv.env.forEach((e, i) => {
-      const o = outputNamed(drv, e.key);
-      if (o !== undefined)
-        holes.push({ at: layout.envValues[i] as number, text: paths.get(o.name) as string });
-    });
+    for (const h of maskedDrv.envHoles) holes.push({ at: h.at, text: paths.get(h.output) as string });
     let size = bytes.length;
     for (const h of holes) size += h.text.length;
     const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
@@ -280,7 +320,7 @@ export class DerivationHasher {
    * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
    * into one entry; undefined when the derivation is deferred. Its inputs must be memoised.
    */
-  private moduloInputs(drv: Derivation, label: string): Uint8Array | undefined {
+  private moduloInputs(drv: Pick<Derivation, 'inputDrvs'>, label: string): Uint8Array | undefined {
     const entries: { path: string; outputs: string[] }[] = [];
     for (const input of drv.inputDrvs) {
       if (input.dynamicOutputs !== undefined) return undefined;
@@ -309,8 +349,15 @@ export class DerivationHasher {
     return serialiseInputDrvs(merged);
   }
 
-  /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-  private compute(drv: Derivation, label: string, name: string, mask: boolean): DrvHash {
+  /**
+   * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
+   * impure): they follow from its outputs alone. Undefined for an input-addressed one.
+   */
+  private outputsOnlyHash(
+    drv: Pick<Derivation, 'outputs'>,
+    label: string,
+    name: string,
+  ): DrvHash | undefined {
     const kind = derivationKind(drv, label);
     if (kind === 'fixed') {
       const out = drv.outputs[0] as DerivationOutput;
@@ -318,7 +365,13 @@ export class DerivationHasher {
       const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
       return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
     }
-    if (kind !== 'input-addressed') return { kind: 'deferred' };
+    return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
+  }
+
+  /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+  private compute(drv: Derivation, label: string, name: string, mask: boolean): DrvHash {
+    const early = this.outputsOnlyHash(drv, label, name);
+    if (early !== undefined) return early;
     const inputs = this.moduloInputs(drv, label);
     if (inputs === undefined) return { kind: 'deferred' };
     // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.

@@ -126,6 +126,10 @@ class Parser {
     return this.bytes[this.pos];
   }
 
+  get length(): number {
+    return this.bytes.length;
+  }
+
   startsWith(lit: Uint8Array): boolean {
     if (this.pos + lit.length > this.bytes.length) return false;
     for (let i = 0; i < lit.length; i++) if (this.bytes[this.pos + i] !== lit[i]) return false;
@@ -156,12 +160,32 @@ class Parser {
 
   /** An escaped field. Only Nix's canonical escapes are accepted, so the result re-serialises exactly. */
   escaped(): Uint8Array {
+    const start = this.pos + 1;
+    const escapes = this.skipEscaped();
+    const end = this.pos - 1;
+    const bytes = this.bytes;
+    if (escapes === 0) return bytes.subarray(start, end);
+    const out = allocBytes(end - start - escapes); // every byte is written below
+    let o = 0;
+    for (let j = start; j < end; j++) {
+      let b = bytes[j] as number;
+      if (b === BACKSLASH) b = UNESCAPE[bytes[++j] as number] as number;
+      out[o++] = b;
+    }
+    return out;
+  }
+
+  /**
+   * Reads past an escaped field, validating it as `escaped` does, without unescaping it; returns
+   * how many escapes it holds. Its contents as written are the bytes before the closing quote
+   * (`this.pos - 1`), from just after the opening one.
+   */
+  skipEscaped(): number {
     this.expect(QUOTE);
     const bytes = this.bytes;
-    const start = this.pos;
     const n = bytes.length;
     let escapes = 0;
-    let i = start;
+    let i = this.pos;
     for (;;) {
       while (i < n && SPECIAL[bytes[i] as number] === 0) i++;
       const b = bytes[i];
@@ -182,15 +206,7 @@ class Parser {
       this.fail(`raw control byte 0x${b.toString(16)} that Nix would have escaped`, i);
     }
     this.pos = i + 1;
-    if (escapes === 0) return bytes.subarray(start, i);
-    const out = allocBytes(i - start - escapes); // every byte is written below
-    let o = 0;
-    for (let j = start; j < i; j++) {
-      let b = bytes[j] as number;
-      if (b === BACKSLASH) b = UNESCAPE[bytes[++j] as number] as number;
-      out[o++] = b;
-    }
-    return out;
+    return escapes;
   }
 
   /** `[` item (`,` item)* `]`, calling `item` for each. */
@@ -265,33 +281,96 @@ class Parser {
 export function parseDerivation(bytes: Uint8Array): Derivation {
   const p = new Parser(bytes);
   const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p);
-  p.expect(COMMA);
-  const builder = p.escaped();
-  p.expect(COMMA);
-
-  const args: Uint8Array[] = [];
-  p.list(() => args.push(p.escaped()));
-  p.expect(COMMA);
-
   const env: EnvEntry[] = [];
+  const { builder, args } = parseTail(
+    p,
+    () => p.escaped(),
+    (key, value) => env.push({ key, value }),
+  );
+  return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+
+/**
+ * Where the escaped fields after a .drv's system are, as written: for callers that rewrite them
+ * in place and splice them into a new head (relocation), instead of unescaping and escaping again.
+ */
+export interface DerivationTail {
+  /** Offset of the comma after the system: bytes [start, length) are `,"builder",[args],[env])`. */
+  readonly start: number;
+  /** The environment's keys, unescaped (views into the input when they hold no escapes). */
+  readonly keys: Uint8Array[];
+  /** For each key, the offsets where its value's contents begin and end (between its quotes). */
+  readonly values: Int32Array;
+}
+
+/**
+ * Parses and validates a .drv exactly as `parseDerivation` does (throwing the same errors), but
+ * leaves the builder, arguments and environment values escaped in place and says where they are.
+ */
+export function parseDerivationSpans(bytes: Uint8Array): { head: DerivationHead; tail: DerivationTail } {
+  const p = new Parser(bytes);
+  const head = parseUpToSystem(p);
+  const start = p.pos;
+  const keys: Uint8Array[] = [];
+  let values = new Int32Array(64);
+  parseTail(
+    p,
+    () => {
+      const at = p.pos + 1;
+      p.skipEscaped();
+      return at;
+    },
+    (key, valueAt) => {
+      const n = keys.length;
+      if (2 * n + 2 > values.length) {
+        const grown = new Int32Array(values.length * 2);
+        grown.set(values);
+        values = grown;
+      }
+      values[2 * n] = valueAt;
+      values[2 * n + 1] = p.pos - 1; // the value's closing quote: entry() runs right after it
+      keys.push(key);
+    },
+  );
+  return { head, tail: { start, keys, values: values.subarray(0, 2 * keys.length) } };
+}
+
+/**
+ * The part of a .drv after its system: `,"builder",[args],[env])` and the end of the input.
+ * `field` reads each escaped field but the keys; `entry` gets each environment entry, called right
+ * after its value is read. Keys are checked to be strictly sorted.
+ */
+function parseTail<T>(
+  p: Parser,
+  field: () => T,
+  entry: (key: Uint8Array, value: T) => void,
+): { builder: T; args: T[] } {
+  p.expect(COMMA);
+  const builder = field();
+  p.expect(COMMA);
+
+  const args: T[] = [];
+  p.list(() => args.push(field()));
+  p.expect(COMMA);
+
+  let prev: Uint8Array | undefined;
   p.list(() => {
     p.expect(LPAREN);
     const at = p.pos;
     const key = p.escaped();
-    const prev = env[env.length - 1];
     if (prev !== undefined) {
-      const c = compareBytes(prev.key, key);
+      const c = compareBytes(prev, key);
       if (c >= 0)
         p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
     }
+    prev = key;
     p.expect(COMMA);
-    const value = p.escaped();
+    entry(key, field());
     p.expect(RPAREN);
-    env.push({ key, value });
   });
   p.expect(RPAREN);
-  if (p.pos !== bytes.length) p.fail('unexpected bytes after the end of the derivation');
-  return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+  if (p.pos !== p.length) p.fail('unexpected bytes after the end of the derivation');
+  return { builder, args };
 }
 
 /** The fields of a .drv before its builder. */
@@ -539,13 +618,7 @@ export function serialiseInputDrvs(inputDrvs: readonly DerivationInput[]): Uint8
 export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout): Uint8Array {
   // An upper bound of the size, part by part with the comma after it; escaped strings count
   // twice (every byte could need escaping).
-  let bound = DRV_WITH_VERSION.length + (drv.version?.length ?? 0) + 3;
-  bound += 3;
-  for (const o of drv.outputs)
-    bound += 14 + o.name.length + o.path.length + o.hashAlgo.length + o.hash.length;
-  bound += inputDrvsBound(drv.inputDrvs) + 1;
-  bound += rawListBound(drv.inputSrcs) + 1;
-  bound += drv.system.length + 3;
+  let bound = headBound(drv);
   bound += 2 * drv.builder.length + 3;
   bound += 3;
   for (const a of drv.args) bound += 2 * a.length + 3;
@@ -553,6 +626,71 @@ export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout):
   for (const e of drv.env) bound += 2 * (e.key.length + e.value.length) + 8;
 
   const w = new Writer(bound);
+  writeHead(w, drv, layout);
+  w.byte(COMMA);
+  w.escaped(drv.builder);
+  w.byte(COMMA);
+  w.byte(LBRACKET);
+  for (let n = 0; n < drv.args.length; n++) {
+    if (n > 0) w.byte(COMMA);
+    w.escaped(drv.args[n] as Uint8Array);
+  }
+  w.byte(RBRACKET);
+  w.byte(COMMA);
+  w.byte(LBRACKET);
+  for (let n = 0; n < drv.env.length; n++) {
+    const e = drv.env[n] as EnvEntry;
+    if (n > 0) w.byte(COMMA);
+    w.byte(LPAREN);
+    w.escaped(e.key);
+    w.byte(COMMA);
+    layout?.envValues.push(w.pos + 1);
+    w.escaped(e.value);
+    w.byte(RPAREN);
+  }
+  w.byte(RBRACKET);
+  w.byte(RPAREN);
+  if (w.pos > bound)
+    throw new NixPlanError('internal', `derivation size bound exceeded: ${w.pos} > ${bound}`);
+  return w.result(false);
+}
+
+/**
+ * A derivation written from its head (outputs, inputs and system, serialised as
+ * `serialiseDerivation` does) followed by `tail`, the bytes after the system exactly as they are to
+ * be written (`,"builder",[args],[env])`, escaped), given in pieces. `layout` gets the head's
+ * offsets, and in `envValues` the offset where each piece but the last ends. The caller vouches
+ * for the tail: it comes from `parseDerivationSpans`, with only store hashes replaced.
+ */
+export function spliceDerivation(
+  head: Omit<DerivationHead, 'version'>,
+  tail: readonly Uint8Array[],
+  layout?: DerivationLayout,
+): Uint8Array {
+  let bound = headBound({ ...head, version: undefined });
+  for (const piece of tail) bound += piece.length;
+  const w = new Writer(bound);
+  writeHead(w, { ...head, version: undefined }, layout);
+  for (let n = 0; n < tail.length; n++) {
+    if (n > 0) layout?.envValues.push(w.pos);
+    w.bytes(tail[n] as Uint8Array);
+  }
+  return w.result(false);
+}
+
+/** Most bytes the head of `drv` takes (up to its system's closing quote), and the comma after it. */
+function headBound(drv: DerivationHead): number {
+  let bound = DRV_WITH_VERSION.length + (drv.version?.length ?? 0) + 3;
+  bound += 3;
+  for (const o of drv.outputs)
+    bound += 14 + o.name.length + o.path.length + o.hashAlgo.length + o.hash.length;
+  bound += inputDrvsBound(drv.inputDrvs) + 1;
+  bound += rawListBound(drv.inputSrcs) + 1;
+  return bound + drv.system.length + 3;
+}
+
+/** `Derive(` (or `DrvWithVersion("v",`), the outputs, inputs and the system. */
+function writeHead(w: Writer, drv: DerivationHead, layout: DerivationLayout | undefined): void {
   if (drv.version === undefined) w.bytes(DERIVE);
   else {
     w.bytes(DRV_WITH_VERSION);
@@ -583,32 +721,6 @@ export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout):
   w.rawList(drv.inputSrcs, 'input source');
   w.byte(COMMA);
   w.rawBytes(drv.system, 'system');
-  w.byte(COMMA);
-  w.escaped(drv.builder);
-  w.byte(COMMA);
-  w.byte(LBRACKET);
-  for (let n = 0; n < drv.args.length; n++) {
-    if (n > 0) w.byte(COMMA);
-    w.escaped(drv.args[n] as Uint8Array);
-  }
-  w.byte(RBRACKET);
-  w.byte(COMMA);
-  w.byte(LBRACKET);
-  for (let n = 0; n < drv.env.length; n++) {
-    const e = drv.env[n] as EnvEntry;
-    if (n > 0) w.byte(COMMA);
-    w.byte(LPAREN);
-    w.escaped(e.key);
-    w.byte(COMMA);
-    layout?.envValues.push(w.pos + 1);
-    w.escaped(e.value);
-    w.byte(RPAREN);
-  }
-  w.byte(RBRACKET);
-  w.byte(RPAREN);
-  if (w.pos > bound)
-    throw new NixPlanError('internal', `derivation size bound exceeded: ${w.pos} > ${bound}`);
-  return w.result(false);
 }
 
 const encoder = new TextEncoder();

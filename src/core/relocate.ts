@@ -5,6 +5,7 @@ import { NixPlanError } from './errors.js';
 import { parseHash, sha256 } from './hash.js';
 import { nix32Encode } from './nix32.js';
 import {
+  HASH_PART_LENGTH,
   compareStrings,
   hashPartOf,
   makeFixedOutputPath,
@@ -21,11 +22,20 @@ import {
   drvName,
   parseDerivation,
   parseDerivationOutputs,
+  parseDerivationSpans,
   serialiseDerivation,
+  spliceDerivation,
   type Derivation,
+  type DerivationLayout,
+  type DerivationOutput,
   type EnvEntry,
 } from './derivation.js';
-import { DerivationHasher, computeDrvPath, type DrvHash } from './derivation-hash.js';
+import {
+  DerivationHasher,
+  computeDrvPath,
+  type FilledDerivation,
+  type MaskedDerivation,
+} from './derivation-hash.js';
 import { StoreRewriter } from './rewrite.js';
 import { dependenciesFirst } from './closure.js';
 
@@ -86,6 +96,8 @@ interface Node {
   readonly ca: string;
   /** Derivations: their type, and the names of their deferred outputs (no path yet). */
   readonly drv: { type: DrvType; deferred: string[] } | undefined;
+  /** How many times store dir A appears in it on its own. */
+  readonly bareDirs: number;
   readonly deps: string[];
 }
 
@@ -200,6 +212,16 @@ function relocatedSourcePath(obj: RelocObject, ca: string, to: string): string {
   return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
 }
 
+/** How `relocateClosure` and `relocateLazily` work (the result is the same either way). */
+export interface RelocateClosureOptions {
+  /**
+   * Default true: each .drv's builder, arguments and environment are rewritten as written and
+   * spliced after its new head. false: every .drv is parsed whole and serialised again, the
+   * straightforward way the spliced one is tested against.
+   */
+  readonly splice?: boolean | undefined;
+}
+
 /**
  * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
  * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
@@ -207,8 +229,13 @@ function relocatedSourcePath(obj: RelocObject, ca: string, to: string): string {
  * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
  * error for an invalid store dir.
  */
-export function relocateClosure(objects: readonly RelocObject[], from: string, to: string): Relocation {
-  const { relocation, steps } = relocateLazily(objects, from, to);
+export function relocateClosure(
+  objects: readonly RelocObject[],
+  from: string,
+  to: string,
+  options: RelocateClosureOptions = {},
+): Relocation {
+  const { relocation, steps } = relocateLazily(objects, from, to, options);
   for (const o of steps) relocation.objects.push(o);
   return relocation;
 }
@@ -219,61 +246,16 @@ export function relocateClosure(objects: readonly RelocObject[], from: string, t
  * the order fixed, before this returns: the refusals that need no relocating come first. Each
  * object the caller passed is released once relocated. `relocation.objects` stays empty; its
  * `pathMap` and `report` are complete once `steps` is done (a refusal may still end it early).
+ * `order` is the paths in the order `steps` relocates them.
  */
 export function relocateLazily(
   objects: readonly RelocObject[],
   from: string,
   to: string,
-): { relocation: Relocation; steps: Generator<RelocatedObject, void, undefined> } {
-  for (const [role, dir] of [
-    ['target', to],
-    ['source', from],
-  ] as const) {
-    const problem = storeDirProblem(dir);
-    if (problem !== undefined)
-      throw new NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
-  }
-
-  const warnings: string[] = [];
-  const state: Relocation = {
-    objects: [],
-    pathMap: new Map(),
-    report: {
-      objects: { drv: 0, text: 0, source: 0 },
-      hashesRewritten: 0,
-      bareHashRewrites: 0,
-      bareStoreDirMentions: [],
-      warnings,
-    },
-  };
-  const rewriter = new StoreRewriter(from, to);
-  // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
-  const hasher = new DerivationHasher(to, (p) => {
-    throw new NixPlanError('internal', `relocated derivation ${p} is not known yet`);
-  });
-  const newHashOf = new Map<string, string>();
-  const setHash = (oldPath: string, newPath: string): void => {
-    state.pathMap.set(oldPath, newPath);
-    const o = hashPartOf(oldPath);
-    const n = hashPartOf(newPath);
-    const before = newHashOf.get(o);
-    if (before !== undefined && before !== n)
-      throw new NixPlanError('internal', `${oldPath} relocates to two different paths`);
-    newHashOf.set(o, n);
-    rewriter.set(o, n);
-  };
-  const mapPath = (p: string): string => {
-    const n = state.pathMap.get(p);
-    if (n === undefined) throw new NixPlanError('internal', `${p} was not relocated before its dependents`);
-    return n;
-  };
-  const rewrite = (bytes: Uint8Array): Uint8Array => {
-    if (bytes.length < 32) return bytes; // too short to hold a hash: skip the call
-    const r = rewriter.rewrite(bytes, { countBareStoreDirs: false });
-    state.report.hashesRewritten += r.storePaths + r.placeholders;
-    state.report.bareHashRewrites += r.bareHashes;
-    return r.bytes;
-  };
+  options: RelocateClosureOptions = {},
+): { relocation: Relocation; order: readonly string[]; steps: Generator<RelocatedObject, void, undefined> } {
+  const r = new Relocator(from, to, options);
+  const { rewriter } = r;
 
   // Index the closure: objects by path and hash, output paths (not objects) by the drv making
   // them. Everything is checked before anything is relocated, so refusals come before any work.
@@ -288,11 +270,7 @@ export function relocateLazily(
     }
     if (byPath.has(obj.path)) refuse(`cannot relocate: ${obj.path} is in the closure twice`);
     const ca = selfCheck(obj, from);
-    if (obj.kind === 'source' && obj.references.length > 0)
-      refuse(
-        `cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
-          'native evaluation could not have produced it',
-      );
+    refuseSourceWithReferences(obj);
     byPath.set(obj.path, obj);
     ownerOfHash.set(hashPartOf(obj.path), obj.path);
     rewriter.declare(hashPartOf(obj.path));
@@ -301,40 +279,28 @@ export function relocateLazily(
   const ownerOfPlaceholder = new Map<string, string>();
   for (const obj of objects) {
     if (obj.kind !== 'drv') continue;
-    const parsed = drvTypeFields(obj.contents!);
-    const type = drvType(obj.path, parsed);
-    // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
-    checked.get(obj.path)!.drv = {
-      type,
-      deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name),
-    };
-    for (const o of parsed.outputs) {
-      if (o.path !== '') {
-        const h = hashPartOf(o.path);
+    checked.get(obj.path)!.drv = r.declareDrv(obj, {
+      output: (h) => {
         if (!ownerOfHash.has(h)) ownerOfHash.set(h, obj.path);
-        rewriter.declare(h);
-      } else {
-        // A deferred output: dependents mention it by a placeholder made from this drv's path.
-        const p = downstreamPlaceholder(obj.path, o.name);
-        ownerOfPlaceholder.set(p, obj.path);
-        rewriter.declarePlaceholder(p);
-      }
-    }
+      },
+      placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+    });
   }
 
   // What each object depends on: references, and whatever its strings mention.
   const nodes = new Map<string, Node>();
-  const bareDirs = new Map<string, number>();
   for (const obj of objects) {
     const deps = new Set<string>();
-    for (const r of obj.references) {
-      if (r === obj.path) continue;
-      if (!byPath.has(r))
-        refuse(`cannot relocate ${obj.path}: it references ${r}, which is not in the closure`);
-      deps.add(r);
+    for (const ref of obj.references) {
+      if (ref === obj.path) continue;
+      if (!byPath.has(ref))
+        refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+      deps.add(ref);
     }
+    let bareDirs = 0;
     if (obj.kind !== 'source') {
-      const m = rewriter.mentions(obj.contents!);
+      // A .drv's strings are scanned as written (escaped), as relocation rewrites them.
+      const m = rewriter.mentions(obj.contents!, { escaped: obj.kind === 'drv' });
       if (m.unknownPaths.length > 0)
         refuse(
           `cannot relocate ${obj.path}: it mentions ${m.unknownPaths[0]}, which is outside the ` +
@@ -343,82 +309,236 @@ export function relocateLazily(
         );
       for (const h of m.hashes) deps.add(ownerOfHash.get(h)!);
       for (const p of m.placeholders) deps.add(ownerOfPlaceholder.get(p)!);
-      if (m.bareStoreDirs > 0) bareDirs.set(obj.path, m.bareStoreDirs);
+      bareDirs = m.bareStoreDirs;
     }
     deps.delete(obj.path);
     const { ca, drv } = checked.get(obj.path)!;
-    nodes.set(obj.path, { obj, ca, drv, deps: [...deps].sort(compareStrings) });
+    nodes.set(obj.path, { obj, ca, drv, bareDirs, deps: [...deps].sort(compareStrings) });
   }
 
   checked.clear();
   byPath.clear(); // the nodes hold the objects now, each only until it is relocated
   const order = dependencyOrder(nodes);
-  return { relocation: state, steps: steps() };
+  return { relocation: r.relocation, order, steps: steps() };
 
   function* steps(): Generator<RelocatedObject, void, undefined> {
     for (const path of order) {
       const node = nodes.get(path)!;
       nodes.delete(path);
-      const obj = node.obj;
-      let out: RelocatedObject;
-      const bareBefore = state.report.bareHashRewrites;
-      if (obj.kind === 'source') {
-        out = {
-          oldPath: obj.path,
-          path: relocatedSourcePath(obj, node.ca, to),
-          kind: 'source',
-          references: [],
-        };
-        const bytes = obj.contents;
-        if (
-          bytes !== undefined &&
-          Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from)
-        )
-          warnings.push(
-            `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
-              `evaluation in ${to} would keep them`,
-          );
-      } else if (obj.kind === 'text') {
-        // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
-        const rewritten = rewrite(obj.contents!);
-        const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
-        const references = obj.references.map(mapPath).sort(compareStrings);
-        const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
-        out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
-      } else {
-        out = relocateDrv(obj, parseDerivation(obj.contents!), node.drv!.type, {
-          from,
-          to,
-          hasher,
-          mapPath,
-          setHash,
-          rewrite,
-        });
-      }
-      setHash(obj.path, out.path);
-      if (obj.kind === 'drv') {
-        // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
-        for (const o of node.drv!.deferred)
-          rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
-      }
-      const bare = bareDirs.get(obj.path);
-      if (bare !== undefined) {
-        state.report.bareStoreDirMentions.push({ path: out.path, count: bare });
-        warnings.push(
-          `${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bare} time(s), e.g. ` +
-            `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`,
-        );
-      }
-      const bareHashes = state.report.bareHashRewrites - bareBefore;
-      if (bareHashes > 0)
-        warnings.push(
-          `${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
-            'them (computed from a path string); they were rewritten, but anything else computed from ' +
-            'those paths (hashString, stringLength, substring) cannot be',
-        );
-      state.report.objects[obj.kind]++;
-      yield out;
+      yield r.relocate(node);
     }
+  }
+}
+
+/**
+ * Relocation of a closure as it arrives, each object as soon as it is given: for a closure that
+ * comes in a dependency order (as a bundle's does), without first holding and indexing all of it.
+ * It checks only what relocating each object needs; `add` throws for anything else (a mention of
+ * something not given yet, or not relocatable), and whatever it throws, the caller relocates the
+ * whole closure with `relocateLazily` instead, which finds out why. Its result is the same as
+ * `relocateLazily`'s when that accepts the closure and relocates it in `order` (which the caller
+ * must check: a path computed from a later object's path, say, only `relocateLazily` finds).
+ */
+export class StreamingRelocation {
+  private readonly r: Relocator;
+  /** The paths relocated so far, in order. */
+  readonly order: string[] = [];
+
+  constructor(from: string, to: string, options: RelocateClosureOptions = {}) {
+    this.r = new Relocator(from, to, options);
+  }
+
+  get relocation(): Relocation {
+    return this.r.relocation;
+  }
+
+  /** Relocates `obj`, whose references and mentions must all have been added before it. */
+  add(obj: RelocObject): RelocatedObject {
+    const { r } = this;
+    if (!obj.path.startsWith(r.from + '/')) refuse(`${obj.path} is not in ${r.from}`);
+    // Trusted here: relocateLazily checks it (with everything else) before the result is used.
+    const ca = obj.ca ?? selfCheck(obj, r.from);
+    refuseSourceWithReferences(obj);
+    r.rewriter.declare(hashPartOf(obj.path));
+    const drv = obj.kind === 'drv' ? r.declareDrv(obj) : undefined;
+    const bareDirs = obj.kind === 'source' ? 0 : r.rewriter.bareStoreDirs(obj.contents!);
+    const out = r.relocate({ obj, ca, drv, bareDirs, deps: [] });
+    this.order.push(obj.path);
+    return out;
+  }
+}
+
+function refuseSourceWithReferences(obj: RelocObject): void {
+  if (obj.kind === 'source' && obj.references.length > 0)
+    refuse(
+      `cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
+        'native evaluation could not have produced it',
+    );
+}
+
+/** The state of one relocation: known hashes and their new values, the hasher, the report. */
+class Relocator {
+  readonly relocation: Relocation;
+  readonly rewriter: StoreRewriter;
+  private readonly hasher: DerivationHasher;
+  private readonly newHashOf = new Map<string, string>();
+  private readonly cx: DrvContext;
+
+  constructor(
+    readonly from: string,
+    readonly to: string,
+    private readonly options: RelocateClosureOptions,
+  ) {
+    for (const [role, dir] of [
+      ['target', to],
+      ['source', from],
+    ] as const) {
+      const problem = storeDirProblem(dir);
+      if (problem !== undefined)
+        throw new NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
+    }
+    this.relocation = {
+      objects: [],
+      pathMap: new Map(),
+      report: {
+        objects: { drv: 0, text: 0, source: 0 },
+        hashesRewritten: 0,
+        bareHashRewrites: 0,
+        bareStoreDirMentions: [],
+        warnings: [],
+      },
+    };
+    this.rewriter = new StoreRewriter(from, to);
+    // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
+    this.hasher = new DerivationHasher(to, (p) => {
+      throw new NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+    });
+    this.cx = {
+      from,
+      to,
+      hasher: this.hasher,
+      mapPath: (p) => this.mapPath(p),
+      setHash: (o, n) => this.setHash(o, n),
+      rewrite: (bytes, escaped) => this.rewrite(bytes, escaped),
+      mentionsAny: (bytes) => {
+        const m = this.rewriter.mentions(bytes);
+        return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
+      },
+    };
+  }
+
+  private setHash(oldPath: string, newPath: string): void {
+    this.relocation.pathMap.set(oldPath, newPath);
+    const o = hashPartOf(oldPath);
+    const n = hashPartOf(newPath);
+    const before = this.newHashOf.get(o);
+    if (before !== undefined && before !== n)
+      throw new NixPlanError('internal', `${oldPath} relocates to two different paths`);
+    this.newHashOf.set(o, n);
+    this.rewriter.set(o, n);
+  }
+
+  private mapPath(p: string): string {
+    const n = this.relocation.pathMap.get(p);
+    if (n === undefined) throw new NixPlanError('internal', `${p} was not relocated before its dependents`);
+    return n;
+  }
+
+  private rewrite(bytes: Uint8Array, escaped = false): Uint8Array {
+    if (bytes.length < 32) return bytes; // too short to hold a hash: skip the call
+    const r = this.rewriter.rewrite(bytes, { countBareStoreDirs: false, escaped });
+    // Mentions outside the closure were refused when it was indexed; as it streams in, they are
+    // mentions of what comes later.
+    if (r.unknownPaths.length > 0)
+      throw new NixPlanError('internal', `${r.unknownPaths[0]} is not relocated before its mention`);
+    const { report } = this.relocation;
+    report.hashesRewritten += r.storePaths + r.placeholders;
+    report.bareHashRewrites += r.bareHashes;
+    return r.bytes;
+  }
+
+  /**
+   * Checks that a .drv can be relocated and makes its output hashes (or the placeholders of its
+   * deferred outputs) known, telling `owner` of each.
+   */
+  declareDrv(
+    obj: RelocObject,
+    owner?: { output: (hash: string) => void; placeholder: (placeholder: string) => void },
+  ): NonNullable<Node['drv']> {
+    const parsed = drvTypeFields(obj.contents!);
+    const type = drvType(obj.path, parsed);
+    for (const o of parsed.outputs) {
+      if (o.path !== '') {
+        const h = hashPartOf(o.path);
+        owner?.output(h);
+        this.rewriter.declare(h);
+      } else {
+        // A deferred output: dependents mention it by a placeholder made from this drv's path.
+        const p = downstreamPlaceholder(obj.path, o.name);
+        owner?.placeholder(p);
+        this.rewriter.declarePlaceholder(p);
+      }
+    }
+    // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
+    return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
+  }
+
+  /** Relocates one object whose dependencies are all relocated. */
+  relocate(node: Node): RelocatedObject {
+    const { obj } = node;
+    const { from, to } = this;
+    const { report } = this.relocation;
+    const { warnings } = report;
+    let out: RelocatedObject;
+    const bareBefore = report.bareHashRewrites;
+    if (obj.kind === 'source') {
+      out = {
+        oldPath: obj.path,
+        path: relocatedSourcePath(obj, node.ca, to),
+        kind: 'source',
+        references: [],
+      };
+      const bytes = obj.contents;
+      if (bytes !== undefined && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from))
+        warnings.push(
+          `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
+            `evaluation in ${to} would keep them`,
+        );
+    } else if (obj.kind === 'text') {
+      // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
+      const rewritten = this.rewrite(obj.contents!);
+      const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
+      const references = obj.references.map((p) => this.mapPath(p)).sort(compareStrings);
+      const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+      out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
+    } else {
+      const type = node.drv!.type;
+      out =
+        (this.options.splice !== false ? spliceDrv(obj, type, this.cx) : undefined) ??
+        relocateDrv(obj, parseDerivation(obj.contents!), type, this.cx);
+    }
+    this.setHash(obj.path, out.path);
+    if (obj.kind === 'drv') {
+      // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
+      for (const o of node.drv!.deferred)
+        this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+    }
+    if (node.bareDirs > 0) {
+      report.bareStoreDirMentions.push({ path: out.path, count: node.bareDirs });
+      warnings.push(
+        `${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${node.bareDirs} time(s), e.g. ` +
+          `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`,
+      );
+    }
+    const bareHashes = report.bareHashRewrites - bareBefore;
+    if (bareHashes > 0)
+      warnings.push(
+        `${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
+          'them (computed from a path string); they were rewritten, but anything else computed from ' +
+          'those paths (hashString, stringLength, substring) cannot be',
+      );
+    report.objects[obj.kind]++;
+    return out;
   }
 }
 
@@ -428,26 +548,18 @@ interface DrvContext {
   readonly hasher: DerivationHasher;
   readonly mapPath: (p: string) => string;
   readonly setHash: (oldPath: string, newPath: string) => void;
-  readonly rewrite: (bytes: Uint8Array) => Uint8Array;
+  /** Rewrites a string (as written in a .drv when `escaped`), counting what it rewrote. */
+  readonly rewrite: (bytes: Uint8Array, escaped?: boolean) => Uint8Array;
+  /** True when a rewrite of `bytes` would find anything. */
+  readonly mentionsAny: (bytes: Uint8Array) => boolean;
 }
 
-/** Relocates one derivation whose dependencies are all relocated. */
+/** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
 function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvContext): RelocatedObject {
   const name = drvName(obj.path);
-  if (!sameReferences(drv, obj.references))
-    refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
-
+  checkReferences(obj, drv);
   const isOutputKey = (key: Uint8Array): boolean => drv.outputs.some((o) => asciiEquals(key, o.name));
-  const outputs = drv.outputs.map((o) => ({ ...o }));
-  if (type === 'fixed') {
-    // The output path follows from the hash alone, so it is known before the strings are rewritten.
-    const paths = cx.hasher.outputPaths({ ...drv, outputs }, name);
-    for (const o of outputs) {
-      const p = paths.get(o.name)!;
-      cx.setHash(o.path, p);
-      o.path = p;
-    }
-  }
+  const outputs = fixOutputs(drv.outputs, type, name, cx);
   // Input-addressed: the own output paths in env are what is being computed: mask them first.
   const masked = type === 'input-addressed';
   const env: EnvEntry[] = drv.env
@@ -457,6 +569,98 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
     }))
     .sort((a, b) => compareBytes(a.key, b.key));
   const relocated: Derivation = {
+    ...relocatedHead(drv, outputs, masked, cx),
+    builder: cx.rewrite(drv.builder),
+    args: drv.args.map((a) => cx.rewrite(a)),
+    env,
+  };
+  return completeDrv(
+    obj,
+    drv.outputs,
+    relocated,
+    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
+    masked ? cx.hasher.fillOutputs(relocated, name) : serialiseDerivation(relocated),
+    cx,
+  );
+}
+
+/**
+ * `relocateDrv` without unescaping the strings after the system and escaping them again: the
+ * builder, arguments and environment are rewritten as written and spliced after the new head
+ * (what `rewrite` finds in escaped strings is what it finds in their text). Undefined, having
+ * done nothing, when an environment key mentions a store path, as rewriting it could change the
+ * order of the environment: relocateDrv sorts it again.
+ */
+function spliceDrv(obj: RelocObject, type: DrvType, cx: DrvContext): RelocatedObject | undefined {
+  const bytes = obj.contents!;
+  const { head, tail } = parseDerivationSpans(bytes);
+  if (head.version !== undefined) return undefined;
+  for (const key of tail.keys) if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key)) return undefined;
+  const name = drvName(obj.path);
+  checkReferences(obj, head);
+  const outputs = fixOutputs(head.outputs, type, name, cx);
+  const masked = type === 'input-addressed';
+  // The tail as written, rewritten; masked, it is cut around the values of the env variables
+  // named after outputs, which are left empty (their paths are filled in later).
+  const pieces: Uint8Array[] = [];
+  const holeOutputs: string[] = [];
+  let r = tail.start;
+  if (masked)
+    tail.keys.forEach((key, i) => {
+      const o = head.outputs.find((out) => asciiEquals(key, out.name));
+      if (o === undefined) return;
+      pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
+      holeOutputs.push(o.name);
+      r = tail.values[2 * i + 1]!;
+    });
+  pieces.push(cx.rewrite(bytes.subarray(r), true));
+  const relocated = relocatedHead(head, outputs, masked, cx);
+  if (!masked) return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
+  const layout: DerivationLayout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+  const maskedBytes = spliceDerivation(relocated, pieces, layout);
+  const maskedDrv: MaskedDerivation = {
+    bytes: maskedBytes,
+    layout,
+    envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i]!, output })),
+  };
+  return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
+}
+
+/** Refuses a .drv whose references are not its input derivations and sources. */
+function checkReferences(obj: RelocObject, drv: Pick<Derivation, 'inputDrvs' | 'inputSrcs'>): void {
+  if (!sameReferences(drv, obj.references))
+    refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
+}
+
+/**
+ * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
+ * follows from its hash alone, so it is known (and recorded) now; other paths are kept.
+ */
+function fixOutputs(
+  outputs: readonly DerivationOutput[],
+  type: DrvType,
+  name: string,
+  cx: DrvContext,
+): DerivationOutput[] {
+  const copy = outputs.map((o) => ({ ...o }));
+  if (type !== 'fixed') return copy;
+  const paths = cx.hasher.fixedOutputPaths({ outputs: copy }, name)!;
+  for (const o of copy) {
+    const p = paths.get(o.name)!;
+    cx.setHash(o.path, p);
+    o.path = p;
+  }
+  return copy;
+}
+
+/** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
+function relocatedHead(
+  drv: Pick<Derivation, 'inputDrvs' | 'inputSrcs' | 'system'>,
+  outputs: DerivationOutput[],
+  masked: boolean,
+  cx: DrvContext,
+): Pick<Derivation, 'version' | 'outputs' | 'inputDrvs' | 'inputSrcs' | 'system'> {
+  return {
     version: undefined,
     outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
     inputDrvs: drv.inputDrvs
@@ -464,26 +668,36 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
       .sort((a, b) => compareStrings(a.path, b.path)),
     inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
     system: cx.rewrite(drv.system),
-    builder: cx.rewrite(drv.builder),
-    args: drv.args.map(cx.rewrite),
-    env,
   };
+}
+
+/**
+ * The relocated .drv from its written form: the final bytes, or (input-addressed) the masked
+ * form with its outputs filled in, whose paths are recorded against the original ones.
+ */
+function completeDrv(
+  obj: RelocObject,
+  original: readonly DerivationOutput[],
+  relocated: Pick<Derivation, 'outputs' | 'inputDrvs' | 'inputSrcs'>,
+  written: Uint8Array | FilledDerivation,
+  cx: DrvContext,
+): RelocatedObject {
+  const name = drvName(obj.path);
   let contents: Uint8Array;
-  let hash: DrvHash | undefined;
-  if (masked) {
-    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
-    const filled = cx.hasher.fillOutputs(relocated, name);
-    contents = filled.bytes;
-    hash = filled.hash;
-    for (const o of drv.outputs) {
-      const p = filled.paths.get(o.name) ?? '';
+  let hash: FilledDerivation['hash'] | undefined;
+  if (written instanceof Uint8Array) contents = written;
+  else {
+    contents = written.bytes;
+    hash = written.hash;
+    for (const o of original) {
+      const p = written.paths.get(o.name) ?? '';
       if ((o.path === '') !== (p === ''))
         refuse(
           `cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`,
         );
       if (o.path !== '') cx.setHash(o.path, p);
     }
-  } else contents = serialiseDerivation(relocated);
+  }
   const references = derivationReferences(relocated);
   const path = computeDrvPath(cx.to, name, contents, references);
   cx.hasher.record(path, relocated, hash);
@@ -491,7 +705,10 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
 }
 
 /** True when a .drv's references are exactly its input sources and input derivations. */
-function sameReferences(drv: Derivation, references: readonly string[]): boolean {
+function sameReferences(
+  drv: Pick<Derivation, 'inputDrvs' | 'inputSrcs'>,
+  references: readonly string[],
+): boolean {
   const inputs = derivationReferences(drv);
   if (inputs.length === references.length && inputs.every((r, i) => r === references[i])) return true;
   // The caller's references may come in another order.
