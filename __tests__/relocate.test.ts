@@ -2,13 +2,7 @@
 // (That the results are what Nix itself writes is proven in relocate-oracle.test.ts.)
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import {
-  StreamingRelocation,
-  relocateClosure,
-  relocateLazily,
-  relocateRoot,
-  type RelocObject,
-} from '../src/core/relocate.js';
+import { relocateClosure, relocateLazily, relocateRoot, type RelocObject } from '../src/core/relocate.js';
 import { identifyContentAddress } from '../src/core/content-address.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
@@ -360,38 +354,6 @@ describe('splicing the strings of a .drv as written', () => {
       { numRuns: 60 },
     );
     expect(rewritten).toBeGreaterThan(0);
-  });
-});
-
-describe('StreamingRelocation', () => {
-  test('relocates a closure given in a dependency order exactly as relocateLazily does', async () => {
-    const { b } = await sampleClosure('/a/store');
-    const lazily = relocateLazily(b.objects, '/a/store', '/beta/store');
-    const stream = new StreamingRelocation('/a/store', '/beta/store');
-    expect(b.objects.map((o) => stream.add(o))).toEqual([...lazily.steps]);
-    expect(stream.order).toEqual(lazily.order);
-    expect(stream.relocation.pathMap).toEqual(lazily.relocation.pathMap);
-    expect(stream.relocation.report).toEqual(lazily.relocation.report);
-  });
-
-  test('throws for an object given before what it mentions', async () => {
-    const { b } = await sampleClosure('/a/store');
-    const stream = new StreamingRelocation('/a/store', '/beta/store');
-    const script = b.objects.find((o) => o.path.endsWith('-build.sh'))!;
-    expect(() => stream.add(script)).toThrow(NixPlanError);
-  });
-
-  test('cannot see a hash computed from the path of something given later: the order tells', async () => {
-    const b = new Builder('/a/store');
-    const later = new Builder('/a/store');
-    const lib = await later.drv('lib');
-    // A text whose contents hold only lib's hash (no store dir before it), given before lib.
-    await b.text('note.txt', () => `${hashPartOf(lib)}\n`);
-    const objects = [...b.objects, ...later.objects];
-    const stream = new StreamingRelocation('/a/store', '/beta/store');
-    for (const o of objects) stream.add(o);
-    const lazily = relocateLazily(objects, '/a/store', '/beta/store');
-    expect(lazily.order).not.toEqual(stream.order);
   });
 });
 

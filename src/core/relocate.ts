@@ -246,14 +246,13 @@ export function relocateClosure(
  * the order fixed, before this returns: the refusals that need no relocating come first. Each
  * object the caller passed is released once relocated. `relocation.objects` stays empty; its
  * `pathMap` and `report` are complete once `steps` is done (a refusal may still end it early).
- * `order` is the paths in the order `steps` relocates them.
  */
 export function relocateLazily(
   objects: readonly RelocObject[],
   from: string,
   to: string,
   options: RelocateClosureOptions = {},
-): { relocation: Relocation; order: readonly string[]; steps: Generator<RelocatedObject, void, undefined> } {
+): { relocation: Relocation; steps: Generator<RelocatedObject, void, undefined> } {
   const r = new Relocator(from, to, options);
   const { rewriter } = r;
 
@@ -319,7 +318,7 @@ export function relocateLazily(
   checked.clear();
   byPath.clear(); // the nodes hold the objects now, each only until it is relocated
   const order = dependencyOrder(nodes);
-  return { relocation: r.relocation, order, steps: steps() };
+  return { relocation: r.relocation, steps: steps() };
 
   function* steps(): Generator<RelocatedObject, void, undefined> {
     for (const path of order) {
@@ -327,44 +326,6 @@ export function relocateLazily(
       nodes.delete(path);
       yield r.relocate(node);
     }
-  }
-}
-
-/**
- * Relocation of a closure as it arrives, each object as soon as it is given: for a closure that
- * comes in a dependency order (as a bundle's does), without first holding and indexing all of it.
- * It checks only what relocating each object needs; `add` throws for anything else (a mention of
- * something not given yet, or not relocatable), and whatever it throws, the caller relocates the
- * whole closure with `relocateLazily` instead, which finds out why. Its result is the same as
- * `relocateLazily`'s when that accepts the closure and relocates it in `order` (which the caller
- * must check: a path computed from a later object's path, say, only `relocateLazily` finds).
- */
-export class StreamingRelocation {
-  private readonly r: Relocator;
-  /** The paths relocated so far, in order. */
-  readonly order: string[] = [];
-
-  constructor(from: string, to: string, options: RelocateClosureOptions = {}) {
-    this.r = new Relocator(from, to, options);
-  }
-
-  get relocation(): Relocation {
-    return this.r.relocation;
-  }
-
-  /** Relocates `obj`, whose references and mentions must all have been added before it. */
-  add(obj: RelocObject): RelocatedObject {
-    const { r } = this;
-    if (!obj.path.startsWith(r.from + '/')) refuse(`${obj.path} is not in ${r.from}`);
-    // Trusted here: relocateLazily checks it (with everything else) before the result is used.
-    const ca = obj.ca ?? selfCheck(obj, r.from);
-    refuseSourceWithReferences(obj);
-    r.rewriter.declare(hashPartOf(obj.path));
-    const drv = obj.kind === 'drv' ? r.declareDrv(obj) : undefined;
-    const bareDirs = obj.kind === 'source' ? 0 : r.rewriter.bareStoreDirs(obj.contents!);
-    const out = r.relocate({ obj, ca, drv, bareDirs, deps: [] });
-    this.order.push(obj.path);
-    return out;
   }
 }
 
@@ -447,8 +408,7 @@ class Relocator {
   private rewrite(bytes: Uint8Array, escaped = false): Uint8Array {
     if (bytes.length < 32) return bytes; // too short to hold a hash: skip the call
     const r = this.rewriter.rewrite(bytes, { countBareStoreDirs: false, escaped });
-    // Mentions outside the closure were refused when it was indexed; as it streams in, they are
-    // mentions of what comes later.
+    // Mentions outside the closure were refused when it was indexed.
     if (r.unknownPaths.length > 0)
       throw new NixPlanError('internal', `${r.unknownPaths[0]} is not relocated before its mention`);
     const { report } = this.relocation;
@@ -463,19 +423,19 @@ class Relocator {
    */
   declareDrv(
     obj: RelocObject,
-    owner?: { output: (hash: string) => void; placeholder: (placeholder: string) => void },
+    owner: { output: (hash: string) => void; placeholder: (placeholder: string) => void },
   ): NonNullable<Node['drv']> {
     const parsed = drvTypeFields(obj.contents!);
     const type = drvType(obj.path, parsed);
     for (const o of parsed.outputs) {
       if (o.path !== '') {
         const h = hashPartOf(o.path);
-        owner?.output(h);
+        owner.output(h);
         this.rewriter.declare(h);
       } else {
         // A deferred output: dependents mention it by a placeholder made from this drv's path.
         const p = downstreamPlaceholder(obj.path, o.name);
-        owner?.placeholder(p);
+        owner.placeholder(p);
         this.rewriter.declarePlaceholder(p);
       }
     }

@@ -418,11 +418,6 @@ export class StoreRewriter {
     return count;
   }
 
-  /** How many times A appears in `bytes` on its own (as `mentions` counts it). */
-  bareStoreDirs(bytes: Uint8Array): number {
-    return this.countBareStoreDirs(bytes);
-  }
-
   /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
   private countBareStoreDirs(bytes: Uint8Array): number {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
