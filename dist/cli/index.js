@@ -1102,6 +1102,9 @@ class Parser {
     peek() {
         return this.bytes[this.pos];
     }
+    get length() {
+        return this.bytes.length;
+    }
     startsWith(lit) {
         if (this.pos + lit.length > this.bytes.length)
             return false;
@@ -1132,12 +1135,33 @@ class Parser {
     }
     /** An escaped field. Only Nix's canonical escapes are accepted, so the result re-serialises exactly. */
     escaped() {
+        const start = this.pos + 1;
+        const escapes = this.skipEscaped();
+        const end = this.pos - 1;
+        const bytes = this.bytes;
+        if (escapes === 0)
+            return bytes.subarray(start, end);
+        const out = allocBytes(end - start - escapes); // every byte is written below
+        let o = 0;
+        for (let j = start; j < end; j++) {
+            let b = bytes[j];
+            if (b === BACKSLASH)
+                b = UNESCAPE[bytes[++j]];
+            out[o++] = b;
+        }
+        return out;
+    }
+    /**
+     * Reads past an escaped field, validating it as `escaped` does, without unescaping it; returns
+     * how many escapes it holds. Its contents as written are the bytes before the closing quote
+     * (`this.pos - 1`), from just after the opening one.
+     */
+    skipEscaped() {
         this.expect(QUOTE);
         const bytes = this.bytes;
-        const start = this.pos;
         const n = bytes.length;
         let escapes = 0;
-        let i = start;
+        let i = this.pos;
         for (;;) {
             while (i < n && SPECIAL[bytes[i]] === 0)
                 i++;
@@ -1159,17 +1183,7 @@ class Parser {
             this.fail(`raw control byte 0x${b.toString(16)} that Nix would have escaped`, i);
         }
         this.pos = i + 1;
-        if (escapes === 0)
-            return bytes.subarray(start, i);
-        const out = allocBytes(i - start - escapes); // every byte is written below
-        let o = 0;
-        for (let j = start; j < i; j++) {
-            let b = bytes[j];
-            if (b === BACKSLASH)
-                b = UNESCAPE[bytes[++j]];
-            out[o++] = b;
-        }
-        return out;
+        return escapes;
     }
     /** `[` item (`,` item)* `]`, calling `item` for each. */
     list(item) {
@@ -1241,32 +1255,68 @@ class Parser {
 function parseDerivation(bytes) {
     const p = new Parser(bytes);
     const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p);
+    const env = [];
+    const { builder, args } = parseTail(p, () => p.escaped(), (key, value) => env.push({ key, value }));
+    return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+/**
+ * Parses and validates a .drv exactly as `parseDerivation` does (throwing the same errors), but
+ * leaves the builder, arguments and environment values escaped in place and says where they are.
+ */
+function parseDerivationSpans(bytes) {
+    const p = new Parser(bytes);
+    const head = parseUpToSystem(p);
+    const start = p.pos;
+    const keys = [];
+    let values = new Int32Array(64);
+    parseTail(p, () => {
+        const at = p.pos + 1;
+        p.skipEscaped();
+        return at;
+    }, (key, valueAt) => {
+        const n = keys.length;
+        if (2 * n + 2 > values.length) {
+            const grown = new Int32Array(values.length * 2);
+            grown.set(values);
+            values = grown;
+        }
+        values[2 * n] = valueAt;
+        values[2 * n + 1] = p.pos - 1; // the value's closing quote: entry() runs right after it
+        keys.push(key);
+    });
+    return { head, tail: { start, keys, values: values.subarray(0, 2 * keys.length) } };
+}
+/**
+ * The part of a .drv after its system: `,"builder",[args],[env])` and the end of the input.
+ * `field` reads each escaped field but the keys; `entry` gets each environment entry, called right
+ * after its value is read. Keys are checked to be strictly sorted.
+ */
+function parseTail(p, field, entry) {
     p.expect(COMMA);
-    const builder = p.escaped();
+    const builder = field();
     p.expect(COMMA);
     const args = [];
-    p.list(() => args.push(p.escaped()));
+    p.list(() => args.push(field()));
     p.expect(COMMA);
-    const env = [];
+    let prev;
     p.list(() => {
         p.expect(LPAREN);
         const at = p.pos;
         const key = p.escaped();
-        const prev = env[env.length - 1];
         if (prev !== undefined) {
-            const c = wire_compareBytes(prev.key, key);
+            const c = wire_compareBytes(prev, key);
             if (c >= 0)
                 p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
         }
+        prev = key;
         p.expect(COMMA);
-        const value = p.escaped();
+        entry(key, field());
         p.expect(RPAREN);
-        env.push({ key, value });
     });
     p.expect(RPAREN);
-    if (p.pos !== bytes.length)
+    if (p.pos !== p.length)
         p.fail('unexpected bytes after the end of the derivation');
-    return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+    return { builder, args };
 }
 /**
  * Parses a .drv file up to and including its system: version, outputs, inputs and system, for
@@ -1492,13 +1542,7 @@ function serialiseInputDrvs(inputDrvs) {
 function serialiseDerivation(drv, layout) {
     // An upper bound of the size, part by part with the comma after it; escaped strings count
     // twice (every byte could need escaping).
-    let bound = DRV_WITH_VERSION.length + (drv.version?.length ?? 0) + 3;
-    bound += 3;
-    for (const o of drv.outputs)
-        bound += 14 + o.name.length + o.path.length + o.hashAlgo.length + o.hash.length;
-    bound += inputDrvsBound(drv.inputDrvs) + 1;
-    bound += rawListBound(drv.inputSrcs) + 1;
-    bound += drv.system.length + 3;
+    let bound = headBound(drv);
     bound += 2 * drv.builder.length + 3;
     bound += 3;
     for (const a of drv.args)
@@ -1507,6 +1551,68 @@ function serialiseDerivation(drv, layout) {
     for (const e of drv.env)
         bound += 2 * (e.key.length + e.value.length) + 8;
     const w = new Writer(bound);
+    writeHead(w, drv, layout);
+    w.byte(COMMA);
+    w.escaped(drv.builder);
+    w.byte(COMMA);
+    w.byte(LBRACKET);
+    for (let n = 0; n < drv.args.length; n++) {
+        if (n > 0)
+            w.byte(COMMA);
+        w.escaped(drv.args[n]);
+    }
+    w.byte(RBRACKET);
+    w.byte(COMMA);
+    w.byte(LBRACKET);
+    for (let n = 0; n < drv.env.length; n++) {
+        const e = drv.env[n];
+        if (n > 0)
+            w.byte(COMMA);
+        w.byte(LPAREN);
+        w.escaped(e.key);
+        w.byte(COMMA);
+        layout?.envValues.push(w.pos + 1);
+        w.escaped(e.value);
+        w.byte(RPAREN);
+    }
+    w.byte(RBRACKET);
+    w.byte(RPAREN);
+    if (w.pos > bound)
+        throw new errors_NixPlanError('internal', `derivation size bound exceeded: ${w.pos} > ${bound}`);
+    return w.result(false);
+}
+/**
+ * A derivation written from its head (outputs, inputs and system, serialised as
+ * `serialiseDerivation` does) followed by `tail`, the bytes after the system exactly as they are to
+ * be written (`,"builder",[args],[env])`, escaped), given in pieces. `layout` gets the head's
+ * offsets, and in `envValues` the offset where each piece but the last ends. The caller vouches
+ * for the tail: it comes from `parseDerivationSpans`, with only store hashes replaced.
+ */
+function spliceDerivation(head, tail, layout) {
+    let bound = headBound({ ...head, version: undefined });
+    for (const piece of tail)
+        bound += piece.length;
+    const w = new Writer(bound);
+    writeHead(w, { ...head, version: undefined }, layout);
+    for (let n = 0; n < tail.length; n++) {
+        if (n > 0)
+            layout?.envValues.push(w.pos);
+        w.bytes(tail[n]);
+    }
+    return w.result(false);
+}
+/** Most bytes the head of `drv` takes (up to its system's closing quote), and the comma after it. */
+function headBound(drv) {
+    let bound = DRV_WITH_VERSION.length + (drv.version?.length ?? 0) + 3;
+    bound += 3;
+    for (const o of drv.outputs)
+        bound += 14 + o.name.length + o.path.length + o.hashAlgo.length + o.hash.length;
+    bound += inputDrvsBound(drv.inputDrvs) + 1;
+    bound += rawListBound(drv.inputSrcs) + 1;
+    return bound + drv.system.length + 3;
+}
+/** `Derive(` (or `DrvWithVersion("v",`), the outputs, inputs and the system. */
+function writeHead(w, drv, layout) {
     if (drv.version === undefined)
         w.bytes(DERIVE);
     else {
@@ -1541,34 +1647,6 @@ function serialiseDerivation(drv, layout) {
     w.rawList(drv.inputSrcs, 'input source');
     w.byte(COMMA);
     w.rawBytes(drv.system, 'system');
-    w.byte(COMMA);
-    w.escaped(drv.builder);
-    w.byte(COMMA);
-    w.byte(LBRACKET);
-    for (let n = 0; n < drv.args.length; n++) {
-        if (n > 0)
-            w.byte(COMMA);
-        w.escaped(drv.args[n]);
-    }
-    w.byte(RBRACKET);
-    w.byte(COMMA);
-    w.byte(LBRACKET);
-    for (let n = 0; n < drv.env.length; n++) {
-        const e = drv.env[n];
-        if (n > 0)
-            w.byte(COMMA);
-        w.byte(LPAREN);
-        w.escaped(e.key);
-        w.byte(COMMA);
-        layout?.envValues.push(w.pos + 1);
-        w.escaped(e.value);
-        w.byte(RPAREN);
-    }
-    w.byte(RBRACKET);
-    w.byte(RPAREN);
-    if (w.pos > bound)
-        throw new errors_NixPlanError('internal', `derivation size bound exceeded: ${w.pos} > ${bound}`);
-    return w.result(false);
 }
 const encoder = new TextEncoder();
 /** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
@@ -5468,13 +5546,10 @@ class DerivationHasher {
     }
     /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
     outputPaths(drv, drvName) {
+        const fixed = this.fixedOutputPaths(drv, drvName);
+        if (fixed !== undefined)
+            return fixed;
         const paths = new Map();
-        const kind = derivationKind(drv, drvName);
-        if (kind === 'fixed') {
-            const out = drv.outputs[0];
-            paths.set(out.name, fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir));
-            return paths;
-        }
         for (const input of drv.inputDrvs)
             this.hashModulo(input.path);
         const h = this.compute(drv, drvName, drvName, true);
@@ -5482,12 +5557,28 @@ class DerivationHasher {
             paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
         return paths;
     }
+    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
+    fixedOutputPaths(drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'fixed')
+            return undefined;
+        const out = drv.outputs[0];
+        return new Map([
+            [
+                out.name,
+                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
+            ],
+        ]);
+    }
     /**
-     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`, or `hash` undefined:
-     * computed here from `drv`, whose inputs must be known), so it is never looked up.
+     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
+     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
+     * only its outputs.
      */
     record(drvPath, drv, hash) {
-        this.remember(drvPath, drv, hash ?? this.compute(drv, drvPath, drvName(drvPath), false));
+        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
+        if (h === undefined)
+            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
+        this.remember(drvPath, drv, h);
     }
     remember(drvPath, drv, hash) {
         this.memo.set(drvPath, hash);
@@ -5503,12 +5594,26 @@ class DerivationHasher {
      * splicing in the input hashes or the output paths (which need no escaping).
      */
     fillOutputs(drv, drvName) {
+        const layout = newLayout();
+        const bytes = serialiseDerivation(masked(drv), layout);
+        const envHoles = [];
+        drv.env.forEach((e, i) => {
+            const o = outputNamed(drv, e.key);
+            if (o !== undefined)
+                envHoles.push({ at: layout.envValues[i], output: o.name });
+        });
+        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
+    }
+    /**
+     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
+     * and input derivations (which must be hashed or recorded already).
+     */
+    fillMasked(maskedDrv, drv, drvName) {
         if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
             throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
         for (const input of drv.inputDrvs)
             this.hashModulo(input.path);
-        const layout = newLayout();
-        const bytes = serialiseDerivation(masked(drv), layout);
+        const { bytes, layout } = maskedDrv;
         const inputs = this.moduloInputs(drv, drvName);
         const paths = new Map();
         if (inputs === undefined) {
@@ -5524,11 +5629,8 @@ class DerivationHasher {
             at: layout.outputPaths[i],
             text: paths.get(o.name),
         }));
-        drv.env.forEach((e, i) => {
-            const o = outputNamed(drv, e.key);
-            if (o !== undefined)
-                holes.push({ at: layout.envValues[i], text: paths.get(o.name) });
-        });
+        for (const h of maskedDrv.envHoles)
+            holes.push({ at: h.at, text: paths.get(h.output) });
         let size = bytes.length;
         for (const h of holes)
             size += h.text.length;
@@ -5589,8 +5691,11 @@ class DerivationHasher {
                 m.outputs = [...new Set(m.outputs)].sort(store_path_compareStrings);
         return serialiseInputDrvs(merged);
     }
-    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-    compute(drv, label, name, mask) {
+    /**
+     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
+     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
+     */
+    outputsOnlyHash(drv, label, name) {
         const kind = derivationKind(drv, label);
         if (kind === 'fixed') {
             const out = drv.outputs[0];
@@ -5598,8 +5703,13 @@ class DerivationHasher {
             const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
             return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
         }
-        if (kind !== 'input-addressed')
-            return { kind: 'deferred' };
+        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const early = this.outputsOnlyHash(drv, label, name);
+        if (early !== undefined)
+            return early;
         const inputs = this.moduloInputs(drv, label);
         if (inputs === undefined)
             return { kind: 'deferred' };
@@ -5633,6 +5743,7 @@ const PLACEHOLDER_HASH_LENGTH = 52;
 const H = HASH_PART_LENGTH;
 const P = PLACEHOLDER_HASH_LENGTH;
 const rewrite_SLASH = 0x2f;
+const rewrite_BACKSLASH = 0x5c;
 /** nix32 digit of each byte, -1 for bytes outside the alphabet. */
 const rewrite_DIGIT = new Int8Array(256).fill(-1);
 for (let i = 0; i < NIX32_ALPHABET.length; i++)
@@ -5822,9 +5933,12 @@ class StoreRewriter {
         checkNix32(newHash, P, 'placeholder hash');
         this.placeholderTable.set(oldHash, newHash);
     }
-    /** Finds what `bytes` mentions without replacing anything (declared hashes need no new value). */
-    mentions(bytes) {
-        const count = this.scan(bytes);
+    /**
+     * Finds what `bytes` mentions without replacing anything (declared hashes need no new value).
+     * `escaped`: as `rewrite`.
+     */
+    mentions(bytes, options = {}) {
+        const count = this.scan(bytes, options.escaped === true);
         const hashes = new Set();
         const placeholders = new Set();
         const unknownPaths = [];
@@ -5847,10 +5961,13 @@ class StoreRewriter {
     }
     /**
      * Rewrites `bytes`; every known hash found must have its new value set. `countBareStoreDirs:
-     * false` skips counting bare A (when `mentions` has already counted them).
+     * false` skips counting bare A (when `mentions` has already counted them). `escaped`: the bytes
+     * are strings as a .drv writes them (`\n` `\r` `\t` `\"` `\\` escaped), and are rewritten
+     * exactly as their unescaped text would be: the letter of a `\n` or `\r` (both nix32 digits)
+     * does not count as part of the digits after it.
      */
     rewrite(bytes, options = {}) {
-        const count = this.scan(bytes);
+        const count = this.scan(bytes, options.escaped === true);
         const bareStoreDirs = options.countBareStoreDirs === false ? 0 : this.countBareStoreDirs(bytes);
         const matches = this.m;
         let storePaths = 0;
@@ -5922,8 +6039,10 @@ class StoreRewriter {
     /**
      * The single scan: finds runs of at least 32 nix32 digits (the only places a hash can be) and
      * looks up each 32-digit window in them; records matches in position order, returns their count.
+     * `escaped`: a run that starts with the letter of an escape starts after it (unescaped, the
+     * letter is a control byte, which ends a run).
      */
-    scan(b) {
+    scan(b, escaped) {
         const n = b.length;
         let count = 0;
         // Each run of 32+ digits yields at most len/32 + 2 matches; grow before a run, never inside.
@@ -5947,6 +6066,8 @@ class StoreRewriter {
             while (e < n && rewrite_DIGIT[b[e]] >= 0)
                 e++;
             i = e + 1;
+            if (escaped && s > 0 && b[s - 1] === rewrite_BACKSLASH && escapeStartsAt(b, s - 1))
+                s++;
             if (e - s < H)
                 continue;
             // A run [s, e) of at least 32 digits.
@@ -6010,6 +6131,16 @@ class StoreRewriter {
         }
         return count;
     }
+}
+/**
+ * True when the backslash at `k` starts an escape in an escaped string: it is the last of an odd
+ * number of backslashes in a row (`\\` is one escaped backslash).
+ */
+function escapeStartsAt(b, k) {
+    let j = k;
+    while (j > 0 && b[j - 1] === rewrite_BACKSLASH)
+        j--;
+    return (k - j) % 2 === 0;
 }
 function isRun(b, p, len) {
     if (p + len > b.length)
@@ -6153,8 +6284,8 @@ function relocatedSourcePath(obj, ca, to) {
  * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
  * error for an invalid store dir.
  */
-function relocateClosure(objects, from, to) {
-    const { relocation, steps } = relocateLazily(objects, from, to);
+function relocateClosure(objects, from, to, options = {}) {
+    const { relocation, steps } = relocateLazily(objects, from, to, options);
     for (const o of steps)
         relocation.objects.push(o);
     return relocation;
@@ -6166,57 +6297,9 @@ function relocateClosure(objects, from, to) {
  * object the caller passed is released once relocated. `relocation.objects` stays empty; its
  * `pathMap` and `report` are complete once `steps` is done (a refusal may still end it early).
  */
-function relocateLazily(objects, from, to) {
-    for (const [role, dir] of [
-        ['target', to],
-        ['source', from],
-    ]) {
-        const problem = storeDirProblem(dir);
-        if (problem !== undefined)
-            throw new errors_NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
-    }
-    const warnings = [];
-    const state = {
-        objects: [],
-        pathMap: new Map(),
-        report: {
-            objects: { drv: 0, text: 0, source: 0 },
-            hashesRewritten: 0,
-            bareHashRewrites: 0,
-            bareStoreDirMentions: [],
-            warnings,
-        },
-    };
-    const rewriter = new StoreRewriter(from, to);
-    // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
-    const hasher = new DerivationHasher(to, (p) => {
-        throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
-    });
-    const newHashOf = new Map();
-    const setHash = (oldPath, newPath) => {
-        state.pathMap.set(oldPath, newPath);
-        const o = hashPartOf(oldPath);
-        const n = hashPartOf(newPath);
-        const before = newHashOf.get(o);
-        if (before !== undefined && before !== n)
-            throw new errors_NixPlanError('internal', `${oldPath} relocates to two different paths`);
-        newHashOf.set(o, n);
-        rewriter.set(o, n);
-    };
-    const mapPath = (p) => {
-        const n = state.pathMap.get(p);
-        if (n === undefined)
-            throw new errors_NixPlanError('internal', `${p} was not relocated before its dependents`);
-        return n;
-    };
-    const rewrite = (bytes) => {
-        if (bytes.length < 32)
-            return bytes; // too short to hold a hash: skip the call
-        const r = rewriter.rewrite(bytes, { countBareStoreDirs: false });
-        state.report.hashesRewritten += r.storePaths + r.placeholders;
-        state.report.bareHashRewrites += r.bareHashes;
-        return r.bytes;
-    };
+function relocateLazily(objects, from, to, options = {}) {
+    const r = new Relocator(from, to, options);
+    const { rewriter } = r;
     // Index the closure: objects by path and hash, output paths (not objects) by the drv making
     // them. Everything is checked before anything is relocated, so refusals come before any work.
     const byPath = new Map();
@@ -6232,9 +6315,7 @@ function relocateLazily(objects, from, to) {
         if (byPath.has(obj.path))
             refuse(`cannot relocate: ${obj.path} is in the closure twice`);
         const ca = selfCheck(obj, from);
-        if (obj.kind === 'source' && obj.references.length > 0)
-            refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
-                'native evaluation could not have produced it');
+        refuseSourceWithReferences(obj);
         byPath.set(obj.path, obj);
         ownerOfHash.set(hashPartOf(obj.path), obj.path);
         rewriter.declare(hashPartOf(obj.path));
@@ -6244,42 +6325,29 @@ function relocateLazily(objects, from, to) {
     for (const obj of objects) {
         if (obj.kind !== 'drv')
             continue;
-        const parsed = drvTypeFields(obj.contents);
-        const type = drvType(obj.path, parsed);
-        // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
-        checked.get(obj.path).drv = {
-            type,
-            deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name),
-        };
-        for (const o of parsed.outputs) {
-            if (o.path !== '') {
-                const h = hashPartOf(o.path);
+        checked.get(obj.path).drv = r.declareDrv(obj, {
+            output: (h) => {
                 if (!ownerOfHash.has(h))
                     ownerOfHash.set(h, obj.path);
-                rewriter.declare(h);
-            }
-            else {
-                // A deferred output: dependents mention it by a placeholder made from this drv's path.
-                const p = downstreamPlaceholder(obj.path, o.name);
-                ownerOfPlaceholder.set(p, obj.path);
-                rewriter.declarePlaceholder(p);
-            }
-        }
+            },
+            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+        });
     }
     // What each object depends on: references, and whatever its strings mention.
     const nodes = new Map();
-    const bareDirs = new Map();
     for (const obj of objects) {
         const deps = new Set();
-        for (const r of obj.references) {
-            if (r === obj.path)
+        for (const ref of obj.references) {
+            if (ref === obj.path)
                 continue;
-            if (!byPath.has(r))
-                refuse(`cannot relocate ${obj.path}: it references ${r}, which is not in the closure`);
-            deps.add(r);
+            if (!byPath.has(ref))
+                refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+            deps.add(ref);
         }
+        let bareDirs = 0;
         if (obj.kind !== 'source') {
-            const m = rewriter.mentions(obj.contents);
+            // A .drv's strings are scanned as written (escaped), as relocation rewrites them.
+            const m = rewriter.mentions(obj.contents, { escaped: obj.kind === 'drv' });
             if (m.unknownPaths.length > 0)
                 refuse(`cannot relocate ${obj.path}: it mentions ${m.unknownPaths[0]}, which is outside the ` +
                     'closure (neither an object in it nor an output of a derivation in it), so its new ' +
@@ -6288,93 +6356,191 @@ function relocateLazily(objects, from, to) {
                 deps.add(ownerOfHash.get(h));
             for (const p of m.placeholders)
                 deps.add(ownerOfPlaceholder.get(p));
-            if (m.bareStoreDirs > 0)
-                bareDirs.set(obj.path, m.bareStoreDirs);
+            bareDirs = m.bareStoreDirs;
         }
         deps.delete(obj.path);
         const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, deps: [...deps].sort(store_path_compareStrings) });
+        nodes.set(obj.path, { obj, ca, drv, bareDirs, deps: [...deps].sort(store_path_compareStrings) });
     }
     checked.clear();
     byPath.clear(); // the nodes hold the objects now, each only until it is relocated
     const order = relocate_dependencyOrder(nodes);
-    return { relocation: state, steps: steps() };
+    return { relocation: r.relocation, steps: steps() };
     function* steps() {
         for (const path of order) {
             const node = nodes.get(path);
             nodes.delete(path);
-            const obj = node.obj;
-            let out;
-            const bareBefore = state.report.bareHashRewrites;
-            if (obj.kind === 'source') {
-                out = {
-                    oldPath: obj.path,
-                    path: relocatedSourcePath(obj, node.ca, to),
-                    kind: 'source',
-                    references: [],
-                };
-                const bytes = obj.contents;
-                if (bytes !== undefined &&
-                    Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from))
-                    warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
-                        `evaluation in ${to} would keep them`);
-            }
-            else if (obj.kind === 'text') {
-                // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
-                const rewritten = rewrite(obj.contents);
-                const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
-                const references = obj.references.map(mapPath).sort(store_path_compareStrings);
-                const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
-                out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
-            }
-            else {
-                out = relocateDrv(obj, parseDerivation(obj.contents), node.drv.type, {
-                    from,
-                    to,
-                    hasher,
-                    mapPath,
-                    setHash,
-                    rewrite,
-                });
-            }
-            setHash(obj.path, out.path);
-            if (obj.kind === 'drv') {
-                // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
-                for (const o of node.drv.deferred)
-                    rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
-            }
-            const bare = bareDirs.get(obj.path);
-            if (bare !== undefined) {
-                state.report.bareStoreDirMentions.push({ path: out.path, count: bare });
-                warnings.push(`${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bare} time(s), e.g. ` +
-                    `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`);
-            }
-            const bareHashes = state.report.bareHashRewrites - bareBefore;
-            if (bareHashes > 0)
-                warnings.push(`${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
-                    'them (computed from a path string); they were rewritten, but anything else computed from ' +
-                    'those paths (hashString, stringLength, substring) cannot be');
-            state.report.objects[obj.kind]++;
-            yield out;
+            yield r.relocate(node);
         }
     }
 }
-/** Relocates one derivation whose dependencies are all relocated. */
+function refuseSourceWithReferences(obj) {
+    if (obj.kind === 'source' && obj.references.length > 0)
+        refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
+            'native evaluation could not have produced it');
+}
+/** The state of one relocation: known hashes and their new values, the hasher, the report. */
+class Relocator {
+    from;
+    to;
+    options;
+    relocation;
+    rewriter;
+    hasher;
+    newHashOf = new Map();
+    cx;
+    constructor(from, to, options) {
+        this.from = from;
+        this.to = to;
+        this.options = options;
+        for (const [role, dir] of [
+            ['target', to],
+            ['source', from],
+        ]) {
+            const problem = storeDirProblem(dir);
+            if (problem !== undefined)
+                throw new errors_NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
+        }
+        this.relocation = {
+            objects: [],
+            pathMap: new Map(),
+            report: {
+                objects: { drv: 0, text: 0, source: 0 },
+                hashesRewritten: 0,
+                bareHashRewrites: 0,
+                bareStoreDirMentions: [],
+                warnings: [],
+            },
+        };
+        this.rewriter = new StoreRewriter(from, to);
+        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
+        this.hasher = new DerivationHasher(to, (p) => {
+            throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+        });
+        this.cx = {
+            from,
+            to,
+            hasher: this.hasher,
+            mapPath: (p) => this.mapPath(p),
+            setHash: (o, n) => this.setHash(o, n),
+            rewrite: (bytes, escaped) => this.rewrite(bytes, escaped),
+            mentionsAny: (bytes) => {
+                const m = this.rewriter.mentions(bytes);
+                return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
+            },
+        };
+    }
+    setHash(oldPath, newPath) {
+        this.relocation.pathMap.set(oldPath, newPath);
+        const o = hashPartOf(oldPath);
+        const n = hashPartOf(newPath);
+        const before = this.newHashOf.get(o);
+        if (before !== undefined && before !== n)
+            throw new errors_NixPlanError('internal', `${oldPath} relocates to two different paths`);
+        this.newHashOf.set(o, n);
+        this.rewriter.set(o, n);
+    }
+    mapPath(p) {
+        const n = this.relocation.pathMap.get(p);
+        if (n === undefined)
+            throw new errors_NixPlanError('internal', `${p} was not relocated before its dependents`);
+        return n;
+    }
+    rewrite(bytes, escaped = false) {
+        if (bytes.length < 32)
+            return bytes; // too short to hold a hash: skip the call
+        const r = this.rewriter.rewrite(bytes, { countBareStoreDirs: false, escaped });
+        // Mentions outside the closure were refused when it was indexed.
+        if (r.unknownPaths.length > 0)
+            throw new errors_NixPlanError('internal', `${r.unknownPaths[0]} is not relocated before its mention`);
+        const { report } = this.relocation;
+        report.hashesRewritten += r.storePaths + r.placeholders;
+        report.bareHashRewrites += r.bareHashes;
+        return r.bytes;
+    }
+    /**
+     * Checks that a .drv can be relocated and makes its output hashes (or the placeholders of its
+     * deferred outputs) known, telling `owner` of each.
+     */
+    declareDrv(obj, owner) {
+        const parsed = drvTypeFields(obj.contents);
+        const type = drvType(obj.path, parsed);
+        for (const o of parsed.outputs) {
+            if (o.path !== '') {
+                const h = hashPartOf(o.path);
+                owner.output(h);
+                this.rewriter.declare(h);
+            }
+            else {
+                // A deferred output: dependents mention it by a placeholder made from this drv's path.
+                const p = downstreamPlaceholder(obj.path, o.name);
+                owner.placeholder(p);
+                this.rewriter.declarePlaceholder(p);
+            }
+        }
+        // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
+        return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
+    }
+    /** Relocates one object whose dependencies are all relocated. */
+    relocate(node) {
+        const { obj } = node;
+        const { from, to } = this;
+        const { report } = this.relocation;
+        const { warnings } = report;
+        let out;
+        const bareBefore = report.bareHashRewrites;
+        if (obj.kind === 'source') {
+            out = {
+                oldPath: obj.path,
+                path: relocatedSourcePath(obj, node.ca, to),
+                kind: 'source',
+                references: [],
+            };
+            const bytes = obj.contents;
+            if (bytes !== undefined && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from))
+                warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
+                    `evaluation in ${to} would keep them`);
+        }
+        else if (obj.kind === 'text') {
+            // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
+            const rewritten = this.rewrite(obj.contents);
+            const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
+            const references = obj.references.map((p) => this.mapPath(p)).sort(store_path_compareStrings);
+            const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+            out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
+        }
+        else {
+            const type = node.drv.type;
+            out =
+                (this.options.splice !== false ? spliceDrv(obj, type, this.cx) : undefined) ??
+                    relocateDrv(obj, parseDerivation(obj.contents), type, this.cx);
+        }
+        this.setHash(obj.path, out.path);
+        if (obj.kind === 'drv') {
+            // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
+            for (const o of node.drv.deferred)
+                this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+        }
+        if (node.bareDirs > 0) {
+            report.bareStoreDirMentions.push({ path: out.path, count: node.bareDirs });
+            warnings.push(`${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${node.bareDirs} time(s), e.g. ` +
+                `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`);
+        }
+        const bareHashes = report.bareHashRewrites - bareBefore;
+        if (bareHashes > 0)
+            warnings.push(`${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
+                'them (computed from a path string); they were rewritten, but anything else computed from ' +
+                'those paths (hashString, stringLength, substring) cannot be');
+        report.objects[obj.kind]++;
+        return out;
+    }
+}
+/** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
 function relocateDrv(obj, drv, type, cx) {
     const name = drvName(obj.path);
-    if (!sameReferences(drv, obj.references))
-        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
+    checkReferences(obj, drv);
     const isOutputKey = (key) => drv.outputs.some((o) => asciiEquals(key, o.name));
-    const outputs = drv.outputs.map((o) => ({ ...o }));
-    if (type === 'fixed') {
-        // The output path follows from the hash alone, so it is known before the strings are rewritten.
-        const paths = cx.hasher.outputPaths({ ...drv, outputs }, name);
-        for (const o of outputs) {
-            const p = paths.get(o.name);
-            cx.setHash(o.path, p);
-            o.path = p;
-        }
-    }
+    const outputs = fixOutputs(drv.outputs, type, name, cx);
     // Input-addressed: the own output paths in env are what is being computed: mask them first.
     const masked = type === 'input-addressed';
     const env = drv.env
@@ -6384,6 +6550,85 @@ function relocateDrv(obj, drv, type, cx) {
     }))
         .sort((a, b) => wire_compareBytes(a.key, b.key));
     const relocated = {
+        ...relocatedHead(drv, outputs, masked, cx),
+        builder: cx.rewrite(drv.builder),
+        args: drv.args.map((a) => cx.rewrite(a)),
+        env,
+    };
+    return completeDrv(obj, drv.outputs, relocated, 
+    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
+    masked ? cx.hasher.fillOutputs(relocated, name) : serialiseDerivation(relocated), cx);
+}
+/**
+ * `relocateDrv` without unescaping the strings after the system and escaping them again: the
+ * builder, arguments and environment are rewritten as written and spliced after the new head
+ * (what `rewrite` finds in escaped strings is what it finds in their text). Undefined, having
+ * done nothing, when an environment key mentions a store path, as rewriting it could change the
+ * order of the environment: relocateDrv sorts it again.
+ */
+function spliceDrv(obj, type, cx) {
+    const bytes = obj.contents;
+    const { head, tail } = parseDerivationSpans(bytes);
+    if (head.version !== undefined)
+        return undefined;
+    for (const key of tail.keys)
+        if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
+            return undefined;
+    const name = drvName(obj.path);
+    checkReferences(obj, head);
+    const outputs = fixOutputs(head.outputs, type, name, cx);
+    const masked = type === 'input-addressed';
+    // The tail as written, rewritten; masked, it is cut around the values of the env variables
+    // named after outputs, which are left empty (their paths are filled in later).
+    const pieces = [];
+    const holeOutputs = [];
+    let r = tail.start;
+    if (masked)
+        tail.keys.forEach((key, i) => {
+            const o = head.outputs.find((out) => asciiEquals(key, out.name));
+            if (o === undefined)
+                return;
+            pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
+            holeOutputs.push(o.name);
+            r = tail.values[2 * i + 1];
+        });
+    pieces.push(cx.rewrite(bytes.subarray(r), true));
+    const relocated = relocatedHead(head, outputs, masked, cx);
+    if (!masked)
+        return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
+    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+    const maskedBytes = spliceDerivation(relocated, pieces, layout);
+    const maskedDrv = {
+        bytes: maskedBytes,
+        layout,
+        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
+    };
+    return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
+}
+/** Refuses a .drv whose references are not its input derivations and sources. */
+function checkReferences(obj, drv) {
+    if (!sameReferences(drv, obj.references))
+        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
+}
+/**
+ * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
+ * follows from its hash alone, so it is known (and recorded) now; other paths are kept.
+ */
+function fixOutputs(outputs, type, name, cx) {
+    const copy = outputs.map((o) => ({ ...o }));
+    if (type !== 'fixed')
+        return copy;
+    const paths = cx.hasher.fixedOutputPaths({ outputs: copy }, name);
+    for (const o of copy) {
+        const p = paths.get(o.name);
+        cx.setHash(o.path, p);
+        o.path = p;
+    }
+    return copy;
+}
+/** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
+function relocatedHead(drv, outputs, masked, cx) {
+    return {
         version: undefined,
         outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
         inputDrvs: drv.inputDrvs
@@ -6391,27 +6636,29 @@ function relocateDrv(obj, drv, type, cx) {
             .sort((a, b) => store_path_compareStrings(a.path, b.path)),
         inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(store_path_compareStrings),
         system: cx.rewrite(drv.system),
-        builder: cx.rewrite(drv.builder),
-        args: drv.args.map(cx.rewrite),
-        env,
     };
+}
+/**
+ * The relocated .drv from its written form: the final bytes, or (input-addressed) the masked
+ * form with its outputs filled in, whose paths are recorded against the original ones.
+ */
+function completeDrv(obj, original, relocated, written, cx) {
+    const name = drvName(obj.path);
     let contents;
     let hash;
-    if (masked) {
-        // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
-        const filled = cx.hasher.fillOutputs(relocated, name);
-        contents = filled.bytes;
-        hash = filled.hash;
-        for (const o of drv.outputs) {
-            const p = filled.paths.get(o.name) ?? '';
+    if (written instanceof Uint8Array)
+        contents = written;
+    else {
+        contents = written.bytes;
+        hash = written.hash;
+        for (const o of original) {
+            const p = written.paths.get(o.name) ?? '';
             if ((o.path === '') !== (p === ''))
                 refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
             if (o.path !== '')
                 cx.setHash(o.path, p);
         }
     }
-    else
-        contents = serialiseDerivation(relocated);
     const references = derivationReferences(relocated);
     const path = computeDrvPath(cx.to, name, contents, references);
     cx.hasher.record(path, relocated, hash);
