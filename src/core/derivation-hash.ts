@@ -10,6 +10,7 @@ import { NixPlanError } from './errors.js';
 import { isHashAlgo, parseHash, sha256, toHex, type Hash } from './hash.js';
 import {
   compareStrings,
+  isStrictlySorted,
   makeFixedOutputPath,
   makeOutputPath,
   makeTextPath,
@@ -391,9 +392,4 @@ export function computeDrvPath(
   // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
   const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
   return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
-}
-
-function isStrictlySorted(xs: readonly string[]): boolean {
-  for (let i = 1; i < xs.length; i++) if (!((xs[i - 1] as string) < (xs[i] as string))) return false;
-  return true;
 }

@@ -1,7 +1,7 @@
 // The `nix-store --export` stream: a streaming writer and a streaming, validating reader.
 import { LimitError, MalformedError } from './errors.js';
 import { DEFAULT_NAR_LIMITS, readNar, type NarLimits, type NarSummary } from './nar.js';
-import { parseStorePath, storeDirProblem } from './store-path.js';
+import { isStrictlySorted, parseStorePath, storeDirProblem } from './store-path.js';
 import { ByteReader, ChunkBatcher, padLength, u64 } from './wire.js';
 
 /** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
@@ -102,7 +102,8 @@ const BATCH = 256 * 1024;
  * string, which matters with tens of references for each of tens of thousands of entries.
  */
 function entryTrailer(e: ExportEntry): Uint8Array {
-  const refs = [...new Set(e.references)].sort(compareAscii);
+  // Sorted and unique already when relocated or read from a store.
+  const refs = isStrictlySorted(e.references) ? e.references : [...new Set(e.references)].sort(compareAscii);
   const strings = [e.path, ...refs, e.deriver];
   const lengths = strings.map((x) => Buffer.byteLength(x, 'utf8'));
   let size = 8 + 8 + 8; // magic, reference count, signature marker

@@ -170,3 +170,9 @@ export function makeOutputPath(
 export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/** True when `xs` is in `compareStrings` order without duplicates. */
+export function isStrictlySorted(xs: readonly string[]): boolean {
+  for (let i = 1; i < xs.length; i++) if (!((xs[i - 1] as string) < (xs[i] as string))) return false;
+  return true;
+}
