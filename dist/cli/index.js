@@ -586,6 +586,13 @@ function makeOutputPath(drvName, output, hashModuloHex, storeDir) {
 function store_path_compareStrings(a, b) {
     return a < b ? -1 : a > b ? 1 : 0;
 }
+/** True when `xs` is in `compareStrings` order without duplicates. */
+function isStrictlySorted(xs) {
+    for (let i = 1; i < xs.length; i++)
+        if (!(xs[i - 1] < xs[i]))
+            return false;
+    return true;
+}
 
 ;// CONCATENATED MODULE: ./src/core/content-address.ts
 // Content addresses: which store objects name themselves by their content, found by recomputing
@@ -2107,7 +2114,8 @@ const BATCH = 256 * 1024;
  * string, which matters with tens of references for each of tens of thousands of entries.
  */
 function entryTrailer(e) {
-    const refs = [...new Set(e.references)].sort(compareAscii);
+    // Sorted and unique already when relocated or read from a store.
+    const refs = isStrictlySorted(e.references) ? e.references : [...new Set(e.references)].sort(compareAscii);
     const strings = [e.path, ...refs, e.deriver];
     const lengths = strings.map((x) => Buffer.byteLength(x, 'utf8'));
     let size = 8 + 8 + 8; // magic, reference count, signature marker
@@ -5724,12 +5732,6 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
     // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
     const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
     return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
-}
-function isStrictlySorted(xs) {
-    for (let i = 1; i < xs.length; i++)
-        if (!(xs[i - 1] < xs[i]))
-            return false;
-    return true;
 }
 
 ;// CONCATENATED MODULE: ./src/core/rewrite.ts
