@@ -1,55 +1,10 @@
 // derivationSystem: the system found by skipping to it equals the full parser's, for any drv.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import {
-  derivationReferences,
-  parseDerivation,
-  serialiseDerivation,
-  type Derivation,
-} from '../src/core/derivation.js';
+import { derivationReferences, parseDerivation, serialiseDerivation } from '../src/core/derivation.js';
 import { MalformedError } from '../src/core/errors.js';
 import { derivationSystem, scanDerivation } from '../src/nix/collect.js';
-
-// Verbatim fields (paths, output names, hash fields) hold no quote; anything else goes.
-const rawField = fc.string({ unit: 'binary', maxLength: 12 }).map((s) =>
-  [...s]
-    .map((c) => String.fromCharCode(c.charCodeAt(0) & 0xff))
-    .join('')
-    .replaceAll('"', ''),
-);
-const bytesArb = fc.uint8Array({ maxLength: 40 });
-const byString =
-  <T>(key: (x: T) => string) =>
-  (x: T, y: T) =>
-    key(x) < key(y) ? -1 : 1;
-const sortedUniqueStrings = fc.uniqueArray(rawField, { maxLength: 4 }).map((a) => a.sort(byString((x) => x)));
-
-const derivationArb: fc.Arbitrary<Derivation> = fc.record({
-  version: fc.option(fc.constant('xp-dyn-drv'), { nil: undefined }),
-  outputs: fc
-    .uniqueArray(fc.record({ name: rawField, path: rawField, hashAlgo: rawField, hash: rawField }), {
-      selector: (o) => o.name,
-      maxLength: 4,
-    })
-    .map((a) => a.sort(byString((o) => o.name))),
-  inputDrvs: fc
-    .uniqueArray(fc.record({ path: rawField, outputs: sortedUniqueStrings }), {
-      selector: (i) => i.path,
-      maxLength: 4,
-    })
-    .map((a) => a.sort(byString((i) => i.path))),
-  inputSrcs: sortedUniqueStrings,
-  // Verbatim too: any byte but a quote.
-  system: bytesArb.map((u) => u.filter((c) => c !== 0x22)),
-  builder: bytesArb,
-  args: fc.array(bytesArb, { maxLength: 4 }),
-  env: fc
-    .uniqueArray(fc.record({ key: bytesArb, value: bytesArb }), {
-      selector: (e) => Buffer.from(e.key).toString('latin1'),
-      maxLength: 6,
-    })
-    .map((a) => a.sort((x, y) => Buffer.compare(x.key, y.key))),
-});
+import { derivationArb } from './support/derivation-arb.js';
 
 describe('derivationSystem', () => {
   test('equals the full parse for any derivation (property)', () => {

@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import {
-  compareBytes,
   derivationReferences,
   drvName,
   envGet,
@@ -19,6 +18,7 @@ import {
   readStoreFile,
   type InstantiatedPlan,
 } from './fixtures/plan/fixture.js';
+import { derivationArb } from './support/derivation-arb.js';
 
 const enc = new TextEncoder();
 const b = (s: string): Uint8Array => enc.encode(s);
@@ -143,44 +143,6 @@ describe('parseDerivation', () => {
     const deep = '[("o",(['.repeat(10_000) + ']';
     expectMalformed(b(`DrvWithVersion("xp-dyn-drv",[],[("${DEP}",([],${deep}`));
   });
-});
-
-// Strings for verbatim fields: no quote; anything else.
-const rawField = fc.string({ unit: 'binary', maxLength: 12 }).map((s) =>
-  [...s]
-    .map((c) => String.fromCharCode(c.charCodeAt(0) & 0xff))
-    .join('')
-    .replaceAll('"', ''),
-);
-const bytesArb = fc.uint8Array({ maxLength: 40 });
-const sortedUniqueStrings = fc
-  .uniqueArray(rawField, { maxLength: 4 })
-  .map((a) => a.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
-
-const derivationArb: fc.Arbitrary<Derivation> = fc.record({
-  version: fc.option(fc.constant('xp-dyn-drv'), { nil: undefined }),
-  outputs: fc
-    .uniqueArray(fc.record({ name: rawField, path: rawField, hashAlgo: rawField, hash: rawField }), {
-      selector: (o) => o.name,
-      maxLength: 4,
-    })
-    .map((a) => a.sort((x, y) => (x.name < y.name ? -1 : 1))),
-  inputDrvs: fc
-    .uniqueArray(fc.record({ path: rawField, outputs: sortedUniqueStrings }), {
-      selector: (i) => i.path,
-      maxLength: 4,
-    })
-    .map((a) => a.sort((x, y) => (x.path < y.path ? -1 : 1))),
-  inputSrcs: sortedUniqueStrings,
-  system: bytesArb.map((u) => u.filter((c) => c !== 0x22)),
-  builder: bytesArb,
-  args: fc.array(bytesArb, { maxLength: 4 }),
-  env: fc
-    .uniqueArray(fc.record({ key: bytesArb, value: bytesArb }), {
-      selector: (e) => Buffer.from(e.key).toString('latin1'),
-      maxLength: 6,
-    })
-    .map((a) => a.sort((x, y) => compareBytes(x.key, y.key))),
 });
 
 describe('round trips (property)', () => {

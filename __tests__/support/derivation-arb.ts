@@ -1,0 +1,43 @@
+// Any derivation the ATerm format can hold (sorted lists, quote-free verbatim fields), for property
+// tests of the parser, the serialiser and what reads .drv files.
+import fc from 'fast-check';
+import { compareBytes, type Derivation } from '../../src/core/derivation.js';
+
+// Strings for verbatim fields (paths, output names, hash fields): no quote; anything else.
+const rawField = fc.string({ unit: 'binary', maxLength: 12 }).map((s) =>
+  [...s]
+    .map((c) => String.fromCharCode(c.charCodeAt(0) & 0xff))
+    .join('')
+    .replaceAll('"', ''),
+);
+const bytesArb = fc.uint8Array({ maxLength: 40 });
+const sortedUniqueStrings = fc
+  .uniqueArray(rawField, { maxLength: 4 })
+  .map((a) => a.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
+
+export const derivationArb: fc.Arbitrary<Derivation> = fc.record({
+  version: fc.option(fc.constant('xp-dyn-drv'), { nil: undefined }),
+  outputs: fc
+    .uniqueArray(fc.record({ name: rawField, path: rawField, hashAlgo: rawField, hash: rawField }), {
+      selector: (o) => o.name,
+      maxLength: 4,
+    })
+    .map((a) => a.sort((x, y) => (x.name < y.name ? -1 : 1))),
+  inputDrvs: fc
+    .uniqueArray(fc.record({ path: rawField, outputs: sortedUniqueStrings }), {
+      selector: (i) => i.path,
+      maxLength: 4,
+    })
+    .map((a) => a.sort((x, y) => (x.path < y.path ? -1 : 1))),
+  inputSrcs: sortedUniqueStrings,
+  // Verbatim too: any byte but a quote.
+  system: bytesArb.map((u) => u.filter((c) => c !== 0x22)),
+  builder: bytesArb,
+  args: fc.array(bytesArb, { maxLength: 4 }),
+  env: fc
+    .uniqueArray(fc.record({ key: bytesArb, value: bytesArb }), {
+      selector: (e) => Buffer.from(e.key).toString('latin1'),
+      maxLength: 6,
+    })
+    .map((a) => a.sort((x, y) => compareBytes(x.key, y.key))),
+});
