@@ -300,7 +300,7 @@ export interface DerivationTail {
   /** The environment's keys, unescaped (views into the input when they hold no escapes). */
   readonly keys: Uint8Array[];
   /** For each key, the offsets where its value's contents begin and end (between its quotes). */
-  readonly values: Int32Array;
+  readonly values: number[];
 }
 
 /**
@@ -312,7 +312,7 @@ export function parseDerivationSpans(bytes: Uint8Array): { head: DerivationHead;
   const head = parseUpToSystem(p);
   const start = p.pos;
   const keys: Uint8Array[] = [];
-  let values = new Int32Array(64);
+  const values: number[] = [];
   parseTail(
     p,
     () => {
@@ -321,18 +321,11 @@ export function parseDerivationSpans(bytes: Uint8Array): { head: DerivationHead;
       return at;
     },
     (key, valueAt) => {
-      const n = keys.length;
-      if (2 * n + 2 > values.length) {
-        const grown = new Int32Array(values.length * 2);
-        grown.set(values);
-        values = grown;
-      }
-      values[2 * n] = valueAt;
-      values[2 * n + 1] = p.pos - 1; // the value's closing quote: entry() runs right after it
       keys.push(key);
+      values.push(valueAt, p.pos - 1); // the value's closing quote: entry() runs right after it
     },
   );
-  return { head, tail: { start, keys, values: values.subarray(0, 2 * keys.length) } };
+  return { head, tail: { start, keys, values } };
 }
 
 /**
