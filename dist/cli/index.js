@@ -1275,23 +1275,16 @@ function parseDerivationSpans(bytes) {
     const head = parseUpToSystem(p);
     const start = p.pos;
     const keys = [];
-    let values = new Int32Array(64);
+    const values = [];
     parseTail(p, () => {
         const at = p.pos + 1;
         p.skipEscaped();
         return at;
     }, (key, valueAt) => {
-        const n = keys.length;
-        if (2 * n + 2 > values.length) {
-            const grown = new Int32Array(values.length * 2);
-            grown.set(values);
-            values = grown;
-        }
-        values[2 * n] = valueAt;
-        values[2 * n + 1] = p.pos - 1; // the value's closing quote: entry() runs right after it
         keys.push(key);
+        values.push(valueAt, p.pos - 1); // the value's closing quote: entry() runs right after it
     });
-    return { head, tail: { start, keys, values: values.subarray(0, 2 * keys.length) } };
+    return { head, tail: { start, keys, values } };
 }
 /**
  * The part of a .drv after its system: `,"builder",[args],[env])` and the end of the input.
