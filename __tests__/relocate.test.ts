@@ -2,11 +2,17 @@
 // (That the results are what Nix itself writes is proven in relocate-oracle.test.ts.)
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { relocateClosure, relocateLazily, relocateRoot, type RelocObject } from '../src/core/relocate.js';
+import {
+  relocateClosure,
+  relocateLazily,
+  relocateRoot,
+  type RelocatedObject,
+  type RelocObject,
+} from '../src/core/relocate.js';
 import { identifyContentAddress } from '../src/core/content-address.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
-import { hashPartOf, makeSourcePath, makeTextPath } from '../src/core/store-path.js';
+import { compareStrings, hashPartOf, makeSourcePath, makeTextPath } from '../src/core/store-path.js';
 import { serialiseDerivation, type Derivation } from '../src/core/derivation.js';
 import { DerivationHasher, computeDrvPath } from '../src/core/derivation-hash.js';
 import { fileNarHash } from './fixtures/relocate/closure.js';
@@ -188,6 +194,35 @@ describe('relocateClosure', () => {
     const at = (suffix: string): number => order.findIndex((p) => p.endsWith(suffix));
     expect(at('-build.sh')).toBeGreaterThan(at('-lib.drv'));
     expect(at('-build.sh')).toBeGreaterThan(at('-fetch.drv'));
+  });
+
+  test('relocates what a string mentions first when it comes later, counting each rewrite once', async () => {
+    const { b } = await sampleClosure('/a/store');
+    const byName = (suffix: string): RelocObject => b.objects.find((o) => o.path.endsWith(suffix))!;
+    // A dependency order by references, but build.sh mentions outputs of fetch and lib (no
+    // references to them), which come after it: it waits while they are relocated.
+    const input = ['-hello.txt', '-build.sh', '-fetch.drv', '-lib.drv', '-app.drv'].map(byName);
+    const natural = relocateClosure(b.objects, '/a/store', '/b/store');
+    const r = relocateClosure(input, '/a/store', '/b/store');
+    const order = r.objects.map((o) => o.oldPath);
+    const at = (suffix: string): number => order.findIndex((p) => p.endsWith(suffix));
+    expect(at('-build.sh')).toBeGreaterThan(at('-lib.drv'));
+    expect(at('-build.sh')).toBeGreaterThan(at('-fetch.drv'));
+    const sorted = (x: typeof r): RelocatedObject[] =>
+      [...x.objects].sort((p, q) => compareStrings(p.path, q.path));
+    expect(sorted(r)).toEqual(sorted(natural));
+    expect(r.pathMap).toEqual(natural.pathMap);
+    expect(r.report).toEqual(natural.report);
+
+    // A .drv whose first strings are rewritten before one of its later ones has to wait.
+    const c = new Builder('/a/store');
+    const src = await c.source('src.txt', 'src\n');
+    const later = await c.drv('later', {});
+    const early = await c.drv('early', { env: { a: src, z: c.outPath(later) }, inputSrcs: [src] });
+    const [s, l, e] = [src, later, early].map((p) => c.objects.find((o) => o.path === p)!);
+    const waited = relocateClosure([s!, e!, l!], '/a/store', '/b/store');
+    expect(waited.objects.map((o) => o.oldPath)).toEqual([src, later, early]);
+    expect(waited.report).toEqual(relocateClosure([s!, l!, e!], '/a/store', '/b/store').report);
   });
 
   test('reports a bare store dir in a text file and a source that mentions the store dir', async () => {

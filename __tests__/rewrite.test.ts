@@ -174,7 +174,28 @@ describe('StoreRewriter', () => {
     expect(m.hashes).toEqual([olds[1], olds[0]]);
     expect(m.unknownPaths).toEqual([`/a/${unknownHash}`]);
     expect(m.bareStoreDirs).toBe(1);
-    expect(() => rw.rewrite(enc(`/a/${olds[0]}`))).toThrow(/before its new hash was known/);
+  });
+
+  test('rewrite replaces nothing while a hash it finds waits for its new value, and says which', () => {
+    const rw = new StoreRewriter('/a', '/b');
+    rw.declare(olds[0]!);
+    rw.set(olds[1]!, news[1]!);
+    const placeholder = '1'.repeat(52);
+    rw.declarePlaceholder(placeholder);
+    const input = enc(`/a/${olds[1]}-x /a/${olds[0]}-y ${olds[0]} /${placeholder} /a/${unknownHash}-z`);
+    const waiting = rw.rewrite(input);
+    expect(waiting.bytes).toBe(input);
+    expect(waiting.waiting).toEqual({ hashes: [olds[0]], placeholders: [placeholder] });
+    expect(waiting.storePaths + waiting.bareHashes + waiting.placeholders).toBe(0);
+    expect(waiting.unknownPaths).toEqual([`/a/${unknownHash}`]);
+    rw.set(olds[0]!, news[0]!);
+    rw.setPlaceholder(placeholder, '2'.repeat(52));
+    const done = rw.rewrite(input);
+    expect(done.waiting).toBeUndefined();
+    expect(Buffer.from(done.bytes).toString()).toBe(
+      `/b/${news[1]}-x /b/${news[0]}-y ${news[0]} /${'2'.repeat(52)} /a/${unknownHash}-z`,
+    );
+    expect([done.storePaths, done.bareHashes, done.placeholders]).toEqual([2, 1, 1]);
   });
 
   test('placeholders (52 digits after a slash) are swapped when known', () => {

@@ -96,9 +96,21 @@ interface Node {
   readonly ca: string;
   /** Derivations: their type, and the names of their deferred outputs (no path yet). */
   readonly drv: { type: DrvType; deferred: string[] } | undefined;
-  /** How many times store dir A appears in it on its own. */
-  readonly bareDirs: number;
-  readonly deps: string[];
+  /** Its references other than itself: relocated before it. */
+  readonly refs: string[];
+}
+
+/**
+ * Thrown (and caught) while relocating an object whose strings mention hashes or placeholders
+ * whose new values are not known yet: the objects they belong to are relocated first.
+ */
+class Waiting extends Error {
+  constructor(
+    readonly hashes: string[],
+    readonly placeholders: string[],
+  ) {
+    super('waiting for mentioned objects to be relocated first');
+  }
 }
 
 function refuse(message: string): never {
@@ -242,10 +254,14 @@ export function relocateClosure(
 
 /**
  * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
- * write it (and let it go) while the rest is relocated. Everything is checked and indexed, and
- * the order fixed, before this returns: the refusals that need no relocating come first. Each
- * object the caller passed is released once relocated. `relocation.objects` stays empty; its
- * `pathMap` and `report` are complete once `steps` is done (a refusal may still end it early).
+ * write it (and let it go) while the rest is relocated. Every object is checked and indexed, and
+ * ordered by its references, before this returns: the refusals that need no relocating come
+ * first. Mentions in strings are found as they are rewritten: an object that mentions one not
+ * relocated yet (a mention without a reference, e.g. after `unsafeDiscardStringContext`) waits
+ * while that one is relocated first, so dependencies still come first; a mention outside the
+ * closure is refused then. Each object the caller passed is released once relocated.
+ * `relocation.objects` stays empty; its `pathMap` and `report` are complete once `steps` is done
+ * (a refusal may still end it early).
  */
 export function relocateLazily(
   objects: readonly RelocObject[],
@@ -286,46 +302,73 @@ export function relocateLazily(
     });
   }
 
-  // What each object depends on: references, and whatever its strings mention.
   const nodes = new Map<string, Node>();
   for (const obj of objects) {
-    const deps = new Set<string>();
+    const refs: string[] = [];
     for (const ref of obj.references) {
       if (ref === obj.path) continue;
       if (!byPath.has(ref))
         refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
-      deps.add(ref);
+      refs.push(ref);
     }
-    let bareDirs = 0;
-    if (obj.kind !== 'source') {
-      // A .drv's strings are scanned as written (escaped), as relocation rewrites them.
-      const m = rewriter.mentions(obj.contents!, { escaped: obj.kind === 'drv' });
-      if (m.unknownPaths.length > 0)
-        refuse(
-          `cannot relocate ${obj.path}: it mentions ${m.unknownPaths[0]}, which is outside the ` +
-            'closure (neither an object in it nor an output of a derivation in it), so its new ' +
-            'path cannot be known; include it in the plan',
-        );
-      for (const h of m.hashes) deps.add(ownerOfHash.get(h)!);
-      for (const p of m.placeholders) deps.add(ownerOfPlaceholder.get(p)!);
-      bareDirs = m.bareStoreDirs;
-    }
-    deps.delete(obj.path);
     const { ca, drv } = checked.get(obj.path)!;
-    nodes.set(obj.path, { obj, ca, drv, bareDirs, deps: [...deps].sort(compareStrings) });
+    nodes.set(obj.path, { obj, ca, drv, refs });
   }
-
   checked.clear();
   byPath.clear(); // the nodes hold the objects now, each only until it is relocated
-  const order = dependencyOrder(nodes);
+  // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
+  // can refer to its paths), so only hand-made input can have them.
+  const order = dependenciesFirst(
+    [...nodes.keys()],
+    (path) => nodes.get(path)!.refs,
+    (path, dep) =>
+      refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`),
+  );
   return { relocation: r.relocation, steps: steps() };
 
   function* steps(): Generator<RelocatedObject, void, undefined> {
-    for (const path of order) {
+    for (const path of order) if (nodes.has(path)) yield* relocateFirstWhatItMentions(path);
+  }
+
+  /**
+   * Relocates `target`, whose references are relocated, and before it whatever it mentions that
+   * is not (with their references): a walk with its own stack, as the chain may be long.
+   */
+  function relocateFirstWhatItMentions(target: string): RelocatedObject[] {
+    const made: RelocatedObject[] = [];
+    const stack = [target];
+    const active = new Set(stack);
+    while (stack.length > 0) {
+      const path = stack[stack.length - 1]!;
       const node = nodes.get(path)!;
-      nodes.delete(path);
-      yield r.relocate(node);
+      // Brought forward by a mention: its own references may not be relocated yet.
+      let next = stack.length > 1 ? node.refs.find((p) => nodes.has(p)) : undefined;
+      if (next === undefined) {
+        const out = r.relocate(node);
+        if (!(out instanceof Waiting)) {
+          nodes.delete(path);
+          active.delete(path);
+          stack.pop();
+          made.push(out);
+          continue;
+        }
+        next = out.hashes
+          .map((h) => ownerOfHash.get(h)!)
+          .concat(out.placeholders.map((p) => ownerOfPlaceholder.get(p)!))[0]!;
+        if (next === path)
+          refuse(
+            `cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
+              'named after its outputs, which native evaluation cannot write',
+          );
+      }
+      if (active.has(next))
+        refuse(
+          `cannot relocate ${path}: it and ${next} mention each other, so neither can be relocated first`,
+        );
+      active.add(next);
+      stack.push(next);
     }
+    return made;
   }
 }
 
@@ -344,6 +387,9 @@ class Relocator {
   private readonly hasher: DerivationHasher;
   private readonly newHashOf = new Map<string, string>();
   private readonly cx: DrvContext;
+  /** The object being relocated, and what its rewrites replaced so far. */
+  private current = '';
+  private readonly rewritten = { hashes: 0, bare: 0 };
 
   constructor(
     readonly from: string,
@@ -405,15 +451,20 @@ class Relocator {
     return n;
   }
 
+  /** Rewrites a string of the object being relocated; throws Waiting when it must wait. */
   private rewrite(bytes: Uint8Array, escaped = false): Uint8Array {
     if (bytes.length < 32) return bytes; // too short to hold a hash: skip the call
     const r = this.rewriter.rewrite(bytes, { countBareStoreDirs: false, escaped });
-    // Mentions outside the closure were refused when it was indexed.
     if (r.unknownPaths.length > 0)
-      throw new NixPlanError('internal', `${r.unknownPaths[0]} is not relocated before its mention`);
-    const { report } = this.relocation;
-    report.hashesRewritten += r.storePaths + r.placeholders;
-    report.bareHashRewrites += r.bareHashes;
+      refuse(
+        `cannot relocate ${this.current}: it mentions ${r.unknownPaths[0]}, which is outside the ` +
+          'closure (neither an object in it nor an output of a derivation in it), so its new ' +
+          'path cannot be known; include it in the plan',
+      );
+    if (r.waiting !== undefined) throw new Waiting(r.waiting.hashes, r.waiting.placeholders);
+    // Counted once the object is relocated: it may have to wait and be relocated again.
+    this.rewritten.hashes += r.storePaths + r.placeholders;
+    this.rewritten.bare += r.bareHashes;
     return r.bytes;
   }
 
@@ -443,14 +494,28 @@ class Relocator {
     return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
   }
 
-  /** Relocates one object whose dependencies are all relocated. */
-  relocate(node: Node): RelocatedObject {
+  /**
+   * Relocates one object whose references are all relocated; or, having changed nothing but the
+   * recorded paths of its fixed outputs, says which mentioned hashes it must wait for.
+   */
+  relocate(node: Node): RelocatedObject | Waiting {
+    this.current = node.obj.path;
+    this.rewritten.hashes = 0;
+    this.rewritten.bare = 0;
+    try {
+      return this.relocateNow(node);
+    } catch (e) {
+      if (e instanceof Waiting) return e;
+      throw e;
+    }
+  }
+
+  private relocateNow(node: Node): RelocatedObject {
     const { obj } = node;
     const { from, to } = this;
     const { report } = this.relocation;
     const { warnings } = report;
     let out: RelocatedObject;
-    const bareBefore = report.bareHashRewrites;
     if (obj.kind === 'source') {
       out = {
         oldPath: obj.path,
@@ -483,14 +548,17 @@ class Relocator {
       for (const o of node.drv!.deferred)
         this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
     }
-    if (node.bareDirs > 0) {
-      report.bareStoreDirMentions.push({ path: out.path, count: node.bareDirs });
+    const bareDirs = obj.kind === 'source' ? 0 : this.rewriter.countBareStoreDirs(obj.contents!);
+    if (bareDirs > 0) {
+      report.bareStoreDirMentions.push({ path: out.path, count: bareDirs });
       warnings.push(
-        `${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${node.bareDirs} time(s), e.g. ` +
+        `${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bareDirs} time(s), e.g. ` +
           `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`,
       );
     }
-    const bareHashes = report.bareHashRewrites - bareBefore;
+    report.hashesRewritten += this.rewritten.hashes;
+    report.bareHashRewrites += this.rewritten.bare;
+    const bareHashes = this.rewritten.bare;
     if (bareHashes > 0)
       warnings.push(
         `${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
@@ -681,20 +749,6 @@ function asciiEquals(bytes: Uint8Array, s: string): boolean {
   if (bytes.length !== s.length) return false;
   for (let i = 0; i < s.length; i++) if (bytes[i] !== s.charCodeAt(i)) return false;
   return true;
-}
-
-/**
- * Dependencies first; the given order is kept where it already is one. Refuses cycles, which Nix
- * cannot write (a derivation is evaluated whole before anything can mention its paths), so only
- * hand-made input can have them.
- */
-function dependencyOrder(nodes: ReadonlyMap<string, Node>): string[] {
-  return dependenciesFirst(
-    [...nodes.keys()],
-    (path) => nodes.get(path)!.deps,
-    (path, dep) =>
-      refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`),
-  );
 }
 
 /** A root of a plan: a derivation and the paths of its outputs ("" when deferred). */

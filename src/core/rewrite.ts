@@ -56,6 +56,11 @@ export interface RewriteResult {
   readonly unknownPaths: string[];
   /** A left on its own (e.g. `builtins.storeDir` was read during evaluation): a warning. */
   readonly bareStoreDirs: number;
+  /**
+   * Known hashes and placeholders found whose new values are not set yet, each once; when there
+   * are any, nothing was replaced (`bytes` is the input): set them and rewrite again.
+   */
+  readonly waiting?: { readonly hashes: string[]; readonly placeholders: string[] } | undefined;
 }
 
 /** A 30-bit key from the first six nix32 digits at `p` (the caller has checked they are digits). */
@@ -127,6 +132,11 @@ class TokenTable {
 
   has(token: string): boolean {
     return this.ids.has(token);
+  }
+
+  /** True when token `id` has its new value. */
+  ready(id: number): boolean {
+    return this.hasRepl[id] === 1;
   }
 
   /** Writes the replacement of token `id` into `out` at `w`. */
@@ -270,8 +280,9 @@ export class StoreRewriter {
   }
 
   /**
-   * Rewrites `bytes`; every known hash found must have its new value set. `countBareStoreDirs:
-   * false` skips counting bare A (when `mentions` has already counted them). `escaped`: the bytes
+   * Rewrites `bytes`. When a known hash or placeholder found has no new value yet, nothing is
+   * replaced and `waiting` names them (so a caller can relocate what they belong to first).
+   * `countBareStoreDirs: false` skips counting bare A (when the caller counts them itself). `escaped`: the bytes
    * are strings as a .drv writes them (`\n` `\r` `\t` `\"` `\\` escaped), and are rewritten
    * exactly as their unescaped text would be: the letter of a `\n` or `\r` (both nix32 digits)
    * does not count as part of the digits after it.
@@ -289,15 +300,29 @@ export class StoreRewriter {
     const unknownPaths: string[] = [];
     let delta = 0;
     const dirDelta = this.toBytes.length - this.fromBytes.length;
+    let waiting = false;
     for (let m = 0; m < count; m++) {
       const kind = matches[3 * m + 1];
+      const id = matches[3 * m + 2]!;
       if (kind === PATH) {
         storePaths++;
         delta += dirDelta;
       } else if (kind === BARE) bareHashes++;
       else if (kind === PLACEHOLDER) placeholders++;
       else unknownPaths.push(this.unknownText(bytes, matches[3 * m]!));
+      if (kind !== UNKNOWN && !(kind === PLACEHOLDER ? this.placeholderTable : this.hashes).ready(id))
+        waiting = true;
     }
+    if (waiting)
+      return {
+        bytes,
+        storePaths: 0,
+        bareHashes: 0,
+        placeholders: 0,
+        unknownPaths,
+        bareStoreDirs,
+        waiting: this.waitingFor(count),
+      };
     if (storePaths + bareHashes + placeholders === 0)
       return { bytes, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
 
@@ -329,6 +354,20 @@ export class StoreRewriter {
     }
     copy(bytes, r, bytes.length, out, w);
     return { bytes: out, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
+  }
+
+  /** The known tokens among the last scan's `count` matches that have no new value yet. */
+  private waitingFor(count: number): { hashes: string[]; placeholders: string[] } {
+    const hashes = new Set<string>();
+    const placeholders = new Set<string>();
+    for (let m = 0; m < count; m++) {
+      const kind = this.m[3 * m + 1];
+      const id = this.m[3 * m + 2]!;
+      if (kind === PLACEHOLDER) {
+        if (!this.placeholderTable.ready(id)) placeholders.add(this.placeholderTable.strings[id]!);
+      } else if (kind !== UNKNOWN && !this.hashes.ready(id)) hashes.add(this.hashes.strings[id]!);
+    }
+    return { hashes: [...hashes], placeholders: [...placeholders] };
   }
 
   private unknownText(bytes: Uint8Array, pos: number): string {
@@ -419,7 +458,7 @@ export class StoreRewriter {
   }
 
   /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
-  private countBareStoreDirs(bytes: Uint8Array): number {
+  countBareStoreDirs(bytes: Uint8Array): number {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const lenA = this.fromBytes.length;
     let count = 0;
