@@ -393,7 +393,7 @@ describe('splicing the strings of a .drv as written', () => {
 });
 
 describe('a content address the verifier already computed', () => {
-  test("is accepted when it is the object's own, and a swapped one is refused", async () => {
+  test("is taken for a .drv or text file, checked against a source's path", async () => {
     const { b } = await sampleClosure('/a/store');
     const caOf = (o: RelocObject): string => {
       const file = o.contents === undefined ? undefined : { executable: false, contents: o.contents };
@@ -402,17 +402,31 @@ describe('a content address the verifier already computed', () => {
       return ca.ca;
     };
     const withCa = b.objects.map((o) => ({ ...o, ca: caOf(o) }));
-    expect(relocateClosure(withCa, '/a/store', '/b/store').objects.map((o) => o.path)).toEqual(
-      relocateClosure(b.objects, '/a/store', '/b/store').objects.map((o) => o.path),
-    );
-    for (const kind of ['drv', 'text', 'source'] as const) {
-      const i = withCa.findIndex((o) => o.kind === kind);
-      const other = withCa.find((o, j) => j !== i && o.ca !== withCa[i]?.ca);
-      const swapped = withCa.map((o, j) => (j === i ? { ...o, ca: other?.ca } : o));
-      expect(codeOf(() => relocateClosure(swapped, '/a/store', '/b/store'))).toEqual({
+    const plain = relocateClosure(b.objects, '/a/store', '/b/store');
+    expect(relocateClosure(withCa, '/a/store', '/b/store')).toEqual(plain);
+    const at = (kind: RelocObject['kind']): number => withCa.findIndex((o) => o.kind === kind);
+    const withCaAt = (i: number, ca: string): RelocObject[] =>
+      withCa.map((o, j) => (j === i ? { ...o, ca } : o));
+    const refusal = (objects: RelocObject[]): unknown =>
+      codeOf(() => relocateClosure(objects, '/a/store', '/b/store'));
+    const source = withCa[at('source')]!;
+    const other = `fixed:r:sha256:${'0'.repeat(52)}`;
+    // A source's new path is made from its content address: one that is not its own is refused.
+    expect(refusal(withCaAt(at('source'), other))).toEqual({
+      code: 'relocate',
+      message: expect.stringContaining(`${source.path}: it is not content-addressed`),
+    });
+    for (const kind of ['drv', 'text'] as const) {
+      const i = at(kind);
+      // Of the wrong kind: refused.
+      expect(refusal(withCaAt(i, source.ca))).toEqual({
         code: 'relocate',
-        message: expect.stringContaining(withCa[i]?.path ?? '?'),
+        message: expect.stringContaining(withCa[i]!.path),
       });
+      // Text-addressed: vouched for by the caller, and no part of relocating it.
+      expect(relocateClosure(withCaAt(i, `text:sha256:${'0'.repeat(52)}`), '/a/store', '/b/store')).toEqual(
+        plain,
+      );
     }
   });
 });

@@ -49,9 +49,10 @@ export interface RelocObject {
   /** sha256 of the object's NAR. */
   narHash: Uint8Array;
   /**
-   * Its content address as the caller already verified it from the contents (a bundle
-   * verifier's `ca`). When given, the self-check recomputes the path from it instead of hashing
-   * the contents again; the path must still follow from it, the references and the name.
+   * Its content address as the caller already verified it: computed from the contents, with the
+   * path found to follow from it, the references and the name (a bundle verifier's `ca`). When
+   * given, a .drv or text file is not hashed again: its content address plays no part in its
+   * relocation. A source's path is still recomputed from it, as its new path is made from it.
    */
   ca?: string | undefined;
 }
@@ -125,46 +126,39 @@ export function downstreamPlaceholder(drvPath: string, output: string): string {
 
 type DrvType = 'input-addressed' | 'fixed' | 'floating';
 
-/**
- * How an environment variable named `__impure` starts in a .drv: it cannot occur inside a string
- * (the quote would be escaped there), so a drv without these bytes has no such variable.
- */
-const IMPURE_ENTRY = Buffer.from('("__impure",', 'latin1');
-
-/**
- * What `drvType` needs of a .drv: its version and outputs, and its environment only when it may
- * hold `__impure` (the whole drv is parsed, and validated, when it is relocated).
- */
-function drvTypeFields(bytes: Uint8Array): Pick<Derivation, 'version' | 'outputs' | 'env'> {
-  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(IMPURE_ENTRY))
-    return parseDerivation(bytes);
-  return { ...parseDerivationOutputs(bytes), env: [] };
-}
-
 /** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
-function drvType(path: string, drv: Pick<Derivation, 'version' | 'outputs' | 'env'>): DrvType {
+function drvType(path: string, drv: Pick<Derivation, 'version' | 'outputs'>): DrvType {
   if (drv.version !== undefined)
     refuse(
       `cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
         'experimental dynamic derivations), whose output names nix-plan cannot recompute',
     );
-  const impureKey = new TextEncoder().encode('__impure');
-  if (
-    drv.env.some((e) => compareBytes(e.key, impureKey) === 0) ||
-    drv.outputs.some((o) => o.hash === 'impure')
-  )
-    refuse(
-      `cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`,
-    );
+  if (drv.outputs.some((o) => o.hash === 'impure')) refuseImpure(path);
   if (drv.outputs.every((o) => o.hashAlgo === '')) return 'input-addressed';
   if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash !== '')) return 'fixed';
   if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash === '' && o.path === '')) return 'floating';
   return refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
 }
 
+const IMPURE_KEY = new TextEncoder().encode('__impure');
+
 /**
- * The kind `obj.ca` gives it when its path follows from that content address (with its
- * references and name) under `from`; undefined when it does not.
+ * Refuses a derivation with an `__impure` variable. Nix writes its outputs as impure, which the
+ * index refuses before any work; this catches one written by hand, once its environment is read.
+ */
+function refuseImpureEnv(path: string, keys: Iterable<Uint8Array>): void {
+  for (const key of keys) if (compareBytes(key, IMPURE_KEY) === 0) refuseImpure(path);
+}
+
+function refuseImpure(path: string): never {
+  return refuse(
+    `cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`,
+  );
+}
+
+/**
+ * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
+ * address. A source's path must follow from it (with its references and name) under `from`.
  */
 function checkGivenContentAddress(
   obj: RelocObject & { ca: string },
@@ -172,12 +166,8 @@ function checkGivenContentAddress(
 ): ContentAddressed | undefined {
   const name = nameOf(obj.path);
   const { ca } = obj;
-  if (ca.startsWith('text:sha256:')) {
-    if (obj.contents === undefined) return undefined;
-    const digest = parseHash(ca.slice('text:'.length)).bytes;
-    if (makeTextPath(name, digest, obj.references, from) !== obj.path) return undefined;
-    return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
-  }
+  if (ca.startsWith('text:sha256:'))
+    return obj.contents === undefined ? undefined : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
   if (ca.startsWith('fixed:r:')) {
     if (ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`) return undefined;
     const others = obj.references.filter((r) => r !== obj.path);
@@ -476,7 +466,7 @@ class Relocator {
     obj: RelocObject,
     owner: { output: (hash: string) => void; placeholder: (placeholder: string) => void },
   ): NonNullable<Node['drv']> {
-    const parsed = drvTypeFields(obj.contents!);
+    const parsed = parseDerivationOutputs(obj.contents!);
     const type = drvType(obj.path, parsed);
     for (const o of parsed.outputs) {
       if (o.path !== '') {
@@ -586,6 +576,10 @@ interface DrvContext {
 function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvContext): RelocatedObject {
   const name = drvName(obj.path);
   checkReferences(obj, drv);
+  refuseImpureEnv(
+    obj.path,
+    drv.env.map((e) => e.key),
+  );
   const isOutputKey = (key: Uint8Array): boolean => drv.outputs.some((o) => asciiEquals(key, o.name));
   const outputs = fixOutputs(drv.outputs, type, name, cx);
   // Input-addressed: the own output paths in env are what is being computed: mask them first.
@@ -623,6 +617,7 @@ function spliceDrv(obj: RelocObject, type: DrvType, cx: DrvContext): RelocatedOb
   const bytes = obj.contents!;
   const { head, tail } = parseDerivationSpans(bytes);
   if (head.version !== undefined) return undefined;
+  refuseImpureEnv(obj.path, tail.keys);
   for (const key of tail.keys) if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key)) return undefined;
   const name = drvName(obj.path);
   checkReferences(obj, head);
