@@ -176,6 +176,16 @@ describe('StoreRewriter', () => {
     expect(m.bareStoreDirs).toBe(1);
   });
 
+  test('a new value can be set again only as it was', () => {
+    const rw = new StoreRewriter('/a', '/b');
+    rw.set(olds[0]!, news[0]!);
+    rw.set(olds[0]!, news[0]!);
+    expect(() => rw.set(olds[0]!, news[1]!)).toThrow(/would be replaced by two different values/);
+    expect(() => rw.set(olds[1]!, 'not nix32')).toThrow(/is not 32 nix32 characters/);
+    expect(() => rw.declare('e'.repeat(32))).toThrow(/is not 32 nix32 characters/);
+    expect(Buffer.from(rw.rewrite(enc(`/a/${olds[0]}`)).bytes).toString()).toBe(`/b/${news[0]}`);
+  });
+
   test('rewrite replaces nothing while a hash it finds waits for its new value, and says which', () => {
     const rw = new StoreRewriter('/a', '/b');
     rw.declare(olds[0]!);

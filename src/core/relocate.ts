@@ -371,7 +371,6 @@ class Relocator {
   readonly relocation: Relocation;
   readonly rewriter: StoreRewriter;
   private readonly hasher: DerivationHasher;
-  private readonly newHashOf = new Map<string, string>();
   private readonly cx: DrvContext;
   /** The object being relocated, and what its rewrites replaced so far. */
   private current = '';
@@ -422,13 +421,8 @@ class Relocator {
 
   private setHash(oldPath: string, newPath: string): void {
     this.relocation.pathMap.set(oldPath, newPath);
-    const o = hashPartOf(oldPath);
-    const n = hashPartOf(newPath);
-    const before = this.newHashOf.get(o);
-    if (before !== undefined && before !== n)
-      throw new NixPlanError('internal', `${oldPath} relocates to two different paths`);
-    this.newHashOf.set(o, n);
-    this.rewriter.set(o, n);
+    // Refuses (internal) a second, different new hash for the same old one.
+    this.rewriter.set(hashPartOf(oldPath), hashPartOf(newPath));
   }
 
   private mapPath(p: string): string {

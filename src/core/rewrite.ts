@@ -103,7 +103,10 @@ class TokenTable {
   private readonly ids = new Map<string, number>();
   readonly strings: string[] = [];
 
-  constructor(readonly length: number) {}
+  constructor(
+    readonly length: number,
+    private readonly what: string,
+  ) {}
 
   get size(): number {
     return this.strings.length;
@@ -112,6 +115,7 @@ class TokenTable {
   declare(token: string): number {
     const known = this.ids.get(token);
     if (known !== undefined) return known;
+    checkNix32(token, this.length, this.what);
     const id = this.strings.length;
     const n = this.length;
     if (id >= this.hasRepl.length) this.grow(Math.max(64, this.hasRepl.length * 2));
@@ -124,9 +128,21 @@ class TokenTable {
     return id;
   }
 
+  /** Sets the new value of `token` (declaring it if needed); a second, different one is refused. */
   set(token: string, replacement: string): void {
     const id = this.declare(token);
-    this.repl.set(asciiBytes(replacement), id * this.length);
+    const n = this.length;
+    const repl = this.repl;
+    const base = id * n;
+    if (this.hasRepl[id] === 1) {
+      let same = replacement.length === n;
+      for (let k = 0; same && k < n; k++) same = repl[base + k] === replacement.charCodeAt(k);
+      if (!same)
+        throw new NixPlanError('internal', `${this.what} ${token} would be replaced by two different values`);
+      return;
+    }
+    checkNix32(replacement, n, this.what);
+    for (let k = 0; k < n; k++) repl[base + k] = replacement.charCodeAt(k);
     this.hasRepl[id] = 1;
   }
 
@@ -205,11 +221,10 @@ class TokenTable {
  * are replaced, so A being a prefix of B, or dirs of different lengths, cannot cause collisions.
  */
 export class StoreRewriter {
-  private readonly hashes = new TokenTable(H);
-  private readonly placeholderTable = new TokenTable(P);
+  private readonly hashes = new TokenTable(H, 'store hash');
+  private readonly placeholderTable = new TokenTable(P, 'placeholder hash');
   private readonly fromBytes: Uint8Array;
   private readonly toBytes: Uint8Array;
-  private readonly fromBuffer: Buffer;
 
   // Matches of the last scan as (position, kind, token id) triples, reused between calls.
   private m = new Int32Array(3 * 256);
@@ -221,19 +236,18 @@ export class StoreRewriter {
   ) {
     this.fromBytes = asciiBytes(from);
     this.toBytes = asciiBytes(to);
-    this.fromBuffer = Buffer.from(this.fromBytes);
   }
 
   /** Makes `oldHash` (32 nix32 characters) known, so that scans report it; its new value may come later. */
   declare(oldHash: string): void {
-    checkNix32(oldHash, H, 'store hash');
     this.hashes.declare(oldHash);
   }
 
-  /** Sets the new hash of `oldHash` (declaring it if needed). */
+  /**
+   * Sets the new hash of `oldHash` (declaring it if needed). Setting it again to the same value
+   * does nothing; to another value is an internal error (one path cannot relocate to two).
+   */
   set(oldHash: string, newHash: string): void {
-    checkNix32(oldHash, H, 'store hash');
-    checkNix32(newHash, H, 'store hash');
     this.hashes.set(oldHash, newHash);
   }
 
@@ -244,14 +258,11 @@ export class StoreRewriter {
 
   /** Makes a placeholder known (its 52 nix32 characters, without the leading slash). */
   declarePlaceholder(oldHash: string): void {
-    checkNix32(oldHash, P, 'placeholder hash');
     this.placeholderTable.declare(oldHash);
   }
 
-  /** Sets the new value of a placeholder (52 nix32 characters each, without the leading slash). */
+  /** Sets the new value of a placeholder (52 nix32 characters each, without the leading slash), as `set`. */
   setPlaceholder(oldHash: string, newHash: string): void {
-    checkNix32(oldHash, P, 'placeholder hash');
-    checkNix32(newHash, P, 'placeholder hash');
     this.placeholderTable.set(oldHash, newHash);
   }
 
@@ -459,15 +470,18 @@ export class StoreRewriter {
 
   /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
   countBareStoreDirs(bytes: Uint8Array): number {
-    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const lenA = this.fromBytes.length;
+    // Searched in the bytes as a latin-1 string: a .drv mentions A tens of times, and the
+    // string search costs far less per call than Buffer's.
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+    const from = this.from;
+    const lenA = from.length;
     let count = 0;
-    for (let q = buf.indexOf(this.fromBuffer); q >= 0; q = buf.indexOf(this.fromBuffer, q + 1)) {
+    for (let q = text.indexOf(from); q >= 0; q = text.indexOf(from, q + 1)) {
       const after = q + lenA;
-      if (after < buf.length) {
-        const c = buf[after]!;
+      if (after < bytes.length) {
+        const c = bytes[after]!;
         if (DIR_CHAR[c] === 1) continue; // a longer component, not A
-        if (c === SLASH && isRun(buf, after + 1, H)) continue; // a path, handled by the scan
+        if (c === SLASH && isRun(bytes, after + 1, H)) continue; // a path, handled by the scan
       }
       count++;
     }
