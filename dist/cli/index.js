@@ -1701,6 +1701,7 @@ function drvName(drvPath) {
 
 
 
+
 /**
  * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
  * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
@@ -1915,11 +1916,26 @@ async function readLength(reader, max, what) {
  */
 async function readNar(reader, limits, keepFileUpTo, onBytes) {
     const start = reader.offset;
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    const untap = reader.tap(onBytes === undefined
-        ? (c) => hash.update(c)
-        : (c) => {
+    // The NAR's bytes are only hashed once it is clear they will not be kept as one file: until
+    // they outgrow the largest NAR such a file makes, they are held (as views) instead.
+    let hash;
+    let held = [];
+    let heldBytes = 0;
+    const holdUpTo = regularFileNarSize(keepFileUpTo, true);
+    const sink = (c) => {
+        if (hash !== undefined)
             hash.update(c);
+        else {
+            held.push(c);
+            heldBytes += c.length;
+            if (heldBytes > holdUpTo)
+                hash = hashAll(held);
+        }
+    };
+    const untap = reader.tap(onBytes === undefined
+        ? sink
+        : (c) => {
+            sink(c);
             onBytes(c);
         });
     let ok = false;
@@ -1927,16 +1943,45 @@ async function readNar(reader, limits, keepFileUpTo, onBytes) {
         const top = await readBody(reader, limits, keepFileUpTo);
         untap(true);
         ok = true;
-        const summary = { narHash: new Uint8Array(hash.digest()), narSize: reader.offset - start };
-        if (top.file !== undefined)
-            summary.file = top.file;
-        if (top.fileHash !== undefined)
-            summary.fileHash = top.fileHash;
-        return summary;
+        const narSize = reader.offset - start;
+        const { file, fileHash } = top;
+        if (file !== undefined && hash === undefined)
+            return new KeptFileNar(narSize, file, fileHash);
+        const narHash = new Uint8Array((hash ?? hashAll(held)).digest());
+        held = [];
+        return {
+            narHash,
+            narSize,
+            ...(file !== undefined && { file }),
+            ...(fileHash !== undefined && { fileHash }),
+        };
     }
     finally {
         if (!ok)
             untap(false);
+    }
+}
+function hashAll(chunks) {
+    const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for (const c of chunks)
+        h.update(c);
+    chunks.length = 0;
+    return h;
+}
+/** The summary of a NAR kept as one file, its hash computed from the file when first read. */
+class KeptFileNar {
+    narSize;
+    file;
+    fileHash;
+    hash;
+    constructor(narSize, file, fileHash) {
+        this.narSize = narSize;
+        this.file = file;
+        this.fileHash = fileHash;
+    }
+    get narHash() {
+        this.hash ??= new Uint8Array(hashAll(regularFileNar(this.file.contents, this.file.executable)).digest());
+        return this.hash;
     }
 }
 async function readBody(reader, limits, keepFileUpTo) {
@@ -1977,10 +2022,7 @@ async function readBody(reader, limits, keepFileUpTo) {
                 // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
                 if (size <= keepFileUpTo) {
                     const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
-                    result = {
-                        file: { executable, contents: contents.slice() },
-                        fileHash: new Uint8Array((0,external_node_crypto_namespaceObject.createHash)('sha256').update(contents).digest()),
-                    };
+                    result = { file: { executable, contents: contents.slice() }, fileHash: sha256(contents) };
                 }
                 else {
                     const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
@@ -3208,12 +3250,16 @@ async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS,
  * its inputs, and outputs in a plan-only bundle.
  */
 function classify(entry, manifest, limits, wholeDerivations) {
+    const { nar } = entry;
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
-        narHash: entry.nar.narHash,
-        file: entry.nar.file,
-        fileSha256: entry.nar.fileHash,
+        // Read only if it is not a text file: a kept file's NAR hash is made when first read.
+        get narHash() {
+            return nar.narHash;
+        },
+        file: nar.file,
+        fileSha256: nar.fileHash,
     }, manifest.storeDir);
     if (entry.path.endsWith('.drv')) {
         if (entry.nar.file === undefined && entry.nar.fileHash !== undefined)
@@ -5782,6 +5828,7 @@ function checkNix32(s, length, what) {
  */
 class TokenTable {
     length;
+    what;
     slots = new Int32Array(1024); // id + 1, 0 when empty
     keys = new Int32Array(1024);
     old = new Uint8Array(0);
@@ -5789,8 +5836,9 @@ class TokenTable {
     hasRepl = new Uint8Array(0);
     ids = new Map();
     strings = [];
-    constructor(length) {
+    constructor(length, what) {
         this.length = length;
+        this.what = what;
     }
     get size() {
         return this.strings.length;
@@ -5799,6 +5847,7 @@ class TokenTable {
         const known = this.ids.get(token);
         if (known !== undefined)
             return known;
+        checkNix32(token, this.length, this.what);
         const id = this.strings.length;
         const n = this.length;
         if (id >= this.hasRepl.length)
@@ -5812,13 +5861,31 @@ class TokenTable {
         this.insert(id);
         return id;
     }
+    /** Sets the new value of `token` (declaring it if needed); a second, different one is refused. */
     set(token, replacement) {
         const id = this.declare(token);
-        this.repl.set(asciiBytes(replacement), id * this.length);
+        const n = this.length;
+        const repl = this.repl;
+        const base = id * n;
+        if (this.hasRepl[id] === 1) {
+            let same = replacement.length === n;
+            for (let k = 0; same && k < n; k++)
+                same = repl[base + k] === replacement.charCodeAt(k);
+            if (!same)
+                throw new errors_NixPlanError('internal', `${this.what} ${token} would be replaced by two different values`);
+            return;
+        }
+        checkNix32(replacement, n, this.what);
+        for (let k = 0; k < n; k++)
+            repl[base + k] = replacement.charCodeAt(k);
         this.hasRepl[id] = 1;
     }
     has(token) {
         return this.ids.has(token);
+    }
+    /** True when token `id` has its new value. */
+    ready(id) {
+        return this.hasRepl[id] === 1;
     }
     /** Writes the replacement of token `id` into `out` at `w`. */
     write(id, out, w) {
@@ -5887,11 +5954,10 @@ class TokenTable {
 class StoreRewriter {
     from;
     to;
-    hashes = new TokenTable(H);
-    placeholderTable = new TokenTable(P);
+    hashes = new TokenTable(H, 'store hash');
+    placeholderTable = new TokenTable(P, 'placeholder hash');
     fromBytes;
     toBytes;
-    fromBuffer;
     // Matches of the last scan as (position, kind, token id) triples, reused between calls.
     m = new Int32Array(3 * 256);
     /** `from` and `to` are store dirs (A and B), without trailing slashes. */
@@ -5900,17 +5966,16 @@ class StoreRewriter {
         this.to = to;
         this.fromBytes = asciiBytes(from);
         this.toBytes = asciiBytes(to);
-        this.fromBuffer = Buffer.from(this.fromBytes);
     }
     /** Makes `oldHash` (32 nix32 characters) known, so that scans report it; its new value may come later. */
     declare(oldHash) {
-        checkNix32(oldHash, H, 'store hash');
         this.hashes.declare(oldHash);
     }
-    /** Sets the new hash of `oldHash` (declaring it if needed). */
+    /**
+     * Sets the new hash of `oldHash` (declaring it if needed). Setting it again to the same value
+     * does nothing; to another value is an internal error (one path cannot relocate to two).
+     */
     set(oldHash, newHash) {
-        checkNix32(oldHash, H, 'store hash');
-        checkNix32(newHash, H, 'store hash');
         this.hashes.set(oldHash, newHash);
     }
     /** True when `oldHash` has been declared. */
@@ -5919,13 +5984,10 @@ class StoreRewriter {
     }
     /** Makes a placeholder known (its 52 nix32 characters, without the leading slash). */
     declarePlaceholder(oldHash) {
-        checkNix32(oldHash, P, 'placeholder hash');
         this.placeholderTable.declare(oldHash);
     }
-    /** Sets the new value of a placeholder (52 nix32 characters each, without the leading slash). */
+    /** Sets the new value of a placeholder (52 nix32 characters each, without the leading slash), as `set`. */
     setPlaceholder(oldHash, newHash) {
-        checkNix32(oldHash, P, 'placeholder hash');
-        checkNix32(newHash, P, 'placeholder hash');
         this.placeholderTable.set(oldHash, newHash);
     }
     /**
@@ -5955,8 +6017,9 @@ class StoreRewriter {
         };
     }
     /**
-     * Rewrites `bytes`; every known hash found must have its new value set. `countBareStoreDirs:
-     * false` skips counting bare A (when `mentions` has already counted them). `escaped`: the bytes
+     * Rewrites `bytes`. When a known hash or placeholder found has no new value yet, nothing is
+     * replaced and `waiting` names them (so a caller can relocate what they belong to first).
+     * `countBareStoreDirs: false` skips counting bare A (when the caller counts them itself). `escaped`: the bytes
      * are strings as a .drv writes them (`\n` `\r` `\t` `\"` `\\` escaped), and are rewritten
      * exactly as their unescaped text would be: the letter of a `\n` or `\r` (both nix32 digits)
      * does not count as part of the digits after it.
@@ -5971,8 +6034,10 @@ class StoreRewriter {
         const unknownPaths = [];
         let delta = 0;
         const dirDelta = this.toBytes.length - this.fromBytes.length;
+        let waiting = false;
         for (let m = 0; m < count; m++) {
             const kind = matches[3 * m + 1];
+            const id = matches[3 * m + 2];
             if (kind === PATH) {
                 storePaths++;
                 delta += dirDelta;
@@ -5983,7 +6048,19 @@ class StoreRewriter {
                 placeholders++;
             else
                 unknownPaths.push(this.unknownText(bytes, matches[3 * m]));
+            if (kind !== UNKNOWN && !(kind === PLACEHOLDER ? this.placeholderTable : this.hashes).ready(id))
+                waiting = true;
         }
+        if (waiting)
+            return {
+                bytes,
+                storePaths: 0,
+                bareHashes: 0,
+                placeholders: 0,
+                unknownPaths,
+                bareStoreDirs,
+                waiting: this.waitingFor(count),
+            };
         if (storePaths + bareHashes + placeholders === 0)
             return { bytes, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
         const out = allocBytes(bytes.length + delta); // every byte is written below
@@ -6016,6 +6093,22 @@ class StoreRewriter {
         }
         copy(bytes, r, bytes.length, out, w);
         return { bytes: out, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
+    }
+    /** The known tokens among the last scan's `count` matches that have no new value yet. */
+    waitingFor(count) {
+        const hashes = new Set();
+        const placeholders = new Set();
+        for (let m = 0; m < count; m++) {
+            const kind = this.m[3 * m + 1];
+            const id = this.m[3 * m + 2];
+            if (kind === PLACEHOLDER) {
+                if (!this.placeholderTable.ready(id))
+                    placeholders.add(this.placeholderTable.strings[id]);
+            }
+            else if (kind !== UNKNOWN && !this.hashes.ready(id))
+                hashes.add(this.hashes.strings[id]);
+        }
+        return { hashes: [...hashes], placeholders: [...placeholders] };
     }
     unknownText(bytes, pos) {
         return this.from + '/' + Buffer.from(bytes.buffer, bytes.byteOffset + pos, H).toString('latin1');
@@ -6110,16 +6203,19 @@ class StoreRewriter {
     }
     /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
     countBareStoreDirs(bytes) {
-        const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        const lenA = this.fromBytes.length;
+        // Searched in the bytes as a latin-1 string: a .drv mentions A tens of times, and the
+        // string search costs far less per call than Buffer's.
+        const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+        const from = this.from;
+        const lenA = from.length;
         let count = 0;
-        for (let q = buf.indexOf(this.fromBuffer); q >= 0; q = buf.indexOf(this.fromBuffer, q + 1)) {
+        for (let q = text.indexOf(from); q >= 0; q = text.indexOf(from, q + 1)) {
             const after = q + lenA;
-            if (after < buf.length) {
-                const c = buf[after];
+            if (after < bytes.length) {
+                const c = bytes[after];
                 if (DIR_CHAR[c] === 1)
                     continue; // a longer component, not A
-                if (c === rewrite_SLASH && isRun(buf, after + 1, H))
+                if (c === rewrite_SLASH && isRun(bytes, after + 1, H))
                     continue; // a path, handled by the scan
             }
             count++;
@@ -6179,6 +6275,19 @@ function rewriteStoreHashes(bytes, hashes, from, to) {
 
 
 
+/**
+ * Thrown (and caught) while relocating an object whose strings mention hashes or placeholders
+ * whose new values are not known yet: the objects they belong to are relocated first.
+ */
+class Waiting extends Error {
+    hashes;
+    placeholders;
+    constructor(hashes, placeholders) {
+        super('waiting for mentioned objects to be relocated first');
+        this.hashes = hashes;
+        this.placeholders = placeholders;
+    }
+}
 function refuse(message) {
     throw new errors_NixPlanError('relocate', message);
 }
@@ -6187,29 +6296,13 @@ function downstreamPlaceholder(drvPath, output) {
     const name = drvName(drvPath);
     return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
 }
-/**
- * How an environment variable named `__impure` starts in a .drv: it cannot occur inside a string
- * (the quote would be escaped there), so a drv without these bytes has no such variable.
- */
-const IMPURE_ENTRY = Buffer.from('("__impure",', 'latin1');
-/**
- * What `drvType` needs of a .drv: its version and outputs, and its environment only when it may
- * hold `__impure` (the whole drv is parsed, and validated, when it is relocated).
- */
-function drvTypeFields(bytes) {
-    if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(IMPURE_ENTRY))
-        return parseDerivation(bytes);
-    return { ...parseDerivationOutputs(bytes), env: [] };
-}
 /** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
 function drvType(path, drv) {
     if (drv.version !== undefined)
         refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
             'experimental dynamic derivations), whose output names nix-plan cannot recompute');
-    const impureKey = new TextEncoder().encode('__impure');
-    if (drv.env.some((e) => wire_compareBytes(e.key, impureKey) === 0) ||
-        drv.outputs.some((o) => o.hash === 'impure'))
-        refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
+    if (drv.outputs.some((o) => o.hash === 'impure'))
+        refuseImpure(path);
     if (drv.outputs.every((o) => o.hashAlgo === ''))
         return 'input-addressed';
     if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash !== ''))
@@ -6218,21 +6311,27 @@ function drvType(path, drv) {
         return 'floating';
     return refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
 }
+const IMPURE_KEY = new TextEncoder().encode('__impure');
 /**
- * The kind `obj.ca` gives it when its path follows from that content address (with its
- * references and name) under `from`; undefined when it does not.
+ * Refuses a derivation with an `__impure` variable. Nix writes its outputs as impure, which the
+ * index refuses before any work; this catches one written by hand, once its environment is read.
  */
-function checkGivenContentAddress(obj, from) {
+function refuseImpureEnv(path, keys) {
+    for (const key of keys)
+        if (wire_compareBytes(key, IMPURE_KEY) === 0)
+            refuseImpure(path);
+}
+function refuseImpure(path) {
+    return refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
+}
+/**
+ * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
+ * address. A source's path must follow from it (with its references and name) under `from`.
+ */
+function checkGivenContentAddress(obj, ca, from) {
     const name = nameOf(obj.path);
-    const { ca } = obj;
-    if (ca.startsWith('text:sha256:')) {
-        if (obj.contents === undefined)
-            return undefined;
-        const digest = parseHash(ca.slice('text:'.length)).bytes;
-        if (makeTextPath(name, digest, obj.references, from) !== obj.path)
-            return undefined;
-        return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
-    }
+    if (ca.startsWith('text:sha256:'))
+        return obj.contents === undefined ? undefined : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
     if (ca.startsWith('fixed:r:')) {
         if (ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`)
             return undefined;
@@ -6254,7 +6353,7 @@ function selfCheck(obj, from) {
     if (obj.kind !== 'source' && file === undefined)
         refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
     const ca = obj.ca !== undefined
-        ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
+        ? checkGivenContentAddress(obj, obj.ca, from)
         : identifyContentAddress({ path: obj.path, references: obj.references, narHash: obj.narHash, file }, from);
     if (ca === undefined)
         refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
@@ -6287,10 +6386,14 @@ function relocateClosure(objects, from, to, options = {}) {
 }
 /**
  * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
- * write it (and let it go) while the rest is relocated. Everything is checked and indexed, and
- * the order fixed, before this returns: the refusals that need no relocating come first. Each
- * object the caller passed is released once relocated. `relocation.objects` stays empty; its
- * `pathMap` and `report` are complete once `steps` is done (a refusal may still end it early).
+ * write it (and let it go) while the rest is relocated. Every object is checked and indexed, and
+ * ordered by its references, before this returns: the refusals that need no relocating come
+ * first. Mentions in strings are found as they are rewritten: an object that mentions one not
+ * relocated yet (a mention without a reference, e.g. after `unsafeDiscardStringContext`) waits
+ * while that one is relocated first, so dependencies still come first; a mention outside the
+ * closure is refused then. Each object the caller passed is released once relocated.
+ * `relocation.objects` stays empty; its `pathMap` and `report` are complete once `steps` is done
+ * (a refusal may still end it early).
  */
 function relocateLazily(objects, from, to, options = {}) {
     const r = new Relocator(from, to, options);
@@ -6328,45 +6431,65 @@ function relocateLazily(objects, from, to, options = {}) {
             placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
         });
     }
-    // What each object depends on: references, and whatever its strings mention.
     const nodes = new Map();
     for (const obj of objects) {
-        const deps = new Set();
+        const refs = [];
         for (const ref of obj.references) {
             if (ref === obj.path)
                 continue;
             if (!byPath.has(ref))
                 refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
-            deps.add(ref);
+            refs.push(ref);
         }
-        let bareDirs = 0;
-        if (obj.kind !== 'source') {
-            // A .drv's strings are scanned as written (escaped), as relocation rewrites them.
-            const m = rewriter.mentions(obj.contents, { escaped: obj.kind === 'drv' });
-            if (m.unknownPaths.length > 0)
-                refuse(`cannot relocate ${obj.path}: it mentions ${m.unknownPaths[0]}, which is outside the ` +
-                    'closure (neither an object in it nor an output of a derivation in it), so its new ' +
-                    'path cannot be known; include it in the plan');
-            for (const h of m.hashes)
-                deps.add(ownerOfHash.get(h));
-            for (const p of m.placeholders)
-                deps.add(ownerOfPlaceholder.get(p));
-            bareDirs = m.bareStoreDirs;
-        }
-        deps.delete(obj.path);
         const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, bareDirs, deps: [...deps].sort(store_path_compareStrings) });
+        nodes.set(obj.path, { obj, ca, drv, refs });
     }
     checked.clear();
     byPath.clear(); // the nodes hold the objects now, each only until it is relocated
-    const order = relocate_dependencyOrder(nodes);
+    // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
+    // can refer to its paths), so only hand-made input can have them.
+    const order = dependenciesFirst([...nodes.keys()], (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
     return { relocation: r.relocation, steps: steps() };
     function* steps() {
-        for (const path of order) {
+        for (const path of order)
+            if (nodes.has(path))
+                yield* relocateFirstWhatItMentions(path);
+    }
+    /**
+     * Relocates `target`, whose references are relocated, and before it whatever it mentions that
+     * is not (with their references): a walk with its own stack, as the chain may be long.
+     */
+    function relocateFirstWhatItMentions(target) {
+        const made = [];
+        const stack = [target];
+        const active = new Set(stack);
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
             const node = nodes.get(path);
-            nodes.delete(path);
-            yield r.relocate(node);
+            // Brought forward by a mention: its own references may not be relocated yet.
+            let next = stack.length > 1 ? node.refs.find((p) => nodes.has(p)) : undefined;
+            if (next === undefined) {
+                const out = r.relocate(node);
+                if (!(out instanceof Waiting)) {
+                    nodes.delete(path);
+                    active.delete(path);
+                    stack.pop();
+                    made.push(out);
+                    continue;
+                }
+                next = out.hashes
+                    .map((h) => ownerOfHash.get(h))
+                    .concat(out.placeholders.map((p) => ownerOfPlaceholder.get(p)))[0];
+                if (next === path)
+                    refuse(`cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
+                        'named after its outputs, which native evaluation cannot write');
+            }
+            if (active.has(next))
+                refuse(`cannot relocate ${path}: it and ${next} mention each other, so neither can be relocated first`);
+            active.add(next);
+            stack.push(next);
         }
+        return made;
     }
 }
 function refuseSourceWithReferences(obj) {
@@ -6382,8 +6505,10 @@ class Relocator {
     relocation;
     rewriter;
     hasher;
-    newHashOf = new Map();
     cx;
+    /** The object being relocated, and what its rewrites replaced so far. */
+    current = '';
+    rewritten = { hashes: 0, bare: 0 };
     constructor(from, to, options) {
         this.from = from;
         this.to = to;
@@ -6427,13 +6552,8 @@ class Relocator {
     }
     setHash(oldPath, newPath) {
         this.relocation.pathMap.set(oldPath, newPath);
-        const o = hashPartOf(oldPath);
-        const n = hashPartOf(newPath);
-        const before = this.newHashOf.get(o);
-        if (before !== undefined && before !== n)
-            throw new errors_NixPlanError('internal', `${oldPath} relocates to two different paths`);
-        this.newHashOf.set(o, n);
-        this.rewriter.set(o, n);
+        // Refuses (internal) a second, different new hash for the same old one.
+        this.rewriter.set(hashPartOf(oldPath), hashPartOf(newPath));
     }
     mapPath(p) {
         const n = this.relocation.pathMap.get(p);
@@ -6441,16 +6561,20 @@ class Relocator {
             throw new errors_NixPlanError('internal', `${p} was not relocated before its dependents`);
         return n;
     }
+    /** Rewrites a string of the object being relocated; throws Waiting when it must wait. */
     rewrite(bytes, escaped = false) {
         if (bytes.length < 32)
             return bytes; // too short to hold a hash: skip the call
         const r = this.rewriter.rewrite(bytes, { countBareStoreDirs: false, escaped });
-        // Mentions outside the closure were refused when it was indexed.
         if (r.unknownPaths.length > 0)
-            throw new errors_NixPlanError('internal', `${r.unknownPaths[0]} is not relocated before its mention`);
-        const { report } = this.relocation;
-        report.hashesRewritten += r.storePaths + r.placeholders;
-        report.bareHashRewrites += r.bareHashes;
+            refuse(`cannot relocate ${this.current}: it mentions ${r.unknownPaths[0]}, which is outside the ` +
+                'closure (neither an object in it nor an output of a derivation in it), so its new ' +
+                'path cannot be known; include it in the plan');
+        if (r.waiting !== undefined)
+            throw new Waiting(r.waiting.hashes, r.waiting.placeholders);
+        // Counted once the object is relocated: it may have to wait and be relocated again.
+        this.rewritten.hashes += r.storePaths + r.placeholders;
+        this.rewritten.bare += r.bareHashes;
         return r.bytes;
     }
     /**
@@ -6458,7 +6582,7 @@ class Relocator {
      * deferred outputs) known, telling `owner` of each.
      */
     declareDrv(obj, owner) {
-        const parsed = drvTypeFields(obj.contents);
+        const parsed = parseDerivationOutputs(obj.contents);
         const type = drvType(obj.path, parsed);
         for (const o of parsed.outputs) {
             if (o.path !== '') {
@@ -6476,14 +6600,29 @@ class Relocator {
         // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
         return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
     }
-    /** Relocates one object whose dependencies are all relocated. */
+    /**
+     * Relocates one object whose references are all relocated; or, having changed nothing but the
+     * recorded paths of its fixed outputs, says which mentioned hashes it must wait for.
+     */
     relocate(node) {
+        this.current = node.obj.path;
+        this.rewritten.hashes = 0;
+        this.rewritten.bare = 0;
+        try {
+            return this.relocateNow(node);
+        }
+        catch (e) {
+            if (e instanceof Waiting)
+                return e;
+            throw e;
+        }
+    }
+    relocateNow(node) {
         const { obj } = node;
         const { from, to } = this;
         const { report } = this.relocation;
         const { warnings } = report;
         let out;
-        const bareBefore = report.bareHashRewrites;
         if (obj.kind === 'source') {
             out = {
                 oldPath: obj.path,
@@ -6516,12 +6655,15 @@ class Relocator {
             for (const o of node.drv.deferred)
                 this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
         }
-        if (node.bareDirs > 0) {
-            report.bareStoreDirMentions.push({ path: out.path, count: node.bareDirs });
-            warnings.push(`${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${node.bareDirs} time(s), e.g. ` +
+        const bareDirs = obj.kind === 'source' ? 0 : this.rewriter.countBareStoreDirs(obj.contents);
+        if (bareDirs > 0) {
+            report.bareStoreDirMentions.push({ path: out.path, count: bareDirs });
+            warnings.push(`${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bareDirs} time(s), e.g. ` +
                 `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`);
         }
-        const bareHashes = report.bareHashRewrites - bareBefore;
+        report.hashesRewritten += this.rewritten.hashes;
+        report.bareHashRewrites += this.rewritten.bare;
+        const bareHashes = this.rewritten.bare;
         if (bareHashes > 0)
             warnings.push(`${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
                 'them (computed from a path string); they were rewritten, but anything else computed from ' +
@@ -6534,6 +6676,7 @@ class Relocator {
 function relocateDrv(obj, drv, type, cx) {
     const name = drvName(obj.path);
     checkReferences(obj, drv);
+    refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
     const isOutputKey = (key) => drv.outputs.some((o) => asciiEquals(key, o.name));
     const outputs = fixOutputs(drv.outputs, type, name, cx);
     // Input-addressed: the own output paths in env are what is being computed: mask them first.
@@ -6566,6 +6709,7 @@ function spliceDrv(obj, type, cx) {
     const { head, tail } = parseDerivationSpans(bytes);
     if (head.version !== undefined)
         return undefined;
+    refuseImpureEnv(obj.path, tail.keys);
     for (const key of tail.keys)
         if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
             return undefined;
@@ -6678,14 +6822,6 @@ function asciiEquals(bytes, s) {
     return true;
 }
 /**
- * Dependencies first; the given order is kept where it already is one. Refuses cycles, which Nix
- * cannot write (a derivation is evaluated whole before anything can mention its paths), so only
- * hand-made input can have them.
- */
-function relocate_dependencyOrder(nodes) {
-    return dependenciesFirst([...nodes.keys()], (path) => nodes.get(path).deps, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
-}
-/**
  * Maps a plan root through a relocation's `pathMap`: its drv path and its output paths (deferred
  * outputs stay ""). Throws a 'relocate' error when a path was not part of the relocation.
  */
@@ -6781,6 +6917,29 @@ const TOOL_VERSION = `nix-plan ${VERSION}`;
 const RELOCATE_LEVEL = 3;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
+/** An object of the verified bundle as relocation takes it. */
+class VerifiedObject {
+    path;
+    kind;
+    references;
+    nar;
+    ca;
+    contents;
+    constructor(path, kind, references, nar, 
+    /** Verified from the contents just now, as relocation takes it. */
+    ca) {
+        this.path = path;
+        this.kind = kind;
+        this.references = references;
+        this.nar = nar;
+        this.ca = ca;
+        this.contents = nar.file?.contents;
+    }
+    /** Read by relocation for sources only: a kept file's is made when first read. */
+    get narHash() {
+        return this.nar.narHash;
+    }
+}
 /**
  * The relocated export in relocation (dependency) order, made while it is written, from the NARs
  * kept in the first pass; `seen` is called with each relocated object first. An entry whose
@@ -6897,14 +7056,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     if (e.deriver !== '')
                         derivers.set(e.path, e.deriver);
                     closurePaths.add(e.path);
-                    objects.push({
-                        path: e.path,
-                        kind: e.kind,
-                        references: e.references,
-                        ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
-                        narHash: e.nar.narHash,
-                        ca: e.ca, // verified from the contents just now: relocation checks the path against it
-                    });
+                    objects.push(new VerifiedObject(e.path, e.kind, e.references, e.nar, e.ca));
                 },
             }, deps.progress);
             narChunks = [];
