@@ -186,25 +186,6 @@ describe('readNar', () => {
     );
   });
 
-  test('hashes what it holds back once a NAR outgrows the largest kept file, in any chunking', async () => {
-    // keepFileUpTo 0: bytes are held until they pass the NAR of an empty file, then hashed.
-    const tree = dir([
-      ['a', regularFile(enc('x'.repeat(300)))],
-      ['b', regularFile(enc('y'.repeat(5)), true)],
-    ]);
-    const nar = await collect(writeNar(tree));
-    for (const size of [1, 7, 64, 200, nar.length]) {
-      const summary = await summariseNar(chunked(nar, [size]), DEFAULT_NAR_LIMITS, 0);
-      expect(summary.narHash).toEqual(sha256(nar));
-    }
-    // A kept file's hash is made from the file when asked for, and stays the same.
-    const file = await collect(writeNar(regularFile(enc('z'.repeat(77)), true)));
-    const kept = await summariseNar(chunked(file, [3]), DEFAULT_NAR_LIMITS, 77);
-    expect(kept.file).toBeDefined();
-    expect(kept.narHash).toEqual(sha256(file));
-    expect(kept.narHash).toBe(kept.narHash);
-  });
-
   test('reads one NAR out of a longer stream and stops exactly at its end', async () => {
     const nar = await collect(writeNar(dir([['a', regularFile(enc('12345'), true)]])));
     const reader = ByteReader.from(chunked(concatBytes([nar, enc('TAIL')]), [5]), 'test');

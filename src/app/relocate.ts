@@ -14,7 +14,7 @@ import {
 } from '../core/bundle/manifest.js';
 import { parseDerivation } from '../core/derivation.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
-import { regularFileNar, regularFileNarSize, type NarSummary } from '../core/nar.js';
+import { regularFileNar, regularFileNarSize } from '../core/nar.js';
 import {
   relocateLazily,
   relocateRoot,
@@ -69,27 +69,6 @@ export interface RelocateResult {
   readonly report: RelocationReport;
   /** Milliseconds spent verifying the input bundle, and relocating and writing the new one. */
   readonly timings: { verifyMs: number; relocateMs: number };
-}
-
-/** An object of the verified bundle as relocation takes it. */
-class VerifiedObject implements RelocObject {
-  readonly contents: Uint8Array | undefined;
-
-  constructor(
-    readonly path: string,
-    readonly kind: RelocObject['kind'],
-    readonly references: string[],
-    private readonly nar: NarSummary,
-    /** Verified from the contents just now, as relocation takes it. */
-    readonly ca: string | undefined,
-  ) {
-    this.contents = nar.file?.contents;
-  }
-
-  /** Read by relocation for sources only: a kept file's is made when first read. */
-  get narHash(): Uint8Array {
-    return this.nar.narHash;
-  }
 }
 
 /**
@@ -225,7 +204,14 @@ export async function relocatePlan(
             }
             if (e.deriver !== '') derivers.set(e.path, e.deriver);
             closurePaths.add(e.path);
-            objects.push(new VerifiedObject(e.path, e.kind, e.references, e.nar, e.ca));
+            objects.push({
+              path: e.path,
+              kind: e.kind,
+              references: e.references,
+              ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
+              narHash: e.nar.narHash,
+              ca: e.ca, // verified from the contents just now: relocation checks the path against it
+            });
           },
         },
         deps.progress,

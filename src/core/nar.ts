@@ -1,7 +1,6 @@
 // NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { LimitError, MalformedError } from './errors.js';
-import { sha256 } from './hash.js';
 import { ByteReader, ChunkBatcher, compareBytes, padLength, u64, wireString } from './wire.js';
 
 /**
@@ -41,12 +40,8 @@ export const DEFAULT_NAR_LIMITS: Readonly<NarLimits> = Object.freeze({
 
 /** What reading a NAR established about it. */
 export interface NarSummary {
-  /**
-   * sha256 of the NAR bytes. For a NAR kept as `file` it is computed when first read, from the
-   * file (a valid NAR of one regular file is exactly `regularFileNar(contents, executable)`), so
-   * a reader that never needs it (a .drv's content address is its contents' digest) pays nothing.
-   */
-  readonly narHash: Uint8Array;
+  /** sha256 of the NAR bytes. */
+  narHash: Uint8Array;
   narSize: number;
   /** For a NAR that is one regular file no bigger than `keepFileUpTo`: its bytes. */
   file?: { executable: boolean; contents: Uint8Array };
@@ -282,25 +277,12 @@ export async function readNar(
   onBytes?: (chunk: Uint8Array) => void,
 ): Promise<NarSummary> {
   const start = reader.offset;
-  // The NAR's bytes are only hashed once it is clear they will not be kept as one file: until
-  // they outgrow the largest NAR such a file makes, they are held (as views) instead.
-  let hash: Hash | undefined;
-  let held: Uint8Array[] = [];
-  let heldBytes = 0;
-  const holdUpTo = regularFileNarSize(keepFileUpTo, true);
-  const sink = (c: Uint8Array): void => {
-    if (hash !== undefined) hash.update(c);
-    else {
-      held.push(c);
-      heldBytes += c.length;
-      if (heldBytes > holdUpTo) hash = hashAll(held);
-    }
-  };
+  const hash = createHash('sha256');
   const untap = reader.tap(
     onBytes === undefined
-      ? sink
+      ? (c) => hash.update(c)
       : (c) => {
-          sink(c);
+          hash.update(c);
           onBytes(c);
         },
   );
@@ -309,42 +291,12 @@ export async function readNar(
     const top = await readBody(reader, limits, keepFileUpTo);
     untap(true);
     ok = true;
-    const narSize = reader.offset - start;
-    const { file, fileHash } = top;
-    if (file !== undefined && hash === undefined) return new KeptFileNar(narSize, file, fileHash);
-    const narHash = new Uint8Array((hash ?? hashAll(held)).digest());
-    held = [];
-    return {
-      narHash,
-      narSize,
-      ...(file !== undefined && { file }),
-      ...(fileHash !== undefined && { fileHash }),
-    };
+    const summary: NarSummary = { narHash: new Uint8Array(hash.digest()), narSize: reader.offset - start };
+    if (top.file !== undefined) summary.file = top.file;
+    if (top.fileHash !== undefined) summary.fileHash = top.fileHash;
+    return summary;
   } finally {
     if (!ok) untap(false);
-  }
-}
-
-function hashAll(chunks: Uint8Array[]): Hash {
-  const h = createHash('sha256');
-  for (const c of chunks) h.update(c);
-  chunks.length = 0;
-  return h;
-}
-
-/** The summary of a NAR kept as one file, its hash computed from the file when first read. */
-class KeptFileNar implements NarSummary {
-  private hash: Uint8Array | undefined;
-
-  constructor(
-    readonly narSize: number,
-    readonly file: { executable: boolean; contents: Uint8Array },
-    readonly fileHash: Uint8Array | undefined,
-  ) {}
-
-  get narHash(): Uint8Array {
-    this.hash ??= new Uint8Array(hashAll(regularFileNar(this.file.contents, this.file.executable)).digest());
-    return this.hash;
   }
 }
 
@@ -395,7 +347,10 @@ async function readBody(
         // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
         if (size <= keepFileUpTo) {
           const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
-          result = { file: { executable, contents: contents.slice() }, fileHash: sha256(contents) };
+          result = {
+            file: { executable, contents: contents.slice() },
+            fileHash: new Uint8Array(createHash('sha256').update(contents).digest()),
+          };
         } else {
           const h = createHash('sha256');
           await reader.stream(size, (c) => h.update(c));

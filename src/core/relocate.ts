@@ -160,8 +160,12 @@ function refuseImpure(path: string): never {
  * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
  * address. A source's path must follow from it (with its references and name) under `from`.
  */
-function checkGivenContentAddress(obj: RelocObject, ca: string, from: string): ContentAddressed | undefined {
+function checkGivenContentAddress(
+  obj: RelocObject & { ca: string },
+  from: string,
+): ContentAddressed | undefined {
   const name = nameOf(obj.path);
+  const { ca } = obj;
   if (ca.startsWith('text:sha256:'))
     return obj.contents === undefined ? undefined : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
   if (ca.startsWith('fixed:r:')) {
@@ -186,7 +190,7 @@ function selfCheck(obj: RelocObject, from: string): string {
     refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
   const ca =
     obj.ca !== undefined
-      ? checkGivenContentAddress(obj, obj.ca, from)
+      ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
       : identifyContentAddress(
           { path: obj.path, references: obj.references, narHash: obj.narHash, file },
           from,

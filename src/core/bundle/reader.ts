@@ -318,17 +318,13 @@ function classify(
   limits: Partial<ExportLimits>,
   wholeDerivations: boolean,
 ): VerifiedEntry & { drv?: DrvFacts } {
-  const { nar } = entry;
   const ca = identifyContentAddress(
     {
       path: entry.path,
       references: entry.references,
-      // Read only if it is not a text file: a kept file's NAR hash is made when first read.
-      get narHash() {
-        return nar.narHash;
-      },
-      file: nar.file,
-      fileSha256: nar.fileHash,
+      narHash: entry.nar.narHash,
+      file: entry.nar.file,
+      fileSha256: entry.nar.fileHash,
     },
     manifest.storeDir,
   );
