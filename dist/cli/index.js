@@ -1701,7 +1701,6 @@ function drvName(drvPath) {
 
 
 
-
 /**
  * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
  * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
@@ -1916,26 +1915,11 @@ async function readLength(reader, max, what) {
  */
 async function readNar(reader, limits, keepFileUpTo, onBytes) {
     const start = reader.offset;
-    // The NAR's bytes are only hashed once it is clear they will not be kept as one file: until
-    // they outgrow the largest NAR such a file makes, they are held (as views) instead.
-    let hash;
-    let held = [];
-    let heldBytes = 0;
-    const holdUpTo = regularFileNarSize(keepFileUpTo, true);
-    const sink = (c) => {
-        if (hash !== undefined)
-            hash.update(c);
-        else {
-            held.push(c);
-            heldBytes += c.length;
-            if (heldBytes > holdUpTo)
-                hash = hashAll(held);
-        }
-    };
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     const untap = reader.tap(onBytes === undefined
-        ? sink
+        ? (c) => hash.update(c)
         : (c) => {
-            sink(c);
+            hash.update(c);
             onBytes(c);
         });
     let ok = false;
@@ -1943,45 +1927,16 @@ async function readNar(reader, limits, keepFileUpTo, onBytes) {
         const top = await readBody(reader, limits, keepFileUpTo);
         untap(true);
         ok = true;
-        const narSize = reader.offset - start;
-        const { file, fileHash } = top;
-        if (file !== undefined && hash === undefined)
-            return new KeptFileNar(narSize, file, fileHash);
-        const narHash = new Uint8Array((hash ?? hashAll(held)).digest());
-        held = [];
-        return {
-            narHash,
-            narSize,
-            ...(file !== undefined && { file }),
-            ...(fileHash !== undefined && { fileHash }),
-        };
+        const summary = { narHash: new Uint8Array(hash.digest()), narSize: reader.offset - start };
+        if (top.file !== undefined)
+            summary.file = top.file;
+        if (top.fileHash !== undefined)
+            summary.fileHash = top.fileHash;
+        return summary;
     }
     finally {
         if (!ok)
             untap(false);
-    }
-}
-function hashAll(chunks) {
-    const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for (const c of chunks)
-        h.update(c);
-    chunks.length = 0;
-    return h;
-}
-/** The summary of a NAR kept as one file, its hash computed from the file when first read. */
-class KeptFileNar {
-    narSize;
-    file;
-    fileHash;
-    hash;
-    constructor(narSize, file, fileHash) {
-        this.narSize = narSize;
-        this.file = file;
-        this.fileHash = fileHash;
-    }
-    get narHash() {
-        this.hash ??= new Uint8Array(hashAll(regularFileNar(this.file.contents, this.file.executable)).digest());
-        return this.hash;
     }
 }
 async function readBody(reader, limits, keepFileUpTo) {
@@ -2022,7 +1977,10 @@ async function readBody(reader, limits, keepFileUpTo) {
                 // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
                 if (size <= keepFileUpTo) {
                     const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
-                    result = { file: { executable, contents: contents.slice() }, fileHash: sha256(contents) };
+                    result = {
+                        file: { executable, contents: contents.slice() },
+                        fileHash: new Uint8Array((0,external_node_crypto_namespaceObject.createHash)('sha256').update(contents).digest()),
+                    };
                 }
                 else {
                     const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
@@ -3250,16 +3208,12 @@ async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS,
  * its inputs, and outputs in a plan-only bundle.
  */
 function classify(entry, manifest, limits, wholeDerivations) {
-    const { nar } = entry;
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
-        // Read only if it is not a text file: a kept file's NAR hash is made when first read.
-        get narHash() {
-            return nar.narHash;
-        },
-        file: nar.file,
-        fileSha256: nar.fileHash,
+        narHash: entry.nar.narHash,
+        file: entry.nar.file,
+        fileSha256: entry.nar.fileHash,
     }, manifest.storeDir);
     if (entry.path.endsWith('.drv')) {
         if (entry.nar.file === undefined && entry.nar.fileHash !== undefined)
@@ -6328,8 +6282,9 @@ function refuseImpure(path) {
  * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
  * address. A source's path must follow from it (with its references and name) under `from`.
  */
-function checkGivenContentAddress(obj, ca, from) {
+function checkGivenContentAddress(obj, from) {
     const name = nameOf(obj.path);
+    const { ca } = obj;
     if (ca.startsWith('text:sha256:'))
         return obj.contents === undefined ? undefined : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
     if (ca.startsWith('fixed:r:')) {
@@ -6353,7 +6308,7 @@ function selfCheck(obj, from) {
     if (obj.kind !== 'source' && file === undefined)
         refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
     const ca = obj.ca !== undefined
-        ? checkGivenContentAddress(obj, obj.ca, from)
+        ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
         : identifyContentAddress({ path: obj.path, references: obj.references, narHash: obj.narHash, file }, from);
     if (ca === undefined)
         refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
@@ -6917,29 +6872,6 @@ const TOOL_VERSION = `nix-plan ${VERSION}`;
 const RELOCATE_LEVEL = 3;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
-/** An object of the verified bundle as relocation takes it. */
-class VerifiedObject {
-    path;
-    kind;
-    references;
-    nar;
-    ca;
-    contents;
-    constructor(path, kind, references, nar, 
-    /** Verified from the contents just now, as relocation takes it. */
-    ca) {
-        this.path = path;
-        this.kind = kind;
-        this.references = references;
-        this.nar = nar;
-        this.ca = ca;
-        this.contents = nar.file?.contents;
-    }
-    /** Read by relocation for sources only: a kept file's is made when first read. */
-    get narHash() {
-        return this.nar.narHash;
-    }
-}
 /**
  * The relocated export in relocation (dependency) order, made while it is written, from the NARs
  * kept in the first pass; `seen` is called with each relocated object first. An entry whose
@@ -7056,7 +6988,14 @@ async function relocatePlan(bundlePath, options, deps) {
                     if (e.deriver !== '')
                         derivers.set(e.path, e.deriver);
                     closurePaths.add(e.path);
-                    objects.push(new VerifiedObject(e.path, e.kind, e.references, e.nar, e.ca));
+                    objects.push({
+                        path: e.path,
+                        kind: e.kind,
+                        references: e.references,
+                        ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
+                        narHash: e.nar.narHash,
+                        ca: e.ca, // verified from the contents just now: relocation checks the path against it
+                    });
                 },
             }, deps.progress);
             narChunks = [];
