@@ -5973,10 +5973,10 @@ class StoreRewriter {
     /**
      * Rewrites `bytes`. When a known hash or placeholder found has no new value yet, nothing is
      * replaced and `waiting` names them (so a caller can relocate what they belong to first).
-     * `countBareStoreDirs: false` skips counting bare A (when the caller counts them itself). `escaped`: the bytes
-     * are strings as a .drv writes them (`\n` `\r` `\t` `\"` `\\` escaped), and are rewritten
-     * exactly as their unescaped text would be: the letter of a `\n` or `\r` (both nix32 digits)
-     * does not count as part of the digits after it.
+     * `countBareStoreDirs: false` skips counting bare A (when the caller counts them itself).
+     * `escaped`: the bytes are strings as a .drv writes them (`\n` `\r` `\t` `\"` `\\` escaped),
+     * and are rewritten exactly as their unescaped text would be: the letter of a `\n` or `\r`
+     * (both nix32 digits) does not count as part of the digits after it.
      */
     rewrite(bytes, options = {}) {
         const count = this.scan(bytes, options.escaped === true);
