@@ -6432,9 +6432,9 @@ function relocateLazily(objects, from, to, options = {}) {
                     made.push(out);
                     continue;
                 }
-                next = out.hashes
-                    .map((h) => ownerOfHash.get(h))
-                    .concat(out.placeholders.map((p) => ownerOfPlaceholder.get(p)))[0];
+                // One at a time: once it is relocated, this object is tried again.
+                const [hash] = out.hashes;
+                next = hash !== undefined ? ownerOfHash.get(hash) : ownerOfPlaceholder.get(out.placeholders[0]);
                 if (next === path)
                     refuse(`cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
                         'named after its outputs, which native evaluation cannot write');
