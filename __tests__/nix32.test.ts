@@ -12,9 +12,9 @@ describe('nix32', () => {
       '0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73',
     );
   });
-  test('round-trips random bytes', () => {
+  test('round-trips random bytes (past the 128 digits the encoder writes in place, too)', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 80 }), (b) => {
+      fc.property(fc.uint8Array({ maxLength: 120 }), (b) => {
         expect(nix32Decode(nix32Encode(b))).toEqual(b);
       }),
     );

@@ -12,19 +12,30 @@ export function nix32Length(n: number): number {
   return Math.ceil((n * 8) / 5);
 }
 
-/** Encodes bytes as nix32 text; the first character holds the highest bits. */
+/** The alphabet as bytes. */
+const ALPHABET_BYTES = Buffer.from(NIX32_ALPHABET, 'latin1');
+
+/** Where nix32Encode writes its digits before they become one string (a store path's hash is 32). */
+const scratch = Buffer.alloc(128);
+
+/**
+ * Encodes bytes as nix32 text; the first character holds the highest bits. The digits are written
+ * as bytes and read out as one string: adding them to a string one by one made a string per digit
+ * (52 for a sha256), and relocation encodes several hashes for every .drv.
+ */
 export function nix32Encode(bytes: Uint8Array): string {
   const len = nix32Length(bytes.length);
-  let out = '';
-  for (let k = len - 1; k >= 0; k--) {
+  const n = bytes.length;
+  const out = len <= scratch.length ? scratch : Buffer.alloc(len);
+  for (let k = len - 1, w = 0; k >= 0; k--, w++) {
     const bit = k * 5;
     const i = bit >> 3;
     const j = bit & 7;
-    const lo = bytes[i] ?? 0;
-    const hi = bytes[i + 1] ?? 0;
-    out += NIX32_ALPHABET[((lo >> j) | (hi << (8 - j))) & 0x1f];
+    const lo = bytes[i]!;
+    const hi = i + 1 < n ? bytes[i + 1]! : 0;
+    out[w] = ALPHABET_BYTES[((lo >> j) | (hi << (8 - j))) & 0x1f]!;
   }
-  return out;
+  return out.toString('latin1', 0, len);
 }
 
 /** True when `c` (a char code) is a nix32 digit. */
