@@ -66,6 +66,7 @@ const DIRS: [string, string][] = [
   ['/s', '/s/store'], // A is a prefix of B
   ['/s/store', '/s'], // B is a prefix of A
   ['/tmp/x/abc', '/tmp/x/abd'], // A ends in nix32 digits
+  ['/x/x', '/y/store'], // A overlaps itself: '/x/x/x' holds it twice
   ['/nix/store', '/nix/store'],
 ];
 

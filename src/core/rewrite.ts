@@ -225,6 +225,7 @@ export class StoreRewriter {
   private readonly placeholderTable = new TokenTable(P, 'placeholder hash');
   private readonly fromBytes: Uint8Array;
   private readonly toBytes: Uint8Array;
+  private readonly fromSkip: Uint8Array;
 
   // Matches of the last scan as (position, kind, token id) triples, reused between calls.
   private m = new Int32Array(3 * 256);
@@ -236,6 +237,10 @@ export class StoreRewriter {
   ) {
     this.fromBytes = asciiBytes(from);
     this.toBytes = asciiBytes(to);
+    // Horspool's shifts for A: how far the search may move on, by the byte under A's last one.
+    const lenA = this.fromBytes.length;
+    this.fromSkip = new Uint8Array(256).fill(Math.min(lenA, 255));
+    for (let k = 0; k < lenA - 1; k++) this.fromSkip[this.fromBytes[k]!] = Math.min(lenA - 1 - k, 255);
   }
 
   /** Makes `oldHash` (32 nix32 characters) known, so that scans report it; its new value may come later. */
@@ -470,14 +475,19 @@ export class StoreRewriter {
 
   /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
   countBareStoreDirs(bytes: Uint8Array): number {
-    // Searched in the bytes as a latin-1 string: a .drv mentions A tens of times, and the
-    // string search costs far less per call than Buffer's.
-    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-    const from = this.from;
-    const lenA = from.length;
+    // A Horspool search over the bytes: a .drv mentions A tens of times, and this skips most of
+    // its bytes without making a string of each .drv (or a call per occurrence) to search in.
+    const a = this.fromBytes;
+    const lenA = a.length;
+    const lastA = a[lenA - 1]!;
+    const skip = this.fromSkip;
     let count = 0;
-    for (let q = text.indexOf(from); q >= 0; q = text.indexOf(from, q + 1)) {
-      const after = q + lenA;
+    for (let i = lenA - 1; i < bytes.length; i += skip[bytes[i]!]!) {
+      if (bytes[i] !== lastA) continue;
+      let k = 1;
+      while (k < lenA && bytes[i - k] === a[lenA - 1 - k]) k++;
+      if (k < lenA) continue;
+      const after = i + 1;
       if (after < bytes.length) {
         const c = bytes[after]!;
         if (DIR_CHAR[c] === 1) continue; // a longer component, not A
