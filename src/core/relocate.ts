@@ -574,14 +574,14 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
     obj.path,
     drv.env.map((e) => e.key),
   );
-  const isOutputKey = (key: Uint8Array): boolean => drv.outputs.some((o) => asciiEquals(key, o.name));
   const outputs = fixOutputs(drv.outputs, type, name, cx);
   // Input-addressed: the own output paths in env are what is being computed: mask them first.
   const masked = type === 'input-addressed';
   const env: EnvEntry[] = drv.env
     .map((e) => ({
       key: cx.rewrite(e.key),
-      value: masked && isOutputKey(e.key) ? new Uint8Array(0) : cx.rewrite(e.value),
+      value:
+        masked && outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
     }))
     .sort((a, b) => compareBytes(a.key, b.key));
   const relocated: Derivation = {
@@ -622,14 +622,15 @@ function spliceDrv(obj: RelocObject, type: DrvType, cx: DrvContext): RelocatedOb
   const pieces: Uint8Array[] = [];
   const holeOutputs: string[] = [];
   let r = tail.start;
+  // Plain loops: a closure per environment variable added up to tens of MB of garbage.
   if (masked)
-    tail.keys.forEach((key, i) => {
-      const o = head.outputs.find((out) => asciiEquals(key, out.name));
-      if (o === undefined) return;
+    for (let i = 0; i < tail.keys.length; i++) {
+      const o = outputNamed(head.outputs, tail.keys[i]!);
+      if (o === undefined) continue;
       pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
       holeOutputs.push(o.name);
       r = tail.values[2 * i + 1]!;
-    });
+    }
   pieces.push(cx.rewrite(bytes.subarray(r), true));
   const relocated = relocatedHead(head, outputs, masked, cx);
   if (!masked) return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
@@ -681,7 +682,7 @@ function relocatedHead(
     version: undefined,
     outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
     inputDrvs: drv.inputDrvs
-      .map((i) => ({ path: cx.mapPath(i.path), outputs: [...i.outputs] }))
+      .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
       .sort((a, b) => compareStrings(a.path, b.path)),
     inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
     system: cx.rewrite(drv.system),
@@ -731,6 +732,12 @@ function sameReferences(
   // The caller's references may come in another order.
   const given = new Set(references);
   return given.size === inputs.length && inputs.every((r) => given.has(r));
+}
+
+/** The output whose name is `key`, if any. */
+function outputNamed(outputs: readonly DerivationOutput[], key: Uint8Array): DerivationOutput | undefined {
+  for (const o of outputs) if (asciiEquals(key, o.name)) return o;
+  return undefined;
 }
 
 /** True when `bytes` are the ASCII string `s`. */
