@@ -230,17 +230,59 @@ describe('ByteReader fast paths', () => {
 });
 
 describe('ChunkBatcher', () => {
-  test('emits the same bytes it was given, in order, never as an empty chunk', () => {
+  // A piece is bytes to add, or a reservation of that many bytes, filled by hand.
+  const piece = fc.oneof(
+    fc.uint8Array({ maxLength: 150 }).map((b) => ({ add: b })),
+    fc.uint8Array({ maxLength: 150 }).map((b) => ({ reserve: b })),
+  );
+  test('emits the bytes it was given, in order, in chunks of its size but for large pieces and the last', () => {
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 40 }), (parts) => {
-        const b = new ChunkBatcher(64);
+      fc.property(fc.array(piece, { maxLength: 40 }), fc.integer({ min: 1, max: 100 }), (pieces, target) => {
+        const b = new ChunkBatcher(target);
         const out: Uint8Array[] = [];
-        for (const p of parts) out.push(...b.add(p));
-        const body = out.length;
-        out.push(...b.flush());
-        expect(concatBytes(out)).toEqual(concatBytes(parts));
-        for (const c of out.slice(0, body)) expect(c.length).toBeGreaterThan(0);
+        const passed = new Set<Uint8Array>();
+        for (const p of pieces) {
+          if ('add' in p) {
+            const given = p.add.slice();
+            b.add(given);
+            given.fill(0xee); // the caller may reuse what it passed
+            if (p.add.length >= target) {
+              given.set(p.add); // passed through: not copied, so it must stay as it was
+              passed.add(given);
+            }
+          } else {
+            const { bytes, at } = b.reserve(p.reserve.length);
+            bytes.set(p.reserve, at);
+          }
+          if (b.hasReady) out.push(...b.take());
+        }
+        b.flush();
+        out.push(...b.take());
+        expect(b.hasReady).toBe(false);
+        expect(concatBytes(out)).toEqual(concatBytes(pieces.map((p) => ('add' in p ? p.add : p.reserve))));
+        for (const c of out) {
+          expect(c.length).toBeGreaterThan(0);
+          // larger than the target only when passed through, or reserved whole
+          if (!passed.has(c) && c.length > target)
+            expect(pieces.some((p) => 'reserve' in p && p.reserve.length === c.length)).toBe(true);
+        }
       }),
+    );
+  });
+  test('small pieces alone make chunks of exactly its size but the last', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 20 }), { maxLength: 40 }),
+        fc.integer({ min: 21, max: 64 }),
+        (parts, target) => {
+          const b = new ChunkBatcher(target);
+          for (const p of parts) b.add(p);
+          b.flush();
+          const out = b.take();
+          expect(concatBytes(out)).toEqual(concatBytes(parts));
+          out.slice(0, -1).forEach((c) => expect(c.length).toBe(target));
+        },
+      ),
     );
   });
 });

@@ -1,5 +1,5 @@
 // The `nix-store --export` stream: a streaming writer and a streaming, validating reader.
-import { LimitError, MalformedError } from './errors.js';
+import { LimitError, MalformedError, NixPlanError } from './errors.js';
 import { DEFAULT_NAR_LIMITS, readNar, type NarLimits, type NarSummary } from './nar.js';
 import { isStrictlySorted, parseStorePath, storeDirProblem } from './store-path.js';
 import { ByteReader, ChunkBatcher, padLength, u64 } from './wire.js';
@@ -84,50 +84,69 @@ export async function* writeExport(
 ): AsyncGenerator<Uint8Array> {
   const out = new ChunkBatcher(BATCH);
   for await (const e of entries) {
-    yield* out.add(u64(1));
-    if (Symbol.asyncIterator in e.nar) for await (const chunk of e.nar) yield* out.add(chunk);
-    else for (const chunk of e.nar) yield* out.add(chunk);
-    yield* out.add(entryTrailer(e));
+    out.add(NEXT_ENTRY);
+    if (Symbol.asyncIterator in e.nar)
+      for await (const chunk of e.nar) {
+        out.add(chunk);
+        if (out.hasReady) yield* out.take();
+      }
+    else for (const chunk of e.nar) out.add(chunk);
+    writeTrailer(e, out);
+    if (out.hasReady) yield* out.take();
   }
-  yield* out.add(u64(0));
-  yield* out.flush();
+  out.add(END_OF_STREAM);
+  out.flush();
+  yield* out.take();
 }
 
 /** Output chunks of `writeExport`: few enough that each costs little downstream (hashing, zstd). */
 const BATCH = 256 * 1024;
+const NEXT_ENTRY = u64(1);
+const END_OF_STREAM = u64(0);
 
 /**
- * What follows an entry's NAR, as one array: the magic, the path, the sorted unique references,
- * the deriver and the (empty) signature marker. One allocation per entry instead of three per
+ * Writes what follows an entry's NAR straight into the output: the magic, the path, the sorted
+ * unique references, the deriver and the (empty) signature marker. Nothing is allocated per
  * string, which matters with tens of references for each of tens of thousands of entries.
  */
-function entryTrailer(e: ExportEntry): Uint8Array {
+function writeTrailer(e: ExportEntry, out: ChunkBatcher): void {
   // Sorted and unique already when relocated or read from a store.
   const refs = isStrictlySorted(e.references) ? e.references : [...new Set(e.references)].sort(compareAscii);
-  const strings = [e.path, ...refs, e.deriver];
-  const lengths = strings.map((x) => Buffer.byteLength(x, 'utf8'));
-  let size = 8 + 8 + 8; // magic, reference count, signature marker
-  for (const n of lengths) size += 8 + n + padLength(n);
-  const buf = Buffer.alloc(size); // zeroed: the padding and the u64s' high bytes
-  let at = 0;
-  const putU64 = (n: number): void => {
-    buf.writeUInt32LE(n % 2 ** 32, at);
-    buf.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
-    at += 8;
-  };
-  const putString = (i: number): void => {
-    const n = lengths[i]!;
-    putU64(n);
-    buf.write(strings[i]!, at, n, 'utf8');
-    at += n + padLength(n);
-  };
-  putU64(EXPORT_MAGIC);
-  putString(0);
-  putU64(refs.length);
-  for (let i = 1; i <= refs.length; i++) putString(i);
-  putString(strings.length - 1);
-  putU64(0);
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+  let size = 5 * 8; // magic, reference count, signature marker, the lengths of path and deriver
+  size += wireSize(e.path) + wireSize(e.deriver);
+  for (const r of refs) size += 8 + wireSize(r);
+  const { bytes, at: start } = out.reserve(size);
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = putU64(buf, start, EXPORT_MAGIC);
+  at = putString(buf, at, e.path);
+  at = putU64(buf, at, refs.length);
+  for (const r of refs) at = putString(buf, at, r);
+  at = putString(buf, at, e.deriver);
+  at = putU64(buf, at, 0);
+  if (at !== start + size)
+    throw new NixPlanError('internal', `an export trailer took ${at - start} bytes, not ${size}`);
+}
+
+/** Bytes a wire string takes after its length: the UTF-8 bytes and their padding. */
+function wireSize(s: string): number {
+  const n = Buffer.byteLength(s, 'utf8');
+  return n + padLength(n);
+}
+
+function putU64(buf: Buffer, at: number, n: number): number {
+  buf.writeUInt32LE(n % 2 ** 32, at);
+  buf.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
+  return at + 8;
+}
+
+/** A wire string (length, UTF-8 bytes, zero padding); returns the offset after it. */
+function putString(buf: Buffer, at: number, s: string): number {
+  const n = buf.write(s, at + 8, 'utf8');
+  putU64(buf, at, n);
+  const end = at + 8 + n;
+  const pad = padLength(n);
+  buf.fill(0, end, end + pad);
+  return end + pad;
 }
 
 function compareAscii(a: string, b: string): number {

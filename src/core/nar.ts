@@ -116,9 +116,10 @@ function show(name: Uint8Array): string {
  */
 export async function* writeNar(tree: FileTree): AsyncGenerator<Uint8Array> {
   const out = new ChunkBatcher();
-  yield* out.addAll(wireString(MAGIC));
+  out.addAll(wireString(MAGIC));
   yield* writeNode(tree, out, '');
-  yield* out.flush();
+  out.flush();
+  yield* out.take();
 }
 
 const T = {
@@ -158,17 +159,18 @@ const FILE_HEAD_EXECUTABLE = concatTokens([
 const CLOSE = concatTokens(T.close);
 
 async function* writeNode(tree: FileTree, out: ChunkBatcher, where: string): AsyncGenerator<Uint8Array> {
-  yield* out.addAll([...T.open, ...T.type]);
+  out.addAll([...T.open, ...T.type]);
   switch (tree.type) {
     case 'regular': {
-      yield* out.addAll(T.regular);
-      if (tree.executable) yield* out.addAll(T.executable);
-      yield* out.addAll([...T.contents, u64(tree.size)]);
+      out.addAll(T.regular);
+      if (tree.executable) out.addAll(T.executable);
+      out.addAll([...T.contents, u64(tree.size)]);
       let written = 0;
       for await (const chunk of tree.contents()) {
         written += chunk.length;
         if (written > tree.size) break;
-        yield* out.add(chunk);
+        out.add(chunk);
+        if (out.hasReady) yield* out.take();
       }
       if (written !== tree.size)
         throw new MalformedError(
@@ -177,14 +179,14 @@ async function* writeNode(tree: FileTree, out: ChunkBatcher, where: string): Asy
           `file '${where || '.'}' has ${written > tree.size ? 'more' : 'fewer'} bytes than its size ${tree.size} (did it change while being read?)`,
         );
       const pad = padLength(tree.size);
-      if (pad > 0) yield* out.add(new Uint8Array(pad));
+      if (pad > 0) out.add(new Uint8Array(pad));
       break;
     }
     case 'symlink':
-      yield* out.addAll([...T.symlink, ...T.target, ...wireString(tree.target)]);
+      out.addAll([...T.symlink, ...T.target, ...wireString(tree.target)]);
       break;
     case 'directory': {
-      yield* out.addAll(T.directory);
+      out.addAll(T.directory);
       let prev: Uint8Array | undefined;
       for await (const [name, node] of tree.entries()) {
         const sub = `${where}/${Buffer.from(name).toString('utf8')}`;
@@ -198,14 +200,16 @@ async function* writeNode(tree: FileTree, out: ChunkBatcher, where: string): Asy
             `entries of '${where || '.'}' are not sorted at ${show(name)}`,
           );
         prev = name;
-        yield* out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
+        out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
+        if (out.hasReady) yield* out.take();
         yield* writeNode(node, out, sub);
-        yield* out.addAll(T.close);
+        out.addAll(T.close);
       }
       break;
     }
   }
-  yield* out.addAll(T.close);
+  out.addAll(T.close);
+  if (out.hasReady) yield* out.take();
 }
 
 const MAX_TOKEN = 16; // longer than any NAR token ("nix-archive-1" is 13 bytes)

@@ -81,49 +81,85 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
 /**
  * Gathers the many small pieces a wire writer produces (u64s, tokens, padding) into chunks of a
  * useful size, so a stream of millions of tokens is not a stream of millions of 8-byte chunks.
- * Large pieces pass through without a copy.
+ * Small pieces are copied into a chunk of `target` bytes as they come (the caller may reuse what
+ * it passed); large pieces pass through without a copy. Adding allocates nothing but the chunks:
+ * callers write tens of thousands of entries, and arrays per call added up to tens of MB.
  */
 export class ChunkBatcher {
-  private parts: Uint8Array[] = [];
-  private size = 0;
+  private chunk: Uint8Array;
+  private at = 0;
+  private ready: Uint8Array[] = [];
 
-  /** @param target flush once this many bytes are gathered; pieces this big pass through as they are */
-  constructor(private readonly target = 64 * 1024) {}
+  /** @param target size of the chunks made; pieces this big pass through as they are */
+  constructor(private readonly target = 64 * 1024) {
+    this.chunk = new Uint8Array(target);
+  }
 
-  /** Adds one piece; returns the chunks that are ready to be written (often none). */
-  add(piece: Uint8Array): Uint8Array[] {
-    if (piece.length >= this.target) {
-      const out = this.size > 0 ? [this.take(), piece] : [piece];
-      return out;
+  /** True when chunks are ready to be taken. */
+  get hasReady(): boolean {
+    return this.ready.length > 0;
+  }
+
+  /** The chunks ready to be written, in order, handed over (none after `flush` means no data). */
+  take(): Uint8Array[] {
+    const out = this.ready;
+    this.ready = [];
+    return out;
+  }
+
+  /** Adds one piece. */
+  add(piece: Uint8Array): void {
+    const n = piece.length;
+    if (n >= this.target) {
+      this.seal();
+      this.ready.push(piece);
+      return;
     }
-    this.parts.push(piece);
-    this.size += piece.length;
-    return this.size >= this.target ? [this.take()] : [];
+    let from = 0;
+    while (from < n) {
+      const room = this.target - this.at;
+      const len = Math.min(room, n - from);
+      if (len <= 16) for (let k = 0; k < len; k++) this.chunk[this.at + k] = piece[from + k]!;
+      else this.chunk.set(len === n ? piece : piece.subarray(from, from + len), this.at);
+      this.at += len;
+      from += len;
+      if (this.at === this.target) this.seal();
+    }
   }
 
   /** Adds several pieces. */
-  addAll(pieces: readonly Uint8Array[]): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (const p of pieces) out.push(...this.add(p));
-    return out;
+  addAll(pieces: readonly Uint8Array[]): void {
+    for (const p of pieces) this.add(p);
   }
 
-  /** Whatever is gathered, as one chunk (empty array when nothing is). */
-  flush(): Uint8Array[] {
-    return this.size > 0 ? [this.take()] : [];
+  /**
+   * Room for `n` bytes the caller writes itself, in one array: returns it and the offset to write
+   * at. The bytes there are not zeroed. Anything written outside [offset, offset + n) is lost.
+   */
+  reserve(n: number): { bytes: Uint8Array; at: number } {
+    if (n > this.target) {
+      this.seal();
+      const own = new Uint8Array(n);
+      this.ready.push(own);
+      return { bytes: own, at: 0 };
+    }
+    if (this.at + n > this.target) this.seal();
+    const at = this.at;
+    this.at += n;
+    return { bytes: this.chunk, at };
   }
 
-  private take(): Uint8Array {
-    const out = this.parts.length === 1 ? copyOf(this.parts[0] ?? EMPTY) : concatBytes(this.parts);
-    this.parts = [];
-    this.size = 0;
-    return out;
+  /** Whatever is gathered becomes a chunk now (at the end of the data). */
+  flush(): void {
+    this.seal();
   }
-}
 
-// A lone gathered piece is copied too: the caller may reuse the buffer it came from.
-function copyOf(b: Uint8Array): Uint8Array {
-  return b.slice();
+  private seal(): void {
+    if (this.at === 0) return;
+    this.ready.push(this.at === this.target ? this.chunk : this.chunk.subarray(0, this.at));
+    this.chunk = new Uint8Array(this.target);
+    this.at = 0;
+  }
 }
 
 /** Receives bytes a ByteReader has consumed, in order (see `ByteReader.tap`). */
