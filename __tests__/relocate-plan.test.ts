@@ -20,14 +20,47 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const noRunner = { run: () => Promise.reject(new Error('Nix must not run')) };
 const deps = { runner: noRunner, log: silentLogger };
 
-/** A one-drv bundle whose .drv has `body` after its system; its path is the hash of its bytes, as Nix names it. */
-async function oneDrvBundle(body: string): Promise<Uint8Array> {
-  const out = `${storeDir}/${'1'.repeat(32)}-x`;
-  const contents = `Derive([("out","${out}","","")],[],[],"${SYSTEM}",${body})`;
+const out = `${storeDir}/${'1'.repeat(32)}-x`;
+
+/**
+ * A one-drv bundle whose .drv has `body` after its system; its path is the hash of its bytes, as
+ * Nix names it. `inputSrcs` are named in the .drv but not given as references; `manifest` alters
+ * the manifest's systems or its root's outputs.
+ */
+async function oneDrvBundle(
+  body: string,
+  options: { inputSrcs?: readonly string[]; manifest?: { systems?: readonly string[]; out?: string } } = {},
+): Promise<Uint8Array> {
+  const srcs = (options.inputSrcs ?? []).map((p) => `"${p}"`).join(',');
+  const contents = `Derive([("out","${out}","","")],[],[${srcs}],"${SYSTEM}",${body})`;
   const path = makeTextPath('x.drv', sha256(contents), [], storeDir);
   const exportBytes = encodeExport([{ path, references: [], deriver: '', nar: narOfFile(contents) }]);
-  const draft = await draftFor(exportBytes, storeDir, [{ attribute: 'x', drvPath: path, outputs: { out } }]);
-  return bundleOf(draft, exportBytes).bytes;
+  const draft = await draftFor(exportBytes, storeDir, [
+    { attribute: 'x', drvPath: path, outputs: { out: options.manifest?.out ?? out } },
+  ]);
+  return bundleOf({ ...draft, systems: [...(options.manifest?.systems ?? draft.systems)] }, exportBytes)
+    .bytes;
+}
+
+let inputs = 0;
+/** relocatePlan's error for `bytes` (it must fail), having checked that it wrote nothing. */
+async function relocateError(bytes: Uint8Array): Promise<NixPlanError> {
+  const dir = join(tmp, `case-${inputs++}`);
+  mkdirSync(join(dir, 'out'), { recursive: true });
+  const input = join(dir, 'in.nixplan');
+  const output = join(dir, 'out', 'relocated.nixplan');
+  writeFileSync(input, bytes);
+  const error = await relocatePlan(input, { to: '/b/s', output }, deps).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(NixPlanError);
+  expect(readdirSync(join(dir, 'out'))).toEqual([]);
+  return error as NixPlanError;
+}
+
+/** verifyBundle's error for `bytes` (it must fail). */
+async function verifyError(bytes: Uint8Array): Promise<NixPlanError> {
+  const error = await verifyBundle(memorySource(bytes, 'bad')).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(NixPlanError);
+  return error as NixPlanError;
 }
 
 describe('relocate', () => {
@@ -35,8 +68,8 @@ describe('relocate', () => {
     // Environment variables out of order: only a parse of the whole .drv sees it.
     const bytes = await oneDrvBundle('"/bin/sh",[],[("out","x"),("b","1")]');
     expect(await codeOf(verifyBundle(memorySource(bytes, 'bad')))).toBe('malformed');
-    // The relocate use case leaves the bodies to relocation, which parses every .drv whole.
-    expect(await codeOf(verifyBundle(memorySource(bytes, 'bad'), { checkDerivationBodies: false }))).toBe(
+    // The relocate use case leaves parsing the .drv files to relocation, which parses each whole.
+    expect(await codeOf(verifyBundle(memorySource(bytes, 'bad'), { parseDerivations: false }))).toBe(
       'accepted',
     );
     const input = join(tmp, 'bad.nixplan');
@@ -49,6 +82,32 @@ describe('relocate', () => {
     expect((error as Error).message).toContain('environment variable out of order');
     expect(existsSync(output)).toBe(false);
     expect(readdirSync(join(tmp, 'out'))).toEqual([]);
+  });
+
+  // What the verifier checks of a .drv is checked when relocation parses it: the same refusal.
+  test.each([
+    [
+      'references that are not its inputs',
+      { inputSrcs: [`${storeDir}/${'2'.repeat(32)}-src`] },
+      'references of',
+    ],
+    ['a system the manifest does not list', { manifest: { systems: ['other-system'] } }, 'lists the systems'],
+    [
+      'a root output the .drv does not give',
+      { manifest: { out: `${storeDir}/${'3'.repeat(32)}-x` } },
+      'gives output',
+    ],
+  ] as const)('a .drv with %s is refused as verify refuses it', async (_, options, message) => {
+    const bytes = await oneDrvBundle('"/bin/sh",[],[("out","x")]', options);
+    expect(await codeOf(verifyBundle(memorySource(bytes, 'bad'), { parseDerivations: false }))).toBe(
+      'accepted',
+    );
+    const verify = await verifyError(bytes);
+    expect(verify.code).toBe('bundle');
+    expect(verify.message).toContain(message);
+    const relocate = await relocateError(bytes);
+    expect(relocate.code).toBe(verify.code);
+    expect(relocate.message).toBe(verify.message);
   });
 
   test('the same bundle with a well-formed .drv relocates', async () => {

@@ -176,13 +176,14 @@ export async function relocatePlan(
       const closurePaths = new Set<string>();
       let objects: RelocObject[] = [];
       const narSizes = new Map<string, number>();
-      const { manifest } = await verifyWithProgress(
+      const { manifest, derivations } = await verifyWithProgress(
         bundle,
         {
           trustedKeys: options.trustedKeys,
           // Relocation parses every .drv whole, and refuses a malformed one, before the new
-          // bundle is moved into place: parsing each body here as well would be done twice.
-          checkDerivationBodies: false,
+          // bundle is moved into place: it passes each to the verifier's checks (below), as
+          // parsing them here as well would be done twice.
+          parseDerivations: false,
           ...(keepSources && { onNarBytes: (c: Uint8Array) => narChunks.push(c) }),
           onEntry: (e) => {
             const chunks = narChunks;
@@ -224,7 +225,11 @@ export async function relocatePlan(
       deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
       // Relocated objects are written as they are made: zstd compresses on the threadpool
       // meanwhile, and neither the old nor the new bytes of the closure are all held at once.
-      const { relocation, steps } = relocateLazily(objects, from, options.to);
+      if (derivations === undefined)
+        throw new NixPlanError('internal', 'the verifier checked the .drv files');
+      const { relocation, steps } = relocateLazily(objects, from, options.to, {
+        onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
+      });
       objects = [];
       const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
       const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
@@ -236,24 +241,28 @@ export async function relocatePlan(
         if (o.contents !== undefined && rootDrvs.has(o.oldPath)) rootContents.set(o.oldPath, o.contents);
         task.tick(1);
       };
-      // Known only once every object is relocated; the writer asks for it after the data.
-      const draft = (): ManifestDraft => ({
-        tool: TOOL_VERSION,
-        nixVersion: manifest.nixVersion,
-        storeDir: options.to,
-        systems: manifest.systems,
-        include: manifest.include,
-        roots: manifest.roots.map((r) => {
-          const moved = relocateRoot(r, relocation.pathMap);
-          const drv = rootContents.get(r.drvPath);
-          // Output paths come from the relocated .drv itself, the source of truth Nix will check.
-          return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
-        }),
-        counts: manifest.counts,
-        narBytes,
-        paths: manifest.paths,
-        relocatedFrom: { storeDir: from, report: relocation.report },
-      });
+      // Known only once every object is relocated; the writer asks for it after the data, and
+      // moves the new bundle into place only if the input's .drv files passed the last checks.
+      const draft = (): ManifestDraft => {
+        derivations.finish();
+        return {
+          tool: TOOL_VERSION,
+          nixVersion: manifest.nixVersion,
+          storeDir: options.to,
+          systems: manifest.systems,
+          include: manifest.include,
+          roots: manifest.roots.map((r) => {
+            const moved = relocateRoot(r, relocation.pathMap);
+            const drv = rootContents.get(r.drvPath);
+            // Output paths come from the relocated .drv itself, the source of truth Nix will check.
+            return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
+          }),
+          counts: manifest.counts,
+          narBytes,
+          paths: manifest.paths,
+          relocatedFrom: { storeDir: from, report: relocation.report },
+        };
+      };
       try {
         const entries = keepSources
           ? keptEntries(steps, relocation, { derivers, nars: sourceNars, paths: closurePaths }, seen)

@@ -369,15 +369,6 @@ function parseTail<T>(
 /** The fields of a .drv before its builder. */
 export type DerivationHead = Pick<Derivation, 'version' | 'outputs' | 'inputDrvs' | 'inputSrcs' | 'system'>;
 
-/**
- * Parses a .drv file up to and including its system: version, outputs, inputs and system, for
- * callers that parse the whole file later anyway (the builder, arguments and environment are
- * neither read nor validated here).
- */
-export function parseDerivationHead(bytes: Uint8Array): DerivationHead {
-  return parseUpToSystem(new Parser(bytes));
-}
-
 function parseUpToSystem(p: Parser): DerivationHead {
   const { version, outputs } = parseHead(p);
   p.expect(COMMA);

@@ -26,6 +26,7 @@ import {
   serialiseDerivation,
   spliceDerivation,
   type Derivation,
+  type DerivationHead,
   type DerivationLayout,
   type DerivationOutput,
   type EnvEntry,
@@ -222,6 +223,12 @@ export interface RelocateClosureOptions {
    * straightforward way the spliced one is tested against.
    */
   readonly splice?: boolean | undefined;
+  /**
+   * Called with each .drv's first fields as relocation parses it, before relocation checks
+   * anything of them (a caller that left parsing the .drv files to relocation checks them here).
+   * A .drv relocated again after waiting for what it mentions is passed again.
+   */
+  readonly onDerivation?: ((obj: RelocObject, drv: DerivationHead) => void) | undefined;
 }
 
 /**
@@ -420,6 +427,7 @@ class Relocator {
         const m = this.rewriter.mentions(bytes);
         return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
       },
+      onDerivation: options.onDerivation,
     };
   }
 
@@ -564,10 +572,12 @@ interface DrvContext {
   readonly rewrite: (bytes: Uint8Array, escaped?: boolean) => Uint8Array;
   /** True when a rewrite of `bytes` would find anything. */
   readonly mentionsAny: (bytes: Uint8Array) => boolean;
+  readonly onDerivation: ((obj: RelocObject, drv: DerivationHead) => void) | undefined;
 }
 
 /** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
 function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvContext): RelocatedObject {
+  cx.onDerivation?.(obj, drv);
   const name = drvName(obj.path);
   checkReferences(obj, drv);
   refuseImpureEnv(
@@ -610,6 +620,7 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
 function spliceDrv(obj: RelocObject, type: DrvType, cx: DrvContext): RelocatedObject | undefined {
   const bytes = obj.contents!;
   const { head, tail } = parseDerivationSpans(bytes);
+  cx.onDerivation?.(obj, head);
   if (head.version !== undefined) return undefined;
   refuseImpureEnv(obj.path, tail.keys);
   for (const key of tail.keys) if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key)) return undefined;

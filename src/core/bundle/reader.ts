@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants as zc, createZstdDecompress, type ZstdOptions } from 'node:zlib';
 import { LimitError, NixPlanError } from '../errors.js';
 import { identifyContentAddress } from '../content-address.js';
-import { derivationReferences, parseDerivation, parseDerivationHead } from '../derivation.js';
+import { derivationReferences, parseDerivation, type DerivationHead } from '../derivation.js';
 import { DEFAULT_EXPORT_LIMITS, readExport, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
 import {
@@ -281,11 +281,13 @@ export interface VerifyOptions {
    */
   readonly onStreamBytes?: ((chunk: Uint8Array) => void) | undefined;
   /**
-   * false: of each .drv only the part before its builder (outputs, inputs, system) is parsed and
-   * checked; for a caller that parses every .drv whole itself before it writes anything (relocation
-   * does). Default true: every .drv is parsed and validated to its end.
+   * Default true: every .drv is parsed and validated to its end, and checked against its entry
+   * and the manifest (references = inputs, systems, roots' outputs). false: no .drv is parsed
+   * here, for a caller that parses every one whole itself before it writes anything (relocation
+   * does): it must pass each parsed .drv to the report's `derivations.check` and, once all are,
+   * call `derivations.finish()`; the bundle is valid only then.
    */
-  readonly checkDerivationBodies?: boolean | undefined;
+  readonly parseDerivations?: boolean | undefined;
 }
 
 /** The outcome of a successful verification (a failed one throws). */
@@ -300,24 +302,69 @@ export interface VerifyReport {
   /** References found valid in the store instead of in the bundle. */
   readonly storeReferences: number;
   readonly frame: Pick<FrameInfo, 'windowSize' | 'blocks'>;
-}
-
-/** What the verifier keeps of a .drv: its system and outputs (to check the manifest's systems and roots). */
-interface DrvFacts {
-  system: string;
-  outputs: Map<string, string>;
+  /** With `parseDerivations: false`, the checks of the .drv files left to the caller. */
+  readonly derivations?: DerivationChecks | undefined;
 }
 
 /**
- * The kind of an entry, refusing a .drv that is not text-addressed or whose references are not
- * its inputs, and outputs in a plan-only bundle.
+ * The checks of a bundle's .drv files against their entries and the manifest: each .drv's
+ * references are its inputs (`check`, as each is parsed), and the manifest's systems and its
+ * roots' outputs are the ones the .drv files give (`finish`, once all are checked). Errors are
+ * 'bundle' NixPlanErrors, whoever parses the .drv files.
+ */
+export class DerivationChecks {
+  private readonly systems = new Set<string>();
+  private readonly rootOutputs = new Map<string, Map<string, string>>();
+  private readonly rootDrvs: Set<string>;
+  private drvs = 0;
+
+  constructor(private readonly manifest: BundleManifest) {
+    this.rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
+  }
+
+  /** Checks a parsed .drv against its entry (the same .drv may be passed again). */
+  check(path: string, references: readonly string[], drv: DerivationHead): void {
+    const inputs = derivationReferences(drv);
+    if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
+      throw bad(`the references of '${path}' differ from the inputs its contents name`);
+    this.systems.add(Buffer.from(drv.system).toString('latin1'));
+    if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
+      this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
+    this.drvs++;
+  }
+
+  /** The checks of the manifest against all the .drv files, once each was checked. */
+  finish(): void {
+    // A root's outputs must be the ones its .drv names (when the .drv is in the bundle).
+    for (const root of this.manifest.roots) {
+      const outputs = this.rootOutputs.get(root.drvPath);
+      if (outputs !== undefined)
+        for (const [name, path] of Object.entries(root.outputs))
+          if (outputs.get(name) !== path)
+            throw bad(
+              `the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`,
+            );
+    }
+    const drvSystems = [...this.systems].sort();
+    const { systems } = this.manifest;
+    if (this.drvs > 0 && drvSystems.join(' ') !== systems.join(' '))
+      throw bad(
+        `the manifest lists the systems [${systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`,
+      );
+  }
+}
+
+/**
+ * The kind of an entry, refusing a .drv that is not text-addressed (or, given `derivations` to
+ * check it with, whose parse fails or whose references are not its inputs), and outputs in a
+ * plan-only bundle.
  */
 function classify(
   entry: ExportedPath,
   manifest: BundleManifest,
   limits: Partial<ExportLimits>,
-  wholeDerivations: boolean,
-): VerifiedEntry & { drv?: DrvFacts } {
+  derivations: DerivationChecks | undefined,
+): VerifiedEntry {
   const ca = identifyContentAddress(
     {
       path: entry.path,
@@ -335,20 +382,13 @@ function classify(
       );
     if (ca?.kind !== 'drv')
       throw bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-    const contents = entry.nar.file?.contents ?? new Uint8Array(0);
-    const drv = wholeDerivations ? parseDerivation(contents) : parseDerivationHead(contents);
-    const inputs = derivationReferences(drv);
-    if (inputs.length !== entry.references.length || inputs.some((r, i) => r !== entry.references[i]))
-      throw bad(`the references of '${entry.path}' differ from the inputs its contents name`);
-    return {
-      ...entry,
-      kind: 'drv',
-      ca: ca.ca,
-      drv: {
-        system: Buffer.from(drv.system).toString('latin1'),
-        outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
-      },
-    };
+    if (derivations !== undefined)
+      derivations.check(
+        entry.path,
+        entry.references,
+        parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)),
+      );
+    return { ...entry, kind: 'drv', ca: ca.ca };
   }
   const kind: ObjectKind = ca?.kind ?? 'output';
   if (kind === 'output' && manifest.include === 'drvs')
@@ -405,10 +445,8 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   const inStore = new Map<string, boolean>();
   const pending = new Map<string, string>(); // reference not yet seen → the first path that needs it
   const isValidInStore = options.isValidInStore ?? ((): boolean => false);
-  const systems = new Set<string>();
-  const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
-  const rootOutputs = new Map<string, Map<string, string>>();
-  const wholeDerivations = options.checkDerivationBodies !== false;
+  const derivations = new DerivationChecks(manifest);
+  const parseDerivations = options.parseDerivations !== false;
 
   let frame: FrameInfo | undefined;
   const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
@@ -423,11 +461,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
         'closure',
         `'${needer}' refers to '${entry.path}', which comes after it in the bundle: the bundle is out of dependency order`,
       );
-    const { drv, ...verified } = classify(entry, manifest, exportLimits, wholeDerivations);
-    if (drv !== undefined) {
-      systems.add(drv.system);
-      if (rootDrvs.has(entry.path)) rootOutputs.set(entry.path, drv.outputs);
-    }
+    const verified = classify(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
     for (const r of entry.references) {
       if (r === entry.path || seen.has(r) || pending.has(r)) continue;
       let valid = inStore.get(r);
@@ -456,20 +490,8 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     const wanted =
       manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
     for (const p of wanted) if (!seen.has(p)) throw bad(`root '${p}' is not in the bundle '${source.name}'`);
-    // A root's outputs must be the ones its .drv names (when the .drv is in the bundle).
-    const outputs = rootOutputs.get(root.drvPath);
-    if (outputs !== undefined)
-      for (const [name, path] of Object.entries(root.outputs))
-        if (outputs.get(name) !== path)
-          throw bad(
-            `the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`,
-          );
   }
-  const drvSystems = [...systems].sort();
-  if (counts.drv > 0 && drvSystems.join(' ') !== manifest.systems.join(' '))
-    throw bad(
-      `the manifest lists the systems [${manifest.systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`,
-    );
+  if (parseDerivations) derivations.finish();
   let storeReferences = 0;
   for (const v of inStore.values()) if (v) storeReferences++;
   if (frame === undefined) throw new NixPlanError('internal', 'the data frame was not scanned to its end');
@@ -482,6 +504,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     trustedSignatures,
     storeReferences,
     frame: { windowSize: frame.windowSize, blocks: frame.blocks },
+    ...(!parseDerivations && { derivations }),
   };
 }
 
