@@ -251,6 +251,14 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
     );
     const stream = (file: string): Buffer => execFileSync('zstd', ['-dc', file], { maxBuffer: 1 << 28 });
     expect(stream(twoPass).equals(stream(moved))).toBe(true);
+    // With the .drv and text bytes in a scratch file instead of memory: the same stream as well.
+    const scratch = join(work, 'realm-other-scratch.nixplan');
+    await relocatePlan(
+      bundle,
+      { to: otherDir, output: scratch, keepContentsUpTo: 0 },
+      { runner: other.runner, log: silentLogger },
+    );
+    expect(stream(scratch).equals(stream(moved))).toBe(true);
   });
 });
 

@@ -1,7 +1,15 @@
 // The relocate use case on hand-made bundles (no Nix): what it leaves to relocation, and that a
 // refusal leaves nothing behind.
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../src/app/deps.js';
@@ -110,6 +118,21 @@ describe('relocate', () => {
     expect(relocate.message).toBe(verify.message);
   });
 
+  test('with the .drv bytes kept in a scratch file, a malformed one is still refused', async () => {
+    const bytes = await oneDrvBundle('"/bin/sh",[],[("out","x"),("b","1")]');
+    const dir = join(tmp, 'scratch-bad');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'in.nixplan'), bytes);
+    const output = join(dir, 'out.nixplan');
+    const error = await relocatePlan(
+      join(dir, 'in.nixplan'),
+      { to: '/b/s', output, keepContentsUpTo: 0 },
+      deps,
+    ).catch((e: unknown) => e);
+    expect((error as NixPlanError).code).toBe('malformed');
+    expect(existsSync(output)).toBe(false);
+  });
+
   test('the same bundle with a well-formed .drv relocates', async () => {
     const bytes = await oneDrvBundle('"/bin/sh",[],[("b","1"),("out","x")]');
     const input = join(tmp, 'good.nixplan');
@@ -123,5 +146,9 @@ describe('relocate', () => {
     expect(verified.paths).toBe(1);
     // The default level compresses in a small window: the compressor holds a whole window.
     expect(verified.frame.windowSize).toBeLessThanOrEqual(2 ** RELOCATE_WINDOW_LOG);
+    // The .drv bytes read back from a scratch file instead of memory: the very same bundle.
+    const scratchy = join(tmp, 'good-relocated-scratch.nixplan');
+    await relocatePlan(input, { to: '/b/s', output: scratchy, keepContentsUpTo: 0 }, deps);
+    expect(readFileSync(scratchy).equals(readFileSync(output))).toBe(true);
   });
 });

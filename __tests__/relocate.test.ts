@@ -340,6 +340,36 @@ describe('relocateLazily', () => {
   });
 });
 
+describe('contents read when they are needed', () => {
+  test('give the same relocation as contents held, in reverse order too, each read when used', async () => {
+    const { b } = await sampleClosure('/a/store');
+    for (const objects of [b.objects, [...b.objects].reverse()]) {
+      const held = relocateClosure(objects, '/a/store', '/beta/store');
+      const reads = new Map<string, number>();
+      const lazy = objects.map((o) => {
+        if (o.kind === 'source') return o;
+        const { contents, ...rest } = o;
+        const copy = Uint8Array.from(contents!);
+        return {
+          ...rest,
+          readContents: (): Uint8Array => {
+            reads.set(o.path, (reads.get(o.path) ?? 0) + 1);
+            return copy.slice(); // a fresh array each time, as a file read gives
+          },
+        };
+      });
+      const read = relocateClosure(lazy, '/a/store', '/beta/store');
+      expect(read.objects).toEqual(held.objects);
+      expect(read.pathMap).toEqual(held.pathMap);
+      expect(read.report).toEqual(held.report);
+      // Every drv and text was read: when indexed (a drv), when relocated, again after waiting.
+      for (const o of objects.filter((x) => x.kind !== 'source'))
+        expect(reads.get(o.path)).toBeGreaterThan(0);
+      for (const n of reads.values()) expect(n).toBeLessThanOrEqual(3);
+    }
+  });
+});
+
 describe('splicing the strings of a .drv as written', () => {
   // Env values with mentions of everything in the closure, escapes (the n and r of \\n and \\r
   // are nix32 digits), quotes, non-UTF-8 bytes, and the drv's own output paths.

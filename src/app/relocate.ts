@@ -2,6 +2,7 @@
 // verified private copy collects what relocation needs (drv/text bytes, source NAR hashes and,
 // when they are small, the sources' NARs); the new bundle is written straight from the
 // relocation. Only sources too large to hold need a second pass to copy their NARs through.
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +51,14 @@ export const RELOCATE_WINDOW_LOG = 24;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 
+/**
+ * .drv and text bytes up to this many (by the manifest) are held in memory until each is
+ * relocated; beyond, they are written to a scratch file in the private directory and read back
+ * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
+ * are ~180 MB).
+ */
+export const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
+
 /** Options of relocatePlan. */
 export interface RelocateOptions {
   /** The target store dir (realm). */
@@ -66,6 +75,8 @@ export interface RelocateOptions {
   readonly level?: number | undefined;
   /** Source NAR bytes to hold in memory at most (default KEEP_SOURCE_NARS_UP_TO); beyond, a second pass. */
   readonly keepSourceNarsUpTo?: number | undefined;
+  /** .drv and text bytes to hold in memory at most (default KEEP_CONTENTS_UP_TO); beyond, a scratch file. */
+  readonly keepContentsUpTo?: number | undefined;
 }
 
 /** What relocatePlan wrote. */
@@ -76,6 +87,62 @@ export interface RelocateResult {
   readonly report: RelocationReport;
   /** Milliseconds spent verifying the input bundle, and relocating and writing the new one. */
   readonly timings: { verifyMs: number; relocateMs: number };
+}
+
+/**
+ * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
+ * appended is gathered in a buffer and written in large pieces.
+ */
+class ScratchFile {
+  private readonly fd: number;
+  private readonly pending = Buffer.allocUnsafeSlow(1024 * 1024);
+  private used = 0;
+  private written = 0;
+
+  constructor(path: string) {
+    this.fd = openSync(path, 'wx+', 0o600);
+  }
+
+  /** Appends `bytes` (copied); returns what reads them back. */
+  append(bytes: Uint8Array): () => Uint8Array {
+    const length = bytes.length;
+    if (this.used + length > this.pending.length) this.flush();
+    const at = this.written + this.used;
+    if (length > this.pending.length) this.writeAll(bytes);
+    else {
+      this.pending.set(bytes, this.used);
+      this.used += length;
+    }
+    return () => this.read(at, length);
+  }
+
+  private read(at: number, length: number): Uint8Array {
+    if (at + length > this.written) this.flush();
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.fd, out, done, length - done, at + done);
+      if (n === 0) throw new NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
+      done += n;
+    }
+    return out;
+  }
+
+  private flush(): void {
+    this.writeAll(this.pending.subarray(0, this.used));
+    this.used = 0;
+  }
+
+  private writeAll(bytes: Uint8Array): void {
+    let done = 0;
+    while (done < bytes.length)
+      done += writeSync(this.fd, bytes, done, bytes.length - done, this.written + done);
+    this.written += bytes.length;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
 }
 
 /**
@@ -169,6 +236,7 @@ export async function relocatePlan(
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     }
     const bundle = await openBundle(copy);
+    let scratch: ScratchFile | undefined;
     const started = performance.now();
     try {
       // Pass 1: verify everything and keep what relocation reads. The manifest's (not yet
@@ -176,6 +244,9 @@ export async function relocatePlan(
       // counted, and a bundle whose sources outgrow the cap falls back to a second pass.
       const head = await readBundleHead(bundle);
       let keepSources = head.manifest.narBytes.source <= keepUpTo;
+      const { narBytes: declared } = head.manifest;
+      if (declared.drv + declared.text > (options.keepContentsUpTo ?? KEEP_CONTENTS_UP_TO))
+        scratch = new ScratchFile(join(dir, 'contents'));
       let keptBytes = 0;
       let narChunks: Uint8Array[] = [];
       const sourceNars = new Map<string, Uint8Array>();
@@ -212,11 +283,15 @@ export async function relocatePlan(
             }
             if (e.deriver !== '') derivers.set(e.path, e.deriver);
             closurePaths.add(e.path);
+            const file = e.nar.file?.contents;
             objects.push({
               path: e.path,
               kind: e.kind,
               references: e.references,
-              ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
+              ...(file !== undefined &&
+                (scratch !== undefined && e.kind !== 'source'
+                  ? { readContents: scratch.append(file) }
+                  : { contents: file })),
               narHash: e.nar.narHash,
               ca: e.ca, // verified from the contents just now: relocation checks the path against it
             });
@@ -300,6 +375,7 @@ export async function relocatePlan(
         task.done();
       }
     } finally {
+      scratch?.close();
       await bundle.close();
     }
   } finally {

@@ -47,6 +47,12 @@ export interface RelocObject {
   references: string[];
   /** drv and text: the file bytes; source: its bytes when it is one regular file. */
   contents?: Uint8Array;
+  /**
+   * drv and text, instead of `contents`: reads the file bytes when relocation needs them (once
+   * when the object is indexed, once when it is relocated, again if it has to wait), so that a
+   * caller can keep the bytes of a large closure out of memory.
+   */
+  readContents?: (() => Uint8Array) | undefined;
   /** sha256 of the object's NAR. */
   narHash: Uint8Array;
   /**
@@ -168,7 +174,9 @@ function checkGivenContentAddress(
   const name = nameOf(obj.path);
   const { ca } = obj;
   if (ca.startsWith('text:sha256:'))
-    return obj.contents === undefined ? undefined : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
+    return obj.contents === undefined && obj.readContents === undefined
+      ? undefined
+      : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
   if (ca.startsWith('fixed:r:')) {
     if (ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`) return undefined;
     const others = obj.references.filter((r) => r !== obj.path);
@@ -186,14 +194,13 @@ function checkGivenContentAddress(
 
 /** Checks that `obj` is what its path says under `from`; returns its content address. */
 function selfCheck(obj: RelocObject, from: string): string {
-  const file = obj.contents === undefined ? undefined : { executable: false, contents: obj.contents };
-  if (obj.kind !== 'source' && file === undefined)
+  if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
     refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
   const ca =
     obj.ca !== undefined
       ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
       : identifyContentAddress(
-          { path: obj.path, references: obj.references, narHash: obj.narHash, file },
+          { path: obj.path, references: obj.references, narHash: obj.narHash, file: fileOf(obj) },
           from,
         );
   if (ca === undefined)
@@ -205,6 +212,19 @@ function selfCheck(obj: RelocObject, from: string): string {
   if (ca.kind !== obj.kind)
     refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
   return ca.ca;
+}
+
+/** The object's bytes as one regular file, when it has them (read now when the caller reads them). */
+function fileOf(obj: RelocObject): { executable: false; contents: Uint8Array } | undefined {
+  const contents = obj.contents ?? obj.readContents?.();
+  return contents === undefined ? undefined : { executable: false, contents };
+}
+
+/** The file bytes of a drv or text (read now when the caller reads them). */
+function contentsOf(obj: RelocObject): Uint8Array {
+  const contents = obj.contents ?? obj.readContents?.();
+  if (contents === undefined) refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+  return contents;
 }
 
 /** Path of a source under `to`: the same content address, a different store dir. */
@@ -468,7 +488,7 @@ class Relocator {
     obj: RelocObject,
     owner: { output: (hash: string) => void; placeholder: (placeholder: string) => void },
   ): NonNullable<Node['drv']> {
-    const parsed = parseDerivationOutputs(obj.contents!);
+    const parsed = parseDerivationOutputs(contentsOf(obj));
     const type = drvType(obj.path, parsed);
     for (const o of parsed.outputs) {
       if (o.path !== '') {
@@ -508,6 +528,7 @@ class Relocator {
     const { report } = this.relocation;
     const { warnings } = report;
     let out: RelocatedObject;
+    let bytes: Uint8Array | undefined; // a drv's or text's, read once
     if (obj.kind === 'source') {
       out = {
         oldPath: obj.path,
@@ -515,24 +536,26 @@ class Relocator {
         kind: 'source',
         references: [],
       };
-      const bytes = obj.contents;
-      if (bytes !== undefined && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from))
+      const file = obj.contents; // a source keeps its bytes: they are only looked at
+      if (file !== undefined && Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from))
         warnings.push(
           `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
             `evaluation in ${to} would keep them`,
         );
     } else if (obj.kind === 'text') {
+      bytes = contentsOf(obj);
       // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
-      const rewritten = this.rewrite(obj.contents!);
-      const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
+      const rewritten = this.rewrite(bytes);
+      const contents = rewritten === bytes ? rewritten : rewritten.slice();
       const references = obj.references.map((p) => this.mapPath(p)).sort(compareStrings);
       const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
       out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
     } else {
+      bytes = contentsOf(obj);
       const type = node.drv!.type;
       out =
-        (this.options.splice !== false ? spliceDrv(obj, type, this.cx) : undefined) ??
-        relocateDrv(obj, parseDerivation(obj.contents!), type, this.cx);
+        (this.options.splice !== false ? spliceDrv(obj, bytes, type, this.cx) : undefined) ??
+        relocateDrv(obj, parseDerivation(bytes), type, this.cx);
     }
     this.setHash(obj.path, out.path);
     if (obj.kind === 'drv') {
@@ -540,7 +563,7 @@ class Relocator {
       for (const o of node.drv!.deferred)
         this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
     }
-    const bareDirs = obj.kind === 'source' ? 0 : this.rewriter.countBareStoreDirs(obj.contents!);
+    const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
     if (bareDirs > 0) {
       report.bareStoreDirMentions.push({ path: out.path, count: bareDirs });
       warnings.push(
@@ -617,8 +640,12 @@ function relocateDrv(obj: RelocObject, drv: Derivation, type: DrvType, cx: DrvCo
  * done nothing, when an environment key mentions a store path, as rewriting it could change the
  * order of the environment: relocateDrv sorts it again.
  */
-function spliceDrv(obj: RelocObject, type: DrvType, cx: DrvContext): RelocatedObject | undefined {
-  const bytes = obj.contents!;
+function spliceDrv(
+  obj: RelocObject,
+  bytes: Uint8Array,
+  type: DrvType,
+  cx: DrvContext,
+): RelocatedObject | undefined {
   const { head, tail } = parseDerivationSpans(bytes);
   cx.onDerivation?.(obj, head);
   if (head.version !== undefined) return undefined;
