@@ -309,19 +309,28 @@ for (let i = 0; i < NIX32_ALPHABET.length; i++)
 function nix32Length(n) {
     return Math.ceil((n * 8) / 5);
 }
-/** Encodes bytes as nix32 text; the first character holds the highest bits. */
+/** The alphabet as bytes. */
+const ALPHABET_BYTES = Buffer.from(NIX32_ALPHABET, 'latin1');
+/** Where nix32Encode writes its digits before they become one string (a store path's hash is 32). */
+const scratch = Buffer.alloc(128);
+/**
+ * Encodes bytes as nix32 text; the first character holds the highest bits. The digits are written
+ * as bytes and read out as one string: adding them to a string one by one made a string per digit
+ * (52 for a sha256), and relocation encodes several hashes for every .drv.
+ */
 function nix32Encode(bytes) {
     const len = nix32Length(bytes.length);
-    let out = '';
-    for (let k = len - 1; k >= 0; k--) {
+    const n = bytes.length;
+    const out = len <= scratch.length ? scratch : Buffer.alloc(len);
+    for (let k = len - 1, w = 0; k >= 0; k--, w++) {
         const bit = k * 5;
         const i = bit >> 3;
         const j = bit & 7;
-        const lo = bytes[i] ?? 0;
-        const hi = bytes[i + 1] ?? 0;
-        out += NIX32_ALPHABET[((lo >> j) | (hi << (8 - j))) & 0x1f];
+        const lo = bytes[i];
+        const hi = i + 1 < n ? bytes[i + 1] : 0;
+        out[w] = ALPHABET_BYTES[((lo >> j) | (hi << (8 - j))) & 0x1f];
     }
-    return out;
+    return out.toString('latin1', 0, len);
 }
 /** True when `c` (a char code) is a nix32 digit. */
 function isNix32Char(c) {
@@ -710,47 +719,86 @@ function concatBytes(chunks) {
 /**
  * Gathers the many small pieces a wire writer produces (u64s, tokens, padding) into chunks of a
  * useful size, so a stream of millions of tokens is not a stream of millions of 8-byte chunks.
- * Large pieces pass through without a copy.
+ * Small pieces are copied into a chunk of `target` bytes as they come (the caller may reuse what
+ * it passed); large pieces pass through without a copy. Adding allocates nothing but the chunks:
+ * callers write tens of thousands of entries, and arrays per call added up to tens of MB.
  */
 class ChunkBatcher {
     target;
-    parts = [];
-    size = 0;
-    /** @param target flush once this many bytes are gathered; pieces this big pass through as they are */
+    chunk;
+    at = 0;
+    ready = [];
+    /** @param target size of the chunks made; pieces this big pass through as they are */
     constructor(target = 64 * 1024) {
         this.target = target;
+        this.chunk = new Uint8Array(target);
     }
-    /** Adds one piece; returns the chunks that are ready to be written (often none). */
+    /** True when chunks are ready to be taken. */
+    get hasReady() {
+        return this.ready.length > 0;
+    }
+    /** The chunks ready to be written, in order, handed over (none after `flush` means no data). */
+    take() {
+        const out = this.ready;
+        this.ready = [];
+        return out;
+    }
+    /** Adds one piece. */
     add(piece) {
-        if (piece.length >= this.target) {
-            const out = this.size > 0 ? [this.take(), piece] : [piece];
-            return out;
+        const n = piece.length;
+        if (n >= this.target) {
+            this.seal();
+            this.ready.push(piece);
+            return;
         }
-        this.parts.push(piece);
-        this.size += piece.length;
-        return this.size >= this.target ? [this.take()] : [];
+        let from = 0;
+        while (from < n) {
+            const room = this.target - this.at;
+            const len = Math.min(room, n - from);
+            if (len <= 16)
+                for (let k = 0; k < len; k++)
+                    this.chunk[this.at + k] = piece[from + k];
+            else
+                this.chunk.set(len === n ? piece : piece.subarray(from, from + len), this.at);
+            this.at += len;
+            from += len;
+            if (this.at === this.target)
+                this.seal();
+        }
     }
     /** Adds several pieces. */
     addAll(pieces) {
-        const out = [];
         for (const p of pieces)
-            out.push(...this.add(p));
-        return out;
+            this.add(p);
     }
-    /** Whatever is gathered, as one chunk (empty array when nothing is). */
+    /**
+     * Room for `n` bytes the caller writes itself, in one array: returns it and the offset to write
+     * at. The bytes there are not zeroed. Anything written outside [offset, offset + n) is lost.
+     */
+    reserve(n) {
+        if (n > this.target) {
+            this.seal();
+            const own = new Uint8Array(n);
+            this.ready.push(own);
+            return { bytes: own, at: 0 };
+        }
+        if (this.at + n > this.target)
+            this.seal();
+        const at = this.at;
+        this.at += n;
+        return { bytes: this.chunk, at };
+    }
+    /** Whatever is gathered becomes a chunk now (at the end of the data). */
     flush() {
-        return this.size > 0 ? [this.take()] : [];
+        this.seal();
     }
-    take() {
-        const out = this.parts.length === 1 ? copyOf(this.parts[0] ?? EMPTY) : concatBytes(this.parts);
-        this.parts = [];
-        this.size = 0;
-        return out;
+    seal() {
+        if (this.at === 0)
+            return;
+        this.ready.push(this.at === this.target ? this.chunk : this.chunk.subarray(0, this.at));
+        this.chunk = new Uint8Array(this.target);
+        this.at = 0;
     }
-}
-// A lone gathered piece is copied too: the caller may reuse the buffer it came from.
-function copyOf(b) {
-    return b.slice();
 }
 const MAX_HI = 2 ** 21; // hi word >= 2^21 means the u64 is above 2^53
 /**
@@ -1318,14 +1366,6 @@ function parseTail(p, field, entry) {
         p.fail('unexpected bytes after the end of the derivation');
     return { builder, args };
 }
-/**
- * Parses a .drv file up to and including its system: version, outputs, inputs and system, for
- * callers that parse the whole file later anyway (the builder, arguments and environment are
- * neither read nor validated here).
- */
-function parseDerivationHead(bytes) {
-    return parseUpToSystem(new Parser(bytes));
-}
 function parseUpToSystem(p) {
     const { version, outputs } = parseHead(p);
     p.expect(COMMA);
@@ -1775,9 +1815,10 @@ function show(name) {
  */
 async function* writeNar(tree) {
     const out = new ChunkBatcher();
-    yield* out.addAll(wireString(MAGIC));
+    out.addAll(wireString(MAGIC));
     yield* writeNode(tree, out, '');
-    yield* out.flush();
+    out.flush();
+    yield* out.take();
 }
 const T = {
     open: wireString('('),
@@ -1814,32 +1855,34 @@ const FILE_HEAD_EXECUTABLE = concatTokens([
 ]);
 const CLOSE = concatTokens(T.close);
 async function* writeNode(tree, out, where) {
-    yield* out.addAll([...T.open, ...T.type]);
+    out.addAll([...T.open, ...T.type]);
     switch (tree.type) {
         case 'regular': {
-            yield* out.addAll(T.regular);
+            out.addAll(T.regular);
             if (tree.executable)
-                yield* out.addAll(T.executable);
-            yield* out.addAll([...T.contents, u64(tree.size)]);
+                out.addAll(T.executable);
+            out.addAll([...T.contents, u64(tree.size)]);
             let written = 0;
             for await (const chunk of tree.contents()) {
                 written += chunk.length;
                 if (written > tree.size)
                     break;
-                yield* out.add(chunk);
+                out.add(chunk);
+                if (out.hasReady)
+                    yield* out.take();
             }
             if (written !== tree.size)
                 throw new MalformedError('file tree', undefined, `file '${where || '.'}' has ${written > tree.size ? 'more' : 'fewer'} bytes than its size ${tree.size} (did it change while being read?)`);
             const pad = padLength(tree.size);
             if (pad > 0)
-                yield* out.add(new Uint8Array(pad));
+                out.add(new Uint8Array(pad));
             break;
         }
         case 'symlink':
-            yield* out.addAll([...T.symlink, ...T.target, ...wireString(tree.target)]);
+            out.addAll([...T.symlink, ...T.target, ...wireString(tree.target)]);
             break;
         case 'directory': {
-            yield* out.addAll(T.directory);
+            out.addAll(T.directory);
             let prev;
             for await (const [name, node] of tree.entries()) {
                 const sub = `${where}/${Buffer.from(name).toString('utf8')}`;
@@ -1849,14 +1892,18 @@ async function* writeNode(tree, out, where) {
                 if (prev !== undefined && wire_compareBytes(prev, name) >= 0)
                     throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
                 prev = name;
-                yield* out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
+                out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
+                if (out.hasReady)
+                    yield* out.take();
                 yield* writeNode(node, out, sub);
-                yield* out.addAll(T.close);
+                out.addAll(T.close);
             }
             break;
         }
     }
-    yield* out.addAll(T.close);
+    out.addAll(T.close);
+    if (out.hasReady)
+        yield* out.take();
 }
 const MAX_TOKEN = 16; // longer than any NAR token ("nix-archive-1" is 13 bytes)
 /** Reads a NAR token; anything longer than a token is a format error, not a limit. */
@@ -2087,54 +2134,70 @@ const DEFAULT_EXPORT_LIMITS = Object.freeze({
 async function* writeExport(entries) {
     const out = new ChunkBatcher(BATCH);
     for await (const e of entries) {
-        yield* out.add(u64(1));
+        out.add(NEXT_ENTRY);
         if (Symbol.asyncIterator in e.nar)
-            for await (const chunk of e.nar)
-                yield* out.add(chunk);
+            for await (const chunk of e.nar) {
+                out.add(chunk);
+                if (out.hasReady)
+                    yield* out.take();
+            }
         else
             for (const chunk of e.nar)
-                yield* out.add(chunk);
-        yield* out.add(entryTrailer(e));
+                out.add(chunk);
+        writeTrailer(e, out);
+        if (out.hasReady)
+            yield* out.take();
     }
-    yield* out.add(u64(0));
-    yield* out.flush();
+    out.add(END_OF_STREAM);
+    out.flush();
+    yield* out.take();
 }
 /** Output chunks of `writeExport`: few enough that each costs little downstream (hashing, zstd). */
 const BATCH = 256 * 1024;
+const NEXT_ENTRY = u64(1);
+const END_OF_STREAM = u64(0);
 /**
- * What follows an entry's NAR, as one array: the magic, the path, the sorted unique references,
- * the deriver and the (empty) signature marker. One allocation per entry instead of three per
+ * Writes what follows an entry's NAR straight into the output: the magic, the path, the sorted
+ * unique references, the deriver and the (empty) signature marker. Nothing is allocated per
  * string, which matters with tens of references for each of tens of thousands of entries.
  */
-function entryTrailer(e) {
+function writeTrailer(e, out) {
     // Sorted and unique already when relocated or read from a store.
     const refs = isStrictlySorted(e.references) ? e.references : [...new Set(e.references)].sort(compareAscii);
-    const strings = [e.path, ...refs, e.deriver];
-    const lengths = strings.map((x) => Buffer.byteLength(x, 'utf8'));
-    let size = 8 + 8 + 8; // magic, reference count, signature marker
-    for (const n of lengths)
-        size += 8 + n + padLength(n);
-    const buf = Buffer.alloc(size); // zeroed: the padding and the u64s' high bytes
-    let at = 0;
-    const putU64 = (n) => {
-        buf.writeUInt32LE(n % 2 ** 32, at);
-        buf.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
-        at += 8;
-    };
-    const putString = (i) => {
-        const n = lengths[i];
-        putU64(n);
-        buf.write(strings[i], at, n, 'utf8');
-        at += n + padLength(n);
-    };
-    putU64(EXPORT_MAGIC);
-    putString(0);
-    putU64(refs.length);
-    for (let i = 1; i <= refs.length; i++)
-        putString(i);
-    putString(strings.length - 1);
-    putU64(0);
-    return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+    let size = 5 * 8; // magic, reference count, signature marker, the lengths of path and deriver
+    size += wireSize(e.path) + wireSize(e.deriver);
+    for (const r of refs)
+        size += 8 + wireSize(r);
+    const { bytes, at: start } = out.reserve(size);
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = putU64(buf, start, EXPORT_MAGIC);
+    at = putString(buf, at, e.path);
+    at = putU64(buf, at, refs.length);
+    for (const r of refs)
+        at = putString(buf, at, r);
+    at = putString(buf, at, e.deriver);
+    at = putU64(buf, at, 0);
+    if (at !== start + size)
+        throw new errors_NixPlanError('internal', `an export trailer took ${at - start} bytes, not ${size}`);
+}
+/** Bytes a wire string takes after its length: the UTF-8 bytes and their padding. */
+function wireSize(s) {
+    const n = Buffer.byteLength(s, 'utf8');
+    return n + padLength(n);
+}
+function putU64(buf, at, n) {
+    buf.writeUInt32LE(n % 2 ** 32, at);
+    buf.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
+    return at + 8;
+}
+/** A wire string (length, UTF-8 bytes, zero padding); returns the offset after it. */
+function putString(buf, at, s) {
+    const n = buf.write(s, at + 8, 'utf8');
+    putU64(buf, at, n);
+    const end = at + 8 + n;
+    const pad = padLength(n);
+    buf.fill(0, end, end + pad);
+    return end + pad;
 }
 function compareAscii(a, b) {
     return a < b ? -1 : a > b ? 1 : 0;
@@ -3204,10 +3267,53 @@ async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS,
         yield held;
 }
 /**
- * The kind of an entry, refusing a .drv that is not text-addressed or whose references are not
- * its inputs, and outputs in a plan-only bundle.
+ * The checks of a bundle's .drv files against their entries and the manifest: each .drv's
+ * references are its inputs (`check`, as each is parsed), and the manifest's systems and its
+ * roots' outputs are the ones the .drv files give (`finish`, once all are checked). Errors are
+ * 'bundle' NixPlanErrors, whoever parses the .drv files.
  */
-function classify(entry, manifest, limits, wholeDerivations) {
+class DerivationChecks {
+    manifest;
+    systems = new Set();
+    rootOutputs = new Map();
+    rootDrvs;
+    drvs = 0;
+    constructor(manifest) {
+        this.manifest = manifest;
+        this.rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
+    }
+    /** Checks a parsed .drv against its entry (the same .drv may be passed again). */
+    check(path, references, drv) {
+        const inputs = derivationReferences(drv);
+        if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
+            throw reader_bad(`the references of '${path}' differ from the inputs its contents name`);
+        this.systems.add(Buffer.from(drv.system).toString('latin1'));
+        if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
+            this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
+        this.drvs++;
+    }
+    /** The checks of the manifest against all the .drv files, once each was checked. */
+    finish() {
+        // A root's outputs must be the ones its .drv names (when the .drv is in the bundle).
+        for (const root of this.manifest.roots) {
+            const outputs = this.rootOutputs.get(root.drvPath);
+            if (outputs !== undefined)
+                for (const [name, path] of Object.entries(root.outputs))
+                    if (outputs.get(name) !== path)
+                        throw reader_bad(`the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`);
+        }
+        const drvSystems = [...this.systems].sort();
+        const { systems } = this.manifest;
+        if (this.drvs > 0 && drvSystems.join(' ') !== systems.join(' '))
+            throw reader_bad(`the manifest lists the systems [${systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`);
+    }
+}
+/**
+ * The kind of an entry, refusing a .drv that is not text-addressed (or, given `derivations` to
+ * check it with, whose parse fails or whose references are not its inputs), and outputs in a
+ * plan-only bundle.
+ */
+function classify(entry, manifest, limits, derivations) {
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
@@ -3220,20 +3326,9 @@ function classify(entry, manifest, limits, wholeDerivations) {
             throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
         if (ca?.kind !== 'drv')
             throw reader_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-        const contents = entry.nar.file?.contents ?? new Uint8Array(0);
-        const drv = wholeDerivations ? parseDerivation(contents) : parseDerivationHead(contents);
-        const inputs = derivationReferences(drv);
-        if (inputs.length !== entry.references.length || inputs.some((r, i) => r !== entry.references[i]))
-            throw reader_bad(`the references of '${entry.path}' differ from the inputs its contents name`);
-        return {
-            ...entry,
-            kind: 'drv',
-            ca: ca.ca,
-            drv: {
-                system: Buffer.from(drv.system).toString('latin1'),
-                outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
-            },
-        };
+        if (derivations !== undefined)
+            derivations.check(entry.path, entry.references, parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)));
+        return { ...entry, kind: 'drv', ca: ca.ca };
     }
     const kind = ca?.kind ?? 'output';
     if (kind === 'output' && manifest.include === 'drvs')
@@ -3277,10 +3372,8 @@ async function verifySource(source, options) {
     const inStore = new Map();
     const pending = new Map(); // reference not yet seen → the first path that needs it
     const isValidInStore = options.isValidInStore ?? (() => false);
-    const systems = new Set();
-    const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
-    const rootOutputs = new Map();
-    const wholeDerivations = options.checkDerivationBodies !== false;
+    const derivations = new DerivationChecks(manifest);
+    const parseDerivations = options.parseDerivations !== false;
     let frame;
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
@@ -3291,12 +3384,7 @@ async function verifySource(source, options) {
         const needer = pending.get(entry.path);
         if (needer !== undefined)
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${entry.path}', which comes after it in the bundle: the bundle is out of dependency order`);
-        const { drv, ...verified } = classify(entry, manifest, exportLimits, wholeDerivations);
-        if (drv !== undefined) {
-            systems.add(drv.system);
-            if (rootDrvs.has(entry.path))
-                rootOutputs.set(entry.path, drv.outputs);
-        }
+        const verified = classify(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
         for (const r of entry.references) {
             if (r === entry.path || seen.has(r) || pending.has(r))
                 continue;
@@ -3323,16 +3411,9 @@ async function verifySource(source, options) {
         for (const p of wanted)
             if (!seen.has(p))
                 throw reader_bad(`root '${p}' is not in the bundle '${source.name}'`);
-        // A root's outputs must be the ones its .drv names (when the .drv is in the bundle).
-        const outputs = rootOutputs.get(root.drvPath);
-        if (outputs !== undefined)
-            for (const [name, path] of Object.entries(root.outputs))
-                if (outputs.get(name) !== path)
-                    throw reader_bad(`the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`);
     }
-    const drvSystems = [...systems].sort();
-    if (counts.drv > 0 && drvSystems.join(' ') !== manifest.systems.join(' '))
-        throw reader_bad(`the manifest lists the systems [${manifest.systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`);
+    if (parseDerivations)
+        derivations.finish();
     let storeReferences = 0;
     for (const v of inStore.values())
         if (v)
@@ -3348,6 +3429,7 @@ async function verifySource(source, options) {
         trustedSignatures,
         storeReferences,
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
+        ...(!parseDerivations && { derivations }),
     };
 }
 /** Passes each chunk to `fn` before handing it on. */
@@ -5912,6 +5994,7 @@ class StoreRewriter {
     placeholderTable = new TokenTable(P, 'placeholder hash');
     fromBytes;
     toBytes;
+    fromSkip;
     // Matches of the last scan as (position, kind, token id) triples, reused between calls.
     m = new Int32Array(3 * 256);
     /** `from` and `to` are store dirs (A and B), without trailing slashes. */
@@ -5920,6 +6003,11 @@ class StoreRewriter {
         this.to = to;
         this.fromBytes = asciiBytes(from);
         this.toBytes = asciiBytes(to);
+        // Horspool's shifts for A: how far the search may move on, by the byte under A's last one.
+        const lenA = this.fromBytes.length;
+        this.fromSkip = new Uint8Array(256).fill(Math.min(lenA, 255));
+        for (let k = 0; k < lenA - 1; k++)
+            this.fromSkip[this.fromBytes[k]] = Math.min(lenA - 1 - k, 255);
     }
     /** Makes `oldHash` (32 nix32 characters) known, so that scans report it; its new value may come later. */
     declare(oldHash) {
@@ -6157,14 +6245,22 @@ class StoreRewriter {
     }
     /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
     countBareStoreDirs(bytes) {
-        // Searched in the bytes as a latin-1 string: a .drv mentions A tens of times, and the
-        // string search costs far less per call than Buffer's.
-        const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-        const from = this.from;
-        const lenA = from.length;
+        // A Horspool search over the bytes: a .drv mentions A tens of times, and this skips most of
+        // its bytes without making a string of each .drv (or a call per occurrence) to search in.
+        const a = this.fromBytes;
+        const lenA = a.length;
+        const lastA = a[lenA - 1];
+        const skip = this.fromSkip;
         let count = 0;
-        for (let q = text.indexOf(from); q >= 0; q = text.indexOf(from, q + 1)) {
-            const after = q + lenA;
+        for (let i = lenA - 1; i < bytes.length; i += skip[bytes[i]]) {
+            if (bytes[i] !== lastA)
+                continue;
+            let k = 1;
+            while (k < lenA && bytes[i - k] === a[lenA - 1 - k])
+                k++;
+            if (k < lenA)
+                continue;
+            const after = i + 1;
             if (after < bytes.length) {
                 const c = bytes[after];
                 if (DIR_CHAR[c] === 1)
@@ -6286,7 +6382,9 @@ function checkGivenContentAddress(obj, from) {
     const name = nameOf(obj.path);
     const { ca } = obj;
     if (ca.startsWith('text:sha256:'))
-        return obj.contents === undefined ? undefined : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
+        return obj.contents === undefined && obj.readContents === undefined
+            ? undefined
+            : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
     if (ca.startsWith('fixed:r:')) {
         if (ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`)
             return undefined;
@@ -6304,12 +6402,11 @@ function checkGivenContentAddress(obj, from) {
 }
 /** Checks that `obj` is what its path says under `from`; returns its content address. */
 function selfCheck(obj, from) {
-    const file = obj.contents === undefined ? undefined : { executable: false, contents: obj.contents };
-    if (obj.kind !== 'source' && file === undefined)
+    if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
         refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
     const ca = obj.ca !== undefined
         ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
-        : identifyContentAddress({ path: obj.path, references: obj.references, narHash: obj.narHash, file }, from);
+        : identifyContentAddress({ path: obj.path, references: obj.references, narHash: obj.narHash, file: fileOf(obj) }, from);
     if (ca === undefined)
         refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
             'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
@@ -6317,6 +6414,18 @@ function selfCheck(obj, from) {
     if (ca.kind !== obj.kind)
         refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
     return ca.ca;
+}
+/** The object's bytes as one regular file, when it has them (read now when the caller reads them). */
+function fileOf(obj) {
+    const contents = obj.contents ?? obj.readContents?.();
+    return contents === undefined ? undefined : { executable: false, contents };
+}
+/** The file bytes of a drv or text (read now when the caller reads them). */
+function contentsOf(obj) {
+    const contents = obj.contents ?? obj.readContents?.();
+    if (contents === undefined)
+        refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+    return contents;
 }
 /** Path of a source under `to`: the same content address, a different store dir. */
 function relocatedSourcePath(obj, ca, to) {
@@ -6503,6 +6612,7 @@ class Relocator {
                 const m = this.rewriter.mentions(bytes);
                 return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
             },
+            onDerivation: options.onDerivation,
         };
     }
     setHash(oldPath, newPath) {
@@ -6537,7 +6647,7 @@ class Relocator {
      * deferred outputs) known, telling `owner` of each.
      */
     declareDrv(obj, owner) {
-        const parsed = parseDerivationOutputs(obj.contents);
+        const parsed = parseDerivationOutputs(contentsOf(obj));
         const type = drvType(obj.path, parsed);
         for (const o of parsed.outputs) {
             if (o.path !== '') {
@@ -6578,6 +6688,7 @@ class Relocator {
         const { report } = this.relocation;
         const { warnings } = report;
         let out;
+        let bytes; // a drv's or text's, read once
         if (obj.kind === 'source') {
             out = {
                 oldPath: obj.path,
@@ -6585,24 +6696,26 @@ class Relocator {
                 kind: 'source',
                 references: [],
             };
-            const bytes = obj.contents;
-            if (bytes !== undefined && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(from))
+            const file = obj.contents; // a source keeps its bytes: they are only looked at
+            if (file !== undefined && Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from))
                 warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
                     `evaluation in ${to} would keep them`);
         }
         else if (obj.kind === 'text') {
+            bytes = contentsOf(obj);
             // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
-            const rewritten = this.rewrite(obj.contents);
-            const contents = rewritten === obj.contents ? rewritten : rewritten.slice();
+            const rewritten = this.rewrite(bytes);
+            const contents = rewritten === bytes ? rewritten : rewritten.slice();
             const references = obj.references.map((p) => this.mapPath(p)).sort(store_path_compareStrings);
             const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
             out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
         }
         else {
+            bytes = contentsOf(obj);
             const type = node.drv.type;
             out =
-                (this.options.splice !== false ? spliceDrv(obj, type, this.cx) : undefined) ??
-                    relocateDrv(obj, parseDerivation(obj.contents), type, this.cx);
+                (this.options.splice !== false ? spliceDrv(obj, bytes, type, this.cx) : undefined) ??
+                    relocateDrv(obj, parseDerivation(bytes), type, this.cx);
         }
         this.setHash(obj.path, out.path);
         if (obj.kind === 'drv') {
@@ -6610,7 +6723,7 @@ class Relocator {
             for (const o of node.drv.deferred)
                 this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
         }
-        const bareDirs = obj.kind === 'source' ? 0 : this.rewriter.countBareStoreDirs(obj.contents);
+        const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
         if (bareDirs > 0) {
             report.bareStoreDirMentions.push({ path: out.path, count: bareDirs });
             warnings.push(`${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bareDirs} time(s), e.g. ` +
@@ -6629,17 +6742,17 @@ class Relocator {
 }
 /** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
 function relocateDrv(obj, drv, type, cx) {
+    cx.onDerivation?.(obj, drv);
     const name = drvName(obj.path);
     checkReferences(obj, drv);
     refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
-    const isOutputKey = (key) => drv.outputs.some((o) => asciiEquals(key, o.name));
     const outputs = fixOutputs(drv.outputs, type, name, cx);
     // Input-addressed: the own output paths in env are what is being computed: mask them first.
     const masked = type === 'input-addressed';
     const env = drv.env
         .map((e) => ({
         key: cx.rewrite(e.key),
-        value: masked && isOutputKey(e.key) ? new Uint8Array(0) : cx.rewrite(e.value),
+        value: masked && relocate_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
     }))
         .sort((a, b) => wire_compareBytes(a.key, b.key));
     const relocated = {
@@ -6659,9 +6772,9 @@ function relocateDrv(obj, drv, type, cx) {
  * done nothing, when an environment key mentions a store path, as rewriting it could change the
  * order of the environment: relocateDrv sorts it again.
  */
-function spliceDrv(obj, type, cx) {
-    const bytes = obj.contents;
+function spliceDrv(obj, bytes, type, cx) {
     const { head, tail } = parseDerivationSpans(bytes);
+    cx.onDerivation?.(obj, head);
     if (head.version !== undefined)
         return undefined;
     refuseImpureEnv(obj.path, tail.keys);
@@ -6677,15 +6790,16 @@ function spliceDrv(obj, type, cx) {
     const pieces = [];
     const holeOutputs = [];
     let r = tail.start;
+    // Plain loops: a closure per environment variable added up to tens of MB of garbage.
     if (masked)
-        tail.keys.forEach((key, i) => {
-            const o = head.outputs.find((out) => asciiEquals(key, out.name));
+        for (let i = 0; i < tail.keys.length; i++) {
+            const o = relocate_outputNamed(head.outputs, tail.keys[i]);
             if (o === undefined)
-                return;
+                continue;
             pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
             holeOutputs.push(o.name);
             r = tail.values[2 * i + 1];
-        });
+        }
     pieces.push(cx.rewrite(bytes.subarray(r), true));
     const relocated = relocatedHead(head, outputs, masked, cx);
     if (!masked)
@@ -6726,7 +6840,7 @@ function relocatedHead(drv, outputs, masked, cx) {
         version: undefined,
         outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
         inputDrvs: drv.inputDrvs
-            .map((i) => ({ path: cx.mapPath(i.path), outputs: [...i.outputs] }))
+            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
             .sort((a, b) => store_path_compareStrings(a.path, b.path)),
         inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(store_path_compareStrings),
         system: cx.rewrite(drv.system),
@@ -6766,6 +6880,13 @@ function sameReferences(drv, references) {
     // The caller's references may come in another order.
     const given = new Set(references);
     return given.size === inputs.length && inputs.every((r) => given.has(r));
+}
+/** The output whose name is `key`, if any. */
+function relocate_outputNamed(outputs, key) {
+    for (const o of outputs)
+        if (asciiEquals(key, o.name))
+            return o;
+    return undefined;
 }
 /** True when `bytes` are the ASCII string `s`. */
 function asciiEquals(bytes, s) {
@@ -6864,14 +6985,81 @@ const TOOL_VERSION = `nix-plan ${VERSION}`;
 
 
 
+
 /**
  * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
  * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
  * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
  */
 const RELOCATE_LEVEL = 3;
+/**
+ * log2 of the zstd window of a relocated bundle at the default level: 16 MiB. The compressor
+ * holds (and touches) a whole window: the 128 MiB an explicit level gets cost ~110 MB of memory
+ * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
+ */
+const RELOCATE_WINDOW_LOG = 24;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
+/**
+ * .drv and text bytes up to this many (by the manifest) are held in memory until each is
+ * relocated; beyond, they are written to a scratch file in the private directory and read back
+ * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
+ * are ~180 MB).
+ */
+const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
+/**
+ * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
+ * appended is gathered in a buffer and written in large pieces.
+ */
+class ScratchFile {
+    fd;
+    pending = Buffer.allocUnsafeSlow(1024 * 1024);
+    used = 0;
+    written = 0;
+    constructor(path) {
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx+', 0o600);
+    }
+    /** Appends `bytes` (copied); returns what reads them back. */
+    append(bytes) {
+        const length = bytes.length;
+        if (this.used + length > this.pending.length)
+            this.flush();
+        const at = this.written + this.used;
+        if (length > this.pending.length)
+            this.writeAll(bytes);
+        else {
+            this.pending.set(bytes, this.used);
+            this.used += length;
+        }
+        return () => this.read(at, length);
+    }
+    read(at, length) {
+        if (at + length > this.written)
+            this.flush();
+        const out = new Uint8Array(length);
+        let done = 0;
+        while (done < length) {
+            const n = (0,external_node_fs_namespaceObject.readSync)(this.fd, out, done, length - done, at + done);
+            if (n === 0)
+                throw new errors_NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
+            done += n;
+        }
+        return out;
+    }
+    flush() {
+        this.writeAll(this.pending.subarray(0, this.used));
+        this.used = 0;
+    }
+    writeAll(bytes) {
+        let done = 0;
+        while (done < bytes.length)
+            done += (0,external_node_fs_namespaceObject.writeSync)(this.fd, bytes, done, bytes.length - done, this.written + done);
+        this.written += bytes.length;
+    }
+    close() {
+        (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+    }
+}
 /**
  * The relocated export in relocation (dependency) order, made while it is written, from the NARs
  * kept in the first pass; `seen` is called with each relocated object first. An entry whose
@@ -6948,6 +7136,7 @@ async function relocatePlan(bundlePath, options, deps) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
         const bundle = await openBundle(copy);
+        let scratch;
         const started = performance.now();
         try {
             // Pass 1: verify everything and keep what relocation reads. The manifest's (not yet
@@ -6955,6 +7144,9 @@ async function relocatePlan(bundlePath, options, deps) {
             // counted, and a bundle whose sources outgrow the cap falls back to a second pass.
             const head = await readBundleHead(bundle);
             let keepSources = head.manifest.narBytes.source <= keepUpTo;
+            const { narBytes: declared } = head.manifest;
+            if (declared.drv + declared.text > (options.keepContentsUpTo ?? KEEP_CONTENTS_UP_TO))
+                scratch = new ScratchFile((0,external_node_path_namespaceObject.join)(dir, 'contents'));
             let keptBytes = 0;
             let narChunks = [];
             const sourceNars = new Map();
@@ -6962,11 +7154,12 @@ async function relocatePlan(bundlePath, options, deps) {
             const closurePaths = new Set();
             let objects = [];
             const narSizes = new Map();
-            const { manifest } = await verifyWithProgress(bundle, {
+            const { manifest, derivations } = await verifyWithProgress(bundle, {
                 trustedKeys: options.trustedKeys,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
-                // bundle is moved into place: parsing each body here as well would be done twice.
-                checkDerivationBodies: false,
+                // bundle is moved into place: it passes each to the verifier's checks (below), as
+                // parsing them here as well would be done twice.
+                parseDerivations: false,
                 ...(keepSources && { onNarBytes: (c) => narChunks.push(c) }),
                 onEntry: (e) => {
                     const chunks = narChunks;
@@ -6988,11 +7181,15 @@ async function relocatePlan(bundlePath, options, deps) {
                     if (e.deriver !== '')
                         derivers.set(e.path, e.deriver);
                     closurePaths.add(e.path);
+                    const file = e.nar.file?.contents;
                     objects.push({
                         path: e.path,
                         kind: e.kind,
                         references: e.references,
-                        ...(e.nar.file !== undefined && { contents: e.nar.file.contents }),
+                        ...(file !== undefined &&
+                            (scratch !== undefined && e.kind !== 'source'
+                                ? { readContents: scratch.append(file) }
+                                : { contents: file })),
                         narHash: e.nar.narHash,
                         ca: e.ca, // verified from the contents just now: relocation checks the path against it
                     });
@@ -7006,7 +7203,11 @@ async function relocatePlan(bundlePath, options, deps) {
             deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
             // Relocated objects are written as they are made: zstd compresses on the threadpool
             // meanwhile, and neither the old nor the new bytes of the closure are all held at once.
-            const { relocation, steps } = relocateLazily(objects, from, options.to);
+            if (derivations === undefined)
+                throw new errors_NixPlanError('internal', 'the verifier checked the .drv files');
+            const { relocation, steps } = relocateLazily(objects, from, options.to, {
+                onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
+            });
             objects = [];
             const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
             const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
@@ -7019,29 +7220,38 @@ async function relocatePlan(bundlePath, options, deps) {
                     rootContents.set(o.oldPath, o.contents);
                 task.tick(1);
             };
-            // Known only once every object is relocated; the writer asks for it after the data.
-            const draft = () => ({
-                tool: TOOL_VERSION,
-                nixVersion: manifest.nixVersion,
-                storeDir: options.to,
-                systems: manifest.systems,
-                include: manifest.include,
-                roots: manifest.roots.map((r) => {
-                    const moved = relocateRoot(r, relocation.pathMap);
-                    const drv = rootContents.get(r.drvPath);
-                    // Output paths come from the relocated .drv itself, the source of truth Nix will check.
-                    return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
-                }),
-                counts: manifest.counts,
-                narBytes,
-                paths: manifest.paths,
-                relocatedFrom: { storeDir: from, report: relocation.report },
-            });
+            // Known only once every object is relocated; the writer asks for it after the data, and
+            // moves the new bundle into place only if the input's .drv files passed the last checks.
+            const draft = () => {
+                derivations.finish();
+                return {
+                    tool: TOOL_VERSION,
+                    nixVersion: manifest.nixVersion,
+                    storeDir: options.to,
+                    systems: manifest.systems,
+                    include: manifest.include,
+                    roots: manifest.roots.map((r) => {
+                        const moved = relocateRoot(r, relocation.pathMap);
+                        const drv = rootContents.get(r.drvPath);
+                        // Output paths come from the relocated .drv itself, the source of truth Nix will check.
+                        return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
+                    }),
+                    counts: manifest.counts,
+                    narBytes,
+                    paths: manifest.paths,
+                    relocatedFrom: { storeDir: from, report: relocation.report },
+                };
+            };
             try {
                 const entries = keepSources
                     ? keptEntries(steps, relocation, { derivers, nars: sourceNars, paths: closurePaths }, seen)
                     : rereadEntries(bundle, steps, relocation, seen);
-                const { manifest: written, bundleBytes } = await writeBundle(options.output, draft, writeExport(entries), { level: options.level ?? RELOCATE_LEVEL, longDistanceMatching: options.level !== undefined, keys });
+                const { manifest: written, bundleBytes } = await writeBundle(options.output, draft, writeExport(entries), {
+                    level: options.level ?? RELOCATE_LEVEL,
+                    longDistanceMatching: options.level !== undefined,
+                    ...(options.level === undefined && { windowLog: RELOCATE_WINDOW_LOG }),
+                    keys,
+                });
                 for (const w of relocation.report.warnings)
                     deps.log.warn(w);
                 return {
@@ -7060,6 +7270,7 @@ async function relocatePlan(bundlePath, options, deps) {
             }
         }
         finally {
+            scratch?.close();
             await bundle.close();
         }
     }
