@@ -6964,9 +6964,10 @@ const TOOL_VERSION = `nix-plan ${VERSION}`;
 
 ;// CONCATENATED MODULE: ./src/app/relocate.ts
 // relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
-// verified private copy collects what relocation needs (drv/text bytes, source NAR hashes and,
-// when they are small, the sources' NARs); the new bundle is written straight from the
-// relocation. Only sources too large to hold need a second pass to copy their NARs through.
+// verified private copy collects what relocation needs (drv/text bytes, in a scratch file when
+// there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
+// is written straight from the relocation. Only sources too large to hold need a second pass to
+// copy their NARs through.
 
 
 
@@ -7204,7 +7205,7 @@ async function relocatePlan(bundlePath, options, deps) {
             // Relocated objects are written as they are made: zstd compresses on the threadpool
             // meanwhile, and neither the old nor the new bytes of the closure are all held at once.
             if (derivations === undefined)
-                throw new errors_NixPlanError('internal', 'the verifier checked the .drv files');
+                throw new errors_NixPlanError('internal', 'the verifier did not hand over the checks of the .drv files');
             const { relocation, steps } = relocateLazily(objects, from, options.to, {
                 onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
             });
