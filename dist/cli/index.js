@@ -6403,10 +6403,16 @@ function checkGivenContentAddress(obj, from) {
 /** Checks that `obj` is what its path says under `from`; returns its content address. */
 function selfCheck(obj, from) {
     if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
-        refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+        refuseWithoutContents(obj);
+    const contents = obj.ca === undefined ? bytesOf(obj) : undefined;
     const ca = obj.ca !== undefined
         ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
-        : identifyContentAddress({ path: obj.path, references: obj.references, narHash: obj.narHash, file: fileOf(obj) }, from);
+        : identifyContentAddress({
+            path: obj.path,
+            references: obj.references,
+            narHash: obj.narHash,
+            file: contents === undefined ? undefined : { executable: false, contents },
+        }, from);
     if (ca === undefined)
         refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
             'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
@@ -6415,17 +6421,16 @@ function selfCheck(obj, from) {
         refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
     return ca.ca;
 }
-/** The object's bytes as one regular file, when it has them (read now when the caller reads them). */
-function fileOf(obj) {
-    const contents = obj.contents ?? obj.readContents?.();
-    return contents === undefined ? undefined : { executable: false, contents };
+/** The object's file bytes, when it has them (read now when the caller reads them). */
+function bytesOf(obj) {
+    return obj.contents ?? obj.readContents?.();
 }
-/** The file bytes of a drv or text (read now when the caller reads them). */
+/** The file bytes of a drv or text, which it must have. */
 function contentsOf(obj) {
-    const contents = obj.contents ?? obj.readContents?.();
-    if (contents === undefined)
-        refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
-    return contents;
+    return bytesOf(obj) ?? refuseWithoutContents(obj);
+}
+function refuseWithoutContents(obj) {
+    return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
 }
 /** Path of a source under `to`: the same content address, a different store dir. */
 function relocatedSourcePath(obj, ca, to) {

@@ -195,12 +195,18 @@ function checkGivenContentAddress(
 /** Checks that `obj` is what its path says under `from`; returns its content address. */
 function selfCheck(obj: RelocObject, from: string): string {
   if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
-    refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+    refuseWithoutContents(obj);
+  const contents = obj.ca === undefined ? bytesOf(obj) : undefined;
   const ca =
     obj.ca !== undefined
       ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
       : identifyContentAddress(
-          { path: obj.path, references: obj.references, narHash: obj.narHash, file: fileOf(obj) },
+          {
+            path: obj.path,
+            references: obj.references,
+            narHash: obj.narHash,
+            file: contents === undefined ? undefined : { executable: false, contents },
+          },
           from,
         );
   if (ca === undefined)
@@ -214,17 +220,18 @@ function selfCheck(obj: RelocObject, from: string): string {
   return ca.ca;
 }
 
-/** The object's bytes as one regular file, when it has them (read now when the caller reads them). */
-function fileOf(obj: RelocObject): { executable: false; contents: Uint8Array } | undefined {
-  const contents = obj.contents ?? obj.readContents?.();
-  return contents === undefined ? undefined : { executable: false, contents };
+/** The object's file bytes, when it has them (read now when the caller reads them). */
+function bytesOf(obj: RelocObject): Uint8Array | undefined {
+  return obj.contents ?? obj.readContents?.();
 }
 
-/** The file bytes of a drv or text (read now when the caller reads them). */
+/** The file bytes of a drv or text, which it must have. */
 function contentsOf(obj: RelocObject): Uint8Array {
-  const contents = obj.contents ?? obj.readContents?.();
-  if (contents === undefined) refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
-  return contents;
+  return bytesOf(obj) ?? refuseWithoutContents(obj);
+}
+
+function refuseWithoutContents(obj: RelocObject): never {
+  return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
 }
 
 /** Path of a source under `to`: the same content address, a different store dir. */
