@@ -1629,11 +1629,12 @@ function serialiseDerivation(drv, layout) {
  * for the tail: it comes from `parseDerivationSpans`, with only store hashes replaced.
  */
 function spliceDerivation(head, tail, layout) {
-    let bound = headBound({ ...head, version: undefined });
+    const written = { ...head, version: undefined };
+    let bound = headBound(written);
     for (const piece of tail)
         bound += piece.length;
     const w = new Writer(bound);
-    writeHead(w, { ...head, version: undefined }, layout);
+    writeHead(w, written, layout);
     for (let n = 0; n < tail.length; n++) {
         if (n > 0)
             layout?.envValues.push(w.pos);
@@ -3277,7 +3278,7 @@ class DerivationChecks {
     systems = new Set();
     rootOutputs = new Map();
     rootDrvs;
-    drvs = 0;
+    anyChecked = false;
     constructor(manifest) {
         this.manifest = manifest;
         this.rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
@@ -3290,7 +3291,7 @@ class DerivationChecks {
         this.systems.add(Buffer.from(drv.system).toString('latin1'));
         if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
             this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
-        this.drvs++;
+        this.anyChecked = true;
     }
     /** The checks of the manifest against all the .drv files, once each was checked. */
     finish() {
@@ -3304,7 +3305,7 @@ class DerivationChecks {
         }
         const drvSystems = [...this.systems].sort();
         const { systems } = this.manifest;
-        if (this.drvs > 0 && drvSystems.join(' ') !== systems.join(' '))
+        if (this.anyChecked && drvSystems.join(' ') !== systems.join(' '))
             throw reader_bad(`the manifest lists the systems [${systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`);
     }
 }

@@ -651,10 +651,11 @@ export function spliceDerivation(
   tail: readonly Uint8Array[],
   layout?: DerivationLayout,
 ): Uint8Array {
-  let bound = headBound({ ...head, version: undefined });
+  const written: DerivationHead = { ...head, version: undefined };
+  let bound = headBound(written);
   for (const piece of tail) bound += piece.length;
   const w = new Writer(bound);
-  writeHead(w, { ...head, version: undefined }, layout);
+  writeHead(w, written, layout);
   for (let n = 0; n < tail.length; n++) {
     if (n > 0) layout?.envValues.push(w.pos);
     w.bytes(tail[n] as Uint8Array);
