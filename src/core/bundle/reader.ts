@@ -316,7 +316,7 @@ export class DerivationChecks {
   private readonly systems = new Set<string>();
   private readonly rootOutputs = new Map<string, Map<string, string>>();
   private readonly rootDrvs: Set<string>;
-  private drvs = 0;
+  private anyChecked = false;
 
   constructor(private readonly manifest: BundleManifest) {
     this.rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
@@ -330,7 +330,7 @@ export class DerivationChecks {
     this.systems.add(Buffer.from(drv.system).toString('latin1'));
     if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
       this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
-    this.drvs++;
+    this.anyChecked = true;
   }
 
   /** The checks of the manifest against all the .drv files, once each was checked. */
@@ -347,7 +347,7 @@ export class DerivationChecks {
     }
     const drvSystems = [...this.systems].sort();
     const { systems } = this.manifest;
-    if (this.drvs > 0 && drvSystems.join(' ') !== systems.join(' '))
+    if (this.anyChecked && drvSystems.join(' ') !== systems.join(' '))
       throw bad(
         `the manifest lists the systems [${systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`,
       );
