@@ -1,9 +1,9 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { nix32Decode, nix32Encode } from '../src/core/nix32.js';
-import { formatHash, hashBytes, parseHash } from '../src/core/hash.js';
+import { createHash } from 'node:crypto';
+import { digestBytes, formatHash, hashBytes, parseHash, sha256 } from '../src/core/hash.js';
 import { makeTextPath } from '../src/core/store-path.js';
-import { sha256 } from '../src/core/hash.js';
 
 describe('nix32', () => {
   test('known vector: sha256 of the empty string', () => {
@@ -30,5 +30,40 @@ describe('nix32', () => {
     expect(makeTextPath('hello', sha256('hi'), [], '/nix/store')).toMatch(
       /^\/nix\/store\/[0-9a-z]{32}-hello$/,
     );
+  });
+});
+
+describe('sha256 and hashBytes', () => {
+  const reference = (algo: string, parts: (Uint8Array | string)[]): Uint8Array => {
+    const h = createHash(algo);
+    for (const p of parts) h.update(p);
+    return new Uint8Array(h.digest());
+  };
+  // Every mix of kinds and sizes must give the digest of the concatenation.
+  const part = fc.oneof(
+    fc.uint8Array({ maxLength: 64 }),
+    fc.string({ unit: 'binary', maxLength: 16 }),
+    fc.integer({ min: 0, max: 300 * 1024 }).map((n) => new Uint8Array(n).fill(n % 251)),
+  );
+  test('give the digest of their inputs one after the other, whatever their kind and size', () => {
+    fc.assert(
+      fc.property(fc.array(part, { maxLength: 4 }), (parts) => {
+        expect(sha256(...parts)).toEqual(reference('sha256', parts));
+        for (const algo of ['md5', 'sha1', 'sha512'] as const)
+          expect(hashBytes(algo, ...parts).bytes).toEqual(reference(algo, parts));
+      }),
+      { numRuns: 60 },
+    );
+  });
+  test('a digest is an array of its own, not a view of a buffer reused by the next hash', () => {
+    const a = sha256(new Uint8Array([1]), new Uint8Array([2]));
+    const b = sha256(new Uint8Array([3]), new Uint8Array([4]));
+    expect(a).toEqual(reference('sha256', [new Uint8Array([1, 2])]));
+    expect(b).toEqual(reference('sha256', [new Uint8Array([3, 4])]));
+    expect(a.byteLength).toBe(a.buffer.byteLength);
+  });
+  test('digestBytes reads every byte value of a binary string', () => {
+    const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+    expect(digestBytes(Buffer.from(all).toString('binary'))).toEqual(all);
   });
 });

@@ -1,6 +1,7 @@
 // NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
 import { createHash } from 'node:crypto';
 import { LimitError, MalformedError } from './errors.js';
+import { digestBytes, sha256 } from './hash.js';
 import { ByteReader, ChunkBatcher, compareBytes, padLength, u64, wireString } from './wire.js';
 
 /**
@@ -295,7 +296,10 @@ export async function readNar(
     const top = await readBody(reader, limits, keepFileUpTo);
     untap(true);
     ok = true;
-    const summary: NarSummary = { narHash: new Uint8Array(hash.digest()), narSize: reader.offset - start };
+    const summary: NarSummary = {
+      narHash: digestBytes(hash.digest('binary')),
+      narSize: reader.offset - start,
+    };
     if (top.file !== undefined) summary.file = top.file;
     if (top.fileHash !== undefined) summary.fileHash = top.fileHash;
     return summary;
@@ -353,12 +357,12 @@ async function readBody(
           const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
           result = {
             file: { executable, contents: contents.slice() },
-            fileHash: new Uint8Array(createHash('sha256').update(contents).digest()),
+            fileHash: sha256(contents),
           };
         } else {
           const h = createHash('sha256');
           await reader.stream(size, (c) => h.update(c));
-          result = { fileHash: new Uint8Array(h.digest()) };
+          result = { fileHash: digestBytes(h.digest('binary')) };
         }
       } else {
         await reader.stream(size, () => undefined);
