@@ -2,7 +2,7 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { LimitError, MalformedError } from '../src/core/errors.js';
-import { ByteReader, ChunkBatcher, concatBytes, u64, wireString } from '../src/core/wire.js';
+import { ByteArena, ByteReader, ChunkBatcher, concatBytes, u64, wireString } from '../src/core/wire.js';
 
 // eslint-disable-next-line @typescript-eslint/require-await
 async function* pieces(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
@@ -284,5 +284,36 @@ describe('ChunkBatcher', () => {
         },
       ),
     );
+  });
+});
+
+describe('ByteArena', () => {
+  test('copies are equal to what was given, independent of it and of each other', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 30 }),
+        fc.integer({ min: 16, max: 64 }),
+        (parts, block) => {
+          const arena = new ByteArena(block);
+          const expected = parts.map((p) => Uint8Array.from(p));
+          const copies = parts.map((p) => arena.copy(p));
+          for (const p of parts) p.fill(0xee); // the originals change: the copies do not
+          copies.forEach((c, i) => expect(c).toEqual(expected[i]));
+          // Writing each copy in turn reaches no other: no two overlap.
+          copies.forEach((c, i) => c.fill(i + 1));
+          copies.forEach((c, i) => expect(c.every((b) => b === i + 1)).toBe(true));
+        },
+      ),
+    );
+  });
+  test('shares blocks between small copies and gives larger ones an array of their own', () => {
+    const arena = new ByteArena(64);
+    const a = arena.copy(new Uint8Array(10).fill(1));
+    const b = arena.copy(new Uint8Array(10).fill(2));
+    expect(a.buffer).toBe(b.buffer);
+    expect(a.buffer.byteLength).toBe(64);
+    const big = arena.copy(new Uint8Array(17).fill(3));
+    expect(big.byteLength).toBe(big.buffer.byteLength);
+    expect(arena.copy(new Uint8Array(0))).toEqual(new Uint8Array(0));
   });
 });

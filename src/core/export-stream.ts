@@ -2,7 +2,7 @@
 import { LimitError, MalformedError, NixPlanError } from './errors.js';
 import { DEFAULT_NAR_LIMITS, readNar, type NarLimits, type NarSummary } from './nar.js';
 import { isStrictlySorted, parseStorePath, storeDirProblem } from './store-path.js';
-import { ByteReader, ChunkBatcher, padLength, u64 } from './wire.js';
+import { ByteArena, ByteReader, ChunkBatcher, padLength, u64 } from './wire.js';
 
 /** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
 export const EXPORT_MAGIC = 0x4558494e;
@@ -43,6 +43,8 @@ export interface ExportLimits {
   /**
    * Keep the contents of single-file NARs up to this size (`.drv` and `toFile` texts), so a
    * verifier can parse and hash them in the same pass. Bounds memory per entry, not per stream.
+   * Kept contents are views into blocks shared by many entries (`ByteArena`): a caller that keeps
+   * a few of them long should copy those.
    */
   keepFileUpTo: number;
 }
@@ -181,6 +183,8 @@ export async function* readExport(
   // entries tens of times over, and one string per path instead of one per mention keeps tens of
   // megabytes of duplicates out of the heap of a large closure (and skips re-checking them).
   const seen = new Map<string, string>();
+  // Kept files share blocks: callers keep every entry's (relocation) or none past the entry.
+  const arena = new ByteArena();
   const onNarBytes = options.onNarBytes;
 
   /** A path field's text, checked; `at` is where its length field started. */
@@ -241,6 +245,7 @@ export async function* readExport(
         lim.nar,
         lim.keepFileUpTo,
         onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index),
+        arena,
       );
       const magicAt = reader.offset;
       const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());

@@ -79,6 +79,35 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
+ * Copies of many small byte strings kept together in shared blocks, for a reader that keeps the
+ * contents of thousands of objects: a Uint8Array of its own for each would be a backing store
+ * allocated, tracked and freed outside the JS heap per object, which cost more than the copy.
+ * A copy pins its whole block for as long as it lives: for callers that keep all of their copies,
+ * or none, not a few of many.
+ */
+export class ByteArena {
+  private block = new Uint8Array(0);
+  private at = 0;
+
+  /** @param blockSize size of each block; bytes over a quarter of it get an array of their own */
+  constructor(private readonly blockSize = 1024 * 1024) {}
+
+  /** A copy of `bytes`. */
+  copy(bytes: Uint8Array): Uint8Array {
+    const n = bytes.length;
+    if (n > this.blockSize / 4) return bytes.slice();
+    if (this.at + n > this.block.length) {
+      this.block = new Uint8Array(this.blockSize);
+      this.at = 0;
+    }
+    const out = this.block.subarray(this.at, this.at + n);
+    out.set(bytes);
+    this.at += n;
+    return out;
+  }
+}
+
+/**
  * Gathers the many small pieces a wire writer produces (u64s, tokens, padding) into chunks of a
  * useful size, so a stream of millions of tokens is not a stream of millions of 8-byte chunks.
  * Small pieces are copied into a chunk of `target` bytes as they come (the caller may reuse what
