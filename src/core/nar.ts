@@ -65,19 +65,17 @@ export function regularFileNarSize(size: number, executable = false): number {
 }
 
 /**
- * The NAR of one regular file held in memory, as three chunks (the tokens up to its length, the
- * bytes themselves, the padding and closing token): the bytes `writeNar(regularFile(bytes,
- * executable))` yields, without a generator per file. `bytes` is passed through, not copied.
+ * The NAR of one regular file held in memory, as four chunks (the tokens up to its length, which
+ * are shared and must not be changed; the length; the bytes themselves; the padding and closing
+ * token): the bytes `writeNar(regularFile(bytes, executable))` yields, without a generator per
+ * file. `bytes` is passed through, not copied. The other chunks are small enough to live on the
+ * JS heap: relocation writes one NAR per object, and a backing store each cost more than that.
  */
 export function regularFileNar(bytes: Uint8Array, executable = false): Uint8Array[] {
-  const head = executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD;
   const pad = padLength(bytes.length);
-  const start = new Uint8Array(head.length + 8);
-  start.set(head);
-  start.set(u64(bytes.length), head.length);
   const end = new Uint8Array(pad + CLOSE.length);
   end.set(CLOSE, pad);
-  return [start, bytes, end];
+  return [executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD, u64(bytes.length), bytes, end];
 }
 
 /** A regular file held in memory. */
