@@ -262,6 +262,29 @@ describe('writeExport / readExport', () => {
     expect(a2?.nar.fileHash).toEqual(sha256(enc('12345')));
   });
 
+  test("kept files are copies by default, and views of the reader's bytes with keptFiles: 'view'", async () => {
+    const stream = concatBytes([
+      rawEntry({ nar: await narOf(regularFile(enc('first'))), path: A }),
+      rawEntry({ nar: await narOf(regularFile(enc('second'))), path: B }),
+      END,
+    ]);
+    const read = async (options: ReadExportOptions): Promise<ExportedPath[]> => {
+      const out: ExportedPath[] = [];
+      for await (const e of readExport([stream], {}, options)) out.push(e);
+      return out;
+    };
+    const views = await read({ keptFiles: 'view' });
+    const copies = await read({});
+    for (const [i, text] of ['first', 'second'].entries()) {
+      expect(views[i]?.nar.file?.contents).toEqual(enc(text));
+      expect(views[i]?.nar.file?.contents.buffer).toBe(stream.buffer);
+      expect(copies[i]?.nar.file?.contents).toEqual(enc(text));
+      expect(copies[i]?.nar.file?.contents.buffer).not.toBe(stream.buffer);
+    }
+    stream.fill(0);
+    expect(copies.map((e) => e.nar.file?.contents)).toEqual([enc('first'), enc('second')]);
+  });
+
   test('random damage to a stream is either read or refused with a typed error', async () => {
     const nar = await narOf(regularFile(enc('some contents')));
     const stream = concatBytes([

@@ -263,6 +263,9 @@ export async function relocatePlan(
           // bundle is moved into place: it passes each to the verifier's checks (below), as
           // parsing them here as well would be done twice.
           parseDerivations: false,
+          // With a scratch file every .drv and text goes there at once: no copy is made first
+          // (a copy's shared block would outlive it; 140 MB more at 30,000 drvs).
+          ...(scratch !== undefined && { keptFiles: 'view' as const }),
           ...(keepSources && { onNarBytes: (c: Uint8Array) => narChunks.push(c) }),
           onEntry: (e) => {
             const chunks = narChunks;
@@ -290,9 +293,11 @@ export async function relocatePlan(
               kind: e.kind,
               references: e.references,
               ...(file !== undefined &&
-                (scratch !== undefined && e.kind !== 'source'
-                  ? { readContents: scratch.append(file) }
-                  : { contents: file })),
+                (scratch === undefined
+                  ? { contents: file }
+                  : e.kind === 'source'
+                    ? { contents: file.slice() } // a view would pin the chunk it is in
+                    : { readContents: scratch.append(file) })),
               narHash: e.nar.narHash,
               ca: e.ca, // verified from the contents just now: relocation checks the path against it
             });

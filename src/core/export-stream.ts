@@ -75,6 +75,13 @@ export interface ReadExportOptions {
    * in the same pass); the last batch arrives before iteration completes.
    */
   onStreamBytes?: (chunk: Uint8Array) => void;
+  /**
+   * How the contents of kept files (`nar.file`, see `keepFileUpTo`) are handed out: 'copy'
+   * (default) copies them into blocks shared by many entries (a `ByteArena`); 'view' does not
+   * copy them at all, for a caller that copies or writes each file before the next entry: a view
+   * pins the reader's buffer it is in (up to 1 MiB) for as long as it is held.
+   */
+  keptFiles?: 'copy' | 'view';
 }
 
 /**
@@ -185,6 +192,8 @@ export async function* readExport(
   const seen = new Map<string, string>();
   // Kept files share blocks: callers keep every entry's (relocation) or none past the entry.
   const arena = new ByteArena();
+  const keep =
+    options.keptFiles === 'view' ? (bytes: Uint8Array) => bytes : (bytes: Uint8Array) => arena.copy(bytes);
   const onNarBytes = options.onNarBytes;
 
   /** A path field's text, checked; `at` is where its length field started. */
@@ -245,7 +254,7 @@ export async function* readExport(
         lim.nar,
         lim.keepFileUpTo,
         onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index),
-        arena,
+        keep,
       );
       const magicAt = reader.offset;
       const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());

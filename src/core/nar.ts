@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { LimitError, MalformedError } from './errors.js';
 import { digestBytes, sha256 } from './hash.js';
-import { ByteArena, ByteReader, ChunkBatcher, compareBytes, padLength, u64, wireString } from './wire.js';
+import { ByteReader, ChunkBatcher, compareBytes, padLength, u64, wireString } from './wire.js';
 
 /**
  * A file system object as a NAR sees it. Directory entries must come sorted by name bytes;
@@ -270,8 +270,8 @@ async function readLength(reader: ByteReader, max: number, what: string): Promis
  * Reads one NAR from `reader`, validating everything Nix validates and more (canonical token
  * order, strictly sorted legal names, zero padding, bounded lengths, depth and entry count).
  * Raw NAR bytes go to `onBytes` as they are read; file contents stream through without being
- * held, except a top-level regular file no bigger than `keepFileUpTo`, returned in `file` (a copy
- * of its own, or in `arena`'s blocks when given).
+ * held, except a top-level regular file no bigger than `keepFileUpTo`, returned in `file` as
+ * `keep` makes it of the reader's bytes (default: a copy of its own).
  * Throws MalformedError (with the byte offset) or LimitError.
  */
 export async function readNar(
@@ -279,7 +279,7 @@ export async function readNar(
   limits: NarLimits,
   keepFileUpTo: number,
   onBytes?: (chunk: Uint8Array) => void,
-  arena?: ByteArena,
+  keep: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes.slice(),
 ): Promise<NarSummary> {
   const start = reader.offset;
   const hash = createHash('sha256');
@@ -293,7 +293,7 @@ export async function readNar(
   );
   let ok = false;
   try {
-    const top = await readBody(reader, limits, keepFileUpTo, arena);
+    const top = await readBody(reader, limits, keepFileUpTo, keep);
     untap(true);
     ok = true;
     const summary: NarSummary = {
@@ -316,7 +316,7 @@ async function readBody(
   reader: ByteReader,
   limits: NarLimits,
   keepFileUpTo: number,
-  arena: ByteArena | undefined,
+  keep: (bytes: Uint8Array) => Uint8Array,
 ): Promise<{ file?: { executable: boolean; contents: Uint8Array }; fileHash?: Uint8Array }> {
   const magicAt = reader.offset;
   const magic = tryToken(reader) ?? (await readToken(reader));
@@ -357,7 +357,7 @@ async function readBody(
         if (size <= keepFileUpTo) {
           const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
           result = {
-            file: { executable, contents: arena === undefined ? contents.slice() : arena.copy(contents) },
+            file: { executable, contents: keep(contents) },
             fileHash: sha256(contents),
           };
         } else {

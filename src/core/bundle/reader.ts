@@ -281,6 +281,12 @@ export interface VerifyOptions {
    */
   readonly onStreamBytes?: ((chunk: Uint8Array) => void) | undefined;
   /**
+   * How entries' kept `.drv` and text bytes (`nar.file`) are handed to `onEntry`: 'copy'
+   * (default), or 'view' for a caller that copies or writes each before the next entry (see
+   * `readExport`'s option of the same name).
+   */
+  readonly keptFiles?: 'copy' | 'view' | undefined;
+  /**
    * Default true: every .drv is parsed and validated to its end, and checked against its entry
    * and the manifest (references = inputs, systems, roots' outputs). false: no .drv is parsed
    * here, for a caller that parses every one whole itself before it writes anything (relocation
@@ -454,6 +460,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   for await (const entry of readExport(data, exportLimits, {
     storeDir: manifest.storeDir,
     ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
+    ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
   })) {
     const needer = pending.get(entry.path);
     if (needer !== undefined)
