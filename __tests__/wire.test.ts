@@ -2,7 +2,15 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { LimitError, MalformedError } from '../src/core/errors.js';
-import { ByteArena, ByteReader, ChunkBatcher, concatBytes, u64, wireString } from '../src/core/wire.js';
+import {
+  ByteArena,
+  ByteReader,
+  ChunkBatcher,
+  allocBytes,
+  concatBytes,
+  u64,
+  wireString,
+} from '../src/core/wire.js';
 
 // eslint-disable-next-line @typescript-eslint/require-await
 async function* pieces(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
@@ -315,5 +323,19 @@ describe('ByteArena', () => {
     const big = arena.copy(new Uint8Array(17).fill(3));
     expect(big.byteLength).toBe(big.buffer.byteLength);
     expect(arena.copy(new Uint8Array(0))).toEqual(new Uint8Array(0));
+  });
+});
+
+describe('allocBytes', () => {
+  test('arrays of the size asked for that never overlap, small and large', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 20_000 }), { maxLength: 40 }), (sizes) => {
+        const arrays = sizes.map((n, i) => allocBytes(n).fill(i % 256));
+        arrays.forEach((a, i) => {
+          expect(a.length).toBe(sizes[i]);
+          expect(a.every((b) => b === i % 256)).toBe(true);
+        });
+      }),
+    );
   });
 });

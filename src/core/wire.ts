@@ -55,14 +55,32 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
+/** Size of the blocks `allocBytes` hands small arrays out of, and the largest it hands out. */
+const POOL_SIZE = 64 * 1024;
+const POOLED_UP_TO = 8 * 1024;
+let pool = new Uint8Array(0);
+let poolAt = 0;
+
 /**
  * `n` uninitialised bytes as a plain Uint8Array, for a caller that writes every one of them.
- * Small ones come from Node's shared pool, so the many short-lived arrays of a rewrite or parse
+ * Small ones are views into a shared block, so the many short-lived arrays of a rewrite or parse
  * do not each get (and zero) a backing store of their own, which costs more than filling them.
+ * (Node's own pool serves only up to 4 KiB from 8 KiB blocks: a .drv's environment values are
+ * often bigger.) A view keeps its whole block alive: copy what is kept long.
  */
 export function allocBytes(n: number): Uint8Array {
-  const b = Buffer.allocUnsafe(n);
-  return new Uint8Array(b.buffer, b.byteOffset, n);
+  if (n > POOLED_UP_TO) {
+    const b = Buffer.allocUnsafeSlow(n);
+    return new Uint8Array(b.buffer, b.byteOffset, n);
+  }
+  if (poolAt + n > pool.length) {
+    const b = Buffer.allocUnsafeSlow(POOL_SIZE);
+    pool = new Uint8Array(b.buffer, b.byteOffset, POOL_SIZE);
+    poolAt = 0;
+  }
+  const out = pool.subarray(poolAt, poolAt + n);
+  poolAt += n;
+  return out;
 }
 
 /** Concatenates chunks into one array. */
