@@ -2,8 +2,8 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { nix32Decode, nix32Encode } from '../src/core/nix32.js';
 import { createHash } from 'node:crypto';
-import { digestBytes, formatHash, hashBytes, parseHash, sha256 } from '../src/core/hash.js';
-import { makeTextPath } from '../src/core/store-path.js';
+import { digestBytes, foldHash, formatHash, hashBytes, parseHash, sha256, toHex } from '../src/core/hash.js';
+import { makeSourcePath, makeTextPath } from '../src/core/store-path.js';
 
 describe('nix32', () => {
   test('known vector: sha256 of the empty string', () => {
@@ -66,5 +66,33 @@ describe('sha256 and hashBytes', () => {
   test('digestBytes reads every byte value of a binary string', () => {
     const all = Uint8Array.from({ length: 256 }, (_, i) => i);
     expect(digestBytes(Buffer.from(all).toString('binary'))).toEqual(all);
+  });
+});
+
+describe('text and source paths', () => {
+  const STORE = '/nix/store';
+  const ref = fc.stringMatching(/^[0-9a-df-np-sv-z]{32}-[a-z]{1,8}$/).map((b) => `${STORE}/${b}`);
+  // Nix's fingerprint, written out: type, each reference sorted, self, then the hash and names.
+  const model = (type: string, refs: string[], self: boolean, hash: Uint8Array, name: string): string => {
+    const parts = [type, ...[...refs].sort(), ...(self ? ['self'] : [])].join(':');
+    const fingerprint = `${parts}:sha256:${toHex(hash)}:${STORE}:${name}`;
+    return `${STORE}/${nix32Encode(foldHash(sha256(fingerprint)))}-${name}`;
+  };
+  test('follow the fingerprint whatever order the references come in', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(ref, { maxLength: 6 }),
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.boolean(),
+        (refs, hash, self) => {
+          const shuffled = [...refs].reverse();
+          expect(makeTextPath('t', hash, shuffled, STORE)).toBe(model('text', refs, false, hash, 't'));
+          expect(makeTextPath('t', hash, new Set(refs), STORE)).toBe(model('text', refs, false, hash, 't'));
+          expect(makeSourcePath('s', hash, STORE, shuffled, self)).toBe(
+            model('source', refs, self, hash, 's'),
+          );
+        },
+      ),
+    );
   });
 });
