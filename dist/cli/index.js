@@ -371,22 +371,44 @@ const HASH_SIZE = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
 function isHashAlgo(s) {
     return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';
 }
+/**
+ * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not as a Buffer:
+ * a Buffer is memory outside the JS heap, allocated and later freed for every hash (relocating
+ * 10,000 .drvs takes some 85,000), while a short string and a 32-byte array live on the heap.
+ */
+function digestBytes(binary) {
+    const out = new Uint8Array(binary.length);
+    for (let i = 0; i < out.length; i++)
+        out[i] = binary.charCodeAt(i);
+    return out;
+}
 /** Digest of `data` (bytes or a string, taken as UTF-8). */
 function hashBytes(algo, ...data) {
     const h = (0,external_node_crypto_namespaceObject.createHash)(algo);
     for (const d of data)
         h.update(d);
-    return { algo, bytes: new Uint8Array(h.digest()) };
+    return { algo, bytes: digestBytes(h.digest('binary')) };
 }
+/** Where `sha256` joins byte inputs for the one-shot hash (reused: hashing is synchronous). */
+const JOINED = new Uint8Array(256 * 1024);
 /** sha256 of the arguments, as raw bytes. */
 function sha256(...data) {
-    if (data.length === 1) {
-        // One input (the usual case): the one-shot hash skips a Hash object. The digest is copied
-        // into an array of its own (a small one lives on the JS heap, cheaply), as a view could keep
-        // a whole shared pool slab alive for as long as the hash is memoised.
-        return new Uint8Array((0,external_node_crypto_namespaceObject.hash)('sha256', data[0], 'buffer'));
+    // The one-shot hash skips a Hash object (a native object the GC must finalise); several
+    // inputs (a .drv around its replaced input list, twice per .drv) are joined for it first,
+    // which costs less than the object while they fit.
+    if (data.length === 1)
+        return digestBytes((0,external_node_crypto_namespaceObject.hash)('sha256', data[0], 'binary'));
+    let size = 0;
+    for (const d of data)
+        size += typeof d === 'string' ? JOINED.length + 1 : d.length;
+    if (size > JOINED.length)
+        return hashBytes('sha256', ...data).bytes;
+    let at = 0;
+    for (const d of data) {
+        JOINED.set(d, at);
+        at += d.length;
     }
-    return hashBytes('sha256', ...data).bytes;
+    return digestBytes((0,external_node_crypto_namespaceObject.hash)('sha256', JOINED.subarray(0, size), 'binary'));
 }
 /** Lower-case hex of bytes. */
 function toHex(bytes) {
@@ -694,14 +716,31 @@ function wire_compareBytes(a, b) {
         return Buffer.compare(a, b);
     return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
+/** Size of the blocks `allocBytes` hands small arrays out of, and the largest it hands out. */
+const POOL_SIZE = 64 * 1024;
+const POOLED_UP_TO = 8 * 1024;
+let pool = new Uint8Array(0);
+let poolAt = 0;
 /**
  * `n` uninitialised bytes as a plain Uint8Array, for a caller that writes every one of them.
- * Small ones come from Node's shared pool, so the many short-lived arrays of a rewrite or parse
+ * Small ones are views into a shared block, so the many short-lived arrays of a rewrite or parse
  * do not each get (and zero) a backing store of their own, which costs more than filling them.
+ * (Node's own pool serves only up to 4 KiB from 8 KiB blocks: a .drv's environment values are
+ * often bigger.) A view keeps its whole block alive: copy what is kept long.
  */
 function allocBytes(n) {
-    const b = Buffer.allocUnsafe(n);
-    return new Uint8Array(b.buffer, b.byteOffset, n);
+    if (n > POOLED_UP_TO) {
+        const b = Buffer.allocUnsafeSlow(n);
+        return new Uint8Array(b.buffer, b.byteOffset, n);
+    }
+    if (poolAt + n > pool.length) {
+        const b = Buffer.allocUnsafeSlow(POOL_SIZE);
+        pool = new Uint8Array(b.buffer, b.byteOffset, POOL_SIZE);
+        poolAt = 0;
+    }
+    const out = pool.subarray(poolAt, poolAt + n);
+    poolAt += n;
+    return out;
 }
 /** Concatenates chunks into one array. */
 function concatBytes(chunks) {
@@ -715,6 +754,36 @@ function concatBytes(chunks) {
         at += c.length;
     }
     return out;
+}
+/**
+ * Copies of many small byte strings kept together in shared blocks, for a reader that keeps the
+ * contents of thousands of objects: a Uint8Array of its own for each would be a backing store
+ * allocated, tracked and freed outside the JS heap per object, which cost more than the copy.
+ * A copy pins its whole block for as long as it lives: for callers that keep all of their copies,
+ * or none, not a few of many.
+ */
+class ByteArena {
+    blockSize;
+    block = new Uint8Array(0);
+    at = 0;
+    /** @param blockSize size of each block; bytes over a quarter of it get an array of their own */
+    constructor(blockSize = 1024 * 1024) {
+        this.blockSize = blockSize;
+    }
+    /** A copy of `bytes`. */
+    copy(bytes) {
+        const n = bytes.length;
+        if (n > this.blockSize / 4)
+            return bytes.slice();
+        if (this.at + n > this.block.length) {
+            this.block = new Uint8Array(this.blockSize);
+            this.at = 0;
+        }
+        const out = this.block.subarray(this.at, this.at + n);
+        out.set(bytes);
+        this.at += n;
+        return out;
+    }
 }
 /**
  * Gathers the many small pieces a wire writer produces (u64s, tokens, padding) into chunks of a
@@ -1742,6 +1811,7 @@ function drvName(drvPath) {
 
 
 
+
 /**
  * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
  * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
@@ -1764,19 +1834,17 @@ function regularFileNarSize(size, executable = false) {
     return 112 + (executable ? 32 : 0) + size + padLength(size);
 }
 /**
- * The NAR of one regular file held in memory, as three chunks (the tokens up to its length, the
- * bytes themselves, the padding and closing token): the bytes `writeNar(regularFile(bytes,
- * executable))` yields, without a generator per file. `bytes` is passed through, not copied.
+ * The NAR of one regular file held in memory, as four chunks (the tokens up to its length, which
+ * are shared and must not be changed; the length; the bytes themselves; the padding and closing
+ * token): the bytes `writeNar(regularFile(bytes, executable))` yields, without a generator per
+ * file. `bytes` is passed through, not copied. The other chunks are small enough to live on the
+ * JS heap: relocation writes one NAR per object, and a backing store each cost more than that.
  */
 function regularFileNar(bytes, executable = false) {
-    const head = executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD;
     const pad = padLength(bytes.length);
-    const start = new Uint8Array(head.length + 8);
-    start.set(head);
-    start.set(u64(bytes.length), head.length);
     const end = new Uint8Array(pad + CLOSE.length);
     end.set(CLOSE, pad);
-    return [start, bytes, end];
+    return [executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD, u64(bytes.length), bytes, end];
 }
 /** A regular file held in memory. */
 function regularFile(bytes, executable = false) {
@@ -1958,10 +2026,11 @@ async function readLength(reader, max, what) {
  * Reads one NAR from `reader`, validating everything Nix validates and more (canonical token
  * order, strictly sorted legal names, zero padding, bounded lengths, depth and entry count).
  * Raw NAR bytes go to `onBytes` as they are read; file contents stream through without being
- * held, except a top-level regular file no bigger than `keepFileUpTo`, returned in `file`.
+ * held, except a top-level regular file no bigger than `keepFileUpTo`, returned in `file` as
+ * `keep` makes it of the reader's bytes (default: a copy of its own).
  * Throws MalformedError (with the byte offset) or LimitError.
  */
-async function readNar(reader, limits, keepFileUpTo, onBytes) {
+async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => bytes.slice()) {
     const start = reader.offset;
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     const untap = reader.tap(onBytes === undefined
@@ -1972,10 +2041,13 @@ async function readNar(reader, limits, keepFileUpTo, onBytes) {
         });
     let ok = false;
     try {
-        const top = await readBody(reader, limits, keepFileUpTo);
+        const top = await readBody(reader, limits, keepFileUpTo, keep);
         untap(true);
         ok = true;
-        const summary = { narHash: new Uint8Array(hash.digest()), narSize: reader.offset - start };
+        const summary = {
+            narHash: digestBytes(hash.digest('binary')),
+            narSize: reader.offset - start,
+        };
         if (top.file !== undefined)
             summary.file = top.file;
         if (top.fileHash !== undefined)
@@ -1987,7 +2059,7 @@ async function readNar(reader, limits, keepFileUpTo, onBytes) {
             untap(false);
     }
 }
-async function readBody(reader, limits, keepFileUpTo) {
+async function readBody(reader, limits, keepFileUpTo, keep) {
     const magicAt = reader.offset;
     const magic = tryToken(reader) ?? (await readToken(reader));
     if (magic !== MAGIC)
@@ -2026,14 +2098,14 @@ async function readBody(reader, limits, keepFileUpTo) {
                 if (size <= keepFileUpTo) {
                     const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
                     result = {
-                        file: { executable, contents: contents.slice() },
-                        fileHash: new Uint8Array((0,external_node_crypto_namespaceObject.createHash)('sha256').update(contents).digest()),
+                        file: { executable, contents: keep(contents) },
+                        fileHash: sha256(contents),
                     };
                 }
                 else {
                     const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
                     await reader.stream(size, (c) => h.update(c));
-                    result = { fileHash: new Uint8Array(h.digest()) };
+                    result = { fileHash: digestBytes(h.digest('binary')) };
                 }
             }
             else {
@@ -2223,6 +2295,9 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
     // entries tens of times over, and one string per path instead of one per mention keeps tens of
     // megabytes of duplicates out of the heap of a large closure (and skips re-checking them).
     const seen = new Map();
+    // Kept files share blocks: callers keep every entry's (relocation) or none past the entry.
+    const arena = new ByteArena();
+    const keep = options.keptFiles === 'view' ? (bytes) => bytes : (bytes) => arena.copy(bytes);
     const onNarBytes = options.onNarBytes;
     /** A path field's text, checked; `at` is where its length field started. */
     const checkPath = (bytes, what, allowEmpty, at) => {
@@ -2276,7 +2351,7 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
                 throw reader.error(`expected 0 or 1 before an entry, found ${marker === Infinity ? 'a value above 2^53' : marker}`, markerAt);
             if (index >= lim.maxPaths)
                 throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
-            const nar = await readNar(reader, lim.nar, lim.keepFileUpTo, onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index));
+            const nar = await readNar(reader, lim.nar, lim.keepFileUpTo, onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index), keep);
             const magicAt = reader.offset;
             const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (magic !== EXPORT_MAGIC)
@@ -3381,6 +3456,7 @@ async function verifySource(source, options) {
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
         ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
+        ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
     })) {
         const needer = pending.get(entry.path);
         if (needer !== undefined)
@@ -7167,6 +7243,9 @@ async function relocatePlan(bundlePath, options, deps) {
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
                 parseDerivations: false,
+                // With a scratch file every .drv and text goes there at once: no copy is made first
+                // (a copy's shared block would outlive it; 140 MB more at 30,000 drvs).
+                ...(scratch !== undefined && { keptFiles: 'view' }),
                 ...(keepSources && { onNarBytes: (c) => narChunks.push(c) }),
                 onEntry: (e) => {
                     const chunks = narChunks;
@@ -7194,9 +7273,11 @@ async function relocatePlan(bundlePath, options, deps) {
                         kind: e.kind,
                         references: e.references,
                         ...(file !== undefined &&
-                            (scratch !== undefined && e.kind !== 'source'
-                                ? { readContents: scratch.append(file) }
-                                : { contents: file })),
+                            (scratch === undefined
+                                ? { contents: file }
+                                : e.kind === 'source'
+                                    ? { contents: file.slice() } // a view would pin the chunk it is in
+                                    : { readContents: scratch.append(file) })),
                         narHash: e.nar.narHash,
                         ca: e.ca, // verified from the contents just now: relocation checks the path against it
                     });
