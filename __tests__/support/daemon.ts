@@ -141,6 +141,10 @@ export class DaemonStore {
     });
     // Other users must reach the socket, the config and the store through the scratch root.
     chmodSync(scratch.root, 0o755);
+    // Create the store's database now, alone: the daemon's first connection (the readiness probe
+    // below) forks a child that would create it while the test's first local command does, and
+    // two Nix 2.34 processes creating one database at once can fail with "database is busy".
+    await scratch.validPaths();
     const socket = join(scratch.root, 'daemon.sock');
     const log = openSync(join(scratch.root, 'daemon.log'), 'a');
     // NIX_REMOTE=local: with the default ("auto") a daemon whose socket exists serves each
