@@ -312,7 +312,9 @@ describe('the actions end to end', () => {
       } finally {
         for (const s of stores) s.dispose();
       }
-    });
+      // Six action runs, builds in two realms and three evaluations: more than the default
+      // 120 s leaves room for on a busy 2-core machine.
+    }, 300_000);
   });
 
   test('self-hosted: plan and realise through a shared directory, and upload: false publishes nothing', async () => {
