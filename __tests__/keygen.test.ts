@@ -22,7 +22,9 @@ describe('keygen files', () => {
     const files = { secretFile: join(dir, 'a.sec'), publicFile: join(dir, 'a.pub') };
     await writeKeyPair(pair, files);
     expect(statSync(files.secretFile).mode & 0o777).toBe(0o600);
-    expect(statSync(files.publicFile).mode & 0o777).toBe(0o644);
+    // Created 0644 less the umask (a user with umask 077 keeps even the public key private).
+    const umask = process.umask();
+    expect(statSync(files.publicFile).mode & 0o777).toBe(0o644 & ~umask);
     expect(readFileSync(files.secretFile, 'utf8')).toBe(pair.secretKey);
     expect(readFileSync(files.publicFile, 'utf8')).toBe(pair.publicKey);
     expect(pair.publicKey).toBe(formatPublicKey(publicKeyOf(parseSecretKey(pair.secretKey))));
