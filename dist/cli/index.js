@@ -372,9 +372,10 @@ function isHashAlgo(s) {
     return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';
 }
 /**
- * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not as a Buffer:
- * a Buffer is memory outside the JS heap, allocated and later freed for every hash (relocating
- * 10,000 .drvs takes some 85,000), while a short string and a 32-byte array live on the heap.
+ * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not
+ * as a Buffer: a Buffer is memory outside the JS heap, allocated and later freed for every hash
+ * (relocating 10,000 .drvs takes some 85,000), while a short string and a 32-byte array live on
+ * the heap.
  */
 function digestBytes(binary) {
     const out = new Uint8Array(binary.length);
@@ -399,8 +400,11 @@ function sha256(...data) {
     if (data.length === 1)
         return digestBytes((0,external_node_crypto_namespaceObject.hash)('sha256', data[0], 'binary'));
     let size = 0;
-    for (const d of data)
-        size += typeof d === 'string' ? JOINED.length + 1 : d.length;
+    for (const d of data) {
+        if (typeof d === 'string')
+            return hashBytes('sha256', ...data).bytes;
+        size += d.length;
+    }
     if (size > JOINED.length)
         return hashBytes('sha256', ...data).bytes;
     let at = 0;

@@ -43,8 +43,8 @@ export interface ExportLimits {
   /**
    * Keep the contents of single-file NARs up to this size (`.drv` and `toFile` texts), so a
    * verifier can parse and hash them in the same pass. Bounds memory per entry, not per stream.
-   * Kept contents are views into blocks shared by many entries (`ByteArena`): a caller that keeps
-   * a few of them long should copy those.
+   * Kept contents are views into blocks shared by many entries (`ByteArena`), or of the reader's
+   * own buffers (`keptFiles: 'view'`): a caller that keeps a few of them long should copy those.
    */
   keepFileUpTo: number;
 }

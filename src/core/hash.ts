@@ -24,9 +24,10 @@ export function isHashAlgo(s: string): s is HashAlgo {
 }
 
 /**
- * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not as a Buffer:
- * a Buffer is memory outside the JS heap, allocated and later freed for every hash (relocating
- * 10,000 .drvs takes some 85,000), while a short string and a 32-byte array live on the heap.
+ * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not
+ * as a Buffer: a Buffer is memory outside the JS heap, allocated and later freed for every hash
+ * (relocating 10,000 .drvs takes some 85,000), while a short string and a 32-byte array live on
+ * the heap.
  */
 export function digestBytes(binary: string): Uint8Array {
   const out = new Uint8Array(binary.length);
@@ -51,11 +52,14 @@ export function sha256(...data: (Uint8Array | string)[]): Uint8Array {
   // which costs less than the object while they fit.
   if (data.length === 1) return digestBytes(oneShotHash('sha256', data[0] as Uint8Array | string, 'binary'));
   let size = 0;
-  for (const d of data) size += typeof d === 'string' ? JOINED.length + 1 : d.length;
+  for (const d of data) {
+    if (typeof d === 'string') return hashBytes('sha256', ...data).bytes;
+    size += d.length;
+  }
   if (size > JOINED.length) return hashBytes('sha256', ...data).bytes;
   let at = 0;
-  for (const d of data) {
-    JOINED.set(d as Uint8Array, at);
+  for (const d of data as Uint8Array[]) {
+    JOINED.set(d, at);
     at += d.length;
   }
   return digestBytes(oneShotHash('sha256', JOINED.subarray(0, size), 'binary'));
