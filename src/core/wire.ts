@@ -55,34 +55,6 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
 }
 
-/** Size of the blocks `allocBytes` hands small arrays out of, and the largest it hands out. */
-const POOL_SIZE = 64 * 1024;
-const POOLED_UP_TO = 8 * 1024;
-let pool = new Uint8Array(0);
-let poolAt = 0;
-
-/**
- * `n` uninitialised bytes as a plain Uint8Array, for a caller that writes every one of them.
- * Small ones are views into a shared block, so the many short-lived arrays of a rewrite or parse
- * do not each get (and zero) a backing store of their own, which costs more than filling them.
- * (Node's own pool serves only up to 4 KiB from 8 KiB blocks: a .drv's environment values are
- * often bigger.) A view keeps its whole block alive: copy what is kept long.
- */
-export function allocBytes(n: number): Uint8Array {
-  if (n > POOLED_UP_TO) {
-    const b = Buffer.allocUnsafeSlow(n);
-    return new Uint8Array(b.buffer, b.byteOffset, n);
-  }
-  if (poolAt + n > pool.length) {
-    const b = Buffer.allocUnsafeSlow(POOL_SIZE);
-    pool = new Uint8Array(b.buffer, b.byteOffset, POOL_SIZE);
-    poolAt = 0;
-  }
-  const out = pool.subarray(poolAt, poolAt + n);
-  poolAt += n;
-  return out;
-}
-
 /** Concatenates chunks into one array. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   let total = 0;
@@ -97,32 +69,63 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * Copies of many small byte strings kept together in shared blocks, for a reader that keeps the
- * contents of thousands of objects: a Uint8Array of its own for each would be a backing store
- * allocated, tracked and freed outside the JS heap per object, which cost more than the copy.
- * A copy pins its whole block for as long as it lives: for callers that keep all of their copies,
- * or none, not a few of many.
+ * Many small byte arrays handed out of shared blocks: for a reader that keeps the contents of
+ * thousands of objects, or a writer that makes thousands of short-lived arrays, a Uint8Array of
+ * its own for each would be a backing store allocated, tracked and freed outside the JS heap per
+ * object, which cost more than the bytes in it. An array pins its whole block for as long as it
+ * lives: for callers that keep all of their arrays, or none, not a few of many.
  */
 export class ByteArena {
-  private block = new Uint8Array(0);
+  private block: Uint8Array = new Uint8Array(0);
   private at = 0;
 
-  /** @param blockSize size of each block; bytes over a quarter of it get an array of their own */
-  constructor(private readonly blockSize = 1024 * 1024) {}
+  /**
+   * @param blockSize size of each block
+   * @param largest bigger arrays get memory of their own (default: a quarter of a block)
+   */
+  constructor(
+    private readonly blockSize = 1024 * 1024,
+    private readonly largest = blockSize / 4,
+  ) {}
 
-  /** A copy of `bytes`. */
-  copy(bytes: Uint8Array): Uint8Array {
-    const n = bytes.length;
-    if (n > this.blockSize / 4) return bytes.slice();
+  /** `n` uninitialised bytes, for a caller that writes every one of them. */
+  alloc(n: number): Uint8Array {
+    if (n > this.largest) return uninitialised(n);
     if (this.at + n > this.block.length) {
-      this.block = new Uint8Array(this.blockSize);
+      this.block = uninitialised(this.blockSize);
       this.at = 0;
     }
     const out = this.block.subarray(this.at, this.at + n);
-    out.set(bytes);
     this.at += n;
     return out;
   }
+
+  /** A copy of `bytes`. */
+  copy(bytes: Uint8Array): Uint8Array {
+    const out = this.alloc(bytes.length);
+    out.set(bytes);
+    return out;
+  }
+}
+
+/** A plain Uint8Array of `n` bytes with memory of its own, not zeroed. */
+function uninitialised(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
+}
+
+/** The blocks `allocBytes` hands small arrays out of: 64 KiB, arrays up to 8 KiB. */
+const SMALL = new ByteArena(64 * 1024, 8 * 1024);
+
+/**
+ * `n` uninitialised bytes as a plain Uint8Array, for a caller that writes every one of them.
+ * Small ones are views into a shared block, so the many short-lived arrays of a rewrite or parse
+ * do not each get (and zero) a backing store of their own, which costs more than filling them.
+ * (Node's own pool serves only up to 4 KiB from 8 KiB blocks: a .drv's environment values are
+ * often bigger.) A view keeps its whole block alive: copy what is kept long.
+ */
+export function allocBytes(n: number): Uint8Array {
+  return SMALL.alloc(n);
 }
 
 /**
