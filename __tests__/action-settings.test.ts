@@ -335,3 +335,22 @@ describe('action.yml', () => {
     expect(declared('promote/action.yml', 'outputs')).toEqual(names(PromoteOutput));
   });
 });
+
+describe('the workflows', () => {
+  // A tag can be moved to other code after review; a commit cannot. The comment names the release.
+  test('pin every action outside this repository to a full commit, with its version beside it', () => {
+    const uses = ['ci.yml', 'e2e.yml'].flatMap((f) =>
+      [
+        ...readFileSync(new URL(`../.github/workflows/${f}`, import.meta.url), 'utf8').matchAll(
+          /^\s*(?:- )?uses:\s*(\S+)(.*)$/gm,
+        ),
+      ].map((m) => ({ ref: m[1] ?? '', comment: (m[2] ?? '').trim() })),
+    );
+    const remote = uses.filter((u) => !u.ref.startsWith('./'));
+    expect(remote.length).toBeGreaterThan(0);
+    for (const u of remote) {
+      expect(u.ref).toMatch(/^[\w.-]+\/[\w./-]+@[0-9a-f]{40}$/);
+      expect(u.comment).toMatch(/^# v\d+(\.\d+)*$/);
+    }
+  });
+});
