@@ -161,7 +161,7 @@ describe.each(nixVersions())('reading closures with Nix $label', (version) => {
         join(dir, 'default.nix'),
         '--argstr',
         'system',
-        'x86_64-linux',
+        SYSTEM,
         '-A',
         'hello',
         '-A',

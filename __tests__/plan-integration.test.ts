@@ -125,7 +125,6 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
     const { bundle, manifest } = await exportThenWipe(() => [`path:${flake}#hello`], 'flake');
     const checker = newStore();
     const [expected] = await checker.instantiate(join(flake, 'default.nix'), ['hello']);
-    expect(SYSTEM).toBe('x86_64-linux'); // the flake fixture pins this system
     expect(manifest.roots).toEqual([
       { installable: `path:${flake}#hello`, drvPath: expected, outputs: manifest.roots[0]?.outputs },
     ]);
