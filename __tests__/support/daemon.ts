@@ -141,11 +141,18 @@ export class DaemonStore {
     });
     // Other users must reach the socket, the config and the store through the scratch root.
     chmodSync(scratch.root, 0o755);
+    const socket = join(scratch.root, 'daemon.sock');
+    // sockaddr_un holds 108 bytes with the NUL: a longer path cannot be listened on or reached.
+    if (Buffer.byteLength(socket) > 107) {
+      scratch.dispose();
+      throw new Error(
+        `the test daemon's socket ${socket} is ${Buffer.byteLength(socket)} bytes, over the 107 a Unix socket path may have: run the tests with a shorter TMPDIR`,
+      );
+    }
     // Create the store's database now, alone: the daemon's first connection (the readiness probe
     // below) forks a child that would create it while the test's first local command does, and
     // two Nix 2.34 processes creating one database at once can fail with "database is busy".
     await scratch.validPaths();
-    const socket = join(scratch.root, 'daemon.sock');
     const log = openSync(join(scratch.root, 'daemon.log'), 'a');
     // NIX_REMOTE=local: with the default ("auto") a daemon whose socket exists serves each
     // connection by connecting to itself, forking without end.
