@@ -146,10 +146,6 @@ class TokenTable {
     this.hasRepl[id] = 1;
   }
 
-  has(token: string): boolean {
-    return this.ids.has(token);
-  }
-
   /** True when token `id` has its new value. */
   ready(id: number): boolean {
     return this.hasRepl[id] === 1;
@@ -254,11 +250,6 @@ export class StoreRewriter {
    */
   set(oldHash: string, newHash: string): void {
     this.hashes.set(oldHash, newHash);
-  }
-
-  /** True when `oldHash` has been declared. */
-  knows(oldHash: string): boolean {
-    return this.hashes.has(oldHash);
   }
 
   /** Makes a placeholder known (its 52 nix32 characters, without the leading slash). */
