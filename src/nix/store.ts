@@ -6,6 +6,7 @@ import { NixPlanError } from '../core/errors.js';
 import { parseHash, toHex } from '../core/hash.js';
 import { identifyContentAddress } from '../core/content-address.js';
 import { dependenciesFirst } from '../core/closure.js';
+import type { ObjectKind } from '../core/bundle/manifest.js';
 import type { CommandRunner } from './runner.js';
 
 /** One path's registration in the store's database, as `nix-store --dump-db` prints it. */
@@ -19,8 +20,7 @@ export interface PathInfo {
   readonly references: readonly string[];
 }
 
-/** What kind of object a closure member is (the same names as core/closure.ts's ObjectKind). */
-export type ObjectKind = 'drv' | 'text' | 'source' | 'output';
+export type { ObjectKind };
 
 /** A closure member with its registration and kind. */
 export interface ClosureObject extends PathInfo {

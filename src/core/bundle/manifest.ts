@@ -11,7 +11,6 @@ import { LimitError, MalformedError, NixPlanError } from '../errors.js';
 import { sha256, toHex } from '../hash.js';
 import { parseStorePath, storeDirProblem } from '../store-path.js';
 import { checkDetached, signRaw, type PublicKey, type SecretKey } from '../signing.js';
-import type { ObjectKind } from '../closure.js';
 
 /** The `format` every bundle manifest names. */
 export const MANIFEST_FORMAT = 'nix-plan';
@@ -24,8 +23,8 @@ export const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
 
 /** What a bundle holds: the plan (`drvs`), plus fixed-output sources, or the built outputs. */
 export type Include = 'drvs' | 'sources' | 'outputs';
-/** The kinds of store object a bundle counts (closure.ts's kinds). */
-export type { ObjectKind };
+/** What a store object in a plan is: a .drv, a text file (toFile), a source, or a build output. */
+export type ObjectKind = 'drv' | 'text' | 'source' | 'output';
 /** Every object kind, in the order counts are listed. */
 export const OBJECT_KINDS: readonly ObjectKind[] = ['drv', 'text', 'source', 'output'];
 const INCLUDES: readonly Include[] = ['drvs', 'sources', 'outputs'];
