@@ -583,7 +583,7 @@ function makeStorePath(type, innerHex, name, storeDir) {
 function typeWithReferences(type, references, self) {
     const refs = Array.isArray(references) ? references : [...references];
     // References usually come sorted already (a .drv's are): sort only a copy, and only when not.
-    const sorted = isSorted(refs) ? refs : [...refs].sort(store_path_compareStrings);
+    const sorted = isSorted(refs) ? refs : [...refs].sort(compareStrings);
     // One join makes a flat string; repeated += would make a rope that hashing must flatten first.
     return (sorted.length === 0 ? type : type + ':' + sorted.join(':')) + (self ? ':self' : '');
 }
@@ -618,7 +618,7 @@ function makeOutputPath(drvName, output, hashModuloHex, storeDir) {
     return makeStorePath(`output:${output}`, hashModuloHex, outputPathName(drvName, output), storeDir);
 }
 /** Byte-wise comparison of strings (Nix sorts by bytes; for ASCII this equals code unit order). */
-function store_path_compareStrings(a, b) {
+function compareStrings(a, b) {
     return a < b ? -1 : a > b ? 1 : 0;
 }
 /** True when `xs` is in `compareStrings` order without duplicates. */
@@ -2555,7 +2555,7 @@ function narinfoFingerprint(info) {
         throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
     if (!(info.narSize > 0))
         throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-    const refs = [...info.references].sort(store_path_compareStrings).join(',');
+    const refs = [...info.references].sort(compareStrings).join(',');
     return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
 }
 /** A narinfo `Sig:` value for the object. */
@@ -4217,74 +4217,7 @@ async function applyPlan(bundlePath, options, deps) {
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/core/closure.ts
-// Closure walking over an injected reference lookup: dependencies first, deterministic, iterative.
-
-
-/** A closure that is not closed (a reference nobody has) or not a DAG (a cycle). */
-class ClosureError extends errors_NixPlanError {
-    problem;
-    paths;
-    name = 'ClosureError';
-    constructor(problem, 
-    /** missing: [referrer…, missing path]; cycle: the paths around the cycle, first repeated last. */
-    paths, message) {
-        super('closure', message);
-        this.problem = problem;
-        this.paths = paths;
-    }
-}
-/**
- * Walks the closure of `roots`, dependencies first; throws ClosureError on a cycle or missing path.
- *
- * `references(path)` returns the path's references, or undefined when the path is unknown.
- * A path referring to itself (build outputs may) is not a cycle. The order is a depth-first
- * post-order visiting roots in the order given and references in sorted order, so the same
- * input always gives the same output whatever order the lookup lists references in. Each path
- * is looked up once; the walk keeps its own stack, so graphs of any depth are fine.
- */
-function closureOrder(roots, references) {
-    const state = new Map();
-    const order = [];
-    const stack = [];
-    const enter = (path, referrer) => {
-        const refs = references(path);
-        if (refs === undefined) {
-            const chain = [...stack.map((f) => f.path), path];
-            throw new ClosureError('missing', chain, referrer === undefined
-                ? `path ${path} is not in the closure (nothing is known about it)`
-                : `path ${path}, referenced by ${referrer}, is missing from the closure`);
-        }
-        state.set(path, 'active');
-        stack.push({ path, refs: [...refs].sort(compareStrings), next: 0 });
-    };
-    for (const root of roots) {
-        if (state.get(root) === 'done')
-            continue;
-        enter(root, undefined);
-        while (stack.length > 0) {
-            const top = stack[stack.length - 1];
-            if (top.next < top.refs.length) {
-                const ref = top.refs[top.next++];
-                if (ref === top.path)
-                    continue;
-                const s = state.get(ref);
-                if (s === 'done')
-                    continue;
-                if (s === 'active') {
-                    const from = stack.findIndex((f) => f.path === ref);
-                    const cycle = [...stack.slice(from).map((f) => f.path), ref];
-                    throw new ClosureError('cycle', cycle, `the closure has a reference cycle: ${cycle.join(' -> ')}`);
-                }
-                enter(ref, top.path);
-                continue;
-            }
-            stack.pop();
-            state.set(top.path, 'done');
-            order.push(top.path);
-        }
-    }
-    return order;
-}
+// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
 /**
  * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
  * already is one (an iterative depth-first post-order, so chains of any length are fine).
@@ -5840,7 +5773,7 @@ class DerivationHasher {
                     fail(label, `it uses output '${o}' that ${input.path} does not have`);
             entries.push({ path: this.hexOf.get(input.path), outputs: input.outputs });
         }
-        entries.sort((a, b) => store_path_compareStrings(a.path, b.path));
+        entries.sort((a, b) => compareStrings(a.path, b.path));
         const merged = [];
         for (const e of entries) {
             const last = merged[merged.length - 1];
@@ -5852,7 +5785,7 @@ class DerivationHasher {
         // Output lists are sorted already unless built by hand, or merged from several inputs.
         for (const m of merged)
             if (!isStrictlySorted(m.outputs))
-                m.outputs = [...new Set(m.outputs)].sort(store_path_compareStrings);
+                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
         return serialiseInputDrvs(merged);
     }
     /**
@@ -5997,9 +5930,6 @@ class TokenTable {
             repl[base + k] = replacement.charCodeAt(k);
         this.hasRepl[id] = 1;
     }
-    has(token) {
-        return this.ids.has(token);
-    }
     /** True when token `id` has its new value. */
     ready(id) {
         return this.hasRepl[id] === 1;
@@ -6100,10 +6030,6 @@ class StoreRewriter {
      */
     set(oldHash, newHash) {
         this.hashes.set(oldHash, newHash);
-    }
-    /** True when `oldHash` has been declared. */
-    knows(oldHash) {
-        return this.hashes.has(oldHash);
     }
     /** Makes a placeholder known (its 52 nix32 characters, without the leading slash). */
     declarePlaceholder(oldHash) {
@@ -6792,7 +6718,7 @@ class Relocator {
             // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
             const rewritten = this.rewrite(bytes);
             const contents = rewritten === bytes ? rewritten : rewritten.slice();
-            const references = obj.references.map((p) => this.mapPath(p)).sort(store_path_compareStrings);
+            const references = obj.references.map((p) => this.mapPath(p)).sort(compareStrings);
             const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
             out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
         }
@@ -6927,8 +6853,8 @@ function relocatedHead(drv, outputs, masked, cx) {
         outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
         inputDrvs: drv.inputDrvs
             .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
-            .sort((a, b) => store_path_compareStrings(a.path, b.path)),
-        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(store_path_compareStrings),
+            .sort((a, b) => compareStrings(a.path, b.path)),
+        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
         system: cx.rewrite(drv.system),
     };
 }
