@@ -10,6 +10,7 @@ import {
   regularFileNar,
   regularFileNarSize,
   summariseNar,
+  tryReadFileNar,
   writeNar,
   type FileTree,
   type NarLimits,
@@ -321,6 +322,84 @@ describe('readNar', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  test('reads a one-file NAR that is buffered whole at once, exactly as it reads it in pieces', async () => {
+    // What the one-look reader (`tryReadFileNar`) gives must be what the token-at-a-time reader
+    // gives for the same bytes, and it must leave the reader right after the NAR.
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), async (contents, executable) => {
+        const nar = concatBytes(regularFileNar(contents, executable));
+        const whole = ByteReader.from([concatBytes([nar, enc('TAIL')])], 'test');
+        expect(await whole.atEnd()).toBe(false); // buffers the one chunk
+        const seen: Uint8Array[] = [];
+        const fast = tryReadFileNar(whole, DEFAULT_NAR_LIMITS, 300, (c) => seen.push(c.slice()));
+        expect(fast).toBeDefined();
+        expect(concatBytes(seen)).toEqual(nar);
+        expect(new TextDecoder().decode(await whole.readExact(4))).toBe('TAIL');
+        const pieces = await summariseNar(chunked(nar, [7]), DEFAULT_NAR_LIMITS, 300);
+        expect(fast).toEqual(pieces);
+      }),
+    );
+  });
+
+  test('leaves to the general reader what it cannot read whole, having read nothing', async () => {
+    const file = concatBytes(regularFileNar(enc('x'.repeat(100))));
+    const cases: [string, Uint8Array, number][] = [
+      ['a directory', await collect(writeNar(dir([['a', regularFile(enc('a'))]]))), 1024],
+      ['a symlink', await collect(writeNar({ type: 'symlink', target: enc('a') })), 1024],
+      ['a file above keepFileUpTo', file, 99],
+      ['a file cut short', file.subarray(0, file.length - 1), 1024],
+      ['a file with a bad closing token', concatBytes([file.subarray(0, file.length - 8), u64(0)]), 1024],
+    ];
+    for (const [what, bytes, keepUpTo] of cases) {
+      const reader = ByteReader.from([bytes], 'test');
+      await reader.atEnd();
+      expect([what, tryReadFileNar(reader, DEFAULT_NAR_LIMITS, keepUpTo)]).toEqual([what, undefined]);
+      expect([what, reader.offset]).toEqual([what, 0]);
+    }
+    // And a file exactly as large as keepFileUpTo is read whole.
+    const exact = ByteReader.from([file], 'test');
+    await exact.atEnd();
+    expect(tryReadFileNar(exact, DEFAULT_NAR_LIMITS, 100)?.file?.contents).toEqual(enc('x'.repeat(100)));
+  });
+
+  test('a mutated one-file NAR read whole gives what reading it in pieces gives, or the same error', async () => {
+    const nars = fc
+      .sample(fc.tuple(fc.uint8Array({ maxLength: 40 }), fc.boolean()), { numRuns: 20, seed: 11 })
+      .map(([c, x]) => concatBytes(regularFileNar(c, x)));
+    // summariseNar with its one chunk buffered before the NAR is read, as an export stream's is.
+    const readWhole = async (bytes: Uint8Array): Promise<unknown> => {
+      const reader = ByteReader.from([bytes], 'NAR');
+      await reader.atEnd();
+      const fast = tryReadFileNar(reader, DEFAULT_NAR_LIMITS, 1024);
+      if (fast !== undefined) read++;
+      const summary = fast ?? (await readNar(reader, DEFAULT_NAR_LIMITS, 1024));
+      if (!(await reader.atEnd())) throw reader.error('trailing bytes after the NAR');
+      return summary;
+    };
+    let read = 0;
+    const outcome = (p: Promise<unknown>): Promise<unknown> =>
+      p.then(
+        (summary) => ({ summary }),
+        (e: unknown) => ({ error: String(e), type: (e as Error).constructor.name }),
+      );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: nars.length - 1 }),
+        fc.nat(),
+        fc.integer({ min: 0, max: 255 }),
+        async (which, pos, value) => {
+          const bad = (nars[which] ?? new Uint8Array(0)).slice();
+          bad[pos % bad.length] = value;
+          const whole = await outcome(readWhole(bad));
+          const pieces = await outcome(summariseNar(chunked(bad, [11]), DEFAULT_NAR_LIMITS, 1024));
+          expect(whole).toEqual(pieces);
+        },
+      ),
+      { numRuns: 500 },
+    );
+    expect(read).toBeGreaterThan(10); // mutations of the contents, and ones that change nothing
   });
 
   test('random bytes are refused with a typed error', async () => {

@@ -967,6 +967,14 @@ class wire_ByteReader {
     // already buffered, and a stream of small drvs is mostly small fields. Each consumes nothing
     // and returns undefined unless all it needs is in the current chunk and well formed; the
     // waiting read then reads the same bytes again and reports any problem.
+    /**
+     * The unread bytes of the current chunk, consuming nothing: for a parser that looks at a whole
+     * structure before it reads it (`tryReadExact` then consumes what it took).
+     */
+    peekBuffered() {
+        const c = this.chunks[this.first];
+        return c === undefined ? EMPTY : c.subarray(this.head);
+    }
     /** Like readExact, when the `n` bytes are in the current chunk. */
     tryReadExact(n) {
         const c = this.chunks[this.first];
@@ -2035,6 +2043,9 @@ async function readLength(reader, max, what) {
  * Throws MalformedError (with the byte offset) or LimitError.
  */
 async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => bytes.slice()) {
+    const whole = tryReadFileNar(reader, limits, keepFileUpTo, onBytes, keep);
+    if (whole !== undefined)
+        return whole;
     const start = reader.offset;
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     const untap = reader.tap(onBytes === undefined
@@ -2062,6 +2073,52 @@ async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => 
         if (!ok)
             untap(false);
     }
+}
+/**
+ * `readNar` for the commonest NAR, one regular file to be kept (every .drv and text of a plan),
+ * when all of it is in the reader's current chunk: recognised whole, as the exact bytes its
+ * canonical form has, and read at once, without a token at a time or a wait. Undefined, having
+ * read nothing, for anything else (the general reader then reads it, or says what is wrong).
+ */
+function tryReadFileNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => bytes.slice()) {
+    const b = reader.peekBuffered();
+    const executable = !startsWith(b, FILE_HEAD, 0);
+    const head = executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD;
+    if (executable && !startsWith(b, head, 0))
+        return undefined;
+    const h = head.length;
+    if (b.length < h + 8 || (b[h + 4] | b[h + 5] | b[h + 6] | b[h + 7]) !== 0)
+        return undefined;
+    const size = (b[h] | (b[h + 1] << 8) | (b[h + 2] << 16) | (b[h + 3] << 24)) >>> 0;
+    if (size > keepFileUpTo || size > limits.maxFileSize)
+        return undefined;
+    const start = h + 8;
+    const end = start + size;
+    const padded = end + padLength(size);
+    const total = padded + CLOSE.length;
+    if (b.length < total || !startsWith(b, CLOSE, padded))
+        return undefined;
+    for (let k = end; k < padded; k++)
+        if (b[k] !== 0)
+            return undefined;
+    const nar = reader.tryReadExact(total); // the bytes just looked at, now consumed
+    onBytes?.(nar);
+    const contents = nar.subarray(start, end);
+    return {
+        narHash: sha256(nar),
+        narSize: total,
+        file: { executable, contents: keep(contents) },
+        fileHash: sha256(contents),
+    };
+}
+/** True when `b` holds `prefix` at `at`. */
+function startsWith(b, prefix, at) {
+    if (b.length - at < prefix.length)
+        return false;
+    for (let k = 0; k < prefix.length; k++)
+        if (b[at + k] !== prefix[k])
+            return false;
+    return true;
 }
 async function readBody(reader, limits, keepFileUpTo, keep) {
     const magicAt = reader.offset;
@@ -2355,7 +2412,10 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
                 throw reader.error(`expected 0 or 1 before an entry, found ${marker === Infinity ? 'a value above 2^53' : marker}`, markerAt);
             if (index >= lim.maxPaths)
                 throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
-            const nar = await readNar(reader, lim.nar, lim.keepFileUpTo, onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index), keep);
+            const onBytes = onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index);
+            // A .drv or text that is buffered whole is read without awaiting anything.
+            const nar = tryReadFileNar(reader, lim.nar, lim.keepFileUpTo, onBytes, keep) ??
+                (await readNar(reader, lim.nar, lim.keepFileUpTo, onBytes, keep));
             const magicAt = reader.offset;
             const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (magic !== EXPORT_MAGIC)

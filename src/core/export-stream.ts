@@ -1,6 +1,6 @@
 // The `nix-store --export` stream: a streaming writer and a streaming, validating reader.
 import { LimitError, MalformedError, NixPlanError } from './errors.js';
-import { DEFAULT_NAR_LIMITS, readNar, type NarLimits, type NarSummary } from './nar.js';
+import { DEFAULT_NAR_LIMITS, readNar, tryReadFileNar, type NarLimits, type NarSummary } from './nar.js';
 import { isStrictlySorted, parseStorePath, storeDirProblem } from './store-path.js';
 import { ByteArena, ByteReader, ChunkBatcher, padLength, u64 } from './wire.js';
 
@@ -249,13 +249,11 @@ export async function* readExport(
         );
       if (index >= lim.maxPaths)
         throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
-      const nar = await readNar(
-        reader,
-        lim.nar,
-        lim.keepFileUpTo,
-        onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index),
-        keep,
-      );
+      const onBytes = onNarBytes === undefined ? undefined : (chunk: Uint8Array) => onNarBytes(chunk, index);
+      // A .drv or text that is buffered whole is read without awaiting anything.
+      const nar =
+        tryReadFileNar(reader, lim.nar, lim.keepFileUpTo, onBytes, keep) ??
+        (await readNar(reader, lim.nar, lim.keepFileUpTo, onBytes, keep));
       const magicAt = reader.offset;
       const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
       if (magic !== EXPORT_MAGIC) throw reader.error('bad export entry magic (expected "NIXE")', magicAt);

@@ -281,6 +281,8 @@ export async function readNar(
   onBytes?: (chunk: Uint8Array) => void,
   keep: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes.slice(),
 ): Promise<NarSummary> {
+  const whole = tryReadFileNar(reader, limits, keepFileUpTo, onBytes, keep);
+  if (whole !== undefined) return whole;
   const start = reader.offset;
   const hash = createHash('sha256');
   const untap = reader.tap(
@@ -306,6 +308,51 @@ export async function readNar(
   } finally {
     if (!ok) untap(false);
   }
+}
+
+/**
+ * `readNar` for the commonest NAR, one regular file to be kept (every .drv and text of a plan),
+ * when all of it is in the reader's current chunk: recognised whole, as the exact bytes its
+ * canonical form has, and read at once, without a token at a time or a wait. Undefined, having
+ * read nothing, for anything else (the general reader then reads it, or says what is wrong).
+ */
+export function tryReadFileNar(
+  reader: ByteReader,
+  limits: NarLimits,
+  keepFileUpTo: number,
+  onBytes?: (chunk: Uint8Array) => void,
+  keep: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes.slice(),
+): NarSummary | undefined {
+  const b = reader.peekBuffered();
+  const executable = !startsWith(b, FILE_HEAD, 0);
+  const head = executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD;
+  if (executable && !startsWith(b, head, 0)) return undefined;
+  const h = head.length;
+  if (b.length < h + 8 || (b[h + 4]! | b[h + 5]! | b[h + 6]! | b[h + 7]!) !== 0) return undefined;
+  const size = (b[h]! | (b[h + 1]! << 8) | (b[h + 2]! << 16) | (b[h + 3]! << 24)) >>> 0;
+  if (size > keepFileUpTo || size > limits.maxFileSize) return undefined;
+  const start = h + 8;
+  const end = start + size;
+  const padded = end + padLength(size);
+  const total = padded + CLOSE.length;
+  if (b.length < total || !startsWith(b, CLOSE, padded)) return undefined;
+  for (let k = end; k < padded; k++) if (b[k] !== 0) return undefined;
+  const nar = reader.tryReadExact(total)!; // the bytes just looked at, now consumed
+  onBytes?.(nar);
+  const contents = nar.subarray(start, end);
+  return {
+    narHash: sha256(nar),
+    narSize: total,
+    file: { executable, contents: keep(contents) },
+    fileHash: sha256(contents),
+  };
+}
+
+/** True when `b` holds `prefix` at `at`. */
+function startsWith(b: Uint8Array, prefix: Uint8Array, at: number): boolean {
+  if (b.length - at < prefix.length) return false;
+  for (let k = 0; k < prefix.length; k++) if (b[at + k] !== prefix[k]) return false;
+  return true;
 }
 
 interface Frame {

@@ -317,6 +317,15 @@ export class ByteReader {
   // and returns undefined unless all it needs is in the current chunk and well formed; the
   // waiting read then reads the same bytes again and reports any problem.
 
+  /**
+   * The unread bytes of the current chunk, consuming nothing: for a parser that looks at a whole
+   * structure before it reads it (`tryReadExact` then consumes what it took).
+   */
+  peekBuffered(): Uint8Array {
+    const c = this.chunks[this.first];
+    return c === undefined ? EMPTY : c.subarray(this.head);
+  }
+
   /** Like readExact, when the `n` bytes are in the current chunk. */
   tryReadExact(n: number): Uint8Array | undefined {
     const c = this.chunks[this.first];
