@@ -46,7 +46,9 @@ function expectSameClosure(relocated: Relocation, original: StoreClosure, native
     const n = native.byPath.get(r.path)!;
     // Sources: Nix copied the same bytes natively, so the NAR is the original one.
     if (r.kind === 'source')
-      expect(Buffer.from(n.narHash).equals(Buffer.from(original.byPath.get(r.oldPath)!.narHash))).toBe(true);
+      expect(Buffer.from(n.narHash!).equals(Buffer.from(original.byPath.get(r.oldPath)!.narHash!))).toBe(
+        true,
+      );
     expect({ path: r.path, kind: r.kind, refs: [...r.references].sort() }).toEqual({
       path: n.path,
       kind: n.kind,
@@ -140,7 +142,7 @@ describe.each(nixVersions())('relocation oracle on Nix $label', (version) => {
         text: text(o.contents),
         refs: o.references,
       });
-      expect(Buffer.from(r.narHash).equals(Buffer.from(o.narHash))).toBe(true);
+      expect(Buffer.from(r.narHash!).equals(Buffer.from(o.narHash!))).toBe(true);
     }
   });
 

@@ -12,6 +12,7 @@ import {
 import { identifyContentAddress } from '../src/core/content-address.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
+import { nix32Encode } from '../src/core/nix32.js';
 import { compareStrings, hashPartOf, makeSourcePath, makeTextPath } from '../src/core/store-path.js';
 import { serialiseDerivation, type Derivation } from '../src/core/derivation.js';
 import { DerivationHasher, computeDrvPath } from '../src/core/derivation-hash.js';
@@ -256,7 +257,7 @@ describe('relocateClosure', () => {
     expect(relocate(b.objects, '/b/store/')).toMatchObject({ code: 'realm' });
 
     // A source with references (to itself: other references would be refused as outside the closure).
-    const selfRef = makeSourcePath('hello.txt', src.narHash, '/a/store', [], true);
+    const selfRef = makeSourcePath('hello.txt', src.narHash!, '/a/store', [], true);
     expect(relocate([{ ...src, path: selfRef, references: [selfRef] }]).message).toContain(
       `${selfRef}: it is a source with references`,
     );
@@ -427,7 +428,7 @@ describe('a content address the verifier already computed', () => {
     const { b } = await sampleClosure('/a/store');
     const caOf = (o: RelocObject): string => {
       const file = o.contents === undefined ? undefined : { executable: false, contents: o.contents };
-      const ca = identifyContentAddress({ ...o, file }, '/a/store');
+      const ca = identifyContentAddress({ ...o, narHash: o.narHash!, file }, '/a/store');
       if (ca === undefined) throw new Error(`${o.path} is not content-addressed`);
       return ca.ca;
     };
@@ -457,6 +458,25 @@ describe('a content address the verifier already computed', () => {
       expect(relocateClosure(withCaAt(i, `text:sha256:${'0'.repeat(52)}`), '/a/store', '/b/store')).toEqual(
         plain,
       );
+    }
+  });
+
+  test('needs no NAR hash for a .drv or text file, and refuses a source without one', async () => {
+    const { b } = await sampleClosure('/a/store');
+    const plain = relocateClosure(b.objects, '/a/store', '/b/store');
+    const files = b.objects.map((o) => (o.kind === 'source' ? o : { ...o, narHash: undefined }));
+    expect(relocateClosure(files, '/a/store', '/b/store')).toEqual(plain);
+    const source = b.objects.find((o) => o.kind === 'source')!;
+    const withCa = (o: RelocObject): RelocObject => ({
+      ...o,
+      ca: `fixed:r:sha256:${nix32Encode(o.narHash!)}`,
+    });
+    for (const given of [source, withCa(source)]) {
+      const without = b.objects.map((o) => (o === source ? { ...given, narHash: undefined } : o));
+      expect(codeOf(() => relocateClosure(without, '/a/store', '/b/store'))).toEqual({
+        code: 'relocate',
+        message: expect.stringContaining(source.path),
+      });
     }
   });
 });

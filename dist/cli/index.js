@@ -653,8 +653,9 @@ function identifyContentAddress(obj, storeDir) {
     }
     const others = obj.references.filter((r) => r !== obj.path);
     const self = others.length !== obj.references.length;
-    if (makeSourcePath(name, obj.narHash, storeDir, others, self) === obj.path)
-        return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(obj.narHash)}` };
+    const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
+    if (makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
+        return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(narHash)}` };
     if (file !== undefined && !file.executable && obj.references.length === 0) {
         for (const algo of FLAT_ALGOS) {
             const hash = algo === 'sha256' && obj.fileSha256 !== undefined
@@ -2104,12 +2105,26 @@ function tryReadFileNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) =>
     const nar = reader.tryReadExact(total); // the bytes just looked at, now consumed
     onBytes?.(nar);
     const contents = nar.subarray(start, end);
-    return {
-        narHash: sha256(nar),
-        narSize: total,
-        file: { executable, contents: keep(contents) },
-        fileHash: sha256(contents),
-    };
+    return new KeptFileNar(total, { executable, contents: keep(contents) }, sha256(contents));
+}
+/**
+ * The summary of a one-file NAR read whole, whose NAR hash is computed from the kept file when it
+ * is first asked for: a .drv's or text's content address is its file's hash, and relocating or
+ * importing a plan never asks for theirs (binary caches do).
+ */
+class KeptFileNar {
+    narSize;
+    file;
+    fileHash;
+    hash;
+    constructor(narSize, file, fileHash) {
+        this.narSize = narSize;
+        this.file = file;
+        this.fileHash = fileHash;
+    }
+    get narHash() {
+        return (this.hash ??= sha256(...regularFileNar(this.file.contents, this.file.executable)));
+    }
 }
 /** True when `b` holds `prefix` at `at`. */
 function startsWith(b, prefix, at) {
@@ -3457,7 +3472,7 @@ function classify(entry, manifest, limits, derivations) {
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
-        narHash: entry.nar.narHash,
+        narHash: () => entry.nar.narHash, // not asked for a .drv or text: its NAR is never hashed
         file: entry.nar.file,
         fileSha256: entry.nar.fileHash,
     }, manifest.storeDir);
@@ -6453,7 +6468,7 @@ function checkGivenContentAddress(obj, from) {
             ? undefined
             : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
     if (ca.startsWith('fixed:r:')) {
-        if (ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`)
+        if (obj.narHash === undefined || ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`)
             return undefined;
         const others = obj.references.filter((r) => r !== obj.path);
         const self = others.length !== obj.references.length;
@@ -6477,7 +6492,7 @@ function selfCheck(obj, from) {
         : identifyContentAddress({
             path: obj.path,
             references: obj.references,
-            narHash: obj.narHash,
+            narHash: () => obj.narHash ?? refuseWithoutNarHash(obj),
             file: contents === undefined ? undefined : { executable: false, contents },
         }, from);
     if (ca === undefined)
@@ -6496,6 +6511,9 @@ function bytesOf(obj) {
 function contentsOf(obj) {
     return bytesOf(obj) ?? refuseWithoutContents(obj);
 }
+function refuseWithoutNarHash(obj) {
+    return refuse(`cannot relocate ${obj.path}: it is not a text file, and its NAR hash was not given`);
+}
 function refuseWithoutContents(obj) {
     return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
 }
@@ -6503,7 +6521,7 @@ function refuseWithoutContents(obj) {
 function relocatedSourcePath(obj, ca, to) {
     const name = nameOf(obj.path);
     if (ca.startsWith('fixed:r:sha256:'))
-        return makeSourcePath(name, obj.narHash, to);
+        return makeSourcePath(name, obj.narHash ?? refuseWithoutNarHash(obj), to);
     const algoAndHash = ca.slice('fixed:'.length);
     return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
 }
@@ -7268,7 +7286,8 @@ async function relocatePlan(bundlePath, options, deps) {
                                 : e.kind === 'source'
                                     ? { contents: file.slice() } // a view would pin the chunk it is in
                                     : { readContents: scratch.append(file) })),
-                        narHash: e.nar.narHash,
+                        // A source's new path is made from it; a .drv's or text's NAR is never hashed.
+                        ...(e.kind === 'source' && { narHash: e.nar.narHash }),
                         ca: e.ca, // verified from the contents just now: relocation checks the path against it
                     });
                 },

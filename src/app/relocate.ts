@@ -298,7 +298,8 @@ export async function relocatePlan(
                   : e.kind === 'source'
                     ? { contents: file.slice() } // a view would pin the chunk it is in
                     : { readContents: scratch.append(file) })),
-              narHash: e.nar.narHash,
+              // A source's new path is made from it; a .drv's or text's NAR is never hashed.
+              ...(e.kind === 'source' && { narHash: e.nar.narHash }),
               ca: e.ca, // verified from the contents just now: relocation checks the path against it
             });
           },

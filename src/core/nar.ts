@@ -42,8 +42,8 @@ export const DEFAULT_NAR_LIMITS: Readonly<NarLimits> = Object.freeze({
 /** What reading a NAR established about it. */
 export interface NarSummary {
   /** sha256 of the NAR bytes. */
-  narHash: Uint8Array;
-  narSize: number;
+  readonly narHash: Uint8Array;
+  readonly narSize: number;
   /** For a NAR that is one regular file no bigger than `keepFileUpTo`: its bytes. */
   file?: { executable: boolean; contents: Uint8Array };
   /**
@@ -340,12 +340,26 @@ export function tryReadFileNar(
   const nar = reader.tryReadExact(total)!; // the bytes just looked at, now consumed
   onBytes?.(nar);
   const contents = nar.subarray(start, end);
-  return {
-    narHash: sha256(nar),
-    narSize: total,
-    file: { executable, contents: keep(contents) },
-    fileHash: sha256(contents),
-  };
+  return new KeptFileNar(total, { executable, contents: keep(contents) }, sha256(contents));
+}
+
+/**
+ * The summary of a one-file NAR read whole, whose NAR hash is computed from the kept file when it
+ * is first asked for: a .drv's or text's content address is its file's hash, and relocating or
+ * importing a plan never asks for theirs (binary caches do).
+ */
+class KeptFileNar implements NarSummary {
+  private hash: Uint8Array | undefined;
+
+  constructor(
+    readonly narSize: number,
+    readonly file: { executable: boolean; contents: Uint8Array },
+    readonly fileHash: Uint8Array,
+  ) {}
+
+  get narHash(): Uint8Array {
+    return (this.hash ??= sha256(...regularFileNar(this.file.contents, this.file.executable)));
+  }
 }
 
 /** True when `b` holds `prefix` at `at`. */

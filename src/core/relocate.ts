@@ -53,8 +53,11 @@ export interface RelocObject {
    * caller can keep the bytes of a large closure out of memory.
    */
   readContents?: (() => Uint8Array) | undefined;
-  /** sha256 of the object's NAR. */
-  narHash: Uint8Array;
+  /**
+   * sha256 of the object's NAR: a source's new path is made from it. A .drv or text file is
+   * addressed by its file's hash and needs none.
+   */
+  narHash?: Uint8Array | undefined;
   /**
    * Its content address as the caller already verified it: computed from the contents, with the
    * path found to follow from it, the references and the name (a bundle verifier's `ca`). When
@@ -178,7 +181,7 @@ function checkGivenContentAddress(
       ? undefined
       : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
   if (ca.startsWith('fixed:r:')) {
-    if (ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`) return undefined;
+    if (obj.narHash === undefined || ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`) return undefined;
     const others = obj.references.filter((r) => r !== obj.path);
     const self = others.length !== obj.references.length;
     return makeSourcePath(name, obj.narHash, from, others, self) === obj.path
@@ -204,7 +207,7 @@ function selfCheck(obj: RelocObject, from: string): string {
           {
             path: obj.path,
             references: obj.references,
-            narHash: obj.narHash,
+            narHash: () => obj.narHash ?? refuseWithoutNarHash(obj),
             file: contents === undefined ? undefined : { executable: false, contents },
           },
           from,
@@ -230,6 +233,10 @@ function contentsOf(obj: RelocObject): Uint8Array {
   return bytesOf(obj) ?? refuseWithoutContents(obj);
 }
 
+function refuseWithoutNarHash(obj: RelocObject): never {
+  return refuse(`cannot relocate ${obj.path}: it is not a text file, and its NAR hash was not given`);
+}
+
 function refuseWithoutContents(obj: RelocObject): never {
   return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
 }
@@ -237,7 +244,8 @@ function refuseWithoutContents(obj: RelocObject): never {
 /** Path of a source under `to`: the same content address, a different store dir. */
 function relocatedSourcePath(obj: RelocObject, ca: string, to: string): string {
   const name = nameOf(obj.path);
-  if (ca.startsWith('fixed:r:sha256:')) return makeSourcePath(name, obj.narHash, to);
+  if (ca.startsWith('fixed:r:sha256:'))
+    return makeSourcePath(name, obj.narHash ?? refuseWithoutNarHash(obj), to);
   const algoAndHash = ca.slice('fixed:'.length);
   return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
 }

@@ -375,7 +375,7 @@ function classify(
     {
       path: entry.path,
       references: entry.references,
-      narHash: entry.nar.narHash,
+      narHash: () => entry.nar.narHash, // not asked for a .drv or text: its NAR is never hashed
       file: entry.nar.file,
       fileSha256: entry.nar.fileHash,
     },
