@@ -51,9 +51,15 @@ describe.each(nixVersions())('identifyContentAddress against Nix $label', (versi
     ['withRef', 'text'],
   ])('builtins.toFile %s is text-addressed', async (attr, kind) => {
     const path = await evalPath(attr);
-    const ca = identifyContentAddress(await facts(path), store.storeDir);
+    const f = await facts(path);
+    const ca = identifyContentAddress(f, store.storeDir);
     expect(ca?.kind).toBe(kind);
     expect(ca?.ca).toMatch(/^text:sha256:[0-9a-z]{52}$/);
+    // A text file's NAR hash is never asked for, so a reader may put off computing it.
+    const asked: string[] = [];
+    const lazily = { ...f, narHash: () => (asked.push(path), f.narHash) };
+    expect(identifyContentAddress(lazily, store.storeDir)).toEqual(ca);
+    expect(asked).toEqual([]);
   });
 
   test.each(['file', 'dir'])('path literal %s is a recursive source', async (attr) => {
@@ -66,8 +72,12 @@ describe.each(nixVersions())('identifyContentAddress against Nix $label', (versi
           `"\${(import ${FIXTURE}).${attr}}"`,
         ])
       )[0]?.replace(/"/g, '') ?? '';
-    const ca = identifyContentAddress(await facts(path), store.storeDir);
+    const f = await facts(path);
+    const ca = identifyContentAddress(f, store.storeDir);
     expect(ca).toEqual({ kind: 'source', ca: expect.stringMatching(/^fixed:r:sha256:[0-9a-z]{52}$/) });
+    // Its NAR hash is what makes it one: computed when asked for, and without it, not recognised.
+    expect(identifyContentAddress({ ...f, narHash: () => f.narHash }, store.storeDir)).toEqual(ca);
+    expect(identifyContentAddress({ ...f, narHash: undefined }, store.storeDir)).toBeUndefined();
   });
 
   test('every .drv of the closure is text-addressed as a drv', async () => {

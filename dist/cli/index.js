@@ -654,7 +654,7 @@ function identifyContentAddress(obj, storeDir) {
     const others = obj.references.filter((r) => r !== obj.path);
     const self = others.length !== obj.references.length;
     const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
-    if (makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
+    if (narHash !== undefined && makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
         return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(narHash)}` };
     if (file !== undefined && !file.executable && obj.references.length === 0) {
         for (const algo of FLAT_ALGOS) {
@@ -6492,7 +6492,7 @@ function selfCheck(obj, from) {
         : identifyContentAddress({
             path: obj.path,
             references: obj.references,
-            narHash: () => obj.narHash ?? refuseWithoutNarHash(obj),
+            narHash: obj.narHash,
             file: contents === undefined ? undefined : { executable: false, contents },
         }, from);
     if (ca === undefined)
@@ -6512,7 +6512,7 @@ function contentsOf(obj) {
     return bytesOf(obj) ?? refuseWithoutContents(obj);
 }
 function refuseWithoutNarHash(obj) {
-    return refuse(`cannot relocate ${obj.path}: it is not a text file, and its NAR hash was not given`);
+    return refuse(`cannot relocate ${obj.path}: a source needs its NAR hash`);
 }
 function refuseWithoutContents(obj) {
     return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);

@@ -18,10 +18,11 @@ export interface ObjectFacts {
   readonly path: string;
   readonly references: readonly string[];
   /**
-   * sha256 of the object's NAR serialisation, or what computes it: it is needed only when the
+   * sha256 of the object's NAR serialisation, or what computes it: it is asked for only when the
    * object is not a text file (a reader puts off hashing the NAR of a kept file; see readNar).
+   * Without it, the object is not recognised as a recursive source.
    */
-  readonly narHash: Uint8Array | (() => Uint8Array);
+  readonly narHash?: Uint8Array | (() => Uint8Array) | undefined;
   /** The contents, when the object is a single regular file (always the case for drv and text). */
   readonly file?: { readonly executable: boolean; readonly contents: Uint8Array } | undefined;
   /** sha256 of `file.contents` when the caller computed it already (a NAR reader does). */
@@ -47,7 +48,7 @@ export function identifyContentAddress(obj: ObjectFacts, storeDir: string): Cont
   const others = obj.references.filter((r) => r !== obj.path);
   const self = others.length !== obj.references.length;
   const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
-  if (makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
+  if (narHash !== undefined && makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
     return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(narHash)}` };
   if (file !== undefined && !file.executable && obj.references.length === 0) {
     for (const algo of FLAT_ALGOS) {

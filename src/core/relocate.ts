@@ -207,7 +207,7 @@ function selfCheck(obj: RelocObject, from: string): string {
           {
             path: obj.path,
             references: obj.references,
-            narHash: () => obj.narHash ?? refuseWithoutNarHash(obj),
+            narHash: obj.narHash,
             file: contents === undefined ? undefined : { executable: false, contents },
           },
           from,
@@ -234,7 +234,7 @@ function contentsOf(obj: RelocObject): Uint8Array {
 }
 
 function refuseWithoutNarHash(obj: RelocObject): never {
-  return refuse(`cannot relocate ${obj.path}: it is not a text file, and its NAR hash was not given`);
+  return refuse(`cannot relocate ${obj.path}: a source needs its NAR hash`);
 }
 
 function refuseWithoutContents(obj: RelocObject): never {
