@@ -2044,9 +2044,6 @@ async function readLength(reader, max, what) {
  * Throws MalformedError (with the byte offset) or LimitError.
  */
 async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => bytes.slice()) {
-    const whole = tryReadFileNar(reader, limits, keepFileUpTo, onBytes, keep);
-    if (whole !== undefined)
-        return whole;
     const start = reader.offset;
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     const untap = reader.tap(onBytes === undefined

@@ -19,7 +19,7 @@ export interface ObjectFacts {
   readonly references: readonly string[];
   /**
    * sha256 of the object's NAR serialisation, or what computes it: it is asked for only when the
-   * object is not a text file (a reader puts off hashing the NAR of a kept file; see readNar).
+   * object is not a text file (a reader puts off hashing the NAR of a kept file; see tryReadFileNar).
    * Without it, the object is not recognised as a recursive source.
    */
   readonly narHash?: Uint8Array | (() => Uint8Array) | undefined;

@@ -281,8 +281,6 @@ export async function readNar(
   onBytes?: (chunk: Uint8Array) => void,
   keep: (bytes: Uint8Array) => Uint8Array = (bytes) => bytes.slice(),
 ): Promise<NarSummary> {
-  const whole = tryReadFileNar(reader, limits, keepFileUpTo, onBytes, keep);
-  if (whole !== undefined) return whole;
   const start = reader.offset;
   const hash = createHash('sha256');
   const untap = reader.tap(
