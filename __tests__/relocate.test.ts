@@ -477,6 +477,9 @@ describe('a content address the verifier already computed', () => {
         code: 'relocate',
         message: expect.stringContaining(source.path),
       });
+      expect(codeOf(() => relocateClosure(without, '/a/store', '/b/store')).message).toContain(
+        'without its NAR hash',
+      );
     }
   });
 });

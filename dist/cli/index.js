@@ -6492,6 +6492,8 @@ function selfCheck(obj, from) {
             narHash: obj.narHash,
             file: contents === undefined ? undefined : { executable: false, contents },
         }, from);
+    if (ca === undefined && obj.kind === 'source' && obj.narHash === undefined)
+        refuseWithoutNarHash(obj);
     if (ca === undefined)
         refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
             'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
@@ -6509,7 +6511,8 @@ function contentsOf(obj) {
     return bytesOf(obj) ?? refuseWithoutContents(obj);
 }
 function refuseWithoutNarHash(obj) {
-    return refuse(`cannot relocate ${obj.path}: a source needs its NAR hash`);
+    return refuse(`cannot relocate ${obj.path}: it is given as a source without its NAR hash, and its contents ` +
+        'do not make it a flat fixed-output path; a recursive source is checked, and relocated, by its NAR hash');
 }
 function refuseWithoutContents(obj) {
     return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
@@ -6517,8 +6520,9 @@ function refuseWithoutContents(obj) {
 /** Path of a source under `to`: the same content address, a different store dir. */
 function relocatedSourcePath(obj, ca, to) {
     const name = nameOf(obj.path);
+    // selfCheck found a recursive source's path from its NAR hash, so it has one.
     if (ca.startsWith('fixed:r:sha256:'))
-        return makeSourcePath(name, obj.narHash ?? refuseWithoutNarHash(obj), to);
+        return makeSourcePath(name, obj.narHash, to);
     const algoAndHash = ca.slice('fixed:'.length);
     return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
 }

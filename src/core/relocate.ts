@@ -212,6 +212,7 @@ function selfCheck(obj: RelocObject, from: string): string {
           },
           from,
         );
+  if (ca === undefined && obj.kind === 'source' && obj.narHash === undefined) refuseWithoutNarHash(obj);
   if (ca === undefined)
     refuse(
       `cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
@@ -234,7 +235,10 @@ function contentsOf(obj: RelocObject): Uint8Array {
 }
 
 function refuseWithoutNarHash(obj: RelocObject): never {
-  return refuse(`cannot relocate ${obj.path}: a source needs its NAR hash`);
+  return refuse(
+    `cannot relocate ${obj.path}: it is given as a source without its NAR hash, and its contents ` +
+      'do not make it a flat fixed-output path; a recursive source is checked, and relocated, by its NAR hash',
+  );
 }
 
 function refuseWithoutContents(obj: RelocObject): never {
@@ -244,8 +248,8 @@ function refuseWithoutContents(obj: RelocObject): never {
 /** Path of a source under `to`: the same content address, a different store dir. */
 function relocatedSourcePath(obj: RelocObject, ca: string, to: string): string {
   const name = nameOf(obj.path);
-  if (ca.startsWith('fixed:r:sha256:'))
-    return makeSourcePath(name, obj.narHash ?? refuseWithoutNarHash(obj), to);
+  // selfCheck found a recursive source's path from its NAR hash, so it has one.
+  if (ca.startsWith('fixed:r:sha256:')) return makeSourcePath(name, obj.narHash!, to);
   const algoAndHash = ca.slice('fixed:'.length);
   return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
 }
