@@ -67,6 +67,27 @@ describe('sha256 and hashBytes', () => {
     const all = Uint8Array.from({ length: 256 }, (_, i) => i);
     expect(digestBytes(Buffer.from(all).toString('binary'))).toEqual(all);
   });
+  // Up to 64 bytes toHex copies into a buffer it reuses; beyond, it views the bytes in place.
+  test('toHex and formatHash encode arrays of any size, views into larger buffers and one after another', () => {
+    const bytes = fc.oneof(
+      fc.uint8Array({ maxLength: 130 }),
+      fc
+        .tuple(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), fc.nat())
+        .map(([b, x, y]) => b.subarray(Math.min(x, y) % b.length, Math.max(x, y) % (b.length + 1))),
+    );
+    fc.assert(
+      fc.property(bytes, bytes, (a, b) => {
+        const hexA = toHex(a);
+        expect(toHex(b)).toBe(Buffer.from(b).toString('hex'));
+        expect(hexA).toBe(Buffer.from(a).toString('hex'));
+        const hash = { algo: 'sha256' as const, bytes: a };
+        expect(formatHash(hash, 'base16', true)).toBe(`sha256:${hexA}`);
+        expect(formatHash(hash, 'base64')).toBe(Buffer.from(a).toString('base64'));
+        expect(formatHash(hash, 'sri')).toBe(`sha256-${Buffer.from(a).toString('base64')}`);
+      }),
+      { numRuns: 200 },
+    );
+  });
 });
 
 describe('text and source paths', () => {

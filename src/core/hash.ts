@@ -65,8 +65,19 @@ export function sha256(...data: (Uint8Array | string)[]): Uint8Array {
   return digestBytes(oneShotHash('sha256', JOINED.subarray(0, size), 'binary'));
 }
 
-/** Lower-case hex of bytes. */
+/** Where `toHex` puts a digest to encode it (reused: encoding is synchronous). */
+const HEX_SCRATCH = Buffer.allocUnsafeSlow(64);
+
+/**
+ * Lower-case hex of bytes. A digest is copied into a buffer of its own first: a typed array of up
+ * to 64 bytes lives inside the JS heap, and reading its `.buffer` (to view it as a Buffer) makes
+ * V8 move it out to memory of its own, about 0.9 µs per digest against 0.1 µs for the copy.
+ */
 export function toHex(bytes: Uint8Array): string {
+  if (bytes.length <= HEX_SCRATCH.length) {
+    HEX_SCRATCH.set(bytes);
+    return HEX_SCRATCH.toString('hex', 0, bytes.length);
+  }
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
@@ -79,16 +90,15 @@ export function foldHash(bytes: Uint8Array, size = 20): Uint8Array {
 
 /** Encodes the digest alone (no algorithm prefix), except SRI which always carries it. */
 export function formatHash(hash: Hash, format: HashFormat, withAlgo = false): string {
-  const b = Buffer.from(hash.bytes.buffer, hash.bytes.byteOffset, hash.bytes.byteLength);
   switch (format) {
     case 'base16':
-      return (withAlgo ? `${hash.algo}:` : '') + b.toString('hex');
+      return (withAlgo ? `${hash.algo}:` : '') + toHex(hash.bytes);
     case 'nix32':
       return (withAlgo ? `${hash.algo}:` : '') + nix32Encode(hash.bytes);
     case 'base64':
-      return (withAlgo ? `${hash.algo}:` : '') + b.toString('base64');
+      return (withAlgo ? `${hash.algo}:` : '') + Buffer.from(hash.bytes).toString('base64');
     case 'sri':
-      return `${hash.algo}-${b.toString('base64')}`;
+      return `${hash.algo}-${Buffer.from(hash.bytes).toString('base64')}`;
   }
 }
 
