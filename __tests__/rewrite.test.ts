@@ -187,6 +187,23 @@ describe('StoreRewriter', () => {
     expect(Buffer.from(rw.rewrite(enc(`/a/${olds[0]}`)).bytes).toString()).toBe(`/b/${news[0]}`);
   });
 
+  test('finds each of thousands of hashes again, declared first and set later, across its table growing', () => {
+    const rw = new StoreRewriter('/a', '/b');
+    const many = Array.from({ length: 3000 }, (_, i) => [hashOf(`old ${i}`), hashOf(`new ${i}`)] as const);
+    for (const [o] of many) rw.declare(o);
+    for (const [o, n] of many) rw.set(o, n);
+    for (const [o] of many) rw.declare(o); // known: nothing changes
+    for (const [o, n] of many) rw.set(o, n);
+    expect(() => rw.set(many[1234]![0], many[4]![1])).toThrow(/would be replaced by two different values/);
+    // One character off (or not in the alphabet) is another token, not a known one.
+    expect(() => rw.declare(`${many[7]![0].slice(0, 31)}\u0100`)).toThrow(/is not 32 nix32 characters/);
+    const text = many.map(([o], i) => (i % 2 === 0 ? `/a/${o}-x ` : `${o} `)).join('');
+    const want = many.map(([, n], i) => (i % 2 === 0 ? `/b/${n}-x ` : `${n} `)).join('');
+    const r = rw.rewrite(enc(text));
+    expect(dec(r.bytes)).toBe(want);
+    expect([r.storePaths, r.bareHashes]).toEqual([1500, 1500]);
+  });
+
   test('rewrite replaces nothing while a hash it finds waits for its new value, and says which', () => {
     const rw = new StoreRewriter('/a', '/b');
     rw.declare(olds[0]!);

@@ -100,32 +100,47 @@ class TokenTable {
   private old = new Uint8Array(0);
   private repl = new Uint8Array(0);
   private hasRepl = new Uint8Array(0);
-  private readonly ids = new Map<string, number>();
+  /** A token's bytes, to look it up in the table by (no map of strings: it is asked per path). */
+  private readonly probe: Uint8Array;
   readonly strings: string[] = [];
 
   constructor(
     readonly length: number,
     private readonly what: string,
-  ) {}
+  ) {
+    this.probe = new Uint8Array(length);
+  }
 
   get size(): number {
     return this.strings.length;
   }
 
   declare(token: string): number {
-    const known = this.ids.get(token);
-    if (known !== undefined) return known;
+    const known = this.idOf(token);
+    if (known >= 0) return known;
     checkNix32(token, this.length, this.what);
     const id = this.strings.length;
     const n = this.length;
     if (id >= this.hasRepl.length) this.grow(Math.max(64, this.hasRepl.length * 2));
     if ((id + 1) * 4 > this.slots.length) this.rehash(this.slots.length * 2);
-    const bytes = asciiBytes(token);
-    this.old.set(bytes, id * n);
+    const old = this.old;
+    for (let k = 0, base = id * n; k < n; k++) old[base + k] = token.charCodeAt(k);
     this.strings.push(token);
-    this.ids.set(token, id);
     this.insert(id);
     return id;
+  }
+
+  /** The id of `token`, or -1 when it is not declared (or not a token at all). */
+  private idOf(token: string): number {
+    const n = this.length;
+    if (token.length !== n) return -1;
+    const probe = this.probe;
+    for (let k = 0; k < n; k++) {
+      const c = token.charCodeAt(k);
+      if (c > 0xff || DIGIT[c]! < 0) return -1;
+      probe[k] = c;
+    }
+    return this.find(probe, 0);
   }
 
   /** Sets the new value of `token` (declaring it if needed); a second, different one is refused. */
