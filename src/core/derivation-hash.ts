@@ -32,6 +32,14 @@ export type DrvHash =
   | { kind: 'fixed'; hash: Uint8Array } // sha256("fixed:out:algo:hash:outPath")
   | { kind: 'deferred' }; // floating CA, or depends on one
 
+/** A memoised modulo hash (`DerivationHasher`). */
+interface Memo {
+  readonly hash: DrvHash;
+  /** Hex of the hash; "" when deferred. */
+  readonly hex: string;
+  readonly outputs: readonly string[];
+}
+
 /** An input-addressed derivation serialised masked, and where its output paths go (`fillMasked`). */
 export interface MaskedDerivation {
   /** Its bytes with every output path, and every env value named after an output, empty. */
@@ -44,8 +52,8 @@ export interface MaskedDerivation {
 
 /** A derivation with its output paths filled in (`fillOutputs`). */
 export interface FilledDerivation {
-  /** Each output's path ("" when deferred). */
-  readonly paths: Map<string, string>;
+  /** Each output's path ("" when deferred), in the order of the derivation's outputs. */
+  readonly paths: readonly string[];
   /** The .drv as Nix writes it (still masked when deferred). */
   readonly bytes: Uint8Array;
   /** Its modulo hash as its dependents see it. */
@@ -149,11 +157,12 @@ function isOutputName(drv: Derivation, key: Uint8Array): boolean {
  * path it does not have.
  */
 export class DerivationHasher {
-  private readonly memo = new Map<string, DrvHash>();
-  /** Output names of every hashed derivation, to check what dependents ask for. */
-  private readonly outputNames = new Map<string, readonly string[]>();
-  /** The hex of every memoised hash that is not deferred: each is written into many dependents. */
-  private readonly hexOf = new Map<string, string>();
+  /**
+   * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
+   * deferred) and its output names (to check what dependents ask for). One map, as each input of
+   * each derivation is looked up in it.
+   */
+  private readonly memo = new Map<string, Memo>();
 
   constructor(
     readonly storeDir: string,
@@ -166,7 +175,7 @@ export class DerivationHasher {
    */
   hashModulo(drvPath: string): DrvHash {
     const known = this.memo.get(drvPath);
-    if (known !== undefined) return known;
+    if (known !== undefined) return known.hash;
     const pending = new Map<string, Derivation>();
     const stack = [drvPath];
     while (stack.length > 0) {
@@ -194,7 +203,7 @@ export class DerivationHasher {
       pending.delete(path);
       this.remember(path, drv, this.compute(drv, path, nameOfDrvPath(path), false));
     }
-    return this.memo.get(drvPath) as DrvHash;
+    return (this.memo.get(drvPath) as Memo).hash;
   }
 
   /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
@@ -237,12 +246,11 @@ export class DerivationHasher {
   }
 
   private remember(drvPath: string, drv: Pick<Derivation, 'outputs'>, hash: DrvHash): void {
-    this.memo.set(drvPath, hash);
-    if (hash.kind !== 'deferred') this.hexOf.set(drvPath, toHex(hash.hash));
-    this.outputNames.set(
-      drvPath,
-      drv.outputs.map((o) => o.name),
-    );
+    this.memo.set(drvPath, {
+      hash,
+      hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
+      outputs: drv.outputs.map((o) => o.name),
+    });
   }
 
   /**
@@ -277,23 +285,19 @@ export class DerivationHasher {
         'internal',
         `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`,
       );
-    for (const input of drv.inputDrvs) this.hashModulo(input.path);
     const { bytes, layout } = maskedDrv;
     const inputs = this.moduloInputs(drv, drvName);
-    const paths = new Map<string, string>();
-    if (inputs === undefined) {
-      for (const o of drv.outputs) paths.set(o.name, '');
-      return { paths, bytes, hash: { kind: 'deferred' } };
-    }
+    if (inputs === undefined) return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
     const hex = toHex(hashWithInputs(bytes, layout, inputs));
-    for (const o of drv.outputs) paths.set(o.name, makeOutputPath(drvName, o.name, hex, this.storeDir));
+    const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
 
     // Holes, in byte order: each output's path, then the value of each env variable named after one.
-    const holes: { at: number; text: string }[] = drv.outputs.map((o, i) => ({
+    const holes: { at: number; text: string }[] = paths.map((text, i) => ({
       at: layout.outputPaths[i] as number,
-      text: paths.get(o.name) as string,
+      text,
     }));
-    for (const h of maskedDrv.envHoles) holes.push({ at: h.at, text: paths.get(h.output) as string });
+    for (const h of maskedDrv.envHoles)
+      holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] as string });
     let size = bytes.length;
     for (const h of holes) size += h.text.length;
     const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
@@ -319,23 +323,19 @@ export class DerivationHasher {
   /**
    * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
    * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-   * into one entry; undefined when the derivation is deferred. Its inputs must be memoised.
+   * into one entry; undefined when the derivation is deferred. An input not memoised yet is
+   * hashed first.
    */
   private moduloInputs(drv: Pick<Derivation, 'inputDrvs'>, label: string): Uint8Array | undefined {
     const entries: { path: string; outputs: string[] }[] = [];
     for (const input of drv.inputDrvs) {
       if (input.dynamicOutputs !== undefined) return undefined;
-      const h = this.memo.get(input.path);
-      if (h === undefined)
-        throw new NixPlanError(
-          'internal',
-          `input ${input.path} of ${label} was not hashed before its dependent`,
-        );
-      if (h.kind === 'deferred') return undefined;
-      const names = this.outputNames.get(input.path) ?? [];
+      const m = this.memo.get(input.path) ?? this.memoised(input.path);
+      if (m.hash.kind === 'deferred') return undefined;
+      const names = m.outputs;
       for (const o of input.outputs)
         if (!names.includes(o)) fail(label, `it uses output '${o}' that ${input.path} does not have`);
-      entries.push({ path: this.hexOf.get(input.path) as string, outputs: input.outputs });
+      entries.push({ path: m.hex, outputs: input.outputs });
     }
     entries.sort((a, b) => compareStrings(a.path, b.path));
     const merged: { path: string; outputs: string[] }[] = [];
@@ -348,6 +348,12 @@ export class DerivationHasher {
     for (const m of merged)
       if (!isStrictlySorted(m.outputs)) m.outputs = [...new Set(m.outputs)].sort(compareStrings);
     return serialiseInputDrvs(merged);
+  }
+
+  /** What is memoised of a derivation, hashing it first. */
+  private memoised(drvPath: string): Memo {
+    this.hashModulo(drvPath);
+    return this.memo.get(drvPath) as Memo;
   }
 
   /**

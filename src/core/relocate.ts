@@ -339,12 +339,18 @@ export function relocateLazily(
   }
 
   const nodes = new Map<string, Node>();
+  // True while every reference comes before its referrer, as in a bundle (the verifier requires
+  // it), so the given order is already one to relocate in.
+  let inOrder = true;
   for (const obj of objects) {
     const refs: string[] = [];
     for (const ref of obj.references) {
       if (ref === obj.path) continue;
-      if (!byPath.has(ref))
-        refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+      if (!nodes.has(ref)) {
+        if (!byPath.has(ref))
+          refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+        inOrder = false;
+      }
       refs.push(ref);
     }
     const { ca, drv } = checked.get(obj.path)!;
@@ -353,13 +359,17 @@ export function relocateLazily(
   checked.clear();
   byPath.clear(); // the nodes hold the objects now, each only until it is relocated
   // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
-  // can refer to its paths), so only hand-made input can have them.
-  const order = dependenciesFirst(
-    [...nodes.keys()],
-    (path) => nodes.get(path)!.refs,
-    (path, dep) =>
-      refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`),
-  );
+  // can refer to its paths), so only hand-made input can have them. Input in order has none.
+  const order = inOrder
+    ? [...nodes.keys()]
+    : dependenciesFirst(
+        [...nodes.keys()],
+        (path) => nodes.get(path)!.refs,
+        (path, dep) =>
+          refuse(
+            `cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`,
+          ),
+      );
   return { relocation: r.relocation, steps: steps() };
 
   function* steps(): Generator<RelocatedObject, void, undefined> {
@@ -764,8 +774,9 @@ function completeDrv(
   else {
     contents = written.bytes;
     hash = written.hash;
-    for (const o of original) {
-      const p = written.paths.get(o.name) ?? '';
+    for (let i = 0; i < original.length; i++) {
+      const o = original[i]!;
+      const p = written.paths[i] ?? '';
       if ((o.path === '') !== (p === ''))
         refuse(
           `cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`,
