@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { constants as zc, createZstdDecompress, type ZstdOptions } from 'node:zlib';
 import { LimitError, NixPlanError } from '../errors.js';
 import { identifyContentAddress } from '../content-address.js';
-import { derivationReferences, parseDerivation, type DerivationHead } from '../derivation.js';
+import { compareBytes, derivationReferences, parseDerivation, type DerivationHead } from '../derivation.js';
 import { DEFAULT_EXPORT_LIMITS, readExport, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
 import {
@@ -320,6 +320,8 @@ export interface VerifyReport {
  */
 export class DerivationChecks {
   private readonly systems = new Set<string>();
+  /** The system of the last .drv checked: nearly all are the same, and need no string made. */
+  private lastSystem: Uint8Array | undefined;
   private readonly rootOutputs = new Map<string, Map<string, string>>();
   private readonly rootDrvs: Set<string>;
   private anyChecked = false;
@@ -333,7 +335,11 @@ export class DerivationChecks {
     const inputs = derivationReferences(drv);
     if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
       throw bad(`the references of '${path}' differ from the inputs its contents name`);
-    this.systems.add(Buffer.from(drv.system).toString('latin1'));
+    const { system } = drv;
+    if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
+      this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
+      this.lastSystem = system.slice(); // a view would pin the bytes around it
+    }
     if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
       this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
     this.anyChecked = true;
