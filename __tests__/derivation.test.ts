@@ -167,6 +167,24 @@ describe('round trips (property)', () => {
     );
   });
 
+  test('short verbatim fields (made once and shared) read right for every byte, past the ones kept', () => {
+    // One-, two- and three-byte output names, a thousand more than the parser keeps, and empty hashes.
+    const names: string[] = [];
+    for (let c = 1; c < 256; c++) if (c !== 0x22) names.push(String.fromCharCode(c));
+    const chars = Array.from({ length: 200 }, (_, k) => String.fromCharCode(0x23 + k));
+    for (const x of chars.slice(0, 60)) for (const y of chars.slice(100, 180)) names.push(x + y);
+    for (const x of chars.slice(150, 155)) for (const y of chars.slice(0, 40)) names.push(x + y + x);
+    const sorted = names.sort();
+    expect(new Set(sorted).size).toBe(254 + 60 * 80 + 5 * 40); // more than the 4,096 kept
+    const drv = `Derive([${sorted.map((n) => `("${n}","","","")`).join(',')}],[],[],"x","b",[],[])`;
+    for (let round = 0; round < 2; round++) {
+      const parsed = parseDerivation(latin1(drv));
+      expect(parsed.outputs.map((o) => o.name)).toEqual(sorted);
+      expect(parsed.outputs.every((o) => o.hashAlgo === '' && o.hash === '')).toBe(true);
+      expect(text(serialiseDerivation(parsed))).toBe(drv);
+    }
+  });
+
   test('every byte value 0–255 in an escaped field round-trips', () => {
     const all = new Uint8Array(256).map((_, i) => i);
     const drv = parseDerivation(b(SAMPLE));

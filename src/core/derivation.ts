@@ -84,6 +84,28 @@ const DRV_WITH_VERSION = ascii('DrvWithVersion(');
 /** Nesting allowed in dynamic outputs (`drv^out^out^…`); bounds recursion on hostile input. */
 const MAX_DYNAMIC_DEPTH = 64;
 
+/**
+ * Verbatim fields up to this long are made once and shared: output names (`out`, `dev`, `lib`…,
+ * one per input derivation of every .drv) and empty hash fields. Made anew, each was a string of
+ * its own to allocate, and every comparison of two (sorting and matching output names) compared
+ * their characters instead of finding them the same string.
+ */
+const SHORT_UP_TO = 3;
+const SHORT = new Map<number, string>();
+/** At most this many are kept: a hostile .drv could name thousands of different outputs. */
+const SHORT_KEPT = 4096;
+
+function shortString(bytes: Uint8Array, start: number, end: number): string {
+  let key = end - start; // the length first: the keys of each length are a range of their own
+  for (let i = start; i < end; i++) key = (key << 8) | bytes[i]!;
+  let s = SHORT.get(key);
+  if (s === undefined) {
+    s = String.fromCharCode(...bytes.subarray(start, end));
+    if (SHORT.size < SHORT_KEPT) SHORT.set(key, s);
+  }
+  return s;
+}
+
 function ascii(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
@@ -150,7 +172,9 @@ class Parser {
   /** A verbatim field as a string; latin-1 so that every byte maps to one code unit and back. */
   rawString(): string {
     const end = this.rawEnd();
-    return this.text.toString('latin1', this.rawStart, end);
+    const start = this.rawStart;
+    if (end - start <= SHORT_UP_TO) return shortString(this.bytes, start, end);
+    return this.text.toString('latin1', start, end);
   }
 
   rawBytes(): Uint8Array {
