@@ -414,8 +414,18 @@ function sha256(...data) {
     }
     return digestBytes((0,external_node_crypto_namespaceObject.hash)('sha256', JOINED.subarray(0, size), 'binary'));
 }
-/** Lower-case hex of bytes. */
+/** Where `toHex` puts a digest to encode it (reused: encoding is synchronous). */
+const HEX_SCRATCH = Buffer.allocUnsafeSlow(64);
+/**
+ * Lower-case hex of bytes. A digest is copied into a buffer of its own first: a typed array of up
+ * to 64 bytes lives inside the JS heap, and reading its `.buffer` (to view it as a Buffer) makes
+ * V8 move it out to memory of its own, about 0.9 µs per digest against 0.1 µs for the copy.
+ */
 function toHex(bytes) {
+    if (bytes.length <= HEX_SCRATCH.length) {
+        HEX_SCRATCH.set(bytes);
+        return HEX_SCRATCH.toString('hex', 0, bytes.length);
+    }
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 /** Compresses a digest to `size` bytes by XOR-ing, as Nix does for store path hashes. */
@@ -427,16 +437,15 @@ function foldHash(bytes, size = 20) {
 }
 /** Encodes the digest alone (no algorithm prefix), except SRI which always carries it. */
 function formatHash(hash, format, withAlgo = false) {
-    const b = Buffer.from(hash.bytes.buffer, hash.bytes.byteOffset, hash.bytes.byteLength);
     switch (format) {
         case 'base16':
-            return (withAlgo ? `${hash.algo}:` : '') + b.toString('hex');
+            return (withAlgo ? `${hash.algo}:` : '') + toHex(hash.bytes);
         case 'nix32':
             return (withAlgo ? `${hash.algo}:` : '') + nix32Encode(hash.bytes);
         case 'base64':
-            return (withAlgo ? `${hash.algo}:` : '') + b.toString('base64');
+            return (withAlgo ? `${hash.algo}:` : '') + Buffer.from(hash.bytes).toString('base64');
         case 'sri':
-            return `${hash.algo}-${b.toString('base64')}`;
+            return `${hash.algo}-${Buffer.from(hash.bytes).toString('base64')}`;
     }
 }
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -1202,6 +1211,28 @@ const DERIVE = ascii('Derive(');
 const DRV_WITH_VERSION = ascii('DrvWithVersion(');
 /** Nesting allowed in dynamic outputs (`drv^out^out^…`); bounds recursion on hostile input. */
 const MAX_DYNAMIC_DEPTH = 64;
+/**
+ * Verbatim fields up to this long are made once and shared: output names (`out`, `dev`, `lib`…,
+ * one per input derivation of every .drv) and empty hash fields. Made anew, each was a string of
+ * its own to allocate, and every comparison of two (sorting and matching output names) compared
+ * their characters instead of finding them the same string.
+ */
+const SHORT_UP_TO = 3;
+const SHORT = new Map();
+/** At most this many are kept: a hostile .drv could name thousands of different outputs. */
+const SHORT_KEPT = 4096;
+function shortString(bytes, start, end) {
+    let key = end - start; // the length first: the keys of each length are a range of their own
+    for (let i = start; i < end; i++)
+        key = (key << 8) | bytes[i];
+    let s = SHORT.get(key);
+    if (s === undefined) {
+        s = String.fromCharCode(...bytes.subarray(start, end));
+        if (SHORT.size < SHORT_KEPT)
+            SHORT.set(key, s);
+    }
+    return s;
+}
 function ascii(s) {
     const out = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++)
@@ -1264,7 +1295,10 @@ class Parser {
     /** A verbatim field as a string; latin-1 so that every byte maps to one code unit and back. */
     rawString() {
         const end = this.rawEnd();
-        return this.text.toString('latin1', this.rawStart, end);
+        const start = this.rawStart;
+        if (end - start <= SHORT_UP_TO)
+            return shortString(this.bytes, start, end);
+        return this.text.toString('latin1', start, end);
     }
     rawBytes() {
         const end = this.rawEnd();
@@ -3427,6 +3461,8 @@ async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS,
 class DerivationChecks {
     manifest;
     systems = new Set();
+    /** The system of the last .drv checked: nearly all are the same, and need no string made. */
+    lastSystem;
     rootOutputs = new Map();
     rootDrvs;
     anyChecked = false;
@@ -3439,7 +3475,11 @@ class DerivationChecks {
         const inputs = derivationReferences(drv);
         if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
             throw reader_bad(`the references of '${path}' differ from the inputs its contents name`);
-        this.systems.add(Buffer.from(drv.system).toString('latin1'));
+        const { system } = drv;
+        if (this.lastSystem === undefined || wire_compareBytes(system, this.lastSystem) !== 0) {
+            this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
+            this.lastSystem = system.slice(); // a view would pin the bytes around it
+        }
         if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
             this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
         this.anyChecked = true;
@@ -5665,11 +5705,12 @@ function isOutputName(drv, key) {
 class DerivationHasher {
     storeDir;
     lookup;
+    /**
+     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
+     * deferred) and its output names (to check what dependents ask for). One map, as each input of
+     * each derivation is looked up in it.
+     */
     memo = new Map();
-    /** Output names of every hashed derivation, to check what dependents ask for. */
-    outputNames = new Map();
-    /** The hex of every memoised hash that is not deferred: each is written into many dependents. */
-    hexOf = new Map();
     constructor(storeDir, lookup) {
         this.storeDir = storeDir;
         this.lookup = lookup;
@@ -5681,7 +5722,7 @@ class DerivationHasher {
     hashModulo(drvPath) {
         const known = this.memo.get(drvPath);
         if (known !== undefined)
-            return known;
+            return known.hash;
         const pending = new Map();
         const stack = [drvPath];
         while (stack.length > 0) {
@@ -5711,7 +5752,7 @@ class DerivationHasher {
             pending.delete(path);
             this.remember(path, drv, this.compute(drv, path, drvName(path), false));
         }
-        return this.memo.get(drvPath);
+        return this.memo.get(drvPath).hash;
     }
     /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
     outputPaths(drv, drvName) {
@@ -5750,10 +5791,11 @@ class DerivationHasher {
         this.remember(drvPath, drv, h);
     }
     remember(drvPath, drv, hash) {
-        this.memo.set(drvPath, hash);
-        if (hash.kind !== 'deferred')
-            this.hexOf.set(drvPath, toHex(hash.hash));
-        this.outputNames.set(drvPath, drv.outputs.map((o) => o.name));
+        this.memo.set(drvPath, {
+            hash,
+            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
+            outputs: drv.outputs.map((o) => o.name),
+        });
     }
     /**
      * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
@@ -5780,26 +5822,19 @@ class DerivationHasher {
     fillMasked(maskedDrv, drv, drvName) {
         if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
             throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
-        for (const input of drv.inputDrvs)
-            this.hashModulo(input.path);
         const { bytes, layout } = maskedDrv;
         const inputs = this.moduloInputs(drv, drvName);
-        const paths = new Map();
-        if (inputs === undefined) {
-            for (const o of drv.outputs)
-                paths.set(o.name, '');
-            return { paths, bytes, hash: { kind: 'deferred' } };
-        }
+        if (inputs === undefined)
+            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
         const hex = toHex(hashWithInputs(bytes, layout, inputs));
-        for (const o of drv.outputs)
-            paths.set(o.name, makeOutputPath(drvName, o.name, hex, this.storeDir));
+        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
         // Holes, in byte order: each output's path, then the value of each env variable named after one.
-        const holes = drv.outputs.map((o, i) => ({
+        const holes = paths.map((text, i) => ({
             at: layout.outputPaths[i],
-            text: paths.get(o.name),
+            text,
         }));
         for (const h of maskedDrv.envHoles)
-            holes.push({ at: h.at, text: paths.get(h.output) });
+            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
         let size = bytes.length;
         for (const h of holes)
             size += h.text.length;
@@ -5827,23 +5862,22 @@ class DerivationHasher {
     /**
      * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
      * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-     * into one entry; undefined when the derivation is deferred. Its inputs must be memoised.
+     * into one entry; undefined when the derivation is deferred. An input not memoised yet is
+     * hashed first.
      */
     moduloInputs(drv, label) {
         const entries = [];
         for (const input of drv.inputDrvs) {
             if (input.dynamicOutputs !== undefined)
                 return undefined;
-            const h = this.memo.get(input.path);
-            if (h === undefined)
-                throw new errors_NixPlanError('internal', `input ${input.path} of ${label} was not hashed before its dependent`);
-            if (h.kind === 'deferred')
+            const m = this.memo.get(input.path) ?? this.memoised(input.path);
+            if (m.hash.kind === 'deferred')
                 return undefined;
-            const names = this.outputNames.get(input.path) ?? [];
+            const names = m.outputs;
             for (const o of input.outputs)
                 if (!names.includes(o))
                     fail(label, `it uses output '${o}' that ${input.path} does not have`);
-            entries.push({ path: this.hexOf.get(input.path), outputs: input.outputs });
+            entries.push({ path: m.hex, outputs: input.outputs });
         }
         entries.sort((a, b) => compareStrings(a.path, b.path));
         const merged = [];
@@ -5859,6 +5893,11 @@ class DerivationHasher {
             if (!isStrictlySorted(m.outputs))
                 m.outputs = [...new Set(m.outputs)].sort(compareStrings);
         return serialiseInputDrvs(merged);
+    }
+    /** What is memoised of a derivation, hashing it first. */
+    memoised(drvPath) {
+        this.hashModulo(drvPath);
+        return this.memo.get(drvPath);
     }
     /**
      * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
@@ -5956,18 +5995,20 @@ class TokenTable {
     old = new Uint8Array(0);
     repl = new Uint8Array(0);
     hasRepl = new Uint8Array(0);
-    ids = new Map();
+    /** A token's bytes, to look it up in the table by (no map of strings: it is asked per path). */
+    probe;
     strings = [];
     constructor(length, what) {
         this.length = length;
         this.what = what;
+        this.probe = new Uint8Array(length);
     }
     get size() {
         return this.strings.length;
     }
     declare(token) {
-        const known = this.ids.get(token);
-        if (known !== undefined)
+        const known = this.idOf(token);
+        if (known >= 0)
             return known;
         checkNix32(token, this.length, this.what);
         const id = this.strings.length;
@@ -5976,12 +6017,26 @@ class TokenTable {
             this.grow(Math.max(64, this.hasRepl.length * 2));
         if ((id + 1) * 4 > this.slots.length)
             this.rehash(this.slots.length * 2);
-        const bytes = asciiBytes(token);
-        this.old.set(bytes, id * n);
+        const old = this.old;
+        for (let k = 0, base = id * n; k < n; k++)
+            old[base + k] = token.charCodeAt(k);
         this.strings.push(token);
-        this.ids.set(token, id);
         this.insert(id);
         return id;
+    }
+    /** The id of `token`, or -1 when it is not declared (or not a token at all). */
+    idOf(token) {
+        const n = this.length;
+        if (token.length !== n)
+            return -1;
+        const probe = this.probe;
+        for (let k = 0; k < n; k++) {
+            const c = token.charCodeAt(k);
+            if (c > 0xff || rewrite_DIGIT[c] < 0)
+                return -1;
+            probe[k] = c;
+        }
+        return this.find(probe, 0);
     }
     /** Sets the new value of `token` (declaring it if needed); a second, different one is refused. */
     set(token, replacement) {
@@ -6587,13 +6642,19 @@ function relocateLazily(objects, from, to, options = {}) {
         });
     }
     const nodes = new Map();
+    // True while every reference comes before its referrer, as in a bundle (the verifier requires
+    // it), so the given order is already one to relocate in.
+    let inOrder = true;
     for (const obj of objects) {
         const refs = [];
         for (const ref of obj.references) {
             if (ref === obj.path)
                 continue;
-            if (!byPath.has(ref))
-                refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+            if (!nodes.has(ref)) {
+                if (!byPath.has(ref))
+                    refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+                inOrder = false;
+            }
             refs.push(ref);
         }
         const { ca, drv } = checked.get(obj.path);
@@ -6602,8 +6663,10 @@ function relocateLazily(objects, from, to, options = {}) {
     checked.clear();
     byPath.clear(); // the nodes hold the objects now, each only until it is relocated
     // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
-    // can refer to its paths), so only hand-made input can have them.
-    const order = dependenciesFirst([...nodes.keys()], (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
+    // can refer to its paths), so only hand-made input can have them. Input in order has none.
+    const order = inOrder
+        ? [...nodes.keys()]
+        : dependenciesFirst([...nodes.keys()], (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
     return { relocation: r.relocation, steps: steps() };
     function* steps() {
         for (const path of order)
@@ -6950,8 +7013,9 @@ function completeDrv(obj, original, relocated, written, cx) {
     else {
         contents = written.bytes;
         hash = written.hash;
-        for (const o of original) {
-            const p = written.paths.get(o.name) ?? '';
+        for (let i = 0; i < original.length; i++) {
+            const o = original[i];
+            const p = written.paths[i] ?? '';
             if ((o.path === '') !== (p === ''))
                 refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
             if (o.path !== '')
