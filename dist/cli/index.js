@@ -6664,9 +6664,10 @@ function relocateLazily(objects, from, to, options = {}) {
     byPath.clear(); // the nodes hold the objects now, each only until it is relocated
     // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
     // can refer to its paths), so only hand-made input can have them. Input in order has none.
+    const given = [...nodes.keys()];
     const order = inOrder
-        ? [...nodes.keys()]
-        : dependenciesFirst([...nodes.keys()], (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
+        ? given
+        : dependenciesFirst(given, (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
     return { relocation: r.relocation, steps: steps() };
     function* steps() {
         for (const path of order)

@@ -360,10 +360,11 @@ export function relocateLazily(
   byPath.clear(); // the nodes hold the objects now, each only until it is relocated
   // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
   // can refer to its paths), so only hand-made input can have them. Input in order has none.
+  const given = [...nodes.keys()];
   const order = inOrder
-    ? [...nodes.keys()]
+    ? given
     : dependenciesFirst(
-        [...nodes.keys()],
+        given,
         (path) => nodes.get(path)!.refs,
         (path, dep) =>
           refuse(
