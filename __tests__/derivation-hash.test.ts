@@ -161,6 +161,11 @@ describe('DerivationHasher (unit)', () => {
     expect((s.drvs.get(user) as Derivation).outputs[0]?.path).toBe('');
     const user2 = add(s, { name: 'user2', inputs: [{ path: user, outputs: ['out'] }] });
     expect(s.hasher.hashModulo(user2)).toEqual({ kind: 'deferred' });
+    // Deferred by its first input, a derivation still looks every input up: one it cannot is refused.
+    const missing = `${STORE}/${'z'.repeat(32)}-missing.drv`;
+    const both = s.drvs.get(user) as Derivation;
+    const withMissing = { ...both, inputDrvs: [...both.inputDrvs, { path: missing, outputs: ['out'] }] };
+    expect(() => s.hasher.outputPaths(withMissing, 'user')).toThrow(`no ${missing}`);
     const fixed = add(s, {
       name: 'fixed',
       inputs: [{ path: user, outputs: ['out'] }],

@@ -211,7 +211,6 @@ export class DerivationHasher {
     const fixed = this.fixedOutputPaths(drv, drvName);
     if (fixed !== undefined) return fixed;
     const paths = new Map<string, string>();
-    for (const input of drv.inputDrvs) this.hashModulo(input.path);
     const h = this.compute(drv, drvName, drvName, true);
     for (const o of drv.outputs)
       paths.set(
@@ -323,20 +322,25 @@ export class DerivationHasher {
   /**
    * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
    * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-   * into one entry; undefined when the derivation is deferred. An input not memoised yet is
-   * hashed first.
+   * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
+   * memoised yet.
    */
   private moduloInputs(drv: Pick<Derivation, 'inputDrvs'>, label: string): Uint8Array | undefined {
     const entries: { path: string; outputs: string[] }[] = [];
+    let deferred = false;
     for (const input of drv.inputDrvs) {
-      if (input.dynamicOutputs !== undefined) return undefined;
+      // Every input is hashed (or found known) even once the derivation is found deferred.
       const m = this.memo.get(input.path) ?? this.memoised(input.path);
-      if (m.hash.kind === 'deferred') return undefined;
+      if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+        deferred = true;
+        continue;
+      }
       const names = m.outputs;
       for (const o of input.outputs)
         if (!names.includes(o)) fail(label, `it uses output '${o}' that ${input.path} does not have`);
       entries.push({ path: m.hex, outputs: input.outputs });
     }
+    if (deferred) return undefined;
     entries.sort((a, b) => compareStrings(a.path, b.path));
     const merged: { path: string; outputs: string[] }[] = [];
     for (const e of entries) {
