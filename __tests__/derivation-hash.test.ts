@@ -10,7 +10,7 @@ import {
   serialiseDerivation,
   type Derivation,
 } from '../src/core/derivation.js';
-import { computeDrvPath, DerivationHasher } from '../src/core/derivation-hash.js';
+import { computeDrvPath, DerivationHasher } from '../src/core/derivation/hash.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
 import { nixVersions, ScratchStore } from './support/nix.js';

@@ -36,7 +36,7 @@ import {
   computeDrvPath,
   type FilledDerivation,
   type MaskedDerivation,
-} from './derivation-hash.js';
+} from './derivation/hash.js';
 import { StoreRewriter } from './rewrite.js';
 import { dependenciesFirst } from './closure.js';
 

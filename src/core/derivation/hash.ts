@@ -6,8 +6,8 @@
 // and the environment variables named after its outputs set to ""), since those are what is being
 // computed. Floating content-addressed derivations, and everything depending on one, have no
 // output paths before they are built ("deferred").
-import { NixPlanError } from './errors.js';
-import { isHashAlgo, parseHash, sha256, toHex, type Hash } from './hash.js';
+import { NixPlanError } from '../errors.js';
+import { isHashAlgo, parseHash, sha256, toHex, type Hash } from '../hash.js';
 import {
   compareStrings,
   isStrictlySorted,
@@ -15,7 +15,7 @@ import {
   makeOutputPath,
   makeTextPath,
   outputPathName,
-} from './store-path.js';
+} from '../store-path.js';
 import {
   drvName as nameOfDrvPath,
   serialiseDerivation,
@@ -24,7 +24,7 @@ import {
   type DerivationLayout,
   type DerivationOutput,
   type EnvEntry,
-} from './derivation.js';
+} from '../derivation.js';
 
 /** The modulo hash of one derivation, as its dependents see it. */
 export type DrvHash =
