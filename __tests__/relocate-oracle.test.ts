@@ -15,7 +15,7 @@ import {
 } from './fixtures/relocate/closure.js';
 import { relocateClosure, type Relocation } from '../src/core/relocate.js';
 import { NixPlanError } from '../src/core/errors.js';
-import { parseDerivation } from '../src/core/derivation.js';
+import { parseDerivation } from '../src/core/derivation/index.js';
 
 const RELOCATE_CASES = ['cases'];
 const LIMIT_CASES = ['storeDirValue', 'fixedOffset', 'hashOfPath', 'lengthOfPath'];

@@ -19,7 +19,7 @@ import {
   type ManifestDraft,
   type ObjectKind,
 } from '../core/bundle/index.js';
-import { parseDerivation } from '../core/derivation.js';
+import { parseDerivation } from '../core/derivation/index.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
 import { regularFileNar, regularFileNarSize } from '../core/nar.js';
 import {
@@ -32,7 +32,7 @@ import {
 } from '../core/relocate.js';
 import { assertStoreDir } from '../core/store-path.js';
 import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
-import { outputsOf } from '../nix/collect.js';
+import { outputsOf } from '../core/derivation/index.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable } from './files.js';
 import { verifyWithProgress } from './verify.js';

@@ -30,7 +30,7 @@ import {
   type DerivationLayout,
   type DerivationOutput,
   type EnvEntry,
-} from './derivation.js';
+} from './derivation/index.js';
 import {
   DerivationHasher,
   computeDrvPath,
