@@ -1,6 +1,4 @@
 // What a parsed derivation says, read without writing it: its references, an env value, its name.
-import { NixPlanError } from '../errors.js';
-import { nameOf } from '../store-path.js';
 import { compareBytes } from '../wire.js';
 import type { Derivation } from './types.js';
 
@@ -40,16 +38,7 @@ export function derivationReferences(drv: Pick<Derivation, 'inputSrcs' | 'inputD
   return out;
 }
 
-/** The derivation name of a .drv store path: its name without the `.drv` extension. */
-export function drvName(drvPath: string): string {
-  const name = nameOf(drvPath);
-  if (!name.endsWith('.drv') || name.length <= 4)
-    throw new NixPlanError(
-      'malformed',
-      `'${drvPath}' is not a derivation path (its name does not end in .drv)`,
-    );
-  return name.slice(0, -4);
-}
+export { drvName } from '../store-path.js';
 
 /** Output name → path of a parsed derivation ("" for a deferred output). */
 export function outputsOf(drv: Pick<Derivation, 'outputs'>): Record<string, string> {
