@@ -37,7 +37,7 @@ import {
   type FilledDerivation,
   type MaskedDerivation,
 } from './derivation/hash.js';
-import { StoreRewriter } from './rewrite.js';
+import { StoreRewriter } from './relocate/rewrite.js';
 import { dependenciesFirst } from './closure.js';
 
 /** A store object of the closure to relocate, in store dir A. */

@@ -1,8 +1,8 @@
 // One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
-import { NixPlanError } from './errors.js';
-import { HASH_PART_LENGTH } from './store-path.js';
-import { NIX32_ALPHABET } from './nix32.js';
-import { allocBytes } from './wire.js';
+import { NixPlanError } from '../errors.js';
+import { HASH_PART_LENGTH } from '../store-path.js';
+import { NIX32_ALPHABET } from '../nix32.js';
+import { allocBytes } from '../wire.js';
 
 /** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
 export const PLACEHOLDER_HASH_LENGTH = 52;
