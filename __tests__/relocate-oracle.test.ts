@@ -13,7 +13,7 @@ import {
   text,
   type StoreClosure,
 } from './fixtures/relocate/closure.js';
-import { relocateClosure, type Relocation } from '../src/core/relocate.js';
+import { relocateClosure, type Relocation } from '../src/core/relocate/index.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { parseDerivation } from '../src/core/derivation/index.js';
 

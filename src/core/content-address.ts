@@ -24,11 +24,11 @@ function bad(text: string, detail: string): never {
 }
 
 /**
- * The method of a narinfo `CA:` value from its prefix alone (`text:`, `fixed:r:`, `fixed:`), or
- * undefined for any other: for callers that need no digest.
+ * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
+ * `fixed:`), or undefined for any other: for callers that need no digest.
  */
 export function contentAddressMethod(text: string): ContentAddressMethod | undefined {
-  if (text.startsWith('text:')) return 'text';
+  if (text.startsWith('text:sha256:')) return 'text';
   if (text.startsWith('fixed:r:')) return 'nar';
   if (text.startsWith('fixed:')) return 'flat';
   return undefined;
@@ -37,11 +37,9 @@ export function contentAddressMethod(text: string): ContentAddressMethod | undef
 /** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
 export function parseContentAddress(text: string): ContentAddress {
   const method = contentAddressMethod(text);
-  if (method === undefined) bad(text, "it does not start with 'text:' or 'fixed:'");
-  const rest = text.slice(method === 'text' ? 5 : method === 'nar' ? 8 : 6);
-  const hash = parseHash(rest);
-  if (method === 'text' && hash.algo !== 'sha256') bad(text, 'a text content address is sha256');
-  return { method, hash };
+  if (method === undefined) bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
+  const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
+  return { method, hash: parseHash(text.slice(prefix.length)) };
 }
 
 /** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
@@ -105,10 +103,16 @@ function isEmpty(items: Iterable<string>): boolean {
   return true;
 }
 
+/** The kinds of content-addressed object: `drv` and `text` files (text-addressed), and sources. */
+export type ContentAddressedKind = 'drv' | 'text' | 'source';
+
+/** Every content-addressed kind, in the order counts are listed. */
+export const CONTENT_ADDRESSED_KINDS: readonly ContentAddressedKind[] = ['drv', 'text', 'source'];
+
 /** How a store object is content-addressed. */
 export interface ContentAddressed {
   /** `drv` and `text` are text-addressed files; `source` is a fixed (flat or recursive) object. */
-  readonly kind: 'drv' | 'text' | 'source';
+  readonly kind: ContentAddressedKind;
   /** The narinfo `CA:` value: `text:sha256:<nix32>`, `fixed:r:sha256:<nix32>` or `fixed:<algo>:<nix32>`. */
   readonly ca: string;
 }
