@@ -265,11 +265,6 @@ export class ClosureCheck {
   }
 }
 
-/** Counts and NAR bytes per object kind, all zero. */
-export function emptyCounts(): Record<ObjectKind, number> {
-  return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
-}
-
 /** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */
 export function checkTotals(
   manifest: BundleManifest,
