@@ -11,15 +11,12 @@ import { regularFileNarSize } from '../core/nar.js';
 import type { Include } from '../core/bundle/manifest.js';
 import { classifySync, dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
 
-export type { Include } from '../core/bundle/manifest.js';
+export { INCLUDE_KINDS, type Include } from '../core/bundle/manifest.js';
 // Pure derivation helpers that used to live here; their home is the core.
 export { derivationSystem, isFixedOutput, outputsOf, scanDerivation } from '../core/derivation/index.js';
 
 /** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
 const YIELD_EVERY = 512;
-
-/** The include kinds, for option parsing. */
-export const INCLUDE_KINDS: readonly Include[] = ['drvs', 'sources', 'outputs'];
 
 /** The collected closure: objects in dependency order and each root's output paths. */
 export interface CollectedClosure {
