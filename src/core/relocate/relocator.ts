@@ -8,7 +8,6 @@ import {
   compareStrings,
   downstreamPlaceholder,
   hashPartOf,
-  makeTextPath,
   nameOf,
   storeDirProblem,
 } from '../store-path.js';
@@ -198,7 +197,8 @@ export class Relocator {
       const rewritten = this.rewrite(bytes);
       const contents = rewritten === bytes ? rewritten : rewritten.slice();
       const references = obj.references.map((p) => this.mapPath(p)).sort(compareStrings);
-      const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+      const ca = { method: 'text', hash: { algo: 'sha256', bytes: sha256(contents) } } as const;
+      const newPath = makeContentAddressedPath(nameOf(obj.path), ca, to, references);
       out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
     } else {
       bytes = contentsOf(obj);
