@@ -4,13 +4,7 @@ import { makeContentAddressedPath, parseContentAddress } from '../content-addres
 import { DerivationHasher, parseDerivation, parseDerivationOutputs } from '../derivation/index.js';
 import { NixPlanError } from '../errors.js';
 import { sha256 } from '../hash.js';
-import {
-  compareStrings,
-  downstreamPlaceholder,
-  hashPartOf,
-  nameOf,
-  storeDirProblem,
-} from '../store-path.js';
+import { compareStrings, downstreamPlaceholder, hashPartOf, nameOf, storeDirProblem } from '../store-path.js';
 import { contentsOf, drvType, refuse, type DrvType } from './checks.js';
 import { relocateDrv, spliceDrv, type DrvContext } from './drv.js';
 import { StoreRewriter } from './rewrite.js';
