@@ -16,18 +16,23 @@ export const PlanInput = {
   ArtifactDir: 'artifact-dir',
 } as const;
 
-/** Outputs of the root action. */
-export const PlanOutput = {
+/** Outputs of every action that publishes a plan (the root action, promote). */
+export const PublishOutput = {
   BundlePath: 'bundle-path',
   ArtifactId: 'artifact-id',
   ArtifactName: 'artifact-name',
   ArtifactUrl: 'artifact-url',
   Digest: 'digest',
   DrvPaths: 'drv-paths',
-  OutPaths: 'out-paths',
-  Matrix: 'matrix',
   Paths: 'paths',
   Bytes: 'bytes',
+} as const;
+
+/** Outputs of the root action. */
+export const PlanOutput = {
+  ...PublishOutput,
+  OutPaths: 'out-paths',
+  Matrix: 'matrix',
 } as const;
 
 /** Inputs shared by the actions that fetch a published plan (realise, promote). */
@@ -68,16 +73,7 @@ export const PromoteInput = {
 } as const;
 
 /** Outputs of `promote` (the promoted plan, as the root action describes its plan). */
-export const PromoteOutput = {
-  BundlePath: 'bundle-path',
-  ArtifactId: 'artifact-id',
-  ArtifactName: 'artifact-name',
-  ArtifactUrl: 'artifact-url',
-  Digest: 'digest',
-  DrvPaths: 'drv-paths',
-  Paths: 'paths',
-  Bytes: 'bytes',
-} as const;
+export const PromoteOutput = PublishOutput;
 
 /** The default artifact name of a plan (a name can be uploaded once per run). */
 export const DEFAULT_ARTIFACT_NAME = 'plan.nixplan';
