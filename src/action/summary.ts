@@ -9,17 +9,9 @@ export const SUMMARY_BUDGET = 512 * 1024;
 /** Longest list shown in full (roots, out paths, warnings). */
 export const LIST_LIMIT = 50;
 
-/** `1.5 MiB`-style sizes. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+import { formatBytes } from '../app/display.js';
+
+export { formatBytes };
 
 /** `1.2 s` / `340 ms`. */
 export function formatMs(ms: number): string {

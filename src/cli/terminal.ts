@@ -38,17 +38,9 @@ export function terminalLogger(io: CliIo, verbosity: Verbosity): Logger {
   };
 }
 
-/** Human size: 1.2 MiB. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
+import { formatBytes } from '../app/display.js';
+
+export { formatBytes };
 
 const REDRAW_MS = 100;
 
