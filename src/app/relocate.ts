@@ -9,12 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
+  RELOCATE_LEVEL,
+  RELOCATE_WINDOW_LOG,
   emptyCounts,
   exportStream,
   openBundle,
   readBundleHead,
   writeBundle,
-  type BundleManifest,
+  type WrittenPlan,
   type BundleSource,
   type ManifestDraft,
 } from '../core/bundle/index.js';
@@ -37,19 +39,7 @@ import { assertWritable } from './files.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
-/**
- * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
- * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
- * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
- */
-export const RELOCATE_LEVEL = 3;
-
-/**
- * log2 of the zstd window of a relocated bundle at the default level: 16 MiB. The compressor
- * holds (and touches) a whole window: the 128 MiB an explicit level gets cost ~110 MB of memory
- * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
- */
-export const RELOCATE_WINDOW_LOG = 24;
+export { RELOCATE_LEVEL, RELOCATE_WINDOW_LOG } from '../core/bundle/index.js';
 
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
@@ -83,10 +73,7 @@ export interface RelocateOptions {
 }
 
 /** What relocatePlan wrote. */
-export interface RelocateResult {
-  readonly bundlePath: string;
-  readonly manifest: BundleManifest;
-  readonly bundleBytes: number;
+export interface RelocateResult extends WrittenPlan {
   readonly report: RelocationReport;
   /** Milliseconds spent verifying the input bundle, and relocating and writing the new one. */
   readonly timings: { verifyMs: number; relocateMs: number };
