@@ -8,6 +8,8 @@ import {
   type VerifyOptions as CoreVerifyOptions,
   type VerifyReport as CoreVerifyReport,
 } from '../core/bundle/reader.js';
+import { trustReportOf, type TrustReport } from '../core/bundle/trust-report.js';
+import { parsePublicKey } from '../core/signing.js';
 import { progressOf, type Progress } from './deps.js';
 
 /** What to require of a bundle beyond its own consistency. */
@@ -21,6 +23,8 @@ export interface VerifyOptions {
 /** The outcome of a successful verification (a failed one throws). */
 export interface VerifyReport extends CoreVerifyReport {
   readonly bundlePath: string;
+  /** What was proven about who made the plan (no keys: integrity only, signatures not checked). */
+  readonly trust: TrustReport;
 }
 
 /**
@@ -59,10 +63,11 @@ export async function verifyPlan(
   options: VerifyOptions = {},
   deps: { progress?: Progress | undefined } = {},
 ): Promise<VerifyReport> {
+  const keys = (options.trustedKeys ?? []).map(parsePublicKey);
   const report = await verifyWithProgress(
     bundlePath,
-    { trustedKeys: options.trustedKeys, storeDir: options.storeDir },
+    { trustedKeys: keys, storeDir: options.storeDir },
     deps.progress,
   );
-  return { bundlePath, ...report };
+  return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
 }
