@@ -2,6 +2,7 @@
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
 import { exportPlan } from '../app/export.js';
+import { withFreshness } from '../app/freshness.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
 import { keygen, writeKeyPair } from '../app/keygen.js';
@@ -22,6 +23,8 @@ export interface UseCases {
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
+  /** The --max-age and last-applied checks around a use case that takes a bundle. */
+  withFreshness: typeof withFreshness;
 }
 
 /** The real use cases. */
@@ -36,4 +39,5 @@ export const defaultUseCases: UseCases = {
   keygen,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
+  withFreshness,
 };
