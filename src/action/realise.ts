@@ -2,7 +2,7 @@
 // without evaluating anything.
 import { withFreshness } from '../app/freshness.js';
 import { inspectPlan } from '../app/inspect.js';
-import { trustReportOf } from '../core/bundle/trust-report.js';
+import { trustReportOf } from '../core/bundle/index.js';
 import { parsePublicKey } from '../core/signing.js';
 import { realisePlan } from '../app/realise.js';
 import type { CommandRunner } from '../nix/runner.js';

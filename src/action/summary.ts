@@ -2,8 +2,13 @@
 // how to use it; kept well under GitHub's 1 MiB summary limit by truncating every list. Anything
 // from a bundle is shown in a code span (core/text.ts), never as Markdown or HTML: a forged label
 // must not render a link, an image, a heading or a "verified" badge.
-import { OBJECT_KINDS, type BundleManifest, type RelocationSummary } from '../core/bundle/manifest.js';
-import { trustStatus, type TrustReport } from '../core/bundle/trust-report.js';
+import {
+  OBJECT_KINDS,
+  trustStatus,
+  type BundleManifest,
+  type RelocationSummary,
+  type TrustReport,
+} from '../core/bundle/index.js';
 import { originMarkdown } from '../core/provenance-view.js';
 import { escapeMarkdown, markdownCode } from '../core/text.js';
 import { rootLabel } from './matrix.js';

@@ -9,8 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { copyFile, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { BundleManifest } from '../core/bundle/manifest.js';
-import { openBundle, readBundleHead } from '../core/bundle/reader.js';
+import { openBundle, readBundleHead, type BundleManifest } from '../core/bundle/index.js';
 import { NixPlanError } from '../core/errors.js';
 import {
   freshnessProblem,

@@ -1,8 +1,14 @@
 // inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
 // without decompressing the stream or touching any store.
-import type { BundleManifest, ObjectKind, Promotion, Provenance } from '../core/bundle/manifest.js';
-import { trustStatus } from '../core/bundle/trust-report.js';
-import { openBundle, readBundleHead as readHead } from '../core/bundle/reader.js';
+import {
+  openBundle,
+  readBundleHead as readHead,
+  trustStatus,
+  type BundleManifest,
+  type ObjectKind,
+  type Promotion,
+  type Provenance,
+} from '../core/bundle/index.js';
 import { nameOf } from '../core/store-path.js';
 
 /** A root as a person reads it. */

@@ -1,7 +1,7 @@
 // Collecting a plan's provenance while it is exported: the GitHub Actions run (from the
 // environment), the git worktree, and the evaluated flake's lock (see docs/security.md).
 import { dirname, resolve } from 'node:path';
-import type { Provenance } from '../core/bundle/manifest.js';
+import type { Provenance } from '../core/bundle/index.js';
 import { combineProvenance, gitProvenance, githubProvenance, type EnvLookup } from '../core/provenance.js';
 import { readFlakeMetadata } from '../nix/flake-metadata.js';
 import { readGitFacts } from '../nix/git.js';

@@ -10,12 +10,17 @@ import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
   OBJECT_KINDS,
+  exportStream,
   manifestSigners,
+  openBundle,
+  readBundleHead,
+  writeBundle,
   type BundleManifest,
+  type BundleSource,
   type ManifestDraft,
   type ObjectKind,
   type Promotion,
-} from '../core/bundle/manifest.js';
+} from '../core/bundle/index.js';
 import { parseDerivation } from '../core/derivation.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
 import { regularFileNar, regularFileNarSize } from '../core/nar.js';
@@ -31,8 +36,6 @@ import { assertStoreDir } from '../core/store-path.js';
 import { rfc3339 } from '../core/provenance.js';
 import { parsePublicKey, parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { outputsOf } from '../nix/collect.js';
-import { exportStream, openBundle, readBundleHead, type BundleSource } from '../core/bundle/reader.js';
-import { writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable, fileDigest } from './files.js';
 import { assertSignable } from './signing-policy.js';

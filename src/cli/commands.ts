@@ -4,7 +4,7 @@ import type { ApplyResult } from '../app/apply.js';
 import type { ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
 import { assertSignable } from '../app/signing-policy.js';
-import type { BundleManifest } from '../core/bundle/manifest.js';
+import type { BundleManifest } from '../core/bundle/index.js';
 import { freshnessProblem, parseDuration } from '../core/freshness.js';
 import type { UseCases } from './use-cases.js';
 import {

@@ -8,8 +8,7 @@ import { summarise, type InspectResult, type PlanSummary } from '../app/inspect.
 import type { RealiseResult } from '../app/realise.js';
 import type { RelocateResult } from '../app/relocate.js';
 import type { VerifyReport } from '../app/verify.js';
-import { OBJECT_KINDS, type BundleManifest } from '../core/bundle/manifest.js';
-import { trustStatus } from '../core/bundle/trust-report.js';
+import { OBJECT_KINDS, trustStatus, type BundleManifest } from '../core/bundle/index.js';
 import { originText } from '../core/provenance-view.js';
 import { escapeTerminal as t } from '../core/text.js';
 import { formatBytes } from './terminal.js';

@@ -1,5 +1,5 @@
 // The evaluated flake's locked inputs, from `nix flake metadata --json` (Nix 2.8 to 2.34).
-import type { FlakeProvenance } from '../core/bundle/manifest-types.js';
+import type { FlakeProvenance } from '../core/bundle/index.js';
 import { flakeProvenance } from '../core/provenance.js';
 import { FLAKE_FEATURES } from './evaluate.js';
 import type { NixStore } from './store.js';
