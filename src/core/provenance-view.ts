@@ -7,9 +7,12 @@
 // a link, an image or an emoji "✅".
 import type { BundleManifest } from './bundle/manifest-types.js';
 import { trustStatus, type TrustReport } from './bundle/trust-report.js';
-import { escapeMarkdown, escapeTerminal, markdownCode } from './text.js';
+import { escapeTerminal, markdownCode } from './text.js';
 
-/** A piece of a value: our own words, text from the bundle, or a link (checked to be plain https). */
+/**
+ * A piece of a value: our own words (never holding anything from the bundle), text from the
+ * bundle, or a link (our words, to a URL checked to be plain https).
+ */
 export type Segment =
   { readonly text: string } | { readonly data: string } | { readonly link: string; readonly url: string };
 
@@ -104,7 +107,8 @@ export function originRows(
     if (p.flake !== undefined) {
       rows.push({ label: 'flake', value: [{ data: p.flake.url }] });
       const shown = p.flake.inputs.slice(0, ORIGIN_LIST_LIMIT);
-      for (const input of shown) rows.push({ label: `  input ${input.name}`, value: [{ data: input.url }] });
+      for (const input of shown)
+        rows.push({ label: '  input', value: [{ data: input.name }, { text: ' ' }, { data: input.url }] });
       if (p.flake.inputs.length > shown.length)
         rows.push({
           label: '  inputs',
@@ -143,8 +147,9 @@ export function originRows(
 }
 
 function runName(url: string, attempt: number | undefined): string {
+  // Our own words from the URL's digits only: the link text never holds bundle text.
   const id = /\/runs\/(\d+)/.exec(url)?.[1];
-  return id === undefined ? url : `run ${id}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
+  return `${id === undefined ? 'the run' : `run ${id}`}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
 }
 
 /** The trust status with the key names marked as bundle data. */
@@ -176,16 +181,13 @@ export function segmentsText(value: readonly Segment[]): string {
     .join('');
 }
 
-/** A row's value in Markdown: bundle text in code spans, links only to plain https URLs. */
+/**
+ * A row's value in Markdown: bundle text in code spans, links only to plain https URLs, our own
+ * words as they are (they never hold bundle text, and read better unescaped in the source).
+ */
 export function segmentsMarkdown(value: readonly Segment[]): string {
   return value
-    .map((s) =>
-      'data' in s
-        ? markdownCode(s.data)
-        : 'url' in s
-          ? `[${escapeMarkdown(s.link)}](${s.url})`
-          : escapeMarkdown(s.text),
-    )
+    .map((s) => ('data' in s ? markdownCode(s.data) : 'url' in s ? `[${s.link}](${s.url})` : s.text))
     .join('');
 }
 
@@ -217,7 +219,7 @@ export function originMarkdown(
   return [
     '| origin | |',
     '| --- | --- |',
-    ...rows.map((r) => `| ${cell(escapeMarkdown(r.label.trim()))} | ${cell(segmentsMarkdown(r.value))} |`),
+    ...rows.map((r) => `| ${cell(r.label.trim())} | ${cell(segmentsMarkdown(r.value))} |`),
     '',
   ].join('\n');
 }
