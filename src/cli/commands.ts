@@ -30,6 +30,7 @@ import {
   toJson,
 } from './format.js';
 import type { CliIo } from './terminal.js';
+import { diffCommand } from './diff-command.js';
 
 export type { UseCases } from './use-cases.js';
 
@@ -183,6 +184,7 @@ export const COMMANDS: readonly Command[] = [
       print(ctx, args, result, () => formatInspect(result));
     },
   }),
+  define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
   define({
     name: 'verify',
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',

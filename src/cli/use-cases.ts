@@ -1,6 +1,7 @@
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
+import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
@@ -19,6 +20,7 @@ export interface UseCases {
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
   keygen: typeof keygen;
+  diffPlanSources: typeof diffPlanSources;
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
@@ -34,6 +36,7 @@ export const defaultUseCases: UseCases = {
   relocatePlan,
   applyPlan,
   keygen,
+  diffPlanSources,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
 };
