@@ -18,7 +18,8 @@ import type { PlanDiff } from '../src/core/diff/plan-diff.js';
 import type { DrvDiff } from '../src/core/diff/derivation-diff.js';
 import { generateKeyPair } from '../src/core/signing.js';
 import { NixPlanError } from '../src/core/errors.js';
-import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
+import { nixVersions, ScratchStore, SYSTEM, type NixVersion } from './support/nix.js';
+import type { PlanContents } from '../src/app/contents.js';
 
 const REPO = join(import.meta.dirname, '..');
 const FIXTURE = join(REPO, '__tests__', 'fixtures', 'diff', 'default.nix');
@@ -246,6 +247,29 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
     await expect(
       diffPlanSources({ kind: 'profile', path: loose }, bundle(newPlan), {}, deps),
     ).rejects.toThrow(/has no known deriver/);
+  });
+
+  test("inspect --contents lists each root's packages: name, version, outputs, system", async () => {
+    let out = '';
+    const io: CliIo = { stdout: { write: (s: string) => (out += s) }, stderr: { write: () => true } };
+    expect(await main(['inspect', newPlan, '--contents', '--json', '-q'], { io, runner: store.runner })).toBe(
+      0,
+    );
+    const { contents } = JSON.parse(out) as { contents: PlanContents };
+    const tools = contents.roots.find((r) => r.label === 'tools');
+    expect(tools?.packages.map((p) => [p.name, p.version, p.outputs.join(',')])).toEqual([
+      ['hello', '2.12', 'out'],
+      ['tool', '1.0', 'lib,out'],
+      ['tools', '1.0', 'out'],
+    ]);
+    expect(new Set(contents.roots.flatMap((r) => r.packages.map((p) => p.system)))).toEqual(
+      new Set([SYSTEM]),
+    );
+    expect(contents.roots.find((r) => r.label === 'app')?.packages).toHaveLength(6);
+    out = '';
+    expect(await main(['inspect', newPlan, '--contents', '-q'], { io, runner: store.runner })).toBe(0);
+    expect(out).toContain('packages of tools (3 derivations):');
+    expect(out).toMatch(new RegExp(`\\n  tool +1\\.0 +lib,out +${SYSTEM}\\n`));
   });
 
   test('the command line: text, --json, and a damaged bundle is refused with the bundle exit code', async () => {

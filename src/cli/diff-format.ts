@@ -1,7 +1,16 @@
-// `nix-plan diff` on a terminal: nvd's layout (version changes, added, removed, rebuilt, with
-// counts), per root and in total, then nix-diff's layout for a `--drv` drill-down. Every string
+// `nix-plan diff` and `inspect --contents` on a terminal: nvd's layout (version changes, added,
+// removed, rebuilt, with counts), per root and in total, then nix-diff's layout for a `--drv`
+// drill-down. Every string
 // that came from a plan goes through showText, so a plan cannot write escapes to the terminal.
-import { CHANGE_TAGS, countsText, outputsText, signatureText, versionsText } from '../core/diff/describe.js';
+import type { PlanContents } from '../app/contents.js';
+import {
+  CHANGE_TAGS,
+  NO_VERSION,
+  countsText,
+  outputsText,
+  signatureText,
+  versionsText,
+} from '../core/diff/describe.js';
 import type { DrvDiff, OutputDesc } from '../core/diff/derivation-diff.js';
 import type { PackageChange } from '../core/diff/packages.js';
 import type { PlanDiff, PlanSide } from '../core/diff/plan-diff.js';
@@ -160,4 +169,22 @@ export function drvLines(d: DrvDiff, indent: string): string[] {
       );
   }
   return out;
+}
+
+/** `inspect --contents`: each root's packages in aligned columns. */
+export function formatContents(c: PlanContents): string {
+  const lines: string[] = [];
+  for (const r of c.roots) {
+    lines.push(`packages of ${t(r.label)} (${n(r.packages.length)} derivations):`);
+    const rows = r.packages.map((p) => [
+      t(p.name),
+      t(p.version === '' ? NO_VERSION : p.version),
+      p.outputs.map(t).join(','),
+      `${t(p.system)}${p.fixed ? '  (fixed output)' : ''}`,
+    ]);
+    const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i]!.length))));
+    for (const row of rows)
+      lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]!) : x)).join('  ')}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
