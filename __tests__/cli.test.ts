@@ -57,6 +57,7 @@ function recorder(
     'realisePlan',
     'relocatePlan',
     'applyPlan',
+    'diffPlanSources',
   ];
   const useCases: Partial<UseCases> = {
     ...Object.fromEntries(names.map((n) => [n, make(n)])),
@@ -401,6 +402,7 @@ describe('exit codes', () => {
             relocate: ['relocate', 'b', '--to', '/b/s', '-o', 'o'],
             keygen: ['keygen', 'k', '--secret', '/nonexistent/dir/s', '--public', '/nonexistent/dir/p'],
             apply: ['apply', 'b', '--profile', '/p'],
+            diff: ['diff', 'a', 'b'],
           };
           const exit = await main(argv[name] ?? [name, 'b'], {
             io,

@@ -1,6 +1,8 @@
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
+import { planContents } from '../app/contents.js';
+import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
 import { withFreshness } from '../app/freshness.js';
 import { importPlan } from '../app/import.js';
@@ -20,6 +22,8 @@ export interface UseCases {
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
   keygen: typeof keygen;
+  diffPlanSources: typeof diffPlanSources;
+  planContents: typeof planContents;
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
@@ -37,6 +41,8 @@ export const defaultUseCases: UseCases = {
   relocatePlan,
   applyPlan,
   keygen,
+  diffPlanSources,
+  planContents,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
   withFreshness,
