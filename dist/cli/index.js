@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 585:
+/***/ 754:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -58,6 +58,93 @@ function stringifyError(error) {
     catch {
         return String(error);
     }
+}
+
+;// CONCATENATED MODULE: ./src/core/text.ts
+// Text a stranger wrote, shown to a person: which characters a manifest refuses, and how anything
+// from a bundle is escaped for a terminal and for GitHub's Markdown.
+//
+// One definition of "unsafe" serves both sides: the manifest refuses these characters in every
+// string (tool, labels, provenance, warnings), and the display escapes them wherever a string came
+// from a bundle anyway (store paths, key names, error messages), so a bundle cannot move the
+// cursor, rewrite a line with a carriage return, open an OSC sequence (titles, hyperlinks,
+// clipboard), reorder what follows with a bidi override, or print a line that looks like ours.
+/**
+ * Characters no string from a bundle may carry: C0 controls (with tab and newline), DEL, C1
+ * controls (U+0080–U+009F: a terminal in UTF-8 mode may take U+009B as CSI), the bidi embeddings,
+ * overrides, isolates and marks (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), the
+ * line and paragraph separators (U+2028, U+2029), and UTF-16 surrogates that are not a pair.
+ */
+const UNSAFE = 
+// eslint-disable-next-line no-control-regex
+/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+/** The same set without the global flag (`exec` from the start, no `lastIndex` state). */
+const UNSAFE_ONE = new RegExp(UNSAFE.source);
+/** The first unsafe character of `text` as `U+XXXX` and its index, or undefined when there is none. */
+function unsafeCharacter(text) {
+    const m = UNSAFE_ONE.exec(text);
+    if (m === null)
+        return undefined;
+    return { index: m.index, codePoint: codePointName(m[0]) };
+}
+function codePointName(ch) {
+    return `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+}
+/** How an unsafe character is shown: `\e` style names for the common ones, else `\u{XXXX}`. */
+function visible(ch) {
+    switch (ch) {
+        case '\n':
+            return '\\n';
+        case '\r':
+            return '\\r';
+        case '\t':
+            return '\\t';
+        case '\x1b':
+            return '\\e';
+        default: {
+            const cp = ch.codePointAt(0) ?? 0;
+            return cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u{${cp.toString(16)}}`;
+        }
+    }
+}
+/**
+ * `text` with every unsafe character replaced by a visible escape (`\e`, `\r`, `\x9b`,
+ * `\u{202e}`), for a terminal. With `multiline`, newlines and tabs are kept (for messages that
+ * quote a Nix command's output); a carriage return is escaped either way, as it would let the
+ * rest of a line overwrite its start.
+ */
+function escapeTerminal(text, options = {}) {
+    const keep = options.multiline === true;
+    return text.replace(UNSAFE, (ch) => (keep && (ch === '\n' || ch === '\t') ? ch : visible(ch)));
+}
+/**
+ * A Markdown code span holding `text` exactly (after `escapeTerminal`): GitHub renders nothing
+ * inside one as Markdown or HTML, and neither links mentions nor turns `:name:` into an emoji
+ * there, so anything from a bundle is shown this way. The fence is longer than any run of
+ * backticks in the text, as CommonMark requires. Inside a table cell, pass the result through
+ * the table's cell escaping (a `|` must be `\|` even in a code span).
+ */
+function text_markdownCode(text) {
+    const safe = escapeTerminal(text);
+    let longest = 0;
+    for (const run of safe.match(/`+/g) ?? [])
+        longest = Math.max(longest, run.length);
+    const fence = '`'.repeat(longest + 1);
+    const pad = safe.startsWith('`') || safe.endsWith('`') || /^ .* $/.test(safe) ? ' ' : '';
+    return safe === '' ? '<code></code>' : `${fence}${pad}${safe}${pad}${fence}`;
+}
+/**
+ * `text` as literal Markdown prose: every ASCII punctuation character backslash-escaped (so no
+ * emphasis, link, image, heading, HTML tag or entity can start) and unsafe characters made
+ * visible. Prefer `markdownCode` for anything from a bundle: GitHub still turns `:name:` into an
+ * emoji and `@name` into a mention outside code.
+ */
+function escapeMarkdown(text) {
+    return escapeTerminal(text).replace(/[!-/:-@[-`{-~]/g, (ch) => `\\${ch}`);
+}
+/** `text` for HTML text or a double-quoted attribute. */
+function escapeHtml(text) {
+    return escapeTerminal(text).replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -213,182 +300,26 @@ class ProcessRunner {
     }
 }
 
-;// CONCATENATED MODULE: external "node:fs/promises"
-const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-;// CONCATENATED MODULE: ./src/nix/profile.ts
-// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
-// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
+;// CONCATENATED MODULE: ./src/app/signing-policy.ts
+// A key signs only what was verified: the rule every command that signs a plan it read applies.
 
-
-
-
-
-/** The generation number of a profile link target like `system-42-link`. */
-function generationOf(linkTarget) {
-    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
-    return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-/** The generation numbers `nix-env --list-generations` prints, in its order. */
-function parseGenerations(text) {
-    return text
-        .split('\n')
-        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
-        .filter((n) => n !== undefined)
-        .map(Number);
-}
-/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
-class Profile {
-    runner;
-    /** The profile's absolute path. */
-    path;
-    storeArgs;
-    constructor(runner, path, store) {
-        this.runner = runner;
-        this.path = (0,external_node_path_namespaceObject.resolve)(path);
-        this.storeArgs = store === undefined ? [] : ['--store', store];
-    }
-    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
-    async currentLink() {
-        try {
-            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
-        }
-        catch {
-            return undefined;
-        }
-    }
-    /** The store path of generation `n`. */
-    async generationPath(n) {
-        return linkTarget(`${this.path}-${n}-link`);
-    }
-    /** The generations `nix-env --list-generations` knows. */
-    async generations() {
-        const { stdout } = await this.runner.run('nix-env', [
-            ...this.storeArgs,
-            '--profile',
-            this.path,
-            '--list-generations',
-        ]);
-        return parseGenerations(stdout.toString('utf8'));
-    }
-    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
-    async set(storePath) {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
-    }
-    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
-    async rollback() {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
-    }
-}
-/** Where a link points, resolved against the link's directory. */
-async function linkTarget(link) {
-    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
-}
-/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
-async function switchScript(systemPath) {
-    const script = `${systemPath}/bin/switch-to-configuration`;
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
-    }
-    catch {
-        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
-            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
-    }
-    return script;
-}
 /**
- * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
- * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
+ * Refuses (a usage error, before any work) to sign an input that no trusted key vouched for:
+ * signing makes a plan trusted downstream, so an unverified input would be laundered into a
+ * trusted one. `--no-check-sigs` is the explicit opt-out, recorded in what is signed.
  */
-async function switchToConfiguration(runner, script, action, hint) {
-    const result = await runner.run(script, [action], { allowFailure: true });
-    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
-    return result.stdout.toString('utf8');
+function assertSignable(signs, keysGiven, noCheckSigs, names = CLI_NAMES) {
+    if (signs && !keysGiven && !noCheckSigs)
+        throw new errors_NixPlanError('usage', `${names.sign} signs only what was verified: give ${names.trust} (the keys the input must be signed by), ` +
+            `or ${names.optOut} to sign it unverified on purpose`);
 }
+/** The command line's names. */
+const CLI_NAMES = {
+    sign: '--sign-key',
+    trust: '--trusted-key',
+    optOut: '--no-check-sigs',
+};
 
-;// CONCATENATED MODULE: ./src/app/apply.ts
-// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
-// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
-
-
-
-/** Every ApplyAction, for parsing and help texts. */
-const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
-const SETS_PROFILE = new Set(['switch', 'boot']);
-/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
-function systemOutput(realised) {
-    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
-    const out = outs.filter(([name]) => name === 'out');
-    if (out.length !== 1 || out[0] === undefined)
-        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
-            outs.map(([n, p]) => `${n}=${p}`).join(', '));
-    return out[0][1];
-}
-/** The generation before the current one, found without changing the profile. */
-async function previousGeneration(profile) {
-    const current = generationOf((await profile.currentLink()) ?? '');
-    const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
-    const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
-    if (previous === undefined)
-        throw new errors_NixPlanError('usage', `profile '${profile.path}' has no generation before the current one to roll back to`);
-    return profile.generationPath(previous);
-}
-/**
- * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
- * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
- * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
- * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
- * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
- * the previous generation's script and leave the profile alone.
- */
-async function applyPlan(bundlePath, options, deps) {
-    const action = options.action ?? 'switch';
-    if (!APPLY_ACTIONS.includes(action))
-        throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
-    const profile = new Profile(deps.runner, options.profile, options.store);
-    const setsProfile = SETS_PROFILE.has(action);
-    let systemPath;
-    if (options.rollback === true) {
-        if (setsProfile) {
-            const before = await profile.currentLink();
-            await profile.rollback();
-            const after = await profile.currentLink();
-            if (after === undefined || after === before)
-                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-            systemPath = await linkTarget(after);
-        }
-        else
-            systemPath = await previousGeneration(profile);
-    }
-    else {
-        if (bundlePath === undefined)
-            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-        systemPath = systemOutput(await deps.realise(bundlePath));
-    }
-    const script = await switchScript(systemPath);
-    if (options.rollback !== true && setsProfile) {
-        deps.log.info(`setting ${profile.path} to ${systemPath}`);
-        await profile.set(systemPath);
-    }
-    deps.log.info(`running ${script} ${action}`);
-    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
-        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
-        : undefined);
-    const link = await profile.currentLink();
-    return {
-        action,
-        systemPath,
-        profile: profile.path,
-        profileChanged: setsProfile,
-        generation: link === undefined ? undefined : generationOf(link),
-        output,
-    };
-}
-
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: ./src/core/nix32.ts
@@ -712,23 +643,6 @@ function makeFixedOutputPath(name, hash, recursive, storeDir) {
     const inner = toHex(sha256(`fixed:out:${recursive ? 'r:' : ''}${hash.algo}:${toHex(hash.bytes)}:`));
     return makeStorePath('output:out', inner, name, storeDir);
 }
-/** The derivation name of a .drv store path: its name without the `.drv` extension. */
-function drvName(drvPath) {
-    const name = nameOf(drvPath);
-    if (!name.endsWith('.drv') || name.length <= 4)
-        throw new errors_NixPlanError('malformed', `'${drvPath}' is not a derivation path (its name does not end in .drv)`);
-    return name.slice(0, -4);
-}
-/**
- * The placeholder Nix renders for output `output` of a derivation whose output paths are not
- * known before it is built (a floating content-addressed one, or one depending on it): its
- * dependents mention this hash, which relocation maps with the derivation's path (Nix's
- * `DownstreamPlaceholder`).
- */
-function downstreamPlaceholder(drvPath, output) {
-    const name = drvName(drvPath);
-    return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
-}
 /** Name of output `output` of a derivation named `drvName`. */
 function outputPathName(drvName, output) {
     return output === 'out' ? drvName : `${drvName}-${output}`;
@@ -749,9 +663,367 @@ function isStrictlySorted(xs) {
     return true;
 }
 
+;// CONCATENATED MODULE: ./src/core/bundle/manifest-types.ts
+// The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
+/** The `format` every bundle manifest names. */
+const MANIFEST_FORMAT = 'nix-plan';
+/** The manifest schema this code writes. */
+const MANIFEST_FORMAT_VERSION = 2;
+/** Every manifest schema this code reads (version 1 has no createdAt, provenance or promotions). */
+const READABLE_FORMAT_VERSIONS = [1, 2];
+/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
+const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
+/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
+const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
+/** Every object kind, in the order counts are listed. */
+const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
+/** Every include kind. */
+const INCLUDES = ['drvs', 'sources', 'outputs'];
+
+;// CONCATENATED MODULE: ./src/core/bundle/manifest-schema.ts
+// Strict validation of an untrusted manifest (parsed JSON) against schema version 1 or 2: every
+// field's type, range and format, store paths in the bundle's store dir, and the cross-field rules.
+
+
+
+
+const MAX_STRING = 4096;
+const MAX_ROOTS = 100_000;
+const MAX_LIST = 100_000;
+/** Most promotions a plan records (each relocation adds one). */
+const MAX_PROMOTIONS = 256;
+/** Most locked inputs recorded of a flake (nixpkgs-scale locks have a few hundred). */
+const MAX_FLAKE_INPUTS = 10_000;
+const ANY = /^/s;
+const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
+const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
+const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const COMMIT = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+const NO_SPACE = /^\S+$/;
+const HTTPS_URL = /^https:\/\/\S+$/;
+const SRI = /^(?:sha1|sha256|sha512)-[A-Za-z0-9+/]+={0,2}$/;
+/** RFC 3339 in UTC with whole seconds, as nix-plan writes times: `2026-12-06T10:17:30Z`. */
+const RFC3339_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
+function bad(field, detail) {
+    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
+}
+function isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function record(v, field, required, optional = []) {
+    if (!isRecord(v))
+        throw bad(field, 'must be an object');
+    for (const k of Object.keys(v))
+        if (!required.includes(k) && !optional.includes(k))
+            throw bad(field, `has an unknown field '${k.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')}' (written by a newer nix-plan? upgrade nix-plan)`);
+    for (const k of required)
+        if (!(k in v))
+            throw bad(field, `lacks the field '${k}'`);
+    return v;
+}
+/**
+ * A string of at most `max` characters matching `pattern`, and free of the characters no
+ * manifest string may hold (controls, C1, bidi, separators, lone surrogates: see core/text.ts).
+ */
+function str(v, field, max = MAX_STRING, pattern = ANY) {
+    if (typeof v !== 'string')
+        throw bad(field, 'must be a string');
+    if (v.length > max)
+        throw bad(field, `is longer than ${max} characters`);
+    const unsafe = unsafeCharacter(v);
+    if (unsafe !== undefined)
+        throw bad(field, `holds the character ${unsafe.codePoint} (at index ${unsafe.index}), which is not allowed`);
+    if (!pattern.test(v))
+        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
+    return v;
+}
+function manifest_schema_int(v, field, min = 0) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+        throw bad(field, min === 0 ? 'must be a non-negative integer' : `must be an integer of at least ${min}`);
+    return v;
+}
+function bool(v, field) {
+    if (typeof v !== 'boolean')
+        throw bad(field, 'must be true or false');
+    return v;
+}
+function list(v, field, max, item) {
+    if (!Array.isArray(v))
+        throw bad(field, 'must be an array');
+    if (v.length > max)
+        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+    return v.map((x, i) => item(x, `${field}[${i}]`));
+}
+function storePath(v, field, storeDir) {
+    const p = str(v, field);
+    try {
+        parseStorePath(p, storeDir);
+    }
+    catch (e) {
+        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
+    }
+    return p;
+}
+function storeDirField(v, field) {
+    const dir = str(v, field);
+    const problem = storeDirProblem(dir);
+    if (problem !== undefined)
+        throw bad(field, `'${dir}' is not a store directory: ${problem}`);
+    return dir;
+}
+/** An RFC 3339 UTC time with whole seconds that names a real instant (no 30 February). */
+function timestamp(v, field) {
+    const s = str(v, field, 64);
+    const m = RFC3339_UTC.exec(s);
+    const ms = Date.parse(s);
+    if (m === null || Number.isNaN(ms) || new Date(ms).toISOString() !== `${s.slice(0, 19)}.000Z`)
+        throw bad(field, `must be an RFC 3339 UTC time like 2026-12-06T10:17:30Z, not '${s}'`);
+    return s;
+}
+function kinds(v, field, keys) {
+    const r = record(v, field, keys);
+    const out = {};
+    for (const k of keys)
+        out[k] = manifest_schema_int(r[k], `${field}.${k}`);
+    return out;
+}
+function root(v, field, storeDir) {
+    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
+    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
+    if (!drvPath.endsWith('.drv'))
+        throw bad(`${field}.drvPath`, 'must be a .drv path');
+    const outputsIn = r['outputs'];
+    if (!isRecord(outputsIn))
+        throw bad(`${field}.outputs`, 'must be an object');
+    const outputs = {};
+    const names = Object.keys(outputsIn);
+    if (names.length > 1000)
+        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+    for (const name of names) {
+        str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+        const p = outputsIn[name];
+        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
+    }
+    const out = { drvPath, outputs };
+    if (r['installable'] !== undefined)
+        out.installable = str(r['installable'], `${field}.installable`);
+    if (r['attribute'] !== undefined)
+        out.attribute = str(r['attribute'], `${field}.attribute`);
+    return out;
+}
+function relocation(v, field, storeDir) {
+    const r = record(v, field, ['storeDir', 'report']);
+    const from = storeDirField(r['storeDir'], `${field}.storeDir`);
+    const rep = record(r['report'], `${field}.report`, [
+        'objects',
+        'hashesRewritten',
+        'bareHashRewrites',
+        'bareStoreDirMentions',
+        'warnings',
+    ]);
+    const report = {
+        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
+        hashesRewritten: manifest_schema_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
+        bareHashRewrites: manifest_schema_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
+        bareStoreDirMentions: list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
+            const m = record(x, f, ['path', 'count']);
+            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_schema_int(m['count'], `${f}.count`) };
+        }),
+        warnings: list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => str(x, f)),
+    };
+    return { storeDir: from, report };
+}
+function flake(v, field) {
+    const r = record(v, field, ['url', 'inputs']);
+    const inputs = list(r['inputs'], `${field}.inputs`, MAX_FLAKE_INPUTS, (x, f) => {
+        const i = record(x, f, ['name', 'url'], ['narHash', 'lastModified']);
+        return {
+            name: str(i['name'], `${f}.name`, 256, NO_SPACE),
+            url: str(i['url'], `${f}.url`, MAX_STRING, NO_SPACE),
+            ...(i['narHash'] !== undefined && { narHash: str(i['narHash'], `${f}.narHash`, 256, SRI) }),
+            ...(i['lastModified'] !== undefined && { lastModified: manifest_schema_int(i['lastModified'], `${f}.lastModified`) }),
+        };
+    });
+    for (let i = 1; i < inputs.length; i++)
+        if (!((inputs[i - 1]?.name ?? '') < (inputs[i]?.name ?? '')))
+            throw bad(`${field}.inputs[${i}].name`, 'must come after the name before it (sorted, no duplicates)');
+    return { url: str(r['url'], `${field}.url`, MAX_STRING, NO_SPACE), inputs };
+}
+/** The `provenance` object of a version-2 manifest. */
+function provenance(v, field) {
+    const r = record(v, field, [], ['repository', 'commit', 'ref', 'dirty', 'workflow', 'runUrl', 'runAttempt', 'flake']);
+    const p = {};
+    if (r['repository'] !== undefined)
+        p.repository = str(r['repository'], `${field}.repository`, 1024, NO_SPACE);
+    if (r['commit'] !== undefined)
+        p.commit = str(r['commit'], `${field}.commit`, 64, COMMIT);
+    if (r['ref'] !== undefined)
+        p.ref = str(r['ref'], `${field}.ref`, 1024, NO_SPACE);
+    if (r['dirty'] !== undefined)
+        p.dirty = bool(r['dirty'], `${field}.dirty`);
+    if (r['workflow'] !== undefined)
+        p.workflow = str(r['workflow'], `${field}.workflow`, 1024);
+    if (r['runUrl'] !== undefined)
+        p.runUrl = str(r['runUrl'], `${field}.runUrl`, 2048, HTTPS_URL);
+    if (r['runAttempt'] !== undefined)
+        p.runAttempt = manifest_schema_int(r['runAttempt'], `${field}.runAttempt`, 1);
+    if (r['flake'] !== undefined)
+        p.flake = flake(r['flake'], `${field}.flake`);
+    return p;
+}
+function promotion(v, field) {
+    const r = record(v, field, ['digest', 'storeDir', 'checksum', 'signedBy', 'at'], ['noCheckSigs']);
+    const signedBy = list(r['signedBy'], `${field}.signedBy`, 64, (x, f) => {
+        const s = record(x, f, ['key', 'fingerprint']);
+        return {
+            key: str(s['key'], `${f}.key`, 256, KEY_NAME),
+            fingerprint: str(s['fingerprint'], `${f}.fingerprint`, 71, SHA256_DIGEST),
+        };
+    });
+    const p = {
+        digest: str(r['digest'], `${field}.digest`, 71, SHA256_DIGEST),
+        storeDir: storeDirField(r['storeDir'], `${field}.storeDir`),
+        checksum: str(r['checksum'], `${field}.checksum`, 64, HEX64),
+        signedBy,
+        at: timestamp(r['at'], `${field}.at`),
+    };
+    if (r['noCheckSigs'] !== undefined) {
+        if (r['noCheckSigs'] !== true)
+            throw bad(`${field}.noCheckSigs`, 'must be true when present');
+        if (signedBy.length > 0)
+            throw bad(`${field}.signedBy`, 'must be empty when the input was accepted with noCheckSigs');
+        p.noCheckSigs = true;
+    }
+    return p;
+}
+const V1_FIELDS = [
+    'format',
+    'formatVersion',
+    'tool',
+    'nixVersion',
+    'storeDir',
+    'systems',
+    'include',
+    'roots',
+    'counts',
+    'narBytes',
+    'paths',
+    'stream',
+    'signatures',
+    'checksum',
+];
+/**
+ * Checks that an untrusted value (parsed JSON) is a version-1 or version-2 manifest and returns
+ * it typed. An unknown format or version is refused first, with a message that says to upgrade
+ * nix-plan for a newer one.
+ */
+function validateManifest(value) {
+    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
+        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
+    const version = value['formatVersion'];
+    if (typeof version !== 'number' || !READABLE_FORMAT_VERSIONS.includes(version)) {
+        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
+        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
+            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')}: upgrade nix-plan`
+            : `bundle manifest: formatVersion must be ${READABLE_FORMAT_VERSIONS.join(' or ')}, not ${JSON.stringify(version)?.slice(0, 32)}`);
+    }
+    const formatVersion = version;
+    const r = record(value, 'manifest', [...V1_FIELDS, ...(formatVersion >= 2 ? ['provenance'] : [])], ['relocatedFrom', ...(formatVersion >= 2 ? ['createdAt', 'promotions'] : [])]);
+    const storeDir = storeDirField(r['storeDir'], 'storeDir');
+    const include = str(r['include'], 'include', 16);
+    if (!INCLUDES.includes(include))
+        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
+    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
+    const paths = manifest_schema_int(r['paths'], 'paths');
+    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
+        throw bad('paths', 'is not the sum of counts');
+    for (const k of OBJECT_KINDS)
+        if ((counts[k] === 0) !== (narBytes[k] === 0))
+            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
+    if (include === 'drvs' && counts.output > 0)
+        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
+    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
+    const stream = {
+        sha256: str(s['sha256'], 'stream.sha256', 64, HEX64),
+        size: manifest_schema_int(s['size'], 'stream.size'),
+        compressedSha256: str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
+        compressedSize: manifest_schema_int(s['compressedSize'], 'stream.compressedSize'),
+    };
+    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
+    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
+    if (stream.size < minSize)
+        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
+    if (stream.compressedSize < 9)
+        throw bad('stream.compressedSize', 'is too small for a zstd frame');
+    const manifest = {
+        format: MANIFEST_FORMAT,
+        formatVersion,
+        tool: str(r['tool'], 'tool', 256),
+        nixVersion: str(r['nixVersion'], 'nixVersion', 256),
+        storeDir,
+        systems: list(r['systems'], 'systems', 64, (x, f) => str(x, f, 64, SYSTEM)),
+        include: include,
+        roots: list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
+        counts,
+        narBytes,
+        paths,
+        stream,
+        signatures: list(r['signatures'], 'signatures', 64, (x, f) => {
+            const g = record(x, f, ['key', 'sig']);
+            return {
+                key: str(g['key'], `${f}.key`, 256, KEY_NAME),
+                sig: str(g['sig'], `${f}.sig`, 88, B64SIG),
+            };
+        }),
+        checksum: str(r['checksum'], 'checksum', 64, HEX64),
+    };
+    if (manifest.roots.length === 0)
+        throw bad('roots', 'is empty: a plan needs at least one root');
+    if (r['relocatedFrom'] !== undefined) {
+        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
+        if (manifest.relocatedFrom.storeDir === storeDir)
+            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
+    }
+    if (formatVersion >= 2)
+        versionTwo(r, manifest);
+    return manifest;
+}
+/** The fields version 2 adds, and how they must agree with each other and with relocatedFrom. */
+function versionTwo(r, manifest) {
+    manifest.provenance = provenance(r['provenance'], 'provenance');
+    if (r['promotions'] !== undefined) {
+        const promotions = list(r['promotions'], 'promotions', MAX_PROMOTIONS, promotion);
+        if (promotions.length === 0)
+            throw bad('promotions', 'is empty: leave it out when the plan was never promoted');
+        // Each promotion moved the plan out of its store dir: into the next one's, the last into storeDir.
+        promotions.forEach((p, i) => {
+            const into = promotions[i + 1]?.storeDir ?? manifest.storeDir;
+            if (p.storeDir === into)
+                throw bad(`promotions[${i}].storeDir`, `equals the store dir it was promoted into (${into})`);
+        });
+        const last = promotions[promotions.length - 1];
+        if (manifest.relocatedFrom === undefined)
+            throw bad('promotions', 'is set, but relocatedFrom is not: a promotion is a relocation');
+        if (last !== undefined && last.storeDir !== manifest.relocatedFrom.storeDir)
+            throw bad(`promotions[${promotions.length - 1}].storeDir`, `is ${last.storeDir}, but relocatedFrom.storeDir is ${manifest.relocatedFrom.storeDir}`);
+        manifest.promotions = promotions;
+    }
+    if (r['createdAt'] !== undefined)
+        manifest.createdAt = timestamp(r['createdAt'], 'createdAt');
+    else if (manifest.promotions === undefined)
+        throw bad('createdAt', 'is missing: only a plan promoted from a version-1 bundle (whose age is unknown) may leave it out');
+}
+/** Checks an untrusted `provenance` value (for writers that take values from outside). */
+function validateProvenance(value) {
+    return provenance(value, 'provenance');
+}
+
 ;// CONCATENATED MODULE: ./src/core/signing.ts
-// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys and detached signatures (a
-// narinfo's fingerprint and `Sig:` are in narinfo.ts).
+// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
 //
 // The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
 // the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
@@ -759,8 +1031,10 @@ function isStrictlySorted(xs) {
 // raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
 
 
+
+
 const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
-const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
+const signing_KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
 function b64(bytes) {
     return Buffer.from(bytes).toString('base64');
 }
@@ -770,7 +1044,7 @@ function keyNameProblem(name) {
         return 'the key name is empty';
     if (name.length > 256)
         return 'the key name is longer than 256 characters';
-    if (!KEY_NAME.test(name))
+    if (!signing_KEY_NAME.test(name))
         return "the key name may only hold printable ASCII without spaces or ':'";
     return undefined;
 }
@@ -881,45 +1155,73 @@ function verifyRaw(key, message, signature) {
 function signDetached(key, message) {
     return `${key.name}:${b64(signRaw(key, message))}`;
 }
+/** `NAME:base64(64 bytes)` split and decoded, or undefined when it is not a signature in that form. */
+function parseNamedSignature(signature) {
+    try {
+        return parseNamed(signature, 64, 'signature');
+    }
+    catch {
+        return undefined;
+    }
+}
+/** A public key's fingerprint: `sha256:` and the hex sha256 of its 32 raw bytes (not of its name). */
+function keyFingerprint(key) {
+    return `sha256:${(0,external_node_crypto_namespaceObject.createHash)('sha256').update(key.key).digest('hex')}`;
+}
 /**
  * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
  * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
  */
-function signing_checkDetached(message, signature, trusted) {
-    let parsed;
-    try {
-        parsed = parseNamed(signature, 64, 'signature');
-    }
-    catch {
+function checkDetached(message, signature, trusted) {
+    const parsed = parseNamedSignature(signature);
+    if (parsed === undefined)
         return 'malformed';
-    }
     const keys = trusted.filter((k) => k.name === parsed.name);
     if (keys.length === 0)
         return 'untrusted';
     return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
 }
+/**
+ * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
+ * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
+ */
+function narinfoFingerprint(info) {
+    if (info.narHash.length !== 32)
+        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
+    if (!(info.narSize > 0))
+        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
+    const refs = [...info.references].sort(compareStrings).join(',');
+    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
+}
+/** A narinfo `Sig:` value for the object. */
+function signNarinfo(key, info) {
+    return signDetached(key, narinfoFingerprint(info));
+}
+/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
+function verifyNarinfo(info, signatures, trusted) {
+    const fingerprint = narinfoFingerprint(info);
+    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
+}
 
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest.ts
+// The plan bundle's manifest: canonical form, checksum, signatures, and parsing of untrusted bytes.
+// (Its schema, versions 1 and 2, is in manifest-types.ts; strict validation in manifest-schema.ts.)
+//
+// The manifest is stored as its canonical JSON (keys sorted, no whitespace) and carries a sha256 of
+// itself (`checksum`, over the canonical JSON without that field). A reader requires the stored
+// bytes to be exactly the canonical form of what they parse to and the checksum to match, so any
+// change to the frame's bytes is refused, not just those that break the JSON. Signatures cover the
+// canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
+// manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
+// every byte of the bundle except the signature list itself: anyone can strip a signature or add
+// one by another key, which is why a reader decides by the keys it trusts, never by the list.
 
 
 
 
-/** The `format` every bundle manifest names. */
-const MANIFEST_FORMAT = 'nix-plan';
-/** The manifest schema this code reads and writes. */
-const MANIFEST_FORMAT_VERSION = 1;
-/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
-const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
-/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
-const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
-/** Every include kind, for parsing (the CLI's --include, the action's input). */
-const INCLUDE_KINDS = ['drvs', 'sources', 'outputs'];
-/** Every object kind, in the order counts are listed. */
-const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
-/** Counts (or bytes) per object kind, all zero. */
-function emptyCounts() {
-    return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
-}
+
+
+
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
  * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
@@ -1013,7 +1315,7 @@ function verifyManifestSignatures(manifest, trusted) {
     const message = signedBytes(manifest);
     const valid = [];
     for (const s of manifest.signatures) {
-        const check = signing_checkDetached(message, `${s.key}:${s.sig}`, trusted);
+        const check = checkDetached(message, `${s.key}:${s.sig}`, trusted);
         if (check === 'invalid' || check === 'malformed')
             throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
         if (check === 'valid')
@@ -1025,211 +1327,508 @@ function verifyManifestSignatures(manifest, trusted) {
     }
     return valid;
 }
-// ---- validation of untrusted values ----
-const MAX_STRING = 4096;
-const MAX_ROOTS = 100_000;
-const MAX_LIST = 100_000;
-// No control characters: these strings reach terminals.
-// eslint-disable-next-line no-control-regex
-const TEXT = /^[^\x00-\x1f\x7f]*$/;
-const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
-const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
-const HEX64 = /^[0-9a-f]{64}$/;
-const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
-function bad(field, detail) {
-    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
-}
-function isRecord(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function record(v, field, required, optional = []) {
-    if (!isRecord(v))
-        throw bad(field, 'must be an object');
-    for (const k of Object.keys(v))
-        if (!required.includes(k) && !optional.includes(k))
-            throw bad(field, `has an unknown field '${k.slice(0, 64)}' (written by a newer nix-plan? upgrade nix-plan)`);
-    for (const k of required)
-        if (!(k in v))
-            throw bad(field, `lacks the field '${k}'`);
-    return v;
-}
-function str(v, field, max = MAX_STRING, pattern = TEXT) {
-    if (typeof v !== 'string')
-        throw bad(field, 'must be a string');
-    if (v.length > max)
-        throw bad(field, `is longer than ${max} characters`);
-    if (!pattern.test(v))
-        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
-    return v;
-}
-function manifest_int(v, field) {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-        throw bad(field, 'must be a non-negative integer');
-    return v;
-}
-function list(v, field, max, item) {
-    if (!Array.isArray(v))
-        throw bad(field, 'must be an array');
-    if (v.length > max)
-        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
-    return v.map((x, i) => item(x, `${field}[${i}]`));
-}
-function storePath(v, field, storeDir) {
-    const p = str(v, field);
-    try {
-        parseStorePath(p, storeDir);
+/**
+ * The trusted keys whose signature on the manifest verifies, with their fingerprints (what a
+ * promotion records of its input). Signatures by other names, and ones that do not verify, are
+ * left out: call `verifyManifestSignatures` first to refuse those.
+ */
+function manifestSigners(manifest, trusted) {
+    const message = signedBytes(manifest);
+    const signers = [];
+    for (const s of manifest.signatures) {
+        const sig = parseNamedSignature(`${s.key}:${s.sig}`);
+        if (sig === undefined)
+            continue;
+        for (const k of trusted)
+            if (k.name === sig.name && verifyRaw(k, message, sig.bytes))
+                signers.push({ key: k.name, fingerprint: keyFingerprint(k) });
     }
-    catch (e) {
-        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
-    }
-    return p;
+    return signers;
 }
-function kinds(v, field, keys) {
-    const r = record(v, field, keys);
-    const out = {};
-    for (const k of keys)
-        out[k] = manifest_int(r[k], `${field}.${k}`);
-    return out;
-}
-function root(v, field, storeDir) {
-    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
-    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
-    if (!drvPath.endsWith('.drv'))
-        throw bad(`${field}.drvPath`, 'must be a .drv path');
-    const outputsIn = r['outputs'];
-    if (!isRecord(outputsIn))
-        throw bad(`${field}.outputs`, 'must be an object');
-    const outputs = {};
-    const names = Object.keys(outputsIn);
-    if (names.length > 1000)
-        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
-    for (const name of names) {
-        str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
-        const p = outputsIn[name];
-        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
-    }
-    const out = { drvPath, outputs };
-    if (r['installable'] !== undefined)
-        out.installable = str(r['installable'], `${field}.installable`);
-    if (r['attribute'] !== undefined)
-        out.attribute = str(r['attribute'], `${field}.attribute`);
-    return out;
-}
-function relocation(v, field, storeDir) {
-    const r = record(v, field, ['storeDir', 'report']);
-    const from = str(r['storeDir'], `${field}.storeDir`);
-    const problem = storeDirProblem(from);
-    if (problem !== undefined)
-        throw bad(`${field}.storeDir`, `'${from}' is not a store directory: ${problem}`);
-    const rep = record(r['report'], `${field}.report`, [
-        'objects',
-        'hashesRewritten',
-        'bareHashRewrites',
-        'bareStoreDirMentions',
-        'warnings',
-    ]);
-    const report = {
-        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
-        hashesRewritten: manifest_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
-        bareHashRewrites: manifest_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
-        bareStoreDirMentions: list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
-            const m = record(x, f, ['path', 'count']);
-            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_int(m['count'], `${f}.count`) };
-        }),
-        warnings: list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => str(x, f)),
+
+;// CONCATENATED MODULE: ./src/core/bundle/trust-report.ts
+
+/**
+ * The trust report of a manifest whose signatures were checked against `trusted` (none: not
+ * checked). The verifier refuses a manifest whose signature by a trusted key name does not
+ * verify before this is asked, so a signature here is verified, by a key not trusted, or not
+ * checked.
+ */
+function trustReportOf(manifest, trusted, options = {}) {
+    const keysGiven = trusted.length > 0;
+    const verified = new Set(manifestSigners(manifest, trusted).map((s) => s.key));
+    return {
+        keysGiven,
+        verifiedBy: [...verified],
+        signatures: manifest.signatures.map((s) => ({
+            key: s.key,
+            status: !keysGiven ? 'not-checked' : verified.has(s.key) ? 'verified' : 'untrusted-key',
+        })),
+        noCheckSigs: options.noCheckSigs === true,
+        unproven: options.unproven ?? 0,
     };
-    return { storeDir: from, report };
 }
 /**
- * Checks that an untrusted value (parsed JSON) is a version-1 manifest and returns it typed. An
- * unknown format or version is refused first, with a message that says to upgrade nix-plan.
+ * The trust status in the words every front end uses (unescaped: the key names come from the
+ * bundle): "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned", or
+ * "NOT CHECKED (--no-check-sigs)". Without a report (nothing was verified, as in `inspect`),
+ * signatures are "not verified".
  */
-function validateManifest(value) {
-    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
-        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
-    const version = value['formatVersion'];
-    if (version !== MANIFEST_FORMAT_VERSION) {
-        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
-        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
-            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads version ${MANIFEST_FORMAT_VERSION} only: upgrade nix-plan`
-            : `bundle manifest: formatVersion must be ${MANIFEST_FORMAT_VERSION}, not ${JSON.stringify(version)?.slice(0, 32)}`);
+function trustStatus(manifest, trust) {
+    if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
+        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
+    if (trust !== undefined && trust.verifiedBy.length > 0)
+        return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
+    const n = manifest.signatures.length;
+    if (n === 0)
+        return 'unsigned';
+    return `signatures: ${n} (not verified)`;
+}
+
+;// CONCATENATED MODULE: ./src/core/provenance-view.ts
+
+
+/** Longest list (flake inputs, promotions) shown in full. */
+const ORIGIN_LIST_LIMIT = 20;
+/** A URL safe to link to as it is: https, a host, a path of plain characters. */
+const PLAIN_HTTPS = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9._~/%+-]*$/;
+/** "3 days", "5 hours", "12 minutes", "40 seconds". */
+function formatAge(ms) {
+    const s = Math.floor(Math.abs(ms) / 1000);
+    const [n, unit] = s >= 2 * 86400
+        ? [Math.floor(s / 86400), 'day']
+        : s >= 2 * 3600
+            ? [Math.floor(s / 3600), 'hour']
+            : s >= 120
+                ? [Math.floor(s / 60), 'minute']
+                : [s, 'second'];
+    return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+function created(m, now) {
+    if (m.createdAt === undefined)
+        return [
+            {
+                text: m.formatVersion === 1
+                    ? 'unknown (a format 1 bundle records no creation time)'
+                    : 'unknown (promoted from a format 1 bundle, which records no creation time)',
+            },
+        ];
+    const age = now === undefined ? undefined : now.getTime() - Date.parse(m.createdAt);
+    return [
+        { data: m.createdAt },
+        ...(age === undefined
+            ? []
+            : [{ text: age < 0 ? ` (${formatAge(age)} in the future)` : ` (${formatAge(age)} ago)` }]),
+    ];
+}
+/**
+ * The rows describing a plan's origin and trust: creation time, repository, commit, ref,
+ * workflow, run, flake and its inputs, each promotion, and the signature status. A version-1
+ * plan says its origin is unknown. `now` adds the plan's age.
+ */
+function originRows(manifest, trust, options = {}) {
+    const rows = [{ label: 'created', value: created(manifest, options.now) }];
+    const p = manifest.provenance;
+    if (p === undefined || Object.keys(p).length === 0)
+        rows.push({
+            label: 'source',
+            value: [
+                { text: manifest.formatVersion === 1 ? 'unknown (a format 1 bundle records none)' : 'not recorded' },
+            ],
+        });
+    else {
+        if (p.repository !== undefined)
+            rows.push({ label: 'repository', value: [{ data: p.repository }] });
+        if (p.commit !== undefined)
+            rows.push({
+                label: 'commit',
+                value: [{ data: p.commit }, ...(p.dirty === true ? [{ text: ' with uncommitted changes' }] : [])],
+            });
+        if (p.ref !== undefined)
+            rows.push({ label: 'ref', value: [{ data: p.ref }] });
+        if (p.workflow !== undefined)
+            rows.push({ label: 'workflow', value: [{ data: p.workflow }] });
+        if (p.runUrl !== undefined)
+            rows.push({
+                label: 'run',
+                value: PLAIN_HTTPS.test(p.runUrl)
+                    ? [{ link: runName(p.runUrl, p.runAttempt), url: p.runUrl }]
+                    : [{ data: p.runUrl }],
+            });
+        if (p.flake !== undefined) {
+            rows.push({ label: 'flake', value: [{ data: p.flake.url }] });
+            const shown = p.flake.inputs.slice(0, ORIGIN_LIST_LIMIT);
+            for (const input of shown)
+                rows.push({ label: '  input', value: [{ data: input.name }, { text: ' ' }, { data: input.url }] });
+            if (p.flake.inputs.length > shown.length)
+                rows.push({
+                    label: '  inputs',
+                    value: [{ text: `…and ${p.flake.inputs.length - shown.length} more` }],
+                });
+        }
     }
-    const r = record(value, 'manifest', [
-        'format',
-        'formatVersion',
-        'tool',
-        'nixVersion',
-        'storeDir',
-        'systems',
-        'include',
-        'roots',
-        'counts',
-        'narBytes',
-        'paths',
-        'stream',
-        'signatures',
-        'checksum',
-    ], ['relocatedFrom']);
-    const storeDir = str(r['storeDir'], 'storeDir');
-    const problem = storeDirProblem(storeDir);
-    if (problem !== undefined)
-        throw bad('storeDir', `'${storeDir}' is not a store directory: ${problem}`);
-    const include = str(r['include'], 'include', 16);
-    if (!INCLUDE_KINDS.includes(include))
-        throw bad('include', `must be one of ${INCLUDE_KINDS.join(', ')}`);
-    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
-    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
-    const paths = manifest_int(r['paths'], 'paths');
-    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
-        throw bad('paths', 'is not the sum of counts');
-    for (const k of OBJECT_KINDS)
-        if ((counts[k] === 0) !== (narBytes[k] === 0))
-            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
-    if (include === 'drvs' && counts.output > 0)
-        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
-    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
-    const stream = {
-        sha256: str(s['sha256'], 'stream.sha256', 64, HEX64),
-        size: manifest_int(s['size'], 'stream.size'),
-        compressedSha256: str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
-        compressedSize: manifest_int(s['compressedSize'], 'stream.compressedSize'),
-    };
-    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
-    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
-    if (stream.size < minSize)
-        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
-    if (stream.compressedSize < 9)
-        throw bad('stream.compressedSize', 'is too small for a zstd frame');
-    const manifest = {
-        format: MANIFEST_FORMAT,
-        formatVersion: MANIFEST_FORMAT_VERSION,
-        tool: str(r['tool'], 'tool', 256),
-        nixVersion: str(r['nixVersion'], 'nixVersion', 256),
-        storeDir,
-        systems: list(r['systems'], 'systems', 64, (x, f) => str(x, f, 64, SYSTEM)),
-        include: include,
-        roots: list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
-        counts,
-        narBytes,
-        paths,
-        stream,
-        signatures: list(r['signatures'], 'signatures', 64, (x, f) => {
-            const g = record(x, f, ['key', 'sig']);
-            return {
-                key: str(g['key'], `${f}.key`, 256, /^[\x21-\x39\x3b-\x7e]+$/),
-                sig: str(g['sig'], `${f}.sig`, 88, B64SIG),
-            };
-        }),
-        checksum: str(r['checksum'], 'checksum', 64, HEX64),
-    };
-    if (manifest.roots.length === 0)
-        throw bad('roots', 'is empty: a plan needs at least one root');
-    if (r['relocatedFrom'] !== undefined) {
-        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
-        if (manifest.relocatedFrom.storeDir === storeDir)
-            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
+    for (const [i, pr] of (manifest.promotions ?? []).entries())
+        rows.push({
+            label: `promotion ${i + 1}`,
+            value: [
+                { text: 'from ' },
+                { data: pr.storeDir },
+                { text: ' at ' },
+                { data: pr.at },
+                { text: ', input ' },
+                { data: pr.digest },
+                ...(pr.noCheckSigs === true
+                    ? [{ text: ', accepted NOT CHECKED (--no-check-sigs)' }]
+                    : pr.signedBy.length === 0
+                        ? [{ text: ', input not verified by any key' }]
+                        : [
+                            { text: ', input verified by ' },
+                            ...pr.signedBy.flatMap((s, j) => [
+                                ...(j > 0 ? [{ text: ', ' }] : []),
+                                { data: s.key },
+                                { text: ' (' },
+                                { data: s.fingerprint },
+                                { text: ')' },
+                            ]),
+                        ]),
+            ],
+        });
+    rows.push({ label: 'trust', value: trustSegments(manifest, trust, options.signedHere === true) });
+    return rows;
+}
+function runName(url, attempt) {
+    // Our own words from the URL's digits only: the link text never holds bundle text.
+    const id = /\/runs\/(\d+)/.exec(url)?.[1];
+    return `${id === undefined ? 'the run' : `run ${id}`}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
+}
+/** The trust status with the key names marked as bundle data. */
+function trustSegments(manifest, trust, signedHere) {
+    if (signedHere && trust === undefined && manifest.signatures.length > 0)
+        return [
+            { text: 'signed in this job by ' },
+            ...manifest.signatures.flatMap((g, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: g.key }]),
+        ];
+    const status = trustStatus(manifest, trust);
+    const prefix = 'verified: signed by trusted key ';
+    if (!status.startsWith(prefix) || trust === undefined)
+        return [{ text: status }];
+    return [
+        { text: prefix },
+        ...trust.verifiedBy.flatMap((k, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: k }]),
+    ];
+}
+/** A row's value for a terminal: bundle text escaped (no control sequence gets through). */
+function segmentsText(value) {
+    return value
+        .map((s) => 'data' in s ? escapeTerminal(s.data) : 'url' in s ? `${s.link} ${s.url}` : escapeTerminal(s.text))
+        .join('');
+}
+/**
+ * A row's value in Markdown: bundle text in code spans, links only to plain https URLs, our own
+ * words as they are (they never hold bundle text, and read better unescaped in the source).
+ */
+function segmentsMarkdown(value) {
+    return value
+        .map((s) => ('data' in s ? markdownCode(s.data) : 'url' in s ? `[${s.link}](${s.url})` : s.text))
+        .join('');
+}
+/**
+ * The origin and trust of a plan for a terminal: `label: value` lines, aligned, every value from
+ * the bundle escaped. The same facts as `originMarkdown`.
+ */
+function originText(manifest, trust, options = {}) {
+    const rows = originRows(manifest, trust, options);
+    const width = Math.max(...rows.map((r) => r.label.length)) + 1;
+    return rows.map((r) => `${`${r.label}:`.padEnd(width)} ${segmentsText(r.value)}\n`).join('');
+}
+/**
+ * The origin and trust of a plan as a two-column Markdown table for a job summary, every value
+ * from the bundle in a code span (and `|` escaped for the table).
+ */
+function originMarkdown(manifest, trust, options = {}) {
+    const rows = originRows(manifest, trust, options);
+    const cell = (s) => s.replace(/\|/g, '\\|');
+    return [
+        '| origin | |',
+        '| --- | --- |',
+        ...rows.map((r) => `| ${cell(r.label.trim())} | ${cell(segmentsMarkdown(r.value))} |`),
+        '',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/core/freshness.ts
+// Freshness: refusing a plan older than a given age, or older than the plan last applied to the
+// same profile or out-link (a rollback by whoever can hand a host an old, validly signed file).
+// Pure: the record's schema and the decision; reading and writing the record is app/freshness.ts.
+
+
+
+/** A stale-plan refusal (exit code 11). */
+function staleError(message) {
+    return new errors_NixPlanError('stale', message);
+}
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const freshness_HEX64 = /^[0-9a-f]{64}$/;
+/** Parses a last-applied record; throws a 'stale' error naming `where` when it is not one. */
+function parseLastApplied(text, where) {
+    const fail = (why) => staleError(`the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
+        'than the one applied before; repair or remove the record, or pass --allow-downgrade');
+    let v;
+    try {
+        v = JSON.parse(text);
     }
-    return manifest;
+    catch {
+        throw fail('not JSON');
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw fail('not a JSON object');
+    const r = v;
+    if (r['version'] !== 1)
+        throw fail(`version ${JSON.stringify(r['version'])?.slice(0, 16)} is not 1`);
+    const str = (k, pattern) => {
+        const x = r[k];
+        if (typeof x !== 'string' || !pattern.test(x))
+            throw fail(`'${k}' is missing or malformed`);
+        return x;
+    };
+    const time = (k) => {
+        try {
+            return timestamp(r[k], k);
+        }
+        catch {
+            throw fail(`'${k}' is not an RFC 3339 UTC time`);
+        }
+    };
+    const roots = r['roots'];
+    if (!Array.isArray(roots) || !roots.every((x) => typeof x === 'string'))
+        throw fail("'roots' is not a list of paths");
+    return {
+        version: 1,
+        ...(r['createdAt'] !== undefined && { createdAt: time('createdAt') }),
+        digest: str('digest', DIGEST),
+        checksum: str('checksum', freshness_HEX64),
+        storeDir: str('storeDir', /^\/\S*$/),
+        roots: roots,
+        appliedAt: time('appliedAt'),
+    };
+}
+/** The record for `manifest`, applied now from a bundle file with `digest`. */
+function lastAppliedOf(manifest, digest, appliedAt) {
+    return {
+        version: 1,
+        ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+        digest,
+        checksum: manifest.checksum,
+        storeDir: manifest.storeDir,
+        roots: manifest.roots.map((r) => r.drvPath),
+        appliedAt,
+    };
+}
+const UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/**
+ * A duration like `90m`, `12h`, `7d`, `2w` or `1d12h` in milliseconds; a usage error naming
+ * `option` otherwise.
+ */
+function parseDuration(text, option = '--max-age') {
+    const parts = /^(?:\d+[smhdw])+$/.test(text) ? [...text.matchAll(/(\d+)([smhdw])/g)] : [];
+    const ms = parts.reduce((n, [, count, unit]) => n + Number(count) * (UNITS[unit ?? ''] ?? NaN), 0);
+    if (parts.length === 0 || !Number.isSafeInteger(ms) || ms <= 0)
+        throw new errors_NixPlanError('usage', `${option} '${text}' is not a duration; accepted: a number and a unit (s, m, h, d, w), e.g. 12h, 7d or 1d12h`);
+    return ms;
+}
+/**
+ * Why `manifest` may not be applied under `policy` at `now` (a 'stale' error), or undefined when
+ * it may. A plan of the same age as the last one passes (the same plan again, or a relocation of
+ * it); a plan without createdAt (format 1) passes neither an age limit nor an existing record.
+ * `--allow-downgrade` waives the record, never --max-age (drop the option instead).
+ */
+function freshnessProblem(manifest, policy, now) {
+    const created = manifest.createdAt;
+    const unknown = manifest.formatVersion === 1
+        ? 'the plan records no creation time (a format 1 bundle)'
+        : 'the plan records no creation time (it was promoted from a format 1 bundle)';
+    if (policy.maxAgeMs !== undefined) {
+        const limit = policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`;
+        if (created === undefined)
+            return staleError(`${unknown}, so it cannot be shown to be younger than --max-age ${limit}; re-export it`);
+        const age = now.getTime() - Date.parse(created);
+        if (age > policy.maxAgeMs)
+            return staleError(`the plan was created at ${created}, ${formatAge(age)} ago: older than --max-age ${limit} allows`);
+    }
+    const last = policy.last;
+    if (last === undefined || policy.allowDowngrade === true || last.record.checksum === manifest.checksum)
+        return undefined;
+    const before = `${last.target} was last given a plan created at ${last.record.createdAt ?? '(unknown)'} (applied ${last.record.appliedAt}, ${last.record.digest})`;
+    if (created === undefined)
+        return staleError(`${unknown}, and ${before}: it may be older; refusing it (--allow-downgrade to force)`);
+    if (last.record.createdAt !== undefined && Date.parse(created) < Date.parse(last.record.createdAt))
+        return staleError(`the plan was created at ${created}, before the one ${before}: refusing a downgrade (--allow-downgrade to force)`);
+    return undefined;
+}
+
+;// CONCATENATED MODULE: external "node:fs/promises"
+const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
+;// CONCATENATED MODULE: ./src/cli/args.ts
+// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
+// usage errors that name the option and the accepted values.
+
+
+
+
+/** Throws a usage error. */
+function usageError(message) {
+    return new errors_NixPlanError('usage', message);
+}
+/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
+function parseCommandArgs(argv, specs) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    const rest = dash < 0 ? [] : argv.slice(dash + 1);
+    const options = {};
+    for (const [name, s] of Object.entries(specs))
+        options[name] = {
+            type: s.type,
+            ...(s.short !== undefined && { short: s.short }),
+            ...(s.multiple === true && { multiple: true }),
+        };
+    try {
+        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
+            args: [...head],
+            options,
+            allowPositionals: true,
+            strict: true,
+        });
+        return { values, positionals, rest };
+    }
+    catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    }
+}
+/** A string option's value, or undefined. */
+function args_str(args, name) {
+    const v = args.values[name];
+    return typeof v === 'string' ? v : undefined;
+}
+/** A required string option's value. */
+function required(args, name, what) {
+    const v = args_str(args, name);
+    if (v === undefined || v === '')
+        throw usageError(`missing --${name} ${what}`);
+    return v;
+}
+/** A repeatable string option's values (also splitting on commas when `commas`). */
+function args_list(args, name, commas = false) {
+    const v = args.values[name];
+    const items = Array.isArray(v)
+        ? v.filter((x) => typeof x === 'string')
+        : typeof v === 'string'
+            ? [v]
+            : [];
+    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
+}
+/** A boolean flag. */
+function flag(args, name) {
+    return args.values[name] === true;
+}
+/** A value that must be one of `allowed`. */
+function oneOf(value, name, allowed) {
+    if (value === undefined)
+        return undefined;
+    if (!allowed.includes(value))
+        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
+    return value;
+}
+/** An integer option within [min, max]. */
+function integer(value, name, min, max) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max)
+        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
+    return n;
+}
+/** Exactly one positional argument (the bundle), or a usage error naming it. */
+function onePositional(args, what) {
+    if (args.positionals.length === 0)
+        throw usageError(`missing ${what}`);
+    if (args.positionals.length > 1)
+        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
+    return args.positionals[0] ?? '';
+}
+const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
+function publicKeyOrUsage(key, where) {
+    try {
+        parsePublicKey(key);
+    }
+    catch (e) {
+        throw usageError(`${where}: ${e.message}`);
+    }
+    return key;
+}
+/**
+ * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
+ * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
+ * closed: an empty value (an unset variable), a file without a key, or anything that is not a
+ * key is a usage error, never "no keys".
+ */
+async function readKeys(values, readText = readTextFile) {
+    const keys = [];
+    for (const v of values) {
+        if (v.trim() === '')
+            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
+        if (KEY_LITERAL.test(v)) {
+            keys.push(publicKeyOrUsage(v, '--trusted-key'));
+            continue;
+        }
+        const words = (await readText(v, 'trusted key file'))
+            .split('\n')
+            .map((l) => l.replace(/#.*$/, ''))
+            .flatMap((l) => l.split(/\s+/))
+            .filter((k) => k !== '');
+        if (words.length === 0)
+            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
+        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
+    }
+    return keys;
+}
+/**
+ * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
+ * that is not a key is a usage error naming the file (never echoing what it holds).
+ */
+async function readSecretKeyFile(path, readText = readTextFile) {
+    if (path.trim() === '')
+        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
+    const text = (await readText(path, 'secret key file')).trim();
+    if (text === '')
+        throw usageError(`secret key file '${path}' is empty`);
+    try {
+        parseSecretKey(text);
+    }
+    catch (e) {
+        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
+    }
+    return text;
+}
+/** Reads a small text file, turning a missing file into a usage error that names it. */
+async function readTextFile(path, what) {
+    try {
+        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+/** Help text for a command's options, aligned. */
+function optionsHelp(specs) {
+    const rows = Object.entries(specs).map(([name, s]) => {
+        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
+        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
+    });
+    const width = Math.max(...rows.map(([l]) => l.length));
+    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/core/bundle/frame.ts
@@ -1492,6 +2091,8 @@ class ZstdFrameScanner {
     }
 }
 
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 ;// CONCATENATED MODULE: ./src/core/bundle/writer.ts
@@ -1516,8 +2117,6 @@ const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
 
 /** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
 const DEFAULT_LEVEL = 12;
-/** Lowest level accepted. */
-const MIN_LEVEL = 1;
 /** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
 const MAX_LEVEL = 19;
 /** Counts and hashes bytes as they pass. */
@@ -1615,7 +2214,7 @@ function checkRange(name, value, min, max) {
 }
 /** The zstd parameters of a bundle's data frame. */
 function compressionParams(options = {}) {
-    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL);
+    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, 1, MAX_LEVEL);
     const windowLog = checkRange('the window log', options.windowLog ?? DEFAULT_MAX_WINDOW_LOG, 10, DEFAULT_MAX_WINDOW_LOG);
     return {
         [external_node_zlib_namespaceObject.constants.ZSTD_c_compressionLevel]: level,
@@ -1768,97 +2367,12 @@ async function openBundle(path) {
 }
 
 ;// CONCATENATED MODULE: ./src/core/content-address.ts
-// Content addresses: a typed `text` / `flat` / `nar` method with its hash, parsed from and written
-// as Nix writes it (a narinfo's `CA:` field, a derivation output's `hashAlgo`), the one function
-// that makes a content-addressed store path, and the check of which objects name themselves by
-// their content (bundle entries; the `CA:` that lets an untrusted user import them).
+// Content addresses: which store objects name themselves by their content, found by recomputing
+// their path. Used to check bundle entries and to write the narinfo `CA:` field that lets an
+// untrusted user import them.
 
 
 
-
-function content_address_bad(text, detail) {
-    throw new MalformedError('content address', undefined, `'${text}': ${detail}`);
-}
-/**
- * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
- * `fixed:`), or undefined for any other: for callers that need no digest.
- */
-function contentAddressMethod(text) {
-    if (text.startsWith('text:sha256:'))
-        return 'text';
-    if (text.startsWith('fixed:r:'))
-        return 'nar';
-    if (text.startsWith('fixed:'))
-        return 'flat';
-    return undefined;
-}
-/** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
-function parseContentAddress(text) {
-    const method = contentAddressMethod(text);
-    if (method === undefined)
-        content_address_bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
-    const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
-    return { method, hash: parseHash(text.slice(prefix.length)) };
-}
-/** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
-function formatContentAddress(ca) {
-    const prefix = ca.method === 'text' ? 'text:' : ca.method === 'nar' ? 'fixed:r:' : 'fixed:';
-    return prefix + formatHash(ca.hash, 'nix32', true);
-}
-/**
- * The content address a fixed output declares in a .drv: `hashAlgo` as written (`r:sha256`,
- * `text:sha256`, `sha1`, …) and `hash`, a bare hex (or nix32) digest.
- */
-function parseOutputHashAlgo(hashAlgo, hash) {
-    let method = 'flat';
-    let algo = hashAlgo;
-    if (algo.startsWith('r:')) {
-        method = 'nar';
-        algo = algo.slice(2);
-    }
-    else if (algo.startsWith('text:')) {
-        method = 'text';
-        algo = algo.slice(5);
-    }
-    if (!isHashAlgo(algo))
-        content_address_bad(hashAlgo, 'unsupported hash algorithm');
-    if (hash.includes(':') || hash.includes('-'))
-        content_address_bad(hash, 'the output hash is not a bare digest');
-    const parsed = parseHash(hash, algo);
-    if (method === 'text' && algo !== 'sha256')
-        content_address_bad(hashAlgo, 'a text-hashed output must use sha256');
-    return { method, hash: parsed };
-}
-/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `text:sha256`, `sha1`). */
-function formatOutputHashAlgo(ca) {
-    return (ca.method === 'nar' ? 'r:' : ca.method === 'text' ? 'text:' : '') + ca.hash.algo;
-}
-/**
- * The store path of a content-addressed object (Nix's `makeFixedOutputPathFromCA`): the one
- * constructor every caller uses. `text` takes references; `nar` over sha256 takes references and
- * `self` (a source); any other may have neither.
- */
-function makeContentAddressedPath(name, ca, storeDir, references = [], self = false) {
-    if (ca.method === 'text') {
-        if (ca.hash.algo !== 'sha256' || self)
-            content_address_bad(formatContentAddress(ca), 'not a valid text address');
-        return makeTextPath(name, ca.hash.bytes, references, storeDir);
-    }
-    if (ca.method === 'nar' && ca.hash.algo === 'sha256')
-        return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
-    if (self || !isEmpty(references))
-        content_address_bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
-    return makeFixedOutputPath(name, ca.hash, ca.method === 'nar', storeDir);
-}
-function isEmpty(items) {
-    if (Array.isArray(items))
-        return items.length === 0;
-    for (const _ of items)
-        return false;
-    return true;
-}
-/** Every content-addressed kind, in the order counts are listed. */
-const CONTENT_ADDRESSED_KINDS = (/* unused pure expression or super */ null && (['drv', 'text', 'source']));
 const FLAT_ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
 /**
  * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
@@ -1870,26 +2384,22 @@ function identifyContentAddress(obj, storeDir) {
     const name = nameOf(obj.path);
     const file = obj.file;
     if (file !== undefined && !file.executable) {
-        const hash = { algo: 'sha256', bytes: obj.fileSha256 ?? sha256(file.contents) };
-        if (makeContentAddressedPath(name, { method: 'text', hash }, storeDir, obj.references) === obj.path)
-            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(hash.bytes)}` };
+        const digest = obj.fileSha256 ?? sha256(file.contents);
+        if (makeTextPath(name, digest, obj.references, storeDir) === obj.path)
+            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(digest)}` };
     }
     const others = obj.references.filter((r) => r !== obj.path);
     const self = others.length !== obj.references.length;
     const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
-    if (narHash !== undefined) {
-        const ca = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
-        if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
-            return { kind: 'source', ca: formatContentAddress(ca) };
-    }
+    if (narHash !== undefined && makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
+        return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(narHash)}` };
     if (file !== undefined && !file.executable && obj.references.length === 0) {
         for (const algo of FLAT_ALGOS) {
             const hash = algo === 'sha256' && obj.fileSha256 !== undefined
                 ? { algo, bytes: obj.fileSha256 }
                 : hashBytes(algo, file.contents);
-            const ca = { method: 'flat', hash };
-            if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
-                return { kind: 'source', ca: formatContentAddress(ca) };
+            if (makeFixedOutputPath(name, hash, false, storeDir) === obj.path)
+                return { kind: 'source', ca: `fixed:${formatHash(hash, 'nix32', true)}` };
         }
     }
     return undefined;
@@ -2390,10 +2900,18 @@ function fromSync(it) {
     return { next: () => Promise.resolve(it.next()) };
 }
 
-;// CONCATENATED MODULE: ./src/core/derivation/aterm.ts
-// The ATerm text of a .drv at the byte level: the punctuation, and the escapes Nix writes in the
-// builder, arguments and environment (`"` `\` LF CR TAB, nothing else). Shared by the parser
-// and the writer, so what one accepts the other writes.
+;// CONCATENATED MODULE: ./src/core/derivation.ts
+// Derivations (.drv files) in Nix's ATerm text: a byte-exact parser and serialiser working on bytes.
+//
+// Nix writes two kinds of string fields. Store paths, output names, hash fields, the system and
+// the output-name lists are written verbatim between quotes ("unquoted" in Nix's source); the
+// builder, the arguments and the environment are escaped (`"` `\` LF CR TAB, nothing else). The
+// parser keeps verbatim fields verbatim and only accepts the canonical form of escaped ones, so
+// whenever `parseDerivation(b)` succeeds, `serialiseDerivation` gives back exactly `b`.
+
+
+
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -2421,21 +2939,6 @@ const DERIVE = ascii('Derive(');
 const DRV_WITH_VERSION = ascii('DrvWithVersion(');
 /** Nesting allowed in dynamic outputs (`drv^out^out^…`); bounds recursion on hostile input. */
 const MAX_DYNAMIC_DEPTH = 64;
-/** The bytes of an ASCII string. */
-function ascii(s) {
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        out[i] = s.charCodeAt(i);
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/core/derivation/parse.ts
-// Parsing a .drv: byte-exact, on bytes. Verbatim fields stay verbatim and only the canonical form
-// of escaped ones is accepted, so whenever `parseDerivation(b)` succeeds, `serialiseDerivation`
-// (write.ts) gives back exactly `b`.
-
-
-
 /**
  * Verbatim fields up to this long are made once and shared: output names (`out`, `dev`, `lib`…,
  * one per input derivation of every .drv) and empty hash fields. Made anew, each was a string of
@@ -2457,6 +2960,12 @@ function shortString(bytes, start, end) {
             SHORT.set(key, s);
     }
     return s;
+}
+function ascii(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
 }
 /** Cursor over the bytes of one .drv; every error names the offset where it happened. */
 class Parser {
@@ -2768,12 +3277,6 @@ function parseHead(p) {
     });
     return { version, outputs };
 }
-
-;// CONCATENATED MODULE: ./src/core/derivation/write.ts
-// Writing a .drv as Nix does, and splicing one from a new head and a tail kept as written.
-
-
-
 /**
  * Serialises into a reused scratch buffer that is at least as big as the result can be (every
  * escaped byte at most doubles), in one pass that also validates the verbatim fields; the result
@@ -3030,10 +3533,6 @@ function writeHead(w, drv, layout) {
     w.byte(COMMA);
     w.rawBytes(drv.system, 'system');
 }
-
-;// CONCATENATED MODULE: ./src/core/derivation/fields.ts
-// What a parsed derivation says, read without writing it: its references, an env value, its name.
-
 const encoder = new TextEncoder();
 /** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
 function envGet(drv, key) {
@@ -3074,433 +3573,13 @@ function derivationReferences(drv) {
     }
     return out;
 }
-
-/** Output name → path of a parsed derivation ("" for a deferred output). */
-function outputsOf(drv) {
-    const out = {};
-    for (const o of drv.outputs)
-        out[o.name] = o.path;
-    return out;
+/** The derivation name of a .drv store path: its name without the `.drv` extension. */
+function drvName(drvPath) {
+    const name = nameOf(drvPath);
+    if (!name.endsWith('.drv') || name.length <= 4)
+        throw new errors_NixPlanError('malformed', `'${drvPath}' is not a derivation path (its name does not end in .drv)`);
+    return name.slice(0, -4);
 }
-
-;// CONCATENATED MODULE: ./src/core/derivation/scan.ts
-// Reading a .drv's system and references without parsing it: export reads thousands of .drv
-// files, and skipping through each costs a fraction of a full parse.
-
-
-
-/**
- * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
- * `DrvWithVersion(…)`); see scanDerivation.
- */
-function derivationSystem(bytes, field) {
-    return scanDerivation(bytes, field === 4).system;
-}
-/**
- * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
- * registers for a .drv it writes), found by skipping through the file rather than parsing it.
- * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
- * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
- */
-function scanDerivation(bytes, versioned) {
-    const inputDrvsField = versioned ? 2 : 1;
-    const systemField = inputDrvsField + 2;
-    const references = [];
-    let depth = 0;
-    let at = 0;
-    let tupleStart = false;
-    for (let i = 0; i < bytes.length; i++) {
-        const c = bytes[i];
-        if (c === QUOTE) {
-            const end = bytes.indexOf(QUOTE, i + 1);
-            if (end < 0)
-                break;
-            if (depth === 1 && at === systemField)
-                return {
-                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
-                    references: sortedUnique(references),
-                };
-            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
-                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
-            tupleStart = false;
-            i = end;
-        }
-        else if (c === 0x28 || c === 0x5b) {
-            depth++; // ( [
-            tupleStart = c === 0x28 && depth === 3;
-        }
-        else if (c === 0x29 || c === 0x5d) {
-            if (--depth === 0)
-                break; // ) ]
-        }
-        else if (c === 0x2c && depth === 1 && ++at > systemField)
-            break; // ,
-    }
-    const drv = parseDerivation(bytes);
-    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
-}
-function sortedUnique(items) {
-    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
-}
-
-;// CONCATENATED MODULE: ./src/core/derivation/kind.ts
-// How a derivation names its outputs, decided once (Nix's `Derivation::type()`): input-addressed,
-// fixed (its one output's content address is declared), floating (content-addressed, known only
-// once built) or impure; and the path a fixed output must have.
-
-
-
-const PROBLEMS = {
-    'no-outputs': 'it has no outputs',
-    mixed: 'it mixes output types (input-addressed, fixed, floating, impure)',
-    'fixed-not-one-out': 'a fixed-output derivation must have exactly one output, named "out"',
-};
-/** The kind one output declares, from its `hashAlgo` and `hash` fields as written. */
-function outputKind(o) {
-    if (o.hashAlgo === '')
-        return 'input-addressed';
-    if (o.hash === 'impure')
-        return 'impure';
-    return o.hash === '' ? 'floating' : 'fixed';
-}
-/** The kind of a derivation, or the problem that leaves it without one. */
-function classifyDerivation(drv) {
-    const first = drv.outputs[0];
-    if (first === undefined)
-        return { problem: 'no-outputs' };
-    const kind = outputKind(first);
-    for (const o of drv.outputs)
-        if (outputKind(o) !== kind)
-            return { problem: 'mixed' };
-    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
-        return { problem: 'fixed-not-one-out' };
-    return { kind };
-}
-/** The kind of a derivation; a 'malformed' error naming `label` when it has none. */
-function derivationKind(drv, label) {
-    const c = classifyDerivation(drv);
-    if (c.problem !== undefined)
-        throw new errors_NixPlanError('malformed', `derivation ${label}: ${PROBLEMS[c.problem]}`);
-    return c.kind;
-}
-/** True for a fixed-output derivation: its one output, `out`, declares its content address. */
-function isFixedOutput(drv) {
-    return classifyDerivation(drv).kind === 'fixed';
-}
-/** The content address a fixed output declares; a 'malformed' error naming `label` when it is not one. */
-function fixedOutputAddress(o, label) {
-    try {
-        return parseOutputHashAlgo(o.hashAlgo, o.hash);
-    }
-    catch (e) {
-        throw new errors_NixPlanError('malformed', `derivation ${label}: output ${o.name}: ${e.message}`);
-    }
-}
-/** The path fixed output `o` of the derivation named `drvName` must have in `storeDir`. */
-function fixedOutputPath(o, drvName, storeDir, label = drvName) {
-    return makeContentAddressedPath(outputPathName(drvName, o.name), fixedOutputAddress(o, label), storeDir);
-}
-
-;// CONCATENATED MODULE: ./src/core/derivation/hash.ts
-// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
-//
-// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
-// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
-// only by what it produces, not by how. The derivation itself is masked first (its output paths
-// and the environment variables named after its outputs set to ""), since those are what is being
-// computed. Floating content-addressed derivations, and everything depending on one, have no
-// output paths before they are built ("deferred").
-
-
-
-
-
-
-
-function fail(drvLabel, detail) {
-    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
-}
-/** A derivation whose output paths, and the env variables named after its outputs, are "". */
-function masked(drv) {
-    const empty = new Uint8Array(0);
-    return {
-        ...drv,
-        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
-        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
-    };
-}
-/** A new empty layout for `serialiseDerivation` to fill. */
-function newLayout() {
-    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-}
-/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
-function hashWithInputs(bytes, layout, inputs) {
-    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
-}
-/** The output named by env key `key`, if any. */
-function outputNamed(drv, key) {
-    // Output names are ASCII; compare without decoding every key.
-    outer: for (const o of drv.outputs) {
-        if (o.name.length !== key.length)
-            continue;
-        for (let i = 0; i < key.length; i++)
-            if (o.name.charCodeAt(i) !== key[i])
-                continue outer;
-        return o;
-    }
-    return undefined;
-}
-function isOutputName(drv, key) {
-    return outputNamed(drv, key) !== undefined;
-}
-/**
- * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
- * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
- * path it does not have.
- */
-class DerivationHasher {
-    storeDir;
-    lookup;
-    /**
-     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
-     * deferred) and its output names (to check what dependents ask for). One map, as each input of
-     * each derivation is looked up in it.
-     */
-    memo = new Map();
-    constructor(storeDir, lookup) {
-        this.storeDir = storeDir;
-        this.lookup = lookup;
-    }
-    /**
-     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
-     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
-     */
-    hashModulo(drvPath) {
-        const known = this.memo.get(drvPath);
-        if (known !== undefined)
-            return known.hash;
-        const pending = new Map();
-        const stack = [drvPath];
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            if (this.memo.has(path)) {
-                stack.pop();
-                continue;
-            }
-            let drv = pending.get(path);
-            if (drv === undefined) {
-                drv = this.lookup(path);
-                pending.set(path, drv);
-                // A fixed-output hash does not depend on inputs, so they need not be visited.
-                if (derivationKind(drv, path) !== 'fixed') {
-                    for (const input of drv.inputDrvs) {
-                        if (this.memo.has(input.path))
-                            continue;
-                        if (pending.has(input.path))
-                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
-                        stack.push(input.path);
-                    }
-                    if (stack[stack.length - 1] !== path)
-                        continue;
-                }
-            }
-            stack.pop();
-            pending.delete(path);
-            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
-        }
-        return this.memo.get(drvPath).hash;
-    }
-    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
-    outputPaths(drv, drvName) {
-        const fixed = this.fixedOutputPaths(drv, drvName);
-        if (fixed !== undefined)
-            return fixed;
-        const paths = new Map();
-        const h = this.compute(drv, drvName, drvName, true);
-        for (const o of drv.outputs)
-            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
-        return paths;
-    }
-    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
-    fixedOutputPaths(drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'fixed')
-            return undefined;
-        const out = drv.outputs[0];
-        return new Map([[out.name, fixedOutputPath(out, drvName, this.storeDir)]]);
-    }
-    /**
-     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
-     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
-     * only its outputs.
-     */
-    record(drvPath, drv, hash) {
-        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
-        if (h === undefined)
-            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
-        this.remember(drvPath, drv, h);
-    }
-    remember(drvPath, drv, hash) {
-        this.memo.set(drvPath, {
-            hash,
-            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
-            outputs: drv.outputs.map((o) => o.name),
-        });
-    }
-    /**
-     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
-     * gives them) filled into its outputs and into the env variables named after them, its bytes,
-     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
-     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
-     * splicing in the input hashes or the output paths (which need no escaping).
-     */
-    fillOutputs(drv, drvName) {
-        const layout = newLayout();
-        const bytes = serialiseDerivation(masked(drv), layout);
-        const envHoles = [];
-        drv.env.forEach((e, i) => {
-            const o = outputNamed(drv, e.key);
-            if (o !== undefined)
-                envHoles.push({ at: layout.envValues[i], output: o.name });
-        });
-        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
-    }
-    /**
-     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
-     * and input derivations (which must be hashed or recorded already).
-     */
-    fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
-        const { bytes, layout } = maskedDrv;
-        const inputs = this.moduloInputs(drv, drvName);
-        if (inputs === undefined)
-            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
-        const hex = toHex(hashWithInputs(bytes, layout, inputs));
-        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
-        // Holes, in byte order: each output's path, then the value of each env variable named after one.
-        const holes = paths.map((text, i) => ({
-            at: layout.outputPaths[i],
-            text,
-        }));
-        for (const h of maskedDrv.envHoles)
-            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
-        let size = bytes.length;
-        for (const h of holes)
-            size += h.text.length;
-        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
-        let r = 0;
-        let w = 0;
-        let shift = 0; // bytes inserted before the input derivations list (output paths only)
-        for (const h of holes) {
-            out.set(bytes.subarray(r, h.at), w);
-            w += h.at - r;
-            r = h.at;
-            for (let k = 0; k < h.text.length; k++)
-                out[w++] = h.text.charCodeAt(k);
-            if (h.at < layout.inputDrvsStart)
-                shift += h.text.length;
-        }
-        out.set(bytes.subarray(r), w);
-        const filled = {
-            ...layout,
-            inputDrvsStart: layout.inputDrvsStart + shift,
-            inputDrvsEnd: layout.inputDrvsEnd + shift,
-        };
-        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
-    }
-    /**
-     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
-     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
-     * memoised yet.
-     */
-    moduloInputs(drv, label) {
-        const entries = [];
-        let deferred = false;
-        for (const input of drv.inputDrvs) {
-            // Every input is hashed (or found known) even once the derivation is found deferred.
-            const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
-                deferred = true;
-                continue;
-            }
-            const names = m.outputs;
-            for (const o of input.outputs)
-                if (!names.includes(o))
-                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
-            entries.push({ path: m.hex, outputs: input.outputs });
-        }
-        if (deferred)
-            return undefined;
-        entries.sort((a, b) => compareStrings(a.path, b.path));
-        const merged = [];
-        for (const e of entries) {
-            const last = merged[merged.length - 1];
-            if (last !== undefined && last.path === e.path)
-                last.outputs = [...last.outputs, ...e.outputs];
-            else
-                merged.push({ path: e.path, outputs: e.outputs });
-        }
-        // Output lists are sorted already unless built by hand, or merged from several inputs.
-        for (const m of merged)
-            if (!isStrictlySorted(m.outputs))
-                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
-        return serialiseInputDrvs(merged);
-    }
-    /** What is memoised of a derivation, hashing it first. */
-    memoised(drvPath) {
-        this.hashModulo(drvPath);
-        return this.memo.get(drvPath);
-    }
-    /**
-     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
-     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
-     */
-    outputsOnlyHash(drv, label, name) {
-        const kind = derivationKind(drv, label);
-        if (kind === 'fixed') {
-            const out = drv.outputs[0];
-            const ca = fixedOutputAddress(out, label);
-            const path = makeContentAddressedPath(outputPathName(name, out.name), ca, this.storeDir);
-            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(ca.hash.bytes)}:${path}`) };
-        }
-        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
-    }
-    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-    compute(drv, label, name, mask) {
-        const early = this.outputsOnlyHash(drv, label, name);
-        if (early !== undefined)
-            return early;
-        const inputs = this.moduloInputs(drv, label);
-        if (inputs === undefined)
-            return { kind: 'deferred' };
-        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
-        const layout = newLayout();
-        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
-        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
-    }
-}
-/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
-function computeDrvPath(storeDir, drvName, bytes, references) {
-    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
-    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
-    const ca = { method: 'text', hash: { algo: 'sha256', bytes: sha256(bytes) } };
-    return makeContentAddressedPath(`${drvName}.drv`, ca, storeDir, refs);
-}
-
-;// CONCATENATED MODULE: ./src/core/derivation/index.ts
-// Derivations (.drv files) in Nix's ATerm text, byte-exact: their parts (types.ts), the escapes
-// (aterm.ts), parsing (parse.ts), writing and splicing (write.ts), what they say (fields.ts,
-// scan.ts), their kind (kind.ts), and the hashes and paths that follow from them (hash.ts).
-
-
-
-
-
-
-
-
 
 ;// CONCATENATED MODULE: ./src/core/nar.ts
 // NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
@@ -4337,6 +4416,10 @@ class ClosureCheck {
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
     }
 }
+/** Counts and NAR bytes per object kind, all zero. */
+function emptyCounts() {
+    return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+}
 /** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */
 function checkTotals(manifest, found, name) {
     const { counts, narBytes } = found;
@@ -4481,7 +4564,6 @@ async function* exportStream(source, limits = {}) {
 
 
 
-
 /**
  * Verifies a bundle completely in one streaming pass (see the module comment) and returns what
  * it holds; throws a NixPlanError ('bundle', 'malformed', 'limit', 'closure', 'realm',
@@ -4562,6 +4644,1494 @@ async function* tapChunks(source, fn) {
 
 
 
+
+;// CONCATENATED MODULE: ./src/app/inspect.ts
+// inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
+// without decompressing the stream or touching any store.
+
+
+/**
+ * Reads and validates a bundle file's manifest frame (header, size limit, schema, checksum) and
+ * its length against the manifest, so truncation is caught before any decoding.
+ */
+async function inspect_readBundleHead(bundlePath) {
+    const source = await openBundle(bundlePath);
+    try {
+        const head = await readBundleHead(source);
+        return { manifest: head.manifest, dataOffset: head.dataOffset, fileSize: head.bundleBytes };
+    }
+    finally {
+        await source.close();
+    }
+}
+/** The label of a root: its installable, its attribute, or its derivation name. */
+function rootLabel(root) {
+    return root.installable ?? root.attribute ?? nameOf(root.drvPath).replace(/\.drv$/, '');
+}
+/** The summary of a manifest in a file of `bundleBytes` bytes. */
+function summarise(manifest, bundleBytes) {
+    return {
+        bundleBytes,
+        storeDir: manifest.storeDir,
+        include: manifest.include,
+        systems: manifest.systems,
+        roots: manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath, outputs: r.outputs })),
+        paths: manifest.paths,
+        counts: manifest.counts,
+        narBytes: manifest.narBytes,
+        streamBytes: manifest.stream.size,
+        ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
+        signatures: manifest.signatures.map((s) => s.key),
+        trust: trustStatus(manifest),
+        ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+        ...(manifest.provenance !== undefined && { provenance: manifest.provenance }),
+        ...(manifest.promotions !== undefined && { promotions: manifest.promotions }),
+        formatVersion: manifest.formatVersion,
+        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
+        tool: manifest.tool,
+        nixVersion: manifest.nixVersion,
+    };
+}
+/** The manifest and a summary of a bundle; reads only the manifest frame. */
+async function inspectPlan(bundlePath) {
+    const head = await inspect_readBundleHead(bundlePath);
+    return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
+}
+
+;// CONCATENATED MODULE: ./src/cli/terminal.ts
+
+/**
+ * A Logger writing lines to stderr. Messages may quote a bundle (a path, a relocation warning),
+ * so control characters in them are made visible; newlines stay.
+ */
+function terminalLogger(io, verbosity) {
+    const line = (m) => `${escapeTerminal(m, { multiline: true })}\n`;
+    return {
+        info: (m) => {
+            if (!verbosity.quiet)
+                io.stderr.write(line(m));
+        },
+        warn: (m) => {
+            io.stderr.write(`warning: ${line(m)}`);
+        },
+        debug: (m) => {
+            if (verbosity.verbose)
+                io.stderr.write(line(m));
+        },
+    };
+}
+/** Human size: 1.2 MiB. */
+function formatBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = n;
+    let u = 0;
+    while (v >= 1024 && u < units.length - 1) {
+        v /= 1024;
+        u++;
+    }
+    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+const REDRAW_MS = 100;
+/** One bar line: `label [#####-----] 123/456 1.2 MiB`. */
+function renderBar(label, count, total, bytes, width) {
+    const tail = `${count}${total === undefined ? '' : `/${total}`}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`;
+    if (total === undefined || total <= 0)
+        return `${label} ${tail}`.slice(0, width);
+    const barWidth = Math.max(10, Math.min(40, width - label.length - tail.length - 4));
+    const filled = Math.min(barWidth, Math.round((count / total) * barWidth));
+    return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
+}
+/**
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
+ * otherwise one line per phase when it ends. Quiet shows nothing.
+ */
+function terminalProgress(io, verbosity) {
+    const now = io.now ?? Date.now;
+    const tty = io.stderr.isTTY === true;
+    return {
+        start(label, total) {
+            let count = 0;
+            let bytes = 0;
+            let last = -Infinity;
+            let ended = false;
+            const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
+            const draw = () => {
+                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
+            };
+            return {
+                tick(n = 1, b = 0) {
+                    count += n;
+                    bytes += b;
+                    if (verbosity.quiet || !tty || ended)
+                        return;
+                    const t = now();
+                    if (t - last >= REDRAW_MS) {
+                        last = t;
+                        draw();
+                    }
+                },
+                done() {
+                    if (ended)
+                        return;
+                    ended = true;
+                    if (verbosity.quiet)
+                        return;
+                    if (tty)
+                        io.stderr.write('\r\x1b[K');
+                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
+                },
+            };
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cli/format.ts
+
+
+
+
+
+/**
+ * One JSON document, pretty-printed, with a trailing newline. JSON escapes C0 controls itself;
+ * C1 controls, bidi controls and the line separators are escaped too (`\u009b`), so the document
+ * is as safe on a terminal as the text output.
+ */
+function toJson(value) {
+    return `${JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
+}
+function counts(m) {
+    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`);
+    return parts.length === 0 ? 'nothing' : parts.join(', ');
+}
+function summaryLines(s, manifest, now) {
+    const lines = [
+        `store dir:  ${escapeTerminal(s.storeDir)}${s.relocatedFrom === undefined ? '' : ` (relocated from ${escapeTerminal(s.relocatedFrom)})`}`,
+        `include:    ${s.include}`,
+        `systems:    ${escapeTerminal(s.systems.join(', ')) || '-'}`,
+        `paths:      ${s.paths} (${counts(s)})`,
+        `size:       ${formatBytes(s.bundleBytes)} bundle, ${formatBytes(s.streamBytes)} uncompressed (${s.ratio.toFixed(1)}×)`,
+        `written by: ${escapeTerminal(s.tool)}, evaluated with Nix ${escapeTerminal(s.nixVersion)} (bundle format ${s.formatVersion})`,
+        ...originText(manifest, undefined, { now }).trimEnd().split('\n'),
+        `roots (${s.roots.length}):`,
+    ];
+    s.roots.forEach((r, i) => {
+        lines.push(`  ${i}  ${escapeTerminal(r.label)}`);
+        lines.push(`     ${escapeTerminal(r.drvPath)}`);
+        for (const [name, path] of Object.entries(r.outputs))
+            lines.push(`     ${escapeTerminal(name)} → ${escapeTerminal(path) || '(known after building)'}`);
+    });
+    return lines;
+}
+/** `export`: what was written. */
+function formatExport(r) {
+    const s = summarise(r.manifest, r.bundleBytes);
+    return [
+        `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+        `  ${trustStatus(r.manifest) === 'unsigned' ? 'unsigned' : `signed by ${escapeTerminal(r.manifest.signatures.map((g) => g.key).join(', '))}`}`,
+        `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
+        '',
+    ].join('\n');
+}
+/** `inspect`: the summary (signatures are listed, never called verified: inspect checks none). */
+function formatInspect(r, now = new Date()) {
+    return [...summaryLines(r.summary, r.manifest, now), ''].join('\n');
+}
+/**
+ * `verify`: the verdict. With trusted keys, `OK` and who signed; without, it says that only the
+ * bundle's integrity was checked, not who made it.
+ */
+function formatVerify(r) {
+    const what = `${escapeTerminal(r.bundlePath)}: ${r.paths} paths (${counts(r)}) for ${escapeTerminal(r.manifest.storeDir)}`;
+    const status = escapeTerminal(trustStatus(r.manifest, r.trust));
+    if (!r.trust.keysGiven)
+        return (`integrity OK: ${what}\n` +
+            `integrity only: no --trusted-key given, so who made this plan was not checked (${status})\n`);
+    return `OK: ${what}\n${status}\n`;
+}
+/** `import`: what was added. */
+function formatImport(r) {
+    const how = r.method === 'none'
+        ? ''
+        : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
+    return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
+}
+/** `realise`: the output paths, one per line (like nix-store --realise). */
+function formatRealise(r) {
+    const paths = Object.values(r.outPaths).flatMap((o) => Object.values(o));
+    return paths.map((p) => `${escapeTerminal(p)}\n`).join('');
+}
+/** `relocate`: where, and the report. */
+function formatRelocate(r) {
+    const rep = r.report;
+    const lines = [
+        `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${escapeTerminal(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${escapeTerminal(r.manifest.storeDir)}`,
+        `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
+        `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
+    ];
+    if (rep.bareHashRewrites > 0)
+        lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
+    for (const m of rep.bareStoreDirMentions)
+        lines.push(`  ${escapeTerminal(m.path)} still mentions the old store dir ${m.count}×`);
+    for (const w of rep.warnings)
+        lines.push(`  warning: ${escapeTerminal(w)}`);
+    return [...lines, ''].join('\n');
+}
+/** `apply`: what ran. */
+function formatApply(r) {
+    const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
+    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
+// Package names and versions as Nix reads them: `builtins.parseDrvName` and
+// `builtins.compareVersions` (libstore's names.cc), so a diff groups and orders exactly as Nix does.
+/** C's `isalpha` in the C locale: ASCII letters only (Nix calls it on each byte of the name). */
+function isAlpha(code) {
+    return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
+}
+function isDigit(code) {
+    return code >= 0x30 && code <= 0x39;
+}
+/**
+ * `builtins.parseDrvName`: the name is everything up to the first `-` that is followed by a
+ * character that is not a letter, the version everything after that dash
+ * (`apache-httpd-2.0.48` → `apache-httpd`, `2.0.48`; `foo-` → `foo-`, ``).
+ */
+function parseDrvName(fullName) {
+    for (let i = 0; i + 1 < fullName.length; i++)
+        if (fullName.charCodeAt(i) === 0x2d && !isAlpha(fullName.charCodeAt(i + 1)))
+            return { name: fullName.slice(0, i), version: fullName.slice(i + 1) };
+    return { name: fullName, version: '' };
+}
+/** Largest number a version component may be and still compare as a number (Nix parses an `int`). */
+const INT_MAX = 2 ** 31 - 1;
+/** The version components of `v`: runs of digits, or runs of anything but digits, `.` and `-`. */
+function components(v) {
+    const out = [];
+    let p = 0;
+    while (p < v.length) {
+        while (p < v.length && (v[p] === '.' || v[p] === '-'))
+            p++;
+        if (p === v.length)
+            break;
+        const start = p;
+        if (isDigit(v.charCodeAt(p)))
+            while (p < v.length && isDigit(v.charCodeAt(p)))
+                p++;
+        else
+            while (p < v.length && !isDigit(v.charCodeAt(p)) && v[p] !== '.' && v[p] !== '-')
+                p++;
+        out.push(v.slice(start, p));
+    }
+    return out;
+}
+/** A component as the number Nix's `string2Int<int>` reads, or undefined (letters, empty, overflow). */
+function asInt(c) {
+    if (c === '' || !isDigit(c.charCodeAt(0)))
+        return undefined;
+    const n = Number(c);
+    return n <= INT_MAX ? n : undefined;
+}
+/** Nix's `componentsLT`: numbers by value, "" and "pre" before anything, numbers after words. */
+function componentLess(c1, c2) {
+    const n1 = asInt(c1);
+    const n2 = asInt(c2);
+    if (n1 !== undefined && n2 !== undefined)
+        return n1 < n2;
+    if (c1 === '' && n2 !== undefined)
+        return true;
+    if (c1 === 'pre' && c2 !== 'pre')
+        return true;
+    if (c2 === 'pre')
+        return false;
+    // Nix: "Assume that `2.3a' < `2.3.1'."
+    if (n2 !== undefined)
+        return true;
+    if (n1 !== undefined)
+        return false;
+    return c1 < c2;
+}
+/**
+ * `builtins.compareVersions`: -1, 0 or 1. Components are compared in turn, a missing one being
+ * "" (so `1.0` < `1.0.1`, `1.0pre1` < `1.0`, `2.3a` < `2.3.1`).
+ */
+function compareVersions(v1, v2) {
+    const a = components(v1);
+    const b = components(v2);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        const c1 = a[i] ?? '';
+        const c2 = b[i] ?? '';
+        if (componentLess(c1, c2))
+            return -1;
+        if (componentLess(c2, c1))
+            return 1;
+    }
+    return 0;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/packages.ts
+// The package-level difference of two sets of derivations, the way nvd and `nix store
+// diff-closures` show closures: derivations grouped by package name (`builtins.parseDrvName`),
+// then per package a version change, an addition, a removal, or a rebuild at the same version.
+
+/** Every kind, in the order a diff lists them. */
+const PACKAGE_CHANGE_KINDS = [
+    'upgrade',
+    'downgrade',
+    'changed',
+    'added',
+    'removed',
+    'rebuilt',
+];
+/** Counts with every kind at zero. */
+function packages_emptyCounts() {
+    return { upgrade: 0, downgrade: 0, changed: 0, added: 0, removed: 0, rebuilt: 0 };
+}
+/** Version changes of any direction. */
+function versionChanges(c) {
+    return c.upgrade + c.downgrade + c.changed;
+}
+const byVersion = (a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/** Versions of every package name in a set. */
+function versionsByName(nodes) {
+    const out = new Map();
+    for (const n of nodes) {
+        let set = out.get(n.pname);
+        if (set === undefined)
+            out.set(n.pname, (set = new Set()));
+        set.add(n.version);
+    }
+    return out;
+}
+function side(versions, changed) {
+    const outputs = new Set();
+    const kinds = new Set();
+    for (const n of changed)
+        for (const o of n.outputs) {
+            outputs.add(o.name);
+            kinds.add(o.kind);
+        }
+    return {
+        versions: [...(versions ?? [])].sort(byVersion),
+        drvs: changed.map((n) => n.path).sort(byString),
+        outputs: [...outputs].sort(byString),
+        outputKinds: [...kinds].sort(byString),
+    };
+}
+/** Versions on one side only: `a` without those in `b`. */
+function versionsOnlyIn(a, b) {
+    const other = new Set(b);
+    return a.filter((v) => !other.has(v));
+}
+function kindOf(old, now, inOld, inNew) {
+    if (!inNew)
+        return 'removed';
+    if (!inOld)
+        return 'added';
+    const gone = versionsOnlyIn(old.versions, now.versions);
+    const came = versionsOnlyIn(now.versions, old.versions);
+    if (gone.length === 0 && came.length === 0)
+        return 'rebuilt';
+    if (gone.length === 1 && came.length === 1) {
+        const c = compareVersions(gone[0], came[0]);
+        if (c < 0)
+            return 'upgrade';
+        if (c > 0)
+            return 'downgrade';
+    }
+    return 'changed';
+}
+/**
+ * The package-level difference of two sets of derivations (each a closure or a whole plan). Two
+ * derivations are the same when their paths are: a .drv path is the hash of its whole closure, so
+ * everything else is a change, and only the derivations in one set alone are looked at closely.
+ */
+function diffClosures(old, now) {
+    const oldPaths = new Set(old.map((n) => n.path));
+    const newPaths = new Set(now.map((n) => n.path));
+    const groups = new Map();
+    const group = (pname) => {
+        let g = groups.get(pname);
+        if (g === undefined)
+            groups.set(pname, (g = { old: [], new: [] }));
+        return g;
+    };
+    let removed = 0;
+    let added = 0;
+    for (const n of old)
+        if (!newPaths.has(n.path)) {
+            group(n.pname).old.push(n);
+            removed++;
+        }
+    for (const n of now)
+        if (!oldPaths.has(n.path)) {
+            group(n.pname).new.push(n);
+            added++;
+        }
+    const oldVersions = versionsByName(old);
+    const newVersions = versionsByName(now);
+    const counts = packages_emptyCounts();
+    const packages = [];
+    for (const [name, g] of groups) {
+        const o = side(oldVersions.get(name), g.old);
+        const n = side(newVersions.get(name), g.new);
+        const change = kindOf(o, n, oldVersions.has(name), newVersions.has(name));
+        counts[change]++;
+        packages.push({ name, change, old: o, new: n });
+    }
+    packages.sort((a, b) => byString(a.name, b.name) ||
+        PACKAGE_CHANGE_KINDS.indexOf(a.change) - PACKAGE_CHANGE_KINDS.indexOf(b.change));
+    return {
+        derivations: { old: old.length, new: now.length, added, removed },
+        counts,
+        packages,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/describe.ts
+// The phrases a diff is told in, shared by the terminal and the job summaries: version changes,
+// counts, signature status. Plain text; callers escape it for where it goes.
+
+/** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
+const NO_VERSION = '(none)';
+const describe_show = (vs) => vs.length === 0 ? '∅' : vs.map((v) => (v === '' ? NO_VERSION : v)).join(', ');
+/**
+ * A package's versions as `old → new`: only the versions that changed when some did (as
+ * `nix store diff-closures` shows them), all of them for an addition, removal or rebuild.
+ */
+function versionsText(p) {
+    switch (p.change) {
+        case 'added':
+            return describe_show(p.new.versions);
+        case 'removed':
+            return describe_show(p.old.versions);
+        case 'rebuilt':
+            return describe_show(p.new.versions);
+        default:
+            return `${describe_show(versionsOnlyIn(p.old.versions, p.new.versions))} → ${describe_show(versionsOnlyIn(p.new.versions, p.old.versions))}`;
+    }
+}
+/** What else changed in a package's derivations: output names and kinds. */
+function outputsText(p) {
+    if (p.change === 'added' || p.change === 'removed')
+        return undefined;
+    const parts = [];
+    const names = (xs) => xs.join(', ') || '∅';
+    if (p.old.outputs.join(' ') !== p.new.outputs.join(' '))
+        parts.push(`outputs ${names(p.old.outputs)} → ${names(p.new.outputs)}`);
+    if (p.old.outputKinds.join(' ') !== p.new.outputKinds.join(' '))
+        parts.push(`${names(p.old.outputKinds)} → ${names(p.new.outputKinds)}`);
+    return parts.length === 0 ? undefined : parts.join('; ');
+}
+/** nvd's tags: `U` upgrade, `D` downgrade, `C` changed, `A` added, `R` removed, `B` rebuilt. */
+const CHANGE_TAGS = {
+    upgrade: 'U',
+    downgrade: 'D',
+    changed: 'C',
+    added: 'A',
+    removed: 'R',
+    rebuilt: 'B',
+};
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+/** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
+function countsText(c) {
+    const parts = [];
+    const v = versionChanges(c);
+    if (v > 0) {
+        const detail = [
+            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
+            c.changed > 0 ? `${c.changed} other` : '',
+        ].filter((s) => s !== '');
+        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
+    }
+    if (c.added > 0)
+        parts.push(`${c.added.toLocaleString('en-US')} added`);
+    if (c.removed > 0)
+        parts.push(`${c.removed.toLocaleString('en-US')} removed`);
+    if (c.rebuilt > 0)
+        parts.push(`${c.rebuilt.toLocaleString('en-US')} rebuilt`);
+    return parts.length === 0 ? 'no package changes' : parts.join(', ');
+}
+/**
+ * A bundle's signature status in the words every front end uses: "verified: signed by trusted
+ * key ci", "signatures: 2 (not verified)", "unsigned".
+ */
+function signatureText(signatures) {
+    if (signatures === undefined)
+        return 'not a bundle (no signatures)';
+    if (signatures.length === 0)
+        return 'unsigned';
+    const verified = signatures.filter((s) => s.status === 'verified').map((s) => s.key);
+    if (verified.length > 0)
+        return `verified: signed by trusted key ${verified.join(', ')}`;
+    const keys = signatures.map((s) => s.key).join(', ');
+    const checked = signatures.some((s) => s.status === 'untrusted-key');
+    return `signatures: ${signatures.length} by ${keys} (${checked ? 'none by a trusted key' : 'not verified'})`;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/text.ts
+// Bytes from a plan shown as text a person can read and nothing can abuse: valid UTF-8 stays as it
+// is, everything that could hide, move or rewrite what a reviewer sees (control characters,
+// terminal escapes, bidirectional overrides, invisible characters, invalid UTF-8) is written as
+// an escape. The escaping is reversible (`\\` for a backslash), so distinct bytes stay distinct.
+/** Code points shown as `\u{…}`: C1 controls, invisible and direction-changing characters. */
+function isHidden(cp) {
+    return ((cp >= 0x80 && cp <= 0x9f) || // C1 controls (0x9b is a terminal CSI)
+        cp === 0xad || // soft hyphen
+        cp === 0x061c || // Arabic letter mark
+        (cp >= 0x200b && cp <= 0x200f) || // zero width space/joiners, LRM/RLM
+        (cp >= 0x2028 && cp <= 0x202e) || // line/paragraph separators, bidi embeddings and overrides
+        (cp >= 0x2060 && cp <= 0x2069) || // word joiner, invisible operators, bidi isolates
+        cp === 0xfeff || // zero width no-break space
+        (cp >= 0xfff9 && cp <= 0xfffb) || // interlinear annotations
+        (cp >= 0xe0000 && cp <= 0xe007f) // tags
+    );
+}
+const hex2 = (b) => b.toString(16).padStart(2, '0');
+/**
+ * `bytes` as safe text: `\\`, `\r`, `\xNN` for other control bytes and for bytes that are not
+ * valid UTF-8, `\u{NNNN}` for hidden code points; a newline stays a newline and a tab a tab
+ * unless `escapeLayout` (then `\n`, `\t`).
+ */
+function showBytes(bytes, escapeLayout = false) {
+    let out = '';
+    let i = 0;
+    while (i < bytes.length) {
+        const b = bytes[i];
+        if (b < 0x80) {
+            if (b === 0x5c)
+                out += '\\\\';
+            else if (b === 0x0a)
+                out += escapeLayout ? '\\n' : '\n';
+            else if (b === 0x09)
+                out += escapeLayout ? '\\t' : '\t';
+            else if (b === 0x0d)
+                out += '\\r';
+            else if (b < 0x20 || b === 0x7f)
+                out += `\\x${hex2(b)}`;
+            else
+                out += String.fromCharCode(b);
+            i++;
+            continue;
+        }
+        const cp = decodeOne(bytes, i);
+        if (cp === undefined) {
+            out += `\\x${hex2(b)}`;
+            i++;
+            continue;
+        }
+        out += isHidden(cp.codePoint) ? `\\u{${cp.codePoint.toString(16)}}` : String.fromCodePoint(cp.codePoint);
+        i += cp.length;
+    }
+    return out;
+}
+/** `text` (a JS string, e.g. a store path or a name) shown as `showBytes` shows its UTF-8. */
+function showText(text, escapeLayout = true) {
+    return showBytes(new TextEncoder().encode(text), escapeLayout);
+}
+/** One well-formed UTF-8 sequence at `i` (shortest form, no surrogates, ≤ U+10FFFF), or undefined. */
+function decodeOne(bytes, i) {
+    const b0 = bytes[i];
+    let length;
+    let cp;
+    let min;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        length = 2;
+        cp = b0 & 0x1f;
+        min = 0x80;
+    }
+    else if (b0 >= 0xe0 && b0 <= 0xef) {
+        length = 3;
+        cp = b0 & 0x0f;
+        min = 0x800;
+    }
+    else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        length = 4;
+        cp = b0 & 0x07;
+        min = 0x10000;
+    }
+    else
+        return undefined;
+    if (i + length > bytes.length)
+        return undefined;
+    for (let k = 1; k < length; k++) {
+        const c = bytes[i + k];
+        if ((c & 0xc0) !== 0x80)
+            return undefined;
+        cp = (cp << 6) | (c & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return undefined;
+    return { codePoint: cp, length };
+}
+
+;// CONCATENATED MODULE: ./src/cli/diff-format.ts
+
+
+const t = (s) => showText(s);
+const n = (x) => x.toLocaleString('en-US');
+/** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
+const REBUILT_SHOWN = 40;
+function sideLine(mark, s) {
+    const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
+    const parts = [`${what} for ${t(s.storeDir)}`, `${n(s.derivations)} derivations`];
+    if (s.bundle !== undefined) {
+        parts.push(signatureText(s.bundle.signatures));
+        if (s.bundle.createdAt !== undefined)
+            parts.push(`evaluated ${t(s.bundle.createdAt)}`);
+    }
+    return `${mark} ${t(s.source)} (${parts.join('; ')})`;
+}
+function packageLines(packages) {
+    const width = Math.min(40, Math.max(0, ...packages.map((p) => t(p.name).length)));
+    return packages.map((p) => {
+        const extra = outputsText(p);
+        return `  [${CHANGE_TAGS[p.change]}] ${t(p.name).padEnd(width)}  ${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+    });
+}
+/** The human form of a diff. */
+function formatDiff(d) {
+    const lines = [sideLine('<<<', d.old), sideLine('>>>', d.new)];
+    if (d.realm.relocated)
+        lines.push(`The old plan was relocated from ${t(d.realm.old)} to ${t(d.realm.new)} to be compared; old paths below are the relocated ones.`);
+    if (d.identical) {
+        lines.push(d.realm.relocated
+            ? `Same plan, other realm: relocated to ${t(d.realm.new)}, the old plan is exactly the new one (${n(d.total.derivations.new)} derivations).`
+            : `No changes: both hold the same ${n(d.total.derivations.new)} derivations and roots.`);
+    }
+    const fields = d.fields.filter((f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')));
+    if (fields.length > 0) {
+        lines.push('Plan facts that differ:');
+        for (const f of fields)
+            lines.push(`  ${t(f.field)}: ${t(f.old ?? '∅')} → ${t(f.new ?? '∅')}`);
+    }
+    const by = (kinds) => d.total.packages.filter((p) => kinds.includes(p.change));
+    const sections = [
+        ['Version changes:', by(['upgrade', 'downgrade', 'changed'])],
+        ['Added packages:', by(['added'])],
+        ['Removed packages:', by(['removed'])],
+    ];
+    for (const [title, list] of sections)
+        if (list.length > 0)
+            lines.push(title, ...packageLines(list));
+    const rebuilt = by(['rebuilt']);
+    if (rebuilt.length > 0) {
+        lines.push(`Rebuilt at the same version (inputs changed): ${n(rebuilt.length)}`);
+        lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
+        if (rebuilt.length > REBUILT_SHOWN)
+            lines.push(`  …and ${n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
+    }
+    if (d.roots.length > 1 || d.roots.some((r) => r.status !== 'changed' && r.status !== 'unchanged')) {
+        lines.push('Roots:');
+        for (const r of d.roots)
+            lines.push(`  ${t(r.label)}: ${r.status}${r.counts === undefined ? '' : ` — ${countsText(r.counts)}`}`);
+    }
+    const dv = d.total.derivations;
+    lines.push(`Total: ${countsText(d.total.counts)}; derivations ${n(dv.old)} → ${n(dv.new)} (${n(dv.added)} new, ${n(dv.removed)} gone).`);
+    for (const x of d.drv ?? [])
+        lines.push('', ...drvLines(x, ''));
+    return `${lines.join('\n')}\n`;
+}
+function outputText(o) {
+    return `${t(o.name)} ${o.kind}${o.hashAlgo === '' ? '' : ` ${t(o.hashAlgo)}`}${o.hash === '' ? '' : ` ${t(o.hash)}`}`;
+}
+function editLines(edits, indent) {
+    const mark = { same: '  ', old: '- ', new: '+ ' };
+    const out = [];
+    for (const e of edits) {
+        const items = e.op === 'same' && e.items.length > 6
+            ? [...e.items.slice(0, 2), `… ${e.items.length - 4} unchanged …`, ...e.items.slice(-2)]
+            : e.items;
+        for (const item of items)
+            for (const line of item.split('\n'))
+                out.push(`${indent}${mark[e.op]}${line}`);
+    }
+    return out;
+}
+/** nix-diff's layout for one pair, nested changed inputs indented below it. */
+function drvLines(d, indent) {
+    const i2 = `${indent}    `;
+    const out = [`${indent}- ${t(d.old)}`, `${indent}+ ${t(d.new)}`];
+    const o = d.outputs;
+    if (o.removed.length + o.added.length + o.changed.length > 0) {
+        out.push(`${indent}• The outputs differ:`);
+        for (const x of o.removed)
+            out.push(`${i2}- ${outputText(x)}`);
+        for (const x of o.added)
+            out.push(`${i2}+ ${outputText(x)}`);
+        for (const x of o.changed)
+            out.push(`${i2}- ${outputText(x.old)}`, `${i2}+ ${outputText(x.new)}`);
+    }
+    if (d.system !== undefined)
+        out.push(`${indent}• The systems differ:`, `${i2}- ${d.system.old}`, `${i2}+ ${d.system.new}`);
+    if (d.builder !== undefined)
+        out.push(`${indent}• The builders differ:`, `${i2}- ${d.builder.old}`, `${i2}+ ${d.builder.new}`);
+    if (d.args !== undefined)
+        out.push(`${indent}• The arguments differ:`, ...editLines(d.args, i2));
+    const s = d.inputSrcs;
+    if (s.removed.length + s.added.length + s.changed.length > 0) {
+        out.push(`${indent}• The input sources differ:`);
+        for (const p of s.removed)
+            out.push(`${i2}- ${t(p)}`);
+        for (const p of s.added)
+            out.push(`${i2}+ ${t(p)}`);
+        for (const c of s.changed) {
+            out.push(`${i2}• ${c.name}: ${t(c.old)} → ${t(c.new)}`);
+            if (c.lines !== undefined)
+                out.push(...editLines(c.lines, `${i2}    `));
+        }
+    }
+    const e = d.env;
+    if (e.removed.length + e.added.length + e.changed.length > 0) {
+        out.push(`${indent}• The environments differ:`);
+        for (const x of e.removed)
+            out.push(`${i2}- ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.added)
+            out.push(`${i2}+ ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.changed) {
+            if (x.lines === undefined)
+                out.push(`${i2}• ${x.key}:`, `${i2}    - ${x.old}`, `${i2}    + ${x.new}`);
+            else
+                out.push(`${i2}• ${x.key}:`, ...editLines(x.lines, `${i2}    `));
+        }
+    }
+    if (e.pathsOnly.length > 0)
+        out.push(`${indent}• ${e.pathsOnly.length} environment variable${e.pathsOnly.length === 1 ? '' : 's'} differ only by the new store paths of changed inputs: ${e.pathsOnly.join(', ')}`);
+    const i = d.inputDrvs;
+    for (const r of i.removed)
+        out.push(`${indent}• An input derivation was removed: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const r of i.added)
+        out.push(`${indent}• An input derivation was added: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const c of i.changed) {
+        if (c.old.path === c.new.path) {
+            out.push(`${indent}• The outputs used of input ${t(c.name)} differ: {${c.old.outputs.map(t).join(',')}} → {${c.new.outputs.map(t).join(',')}}`);
+            continue;
+        }
+        out.push(`${indent}• The input derivation ${t(c.name)} differs:`);
+        if (c.diff !== undefined)
+            out.push(...drvLines(c.diff, `${indent}  `));
+        else
+            out.push(`${indent}  - ${t(c.old.path)}`, `${indent}  + ${t(c.new.path)}`, `${indent}  (${c.note === 'already-compared' ? 'compared above' : c.note === 'limit' ? 'not compared: too many derivations differ' : 'not compared: its .drv is not available'})`);
+    }
+    return out;
+}
+/** `inspect --contents`: each root's packages in aligned columns. */
+function formatContents(c) {
+    const lines = [];
+    for (const r of c.roots) {
+        lines.push(`packages of ${t(r.label)} (${n(r.packages.length)} derivations):`);
+        const rows = r.packages.map((p) => [
+            t(p.name),
+            t(p.version === '' ? NO_VERSION : p.version),
+            p.outputs.map(t).join(','),
+            `${t(p.system)}${p.fixed ? '  (fixed output)' : ''}`,
+        ]);
+        const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i].length))));
+        for (const row of rows)
+            lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x)).join('  ')}`);
+    }
+    return `${lines.join('\n')}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/diff-command.ts
+
+
+/** A bundle file, or a .drv store path (anything ending in `.drv`). */
+function locate(path) {
+    return { kind: path.endsWith('.drv') ? 'drv' : 'bundle', path };
+}
+/** The spec of `nix-plan diff`. */
+function diffCommand(kit) {
+    return {
+        name: 'diff',
+        summary: 'show what changes between two plans, package by package, before anything is built',
+        usage: [
+            'nix-plan diff OLD NEW [--drv NAME] [--trusted-key KEY…] [--json]',
+            'nix-plan diff --profile PATH NEW [--drv NAME] [--store URI]',
+        ],
+        description: 'Compares two plans (bundles, or .drv paths in the store; OLD may be the current generation of a profile ' +
+            'with --profile, when its deriver is still in the store) the way nvd compares closures: version changes, ' +
+            'packages added and removed, and packages rebuilt at the same version because an input changed, with counts, ' +
+            'per root and in total, plus the plan facts that differ (store dir, provenance, signatures). A plan for ' +
+            "another store dir is relocated into NEW's first, so a promoted plan compares with its original as the same " +
+            'plan in another realm. --drv NAME explains why the derivations of that package (or derivation name, or ' +
+            '.drv path) differ: outputs, builder, arguments, environment, inputs, following changed inputs. Bundles are ' +
+            'verified as they are read; nothing is imported or built.',
+        options: {
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: "compare the profile's current generation (through its deriver) as OLD",
+            },
+            drv: {
+                type: 'string',
+                value: 'NAME',
+                help: 'explain why the derivations NAME differ (a package or derivation name, or a .drv path)',
+            },
+            store: kit.store,
+            'trusted-key': kit.trustedKey,
+        },
+        examples: [
+            'nix-plan diff main.nixplan pr.nixplan',
+            'nix-plan diff --profile /nix/var/nix/profiles/system host.nixplan',
+            'nix-plan diff old.nixplan new.nixplan --drv openssl',
+            'nix-plan diff alpha.nixplan beta.nixplan --json | jq .identical',
+        ],
+        async run(args, ctx) {
+            kit.noRest(args, 'diff');
+            const profile = args_str(args, 'profile');
+            let old;
+            let now;
+            if (profile !== undefined) {
+                if (profile === '')
+                    throw usageError('--profile needs a path');
+                old = { kind: 'profile', path: profile };
+                now = locate(onePositional(args, 'NEW (a bundle or a .drv path)'));
+            }
+            else {
+                if (args.positionals.length !== 2)
+                    throw usageError(`expected OLD and NEW (bundles or .drv paths), got ${args.positionals.length} argument${args.positionals.length === 1 ? '' : 's'}`);
+                old = locate(args.positionals[0] ?? '');
+                now = locate(args.positionals[1] ?? '');
+            }
+            const result = await ctx.useCases.diffPlanSources(old, now, {
+                store: args_str(args, 'store'),
+                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                drv: args_str(args, 'drv'),
+            }, ctx.deps);
+            kit.print(ctx, args, result, () => formatDiff(result));
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cli/commands.ts
+
+
+
+
+
+
+const COMMON = {
+    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
+    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
+    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+    help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+const TRUSTED_KEY = {
+    type: 'string',
+    multiple: true,
+    value: 'KEY',
+    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
+};
+const STORE = {
+    type: 'string',
+    value: 'URI',
+    help: "the Nix store to use (Nix's --store; default: Nix's default)",
+};
+const CACHE_KEY = {
+    type: 'string',
+    value: 'FILE',
+    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
+};
+const NO_CHECK_SIGS = {
+    type: 'boolean',
+    help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
+};
+const MAX_AGE = {
+    type: 'string',
+    value: 'DURATION',
+    help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
+};
+const ALLOW_DOWNGRADE = {
+    type: 'boolean',
+    help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
+};
+const METHOD = {
+    type: 'string',
+    value: 'METHOD',
+    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
+};
+function commands_define(spec) {
+    const options = { ...spec.options, ...COMMON };
+    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
+}
+function print(ctx, args, value, human) {
+    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+/** `--max-age` in milliseconds (and as written), or nothing. */
+function maxAge(args) {
+    const text = args_str(args, 'max-age');
+    return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
+}
+/** The secret keys of the repeatable `--sign-key FILE`. */
+function signingKeys(args) {
+    return Promise.all(args_list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
+}
+function noRest(args, command) {
+    if (args.rest.length > 0)
+        throw usageError(`${command} takes no arguments after --`);
+}
+const METHODS = ['auto', 'import', 'copy'];
+const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
+const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Every subcommand, in the order help lists them. */
+const COMMANDS = [
+    commands_define({
+        name: 'export',
+        summary: 'evaluate once and write a plan bundle',
+        usage: [
+            'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
+        ],
+        description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
+            'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
+            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+        options: {
+            file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
+            attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
+            drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
+            output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
+            include: {
+                type: 'string',
+                value: 'KIND',
+                help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
+            },
+            level: {
+                type: 'string',
+                value: 'N',
+                help: 'zstd level 1-19 (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)',
+            },
+            'sign-key': {
+                type: 'string',
+                multiple: true,
+                value: 'FILE',
+                help: 'sign the manifest with this secret key file',
+            },
+            'relocate-to': {
+                type: 'string',
+                value: 'DIR',
+                help: 'relocate the plan to store dir DIR before writing',
+            },
+            store: STORE,
+        },
+        examples: [
+            'nix-plan export -f default.nix -A hello -o hello.nixplan',
+            'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
+            'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
+        ],
+        async run(args, ctx) {
+            const keys = await signingKeys(args);
+            const result = await ctx.useCases.exportPlan({
+                installables: [...args.positionals],
+                file: args_str(args, 'file'),
+                attributes: args_list(args, 'attr'),
+                drvPaths: args_list(args, 'drv'),
+                evalArgs: [...args.rest],
+                output: required(args, 'output', 'OUT (where to write the bundle)'),
+                include: oneOf(args_str(args, 'include'), 'include', commands_INCLUDES),
+                level: integer(args_str(args, 'level'), 'level', 1, 19),
+                signingKeys: keys,
+                relocateTo: args_str(args, 'relocate-to'),
+                store: args_str(args, 'store'),
+                provenance: { env: (name) => process.env[name] },
+            }, ctx.deps);
+            print(ctx, args, result, () => formatExport(result));
+        },
+    }),
+    commands_define({
+        name: 'inspect',
+        summary: 'show what a bundle holds (touches no store)',
+        usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
+        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
+            'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+        options: {
+            contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
+            'trusted-key': TRUSTED_KEY,
+        },
+        examples: [
+            'nix-plan inspect hello.nixplan',
+            'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+            'nix-plan inspect hello.nixplan --contents',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'inspect');
+            const bundle = onePositional(args, 'BUNDLE');
+            const result = await ctx.useCases.inspectPlan(bundle);
+            if (!flag(args, 'contents')) {
+                print(ctx, args, result, () => formatInspect(result));
+                return;
+            }
+            const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(args_list(args, 'trusted-key')) }, ctx.deps);
+            print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
+        },
+    }),
+    commands_define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
+    commands_define({
+        name: 'verify',
+        summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
+        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
+        description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
+            'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
+            "bundle's integrity is checked, not who made it.",
+        options: {
+            'trusted-key': TRUSTED_KEY,
+            'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+            'max-age': MAX_AGE,
+        },
+        examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'verify');
+            const age = maxAge(args);
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
+            // verify changes nothing, so the age is checked on the manifest it verified.
+            const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
+            if (stale !== undefined)
+                throw stale;
+            print(ctx, args, report, () => formatVerify(report));
+        },
+    }),
+    commands_define({
+        name: 'import',
+        summary: 'verify a bundle, then add its paths to a store',
+        usage: [
+            'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
+        ],
+        description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
+            'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
+            'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
+        options: {
+            store: STORE,
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+        },
+        examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
+        async run(args, ctx) {
+            noRest(args, 'import');
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const options = {
+                store: args_str(args, 'store'),
+                trustedKeys,
+                method: oneOf(args_str(args, 'method'), 'method', METHODS),
+            };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
+            print(ctx, args, result, () => formatImport(result));
+        },
+    }),
+    commands_define({
+        name: 'realise',
+        summary: 'import a bundle and build its roots',
+        usage: [
+            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
+        ],
+        description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
+            'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
+            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
+            'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
+            'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+        options: {
+            'out-link': {
+                type: 'string',
+                value: 'PREFIX',
+                help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
+            },
+            store: STORE,
+            roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
+        },
+        examples: [
+            'nix-plan realise hello.nixplan --out-link result',
+            'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+        ],
+        async run(args, ctx) {
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const outLink = args_str(args, 'out-link');
+            const options = {
+                store: args_str(args, 'store'),
+                outLink,
+                roots: args_list(args, 'roots', true),
+                trustedKeys,
+                method: oneOf(args_str(args, 'method'), 'method', METHODS),
+                nixArgs: [...args.rest],
+            };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            // With --out-link, the link's last-applied record: an older plan is refused.
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle) => ctx.useCases.realisePlan(bundle, options, deps));
+            print(ctx, args, result, () => formatRealise(result));
+        },
+    }),
+    commands_define({
+        name: 'relocate',
+        summary: 'rewrite a bundle for another store dir (realm)',
+        usage: [
+            'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+        ],
+        description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
+            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
+            "The new manifest keeps when and where the plan was made, and records what it was promoted from (the input's " +
+            'digest, store dir and the trusted keys that signed it). --sign-key needs --trusted-key (or --no-check-sigs): ' +
+            'a key signs only what was verified.',
+        options: {
+            to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
+            output: {
+                type: 'string',
+                short: 'o',
+                value: 'OUT',
+                help: 'where to write the relocated bundle (required)',
+            },
+            'sign-key': {
+                type: 'string',
+                multiple: true,
+                value: 'FILE',
+                help: 'sign the new manifest with this secret key file',
+            },
+            'trusted-key': TRUSTED_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            level: {
+                type: 'string',
+                value: 'N',
+                help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
+            },
+        },
+        examples: [
+            'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan',
+            'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan --trusted-key ci.pub --sign-key beta.sec',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'relocate');
+            const keys = await signingKeys(args);
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const noCheckSigs = flag(args, 'no-check-sigs');
+            assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
+            const options = {
+                to: required(args, 'to', 'DIR (the target store dir)'),
+                output: required(args, 'output', 'OUT (where to write the bundle)'),
+                signingKeys: keys,
+                trustedKeys,
+                noCheckSigs,
+                level: integer(args_str(args, 'level'), 'level', 1, 19),
+            };
+            if (noCheckSigs && trustedKeys.length === 0)
+                ctx.deps.log.warn('--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)');
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps));
+            print(ctx, args, result, () => formatRelocate(result));
+        },
+    }),
+    commands_define({
+        name: 'keygen',
+        summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
+        usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
+        description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
+        options: {
+            secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
+            public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
+        },
+        examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'keygen');
+            const name = onePositional(args, 'NAME');
+            const secretFile = required(args, 'secret', 'FILE');
+            const publicFile = required(args, 'public', 'FILE');
+            const pair = ctx.useCases.keygen(name);
+            await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
+            print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
+        },
+    }),
+    commands_define({
+        name: 'apply',
+        summary: 'realise a NixOS system plan and switch a profile to it',
+        usage: [
+            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
+            'nix-plan apply --rollback --profile PATH [--action …]',
+        ],
+        description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
+            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
+            'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
+            'unless --allow-downgrade.',
+        options: {
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
+            },
+            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+            rollback: { type: 'boolean', help: 'go back one generation' },
+            store: STORE,
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
+        },
+        examples: [
+            'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'apply');
+            const rollback = flag(args, 'rollback');
+            const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
+            const store = args_str(args, 'store');
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const realiseOptions = { store, trustedKeys, method: oneOf(args_str(args, 'method'), 'method', METHODS) };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            const profile = required(args, 'profile', 'PATH');
+            const action = oneOf(args_str(args, 'action'), 'action', ACTIONS);
+            // Applies the bundle, keeping the manifest its realisation verified.
+            const apply = async (b) => {
+                let manifest;
+                const applied = await ctx.useCases.applyPlan(b, { profile, action, rollback, store }, {
+                    ...deps,
+                    realise: async (path) => {
+                        const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
+                        manifest = realised.manifest;
+                        return realised;
+                    },
+                });
+                return { applied, ...(manifest !== undefined && { manifest }) };
+            };
+            // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
+            const { applied } = bundle === undefined
+                ? await apply(undefined)
+                : await ctx.useCases.withFreshness(bundle, { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, async (b) => {
+                    const r = await apply(b);
+                    if (r.manifest === undefined)
+                        throw new Error('apply realised no plan');
+                    return { applied: r.applied, manifest: r.manifest };
+                }, action !== 'dry-activate');
+            print(ctx, args, applied, () => formatApply(applied));
+        },
+    }),
+];
+/**
+ * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
+ * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
+ * --trusted-key (or, on purpose, --no-check-sigs).
+ */
+async function importDeps(args, ctx, trustedKeys) {
+    const keyFile = args_list(args, 'sign-key')[0];
+    const noCheckSigs = flag(args, 'no-check-sigs');
+    assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
+    if (noCheckSigs && trustedKeys.length === 0)
+        ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
+    const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
+    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
+}
+/** A command's help page. */
+function commandHelp(cmd) {
+    return [
+        `Usage: ${cmd.usage.join('\n       ')}`,
+        '',
+        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
+        '',
+        wrap(cmd.description, 78),
+        '',
+        'Options:',
+        optionsHelp(cmd.options),
+        '',
+        'Examples:',
+        ...cmd.examples.map((e) => `  ${e}`),
+        '',
+    ].join('\n');
+}
+function wrap(text, width) {
+    const out = [];
+    let line = '';
+    for (const word of text.split(/\s+/)) {
+        if (line !== '' && line.length + 1 + word.length > width) {
+            out.push(line);
+            line = word;
+        }
+        else
+            line = line === '' ? word : `${line} ${word}`;
+    }
+    if (line !== '')
+        out.push(line);
+    return out.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/nix/profile.ts
+// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
+// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
+
+
+
+
+
+/** The generation number of a profile link target like `system-42-link`. */
+function generationOf(linkTarget) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+/** The generation numbers `nix-env --list-generations` prints, in its order. */
+function parseGenerations(text) {
+    return text
+        .split('\n')
+        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
+        .filter((n) => n !== undefined)
+        .map(Number);
+}
+/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
+class Profile {
+    runner;
+    /** The profile's absolute path. */
+    path;
+    storeArgs;
+    constructor(runner, path, store) {
+        this.runner = runner;
+        this.path = (0,external_node_path_namespaceObject.resolve)(path);
+        this.storeArgs = store === undefined ? [] : ['--store', store];
+    }
+    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
+    async currentLink() {
+        try {
+            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
+        }
+        catch {
+            return undefined;
+        }
+    }
+    /** The store path of generation `n`. */
+    async generationPath(n) {
+        return linkTarget(`${this.path}-${n}-link`);
+    }
+    /** The generations `nix-env --list-generations` knows. */
+    async generations() {
+        const { stdout } = await this.runner.run('nix-env', [
+            ...this.storeArgs,
+            '--profile',
+            this.path,
+            '--list-generations',
+        ]);
+        return parseGenerations(stdout.toString('utf8'));
+    }
+    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
+    async set(storePath) {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
+    }
+    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
+    async rollback() {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
+    }
+}
+/** Where a link points, resolved against the link's directory. */
+async function linkTarget(link) {
+    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
+}
+/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
+async function switchScript(systemPath) {
+    const script = `${systemPath}/bin/switch-to-configuration`;
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
+    }
+    catch {
+        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
+            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
+    }
+    return script;
+}
+/**
+ * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
+ * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
+ */
+async function switchToConfiguration(runner, script, action, hint) {
+    const result = await runner.run(script, [action], { allowFailure: true });
+    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
+    return result.stdout.toString('utf8');
+}
+
+;// CONCATENATED MODULE: ./src/app/apply.ts
+// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
+// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
+
+
+
+/** Every ApplyAction, for parsing and help texts. */
+const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
+const SETS_PROFILE = new Set(['switch', 'boot']);
+/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
+function systemOutput(realised) {
+    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
+    const out = outs.filter(([name]) => name === 'out');
+    if (out.length !== 1 || out[0] === undefined)
+        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
+            outs.map(([n, p]) => `${n}=${p}`).join(', '));
+    return out[0][1];
+}
+/** The generation before the current one, found without changing the profile. */
+async function previousGeneration(profile) {
+    const current = generationOf((await profile.currentLink()) ?? '');
+    const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
+    const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
+    if (previous === undefined)
+        throw new errors_NixPlanError('usage', `profile '${profile.path}' has no generation before the current one to roll back to`);
+    return profile.generationPath(previous);
+}
+/**
+ * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
+ * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
+ * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
+ * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
+ * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
+ * the previous generation's script and leave the profile alone.
+ */
+async function applyPlan(bundlePath, options, deps) {
+    const action = options.action ?? 'switch';
+    if (!APPLY_ACTIONS.includes(action))
+        throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
+    const profile = new Profile(deps.runner, options.profile, options.store);
+    const setsProfile = SETS_PROFILE.has(action);
+    let systemPath;
+    if (options.rollback === true) {
+        if (setsProfile) {
+            const before = await profile.currentLink();
+            await profile.rollback();
+            const after = await profile.currentLink();
+            if (after === undefined || after === before)
+                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+            systemPath = await linkTarget(after);
+        }
+        else
+            systemPath = await previousGeneration(profile);
+    }
+    else {
+        if (bundlePath === undefined)
+            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+        systemPath = systemOutput(await deps.realise(bundlePath));
+    }
+    const script = await switchScript(systemPath);
+    if (options.rollback !== true && setsProfile) {
+        deps.log.info(`setting ${profile.path} to ${systemPath}`);
+        await profile.set(systemPath);
+    }
+    deps.log.info(`running ${script} ${action}`);
+    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
+        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
+        : undefined);
+    const link = await profile.currentLink();
+    return {
+        action,
+        systemPath,
+        profile: profile.path,
+        profileChanged: setsProfile,
+        generation: link === undefined ? undefined : generationOf(link),
+        output,
+    };
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/nix/evaluate.ts
 // Evaluates once: flake installables via `nix path-info --derivation`, files via one
 // `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
@@ -5113,53 +6683,6 @@ async function copyPaths(store, from, paths, options = {}) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/core/narinfo.ts
-// The narinfo: what a binary cache says of a store path (the text Nix's binary-cache store reads),
-// the fingerprint its signatures cover, and signing and checking them.
-
-
-
-
-/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
-function narinfoText(info) {
-    const lines = [
-        `StorePath: ${info.path}`,
-        `URL: ${info.url}`,
-        'Compression: none',
-        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
-        `NarSize: ${info.narSize}`,
-        `References: ${info.references.map(baseName).join(' ')}`,
-    ];
-    if (info.deriver !== '')
-        lines.push(`Deriver: ${baseName(info.deriver)}`);
-    if (info.ca !== undefined)
-        lines.push(`CA: ${info.ca}`);
-    if (info.sig !== undefined)
-        lines.push(`Sig: ${info.sig}`);
-    return lines.join('\n') + '\n';
-}
-/**
- * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
- * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
- */
-function narinfoFingerprint(info) {
-    if (info.narHash.length !== 32)
-        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
-    if (!(info.narSize > 0))
-        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-    const refs = [...info.references].sort(compareStrings).join(',');
-    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
-}
-/** A narinfo `Sig:` value for the object. */
-function signNarinfo(key, info) {
-    return signDetached(key, narinfoFingerprint(info));
-}
-/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
-function verifyNarinfo(info, signatures, trusted) {
-    const fingerprint = narinfoFingerprint(info);
-    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
-}
-
 ;// CONCATENATED MODULE: ./src/app/deps.ts
 /** A logger that drops everything (for library callers that want no output). */
 const silentLogger = {
@@ -5193,9 +6716,26 @@ function progressOf(deps) {
 
 
 
-
 /** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
 const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
+/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
+function narinfoText(info) {
+    const lines = [
+        `StorePath: ${info.path}`,
+        `URL: ${info.url}`,
+        'Compression: none',
+        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
+        `NarSize: ${info.narSize}`,
+        `References: ${info.references.map(baseName).join(' ')}`,
+    ];
+    if (info.deriver !== '')
+        lines.push(`Deriver: ${baseName(info.deriver)}`);
+    if (info.ca !== undefined)
+        lines.push(`CA: ${info.ca}`);
+    if (info.sig !== undefined)
+        lines.push(`Sig: ${info.sig}`);
+    return lines.join('\n') + '\n';
+}
 /**
  * The paths `nix copy` must be named so that it copies all of `cached`: those no other cached path
  * refers to (their closures cover the rest), `.drv` files apart from the others. A `.drv` named on
@@ -5364,9 +6904,3266 @@ function binaryCacheCopyImport(settings = {}) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/core/diff/graph.ts
+
+
+
+/** The kind of an output from its ATerm fields (Nix writes each kind this way). */
+function outputKind(o) {
+    if (o.hash === 'impure')
+        return 'impure';
+    if (o.hash !== '')
+        return 'fixed';
+    if (o.hashAlgo !== '')
+        return 'floating';
+    return o.path === '' ? 'deferred' : 'input-addressed';
+}
+/** Strings that repeat across a closure (systems, output names, hash algorithms) kept once. */
+class Interner {
+    table = new Map();
+    get(s) {
+        const known = this.table.get(s);
+        if (known !== undefined)
+            return known;
+        this.table.set(s, s);
+        return s;
+    }
+}
+const latin1 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+/**
+ * The derivations of one plan, added in dependency order (a bundle's order, or Nix's
+ * `--requisites` order): every input derivation must have been added before the derivations that
+ * use it, so a closure is always complete.
+ */
+class PlanGraph {
+    storeDir;
+    roots;
+    byPath = new Map();
+    list = [];
+    strings = new Interner();
+    constructor(
+    /** The store dir of every path in it. */
+    storeDir, roots) {
+        this.storeDir = storeDir;
+        this.roots = roots;
+    }
+    /** How many derivations it holds. */
+    get size() {
+        return this.list.length;
+    }
+    /** Adds one derivation from its parsed head; its inputs must be in the graph already. */
+    add(path, head) {
+        const known = this.byPath.get(path);
+        if (known !== undefined)
+            return known;
+        const inputs = new Int32Array(head.inputDrvs.length);
+        head.inputDrvs.forEach((input, i) => {
+            const node = this.byPath.get(input.path);
+            if (node === undefined)
+                throw new errors_NixPlanError('closure', `'${path}' needs '${input.path}', which the plan does not hold before it`);
+            inputs[i] = node.id;
+        });
+        const name = nameOf(path).replace(/\.drv$/, '');
+        const { name: pname, version } = parseDrvName(name);
+        const node = {
+            id: this.list.length,
+            path,
+            name,
+            pname,
+            version,
+            system: this.strings.get(latin1(head.system)),
+            outputs: head.outputs.map((o) => ({
+                name: this.strings.get(o.name),
+                path: o.path,
+                kind: outputKind(o),
+                hashAlgo: this.strings.get(o.hashAlgo),
+                hash: o.hash,
+            })),
+            inputs,
+        };
+        this.byPath.set(path, node);
+        this.list.push(node);
+        return node;
+    }
+    /** The derivation at `path`, if the plan holds it. */
+    get(path) {
+        return this.byPath.get(path);
+    }
+    /** Whether the plan holds `path`. */
+    has(path) {
+        return this.byPath.has(path);
+    }
+    /** Every derivation, in the order added. */
+    nodes() {
+        return this.list;
+    }
+    /** The derivations `path` needs, itself included (none when the plan does not hold it). */
+    closure(path) {
+        const start = this.byPath.get(path);
+        if (start === undefined)
+            return [];
+        const seen = new Uint8Array(this.list.length);
+        const out = [];
+        const stack = [start.id];
+        seen[start.id] = 1;
+        while (stack.length > 0) {
+            const node = this.list[stack.pop()];
+            out.push(node);
+            for (const i of node.inputs)
+                if (seen[i] === 0) {
+                    seen[i] = 1;
+                    stack.push(i);
+                }
+        }
+        return out;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/plan-reader.ts
+// Reading one side of a comparison into a PlanGraph: a bundle (verified in one streaming pass,
+// keeping only each .drv's head), a .drv in a store, or the current generation of a profile
+// (through its deriver). Each side can fetch the whole bytes of chosen paths afterwards, for a
+// drill-down, without having held them.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Small files fetched for a drill-down are at most this big. */
+const MAX_FILE = 4 * 1024 * 1024;
+/** Bytes of texts and one-file sources a drill-down keeps beyond the paths asked for. */
+const FILE_BUDGET = 16 * 1024 * 1024;
+/** Reads the store dir of a bundle, a .drv path or a profile without reading the rest. */
+async function plan_reader_storeDirOf(location, options, deps) {
+    if (location.kind === 'bundle') {
+        const source = await openBundle(location.path);
+        try {
+            return (await readBundleHead(source)).manifest.storeDir;
+        }
+        finally {
+            await source.close();
+        }
+    }
+    return new NixStore(deps.runner, { store: options.store }).storeDir();
+}
+/** Reads one side of a comparison. */
+async function readPlanSide(location, options, deps) {
+    return location.kind === 'bundle'
+        ? readBundleSide(location.path, options, deps)
+        : readStoreSide(location, options, deps);
+}
+/** `sha256:<hex>` of a file. */
+async function digestOf(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+/**
+ * Each signature's status against `trustedKeys` (none given: `not-checked`). A signature by a
+ * trusted key that does not verify means the manifest was altered: that is an error, as in verify.
+ */
+function signatureStatuses(manifest, trustedKeys = []) {
+    if (trustedKeys.length === 0)
+        return manifest.signatures.map((s) => ({ key: s.key, status: 'not-checked' }));
+    const keys = trustedKeys.map(parsePublicKey);
+    const message = signedBytes(manifest);
+    return manifest.signatures.map((s) => {
+        const check = checkDetached(message, `${s.key}:${s.sig}`, keys);
+        if (check === 'invalid' || check === 'malformed')
+            throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
+        return { key: s.key, status: check === 'valid' ? 'verified' : 'untrusted-key' };
+    });
+}
+/** `{a: {b: 1}}` → `{"a.b": "1"}`; arrays by index; only strings, numbers and booleans kept. */
+function flatten(value, prefix = '', out = {}) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        out[prefix] = String(value);
+    else if (Array.isArray(value))
+        value.forEach((v, i) => flatten(v, prefix === '' ? String(i) : `${prefix}.${i}`, out));
+    else if (typeof value === 'object' && value !== null)
+        for (const [k, v] of Object.entries(value))
+            flatten(v, prefix === '' ? k : `${prefix}.${k}`, out);
+    return out;
+}
+/** What a diff shows of a manifest (v2's createdAt, provenance and promotions when present). */
+function bundleFacts(manifest, digest, trustedKeys) {
+    const v2 = manifest;
+    const provenance = flatten(v2.provenance);
+    return {
+        digest,
+        checksum: manifest.checksum,
+        formatVersion: manifest.formatVersion,
+        tool: manifest.tool,
+        nixVersion: manifest.nixVersion,
+        include: manifest.include,
+        ...(typeof v2.createdAt === 'string' && { createdAt: v2.createdAt }),
+        ...(Object.keys(provenance).length > 0 && { provenance }),
+        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
+        ...(Array.isArray(v2.promotions) && { promotions: v2.promotions.length }),
+        signatures: signatureStatuses(manifest, trustedKeys),
+    };
+}
+/** The roots of a manifest as a diff pairs them. */
+function manifestRoots(manifest) {
+    return manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath }));
+}
+async function readBundleSide(path, options, deps) {
+    const source = await openBundle(path);
+    try {
+        const head = await readBundleHead(source);
+        const { manifest } = head;
+        const facts = bundleFacts(manifest, await digestOf(path), options.trustedKeys);
+        const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
+        const checks = new DerivationChecks(manifest);
+        const keep = options.keepObjects === true;
+        const objects = [];
+        const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
+        try {
+            await verifyBundle(source, {
+                // Each .drv is parsed once, here, and handed to the verifier's own checks.
+                parseDerivations: false,
+                keptFiles: keep ? 'copy' : 'view',
+                onEntry: (e) => {
+                    task.tick(1, e.nar.narSize);
+                    if (e.kind === 'drv') {
+                        const { head: drv } = parseDerivationSpans(e.nar.file?.contents ?? new Uint8Array(0));
+                        checks.check(e.path, e.references, drv);
+                        graph.add(e.path, drv);
+                    }
+                    if (keep) {
+                        if (e.kind === 'output')
+                            throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated to compare plans of different store dirs`);
+                        const file = e.nar.file?.contents;
+                        objects.push({
+                            path: e.path,
+                            kind: e.kind,
+                            references: e.references,
+                            ...(file !== undefined && { contents: file }),
+                            ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+                            ca: e.ca,
+                        });
+                    }
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+        checks.finish();
+        return {
+            side: {
+                kind: 'bundle',
+                source: path,
+                storeDir: manifest.storeDir,
+                derivations: graph.size,
+                systems: manifest.systems,
+                roots: graph.roots,
+                bundle: facts,
+            },
+            graph,
+            ...(keep && { objects }),
+            files: (paths) => bundleFiles(path, paths),
+        };
+    }
+    finally {
+        await source.close();
+    }
+}
+/**
+ * The bytes of `paths` that are small single files in a bundle, read again (the first pass kept
+ * none of them). The stream's digests are checked again at its end, so a bundle changed since
+ * the first pass fails here instead of showing other bytes.
+ */
+async function bundleFiles(path, paths) {
+    const out = new Map();
+    const source = await openBundle(path);
+    let budget = FILE_BUDGET;
+    try {
+        for await (const e of readExport(exportStream(source), { keepFileUpTo: MAX_FILE })) {
+            const file = e.nar.file?.contents;
+            if (file === undefined)
+                continue;
+            if (paths.has(e.path))
+                out.set(e.path, file);
+            else if (!e.path.endsWith('.drv') && file.length <= budget) {
+                budget -= file.length;
+                out.set(e.path, file);
+            }
+        }
+    }
+    finally {
+        await source.close();
+    }
+    return out;
+}
+/** The store path a profile's current generation is: its symlinks followed into the store dir. */
+async function profileTarget(profile, storeDir) {
+    let at = (0,external_node_path_namespaceObject.isAbsolute)(profile) ? profile : (0,external_node_path_namespaceObject.resolve)(profile);
+    for (let hops = 0; hops < 40; hops++) {
+        if (at.startsWith(`${storeDir}/`)) {
+            const rest = at.slice(storeDir.length + 1);
+            return `${storeDir}/${rest.split('/')[0] ?? ''}`;
+        }
+        let target;
+        try {
+            target = await (0,external_node_fs_promises_namespaceObject.readlink)(at);
+        }
+        catch (e) {
+            throw new errors_NixPlanError('usage', `cannot read the profile '${profile}': ${e.code === 'EINVAL' ? `'${at}' is not a symlink into ${storeDir}` : e.message}`);
+        }
+        at = (0,external_node_path_namespaceObject.isAbsolute)(target) ? target : (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(at), target);
+    }
+    throw new errors_NixPlanError('usage', `the profile '${profile}' is a chain of more than 40 symlinks`);
+}
+async function readStoreSide(location, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const storeDir = await store.storeDir();
+    let drvPath = location.path;
+    let label;
+    if (location.kind === 'profile') {
+        const out = await profileTarget(location.path, storeDir);
+        const { stdout } = await deps.runner.run('nix-store', [
+            ...store.storeArgs(),
+            '--query',
+            '--deriver',
+            out,
+        ]);
+        drvPath = stdout.toString('utf8').trim();
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `the current generation of '${location.path}' (${out}) has no known deriver, so its plan cannot be read; compare against a plan bundle or a .drv path instead`);
+        label = nameOf(out);
+    }
+    else {
+        if (!drvPath.startsWith(`${storeDir}/`) ||
+            !drvPath.endsWith('.drv') ||
+            baseName(drvPath).length <= HASH_PART_LENGTH + 5)
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a .drv path in the store ${storeDir}`);
+        label = nameOf(drvPath).replace(/\.drv$/, '');
+    }
+    let closure;
+    try {
+        closure = await store.requisites([drvPath]);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', location.kind === 'profile'
+            ? `the deriver ${drvPath} of the current generation of '${location.path}' is not in the store (garbage-collected?), so its plan cannot be read; compare against a plan bundle instead`
+            : `'${drvPath}' is not a valid path in the store: ${e.message.split('\n')[0] ?? ''}`, { cause: e });
+    }
+    store.setStoreDir(storeDir);
+    const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
+    const systems = new Set();
+    const task = progressOf(deps).start(`reading ${drvPath}`, closure.length);
+    try {
+        for (const p of closure) {
+            task.tick(1);
+            if (!p.endsWith('.drv'))
+                continue;
+            const file = store.readRegularFileSync(p);
+            if (file === undefined)
+                throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
+            const node = graph.add(p, parseDerivationSpans(file.bytes).head);
+            systems.add(node.system);
+        }
+    }
+    finally {
+        task.done();
+    }
+    return {
+        side: {
+            kind: location.kind,
+            source: location.path,
+            storeDir,
+            derivations: graph.size,
+            systems: [...systems].sort(),
+            roots: graph.roots,
+        },
+        graph,
+        files: (paths) => {
+            const out = new Map();
+            let budget = FILE_BUDGET;
+            const read = (p) => {
+                try {
+                    return store.readRegularFileSync(p, MAX_FILE)?.bytes;
+                }
+                catch {
+                    return undefined;
+                }
+            };
+            for (const p of paths) {
+                const bytes = read(p);
+                if (bytes !== undefined)
+                    out.set(p, bytes);
+            }
+            for (const p of closure)
+                if (!p.endsWith('.drv') && !out.has(p) && budget > 0) {
+                    const bytes = read(p);
+                    if (bytes !== undefined && bytes.length <= budget) {
+                        budget -= bytes.length;
+                        out.set(p, bytes);
+                    }
+                }
+            return Promise.resolve(out);
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/contents.ts
+
+
+function entry(n) {
+    return {
+        name: n.pname,
+        version: n.version,
+        outputs: n.outputs.map((o) => o.name),
+        system: n.system,
+        fixed: n.outputs.some((o) => o.kind === 'fixed'),
+        drvPath: n.path,
+    };
+}
+const order = (a, b) => a.name < b.name
+    ? -1
+    : a.name > b.name
+        ? 1
+        : compareVersions(a.version, b.version) || (a.drvPath < b.drvPath ? -1 : 1);
+/** Verifies a bundle as it reads it and lists each root's packages. */
+async function planContents(bundlePath, options, deps) {
+    const { side, graph } = await readPlanSide({ kind: 'bundle', path: bundlePath }, options, deps);
+    return {
+        plan: side,
+        roots: graph.roots.map((r) => ({
+            label: r.label,
+            drvPath: r.drvPath,
+            packages: graph.closure(r.drvPath).map(entry).sort(order),
+        })),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/sequence.ts
+// The shortest edit script between two sequences (Myers' O(ND) algorithm), for a derivation's
+// arguments and the lines of its environment values. Bounded: past `maxEdits` differences it
+// gives up and reports the two sides as replaced whole, so a hostile pair of values cannot make
+// it quadratic.
+/** Differences beyond which `diffSequences` stops looking for the shortest script. */
+const DEFAULT_MAX_EDITS = 2000;
+function push(out, op, item) {
+    const last = out[out.length - 1];
+    if (last?.op === op)
+        last.items.push(item);
+    else
+        out.push({ op, items: [item] });
+}
+/**
+ * The edits that turn `a` into `b`, as runs: `same` runs of equal items, `old` runs (only in `a`)
+ * before `new` runs (only in `b`) where both change. Items compare with `===`.
+ */
+function diffSequences(a, b, maxEdits = DEFAULT_MAX_EDITS) {
+    // Equal heads and tails need no search.
+    let start = 0;
+    while (start < a.length && start < b.length && a[start] === b[start])
+        start++;
+    let endA = a.length;
+    let endB = b.length;
+    while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+        endA--;
+        endB--;
+    }
+    const out = [];
+    for (let i = 0; i < start; i++)
+        push(out, 'same', a[i]);
+    const middle = script(a.slice(start, endA), b.slice(start, endB), maxEdits);
+    for (const e of middle)
+        for (const item of e.items)
+            push(out, e.op, item);
+    for (let i = endA; i < a.length; i++)
+        push(out, 'same', a[i]);
+    return out;
+}
+/** Myers' greedy forward search with the trace kept for the backtrack. */
+function script(a, b, maxEdits) {
+    const n = a.length;
+    const m = b.length;
+    if (n === 0 && m === 0)
+        return [];
+    const whole = () => [
+        ...(n > 0 ? [{ op: 'old', items: a }] : []),
+        ...(m > 0 ? [{ op: 'new', items: b }] : []),
+    ];
+    if (n === 0 || m === 0)
+        return whole();
+    const max = Math.min(n + m, maxEdits);
+    const offset = max + 1;
+    let v = new Int32Array(2 * max + 3);
+    const trace = [];
+    for (let d = 0; d <= max; d++) {
+        trace.push(v.slice());
+        const next = v.slice();
+        for (let k = -d; k <= d; k += 2) {
+            let x = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1])
+                ? v[offset + k + 1]
+                : v[offset + k - 1] + 1;
+            let y = x - k;
+            while (x < n && y < m && a[x] === b[y]) {
+                x++;
+                y++;
+            }
+            next[offset + k] = x;
+            if (x >= n && y >= m)
+                return backtrack(a, b, trace, next, d, k, offset);
+        }
+        v = next;
+    }
+    return whole();
+}
+function backtrack(a, b, trace, last, dEnd, kEnd, offset) {
+    const steps = [];
+    let x = last[offset + kEnd];
+    let y = x - kEnd;
+    for (let d = dEnd; d > 0; d--) {
+        const v = trace[d];
+        const k = x - y;
+        const down = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1]);
+        const prevK = down ? k + 1 : k - 1;
+        const prevX = v[offset + prevK];
+        const prevY = prevX - prevK;
+        while (x > prevX + (down ? 0 : 1) && y > prevY + (down ? 1 : 0)) {
+            steps.push({ op: 'same', item: a[--x] });
+            y--;
+        }
+        if (down)
+            steps.push({ op: 'new', item: b[--y] });
+        else
+            steps.push({ op: 'old', item: a[--x] });
+    }
+    while (x > 0 && y > 0) {
+        steps.push({ op: 'same', item: a[--x] });
+        y--;
+    }
+    steps.reverse();
+    const out = [];
+    // Within a changed stretch, old items come before new ones (as a unified diff shows them).
+    let pendingNew = [];
+    for (const s of steps) {
+        if (s.op === 'new')
+            pendingNew.push(s.item);
+        else {
+            if (s.op === 'same') {
+                for (const item of pendingNew)
+                    push(out, 'new', item);
+                pendingNew = [];
+            }
+            push(out, s.op, s.item);
+        }
+    }
+    for (const item of pendingNew)
+        push(out, 'new', item);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/derivation-diff.ts
+
+
+
+
+
+const derivation_diff_latin1 = (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+function describeOutput(o) {
+    return { name: o.name, kind: outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
+}
+const sameOutput = (a, b) => a.kind === b.kind && a.hashAlgo === b.hashAlgo && a.hash === b.hash;
+/** `drvName` without throwing: a derivation path's name without `.drv`. */
+const drvNameOf = (path) => nameOf(path).replace(/\.drv$/, '');
+/** Replaces old store paths by new ones in latin1 text: each known path where it occurs whole. */
+class PathRewriter {
+    storeDir;
+    byHash = new Map();
+    constructor(storeDir) {
+        this.storeDir = storeDir;
+    }
+    add(oldPath, newPath) {
+        if (oldPath === '' || newPath === '' || oldPath === newPath)
+            return;
+        const hash = oldPath.slice(this.storeDir.length + 1, this.storeDir.length + 1 + HASH_PART_LENGTH);
+        let list = this.byHash.get(hash);
+        if (list === undefined)
+            this.byHash.set(hash, (list = []));
+        list.push([oldPath, newPath]);
+    }
+    rewrite(text) {
+        const prefix = `${this.storeDir}/`;
+        let out = '';
+        let from = 0;
+        for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix, at + 1)) {
+            const hash = text.slice(at + prefix.length, at + prefix.length + HASH_PART_LENGTH);
+            const candidates = this.byHash.get(hash);
+            if (candidates === undefined)
+                continue;
+            // The longest old path that occurs here (a name may extend another's).
+            let best;
+            for (const c of candidates)
+                if (text.startsWith(c[0], at) && (best === undefined || c[0].length > best[0].length))
+                    best = c;
+            if (best === undefined)
+                continue;
+            out += text.slice(from, at) + best[1];
+            from = at + best[0].length;
+            at = from - 1;
+        }
+        return out + text.slice(from);
+    }
+}
+function splitLines(text) {
+    const lines = text.split('\n');
+    if (lines.length > 1 && lines[lines.length - 1] === '')
+        lines.pop();
+    return lines;
+}
+/** Compares derivation pairs, each once, up to a limit. */
+class Comparer {
+    old;
+    now;
+    options;
+    compared = new Set();
+    maxCompared;
+    maxValueBytes;
+    constructor(old, now, options) {
+        this.old = old;
+        this.now = now;
+        this.options = options;
+        this.maxCompared = options.maxCompared ?? 100;
+        this.maxValueBytes = options.maxValueBytes ?? 64 * 1024;
+    }
+    show(bytes) {
+        if (bytes.length <= this.maxValueBytes)
+            return showBytes(bytes);
+        return `${showBytes(bytes.subarray(0, this.maxValueBytes))}… (${bytes.length - this.maxValueBytes} more bytes not shown)`;
+    }
+    /** The diff of one pair, or a note saying why it is not compared. */
+    pair(oldPath, newPath) {
+        const key = `${oldPath}\0${newPath}`;
+        if (this.compared.has(key))
+            return { note: 'already-compared' };
+        if (this.compared.size >= this.maxCompared)
+            return { note: 'limit' };
+        const a = this.old.derivation(oldPath);
+        const b = this.now.derivation(newPath);
+        if (a === undefined || b === undefined)
+            return { note: 'unavailable' };
+        this.compared.add(key);
+        return { diff: this.diff(oldPath, a, newPath, b) };
+    }
+    diff(oldPath, a, newPath, b) {
+        const rewriter = new PathRewriter(this.options.storeDir);
+        rewriter.add(oldPath, newPath);
+        // Outputs, by name.
+        const oldOuts = new Map(a.outputs.map((o) => [o.name, o]));
+        const newOuts = new Map(b.outputs.map((o) => [o.name, o]));
+        const outputs = {
+            removed: a.outputs.filter((o) => !newOuts.has(o.name)).map(describeOutput),
+            added: b.outputs.filter((o) => !oldOuts.has(o.name)).map(describeOutput),
+            changed: a.outputs.flatMap((o) => {
+                const n = newOuts.get(o.name);
+                if (n === undefined)
+                    return [];
+                rewriter.add(o.path, n.path);
+                const [x, y] = [describeOutput(o), describeOutput(n)];
+                return sameOutput(x, y) ? [] : [{ name: o.name, old: x, new: y }];
+            }),
+        };
+        const inputDrvs = this.inputs(a.inputDrvs, b.inputDrvs, rewriter);
+        const inputSrcs = this.sources(a.inputSrcs, b.inputSrcs, rewriter);
+        // Environment, by key (keys are sorted by bytes in both).
+        const env = {
+            removed: [],
+            added: [],
+            changed: [],
+            pathsOnly: [],
+        };
+        const oldEnv = new Map(a.env.map((e) => [derivation_diff_latin1(e.key), e.value]));
+        const newEnv = new Map(b.env.map((e) => [derivation_diff_latin1(e.key), e.value]));
+        const keyText = (k) => showBytes(Buffer.from(k, 'latin1'), true);
+        for (const [k, v] of oldEnv)
+            if (!newEnv.has(k))
+                env.removed.push({ key: keyText(k), value: this.show(v) });
+        for (const [k, v] of newEnv)
+            if (!oldEnv.has(k))
+                env.added.push({ key: keyText(k), value: this.show(v) });
+        for (const [k, v] of oldEnv) {
+            const w = newEnv.get(k);
+            if (w === undefined || Buffer.compare(v, w) === 0)
+                continue;
+            if (rewriter.rewrite(derivation_diff_latin1(v)) === derivation_diff_latin1(w)) {
+                env.pathsOnly.push(keyText(k));
+                continue;
+            }
+            const [x, y] = [this.show(v), this.show(w)];
+            const [xl, yl] = [splitLines(x), splitLines(y)];
+            env.changed.push({
+                key: keyText(k),
+                old: x,
+                new: y,
+                ...((xl.length > 1 || yl.length > 1) && { lines: diffSequences(xl, yl) }),
+            });
+        }
+        const text = (bytes) => this.show(bytes);
+        const field = (x, y) => Buffer.compare(x, y) === 0 ? undefined : { old: text(x), new: text(y) };
+        const system = field(a.system, b.system);
+        const builder = rewriter.rewrite(derivation_diff_latin1(a.builder)) === derivation_diff_latin1(b.builder) ? undefined : field(a.builder, b.builder);
+        const oldArgs = a.args.map((x) => derivation_diff_latin1(x));
+        const newArgs = b.args.map((x) => derivation_diff_latin1(x));
+        const argsSame = oldArgs.length === newArgs.length && oldArgs.every((x, i) => rewriter.rewrite(x) === newArgs[i]);
+        return {
+            old: oldPath,
+            new: newPath,
+            outputs,
+            ...(system !== undefined && { system }),
+            ...(builder !== undefined && { builder }),
+            ...(!argsSame && {
+                args: diffSequences(a.args.map(text), b.args.map(text)),
+            }),
+            env,
+            inputSrcs,
+            inputDrvs,
+        };
+    }
+    /** Input derivations: equal paths, then pairs by derivation name, then by package name. */
+    inputs(a, b, rewriter) {
+        const ref = (i) => ({ path: i.path, outputs: i.outputs });
+        const changed = [];
+        const newByPath = new Map(b.map((i) => [i.path, i]));
+        const oldByPath = new Map(a.map((i) => [i.path, i]));
+        for (const i of a) {
+            const j = newByPath.get(i.path);
+            if (j !== undefined && i.outputs.join(' ') !== j.outputs.join(' '))
+                changed.push({ name: drvNameOf(i.path), old: ref(i), new: ref(j) });
+        }
+        let oldRest = a.filter((i) => !newByPath.has(i.path));
+        let newRest = b.filter((i) => !oldByPath.has(i.path));
+        const pairs = [];
+        const pairBy = (key) => {
+            const byKey = new Map();
+            for (const j of newRest) {
+                const list = byKey.get(key(j.path));
+                if (list === undefined)
+                    byKey.set(key(j.path), [j]);
+                else
+                    list.push(j);
+            }
+            const oldByKey = new Map();
+            for (const i of oldRest)
+                oldByKey.set(key(i.path), (oldByKey.get(key(i.path)) ?? 0) + 1);
+            const used = new Set();
+            for (const i of oldRest) {
+                const k = key(i.path);
+                const list = byKey.get(k);
+                // Pair only when the name picks exactly one derivation on each side.
+                if (list?.length !== 1 || oldByKey.get(k) !== 1)
+                    continue;
+                pairs.push([i, list[0], k]);
+                used.add(i).add(list[0]);
+            }
+            oldRest = oldRest.filter((i) => !used.has(i));
+            newRest = newRest.filter((j) => !used.has(j));
+        };
+        pairBy(drvNameOf);
+        pairBy((p) => parseDrvName(drvNameOf(p)).name);
+        for (const [i, j] of pairs)
+            this.mapOutputs(i.path, j.path, rewriter);
+        for (const [i, j, name] of pairs) {
+            const compared = this.pair(i.path, j.path);
+            changed.push({ name, old: ref(i), new: ref(j), ...compared });
+        }
+        changed.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+        return { removed: oldRest.map(ref), added: newRest.map(ref), changed };
+    }
+    /** Teaches the rewriter a changed input's drv path and output paths, by output name. */
+    mapOutputs(oldPath, newPath, rewriter) {
+        rewriter.add(oldPath, newPath);
+        const a = this.old.derivation(oldPath);
+        const b = this.now.derivation(newPath);
+        if (a === undefined || b === undefined)
+            return;
+        const newOuts = new Map(b.outputs.map((o) => [o.name, o.path]));
+        for (const o of a.outputs)
+            rewriter.add(o.path, newOuts.get(o.name) ?? '');
+    }
+    /** Input sources: pairs by name, the rest removed or added. */
+    sources(a, b, rewriter) {
+        const inNew = new Set(b);
+        const inOld = new Set(a);
+        const oldRest = a.filter((p) => !inNew.has(p));
+        const newRest = b.filter((p) => !inOld.has(p));
+        const count = (xs) => {
+            const m = new Map();
+            for (const p of xs)
+                m.set(nameOf(p), (m.get(nameOf(p)) ?? 0) + 1);
+            return m;
+        };
+        const oldNames = count(oldRest);
+        const newNames = count(newRest);
+        const changed = [];
+        const paired = new Set();
+        for (const p of oldRest) {
+            const name = nameOf(p);
+            if (oldNames.get(name) !== 1 || newNames.get(name) !== 1)
+                continue;
+            const q = newRest.find((x) => nameOf(x) === name);
+            paired.add(p).add(q);
+            rewriter.add(p, q);
+            const x = this.old.file(p);
+            const y = this.now.file(q);
+            changed.push({
+                name: showText(name),
+                old: p,
+                new: q,
+                ...(x !== undefined &&
+                    y !== undefined && { lines: diffSequences(splitLines(this.show(x)), splitLines(this.show(y))) }),
+            });
+        }
+        return {
+            removed: oldRest.filter((p) => !paired.has(p)),
+            added: newRest.filter((p) => !paired.has(p)),
+            changed,
+        };
+    }
+}
+/**
+ * Why `newPath` differs from `oldPath` (both derivations of the plans `old` and `now` can read),
+ * following changed inputs of the same name (each pair once, at most `maxCompared`).
+ */
+function diffDerivations(oldPath, newPath, old, now, options) {
+    const result = new Comparer(old, now, options).pair(oldPath, newPath);
+    return 'diff' in result ? result.diff : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/plan-diff.ts
+
+
+/** The `schema` member of every diff document; bumped when its shape changes incompatibly. */
+const PLAN_DIFF_SCHEMA = 'nix-plan-diff/1';
+const join = (xs) => xs === undefined || xs.length === 0 ? undefined : xs.join(', ');
+function fieldChanges(old, now) {
+    const out = [];
+    const compare = (field, a, b) => {
+        if (a !== b)
+            out.push({ field, ...(a !== undefined && { old: a }), ...(b !== undefined && { new: b }) });
+    };
+    compare('storeDir', old.storeDir, now.storeDir);
+    compare('systems', join(old.systems), join(now.systems));
+    const a = old.bundle;
+    const b = now.bundle;
+    if (a === undefined || b === undefined)
+        return out;
+    compare('include', a.include, b.include);
+    compare('nixVersion', a.nixVersion, b.nixVersion);
+    compare('tool', a.tool, b.tool);
+    compare('formatVersion', String(a.formatVersion), String(b.formatVersion));
+    compare('createdAt', a.createdAt, b.createdAt);
+    compare('relocatedFrom', a.relocatedFrom, b.relocatedFrom);
+    compare('signedBy', join(a.signatures.map((s) => s.key)) ?? 'unsigned', join(b.signatures.map((s) => s.key)) ?? 'unsigned');
+    const keys = [...new Set([...Object.keys(a.provenance ?? {}), ...Object.keys(b.provenance ?? {})])].sort();
+    for (const k of keys)
+        compare(`provenance.${k}`, a.provenance?.[k], b.provenance?.[k]);
+    return out;
+}
+/** `…/hash-name.drv` → `name`. */
+const plan_diff_drvNameOf = (p) => p
+    .slice(p.lastIndexOf('/') + 1)
+    .slice(33)
+    .replace(/\.drv$/, '');
+/**
+ * Pairs roots: by label, then the rest by derivation name, then by package name (a root named by
+ * an attribute on one side and by its .drv on the other); one unpaired root on each side is
+ * paired too (a renamed single root).
+ */
+function pairRoots(old, now) {
+    const pairs = [];
+    let removed = [...old];
+    let added = [...now];
+    const pass = (key) => {
+        const byKey = new Map();
+        for (const r of added) {
+            const list = byKey.get(key(r));
+            if (list === undefined)
+                byKey.set(key(r), [r]);
+            else
+                list.push(r);
+        }
+        const used = new Set();
+        for (const r of removed) {
+            const match = byKey.get(key(r))?.find((c) => !used.has(c));
+            if (match === undefined)
+                continue;
+            used.add(match).add(r);
+            pairs.push([r, match]);
+        }
+        removed = removed.filter((r) => !used.has(r));
+        added = added.filter((r) => !used.has(r));
+    };
+    pass((r) => r.label);
+    pass((r) => plan_diff_drvNameOf(r.drvPath));
+    pass((r) => parseDrvName(plan_diff_drvNameOf(r.drvPath)).name);
+    if (removed.length === 1 && added.length === 1) {
+        pairs.push([removed[0], added[0]]);
+        removed = [];
+        added = [];
+    }
+    return { pairs, removed, added };
+}
+function rootDiff(label, old, now, a, b) {
+    if (old.drvPath === now.drvPath)
+        return { label, status: 'unchanged', old: old.drvPath, new: now.drvPath };
+    const d = diffClosures(a.closure(old.drvPath), b.closure(now.drvPath));
+    const names = (kinds) => d.packages.filter((p) => kinds.includes(p.change)).map((p) => p.name);
+    return {
+        label,
+        status: 'changed',
+        old: old.drvPath,
+        new: now.drvPath,
+        counts: d.counts,
+        derivations: d.derivations,
+        packages: {
+            versions: names(['upgrade', 'downgrade', 'changed']),
+            added: names(['added']),
+            removed: names(['removed']),
+            rebuilt: names(['rebuilt']),
+        },
+    };
+}
+/**
+ * The difference of two plans read into graphs (`old` already relocated into `now`'s realm when
+ * their store dirs differ: then `relocated` is true and `oldSide.storeDir` still says where the
+ * old plan came from).
+ */
+function diffPlans(oldSide, old, newSide, now, options) {
+    const total = diffClosures(old.nodes(), now.nodes());
+    const { pairs, removed, added } = pairRoots(old.roots, now.roots);
+    const roots = [
+        ...pairs.map(([o, n]) => rootDiff(n.label, o, n, old, now)),
+        ...removed.map((r) => ({ label: r.label, status: 'removed', old: r.drvPath })),
+        ...added.map((r) => ({ label: r.label, status: 'added', new: r.drvPath })),
+    ];
+    const identical = total.derivations.added === 0 &&
+        total.derivations.removed === 0 &&
+        roots.every((r) => r.status === 'unchanged');
+    return {
+        schema: PLAN_DIFF_SCHEMA,
+        old: oldSide,
+        new: newSide,
+        realm: { old: oldSide.storeDir, new: newSide.storeDir, relocated: options.relocated },
+        identical,
+        fields: fieldChanges(oldSide, newSide),
+        total,
+        roots,
+        ...(options.drv !== undefined && { drv: options.drv }),
+    };
+}
+/** Counts of a diff that has none (for summaries of an identical plan). */
+const NO_CHANGES = Object.freeze(packages_emptyCounts());
+
+;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
+// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
+//
+// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
+// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
+// only by what it produces, not by how. The derivation itself is masked first (its output paths
+// and the environment variables named after its outputs set to ""), since those are what is being
+// computed. Floating content-addressed derivations, and everything depending on one, have no
+// output paths before they are built ("deferred").
+
+
+
+
+function fail(drvLabel, detail) {
+    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
+}
+function derivation_hash_outputKind(o) {
+    if (o.hashAlgo === '')
+        return 'input-addressed';
+    if (o.hash === 'impure')
+        return 'impure';
+    return o.hash === '' ? 'floating' : 'fixed';
+}
+/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
+function derivationKind(drv, drvLabel) {
+    const first = drv.outputs[0];
+    if (first === undefined)
+        fail(drvLabel, 'it has no outputs');
+    const kind = derivation_hash_outputKind(first);
+    for (const o of drv.outputs)
+        if (derivation_hash_outputKind(o) !== kind)
+            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
+    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
+        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
+    return kind;
+}
+/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
+function fixedOutput(o, drvLabel) {
+    let method = 'flat';
+    let algo = o.hashAlgo;
+    if (algo.startsWith('r:')) {
+        method = 'recursive';
+        algo = algo.slice(2);
+    }
+    else if (algo.startsWith('text:')) {
+        method = 'text';
+        algo = algo.slice(5);
+    }
+    if (!isHashAlgo(algo))
+        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
+    if (o.hash.includes(':') || o.hash.includes('-'))
+        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
+    const hash = parseHash(o.hash, algo);
+    if (method === 'text' && algo !== 'sha256')
+        fail(drvLabel, 'a text-hashed output must use sha256');
+    return { method, hash };
+}
+/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
+function fixedOutputPath(f, name, storeDir) {
+    if (f.method === 'text')
+        return makeTextPath(name, f.hash.bytes, [], storeDir);
+    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
+}
+/** A derivation whose output paths, and the env variables named after its outputs, are "". */
+function masked(drv) {
+    const empty = new Uint8Array(0);
+    return {
+        ...drv,
+        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
+        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
+    };
+}
+/** A new empty layout for `serialiseDerivation` to fill. */
+function newLayout() {
+    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+}
+/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
+function hashWithInputs(bytes, layout, inputs) {
+    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
+}
+/** The output named by env key `key`, if any. */
+function outputNamed(drv, key) {
+    // Output names are ASCII; compare without decoding every key.
+    outer: for (const o of drv.outputs) {
+        if (o.name.length !== key.length)
+            continue;
+        for (let i = 0; i < key.length; i++)
+            if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return o;
+    }
+    return undefined;
+}
+function isOutputName(drv, key) {
+    return outputNamed(drv, key) !== undefined;
+}
+/**
+ * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
+ * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
+ * path it does not have.
+ */
+class DerivationHasher {
+    storeDir;
+    lookup;
+    /**
+     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
+     * deferred) and its output names (to check what dependents ask for). One map, as each input of
+     * each derivation is looked up in it.
+     */
+    memo = new Map();
+    constructor(storeDir, lookup) {
+        this.storeDir = storeDir;
+        this.lookup = lookup;
+    }
+    /**
+     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
+     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
+     */
+    hashModulo(drvPath) {
+        const known = this.memo.get(drvPath);
+        if (known !== undefined)
+            return known.hash;
+        const pending = new Map();
+        const stack = [drvPath];
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            if (this.memo.has(path)) {
+                stack.pop();
+                continue;
+            }
+            let drv = pending.get(path);
+            if (drv === undefined) {
+                drv = this.lookup(path);
+                pending.set(path, drv);
+                // A fixed-output hash does not depend on inputs, so they need not be visited.
+                if (derivationKind(drv, path) !== 'fixed') {
+                    for (const input of drv.inputDrvs) {
+                        if (this.memo.has(input.path))
+                            continue;
+                        if (pending.has(input.path))
+                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
+                        stack.push(input.path);
+                    }
+                    if (stack[stack.length - 1] !== path)
+                        continue;
+                }
+            }
+            stack.pop();
+            pending.delete(path);
+            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
+        }
+        return this.memo.get(drvPath).hash;
+    }
+    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
+    outputPaths(drv, drvName) {
+        const fixed = this.fixedOutputPaths(drv, drvName);
+        if (fixed !== undefined)
+            return fixed;
+        const paths = new Map();
+        const h = this.compute(drv, drvName, drvName, true);
+        for (const o of drv.outputs)
+            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
+        return paths;
+    }
+    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
+    fixedOutputPaths(drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'fixed')
+            return undefined;
+        const out = drv.outputs[0];
+        return new Map([
+            [
+                out.name,
+                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
+            ],
+        ]);
+    }
+    /**
+     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
+     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
+     * only its outputs.
+     */
+    record(drvPath, drv, hash) {
+        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
+        if (h === undefined)
+            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
+        this.remember(drvPath, drv, h);
+    }
+    remember(drvPath, drv, hash) {
+        this.memo.set(drvPath, {
+            hash,
+            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
+            outputs: drv.outputs.map((o) => o.name),
+        });
+    }
+    /**
+     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
+     * gives them) filled into its outputs and into the env variables named after them, its bytes,
+     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
+     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
+     * splicing in the input hashes or the output paths (which need no escaping).
+     */
+    fillOutputs(drv, drvName) {
+        const layout = newLayout();
+        const bytes = serialiseDerivation(masked(drv), layout);
+        const envHoles = [];
+        drv.env.forEach((e, i) => {
+            const o = outputNamed(drv, e.key);
+            if (o !== undefined)
+                envHoles.push({ at: layout.envValues[i], output: o.name });
+        });
+        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
+    }
+    /**
+     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
+     * and input derivations (which must be hashed or recorded already).
+     */
+    fillMasked(maskedDrv, drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        const { bytes, layout } = maskedDrv;
+        const inputs = this.moduloInputs(drv, drvName);
+        if (inputs === undefined)
+            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
+        const hex = toHex(hashWithInputs(bytes, layout, inputs));
+        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
+        // Holes, in byte order: each output's path, then the value of each env variable named after one.
+        const holes = paths.map((text, i) => ({
+            at: layout.outputPaths[i],
+            text,
+        }));
+        for (const h of maskedDrv.envHoles)
+            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
+        let size = bytes.length;
+        for (const h of holes)
+            size += h.text.length;
+        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
+        let r = 0;
+        let w = 0;
+        let shift = 0; // bytes inserted before the input derivations list (output paths only)
+        for (const h of holes) {
+            out.set(bytes.subarray(r, h.at), w);
+            w += h.at - r;
+            r = h.at;
+            for (let k = 0; k < h.text.length; k++)
+                out[w++] = h.text.charCodeAt(k);
+            if (h.at < layout.inputDrvsStart)
+                shift += h.text.length;
+        }
+        out.set(bytes.subarray(r), w);
+        const filled = {
+            ...layout,
+            inputDrvsStart: layout.inputDrvsStart + shift,
+            inputDrvsEnd: layout.inputDrvsEnd + shift,
+        };
+        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+    }
+    /**
+     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
+     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
+     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
+     * memoised yet.
+     */
+    moduloInputs(drv, label) {
+        const entries = [];
+        let deferred = false;
+        for (const input of drv.inputDrvs) {
+            // Every input is hashed (or found known) even once the derivation is found deferred.
+            const m = this.memo.get(input.path) ?? this.memoised(input.path);
+            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+                deferred = true;
+                continue;
+            }
+            const names = m.outputs;
+            for (const o of input.outputs)
+                if (!names.includes(o))
+                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
+            entries.push({ path: m.hex, outputs: input.outputs });
+        }
+        if (deferred)
+            return undefined;
+        entries.sort((a, b) => compareStrings(a.path, b.path));
+        const merged = [];
+        for (const e of entries) {
+            const last = merged[merged.length - 1];
+            if (last !== undefined && last.path === e.path)
+                last.outputs = [...last.outputs, ...e.outputs];
+            else
+                merged.push({ path: e.path, outputs: e.outputs });
+        }
+        // Output lists are sorted already unless built by hand, or merged from several inputs.
+        for (const m of merged)
+            if (!isStrictlySorted(m.outputs))
+                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
+        return serialiseInputDrvs(merged);
+    }
+    /** What is memoised of a derivation, hashing it first. */
+    memoised(drvPath) {
+        this.hashModulo(drvPath);
+        return this.memo.get(drvPath);
+    }
+    /**
+     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
+     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
+     */
+    outputsOnlyHash(drv, label, name) {
+        const kind = derivationKind(drv, label);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            const f = fixedOutput(out, label);
+            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
+            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
+        }
+        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const early = this.outputsOnlyHash(drv, label, name);
+        if (early !== undefined)
+            return early;
+        const inputs = this.moduloInputs(drv, label);
+        if (inputs === undefined)
+            return { kind: 'deferred' };
+        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        const layout = newLayout();
+        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
+    }
+}
+/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
+function computeDrvPath(storeDir, drvName, bytes, references) {
+    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
+    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
+    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
+}
+
+;// CONCATENATED MODULE: ./src/core/rewrite.ts
+// One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
+
+
+
+
+/** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
+const PLACEHOLDER_HASH_LENGTH = 52;
+const H = HASH_PART_LENGTH;
+const P = PLACEHOLDER_HASH_LENGTH;
+const SLASH = 0x2f;
+const rewrite_BACKSLASH = 0x5c;
+/** nix32 digit of each byte, -1 for bytes outside the alphabet. */
+const rewrite_DIGIT = new Int8Array(256).fill(-1);
+for (let i = 0; i < NIX32_ALPHABET.length; i++)
+    rewrite_DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
+/** Bytes that may continue a store dir component: a match of A followed by one is not A itself. */
+const DIR_CHAR = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-')
+    DIR_CHAR[c.charCodeAt(0)] = 1;
+// Match kinds, recorded in position order.
+const PATH = 0; // `A/<known hash>`
+const BARE = 1; // a known hash anywhere else
+const PLACEHOLDER = 2; // a known placeholder hash
+const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+/** A 30-bit key from the first six nix32 digits at `p` (the caller has checked they are digits). */
+function keyAt(b, p) {
+    return (((rewrite_DIGIT[b[p]] << 25) |
+        (rewrite_DIGIT[b[p + 1]] << 20) |
+        (rewrite_DIGIT[b[p + 2]] << 15) |
+        (rewrite_DIGIT[b[p + 3]] << 10) |
+        (rewrite_DIGIT[b[p + 4]] << 5) |
+        rewrite_DIGIT[b[p + 5]]) >>>
+        0);
+}
+function asciiBytes(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
+}
+function checkNix32(s, length, what) {
+    let ok = s.length === length;
+    for (let i = 0; ok && i < length; i++)
+        ok = (rewrite_DIGIT[s.charCodeAt(i) & 0xff] ?? -1) >= 0 && s.charCodeAt(i) < 256;
+    if (!ok)
+        throw new errors_NixPlanError('internal', `${what} '${s}' is not ${length} nix32 characters`);
+}
+/**
+ * A table of fixed-length nix32 tokens (old → new): an open-addressing hash table keyed by the
+ * 30 bits of their first six digits (random, so the low bits index well), each hit confirmed byte
+ * by byte. New values may be set after the old ones are declared.
+ */
+class TokenTable {
+    length;
+    what;
+    slots = new Int32Array(1024); // id + 1, 0 when empty
+    keys = new Int32Array(1024);
+    old = new Uint8Array(0);
+    repl = new Uint8Array(0);
+    hasRepl = new Uint8Array(0);
+    /** A token's bytes, to look it up in the table by (no map of strings: it is asked per path). */
+    probe;
+    strings = [];
+    constructor(length, what) {
+        this.length = length;
+        this.what = what;
+        this.probe = new Uint8Array(length);
+    }
+    get size() {
+        return this.strings.length;
+    }
+    declare(token) {
+        const known = this.idOf(token);
+        if (known >= 0)
+            return known;
+        checkNix32(token, this.length, this.what);
+        const id = this.strings.length;
+        const n = this.length;
+        if (id >= this.hasRepl.length)
+            this.grow(Math.max(64, this.hasRepl.length * 2));
+        if ((id + 1) * 4 > this.slots.length)
+            this.rehash(this.slots.length * 2);
+        const old = this.old;
+        for (let k = 0, base = id * n; k < n; k++)
+            old[base + k] = token.charCodeAt(k);
+        this.strings.push(token);
+        this.insert(id);
+        return id;
+    }
+    /** The id of `token`, or -1 when it is not declared (or not a token at all). */
+    idOf(token) {
+        const n = this.length;
+        if (token.length !== n)
+            return -1;
+        const probe = this.probe;
+        for (let k = 0; k < n; k++) {
+            const c = token.charCodeAt(k);
+            if (c > 0xff || rewrite_DIGIT[c] < 0)
+                return -1;
+            probe[k] = c;
+        }
+        return this.find(probe, 0);
+    }
+    /** Sets the new value of `token` (declaring it if needed); a second, different one is refused. */
+    set(token, replacement) {
+        const id = this.declare(token);
+        const n = this.length;
+        const repl = this.repl;
+        const base = id * n;
+        if (this.hasRepl[id] === 1) {
+            let same = replacement.length === n;
+            for (let k = 0; same && k < n; k++)
+                same = repl[base + k] === replacement.charCodeAt(k);
+            if (!same)
+                throw new errors_NixPlanError('internal', `${this.what} ${token} would be replaced by two different values`);
+            return;
+        }
+        checkNix32(replacement, n, this.what);
+        for (let k = 0; k < n; k++)
+            repl[base + k] = replacement.charCodeAt(k);
+        this.hasRepl[id] = 1;
+    }
+    /** True when token `id` has its new value. */
+    ready(id) {
+        return this.hasRepl[id] === 1;
+    }
+    /** Writes the replacement of token `id` into `out` at `w`. */
+    write(id, out, w) {
+        if (this.hasRepl[id] !== 1)
+            throw new errors_NixPlanError('internal', `relocation rewrote a mention of ${this.strings[id]} before its new hash was known`);
+        const n = this.length;
+        const repl = this.repl;
+        for (let k = 0, base = id * n; k < n; k++)
+            out[w + k] = repl[base + k];
+    }
+    /** The id of the token at `b[p…]` (whose first six bytes are digits), or -1. */
+    find(b, p) {
+        const key = keyAt(b, p);
+        const mask = this.slots.length - 1;
+        const n = this.length;
+        const old = this.old;
+        for (let slot = key & mask;; slot = (slot + 1) & mask) {
+            const v = this.slots[slot];
+            if (v === 0)
+                return -1;
+            if (this.keys[slot] !== key)
+                continue;
+            const id = v - 1;
+            const base = id * n;
+            let k = 6; // the key already matched the first six digits
+            while (k < n && old[base + k] === b[p + k])
+                k++;
+            if (k === n)
+                return id;
+        }
+    }
+    insert(id) {
+        const key = keyAt(this.old, id * this.length);
+        const mask = this.slots.length - 1;
+        let slot = key & mask;
+        while (this.slots[slot] !== 0)
+            slot = (slot + 1) & mask;
+        this.slots[slot] = id + 1;
+        this.keys[slot] = key;
+    }
+    grow(capacity) {
+        const n = this.length;
+        const o = new Uint8Array(capacity * n);
+        o.set(this.old);
+        this.old = o;
+        const r = new Uint8Array(capacity * n);
+        r.set(this.repl);
+        this.repl = r;
+        const h = new Uint8Array(capacity);
+        h.set(this.hasRepl);
+        this.hasRepl = h;
+    }
+    rehash(size) {
+        this.slots = new Int32Array(size);
+        this.keys = new Int32Array(size);
+        for (let id = 0; id < this.strings.length; id++)
+            this.insert(id);
+    }
+}
+/**
+ * Rewrites byte strings from store dir A to store dir B in one pass: `A/<known old hash>` becomes
+ * `B/<new hash>`, a known old hash anywhere else becomes the new one (counted: it was computed from
+ * a path string), and known placeholder hashes are swapped. Only known hashes at exact positions
+ * are replaced, so A being a prefix of B, or dirs of different lengths, cannot cause collisions.
+ */
+class StoreRewriter {
+    from;
+    to;
+    hashes = new TokenTable(H, 'store hash');
+    placeholderTable = new TokenTable(P, 'placeholder hash');
+    fromBytes;
+    toBytes;
+    fromSkip;
+    // Matches of the last scan as (position, kind, token id) triples, reused between calls.
+    m = new Int32Array(3 * 256);
+    /** `from` and `to` are store dirs (A and B), without trailing slashes. */
+    constructor(from, to) {
+        this.from = from;
+        this.to = to;
+        this.fromBytes = asciiBytes(from);
+        this.toBytes = asciiBytes(to);
+        // Horspool's shifts for A: how far the search may move on, by the byte under A's last one.
+        const lenA = this.fromBytes.length;
+        this.fromSkip = new Uint8Array(256).fill(Math.min(lenA, 255));
+        for (let k = 0; k < lenA - 1; k++)
+            this.fromSkip[this.fromBytes[k]] = Math.min(lenA - 1 - k, 255);
+    }
+    /** Makes `oldHash` (32 nix32 characters) known, so that scans report it; its new value may come later. */
+    declare(oldHash) {
+        this.hashes.declare(oldHash);
+    }
+    /**
+     * Sets the new hash of `oldHash` (declaring it if needed). Setting it again to the same value
+     * does nothing; to another value is an internal error (one path cannot relocate to two).
+     */
+    set(oldHash, newHash) {
+        this.hashes.set(oldHash, newHash);
+    }
+    /** Makes a placeholder known (its 52 nix32 characters, without the leading slash). */
+    declarePlaceholder(oldHash) {
+        this.placeholderTable.declare(oldHash);
+    }
+    /** Sets the new value of a placeholder (52 nix32 characters each, without the leading slash), as `set`. */
+    setPlaceholder(oldHash, newHash) {
+        this.placeholderTable.set(oldHash, newHash);
+    }
+    /**
+     * Finds what `bytes` mentions without replacing anything (declared hashes need no new value).
+     * `escaped`: as `rewrite`.
+     */
+    mentions(bytes, options = {}) {
+        const count = this.scan(bytes, options.escaped === true);
+        const hashes = new Set();
+        const placeholders = new Set();
+        const unknownPaths = [];
+        for (let m = 0; m < count; m++) {
+            const kind = this.m[3 * m + 1];
+            const id = this.m[3 * m + 2];
+            if (kind === PATH || kind === BARE)
+                hashes.add(this.hashes.strings[id]);
+            else if (kind === PLACEHOLDER)
+                placeholders.add(this.placeholderTable.strings[id]);
+            else
+                unknownPaths.push(this.unknownText(bytes, this.m[3 * m]));
+        }
+        return {
+            hashes: [...hashes],
+            placeholders: [...placeholders],
+            unknownPaths,
+            bareStoreDirs: this.countBareStoreDirs(bytes),
+        };
+    }
+    /**
+     * Rewrites `bytes`. When a known hash or placeholder found has no new value yet, nothing is
+     * replaced and `waiting` names them (so a caller can relocate what they belong to first).
+     * `countBareStoreDirs: false` skips counting bare A (when the caller counts them itself).
+     * `escaped`: the bytes are strings as a .drv writes them (`\n` `\r` `\t` `\"` `\\` escaped),
+     * and are rewritten exactly as their unescaped text would be: the letter of a `\n` or `\r`
+     * (both nix32 digits) does not count as part of the digits after it.
+     */
+    rewrite(bytes, options = {}) {
+        const count = this.scan(bytes, options.escaped === true);
+        const bareStoreDirs = options.countBareStoreDirs === false ? 0 : this.countBareStoreDirs(bytes);
+        const matches = this.m;
+        let storePaths = 0;
+        let bareHashes = 0;
+        let placeholders = 0;
+        const unknownPaths = [];
+        let delta = 0;
+        const dirDelta = this.toBytes.length - this.fromBytes.length;
+        let waiting = false;
+        for (let m = 0; m < count; m++) {
+            const kind = matches[3 * m + 1];
+            const id = matches[3 * m + 2];
+            if (kind === PATH) {
+                storePaths++;
+                delta += dirDelta;
+            }
+            else if (kind === BARE)
+                bareHashes++;
+            else if (kind === PLACEHOLDER)
+                placeholders++;
+            else
+                unknownPaths.push(this.unknownText(bytes, matches[3 * m]));
+            if (kind !== UNKNOWN && !(kind === PLACEHOLDER ? this.placeholderTable : this.hashes).ready(id))
+                waiting = true;
+        }
+        if (waiting)
+            return {
+                bytes,
+                storePaths: 0,
+                bareHashes: 0,
+                placeholders: 0,
+                unknownPaths,
+                bareStoreDirs,
+                waiting: this.waitingFor(count),
+            };
+        if (storePaths + bareHashes + placeholders === 0)
+            return { bytes, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
+        const out = allocBytes(bytes.length + delta); // every byte is written below
+        const lenA = this.fromBytes.length;
+        let r = 0;
+        let w = 0;
+        const to = this.toBytes;
+        for (let m = 0; m < count; m++) {
+            const kind = matches[3 * m + 1];
+            if (kind === UNKNOWN)
+                continue;
+            const pos = matches[3 * m];
+            const id = matches[3 * m + 2];
+            const start = kind === PATH ? pos - lenA - 1 : pos;
+            w = copy(bytes, r, start, out, w);
+            if (kind === PLACEHOLDER) {
+                this.placeholderTable.write(id, out, w);
+                w += P;
+                r = pos + P;
+                continue;
+            }
+            if (kind === PATH) {
+                for (let k = 0; k < to.length; k++)
+                    out[w++] = to[k];
+                out[w++] = SLASH;
+            }
+            this.hashes.write(id, out, w);
+            w += H;
+            r = pos + H;
+        }
+        copy(bytes, r, bytes.length, out, w);
+        return { bytes: out, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
+    }
+    /** The known tokens among the last scan's `count` matches that have no new value yet. */
+    waitingFor(count) {
+        const hashes = new Set();
+        const placeholders = new Set();
+        for (let m = 0; m < count; m++) {
+            const kind = this.m[3 * m + 1];
+            const id = this.m[3 * m + 2];
+            if (kind === PLACEHOLDER) {
+                if (!this.placeholderTable.ready(id))
+                    placeholders.add(this.placeholderTable.strings[id]);
+            }
+            else if (kind !== UNKNOWN && !this.hashes.ready(id))
+                hashes.add(this.hashes.strings[id]);
+        }
+        return { hashes: [...hashes], placeholders: [...placeholders] };
+    }
+    unknownText(bytes, pos) {
+        return this.from + '/' + Buffer.from(bytes.buffer, bytes.byteOffset + pos, H).toString('latin1');
+    }
+    /** True when `A/` ends right before `p`. */
+    fromSlashBefore(b, p) {
+        const a = this.fromBytes;
+        const start = p - 1 - a.length;
+        if (start < 0 || b[p - 1] !== SLASH)
+            return false;
+        for (let k = 0; k < a.length; k++)
+            if (b[start + k] !== a[k])
+                return false;
+        return true;
+    }
+    /**
+     * The single scan: finds runs of at least 32 nix32 digits (the only places a hash can be) and
+     * looks up each 32-digit window in them; records matches in position order, returns their count.
+     * `escaped`: a run that starts with the letter of an escape starts after it (unescaped, the
+     * letter is a control byte, which ends a run).
+     */
+    scan(b, escaped) {
+        const n = b.length;
+        let count = 0;
+        // Each run of 32+ digits yields at most len/32 + 2 matches; grow before a run, never inside.
+        let m = this.m;
+        const hashes = this.hashes;
+        const haveHashes = hashes.size > 0;
+        const placeholders = this.placeholderTable;
+        const havePlaceholders = placeholders.size > 0;
+        // Invariant: i is 0 or b[i - 1] is not a nix32 digit.
+        let i = 0;
+        while (i + H <= n) {
+            // No run of 32 digits can start in [i, i + 31] unless b[i + 31] is a digit.
+            if (rewrite_DIGIT[b[i + H - 1]] < 0) {
+                i += H;
+                continue;
+            }
+            let s = i + H - 1;
+            while (s > i && rewrite_DIGIT[b[s - 1]] >= 0)
+                s--;
+            let e = i + H; // [s, i + 31] are digits
+            while (e < n && rewrite_DIGIT[b[e]] >= 0)
+                e++;
+            i = e + 1;
+            if (escaped && s > 0 && b[s - 1] === rewrite_BACKSLASH && escapeStartsAt(b, s - 1))
+                s++;
+            if (e - s < H)
+                continue;
+            // A run [s, e) of at least 32 digits.
+            const need = 3 * (count + Math.floor((e - s) / H) + 2);
+            if (need > m.length) {
+                const grown = new Int32Array(Math.max(need, m.length * 2));
+                grown.set(m);
+                this.m = m = grown;
+            }
+            let p = s;
+            if (havePlaceholders && e - s >= P) {
+                const id = placeholders.find(b, s);
+                if (id >= 0) {
+                    m[3 * count] = s;
+                    m[3 * count + 1] = PLACEHOLDER;
+                    m[3 * count++ + 2] = id;
+                    p = s + P;
+                }
+            }
+            const isPath = p === s && this.fromSlashBefore(b, s);
+            let pathMatched = false;
+            if (haveHashes) {
+                while (p + H <= e) {
+                    const id = hashes.find(b, p);
+                    if (id < 0) {
+                        p++;
+                        continue;
+                    }
+                    const kind = p === s && isPath ? PATH : BARE;
+                    if (kind === PATH)
+                        pathMatched = true;
+                    m[3 * count] = p;
+                    m[3 * count + 1] = kind;
+                    m[3 * count++ + 2] = id;
+                    p += H;
+                }
+            }
+            if (isPath && !pathMatched) {
+                m[3 * count] = s;
+                m[3 * count + 1] = UNKNOWN;
+                m[3 * count++ + 2] = -1;
+            }
+        }
+        return count;
+    }
+    /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
+    countBareStoreDirs(bytes) {
+        // A Horspool search over the bytes: a .drv mentions A tens of times, and this skips most of
+        // its bytes without making a string of each .drv (or a call per occurrence) to search in.
+        const a = this.fromBytes;
+        const lenA = a.length;
+        const lastA = a[lenA - 1];
+        const skip = this.fromSkip;
+        let count = 0;
+        for (let i = lenA - 1; i < bytes.length; i += skip[bytes[i]]) {
+            if (bytes[i] !== lastA)
+                continue;
+            let k = 1;
+            while (k < lenA && bytes[i - k] === a[lenA - 1 - k])
+                k++;
+            if (k < lenA)
+                continue;
+            const after = i + 1;
+            if (after < bytes.length) {
+                const c = bytes[after];
+                if (DIR_CHAR[c] === 1)
+                    continue; // a longer component, not A
+                if (c === SLASH && isRun(bytes, after + 1, H))
+                    continue; // a path, handled by the scan
+            }
+            count++;
+        }
+        return count;
+    }
+}
+/**
+ * True when the backslash at `k` starts an escape in an escaped string: it is the last of an odd
+ * number of backslashes in a row (`\\` is one escaped backslash).
+ */
+function escapeStartsAt(b, k) {
+    let j = k;
+    while (j > 0 && b[j - 1] === rewrite_BACKSLASH)
+        j--;
+    return (k - j) % 2 === 0;
+}
+function isRun(b, p, len) {
+    if (p + len > b.length)
+        return false;
+    for (let k = 0; k < len; k++)
+        if (rewrite_DIGIT[b[p + k]] < 0)
+            return false;
+    return true;
+}
+/** Copies `src[from, to)` to `dst` at `w`; short segments by hand, which beats `set` for them. */
+function copy(src, from, to, dst, w) {
+    const len = to - from;
+    if (len > 64) {
+        dst.set(src.subarray(from, to), w);
+        return w + len;
+    }
+    for (let k = from; k < to; k++)
+        dst[w++] = src[k];
+    return w;
+}
+/**
+ * One-shot rewrite with a map of old hash → new hash (32 nix32 characters each) from store dir
+ * `from` to `to`. For many strings, build one `StoreRewriter` and reuse it.
+ */
+function rewriteStoreHashes(bytes, hashes, from, to) {
+    const rw = new StoreRewriter(from, to);
+    for (const [o, n] of hashes)
+        rw.set(o, n);
+    return rw.rewrite(bytes);
+}
+
+;// CONCATENATED MODULE: ./src/core/relocate.ts
+// Relocation: rewrites a closure of .drv files, text files and sources from store dir A to B so
+// that it is exactly what evaluating the same expression natively with store dir B would write.
+
+
+
+
+
+
+
+
+
+/**
+ * Thrown (and caught) while relocating an object whose strings mention hashes or placeholders
+ * whose new values are not known yet: the objects they belong to are relocated first.
+ */
+class Waiting extends Error {
+    hashes;
+    placeholders;
+    constructor(hashes, placeholders) {
+        super('waiting for mentioned objects to be relocated first');
+        this.hashes = hashes;
+        this.placeholders = placeholders;
+    }
+}
+function refuse(message) {
+    throw new errors_NixPlanError('relocate', message);
+}
+/** sha256 placeholder Nix renders for output `output` of a deferred derivation (DownstreamPlaceholder). */
+function downstreamPlaceholder(drvPath, output) {
+    const name = drvName(drvPath);
+    return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
+}
+/** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
+function drvType(path, drv) {
+    if (drv.version !== undefined)
+        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
+            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
+    if (drv.outputs.some((o) => o.hash === 'impure'))
+        refuseImpure(path);
+    if (drv.outputs.every((o) => o.hashAlgo === ''))
+        return 'input-addressed';
+    if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash !== ''))
+        return 'fixed';
+    if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash === '' && o.path === ''))
+        return 'floating';
+    return refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
+}
+const IMPURE_KEY = new TextEncoder().encode('__impure');
+/**
+ * Refuses a derivation with an `__impure` variable. Nix writes its outputs as impure, which the
+ * index refuses before any work; this catches one written by hand, once its environment is read.
+ */
+function refuseImpureEnv(path, keys) {
+    for (const key of keys)
+        if (wire_compareBytes(key, IMPURE_KEY) === 0)
+            refuseImpure(path);
+}
+function refuseImpure(path) {
+    return refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
+}
+/**
+ * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
+ * address. A source's path must follow from it (with its references and name) under `from`.
+ */
+function checkGivenContentAddress(obj, from) {
+    const name = nameOf(obj.path);
+    const { ca } = obj;
+    if (ca.startsWith('text:sha256:'))
+        return obj.contents === undefined && obj.readContents === undefined
+            ? undefined
+            : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
+    if (ca.startsWith('fixed:r:')) {
+        if (obj.narHash === undefined || ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`)
+            return undefined;
+        const others = obj.references.filter((r) => r !== obj.path);
+        const self = others.length !== obj.references.length;
+        return makeSourcePath(name, obj.narHash, from, others, self) === obj.path
+            ? { kind: 'source', ca }
+            : undefined;
+    }
+    if (ca.startsWith('fixed:') && obj.contents !== undefined && obj.references.length === 0)
+        return makeFixedOutputPath(name, parseHash(ca.slice('fixed:'.length)), false, from) === obj.path
+            ? { kind: 'source', ca }
+            : undefined;
+    return undefined;
+}
+/** Checks that `obj` is what its path says under `from`; returns its content address. */
+function selfCheck(obj, from) {
+    if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
+        refuseWithoutContents(obj);
+    const contents = obj.ca === undefined ? bytesOf(obj) : undefined;
+    const ca = obj.ca !== undefined
+        ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
+        : identifyContentAddress({
+            path: obj.path,
+            references: obj.references,
+            narHash: obj.narHash,
+            file: contents === undefined ? undefined : { executable: false, contents },
+        }, from);
+    if (ca === undefined && obj.kind === 'source' && obj.narHash === undefined)
+        refuseWithoutNarHash(obj);
+    if (ca === undefined)
+        refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
+            'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
+            'import-from-derivation) or its contents do not match its path');
+    if (ca.kind !== obj.kind)
+        refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
+    return ca.ca;
+}
+/** The object's file bytes, when it has them (read now when the caller reads them). */
+function bytesOf(obj) {
+    return obj.contents ?? obj.readContents?.();
+}
+/** The file bytes of a drv or text, which it must have. */
+function contentsOf(obj) {
+    return bytesOf(obj) ?? refuseWithoutContents(obj);
+}
+function refuseWithoutNarHash(obj) {
+    return refuse(`cannot relocate ${obj.path}: it is given as a source without its NAR hash, and its contents ` +
+        'do not make it a flat fixed-output path; a recursive source is checked, and relocated, by its NAR hash');
+}
+function refuseWithoutContents(obj) {
+    return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+}
+/** Path of a source under `to`: the same content address, a different store dir. */
+function relocatedSourcePath(obj, ca, to) {
+    const name = nameOf(obj.path);
+    // selfCheck found a recursive source's path from its NAR hash, so it has one.
+    if (ca.startsWith('fixed:r:sha256:'))
+        return makeSourcePath(name, obj.narHash, to);
+    const algoAndHash = ca.slice('fixed:'.length);
+    return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
+}
+/**
+ * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
+ * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
+ * recomputed under B; text files are rewritten; sources keep their bytes. Throws a 'relocate'
+ * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
+ * error for an invalid store dir.
+ */
+function relocateClosure(objects, from, to, options = {}) {
+    const { relocation, steps } = relocateLazily(objects, from, to, options);
+    for (const o of steps)
+        relocation.objects.push(o);
+    return relocation;
+}
+/**
+ * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
+ * write it (and let it go) while the rest is relocated. Every object is checked and indexed, and
+ * ordered by its references, before this returns: the refusals that need no relocating come
+ * first. Mentions in strings are found as they are rewritten: an object that mentions one not
+ * relocated yet (a mention without a reference, e.g. after `unsafeDiscardStringContext`) waits
+ * while that one is relocated first, so dependencies still come first; a mention outside the
+ * closure is refused then. Each object the caller passed is released once relocated.
+ * `relocation.objects` stays empty; its `pathMap` and `report` are complete once `steps` is done
+ * (a refusal may still end it early).
+ */
+function relocateLazily(objects, from, to, options = {}) {
+    const r = new Relocator(from, to, options);
+    const { rewriter } = r;
+    // Index the closure: objects by path and hash, output paths (not objects) by the drv making
+    // them. Everything is checked before anything is relocated, so refusals come before any work.
+    const byPath = new Map();
+    const ownerOfHash = new Map();
+    const checked = new Map();
+    for (const obj of objects) {
+        try {
+            parseStorePath(obj.path, from);
+        }
+        catch (e) {
+            refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${e.message})`);
+        }
+        if (byPath.has(obj.path))
+            refuse(`cannot relocate: ${obj.path} is in the closure twice`);
+        const ca = selfCheck(obj, from);
+        refuseSourceWithReferences(obj);
+        byPath.set(obj.path, obj);
+        ownerOfHash.set(hashPartOf(obj.path), obj.path);
+        rewriter.declare(hashPartOf(obj.path));
+        checked.set(obj.path, { ca, drv: undefined });
+    }
+    const ownerOfPlaceholder = new Map();
+    for (const obj of objects) {
+        if (obj.kind !== 'drv')
+            continue;
+        checked.get(obj.path).drv = r.declareDrv(obj, {
+            output: (h) => {
+                if (!ownerOfHash.has(h))
+                    ownerOfHash.set(h, obj.path);
+            },
+            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+        });
+    }
+    const nodes = new Map();
+    // True while every reference comes before its referrer, as in a bundle (the verifier requires
+    // it), so the given order is already one to relocate in.
+    let inOrder = true;
+    for (const obj of objects) {
+        const refs = [];
+        for (const ref of obj.references) {
+            if (ref === obj.path)
+                continue;
+            if (!nodes.has(ref)) {
+                if (!byPath.has(ref))
+                    refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+                inOrder = false;
+            }
+            refs.push(ref);
+        }
+        const { ca, drv } = checked.get(obj.path);
+        nodes.set(obj.path, { obj, ca, drv, refs });
+    }
+    checked.clear();
+    byPath.clear(); // the nodes hold the objects now, each only until it is relocated
+    // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
+    // can refer to its paths), so only hand-made input can have them. Input in order has none.
+    const given = [...nodes.keys()];
+    const order = inOrder
+        ? given
+        : dependenciesFirst(given, (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
+    return { relocation: r.relocation, steps: steps() };
+    function* steps() {
+        for (const path of order)
+            if (nodes.has(path))
+                yield* relocateFirstWhatItMentions(path);
+    }
+    /**
+     * Relocates `target`, whose references are relocated, and before it whatever it mentions that
+     * is not (with their references): a walk with its own stack, as the chain may be long.
+     */
+    function relocateFirstWhatItMentions(target) {
+        const made = [];
+        const stack = [target];
+        const active = new Set(stack);
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            const node = nodes.get(path);
+            // Brought forward by a mention: its own references may not be relocated yet.
+            let next = stack.length > 1 ? node.refs.find((p) => nodes.has(p)) : undefined;
+            if (next === undefined) {
+                const out = r.relocate(node);
+                if (!(out instanceof Waiting)) {
+                    nodes.delete(path);
+                    active.delete(path);
+                    stack.pop();
+                    made.push(out);
+                    continue;
+                }
+                // One at a time: once it is relocated, this object is tried again.
+                const [hash] = out.hashes;
+                next = hash !== undefined ? ownerOfHash.get(hash) : ownerOfPlaceholder.get(out.placeholders[0]);
+                if (next === path)
+                    refuse(`cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
+                        'named after its outputs, which native evaluation cannot write');
+            }
+            if (active.has(next))
+                refuse(`cannot relocate ${path}: it and ${next} mention each other, so neither can be relocated first`);
+            active.add(next);
+            stack.push(next);
+        }
+        return made;
+    }
+}
+function refuseSourceWithReferences(obj) {
+    if (obj.kind === 'source' && obj.references.length > 0)
+        refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
+            'native evaluation could not have produced it');
+}
+/** The state of one relocation: known hashes and their new values, the hasher, the report. */
+class Relocator {
+    from;
+    to;
+    options;
+    relocation;
+    rewriter;
+    hasher;
+    cx;
+    /** The object being relocated, and what its rewrites replaced so far. */
+    current = '';
+    rewritten = { hashes: 0, bare: 0 };
+    constructor(from, to, options) {
+        this.from = from;
+        this.to = to;
+        this.options = options;
+        for (const [role, dir] of [
+            ['target', to],
+            ['source', from],
+        ]) {
+            const problem = storeDirProblem(dir);
+            if (problem !== undefined)
+                throw new errors_NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
+        }
+        this.relocation = {
+            objects: [],
+            pathMap: new Map(),
+            report: {
+                objects: { drv: 0, text: 0, source: 0 },
+                hashesRewritten: 0,
+                bareHashRewrites: 0,
+                bareStoreDirMentions: [],
+                warnings: [],
+            },
+        };
+        this.rewriter = new StoreRewriter(from, to);
+        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
+        this.hasher = new DerivationHasher(to, (p) => {
+            throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+        });
+        this.cx = {
+            from,
+            to,
+            hasher: this.hasher,
+            mapPath: (p) => this.mapPath(p),
+            setHash: (o, n) => this.setHash(o, n),
+            rewrite: (bytes, escaped) => this.rewrite(bytes, escaped),
+            mentionsAny: (bytes) => {
+                const m = this.rewriter.mentions(bytes);
+                return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
+            },
+            onDerivation: options.onDerivation,
+        };
+    }
+    setHash(oldPath, newPath) {
+        this.relocation.pathMap.set(oldPath, newPath);
+        // Refuses (internal) a second, different new hash for the same old one.
+        this.rewriter.set(hashPartOf(oldPath), hashPartOf(newPath));
+    }
+    mapPath(p) {
+        const n = this.relocation.pathMap.get(p);
+        if (n === undefined)
+            throw new errors_NixPlanError('internal', `${p} was not relocated before its dependents`);
+        return n;
+    }
+    /** Rewrites a string of the object being relocated; throws Waiting when it must wait. */
+    rewrite(bytes, escaped = false) {
+        if (bytes.length < 32)
+            return bytes; // too short to hold a hash: skip the call
+        const r = this.rewriter.rewrite(bytes, { countBareStoreDirs: false, escaped });
+        if (r.unknownPaths.length > 0)
+            refuse(`cannot relocate ${this.current}: it mentions ${r.unknownPaths[0]}, which is outside the ` +
+                'closure (neither an object in it nor an output of a derivation in it), so its new ' +
+                'path cannot be known; include it in the plan');
+        if (r.waiting !== undefined)
+            throw new Waiting(r.waiting.hashes, r.waiting.placeholders);
+        // Counted once the object is relocated: it may have to wait and be relocated again.
+        this.rewritten.hashes += r.storePaths + r.placeholders;
+        this.rewritten.bare += r.bareHashes;
+        return r.bytes;
+    }
+    /**
+     * Checks that a .drv can be relocated and makes its output hashes (or the placeholders of its
+     * deferred outputs) known, telling `owner` of each.
+     */
+    declareDrv(obj, owner) {
+        const parsed = parseDerivationOutputs(contentsOf(obj));
+        const type = drvType(obj.path, parsed);
+        for (const o of parsed.outputs) {
+            if (o.path !== '') {
+                const h = hashPartOf(o.path);
+                owner.output(h);
+                this.rewriter.declare(h);
+            }
+            else {
+                // A deferred output: dependents mention it by a placeholder made from this drv's path.
+                const p = downstreamPlaceholder(obj.path, o.name);
+                owner.placeholder(p);
+                this.rewriter.declarePlaceholder(p);
+            }
+        }
+        // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
+        return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
+    }
+    /**
+     * Relocates one object whose references are all relocated; or, having changed nothing but the
+     * recorded paths of its fixed outputs, says which mentioned hashes it must wait for.
+     */
+    relocate(node) {
+        this.current = node.obj.path;
+        this.rewritten.hashes = 0;
+        this.rewritten.bare = 0;
+        try {
+            return this.relocateNow(node);
+        }
+        catch (e) {
+            if (e instanceof Waiting)
+                return e;
+            throw e;
+        }
+    }
+    relocateNow(node) {
+        const { obj } = node;
+        const { from, to } = this;
+        const { report } = this.relocation;
+        const { warnings } = report;
+        let out;
+        let bytes; // a drv's or text's, read once
+        if (obj.kind === 'source') {
+            out = {
+                oldPath: obj.path,
+                path: relocatedSourcePath(obj, node.ca, to),
+                kind: 'source',
+                references: [],
+            };
+            const file = obj.contents; // a source keeps its bytes: they are only looked at
+            if (file !== undefined && Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from))
+                warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
+                    `evaluation in ${to} would keep them`);
+        }
+        else if (obj.kind === 'text') {
+            bytes = contentsOf(obj);
+            // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
+            const rewritten = this.rewrite(bytes);
+            const contents = rewritten === bytes ? rewritten : rewritten.slice();
+            const references = obj.references.map((p) => this.mapPath(p)).sort(compareStrings);
+            const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+            out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
+        }
+        else {
+            bytes = contentsOf(obj);
+            const type = node.drv.type;
+            out =
+                (this.options.splice !== false ? spliceDrv(obj, bytes, type, this.cx) : undefined) ??
+                    relocateDrv(obj, parseDerivation(bytes), type, this.cx);
+        }
+        this.setHash(obj.path, out.path);
+        if (obj.kind === 'drv') {
+            // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
+            for (const o of node.drv.deferred)
+                this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+        }
+        const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
+        if (bareDirs > 0) {
+            report.bareStoreDirMentions.push({ path: out.path, count: bareDirs });
+            warnings.push(`${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bareDirs} time(s), e.g. ` +
+                `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`);
+        }
+        report.hashesRewritten += this.rewritten.hashes;
+        report.bareHashRewrites += this.rewritten.bare;
+        const bareHashes = this.rewritten.bare;
+        if (bareHashes > 0)
+            warnings.push(`${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
+                'them (computed from a path string); they were rewritten, but anything else computed from ' +
+                'those paths (hashString, stringLength, substring) cannot be');
+        report.objects[obj.kind]++;
+        return out;
+    }
+}
+/** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
+function relocateDrv(obj, drv, type, cx) {
+    cx.onDerivation?.(obj, drv);
+    const name = drvName(obj.path);
+    checkReferences(obj, drv);
+    refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
+    const outputs = fixOutputs(drv.outputs, type, name, cx);
+    // Input-addressed: the own output paths in env are what is being computed: mask them first.
+    const masked = type === 'input-addressed';
+    const env = drv.env
+        .map((e) => ({
+        key: cx.rewrite(e.key),
+        value: masked && relocate_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
+    }))
+        .sort((a, b) => wire_compareBytes(a.key, b.key));
+    const relocated = {
+        ...relocatedHead(drv, outputs, masked, cx),
+        builder: cx.rewrite(drv.builder),
+        args: drv.args.map((a) => cx.rewrite(a)),
+        env,
+    };
+    return completeDrv(obj, drv.outputs, relocated, 
+    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
+    masked ? cx.hasher.fillOutputs(relocated, name) : serialiseDerivation(relocated), cx);
+}
+/**
+ * `relocateDrv` without unescaping the strings after the system and escaping them again: the
+ * builder, arguments and environment are rewritten as written and spliced after the new head
+ * (what `rewrite` finds in escaped strings is what it finds in their text). Undefined, having
+ * done nothing, when an environment key mentions a store path, as rewriting it could change the
+ * order of the environment: relocateDrv sorts it again.
+ */
+function spliceDrv(obj, bytes, type, cx) {
+    const { head, tail } = parseDerivationSpans(bytes);
+    cx.onDerivation?.(obj, head);
+    if (head.version !== undefined)
+        return undefined;
+    refuseImpureEnv(obj.path, tail.keys);
+    for (const key of tail.keys)
+        if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
+            return undefined;
+    const name = drvName(obj.path);
+    checkReferences(obj, head);
+    const outputs = fixOutputs(head.outputs, type, name, cx);
+    const masked = type === 'input-addressed';
+    // The tail as written, rewritten; masked, it is cut around the values of the env variables
+    // named after outputs, which are left empty (their paths are filled in later).
+    const pieces = [];
+    const holeOutputs = [];
+    let r = tail.start;
+    // Plain loops: a closure per environment variable added up to tens of MB of garbage.
+    if (masked)
+        for (let i = 0; i < tail.keys.length; i++) {
+            const o = relocate_outputNamed(head.outputs, tail.keys[i]);
+            if (o === undefined)
+                continue;
+            pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
+            holeOutputs.push(o.name);
+            r = tail.values[2 * i + 1];
+        }
+    pieces.push(cx.rewrite(bytes.subarray(r), true));
+    const relocated = relocatedHead(head, outputs, masked, cx);
+    if (!masked)
+        return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
+    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+    const maskedBytes = spliceDerivation(relocated, pieces, layout);
+    const maskedDrv = {
+        bytes: maskedBytes,
+        layout,
+        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
+    };
+    return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
+}
+/** Refuses a .drv whose references are not its input derivations and sources. */
+function checkReferences(obj, drv) {
+    if (!sameReferences(drv, obj.references))
+        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
+}
+/**
+ * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
+ * follows from its hash alone, so it is known (and recorded) now; other paths are kept.
+ */
+function fixOutputs(outputs, type, name, cx) {
+    const copy = outputs.map((o) => ({ ...o }));
+    if (type !== 'fixed')
+        return copy;
+    const paths = cx.hasher.fixedOutputPaths({ outputs: copy }, name);
+    for (const o of copy) {
+        const p = paths.get(o.name);
+        cx.setHash(o.path, p);
+        o.path = p;
+    }
+    return copy;
+}
+/** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
+function relocatedHead(drv, outputs, masked, cx) {
+    return {
+        version: undefined,
+        outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
+        inputDrvs: drv.inputDrvs
+            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
+            .sort((a, b) => compareStrings(a.path, b.path)),
+        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
+        system: cx.rewrite(drv.system),
+    };
+}
+/**
+ * The relocated .drv from its written form: the final bytes, or (input-addressed) the masked
+ * form with its outputs filled in, whose paths are recorded against the original ones.
+ */
+function completeDrv(obj, original, relocated, written, cx) {
+    const name = drvName(obj.path);
+    let contents;
+    let hash;
+    if (written instanceof Uint8Array)
+        contents = written;
+    else {
+        contents = written.bytes;
+        hash = written.hash;
+        for (let i = 0; i < original.length; i++) {
+            const o = original[i];
+            const p = written.paths[i] ?? '';
+            if ((o.path === '') !== (p === ''))
+                refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
+            if (o.path !== '')
+                cx.setHash(o.path, p);
+        }
+    }
+    const references = derivationReferences(relocated);
+    const path = computeDrvPath(cx.to, name, contents, references);
+    cx.hasher.record(path, relocated, hash);
+    return { oldPath: obj.path, path, kind: 'drv', references, contents };
+}
+/** True when a .drv's references are exactly its input sources and input derivations. */
+function sameReferences(drv, references) {
+    const inputs = derivationReferences(drv);
+    if (inputs.length === references.length && inputs.every((r, i) => r === references[i]))
+        return true;
+    // The caller's references may come in another order.
+    const given = new Set(references);
+    return given.size === inputs.length && inputs.every((r) => given.has(r));
+}
+/** The output whose name is `key`, if any. */
+function relocate_outputNamed(outputs, key) {
+    for (const o of outputs)
+        if (asciiEquals(key, o.name))
+            return o;
+    return undefined;
+}
+/** True when `bytes` are the ASCII string `s`. */
+function asciiEquals(bytes, s) {
+    if (bytes.length !== s.length)
+        return false;
+    for (let i = 0; i < s.length; i++)
+        if (bytes[i] !== s.charCodeAt(i))
+            return false;
+    return true;
+}
+/**
+ * Maps a plan root through a relocation's `pathMap`: its drv path and its output paths (deferred
+ * outputs stay ""). Throws a 'relocate' error when a path was not part of the relocation.
+ */
+function relocateRoot(root, pathMap) {
+    const map = (p) => {
+        if (p === '')
+            return p;
+        const n = pathMap.get(p);
+        if (n === undefined)
+            refuse(`root ${p} is not in the relocated closure`);
+        return n;
+    };
+    const outputs = {};
+    for (const [o, p] of Object.entries(root.outputs))
+        outputs[o] = map(p);
+    return { ...root, drvPath: map(root.drvPath), outputs };
+}
+
+;// CONCATENATED MODULE: ./src/app/diff.ts
+// diffPlanSources: what changes between two plans (bundles, .drv paths or a profile's current
+// generation), before anything is built. Both sides are read at once, each keeping only its
+// derivations' heads; a side in another realm is relocated into the other's first, so a promoted
+// plan compares with its original as "same plan, other realm". `--drv NAME` then reads the bytes
+// of the changed derivations again to say why NAME differs.
+
+
+
+
+
+
+
+/** Where the bytes of one side come from during a drill-down. */
+class SideFiles {
+    bytes;
+    parsed = new Map();
+    constructor(bytes) {
+        this.bytes = bytes;
+    }
+    derivation(path) {
+        let drv = this.parsed.get(path);
+        if (drv === undefined) {
+            const b = this.bytes.get(path);
+            if (b === undefined || !path.endsWith('.drv'))
+                return undefined;
+            this.parsed.set(path, (drv = parseDerivation(b)));
+        }
+        return drv;
+    }
+    file(path) {
+        return path.endsWith('.drv') ? undefined : this.bytes.get(path);
+    }
+}
+/**
+ * The old side moved into the new side's realm: its objects relocated (as `nix-plan relocate`
+ * would), its graph rebuilt from the relocated .drv files, and their bytes kept for a drill-down.
+ */
+function relocateSide(old, to) {
+    const objects = old.objects ?? [];
+    const relocation = relocateClosure(objects, old.side.storeDir, to);
+    const roots = old.graph.roots.map((r) => {
+        const drvPath = relocation.pathMap.get(r.drvPath);
+        if (drvPath === undefined)
+            throw new errors_NixPlanError('internal', `root ${r.drvPath} was not relocated`);
+        return { label: r.label, drvPath };
+    });
+    const graph = new PlanGraph(to, roots);
+    const bytes = new Map();
+    for (const o of relocation.objects) {
+        if (o.contents === undefined)
+            continue;
+        bytes.set(o.path, o.contents);
+        if (o.kind === 'drv')
+            graph.add(o.path, parseDerivationSpans(o.contents).head);
+    }
+    return { graph, bytes };
+}
+/** The derivations of a graph that `name` designates: by path, derivation name or package name. */
+function matching(nodes, name) {
+    const byPath = nodes.filter((n) => n.path === name);
+    if (byPath.length > 0)
+        return byPath;
+    const byName = nodes.filter((n) => n.name === name);
+    return byName.length > 0 ? byName : nodes.filter((n) => n.pname === name);
+}
+/** The pairs of changed derivations `name` designates, or a usage error saying why there are none. */
+function drillPairs(old, now, name) {
+    const oldChanged = old.nodes().filter((n) => !now.has(n.path));
+    const newChanged = now.nodes().filter((n) => !old.has(n.path));
+    let a = matching(oldChanged, name);
+    let b = matching(newChanged, name);
+    if (a.length === 0 && b.length === 0) {
+        const same = matching(old.nodes(), name).filter((n) => now.has(n.path));
+        throw new errors_NixPlanError('usage', same.length > 0
+            ? `--drv '${name}': ${same.map((n) => n.path).join(', ')} ${same.length === 1 ? 'is' : 'are'} the same in both plans`
+            : `--drv '${name}' names no derivation of either plan (give a package name, a derivation name or a .drv path)`);
+    }
+    if (a.length === 0 || b.length === 0)
+        throw new errors_NixPlanError('usage', `--drv '${name}' is only in the ${a.length === 0 ? 'new' : 'old'} plan (${[...a, ...b].map((n) => n.path).join(', ')}): there is nothing to compare it with`);
+    if (a.length === 1 && b.length === 1)
+        return [[a[0].path, b[0].path]];
+    // Several: pair those of equal derivation names, one on each side.
+    const pairs = [];
+    for (const x of a) {
+        const same = b.filter((y) => y.name === x.name);
+        if (same.length === 1 && a.filter((z) => z.name === x.name).length === 1)
+            pairs.push([x.path, same[0].path]);
+    }
+    if (pairs.length > 0)
+        return pairs;
+    a = a.slice(0, 10);
+    b = b.slice(0, 10);
+    throw new errors_NixPlanError('usage', `--drv '${name}' is ambiguous: it names ${a.map((n) => n.name).join(', ')} in the old plan and ${b
+        .map((n) => n.name)
+        .join(', ')} in the new one; give a derivation name or a .drv path`);
+}
+/** Paths of `graph` that `other` does not hold, and the files their .drv files name as sources. */
+function changedPaths(graph, other) {
+    return new Set(graph
+        .nodes()
+        .filter((n) => !other.has(n.path))
+        .map((n) => n.path));
+}
+/** Reads the old and new sides and compares them; see the module comment. */
+async function diffPlanSources(oldLocation, newLocation, options, deps) {
+    const readOptions = { store: options.store, trustedKeys: options.trustedKeys };
+    const [oldDir, newDir] = await Promise.all([
+        plan_reader_storeDirOf(oldLocation, readOptions, deps),
+        plan_reader_storeDirOf(newLocation, readOptions, deps),
+    ]);
+    const relocate = oldDir !== newDir;
+    if (relocate && oldLocation.kind !== 'bundle')
+        throw new errors_NixPlanError('realm', `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (nix-plan relocate --to ${oldDir}), or give the old side as a plan bundle`);
+    const [old, now] = await Promise.all([
+        readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps),
+        readPlanSide(newLocation, readOptions, deps),
+    ]);
+    let oldGraph = old.graph;
+    let relocatedBytes;
+    if (relocate) {
+        deps.log.info(`relocating ${oldLocation.path} from ${oldDir} to ${newDir} to compare it…`);
+        ({ graph: oldGraph, bytes: relocatedBytes } = relocateSide(old, newDir));
+    }
+    let drv;
+    if (options.drv !== undefined) {
+        const pairs = drillPairs(oldGraph, now.graph, options.drv);
+        const oldFiles = relocatedBytes ?? (await old.files(changedPaths(oldGraph, now.graph)));
+        const newFiles = await now.files(changedPaths(now.graph, oldGraph));
+        const lookups = { old: new SideFiles(oldFiles), new: new SideFiles(newFiles) };
+        drv = pairs.flatMap(([a, b]) => {
+            const d = diffDerivations(a, b, lookups.old, lookups.new, {
+                storeDir: newDir,
+                ...(options.maxCompared !== undefined && { maxCompared: options.maxCompared }),
+            });
+            return d === undefined ? [] : [d];
+        });
+    }
+    return diffPlans(old.side, oldGraph, now.side, now.graph, {
+        relocated: relocate,
+        ...(drv !== undefined && { drv }),
+    });
+}
+
+;// CONCATENATED MODULE: ./src/core/provenance.ts
+// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
+// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
+//
+// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
+// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
+// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
+
+
+/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
+function rfc3339(date) {
+    if (Number.isNaN(date.getTime()))
+        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
+    return `${date.toISOString().slice(0, 19)}Z`;
+}
+/** The GitHub Actions variables provenance is made from. */
+const GITHUB_ENV = {
+    Actions: 'GITHUB_ACTIONS',
+    Repository: 'GITHUB_REPOSITORY',
+    Sha: 'GITHUB_SHA',
+    Ref: 'GITHUB_REF',
+    WorkflowRef: 'GITHUB_WORKFLOW_REF',
+    ServerUrl: 'GITHUB_SERVER_URL',
+    RunId: 'GITHUB_RUN_ID',
+    RunAttempt: 'GITHUB_RUN_ATTEMPT',
+};
+/**
+ * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
+ * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
+ */
+function githubProvenance(env) {
+    if (env(GITHUB_ENV.Actions) !== 'true')
+        return {};
+    const repository = env(GITHUB_ENV.Repository);
+    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
+    const runId = env(GITHUB_ENV.RunId);
+    const attempt = env(GITHUB_ENV.RunAttempt);
+    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
+    return {
+        repository,
+        commit: env(GITHUB_ENV.Sha),
+        ref: env(GITHUB_ENV.Ref),
+        workflow: env(GITHUB_ENV.WorkflowRef),
+        ...(repository !== undefined &&
+            runId !== undefined &&
+            /^\d+$/.test(runId) && {
+            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
+        }),
+        runAttempt: attemptNumber,
+    };
+}
+/**
+ * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
+ * address (`git@host:owner/name`) has a user name but no secret, and is kept.
+ */
+function withoutCredentials(url) {
+    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
+}
+/** Provenance from git facts (the CLI's). */
+function gitProvenance(git) {
+    return {
+        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
+        commit: git.commit,
+        ref: git.ref,
+        dirty: git.dirty,
+    };
+}
+function provenance_isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function query(attrs, skip) {
+    const params = Object.keys(attrs)
+        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
+        .sort()
+        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
+    return params.length === 0 ? '' : `?${params.join('&')}`;
+}
+/**
+ * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
+ * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
+ * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
+ * credentials are removed.
+ */
+function lockedUrl(locked) {
+    const type = locked['type'];
+    if (typeof type !== 'string')
+        return undefined;
+    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
+    const dropped = ['type', 'narHash', 'lastModified', '__final'];
+    let url;
+    switch (type) {
+        case 'github':
+        case 'gitlab':
+        case 'sourcehut': {
+            const owner = s('owner');
+            const repo = s('repo');
+            if (owner === undefined || repo === undefined)
+                return undefined;
+            const rev = s('rev') ?? s('ref');
+            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
+            break;
+        }
+        case 'git':
+        case 'mercurial':
+        case 'tarball':
+        case 'file': {
+            const u = s('url');
+            if (u === undefined)
+                return undefined;
+            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
+            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
+            break;
+        }
+        case 'path': {
+            const p = s('path');
+            if (p === undefined)
+                return undefined;
+            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
+            break;
+        }
+        case 'indirect': {
+            const id = s('id');
+            if (id === undefined)
+                return undefined;
+            url = `flake:${id}${[s('ref'), s('rev')]
+                .filter((x) => x !== undefined)
+                .map((x) => `/${x}`)
+                .join('')}`;
+            break;
+        }
+        default:
+            url = `${type}:${query(locked, dropped)}`;
+    }
+    return withoutCredentials(url);
+}
+/**
+ * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
+ * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
+ * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
+ */
+function flakeProvenance(metadata) {
+    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
+        return undefined;
+    const inputs = [];
+    const locks = metadata['locks'];
+    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
+    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
+    for (const [name, node] of Object.entries(nodes)) {
+        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
+            continue;
+        const locked = node['locked'];
+        const url = lockedUrl(locked);
+        if (url === undefined)
+            continue;
+        inputs.push({
+            name,
+            url,
+            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
+            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
+        });
+    }
+    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { url: withoutCredentials(metadata['url']), inputs };
+}
+/**
+ * Combines candidate values, first source first (a later source fills only what earlier ones
+ * left out), keeping each value that passes the manifest's rules and naming the others.
+ */
+function combineProvenance(...sources) {
+    const candidate = {};
+    for (const source of sources)
+        for (const [k, v] of Object.entries(source))
+            if (v !== undefined && !(k in candidate))
+                candidate[k] = v;
+    const provenance = {};
+    const dropped = [];
+    for (const [k, v] of Object.entries(candidate)) {
+        try {
+            Object.assign(provenance, validateProvenance({ [k]: v }));
+        }
+        catch (e) {
+            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
+        }
+    }
+    return { provenance, dropped };
+}
+
+;// CONCATENATED MODULE: ./src/nix/collect.ts
+// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
+// of fixed-output derivations (sources), or the roots' built output closure (outputs).
+
+
+
+
+/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
+const YIELD_EVERY = 512;
+/** The include kinds, for option parsing. */
+const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
+/** Output name → path of a parsed derivation. */
+function outputsOf(drv) {
+    const out = {};
+    for (const o of drv.outputs)
+        out[o.name] = o.path;
+    return out;
+}
+const collect_QUOTE = 0x22;
+/**
+ * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
+ * `DrvWithVersion(…)`); see scanDerivation.
+ */
+function derivationSystem(bytes, field) {
+    return scanDerivation(bytes, field === 4).system;
+}
+/**
+ * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
+ * registers for a .drv it writes), found by skipping through the file rather than parsing it.
+ * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
+ * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
+ */
+function scanDerivation(bytes, versioned) {
+    const inputDrvsField = versioned ? 2 : 1;
+    const systemField = inputDrvsField + 2;
+    const references = [];
+    let depth = 0;
+    let at = 0;
+    let tupleStart = false;
+    for (let i = 0; i < bytes.length; i++) {
+        const c = bytes[i];
+        if (c === collect_QUOTE) {
+            const end = bytes.indexOf(collect_QUOTE, i + 1);
+            if (end < 0)
+                break;
+            if (depth === 1 && at === systemField)
+                return {
+                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
+                    references: sortedUnique(references),
+                };
+            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
+                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
+            tupleStart = false;
+            i = end;
+        }
+        else if (c === 0x28 || c === 0x5b) {
+            depth++; // ( [
+            tupleStart = c === 0x28 && depth === 3;
+        }
+        else if (c === 0x29 || c === 0x5d) {
+            if (--depth === 0)
+                break; // ) ]
+        }
+        else if (c === 0x2c && depth === 1 && ++at > systemField)
+            break; // ,
+    }
+    const drv = parseDerivation(bytes);
+    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
+}
+function sortedUnique(items) {
+    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
+}
+/** True for a fixed-output derivation (its one output names its content hash). */
+function isFixedOutput(drv) {
+    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
+}
+/**
+ * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
+ * closure, at most one `nix-store --realise` and one more query for added outputs, one
+ * `--dump-db` per batch, and the .drv files read directly from the store.
+ */
+async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
+    const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
+    const objects = [];
+    for await (const o of stream.objects) {
+        const { file: _bytes, ...object } = o;
+        objects.push(object);
+    }
+    return { objects, ...stream.summary() };
+}
+/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
+class DrvFacts {
+    roots;
+    rootOutputs = new Map();
+    systems = new Set();
+    fods = [];
+    fodOutputs = [];
+    rootSet;
+    constructor(roots) {
+        this.roots = roots;
+        this.rootSet = new Set(roots);
+    }
+    /** Adds one .drv; returns its references (scanDerivation's). */
+    add(path, bytes) {
+        // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
+        // .drv (env values, escapes) cost more than reading the files.
+        const drv = parseDerivationOutputs(bytes);
+        const { system, references } = scanDerivation(bytes, drv.version !== undefined);
+        this.systems.add(system);
+        if (this.rootSet.has(path))
+            this.rootOutputs.set(path, outputsOf(drv));
+        if (isFixedOutput(drv)) {
+            this.fods.push(path);
+            this.fodOutputs.push(...Object.values(outputsOf(drv)));
+        }
+        return references;
+    }
+    summary() {
+        for (const root of this.roots)
+            if (!this.rootOutputs.has(root))
+                throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
+        return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
+    }
+}
+/**
+ * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
+ * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
+ * once. The other kinds need every .drv read and the whole graph first (to realise fixed
+ * outputs or roots, and to order what that adds).
+ */
+async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, options = {}) {
+    store.setStoreDir(storeDir);
+    const drvClosure = await store.requisites(rootDrvs);
+    const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
+    // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
+    const drvBatches = store.pathInfoBatches(drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure);
+    const facts = new DrvFacts(rootDrvs);
+    const readDrv = (p) => {
+        const file = store.readRegularFileSync(p);
+        if (file === undefined)
+            throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
+        return { ...file, references: facts.add(p, file.bytes) };
+    };
+    const readRegularFile = (q, maxSize) => store.readRegularFileSync(q, maxSize);
+    const withKind = (info) => ({
+        ...info,
+        kind: classifySync(info, storeDir, readRegularFile),
+    });
+    if (include === 'drvs') {
+        const objects = async function* () {
+            const done = new Set();
+            const described = drvBatches[Symbol.asyncIterator]();
+            let batch = [];
+            let next = 0;
+            for (const p of drvClosure) {
+                let object;
+                if (drvsFromFiles && p.endsWith('.drv')) {
+                    // What Nix registers for a .drv it writes: no deriver, its inputs as references.
+                    const { references, ...file } = readDrv(p);
+                    const narSize = regularFileNarSize(file.bytes.length, file.executable);
+                    object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
+                }
+                else {
+                    while (next === batch.length) {
+                        const r = await described.next();
+                        if (r.done === true)
+                            throw new errors_NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
+                        batch = r.value;
+                        next = 0;
+                    }
+                    const info = batch[next++];
+                    if (info?.path !== p)
+                        throw new errors_NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
+                    object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
+                }
+                for (const r of object.references)
+                    if (r !== p && !done.has(r))
+                        throw new errors_NixPlanError('internal', `nix-store --query --requisites listed '${p}' before its reference '${r}'`);
+                done.add(p);
+                yield object;
+            }
+        };
+        return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
+    }
+    let sinceYield = 0;
+    for (const p of drvClosure) {
+        if (!p.endsWith('.drv'))
+            continue;
+        readDrv(p);
+        // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
+        if (++sinceYield === YIELD_EVERY) {
+            sinceYield = 0;
+            await new Promise((resolve) => setImmediate(resolve));
+        }
+    }
+    facts.summary(); // the roots are in their closure
+    let extra = [];
+    if (include === 'sources') {
+        if (facts.fods.length > 0) {
+            hooks.onRealise?.('fixed-output derivations', facts.fods.length);
+            await store.realise(facts.fods);
+            extra = await store.requisites(facts.fodOutputs);
+        }
+    }
+    else {
+        hooks.onRealise?.('roots', rootDrvs.length);
+        const built = await store.realise(rootDrvs);
+        const outs = new Set(built);
+        for (const o of facts.rootOutputs.values())
+            for (const p of Object.values(o))
+                if (p !== '')
+                    outs.add(p);
+        extra = await store.requisites([...outs]);
+    }
+    const inClosure = new Set(drvClosure);
+    const added = extra.filter((p) => !inClosure.has(p));
+    const all = [...drvClosure, ...added];
+    const infos = new Map();
+    for await (const batch of drvBatches)
+        for (const info of batch)
+            infos.set(info.path, info);
+    if (added.length > 0)
+        for (const [p, info] of await store.pathInfos(added))
+            infos.set(p, info);
+    const refsOf = (p) => infos.get(p)?.references ?? [];
+    const order = dependencyOrder(all, refsOf);
+    const objects = order.map((p) => {
+        const info = infos.get(p);
+        if (info === undefined)
+            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+        return withKind(info);
+    });
+    return { count: objects.length, objects, summary: () => facts.summary() };
+}
+
+;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
+// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
+
+
+
+const fs_tree_SLASH = Buffer.from('/');
+/** Files up to this size are read in one call: a drv closure is thousands of small files. */
+const SMALL_FILE = 1024 * 1024;
+// The file system is read with synchronous calls: store files are small and local, and each
+// `fs.promises` call is a round trip through libuv's thread pool (shared with zstd), which for
+// tens of thousands of files cost far more than the reads themselves. Large files still stream.
+/** A whole small file as a one-chunk stream, read when iteration starts (not before). */
+function readWhole(p) {
+    return {
+        [Symbol.asyncIterator]: () => {
+            let read = false;
+            return {
+                next: () => {
+                    if (read)
+                        return Promise.resolve({ done: true, value: undefined });
+                    read = true;
+                    try {
+                        return Promise.resolve({ done: false, value: (0,external_node_fs_namespaceObject.readFileSync)(p) });
+                    }
+                    catch (e) {
+                        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+                    }
+                },
+            };
+        },
+    };
+}
+/**
+ * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
+ * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
+ * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
+ * FIFOs and devices are refused, as Nix refuses them.
+ */
+function fileTreeOf(path) {
+    try {
+        return Promise.resolve(fileTreeSync(typeof path === 'string' ? Buffer.from(path) : path));
+    }
+    catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+}
+function fileTreeSync(p) {
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+    if (st.isFile()) {
+        return {
+            type: 'regular',
+            executable: (st.mode & 0o100) !== 0,
+            size: st.size,
+            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
+        };
+    }
+    if (st.isSymbolicLink())
+        return { type: 'symlink', target: new Uint8Array((0,external_node_fs_namespaceObject.readlinkSync)(p, { encoding: 'buffer' })) };
+    if (st.isDirectory()) {
+        return {
+            type: 'directory',
+            entries: async function* () {
+                const names = (0,external_node_fs_namespaceObject.readdirSync)(p, { encoding: 'buffer' });
+                names.sort((a, b) => Buffer.compare(a, b));
+                // One entry per turn: a huge directory still lets the compressor's callbacks run.
+                for (const name of names) {
+                    yield [name, fileTreeSync(Buffer.concat([p, fs_tree_SLASH, name]))];
+                    await Promise.resolve();
+                }
+            },
+        };
+    }
+    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
+}
+/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
+async function* dumpPath(path) {
+    yield* writeNar(await fileTreeOf(path));
+}
+/**
+ * The NAR of `path` like `dumpPath`, but a small regular file (every `.drv` and text) is read at
+ * once and returned as the chunks of its NAR, with no generator or promise per file.
+ */
+function narOf(path) {
+    const p = typeof path === 'string' ? Buffer.from(path) : path;
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+    if (st.isFile() && st.size <= SMALL_FILE) {
+        const bytes = (0,external_node_fs_namespaceObject.readFileSync)(p);
+        if (bytes.length !== st.size)
+            throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' changed size while it was read`);
+        return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
+    }
+    return dumpPath(p);
+}
+
+;// CONCATENATED MODULE: ./src/app/files.ts
+// Checks on the files a use case will write, made before the long work so a typo fails fast, and
+// the digest of a file read.
+
+
+
+
+
+/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
+async function assertWritable(path) {
+    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
+    }
+}
+/** `sha256:<hex>` of a file's bytes, streamed. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: ./src/nix/flake-metadata.ts
+
+
+/**
+ * The flake reference of an installable (`.#hello` → `.`, `github:o/r#x` → `github:o/r`), or
+ * undefined for what is not a flake reference (a store path).
+ */
+function flakeRefOf(installable) {
+    const hash = installable.indexOf('#');
+    const ref = hash < 0 ? installable : installable.slice(0, hash);
+    if (ref === '' || (ref.startsWith('/') && /\/[0-9a-z]{32}-[^/]+$/.test(ref)))
+        return undefined;
+    return ref.replace(/\^.*$/, '');
+}
+/**
+ * The locked flake behind `installables`, asked after evaluation (so the lock Nix evaluated with
+ * exists) with the evaluator's arguments (an `--override-input` changes the lock), without
+ * writing a lock file. The reason instead when the installables are not one flake or Nix
+ * cannot tell.
+ */
+async function readFlakeMetadata(store, installables, evalArgs = []) {
+    const refs = [...new Set(installables.map(flakeRefOf).filter((r) => r !== undefined))];
+    if (refs.length === 0)
+        return { reason: 'no flake installable' };
+    if (refs.length > 1)
+        return { reason: `the installables come from ${refs.length} flakes; a plan records one` };
+    const r = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'flake',
+        'metadata',
+        '--json',
+        '--no-write-lock-file',
+        ...evalArgs,
+        refs[0] ?? '',
+    ], { allowFailure: true });
+    if (r.code !== 0)
+        return { reason: `nix flake metadata failed: ${r.stderr.trim().split('\n').pop() ?? ''}` };
+    let json;
+    try {
+        json = JSON.parse(r.stdout.toString('utf8'));
+    }
+    catch {
+        return { reason: 'nix flake metadata printed no JSON' };
+    }
+    const flake = flakeProvenance(json);
+    return flake === undefined ? { reason: 'nix flake metadata printed no locked URL' } : { flake };
+}
+
+;// CONCATENATED MODULE: ./src/nix/git.ts
+async function git(runner, dir, args) {
+    try {
+        const r = await runner.run('git', ['-C', dir, ...args], { allowFailure: true });
+        return r.code === 0 ? r.stdout.toString('utf8').trim() : undefined;
+    }
+    catch {
+        return undefined; // no git on PATH
+    }
+}
+/**
+ * The git facts of the worktree holding `dir`, or an empty object when `dir` is not in one (or
+ * git is not installed). `dirty` counts untracked files too: an evaluation can read them.
+ */
+async function readGitFacts(runner, dir) {
+    const commit = await git(runner, dir, ['rev-parse', '--verify', '-q', 'HEAD']);
+    if (commit === undefined || commit === '')
+        return {};
+    const [ref, status, remoteUrl] = await Promise.all([
+        git(runner, dir, ['symbolic-ref', '-q', 'HEAD']),
+        git(runner, dir, ['status', '--porcelain']),
+        git(runner, dir, ['remote', 'get-url', 'origin']),
+    ]);
+    return {
+        commit,
+        ...(ref !== undefined && ref !== '' && { ref }),
+        ...(status !== undefined && { dirty: status !== '' }),
+        ...(remoteUrl !== undefined && remoteUrl !== '' && { remoteUrl }),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/provenance.ts
+// Collecting a plan's provenance while it is exported: the GitHub Actions run (from the
+// environment), the git worktree, and the evaluated flake's lock (see docs/security.md).
+
+
+
+
+/**
+ * The provenance of an evaluation: the run's repository, ref, workflow and run URL when in GitHub
+ * Actions; the commit of the worktree evaluated (the run's `GITHUB_SHA` when there is no
+ * worktree), its branch and whether it had uncommitted changes; the locked flake when flake
+ * installables were evaluated. Facts that cannot be had are left out; values that do not fit the
+ * manifest are left out with a warning.
+ */
+async function collectProvenance(request, store, sources, log) {
+    const dir = sources.dir ?? (request.file === undefined ? process.cwd() : (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(request.file)));
+    const installables = request.installables ?? [];
+    const [git, flake] = await Promise.all([
+        readGitFacts(store.runner, dir),
+        installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
+    ]);
+    if (flake !== undefined && 'reason' in flake)
+        log.warn(`the plan records no flake inputs: ${flake.reason}`);
+    const github = sources.env === undefined ? {} : githubProvenance(sources.env);
+    // A worktree of another repository than the run's: its own remote, commit and branch apply.
+    if (!sameRepository(git.remoteUrl, github.repository)) {
+        delete github.repository;
+        delete github.commit;
+        delete github.ref;
+    }
+    const { provenance, dropped } = combineProvenance(
+    // The worktree's own commit first: it is what was evaluated, even when it is not GITHUB_SHA.
+    { commit: git.commit }, github, gitProvenance(git), flake !== undefined && 'flake' in flake ? { flake: flake.flake } : {});
+    for (const d of dropped)
+        log.warn(`provenance: left out ${d}`);
+    return provenance;
+}
+/** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */
+function sameRepository(remoteUrl, repository) {
+    if (remoteUrl === undefined || typeof repository !== 'string')
+        return true;
+    const tail = remoteUrl
+        .replace(/\/+$/, '')
+        .replace(/\.git$/, '')
+        .toLowerCase();
+    const want = repository.toLowerCase();
+    return tail.endsWith(`/${want}`) || tail.endsWith(`:${want}`);
+}
+
 ;// CONCATENATED MODULE: ./src/app/verify.ts
 // verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
 // bundle verifier in core/bundle/), without touching a store, with progress.
+
 
 
 /**
@@ -5399,8 +10196,645 @@ async function verifyWithProgress(bundle, options, progress) {
 }
 /** Verifies a bundle completely; the use case behind `nix-plan verify`. */
 async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report };
+    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
+}
+
+;// CONCATENATED MODULE: ./src/app/version.ts
+// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
+/** The version of nix-plan. */
+const VERSION = '0.1.0';
+/** `tool` in bundle manifests and `nix-plan --version`. */
+const TOOL_VERSION = `nix-plan ${VERSION}`;
+
+;// CONCATENATED MODULE: ./src/app/relocate.ts
+// relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
+// verified private copy collects what relocation needs (drv/text bytes, in a scratch file when
+// there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
+// is written straight from the relocation. Only sources too large to hold need a second pass to
+// copy their NARs through.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
+ * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
+ * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
+ */
+const RELOCATE_LEVEL = 3;
+/**
+ * log2 of the zstd window of a relocated bundle at the default level: 16 MiB. The compressor
+ * holds (and touches) a whole window: the 128 MiB an explicit level gets cost ~110 MB of memory
+ * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
+ */
+const RELOCATE_WINDOW_LOG = 24;
+/** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
+const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
+/**
+ * .drv and text bytes up to this many (by the manifest) are held in memory until each is
+ * relocated; beyond, they are written to a scratch file in the private directory and read back
+ * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
+ * are ~180 MB).
+ */
+const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
+/**
+ * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
+ * appended is gathered in a buffer and written in large pieces.
+ */
+class ScratchFile {
+    fd;
+    pending = Buffer.allocUnsafeSlow(1024 * 1024);
+    used = 0;
+    written = 0;
+    constructor(path) {
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx+', 0o600);
+    }
+    /** Appends `bytes` (copied); returns what reads them back. */
+    append(bytes) {
+        const length = bytes.length;
+        if (this.used + length > this.pending.length)
+            this.flush();
+        const at = this.written + this.used;
+        if (length > this.pending.length)
+            this.writeAll(bytes);
+        else {
+            this.pending.set(bytes, this.used);
+            this.used += length;
+        }
+        return () => this.read(at, length);
+    }
+    read(at, length) {
+        if (at + length > this.written)
+            this.flush();
+        const out = new Uint8Array(length);
+        let done = 0;
+        while (done < length) {
+            const n = (0,external_node_fs_namespaceObject.readSync)(this.fd, out, done, length - done, at + done);
+            if (n === 0)
+                throw new errors_NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
+            done += n;
+        }
+        return out;
+    }
+    flush() {
+        this.writeAll(this.pending.subarray(0, this.used));
+        this.used = 0;
+    }
+    writeAll(bytes) {
+        let done = 0;
+        while (done < bytes.length)
+            done += (0,external_node_fs_namespaceObject.writeSync)(this.fd, bytes, done, bytes.length - done, this.written + done);
+        this.written += bytes.length;
+    }
+    close() {
+        (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+    }
+}
+/**
+ * The relocated export in relocation (dependency) order, made while it is written, from the NARs
+ * kept in the first pass; `seen` is called with each relocated object first. An entry whose
+ * deriver (a .drv of the closure) is not relocated yet waits, with everything after it, until
+ * the deriver is, so the order stays a dependency order.
+ */
+function* keptEntries(steps, relocation, sources, seen) {
+    const { pathMap } = relocation;
+    const ready = (o) => {
+        const d = sources.derivers.get(o.oldPath);
+        return d === undefined || pathMap.has(d) || !sources.paths.has(d);
+    };
+    const entry = (o) => {
+        const nar = o.contents !== undefined ? regularFileNar(o.contents) : sources.nars.get(o.oldPath);
+        if (nar === undefined)
+            throw new errors_NixPlanError('internal', `the NAR of '${o.oldPath}' was not kept`);
+        const deriver = sources.derivers.get(o.oldPath);
+        return {
+            path: o.path,
+            references: o.references,
+            deriver: deriver === undefined ? '' : (pathMap.get(deriver) ?? ''),
+            nar: nar instanceof Uint8Array ? [nar] : nar,
+        };
+    };
+    const waiting = [];
+    for (const o of steps) {
+        seen(o);
+        waiting.push(o);
+        while (waiting.length > 0 && ready(waiting[0]))
+            yield entry(waiting.shift());
+    }
+    for (const o of waiting)
+        yield entry(o);
+}
+/**
+ * The relocated export in the bundle's order, for sources too large to keep: the verified copy
+ * is read again and each source's NAR copied through as it streams by.
+ */
+async function* rereadEntries(bundle, steps, relocation, seen) {
+    const byOld = new Map();
+    for (const o of steps) {
+        seen(o);
+        byOld.set(o.oldPath, o);
+    }
+    let pending = [];
+    const stream = readExport(exportStream(bundle), {}, { onNarBytes: (c) => pending.push(c) });
+    for await (const e of stream) {
+        const chunks = pending;
+        pending = [];
+        const moved = byOld.get(e.path);
+        if (moved === undefined)
+            throw new errors_NixPlanError('internal', `'${e.path}' was not relocated`);
+        yield {
+            path: moved.path,
+            references: moved.references,
+            deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
+            nar: moved.contents !== undefined ? regularFileNar(moved.contents) : chunks,
+        };
+    }
+}
+/** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
+async function relocatePlan(bundlePath, options, deps) {
+    assertStoreDir(options.to);
+    await assertWritable(options.output);
+    const keys = secretKeyTexts(options).map(parseSecretKey);
+    const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+    assertSignable(keys.length > 0, trusted.length > 0, options.noCheckSigs === true);
+    const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-relocate-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        try {
+            await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy);
+        }
+        catch (e) {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        }
+        // The promotion records the digest of exactly the bytes verified: the private copy's.
+        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
+        const bundle = await openBundle(copy);
+        let scratch;
+        const started = performance.now();
+        try {
+            // Pass 1: verify everything and keep what relocation reads. The manifest's (not yet
+            // verified) source size only decides whether to try keeping source NARs; what is kept is
+            // counted, and a bundle whose sources outgrow the cap falls back to a second pass.
+            const head = await readBundleHead(bundle);
+            let keepSources = head.manifest.narBytes.source <= keepUpTo;
+            const { narBytes: declared } = head.manifest;
+            if (declared.drv + declared.text > (options.keepContentsUpTo ?? KEEP_CONTENTS_UP_TO))
+                scratch = new ScratchFile((0,external_node_path_namespaceObject.join)(dir, 'contents'));
+            let keptBytes = 0;
+            let narChunks = [];
+            const sourceNars = new Map();
+            const derivers = new Map();
+            const closurePaths = new Set();
+            let objects = [];
+            const narSizes = new Map();
+            const { manifest, derivations } = await verifyWithProgress(bundle, {
+                trustedKeys: trusted,
+                // Relocation parses every .drv whole, and refuses a malformed one, before the new
+                // bundle is moved into place: it passes each to the verifier's checks (below), as
+                // parsing them here as well would be done twice.
+                parseDerivations: false,
+                // Kept .drv and text bytes are views of the decompressed stream, not copies. With a
+                // scratch file each goes there at once (a copy's shared block would outlive it; 140 MB
+                // more at 30,000 drvs); without one, the views hold the stream's chunks (with their NAR
+                // framing and sources) until the objects in them are relocated: about 5 MB more than
+                // copies at 10,000 drvs, for 30 ms less of the main thread's time.
+                keptFiles: 'view',
+                ...(keepSources && { onNarBytes: (c) => narChunks.push(c) }),
+                onEntry: (e) => {
+                    const chunks = narChunks;
+                    narChunks = [];
+                    if (e.kind === 'output')
+                        throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`);
+                    if (e.kind === 'source') {
+                        narSizes.set(e.path, e.nar.narSize);
+                        if (keepSources) {
+                            keptBytes += e.nar.narSize;
+                            if (keptBytes > keepUpTo) {
+                                keepSources = false;
+                                sourceNars.clear();
+                            }
+                            else
+                                sourceNars.set(e.path, Buffer.concat(chunks)); // a copy: chunks are views
+                        }
+                    }
+                    if (e.deriver !== '')
+                        derivers.set(e.path, e.deriver);
+                    closurePaths.add(e.path);
+                    const file = e.nar.file?.contents;
+                    objects.push({
+                        path: e.path,
+                        kind: e.kind,
+                        references: e.references,
+                        ...(file !== undefined &&
+                            (scratch === undefined
+                                ? { contents: file }
+                                : e.kind === 'source'
+                                    ? { contents: file.slice() } // a view would pin the chunk it is in
+                                    : { readContents: scratch.append(file) })),
+                        // A source's new path is made from it; a .drv's or text's NAR is never hashed.
+                        ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+                        ca: e.ca, // verified from the contents just now: relocation checks the path against it
+                    });
+                },
+            }, deps.progress);
+            narChunks = [];
+            const verified = performance.now();
+            const from = manifest.storeDir;
+            const promotion = inputDigest === undefined
+                ? undefined
+                : {
+                    digest: inputDigest,
+                    storeDir: from,
+                    checksum: manifest.checksum,
+                    signedBy: manifestSigners(manifest, trusted),
+                    // Only an input no key was asked to vouch for is "accepted without proof".
+                    ...(options.noCheckSigs === true && trusted.length === 0 && { noCheckSigs: true }),
+                    at: rfc3339(options.now?.() ?? new Date()),
+                };
+            if (from === options.to)
+                throw new errors_NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
+            deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
+            // Relocated objects are written as they are made: zstd compresses on the threadpool
+            // meanwhile, and neither the old nor the new bytes of the closure are all held at once.
+            if (derivations === undefined)
+                throw new errors_NixPlanError('internal', 'the verifier did not hand over the checks of the .drv files');
+            const { relocation, steps } = relocateLazily(objects, from, options.to, {
+                onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
+            });
+            objects = [];
+            const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+            const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
+            const rootContents = new Map();
+            const task = progressOf(deps).start('relocating and writing', manifest.paths);
+            const seen = (o) => {
+                narBytes[o.kind] +=
+                    o.contents !== undefined ? regularFileNarSize(o.contents.length) : (narSizes.get(o.oldPath) ?? 0);
+                if (o.contents !== undefined && rootDrvs.has(o.oldPath))
+                    rootContents.set(o.oldPath, o.contents);
+                task.tick(1);
+            };
+            // Known only once every object is relocated; the writer asks for it after the data, and
+            // moves the new bundle into place only if the input's .drv files passed the last checks.
+            const draft = () => {
+                derivations.finish();
+                const promotions = [...(manifest.promotions ?? []), ...(promotion === undefined ? [] : [promotion])];
+                return {
+                    tool: TOOL_VERSION,
+                    nixVersion: manifest.nixVersion,
+                    // Freshness is about the plan's content: relocation keeps when and where it was made.
+                    ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+                    provenance: manifest.provenance ?? {},
+                    ...(promotions.length > 0 && { promotions }),
+                    storeDir: options.to,
+                    systems: manifest.systems,
+                    include: manifest.include,
+                    roots: manifest.roots.map((r) => {
+                        const moved = relocateRoot(r, relocation.pathMap);
+                        const drv = rootContents.get(r.drvPath);
+                        // Output paths come from the relocated .drv itself, the source of truth Nix will check.
+                        return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
+                    }),
+                    counts: manifest.counts,
+                    narBytes,
+                    paths: manifest.paths,
+                    relocatedFrom: { storeDir: from, report: relocation.report },
+                };
+            };
+            try {
+                const entries = keepSources
+                    ? keptEntries(steps, relocation, { derivers, nars: sourceNars, paths: closurePaths }, seen)
+                    : rereadEntries(bundle, steps, relocation, seen);
+                const { manifest: written, bundleBytes } = await writeBundle(options.output, draft, writeExport(entries), {
+                    level: options.level ?? RELOCATE_LEVEL,
+                    longDistanceMatching: options.level !== undefined,
+                    ...(options.level === undefined && { windowLog: RELOCATE_WINDOW_LOG }),
+                    keys,
+                });
+                for (const w of relocation.report.warnings)
+                    deps.log.warn(w);
+                return {
+                    bundlePath: options.output,
+                    manifest: written,
+                    bundleBytes,
+                    report: relocation.report,
+                    timings: {
+                        verifyMs: Math.round(verified - started),
+                        relocateMs: Math.round(performance.now() - verified),
+                    },
+                };
+            }
+            finally {
+                task.done();
+            }
+        }
+        finally {
+            scratch?.close();
+            await bundle.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/export.ts
+// exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * Export's default compression: level 10's search with a bigger hash table (hashLog 23), matches
+ * of 6+ bytes, and long-distance matches of 256+ bytes only (zstd's default 64 makes many short
+ * long-distance matches that cost more to encode than they save in drv files full of repeated
+ * store paths), in a 64 MiB window. Measured on the bench closures' export streams (node:zlib):
+ * 10,000 drvs (72 MB) 15.6× (0.389× of gzip -9), 30,000 drvs (217 MB) 15.3× (0.395×), where
+ * plain level 12 with a 128 MiB window gives 15.2× (0.400×) and 15.1× (0.400×) with more CPU.
+ * The window halves zstd's memory (-72 MB at 30,000 drvs) for 0.2% of size. An explicit
+ * `--level N` is that level's own search in the writer's default window.
+ */
+const EXPORT_COMPRESSION = {
+    level: 10,
+    windowLog: 26,
+    params: { [external_node_zlib_namespaceObject.constants.ZSTD_c_hashLog]: 23, [external_node_zlib_namespaceObject.constants.ZSTD_c_minMatch]: 6, [external_node_zlib_namespaceObject.constants.ZSTD_c_ldmMinMatch]: 256 },
+};
+/** Counts and NAR bytes per kind. */
+function tally(objects) {
+    const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+    const narBytes = { ...counts };
+    for (const o of objects) {
+        counts[o.kind]++;
+        narBytes[o.kind] += o.narSize;
+    }
+    return { counts, narBytes };
+}
+/** Evaluates, collects and writes the bundle. */
+async function exportPlan(options, deps) {
+    const keyTexts = secretKeyTexts(options);
+    const keys = keyTexts.map(parseSecretKey);
+    const include = options.include ?? 'drvs';
+    await assertWritable(options.output);
+    const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
+    const t0 = performance.now();
+    const createdAt = rfc3339(options.now?.() ?? new Date());
+    const nixVersion = await store.version();
+    deps.log.info(`evaluating with Nix ${nixVersion}…`);
+    const { roots, storeDir } = await evaluate(options, store);
+    const t1 = performance.now();
+    // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
+    const [closure, provenance] = await Promise.all([
+        // Returns once the .drv files are read; Nix still describes the paths while writing starts.
+        streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) }, 
+        // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
+        { drvsFromFiles: true }),
+        collectProvenance(options, store, options.provenance ?? {}, deps.log),
+    ]);
+    const t2 = performance.now();
+    const { counts, narBytes } = tally([]);
+    let paths = 0;
+    // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
+    const draft = () => {
+        const { rootOutputs, systems } = closure.summary();
+        const bundleRoots = roots.map((r) => ({
+            ...(r.installable !== undefined && { installable: r.installable }),
+            ...(r.attribute !== undefined && { attribute: r.attribute }),
+            drvPath: r.drvPath,
+            outputs: rootOutputs.get(r.drvPath) ?? {},
+        }));
+        return {
+            tool: TOOL_VERSION,
+            nixVersion,
+            createdAt,
+            provenance,
+            storeDir,
+            systems,
+            include,
+            roots: bundleRoots,
+            counts,
+            narBytes,
+            paths,
+        };
+    };
+    const task = progressOf(deps).start('writing bundle', closure.count);
+    async function* entries() {
+        for await (const o of closure.objects) {
+            yield {
+                path: o.path,
+                references: [...o.references],
+                deriver: o.deriver,
+                // Read synchronously when its turn comes, once (a .drv was read to stream the closure).
+                nar: o.file === undefined
+                    ? narOf(store.realPathSync(o.path))
+                    : regularFileNar(o.file.bytes, o.file.executable),
+            };
+            counts[o.kind]++;
+            narBytes[o.kind] += o.narSize;
+            paths++;
+            task.tick(1, o.narSize);
+        }
+    }
+    deps.log.debug(`${closure.count} paths`);
+    const target = options.relocateTo === undefined ? options.output : tempPathNear(options.output);
+    let written;
+    try {
+        written = await writeBundle(target, draft, writeExport(entries()), {
+            ...(options.level === undefined ? EXPORT_COMPRESSION : { level: options.level }),
+            // With --relocate-to the plan is signed twice: here, so relocation can check that what it
+            // reads is what was just written, and after relocation.
+            keys,
+        });
+    }
+    finally {
+        task.done();
+    }
+    let { manifest, bundleBytes } = written;
+    if (options.relocateTo !== undefined) {
+        try {
+            const relocated = await relocatePlan(target, {
+                to: options.relocateTo,
+                output: options.output,
+                signingKeys: keyTexts,
+                trustedKeys: keys.map((k) => formatPublicKey(publicKeyOf(k))),
+                // One step from evaluation: relocatedFrom says where it was evaluated; no promotion.
+                recordPromotion: false,
+                level: options.level,
+            }, deps);
+            manifest = relocated.manifest;
+            bundleBytes = relocated.bundleBytes;
+        }
+        finally {
+            await (0,external_node_fs_promises_namespaceObject.rm)(target, { force: true });
+        }
+    }
+    const t3 = performance.now();
+    if (manifest.paths !== closure.count)
+        throw new errors_NixPlanError('internal', 'the written bundle does not hold the collected closure');
+    return {
+        bundlePath: options.output,
+        manifest,
+        bundleBytes,
+        timings: {
+            evaluateMs: Math.round(t1 - t0),
+            collectMs: Math.round(t2 - t1),
+            writeMs: Math.round(t3 - t2),
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/freshness.ts
+// Downgrade protection and --max-age around a use case that applies a plan: the last-applied
+// record beside a profile or out-link (`<target>.nix-plan.json`), read before and written after.
+//
+// The check runs on a private copy of the bundle, made first, and the use case is given that
+// copy: the bytes whose age was checked are the bytes imported and applied, even if the file
+// named on the command line is replaced meanwhile. The record is written (atomically, 0644)
+// only once the use case succeeded, with the manifest it verified.
+
+
+
+
+
+
+
+
+
+/** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
+function recordPathFor(target) {
+    return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
+}
+/** The last-applied record at `path`, or undefined when there is none. */
+async function readLastApplied(path) {
+    let text;
+    try {
+        text = await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw new errors_NixPlanError('stale', `cannot read the last-applied record '${path}': ${e.message}`);
+    }
+    return parseLastApplied(text, path);
+}
+/**
+ * Writes the record atomically: a new file beside it (never following a link planted there),
+ * synced, then renamed over the old one. Mode 0644: anyone may read what a host runs.
+ */
+async function writeLastApplied(path, record) {
+    const temp = (0,external_node_path_namespaceObject.join)((0,external_node_path_namespaceObject.dirname)(path), `.${(0,external_node_path_namespaceObject.basename)(path)}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}.tmp`);
+    try {
+        const fh = await (0,external_node_fs_promises_namespaceObject.open)(temp, 'wx', 0o644);
+        try {
+            await fh.writeFile(`${JSON.stringify(record)}\n`);
+            await fh.chmod(0o644); // the umask may have narrowed it
+            await fh.sync();
+        }
+        finally {
+            await fh.close();
+        }
+        await (0,external_node_fs_promises_namespaceObject.rename)(temp, path);
+    }
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(temp, { force: true });
+        throw new errors_NixPlanError('internal', `cannot write the last-applied record '${path}': ${e.message}`);
+    }
+}
+/**
+ * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
+ * copy (the bytes checked are the bytes used), and records the plan as applied to
+ * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
+ * returns the manifest it verified, which must be the one checked. Without a limit or a target
+ * it just runs `run` on the bundle itself.
+ */
+async function withFreshness(bundlePath, options, log, run, record = true) {
+    const now = options.now ?? (() => new Date());
+    if (options.maxAgeMs === undefined && options.target === undefined)
+        return run(bundlePath);
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-fresh-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        const manifest = await readHeadOf(copy);
+        const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
+        const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
+        const policy = {
+            maxAgeMs: options.maxAgeMs,
+            maxAgeText: options.maxAgeText,
+            ...(last !== undefined &&
+                options.target !== undefined && { last: { record: last, target: options.target } }),
+            allowDowngrade: options.allowDowngrade,
+        };
+        const problem = freshnessProblem(manifest, policy, now());
+        if (problem !== undefined)
+            throw problem;
+        if (options.allowDowngrade === true && last !== undefined) {
+            const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now());
+            if (strict !== undefined)
+                log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+        }
+        warnIfFromTheFuture(manifest, now(), log);
+        const result = await run(copy);
+        if (result.manifest.checksum !== manifest.checksum)
+            throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
+        if (recordPath !== undefined && record)
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+        return result;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+async function readHeadOf(path) {
+    const source = await openBundle(path);
+    try {
+        return (await readBundleHead(source)).manifest;
+    }
+    finally {
+        await source.close();
+    }
+}
+/** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
+const SKEW_MS = 5 * 60 * 1000;
+/**
+ * A plan created in the future (a runner's clock ahead) would, once recorded, make every later
+ * plan look older: say so while it is still one plan.
+ */
+function warnIfFromTheFuture(manifest, now, log) {
+    if (manifest.createdAt !== undefined && Date.parse(manifest.createdAt) - now.getTime() > SKEW_MS)
+        log.warn(`the plan says it was created at ${manifest.createdAt}, in the future by this machine's clock: ` +
+            'check the clocks of this machine and of the one that evaluated it');
 }
 
 ;// CONCATENATED MODULE: ./src/app/import.ts
@@ -5419,7 +10853,7 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 
 
 /** The import methods, for option parsing. */
-const IMPORT_METHODS = ['auto', 'import', 'copy'];
+const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
 
 /**
  * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
@@ -5607,2622 +11041,6 @@ async function importPlan(bundlePath, options, deps) {
     }
 }
 
-;// CONCATENATED MODULE: external "node:util"
-const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-;// CONCATENATED MODULE: ./src/cli/args.ts
-// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
-// usage errors that name the option and the accepted values.
-
-
-
-/** Throws a usage error. */
-function usageError(message) {
-    return new errors_NixPlanError('usage', message);
-}
-/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
-function parseCommandArgs(argv, specs) {
-    const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
-    const rest = dash < 0 ? [] : argv.slice(dash + 1);
-    const options = {};
-    for (const [name, s] of Object.entries(specs))
-        options[name] = {
-            type: s.type,
-            ...(s.short !== undefined && { short: s.short }),
-            ...(s.multiple === true && { multiple: true }),
-        };
-    try {
-        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
-            args: [...head],
-            options,
-            allowPositionals: true,
-            strict: true,
-        });
-        return { values, positionals, rest };
-    }
-    catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
-    }
-}
-/** A string option's value, or undefined. */
-function args_str(args, name) {
-    const v = args.values[name];
-    return typeof v === 'string' ? v : undefined;
-}
-/** A required string option's value. */
-function required(args, name, what) {
-    const v = args_str(args, name);
-    if (v === undefined || v === '')
-        throw usageError(`missing --${name} ${what}`);
-    return v;
-}
-/** A repeatable string option's values (also splitting on commas when `commas`). */
-function args_list(args, name, commas = false) {
-    const v = args.values[name];
-    const items = Array.isArray(v)
-        ? v.filter((x) => typeof x === 'string')
-        : typeof v === 'string'
-            ? [v]
-            : [];
-    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
-}
-/** A boolean flag. */
-function flag(args, name) {
-    return args.values[name] === true;
-}
-/** A value that must be one of `allowed`. */
-function oneOf(value, name, allowed) {
-    if (value === undefined)
-        return undefined;
-    if (!allowed.includes(value))
-        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
-    return value;
-}
-/** An integer option within [min, max]. */
-function integer(value, name, min, max) {
-    if (value === undefined)
-        return undefined;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value) || n < min || n > max)
-        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
-    return n;
-}
-/** Exactly one positional argument (the bundle), or a usage error naming it. */
-function onePositional(args, what) {
-    if (args.positionals.length === 0)
-        throw usageError(`missing ${what}`);
-    if (args.positionals.length > 1)
-        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
-    return args.positionals[0] ?? '';
-}
-const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
-/**
- * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
- * holding one or more (whitespace-separated), like `trusted-public-keys`.
- */
-async function readKeys(values, readText = readTextFile) {
-    const keys = [];
-    for (const v of values) {
-        if (KEY_LITERAL.test(v))
-            keys.push(v);
-        else
-            keys.push(...(await readText(v, 'trusted key file')).split(/\s+/).filter((k) => k !== ''));
-    }
-    return keys;
-}
-/** Reads a small text file, turning a missing file into a usage error that names it. */
-async function readTextFile(path, what) {
-    try {
-        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
-    }
-}
-/** Help text for a command's options, aligned. */
-function optionsHelp(specs) {
-    const rows = Object.entries(specs).map(([name, s]) => {
-        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
-        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
-    });
-    const width = Math.max(...rows.map(([l]) => l.length));
-    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/app/inspect.ts
-// inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
-// without decompressing the stream or touching any store.
-
-
-/**
- * Reads and validates a bundle file's manifest frame (header, size limit, schema, checksum) and
- * its length against the manifest, so truncation is caught before any decoding.
- */
-async function inspect_readBundleHead(bundlePath) {
-    const source = await openBundle(bundlePath);
-    try {
-        const head = await readBundleHead(source);
-        return { manifest: head.manifest, dataOffset: head.dataOffset, fileSize: head.bundleBytes };
-    }
-    finally {
-        await source.close();
-    }
-}
-/** The label of a root: its installable, its attribute, or its derivation name. */
-function rootLabel(root) {
-    return root.installable ?? root.attribute ?? nameOf(root.drvPath).replace(/\.drv$/, '');
-}
-/** The summary of a manifest in a file of `bundleBytes` bytes. */
-function summarise(manifest, bundleBytes) {
-    return {
-        bundleBytes,
-        storeDir: manifest.storeDir,
-        include: manifest.include,
-        systems: manifest.systems,
-        roots: manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath, outputs: r.outputs })),
-        paths: manifest.paths,
-        counts: manifest.counts,
-        narBytes: manifest.narBytes,
-        streamBytes: manifest.stream.size,
-        ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
-        signedBy: manifest.signatures.map((s) => s.key),
-        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
-        tool: manifest.tool,
-        nixVersion: manifest.nixVersion,
-    };
-}
-/** The manifest and a summary of a bundle; reads only the manifest frame. */
-async function inspectPlan(bundlePath) {
-    const head = await inspect_readBundleHead(bundlePath);
-    return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
-}
-
-;// CONCATENATED MODULE: ./src/cli/terminal.ts
-/** A Logger writing `nix-plan: …` lines to stderr. */
-function terminalLogger(io, verbosity) {
-    return {
-        info: (m) => {
-            if (!verbosity.quiet)
-                io.stderr.write(`${m}\n`);
-        },
-        warn: (m) => {
-            io.stderr.write(`warning: ${m}\n`);
-        },
-        debug: (m) => {
-            if (verbosity.verbose)
-                io.stderr.write(`${m}\n`);
-        },
-    };
-}
-/** Human size: 1.2 MiB. */
-function formatBytes(n) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let v = n;
-    let u = 0;
-    while (v >= 1024 && u < units.length - 1) {
-        v /= 1024;
-        u++;
-    }
-    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
-const REDRAW_MS = 100;
-/** One bar line: `label [#####-----] 123/456 1.2 MiB`. */
-function renderBar(label, count, total, bytes, width) {
-    const tail = `${count}${total === undefined ? '' : `/${total}`}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`;
-    if (total === undefined || total <= 0)
-        return `${label} ${tail}`.slice(0, width);
-    const barWidth = Math.max(10, Math.min(40, width - label.length - tail.length - 4));
-    const filled = Math.min(barWidth, Math.round((count / total) * barWidth));
-    return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
-}
-/**
- * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
- * otherwise one line per phase when it ends. Quiet shows nothing.
- */
-function terminalProgress(io, verbosity) {
-    const now = io.now ?? Date.now;
-    const tty = io.stderr.isTTY === true;
-    return {
-        start(label, total) {
-            let count = 0;
-            let bytes = 0;
-            let last = -Infinity;
-            let ended = false;
-            const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
-            const draw = () => {
-                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
-            };
-            return {
-                tick(n = 1, b = 0) {
-                    count += n;
-                    bytes += b;
-                    if (verbosity.quiet || !tty || ended)
-                        return;
-                    const t = now();
-                    if (t - last >= REDRAW_MS) {
-                        last = t;
-                        draw();
-                    }
-                },
-                done() {
-                    if (ended)
-                        return;
-                    ended = true;
-                    if (verbosity.quiet)
-                        return;
-                    if (tty)
-                        io.stderr.write('\r\x1b[K');
-                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
-                },
-            };
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./src/cli/format.ts
-
-
-
-/** One JSON document, pretty-printed, with a trailing newline. */
-function toJson(value) {
-    return `${JSON.stringify(value, null, 2)}\n`;
-}
-function counts(m) {
-    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`);
-    return parts.length === 0 ? 'nothing' : parts.join(', ');
-}
-function summaryLines(s) {
-    const lines = [
-        `store dir:  ${s.storeDir}${s.relocatedFrom === undefined ? '' : ` (relocated from ${s.relocatedFrom})`}`,
-        `include:    ${s.include}`,
-        `systems:    ${s.systems.join(', ') || '-'}`,
-        `paths:      ${s.paths} (${counts(s)})`,
-        `size:       ${formatBytes(s.bundleBytes)} bundle, ${formatBytes(s.streamBytes)} uncompressed (${s.ratio.toFixed(1)}×)`,
-        `signed by:  ${s.signedBy.length === 0 ? 'nobody' : s.signedBy.join(', ')}`,
-        `written by: ${s.tool}, evaluated with Nix ${s.nixVersion}`,
-        `roots (${s.roots.length}):`,
-    ];
-    s.roots.forEach((r, i) => {
-        lines.push(`  ${i}  ${r.label}`);
-        lines.push(`     ${r.drvPath}`);
-        for (const [name, path] of Object.entries(r.outputs))
-            lines.push(`     ${name} → ${path || '(known after building)'}`);
-    });
-    return lines;
-}
-/** `export`: what was written. */
-function formatExport(r) {
-    const s = summarise(r.manifest, r.bundleBytes);
-    return [
-        `wrote ${r.bundlePath}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
-        `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
-        '',
-    ].join('\n');
-}
-/** `inspect`: the summary. */
-function formatInspect(r) {
-    return [...summaryLines(r.summary), ''].join('\n');
-}
-/** `verify`: the verdict. */
-function formatVerify(r) {
-    const sig = r.trustedSignatures.length > 0 ? `, signed by trusted key ${r.trustedSignatures.join(', ')}` : '';
-    return `OK: ${r.bundlePath}: ${r.paths} paths (${counts(r)}) for ${r.manifest.storeDir}${sig}\n`;
-}
-/** `import`: what was added. */
-function formatImport(r) {
-    const how = r.method === 'none'
-        ? ''
-        : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
-    return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
-}
-/** `realise`: the output paths, one per line (like nix-store --realise). */
-function formatRealise(r) {
-    const paths = Object.values(r.outPaths).flatMap((o) => Object.values(o));
-    return paths.map((p) => `${p}\n`).join('');
-}
-/** `relocate`: where, and the report. */
-function formatRelocate(r) {
-    const rep = r.report;
-    const lines = [
-        `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
-        `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
-        `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
-    ];
-    if (rep.bareHashRewrites > 0)
-        lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
-    for (const m of rep.bareStoreDirMentions)
-        lines.push(`  ${m.path} still mentions the old store dir ${m.count}×`);
-    for (const w of rep.warnings)
-        lines.push(`  warning: ${w}`);
-    return [...lines, ''].join('\n');
-}
-/** `apply`: what ran. */
-function formatApply(r) {
-    const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
-    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
-}
-
-;// CONCATENATED MODULE: ./src/cli/commands.ts
-// The `nix-plan` subcommands: their options and help, how arguments become use-case options, and
-// how results are printed (human text, or one JSON document with --json).
-
-
-
-
-
-const COMMON = {
-    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
-    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
-    help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
-const TRUSTED_KEY = {
-    type: 'string',
-    multiple: true,
-    value: 'KEY',
-    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
-};
-const STORE = {
-    type: 'string',
-    value: 'URI',
-    help: "the Nix store to use (Nix's --store; default: Nix's default)",
-};
-const CACHE_KEY = {
-    type: 'string',
-    value: 'FILE',
-    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
-};
-const METHOD = {
-    type: 'string',
-    value: 'METHOD',
-    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
-};
-function commands_define(spec) {
-    const options = { ...spec.options, ...COMMON };
-    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
-}
-function print(ctx, args, value, human) {
-    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
-}
-function noRest(args, command) {
-    if (args.rest.length > 0)
-        throw usageError(`${command} takes no arguments after --`);
-}
-/** zstd levels the bundle writer accepts, as `--level` says them. */
-const LEVELS = `${MIN_LEVEL}-${MAX_LEVEL}`;
-/** Every subcommand, in the order help lists them. */
-const COMMANDS = [
-    commands_define({
-        name: 'export',
-        summary: 'evaluate once and write a plan bundle',
-        usage: [
-            'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
-        ],
-        description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
-            'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
-        options: {
-            file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
-            attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
-            drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
-            output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
-            include: {
-                type: 'string',
-                value: 'KIND',
-                help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
-            },
-            level: {
-                type: 'string',
-                value: 'N',
-                help: `zstd level ${LEVELS} (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)`,
-            },
-            'sign-key': {
-                type: 'string',
-                multiple: true,
-                value: 'FILE',
-                help: 'sign the manifest with this secret key file',
-            },
-            'relocate-to': {
-                type: 'string',
-                value: 'DIR',
-                help: 'relocate the plan to store dir DIR before writing',
-            },
-            store: STORE,
-        },
-        examples: [
-            'nix-plan export -f default.nix -A hello -o hello.nixplan',
-            'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
-            'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
-        ],
-        async run(args, ctx) {
-            const signingKeys = await Promise.all(args_list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
-            const result = await ctx.useCases.exportPlan({
-                installables: [...args.positionals],
-                file: args_str(args, 'file'),
-                attributes: args_list(args, 'attr'),
-                drvPaths: args_list(args, 'drv'),
-                evalArgs: [...args.rest],
-                output: required(args, 'output', 'OUT (where to write the bundle)'),
-                include: oneOf(args_str(args, 'include'), 'include', INCLUDE_KINDS),
-                level: integer(args_str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                relocateTo: args_str(args, 'relocate-to'),
-                store: args_str(args, 'store'),
-            }, ctx.deps);
-            print(ctx, args, result, () => formatExport(result));
-        },
-    }),
-    commands_define({
-        name: 'inspect',
-        summary: 'show what a bundle holds (touches no store)',
-        usage: ['nix-plan inspect BUNDLE [--json]'],
-        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
-        options: {},
-        examples: [
-            'nix-plan inspect hello.nixplan',
-            'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
-        ],
-        async run(args, ctx) {
-            noRest(args, 'inspect');
-            const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
-            print(ctx, args, result, () => formatInspect(result));
-        },
-    }),
-    commands_define({
-        name: 'verify',
-        summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
-        description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
-            'With --trusted-key the manifest must carry a valid signature by one of the keys.',
-        options: {
-            'trusted-key': TRUSTED_KEY,
-            'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
-        },
-        examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'verify');
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
-            print(ctx, args, report, () => formatVerify(report));
-        },
-    }),
-    commands_define({
-        name: 'import',
-        summary: 'verify a bundle, then add its paths to a store',
-        usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
-        description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
-            'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
-            'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-        options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
-        examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
-        async run(args, ctx) {
-            noRest(args, 'import');
-            const result = await ctx.useCases.importPlan(onePositional(args, 'BUNDLE'), {
-                store: args_str(args, 'store'),
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
-            }, await importDeps(args, ctx));
-            print(ctx, args, result, () => formatImport(result));
-        },
-    }),
-    commands_define({
-        name: 'realise',
-        summary: 'import a bundle and build its roots',
-        usage: [
-            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
-        ],
-        description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
-            'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-            'Prints the output paths, one per line.',
-        options: {
-            'out-link': {
-                type: 'string',
-                value: 'PREFIX',
-                help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
-            },
-            store: STORE,
-            roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-        },
-        examples: [
-            'nix-plan realise hello.nixplan --out-link result',
-            'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
-        ],
-        async run(args, ctx) {
-            const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
-                store: args_str(args, 'store'),
-                outLink: args_str(args, 'out-link'),
-                roots: args_list(args, 'roots', true),
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
-                nixArgs: [...args.rest],
-            }, await importDeps(args, ctx));
-            print(ctx, args, result, () => formatRealise(result));
-        },
-    }),
-    commands_define({
-        name: 'relocate',
-        summary: 'rewrite a bundle for another store dir (realm)',
-        usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
-        description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
-            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
-        options: {
-            to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
-            output: {
-                type: 'string',
-                short: 'o',
-                value: 'OUT',
-                help: 'where to write the relocated bundle (required)',
-            },
-            'sign-key': {
-                type: 'string',
-                multiple: true,
-                value: 'FILE',
-                help: 'sign the new manifest with this secret key file',
-            },
-            'trusted-key': TRUSTED_KEY,
-            level: {
-                type: 'string',
-                value: 'N',
-                help: `zstd level ${LEVELS} (default 3 without long-distance matching: promotion favours speed)`,
-            },
-        },
-        examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
-        async run(args, ctx) {
-            noRest(args, 'relocate');
-            const signingKeys = await Promise.all(args_list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
-            const result = await ctx.useCases.relocatePlan(onePositional(args, 'BUNDLE'), {
-                to: required(args, 'to', 'DIR (the target store dir)'),
-                output: required(args, 'output', 'OUT (where to write the bundle)'),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                level: integer(args_str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
-            }, ctx.deps);
-            print(ctx, args, result, () => formatRelocate(result));
-        },
-    }),
-    commands_define({
-        name: 'keygen',
-        summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
-        usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
-        description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
-        options: {
-            secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
-            public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
-        },
-        examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'keygen');
-            const name = onePositional(args, 'NAME');
-            const secretFile = required(args, 'secret', 'FILE');
-            const publicFile = required(args, 'public', 'FILE');
-            const pair = ctx.useCases.keygen(name);
-            await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
-            print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
-        },
-    }),
-    commands_define({
-        name: 'apply',
-        summary: 'realise a NixOS system plan and switch a profile to it',
-        usage: [
-            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
-            'nix-plan apply --rollback --profile PATH [--action …]',
-        ],
-        description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
-        options: {
-            profile: {
-                type: 'string',
-                value: 'PATH',
-                help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
-            },
-            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
-            rollback: { type: 'boolean', help: 'go back one generation' },
-            store: STORE,
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-        },
-        examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'apply');
-            const rollback = flag(args, 'rollback');
-            const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
-            const store = args_str(args, 'store');
-            const realiseOptions = {
-                store,
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
-            };
-            const deps = await importDeps(args, ctx);
-            const result = await ctx.useCases.applyPlan(bundle, {
-                profile: required(args, 'profile', 'PATH'),
-                action: oneOf(args_str(args, 'action'), 'action', APPLY_ACTIONS),
-                rollback,
-                store,
-            }, { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) });
-            print(ctx, args, result, () => formatApply(result));
-        },
-    }),
-];
-/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
-async function importDeps(args, ctx) {
-    const keyFile = args_list(args, 'sign-key')[0];
-    const signingKey = keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
-    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
-}
-/** A command's help page. */
-function commandHelp(cmd) {
-    return [
-        `Usage: ${cmd.usage.join('\n       ')}`,
-        '',
-        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
-        '',
-        wrap(cmd.description, 78),
-        '',
-        'Options:',
-        optionsHelp(cmd.options),
-        '',
-        'Examples:',
-        ...cmd.examples.map((e) => `  ${e}`),
-        '',
-    ].join('\n');
-}
-function wrap(text, width) {
-    const out = [];
-    let line = '';
-    for (const word of text.split(/\s+/)) {
-        if (line !== '' && line.length + 1 + word.length > width) {
-            out.push(line);
-            line = word;
-        }
-        else
-            line = line === '' ? word : `${line} ${word}`;
-    }
-    if (line !== '')
-        out.push(line);
-    return out.join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/nix/collect.ts
-// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
-// of fixed-output derivations (sources), or the roots' built output closure (outputs).
-
-
-
-
-
-// Pure derivation helpers that used to live here; their home is the core.
-
-/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
-const YIELD_EVERY = 512;
-/**
- * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
- * closure, at most one `nix-store --realise` and one more query for added outputs, one
- * `--dump-db` per batch, and the .drv files read directly from the store.
- */
-async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
-    const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
-    const objects = [];
-    for await (const o of stream.objects) {
-        const { file: _bytes, ...object } = o;
-        objects.push(object);
-    }
-    return { objects, ...stream.summary() };
-}
-/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
-class DrvFacts {
-    roots;
-    rootOutputs = new Map();
-    systems = new Set();
-    fods = [];
-    fodOutputs = [];
-    rootSet;
-    constructor(roots) {
-        this.roots = roots;
-        this.rootSet = new Set(roots);
-    }
-    /** Adds one .drv; returns its references (scanDerivation's). */
-    add(path, bytes) {
-        // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
-        // .drv (env values, escapes) cost more than reading the files.
-        const drv = parseDerivationOutputs(bytes);
-        const { system, references } = scanDerivation(bytes, drv.version !== undefined);
-        this.systems.add(system);
-        if (this.rootSet.has(path))
-            this.rootOutputs.set(path, outputsOf(drv));
-        if (isFixedOutput(drv)) {
-            this.fods.push(path);
-            this.fodOutputs.push(...Object.values(outputsOf(drv)));
-        }
-        return references;
-    }
-    summary() {
-        for (const root of this.roots)
-            if (!this.rootOutputs.has(root))
-                throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
-        return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
-    }
-}
-/**
- * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
- * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
- * once. The other kinds need every .drv read and the whole graph first (to realise fixed
- * outputs or roots, and to order what that adds).
- */
-async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, options = {}) {
-    store.setStoreDir(storeDir);
-    const drvClosure = await store.requisites(rootDrvs);
-    const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
-    // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
-    const drvBatches = store.pathInfoBatches(drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure);
-    const facts = new DrvFacts(rootDrvs);
-    const readDrv = (p) => {
-        const file = store.readRegularFileSync(p);
-        if (file === undefined)
-            throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
-        return { ...file, references: facts.add(p, file.bytes) };
-    };
-    const readRegularFile = (q, maxSize) => store.readRegularFileSync(q, maxSize);
-    const withKind = (info) => ({
-        ...info,
-        kind: classifySync(info, storeDir, readRegularFile),
-    });
-    if (include === 'drvs') {
-        const objects = async function* () {
-            const done = new Set();
-            const described = drvBatches[Symbol.asyncIterator]();
-            let batch = [];
-            let next = 0;
-            for (const p of drvClosure) {
-                let object;
-                if (drvsFromFiles && p.endsWith('.drv')) {
-                    // What Nix registers for a .drv it writes: no deriver, its inputs as references.
-                    const { references, ...file } = readDrv(p);
-                    const narSize = regularFileNarSize(file.bytes.length, file.executable);
-                    object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
-                }
-                else {
-                    while (next === batch.length) {
-                        const r = await described.next();
-                        if (r.done === true)
-                            throw new errors_NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
-                        batch = r.value;
-                        next = 0;
-                    }
-                    const info = batch[next++];
-                    if (info?.path !== p)
-                        throw new errors_NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
-                    object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
-                }
-                for (const r of object.references)
-                    if (r !== p && !done.has(r))
-                        throw new errors_NixPlanError('internal', `nix-store --query --requisites listed '${p}' before its reference '${r}'`);
-                done.add(p);
-                yield object;
-            }
-        };
-        return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
-    }
-    let sinceYield = 0;
-    for (const p of drvClosure) {
-        if (!p.endsWith('.drv'))
-            continue;
-        readDrv(p);
-        // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
-        if (++sinceYield === YIELD_EVERY) {
-            sinceYield = 0;
-            await new Promise((resolve) => setImmediate(resolve));
-        }
-    }
-    facts.summary(); // the roots are in their closure
-    let extra = [];
-    if (include === 'sources') {
-        if (facts.fods.length > 0) {
-            hooks.onRealise?.('fixed-output derivations', facts.fods.length);
-            await store.realise(facts.fods);
-            extra = await store.requisites(facts.fodOutputs);
-        }
-    }
-    else {
-        hooks.onRealise?.('roots', rootDrvs.length);
-        const built = await store.realise(rootDrvs);
-        const outs = new Set(built);
-        for (const o of facts.rootOutputs.values())
-            for (const p of Object.values(o))
-                if (p !== '')
-                    outs.add(p);
-        extra = await store.requisites([...outs]);
-    }
-    const inClosure = new Set(drvClosure);
-    const added = extra.filter((p) => !inClosure.has(p));
-    const all = [...drvClosure, ...added];
-    const infos = new Map();
-    for await (const batch of drvBatches)
-        for (const info of batch)
-            infos.set(info.path, info);
-    if (added.length > 0)
-        for (const [p, info] of await store.pathInfos(added))
-            infos.set(p, info);
-    const refsOf = (p) => infos.get(p)?.references ?? [];
-    const order = dependencyOrder(all, refsOf);
-    const objects = order.map((p) => {
-        const info = infos.get(p);
-        if (info === undefined)
-            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
-        return withKind(info);
-    });
-    return { count: objects.length, objects, summary: () => facts.summary() };
-}
-
-;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
-// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
-
-
-
-const SLASH = Buffer.from('/');
-/** Files up to this size are read in one call: a drv closure is thousands of small files. */
-const SMALL_FILE = 1024 * 1024;
-// The file system is read with synchronous calls: store files are small and local, and each
-// `fs.promises` call is a round trip through libuv's thread pool (shared with zstd), which for
-// tens of thousands of files cost far more than the reads themselves. Large files still stream.
-/** A whole small file as a one-chunk stream, read when iteration starts (not before). */
-function readWhole(p) {
-    return {
-        [Symbol.asyncIterator]: () => {
-            let read = false;
-            return {
-                next: () => {
-                    if (read)
-                        return Promise.resolve({ done: true, value: undefined });
-                    read = true;
-                    try {
-                        return Promise.resolve({ done: false, value: (0,external_node_fs_namespaceObject.readFileSync)(p) });
-                    }
-                    catch (e) {
-                        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-                    }
-                },
-            };
-        },
-    };
-}
-/**
- * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
- * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
- * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
- * FIFOs and devices are refused, as Nix refuses them.
- */
-function fileTreeOf(path) {
-    try {
-        return Promise.resolve(fileTreeSync(typeof path === 'string' ? Buffer.from(path) : path));
-    }
-    catch (e) {
-        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
-}
-function fileTreeSync(p) {
-    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
-    if (st.isFile()) {
-        return {
-            type: 'regular',
-            executable: (st.mode & 0o100) !== 0,
-            size: st.size,
-            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
-        };
-    }
-    if (st.isSymbolicLink())
-        return { type: 'symlink', target: new Uint8Array((0,external_node_fs_namespaceObject.readlinkSync)(p, { encoding: 'buffer' })) };
-    if (st.isDirectory()) {
-        return {
-            type: 'directory',
-            entries: async function* () {
-                const names = (0,external_node_fs_namespaceObject.readdirSync)(p, { encoding: 'buffer' });
-                names.sort((a, b) => Buffer.compare(a, b));
-                // One entry per turn: a huge directory still lets the compressor's callbacks run.
-                for (const name of names) {
-                    yield [name, fileTreeSync(Buffer.concat([p, SLASH, name]))];
-                    await Promise.resolve();
-                }
-            },
-        };
-    }
-    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
-}
-/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
-async function* dumpPath(path) {
-    yield* writeNar(await fileTreeOf(path));
-}
-/**
- * The NAR of `path` like `dumpPath`, but a small regular file (every `.drv` and text) is read at
- * once and returned as the chunks of its NAR, with no generator or promise per file.
- */
-function narOf(path) {
-    const p = typeof path === 'string' ? Buffer.from(path) : path;
-    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
-    if (st.isFile() && st.size <= SMALL_FILE) {
-        const bytes = (0,external_node_fs_namespaceObject.readFileSync)(p);
-        if (bytes.length !== st.size)
-            throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' changed size while it was read`);
-        return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
-    }
-    return dumpPath(p);
-}
-
-;// CONCATENATED MODULE: ./src/app/files.ts
-// Checks on the files a use case will write, made before the long work so a typo fails fast.
-
-
-
-
-/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
-async function assertWritable(path) {
-    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
-    }
-    catch (e) {
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/relocate/checks.ts
-// The refusals of relocation, as docs/relocation.md lists them: what cannot be relocated faithfully
-// is refused by name, before any work where the index can tell (the self-check, the kinds, the
-// closure), and as it is met otherwise (the environment, the references of a .drv).
-
-
-
-
-
-/** Throws the 'relocate' error that says why an object cannot be relocated. */
-function refuse(message) {
-    throw new errors_NixPlanError('relocate', message);
-}
-/** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
-function drvType(path, drv) {
-    if (drv.version !== undefined)
-        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
-            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
-    if (drv.outputs.some((o) => o.hash === 'impure'))
-        refuseImpure(path);
-    const { kind, problem } = classifyDerivation(drv);
-    // A floating output has no path yet: one with a path is not what Nix writes.
-    if (problem === 'mixed' || (kind === 'floating' && drv.outputs.some((o) => o.path !== '')))
-        refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
-    return derivationKind(drv, path); // malformed (no outputs, a fixed one not alone) throws
-}
-const IMPURE_KEY = new TextEncoder().encode('__impure');
-/**
- * Refuses a derivation with an `__impure` variable. Nix writes its outputs as impure, which the
- * index refuses before any work; this catches one written by hand, once its environment is read.
- */
-function refuseImpureEnv(path, keys) {
-    for (const key of keys)
-        if (wire_compareBytes(key, IMPURE_KEY) === 0)
-            refuseImpure(path);
-}
-/** Refuses an impure derivation by name. */
-function refuseImpure(path) {
-    return refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
-}
-/**
- * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
- * address. A source's path must follow from it (with its references and name) under `from`.
- */
-function checkGivenContentAddress(obj, from) {
-    const name = nameOf(obj.path);
-    const { ca } = obj;
-    const method = contentAddressMethod(ca);
-    // A text address plays no part in relocating the file: its digest need not be read.
-    if (method === 'text')
-        return obj.contents === undefined && obj.readContents === undefined
-            ? undefined
-            : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
-    if (method === 'nar') {
-        if (obj.narHash === undefined)
-            return undefined;
-        const address = { method, hash: { algo: 'sha256', bytes: obj.narHash } };
-        if (ca !== formatContentAddress(address))
-            return undefined;
-        const others = obj.references.filter((r) => r !== obj.path);
-        const self = others.length !== obj.references.length;
-        return makeContentAddressedPath(name, address, from, others, self) === obj.path
-            ? { kind: 'source', ca }
-            : undefined;
-    }
-    if (method === 'flat' && obj.contents !== undefined && obj.references.length === 0)
-        return makeContentAddressedPath(name, parseContentAddress(ca), from) === obj.path
-            ? { kind: 'source', ca }
-            : undefined;
-    return undefined;
-}
-/** Checks that `obj` is what its path says under `from`; returns its content address. */
-function selfCheck(obj, from) {
-    if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
-        refuseWithoutContents(obj);
-    const contents = obj.ca === undefined ? bytesOf(obj) : undefined;
-    const ca = obj.ca !== undefined
-        ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
-        : identifyContentAddress({
-            path: obj.path,
-            references: obj.references,
-            narHash: obj.narHash,
-            file: contents === undefined ? undefined : { executable: false, contents },
-        }, from);
-    if (ca === undefined && obj.kind === 'source' && obj.narHash === undefined)
-        refuseWithoutNarHash(obj);
-    if (ca === undefined)
-        refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
-            'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
-            'import-from-derivation) or its contents do not match its path');
-    if (ca.kind !== obj.kind)
-        refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
-    return ca.ca;
-}
-/** The object's file bytes, when it has them (read now when the caller reads them). */
-function bytesOf(obj) {
-    return obj.contents ?? obj.readContents?.();
-}
-/** The file bytes of a drv or text, which it must have. */
-function contentsOf(obj) {
-    return bytesOf(obj) ?? refuseWithoutContents(obj);
-}
-/** Refuses a source given without the NAR hash it is checked and relocated by. */
-function refuseWithoutNarHash(obj) {
-    return refuse(`cannot relocate ${obj.path}: it is given as a source without its NAR hash, and its contents ` +
-        'do not make it a flat fixed-output path; a recursive source is checked, and relocated, by its NAR hash');
-}
-/** Refuses a drv or text given without its contents. */
-function refuseWithoutContents(obj) {
-    return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
-}
-/** Refuses a source with references: native evaluation never makes one. */
-function refuseSourceWithReferences(obj) {
-    if (obj.kind === 'source' && obj.references.length > 0)
-        refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
-            'native evaluation could not have produced it');
-}
-/** Refuses a .drv whose references are not its input derivations and sources. */
-function checkReferences(obj, drv) {
-    if (!sameReferences(drv, obj.references))
-        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
-}
-/** True when a .drv's references are exactly its input sources and input derivations. */
-function sameReferences(drv, references) {
-    const inputs = derivationReferences(drv);
-    if (inputs.length === references.length && inputs.every((r, i) => r === references[i]))
-        return true;
-    // The caller's references may come in another order.
-    const given = new Set(references);
-    return given.size === inputs.length && inputs.every((r) => given.has(r));
-}
-
-;// CONCATENATED MODULE: ./src/core/relocate/drv.ts
-// The .drv path of relocation: a derivation whose dependencies are relocated gets its inputs
-// mapped, its strings rewritten, its fixed outputs recomputed and (input-addressed) its output
-// paths filled in under the new store dir; then its own path follows from its bytes.
-
-
-
-/** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
-function relocateDrv(obj, drv, type, cx) {
-    cx.onDerivation?.(obj, drv);
-    const name = drvName(obj.path);
-    checkReferences(obj, drv);
-    refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
-    const outputs = fixOutputs(drv.outputs, type, name, cx);
-    // Input-addressed: the own output paths in env are what is being computed: mask them first.
-    const masked = type === 'input-addressed';
-    const env = drv.env
-        .map((e) => ({
-        key: cx.rewrite(e.key),
-        value: masked && drv_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
-    }))
-        .sort((a, b) => wire_compareBytes(a.key, b.key));
-    const relocated = {
-        ...relocatedHead(drv, outputs, masked, cx),
-        builder: cx.rewrite(drv.builder),
-        args: drv.args.map((a) => cx.rewrite(a)),
-        env,
-    };
-    return completeDrv(obj, drv.outputs, relocated, 
-    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
-    masked ? cx.hasher.fillOutputs(relocated, name) : serialiseDerivation(relocated), cx);
-}
-/**
- * `relocateDrv` without unescaping the strings after the system and escaping them again: the
- * builder, arguments and environment are rewritten as written and spliced after the new head
- * (what `rewrite` finds in escaped strings is what it finds in their text). Undefined, having
- * done nothing, when an environment key mentions a store path, as rewriting it could change the
- * order of the environment: relocateDrv sorts it again.
- */
-function spliceDrv(obj, bytes, type, cx) {
-    const { head, tail } = parseDerivationSpans(bytes);
-    cx.onDerivation?.(obj, head);
-    if (head.version !== undefined)
-        return undefined;
-    refuseImpureEnv(obj.path, tail.keys);
-    for (const key of tail.keys)
-        if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
-            return undefined;
-    const name = drvName(obj.path);
-    checkReferences(obj, head);
-    const outputs = fixOutputs(head.outputs, type, name, cx);
-    const masked = type === 'input-addressed';
-    // The tail as written, rewritten; masked, it is cut around the values of the env variables
-    // named after outputs, which are left empty (their paths are filled in later).
-    const pieces = [];
-    const holeOutputs = [];
-    let r = tail.start;
-    // Plain loops: a closure per environment variable added up to tens of MB of garbage.
-    if (masked)
-        for (let i = 0; i < tail.keys.length; i++) {
-            const o = drv_outputNamed(head.outputs, tail.keys[i]);
-            if (o === undefined)
-                continue;
-            pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
-            holeOutputs.push(o.name);
-            r = tail.values[2 * i + 1];
-        }
-    pieces.push(cx.rewrite(bytes.subarray(r), true));
-    const relocated = relocatedHead(head, outputs, masked, cx);
-    if (!masked)
-        return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
-    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-    const maskedBytes = spliceDerivation(relocated, pieces, layout);
-    const maskedDrv = {
-        bytes: maskedBytes,
-        layout,
-        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
-    };
-    return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
-}
-/**
- * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
- * follows from its hash alone, so it is known (and recorded) now; other paths are kept.
- */
-function fixOutputs(outputs, type, name, cx) {
-    const copy = outputs.map((o) => ({ ...o }));
-    if (type !== 'fixed')
-        return copy;
-    const paths = cx.hasher.fixedOutputPaths({ outputs: copy }, name);
-    for (const o of copy) {
-        const p = paths.get(o.name);
-        cx.setHash(o.path, p);
-        o.path = p;
-    }
-    return copy;
-}
-/** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
-function relocatedHead(drv, outputs, masked, cx) {
-    return {
-        version: undefined,
-        outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
-        inputDrvs: drv.inputDrvs
-            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
-            .sort((a, b) => compareStrings(a.path, b.path)),
-        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
-        system: cx.rewrite(drv.system),
-    };
-}
-/**
- * The relocated .drv from its written form: the final bytes, or (input-addressed) the masked
- * form with its outputs filled in, whose paths are recorded against the original ones.
- */
-function completeDrv(obj, original, relocated, written, cx) {
-    const name = drvName(obj.path);
-    let contents;
-    let hash;
-    if (written instanceof Uint8Array)
-        contents = written;
-    else {
-        contents = written.bytes;
-        hash = written.hash;
-        for (let i = 0; i < original.length; i++) {
-            const o = original[i];
-            const p = written.paths[i] ?? '';
-            if ((o.path === '') !== (p === ''))
-                refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
-            if (o.path !== '')
-                cx.setHash(o.path, p);
-        }
-    }
-    const references = derivationReferences(relocated);
-    const path = computeDrvPath(cx.to, name, contents, references);
-    cx.hasher.record(path, relocated, hash);
-    return { oldPath: obj.path, path, kind: 'drv', references, contents };
-}
-/** The output whose name is `key`, if any. */
-function drv_outputNamed(outputs, key) {
-    for (const o of outputs)
-        if (asciiEquals(key, o.name))
-            return o;
-    return undefined;
-}
-/** True when `bytes` are the ASCII string `s`. */
-function asciiEquals(bytes, s) {
-    if (bytes.length !== s.length)
-        return false;
-    for (let i = 0; i < s.length; i++)
-        if (bytes[i] !== s.charCodeAt(i))
-            return false;
-    return true;
-}
-
-;// CONCATENATED MODULE: ./src/core/relocate/tokens.ts
-// The rewriter's table of known tokens (store hashes, placeholder hashes): fixed-length nix32
-// strings found in bytes by their first six digits, each with the value that replaces it.
-
-
-/** nix32 digit of each byte, -1 for bytes outside the alphabet. */
-const tokens_DIGIT = new Int8Array(256).fill(-1);
-for (let i = 0; i < NIX32_ALPHABET.length; i++)
-    tokens_DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
-/** A 30-bit key from the first six nix32 digits at `p` (the caller has checked they are digits). */
-function keyAt(b, p) {
-    return (((tokens_DIGIT[b[p]] << 25) |
-        (tokens_DIGIT[b[p + 1]] << 20) |
-        (tokens_DIGIT[b[p + 2]] << 15) |
-        (tokens_DIGIT[b[p + 3]] << 10) |
-        (tokens_DIGIT[b[p + 4]] << 5) |
-        tokens_DIGIT[b[p + 5]]) >>>
-        0);
-}
-function checkNix32(s, length, what) {
-    let ok = s.length === length;
-    for (let i = 0; ok && i < length; i++)
-        ok = (tokens_DIGIT[s.charCodeAt(i) & 0xff] ?? -1) >= 0 && s.charCodeAt(i) < 256;
-    if (!ok)
-        throw new errors_NixPlanError('internal', `${what} '${s}' is not ${length} nix32 characters`);
-}
-/**
- * A table of fixed-length nix32 tokens (old → new): an open-addressing hash table keyed by the
- * 30 bits of their first six digits (random, so the low bits index well), each hit confirmed byte
- * by byte. New values may be set after the old ones are declared.
- */
-class TokenTable {
-    length;
-    what;
-    slots = new Int32Array(1024); // id + 1, 0 when empty
-    keys = new Int32Array(1024);
-    old = new Uint8Array(0);
-    repl = new Uint8Array(0);
-    hasRepl = new Uint8Array(0);
-    /** A token's bytes, to look it up in the table by (no map of strings: it is asked per path). */
-    probe;
-    strings = [];
-    constructor(length, what) {
-        this.length = length;
-        this.what = what;
-        this.probe = new Uint8Array(length);
-    }
-    get size() {
-        return this.strings.length;
-    }
-    declare(token) {
-        const known = this.idOf(token);
-        if (known >= 0)
-            return known;
-        checkNix32(token, this.length, this.what);
-        const id = this.strings.length;
-        const n = this.length;
-        if (id >= this.hasRepl.length)
-            this.grow(Math.max(64, this.hasRepl.length * 2));
-        if ((id + 1) * 4 > this.slots.length)
-            this.rehash(this.slots.length * 2);
-        const old = this.old;
-        for (let k = 0, base = id * n; k < n; k++)
-            old[base + k] = token.charCodeAt(k);
-        this.strings.push(token);
-        this.insert(id);
-        return id;
-    }
-    /** The id of `token`, or -1 when it is not declared (or not a token at all). */
-    idOf(token) {
-        const n = this.length;
-        if (token.length !== n)
-            return -1;
-        const probe = this.probe;
-        for (let k = 0; k < n; k++) {
-            const c = token.charCodeAt(k);
-            if (c > 0xff || tokens_DIGIT[c] < 0)
-                return -1;
-            probe[k] = c;
-        }
-        return this.find(probe, 0);
-    }
-    /** Sets the new value of `token` (declaring it if needed); a second, different one is refused. */
-    set(token, replacement) {
-        const id = this.declare(token);
-        const n = this.length;
-        const repl = this.repl;
-        const base = id * n;
-        if (this.hasRepl[id] === 1) {
-            let same = replacement.length === n;
-            for (let k = 0; same && k < n; k++)
-                same = repl[base + k] === replacement.charCodeAt(k);
-            if (!same)
-                throw new errors_NixPlanError('internal', `${this.what} ${token} would be replaced by two different values`);
-            return;
-        }
-        checkNix32(replacement, n, this.what);
-        for (let k = 0; k < n; k++)
-            repl[base + k] = replacement.charCodeAt(k);
-        this.hasRepl[id] = 1;
-    }
-    /** True when token `id` has its new value. */
-    ready(id) {
-        return this.hasRepl[id] === 1;
-    }
-    /** Writes the replacement of token `id` into `out` at `w`. */
-    write(id, out, w) {
-        if (this.hasRepl[id] !== 1)
-            throw new errors_NixPlanError('internal', `relocation rewrote a mention of ${this.strings[id]} before its new hash was known`);
-        const n = this.length;
-        const repl = this.repl;
-        for (let k = 0, base = id * n; k < n; k++)
-            out[w + k] = repl[base + k];
-    }
-    /** The id of the token at `b[p…]` (whose first six bytes are digits), or -1. */
-    find(b, p) {
-        const key = keyAt(b, p);
-        const mask = this.slots.length - 1;
-        const n = this.length;
-        const old = this.old;
-        for (let slot = key & mask;; slot = (slot + 1) & mask) {
-            const v = this.slots[slot];
-            if (v === 0)
-                return -1;
-            if (this.keys[slot] !== key)
-                continue;
-            const id = v - 1;
-            const base = id * n;
-            let k = 6; // the key already matched the first six digits
-            while (k < n && old[base + k] === b[p + k])
-                k++;
-            if (k === n)
-                return id;
-        }
-    }
-    insert(id) {
-        const key = keyAt(this.old, id * this.length);
-        const mask = this.slots.length - 1;
-        let slot = key & mask;
-        while (this.slots[slot] !== 0)
-            slot = (slot + 1) & mask;
-        this.slots[slot] = id + 1;
-        this.keys[slot] = key;
-    }
-    grow(capacity) {
-        const n = this.length;
-        const o = new Uint8Array(capacity * n);
-        o.set(this.old);
-        this.old = o;
-        const r = new Uint8Array(capacity * n);
-        r.set(this.repl);
-        this.repl = r;
-        const h = new Uint8Array(capacity);
-        h.set(this.hasRepl);
-        this.hasRepl = h;
-    }
-    rehash(size) {
-        this.slots = new Int32Array(size);
-        this.keys = new Int32Array(size);
-        for (let id = 0; id < this.strings.length; id++)
-            this.insert(id);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/relocate/rewrite.ts
-// One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
-
-
-
-/** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
-const PLACEHOLDER_HASH_LENGTH = 52;
-const H = HASH_PART_LENGTH;
-const P = PLACEHOLDER_HASH_LENGTH;
-const rewrite_SLASH = 0x2f;
-const rewrite_BACKSLASH = 0x5c;
-/** Bytes that may continue a store dir component: a match of A followed by one is not A itself. */
-const DIR_CHAR = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-')
-    DIR_CHAR[c.charCodeAt(0)] = 1;
-// Match kinds, recorded in position order.
-const PATH = 0; // `A/<known hash>`
-const BARE = 1; // a known hash anywhere else
-const PLACEHOLDER = 2; // a known placeholder hash
-const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
-function asciiBytes(s) {
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        out[i] = s.charCodeAt(i);
-    return out;
-}
-/**
- * Rewrites byte strings from store dir A to store dir B in one pass: `A/<known old hash>` becomes
- * `B/<new hash>`, a known old hash anywhere else becomes the new one (counted: it was computed from
- * a path string), and known placeholder hashes are swapped. Only known hashes at exact positions
- * are replaced, so A being a prefix of B, or dirs of different lengths, cannot cause collisions.
- */
-class StoreRewriter {
-    from;
-    to;
-    hashes = new TokenTable(H, 'store hash');
-    placeholderTable = new TokenTable(P, 'placeholder hash');
-    fromBytes;
-    toBytes;
-    fromSkip;
-    // Matches of the last scan as (position, kind, token id) triples, reused between calls.
-    m = new Int32Array(3 * 256);
-    /** `from` and `to` are store dirs (A and B), without trailing slashes. */
-    constructor(from, to) {
-        this.from = from;
-        this.to = to;
-        this.fromBytes = asciiBytes(from);
-        this.toBytes = asciiBytes(to);
-        // Horspool's shifts for A: how far the search may move on, by the byte under A's last one.
-        const lenA = this.fromBytes.length;
-        this.fromSkip = new Uint8Array(256).fill(Math.min(lenA, 255));
-        for (let k = 0; k < lenA - 1; k++)
-            this.fromSkip[this.fromBytes[k]] = Math.min(lenA - 1 - k, 255);
-    }
-    /** Makes `oldHash` (32 nix32 characters) known, so that scans report it; its new value may come later. */
-    declare(oldHash) {
-        this.hashes.declare(oldHash);
-    }
-    /**
-     * Sets the new hash of `oldHash` (declaring it if needed). Setting it again to the same value
-     * does nothing; to another value is an internal error (one path cannot relocate to two).
-     */
-    set(oldHash, newHash) {
-        this.hashes.set(oldHash, newHash);
-    }
-    /** Makes a placeholder known (its 52 nix32 characters, without the leading slash). */
-    declarePlaceholder(oldHash) {
-        this.placeholderTable.declare(oldHash);
-    }
-    /** Sets the new value of a placeholder (52 nix32 characters each, without the leading slash), as `set`. */
-    setPlaceholder(oldHash, newHash) {
-        this.placeholderTable.set(oldHash, newHash);
-    }
-    /**
-     * Finds what `bytes` mentions without replacing anything (declared hashes need no new value).
-     * `escaped`: as `rewrite`.
-     */
-    mentions(bytes, options = {}) {
-        const count = this.scan(bytes, options.escaped === true);
-        const hashes = new Set();
-        const placeholders = new Set();
-        const unknownPaths = [];
-        for (let m = 0; m < count; m++) {
-            const kind = this.m[3 * m + 1];
-            const id = this.m[3 * m + 2];
-            if (kind === PATH || kind === BARE)
-                hashes.add(this.hashes.strings[id]);
-            else if (kind === PLACEHOLDER)
-                placeholders.add(this.placeholderTable.strings[id]);
-            else
-                unknownPaths.push(this.unknownText(bytes, this.m[3 * m]));
-        }
-        return {
-            hashes: [...hashes],
-            placeholders: [...placeholders],
-            unknownPaths,
-            bareStoreDirs: this.countBareStoreDirs(bytes),
-        };
-    }
-    /**
-     * Rewrites `bytes`. When a known hash or placeholder found has no new value yet, nothing is
-     * replaced and `waiting` names them (so a caller can relocate what they belong to first).
-     * `countBareStoreDirs: false` skips counting bare A (when the caller counts them itself).
-     * `escaped`: the bytes are strings as a .drv writes them (`\n` `\r` `\t` `\"` `\\` escaped),
-     * and are rewritten exactly as their unescaped text would be: the letter of a `\n` or `\r`
-     * (both nix32 digits) does not count as part of the digits after it.
-     */
-    rewrite(bytes, options = {}) {
-        const count = this.scan(bytes, options.escaped === true);
-        const bareStoreDirs = options.countBareStoreDirs === false ? 0 : this.countBareStoreDirs(bytes);
-        const matches = this.m;
-        let storePaths = 0;
-        let bareHashes = 0;
-        let placeholders = 0;
-        const unknownPaths = [];
-        let delta = 0;
-        const dirDelta = this.toBytes.length - this.fromBytes.length;
-        let waiting = false;
-        for (let m = 0; m < count; m++) {
-            const kind = matches[3 * m + 1];
-            const id = matches[3 * m + 2];
-            if (kind === PATH) {
-                storePaths++;
-                delta += dirDelta;
-            }
-            else if (kind === BARE)
-                bareHashes++;
-            else if (kind === PLACEHOLDER)
-                placeholders++;
-            else
-                unknownPaths.push(this.unknownText(bytes, matches[3 * m]));
-            if (kind !== UNKNOWN && !(kind === PLACEHOLDER ? this.placeholderTable : this.hashes).ready(id))
-                waiting = true;
-        }
-        if (waiting)
-            return {
-                bytes,
-                storePaths: 0,
-                bareHashes: 0,
-                placeholders: 0,
-                unknownPaths,
-                bareStoreDirs,
-                waiting: this.waitingFor(count),
-            };
-        if (storePaths + bareHashes + placeholders === 0)
-            return { bytes, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
-        const out = allocBytes(bytes.length + delta); // every byte is written below
-        const lenA = this.fromBytes.length;
-        let r = 0;
-        let w = 0;
-        const to = this.toBytes;
-        for (let m = 0; m < count; m++) {
-            const kind = matches[3 * m + 1];
-            if (kind === UNKNOWN)
-                continue;
-            const pos = matches[3 * m];
-            const id = matches[3 * m + 2];
-            const start = kind === PATH ? pos - lenA - 1 : pos;
-            w = copy(bytes, r, start, out, w);
-            if (kind === PLACEHOLDER) {
-                this.placeholderTable.write(id, out, w);
-                w += P;
-                r = pos + P;
-                continue;
-            }
-            if (kind === PATH) {
-                for (let k = 0; k < to.length; k++)
-                    out[w++] = to[k];
-                out[w++] = rewrite_SLASH;
-            }
-            this.hashes.write(id, out, w);
-            w += H;
-            r = pos + H;
-        }
-        copy(bytes, r, bytes.length, out, w);
-        return { bytes: out, storePaths, bareHashes, placeholders, unknownPaths, bareStoreDirs };
-    }
-    /** The known tokens among the last scan's `count` matches that have no new value yet. */
-    waitingFor(count) {
-        const hashes = new Set();
-        const placeholders = new Set();
-        for (let m = 0; m < count; m++) {
-            const kind = this.m[3 * m + 1];
-            const id = this.m[3 * m + 2];
-            if (kind === PLACEHOLDER) {
-                if (!this.placeholderTable.ready(id))
-                    placeholders.add(this.placeholderTable.strings[id]);
-            }
-            else if (kind !== UNKNOWN && !this.hashes.ready(id))
-                hashes.add(this.hashes.strings[id]);
-        }
-        return { hashes: [...hashes], placeholders: [...placeholders] };
-    }
-    unknownText(bytes, pos) {
-        return this.from + '/' + Buffer.from(bytes.buffer, bytes.byteOffset + pos, H).toString('latin1');
-    }
-    /** True when `A/` ends right before `p`. */
-    fromSlashBefore(b, p) {
-        const a = this.fromBytes;
-        const start = p - 1 - a.length;
-        if (start < 0 || b[p - 1] !== rewrite_SLASH)
-            return false;
-        for (let k = 0; k < a.length; k++)
-            if (b[start + k] !== a[k])
-                return false;
-        return true;
-    }
-    /**
-     * The single scan: finds runs of at least 32 nix32 digits (the only places a hash can be) and
-     * looks up each 32-digit window in them; records matches in position order, returns their count.
-     * `escaped`: a run that starts with the letter of an escape starts after it (unescaped, the
-     * letter is a control byte, which ends a run).
-     */
-    scan(b, escaped) {
-        const n = b.length;
-        let count = 0;
-        // Each run of 32+ digits yields at most len/32 + 2 matches; grow before a run, never inside.
-        let m = this.m;
-        const hashes = this.hashes;
-        const haveHashes = hashes.size > 0;
-        const placeholders = this.placeholderTable;
-        const havePlaceholders = placeholders.size > 0;
-        // Invariant: i is 0 or b[i - 1] is not a nix32 digit.
-        let i = 0;
-        while (i + H <= n) {
-            // No run of 32 digits can start in [i, i + 31] unless b[i + 31] is a digit.
-            if (tokens_DIGIT[b[i + H - 1]] < 0) {
-                i += H;
-                continue;
-            }
-            let s = i + H - 1;
-            while (s > i && tokens_DIGIT[b[s - 1]] >= 0)
-                s--;
-            let e = i + H; // [s, i + 31] are digits
-            while (e < n && tokens_DIGIT[b[e]] >= 0)
-                e++;
-            i = e + 1;
-            if (escaped && s > 0 && b[s - 1] === rewrite_BACKSLASH && escapeStartsAt(b, s - 1))
-                s++;
-            if (e - s < H)
-                continue;
-            // A run [s, e) of at least 32 digits.
-            const need = 3 * (count + Math.floor((e - s) / H) + 2);
-            if (need > m.length) {
-                const grown = new Int32Array(Math.max(need, m.length * 2));
-                grown.set(m);
-                this.m = m = grown;
-            }
-            let p = s;
-            if (havePlaceholders && e - s >= P) {
-                const id = placeholders.find(b, s);
-                if (id >= 0) {
-                    m[3 * count] = s;
-                    m[3 * count + 1] = PLACEHOLDER;
-                    m[3 * count++ + 2] = id;
-                    p = s + P;
-                }
-            }
-            const isPath = p === s && this.fromSlashBefore(b, s);
-            let pathMatched = false;
-            if (haveHashes) {
-                while (p + H <= e) {
-                    const id = hashes.find(b, p);
-                    if (id < 0) {
-                        p++;
-                        continue;
-                    }
-                    const kind = p === s && isPath ? PATH : BARE;
-                    if (kind === PATH)
-                        pathMatched = true;
-                    m[3 * count] = p;
-                    m[3 * count + 1] = kind;
-                    m[3 * count++ + 2] = id;
-                    p += H;
-                }
-            }
-            if (isPath && !pathMatched) {
-                m[3 * count] = s;
-                m[3 * count + 1] = UNKNOWN;
-                m[3 * count++ + 2] = -1;
-            }
-        }
-        return count;
-    }
-    /** Occurrences of A that end a path component and are not `A/<32 nix32 digits>`. */
-    countBareStoreDirs(bytes) {
-        // A Horspool search over the bytes: a .drv mentions A tens of times, and this skips most of
-        // its bytes without making a string of each .drv (or a call per occurrence) to search in.
-        const a = this.fromBytes;
-        const lenA = a.length;
-        const lastA = a[lenA - 1];
-        const skip = this.fromSkip;
-        let count = 0;
-        for (let i = lenA - 1; i < bytes.length; i += skip[bytes[i]]) {
-            if (bytes[i] !== lastA)
-                continue;
-            let k = 1;
-            while (k < lenA && bytes[i - k] === a[lenA - 1 - k])
-                k++;
-            if (k < lenA)
-                continue;
-            const after = i + 1;
-            if (after < bytes.length) {
-                const c = bytes[after];
-                if (DIR_CHAR[c] === 1)
-                    continue; // a longer component, not A
-                if (c === rewrite_SLASH && isRun(bytes, after + 1, H))
-                    continue; // a path, handled by the scan
-            }
-            count++;
-        }
-        return count;
-    }
-}
-/**
- * True when the backslash at `k` starts an escape in an escaped string: it is the last of an odd
- * number of backslashes in a row (`\\` is one escaped backslash).
- */
-function escapeStartsAt(b, k) {
-    let j = k;
-    while (j > 0 && b[j - 1] === rewrite_BACKSLASH)
-        j--;
-    return (k - j) % 2 === 0;
-}
-function isRun(b, p, len) {
-    if (p + len > b.length)
-        return false;
-    for (let k = 0; k < len; k++)
-        if (tokens_DIGIT[b[p + k]] < 0)
-            return false;
-    return true;
-}
-/** Copies `src[from, to)` to `dst` at `w`; short segments by hand, which beats `set` for them. */
-function copy(src, from, to, dst, w) {
-    const len = to - from;
-    if (len > 64) {
-        dst.set(src.subarray(from, to), w);
-        return w + len;
-    }
-    for (let k = from; k < to; k++)
-        dst[w++] = src[k];
-    return w;
-}
-/**
- * One-shot rewrite with a map of old hash → new hash (32 nix32 characters each) from store dir
- * `from` to `to`. For many strings, build one `StoreRewriter` and reuse it.
- */
-function rewriteStoreHashes(bytes, hashes, from, to) {
-    const rw = new StoreRewriter(from, to);
-    for (const [o, n] of hashes)
-        rw.set(o, n);
-    return rw.rewrite(bytes);
-}
-
-;// CONCATENATED MODULE: ./src/core/relocate/relocator.ts
-// The relocator: the state of one relocation (the rewriter's known hashes and their new values,
-// the hasher of relocated derivations, the report) and the relocation of one object of each kind.
-
-
-
-
-
-
-
-
-/**
- * Thrown (and caught) while relocating an object whose strings mention hashes or placeholders
- * whose new values are not known yet: the objects they belong to are relocated first.
- */
-class Waiting extends Error {
-    hashes;
-    placeholders;
-    constructor(hashes, placeholders) {
-        super('waiting for mentioned objects to be relocated first');
-        this.hashes = hashes;
-        this.placeholders = placeholders;
-    }
-}
-/** Path of a source under `to`: the same content address, a different store dir. */
-function relocatedSourcePath(obj, ca, to) {
-    // The self-check found the source's path from this address (a recursive one from its NAR hash).
-    return makeContentAddressedPath(nameOf(obj.path), parseContentAddress(ca), to);
-}
-/** The state of one relocation: known hashes and their new values, the hasher, the report. */
-class Relocator {
-    from;
-    to;
-    options;
-    relocation;
-    rewriter;
-    hasher;
-    cx;
-    /** The object being relocated, and what its rewrites replaced so far. */
-    current = '';
-    rewritten = { hashes: 0, bare: 0 };
-    constructor(from, to, options) {
-        this.from = from;
-        this.to = to;
-        this.options = options;
-        for (const [role, dir] of [
-            ['target', to],
-            ['source', from],
-        ]) {
-            const problem = storeDirProblem(dir);
-            if (problem !== undefined)
-                throw new errors_NixPlanError('realm', `invalid ${role} store directory '${dir}': ${problem}`);
-        }
-        this.relocation = {
-            objects: [],
-            pathMap: new Map(),
-            report: {
-                objects: { drv: 0, text: 0, source: 0 },
-                hashesRewritten: 0,
-                bareHashRewrites: 0,
-                bareStoreDirMentions: [],
-                warnings: [],
-            },
-        };
-        this.rewriter = new StoreRewriter(from, to);
-        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
-        this.hasher = new DerivationHasher(to, (p) => {
-            throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
-        });
-        this.cx = {
-            from,
-            to,
-            hasher: this.hasher,
-            mapPath: (p) => this.mapPath(p),
-            setHash: (o, n) => this.setHash(o, n),
-            rewrite: (bytes, escaped) => this.rewrite(bytes, escaped),
-            mentionsAny: (bytes) => {
-                const m = this.rewriter.mentions(bytes);
-                return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
-            },
-            onDerivation: options.onDerivation,
-        };
-    }
-    setHash(oldPath, newPath) {
-        this.relocation.pathMap.set(oldPath, newPath);
-        // Refuses (internal) a second, different new hash for the same old one.
-        this.rewriter.set(hashPartOf(oldPath), hashPartOf(newPath));
-    }
-    mapPath(p) {
-        const n = this.relocation.pathMap.get(p);
-        if (n === undefined)
-            throw new errors_NixPlanError('internal', `${p} was not relocated before its dependents`);
-        return n;
-    }
-    /** Rewrites a string of the object being relocated; throws Waiting when it must wait. */
-    rewrite(bytes, escaped = false) {
-        if (bytes.length < 32)
-            return bytes; // too short to hold a hash: skip the call
-        const r = this.rewriter.rewrite(bytes, { countBareStoreDirs: false, escaped });
-        if (r.unknownPaths.length > 0)
-            refuse(`cannot relocate ${this.current}: it mentions ${r.unknownPaths[0]}, which is outside the ` +
-                'closure (neither an object in it nor an output of a derivation in it), so its new ' +
-                'path cannot be known; include it in the plan');
-        if (r.waiting !== undefined)
-            throw new Waiting(r.waiting.hashes, r.waiting.placeholders);
-        // Counted once the object is relocated: it may have to wait and be relocated again.
-        this.rewritten.hashes += r.storePaths + r.placeholders;
-        this.rewritten.bare += r.bareHashes;
-        return r.bytes;
-    }
-    /**
-     * Checks that a .drv can be relocated and makes its output hashes (or the placeholders of its
-     * deferred outputs) known, telling `owner` of each.
-     */
-    declareDrv(obj, owner) {
-        const parsed = parseDerivationOutputs(contentsOf(obj));
-        const type = drvType(obj.path, parsed);
-        for (const o of parsed.outputs) {
-            if (o.path !== '') {
-                const h = hashPartOf(o.path);
-                owner.output(h);
-                this.rewriter.declare(h);
-            }
-            else {
-                // A deferred output: dependents mention it by a placeholder made from this drv's path.
-                const p = downstreamPlaceholder(obj.path, o.name);
-                owner.placeholder(p);
-                this.rewriter.declarePlaceholder(p);
-            }
-        }
-        // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
-        return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
-    }
-    /**
-     * Relocates one object whose references are all relocated; or, having changed nothing but the
-     * recorded paths of its fixed outputs, says which mentioned hashes it must wait for.
-     */
-    relocate(node) {
-        this.current = node.obj.path;
-        this.rewritten.hashes = 0;
-        this.rewritten.bare = 0;
-        try {
-            return this.relocateNow(node);
-        }
-        catch (e) {
-            if (e instanceof Waiting)
-                return e;
-            throw e;
-        }
-    }
-    relocateNow(node) {
-        const { obj } = node;
-        const { from, to } = this;
-        const { report } = this.relocation;
-        const { warnings } = report;
-        let out;
-        let bytes; // a drv's or text's, read once
-        if (obj.kind === 'source') {
-            out = {
-                oldPath: obj.path,
-                path: relocatedSourcePath(obj, node.ca, to),
-                kind: 'source',
-                references: [],
-            };
-            const file = obj.contents; // a source keeps its bytes: they are only looked at
-            if (file !== undefined && Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from))
-                warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
-                    `evaluation in ${to} would keep them`);
-        }
-        else if (obj.kind === 'text') {
-            bytes = contentsOf(obj);
-            // Kept to the end: copied out of the shared pool a short rewrite result may be a slice of.
-            const rewritten = this.rewrite(bytes);
-            const contents = rewritten === bytes ? rewritten : rewritten.slice();
-            const references = obj.references.map((p) => this.mapPath(p)).sort(compareStrings);
-            const ca = { method: 'text', hash: { algo: 'sha256', bytes: sha256(contents) } };
-            const newPath = makeContentAddressedPath(nameOf(obj.path), ca, to, references);
-            out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
-        }
-        else {
-            bytes = contentsOf(obj);
-            const type = node.drv.type;
-            out =
-                (this.options.splice !== false ? spliceDrv(obj, bytes, type, this.cx) : undefined) ??
-                    relocateDrv(obj, parseDerivation(bytes), type, this.cx);
-        }
-        this.setHash(obj.path, out.path);
-        if (obj.kind === 'drv') {
-            // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
-            for (const o of node.drv.deferred)
-                this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
-        }
-        const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
-        if (bareDirs > 0) {
-            report.bareStoreDirMentions.push({ path: out.path, count: bareDirs });
-            warnings.push(`${out.path} (was ${obj.path}) mentions the store dir ${from} on its own ${bareDirs} time(s), e.g. ` +
-                `a value computed from builtins.storeDir; it was left as is, so native evaluation in ${to} may differ`);
-        }
-        report.hashesRewritten += this.rewritten.hashes;
-        report.bareHashRewrites += this.rewritten.bare;
-        const bareHashes = this.rewritten.bare;
-        if (bareHashes > 0)
-            warnings.push(`${out.path} (was ${obj.path}) contains ${bareHashes} store hash(es) without a store dir before ` +
-                'them (computed from a path string); they were rewritten, but anything else computed from ' +
-                'those paths (hashString, stringLength, substring) cannot be');
-        report.objects[obj.kind]++;
-        return out;
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/relocate/closure.ts
-// Relocation of a closure: rewrites a closure of .drv files, text files and sources from store dir A
-// to B so that it is exactly what evaluating the same expression natively with store dir B would
-// write. This is the entry: it checks and indexes the closure, orders it, and hands each object
-// to the relocator (relocator.ts) once what it refers to or mentions is relocated.
-
-
-
-
-/**
- * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
- * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
- * recomputed under B; text files are rewritten; sources keep their bytes. Throws a 'relocate'
- * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
- * error for an invalid store dir.
- */
-function relocateClosure(objects, from, to, options = {}) {
-    const { relocation, steps } = relocateLazily(objects, from, to, options);
-    for (const o of steps)
-        relocation.objects.push(o);
-    return relocation;
-}
-/**
- * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
- * write it (and let it go) while the rest is relocated. Every object is checked and indexed, and
- * ordered by its references, before this returns: the refusals that need no relocating come
- * first. Mentions in strings are found as they are rewritten: an object that mentions one not
- * relocated yet (a mention without a reference, e.g. after `unsafeDiscardStringContext`) waits
- * while that one is relocated first, so dependencies still come first; a mention outside the
- * closure is refused then. Each object the caller passed is released once relocated.
- * `relocation.objects` stays empty; its `pathMap` and `report` are complete once `steps` is done
- * (a refusal may still end it early).
- */
-function relocateLazily(objects, from, to, options = {}) {
-    const r = new Relocator(from, to, options);
-    const { rewriter } = r;
-    // Index the closure: objects by path and hash, output paths (not objects) by the drv making
-    // them. Everything is checked before anything is relocated, so refusals come before any work.
-    const byPath = new Map();
-    const ownerOfHash = new Map();
-    const checked = new Map();
-    for (const obj of objects) {
-        try {
-            parseStorePath(obj.path, from);
-        }
-        catch (e) {
-            refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${e.message})`);
-        }
-        if (byPath.has(obj.path))
-            refuse(`cannot relocate: ${obj.path} is in the closure twice`);
-        const ca = selfCheck(obj, from);
-        refuseSourceWithReferences(obj);
-        byPath.set(obj.path, obj);
-        ownerOfHash.set(hashPartOf(obj.path), obj.path);
-        rewriter.declare(hashPartOf(obj.path));
-        checked.set(obj.path, { ca, drv: undefined });
-    }
-    const ownerOfPlaceholder = new Map();
-    for (const obj of objects) {
-        if (obj.kind !== 'drv')
-            continue;
-        checked.get(obj.path).drv = r.declareDrv(obj, {
-            output: (h) => {
-                if (!ownerOfHash.has(h))
-                    ownerOfHash.set(h, obj.path);
-            },
-            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
-        });
-    }
-    const nodes = new Map();
-    // True while every reference comes before its referrer, as in a bundle (the verifier requires
-    // it), so the given order is already one to relocate in.
-    let inOrder = true;
-    for (const obj of objects) {
-        const refs = [];
-        for (const ref of obj.references) {
-            if (ref === obj.path)
-                continue;
-            if (!nodes.has(ref)) {
-                if (!byPath.has(ref))
-                    refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
-                inOrder = false;
-            }
-            refs.push(ref);
-        }
-        const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, refs });
-    }
-    checked.clear();
-    byPath.clear(); // the nodes hold the objects now, each only until it is relocated
-    // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
-    // can refer to its paths), so only hand-made input can have them. Input in order has none.
-    const given = [...nodes.keys()];
-    const order = inOrder
-        ? given
-        : dependenciesFirst(given, (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
-    return { relocation: r.relocation, steps: steps() };
-    function* steps() {
-        for (const path of order)
-            if (nodes.has(path))
-                yield* relocateFirstWhatItMentions(path);
-    }
-    /**
-     * Relocates `target`, whose references are relocated, and before it whatever it mentions that
-     * is not (with their references): a walk with its own stack, as the chain may be long.
-     */
-    function relocateFirstWhatItMentions(target) {
-        const made = [];
-        const stack = [target];
-        const active = new Set(stack);
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            const node = nodes.get(path);
-            // Brought forward by a mention: its own references may not be relocated yet.
-            let next = stack.length > 1 ? node.refs.find((p) => nodes.has(p)) : undefined;
-            if (next === undefined) {
-                const out = r.relocate(node);
-                if (!(out instanceof Waiting)) {
-                    nodes.delete(path);
-                    active.delete(path);
-                    stack.pop();
-                    made.push(out);
-                    continue;
-                }
-                // One at a time: once it is relocated, this object is tried again.
-                const [hash] = out.hashes;
-                next = hash !== undefined ? ownerOfHash.get(hash) : ownerOfPlaceholder.get(out.placeholders[0]);
-                if (next === path)
-                    refuse(`cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
-                        'named after its outputs, which native evaluation cannot write');
-            }
-            if (active.has(next))
-                refuse(`cannot relocate ${path}: it and ${next} mention each other, so neither can be relocated first`);
-            active.add(next);
-            stack.push(next);
-        }
-        return made;
-    }
-}
-/**
- * Maps a plan root through a relocation's `pathMap`: its drv path and its output paths (deferred
- * outputs stay ""). Throws a 'relocate' error when a path was not part of the relocation.
- */
-function relocateRoot(root, pathMap) {
-    const map = (p) => {
-        if (p === '')
-            return p;
-        const n = pathMap.get(p);
-        if (n === undefined)
-            refuse(`root ${p} is not in the relocated closure`);
-        return n;
-    };
-    const outputs = {};
-    for (const [o, p] of Object.entries(root.outputs))
-        outputs[o] = map(p);
-    return { ...root, drvPath: map(root.drvPath), outputs };
-}
-
-;// CONCATENATED MODULE: ./src/core/relocate/index.ts
-// Relocation of a plan's closure to another store dir: the entry (closure.ts), what it takes and
-// reports (types.ts), its refusals (checks.ts), the relocator (relocator.ts), the .drv path
-// (drv.ts) and the rewriter of store hashes (rewrite.ts).
-
-
-
-
-
-;// CONCATENATED MODULE: ./src/app/version.ts
-// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
-/** The version of nix-plan. */
-const VERSION = '0.1.0';
-/** `tool` in bundle manifests and `nix-plan --version`. */
-const TOOL_VERSION = `nix-plan ${VERSION}`;
-
-;// CONCATENATED MODULE: ./src/app/relocate.ts
-// relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
-// verified private copy collects what relocation needs (drv/text bytes, in a scratch file when
-// there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
-// is written straight from the relocation. Only sources too large to hold need a second pass to
-// copy their NARs through.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/**
- * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
- * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
- * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
- */
-const RELOCATE_LEVEL = 3;
-/**
- * log2 of the zstd window of a relocated bundle at the default level: 16 MiB. The compressor
- * holds (and touches) a whole window: the 128 MiB an explicit level gets cost ~110 MB of memory
- * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
- */
-const RELOCATE_WINDOW_LOG = 24;
-/** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
-const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
-/**
- * .drv and text bytes up to this many (by the manifest) are held in memory until each is
- * relocated; beyond, they are written to a scratch file in the private directory and read back
- * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
- * are ~180 MB).
- */
-const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
-/**
- * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
- * appended is gathered in a buffer and written in large pieces.
- */
-class ScratchFile {
-    fd;
-    pending = Buffer.allocUnsafeSlow(1024 * 1024);
-    used = 0;
-    written = 0;
-    constructor(path) {
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx+', 0o600);
-    }
-    /** Appends `bytes` (copied); returns what reads them back. */
-    append(bytes) {
-        const length = bytes.length;
-        if (this.used + length > this.pending.length)
-            this.flush();
-        const at = this.written + this.used;
-        if (length > this.pending.length)
-            this.writeAll(bytes);
-        else {
-            this.pending.set(bytes, this.used);
-            this.used += length;
-        }
-        return () => this.read(at, length);
-    }
-    read(at, length) {
-        if (at + length > this.written)
-            this.flush();
-        const out = new Uint8Array(length);
-        let done = 0;
-        while (done < length) {
-            const n = (0,external_node_fs_namespaceObject.readSync)(this.fd, out, done, length - done, at + done);
-            if (n === 0)
-                throw new errors_NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
-            done += n;
-        }
-        return out;
-    }
-    flush() {
-        this.writeAll(this.pending.subarray(0, this.used));
-        this.used = 0;
-    }
-    writeAll(bytes) {
-        let done = 0;
-        while (done < bytes.length)
-            done += (0,external_node_fs_namespaceObject.writeSync)(this.fd, bytes, done, bytes.length - done, this.written + done);
-        this.written += bytes.length;
-    }
-    close() {
-        (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-    }
-}
-/**
- * The relocated export in relocation (dependency) order, made while it is written, from the NARs
- * kept in the first pass; `seen` is called with each relocated object first. An entry whose
- * deriver (a .drv of the closure) is not relocated yet waits, with everything after it, until
- * the deriver is, so the order stays a dependency order.
- */
-function* keptEntries(steps, relocation, sources, seen) {
-    const { pathMap } = relocation;
-    const ready = (o) => {
-        const d = sources.derivers.get(o.oldPath);
-        return d === undefined || pathMap.has(d) || !sources.paths.has(d);
-    };
-    const entry = (o) => {
-        const nar = o.contents !== undefined ? regularFileNar(o.contents) : sources.nars.get(o.oldPath);
-        if (nar === undefined)
-            throw new errors_NixPlanError('internal', `the NAR of '${o.oldPath}' was not kept`);
-        const deriver = sources.derivers.get(o.oldPath);
-        return {
-            path: o.path,
-            references: o.references,
-            deriver: deriver === undefined ? '' : (pathMap.get(deriver) ?? ''),
-            nar: nar instanceof Uint8Array ? [nar] : nar,
-        };
-    };
-    const waiting = [];
-    for (const o of steps) {
-        seen(o);
-        waiting.push(o);
-        while (waiting.length > 0 && ready(waiting[0]))
-            yield entry(waiting.shift());
-    }
-    for (const o of waiting)
-        yield entry(o);
-}
-/**
- * The relocated export in the bundle's order, for sources too large to keep: the verified copy
- * is read again and each source's NAR copied through as it streams by.
- */
-async function* rereadEntries(bundle, steps, relocation, seen) {
-    const byOld = new Map();
-    for (const o of steps) {
-        seen(o);
-        byOld.set(o.oldPath, o);
-    }
-    let pending = [];
-    const stream = readExport(exportStream(bundle), {}, { onNarBytes: (c) => pending.push(c) });
-    for await (const e of stream) {
-        const chunks = pending;
-        pending = [];
-        const moved = byOld.get(e.path);
-        if (moved === undefined)
-            throw new errors_NixPlanError('internal', `'${e.path}' was not relocated`);
-        yield {
-            path: moved.path,
-            references: moved.references,
-            deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
-            nar: moved.contents !== undefined ? regularFileNar(moved.contents) : chunks,
-        };
-    }
-}
-/** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
-async function relocatePlan(bundlePath, options, deps) {
-    assertStoreDir(options.to);
-    await assertWritable(options.output);
-    const keys = secretKeyTexts(options).map(parseSecretKey);
-    const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-relocate-'));
-    try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        try {
-            await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy);
-        }
-        catch (e) {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        }
-        const bundle = await openBundle(copy);
-        let scratch;
-        const started = performance.now();
-        try {
-            // Pass 1: verify everything and keep what relocation reads. The manifest's (not yet
-            // verified) source size only decides whether to try keeping source NARs; what is kept is
-            // counted, and a bundle whose sources outgrow the cap falls back to a second pass.
-            const head = await readBundleHead(bundle);
-            let keepSources = head.manifest.narBytes.source <= keepUpTo;
-            const { narBytes: declared } = head.manifest;
-            if (declared.drv + declared.text > (options.keepContentsUpTo ?? KEEP_CONTENTS_UP_TO))
-                scratch = new ScratchFile((0,external_node_path_namespaceObject.join)(dir, 'contents'));
-            let keptBytes = 0;
-            let narChunks = [];
-            const sourceNars = new Map();
-            const derivers = new Map();
-            const closurePaths = new Set();
-            let objects = [];
-            const narSizes = new Map();
-            const { manifest, derivations } = await verifyWithProgress(bundle, {
-                trustedKeys: options.trustedKeys,
-                // Relocation parses every .drv whole, and refuses a malformed one, before the new
-                // bundle is moved into place: it passes each to the verifier's checks (below), as
-                // parsing them here as well would be done twice.
-                parseDerivations: false,
-                // Kept .drv and text bytes are views of the decompressed stream, not copies. With a
-                // scratch file each goes there at once (a copy's shared block would outlive it; 140 MB
-                // more at 30,000 drvs); without one, the views hold the stream's chunks (with their NAR
-                // framing and sources) until the objects in them are relocated: about 5 MB more than
-                // copies at 10,000 drvs, for 30 ms less of the main thread's time.
-                keptFiles: 'view',
-                ...(keepSources && { onNarBytes: (c) => narChunks.push(c) }),
-                onEntry: (e) => {
-                    const chunks = narChunks;
-                    narChunks = [];
-                    if (e.kind === 'output')
-                        throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`);
-                    if (e.kind === 'source') {
-                        narSizes.set(e.path, e.nar.narSize);
-                        if (keepSources) {
-                            keptBytes += e.nar.narSize;
-                            if (keptBytes > keepUpTo) {
-                                keepSources = false;
-                                sourceNars.clear();
-                            }
-                            else
-                                sourceNars.set(e.path, Buffer.concat(chunks)); // a copy: chunks are views
-                        }
-                    }
-                    if (e.deriver !== '')
-                        derivers.set(e.path, e.deriver);
-                    closurePaths.add(e.path);
-                    const file = e.nar.file?.contents;
-                    objects.push({
-                        path: e.path,
-                        kind: e.kind,
-                        references: e.references,
-                        ...(file !== undefined &&
-                            (scratch === undefined
-                                ? { contents: file }
-                                : e.kind === 'source'
-                                    ? { contents: file.slice() } // a view would pin the chunk it is in
-                                    : { readContents: scratch.append(file) })),
-                        // A source's new path is made from it; a .drv's or text's NAR is never hashed.
-                        ...(e.kind === 'source' && { narHash: e.nar.narHash }),
-                        ca: e.ca, // verified from the contents just now: relocation checks the path against it
-                    });
-                },
-            }, deps.progress);
-            narChunks = [];
-            const verified = performance.now();
-            const from = manifest.storeDir;
-            if (from === options.to)
-                throw new errors_NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
-            deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
-            // Relocated objects are written as they are made: zstd compresses on the threadpool
-            // meanwhile, and neither the old nor the new bytes of the closure are all held at once.
-            if (derivations === undefined)
-                throw new errors_NixPlanError('internal', 'the verifier did not hand over the checks of the .drv files');
-            const { relocation, steps } = relocateLazily(objects, from, options.to, {
-                onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
-            });
-            objects = [];
-            const narBytes = emptyCounts();
-            const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
-            const rootContents = new Map();
-            const task = progressOf(deps).start('relocating and writing', manifest.paths);
-            const seen = (o) => {
-                narBytes[o.kind] +=
-                    o.contents !== undefined ? regularFileNarSize(o.contents.length) : (narSizes.get(o.oldPath) ?? 0);
-                if (o.contents !== undefined && rootDrvs.has(o.oldPath))
-                    rootContents.set(o.oldPath, o.contents);
-                task.tick(1);
-            };
-            // Known only once every object is relocated; the writer asks for it after the data, and
-            // moves the new bundle into place only if the input's .drv files passed the last checks.
-            const draft = () => {
-                derivations.finish();
-                return {
-                    tool: TOOL_VERSION,
-                    nixVersion: manifest.nixVersion,
-                    storeDir: options.to,
-                    systems: manifest.systems,
-                    include: manifest.include,
-                    roots: manifest.roots.map((r) => {
-                        const moved = relocateRoot(r, relocation.pathMap);
-                        const drv = rootContents.get(r.drvPath);
-                        // Output paths come from the relocated .drv itself, the source of truth Nix will check.
-                        return drv === undefined ? moved : { ...moved, outputs: outputsOf(parseDerivation(drv)) };
-                    }),
-                    counts: manifest.counts,
-                    narBytes,
-                    paths: manifest.paths,
-                    relocatedFrom: { storeDir: from, report: relocation.report },
-                };
-            };
-            try {
-                const entries = keepSources
-                    ? keptEntries(steps, relocation, { derivers, nars: sourceNars, paths: closurePaths }, seen)
-                    : rereadEntries(bundle, steps, relocation, seen);
-                const { manifest: written, bundleBytes } = await writeBundle(options.output, draft, writeExport(entries), {
-                    level: options.level ?? RELOCATE_LEVEL,
-                    longDistanceMatching: options.level !== undefined,
-                    ...(options.level === undefined && { windowLog: RELOCATE_WINDOW_LOG }),
-                    keys,
-                });
-                for (const w of relocation.report.warnings)
-                    deps.log.warn(w);
-                return {
-                    bundlePath: options.output,
-                    manifest: written,
-                    bundleBytes,
-                    report: relocation.report,
-                    timings: {
-                        verifyMs: Math.round(verified - started),
-                        relocateMs: Math.round(performance.now() - verified),
-                    },
-                };
-            }
-            finally {
-                task.done();
-            }
-        }
-        finally {
-            scratch?.close();
-            await bundle.close();
-        }
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/app/export.ts
-// exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/**
- * Export's default compression: level 10's search with a bigger hash table (hashLog 23), matches
- * of 6+ bytes, and long-distance matches of 256+ bytes only (zstd's default 64 makes many short
- * long-distance matches that cost more to encode than they save in drv files full of repeated
- * store paths), in a 64 MiB window. Measured on the bench closures' export streams (node:zlib):
- * 10,000 drvs (72 MB) 15.6× (0.389× of gzip -9), 30,000 drvs (217 MB) 15.3× (0.395×), where
- * plain level 12 with a 128 MiB window gives 15.2× (0.400×) and 15.1× (0.400×) with more CPU.
- * The window halves zstd's memory (-72 MB at 30,000 drvs) for 0.2% of size. An explicit
- * `--level N` is that level's own search in the writer's default window.
- */
-const EXPORT_COMPRESSION = {
-    level: 10,
-    windowLog: 26,
-    params: { [external_node_zlib_namespaceObject.constants.ZSTD_c_hashLog]: 23, [external_node_zlib_namespaceObject.constants.ZSTD_c_minMatch]: 6, [external_node_zlib_namespaceObject.constants.ZSTD_c_ldmMinMatch]: 256 },
-};
-/** Counts and NAR bytes per kind. */
-function tally(objects) {
-    const counts = emptyCounts();
-    const narBytes = emptyCounts();
-    for (const o of objects) {
-        counts[o.kind]++;
-        narBytes[o.kind] += o.narSize;
-    }
-    return { counts, narBytes };
-}
-/** Evaluates, collects and writes the bundle. */
-async function exportPlan(options, deps) {
-    const keyTexts = secretKeyTexts(options);
-    const keys = keyTexts.map(parseSecretKey);
-    const include = options.include ?? 'drvs';
-    await assertWritable(options.output);
-    const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
-    const t0 = performance.now();
-    const nixVersion = await store.version();
-    deps.log.info(`evaluating with Nix ${nixVersion}…`);
-    const { roots, storeDir } = await evaluate(options, store);
-    const t1 = performance.now();
-    // Returns once the .drv files are read; Nix still describes the paths while writing starts.
-    const closure = await streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) }, 
-    // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
-    { drvsFromFiles: true });
-    const t2 = performance.now();
-    const { counts, narBytes } = tally([]);
-    let paths = 0;
-    // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
-    const draft = () => {
-        const { rootOutputs, systems } = closure.summary();
-        const bundleRoots = roots.map((r) => ({
-            ...(r.installable !== undefined && { installable: r.installable }),
-            ...(r.attribute !== undefined && { attribute: r.attribute }),
-            drvPath: r.drvPath,
-            outputs: rootOutputs.get(r.drvPath) ?? {},
-        }));
-        return {
-            tool: TOOL_VERSION,
-            nixVersion,
-            storeDir,
-            systems,
-            include,
-            roots: bundleRoots,
-            counts,
-            narBytes,
-            paths,
-        };
-    };
-    const task = progressOf(deps).start('writing bundle', closure.count);
-    async function* entries() {
-        for await (const o of closure.objects) {
-            yield {
-                path: o.path,
-                references: [...o.references],
-                deriver: o.deriver,
-                // Read synchronously when its turn comes, once (a .drv was read to stream the closure).
-                nar: o.file === undefined
-                    ? narOf(store.realPathSync(o.path))
-                    : regularFileNar(o.file.bytes, o.file.executable),
-            };
-            counts[o.kind]++;
-            narBytes[o.kind] += o.narSize;
-            paths++;
-            task.tick(1, o.narSize);
-        }
-    }
-    deps.log.debug(`${closure.count} paths`);
-    const target = options.relocateTo === undefined ? options.output : tempPathNear(options.output);
-    let written;
-    try {
-        written = await writeBundle(target, draft, writeExport(entries()), {
-            ...(options.level === undefined ? EXPORT_COMPRESSION : { level: options.level }),
-            keys: options.relocateTo === undefined ? keys : [],
-        });
-    }
-    finally {
-        task.done();
-    }
-    let { manifest, bundleBytes } = written;
-    if (options.relocateTo !== undefined) {
-        try {
-            const relocated = await relocatePlan(target, {
-                to: options.relocateTo,
-                output: options.output,
-                signingKeys: keyTexts,
-                level: options.level,
-            }, deps);
-            manifest = relocated.manifest;
-            bundleBytes = relocated.bundleBytes;
-        }
-        finally {
-            await (0,external_node_fs_promises_namespaceObject.rm)(target, { force: true });
-        }
-    }
-    const t3 = performance.now();
-    if (manifest.paths !== closure.count)
-        throw new errors_NixPlanError('internal', 'the written bundle does not hold the collected closure');
-    return {
-        bundlePath: options.output,
-        manifest,
-        bundleBytes,
-        timings: {
-            evaluateMs: Math.round(t1 - t0),
-            collectMs: Math.round(t2 - t1),
-            writeMs: Math.round(t3 - t2),
-        },
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/app/keygen.ts
 // keygen: a signing key pair in the files `nix-store --generate-binary-cache-key NAME SECRET PUBLIC` writes.
 
@@ -8334,6 +11152,9 @@ async function realisePlan(bundlePath, options, deps) {
 
 
 
+
+
+
 /** The real use cases. */
 const defaultUseCases = {
     exportPlan: exportPlan,
@@ -8344,8 +11165,11 @@ const defaultUseCases = {
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
     keygen: keygen,
+    diffPlanSources: diffPlanSources,
+    planContents: planContents,
     writeKeyPair: writeKeyPair,
     copyImport: binaryCacheCopyImport,
+    withFreshness: withFreshness,
 };
 
 ;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
@@ -8375,6 +11199,8 @@ const ExitCode = {
     nix: 9,
     /** An artifact could not be uploaded or downloaded. */
     transport: 10,
+    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+    stale: 11,
     /** Interrupted (SIGINT). */
     interrupted: 130,
 };
@@ -8389,6 +11215,7 @@ const BY_ERROR = {
     limit: ExitCode.limit,
     nix: ExitCode.nix,
     transport: ExitCode.transport,
+    stale: ExitCode.stale,
     internal: ExitCode.internal,
 };
 /** The exit code for anything thrown: its NixPlanError code, else internal. */
@@ -8401,6 +11228,7 @@ function exitCodeFor(error) {
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
+
 
 
 
@@ -8440,6 +11268,7 @@ function exitCodesHelp() {
         [ExitCode.limit, 'a size or count limit was exceeded'],
         [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
         [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+        [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
         [ExitCode.interrupted, 'interrupted'],
     ];
     return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
@@ -8501,7 +11330,8 @@ async function main(argv, options = {}) {
     }
     catch (error) {
         const code = exitCodeFor(error);
-        io.stderr.write(`nix-plan ${command.name}: error: ${stringifyError(error)}\n`);
+        // An error may quote the bundle (a path, a field): its control characters are made visible.
+        io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
         if (code === ExitCode.usage)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
         if (!(error instanceof errors_NixPlanError)) {
@@ -8524,7 +11354,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(585);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(754);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -7,4 +7,5 @@ export * from './compression.js';
 export * from './source.js';
 export * from './decode.js';
 export * from './policy.js';
+export * from './trust-report.js';
 export { verifyBundle, type VerifyOptions, type VerifyReport } from './reader.js';
