@@ -36,7 +36,8 @@ export async function collectProvenance(
   sources: ProvenanceSources,
   log: Logger,
 ): Promise<Provenance> {
-  const dir = sources.dir ?? (request.file === undefined ? process.cwd() : dirname(resolve(request.file)));
+  // A relative directory is the working directory's, as for every relative path the user gives.
+  const dir = sources.dir ?? (request.file === undefined ? '.' : dirname(resolve(request.file)));
   const installables = request.installables ?? [];
   const [git, flake] = await Promise.all([
     readGitFacts(store.runner, dir),

@@ -55,7 +55,11 @@ export function exitCodesHelp(): string {
   return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
 }
 
-const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
+const processIo: CliIo = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: (name) => process.env[name],
+};
 
 /** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], options: CliOptions = {}): Promise<number> {

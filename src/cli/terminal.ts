@@ -16,6 +16,8 @@ export interface CliIo {
   readonly stderr: TextSink;
   /** Milliseconds clock for throttling redraws (Date.now by default). */
   readonly now?: () => number;
+  /** The environment (provenance reads GitHub Actions' variables from it); none by default. */
+  readonly env?: ((name: string) => string | undefined) | undefined;
 }
 
 /** How chatty the CLI is. */
