@@ -21,6 +21,8 @@ import {
   type BundleSource,
   type ManifestDraft,
   type Promotion,
+  trustReportOf,
+  type TrustReport,
 } from '../core/bundle/index.js';
 import { parseDerivation } from '../core/derivation/index.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
@@ -88,6 +90,8 @@ export interface RelocateOptions {
 /** What relocatePlan wrote. */
 export interface RelocateResult extends WrittenPlan {
   readonly report: RelocationReport;
+  /** What was proven about who made the input (its signatures against `trustedKeys`). */
+  readonly trust: TrustReport;
   /** Milliseconds spent verifying the input bundle, and relocating and writing the new one. */
   readonly timings: { verifyMs: number; relocateMs: number };
 }
@@ -399,6 +403,7 @@ export async function relocatePlan(
           manifest: written,
           bundleBytes,
           report: relocation.report,
+          trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
           timings: {
             verifyMs: Math.round(verified - started),
             relocateMs: Math.round(performance.now() - verified),

@@ -3,7 +3,8 @@
 import { type ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
 import { assertSignable } from '../app/signing-policy.js';
-import { MAX_LEVEL, MIN_LEVEL } from '../core/bundle/index.js';
+import { MAX_LEVEL, MIN_LEVEL, trustReportOf, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
 import { parseDuration } from '../core/freshness.js';
 import type { UseCases } from './use-cases.js';
 import {
@@ -88,6 +89,21 @@ export function define(spec: Omit<Command, 'parse' | 'options'> & { options: Opt
 
 export function print(ctx: CommandContext, args: ParsedArgs, value: unknown, human: () => string): void {
   ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+
+/**
+ * A result with its trust report: the one the use case made, or one made here from the keys the
+ * verifier required a signature by.
+ */
+export function withTrust<R extends { manifest: BundleManifest; trust?: TrustReport }>(
+  result: R,
+  trustedKeys: readonly string[],
+  noCheckSigs: boolean,
+): R & { trust: TrustReport } {
+  return {
+    ...result,
+    trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
+  };
 }
 
 /** `--max-age` in milliseconds (and as written), or nothing. */

@@ -2,7 +2,7 @@
 import { APPLY_ACTIONS, type ApplyResult } from '../app/apply.js';
 import { IMPORT_METHODS } from '../app/import.js';
 import { assertSignable } from '../app/signing-policy.js';
-import { MAX_LEVEL, MIN_LEVEL, type BundleManifest } from '../core/bundle/index.js';
+import { MAX_LEVEL, MIN_LEVEL, trustStatus, type BundleManifest } from '../core/bundle/index.js';
 import { flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
 import { formatApply, formatImport, formatRealise, formatRelocate } from './format.js';
 import {
@@ -20,6 +20,7 @@ import {
   noRest,
   print,
   signingKeys,
+  withTrust,
 } from './command.js';
 
 /** `nix-plan import`. */
@@ -57,7 +58,8 @@ export const importCommand = define({
       ctx.deps.log,
       (bundle) => ctx.useCases.importPlan(bundle, options, deps),
     );
-    print(ctx, args, result, () => formatImport(result));
+    const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+    print(ctx, args, shown, () => formatImport(shown));
   },
 });
 
@@ -112,7 +114,10 @@ export const realiseCommand = define({
       ctx.deps.log,
       (bundle) => ctx.useCases.realisePlan(bundle, options, deps),
     );
-    print(ctx, args, result, () => formatRealise(result));
+    const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+    // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
+    ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
+    print(ctx, args, shown, () => formatRealise(shown));
   },
 });
 
