@@ -3,7 +3,13 @@
 import { type ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
 import { assertSignable } from '../app/signing-policy.js';
-import { MAX_LEVEL, MIN_LEVEL, trustReportOf, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
+import {
+  MAX_LEVEL,
+  MIN_LEVEL,
+  trustReportOf,
+  type BundleManifest,
+  type TrustReport,
+} from '../core/bundle/index.js';
 import { parsePublicKey } from '../core/signing.js';
 import { parseDuration } from '../core/freshness.js';
 import type { UseCases } from './use-cases.js';
