@@ -5,14 +5,12 @@ import type { BundleManifest } from '../core/bundle/manifest.js';
 import { exportPlan } from '../app/export.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
-import { PlanOutput, RunnerEnv } from './constants.js';
+import { PlanOutput } from './constants.js';
 import { planMatrix } from './matrix.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
 import { parsePlanSettings } from './settings.js';
 import { planSummary } from './summary.js';
-
-/** Job outputs are limited to 1 MB in total; a list output bigger than this is left out with a warning. */
-export const LIST_OUTPUT_BUDGET = 256 * 1024;
+import { setListOutput, siblingAction } from './outputs.js';
 
 /** What the root action needs; every member has a default that talks to the real runner. */
 export interface PlanDeps {
@@ -25,23 +23,6 @@ export interface PlanDeps {
 /** The real runner, Nix and artifact service. */
 export function defaultPlanDeps(io: ActionIO = runnerIO()): PlanDeps {
   return { io, runner: defaultRunner(), transport: (dir) => defaultTransport(io, dir), exportPlan };
-}
-
-/** `owner/nix-plan/<sub>@ref` as this action was referenced, or `./<sub>` when run from a checkout. */
-export function siblingAction(io: ActionIO, sub: string): string {
-  const repo = io.env(RunnerEnv.ActionRepository) ?? '';
-  const ref = io.env(RunnerEnv.ActionRef) ?? '';
-  return repo === '' ? `./${sub}` : `${repo}/${sub}@${ref === '' ? 'v1' : ref}`;
-}
-
-/** Sets a JSON output unless it would crowd out the job's other outputs (then warns). */
-export function setListOutput(io: ActionIO, name: string, value: unknown, hint: string): void {
-  const json = JSON.stringify(value);
-  if (Buffer.byteLength(json) <= LIST_OUTPUT_BUDGET) io.setOutput(name, json);
-  else
-    io.log.warn(
-      `output ${name} left empty: ${Buffer.byteLength(json)} bytes would crowd GitHub's 1 MB job outputs; ${hint}`,
-    );
 }
 
 /** drv path → outputs, as the out-paths outputs give them. */

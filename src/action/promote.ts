@@ -9,7 +9,7 @@ import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
 import { PromoteInput, PromoteOutput } from './constants.js';
 import { fetchPlan } from './fetch.js';
-import { setListOutput, siblingAction } from './plan.js';
+import { setListOutput, siblingAction } from './outputs.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
 import { parsePromoteSettings } from './settings.js';
 import { promoteSummary } from './summary.js';
