@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { sha256, toHex } from '../src/core/hash.js';
 import { readExport, writeExport, type ExportedPath } from '../src/core/export-stream.js';
-import { concatBytes } from '../src/core/wire.js';
+import { concatBytes } from '../src/core/bytes.js';
 import { dumpPath } from '../src/nix/fs-tree.js';
 import { nixVersions, ScratchStore } from './support/nix.js';
 

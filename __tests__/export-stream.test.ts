@@ -13,8 +13,8 @@ import {
   type ExportLimits,
   type ReadExportOptions,
 } from '../src/core/export-stream.js';
-import { regularFile, writeNar, type FileTree } from '../src/core/nar.js';
-import { concatBytes, u64, wireString } from '../src/core/wire.js';
+import { regularFile, writeNar, type FileTree } from '../src/core/nar-write.js';
+import { concatBytes, u64, wireString } from '../src/core/bytes.js';
 
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';

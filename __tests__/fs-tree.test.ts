@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
-import { summariseNar, writeNar } from '../src/core/nar.js';
-import { concatBytes } from '../src/core/wire.js';
+import { summariseNar } from '../src/core/nar.js';
+import { writeNar } from '../src/core/nar-write.js';
+import { concatBytes } from '../src/core/bytes.js';
 import { dumpPath, fileTreeOf } from '../src/nix/fs-tree.js';
 import { nixVersions, ScratchStore } from './support/nix.js';
 

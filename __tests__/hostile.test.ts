@@ -19,7 +19,7 @@ import {
 import { exportStream, memorySource, verifyBundle, type VerifyOptions } from '../src/core/bundle/reader.js';
 import { publicKeyOf, secretKeyFromSeed, signRaw } from '../src/core/signing.js';
 import { EXPORT_MAGIC } from '../src/core/export-stream.js';
-import { concatBytes, u64, wireString } from '../src/core/wire.js';
+import { concatBytes, u64, wireString } from '../src/core/bytes.js';
 import {
   TEST_ZSTD_PARAMS,
   bundleOf,

@@ -6,17 +6,20 @@ import { sha256, toHex } from '../src/core/hash.js';
 import {
   DEFAULT_NAR_LIMITS,
   readNar,
-  regularFile,
-  regularFileNar,
-  regularFileNarSize,
   summariseNar,
   tryReadFileNar,
-  writeNar,
-  type FileTree,
   type NarLimits,
   type NarSummary,
 } from '../src/core/nar.js';
-import { ByteReader, concatBytes, u64, wireString } from '../src/core/wire.js';
+import {
+  regularFile,
+  regularFileNar,
+  regularFileNarSize,
+  writeNar,
+  type FileTree,
+} from '../src/core/nar-write.js';
+import { ByteReader } from '../src/core/wire.js';
+import { concatBytes, u64, wireString } from '../src/core/bytes.js';
 
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 

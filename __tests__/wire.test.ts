@@ -2,15 +2,8 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { LimitError, MalformedError } from '../src/core/errors.js';
-import {
-  ByteArena,
-  ByteReader,
-  ChunkBatcher,
-  allocBytes,
-  concatBytes,
-  u64,
-  wireString,
-} from '../src/core/wire.js';
+import { ByteReader } from '../src/core/wire.js';
+import { ByteArena, ChunkBatcher, allocBytes, concatBytes, u64, wireString } from '../src/core/bytes.js';
 
 // eslint-disable-next-line @typescript-eslint/require-await
 async function* pieces(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {

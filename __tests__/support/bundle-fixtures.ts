@@ -18,7 +18,7 @@ import {
 import { NixPlanError } from '../../src/core/errors.js';
 import { sha256, toHex } from '../../src/core/hash.js';
 import type { SecretKey } from '../../src/core/signing.js';
-import { concatBytes, u64, wireString } from '../../src/core/wire.js';
+import { concatBytes, u64, wireString } from '../../src/core/bytes.js';
 import { SYSTEM, type ScratchStore } from './nix.js';
 
 /** One entry of an export stream with its NAR as bytes. */

@@ -9,7 +9,7 @@ import {
   type BundleManifest,
 } from '../../src/core/bundle/index.js';
 import { signRaw, type SecretKey } from '../../src/core/signing.js';
-import { concatBytes } from '../../src/core/wire.js';
+import { concatBytes } from '../../src/core/bytes.js';
 
 /** A bundle file's manifest (as parsed JSON) and its data frame. */
 export function splitBundle(bytes: Uint8Array): { manifest: Record<string, unknown>; data: Uint8Array } {

@@ -18,7 +18,7 @@ import { formatPublicKey, parseSecretKey, publicKeyOf, secretKeyTexts } from '..
 import { streamClosure } from '../nix/collect.js';
 import { evaluate } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
-import { regularFileNar } from '../core/nar.js';
+import { regularFileNar } from '../core/nar-write.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable } from './files.js';

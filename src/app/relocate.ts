@@ -26,7 +26,7 @@ import {
 } from '../core/bundle/index.js';
 import { parseDerivation } from '../core/derivation/index.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
-import { regularFileNar, regularFileNarSize } from '../core/nar.js';
+import { regularFileNar, regularFileNarSize } from '../core/nar-write.js';
 import {
   relocateLazily,
   relocateRoot,

@@ -2,7 +2,8 @@
 import { LimitError, MalformedError, NixPlanError } from './errors.js';
 import { DEFAULT_NAR_LIMITS, readNar, tryReadFileNar, type NarLimits, type NarSummary } from './nar.js';
 import { isStrictlySorted, parseStorePath, storeDirProblem } from './store-path.js';
-import { ByteArena, ByteReader, ChunkBatcher, padLength, u64 } from './wire.js';
+import { ByteReader } from './wire.js';
+import { ByteArena, ChunkBatcher, padLength, u64 } from './bytes.js';
 
 /** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
 export const EXPORT_MAGIC = 0x4558494e;

@@ -7,7 +7,7 @@ import {
   scanDerivation,
 } from '../core/derivation/index.js';
 import { NixPlanError } from '../core/errors.js';
-import { regularFileNarSize } from '../core/nar.js';
+import { regularFileNarSize } from '../core/nar-write.js';
 import type { Include } from '../core/bundle/manifest.js';
 import { classifySync } from './classify.js';
 import { dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';

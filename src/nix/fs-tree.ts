@@ -1,7 +1,7 @@
 // A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
 import { createReadStream, lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { NixPlanError } from '../core/errors.js';
-import { regularFileNar, writeNar, type FileTree } from '../core/nar.js';
+import { regularFileNar, writeNar, type FileTree } from '../core/nar-write.js';
 
 const SLASH = Buffer.from('/');
 /** Files up to this size are read in one call: a drv closure is thousands of small files. */

@@ -3,13 +3,9 @@
 // closure's order and completeness, and the totals. The streaming verifier (reader.ts) applies
 // them in one pass; nothing here reads a file or a store (store validity is a function passed in).
 import { LimitError, NixPlanError } from '../errors.js';
+import { compareBytes } from '../bytes.js';
 import { identifyContentAddress } from '../content-address.js';
-import {
-  compareBytes,
-  derivationReferences,
-  parseDerivation,
-  type DerivationHead,
-} from '../derivation/index.js';
+import { derivationReferences, parseDerivation, type DerivationHead } from '../derivation/index.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
 import { DEFAULT_MAX_WINDOW_LOG } from './frame.js';

@@ -1,5 +1,5 @@
 // What a parsed derivation says, read without writing it: its references, an env value, its name.
-import { compareBytes } from '../wire.js';
+import { compareBytes } from '../bytes.js';
 import type { Derivation } from './types.js';
 
 const encoder = new TextEncoder();

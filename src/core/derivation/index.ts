@@ -8,4 +8,3 @@ export * from './fields.js';
 export * from './scan.js';
 export * from './kind.js';
 export * from './hash.js';
-export { compareBytes } from '../wire.js';

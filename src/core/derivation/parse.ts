@@ -2,7 +2,7 @@
 // of escaped ones is accepted, so whenever `parseDerivation(b)` succeeds, `serialiseDerivation`
 // (write.ts) gives back exactly `b`.
 import { MalformedError } from '../errors.js';
-import { allocBytes, compareBytes } from '../wire.js';
+import { allocBytes, compareBytes } from '../bytes.js';
 import {
   BACKSLASH,
   COMMA,

@@ -1,6 +1,6 @@
 // Writing a .drv as Nix does, and splicing one from a new head and a tail kept as written.
 import { NixPlanError } from '../errors.js';
-import { allocBytes } from '../wire.js';
+import { allocBytes } from '../bytes.js';
 import {
   BACKSLASH,
   COMMA,

@@ -18,7 +18,7 @@ import {
 } from '../derivation/index.js';
 import { NixPlanError } from '../errors.js';
 import { nameOf } from '../store-path.js';
-import { compareBytes } from '../wire.js';
+import { compareBytes } from '../bytes.js';
 import type { RelocObject } from './types.js';
 
 /** Throws the 'relocate' error that says why an object cannot be relocated. */

@@ -1,8 +1,8 @@
 // The .drv path of relocation: a derivation whose dependencies are relocated gets its inputs
 // mapped, its strings rewritten, its fixed outputs recomputed and (input-addressed) its output
 // paths filled in under the new store dir; then its own path follows from its bytes.
+import { compareBytes } from '../bytes.js';
 import {
-  compareBytes,
   computeDrvPath,
   derivationReferences,
   drvName,

@@ -1,6 +1,6 @@
 // One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
 import { HASH_PART_LENGTH } from '../store-path.js';
-import { allocBytes } from '../wire.js';
+import { allocBytes } from '../bytes.js';
 import { DIGIT, TokenTable } from './tokens.js';
 
 /** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
