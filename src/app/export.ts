@@ -13,6 +13,12 @@ import {
 import { writeExport, type ExportEntry } from '../core/export-stream.js';
 import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { streamClosure } from '../nix/collect.js';
+import {
+  describeBuiltInput,
+  findBuiltInputs,
+  type BuiltInput,
+  type ClosureMember,
+} from '../nix/built-inputs.js';
 import { evaluate } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
 import { regularFileNar } from '../core/nar.js';
@@ -137,8 +143,14 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     };
   };
   const task = progressOf(deps).start('writing bundle', closure.count);
+  // What is not a .drv, to find the build outputs evaluation read (import from derivation).
+  const members: ClosureMember[] = [];
+  const carried = new Set<string>();
   async function* entries(): AsyncGenerator<ExportEntry> {
     for await (const o of closure.objects) {
+      carried.add(o.path);
+      if (o.kind !== 'drv') members.push({ path: o.path, kind: o.kind, deriver: o.deriver });
+      if (o.kind === 'output' && include === 'drvs') refuseBuiltInput(o);
       yield {
         path: o.path,
         references: [...o.references],
@@ -167,6 +179,9 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     task.done();
   }
   let { manifest, bundleBytes } = written;
+  const builtInputs =
+    closure.builtInputs ?? (include === 'drvs' ? await findBuiltInputs(store, storeDir, members) : []);
+  for (const b of builtInputs) deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver)));
   if (options.relocateTo !== undefined) {
     try {
       const relocated = await relocatePlan(
@@ -198,4 +213,27 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
       writeMs: Math.round(t3 - t2),
     },
   };
+}
+
+/**
+ * Refuses a build output in a plan-only bundle, naming it: evaluation read it (import from
+ * derivation, or builtins.storePath), and a 'drvs' bundle carries only what evaluation writes.
+ */
+function refuseBuiltInput(o: ClosureMember): never {
+  throw new NixPlanError(
+    'closure',
+    `${describeBuiltInput({ path: o.path, output: o.path, deriver: o.deriver })}; the plan depends on it, ` +
+      "and a 'drvs' bundle carries only what evaluation writes: export with --include sources to carry it " +
+      '(relocating the plan to another store dir is then refused: native evaluation there would build it again)',
+  );
+}
+
+/** What export tells the user about a build output the plan depends on, and what --include does. */
+function explainBuiltInput(b: BuiltInput, include: string, derivationCarried: boolean): string {
+  const what = describeBuiltInput(b);
+  if (b.path === b.output)
+    return `${what}: the bundle carries it (--include ${include}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
+  return derivationCarried
+    ? `${what}: the plan carries that derivation, so relocation can name the copy in another store dir`
+    : `${what}: relocating the plan needs that derivation to name the copy in another store dir; export with --include sources to carry it`;
 }

@@ -55,9 +55,6 @@ export interface NamePlan {
   readonly steps: readonly NameStep[];
 }
 
-/** A name with no store hash in it. */
-export const PLAIN_NAME: NamePlan = Object.freeze({ name: '', steps: Object.freeze([]) });
-
 function refuse(message: string): never {
   throw new NixPlanError('relocate', message);
 }
@@ -86,7 +83,8 @@ function copyPath(rule: CopyRule, name: string, content: NamedContent, storeDir:
   switch (rule) {
     case 'source': {
       const narHash =
-        content.narHash ?? (file === undefined ? undefined : sha256(...regularFileNar(file.contents, file.executable)));
+        content.narHash ??
+        (file === undefined ? undefined : sha256(...regularFileNar(file.contents, file.executable)));
       return narHash === undefined ? undefined : makeSourcePath(name, narHash, storeDir);
     }
     case 'flat':
@@ -94,7 +92,9 @@ function copyPath(rule: CopyRule, name: string, content: NamedContent, storeDir:
         ? undefined
         : makeFixedOutputPath(name, { algo: 'sha256', bytes: sha256(file.contents) }, false, storeDir);
     case 'text':
-      return file === undefined || file.executable ? undefined : makeTextPath(name, sha256(file.contents), [], storeDir);
+      return file === undefined || file.executable
+        ? undefined
+        : makeTextPath(name, sha256(file.contents), [], storeDir);
   }
 }
 
@@ -150,7 +150,7 @@ export function planName(path: string, content: NamedContent, from: string, inde
         'gives it in the target store dir cannot be known',
     );
   }
-  return steps.length === 0 ? PLAIN_NAME : { name, steps };
+  return { name, steps };
 }
 
 /**
@@ -182,7 +182,8 @@ export function relocatedName(
   }
   for (; i >= 0; i--) {
     const step = steps[i]!;
-    if (!('copied' in step)) throw new NixPlanError('internal', `a name step of ${plan.name} is out of order`);
+    if (!('copied' in step))
+      throw new NixPlanError('internal', `a name step of ${plan.name} is out of order`);
     const p = copyPath(step.copied, cur, content, to);
     if (p === undefined) throw new NixPlanError('internal', `the copy rule of ${plan.name} lost its bytes`);
     cur = `${hashPartOf(p)}-${cur}`;
@@ -199,7 +200,10 @@ export function copiedHashes(plan: NamePlan, newName: string): { from: string; t
   for (let i = 0; i < plan.steps.length; i++) {
     const step = plan.steps[i]!;
     if ('copied' in step)
-      out.push({ from: step.hash, to: newName.slice(i * (HASH_PART_LENGTH + 1), i * (HASH_PART_LENGTH + 1) + HASH_PART_LENGTH) });
+      out.push({
+        from: step.hash,
+        to: newName.slice(i * (HASH_PART_LENGTH + 1), i * (HASH_PART_LENGTH + 1) + HASH_PART_LENGTH),
+      });
   }
   return out;
 }
