@@ -3,9 +3,13 @@ import { rm } from 'node:fs/promises';
 import { constants as zc } from 'node:zlib';
 import { NixPlanError } from '../core/errors.js';
 import {
+  DEFAULT_READER_LIMITS,
   OBJECT_KINDS,
+  checkWritten,
+  entryLimitProblem,
   tempPathNear,
   writeBundle,
+  type ReaderLimits,
   type BundleManifest,
   type BundleRoot,
   type Include,
@@ -57,6 +61,11 @@ export interface ExportOptions {
   readonly store?: string | undefined;
   /** Physical location of the store dir when it differs and the URI does not say. */
   readonly realStoreDir?: string | undefined;
+  /**
+   * The limits the bundle's readers apply (default: theirs, DEFAULT_READER_LIMITS): a bundle they
+   * would refuse is not written.
+   */
+  readonly readerLimits?: Partial<ReaderLimits> | undefined;
 }
 
 /** What exportPlan produced. */
@@ -147,11 +156,20 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   // What is not a .drv, to find the build outputs evaluation read (import from derivation).
   const members: ClosureMember[] = [];
   const carried = new Set<string>();
+  const readerLimits: ReaderLimits = {
+    ...DEFAULT_READER_LIMITS,
+    ...options.readerLimits,
+    export: { ...DEFAULT_READER_LIMITS.export, ...options.readerLimits?.export },
+  };
+  // Paths the bundle's readers would refuse, found as they are written.
+  const overLimits: string[] = [];
   async function* entries(): AsyncGenerator<ExportEntry> {
     for await (const o of closure.objects) {
       carried.add(o.path);
       if (o.kind !== 'drv') members.push({ path: o.path, kind: o.kind, deriver: o.deriver });
       if (o.kind === 'output' && include === 'drvs') refuseBuiltInput(o);
+      const problem = entryLimitProblem({ ...o, fileSize: o.file?.bytes.length }, readerLimits);
+      if (problem !== undefined) overLimits.push(problem);
       yield {
         path: o.path,
         references: [...o.references],
@@ -175,6 +193,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     written = await writeBundle(target, draft, writeExport(entries()), {
       ...(options.level === undefined ? EXPORT_COMPRESSION : { level: options.level }),
       keys: options.relocateTo === undefined ? keys : [],
+      check: (m) => checkWritten(m, readerLimits, overLimits),
     });
   } finally {
     task.done();
