@@ -37,9 +37,18 @@ describe.each(nixVersions())('import from derivation, on Nix $label', (version) 
     expect(exported.err).toMatch(/import from derivation/);
     expect(exported.err).toMatch(/-ifd-out\.drv/);
     expect(exported.err).toContain('--include sources');
-    const moved = await cli(a, ['relocate', bundle, '--to', join(root, 'b', 's'), '-o', join(root, 'x.nixplan')]);
+    const moved = await cli(a, [
+      'relocate',
+      bundle,
+      '--to',
+      join(root, 'b', 's'),
+      '-o',
+      join(root, 'x.nixplan'),
+    ]);
     expect(moved.code).toBe(ExitCode.relocate);
-    expect(moved.err).toMatch(/cannot relocate .*-[0-9a-z]{32}-ifd-out: its name starts with the hash of .*-ifd-out/);
+    expect(moved.err).toMatch(
+      /cannot relocate .*-[0-9a-z]{32}-ifd-out: its name starts with the hash of .*-ifd-out/,
+    );
     expect(moved.err).toContain('--include sources');
   });
 
@@ -59,10 +68,21 @@ describe.each(nixVersions())('import from derivation, on Nix $label', (version) 
 
   test('a copied output whose bytes mention the store dir is refused: native evaluation would build other bytes', async () => {
     const bundle = join(root, 'mentions.nixplan');
-    expect((await cli(a, ['export', '-o', bundle, ...attrs(['ifdMentions']), '--include', 'sources'])).code).toBe(0);
-    const moved = await cli(a, ['relocate', bundle, '--to', join(root, 'b', 's'), '-o', join(root, 'y.nixplan')]);
+    expect(
+      (await cli(a, ['export', '-o', bundle, ...attrs(['ifdMentions']), '--include', 'sources'])).code,
+    ).toBe(0);
+    const moved = await cli(a, [
+      'relocate',
+      bundle,
+      '--to',
+      join(root, 'b', 's'),
+      '-o',
+      join(root, 'y.nixplan'),
+    ]);
     expect(moved.code).toBe(ExitCode.relocate);
-    expect(moved.err).toMatch(/cannot relocate .*-ifd-self: .*-ifd-self, an output of .*-ifd-self\.drv built while evaluating/);
+    expect(moved.err).toMatch(
+      /cannot relocate .*-ifd-self: .*-ifd-self, an output of .*-ifd-self\.drv built while evaluating/,
+    );
     expect(moved.err).toMatch(/mention .*a\/store/);
   });
 
@@ -73,9 +93,18 @@ describe.each(nixVersions())('import from derivation, on Nix $label', (version) 
     expect(drvs.err).toContain('--include sources');
 
     const bundle = join(root, 'ref-sources.nixplan');
-    expect((await cli(a, ['export', '-o', bundle, ...attrs(['ifdRef']), '--include', 'sources'])).code).toBe(0);
+    expect((await cli(a, ['export', '-o', bundle, ...attrs(['ifdRef']), '--include', 'sources'])).code).toBe(
+      0,
+    );
     expect((await cli(a, ['verify', bundle])).code).toBe(0);
-    const moved = await cli(a, ['relocate', bundle, '--to', join(root, 'b', 's'), '-o', join(root, 'z.nixplan')]);
+    const moved = await cli(a, [
+      'relocate',
+      bundle,
+      '--to',
+      join(root, 'b', 's'),
+      '-o',
+      join(root, 'z.nixplan'),
+    ]);
     expect(moved.code).toBe(ExitCode.relocate);
     expect(moved.err).toMatch(/cannot relocate .*-ifd-leaf: it is a build output of .*-ifd-leaf\.drv/);
     expect(moved.err).toMatch(/native evaluation in .*b\/s would build it again/);

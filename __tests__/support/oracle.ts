@@ -161,16 +161,12 @@ export async function runOracle(
   return { a, b, rootsA, rootsB, closureA, relocated, target };
 }
 
-/** Builds `drvs` in `store` (one Nix process); returns each output's path and NAR hash. */
-async function realise(
-  store: ScratchStore,
-  drvs: readonly string[],
-): Promise<{ path: string; nar: string }[]> {
-  await store.run('nix-store', ['--realise', ...drvs]);
+/** Builds `drvs` in `store` (one Nix process); returns every output's path and NAR hash, sorted. */
+async function realise(store: ScratchStore, drvs: readonly string[]): Promise<{ path: string; nar: string }[]> {
   const lines = async (args: string[]): Promise<string[]> =>
     (await store.run('nix-store', args)).stdout.toString('utf8').trim().split('\n');
-  // Outputs known only once built (floating content-addressed ones) are asked for afterwards.
-  const outs = await lines(['--query', '--outputs', ...drvs]);
+  // What --realise prints: every output, also those known only once built (floating ones).
+  const outs = [...new Set(await lines(['--realise', ...drvs]))].sort();
   const hashes = await lines(['--query', '--hash', ...outs]);
   return outs.map((path, i) => ({ path, nar: hashes[i]! }));
 }
@@ -223,6 +219,8 @@ export interface BundleCase {
   readonly native: OracleCase;
   /** Build the relocated roots in B and compare with the native build. */
   readonly build?: boolean;
+  /** Relocate back to A and compare with the original bundle (default true). */
+  readonly back?: boolean;
 }
 
 /**
@@ -256,9 +254,6 @@ export async function runBundleOracle(
   const native = await storeContents(b, rootsB);
   const mine = await storeContents(target, rootsB);
   expect(mine).toEqual(native);
-  // Whatever else the bundle carries is in the target too, as it is in native B's store.
-  const carried = await bundleContents(relocated);
-  for (const [p, info] of native) expect(carried.get(p)).toEqual(info);
 
   if (c.build === true) {
     const nativeOut = await realise(b, rootsB);
@@ -266,6 +261,7 @@ export async function runBundleOracle(
     expect(myOut).toEqual(nativeOut);
   }
 
+  if (c.back === false) return { bundle, relocated, target, rootsB };
   const back = join(stores.root, `${tag}-back.nixplan`);
   const returned = await cli(target, ['relocate', relocated, '--to', a.storeDir, '-o', back]);
   expect({ code: returned.code, err: returned.err }).toMatchObject({ code: 0 });
