@@ -125,14 +125,14 @@ describe('root action settings', () => {
       /slash/,
     ],
     [
-      { [PlanInput.Installables]: '.#a', [PlanInput.CompressionLevel]: '23' },
+      { [PlanInput.Installables]: '.#a', [PlanInput.CompressionLevel]: '20' },
       PlanInput.CompressionLevel,
-      /from 1 to 22/,
+      /from 1 to 19/,
     ],
     [
       { [PlanInput.Installables]: '.#a', [PlanInput.CompressionLevel]: 'max' },
       PlanInput.CompressionLevel,
-      /from 1 to 22/,
+      /from 1 to 19/,
     ],
     [
       { [PlanInput.Installables]: '.#a', [PlanInput.RetentionDays]: '0' },

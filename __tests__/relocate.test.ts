@@ -8,7 +8,7 @@ import {
   relocateRoot,
   type RelocatedObject,
   type RelocObject,
-} from '../src/core/relocate.js';
+} from '../src/core/relocate/index.js';
 import { identifyContentAddress } from '../src/core/content-address.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';

@@ -1,10 +1,14 @@
 // Builds closures in memory the way Nix would name them, in any store dir: sources, text files
 // and derivations with their output paths computed as Nix does (for tests of relocation).
-import type { RelocObject } from '../../src/core/relocate.js';
+import type { RelocObject } from '../../src/core/relocate/index.js';
 import { sha256 } from '../../src/core/hash.js';
 import { makeSourcePath, makeTextPath } from '../../src/core/store-path.js';
-import { serialiseDerivation, type Derivation } from '../../src/core/derivation.js';
-import { DerivationHasher, computeDrvPath } from '../../src/core/derivation-hash.js';
+import {
+  DerivationHasher,
+  computeDrvPath,
+  serialiseDerivation,
+  type Derivation,
+} from '../../src/core/derivation/index.js';
 import { fileNarHash } from '../fixtures/relocate/closure.js';
 
 /** A string's bytes, latin-1. */
@@ -89,4 +93,3 @@ export class Builder {
     return this.drvs.get(drvPath)!.outputs.find((o) => o.name === output)!.path;
   }
 }
-

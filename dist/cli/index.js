@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 477:
+/***/ 585:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -215,129 +215,180 @@ class ProcessRunner {
 
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: external "node:util"
-const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-;// CONCATENATED MODULE: ./src/cli/args.ts
-// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
-// usage errors that name the option and the accepted values.
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: ./src/nix/profile.ts
+// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
+// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
 
 
 
-/** Throws a usage error. */
-function usageError(message) {
-    return new errors_NixPlanError('usage', message);
+
+
+/** The generation number of a profile link target like `system-42-link`. */
+function generationOf(linkTarget) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
 }
-/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
-function parseCommandArgs(argv, specs) {
-    const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
-    const rest = dash < 0 ? [] : argv.slice(dash + 1);
-    const options = {};
-    for (const [name, s] of Object.entries(specs))
-        options[name] = {
-            type: s.type,
-            ...(s.short !== undefined && { short: s.short }),
-            ...(s.multiple === true && { multiple: true }),
-        };
+/** The generation numbers `nix-env --list-generations` prints, in its order. */
+function parseGenerations(text) {
+    return text
+        .split('\n')
+        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
+        .filter((n) => n !== undefined)
+        .map(Number);
+}
+/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
+class Profile {
+    runner;
+    /** The profile's absolute path. */
+    path;
+    storeArgs;
+    constructor(runner, path, store) {
+        this.runner = runner;
+        this.path = (0,external_node_path_namespaceObject.resolve)(path);
+        this.storeArgs = store === undefined ? [] : ['--store', store];
+    }
+    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
+    async currentLink() {
+        try {
+            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
+        }
+        catch {
+            return undefined;
+        }
+    }
+    /** The store path of generation `n`. */
+    async generationPath(n) {
+        return linkTarget(`${this.path}-${n}-link`);
+    }
+    /** The generations `nix-env --list-generations` knows. */
+    async generations() {
+        const { stdout } = await this.runner.run('nix-env', [
+            ...this.storeArgs,
+            '--profile',
+            this.path,
+            '--list-generations',
+        ]);
+        return parseGenerations(stdout.toString('utf8'));
+    }
+    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
+    async set(storePath) {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
+    }
+    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
+    async rollback() {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
+    }
+}
+/** Where a link points, resolved against the link's directory. */
+async function linkTarget(link) {
+    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
+}
+/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
+async function switchScript(systemPath) {
+    const script = `${systemPath}/bin/switch-to-configuration`;
     try {
-        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
-            args: [...head],
-            options,
-            allowPositionals: true,
-            strict: true,
-        });
-        return { values, positionals, rest };
+        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
     }
-    catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    catch {
+        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
+            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
     }
+    return script;
 }
-/** A string option's value, or undefined. */
-function str(args, name) {
-    const v = args.values[name];
-    return typeof v === 'string' ? v : undefined;
-}
-/** A required string option's value. */
-function required(args, name, what) {
-    const v = str(args, name);
-    if (v === undefined || v === '')
-        throw usageError(`missing --${name} ${what}`);
-    return v;
-}
-/** A repeatable string option's values (also splitting on commas when `commas`). */
-function list(args, name, commas = false) {
-    const v = args.values[name];
-    const items = Array.isArray(v)
-        ? v.filter((x) => typeof x === 'string')
-        : typeof v === 'string'
-            ? [v]
-            : [];
-    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
-}
-/** A boolean flag. */
-function flag(args, name) {
-    return args.values[name] === true;
-}
-/** A value that must be one of `allowed`. */
-function oneOf(value, name, allowed) {
-    if (value === undefined)
-        return undefined;
-    if (!allowed.includes(value))
-        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
-    return value;
-}
-/** An integer option within [min, max]. */
-function integer(value, name, min, max) {
-    if (value === undefined)
-        return undefined;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value) || n < min || n > max)
-        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
-    return n;
-}
-/** Exactly one positional argument (the bundle), or a usage error naming it. */
-function onePositional(args, what) {
-    if (args.positionals.length === 0)
-        throw usageError(`missing ${what}`);
-    if (args.positionals.length > 1)
-        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
-    return args.positionals[0] ?? '';
-}
-const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
 /**
- * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
- * holding one or more (whitespace-separated), like `trusted-public-keys`.
+ * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
+ * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
  */
-async function readKeys(values, readText = readTextFile) {
-    const keys = [];
-    for (const v of values) {
-        if (KEY_LITERAL.test(v))
-            keys.push(v);
-        else
-            keys.push(...(await readText(v, 'trusted key file')).split(/\s+/).filter((k) => k !== ''));
-    }
-    return keys;
-}
-/** Reads a small text file, turning a missing file into a usage error that names it. */
-async function readTextFile(path, what) {
-    try {
-        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
-    }
-}
-/** Help text for a command's options, aligned. */
-function optionsHelp(specs) {
-    const rows = Object.entries(specs).map(([name, s]) => {
-        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
-        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
-    });
-    const width = Math.max(...rows.map(([l]) => l.length));
-    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+async function switchToConfiguration(runner, script, action, hint) {
+    const result = await runner.run(script, [action], { allowFailure: true });
+    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
+    return result.stdout.toString('utf8');
 }
 
+;// CONCATENATED MODULE: ./src/app/apply.ts
+// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
+// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
+
+
+
+/** Every ApplyAction, for parsing and help texts. */
+const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
+const SETS_PROFILE = new Set(['switch', 'boot']);
+/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
+function systemOutput(realised) {
+    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
+    const out = outs.filter(([name]) => name === 'out');
+    if (out.length !== 1 || out[0] === undefined)
+        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
+            outs.map(([n, p]) => `${n}=${p}`).join(', '));
+    return out[0][1];
+}
+/** The generation before the current one, found without changing the profile. */
+async function previousGeneration(profile) {
+    const current = generationOf((await profile.currentLink()) ?? '');
+    const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
+    const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
+    if (previous === undefined)
+        throw new errors_NixPlanError('usage', `profile '${profile.path}' has no generation before the current one to roll back to`);
+    return profile.generationPath(previous);
+}
+/**
+ * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
+ * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
+ * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
+ * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
+ * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
+ * the previous generation's script and leave the profile alone.
+ */
+async function applyPlan(bundlePath, options, deps) {
+    const action = options.action ?? 'switch';
+    if (!APPLY_ACTIONS.includes(action))
+        throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
+    const profile = new Profile(deps.runner, options.profile, options.store);
+    const setsProfile = SETS_PROFILE.has(action);
+    let systemPath;
+    if (options.rollback === true) {
+        if (setsProfile) {
+            const before = await profile.currentLink();
+            await profile.rollback();
+            const after = await profile.currentLink();
+            if (after === undefined || after === before)
+                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+            systemPath = await linkTarget(after);
+        }
+        else
+            systemPath = await previousGeneration(profile);
+    }
+    else {
+        if (bundlePath === undefined)
+            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+        systemPath = systemOutput(await deps.realise(bundlePath));
+    }
+    const script = await switchScript(systemPath);
+    if (options.rollback !== true && setsProfile) {
+        deps.log.info(`setting ${profile.path} to ${systemPath}`);
+        await profile.set(systemPath);
+    }
+    deps.log.info(`running ${script} ${action}`);
+    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
+        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
+        : undefined);
+    const link = await profile.currentLink();
+    return {
+        action,
+        systemPath,
+        profile: profile.path,
+        profileChanged: setsProfile,
+        generation: link === undefined ? undefined : generationOf(link),
+        output,
+    };
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
 ;// CONCATENATED MODULE: ./src/core/nix32.ts
@@ -661,6 +712,23 @@ function makeFixedOutputPath(name, hash, recursive, storeDir) {
     const inner = toHex(sha256(`fixed:out:${recursive ? 'r:' : ''}${hash.algo}:${toHex(hash.bytes)}:`));
     return makeStorePath('output:out', inner, name, storeDir);
 }
+/** The derivation name of a .drv store path: its name without the `.drv` extension. */
+function drvName(drvPath) {
+    const name = nameOf(drvPath);
+    if (!name.endsWith('.drv') || name.length <= 4)
+        throw new errors_NixPlanError('malformed', `'${drvPath}' is not a derivation path (its name does not end in .drv)`);
+    return name.slice(0, -4);
+}
+/**
+ * The placeholder Nix renders for output `output` of a derivation whose output paths are not
+ * known before it is built (a floating content-addressed one, or one depending on it): its
+ * dependents mention this hash, which relocation maps with the derivation's path (Nix's
+ * `DownstreamPlaceholder`).
+ */
+function downstreamPlaceholder(drvPath, output) {
+    const name = drvName(drvPath);
+    return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
+}
 /** Name of output `output` of a derivation named `drvName`. */
 function outputPathName(drvName, output) {
     return output === 'out' ? drvName : `${drvName}-${output}`;
@@ -682,14 +750,13 @@ function isStrictlySorted(xs) {
 }
 
 ;// CONCATENATED MODULE: ./src/core/signing.ts
-// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
+// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys and detached signatures (a
+// narinfo's fingerprint and `Sig:` are in narinfo.ts).
 //
 // The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
 // the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
 // `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
 // raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
-
-
 
 
 const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
@@ -818,7 +885,7 @@ function signDetached(key, message) {
  * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
  * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
  */
-function checkDetached(message, signature, trusted) {
+function signing_checkDetached(message, signature, trusted) {
     let parsed;
     try {
         parsed = parseNamed(signature, 64, 'signature');
@@ -831,38 +898,8 @@ function checkDetached(message, signature, trusted) {
         return 'untrusted';
     return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
 }
-/**
- * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
- * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
- */
-function narinfoFingerprint(info) {
-    if (info.narHash.length !== 32)
-        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
-    if (!(info.narSize > 0))
-        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-    const refs = [...info.references].sort(compareStrings).join(',');
-    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
-}
-/** A narinfo `Sig:` value for the object. */
-function signNarinfo(key, info) {
-    return signDetached(key, narinfoFingerprint(info));
-}
-/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
-function verifyNarinfo(info, signatures, trusted) {
-    const fingerprint = narinfoFingerprint(info);
-    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
-}
 
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest.ts
-// The plan bundle's manifest: versioned schema, strict validation of untrusted JSON, canonical form, checksum, signatures.
-//
-// The manifest is stored as its canonical JSON (keys sorted, no whitespace) and carries a sha256 of
-// itself (`checksum`, over the canonical JSON without that field). A reader requires the stored
-// bytes to be exactly the canonical form of what they parse to and the checksum to match, so any
-// change to the frame's bytes is refused, not just those that break the JSON. Signatures cover the
-// canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
-// manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
-// every byte of the bundle.
 
 
 
@@ -875,9 +912,14 @@ const MANIFEST_FORMAT_VERSION = 1;
 const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
 /** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
 const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
+/** Every include kind, for parsing (the CLI's --include, the action's input). */
+const INCLUDE_KINDS = ['drvs', 'sources', 'outputs'];
 /** Every object kind, in the order counts are listed. */
 const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
-const INCLUDES = ['drvs', 'sources', 'outputs'];
+/** Counts (or bytes) per object kind, all zero. */
+function emptyCounts() {
+    return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+}
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
  * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
@@ -971,7 +1013,7 @@ function verifyManifestSignatures(manifest, trusted) {
     const message = signedBytes(manifest);
     const valid = [];
     for (const s of manifest.signatures) {
-        const check = checkDetached(message, `${s.key}:${s.sig}`, trusted);
+        const check = signing_checkDetached(message, `${s.key}:${s.sig}`, trusted);
         if (check === 'invalid' || check === 'malformed')
             throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
         if (check === 'valid')
@@ -1011,7 +1053,7 @@ function record(v, field, required, optional = []) {
             throw bad(field, `lacks the field '${k}'`);
     return v;
 }
-function manifest_str(v, field, max = MAX_STRING, pattern = TEXT) {
+function str(v, field, max = MAX_STRING, pattern = TEXT) {
     if (typeof v !== 'string')
         throw bad(field, 'must be a string');
     if (v.length > max)
@@ -1025,7 +1067,7 @@ function manifest_int(v, field) {
         throw bad(field, 'must be a non-negative integer');
     return v;
 }
-function manifest_list(v, field, max, item) {
+function list(v, field, max, item) {
     if (!Array.isArray(v))
         throw bad(field, 'must be an array');
     if (v.length > max)
@@ -1033,7 +1075,7 @@ function manifest_list(v, field, max, item) {
     return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 function storePath(v, field, storeDir) {
-    const p = manifest_str(v, field);
+    const p = str(v, field);
     try {
         parseStorePath(p, storeDir);
     }
@@ -1062,20 +1104,20 @@ function root(v, field, storeDir) {
     if (names.length > 1000)
         throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
     for (const name of names) {
-        manifest_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+        str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
         const p = outputsIn[name];
         outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
     }
     const out = { drvPath, outputs };
     if (r['installable'] !== undefined)
-        out.installable = manifest_str(r['installable'], `${field}.installable`);
+        out.installable = str(r['installable'], `${field}.installable`);
     if (r['attribute'] !== undefined)
-        out.attribute = manifest_str(r['attribute'], `${field}.attribute`);
+        out.attribute = str(r['attribute'], `${field}.attribute`);
     return out;
 }
 function relocation(v, field, storeDir) {
     const r = record(v, field, ['storeDir', 'report']);
-    const from = manifest_str(r['storeDir'], `${field}.storeDir`);
+    const from = str(r['storeDir'], `${field}.storeDir`);
     const problem = storeDirProblem(from);
     if (problem !== undefined)
         throw bad(`${field}.storeDir`, `'${from}' is not a store directory: ${problem}`);
@@ -1090,11 +1132,11 @@ function relocation(v, field, storeDir) {
         objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
         hashesRewritten: manifest_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
         bareHashRewrites: manifest_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
-        bareStoreDirMentions: manifest_list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
+        bareStoreDirMentions: list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
             const m = record(x, f, ['path', 'count']);
             return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_int(m['count'], `${f}.count`) };
         }),
-        warnings: manifest_list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => manifest_str(x, f)),
+        warnings: list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => str(x, f)),
     };
     return { storeDir: from, report };
 }
@@ -1128,13 +1170,13 @@ function validateManifest(value) {
         'signatures',
         'checksum',
     ], ['relocatedFrom']);
-    const storeDir = manifest_str(r['storeDir'], 'storeDir');
+    const storeDir = str(r['storeDir'], 'storeDir');
     const problem = storeDirProblem(storeDir);
     if (problem !== undefined)
         throw bad('storeDir', `'${storeDir}' is not a store directory: ${problem}`);
-    const include = manifest_str(r['include'], 'include', 16);
-    if (!INCLUDES.includes(include))
-        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+    const include = str(r['include'], 'include', 16);
+    if (!INCLUDE_KINDS.includes(include))
+        throw bad('include', `must be one of ${INCLUDE_KINDS.join(', ')}`);
     const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
     const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
     const paths = manifest_int(r['paths'], 'paths');
@@ -1147,9 +1189,9 @@ function validateManifest(value) {
         throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
     const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
     const stream = {
-        sha256: manifest_str(s['sha256'], 'stream.sha256', 64, HEX64),
+        sha256: str(s['sha256'], 'stream.sha256', 64, HEX64),
         size: manifest_int(s['size'], 'stream.size'),
-        compressedSha256: manifest_str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
+        compressedSha256: str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
         compressedSize: manifest_int(s['compressedSize'], 'stream.compressedSize'),
     };
     // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
@@ -1161,24 +1203,24 @@ function validateManifest(value) {
     const manifest = {
         format: MANIFEST_FORMAT,
         formatVersion: MANIFEST_FORMAT_VERSION,
-        tool: manifest_str(r['tool'], 'tool', 256),
-        nixVersion: manifest_str(r['nixVersion'], 'nixVersion', 256),
+        tool: str(r['tool'], 'tool', 256),
+        nixVersion: str(r['nixVersion'], 'nixVersion', 256),
         storeDir,
-        systems: manifest_list(r['systems'], 'systems', 64, (x, f) => manifest_str(x, f, 64, SYSTEM)),
+        systems: list(r['systems'], 'systems', 64, (x, f) => str(x, f, 64, SYSTEM)),
         include: include,
-        roots: manifest_list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
+        roots: list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
         counts,
         narBytes,
         paths,
         stream,
-        signatures: manifest_list(r['signatures'], 'signatures', 64, (x, f) => {
+        signatures: list(r['signatures'], 'signatures', 64, (x, f) => {
             const g = record(x, f, ['key', 'sig']);
             return {
-                key: manifest_str(g['key'], `${f}.key`, 256, /^[\x21-\x39\x3b-\x7e]+$/),
-                sig: manifest_str(g['sig'], `${f}.sig`, 88, B64SIG),
+                key: str(g['key'], `${f}.key`, 256, /^[\x21-\x39\x3b-\x7e]+$/),
+                sig: str(g['sig'], `${f}.sig`, 88, B64SIG),
             };
         }),
-        checksum: manifest_str(r['checksum'], 'checksum', 64, HEX64),
+        checksum: str(r['checksum'], 'checksum', 64, HEX64),
     };
     if (manifest.roots.length === 0)
         throw bad('roots', 'is empty: a plan needs at least one root');
@@ -1450,8 +1492,6 @@ class ZstdFrameScanner {
     }
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 ;// CONCATENATED MODULE: ./src/core/bundle/writer.ts
@@ -1476,6 +1516,8 @@ const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
 
 /** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
 const DEFAULT_LEVEL = 12;
+/** Lowest level accepted. */
+const MIN_LEVEL = 1;
 /** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
 const MAX_LEVEL = 19;
 /** Counts and hashes bytes as they pass. */
@@ -1573,7 +1615,7 @@ function checkRange(name, value, min, max) {
 }
 /** The zstd parameters of a bundle's data frame. */
 function compressionParams(options = {}) {
-    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, 1, MAX_LEVEL);
+    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL);
     const windowLog = checkRange('the window log', options.windowLog ?? DEFAULT_MAX_WINDOW_LOG, 10, DEFAULT_MAX_WINDOW_LOG);
     return {
         [external_node_zlib_namespaceObject.constants.ZSTD_c_compressionLevel]: level,
@@ -1726,12 +1768,97 @@ async function openBundle(path) {
 }
 
 ;// CONCATENATED MODULE: ./src/core/content-address.ts
-// Content addresses: which store objects name themselves by their content, found by recomputing
-// their path. Used to check bundle entries and to write the narinfo `CA:` field that lets an
-// untrusted user import them.
+// Content addresses: a typed `text` / `flat` / `nar` method with its hash, parsed from and written
+// as Nix writes it (a narinfo's `CA:` field, a derivation output's `hashAlgo`), the one function
+// that makes a content-addressed store path, and the check of which objects name themselves by
+// their content (bundle entries; the `CA:` that lets an untrusted user import them).
 
 
 
+
+function content_address_bad(text, detail) {
+    throw new MalformedError('content address', undefined, `'${text}': ${detail}`);
+}
+/**
+ * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
+ * `fixed:`), or undefined for any other: for callers that need no digest.
+ */
+function contentAddressMethod(text) {
+    if (text.startsWith('text:sha256:'))
+        return 'text';
+    if (text.startsWith('fixed:r:'))
+        return 'nar';
+    if (text.startsWith('fixed:'))
+        return 'flat';
+    return undefined;
+}
+/** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
+function parseContentAddress(text) {
+    const method = contentAddressMethod(text);
+    if (method === undefined)
+        content_address_bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
+    const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
+    return { method, hash: parseHash(text.slice(prefix.length)) };
+}
+/** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
+function formatContentAddress(ca) {
+    const prefix = ca.method === 'text' ? 'text:' : ca.method === 'nar' ? 'fixed:r:' : 'fixed:';
+    return prefix + formatHash(ca.hash, 'nix32', true);
+}
+/**
+ * The content address a fixed output declares in a .drv: `hashAlgo` as written (`r:sha256`,
+ * `text:sha256`, `sha1`, …) and `hash`, a bare hex (or nix32) digest.
+ */
+function parseOutputHashAlgo(hashAlgo, hash) {
+    let method = 'flat';
+    let algo = hashAlgo;
+    if (algo.startsWith('r:')) {
+        method = 'nar';
+        algo = algo.slice(2);
+    }
+    else if (algo.startsWith('text:')) {
+        method = 'text';
+        algo = algo.slice(5);
+    }
+    if (!isHashAlgo(algo))
+        content_address_bad(hashAlgo, 'unsupported hash algorithm');
+    if (hash.includes(':') || hash.includes('-'))
+        content_address_bad(hash, 'the output hash is not a bare digest');
+    const parsed = parseHash(hash, algo);
+    if (method === 'text' && algo !== 'sha256')
+        content_address_bad(hashAlgo, 'a text-hashed output must use sha256');
+    return { method, hash: parsed };
+}
+/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `text:sha256`, `sha1`). */
+function formatOutputHashAlgo(ca) {
+    return (ca.method === 'nar' ? 'r:' : ca.method === 'text' ? 'text:' : '') + ca.hash.algo;
+}
+/**
+ * The store path of a content-addressed object (Nix's `makeFixedOutputPathFromCA`): the one
+ * constructor every caller uses. `text` takes references; `nar` over sha256 takes references and
+ * `self` (a source); any other may have neither.
+ */
+function makeContentAddressedPath(name, ca, storeDir, references = [], self = false) {
+    if (ca.method === 'text') {
+        if (ca.hash.algo !== 'sha256' || self)
+            content_address_bad(formatContentAddress(ca), 'not a valid text address');
+        return makeTextPath(name, ca.hash.bytes, references, storeDir);
+    }
+    if (ca.method === 'nar' && ca.hash.algo === 'sha256')
+        return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
+    if (self || !isEmpty(references))
+        content_address_bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
+    return makeFixedOutputPath(name, ca.hash, ca.method === 'nar', storeDir);
+}
+function isEmpty(items) {
+    if (Array.isArray(items))
+        return items.length === 0;
+    for (const _ of items)
+        return false;
+    return true;
+}
+/** Every content-addressed kind, in the order counts are listed. */
+const CONTENT_ADDRESSED_KINDS = (/* unused pure expression or super */ null && (['drv', 'text', 'source']));
 const FLAT_ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
 /**
  * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
@@ -1743,22 +1870,26 @@ function identifyContentAddress(obj, storeDir) {
     const name = nameOf(obj.path);
     const file = obj.file;
     if (file !== undefined && !file.executable) {
-        const digest = obj.fileSha256 ?? sha256(file.contents);
-        if (makeTextPath(name, digest, obj.references, storeDir) === obj.path)
-            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(digest)}` };
+        const hash = { algo: 'sha256', bytes: obj.fileSha256 ?? sha256(file.contents) };
+        if (makeContentAddressedPath(name, { method: 'text', hash }, storeDir, obj.references) === obj.path)
+            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(hash.bytes)}` };
     }
     const others = obj.references.filter((r) => r !== obj.path);
     const self = others.length !== obj.references.length;
     const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
-    if (narHash !== undefined && makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
-        return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(narHash)}` };
+    if (narHash !== undefined) {
+        const ca = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
+        if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
+            return { kind: 'source', ca: formatContentAddress(ca) };
+    }
     if (file !== undefined && !file.executable && obj.references.length === 0) {
         for (const algo of FLAT_ALGOS) {
             const hash = algo === 'sha256' && obj.fileSha256 !== undefined
                 ? { algo, bytes: obj.fileSha256 }
                 : hashBytes(algo, file.contents);
-            if (makeFixedOutputPath(name, hash, false, storeDir) === obj.path)
-                return { kind: 'source', ca: `fixed:${formatHash(hash, 'nix32', true)}` };
+            const ca = { method: 'flat', hash };
+            if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
+                return { kind: 'source', ca: formatContentAddress(ca) };
         }
     }
     return undefined;
@@ -2259,18 +2390,10 @@ function fromSync(it) {
     return { next: () => Promise.resolve(it.next()) };
 }
 
-;// CONCATENATED MODULE: ./src/core/derivation.ts
-// Derivations (.drv files) in Nix's ATerm text: a byte-exact parser and serialiser working on bytes.
-//
-// Nix writes two kinds of string fields. Store paths, output names, hash fields, the system and
-// the output-name lists are written verbatim between quotes ("unquoted" in Nix's source); the
-// builder, the arguments and the environment are escaped (`"` `\` LF CR TAB, nothing else). The
-// parser keeps verbatim fields verbatim and only accepts the canonical form of escaped ones, so
-// whenever `parseDerivation(b)` succeeds, `serialiseDerivation` gives back exactly `b`.
-
-
-
-
+;// CONCATENATED MODULE: ./src/core/derivation/aterm.ts
+// The ATerm text of a .drv at the byte level: the punctuation, and the escapes Nix writes in the
+// builder, arguments and environment (`"` `\` LF CR TAB, nothing else). Shared by the parser
+// and the writer, so what one accepts the other writes.
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -2298,6 +2421,21 @@ const DERIVE = ascii('Derive(');
 const DRV_WITH_VERSION = ascii('DrvWithVersion(');
 /** Nesting allowed in dynamic outputs (`drv^out^out^…`); bounds recursion on hostile input. */
 const MAX_DYNAMIC_DEPTH = 64;
+/** The bytes of an ASCII string. */
+function ascii(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation/parse.ts
+// Parsing a .drv: byte-exact, on bytes. Verbatim fields stay verbatim and only the canonical form
+// of escaped ones is accepted, so whenever `parseDerivation(b)` succeeds, `serialiseDerivation`
+// (write.ts) gives back exactly `b`.
+
+
+
 /**
  * Verbatim fields up to this long are made once and shared: output names (`out`, `dev`, `lib`…,
  * one per input derivation of every .drv) and empty hash fields. Made anew, each was a string of
@@ -2319,12 +2457,6 @@ function shortString(bytes, start, end) {
             SHORT.set(key, s);
     }
     return s;
-}
-function ascii(s) {
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        out[i] = s.charCodeAt(i);
-    return out;
 }
 /** Cursor over the bytes of one .drv; every error names the offset where it happened. */
 class Parser {
@@ -2636,6 +2768,12 @@ function parseHead(p) {
     });
     return { version, outputs };
 }
+
+;// CONCATENATED MODULE: ./src/core/derivation/write.ts
+// Writing a .drv as Nix does, and splicing one from a new head and a tail kept as written.
+
+
+
 /**
  * Serialises into a reused scratch buffer that is at least as big as the result can be (every
  * escaped byte at most doubles), in one pass that also validates the verbatim fields; the result
@@ -2892,6 +3030,10 @@ function writeHead(w, drv, layout) {
     w.byte(COMMA);
     w.rawBytes(drv.system, 'system');
 }
+
+;// CONCATENATED MODULE: ./src/core/derivation/fields.ts
+// What a parsed derivation says, read without writing it: its references, an env value, its name.
+
 const encoder = new TextEncoder();
 /** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
 function envGet(drv, key) {
@@ -2932,13 +3074,433 @@ function derivationReferences(drv) {
     }
     return out;
 }
-/** The derivation name of a .drv store path: its name without the `.drv` extension. */
-function drvName(drvPath) {
-    const name = nameOf(drvPath);
-    if (!name.endsWith('.drv') || name.length <= 4)
-        throw new errors_NixPlanError('malformed', `'${drvPath}' is not a derivation path (its name does not end in .drv)`);
-    return name.slice(0, -4);
+
+/** Output name → path of a parsed derivation ("" for a deferred output). */
+function outputsOf(drv) {
+    const out = {};
+    for (const o of drv.outputs)
+        out[o.name] = o.path;
+    return out;
 }
+
+;// CONCATENATED MODULE: ./src/core/derivation/scan.ts
+// Reading a .drv's system and references without parsing it: export reads thousands of .drv
+// files, and skipping through each costs a fraction of a full parse.
+
+
+
+/**
+ * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
+ * `DrvWithVersion(…)`); see scanDerivation.
+ */
+function derivationSystem(bytes, field) {
+    return scanDerivation(bytes, field === 4).system;
+}
+/**
+ * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
+ * registers for a .drv it writes), found by skipping through the file rather than parsing it.
+ * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
+ * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
+ */
+function scanDerivation(bytes, versioned) {
+    const inputDrvsField = versioned ? 2 : 1;
+    const systemField = inputDrvsField + 2;
+    const references = [];
+    let depth = 0;
+    let at = 0;
+    let tupleStart = false;
+    for (let i = 0; i < bytes.length; i++) {
+        const c = bytes[i];
+        if (c === QUOTE) {
+            const end = bytes.indexOf(QUOTE, i + 1);
+            if (end < 0)
+                break;
+            if (depth === 1 && at === systemField)
+                return {
+                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
+                    references: sortedUnique(references),
+                };
+            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
+                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
+            tupleStart = false;
+            i = end;
+        }
+        else if (c === 0x28 || c === 0x5b) {
+            depth++; // ( [
+            tupleStart = c === 0x28 && depth === 3;
+        }
+        else if (c === 0x29 || c === 0x5d) {
+            if (--depth === 0)
+                break; // ) ]
+        }
+        else if (c === 0x2c && depth === 1 && ++at > systemField)
+            break; // ,
+    }
+    const drv = parseDerivation(bytes);
+    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
+}
+function sortedUnique(items) {
+    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation/kind.ts
+// How a derivation names its outputs, decided once (Nix's `Derivation::type()`): input-addressed,
+// fixed (its one output's content address is declared), floating (content-addressed, known only
+// once built) or impure; and the path a fixed output must have.
+
+
+
+const PROBLEMS = {
+    'no-outputs': 'it has no outputs',
+    mixed: 'it mixes output types (input-addressed, fixed, floating, impure)',
+    'fixed-not-one-out': 'a fixed-output derivation must have exactly one output, named "out"',
+};
+/** The kind one output declares, from its `hashAlgo` and `hash` fields as written. */
+function outputKind(o) {
+    if (o.hashAlgo === '')
+        return 'input-addressed';
+    if (o.hash === 'impure')
+        return 'impure';
+    return o.hash === '' ? 'floating' : 'fixed';
+}
+/** The kind of a derivation, or the problem that leaves it without one. */
+function classifyDerivation(drv) {
+    const first = drv.outputs[0];
+    if (first === undefined)
+        return { problem: 'no-outputs' };
+    const kind = outputKind(first);
+    for (const o of drv.outputs)
+        if (outputKind(o) !== kind)
+            return { problem: 'mixed' };
+    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
+        return { problem: 'fixed-not-one-out' };
+    return { kind };
+}
+/** The kind of a derivation; a 'malformed' error naming `label` when it has none. */
+function derivationKind(drv, label) {
+    const c = classifyDerivation(drv);
+    if (c.problem !== undefined)
+        throw new errors_NixPlanError('malformed', `derivation ${label}: ${PROBLEMS[c.problem]}`);
+    return c.kind;
+}
+/** True for a fixed-output derivation: its one output, `out`, declares its content address. */
+function isFixedOutput(drv) {
+    return classifyDerivation(drv).kind === 'fixed';
+}
+/** The content address a fixed output declares; a 'malformed' error naming `label` when it is not one. */
+function fixedOutputAddress(o, label) {
+    try {
+        return parseOutputHashAlgo(o.hashAlgo, o.hash);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('malformed', `derivation ${label}: output ${o.name}: ${e.message}`);
+    }
+}
+/** The path fixed output `o` of the derivation named `drvName` must have in `storeDir`. */
+function fixedOutputPath(o, drvName, storeDir, label = drvName) {
+    return makeContentAddressedPath(outputPathName(drvName, o.name), fixedOutputAddress(o, label), storeDir);
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation/hash.ts
+// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
+//
+// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
+// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
+// only by what it produces, not by how. The derivation itself is masked first (its output paths
+// and the environment variables named after its outputs set to ""), since those are what is being
+// computed. Floating content-addressed derivations, and everything depending on one, have no
+// output paths before they are built ("deferred").
+
+
+
+
+
+
+
+function fail(drvLabel, detail) {
+    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
+}
+/** A derivation whose output paths, and the env variables named after its outputs, are "". */
+function masked(drv) {
+    const empty = new Uint8Array(0);
+    return {
+        ...drv,
+        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
+        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
+    };
+}
+/** A new empty layout for `serialiseDerivation` to fill. */
+function newLayout() {
+    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+}
+/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
+function hashWithInputs(bytes, layout, inputs) {
+    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
+}
+/** The output named by env key `key`, if any. */
+function outputNamed(drv, key) {
+    // Output names are ASCII; compare without decoding every key.
+    outer: for (const o of drv.outputs) {
+        if (o.name.length !== key.length)
+            continue;
+        for (let i = 0; i < key.length; i++)
+            if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return o;
+    }
+    return undefined;
+}
+function isOutputName(drv, key) {
+    return outputNamed(drv, key) !== undefined;
+}
+/**
+ * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
+ * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
+ * path it does not have.
+ */
+class DerivationHasher {
+    storeDir;
+    lookup;
+    /**
+     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
+     * deferred) and its output names (to check what dependents ask for). One map, as each input of
+     * each derivation is looked up in it.
+     */
+    memo = new Map();
+    constructor(storeDir, lookup) {
+        this.storeDir = storeDir;
+        this.lookup = lookup;
+    }
+    /**
+     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
+     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
+     */
+    hashModulo(drvPath) {
+        const known = this.memo.get(drvPath);
+        if (known !== undefined)
+            return known.hash;
+        const pending = new Map();
+        const stack = [drvPath];
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            if (this.memo.has(path)) {
+                stack.pop();
+                continue;
+            }
+            let drv = pending.get(path);
+            if (drv === undefined) {
+                drv = this.lookup(path);
+                pending.set(path, drv);
+                // A fixed-output hash does not depend on inputs, so they need not be visited.
+                if (derivationKind(drv, path) !== 'fixed') {
+                    for (const input of drv.inputDrvs) {
+                        if (this.memo.has(input.path))
+                            continue;
+                        if (pending.has(input.path))
+                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
+                        stack.push(input.path);
+                    }
+                    if (stack[stack.length - 1] !== path)
+                        continue;
+                }
+            }
+            stack.pop();
+            pending.delete(path);
+            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
+        }
+        return this.memo.get(drvPath).hash;
+    }
+    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
+    outputPaths(drv, drvName) {
+        const fixed = this.fixedOutputPaths(drv, drvName);
+        if (fixed !== undefined)
+            return fixed;
+        const paths = new Map();
+        const h = this.compute(drv, drvName, drvName, true);
+        for (const o of drv.outputs)
+            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
+        return paths;
+    }
+    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
+    fixedOutputPaths(drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'fixed')
+            return undefined;
+        const out = drv.outputs[0];
+        return new Map([[out.name, fixedOutputPath(out, drvName, this.storeDir)]]);
+    }
+    /**
+     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
+     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
+     * only its outputs.
+     */
+    record(drvPath, drv, hash) {
+        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
+        if (h === undefined)
+            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
+        this.remember(drvPath, drv, h);
+    }
+    remember(drvPath, drv, hash) {
+        this.memo.set(drvPath, {
+            hash,
+            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
+            outputs: drv.outputs.map((o) => o.name),
+        });
+    }
+    /**
+     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
+     * gives them) filled into its outputs and into the env variables named after them, its bytes,
+     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
+     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
+     * splicing in the input hashes or the output paths (which need no escaping).
+     */
+    fillOutputs(drv, drvName) {
+        const layout = newLayout();
+        const bytes = serialiseDerivation(masked(drv), layout);
+        const envHoles = [];
+        drv.env.forEach((e, i) => {
+            const o = outputNamed(drv, e.key);
+            if (o !== undefined)
+                envHoles.push({ at: layout.envValues[i], output: o.name });
+        });
+        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
+    }
+    /**
+     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
+     * and input derivations (which must be hashed or recorded already).
+     */
+    fillMasked(maskedDrv, drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        const { bytes, layout } = maskedDrv;
+        const inputs = this.moduloInputs(drv, drvName);
+        if (inputs === undefined)
+            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
+        const hex = toHex(hashWithInputs(bytes, layout, inputs));
+        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
+        // Holes, in byte order: each output's path, then the value of each env variable named after one.
+        const holes = paths.map((text, i) => ({
+            at: layout.outputPaths[i],
+            text,
+        }));
+        for (const h of maskedDrv.envHoles)
+            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
+        let size = bytes.length;
+        for (const h of holes)
+            size += h.text.length;
+        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
+        let r = 0;
+        let w = 0;
+        let shift = 0; // bytes inserted before the input derivations list (output paths only)
+        for (const h of holes) {
+            out.set(bytes.subarray(r, h.at), w);
+            w += h.at - r;
+            r = h.at;
+            for (let k = 0; k < h.text.length; k++)
+                out[w++] = h.text.charCodeAt(k);
+            if (h.at < layout.inputDrvsStart)
+                shift += h.text.length;
+        }
+        out.set(bytes.subarray(r), w);
+        const filled = {
+            ...layout,
+            inputDrvsStart: layout.inputDrvsStart + shift,
+            inputDrvsEnd: layout.inputDrvsEnd + shift,
+        };
+        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+    }
+    /**
+     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
+     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
+     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
+     * memoised yet.
+     */
+    moduloInputs(drv, label) {
+        const entries = [];
+        let deferred = false;
+        for (const input of drv.inputDrvs) {
+            // Every input is hashed (or found known) even once the derivation is found deferred.
+            const m = this.memo.get(input.path) ?? this.memoised(input.path);
+            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+                deferred = true;
+                continue;
+            }
+            const names = m.outputs;
+            for (const o of input.outputs)
+                if (!names.includes(o))
+                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
+            entries.push({ path: m.hex, outputs: input.outputs });
+        }
+        if (deferred)
+            return undefined;
+        entries.sort((a, b) => compareStrings(a.path, b.path));
+        const merged = [];
+        for (const e of entries) {
+            const last = merged[merged.length - 1];
+            if (last !== undefined && last.path === e.path)
+                last.outputs = [...last.outputs, ...e.outputs];
+            else
+                merged.push({ path: e.path, outputs: e.outputs });
+        }
+        // Output lists are sorted already unless built by hand, or merged from several inputs.
+        for (const m of merged)
+            if (!isStrictlySorted(m.outputs))
+                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
+        return serialiseInputDrvs(merged);
+    }
+    /** What is memoised of a derivation, hashing it first. */
+    memoised(drvPath) {
+        this.hashModulo(drvPath);
+        return this.memo.get(drvPath);
+    }
+    /**
+     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
+     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
+     */
+    outputsOnlyHash(drv, label, name) {
+        const kind = derivationKind(drv, label);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            const ca = fixedOutputAddress(out, label);
+            const path = makeContentAddressedPath(outputPathName(name, out.name), ca, this.storeDir);
+            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(ca.hash.bytes)}:${path}`) };
+        }
+        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const early = this.outputsOnlyHash(drv, label, name);
+        if (early !== undefined)
+            return early;
+        const inputs = this.moduloInputs(drv, label);
+        if (inputs === undefined)
+            return { kind: 'deferred' };
+        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        const layout = newLayout();
+        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
+    }
+}
+/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
+function computeDrvPath(storeDir, drvName, bytes, references) {
+    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
+    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
+    const ca = { method: 'text', hash: { algo: 'sha256', bytes: sha256(bytes) } };
+    return makeContentAddressedPath(`${drvName}.drv`, ca, storeDir, refs);
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation/index.ts
+// Derivations (.drv files) in Nix's ATerm text, byte-exact: their parts (types.ts), the escapes
+// (aterm.ts), parsing (parse.ts), writing and splicing (write.ts), what they say (fields.ts,
+// scan.ts), their kind (kind.ts), and the hashes and paths that follow from them (hash.ts).
+
+
+
+
+
+
+
+
 
 ;// CONCATENATED MODULE: ./src/core/nar.ts
 // NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
@@ -3775,10 +4337,6 @@ class ClosureCheck {
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
     }
 }
-/** Counts and NAR bytes per object kind, all zero. */
-function emptyCounts() {
-    return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
-}
 /** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */
 function checkTotals(manifest, found, name) {
     const { counts, narBytes } = found;
@@ -3923,6 +4481,7 @@ async function* exportStream(source, limits = {}) {
 
 
 
+
 /**
  * Verifies a bundle completely in one streaming pass (see the module comment) and returns what
  * it holds; throws a NixPlanError ('bundle', 'malformed', 'limit', 'closure', 'realm',
@@ -4003,731 +4562,6 @@ async function* tapChunks(source, fn) {
 
 
 
-;// CONCATENATED MODULE: ./src/app/inspect.ts
-// inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
-// without decompressing the stream or touching any store.
-
-
-/**
- * Reads and validates a bundle file's manifest frame (header, size limit, schema, checksum) and
- * its length against the manifest, so truncation is caught before any decoding.
- */
-async function inspect_readBundleHead(bundlePath) {
-    const source = await openBundle(bundlePath);
-    try {
-        const head = await readBundleHead(source);
-        return { manifest: head.manifest, dataOffset: head.dataOffset, fileSize: head.bundleBytes };
-    }
-    finally {
-        await source.close();
-    }
-}
-/** The label of a root: its installable, its attribute, or its derivation name. */
-function rootLabel(root) {
-    return root.installable ?? root.attribute ?? nameOf(root.drvPath).replace(/\.drv$/, '');
-}
-/** The summary of a manifest in a file of `bundleBytes` bytes. */
-function summarise(manifest, bundleBytes) {
-    return {
-        bundleBytes,
-        storeDir: manifest.storeDir,
-        include: manifest.include,
-        systems: manifest.systems,
-        roots: manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath, outputs: r.outputs })),
-        paths: manifest.paths,
-        counts: manifest.counts,
-        narBytes: manifest.narBytes,
-        streamBytes: manifest.stream.size,
-        ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
-        signedBy: manifest.signatures.map((s) => s.key),
-        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
-        tool: manifest.tool,
-        nixVersion: manifest.nixVersion,
-    };
-}
-/** The manifest and a summary of a bundle; reads only the manifest frame. */
-async function inspectPlan(bundlePath) {
-    const head = await inspect_readBundleHead(bundlePath);
-    return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
-}
-
-;// CONCATENATED MODULE: ./src/cli/terminal.ts
-/** A Logger writing `nix-plan: …` lines to stderr. */
-function terminalLogger(io, verbosity) {
-    return {
-        info: (m) => {
-            if (!verbosity.quiet)
-                io.stderr.write(`${m}\n`);
-        },
-        warn: (m) => {
-            io.stderr.write(`warning: ${m}\n`);
-        },
-        debug: (m) => {
-            if (verbosity.verbose)
-                io.stderr.write(`${m}\n`);
-        },
-    };
-}
-/** Human size: 1.2 MiB. */
-function formatBytes(n) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let v = n;
-    let u = 0;
-    while (v >= 1024 && u < units.length - 1) {
-        v /= 1024;
-        u++;
-    }
-    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
-const REDRAW_MS = 100;
-/** One bar line: `label [#####-----] 123/456 1.2 MiB`. */
-function renderBar(label, count, total, bytes, width) {
-    const tail = `${count}${total === undefined ? '' : `/${total}`}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`;
-    if (total === undefined || total <= 0)
-        return `${label} ${tail}`.slice(0, width);
-    const barWidth = Math.max(10, Math.min(40, width - label.length - tail.length - 4));
-    const filled = Math.min(barWidth, Math.round((count / total) * barWidth));
-    return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
-}
-/**
- * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
- * otherwise one line per phase when it ends. Quiet shows nothing.
- */
-function terminalProgress(io, verbosity) {
-    const now = io.now ?? Date.now;
-    const tty = io.stderr.isTTY === true;
-    return {
-        start(label, total) {
-            let count = 0;
-            let bytes = 0;
-            let last = -Infinity;
-            let ended = false;
-            const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
-            const draw = () => {
-                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
-            };
-            return {
-                tick(n = 1, b = 0) {
-                    count += n;
-                    bytes += b;
-                    if (verbosity.quiet || !tty || ended)
-                        return;
-                    const t = now();
-                    if (t - last >= REDRAW_MS) {
-                        last = t;
-                        draw();
-                    }
-                },
-                done() {
-                    if (ended)
-                        return;
-                    ended = true;
-                    if (verbosity.quiet)
-                        return;
-                    if (tty)
-                        io.stderr.write('\r\x1b[K');
-                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
-                },
-            };
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./src/cli/format.ts
-
-
-
-/** One JSON document, pretty-printed, with a trailing newline. */
-function toJson(value) {
-    return `${JSON.stringify(value, null, 2)}\n`;
-}
-function counts(m) {
-    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`);
-    return parts.length === 0 ? 'nothing' : parts.join(', ');
-}
-function summaryLines(s) {
-    const lines = [
-        `store dir:  ${s.storeDir}${s.relocatedFrom === undefined ? '' : ` (relocated from ${s.relocatedFrom})`}`,
-        `include:    ${s.include}`,
-        `systems:    ${s.systems.join(', ') || '-'}`,
-        `paths:      ${s.paths} (${counts(s)})`,
-        `size:       ${formatBytes(s.bundleBytes)} bundle, ${formatBytes(s.streamBytes)} uncompressed (${s.ratio.toFixed(1)}×)`,
-        `signed by:  ${s.signedBy.length === 0 ? 'nobody' : s.signedBy.join(', ')}`,
-        `written by: ${s.tool}, evaluated with Nix ${s.nixVersion}`,
-        `roots (${s.roots.length}):`,
-    ];
-    s.roots.forEach((r, i) => {
-        lines.push(`  ${i}  ${r.label}`);
-        lines.push(`     ${r.drvPath}`);
-        for (const [name, path] of Object.entries(r.outputs))
-            lines.push(`     ${name} → ${path || '(known after building)'}`);
-    });
-    return lines;
-}
-/** `export`: what was written. */
-function formatExport(r) {
-    const s = summarise(r.manifest, r.bundleBytes);
-    return [
-        `wrote ${r.bundlePath}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
-        `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
-        '',
-    ].join('\n');
-}
-/** `inspect`: the summary. */
-function formatInspect(r) {
-    return [...summaryLines(r.summary), ''].join('\n');
-}
-/** `verify`: the verdict. */
-function formatVerify(r) {
-    const sig = r.trustedSignatures.length > 0 ? `, signed by trusted key ${r.trustedSignatures.join(', ')}` : '';
-    return `OK: ${r.bundlePath}: ${r.paths} paths (${counts(r)}) for ${r.manifest.storeDir}${sig}\n`;
-}
-/** `import`: what was added. */
-function formatImport(r) {
-    const how = r.method === 'none'
-        ? ''
-        : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
-    return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
-}
-/** `realise`: the output paths, one per line (like nix-store --realise). */
-function formatRealise(r) {
-    const paths = Object.values(r.outPaths).flatMap((o) => Object.values(o));
-    return paths.map((p) => `${p}\n`).join('');
-}
-/** `relocate`: where, and the report. */
-function formatRelocate(r) {
-    const rep = r.report;
-    const lines = [
-        `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
-        `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
-        `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
-    ];
-    if (rep.bareHashRewrites > 0)
-        lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
-    for (const m of rep.bareStoreDirMentions)
-        lines.push(`  ${m.path} still mentions the old store dir ${m.count}×`);
-    for (const w of rep.warnings)
-        lines.push(`  warning: ${w}`);
-    return [...lines, ''].join('\n');
-}
-/** `apply`: what ran. */
-function formatApply(r) {
-    const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
-    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
-}
-
-;// CONCATENATED MODULE: ./src/cli/commands.ts
-
-
-const COMMON = {
-    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
-    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
-    help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
-const TRUSTED_KEY = {
-    type: 'string',
-    multiple: true,
-    value: 'KEY',
-    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
-};
-const STORE = {
-    type: 'string',
-    value: 'URI',
-    help: "the Nix store to use (Nix's --store; default: Nix's default)",
-};
-const CACHE_KEY = {
-    type: 'string',
-    value: 'FILE',
-    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
-};
-const METHOD = {
-    type: 'string',
-    value: 'METHOD',
-    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
-};
-function commands_define(spec) {
-    const options = { ...spec.options, ...COMMON };
-    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
-}
-function print(ctx, args, value, human) {
-    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
-}
-function noRest(args, command) {
-    if (args.rest.length > 0)
-        throw usageError(`${command} takes no arguments after --`);
-}
-const METHODS = ['auto', 'import', 'copy'];
-const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** Every subcommand, in the order help lists them. */
-const COMMANDS = [
-    commands_define({
-        name: 'export',
-        summary: 'evaluate once and write a plan bundle',
-        usage: [
-            'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
-        ],
-        description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
-            'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
-        options: {
-            file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
-            attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
-            drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
-            output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
-            include: {
-                type: 'string',
-                value: 'KIND',
-                help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
-            },
-            level: {
-                type: 'string',
-                value: 'N',
-                help: 'zstd level 1-19 (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)',
-            },
-            'sign-key': {
-                type: 'string',
-                multiple: true,
-                value: 'FILE',
-                help: 'sign the manifest with this secret key file',
-            },
-            'relocate-to': {
-                type: 'string',
-                value: 'DIR',
-                help: 'relocate the plan to store dir DIR before writing',
-            },
-            store: STORE,
-        },
-        examples: [
-            'nix-plan export -f default.nix -A hello -o hello.nixplan',
-            'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
-            'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
-        ],
-        async run(args, ctx) {
-            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
-            const result = await ctx.useCases.exportPlan({
-                installables: [...args.positionals],
-                file: str(args, 'file'),
-                attributes: list(args, 'attr'),
-                drvPaths: list(args, 'drv'),
-                evalArgs: [...args.rest],
-                output: required(args, 'output', 'OUT (where to write the bundle)'),
-                include: oneOf(str(args, 'include'), 'include', commands_INCLUDES),
-                level: integer(str(args, 'level'), 'level', 1, 19),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                relocateTo: str(args, 'relocate-to'),
-                store: str(args, 'store'),
-            }, ctx.deps);
-            print(ctx, args, result, () => formatExport(result));
-        },
-    }),
-    commands_define({
-        name: 'inspect',
-        summary: 'show what a bundle holds (touches no store)',
-        usage: ['nix-plan inspect BUNDLE [--json]'],
-        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
-        options: {},
-        examples: [
-            'nix-plan inspect hello.nixplan',
-            'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
-        ],
-        async run(args, ctx) {
-            noRest(args, 'inspect');
-            const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
-            print(ctx, args, result, () => formatInspect(result));
-        },
-    }),
-    commands_define({
-        name: 'verify',
-        summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
-        description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
-            'With --trusted-key the manifest must carry a valid signature by one of the keys.',
-        options: {
-            'trusted-key': TRUSTED_KEY,
-            'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
-        },
-        examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'verify');
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') }, ctx.deps);
-            print(ctx, args, report, () => formatVerify(report));
-        },
-    }),
-    commands_define({
-        name: 'import',
-        summary: 'verify a bundle, then add its paths to a store',
-        usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
-        description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
-            'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
-            'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-        options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
-        examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
-        async run(args, ctx) {
-            noRest(args, 'import');
-            const result = await ctx.useCases.importPlan(onePositional(args, 'BUNDLE'), {
-                store: str(args, 'store'),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-            }, await importDeps(args, ctx));
-            print(ctx, args, result, () => formatImport(result));
-        },
-    }),
-    commands_define({
-        name: 'realise',
-        summary: 'import a bundle and build its roots',
-        usage: [
-            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
-        ],
-        description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
-            'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-            'Prints the output paths, one per line.',
-        options: {
-            'out-link': {
-                type: 'string',
-                value: 'PREFIX',
-                help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
-            },
-            store: STORE,
-            roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-        },
-        examples: [
-            'nix-plan realise hello.nixplan --out-link result',
-            'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
-        ],
-        async run(args, ctx) {
-            const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
-                store: str(args, 'store'),
-                outLink: str(args, 'out-link'),
-                roots: list(args, 'roots', true),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-                nixArgs: [...args.rest],
-            }, await importDeps(args, ctx));
-            print(ctx, args, result, () => formatRealise(result));
-        },
-    }),
-    commands_define({
-        name: 'relocate',
-        summary: 'rewrite a bundle for another store dir (realm)',
-        usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
-        description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
-            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
-        options: {
-            to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
-            output: {
-                type: 'string',
-                short: 'o',
-                value: 'OUT',
-                help: 'where to write the relocated bundle (required)',
-            },
-            'sign-key': {
-                type: 'string',
-                multiple: true,
-                value: 'FILE',
-                help: 'sign the new manifest with this secret key file',
-            },
-            'trusted-key': TRUSTED_KEY,
-            level: {
-                type: 'string',
-                value: 'N',
-                help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
-            },
-        },
-        examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
-        async run(args, ctx) {
-            noRest(args, 'relocate');
-            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
-            const result = await ctx.useCases.relocatePlan(onePositional(args, 'BUNDLE'), {
-                to: required(args, 'to', 'DIR (the target store dir)'),
-                output: required(args, 'output', 'OUT (where to write the bundle)'),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                level: integer(str(args, 'level'), 'level', 1, 19),
-            }, ctx.deps);
-            print(ctx, args, result, () => formatRelocate(result));
-        },
-    }),
-    commands_define({
-        name: 'keygen',
-        summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
-        usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
-        description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
-        options: {
-            secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
-            public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
-        },
-        examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'keygen');
-            const name = onePositional(args, 'NAME');
-            const secretFile = required(args, 'secret', 'FILE');
-            const publicFile = required(args, 'public', 'FILE');
-            const pair = ctx.useCases.keygen(name);
-            await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
-            print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
-        },
-    }),
-    commands_define({
-        name: 'apply',
-        summary: 'realise a NixOS system plan and switch a profile to it',
-        usage: [
-            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
-            'nix-plan apply --rollback --profile PATH [--action …]',
-        ],
-        description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
-        options: {
-            profile: {
-                type: 'string',
-                value: 'PATH',
-                help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
-            },
-            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
-            rollback: { type: 'boolean', help: 'go back one generation' },
-            store: STORE,
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-        },
-        examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'apply');
-            const rollback = flag(args, 'rollback');
-            const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
-            const store = str(args, 'store');
-            const realiseOptions = {
-                store,
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-            };
-            const deps = await importDeps(args, ctx);
-            const result = await ctx.useCases.applyPlan(bundle, {
-                profile: required(args, 'profile', 'PATH'),
-                action: oneOf(str(args, 'action'), 'action', ACTIONS),
-                rollback,
-                store,
-            }, { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) });
-            print(ctx, args, result, () => formatApply(result));
-        },
-    }),
-];
-/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
-async function importDeps(args, ctx) {
-    const keyFile = list(args, 'sign-key')[0];
-    const signingKey = keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
-    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
-}
-/** A command's help page. */
-function commandHelp(cmd) {
-    return [
-        `Usage: ${cmd.usage.join('\n       ')}`,
-        '',
-        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
-        '',
-        wrap(cmd.description, 78),
-        '',
-        'Options:',
-        optionsHelp(cmd.options),
-        '',
-        'Examples:',
-        ...cmd.examples.map((e) => `  ${e}`),
-        '',
-    ].join('\n');
-}
-function wrap(text, width) {
-    const out = [];
-    let line = '';
-    for (const word of text.split(/\s+/)) {
-        if (line !== '' && line.length + 1 + word.length > width) {
-            out.push(line);
-            line = word;
-        }
-        else
-            line = line === '' ? word : `${line} ${word}`;
-    }
-    if (line !== '')
-        out.push(line);
-    return out.join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/nix/profile.ts
-// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
-// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
-
-
-
-
-
-/** The generation number of a profile link target like `system-42-link`. */
-function generationOf(linkTarget) {
-    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
-    return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-/** The generation numbers `nix-env --list-generations` prints, in its order. */
-function parseGenerations(text) {
-    return text
-        .split('\n')
-        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
-        .filter((n) => n !== undefined)
-        .map(Number);
-}
-/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
-class Profile {
-    runner;
-    /** The profile's absolute path. */
-    path;
-    storeArgs;
-    constructor(runner, path, store) {
-        this.runner = runner;
-        this.path = (0,external_node_path_namespaceObject.resolve)(path);
-        this.storeArgs = store === undefined ? [] : ['--store', store];
-    }
-    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
-    async currentLink() {
-        try {
-            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
-        }
-        catch {
-            return undefined;
-        }
-    }
-    /** The store path of generation `n`. */
-    async generationPath(n) {
-        return linkTarget(`${this.path}-${n}-link`);
-    }
-    /** The generations `nix-env --list-generations` knows. */
-    async generations() {
-        const { stdout } = await this.runner.run('nix-env', [
-            ...this.storeArgs,
-            '--profile',
-            this.path,
-            '--list-generations',
-        ]);
-        return parseGenerations(stdout.toString('utf8'));
-    }
-    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
-    async set(storePath) {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
-    }
-    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
-    async rollback() {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
-    }
-}
-/** Where a link points, resolved against the link's directory. */
-async function linkTarget(link) {
-    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
-}
-/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
-async function switchScript(systemPath) {
-    const script = `${systemPath}/bin/switch-to-configuration`;
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
-    }
-    catch {
-        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
-            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
-    }
-    return script;
-}
-/**
- * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
- * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
- */
-async function switchToConfiguration(runner, script, action, hint) {
-    const result = await runner.run(script, [action], { allowFailure: true });
-    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
-    return result.stdout.toString('utf8');
-}
-
-;// CONCATENATED MODULE: ./src/app/apply.ts
-// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
-// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
-
-
-
-/** Every ApplyAction, for parsing and help texts. */
-const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
-const SETS_PROFILE = new Set(['switch', 'boot']);
-/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
-function systemOutput(realised) {
-    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
-    const out = outs.filter(([name]) => name === 'out');
-    if (out.length !== 1 || out[0] === undefined)
-        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
-            outs.map(([n, p]) => `${n}=${p}`).join(', '));
-    return out[0][1];
-}
-/** The generation before the current one, found without changing the profile. */
-async function previousGeneration(profile) {
-    const current = generationOf((await profile.currentLink()) ?? '');
-    const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
-    const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
-    if (previous === undefined)
-        throw new errors_NixPlanError('usage', `profile '${profile.path}' has no generation before the current one to roll back to`);
-    return profile.generationPath(previous);
-}
-/**
- * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
- * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
- * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
- * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
- * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
- * the previous generation's script and leave the profile alone.
- */
-async function applyPlan(bundlePath, options, deps) {
-    const action = options.action ?? 'switch';
-    if (!APPLY_ACTIONS.includes(action))
-        throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
-    const profile = new Profile(deps.runner, options.profile, options.store);
-    const setsProfile = SETS_PROFILE.has(action);
-    let systemPath;
-    if (options.rollback === true) {
-        if (setsProfile) {
-            const before = await profile.currentLink();
-            await profile.rollback();
-            const after = await profile.currentLink();
-            if (after === undefined || after === before)
-                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-            systemPath = await linkTarget(after);
-        }
-        else
-            systemPath = await previousGeneration(profile);
-    }
-    else {
-        if (bundlePath === undefined)
-            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-        systemPath = systemOutput(await deps.realise(bundlePath));
-    }
-    const script = await switchScript(systemPath);
-    if (options.rollback !== true && setsProfile) {
-        deps.log.info(`setting ${profile.path} to ${systemPath}`);
-        await profile.set(systemPath);
-    }
-    deps.log.info(`running ${script} ${action}`);
-    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
-        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
-        : undefined);
-    const link = await profile.currentLink();
-    return {
-        action,
-        systemPath,
-        profile: profile.path,
-        profileChanged: setsProfile,
-        generation: link === undefined ? undefined : generationOf(link),
-        output,
-    };
-}
-
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/nix/evaluate.ts
 // Evaluates once: flake installables via `nix path-info --derivation`, files via one
 // `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
@@ -5279,6 +5113,53 @@ async function copyPaths(store, from, paths, options = {}) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/core/narinfo.ts
+// The narinfo: what a binary cache says of a store path (the text Nix's binary-cache store reads),
+// the fingerprint its signatures cover, and signing and checking them.
+
+
+
+
+/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
+function narinfoText(info) {
+    const lines = [
+        `StorePath: ${info.path}`,
+        `URL: ${info.url}`,
+        'Compression: none',
+        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
+        `NarSize: ${info.narSize}`,
+        `References: ${info.references.map(baseName).join(' ')}`,
+    ];
+    if (info.deriver !== '')
+        lines.push(`Deriver: ${baseName(info.deriver)}`);
+    if (info.ca !== undefined)
+        lines.push(`CA: ${info.ca}`);
+    if (info.sig !== undefined)
+        lines.push(`Sig: ${info.sig}`);
+    return lines.join('\n') + '\n';
+}
+/**
+ * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
+ * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
+ */
+function narinfoFingerprint(info) {
+    if (info.narHash.length !== 32)
+        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
+    if (!(info.narSize > 0))
+        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
+    const refs = [...info.references].sort(compareStrings).join(',');
+    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
+}
+/** A narinfo `Sig:` value for the object. */
+function signNarinfo(key, info) {
+    return signDetached(key, narinfoFingerprint(info));
+}
+/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
+function verifyNarinfo(info, signatures, trusted) {
+    const fingerprint = narinfoFingerprint(info);
+    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
+}
+
 ;// CONCATENATED MODULE: ./src/app/deps.ts
 /** A logger that drops everything (for library callers that want no output). */
 const silentLogger = {
@@ -5312,26 +5193,9 @@ function progressOf(deps) {
 
 
 
+
 /** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
 const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
-/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
-function narinfoText(info) {
-    const lines = [
-        `StorePath: ${info.path}`,
-        `URL: ${info.url}`,
-        'Compression: none',
-        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
-        `NarSize: ${info.narSize}`,
-        `References: ${info.references.map(baseName).join(' ')}`,
-    ];
-    if (info.deriver !== '')
-        lines.push(`Deriver: ${baseName(info.deriver)}`);
-    if (info.ca !== undefined)
-        lines.push(`CA: ${info.ca}`);
-    if (info.sig !== undefined)
-        lines.push(`Sig: ${info.sig}`);
-    return lines.join('\n') + '\n';
-}
 /**
  * The paths `nix copy` must be named so that it copies all of `cached`: those no other cached path
  * refers to (their closures cover the rest), `.drv` files apart from the others. A `.drv` named on
@@ -5500,6 +5364,929 @@ function binaryCacheCopyImport(settings = {}) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report };
+}
+
+;// CONCATENATED MODULE: ./src/app/import.ts
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
+
+
+
+
+
+
+
+
+
+/** The import methods, for option parsing. */
+const IMPORT_METHODS = ['auto', 'import', 'copy'];
+
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/**
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; the verified export
+ * stream is kept in a private file as it is checked, and that file is what Nix imports.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ */
+async function importPlan(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        // The first Nix process runs alone: on a store that does not exist yet it creates the
+        // database, and two Nix 2.34 processes starting at once on a new store can fail with
+        // "SQLite database is busy".
+        const storeDir = await store.storeDir();
+        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        const source = await openBundle(copy);
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+        try {
+            const paths = [];
+            const validity = new ValidityQueries(store);
+            let report;
+            try {
+                report = await verifyWithProgress(source, {
+                    trustedKeys: options.trustedKeys,
+                    storeDir,
+                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+                    onEntry: (e) => {
+                        paths.push(e.path);
+                        validity.add(e.path);
+                    },
+                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
+                }, deps.progress);
+            }
+            finally {
+                verified.close();
+            }
+            if (verified.failure !== undefined)
+                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+            const { manifest } = report;
+            const invalid = await validity.invalid();
+            const alreadyValid = paths.length - invalid.size;
+            if (invalid.size === 0) {
+                deps.log.info(`all ${paths.length} paths are valid already`);
+                return { manifest, imported: 0, alreadyValid, method: 'none' };
+            }
+            let method = options.method ?? 'auto';
+            if (method === 'auto') {
+                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
+                method = trust === 'untrusted' ? 'copy' : 'import';
+                if (trust === 'unknown')
+                    deps.log.debug('store trust unknown: trying nix-store --import first');
+            }
+            // The verified stream: the private file, or (when it could not be kept) decompressed again.
+            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
+            if (method === 'import') {
+                deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
+                try {
+                    await importExport(store, stream());
+                }
+                catch (e) {
+                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                        throw e;
+                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+                    method = 'copy';
+                }
+            }
+            if (method === 'copy') {
+                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+                await copyImport(stream(), { store: options.store, manifest }, deps);
+            }
+            const still = await invalidAmong(store, paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return { manifest, imported: invalid.size, alreadyValid, method };
+        }
+        finally {
+            await source.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
+;// CONCATENATED MODULE: ./src/cli/args.ts
+// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
+// usage errors that name the option and the accepted values.
+
+
+
+/** Throws a usage error. */
+function usageError(message) {
+    return new errors_NixPlanError('usage', message);
+}
+/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
+function parseCommandArgs(argv, specs) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    const rest = dash < 0 ? [] : argv.slice(dash + 1);
+    const options = {};
+    for (const [name, s] of Object.entries(specs))
+        options[name] = {
+            type: s.type,
+            ...(s.short !== undefined && { short: s.short }),
+            ...(s.multiple === true && { multiple: true }),
+        };
+    try {
+        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
+            args: [...head],
+            options,
+            allowPositionals: true,
+            strict: true,
+        });
+        return { values, positionals, rest };
+    }
+    catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    }
+}
+/** A string option's value, or undefined. */
+function args_str(args, name) {
+    const v = args.values[name];
+    return typeof v === 'string' ? v : undefined;
+}
+/** A required string option's value. */
+function required(args, name, what) {
+    const v = args_str(args, name);
+    if (v === undefined || v === '')
+        throw usageError(`missing --${name} ${what}`);
+    return v;
+}
+/** A repeatable string option's values (also splitting on commas when `commas`). */
+function args_list(args, name, commas = false) {
+    const v = args.values[name];
+    const items = Array.isArray(v)
+        ? v.filter((x) => typeof x === 'string')
+        : typeof v === 'string'
+            ? [v]
+            : [];
+    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
+}
+/** A boolean flag. */
+function flag(args, name) {
+    return args.values[name] === true;
+}
+/** A value that must be one of `allowed`. */
+function oneOf(value, name, allowed) {
+    if (value === undefined)
+        return undefined;
+    if (!allowed.includes(value))
+        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
+    return value;
+}
+/** An integer option within [min, max]. */
+function integer(value, name, min, max) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max)
+        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
+    return n;
+}
+/** Exactly one positional argument (the bundle), or a usage error naming it. */
+function onePositional(args, what) {
+    if (args.positionals.length === 0)
+        throw usageError(`missing ${what}`);
+    if (args.positionals.length > 1)
+        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
+    return args.positionals[0] ?? '';
+}
+const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
+/**
+ * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
+ * holding one or more (whitespace-separated), like `trusted-public-keys`.
+ */
+async function readKeys(values, readText = readTextFile) {
+    const keys = [];
+    for (const v of values) {
+        if (KEY_LITERAL.test(v))
+            keys.push(v);
+        else
+            keys.push(...(await readText(v, 'trusted key file')).split(/\s+/).filter((k) => k !== ''));
+    }
+    return keys;
+}
+/** Reads a small text file, turning a missing file into a usage error that names it. */
+async function readTextFile(path, what) {
+    try {
+        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+/** Help text for a command's options, aligned. */
+function optionsHelp(specs) {
+    const rows = Object.entries(specs).map(([name, s]) => {
+        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
+        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
+    });
+    const width = Math.max(...rows.map(([l]) => l.length));
+    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/app/inspect.ts
+// inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
+// without decompressing the stream or touching any store.
+
+
+/**
+ * Reads and validates a bundle file's manifest frame (header, size limit, schema, checksum) and
+ * its length against the manifest, so truncation is caught before any decoding.
+ */
+async function inspect_readBundleHead(bundlePath) {
+    const source = await openBundle(bundlePath);
+    try {
+        const head = await readBundleHead(source);
+        return { manifest: head.manifest, dataOffset: head.dataOffset, fileSize: head.bundleBytes };
+    }
+    finally {
+        await source.close();
+    }
+}
+/** The label of a root: its installable, its attribute, or its derivation name. */
+function rootLabel(root) {
+    return root.installable ?? root.attribute ?? nameOf(root.drvPath).replace(/\.drv$/, '');
+}
+/** The summary of a manifest in a file of `bundleBytes` bytes. */
+function summarise(manifest, bundleBytes) {
+    return {
+        bundleBytes,
+        storeDir: manifest.storeDir,
+        include: manifest.include,
+        systems: manifest.systems,
+        roots: manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath, outputs: r.outputs })),
+        paths: manifest.paths,
+        counts: manifest.counts,
+        narBytes: manifest.narBytes,
+        streamBytes: manifest.stream.size,
+        ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
+        signedBy: manifest.signatures.map((s) => s.key),
+        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
+        tool: manifest.tool,
+        nixVersion: manifest.nixVersion,
+    };
+}
+/** The manifest and a summary of a bundle; reads only the manifest frame. */
+async function inspectPlan(bundlePath) {
+    const head = await inspect_readBundleHead(bundlePath);
+    return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
+}
+
+;// CONCATENATED MODULE: ./src/cli/terminal.ts
+/** A Logger writing `nix-plan: …` lines to stderr. */
+function terminalLogger(io, verbosity) {
+    return {
+        info: (m) => {
+            if (!verbosity.quiet)
+                io.stderr.write(`${m}\n`);
+        },
+        warn: (m) => {
+            io.stderr.write(`warning: ${m}\n`);
+        },
+        debug: (m) => {
+            if (verbosity.verbose)
+                io.stderr.write(`${m}\n`);
+        },
+    };
+}
+/** Human size: 1.2 MiB. */
+function formatBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let v = n;
+    let u = 0;
+    while (v >= 1024 && u < units.length - 1) {
+        v /= 1024;
+        u++;
+    }
+    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+const REDRAW_MS = 100;
+/** One bar line: `label [#####-----] 123/456 1.2 MiB`. */
+function renderBar(label, count, total, bytes, width) {
+    const tail = `${count}${total === undefined ? '' : `/${total}`}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`;
+    if (total === undefined || total <= 0)
+        return `${label} ${tail}`.slice(0, width);
+    const barWidth = Math.max(10, Math.min(40, width - label.length - tail.length - 4));
+    const filled = Math.min(barWidth, Math.round((count / total) * barWidth));
+    return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
+}
+/**
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
+ * otherwise one line per phase when it ends. Quiet shows nothing.
+ */
+function terminalProgress(io, verbosity) {
+    const now = io.now ?? Date.now;
+    const tty = io.stderr.isTTY === true;
+    return {
+        start(label, total) {
+            let count = 0;
+            let bytes = 0;
+            let last = -Infinity;
+            let ended = false;
+            const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
+            const draw = () => {
+                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
+            };
+            return {
+                tick(n = 1, b = 0) {
+                    count += n;
+                    bytes += b;
+                    if (verbosity.quiet || !tty || ended)
+                        return;
+                    const t = now();
+                    if (t - last >= REDRAW_MS) {
+                        last = t;
+                        draw();
+                    }
+                },
+                done() {
+                    if (ended)
+                        return;
+                    ended = true;
+                    if (verbosity.quiet)
+                        return;
+                    if (tty)
+                        io.stderr.write('\r\x1b[K');
+                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
+                },
+            };
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/cli/format.ts
+
+
+
+/** One JSON document, pretty-printed, with a trailing newline. */
+function toJson(value) {
+    return `${JSON.stringify(value, null, 2)}\n`;
+}
+function counts(m) {
+    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`);
+    return parts.length === 0 ? 'nothing' : parts.join(', ');
+}
+function summaryLines(s) {
+    const lines = [
+        `store dir:  ${s.storeDir}${s.relocatedFrom === undefined ? '' : ` (relocated from ${s.relocatedFrom})`}`,
+        `include:    ${s.include}`,
+        `systems:    ${s.systems.join(', ') || '-'}`,
+        `paths:      ${s.paths} (${counts(s)})`,
+        `size:       ${formatBytes(s.bundleBytes)} bundle, ${formatBytes(s.streamBytes)} uncompressed (${s.ratio.toFixed(1)}×)`,
+        `signed by:  ${s.signedBy.length === 0 ? 'nobody' : s.signedBy.join(', ')}`,
+        `written by: ${s.tool}, evaluated with Nix ${s.nixVersion}`,
+        `roots (${s.roots.length}):`,
+    ];
+    s.roots.forEach((r, i) => {
+        lines.push(`  ${i}  ${r.label}`);
+        lines.push(`     ${r.drvPath}`);
+        for (const [name, path] of Object.entries(r.outputs))
+            lines.push(`     ${name} → ${path || '(known after building)'}`);
+    });
+    return lines;
+}
+/** `export`: what was written. */
+function formatExport(r) {
+    const s = summarise(r.manifest, r.bundleBytes);
+    return [
+        `wrote ${r.bundlePath}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+        `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
+        '',
+    ].join('\n');
+}
+/** `inspect`: the summary. */
+function formatInspect(r) {
+    return [...summaryLines(r.summary), ''].join('\n');
+}
+/** `verify`: the verdict. */
+function formatVerify(r) {
+    const sig = r.trustedSignatures.length > 0 ? `, signed by trusted key ${r.trustedSignatures.join(', ')}` : '';
+    return `OK: ${r.bundlePath}: ${r.paths} paths (${counts(r)}) for ${r.manifest.storeDir}${sig}\n`;
+}
+/** `import`: what was added. */
+function formatImport(r) {
+    const how = r.method === 'none'
+        ? ''
+        : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
+    return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
+}
+/** `realise`: the output paths, one per line (like nix-store --realise). */
+function formatRealise(r) {
+    const paths = Object.values(r.outPaths).flatMap((o) => Object.values(o));
+    return paths.map((p) => `${p}\n`).join('');
+}
+/** `relocate`: where, and the report. */
+function formatRelocate(r) {
+    const rep = r.report;
+    const lines = [
+        `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
+        `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
+        `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
+    ];
+    if (rep.bareHashRewrites > 0)
+        lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
+    for (const m of rep.bareStoreDirMentions)
+        lines.push(`  ${m.path} still mentions the old store dir ${m.count}×`);
+    for (const w of rep.warnings)
+        lines.push(`  warning: ${w}`);
+    return [...lines, ''].join('\n');
+}
+/** `apply`: what ran. */
+function formatApply(r) {
+    const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
+    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/commands.ts
+// The `nix-plan` subcommands: their options and help, how arguments become use-case options, and
+// how results are printed (human text, or one JSON document with --json).
+
+
+
+
+
+const COMMON = {
+    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
+    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
+    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+    help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+const TRUSTED_KEY = {
+    type: 'string',
+    multiple: true,
+    value: 'KEY',
+    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
+};
+const STORE = {
+    type: 'string',
+    value: 'URI',
+    help: "the Nix store to use (Nix's --store; default: Nix's default)",
+};
+const CACHE_KEY = {
+    type: 'string',
+    value: 'FILE',
+    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
+};
+const METHOD = {
+    type: 'string',
+    value: 'METHOD',
+    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
+};
+function commands_define(spec) {
+    const options = { ...spec.options, ...COMMON };
+    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
+}
+function print(ctx, args, value, human) {
+    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+function noRest(args, command) {
+    if (args.rest.length > 0)
+        throw usageError(`${command} takes no arguments after --`);
+}
+/** zstd levels the bundle writer accepts, as `--level` says them. */
+const LEVELS = `${MIN_LEVEL}-${MAX_LEVEL}`;
+/** Every subcommand, in the order help lists them. */
+const COMMANDS = [
+    commands_define({
+        name: 'export',
+        summary: 'evaluate once and write a plan bundle',
+        usage: [
+            'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
+        ],
+        description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
+            'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
+            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+        options: {
+            file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
+            attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
+            drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
+            output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
+            include: {
+                type: 'string',
+                value: 'KIND',
+                help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
+            },
+            level: {
+                type: 'string',
+                value: 'N',
+                help: `zstd level ${LEVELS} (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)`,
+            },
+            'sign-key': {
+                type: 'string',
+                multiple: true,
+                value: 'FILE',
+                help: 'sign the manifest with this secret key file',
+            },
+            'relocate-to': {
+                type: 'string',
+                value: 'DIR',
+                help: 'relocate the plan to store dir DIR before writing',
+            },
+            store: STORE,
+        },
+        examples: [
+            'nix-plan export -f default.nix -A hello -o hello.nixplan',
+            'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
+            'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
+        ],
+        async run(args, ctx) {
+            const signingKeys = await Promise.all(args_list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
+            const result = await ctx.useCases.exportPlan({
+                installables: [...args.positionals],
+                file: args_str(args, 'file'),
+                attributes: args_list(args, 'attr'),
+                drvPaths: args_list(args, 'drv'),
+                evalArgs: [...args.rest],
+                output: required(args, 'output', 'OUT (where to write the bundle)'),
+                include: oneOf(args_str(args, 'include'), 'include', INCLUDE_KINDS),
+                level: integer(args_str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
+                signingKeys: signingKeys.map((k) => k.trim()),
+                relocateTo: args_str(args, 'relocate-to'),
+                store: args_str(args, 'store'),
+            }, ctx.deps);
+            print(ctx, args, result, () => formatExport(result));
+        },
+    }),
+    commands_define({
+        name: 'inspect',
+        summary: 'show what a bundle holds (touches no store)',
+        usage: ['nix-plan inspect BUNDLE [--json]'],
+        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
+        options: {},
+        examples: [
+            'nix-plan inspect hello.nixplan',
+            'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'inspect');
+            const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
+            print(ctx, args, result, () => formatInspect(result));
+        },
+    }),
+    commands_define({
+        name: 'verify',
+        summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
+        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
+        description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
+            'With --trusted-key the manifest must carry a valid signature by one of the keys.',
+        options: {
+            'trusted-key': TRUSTED_KEY,
+            'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+        },
+        examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'verify');
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
+            print(ctx, args, report, () => formatVerify(report));
+        },
+    }),
+    commands_define({
+        name: 'import',
+        summary: 'verify a bundle, then add its paths to a store',
+        usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
+        description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
+            'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
+            'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
+        options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
+        examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
+        async run(args, ctx) {
+            noRest(args, 'import');
+            const result = await ctx.useCases.importPlan(onePositional(args, 'BUNDLE'), {
+                store: args_str(args, 'store'),
+                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
+            }, await importDeps(args, ctx));
+            print(ctx, args, result, () => formatImport(result));
+        },
+    }),
+    commands_define({
+        name: 'realise',
+        summary: 'import a bundle and build its roots',
+        usage: [
+            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
+        ],
+        description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
+            'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
+            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
+            'Prints the output paths, one per line.',
+        options: {
+            'out-link': {
+                type: 'string',
+                value: 'PREFIX',
+                help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
+            },
+            store: STORE,
+            roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+        },
+        examples: [
+            'nix-plan realise hello.nixplan --out-link result',
+            'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+        ],
+        async run(args, ctx) {
+            const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
+                store: args_str(args, 'store'),
+                outLink: args_str(args, 'out-link'),
+                roots: args_list(args, 'roots', true),
+                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
+                nixArgs: [...args.rest],
+            }, await importDeps(args, ctx));
+            print(ctx, args, result, () => formatRealise(result));
+        },
+    }),
+    commands_define({
+        name: 'relocate',
+        summary: 'rewrite a bundle for another store dir (realm)',
+        usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
+        description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
+            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
+        options: {
+            to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
+            output: {
+                type: 'string',
+                short: 'o',
+                value: 'OUT',
+                help: 'where to write the relocated bundle (required)',
+            },
+            'sign-key': {
+                type: 'string',
+                multiple: true,
+                value: 'FILE',
+                help: 'sign the new manifest with this secret key file',
+            },
+            'trusted-key': TRUSTED_KEY,
+            level: {
+                type: 'string',
+                value: 'N',
+                help: `zstd level ${LEVELS} (default 3 without long-distance matching: promotion favours speed)`,
+            },
+        },
+        examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
+        async run(args, ctx) {
+            noRest(args, 'relocate');
+            const signingKeys = await Promise.all(args_list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
+            const result = await ctx.useCases.relocatePlan(onePositional(args, 'BUNDLE'), {
+                to: required(args, 'to', 'DIR (the target store dir)'),
+                output: required(args, 'output', 'OUT (where to write the bundle)'),
+                signingKeys: signingKeys.map((k) => k.trim()),
+                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                level: integer(args_str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
+            }, ctx.deps);
+            print(ctx, args, result, () => formatRelocate(result));
+        },
+    }),
+    commands_define({
+        name: 'keygen',
+        summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
+        usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
+        description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
+        options: {
+            secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
+            public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
+        },
+        examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'keygen');
+            const name = onePositional(args, 'NAME');
+            const secretFile = required(args, 'secret', 'FILE');
+            const publicFile = required(args, 'public', 'FILE');
+            const pair = ctx.useCases.keygen(name);
+            await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
+            print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
+        },
+    }),
+    commands_define({
+        name: 'apply',
+        summary: 'realise a NixOS system plan and switch a profile to it',
+        usage: [
+            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
+            'nix-plan apply --rollback --profile PATH [--action …]',
+        ],
+        description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
+            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
+        options: {
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
+            },
+            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+            rollback: { type: 'boolean', help: 'go back one generation' },
+            store: STORE,
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+        },
+        examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'apply');
+            const rollback = flag(args, 'rollback');
+            const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
+            const store = args_str(args, 'store');
+            const realiseOptions = {
+                store,
+                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
+            };
+            const deps = await importDeps(args, ctx);
+            const result = await ctx.useCases.applyPlan(bundle, {
+                profile: required(args, 'profile', 'PATH'),
+                action: oneOf(args_str(args, 'action'), 'action', APPLY_ACTIONS),
+                rollback,
+                store,
+            }, { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) });
+            print(ctx, args, result, () => formatApply(result));
+        },
+    }),
+];
+/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
+async function importDeps(args, ctx) {
+    const keyFile = args_list(args, 'sign-key')[0];
+    const signingKey = keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
+    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
+}
+/** A command's help page. */
+function commandHelp(cmd) {
+    return [
+        `Usage: ${cmd.usage.join('\n       ')}`,
+        '',
+        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
+        '',
+        wrap(cmd.description, 78),
+        '',
+        'Options:',
+        optionsHelp(cmd.options),
+        '',
+        'Examples:',
+        ...cmd.examples.map((e) => `  ${e}`),
+        '',
+    ].join('\n');
+}
+function wrap(text, width) {
+    const out = [];
+    let line = '';
+    for (const word of text.split(/\s+/)) {
+        if (line !== '' && line.length + 1 + word.length > width) {
+            out.push(line);
+            line = word;
+        }
+        else
+            line = line === '' ? word : `${line} ${word}`;
+    }
+    if (line !== '')
+        out.push(line);
+    return out.join('\n');
+}
+
 ;// CONCATENATED MODULE: ./src/nix/collect.ts
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
@@ -5507,76 +6294,11 @@ function binaryCacheCopyImport(settings = {}) {
 
 
 
+
+// Pure derivation helpers that used to live here; their home is the core.
+
 /** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
 const YIELD_EVERY = 512;
-/** The include kinds, for option parsing. */
-const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
-/** Output name → path of a parsed derivation. */
-function outputsOf(drv) {
-    const out = {};
-    for (const o of drv.outputs)
-        out[o.name] = o.path;
-    return out;
-}
-const collect_QUOTE = 0x22;
-/**
- * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
- * `DrvWithVersion(…)`); see scanDerivation.
- */
-function derivationSystem(bytes, field) {
-    return scanDerivation(bytes, field === 4).system;
-}
-/**
- * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
- * registers for a .drv it writes), found by skipping through the file rather than parsing it.
- * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
- * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
- */
-function scanDerivation(bytes, versioned) {
-    const inputDrvsField = versioned ? 2 : 1;
-    const systemField = inputDrvsField + 2;
-    const references = [];
-    let depth = 0;
-    let at = 0;
-    let tupleStart = false;
-    for (let i = 0; i < bytes.length; i++) {
-        const c = bytes[i];
-        if (c === collect_QUOTE) {
-            const end = bytes.indexOf(collect_QUOTE, i + 1);
-            if (end < 0)
-                break;
-            if (depth === 1 && at === systemField)
-                return {
-                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
-                    references: sortedUnique(references),
-                };
-            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
-                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
-            tupleStart = false;
-            i = end;
-        }
-        else if (c === 0x28 || c === 0x5b) {
-            depth++; // ( [
-            tupleStart = c === 0x28 && depth === 3;
-        }
-        else if (c === 0x29 || c === 0x5d) {
-            if (--depth === 0)
-                break; // ) ]
-        }
-        else if (c === 0x2c && depth === 1 && ++at > systemField)
-            break; // ,
-    }
-    const drv = parseDerivation(bytes);
-    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
-}
-function sortedUnique(items) {
-    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
-}
-/** True for a fixed-output derivation (its one output names its content hash). */
-function isFixedOutput(drv) {
-    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
-}
 /**
  * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
  * closure, at most one `nix-store --realise` and one more query for added outputs, one
@@ -5847,386 +6569,313 @@ async function assertWritable(path) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
-// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
-//
-// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
-// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
-// only by what it produces, not by how. The derivation itself is masked first (its output paths
-// and the environment variables named after its outputs set to ""), since those are what is being
-// computed. Floating content-addressed derivations, and everything depending on one, have no
-// output paths before they are built ("deferred").
+;// CONCATENATED MODULE: ./src/core/relocate/checks.ts
+// The refusals of relocation, as docs/relocation.md lists them: what cannot be relocated faithfully
+// is refused by name, before any work where the index can tell (the self-check, the kinds, the
+// closure), and as it is met otherwise (the environment, the references of a .drv).
 
 
 
 
-function fail(drvLabel, detail) {
-    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
+
+/** Throws the 'relocate' error that says why an object cannot be relocated. */
+function refuse(message) {
+    throw new errors_NixPlanError('relocate', message);
 }
-function outputKind(o) {
-    if (o.hashAlgo === '')
-        return 'input-addressed';
-    if (o.hash === 'impure')
-        return 'impure';
-    return o.hash === '' ? 'floating' : 'fixed';
+/** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
+function drvType(path, drv) {
+    if (drv.version !== undefined)
+        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
+            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
+    if (drv.outputs.some((o) => o.hash === 'impure'))
+        refuseImpure(path);
+    const { kind, problem } = classifyDerivation(drv);
+    // A floating output has no path yet: one with a path is not what Nix writes.
+    if (problem === 'mixed' || (kind === 'floating' && drv.outputs.some((o) => o.path !== '')))
+        refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
+    return derivationKind(drv, path); // malformed (no outputs, a fixed one not alone) throws
 }
-/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
-function derivationKind(drv, drvLabel) {
-    const first = drv.outputs[0];
-    if (first === undefined)
-        fail(drvLabel, 'it has no outputs');
-    const kind = outputKind(first);
-    for (const o of drv.outputs)
-        if (outputKind(o) !== kind)
-            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
-    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
-        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
-    return kind;
+const IMPURE_KEY = new TextEncoder().encode('__impure');
+/**
+ * Refuses a derivation with an `__impure` variable. Nix writes its outputs as impure, which the
+ * index refuses before any work; this catches one written by hand, once its environment is read.
+ */
+function refuseImpureEnv(path, keys) {
+    for (const key of keys)
+        if (wire_compareBytes(key, IMPURE_KEY) === 0)
+            refuseImpure(path);
 }
-/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
-function fixedOutput(o, drvLabel) {
-    let method = 'flat';
-    let algo = o.hashAlgo;
-    if (algo.startsWith('r:')) {
-        method = 'recursive';
-        algo = algo.slice(2);
-    }
-    else if (algo.startsWith('text:')) {
-        method = 'text';
-        algo = algo.slice(5);
-    }
-    if (!isHashAlgo(algo))
-        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
-    if (o.hash.includes(':') || o.hash.includes('-'))
-        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
-    const hash = parseHash(o.hash, algo);
-    if (method === 'text' && algo !== 'sha256')
-        fail(drvLabel, 'a text-hashed output must use sha256');
-    return { method, hash };
-}
-/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
-function fixedOutputPath(f, name, storeDir) {
-    if (f.method === 'text')
-        return makeTextPath(name, f.hash.bytes, [], storeDir);
-    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
-}
-/** A derivation whose output paths, and the env variables named after its outputs, are "". */
-function masked(drv) {
-    const empty = new Uint8Array(0);
-    return {
-        ...drv,
-        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
-        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
-    };
-}
-/** A new empty layout for `serialiseDerivation` to fill. */
-function newLayout() {
-    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-}
-/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
-function hashWithInputs(bytes, layout, inputs) {
-    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
-}
-/** The output named by env key `key`, if any. */
-function outputNamed(drv, key) {
-    // Output names are ASCII; compare without decoding every key.
-    outer: for (const o of drv.outputs) {
-        if (o.name.length !== key.length)
-            continue;
-        for (let i = 0; i < key.length; i++)
-            if (o.name.charCodeAt(i) !== key[i])
-                continue outer;
-        return o;
-    }
-    return undefined;
-}
-function isOutputName(drv, key) {
-    return outputNamed(drv, key) !== undefined;
+/** Refuses an impure derivation by name. */
+function refuseImpure(path) {
+    return refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
 }
 /**
- * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
- * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
- * path it does not have.
+ * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
+ * address. A source's path must follow from it (with its references and name) under `from`.
  */
-class DerivationHasher {
-    storeDir;
-    lookup;
-    /**
-     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
-     * deferred) and its output names (to check what dependents ask for). One map, as each input of
-     * each derivation is looked up in it.
-     */
-    memo = new Map();
-    constructor(storeDir, lookup) {
-        this.storeDir = storeDir;
-        this.lookup = lookup;
-    }
-    /**
-     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
-     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
-     */
-    hashModulo(drvPath) {
-        const known = this.memo.get(drvPath);
-        if (known !== undefined)
-            return known.hash;
-        const pending = new Map();
-        const stack = [drvPath];
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            if (this.memo.has(path)) {
-                stack.pop();
-                continue;
-            }
-            let drv = pending.get(path);
-            if (drv === undefined) {
-                drv = this.lookup(path);
-                pending.set(path, drv);
-                // A fixed-output hash does not depend on inputs, so they need not be visited.
-                if (derivationKind(drv, path) !== 'fixed') {
-                    for (const input of drv.inputDrvs) {
-                        if (this.memo.has(input.path))
-                            continue;
-                        if (pending.has(input.path))
-                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
-                        stack.push(input.path);
-                    }
-                    if (stack[stack.length - 1] !== path)
-                        continue;
-                }
-            }
-            stack.pop();
-            pending.delete(path);
-            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
-        }
-        return this.memo.get(drvPath).hash;
-    }
-    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
-    outputPaths(drv, drvName) {
-        const fixed = this.fixedOutputPaths(drv, drvName);
-        if (fixed !== undefined)
-            return fixed;
-        const paths = new Map();
-        const h = this.compute(drv, drvName, drvName, true);
-        for (const o of drv.outputs)
-            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
-        return paths;
-    }
-    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
-    fixedOutputPaths(drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'fixed')
+function checkGivenContentAddress(obj, from) {
+    const name = nameOf(obj.path);
+    const { ca } = obj;
+    const method = contentAddressMethod(ca);
+    // A text address plays no part in relocating the file: its digest need not be read.
+    if (method === 'text')
+        return obj.contents === undefined && obj.readContents === undefined
+            ? undefined
+            : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
+    if (method === 'nar') {
+        if (obj.narHash === undefined)
             return undefined;
-        const out = drv.outputs[0];
-        return new Map([
-            [
-                out.name,
-                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
-            ],
-        ]);
-    }
-    /**
-     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
-     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
-     * only its outputs.
-     */
-    record(drvPath, drv, hash) {
-        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
-        if (h === undefined)
-            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
-        this.remember(drvPath, drv, h);
-    }
-    remember(drvPath, drv, hash) {
-        this.memo.set(drvPath, {
-            hash,
-            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
-            outputs: drv.outputs.map((o) => o.name),
-        });
-    }
-    /**
-     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
-     * gives them) filled into its outputs and into the env variables named after them, its bytes,
-     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
-     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
-     * splicing in the input hashes or the output paths (which need no escaping).
-     */
-    fillOutputs(drv, drvName) {
-        const layout = newLayout();
-        const bytes = serialiseDerivation(masked(drv), layout);
-        const envHoles = [];
-        drv.env.forEach((e, i) => {
-            const o = outputNamed(drv, e.key);
-            if (o !== undefined)
-                envHoles.push({ at: layout.envValues[i], output: o.name });
-        });
-        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
-    }
-    /**
-     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
-     * and input derivations (which must be hashed or recorded already).
-     */
-    fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
-        const { bytes, layout } = maskedDrv;
-        const inputs = this.moduloInputs(drv, drvName);
-        if (inputs === undefined)
-            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
-        const hex = toHex(hashWithInputs(bytes, layout, inputs));
-        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
-        // Holes, in byte order: each output's path, then the value of each env variable named after one.
-        const holes = paths.map((text, i) => ({
-            at: layout.outputPaths[i],
-            text,
-        }));
-        for (const h of maskedDrv.envHoles)
-            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
-        let size = bytes.length;
-        for (const h of holes)
-            size += h.text.length;
-        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
-        let r = 0;
-        let w = 0;
-        let shift = 0; // bytes inserted before the input derivations list (output paths only)
-        for (const h of holes) {
-            out.set(bytes.subarray(r, h.at), w);
-            w += h.at - r;
-            r = h.at;
-            for (let k = 0; k < h.text.length; k++)
-                out[w++] = h.text.charCodeAt(k);
-            if (h.at < layout.inputDrvsStart)
-                shift += h.text.length;
-        }
-        out.set(bytes.subarray(r), w);
-        const filled = {
-            ...layout,
-            inputDrvsStart: layout.inputDrvsStart + shift,
-            inputDrvsEnd: layout.inputDrvsEnd + shift,
-        };
-        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
-    }
-    /**
-     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
-     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
-     * memoised yet.
-     */
-    moduloInputs(drv, label) {
-        const entries = [];
-        let deferred = false;
-        for (const input of drv.inputDrvs) {
-            // Every input is hashed (or found known) even once the derivation is found deferred.
-            const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
-                deferred = true;
-                continue;
-            }
-            const names = m.outputs;
-            for (const o of input.outputs)
-                if (!names.includes(o))
-                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
-            entries.push({ path: m.hex, outputs: input.outputs });
-        }
-        if (deferred)
+        const address = { method, hash: { algo: 'sha256', bytes: obj.narHash } };
+        if (ca !== formatContentAddress(address))
             return undefined;
-        entries.sort((a, b) => compareStrings(a.path, b.path));
-        const merged = [];
-        for (const e of entries) {
-            const last = merged[merged.length - 1];
-            if (last !== undefined && last.path === e.path)
-                last.outputs = [...last.outputs, ...e.outputs];
-            else
-                merged.push({ path: e.path, outputs: e.outputs });
-        }
-        // Output lists are sorted already unless built by hand, or merged from several inputs.
-        for (const m of merged)
-            if (!isStrictlySorted(m.outputs))
-                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
-        return serialiseInputDrvs(merged);
+        const others = obj.references.filter((r) => r !== obj.path);
+        const self = others.length !== obj.references.length;
+        return makeContentAddressedPath(name, address, from, others, self) === obj.path
+            ? { kind: 'source', ca }
+            : undefined;
     }
-    /** What is memoised of a derivation, hashing it first. */
-    memoised(drvPath) {
-        this.hashModulo(drvPath);
-        return this.memo.get(drvPath);
-    }
-    /**
-     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
-     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
-     */
-    outputsOnlyHash(drv, label, name) {
-        const kind = derivationKind(drv, label);
-        if (kind === 'fixed') {
-            const out = drv.outputs[0];
-            const f = fixedOutput(out, label);
-            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
-            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
-        }
-        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
-    }
-    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-    compute(drv, label, name, mask) {
-        const early = this.outputsOnlyHash(drv, label, name);
-        if (early !== undefined)
-            return early;
-        const inputs = this.moduloInputs(drv, label);
-        if (inputs === undefined)
-            return { kind: 'deferred' };
-        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
-        const layout = newLayout();
-        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
-        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
-    }
+    if (method === 'flat' && obj.contents !== undefined && obj.references.length === 0)
+        return makeContentAddressedPath(name, parseContentAddress(ca), from) === obj.path
+            ? { kind: 'source', ca }
+            : undefined;
+    return undefined;
 }
-/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
-function computeDrvPath(storeDir, drvName, bytes, references) {
-    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
-    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
-    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
+/** Checks that `obj` is what its path says under `from`; returns its content address. */
+function selfCheck(obj, from) {
+    if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
+        refuseWithoutContents(obj);
+    const contents = obj.ca === undefined ? bytesOf(obj) : undefined;
+    const ca = obj.ca !== undefined
+        ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
+        : identifyContentAddress({
+            path: obj.path,
+            references: obj.references,
+            narHash: obj.narHash,
+            file: contents === undefined ? undefined : { executable: false, contents },
+        }, from);
+    if (ca === undefined && obj.kind === 'source' && obj.narHash === undefined)
+        refuseWithoutNarHash(obj);
+    if (ca === undefined)
+        refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
+            'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
+            'import-from-derivation) or its contents do not match its path');
+    if (ca.kind !== obj.kind)
+        refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
+    return ca.ca;
+}
+/** The object's file bytes, when it has them (read now when the caller reads them). */
+function bytesOf(obj) {
+    return obj.contents ?? obj.readContents?.();
+}
+/** The file bytes of a drv or text, which it must have. */
+function contentsOf(obj) {
+    return bytesOf(obj) ?? refuseWithoutContents(obj);
+}
+/** Refuses a source given without the NAR hash it is checked and relocated by. */
+function refuseWithoutNarHash(obj) {
+    return refuse(`cannot relocate ${obj.path}: it is given as a source without its NAR hash, and its contents ` +
+        'do not make it a flat fixed-output path; a recursive source is checked, and relocated, by its NAR hash');
+}
+/** Refuses a drv or text given without its contents. */
+function refuseWithoutContents(obj) {
+    return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+}
+/** Refuses a source with references: native evaluation never makes one. */
+function refuseSourceWithReferences(obj) {
+    if (obj.kind === 'source' && obj.references.length > 0)
+        refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
+            'native evaluation could not have produced it');
+}
+/** Refuses a .drv whose references are not its input derivations and sources. */
+function checkReferences(obj, drv) {
+    if (!sameReferences(drv, obj.references))
+        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
+}
+/** True when a .drv's references are exactly its input sources and input derivations. */
+function sameReferences(drv, references) {
+    const inputs = derivationReferences(drv);
+    if (inputs.length === references.length && inputs.every((r, i) => r === references[i]))
+        return true;
+    // The caller's references may come in another order.
+    const given = new Set(references);
+    return given.size === inputs.length && inputs.every((r) => given.has(r));
 }
 
-;// CONCATENATED MODULE: ./src/core/rewrite.ts
-// One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
+;// CONCATENATED MODULE: ./src/core/relocate/drv.ts
+// The .drv path of relocation: a derivation whose dependencies are relocated gets its inputs
+// mapped, its strings rewritten, its fixed outputs recomputed and (input-addressed) its output
+// paths filled in under the new store dir; then its own path follows from its bytes.
 
 
 
+/** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
+function relocateDrv(obj, drv, type, cx) {
+    cx.onDerivation?.(obj, drv);
+    const name = drvName(obj.path);
+    checkReferences(obj, drv);
+    refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
+    const outputs = fixOutputs(drv.outputs, type, name, cx);
+    // Input-addressed: the own output paths in env are what is being computed: mask them first.
+    const masked = type === 'input-addressed';
+    const env = drv.env
+        .map((e) => ({
+        key: cx.rewrite(e.key),
+        value: masked && drv_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
+    }))
+        .sort((a, b) => wire_compareBytes(a.key, b.key));
+    const relocated = {
+        ...relocatedHead(drv, outputs, masked, cx),
+        builder: cx.rewrite(drv.builder),
+        args: drv.args.map((a) => cx.rewrite(a)),
+        env,
+    };
+    return completeDrv(obj, drv.outputs, relocated, 
+    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
+    masked ? cx.hasher.fillOutputs(relocated, name) : serialiseDerivation(relocated), cx);
+}
+/**
+ * `relocateDrv` without unescaping the strings after the system and escaping them again: the
+ * builder, arguments and environment are rewritten as written and spliced after the new head
+ * (what `rewrite` finds in escaped strings is what it finds in their text). Undefined, having
+ * done nothing, when an environment key mentions a store path, as rewriting it could change the
+ * order of the environment: relocateDrv sorts it again.
+ */
+function spliceDrv(obj, bytes, type, cx) {
+    const { head, tail } = parseDerivationSpans(bytes);
+    cx.onDerivation?.(obj, head);
+    if (head.version !== undefined)
+        return undefined;
+    refuseImpureEnv(obj.path, tail.keys);
+    for (const key of tail.keys)
+        if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
+            return undefined;
+    const name = drvName(obj.path);
+    checkReferences(obj, head);
+    const outputs = fixOutputs(head.outputs, type, name, cx);
+    const masked = type === 'input-addressed';
+    // The tail as written, rewritten; masked, it is cut around the values of the env variables
+    // named after outputs, which are left empty (their paths are filled in later).
+    const pieces = [];
+    const holeOutputs = [];
+    let r = tail.start;
+    // Plain loops: a closure per environment variable added up to tens of MB of garbage.
+    if (masked)
+        for (let i = 0; i < tail.keys.length; i++) {
+            const o = drv_outputNamed(head.outputs, tail.keys[i]);
+            if (o === undefined)
+                continue;
+            pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
+            holeOutputs.push(o.name);
+            r = tail.values[2 * i + 1];
+        }
+    pieces.push(cx.rewrite(bytes.subarray(r), true));
+    const relocated = relocatedHead(head, outputs, masked, cx);
+    if (!masked)
+        return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
+    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+    const maskedBytes = spliceDerivation(relocated, pieces, layout);
+    const maskedDrv = {
+        bytes: maskedBytes,
+        layout,
+        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
+    };
+    return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
+}
+/**
+ * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
+ * follows from its hash alone, so it is known (and recorded) now; other paths are kept.
+ */
+function fixOutputs(outputs, type, name, cx) {
+    const copy = outputs.map((o) => ({ ...o }));
+    if (type !== 'fixed')
+        return copy;
+    const paths = cx.hasher.fixedOutputPaths({ outputs: copy }, name);
+    for (const o of copy) {
+        const p = paths.get(o.name);
+        cx.setHash(o.path, p);
+        o.path = p;
+    }
+    return copy;
+}
+/** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
+function relocatedHead(drv, outputs, masked, cx) {
+    return {
+        version: undefined,
+        outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
+        inputDrvs: drv.inputDrvs
+            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
+            .sort((a, b) => compareStrings(a.path, b.path)),
+        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
+        system: cx.rewrite(drv.system),
+    };
+}
+/**
+ * The relocated .drv from its written form: the final bytes, or (input-addressed) the masked
+ * form with its outputs filled in, whose paths are recorded against the original ones.
+ */
+function completeDrv(obj, original, relocated, written, cx) {
+    const name = drvName(obj.path);
+    let contents;
+    let hash;
+    if (written instanceof Uint8Array)
+        contents = written;
+    else {
+        contents = written.bytes;
+        hash = written.hash;
+        for (let i = 0; i < original.length; i++) {
+            const o = original[i];
+            const p = written.paths[i] ?? '';
+            if ((o.path === '') !== (p === ''))
+                refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
+            if (o.path !== '')
+                cx.setHash(o.path, p);
+        }
+    }
+    const references = derivationReferences(relocated);
+    const path = computeDrvPath(cx.to, name, contents, references);
+    cx.hasher.record(path, relocated, hash);
+    return { oldPath: obj.path, path, kind: 'drv', references, contents };
+}
+/** The output whose name is `key`, if any. */
+function drv_outputNamed(outputs, key) {
+    for (const o of outputs)
+        if (asciiEquals(key, o.name))
+            return o;
+    return undefined;
+}
+/** True when `bytes` are the ASCII string `s`. */
+function asciiEquals(bytes, s) {
+    if (bytes.length !== s.length)
+        return false;
+    for (let i = 0; i < s.length; i++)
+        if (bytes[i] !== s.charCodeAt(i))
+            return false;
+    return true;
+}
 
-/** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
-const PLACEHOLDER_HASH_LENGTH = 52;
-const H = HASH_PART_LENGTH;
-const P = PLACEHOLDER_HASH_LENGTH;
-const rewrite_SLASH = 0x2f;
-const rewrite_BACKSLASH = 0x5c;
+;// CONCATENATED MODULE: ./src/core/relocate/tokens.ts
+// The rewriter's table of known tokens (store hashes, placeholder hashes): fixed-length nix32
+// strings found in bytes by their first six digits, each with the value that replaces it.
+
+
 /** nix32 digit of each byte, -1 for bytes outside the alphabet. */
-const rewrite_DIGIT = new Int8Array(256).fill(-1);
+const tokens_DIGIT = new Int8Array(256).fill(-1);
 for (let i = 0; i < NIX32_ALPHABET.length; i++)
-    rewrite_DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
-/** Bytes that may continue a store dir component: a match of A followed by one is not A itself. */
-const DIR_CHAR = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-')
-    DIR_CHAR[c.charCodeAt(0)] = 1;
-// Match kinds, recorded in position order.
-const PATH = 0; // `A/<known hash>`
-const BARE = 1; // a known hash anywhere else
-const PLACEHOLDER = 2; // a known placeholder hash
-const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+    tokens_DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
 /** A 30-bit key from the first six nix32 digits at `p` (the caller has checked they are digits). */
 function keyAt(b, p) {
-    return (((rewrite_DIGIT[b[p]] << 25) |
-        (rewrite_DIGIT[b[p + 1]] << 20) |
-        (rewrite_DIGIT[b[p + 2]] << 15) |
-        (rewrite_DIGIT[b[p + 3]] << 10) |
-        (rewrite_DIGIT[b[p + 4]] << 5) |
-        rewrite_DIGIT[b[p + 5]]) >>>
+    return (((tokens_DIGIT[b[p]] << 25) |
+        (tokens_DIGIT[b[p + 1]] << 20) |
+        (tokens_DIGIT[b[p + 2]] << 15) |
+        (tokens_DIGIT[b[p + 3]] << 10) |
+        (tokens_DIGIT[b[p + 4]] << 5) |
+        tokens_DIGIT[b[p + 5]]) >>>
         0);
-}
-function asciiBytes(s) {
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        out[i] = s.charCodeAt(i);
-    return out;
 }
 function checkNix32(s, length, what) {
     let ok = s.length === length;
     for (let i = 0; ok && i < length; i++)
-        ok = (rewrite_DIGIT[s.charCodeAt(i) & 0xff] ?? -1) >= 0 && s.charCodeAt(i) < 256;
+        ok = (tokens_DIGIT[s.charCodeAt(i) & 0xff] ?? -1) >= 0 && s.charCodeAt(i) < 256;
     if (!ok)
         throw new errors_NixPlanError('internal', `${what} '${s}' is not ${length} nix32 characters`);
 }
@@ -6280,7 +6929,7 @@ class TokenTable {
         const probe = this.probe;
         for (let k = 0; k < n; k++) {
             const c = token.charCodeAt(k);
-            if (c > 0xff || rewrite_DIGIT[c] < 0)
+            if (c > 0xff || tokens_DIGIT[c] < 0)
                 return -1;
             probe[k] = c;
         }
@@ -6366,6 +7015,33 @@ class TokenTable {
         for (let id = 0; id < this.strings.length; id++)
             this.insert(id);
     }
+}
+
+;// CONCATENATED MODULE: ./src/core/relocate/rewrite.ts
+// One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
+
+
+
+/** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
+const PLACEHOLDER_HASH_LENGTH = 52;
+const H = HASH_PART_LENGTH;
+const P = PLACEHOLDER_HASH_LENGTH;
+const rewrite_SLASH = 0x2f;
+const rewrite_BACKSLASH = 0x5c;
+/** Bytes that may continue a store dir component: a match of A followed by one is not A itself. */
+const DIR_CHAR = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-')
+    DIR_CHAR[c.charCodeAt(0)] = 1;
+// Match kinds, recorded in position order.
+const PATH = 0; // `A/<known hash>`
+const BARE = 1; // a known hash anywhere else
+const PLACEHOLDER = 2; // a known placeholder hash
+const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+function asciiBytes(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
 }
 /**
  * Rewrites byte strings from store dir A to store dir B in one pass: `A/<known old hash>` becomes
@@ -6567,15 +7243,15 @@ class StoreRewriter {
         let i = 0;
         while (i + H <= n) {
             // No run of 32 digits can start in [i, i + 31] unless b[i + 31] is a digit.
-            if (rewrite_DIGIT[b[i + H - 1]] < 0) {
+            if (tokens_DIGIT[b[i + H - 1]] < 0) {
                 i += H;
                 continue;
             }
             let s = i + H - 1;
-            while (s > i && rewrite_DIGIT[b[s - 1]] >= 0)
+            while (s > i && tokens_DIGIT[b[s - 1]] >= 0)
                 s--;
             let e = i + H; // [s, i + 31] are digits
-            while (e < n && rewrite_DIGIT[b[e]] >= 0)
+            while (e < n && tokens_DIGIT[b[e]] >= 0)
                 e++;
             i = e + 1;
             if (escaped && s > 0 && b[s - 1] === rewrite_BACKSLASH && escapeStartsAt(b, s - 1))
@@ -6669,7 +7345,7 @@ function isRun(b, p, len) {
     if (p + len > b.length)
         return false;
     for (let k = 0; k < len; k++)
-        if (rewrite_DIGIT[b[p + k]] < 0)
+        if (tokens_DIGIT[b[p + k]] < 0)
             return false;
     return true;
 }
@@ -6695,10 +7371,9 @@ function rewriteStoreHashes(bytes, hashes, from, to) {
     return rw.rewrite(bytes);
 }
 
-;// CONCATENATED MODULE: ./src/core/relocate.ts
-// Relocation: rewrites a closure of .drv files, text files and sources from store dir A to B so
-// that it is exactly what evaluating the same expression natively with store dir B would write.
-
+;// CONCATENATED MODULE: ./src/core/relocate/relocator.ts
+// The relocator: the state of one relocation (the rewriter's known hashes and their new values,
+// the hasher of relocated derivations, the report) and the relocation of one object of each kind.
 
 
 
@@ -6720,249 +7395,10 @@ class Waiting extends Error {
         this.placeholders = placeholders;
     }
 }
-function refuse(message) {
-    throw new errors_NixPlanError('relocate', message);
-}
-/** sha256 placeholder Nix renders for output `output` of a deferred derivation (DownstreamPlaceholder). */
-function downstreamPlaceholder(drvPath, output) {
-    const name = drvName(drvPath);
-    return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
-}
-/** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
-function drvType(path, drv) {
-    if (drv.version !== undefined)
-        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
-            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
-    if (drv.outputs.some((o) => o.hash === 'impure'))
-        refuseImpure(path);
-    if (drv.outputs.every((o) => o.hashAlgo === ''))
-        return 'input-addressed';
-    if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash !== ''))
-        return 'fixed';
-    if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash === '' && o.path === ''))
-        return 'floating';
-    return refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
-}
-const IMPURE_KEY = new TextEncoder().encode('__impure');
-/**
- * Refuses a derivation with an `__impure` variable. Nix writes its outputs as impure, which the
- * index refuses before any work; this catches one written by hand, once its environment is read.
- */
-function refuseImpureEnv(path, keys) {
-    for (const key of keys)
-        if (wire_compareBytes(key, IMPURE_KEY) === 0)
-            refuseImpure(path);
-}
-function refuseImpure(path) {
-    return refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
-}
-/**
- * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
- * address. A source's path must follow from it (with its references and name) under `from`.
- */
-function checkGivenContentAddress(obj, from) {
-    const name = nameOf(obj.path);
-    const { ca } = obj;
-    if (ca.startsWith('text:sha256:'))
-        return obj.contents === undefined && obj.readContents === undefined
-            ? undefined
-            : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
-    if (ca.startsWith('fixed:r:')) {
-        if (obj.narHash === undefined || ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`)
-            return undefined;
-        const others = obj.references.filter((r) => r !== obj.path);
-        const self = others.length !== obj.references.length;
-        return makeSourcePath(name, obj.narHash, from, others, self) === obj.path
-            ? { kind: 'source', ca }
-            : undefined;
-    }
-    if (ca.startsWith('fixed:') && obj.contents !== undefined && obj.references.length === 0)
-        return makeFixedOutputPath(name, parseHash(ca.slice('fixed:'.length)), false, from) === obj.path
-            ? { kind: 'source', ca }
-            : undefined;
-    return undefined;
-}
-/** Checks that `obj` is what its path says under `from`; returns its content address. */
-function selfCheck(obj, from) {
-    if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
-        refuseWithoutContents(obj);
-    const contents = obj.ca === undefined ? bytesOf(obj) : undefined;
-    const ca = obj.ca !== undefined
-        ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
-        : identifyContentAddress({
-            path: obj.path,
-            references: obj.references,
-            narHash: obj.narHash,
-            file: contents === undefined ? undefined : { executable: false, contents },
-        }, from);
-    if (ca === undefined && obj.kind === 'source' && obj.narHash === undefined)
-        refuseWithoutNarHash(obj);
-    if (ca === undefined)
-        refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
-            'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
-            'import-from-derivation) or its contents do not match its path');
-    if (ca.kind !== obj.kind)
-        refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
-    return ca.ca;
-}
-/** The object's file bytes, when it has them (read now when the caller reads them). */
-function bytesOf(obj) {
-    return obj.contents ?? obj.readContents?.();
-}
-/** The file bytes of a drv or text, which it must have. */
-function contentsOf(obj) {
-    return bytesOf(obj) ?? refuseWithoutContents(obj);
-}
-function refuseWithoutNarHash(obj) {
-    return refuse(`cannot relocate ${obj.path}: it is given as a source without its NAR hash, and its contents ` +
-        'do not make it a flat fixed-output path; a recursive source is checked, and relocated, by its NAR hash');
-}
-function refuseWithoutContents(obj) {
-    return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
-}
 /** Path of a source under `to`: the same content address, a different store dir. */
 function relocatedSourcePath(obj, ca, to) {
-    const name = nameOf(obj.path);
-    // selfCheck found a recursive source's path from its NAR hash, so it has one.
-    if (ca.startsWith('fixed:r:sha256:'))
-        return makeSourcePath(name, obj.narHash, to);
-    const algoAndHash = ca.slice('fixed:'.length);
-    return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
-}
-/**
- * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
- * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
- * recomputed under B; text files are rewritten; sources keep their bytes. Throws a 'relocate'
- * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
- * error for an invalid store dir.
- */
-function relocateClosure(objects, from, to, options = {}) {
-    const { relocation, steps } = relocateLazily(objects, from, to, options);
-    for (const o of steps)
-        relocation.objects.push(o);
-    return relocation;
-}
-/**
- * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
- * write it (and let it go) while the rest is relocated. Every object is checked and indexed, and
- * ordered by its references, before this returns: the refusals that need no relocating come
- * first. Mentions in strings are found as they are rewritten: an object that mentions one not
- * relocated yet (a mention without a reference, e.g. after `unsafeDiscardStringContext`) waits
- * while that one is relocated first, so dependencies still come first; a mention outside the
- * closure is refused then. Each object the caller passed is released once relocated.
- * `relocation.objects` stays empty; its `pathMap` and `report` are complete once `steps` is done
- * (a refusal may still end it early).
- */
-function relocateLazily(objects, from, to, options = {}) {
-    const r = new Relocator(from, to, options);
-    const { rewriter } = r;
-    // Index the closure: objects by path and hash, output paths (not objects) by the drv making
-    // them. Everything is checked before anything is relocated, so refusals come before any work.
-    const byPath = new Map();
-    const ownerOfHash = new Map();
-    const checked = new Map();
-    for (const obj of objects) {
-        try {
-            parseStorePath(obj.path, from);
-        }
-        catch (e) {
-            refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${e.message})`);
-        }
-        if (byPath.has(obj.path))
-            refuse(`cannot relocate: ${obj.path} is in the closure twice`);
-        const ca = selfCheck(obj, from);
-        refuseSourceWithReferences(obj);
-        byPath.set(obj.path, obj);
-        ownerOfHash.set(hashPartOf(obj.path), obj.path);
-        rewriter.declare(hashPartOf(obj.path));
-        checked.set(obj.path, { ca, drv: undefined });
-    }
-    const ownerOfPlaceholder = new Map();
-    for (const obj of objects) {
-        if (obj.kind !== 'drv')
-            continue;
-        checked.get(obj.path).drv = r.declareDrv(obj, {
-            output: (h) => {
-                if (!ownerOfHash.has(h))
-                    ownerOfHash.set(h, obj.path);
-            },
-            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
-        });
-    }
-    const nodes = new Map();
-    // True while every reference comes before its referrer, as in a bundle (the verifier requires
-    // it), so the given order is already one to relocate in.
-    let inOrder = true;
-    for (const obj of objects) {
-        const refs = [];
-        for (const ref of obj.references) {
-            if (ref === obj.path)
-                continue;
-            if (!nodes.has(ref)) {
-                if (!byPath.has(ref))
-                    refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
-                inOrder = false;
-            }
-            refs.push(ref);
-        }
-        const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, refs });
-    }
-    checked.clear();
-    byPath.clear(); // the nodes hold the objects now, each only until it is relocated
-    // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
-    // can refer to its paths), so only hand-made input can have them. Input in order has none.
-    const given = [...nodes.keys()];
-    const order = inOrder
-        ? given
-        : dependenciesFirst(given, (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
-    return { relocation: r.relocation, steps: steps() };
-    function* steps() {
-        for (const path of order)
-            if (nodes.has(path))
-                yield* relocateFirstWhatItMentions(path);
-    }
-    /**
-     * Relocates `target`, whose references are relocated, and before it whatever it mentions that
-     * is not (with their references): a walk with its own stack, as the chain may be long.
-     */
-    function relocateFirstWhatItMentions(target) {
-        const made = [];
-        const stack = [target];
-        const active = new Set(stack);
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            const node = nodes.get(path);
-            // Brought forward by a mention: its own references may not be relocated yet.
-            let next = stack.length > 1 ? node.refs.find((p) => nodes.has(p)) : undefined;
-            if (next === undefined) {
-                const out = r.relocate(node);
-                if (!(out instanceof Waiting)) {
-                    nodes.delete(path);
-                    active.delete(path);
-                    stack.pop();
-                    made.push(out);
-                    continue;
-                }
-                // One at a time: once it is relocated, this object is tried again.
-                const [hash] = out.hashes;
-                next = hash !== undefined ? ownerOfHash.get(hash) : ownerOfPlaceholder.get(out.placeholders[0]);
-                if (next === path)
-                    refuse(`cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
-                        'named after its outputs, which native evaluation cannot write');
-            }
-            if (active.has(next))
-                refuse(`cannot relocate ${path}: it and ${next} mention each other, so neither can be relocated first`);
-            active.add(next);
-            stack.push(next);
-        }
-        return made;
-    }
-}
-function refuseSourceWithReferences(obj) {
-    if (obj.kind === 'source' && obj.references.length > 0)
-        refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
-            'native evaluation could not have produced it');
+    // The self-check found the source's path from this address (a recursive one from its NAR hash).
+    return makeContentAddressedPath(nameOf(obj.path), parseContentAddress(ca), to);
 }
 /** The state of one relocation: known hashes and their new values, the hasher, the report. */
 class Relocator {
@@ -7110,7 +7546,8 @@ class Relocator {
             const rewritten = this.rewrite(bytes);
             const contents = rewritten === bytes ? rewritten : rewritten.slice();
             const references = obj.references.map((p) => this.mapPath(p)).sort(compareStrings);
-            const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+            const ca = { method: 'text', hash: { algo: 'sha256', bytes: sha256(contents) } };
+            const newPath = makeContentAddressedPath(nameOf(obj.path), ca, to, references);
             out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
         }
         else {
@@ -7143,163 +7580,145 @@ class Relocator {
         return out;
     }
 }
-/** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
-function relocateDrv(obj, drv, type, cx) {
-    cx.onDerivation?.(obj, drv);
-    const name = drvName(obj.path);
-    checkReferences(obj, drv);
-    refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
-    const outputs = fixOutputs(drv.outputs, type, name, cx);
-    // Input-addressed: the own output paths in env are what is being computed: mask them first.
-    const masked = type === 'input-addressed';
-    const env = drv.env
-        .map((e) => ({
-        key: cx.rewrite(e.key),
-        value: masked && relocate_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
-    }))
-        .sort((a, b) => wire_compareBytes(a.key, b.key));
-    const relocated = {
-        ...relocatedHead(drv, outputs, masked, cx),
-        builder: cx.rewrite(drv.builder),
-        args: drv.args.map((a) => cx.rewrite(a)),
-        env,
-    };
-    return completeDrv(obj, drv.outputs, relocated, 
-    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
-    masked ? cx.hasher.fillOutputs(relocated, name) : serialiseDerivation(relocated), cx);
+
+;// CONCATENATED MODULE: ./src/core/relocate/closure.ts
+// Relocation of a closure: rewrites a closure of .drv files, text files and sources from store dir A
+// to B so that it is exactly what evaluating the same expression natively with store dir B would
+// write. This is the entry: it checks and indexes the closure, orders it, and hands each object
+// to the relocator (relocator.ts) once what it refers to or mentions is relocated.
+
+
+
+
+/**
+ * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
+ * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
+ * recomputed under B; text files are rewritten; sources keep their bytes. Throws a 'relocate'
+ * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
+ * error for an invalid store dir.
+ */
+function relocateClosure(objects, from, to, options = {}) {
+    const { relocation, steps } = relocateLazily(objects, from, to, options);
+    for (const o of steps)
+        relocation.objects.push(o);
+    return relocation;
 }
 /**
- * `relocateDrv` without unescaping the strings after the system and escaping them again: the
- * builder, arguments and environment are rewritten as written and spliced after the new head
- * (what `rewrite` finds in escaped strings is what it finds in their text). Undefined, having
- * done nothing, when an environment key mentions a store path, as rewriting it could change the
- * order of the environment: relocateDrv sorts it again.
+ * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
+ * write it (and let it go) while the rest is relocated. Every object is checked and indexed, and
+ * ordered by its references, before this returns: the refusals that need no relocating come
+ * first. Mentions in strings are found as they are rewritten: an object that mentions one not
+ * relocated yet (a mention without a reference, e.g. after `unsafeDiscardStringContext`) waits
+ * while that one is relocated first, so dependencies still come first; a mention outside the
+ * closure is refused then. Each object the caller passed is released once relocated.
+ * `relocation.objects` stays empty; its `pathMap` and `report` are complete once `steps` is done
+ * (a refusal may still end it early).
  */
-function spliceDrv(obj, bytes, type, cx) {
-    const { head, tail } = parseDerivationSpans(bytes);
-    cx.onDerivation?.(obj, head);
-    if (head.version !== undefined)
-        return undefined;
-    refuseImpureEnv(obj.path, tail.keys);
-    for (const key of tail.keys)
-        if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
-            return undefined;
-    const name = drvName(obj.path);
-    checkReferences(obj, head);
-    const outputs = fixOutputs(head.outputs, type, name, cx);
-    const masked = type === 'input-addressed';
-    // The tail as written, rewritten; masked, it is cut around the values of the env variables
-    // named after outputs, which are left empty (their paths are filled in later).
-    const pieces = [];
-    const holeOutputs = [];
-    let r = tail.start;
-    // Plain loops: a closure per environment variable added up to tens of MB of garbage.
-    if (masked)
-        for (let i = 0; i < tail.keys.length; i++) {
-            const o = relocate_outputNamed(head.outputs, tail.keys[i]);
-            if (o === undefined)
+function relocateLazily(objects, from, to, options = {}) {
+    const r = new Relocator(from, to, options);
+    const { rewriter } = r;
+    // Index the closure: objects by path and hash, output paths (not objects) by the drv making
+    // them. Everything is checked before anything is relocated, so refusals come before any work.
+    const byPath = new Map();
+    const ownerOfHash = new Map();
+    const checked = new Map();
+    for (const obj of objects) {
+        try {
+            parseStorePath(obj.path, from);
+        }
+        catch (e) {
+            refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${e.message})`);
+        }
+        if (byPath.has(obj.path))
+            refuse(`cannot relocate: ${obj.path} is in the closure twice`);
+        const ca = selfCheck(obj, from);
+        refuseSourceWithReferences(obj);
+        byPath.set(obj.path, obj);
+        ownerOfHash.set(hashPartOf(obj.path), obj.path);
+        rewriter.declare(hashPartOf(obj.path));
+        checked.set(obj.path, { ca, drv: undefined });
+    }
+    const ownerOfPlaceholder = new Map();
+    for (const obj of objects) {
+        if (obj.kind !== 'drv')
+            continue;
+        checked.get(obj.path).drv = r.declareDrv(obj, {
+            output: (h) => {
+                if (!ownerOfHash.has(h))
+                    ownerOfHash.set(h, obj.path);
+            },
+            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+        });
+    }
+    const nodes = new Map();
+    // True while every reference comes before its referrer, as in a bundle (the verifier requires
+    // it), so the given order is already one to relocate in.
+    let inOrder = true;
+    for (const obj of objects) {
+        const refs = [];
+        for (const ref of obj.references) {
+            if (ref === obj.path)
                 continue;
-            pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
-            holeOutputs.push(o.name);
-            r = tail.values[2 * i + 1];
+            if (!nodes.has(ref)) {
+                if (!byPath.has(ref))
+                    refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+                inOrder = false;
+            }
+            refs.push(ref);
         }
-    pieces.push(cx.rewrite(bytes.subarray(r), true));
-    const relocated = relocatedHead(head, outputs, masked, cx);
-    if (!masked)
-        return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
-    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-    const maskedBytes = spliceDerivation(relocated, pieces, layout);
-    const maskedDrv = {
-        bytes: maskedBytes,
-        layout,
-        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
-    };
-    return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
-}
-/** Refuses a .drv whose references are not its input derivations and sources. */
-function checkReferences(obj, drv) {
-    if (!sameReferences(drv, obj.references))
-        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
-}
-/**
- * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
- * follows from its hash alone, so it is known (and recorded) now; other paths are kept.
- */
-function fixOutputs(outputs, type, name, cx) {
-    const copy = outputs.map((o) => ({ ...o }));
-    if (type !== 'fixed')
-        return copy;
-    const paths = cx.hasher.fixedOutputPaths({ outputs: copy }, name);
-    for (const o of copy) {
-        const p = paths.get(o.name);
-        cx.setHash(o.path, p);
-        o.path = p;
+        const { ca, drv } = checked.get(obj.path);
+        nodes.set(obj.path, { obj, ca, drv, refs });
     }
-    return copy;
-}
-/** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
-function relocatedHead(drv, outputs, masked, cx) {
-    return {
-        version: undefined,
-        outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
-        inputDrvs: drv.inputDrvs
-            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
-            .sort((a, b) => compareStrings(a.path, b.path)),
-        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
-        system: cx.rewrite(drv.system),
-    };
-}
-/**
- * The relocated .drv from its written form: the final bytes, or (input-addressed) the masked
- * form with its outputs filled in, whose paths are recorded against the original ones.
- */
-function completeDrv(obj, original, relocated, written, cx) {
-    const name = drvName(obj.path);
-    let contents;
-    let hash;
-    if (written instanceof Uint8Array)
-        contents = written;
-    else {
-        contents = written.bytes;
-        hash = written.hash;
-        for (let i = 0; i < original.length; i++) {
-            const o = original[i];
-            const p = written.paths[i] ?? '';
-            if ((o.path === '') !== (p === ''))
-                refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
-            if (o.path !== '')
-                cx.setHash(o.path, p);
+    checked.clear();
+    byPath.clear(); // the nodes hold the objects now, each only until it is relocated
+    // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
+    // can refer to its paths), so only hand-made input can have them. Input in order has none.
+    const given = [...nodes.keys()];
+    const order = inOrder
+        ? given
+        : dependenciesFirst(given, (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
+    return { relocation: r.relocation, steps: steps() };
+    function* steps() {
+        for (const path of order)
+            if (nodes.has(path))
+                yield* relocateFirstWhatItMentions(path);
+    }
+    /**
+     * Relocates `target`, whose references are relocated, and before it whatever it mentions that
+     * is not (with their references): a walk with its own stack, as the chain may be long.
+     */
+    function relocateFirstWhatItMentions(target) {
+        const made = [];
+        const stack = [target];
+        const active = new Set(stack);
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            const node = nodes.get(path);
+            // Brought forward by a mention: its own references may not be relocated yet.
+            let next = stack.length > 1 ? node.refs.find((p) => nodes.has(p)) : undefined;
+            if (next === undefined) {
+                const out = r.relocate(node);
+                if (!(out instanceof Waiting)) {
+                    nodes.delete(path);
+                    active.delete(path);
+                    stack.pop();
+                    made.push(out);
+                    continue;
+                }
+                // One at a time: once it is relocated, this object is tried again.
+                const [hash] = out.hashes;
+                next = hash !== undefined ? ownerOfHash.get(hash) : ownerOfPlaceholder.get(out.placeholders[0]);
+                if (next === path)
+                    refuse(`cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
+                        'named after its outputs, which native evaluation cannot write');
+            }
+            if (active.has(next))
+                refuse(`cannot relocate ${path}: it and ${next} mention each other, so neither can be relocated first`);
+            active.add(next);
+            stack.push(next);
         }
+        return made;
     }
-    const references = derivationReferences(relocated);
-    const path = computeDrvPath(cx.to, name, contents, references);
-    cx.hasher.record(path, relocated, hash);
-    return { oldPath: obj.path, path, kind: 'drv', references, contents };
-}
-/** True when a .drv's references are exactly its input sources and input derivations. */
-function sameReferences(drv, references) {
-    const inputs = derivationReferences(drv);
-    if (inputs.length === references.length && inputs.every((r, i) => r === references[i]))
-        return true;
-    // The caller's references may come in another order.
-    const given = new Set(references);
-    return given.size === inputs.length && inputs.every((r) => given.has(r));
-}
-/** The output whose name is `key`, if any. */
-function relocate_outputNamed(outputs, key) {
-    for (const o of outputs)
-        if (asciiEquals(key, o.name))
-            return o;
-    return undefined;
-}
-/** True when `bytes` are the ASCII string `s`. */
-function asciiEquals(bytes, s) {
-    if (bytes.length !== s.length)
-        return false;
-    for (let i = 0; i < s.length; i++)
-        if (bytes[i] !== s.charCodeAt(i))
-            return false;
-    return true;
 }
 /**
  * Maps a plan root through a relocation's `pathMap`: its drv path and its output paths (deferred
@@ -7320,44 +7739,14 @@ function relocateRoot(root, pathMap) {
     return { ...root, drvPath: map(root.drvPath), outputs };
 }
 
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
+;// CONCATENATED MODULE: ./src/core/relocate/index.ts
+// Relocation of a plan's closure to another store dir: the entry (closure.ts), what it takes and
+// reports (types.ts), its refusals (checks.ts), the relocator (relocator.ts), the .drv path
+// (drv.ts) and the rewriter of store hashes (rewrite.ts).
 
 
-/**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
- */
-async function verifyWithProgress(bundle, options, progress) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
-        try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    await options.onEntry?.(e);
-                    task.tick(1, e.nar.narSize);
-                },
-            });
-        }
-        finally {
-            task.done();
-        }
-    }
-    finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report };
-}
+
+
 
 ;// CONCATENATED MODULE: ./src/app/version.ts
 // The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
@@ -7621,7 +8010,7 @@ async function relocatePlan(bundlePath, options, deps) {
                 onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
             });
             objects = [];
-            const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+            const narBytes = emptyCounts();
             const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
             const rootContents = new Map();
             const task = progressOf(deps).start('relocating and writing', manifest.paths);
@@ -7725,8 +8114,8 @@ const EXPORT_COMPRESSION = {
 };
 /** Counts and NAR bytes per kind. */
 function tally(objects) {
-    const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
-    const narBytes = { ...counts };
+    const counts = emptyCounts();
+    const narBytes = emptyCounts();
     for (const o of objects) {
         counts[o.kind]++;
         narBytes[o.kind] += o.narSize;
@@ -7832,210 +8221,6 @@ async function exportPlan(options, deps) {
             writeMs: Math.round(t3 - t2),
         },
     };
-}
-
-;// CONCATENATED MODULE: ./src/app/import.ts
-// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
-// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-
-
-
-
-
-
-
-
-
-
-
-
-/** The import methods, for option parsing. */
-const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
-
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
-    }
-}
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/**
- * Copies the bundle into a private directory and verifies the copy completely, so nothing
- * unverified can reach the store even if the original changes meanwhile; the verified export
- * stream is kept in a private file as it is checked, and that file is what Nix imports.
- * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
- */
-async function importPlan(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
-    try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        const source = await openBundle(copy);
-        // Whatever the route, what reaches the store is the stream verified here.
-        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-        try {
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    storeDir,
-                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
-                }, deps.progress);
-            }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const invalid = await validity.invalid();
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none' };
-            }
-            let method = options.method ?? 'auto';
-            if (method === 'auto') {
-                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
-                method = trust === 'untrusted' ? 'copy' : 'import';
-                if (trust === 'unknown')
-                    deps.log.debug('store trust unknown: trying nix-store --import first');
-            }
-            // The verified stream: the private file, or (when it could not be kept) decompressed again.
-            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
-            if (method === 'import') {
-                deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
-                try {
-                    await importExport(store, stream());
-                }
-                catch (e) {
-                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                        throw e;
-                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-                    method = 'copy';
-                }
-            }
-            if (method === 'copy') {
-                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-                await copyImport(stream(), { store: options.store, manifest }, deps);
-            }
-            const still = await invalidAmong(store, paths);
-            if (still.size > 0)
-                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-            return { manifest, imported: invalid.size, alreadyValid, method };
-        }
-        finally {
-            await source.close();
-        }
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/app/keygen.ts
@@ -8339,7 +8524,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(477);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(585);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -3,7 +3,7 @@
 import { NixPlanError } from '../core/errors.js';
 import { parsePublicKey, parseSecretKey } from '../core/signing.js';
 import { storeDirProblem } from '../core/store-path.js';
-import type { Include } from '../core/bundle/manifest.js';
+import { INCLUDE_KINDS, MAX_LEVEL, MIN_LEVEL, type Include } from '../core/bundle/index.js';
 import {
   DEFAULT_ARTIFACT_NAME,
   FetchInput,
@@ -30,7 +30,6 @@ export class InputError extends NixPlanError {
   }
 }
 
-const INCLUDES: readonly Include[] = ['drvs', 'sources', 'outputs'];
 const TRUE = ['true', 'True', 'TRUE'];
 const FALSE = ['false', 'False', 'FALSE'];
 // Characters GitHub refuses in artifact names (NTFS-safe names), plus path separators.
@@ -202,13 +201,13 @@ export function parsePlanSettings(input: InputReader): PlanSettings {
     drvPaths: lines.filter(isDrvPath),
     file,
     attributes,
-    include: parseChoice(PlanInput.Include, input(PlanInput.Include), INCLUDES, 'drvs'),
+    include: parseChoice(PlanInput.Include, input(PlanInput.Include), INCLUDE_KINDS, 'drvs'),
     relocateTo: parseStoreDir(PlanInput.RelocateTo, input(PlanInput.RelocateTo)),
     compressionLevel: parseInteger(
       PlanInput.CompressionLevel,
       input(PlanInput.CompressionLevel),
-      1,
-      22,
+      MIN_LEVEL,
+      MAX_LEVEL,
       undefined,
     ),
     signingKey: parseSigningKey(PlanInput.SigningKey, input(PlanInput.SigningKey)),

@@ -1,6 +1,7 @@
 // The job summaries: what a plan holds, what it cost, and how to use it; kept well under GitHub's
 // 1 MiB summary limit by truncating every list.
 import { OBJECT_KINDS, type BundleManifest, type RelocationSummary } from '../core/bundle/manifest.js';
+import { CONTENT_ADDRESSED_KINDS } from '../core/content-address.js';
 import { rootLabel } from './matrix.js';
 
 /** GitHub refuses step summaries above 1 MiB; ours stay within half of it. */
@@ -85,9 +86,7 @@ export function relocationSection(from: string, to: string, report: RelocationSu
       ['objects rewritten', 'hashes rewritten', 'bare hash rewrites'],
       [
         [
-          OBJECT_KINDS.filter((k): k is 'drv' | 'text' | 'source' => k !== 'output')
-            .map((k) => `${report.objects[k]} ${k}`)
-            .join(', '),
+          CONTENT_ADDRESSED_KINDS.map((k) => `${report.objects[k]} ${k}`).join(', '),
           String(report.hashesRewritten),
           String(report.bareHashRewrites),
         ],

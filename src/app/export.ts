@@ -4,8 +4,8 @@ import { constants as zc } from 'node:zlib';
 import { NixPlanError } from '../core/errors.js';
 import {
   DEFAULT_READER_LIMITS,
-  OBJECT_KINDS,
   checkWritten,
+  emptyCounts,
   entryLimitProblem,
   tempPathNear,
   writeBundle,
@@ -97,8 +97,8 @@ export function tally(objects: readonly ClosureObject[]): {
   counts: Record<ObjectKind, number>;
   narBytes: Record<ObjectKind, number>;
 } {
-  const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
-  const narBytes = { ...counts };
+  const counts = emptyCounts();
+  const narBytes = emptyCounts();
   for (const o of objects) {
     counts[o.kind]++;
     narBytes[o.kind] += o.narSize;

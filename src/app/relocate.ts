@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
-  OBJECT_KINDS,
+  emptyCounts,
   exportStream,
   openBundle,
   readBundleHead,
@@ -17,9 +17,8 @@ import {
   type BundleManifest,
   type BundleSource,
   type ManifestDraft,
-  type ObjectKind,
 } from '../core/bundle/index.js';
-import { parseDerivation } from '../core/derivation.js';
+import { parseDerivation } from '../core/derivation/index.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
 import { regularFileNar, regularFileNarSize } from '../core/nar.js';
 import {
@@ -29,10 +28,10 @@ import {
   type Relocation,
   type RelocationReport,
   type RelocObject,
-} from '../core/relocate.js';
+} from '../core/relocate/index.js';
 import { assertStoreDir } from '../core/store-path.js';
 import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
-import { outputsOf } from '../nix/collect.js';
+import { outputsOf } from '../core/derivation/index.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable } from './files.js';
 import { verifyWithProgress } from './verify.js';
@@ -326,7 +325,7 @@ export async function relocatePlan(
         onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
       });
       objects = [];
-      const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
+      const narBytes = emptyCounts();
       const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
       const rootContents = new Map<string, Uint8Array>();
       const task = progressOf(deps).start('relocating and writing', manifest.paths);

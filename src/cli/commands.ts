@@ -1,7 +1,9 @@
 // The `nix-plan` subcommands: their options and help, how arguments become use-case options, and
 // how results are printed (human text, or one JSON document with --json).
-import type { ImportDeps } from '../app/import.js';
+import { APPLY_ACTIONS } from '../app/apply.js';
 import type { Deps } from '../app/deps.js';
+import { IMPORT_METHODS, type ImportDeps } from '../app/import.js';
+import { INCLUDE_KINDS, MAX_LEVEL, MIN_LEVEL } from '../core/bundle/index.js';
 import type { UseCases } from './use-cases.js';
 import {
   flag,
@@ -94,9 +96,8 @@ function noRest(args: ParsedArgs, command: string): void {
   if (args.rest.length > 0) throw usageError(`${command} takes no arguments after --`);
 }
 
-const METHODS = ['auto', 'import', 'copy'] as const;
-const INCLUDES = ['drvs', 'sources', 'outputs'] as const;
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'] as const;
+/** zstd levels the bundle writer accepts, as `--level` says them. */
+const LEVELS = `${MIN_LEVEL}-${MAX_LEVEL}`;
 
 /** Every subcommand, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -123,7 +124,7 @@ export const COMMANDS: readonly Command[] = [
       level: {
         type: 'string',
         value: 'N',
-        help: 'zstd level 1-19 (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)',
+        help: `zstd level ${LEVELS} (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)`,
       },
       'sign-key': {
         type: 'string',
@@ -155,8 +156,8 @@ export const COMMANDS: readonly Command[] = [
           drvPaths: list(args, 'drv'),
           evalArgs: [...args.rest],
           output: required(args, 'output', 'OUT (where to write the bundle)'),
-          include: oneOf(str(args, 'include'), 'include', INCLUDES),
-          level: integer(str(args, 'level'), 'level', 1, 19),
+          include: oneOf(str(args, 'include'), 'include', INCLUDE_KINDS),
+          level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
           signingKeys: signingKeys.map((k) => k.trim()),
           relocateTo: str(args, 'relocate-to'),
           store: str(args, 'store'),
@@ -222,7 +223,7 @@ export const COMMANDS: readonly Command[] = [
         {
           store: str(args, 'store'),
           trustedKeys: await readKeys(list(args, 'trusted-key')),
-          method: oneOf(str(args, 'method'), 'method', METHODS),
+          method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
         },
         await importDeps(args, ctx),
       );
@@ -264,7 +265,7 @@ export const COMMANDS: readonly Command[] = [
           outLink: str(args, 'out-link'),
           roots: list(args, 'roots', true),
           trustedKeys: await readKeys(list(args, 'trusted-key')),
-          method: oneOf(str(args, 'method'), 'method', METHODS),
+          method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
           nixArgs: [...args.rest],
         },
         await importDeps(args, ctx),
@@ -297,7 +298,7 @@ export const COMMANDS: readonly Command[] = [
       level: {
         type: 'string',
         value: 'N',
-        help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
+        help: `zstd level ${LEVELS} (default 3 without long-distance matching: promotion favours speed)`,
       },
     },
     examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
@@ -313,7 +314,7 @@ export const COMMANDS: readonly Command[] = [
           output: required(args, 'output', 'OUT (where to write the bundle)'),
           signingKeys: signingKeys.map((k) => k.trim()),
           trustedKeys: await readKeys(list(args, 'trusted-key')),
-          level: integer(str(args, 'level'), 'level', 1, 19),
+          level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
         },
         ctx.deps,
       );
@@ -378,14 +379,14 @@ export const COMMANDS: readonly Command[] = [
       const realiseOptions = {
         store,
         trustedKeys: await readKeys(list(args, 'trusted-key')),
-        method: oneOf(str(args, 'method'), 'method', METHODS),
+        method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
       };
       const deps = await importDeps(args, ctx);
       const result = await ctx.useCases.applyPlan(
         bundle,
         {
           profile: required(args, 'profile', 'PATH'),
-          action: oneOf(str(args, 'action'), 'action', ACTIONS),
+          action: oneOf(str(args, 'action'), 'action', APPLY_ACTIONS),
           rollback,
           store,
         },

@@ -7,7 +7,9 @@
 // canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
 // manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
 // every byte of the bundle.
+import type { ContentAddressedKind } from '../content-address.js';
 import { LimitError, MalformedError, NixPlanError } from '../errors.js';
+import type { RelocationReport } from '../relocate/types.js';
 import { sha256, toHex } from '../hash.js';
 import { parseStorePath, storeDirProblem } from '../store-path.js';
 import { checkDetached, signRaw, type PublicKey, type SecretKey } from '../signing.js';
@@ -23,11 +25,17 @@ export const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
 
 /** What a bundle holds: the plan (`drvs`), plus fixed-output sources, or the built outputs. */
 export type Include = 'drvs' | 'sources' | 'outputs';
+/** Every include kind, for parsing (the CLI's --include, the action's input). */
+export const INCLUDE_KINDS: readonly Include[] = ['drvs', 'sources', 'outputs'];
 /** What a store object in a plan is: a .drv, a text file (toFile), a source, or a build output. */
-export type ObjectKind = 'drv' | 'text' | 'source' | 'output';
+export type ObjectKind = ContentAddressedKind | 'output';
 /** Every object kind, in the order counts are listed. */
 export const OBJECT_KINDS: readonly ObjectKind[] = ['drv', 'text', 'source', 'output'];
-const INCLUDES: readonly Include[] = ['drvs', 'sources', 'outputs'];
+
+/** Counts (or bytes) per object kind, all zero. */
+export function emptyCounts(): Record<ObjectKind, number> {
+  return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
+}
 
 /** A root the plan was made for: how it was named, its derivation, and its outputs. */
 export interface BundleRoot {
@@ -38,14 +46,8 @@ export interface BundleRoot {
   outputs: Record<string, string>;
 }
 
-/** What relocation changed (relocate.ts's RelocationReport, as recorded in the manifest). */
-export interface RelocationSummary {
-  objects: Record<'drv' | 'text' | 'source', number>;
-  hashesRewritten: number;
-  bareHashRewrites: number;
-  bareStoreDirMentions: { path: string; count: number }[];
-  warnings: string[];
-}
+/** What relocation changed, as recorded in the manifest: relocation's own report. */
+export type RelocationSummary = RelocationReport;
 
 /** A signature over the manifest: key name and base64 of the 64-byte ed25519 signature. */
 export interface ManifestSignature {
@@ -385,7 +387,8 @@ export function validateManifest(value: unknown): BundleManifest {
   const problem = storeDirProblem(storeDir);
   if (problem !== undefined) throw bad('storeDir', `'${storeDir}' is not a store directory: ${problem}`);
   const include = str(r['include'], 'include', 16);
-  if (!INCLUDES.includes(include as Include)) throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+  if (!INCLUDE_KINDS.includes(include as Include))
+    throw bad('include', `must be one of ${INCLUDE_KINDS.join(', ')}`);
   const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
   const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
   const paths = int(r['paths'], 'paths');

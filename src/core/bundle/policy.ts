@@ -4,7 +4,12 @@
 // them in one pass; nothing here reads a file or a store (store validity is a function passed in).
 import { LimitError, NixPlanError } from '../errors.js';
 import { identifyContentAddress } from '../content-address.js';
-import { compareBytes, derivationReferences, parseDerivation, type DerivationHead } from '../derivation.js';
+import {
+  compareBytes,
+  derivationReferences,
+  parseDerivation,
+  type DerivationHead,
+} from '../derivation/index.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
 import { DEFAULT_MAX_WINDOW_LOG } from './frame.js';
@@ -313,11 +318,6 @@ export class ClosureCheck {
         `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`,
       );
   }
-}
-
-/** Counts and NAR bytes per object kind, all zero. */
-export function emptyCounts(): Record<ObjectKind, number> {
-  return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
 }
 
 /** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */

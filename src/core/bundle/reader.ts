@@ -11,7 +11,7 @@ import { NixPlanError } from '../errors.js';
 import { readExport, type ExportLimits } from '../export-stream.js';
 import type { PublicKey } from '../signing.js';
 import type { FrameInfo } from './frame.js';
-import type { BundleManifest, ObjectKind } from './manifest.js';
+import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
 import {
   ClosureCheck,
@@ -22,7 +22,6 @@ import {
   checkSizeLimits,
   checkTotals,
   classifyEntry,
-  emptyCounts,
   exportLimitsFor,
   type ReaderLimits,
   type VerifiedEntry,

@@ -29,6 +29,8 @@ import {
 
 /** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
 export const DEFAULT_LEVEL = 12;
+/** Lowest level accepted. */
+export const MIN_LEVEL = 1;
 /** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
 export const MAX_LEVEL = 19;
 
@@ -166,7 +168,7 @@ function checkRange(name: string, value: number, min: number, max: number): numb
 
 /** The zstd parameters of a bundle's data frame. */
 export function compressionParams(options: WriteBundleOptions = {}): Record<number, number> {
-  const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, 1, MAX_LEVEL);
+  const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL);
   const windowLog = checkRange(
     'the window log',
     options.windowLog ?? DEFAULT_MAX_WINDOW_LOG,
