@@ -162,7 +162,10 @@ export async function runOracle(
 }
 
 /** Builds `drvs` in `store` (one Nix process); returns every output's path and NAR hash, sorted. */
-async function realise(store: ScratchStore, drvs: readonly string[]): Promise<{ path: string; nar: string }[]> {
+async function realise(
+  store: ScratchStore,
+  drvs: readonly string[],
+): Promise<{ path: string; nar: string }[]> {
   const lines = async (args: string[]): Promise<string[]> =>
     (await store.run('nix-store', args)).stdout.toString('utf8').trim().split('\n');
   // What --realise prints: every output, also those known only once built (floating ones).
