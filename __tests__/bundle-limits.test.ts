@@ -32,7 +32,7 @@ describe('reader size limits', () => {
 
   test('a .drv is kept whole up to 1 GiB by default', () => {
     const limits = DEFAULT_READER_LIMITS;
-    const drv = { path: '/s/x.drv', kind: 'drv' as const, references: [] };
+    const drv = { path: '/s/x.drv', kind: 'drv' as const, references: [], narSize: 1 };
     expect(entryLimitProblem({ ...drv, fileSize: 256_000_300 }, limits)).toBeUndefined();
     expect(entryLimitProblem({ ...drv, fileSize: 2 ** 30 + 1 }, limits)).toMatch(
       /larger than the limit of 1073741824 bytes for a \.drv/,

@@ -154,7 +154,7 @@ describe('relocateClosure', () => {
       expect.stringContaining(
         `${where.path} (was ${where.oldPath}) mentions the store dir /a/store on its own 2 time(s)`,
       ),
-      expect.stringContaining(`${src} is a source whose bytes mention /a/store`),
+      expect.stringContaining(`(was ${src}) is a source whose bytes mention /a/store`),
     ]);
   });
 

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
+  DEFAULT_READER_LIMITS,
+  checkWritten,
   emptyCounts,
   exportStream,
   openBundle,
@@ -50,6 +52,9 @@ export const RELOCATE_LEVEL = 3;
  * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
  */
 export const RELOCATE_WINDOW_LOG = 24;
+
+/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
+export const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
@@ -278,7 +283,10 @@ export async function relocatePlan(
             if (e.kind === 'output')
               throw new NixPlanError(
                 'relocate',
-                `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`,
+                `cannot relocate ${e.path}: it is a build output of ${e.deriver === '' ? 'a derivation the bundle does not name' : e.deriver} ` +
+                  'that evaluation read (import from derivation, or builtins.storePath), not content-addressed by its ' +
+                  `bytes: native evaluation in ${options.to} would build it again, to bytes nix-plan cannot know; ` +
+                  `evaluate the plan in ${options.to} instead`,
               );
             if (e.kind === 'source') {
               narSizes.set(e.path, e.nar.narSize);
@@ -292,7 +300,14 @@ export async function relocatePlan(
             }
             if (e.deriver !== '') derivers.set(e.path, e.deriver);
             closurePaths.add(e.path);
-            const file = e.nar.file?.contents;
+            // A recursive source is relocated by its NAR hash: its bytes are held only when small
+            // (the reader keeps files up to a .drv's limit; a flat source needs its bytes).
+            const file =
+              e.kind === 'source' &&
+              e.ca?.startsWith('fixed:r:') === true &&
+              (e.nar.file?.contents.length ?? 0) > KEEP_SOURCE_FILE_UP_TO
+                ? undefined
+                : e.nar.file?.contents;
             objects.push({
               path: e.path,
               kind: e.kind,
@@ -305,6 +320,12 @@ export async function relocatePlan(
                     : { readContents: scratch.append(file) })),
               // A source's new path is made from it; a .drv's or text's NAR is never hashed.
               ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+              // Whether a source's bytes mention the store dir, when they were kept to look at.
+              ...(e.kind === 'source' &&
+                file === undefined &&
+                sourceNars.has(e.path) && {
+                  mentionsStoreDir: Buffer.from(sourceNars.get(e.path)!).includes(head.manifest.storeDir),
+                }),
               ca: e.ca, // verified from the contents just now: relocation checks the path against it
             });
           },
@@ -370,6 +391,8 @@ export async function relocatePlan(
             longDistanceMatching: options.level !== undefined,
             ...(options.level === undefined && { windowLog: RELOCATE_WINDOW_LOG }),
             keys,
+            // Whatever it relocated to, its readers must accept it (a bundle that grew past a limit).
+            check: (m) => checkWritten(m, DEFAULT_READER_LIMITS),
           },
         );
         for (const w of relocation.report.warnings) deps.log.warn(w);

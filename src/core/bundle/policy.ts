@@ -85,7 +85,14 @@ export function checkWritten(
  * regular file), breaks the reader's `limits`; undefined when it does not.
  */
 export function entryLimitProblem(
-  entry: { path: string; kind: ObjectKind; references: readonly string[]; fileSize: number | undefined },
+  entry: {
+    path: string;
+    kind: ObjectKind;
+    references: readonly string[];
+    /** Its NAR's size, and the size of the file when it is one (else the NAR's size is taken). */
+    narSize: number;
+    fileSize: number | undefined;
+  },
   limits: ReaderLimits,
 ): string | undefined {
   const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits.export };
@@ -93,7 +100,7 @@ export function entryLimitProblem(
     return `'${entry.path}' has ${entry.references.length} references, more than the limit of ${lim.maxReferences}`;
   if (entry.path.length > lim.maxPathLength)
     return `'${entry.path}' is longer than the limit of ${lim.maxPathLength} bytes`;
-  if (entry.kind === 'drv' && (entry.fileSize ?? Infinity) > lim.keepFileUpTo)
+  if (entry.kind === 'drv' && (entry.fileSize ?? entry.narSize) > lim.keepFileUpTo)
     return `'${entry.path}' is larger than the limit of ${lim.keepFileUpTo} bytes for a .drv`;
   return undefined;
 }

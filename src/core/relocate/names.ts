@@ -100,17 +100,49 @@ function copyPath(rule: CopyRule, name: string, content: NamedContent, storeDir:
 
 const RULES: readonly CopyRule[] = ['source', 'flat', 'text'];
 
+/** What the name rule may hash of an object: its NAR hash, and its bytes when it is one file. */
+export function namedContent(obj: {
+  readonly kind: string;
+  readonly narHash?: Uint8Array | undefined;
+  readonly contents?: Uint8Array | undefined;
+}): NamedContent {
+  const contents = obj.kind === 'source' ? obj.contents : undefined;
+  return {
+    narHash: obj.narHash,
+    file: contents === undefined ? undefined : { contents, executable: false },
+  };
+}
+
 /**
- * How the name of `path` (an object of the closure being relocated out of `from`) is made from
+ * How the name of `obj` (an object of the closure being relocated out of `from`) is made from
  * store hashes, checked against what the object holds. Refuses (a 'relocate' error naming the
  * object) a name that carries a store hash by a rule relocation cannot know: a hash of the
  * closure anywhere but at the start of the name (or of what follows an earlier hash), a hash of
- * the closure followed by anything but the name of the path it belongs to, or a hash at the start
+ * the closure followed by anything but the name of the path it belongs to, a hash at the start
  * that belongs to no path of the closure and that no unfiltered copy of this object's bytes has
- * (a filtered copy, or an output built while evaluating that the plan does not carry).
+ * (a filtered copy, or an output built while evaluating that the plan does not carry), and any
+ * store hash at the start of the name of a .drv or text file (only copies are named that way by
+ * Nix itself: anything else computed its name from a path string).
  */
-export function planName(path: string, content: NamedContent, from: string, index: NameIndex): NamePlan {
+export function planName(
+  obj: { readonly path: string; readonly kind: string },
+  content: NamedContent,
+  from: string,
+  index: NameIndex,
+): NamePlan {
+  const { path } = obj;
   const name = nameOf(path);
+  if (obj.kind !== 'source' && startsWithHash(name)) {
+    const hash = name.slice(0, HASH_PART_LENGTH);
+    const owner = index.ownerOf(hash);
+    refuse(
+      `cannot relocate ${path}: its name starts with the store hash ${hash}` +
+        (owner === undefined ? '' : ` of ${owner}`) +
+        ' (an expression computed the name from a path string), and only copies of store paths ' +
+        '(builtins.path, builtins.filterSource) are renamed, so the name native evaluation gives it ' +
+        'in the target store dir cannot be known',
+    );
+  }
   const steps: NameStep[] = [];
   let rest = name;
   while (startsWithHash(rest)) {

@@ -27,6 +27,11 @@ export interface RelocObject {
    * relocation. A source's path is still recomputed from it, as its new path is made from it.
    */
   ca?: string | undefined;
+  /**
+   * A source without `contents` (a directory, or a file the caller did not keep): whether its NAR
+   * mentions store dir A, when the caller looked (undefined: not known).
+   */
+  mentionsStoreDir?: boolean | undefined;
 }
 
 /** A relocated store object, in store dir B. */
