@@ -20,7 +20,7 @@ import {
   type BundleSource,
   type ManifestDraft,
 } from '../core/bundle/index.js';
-import { parseDerivation } from '../core/derivation/index.js';
+import { parseDerivation, parseDerivationOutputs } from '../core/derivation/index.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
 import { regularFileNar, regularFileNarSize } from '../core/nar.js';
 import {
@@ -225,6 +225,47 @@ async function* rereadEntries(
   }
 }
 
+/**
+ * Refuses a build output of the bundle, saying what it is: a fixed output whose hash nix-plan
+ * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from
+ * derivation, `builtins.storePath`), which native evaluation in `to` would build again.
+ */
+function refuseBuildOutput(
+  output: { path: string; deriver: string },
+  objects: readonly RelocObject[],
+  to: string,
+): never {
+  const drv = objects.find((o) => o.path === output.deriver && o.kind === 'drv');
+  const bytes = drv?.contents ?? drv?.readContents?.();
+  const declared =
+    bytes === undefined
+      ? undefined
+      : parseDerivationOutputs(bytes).outputs.find((o) => o.path === output.path);
+  if (declared !== undefined && declared.hash !== '')
+    throw new NixPlanError(
+      'relocate',
+      `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
+        `${declared.hashAlgo}, which nix-plan cannot compute from its bytes (${uncheckable(declared.hashAlgo)}), ` +
+        'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
+        '--include drvs, and the output is built where the plan is realised',
+    );
+  const by = output.deriver === '' ? 'a derivation the bundle does not name' : output.deriver;
+  throw new NixPlanError(
+    'relocate',
+    `cannot relocate ${output.path}: it is a build output of ${by} that evaluation read (import ` +
+      'from derivation, or builtins.storePath), not content-addressed by its bytes: native ' +
+      `evaluation in ${to} would build it again, to bytes nix-plan cannot know; evaluate the plan ` +
+      `in ${to} instead`,
+  );
+}
+
+/** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
+function uncheckable(hashAlgo: string): string {
+  if (hashAlgo.endsWith('blake3')) return 'blake3 is not among the hashes Node computes';
+  if (hashAlgo.startsWith('git:')) return 'a directory hashed by git, as a git tree';
+  return 'a bundle carries the NAR hash of an output in sha256 only';
+}
+
 /** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
 export async function relocatePlan(
   bundlePath: string,
@@ -262,6 +303,7 @@ export async function relocatePlan(
       const closurePaths = new Set<string>();
       let objects: RelocObject[] = [];
       const narSizes = new Map<string, number>();
+      const outputs: { path: string; deriver: string }[] = [];
       const { manifest, derivations } = await verifyWithProgress(
         bundle,
         {
@@ -280,14 +322,11 @@ export async function relocatePlan(
           onEntry: (e) => {
             const chunks = narChunks;
             narChunks = [];
-            if (e.kind === 'output')
-              throw new NixPlanError(
-                'relocate',
-                `cannot relocate ${e.path}: it is a build output of ${e.deriver === '' ? 'a derivation the bundle does not name' : e.deriver} ` +
-                  'that evaluation read (import from derivation, or builtins.storePath), not content-addressed by its ' +
-                  `bytes: native evaluation in ${options.to} would build it again, to bytes nix-plan cannot know; ` +
-                  `evaluate the plan in ${options.to} instead`,
-              );
+            if (e.kind === 'output') {
+              // Refused once the bundle is verified, when the derivations can say what it is.
+              outputs.push({ path: e.path, deriver: e.deriver });
+              return;
+            }
             if (e.kind === 'source') {
               narSizes.set(e.path, e.nar.narSize);
               if (keepSources) {
@@ -333,6 +372,7 @@ export async function relocatePlan(
         deps.progress,
       );
       narChunks = [];
+      if (outputs[0] !== undefined) refuseBuildOutput(outputs[0], objects, options.to);
       const verified = performance.now();
       const from = manifest.storeDir;
       if (from === options.to)

@@ -87,7 +87,8 @@ function checkGivenContentAddress(
       ? { kind: 'source', ca }
       : undefined;
   }
-  if (method === 'flat' && obj.contents !== undefined && obj.references.length === 0)
+  // A flat or git-hashed file: its path follows from the address alone (no references).
+  if ((method === 'flat' || method === 'git') && obj.contents !== undefined && obj.references.length === 0)
     return makeContentAddressedPath(name, parseContentAddress(ca), from) === obj.path
       ? { kind: 'source', ca }
       : undefined;

@@ -90,7 +90,7 @@ function copyPath(rule: CopyRule, name: string, content: NamedContent, storeDir:
     case 'flat':
       return file === undefined
         ? undefined
-        : makeFixedOutputPath(name, { algo: 'sha256', bytes: sha256(file.contents) }, false, storeDir);
+        : makeFixedOutputPath(name, { algo: 'sha256', bytes: sha256(file.contents) }, 'flat', storeDir);
     case 'text':
       return file === undefined || file.executable
         ? undefined
