@@ -81,6 +81,12 @@ export interface RelocateClosureOptions {
    * A .drv relocated again after waiting for what it mentions is passed again.
    */
   readonly onDerivation?: ((obj: RelocObject, drv: DerivationHead) => void) | undefined;
+  /**
+   * True when the caller has checked already that every input-addressed .drv's output paths are
+   * what its contents give (a bundle verifier does, as Nix does on import); otherwise relocation
+   * checks them itself, and refuses a .drv whose paths do not follow from its contents.
+   */
+  readonly outputsChecked?: boolean | undefined;
 }
 
 /** A root of a plan: a derivation and the paths of its outputs ("" when deferred). */
