@@ -49,6 +49,8 @@ export class Builder {
       env?: Record<string, string>;
       fixed?: { hashAlgo: string; hash: string };
       system?: string;
+      /** DrvWithVersion's version (Nix writes one only for dynamic inputs). */
+      version?: string;
       edit?: (d: Derivation) => void;
     } = {},
   ): Promise<string> {
@@ -56,7 +58,7 @@ export class Builder {
     const env: Record<string, string> = { builder: '/bin/sh', name, system: 'x86_64-linux', ...options.env };
     for (const o of outputs) env[o] = '';
     const drv: Derivation = {
-      version: undefined,
+      version: options.version,
       outputs: outputs.map((o) => ({
         name: o,
         path: '',

@@ -81,7 +81,7 @@ export function relocateLazily(
         if (!outputPathOfHash.has(h)) outputPathOfHash.set(h, p);
         if (!ownerOfHash.has(h)) ownerOfHash.set(h, obj.path);
       },
-      placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+      placeholder: (p, owner = obj.path) => ownerOfPlaceholder.set(p, owner),
     });
   }
   r.ownerDrvOf = (h) => ownerOfHash.get(h);

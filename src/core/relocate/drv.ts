@@ -91,7 +91,6 @@ export function spliceDrv(
 ): RelocatedObject | undefined {
   const { head, tail } = parseDerivationSpans(bytes);
   cx.onDerivation?.(obj, head);
-  if (head.version !== undefined) return undefined;
   refuseImpureEnv(obj.path, tail.keys);
   for (const key of tail.keys) if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key)) return undefined;
   const name = drvName(obj.path);
@@ -148,16 +147,17 @@ function fixOutputs(
 
 /** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
 function relocatedHead(
-  drv: Pick<Derivation, 'inputDrvs' | 'inputSrcs' | 'system'>,
+  drv: Pick<Derivation, 'version' | 'inputDrvs' | 'inputSrcs' | 'system'>,
   outputs: DerivationOutput[],
   masked: boolean,
   cx: DrvContext,
 ): Pick<Derivation, 'version' | 'outputs' | 'inputDrvs' | 'inputSrcs' | 'system'> {
   return {
-    version: undefined,
+    version: drv.version,
     outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
     inputDrvs: drv.inputDrvs
-      .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
+      // Output names (and a dynamic input's child map of them) are read, never changed.
+      .map((i) => ({ ...i, path: cx.mapPath(i.path) }))
       .sort((a, b) => compareStrings(a.path, b.path)),
     inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
     system: cx.rewrite(drv.system),

@@ -6,7 +6,9 @@ import {
   compareBytes,
   parseDerivation,
   parseDerivationOutputs,
+  parseDerivationSpans,
 } from '../derivation/index.js';
+import { dynamicPlaceholders, parseDynamicOutputs, type DynamicOutput } from './dynamic.js';
 import { NixPlanError } from '../errors.js';
 import { sha256 } from '../hash.js';
 import {
@@ -64,6 +66,8 @@ export class Relocator {
   readonly rewriter: StoreRewriter;
   private readonly hasher: DerivationHasher;
   private readonly hasherA: DerivationHasher;
+  /** For each .drv whose outputs build derivations used by others: the child maps they use. */
+  private readonly dynamicUses = new Map<string, DynamicOutput[][]>();
   private readonly cx: DrvContext;
   /** The derivation whose output has hash `hash` (set when the closure is indexed). */
   ownerDrvOf: (hash: string) => string | undefined = () => undefined;
@@ -201,7 +205,11 @@ export class Relocator {
    */
   declareDrv(
     obj: RelocObject,
-    owner: { output: (hash: string, path: string) => void; placeholder: (placeholder: string) => void },
+    owner: {
+      output: (hash: string, path: string) => void;
+      /** A placeholder this .drv mentions, and the .drv whose relocation gives its new value. */
+      placeholder: (placeholder: string, owner?: string) => void;
+    },
   ): NonNullable<Node['drv']> {
     const parsed = parseDerivationOutputs(contentsOf(obj));
     const type = drvType(obj.path, parsed);
@@ -217,8 +225,30 @@ export class Relocator {
         this.rewriter.declarePlaceholder(p);
       }
     }
+    if (parsed.version !== undefined) this.declareDynamicInputs(contentsOf(obj), owner);
     // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
     return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
+  }
+
+  /**
+   * A dynamic derivation's inputs (DrvWithVersion): the outputs it uses of what an input builds
+   * are mentioned by placeholders made from that input's path, known once it is relocated.
+   */
+  private declareDynamicInputs(
+    bytes: Uint8Array,
+    owner: { placeholder: (placeholder: string, owner?: string) => void },
+  ): void {
+    for (const input of parseDerivationSpans(bytes).head.inputDrvs) {
+      if (input.dynamicOutputs === undefined) continue;
+      const children = parseDynamicOutputs(input.dynamicOutputs);
+      for (const p of dynamicPlaceholders(input.path, children)) {
+        owner.placeholder(p, input.path);
+        this.rewriter.declarePlaceholder(p);
+      }
+      let uses = this.dynamicUses.get(input.path);
+      if (uses === undefined) this.dynamicUses.set(input.path, (uses = []));
+      uses.push(children);
+    }
   }
 
   /**
@@ -296,6 +326,12 @@ export class Relocator {
       // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
       for (const o of node.drv!.deferred)
         this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+      // Outputs of what it builds (dynamic derivations), the same way, chained.
+      for (const children of this.dynamicUses.get(obj.path) ?? []) {
+        const before = dynamicPlaceholders(obj.path, children);
+        const after = dynamicPlaceholders(out.path, children);
+        before.forEach((p, i) => this.rewriter.setPlaceholder(p, after[i]!));
+      }
     }
     const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
     if (bareDirs > 0) {
