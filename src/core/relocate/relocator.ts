@@ -3,7 +3,6 @@
 import { makeContentAddressedPath, parseContentAddress } from '../content-address.js';
 import {
   DerivationHasher,
-  compareBytes,
   parseDerivation,
   parseDerivationOutputs,
   parseDerivationSpans,
@@ -11,14 +10,7 @@ import {
 import { dynamicPlaceholders, parseDynamicOutputs, type DynamicOutput } from './dynamic.js';
 import { NixPlanError } from '../errors.js';
 import { sha256 } from '../hash.js';
-import {
-  compareStrings,
-  downstreamPlaceholder,
-  drvName,
-  hashPartOf,
-  nameOf,
-  storeDirProblem,
-} from '../store-path.js';
+import { compareStrings, downstreamPlaceholder, hashPartOf, nameOf, storeDirProblem } from '../store-path.js';
 import { contentsOf, drvType, refuse, type DrvType } from './checks.js';
 import { relocateDrv, spliceDrv, type DrvContext } from './drv.js';
 import { copiedHashes, namedContent, relocatedName, type NamePlan } from './names.js';
@@ -120,6 +112,7 @@ export class Relocator {
         return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
       },
       onDerivation: options.onDerivation,
+      hasherA: options.outputsChecked === true ? undefined : this.hasherA,
     };
   }
 
@@ -150,32 +143,6 @@ export class Relocator {
     this.rewritten.hashes += r.storePaths + r.placeholders;
     this.rewritten.bare += r.bareHashes;
     return r.bytes;
-  }
-
-  /**
-   * Refuses an input-addressed .drv whose output paths (or the variables named after them) are
-   * not what its contents give in A, as Nix refuses it on import: relocation recomputes them in
-   * B, so relocating such a .drv there and back would not give it back. Each .drv's modulo hash
-   * in A is recorded for its dependents (they come after it).
-   */
-  private checkOutputsInA(obj: RelocObject, bytes: Uint8Array, type: DrvType): void {
-    const drv = parseDerivation(bytes);
-    if (type !== 'input-addressed') {
-      this.hasherA.record(obj.path, drv);
-      return;
-    }
-    const filled = this.hasherA.fillOutputs(drv, drvName(obj.path));
-    if (compareBytes(filled.bytes, bytes) !== 0) {
-      const wrong = drv.outputs.find((o, i) => o.path !== filled.paths[i]);
-      refuse(
-        `cannot relocate ${obj.path}: ` +
-          (wrong !== undefined
-            ? `its output ${wrong.name} is ${wrong.path === '' ? 'empty' : wrong.path}, but its contents give ${filled.paths[drv.outputs.indexOf(wrong)] || 'none before it is built'}`
-            : 'the variables named after its outputs do not hold their paths') +
-          ' (Nix refuses it on import), so relocating it there and back would not give it back',
-      );
-    }
-    this.hasherA.record(obj.path, drv, filled.hash);
   }
 
   /**
@@ -318,8 +285,6 @@ export class Relocator {
       out =
         (this.options.splice !== false ? spliceDrv(obj, bytes, type, this.cx) : undefined) ??
         relocateDrv(obj, parseDerivation(bytes), type, this.cx);
-      // After the caller's own checks of the .drv (onDerivation), before it is handed out.
-      if (this.options.outputsChecked !== true) this.checkOutputsInA(obj, bytes, type);
     }
     this.setHash(obj.path, out.path);
     if (obj.kind === 'drv') {
