@@ -16,18 +16,23 @@ export const PlanInput = {
   ArtifactDir: 'artifact-dir',
 } as const;
 
-/** Outputs of the root action. */
-export const PlanOutput = {
+/** Outputs of every action that publishes a plan (the root action, promote). */
+export const PublishOutput = {
   BundlePath: 'bundle-path',
   ArtifactId: 'artifact-id',
   ArtifactName: 'artifact-name',
   ArtifactUrl: 'artifact-url',
   Digest: 'digest',
   DrvPaths: 'drv-paths',
-  OutPaths: 'out-paths',
-  Matrix: 'matrix',
   Paths: 'paths',
   Bytes: 'bytes',
+} as const;
+
+/** Outputs of the root action. */
+export const PlanOutput = {
+  ...PublishOutput,
+  OutPaths: 'out-paths',
+  Matrix: 'matrix',
 } as const;
 
 /** Inputs shared by the actions that fetch a published plan (realise, promote). */
@@ -40,6 +45,8 @@ export const FetchInput = {
   Digest: 'digest',
   TrustedKeys: 'trusted-keys',
   ArtifactDir: 'artifact-dir',
+  NoCheckSigs: 'no-check-sigs',
+  MaxAge: 'max-age',
 } as const;
 
 /** Inputs of `realise`: fetch, verify, import and build a plan (or one shard of it). */
@@ -49,6 +56,7 @@ export const RealiseInput = {
   Shard: 'shard',
   OutLink: 'out-link',
   NixArgs: 'nix-args',
+  AllowDowngrade: 'allow-downgrade',
 } as const;
 
 /** Outputs of `realise`. */
@@ -68,16 +76,7 @@ export const PromoteInput = {
 } as const;
 
 /** Outputs of `promote` (the promoted plan, as the root action describes its plan). */
-export const PromoteOutput = {
-  BundlePath: 'bundle-path',
-  ArtifactId: 'artifact-id',
-  ArtifactName: 'artifact-name',
-  ArtifactUrl: 'artifact-url',
-  Digest: 'digest',
-  DrvPaths: 'drv-paths',
-  Paths: 'paths',
-  Bytes: 'bytes',
-} as const;
+export const PromoteOutput = PublishOutput;
 
 /** The default artifact name of a plan (a name can be uploaded once per run). */
 export const DEFAULT_ARTIFACT_NAME = 'plan.nixplan';

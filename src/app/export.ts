@@ -1,23 +1,24 @@
 // exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
 import { rm } from 'node:fs/promises';
-import { constants as zc } from 'node:zlib';
 import { NixPlanError } from '../core/errors.js';
 import {
   DEFAULT_READER_LIMITS,
+  EXPORT_COMPRESSION,
   checkWritten,
   emptyCounts,
   entryLimitProblem,
   tempPathNear,
   writeBundle,
   type ReaderLimits,
-  type BundleManifest,
+  type WrittenPlan,
   type BundleRoot,
   type Include,
   type ManifestDraft,
   type ObjectKind,
 } from '../core/bundle/index.js';
 import { writeExport, type ExportEntry } from '../core/export-stream.js';
-import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
+import { rfc3339 } from '../core/provenance.js';
+import { formatPublicKey, parseSecretKey, publicKeyOf, secretKeyTexts } from '../core/signing.js';
 import { streamClosure } from '../nix/collect.js';
 import {
   describeBuiltInput,
@@ -31,6 +32,7 @@ import { regularFileNar } from '../core/nar.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable } from './files.js';
+import { collectProvenance, type ProvenanceSources } from './provenance.js';
 import { relocatePlan } from './relocate.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -66,31 +68,18 @@ export interface ExportOptions {
    * would refuse is not written.
    */
   readonly readerLimits?: Partial<ReaderLimits> | undefined;
+  /** Where provenance is read from (the environment for GitHub Actions runs, the worktree). */
+  readonly provenance?: ProvenanceSources | undefined;
+  /** The clock (the plan's `createdAt` is when evaluation started). */
+  readonly now?: (() => Date) | undefined;
 }
+
+export { EXPORT_COMPRESSION } from '../core/bundle/index.js';
 
 /** What exportPlan produced. */
-export interface ExportResult {
-  readonly bundlePath: string;
-  readonly manifest: BundleManifest;
-  readonly bundleBytes: number;
+export interface ExportResult extends WrittenPlan {
   readonly timings: { evaluateMs: number; collectMs: number; writeMs: number };
 }
-
-/**
- * Export's default compression: level 10's search with a bigger hash table (hashLog 23), matches
- * of 6+ bytes, and long-distance matches of 256+ bytes only (zstd's default 64 makes many short
- * long-distance matches that cost more to encode than they save in drv files full of repeated
- * store paths), in a 64 MiB window. Measured on the bench closures' export streams (node:zlib):
- * 10,000 drvs (72 MB) 15.6× (0.389× of gzip -9), 30,000 drvs (217 MB) 15.3× (0.395×), where
- * plain level 12 with a 128 MiB window gives 15.2× (0.400×) and 15.1× (0.400×) with more CPU.
- * The window halves zstd's memory (-72 MB at 30,000 drvs) for 0.2% of size. An explicit
- * `--level N` is that level's own search in the writer's default window.
- */
-export const EXPORT_COMPRESSION = {
-  level: 10,
-  windowLog: 26,
-  params: { [zc.ZSTD_c_hashLog]: 23, [zc.ZSTD_c_minMatch]: 6, [zc.ZSTD_c_ldmMinMatch]: 256 },
-} as const;
 
 /** Counts and NAR bytes per kind. */
 export function tally(objects: readonly ClosureObject[]): {
@@ -114,20 +103,25 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   await assertWritable(options.output);
   const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
   const t0 = performance.now();
+  const createdAt = rfc3339(options.now?.() ?? new Date());
   const nixVersion = await store.version();
   deps.log.info(`evaluating with Nix ${nixVersion}…`);
   const { roots, storeDir } = await evaluate(options, store);
   const t1 = performance.now();
-  // Returns once the .drv files are read; Nix still describes the paths while writing starts.
-  const closure = await streamClosure(
-    store,
-    storeDir,
-    roots.map((r) => r.drvPath),
-    include,
-    { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) },
-    // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
-    { drvsFromFiles: true },
-  );
+  // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
+  const [closure, provenance] = await Promise.all([
+    // Returns once the .drv files are read; Nix still describes the paths while writing starts.
+    streamClosure(
+      store,
+      storeDir,
+      roots.map((r) => r.drvPath),
+      include,
+      { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) },
+      // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
+      { drvsFromFiles: true },
+    ),
+    collectProvenance(options, store, options.provenance ?? {}, deps.log),
+  ]);
   const t2 = performance.now();
   const { counts, narBytes } = tally([]);
   let paths = 0;
@@ -143,6 +137,8 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     return {
       tool: TOOL_VERSION,
       nixVersion,
+      createdAt,
+      provenance,
       storeDir,
       systems,
       include,
@@ -192,7 +188,9 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   try {
     written = await writeBundle(target, draft, writeExport(entries()), {
       ...(options.level === undefined ? EXPORT_COMPRESSION : { level: options.level }),
-      keys: options.relocateTo === undefined ? keys : [],
+      // With --relocate-to the plan is signed twice: here, so relocation can check that what it
+      // reads is what was just written, and after relocation.
+      keys,
       check: (m) => checkWritten(m, readerLimits, overLimits),
     });
   } finally {
@@ -210,6 +208,9 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
           to: options.relocateTo,
           output: options.output,
           signingKeys: keyTexts,
+          trustedKeys: keys.map((k) => formatPublicKey(publicKeyOf(k))),
+          // One step from evaluation: relocatedFrom says where it was evaluated; no promotion.
+          recordPromotion: false,
           level: options.level,
         },
         deps,

@@ -10,15 +10,21 @@ import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
   DEFAULT_READER_LIMITS,
+  RELOCATE_LEVEL,
+  RELOCATE_WINDOW_LOG,
   checkWritten,
   emptyCounts,
   exportStream,
+  manifestSigners,
   openBundle,
   readBundleHead,
   writeBundle,
-  type BundleManifest,
+  type WrittenPlan,
   type BundleSource,
   type ManifestDraft,
+  type Promotion,
+  trustReportOf,
+  type TrustReport,
 } from '../core/bundle/index.js';
 import { parseDerivation, parseDerivationOutputs } from '../core/derivation/index.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
@@ -32,26 +38,16 @@ import {
   type RelocObject,
 } from '../core/relocate/index.js';
 import { assertStoreDir } from '../core/store-path.js';
-import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { outputsOf } from '../core/derivation/index.js';
+import { rfc3339 } from '../core/provenance.js';
+import { parsePublicKey, parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { progressOf, type Deps } from './deps.js';
-import { assertWritable } from './files.js';
+import { assertWritable, fileDigest } from './files.js';
+import { assertSignable } from './signing-policy.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
-/**
- * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
- * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
- * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
- */
-export const RELOCATE_LEVEL = 3;
-
-/**
- * log2 of the zstd window of a relocated bundle at the default level: 16 MiB. The compressor
- * holds (and touches) a whole window: the 128 MiB an explicit level gets cost ~110 MB of memory
- * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
- */
-export const RELOCATE_WINDOW_LOG = 24;
+export { RELOCATE_LEVEL, RELOCATE_WINDOW_LOG } from '../core/bundle/index.js';
 
 /** A recursive source that is one file bigger than this is relocated without holding its bytes. */
 export const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
@@ -77,8 +73,17 @@ export interface RelocateOptions {
   readonly signingKeys?: readonly string[] | undefined;
   /** One secret key; added to `signingKeys`. */
   readonly signingKey?: string | undefined;
-  /** Public keys; when given, the input bundle must be signed by one. */
+  /**
+   * Public keys; when given, the input bundle must be signed by one. Signing the output
+   * (`signingKeys`) requires them, or `noCheckSigs`: a key signs only what was verified.
+   */
   readonly trustedKeys?: readonly string[] | undefined;
+  /** Accept (and sign) an input no trusted key vouches for; the promotion records it. */
+  readonly noCheckSigs?: boolean | undefined;
+  /** Append what the input was to the manifest's `promotions` (default true). */
+  readonly recordPromotion?: boolean | undefined;
+  /** The clock, for the promotion's time. */
+  readonly now?: (() => Date) | undefined;
   /** zstd level 1–19 (default RELOCATE_LEVEL without long-distance matching). */
   readonly level?: number | undefined;
   /** Source NAR bytes to hold in memory at most (default KEEP_SOURCE_NARS_UP_TO); beyond, a second pass. */
@@ -88,11 +93,10 @@ export interface RelocateOptions {
 }
 
 /** What relocatePlan wrote. */
-export interface RelocateResult {
-  readonly bundlePath: string;
-  readonly manifest: BundleManifest;
-  readonly bundleBytes: number;
+export interface RelocateResult extends WrittenPlan {
   readonly report: RelocationReport;
+  /** What was proven about who made the input (its signatures against `trustedKeys`). */
+  readonly trust: TrustReport;
   /** Milliseconds spent verifying the input bundle, and relocating and writing the new one. */
   readonly timings: { verifyMs: number; relocateMs: number };
 }
@@ -275,6 +279,8 @@ export async function relocatePlan(
   assertStoreDir(options.to);
   await assertWritable(options.output);
   const keys = secretKeyTexts(options).map(parseSecretKey);
+  const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+  assertSignable(keys.length > 0, trusted.length > 0, options.noCheckSigs === true);
   const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-relocate-'));
   try {
@@ -284,6 +290,8 @@ export async function relocatePlan(
     } catch (e) {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     }
+    // The promotion records the digest of exactly the bytes verified: the private copy's.
+    const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
     const bundle = await openBundle(copy);
     let scratch: ScratchFile | undefined;
     const started = performance.now();
@@ -307,7 +315,7 @@ export async function relocatePlan(
       const { manifest, derivations } = await verifyWithProgress(
         bundle,
         {
-          trustedKeys: options.trustedKeys,
+          trustedKeys: trusted,
           // Relocation parses every .drv whole, and refuses a malformed one, before the new
           // bundle is moved into place: it passes each to the verifier's checks (below), as
           // parsing them here as well would be done twice.
@@ -375,6 +383,18 @@ export async function relocatePlan(
       if (outputs[0] !== undefined) refuseBuildOutput(outputs[0], objects, options.to);
       const verified = performance.now();
       const from = manifest.storeDir;
+      const promotion: Promotion | undefined =
+        inputDigest === undefined
+          ? undefined
+          : {
+              digest: inputDigest,
+              storeDir: from,
+              checksum: manifest.checksum,
+              signedBy: manifestSigners(manifest, trusted),
+              // Only an input no key was asked to vouch for is "accepted without proof".
+              ...(options.noCheckSigs === true && trusted.length === 0 && { noCheckSigs: true as const }),
+              at: rfc3339(options.now?.() ?? new Date()),
+            };
       if (from === options.to)
         throw new NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
       deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
@@ -400,9 +420,14 @@ export async function relocatePlan(
       // moves the new bundle into place only if the input's .drv files passed the last checks.
       const draft = (): ManifestDraft => {
         derivations.finish();
+        const promotions = [...(manifest.promotions ?? []), ...(promotion === undefined ? [] : [promotion])];
         return {
           tool: TOOL_VERSION,
           nixVersion: manifest.nixVersion,
+          // Freshness is about the plan's content: relocation keeps when and where it was made.
+          ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+          provenance: manifest.provenance ?? {},
+          ...(promotions.length > 0 && { promotions }),
           storeDir: options.to,
           systems: manifest.systems,
           include: manifest.include,
@@ -441,6 +466,7 @@ export async function relocatePlan(
           manifest: written,
           bundleBytes,
           report: relocation.report,
+          trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
           timings: {
             verifyMs: Math.round(verified - started),
             relocateMs: Math.round(performance.now() - verified),

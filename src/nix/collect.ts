@@ -10,7 +10,8 @@ import { NixPlanError } from '../core/errors.js';
 import { regularFileNarSize } from '../core/nar.js';
 import type { Include } from '../core/bundle/manifest.js';
 import { findBuiltInputs, type BuiltInput } from './built-inputs.js';
-import { classifySync, dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
+import { classifySync } from './classify.js';
+import { dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
 
 export { INCLUDE_KINDS, type Include } from '../core/bundle/manifest.js';
 // Pure derivation helpers that used to live here; their home is the core.

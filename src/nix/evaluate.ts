@@ -1,7 +1,7 @@
 // Evaluates once: flake installables via `nix path-info --derivation`, files via one
 // `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
 import { NixPlanError } from '../core/errors.js';
-import type { NixStore } from './store.js';
+import { outputLines as lines, type NixStore } from './store.js';
 
 /** What to evaluate: any mix of flake installables, one file with attributes, and .drv paths. */
 export interface EvaluateRequest {
@@ -26,14 +26,6 @@ export interface EvaluatedRoot {
 
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 export const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
-
-function lines(out: Buffer): string[] {
-  return out
-    .toString('utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-}
 
 /** The directory of a store path (the realm it belongs to). */
 export function storeDirOf(path: string): string {

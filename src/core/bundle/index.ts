@@ -3,7 +3,9 @@
 export * from './manifest.js';
 export * from './frame.js';
 export * from './writer.js';
+export * from './compression.js';
 export * from './source.js';
 export * from './decode.js';
 export * from './policy.js';
+export * from './trust-report.js';
 export { verifyBundle, type VerifyOptions, type VerifyReport } from './reader.js';

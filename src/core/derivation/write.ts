@@ -14,14 +14,7 @@ import {
   RPAREN,
   SPECIAL,
 } from './aterm.js';
-import type {
-  Derivation,
-  DerivationHead,
-  DerivationInput,
-  DerivationLayout,
-  DerivationOutput,
-  EnvEntry,
-} from './types.js';
+import type { Derivation, DerivationHead, DerivationInput, DerivationLayout } from './types.js';
 
 /**
  * Serialises into a reused scratch buffer that is at least as big as the result can be (every
@@ -106,11 +99,21 @@ class Writer {
     out[w++] = QUOTE;
     this.pos = w;
   }
+  /** `[` item `,` item … `]`: ATerm's list, each item written by `item`. */
+  list<T>(items: readonly T[], item: (value: T) => void): void {
+    this.byte(LBRACKET);
+    for (let n = 0; n < items.length; n++) {
+      if (n > 0) this.byte(COMMA);
+      item(items[n] as T);
+    }
+    this.byte(RBRACKET);
+  }
+  /** A list of verbatim strings (written per input derivation: no closure per call). */
   rawList(items: readonly string[], field: string): void {
     this.byte(LBRACKET);
-    for (let i = 0; i < items.length; i++) {
-      if (i > 0) this.byte(COMMA);
-      this.raw(items[i] as string, field);
+    for (let n = 0; n < items.length; n++) {
+      if (n > 0) this.byte(COMMA);
+      this.raw(items[n] as string, field);
     }
     this.byte(RBRACKET);
   }
@@ -133,10 +136,7 @@ function inputDrvsBound(inputDrvs: readonly DerivationInput[]): number {
 }
 
 function writeInputDrvs(w: Writer, inputDrvs: readonly DerivationInput[]): void {
-  w.byte(LBRACKET);
-  for (let n = 0; n < inputDrvs.length; n++) {
-    const i = inputDrvs[n] as DerivationInput;
-    if (n > 0) w.byte(COMMA);
+  w.list(inputDrvs, (i) => {
     w.byte(LPAREN);
     w.raw(i.path, 'input derivation');
     w.byte(COMMA);
@@ -148,8 +148,7 @@ function writeInputDrvs(w: Writer, inputDrvs: readonly DerivationInput[]): void 
       w.byte(RPAREN);
     } else w.rawList(i.outputs, 'output name');
     w.byte(RPAREN);
-  }
-  w.byte(RBRACKET);
+  });
 }
 
 /**
@@ -183,25 +182,16 @@ export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout):
   w.byte(COMMA);
   w.escaped(drv.builder);
   w.byte(COMMA);
-  w.byte(LBRACKET);
-  for (let n = 0; n < drv.args.length; n++) {
-    if (n > 0) w.byte(COMMA);
-    w.escaped(drv.args[n] as Uint8Array);
-  }
-  w.byte(RBRACKET);
+  w.list(drv.args, (a) => w.escaped(a));
   w.byte(COMMA);
-  w.byte(LBRACKET);
-  for (let n = 0; n < drv.env.length; n++) {
-    const e = drv.env[n] as EnvEntry;
-    if (n > 0) w.byte(COMMA);
+  w.list(drv.env, (e) => {
     w.byte(LPAREN);
     w.escaped(e.key);
     w.byte(COMMA);
     layout?.envValues.push(w.pos + 1);
     w.escaped(e.value);
     w.byte(RPAREN);
-  }
-  w.byte(RBRACKET);
+  });
   w.byte(RPAREN);
   if (w.pos > bound)
     throw new NixPlanError('internal', `derivation size bound exceeded: ${w.pos} > ${bound}`);
@@ -251,10 +241,7 @@ function writeHead(w: Writer, drv: DerivationHead, layout: DerivationLayout | un
     w.raw(drv.version, 'version');
     w.byte(COMMA);
   }
-  w.byte(LBRACKET);
-  for (let n = 0; n < drv.outputs.length; n++) {
-    const o = drv.outputs[n] as DerivationOutput;
-    if (n > 0) w.byte(COMMA);
+  w.list(drv.outputs, (o) => {
     w.byte(LPAREN);
     w.raw(o.name, 'output name');
     w.byte(COMMA);
@@ -265,8 +252,7 @@ function writeHead(w: Writer, drv: DerivationHead, layout: DerivationLayout | un
     w.byte(COMMA);
     w.raw(o.hash, 'hash');
     w.byte(RPAREN);
-  }
-  w.byte(RBRACKET);
+  });
   w.byte(COMMA);
   if (layout !== undefined) layout.inputDrvsStart = w.pos;
   writeInputDrvs(w, drv.inputDrvs);

@@ -1,0 +1,274 @@
+// The subcommands that change a store or a system: import, realise, relocate and apply.
+import { APPLY_ACTIONS, type ApplyResult } from '../app/apply.js';
+import { IMPORT_METHODS } from '../app/import.js';
+import { assertSignable } from '../app/signing-policy.js';
+import { MAX_LEVEL, MIN_LEVEL, trustStatus, type BundleManifest } from '../core/bundle/index.js';
+import { flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
+import { formatApply, formatImport, formatRealise, formatRelocate } from './format.js';
+import {
+  ALLOW_DOWNGRADE,
+  CACHE_KEY,
+  LEVELS,
+  MAX_AGE,
+  METHOD,
+  NO_CHECK_SIGS,
+  STORE,
+  TRUSTED_KEY,
+  define,
+  importDeps,
+  maxAge,
+  noRest,
+  print,
+  signingKeys,
+  withTrust,
+} from './command.js';
+
+/** `nix-plan import`. */
+export const importCommand = define({
+  name: 'import',
+  summary: 'verify a bundle, then add its paths to a store',
+  usage: [
+    'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
+  ],
+  description:
+    'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
+    'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
+    'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
+  options: {
+    store: STORE,
+    'trusted-key': TRUSTED_KEY,
+    method: METHOD,
+    'sign-key': CACHE_KEY,
+    'no-check-sigs': NO_CHECK_SIGS,
+    'max-age': MAX_AGE,
+  },
+  examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
+  async run(args, ctx) {
+    noRest(args, 'import');
+    const trustedKeys = await readKeys(list(args, 'trusted-key'));
+    const options = {
+      store: str(args, 'store'),
+      trustedKeys,
+      method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+    };
+    const deps = await importDeps(args, ctx, trustedKeys);
+    const result = await ctx.useCases.withFreshness(
+      onePositional(args, 'BUNDLE'),
+      maxAge(args),
+      ctx.deps.log,
+      (bundle) => ctx.useCases.importPlan(bundle, options, deps),
+    );
+    const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+    print(ctx, args, shown, () => formatImport(shown));
+  },
+});
+
+/** `nix-plan realise`. */
+export const realiseCommand = define({
+  name: 'realise',
+  summary: 'import a bundle and build its roots',
+  usage: [
+    'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
+  ],
+  description:
+    "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
+    'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
+    'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
+    'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
+    'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+  options: {
+    'out-link': {
+      type: 'string',
+      value: 'PREFIX',
+      help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
+    },
+    store: STORE,
+    roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
+    'trusted-key': TRUSTED_KEY,
+    method: METHOD,
+    'sign-key': CACHE_KEY,
+    'no-check-sigs': NO_CHECK_SIGS,
+    'max-age': MAX_AGE,
+    'allow-downgrade': ALLOW_DOWNGRADE,
+  },
+  examples: [
+    'nix-plan realise hello.nixplan --out-link result',
+    'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+  ],
+  async run(args, ctx) {
+    const trustedKeys = await readKeys(list(args, 'trusted-key'));
+    const outLink = str(args, 'out-link');
+    const options = {
+      store: str(args, 'store'),
+      outLink,
+      roots: list(args, 'roots', true),
+      trustedKeys,
+      method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+      nixArgs: [...args.rest],
+    };
+    const deps = await importDeps(args, ctx, trustedKeys);
+    // With --out-link, the link's last-applied record: an older plan is refused.
+    const result = await ctx.useCases.withFreshness(
+      onePositional(args, 'BUNDLE'),
+      { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') },
+      ctx.deps.log,
+      (bundle) => ctx.useCases.realisePlan(bundle, options, deps),
+    );
+    const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+    // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
+    ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
+    print(ctx, args, shown, () => formatRealise(shown));
+  },
+});
+
+/** `nix-plan relocate`. */
+export const relocateCommand = define({
+  name: 'relocate',
+  summary: 'rewrite a bundle for another store dir (realm)',
+  usage: [
+    'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+  ],
+  description:
+    'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
+    'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
+    "The new manifest keeps when and where the plan was made, and records what it was promoted from (the input's " +
+    'digest, store dir and the trusted keys that signed it). --sign-key needs --trusted-key (or --no-check-sigs): ' +
+    'a key signs only what was verified.',
+  options: {
+    to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
+    output: {
+      type: 'string',
+      short: 'o',
+      value: 'OUT',
+      help: 'where to write the relocated bundle (required)',
+    },
+    'sign-key': {
+      type: 'string',
+      multiple: true,
+      value: 'FILE',
+      help: 'sign the new manifest with this secret key file',
+    },
+    'trusted-key': TRUSTED_KEY,
+    'no-check-sigs': NO_CHECK_SIGS,
+    'max-age': MAX_AGE,
+    level: {
+      type: 'string',
+      value: 'N',
+      help: `zstd level ${LEVELS} (default 3 without long-distance matching: promotion favours speed)`,
+    },
+  },
+  examples: [
+    'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan',
+    'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan --trusted-key ci.pub --sign-key beta.sec',
+  ],
+  async run(args, ctx) {
+    noRest(args, 'relocate');
+    const keys = await signingKeys(args);
+    const trustedKeys = await readKeys(list(args, 'trusted-key'));
+    const noCheckSigs = flag(args, 'no-check-sigs');
+    assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
+    const options = {
+      to: required(args, 'to', 'DIR (the target store dir)'),
+      output: required(args, 'output', 'OUT (where to write the bundle)'),
+      signingKeys: keys,
+      trustedKeys,
+      noCheckSigs,
+      level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
+    };
+    if (noCheckSigs && trustedKeys.length === 0)
+      ctx.deps.log.warn(
+        '--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)',
+      );
+    const result = await ctx.useCases.withFreshness(
+      onePositional(args, 'BUNDLE'),
+      maxAge(args),
+      ctx.deps.log,
+      (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps),
+    );
+    print(ctx, args, result, () => formatRelocate(result));
+  },
+});
+
+/** `nix-plan apply`. */
+export const applyCommand = define({
+  name: 'apply',
+  summary: 'realise a NixOS system plan and switch a profile to it',
+  usage: [
+    'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
+    'nix-plan apply --rollback --profile PATH [--action …]',
+  ],
+  description:
+    "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
+    'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
+    'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
+    'unless --allow-downgrade.',
+  options: {
+    profile: {
+      type: 'string',
+      value: 'PATH',
+      help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
+    },
+    action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+    rollback: { type: 'boolean', help: 'go back one generation' },
+    store: STORE,
+    'trusted-key': TRUSTED_KEY,
+    method: METHOD,
+    'sign-key': CACHE_KEY,
+    'no-check-sigs': NO_CHECK_SIGS,
+    'max-age': MAX_AGE,
+    'allow-downgrade': ALLOW_DOWNGRADE,
+  },
+  examples: [
+    'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+  ],
+  async run(args, ctx) {
+    noRest(args, 'apply');
+    const rollback = flag(args, 'rollback');
+    const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
+    const store = str(args, 'store');
+    const trustedKeys = await readKeys(list(args, 'trusted-key'));
+    const realiseOptions = {
+      store,
+      trustedKeys,
+      method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+    };
+    const deps = await importDeps(args, ctx, trustedKeys);
+    const profile = required(args, 'profile', 'PATH');
+    const action = oneOf(str(args, 'action'), 'action', APPLY_ACTIONS);
+    // Applies the bundle, keeping the manifest its realisation verified.
+    const apply = async (
+      b: string | undefined,
+    ): Promise<{ applied: ApplyResult; manifest?: BundleManifest }> => {
+      let manifest: BundleManifest | undefined;
+      const applied = await ctx.useCases.applyPlan(
+        b,
+        { profile, action, rollback, store },
+        {
+          ...deps,
+          realise: async (path) => {
+            const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
+            manifest = realised.manifest;
+            return realised;
+          },
+        },
+      );
+      return { applied, ...(manifest !== undefined && { manifest }) };
+    };
+    // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
+    const { applied } =
+      bundle === undefined
+        ? await apply(undefined)
+        : await ctx.useCases.withFreshness(
+            bundle,
+            { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') },
+            ctx.deps.log,
+            async (b) => {
+              const r = await apply(b);
+              if (r.manifest === undefined) throw new Error('apply realised no plan');
+              return { applied: r.applied, manifest: r.manifest };
+            },
+            action !== 'dry-activate',
+          );
+    print(ctx, args, applied, () => formatApply(applied));
+  },
+});
