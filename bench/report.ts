@@ -57,6 +57,20 @@ export interface SizeResult {
   readonly importComplete: boolean | undefined;
 }
 
+/**
+ * One evaluation for all roots: `hosts` flake installables over one shared closure, exported by
+ * nix-plan (one `nix` process) against one `nix path-info --derivation` process per root.
+ */
+export interface EvaluationResult {
+  readonly hosts: number;
+  /** Derivations in the shared closure (the hosts come on top). */
+  readonly count: number;
+  readonly runs: number;
+  readonly steps: { readonly export?: StepResult; readonly perRoot?: StepResult };
+  /** Every root of the bundle carries the installable it came from, in the order given. */
+  readonly rootsMapped: boolean | undefined;
+}
+
 /** One function's share of a CPU profile. */
 export interface ProfileEntry {
   readonly fn: string;
@@ -83,6 +97,8 @@ export interface BenchResults {
   /** Whether the nix-plan CLI could be built and run; the baselines are measured either way. */
   readonly cli: { readonly available: boolean; readonly note?: string };
   readonly sizes: SizeResult[];
+  /** The one-evaluation case (absent in results from before it existed, or with --hosts 0). */
+  readonly evaluation?: EvaluationResult;
   readonly profiles: ProfileSummary[];
 }
 
@@ -246,6 +262,19 @@ export function markdownReport(results: BenchResults): string {
     );
     const three = verdict(s.count, 'relocate ≤ 3 s');
     if (three !== undefined) row('relocate, absolute', fmtSecs(t.relocate), '', three);
+  }
+  const e = results.evaluation;
+  if (e !== undefined) {
+    const ratio = ratioOf(secs(e.steps.export), secs(e.steps.perRoot));
+    const evaluatePhase = e.steps.export?.phases?.['evaluateMs'];
+    lines.push(
+      '',
+      `One evaluation for all roots: ${e.hosts} flake installables over one shared closure of ${fmtCount(e.count)} derivations (${e.runs} run${e.runs === 1 ? '' : 's'}, fresh store each); the baseline is what nix-plan did before, one evaluating process per root, and only evaluates:`,
+      '',
+      '| case | nix-plan | baseline | ratio | |',
+      '|---|---|---|---|---|',
+      `| ${e.hosts} roots, one shared \`let\` | ${fmtSecs(e.steps.export)} (whole export${evaluatePhase === undefined ? '' : `; evaluation ${(evaluatePhase / 1000).toFixed(2)} s`}) | ${fmtSecs(e.steps.perRoot)} (${e.hosts} × nix path-info --derivation) | ${fmtRatio(ratio)} | ${e.rootsMapped === undefined ? '' : e.rootsMapped ? 'each root names its installable ✓' : '✗ roots not mapped to their installables'} |`,
+    );
   }
   lines.push(
     '',
