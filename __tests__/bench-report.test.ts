@@ -74,6 +74,10 @@ describe('the one-evaluation row', () => {
       '| 60.0 s (20 × nix path-info --derivation) | 0.1000× | each root names its installable ✓ |',
     );
     expect(markdownReport(results([size(1000, { export: 1 })]))).not.toContain('One evaluation');
+    // --sizes none: the machine line and this table only.
+    const only = markdownReport({ ...withEval, sizes: [] });
+    expect(only).toContain('| 20 roots, one shared `let` |');
+    expect(only).not.toContain('| closure |');
   });
 });
 

@@ -204,6 +204,25 @@ const fmtMet = (m: boolean | undefined): string => (m === undefined ? '' : m ? '
 const fmtRss = (s: StepResult | undefined): string =>
   s === undefined || s.error !== undefined || s.rssMiB === undefined ? 'n/a' : `${Math.round(s.rssMiB)} MB`;
 
+/** The one-evaluation table (empty without that case). */
+function evaluationSection(results: BenchResults): string[] {
+  const lines: string[] = [];
+  const e = results.evaluation;
+  if (e !== undefined) {
+    const ratio = ratioOf(secs(e.steps.export), secs(e.steps.perRoot));
+    const evaluatePhase = e.steps.export?.phases?.['evaluateMs'];
+    lines.push(
+      '',
+      `One evaluation for all roots: ${e.hosts} flake installables over one shared closure of ${fmtCount(e.count)} derivations (${e.runs} run${e.runs === 1 ? '' : 's'}, fresh store each); the baseline is what nix-plan did before, one evaluating process per root, and only evaluates:`,
+      '',
+      '| case | nix-plan | baseline | ratio | |',
+      '|---|---|---|---|---|',
+      `| ${e.hosts} roots, one shared \`let\` | ${fmtSecs(e.steps.export)} (whole export${evaluatePhase === undefined ? '' : `; evaluation ${(evaluatePhase / 1000).toFixed(2)} s`}) | ${fmtSecs(e.steps.perRoot)} (${e.hosts} × nix path-info --derivation) | ${fmtRatio(ratio)} | ${e.rootsMapped === undefined ? '' : e.rootsMapped ? 'each root names its installable ✓' : '✗ roots not mapped to their installables'} |`,
+    );
+  }
+  return lines;
+}
+
 /** The figures as markdown: machine, times and sizes beside their baselines, memory, compression. */
 export function markdownReport(results: BenchResults): string {
   const m = results.machine;
@@ -221,6 +240,7 @@ export function markdownReport(results: BenchResults): string {
   if (!results.cli.available)
     lines.push(`**nix-plan was not measured:** ${results.cli.note ?? 'CLI unavailable'}`, '');
   else if (results.cli.note !== undefined) lines.push(`Note: ${results.cli.note}.`, '');
+  if (results.sizes.length === 0) return [...lines, ...evaluationSection(results).slice(1)].join('\n') + '\n';
   lines.push('| closure | step | nix-plan | baseline | ratio | target | |', '|---|---|---|---|---|---|---|');
   for (const s of results.sizes) {
     const t = s.steps;
@@ -263,19 +283,7 @@ export function markdownReport(results: BenchResults): string {
     const three = verdict(s.count, 'relocate ≤ 3 s');
     if (three !== undefined) row('relocate, absolute', fmtSecs(t.relocate), '', three);
   }
-  const e = results.evaluation;
-  if (e !== undefined) {
-    const ratio = ratioOf(secs(e.steps.export), secs(e.steps.perRoot));
-    const evaluatePhase = e.steps.export?.phases?.['evaluateMs'];
-    lines.push(
-      '',
-      `One evaluation for all roots: ${e.hosts} flake installables over one shared closure of ${fmtCount(e.count)} derivations (${e.runs} run${e.runs === 1 ? '' : 's'}, fresh store each); the baseline is what nix-plan did before, one evaluating process per root, and only evaluates:`,
-      '',
-      '| case | nix-plan | baseline | ratio | |',
-      '|---|---|---|---|---|',
-      `| ${e.hosts} roots, one shared \`let\` | ${fmtSecs(e.steps.export)} (whole export${evaluatePhase === undefined ? '' : `; evaluation ${(evaluatePhase / 1000).toFixed(2)} s`}) | ${fmtSecs(e.steps.perRoot)} (${e.hosts} × nix path-info --derivation) | ${fmtRatio(ratio)} | ${e.rootsMapped === undefined ? '' : e.rootsMapped ? 'each root names its installable ✓' : '✗ roots not mapped to their installables'} |`,
-    );
-  }
+  lines.push(...evaluationSection(results));
   lines.push(
     '',
     'Peak memory (max RSS of the command or its largest child process, largest over the runs):',
