@@ -9,7 +9,7 @@ import type { BundleRoot } from '../src/core/bundle/manifest.js';
 import { NixPlanError, type ErrorCode } from '../src/core/errors.js';
 import { parsePublicKey, parseSecretKey } from '../src/core/signing.js';
 import { selectRoots } from '../src/app/realise.js';
-import { VERSION } from '../src/app/version.js';
+import { NODE_REQUIRED, VERSION } from '../src/app/version.js';
 import { COMMANDS } from '../src/cli/commands.js';
 import { ExitCode, exitCodeFor } from '../src/cli/exit-codes.js';
 import { main } from '../src/cli/main.js';
@@ -107,8 +107,11 @@ describe('help and usage', () => {
     expect(await main(['--version'], { io })).toBe(0);
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
       version: string;
+      engines: { node: string };
     };
     expect(VERSION).toBe(pkg.version);
+    // The Node.js the CLI asks for is the one package.json declares.
+    expect(pkg.engines.node).toBe(`>=${NODE_REQUIRED}`);
     expect(io.out()).toBe(`nix-plan ${pkg.version}\n`);
   });
 
@@ -289,7 +292,7 @@ describe('arguments reach the use cases', () => {
           { profile: '/p', action: 'boot', rollback: false, store: undefined },
           'function',
         ],
-        ['realisePlan', 'sys.nixplan', { store: undefined, trustedKeys: [], method: 'copy' }],
+        ['realisePlan', 'sys.nixplan', { store: undefined, trustedKeys: [], method: 'copy', nixArgs: [] }],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
     } finally {
@@ -444,7 +447,7 @@ describe('progress output', () => {
     const p = terminalProgress(log, { quiet: false, verbose: false }).start('importing');
     for (let i = 0; i < 1000; i++) p.tick();
     p.done();
-    expect(log.err()).toBe('importing: 1000\n');
+    expect(log.err()).toBe('importing: 1000 in 0.0 s\n');
 
     const quiet = capture(true);
     const q = terminalProgress(quiet, { quiet: true, verbose: false }).start('x', 1);

@@ -58,6 +58,7 @@ const logProgress = (log: Logger): Progress => ({
   start(label: string, total?: number) {
     let n = 0;
     let bytes = 0;
+    const started = performance.now();
     log.debug(`${label}${total === undefined ? '' : ` (${total})`}…`);
     return {
       tick(count = 1, b = 0) {
@@ -65,7 +66,13 @@ const logProgress = (log: Logger): Progress => ({
         bytes += b;
       },
       done() {
-        log.info(`${label}: ${n} done${bytes > 0 ? `, ${bytes} bytes` : ''}`);
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        // A phase without a count (evaluating) is told by its time alone.
+        log.info(
+          total === undefined && n === 0
+            ? `${label}: done in ${seconds} s`
+            : `${label}: ${n} done${bytes > 0 ? `, ${bytes} bytes` : ''} in ${seconds} s`,
+        );
       },
     };
   },

@@ -99,8 +99,8 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
   const t0 = performance.now();
   const nixVersion = await store.version();
-  deps.log.info(`evaluating with Nix ${nixVersion}…`);
-  const { roots, storeDir } = await evaluate(options, store);
+  const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
+  const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
   const t1 = performance.now();
   // Returns once the .drv files are read; Nix still describes the paths while writing starts.
   const closure = await streamClosure(

@@ -11,7 +11,7 @@ import { FLAKE_FEATURES } from '../nix/evaluate.js';
 import { FileInput } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
 import { binaryCacheCopyImport } from './binary-cache.js';
-import type { Deps } from './deps.js';
+import { progressOf, type Deps } from './deps.js';
 import { verifyWithProgress } from './verify.js';
 
 /** How to add paths: decide (`auto`), `nix-store --import`, or the binary-cache `copy`. */
@@ -209,7 +209,8 @@ export async function importPlan(
     await copyFile(bundlePath, copy).catch((e: unknown) => {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     });
-    const source = await openBundle(copy);
+    // Messages name the user's file, not the private copy they are about.
+    const source = { ...(await openBundle(copy)), name: bundlePath };
     // The copy route reads the bundle itself; every other one may import the verified stream.
     const verified = options.method === 'copy' ? undefined : new VerifiedStreamFile(join(dir, 'export'));
     try {
@@ -250,11 +251,15 @@ export async function importPlan(
         if (trusted === undefined) deps.log.debug('store trust unknown: trying nix-store --import first');
       }
       if (method === 'import') {
-        deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
-        const result = await deps.runner.run('nix-store', [...store.storeArgs(), '--import'], {
-          input: verified?.complete === true ? new FileInput(verified.path) : exportStream(source),
-          allowFailure: true,
-        });
+        // nix-store --import prints each path it adds: one tick per line.
+        const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
+        const result = await deps.runner
+          .run('nix-store', [...store.storeArgs(), '--import'], {
+            input: verified?.complete === true ? new FileInput(verified.path) : exportStream(source),
+            allowFailure: true,
+            onStdout: (chunk) => importing.tick(chunk.filter((b) => b === 0x0a).length),
+          })
+          .finally(() => importing.done());
         if (result.code !== 0) {
           if (options.method !== 'import' && SIGNATURE_REFUSAL.test(result.stderr)) {
             deps.log.info(

@@ -236,7 +236,8 @@ export async function relocatePlan(
     } catch (e) {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     }
-    const bundle = await openBundle(copy);
+    // Messages name the user's file, not the private copy they are about.
+    const bundle = { ...(await openBundle(copy)), name: bundlePath };
     let scratch: ScratchFile | undefined;
     const started = performance.now();
     try {

@@ -30,6 +30,8 @@ import {
   toJson,
 } from './format.js';
 import type { CliIo } from './terminal.js';
+import { formatDryRun } from './format-dry-run.js';
+import { splitShellWords } from '../core/shell-words.js';
 
 export type { UseCases } from './use-cases.js';
 
@@ -55,7 +57,12 @@ export interface Command {
 const COMMON: OptionSpecs = {
   json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
   quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-  verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+  verbose: {
+    type: 'boolean',
+    short: 'v',
+    multiple: true,
+    help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -75,6 +82,33 @@ const CACHE_KEY = {
   value: 'FILE',
   help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 } as const;
+/** Nix's `--log-format` values. */
+export const LOG_FORMATS = [
+  'raw',
+  'internal-json',
+  'bar',
+  'bar-with-logs',
+  'multiline',
+  'multiline-with-logs',
+] as const;
+const LOG_FORMAT = {
+  type: 'string',
+  value: 'FORMAT',
+  help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
+} as const;
+const NIX_ARG = {
+  type: 'string',
+  multiple: true,
+  dashValue: true,
+  value: 'ARGS',
+  help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
+} as const;
+
+/** `--nix-arg` values split shell-style, then everything after `--`. */
+function nixArgs(args: ParsedArgs): string[] {
+  return [...list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
+}
+
 const METHOD = {
   type: 'string',
   value: 'METHOD',
@@ -109,7 +143,7 @@ export const COMMANDS: readonly Command[] = [
     description:
       'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
       'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-      'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+      'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
     options: {
       file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
       attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -137,6 +171,8 @@ export const COMMANDS: readonly Command[] = [
         help: 'relocate the plan to store dir DIR before writing',
       },
       store: STORE,
+      'nix-arg': NIX_ARG,
+      'log-format': LOG_FORMAT,
     },
     examples: [
       'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -153,7 +189,7 @@ export const COMMANDS: readonly Command[] = [
           file: str(args, 'file'),
           attributes: list(args, 'attr'),
           drvPaths: list(args, 'drv'),
-          evalArgs: [...args.rest],
+          evalArgs: nixArgs(args),
           output: required(args, 'output', 'OUT (where to write the bundle)'),
           include: oneOf(str(args, 'include'), 'include', INCLUDES),
           level: integer(str(args, 'level'), 'level', 1, 19),
@@ -238,7 +274,8 @@ export const COMMANDS: readonly Command[] = [
     description:
       "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
       'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-      'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
+      'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+      '(e.g. -- --max-jobs 4). ' +
       'Prints the output paths, one per line.',
     options: {
       'out-link': {
@@ -251,12 +288,32 @@ export const COMMANDS: readonly Command[] = [
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'nix-arg': NIX_ARG,
+      'log-format': LOG_FORMAT,
+      'dry-run': {
+        type: 'boolean',
+        help: 'verify, then list what would be imported, built and fetched; change nothing',
+      },
     },
     examples: [
       'nix-plan realise hello.nixplan --out-link result',
       'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+      'nix-plan realise plan.nixplan --dry-run',
     ],
     async run(args, ctx) {
+      if (flag(args, 'dry-run')) {
+        const plan = await ctx.useCases.dryRunRealise(
+          onePositional(args, 'BUNDLE'),
+          {
+            store: str(args, 'store'),
+            roots: list(args, 'roots', true),
+            trustedKeys: await readKeys(list(args, 'trusted-key')),
+          },
+          ctx.deps,
+        );
+        print(ctx, args, plan, () => formatDryRun(plan));
+        return;
+      }
       const result = await ctx.useCases.realisePlan(
         onePositional(args, 'BUNDLE'),
         {
@@ -265,7 +322,7 @@ export const COMMANDS: readonly Command[] = [
           roots: list(args, 'roots', true),
           trustedKeys: await readKeys(list(args, 'trusted-key')),
           method: oneOf(str(args, 'method'), 'method', METHODS),
-          nixArgs: [...args.rest],
+          nixArgs: nixArgs(args),
         },
         await importDeps(args, ctx),
       );
@@ -368,6 +425,8 @@ export const COMMANDS: readonly Command[] = [
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'nix-arg': NIX_ARG,
+      'log-format': LOG_FORMAT,
     },
     examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
     async run(args, ctx) {
@@ -379,6 +438,7 @@ export const COMMANDS: readonly Command[] = [
         store,
         trustedKeys: await readKeys(list(args, 'trusted-key')),
         method: oneOf(str(args, 'method'), 'method', METHODS),
+        nixArgs: nixArgs(args),
       };
       const deps = await importDeps(args, ctx);
       const result = await ctx.useCases.applyPlan(

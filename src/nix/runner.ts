@@ -38,7 +38,10 @@ export interface RunOptions {
   readonly allowFailure?: boolean;
   /** Called with each chunk of standard output instead of collecting it. */
   readonly onStdout?: (chunk: Uint8Array) => void;
-  /** Called with each chunk of standard error as it comes (its tail is still kept for errors). */
+  /**
+   * Called with each chunk of standard error as it comes (its tail is still kept in the result);
+   * a failure's error then does not repeat it.
+   */
   readonly onStderr?: ((chunk: Uint8Array) => void) | undefined;
 }
 
@@ -123,9 +126,11 @@ export class ProcessRunner implements CommandRunner {
     const code = await exited;
     const result = { code, stdout: Buffer.concat(out), stderr: err };
     if (code !== 0 && options.allowFailure !== true) {
+      // Output already passed on as it came (a build log) is not repeated in the error.
+      const shown = options.onStderr !== undefined;
       throw new NixPlanError(
         'nix',
-        `${cmd} ${args.slice(0, 3).join(' ')}… failed with exit code ${code}:\n${err.trim().slice(-4000)}`,
+        `${cmd} ${args.slice(0, 3).join(' ')}… failed with exit code ${code}${shown ? ' (its output is above)' : `:\n${err.trim().slice(-4000)}`}`,
       );
     }
     return result;
