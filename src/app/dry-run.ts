@@ -13,7 +13,8 @@
 import { NixPlanError } from '../core/errors.js';
 import type { BundleManifest } from '../core/bundle/manifest.js';
 import { parseDerivation } from '../core/derivation.js';
-import { batchPaths, NixStore } from '../nix/store.js';
+import { queryMissing } from '../nix/missing.js';
+import { NixStore } from '../nix/store.js';
 import type { Deps } from './deps.js';
 import type { RealiseOptions } from './realise.js';
 import { selectRoots } from './realise.js';
@@ -49,56 +50,6 @@ function factsOf(bytes: Uint8Array): DrvFacts {
   return {
     outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
     inputDrvs: drv.inputDrvs.map((i) => ({ path: i.path, outputs: [...i.outputs] })),
-  };
-}
-
-/** Nix's printMissing listing: the paths under each "… will be fetched" / "don't know how to build" header. */
-export function parseMissing(text: string): { fetch: string[]; fetchSize?: string; unknown: string[] } {
-  const fetch: string[] = [];
-  const unknown: string[] = [];
-  let fetchSize: string | undefined;
-  let section: string[] | undefined;
-  for (const line of text.split('\n')) {
-    if (/will be fetched/.test(line)) {
-      section = fetch;
-      fetchSize = /\(([^)]*)\):\s*$/.exec(line)?.[1];
-    } else if (/don't know how to build/.test(line)) section = unknown;
-    else if (/will be built/.test(line)) section = undefined;
-    else if (/^ {2}\//.test(line)) section?.push(line.trim());
-    else if (line.trim() !== '') section = undefined;
-  }
-  return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
-}
-
-/** `nix-store --realise --dry-run` on store paths (no .drv): Nix's plan, read-only. */
-async function askNix(store: NixStore, paths: readonly string[]): Promise<ReturnType<typeof parseMissing>> {
-  const out = { fetch: [] as string[], unknown: [] as string[], fetchSize: undefined as string | undefined };
-  for (const batch of batchPaths(paths)) {
-    // The listing grows with the paths: collect it whole (the runner keeps only a tail).
-    const chunks: Buffer[] = [];
-    const r = await store.runner.run(
-      'nix-store',
-      [...store.storeArgs(), '--realise', '--dry-run', ...batch],
-      {
-        allowFailure: true,
-        onStderr: (c) => chunks.push(Buffer.from(c)),
-      },
-    );
-    const text = Buffer.concat(chunks).toString('utf8');
-    if (r.code !== 0)
-      throw new NixPlanError(
-        'nix',
-        `nix-store --realise --dry-run failed with exit code ${r.code}:\n${text.trim().slice(-4000)}`,
-      );
-    const m = parseMissing(text);
-    out.fetch.push(...m.fetch);
-    out.unknown.push(...m.unknown);
-    out.fetchSize = batch.length === paths.length ? m.fetchSize : undefined;
-  }
-  return {
-    fetch: out.fetch,
-    unknown: out.unknown,
-    ...(out.fetchSize === undefined ? {} : { fetchSize: out.fetchSize }),
   };
 }
 
@@ -153,7 +104,7 @@ export async function dryRunRealise(
   ].filter((p) => p !== '');
   const invalidOutputs = await store.invalidPaths(outputPaths);
   const substitutable = new Set(
-    invalidOutputs.size === 0 ? [] : (await askNix(store, [...invalidOutputs])).fetch,
+    invalidOutputs.size === 0 ? [] : (await queryMissing(store, [...invalidOutputs])).fetch,
   );
 
   // Nix's rule: built only when some needed output is neither there nor fetchable.
@@ -188,7 +139,8 @@ export async function dryRunRealise(
   for (const r of roots) visit(r.drvPath, undefined);
 
   // What fetching the needed outputs brings along (their references), as Nix lists it.
-  const fetched = fetchNeeded.size === 0 ? { fetch: [] as string[] } : await askNix(store, [...fetchNeeded]);
+  const fetched =
+    fetchNeeded.size === 0 ? { fetch: [] as string[] } : await queryMissing(store, [...fetchNeeded]);
   const order = new Map(paths.map((p, i) => [p, i]));
   return {
     dryRun: true,

@@ -17,6 +17,7 @@
 //   writes the .drv files as plain instantiation does.
 import { access } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
+import { NixCommandError } from './errors.js';
 import type { NixStore } from './store.js';
 
 /** What to evaluate: any mix of flake installables, one file with attributes, and .drv paths. */
@@ -174,25 +175,18 @@ async function evaluateAttributes(
   evalArgs: readonly string[],
   store: NixStore,
 ): Promise<EvaluatedRoot[] | undefined> {
-  const result = await store.runner.run(
-    'nix-instantiate',
-    [
-      ...store.storeArgs(),
-      '--eval',
-      '--json',
-      '--read-write-mode',
-      ...evalArgs,
-      file,
-      ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
-    ],
-    { allowFailure: true },
-  );
+  const args = [
+    ...store.storeArgs(),
+    '--eval',
+    '--json',
+    '--read-write-mode',
+    ...evalArgs,
+    file,
+    ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
+  ];
+  const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
   if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr)) return undefined;
-  if (result.code !== 0)
-    throw new NixPlanError(
-      'nix',
-      `nix-instantiate ${file} failed with exit code ${result.code}:\n${result.stderr.trim().slice(-4000)}`,
-    );
+  NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
   const values = parseEvalStrings(result.stdout.toString('utf8'));
   if (values?.length !== attributes.length * 2) return undefined;
   const roots: EvaluatedRoot[] = [];

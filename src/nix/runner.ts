@@ -4,6 +4,7 @@ import { closeSync, createReadStream, openSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { NixPlanError } from '../core/errors.js';
+import { NixCommandError } from './errors.js';
 
 /** Where and how to run Nix: an optional bin dir put first in PATH, and extra environment. */
 export interface NixEnvironment {
@@ -125,14 +126,9 @@ export class ProcessRunner implements CommandRunner {
     }
     const code = await exited;
     const result = { code, stdout: Buffer.concat(out), stderr: err };
-    if (code !== 0 && options.allowFailure !== true) {
-      // Output already passed on as it came (a build log) is not repeated in the error.
-      const shown = options.onStderr !== undefined;
-      throw new NixPlanError(
-        'nix',
-        `${cmd} ${args.slice(0, 3).join(' ')}… failed with exit code ${code}${shown ? ' (its output is above)' : `:\n${err.trim().slice(-4000)}`}`,
-      );
-    }
+    // Output already passed on as it came (a build log) is not repeated in the error.
+    if (options.allowFailure !== true)
+      NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
     return result;
   }
 }
