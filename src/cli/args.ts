@@ -13,6 +13,8 @@ export interface OptionSpec {
   readonly value?: string;
   /** The value may start with a dash (`--nix-arg --max-jobs`): the next argument is taken as it is. */
   readonly dashValue?: boolean;
+  /** The values it accepts, when they are a fixed set (for help, completions and the man page). */
+  readonly choices?: readonly string[];
   readonly help: string;
 }
 

@@ -31,6 +31,10 @@ import {
 } from './format.js';
 import type { CliIo } from './terminal.js';
 import { formatDryRun } from './format-dry-run.js';
+import { completionScript, SHELLS } from './completions.js';
+import { EXIT_CODE_MEANINGS } from './exit-codes.js';
+import { manPage } from './manpage.js';
+import { VERSION } from '../app/version.js';
 import { splitShellWords } from '../core/shell-words.js';
 
 export type { UseCases } from './use-cases.js';
@@ -50,6 +54,8 @@ export interface Command {
   readonly description: string;
   readonly options: OptionSpecs;
   readonly examples: readonly string[];
+  /** What its positional arguments are, for completions: files, a fixed set, or anything. */
+  readonly operand?: { readonly value: string; readonly complete: 'file' | 'none' | readonly string[] };
   parse(argv: readonly string[]): ParsedArgs;
   run(args: ParsedArgs, ctx: CommandContext): Promise<void>;
 }
@@ -94,6 +100,7 @@ export const LOG_FORMATS = [
 const LOG_FORMAT = {
   type: 'string',
   value: 'FORMAT',
+  choices: LOG_FORMATS,
   help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
 } as const;
 const NIX_ARG = {
@@ -109,9 +116,14 @@ function nixArgs(args: ParsedArgs): string[] {
   return [...list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
 }
 
+const METHODS = ['auto', 'import', 'copy'] as const;
+const INCLUDES = ['drvs', 'sources', 'outputs'] as const;
+const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'] as const;
+
 const METHOD = {
   type: 'string',
   value: 'METHOD',
+  choices: METHODS,
   help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 } as const;
 
@@ -128,14 +140,13 @@ function noRest(args: ParsedArgs, command: string): void {
   if (args.rest.length > 0) throw usageError(`${command} takes no arguments after --`);
 }
 
-const METHODS = ['auto', 'import', 'copy'] as const;
-const INCLUDES = ['drvs', 'sources', 'outputs'] as const;
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'] as const;
+const BUNDLE = { value: 'BUNDLE', complete: 'file' } as const;
 
 /** Every subcommand, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
   define({
     name: 'export',
+    operand: { value: 'INSTALLABLE', complete: 'none' },
     summary: 'evaluate once and write a plan bundle',
     usage: [
       'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
@@ -152,6 +163,7 @@ export const COMMANDS: readonly Command[] = [
       include: {
         type: 'string',
         value: 'KIND',
+        choices: INCLUDES,
         help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
       },
       level: {
@@ -204,6 +216,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'inspect',
+    operand: BUNDLE,
     summary: 'show what a bundle holds (touches no store)',
     usage: ['nix-plan inspect BUNDLE [--json]'],
     description:
@@ -221,6 +234,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'verify',
+    operand: BUNDLE,
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
     usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
     description:
@@ -243,6 +257,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'import',
+    operand: BUNDLE,
     summary: 'verify a bundle, then add its paths to a store',
     usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
     description:
@@ -267,6 +282,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'realise',
+    operand: BUNDLE,
     summary: 'import a bundle and build its roots',
     usage: [
       'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
@@ -331,6 +347,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'relocate',
+    operand: BUNDLE,
     summary: 'rewrite a bundle for another store dir (realm)',
     usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
     description:
@@ -379,6 +396,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'keygen',
+    operand: { value: 'NAME', complete: 'none' },
     summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
     usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
     description:
@@ -405,6 +423,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'apply',
+    operand: BUNDLE,
     summary: 'realise a NixOS system plan and switch a profile to it',
     usage: [
       'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
@@ -419,7 +438,12 @@ export const COMMANDS: readonly Command[] = [
         value: 'PATH',
         help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
       },
-      action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+      action: {
+        type: 'string',
+        value: 'ACTION',
+        choices: ACTIONS,
+        help: 'switch (default), boot, test or dry-activate',
+      },
       rollback: { type: 'boolean', help: 'go back one generation' },
       store: STORE,
       'trusted-key': TRUSTED_KEY,
@@ -452,6 +476,46 @@ export const COMMANDS: readonly Command[] = [
         { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) },
       );
       print(ctx, args, result, () => formatApply(result));
+    },
+  }),
+  define({
+    name: 'completions',
+    operand: { value: 'SHELL', complete: SHELLS },
+    summary: 'print a shell completion script (bash, zsh or fish)',
+    usage: ['nix-plan completions bash|zsh|fish'],
+    description:
+      'Prints a completion script for SHELL, generated from the commands and options --help lists. Install it ' +
+      'where the shell looks: bash ~/.local/share/bash-completion/completions/nix-plan, zsh a file _nix-plan in ' +
+      'a directory of $fpath, fish ~/.config/fish/completions/nix-plan.fish (the Nix package installs all three).',
+    options: {},
+    examples: [
+      'nix-plan completions bash > ~/.local/share/bash-completion/completions/nix-plan',
+      'source <(nix-plan completions bash)',
+      'nix-plan completions fish > ~/.config/fish/completions/nix-plan.fish',
+    ],
+    run(args, ctx) {
+      noRest(args, 'completions');
+      const shell = oneOf(onePositional(args, 'SHELL (bash, zsh or fish)'), 'SHELL', SHELLS) ?? 'bash';
+      ctx.io.stdout.write(completionScript(shell, COMMANDS));
+      return Promise.resolve();
+    },
+  }),
+  define({
+    name: 'man',
+    summary: 'print the nix-plan(1) man page (roff)',
+    usage: ['nix-plan man'],
+    description:
+      'Prints the manual page, generated from the same command table as --help and the exit codes: ' +
+      'read it with `nix-plan man | man -l -`, or install it as man1/nix-plan.1 (the Nix package does).',
+    options: {},
+    examples: ['nix-plan man | man -l -', 'nix-plan man > ~/.local/share/man/man1/nix-plan.1'],
+    run(args, ctx) {
+      noRest(args, 'man');
+      if (args.positionals.length > 0) throw usageError('man takes no arguments');
+      ctx.io.stdout.write(
+        manPage({ version: VERSION, commands: COMMANDS, common: COMMON, exitCodes: EXIT_CODE_MEANINGS }),
+      );
+      return Promise.resolve();
     },
   }),
 ];

@@ -5,7 +5,7 @@ import { stringifyError, NixPlanError } from '../core/errors.js';
 import { ProcessRunner, type CommandRunner } from '../nix/runner.js';
 import { COMMANDS, commandHelp, LOG_FORMATS, type CommandContext, type UseCases } from './commands.js';
 import { defaultUseCases } from './use-cases.js';
-import { ExitCode, exitCodeFor } from './exit-codes.js';
+import { EXIT_CODE_MEANINGS, ExitCode, exitCodeFor } from './exit-codes.js';
 import { oneOf, str, type ParsedArgs } from './args.js';
 import { terminalLogger, terminalProgress, type CliIo, type Verbosity } from './terminal.js';
 import { VerboseRunner } from './verbose-runner.js';
@@ -39,21 +39,9 @@ export function mainHelp(): string {
 
 /** The exit code table, as `nix-plan help exit-codes` prints it. */
 export function exitCodesHelp(): string {
-  const rows: [number, string][] = [
-    [ExitCode.ok, 'success'],
-    [ExitCode.internal, 'internal error (a bug: please report it)'],
-    [ExitCode.usage, 'bad command line'],
-    [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
-    [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
-    [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
-    [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
-    [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
-    [ExitCode.limit, 'a size or count limit was exceeded'],
-    [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
-    [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
-    [ExitCode.interrupted, 'interrupted'],
-  ];
-  return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
+  return ['Exit codes:', ...EXIT_CODE_MEANINGS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join(
+    '\n',
+  );
 }
 
 const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
