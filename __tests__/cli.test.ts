@@ -49,6 +49,7 @@ function recorder(
     'realisePlan',
     'relocatePlan',
     'applyPlan',
+    'diffPlanSources',
   ];
   const useCases: Partial<UseCases> = Object.fromEntries(names.map((n) => [n, make(n)]));
   return { calls, useCases };
@@ -365,6 +366,7 @@ describe('exit codes', () => {
             relocate: ['relocate', 'b', '--to', '/b/s', '-o', 'o'],
             keygen: ['keygen', 'k', '--secret', '/nonexistent/dir/s', '--public', '/nonexistent/dir/p'],
             apply: ['apply', 'b', '--profile', '/p'],
+            diff: ['diff', 'a', 'b'],
           };
           const exit = await main(argv[name] ?? [name, 'b'], {
             io,

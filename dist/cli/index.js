@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 280:
+/***/ 871:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -11,7 +11,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   iW: () => (/* binding */ main)
 });
 
-// UNUSED EXPORTS: exitCodesHelp, mainHelp, verbosityOf
+// UNUSED EXPORTS: exitCodesHelp, mainHelp
 
 ;// CONCATENATED MODULE: external "node:zlib"
 const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
@@ -86,18 +86,12 @@ class NixCommandError extends errors_NixPlanError {
     /**
      * @param what names the command in the message (default: the program and its first three arguments)
      * @param hint said in parentheses after the exit code, e.g. what state the failure left behind
-     * @param shown the stderr was passed on to the user as it came (a build log): the message says
-     *   so instead of repeating its tail
      */
     constructor(command, args, exitCode, stderr, options = {}) {
         const tail = stderr.trim().slice(-STDERR_TAIL);
         const what = options.what ?? `${command} ${args.slice(0, 3).join(' ')}…`;
-        const hints = [
-            ...(options.hint === undefined ? [] : [options.hint]),
-            ...(options.shown === true ? ['its output is above'] : []),
-        ];
-        const hint = hints.length === 0 ? '' : ` (${hints.join('; ')})`;
-        super('nix', `${what} failed with exit code ${exitCode}${hint}${options.shown === true ? '' : `:\n${tail}`}`);
+        const hint = options.hint === undefined ? '' : ` (${options.hint})`;
+        super('nix', `${what} failed with exit code ${exitCode}${hint}:\n${tail}`);
         this.command = command;
         this.args = args;
         this.exitCode = exitCode;
@@ -213,9 +207,8 @@ class ProcessRunner {
         }
         const code = await exited;
         const result = { code, stdout: Buffer.concat(out), stderr: err };
-        // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
-            NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
+            NixCommandError.check(cmd, args, result);
         return result;
     }
 }
@@ -237,7 +230,7 @@ function usageError(message) {
 /** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
 function parseCommandArgs(argv, specs) {
     const dash = argv.indexOf('--');
-    const head = joinDashValues(dash < 0 ? argv : argv.slice(0, dash), specs);
+    const head = dash < 0 ? argv : argv.slice(0, dash);
     const rest = dash < 0 ? [] : argv.slice(dash + 1);
     const options = {};
     for (const [name, s] of Object.entries(specs))
@@ -259,22 +252,6 @@ function parseCommandArgs(argv, specs) {
         const message = e instanceof Error ? e.message : String(e);
         throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
     }
-}
-/** `--name VALUE` as `--name=VALUE` for options whose value may look like an option. */
-function joinDashValues(argv, specs) {
-    const out = [];
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i] ?? '';
-        const name = a.startsWith('--') ? a.slice(2) : undefined;
-        const value = argv[i + 1];
-        if (name !== undefined && specs[name]?.dashValue === true && value !== undefined) {
-            out.push(`${a}=${value}`);
-            i++;
-        }
-        else
-            out.push(a);
-    }
-    return out;
 }
 /** A string option's value, or undefined. */
 function str(args, name) {
@@ -4075,21 +4052,6 @@ async function inspectPlan(bundlePath) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/terminal.ts
-/** setInterval that does not keep the process alive. */
-function every(ms, fn) {
-    const timer = setInterval(fn, ms);
-    timer.unref();
-    return () => clearInterval(timer);
-}
-const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-/** Elapsed time as the spinner and the closing line show it: `4.2 s`, `1 min 03 s`. */
-function formatElapsed(ms) {
-    const s = ms / 1000;
-    if (s < 60)
-        return `${s.toFixed(1)} s`;
-    const whole = Math.floor(s);
-    return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
-}
 /** A Logger writing `nix-plan: …` lines to stderr. */
 function terminalLogger(io, verbosity) {
     return {
@@ -4128,9 +4090,8 @@ function renderBar(label, count, total, bytes, width) {
     return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
 }
 /**
- * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done, or,
- * for a phase without a known total (evaluating, waiting on Nix), a spinner with the elapsed
- * time redrawn every 100 ms; otherwise one line per phase when it ends. Quiet shows nothing.
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
+ * otherwise one line per phase when it ends. Quiet shows nothing.
  */
 function terminalProgress(io, verbosity) {
     const now = io.now ?? Date.now;
@@ -4141,23 +4102,10 @@ function terminalProgress(io, verbosity) {
             let bytes = 0;
             let last = -Infinity;
             let ended = false;
-            let frame = 0;
-            const started = now();
             const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
-            const line = () => total === undefined
-                ? `${SPINNER[frame % SPINNER.length] ?? ''} ${label} ${formatElapsed(now() - started)}${count > 0 ? ` ${count}` : ''}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`.slice(0, width())
-                : renderBar(label, count, total, bytes, width());
             const draw = () => {
-                io.stderr.write(`\r${line()}\x1b[K`);
+                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
             };
-            const stop = total === undefined && tty && !verbosity.quiet
-                ? (io.every ?? every)(REDRAW_MS, () => {
-                    frame++;
-                    draw();
-                })
-                : undefined;
-            if (stop !== undefined)
-                draw();
             return {
                 tick(n = 1, b = 0) {
                     count += n;
@@ -4174,16 +4122,11 @@ function terminalProgress(io, verbosity) {
                     if (ended)
                         return;
                     ended = true;
-                    stop?.();
                     if (verbosity.quiet)
                         return;
                     if (tty)
                         io.stderr.write('\r\x1b[K');
-                    const counted = total === undefined && count === 0
-                        ? ''
-                        : ` ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}`;
-                    const elapsed = total === undefined ? ` in ${formatElapsed(now() - started)}` : '';
-                    io.stderr.write(`${label}:${counted}${elapsed}\n`);
+                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
                 },
             };
         },
@@ -4273,116 +4216,628 @@ function formatApply(r) {
     return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
 }
 
-;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
-function plural(n, one, many = `${one}s`) {
-    return `${n} ${n === 1 ? one : many}`;
+;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
+// Package names and versions as Nix reads them: `builtins.parseDrvName` and
+// `builtins.compareVersions` (libstore's names.cc), so a diff groups and orders exactly as Nix does.
+/** C's `isalpha` in the C locale: ASCII letters only (Nix calls it on each byte of the name). */
+function isAlpha(code) {
+    return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
 }
-/** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
-function formatDryRun(r) {
-    const lines = [
-        `import: ${plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
-    ];
-    if (r.build.length === 0)
-        lines.push('build: nothing');
-    else {
-        lines.push(`build: ${plural(r.build.length, 'derivation')}`);
-        for (const d of r.build)
-            lines.push(`  ${d}${r.unknownOutputs.includes(d) ? ' (output paths known only after building)' : ''}`);
-    }
-    if (r.fetch.length === 0)
-        lines.push('fetch: nothing');
-    else {
-        lines.push(`fetch: ${plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
-        for (const p of r.fetch)
-            lines.push(`  ${p}`);
-    }
-    if (r.present > 0)
-        lines.push(`already built: ${plural(r.present, 'output')}`);
-    lines.push('dry run: the bundle was verified and the store and its substituters were asked; nothing was imported, built or fetched', '');
-    return lines.join('\n');
+function isDigit(code) {
+    return code >= 0x30 && code <= 0x39;
 }
-
-;// CONCATENATED MODULE: ./src/core/shell-words.ts
-// Shell-style words: splitting a line of arguments as a POSIX shell would (quotes and backslashes,
-// no expansion), and quoting arguments back so a printed command can be pasted into a shell.
-
 /**
- * Splits `text` into words the way `sh` splits a command line, without running anything:
- * whitespace separates words; '…' keeps everything literally; "…" keeps everything but lets a
- * backslash escape `"`, `\`, `$` and `` ` `` (and join lines); a backslash outside quotes takes the
- * next character literally. `$`, `~`, globs and `#` are plain characters: nothing is expanded.
- * Throws a usage error for an unterminated quote or a trailing backslash, naming `what`.
+ * `builtins.parseDrvName`: the name is everything up to the first `-` that is followed by a
+ * character that is not a letter, the version everything after that dash
+ * (`apache-httpd-2.0.48` → `apache-httpd`, `2.0.48`; `foo-` → `foo-`, ``).
  */
-function splitShellWords(text, what = 'the arguments') {
-    const words = [];
-    let word = '';
-    let inWord = false;
-    for (let i = 0; i < text.length; i++) {
-        const c = text[i] ?? '';
-        if (c === "'") {
-            const end = text.indexOf("'", i + 1);
-            if (end < 0)
-                throw unterminated(what, "'");
-            word += text.slice(i + 1, end);
-            inWord = true;
-            i = end;
+function parseDrvName(fullName) {
+    for (let i = 0; i + 1 < fullName.length; i++)
+        if (fullName.charCodeAt(i) === 0x2d && !isAlpha(fullName.charCodeAt(i + 1)))
+            return { name: fullName.slice(0, i), version: fullName.slice(i + 1) };
+    return { name: fullName, version: '' };
+}
+/** Largest number a version component may be and still compare as a number (Nix parses an `int`). */
+const INT_MAX = 2 ** 31 - 1;
+/** The version components of `v`: runs of digits, or runs of anything but digits, `.` and `-`. */
+function components(v) {
+    const out = [];
+    let p = 0;
+    while (p < v.length) {
+        while (p < v.length && (v[p] === '.' || v[p] === '-'))
+            p++;
+        if (p === v.length)
+            break;
+        const start = p;
+        if (isDigit(v.charCodeAt(p)))
+            while (p < v.length && isDigit(v.charCodeAt(p)))
+                p++;
+        else
+            while (p < v.length && !isDigit(v.charCodeAt(p)) && v[p] !== '.' && v[p] !== '-')
+                p++;
+        out.push(v.slice(start, p));
+    }
+    return out;
+}
+/** A component as the number Nix's `string2Int<int>` reads, or undefined (letters, empty, overflow). */
+function asInt(c) {
+    if (c === '' || !isDigit(c.charCodeAt(0)))
+        return undefined;
+    const n = Number(c);
+    return n <= INT_MAX ? n : undefined;
+}
+/** Nix's `componentsLT`: numbers by value, "" and "pre" before anything, numbers after words. */
+function componentLess(c1, c2) {
+    const n1 = asInt(c1);
+    const n2 = asInt(c2);
+    if (n1 !== undefined && n2 !== undefined)
+        return n1 < n2;
+    if (c1 === '' && n2 !== undefined)
+        return true;
+    if (c1 === 'pre' && c2 !== 'pre')
+        return true;
+    if (c2 === 'pre')
+        return false;
+    // Nix: "Assume that `2.3a' < `2.3.1'."
+    if (n2 !== undefined)
+        return true;
+    if (n1 !== undefined)
+        return false;
+    return c1 < c2;
+}
+/**
+ * `builtins.compareVersions`: -1, 0 or 1. Components are compared in turn, a missing one being
+ * "" (so `1.0` < `1.0.1`, `1.0pre1` < `1.0`, `2.3a` < `2.3.1`).
+ */
+function compareVersions(v1, v2) {
+    const a = components(v1);
+    const b = components(v2);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        const c1 = a[i] ?? '';
+        const c2 = b[i] ?? '';
+        if (componentLess(c1, c2))
+            return -1;
+        if (componentLess(c2, c1))
+            return 1;
+    }
+    return 0;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/packages.ts
+// The package-level difference of two sets of derivations, the way nvd and `nix store
+// diff-closures` show closures: derivations grouped by package name (`builtins.parseDrvName`),
+// then per package a version change, an addition, a removal, or a rebuild at the same version.
+
+/** Every kind, in the order a diff lists them. */
+const PACKAGE_CHANGE_KINDS = [
+    'upgrade',
+    'downgrade',
+    'changed',
+    'added',
+    'removed',
+    'rebuilt',
+];
+/** Counts with every kind at zero. */
+function packages_emptyCounts() {
+    return { upgrade: 0, downgrade: 0, changed: 0, added: 0, removed: 0, rebuilt: 0 };
+}
+/** Version changes of any direction. */
+function versionChanges(c) {
+    return c.upgrade + c.downgrade + c.changed;
+}
+const byVersion = (a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/** Versions of every package name in a set. */
+function versionsByName(nodes) {
+    const out = new Map();
+    for (const n of nodes) {
+        let set = out.get(n.pname);
+        if (set === undefined)
+            out.set(n.pname, (set = new Set()));
+        set.add(n.version);
+    }
+    return out;
+}
+function side(versions, changed) {
+    const outputs = new Set();
+    const kinds = new Set();
+    for (const n of changed)
+        for (const o of n.outputs) {
+            outputs.add(o.name);
+            kinds.add(o.kind);
         }
-        else if (c === '"') {
-            let j = i + 1;
-            for (; j < text.length && text[j] !== '"'; j++) {
-                const d = text[j] ?? '';
-                const next = text[j + 1];
-                if (d === '\\' && next !== undefined && '"\\$`\n'.includes(next)) {
-                    if (next !== '\n')
-                        word += next;
-                    j++;
-                }
-                else
-                    word += d;
-            }
-            if (j >= text.length)
-                throw unterminated(what, '"');
-            inWord = true;
-            i = j;
+    return {
+        versions: [...(versions ?? [])].sort(byVersion),
+        drvs: changed.map((n) => n.path).sort(byString),
+        outputs: [...outputs].sort(byString),
+        outputKinds: [...kinds].sort(byString),
+    };
+}
+/** Versions on one side only: `a` without those in `b`. */
+function versionsOnlyIn(a, b) {
+    const other = new Set(b);
+    return a.filter((v) => !other.has(v));
+}
+function kindOf(old, now, inOld, inNew) {
+    if (!inNew)
+        return 'removed';
+    if (!inOld)
+        return 'added';
+    const gone = versionsOnlyIn(old.versions, now.versions);
+    const came = versionsOnlyIn(now.versions, old.versions);
+    if (gone.length === 0 && came.length === 0)
+        return 'rebuilt';
+    if (gone.length === 1 && came.length === 1) {
+        const c = compareVersions(gone[0], came[0]);
+        if (c < 0)
+            return 'upgrade';
+        if (c > 0)
+            return 'downgrade';
+    }
+    return 'changed';
+}
+/**
+ * The package-level difference of two sets of derivations (each a closure or a whole plan). Two
+ * derivations are the same when their paths are: a .drv path is the hash of its whole closure, so
+ * everything else is a change, and only the derivations in one set alone are looked at closely.
+ */
+function diffClosures(old, now) {
+    const oldPaths = new Set(old.map((n) => n.path));
+    const newPaths = new Set(now.map((n) => n.path));
+    const groups = new Map();
+    const group = (pname) => {
+        let g = groups.get(pname);
+        if (g === undefined)
+            groups.set(pname, (g = { old: [], new: [] }));
+        return g;
+    };
+    let removed = 0;
+    let added = 0;
+    for (const n of old)
+        if (!newPaths.has(n.path)) {
+            group(n.pname).old.push(n);
+            removed++;
         }
-        else if (c === '\\') {
-            const next = text[i + 1];
-            if (next === undefined)
-                throw new errors_NixPlanError('usage', `${what}: a backslash ends the text`);
-            if (next !== '\n') {
-                word += next;
-                inWord = true;
-            }
+    for (const n of now)
+        if (!oldPaths.has(n.path)) {
+            group(n.pname).new.push(n);
+            added++;
+        }
+    const oldVersions = versionsByName(old);
+    const newVersions = versionsByName(now);
+    const counts = packages_emptyCounts();
+    const packages = [];
+    for (const [name, g] of groups) {
+        const o = side(oldVersions.get(name), g.old);
+        const n = side(newVersions.get(name), g.new);
+        const change = kindOf(o, n, oldVersions.has(name), newVersions.has(name));
+        counts[change]++;
+        packages.push({ name, change, old: o, new: n });
+    }
+    packages.sort((a, b) => byString(a.name, b.name) ||
+        PACKAGE_CHANGE_KINDS.indexOf(a.change) - PACKAGE_CHANGE_KINDS.indexOf(b.change));
+    return {
+        derivations: { old: old.length, new: now.length, added, removed },
+        counts,
+        packages,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/describe.ts
+// The phrases a diff is told in, shared by the terminal and the job summaries: version changes,
+// counts, signature status. Plain text; callers escape it for where it goes.
+
+/** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
+const NO_VERSION = '(none)';
+const describe_show = (vs) => vs.length === 0 ? '∅' : vs.map((v) => (v === '' ? NO_VERSION : v)).join(', ');
+/**
+ * A package's versions as `old → new`: only the versions that changed when some did (as
+ * `nix store diff-closures` shows them), all of them for an addition, removal or rebuild.
+ */
+function versionsText(p) {
+    switch (p.change) {
+        case 'added':
+            return describe_show(p.new.versions);
+        case 'removed':
+            return describe_show(p.old.versions);
+        case 'rebuilt':
+            return describe_show(p.new.versions);
+        default:
+            return `${describe_show(versionsOnlyIn(p.old.versions, p.new.versions))} → ${describe_show(versionsOnlyIn(p.new.versions, p.old.versions))}`;
+    }
+}
+/** What else changed in a package's derivations: output names and kinds. */
+function outputsText(p) {
+    if (p.change === 'added' || p.change === 'removed')
+        return undefined;
+    const parts = [];
+    const names = (xs) => xs.join(', ') || '∅';
+    if (p.old.outputs.join(' ') !== p.new.outputs.join(' '))
+        parts.push(`outputs ${names(p.old.outputs)} → ${names(p.new.outputs)}`);
+    if (p.old.outputKinds.join(' ') !== p.new.outputKinds.join(' '))
+        parts.push(`${names(p.old.outputKinds)} → ${names(p.new.outputKinds)}`);
+    return parts.length === 0 ? undefined : parts.join('; ');
+}
+/** nvd's tags: `U` upgrade, `D` downgrade, `C` changed, `A` added, `R` removed, `B` rebuilt. */
+const CHANGE_TAGS = {
+    upgrade: 'U',
+    downgrade: 'D',
+    changed: 'C',
+    added: 'A',
+    removed: 'R',
+    rebuilt: 'B',
+};
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+/** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
+function countsText(c) {
+    const parts = [];
+    const v = versionChanges(c);
+    if (v > 0) {
+        const detail = [
+            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
+            c.changed > 0 ? `${c.changed} other` : '',
+        ].filter((s) => s !== '');
+        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
+    }
+    if (c.added > 0)
+        parts.push(`${c.added.toLocaleString('en-US')} added`);
+    if (c.removed > 0)
+        parts.push(`${c.removed.toLocaleString('en-US')} removed`);
+    if (c.rebuilt > 0)
+        parts.push(`${c.rebuilt.toLocaleString('en-US')} rebuilt`);
+    return parts.length === 0 ? 'no package changes' : parts.join(', ');
+}
+/**
+ * A bundle's signature status in the words every front end uses: "verified: signed by trusted
+ * key ci", "signatures: 2 (not verified)", "unsigned".
+ */
+function signatureText(signatures) {
+    if (signatures === undefined)
+        return 'not a bundle (no signatures)';
+    if (signatures.length === 0)
+        return 'unsigned';
+    const verified = signatures.filter((s) => s.status === 'verified').map((s) => s.key);
+    if (verified.length > 0)
+        return `verified: signed by trusted key ${verified.join(', ')}`;
+    const keys = signatures.map((s) => s.key).join(', ');
+    const checked = signatures.some((s) => s.status === 'untrusted-key');
+    return `signatures: ${signatures.length} by ${keys} (${checked ? 'none by a trusted key' : 'not verified'})`;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/text.ts
+// Bytes from a plan shown as text a person can read and nothing can abuse: valid UTF-8 stays as it
+// is, everything that could hide, move or rewrite what a reviewer sees (control characters,
+// terminal escapes, bidirectional overrides, invisible characters, invalid UTF-8) is written as
+// an escape. The escaping is reversible (`\\` for a backslash), so distinct bytes stay distinct.
+/** Code points shown as `\u{…}`: C1 controls, invisible and direction-changing characters. */
+function isHidden(cp) {
+    return ((cp >= 0x80 && cp <= 0x9f) || // C1 controls (0x9b is a terminal CSI)
+        cp === 0xad || // soft hyphen
+        cp === 0x061c || // Arabic letter mark
+        (cp >= 0x200b && cp <= 0x200f) || // zero width space/joiners, LRM/RLM
+        (cp >= 0x2028 && cp <= 0x202e) || // line/paragraph separators, bidi embeddings and overrides
+        (cp >= 0x2060 && cp <= 0x2069) || // word joiner, invisible operators, bidi isolates
+        cp === 0xfeff || // zero width no-break space
+        (cp >= 0xfff9 && cp <= 0xfffb) || // interlinear annotations
+        (cp >= 0xe0000 && cp <= 0xe007f) // tags
+    );
+}
+const hex2 = (b) => b.toString(16).padStart(2, '0');
+/**
+ * `bytes` as safe text: `\\`, `\r`, `\xNN` for other control bytes and for bytes that are not
+ * valid UTF-8, `\u{NNNN}` for hidden code points; a newline stays a newline and a tab a tab
+ * unless `escapeLayout` (then `\n`, `\t`).
+ */
+function showBytes(bytes, escapeLayout = false) {
+    let out = '';
+    let i = 0;
+    while (i < bytes.length) {
+        const b = bytes[i];
+        if (b < 0x80) {
+            if (b === 0x5c)
+                out += '\\\\';
+            else if (b === 0x0a)
+                out += escapeLayout ? '\\n' : '\n';
+            else if (b === 0x09)
+                out += escapeLayout ? '\\t' : '\t';
+            else if (b === 0x0d)
+                out += '\\r';
+            else if (b < 0x20 || b === 0x7f)
+                out += `\\x${hex2(b)}`;
+            else
+                out += String.fromCharCode(b);
             i++;
+            continue;
         }
-        else if (/\s/.test(c)) {
-            if (inWord)
-                words.push(word);
-            word = '';
-            inWord = false;
+        const cp = decodeOne(bytes, i);
+        if (cp === undefined) {
+            out += `\\x${hex2(b)}`;
+            i++;
+            continue;
         }
-        else {
-            word += c;
-            inWord = true;
+        out += isHidden(cp.codePoint) ? `\\u{${cp.codePoint.toString(16)}}` : String.fromCodePoint(cp.codePoint);
+        i += cp.length;
+    }
+    return out;
+}
+/** `text` (a JS string, e.g. a store path or a name) shown as `showBytes` shows its UTF-8. */
+function showText(text, escapeLayout = true) {
+    return showBytes(new TextEncoder().encode(text), escapeLayout);
+}
+/** One well-formed UTF-8 sequence at `i` (shortest form, no surrogates, ≤ U+10FFFF), or undefined. */
+function decodeOne(bytes, i) {
+    const b0 = bytes[i];
+    let length;
+    let cp;
+    let min;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        length = 2;
+        cp = b0 & 0x1f;
+        min = 0x80;
+    }
+    else if (b0 >= 0xe0 && b0 <= 0xef) {
+        length = 3;
+        cp = b0 & 0x0f;
+        min = 0x800;
+    }
+    else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        length = 4;
+        cp = b0 & 0x07;
+        min = 0x10000;
+    }
+    else
+        return undefined;
+    if (i + length > bytes.length)
+        return undefined;
+    for (let k = 1; k < length; k++) {
+        const c = bytes[i + k];
+        if ((c & 0xc0) !== 0x80)
+            return undefined;
+        cp = (cp << 6) | (c & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return undefined;
+    return { codePoint: cp, length };
+}
+
+;// CONCATENATED MODULE: ./src/cli/diff-format.ts
+
+
+const t = (s) => showText(s);
+const n = (x) => x.toLocaleString('en-US');
+/** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
+const REBUILT_SHOWN = 40;
+function sideLine(mark, s) {
+    const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
+    const parts = [`${what} for ${t(s.storeDir)}`, `${n(s.derivations)} derivations`];
+    if (s.bundle !== undefined) {
+        parts.push(signatureText(s.bundle.signatures));
+        if (s.bundle.createdAt !== undefined)
+            parts.push(`evaluated ${t(s.bundle.createdAt)}`);
+    }
+    return `${mark} ${t(s.source)} (${parts.join('; ')})`;
+}
+function packageLines(packages) {
+    const width = Math.min(40, Math.max(0, ...packages.map((p) => t(p.name).length)));
+    return packages.map((p) => {
+        const extra = outputsText(p);
+        return `  [${CHANGE_TAGS[p.change]}] ${t(p.name).padEnd(width)}  ${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+    });
+}
+/** The human form of a diff. */
+function formatDiff(d) {
+    const lines = [sideLine('<<<', d.old), sideLine('>>>', d.new)];
+    if (d.realm.relocated)
+        lines.push(`The old plan was relocated from ${t(d.realm.old)} to ${t(d.realm.new)} to be compared; old paths below are the relocated ones.`);
+    if (d.identical) {
+        lines.push(d.realm.relocated
+            ? `Same plan, other realm: relocated to ${t(d.realm.new)}, the old plan is exactly the new one (${n(d.total.derivations.new)} derivations).`
+            : `No changes: both hold the same ${n(d.total.derivations.new)} derivations and roots.`);
+    }
+    const fields = d.fields.filter((f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')));
+    if (fields.length > 0) {
+        lines.push('Plan facts that differ:');
+        for (const f of fields)
+            lines.push(`  ${t(f.field)}: ${t(f.old ?? '∅')} → ${t(f.new ?? '∅')}`);
+    }
+    const by = (kinds) => d.total.packages.filter((p) => kinds.includes(p.change));
+    const sections = [
+        ['Version changes:', by(['upgrade', 'downgrade', 'changed'])],
+        ['Added packages:', by(['added'])],
+        ['Removed packages:', by(['removed'])],
+    ];
+    for (const [title, list] of sections)
+        if (list.length > 0)
+            lines.push(title, ...packageLines(list));
+    const rebuilt = by(['rebuilt']);
+    if (rebuilt.length > 0) {
+        lines.push(`Rebuilt at the same version (inputs changed): ${n(rebuilt.length)}`);
+        lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
+        if (rebuilt.length > REBUILT_SHOWN)
+            lines.push(`  …and ${n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
+    }
+    if (d.roots.length > 1 || d.roots.some((r) => r.status !== 'changed' && r.status !== 'unchanged')) {
+        lines.push('Roots:');
+        for (const r of d.roots)
+            lines.push(`  ${t(r.label)}: ${r.status}${r.counts === undefined ? '' : ` — ${countsText(r.counts)}`}`);
+    }
+    const dv = d.total.derivations;
+    lines.push(`Total: ${countsText(d.total.counts)}; derivations ${n(dv.old)} → ${n(dv.new)} (${n(dv.added)} new, ${n(dv.removed)} gone).`);
+    for (const x of d.drv ?? [])
+        lines.push('', ...drvLines(x, ''));
+    return `${lines.join('\n')}\n`;
+}
+function outputText(o) {
+    return `${t(o.name)} ${o.kind}${o.hashAlgo === '' ? '' : ` ${t(o.hashAlgo)}`}${o.hash === '' ? '' : ` ${t(o.hash)}`}`;
+}
+function editLines(edits, indent) {
+    const mark = { same: '  ', old: '- ', new: '+ ' };
+    const out = [];
+    for (const e of edits) {
+        const items = e.op === 'same' && e.items.length > 6
+            ? [...e.items.slice(0, 2), `… ${e.items.length - 4} unchanged …`, ...e.items.slice(-2)]
+            : e.items;
+        for (const item of items)
+            for (const line of item.split('\n'))
+                out.push(`${indent}${mark[e.op]}${line}`);
+    }
+    return out;
+}
+/** nix-diff's layout for one pair, nested changed inputs indented below it. */
+function drvLines(d, indent) {
+    const i2 = `${indent}    `;
+    const out = [`${indent}- ${t(d.old)}`, `${indent}+ ${t(d.new)}`];
+    const o = d.outputs;
+    if (o.removed.length + o.added.length + o.changed.length > 0) {
+        out.push(`${indent}• The outputs differ:`);
+        for (const x of o.removed)
+            out.push(`${i2}- ${outputText(x)}`);
+        for (const x of o.added)
+            out.push(`${i2}+ ${outputText(x)}`);
+        for (const x of o.changed)
+            out.push(`${i2}- ${outputText(x.old)}`, `${i2}+ ${outputText(x.new)}`);
+    }
+    if (d.system !== undefined)
+        out.push(`${indent}• The systems differ:`, `${i2}- ${d.system.old}`, `${i2}+ ${d.system.new}`);
+    if (d.builder !== undefined)
+        out.push(`${indent}• The builders differ:`, `${i2}- ${d.builder.old}`, `${i2}+ ${d.builder.new}`);
+    if (d.args !== undefined)
+        out.push(`${indent}• The arguments differ:`, ...editLines(d.args, i2));
+    const s = d.inputSrcs;
+    if (s.removed.length + s.added.length + s.changed.length > 0) {
+        out.push(`${indent}• The input sources differ:`);
+        for (const p of s.removed)
+            out.push(`${i2}- ${t(p)}`);
+        for (const p of s.added)
+            out.push(`${i2}+ ${t(p)}`);
+        for (const c of s.changed) {
+            out.push(`${i2}• ${c.name}: ${t(c.old)} → ${t(c.new)}`);
+            if (c.lines !== undefined)
+                out.push(...editLines(c.lines, `${i2}    `));
         }
     }
-    if (inWord)
-        words.push(word);
-    return words;
+    const e = d.env;
+    if (e.removed.length + e.added.length + e.changed.length > 0) {
+        out.push(`${indent}• The environments differ:`);
+        for (const x of e.removed)
+            out.push(`${i2}- ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.added)
+            out.push(`${i2}+ ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.changed) {
+            if (x.lines === undefined)
+                out.push(`${i2}• ${x.key}:`, `${i2}    - ${x.old}`, `${i2}    + ${x.new}`);
+            else
+                out.push(`${i2}• ${x.key}:`, ...editLines(x.lines, `${i2}    `));
+        }
+    }
+    if (e.pathsOnly.length > 0)
+        out.push(`${indent}• ${e.pathsOnly.length} environment variable${e.pathsOnly.length === 1 ? '' : 's'} differ only by the new store paths of changed inputs: ${e.pathsOnly.join(', ')}`);
+    const i = d.inputDrvs;
+    for (const r of i.removed)
+        out.push(`${indent}• An input derivation was removed: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const r of i.added)
+        out.push(`${indent}• An input derivation was added: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const c of i.changed) {
+        if (c.old.path === c.new.path) {
+            out.push(`${indent}• The outputs used of input ${t(c.name)} differ: {${c.old.outputs.map(t).join(',')}} → {${c.new.outputs.map(t).join(',')}}`);
+            continue;
+        }
+        out.push(`${indent}• The input derivation ${t(c.name)} differs:`);
+        if (c.diff !== undefined)
+            out.push(...drvLines(c.diff, `${indent}  `));
+        else
+            out.push(`${indent}  - ${t(c.old.path)}`, `${indent}  + ${t(c.new.path)}`, `${indent}  (${c.note === 'already-compared' ? 'compared above' : c.note === 'limit' ? 'not compared: too many derivations differ' : 'not compared: its .drv is not available'})`);
+    }
+    return out;
 }
-function unterminated(what, quote) {
-    return new errors_NixPlanError('usage', `${what}: a ${quote} quote is not closed`);
+/** `inspect --contents`: each root's packages in aligned columns. */
+function formatContents(c) {
+    const lines = [];
+    for (const r of c.roots) {
+        lines.push(`packages of ${t(r.label)} (${n(r.packages.length)} derivations):`);
+        const rows = r.packages.map((p) => [
+            t(p.name),
+            t(p.version === '' ? NO_VERSION : p.version),
+            p.outputs.map(t).join(','),
+            `${t(p.system)}${p.fixed ? '  (fixed output)' : ''}`,
+        ]);
+        const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i].length))));
+        for (const row of rows)
+            lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x)).join('  ')}`);
+    }
+    return `${lines.join('\n')}\n`;
 }
-const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
-/** One argument as a shell reads it back: as it is when that is safe, else in single quotes. */
-function quoteShellWord(word) {
-    if (SAFE.test(word))
-        return word;
-    return `'${word.replace(/'/g, `'\\''`)}'`;
+
+;// CONCATENATED MODULE: ./src/cli/diff-command.ts
+
+
+/** A bundle file, or a .drv store path (anything ending in `.drv`). */
+function locate(path) {
+    return { kind: path.endsWith('.drv') ? 'drv' : 'bundle', path };
 }
-/** A command line (`cmd` and its arguments) that a shell reads back as the same argv. */
-function formatCommandLine(cmd, args) {
-    return [cmd, ...args].map(quoteShellWord).join(' ');
+/** The spec of `nix-plan diff`. */
+function diffCommand(kit) {
+    return {
+        name: 'diff',
+        summary: 'show what changes between two plans, package by package, before anything is built',
+        usage: [
+            'nix-plan diff OLD NEW [--drv NAME] [--trusted-key KEY…] [--json]',
+            'nix-plan diff --profile PATH NEW [--drv NAME] [--store URI]',
+        ],
+        description: 'Compares two plans (bundles, or .drv paths in the store; OLD may be the current generation of a profile ' +
+            'with --profile, when its deriver is still in the store) the way nvd compares closures: version changes, ' +
+            'packages added and removed, and packages rebuilt at the same version because an input changed, with counts, ' +
+            'per root and in total, plus the plan facts that differ (store dir, provenance, signatures). A plan for ' +
+            "another store dir is relocated into NEW's first, so a promoted plan compares with its original as the same " +
+            'plan in another realm. --drv NAME explains why the derivations of that package (or derivation name, or ' +
+            '.drv path) differ: outputs, builder, arguments, environment, inputs, following changed inputs. Bundles are ' +
+            'verified as they are read; nothing is imported or built.',
+        options: {
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: "compare the profile's current generation (through its deriver) as OLD",
+            },
+            drv: {
+                type: 'string',
+                value: 'NAME',
+                help: 'explain why the derivations NAME differ (a package or derivation name, or a .drv path)',
+            },
+            store: kit.store,
+            'trusted-key': kit.trustedKey,
+        },
+        examples: [
+            'nix-plan diff main.nixplan pr.nixplan',
+            'nix-plan diff --profile /nix/var/nix/profiles/system host.nixplan',
+            'nix-plan diff old.nixplan new.nixplan --drv openssl',
+            'nix-plan diff alpha.nixplan beta.nixplan --json | jq .identical',
+        ],
+        async run(args, ctx) {
+            kit.noRest(args, 'diff');
+            const profile = str(args, 'profile');
+            let old;
+            let now;
+            if (profile !== undefined) {
+                if (profile === '')
+                    throw usageError('--profile needs a path');
+                old = { kind: 'profile', path: profile };
+                now = locate(onePositional(args, 'NEW (a bundle or a .drv path)'));
+            }
+            else {
+                if (args.positionals.length !== 2)
+                    throw usageError(`expected OLD and NEW (bundles or .drv paths), got ${args.positionals.length} argument${args.positionals.length === 1 ? '' : 's'}`);
+                old = locate(args.positionals[0] ?? '');
+                now = locate(args.positionals[1] ?? '');
+            }
+            const result = await ctx.useCases.diffPlanSources(old, now, {
+                store: str(args, 'store'),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                drv: str(args, 'drv'),
+            }, ctx.deps);
+            kit.print(ctx, args, result, () => formatDiff(result));
+        },
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/cli/commands.ts
@@ -4393,12 +4848,7 @@ function formatCommandLine(cmd, args) {
 const COMMON = {
     json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
     quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: {
-        type: 'boolean',
-        short: 'v',
-        multiple: true,
-        help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
-    },
+    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
     help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 const TRUSTED_KEY = {
@@ -4417,31 +4867,6 @@ const CACHE_KEY = {
     value: 'FILE',
     help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 };
-/** Nix's `--log-format` values. */
-const LOG_FORMATS = [
-    'raw',
-    'internal-json',
-    'bar',
-    'bar-with-logs',
-    'multiline',
-    'multiline-with-logs',
-];
-const LOG_FORMAT = {
-    type: 'string',
-    value: 'FORMAT',
-    help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
-};
-const NIX_ARG = {
-    type: 'string',
-    multiple: true,
-    dashValue: true,
-    value: 'ARGS',
-    help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
-};
-/** `--nix-arg` values split shell-style, then everything after `--`. */
-function nixArgs(args) {
-    return [...list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
-}
 const METHOD = {
     type: 'string',
     value: 'METHOD',
@@ -4471,7 +4896,7 @@ const COMMANDS = [
         ],
         description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
             'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-            'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
         options: {
             file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
             attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -4499,8 +4924,6 @@ const COMMANDS = [
                 help: 'relocate the plan to store dir DIR before writing',
             },
             store: STORE,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
         },
         examples: [
             'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -4514,7 +4937,7 @@ const COMMANDS = [
                 file: str(args, 'file'),
                 attributes: list(args, 'attr'),
                 drvPaths: list(args, 'drv'),
-                evalArgs: nixArgs(args),
+                evalArgs: [...args.rest],
                 output: required(args, 'output', 'OUT (where to write the bundle)'),
                 include: oneOf(str(args, 'include'), 'include', commands_INCLUDES),
                 level: integer(str(args, 'level'), 'level', 1, 19),
@@ -4528,19 +4951,31 @@ const COMMANDS = [
     commands_define({
         name: 'inspect',
         summary: 'show what a bundle holds (touches no store)',
-        usage: ['nix-plan inspect BUNDLE [--json]'],
-        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
-        options: {},
+        usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
+        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
+            'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+        options: {
+            contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
+            'trusted-key': TRUSTED_KEY,
+        },
         examples: [
             'nix-plan inspect hello.nixplan',
             'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+            'nix-plan inspect hello.nixplan --contents',
         ],
         async run(args, ctx) {
             noRest(args, 'inspect');
-            const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
-            print(ctx, args, result, () => formatInspect(result));
+            const bundle = onePositional(args, 'BUNDLE');
+            const result = await ctx.useCases.inspectPlan(bundle);
+            if (!flag(args, 'contents')) {
+                print(ctx, args, result, () => formatInspect(result));
+                return;
+            }
+            const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(list(args, 'trusted-key')) }, ctx.deps);
+            print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
         },
     }),
+    commands_define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
     commands_define({
         name: 'verify',
         summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
@@ -4585,8 +5020,7 @@ const COMMANDS = [
         ],
         description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
             'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-            'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
-            '(e.g. -- --max-jobs 4). ' +
+            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
             'Prints the output paths, one per line.',
         options: {
             'out-link': {
@@ -4599,35 +5033,19 @@ const COMMANDS = [
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
-            'dry-run': {
-                type: 'boolean',
-                help: 'verify, then list what would be imported, built and fetched; change nothing',
-            },
         },
         examples: [
             'nix-plan realise hello.nixplan --out-link result',
             'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
-            'nix-plan realise plan.nixplan --dry-run',
         ],
         async run(args, ctx) {
-            if (flag(args, 'dry-run')) {
-                const plan = await ctx.useCases.dryRunRealise(onePositional(args, 'BUNDLE'), {
-                    store: str(args, 'store'),
-                    roots: list(args, 'roots', true),
-                    trustedKeys: await readKeys(list(args, 'trusted-key')),
-                }, ctx.deps);
-                print(ctx, args, plan, () => formatDryRun(plan));
-                return;
-            }
             const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
                 store: str(args, 'store'),
                 outLink: str(args, 'out-link'),
                 roots: list(args, 'roots', true),
                 trustedKeys: await readKeys(list(args, 'trusted-key')),
                 method: oneOf(str(args, 'method'), 'method', METHODS),
-                nixArgs: nixArgs(args),
+                nixArgs: [...args.rest],
             }, await importDeps(args, ctx));
             print(ctx, args, result, () => formatRealise(result));
         },
@@ -4714,8 +5132,6 @@ const COMMANDS = [
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
         },
         examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
         async run(args, ctx) {
@@ -4727,7 +5143,6 @@ const COMMANDS = [
                 store,
                 trustedKeys: await readKeys(list(args, 'trusted-key')),
                 method: oneOf(str(args, 'method'), 'method', METHODS),
-                nixArgs: nixArgs(args),
             };
             const deps = await importDeps(args, ctx);
             const result = await ctx.useCases.applyPlan(bundle, {
@@ -4952,25 +5367,8 @@ async function applyPlan(bundlePath, options, deps) {
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/nix/evaluate.ts
-// Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
-// in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
-//
-// Why these commands (read from Nix's sources, 2.8 to 2.34):
-// - `nix path-info --derivation A B` gathers its results in one StorePathSet and prints it sorted
-//   (2.8) or topologically sorted (2.34): which drv came from which installable is lost, so it is
-//   used only for a single installable. `nix eval` takes one installable.
-// - `nix build --dry-run --json A B …` appends each installable's result in the order given
-//   (duplicates kept) and prints them as one JSON array: the one command that evaluates several
-//   installables in one process and says which result is whose. Before printing it runs Nix's
-//   printMissing (a walk over the closure that may ask substituters about outputs, and lists every
-//   path on stderr); it builds, links and fetches nothing.
-// - `nix-instantiate FILE -A a -A b` prints each attribute's derivations in order with nothing
-//   between them: an attribute with none (`{}`) and one with two (`[d1 d2]`) look like one each.
-//   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
-//   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
-//   writes the .drv files as plain instantiation does.
-
-
+// Evaluates once: flake installables via `nix path-info --derivation`, files via one
+// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
 
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
@@ -4981,175 +5379,57 @@ function lines(out) {
         .map((l) => l.trim())
         .filter((l) => l !== '');
 }
-/**
- * Refuses a file argument that does not exist before Nix is started, as a usage error naming it
- * (Nix would fail with its own message and nix-plan's exit code for a failed evaluation).
- * Lookup paths (`<nixpkgs>`) and URLs are Nix's to resolve.
- */
-async function assertReadable(file) {
-    if (file.startsWith('<') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file))
-        return;
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(file);
-    }
-    catch (e) {
-        const why = e.code === 'ENOENT' ? 'no such file' : e.message;
-        throw new errors_NixPlanError('usage', `cannot read the file to evaluate '${file}': ${why}`);
-    }
-}
 /** The directory of a store path (the realm it belongs to). */
 function storeDirOf(path) {
     return path.slice(0, path.lastIndexOf('/'));
 }
 /**
- * The per-installable results of `nix build --dry-run --json`: one element per installable, in
- * order. An element is `{drvPath, outputs}` for a derivation (Nix 2.8 and later) or `{path}` for a
- * store path that is not built; anything but a .drv path is refused, naming its installable.
- */
-function parseDryRunJson(text, installables) {
-    let parsed;
-    try {
-        parsed = JSON.parse(text);
-    }
-    catch {
-        throw new errors_NixPlanError('nix', `nix build --dry-run --json printed no JSON: '${text.trim().slice(0, 200)}'`);
-    }
-    if (!Array.isArray(parsed) || parsed.length !== installables.length)
-        throw new errors_NixPlanError('nix', `nix build --dry-run --json gave ${Array.isArray(parsed) ? parsed.length : 'no list of'} results for ${installables.length} installables`);
-    return installables.map((installable, i) => {
-        const item = parsed[i];
-        const fields = typeof item === 'object' && item !== null ? item : {};
-        const path = typeof fields['drvPath'] === 'string' ? fields['drvPath'] : fields['path'];
-        if (typeof path !== 'string' || !path.endsWith('.drv'))
-            throw new errors_NixPlanError('nix', `'${installable}' evaluated to ${typeof path === 'string' ? `'${path}'` : 'no store path'}, not a derivation`);
-        return { installable, drvPath: path };
-    });
-}
-/** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
-async function evaluateOneInstallable(installable, evalArgs, store) {
-    const { stdout } = await store.runner.run('nix', [
-        ...FLAKE_FEATURES,
-        ...store.storeArgs(),
-        'path-info',
-        '--derivation',
-        ...evalArgs,
-        installable,
-    ]);
-    return lines(stdout).map((drvPath) => ({ installable, drvPath }));
-}
-/** Several flake installables in one process (see the top of this file). */
-async function evaluateInstallables(installables, evalArgs, store) {
-    const only = installables[0];
-    if (installables.length === 1 && only !== undefined)
-        return evaluateOneInstallable(only, evalArgs, store);
-    const { stdout } = await store.runner.run('nix', [
-        ...FLAKE_FEATURES,
-        ...store.storeArgs(),
-        'build',
-        '--dry-run',
-        '--json',
-        '--no-link',
-        ...evalArgs,
-        ...installables,
-    ]);
-    return parseDryRunJson(stdout.toString('utf8'), installables);
-}
-/**
- * The JSON values `nix-instantiate --eval --json` printed for its `-A`s, in order (Nix 2.8 writes
- * them without separators, newer Nix one a line). Undefined when a value is not a string.
- */
-function parseEvalStrings(text) {
-    const values = [];
-    const token = /\s*("(?:[^"\\]|\\.)*")\s*/y;
-    let at = 0;
-    while (at < text.length) {
-        token.lastIndex = at;
-        const m = token.exec(text);
-        if (m === null)
-            return /^\s*$/.test(text.slice(at)) ? values : undefined;
-        values.push(JSON.parse(m[1] ?? '""'));
-        at = token.lastIndex;
-    }
-    return values;
-}
-/** Selection paths that fail only because an attribute is not one derivation (a list, a plain set). */
-const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
-/**
- * Each attribute's .drv, when every attribute is one derivation: one `nix-instantiate --eval`
- * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
- * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
- */
-async function evaluateAttributes(file, attributes, evalArgs, store) {
-    const args = [
-        ...store.storeArgs(),
-        '--eval',
-        '--json',
-        '--read-write-mode',
-        ...evalArgs,
-        file,
-        ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
-    ];
-    const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
-    if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr))
-        return undefined;
-    NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
-    const values = parseEvalStrings(result.stdout.toString('utf8'));
-    if (values?.length !== attributes.length * 2)
-        return undefined;
-    const roots = [];
-    for (const [i, attribute] of attributes.entries()) {
-        const type = values[2 * i];
-        const drvPath = values[2 * i + 1] ?? '';
-        if (type !== 'derivation')
-            return undefined;
-        roots.push({ attribute, drvPath });
-    }
-    return roots;
-}
-/** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
-async function evaluateFile(file, attributes, evalArgs, store) {
-    if (attributes.length > 0) {
-        const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
-        if (labelled !== undefined)
-            return labelled;
-    }
-    // The file's value itself, or attributes that are lists or sets of derivations: every
-    // derivation, recorded without an attribute (Nix prints nothing between the attributes).
-    const { stdout } = await store.runner.run('nix-instantiate', [
-        ...store.storeArgs(),
-        ...evalArgs,
-        file,
-        ...attributes.flatMap((a) => ['-A', a]),
-    ]);
-    return lines(stdout).map((drvPath) => ({ drvPath }));
-}
-/**
- * Evaluates `request` against `store`: one evaluator process for all flake installables and one
- * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
- * they are in.
+ * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
+ * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
  */
 async function evaluate(request, store) {
     const roots = [];
     const evalArgs = request.evalArgs ?? [];
     const attributes = request.attributes ?? [];
-    const installables = request.installables ?? [];
     if (attributes.length > 0 && request.file === undefined)
         throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const drvPath of request.drvPaths ?? [])
+    for (const installable of request.installables ?? []) {
+        // One process per installable so each drv is known to come from its installable: with several
+        // at once, `nix path-info` prints them sorted, not in the order given.
+        const { stdout } = await store.runner.run('nix', [
+            ...FLAKE_FEATURES,
+            ...store.storeArgs(),
+            'path-info',
+            '--derivation',
+            ...evalArgs,
+            installable,
+        ]);
+        for (const drvPath of lines(stdout))
+            roots.push({ installable, drvPath });
+    }
+    if (request.file !== undefined) {
+        const { stdout } = await store.runner.run('nix-instantiate', [
+            ...store.storeArgs(),
+            ...evalArgs,
+            request.file,
+            ...attributes.flatMap((a) => ['-A', a]),
+        ]);
+        const drvs = lines(stdout);
+        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
+        // the pairing is certain, otherwise the roots are recorded without their attribute.
+        const paired = drvs.length === attributes.length;
+        drvs.forEach((drvPath, i) => {
+            const attribute = paired ? attributes[i] : undefined;
+            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
+        });
+    }
+    for (const drvPath of request.drvPaths ?? []) {
         if (!drvPath.endsWith('.drv'))
             throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
-    if (request.file !== undefined)
-        await assertReadable(request.file);
-    if (installables.length > 0)
-        roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
-    if (request.file !== undefined)
-        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
-    for (const drvPath of request.drvPaths ?? [])
         roots.push({ drvPath });
+    }
     if (roots.length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
+        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
     for (const r of roots)
         if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
             throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
@@ -5607,20 +5887,11 @@ async function storeTrust(store) {
 }
 /**
  * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
- * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
- * paths as Nix adds them.
+ * NixCommandError (see `isSignatureRefusal` for the store wanting signatures).
  */
-async function importExport(store, input, onPaths) {
+async function importExport(store, input) {
     const args = [...store.storeArgs(), '--import'];
-    // nix-store --import prints each path it adds, one a line, as it adds it.
-    const onStdout = onPaths === undefined
-        ? undefined
-        : (chunk) => onPaths(chunk.filter((b) => b === 0x0a).length);
-    const result = await store.runner.run('nix-store', args, {
-        input,
-        allowFailure: true,
-        ...(onStdout === undefined ? {} : { onStdout }),
-    });
+    const result = await store.runner.run('nix-store', args, { input, allowFailure: true });
     NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
 }
 /**
@@ -5867,846 +6138,972 @@ function binaryCacheCopyImport(settings = {}) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/nix/missing.ts
-// What Nix would fetch for store paths that are not valid, asked without changing anything:
-// `nix-store --realise --dry-run PATH…` on output paths (no .drv needed), read from Nix's
-// printMissing listing ("these N paths will be fetched (…):", "don't know how to build …").
+;// CONCATENATED MODULE: ./src/core/diff/graph.ts
 
 
-/** Reads printMissing's listing: the paths under each header. */
-function parseMissing(text) {
-    const fetch = [];
-    const unknown = [];
-    let fetchSize;
-    let section;
-    for (const line of text.split('\n')) {
-        if (/will be fetched/.test(line)) {
-            section = fetch;
-            fetchSize = /\(([^)]*)\):\s*$/.exec(line)?.[1];
-        }
-        else if (/don't know how to build/.test(line))
-            section = unknown;
-        else if (/will be built/.test(line))
-            section = undefined;
-        else if (/^ {2}\//.test(line))
-            section?.push(line.trim());
-        else if (line.trim() !== '')
-            section = undefined;
-    }
-    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
+
+/** The kind of an output from its ATerm fields (Nix writes each kind this way). */
+function outputKind(o) {
+    if (o.hash === 'impure')
+        return 'impure';
+    if (o.hash !== '')
+        return 'fixed';
+    if (o.hashAlgo !== '')
+        return 'floating';
+    return o.path === '' ? 'deferred' : 'input-addressed';
 }
-/** `nix-store --realise --dry-run` on `paths` (output paths, not .drv files): read-only. */
-async function queryMissing(store, paths) {
-    const fetch = [];
-    const unknown = [];
-    const batches = batchPaths(paths);
-    let fetchSize;
-    for (const batch of batches) {
-        const args = [...store.storeArgs(), '--realise', '--dry-run', ...batch];
-        // The listing grows with the paths: collect it whole (the runner keeps only a tail).
-        const chunks = [];
-        const result = await store.runner.run('nix-store', args, {
-            allowFailure: true,
-            onStderr: (c) => chunks.push(Buffer.from(c)),
-        });
-        const text = Buffer.concat(chunks).toString('utf8');
-        NixCommandError.check('nix-store', args, { code: result.code, stderr: text });
-        const m = parseMissing(text);
-        fetch.push(...m.fetch);
-        unknown.push(...m.unknown);
-        if (batches.length === 1)
-            fetchSize = m.fetchSize;
+/** Strings that repeat across a closure (systems, output names, hash algorithms) kept once. */
+class Interner {
+    table = new Map();
+    get(s) {
+        const known = this.table.get(s);
+        if (known !== undefined)
+            return known;
+        this.table.set(s, s);
+        return s;
     }
-    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
 }
-
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
-
-
+const latin1 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 /**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
+ * The derivations of one plan, added in dependency order (a bundle's order, or Nix's
+ * `--requisites` order): every input derivation must have been added before the derivations that
+ * use it, so a closure is always complete.
  */
-async function verifyWithProgress(bundle, options, progress) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
+class PlanGraph {
+    storeDir;
+    roots;
+    byPath = new Map();
+    list = [];
+    strings = new Interner();
+    constructor(
+    /** The store dir of every path in it. */
+    storeDir, roots) {
+        this.storeDir = storeDir;
+        this.roots = roots;
+    }
+    /** How many derivations it holds. */
+    get size() {
+        return this.list.length;
+    }
+    /** Adds one derivation from its parsed head; its inputs must be in the graph already. */
+    add(path, head) {
+        const known = this.byPath.get(path);
+        if (known !== undefined)
+            return known;
+        const inputs = new Int32Array(head.inputDrvs.length);
+        head.inputDrvs.forEach((input, i) => {
+            const node = this.byPath.get(input.path);
+            if (node === undefined)
+                throw new errors_NixPlanError('closure', `'${path}' needs '${input.path}', which the plan does not hold before it`);
+            inputs[i] = node.id;
+        });
+        const name = nameOf(path).replace(/\.drv$/, '');
+        const { name: pname, version } = parseDrvName(name);
+        const node = {
+            id: this.list.length,
+            path,
+            name,
+            pname,
+            version,
+            system: this.strings.get(latin1(head.system)),
+            outputs: head.outputs.map((o) => ({
+                name: this.strings.get(o.name),
+                path: o.path,
+                kind: outputKind(o),
+                hashAlgo: this.strings.get(o.hashAlgo),
+                hash: o.hash,
+            })),
+            inputs,
+        };
+        this.byPath.set(path, node);
+        this.list.push(node);
+        return node;
+    }
+    /** The derivation at `path`, if the plan holds it. */
+    get(path) {
+        return this.byPath.get(path);
+    }
+    /** Whether the plan holds `path`. */
+    has(path) {
+        return this.byPath.has(path);
+    }
+    /** Every derivation, in the order added. */
+    nodes() {
+        return this.list;
+    }
+    /** The derivations `path` needs, itself included (none when the plan does not hold it). */
+    closure(path) {
+        const start = this.byPath.get(path);
+        if (start === undefined)
+            return [];
+        const seen = new Uint8Array(this.list.length);
+        const out = [];
+        const stack = [start.id];
+        seen[start.id] = 1;
+        while (stack.length > 0) {
+            const node = this.list[stack.pop()];
+            out.push(node);
+            for (const i of node.inputs)
+                if (seen[i] === 0) {
+                    seen[i] = 1;
+                    stack.push(i);
+                }
+        }
+        return out;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/plan-reader.ts
+// Reading one side of a comparison into a PlanGraph: a bundle (verified in one streaming pass,
+// keeping only each .drv's head), a .drv in a store, or the current generation of a profile
+// (through its deriver). Each side can fetch the whole bytes of chosen paths afterwards, for a
+// drill-down, without having held them.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Small files fetched for a drill-down are at most this big. */
+const MAX_FILE = 4 * 1024 * 1024;
+/** Bytes of texts and one-file sources a drill-down keeps beyond the paths asked for. */
+const FILE_BUDGET = 16 * 1024 * 1024;
+/** Reads the store dir of a bundle, a .drv path or a profile without reading the rest. */
+async function plan_reader_storeDirOf(location, options, deps) {
+    if (location.kind === 'bundle') {
+        const source = await openBundle(location.path);
         try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    await options.onEntry?.(e);
+            return (await readBundleHead(source)).manifest.storeDir;
+        }
+        finally {
+            await source.close();
+        }
+    }
+    return new NixStore(deps.runner, { store: options.store }).storeDir();
+}
+/** Reads one side of a comparison. */
+async function readPlanSide(location, options, deps) {
+    return location.kind === 'bundle'
+        ? readBundleSide(location.path, options, deps)
+        : readStoreSide(location, options, deps);
+}
+/** `sha256:<hex>` of a file. */
+async function digestOf(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+/**
+ * Each signature's status against `trustedKeys` (none given: `not-checked`). A signature by a
+ * trusted key that does not verify means the manifest was altered: that is an error, as in verify.
+ */
+function signatureStatuses(manifest, trustedKeys = []) {
+    if (trustedKeys.length === 0)
+        return manifest.signatures.map((s) => ({ key: s.key, status: 'not-checked' }));
+    const keys = trustedKeys.map(parsePublicKey);
+    const message = signedBytes(manifest);
+    return manifest.signatures.map((s) => {
+        const check = checkDetached(message, `${s.key}:${s.sig}`, keys);
+        if (check === 'invalid' || check === 'malformed')
+            throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
+        return { key: s.key, status: check === 'valid' ? 'verified' : 'untrusted-key' };
+    });
+}
+/** `{a: {b: 1}}` → `{"a.b": "1"}`; arrays by index; only strings, numbers and booleans kept. */
+function flatten(value, prefix = '', out = {}) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        out[prefix] = String(value);
+    else if (Array.isArray(value))
+        value.forEach((v, i) => flatten(v, prefix === '' ? String(i) : `${prefix}.${i}`, out));
+    else if (typeof value === 'object' && value !== null)
+        for (const [k, v] of Object.entries(value))
+            flatten(v, prefix === '' ? k : `${prefix}.${k}`, out);
+    return out;
+}
+/** What a diff shows of a manifest (v2's createdAt, provenance and promotions when present). */
+function bundleFacts(manifest, digest, trustedKeys) {
+    const v2 = manifest;
+    const provenance = flatten(v2.provenance);
+    return {
+        digest,
+        checksum: manifest.checksum,
+        formatVersion: manifest.formatVersion,
+        tool: manifest.tool,
+        nixVersion: manifest.nixVersion,
+        include: manifest.include,
+        ...(typeof v2.createdAt === 'string' && { createdAt: v2.createdAt }),
+        ...(Object.keys(provenance).length > 0 && { provenance }),
+        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
+        ...(Array.isArray(v2.promotions) && { promotions: v2.promotions.length }),
+        signatures: signatureStatuses(manifest, trustedKeys),
+    };
+}
+/** The roots of a manifest as a diff pairs them. */
+function manifestRoots(manifest) {
+    return manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath }));
+}
+async function readBundleSide(path, options, deps) {
+    const source = await openBundle(path);
+    try {
+        const head = await readBundleHead(source);
+        const { manifest } = head;
+        const facts = bundleFacts(manifest, await digestOf(path), options.trustedKeys);
+        const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
+        const checks = new DerivationChecks(manifest);
+        const keep = options.keepObjects === true;
+        const objects = [];
+        const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
+        try {
+            await verifyBundle(source, {
+                // Each .drv is parsed once, here, and handed to the verifier's own checks.
+                parseDerivations: false,
+                keptFiles: keep ? 'copy' : 'view',
+                onEntry: (e) => {
                     task.tick(1, e.nar.narSize);
+                    if (e.kind === 'drv') {
+                        const { head: drv } = parseDerivationSpans(e.nar.file?.contents ?? new Uint8Array(0));
+                        checks.check(e.path, e.references, drv);
+                        graph.add(e.path, drv);
+                    }
+                    if (keep) {
+                        if (e.kind === 'output')
+                            throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated to compare plans of different store dirs`);
+                        const file = e.nar.file?.contents;
+                        objects.push({
+                            path: e.path,
+                            kind: e.kind,
+                            references: e.references,
+                            ...(file !== undefined && { contents: file }),
+                            ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+                            ca: e.ca,
+                        });
+                    }
                 },
             });
         }
         finally {
             task.done();
         }
+        checks.finish();
+        return {
+            side: {
+                kind: 'bundle',
+                source: path,
+                storeDir: manifest.storeDir,
+                derivations: graph.size,
+                systems: manifest.systems,
+                roots: graph.roots,
+                bundle: facts,
+            },
+            graph,
+            ...(keep && { objects }),
+            files: (paths) => bundleFiles(path, paths),
+        };
     }
     finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report };
-}
-
-;// CONCATENATED MODULE: ./src/app/import.ts
-// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
-// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** The import methods, for option parsing. */
-const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
-
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
+        await source.close();
     }
 }
 /**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
+ * The bytes of `paths` that are small single files in a bundle, read again (the first pass kept
+ * none of them). The stream's digests are checked again at its end, so a bundle changed since
+ * the first pass fails here instead of showing other bytes.
  */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/**
- * Copies the bundle into a private directory and verifies the copy completely, so nothing
- * unverified can reach the store even if the original changes meanwhile; the verified export
- * stream is kept in a private file as it is checked, and that file is what Nix imports.
- * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
- */
-async function importPlan(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+async function bundleFiles(path, paths) {
+    const out = new Map();
+    const source = await openBundle(path);
+    let budget = FILE_BUDGET;
     try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        // Messages name the user's file, not the private copy they are about.
-        const source = { ...(await openBundle(copy)), name: bundlePath };
-        // Whatever the route, what reaches the store is the stream verified here.
-        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-        try {
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    storeDir,
-                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
-                }, deps.progress);
+        for await (const e of readExport(exportStream(source), { keepFileUpTo: MAX_FILE })) {
+            const file = e.nar.file?.contents;
+            if (file === undefined)
+                continue;
+            if (paths.has(e.path))
+                out.set(e.path, file);
+            else if (!e.path.endsWith('.drv') && file.length <= budget) {
+                budget -= file.length;
+                out.set(e.path, file);
             }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const invalid = await validity.invalid();
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none' };
-            }
-            let method = options.method ?? 'auto';
-            if (method === 'auto') {
-                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
-                method = trust === 'untrusted' ? 'copy' : 'import';
-                if (trust === 'unknown')
-                    deps.log.debug('store trust unknown: trying nix-store --import first');
-            }
-            // The verified stream: the private file, or (when it could not be kept) decompressed again.
-            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
-            if (method === 'import') {
-                // nix-store --import prints each path it adds: one tick per line.
-                const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
-                try {
-                    await importExport(store, stream(), (n) => importing.tick(n));
-                }
-                catch (e) {
-                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                        throw e;
-                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-                    method = 'copy';
-                }
-                finally {
-                    importing.done();
-                }
-            }
-            if (method === 'copy') {
-                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-                await copyImport(stream(), { store: options.store, manifest }, deps);
-            }
-            const still = await invalidAmong(store, paths);
-            if (still.size > 0)
-                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-            return { manifest, imported: invalid.size, alreadyValid, method };
-        }
-        finally {
-            await source.close();
         }
     }
     finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        await source.close();
     }
-}
-
-;// CONCATENATED MODULE: ./src/app/realise.ts
-// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
-// substituters, optionally keeping GC roots; no evaluation anywhere.
-
-
-
-
-
-
-
-
-/**
- * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
- * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
- */
-function selectRoots(roots, selectors = []) {
-    if (selectors.length === 0)
-        return [...roots];
-    const chosen = new Set();
-    for (const sel of selectors) {
-        const matches = /^\d+$/.test(sel)
-            ? roots.filter((_, i) => i === Number(sel))
-            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
-        if (matches.length === 0)
-            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
-        for (const m of matches)
-            chosen.add(m);
-    }
-    return roots.filter((r) => chosen.has(r));
-}
-/** Imports the bundle and builds the selected roots. */
-async function realisePlan(bundlePath, options, deps) {
-    const imported = await importPlan(bundlePath, options, deps);
-    const { manifest } = imported;
-    const roots = selectRoots(manifest.roots, options.roots);
-    const store = new NixStore(deps.runner, { store: options.store });
-    const drvs = roots.map((r) => r.drvPath);
-    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
-    const printed = await store.realise(drvs, {
-        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
-        extraArgs: options.nixArgs,
-        onLog: deps.nixLog,
-    });
-    // With --add-root Nix prints the links it made; the outputs are their targets.
-    const links = options.outLink === undefined ? [] : printed;
-    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
-    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
-    const outPaths = {};
-    for (const r of roots) {
-        const outs = {};
-        for (const [name, path] of Object.entries(r.outputs))
-            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
-        outPaths[r.drvPath] = outs;
-    }
-    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
-    const missing = all.filter((p) => p === '');
-    if (missing.length > 0)
-        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
-    const invalid = await store.invalidPaths(all);
-    if (invalid.size > 0)
-        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
-    const { manifest: _m, ...importSummary } = imported;
-    return { manifest, outPaths, import: importSummary, links };
-}
-
-;// CONCATENATED MODULE: ./src/app/dry-run.ts
-// realise --dry-run: what realising a bundle would import, build and fetch, answered without
-// changing the store. A dry run cannot import, and without the .drv files in the store Nix
-// cannot plan a build itself (`nix-store --realise --dry-run` needs them). What can be answered
-// without them is answered here:
-// - the bundle is verified completely, as import would (nothing reaches the store);
-// - the store is asked which of the bundle's paths it has (the rest import would add);
-// - the .drv files in the bundle give every output path the selected roots need; the store is
-//   asked which of those it has, and Nix (`nix-store --realise --dry-run` on the missing output
-//   paths, which needs no .drv) which its substituters have;
-// - Nix's own rule (queryMissing) then decides: a derivation whose needed outputs are all there or
-//   fetchable is not built, and only a derivation that is built needs its inputs.
-// An output whose path is known only after building (floating content-addressed) counts as built.
-
-
-
-
-
-
-function factsOf(bytes) {
-    const drv = parseDerivation(bytes);
-    return {
-        outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
-        inputDrvs: drv.inputDrvs.map((i) => ({ path: i.path, outputs: [...i.outputs] })),
-    };
-}
-/** What `realisePlan` would import, build and fetch; changes nothing. */
-async function dryRunRealise(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const storeDir = await store.storeDir();
-    const paths = [];
-    const drvs = new Map();
-    const report = await verifyWithProgress(bundlePath, {
-        trustedKeys: options.trustedKeys,
-        storeDir,
-        isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
-        onEntry: (e) => {
-            paths.push(e.path);
-            if (e.kind === 'drv' && e.nar.file !== undefined)
-                drvs.set(e.path, factsOf(e.nar.file.contents));
-        },
-    }, deps.progress);
-    const { manifest } = report;
-    const missing = await store.invalidPaths(paths);
-    const roots = selectRoots(manifest.roots, options.roots);
-    // Every derivation the roots can need, and every output path they know.
-    const facts = async (drv) => {
-        const known = drvs.get(drv);
-        if (known !== undefined)
-            return known;
-        // An input already valid in the store instead of in the bundle.
-        const read = factsOf(await store.readFile(drv));
-        drvs.set(drv, read);
-        return read;
-    };
-    const reachable = [];
-    const seen = new Set();
-    const queue = roots.map((r) => r.drvPath);
-    while (queue.length > 0) {
-        const drv = queue.pop() ?? '';
-        if (seen.has(drv))
-            continue;
-        seen.add(drv);
-        reachable.push(drv);
-        for (const input of (await facts(drv)).inputDrvs)
-            queue.push(input.path);
-    }
-    const outputPaths = [
-        ...new Set(reachable.flatMap((d) => [...(drvs.get(d)?.outputs.values() ?? [])])),
-    ].filter((p) => p !== '');
-    const invalidOutputs = await store.invalidPaths(outputPaths);
-    const substitutable = new Set(invalidOutputs.size === 0 ? [] : (await queryMissing(store, [...invalidOutputs])).fetch);
-    // Nix's rule: built only when some needed output is neither there nor fetchable.
-    const wanted = new Map();
-    const build = new Set();
-    const fetchNeeded = new Set();
-    const unknownOutputs = new Set();
-    let present = 0;
-    const visit = (drv, outputs) => {
-        const f = drvs.get(drv);
-        if (f === undefined)
-            throw new errors_NixPlanError('internal', `no derivation read for '${drv}'`);
-        const names = outputs ?? [...f.outputs.keys()];
-        const already = wanted.get(drv) ?? new Set();
-        const fresh = names.filter((n) => !already.has(n));
-        if (fresh.length === 0)
-            return;
-        for (const n of fresh)
-            already.add(n);
-        wanted.set(drv, already);
-        if (build.has(drv))
-            return;
-        const needed = [...already].map((n) => f.outputs.get(n) ?? '');
-        const mustBuild = needed.some((p) => p === '' || (invalidOutputs.has(p) && !substitutable.has(p)));
-        if (!mustBuild) {
-            for (const p of fresh.map((n) => f.outputs.get(n) ?? ''))
-                if (invalidOutputs.has(p))
-                    fetchNeeded.add(p);
-                else
-                    present++;
-            return;
-        }
-        if (needed.includes(''))
-            unknownOutputs.add(drv);
-        build.add(drv);
-        for (const p of needed)
-            fetchNeeded.delete(p);
-        for (const input of f.inputDrvs)
-            visit(input.path, input.outputs);
-    };
-    for (const r of roots)
-        visit(r.drvPath, undefined);
-    // What fetching the needed outputs brings along (their references), as Nix lists it.
-    const fetched = fetchNeeded.size === 0 ? { fetch: [] } : await queryMissing(store, [...fetchNeeded]);
-    const order = new Map(paths.map((p, i) => [p, i]));
-    return {
-        dryRun: true,
-        manifest,
-        import: { missing: missing.size, alreadyValid: paths.length - missing.size },
-        build: [...build].sort((a, b) => (order.get(a) ?? -1) - (order.get(b) ?? -1)),
-        fetch: fetched.fetch,
-        ...('fetchSize' in fetched && fetched.fetchSize !== undefined ? { fetchSize: fetched.fetchSize } : {}),
-        present,
-        unknownOutputs: [...unknownOutputs],
-    };
-}
-
-;// CONCATENATED MODULE: ./src/nix/collect.ts
-// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
-// of fixed-output derivations (sources), or the roots' built output closure (outputs).
-
-
-
-
-/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
-const YIELD_EVERY = 512;
-/** The include kinds, for option parsing. */
-const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
-/** Output name → path of a parsed derivation. */
-function outputsOf(drv) {
-    const out = {};
-    for (const o of drv.outputs)
-        out[o.name] = o.path;
     return out;
 }
-const collect_QUOTE = 0x22;
-/**
- * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
- * `DrvWithVersion(…)`); see scanDerivation.
- */
-function derivationSystem(bytes, field) {
-    return scanDerivation(bytes, field === 4).system;
-}
-/**
- * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
- * registers for a .drv it writes), found by skipping through the file rather than parsing it.
- * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
- * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
- */
-function scanDerivation(bytes, versioned) {
-    const inputDrvsField = versioned ? 2 : 1;
-    const systemField = inputDrvsField + 2;
-    const references = [];
-    let depth = 0;
-    let at = 0;
-    let tupleStart = false;
-    for (let i = 0; i < bytes.length; i++) {
-        const c = bytes[i];
-        if (c === collect_QUOTE) {
-            const end = bytes.indexOf(collect_QUOTE, i + 1);
-            if (end < 0)
-                break;
-            if (depth === 1 && at === systemField)
-                return {
-                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
-                    references: sortedUnique(references),
-                };
-            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
-                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
-            tupleStart = false;
-            i = end;
+/** The store path a profile's current generation is: its symlinks followed into the store dir. */
+async function profileTarget(profile, storeDir) {
+    let at = (0,external_node_path_namespaceObject.isAbsolute)(profile) ? profile : (0,external_node_path_namespaceObject.resolve)(profile);
+    for (let hops = 0; hops < 40; hops++) {
+        if (at.startsWith(`${storeDir}/`)) {
+            const rest = at.slice(storeDir.length + 1);
+            return `${storeDir}/${rest.split('/')[0] ?? ''}`;
         }
-        else if (c === 0x28 || c === 0x5b) {
-            depth++; // ( [
-            tupleStart = c === 0x28 && depth === 3;
+        let target;
+        try {
+            target = await (0,external_node_fs_promises_namespaceObject.readlink)(at);
         }
-        else if (c === 0x29 || c === 0x5d) {
-            if (--depth === 0)
-                break; // ) ]
+        catch (e) {
+            throw new errors_NixPlanError('usage', `cannot read the profile '${profile}': ${e.code === 'EINVAL' ? `'${at}' is not a symlink into ${storeDir}` : e.message}`);
         }
-        else if (c === 0x2c && depth === 1 && ++at > systemField)
-            break; // ,
+        at = (0,external_node_path_namespaceObject.isAbsolute)(target) ? target : (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(at), target);
     }
-    const drv = parseDerivation(bytes);
-    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
+    throw new errors_NixPlanError('usage', `the profile '${profile}' is a chain of more than 40 symlinks`);
 }
-function sortedUnique(items) {
-    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
-}
-/** True for a fixed-output derivation (its one output names its content hash). */
-function isFixedOutput(drv) {
-    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
-}
-/**
- * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
- * closure, at most one `nix-store --realise` and one more query for added outputs, one
- * `--dump-db` per batch, and the .drv files read directly from the store.
- */
-async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
-    const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
-    const objects = [];
-    for await (const o of stream.objects) {
-        const { file: _bytes, ...object } = o;
-        objects.push(object);
-    }
-    return { objects, ...stream.summary() };
-}
-/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
-class DrvFacts {
-    roots;
-    rootOutputs = new Map();
-    systems = new Set();
-    fods = [];
-    fodOutputs = [];
-    rootSet;
-    constructor(roots) {
-        this.roots = roots;
-        this.rootSet = new Set(roots);
-    }
-    /** Adds one .drv; returns its references (scanDerivation's). */
-    add(path, bytes) {
-        // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
-        // .drv (env values, escapes) cost more than reading the files.
-        const drv = parseDerivationOutputs(bytes);
-        const { system, references } = scanDerivation(bytes, drv.version !== undefined);
-        this.systems.add(system);
-        if (this.rootSet.has(path))
-            this.rootOutputs.set(path, outputsOf(drv));
-        if (isFixedOutput(drv)) {
-            this.fods.push(path);
-            this.fodOutputs.push(...Object.values(outputsOf(drv)));
-        }
-        return references;
-    }
-    summary() {
-        for (const root of this.roots)
-            if (!this.rootOutputs.has(root))
-                throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
-        return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
-    }
-}
-/**
- * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
- * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
- * once. The other kinds need every .drv read and the whole graph first (to realise fixed
- * outputs or roots, and to order what that adds).
- */
-async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, options = {}) {
-    store.setStoreDir(storeDir);
-    const drvClosure = await store.requisites(rootDrvs);
-    const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
-    // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
-    const drvBatches = store.pathInfoBatches(drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure);
-    const facts = new DrvFacts(rootDrvs);
-    const readDrv = (p) => {
-        const file = store.readRegularFileSync(p);
-        if (file === undefined)
-            throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
-        return { ...file, references: facts.add(p, file.bytes) };
-    };
-    const readRegularFile = (q, maxSize) => store.readRegularFileSync(q, maxSize);
-    const withKind = (info) => ({
-        ...info,
-        kind: classifySync(info, storeDir, readRegularFile),
-    });
-    if (include === 'drvs') {
-        const objects = async function* () {
-            const done = new Set();
-            const described = drvBatches[Symbol.asyncIterator]();
-            let batch = [];
-            let next = 0;
-            for (const p of drvClosure) {
-                let object;
-                if (drvsFromFiles && p.endsWith('.drv')) {
-                    // What Nix registers for a .drv it writes: no deriver, its inputs as references.
-                    const { references, ...file } = readDrv(p);
-                    const narSize = regularFileNarSize(file.bytes.length, file.executable);
-                    object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
-                }
-                else {
-                    while (next === batch.length) {
-                        const r = await described.next();
-                        if (r.done === true)
-                            throw new errors_NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
-                        batch = r.value;
-                        next = 0;
-                    }
-                    const info = batch[next++];
-                    if (info?.path !== p)
-                        throw new errors_NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
-                    object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
-                }
-                for (const r of object.references)
-                    if (r !== p && !done.has(r))
-                        throw new errors_NixPlanError('internal', `nix-store --query --requisites listed '${p}' before its reference '${r}'`);
-                done.add(p);
-                yield object;
-            }
-        };
-        return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
-    }
-    let sinceYield = 0;
-    for (const p of drvClosure) {
-        if (!p.endsWith('.drv'))
-            continue;
-        readDrv(p);
-        // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
-        if (++sinceYield === YIELD_EVERY) {
-            sinceYield = 0;
-            await new Promise((resolve) => setImmediate(resolve));
-        }
-    }
-    facts.summary(); // the roots are in their closure
-    let extra = [];
-    if (include === 'sources') {
-        if (facts.fods.length > 0) {
-            hooks.onRealise?.('fixed-output derivations', facts.fods.length);
-            await store.realise(facts.fods);
-            extra = await store.requisites(facts.fodOutputs);
-        }
+async function readStoreSide(location, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const storeDir = await store.storeDir();
+    let drvPath = location.path;
+    let label;
+    if (location.kind === 'profile') {
+        const out = await profileTarget(location.path, storeDir);
+        const { stdout } = await deps.runner.run('nix-store', [
+            ...store.storeArgs(),
+            '--query',
+            '--deriver',
+            out,
+        ]);
+        drvPath = stdout.toString('utf8').trim();
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `the current generation of '${location.path}' (${out}) has no known deriver, so its plan cannot be read; compare against a plan bundle or a .drv path instead`);
+        label = nameOf(out);
     }
     else {
-        hooks.onRealise?.('roots', rootDrvs.length);
-        const built = await store.realise(rootDrvs);
-        const outs = new Set(built);
-        for (const o of facts.rootOutputs.values())
-            for (const p of Object.values(o))
-                if (p !== '')
-                    outs.add(p);
-        extra = await store.requisites([...outs]);
+        if (!drvPath.startsWith(`${storeDir}/`) ||
+            !drvPath.endsWith('.drv') ||
+            baseName(drvPath).length <= HASH_PART_LENGTH + 5)
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a .drv path in the store ${storeDir}`);
+        label = nameOf(drvPath).replace(/\.drv$/, '');
     }
-    const inClosure = new Set(drvClosure);
-    const added = extra.filter((p) => !inClosure.has(p));
-    const all = [...drvClosure, ...added];
-    const infos = new Map();
-    for await (const batch of drvBatches)
-        for (const info of batch)
-            infos.set(info.path, info);
-    if (added.length > 0)
-        for (const [p, info] of await store.pathInfos(added))
-            infos.set(p, info);
-    const refsOf = (p) => infos.get(p)?.references ?? [];
-    const order = dependencyOrder(all, refsOf);
-    const objects = order.map((p) => {
-        const info = infos.get(p);
-        if (info === undefined)
-            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
-        return withKind(info);
-    });
-    return { count: objects.length, objects, summary: () => facts.summary() };
+    let closure;
+    try {
+        closure = await store.requisites([drvPath]);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', location.kind === 'profile'
+            ? `the deriver ${drvPath} of the current generation of '${location.path}' is not in the store (garbage-collected?), so its plan cannot be read; compare against a plan bundle instead`
+            : `'${drvPath}' is not a valid path in the store: ${e.message.split('\n')[0] ?? ''}`, { cause: e });
+    }
+    store.setStoreDir(storeDir);
+    const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
+    const systems = new Set();
+    const task = progressOf(deps).start(`reading ${drvPath}`, closure.length);
+    try {
+        for (const p of closure) {
+            task.tick(1);
+            if (!p.endsWith('.drv'))
+                continue;
+            const file = store.readRegularFileSync(p);
+            if (file === undefined)
+                throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
+            const node = graph.add(p, parseDerivationSpans(file.bytes).head);
+            systems.add(node.system);
+        }
+    }
+    finally {
+        task.done();
+    }
+    return {
+        side: {
+            kind: location.kind,
+            source: location.path,
+            storeDir,
+            derivations: graph.size,
+            systems: [...systems].sort(),
+            roots: graph.roots,
+        },
+        graph,
+        files: (paths) => {
+            const out = new Map();
+            let budget = FILE_BUDGET;
+            const read = (p) => {
+                try {
+                    return store.readRegularFileSync(p, MAX_FILE)?.bytes;
+                }
+                catch {
+                    return undefined;
+                }
+            };
+            for (const p of paths) {
+                const bytes = read(p);
+                if (bytes !== undefined)
+                    out.set(p, bytes);
+            }
+            for (const p of closure)
+                if (!p.endsWith('.drv') && !out.has(p) && budget > 0) {
+                    const bytes = read(p);
+                    if (bytes !== undefined && bytes.length <= budget) {
+                        budget -= bytes.length;
+                        out.set(p, bytes);
+                    }
+                }
+            return Promise.resolve(out);
+        },
+    };
 }
 
-;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
-// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
+;// CONCATENATED MODULE: ./src/app/contents.ts
 
 
-
-const SLASH = Buffer.from('/');
-/** Files up to this size are read in one call: a drv closure is thousands of small files. */
-const SMALL_FILE = 1024 * 1024;
-// The file system is read with synchronous calls: store files are small and local, and each
-// `fs.promises` call is a round trip through libuv's thread pool (shared with zstd), which for
-// tens of thousands of files cost far more than the reads themselves. Large files still stream.
-/** A whole small file as a one-chunk stream, read when iteration starts (not before). */
-function readWhole(p) {
+function entry(n) {
     return {
-        [Symbol.asyncIterator]: () => {
-            let read = false;
-            return {
-                next: () => {
-                    if (read)
-                        return Promise.resolve({ done: true, value: undefined });
-                    read = true;
-                    try {
-                        return Promise.resolve({ done: false, value: (0,external_node_fs_namespaceObject.readFileSync)(p) });
-                    }
-                    catch (e) {
-                        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-                    }
-                },
-            };
+        name: n.pname,
+        version: n.version,
+        outputs: n.outputs.map((o) => o.name),
+        system: n.system,
+        fixed: n.outputs.some((o) => o.kind === 'fixed'),
+        drvPath: n.path,
+    };
+}
+const order = (a, b) => a.name < b.name
+    ? -1
+    : a.name > b.name
+        ? 1
+        : compareVersions(a.version, b.version) || (a.drvPath < b.drvPath ? -1 : 1);
+/** Verifies a bundle as it reads it and lists each root's packages. */
+async function planContents(bundlePath, options, deps) {
+    const { side, graph } = await readPlanSide({ kind: 'bundle', path: bundlePath }, options, deps);
+    return {
+        plan: side,
+        roots: graph.roots.map((r) => ({
+            label: r.label,
+            drvPath: r.drvPath,
+            packages: graph.closure(r.drvPath).map(entry).sort(order),
+        })),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/sequence.ts
+// The shortest edit script between two sequences (Myers' O(ND) algorithm), for a derivation's
+// arguments and the lines of its environment values. Bounded: past `maxEdits` differences it
+// gives up and reports the two sides as replaced whole, so a hostile pair of values cannot make
+// it quadratic.
+/** Differences beyond which `diffSequences` stops looking for the shortest script. */
+const DEFAULT_MAX_EDITS = 2000;
+function push(out, op, item) {
+    const last = out[out.length - 1];
+    if (last?.op === op)
+        last.items.push(item);
+    else
+        out.push({ op, items: [item] });
+}
+/**
+ * The edits that turn `a` into `b`, as runs: `same` runs of equal items, `old` runs (only in `a`)
+ * before `new` runs (only in `b`) where both change. Items compare with `===`.
+ */
+function diffSequences(a, b, maxEdits = DEFAULT_MAX_EDITS) {
+    // Equal heads and tails need no search.
+    let start = 0;
+    while (start < a.length && start < b.length && a[start] === b[start])
+        start++;
+    let endA = a.length;
+    let endB = b.length;
+    while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+        endA--;
+        endB--;
+    }
+    const out = [];
+    for (let i = 0; i < start; i++)
+        push(out, 'same', a[i]);
+    const middle = script(a.slice(start, endA), b.slice(start, endB), maxEdits);
+    for (const e of middle)
+        for (const item of e.items)
+            push(out, e.op, item);
+    for (let i = endA; i < a.length; i++)
+        push(out, 'same', a[i]);
+    return out;
+}
+/** Myers' greedy forward search with the trace kept for the backtrack. */
+function script(a, b, maxEdits) {
+    const n = a.length;
+    const m = b.length;
+    if (n === 0 && m === 0)
+        return [];
+    const whole = () => [
+        ...(n > 0 ? [{ op: 'old', items: a }] : []),
+        ...(m > 0 ? [{ op: 'new', items: b }] : []),
+    ];
+    if (n === 0 || m === 0)
+        return whole();
+    const max = Math.min(n + m, maxEdits);
+    const offset = max + 1;
+    let v = new Int32Array(2 * max + 3);
+    const trace = [];
+    for (let d = 0; d <= max; d++) {
+        trace.push(v.slice());
+        const next = v.slice();
+        for (let k = -d; k <= d; k += 2) {
+            let x = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1])
+                ? v[offset + k + 1]
+                : v[offset + k - 1] + 1;
+            let y = x - k;
+            while (x < n && y < m && a[x] === b[y]) {
+                x++;
+                y++;
+            }
+            next[offset + k] = x;
+            if (x >= n && y >= m)
+                return backtrack(a, b, trace, next, d, k, offset);
+        }
+        v = next;
+    }
+    return whole();
+}
+function backtrack(a, b, trace, last, dEnd, kEnd, offset) {
+    const steps = [];
+    let x = last[offset + kEnd];
+    let y = x - kEnd;
+    for (let d = dEnd; d > 0; d--) {
+        const v = trace[d];
+        const k = x - y;
+        const down = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1]);
+        const prevK = down ? k + 1 : k - 1;
+        const prevX = v[offset + prevK];
+        const prevY = prevX - prevK;
+        while (x > prevX + (down ? 0 : 1) && y > prevY + (down ? 1 : 0)) {
+            steps.push({ op: 'same', item: a[--x] });
+            y--;
+        }
+        if (down)
+            steps.push({ op: 'new', item: b[--y] });
+        else
+            steps.push({ op: 'old', item: a[--x] });
+    }
+    while (x > 0 && y > 0) {
+        steps.push({ op: 'same', item: a[--x] });
+        y--;
+    }
+    steps.reverse();
+    const out = [];
+    // Within a changed stretch, old items come before new ones (as a unified diff shows them).
+    let pendingNew = [];
+    for (const s of steps) {
+        if (s.op === 'new')
+            pendingNew.push(s.item);
+        else {
+            if (s.op === 'same') {
+                for (const item of pendingNew)
+                    push(out, 'new', item);
+                pendingNew = [];
+            }
+            push(out, s.op, s.item);
+        }
+    }
+    for (const item of pendingNew)
+        push(out, 'new', item);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/derivation-diff.ts
+
+
+
+
+
+const derivation_diff_latin1 = (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+function describeOutput(o) {
+    return { name: o.name, kind: outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
+}
+const sameOutput = (a, b) => a.kind === b.kind && a.hashAlgo === b.hashAlgo && a.hash === b.hash;
+/** `drvName` without throwing: a derivation path's name without `.drv`. */
+const drvNameOf = (path) => nameOf(path).replace(/\.drv$/, '');
+/** Replaces old store paths by new ones in latin1 text: each known path where it occurs whole. */
+class PathRewriter {
+    storeDir;
+    byHash = new Map();
+    constructor(storeDir) {
+        this.storeDir = storeDir;
+    }
+    add(oldPath, newPath) {
+        if (oldPath === '' || newPath === '' || oldPath === newPath)
+            return;
+        const hash = oldPath.slice(this.storeDir.length + 1, this.storeDir.length + 1 + HASH_PART_LENGTH);
+        let list = this.byHash.get(hash);
+        if (list === undefined)
+            this.byHash.set(hash, (list = []));
+        list.push([oldPath, newPath]);
+    }
+    rewrite(text) {
+        const prefix = `${this.storeDir}/`;
+        let out = '';
+        let from = 0;
+        for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix, at + 1)) {
+            const hash = text.slice(at + prefix.length, at + prefix.length + HASH_PART_LENGTH);
+            const candidates = this.byHash.get(hash);
+            if (candidates === undefined)
+                continue;
+            // The longest old path that occurs here (a name may extend another's).
+            let best;
+            for (const c of candidates)
+                if (text.startsWith(c[0], at) && (best === undefined || c[0].length > best[0].length))
+                    best = c;
+            if (best === undefined)
+                continue;
+            out += text.slice(from, at) + best[1];
+            from = at + best[0].length;
+            at = from - 1;
+        }
+        return out + text.slice(from);
+    }
+}
+function splitLines(text) {
+    const lines = text.split('\n');
+    if (lines.length > 1 && lines[lines.length - 1] === '')
+        lines.pop();
+    return lines;
+}
+/** Compares derivation pairs, each once, up to a limit. */
+class Comparer {
+    old;
+    now;
+    options;
+    compared = new Set();
+    maxCompared;
+    maxValueBytes;
+    constructor(old, now, options) {
+        this.old = old;
+        this.now = now;
+        this.options = options;
+        this.maxCompared = options.maxCompared ?? 100;
+        this.maxValueBytes = options.maxValueBytes ?? 64 * 1024;
+    }
+    show(bytes) {
+        if (bytes.length <= this.maxValueBytes)
+            return showBytes(bytes);
+        return `${showBytes(bytes.subarray(0, this.maxValueBytes))}… (${bytes.length - this.maxValueBytes} more bytes not shown)`;
+    }
+    /** The diff of one pair, or a note saying why it is not compared. */
+    pair(oldPath, newPath) {
+        const key = `${oldPath}\0${newPath}`;
+        if (this.compared.has(key))
+            return { note: 'already-compared' };
+        if (this.compared.size >= this.maxCompared)
+            return { note: 'limit' };
+        const a = this.old.derivation(oldPath);
+        const b = this.now.derivation(newPath);
+        if (a === undefined || b === undefined)
+            return { note: 'unavailable' };
+        this.compared.add(key);
+        return { diff: this.diff(oldPath, a, newPath, b) };
+    }
+    diff(oldPath, a, newPath, b) {
+        const rewriter = new PathRewriter(this.options.storeDir);
+        rewriter.add(oldPath, newPath);
+        // Outputs, by name.
+        const oldOuts = new Map(a.outputs.map((o) => [o.name, o]));
+        const newOuts = new Map(b.outputs.map((o) => [o.name, o]));
+        const outputs = {
+            removed: a.outputs.filter((o) => !newOuts.has(o.name)).map(describeOutput),
+            added: b.outputs.filter((o) => !oldOuts.has(o.name)).map(describeOutput),
+            changed: a.outputs.flatMap((o) => {
+                const n = newOuts.get(o.name);
+                if (n === undefined)
+                    return [];
+                rewriter.add(o.path, n.path);
+                const [x, y] = [describeOutput(o), describeOutput(n)];
+                return sameOutput(x, y) ? [] : [{ name: o.name, old: x, new: y }];
+            }),
+        };
+        const inputDrvs = this.inputs(a.inputDrvs, b.inputDrvs, rewriter);
+        const inputSrcs = this.sources(a.inputSrcs, b.inputSrcs, rewriter);
+        // Environment, by key (keys are sorted by bytes in both).
+        const env = {
+            removed: [],
+            added: [],
+            changed: [],
+            pathsOnly: [],
+        };
+        const oldEnv = new Map(a.env.map((e) => [derivation_diff_latin1(e.key), e.value]));
+        const newEnv = new Map(b.env.map((e) => [derivation_diff_latin1(e.key), e.value]));
+        const keyText = (k) => showBytes(Buffer.from(k, 'latin1'), true);
+        for (const [k, v] of oldEnv)
+            if (!newEnv.has(k))
+                env.removed.push({ key: keyText(k), value: this.show(v) });
+        for (const [k, v] of newEnv)
+            if (!oldEnv.has(k))
+                env.added.push({ key: keyText(k), value: this.show(v) });
+        for (const [k, v] of oldEnv) {
+            const w = newEnv.get(k);
+            if (w === undefined || Buffer.compare(v, w) === 0)
+                continue;
+            if (rewriter.rewrite(derivation_diff_latin1(v)) === derivation_diff_latin1(w)) {
+                env.pathsOnly.push(keyText(k));
+                continue;
+            }
+            const [x, y] = [this.show(v), this.show(w)];
+            const [xl, yl] = [splitLines(x), splitLines(y)];
+            env.changed.push({
+                key: keyText(k),
+                old: x,
+                new: y,
+                ...((xl.length > 1 || yl.length > 1) && { lines: diffSequences(xl, yl) }),
+            });
+        }
+        const text = (bytes) => this.show(bytes);
+        const field = (x, y) => Buffer.compare(x, y) === 0 ? undefined : { old: text(x), new: text(y) };
+        const system = field(a.system, b.system);
+        const builder = rewriter.rewrite(derivation_diff_latin1(a.builder)) === derivation_diff_latin1(b.builder) ? undefined : field(a.builder, b.builder);
+        const oldArgs = a.args.map((x) => derivation_diff_latin1(x));
+        const newArgs = b.args.map((x) => derivation_diff_latin1(x));
+        const argsSame = oldArgs.length === newArgs.length && oldArgs.every((x, i) => rewriter.rewrite(x) === newArgs[i]);
+        return {
+            old: oldPath,
+            new: newPath,
+            outputs,
+            ...(system !== undefined && { system }),
+            ...(builder !== undefined && { builder }),
+            ...(!argsSame && {
+                args: diffSequences(a.args.map(text), b.args.map(text)),
+            }),
+            env,
+            inputSrcs,
+            inputDrvs,
+        };
+    }
+    /** Input derivations: equal paths, then pairs by derivation name, then by package name. */
+    inputs(a, b, rewriter) {
+        const ref = (i) => ({ path: i.path, outputs: i.outputs });
+        const changed = [];
+        const newByPath = new Map(b.map((i) => [i.path, i]));
+        const oldByPath = new Map(a.map((i) => [i.path, i]));
+        for (const i of a) {
+            const j = newByPath.get(i.path);
+            if (j !== undefined && i.outputs.join(' ') !== j.outputs.join(' '))
+                changed.push({ name: drvNameOf(i.path), old: ref(i), new: ref(j) });
+        }
+        let oldRest = a.filter((i) => !newByPath.has(i.path));
+        let newRest = b.filter((i) => !oldByPath.has(i.path));
+        const pairs = [];
+        const pairBy = (key) => {
+            const byKey = new Map();
+            for (const j of newRest) {
+                const list = byKey.get(key(j.path));
+                if (list === undefined)
+                    byKey.set(key(j.path), [j]);
+                else
+                    list.push(j);
+            }
+            const oldByKey = new Map();
+            for (const i of oldRest)
+                oldByKey.set(key(i.path), (oldByKey.get(key(i.path)) ?? 0) + 1);
+            const used = new Set();
+            for (const i of oldRest) {
+                const k = key(i.path);
+                const list = byKey.get(k);
+                // Pair only when the name picks exactly one derivation on each side.
+                if (list?.length !== 1 || oldByKey.get(k) !== 1)
+                    continue;
+                pairs.push([i, list[0], k]);
+                used.add(i).add(list[0]);
+            }
+            oldRest = oldRest.filter((i) => !used.has(i));
+            newRest = newRest.filter((j) => !used.has(j));
+        };
+        pairBy(drvNameOf);
+        pairBy((p) => parseDrvName(drvNameOf(p)).name);
+        for (const [i, j] of pairs)
+            this.mapOutputs(i.path, j.path, rewriter);
+        for (const [i, j, name] of pairs) {
+            const compared = this.pair(i.path, j.path);
+            changed.push({ name, old: ref(i), new: ref(j), ...compared });
+        }
+        changed.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+        return { removed: oldRest.map(ref), added: newRest.map(ref), changed };
+    }
+    /** Teaches the rewriter a changed input's drv path and output paths, by output name. */
+    mapOutputs(oldPath, newPath, rewriter) {
+        rewriter.add(oldPath, newPath);
+        const a = this.old.derivation(oldPath);
+        const b = this.now.derivation(newPath);
+        if (a === undefined || b === undefined)
+            return;
+        const newOuts = new Map(b.outputs.map((o) => [o.name, o.path]));
+        for (const o of a.outputs)
+            rewriter.add(o.path, newOuts.get(o.name) ?? '');
+    }
+    /** Input sources: pairs by name, the rest removed or added. */
+    sources(a, b, rewriter) {
+        const inNew = new Set(b);
+        const inOld = new Set(a);
+        const oldRest = a.filter((p) => !inNew.has(p));
+        const newRest = b.filter((p) => !inOld.has(p));
+        const count = (xs) => {
+            const m = new Map();
+            for (const p of xs)
+                m.set(nameOf(p), (m.get(nameOf(p)) ?? 0) + 1);
+            return m;
+        };
+        const oldNames = count(oldRest);
+        const newNames = count(newRest);
+        const changed = [];
+        const paired = new Set();
+        for (const p of oldRest) {
+            const name = nameOf(p);
+            if (oldNames.get(name) !== 1 || newNames.get(name) !== 1)
+                continue;
+            const q = newRest.find((x) => nameOf(x) === name);
+            paired.add(p).add(q);
+            rewriter.add(p, q);
+            const x = this.old.file(p);
+            const y = this.now.file(q);
+            changed.push({
+                name: showText(name),
+                old: p,
+                new: q,
+                ...(x !== undefined &&
+                    y !== undefined && { lines: diffSequences(splitLines(this.show(x)), splitLines(this.show(y))) }),
+            });
+        }
+        return {
+            removed: oldRest.filter((p) => !paired.has(p)),
+            added: newRest.filter((p) => !paired.has(p)),
+            changed,
+        };
+    }
+}
+/**
+ * Why `newPath` differs from `oldPath` (both derivations of the plans `old` and `now` can read),
+ * following changed inputs of the same name (each pair once, at most `maxCompared`).
+ */
+function diffDerivations(oldPath, newPath, old, now, options) {
+    const result = new Comparer(old, now, options).pair(oldPath, newPath);
+    return 'diff' in result ? result.diff : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/plan-diff.ts
+
+
+/** The `schema` member of every diff document; bumped when its shape changes incompatibly. */
+const PLAN_DIFF_SCHEMA = 'nix-plan-diff/1';
+const join = (xs) => xs === undefined || xs.length === 0 ? undefined : xs.join(', ');
+function fieldChanges(old, now) {
+    const out = [];
+    const compare = (field, a, b) => {
+        if (a !== b)
+            out.push({ field, ...(a !== undefined && { old: a }), ...(b !== undefined && { new: b }) });
+    };
+    compare('storeDir', old.storeDir, now.storeDir);
+    compare('systems', join(old.systems), join(now.systems));
+    const a = old.bundle;
+    const b = now.bundle;
+    if (a === undefined || b === undefined)
+        return out;
+    compare('include', a.include, b.include);
+    compare('nixVersion', a.nixVersion, b.nixVersion);
+    compare('tool', a.tool, b.tool);
+    compare('formatVersion', String(a.formatVersion), String(b.formatVersion));
+    compare('createdAt', a.createdAt, b.createdAt);
+    compare('relocatedFrom', a.relocatedFrom, b.relocatedFrom);
+    compare('signedBy', join(a.signatures.map((s) => s.key)) ?? 'unsigned', join(b.signatures.map((s) => s.key)) ?? 'unsigned');
+    const keys = [...new Set([...Object.keys(a.provenance ?? {}), ...Object.keys(b.provenance ?? {})])].sort();
+    for (const k of keys)
+        compare(`provenance.${k}`, a.provenance?.[k], b.provenance?.[k]);
+    return out;
+}
+/** `…/hash-name.drv` → `name`. */
+const plan_diff_drvNameOf = (p) => p
+    .slice(p.lastIndexOf('/') + 1)
+    .slice(33)
+    .replace(/\.drv$/, '');
+/**
+ * Pairs roots: by label, then the rest by derivation name, then by package name (a root named by
+ * an attribute on one side and by its .drv on the other); one unpaired root on each side is
+ * paired too (a renamed single root).
+ */
+function pairRoots(old, now) {
+    const pairs = [];
+    let removed = [...old];
+    let added = [...now];
+    const pass = (key) => {
+        const byKey = new Map();
+        for (const r of added) {
+            const list = byKey.get(key(r));
+            if (list === undefined)
+                byKey.set(key(r), [r]);
+            else
+                list.push(r);
+        }
+        const used = new Set();
+        for (const r of removed) {
+            const match = byKey.get(key(r))?.find((c) => !used.has(c));
+            if (match === undefined)
+                continue;
+            used.add(match).add(r);
+            pairs.push([r, match]);
+        }
+        removed = removed.filter((r) => !used.has(r));
+        added = added.filter((r) => !used.has(r));
+    };
+    pass((r) => r.label);
+    pass((r) => plan_diff_drvNameOf(r.drvPath));
+    pass((r) => parseDrvName(plan_diff_drvNameOf(r.drvPath)).name);
+    if (removed.length === 1 && added.length === 1) {
+        pairs.push([removed[0], added[0]]);
+        removed = [];
+        added = [];
+    }
+    return { pairs, removed, added };
+}
+function rootDiff(label, old, now, a, b) {
+    if (old.drvPath === now.drvPath)
+        return { label, status: 'unchanged', old: old.drvPath, new: now.drvPath };
+    const d = diffClosures(a.closure(old.drvPath), b.closure(now.drvPath));
+    const names = (kinds) => d.packages.filter((p) => kinds.includes(p.change)).map((p) => p.name);
+    return {
+        label,
+        status: 'changed',
+        old: old.drvPath,
+        new: now.drvPath,
+        counts: d.counts,
+        derivations: d.derivations,
+        packages: {
+            versions: names(['upgrade', 'downgrade', 'changed']),
+            added: names(['added']),
+            removed: names(['removed']),
+            rebuilt: names(['rebuilt']),
         },
     };
 }
 /**
- * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
- * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
- * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
- * FIFOs and devices are refused, as Nix refuses them.
+ * The difference of two plans read into graphs (`old` already relocated into `now`'s realm when
+ * their store dirs differ: then `relocated` is true and `oldSide.storeDir` still says where the
+ * old plan came from).
  */
-function fileTreeOf(path) {
-    try {
-        return Promise.resolve(fileTreeSync(typeof path === 'string' ? Buffer.from(path) : path));
-    }
-    catch (e) {
-        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
+function diffPlans(oldSide, old, newSide, now, options) {
+    const total = diffClosures(old.nodes(), now.nodes());
+    const { pairs, removed, added } = pairRoots(old.roots, now.roots);
+    const roots = [
+        ...pairs.map(([o, n]) => rootDiff(n.label, o, n, old, now)),
+        ...removed.map((r) => ({ label: r.label, status: 'removed', old: r.drvPath })),
+        ...added.map((r) => ({ label: r.label, status: 'added', new: r.drvPath })),
+    ];
+    const identical = total.derivations.added === 0 &&
+        total.derivations.removed === 0 &&
+        roots.every((r) => r.status === 'unchanged');
+    return {
+        schema: PLAN_DIFF_SCHEMA,
+        old: oldSide,
+        new: newSide,
+        realm: { old: oldSide.storeDir, new: newSide.storeDir, relocated: options.relocated },
+        identical,
+        fields: fieldChanges(oldSide, newSide),
+        total,
+        roots,
+        ...(options.drv !== undefined && { drv: options.drv }),
+    };
 }
-function fileTreeSync(p) {
-    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
-    if (st.isFile()) {
-        return {
-            type: 'regular',
-            executable: (st.mode & 0o100) !== 0,
-            size: st.size,
-            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
-        };
-    }
-    if (st.isSymbolicLink())
-        return { type: 'symlink', target: new Uint8Array((0,external_node_fs_namespaceObject.readlinkSync)(p, { encoding: 'buffer' })) };
-    if (st.isDirectory()) {
-        return {
-            type: 'directory',
-            entries: async function* () {
-                const names = (0,external_node_fs_namespaceObject.readdirSync)(p, { encoding: 'buffer' });
-                names.sort((a, b) => Buffer.compare(a, b));
-                // One entry per turn: a huge directory still lets the compressor's callbacks run.
-                for (const name of names) {
-                    yield [name, fileTreeSync(Buffer.concat([p, SLASH, name]))];
-                    await Promise.resolve();
-                }
-            },
-        };
-    }
-    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
-}
-/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
-async function* dumpPath(path) {
-    yield* writeNar(await fileTreeOf(path));
-}
-/**
- * The NAR of `path` like `dumpPath`, but a small regular file (every `.drv` and text) is read at
- * once and returned as the chunks of its NAR, with no generator or promise per file.
- */
-function narOf(path) {
-    const p = typeof path === 'string' ? Buffer.from(path) : path;
-    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
-    if (st.isFile() && st.size <= SMALL_FILE) {
-        const bytes = (0,external_node_fs_namespaceObject.readFileSync)(p);
-        if (bytes.length !== st.size)
-            throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' changed size while it was read`);
-        return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
-    }
-    return dumpPath(p);
-}
-
-;// CONCATENATED MODULE: ./src/app/files.ts
-// Checks on the files a use case will write, made before the long work so a typo fails fast.
-
-
-
-
-/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
-async function assertWritable(path) {
-    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
-    }
-    catch (e) {
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
-    }
-}
+/** Counts of a diff that has none (for summaries of an identical plan). */
+const NO_CHANGES = Object.freeze(packages_emptyCounts());
 
 ;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
 // Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
@@ -6724,7 +7121,7 @@ async function assertWritable(path) {
 function fail(drvLabel, detail) {
     throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
 }
-function outputKind(o) {
+function derivation_hash_outputKind(o) {
     if (o.hashAlgo === '')
         return 'input-addressed';
     if (o.hash === 'impure')
@@ -6736,9 +7133,9 @@ function derivationKind(drv, drvLabel) {
     const first = drv.outputs[0];
     if (first === undefined)
         fail(drvLabel, 'it has no outputs');
-    const kind = outputKind(first);
+    const kind = derivation_hash_outputKind(first);
     for (const o of drv.outputs)
-        if (outputKind(o) !== kind)
+        if (derivation_hash_outputKind(o) !== kind)
             fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
     if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
         fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
@@ -7053,7 +7450,7 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
 const PLACEHOLDER_HASH_LENGTH = 52;
 const H = HASH_PART_LENGTH;
 const P = PLACEHOLDER_HASH_LENGTH;
-const rewrite_SLASH = 0x2f;
+const SLASH = 0x2f;
 const rewrite_BACKSLASH = 0x5c;
 /** nix32 digit of each byte, -1 for bytes outside the alphabet. */
 const rewrite_DIGIT = new Int8Array(256).fill(-1);
@@ -7370,7 +7767,7 @@ class StoreRewriter {
             if (kind === PATH) {
                 for (let k = 0; k < to.length; k++)
                     out[w++] = to[k];
-                out[w++] = rewrite_SLASH;
+                out[w++] = SLASH;
             }
             this.hashes.write(id, out, w);
             w += H;
@@ -7402,7 +7799,7 @@ class StoreRewriter {
     fromSlashBefore(b, p) {
         const a = this.fromBytes;
         const start = p - 1 - a.length;
-        if (start < 0 || b[p - 1] !== rewrite_SLASH)
+        if (start < 0 || b[p - 1] !== SLASH)
             return false;
         for (let k = 0; k < a.length; k++)
             if (b[start + k] !== a[k])
@@ -7508,7 +7905,7 @@ class StoreRewriter {
                 const c = bytes[after];
                 if (DIR_CHAR[c] === 1)
                     continue; // a longer component, not A
-                if (c === rewrite_SLASH && isRun(bytes, after + 1, H))
+                if (c === SLASH && isRun(bytes, after + 1, H))
                     continue; // a path, handled by the scan
             }
             count++;
@@ -8181,14 +8578,542 @@ function relocateRoot(root, pathMap) {
     return { ...root, drvPath: map(root.drvPath), outputs };
 }
 
+;// CONCATENATED MODULE: ./src/app/diff.ts
+// diffPlanSources: what changes between two plans (bundles, .drv paths or a profile's current
+// generation), before anything is built. Both sides are read at once, each keeping only its
+// derivations' heads; a side in another realm is relocated into the other's first, so a promoted
+// plan compares with its original as "same plan, other realm". `--drv NAME` then reads the bytes
+// of the changed derivations again to say why NAME differs.
+
+
+
+
+
+
+
+/** Where the bytes of one side come from during a drill-down. */
+class SideFiles {
+    bytes;
+    parsed = new Map();
+    constructor(bytes) {
+        this.bytes = bytes;
+    }
+    derivation(path) {
+        let drv = this.parsed.get(path);
+        if (drv === undefined) {
+            const b = this.bytes.get(path);
+            if (b === undefined || !path.endsWith('.drv'))
+                return undefined;
+            this.parsed.set(path, (drv = parseDerivation(b)));
+        }
+        return drv;
+    }
+    file(path) {
+        return path.endsWith('.drv') ? undefined : this.bytes.get(path);
+    }
+}
+/**
+ * The old side moved into the new side's realm: its objects relocated (as `nix-plan relocate`
+ * would), its graph rebuilt from the relocated .drv files, and their bytes kept for a drill-down.
+ */
+function relocateSide(old, to) {
+    const objects = old.objects ?? [];
+    const relocation = relocateClosure(objects, old.side.storeDir, to);
+    const roots = old.graph.roots.map((r) => {
+        const drvPath = relocation.pathMap.get(r.drvPath);
+        if (drvPath === undefined)
+            throw new errors_NixPlanError('internal', `root ${r.drvPath} was not relocated`);
+        return { label: r.label, drvPath };
+    });
+    const graph = new PlanGraph(to, roots);
+    const bytes = new Map();
+    for (const o of relocation.objects) {
+        if (o.contents === undefined)
+            continue;
+        bytes.set(o.path, o.contents);
+        if (o.kind === 'drv')
+            graph.add(o.path, parseDerivationSpans(o.contents).head);
+    }
+    return { graph, bytes };
+}
+/** The derivations of a graph that `name` designates: by path, derivation name or package name. */
+function matching(nodes, name) {
+    const byPath = nodes.filter((n) => n.path === name);
+    if (byPath.length > 0)
+        return byPath;
+    const byName = nodes.filter((n) => n.name === name);
+    return byName.length > 0 ? byName : nodes.filter((n) => n.pname === name);
+}
+/** The pairs of changed derivations `name` designates, or a usage error saying why there are none. */
+function drillPairs(old, now, name) {
+    const oldChanged = old.nodes().filter((n) => !now.has(n.path));
+    const newChanged = now.nodes().filter((n) => !old.has(n.path));
+    let a = matching(oldChanged, name);
+    let b = matching(newChanged, name);
+    if (a.length === 0 && b.length === 0) {
+        const same = matching(old.nodes(), name).filter((n) => now.has(n.path));
+        throw new errors_NixPlanError('usage', same.length > 0
+            ? `--drv '${name}': ${same.map((n) => n.path).join(', ')} ${same.length === 1 ? 'is' : 'are'} the same in both plans`
+            : `--drv '${name}' names no derivation of either plan (give a package name, a derivation name or a .drv path)`);
+    }
+    if (a.length === 0 || b.length === 0)
+        throw new errors_NixPlanError('usage', `--drv '${name}' is only in the ${a.length === 0 ? 'new' : 'old'} plan (${[...a, ...b].map((n) => n.path).join(', ')}): there is nothing to compare it with`);
+    if (a.length === 1 && b.length === 1)
+        return [[a[0].path, b[0].path]];
+    // Several: pair those of equal derivation names, one on each side.
+    const pairs = [];
+    for (const x of a) {
+        const same = b.filter((y) => y.name === x.name);
+        if (same.length === 1 && a.filter((z) => z.name === x.name).length === 1)
+            pairs.push([x.path, same[0].path]);
+    }
+    if (pairs.length > 0)
+        return pairs;
+    a = a.slice(0, 10);
+    b = b.slice(0, 10);
+    throw new errors_NixPlanError('usage', `--drv '${name}' is ambiguous: it names ${a.map((n) => n.name).join(', ')} in the old plan and ${b
+        .map((n) => n.name)
+        .join(', ')} in the new one; give a derivation name or a .drv path`);
+}
+/** Paths of `graph` that `other` does not hold, and the files their .drv files name as sources. */
+function changedPaths(graph, other) {
+    return new Set(graph
+        .nodes()
+        .filter((n) => !other.has(n.path))
+        .map((n) => n.path));
+}
+/** Reads the old and new sides and compares them; see the module comment. */
+async function diffPlanSources(oldLocation, newLocation, options, deps) {
+    const readOptions = { store: options.store, trustedKeys: options.trustedKeys };
+    const [oldDir, newDir] = await Promise.all([
+        plan_reader_storeDirOf(oldLocation, readOptions, deps),
+        plan_reader_storeDirOf(newLocation, readOptions, deps),
+    ]);
+    const relocate = oldDir !== newDir;
+    if (relocate && oldLocation.kind !== 'bundle')
+        throw new errors_NixPlanError('realm', `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (nix-plan relocate --to ${oldDir}), or give the old side as a plan bundle`);
+    const [old, now] = await Promise.all([
+        readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps),
+        readPlanSide(newLocation, readOptions, deps),
+    ]);
+    let oldGraph = old.graph;
+    let relocatedBytes;
+    if (relocate) {
+        deps.log.info(`relocating ${oldLocation.path} from ${oldDir} to ${newDir} to compare it…`);
+        ({ graph: oldGraph, bytes: relocatedBytes } = relocateSide(old, newDir));
+    }
+    let drv;
+    if (options.drv !== undefined) {
+        const pairs = drillPairs(oldGraph, now.graph, options.drv);
+        const oldFiles = relocatedBytes ?? (await old.files(changedPaths(oldGraph, now.graph)));
+        const newFiles = await now.files(changedPaths(now.graph, oldGraph));
+        const lookups = { old: new SideFiles(oldFiles), new: new SideFiles(newFiles) };
+        drv = pairs.flatMap(([a, b]) => {
+            const d = diffDerivations(a, b, lookups.old, lookups.new, {
+                storeDir: newDir,
+                ...(options.maxCompared !== undefined && { maxCompared: options.maxCompared }),
+            });
+            return d === undefined ? [] : [d];
+        });
+    }
+    return diffPlans(old.side, oldGraph, now.side, now.graph, {
+        relocated: relocate,
+        ...(drv !== undefined && { drv }),
+    });
+}
+
+;// CONCATENATED MODULE: ./src/nix/collect.ts
+// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
+// of fixed-output derivations (sources), or the roots' built output closure (outputs).
+
+
+
+
+/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
+const YIELD_EVERY = 512;
+/** The include kinds, for option parsing. */
+const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
+/** Output name → path of a parsed derivation. */
+function outputsOf(drv) {
+    const out = {};
+    for (const o of drv.outputs)
+        out[o.name] = o.path;
+    return out;
+}
+const collect_QUOTE = 0x22;
+/**
+ * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
+ * `DrvWithVersion(…)`); see scanDerivation.
+ */
+function derivationSystem(bytes, field) {
+    return scanDerivation(bytes, field === 4).system;
+}
+/**
+ * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
+ * registers for a .drv it writes), found by skipping through the file rather than parsing it.
+ * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
+ * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
+ */
+function scanDerivation(bytes, versioned) {
+    const inputDrvsField = versioned ? 2 : 1;
+    const systemField = inputDrvsField + 2;
+    const references = [];
+    let depth = 0;
+    let at = 0;
+    let tupleStart = false;
+    for (let i = 0; i < bytes.length; i++) {
+        const c = bytes[i];
+        if (c === collect_QUOTE) {
+            const end = bytes.indexOf(collect_QUOTE, i + 1);
+            if (end < 0)
+                break;
+            if (depth === 1 && at === systemField)
+                return {
+                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
+                    references: sortedUnique(references),
+                };
+            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
+                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
+            tupleStart = false;
+            i = end;
+        }
+        else if (c === 0x28 || c === 0x5b) {
+            depth++; // ( [
+            tupleStart = c === 0x28 && depth === 3;
+        }
+        else if (c === 0x29 || c === 0x5d) {
+            if (--depth === 0)
+                break; // ) ]
+        }
+        else if (c === 0x2c && depth === 1 && ++at > systemField)
+            break; // ,
+    }
+    const drv = parseDerivation(bytes);
+    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
+}
+function sortedUnique(items) {
+    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
+}
+/** True for a fixed-output derivation (its one output names its content hash). */
+function isFixedOutput(drv) {
+    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
+}
+/**
+ * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
+ * closure, at most one `nix-store --realise` and one more query for added outputs, one
+ * `--dump-db` per batch, and the .drv files read directly from the store.
+ */
+async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
+    const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
+    const objects = [];
+    for await (const o of stream.objects) {
+        const { file: _bytes, ...object } = o;
+        objects.push(object);
+    }
+    return { objects, ...stream.summary() };
+}
+/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
+class DrvFacts {
+    roots;
+    rootOutputs = new Map();
+    systems = new Set();
+    fods = [];
+    fodOutputs = [];
+    rootSet;
+    constructor(roots) {
+        this.roots = roots;
+        this.rootSet = new Set(roots);
+    }
+    /** Adds one .drv; returns its references (scanDerivation's). */
+    add(path, bytes) {
+        // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
+        // .drv (env values, escapes) cost more than reading the files.
+        const drv = parseDerivationOutputs(bytes);
+        const { system, references } = scanDerivation(bytes, drv.version !== undefined);
+        this.systems.add(system);
+        if (this.rootSet.has(path))
+            this.rootOutputs.set(path, outputsOf(drv));
+        if (isFixedOutput(drv)) {
+            this.fods.push(path);
+            this.fodOutputs.push(...Object.values(outputsOf(drv)));
+        }
+        return references;
+    }
+    summary() {
+        for (const root of this.roots)
+            if (!this.rootOutputs.has(root))
+                throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
+        return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
+    }
+}
+/**
+ * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
+ * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
+ * once. The other kinds need every .drv read and the whole graph first (to realise fixed
+ * outputs or roots, and to order what that adds).
+ */
+async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, options = {}) {
+    store.setStoreDir(storeDir);
+    const drvClosure = await store.requisites(rootDrvs);
+    const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
+    // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
+    const drvBatches = store.pathInfoBatches(drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure);
+    const facts = new DrvFacts(rootDrvs);
+    const readDrv = (p) => {
+        const file = store.readRegularFileSync(p);
+        if (file === undefined)
+            throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
+        return { ...file, references: facts.add(p, file.bytes) };
+    };
+    const readRegularFile = (q, maxSize) => store.readRegularFileSync(q, maxSize);
+    const withKind = (info) => ({
+        ...info,
+        kind: classifySync(info, storeDir, readRegularFile),
+    });
+    if (include === 'drvs') {
+        const objects = async function* () {
+            const done = new Set();
+            const described = drvBatches[Symbol.asyncIterator]();
+            let batch = [];
+            let next = 0;
+            for (const p of drvClosure) {
+                let object;
+                if (drvsFromFiles && p.endsWith('.drv')) {
+                    // What Nix registers for a .drv it writes: no deriver, its inputs as references.
+                    const { references, ...file } = readDrv(p);
+                    const narSize = regularFileNarSize(file.bytes.length, file.executable);
+                    object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
+                }
+                else {
+                    while (next === batch.length) {
+                        const r = await described.next();
+                        if (r.done === true)
+                            throw new errors_NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
+                        batch = r.value;
+                        next = 0;
+                    }
+                    const info = batch[next++];
+                    if (info?.path !== p)
+                        throw new errors_NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
+                    object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
+                }
+                for (const r of object.references)
+                    if (r !== p && !done.has(r))
+                        throw new errors_NixPlanError('internal', `nix-store --query --requisites listed '${p}' before its reference '${r}'`);
+                done.add(p);
+                yield object;
+            }
+        };
+        return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
+    }
+    let sinceYield = 0;
+    for (const p of drvClosure) {
+        if (!p.endsWith('.drv'))
+            continue;
+        readDrv(p);
+        // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
+        if (++sinceYield === YIELD_EVERY) {
+            sinceYield = 0;
+            await new Promise((resolve) => setImmediate(resolve));
+        }
+    }
+    facts.summary(); // the roots are in their closure
+    let extra = [];
+    if (include === 'sources') {
+        if (facts.fods.length > 0) {
+            hooks.onRealise?.('fixed-output derivations', facts.fods.length);
+            await store.realise(facts.fods);
+            extra = await store.requisites(facts.fodOutputs);
+        }
+    }
+    else {
+        hooks.onRealise?.('roots', rootDrvs.length);
+        const built = await store.realise(rootDrvs);
+        const outs = new Set(built);
+        for (const o of facts.rootOutputs.values())
+            for (const p of Object.values(o))
+                if (p !== '')
+                    outs.add(p);
+        extra = await store.requisites([...outs]);
+    }
+    const inClosure = new Set(drvClosure);
+    const added = extra.filter((p) => !inClosure.has(p));
+    const all = [...drvClosure, ...added];
+    const infos = new Map();
+    for await (const batch of drvBatches)
+        for (const info of batch)
+            infos.set(info.path, info);
+    if (added.length > 0)
+        for (const [p, info] of await store.pathInfos(added))
+            infos.set(p, info);
+    const refsOf = (p) => infos.get(p)?.references ?? [];
+    const order = dependencyOrder(all, refsOf);
+    const objects = order.map((p) => {
+        const info = infos.get(p);
+        if (info === undefined)
+            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+        return withKind(info);
+    });
+    return { count: objects.length, objects, summary: () => facts.summary() };
+}
+
+;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
+// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
+
+
+
+const fs_tree_SLASH = Buffer.from('/');
+/** Files up to this size are read in one call: a drv closure is thousands of small files. */
+const SMALL_FILE = 1024 * 1024;
+// The file system is read with synchronous calls: store files are small and local, and each
+// `fs.promises` call is a round trip through libuv's thread pool (shared with zstd), which for
+// tens of thousands of files cost far more than the reads themselves. Large files still stream.
+/** A whole small file as a one-chunk stream, read when iteration starts (not before). */
+function readWhole(p) {
+    return {
+        [Symbol.asyncIterator]: () => {
+            let read = false;
+            return {
+                next: () => {
+                    if (read)
+                        return Promise.resolve({ done: true, value: undefined });
+                    read = true;
+                    try {
+                        return Promise.resolve({ done: false, value: (0,external_node_fs_namespaceObject.readFileSync)(p) });
+                    }
+                    catch (e) {
+                        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+                    }
+                },
+            };
+        },
+    };
+}
+/**
+ * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
+ * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
+ * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
+ * FIFOs and devices are refused, as Nix refuses them.
+ */
+function fileTreeOf(path) {
+    try {
+        return Promise.resolve(fileTreeSync(typeof path === 'string' ? Buffer.from(path) : path));
+    }
+    catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+}
+function fileTreeSync(p) {
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+    if (st.isFile()) {
+        return {
+            type: 'regular',
+            executable: (st.mode & 0o100) !== 0,
+            size: st.size,
+            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
+        };
+    }
+    if (st.isSymbolicLink())
+        return { type: 'symlink', target: new Uint8Array((0,external_node_fs_namespaceObject.readlinkSync)(p, { encoding: 'buffer' })) };
+    if (st.isDirectory()) {
+        return {
+            type: 'directory',
+            entries: async function* () {
+                const names = (0,external_node_fs_namespaceObject.readdirSync)(p, { encoding: 'buffer' });
+                names.sort((a, b) => Buffer.compare(a, b));
+                // One entry per turn: a huge directory still lets the compressor's callbacks run.
+                for (const name of names) {
+                    yield [name, fileTreeSync(Buffer.concat([p, fs_tree_SLASH, name]))];
+                    await Promise.resolve();
+                }
+            },
+        };
+    }
+    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
+}
+/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
+async function* dumpPath(path) {
+    yield* writeNar(await fileTreeOf(path));
+}
+/**
+ * The NAR of `path` like `dumpPath`, but a small regular file (every `.drv` and text) is read at
+ * once and returned as the chunks of its NAR, with no generator or promise per file.
+ */
+function narOf(path) {
+    const p = typeof path === 'string' ? Buffer.from(path) : path;
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+    if (st.isFile() && st.size <= SMALL_FILE) {
+        const bytes = (0,external_node_fs_namespaceObject.readFileSync)(p);
+        if (bytes.length !== st.size)
+            throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' changed size while it was read`);
+        return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
+    }
+    return dumpPath(p);
+}
+
+;// CONCATENATED MODULE: ./src/app/files.ts
+// Checks on the files a use case will write, made before the long work so a typo fails fast.
+
+
+
+
+/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
+async function assertWritable(path) {
+    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report };
+}
+
 ;// CONCATENATED MODULE: ./src/app/version.ts
 // The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
 /** The version of nix-plan. */
 const VERSION = '0.1.0';
 /** `tool` in bundle manifests and `nix-plan --version`. */
 const TOOL_VERSION = `nix-plan ${VERSION}`;
-/** The oldest Node.js nix-plan runs on: package.json's `engines.node` (kept equal by a test). */
-const NODE_REQUIRED = 24;
 
 ;// CONCATENATED MODULE: ./src/app/relocate.ts
 // relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
@@ -8362,8 +9287,7 @@ async function relocatePlan(bundlePath, options, deps) {
         catch (e) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
-        // Messages name the user's file, not the private copy they are about.
-        const bundle = { ...(await openBundle(copy)), name: bundlePath };
+        const bundle = await openBundle(copy);
         let scratch;
         const started = performance.now();
         try {
@@ -8567,8 +9491,8 @@ async function exportPlan(options, deps) {
     const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
     const t0 = performance.now();
     const nixVersion = await store.version();
-    const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
-    const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
+    deps.log.info(`evaluating with Nix ${nixVersion}…`);
+    const { roots, storeDir } = await evaluate(options, store);
     const t1 = performance.now();
     // Returns once the .drv files are read; Nix still describes the paths while writing starts.
     const closure = await streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) }, 
@@ -8659,6 +9583,210 @@ async function exportPlan(options, deps) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/app/import.ts
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
+
+
+
+
+
+
+
+
+
+/** The import methods, for option parsing. */
+const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
+
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/**
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; the verified export
+ * stream is kept in a private file as it is checked, and that file is what Nix imports.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ */
+async function importPlan(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        // The first Nix process runs alone: on a store that does not exist yet it creates the
+        // database, and two Nix 2.34 processes starting at once on a new store can fail with
+        // "SQLite database is busy".
+        const storeDir = await store.storeDir();
+        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        const source = await openBundle(copy);
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+        try {
+            const paths = [];
+            const validity = new ValidityQueries(store);
+            let report;
+            try {
+                report = await verifyWithProgress(source, {
+                    trustedKeys: options.trustedKeys,
+                    storeDir,
+                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+                    onEntry: (e) => {
+                        paths.push(e.path);
+                        validity.add(e.path);
+                    },
+                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
+                }, deps.progress);
+            }
+            finally {
+                verified.close();
+            }
+            if (verified.failure !== undefined)
+                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+            const { manifest } = report;
+            const invalid = await validity.invalid();
+            const alreadyValid = paths.length - invalid.size;
+            if (invalid.size === 0) {
+                deps.log.info(`all ${paths.length} paths are valid already`);
+                return { manifest, imported: 0, alreadyValid, method: 'none' };
+            }
+            let method = options.method ?? 'auto';
+            if (method === 'auto') {
+                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
+                method = trust === 'untrusted' ? 'copy' : 'import';
+                if (trust === 'unknown')
+                    deps.log.debug('store trust unknown: trying nix-store --import first');
+            }
+            // The verified stream: the private file, or (when it could not be kept) decompressed again.
+            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
+            if (method === 'import') {
+                deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
+                try {
+                    await importExport(store, stream());
+                }
+                catch (e) {
+                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                        throw e;
+                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+                    method = 'copy';
+                }
+            }
+            if (method === 'copy') {
+                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+                await copyImport(stream(), { store: options.store, manifest }, deps);
+            }
+            const still = await invalidAmong(store, paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return { manifest, imported: invalid.size, alreadyValid, method };
+        }
+        finally {
+            await source.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/app/keygen.ts
 // keygen: a signing key pair in the files `nix-store --generate-binary-cache-key NAME SECRET PUBLIC` writes.
 
@@ -8684,39 +9812,84 @@ async function writeNew(path, text, mode) {
             : `cannot write '${path}': ${e.message}`);
     }
 }
-/** Refuses a key file that exists, before anything is written. */
-async function assertAbsent(path) {
-    try {
-        await (0,external_node_fs_promises_namespaceObject.lstat)(path);
-    }
-    catch (e) {
-        if (e.code === 'ENOENT')
-            return;
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.message}`);
-    }
-    throw new errors_NixPlanError('usage', `'${path}' exists; refusing to overwrite a key file`);
-}
 /**
  * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
- * newline (older Nix does not trim key files). Refuses to overwrite either file, and checks both
- * before writing either, so a refusal leaves nothing behind; should the public file still fail
- * (created meanwhile, a full disk), the secret this call just wrote is removed again.
+ * newline (older Nix does not trim key files). Refuses to overwrite either file; when the public
+ * file cannot be written the secret written before it stays (it is complete and private).
  */
 async function writeKeyPair(pair, files) {
-    await assertAbsent(files.secretFile);
-    await assertAbsent(files.publicFile);
     await writeNew(files.secretFile, pair.secretKey, 0o600);
-    try {
-        await writeNew(files.publicFile, pair.publicKey, 0o644);
+    await writeNew(files.publicFile, pair.publicKey, 0o644);
+}
+
+;// CONCATENATED MODULE: ./src/app/realise.ts
+// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
+// substituters, optionally keeping GC roots; no evaluation anywhere.
+
+
+
+
+
+
+
+
+/**
+ * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ */
+function selectRoots(roots, selectors = []) {
+    if (selectors.length === 0)
+        return [...roots];
+    const chosen = new Set();
+    for (const sel of selectors) {
+        const matches = /^\d+$/.test(sel)
+            ? roots.filter((_, i) => i === Number(sel))
+            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
+        if (matches.length === 0)
+            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
+        for (const m of matches)
+            chosen.add(m);
     }
-    catch (e) {
-        await (0,external_node_fs_promises_namespaceObject.rm)(files.secretFile, { force: true });
-        throw e;
+    return roots.filter((r) => chosen.has(r));
+}
+/** Imports the bundle and builds the selected roots. */
+async function realisePlan(bundlePath, options, deps) {
+    const imported = await importPlan(bundlePath, options, deps);
+    const { manifest } = imported;
+    const roots = selectRoots(manifest.roots, options.roots);
+    const store = new NixStore(deps.runner, { store: options.store });
+    const drvs = roots.map((r) => r.drvPath);
+    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
+    const printed = await store.realise(drvs, {
+        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
+        extraArgs: options.nixArgs,
+        onLog: deps.nixLog,
+    });
+    // With --add-root Nix prints the links it made; the outputs are their targets.
+    const links = options.outLink === undefined ? [] : printed;
+    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
+    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
+    const outPaths = {};
+    for (const r of roots) {
+        const outs = {};
+        for (const [name, path] of Object.entries(r.outputs))
+            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+        outPaths[r.drvPath] = outs;
     }
+    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
+    const missing = all.filter((p) => p === '');
+    if (missing.length > 0)
+        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
+    const invalid = await store.invalidPaths(all);
+    if (invalid.size > 0)
+        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
+    const { manifest: _m, ...importSummary } = imported;
+    return { manifest, outPaths, import: importSummary, links };
 }
 
 ;// CONCATENATED MODULE: ./src/cli/use-cases.ts
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
+
 
 
 
@@ -8734,10 +9907,11 @@ const defaultUseCases = {
     verifyPlan: verifyPlan,
     importPlan: importPlan,
     realisePlan: realisePlan,
-    dryRunRealise: dryRunRealise,
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
     keygen: keygen,
+    diffPlanSources: diffPlanSources,
+    planContents: planContents,
     writeKeyPair: writeKeyPair,
     copyImport: binaryCacheCopyImport,
 };
@@ -8792,61 +9966,9 @@ function exitCodeFor(error) {
     return ExitCode.internal;
 }
 
-;// CONCATENATED MODULE: ./src/cli/verbose-runner.ts
-// The command line's view of the Nix commands it runs: `-v` echoes each one (argv, quoted for a
-// shell), `-vv` passes verbosity on to Nix and shows its messages, `--log-format` reaches the Nix
-// commands whose output is shown (so `nix-plan realise … --log-format internal-json |& nom --json`
-// works). A decorator over any CommandRunner, so tests and the real runner see the same.
-
-
-/** Nix's own tools: these take `-v` and `--log-format`; anything else (an activation script) does not. */
-const NIX_TOOLS = new Set([
-    'nix',
-    'nix-store',
-    'nix-instantiate',
-    'nix-env',
-    'nix-build',
-    'nix-shell',
-    'nix-copy-closure',
-    'nix-collect-garbage',
-]);
-/** Whether `cmd` is one of Nix's tools. */
-function isNixTool(cmd) {
-    return NIX_TOOLS.has((0,external_node_path_namespaceObject.basename)(cmd));
-}
-/** Wraps `inner` so it runs each command as `verbosity` asks. */
-class VerboseRunner {
-    inner;
-    verbosity;
-    constructor(inner, verbosity) {
-        this.inner = inner;
-        this.verbosity = verbosity;
-    }
-    run(cmd, args, options = {}) {
-        const { level, logFormat, shownLog } = this.verbosity;
-        const nix = isNixTool(cmd);
-        // From -vv the stderr of every Nix command not already passed on is shown as it comes, so
-        // its -v has something to say.
-        const showAll = nix && level >= 2 && options.onStderr === undefined;
-        const shown = showAll || (options.onStderr !== undefined && options.onStderr === shownLog);
-        const extra = nix
-            ? [
-                ...Array.from({ length: Math.max(0, level - 1) }, () => '-v'),
-                ...(logFormat !== undefined && shown ? ['--log-format', logFormat] : []),
-            ]
-            : [];
-        const argv = [...extra, ...args];
-        if (level >= 1)
-            this.verbosity.write(`+ ${formatCommandLine(cmd, argv)}\n`);
-        return this.inner.run(cmd, argv, showAll ? { ...options, onStderr: (c) => this.verbosity.write(c) } : options);
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
-
-
 
 
 
@@ -8867,8 +9989,7 @@ function mainHelp() {
         'Commands:',
         ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
         '',
-        "Options for every command: -h/--help, -q/--quiet, -v/--verbose (each Nix command; -vv also Nix's messages),",
-        '--json (machine-readable result).',
+        'Options for every command: -h/--help, -q/--quiet, -v/--verbose, --json (machine-readable result).',
         "Run 'nix-plan COMMAND --help' for a command's options. Exit codes: see 'nix-plan help exit-codes'.",
         '',
     ].join('\n');
@@ -8914,7 +10035,7 @@ async function main(argv, options = {}) {
         return ExitCode.ok;
     }
     if (typeof external_node_zlib_namespaceObject.createZstdCompress !== 'function') {
-        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js ${NODE_REQUIRED} or newer\n`);
+        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js 22.15 or newer\n`);
         return ExitCode.internal;
     }
     const command = COMMANDS.find((c) => c.name === first);
@@ -8928,30 +10049,22 @@ async function main(argv, options = {}) {
             return ExitCode.ok;
         }
     }
-    const verbosity = verbosityOf(rest);
-    // An echoed command starts on a clean line, even under a progress bar.
-    const write = (text) => io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
-    const makeContext = (args) => {
-        const base = options.runner ?? new ProcessRunner();
-        const logFormat = oneOf(str(args, 'log-format'), 'log-format', LOG_FORMATS);
-        const nixLog = verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk);
-        const runner = verbosity.level > 0 || logFormat !== undefined
-            ? new VerboseRunner(base, { level: verbosity.level, logFormat, write, shownLog: nixLog })
-            : base;
-        return {
-            io,
-            useCases: { ...defaultUseCases, ...options.useCases },
-            deps: {
-                runner,
-                log: terminalLogger(io, verbosity),
-                progress: terminalProgress(io, verbosity),
-                nixLog,
-            },
-        };
+    const verbosity = {
+        quiet: rest.includes('-q') || rest.includes('--quiet'),
+        verbose: rest.includes('-v') || rest.includes('--verbose'),
+    };
+    const ctx = {
+        io,
+        useCases: { ...defaultUseCases, ...options.useCases },
+        deps: {
+            runner: options.runner ?? new ProcessRunner(),
+            log: terminalLogger(io, verbosity),
+            progress: terminalProgress(io, verbosity),
+            nixLog: verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk),
+        },
     };
     try {
-        const args = command.parse(rest);
-        await command.run(args, makeContext(args));
+        await command.run(command.parse(rest), ctx);
         return ExitCode.ok;
     }
     catch (error) {
@@ -8967,27 +10080,6 @@ async function main(argv, options = {}) {
         return code;
     }
 }
-/**
- * `-q` and the `-v` count from the options before `--` (`-v -v`, `-vv` and `--verbose` add up;
- * letters grouped with the other flags, `-qv`, count too).
- */
-function verbosityOf(argv) {
-    const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
-    let level = 0;
-    let quiet = false;
-    for (const a of head) {
-        if (a === '--verbose')
-            level++;
-        else if (a === '--quiet')
-            quiet = true;
-        else if (/^-[qvh]+$/.test(a)) {
-            level += a.split('v').length - 1;
-            quiet ||= a.includes('q');
-        }
-    }
-    return { quiet, verbose: level > 0, level };
-}
 function usage(io, message) {
     io.stderr.write(`nix-plan: error: ${message}\nTry 'nix-plan --help'.\n`);
     return ExitCode.usage;
@@ -9000,7 +10092,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(280);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(871);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

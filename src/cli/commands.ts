@@ -36,6 +36,8 @@ import { EXIT_CODE_MEANINGS } from './exit-codes.js';
 import { manPage } from './manpage.js';
 import { VERSION } from '../app/version.js';
 import { splitShellWords } from '../core/shell-words.js';
+import { diffCommand } from './diff-command.js';
+import { formatContents } from './diff-format.js';
 
 export type { UseCases } from './use-cases.js';
 
@@ -218,20 +220,36 @@ export const COMMANDS: readonly Command[] = [
     name: 'inspect',
     operand: BUNDLE,
     summary: 'show what a bundle holds (touches no store)',
-    usage: ['nix-plan inspect BUNDLE [--json]'],
+    usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
     description:
-      'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
-    options: {},
+      'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
+      'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+    options: {
+      contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
+      'trusted-key': TRUSTED_KEY,
+    },
     examples: [
       'nix-plan inspect hello.nixplan',
       'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+      'nix-plan inspect hello.nixplan --contents',
     ],
     async run(args, ctx) {
       noRest(args, 'inspect');
-      const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
-      print(ctx, args, result, () => formatInspect(result));
+      const bundle = onePositional(args, 'BUNDLE');
+      const result = await ctx.useCases.inspectPlan(bundle);
+      if (!flag(args, 'contents')) {
+        print(ctx, args, result, () => formatInspect(result));
+        return;
+      }
+      const contents = await ctx.useCases.planContents(
+        bundle,
+        { trustedKeys: await readKeys(list(args, 'trusted-key')) },
+        ctx.deps,
+      );
+      print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
     },
   }),
+  define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
   define({
     name: 'verify',
     operand: BUNDLE,

@@ -2,6 +2,8 @@
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
 import { dryRunRealise } from '../app/dry-run.js';
+import { planContents } from '../app/contents.js';
+import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
@@ -22,6 +24,8 @@ export interface UseCases {
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
   keygen: typeof keygen;
+  diffPlanSources: typeof diffPlanSources;
+  planContents: typeof planContents;
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
@@ -38,6 +42,8 @@ export const defaultUseCases: UseCases = {
   relocatePlan,
   applyPlan,
   keygen,
+  diffPlanSources,
+  planContents,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
 };
