@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 504:
+/***/ 754:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -11,7 +11,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   iW: () => (/* binding */ main)
 });
 
-// UNUSED EXPORTS: exitCodesHelp, mainHelp, verbosityOf
+// UNUSED EXPORTS: exitCodesHelp, mainHelp
 
 ;// CONCATENATED MODULE: external "node:zlib"
 const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
@@ -60,6 +60,93 @@ function stringifyError(error) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/core/text.ts
+// Text a stranger wrote, shown to a person: which characters a manifest refuses, and how anything
+// from a bundle is escaped for a terminal and for GitHub's Markdown.
+//
+// One definition of "unsafe" serves both sides: the manifest refuses these characters in every
+// string (tool, labels, provenance, warnings), and the display escapes them wherever a string came
+// from a bundle anyway (store paths, key names, error messages), so a bundle cannot move the
+// cursor, rewrite a line with a carriage return, open an OSC sequence (titles, hyperlinks,
+// clipboard), reorder what follows with a bidi override, or print a line that looks like ours.
+/**
+ * Characters no string from a bundle may carry: C0 controls (with tab and newline), DEL, C1
+ * controls (U+0080–U+009F: a terminal in UTF-8 mode may take U+009B as CSI), the bidi embeddings,
+ * overrides, isolates and marks (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), the
+ * line and paragraph separators (U+2028, U+2029), and UTF-16 surrogates that are not a pair.
+ */
+const UNSAFE = 
+// eslint-disable-next-line no-control-regex
+/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+/** The same set without the global flag (`exec` from the start, no `lastIndex` state). */
+const UNSAFE_ONE = new RegExp(UNSAFE.source);
+/** The first unsafe character of `text` as `U+XXXX` and its index, or undefined when there is none. */
+function unsafeCharacter(text) {
+    const m = UNSAFE_ONE.exec(text);
+    if (m === null)
+        return undefined;
+    return { index: m.index, codePoint: codePointName(m[0]) };
+}
+function codePointName(ch) {
+    return `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+}
+/** How an unsafe character is shown: `\e` style names for the common ones, else `\u{XXXX}`. */
+function visible(ch) {
+    switch (ch) {
+        case '\n':
+            return '\\n';
+        case '\r':
+            return '\\r';
+        case '\t':
+            return '\\t';
+        case '\x1b':
+            return '\\e';
+        default: {
+            const cp = ch.codePointAt(0) ?? 0;
+            return cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u{${cp.toString(16)}}`;
+        }
+    }
+}
+/**
+ * `text` with every unsafe character replaced by a visible escape (`\e`, `\r`, `\x9b`,
+ * `\u{202e}`), for a terminal. With `multiline`, newlines and tabs are kept (for messages that
+ * quote a Nix command's output); a carriage return is escaped either way, as it would let the
+ * rest of a line overwrite its start.
+ */
+function escapeTerminal(text, options = {}) {
+    const keep = options.multiline === true;
+    return text.replace(UNSAFE, (ch) => (keep && (ch === '\n' || ch === '\t') ? ch : visible(ch)));
+}
+/**
+ * A Markdown code span holding `text` exactly (after `escapeTerminal`): GitHub renders nothing
+ * inside one as Markdown or HTML, and neither links mentions nor turns `:name:` into an emoji
+ * there, so anything from a bundle is shown this way. The fence is longer than any run of
+ * backticks in the text, as CommonMark requires. Inside a table cell, pass the result through
+ * the table's cell escaping (a `|` must be `\|` even in a code span).
+ */
+function text_markdownCode(text) {
+    const safe = escapeTerminal(text);
+    let longest = 0;
+    for (const run of safe.match(/`+/g) ?? [])
+        longest = Math.max(longest, run.length);
+    const fence = '`'.repeat(longest + 1);
+    const pad = safe.startsWith('`') || safe.endsWith('`') || /^ .* $/.test(safe) ? ' ' : '';
+    return safe === '' ? '<code></code>' : `${fence}${pad}${safe}${pad}${fence}`;
+}
+/**
+ * `text` as literal Markdown prose: every ASCII punctuation character backslash-escaped (so no
+ * emphasis, link, image, heading, HTML tag or entity can start) and unsafe characters made
+ * visible. Prefer `markdownCode` for anything from a bundle: GitHub still turns `:name:` into an
+ * emoji and `@name` into a mention outside code.
+ */
+function escapeMarkdown(text) {
+    return escapeTerminal(text).replace(/[!-/:-@[-`{-~]/g, (ch) => `\\${ch}`);
+}
+/** `text` for HTML text or a double-quoted attribute. */
+function escapeHtml(text) {
+    return escapeTerminal(text).replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
+}
+
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: external "node:fs"
@@ -86,18 +173,12 @@ class NixCommandError extends errors_NixPlanError {
     /**
      * @param what names the command in the message (default: the program and its first three arguments)
      * @param hint said in parentheses after the exit code, e.g. what state the failure left behind
-     * @param shown the stderr was passed on to the user as it came (a build log): the message says
-     *   so instead of repeating its tail
      */
     constructor(command, args, exitCode, stderr, options = {}) {
         const tail = stderr.trim().slice(-STDERR_TAIL);
         const what = options.what ?? `${command} ${args.slice(0, 3).join(' ')}…`;
-        const hints = [
-            ...(options.hint === undefined ? [] : [options.hint]),
-            ...(options.shown === true ? ['its output is above'] : []),
-        ];
-        const hint = hints.length === 0 ? '' : ` (${hints.join('; ')})`;
-        super('nix', `${what} failed with exit code ${exitCode}${hint}${options.shown === true ? '' : `:\n${tail}`}`);
+        const hint = options.hint === undefined ? '' : ` (${options.hint})`;
+        super('nix', `${what} failed with exit code ${exitCode}${hint}:\n${tail}`);
         this.command = command;
         this.args = args;
         this.exitCode = exitCode;
@@ -213,153 +294,31 @@ class ProcessRunner {
         }
         const code = await exited;
         const result = { code, stdout: Buffer.concat(out), stderr: err };
-        // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
-            NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
+            NixCommandError.check(cmd, args, result);
         return result;
     }
 }
 
-;// CONCATENATED MODULE: external "node:fs/promises"
-const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: external "node:util"
-const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-;// CONCATENATED MODULE: ./src/cli/args.ts
-// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
-// usage errors that name the option and the accepted values.
+;// CONCATENATED MODULE: ./src/app/signing-policy.ts
+// A key signs only what was verified: the rule every command that signs a plan it read applies.
 
-
-
-/** Throws a usage error. */
-function usageError(message) {
-    return new errors_NixPlanError('usage', message);
-}
-/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
-function parseCommandArgs(argv, specs) {
-    const dash = argv.indexOf('--');
-    const head = joinDashValues(dash < 0 ? argv : argv.slice(0, dash), specs);
-    const rest = dash < 0 ? [] : argv.slice(dash + 1);
-    const options = {};
-    for (const [name, s] of Object.entries(specs))
-        options[name] = {
-            type: s.type,
-            ...(s.short !== undefined && { short: s.short }),
-            ...(s.multiple === true && { multiple: true }),
-        };
-    try {
-        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
-            args: [...head],
-            options,
-            allowPositionals: true,
-            strict: true,
-        });
-        return { values, positionals, rest };
-    }
-    catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
-    }
-}
-/** `--name VALUE` as `--name=VALUE` for options whose value may look like an option. */
-function joinDashValues(argv, specs) {
-    const out = [];
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i] ?? '';
-        const name = a.startsWith('--') ? a.slice(2) : undefined;
-        const value = argv[i + 1];
-        if (name !== undefined && specs[name]?.dashValue === true && value !== undefined) {
-            out.push(`${a}=${value}`);
-            i++;
-        }
-        else
-            out.push(a);
-    }
-    return out;
-}
-/** A string option's value, or undefined. */
-function str(args, name) {
-    const v = args.values[name];
-    return typeof v === 'string' ? v : undefined;
-}
-/** A required string option's value. */
-function required(args, name, what) {
-    const v = str(args, name);
-    if (v === undefined || v === '')
-        throw usageError(`missing --${name} ${what}`);
-    return v;
-}
-/** A repeatable string option's values (also splitting on commas when `commas`). */
-function list(args, name, commas = false) {
-    const v = args.values[name];
-    const items = Array.isArray(v)
-        ? v.filter((x) => typeof x === 'string')
-        : typeof v === 'string'
-            ? [v]
-            : [];
-    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
-}
-/** A boolean flag. */
-function flag(args, name) {
-    return args.values[name] === true;
-}
-/** A value that must be one of `allowed`. */
-function oneOf(value, name, allowed) {
-    if (value === undefined)
-        return undefined;
-    if (!allowed.includes(value))
-        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
-    return value;
-}
-/** An integer option within [min, max]. */
-function integer(value, name, min, max) {
-    if (value === undefined)
-        return undefined;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value) || n < min || n > max)
-        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
-    return n;
-}
-/** Exactly one positional argument (the bundle), or a usage error naming it. */
-function onePositional(args, what) {
-    if (args.positionals.length === 0)
-        throw usageError(`missing ${what}`);
-    if (args.positionals.length > 1)
-        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
-    return args.positionals[0] ?? '';
-}
-const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
 /**
- * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
- * holding one or more (whitespace-separated), like `trusted-public-keys`.
+ * Refuses (a usage error, before any work) to sign an input that no trusted key vouched for:
+ * signing makes a plan trusted downstream, so an unverified input would be laundered into a
+ * trusted one. `--no-check-sigs` is the explicit opt-out, recorded in what is signed.
  */
-async function readKeys(values, readText = readTextFile) {
-    const keys = [];
-    for (const v of values) {
-        if (KEY_LITERAL.test(v))
-            keys.push(v);
-        else
-            keys.push(...(await readText(v, 'trusted key file')).split(/\s+/).filter((k) => k !== ''));
-    }
-    return keys;
+function assertSignable(signs, keysGiven, noCheckSigs, names = CLI_NAMES) {
+    if (signs && !keysGiven && !noCheckSigs)
+        throw new errors_NixPlanError('usage', `${names.sign} signs only what was verified: give ${names.trust} (the keys the input must be signed by), ` +
+            `or ${names.optOut} to sign it unverified on purpose`);
 }
-/** Reads a small text file, turning a missing file into a usage error that names it. */
-async function readTextFile(path, what) {
-    try {
-        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
-    }
-}
-/** Help text for a command's options, aligned. */
-function optionsHelp(specs) {
-    const rows = Object.entries(specs).map(([name, s]) => {
-        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
-        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
-    });
-    const width = Math.max(...rows.map(([l]) => l.length));
-    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
-}
+/** The command line's names. */
+const CLI_NAMES = {
+    sign: '--sign-key',
+    trust: '--trusted-key',
+    optOut: '--no-check-sigs',
+};
 
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
@@ -704,6 +663,365 @@ function isStrictlySorted(xs) {
     return true;
 }
 
+;// CONCATENATED MODULE: ./src/core/bundle/manifest-types.ts
+// The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
+/** The `format` every bundle manifest names. */
+const MANIFEST_FORMAT = 'nix-plan';
+/** The manifest schema this code writes. */
+const MANIFEST_FORMAT_VERSION = 2;
+/** Every manifest schema this code reads (version 1 has no createdAt, provenance or promotions). */
+const READABLE_FORMAT_VERSIONS = [1, 2];
+/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
+const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
+/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
+const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
+/** Every object kind, in the order counts are listed. */
+const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
+/** Every include kind. */
+const INCLUDES = ['drvs', 'sources', 'outputs'];
+
+;// CONCATENATED MODULE: ./src/core/bundle/manifest-schema.ts
+// Strict validation of an untrusted manifest (parsed JSON) against schema version 1 or 2: every
+// field's type, range and format, store paths in the bundle's store dir, and the cross-field rules.
+
+
+
+
+const MAX_STRING = 4096;
+const MAX_ROOTS = 100_000;
+const MAX_LIST = 100_000;
+/** Most promotions a plan records (each relocation adds one). */
+const MAX_PROMOTIONS = 256;
+/** Most locked inputs recorded of a flake (nixpkgs-scale locks have a few hundred). */
+const MAX_FLAKE_INPUTS = 10_000;
+const ANY = /^/s;
+const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
+const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
+const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const COMMIT = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+const NO_SPACE = /^\S+$/;
+const HTTPS_URL = /^https:\/\/\S+$/;
+const SRI = /^(?:sha1|sha256|sha512)-[A-Za-z0-9+/]+={0,2}$/;
+/** RFC 3339 in UTC with whole seconds, as nix-plan writes times: `2026-12-06T10:17:30Z`. */
+const RFC3339_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
+function bad(field, detail) {
+    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
+}
+function isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function record(v, field, required, optional = []) {
+    if (!isRecord(v))
+        throw bad(field, 'must be an object');
+    for (const k of Object.keys(v))
+        if (!required.includes(k) && !optional.includes(k))
+            throw bad(field, `has an unknown field '${k.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')}' (written by a newer nix-plan? upgrade nix-plan)`);
+    for (const k of required)
+        if (!(k in v))
+            throw bad(field, `lacks the field '${k}'`);
+    return v;
+}
+/**
+ * A string of at most `max` characters matching `pattern`, and free of the characters no
+ * manifest string may hold (controls, C1, bidi, separators, lone surrogates: see core/text.ts).
+ */
+function str(v, field, max = MAX_STRING, pattern = ANY) {
+    if (typeof v !== 'string')
+        throw bad(field, 'must be a string');
+    if (v.length > max)
+        throw bad(field, `is longer than ${max} characters`);
+    const unsafe = unsafeCharacter(v);
+    if (unsafe !== undefined)
+        throw bad(field, `holds the character ${unsafe.codePoint} (at index ${unsafe.index}), which is not allowed`);
+    if (!pattern.test(v))
+        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
+    return v;
+}
+function manifest_schema_int(v, field, min = 0) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+        throw bad(field, min === 0 ? 'must be a non-negative integer' : `must be an integer of at least ${min}`);
+    return v;
+}
+function bool(v, field) {
+    if (typeof v !== 'boolean')
+        throw bad(field, 'must be true or false');
+    return v;
+}
+function list(v, field, max, item) {
+    if (!Array.isArray(v))
+        throw bad(field, 'must be an array');
+    if (v.length > max)
+        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+    return v.map((x, i) => item(x, `${field}[${i}]`));
+}
+function storePath(v, field, storeDir) {
+    const p = str(v, field);
+    try {
+        parseStorePath(p, storeDir);
+    }
+    catch (e) {
+        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
+    }
+    return p;
+}
+function storeDirField(v, field) {
+    const dir = str(v, field);
+    const problem = storeDirProblem(dir);
+    if (problem !== undefined)
+        throw bad(field, `'${dir}' is not a store directory: ${problem}`);
+    return dir;
+}
+/** An RFC 3339 UTC time with whole seconds that names a real instant (no 30 February). */
+function timestamp(v, field) {
+    const s = str(v, field, 64);
+    const m = RFC3339_UTC.exec(s);
+    const ms = Date.parse(s);
+    if (m === null || Number.isNaN(ms) || new Date(ms).toISOString() !== `${s.slice(0, 19)}.000Z`)
+        throw bad(field, `must be an RFC 3339 UTC time like 2026-12-06T10:17:30Z, not '${s}'`);
+    return s;
+}
+function kinds(v, field, keys) {
+    const r = record(v, field, keys);
+    const out = {};
+    for (const k of keys)
+        out[k] = manifest_schema_int(r[k], `${field}.${k}`);
+    return out;
+}
+function root(v, field, storeDir) {
+    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
+    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
+    if (!drvPath.endsWith('.drv'))
+        throw bad(`${field}.drvPath`, 'must be a .drv path');
+    const outputsIn = r['outputs'];
+    if (!isRecord(outputsIn))
+        throw bad(`${field}.outputs`, 'must be an object');
+    const outputs = {};
+    const names = Object.keys(outputsIn);
+    if (names.length > 1000)
+        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+    for (const name of names) {
+        str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+        const p = outputsIn[name];
+        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
+    }
+    const out = { drvPath, outputs };
+    if (r['installable'] !== undefined)
+        out.installable = str(r['installable'], `${field}.installable`);
+    if (r['attribute'] !== undefined)
+        out.attribute = str(r['attribute'], `${field}.attribute`);
+    return out;
+}
+function relocation(v, field, storeDir) {
+    const r = record(v, field, ['storeDir', 'report']);
+    const from = storeDirField(r['storeDir'], `${field}.storeDir`);
+    const rep = record(r['report'], `${field}.report`, [
+        'objects',
+        'hashesRewritten',
+        'bareHashRewrites',
+        'bareStoreDirMentions',
+        'warnings',
+    ]);
+    const report = {
+        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
+        hashesRewritten: manifest_schema_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
+        bareHashRewrites: manifest_schema_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
+        bareStoreDirMentions: list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
+            const m = record(x, f, ['path', 'count']);
+            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_schema_int(m['count'], `${f}.count`) };
+        }),
+        warnings: list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => str(x, f)),
+    };
+    return { storeDir: from, report };
+}
+function flake(v, field) {
+    const r = record(v, field, ['url', 'inputs']);
+    const inputs = list(r['inputs'], `${field}.inputs`, MAX_FLAKE_INPUTS, (x, f) => {
+        const i = record(x, f, ['name', 'url'], ['narHash', 'lastModified']);
+        return {
+            name: str(i['name'], `${f}.name`, 256, NO_SPACE),
+            url: str(i['url'], `${f}.url`, MAX_STRING, NO_SPACE),
+            ...(i['narHash'] !== undefined && { narHash: str(i['narHash'], `${f}.narHash`, 256, SRI) }),
+            ...(i['lastModified'] !== undefined && { lastModified: manifest_schema_int(i['lastModified'], `${f}.lastModified`) }),
+        };
+    });
+    for (let i = 1; i < inputs.length; i++)
+        if (!((inputs[i - 1]?.name ?? '') < (inputs[i]?.name ?? '')))
+            throw bad(`${field}.inputs[${i}].name`, 'must come after the name before it (sorted, no duplicates)');
+    return { url: str(r['url'], `${field}.url`, MAX_STRING, NO_SPACE), inputs };
+}
+/** The `provenance` object of a version-2 manifest. */
+function provenance(v, field) {
+    const r = record(v, field, [], ['repository', 'commit', 'ref', 'dirty', 'workflow', 'runUrl', 'runAttempt', 'flake']);
+    const p = {};
+    if (r['repository'] !== undefined)
+        p.repository = str(r['repository'], `${field}.repository`, 1024, NO_SPACE);
+    if (r['commit'] !== undefined)
+        p.commit = str(r['commit'], `${field}.commit`, 64, COMMIT);
+    if (r['ref'] !== undefined)
+        p.ref = str(r['ref'], `${field}.ref`, 1024, NO_SPACE);
+    if (r['dirty'] !== undefined)
+        p.dirty = bool(r['dirty'], `${field}.dirty`);
+    if (r['workflow'] !== undefined)
+        p.workflow = str(r['workflow'], `${field}.workflow`, 1024);
+    if (r['runUrl'] !== undefined)
+        p.runUrl = str(r['runUrl'], `${field}.runUrl`, 2048, HTTPS_URL);
+    if (r['runAttempt'] !== undefined)
+        p.runAttempt = manifest_schema_int(r['runAttempt'], `${field}.runAttempt`, 1);
+    if (r['flake'] !== undefined)
+        p.flake = flake(r['flake'], `${field}.flake`);
+    return p;
+}
+function promotion(v, field) {
+    const r = record(v, field, ['digest', 'storeDir', 'checksum', 'signedBy', 'at'], ['noCheckSigs']);
+    const signedBy = list(r['signedBy'], `${field}.signedBy`, 64, (x, f) => {
+        const s = record(x, f, ['key', 'fingerprint']);
+        return {
+            key: str(s['key'], `${f}.key`, 256, KEY_NAME),
+            fingerprint: str(s['fingerprint'], `${f}.fingerprint`, 71, SHA256_DIGEST),
+        };
+    });
+    const p = {
+        digest: str(r['digest'], `${field}.digest`, 71, SHA256_DIGEST),
+        storeDir: storeDirField(r['storeDir'], `${field}.storeDir`),
+        checksum: str(r['checksum'], `${field}.checksum`, 64, HEX64),
+        signedBy,
+        at: timestamp(r['at'], `${field}.at`),
+    };
+    if (r['noCheckSigs'] !== undefined) {
+        if (r['noCheckSigs'] !== true)
+            throw bad(`${field}.noCheckSigs`, 'must be true when present');
+        if (signedBy.length > 0)
+            throw bad(`${field}.signedBy`, 'must be empty when the input was accepted with noCheckSigs');
+        p.noCheckSigs = true;
+    }
+    return p;
+}
+const V1_FIELDS = [
+    'format',
+    'formatVersion',
+    'tool',
+    'nixVersion',
+    'storeDir',
+    'systems',
+    'include',
+    'roots',
+    'counts',
+    'narBytes',
+    'paths',
+    'stream',
+    'signatures',
+    'checksum',
+];
+/**
+ * Checks that an untrusted value (parsed JSON) is a version-1 or version-2 manifest and returns
+ * it typed. An unknown format or version is refused first, with a message that says to upgrade
+ * nix-plan for a newer one.
+ */
+function validateManifest(value) {
+    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
+        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
+    const version = value['formatVersion'];
+    if (typeof version !== 'number' || !READABLE_FORMAT_VERSIONS.includes(version)) {
+        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
+        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
+            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')}: upgrade nix-plan`
+            : `bundle manifest: formatVersion must be ${READABLE_FORMAT_VERSIONS.join(' or ')}, not ${JSON.stringify(version)?.slice(0, 32)}`);
+    }
+    const formatVersion = version;
+    const r = record(value, 'manifest', [...V1_FIELDS, ...(formatVersion >= 2 ? ['provenance'] : [])], ['relocatedFrom', ...(formatVersion >= 2 ? ['createdAt', 'promotions'] : [])]);
+    const storeDir = storeDirField(r['storeDir'], 'storeDir');
+    const include = str(r['include'], 'include', 16);
+    if (!INCLUDES.includes(include))
+        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
+    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
+    const paths = manifest_schema_int(r['paths'], 'paths');
+    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
+        throw bad('paths', 'is not the sum of counts');
+    for (const k of OBJECT_KINDS)
+        if ((counts[k] === 0) !== (narBytes[k] === 0))
+            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
+    if (include === 'drvs' && counts.output > 0)
+        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
+    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
+    const stream = {
+        sha256: str(s['sha256'], 'stream.sha256', 64, HEX64),
+        size: manifest_schema_int(s['size'], 'stream.size'),
+        compressedSha256: str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
+        compressedSize: manifest_schema_int(s['compressedSize'], 'stream.compressedSize'),
+    };
+    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
+    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
+    if (stream.size < minSize)
+        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
+    if (stream.compressedSize < 9)
+        throw bad('stream.compressedSize', 'is too small for a zstd frame');
+    const manifest = {
+        format: MANIFEST_FORMAT,
+        formatVersion,
+        tool: str(r['tool'], 'tool', 256),
+        nixVersion: str(r['nixVersion'], 'nixVersion', 256),
+        storeDir,
+        systems: list(r['systems'], 'systems', 64, (x, f) => str(x, f, 64, SYSTEM)),
+        include: include,
+        roots: list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
+        counts,
+        narBytes,
+        paths,
+        stream,
+        signatures: list(r['signatures'], 'signatures', 64, (x, f) => {
+            const g = record(x, f, ['key', 'sig']);
+            return {
+                key: str(g['key'], `${f}.key`, 256, KEY_NAME),
+                sig: str(g['sig'], `${f}.sig`, 88, B64SIG),
+            };
+        }),
+        checksum: str(r['checksum'], 'checksum', 64, HEX64),
+    };
+    if (manifest.roots.length === 0)
+        throw bad('roots', 'is empty: a plan needs at least one root');
+    if (r['relocatedFrom'] !== undefined) {
+        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
+        if (manifest.relocatedFrom.storeDir === storeDir)
+            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
+    }
+    if (formatVersion >= 2)
+        versionTwo(r, manifest);
+    return manifest;
+}
+/** The fields version 2 adds, and how they must agree with each other and with relocatedFrom. */
+function versionTwo(r, manifest) {
+    manifest.provenance = provenance(r['provenance'], 'provenance');
+    if (r['promotions'] !== undefined) {
+        const promotions = list(r['promotions'], 'promotions', MAX_PROMOTIONS, promotion);
+        if (promotions.length === 0)
+            throw bad('promotions', 'is empty: leave it out when the plan was never promoted');
+        // Each promotion moved the plan out of its store dir: into the next one's, the last into storeDir.
+        promotions.forEach((p, i) => {
+            const into = promotions[i + 1]?.storeDir ?? manifest.storeDir;
+            if (p.storeDir === into)
+                throw bad(`promotions[${i}].storeDir`, `equals the store dir it was promoted into (${into})`);
+        });
+        const last = promotions[promotions.length - 1];
+        if (manifest.relocatedFrom === undefined)
+            throw bad('promotions', 'is set, but relocatedFrom is not: a promotion is a relocation');
+        if (last !== undefined && last.storeDir !== manifest.relocatedFrom.storeDir)
+            throw bad(`promotions[${promotions.length - 1}].storeDir`, `is ${last.storeDir}, but relocatedFrom.storeDir is ${manifest.relocatedFrom.storeDir}`);
+        manifest.promotions = promotions;
+    }
+    if (r['createdAt'] !== undefined)
+        manifest.createdAt = timestamp(r['createdAt'], 'createdAt');
+    else if (manifest.promotions === undefined)
+        throw bad('createdAt', 'is missing: only a plan promoted from a version-1 bundle (whose age is unknown) may leave it out');
+}
+/** Checks an untrusted `provenance` value (for writers that take values from outside). */
+function validateProvenance(value) {
+    return provenance(value, 'provenance');
+}
+
 ;// CONCATENATED MODULE: ./src/core/signing.ts
 // ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
 //
@@ -716,7 +1034,7 @@ function isStrictlySorted(xs) {
 
 
 const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
-const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
+const signing_KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
 function b64(bytes) {
     return Buffer.from(bytes).toString('base64');
 }
@@ -726,7 +1044,7 @@ function keyNameProblem(name) {
         return 'the key name is empty';
     if (name.length > 256)
         return 'the key name is longer than 256 characters';
-    if (!KEY_NAME.test(name))
+    if (!signing_KEY_NAME.test(name))
         return "the key name may only hold printable ASCII without spaces or ':'";
     return undefined;
 }
@@ -837,18 +1155,27 @@ function verifyRaw(key, message, signature) {
 function signDetached(key, message) {
     return `${key.name}:${b64(signRaw(key, message))}`;
 }
+/** `NAME:base64(64 bytes)` split and decoded, or undefined when it is not a signature in that form. */
+function parseNamedSignature(signature) {
+    try {
+        return parseNamed(signature, 64, 'signature');
+    }
+    catch {
+        return undefined;
+    }
+}
+/** A public key's fingerprint: `sha256:` and the hex sha256 of its 32 raw bytes (not of its name). */
+function keyFingerprint(key) {
+    return `sha256:${(0,external_node_crypto_namespaceObject.createHash)('sha256').update(key.key).digest('hex')}`;
+}
 /**
  * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
  * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
  */
 function checkDetached(message, signature, trusted) {
-    let parsed;
-    try {
-        parsed = parseNamed(signature, 64, 'signature');
-    }
-    catch {
+    const parsed = parseNamedSignature(signature);
+    if (parsed === undefined)
         return 'malformed';
-    }
     const keys = trusted.filter((k) => k.name === parsed.name);
     if (keys.length === 0)
         return 'untrusted';
@@ -877,7 +1204,8 @@ function verifyNarinfo(info, signatures, trusted) {
 }
 
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest.ts
-// The plan bundle's manifest: versioned schema, strict validation of untrusted JSON, canonical form, checksum, signatures.
+// The plan bundle's manifest: canonical form, checksum, signatures, and parsing of untrusted bytes.
+// (Its schema, versions 1 and 2, is in manifest-types.ts; strict validation in manifest-schema.ts.)
 //
 // The manifest is stored as its canonical JSON (keys sorted, no whitespace) and carries a sha256 of
 // itself (`checksum`, over the canonical JSON without that field). A reader requires the stored
@@ -885,22 +1213,15 @@ function verifyNarinfo(info, signatures, trusted) {
 // change to the frame's bytes is refused, not just those that break the JSON. Signatures cover the
 // canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
 // manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
-// every byte of the bundle.
+// every byte of the bundle except the signature list itself: anyone can strip a signature or add
+// one by another key, which is why a reader decides by the keys it trusts, never by the list.
 
 
 
 
-/** The `format` every bundle manifest names. */
-const MANIFEST_FORMAT = 'nix-plan';
-/** The manifest schema this code reads and writes. */
-const MANIFEST_FORMAT_VERSION = 1;
-/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
-const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
-/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
-const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
-/** Every object kind, in the order counts are listed. */
-const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
-const INCLUDES = ['drvs', 'sources', 'outputs'];
+
+
+
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
  * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
@@ -1006,211 +1327,508 @@ function verifyManifestSignatures(manifest, trusted) {
     }
     return valid;
 }
-// ---- validation of untrusted values ----
-const MAX_STRING = 4096;
-const MAX_ROOTS = 100_000;
-const MAX_LIST = 100_000;
-// No control characters: these strings reach terminals.
-// eslint-disable-next-line no-control-regex
-const TEXT = /^[^\x00-\x1f\x7f]*$/;
-const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
-const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
-const HEX64 = /^[0-9a-f]{64}$/;
-const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
-function bad(field, detail) {
-    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
-}
-function isRecord(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function record(v, field, required, optional = []) {
-    if (!isRecord(v))
-        throw bad(field, 'must be an object');
-    for (const k of Object.keys(v))
-        if (!required.includes(k) && !optional.includes(k))
-            throw bad(field, `has an unknown field '${k.slice(0, 64)}' (written by a newer nix-plan? upgrade nix-plan)`);
-    for (const k of required)
-        if (!(k in v))
-            throw bad(field, `lacks the field '${k}'`);
-    return v;
-}
-function manifest_str(v, field, max = MAX_STRING, pattern = TEXT) {
-    if (typeof v !== 'string')
-        throw bad(field, 'must be a string');
-    if (v.length > max)
-        throw bad(field, `is longer than ${max} characters`);
-    if (!pattern.test(v))
-        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
-    return v;
-}
-function manifest_int(v, field) {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-        throw bad(field, 'must be a non-negative integer');
-    return v;
-}
-function manifest_list(v, field, max, item) {
-    if (!Array.isArray(v))
-        throw bad(field, 'must be an array');
-    if (v.length > max)
-        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
-    return v.map((x, i) => item(x, `${field}[${i}]`));
-}
-function storePath(v, field, storeDir) {
-    const p = manifest_str(v, field);
-    try {
-        parseStorePath(p, storeDir);
+/**
+ * The trusted keys whose signature on the manifest verifies, with their fingerprints (what a
+ * promotion records of its input). Signatures by other names, and ones that do not verify, are
+ * left out: call `verifyManifestSignatures` first to refuse those.
+ */
+function manifestSigners(manifest, trusted) {
+    const message = signedBytes(manifest);
+    const signers = [];
+    for (const s of manifest.signatures) {
+        const sig = parseNamedSignature(`${s.key}:${s.sig}`);
+        if (sig === undefined)
+            continue;
+        for (const k of trusted)
+            if (k.name === sig.name && verifyRaw(k, message, sig.bytes))
+                signers.push({ key: k.name, fingerprint: keyFingerprint(k) });
     }
-    catch (e) {
-        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
-    }
-    return p;
+    return signers;
 }
-function kinds(v, field, keys) {
-    const r = record(v, field, keys);
-    const out = {};
-    for (const k of keys)
-        out[k] = manifest_int(r[k], `${field}.${k}`);
-    return out;
-}
-function root(v, field, storeDir) {
-    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
-    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
-    if (!drvPath.endsWith('.drv'))
-        throw bad(`${field}.drvPath`, 'must be a .drv path');
-    const outputsIn = r['outputs'];
-    if (!isRecord(outputsIn))
-        throw bad(`${field}.outputs`, 'must be an object');
-    const outputs = {};
-    const names = Object.keys(outputsIn);
-    if (names.length > 1000)
-        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
-    for (const name of names) {
-        manifest_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
-        const p = outputsIn[name];
-        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
-    }
-    const out = { drvPath, outputs };
-    if (r['installable'] !== undefined)
-        out.installable = manifest_str(r['installable'], `${field}.installable`);
-    if (r['attribute'] !== undefined)
-        out.attribute = manifest_str(r['attribute'], `${field}.attribute`);
-    return out;
-}
-function relocation(v, field, storeDir) {
-    const r = record(v, field, ['storeDir', 'report']);
-    const from = manifest_str(r['storeDir'], `${field}.storeDir`);
-    const problem = storeDirProblem(from);
-    if (problem !== undefined)
-        throw bad(`${field}.storeDir`, `'${from}' is not a store directory: ${problem}`);
-    const rep = record(r['report'], `${field}.report`, [
-        'objects',
-        'hashesRewritten',
-        'bareHashRewrites',
-        'bareStoreDirMentions',
-        'warnings',
-    ]);
-    const report = {
-        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
-        hashesRewritten: manifest_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
-        bareHashRewrites: manifest_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
-        bareStoreDirMentions: manifest_list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
-            const m = record(x, f, ['path', 'count']);
-            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_int(m['count'], `${f}.count`) };
-        }),
-        warnings: manifest_list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => manifest_str(x, f)),
+
+;// CONCATENATED MODULE: ./src/core/bundle/trust-report.ts
+
+/**
+ * The trust report of a manifest whose signatures were checked against `trusted` (none: not
+ * checked). The verifier refuses a manifest whose signature by a trusted key name does not
+ * verify before this is asked, so a signature here is verified, by a key not trusted, or not
+ * checked.
+ */
+function trustReportOf(manifest, trusted, options = {}) {
+    const keysGiven = trusted.length > 0;
+    const verified = new Set(manifestSigners(manifest, trusted).map((s) => s.key));
+    return {
+        keysGiven,
+        verifiedBy: [...verified],
+        signatures: manifest.signatures.map((s) => ({
+            key: s.key,
+            status: !keysGiven ? 'not-checked' : verified.has(s.key) ? 'verified' : 'untrusted-key',
+        })),
+        noCheckSigs: options.noCheckSigs === true,
+        unproven: options.unproven ?? 0,
     };
-    return { storeDir: from, report };
 }
 /**
- * Checks that an untrusted value (parsed JSON) is a version-1 manifest and returns it typed. An
- * unknown format or version is refused first, with a message that says to upgrade nix-plan.
+ * The trust status in the words every front end uses (unescaped: the key names come from the
+ * bundle): "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned", or
+ * "NOT CHECKED (--no-check-sigs)". Without a report (nothing was verified, as in `inspect`),
+ * signatures are "not verified".
  */
-function validateManifest(value) {
-    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
-        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
-    const version = value['formatVersion'];
-    if (version !== MANIFEST_FORMAT_VERSION) {
-        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
-        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
-            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads version ${MANIFEST_FORMAT_VERSION} only: upgrade nix-plan`
-            : `bundle manifest: formatVersion must be ${MANIFEST_FORMAT_VERSION}, not ${JSON.stringify(version)?.slice(0, 32)}`);
+function trustStatus(manifest, trust) {
+    if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
+        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
+    if (trust !== undefined && trust.verifiedBy.length > 0)
+        return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
+    const n = manifest.signatures.length;
+    if (n === 0)
+        return 'unsigned';
+    return `signatures: ${n} (not verified)`;
+}
+
+;// CONCATENATED MODULE: ./src/core/provenance-view.ts
+
+
+/** Longest list (flake inputs, promotions) shown in full. */
+const ORIGIN_LIST_LIMIT = 20;
+/** A URL safe to link to as it is: https, a host, a path of plain characters. */
+const PLAIN_HTTPS = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9._~/%+-]*$/;
+/** "3 days", "5 hours", "12 minutes", "40 seconds". */
+function formatAge(ms) {
+    const s = Math.floor(Math.abs(ms) / 1000);
+    const [n, unit] = s >= 2 * 86400
+        ? [Math.floor(s / 86400), 'day']
+        : s >= 2 * 3600
+            ? [Math.floor(s / 3600), 'hour']
+            : s >= 120
+                ? [Math.floor(s / 60), 'minute']
+                : [s, 'second'];
+    return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+function created(m, now) {
+    if (m.createdAt === undefined)
+        return [
+            {
+                text: m.formatVersion === 1
+                    ? 'unknown (a format 1 bundle records no creation time)'
+                    : 'unknown (promoted from a format 1 bundle, which records no creation time)',
+            },
+        ];
+    const age = now === undefined ? undefined : now.getTime() - Date.parse(m.createdAt);
+    return [
+        { data: m.createdAt },
+        ...(age === undefined
+            ? []
+            : [{ text: age < 0 ? ` (${formatAge(age)} in the future)` : ` (${formatAge(age)} ago)` }]),
+    ];
+}
+/**
+ * The rows describing a plan's origin and trust: creation time, repository, commit, ref,
+ * workflow, run, flake and its inputs, each promotion, and the signature status. A version-1
+ * plan says its origin is unknown. `now` adds the plan's age.
+ */
+function originRows(manifest, trust, options = {}) {
+    const rows = [{ label: 'created', value: created(manifest, options.now) }];
+    const p = manifest.provenance;
+    if (p === undefined || Object.keys(p).length === 0)
+        rows.push({
+            label: 'source',
+            value: [
+                { text: manifest.formatVersion === 1 ? 'unknown (a format 1 bundle records none)' : 'not recorded' },
+            ],
+        });
+    else {
+        if (p.repository !== undefined)
+            rows.push({ label: 'repository', value: [{ data: p.repository }] });
+        if (p.commit !== undefined)
+            rows.push({
+                label: 'commit',
+                value: [{ data: p.commit }, ...(p.dirty === true ? [{ text: ' with uncommitted changes' }] : [])],
+            });
+        if (p.ref !== undefined)
+            rows.push({ label: 'ref', value: [{ data: p.ref }] });
+        if (p.workflow !== undefined)
+            rows.push({ label: 'workflow', value: [{ data: p.workflow }] });
+        if (p.runUrl !== undefined)
+            rows.push({
+                label: 'run',
+                value: PLAIN_HTTPS.test(p.runUrl)
+                    ? [{ link: runName(p.runUrl, p.runAttempt), url: p.runUrl }]
+                    : [{ data: p.runUrl }],
+            });
+        if (p.flake !== undefined) {
+            rows.push({ label: 'flake', value: [{ data: p.flake.url }] });
+            const shown = p.flake.inputs.slice(0, ORIGIN_LIST_LIMIT);
+            for (const input of shown)
+                rows.push({ label: '  input', value: [{ data: input.name }, { text: ' ' }, { data: input.url }] });
+            if (p.flake.inputs.length > shown.length)
+                rows.push({
+                    label: '  inputs',
+                    value: [{ text: `…and ${p.flake.inputs.length - shown.length} more` }],
+                });
+        }
     }
-    const r = record(value, 'manifest', [
-        'format',
-        'formatVersion',
-        'tool',
-        'nixVersion',
-        'storeDir',
-        'systems',
-        'include',
-        'roots',
-        'counts',
-        'narBytes',
-        'paths',
-        'stream',
-        'signatures',
-        'checksum',
-    ], ['relocatedFrom']);
-    const storeDir = manifest_str(r['storeDir'], 'storeDir');
-    const problem = storeDirProblem(storeDir);
-    if (problem !== undefined)
-        throw bad('storeDir', `'${storeDir}' is not a store directory: ${problem}`);
-    const include = manifest_str(r['include'], 'include', 16);
-    if (!INCLUDES.includes(include))
-        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
-    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
-    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
-    const paths = manifest_int(r['paths'], 'paths');
-    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
-        throw bad('paths', 'is not the sum of counts');
-    for (const k of OBJECT_KINDS)
-        if ((counts[k] === 0) !== (narBytes[k] === 0))
-            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
-    if (include === 'drvs' && counts.output > 0)
-        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
-    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
-    const stream = {
-        sha256: manifest_str(s['sha256'], 'stream.sha256', 64, HEX64),
-        size: manifest_int(s['size'], 'stream.size'),
-        compressedSha256: manifest_str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
-        compressedSize: manifest_int(s['compressedSize'], 'stream.compressedSize'),
-    };
-    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
-    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
-    if (stream.size < minSize)
-        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
-    if (stream.compressedSize < 9)
-        throw bad('stream.compressedSize', 'is too small for a zstd frame');
-    const manifest = {
-        format: MANIFEST_FORMAT,
-        formatVersion: MANIFEST_FORMAT_VERSION,
-        tool: manifest_str(r['tool'], 'tool', 256),
-        nixVersion: manifest_str(r['nixVersion'], 'nixVersion', 256),
-        storeDir,
-        systems: manifest_list(r['systems'], 'systems', 64, (x, f) => manifest_str(x, f, 64, SYSTEM)),
-        include: include,
-        roots: manifest_list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
-        counts,
-        narBytes,
-        paths,
-        stream,
-        signatures: manifest_list(r['signatures'], 'signatures', 64, (x, f) => {
-            const g = record(x, f, ['key', 'sig']);
-            return {
-                key: manifest_str(g['key'], `${f}.key`, 256, /^[\x21-\x39\x3b-\x7e]+$/),
-                sig: manifest_str(g['sig'], `${f}.sig`, 88, B64SIG),
-            };
-        }),
-        checksum: manifest_str(r['checksum'], 'checksum', 64, HEX64),
-    };
-    if (manifest.roots.length === 0)
-        throw bad('roots', 'is empty: a plan needs at least one root');
-    if (r['relocatedFrom'] !== undefined) {
-        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
-        if (manifest.relocatedFrom.storeDir === storeDir)
-            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
+    for (const [i, pr] of (manifest.promotions ?? []).entries())
+        rows.push({
+            label: `promotion ${i + 1}`,
+            value: [
+                { text: 'from ' },
+                { data: pr.storeDir },
+                { text: ' at ' },
+                { data: pr.at },
+                { text: ', input ' },
+                { data: pr.digest },
+                ...(pr.noCheckSigs === true
+                    ? [{ text: ', accepted NOT CHECKED (--no-check-sigs)' }]
+                    : pr.signedBy.length === 0
+                        ? [{ text: ', input not verified by any key' }]
+                        : [
+                            { text: ', input verified by ' },
+                            ...pr.signedBy.flatMap((s, j) => [
+                                ...(j > 0 ? [{ text: ', ' }] : []),
+                                { data: s.key },
+                                { text: ' (' },
+                                { data: s.fingerprint },
+                                { text: ')' },
+                            ]),
+                        ]),
+            ],
+        });
+    rows.push({ label: 'trust', value: trustSegments(manifest, trust, options.signedHere === true) });
+    return rows;
+}
+function runName(url, attempt) {
+    // Our own words from the URL's digits only: the link text never holds bundle text.
+    const id = /\/runs\/(\d+)/.exec(url)?.[1];
+    return `${id === undefined ? 'the run' : `run ${id}`}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
+}
+/** The trust status with the key names marked as bundle data. */
+function trustSegments(manifest, trust, signedHere) {
+    if (signedHere && trust === undefined && manifest.signatures.length > 0)
+        return [
+            { text: 'signed in this job by ' },
+            ...manifest.signatures.flatMap((g, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: g.key }]),
+        ];
+    const status = trustStatus(manifest, trust);
+    const prefix = 'verified: signed by trusted key ';
+    if (!status.startsWith(prefix) || trust === undefined)
+        return [{ text: status }];
+    return [
+        { text: prefix },
+        ...trust.verifiedBy.flatMap((k, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: k }]),
+    ];
+}
+/** A row's value for a terminal: bundle text escaped (no control sequence gets through). */
+function segmentsText(value) {
+    return value
+        .map((s) => 'data' in s ? escapeTerminal(s.data) : 'url' in s ? `${s.link} ${s.url}` : escapeTerminal(s.text))
+        .join('');
+}
+/**
+ * A row's value in Markdown: bundle text in code spans, links only to plain https URLs, our own
+ * words as they are (they never hold bundle text, and read better unescaped in the source).
+ */
+function segmentsMarkdown(value) {
+    return value
+        .map((s) => ('data' in s ? markdownCode(s.data) : 'url' in s ? `[${s.link}](${s.url})` : s.text))
+        .join('');
+}
+/**
+ * The origin and trust of a plan for a terminal: `label: value` lines, aligned, every value from
+ * the bundle escaped. The same facts as `originMarkdown`.
+ */
+function originText(manifest, trust, options = {}) {
+    const rows = originRows(manifest, trust, options);
+    const width = Math.max(...rows.map((r) => r.label.length)) + 1;
+    return rows.map((r) => `${`${r.label}:`.padEnd(width)} ${segmentsText(r.value)}\n`).join('');
+}
+/**
+ * The origin and trust of a plan as a two-column Markdown table for a job summary, every value
+ * from the bundle in a code span (and `|` escaped for the table).
+ */
+function originMarkdown(manifest, trust, options = {}) {
+    const rows = originRows(manifest, trust, options);
+    const cell = (s) => s.replace(/\|/g, '\\|');
+    return [
+        '| origin | |',
+        '| --- | --- |',
+        ...rows.map((r) => `| ${cell(r.label.trim())} | ${cell(segmentsMarkdown(r.value))} |`),
+        '',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/core/freshness.ts
+// Freshness: refusing a plan older than a given age, or older than the plan last applied to the
+// same profile or out-link (a rollback by whoever can hand a host an old, validly signed file).
+// Pure: the record's schema and the decision; reading and writing the record is app/freshness.ts.
+
+
+
+/** A stale-plan refusal (exit code 11). */
+function staleError(message) {
+    return new errors_NixPlanError('stale', message);
+}
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const freshness_HEX64 = /^[0-9a-f]{64}$/;
+/** Parses a last-applied record; throws a 'stale' error naming `where` when it is not one. */
+function parseLastApplied(text, where) {
+    const fail = (why) => staleError(`the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
+        'than the one applied before; repair or remove the record, or pass --allow-downgrade');
+    let v;
+    try {
+        v = JSON.parse(text);
     }
-    return manifest;
+    catch {
+        throw fail('not JSON');
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw fail('not a JSON object');
+    const r = v;
+    if (r['version'] !== 1)
+        throw fail(`version ${JSON.stringify(r['version'])?.slice(0, 16)} is not 1`);
+    const str = (k, pattern) => {
+        const x = r[k];
+        if (typeof x !== 'string' || !pattern.test(x))
+            throw fail(`'${k}' is missing or malformed`);
+        return x;
+    };
+    const time = (k) => {
+        try {
+            return timestamp(r[k], k);
+        }
+        catch {
+            throw fail(`'${k}' is not an RFC 3339 UTC time`);
+        }
+    };
+    const roots = r['roots'];
+    if (!Array.isArray(roots) || !roots.every((x) => typeof x === 'string'))
+        throw fail("'roots' is not a list of paths");
+    return {
+        version: 1,
+        ...(r['createdAt'] !== undefined && { createdAt: time('createdAt') }),
+        digest: str('digest', DIGEST),
+        checksum: str('checksum', freshness_HEX64),
+        storeDir: str('storeDir', /^\/\S*$/),
+        roots: roots,
+        appliedAt: time('appliedAt'),
+    };
+}
+/** The record for `manifest`, applied now from a bundle file with `digest`. */
+function lastAppliedOf(manifest, digest, appliedAt) {
+    return {
+        version: 1,
+        ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+        digest,
+        checksum: manifest.checksum,
+        storeDir: manifest.storeDir,
+        roots: manifest.roots.map((r) => r.drvPath),
+        appliedAt,
+    };
+}
+const UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/**
+ * A duration like `90m`, `12h`, `7d`, `2w` or `1d12h` in milliseconds; a usage error naming
+ * `option` otherwise.
+ */
+function parseDuration(text, option = '--max-age') {
+    const parts = /^(?:\d+[smhdw])+$/.test(text) ? [...text.matchAll(/(\d+)([smhdw])/g)] : [];
+    const ms = parts.reduce((n, [, count, unit]) => n + Number(count) * (UNITS[unit ?? ''] ?? NaN), 0);
+    if (parts.length === 0 || !Number.isSafeInteger(ms) || ms <= 0)
+        throw new errors_NixPlanError('usage', `${option} '${text}' is not a duration; accepted: a number and a unit (s, m, h, d, w), e.g. 12h, 7d or 1d12h`);
+    return ms;
+}
+/**
+ * Why `manifest` may not be applied under `policy` at `now` (a 'stale' error), or undefined when
+ * it may. A plan of the same age as the last one passes (the same plan again, or a relocation of
+ * it); a plan without createdAt (format 1) passes neither an age limit nor an existing record.
+ * `--allow-downgrade` waives the record, never --max-age (drop the option instead).
+ */
+function freshnessProblem(manifest, policy, now) {
+    const created = manifest.createdAt;
+    const unknown = manifest.formatVersion === 1
+        ? 'the plan records no creation time (a format 1 bundle)'
+        : 'the plan records no creation time (it was promoted from a format 1 bundle)';
+    if (policy.maxAgeMs !== undefined) {
+        const limit = policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`;
+        if (created === undefined)
+            return staleError(`${unknown}, so it cannot be shown to be younger than --max-age ${limit}; re-export it`);
+        const age = now.getTime() - Date.parse(created);
+        if (age > policy.maxAgeMs)
+            return staleError(`the plan was created at ${created}, ${formatAge(age)} ago: older than --max-age ${limit} allows`);
+    }
+    const last = policy.last;
+    if (last === undefined || policy.allowDowngrade === true || last.record.checksum === manifest.checksum)
+        return undefined;
+    const before = `${last.target} was last given a plan created at ${last.record.createdAt ?? '(unknown)'} (applied ${last.record.appliedAt}, ${last.record.digest})`;
+    if (created === undefined)
+        return staleError(`${unknown}, and ${before}: it may be older; refusing it (--allow-downgrade to force)`);
+    if (last.record.createdAt !== undefined && Date.parse(created) < Date.parse(last.record.createdAt))
+        return staleError(`the plan was created at ${created}, before the one ${before}: refusing a downgrade (--allow-downgrade to force)`);
+    return undefined;
+}
+
+;// CONCATENATED MODULE: external "node:fs/promises"
+const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
+;// CONCATENATED MODULE: ./src/cli/args.ts
+// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
+// usage errors that name the option and the accepted values.
+
+
+
+
+/** Throws a usage error. */
+function usageError(message) {
+    return new errors_NixPlanError('usage', message);
+}
+/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
+function parseCommandArgs(argv, specs) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    const rest = dash < 0 ? [] : argv.slice(dash + 1);
+    const options = {};
+    for (const [name, s] of Object.entries(specs))
+        options[name] = {
+            type: s.type,
+            ...(s.short !== undefined && { short: s.short }),
+            ...(s.multiple === true && { multiple: true }),
+        };
+    try {
+        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
+            args: [...head],
+            options,
+            allowPositionals: true,
+            strict: true,
+        });
+        return { values, positionals, rest };
+    }
+    catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    }
+}
+/** A string option's value, or undefined. */
+function args_str(args, name) {
+    const v = args.values[name];
+    return typeof v === 'string' ? v : undefined;
+}
+/** A required string option's value. */
+function required(args, name, what) {
+    const v = args_str(args, name);
+    if (v === undefined || v === '')
+        throw usageError(`missing --${name} ${what}`);
+    return v;
+}
+/** A repeatable string option's values (also splitting on commas when `commas`). */
+function args_list(args, name, commas = false) {
+    const v = args.values[name];
+    const items = Array.isArray(v)
+        ? v.filter((x) => typeof x === 'string')
+        : typeof v === 'string'
+            ? [v]
+            : [];
+    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
+}
+/** A boolean flag. */
+function flag(args, name) {
+    return args.values[name] === true;
+}
+/** A value that must be one of `allowed`. */
+function oneOf(value, name, allowed) {
+    if (value === undefined)
+        return undefined;
+    if (!allowed.includes(value))
+        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
+    return value;
+}
+/** An integer option within [min, max]. */
+function integer(value, name, min, max) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max)
+        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
+    return n;
+}
+/** Exactly one positional argument (the bundle), or a usage error naming it. */
+function onePositional(args, what) {
+    if (args.positionals.length === 0)
+        throw usageError(`missing ${what}`);
+    if (args.positionals.length > 1)
+        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
+    return args.positionals[0] ?? '';
+}
+const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
+function publicKeyOrUsage(key, where) {
+    try {
+        parsePublicKey(key);
+    }
+    catch (e) {
+        throw usageError(`${where}: ${e.message}`);
+    }
+    return key;
+}
+/**
+ * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
+ * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
+ * closed: an empty value (an unset variable), a file without a key, or anything that is not a
+ * key is a usage error, never "no keys".
+ */
+async function readKeys(values, readText = readTextFile) {
+    const keys = [];
+    for (const v of values) {
+        if (v.trim() === '')
+            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
+        if (KEY_LITERAL.test(v)) {
+            keys.push(publicKeyOrUsage(v, '--trusted-key'));
+            continue;
+        }
+        const words = (await readText(v, 'trusted key file'))
+            .split('\n')
+            .map((l) => l.replace(/#.*$/, ''))
+            .flatMap((l) => l.split(/\s+/))
+            .filter((k) => k !== '');
+        if (words.length === 0)
+            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
+        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
+    }
+    return keys;
+}
+/**
+ * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
+ * that is not a key is a usage error naming the file (never echoing what it holds).
+ */
+async function readSecretKeyFile(path, readText = readTextFile) {
+    if (path.trim() === '')
+        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
+    const text = (await readText(path, 'secret key file')).trim();
+    if (text === '')
+        throw usageError(`secret key file '${path}' is empty`);
+    try {
+        parseSecretKey(text);
+    }
+    catch (e) {
+        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
+    }
+    return text;
+}
+/** Reads a small text file, turning a missing file into a usage error that names it. */
+async function readTextFile(path, what) {
+    try {
+        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+/** Help text for a command's options, aligned. */
+function optionsHelp(specs) {
+    const rows = Object.entries(specs).map(([name, s]) => {
+        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
+        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
+    });
+    const width = Math.max(...rows.map(([l]) => l.length));
+    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/core/bundle/frame.ts
@@ -4026,6 +4644,7 @@ async function* tapChunks(source, fn) {
 
 
 
+
 ;// CONCATENATED MODULE: ./src/app/inspect.ts
 // inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
 // without decompressing the stream or touching any store.
@@ -4062,7 +4681,12 @@ function summarise(manifest, bundleBytes) {
         narBytes: manifest.narBytes,
         streamBytes: manifest.stream.size,
         ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
-        signedBy: manifest.signatures.map((s) => s.key),
+        signatures: manifest.signatures.map((s) => s.key),
+        trust: trustStatus(manifest),
+        ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+        ...(manifest.provenance !== undefined && { provenance: manifest.provenance }),
+        ...(manifest.promotions !== undefined && { promotions: manifest.promotions }),
+        formatVersion: manifest.formatVersion,
         ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
         tool: manifest.tool,
         nixVersion: manifest.nixVersion,
@@ -4075,34 +4699,24 @@ async function inspectPlan(bundlePath) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/terminal.ts
-/** setInterval that does not keep the process alive. */
-function every(ms, fn) {
-    const timer = setInterval(fn, ms);
-    timer.unref();
-    return () => clearInterval(timer);
-}
-const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-/** Elapsed time as the spinner and the closing line show it: `4.2 s`, `1 min 03 s`. */
-function formatElapsed(ms) {
-    const s = ms / 1000;
-    if (s < 60)
-        return `${s.toFixed(1)} s`;
-    const whole = Math.floor(s);
-    return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
-}
-/** A Logger writing `nix-plan: …` lines to stderr. */
+
+/**
+ * A Logger writing lines to stderr. Messages may quote a bundle (a path, a relocation warning),
+ * so control characters in them are made visible; newlines stay.
+ */
 function terminalLogger(io, verbosity) {
+    const line = (m) => `${escapeTerminal(m, { multiline: true })}\n`;
     return {
         info: (m) => {
             if (!verbosity.quiet)
-                io.stderr.write(`${m}\n`);
+                io.stderr.write(line(m));
         },
         warn: (m) => {
-            io.stderr.write(`warning: ${m}\n`);
+            io.stderr.write(`warning: ${line(m)}`);
         },
         debug: (m) => {
             if (verbosity.verbose)
-                io.stderr.write(`${m}\n`);
+                io.stderr.write(line(m));
         },
     };
 }
@@ -4128,9 +4742,8 @@ function renderBar(label, count, total, bytes, width) {
     return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
 }
 /**
- * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done, or,
- * for a phase without a known total (evaluating, waiting on Nix), a spinner with the elapsed
- * time redrawn every 100 ms; otherwise one line per phase when it ends. Quiet shows nothing.
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
+ * otherwise one line per phase when it ends. Quiet shows nothing.
  */
 function terminalProgress(io, verbosity) {
     const now = io.now ?? Date.now;
@@ -4141,23 +4754,10 @@ function terminalProgress(io, verbosity) {
             let bytes = 0;
             let last = -Infinity;
             let ended = false;
-            let frame = 0;
-            const started = now();
             const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
-            const line = () => total === undefined
-                ? `${SPINNER[frame % SPINNER.length] ?? ''} ${label} ${formatElapsed(now() - started)}${count > 0 ? ` ${count}` : ''}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`.slice(0, width())
-                : renderBar(label, count, total, bytes, width());
             const draw = () => {
-                io.stderr.write(`\r${line()}\x1b[K`);
+                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
             };
-            const stop = total === undefined && tty && !verbosity.quiet
-                ? (io.every ?? every)(REDRAW_MS, () => {
-                    frame++;
-                    draw();
-                })
-                : undefined;
-            if (stop !== undefined)
-                draw();
             return {
                 tick(n = 1, b = 0) {
                     count += n;
@@ -4174,16 +4774,11 @@ function terminalProgress(io, verbosity) {
                     if (ended)
                         return;
                     ended = true;
-                    stop?.();
                     if (verbosity.quiet)
                         return;
                     if (tty)
                         io.stderr.write('\r\x1b[K');
-                    const counted = total === undefined && count === 0
-                        ? ''
-                        : ` ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}`;
-                    const elapsed = total === undefined ? ` in ${formatElapsed(now() - started)}` : '';
-                    io.stderr.write(`${label}:${counted}${elapsed}\n`);
+                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
                 },
             };
         },
@@ -4194,30 +4789,36 @@ function terminalProgress(io, verbosity) {
 
 
 
-/** One JSON document, pretty-printed, with a trailing newline. */
+
+
+/**
+ * One JSON document, pretty-printed, with a trailing newline. JSON escapes C0 controls itself;
+ * C1 controls, bidi controls and the line separators are escaped too (`\u009b`), so the document
+ * is as safe on a terminal as the text output.
+ */
 function toJson(value) {
-    return `${JSON.stringify(value, null, 2)}\n`;
+    return `${JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
 }
 function counts(m) {
     const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`);
     return parts.length === 0 ? 'nothing' : parts.join(', ');
 }
-function summaryLines(s) {
+function summaryLines(s, manifest, now) {
     const lines = [
-        `store dir:  ${s.storeDir}${s.relocatedFrom === undefined ? '' : ` (relocated from ${s.relocatedFrom})`}`,
+        `store dir:  ${escapeTerminal(s.storeDir)}${s.relocatedFrom === undefined ? '' : ` (relocated from ${escapeTerminal(s.relocatedFrom)})`}`,
         `include:    ${s.include}`,
-        `systems:    ${s.systems.join(', ') || '-'}`,
+        `systems:    ${escapeTerminal(s.systems.join(', ')) || '-'}`,
         `paths:      ${s.paths} (${counts(s)})`,
         `size:       ${formatBytes(s.bundleBytes)} bundle, ${formatBytes(s.streamBytes)} uncompressed (${s.ratio.toFixed(1)}×)`,
-        `signed by:  ${s.signedBy.length === 0 ? 'nobody' : s.signedBy.join(', ')}`,
-        `written by: ${s.tool}, evaluated with Nix ${s.nixVersion}`,
+        `written by: ${escapeTerminal(s.tool)}, evaluated with Nix ${escapeTerminal(s.nixVersion)} (bundle format ${s.formatVersion})`,
+        ...originText(manifest, undefined, { now }).trimEnd().split('\n'),
         `roots (${s.roots.length}):`,
     ];
     s.roots.forEach((r, i) => {
-        lines.push(`  ${i}  ${r.label}`);
-        lines.push(`     ${r.drvPath}`);
+        lines.push(`  ${i}  ${escapeTerminal(r.label)}`);
+        lines.push(`     ${escapeTerminal(r.drvPath)}`);
         for (const [name, path] of Object.entries(r.outputs))
-            lines.push(`     ${name} → ${path || '(known after building)'}`);
+            lines.push(`     ${escapeTerminal(name)} → ${escapeTerminal(path) || '(known after building)'}`);
     });
     return lines;
 }
@@ -4225,19 +4826,27 @@ function summaryLines(s) {
 function formatExport(r) {
     const s = summarise(r.manifest, r.bundleBytes);
     return [
-        `wrote ${r.bundlePath}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+        `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+        `  ${trustStatus(r.manifest) === 'unsigned' ? 'unsigned' : `signed by ${escapeTerminal(r.manifest.signatures.map((g) => g.key).join(', '))}`}`,
         `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
         '',
     ].join('\n');
 }
-/** `inspect`: the summary. */
-function formatInspect(r) {
-    return [...summaryLines(r.summary), ''].join('\n');
+/** `inspect`: the summary (signatures are listed, never called verified: inspect checks none). */
+function formatInspect(r, now = new Date()) {
+    return [...summaryLines(r.summary, r.manifest, now), ''].join('\n');
 }
-/** `verify`: the verdict. */
+/**
+ * `verify`: the verdict. With trusted keys, `OK` and who signed; without, it says that only the
+ * bundle's integrity was checked, not who made it.
+ */
 function formatVerify(r) {
-    const sig = r.trustedSignatures.length > 0 ? `, signed by trusted key ${r.trustedSignatures.join(', ')}` : '';
-    return `OK: ${r.bundlePath}: ${r.paths} paths (${counts(r)}) for ${r.manifest.storeDir}${sig}\n`;
+    const what = `${escapeTerminal(r.bundlePath)}: ${r.paths} paths (${counts(r)}) for ${escapeTerminal(r.manifest.storeDir)}`;
+    const status = escapeTerminal(trustStatus(r.manifest, r.trust));
+    if (!r.trust.keysGiven)
+        return (`integrity OK: ${what}\n` +
+            `integrity only: no --trusted-key given, so who made this plan was not checked (${status})\n`);
+    return `OK: ${what}\n${status}\n`;
 }
 /** `import`: what was added. */
 function formatImport(r) {
@@ -4249,479 +4858,28 @@ function formatImport(r) {
 /** `realise`: the output paths, one per line (like nix-store --realise). */
 function formatRealise(r) {
     const paths = Object.values(r.outPaths).flatMap((o) => Object.values(o));
-    return paths.map((p) => `${p}\n`).join('');
+    return paths.map((p) => `${escapeTerminal(p)}\n`).join('');
 }
 /** `relocate`: where, and the report. */
 function formatRelocate(r) {
     const rep = r.report;
     const lines = [
-        `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
+        `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${escapeTerminal(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${escapeTerminal(r.manifest.storeDir)}`,
         `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
         `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
     ];
     if (rep.bareHashRewrites > 0)
         lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
     for (const m of rep.bareStoreDirMentions)
-        lines.push(`  ${m.path} still mentions the old store dir ${m.count}×`);
+        lines.push(`  ${escapeTerminal(m.path)} still mentions the old store dir ${m.count}×`);
     for (const w of rep.warnings)
-        lines.push(`  warning: ${w}`);
+        lines.push(`  warning: ${escapeTerminal(w)}`);
     return [...lines, ''].join('\n');
 }
 /** `apply`: what ran. */
 function formatApply(r) {
     const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
-    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
-}
-
-;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
-function plural(n, one, many = `${one}s`) {
-    return `${n} ${n === 1 ? one : many}`;
-}
-/** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
-function formatDryRun(r) {
-    const lines = [
-        `import: ${plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
-    ];
-    if (r.build.length === 0)
-        lines.push('build: nothing');
-    else {
-        lines.push(`build: ${plural(r.build.length, 'derivation')}`);
-        for (const d of r.build)
-            lines.push(`  ${d}${r.unknownOutputs.includes(d) ? ' (output paths known only after building)' : ''}`);
-    }
-    if (r.fetch.length === 0)
-        lines.push('fetch: nothing');
-    else {
-        lines.push(`fetch: ${plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
-        for (const p of r.fetch)
-            lines.push(`  ${p}`);
-    }
-    if (r.present > 0)
-        lines.push(`already built: ${plural(r.present, 'output')}`);
-    lines.push('dry run: the bundle was verified and the store and its substituters were asked; nothing was imported, built or fetched', '');
-    return lines.join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/cli/completions.ts
-/** The shells `nix-plan completions` writes a script for. */
-const SHELLS = ['bash', 'zsh', 'fish'];
-const FILE_VALUES = new Set(['FILE', 'OUT', 'PATH', 'PREFIX', 'KEY', 'BUNDLE']);
-/** How an option's value completes, from its spec (choices, else its placeholder's kind). */
-function valueCompletion(spec) {
-    if (spec.type === 'boolean')
-        return undefined;
-    if (spec.choices !== undefined)
-        return { choices: spec.choices };
-    if (spec.value === 'DIR')
-        return 'dir';
-    return spec.value !== undefined && FILE_VALUES.has(spec.value) ? 'file' : 'none';
-}
-/** The words after `nix-plan help`. */
-function helpTopics(commands) {
-    return [...commands.map((c) => c.name), 'exit-codes'];
-}
-const TOP_LEVEL = ['help', 'version', '--help', '--version'];
-/** The completion script for `shell`. */
-function completionScript(shell, commands) {
-    if (shell === 'bash')
-        return bash(commands);
-    if (shell === 'zsh')
-        return zsh(commands);
-    return fish(commands);
-}
-// ---- bash ----
-function bash(commands) {
-    const words = (xs) => `'${xs.join(' ')}'`;
-    const lines = [
-        '# bash completion for nix-plan, generated by `nix-plan completions bash` from its command table.',
-        '_nix_plan() {',
-        '  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
-        '  COMPREPLY=()',
-        '  if ((COMP_CWORD == 1)); then',
-        `    mapfile -t COMPREPLY < <(compgen -W ${words([...commands.map((c) => c.name), ...TOP_LEVEL])} -- "$cur")`,
-        '    return 0',
-        '  fi',
-        '  case ${COMP_WORDS[1]} in',
-        '  help)',
-        `    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W ${words(helpTopics(commands))} -- "$cur")`,
-        '    return 0',
-        '    ;;',
-    ];
-    for (const c of commands) {
-        lines.push(`  ${c.name})`, '    case $prev in');
-        const byKind = new Map();
-        for (const [name, spec] of Object.entries(c.options)) {
-            const kind = valueCompletion(spec);
-            if (kind === undefined)
-                continue;
-            const key = typeof kind === 'string' ? kind : `compgen -W ${words(kind.choices)}`;
-            byKind.set(key, [
-                ...(byKind.get(key) ?? []),
-                ...(spec.short === undefined ? [] : [`-${spec.short}`]),
-                `--${name}`,
-            ]);
-        }
-        for (const [key, flags] of byKind) {
-            const action = key === 'file'
-                ? 'mapfile -t COMPREPLY < <(compgen -f -- "$cur")'
-                : key === 'dir'
-                    ? 'mapfile -t COMPREPLY < <(compgen -d -- "$cur")'
-                    : key === 'none'
-                        ? ':'
-                        : `mapfile -t COMPREPLY < <(${key} -- "$cur")`;
-            lines.push(`    ${flags.join(' | ')})`, `      ${action}`, '      return 0', '      ;;');
-        }
-        lines.push('    esac');
-        const flags = Object.entries(c.options).flatMap(([name, spec]) => [
-            ...(spec.short === undefined ? [] : [`-${spec.short}`]),
-            `--${name}`,
-        ]);
-        const operand = c.operand?.complete ?? 'none';
-        lines.push('    if [[ $cur == -* ]]; then', `      mapfile -t COMPREPLY < <(compgen -W ${words(flags)} -- "$cur")`);
-        if (operand === 'file')
-            lines.push('    else', '      mapfile -t COMPREPLY < <(compgen -f -- "$cur")');
-        else if (operand !== 'none')
-            lines.push('    else', `      mapfile -t COMPREPLY < <(compgen -W ${words(operand)} -- "$cur")`);
-        lines.push('    fi', '    ;;');
-    }
-    lines.push('  esac', '  return 0', '}', 'complete -o filenames -o bashdefault -F _nix_plan nix-plan', '');
-    return lines.join('\n');
-}
-// ---- zsh ----
-/** Text inside a zsh single-quoted _arguments spec's `[description]`. */
-function zshDescription(text) {
-    return text
-        .replace(/\\/g, '\\\\')
-        .replace(/([[\]:])/g, '\\$1')
-        .replace(/'/g, `'\\''`);
-}
-function zshAction(kind) {
-    if (kind === 'file')
-        return '_files';
-    if (kind === 'dir')
-        return '_files -/';
-    if (kind === 'none')
-        return ' ';
-    return `(${kind.choices.join(' ')})`;
-}
-function zsh(commands) {
-    const lines = [
-        '#compdef nix-plan',
-        '# zsh completion for nix-plan, generated by `nix-plan completions zsh` from its command table.',
-        '_nix_plan() {',
-        '  local -a commands',
-        '  commands=(',
-        ...commands.map((c) => `    '${c.name}:${zshDescription(c.summary)}'`),
-        `    'help:show help for a command or the exit codes'`,
-        `    'version:print the version'`,
-        '  )',
-        '  if ((CURRENT == 2)); then',
-        "    _describe -t commands 'nix-plan command' commands",
-        '    return',
-        '  fi',
-        '  local cmd=$words[2]',
-        '  shift words',
-        '  ((CURRENT--))',
-        '  case $cmd in',
-        `  (help) _values 'topic' ${helpTopics(commands).join(' ')} ;;`,
-    ];
-    for (const c of commands) {
-        const specs = [];
-        for (const [name, spec] of Object.entries(c.options)) {
-            const spellings = [...(spec.short === undefined ? [] : [`-${spec.short}`]), `--${name}`];
-            const exclusive = spec.multiple === true ? '*' : spellings.length > 1 ? `(${spellings.join(' ')})` : '';
-            const kind = valueCompletion(spec);
-            const value = kind === undefined ? '' : `:${spec.value ?? 'VALUE'}:${zshAction(kind)}`;
-            for (const s of spellings)
-                specs.push(`'${exclusive}${s}[${zshDescription(spec.help)}]${value}'`);
-        }
-        if (c.operand !== undefined) {
-            const kind = typeof c.operand.complete === 'string' ? c.operand.complete : { choices: c.operand.complete };
-            specs.push(`'*:${c.operand.value}:${zshAction(kind)}'`);
-        }
-        lines.push(`  (${c.name})`, '    _arguments -s -S \\', ...specs.map((s, i) => `      ${s}${i === specs.length - 1 ? '' : ' \\'}`), '    ;;');
-    }
-    lines.push('  esac', '}', '_nix_plan "$@"', '');
-    return lines.join('\n');
-}
-// ---- fish ----
-/** A fish single-quoted string. */
-function fishQuote(text) {
-    return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-function fish(commands) {
-    // The subcommand is always the first word after nix-plan (an option value may be `import`).
-    const first = '-n __fish_nix_plan_first';
-    const lines = [
-        '# fish completion for nix-plan, generated by `nix-plan completions fish` from its command table.',
-        'function __fish_nix_plan_first',
-        '    test (count (commandline -opc)) -eq 1',
-        'end',
-        'function __fish_nix_plan_is',
-        '    set -l words (commandline -opc)',
-        '    test (count $words) -ge 2; and test "$words[2]" = "$argv[1]"',
-        'end',
-        'complete -c nix-plan -f',
-        ...commands.map((c) => `complete -c nix-plan ${first} -a ${c.name} -d ${fishQuote(c.summary)}`),
-        `complete -c nix-plan ${first} -a help -d ${fishQuote('show help for a command or the exit codes')}`,
-        `complete -c nix-plan ${first} -a version -d ${fishQuote('print the version')}`,
-        `complete -c nix-plan ${first} -l help -d ${fishQuote('show help')}`,
-        `complete -c nix-plan ${first} -l version -d ${fishQuote('print the version')}`,
-        `complete -c nix-plan -n ${fishQuote('__fish_nix_plan_is help')} -a ${fishQuote(helpTopics(commands).join(' '))}`,
-    ];
-    for (const c of commands) {
-        const when = `-n ${fishQuote(`__fish_nix_plan_is ${c.name}`)}`;
-        for (const [name, spec] of Object.entries(c.options)) {
-            const kind = valueCompletion(spec);
-            const short = spec.short === undefined ? '' : ` -s ${spec.short}`;
-            const value = kind === undefined
-                ? ''
-                : kind === 'file'
-                    ? ' -r -F'
-                    : kind === 'dir'
-                        ? " -x -a '(__fish_complete_directories)'"
-                        : kind === 'none'
-                            ? ' -x'
-                            : ` -x -a ${fishQuote(kind.choices.join(' '))}`;
-            lines.push(`complete -c nix-plan ${when}${short} -l ${name}${value} -d ${fishQuote(spec.help)}`);
-        }
-        const operand = c.operand?.complete;
-        if (operand === 'file')
-            lines.push(`complete -c nix-plan ${when} -F`);
-        else if (operand !== undefined && operand !== 'none')
-            lines.push(`complete -c nix-plan ${when} -x -a ${fishQuote(operand.join(' '))}`);
-    }
-    lines.push('');
-    return lines.join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
-// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
-
-/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
-const ExitCode = {
-    /** Success. */
-    ok: 0,
-    /** A bug in nix-plan, or an error it did not expect (please report it). */
-    internal: 1,
-    /** Bad command line: unknown command or option, missing or invalid argument. */
-    usage: 2,
-    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
-    bundle: 3,
-    /** A signature is missing, made by an untrusted key, or does not verify. */
-    signature: 4,
-    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
-    realm: 5,
-    /** The closure cannot be relocated faithfully. */
-    relocate: 6,
-    /** The closure is not closed, has a cycle, or is out of order. */
-    closure: 7,
-    /** A size or count limit was exceeded. */
-    limit: 8,
-    /** A Nix command failed (evaluation, import, build). */
-    nix: 9,
-    /** An artifact could not be uploaded or downloaded. */
-    transport: 10,
-    /** Interrupted (SIGINT). */
-    interrupted: 130,
-};
-/** What each exit code means, in the order `nix-plan help exit-codes` and the man page list them. */
-const EXIT_CODE_MEANINGS = [
-    [ExitCode.ok, 'success'],
-    [ExitCode.internal, 'internal error (a bug: please report it)'],
-    [ExitCode.usage, 'bad command line'],
-    [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
-    [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
-    [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
-    [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
-    [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
-    [ExitCode.limit, 'a size or count limit was exceeded'],
-    [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
-    [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
-    [ExitCode.interrupted, 'interrupted'],
-];
-const BY_ERROR = {
-    usage: ExitCode.usage,
-    malformed: ExitCode.bundle,
-    bundle: ExitCode.bundle,
-    signature: ExitCode.signature,
-    realm: ExitCode.realm,
-    relocate: ExitCode.relocate,
-    closure: ExitCode.closure,
-    limit: ExitCode.limit,
-    nix: ExitCode.nix,
-    transport: ExitCode.transport,
-    internal: ExitCode.internal,
-};
-/** The exit code for anything thrown: its NixPlanError code, else internal. */
-function exitCodeFor(error) {
-    if (error instanceof errors_NixPlanError)
-        return BY_ERROR[error.code] ?? ExitCode.internal;
-    return ExitCode.internal;
-}
-
-;// CONCATENATED MODULE: ./src/cli/manpage.ts
-/**
- * Text for roff: backslashes and hyphens escaped, characters beyond ASCII as `\[uXXXX]` (troff
- * reads its input as Latin-1), no line starting with a control character.
- */
-function roff(text) {
-    return text
-        .replace(/\\/g, '\\e')
-        .replace(/-/g, '\\-')
-        .replace(/[^\t\n -~]/gu, (c) => `\\[u${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}]`)
-        .split('\n')
-        .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
-        .join('\n');
-}
-function optionTag(name, spec) {
-    const spellings = [
-        ...(spec.short === undefined ? [] : [`\\fB\\-${spec.short}\\fR`]),
-        `\\fB\\-\\-${roff(name)}\\fR`,
-    ];
-    const value = spec.type === 'boolean' ? '' : ` \\fI${roff(spec.value ?? 'VALUE')}\\fR`;
-    return `${spellings.join(', ')}${value}`;
-}
-function optionList(options, skip = {}) {
-    const lines = [];
-    for (const [name, spec] of Object.entries(options)) {
-        if (name in skip)
-            continue;
-        const choices = spec.choices === undefined ? '' : ` One of: ${spec.choices.join(', ')}.`;
-        lines.push('.TP', optionTag(name, spec), roff(`${spec.help}${spec.multiple === true ? ' (repeatable)' : ''}.${choices}`));
-    }
-    return lines;
-}
-/** The page, in roff with the man macros (`man -l`, `groff -man`). */
-function manPage(source) {
-    const lines = [
-        `.TH NIX\\-PLAN 1 "" "nix\\-plan ${roff(source.version)}" "User Commands"`,
-        '.SH NAME',
-        'nix\\-plan \\- evaluate a Nix configuration once, carry its build plan as one file, realise or relocate it anywhere',
-        '.SH SYNOPSIS',
-        '.B nix\\-plan',
-        '.I COMMAND',
-        '[\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR \\fIARGS\\fR]',
-        '.br',
-        '.B nix\\-plan',
-        '.B help',
-        '[\\fICOMMAND\\fR | \\fBexit\\-codes\\fR]',
-        '.SH DESCRIPTION',
-        roff('nix-plan evaluates a Nix configuration once and writes its build plan (the closure of .drv files and ' +
-            'their sources) as one small compressed file, a plan bundle. Elsewhere the bundle is verified, imported and ' +
-            'realised without evaluating, or relocated into another store dir (a realm).'),
-        '.PP',
-        roff('Results go to standard output, messages and progress to standard error.'),
-        '.SH COMMANDS',
-    ];
-    for (const c of source.commands) {
-        lines.push(`.SS ${roff(c.name)}`, roff(`${c.summary[0]?.toUpperCase() ?? ''}${c.summary.slice(1)}.`), '.PP', '.nf');
-        lines.push(...c.usage.map(roff), '.fi', '.PP', roff(c.description));
-        const own = optionList(c.options, source.common);
-        if (own.length > 0)
-            lines.push('.PP', 'Options:', '.RS', ...own, '.RE');
-        if (c.examples.length > 0)
-            lines.push('.PP', 'Examples:', '.RS', '.nf', ...c.examples.map(roff), '.fi', '.RE');
-    }
-    lines.push('.SH "COMMON OPTIONS"', roff('Every command takes:'), ...optionList(source.common));
-    lines.push('.SH "EXIT STATUS"');
-    for (const [code, meaning] of source.exitCodes)
-        lines.push('.TP', `.B ${code}`, roff(meaning));
-    lines.push('.SH ENVIRONMENT', roff("Nix is found on PATH and reads its usual environment (NIX_REMOTE, NIX_STORE_DIR, NIX_CONF_DIR, …); nix-plan's " +
-        'commands run against whatever store that selects.'), '.SH "SEE ALSO"', '\\fBnix\\fR(1), \\fBnix\\-store\\fR(1), \\fBnix\\-instantiate\\fR(1)', '');
-    return lines.join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/app/version.ts
-// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
-/** The version of nix-plan. */
-const VERSION = '0.1.0';
-/** `tool` in bundle manifests and `nix-plan --version`. */
-const TOOL_VERSION = `nix-plan ${VERSION}`;
-/** The oldest Node.js nix-plan runs on: package.json's `engines.node` (kept equal by a test). */
-const NODE_REQUIRED = 24;
-
-;// CONCATENATED MODULE: ./src/core/shell-words.ts
-// Shell-style words: splitting a line of arguments as a POSIX shell would (quotes and backslashes,
-// no expansion), and quoting arguments back so a printed command can be pasted into a shell.
-
-/**
- * Splits `text` into words the way `sh` splits a command line, without running anything:
- * whitespace separates words; '…' keeps everything literally; "…" keeps everything but lets a
- * backslash escape `"`, `\`, `$` and `` ` `` (and join lines); a backslash outside quotes takes the
- * next character literally. `$`, `~`, globs and `#` are plain characters: nothing is expanded.
- * Throws a usage error for an unterminated quote or a trailing backslash, naming `what`.
- */
-function splitShellWords(text, what = 'the arguments') {
-    const words = [];
-    let word = '';
-    let inWord = false;
-    for (let i = 0; i < text.length; i++) {
-        const c = text[i] ?? '';
-        if (c === "'") {
-            const end = text.indexOf("'", i + 1);
-            if (end < 0)
-                throw unterminated(what, "'");
-            word += text.slice(i + 1, end);
-            inWord = true;
-            i = end;
-        }
-        else if (c === '"') {
-            let j = i + 1;
-            for (; j < text.length && text[j] !== '"'; j++) {
-                const d = text[j] ?? '';
-                const next = text[j + 1];
-                if (d === '\\' && next !== undefined && '"\\$`\n'.includes(next)) {
-                    if (next !== '\n')
-                        word += next;
-                    j++;
-                }
-                else
-                    word += d;
-            }
-            if (j >= text.length)
-                throw unterminated(what, '"');
-            inWord = true;
-            i = j;
-        }
-        else if (c === '\\') {
-            const next = text[i + 1];
-            if (next === undefined)
-                throw new errors_NixPlanError('usage', `${what}: a backslash ends the text`);
-            if (next !== '\n') {
-                word += next;
-                inWord = true;
-            }
-            i++;
-        }
-        else if (/\s/.test(c)) {
-            if (inWord)
-                words.push(word);
-            word = '';
-            inWord = false;
-        }
-        else {
-            word += c;
-            inWord = true;
-        }
-    }
-    if (inWord)
-        words.push(word);
-    return words;
-}
-function unterminated(what, quote) {
-    return new errors_NixPlanError('usage', `${what}: a ${quote} quote is not closed`);
-}
-const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
-/** One argument as a shell reads it back: as it is when that is safe, else in single quotes. */
-function quoteShellWord(word) {
-    if (SAFE.test(word))
-        return word;
-    return `'${word.replace(/'/g, `'\\''`)}'`;
-}
-/** A command line (`cmd` and its arguments) that a shell reads back as the same argv. */
-function formatCommandLine(cmd, args) {
-    return [cmd, ...args].map(quoteShellWord).join(' ');
+    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
@@ -4975,18 +5133,18 @@ const CHANGE_TAGS = {
     removed: 'R',
     rebuilt: 'B',
 };
-const describe_plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 /** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
 function countsText(c) {
     const parts = [];
     const v = versionChanges(c);
     if (v > 0) {
         const detail = [
-            c.upgrade > 0 ? describe_plural(c.upgrade, 'upgrade') : '',
-            c.downgrade > 0 ? describe_plural(c.downgrade, 'downgrade') : '',
+            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
             c.changed > 0 ? `${c.changed} other` : '',
         ].filter((s) => s !== '');
-        parts.push(`${describe_plural(v, 'version change')} (${detail.join(', ')})`);
+        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
     }
     if (c.added > 0)
         parts.push(`${c.added.toLocaleString('en-US')} added`);
@@ -5323,7 +5481,7 @@ function diffCommand(kit) {
         ],
         async run(args, ctx) {
             kit.noRest(args, 'diff');
-            const profile = str(args, 'profile');
+            const profile = args_str(args, 'profile');
             let old;
             let now;
             if (profile !== undefined) {
@@ -5339,9 +5497,9 @@ function diffCommand(kit) {
                 now = locate(args.positionals[1] ?? '');
             }
             const result = await ctx.useCases.diffPlanSources(old, now, {
-                store: str(args, 'store'),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                drv: str(args, 'drv'),
+                store: args_str(args, 'store'),
+                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                drv: args_str(args, 'drv'),
             }, ctx.deps);
             kit.print(ctx, args, result, () => formatDiff(result));
         },
@@ -5355,19 +5513,10 @@ function diffCommand(kit) {
 
 
 
-
-
-
-
 const COMMON = {
     json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
     quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: {
-        type: 'boolean',
-        short: 'v',
-        multiple: true,
-        help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
-    },
+    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
     help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 const TRUSTED_KEY = {
@@ -5386,39 +5535,22 @@ const CACHE_KEY = {
     value: 'FILE',
     help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 };
-/** Nix's `--log-format` values. */
-const LOG_FORMATS = [
-    'raw',
-    'internal-json',
-    'bar',
-    'bar-with-logs',
-    'multiline',
-    'multiline-with-logs',
-];
-const LOG_FORMAT = {
-    type: 'string',
-    value: 'FORMAT',
-    choices: LOG_FORMATS,
-    help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
+const NO_CHECK_SIGS = {
+    type: 'boolean',
+    help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
 };
-const NIX_ARG = {
+const MAX_AGE = {
     type: 'string',
-    multiple: true,
-    dashValue: true,
-    value: 'ARGS',
-    help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
+    value: 'DURATION',
+    help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
 };
-/** `--nix-arg` values split shell-style, then everything after `--`. */
-function nixArgs(args) {
-    return [...list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
-}
-const METHODS = ['auto', 'import', 'copy'];
-const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+const ALLOW_DOWNGRADE = {
+    type: 'boolean',
+    help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
+};
 const METHOD = {
     type: 'string',
     value: 'METHOD',
-    choices: METHODS,
     help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 };
 function commands_define(spec) {
@@ -5428,23 +5560,33 @@ function commands_define(spec) {
 function print(ctx, args, value, human) {
     ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
 }
+/** `--max-age` in milliseconds (and as written), or nothing. */
+function maxAge(args) {
+    const text = args_str(args, 'max-age');
+    return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
+}
+/** The secret keys of the repeatable `--sign-key FILE`. */
+function signingKeys(args) {
+    return Promise.all(args_list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
+}
 function noRest(args, command) {
     if (args.rest.length > 0)
         throw usageError(`${command} takes no arguments after --`);
 }
-const BUNDLE = { value: 'BUNDLE', complete: 'file' };
+const METHODS = ['auto', 'import', 'copy'];
+const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
+const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Every subcommand, in the order help lists them. */
 const COMMANDS = [
     commands_define({
         name: 'export',
-        operand: { value: 'INSTALLABLE', complete: 'none' },
         summary: 'evaluate once and write a plan bundle',
         usage: [
             'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
         ],
         description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
             'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-            'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
         options: {
             file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
             attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -5453,7 +5595,6 @@ const COMMANDS = [
             include: {
                 type: 'string',
                 value: 'KIND',
-                choices: commands_INCLUDES,
                 help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
             },
             level: {
@@ -5473,8 +5614,6 @@ const COMMANDS = [
                 help: 'relocate the plan to store dir DIR before writing',
             },
             store: STORE,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
         },
         examples: [
             'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -5482,26 +5621,26 @@ const COMMANDS = [
             'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
         ],
         async run(args, ctx) {
-            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
+            const keys = await signingKeys(args);
             const result = await ctx.useCases.exportPlan({
                 installables: [...args.positionals],
-                file: str(args, 'file'),
-                attributes: list(args, 'attr'),
-                drvPaths: list(args, 'drv'),
-                evalArgs: nixArgs(args),
+                file: args_str(args, 'file'),
+                attributes: args_list(args, 'attr'),
+                drvPaths: args_list(args, 'drv'),
+                evalArgs: [...args.rest],
                 output: required(args, 'output', 'OUT (where to write the bundle)'),
-                include: oneOf(str(args, 'include'), 'include', commands_INCLUDES),
-                level: integer(str(args, 'level'), 'level', 1, 19),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                relocateTo: str(args, 'relocate-to'),
-                store: str(args, 'store'),
+                include: oneOf(args_str(args, 'include'), 'include', commands_INCLUDES),
+                level: integer(args_str(args, 'level'), 'level', 1, 19),
+                signingKeys: keys,
+                relocateTo: args_str(args, 'relocate-to'),
+                store: args_str(args, 'store'),
+                provenance: { env: (name) => process.env[name] },
             }, ctx.deps);
             print(ctx, args, result, () => formatExport(result));
         },
     }),
     commands_define({
         name: 'inspect',
-        operand: BUNDLE,
         summary: 'show what a bundle holds (touches no store)',
         usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
         description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
@@ -5523,61 +5662,77 @@ const COMMANDS = [
                 print(ctx, args, result, () => formatInspect(result));
                 return;
             }
-            const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(list(args, 'trusted-key')) }, ctx.deps);
+            const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(args_list(args, 'trusted-key')) }, ctx.deps);
             print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
         },
     }),
     commands_define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
     commands_define({
         name: 'verify',
-        operand: BUNDLE,
         summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
+        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
         description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
-            'With --trusted-key the manifest must carry a valid signature by one of the keys.',
+            'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
+            "bundle's integrity is checked, not who made it.",
         options: {
             'trusted-key': TRUSTED_KEY,
             'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+            'max-age': MAX_AGE,
         },
         examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
         async run(args, ctx) {
             noRest(args, 'verify');
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') }, ctx.deps);
+            const age = maxAge(args);
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
+            // verify changes nothing, so the age is checked on the manifest it verified.
+            const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
+            if (stale !== undefined)
+                throw stale;
             print(ctx, args, report, () => formatVerify(report));
         },
     }),
     commands_define({
         name: 'import',
-        operand: BUNDLE,
         summary: 'verify a bundle, then add its paths to a store',
-        usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
+        usage: [
+            'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
+        ],
         description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
             'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
             'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-        options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
+        options: {
+            store: STORE,
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+        },
         examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
         async run(args, ctx) {
             noRest(args, 'import');
-            const result = await ctx.useCases.importPlan(onePositional(args, 'BUNDLE'), {
-                store: str(args, 'store'),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-            }, await importDeps(args, ctx));
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const options = {
+                store: args_str(args, 'store'),
+                trustedKeys,
+                method: oneOf(args_str(args, 'method'), 'method', METHODS),
+            };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
             print(ctx, args, result, () => formatImport(result));
         },
     }),
     commands_define({
         name: 'realise',
-        operand: BUNDLE,
         summary: 'import a bundle and build its roots',
         usage: [
-            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
+            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
         ],
         description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
             'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-            'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
-            '(e.g. -- --max-jobs 4). ' +
-            'Prints the output paths, one per line.',
+            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
+            'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
+            'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
         options: {
             'out-link': {
                 type: 'string',
@@ -5589,46 +5744,42 @@ const COMMANDS = [
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
-            'dry-run': {
-                type: 'boolean',
-                help: 'verify, then list what would be imported, built and fetched; change nothing',
-            },
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
         },
         examples: [
             'nix-plan realise hello.nixplan --out-link result',
             'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
-            'nix-plan realise plan.nixplan --dry-run',
         ],
         async run(args, ctx) {
-            if (flag(args, 'dry-run')) {
-                const plan = await ctx.useCases.dryRunRealise(onePositional(args, 'BUNDLE'), {
-                    store: str(args, 'store'),
-                    roots: list(args, 'roots', true),
-                    trustedKeys: await readKeys(list(args, 'trusted-key')),
-                }, ctx.deps);
-                print(ctx, args, plan, () => formatDryRun(plan));
-                return;
-            }
-            const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
-                store: str(args, 'store'),
-                outLink: str(args, 'out-link'),
-                roots: list(args, 'roots', true),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-                nixArgs: nixArgs(args),
-            }, await importDeps(args, ctx));
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const outLink = args_str(args, 'out-link');
+            const options = {
+                store: args_str(args, 'store'),
+                outLink,
+                roots: args_list(args, 'roots', true),
+                trustedKeys,
+                method: oneOf(args_str(args, 'method'), 'method', METHODS),
+                nixArgs: [...args.rest],
+            };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            // With --out-link, the link's last-applied record: an older plan is refused.
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle) => ctx.useCases.realisePlan(bundle, options, deps));
             print(ctx, args, result, () => formatRealise(result));
         },
     }),
     commands_define({
         name: 'relocate',
-        operand: BUNDLE,
         summary: 'rewrite a bundle for another store dir (realm)',
-        usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
+        usage: [
+            'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+        ],
         description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
-            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
+            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
+            "The new manifest keeps when and where the plan was made, and records what it was promoted from (the input's " +
+            'digest, store dir and the trusted keys that signed it). --sign-key needs --trusted-key (or --no-check-sigs): ' +
+            'a key signs only what was verified.',
         options: {
             to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
             output: {
@@ -5644,29 +5795,40 @@ const COMMANDS = [
                 help: 'sign the new manifest with this secret key file',
             },
             'trusted-key': TRUSTED_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
             level: {
                 type: 'string',
                 value: 'N',
                 help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
             },
         },
-        examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
+        examples: [
+            'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan',
+            'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan --trusted-key ci.pub --sign-key beta.sec',
+        ],
         async run(args, ctx) {
             noRest(args, 'relocate');
-            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
-            const result = await ctx.useCases.relocatePlan(onePositional(args, 'BUNDLE'), {
+            const keys = await signingKeys(args);
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const noCheckSigs = flag(args, 'no-check-sigs');
+            assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
+            const options = {
                 to: required(args, 'to', 'DIR (the target store dir)'),
                 output: required(args, 'output', 'OUT (where to write the bundle)'),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                level: integer(str(args, 'level'), 'level', 1, 19),
-            }, ctx.deps);
+                signingKeys: keys,
+                trustedKeys,
+                noCheckSigs,
+                level: integer(args_str(args, 'level'), 'level', 1, 19),
+            };
+            if (noCheckSigs && trustedKeys.length === 0)
+                ctx.deps.log.warn('--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)');
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps));
             print(ctx, args, result, () => formatRelocate(result));
         },
     }),
     commands_define({
         name: 'keygen',
-        operand: { value: 'NAME', complete: 'none' },
         summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
         usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
         description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
@@ -5687,98 +5849,82 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'apply',
-        operand: BUNDLE,
         summary: 'realise a NixOS system plan and switch a profile to it',
         usage: [
-            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
+            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
             'nix-plan apply --rollback --profile PATH [--action …]',
         ],
         description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
+            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
+            'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
+            'unless --allow-downgrade.',
         options: {
             profile: {
                 type: 'string',
                 value: 'PATH',
                 help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
             },
-            action: {
-                type: 'string',
-                value: 'ACTION',
-                choices: ACTIONS,
-                help: 'switch (default), boot, test or dry-activate',
-            },
+            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
             rollback: { type: 'boolean', help: 'go back one generation' },
             store: STORE,
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
         },
-        examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
+        examples: [
+            'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+        ],
         async run(args, ctx) {
             noRest(args, 'apply');
             const rollback = flag(args, 'rollback');
             const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
-            const store = str(args, 'store');
-            const realiseOptions = {
-                store,
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-                nixArgs: nixArgs(args),
+            const store = args_str(args, 'store');
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const realiseOptions = { store, trustedKeys, method: oneOf(args_str(args, 'method'), 'method', METHODS) };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            const profile = required(args, 'profile', 'PATH');
+            const action = oneOf(args_str(args, 'action'), 'action', ACTIONS);
+            // Applies the bundle, keeping the manifest its realisation verified.
+            const apply = async (b) => {
+                let manifest;
+                const applied = await ctx.useCases.applyPlan(b, { profile, action, rollback, store }, {
+                    ...deps,
+                    realise: async (path) => {
+                        const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
+                        manifest = realised.manifest;
+                        return realised;
+                    },
+                });
+                return { applied, ...(manifest !== undefined && { manifest }) };
             };
-            const deps = await importDeps(args, ctx);
-            const result = await ctx.useCases.applyPlan(bundle, {
-                profile: required(args, 'profile', 'PATH'),
-                action: oneOf(str(args, 'action'), 'action', ACTIONS),
-                rollback,
-                store,
-            }, { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) });
-            print(ctx, args, result, () => formatApply(result));
-        },
-    }),
-    commands_define({
-        name: 'completions',
-        operand: { value: 'SHELL', complete: SHELLS },
-        summary: 'print a shell completion script (bash, zsh or fish)',
-        usage: ['nix-plan completions bash|zsh|fish'],
-        description: 'Prints a completion script for SHELL, generated from the commands and options --help lists. Install it ' +
-            'where the shell looks: bash ~/.local/share/bash-completion/completions/nix-plan, zsh a file _nix-plan in ' +
-            'a directory of $fpath, fish ~/.config/fish/completions/nix-plan.fish (the Nix package installs all three).',
-        options: {},
-        examples: [
-            'nix-plan completions bash > ~/.local/share/bash-completion/completions/nix-plan',
-            'source <(nix-plan completions bash)',
-            'nix-plan completions fish > ~/.config/fish/completions/nix-plan.fish',
-        ],
-        run(args, ctx) {
-            noRest(args, 'completions');
-            const shell = oneOf(onePositional(args, 'SHELL (bash, zsh or fish)'), 'SHELL', SHELLS) ?? 'bash';
-            ctx.io.stdout.write(completionScript(shell, COMMANDS));
-            return Promise.resolve();
-        },
-    }),
-    commands_define({
-        name: 'man',
-        summary: 'print the nix-plan(1) man page (roff)',
-        usage: ['nix-plan man'],
-        description: 'Prints the manual page, generated from the same command table as --help and the exit codes: ' +
-            'read it with `nix-plan man | man -l -`, or install it as man1/nix-plan.1 (the Nix package does).',
-        options: {},
-        examples: ['nix-plan man | man -l -', 'nix-plan man > ~/.local/share/man/man1/nix-plan.1'],
-        run(args, ctx) {
-            noRest(args, 'man');
-            if (args.positionals.length > 0)
-                throw usageError('man takes no arguments');
-            ctx.io.stdout.write(manPage({ version: VERSION, commands: COMMANDS, common: COMMON, exitCodes: EXIT_CODE_MEANINGS }));
-            return Promise.resolve();
+            // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
+            const { applied } = bundle === undefined
+                ? await apply(undefined)
+                : await ctx.useCases.withFreshness(bundle, { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, async (b) => {
+                    const r = await apply(b);
+                    if (r.manifest === undefined)
+                        throw new Error('apply realised no plan');
+                    return { applied: r.applied, manifest: r.manifest };
+                }, action !== 'dry-activate');
+            print(ctx, args, applied, () => formatApply(applied));
         },
     }),
 ];
-/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
-async function importDeps(args, ctx) {
-    const keyFile = list(args, 'sign-key')[0];
-    const signingKey = keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
+/**
+ * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
+ * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
+ * --trusted-key (or, on purpose, --no-check-sigs).
+ */
+async function importDeps(args, ctx, trustedKeys) {
+    const keyFile = args_list(args, 'sign-key')[0];
+    const noCheckSigs = flag(args, 'no-check-sigs');
+    assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
+    if (noCheckSigs && trustedKeys.length === 0)
+        ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
+    const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
     return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
 }
 /** A command's help page. */
@@ -5987,25 +6133,8 @@ async function applyPlan(bundlePath, options, deps) {
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/nix/evaluate.ts
-// Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
-// in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
-//
-// Why these commands (read from Nix's sources, 2.8 to 2.34):
-// - `nix path-info --derivation A B` gathers its results in one StorePathSet and prints it sorted
-//   (2.8) or topologically sorted (2.34): which drv came from which installable is lost, so it is
-//   used only for a single installable. `nix eval` takes one installable.
-// - `nix build --dry-run --json A B …` appends each installable's result in the order given
-//   (duplicates kept) and prints them as one JSON array: the one command that evaluates several
-//   installables in one process and says which result is whose. Before printing it runs Nix's
-//   printMissing (a walk over the closure that may ask substituters about outputs, and lists every
-//   path on stderr); it builds, links and fetches nothing.
-// - `nix-instantiate FILE -A a -A b` prints each attribute's derivations in order with nothing
-//   between them: an attribute with none (`{}`) and one with two (`[d1 d2]`) look like one each.
-//   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
-//   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
-//   writes the .drv files as plain instantiation does.
-
-
+// Evaluates once: flake installables via `nix path-info --derivation`, files via one
+// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
 
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
@@ -6016,175 +6145,57 @@ function lines(out) {
         .map((l) => l.trim())
         .filter((l) => l !== '');
 }
-/**
- * Refuses a file argument that does not exist before Nix is started, as a usage error naming it
- * (Nix would fail with its own message and nix-plan's exit code for a failed evaluation).
- * Lookup paths (`<nixpkgs>`) and URLs are Nix's to resolve.
- */
-async function assertReadable(file) {
-    if (file.startsWith('<') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file))
-        return;
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(file);
-    }
-    catch (e) {
-        const why = e.code === 'ENOENT' ? 'no such file' : e.message;
-        throw new errors_NixPlanError('usage', `cannot read the file to evaluate '${file}': ${why}`);
-    }
-}
 /** The directory of a store path (the realm it belongs to). */
 function storeDirOf(path) {
     return path.slice(0, path.lastIndexOf('/'));
 }
 /**
- * The per-installable results of `nix build --dry-run --json`: one element per installable, in
- * order. An element is `{drvPath, outputs}` for a derivation (Nix 2.8 and later) or `{path}` for a
- * store path that is not built; anything but a .drv path is refused, naming its installable.
- */
-function parseDryRunJson(text, installables) {
-    let parsed;
-    try {
-        parsed = JSON.parse(text);
-    }
-    catch {
-        throw new errors_NixPlanError('nix', `nix build --dry-run --json printed no JSON: '${text.trim().slice(0, 200)}'`);
-    }
-    if (!Array.isArray(parsed) || parsed.length !== installables.length)
-        throw new errors_NixPlanError('nix', `nix build --dry-run --json gave ${Array.isArray(parsed) ? parsed.length : 'no list of'} results for ${installables.length} installables`);
-    return installables.map((installable, i) => {
-        const item = parsed[i];
-        const fields = typeof item === 'object' && item !== null ? item : {};
-        const path = typeof fields['drvPath'] === 'string' ? fields['drvPath'] : fields['path'];
-        if (typeof path !== 'string' || !path.endsWith('.drv'))
-            throw new errors_NixPlanError('nix', `'${installable}' evaluated to ${typeof path === 'string' ? `'${path}'` : 'no store path'}, not a derivation`);
-        return { installable, drvPath: path };
-    });
-}
-/** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
-async function evaluateOneInstallable(installable, evalArgs, store) {
-    const { stdout } = await store.runner.run('nix', [
-        ...FLAKE_FEATURES,
-        ...store.storeArgs(),
-        'path-info',
-        '--derivation',
-        ...evalArgs,
-        installable,
-    ]);
-    return lines(stdout).map((drvPath) => ({ installable, drvPath }));
-}
-/** Several flake installables in one process (see the top of this file). */
-async function evaluateInstallables(installables, evalArgs, store) {
-    const only = installables[0];
-    if (installables.length === 1 && only !== undefined)
-        return evaluateOneInstallable(only, evalArgs, store);
-    const { stdout } = await store.runner.run('nix', [
-        ...FLAKE_FEATURES,
-        ...store.storeArgs(),
-        'build',
-        '--dry-run',
-        '--json',
-        '--no-link',
-        ...evalArgs,
-        ...installables,
-    ]);
-    return parseDryRunJson(stdout.toString('utf8'), installables);
-}
-/**
- * The JSON values `nix-instantiate --eval --json` printed for its `-A`s, in order (Nix 2.8 writes
- * them without separators, newer Nix one a line). Undefined when a value is not a string.
- */
-function parseEvalStrings(text) {
-    const values = [];
-    const token = /\s*("(?:[^"\\]|\\.)*")\s*/y;
-    let at = 0;
-    while (at < text.length) {
-        token.lastIndex = at;
-        const m = token.exec(text);
-        if (m === null)
-            return /^\s*$/.test(text.slice(at)) ? values : undefined;
-        values.push(JSON.parse(m[1] ?? '""'));
-        at = token.lastIndex;
-    }
-    return values;
-}
-/** Selection paths that fail only because an attribute is not one derivation (a list, a plain set). */
-const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
-/**
- * Each attribute's .drv, when every attribute is one derivation: one `nix-instantiate --eval`
- * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
- * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
- */
-async function evaluateAttributes(file, attributes, evalArgs, store) {
-    const args = [
-        ...store.storeArgs(),
-        '--eval',
-        '--json',
-        '--read-write-mode',
-        ...evalArgs,
-        file,
-        ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
-    ];
-    const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
-    if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr))
-        return undefined;
-    NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
-    const values = parseEvalStrings(result.stdout.toString('utf8'));
-    if (values?.length !== attributes.length * 2)
-        return undefined;
-    const roots = [];
-    for (const [i, attribute] of attributes.entries()) {
-        const type = values[2 * i];
-        const drvPath = values[2 * i + 1] ?? '';
-        if (type !== 'derivation')
-            return undefined;
-        roots.push({ attribute, drvPath });
-    }
-    return roots;
-}
-/** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
-async function evaluateFile(file, attributes, evalArgs, store) {
-    if (attributes.length > 0) {
-        const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
-        if (labelled !== undefined)
-            return labelled;
-    }
-    // The file's value itself, or attributes that are lists or sets of derivations: every
-    // derivation, recorded without an attribute (Nix prints nothing between the attributes).
-    const { stdout } = await store.runner.run('nix-instantiate', [
-        ...store.storeArgs(),
-        ...evalArgs,
-        file,
-        ...attributes.flatMap((a) => ['-A', a]),
-    ]);
-    return lines(stdout).map((drvPath) => ({ drvPath }));
-}
-/**
- * Evaluates `request` against `store`: one evaluator process for all flake installables and one
- * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
- * they are in.
+ * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
+ * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
  */
 async function evaluate(request, store) {
     const roots = [];
     const evalArgs = request.evalArgs ?? [];
     const attributes = request.attributes ?? [];
-    const installables = request.installables ?? [];
     if (attributes.length > 0 && request.file === undefined)
         throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const drvPath of request.drvPaths ?? [])
+    for (const installable of request.installables ?? []) {
+        // One process per installable so each drv is known to come from its installable: with several
+        // at once, `nix path-info` prints them sorted, not in the order given.
+        const { stdout } = await store.runner.run('nix', [
+            ...FLAKE_FEATURES,
+            ...store.storeArgs(),
+            'path-info',
+            '--derivation',
+            ...evalArgs,
+            installable,
+        ]);
+        for (const drvPath of lines(stdout))
+            roots.push({ installable, drvPath });
+    }
+    if (request.file !== undefined) {
+        const { stdout } = await store.runner.run('nix-instantiate', [
+            ...store.storeArgs(),
+            ...evalArgs,
+            request.file,
+            ...attributes.flatMap((a) => ['-A', a]),
+        ]);
+        const drvs = lines(stdout);
+        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
+        // the pairing is certain, otherwise the roots are recorded without their attribute.
+        const paired = drvs.length === attributes.length;
+        drvs.forEach((drvPath, i) => {
+            const attribute = paired ? attributes[i] : undefined;
+            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
+        });
+    }
+    for (const drvPath of request.drvPaths ?? []) {
         if (!drvPath.endsWith('.drv'))
             throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
-    if (request.file !== undefined)
-        await assertReadable(request.file);
-    if (installables.length > 0)
-        roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
-    if (request.file !== undefined)
-        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
-    for (const drvPath of request.drvPaths ?? [])
         roots.push({ drvPath });
+    }
     if (roots.length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
+        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
     for (const r of roots)
         if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
             throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
@@ -6642,20 +6653,11 @@ async function storeTrust(store) {
 }
 /**
  * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
- * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
- * paths as Nix adds them.
+ * NixCommandError (see `isSignatureRefusal` for the store wanting signatures).
  */
-async function importExport(store, input, onPaths) {
+async function importExport(store, input) {
     const args = [...store.storeArgs(), '--import'];
-    // nix-store --import prints each path it adds, one a line, as it adds it.
-    const onStdout = onPaths === undefined
-        ? undefined
-        : (chunk) => onPaths(chunk.filter((b) => b === 0x0a).length);
-    const result = await store.runner.run('nix-store', args, {
-        input,
-        allowFailure: true,
-        ...(onStdout === undefined ? {} : { onStdout }),
-    });
+    const result = await store.runner.run('nix-store', args, { input, allowFailure: true });
     NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
 }
 /**
@@ -6899,500 +6901,6 @@ function binaryCacheCopyImport(settings = {}) {
             signingKey: key,
             workDir: settings.workDir,
         }, deps);
-    };
-}
-
-;// CONCATENATED MODULE: ./src/nix/missing.ts
-// What Nix would fetch for store paths that are not valid, asked without changing anything:
-// `nix-store --realise --dry-run PATH…` on output paths (no .drv needed), read from Nix's
-// printMissing listing ("these N paths will be fetched (…):", "don't know how to build …").
-
-
-/** Reads printMissing's listing: the paths under each header. */
-function parseMissing(text) {
-    const fetch = [];
-    const unknown = [];
-    let fetchSize;
-    let section;
-    for (const line of text.split('\n')) {
-        if (/will be fetched/.test(line)) {
-            section = fetch;
-            fetchSize = /\(([^)]*)\):\s*$/.exec(line)?.[1];
-        }
-        else if (/don't know how to build/.test(line))
-            section = unknown;
-        else if (/will be built/.test(line))
-            section = undefined;
-        else if (/^ {2}\//.test(line))
-            section?.push(line.trim());
-        else if (line.trim() !== '')
-            section = undefined;
-    }
-    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
-}
-/** `nix-store --realise --dry-run` on `paths` (output paths, not .drv files): read-only. */
-async function queryMissing(store, paths) {
-    const fetch = [];
-    const unknown = [];
-    const batches = batchPaths(paths);
-    let fetchSize;
-    for (const batch of batches) {
-        const args = [...store.storeArgs(), '--realise', '--dry-run', ...batch];
-        // The listing grows with the paths: collect it whole (the runner keeps only a tail).
-        const chunks = [];
-        const result = await store.runner.run('nix-store', args, {
-            allowFailure: true,
-            onStderr: (c) => chunks.push(Buffer.from(c)),
-        });
-        const text = Buffer.concat(chunks).toString('utf8');
-        NixCommandError.check('nix-store', args, { code: result.code, stderr: text });
-        const m = parseMissing(text);
-        fetch.push(...m.fetch);
-        unknown.push(...m.unknown);
-        if (batches.length === 1)
-            fetchSize = m.fetchSize;
-    }
-    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
-}
-
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
-
-
-/**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
- */
-async function verifyWithProgress(bundle, options, progress) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
-        try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    await options.onEntry?.(e);
-                    task.tick(1, e.nar.narSize);
-                },
-            });
-        }
-        finally {
-            task.done();
-        }
-    }
-    finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report };
-}
-
-;// CONCATENATED MODULE: ./src/app/import.ts
-// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
-// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** The import methods, for option parsing. */
-const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
-
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
-    }
-}
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/**
- * Copies the bundle into a private directory and verifies the copy completely, so nothing
- * unverified can reach the store even if the original changes meanwhile; the verified export
- * stream is kept in a private file as it is checked, and that file is what Nix imports.
- * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
- */
-async function importPlan(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
-    try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        // Messages name the user's file, not the private copy they are about.
-        const source = { ...(await openBundle(copy)), name: bundlePath };
-        // Whatever the route, what reaches the store is the stream verified here.
-        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-        try {
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    storeDir,
-                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
-                }, deps.progress);
-            }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const invalid = await validity.invalid();
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none' };
-            }
-            let method = options.method ?? 'auto';
-            if (method === 'auto') {
-                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
-                method = trust === 'untrusted' ? 'copy' : 'import';
-                if (trust === 'unknown')
-                    deps.log.debug('store trust unknown: trying nix-store --import first');
-            }
-            // The verified stream: the private file, or (when it could not be kept) decompressed again.
-            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
-            if (method === 'import') {
-                // nix-store --import prints each path it adds: one tick per line.
-                const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
-                try {
-                    await importExport(store, stream(), (n) => importing.tick(n));
-                }
-                catch (e) {
-                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                        throw e;
-                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-                    method = 'copy';
-                }
-                finally {
-                    importing.done();
-                }
-            }
-            if (method === 'copy') {
-                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-                await copyImport(stream(), { store: options.store, manifest }, deps);
-            }
-            const still = await invalidAmong(store, paths);
-            if (still.size > 0)
-                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-            return { manifest, imported: invalid.size, alreadyValid, method };
-        }
-        finally {
-            await source.close();
-        }
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/app/realise.ts
-// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
-// substituters, optionally keeping GC roots; no evaluation anywhere.
-
-
-
-
-
-
-
-
-/**
- * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
- * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
- */
-function selectRoots(roots, selectors = []) {
-    if (selectors.length === 0)
-        return [...roots];
-    const chosen = new Set();
-    for (const sel of selectors) {
-        const matches = /^\d+$/.test(sel)
-            ? roots.filter((_, i) => i === Number(sel))
-            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
-        if (matches.length === 0)
-            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
-        for (const m of matches)
-            chosen.add(m);
-    }
-    return roots.filter((r) => chosen.has(r));
-}
-/** Imports the bundle and builds the selected roots. */
-async function realisePlan(bundlePath, options, deps) {
-    const imported = await importPlan(bundlePath, options, deps);
-    const { manifest } = imported;
-    const roots = selectRoots(manifest.roots, options.roots);
-    const store = new NixStore(deps.runner, { store: options.store });
-    const drvs = roots.map((r) => r.drvPath);
-    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
-    const printed = await store.realise(drvs, {
-        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
-        extraArgs: options.nixArgs,
-        onLog: deps.nixLog,
-    });
-    // With --add-root Nix prints the links it made; the outputs are their targets.
-    const links = options.outLink === undefined ? [] : printed;
-    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
-    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
-    const outPaths = {};
-    for (const r of roots) {
-        const outs = {};
-        for (const [name, path] of Object.entries(r.outputs))
-            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
-        outPaths[r.drvPath] = outs;
-    }
-    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
-    const missing = all.filter((p) => p === '');
-    if (missing.length > 0)
-        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
-    const invalid = await store.invalidPaths(all);
-    if (invalid.size > 0)
-        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
-    const { manifest: _m, ...importSummary } = imported;
-    return { manifest, outPaths, import: importSummary, links };
-}
-
-;// CONCATENATED MODULE: ./src/app/dry-run.ts
-// realise --dry-run: what realising a bundle would import, build and fetch, answered without
-// changing the store. A dry run cannot import, and without the .drv files in the store Nix
-// cannot plan a build itself (`nix-store --realise --dry-run` needs them). What can be answered
-// without them is answered here:
-// - the bundle is verified completely, as import would (nothing reaches the store);
-// - the store is asked which of the bundle's paths it has (the rest import would add);
-// - the .drv files in the bundle give every output path the selected roots need; the store is
-//   asked which of those it has, and Nix (`nix-store --realise --dry-run` on the missing output
-//   paths, which needs no .drv) which its substituters have;
-// - Nix's own rule (queryMissing) then decides: a derivation whose needed outputs are all there or
-//   fetchable is not built, and only a derivation that is built needs its inputs.
-// An output whose path is known only after building (floating content-addressed) counts as built.
-
-
-
-
-
-
-function factsOf(bytes) {
-    const drv = parseDerivation(bytes);
-    return {
-        outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
-        inputDrvs: drv.inputDrvs.map((i) => ({ path: i.path, outputs: [...i.outputs] })),
-    };
-}
-/** What `realisePlan` would import, build and fetch; changes nothing. */
-async function dryRunRealise(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const storeDir = await store.storeDir();
-    const paths = [];
-    const drvs = new Map();
-    const report = await verifyWithProgress(bundlePath, {
-        trustedKeys: options.trustedKeys,
-        storeDir,
-        isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
-        onEntry: (e) => {
-            paths.push(e.path);
-            if (e.kind === 'drv' && e.nar.file !== undefined)
-                drvs.set(e.path, factsOf(e.nar.file.contents));
-        },
-    }, deps.progress);
-    const { manifest } = report;
-    const missing = await store.invalidPaths(paths);
-    const roots = selectRoots(manifest.roots, options.roots);
-    // Every derivation the roots can need, and every output path they know.
-    const facts = async (drv) => {
-        const known = drvs.get(drv);
-        if (known !== undefined)
-            return known;
-        // An input already valid in the store instead of in the bundle.
-        const read = factsOf(await store.readFile(drv));
-        drvs.set(drv, read);
-        return read;
-    };
-    const reachable = [];
-    const seen = new Set();
-    const queue = roots.map((r) => r.drvPath);
-    while (queue.length > 0) {
-        const drv = queue.pop() ?? '';
-        if (seen.has(drv))
-            continue;
-        seen.add(drv);
-        reachable.push(drv);
-        for (const input of (await facts(drv)).inputDrvs)
-            queue.push(input.path);
-    }
-    const outputPaths = [
-        ...new Set(reachable.flatMap((d) => [...(drvs.get(d)?.outputs.values() ?? [])])),
-    ].filter((p) => p !== '');
-    const invalidOutputs = await store.invalidPaths(outputPaths);
-    const substitutable = new Set(invalidOutputs.size === 0 ? [] : (await queryMissing(store, [...invalidOutputs])).fetch);
-    // Nix's rule: built only when some needed output is neither there nor fetchable.
-    const wanted = new Map();
-    const build = new Set();
-    const fetchNeeded = new Set();
-    const unknownOutputs = new Set();
-    let present = 0;
-    const visit = (drv, outputs) => {
-        const f = drvs.get(drv);
-        if (f === undefined)
-            throw new errors_NixPlanError('internal', `no derivation read for '${drv}'`);
-        const names = outputs ?? [...f.outputs.keys()];
-        const already = wanted.get(drv) ?? new Set();
-        const fresh = names.filter((n) => !already.has(n));
-        if (fresh.length === 0)
-            return;
-        for (const n of fresh)
-            already.add(n);
-        wanted.set(drv, already);
-        if (build.has(drv))
-            return;
-        const needed = [...already].map((n) => f.outputs.get(n) ?? '');
-        const mustBuild = needed.some((p) => p === '' || (invalidOutputs.has(p) && !substitutable.has(p)));
-        if (!mustBuild) {
-            for (const p of fresh.map((n) => f.outputs.get(n) ?? ''))
-                if (invalidOutputs.has(p))
-                    fetchNeeded.add(p);
-                else
-                    present++;
-            return;
-        }
-        if (needed.includes(''))
-            unknownOutputs.add(drv);
-        build.add(drv);
-        for (const p of needed)
-            fetchNeeded.delete(p);
-        for (const input of f.inputDrvs)
-            visit(input.path, input.outputs);
-    };
-    for (const r of roots)
-        visit(r.drvPath, undefined);
-    // What fetching the needed outputs brings along (their references), as Nix lists it.
-    const fetched = fetchNeeded.size === 0 ? { fetch: [] } : await queryMissing(store, [...fetchNeeded]);
-    const order = new Map(paths.map((p, i) => [p, i]));
-    return {
-        dryRun: true,
-        manifest,
-        import: { missing: missing.size, alreadyValid: paths.length - missing.size },
-        build: [...build].sort((a, b) => (order.get(a) ?? -1) - (order.get(b) ?? -1)),
-        fetch: fetched.fetch,
-        ...('fetchSize' in fetched && fetched.fetchSize !== undefined ? { fetchSize: fetched.fetchSize } : {}),
-        present,
-        unknownOutputs: [...unknownOutputs],
     };
 }
 
@@ -9980,6 +9488,193 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/core/provenance.ts
+// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
+// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
+//
+// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
+// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
+// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
+
+
+/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
+function rfc3339(date) {
+    if (Number.isNaN(date.getTime()))
+        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
+    return `${date.toISOString().slice(0, 19)}Z`;
+}
+/** The GitHub Actions variables provenance is made from. */
+const GITHUB_ENV = {
+    Actions: 'GITHUB_ACTIONS',
+    Repository: 'GITHUB_REPOSITORY',
+    Sha: 'GITHUB_SHA',
+    Ref: 'GITHUB_REF',
+    WorkflowRef: 'GITHUB_WORKFLOW_REF',
+    ServerUrl: 'GITHUB_SERVER_URL',
+    RunId: 'GITHUB_RUN_ID',
+    RunAttempt: 'GITHUB_RUN_ATTEMPT',
+};
+/**
+ * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
+ * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
+ */
+function githubProvenance(env) {
+    if (env(GITHUB_ENV.Actions) !== 'true')
+        return {};
+    const repository = env(GITHUB_ENV.Repository);
+    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
+    const runId = env(GITHUB_ENV.RunId);
+    const attempt = env(GITHUB_ENV.RunAttempt);
+    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
+    return {
+        repository,
+        commit: env(GITHUB_ENV.Sha),
+        ref: env(GITHUB_ENV.Ref),
+        workflow: env(GITHUB_ENV.WorkflowRef),
+        ...(repository !== undefined &&
+            runId !== undefined &&
+            /^\d+$/.test(runId) && {
+            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
+        }),
+        runAttempt: attemptNumber,
+    };
+}
+/**
+ * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
+ * address (`git@host:owner/name`) has a user name but no secret, and is kept.
+ */
+function withoutCredentials(url) {
+    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
+}
+/** Provenance from git facts (the CLI's). */
+function gitProvenance(git) {
+    return {
+        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
+        commit: git.commit,
+        ref: git.ref,
+        dirty: git.dirty,
+    };
+}
+function provenance_isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function query(attrs, skip) {
+    const params = Object.keys(attrs)
+        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
+        .sort()
+        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
+    return params.length === 0 ? '' : `?${params.join('&')}`;
+}
+/**
+ * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
+ * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
+ * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
+ * credentials are removed.
+ */
+function lockedUrl(locked) {
+    const type = locked['type'];
+    if (typeof type !== 'string')
+        return undefined;
+    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
+    const dropped = ['type', 'narHash', 'lastModified', '__final'];
+    let url;
+    switch (type) {
+        case 'github':
+        case 'gitlab':
+        case 'sourcehut': {
+            const owner = s('owner');
+            const repo = s('repo');
+            if (owner === undefined || repo === undefined)
+                return undefined;
+            const rev = s('rev') ?? s('ref');
+            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
+            break;
+        }
+        case 'git':
+        case 'mercurial':
+        case 'tarball':
+        case 'file': {
+            const u = s('url');
+            if (u === undefined)
+                return undefined;
+            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
+            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
+            break;
+        }
+        case 'path': {
+            const p = s('path');
+            if (p === undefined)
+                return undefined;
+            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
+            break;
+        }
+        case 'indirect': {
+            const id = s('id');
+            if (id === undefined)
+                return undefined;
+            url = `flake:${id}${[s('ref'), s('rev')]
+                .filter((x) => x !== undefined)
+                .map((x) => `/${x}`)
+                .join('')}`;
+            break;
+        }
+        default:
+            url = `${type}:${query(locked, dropped)}`;
+    }
+    return withoutCredentials(url);
+}
+/**
+ * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
+ * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
+ * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
+ */
+function flakeProvenance(metadata) {
+    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
+        return undefined;
+    const inputs = [];
+    const locks = metadata['locks'];
+    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
+    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
+    for (const [name, node] of Object.entries(nodes)) {
+        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
+            continue;
+        const locked = node['locked'];
+        const url = lockedUrl(locked);
+        if (url === undefined)
+            continue;
+        inputs.push({
+            name,
+            url,
+            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
+            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
+        });
+    }
+    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { url: withoutCredentials(metadata['url']), inputs };
+}
+/**
+ * Combines candidate values, first source first (a later source fills only what earlier ones
+ * left out), keeping each value that passes the manifest's rules and naming the others.
+ */
+function combineProvenance(...sources) {
+    const candidate = {};
+    for (const source of sources)
+        for (const [k, v] of Object.entries(source))
+            if (v !== undefined && !(k in candidate))
+                candidate[k] = v;
+    const provenance = {};
+    const dropped = [];
+    for (const [k, v] of Object.entries(candidate)) {
+        try {
+            Object.assign(provenance, validateProvenance({ [k]: v }));
+        }
+        catch (e) {
+            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
+        }
+    }
+    return { provenance, dropped };
+}
+
 ;// CONCATENATED MODULE: ./src/nix/collect.ts
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
@@ -10311,7 +10006,9 @@ function narOf(path) {
 }
 
 ;// CONCATENATED MODULE: ./src/app/files.ts
-// Checks on the files a use case will write, made before the long work so a typo fails fast.
+// Checks on the files a use case will write, made before the long work so a typo fails fast, and
+// the digest of a file read.
+
 
 
 
@@ -10326,6 +10023,190 @@ async function assertWritable(path) {
         throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
     }
 }
+/** `sha256:<hex>` of a file's bytes, streamed. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: ./src/nix/flake-metadata.ts
+
+
+/**
+ * The flake reference of an installable (`.#hello` → `.`, `github:o/r#x` → `github:o/r`), or
+ * undefined for what is not a flake reference (a store path).
+ */
+function flakeRefOf(installable) {
+    const hash = installable.indexOf('#');
+    const ref = hash < 0 ? installable : installable.slice(0, hash);
+    if (ref === '' || (ref.startsWith('/') && /\/[0-9a-z]{32}-[^/]+$/.test(ref)))
+        return undefined;
+    return ref.replace(/\^.*$/, '');
+}
+/**
+ * The locked flake behind `installables`, asked after evaluation (so the lock Nix evaluated with
+ * exists) with the evaluator's arguments (an `--override-input` changes the lock), without
+ * writing a lock file. The reason instead when the installables are not one flake or Nix
+ * cannot tell.
+ */
+async function readFlakeMetadata(store, installables, evalArgs = []) {
+    const refs = [...new Set(installables.map(flakeRefOf).filter((r) => r !== undefined))];
+    if (refs.length === 0)
+        return { reason: 'no flake installable' };
+    if (refs.length > 1)
+        return { reason: `the installables come from ${refs.length} flakes; a plan records one` };
+    const r = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'flake',
+        'metadata',
+        '--json',
+        '--no-write-lock-file',
+        ...evalArgs,
+        refs[0] ?? '',
+    ], { allowFailure: true });
+    if (r.code !== 0)
+        return { reason: `nix flake metadata failed: ${r.stderr.trim().split('\n').pop() ?? ''}` };
+    let json;
+    try {
+        json = JSON.parse(r.stdout.toString('utf8'));
+    }
+    catch {
+        return { reason: 'nix flake metadata printed no JSON' };
+    }
+    const flake = flakeProvenance(json);
+    return flake === undefined ? { reason: 'nix flake metadata printed no locked URL' } : { flake };
+}
+
+;// CONCATENATED MODULE: ./src/nix/git.ts
+async function git(runner, dir, args) {
+    try {
+        const r = await runner.run('git', ['-C', dir, ...args], { allowFailure: true });
+        return r.code === 0 ? r.stdout.toString('utf8').trim() : undefined;
+    }
+    catch {
+        return undefined; // no git on PATH
+    }
+}
+/**
+ * The git facts of the worktree holding `dir`, or an empty object when `dir` is not in one (or
+ * git is not installed). `dirty` counts untracked files too: an evaluation can read them.
+ */
+async function readGitFacts(runner, dir) {
+    const commit = await git(runner, dir, ['rev-parse', '--verify', '-q', 'HEAD']);
+    if (commit === undefined || commit === '')
+        return {};
+    const [ref, status, remoteUrl] = await Promise.all([
+        git(runner, dir, ['symbolic-ref', '-q', 'HEAD']),
+        git(runner, dir, ['status', '--porcelain']),
+        git(runner, dir, ['remote', 'get-url', 'origin']),
+    ]);
+    return {
+        commit,
+        ...(ref !== undefined && ref !== '' && { ref }),
+        ...(status !== undefined && { dirty: status !== '' }),
+        ...(remoteUrl !== undefined && remoteUrl !== '' && { remoteUrl }),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/provenance.ts
+// Collecting a plan's provenance while it is exported: the GitHub Actions run (from the
+// environment), the git worktree, and the evaluated flake's lock (see docs/security.md).
+
+
+
+
+/**
+ * The provenance of an evaluation: the run's repository, ref, workflow and run URL when in GitHub
+ * Actions; the commit of the worktree evaluated (the run's `GITHUB_SHA` when there is no
+ * worktree), its branch and whether it had uncommitted changes; the locked flake when flake
+ * installables were evaluated. Facts that cannot be had are left out; values that do not fit the
+ * manifest are left out with a warning.
+ */
+async function collectProvenance(request, store, sources, log) {
+    const dir = sources.dir ?? (request.file === undefined ? process.cwd() : (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(request.file)));
+    const installables = request.installables ?? [];
+    const [git, flake] = await Promise.all([
+        readGitFacts(store.runner, dir),
+        installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
+    ]);
+    if (flake !== undefined && 'reason' in flake)
+        log.warn(`the plan records no flake inputs: ${flake.reason}`);
+    const github = sources.env === undefined ? {} : githubProvenance(sources.env);
+    // A worktree of another repository than the run's: its own remote, commit and branch apply.
+    if (!sameRepository(git.remoteUrl, github.repository)) {
+        delete github.repository;
+        delete github.commit;
+        delete github.ref;
+    }
+    const { provenance, dropped } = combineProvenance(
+    // The worktree's own commit first: it is what was evaluated, even when it is not GITHUB_SHA.
+    { commit: git.commit }, github, gitProvenance(git), flake !== undefined && 'flake' in flake ? { flake: flake.flake } : {});
+    for (const d of dropped)
+        log.warn(`provenance: left out ${d}`);
+    return provenance;
+}
+/** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */
+function sameRepository(remoteUrl, repository) {
+    if (remoteUrl === undefined || typeof repository !== 'string')
+        return true;
+    const tail = remoteUrl
+        .replace(/\/+$/, '')
+        .replace(/\.git$/, '')
+        .toLowerCase();
+    const want = repository.toLowerCase();
+    return tail.endsWith(`/${want}`) || tail.endsWith(`:${want}`);
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
+}
+
+;// CONCATENATED MODULE: ./src/app/version.ts
+// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
+/** The version of nix-plan. */
+const VERSION = '0.1.0';
+/** `tool` in bundle manifests and `nix-plan --version`. */
+const TOOL_VERSION = `nix-plan ${VERSION}`;
 
 ;// CONCATENATED MODULE: ./src/app/relocate.ts
 // relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
@@ -10333,6 +10214,8 @@ async function assertWritable(path) {
 // there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
 // is written straight from the relocation. Only sources too large to hold need a second pass to
 // copy their NARs through.
+
+
 
 
 
@@ -10489,6 +10372,8 @@ async function relocatePlan(bundlePath, options, deps) {
     assertStoreDir(options.to);
     await assertWritable(options.output);
     const keys = secretKeyTexts(options).map(parseSecretKey);
+    const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+    assertSignable(keys.length > 0, trusted.length > 0, options.noCheckSigs === true);
     const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-relocate-'));
     try {
@@ -10499,8 +10384,9 @@ async function relocatePlan(bundlePath, options, deps) {
         catch (e) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
-        // Messages name the user's file, not the private copy they are about.
-        const bundle = { ...(await openBundle(copy)), name: bundlePath };
+        // The promotion records the digest of exactly the bytes verified: the private copy's.
+        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
+        const bundle = await openBundle(copy);
         let scratch;
         const started = performance.now();
         try {
@@ -10520,7 +10406,7 @@ async function relocatePlan(bundlePath, options, deps) {
             let objects = [];
             const narSizes = new Map();
             const { manifest, derivations } = await verifyWithProgress(bundle, {
-                trustedKeys: options.trustedKeys,
+                trustedKeys: trusted,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
@@ -10572,6 +10458,17 @@ async function relocatePlan(bundlePath, options, deps) {
             narChunks = [];
             const verified = performance.now();
             const from = manifest.storeDir;
+            const promotion = inputDigest === undefined
+                ? undefined
+                : {
+                    digest: inputDigest,
+                    storeDir: from,
+                    checksum: manifest.checksum,
+                    signedBy: manifestSigners(manifest, trusted),
+                    // Only an input no key was asked to vouch for is "accepted without proof".
+                    ...(options.noCheckSigs === true && trusted.length === 0 && { noCheckSigs: true }),
+                    at: rfc3339(options.now?.() ?? new Date()),
+                };
             if (from === options.to)
                 throw new errors_NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
             deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
@@ -10598,9 +10495,14 @@ async function relocatePlan(bundlePath, options, deps) {
             // moves the new bundle into place only if the input's .drv files passed the last checks.
             const draft = () => {
                 derivations.finish();
+                const promotions = [...(manifest.promotions ?? []), ...(promotion === undefined ? [] : [promotion])];
                 return {
                     tool: TOOL_VERSION,
                     nixVersion: manifest.nixVersion,
+                    // Freshness is about the plan's content: relocation keeps when and where it was made.
+                    ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+                    provenance: manifest.provenance ?? {},
+                    ...(promotions.length > 0 && { promotions }),
                     storeDir: options.to,
                     systems: manifest.systems,
                     include: manifest.include,
@@ -10670,6 +10572,8 @@ async function relocatePlan(bundlePath, options, deps) {
 
 
 
+
+
 /**
  * Export's default compression: level 10's search with a bigger hash table (hashLog 23), matches
  * of 6+ bytes, and long-distance matches of 256+ bytes only (zstd's default 64 makes many short
@@ -10703,14 +10607,19 @@ async function exportPlan(options, deps) {
     await assertWritable(options.output);
     const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
     const t0 = performance.now();
+    const createdAt = rfc3339(options.now?.() ?? new Date());
     const nixVersion = await store.version();
-    const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
-    const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
+    deps.log.info(`evaluating with Nix ${nixVersion}…`);
+    const { roots, storeDir } = await evaluate(options, store);
     const t1 = performance.now();
-    // Returns once the .drv files are read; Nix still describes the paths while writing starts.
-    const closure = await streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) }, 
-    // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
-    { drvsFromFiles: true });
+    // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
+    const [closure, provenance] = await Promise.all([
+        // Returns once the .drv files are read; Nix still describes the paths while writing starts.
+        streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) }, 
+        // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
+        { drvsFromFiles: true }),
+        collectProvenance(options, store, options.provenance ?? {}, deps.log),
+    ]);
     const t2 = performance.now();
     const { counts, narBytes } = tally([]);
     let paths = 0;
@@ -10726,6 +10635,8 @@ async function exportPlan(options, deps) {
         return {
             tool: TOOL_VERSION,
             nixVersion,
+            createdAt,
+            provenance,
             storeDir,
             systems,
             include,
@@ -10759,7 +10670,9 @@ async function exportPlan(options, deps) {
     try {
         written = await writeBundle(target, draft, writeExport(entries()), {
             ...(options.level === undefined ? EXPORT_COMPRESSION : { level: options.level }),
-            keys: options.relocateTo === undefined ? keys : [],
+            // With --relocate-to the plan is signed twice: here, so relocation can check that what it
+            // reads is what was just written, and after relocation.
+            keys,
         });
     }
     finally {
@@ -10772,6 +10685,9 @@ async function exportPlan(options, deps) {
                 to: options.relocateTo,
                 output: options.output,
                 signingKeys: keyTexts,
+                trustedKeys: keys.map((k) => formatPublicKey(publicKeyOf(k))),
+                // One step from evaluation: relocatedFrom says where it was evaluated; no promotion.
+                recordPromotion: false,
                 level: options.level,
             }, deps);
             manifest = relocated.manifest;
@@ -10794,6 +10710,335 @@ async function exportPlan(options, deps) {
             writeMs: Math.round(t3 - t2),
         },
     };
+}
+
+;// CONCATENATED MODULE: ./src/app/freshness.ts
+// Downgrade protection and --max-age around a use case that applies a plan: the last-applied
+// record beside a profile or out-link (`<target>.nix-plan.json`), read before and written after.
+//
+// The check runs on a private copy of the bundle, made first, and the use case is given that
+// copy: the bytes whose age was checked are the bytes imported and applied, even if the file
+// named on the command line is replaced meanwhile. The record is written (atomically, 0644)
+// only once the use case succeeded, with the manifest it verified.
+
+
+
+
+
+
+
+
+
+/** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
+function recordPathFor(target) {
+    return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
+}
+/** The last-applied record at `path`, or undefined when there is none. */
+async function readLastApplied(path) {
+    let text;
+    try {
+        text = await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw new errors_NixPlanError('stale', `cannot read the last-applied record '${path}': ${e.message}`);
+    }
+    return parseLastApplied(text, path);
+}
+/**
+ * Writes the record atomically: a new file beside it (never following a link planted there),
+ * synced, then renamed over the old one. Mode 0644: anyone may read what a host runs.
+ */
+async function writeLastApplied(path, record) {
+    const temp = (0,external_node_path_namespaceObject.join)((0,external_node_path_namespaceObject.dirname)(path), `.${(0,external_node_path_namespaceObject.basename)(path)}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}.tmp`);
+    try {
+        const fh = await (0,external_node_fs_promises_namespaceObject.open)(temp, 'wx', 0o644);
+        try {
+            await fh.writeFile(`${JSON.stringify(record)}\n`);
+            await fh.chmod(0o644); // the umask may have narrowed it
+            await fh.sync();
+        }
+        finally {
+            await fh.close();
+        }
+        await (0,external_node_fs_promises_namespaceObject.rename)(temp, path);
+    }
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(temp, { force: true });
+        throw new errors_NixPlanError('internal', `cannot write the last-applied record '${path}': ${e.message}`);
+    }
+}
+/**
+ * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
+ * copy (the bytes checked are the bytes used), and records the plan as applied to
+ * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
+ * returns the manifest it verified, which must be the one checked. Without a limit or a target
+ * it just runs `run` on the bundle itself.
+ */
+async function withFreshness(bundlePath, options, log, run, record = true) {
+    const now = options.now ?? (() => new Date());
+    if (options.maxAgeMs === undefined && options.target === undefined)
+        return run(bundlePath);
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-fresh-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        const manifest = await readHeadOf(copy);
+        const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
+        const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
+        const policy = {
+            maxAgeMs: options.maxAgeMs,
+            maxAgeText: options.maxAgeText,
+            ...(last !== undefined &&
+                options.target !== undefined && { last: { record: last, target: options.target } }),
+            allowDowngrade: options.allowDowngrade,
+        };
+        const problem = freshnessProblem(manifest, policy, now());
+        if (problem !== undefined)
+            throw problem;
+        if (options.allowDowngrade === true && last !== undefined) {
+            const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now());
+            if (strict !== undefined)
+                log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+        }
+        warnIfFromTheFuture(manifest, now(), log);
+        const result = await run(copy);
+        if (result.manifest.checksum !== manifest.checksum)
+            throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
+        if (recordPath !== undefined && record)
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+        return result;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+async function readHeadOf(path) {
+    const source = await openBundle(path);
+    try {
+        return (await readBundleHead(source)).manifest;
+    }
+    finally {
+        await source.close();
+    }
+}
+/** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
+const SKEW_MS = 5 * 60 * 1000;
+/**
+ * A plan created in the future (a runner's clock ahead) would, once recorded, make every later
+ * plan look older: say so while it is still one plan.
+ */
+function warnIfFromTheFuture(manifest, now, log) {
+    if (manifest.createdAt !== undefined && Date.parse(manifest.createdAt) - now.getTime() > SKEW_MS)
+        log.warn(`the plan says it was created at ${manifest.createdAt}, in the future by this machine's clock: ` +
+            'check the clocks of this machine and of the one that evaluated it');
+}
+
+;// CONCATENATED MODULE: ./src/app/import.ts
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
+
+
+
+
+
+
+
+
+
+/** The import methods, for option parsing. */
+const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
+
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/**
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; the verified export
+ * stream is kept in a private file as it is checked, and that file is what Nix imports.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ */
+async function importPlan(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        // The first Nix process runs alone: on a store that does not exist yet it creates the
+        // database, and two Nix 2.34 processes starting at once on a new store can fail with
+        // "SQLite database is busy".
+        const storeDir = await store.storeDir();
+        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        const source = await openBundle(copy);
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+        try {
+            const paths = [];
+            const validity = new ValidityQueries(store);
+            let report;
+            try {
+                report = await verifyWithProgress(source, {
+                    trustedKeys: options.trustedKeys,
+                    storeDir,
+                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+                    onEntry: (e) => {
+                        paths.push(e.path);
+                        validity.add(e.path);
+                    },
+                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
+                }, deps.progress);
+            }
+            finally {
+                verified.close();
+            }
+            if (verified.failure !== undefined)
+                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+            const { manifest } = report;
+            const invalid = await validity.invalid();
+            const alreadyValid = paths.length - invalid.size;
+            if (invalid.size === 0) {
+                deps.log.info(`all ${paths.length} paths are valid already`);
+                return { manifest, imported: 0, alreadyValid, method: 'none' };
+            }
+            let method = options.method ?? 'auto';
+            if (method === 'auto') {
+                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
+                method = trust === 'untrusted' ? 'copy' : 'import';
+                if (trust === 'unknown')
+                    deps.log.debug('store trust unknown: trying nix-store --import first');
+            }
+            // The verified stream: the private file, or (when it could not be kept) decompressed again.
+            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
+            if (method === 'import') {
+                deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
+                try {
+                    await importExport(store, stream());
+                }
+                catch (e) {
+                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                        throw e;
+                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+                    method = 'copy';
+                }
+            }
+            if (method === 'copy') {
+                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+                await copyImport(stream(), { store: options.store, manifest }, deps);
+            }
+            const still = await invalidAmong(store, paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return { manifest, imported: invalid.size, alreadyValid, method };
+        }
+        finally {
+            await source.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/app/keygen.ts
@@ -10821,35 +11066,79 @@ async function writeNew(path, text, mode) {
             : `cannot write '${path}': ${e.message}`);
     }
 }
-/** Refuses a key file that exists, before anything is written. */
-async function assertAbsent(path) {
-    try {
-        await (0,external_node_fs_promises_namespaceObject.lstat)(path);
-    }
-    catch (e) {
-        if (e.code === 'ENOENT')
-            return;
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.message}`);
-    }
-    throw new errors_NixPlanError('usage', `'${path}' exists; refusing to overwrite a key file`);
-}
 /**
  * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
- * newline (older Nix does not trim key files). Refuses to overwrite either file, and checks both
- * before writing either, so a refusal leaves nothing behind; should the public file still fail
- * (created meanwhile, a full disk), the secret this call just wrote is removed again.
+ * newline (older Nix does not trim key files). Refuses to overwrite either file; when the public
+ * file cannot be written the secret written before it stays (it is complete and private).
  */
 async function writeKeyPair(pair, files) {
-    await assertAbsent(files.secretFile);
-    await assertAbsent(files.publicFile);
     await writeNew(files.secretFile, pair.secretKey, 0o600);
-    try {
-        await writeNew(files.publicFile, pair.publicKey, 0o644);
+    await writeNew(files.publicFile, pair.publicKey, 0o644);
+}
+
+;// CONCATENATED MODULE: ./src/app/realise.ts
+// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
+// substituters, optionally keeping GC roots; no evaluation anywhere.
+
+
+
+
+
+
+
+
+/**
+ * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ */
+function selectRoots(roots, selectors = []) {
+    if (selectors.length === 0)
+        return [...roots];
+    const chosen = new Set();
+    for (const sel of selectors) {
+        const matches = /^\d+$/.test(sel)
+            ? roots.filter((_, i) => i === Number(sel))
+            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
+        if (matches.length === 0)
+            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
+        for (const m of matches)
+            chosen.add(m);
     }
-    catch (e) {
-        await (0,external_node_fs_promises_namespaceObject.rm)(files.secretFile, { force: true });
-        throw e;
+    return roots.filter((r) => chosen.has(r));
+}
+/** Imports the bundle and builds the selected roots. */
+async function realisePlan(bundlePath, options, deps) {
+    const imported = await importPlan(bundlePath, options, deps);
+    const { manifest } = imported;
+    const roots = selectRoots(manifest.roots, options.roots);
+    const store = new NixStore(deps.runner, { store: options.store });
+    const drvs = roots.map((r) => r.drvPath);
+    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
+    const printed = await store.realise(drvs, {
+        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
+        extraArgs: options.nixArgs,
+        onLog: deps.nixLog,
+    });
+    // With --add-root Nix prints the links it made; the outputs are their targets.
+    const links = options.outLink === undefined ? [] : printed;
+    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
+    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
+    const outPaths = {};
+    for (const r of roots) {
+        const outs = {};
+        for (const [name, path] of Object.entries(r.outputs))
+            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+        outPaths[r.drvPath] = outs;
     }
+    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
+    const missing = all.filter((p) => p === '');
+    if (missing.length > 0)
+        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
+    const invalid = await store.invalidPaths(all);
+    if (invalid.size > 0)
+        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
+    const { manifest: _m, ...importSummary } = imported;
+    return { manifest, outPaths, import: importSummary, links };
 }
 
 ;// CONCATENATED MODULE: ./src/cli/use-cases.ts
@@ -10873,7 +11162,6 @@ const defaultUseCases = {
     verifyPlan: verifyPlan,
     importPlan: importPlan,
     realisePlan: realisePlan,
-    dryRunRealise: dryRunRealise,
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
     keygen: keygen,
@@ -10881,62 +11169,65 @@ const defaultUseCases = {
     planContents: planContents,
     writeKeyPair: writeKeyPair,
     copyImport: binaryCacheCopyImport,
+    withFreshness: withFreshness,
 };
 
-;// CONCATENATED MODULE: ./src/cli/verbose-runner.ts
-// The command line's view of the Nix commands it runs: `-v` echoes each one (argv, quoted for a
-// shell), `-vv` passes verbosity on to Nix and shows its messages, `--log-format` reaches the Nix
-// commands whose output is shown (so `nix-plan realise … --log-format internal-json |& nom --json`
-// works). A decorator over any CommandRunner, so tests and the real runner see the same.
+;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
+// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
 
-
-/** Nix's own tools: these take `-v` and `--log-format`; anything else (an activation script) does not. */
-const NIX_TOOLS = new Set([
-    'nix',
-    'nix-store',
-    'nix-instantiate',
-    'nix-env',
-    'nix-build',
-    'nix-shell',
-    'nix-copy-closure',
-    'nix-collect-garbage',
-]);
-/** Whether `cmd` is one of Nix's tools. */
-function isNixTool(cmd) {
-    return NIX_TOOLS.has((0,external_node_path_namespaceObject.basename)(cmd));
-}
-/** Wraps `inner` so it runs each command as `verbosity` asks. */
-class VerboseRunner {
-    inner;
-    verbosity;
-    constructor(inner, verbosity) {
-        this.inner = inner;
-        this.verbosity = verbosity;
-    }
-    run(cmd, args, options = {}) {
-        const { level, logFormat, shownLog } = this.verbosity;
-        const nix = isNixTool(cmd);
-        // From -vv the stderr of every Nix command not already passed on is shown as it comes, so
-        // its -v has something to say.
-        const showAll = nix && level >= 2 && options.onStderr === undefined;
-        const shown = showAll || (options.onStderr !== undefined && options.onStderr === shownLog);
-        const extra = nix
-            ? [
-                ...Array.from({ length: Math.max(0, level - 1) }, () => '-v'),
-                ...(logFormat !== undefined && shown ? ['--log-format', logFormat] : []),
-            ]
-            : [];
-        const argv = [...extra, ...args];
-        if (level >= 1)
-            this.verbosity.write(`+ ${formatCommandLine(cmd, argv)}\n`);
-        return this.inner.run(cmd, argv, showAll ? { ...options, onStderr: (c) => this.verbosity.write(c) } : options);
-    }
+/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
+const ExitCode = {
+    /** Success. */
+    ok: 0,
+    /** A bug in nix-plan, or an error it did not expect (please report it). */
+    internal: 1,
+    /** Bad command line: unknown command or option, missing or invalid argument. */
+    usage: 2,
+    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
+    bundle: 3,
+    /** A signature is missing, made by an untrusted key, or does not verify. */
+    signature: 4,
+    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
+    realm: 5,
+    /** The closure cannot be relocated faithfully. */
+    relocate: 6,
+    /** The closure is not closed, has a cycle, or is out of order. */
+    closure: 7,
+    /** A size or count limit was exceeded. */
+    limit: 8,
+    /** A Nix command failed (evaluation, import, build). */
+    nix: 9,
+    /** An artifact could not be uploaded or downloaded. */
+    transport: 10,
+    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+    stale: 11,
+    /** Interrupted (SIGINT). */
+    interrupted: 130,
+};
+const BY_ERROR = {
+    usage: ExitCode.usage,
+    malformed: ExitCode.bundle,
+    bundle: ExitCode.bundle,
+    signature: ExitCode.signature,
+    realm: ExitCode.realm,
+    relocate: ExitCode.relocate,
+    closure: ExitCode.closure,
+    limit: ExitCode.limit,
+    nix: ExitCode.nix,
+    transport: ExitCode.transport,
+    stale: ExitCode.stale,
+    internal: ExitCode.internal,
+};
+/** The exit code for anything thrown: its NixPlanError code, else internal. */
+function exitCodeFor(error) {
+    if (error instanceof errors_NixPlanError)
+        return BY_ERROR[error.code] ?? ExitCode.internal;
+    return ExitCode.internal;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
-
 
 
 
@@ -10958,15 +11249,29 @@ function mainHelp() {
         'Commands:',
         ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
         '',
-        "Options for every command: -h/--help, -q/--quiet, -v/--verbose (each Nix command; -vv also Nix's messages),",
-        '--json (machine-readable result).',
+        'Options for every command: -h/--help, -q/--quiet, -v/--verbose, --json (machine-readable result).',
         "Run 'nix-plan COMMAND --help' for a command's options. Exit codes: see 'nix-plan help exit-codes'.",
         '',
     ].join('\n');
 }
 /** The exit code table, as `nix-plan help exit-codes` prints it. */
 function exitCodesHelp() {
-    return ['Exit codes:', ...EXIT_CODE_MEANINGS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
+    const rows = [
+        [ExitCode.ok, 'success'],
+        [ExitCode.internal, 'internal error (a bug: please report it)'],
+        [ExitCode.usage, 'bad command line'],
+        [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
+        [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
+        [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
+        [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
+        [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
+        [ExitCode.limit, 'a size or count limit was exceeded'],
+        [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
+        [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+        [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
+        [ExitCode.interrupted, 'interrupted'],
+    ];
+    return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
 }
 const processIo = { stdout: process.stdout, stderr: process.stderr };
 /** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
@@ -10991,7 +11296,7 @@ async function main(argv, options = {}) {
         return ExitCode.ok;
     }
     if (typeof external_node_zlib_namespaceObject.createZstdCompress !== 'function') {
-        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js ${NODE_REQUIRED} or newer\n`);
+        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js 22.15 or newer\n`);
         return ExitCode.internal;
     }
     const command = COMMANDS.find((c) => c.name === first);
@@ -11005,35 +11310,28 @@ async function main(argv, options = {}) {
             return ExitCode.ok;
         }
     }
-    const verbosity = verbosityOf(rest);
-    // An echoed command starts on a clean line, even under a progress bar.
-    const write = (text) => io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
-    const makeContext = (args) => {
-        const base = options.runner ?? new ProcessRunner();
-        const logFormat = oneOf(str(args, 'log-format'), 'log-format', LOG_FORMATS);
-        const nixLog = verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk);
-        const runner = verbosity.level > 0 || logFormat !== undefined
-            ? new VerboseRunner(base, { level: verbosity.level, logFormat, write, shownLog: nixLog })
-            : base;
-        return {
-            io,
-            useCases: { ...defaultUseCases, ...options.useCases },
-            deps: {
-                runner,
-                log: terminalLogger(io, verbosity),
-                progress: terminalProgress(io, verbosity),
-                nixLog,
-            },
-        };
+    const verbosity = {
+        quiet: rest.includes('-q') || rest.includes('--quiet'),
+        verbose: rest.includes('-v') || rest.includes('--verbose'),
+    };
+    const ctx = {
+        io,
+        useCases: { ...defaultUseCases, ...options.useCases },
+        deps: {
+            runner: options.runner ?? new ProcessRunner(),
+            log: terminalLogger(io, verbosity),
+            progress: terminalProgress(io, verbosity),
+            nixLog: verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk),
+        },
     };
     try {
-        const args = command.parse(rest);
-        await command.run(args, makeContext(args));
+        await command.run(command.parse(rest), ctx);
         return ExitCode.ok;
     }
     catch (error) {
         const code = exitCodeFor(error);
-        io.stderr.write(`nix-plan ${command.name}: error: ${stringifyError(error)}\n`);
+        // An error may quote the bundle (a path, a field): its control characters are made visible.
+        io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
         if (code === ExitCode.usage)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
         if (!(error instanceof errors_NixPlanError)) {
@@ -11043,27 +11341,6 @@ async function main(argv, options = {}) {
         }
         return code;
     }
-}
-/**
- * `-q` and the `-v` count from the options before `--` (`-v -v`, `-vv` and `--verbose` add up;
- * letters grouped with the other flags, `-qv`, count too).
- */
-function verbosityOf(argv) {
-    const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
-    let level = 0;
-    let quiet = false;
-    for (const a of head) {
-        if (a === '--verbose')
-            level++;
-        else if (a === '--quiet')
-            quiet = true;
-        else if (/^-[qvh]+$/.test(a)) {
-            level += a.split('v').length - 1;
-            quiet ||= a.includes('q');
-        }
-    }
-    return { quiet, verbose: level > 0, level };
 }
 function usage(io, message) {
     io.stderr.write(`nix-plan: error: ${message}\nTry 'nix-plan --help'.\n`);
@@ -11077,7 +11354,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(504);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(754);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

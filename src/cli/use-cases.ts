@@ -5,6 +5,7 @@ import { dryRunRealise } from '../app/dry-run.js';
 import { planContents } from '../app/contents.js';
 import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
+import { withFreshness } from '../app/freshness.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
 import { keygen, writeKeyPair } from '../app/keygen.js';
@@ -29,6 +30,8 @@ export interface UseCases {
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
+  /** The --max-age and last-applied checks around a use case that takes a bundle. */
+  withFreshness: typeof withFreshness;
 }
 
 /** The real use cases. */
@@ -46,4 +49,5 @@ export const defaultUseCases: UseCases = {
   planContents,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
+  withFreshness,
 };
