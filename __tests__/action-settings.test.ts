@@ -388,8 +388,8 @@ describe('action.yml defaults', () => {
   // gives the same settings for it as for the input left out.
   test.each([
     ['action.yml', ['include', 'artifact-name', 'upload', 'matrix']],
-    ['realise/action.yml', ['artifact-name']],
-    ['promote/action.yml', ['artifact-name', 'upload']],
+    ['realise/action.yml', ['artifact-name', 'no-check-sigs', 'allow-downgrade']],
+    ['promote/action.yml', ['artifact-name', 'upload', 'no-check-sigs']],
   ])('%s states %j as defaults, the values the code falls back to', (file, expected) => {
     const declared = defaults(file);
     expect(Object.keys(declared).sort()).toEqual([...expected].sort());
@@ -405,7 +405,10 @@ describe('action.yml defaults', () => {
   });
 
   test('a local bundle goes with the default artifact-name the runner passes', () => {
-    const s = parseRealiseSettings(reader({ bundle: 'x.nixplan', 'artifact-name': 'plan.nixplan' }), env);
+    const s = parseRealiseSettings(
+      reader({ bundle: 'x.nixplan', 'artifact-name': 'plan.nixplan', digest: `sha256:${'0'.repeat(64)}` }),
+      env,
+    );
     expect(s.source).toEqual({ kind: 'file', path: 'x.nixplan' });
   });
 });

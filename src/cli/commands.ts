@@ -621,7 +621,9 @@ export const COMMANDS: readonly Command[] = [
     ],
     run(args, ctx) {
       noRest(args, 'completions');
-      const shell = oneOf(onePositional(args, 'SHELL (bash, zsh or fish)'), 'SHELL', SHELLS) ?? 'bash';
+      const given = onePositional(args, 'SHELL (bash, zsh or fish)');
+      const shell = SHELLS.find((s) => s === given);
+      if (shell === undefined) throw usageError(`SHELL must be one of ${SHELLS.join(', ')} (got '${given}')`);
       ctx.io.stdout.write(completionScript(shell, COMMANDS));
       return Promise.resolve();
     },

@@ -47,6 +47,7 @@ export const EXIT_CODE_MEANINGS: readonly (readonly [ExitCodeValue, string])[] =
   [ExitCode.limit, 'a size or count limit was exceeded'],
   [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
   [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+  [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
   [ExitCode.interrupted, 'interrupted'],
 ];
 
