@@ -5206,6 +5206,7 @@ const EXIT_CODE_MEANINGS = [
     [ExitCode.limit, 'a size or count limit was exceeded'],
     [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
     [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+    [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
     [ExitCode.interrupted, 'interrupted'],
 ];
 const BY_ERROR = {
@@ -6517,7 +6518,10 @@ const COMMANDS = [
         ],
         run(args, ctx) {
             noRest(args, 'completions');
-            const shell = oneOf(onePositional(args, 'SHELL (bash, zsh or fish)'), 'SHELL', SHELLS) ?? 'bash';
+            const given = onePositional(args, 'SHELL (bash, zsh or fish)');
+            const shell = SHELLS.find((s) => s === given);
+            if (shell === undefined)
+                throw usageError(`SHELL must be one of ${SHELLS.join(', ')} (got '${given}')`);
             ctx.io.stdout.write(completionScript(shell, COMMANDS));
             return Promise.resolve();
         },
