@@ -11415,10 +11415,10 @@ async function readGitFacts(runner, dir) {
  * manifest are left out with a warning.
  */
 async function collectProvenance(request, store, sources, log) {
-    const dir = sources.dir ?? (request.file === undefined ? process.cwd() : (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(request.file)));
+    const dir = sources.dir ?? worktreeOf(request);
     const installables = request.installables ?? [];
     const [git, flake] = await Promise.all([
-        readGitFacts(store.runner, dir),
+        dir === undefined ? Promise.resolve({}) : readGitFacts(store.runner, dir),
         installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
     ]);
     if (flake !== undefined && 'reason' in flake)
@@ -11436,6 +11436,28 @@ async function collectProvenance(request, store, sources, log) {
     for (const d of dropped)
         log.warn(`provenance: left out ${d}`);
     return provenance;
+}
+/**
+ * The directory whose git worktree was evaluated: the file's, a local flake's (`.`, `./x`,
+ * `/abs`, `path:…`, `git+file://…`), the working directory when only .drv paths were given, or
+ * none when a flake elsewhere was evaluated (the working directory's commit would be wrong).
+ */
+function worktreeOf(request, cwd = process.cwd()) {
+    if (request.file !== undefined)
+        return (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(cwd, request.file));
+    const refs = (request.installables ?? []).map(flakeRefOf).filter((r) => r !== undefined);
+    if (refs.length === 0)
+        return cwd;
+    const dirs = refs.map((r) => localFlakeDir(r, cwd));
+    return dirs.every((d) => d !== undefined) ? dirs[0] : undefined;
+}
+/** The directory of a local flake reference, or undefined for a flake elsewhere. */
+function localFlakeDir(ref, cwd) {
+    const path = ref.replace(/\?.*$/, '');
+    for (const prefix of ['path:', 'git+file://'])
+        if (path.startsWith(prefix))
+            return (0,external_node_path_namespaceObject.resolve)(cwd, path.slice(prefix.length));
+    return path.startsWith('.') || path.startsWith('/') ? (0,external_node_path_namespaceObject.resolve)(cwd, path) : undefined;
 }
 /** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */
 function sameRepository(remoteUrl, repository) {
