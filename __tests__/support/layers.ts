@@ -27,7 +27,7 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
 /** Packages a layer may import besides Node's own (`node:…`). */
 const PACKAGES: Readonly<Record<string, readonly string[]>> = {
   transport: ['@actions/artifact'],
-  action: ['@actions/artifact', '@actions/core'],
+  action: ['@actions/artifact', '@actions/core', '@actions/exec'],
 };
 
 /** The only modules that may start processes. */
@@ -41,6 +41,7 @@ const PROCESS_GLOBAL = [
   'entry/',
   'cli/main.ts',
   'action/run.ts',
+  'action/exec-runner.ts', // each command's line echoed into the job log
   'nix/runner.ts',
   'core/bundle/writer.ts', // its pid in a temporary file's name
 ];

@@ -6,12 +6,16 @@ import { formatExport, formatInspect, formatVerify } from './format.js';
 import { diffCommand } from './diff-command.js';
 import { formatContents } from './diff-format.js';
 import {
+  BUNDLE,
   LEVELS,
+  LOG_FORMAT,
   MAX_AGE,
+  NIX_ARG,
   STORE,
   TRUSTED_KEY,
   define,
   maxAge,
+  nixArgs,
   noRest,
   print,
   signingKeys,
@@ -20,6 +24,7 @@ import {
 /** `nix-plan export`. */
 export const exportCommand = define({
   name: 'export',
+  operand: { value: 'INSTALLABLE', complete: 'none' },
   summary: 'evaluate once and write a plan bundle',
   usage: [
     'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
@@ -27,7 +32,7 @@ export const exportCommand = define({
   description:
     'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
     'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-    'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+    'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
   options: {
     file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
     attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -36,6 +41,7 @@ export const exportCommand = define({
     include: {
       type: 'string',
       value: 'KIND',
+      choices: INCLUDE_KINDS,
       help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
     },
     level: {
@@ -55,6 +61,8 @@ export const exportCommand = define({
       help: 'relocate the plan to store dir DIR before writing',
     },
     store: STORE,
+    'nix-arg': NIX_ARG,
+    'log-format': LOG_FORMAT,
   },
   examples: [
     'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -69,7 +77,7 @@ export const exportCommand = define({
         file: str(args, 'file'),
         attributes: list(args, 'attr'),
         drvPaths: list(args, 'drv'),
-        evalArgs: [...args.rest],
+        evalArgs: nixArgs(args),
         output: required(args, 'output', 'OUT (where to write the bundle)'),
         include: oneOf(str(args, 'include'), 'include', INCLUDE_KINDS),
         level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
@@ -87,6 +95,7 @@ export const exportCommand = define({
 /** `nix-plan inspect`. */
 export const inspectCommand = define({
   name: 'inspect',
+  operand: BUNDLE,
   summary: 'show what a bundle holds (touches no store)',
   usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
   description:
@@ -124,6 +133,7 @@ export const diffPlansCommand = define(diffCommand({ print, noRest, store: STORE
 /** `nix-plan verify`. */
 export const verifyCommand = define({
   name: 'verify',
+  operand: BUNDLE,
   summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
   usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
   description:
@@ -154,6 +164,7 @@ export const verifyCommand = define({
 /** `nix-plan keygen`. */
 export const keygenCommand = define({
   name: 'keygen',
+  operand: { value: 'NAME', complete: 'none' },
   summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
   usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
   description:

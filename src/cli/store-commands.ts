@@ -5,18 +5,23 @@ import { assertSignable } from '../app/signing-policy.js';
 import { MAX_LEVEL, MIN_LEVEL, trustStatus, type BundleManifest } from '../core/bundle/index.js';
 import { flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
 import { formatApply, formatImport, formatRealise, formatRelocate } from './format.js';
+import { formatDryRun } from './format-dry-run.js';
 import {
   ALLOW_DOWNGRADE,
+  BUNDLE,
   CACHE_KEY,
   LEVELS,
+  LOG_FORMAT,
   MAX_AGE,
   METHOD,
+  NIX_ARG,
   NO_CHECK_SIGS,
   STORE,
   TRUSTED_KEY,
   define,
   importDeps,
   maxAge,
+  nixArgs,
   noRest,
   print,
   signingKeys,
@@ -26,6 +31,7 @@ import {
 /** `nix-plan import`. */
 export const importCommand = define({
   name: 'import',
+  operand: BUNDLE,
   summary: 'verify a bundle, then add its paths to a store',
   usage: [
     'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
@@ -66,16 +72,17 @@ export const importCommand = define({
 /** `nix-plan realise`. */
 export const realiseCommand = define({
   name: 'realise',
+  operand: BUNDLE,
   summary: 'import a bundle and build its roots',
   usage: [
-    'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
+    'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
   ],
   description:
     "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
     'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-    'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-    'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
-    'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+    'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+    '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
+    'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
   options: {
     'out-link': {
       type: 'string',
@@ -87,6 +94,12 @@ export const realiseCommand = define({
     'trusted-key': TRUSTED_KEY,
     method: METHOD,
     'sign-key': CACHE_KEY,
+    'nix-arg': NIX_ARG,
+    'log-format': LOG_FORMAT,
+    'dry-run': {
+      type: 'boolean',
+      help: 'verify, then list what would be imported, built and fetched; change nothing',
+    },
     'no-check-sigs': NO_CHECK_SIGS,
     'max-age': MAX_AGE,
     'allow-downgrade': ALLOW_DOWNGRADE,
@@ -94,8 +107,22 @@ export const realiseCommand = define({
   examples: [
     'nix-plan realise hello.nixplan --out-link result',
     'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+    'nix-plan realise plan.nixplan --dry-run',
   ],
   async run(args, ctx) {
+    if (flag(args, 'dry-run')) {
+      const plan = await ctx.useCases.dryRunRealise(
+        onePositional(args, 'BUNDLE'),
+        {
+          store: str(args, 'store'),
+          roots: list(args, 'roots', true),
+          trustedKeys: await readKeys(list(args, 'trusted-key')),
+        },
+        ctx.deps,
+      );
+      print(ctx, args, plan, () => formatDryRun(plan));
+      return;
+    }
     const trustedKeys = await readKeys(list(args, 'trusted-key'));
     const outLink = str(args, 'out-link');
     const options = {
@@ -104,7 +131,7 @@ export const realiseCommand = define({
       roots: list(args, 'roots', true),
       trustedKeys,
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
-      nixArgs: [...args.rest],
+      nixArgs: nixArgs(args),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
     // With --out-link, the link's last-applied record: an older plan is refused.
@@ -124,6 +151,7 @@ export const realiseCommand = define({
 /** `nix-plan relocate`. */
 export const relocateCommand = define({
   name: 'relocate',
+  operand: BUNDLE,
   summary: 'rewrite a bundle for another store dir (realm)',
   usage: [
     'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
@@ -192,6 +220,7 @@ export const relocateCommand = define({
 /** `nix-plan apply`. */
 export const applyCommand = define({
   name: 'apply',
+  operand: BUNDLE,
   summary: 'realise a NixOS system plan and switch a profile to it',
   usage: [
     'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
@@ -208,12 +237,19 @@ export const applyCommand = define({
       value: 'PATH',
       help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
     },
-    action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+    action: {
+      type: 'string',
+      value: 'ACTION',
+      choices: APPLY_ACTIONS,
+      help: 'switch (default), boot, test or dry-activate',
+    },
     rollback: { type: 'boolean', help: 'go back one generation' },
     store: STORE,
     'trusted-key': TRUSTED_KEY,
     method: METHOD,
     'sign-key': CACHE_KEY,
+    'nix-arg': NIX_ARG,
+    'log-format': LOG_FORMAT,
     'no-check-sigs': NO_CHECK_SIGS,
     'max-age': MAX_AGE,
     'allow-downgrade': ALLOW_DOWNGRADE,
@@ -231,6 +267,7 @@ export const applyCommand = define({
       store,
       trustedKeys,
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+      nixArgs: nixArgs(args),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
     const profile = required(args, 'profile', 'PATH');
