@@ -4,9 +4,13 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { relocatePlan } from '../app/relocate.js';
 import { inspectPlan } from '../app/inspect.js';
+import { diffPlanSources } from '../app/diff.js';
+import { signatureStatuses } from '../app/plan-reader.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
-import { PromoteOutput } from './constants.js';
+import { PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
+import { compareInputs, comparePlans, currentSide, type CompareDeps } from './compare.js';
+import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
 import { setListOutput, siblingAction } from './plan.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
@@ -20,6 +24,9 @@ export interface PromoteDeps {
   readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
   readonly inspectPlan: typeof inspectPlan;
   readonly relocatePlan: typeof relocatePlan;
+  readonly diffPlanSources: typeof diffPlanSources;
+  /** Finds `compare-to: latest` (default: GitHub's REST API). */
+  readonly findLatest?: CompareDeps['findLatest'];
 }
 
 /** The real runner, Nix and artifact service. */
@@ -30,7 +37,16 @@ export function defaultPromoteDeps(io: ActionIO = runnerIO()): PromoteDeps {
     transport: (dir) => defaultTransport(io, dir),
     inspectPlan,
     relocatePlan,
+    diffPlanSources,
   };
+}
+
+/** Where the promoted plan was fetched from, in safe Markdown. */
+function sourceText(settings: ReturnType<typeof parsePromoteSettings>, runId: string | undefined): string {
+  const { source } = settings;
+  if (source.kind === 'file') return `the bundle ${codeSpan(source.path)}`;
+  const run = source.runId ?? (runId === undefined ? undefined : Number(runId));
+  return `the artifact ${codeSpan(source.name)}${source.runId === undefined ? ' of this run' : ''}${run === undefined || Number.isNaN(run) ? '' : ` (run ${run})`}`;
 }
 
 /** Runs the promote action. */
@@ -40,10 +56,12 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   if (settings.signingKey !== undefined) io.setSecret(settings.signingKey);
   if (settings.source.kind === 'artifact' && settings.source.token !== undefined)
     io.setSecret(settings.source.token);
+  const compare = compareInputs(io, PromoteInput, settings.promotedName, settings.artifactDir);
 
   const transport = (): ArtifactTransport => deps.transport(settings.artifactDir);
   const plan = await fetchPlan(settings, transport, jobTempDir(io, 'fetched'));
-  const from = (await deps.inspectPlan(plan.path)).manifest.storeDir;
+  const input = (await deps.inspectPlan(plan.path)).manifest;
+  const from = input.storeDir;
 
   const dir = jobTempDir(io, 'promoted');
   await mkdir(dir, { recursive: true });
@@ -83,6 +101,19 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
     if (artifact.url !== undefined) io.setOutput(PromoteOutput.ArtifactUrl, artifact.url);
     io.log.info(`published ${artifact.name}: ${from} → ${settings.to} (${size} bytes, ${digest})`);
   }
+  const comparison =
+    compare === undefined
+      ? undefined
+      : await comparePlans(
+          compare,
+          output,
+          deps,
+          {
+            changed: PromoteOutput.Changed,
+            changes: PromoteOutput.Changes,
+          },
+          jobTempDir(io, 'compare'),
+        );
   await io.appendSummary(
     promoteSummary({
       from,
@@ -93,6 +124,13 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
       artifactName: settings.promotedName,
       artifactUrl,
       realiseAction: siblingAction(io, 'realise'),
+      source: {
+        description: sourceText(settings, io.env(RunnerEnv.RunId)),
+        // relocatePlan required one of these to verify, when keys were given.
+        signatures: signatureStatuses(input, settings.trustedKeys),
+      },
+      comparison,
+      plan: comparison?.diff?.new ?? currentSide(settings.promotedName, manifest, digest),
     }),
   );
 }

@@ -73,6 +73,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       shard: settings.shard === undefined ? undefined : `${settings.shard.index}/${settings.shard.count}`,
       outPaths: result.outPaths,
       timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },
+      build: result.build,
     }),
   );
 }

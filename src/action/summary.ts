@@ -1,7 +1,12 @@
 // The job summaries: what a plan holds, what it cost, and how to use it; kept well under GitHub's
 // 1 MiB summary limit by truncating every list.
 import { OBJECT_KINDS, type BundleManifest, type RelocationSummary } from '../core/bundle/manifest.js';
+import type { PlanSide, SignatureInfo } from '../core/diff/plan-diff.js';
+import { signatureText } from '../core/diff/describe.js';
+import type { BuildReport } from '../app/build-report.js';
+import type { Comparison } from './compare.js';
 import { rootLabel } from './matrix.js';
+import { diffSection, provenanceSection } from './summary-diff.js';
 
 /** GitHub refuses step summaries above 1 MiB; ours stay within half of it. */
 export const SUMMARY_BUDGET = 512 * 1024;
@@ -59,7 +64,7 @@ function rootsTable(manifest: BundleManifest): string {
   return table(
     ['root', 'derivation', 'outputs'],
     manifest.roots.map((r) => [
-      rootLabel(r),
+      code(rootLabel(r)),
       code(r.drvPath),
       Object.entries(r.outputs)
         .map(([name, path]) => `${name}: ${path === '' ? '(content-addressed)' : code(path)}`)
@@ -140,6 +145,18 @@ export interface PlanSummaryFacts {
   readonly timings: { evaluateMs: number; exportMs: number; uploadMs: number | undefined };
   readonly realiseAction: string;
   readonly jobs: number;
+  /** What `compare-to` found (undefined: not asked for). */
+  readonly comparison?: Comparison | undefined;
+  /** The plan as a side of a comparison: its provenance and signatures. */
+  readonly plan?: PlanSide | undefined;
+}
+
+/** The comparison part of a summary: the diff, or why there was nothing to compare with. */
+export function comparisonSection(c: Comparison | undefined): string {
+  if (c === undefined) return '';
+  if (c.diff !== undefined && c.baseline !== undefined)
+    return `${diffSection(c.diff, { description: c.baseline })}\n`;
+  return `### Changes\n\n${c.missing ?? 'nothing to compare with'}.\n\n`;
 }
 
 /** The root action's summary. */
@@ -167,7 +184,9 @@ export function planSummary(f: PlanSummaryFacts): string {
         ],
       ],
     ),
-    '\n### Roots\n\n',
+    '\n',
+    comparisonSection(f.comparison),
+    '### Roots\n\n',
     rootsTable(m),
     '\n### Contents\n\n',
     contentsTable(m),
@@ -176,6 +195,8 @@ export function planSummary(f: PlanSummaryFacts): string {
   if (m.relocatedFrom !== undefined) {
     parts.push(relocationSection(m.relocatedFrom.storeDir, m.storeDir, m.relocatedFrom.report), '\n');
   }
+  if (f.plan !== undefined)
+    parts.push(provenanceSection(f.plan, f.comparison?.diff?.old, { ownSignatures: true }), '\n');
   parts.push(realiseSnippet(f.realiseAction, f.artifactName, f.digest));
   return capSummary(parts.join(''));
 }
@@ -187,21 +208,63 @@ export interface RealiseSummaryFacts {
   readonly shard: string | undefined;
   readonly outPaths: Record<string, Record<string, string>>;
   readonly timings: { fetchMs: number; realiseMs: number };
+  /** What building did (built against substituted, and when each root was ready). */
+  readonly build?: BuildReport | undefined;
 }
+
+const HOW: Readonly<Record<BuildReport['roots'][number]['how'], string>> = {
+  built: 'built',
+  substituted: 'substituted',
+  valid: 'already valid',
+  unknown: 'not known (a custom --log-format)',
+};
 
 /** The realise action's summary. */
 export function realiseSummary(f: RealiseSummaryFacts): string {
-  const rows = Object.entries(f.outPaths).flatMap(([drv, outs]) =>
-    Object.entries(outs).map(([name, path]) => [code(drv), name, code(path)]),
-  );
-  return capSummary(
-    [
-      `## nix-plan realise: ${code(f.label)}${f.shard === undefined ? '' : ` (shard ${f.shard})`}\n`,
-      `Built ${Object.keys(f.outPaths).length} of ${f.manifest.roots.length} root(s) in ${code(f.manifest.storeDir)} ` +
-        `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}.\n`,
-      table(['derivation', 'output', 'path'], rows),
-    ].join('\n'),
-  );
+  const b = f.build;
+  const parts = [
+    `## nix-plan realise: ${code(f.label)}${f.shard === undefined ? '' : ` (shard ${f.shard})`}\n`,
+    `Built ${Object.keys(f.outPaths).length} of ${f.manifest.roots.length} root(s) in ${code(f.manifest.storeDir)} ` +
+      `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}.\n`,
+  ];
+  if (b !== undefined) {
+    parts.push(
+      `Nix built **${b.built.length}** derivation${b.built.length === 1 ? '' : 's'} and substituted **${b.substituted.length}** path${b.substituted.length === 1 ? '' : 's'} in ${formatMs(b.totalMs)}.\n`,
+      table(
+        ['root', 'how', 'ready after', 'outputs'],
+        b.roots.map((r) => [
+          code(r.label),
+          HOW[r.how],
+          r.readyMs === undefined ? '—' : formatMs(r.readyMs),
+          Object.entries(f.outPaths[r.drvPath] ?? {})
+            .map(([name, path]) => `${code(name)}: ${code(path)}`)
+            .join(', '),
+        ]),
+      ),
+    );
+    if (b.built.length > 0)
+      parts.push(
+        `<details><summary>Built (${b.built.length})</summary>\n\n${table(
+          ['derivation'],
+          b.built.map((d) => [code(d)]),
+          200,
+        )}\n</details>\n`,
+      );
+    if (b.substituted.length > 0)
+      parts.push(
+        `<details><summary>Substituted (${b.substituted.length})</summary>\n\n${table(
+          ['path'],
+          b.substituted.map((d) => [code(d)]),
+          200,
+        )}\n</details>\n`,
+      );
+  } else {
+    const rows = Object.entries(f.outPaths).flatMap(([drv, outs]) =>
+      Object.entries(outs).map(([name, path]) => [code(drv), name, code(path)]),
+    );
+    parts.push(table(['derivation', 'output', 'path'], rows));
+  }
+  return capSummary(parts.join('\n'));
 }
 
 /** Facts the promote action's summary shows. */
@@ -214,22 +277,46 @@ export interface PromoteSummaryFacts {
   readonly artifactName: string;
   readonly artifactUrl: string | undefined;
   readonly realiseAction: string;
+  /** What was promoted: where it was fetched from (safe Markdown) and its signatures as checked. */
+  readonly source?:
+    { readonly description: string; readonly signatures: readonly SignatureInfo[] } | undefined;
+  /** What `compare-to` found: the previous promotion into this realm. */
+  readonly comparison?: Comparison | undefined;
+  /** The promoted plan as a side of a comparison. */
+  readonly plan?: PlanSide | undefined;
 }
 
 /** The promote action's summary. */
 export function promoteSummary(f: PromoteSummaryFacts): string {
   const m = f.manifest;
+  const source =
+    f.source === undefined
+      ? ''
+      : `Promoted ${f.source.description} (${signatureMarkdown(f.source.signatures)}) from ${code(f.from)} into ${code(m.storeDir)}.\n\n`;
   return capSummary(
     [
       `## nix-plan promote: ${code(f.artifactName)}\n\n`,
+      source,
       `${m.roots.length} root(s), ${m.paths} store paths, now for ${code(m.storeDir)}; ` +
         `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}; ` +
         `bundle ${f.artifactUrl === undefined ? formatBytes(f.bundleBytes) : `[${formatBytes(f.bundleBytes)}](${f.artifactUrl})`}.\n\n`,
+      comparisonSection(f.comparison),
       relocationSection(f.from, m.storeDir, f.report),
       '\n### Roots\n\n',
       rootsTable(m),
       '\n',
+      f.plan === undefined
+        ? ''
+        : `${provenanceSection(f.plan, f.comparison?.diff?.old, { ownSignatures: true })}\n`,
       realiseSnippet(f.realiseAction, f.artifactName, f.digest),
     ].join(''),
   );
+}
+
+/** Signature statuses as a phrase with the key names as code. */
+function signatureMarkdown(signatures: readonly SignatureInfo[]): string {
+  const verified = signatures.filter((s) => s.status === 'verified');
+  if (verified.length > 0)
+    return `verified: signed by trusted key ${verified.map((s) => code(s.key)).join(', ')}`;
+  return signatureText(signatures);
 }

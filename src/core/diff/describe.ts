@@ -71,14 +71,14 @@ export function countsText(c: PackageCounts): string {
 
 /**
  * A bundle's signature status in the words every front end uses: "verified: signed by trusted
- * key ci", "signatures: 2 (not verified)", "unsigned".
+ * key ci", "signatures: 2 (not verified)", "unsigned"; with keys given but none of them among
+ * the signers, "signatures: 2 (none by a trusted key)".
  */
 export function signatureText(signatures: readonly SignatureInfo[] | undefined): string {
   if (signatures === undefined) return 'not a bundle (no signatures)';
   if (signatures.length === 0) return 'unsigned';
   const verified = signatures.filter((s) => s.status === 'verified').map((s) => s.key);
   if (verified.length > 0) return `verified: signed by trusted key ${verified.join(', ')}`;
-  const keys = signatures.map((s) => s.key).join(', ');
   const checked = signatures.some((s) => s.status === 'untrusted-key');
-  return `signatures: ${signatures.length} by ${keys} (${checked ? 'none by a trusted key' : 'not verified'})`;
+  return `signatures: ${signatures.length} (${checked ? 'none by a trusted key' : 'not verified'})`;
 }
