@@ -10,7 +10,7 @@ import { NixPlanError } from '../core/errors.js';
 import type { diffPlanSources } from '../app/diff.js';
 import { bundleFacts, manifestRoots } from '../app/plan-reader.js';
 import type { CommandRunner } from '../nix/runner.js';
-import { digestFile, type ArtifactTransport } from '../transport/transport.js';
+import { digestFile, TransportError, type ArtifactTransport } from '../transport/transport.js';
 import { findLatestArtifact, workflowFile, type LatestQuery } from '../transport/github-runs.js';
 import { RunnerEnv } from './constants.js';
 import { codeSpan, trustedLink } from './markdown.js';
@@ -146,7 +146,14 @@ export async function fetchBaseline(
     return { path: source.path, description: `the bundle ${codeSpan(source.path)}` };
   }
   const repository = deps.env(RunnerEnv.Repository) ?? '';
-  const transport = deps.transport(settings.artifactDir);
+  const inner = deps.transport(settings.artifactDir);
+  // A failure names the input that asked for the artifact.
+  const transport: Pick<ArtifactTransport, 'download'> = {
+    download: (what, dir) =>
+      inner.download(what, dir).catch((e: unknown) => {
+        throw e instanceof TransportError ? new TransportError(`compare-to: ${e.message}`, { cause: e }) : e;
+      }),
+  };
   if (source.kind === 'artifact') {
     const got = await transport.download(
       {

@@ -46,7 +46,8 @@ function sourceText(settings: ReturnType<typeof parsePromoteSettings>, runId: st
   const { source } = settings;
   if (source.kind === 'file') return `the bundle ${codeSpan(source.path)}`;
   const run = source.runId ?? (runId === undefined ? undefined : Number(runId));
-  return `the artifact ${codeSpan(source.name)}${source.runId === undefined ? ' of this run' : ''}${run === undefined || Number.isNaN(run) ? '' : ` (run ${run})`}`;
+  const which = run === undefined || Number.isNaN(run) ? 'this run' : `run ${run}`;
+  return `the artifact ${codeSpan(source.name)} of ${which}${source.runId === undefined && which !== 'this run' ? ' (this run)' : ''}`;
 }
 
 /** Runs the promote action. */

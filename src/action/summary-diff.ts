@@ -162,7 +162,8 @@ export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGE
     ['Rebuilt at the same version (an input changed)', rebuilt],
   ];
   for (const [title, list] of groups) {
-    if (list.length === 0) continue;
+    // Version changes all shown above need no second list.
+    if (list.length === 0 || (list === versions && versions.length <= HEAD_ROWS)) continue;
     parts.push(
       take(
         details(

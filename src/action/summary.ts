@@ -292,7 +292,7 @@ export function promoteSummary(f: PromoteSummaryFacts): string {
   const source =
     f.source === undefined
       ? ''
-      : `Promoted ${f.source.description} (${signatureMarkdown(f.source.signatures)}) from ${code(f.from)} into ${code(m.storeDir)}.\n\n`;
+      : `Promoted ${f.source.description} from ${code(f.from)} into ${code(m.storeDir)}; the input was ${signatureMarkdown(f.source.signatures)}.\n\n`;
   return capSummary(
     [
       `## nix-plan promote: ${code(f.artifactName)}\n\n`,
