@@ -116,9 +116,9 @@ describe('compare-to end to end', () => {
     expect(md).toContain('<details><summary>Added and removed packages (2)</summary>');
     expect(md).toContain('| `tool` | rebuilt | `1.0` | `outputs dev, out → lib, out` |');
     expect(md).toContain('<details><summary>Rebuilt at the same version (an input changed) (6)</summary>');
-    expect(md).toContain('### Provenance and signatures');
+    expect(md).toContain('| origin | this plan | compared plan |');
     expect(md).toContain(
-      '| signatures | signed in this job by `e2e-ci-1` | verified\\: signed by trusted key e2e\\-ci\\-1 |',
+      '| trust | signed in this job by `e2e-ci-1` | verified: signed by trusted key `e2e-ci-1` |',
     );
     // The hostile root name appears, but only inside code spans, and breaks no table.
     expect(md).toContain('\\|');
@@ -172,13 +172,13 @@ describe('compare-to end to end', () => {
     succeeded(promoted);
     const pm = promoted.summary;
     expect(pm).toContain(
-      `Promoted the artifact \`plan.nixplan\` of run ${current.runId} (this run) from \`${realm}\` into \`${beta}\`; the input was verified: signed by trusted key \`e2e-ci-1\`.`,
+      `Promoted the artifact \`plan.nixplan\` of run ${current.runId} (this run) from \`${realm}\` into \`${beta}\`; the input was **verified**: signed by trusted key \`e2e-ci-1\`.`,
     );
     expect(pm).toContain(
       `### Changes against \`${promotedArtifactName('plan.nixplan', beta)}\` from the latest successful run on \`main\``,
     );
     expect(pm).toContain('| `openssl` | ⬆ upgrade | `3.0.12 → 3.0.13` |  |');
-    expect(pm).toContain('| signatures | signed in this job by `e2e-beta-1` |');
+    expect(pm).toContain('| trust | signed in this job by `e2e-beta-1` | ');
     expect(outsideCode(pm)).not.toMatch(/<img|@admin|\]\(https:\/\/evil/);
     tablesAreWhole(pm);
     expect(promoted.outputs['changed']).toBe('true');

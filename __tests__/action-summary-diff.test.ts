@@ -5,7 +5,7 @@ import { describe, expect, test } from '@jest/globals';
 import { codeSpan, plainText } from '../src/action/markdown.js';
 import { planSummary, SUMMARY_BUDGET } from '../src/action/summary.js';
 import { diffSection, provenanceSection } from '../src/action/summary-diff.js';
-import type { BundleManifest } from '../src/core/bundle/manifest.js';
+import { trustReportOf, type BundleManifest } from '../src/core/bundle/index.js';
 import { PlanGraph, type PlanRoot } from '../src/core/diff/graph.js';
 import { diffPlans, type PlanDiff, type PlanSide } from '../src/core/diff/plan-diff.js';
 
@@ -109,7 +109,7 @@ describe('markdown helpers', () => {
 
   test('plain text renders nothing', () => {
     const text = plainText(HOSTILE);
-    expect(text).not.toMatch(/[<\n]/);
+    expect(text).not.toMatch(/(?<!\\)<|\n/);
     expect(text).not.toMatch(/(?<!\\)[[\]()@#*`|]/);
   });
 });
@@ -175,29 +175,61 @@ describe('the diff section', () => {
       timings: { evaluateMs: 1, exportMs: 1, uploadMs: 1 },
       realiseAction: './realise',
       jobs: 1,
-      comparison: { diff: d, baseline: 'x' },
-      plan: d.new,
+      comparison: { diff: d, baseline: 'x', compared: { manifest, trust: trustReportOf(manifest, []) } },
+      now: new Date('2026-12-06T10:00:00Z'),
     });
     expect(Buffer.byteLength(summary)).toBeLessThanOrEqual(SUMMARY_BUDGET);
     expect(Buffer.byteLength(summary)).toBeLessThan(1024 * 1024);
-    expect(summary).toContain('### Provenance and signatures');
+    expect(summary).toContain('| origin | this plan | compared plan |');
     expect(summary).toContain('### How to realise this plan');
     expect(outsideCode(summary)).not.toMatch(/<img|javascript:|@admin/);
   });
 });
 
 describe('provenance side by side', () => {
-  test('creation time, provenance and signatures of each plan, escaped', () => {
-    const d = plans(3, 1);
-    const current = { ...d.new, bundle: { ...d.new.bundle!, provenance: { commit: 'abc', ref: HOSTILE } } };
-    const older = { ...d.old, bundle: { ...d.old.bundle!, createdAt: '2026-12-01T10:00:00Z' } };
-    const md = provenanceSection(current, older, { ownSignatures: true });
-    expect(md).toContain('|  | this plan | compared plan |');
-    expect(md).toContain(
-      '| signatures | signed in this job by `ci-1` | verified\\: signed by trusted key ci\\-1 |',
+  test('creation time, provenance and trust of each plan, escaped', () => {
+    const base = {
+      format: 'nix-plan',
+      tool: 'nix-plan 0.1.0',
+      nixVersion: '2.34.8',
+      storeDir: STORE,
+      systems: ['x86_64-linux'],
+      include: 'drvs',
+      roots: [],
+      counts: { drv: 1, text: 0, source: 0, output: 0 },
+      narBytes: { drv: 1, text: 0, source: 0, output: 0 },
+      paths: 1,
+      stream: { sha256: '0'.repeat(64), size: 1, compressedSha256: '0'.repeat(64), compressedSize: 1 },
+      checksum: '0'.repeat(64),
+    };
+    const current = {
+      ...base,
+      formatVersion: 2,
+      createdAt: '2026-12-06T09:00:00Z',
+      provenance: { repository: 'o/r', commit: 'a'.repeat(40), ref: HOSTILE },
+      signatures: [{ key: 'ci-1', sig: 'x' }],
+    } as BundleManifest;
+    const older = { ...base, formatVersion: 1, signatures: [{ key: 'ci-1', sig: 'x' }] } as BundleManifest;
+    const md = provenanceSection(
+      { manifest: current, signedHere: true },
+      {
+        manifest: older,
+        trust: {
+          keysGiven: true,
+          verifiedBy: ['ci-1'],
+          signatures: [{ key: 'ci-1', status: 'verified' }],
+          noCheckSigs: false,
+          unproven: 0,
+        },
+      },
+      new Date('2026-12-06T10:00:00Z'),
     );
-    expect(md).toContain('| evaluated at | unknown (manifest v1) | `2026-12-01T10:00:00Z` |');
-    expect(md).toContain('| commit | `abc` | — |');
+    expect(md).toContain('| origin | this plan | compared plan |');
+    expect(md).toContain(
+      '| created | `2026-12-06T09:00:00Z` (60 minutes ago) | unknown (a format 1 bundle records no creation time) |',
+    );
+    expect(md).toContain('| commit | `' + 'a'.repeat(40) + '` | — |');
+    expect(md).toContain('| trust | signed in this job by `ci-1` | verified: signed by trusted key `ci-1` |');
     expect(outsideCode(md)).not.toMatch(/<img|javascript:|@admin/);
     for (const table of cellCounts(md)) expect(new Set(table).size).toBe(1);
   });

@@ -95,7 +95,10 @@ export async function runStep(
     ...(process.env['USER'] === undefined ? {} : { USER: process.env['USER'] }),
     TMPDIR: job,
     ...store.env,
+    // What the runner says about the run (ref, commit, workflow from the run; the plan records them).
     ...server.jobEnv(run),
+    GITHUB_ACTIONS: 'true',
+    GITHUB_RUN_ATTEMPT: '1',
     GITHUB_WORKSPACE: join(job, 'workspace'),
     RUNNER_TEMP: join(job, 'temp'),
   };

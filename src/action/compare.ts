@@ -3,12 +3,13 @@
 // successful run of this workflow on the default branch. Parsed once from the inputs; fetched with
 // the same transports and digest checks as any plan; described for the summary in our words, with
 // everything that came from elsewhere in code spans.
-import type { BundleManifest } from '../core/bundle/manifest.js';
+import { trustReportOf, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
+import { readBundleHead } from '../app/inspect.js';
 import { countsText } from '../core/diff/describe.js';
-import type { PlanDiff, PlanSide } from '../core/diff/plan-diff.js';
+import type { PlanDiff } from '../core/diff/plan-diff.js';
 import { NixPlanError } from '../core/errors.js';
 import type { diffPlanSources } from '../app/diff.js';
-import { bundleFacts, manifestRoots } from '../app/plan-reader.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, TransportError, type ArtifactTransport } from '../transport/transport.js';
 import { findLatestArtifact, workflowFile, type LatestQuery } from '../transport/github-runs.js';
@@ -204,6 +205,8 @@ export interface Comparison {
   readonly baseline?: string;
   /** Why there was none (safe Markdown). */
   readonly missing?: string;
+  /** The plan compared with: its manifest, and its signatures against the trusted keys given. */
+  readonly compared?: { readonly manifest: BundleManifest; readonly trust: TrustReport };
 }
 
 /** The comparison an action's inputs ask for (its token masked), parsed before any work. */
@@ -272,18 +275,10 @@ export async function comparePlans(
   io.log.info(
     `compared with ${baseline.path}: ${diff.identical ? 'no changes' : countsText(diff.total.counts)}`,
   );
-  return { diff, baseline: baseline.description };
-}
-
-/** This job's plan as a side of a comparison, from its manifest (its signatures made here). */
-export function currentSide(name: string, manifest: BundleManifest, digest: string): PlanSide {
+  const { manifest } = await readBundleHead(baseline.path);
   return {
-    kind: 'bundle',
-    source: name,
-    storeDir: manifest.storeDir,
-    derivations: manifest.counts.drv,
-    systems: manifest.systems,
-    roots: manifestRoots(manifest),
-    bundle: bundleFacts(manifest, digest),
+    diff,
+    baseline: baseline.description,
+    compared: { manifest, trust: trustReportOf(manifest, settings.trustedKeys.map(parsePublicKey)) },
   };
 }

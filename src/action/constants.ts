@@ -46,6 +46,8 @@ export const FetchInput = {
   Digest: 'digest',
   TrustedKeys: 'trusted-keys',
   ArtifactDir: 'artifact-dir',
+  NoCheckSigs: 'no-check-sigs',
+  MaxAge: 'max-age',
 } as const;
 
 /** Inputs of `realise`: fetch, verify, import and build a plan (or one shard of it). */
@@ -55,6 +57,7 @@ export const RealiseInput = {
   Shard: 'shard',
   OutLink: 'out-link',
   NixArgs: 'nix-args',
+  AllowDowngrade: 'allow-downgrade',
 } as const;
 
 /** Outputs of `realise`. */

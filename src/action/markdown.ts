@@ -1,29 +1,18 @@
-// Markdown for job summaries that a plan cannot subvert. Anything that came from a plan (names,
-// labels, provenance, key names) is untrusted: it goes into a code span (where Markdown, HTML,
-// @mentions and #references are not interpreted) or is escaped as plain text, after showText has
-// made control, invisible and bidirectional characters visible. Tables escape `|` even inside code
-// spans (GFM splits cells before it parses spans) and never let a value break a line.
-import { showText } from '../core/diff/text.js';
+// Markdown for job summaries that a plan cannot subvert, over core/text.ts's escapes. Anything that
+// came from a plan (names, labels, provenance, key names) is untrusted: it goes into a code span
+// (where Markdown, HTML, @mentions and #references are not interpreted) or is escaped as plain
+// text. Tables escape `|` even inside code spans (GFM splits cells before it parses spans) and
+// never let a value break a line.
+import { escapeMarkdown, markdownCode } from '../core/text.js';
 
 /** Untrusted text as an inline code span, safe anywhere (a table cell included). */
 export function codeSpan(text: string): string {
-  const shown = showText(text).replace(/\|/g, '\\|');
-  if (shown === '') return '` `';
-  // A fence longer than the longest run of backticks inside; padded when the text touches it.
-  const longest = Math.max(0, ...[...shown.matchAll(/`+/g)].map((m) => m[0].length));
-  const fence = '`'.repeat(longest + 1);
-  const pad = shown.startsWith('`') || shown.endsWith('`') || shown.startsWith(' ') ? ' ' : '';
-  return `${fence}${pad}${shown}${pad}${fence}`;
+  return markdownCode(text).replace(/\|/g, '\\|');
 }
 
-/** ASCII punctuation Markdown may give a meaning to; each is backslash-escaped in plain text. */
-const PUNCTUATION = /[\\`*_{}[\]()#+\-.!|~>"'=:@$%^&?]/g;
-
-/** Untrusted text as plain Markdown text: HTML and Markdown characters escaped, on one line. */
+/** Untrusted text as plain Markdown text: every Markdown and HTML character escaped, on one line. */
 export function plainText(text: string): string {
-  return showText(text)
-    .replace(PUNCTUATION, (c) => (c === '&' ? '&amp;' : `\\${c}`))
-    .replace(/</g, '&lt;');
+  return escapeMarkdown(text).replace(/\r?\n/g, ' ');
 }
 
 /** A link whose text and target we made ourselves (run URLs of this repository, artifact URLs). */

@@ -11,7 +11,7 @@ import { planMatrix } from './matrix.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
 import { parsePlanSettings } from './settings.js';
 import { planSummary } from './summary.js';
-import { compareInputs, comparePlans, currentSide, type CompareDeps } from './compare.js';
+import { compareInputs, comparePlans, type CompareDeps } from './compare.js';
 
 /** Job outputs are limited to 1 MB in total; a list output bigger than this is left out with a warning. */
 export const LIST_OUTPUT_BUDGET = 256 * 1024;
@@ -83,6 +83,8 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
       ...(settings.compressionLevel === undefined ? {} : { level: settings.compressionLevel }),
       ...(settings.signingKey === undefined ? {} : { signingKey: settings.signingKey }),
       ...(settings.relocateTo === undefined ? {} : { relocateTo: settings.relocateTo }),
+      // The run that made the plan (GITHUB_* variables) and the workspace's git commit.
+      provenance: { env: io.env },
     },
     { runner: deps.runner, log: io.log, progress: io.progress },
   );
@@ -147,7 +149,6 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
       realiseAction: siblingAction(io, 'realise'),
       jobs: matrix.include.length,
       comparison,
-      plan: comparison?.diff?.new ?? currentSide(settings.artifactName, manifest, digest),
     }),
   );
 }

@@ -2,14 +2,16 @@
 // publish it; meant for a job behind `environment:` so required reviewers gate each promotion.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { withFreshness } from '../app/freshness.js';
 import { relocatePlan } from '../app/relocate.js';
 import { inspectPlan } from '../app/inspect.js';
 import { diffPlanSources } from '../app/diff.js';
-import { signatureStatuses } from '../app/plan-reader.js';
+import { trustReportOf } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
 import { PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
-import { compareInputs, comparePlans, currentSide, type CompareDeps } from './compare.js';
+import { compareInputs, comparePlans, type CompareDeps } from './compare.js';
 import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
 import { setListOutput, siblingAction } from './plan.js';
@@ -60,6 +62,10 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   const compare = compareInputs(io, PromoteInput, settings.promotedName, settings.artifactDir);
 
   const transport = (): ArtifactTransport => deps.transport(settings.artifactDir);
+  if (settings.noCheckSigs && settings.trustedKeys.length === 0)
+    io.log.warn(
+      `${PromoteInput.NoCheckSigs}: promoting a plan no trusted key vouches for (the promoted plan records it)`,
+    );
   const plan = await fetchPlan(settings, transport, jobTempDir(io, 'fetched'));
   const input = (await deps.inspectPlan(plan.path)).manifest;
   const from = input.storeDir;
@@ -68,16 +74,24 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   await mkdir(dir, { recursive: true });
   const output = join(dir, settings.promotedName);
   await rm(output, { force: true });
-  const { manifest, report } = await deps.relocatePlan(
+  const { manifest, report } = await withFreshness(
     plan.path,
-    // relocatePlan verifies the whole bundle first (and its signature, when keys are given).
-    {
-      to: settings.to,
-      output,
-      ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
-      ...(settings.signingKey === undefined ? {} : { signingKeys: [settings.signingKey] }),
-    },
-    { runner: deps.runner, log: io.log, progress: io.progress },
+    { maxAgeMs: settings.maxAgeMs, maxAgeText: settings.maxAgeText },
+    io.log,
+    (bundle) =>
+      deps.relocatePlan(
+        bundle,
+        // relocatePlan verifies the whole bundle first (and its signature, when keys are given),
+        // and records in the promoted manifest what it was promoted from and who signed that.
+        {
+          to: settings.to,
+          output,
+          ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
+          ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),
+          ...(settings.signingKey === undefined ? {} : { signingKeys: [settings.signingKey] }),
+        },
+        { runner: deps.runner, log: io.log, progress: io.progress },
+      ),
   );
   const { digest, size } = await digestFile(output);
   io.setOutput(PromoteOutput.BundlePath, output);
@@ -127,11 +141,13 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
       realiseAction: siblingAction(io, 'realise'),
       source: {
         description: sourceText(settings, io.env(RunnerEnv.RunId)),
-        // relocatePlan required one of these to verify, when keys were given.
-        signatures: signatureStatuses(input, settings.trustedKeys),
+        manifest: input,
+        // relocatePlan required one of these keys to verify, when keys were given.
+        trust: trustReportOf(input, settings.trustedKeys.map(parsePublicKey), {
+          noCheckSigs: settings.noCheckSigs,
+        }),
       },
       comparison,
-      plan: comparison?.diff?.new ?? currentSide(settings.promotedName, manifest, digest),
     }),
   );
 }

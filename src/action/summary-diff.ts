@@ -3,10 +3,12 @@
 // collapsed blocks), and where each plan came from and who signed it. Everything from a plan is
 // untrusted and goes through markdown.ts; every list is bounded, so a 30,000-derivation diff stays
 // far below GitHub's 1 MiB summary limit and says how much it left out.
-import { countsText, signatureText, versionsText, outputsText } from '../core/diff/describe.js';
+import type { BundleManifest, TrustReport } from '../core/bundle/index.js';
+import { countsText, versionsText, outputsText } from '../core/diff/describe.js';
 import type { PackageChange } from '../core/diff/packages.js';
-import type { PlanDiff, PlanSide } from '../core/diff/plan-diff.js';
-import { boundedTable, codeSpan, details, plainText, trustedLink } from './markdown.js';
+import type { PlanDiff } from '../core/diff/plan-diff.js';
+import { originRows, segmentsMarkdown } from '../core/provenance-view.js';
+import { boundedTable, codeSpan, details, plainText } from './markdown.js';
 
 /** Bytes the diff section may take (the rest of a summary is small and bounded too). */
 export const DIFF_BUDGET = 384 * 1024;
@@ -38,47 +40,6 @@ function packageRow(p: PackageChange): string[] {
     codeSpan(versionsText(p)),
     extra === undefined ? '' : codeSpan(extra),
   ];
-}
-
-/** Where one side came from and who signed it, as rows of a provenance table. */
-function provenanceRows(side: PlanSide, ownSignatures = false): Map<string, string> {
-  const rows = new Map<string, string>();
-  const b = side.bundle;
-  rows.set('store dir', codeSpan(side.storeDir));
-  rows.set('derivations', n(side.derivations));
-  if (b === undefined) {
-    rows.set('signatures', 'not a bundle');
-    return rows;
-  }
-  rows.set(
-    'signatures',
-    ownSignatures
-      ? b.signatures.length === 0
-        ? 'unsigned'
-        : `signed in this job by ${b.signatures.map((x) => codeSpan(x.key)).join(', ')}`
-      : plainText(signatureText(b.signatures)),
-  );
-  if (!ownSignatures && b.signatures.length > 0)
-    rows.set('signed by', b.signatures.map((x) => codeSpan(x.key)).join(', '));
-  rows.set('evaluated at', b.createdAt === undefined ? 'unknown (manifest v1)' : codeSpan(b.createdAt));
-  for (const [k, v] of Object.entries(b.provenance ?? {})) rows.set(k, codeSpan(v));
-  rows.set('written by', `${codeSpan(b.tool)}, Nix ${codeSpan(b.nixVersion)}`);
-  if (b.relocatedFrom !== undefined) rows.set('relocated from', codeSpan(b.relocatedFrom));
-  rows.set('digest', codeSpan(b.digest));
-  return rows;
-}
-
-/** A table of where each plan came from, side by side (`own`: its signatures were made in this job). */
-export function provenanceTable(
-  columns: readonly { title: string; side: PlanSide; own?: boolean }[],
-): string {
-  const byColumn = columns.map((c) => provenanceRows(c.side, c.own === true));
-  const keys = [...new Set(byColumn.flatMap((m) => [...m.keys()]))];
-  return boundedTable(
-    ['', ...columns.map((c) => c.title)],
-    keys.map((k) => [plainText(k), ...byColumn.map((m) => m.get(k) ?? '—')]),
-    { limit: 60 },
-  );
 }
 
 /** The diff section of a summary: headline, version changes, then details collapsed. */
@@ -179,20 +140,39 @@ export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGE
   return parts.join('');
 }
 
-/**
- * The provenance and signature section: this plan beside the one compared with (if any).
- * `ownSignatures`: this plan was signed in this job (its signatures are ours, not checked).
- */
-export function provenanceSection(
-  current: PlanSide,
-  compared?: PlanSide,
-  options: { ownSignatures?: boolean } = {},
-): string {
-  const columns: { title: string; side: PlanSide; own?: boolean }[] = [
-    { title: 'this plan', side: current, own: options.ownSignatures === true },
-  ];
-  if (compared !== undefined) columns.push({ title: 'compared plan', side: compared });
-  return `### Provenance and signatures\n\n${provenanceTable(columns)}`;
+/** A plan as the provenance table shows it: its manifest and what was proven of it. */
+export interface OriginColumn {
+  readonly manifest: BundleManifest;
+  readonly trust?: TrustReport | undefined;
+  /** Signed in this job (export, promote): its signatures are ours. */
+  readonly signedHere?: boolean;
 }
 
-export { trustedLink };
+/**
+ * Where this plan and the one it was compared with came from, side by side: the rows of the
+ * shared origin view (created, repository, commit, ref, run, flake, promotions, trust), each
+ * value from a bundle in a code span.
+ */
+export function provenanceSection(current: OriginColumn, compared: OriginColumn, now: Date): string {
+  const columns = [current, compared].map(
+    (c) =>
+      new Map(
+        originRows(c.manifest, c.trust, { now, signedHere: c.signedHere === true }).map((r) => [
+          r.label.trim(),
+          r.value,
+        ]),
+      ),
+  );
+  const labels = [...new Set(columns.flatMap((c) => [...c.keys()]))];
+  return boundedTable(
+    ['origin', 'this plan', 'compared plan'],
+    labels.map((label) => [
+      plainText(label),
+      ...columns.map((c) => {
+        const value = c.get(label);
+        return value === undefined ? '—' : segmentsMarkdown(value).replace(/\|/g, '\\|');
+      }),
+    ]),
+    { limit: 60 },
+  );
+}

@@ -1,8 +1,16 @@
-// The job summaries: what a plan holds, what it cost, and how to use it; kept well under GitHub's
-// 1 MiB summary limit by truncating every list.
-import { OBJECT_KINDS, type BundleManifest, type RelocationSummary } from '../core/bundle/manifest.js';
-import type { PlanSide, SignatureInfo } from '../core/diff/plan-diff.js';
-import { signatureText } from '../core/diff/describe.js';
+// The job summaries: what a plan holds, where it came from, who vouched for it, what it cost, and
+// how to use it; kept well under GitHub's 1 MiB summary limit by truncating every list. Anything
+// from a bundle is shown in a code span (core/text.ts), never as Markdown or HTML: a forged label
+// must not render a link, an image, a heading or a "verified" badge.
+import {
+  OBJECT_KINDS,
+  trustStatus,
+  type BundleManifest,
+  type RelocationSummary,
+  type TrustReport,
+} from '../core/bundle/index.js';
+import { originMarkdown } from '../core/provenance-view.js';
+import { markdownCode } from '../core/text.js';
 import type { BuildReport } from '../app/build-report.js';
 import type { Comparison } from './compare.js';
 import { rootLabel } from './matrix.js';
@@ -35,9 +43,20 @@ function cell(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 
-/** Text inside a code span (backticks cannot be escaped there, so they are replaced). */
-function code(text: string): string {
-  return `\`${text.replace(/`/g, "'")}\``;
+/** Text from a bundle, inside a code span (see markdownCode). */
+const code = markdownCode;
+
+/**
+ * The trust status in a sentence: our words as Markdown, the key names from the bundle as code.
+ */
+export function trustMarkdown(manifest: BundleManifest, trust?: TrustReport): string {
+  const prefix = 'verified: signed by trusted key ';
+  const status = trustStatus(manifest, trust);
+  if (trust !== undefined && status.startsWith(prefix))
+    return `**verified**: signed by trusted key ${trust.verifiedBy.map(code).join(', ')}`;
+  // The other statuses are our own words (no key name in them).
+  if (status.startsWith('NOT CHECKED')) return `**${status}**`;
+  return status;
 }
 
 /** A Markdown table of at most `limit` rows, saying how many were left out. */
@@ -67,7 +86,7 @@ function rootsTable(manifest: BundleManifest): string {
       code(rootLabel(r)),
       code(r.drvPath),
       Object.entries(r.outputs)
-        .map(([name, path]) => `${name}: ${path === '' ? '(content-addressed)' : code(path)}`)
+        .map(([name, path]) => `${code(name)}: ${path === '' ? '(content-addressed)' : code(path)}`)
         .join(', '),
     ]),
   );
@@ -109,7 +128,7 @@ export function relocationSection(from: string, to: string, report: RelocationSu
     );
   }
   if (report.warnings.length > 0) {
-    const shown = report.warnings.slice(0, LIST_LIMIT).map((w) => `- ${w.replace(/\r?\n/g, ' ')}`);
+    const shown = report.warnings.slice(0, LIST_LIMIT).map((w) => `- ${code(w)}`);
     if (report.warnings.length > LIST_LIMIT) shown.push(`- …and ${report.warnings.length - LIST_LIMIT} more`);
     parts.push('\n**Warnings**\n\n', shown.join('\n'), '\n');
   }
@@ -145,10 +164,10 @@ export interface PlanSummaryFacts {
   readonly timings: { evaluateMs: number; exportMs: number; uploadMs: number | undefined };
   readonly realiseAction: string;
   readonly jobs: number;
+  /** The clock, for the plan's age (default now). */
+  readonly now?: Date | undefined;
   /** What `compare-to` found (undefined: not asked for). */
   readonly comparison?: Comparison | undefined;
-  /** The plan as a side of a comparison: its provenance and signatures. */
-  readonly plan?: PlanSide | undefined;
 }
 
 /** The comparison part of a summary: the diff, or why there was nothing to compare with. */
@@ -159,15 +178,31 @@ export function comparisonSection(c: Comparison | undefined): string {
   return `### Changes\n\n${c.missing ?? 'nothing to compare with'}.\n\n`;
 }
 
+/**
+ * Where a plan (signed in this job) came from: beside the plan it was compared with when there
+ * was one, else alone.
+ */
+function originSection(m: BundleManifest, now: Date, comparison: Comparison | undefined): string {
+  const compared = comparison?.compared;
+  if (compared === undefined) return originMarkdown(m, undefined, { now, signedHere: true });
+  return provenanceSection(
+    { manifest: m, signedHere: true },
+    { manifest: compared.manifest, trust: compared.trust },
+    now,
+  );
+}
+
 /** The root action's summary. */
 export function planSummary(f: PlanSummaryFacts): string {
   const m = f.manifest;
   const ratio = f.bundleBytes > 0 ? m.stream.size / f.bundleBytes : 0;
   const parts = [
     `## nix-plan: ${code(f.artifactName)}\n\n`,
-    `${m.roots.length} root(s), ${m.paths} store paths (${m.include}), evaluated by Nix ${m.nixVersion} ` +
-      `for ${code(m.storeDir)}${m.systems.length > 0 ? ` on ${m.systems.join(', ')}` : ''}; ` +
+    `${m.roots.length} root(s), ${m.paths} store paths (${m.include}), evaluated by Nix ${code(m.nixVersion)} ` +
+      `for ${code(m.storeDir)}${m.systems.length > 0 ? ` on ${m.systems.map(code).join(', ')}` : ''}; ` +
       `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}.\n\n`,
+    originSection(m, f.now ?? new Date(), f.comparison),
+    '\n',
     table(
       ['bundle', 'export stream', 'ratio', 'evaluating', 'exporting', 'uploading', 'matrix jobs'],
       [
@@ -195,8 +230,6 @@ export function planSummary(f: PlanSummaryFacts): string {
   if (m.relocatedFrom !== undefined) {
     parts.push(relocationSection(m.relocatedFrom.storeDir, m.storeDir, m.relocatedFrom.report), '\n');
   }
-  if (f.plan !== undefined)
-    parts.push(provenanceSection(f.plan, f.comparison?.diff?.old, { ownSignatures: true }), '\n');
   parts.push(realiseSnippet(f.realiseAction, f.artifactName, f.digest));
   return capSummary(parts.join(''));
 }
@@ -208,6 +241,10 @@ export interface RealiseSummaryFacts {
   readonly shard: string | undefined;
   readonly outPaths: Record<string, Record<string, string>>;
   readonly timings: { fetchMs: number; realiseMs: number };
+  /** What was proven about who made the plan. */
+  readonly trust?: TrustReport | undefined;
+  /** The clock, for the plan's age (default now). */
+  readonly now?: Date | undefined;
   /** What building did (built against substituted, and when each root was ready). */
   readonly build?: BuildReport | undefined;
 }
@@ -219,52 +256,50 @@ const HOW: Readonly<Record<BuildReport['roots'][number]['how'], string>> = {
   unknown: 'not known (a custom --log-format)',
 };
 
+/** What Nix did for each root, and the lists of what it built and substituted, collapsed. */
+function buildSection(b: BuildReport, outPaths: Record<string, Record<string, string>>): string {
+  const parts = [
+    `Nix built **${b.built.length}** derivation${b.built.length === 1 ? '' : 's'} and substituted **${b.substituted.length}** path${b.substituted.length === 1 ? '' : 's'} in ${formatMs(b.totalMs)}.\n`,
+    table(
+      ['root', 'how', 'ready after', 'outputs'],
+      b.roots.map((r) => [
+        code(r.label),
+        HOW[r.how],
+        r.readyMs === undefined ? '—' : formatMs(r.readyMs),
+        Object.entries(outPaths[r.drvPath] ?? {})
+          .map(([name, path]) => `${code(name)}: ${code(path)}`)
+          .join(', '),
+      ]),
+    ),
+  ];
+  const list = (title: string, header: string, paths: readonly string[]): string =>
+    `<details><summary>${title} (${paths.length})</summary>\n\n${table(
+      [header],
+      paths.map((p) => [code(p)]),
+      200,
+    )}\n</details>\n`;
+  if (b.built.length > 0) parts.push(list('Built', 'derivation', b.built));
+  if (b.substituted.length > 0) parts.push(list('Substituted', 'path', b.substituted));
+  return parts.join('\n');
+}
+
 /** The realise action's summary. */
 export function realiseSummary(f: RealiseSummaryFacts): string {
-  const b = f.build;
-  const parts = [
-    `## nix-plan realise: ${code(f.label)}${f.shard === undefined ? '' : ` (shard ${f.shard})`}\n`,
-    `Built ${Object.keys(f.outPaths).length} of ${f.manifest.roots.length} root(s) in ${code(f.manifest.storeDir)} ` +
-      `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}.\n`,
-  ];
-  if (b !== undefined) {
-    parts.push(
-      `Nix built **${b.built.length}** derivation${b.built.length === 1 ? '' : 's'} and substituted **${b.substituted.length}** path${b.substituted.length === 1 ? '' : 's'} in ${formatMs(b.totalMs)}.\n`,
-      table(
-        ['root', 'how', 'ready after', 'outputs'],
-        b.roots.map((r) => [
-          code(r.label),
-          HOW[r.how],
-          r.readyMs === undefined ? '—' : formatMs(r.readyMs),
-          Object.entries(f.outPaths[r.drvPath] ?? {})
-            .map(([name, path]) => `${code(name)}: ${code(path)}`)
-            .join(', '),
-        ]),
-      ),
-    );
-    if (b.built.length > 0)
-      parts.push(
-        `<details><summary>Built (${b.built.length})</summary>\n\n${table(
-          ['derivation'],
-          b.built.map((d) => [code(d)]),
-          200,
-        )}\n</details>\n`,
-      );
-    if (b.substituted.length > 0)
-      parts.push(
-        `<details><summary>Substituted (${b.substituted.length})</summary>\n\n${table(
-          ['path'],
-          b.substituted.map((d) => [code(d)]),
-          200,
-        )}\n</details>\n`,
-      );
-  } else {
-    const rows = Object.entries(f.outPaths).flatMap(([drv, outs]) =>
-      Object.entries(outs).map(([name, path]) => [code(drv), name, code(path)]),
-    );
-    parts.push(table(['derivation', 'output', 'path'], rows));
-  }
-  return capSummary(parts.join('\n'));
+  const rows = Object.entries(f.outPaths).flatMap(([drv, outs]) =>
+    Object.entries(outs).map(([name, path]) => [code(drv), code(name), code(path)]),
+  );
+  return capSummary(
+    [
+      `## nix-plan realise: ${code(f.label)}${f.shard === undefined ? '' : ` (shard ${f.shard})`}\n`,
+      `Built ${Object.keys(f.outPaths).length} of ${f.manifest.roots.length} root(s) in ${code(f.manifest.storeDir)} ` +
+        `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}. ` +
+        `Plan ${trustMarkdown(f.manifest, f.trust)}.\n`,
+      originMarkdown(f.manifest, f.trust, { now: f.now ?? new Date() }),
+      f.build === undefined
+        ? table(['derivation', 'output', 'path'], rows)
+        : buildSection(f.build, f.outPaths),
+    ].join('\n'),
+  );
 }
 
 /** Facts the promote action's summary shows. */
@@ -277,13 +312,14 @@ export interface PromoteSummaryFacts {
   readonly artifactName: string;
   readonly artifactUrl: string | undefined;
   readonly realiseAction: string;
-  /** What was promoted: where it was fetched from (safe Markdown) and its signatures as checked. */
+  /** The clock, for the plan's age (default now). */
+  readonly now?: Date | undefined;
+  /** What was promoted: where it was fetched from (safe Markdown), its manifest and what was proven of it. */
   readonly source?:
-    { readonly description: string; readonly signatures: readonly SignatureInfo[] } | undefined;
+    | { readonly description: string; readonly manifest: BundleManifest; readonly trust: TrustReport }
+    | undefined;
   /** What `compare-to` found: the previous promotion into this realm. */
   readonly comparison?: Comparison | undefined;
-  /** The promoted plan as a side of a comparison. */
-  readonly plan?: PlanSide | undefined;
 }
 
 /** The promote action's summary. */
@@ -292,7 +328,7 @@ export function promoteSummary(f: PromoteSummaryFacts): string {
   const source =
     f.source === undefined
       ? ''
-      : `Promoted ${f.source.description} from ${code(f.from)} into ${code(m.storeDir)}; the input was ${signatureMarkdown(f.source.signatures)}.\n\n`;
+      : `Promoted ${f.source.description} from ${code(f.from)} into ${code(m.storeDir)}; the input was ${trustMarkdown(f.source.manifest, f.source.trust)}.\n\n`;
   return capSummary(
     [
       `## nix-plan promote: ${code(f.artifactName)}\n\n`,
@@ -300,23 +336,14 @@ export function promoteSummary(f: PromoteSummaryFacts): string {
       `${m.roots.length} root(s), ${m.paths} store paths, now for ${code(m.storeDir)}; ` +
         `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}; ` +
         `bundle ${f.artifactUrl === undefined ? formatBytes(f.bundleBytes) : `[${formatBytes(f.bundleBytes)}](${f.artifactUrl})`}.\n\n`,
+      originSection(m, f.now ?? new Date(), f.comparison),
+      '\n',
       comparisonSection(f.comparison),
       relocationSection(f.from, m.storeDir, f.report),
       '\n### Roots\n\n',
       rootsTable(m),
       '\n',
-      f.plan === undefined
-        ? ''
-        : `${provenanceSection(f.plan, f.comparison?.diff?.old, { ownSignatures: true })}\n`,
       realiseSnippet(f.realiseAction, f.artifactName, f.digest),
     ].join(''),
   );
-}
-
-/** Signature statuses as a phrase with the key names as code. */
-function signatureMarkdown(signatures: readonly SignatureInfo[]): string {
-  const verified = signatures.filter((s) => s.status === 'verified');
-  if (verified.length > 0)
-    return `verified: signed by trusted key ${verified.map((s) => code(s.key)).join(', ')}`;
-  return signatureText(signatures);
 }

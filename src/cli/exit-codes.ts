@@ -25,6 +25,8 @@ export const ExitCode = {
   nix: 9,
   /** An artifact could not be uploaded or downloaded. */
   transport: 10,
+  /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+  stale: 11,
   /** Interrupted (SIGINT). */
   interrupted: 130,
 } as const;
@@ -43,6 +45,7 @@ const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   limit: ExitCode.limit,
   nix: ExitCode.nix,
   transport: ExitCode.transport,
+  stale: ExitCode.stale,
   internal: ExitCode.internal,
 };
 

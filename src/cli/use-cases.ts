@@ -4,6 +4,7 @@ import { binaryCacheCopyImport } from '../app/binary-cache.js';
 import { planContents } from '../app/contents.js';
 import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
+import { withFreshness } from '../app/freshness.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
 import { keygen, writeKeyPair } from '../app/keygen.js';
@@ -26,6 +27,8 @@ export interface UseCases {
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
+  /** The --max-age and last-applied checks around a use case that takes a bundle. */
+  withFreshness: typeof withFreshness;
 }
 
 /** The real use cases. */
@@ -42,4 +45,5 @@ export const defaultUseCases: UseCases = {
   planContents,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
+  withFreshness,
 };
