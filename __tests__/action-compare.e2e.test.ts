@@ -3,7 +3,7 @@
 // through the local artifact service, and their summaries tell a reviewer what changes, where
 // each plan came from and who signed it, with a hostile root name escaped everywhere.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../src/core/signing.js';
@@ -189,10 +189,13 @@ describe('compare-to end to end', () => {
     const store = new ScratchStore(version, { storeDir: realm });
     stores.push(store);
     const run = server.newRun();
+    // A copy outside any git worktree: what this project's own clone holds must not matter.
+    const closure = join(mkdtempSync(join(work, 'closure-')), 'closure.nix');
+    copyFileSync(join(REPO, '.github', 'e2e', 'closure.nix'), closure);
     const result = await runStep(
       { dist, work, server },
       'plan',
-      { file: join(REPO, '.github', 'e2e', 'closure.nix'), 'compare-to': 'nowhere.nixplan' },
+      { file: closure, 'compare-to': 'nowhere.nixplan' },
       run,
       store,
     );

@@ -11,6 +11,7 @@ import { promotedArtifactName } from '../src/action/settings.js';
 import { FakeArtifactServer, type FakeRun } from './support/artifact-server.js';
 import {
   buildDist,
+  checkout,
   REPO,
   runStep,
   succeeded,
@@ -19,7 +20,8 @@ import {
 } from './support/action-step.js';
 import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
 
-const CLOSURE = join(REPO, '.github', 'e2e', 'closure.nix');
+/** The e2e closure as committed in this repository; the jobs evaluate a checkout of it (see `checkout`). */
+const CLOSURE_SOURCE = join(REPO, '.github', 'e2e', 'closure.nix');
 const ROOT_NAMES = ['alpha', 'beta', 'gamma'];
 
 const sha256File = (path: string): string =>
@@ -36,12 +38,18 @@ describe('the actions end to end', () => {
   let work: string;
 
   /** Runs one entrypoint as a step of a job of `run`, against `store`'s Nix and state. */
+  /** The closure in a checkout of the run's repository, as actions/checkout leaves it in the workspace. */
+  let CLOSURE: string;
+  /** The checkout's commit (the run's `GITHUB_SHA`). */
+  let commit: string;
+
   const step = (
     entry: ActionEntry,
     inputs: Record<string, string>,
     run: FakeRun,
     store: ScratchStore,
-  ): Promise<StepResult> => runStep({ dist, work, server }, entry, inputs, run, store);
+  ): Promise<StepResult> =>
+    runStep({ dist, work, server, env: { GITHUB_SHA: commit } }, entry, inputs, run, store);
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'nix-plan-e2e-'));
@@ -49,6 +57,11 @@ describe('the actions end to end', () => {
     dist = process.env['NIX_PLAN_E2E_DIST'] ?? join(work, 'dist');
     if (process.env['NIX_PLAN_E2E_DIST'] === undefined) buildDist(dist);
     server = await FakeArtifactServer.start();
+    // The plan records the commit and remote of the worktree it evaluated, so evaluate a checkout
+    // of the run's repository (not this project's own clone, whose remote is wherever it came from).
+    const co = checkout(work, server.repository, { 'closure.nix': readFileSync(CLOSURE_SOURCE) });
+    CLOSURE = join(co.dir, 'closure.nix');
+    commit = co.commit;
   }, 600_000);
 
   afterAll(async () => {
@@ -104,6 +117,7 @@ describe('the actions end to end', () => {
         expect(plan.summary).toContain(out['digest']);
         // Where the plan came from, signed with it, and shown to whoever approves the next job.
         expect(plan.summary).toContain(`| repository | \`${server.repository}\` |`);
+        expect(plan.summary).toContain(`| commit | \`${commit}\` |`);
         expect(plan.summary).toContain(
           `| run | [run ${run.runId}, attempt 1](https://github.com/${server.repository}/actions/runs/${run.runId}/attempts/1) |`,
         );

@@ -67,6 +67,31 @@ export function actionDefaults(actionYml: string): Record<string, string> {
   return defaults;
 }
 
+/**
+ * A git checkout of `repository` (as actions/checkout leaves it) holding `files`, in a new
+ * directory under `parent`: a plan records the remote and commit of the worktree it evaluated,
+ * so a test evaluates this, never the clone the tests run from. Returns its path and commit.
+ */
+export function checkout(
+  parent: string,
+  repository: string,
+  files: Readonly<Record<string, string | Buffer>>,
+): { readonly dir: string; readonly commit: string } {
+  const dir = mkdtempSync(join(parent, 'checkout-'));
+  const git = (...args: string[]): string =>
+    execFileSync('git', ['-c', 'user.name=e2e', '-c', 'user.email=e2e@example.invalid', ...args], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+    }).trim();
+  git('init', '-q', '-b', 'main');
+  git('remote', 'add', 'origin', `https://github.com/${repository}.git`);
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  git('add', '.');
+  git('commit', '-q', '-m', 'the e2e closure');
+  return { dir, commit: git('rev-parse', 'HEAD') };
+}
+
 /** Builds the entrypoints into `dist` (as `npm run build` does), with a readable error. */
 export function buildDist(dist: string): void {
   try {
@@ -81,7 +106,13 @@ export function buildDist(dist: string): void {
 
 /** Runs one entrypoint of `dist` as a step of a job of `run`, against `store`'s Nix and state. */
 export async function runStep(
-  context: { readonly dist: string; readonly work: string; readonly server: FakeArtifactServer },
+  context: {
+    readonly dist: string;
+    readonly work: string;
+    readonly server: FakeArtifactServer;
+    /** Variables to set over the runner's (e.g. `GITHUB_SHA` of a checkout the step evaluates). */
+    readonly env?: Readonly<Record<string, string>>;
+  },
   entry: ActionEntry,
   inputs: Record<string, string>,
   run: FakeRun,
@@ -101,6 +132,7 @@ export async function runStep(
     GITHUB_RUN_ATTEMPT: '1',
     GITHUB_WORKSPACE: join(job, 'workspace'),
     RUNNER_TEMP: join(job, 'temp'),
+    ...context.env,
   };
   for (const [name, file] of Object.entries(files)) {
     env[name] = join(job, file);
