@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 897:
+/***/ 165:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -11,7 +11,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   iW: () => (/* binding */ main)
 });
 
-// UNUSED EXPORTS: exitCodesHelp, mainHelp
+// UNUSED EXPORTS: exitCodesHelp, mainHelp, verbosityOf
 
 ;// CONCATENATED MODULE: external "node:zlib"
 const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
@@ -173,12 +173,18 @@ class NixCommandError extends errors_NixPlanError {
     /**
      * @param what names the command in the message (default: the program and its first three arguments)
      * @param hint said in parentheses after the exit code, e.g. what state the failure left behind
+     * @param shown the stderr was passed on to the user as it came (a build log): the message says
+     *   so instead of repeating its tail
      */
     constructor(command, args, exitCode, stderr, options = {}) {
         const tail = stderr.trim().slice(-STDERR_TAIL);
         const what = options.what ?? `${command} ${args.slice(0, 3).join(' ')}…`;
-        const hint = options.hint === undefined ? '' : ` (${options.hint})`;
-        super('nix', `${what} failed with exit code ${exitCode}${hint}:\n${tail}`);
+        const hints = [
+            ...(options.hint === undefined ? [] : [options.hint]),
+            ...(options.shown === true ? ['its output is above'] : []),
+        ];
+        const hint = hints.length === 0 ? '' : ` (${hints.join('; ')})`;
+        super('nix', `${what} failed with exit code ${exitCode}${hint}${options.shown === true ? '' : `:\n${tail}`}`);
         this.command = command;
         this.args = args;
         this.exitCode = exitCode;
@@ -294,8 +300,9 @@ class ProcessRunner {
         }
         const code = await exited;
         const result = { code, stdout: Buffer.concat(out), stderr: err };
+        // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
-            NixCommandError.check(cmd, args, result);
+            NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
         return result;
     }
 }
@@ -4499,7 +4506,7 @@ function usageError(message) {
 /** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
 function parseCommandArgs(argv, specs) {
     const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
+    const head = joinDashValues(dash < 0 ? argv : argv.slice(0, dash), specs);
     const rest = dash < 0 ? [] : argv.slice(dash + 1);
     const options = {};
     for (const [name, s] of Object.entries(specs))
@@ -4521,6 +4528,22 @@ function parseCommandArgs(argv, specs) {
         const message = e instanceof Error ? e.message : String(e);
         throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
     }
+}
+/** `--name VALUE` as `--name=VALUE` for options whose value may look like an option. */
+function joinDashValues(argv, specs) {
+    const out = [];
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i] ?? '';
+        const name = a.startsWith('--') ? a.slice(2) : undefined;
+        const value = argv[i + 1];
+        if (name !== undefined && specs[name]?.dashValue === true && value !== undefined) {
+            out.push(`${a}=${value}`);
+            i++;
+        }
+        else
+            out.push(a);
+    }
+    return out;
 }
 /** A string option's value, or undefined. */
 function args_str(args, name) {
@@ -4701,6 +4724,21 @@ async function inspectPlan(bundlePath) {
 
 ;// CONCATENATED MODULE: ./src/cli/terminal.ts
 
+/** setInterval that does not keep the process alive. */
+function every(ms, fn) {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+}
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+/** Elapsed time as the spinner and the closing line show it: `4.2 s`, `1 min 03 s`. */
+function formatElapsed(ms) {
+    const s = ms / 1000;
+    if (s < 60)
+        return `${s.toFixed(1)} s`;
+    const whole = Math.floor(s);
+    return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
+}
 /**
  * A Logger writing lines to stderr. Messages may quote a bundle (a path, a relocation warning),
  * so control characters in them are made visible; newlines stay.
@@ -4743,8 +4781,9 @@ function renderBar(label, count, total, bytes, width) {
     return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
 }
 /**
- * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
- * otherwise one line per phase when it ends. Quiet shows nothing.
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done, or,
+ * for a phase without a known total (evaluating, waiting on Nix), a spinner with the elapsed
+ * time redrawn every 100 ms; otherwise one line per phase when it ends. Quiet shows nothing.
  */
 function terminalProgress(io, verbosity) {
     const now = io.now ?? Date.now;
@@ -4755,10 +4794,23 @@ function terminalProgress(io, verbosity) {
             let bytes = 0;
             let last = -Infinity;
             let ended = false;
+            let frame = 0;
+            const started = now();
             const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
+            const line = () => total === undefined
+                ? `${SPINNER[frame % SPINNER.length] ?? ''} ${label} ${formatElapsed(now() - started)}${count > 0 ? ` ${count}` : ''}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`.slice(0, width())
+                : renderBar(label, count, total, bytes, width());
             const draw = () => {
-                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
+                io.stderr.write(`\r${line()}\x1b[K`);
             };
+            const stop = total === undefined && tty && !verbosity.quiet
+                ? (io.every ?? every)(REDRAW_MS, () => {
+                    frame++;
+                    draw();
+                })
+                : undefined;
+            if (stop !== undefined)
+                draw();
             return {
                 tick(n = 1, b = 0) {
                     count += n;
@@ -4775,11 +4827,16 @@ function terminalProgress(io, verbosity) {
                     if (ended)
                         return;
                     ended = true;
+                    stop?.();
                     if (verbosity.quiet)
                         return;
                     if (tty)
                         io.stderr.write('\r\x1b[K');
-                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
+                    const counted = total === undefined && count === 0
+                        ? ''
+                        : ` ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}`;
+                    const elapsed = total === undefined ? ` in ${formatElapsed(now() - started)}` : '';
+                    io.stderr.write(`${label}:${counted}${elapsed}\n`);
                 },
             };
         },
@@ -4883,6 +4940,461 @@ function formatRelocate(r) {
 function formatApply(r) {
     const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
     return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
+function plural(n, one, many = `${one}s`) {
+    return `${n} ${n === 1 ? one : many}`;
+}
+/** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
+function formatDryRun(r) {
+    const lines = [
+        `import: ${plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
+    ];
+    if (r.build.length === 0)
+        lines.push('build: nothing');
+    else {
+        lines.push(`build: ${plural(r.build.length, 'derivation')}`);
+        for (const d of r.build)
+            lines.push(`  ${d}${r.unknownOutputs.includes(d) ? ' (output paths known only after building)' : ''}`);
+    }
+    if (r.fetch.length === 0)
+        lines.push('fetch: nothing');
+    else {
+        lines.push(`fetch: ${plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
+        for (const p of r.fetch)
+            lines.push(`  ${p}`);
+    }
+    if (r.present > 0)
+        lines.push(`already built: ${plural(r.present, 'output')}`);
+    lines.push('dry run: the bundle was verified and the store and its substituters were asked; nothing was imported, built or fetched', '');
+    return lines.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/cli/completions.ts
+/** The shells `nix-plan completions` writes a script for. */
+const SHELLS = ['bash', 'zsh', 'fish'];
+const FILE_VALUES = new Set(['FILE', 'OUT', 'PATH', 'PREFIX', 'KEY', 'BUNDLE']);
+/** How an option's value completes, from its spec (choices, else its placeholder's kind). */
+function valueCompletion(spec) {
+    if (spec.type === 'boolean')
+        return undefined;
+    if (spec.choices !== undefined)
+        return { choices: spec.choices };
+    if (spec.value === 'DIR')
+        return 'dir';
+    return spec.value !== undefined && FILE_VALUES.has(spec.value) ? 'file' : 'none';
+}
+/** The words after `nix-plan help`. */
+function helpTopics(commands) {
+    return [...commands.map((c) => c.name), 'exit-codes'];
+}
+const TOP_LEVEL = ['help', 'version', '--help', '--version'];
+/** The completion script for `shell`. */
+function completionScript(shell, commands) {
+    if (shell === 'bash')
+        return bash(commands);
+    if (shell === 'zsh')
+        return zsh(commands);
+    return fish(commands);
+}
+// ---- bash ----
+function bash(commands) {
+    const words = (xs) => `'${xs.join(' ')}'`;
+    const lines = [
+        '# bash completion for nix-plan, generated by `nix-plan completions bash` from its command table.',
+        '_nix_plan() {',
+        '  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
+        '  COMPREPLY=()',
+        '  if ((COMP_CWORD == 1)); then',
+        `    mapfile -t COMPREPLY < <(compgen -W ${words([...commands.map((c) => c.name), ...TOP_LEVEL])} -- "$cur")`,
+        '    return 0',
+        '  fi',
+        '  case ${COMP_WORDS[1]} in',
+        '  help)',
+        `    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W ${words(helpTopics(commands))} -- "$cur")`,
+        '    return 0',
+        '    ;;',
+    ];
+    for (const c of commands) {
+        lines.push(`  ${c.name})`, '    case $prev in');
+        const byKind = new Map();
+        for (const [name, spec] of Object.entries(c.options)) {
+            const kind = valueCompletion(spec);
+            if (kind === undefined)
+                continue;
+            const key = typeof kind === 'string' ? kind : `compgen -W ${words(kind.choices)}`;
+            byKind.set(key, [
+                ...(byKind.get(key) ?? []),
+                ...(spec.short === undefined ? [] : [`-${spec.short}`]),
+                `--${name}`,
+            ]);
+        }
+        for (const [key, flags] of byKind) {
+            const action = key === 'file'
+                ? 'mapfile -t COMPREPLY < <(compgen -f -- "$cur")'
+                : key === 'dir'
+                    ? 'mapfile -t COMPREPLY < <(compgen -d -- "$cur")'
+                    : key === 'none'
+                        ? ':'
+                        : `mapfile -t COMPREPLY < <(${key} -- "$cur")`;
+            lines.push(`    ${flags.join(' | ')})`, `      ${action}`, '      return 0', '      ;;');
+        }
+        lines.push('    esac');
+        const flags = Object.entries(c.options).flatMap(([name, spec]) => [
+            ...(spec.short === undefined ? [] : [`-${spec.short}`]),
+            `--${name}`,
+        ]);
+        const operand = c.operand?.complete ?? 'none';
+        lines.push('    if [[ $cur == -* ]]; then', `      mapfile -t COMPREPLY < <(compgen -W ${words(flags)} -- "$cur")`);
+        if (operand === 'file')
+            lines.push('    else', '      mapfile -t COMPREPLY < <(compgen -f -- "$cur")');
+        else if (operand !== 'none')
+            lines.push('    else', `      mapfile -t COMPREPLY < <(compgen -W ${words(operand)} -- "$cur")`);
+        lines.push('    fi', '    ;;');
+    }
+    lines.push('  esac', '  return 0', '}', 'complete -o filenames -o bashdefault -F _nix_plan nix-plan', '');
+    return lines.join('\n');
+}
+// ---- zsh ----
+/** Text inside a zsh single-quoted _arguments spec's `[description]`. */
+function zshDescription(text) {
+    return text
+        .replace(/\\/g, '\\\\')
+        .replace(/([[\]:])/g, '\\$1')
+        .replace(/'/g, `'\\''`);
+}
+function zshAction(kind) {
+    if (kind === 'file')
+        return '_files';
+    if (kind === 'dir')
+        return '_files -/';
+    if (kind === 'none')
+        return ' ';
+    return `(${kind.choices.join(' ')})`;
+}
+function zsh(commands) {
+    const lines = [
+        '#compdef nix-plan',
+        '# zsh completion for nix-plan, generated by `nix-plan completions zsh` from its command table.',
+        '_nix_plan() {',
+        '  local -a commands',
+        '  commands=(',
+        ...commands.map((c) => `    '${c.name}:${zshDescription(c.summary)}'`),
+        `    'help:show help for a command or the exit codes'`,
+        `    'version:print the version'`,
+        '  )',
+        '  if ((CURRENT == 2)); then',
+        "    _describe -t commands 'nix-plan command' commands",
+        '    return',
+        '  fi',
+        '  local cmd=$words[2]',
+        '  shift words',
+        '  ((CURRENT--))',
+        '  case $cmd in',
+        `  (help) _values 'topic' ${helpTopics(commands).join(' ')} ;;`,
+    ];
+    for (const c of commands) {
+        const specs = [];
+        for (const [name, spec] of Object.entries(c.options)) {
+            const spellings = [...(spec.short === undefined ? [] : [`-${spec.short}`]), `--${name}`];
+            const exclusive = spec.multiple === true ? '*' : spellings.length > 1 ? `(${spellings.join(' ')})` : '';
+            const kind = valueCompletion(spec);
+            const value = kind === undefined ? '' : `:${spec.value ?? 'VALUE'}:${zshAction(kind)}`;
+            for (const s of spellings)
+                specs.push(`'${exclusive}${s}[${zshDescription(spec.help)}]${value}'`);
+        }
+        if (c.operand !== undefined) {
+            const kind = typeof c.operand.complete === 'string' ? c.operand.complete : { choices: c.operand.complete };
+            specs.push(`'*:${c.operand.value}:${zshAction(kind)}'`);
+        }
+        lines.push(`  (${c.name})`, '    _arguments -s -S \\', ...specs.map((s, i) => `      ${s}${i === specs.length - 1 ? '' : ' \\'}`), '    ;;');
+    }
+    lines.push('  esac', '}', '_nix_plan "$@"', '');
+    return lines.join('\n');
+}
+// ---- fish ----
+/** A fish single-quoted string. */
+function fishQuote(text) {
+    return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+function fish(commands) {
+    // The subcommand is always the first word after nix-plan (an option value may be `import`).
+    const first = '-n __fish_nix_plan_first';
+    const lines = [
+        '# fish completion for nix-plan, generated by `nix-plan completions fish` from its command table.',
+        'function __fish_nix_plan_first',
+        '    test (count (commandline -opc)) -eq 1',
+        'end',
+        'function __fish_nix_plan_is',
+        '    set -l words (commandline -opc)',
+        '    test (count $words) -ge 2; and test "$words[2]" = "$argv[1]"',
+        'end',
+        'complete -c nix-plan -f',
+        ...commands.map((c) => `complete -c nix-plan ${first} -a ${c.name} -d ${fishQuote(c.summary)}`),
+        `complete -c nix-plan ${first} -a help -d ${fishQuote('show help for a command or the exit codes')}`,
+        `complete -c nix-plan ${first} -a version -d ${fishQuote('print the version')}`,
+        `complete -c nix-plan ${first} -l help -d ${fishQuote('show help')}`,
+        `complete -c nix-plan ${first} -l version -d ${fishQuote('print the version')}`,
+        `complete -c nix-plan -n ${fishQuote('__fish_nix_plan_is help')} -a ${fishQuote(helpTopics(commands).join(' '))}`,
+    ];
+    for (const c of commands) {
+        const when = `-n ${fishQuote(`__fish_nix_plan_is ${c.name}`)}`;
+        for (const [name, spec] of Object.entries(c.options)) {
+            const kind = valueCompletion(spec);
+            const short = spec.short === undefined ? '' : ` -s ${spec.short}`;
+            const value = kind === undefined
+                ? ''
+                : kind === 'file'
+                    ? ' -r -F'
+                    : kind === 'dir'
+                        ? " -x -a '(__fish_complete_directories)'"
+                        : kind === 'none'
+                            ? ' -x'
+                            : ` -x -a ${fishQuote(kind.choices.join(' '))}`;
+            lines.push(`complete -c nix-plan ${when}${short} -l ${name}${value} -d ${fishQuote(spec.help)}`);
+        }
+        const operand = c.operand?.complete;
+        if (operand === 'file')
+            lines.push(`complete -c nix-plan ${when} -F`);
+        else if (operand !== undefined && operand !== 'none')
+            lines.push(`complete -c nix-plan ${when} -x -a ${fishQuote(operand.join(' '))}`);
+    }
+    lines.push('');
+    return lines.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
+// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
+
+/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
+const ExitCode = {
+    /** Success. */
+    ok: 0,
+    /** A bug in nix-plan, or an error it did not expect (please report it). */
+    internal: 1,
+    /** Bad command line: unknown command or option, missing or invalid argument. */
+    usage: 2,
+    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
+    bundle: 3,
+    /** A signature is missing, made by an untrusted key, or does not verify. */
+    signature: 4,
+    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
+    realm: 5,
+    /** The closure cannot be relocated faithfully. */
+    relocate: 6,
+    /** The closure is not closed, has a cycle, or is out of order. */
+    closure: 7,
+    /** A size or count limit was exceeded. */
+    limit: 8,
+    /** A Nix command failed (evaluation, import, build). */
+    nix: 9,
+    /** An artifact could not be uploaded or downloaded. */
+    transport: 10,
+    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+    stale: 11,
+    /** Interrupted (SIGINT). */
+    interrupted: 130,
+};
+/** What each exit code means, in the order `nix-plan help exit-codes` and the man page list them. */
+const EXIT_CODE_MEANINGS = [
+    [ExitCode.ok, 'success'],
+    [ExitCode.internal, 'internal error (a bug: please report it)'],
+    [ExitCode.usage, 'bad command line'],
+    [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
+    [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
+    [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
+    [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
+    [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
+    [ExitCode.limit, 'a size or count limit was exceeded'],
+    [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
+    [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+    [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
+    [ExitCode.interrupted, 'interrupted'],
+];
+const BY_ERROR = {
+    usage: ExitCode.usage,
+    malformed: ExitCode.bundle,
+    bundle: ExitCode.bundle,
+    signature: ExitCode.signature,
+    realm: ExitCode.realm,
+    relocate: ExitCode.relocate,
+    closure: ExitCode.closure,
+    limit: ExitCode.limit,
+    nix: ExitCode.nix,
+    transport: ExitCode.transport,
+    stale: ExitCode.stale,
+    internal: ExitCode.internal,
+};
+/** The exit code for anything thrown: its NixPlanError code, else internal. */
+function exitCodeFor(error) {
+    if (error instanceof errors_NixPlanError)
+        return BY_ERROR[error.code] ?? ExitCode.internal;
+    return ExitCode.internal;
+}
+
+;// CONCATENATED MODULE: ./src/cli/manpage.ts
+/**
+ * Text for roff: backslashes and hyphens escaped, characters beyond ASCII as `\[uXXXX]` (troff
+ * reads its input as Latin-1), no line starting with a control character.
+ */
+function roff(text) {
+    return text
+        .replace(/\\/g, '\\e')
+        .replace(/-/g, '\\-')
+        .replace(/[^\t\n -~]/gu, (c) => `\\[u${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}]`)
+        .split('\n')
+        .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
+        .join('\n');
+}
+function optionTag(name, spec) {
+    const spellings = [
+        ...(spec.short === undefined ? [] : [`\\fB\\-${spec.short}\\fR`]),
+        `\\fB\\-\\-${roff(name)}\\fR`,
+    ];
+    const value = spec.type === 'boolean' ? '' : ` \\fI${roff(spec.value ?? 'VALUE')}\\fR`;
+    return `${spellings.join(', ')}${value}`;
+}
+function optionList(options, skip = {}) {
+    const lines = [];
+    for (const [name, spec] of Object.entries(options)) {
+        if (name in skip)
+            continue;
+        const choices = spec.choices === undefined ? '' : ` One of: ${spec.choices.join(', ')}.`;
+        lines.push('.TP', optionTag(name, spec), roff(`${spec.help}${spec.multiple === true ? ' (repeatable)' : ''}.${choices}`));
+    }
+    return lines;
+}
+/** The page, in roff with the man macros (`man -l`, `groff -man`). */
+function manPage(source) {
+    const lines = [
+        `.TH NIX\\-PLAN 1 "" "nix\\-plan ${roff(source.version)}" "User Commands"`,
+        '.SH NAME',
+        'nix\\-plan \\- evaluate a Nix configuration once, carry its build plan as one file, realise or relocate it anywhere',
+        '.SH SYNOPSIS',
+        '.B nix\\-plan',
+        '.I COMMAND',
+        '[\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR \\fIARGS\\fR]',
+        '.br',
+        '.B nix\\-plan',
+        '.B help',
+        '[\\fICOMMAND\\fR | \\fBexit\\-codes\\fR]',
+        '.SH DESCRIPTION',
+        roff('nix-plan evaluates a Nix configuration once and writes its build plan (the closure of .drv files and ' +
+            'their sources) as one small compressed file, a plan bundle. Elsewhere the bundle is verified, imported and ' +
+            'realised without evaluating, or relocated into another store dir (a realm).'),
+        '.PP',
+        roff('Results go to standard output, messages and progress to standard error.'),
+        '.SH COMMANDS',
+    ];
+    for (const c of source.commands) {
+        lines.push(`.SS ${roff(c.name)}`, roff(`${c.summary[0]?.toUpperCase() ?? ''}${c.summary.slice(1)}.`), '.PP', '.nf');
+        lines.push(...c.usage.map(roff), '.fi', '.PP', roff(c.description));
+        const own = optionList(c.options, source.common);
+        if (own.length > 0)
+            lines.push('.PP', 'Options:', '.RS', ...own, '.RE');
+        if (c.examples.length > 0)
+            lines.push('.PP', 'Examples:', '.RS', '.nf', ...c.examples.map(roff), '.fi', '.RE');
+    }
+    lines.push('.SH "COMMON OPTIONS"', roff('Every command takes:'), ...optionList(source.common));
+    lines.push('.SH "EXIT STATUS"');
+    for (const [code, meaning] of source.exitCodes)
+        lines.push('.TP', `.B ${code}`, roff(meaning));
+    lines.push('.SH ENVIRONMENT', roff("Nix is found on PATH and reads its usual environment (NIX_REMOTE, NIX_STORE_DIR, NIX_CONF_DIR, …); nix-plan's " +
+        'commands run against whatever store that selects.'), '.SH "SEE ALSO"', '\\fBnix\\fR(1), \\fBnix\\-store\\fR(1), \\fBnix\\-instantiate\\fR(1)', '');
+    return lines.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/app/version.ts
+// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
+/** The version of nix-plan. */
+const VERSION = '0.1.0';
+/** `tool` in bundle manifests and `nix-plan --version`. */
+const TOOL_VERSION = `nix-plan ${VERSION}`;
+/** The oldest Node.js nix-plan runs on: package.json's `engines.node` (kept equal by a test). */
+const NODE_REQUIRED = 24;
+
+;// CONCATENATED MODULE: ./src/core/shell-words.ts
+// Shell-style words: splitting a line of arguments as a POSIX shell would (quotes and backslashes,
+// no expansion), and quoting arguments back so a printed command can be pasted into a shell.
+
+/**
+ * Splits `text` into words the way `sh` splits a command line, without running anything:
+ * whitespace separates words; '…' keeps everything literally; "…" keeps everything but lets a
+ * backslash escape `"`, `\`, `$` and `` ` `` (and join lines); a backslash outside quotes takes the
+ * next character literally. `$`, `~`, globs and `#` are plain characters: nothing is expanded.
+ * Throws a usage error for an unterminated quote or a trailing backslash, naming `what`.
+ */
+function splitShellWords(text, what = 'the arguments') {
+    const words = [];
+    let word = '';
+    let inWord = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i] ?? '';
+        if (c === "'") {
+            const end = text.indexOf("'", i + 1);
+            if (end < 0)
+                throw unterminated(what, "'");
+            word += text.slice(i + 1, end);
+            inWord = true;
+            i = end;
+        }
+        else if (c === '"') {
+            let j = i + 1;
+            for (; j < text.length && text[j] !== '"'; j++) {
+                const d = text[j] ?? '';
+                const next = text[j + 1];
+                if (d === '\\' && next !== undefined && '"\\$`\n'.includes(next)) {
+                    if (next !== '\n')
+                        word += next;
+                    j++;
+                }
+                else
+                    word += d;
+            }
+            if (j >= text.length)
+                throw unterminated(what, '"');
+            inWord = true;
+            i = j;
+        }
+        else if (c === '\\') {
+            const next = text[i + 1];
+            if (next === undefined)
+                throw new errors_NixPlanError('usage', `${what}: a backslash ends the text`);
+            if (next !== '\n') {
+                word += next;
+                inWord = true;
+            }
+            i++;
+        }
+        else if (/\s/.test(c)) {
+            if (inWord)
+                words.push(word);
+            word = '';
+            inWord = false;
+        }
+        else {
+            word += c;
+            inWord = true;
+        }
+    }
+    if (inWord)
+        words.push(word);
+    return words;
+}
+function unterminated(what, quote) {
+    return new errors_NixPlanError('usage', `${what}: a ${quote} quote is not closed`);
+}
+const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+/** One argument as a shell reads it back: as it is when that is safe, else in single quotes. */
+function quoteShellWord(word) {
+    if (SAFE.test(word))
+        return word;
+    return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+/** A command line (`cmd` and its arguments) that a shell reads back as the same argv. */
+function formatCommandLine(cmd, args) {
+    return [cmd, ...args].map(quoteShellWord).join(' ');
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
@@ -5146,18 +5658,18 @@ const CHANGE_TAGS = {
     removed: 'R',
     rebuilt: 'B',
 };
-const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+const describe_plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 /** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
 function countsText(c) {
     const parts = [];
     const v = versionChanges(c);
     if (v > 0) {
         const detail = [
-            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
-            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
+            c.upgrade > 0 ? describe_plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? describe_plural(c.downgrade, 'downgrade') : '',
             c.changed > 0 ? `${c.changed} other` : '',
         ].filter((s) => s !== '');
-        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
+        parts.push(`${describe_plural(v, 'version change')} (${detail.join(', ')})`);
     }
     if (c.added > 0)
         parts.push(`${c.added.toLocaleString('en-US')} added`);
@@ -5530,10 +6042,21 @@ function diffCommand(kit) {
 
 
 
+
+
+
+
+
+
 const COMMON = {
     json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
     quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+    verbose: {
+        type: 'boolean',
+        short: 'v',
+        multiple: true,
+        help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
+    },
     help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 const TRUSTED_KEY = {
@@ -5552,6 +6075,35 @@ const CACHE_KEY = {
     value: 'FILE',
     help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 };
+/** Nix's `--log-format` values. */
+const LOG_FORMATS = [
+    'raw',
+    'internal-json',
+    'bar',
+    'bar-with-logs',
+    'multiline',
+    'multiline-with-logs',
+];
+const LOG_FORMAT = {
+    type: 'string',
+    value: 'FORMAT',
+    choices: LOG_FORMATS,
+    help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
+};
+const NIX_ARG = {
+    type: 'string',
+    multiple: true,
+    dashValue: true,
+    value: 'ARGS',
+    help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
+};
+/** `--nix-arg` values split shell-style, then everything after `--`. */
+function nixArgs(args) {
+    return [...args_list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
+}
+const METHODS = ['auto', 'import', 'copy'];
+const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
+const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 const NO_CHECK_SIGS = {
     type: 'boolean',
     help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
@@ -5568,6 +6120,7 @@ const ALLOW_DOWNGRADE = {
 const METHOD = {
     type: 'string',
     value: 'METHOD',
+    choices: METHODS,
     help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 };
 function commands_define(spec) {
@@ -5600,20 +6153,19 @@ function noRest(args, command) {
     if (args.rest.length > 0)
         throw usageError(`${command} takes no arguments after --`);
 }
-const METHODS = ['auto', 'import', 'copy'];
-const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+const BUNDLE = { value: 'BUNDLE', complete: 'file' };
 /** Every subcommand, in the order help lists them. */
 const COMMANDS = [
     commands_define({
         name: 'export',
+        operand: { value: 'INSTALLABLE', complete: 'none' },
         summary: 'evaluate once and write a plan bundle',
         usage: [
             'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
         ],
         description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
             'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+            'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
         options: {
             file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
             attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -5622,6 +6174,7 @@ const COMMANDS = [
             include: {
                 type: 'string',
                 value: 'KIND',
+                choices: commands_INCLUDES,
                 help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
             },
             level: {
@@ -5641,6 +6194,8 @@ const COMMANDS = [
                 help: 'relocate the plan to store dir DIR before writing',
             },
             store: STORE,
+            'nix-arg': NIX_ARG,
+            'log-format': LOG_FORMAT,
         },
         examples: [
             'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -5654,7 +6209,7 @@ const COMMANDS = [
                 file: args_str(args, 'file'),
                 attributes: args_list(args, 'attr'),
                 drvPaths: args_list(args, 'drv'),
-                evalArgs: [...args.rest],
+                evalArgs: nixArgs(args),
                 output: required(args, 'output', 'OUT (where to write the bundle)'),
                 include: oneOf(args_str(args, 'include'), 'include', commands_INCLUDES),
                 level: integer(args_str(args, 'level'), 'level', 1, 19),
@@ -5668,6 +6223,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'inspect',
+        operand: BUNDLE,
         summary: 'show what a bundle holds (touches no store)',
         usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
         description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
@@ -5696,6 +6252,7 @@ const COMMANDS = [
     commands_define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
     commands_define({
         name: 'verify',
+        operand: BUNDLE,
         summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
         usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
         description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
@@ -5720,6 +6277,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'import',
+        operand: BUNDLE,
         summary: 'verify a bundle, then add its paths to a store',
         usage: [
             'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
@@ -5752,15 +6310,16 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'realise',
+        operand: BUNDLE,
         summary: 'import a bundle and build its roots',
         usage: [
-            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
+            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
         ],
         description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
             'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-            'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
-            'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+            'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+            '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
+            'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
         options: {
             'out-link': {
                 type: 'string',
@@ -5772,6 +6331,12 @@ const COMMANDS = [
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
+            'nix-arg': NIX_ARG,
+            'log-format': LOG_FORMAT,
+            'dry-run': {
+                type: 'boolean',
+                help: 'verify, then list what would be imported, built and fetched; change nothing',
+            },
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
             'allow-downgrade': ALLOW_DOWNGRADE,
@@ -5779,8 +6344,18 @@ const COMMANDS = [
         examples: [
             'nix-plan realise hello.nixplan --out-link result',
             'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+            'nix-plan realise plan.nixplan --dry-run',
         ],
         async run(args, ctx) {
+            if (flag(args, 'dry-run')) {
+                const plan = await ctx.useCases.dryRunRealise(onePositional(args, 'BUNDLE'), {
+                    store: args_str(args, 'store'),
+                    roots: args_list(args, 'roots', true),
+                    trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                }, ctx.deps);
+                print(ctx, args, plan, () => formatDryRun(plan));
+                return;
+            }
             const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
             const outLink = args_str(args, 'out-link');
             const options = {
@@ -5789,7 +6364,7 @@ const COMMANDS = [
                 roots: args_list(args, 'roots', true),
                 trustedKeys,
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                nixArgs: [...args.rest],
+                nixArgs: nixArgs(args),
             };
             const deps = await importDeps(args, ctx, trustedKeys);
             // With --out-link, the link's last-applied record: an older plan is refused.
@@ -5802,6 +6377,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'relocate',
+        operand: BUNDLE,
         summary: 'rewrite a bundle for another store dir (realm)',
         usage: [
             'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
@@ -5860,6 +6436,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'keygen',
+        operand: { value: 'NAME', complete: 'none' },
         summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
         usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
         description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
@@ -5880,6 +6457,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'apply',
+        operand: BUNDLE,
         summary: 'realise a NixOS system plan and switch a profile to it',
         usage: [
             'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
@@ -5895,12 +6473,19 @@ const COMMANDS = [
                 value: 'PATH',
                 help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
             },
-            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+            action: {
+                type: 'string',
+                value: 'ACTION',
+                choices: ACTIONS,
+                help: 'switch (default), boot, test or dry-activate',
+            },
             rollback: { type: 'boolean', help: 'go back one generation' },
             store: STORE,
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
+            'nix-arg': NIX_ARG,
+            'log-format': LOG_FORMAT,
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
             'allow-downgrade': ALLOW_DOWNGRADE,
@@ -5914,7 +6499,12 @@ const COMMANDS = [
             const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
             const store = args_str(args, 'store');
             const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
-            const realiseOptions = { store, trustedKeys, method: oneOf(args_str(args, 'method'), 'method', METHODS) };
+            const realiseOptions = {
+                store,
+                trustedKeys,
+                method: oneOf(args_str(args, 'method'), 'method', METHODS),
+                nixArgs: nixArgs(args),
+            };
             const deps = await importDeps(args, ctx, trustedKeys);
             const profile = required(args, 'profile', 'PATH');
             const action = oneOf(args_str(args, 'action'), 'action', ACTIONS);
@@ -5941,6 +6531,46 @@ const COMMANDS = [
                     return { applied: r.applied, manifest: r.manifest };
                 }, action !== 'dry-activate');
             print(ctx, args, applied, () => formatApply(applied));
+        },
+    }),
+    commands_define({
+        name: 'completions',
+        operand: { value: 'SHELL', complete: SHELLS },
+        summary: 'print a shell completion script (bash, zsh or fish)',
+        usage: ['nix-plan completions bash|zsh|fish'],
+        description: 'Prints a completion script for SHELL, generated from the commands and options --help lists. Install it ' +
+            'where the shell looks: bash ~/.local/share/bash-completion/completions/nix-plan, zsh a file _nix-plan in ' +
+            'a directory of $fpath, fish ~/.config/fish/completions/nix-plan.fish (the Nix package installs all three).',
+        options: {},
+        examples: [
+            'nix-plan completions bash > ~/.local/share/bash-completion/completions/nix-plan',
+            'source <(nix-plan completions bash)',
+            'nix-plan completions fish > ~/.config/fish/completions/nix-plan.fish',
+        ],
+        run(args, ctx) {
+            noRest(args, 'completions');
+            const given = onePositional(args, 'SHELL (bash, zsh or fish)');
+            const shell = SHELLS.find((s) => s === given);
+            if (shell === undefined)
+                throw usageError(`SHELL must be one of ${SHELLS.join(', ')} (got '${given}')`);
+            ctx.io.stdout.write(completionScript(shell, COMMANDS));
+            return Promise.resolve();
+        },
+    }),
+    commands_define({
+        name: 'man',
+        summary: 'print the nix-plan(1) man page (roff)',
+        usage: ['nix-plan man'],
+        description: 'Prints the manual page, generated from the same command table as --help and the exit codes: ' +
+            'read it with `nix-plan man | man -l -`, or install it as man1/nix-plan.1 (the Nix package does).',
+        options: {},
+        examples: ['nix-plan man | man -l -', 'nix-plan man > ~/.local/share/man/man1/nix-plan.1'],
+        run(args, ctx) {
+            noRest(args, 'man');
+            if (args.positionals.length > 0)
+                throw usageError('man takes no arguments');
+            ctx.io.stdout.write(manPage({ version: VERSION, commands: COMMANDS, common: COMMON, exitCodes: EXIT_CODE_MEANINGS }));
+            return Promise.resolve();
         },
     }),
 ];
@@ -6164,8 +6794,25 @@ async function applyPlan(bundlePath, options, deps) {
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/nix/evaluate.ts
-// Evaluates once: flake installables via `nix path-info --derivation`, files via one
-// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
+// Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
+// in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
+//
+// Why these commands (read from Nix's sources, 2.8 to 2.34):
+// - `nix path-info --derivation A B` gathers its results in one StorePathSet and prints it sorted
+//   (2.8) or topologically sorted (2.34): which drv came from which installable is lost, so it is
+//   used only for a single installable. `nix eval` takes one installable.
+// - `nix build --dry-run --json A B …` appends each installable's result in the order given
+//   (duplicates kept) and prints them as one JSON array: the one command that evaluates several
+//   installables in one process and says which result is whose. Before printing it runs Nix's
+//   printMissing (a walk over the closure that may ask substituters about outputs, and lists every
+//   path on stderr); it builds, links and fetches nothing.
+// - `nix-instantiate FILE -A a -A b` prints each attribute's derivations in order with nothing
+//   between them: an attribute with none (`{}`) and one with two (`[d1 d2]`) look like one each.
+//   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
+//   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
+//   writes the .drv files as plain instantiation does.
+
+
 
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
@@ -6176,57 +6823,175 @@ function lines(out) {
         .map((l) => l.trim())
         .filter((l) => l !== '');
 }
+/**
+ * Refuses a file argument that does not exist before Nix is started, as a usage error naming it
+ * (Nix would fail with its own message and nix-plan's exit code for a failed evaluation).
+ * Lookup paths (`<nixpkgs>`) and URLs are Nix's to resolve.
+ */
+async function assertReadable(file) {
+    if (file.startsWith('<') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file))
+        return;
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(file);
+    }
+    catch (e) {
+        const why = e.code === 'ENOENT' ? 'no such file' : e.message;
+        throw new errors_NixPlanError('usage', `cannot read the file to evaluate '${file}': ${why}`);
+    }
+}
 /** The directory of a store path (the realm it belongs to). */
 function storeDirOf(path) {
     return path.slice(0, path.lastIndexOf('/'));
 }
 /**
- * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
- * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
+ * The per-installable results of `nix build --dry-run --json`: one element per installable, in
+ * order. An element is `{drvPath, outputs}` for a derivation (Nix 2.8 and later) or `{path}` for a
+ * store path that is not built; anything but a .drv path is refused, naming its installable.
+ */
+function parseDryRunJson(text, installables) {
+    let parsed;
+    try {
+        parsed = JSON.parse(text);
+    }
+    catch {
+        throw new errors_NixPlanError('nix', `nix build --dry-run --json printed no JSON: '${text.trim().slice(0, 200)}'`);
+    }
+    if (!Array.isArray(parsed) || parsed.length !== installables.length)
+        throw new errors_NixPlanError('nix', `nix build --dry-run --json gave ${Array.isArray(parsed) ? parsed.length : 'no list of'} results for ${installables.length} installables`);
+    return installables.map((installable, i) => {
+        const item = parsed[i];
+        const fields = typeof item === 'object' && item !== null ? item : {};
+        const path = typeof fields['drvPath'] === 'string' ? fields['drvPath'] : fields['path'];
+        if (typeof path !== 'string' || !path.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `'${installable}' evaluated to ${typeof path === 'string' ? `'${path}'` : 'no store path'}, not a derivation`);
+        return { installable, drvPath: path };
+    });
+}
+/** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
+async function evaluateOneInstallable(installable, evalArgs, store) {
+    const { stdout } = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'path-info',
+        '--derivation',
+        ...evalArgs,
+        installable,
+    ]);
+    return lines(stdout).map((drvPath) => ({ installable, drvPath }));
+}
+/** Several flake installables in one process (see the top of this file). */
+async function evaluateInstallables(installables, evalArgs, store) {
+    const only = installables[0];
+    if (installables.length === 1 && only !== undefined)
+        return evaluateOneInstallable(only, evalArgs, store);
+    const { stdout } = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'build',
+        '--dry-run',
+        '--json',
+        '--no-link',
+        ...evalArgs,
+        ...installables,
+    ]);
+    return parseDryRunJson(stdout.toString('utf8'), installables);
+}
+/**
+ * The JSON values `nix-instantiate --eval --json` printed for its `-A`s, in order (Nix 2.8 writes
+ * them without separators, newer Nix one a line). Undefined when a value is not a string.
+ */
+function parseEvalStrings(text) {
+    const values = [];
+    const token = /\s*("(?:[^"\\]|\\.)*")\s*/y;
+    let at = 0;
+    while (at < text.length) {
+        token.lastIndex = at;
+        const m = token.exec(text);
+        if (m === null)
+            return /^\s*$/.test(text.slice(at)) ? values : undefined;
+        values.push(JSON.parse(m[1] ?? '""'));
+        at = token.lastIndex;
+    }
+    return values;
+}
+/** Selection paths that fail only because an attribute is not one derivation (a list, a plain set). */
+const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
+/**
+ * Each attribute's .drv, when every attribute is one derivation: one `nix-instantiate --eval`
+ * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
+ * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
+ */
+async function evaluateAttributes(file, attributes, evalArgs, store) {
+    const args = [
+        ...store.storeArgs(),
+        '--eval',
+        '--json',
+        '--read-write-mode',
+        ...evalArgs,
+        file,
+        ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
+    ];
+    const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
+    if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr))
+        return undefined;
+    NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
+    const values = parseEvalStrings(result.stdout.toString('utf8'));
+    if (values?.length !== attributes.length * 2)
+        return undefined;
+    const roots = [];
+    for (const [i, attribute] of attributes.entries()) {
+        const type = values[2 * i];
+        const drvPath = values[2 * i + 1] ?? '';
+        if (type !== 'derivation')
+            return undefined;
+        roots.push({ attribute, drvPath });
+    }
+    return roots;
+}
+/** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
+async function evaluateFile(file, attributes, evalArgs, store) {
+    if (attributes.length > 0) {
+        const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
+        if (labelled !== undefined)
+            return labelled;
+    }
+    // The file's value itself, or attributes that are lists or sets of derivations: every
+    // derivation, recorded without an attribute (Nix prints nothing between the attributes).
+    const { stdout } = await store.runner.run('nix-instantiate', [
+        ...store.storeArgs(),
+        ...evalArgs,
+        file,
+        ...attributes.flatMap((a) => ['-A', a]),
+    ]);
+    return lines(stdout).map((drvPath) => ({ drvPath }));
+}
+/**
+ * Evaluates `request` against `store`: one evaluator process for all flake installables and one
+ * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
+ * they are in.
  */
 async function evaluate(request, store) {
     const roots = [];
     const evalArgs = request.evalArgs ?? [];
     const attributes = request.attributes ?? [];
+    const installables = request.installables ?? [];
     if (attributes.length > 0 && request.file === undefined)
         throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const installable of request.installables ?? []) {
-        // One process per installable so each drv is known to come from its installable: with several
-        // at once, `nix path-info` prints them sorted, not in the order given.
-        const { stdout } = await store.runner.run('nix', [
-            ...FLAKE_FEATURES,
-            ...store.storeArgs(),
-            'path-info',
-            '--derivation',
-            ...evalArgs,
-            installable,
-        ]);
-        for (const drvPath of lines(stdout))
-            roots.push({ installable, drvPath });
-    }
-    if (request.file !== undefined) {
-        const { stdout } = await store.runner.run('nix-instantiate', [
-            ...store.storeArgs(),
-            ...evalArgs,
-            request.file,
-            ...attributes.flatMap((a) => ['-A', a]),
-        ]);
-        const drvs = lines(stdout);
-        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
-        // the pairing is certain, otherwise the roots are recorded without their attribute.
-        const paired = drvs.length === attributes.length;
-        drvs.forEach((drvPath, i) => {
-            const attribute = paired ? attributes[i] : undefined;
-            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
-        });
-    }
-    for (const drvPath of request.drvPaths ?? []) {
+    for (const drvPath of request.drvPaths ?? [])
         if (!drvPath.endsWith('.drv'))
             throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-        roots.push({ drvPath });
-    }
-    if (roots.length === 0)
+    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
         throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
+    if (request.file !== undefined)
+        await assertReadable(request.file);
+    if (installables.length > 0)
+        roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
+    if (request.file !== undefined)
+        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
+    for (const drvPath of request.drvPaths ?? [])
+        roots.push({ drvPath });
+    if (roots.length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
     for (const r of roots)
         if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
             throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
@@ -6684,11 +7449,20 @@ async function storeTrust(store) {
 }
 /**
  * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
- * NixCommandError (see `isSignatureRefusal` for the store wanting signatures).
+ * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
+ * paths as Nix adds them.
  */
-async function importExport(store, input) {
+async function importExport(store, input, onPaths) {
     const args = [...store.storeArgs(), '--import'];
-    const result = await store.runner.run('nix-store', args, { input, allowFailure: true });
+    // nix-store --import prints each path it adds, one a line, as it adds it.
+    const onStdout = onPaths === undefined
+        ? undefined
+        : (chunk) => onPaths(chunk.filter((b) => b === 0x0a).length);
+    const result = await store.runner.run('nix-store', args, {
+        input,
+        allowFailure: true,
+        ...(onStdout === undefined ? {} : { onStdout }),
+    });
     NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
 }
 /**
@@ -6932,6 +7706,680 @@ function binaryCacheCopyImport(settings = {}) {
             signingKey: key,
             workDir: settings.workDir,
         }, deps);
+    };
+}
+
+;// CONCATENATED MODULE: ./src/nix/missing.ts
+// What Nix would fetch for store paths that are not valid, asked without changing anything:
+// `nix-store --realise --dry-run PATH…` on output paths (no .drv needed), read from Nix's
+// printMissing listing ("these N paths will be fetched (…):", "don't know how to build …").
+
+
+/** Reads printMissing's listing: the paths under each header. */
+function parseMissing(text) {
+    const fetch = [];
+    const unknown = [];
+    let fetchSize;
+    let section;
+    for (const line of text.split('\n')) {
+        if (/will be fetched/.test(line)) {
+            section = fetch;
+            fetchSize = /\(([^)]*)\):\s*$/.exec(line)?.[1];
+        }
+        else if (/don't know how to build/.test(line))
+            section = unknown;
+        else if (/will be built/.test(line))
+            section = undefined;
+        else if (/^ {2}\//.test(line))
+            section?.push(line.trim());
+        else if (line.trim() !== '')
+            section = undefined;
+    }
+    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
+}
+/** `nix-store --realise --dry-run` on `paths` (output paths, not .drv files): read-only. */
+async function queryMissing(store, paths) {
+    const fetch = [];
+    const unknown = [];
+    const batches = batchPaths(paths);
+    let fetchSize;
+    for (const batch of batches) {
+        const args = [...store.storeArgs(), '--realise', '--dry-run', ...batch];
+        // The listing grows with the paths: collect it whole (the runner keeps only a tail).
+        const chunks = [];
+        const result = await store.runner.run('nix-store', args, {
+            allowFailure: true,
+            onStderr: (c) => chunks.push(Buffer.from(c)),
+        });
+        const text = Buffer.concat(chunks).toString('utf8');
+        NixCommandError.check('nix-store', args, { code: result.code, stderr: text });
+        const m = parseMissing(text);
+        fetch.push(...m.fetch);
+        unknown.push(...m.unknown);
+        if (batches.length === 1)
+            fetchSize = m.fetchSize;
+    }
+    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
+}
+
+;// CONCATENATED MODULE: ./src/app/import.ts
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** The import methods, for option parsing. */
+const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
+
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/**
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; the verified export
+ * stream is kept in a private file as it is checked, and that file is what Nix imports.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ */
+async function importPlan(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        // The first Nix process runs alone: on a store that does not exist yet it creates the
+        // database, and two Nix 2.34 processes starting at once on a new store can fail with
+        // "SQLite database is busy".
+        const storeDir = await store.storeDir();
+        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        // Messages name the user's file, not the private copy they are about.
+        const source = { ...(await openBundle(copy)), name: bundlePath };
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+        try {
+            const paths = [];
+            const validity = new ValidityQueries(store);
+            let report;
+            try {
+                report = await verifyWithProgress(source, {
+                    trustedKeys: options.trustedKeys,
+                    storeDir,
+                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+                    onEntry: (e) => {
+                        paths.push(e.path);
+                        validity.add(e.path);
+                    },
+                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
+                }, deps.progress);
+            }
+            finally {
+                verified.close();
+            }
+            if (verified.failure !== undefined)
+                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+            const { manifest } = report;
+            const invalid = await validity.invalid();
+            const alreadyValid = paths.length - invalid.size;
+            if (invalid.size === 0) {
+                deps.log.info(`all ${paths.length} paths are valid already`);
+                return { manifest, imported: 0, alreadyValid, method: 'none' };
+            }
+            let method = options.method ?? 'auto';
+            if (method === 'auto') {
+                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
+                method = trust === 'untrusted' ? 'copy' : 'import';
+                if (trust === 'unknown')
+                    deps.log.debug('store trust unknown: trying nix-store --import first');
+            }
+            // The verified stream: the private file, or (when it could not be kept) decompressed again.
+            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
+            if (method === 'import') {
+                // nix-store --import prints each path it adds: one tick per line.
+                const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
+                try {
+                    await importExport(store, stream(), (n) => importing.tick(n));
+                }
+                catch (e) {
+                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                        throw e;
+                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+                    method = 'copy';
+                }
+                finally {
+                    importing.done();
+                }
+            }
+            if (method === 'copy') {
+                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+                await copyImport(stream(), { store: options.store, manifest }, deps);
+            }
+            const still = await invalidAmong(store, paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return { manifest, imported: invalid.size, alreadyValid, method };
+        }
+        finally {
+            await source.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/nix/build-log.ts
+// Nix's machine-readable log (`--log-format internal-json`, the same on Nix 2.8 and 2.34): what
+// was built and what was substituted, when each finished, and the human log Nix would have
+// printed, written on from it. Each stderr line is `@nix {json}`: `msg` (level 0 error … 3 info),
+// `start`/`stop` of activities (105 a build, fields [drvPath, …]; 108 a substitution, fields
+// [storePath, substituter]), `result` (101 a build log line, 104 a post-build hook line).
+/** Activity types Nix numbers in `start` events (libutil/logging.hh). */
+const ACT_BUILD = 105;
+const ACT_SUBSTITUTE = 108;
+/** Result types (libutil/logging.hh). */
+const RES_BUILD_LOG_LINE = 101;
+const RES_POST_BUILD_LOG_LINE = 104;
+/** Nix's default verbosity (lvlInfo): messages and activities above it are not shown. */
+const LVL_INFO = 3;
+const PREFIX = '@nix ';
+/** Nix colours its messages in this log even when stderr is not a terminal; its plain log does not. */
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+/** Reads an internal-json log as it streams by; see the module comment. */
+class NixLogReader {
+    write;
+    now;
+    events = { built: [], substituted: [], finished: new Map(), errors: [] };
+    activities = new Map(); // activity id → the path it is about
+    pending = '';
+    started;
+    /**
+     * @param write where the human log goes (what Nix would print at its default verbosity)
+     * @param now a millisecond clock (finish times are relative to when the reader was made)
+     */
+    constructor(write, now = () => performance.now()) {
+        this.write = write;
+        this.now = now;
+        this.started = now();
+    }
+    /** Takes a chunk of stderr. */
+    push(chunk) {
+        this.pending += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+        let nl = this.pending.indexOf('\n');
+        while (nl >= 0) {
+            this.line(this.pending.slice(0, nl));
+            this.pending = this.pending.slice(nl + 1);
+            nl = this.pending.indexOf('\n');
+        }
+    }
+    /** Takes what is left after the last newline. */
+    end() {
+        if (this.pending !== '')
+            this.line(this.pending);
+        this.pending = '';
+    }
+    line(line) {
+        if (!line.startsWith(PREFIX)) {
+            this.write?.(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
+            return;
+        }
+        let e;
+        try {
+            e = JSON.parse(line.slice(PREFIX.length));
+        }
+        catch {
+            this.write?.(`${line}\n`);
+            return;
+        }
+        const level = typeof e.level === 'number' ? e.level : LVL_INFO;
+        const id = typeof e.id === 'number' || typeof e.id === 'string' ? String(e.id) : '';
+        const fields = Array.isArray(e.fields) ? e.fields : [];
+        switch (e.action) {
+            case 'msg': {
+                if (typeof e.msg !== 'string')
+                    return;
+                const msg = e.msg.replace(ANSI, '');
+                if (level === 0)
+                    this.events.errors.push(msg);
+                if (level <= LVL_INFO)
+                    this.write?.(`${msg}\n`);
+                return;
+            }
+            case 'start': {
+                const subject = typeof fields[0] === 'string' ? fields[0] : undefined;
+                if (e.type === ACT_BUILD && subject !== undefined) {
+                    this.events.built.push(subject);
+                    this.activities.set(id, subject);
+                }
+                else if (e.type === ACT_SUBSTITUTE && subject !== undefined) {
+                    this.events.substituted.push(subject);
+                    this.activities.set(id, subject);
+                }
+                if (typeof e.text === 'string' && e.text !== '' && level <= LVL_INFO)
+                    this.write?.(`${e.text.replace(ANSI, '')}\n`);
+                return;
+            }
+            case 'stop': {
+                const subject = this.activities.get(id);
+                if (subject !== undefined) {
+                    this.events.finished.set(subject, Math.max(0, this.now() - this.started));
+                    this.activities.delete(id);
+                }
+                return;
+            }
+            case 'result':
+                if ((e.type === RES_BUILD_LOG_LINE || e.type === RES_POST_BUILD_LOG_LINE) &&
+                    typeof fields[0] === 'string')
+                    this.write?.(`${fields[0]}\n`);
+                return;
+            default:
+                return;
+        }
+    }
+}
+/** The arguments that make Nix log this way (unless the caller chose a log format itself). */
+function internalJsonArgs(extraArgs = []) {
+    return extraArgs.includes('--log-format')
+        ? [...extraArgs]
+        : ['--log-format', 'internal-json', ...extraArgs];
+}
+
+;// CONCATENATED MODULE: ./src/app/build-report.ts
+
+
+
+/**
+ * Builds `roots` with one `nix-store --realise` (unless `nixArgs` choose a log format, Nix logs
+ * as internal-json, and the log is read as it comes); returns what Nix printed and the report.
+ */
+async function realiseWithReport(store, roots, options) {
+    const now = options.now ?? (() => performance.now());
+    const timed = !(options.nixArgs ?? []).includes('--log-format');
+    const nixLog = options.nixLog;
+    const reader = new NixLogReader(nixLog === undefined ? undefined : (text) => nixLog(Buffer.from(text)), now);
+    const started = now();
+    let printed;
+    try {
+        printed = await store.realise(roots.map((r) => r.drvPath), {
+            addRoot: options.addRoot,
+            extraArgs: timed ? internalJsonArgs(options.nixArgs) : options.nixArgs,
+            onLog: timed ? (chunk) => reader.push(chunk) : nixLog,
+        });
+    }
+    catch (e) {
+        reader.end();
+        // The failure's stderr is JSON: say it with Nix's own error messages instead.
+        if (timed && e instanceof NixCommandError && reader.events.errors.length > 0)
+            throw new NixCommandError(e.command, e.args, e.exitCode, reader.events.errors.join('\n'), {
+                what: 'nix-store --realise',
+            });
+        throw e;
+    }
+    reader.end();
+    const totalMs = Math.max(0, now() - started);
+    const { built, substituted, finished } = reader.events;
+    const builtSet = new Set(built);
+    const substitutedSet = new Set(substituted);
+    const report = {
+        built,
+        substituted,
+        totalMs,
+        roots: roots.map((r) => {
+            const label = rootLabel(r);
+            if (!timed)
+                return { drvPath: r.drvPath, label, how: 'unknown', readyMs: undefined };
+            if (builtSet.has(r.drvPath))
+                return { drvPath: r.drvPath, label, how: 'built', readyMs: finished.get(r.drvPath) };
+            const outs = Object.values(r.outputs).filter((p) => substitutedSet.has(p));
+            if (outs.length > 0)
+                return {
+                    drvPath: r.drvPath,
+                    label,
+                    how: 'substituted',
+                    readyMs: Math.max(...outs.map((p) => finished.get(p) ?? 0)),
+                };
+            return { drvPath: r.drvPath, label, how: 'valid', readyMs: 0 };
+        }),
+    };
+    return { printed, report };
+}
+
+;// CONCATENATED MODULE: ./src/app/realise.ts
+// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
+// substituters, optionally keeping GC roots; no evaluation anywhere.
+
+
+
+
+
+
+
+
+
+/**
+ * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ */
+function selectRoots(roots, selectors = []) {
+    if (selectors.length === 0)
+        return [...roots];
+    const chosen = new Set();
+    for (const sel of selectors) {
+        const matches = /^\d+$/.test(sel)
+            ? roots.filter((_, i) => i === Number(sel))
+            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
+        if (matches.length === 0)
+            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
+        for (const m of matches)
+            chosen.add(m);
+    }
+    return roots.filter((r) => chosen.has(r));
+}
+/** Imports the bundle and builds the selected roots. */
+async function realisePlan(bundlePath, options, deps) {
+    const imported = await importPlan(bundlePath, options, deps);
+    const { manifest } = imported;
+    const roots = selectRoots(manifest.roots, options.roots);
+    const store = new NixStore(deps.runner, { store: options.store });
+    const drvs = roots.map((r) => r.drvPath);
+    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
+    const { printed, report } = await realiseWithReport(store, roots, {
+        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
+        nixArgs: options.nixArgs,
+        nixLog: deps.nixLog,
+    });
+    // With --add-root Nix prints the links it made; the outputs are their targets.
+    const links = options.outLink === undefined ? [] : printed;
+    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
+    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
+    const outPaths = {};
+    for (const r of roots) {
+        const outs = {};
+        for (const [name, path] of Object.entries(r.outputs))
+            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+        outPaths[r.drvPath] = outs;
+    }
+    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
+    const missing = all.filter((p) => p === '');
+    if (missing.length > 0)
+        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
+    const invalid = await store.invalidPaths(all);
+    if (invalid.size > 0)
+        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
+    const { manifest: _m, ...importSummary } = imported;
+    return { manifest, outPaths, import: importSummary, links, build: report };
+}
+
+;// CONCATENATED MODULE: ./src/app/dry-run.ts
+// realise --dry-run: what realising a bundle would import, build and fetch, answered without
+// changing the store. A dry run cannot import, and without the .drv files in the store Nix
+// cannot plan a build itself (`nix-store --realise --dry-run` needs them). What can be answered
+// without them is answered here:
+// - the bundle is verified completely, as import would (nothing reaches the store);
+// - the store is asked which of the bundle's paths it has (the rest import would add);
+// - the .drv files in the bundle give every output path the selected roots need; the store is
+//   asked which of those it has, and Nix (`nix-store --realise --dry-run` on the missing output
+//   paths, which needs no .drv) which its substituters have;
+// - Nix's own rule (queryMissing) then decides: a derivation whose needed outputs are all there or
+//   fetchable is not built, and only a derivation that is built needs its inputs.
+// An output whose path is known only after building (floating content-addressed) counts as built.
+
+
+
+
+
+
+function factsOf(bytes) {
+    const drv = parseDerivation(bytes);
+    return {
+        outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
+        inputDrvs: drv.inputDrvs.map((i) => ({ path: i.path, outputs: [...i.outputs] })),
+    };
+}
+/** What `realisePlan` would import, build and fetch; changes nothing. */
+async function dryRunRealise(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const storeDir = await store.storeDir();
+    const paths = [];
+    const drvs = new Map();
+    const report = await verifyWithProgress(bundlePath, {
+        trustedKeys: options.trustedKeys,
+        storeDir,
+        isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+        onEntry: (e) => {
+            paths.push(e.path);
+            if (e.kind === 'drv' && e.nar.file !== undefined)
+                drvs.set(e.path, factsOf(e.nar.file.contents));
+        },
+    }, deps.progress);
+    const { manifest } = report;
+    const missing = await store.invalidPaths(paths);
+    const roots = selectRoots(manifest.roots, options.roots);
+    // Every derivation the roots can need, and every output path they know.
+    const facts = async (drv) => {
+        const known = drvs.get(drv);
+        if (known !== undefined)
+            return known;
+        // An input already valid in the store instead of in the bundle.
+        const read = factsOf(await store.readFile(drv));
+        drvs.set(drv, read);
+        return read;
+    };
+    const reachable = [];
+    const seen = new Set();
+    const queue = roots.map((r) => r.drvPath);
+    while (queue.length > 0) {
+        const drv = queue.pop() ?? '';
+        if (seen.has(drv))
+            continue;
+        seen.add(drv);
+        reachable.push(drv);
+        for (const input of (await facts(drv)).inputDrvs)
+            queue.push(input.path);
+    }
+    const outputPaths = [
+        ...new Set(reachable.flatMap((d) => [...(drvs.get(d)?.outputs.values() ?? [])])),
+    ].filter((p) => p !== '');
+    const invalidOutputs = await store.invalidPaths(outputPaths);
+    const substitutable = new Set(invalidOutputs.size === 0 ? [] : (await queryMissing(store, [...invalidOutputs])).fetch);
+    // Nix's rule: built only when some needed output is neither there nor fetchable.
+    const wanted = new Map();
+    const build = new Set();
+    const fetchNeeded = new Set();
+    const unknownOutputs = new Set();
+    let present = 0;
+    const visit = (drv, outputs) => {
+        const f = drvs.get(drv);
+        if (f === undefined)
+            throw new errors_NixPlanError('internal', `no derivation read for '${drv}'`);
+        const names = outputs ?? [...f.outputs.keys()];
+        const already = wanted.get(drv) ?? new Set();
+        const fresh = names.filter((n) => !already.has(n));
+        if (fresh.length === 0)
+            return;
+        for (const n of fresh)
+            already.add(n);
+        wanted.set(drv, already);
+        if (build.has(drv))
+            return;
+        const needed = [...already].map((n) => f.outputs.get(n) ?? '');
+        const mustBuild = needed.some((p) => p === '' || (invalidOutputs.has(p) && !substitutable.has(p)));
+        if (!mustBuild) {
+            for (const p of fresh.map((n) => f.outputs.get(n) ?? ''))
+                if (invalidOutputs.has(p))
+                    fetchNeeded.add(p);
+                else
+                    present++;
+            return;
+        }
+        if (needed.includes(''))
+            unknownOutputs.add(drv);
+        build.add(drv);
+        for (const p of needed)
+            fetchNeeded.delete(p);
+        for (const input of f.inputDrvs)
+            visit(input.path, input.outputs);
+    };
+    for (const r of roots)
+        visit(r.drvPath, undefined);
+    // What fetching the needed outputs brings along (their references), as Nix lists it.
+    const fetched = fetchNeeded.size === 0 ? { fetch: [] } : await queryMissing(store, [...fetchNeeded]);
+    const order = new Map(paths.map((p, i) => [p, i]));
+    return {
+        dryRun: true,
+        manifest,
+        import: { missing: missing.size, alreadyValid: paths.length - missing.size },
+        build: [...build].sort((a, b) => (order.get(a) ?? -1) - (order.get(b) ?? -1)),
+        fetch: fetched.fetch,
+        ...('fetchSize' in fetched && fetched.fetchSize !== undefined ? { fetchSize: fetched.fetchSize } : {}),
+        present,
+        unknownOutputs: [...unknownOutputs],
     };
 }
 
@@ -10172,10 +11620,10 @@ async function readGitFacts(runner, dir) {
  * manifest are left out with a warning.
  */
 async function collectProvenance(request, store, sources, log) {
-    const dir = sources.dir ?? (request.file === undefined ? process.cwd() : (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(request.file)));
+    const dir = sources.dir ?? worktreeOf(request);
     const installables = request.installables ?? [];
     const [git, flake] = await Promise.all([
-        readGitFacts(store.runner, dir),
+        dir === undefined ? Promise.resolve({}) : readGitFacts(store.runner, dir),
         installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
     ]);
     if (flake !== undefined && 'reason' in flake)
@@ -10194,6 +11642,28 @@ async function collectProvenance(request, store, sources, log) {
         log.warn(`provenance: left out ${d}`);
     return provenance;
 }
+/**
+ * The directory whose git worktree was evaluated: the file's, a local flake's (`.`, `./x`,
+ * `/abs`, `path:…`, `git+file://…`), the working directory when only .drv paths were given, or
+ * none when a flake elsewhere was evaluated (the working directory's commit would be wrong).
+ */
+function worktreeOf(request, cwd = process.cwd()) {
+    if (request.file !== undefined)
+        return (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(cwd, request.file));
+    const refs = (request.installables ?? []).map(flakeRefOf).filter((r) => r !== undefined);
+    if (refs.length === 0)
+        return cwd;
+    const dirs = refs.map((r) => localFlakeDir(r, cwd));
+    return dirs.every((d) => d !== undefined) ? dirs[0] : undefined;
+}
+/** The directory of a local flake reference, or undefined for a flake elsewhere. */
+function localFlakeDir(ref, cwd) {
+    const path = ref.replace(/\?.*$/, '');
+    for (const prefix of ['path:', 'git+file://'])
+        if (path.startsWith(prefix))
+            return (0,external_node_path_namespaceObject.resolve)(cwd, path.slice(prefix.length));
+    return path.startsWith('.') || path.startsWith('/') ? (0,external_node_path_namespaceObject.resolve)(cwd, path) : undefined;
+}
 /** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */
 function sameRepository(remoteUrl, repository) {
     if (remoteUrl === undefined || typeof repository !== 'string')
@@ -10205,54 +11675,6 @@ function sameRepository(remoteUrl, repository) {
     const want = repository.toLowerCase();
     return tail.endsWith(`/${want}`) || tail.endsWith(`:${want}`);
 }
-
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
-
-
-
-/**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
- */
-async function verifyWithProgress(bundle, options, progress) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
-        try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    await options.onEntry?.(e);
-                    task.tick(1, e.nar.narSize);
-                },
-            });
-        }
-        finally {
-            task.done();
-        }
-    }
-    finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
-}
-
-;// CONCATENATED MODULE: ./src/app/version.ts
-// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
-/** The version of nix-plan. */
-const VERSION = '0.1.0';
-/** `tool` in bundle manifests and `nix-plan --version`. */
-const TOOL_VERSION = `nix-plan ${VERSION}`;
 
 ;// CONCATENATED MODULE: ./src/app/relocate.ts
 // relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
@@ -10432,7 +11854,8 @@ async function relocatePlan(bundlePath, options, deps) {
         }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
         const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
-        const bundle = await openBundle(copy);
+        // Messages name the user's file, not the private copy they are about.
+        const bundle = { ...(await openBundle(copy)), name: bundlePath };
         let scratch;
         const started = performance.now();
         try {
@@ -10656,8 +12079,8 @@ async function exportPlan(options, deps) {
     const t0 = performance.now();
     const createdAt = rfc3339(options.now?.() ?? new Date());
     const nixVersion = await store.version();
-    deps.log.info(`evaluating with Nix ${nixVersion}…`);
-    const { roots, storeDir } = await evaluate(options, store);
+    const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
+    const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
     const t1 = performance.now();
     // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
     const [closure, provenance] = await Promise.all([
@@ -10884,210 +12307,6 @@ function warnIfFromTheFuture(manifest, now, log) {
             'check the clocks of this machine and of the one that evaluated it');
 }
 
-;// CONCATENATED MODULE: ./src/app/import.ts
-// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
-// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-
-
-
-
-
-
-
-
-
-
-
-
-/** The import methods, for option parsing. */
-const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
-
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
-    }
-}
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/**
- * Copies the bundle into a private directory and verifies the copy completely, so nothing
- * unverified can reach the store even if the original changes meanwhile; the verified export
- * stream is kept in a private file as it is checked, and that file is what Nix imports.
- * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
- */
-async function importPlan(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
-    try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        const source = await openBundle(copy);
-        // Whatever the route, what reaches the store is the stream verified here.
-        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-        try {
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    storeDir,
-                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
-                }, deps.progress);
-            }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const invalid = await validity.invalid();
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none' };
-            }
-            let method = options.method ?? 'auto';
-            if (method === 'auto') {
-                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
-                method = trust === 'untrusted' ? 'copy' : 'import';
-                if (trust === 'unknown')
-                    deps.log.debug('store trust unknown: trying nix-store --import first');
-            }
-            // The verified stream: the private file, or (when it could not be kept) decompressed again.
-            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
-            if (method === 'import') {
-                deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
-                try {
-                    await importExport(store, stream());
-                }
-                catch (e) {
-                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                        throw e;
-                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-                    method = 'copy';
-                }
-            }
-            if (method === 'copy') {
-                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-                await copyImport(stream(), { store: options.store, manifest }, deps);
-            }
-            const still = await invalidAmong(store, paths);
-            if (still.size > 0)
-                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-            return { manifest, imported: invalid.size, alreadyValid, method };
-        }
-        finally {
-            await source.close();
-        }
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/app/keygen.ts
 // keygen: a signing key pair in the files `nix-store --generate-binary-cache-key NAME SECRET PUBLIC` writes.
 
@@ -11113,261 +12332,40 @@ async function writeNew(path, text, mode) {
             : `cannot write '${path}': ${e.message}`);
     }
 }
-/**
- * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
- * newline (older Nix does not trim key files). Refuses to overwrite either file; when the public
- * file cannot be written the secret written before it stays (it is complete and private).
- */
-async function writeKeyPair(pair, files) {
-    await writeNew(files.secretFile, pair.secretKey, 0o600);
-    await writeNew(files.publicFile, pair.publicKey, 0o644);
-}
-
-;// CONCATENATED MODULE: ./src/nix/build-log.ts
-// Nix's machine-readable log (`--log-format internal-json`, the same on Nix 2.8 and 2.34): what
-// was built and what was substituted, when each finished, and the human log Nix would have
-// printed, written on from it. Each stderr line is `@nix {json}`: `msg` (level 0 error … 3 info),
-// `start`/`stop` of activities (105 a build, fields [drvPath, …]; 108 a substitution, fields
-// [storePath, substituter]), `result` (101 a build log line, 104 a post-build hook line).
-/** Activity types Nix numbers in `start` events (libutil/logging.hh). */
-const ACT_BUILD = 105;
-const ACT_SUBSTITUTE = 108;
-/** Result types (libutil/logging.hh). */
-const RES_BUILD_LOG_LINE = 101;
-const RES_POST_BUILD_LOG_LINE = 104;
-/** Nix's default verbosity (lvlInfo): messages and activities above it are not shown. */
-const LVL_INFO = 3;
-const PREFIX = '@nix ';
-/** Nix colours its messages in this log even when stderr is not a terminal; its plain log does not. */
-// eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
-/** Reads an internal-json log as it streams by; see the module comment. */
-class NixLogReader {
-    write;
-    now;
-    events = { built: [], substituted: [], finished: new Map(), errors: [] };
-    activities = new Map(); // activity id → the path it is about
-    pending = '';
-    started;
-    /**
-     * @param write where the human log goes (what Nix would print at its default verbosity)
-     * @param now a millisecond clock (finish times are relative to when the reader was made)
-     */
-    constructor(write, now = () => performance.now()) {
-        this.write = write;
-        this.now = now;
-        this.started = now();
-    }
-    /** Takes a chunk of stderr. */
-    push(chunk) {
-        this.pending += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
-        let nl = this.pending.indexOf('\n');
-        while (nl >= 0) {
-            this.line(this.pending.slice(0, nl));
-            this.pending = this.pending.slice(nl + 1);
-            nl = this.pending.indexOf('\n');
-        }
-    }
-    /** Takes what is left after the last newline. */
-    end() {
-        if (this.pending !== '')
-            this.line(this.pending);
-        this.pending = '';
-    }
-    line(line) {
-        if (!line.startsWith(PREFIX)) {
-            this.write?.(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
-            return;
-        }
-        let e;
-        try {
-            e = JSON.parse(line.slice(PREFIX.length));
-        }
-        catch {
-            this.write?.(`${line}\n`);
-            return;
-        }
-        const level = typeof e.level === 'number' ? e.level : LVL_INFO;
-        const id = typeof e.id === 'number' || typeof e.id === 'string' ? String(e.id) : '';
-        const fields = Array.isArray(e.fields) ? e.fields : [];
-        switch (e.action) {
-            case 'msg': {
-                if (typeof e.msg !== 'string')
-                    return;
-                const msg = e.msg.replace(ANSI, '');
-                if (level === 0)
-                    this.events.errors.push(msg);
-                if (level <= LVL_INFO)
-                    this.write?.(`${msg}\n`);
-                return;
-            }
-            case 'start': {
-                const subject = typeof fields[0] === 'string' ? fields[0] : undefined;
-                if (e.type === ACT_BUILD && subject !== undefined) {
-                    this.events.built.push(subject);
-                    this.activities.set(id, subject);
-                }
-                else if (e.type === ACT_SUBSTITUTE && subject !== undefined) {
-                    this.events.substituted.push(subject);
-                    this.activities.set(id, subject);
-                }
-                if (typeof e.text === 'string' && e.text !== '' && level <= LVL_INFO)
-                    this.write?.(`${e.text.replace(ANSI, '')}\n`);
-                return;
-            }
-            case 'stop': {
-                const subject = this.activities.get(id);
-                if (subject !== undefined) {
-                    this.events.finished.set(subject, Math.max(0, this.now() - this.started));
-                    this.activities.delete(id);
-                }
-                return;
-            }
-            case 'result':
-                if ((e.type === RES_BUILD_LOG_LINE || e.type === RES_POST_BUILD_LOG_LINE) &&
-                    typeof fields[0] === 'string')
-                    this.write?.(`${fields[0]}\n`);
-                return;
-            default:
-                return;
-        }
-    }
-}
-/** The arguments that make Nix log this way (unless the caller chose a log format itself). */
-function internalJsonArgs(extraArgs = []) {
-    return extraArgs.includes('--log-format')
-        ? [...extraArgs]
-        : ['--log-format', 'internal-json', ...extraArgs];
-}
-
-;// CONCATENATED MODULE: ./src/app/build-report.ts
-
-
-
-/**
- * Builds `roots` with one `nix-store --realise` (unless `nixArgs` choose a log format, Nix logs
- * as internal-json, and the log is read as it comes); returns what Nix printed and the report.
- */
-async function realiseWithReport(store, roots, options) {
-    const now = options.now ?? (() => performance.now());
-    const timed = !(options.nixArgs ?? []).includes('--log-format');
-    const nixLog = options.nixLog;
-    const reader = new NixLogReader(nixLog === undefined ? undefined : (text) => nixLog(Buffer.from(text)), now);
-    const started = now();
-    let printed;
+/** Refuses a key file that exists, before anything is written. */
+async function assertAbsent(path) {
     try {
-        printed = await store.realise(roots.map((r) => r.drvPath), {
-            addRoot: options.addRoot,
-            extraArgs: timed ? internalJsonArgs(options.nixArgs) : options.nixArgs,
-            onLog: timed ? (chunk) => reader.push(chunk) : nixLog,
-        });
+        await (0,external_node_fs_promises_namespaceObject.lstat)(path);
     }
     catch (e) {
-        reader.end();
-        // The failure's stderr is JSON: say it with Nix's own error messages instead.
-        if (timed && e instanceof NixCommandError && reader.events.errors.length > 0)
-            throw new NixCommandError(e.command, e.args, e.exitCode, reader.events.errors.join('\n'), {
-                what: 'nix-store --realise',
-            });
+        if (e.code === 'ENOENT')
+            return;
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.message}`);
+    }
+    throw new errors_NixPlanError('usage', `'${path}' exists; refusing to overwrite a key file`);
+}
+/**
+ * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
+ * newline (older Nix does not trim key files). Refuses to overwrite either file, and checks both
+ * before writing either, so a refusal leaves nothing behind; should the public file still fail
+ * (created meanwhile, a full disk), the secret this call just wrote is removed again.
+ */
+async function writeKeyPair(pair, files) {
+    await assertAbsent(files.secretFile);
+    await assertAbsent(files.publicFile);
+    await writeNew(files.secretFile, pair.secretKey, 0o600);
+    try {
+        await writeNew(files.publicFile, pair.publicKey, 0o644);
+    }
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(files.secretFile, { force: true });
         throw e;
     }
-    reader.end();
-    const totalMs = Math.max(0, now() - started);
-    const { built, substituted, finished } = reader.events;
-    const builtSet = new Set(built);
-    const substitutedSet = new Set(substituted);
-    const report = {
-        built,
-        substituted,
-        totalMs,
-        roots: roots.map((r) => {
-            const label = rootLabel(r);
-            if (!timed)
-                return { drvPath: r.drvPath, label, how: 'unknown', readyMs: undefined };
-            if (builtSet.has(r.drvPath))
-                return { drvPath: r.drvPath, label, how: 'built', readyMs: finished.get(r.drvPath) };
-            const outs = Object.values(r.outputs).filter((p) => substitutedSet.has(p));
-            if (outs.length > 0)
-                return {
-                    drvPath: r.drvPath,
-                    label,
-                    how: 'substituted',
-                    readyMs: Math.max(...outs.map((p) => finished.get(p) ?? 0)),
-                };
-            return { drvPath: r.drvPath, label, how: 'valid', readyMs: 0 };
-        }),
-    };
-    return { printed, report };
-}
-
-;// CONCATENATED MODULE: ./src/app/realise.ts
-// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
-// substituters, optionally keeping GC roots; no evaluation anywhere.
-
-
-
-
-
-
-
-
-
-/**
- * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
- * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
- */
-function selectRoots(roots, selectors = []) {
-    if (selectors.length === 0)
-        return [...roots];
-    const chosen = new Set();
-    for (const sel of selectors) {
-        const matches = /^\d+$/.test(sel)
-            ? roots.filter((_, i) => i === Number(sel))
-            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
-        if (matches.length === 0)
-            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
-        for (const m of matches)
-            chosen.add(m);
-    }
-    return roots.filter((r) => chosen.has(r));
-}
-/** Imports the bundle and builds the selected roots. */
-async function realisePlan(bundlePath, options, deps) {
-    const imported = await importPlan(bundlePath, options, deps);
-    const { manifest } = imported;
-    const roots = selectRoots(manifest.roots, options.roots);
-    const store = new NixStore(deps.runner, { store: options.store });
-    const drvs = roots.map((r) => r.drvPath);
-    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
-    const { printed, report } = await realiseWithReport(store, roots, {
-        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
-        nixArgs: options.nixArgs,
-        nixLog: deps.nixLog,
-    });
-    // With --add-root Nix prints the links it made; the outputs are their targets.
-    const links = options.outLink === undefined ? [] : printed;
-    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
-    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
-    const outPaths = {};
-    for (const r of roots) {
-        const outs = {};
-        for (const [name, path] of Object.entries(r.outputs))
-            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
-        outPaths[r.drvPath] = outs;
-    }
-    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
-    const missing = all.filter((p) => p === '');
-    if (missing.length > 0)
-        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
-    const invalid = await store.invalidPaths(all);
-    if (invalid.size > 0)
-        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
-    const { manifest: _m, ...importSummary } = imported;
-    return { manifest, outPaths, import: importSummary, links, build: report };
 }
 
 ;// CONCATENATED MODULE: ./src/cli/use-cases.ts
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
+
 
 
 
@@ -11387,6 +12385,7 @@ const defaultUseCases = {
     verifyPlan: verifyPlan,
     importPlan: importPlan,
     realisePlan: realisePlan,
+    dryRunRealise: dryRunRealise,
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
     keygen: keygen,
@@ -11397,62 +12396,61 @@ const defaultUseCases = {
     withFreshness: withFreshness,
 };
 
-;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
-// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
+;// CONCATENATED MODULE: ./src/cli/verbose-runner.ts
+// The command line's view of the Nix commands it runs: `-v` echoes each one (argv, quoted for a
+// shell), `-vv` passes verbosity on to Nix and shows its messages, `--log-format` reaches the Nix
+// commands whose output is shown (so `nix-plan realise … --log-format internal-json |& nom --json`
+// works). A decorator over any CommandRunner, so tests and the real runner see the same.
 
-/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
-const ExitCode = {
-    /** Success. */
-    ok: 0,
-    /** A bug in nix-plan, or an error it did not expect (please report it). */
-    internal: 1,
-    /** Bad command line: unknown command or option, missing or invalid argument. */
-    usage: 2,
-    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
-    bundle: 3,
-    /** A signature is missing, made by an untrusted key, or does not verify. */
-    signature: 4,
-    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
-    realm: 5,
-    /** The closure cannot be relocated faithfully. */
-    relocate: 6,
-    /** The closure is not closed, has a cycle, or is out of order. */
-    closure: 7,
-    /** A size or count limit was exceeded. */
-    limit: 8,
-    /** A Nix command failed (evaluation, import, build). */
-    nix: 9,
-    /** An artifact could not be uploaded or downloaded. */
-    transport: 10,
-    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
-    stale: 11,
-    /** Interrupted (SIGINT). */
-    interrupted: 130,
-};
-const BY_ERROR = {
-    usage: ExitCode.usage,
-    malformed: ExitCode.bundle,
-    bundle: ExitCode.bundle,
-    signature: ExitCode.signature,
-    realm: ExitCode.realm,
-    relocate: ExitCode.relocate,
-    closure: ExitCode.closure,
-    limit: ExitCode.limit,
-    nix: ExitCode.nix,
-    transport: ExitCode.transport,
-    stale: ExitCode.stale,
-    internal: ExitCode.internal,
-};
-/** The exit code for anything thrown: its NixPlanError code, else internal. */
-function exitCodeFor(error) {
-    if (error instanceof errors_NixPlanError)
-        return BY_ERROR[error.code] ?? ExitCode.internal;
-    return ExitCode.internal;
+
+/** Nix's own tools: these take `-v` and `--log-format`; anything else (an activation script) does not. */
+const NIX_TOOLS = new Set([
+    'nix',
+    'nix-store',
+    'nix-instantiate',
+    'nix-env',
+    'nix-build',
+    'nix-shell',
+    'nix-copy-closure',
+    'nix-collect-garbage',
+]);
+/** Whether `cmd` is one of Nix's tools. */
+function isNixTool(cmd) {
+    return NIX_TOOLS.has((0,external_node_path_namespaceObject.basename)(cmd));
+}
+/** Wraps `inner` so it runs each command as `verbosity` asks. */
+class VerboseRunner {
+    inner;
+    verbosity;
+    constructor(inner, verbosity) {
+        this.inner = inner;
+        this.verbosity = verbosity;
+    }
+    run(cmd, args, options = {}) {
+        const { level, logFormat, shownLog } = this.verbosity;
+        const nix = isNixTool(cmd);
+        // From -vv the stderr of every Nix command not already passed on is shown as it comes, so
+        // its -v has something to say.
+        const showAll = nix && level >= 2 && options.onStderr === undefined;
+        const shown = showAll || (options.onStderr !== undefined && options.onStderr === shownLog);
+        const extra = nix
+            ? [
+                ...Array.from({ length: Math.max(0, level - 1) }, () => '-v'),
+                ...(logFormat !== undefined && shown ? ['--log-format', logFormat] : []),
+            ]
+            : [];
+        const argv = [...extra, ...args];
+        if (level >= 1)
+            this.verbosity.write(`+ ${formatCommandLine(cmd, argv)}\n`);
+        return this.inner.run(cmd, argv, showAll ? { ...options, onStderr: (c) => this.verbosity.write(c) } : options);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
+
+
 
 
 
@@ -11474,29 +12472,15 @@ function mainHelp() {
         'Commands:',
         ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
         '',
-        'Options for every command: -h/--help, -q/--quiet, -v/--verbose, --json (machine-readable result).',
+        "Options for every command: -h/--help, -q/--quiet, -v/--verbose (each Nix command; -vv also Nix's messages),",
+        '--json (machine-readable result).',
         "Run 'nix-plan COMMAND --help' for a command's options. Exit codes: see 'nix-plan help exit-codes'.",
         '',
     ].join('\n');
 }
 /** The exit code table, as `nix-plan help exit-codes` prints it. */
 function exitCodesHelp() {
-    const rows = [
-        [ExitCode.ok, 'success'],
-        [ExitCode.internal, 'internal error (a bug: please report it)'],
-        [ExitCode.usage, 'bad command line'],
-        [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
-        [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
-        [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
-        [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
-        [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
-        [ExitCode.limit, 'a size or count limit was exceeded'],
-        [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
-        [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
-        [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
-        [ExitCode.interrupted, 'interrupted'],
-    ];
-    return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
+    return ['Exit codes:', ...EXIT_CODE_MEANINGS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
 }
 const processIo = { stdout: process.stdout, stderr: process.stderr };
 /** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
@@ -11521,7 +12505,7 @@ async function main(argv, options = {}) {
         return ExitCode.ok;
     }
     if (typeof external_node_zlib_namespaceObject.createZstdCompress !== 'function') {
-        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js 22.15 or newer\n`);
+        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js ${NODE_REQUIRED} or newer\n`);
         return ExitCode.internal;
     }
     const command = COMMANDS.find((c) => c.name === first);
@@ -11535,22 +12519,30 @@ async function main(argv, options = {}) {
             return ExitCode.ok;
         }
     }
-    const verbosity = {
-        quiet: rest.includes('-q') || rest.includes('--quiet'),
-        verbose: rest.includes('-v') || rest.includes('--verbose'),
-    };
-    const ctx = {
-        io,
-        useCases: { ...defaultUseCases, ...options.useCases },
-        deps: {
-            runner: options.runner ?? new ProcessRunner(),
-            log: terminalLogger(io, verbosity),
-            progress: terminalProgress(io, verbosity),
-            nixLog: verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk),
-        },
+    const verbosity = verbosityOf(rest);
+    // An echoed command starts on a clean line, even under a progress bar.
+    const write = (text) => io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
+    const makeContext = (args) => {
+        const base = options.runner ?? new ProcessRunner();
+        const logFormat = oneOf(args_str(args, 'log-format'), 'log-format', LOG_FORMATS);
+        const nixLog = verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk);
+        const runner = verbosity.level > 0 || logFormat !== undefined
+            ? new VerboseRunner(base, { level: verbosity.level, logFormat, write, shownLog: nixLog })
+            : base;
+        return {
+            io,
+            useCases: { ...defaultUseCases, ...options.useCases },
+            deps: {
+                runner,
+                log: terminalLogger(io, verbosity),
+                progress: terminalProgress(io, verbosity),
+                nixLog,
+            },
+        };
     };
     try {
-        await command.run(command.parse(rest), ctx);
+        const args = command.parse(rest);
+        await command.run(args, makeContext(args));
         return ExitCode.ok;
     }
     catch (error) {
@@ -11567,6 +12559,27 @@ async function main(argv, options = {}) {
         return code;
     }
 }
+/**
+ * `-q` and the `-v` count from the options before `--` (`-v -v`, `-vv` and `--verbose` add up;
+ * letters grouped with the other flags, `-qv`, count too).
+ */
+function verbosityOf(argv) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    let level = 0;
+    let quiet = false;
+    for (const a of head) {
+        if (a === '--verbose')
+            level++;
+        else if (a === '--quiet')
+            quiet = true;
+        else if (/^-[qvh]+$/.test(a)) {
+            level += a.split('v').length - 1;
+            quiet ||= a.includes('q');
+        }
+    }
+    return { quiet, verbose: level > 0, level };
+}
 function usage(io, message) {
     io.stderr.write(`nix-plan: error: ${message}\nTry 'nix-plan --help'.\n`);
     return ExitCode.usage;
@@ -11579,7 +12592,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(897);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(165);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
