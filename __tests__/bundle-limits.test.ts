@@ -30,12 +30,12 @@ describe('reader size limits', () => {
     ).toThrow(LimitError);
   });
 
-  test('a .drv is kept whole up to 1 GiB by default', () => {
+  test('a .drv is kept whole up to 512 MiB by default', () => {
     const limits = DEFAULT_READER_LIMITS;
     const drv = { path: '/s/x.drv', kind: 'drv' as const, references: [], narSize: 1 };
     expect(entryLimitProblem({ ...drv, fileSize: 256_000_300 }, limits)).toBeUndefined();
-    expect(entryLimitProblem({ ...drv, fileSize: 2 ** 30 + 1 }, limits)).toMatch(
-      /larger than the limit of 1073741824 bytes for a \.drv/,
+    expect(entryLimitProblem({ ...drv, fileSize: 2 ** 29 + 1 }, limits)).toMatch(
+      /larger than the limit of 536870912 bytes for a \.drv/,
     );
     // Only a .drv must be kept: a big source streams.
     expect(
