@@ -4546,8 +4546,13 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 
-/** The largest .drv (or other single file) the reader holds whole by default: 1 GiB. */
-const MAX_KEPT_FILE = 2 ** 30;
+/**
+ * The largest .drv (or other single file) the reader holds whole by default: 512 MiB, room for a
+ * 256 MB attribute. The reader cannot know a NAR is a .drv's before its path, which follows it, so
+ * any single-file NAR up to this size is held: it bounds what a hostile bundle can make it hold,
+ * and a 1 GiB file of zeros still streams through.
+ */
+const MAX_KEPT_FILE = 2 ** 29;
 /** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
 const DEFAULT_READER_LIMITS = Object.freeze({
     maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
