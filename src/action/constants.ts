@@ -14,6 +14,10 @@ export const PlanInput = {
   Upload: 'upload',
   Matrix: 'matrix',
   ArtifactDir: 'artifact-dir',
+  CompareTo: 'compare-to',
+  CompareRunId: 'compare-run-id',
+  GithubToken: 'github-token',
+  TrustedKeys: 'trusted-keys',
 } as const;
 
 /** Outputs of every action that publishes a plan (the root action, promote). */
@@ -26,6 +30,8 @@ export const PublishOutput = {
   DrvPaths: 'drv-paths',
   Paths: 'paths',
   Bytes: 'bytes',
+  Changed: 'changed',
+  Changes: 'changes',
 } as const;
 
 /** Outputs of the root action. */
@@ -73,6 +79,8 @@ export const PromoteInput = {
   PromotedName: 'promoted-artifact-name',
   RetentionDays: 'retention-days',
   Upload: 'upload',
+  CompareTo: 'compare-to',
+  CompareRunId: 'compare-run-id',
 } as const;
 
 /** Outputs of `promote` (the promoted plan, as the root action describes its plan). */
@@ -90,4 +98,6 @@ export const RunnerEnv = {
   RunnerTemp: 'RUNNER_TEMP',
   ActionRef: 'GITHUB_ACTION_REF',
   ActionRepository: 'GITHUB_ACTION_REPOSITORY',
+  ApiUrl: 'GITHUB_API_URL',
+  WorkflowRef: 'GITHUB_WORKFLOW_REF',
 } as const;
