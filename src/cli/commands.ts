@@ -30,6 +30,7 @@ import {
   toJson,
 } from './format.js';
 import type { CliIo } from './terminal.js';
+import { deployCommand } from './deploy-command.js';
 
 export type { UseCases } from './use-cases.js';
 
@@ -59,7 +60,8 @@ const COMMON: OptionSpecs = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const TRUSTED_KEY = {
+/** `--trusted-key`, as every command that reads a bundle takes it. */
+export const TRUSTED_KEY = {
   type: 'string',
   multiple: true,
   value: 'KEY',
@@ -81,16 +83,19 @@ const METHOD = {
   help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 } as const;
 
-function define(spec: Omit<Command, 'parse' | 'options'> & { options: OptionSpecs }): Command {
+/** A command with the common options and its parser. */
+export function define(spec: Omit<Command, 'parse' | 'options'> & { options: OptionSpecs }): Command {
   const options = { ...spec.options, ...COMMON };
   return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
 }
 
-function print(ctx: CommandContext, args: ParsedArgs, value: unknown, human: () => string): void {
+/** Prints a result: one JSON document with --json, else the human form. */
+export function print(ctx: CommandContext, args: ParsedArgs, value: unknown, human: () => string): void {
   ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
 }
 
-function noRest(args: ParsedArgs, command: string): void {
+/** Refuses arguments after `--` for commands that take none. */
+export function noRest(args: ParsedArgs, command: string): void {
   if (args.rest.length > 0) throw usageError(`${command} takes no arguments after --`);
 }
 
@@ -394,6 +399,7 @@ export const COMMANDS: readonly Command[] = [
       print(ctx, args, result, () => formatApply(result));
     },
   }),
+  deployCommand(),
 ];
 
 /** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */

@@ -25,6 +25,12 @@ export const ExitCode = {
   nix: 9,
   /** An artifact could not be uploaded or downloaded. */
   transport: 10,
+  /** The host: an SSH connection or a command on the host failed. */
+  host: 12,
+  /** Activation failed; the previous generation was restored (re-activated). */
+  activation: 13,
+  /** Activation failed and could not be undone: the host needs attention. */
+  attention: 14,
   /** Interrupted (SIGINT). */
   interrupted: 130,
 } as const;
@@ -43,6 +49,9 @@ const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   limit: ExitCode.limit,
   nix: ExitCode.nix,
   transport: ExitCode.transport,
+  host: ExitCode.host,
+  activation: ExitCode.activation,
+  attention: ExitCode.attention,
   internal: ExitCode.internal,
 };
 

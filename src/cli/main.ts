@@ -48,6 +48,9 @@ export function exitCodesHelp(): string {
     [ExitCode.limit, 'a size or count limit was exceeded'],
     [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
     [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+    [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
+    [ExitCode.activation, 'activation failed; the previous generation was restored'],
+    [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
     [ExitCode.interrupted, 'interrupted'],
   ];
   return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');

@@ -1,6 +1,7 @@
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
+import { deployPlan } from '../app/deploy/index.js';
 import { exportPlan } from '../app/export.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
@@ -18,6 +19,7 @@ export interface UseCases {
   realisePlan: typeof realisePlan;
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
+  deployPlan: typeof deployPlan;
   keygen: typeof keygen;
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
@@ -33,6 +35,7 @@ export const defaultUseCases: UseCases = {
   realisePlan,
   relocatePlan,
   applyPlan,
+  deployPlan,
   keygen,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,

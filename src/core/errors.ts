@@ -12,6 +12,9 @@ export type ErrorCode =
   | 'limit' // a size or count limit was exceeded
   | 'nix' // a Nix command failed
   | 'transport' // an artifact could not be uploaded or downloaded
+  | 'host' // an SSH connection or a command on the host failed
+  | 'activation' // activation failed; the previous generation was restored
+  | 'attention' // activation failed and could not be undone: the host needs attention
   | 'internal';
 
 /** Base class for every error nix-plan raises on purpose. */
