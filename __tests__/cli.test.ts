@@ -49,6 +49,7 @@ function recorder(
     'realisePlan',
     'relocatePlan',
     'applyPlan',
+    'deployPlan',
   ];
   const useCases: Partial<UseCases> = Object.fromEntries(names.map((n) => [n, make(n)]));
   return { calls, useCases };
@@ -65,6 +66,9 @@ const ERROR_CODES: ErrorCode[] = [
   'limit',
   'nix',
   'transport',
+  'host',
+  'activation',
+  'attention',
   'internal',
 ];
 
@@ -266,7 +270,7 @@ describe('arguments reach the use cases', () => {
             },
             applyPlan: async (bundle, options, deps) => {
               seen.push(['applyPlan', bundle, options, typeof deps.realise]);
-              await deps.realise(bundle ?? '');
+              await deps.realise(bundle ?? '', ['/s/sys.drv']);
               return {
                 action: 'boot',
                 systemPath: '/s/sys',
@@ -286,10 +290,21 @@ describe('arguments reach the use cases', () => {
         [
           'applyPlan',
           'sys.nixplan',
-          { profile: '/p', action: 'boot', rollback: false, store: undefined },
+          {
+            profile: '/p',
+            action: 'boot',
+            rollback: false,
+            store: undefined,
+            confirmTimeout: undefined,
+            allowAnyRoot: false,
+          },
           'function',
         ],
-        ['realisePlan', 'sys.nixplan', { store: undefined, trustedKeys: [], method: 'copy' }],
+        [
+          'realisePlan',
+          'sys.nixplan',
+          { store: undefined, trustedKeys: [], method: 'copy', roots: ['/s/sys.drv'] },
+        ],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
     } finally {
@@ -362,6 +377,7 @@ describe('exit codes', () => {
             relocate: ['relocate', 'b', '--to', '/b/s', '-o', 'o'],
             keygen: ['keygen', 'k', '--secret', '/nonexistent/dir/s', '--public', '/nonexistent/dir/p'],
             apply: ['apply', 'b', '--profile', '/p'],
+            deploy: ['deploy', 'b', '--host', 'h'],
           };
           const exit = await main(argv[name] ?? [name, 'b'], {
             io,

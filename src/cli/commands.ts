@@ -31,6 +31,7 @@ import {
 } from './format.js';
 import type { CliIo } from './terminal.js';
 import { deployCommand } from './deploy-command.js';
+import { withBundleFile } from './stdin-bundle.js';
 
 export type { UseCases } from './use-cases.js';
 
@@ -353,14 +354,17 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'apply',
-    summary: 'realise a NixOS system plan and switch a profile to it',
+    summary: 'realise a NixOS system plan and switch a profile to it, safely',
     usage: [
-      'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
+      'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
       'nix-plan apply --rollback --profile PATH [--action …]',
     ],
     description:
-      "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-      'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
+      'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
+      'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
+      'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
+      'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
+      'itself. BUNDLE - reads the plan from standard input. --rollback switches back to the previous generation instead.',
     options: {
       profile: {
         type: 'string',
@@ -368,13 +372,22 @@ export const COMMANDS: readonly Command[] = [
         help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
       },
       action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+      'confirm-timeout': {
+        type: 'string',
+        value: 'SECONDS',
+        help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
+      },
+      'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
       rollback: { type: 'boolean', help: 'go back one generation' },
       store: STORE,
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
     },
-    examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
+    examples: [
+      'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
+      'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
+    ],
     async run(args, ctx) {
       noRest(args, 'apply');
       const rollback = flag(args, 'rollback');
@@ -386,15 +399,19 @@ export const COMMANDS: readonly Command[] = [
         method: oneOf(str(args, 'method'), 'method', METHODS),
       };
       const deps = await importDeps(args, ctx);
-      const result = await ctx.useCases.applyPlan(
-        bundle,
-        {
-          profile: required(args, 'profile', 'PATH'),
-          action: oneOf(str(args, 'action'), 'action', ACTIONS),
-          rollback,
-          store,
-        },
-        { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) },
+      const result = await withBundleFile(bundle, ctx.io.stdin ?? process.stdin, (file) =>
+        ctx.useCases.applyPlan(
+          file,
+          {
+            profile: required(args, 'profile', 'PATH'),
+            action: oneOf(str(args, 'action'), 'action', ACTIONS),
+            rollback,
+            store,
+            confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+            allowAnyRoot: flag(args, 'allow-any-root'),
+          },
+          { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) },
+        ),
       );
       print(ctx, args, result, () => formatApply(result));
     },

@@ -13,6 +13,8 @@ export interface TextSink {
 export interface CliIo {
   readonly stdout: TextSink;
   readonly stderr: TextSink;
+  /** Where `-` reads a bundle from (process.stdin by default). */
+  readonly stdin?: NodeJS.ReadableStream | undefined;
   /** Milliseconds clock for throttling redraws (Date.now by default). */
   readonly now?: () => number;
 }

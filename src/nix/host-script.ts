@@ -291,6 +291,8 @@ follow() {
 report() {
   fact=$1
   if [ "$lost" = 1 ]; then say state lost; else say state "$(cat "$fact/state" 2> /dev/null)"; fi
+  say previous "$(cat "$fact/prev" 2> /dev/null)"
+  say generation "$(cat "$fact/new" 2> /dev/null)"
   for f in switch-rc revert-rc removed record-failed; do
     [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
   done
@@ -330,6 +332,11 @@ $out
     run_attached "$out" dry-activate < /dev/null 1>&2
     say switch-rc "$?"
     say state dry-activated
+    if cur=$(abs_link "$profile"); then
+      say current "$cur"
+      say previous "$cur"
+      if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+    fi
     say end
     exit 0
   fi

@@ -5,7 +5,7 @@ import { closeSync, openSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { NixPlanError } from '../core/errors.js';
-import { childEnv, FileInput, type NixEnvironment } from './runner.js';
+import { childEnv, FileInput, type CommandRunner, type NixEnvironment } from './runner.js';
 
 /** Where to log in: `[USER@]HOST[:PORT]` (an IPv6 address in brackets: `[::1]:2222`). */
 export interface SshTarget {
@@ -236,16 +236,34 @@ export class SshHost implements HostShell {
   }
 }
 
-/** This machine, for `apply`: the same host program, run by the local `sh`. */
+/**
+ * This machine, for `apply`: the same host program, run by the local `sh` through a
+ * CommandRunner (so it gets the runner's Nix environment); `env` adds variables (e.g. NIX_REMOTE
+ * for `--store`) with `env NAME=VALUE`.
+ */
 export class LocalHost implements HostShell {
   readonly remote = false;
   readonly label = 'localhost';
 
-  constructor(private readonly env: NixEnvironment = {}) {}
+  constructor(
+    private readonly runner: CommandRunner,
+    private readonly env: Readonly<Record<string, string>> = {},
+  ) {}
 
   async run(argv: readonly string[], options: HostRunOptions = {}): Promise<HostRunResult> {
-    const [cmd, ...args] = argv;
+    const vars = Object.entries(this.env).map(([k, v]) => `${k}=${v}`);
+    const [cmd, ...args] = vars.length === 0 ? argv : ['env', ...vars, ...argv];
     if (cmd === undefined) throw new NixPlanError('internal', 'no command to run');
-    return runStreaming(cmd, args, childEnv(this.env), options);
+    const out: Buffer[] = [];
+    const result = await this.runner.run(cmd, args, {
+      ...(options.input !== undefined && { input: options.input }),
+      allowFailure: true,
+      onStdout: (c) => {
+        out.push(Buffer.from(c));
+        options.onStdout?.(c);
+      },
+      onStderr: options.onStderr,
+    });
+    return { code: result.code, stdout: Buffer.concat(out), stderr: result.stderr };
   }
 }

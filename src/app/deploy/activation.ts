@@ -201,6 +201,7 @@ export async function activateSafely(
   }
   let confirmed = false;
   if (report.state === 'awaiting-confirmation' && report.id !== undefined) {
+    const first = report;
     report = await confirmUntil(
       program,
       request.profile,
@@ -208,14 +209,21 @@ export async function activateSafely(
       report.logged,
       clock.now() + request.confirmTimeout * 1000,
       io,
-    ).catch((e: unknown) => {
-      if (!(e instanceof HostSessionError)) throw e;
-      throw new NixPlanError(
-        'host',
-        `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
-          `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`,
-      );
-    });
+    )
+      .then((r) => ({
+        ...r,
+        previous: r.previous ?? first.previous,
+        previousSystem: r.previousSystem ?? first.previousSystem,
+        generation: r.generation ?? first.generation,
+      }))
+      .catch((e: unknown) => {
+        if (!(e instanceof HostSessionError)) throw e;
+        throw new NixPlanError(
+          'host',
+          `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
+            `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`,
+        );
+      });
     confirmed = report.confirmed === true && report.state === 'done';
   }
   const problem = reportProblem(report, request.action, request.confirmTimeout);

@@ -1,7 +1,5 @@
 // deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
 // SSH server. Verify here, ask each host about itself, send, build there, activate safely.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { readBundleHead, openBundle, type BundleSource } from '../../core/bundle/reader.js';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.js';
@@ -11,6 +9,7 @@ import type { Deps, Logger } from '../deps.js';
 import { rootLabel } from '../inspect.js';
 import { verifyWithProgress } from '../verify.js';
 import { DEFAULT_CONFIRM_TIMEOUT, type ActivationAction, type ActivationClock } from './activation.js';
+import { fileDigest } from './digest.js';
 import { checkProbe, deployToHost, type BuildOn, type HostJob, type TransferEncoding } from './host.js';
 import { linePrefixer } from './prefix.js';
 import { recordFor } from './record.js';
@@ -129,12 +128,6 @@ function failedOutcome(code: ErrorCode): HostOutcome {
   if (code === 'activation') return 'rolled-back';
   if (code === 'attention') return 'needs-attention';
   return 'failed';
-}
-
-async function fileDigest(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) hash.update(chunk);
-  return `sha256:${hash.digest('hex')}`;
 }
 
 /**

@@ -21,7 +21,8 @@ export function rootMatch(root: BundleRoot, name: string): number {
   const drv = drvName(root.drvPath);
   if (drv.startsWith(`${NIXOS_SYSTEM_PREFIX}${name}-`)) {
     const rest = drv.slice(NIXOS_SYSTEM_PREFIX.length + name.length + 1);
-    if (/^\d/.test(rest)) return 1;
+    // NixOS versions are dotted (24.05.20240101.abcdef): `web-2-24.05` is host web-2, not web.
+    if (/^\d+\.\d+/.test(rest)) return 1;
   }
   return 0;
 }
