@@ -244,7 +244,8 @@ export interface FetchSettings {
   readonly trustedKeys: string[];
 }
 
-function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
+/** Parses the inputs every fetching action shares. */
+export function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
   const bundle = input(FetchInput.Bundle);
   const name = input(FetchInput.ArtifactName);
   const runId = parseInteger(

@@ -3,13 +3,12 @@ import {
   ACTIVATION_ACTIONS,
   DEFAULT_CONFIRM_TIMEOUT,
   DEFAULT_PROFILE,
-  type DeployHostSpec,
   type DeployResult,
   type HostResult,
 } from '../app/deploy/index.js';
 import { linePrefixer } from '../app/deploy/prefix.js';
 import { NixPlanError } from '../core/errors.js';
-import { parseSshTarget } from '../nix/ssh.js';
+import { parseHostOption } from '../app/deploy/hosts.js';
 import {
   flag,
   integer,
@@ -26,14 +25,7 @@ import { define, noRest, print, TRUSTED_KEY, type Command, type CommandContext }
 const BUILD_ON = ['host', 'local'] as const;
 const COMPRESS = ['auto', 'zstd', 'none'] as const;
 
-/** One `--host` value: `[NAME=][USER@]HOST[:PORT]`. */
-export function parseHostOption(text: string): DeployHostSpec {
-  const eq = text.indexOf('=');
-  const name = eq < 0 ? undefined : text.slice(0, eq);
-  if (name !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(name))
-    throw usageError(`--host '${text}': the name before '=' must be a plain word (letters, digits, . _ -)`);
-  return { name, target: parseSshTarget(eq < 0 ? text : text.slice(eq + 1)) };
-}
+export { parseHostOption };
 
 const RESULT_WORDS: Record<HostResult['outcome'], string> = {
   switched: 'switched',
