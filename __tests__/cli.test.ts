@@ -50,6 +50,7 @@ function recorder(
     'relocatePlan',
     'applyPlan',
     'deployPlan',
+    'diffPlanSources',
   ];
   const useCases: Partial<UseCases> = Object.fromEntries(names.map((n) => [n, make(n)]));
   return { calls, useCases };
@@ -378,6 +379,7 @@ describe('exit codes', () => {
             keygen: ['keygen', 'k', '--secret', '/nonexistent/dir/s', '--public', '/nonexistent/dir/p'],
             apply: ['apply', 'b', '--profile', '/p'],
             deploy: ['deploy', 'b', '--host', 'h'],
+            diff: ['diff', 'a', 'b'],
           };
           const exit = await main(argv[name] ?? [name, 'b'], {
             io,

@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 581:
+/***/ 871:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -4216,430 +4216,1230 @@ function formatApply(r) {
     return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
 }
 
-;// CONCATENATED MODULE: ./src/nix/host-script.ts
-// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
-// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
-//
-// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
-// installed on the host and the host always runs the code of the nix-plan that talks to it.
-// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
-// build log, switch-to-configuration's output) goes to stderr. The program is written without
-// brace expansions (`${…}`) so it can live in a template literal untouched.
-/** The name the program runs under (`$0`): how a host's process list and logs show it. */
-const HOST_PROGRAM_NAME = 'nix-plan-host';
-/** Version of the marker-line protocol below; the probe reports it. */
-const HOST_PROTOCOL = 1;
-/** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
-const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
-/** Generations of activation state (logs, results) kept beside the profile. */
-const KEEP_ACTIVATIONS = 5;
+;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
+// Package names and versions as Nix reads them: `builtins.parseDrvName` and
+// `builtins.compareVersions` (libstore's names.cc), so a diff groups and orders exactly as Nix does.
+/** C's `isalpha` in the C locale: ASCII letters only (Nix calls it on each byte of the name). */
+function isAlpha(code) {
+    return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
+}
+function isDigit(code) {
+    return code >= 0x30 && code <= 0x39;
+}
 /**
- * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
- * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
- * systemd-run when the host runs systemd), restores the previous generation when the switch
- * fails, and, for confirmed activations, waits CONFIRM seconds after the switch for nix-plan to
- * come back and confirm; if nobody does, it restores the previous generation (the watchdog).
- * Who wins between the confirmation and the watchdog is settled by one atomic rename of `armed`.
+ * `builtins.parseDrvName`: the name is everything up to the first `-` that is followed by a
+ * character that is not a letter, the version everything after that dash
+ * (`apache-httpd-2.0.48` → `apache-httpd`, `2.0.48`; `foo-` → `foo-`, ``).
  */
-const SUPERVISOR = String.raw `# nix-plan activation supervisor: sh supervise.sh ACTIVATION-DIR
-act=$1
-trap '' HUP INT PIPE
-get() { cat "$act/$1" 2>/dev/null; }
-put() { printf '%s\n' "$2" > "$act/$1.tmp" && mv -f "$act/$1.tmp" "$act/$1"; }
-note() { printf 'nix-plan: %s\n' "$*" >> "$act/log"; }
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-. "$act/env"
-state=$(dirname "$act")
-echo $$ > "$act/pid"
-echo $$ > "$state/lock/pid"
-profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
-prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
-systemd=$(get systemd)
-
-run_switch() {
-  if [ "$systemd" = 1 ]; then
-    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
-  else
-    "$1/bin/switch-to-configuration" "$2"
-  fi < /dev/null >> "$act/log" 2>&1
+function parseDrvName(fullName) {
+    for (let i = 0; i + 1 < fullName.length; i++)
+        if (fullName.charCodeAt(i) === 0x2d && !isAlpha(fullName.charCodeAt(i + 1)))
+            return { name: fullName.slice(0, i), version: fullName.slice(i + 1) };
+    return { name: fullName, version: '' };
+}
+/** Largest number a version component may be and still compare as a number (Nix parses an `int`). */
+const INT_MAX = 2 ** 31 - 1;
+/** The version components of `v`: runs of digits, or runs of anything but digits, `.` and `-`. */
+function components(v) {
+    const out = [];
+    let p = 0;
+    while (p < v.length) {
+        while (p < v.length && (v[p] === '.' || v[p] === '-'))
+            p++;
+        if (p === v.length)
+            break;
+        const start = p;
+        if (isDigit(v.charCodeAt(p)))
+            while (p < v.length && isDigit(v.charCodeAt(p)))
+                p++;
+        else
+            while (p < v.length && !isDigit(v.charCodeAt(p)) && v[p] !== '.' && v[p] !== '-')
+                p++;
+        out.push(v.slice(start, p));
+    }
+    return out;
+}
+/** A component as the number Nix's `string2Int<int>` reads, or undefined (letters, empty, overflow). */
+function asInt(c) {
+    if (c === '' || !isDigit(c.charCodeAt(0)))
+        return undefined;
+    const n = Number(c);
+    return n <= INT_MAX ? n : undefined;
+}
+/** Nix's `componentsLT`: numbers by value, "" and "pre" before anything, numbers after words. */
+function componentLess(c1, c2) {
+    const n1 = asInt(c1);
+    const n2 = asInt(c2);
+    if (n1 !== undefined && n2 !== undefined)
+        return n1 < n2;
+    if (c1 === '' && n2 !== undefined)
+        return true;
+    if (c1 === 'pre' && c2 !== 'pre')
+        return true;
+    if (c2 === 'pre')
+        return false;
+    // Nix: "Assume that `2.3a' < `2.3.1'."
+    if (n2 !== undefined)
+        return true;
+    if (n1 !== undefined)
+        return false;
+    return c1 < c2;
+}
+/**
+ * `builtins.compareVersions`: -1, 0 or 1. Components are compared in turn, a missing one being
+ * "" (so `1.0` < `1.0.1`, `1.0pre1` < `1.0`, `2.3a` < `2.3.1`).
+ */
+function compareVersions(v1, v2) {
+    const a = components(v1);
+    const b = components(v2);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        const c1 = a[i] ?? '';
+        const c2 = b[i] ?? '';
+        if (componentLess(c1, c2))
+            return -1;
+        if (componentLess(c2, c1))
+            return 1;
+    }
+    return 0;
 }
 
-prune() {
-  total=0
-  for d in "$state"/act-*; do [ -d "$d" ] && total=$((total + 1)); done
-  n=0
-  for d in "$state"/act-*; do
-    [ -d "$d" ] || continue
-    n=$((n + 1))
-    if [ $((total - n)) -ge ${KEEP_ACTIVATIONS} ] && [ "$d" != "$act" ]; then rm -rf "$d"; fi
-  done
+;// CONCATENATED MODULE: ./src/core/diff/packages.ts
+// The package-level difference of two sets of derivations, the way nvd and `nix store
+// diff-closures` show closures: derivations grouped by package name (`builtins.parseDrvName`),
+// then per package a version change, an addition, a removal, or a rebuild at the same version.
+
+/** Every kind, in the order a diff lists them. */
+const PACKAGE_CHANGE_KINDS = [
+    'upgrade',
+    'downgrade',
+    'changed',
+    'added',
+    'removed',
+    'rebuilt',
+];
+/** Counts with every kind at zero. */
+function packages_emptyCounts() {
+    return { upgrade: 0, downgrade: 0, changed: 0, added: 0, removed: 0, rebuilt: 0 };
+}
+/** Version changes of any direction. */
+function versionChanges(c) {
+    return c.upgrade + c.downgrade + c.changed;
+}
+const byVersion = (a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/** Versions of every package name in a set. */
+function versionsByName(nodes) {
+    const out = new Map();
+    for (const n of nodes) {
+        let set = out.get(n.pname);
+        if (set === undefined)
+            out.set(n.pname, (set = new Set()));
+        set.add(n.version);
+    }
+    return out;
+}
+function side(versions, changed) {
+    const outputs = new Set();
+    const kinds = new Set();
+    for (const n of changed)
+        for (const o of n.outputs) {
+            outputs.add(o.name);
+            kinds.add(o.kind);
+        }
+    return {
+        versions: [...(versions ?? [])].sort(byVersion),
+        drvs: changed.map((n) => n.path).sort(byString),
+        outputs: [...outputs].sort(byString),
+        outputKinds: [...kinds].sort(byString),
+    };
+}
+/** Versions on one side only: `a` without those in `b`. */
+function versionsOnlyIn(a, b) {
+    const other = new Set(b);
+    return a.filter((v) => !other.has(v));
+}
+function kindOf(old, now, inOld, inNew) {
+    if (!inNew)
+        return 'removed';
+    if (!inOld)
+        return 'added';
+    const gone = versionsOnlyIn(old.versions, now.versions);
+    const came = versionsOnlyIn(now.versions, old.versions);
+    if (gone.length === 0 && came.length === 0)
+        return 'rebuilt';
+    if (gone.length === 1 && came.length === 1) {
+        const c = compareVersions(gone[0], came[0]);
+        if (c < 0)
+            return 'upgrade';
+        if (c > 0)
+            return 'downgrade';
+    }
+    return 'changed';
+}
+/**
+ * The package-level difference of two sets of derivations (each a closure or a whole plan). Two
+ * derivations are the same when their paths are: a .drv path is the hash of its whole closure, so
+ * everything else is a change, and only the derivations in one set alone are looked at closely.
+ */
+function diffClosures(old, now) {
+    const oldPaths = new Set(old.map((n) => n.path));
+    const newPaths = new Set(now.map((n) => n.path));
+    const groups = new Map();
+    const group = (pname) => {
+        let g = groups.get(pname);
+        if (g === undefined)
+            groups.set(pname, (g = { old: [], new: [] }));
+        return g;
+    };
+    let removed = 0;
+    let added = 0;
+    for (const n of old)
+        if (!newPaths.has(n.path)) {
+            group(n.pname).old.push(n);
+            removed++;
+        }
+    for (const n of now)
+        if (!oldPaths.has(n.path)) {
+            group(n.pname).new.push(n);
+            added++;
+        }
+    const oldVersions = versionsByName(old);
+    const newVersions = versionsByName(now);
+    const counts = packages_emptyCounts();
+    const packages = [];
+    for (const [name, g] of groups) {
+        const o = side(oldVersions.get(name), g.old);
+        const n = side(newVersions.get(name), g.new);
+        const change = kindOf(o, n, oldVersions.has(name), newVersions.has(name));
+        counts[change]++;
+        packages.push({ name, change, old: o, new: n });
+    }
+    packages.sort((a, b) => byString(a.name, b.name) ||
+        PACKAGE_CHANGE_KINDS.indexOf(a.change) - PACKAGE_CHANGE_KINDS.indexOf(b.change));
+    return {
+        derivations: { old: old.length, new: now.length, added, removed },
+        counts,
+        packages,
+    };
 }
 
-finish() {
-  rm -rf "$state/lock"
-  prune
-  exit 0
+;// CONCATENATED MODULE: ./src/core/diff/describe.ts
+// The phrases a diff is told in, shared by the terminal and the job summaries: version changes,
+// counts, signature status. Plain text; callers escape it for where it goes.
+
+/** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
+const NO_VERSION = '(none)';
+const describe_show = (vs) => vs.length === 0 ? '∅' : vs.map((v) => (v === '' ? NO_VERSION : v)).join(', ');
+/**
+ * A package's versions as `old → new`: only the versions that changed when some did (as
+ * `nix store diff-closures` shows them), all of them for an addition, removal or rebuild.
+ */
+function versionsText(p) {
+    switch (p.change) {
+        case 'added':
+            return describe_show(p.new.versions);
+        case 'removed':
+            return describe_show(p.old.versions);
+        case 'rebuilt':
+            return describe_show(p.new.versions);
+        default:
+            return `${describe_show(versionsOnlyIn(p.old.versions, p.new.versions))} → ${describe_show(versionsOnlyIn(p.new.versions, p.old.versions))}`;
+    }
+}
+/** What else changed in a package's derivations: output names and kinds. */
+function outputsText(p) {
+    if (p.change === 'added' || p.change === 'removed')
+        return undefined;
+    const parts = [];
+    const names = (xs) => xs.join(', ') || '∅';
+    if (p.old.outputs.join(' ') !== p.new.outputs.join(' '))
+        parts.push(`outputs ${names(p.old.outputs)} → ${names(p.new.outputs)}`);
+    if (p.old.outputKinds.join(' ') !== p.new.outputKinds.join(' '))
+        parts.push(`${names(p.old.outputKinds)} → ${names(p.new.outputKinds)}`);
+    return parts.length === 0 ? undefined : parts.join('; ');
+}
+/** nvd's tags: `U` upgrade, `D` downgrade, `C` changed, `A` added, `R` removed, `B` rebuilt. */
+const CHANGE_TAGS = {
+    upgrade: 'U',
+    downgrade: 'D',
+    changed: 'C',
+    added: 'A',
+    removed: 'R',
+    rebuilt: 'B',
+};
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+/** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
+function countsText(c) {
+    const parts = [];
+    const v = versionChanges(c);
+    if (v > 0) {
+        const detail = [
+            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
+            c.changed > 0 ? `${c.changed} other` : '',
+        ].filter((s) => s !== '');
+        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
+    }
+    if (c.added > 0)
+        parts.push(`${c.added.toLocaleString('en-US')} added`);
+    if (c.removed > 0)
+        parts.push(`${c.removed.toLocaleString('en-US')} removed`);
+    if (c.rebuilt > 0)
+        parts.push(`${c.rebuilt.toLocaleString('en-US')} rebuilt`);
+    return parts.length === 0 ? 'no package changes' : parts.join(', ');
+}
+/**
+ * A bundle's signature status in the words every front end uses: "verified: signed by trusted
+ * key ci", "signatures: 2 (not verified)", "unsigned".
+ */
+function signatureText(signatures) {
+    if (signatures === undefined)
+        return 'not a bundle (no signatures)';
+    if (signatures.length === 0)
+        return 'unsigned';
+    const verified = signatures.filter((s) => s.status === 'verified').map((s) => s.key);
+    if (verified.length > 0)
+        return `verified: signed by trusted key ${verified.join(', ')}`;
+    const keys = signatures.map((s) => s.key).join(', ');
+    const checked = signatures.some((s) => s.status === 'untrusted-key');
+    return `signatures: ${signatures.length} by ${keys} (${checked ? 'none by a trusted key' : 'not verified'})`;
 }
 
-generation() { expr "$1" : '.*-\([0-9][0-9]*\)-link$'; }
-
-revert() {
-  put state reverting
-  note "$1"
-  if [ -z "$prev" ]; then
-    if [ "$created" = 1 ]; then
-      rm -f "$profile" "$new"
-      put removed "$new"
-      note "there is no previous generation to re-activate: removed $new"
+;// CONCATENATED MODULE: ./src/core/diff/text.ts
+// Bytes from a plan shown as text a person can read and nothing can abuse: valid UTF-8 stays as it
+// is, everything that could hide, move or rewrite what a reviewer sees (control characters,
+// terminal escapes, bidirectional overrides, invisible characters, invalid UTF-8) is written as
+// an escape. The escaping is reversible (`\\` for a backslash), so distinct bytes stay distinct.
+/** Code points shown as `\u{…}`: C1 controls, invisible and direction-changing characters. */
+function isHidden(cp) {
+    return ((cp >= 0x80 && cp <= 0x9f) || // C1 controls (0x9b is a terminal CSI)
+        cp === 0xad || // soft hyphen
+        cp === 0x061c || // Arabic letter mark
+        (cp >= 0x200b && cp <= 0x200f) || // zero width space/joiners, LRM/RLM
+        (cp >= 0x2028 && cp <= 0x202e) || // line/paragraph separators, bidi embeddings and overrides
+        (cp >= 0x2060 && cp <= 0x2069) || // word joiner, invisible operators, bidi isolates
+        cp === 0xfeff || // zero width no-break space
+        (cp >= 0xfff9 && cp <= 0xfffb) || // interlinear annotations
+        (cp >= 0xe0000 && cp <= 0xe007f) // tags
+    );
+}
+const hex2 = (b) => b.toString(16).padStart(2, '0');
+/**
+ * `bytes` as safe text: `\\`, `\r`, `\xNN` for other control bytes and for bytes that are not
+ * valid UTF-8, `\u{NNNN}` for hidden code points; a newline stays a newline and a tab a tab
+ * unless `escapeLayout` (then `\n`, `\t`).
+ */
+function showBytes(bytes, escapeLayout = false) {
+    let out = '';
+    let i = 0;
+    while (i < bytes.length) {
+        const b = bytes[i];
+        if (b < 0x80) {
+            if (b === 0x5c)
+                out += '\\\\';
+            else if (b === 0x0a)
+                out += escapeLayout ? '\\n' : '\n';
+            else if (b === 0x09)
+                out += escapeLayout ? '\\t' : '\t';
+            else if (b === 0x0d)
+                out += '\\r';
+            else if (b < 0x20 || b === 0x7f)
+                out += `\\x${hex2(b)}`;
+            else
+                out += String.fromCharCode(b);
+            i++;
+            continue;
+        }
+        const cp = decodeOne(bytes, i);
+        if (cp === undefined) {
+            out += `\\x${hex2(b)}`;
+            i++;
+            continue;
+        }
+        out += isHidden(cp.codePoint) ? `\\u{${cp.codePoint.toString(16)}}` : String.fromCodePoint(cp.codePoint);
+        i += cp.length;
+    }
+    return out;
+}
+/** `text` (a JS string, e.g. a store path or a name) shown as `showBytes` shows its UTF-8. */
+function showText(text, escapeLayout = true) {
+    return showBytes(new TextEncoder().encode(text), escapeLayout);
+}
+/** One well-formed UTF-8 sequence at `i` (shortest form, no surrogates, ≤ U+10FFFF), or undefined. */
+function decodeOne(bytes, i) {
+    const b0 = bytes[i];
+    let length;
+    let cp;
+    let min;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        length = 2;
+        cp = b0 & 0x1f;
+        min = 0x80;
+    }
+    else if (b0 >= 0xe0 && b0 <= 0xef) {
+        length = 3;
+        cp = b0 & 0x0f;
+        min = 0x800;
+    }
+    else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        length = 4;
+        cp = b0 & 0x07;
+        min = 0x10000;
+    }
     else
-      note "there is no previous generation to re-activate"
-    fi
-    put state no-previous
-    finish
-  fi
-  if [ "$action" != test ] && [ "$new" != "$prev" ]; then
-    if ! nix-env -p "$profile" --switch-generation "$(generation "$prev")" >> "$act/log" 2>&1; then
-      note "nix-env --switch-generation failed: $profile still points at $new"
-      put state revert-failed
-      finish
-    fi
-    if [ "$created" = 1 ] && nix-env -p "$profile" --delete-generations "$(generation "$new")" >> "$act/log" 2>&1; then
-      put removed "$new"
-    fi
-  fi
-  note "re-activating $prevsys ($action)"
-  run_switch "$prevsys" "$action"
-  rc=$?
-  put revert-rc "$rc"
-  if [ "$rc" = 0 ]; then
-    put state reverted
-  else
-    note "the previous generation's switch-to-configuration $action exited with $rc"
-    put state revert-failed
-  fi
-  finish
+        return undefined;
+    if (i + length > bytes.length)
+        return undefined;
+    for (let k = 1; k < length; k++) {
+        const c = bytes[i + k];
+        if ((c & 0xc0) !== 0x80)
+            return undefined;
+        cp = (cp << 6) | (c & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return undefined;
+    return { codePoint: cp, length };
 }
 
-write_record() {
-  record=$(get record)
-  [ -n "$record" ] || return 0
-  rec="$profile.nix-plan.json"
-  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
-    return 0
-  fi
-  rm -f "$rec.tmp.$$"
-  note "could not write $rec"
-  put record-failed 1
+;// CONCATENATED MODULE: ./src/cli/diff-format.ts
+
+
+const t = (s) => showText(s);
+const n = (x) => x.toLocaleString('en-US');
+/** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
+const REBUILT_SHOWN = 40;
+function sideLine(mark, s) {
+    const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
+    const parts = [`${what} for ${t(s.storeDir)}`, `${n(s.derivations)} derivations`];
+    if (s.bundle !== undefined) {
+        parts.push(signatureText(s.bundle.signatures));
+        if (s.bundle.createdAt !== undefined)
+            parts.push(`evaluated ${t(s.bundle.createdAt)}`);
+    }
+    return `${mark} ${t(s.source)} (${parts.join('; ')})`;
+}
+function packageLines(packages) {
+    const width = Math.min(40, Math.max(0, ...packages.map((p) => t(p.name).length)));
+    return packages.map((p) => {
+        const extra = outputsText(p);
+        return `  [${CHANGE_TAGS[p.change]}] ${t(p.name).padEnd(width)}  ${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+    });
+}
+/** The human form of a diff. */
+function formatDiff(d) {
+    const lines = [sideLine('<<<', d.old), sideLine('>>>', d.new)];
+    if (d.realm.relocated)
+        lines.push(`The old plan was relocated from ${t(d.realm.old)} to ${t(d.realm.new)} to be compared; old paths below are the relocated ones.`);
+    if (d.identical) {
+        lines.push(d.realm.relocated
+            ? `Same plan, other realm: relocated to ${t(d.realm.new)}, the old plan is exactly the new one (${n(d.total.derivations.new)} derivations).`
+            : `No changes: both hold the same ${n(d.total.derivations.new)} derivations and roots.`);
+    }
+    const fields = d.fields.filter((f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')));
+    if (fields.length > 0) {
+        lines.push('Plan facts that differ:');
+        for (const f of fields)
+            lines.push(`  ${t(f.field)}: ${t(f.old ?? '∅')} → ${t(f.new ?? '∅')}`);
+    }
+    const by = (kinds) => d.total.packages.filter((p) => kinds.includes(p.change));
+    const sections = [
+        ['Version changes:', by(['upgrade', 'downgrade', 'changed'])],
+        ['Added packages:', by(['added'])],
+        ['Removed packages:', by(['removed'])],
+    ];
+    for (const [title, list] of sections)
+        if (list.length > 0)
+            lines.push(title, ...packageLines(list));
+    const rebuilt = by(['rebuilt']);
+    if (rebuilt.length > 0) {
+        lines.push(`Rebuilt at the same version (inputs changed): ${n(rebuilt.length)}`);
+        lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
+        if (rebuilt.length > REBUILT_SHOWN)
+            lines.push(`  …and ${n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
+    }
+    if (d.roots.length > 1 || d.roots.some((r) => r.status !== 'changed' && r.status !== 'unchanged')) {
+        lines.push('Roots:');
+        for (const r of d.roots)
+            lines.push(`  ${t(r.label)}: ${r.status}${r.counts === undefined ? '' : ` — ${countsText(r.counts)}`}`);
+    }
+    const dv = d.total.derivations;
+    lines.push(`Total: ${countsText(d.total.counts)}; derivations ${n(dv.old)} → ${n(dv.new)} (${n(dv.added)} new, ${n(dv.removed)} gone).`);
+    for (const x of d.drv ?? [])
+        lines.push('', ...drvLines(x, ''));
+    return `${lines.join('\n')}\n`;
+}
+function outputText(o) {
+    return `${t(o.name)} ${o.kind}${o.hashAlgo === '' ? '' : ` ${t(o.hashAlgo)}`}${o.hash === '' ? '' : ` ${t(o.hash)}`}`;
+}
+function editLines(edits, indent) {
+    const mark = { same: '  ', old: '- ', new: '+ ' };
+    const out = [];
+    for (const e of edits) {
+        const items = e.op === 'same' && e.items.length > 6
+            ? [...e.items.slice(0, 2), `… ${e.items.length - 4} unchanged …`, ...e.items.slice(-2)]
+            : e.items;
+        for (const item of items)
+            for (const line of item.split('\n'))
+                out.push(`${indent}${mark[e.op]}${line}`);
+    }
+    return out;
+}
+/** nix-diff's layout for one pair, nested changed inputs indented below it. */
+function drvLines(d, indent) {
+    const i2 = `${indent}    `;
+    const out = [`${indent}- ${t(d.old)}`, `${indent}+ ${t(d.new)}`];
+    const o = d.outputs;
+    if (o.removed.length + o.added.length + o.changed.length > 0) {
+        out.push(`${indent}• The outputs differ:`);
+        for (const x of o.removed)
+            out.push(`${i2}- ${outputText(x)}`);
+        for (const x of o.added)
+            out.push(`${i2}+ ${outputText(x)}`);
+        for (const x of o.changed)
+            out.push(`${i2}- ${outputText(x.old)}`, `${i2}+ ${outputText(x.new)}`);
+    }
+    if (d.system !== undefined)
+        out.push(`${indent}• The systems differ:`, `${i2}- ${d.system.old}`, `${i2}+ ${d.system.new}`);
+    if (d.builder !== undefined)
+        out.push(`${indent}• The builders differ:`, `${i2}- ${d.builder.old}`, `${i2}+ ${d.builder.new}`);
+    if (d.args !== undefined)
+        out.push(`${indent}• The arguments differ:`, ...editLines(d.args, i2));
+    const s = d.inputSrcs;
+    if (s.removed.length + s.added.length + s.changed.length > 0) {
+        out.push(`${indent}• The input sources differ:`);
+        for (const p of s.removed)
+            out.push(`${i2}- ${t(p)}`);
+        for (const p of s.added)
+            out.push(`${i2}+ ${t(p)}`);
+        for (const c of s.changed) {
+            out.push(`${i2}• ${c.name}: ${t(c.old)} → ${t(c.new)}`);
+            if (c.lines !== undefined)
+                out.push(...editLines(c.lines, `${i2}    `));
+        }
+    }
+    const e = d.env;
+    if (e.removed.length + e.added.length + e.changed.length > 0) {
+        out.push(`${indent}• The environments differ:`);
+        for (const x of e.removed)
+            out.push(`${i2}- ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.added)
+            out.push(`${i2}+ ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.changed) {
+            if (x.lines === undefined)
+                out.push(`${i2}• ${x.key}:`, `${i2}    - ${x.old}`, `${i2}    + ${x.new}`);
+            else
+                out.push(`${i2}• ${x.key}:`, ...editLines(x.lines, `${i2}    `));
+        }
+    }
+    if (e.pathsOnly.length > 0)
+        out.push(`${indent}• ${e.pathsOnly.length} environment variable${e.pathsOnly.length === 1 ? '' : 's'} differ only by the new store paths of changed inputs: ${e.pathsOnly.join(', ')}`);
+    const i = d.inputDrvs;
+    for (const r of i.removed)
+        out.push(`${indent}• An input derivation was removed: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const r of i.added)
+        out.push(`${indent}• An input derivation was added: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const c of i.changed) {
+        if (c.old.path === c.new.path) {
+            out.push(`${indent}• The outputs used of input ${t(c.name)} differ: {${c.old.outputs.map(t).join(',')}} → {${c.new.outputs.map(t).join(',')}}`);
+            continue;
+        }
+        out.push(`${indent}• The input derivation ${t(c.name)} differs:`);
+        if (c.diff !== undefined)
+            out.push(...drvLines(c.diff, `${indent}  `));
+        else
+            out.push(`${indent}  - ${t(c.old.path)}`, `${indent}  + ${t(c.new.path)}`, `${indent}  (${c.note === 'already-compared' ? 'compared above' : c.note === 'limit' ? 'not compared: too many derivations differ' : 'not compared: its .drv is not available'})`);
+    }
+    return out;
+}
+/** `inspect --contents`: each root's packages in aligned columns. */
+function formatContents(c) {
+    const lines = [];
+    for (const r of c.roots) {
+        lines.push(`packages of ${t(r.label)} (${n(r.packages.length)} derivations):`);
+        const rows = r.packages.map((p) => [
+            t(p.name),
+            t(p.version === '' ? NO_VERSION : p.version),
+            p.outputs.map(t).join(','),
+            `${t(p.system)}${p.fixed ? '  (fixed output)' : ''}`,
+        ]);
+        const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i].length))));
+        for (const row of rows)
+            lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x)).join('  ')}`);
+    }
+    return `${lines.join('\n')}\n`;
 }
 
-put state switching
-run_switch "$out" "$action"
-rc=$?
-put switch-rc "$rc"
-[ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
-if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
-  deadline=$(($(date +%s) + confirm))
-  : > "$act/armed"
-  put state awaiting-confirmation
-  while [ ! -e "$act/confirmed" ]; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      if mv "$act/armed" "$act/expired" 2>/dev/null; then
-        revert "no confirmation within $confirm s: restoring the previous generation"
-      fi
-    fi
-    nap
-  done
-fi
-write_record
-put state done
-finish
-`;
-/** The host program. */
-const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
-trap '' PIPE
-say() { printf '@nix-plan %s\n' "$*"; }
-fail() { say "error $*"; exit 1; }
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
-abs_link() {
-  t=$(readlink "$1" 2>/dev/null) || return 1
-  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
-}
-# A relative profile is taken from the login's home directory on the host.
-resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
-tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+;// CONCATENATED MODULE: ./src/cli/diff-command.ts
 
-probe() {
-  profile=$(resolve_profile "$1")
-  say protocol ${HOST_PROTOCOL}
-  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
-  say nix "$v"
-  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
-  say store-dir "$sd"
-  say uid "$(id -u)"
-  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
-  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
-  if cur=$(abs_link "$profile"); then
-    say generation "$cur"
-    if sys=$(abs_link "$cur"); then say system "$sys"; fi
-  fi
-  if [ -f "$profile.nix-plan.json" ]; then
-    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
-  fi
-  lock="$profile.nix-plan.d/lock"
-  if [ -d "$lock" ]; then
-    pid=$(cat "$lock/pid" 2>/dev/null)
-    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
-  fi
-  for d in "$(tmpbase)"/nix-plan-recv.*; do
-    [ -d "$d" ] || continue
-    pid=$(expr "$(basename "$d")" : 'nix-plan-recv\.\([0-9]*\)\.')
-    alive "$pid" || rm -rf "$d" 2> /dev/null
-  done
-  say end
-}
 
-receive() {
-  size=$1
-  sha=$2
-  enc=$3
-  umask 077
-  base=$(tmpbase)
-  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
-    tmp="$base/nix-plan-recv.$$.0"
-    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
-  }
-  trap 'rm -rf "$tmp"' EXIT
-  trap 'exit 129' HUP
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
-  got=$(wc -c < "$tmp/plan" | tr -d ' ')
-  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
-  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
-  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
-  if [ "$enc" = zstd ]; then
-    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
-    rc=$?
-    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
-  else
-    nix-store --import < "$tmp/plan" > "$tmp/imported"
-    rc=$?
-  fi
-  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
-  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
-  say end
+/** A bundle file, or a .drv store path (anything ending in `.drv`). */
+function locate(path) {
+    return { kind: path.endsWith('.drv') ? 'drv' : 'bundle', path };
+}
+/** The spec of `nix-plan diff`. */
+function diffCommand(kit) {
+    return {
+        name: 'diff',
+        summary: 'show what changes between two plans, package by package, before anything is built',
+        usage: [
+            'nix-plan diff OLD NEW [--drv NAME] [--trusted-key KEY…] [--json]',
+            'nix-plan diff --profile PATH NEW [--drv NAME] [--store URI]',
+        ],
+        description: 'Compares two plans (bundles, or .drv paths in the store; OLD may be the current generation of a profile ' +
+            'with --profile, when its deriver is still in the store) the way nvd compares closures: version changes, ' +
+            'packages added and removed, and packages rebuilt at the same version because an input changed, with counts, ' +
+            'per root and in total, plus the plan facts that differ (store dir, provenance, signatures). A plan for ' +
+            "another store dir is relocated into NEW's first, so a promoted plan compares with its original as the same " +
+            'plan in another realm. --drv NAME explains why the derivations of that package (or derivation name, or ' +
+            '.drv path) differ: outputs, builder, arguments, environment, inputs, following changed inputs. Bundles are ' +
+            'verified as they are read; nothing is imported or built.',
+        options: {
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: "compare the profile's current generation (through its deriver) as OLD",
+            },
+            drv: {
+                type: 'string',
+                value: 'NAME',
+                help: 'explain why the derivations NAME differ (a package or derivation name, or a .drv path)',
+            },
+            store: kit.store,
+            'trusted-key': kit.trustedKey,
+        },
+        examples: [
+            'nix-plan diff main.nixplan pr.nixplan',
+            'nix-plan diff --profile /nix/var/nix/profiles/system host.nixplan',
+            'nix-plan diff old.nixplan new.nixplan --drv openssl',
+            'nix-plan diff alpha.nixplan beta.nixplan --json | jq .identical',
+        ],
+        async run(args, ctx) {
+            kit.noRest(args, 'diff');
+            const profile = str(args, 'profile');
+            let old;
+            let now;
+            if (profile !== undefined) {
+                if (profile === '')
+                    throw usageError('--profile needs a path');
+                old = { kind: 'profile', path: profile };
+                now = locate(onePositional(args, 'NEW (a bundle or a .drv path)'));
+            }
+            else {
+                if (args.positionals.length !== 2)
+                    throw usageError(`expected OLD and NEW (bundles or .drv paths), got ${args.positionals.length} argument${args.positionals.length === 1 ? '' : 's'}`);
+                old = locate(args.positionals[0] ?? '');
+                now = locate(args.positionals[1] ?? '');
+            }
+            const result = await ctx.useCases.diffPlanSources(old, now, {
+                store: str(args, 'store'),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                drv: str(args, 'drv'),
+            }, ctx.deps);
+            kit.print(ctx, args, result, () => formatDiff(result));
+        },
+    };
 }
 
-missing() {
-  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
-  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
-  say end
+;// CONCATENATED MODULE: ./src/cli/commands.ts
+
+
+
+
+const COMMON = {
+    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
+    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
+    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+    help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+const TRUSTED_KEY = {
+    type: 'string',
+    multiple: true,
+    value: 'KEY',
+    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
+};
+const STORE = {
+    type: 'string',
+    value: 'URI',
+    help: "the Nix store to use (Nix's --store; default: Nix's default)",
+};
+const CACHE_KEY = {
+    type: 'string',
+    value: 'FILE',
+    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
+};
+const METHOD = {
+    type: 'string',
+    value: 'METHOD',
+    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
+};
+function commands_define(spec) {
+    const options = { ...spec.options, ...COMMON };
+    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
+}
+function print(ctx, args, value, human) {
+    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+function noRest(args, command) {
+    if (args.rest.length > 0)
+        throw usageError(`${command} takes no arguments after --`);
+}
+const METHODS = ['auto', 'import', 'copy'];
+const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
+const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Every subcommand, in the order help lists them. */
+const COMMANDS = [
+    commands_define({
+        name: 'export',
+        summary: 'evaluate once and write a plan bundle',
+        usage: [
+            'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
+        ],
+        description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
+            'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
+            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+        options: {
+            file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
+            attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
+            drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
+            output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
+            include: {
+                type: 'string',
+                value: 'KIND',
+                help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
+            },
+            level: {
+                type: 'string',
+                value: 'N',
+                help: 'zstd level 1-19 (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)',
+            },
+            'sign-key': {
+                type: 'string',
+                multiple: true,
+                value: 'FILE',
+                help: 'sign the manifest with this secret key file',
+            },
+            'relocate-to': {
+                type: 'string',
+                value: 'DIR',
+                help: 'relocate the plan to store dir DIR before writing',
+            },
+            store: STORE,
+        },
+        examples: [
+            'nix-plan export -f default.nix -A hello -o hello.nixplan',
+            'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
+            'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
+        ],
+        async run(args, ctx) {
+            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
+            const result = await ctx.useCases.exportPlan({
+                installables: [...args.positionals],
+                file: str(args, 'file'),
+                attributes: list(args, 'attr'),
+                drvPaths: list(args, 'drv'),
+                evalArgs: [...args.rest],
+                output: required(args, 'output', 'OUT (where to write the bundle)'),
+                include: oneOf(str(args, 'include'), 'include', commands_INCLUDES),
+                level: integer(str(args, 'level'), 'level', 1, 19),
+                signingKeys: signingKeys.map((k) => k.trim()),
+                relocateTo: str(args, 'relocate-to'),
+                store: str(args, 'store'),
+            }, ctx.deps);
+            print(ctx, args, result, () => formatExport(result));
+        },
+    }),
+    commands_define({
+        name: 'inspect',
+        summary: 'show what a bundle holds (touches no store)',
+        usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
+        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
+            'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+        options: {
+            contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
+            'trusted-key': TRUSTED_KEY,
+        },
+        examples: [
+            'nix-plan inspect hello.nixplan',
+            'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+            'nix-plan inspect hello.nixplan --contents',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'inspect');
+            const bundle = onePositional(args, 'BUNDLE');
+            const result = await ctx.useCases.inspectPlan(bundle);
+            if (!flag(args, 'contents')) {
+                print(ctx, args, result, () => formatInspect(result));
+                return;
+            }
+            const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(list(args, 'trusted-key')) }, ctx.deps);
+            print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
+        },
+    }),
+    commands_define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
+    commands_define({
+        name: 'verify',
+        summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
+        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
+        description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
+            'With --trusted-key the manifest must carry a valid signature by one of the keys.',
+        options: {
+            'trusted-key': TRUSTED_KEY,
+            'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+        },
+        examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'verify');
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') }, ctx.deps);
+            print(ctx, args, report, () => formatVerify(report));
+        },
+    }),
+    commands_define({
+        name: 'import',
+        summary: 'verify a bundle, then add its paths to a store',
+        usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
+        description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
+            'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
+            'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
+        options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
+        examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
+        async run(args, ctx) {
+            noRest(args, 'import');
+            const result = await ctx.useCases.importPlan(onePositional(args, 'BUNDLE'), {
+                store: str(args, 'store'),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                method: oneOf(str(args, 'method'), 'method', METHODS),
+            }, await importDeps(args, ctx));
+            print(ctx, args, result, () => formatImport(result));
+        },
+    }),
+    commands_define({
+        name: 'realise',
+        summary: 'import a bundle and build its roots',
+        usage: [
+            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
+        ],
+        description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
+            'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
+            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
+            'Prints the output paths, one per line.',
+        options: {
+            'out-link': {
+                type: 'string',
+                value: 'PREFIX',
+                help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
+            },
+            store: STORE,
+            roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+        },
+        examples: [
+            'nix-plan realise hello.nixplan --out-link result',
+            'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+        ],
+        async run(args, ctx) {
+            const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
+                store: str(args, 'store'),
+                outLink: str(args, 'out-link'),
+                roots: list(args, 'roots', true),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                method: oneOf(str(args, 'method'), 'method', METHODS),
+                nixArgs: [...args.rest],
+            }, await importDeps(args, ctx));
+            print(ctx, args, result, () => formatRealise(result));
+        },
+    }),
+    commands_define({
+        name: 'relocate',
+        summary: 'rewrite a bundle for another store dir (realm)',
+        usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
+        description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
+            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
+        options: {
+            to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
+            output: {
+                type: 'string',
+                short: 'o',
+                value: 'OUT',
+                help: 'where to write the relocated bundle (required)',
+            },
+            'sign-key': {
+                type: 'string',
+                multiple: true,
+                value: 'FILE',
+                help: 'sign the new manifest with this secret key file',
+            },
+            'trusted-key': TRUSTED_KEY,
+            level: {
+                type: 'string',
+                value: 'N',
+                help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
+            },
+        },
+        examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
+        async run(args, ctx) {
+            noRest(args, 'relocate');
+            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
+            const result = await ctx.useCases.relocatePlan(onePositional(args, 'BUNDLE'), {
+                to: required(args, 'to', 'DIR (the target store dir)'),
+                output: required(args, 'output', 'OUT (where to write the bundle)'),
+                signingKeys: signingKeys.map((k) => k.trim()),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                level: integer(str(args, 'level'), 'level', 1, 19),
+            }, ctx.deps);
+            print(ctx, args, result, () => formatRelocate(result));
+        },
+    }),
+    commands_define({
+        name: 'keygen',
+        summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
+        usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
+        description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
+        options: {
+            secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
+            public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
+        },
+        examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'keygen');
+            const name = onePositional(args, 'NAME');
+            const secretFile = required(args, 'secret', 'FILE');
+            const publicFile = required(args, 'public', 'FILE');
+            const pair = ctx.useCases.keygen(name);
+            await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
+            print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
+        },
+    }),
+    commands_define({
+        name: 'apply',
+        summary: 'realise a NixOS system plan and switch a profile to it',
+        usage: [
+            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
+            'nix-plan apply --rollback --profile PATH [--action …]',
+        ],
+        description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
+            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
+        options: {
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
+            },
+            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+            rollback: { type: 'boolean', help: 'go back one generation' },
+            store: STORE,
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+        },
+        examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
+        async run(args, ctx) {
+            noRest(args, 'apply');
+            const rollback = flag(args, 'rollback');
+            const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
+            const store = str(args, 'store');
+            const realiseOptions = {
+                store,
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                method: oneOf(str(args, 'method'), 'method', METHODS),
+            };
+            const deps = await importDeps(args, ctx);
+            const result = await ctx.useCases.applyPlan(bundle, {
+                profile: required(args, 'profile', 'PATH'),
+                action: oneOf(str(args, 'action'), 'action', ACTIONS),
+                rollback,
+                store,
+            }, { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) });
+            print(ctx, args, result, () => formatApply(result));
+        },
+    }),
+];
+/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
+async function importDeps(args, ctx) {
+    const keyFile = list(args, 'sign-key')[0];
+    const signingKey = keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
+    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
+}
+/** A command's help page. */
+function commandHelp(cmd) {
+    return [
+        `Usage: ${cmd.usage.join('\n       ')}`,
+        '',
+        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
+        '',
+        wrap(cmd.description, 78),
+        '',
+        'Options:',
+        optionsHelp(cmd.options),
+        '',
+        'Examples:',
+        ...cmd.examples.map((e) => `  ${e}`),
+        '',
+    ].join('\n');
+}
+function wrap(text, width) {
+    const out = [];
+    let line = '';
+    for (const word of text.split(/\s+/)) {
+        if (line !== '' && line.length + 1 + word.length > width) {
+            out.push(line);
+            line = word;
+        }
+        else
+            line = line === '' ? word : `${line} ${word}`;
+    }
+    if (line !== '')
+        out.push(line);
+    return out.join('\n');
 }
 
-run_attached() {
-  if [ -d /run/systemd/system ]; then
-    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
-  else
-    "$1/bin/switch-to-configuration" "$2"
-  fi
+;// CONCATENATED MODULE: ./src/nix/profile.ts
+// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
+// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
+
+
+
+
+
+/** The generation number of a profile link target like `system-42-link`. */
+function generationOf(linkTarget) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+/** The generation numbers `nix-env --list-generations` prints, in its order. */
+function parseGenerations(text) {
+    return text
+        .split('\n')
+        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
+        .filter((n) => n !== undefined)
+        .map(Number);
+}
+/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
+class Profile {
+    runner;
+    /** The profile's absolute path. */
+    path;
+    storeArgs;
+    constructor(runner, path, store) {
+        this.runner = runner;
+        this.path = (0,external_node_path_namespaceObject.resolve)(path);
+        this.storeArgs = store === undefined ? [] : ['--store', store];
+    }
+    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
+    async currentLink() {
+        try {
+            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
+        }
+        catch {
+            return undefined;
+        }
+    }
+    /** The store path of generation `n`. */
+    async generationPath(n) {
+        return linkTarget(`${this.path}-${n}-link`);
+    }
+    /** The generations `nix-env --list-generations` knows. */
+    async generations() {
+        const { stdout } = await this.runner.run('nix-env', [
+            ...this.storeArgs,
+            '--profile',
+            this.path,
+            '--list-generations',
+        ]);
+        return parseGenerations(stdout.toString('utf8'));
+    }
+    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
+    async set(storePath) {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
+    }
+    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
+    async rollback() {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
+    }
+}
+/** Where a link points, resolved against the link's directory. */
+async function linkTarget(link) {
+    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
+}
+/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
+async function switchScript(systemPath) {
+    const script = `${systemPath}/bin/switch-to-configuration`;
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
+    }
+    catch {
+        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
+            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
+    }
+    return script;
+}
+/**
+ * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
+ * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
+ */
+async function switchToConfiguration(runner, script, action, hint) {
+    const result = await runner.run(script, [action], { allowFailure: true });
+    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
+    return result.stdout.toString('utf8');
 }
 
-take_lock() {
-  if ! mkdir "$1" 2> /dev/null; then
-    pid=$(cat "$1/pid" 2> /dev/null)
-    [ -n "$pid" ] || fail busy "another activation is starting ($1 has no pid yet)"
-    alive "$pid" && fail busy "another activation (process $pid) is running: $1"
-    rm -rf "$1"
-    mkdir "$1" 2> /dev/null || fail busy "another activation took $1 just now"
-  fi
-  echo $$ > "$1/pid"
-  locked=$1
-  trap '[ -n "$locked" ] && rm -rf "$locked"' EXIT
+;// CONCATENATED MODULE: ./src/app/apply.ts
+// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
+// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
+
+
+
+/** Every ApplyAction, for parsing and help texts. */
+const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
+const SETS_PROFILE = new Set(['switch', 'boot']);
+/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
+function systemOutput(realised) {
+    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
+    const out = outs.filter(([name]) => name === 'out');
+    if (out.length !== 1 || out[0] === undefined)
+        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
+            outs.map(([n, p]) => `${n}=${p}`).join(', '));
+    return out[0][1];
+}
+/** The generation before the current one, found without changing the profile. */
+async function previousGeneration(profile) {
+    const current = generationOf((await profile.currentLink()) ?? '');
+    const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
+    const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
+    if (previous === undefined)
+        throw new errors_NixPlanError('usage', `profile '${profile.path}' has no generation before the current one to roll back to`);
+    return profile.generationPath(previous);
+}
+/**
+ * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
+ * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
+ * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
+ * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
+ * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
+ * the previous generation's script and leave the profile alone.
+ */
+async function applyPlan(bundlePath, options, deps) {
+    const action = options.action ?? 'switch';
+    if (!APPLY_ACTIONS.includes(action))
+        throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
+    const profile = new Profile(deps.runner, options.profile, options.store);
+    const setsProfile = SETS_PROFILE.has(action);
+    let systemPath;
+    if (options.rollback === true) {
+        if (setsProfile) {
+            const before = await profile.currentLink();
+            await profile.rollback();
+            const after = await profile.currentLink();
+            if (after === undefined || after === before)
+                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+            systemPath = await linkTarget(after);
+        }
+        else
+            systemPath = await previousGeneration(profile);
+    }
+    else {
+        if (bundlePath === undefined)
+            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+        systemPath = systemOutput(await deps.realise(bundlePath));
+    }
+    const script = await switchScript(systemPath);
+    if (options.rollback !== true && setsProfile) {
+        deps.log.info(`setting ${profile.path} to ${systemPath}`);
+        await profile.set(systemPath);
+    }
+    deps.log.info(`running ${script} ${action}`);
+    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
+        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
+        : undefined);
+    const link = await profile.currentLink();
+    return {
+        action,
+        systemPath,
+        profile: profile.path,
+        profileChanged: setsProfile,
+        generation: link === undefined ? undefined : generationOf(link),
+        output,
+    };
 }
 
-follow() {
-  fact=$1
-  off=$2
-  until=$3
-  waited=0
-  lost=0
-  chunk="$fact/chunk.$$"
-  while :; do
-    st=$(cat "$fact/state" 2> /dev/null)
-    if [ -f "$fact/log" ]; then
-      tail -c +$((off + 1)) "$fact/log" > "$chunk" 2> /dev/null
-      n=$(wc -c < "$chunk" | tr -d ' ')
-      if [ "$n" -gt 0 ]; then
-        cat "$chunk" >&2 || { rm -f "$chunk"; exit 1; }
-        off=$((off + n))
-      fi
-    fi
-    case $st in
-      starting | switching | reverting) ;;
-      awaiting-confirmation) [ "$until" = final ] || break ;;
-      *) break ;;
-    esac
-    pid=$(cat "$fact/pid" 2> /dev/null)
-    if [ -n "$pid" ]; then
-      if ! alive "$pid" && [ "$(cat "$fact/state" 2> /dev/null)" = "$st" ]; then
-        lost=1
-        break
-      fi
-    else
-      waited=$((waited + 1))
-      if [ "$waited" -gt 300 ]; then
-        lost=1
-        break
-      fi
-    fi
-    nap
-  done
-  rm -f "$chunk"
-  say logged "$off"
-}
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./src/nix/evaluate.ts
+// Evaluates once: flake installables via `nix path-info --derivation`, files via one
+// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
 
-report() {
-  fact=$1
-  if [ "$lost" = 1 ]; then say state lost; else say state "$(cat "$fact/state" 2> /dev/null)"; fi
-  say previous "$(cat "$fact/prev" 2> /dev/null)"
-  say generation "$(cat "$fact/new" 2> /dev/null)"
-  for f in switch-rc revert-rc removed record-failed; do
-    [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
-  done
-  if cur=$(abs_link "$(cat "$fact/profile")"); then
-    say current "$cur"
-    if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
-  fi
-  say end
+/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
+const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
+function lines(out) {
+    return out
+        .toString('utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '');
 }
-
-activate() {
-  profile=$(resolve_profile "$1")
-  action=$2
-  drv=$3
-  out=$4
-  confirm=$5
-  seen=$6
-  record=$7
-  id=$8
-  case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
-  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
-  if [ -n "$drv" ]; then
-    built=$(nix-store --realise "$drv") || fail build "nix-store --realise $drv failed"
-    case "
-$built
-" in
-      *"
-$out
-"*) ;;
-      *) fail build "building $drv gave '$built', not $out" ;;
-    esac
-  fi
-  nix-store --check-validity "$out" 2> /dev/null || fail build "$out is not valid in the host's store"
-  [ -x "$out/bin/switch-to-configuration" ] ||
-    fail shape "$out has no executable bin/switch-to-configuration: it is not a NixOS system"
-  if [ "$action" = dry-activate ]; then
-    run_attached "$out" dry-activate < /dev/null 1>&2
-    say switch-rc "$?"
-    say state dry-activated
-    if cur=$(abs_link "$profile"); then
-      say current "$cur"
-      say previous "$cur"
-      if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
-    fi
-    say end
-    exit 0
-  fi
-  state="$profile.nix-plan.d"
-  mkdir -p "$state" || fail host "cannot create $state"
-  say profile "$profile"
-  take_lock "$state/lock"
-  rec="$profile.nix-plan.json"
-  now=none
-  if [ -f "$rec" ]; then now=$(nix-hash --type sha256 --flat "$rec") || fail nix "nix-hash failed"; fi
-  [ "$now" = "$seen" ] || fail changed "$rec changed since nix-plan read it (another deploy?): nothing was changed"
-  dir=$(dirname "$profile")
-  base=$(basename "$profile")
-  prev=$(abs_link "$profile") || prev=
-  prevsys=
-  [ -n "$prev" ] && prevsys=$(abs_link "$prev")
-  before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
-  new=$prev
-  created=0
-  if [ "$action" = switch ] || [ "$action" = boot ]; then
-    nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
-    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
-    case "
-$before
-" in
-      *"
-$(basename "$new")
-"*) ;;
-      *) created=1 ;;
-    esac
-  fi
-  act="$state/act-$id"
-  mkdir "$act" || fail host "cannot create $act"
-  systemd=0
-  [ -d /run/systemd/system ] && systemd=1
-  for name in profile action out prev prevsys new created confirm record systemd; do
-    eval "printf '%s\\n' \"\$$name\"" > "$act/$name"
-  done
-  export -p > "$act/env"
-  : > "$act/log"
-  echo starting > "$act/state"
-  cat > "$act/supervise.sh" << 'NIX_PLAN_SUPERVISOR'
-${SUPERVISOR}NIX_PLAN_SUPERVISOR
-  if [ "$systemd" = 1 ]; then
-    systemd-run --unit="nix-plan-activation-$id" --description="nix-plan activation $id" --collect --quiet \
-      --no-ask-password --service-type=exec /bin/sh "$act/supervise.sh" "$act" >&2 ||
-      fail host "systemd-run could not start the activation: nothing was activated"
-  elif command -v setsid > /dev/null 2>&1; then
-    (trap '' HUP INT QUIT; exec setsid sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
-  else
-    (trap '' HUP INT QUIT; exec sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
-  fi
-  locked=
-  say activation "$id"
-  say previous "$prev"
-  say previous-system "$prevsys"
-  say generation "$new"
-  follow "$act" 0 switched
-  report "$act"
+/** The directory of a store path (the realm it belongs to). */
+function storeDirOf(path) {
+    return path.slice(0, path.lastIndexOf('/'));
 }
-
-confirm() {
-  profile=$(resolve_profile "$1")
-  id=$2
-  off=$3
-  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
-  act="$profile.nix-plan.d/act-$id"
-  [ -d "$act" ] || fail usage "there is no activation $id for $profile on this host"
-  follow "$act" "$off" switched
-  if [ "$lost" = 0 ] && [ "$(cat "$act/state" 2> /dev/null)" = awaiting-confirmation ]; then
-    if mv "$act/armed" "$act/confirmed" 2> /dev/null; then say confirmed 1; else say confirmed 0; fi
-    follow "$act" "$off" final
-  fi
-  report "$act"
-}
-
-phase=$1
-shift
-case $phase in
-  probe) probe "$@" ;;
-  receive) receive "$@" ;;
-  missing) missing "$@" ;;
-  activate) activate "$@" ;;
-  confirm) confirm "$@" ;;
-  *) fail usage "unknown phase '$phase'" ;;
-esac
-`;
-/** The argv that runs `phase` of the host program with `args` (for a HostShell). */
-function hostProgramArgv(phase, args, sudo = false) {
-    return [...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', HOST_SCRIPT, HOST_PROGRAM_NAME, phase, ...args];
+/**
+ * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
+ * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
+ */
+async function evaluate(request, store) {
+    const roots = [];
+    const evalArgs = request.evalArgs ?? [];
+    const attributes = request.attributes ?? [];
+    if (attributes.length > 0 && request.file === undefined)
+        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
+    for (const installable of request.installables ?? []) {
+        // One process per installable so each drv is known to come from its installable: with several
+        // at once, `nix path-info` prints them sorted, not in the order given.
+        const { stdout } = await store.runner.run('nix', [
+            ...FLAKE_FEATURES,
+            ...store.storeArgs(),
+            'path-info',
+            '--derivation',
+            ...evalArgs,
+            installable,
+        ]);
+        for (const drvPath of lines(stdout))
+            roots.push({ installable, drvPath });
+    }
+    if (request.file !== undefined) {
+        const { stdout } = await store.runner.run('nix-instantiate', [
+            ...store.storeArgs(),
+            ...evalArgs,
+            request.file,
+            ...attributes.flatMap((a) => ['-A', a]),
+        ]);
+        const drvs = lines(stdout);
+        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
+        // the pairing is certain, otherwise the roots are recorded without their attribute.
+        const paired = drvs.length === attributes.length;
+        drvs.forEach((drvPath, i) => {
+            const attribute = paired ? attributes[i] : undefined;
+            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
+        });
+    }
+    for (const drvPath of request.drvPaths ?? []) {
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
+        roots.push({ drvPath });
+    }
+    if (roots.length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
+    for (const r of roots)
+        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
+    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
+    if (dirs.size !== 1)
+        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
+    const storeDir = [...dirs][0] ?? '';
+    const seen = new Set();
+    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
+    return { roots: unique, storeDir };
 }
 
 ;// CONCATENATED MODULE: ./src/core/closure.ts
@@ -4789,7 +5589,7 @@ function batchPaths(paths, budget = ARGV_BUDGET) {
         batches.push(current);
     return batches;
 }
-function lines(out) {
+function store_lines(out) {
     return out
         .toString('utf8')
         .split('\n')
@@ -4892,7 +5692,7 @@ class NixStore {
                 ...(includeOutputs ? ['--include-outputs'] : []),
                 ...batch,
             ]);
-            for (const p of lines(stdout))
+            for (const p of store_lines(stdout))
                 if (!seen.has(p)) {
                     seen.add(p);
                     out.push(p);
@@ -4976,7 +5776,7 @@ class NixStore {
                 '--print-invalid',
                 ...batch,
             ]);
-            for (const p of lines(stdout))
+            for (const p of store_lines(stdout))
                 invalid.add(p);
         }
         return invalid;
@@ -4991,7 +5791,7 @@ class NixStore {
             return [];
         const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
         const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
-        return lines(stdout);
+        return store_lines(stdout);
     }
 }
 /**
@@ -5049,1953 +5849,6 @@ function classifyFile(info, storeDir, contents) {
     const facts = { path: info.path, references: info.references, narHash };
     const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
     return byFile?.kind ?? 'output';
-}
-
-;// CONCATENATED MODULE: ./src/nix/host-program.ts
-// The client side of the host program (host-script.ts): runs its phases through a HostShell and
-// turns their marker lines into typed answers and their refusals into NixPlanErrors.
-
-
-
-/** A session that ended without its final report: the connection dropped or the program died. */
-class HostSessionError extends errors_NixPlanError {
-    partial;
-    connectionLost;
-    name = 'HostSessionError';
-    constructor(message, 
-    /** What the session had reported before it ended. */
-    partial, 
-    /** ssh itself failed (exit 255) or was killed: the connection, not the program. */
-    connectionLost) {
-        super('host', message);
-        this.partial = partial;
-        this.connectionLost = connectionLost;
-    }
-}
-/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
-function parseMarkers(stdout) {
-    const out = [];
-    for (const line of stdout.toString().split('\n')) {
-        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
-        if (m?.[1] !== undefined)
-            out.push([m[1], m[2] ?? '']);
-    }
-    return out;
-}
-/** Every value of `key`, and the last one. */
-function last(markers, key) {
-    let v;
-    for (const [k, value] of markers)
-        if (k === key)
-            v = value;
-    return v;
-}
-const num = (v) => v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
-/** Hex (od's output with the spaces removed) to bytes. */
-function fromHex(hex) {
-    if (!/^(?:[0-9a-f]{2})*$/.test(hex))
-        throw new errors_NixPlanError('host', 'the host sent its record garbled');
-    return new Uint8Array(Buffer.from(hex, 'hex'));
-}
-const ACTIVATION_STATES = [
-    'starting',
-    'switching',
-    'awaiting-confirmation',
-    'reverting',
-    'done',
-    'dry-activated',
-    'reverted',
-    'no-previous',
-    'revert-failed',
-    'lost',
-];
-/** The report in a session's markers (partial when the session ended early). */
-function activationReport(markers) {
-    const state = last(markers, 'state');
-    const confirmed = last(markers, 'confirmed');
-    return {
-        id: last(markers, 'activation'),
-        state: state === undefined
-            ? undefined
-            : ACTIVATION_STATES.includes(state)
-                ? state
-                : 'lost',
-        switchRc: num(last(markers, 'switch-rc')),
-        revertRc: num(last(markers, 'revert-rc')),
-        removed: last(markers, 'removed') || undefined,
-        recordFailed: last(markers, 'record-failed') !== undefined,
-        previous: last(markers, 'previous') || undefined,
-        previousSystem: last(markers, 'previous-system') || undefined,
-        generation: last(markers, 'generation') || undefined,
-        current: last(markers, 'current'),
-        currentSystem: last(markers, 'current-system'),
-        logged: num(last(markers, 'logged')) ?? 0,
-        confirmed: confirmed === undefined ? undefined : confirmed === '1',
-    };
-}
-/** The phases of the host program on one host. */
-class HostProgram {
-    shell;
-    options;
-    constructor(shell, options = {}) {
-        this.shell = shell;
-        this.options = options;
-    }
-    argv(phase, args) {
-        return hostProgramArgv(phase, args, this.options.sudo === true);
-    }
-    /** The error kind the program named, as one of ours (a remote command failing is the host's). */
-    errorFor(kind, message) {
-        const where = `${this.shell.label}: ${message}`;
-        const codes = {
-            usage: 'internal',
-            shape: 'usage',
-            nix: this.shell.remote ? 'host' : 'nix',
-            build: this.shell.remote ? 'host' : 'nix',
-        };
-        return new errors_NixPlanError(codes[kind] ?? 'host', where);
-    }
-    /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
-    check(result, what) {
-        const markers = parseMarkers(result.stdout);
-        const error = last(markers, 'error');
-        if (error !== undefined) {
-            const space = error.indexOf(' ');
-            throw this.errorFor(error.slice(0, space < 0 ? error.length : space), error.slice(space + 1));
-        }
-        if (result.code === 0 && markers.some(([k]) => k === 'end'))
-            return markers;
-        const connectionLost = this.shell.remote && (result.code === 255 || result.signal !== undefined);
-        const detail = result.stderr.trim().split('\n').slice(-5).join('\n');
-        throw new HostSessionError(connectionLost
-            ? `${this.shell.label}: the SSH connection failed during ${what}${detail === '' ? '' : `: ${detail}`}`
-            : `${this.shell.label}: ${what} stopped (exit code ${result.code}${result.signal === undefined ? '' : `, ${result.signal}`})${detail === '' ? '' : `: ${detail}`}`, activationReport(markers), connectionLost);
-    }
-    /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
-    async probe(profile, signal) {
-        const result = await this.shell.run(this.argv('probe', [profile]), { signal });
-        const m = this.check(result, 'the probe');
-        const protocol = last(m, 'protocol');
-        if (protocol !== String(HOST_PROTOCOL))
-            throw new errors_NixPlanError('host', `${this.shell.label}: the host program answered in protocol ${protocol}`);
-        let storeDir;
-        try {
-            storeDir = JSON.parse(last(m, 'store-dir') ?? '');
-        }
-        catch {
-            storeDir = undefined;
-        }
-        if (typeof storeDir !== 'string')
-            throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${last(m, 'store-dir') ?? ''}')`);
-        const record = last(m, 'record');
-        return {
-            nixVersion: parseNixVersion(last(m, 'nix') ?? ''),
-            storeDir,
-            uid: num(last(m, 'uid')) ?? -1,
-            systemd: last(m, 'systemd') === '1',
-            zstd: last(m, 'zstd') === '1',
-            generation: last(m, 'generation'),
-            system: last(m, 'system'),
-            record: record === undefined ? undefined : fromHex(record),
-            busy: last(m, 'busy'),
-        };
-    }
-    /**
-     * Sends a plan (its export stream, raw or as zstd) to a private temp file on the host, which
-     * checks its size and sha256 before `nix-store --import` reads it; returns how many paths Nix
-     * imported. Anything short of the whole, exact stream is refused there and removed.
-     */
-    async receive(input, expected, output = {}) {
-        const result = await this.shell.run(this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]), { input, onStderr: output.onOutput, signal: output.signal });
-        const m = this.check(result, 'the transfer');
-        return { imported: num(last(m, 'imported')) ?? 0 };
-    }
-    /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
-    async missing(paths, signal) {
-        const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
-        const result = await this.shell.run(this.argv('missing', []), { input, signal });
-        return this.check(result, 'the validity query')
-            .filter(([k]) => k === 'missing')
-            .map(([, v]) => v);
-    }
-    /**
-     * Builds (when asked), sets the profile, starts the supervisor and follows its log until the
-     * switch is over: the report says `awaiting-confirmation` or how it ended.
-     */
-    async activate(args, output = {}) {
-        if (!/^[A-Za-z0-9-]+$/.test(args.id))
-            throw new errors_NixPlanError('internal', `bad activation id '${args.id}'`);
-        const result = await this.shell.run(this.argv('activate', [
-            args.profile,
-            args.action,
-            args.drvPath ?? '',
-            args.out,
-            String(args.confirmTimeout),
-            args.recordSeen,
-            args.record,
-            args.id,
-        ]), { onStderr: output.onOutput, signal: output.signal });
-        return activationReport(this.check(result, 'the activation'));
-    }
-    /**
-     * Over a new connection: follows the activation on from `offset` bytes of its log and, if it
-     * awaits confirmation, confirms it (an atomic rename the watchdog competes for); then reports.
-     */
-    async confirm(profile, id, offset, output = {}) {
-        const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
-            onStderr: output.onOutput,
-            signal: output.signal,
-            freshConnection: true,
-        });
-        return activationReport(this.check(result, 'the confirmation'));
-    }
-}
-
-;// CONCATENATED MODULE: ./src/nix/ssh.ts
-// Running a program on a host: over the system `ssh` (the user's config, agent and known_hosts
-// apply) or locally, as argv arrays, with standard input streamed and output handed on as it comes.
-
-
-
-
-
-
-const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
-// A name or alias from ssh_config, or an IPv4/IPv6 address: nothing ssh could read as an option.
-const HOST = /^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*$/;
-/** Parses `[USER@]HOST[:PORT]`; a usage error names what is wrong. */
-function parseSshTarget(text) {
-    const bad = (why) => new errors_NixPlanError('usage', `bad host '${text}': ${why} (expected [USER@]HOST[:PORT])`);
-    const at = text.lastIndexOf('@');
-    const user = at < 0 ? undefined : text.slice(0, at);
-    let rest = at < 0 ? text : text.slice(at + 1);
-    if (user !== undefined && !USER.test(user))
-        throw bad('the user name has characters ssh would not accept');
-    let port;
-    let host;
-    if (rest.startsWith('[')) {
-        const close = rest.indexOf(']');
-        if (close < 0)
-            throw bad('an unclosed [');
-        host = rest.slice(1, close);
-        rest = rest.slice(close + 1);
-        if (rest !== '' && !rest.startsWith(':'))
-            throw bad('text after ]');
-        if (rest !== '')
-            port = parsePort(rest.slice(1), bad);
-    }
-    else {
-        const colon = rest.indexOf(':');
-        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
-            port = parsePort(rest.slice(colon + 1), bad);
-            host = rest.slice(0, colon);
-        }
-        else
-            host = rest;
-    }
-    if (host === '' || !HOST.test(host))
-        throw bad('not a host name or address');
-    return { user, host, port };
-}
-function parsePort(text, bad) {
-    const n = Number(text);
-    if (!/^\d+$/.test(text) || n < 1 || n > 65535)
-        throw bad(`port '${text}' is not 1-65535`);
-    return n;
-}
-/** `user@host:port` as a person writes it (for logs and tables). */
-function formatSshTarget(t) {
-    const host = t.host.includes(':') ? `[${t.host}]` : t.host;
-    return `${t.user === undefined ? '' : `${t.user}@`}${host}${t.port === undefined ? '' : `:${t.port}`}`;
-}
-const SAFE_WORD = /^[A-Za-z0-9_/.,:@%+=-]+$/;
-/** One argument quoted for a POSIX shell (the remote login shell parses what ssh sends). */
-function shellQuote(arg) {
-    if (arg.includes('\0'))
-        throw new errors_NixPlanError('internal', 'an argument for the remote shell holds a NUL byte');
-    if (SAFE_WORD.test(arg))
-        return arg;
-    return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-/** ssh joins its command arguments with spaces for the remote shell: quote each so argv survives. */
-function remoteCommandLine(argv) {
-    return argv.map(shellQuote).join(' ');
-}
-const ssh_STDERR_KEEP = 64 * 1024;
-/**
- * Spawns `cmd args`, feeding `input` and handing output on as it comes. Never throws for a
- * non-zero exit; throws a `host` error only when the program cannot be started at all.
- */
-async function runStreaming(cmd, args, env, options = {}) {
-    const fileFd = options.input instanceof FileInput ? (0,external_node_fs_namespaceObject.openSync)(options.input.path, 'r') : undefined;
-    let child;
-    try {
-        child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-            env,
-            stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
-        });
-    }
-    finally {
-        if (fileFd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(fileFd);
-    }
-    const out = [];
-    let err = '';
-    child.stdout?.on('data', (c) => {
-        out.push(c);
-        options.onStdout?.(c);
-    });
-    child.stderr?.on('data', (c) => {
-        options.onStderr?.(c);
-        err += c.toString('utf8');
-        if (err.length > ssh_STDERR_KEEP * 2)
-            err = err.slice(-ssh_STDERR_KEEP);
-    });
-    const onAbort = () => {
-        child.kill('SIGTERM');
-    };
-    if (options.signal?.aborted === true)
-        onAbort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    const exited = new Promise((resolve, reject) => {
-        child.on('error', (e) => reject(new errors_NixPlanError('host', `cannot run ${cmd}: ${e.message}`, { cause: e })));
-        child.on('close', (code, signal) => resolve(signal === null ? { code: code ?? 1 } : { code: 128, signal }));
-    });
-    if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
-        const input = options.input;
-        const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
-        // A child that exits early closes its stdin; its exit status tells the story.
-        (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
-    }
-    try {
-        const { code, signal } = await exited;
-        return { code, signal, stdout: Buffer.concat(out), stderr: err };
-    }
-    finally {
-        options.signal?.removeEventListener('abort', onAbort);
-    }
-}
-/**
- * Options nix-plan adds after the user's: no password prompts (a deploy runs unattended), no
- * terminal, and keep-alives so a host that drops off the network ends the session within a
- * minute instead of never. ssh takes the first value given for an option, so the user's
- * `--ssh-option`s (and their ssh_config) can override every one.
- */
-const DEFAULT_SSH_ARGS = [
-    '-T',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'ConnectTimeout=20',
-    '-o',
-    'ServerAliveInterval=15',
-    '-o',
-    'ServerAliveCountMax=4',
-];
-/** A host reached with the system `ssh`. */
-class SshHost {
-    target;
-    options;
-    remote = true;
-    label;
-    constructor(target, options = {}) {
-        this.target = target;
-        this.options = options;
-        this.label = formatSshTarget(target);
-    }
-    /** The full `ssh` argv for running `argv` on the host. */
-    sshArgs(argv, fresh = false) {
-        return [
-            // A fresh connection must not ride on a multiplexed master: it proves the host still
-            // accepts logins. These come first so nothing in the user's options overrides them.
-            ...(fresh ? ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'] : []),
-            ...(this.options.sshOptions ?? []),
-            ...DEFAULT_SSH_ARGS,
-            ...(this.target.port === undefined ? [] : ['-p', String(this.target.port)]),
-            ...(this.target.user === undefined ? [] : ['-l', this.target.user]),
-            '--',
-            this.target.host,
-            remoteCommandLine(argv),
-        ];
-    }
-    async run(argv, options = {}) {
-        return runStreaming(this.options.program ?? 'ssh', this.sshArgs(argv, options.freshConnection === true), childEnv(this.options.env ?? {}), options);
-    }
-}
-/**
- * This machine, for `apply`: the same host program, run by the local `sh` through a
- * CommandRunner (so it gets the runner's Nix environment); `env` adds variables (e.g. NIX_REMOTE
- * for `--store`) with `env NAME=VALUE`.
- */
-class LocalHost {
-    runner;
-    env;
-    remote = false;
-    label = 'localhost';
-    constructor(runner, env = {}) {
-        this.runner = runner;
-        this.env = env;
-    }
-    async run(argv, options = {}) {
-        const vars = Object.entries(this.env).map(([k, v]) => `${k}=${v}`);
-        const [cmd, ...args] = vars.length === 0 ? argv : ['env', ...vars, ...argv];
-        if (cmd === undefined)
-            throw new errors_NixPlanError('internal', 'no command to run');
-        const out = [];
-        const result = await this.runner.run(cmd, args, {
-            ...(options.input !== undefined && { input: options.input }),
-            allowFailure: true,
-            onStdout: (c) => {
-                out.push(Buffer.from(c));
-                options.onStdout?.(c);
-            },
-            onStderr: options.onStderr,
-        });
-        return { code: result.code, stdout: Buffer.concat(out), stderr: result.stderr };
-    }
-}
-
-;// CONCATENATED MODULE: ./src/app/deps.ts
-/** A logger that drops everything (for library callers that want no output). */
-const silentLogger = {
-    info: () => undefined,
-    warn: () => undefined,
-    debug: () => undefined,
-};
-/** A progress sink that shows nothing. */
-const noProgress = {
-    start: () => ({ tick: () => undefined, done: () => undefined }),
-};
-/** `deps.progress` or one that shows nothing. */
-function progressOf(deps) {
-    return deps.progress ?? noProgress;
-}
-
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
-
-
-/**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
- */
-async function verifyWithProgress(bundle, options, progress) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
-        try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    await options.onEntry?.(e);
-                    task.tick(1, e.nar.narSize);
-                },
-            });
-        }
-        finally {
-            task.done();
-        }
-    }
-    finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report };
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/activation.ts
-// Safe activation, for `deploy` and `apply` alike: run the host program's activation, confirm it
-// over a new connection (or find out what the watchdog did when the connection was lost), and say
-// which generation is current at the end of every path.
-
-
-
-
-/** Every action, for parsing and help texts. */
-const ACTIVATION_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** Default seconds the host waits for confirmation after switching (deploy-rs's default too). */
-const DEFAULT_CONFIRM_TIMEOUT = 30;
-/** An activation that failed: the error code says whether the host was restored (13) or not (14). */
-class ActivationError extends errors_NixPlanError {
-    report;
-    name = 'ActivationError';
-    constructor(code, message, report) {
-        super(code, message);
-        this.report = report;
-    }
-}
-/** The generation number of a link like `/nix/var/nix/profiles/system-42-link`. */
-function generationNumber(link) {
-    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(link ?? ''));
-    return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-/** A fresh activation id: sortable by time (the host keeps the newest few), unique by chance. */
-function newActivationId(now = new Date()) {
-    const stamp = now
-        .toISOString()
-        .replace(/[-:]/g, '')
-        .replace(/\.\d+Z$/, 'Z');
-    return `${stamp}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
-}
-/** "generation 3 (/nix/store/…-nixos-system-…)" or "no generation". */
-function describeCurrent(r) {
-    const n = generationNumber(r.current);
-    if (n === undefined)
-        return 'the profile has no generation now';
-    return `the current generation is ${n}${r.currentSystem === undefined ? '' : ` (${r.currentSystem})`}`;
-}
-/** The error for a report that did not end well, or undefined for one that did. */
-function reportProblem(report, action, confirmTimeout) {
-    const why = report.switchRc !== undefined && report.switchRc !== 0
-        ? `switch-to-configuration ${action} exited with ${report.switchRc}${report.switchRc === 4 ? ' (some units failed)' : ''}`
-        : `the activation was not confirmed within ${confirmTimeout} s`;
-    const previous = generationNumber(report.previous);
-    switch (report.state) {
-        case 'done':
-            return undefined;
-        case 'dry-activated':
-            return report.switchRc === 0
-                ? undefined
-                : new ActivationError('activation', `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}; nothing was changed`, report);
-        case 'reverted':
-            return new ActivationError('activation', `${why}: re-activated the previous generation${previous === undefined ? '' : ` ${previous}`}` +
-                `${report.removed === undefined ? '' : ` and removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
-        case 'no-previous':
-            return new ActivationError('activation', `${why}: there was no previous generation to re-activate` +
-                `${report.removed === undefined ? '' : `; removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
-        case 'revert-failed':
-            return new ActivationError('attention', `${why}, and restoring the previous generation failed` +
-                `${report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
-                `the host needs attention; ${describeCurrent(report)}`, report);
-        default:
-            return new ActivationError('attention', `the activation on the host stopped in state '${report.state ?? 'unknown'}' without finishing: ` +
-                `the host needs attention; ${describeCurrent(report)}`, report);
-    }
-}
-const realClock = {
-    now: () => Date.now(),
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-};
-/**
- * Keeps trying the confirm phase over new connections until `deadline` (ms): the host answers
- * with the activation's outcome (and whether this confirmation or the watchdog won).
- */
-async function confirmUntil(program, profile, id, offset, deadline, io) {
-    const clock = io.clock ?? realClock;
-    let logged = offset;
-    for (let attempt = 1;; attempt++) {
-        try {
-            return await program.confirm(profile, id, logged, { onOutput: io.output });
-        }
-        catch (e) {
-            if (!(e instanceof HostSessionError) || !e.connectionLost)
-                throw e;
-            logged = Math.max(logged, e.partial.logged);
-            if (clock.now() >= deadline)
-                throw e;
-            io.log.debug(`${program.shell.label}: reconnecting to confirm (attempt ${attempt}): ${e.message}`);
-            await clock.sleep(1000);
-        }
-    }
-}
-/**
- * Activates `request` through `program` and sees it through: confirms a switch or test over a
- * new connection (deploy-rs's magic rollback, with the race settled on the host), reconnects
- * when the session drops, and fails with the error code that says what state the host is in.
- */
-async function activateSafely(program, request, io) {
-    const clock = io.clock ?? realClock;
-    const id = newActivationId();
-    const window = Math.max(request.confirmTimeout, 5) * 1000;
-    let report;
-    try {
-        report = await program.activate({ ...request, id }, { onOutput: io.output });
-    }
-    catch (e) {
-        // A session lost after the supervisor started: the activation goes on without us. Come back
-        // to follow it, and to confirm it if the host still lets us in.
-        if (!(e instanceof HostSessionError) || !e.connectionLost || e.partial.id === undefined)
-            throw e;
-        io.log.warn(`${program.shell.label}: lost the connection during the activation; reconnecting`);
-        try {
-            report = await confirmUntil(program, request.profile, id, e.partial.logged, clock.now() + window, io);
-        }
-        catch (again) {
-            if (!(again instanceof HostSessionError))
-                throw again;
-            throw new errors_NixPlanError('host', `${program.shell.label}: lost the connection during the activation and could not reconnect within ` +
-                `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates the previous generation${e.partial.previous === undefined ? '' : ` (${(0,external_node_path_namespaceObject.basename)(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`);
-        }
-    }
-    let confirmed = false;
-    if (report.state === 'awaiting-confirmation' && report.id !== undefined) {
-        const first = report;
-        report = await confirmUntil(program, request.profile, report.id, report.logged, clock.now() + request.confirmTimeout * 1000, io)
-            .then((r) => ({
-            ...r,
-            previous: r.previous ?? first.previous,
-            previousSystem: r.previousSystem ?? first.previousSystem,
-            generation: r.generation ?? first.generation,
-        }))
-            .catch((e) => {
-            if (!(e instanceof HostSessionError))
-                throw e;
-            throw new errors_NixPlanError('host', `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
-                `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`);
-        });
-        confirmed = report.confirmed === true && report.state === 'done';
-    }
-    const problem = reportProblem(report, request.action, request.confirmTimeout);
-    if (problem !== undefined)
-        throw problem;
-    return {
-        report,
-        confirmed,
-        generation: generationNumber(report.current),
-        previousGeneration: generationNumber(report.previous),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/digest.ts
-// The digest a bundle file is known by (`sha256:<hex>`, as the plan action's output gives it).
-
-
-/** `sha256:<hex>` of a file, read as a stream. */
-async function fileDigest(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(chunk);
-    return `sha256:${hash.digest('hex')}`;
-}
-
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: ./src/app/deploy/record.ts
-
-/** The record's suffix beside the profile. */
-const RECORD_SUFFIX = '.nix-plan.json';
-/** RFC 3339 UTC to the second: 2026-12-06T10:17:30Z. */
-function rfc3339(date) {
-    return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-/** The record of applying `manifest` (a bundle file with `digest`) at `at`, as one JSON line. */
-function recordFor(manifest, digest, roots, at) {
-    const createdAt = manifest.createdAt;
-    return {
-        version: 1,
-        ...(typeof createdAt === 'string' && { createdAt }),
-        digest,
-        checksum: manifest.checksum,
-        storeDir: manifest.storeDir,
-        roots: [...roots],
-        appliedAt: rfc3339(at),
-    };
-}
-/** How the host program names the record it saw: sha256 hex of its bytes, or `none`. */
-function recordSeen(bytes) {
-    return bytes === undefined ? 'none' : toHex(sha256(bytes));
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/host.ts
-// One host of a deploy: what it says about itself (probe), the checks that need its answers (realm,
-// a running activation), the transfer of the plan (or of locally built outputs), and activation.
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
-function checkProbe(job, manifest, probe) {
-    if (probe.storeDir !== manifest.storeDir)
-        throw new errors_NixPlanError('realm', `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
-            "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent");
-    if (probe.busy !== undefined)
-        throw new errors_NixPlanError('host', `${job.label}: another activation is running on the host${probe.busy === '' ? '' : ` (process ${probe.busy})`}; nothing was sent`);
-}
-/** Counts bytes of a stream into a progress task as they pass. */
-async function* counted(chunks, tick) {
-    for await (const c of chunks) {
-        tick(c.length);
-        yield c;
-    }
-}
-/** Sends the verified plan's export stream (zstd as in the bundle when the host can read it). */
-async function sendPlan(job, plan, probe, io) {
-    const zstd = job.encoding === 'zstd' || (job.encoding === 'auto' && probe.zstd);
-    if (job.encoding === 'zstd' && !probe.zstd)
-        throw new errors_NixPlanError('host', `${job.label}: --compress zstd, but the host has no zstd on its PATH`);
-    const { stream } = plan.manifest;
-    const task = progressOf(io.deps).start(`${job.label}: sending`, undefined);
-    try {
-        const chunks = zstd ? plan.source.stream(plan.dataOffset) : exportStream(plan.source);
-        const { imported } = await job.program.receive(counted(chunks, (n) => task.tick(0, n)), zstd
-            ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
-            : { size: stream.size, sha256: stream.sha256, encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
-        return imported;
-    }
-    finally {
-        task.done();
-    }
-}
-/**
- * Sends the locally built system's closure, only the paths the host lacks, as one export stream
- * checked (size, sha256) on the host like a plan.
- */
-async function sendOutputs(job, io) {
-    const store = new NixStore(io.deps.runner);
-    const closure = await store.requisites([job.system]);
-    const missing = await job.program.missing(closure, io.signal);
-    if (missing.length === 0)
-        return 0;
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-deploy-'));
-    try {
-        const file = (0,external_node_path_namespaceObject.join)(dir, 'export');
-        const out = (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600 });
-        const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-        let size = 0;
-        const result = await io.deps.runner.run('nix-store', ['--export', ...missing], {
-            onStdout: (c) => {
-                hash.update(c);
-                size += c.length;
-                out.write(c);
-            },
-            allowFailure: true,
-        });
-        out.end();
-        await (0,promises_namespaceObject.finished)(out);
-        if (result.code !== 0)
-            throw new errors_NixPlanError('nix', `nix-store --export failed (exit code ${result.code}):\n${result.stderr.trim()}`);
-        const { imported } = await job.program.receive(new FileInput(file), { size, sha256: hash.digest('hex'), encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
-        return imported;
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-/**
- * Deploys to one host whose probe is `probe` (already checked): sends what it needs, then
- * activates safely. `ready` resolves once the plan is verified here (nothing is sent before).
- */
-async function deployToHost(job, plan, probe, io) {
-    const imported = job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
-    io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
-    const activation = await activateSafely(job.program, {
-        profile: job.profile,
-        action: job.action,
-        drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
-        out: job.system,
-        confirmTimeout: job.confirmTimeout,
-        recordSeen: recordSeen(probe.record),
-        record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
-    }, { log: io.log, output: io.output, clock: io.clock });
-    return { probe, imported, activation };
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/prefix.ts
-// Per-host log prefixes: whole lines of a host's output, each led by `[NAME] `, so the output of
-// hosts deployed in parallel stays readable when interleaved.
-/** Lines of `write`'s chunks, each prefixed; an empty prefix passes chunks through unchanged. */
-function linePrefixer(prefix, out) {
-    if (prefix === '')
-        return { write: (c) => out(c), flush: () => undefined };
-    const head = Buffer.from(prefix, 'utf8');
-    let pending = [];
-    return {
-        write(chunk) {
-            let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk);
-            for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
-                out(Buffer.concat([head, ...pending, buf.subarray(0, nl + 1)]));
-                pending = [];
-                buf = buf.subarray(nl + 1);
-            }
-            if (buf.length > 0)
-                pending.push(buf);
-        },
-        flush() {
-            if (pending.length === 0)
-                return;
-            out(Buffer.concat([head, ...pending, Buffer.from('\n')]));
-            pending = [];
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/roots.ts
-
-
-
-/** The prefix of a NixOS system toplevel's derivation name (`nixos-system-HOST-VERSION`). */
-const NIXOS_SYSTEM_PREFIX = 'nixos-system-';
-/**
- * How well `root` answers to the host name `name`: 3 its attribute, installable or label is the
- * name; 2 its attribute path names it as a NixOS configuration (`nixosConfigurations.NAME.…`, also
- * inside a flake installable); 1 its derivation is `nixos-system-NAME-<version>`; 0 not at all.
- */
-function rootMatch(root, name) {
-    if (root.attribute === name || root.installable === name || rootLabel(root) === name)
-        return 3;
-    const attrPath = `${root.installable ?? ''} ${root.attribute ?? ''}`;
-    const quoted = `nixosConfigurations."${name}".`;
-    if (attrPath.includes(`nixosConfigurations.${name}.`) || attrPath.includes(quoted))
-        return 2;
-    const drv = drvName(root.drvPath);
-    if (drv.startsWith(`${NIXOS_SYSTEM_PREFIX}${name}-`)) {
-        const rest = drv.slice(NIXOS_SYSTEM_PREFIX.length + name.length + 1);
-        // NixOS versions are dotted (24.05.20240101.abcdef): `web-2-24.05` is host web-2, not web.
-        if (/^\d+\.\d+/.test(rest))
-            return 1;
-    }
-    return 0;
-}
-/**
- * The root each named host gets. With one host and no name the plan must have exactly one root;
- * otherwise each name must pick exactly one root (the best match) and no root may go to two
- * hosts' names by accident. Usage errors list the roots.
- */
-function assignRoots(roots, hosts) {
-    const list = () => roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ');
-    if (hosts.length === 1 && hosts[0]?.name === undefined) {
-        const [only] = roots;
-        if (roots.length !== 1 || only === undefined)
-            throw new errors_NixPlanError('usage', `the plan has ${roots.length} roots (${list()}): name the host after its root (--host NAME=[USER@]HOST) to deploy one`);
-        return [only];
-    }
-    return hosts.map((h) => {
-        const name = h.name;
-        if (name === undefined)
-            throw new errors_NixPlanError('usage', 'with several hosts, give each a name: --host NAME=[USER@]HOST');
-        const scored = roots.map((r) => [r, rootMatch(r, name)]).filter(([, s]) => s > 0);
-        const best = Math.max(0, ...scored.map(([, s]) => s));
-        const chosen = scored.filter(([, s]) => s === best).map(([r]) => r);
-        const [root] = chosen;
-        if (root === undefined)
-            throw new errors_NixPlanError('usage', `no root of the plan is for host '${name}'; its roots are: ${list()}`);
-        if (chosen.length > 1)
-            throw new errors_NixPlanError('usage', `host '${name}' matches ${chosen.length} roots of the plan (${chosen.map(rootLabel).join(', ')}): name it after one`);
-        return root;
-    });
-}
-/**
- * The system a root builds, checked to be a NixOS toplevel by its derivation name (unless
- * `allowAnyRoot`) with a known `out` path: refused here, before anything is built.
- */
-function systemOfRoot(root, allowAnyRoot) {
-    const name = drvName(root.drvPath);
-    if (!allowAnyRoot && !name.startsWith(NIXOS_SYSTEM_PREFIX))
-        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' builds '${name}', not a NixOS system (${NIXOS_SYSTEM_PREFIX}…): export the ` +
-            'system attribute, e.g. nixosConfigurations.HOST.config.system.build.toplevel (or pass --allow-any-root)');
-    const outputs = Object.keys(root.outputs);
-    const out = root.outputs['out'];
-    if (out === undefined)
-        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' has no 'out' output (it has ${outputs.join(', ')}): a system has one`);
-    if (out === '')
-        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' is content-addressed (its output path is known only after building): ` +
-            'deploying one is not supported');
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/index.ts
-// deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
-// SSH server. Verify here, ask each host about itself, send, build there, activate safely.
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** NixOS's system profile. */
-const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
-const OUTCOME = {
-    switch: 'switched',
-    boot: 'booted',
-    test: 'tested',
-    'dry-activate': 'dry-activated',
-};
-/** The outcome a failed host's error code stands for. */
-function failedOutcome(code) {
-    if (code === 'activation')
-        return 'rolled-back';
-    if (code === 'attention')
-        return 'needs-attention';
-    return 'failed';
-}
-/**
- * The local half of the trust rules: the whole plan verified, and signed by a trusted key unless
- * the user opted out. (The verifier's proof-before-trust policy replaces this seam when it lands.)
- */
-async function verifyForDeploy(source, options, deps) {
-    const keys = options.trustedKeys ?? [];
-    if (keys.length === 0 && options.noCheckSigs !== true)
-        throw new errors_NixPlanError('signature', 'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)');
-    if (options.noCheckSigs === true)
-        deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
-    const report = await verifyWithProgress(source, { trustedKeys: options.noCheckSigs === true ? [] : keys }, deps.progress);
-    return { signedBy: report.trustedSignatures };
-}
-/** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
-async function pool(count, jobs, task) {
-    const results = new Array(count);
-    let next = 0;
-    const worker = async () => {
-        while (next < count) {
-            const i = next++;
-            results[i] = await task(i);
-        }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, count)) }, worker));
-    return results;
-}
-/**
- * Deploys the plan in `bundlePath`: checks its shape for every host and verifies it completely
- * here before any of it is sent; asks each host (store dir, Nix, profile, record) meanwhile; then
- * per host sends it, builds the system there (or here), sets the profile and activates safely.
- * Hosts fail one by one: the result lists each (`ok` false when any failed). Errors about the plan
- * itself or the command line are thrown.
- */
-async function deployPlan(bundlePath, options, deps) {
-    if (options.hosts.length === 0)
-        throw new errors_NixPlanError('usage', 'deploy needs at least one --host');
-    const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup !== undefined)
-        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
-    const action = options.action ?? 'switch';
-    const profile = options.profile ?? DEFAULT_PROFILE;
-    if (profile === '' || profile.includes('\0'))
-        throw new errors_NixPlanError('usage', '--profile must be a path');
-    const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
-    const buildOn = options.buildOn ?? 'host';
-    const source = await openBundle(bundlePath);
-    try {
-        // The plan's shape, from its manifest: which root goes where, and that each is a system.
-        const head = await readBundleHead(source);
-        const { manifest } = head;
-        const roots = assignRoots(manifest.roots, options.hosts);
-        const systems = roots.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
-        const shellFor = deps.shellFor ?? ((t) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
-        const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
-        const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
-        // Verify here while the hosts answer their probes: no part of the plan is sent before both.
-        const verified = verifyForDeploy(source, options, deps);
-        const digest = fileDigest(bundlePath);
-        const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
-        const probes = programs.map((p) => p.probe(profile, deps.signal));
-        for (const p of [verified, digest, built, ...probes])
-            p.catch(() => undefined);
-        const { signedBy } = await verified;
-        const planDigest = await digest;
-        await built;
-        let failed = false;
-        const hosts = await pool(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
-            const name = names[i] ?? '';
-            const spec = options.hosts[i];
-            const root = roots[i];
-            const system = systems[i];
-            const program = programs[i];
-            const probe = probes[i];
-            const started = performance.now();
-            const base = {
-                name,
-                target: spec === undefined ? '' : formatSshTarget(spec.target),
-                root: root?.drvPath,
-                system,
-                action,
-            };
-            if (spec === undefined ||
-                root === undefined ||
-                system === undefined ||
-                program === undefined ||
-                probe === undefined)
-                throw new errors_NixPlanError('internal', 'host list out of step');
-            if (failed && options.keepGoing !== true)
-                return { ...base, outcome: 'skipped', seconds: 0 };
-            const out = outputs(name);
-            const label = options.hosts.length > 1 ? name : program.shell.label;
-            try {
-                const answer = await probe;
-                checkProbe({ label }, manifest, answer);
-                const record = JSON.stringify(recordFor(manifest, planDigest, [root.drvPath], (deps.now ?? (() => new Date()))()));
-                const job = {
-                    label,
-                    program,
-                    drvPath: root.drvPath,
-                    system,
-                    profile,
-                    action,
-                    confirmTimeout,
-                    encoding: options.compress ?? 'auto',
-                    buildOn,
-                    record,
-                };
-                out.log.info(`deploying ${rootLabel(root)} to ${program.shell.label} (${action})`);
-                const done = await deployToHost(job, { manifest, source, dataOffset: head.dataOffset }, answer, {
-                    log: out.log,
-                    output: out.output,
-                    deps,
-                    clock: deps.clock,
-                    signal: deps.signal,
-                });
-                const { activation } = done;
-                if (activation.report.recordFailed)
-                    out.log.warn(`${label}: the host could not write its last-applied record`);
-                return {
-                    ...base,
-                    outcome: OUTCOME[action],
-                    generation: activation.generation,
-                    previousGeneration: activation.previousGeneration,
-                    currentSystem: activation.report.currentSystem,
-                    confirmed: activation.confirmed,
-                    imported: done.imported,
-                    seconds: (performance.now() - started) / 1000,
-                };
-            }
-            catch (e) {
-                failed = true;
-                const code = e instanceof errors_NixPlanError ? e.code : 'internal';
-                const message = stringifyError(e);
-                const report = e
-                    .report;
-                if (options.hosts.length > 1)
-                    out.log.warn(message);
-                return {
-                    ...base,
-                    outcome: failedOutcome(code),
-                    ...(report !== undefined && {
-                        generation: generationOf(report.current),
-                        previousGeneration: generationOf(report.previous),
-                        currentSystem: report.currentSystem,
-                    }),
-                    seconds: (performance.now() - started) / 1000,
-                    error: { code, message },
-                };
-            }
-            finally {
-                out.done();
-            }
-        });
-        return {
-            bundle: bundlePath,
-            digest: planDigest,
-            storeDir: manifest.storeDir,
-            signedBy,
-            hosts,
-            ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
-        };
-    }
-    finally {
-        await source.close();
-    }
-}
-function generationOf(link) {
-    const m = /-(\d+)-link$/.exec(link ?? '');
-    return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-async function buildLocally(bundlePath, deps) {
-    if (deps.realise === undefined)
-        throw new errors_NixPlanError('internal', '--build-on local needs a local realise');
-    await deps.realise(bundlePath);
-}
-/** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
-function defaultOutputs(deps, prefixed) {
-    return (name) => {
-        const prefix = prefixed ? `[${name}] ` : '';
-        const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
-        const at = (m) => (prefixed ? `[${name}] ${m}` : m);
-        return {
-            log: {
-                info: (m) => deps.log.info(at(m)),
-                warn: (m) => deps.log.warn(at(m)),
-                debug: (m) => deps.log.debug(at(m)),
-            },
-            output: (c) => raw.write(c),
-            done: () => raw.flush(),
-        };
-    };
-}
-
-;// CONCATENATED MODULE: ./src/cli/deploy-command.ts
-// `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
-
-
-
-
-
-
-const BUILD_ON = ['host', 'local'];
-const COMPRESS = ['auto', 'zstd', 'none'];
-/** One `--host` value: `[NAME=][USER@]HOST[:PORT]`. */
-function parseHostOption(text) {
-    const eq = text.indexOf('=');
-    const name = eq < 0 ? undefined : text.slice(0, eq);
-    if (name !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(name))
-        throw usageError(`--host '${text}': the name before '=' must be a plain word (letters, digits, . _ -)`);
-    return { name, target: parseSshTarget(eq < 0 ? text : text.slice(eq + 1)) };
-}
-const RESULT_WORDS = {
-    switched: 'switched',
-    booted: 'set for next boot',
-    tested: 'tested',
-    'dry-activated': 'dry-activated',
-    'rolled-back': 'FAILED, rolled back',
-    failed: 'FAILED',
-    'needs-attention': 'FAILED, NEEDS ATTENTION',
-    skipped: 'skipped',
-};
-/** The final table: host, generation, result, time. */
-function formatDeploy(result) {
-    const rows = result.hosts.map((h) => [
-        h.name,
-        h.generation === undefined
-            ? '-'
-            : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
-        RESULT_WORDS[h.outcome],
-        h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
-    ]);
-    const header = ['HOST', 'GENERATION', 'RESULT', 'TIME'];
-    const widths = header.map((t, i) => Math.max(t.length, ...rows.map((r) => (r[i] ?? '').length)));
-    const line = (cells) => cells
-        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
-        .join('  ')
-        .trimEnd();
-    return [line(header), ...rows.map(line), ''].join('\n');
-}
-/** The error that makes the exit code: the first failed host's (in --host order). */
-function failure(result) {
-    const failed = result.hosts.filter((h) => h.error !== undefined);
-    const [first] = failed;
-    if (first?.error === undefined)
-        return undefined;
-    if (result.hosts.length === 1)
-        return new errors_NixPlanError(first.error.code, first.error.message);
-    const skipped = result.hosts.filter((h) => h.outcome === 'skipped').length;
-    return new errors_NixPlanError(first.error.code, `${failed.length} of ${result.hosts.length} hosts failed${skipped > 0 ? `, ${skipped} skipped` : ''}` +
-        ` (first: ${first.name}: ${first.error.message})`);
-}
-/** The `deploy` command. */
-function deployCommand() {
-    return commands_define({
-        name: 'deploy',
-        summary: 'send a NixOS system plan to hosts over SSH, build it there and switch safely',
-        usage: [
-            'nix-plan deploy BUNDLE --host [USER@]HOST[:PORT] [--action ACTION] [--trusted-key KEY…] [OPTIONS]',
-            'nix-plan deploy BUNDLE --host NAME=[USER@]HOST … [--jobs N] [--keep-going]',
-        ],
-        description: 'Verifies the plan here, then for each host: asks it for its store dir, Nix, profile and last-applied record, ' +
-            'streams the plan with the system ssh into a private temp file there (checked by sha256 before Nix reads it), ' +
-            'imports it with nix-store --import, builds the system, sets the profile and runs switch-to-configuration ' +
-            '(under systemd-run when the host runs systemd). A failed activation re-activates the previous generation. A ' +
-            'switch must be confirmed over a new connection within --confirm-timeout seconds, or a watchdog on the host ' +
-            'restores the previous generation. The host needs only Nix, sh and an SSH server. With several hosts, each ' +
-            "--host NAME=… gets the plan's root named NAME (its attribute, nixosConfigurations.NAME, or nixos-system-NAME-…). " +
-            'Exit codes: 12 SSH or a host command failed, 13 activation failed and the previous generation was restored, ' +
-            '14 activation failed and could not be undone.',
-        options: {
-            host: {
-                type: 'string',
-                multiple: true,
-                value: '[NAME=][USER@]HOST[:PORT]',
-                help: 'a host to deploy to (required); NAME picks the root for it',
-            },
-            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
-            profile: {
-                type: 'string',
-                value: 'PATH',
-                help: `the system profile on the host (default ${DEFAULT_PROFILE})`,
-            },
-            'confirm-timeout': {
-                type: 'string',
-                value: 'SECONDS',
-                help: `revert a switch not confirmed within this time (default ${DEFAULT_CONFIRM_TIMEOUT}; 0: no confirmation)`,
-            },
-            'build-on': {
-                type: 'string',
-                value: 'WHERE',
-                help: 'host (default: build there) or local (build here, copy outputs)',
-            },
-            'trusted-key': TRUSTED_KEY,
-            'no-check-sigs': { type: 'boolean', help: 'accept a plan no trusted key signed (warned)' },
-            'allow-any-root': { type: 'boolean', help: 'deploy a root that is not a nixos-system-… derivation' },
-            jobs: { type: 'string', value: 'N', help: 'hosts deployed at once (default: all, at most 8)' },
-            'keep-going': { type: 'boolean', help: 'go on with the other hosts after one fails' },
-            'ssh-option': {
-                type: 'string',
-                multiple: true,
-                value: 'ARG',
-                help: 'one raw argument for ssh, e.g. --ssh-option=-F./ssh_config or --ssh-option=-oPort=2222',
-            },
-            'use-sudo': {
-                type: 'boolean',
-                help: 'log in as a user allowed `sudo -n` and run the host side with it',
-            },
-            compress: {
-                type: 'string',
-                value: 'HOW',
-                help: 'auto (default: zstd when the host has it), zstd, or none (the raw export stream)',
-            },
-        },
-        examples: [
-            'nix-plan deploy host.nixplan --host root@10.0.0.5 --trusted-key ci.pub',
-            'nix-plan deploy fleet.nixplan --host web=root@10.0.0.5 --host db=root@10.0.0.6 --trusted-key ci.pub --keep-going',
-            'nix-plan deploy host.nixplan --host deploy@host --use-sudo --action boot --ssh-option=-F./ssh_config',
-        ],
-        async run(args, ctx) {
-            noRest(args, 'deploy');
-            const hosts = list(args, 'host').map(parseHostOption);
-            if (hosts.length === 0)
-                throw usageError('missing --host [USER@]HOST');
-            const quiet = flag(args, 'quiet');
-            const trustedKeys = await readKeys(list(args, 'trusted-key'));
-            const result = await ctx.useCases.deployPlan(onePositional(args, 'BUNDLE'), {
-                hosts,
-                action: oneOf(str(args, 'action'), 'action', ACTIVATION_ACTIONS),
-                profile: str(args, 'profile'),
-                confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
-                buildOn: oneOf(str(args, 'build-on'), 'build-on', BUILD_ON),
-                trustedKeys,
-                noCheckSigs: flag(args, 'no-check-sigs'),
-                allowAnyRoot: flag(args, 'allow-any-root'),
-                jobs: integer(str(args, 'jobs'), 'jobs', 1, 1024),
-                keepGoing: flag(args, 'keep-going'),
-                sshOptions: list(args, 'ssh-option'),
-                useSudo: flag(args, 'use-sudo'),
-                compress: oneOf(str(args, 'compress'), 'compress', COMPRESS),
-            }, {
-                ...ctx.deps,
-                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys }, ctx.deps),
-                hostOutputs: (name) => {
-                    const prefix = hosts.length > 1 ? `[${name}] ` : '';
-                    const sink = linePrefixer(prefix, (c) => {
-                        if (!quiet)
-                            ctx.io.stderr.write(c);
-                    });
-                    return {
-                        log: {
-                            info: (m) => ctx.deps.log.info(`${prefix}${m}`),
-                            warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
-                            debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
-                        },
-                        output: (c) => sink.write(c),
-                        done: () => sink.flush(),
-                    };
-                },
-            });
-            print(ctx, args, result, () => formatDeploy(result));
-            const error = failure(result);
-            if (error !== undefined)
-                throw error;
-        },
-    });
-}
-
-;// CONCATENATED MODULE: ./src/cli/stdin-bundle.ts
-// `-` for a bundle: standard input copied into a private temp file (0600 in a 0700 directory)
-// first, so the use case reads a file nobody else can change, and removed afterwards.
-
-
-
-
-
-
-/** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
-async function withBundleFile(bundle, stdin, use) {
-    if (bundle !== '-')
-        return use(bundle);
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
-    try {
-        const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
-        await (0,promises_namespaceObject.pipeline)(stdin, (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600, flags: 'wx' })).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read the plan from standard input: ${e.message}`);
-        });
-        return await use(file);
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/cli/commands.ts
-
-
-
-
-const COMMON = {
-    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
-    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
-    help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
-/** `--trusted-key`, as every command that reads a bundle takes it. */
-const TRUSTED_KEY = {
-    type: 'string',
-    multiple: true,
-    value: 'KEY',
-    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
-};
-const STORE = {
-    type: 'string',
-    value: 'URI',
-    help: "the Nix store to use (Nix's --store; default: Nix's default)",
-};
-const CACHE_KEY = {
-    type: 'string',
-    value: 'FILE',
-    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
-};
-const METHOD = {
-    type: 'string',
-    value: 'METHOD',
-    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
-};
-/** A command with the common options and its parser. */
-function commands_define(spec) {
-    const options = { ...spec.options, ...COMMON };
-    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
-}
-/** Prints a result: one JSON document with --json, else the human form. */
-function print(ctx, args, value, human) {
-    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
-}
-/** Refuses arguments after `--` for commands that take none. */
-function noRest(args, command) {
-    if (args.rest.length > 0)
-        throw usageError(`${command} takes no arguments after --`);
-}
-const METHODS = ['auto', 'import', 'copy'];
-const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** Every subcommand, in the order help lists them. */
-const COMMANDS = [
-    commands_define({
-        name: 'export',
-        summary: 'evaluate once and write a plan bundle',
-        usage: [
-            'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
-        ],
-        description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
-            'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
-        options: {
-            file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
-            attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
-            drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
-            output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
-            include: {
-                type: 'string',
-                value: 'KIND',
-                help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
-            },
-            level: {
-                type: 'string',
-                value: 'N',
-                help: 'zstd level 1-19 (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)',
-            },
-            'sign-key': {
-                type: 'string',
-                multiple: true,
-                value: 'FILE',
-                help: 'sign the manifest with this secret key file',
-            },
-            'relocate-to': {
-                type: 'string',
-                value: 'DIR',
-                help: 'relocate the plan to store dir DIR before writing',
-            },
-            store: STORE,
-        },
-        examples: [
-            'nix-plan export -f default.nix -A hello -o hello.nixplan',
-            'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
-            'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
-        ],
-        async run(args, ctx) {
-            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
-            const result = await ctx.useCases.exportPlan({
-                installables: [...args.positionals],
-                file: str(args, 'file'),
-                attributes: list(args, 'attr'),
-                drvPaths: list(args, 'drv'),
-                evalArgs: [...args.rest],
-                output: required(args, 'output', 'OUT (where to write the bundle)'),
-                include: oneOf(str(args, 'include'), 'include', commands_INCLUDES),
-                level: integer(str(args, 'level'), 'level', 1, 19),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                relocateTo: str(args, 'relocate-to'),
-                store: str(args, 'store'),
-            }, ctx.deps);
-            print(ctx, args, result, () => formatExport(result));
-        },
-    }),
-    commands_define({
-        name: 'inspect',
-        summary: 'show what a bundle holds (touches no store)',
-        usage: ['nix-plan inspect BUNDLE [--json]'],
-        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
-        options: {},
-        examples: [
-            'nix-plan inspect hello.nixplan',
-            'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
-        ],
-        async run(args, ctx) {
-            noRest(args, 'inspect');
-            const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
-            print(ctx, args, result, () => formatInspect(result));
-        },
-    }),
-    commands_define({
-        name: 'verify',
-        summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
-        description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
-            'With --trusted-key the manifest must carry a valid signature by one of the keys.',
-        options: {
-            'trusted-key': TRUSTED_KEY,
-            'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
-        },
-        examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'verify');
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') }, ctx.deps);
-            print(ctx, args, report, () => formatVerify(report));
-        },
-    }),
-    commands_define({
-        name: 'import',
-        summary: 'verify a bundle, then add its paths to a store',
-        usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
-        description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
-            'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
-            'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-        options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
-        examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
-        async run(args, ctx) {
-            noRest(args, 'import');
-            const result = await ctx.useCases.importPlan(onePositional(args, 'BUNDLE'), {
-                store: str(args, 'store'),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-            }, await importDeps(args, ctx));
-            print(ctx, args, result, () => formatImport(result));
-        },
-    }),
-    commands_define({
-        name: 'realise',
-        summary: 'import a bundle and build its roots',
-        usage: [
-            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
-        ],
-        description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
-            'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-            'Prints the output paths, one per line.',
-        options: {
-            'out-link': {
-                type: 'string',
-                value: 'PREFIX',
-                help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
-            },
-            store: STORE,
-            roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-        },
-        examples: [
-            'nix-plan realise hello.nixplan --out-link result',
-            'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
-        ],
-        async run(args, ctx) {
-            const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
-                store: str(args, 'store'),
-                outLink: str(args, 'out-link'),
-                roots: list(args, 'roots', true),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-                nixArgs: [...args.rest],
-            }, await importDeps(args, ctx));
-            print(ctx, args, result, () => formatRealise(result));
-        },
-    }),
-    commands_define({
-        name: 'relocate',
-        summary: 'rewrite a bundle for another store dir (realm)',
-        usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
-        description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
-            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
-        options: {
-            to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
-            output: {
-                type: 'string',
-                short: 'o',
-                value: 'OUT',
-                help: 'where to write the relocated bundle (required)',
-            },
-            'sign-key': {
-                type: 'string',
-                multiple: true,
-                value: 'FILE',
-                help: 'sign the new manifest with this secret key file',
-            },
-            'trusted-key': TRUSTED_KEY,
-            level: {
-                type: 'string',
-                value: 'N',
-                help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
-            },
-        },
-        examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
-        async run(args, ctx) {
-            noRest(args, 'relocate');
-            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
-            const result = await ctx.useCases.relocatePlan(onePositional(args, 'BUNDLE'), {
-                to: required(args, 'to', 'DIR (the target store dir)'),
-                output: required(args, 'output', 'OUT (where to write the bundle)'),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                level: integer(str(args, 'level'), 'level', 1, 19),
-            }, ctx.deps);
-            print(ctx, args, result, () => formatRelocate(result));
-        },
-    }),
-    commands_define({
-        name: 'keygen',
-        summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
-        usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
-        description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
-        options: {
-            secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
-            public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
-        },
-        examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'keygen');
-            const name = onePositional(args, 'NAME');
-            const secretFile = required(args, 'secret', 'FILE');
-            const publicFile = required(args, 'public', 'FILE');
-            const pair = ctx.useCases.keygen(name);
-            await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
-            print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
-        },
-    }),
-    commands_define({
-        name: 'apply',
-        summary: 'realise a NixOS system plan and switch a profile to it, safely',
-        usage: [
-            'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
-            'nix-plan apply --rollback --profile PATH [--action …]',
-        ],
-        description: 'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
-            'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
-            'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
-            'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
-            'itself. BUNDLE - reads the plan from standard input. --rollback switches back to the previous generation instead.',
-        options: {
-            profile: {
-                type: 'string',
-                value: 'PATH',
-                help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
-            },
-            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
-            'confirm-timeout': {
-                type: 'string',
-                value: 'SECONDS',
-                help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
-            },
-            'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
-            rollback: { type: 'boolean', help: 'go back one generation' },
-            store: STORE,
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-        },
-        examples: [
-            'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
-            'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
-        ],
-        async run(args, ctx) {
-            noRest(args, 'apply');
-            const rollback = flag(args, 'rollback');
-            const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
-            const store = str(args, 'store');
-            const realiseOptions = {
-                store,
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-            };
-            const deps = await importDeps(args, ctx);
-            const result = await withBundleFile(bundle, ctx.io.stdin ?? process.stdin, (file) => ctx.useCases.applyPlan(file, {
-                profile: required(args, 'profile', 'PATH'),
-                action: oneOf(str(args, 'action'), 'action', ACTIONS),
-                rollback,
-                store,
-                confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
-                allowAnyRoot: flag(args, 'allow-any-root'),
-            }, { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) }));
-            print(ctx, args, result, () => formatApply(result));
-        },
-    }),
-    deployCommand(),
-];
-/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
-async function importDeps(args, ctx) {
-    const keyFile = list(args, 'sign-key')[0];
-    const signingKey = keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
-    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
-}
-/** A command's help page. */
-function commandHelp(cmd) {
-    return [
-        `Usage: ${cmd.usage.join('\n       ')}`,
-        '',
-        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
-        '',
-        wrap(cmd.description, 78),
-        '',
-        'Options:',
-        optionsHelp(cmd.options),
-        '',
-        'Examples:',
-        ...cmd.examples.map((e) => `  ${e}`),
-        '',
-    ].join('\n');
-}
-function wrap(text, width) {
-    const out = [];
-    let line = '';
-    for (const word of text.split(/\s+/)) {
-        if (line !== '' && line.length + 1 + word.length > width) {
-            out.push(line);
-            line = word;
-        }
-        else
-            line = line === '' ? word : `${line} ${word}`;
-    }
-    if (line !== '')
-        out.push(line);
-    return out.join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/nix/profile.ts
-// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
-// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
-
-
-
-
-
-/** The generation number of a profile link target like `system-42-link`. */
-function profile_generationOf(linkTarget) {
-    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
-    return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-/** The generation numbers `nix-env --list-generations` prints, in its order. */
-function parseGenerations(text) {
-    return text
-        .split('\n')
-        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
-        .filter((n) => n !== undefined)
-        .map(Number);
-}
-/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
-class Profile {
-    runner;
-    /** The profile's absolute path. */
-    path;
-    storeArgs;
-    constructor(runner, path, store) {
-        this.runner = runner;
-        this.path = (0,external_node_path_namespaceObject.resolve)(path);
-        this.storeArgs = store === undefined ? [] : ['--store', store];
-    }
-    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
-    async currentLink() {
-        try {
-            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
-        }
-        catch {
-            return undefined;
-        }
-    }
-    /** The store path of generation `n`. */
-    async generationPath(n) {
-        return linkTarget(`${this.path}-${n}-link`);
-    }
-    /** The generations `nix-env --list-generations` knows. */
-    async generations() {
-        const { stdout } = await this.runner.run('nix-env', [
-            ...this.storeArgs,
-            '--profile',
-            this.path,
-            '--list-generations',
-        ]);
-        return parseGenerations(stdout.toString('utf8'));
-    }
-    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
-    async set(storePath) {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
-    }
-    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
-    async rollback() {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
-    }
-}
-/** Where a link points, resolved against the link's directory. */
-async function linkTarget(link) {
-    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
-}
-/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
-async function switchScript(systemPath) {
-    const script = `${systemPath}/bin/switch-to-configuration`;
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
-    }
-    catch {
-        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
-            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
-    }
-    return script;
-}
-/**
- * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
- * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
- */
-async function switchToConfiguration(runner, script, action, hint) {
-    const result = await runner.run(script, [action], { allowFailure: true });
-    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
-    return result.stdout.toString('utf8');
-}
-
-;// CONCATENATED MODULE: ./src/app/apply.ts
-// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
-// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
-
-
-
-
-
-
-
-
-
-
-
-
-/** Every ApplyAction, for parsing and help texts. */
-const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
-const SETS_PROFILE = new Set(['switch', 'boot']);
-/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
-function systemOutput(realised) {
-    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
-    const out = outs.filter(([name]) => name === 'out');
-    if (out.length !== 1 || out[0] === undefined)
-        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
-            outs.map(([n, p]) => `${n}=${p}`).join(', '));
-    return out[0][1];
-}
-/** The generation before the current one, found without changing the profile. */
-async function previousGeneration(profile) {
-    const current = profile_generationOf((await profile.currentLink()) ?? '');
-    const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
-    const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
-    if (previous === undefined)
-        throw new errors_NixPlanError('usage', `profile '${profile.path}' has no generation before the current one to roll back to`);
-    return profile.generationPath(previous);
-}
-/**
- * Applies a NixOS system plan like `nixos-rebuild ACTION`, safely: checks from the manifest that
- * the plan is one NixOS system (before building anything), realises that root (through
- * `deps.realise`), then activates it with the host program on this machine — the same code a
- * deploy runs on its hosts: profile set for `switch`/`boot`, switch-to-configuration under
- * systemd-run when the machine runs systemd with its output streamed, the previous generation
- * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
- * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
- * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
- * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
- * the previous generation's script and leave the profile alone.
- */
-async function applyPlan(bundlePath, options, deps) {
-    const action = options.action ?? 'switch';
-    if (!APPLY_ACTIONS.includes(action))
-        throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
-    if (options.rollback === true)
-        return rollBack(options, action, deps);
-    if (bundlePath === undefined)
-        throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-    const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
-    // The plan's shape, from its manifest, before anything is built.
-    const { manifest } = await inspect_readBundleHead(bundlePath);
-    const [root] = assignRoots(manifest.roots, [{}]);
-    if (root === undefined)
-        throw new errors_NixPlanError('internal', 'no root');
-    const system = systemOfRoot(root, options.allowAnyRoot === true);
-    const realised = await deps.realise(bundlePath, [root.drvPath]);
-    const built = systemOutput(realised);
-    if (built !== system ||
-        (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
-        throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
-    const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
-    const digest = await fileDigest(bundlePath);
-    const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
-    deps.log.info(`activating ${system} (${action})`);
-    const outcome = await activateSafely(program, {
-        profile,
-        action,
-        out: system,
-        confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
-        recordSeen: recordSeen(record),
-        record: SETS_PROFILE.has(action)
-            ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], new Date()))
-            : '',
-    }, { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock });
-    if (outcome.report.recordFailed)
-        deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
-    return {
-        action,
-        systemPath: system,
-        profile,
-        profileChanged: SETS_PROFILE.has(action),
-        generation: outcome.generation,
-        previousGeneration: outcome.previousGeneration,
-        confirmed: outcome.confirmed,
-        output: '',
-    };
-}
-/** The record beside the profile, if there is one. */
-async function readRecord(path) {
-    try {
-        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(path));
-    }
-    catch (e) {
-        if (e.code === 'ENOENT')
-            return undefined;
-        throw new errors_NixPlanError('usage', `cannot read ${path}: ${e.message}`);
-    }
-}
-/** `--rollback`: one generation back, as nixos-rebuild --rollback does. */
-async function rollBack(options, action, deps) {
-    const profile = new Profile(deps.runner, options.profile, options.store);
-    const setsProfile = SETS_PROFILE.has(action);
-    let systemPath;
-    if (setsProfile) {
-        const before = await profile.currentLink();
-        await profile.rollback();
-        const after = await profile.currentLink();
-        if (after === undefined || after === before)
-            throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-        systemPath = await linkTarget(after);
-    }
-    else
-        systemPath = await previousGeneration(profile);
-    const script = await switchScript(systemPath);
-    deps.log.info(`running ${script} ${action}`);
-    const output = await switchToConfiguration(deps.runner, script, action);
-    const link = await profile.currentLink();
-    return {
-        action,
-        systemPath,
-        profile: profile.path,
-        profileChanged: setsProfile,
-        generation: link === undefined ? undefined : profile_generationOf(link),
-        output,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/nix/evaluate.ts
-// Evaluates once: flake installables via `nix path-info --derivation`, files via one
-// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
-
-/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
-const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
-function evaluate_lines(out) {
-    return out
-        .toString('utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l !== '');
-}
-/** The directory of a store path (the realm it belongs to). */
-function storeDirOf(path) {
-    return path.slice(0, path.lastIndexOf('/'));
-}
-/**
- * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
- * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
- */
-async function evaluate(request, store) {
-    const roots = [];
-    const evalArgs = request.evalArgs ?? [];
-    const attributes = request.attributes ?? [];
-    if (attributes.length > 0 && request.file === undefined)
-        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const installable of request.installables ?? []) {
-        // One process per installable so each drv is known to come from its installable: with several
-        // at once, `nix path-info` prints them sorted, not in the order given.
-        const { stdout } = await store.runner.run('nix', [
-            ...FLAKE_FEATURES,
-            ...store.storeArgs(),
-            'path-info',
-            '--derivation',
-            ...evalArgs,
-            installable,
-        ]);
-        for (const drvPath of evaluate_lines(stdout))
-            roots.push({ installable, drvPath });
-    }
-    if (request.file !== undefined) {
-        const { stdout } = await store.runner.run('nix-instantiate', [
-            ...store.storeArgs(),
-            ...evalArgs,
-            request.file,
-            ...attributes.flatMap((a) => ['-A', a]),
-        ]);
-        const drvs = evaluate_lines(stdout);
-        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
-        // the pairing is certain, otherwise the roots are recorded without their attribute.
-        const paired = drvs.length === attributes.length;
-        drvs.forEach((drvPath, i) => {
-            const attribute = paired ? attributes[i] : undefined;
-            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
-        });
-    }
-    for (const drvPath of request.drvPaths ?? []) {
-        if (!drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-        roots.push({ drvPath });
-    }
-    if (roots.length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
-    for (const r of roots)
-        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
-    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
-    if (dirs.size !== 1)
-        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
-    const storeDir = [...dirs][0] ?? '';
-    const seen = new Set();
-    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
-    return { roots: unique, storeDir };
 }
 
 ;// CONCATENATED MODULE: ./src/nix/import.ts
@@ -7062,6 +5915,22 @@ async function copyPaths(store, from, paths, options = {}) {
         const result = await store.runner.run('nix', args, { allowFailure: true });
         NixCommandError.check('nix', args, result, { what: options.what ?? 'nix copy' });
     }
+}
+
+;// CONCATENATED MODULE: ./src/app/deps.ts
+/** A logger that drops everything (for library callers that want no output). */
+const silentLogger = {
+    info: () => undefined,
+    warn: () => undefined,
+    debug: () => undefined,
+};
+/** A progress sink that shows nothing. */
+const noProgress = {
+    start: () => ({ tick: () => undefined, done: () => undefined }),
+};
+/** `deps.progress` or one that shows nothing. */
+function progressOf(deps) {
+    return deps.progress ?? noProgress;
 }
 
 ;// CONCATENATED MODULE: ./src/app/binary-cache.ts
@@ -7269,352 +6138,972 @@ function binaryCacheCopyImport(settings = {}) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/nix/collect.ts
-// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
-// of fixed-output derivations (sources), or the roots' built output closure (outputs).
+;// CONCATENATED MODULE: ./src/core/diff/graph.ts
+
+
+
+/** The kind of an output from its ATerm fields (Nix writes each kind this way). */
+function outputKind(o) {
+    if (o.hash === 'impure')
+        return 'impure';
+    if (o.hash !== '')
+        return 'fixed';
+    if (o.hashAlgo !== '')
+        return 'floating';
+    return o.path === '' ? 'deferred' : 'input-addressed';
+}
+/** Strings that repeat across a closure (systems, output names, hash algorithms) kept once. */
+class Interner {
+    table = new Map();
+    get(s) {
+        const known = this.table.get(s);
+        if (known !== undefined)
+            return known;
+        this.table.set(s, s);
+        return s;
+    }
+}
+const latin1 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+/**
+ * The derivations of one plan, added in dependency order (a bundle's order, or Nix's
+ * `--requisites` order): every input derivation must have been added before the derivations that
+ * use it, so a closure is always complete.
+ */
+class PlanGraph {
+    storeDir;
+    roots;
+    byPath = new Map();
+    list = [];
+    strings = new Interner();
+    constructor(
+    /** The store dir of every path in it. */
+    storeDir, roots) {
+        this.storeDir = storeDir;
+        this.roots = roots;
+    }
+    /** How many derivations it holds. */
+    get size() {
+        return this.list.length;
+    }
+    /** Adds one derivation from its parsed head; its inputs must be in the graph already. */
+    add(path, head) {
+        const known = this.byPath.get(path);
+        if (known !== undefined)
+            return known;
+        const inputs = new Int32Array(head.inputDrvs.length);
+        head.inputDrvs.forEach((input, i) => {
+            const node = this.byPath.get(input.path);
+            if (node === undefined)
+                throw new errors_NixPlanError('closure', `'${path}' needs '${input.path}', which the plan does not hold before it`);
+            inputs[i] = node.id;
+        });
+        const name = nameOf(path).replace(/\.drv$/, '');
+        const { name: pname, version } = parseDrvName(name);
+        const node = {
+            id: this.list.length,
+            path,
+            name,
+            pname,
+            version,
+            system: this.strings.get(latin1(head.system)),
+            outputs: head.outputs.map((o) => ({
+                name: this.strings.get(o.name),
+                path: o.path,
+                kind: outputKind(o),
+                hashAlgo: this.strings.get(o.hashAlgo),
+                hash: o.hash,
+            })),
+            inputs,
+        };
+        this.byPath.set(path, node);
+        this.list.push(node);
+        return node;
+    }
+    /** The derivation at `path`, if the plan holds it. */
+    get(path) {
+        return this.byPath.get(path);
+    }
+    /** Whether the plan holds `path`. */
+    has(path) {
+        return this.byPath.has(path);
+    }
+    /** Every derivation, in the order added. */
+    nodes() {
+        return this.list;
+    }
+    /** The derivations `path` needs, itself included (none when the plan does not hold it). */
+    closure(path) {
+        const start = this.byPath.get(path);
+        if (start === undefined)
+            return [];
+        const seen = new Uint8Array(this.list.length);
+        const out = [];
+        const stack = [start.id];
+        seen[start.id] = 1;
+        while (stack.length > 0) {
+            const node = this.list[stack.pop()];
+            out.push(node);
+            for (const i of node.inputs)
+                if (seen[i] === 0) {
+                    seen[i] = 1;
+                    stack.push(i);
+                }
+        }
+        return out;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/plan-reader.ts
+// Reading one side of a comparison into a PlanGraph: a bundle (verified in one streaming pass,
+// keeping only each .drv's head), a .drv in a store, or the current generation of a profile
+// (through its deriver). Each side can fetch the whole bytes of chosen paths afterwards, for a
+// drill-down, without having held them.
 
 
 
 
-/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
-const YIELD_EVERY = 512;
-/** The include kinds, for option parsing. */
-const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
-/** Output name → path of a parsed derivation. */
-function outputsOf(drv) {
-    const out = {};
-    for (const o of drv.outputs)
-        out[o.name] = o.path;
+
+
+
+
+
+
+
+
+
+
+
+/** Small files fetched for a drill-down are at most this big. */
+const MAX_FILE = 4 * 1024 * 1024;
+/** Bytes of texts and one-file sources a drill-down keeps beyond the paths asked for. */
+const FILE_BUDGET = 16 * 1024 * 1024;
+/** Reads the store dir of a bundle, a .drv path or a profile without reading the rest. */
+async function plan_reader_storeDirOf(location, options, deps) {
+    if (location.kind === 'bundle') {
+        const source = await openBundle(location.path);
+        try {
+            return (await readBundleHead(source)).manifest.storeDir;
+        }
+        finally {
+            await source.close();
+        }
+    }
+    return new NixStore(deps.runner, { store: options.store }).storeDir();
+}
+/** Reads one side of a comparison. */
+async function readPlanSide(location, options, deps) {
+    return location.kind === 'bundle'
+        ? readBundleSide(location.path, options, deps)
+        : readStoreSide(location, options, deps);
+}
+/** `sha256:<hex>` of a file. */
+async function digestOf(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+/**
+ * Each signature's status against `trustedKeys` (none given: `not-checked`). A signature by a
+ * trusted key that does not verify means the manifest was altered: that is an error, as in verify.
+ */
+function signatureStatuses(manifest, trustedKeys = []) {
+    if (trustedKeys.length === 0)
+        return manifest.signatures.map((s) => ({ key: s.key, status: 'not-checked' }));
+    const keys = trustedKeys.map(parsePublicKey);
+    const message = signedBytes(manifest);
+    return manifest.signatures.map((s) => {
+        const check = checkDetached(message, `${s.key}:${s.sig}`, keys);
+        if (check === 'invalid' || check === 'malformed')
+            throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
+        return { key: s.key, status: check === 'valid' ? 'verified' : 'untrusted-key' };
+    });
+}
+/** `{a: {b: 1}}` → `{"a.b": "1"}`; arrays by index; only strings, numbers and booleans kept. */
+function flatten(value, prefix = '', out = {}) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        out[prefix] = String(value);
+    else if (Array.isArray(value))
+        value.forEach((v, i) => flatten(v, prefix === '' ? String(i) : `${prefix}.${i}`, out));
+    else if (typeof value === 'object' && value !== null)
+        for (const [k, v] of Object.entries(value))
+            flatten(v, prefix === '' ? k : `${prefix}.${k}`, out);
     return out;
 }
-const collect_QUOTE = 0x22;
-/**
- * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
- * `DrvWithVersion(…)`); see scanDerivation.
- */
-function derivationSystem(bytes, field) {
-    return scanDerivation(bytes, field === 4).system;
-}
-/**
- * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
- * registers for a .drv it writes), found by skipping through the file rather than parsing it.
- * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
- * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
- */
-function scanDerivation(bytes, versioned) {
-    const inputDrvsField = versioned ? 2 : 1;
-    const systemField = inputDrvsField + 2;
-    const references = [];
-    let depth = 0;
-    let at = 0;
-    let tupleStart = false;
-    for (let i = 0; i < bytes.length; i++) {
-        const c = bytes[i];
-        if (c === collect_QUOTE) {
-            const end = bytes.indexOf(collect_QUOTE, i + 1);
-            if (end < 0)
-                break;
-            if (depth === 1 && at === systemField)
-                return {
-                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
-                    references: sortedUnique(references),
-                };
-            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
-                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
-            tupleStart = false;
-            i = end;
-        }
-        else if (c === 0x28 || c === 0x5b) {
-            depth++; // ( [
-            tupleStart = c === 0x28 && depth === 3;
-        }
-        else if (c === 0x29 || c === 0x5d) {
-            if (--depth === 0)
-                break; // ) ]
-        }
-        else if (c === 0x2c && depth === 1 && ++at > systemField)
-            break; // ,
-    }
-    const drv = parseDerivation(bytes);
-    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
-}
-function sortedUnique(items) {
-    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
-}
-/** True for a fixed-output derivation (its one output names its content hash). */
-function isFixedOutput(drv) {
-    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
-}
-/**
- * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
- * closure, at most one `nix-store --realise` and one more query for added outputs, one
- * `--dump-db` per batch, and the .drv files read directly from the store.
- */
-async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
-    const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
-    const objects = [];
-    for await (const o of stream.objects) {
-        const { file: _bytes, ...object } = o;
-        objects.push(object);
-    }
-    return { objects, ...stream.summary() };
-}
-/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
-class DrvFacts {
-    roots;
-    rootOutputs = new Map();
-    systems = new Set();
-    fods = [];
-    fodOutputs = [];
-    rootSet;
-    constructor(roots) {
-        this.roots = roots;
-        this.rootSet = new Set(roots);
-    }
-    /** Adds one .drv; returns its references (scanDerivation's). */
-    add(path, bytes) {
-        // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
-        // .drv (env values, escapes) cost more than reading the files.
-        const drv = parseDerivationOutputs(bytes);
-        const { system, references } = scanDerivation(bytes, drv.version !== undefined);
-        this.systems.add(system);
-        if (this.rootSet.has(path))
-            this.rootOutputs.set(path, outputsOf(drv));
-        if (isFixedOutput(drv)) {
-            this.fods.push(path);
-            this.fodOutputs.push(...Object.values(outputsOf(drv)));
-        }
-        return references;
-    }
-    summary() {
-        for (const root of this.roots)
-            if (!this.rootOutputs.has(root))
-                throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
-        return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
-    }
-}
-/**
- * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
- * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
- * once. The other kinds need every .drv read and the whole graph first (to realise fixed
- * outputs or roots, and to order what that adds).
- */
-async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, options = {}) {
-    store.setStoreDir(storeDir);
-    const drvClosure = await store.requisites(rootDrvs);
-    const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
-    // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
-    const drvBatches = store.pathInfoBatches(drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure);
-    const facts = new DrvFacts(rootDrvs);
-    const readDrv = (p) => {
-        const file = store.readRegularFileSync(p);
-        if (file === undefined)
-            throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
-        return { ...file, references: facts.add(p, file.bytes) };
-    };
-    const readRegularFile = (q, maxSize) => store.readRegularFileSync(q, maxSize);
-    const withKind = (info) => ({
-        ...info,
-        kind: classifySync(info, storeDir, readRegularFile),
-    });
-    if (include === 'drvs') {
-        const objects = async function* () {
-            const done = new Set();
-            const described = drvBatches[Symbol.asyncIterator]();
-            let batch = [];
-            let next = 0;
-            for (const p of drvClosure) {
-                let object;
-                if (drvsFromFiles && p.endsWith('.drv')) {
-                    // What Nix registers for a .drv it writes: no deriver, its inputs as references.
-                    const { references, ...file } = readDrv(p);
-                    const narSize = regularFileNarSize(file.bytes.length, file.executable);
-                    object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
-                }
-                else {
-                    while (next === batch.length) {
-                        const r = await described.next();
-                        if (r.done === true)
-                            throw new errors_NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
-                        batch = r.value;
-                        next = 0;
-                    }
-                    const info = batch[next++];
-                    if (info?.path !== p)
-                        throw new errors_NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
-                    object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
-                }
-                for (const r of object.references)
-                    if (r !== p && !done.has(r))
-                        throw new errors_NixPlanError('internal', `nix-store --query --requisites listed '${p}' before its reference '${r}'`);
-                done.add(p);
-                yield object;
-            }
-        };
-        return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
-    }
-    let sinceYield = 0;
-    for (const p of drvClosure) {
-        if (!p.endsWith('.drv'))
-            continue;
-        readDrv(p);
-        // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
-        if (++sinceYield === YIELD_EVERY) {
-            sinceYield = 0;
-            await new Promise((resolve) => setImmediate(resolve));
-        }
-    }
-    facts.summary(); // the roots are in their closure
-    let extra = [];
-    if (include === 'sources') {
-        if (facts.fods.length > 0) {
-            hooks.onRealise?.('fixed-output derivations', facts.fods.length);
-            await store.realise(facts.fods);
-            extra = await store.requisites(facts.fodOutputs);
-        }
-    }
-    else {
-        hooks.onRealise?.('roots', rootDrvs.length);
-        const built = await store.realise(rootDrvs);
-        const outs = new Set(built);
-        for (const o of facts.rootOutputs.values())
-            for (const p of Object.values(o))
-                if (p !== '')
-                    outs.add(p);
-        extra = await store.requisites([...outs]);
-    }
-    const inClosure = new Set(drvClosure);
-    const added = extra.filter((p) => !inClosure.has(p));
-    const all = [...drvClosure, ...added];
-    const infos = new Map();
-    for await (const batch of drvBatches)
-        for (const info of batch)
-            infos.set(info.path, info);
-    if (added.length > 0)
-        for (const [p, info] of await store.pathInfos(added))
-            infos.set(p, info);
-    const refsOf = (p) => infos.get(p)?.references ?? [];
-    const order = dependencyOrder(all, refsOf);
-    const objects = order.map((p) => {
-        const info = infos.get(p);
-        if (info === undefined)
-            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
-        return withKind(info);
-    });
-    return { count: objects.length, objects, summary: () => facts.summary() };
-}
-
-;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
-// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
-
-
-
-const SLASH = Buffer.from('/');
-/** Files up to this size are read in one call: a drv closure is thousands of small files. */
-const SMALL_FILE = 1024 * 1024;
-// The file system is read with synchronous calls: store files are small and local, and each
-// `fs.promises` call is a round trip through libuv's thread pool (shared with zstd), which for
-// tens of thousands of files cost far more than the reads themselves. Large files still stream.
-/** A whole small file as a one-chunk stream, read when iteration starts (not before). */
-function readWhole(p) {
+/** What a diff shows of a manifest (v2's createdAt, provenance and promotions when present). */
+function bundleFacts(manifest, digest, trustedKeys) {
+    const v2 = manifest;
+    const provenance = flatten(v2.provenance);
     return {
-        [Symbol.asyncIterator]: () => {
-            let read = false;
-            return {
-                next: () => {
-                    if (read)
-                        return Promise.resolve({ done: true, value: undefined });
-                    read = true;
-                    try {
-                        return Promise.resolve({ done: false, value: (0,external_node_fs_namespaceObject.readFileSync)(p) });
+        digest,
+        checksum: manifest.checksum,
+        formatVersion: manifest.formatVersion,
+        tool: manifest.tool,
+        nixVersion: manifest.nixVersion,
+        include: manifest.include,
+        ...(typeof v2.createdAt === 'string' && { createdAt: v2.createdAt }),
+        ...(Object.keys(provenance).length > 0 && { provenance }),
+        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
+        ...(Array.isArray(v2.promotions) && { promotions: v2.promotions.length }),
+        signatures: signatureStatuses(manifest, trustedKeys),
+    };
+}
+/** The roots of a manifest as a diff pairs them. */
+function manifestRoots(manifest) {
+    return manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath }));
+}
+async function readBundleSide(path, options, deps) {
+    const source = await openBundle(path);
+    try {
+        const head = await readBundleHead(source);
+        const { manifest } = head;
+        const facts = bundleFacts(manifest, await digestOf(path), options.trustedKeys);
+        const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
+        const checks = new DerivationChecks(manifest);
+        const keep = options.keepObjects === true;
+        const objects = [];
+        const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
+        try {
+            await verifyBundle(source, {
+                // Each .drv is parsed once, here, and handed to the verifier's own checks.
+                parseDerivations: false,
+                keptFiles: keep ? 'copy' : 'view',
+                onEntry: (e) => {
+                    task.tick(1, e.nar.narSize);
+                    if (e.kind === 'drv') {
+                        const { head: drv } = parseDerivationSpans(e.nar.file?.contents ?? new Uint8Array(0));
+                        checks.check(e.path, e.references, drv);
+                        graph.add(e.path, drv);
                     }
-                    catch (e) {
-                        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+                    if (keep) {
+                        if (e.kind === 'output')
+                            throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated to compare plans of different store dirs`);
+                        const file = e.nar.file?.contents;
+                        objects.push({
+                            path: e.path,
+                            kind: e.kind,
+                            references: e.references,
+                            ...(file !== undefined && { contents: file }),
+                            ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+                            ca: e.ca,
+                        });
                     }
                 },
+            });
+        }
+        finally {
+            task.done();
+        }
+        checks.finish();
+        return {
+            side: {
+                kind: 'bundle',
+                source: path,
+                storeDir: manifest.storeDir,
+                derivations: graph.size,
+                systems: manifest.systems,
+                roots: graph.roots,
+                bundle: facts,
+            },
+            graph,
+            ...(keep && { objects }),
+            files: (paths) => bundleFiles(path, paths),
+        };
+    }
+    finally {
+        await source.close();
+    }
+}
+/**
+ * The bytes of `paths` that are small single files in a bundle, read again (the first pass kept
+ * none of them). The stream's digests are checked again at its end, so a bundle changed since
+ * the first pass fails here instead of showing other bytes.
+ */
+async function bundleFiles(path, paths) {
+    const out = new Map();
+    const source = await openBundle(path);
+    let budget = FILE_BUDGET;
+    try {
+        for await (const e of readExport(exportStream(source), { keepFileUpTo: MAX_FILE })) {
+            const file = e.nar.file?.contents;
+            if (file === undefined)
+                continue;
+            if (paths.has(e.path))
+                out.set(e.path, file);
+            else if (!e.path.endsWith('.drv') && file.length <= budget) {
+                budget -= file.length;
+                out.set(e.path, file);
+            }
+        }
+    }
+    finally {
+        await source.close();
+    }
+    return out;
+}
+/** The store path a profile's current generation is: its symlinks followed into the store dir. */
+async function profileTarget(profile, storeDir) {
+    let at = (0,external_node_path_namespaceObject.isAbsolute)(profile) ? profile : (0,external_node_path_namespaceObject.resolve)(profile);
+    for (let hops = 0; hops < 40; hops++) {
+        if (at.startsWith(`${storeDir}/`)) {
+            const rest = at.slice(storeDir.length + 1);
+            return `${storeDir}/${rest.split('/')[0] ?? ''}`;
+        }
+        let target;
+        try {
+            target = await (0,external_node_fs_promises_namespaceObject.readlink)(at);
+        }
+        catch (e) {
+            throw new errors_NixPlanError('usage', `cannot read the profile '${profile}': ${e.code === 'EINVAL' ? `'${at}' is not a symlink into ${storeDir}` : e.message}`);
+        }
+        at = (0,external_node_path_namespaceObject.isAbsolute)(target) ? target : (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(at), target);
+    }
+    throw new errors_NixPlanError('usage', `the profile '${profile}' is a chain of more than 40 symlinks`);
+}
+async function readStoreSide(location, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const storeDir = await store.storeDir();
+    let drvPath = location.path;
+    let label;
+    if (location.kind === 'profile') {
+        const out = await profileTarget(location.path, storeDir);
+        const { stdout } = await deps.runner.run('nix-store', [
+            ...store.storeArgs(),
+            '--query',
+            '--deriver',
+            out,
+        ]);
+        drvPath = stdout.toString('utf8').trim();
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `the current generation of '${location.path}' (${out}) has no known deriver, so its plan cannot be read; compare against a plan bundle or a .drv path instead`);
+        label = nameOf(out);
+    }
+    else {
+        if (!drvPath.startsWith(`${storeDir}/`) ||
+            !drvPath.endsWith('.drv') ||
+            baseName(drvPath).length <= HASH_PART_LENGTH + 5)
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a .drv path in the store ${storeDir}`);
+        label = nameOf(drvPath).replace(/\.drv$/, '');
+    }
+    let closure;
+    try {
+        closure = await store.requisites([drvPath]);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', location.kind === 'profile'
+            ? `the deriver ${drvPath} of the current generation of '${location.path}' is not in the store (garbage-collected?), so its plan cannot be read; compare against a plan bundle instead`
+            : `'${drvPath}' is not a valid path in the store: ${e.message.split('\n')[0] ?? ''}`, { cause: e });
+    }
+    store.setStoreDir(storeDir);
+    const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
+    const systems = new Set();
+    const task = progressOf(deps).start(`reading ${drvPath}`, closure.length);
+    try {
+        for (const p of closure) {
+            task.tick(1);
+            if (!p.endsWith('.drv'))
+                continue;
+            const file = store.readRegularFileSync(p);
+            if (file === undefined)
+                throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
+            const node = graph.add(p, parseDerivationSpans(file.bytes).head);
+            systems.add(node.system);
+        }
+    }
+    finally {
+        task.done();
+    }
+    return {
+        side: {
+            kind: location.kind,
+            source: location.path,
+            storeDir,
+            derivations: graph.size,
+            systems: [...systems].sort(),
+            roots: graph.roots,
+        },
+        graph,
+        files: (paths) => {
+            const out = new Map();
+            let budget = FILE_BUDGET;
+            const read = (p) => {
+                try {
+                    return store.readRegularFileSync(p, MAX_FILE)?.bytes;
+                }
+                catch {
+                    return undefined;
+                }
             };
+            for (const p of paths) {
+                const bytes = read(p);
+                if (bytes !== undefined)
+                    out.set(p, bytes);
+            }
+            for (const p of closure)
+                if (!p.endsWith('.drv') && !out.has(p) && budget > 0) {
+                    const bytes = read(p);
+                    if (bytes !== undefined && bytes.length <= budget) {
+                        budget -= bytes.length;
+                        out.set(p, bytes);
+                    }
+                }
+            return Promise.resolve(out);
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/contents.ts
+
+
+function entry(n) {
+    return {
+        name: n.pname,
+        version: n.version,
+        outputs: n.outputs.map((o) => o.name),
+        system: n.system,
+        fixed: n.outputs.some((o) => o.kind === 'fixed'),
+        drvPath: n.path,
+    };
+}
+const order = (a, b) => a.name < b.name
+    ? -1
+    : a.name > b.name
+        ? 1
+        : compareVersions(a.version, b.version) || (a.drvPath < b.drvPath ? -1 : 1);
+/** Verifies a bundle as it reads it and lists each root's packages. */
+async function planContents(bundlePath, options, deps) {
+    const { side, graph } = await readPlanSide({ kind: 'bundle', path: bundlePath }, options, deps);
+    return {
+        plan: side,
+        roots: graph.roots.map((r) => ({
+            label: r.label,
+            drvPath: r.drvPath,
+            packages: graph.closure(r.drvPath).map(entry).sort(order),
+        })),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/sequence.ts
+// The shortest edit script between two sequences (Myers' O(ND) algorithm), for a derivation's
+// arguments and the lines of its environment values. Bounded: past `maxEdits` differences it
+// gives up and reports the two sides as replaced whole, so a hostile pair of values cannot make
+// it quadratic.
+/** Differences beyond which `diffSequences` stops looking for the shortest script. */
+const DEFAULT_MAX_EDITS = 2000;
+function push(out, op, item) {
+    const last = out[out.length - 1];
+    if (last?.op === op)
+        last.items.push(item);
+    else
+        out.push({ op, items: [item] });
+}
+/**
+ * The edits that turn `a` into `b`, as runs: `same` runs of equal items, `old` runs (only in `a`)
+ * before `new` runs (only in `b`) where both change. Items compare with `===`.
+ */
+function diffSequences(a, b, maxEdits = DEFAULT_MAX_EDITS) {
+    // Equal heads and tails need no search.
+    let start = 0;
+    while (start < a.length && start < b.length && a[start] === b[start])
+        start++;
+    let endA = a.length;
+    let endB = b.length;
+    while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+        endA--;
+        endB--;
+    }
+    const out = [];
+    for (let i = 0; i < start; i++)
+        push(out, 'same', a[i]);
+    const middle = script(a.slice(start, endA), b.slice(start, endB), maxEdits);
+    for (const e of middle)
+        for (const item of e.items)
+            push(out, e.op, item);
+    for (let i = endA; i < a.length; i++)
+        push(out, 'same', a[i]);
+    return out;
+}
+/** Myers' greedy forward search with the trace kept for the backtrack. */
+function script(a, b, maxEdits) {
+    const n = a.length;
+    const m = b.length;
+    if (n === 0 && m === 0)
+        return [];
+    const whole = () => [
+        ...(n > 0 ? [{ op: 'old', items: a }] : []),
+        ...(m > 0 ? [{ op: 'new', items: b }] : []),
+    ];
+    if (n === 0 || m === 0)
+        return whole();
+    const max = Math.min(n + m, maxEdits);
+    const offset = max + 1;
+    let v = new Int32Array(2 * max + 3);
+    const trace = [];
+    for (let d = 0; d <= max; d++) {
+        trace.push(v.slice());
+        const next = v.slice();
+        for (let k = -d; k <= d; k += 2) {
+            let x = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1])
+                ? v[offset + k + 1]
+                : v[offset + k - 1] + 1;
+            let y = x - k;
+            while (x < n && y < m && a[x] === b[y]) {
+                x++;
+                y++;
+            }
+            next[offset + k] = x;
+            if (x >= n && y >= m)
+                return backtrack(a, b, trace, next, d, k, offset);
+        }
+        v = next;
+    }
+    return whole();
+}
+function backtrack(a, b, trace, last, dEnd, kEnd, offset) {
+    const steps = [];
+    let x = last[offset + kEnd];
+    let y = x - kEnd;
+    for (let d = dEnd; d > 0; d--) {
+        const v = trace[d];
+        const k = x - y;
+        const down = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1]);
+        const prevK = down ? k + 1 : k - 1;
+        const prevX = v[offset + prevK];
+        const prevY = prevX - prevK;
+        while (x > prevX + (down ? 0 : 1) && y > prevY + (down ? 1 : 0)) {
+            steps.push({ op: 'same', item: a[--x] });
+            y--;
+        }
+        if (down)
+            steps.push({ op: 'new', item: b[--y] });
+        else
+            steps.push({ op: 'old', item: a[--x] });
+    }
+    while (x > 0 && y > 0) {
+        steps.push({ op: 'same', item: a[--x] });
+        y--;
+    }
+    steps.reverse();
+    const out = [];
+    // Within a changed stretch, old items come before new ones (as a unified diff shows them).
+    let pendingNew = [];
+    for (const s of steps) {
+        if (s.op === 'new')
+            pendingNew.push(s.item);
+        else {
+            if (s.op === 'same') {
+                for (const item of pendingNew)
+                    push(out, 'new', item);
+                pendingNew = [];
+            }
+            push(out, s.op, s.item);
+        }
+    }
+    for (const item of pendingNew)
+        push(out, 'new', item);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/derivation-diff.ts
+
+
+
+
+
+const derivation_diff_latin1 = (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+function describeOutput(o) {
+    return { name: o.name, kind: outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
+}
+const sameOutput = (a, b) => a.kind === b.kind && a.hashAlgo === b.hashAlgo && a.hash === b.hash;
+/** `drvName` without throwing: a derivation path's name without `.drv`. */
+const drvNameOf = (path) => nameOf(path).replace(/\.drv$/, '');
+/** Replaces old store paths by new ones in latin1 text: each known path where it occurs whole. */
+class PathRewriter {
+    storeDir;
+    byHash = new Map();
+    constructor(storeDir) {
+        this.storeDir = storeDir;
+    }
+    add(oldPath, newPath) {
+        if (oldPath === '' || newPath === '' || oldPath === newPath)
+            return;
+        const hash = oldPath.slice(this.storeDir.length + 1, this.storeDir.length + 1 + HASH_PART_LENGTH);
+        let list = this.byHash.get(hash);
+        if (list === undefined)
+            this.byHash.set(hash, (list = []));
+        list.push([oldPath, newPath]);
+    }
+    rewrite(text) {
+        const prefix = `${this.storeDir}/`;
+        let out = '';
+        let from = 0;
+        for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix, at + 1)) {
+            const hash = text.slice(at + prefix.length, at + prefix.length + HASH_PART_LENGTH);
+            const candidates = this.byHash.get(hash);
+            if (candidates === undefined)
+                continue;
+            // The longest old path that occurs here (a name may extend another's).
+            let best;
+            for (const c of candidates)
+                if (text.startsWith(c[0], at) && (best === undefined || c[0].length > best[0].length))
+                    best = c;
+            if (best === undefined)
+                continue;
+            out += text.slice(from, at) + best[1];
+            from = at + best[0].length;
+            at = from - 1;
+        }
+        return out + text.slice(from);
+    }
+}
+function splitLines(text) {
+    const lines = text.split('\n');
+    if (lines.length > 1 && lines[lines.length - 1] === '')
+        lines.pop();
+    return lines;
+}
+/** Compares derivation pairs, each once, up to a limit. */
+class Comparer {
+    old;
+    now;
+    options;
+    compared = new Set();
+    maxCompared;
+    maxValueBytes;
+    constructor(old, now, options) {
+        this.old = old;
+        this.now = now;
+        this.options = options;
+        this.maxCompared = options.maxCompared ?? 100;
+        this.maxValueBytes = options.maxValueBytes ?? 64 * 1024;
+    }
+    show(bytes) {
+        if (bytes.length <= this.maxValueBytes)
+            return showBytes(bytes);
+        return `${showBytes(bytes.subarray(0, this.maxValueBytes))}… (${bytes.length - this.maxValueBytes} more bytes not shown)`;
+    }
+    /** The diff of one pair, or a note saying why it is not compared. */
+    pair(oldPath, newPath) {
+        const key = `${oldPath}\0${newPath}`;
+        if (this.compared.has(key))
+            return { note: 'already-compared' };
+        if (this.compared.size >= this.maxCompared)
+            return { note: 'limit' };
+        const a = this.old.derivation(oldPath);
+        const b = this.now.derivation(newPath);
+        if (a === undefined || b === undefined)
+            return { note: 'unavailable' };
+        this.compared.add(key);
+        return { diff: this.diff(oldPath, a, newPath, b) };
+    }
+    diff(oldPath, a, newPath, b) {
+        const rewriter = new PathRewriter(this.options.storeDir);
+        rewriter.add(oldPath, newPath);
+        // Outputs, by name.
+        const oldOuts = new Map(a.outputs.map((o) => [o.name, o]));
+        const newOuts = new Map(b.outputs.map((o) => [o.name, o]));
+        const outputs = {
+            removed: a.outputs.filter((o) => !newOuts.has(o.name)).map(describeOutput),
+            added: b.outputs.filter((o) => !oldOuts.has(o.name)).map(describeOutput),
+            changed: a.outputs.flatMap((o) => {
+                const n = newOuts.get(o.name);
+                if (n === undefined)
+                    return [];
+                rewriter.add(o.path, n.path);
+                const [x, y] = [describeOutput(o), describeOutput(n)];
+                return sameOutput(x, y) ? [] : [{ name: o.name, old: x, new: y }];
+            }),
+        };
+        const inputDrvs = this.inputs(a.inputDrvs, b.inputDrvs, rewriter);
+        const inputSrcs = this.sources(a.inputSrcs, b.inputSrcs, rewriter);
+        // Environment, by key (keys are sorted by bytes in both).
+        const env = {
+            removed: [],
+            added: [],
+            changed: [],
+            pathsOnly: [],
+        };
+        const oldEnv = new Map(a.env.map((e) => [derivation_diff_latin1(e.key), e.value]));
+        const newEnv = new Map(b.env.map((e) => [derivation_diff_latin1(e.key), e.value]));
+        const keyText = (k) => showBytes(Buffer.from(k, 'latin1'), true);
+        for (const [k, v] of oldEnv)
+            if (!newEnv.has(k))
+                env.removed.push({ key: keyText(k), value: this.show(v) });
+        for (const [k, v] of newEnv)
+            if (!oldEnv.has(k))
+                env.added.push({ key: keyText(k), value: this.show(v) });
+        for (const [k, v] of oldEnv) {
+            const w = newEnv.get(k);
+            if (w === undefined || Buffer.compare(v, w) === 0)
+                continue;
+            if (rewriter.rewrite(derivation_diff_latin1(v)) === derivation_diff_latin1(w)) {
+                env.pathsOnly.push(keyText(k));
+                continue;
+            }
+            const [x, y] = [this.show(v), this.show(w)];
+            const [xl, yl] = [splitLines(x), splitLines(y)];
+            env.changed.push({
+                key: keyText(k),
+                old: x,
+                new: y,
+                ...((xl.length > 1 || yl.length > 1) && { lines: diffSequences(xl, yl) }),
+            });
+        }
+        const text = (bytes) => this.show(bytes);
+        const field = (x, y) => Buffer.compare(x, y) === 0 ? undefined : { old: text(x), new: text(y) };
+        const system = field(a.system, b.system);
+        const builder = rewriter.rewrite(derivation_diff_latin1(a.builder)) === derivation_diff_latin1(b.builder) ? undefined : field(a.builder, b.builder);
+        const oldArgs = a.args.map((x) => derivation_diff_latin1(x));
+        const newArgs = b.args.map((x) => derivation_diff_latin1(x));
+        const argsSame = oldArgs.length === newArgs.length && oldArgs.every((x, i) => rewriter.rewrite(x) === newArgs[i]);
+        return {
+            old: oldPath,
+            new: newPath,
+            outputs,
+            ...(system !== undefined && { system }),
+            ...(builder !== undefined && { builder }),
+            ...(!argsSame && {
+                args: diffSequences(a.args.map(text), b.args.map(text)),
+            }),
+            env,
+            inputSrcs,
+            inputDrvs,
+        };
+    }
+    /** Input derivations: equal paths, then pairs by derivation name, then by package name. */
+    inputs(a, b, rewriter) {
+        const ref = (i) => ({ path: i.path, outputs: i.outputs });
+        const changed = [];
+        const newByPath = new Map(b.map((i) => [i.path, i]));
+        const oldByPath = new Map(a.map((i) => [i.path, i]));
+        for (const i of a) {
+            const j = newByPath.get(i.path);
+            if (j !== undefined && i.outputs.join(' ') !== j.outputs.join(' '))
+                changed.push({ name: drvNameOf(i.path), old: ref(i), new: ref(j) });
+        }
+        let oldRest = a.filter((i) => !newByPath.has(i.path));
+        let newRest = b.filter((i) => !oldByPath.has(i.path));
+        const pairs = [];
+        const pairBy = (key) => {
+            const byKey = new Map();
+            for (const j of newRest) {
+                const list = byKey.get(key(j.path));
+                if (list === undefined)
+                    byKey.set(key(j.path), [j]);
+                else
+                    list.push(j);
+            }
+            const oldByKey = new Map();
+            for (const i of oldRest)
+                oldByKey.set(key(i.path), (oldByKey.get(key(i.path)) ?? 0) + 1);
+            const used = new Set();
+            for (const i of oldRest) {
+                const k = key(i.path);
+                const list = byKey.get(k);
+                // Pair only when the name picks exactly one derivation on each side.
+                if (list?.length !== 1 || oldByKey.get(k) !== 1)
+                    continue;
+                pairs.push([i, list[0], k]);
+                used.add(i).add(list[0]);
+            }
+            oldRest = oldRest.filter((i) => !used.has(i));
+            newRest = newRest.filter((j) => !used.has(j));
+        };
+        pairBy(drvNameOf);
+        pairBy((p) => parseDrvName(drvNameOf(p)).name);
+        for (const [i, j] of pairs)
+            this.mapOutputs(i.path, j.path, rewriter);
+        for (const [i, j, name] of pairs) {
+            const compared = this.pair(i.path, j.path);
+            changed.push({ name, old: ref(i), new: ref(j), ...compared });
+        }
+        changed.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+        return { removed: oldRest.map(ref), added: newRest.map(ref), changed };
+    }
+    /** Teaches the rewriter a changed input's drv path and output paths, by output name. */
+    mapOutputs(oldPath, newPath, rewriter) {
+        rewriter.add(oldPath, newPath);
+        const a = this.old.derivation(oldPath);
+        const b = this.now.derivation(newPath);
+        if (a === undefined || b === undefined)
+            return;
+        const newOuts = new Map(b.outputs.map((o) => [o.name, o.path]));
+        for (const o of a.outputs)
+            rewriter.add(o.path, newOuts.get(o.name) ?? '');
+    }
+    /** Input sources: pairs by name, the rest removed or added. */
+    sources(a, b, rewriter) {
+        const inNew = new Set(b);
+        const inOld = new Set(a);
+        const oldRest = a.filter((p) => !inNew.has(p));
+        const newRest = b.filter((p) => !inOld.has(p));
+        const count = (xs) => {
+            const m = new Map();
+            for (const p of xs)
+                m.set(nameOf(p), (m.get(nameOf(p)) ?? 0) + 1);
+            return m;
+        };
+        const oldNames = count(oldRest);
+        const newNames = count(newRest);
+        const changed = [];
+        const paired = new Set();
+        for (const p of oldRest) {
+            const name = nameOf(p);
+            if (oldNames.get(name) !== 1 || newNames.get(name) !== 1)
+                continue;
+            const q = newRest.find((x) => nameOf(x) === name);
+            paired.add(p).add(q);
+            rewriter.add(p, q);
+            const x = this.old.file(p);
+            const y = this.now.file(q);
+            changed.push({
+                name: showText(name),
+                old: p,
+                new: q,
+                ...(x !== undefined &&
+                    y !== undefined && { lines: diffSequences(splitLines(this.show(x)), splitLines(this.show(y))) }),
+            });
+        }
+        return {
+            removed: oldRest.filter((p) => !paired.has(p)),
+            added: newRest.filter((p) => !paired.has(p)),
+            changed,
+        };
+    }
+}
+/**
+ * Why `newPath` differs from `oldPath` (both derivations of the plans `old` and `now` can read),
+ * following changed inputs of the same name (each pair once, at most `maxCompared`).
+ */
+function diffDerivations(oldPath, newPath, old, now, options) {
+    const result = new Comparer(old, now, options).pair(oldPath, newPath);
+    return 'diff' in result ? result.diff : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/plan-diff.ts
+
+
+/** The `schema` member of every diff document; bumped when its shape changes incompatibly. */
+const PLAN_DIFF_SCHEMA = 'nix-plan-diff/1';
+const join = (xs) => xs === undefined || xs.length === 0 ? undefined : xs.join(', ');
+function fieldChanges(old, now) {
+    const out = [];
+    const compare = (field, a, b) => {
+        if (a !== b)
+            out.push({ field, ...(a !== undefined && { old: a }), ...(b !== undefined && { new: b }) });
+    };
+    compare('storeDir', old.storeDir, now.storeDir);
+    compare('systems', join(old.systems), join(now.systems));
+    const a = old.bundle;
+    const b = now.bundle;
+    if (a === undefined || b === undefined)
+        return out;
+    compare('include', a.include, b.include);
+    compare('nixVersion', a.nixVersion, b.nixVersion);
+    compare('tool', a.tool, b.tool);
+    compare('formatVersion', String(a.formatVersion), String(b.formatVersion));
+    compare('createdAt', a.createdAt, b.createdAt);
+    compare('relocatedFrom', a.relocatedFrom, b.relocatedFrom);
+    compare('signedBy', join(a.signatures.map((s) => s.key)) ?? 'unsigned', join(b.signatures.map((s) => s.key)) ?? 'unsigned');
+    const keys = [...new Set([...Object.keys(a.provenance ?? {}), ...Object.keys(b.provenance ?? {})])].sort();
+    for (const k of keys)
+        compare(`provenance.${k}`, a.provenance?.[k], b.provenance?.[k]);
+    return out;
+}
+/** `…/hash-name.drv` → `name`. */
+const plan_diff_drvNameOf = (p) => p
+    .slice(p.lastIndexOf('/') + 1)
+    .slice(33)
+    .replace(/\.drv$/, '');
+/**
+ * Pairs roots: by label, then the rest by derivation name, then by package name (a root named by
+ * an attribute on one side and by its .drv on the other); one unpaired root on each side is
+ * paired too (a renamed single root).
+ */
+function pairRoots(old, now) {
+    const pairs = [];
+    let removed = [...old];
+    let added = [...now];
+    const pass = (key) => {
+        const byKey = new Map();
+        for (const r of added) {
+            const list = byKey.get(key(r));
+            if (list === undefined)
+                byKey.set(key(r), [r]);
+            else
+                list.push(r);
+        }
+        const used = new Set();
+        for (const r of removed) {
+            const match = byKey.get(key(r))?.find((c) => !used.has(c));
+            if (match === undefined)
+                continue;
+            used.add(match).add(r);
+            pairs.push([r, match]);
+        }
+        removed = removed.filter((r) => !used.has(r));
+        added = added.filter((r) => !used.has(r));
+    };
+    pass((r) => r.label);
+    pass((r) => plan_diff_drvNameOf(r.drvPath));
+    pass((r) => parseDrvName(plan_diff_drvNameOf(r.drvPath)).name);
+    if (removed.length === 1 && added.length === 1) {
+        pairs.push([removed[0], added[0]]);
+        removed = [];
+        added = [];
+    }
+    return { pairs, removed, added };
+}
+function rootDiff(label, old, now, a, b) {
+    if (old.drvPath === now.drvPath)
+        return { label, status: 'unchanged', old: old.drvPath, new: now.drvPath };
+    const d = diffClosures(a.closure(old.drvPath), b.closure(now.drvPath));
+    const names = (kinds) => d.packages.filter((p) => kinds.includes(p.change)).map((p) => p.name);
+    return {
+        label,
+        status: 'changed',
+        old: old.drvPath,
+        new: now.drvPath,
+        counts: d.counts,
+        derivations: d.derivations,
+        packages: {
+            versions: names(['upgrade', 'downgrade', 'changed']),
+            added: names(['added']),
+            removed: names(['removed']),
+            rebuilt: names(['rebuilt']),
         },
     };
 }
 /**
- * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
- * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
- * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
- * FIFOs and devices are refused, as Nix refuses them.
+ * The difference of two plans read into graphs (`old` already relocated into `now`'s realm when
+ * their store dirs differ: then `relocated` is true and `oldSide.storeDir` still says where the
+ * old plan came from).
  */
-function fileTreeOf(path) {
-    try {
-        return Promise.resolve(fileTreeSync(typeof path === 'string' ? Buffer.from(path) : path));
-    }
-    catch (e) {
-        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
+function diffPlans(oldSide, old, newSide, now, options) {
+    const total = diffClosures(old.nodes(), now.nodes());
+    const { pairs, removed, added } = pairRoots(old.roots, now.roots);
+    const roots = [
+        ...pairs.map(([o, n]) => rootDiff(n.label, o, n, old, now)),
+        ...removed.map((r) => ({ label: r.label, status: 'removed', old: r.drvPath })),
+        ...added.map((r) => ({ label: r.label, status: 'added', new: r.drvPath })),
+    ];
+    const identical = total.derivations.added === 0 &&
+        total.derivations.removed === 0 &&
+        roots.every((r) => r.status === 'unchanged');
+    return {
+        schema: PLAN_DIFF_SCHEMA,
+        old: oldSide,
+        new: newSide,
+        realm: { old: oldSide.storeDir, new: newSide.storeDir, relocated: options.relocated },
+        identical,
+        fields: fieldChanges(oldSide, newSide),
+        total,
+        roots,
+        ...(options.drv !== undefined && { drv: options.drv }),
+    };
 }
-function fileTreeSync(p) {
-    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
-    if (st.isFile()) {
-        return {
-            type: 'regular',
-            executable: (st.mode & 0o100) !== 0,
-            size: st.size,
-            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
-        };
-    }
-    if (st.isSymbolicLink())
-        return { type: 'symlink', target: new Uint8Array((0,external_node_fs_namespaceObject.readlinkSync)(p, { encoding: 'buffer' })) };
-    if (st.isDirectory()) {
-        return {
-            type: 'directory',
-            entries: async function* () {
-                const names = (0,external_node_fs_namespaceObject.readdirSync)(p, { encoding: 'buffer' });
-                names.sort((a, b) => Buffer.compare(a, b));
-                // One entry per turn: a huge directory still lets the compressor's callbacks run.
-                for (const name of names) {
-                    yield [name, fileTreeSync(Buffer.concat([p, SLASH, name]))];
-                    await Promise.resolve();
-                }
-            },
-        };
-    }
-    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
-}
-/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
-async function* dumpPath(path) {
-    yield* writeNar(await fileTreeOf(path));
-}
-/**
- * The NAR of `path` like `dumpPath`, but a small regular file (every `.drv` and text) is read at
- * once and returned as the chunks of its NAR, with no generator or promise per file.
- */
-function narOf(path) {
-    const p = typeof path === 'string' ? Buffer.from(path) : path;
-    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
-    if (st.isFile() && st.size <= SMALL_FILE) {
-        const bytes = (0,external_node_fs_namespaceObject.readFileSync)(p);
-        if (bytes.length !== st.size)
-            throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' changed size while it was read`);
-        return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
-    }
-    return dumpPath(p);
-}
-
-;// CONCATENATED MODULE: ./src/app/files.ts
-// Checks on the files a use case will write, made before the long work so a typo fails fast.
-
-
-
-
-/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
-async function assertWritable(path) {
-    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
-    }
-    catch (e) {
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
-    }
-}
+/** Counts of a diff that has none (for summaries of an identical plan). */
+const NO_CHANGES = Object.freeze(packages_emptyCounts());
 
 ;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
 // Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
@@ -7632,7 +7121,7 @@ async function assertWritable(path) {
 function fail(drvLabel, detail) {
     throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
 }
-function outputKind(o) {
+function derivation_hash_outputKind(o) {
     if (o.hashAlgo === '')
         return 'input-addressed';
     if (o.hash === 'impure')
@@ -7644,9 +7133,9 @@ function derivationKind(drv, drvLabel) {
     const first = drv.outputs[0];
     if (first === undefined)
         fail(drvLabel, 'it has no outputs');
-    const kind = outputKind(first);
+    const kind = derivation_hash_outputKind(first);
     for (const o of drv.outputs)
-        if (outputKind(o) !== kind)
+        if (derivation_hash_outputKind(o) !== kind)
             fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
     if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
         fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
@@ -7961,7 +7450,7 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
 const PLACEHOLDER_HASH_LENGTH = 52;
 const H = HASH_PART_LENGTH;
 const P = PLACEHOLDER_HASH_LENGTH;
-const rewrite_SLASH = 0x2f;
+const SLASH = 0x2f;
 const rewrite_BACKSLASH = 0x5c;
 /** nix32 digit of each byte, -1 for bytes outside the alphabet. */
 const rewrite_DIGIT = new Int8Array(256).fill(-1);
@@ -8278,7 +7767,7 @@ class StoreRewriter {
             if (kind === PATH) {
                 for (let k = 0; k < to.length; k++)
                     out[w++] = to[k];
-                out[w++] = rewrite_SLASH;
+                out[w++] = SLASH;
             }
             this.hashes.write(id, out, w);
             w += H;
@@ -8310,7 +7799,7 @@ class StoreRewriter {
     fromSlashBefore(b, p) {
         const a = this.fromBytes;
         const start = p - 1 - a.length;
-        if (start < 0 || b[p - 1] !== rewrite_SLASH)
+        if (start < 0 || b[p - 1] !== SLASH)
             return false;
         for (let k = 0; k < a.length; k++)
             if (b[start + k] !== a[k])
@@ -8416,7 +7905,7 @@ class StoreRewriter {
                 const c = bytes[after];
                 if (DIR_CHAR[c] === 1)
                     continue; // a longer component, not A
-                if (c === rewrite_SLASH && isRun(bytes, after + 1, H))
+                if (c === SLASH && isRun(bytes, after + 1, H))
                     continue; // a path, handled by the scan
             }
             count++;
@@ -9087,6 +8576,536 @@ function relocateRoot(root, pathMap) {
     for (const [o, p] of Object.entries(root.outputs))
         outputs[o] = map(p);
     return { ...root, drvPath: map(root.drvPath), outputs };
+}
+
+;// CONCATENATED MODULE: ./src/app/diff.ts
+// diffPlanSources: what changes between two plans (bundles, .drv paths or a profile's current
+// generation), before anything is built. Both sides are read at once, each keeping only its
+// derivations' heads; a side in another realm is relocated into the other's first, so a promoted
+// plan compares with its original as "same plan, other realm". `--drv NAME` then reads the bytes
+// of the changed derivations again to say why NAME differs.
+
+
+
+
+
+
+
+/** Where the bytes of one side come from during a drill-down. */
+class SideFiles {
+    bytes;
+    parsed = new Map();
+    constructor(bytes) {
+        this.bytes = bytes;
+    }
+    derivation(path) {
+        let drv = this.parsed.get(path);
+        if (drv === undefined) {
+            const b = this.bytes.get(path);
+            if (b === undefined || !path.endsWith('.drv'))
+                return undefined;
+            this.parsed.set(path, (drv = parseDerivation(b)));
+        }
+        return drv;
+    }
+    file(path) {
+        return path.endsWith('.drv') ? undefined : this.bytes.get(path);
+    }
+}
+/**
+ * The old side moved into the new side's realm: its objects relocated (as `nix-plan relocate`
+ * would), its graph rebuilt from the relocated .drv files, and their bytes kept for a drill-down.
+ */
+function relocateSide(old, to) {
+    const objects = old.objects ?? [];
+    const relocation = relocateClosure(objects, old.side.storeDir, to);
+    const roots = old.graph.roots.map((r) => {
+        const drvPath = relocation.pathMap.get(r.drvPath);
+        if (drvPath === undefined)
+            throw new errors_NixPlanError('internal', `root ${r.drvPath} was not relocated`);
+        return { label: r.label, drvPath };
+    });
+    const graph = new PlanGraph(to, roots);
+    const bytes = new Map();
+    for (const o of relocation.objects) {
+        if (o.contents === undefined)
+            continue;
+        bytes.set(o.path, o.contents);
+        if (o.kind === 'drv')
+            graph.add(o.path, parseDerivationSpans(o.contents).head);
+    }
+    return { graph, bytes };
+}
+/** The derivations of a graph that `name` designates: by path, derivation name or package name. */
+function matching(nodes, name) {
+    const byPath = nodes.filter((n) => n.path === name);
+    if (byPath.length > 0)
+        return byPath;
+    const byName = nodes.filter((n) => n.name === name);
+    return byName.length > 0 ? byName : nodes.filter((n) => n.pname === name);
+}
+/** The pairs of changed derivations `name` designates, or a usage error saying why there are none. */
+function drillPairs(old, now, name) {
+    const oldChanged = old.nodes().filter((n) => !now.has(n.path));
+    const newChanged = now.nodes().filter((n) => !old.has(n.path));
+    let a = matching(oldChanged, name);
+    let b = matching(newChanged, name);
+    if (a.length === 0 && b.length === 0) {
+        const same = matching(old.nodes(), name).filter((n) => now.has(n.path));
+        throw new errors_NixPlanError('usage', same.length > 0
+            ? `--drv '${name}': ${same.map((n) => n.path).join(', ')} ${same.length === 1 ? 'is' : 'are'} the same in both plans`
+            : `--drv '${name}' names no derivation of either plan (give a package name, a derivation name or a .drv path)`);
+    }
+    if (a.length === 0 || b.length === 0)
+        throw new errors_NixPlanError('usage', `--drv '${name}' is only in the ${a.length === 0 ? 'new' : 'old'} plan (${[...a, ...b].map((n) => n.path).join(', ')}): there is nothing to compare it with`);
+    if (a.length === 1 && b.length === 1)
+        return [[a[0].path, b[0].path]];
+    // Several: pair those of equal derivation names, one on each side.
+    const pairs = [];
+    for (const x of a) {
+        const same = b.filter((y) => y.name === x.name);
+        if (same.length === 1 && a.filter((z) => z.name === x.name).length === 1)
+            pairs.push([x.path, same[0].path]);
+    }
+    if (pairs.length > 0)
+        return pairs;
+    a = a.slice(0, 10);
+    b = b.slice(0, 10);
+    throw new errors_NixPlanError('usage', `--drv '${name}' is ambiguous: it names ${a.map((n) => n.name).join(', ')} in the old plan and ${b
+        .map((n) => n.name)
+        .join(', ')} in the new one; give a derivation name or a .drv path`);
+}
+/** Paths of `graph` that `other` does not hold, and the files their .drv files name as sources. */
+function changedPaths(graph, other) {
+    return new Set(graph
+        .nodes()
+        .filter((n) => !other.has(n.path))
+        .map((n) => n.path));
+}
+/** Reads the old and new sides and compares them; see the module comment. */
+async function diffPlanSources(oldLocation, newLocation, options, deps) {
+    const readOptions = { store: options.store, trustedKeys: options.trustedKeys };
+    const [oldDir, newDir] = await Promise.all([
+        plan_reader_storeDirOf(oldLocation, readOptions, deps),
+        plan_reader_storeDirOf(newLocation, readOptions, deps),
+    ]);
+    const relocate = oldDir !== newDir;
+    if (relocate && oldLocation.kind !== 'bundle')
+        throw new errors_NixPlanError('realm', `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (nix-plan relocate --to ${oldDir}), or give the old side as a plan bundle`);
+    const [old, now] = await Promise.all([
+        readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps),
+        readPlanSide(newLocation, readOptions, deps),
+    ]);
+    let oldGraph = old.graph;
+    let relocatedBytes;
+    if (relocate) {
+        deps.log.info(`relocating ${oldLocation.path} from ${oldDir} to ${newDir} to compare it…`);
+        ({ graph: oldGraph, bytes: relocatedBytes } = relocateSide(old, newDir));
+    }
+    let drv;
+    if (options.drv !== undefined) {
+        const pairs = drillPairs(oldGraph, now.graph, options.drv);
+        const oldFiles = relocatedBytes ?? (await old.files(changedPaths(oldGraph, now.graph)));
+        const newFiles = await now.files(changedPaths(now.graph, oldGraph));
+        const lookups = { old: new SideFiles(oldFiles), new: new SideFiles(newFiles) };
+        drv = pairs.flatMap(([a, b]) => {
+            const d = diffDerivations(a, b, lookups.old, lookups.new, {
+                storeDir: newDir,
+                ...(options.maxCompared !== undefined && { maxCompared: options.maxCompared }),
+            });
+            return d === undefined ? [] : [d];
+        });
+    }
+    return diffPlans(old.side, oldGraph, now.side, now.graph, {
+        relocated: relocate,
+        ...(drv !== undefined && { drv }),
+    });
+}
+
+;// CONCATENATED MODULE: ./src/nix/collect.ts
+// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
+// of fixed-output derivations (sources), or the roots' built output closure (outputs).
+
+
+
+
+/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
+const YIELD_EVERY = 512;
+/** The include kinds, for option parsing. */
+const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
+/** Output name → path of a parsed derivation. */
+function outputsOf(drv) {
+    const out = {};
+    for (const o of drv.outputs)
+        out[o.name] = o.path;
+    return out;
+}
+const collect_QUOTE = 0x22;
+/**
+ * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
+ * `DrvWithVersion(…)`); see scanDerivation.
+ */
+function derivationSystem(bytes, field) {
+    return scanDerivation(bytes, field === 4).system;
+}
+/**
+ * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
+ * registers for a .drv it writes), found by skipping through the file rather than parsing it.
+ * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
+ * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
+ */
+function scanDerivation(bytes, versioned) {
+    const inputDrvsField = versioned ? 2 : 1;
+    const systemField = inputDrvsField + 2;
+    const references = [];
+    let depth = 0;
+    let at = 0;
+    let tupleStart = false;
+    for (let i = 0; i < bytes.length; i++) {
+        const c = bytes[i];
+        if (c === collect_QUOTE) {
+            const end = bytes.indexOf(collect_QUOTE, i + 1);
+            if (end < 0)
+                break;
+            if (depth === 1 && at === systemField)
+                return {
+                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
+                    references: sortedUnique(references),
+                };
+            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
+                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
+            tupleStart = false;
+            i = end;
+        }
+        else if (c === 0x28 || c === 0x5b) {
+            depth++; // ( [
+            tupleStart = c === 0x28 && depth === 3;
+        }
+        else if (c === 0x29 || c === 0x5d) {
+            if (--depth === 0)
+                break; // ) ]
+        }
+        else if (c === 0x2c && depth === 1 && ++at > systemField)
+            break; // ,
+    }
+    const drv = parseDerivation(bytes);
+    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
+}
+function sortedUnique(items) {
+    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
+}
+/** True for a fixed-output derivation (its one output names its content hash). */
+function isFixedOutput(drv) {
+    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
+}
+/**
+ * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
+ * closure, at most one `nix-store --realise` and one more query for added outputs, one
+ * `--dump-db` per batch, and the .drv files read directly from the store.
+ */
+async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
+    const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
+    const objects = [];
+    for await (const o of stream.objects) {
+        const { file: _bytes, ...object } = o;
+        objects.push(object);
+    }
+    return { objects, ...stream.summary() };
+}
+/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
+class DrvFacts {
+    roots;
+    rootOutputs = new Map();
+    systems = new Set();
+    fods = [];
+    fodOutputs = [];
+    rootSet;
+    constructor(roots) {
+        this.roots = roots;
+        this.rootSet = new Set(roots);
+    }
+    /** Adds one .drv; returns its references (scanDerivation's). */
+    add(path, bytes) {
+        // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
+        // .drv (env values, escapes) cost more than reading the files.
+        const drv = parseDerivationOutputs(bytes);
+        const { system, references } = scanDerivation(bytes, drv.version !== undefined);
+        this.systems.add(system);
+        if (this.rootSet.has(path))
+            this.rootOutputs.set(path, outputsOf(drv));
+        if (isFixedOutput(drv)) {
+            this.fods.push(path);
+            this.fodOutputs.push(...Object.values(outputsOf(drv)));
+        }
+        return references;
+    }
+    summary() {
+        for (const root of this.roots)
+            if (!this.rootOutputs.has(root))
+                throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
+        return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
+    }
+}
+/**
+ * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
+ * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
+ * once. The other kinds need every .drv read and the whole graph first (to realise fixed
+ * outputs or roots, and to order what that adds).
+ */
+async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, options = {}) {
+    store.setStoreDir(storeDir);
+    const drvClosure = await store.requisites(rootDrvs);
+    const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
+    // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
+    const drvBatches = store.pathInfoBatches(drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure);
+    const facts = new DrvFacts(rootDrvs);
+    const readDrv = (p) => {
+        const file = store.readRegularFileSync(p);
+        if (file === undefined)
+            throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
+        return { ...file, references: facts.add(p, file.bytes) };
+    };
+    const readRegularFile = (q, maxSize) => store.readRegularFileSync(q, maxSize);
+    const withKind = (info) => ({
+        ...info,
+        kind: classifySync(info, storeDir, readRegularFile),
+    });
+    if (include === 'drvs') {
+        const objects = async function* () {
+            const done = new Set();
+            const described = drvBatches[Symbol.asyncIterator]();
+            let batch = [];
+            let next = 0;
+            for (const p of drvClosure) {
+                let object;
+                if (drvsFromFiles && p.endsWith('.drv')) {
+                    // What Nix registers for a .drv it writes: no deriver, its inputs as references.
+                    const { references, ...file } = readDrv(p);
+                    const narSize = regularFileNarSize(file.bytes.length, file.executable);
+                    object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
+                }
+                else {
+                    while (next === batch.length) {
+                        const r = await described.next();
+                        if (r.done === true)
+                            throw new errors_NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
+                        batch = r.value;
+                        next = 0;
+                    }
+                    const info = batch[next++];
+                    if (info?.path !== p)
+                        throw new errors_NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
+                    object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
+                }
+                for (const r of object.references)
+                    if (r !== p && !done.has(r))
+                        throw new errors_NixPlanError('internal', `nix-store --query --requisites listed '${p}' before its reference '${r}'`);
+                done.add(p);
+                yield object;
+            }
+        };
+        return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
+    }
+    let sinceYield = 0;
+    for (const p of drvClosure) {
+        if (!p.endsWith('.drv'))
+            continue;
+        readDrv(p);
+        // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
+        if (++sinceYield === YIELD_EVERY) {
+            sinceYield = 0;
+            await new Promise((resolve) => setImmediate(resolve));
+        }
+    }
+    facts.summary(); // the roots are in their closure
+    let extra = [];
+    if (include === 'sources') {
+        if (facts.fods.length > 0) {
+            hooks.onRealise?.('fixed-output derivations', facts.fods.length);
+            await store.realise(facts.fods);
+            extra = await store.requisites(facts.fodOutputs);
+        }
+    }
+    else {
+        hooks.onRealise?.('roots', rootDrvs.length);
+        const built = await store.realise(rootDrvs);
+        const outs = new Set(built);
+        for (const o of facts.rootOutputs.values())
+            for (const p of Object.values(o))
+                if (p !== '')
+                    outs.add(p);
+        extra = await store.requisites([...outs]);
+    }
+    const inClosure = new Set(drvClosure);
+    const added = extra.filter((p) => !inClosure.has(p));
+    const all = [...drvClosure, ...added];
+    const infos = new Map();
+    for await (const batch of drvBatches)
+        for (const info of batch)
+            infos.set(info.path, info);
+    if (added.length > 0)
+        for (const [p, info] of await store.pathInfos(added))
+            infos.set(p, info);
+    const refsOf = (p) => infos.get(p)?.references ?? [];
+    const order = dependencyOrder(all, refsOf);
+    const objects = order.map((p) => {
+        const info = infos.get(p);
+        if (info === undefined)
+            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+        return withKind(info);
+    });
+    return { count: objects.length, objects, summary: () => facts.summary() };
+}
+
+;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
+// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
+
+
+
+const fs_tree_SLASH = Buffer.from('/');
+/** Files up to this size are read in one call: a drv closure is thousands of small files. */
+const SMALL_FILE = 1024 * 1024;
+// The file system is read with synchronous calls: store files are small and local, and each
+// `fs.promises` call is a round trip through libuv's thread pool (shared with zstd), which for
+// tens of thousands of files cost far more than the reads themselves. Large files still stream.
+/** A whole small file as a one-chunk stream, read when iteration starts (not before). */
+function readWhole(p) {
+    return {
+        [Symbol.asyncIterator]: () => {
+            let read = false;
+            return {
+                next: () => {
+                    if (read)
+                        return Promise.resolve({ done: true, value: undefined });
+                    read = true;
+                    try {
+                        return Promise.resolve({ done: false, value: (0,external_node_fs_namespaceObject.readFileSync)(p) });
+                    }
+                    catch (e) {
+                        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+                    }
+                },
+            };
+        },
+    };
+}
+/**
+ * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
+ * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
+ * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
+ * FIFOs and devices are refused, as Nix refuses them.
+ */
+function fileTreeOf(path) {
+    try {
+        return Promise.resolve(fileTreeSync(typeof path === 'string' ? Buffer.from(path) : path));
+    }
+    catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+}
+function fileTreeSync(p) {
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+    if (st.isFile()) {
+        return {
+            type: 'regular',
+            executable: (st.mode & 0o100) !== 0,
+            size: st.size,
+            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
+        };
+    }
+    if (st.isSymbolicLink())
+        return { type: 'symlink', target: new Uint8Array((0,external_node_fs_namespaceObject.readlinkSync)(p, { encoding: 'buffer' })) };
+    if (st.isDirectory()) {
+        return {
+            type: 'directory',
+            entries: async function* () {
+                const names = (0,external_node_fs_namespaceObject.readdirSync)(p, { encoding: 'buffer' });
+                names.sort((a, b) => Buffer.compare(a, b));
+                // One entry per turn: a huge directory still lets the compressor's callbacks run.
+                for (const name of names) {
+                    yield [name, fileTreeSync(Buffer.concat([p, fs_tree_SLASH, name]))];
+                    await Promise.resolve();
+                }
+            },
+        };
+    }
+    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
+}
+/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
+async function* dumpPath(path) {
+    yield* writeNar(await fileTreeOf(path));
+}
+/**
+ * The NAR of `path` like `dumpPath`, but a small regular file (every `.drv` and text) is read at
+ * once and returned as the chunks of its NAR, with no generator or promise per file.
+ */
+function narOf(path) {
+    const p = typeof path === 'string' ? Buffer.from(path) : path;
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+    if (st.isFile() && st.size <= SMALL_FILE) {
+        const bytes = (0,external_node_fs_namespaceObject.readFileSync)(p);
+        if (bytes.length !== st.size)
+            throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' changed size while it was read`);
+        return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
+    }
+    return dumpPath(p);
+}
+
+;// CONCATENATED MODULE: ./src/app/files.ts
+// Checks on the files a use case will write, made before the long work so a typo fails fast.
+
+
+
+
+/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
+async function assertWritable(path) {
+    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report };
 }
 
 ;// CONCATENATED MODULE: ./src/app/version.ts
@@ -9880,6 +9899,7 @@ async function realisePlan(bundlePath, options, deps) {
 
 
 
+
 /** The real use cases. */
 const defaultUseCases = {
     exportPlan: exportPlan,
@@ -9889,8 +9909,9 @@ const defaultUseCases = {
     realisePlan: realisePlan,
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
-    deployPlan: deployPlan,
     keygen: keygen,
+    diffPlanSources: diffPlanSources,
+    planContents: planContents,
     writeKeyPair: writeKeyPair,
     copyImport: binaryCacheCopyImport,
 };
@@ -9922,12 +9943,6 @@ const ExitCode = {
     nix: 9,
     /** An artifact could not be uploaded or downloaded. */
     transport: 10,
-    /** The host: an SSH connection or a command on the host failed. */
-    host: 12,
-    /** Activation failed; the previous generation was restored (re-activated). */
-    activation: 13,
-    /** Activation failed and could not be undone: the host needs attention. */
-    attention: 14,
     /** Interrupted (SIGINT). */
     interrupted: 130,
 };
@@ -9942,9 +9957,6 @@ const BY_ERROR = {
     limit: ExitCode.limit,
     nix: ExitCode.nix,
     transport: ExitCode.transport,
-    host: ExitCode.host,
-    activation: ExitCode.activation,
-    attention: ExitCode.attention,
     internal: ExitCode.internal,
 };
 /** The exit code for anything thrown: its NixPlanError code, else internal. */
@@ -9996,9 +10008,6 @@ function exitCodesHelp() {
         [ExitCode.limit, 'a size or count limit was exceeded'],
         [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
         [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
-        [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
-        [ExitCode.activation, 'activation failed; the previous generation was restored'],
-        [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
         [ExitCode.interrupted, 'interrupted'],
     ];
     return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
@@ -10083,7 +10092,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(581);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(871);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -32,6 +32,8 @@ import {
 import type { CliIo } from './terminal.js';
 import { deployCommand } from './deploy-command.js';
 import { withBundleFile } from './stdin-bundle.js';
+import { diffCommand } from './diff-command.js';
+import { formatContents } from './diff-format.js';
 
 export type { UseCases } from './use-cases.js';
 
@@ -175,20 +177,36 @@ export const COMMANDS: readonly Command[] = [
   define({
     name: 'inspect',
     summary: 'show what a bundle holds (touches no store)',
-    usage: ['nix-plan inspect BUNDLE [--json]'],
+    usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
     description:
-      'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
-    options: {},
+      'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
+      'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+    options: {
+      contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
+      'trusted-key': TRUSTED_KEY,
+    },
     examples: [
       'nix-plan inspect hello.nixplan',
       'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+      'nix-plan inspect hello.nixplan --contents',
     ],
     async run(args, ctx) {
       noRest(args, 'inspect');
-      const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
-      print(ctx, args, result, () => formatInspect(result));
+      const bundle = onePositional(args, 'BUNDLE');
+      const result = await ctx.useCases.inspectPlan(bundle);
+      if (!flag(args, 'contents')) {
+        print(ctx, args, result, () => formatInspect(result));
+        return;
+      }
+      const contents = await ctx.useCases.planContents(
+        bundle,
+        { trustedKeys: await readKeys(list(args, 'trusted-key')) },
+        ctx.deps,
+      );
+      print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
     },
   }),
+  define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
   define({
     name: 'verify',
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',

@@ -2,6 +2,8 @@
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
 import { deployPlan } from '../app/deploy/index.js';
+import { planContents } from '../app/contents.js';
+import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
@@ -21,6 +23,8 @@ export interface UseCases {
   applyPlan: typeof applyPlan;
   deployPlan: typeof deployPlan;
   keygen: typeof keygen;
+  diffPlanSources: typeof diffPlanSources;
+  planContents: typeof planContents;
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
@@ -37,6 +41,8 @@ export const defaultUseCases: UseCases = {
   applyPlan,
   deployPlan,
   keygen,
+  diffPlanSources,
+  planContents,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
 };
