@@ -8,6 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { deploySummary } from '../src/action/deploy.js';
+import { parseDeploySettings } from '../src/action/deploy-settings.js';
 import { activateSafely, generationNumber, reportProblem } from '../src/app/deploy/activation.js';
 import type { DeployResult } from '../src/app/deploy/index.js';
 import { linePrefixer } from '../src/app/deploy/prefix.js';
@@ -398,5 +400,94 @@ describe('apply reads a plan from standard input', () => {
     expect(code).toBe(0);
     expect(seen).toMatchObject({ bytes: 'plan bytes', mode: 0o600 });
     expect(() => readFileSync(seen?.path ?? '')).toThrow();
+  });
+});
+
+describe('the deploy action settings', () => {
+  const KEY =
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAA\nQyNTUxOQAAACAGWQYvyDBuZ\n-----END OPENSSH PRIVATE KEY-----';
+  const reader =
+    (inputs: Record<string, string>) =>
+    (name: string): string =>
+      inputs[name] ?? '';
+  const env = (): undefined => undefined;
+
+  test('hosts, key (normalised, CRLF accepted) and known-hosts are read; the rest defaults', () => {
+    const s = parseDeploySettings(
+      reader({
+        hosts: 'web=root@10.0.0.5\n# a comment\ndb=root@10.0.0.6:2222\n',
+        'ssh-private-key': KEY.replace(/\n/g, '\r\n'),
+        'known-hosts': '10.0.0.5 ssh-ed25519 AAAA',
+        'trusted-keys': 'ci:' + Buffer.alloc(32, 1).toString('base64'),
+      }),
+      env,
+    );
+    expect(s.hosts.map((h) => h.name)).toEqual(['web', 'db']);
+    expect(s.hosts[1]?.target).toEqual({ user: 'root', host: '10.0.0.6', port: 2222 });
+    expect(s.sshPrivateKey).toBe(`${KEY}\n`);
+    expect(s).toMatchObject({
+      action: 'switch',
+      buildOn: 'host',
+      keepGoing: false,
+      allowUnknownHosts: false,
+    });
+  });
+
+  test('known-hosts is required unless explicitly opted out; a bad key is refused without echoing it', () => {
+    expect(() => parseDeploySettings(reader({ hosts: 'h' }), env)).toThrow(
+      /^input "known-hosts": is required/,
+    );
+    expect(
+      parseDeploySettings(reader({ hosts: 'h', 'allow-unknown-hosts': 'true' }), env).knownHosts,
+    ).toBeUndefined();
+    const secret = 'not-a-key-but-a-secret-value';
+    let message = '';
+    try {
+      parseDeploySettings(reader({ hosts: 'h', 'known-hosts': 'x', 'ssh-private-key': secret }), env);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^input "ssh-private-key": is not a private key/);
+    expect(message).not.toContain(secret);
+    expect(() => parseDeploySettings(reader({ 'known-hosts': 'x' }), env)).toThrow(
+      /^input "hosts": is required/,
+    );
+    expect(() => parseDeploySettings(reader({ hosts: '-oProxyCommand', 'known-hosts': 'x' }), env)).toThrow(
+      /^input "hosts": bad host/,
+    );
+  });
+
+  test('the summary: a row per host, failures spelled out', () => {
+    const md = deploySummary('plan.nixplan', {
+      bundle: 'p',
+      digest: 'sha256:ab',
+      storeDir: S,
+      signedBy: ['ci'],
+      ok: false,
+      hosts: [
+        {
+          name: 'web',
+          target: 'root@w',
+          action: 'switch',
+          outcome: 'switched',
+          generation: 3,
+          previousGeneration: 2,
+          seconds: 1.5,
+          currentSystem: '/nix/store/x-nixos-system-web',
+        },
+        {
+          name: 'db',
+          target: 'root@d',
+          action: 'switch',
+          outcome: 'rolled-back',
+          generation: 7,
+          seconds: 2,
+          error: { code: 'activation', message: 'switch-to-configuration switch exited with 1' },
+        },
+      ],
+    });
+    expect(md).toContain('| web | 3 (was 2) | ✅ switched | 1.5 s | /nix/store/x-nixos-system-web |');
+    expect(md).toContain('| db | 7 | ❌ failed, rolled back | 2.0 s |');
+    expect(md).toContain('- **db**: switch-to-configuration switch exited with 1');
   });
 });
