@@ -359,7 +359,13 @@ describe('the actions end to end', () => {
       expect(server.artifacts(run)).toEqual([]); // nothing went to the artifact service
       wipe(realm);
       builder = new ScratchStore(version, { storeDir: realm });
-      const realise = await step('realise', { 'artifact-dir': shared, roots: 'gamma' }, run, builder);
+      // A shared directory is writable by others: the plan's digest proves it is this one.
+      const realise = await step(
+        'realise',
+        { 'artifact-dir': shared, digest: plan.outputs['digest'] ?? '', roots: 'gamma' },
+        run,
+        builder,
+      );
       succeeded(realise);
       const built = JSON.parse(realise.outputs['out-paths'] ?? '') as Record<string, Record<string, string>>;
       expect(Object.keys(built)).toHaveLength(1);
@@ -568,7 +574,7 @@ describe('the actions end to end', () => {
     test('an expired API token for a cross-run download fails the same way', async () => {
       server.inject({ kind: 'expired-token' });
       await failsCleanly(
-        { 'run-id': String(run.runId), 'github-token': server.apiToken() },
+        { 'run-id': String(run.runId), 'github-token': server.apiToken(), digest },
         /token was refused/,
         server.newRun(),
       );

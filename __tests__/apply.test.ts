@@ -79,6 +79,12 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
       const drv = stdout.toString('utf8').trim();
       bundles[name] = join(store.root, `${name}.nixplan`);
       await exportPlan({ drvPaths: [drv], output: bundles[name] }, base);
+      if (name === 'a') {
+        // The same system, evaluated a day earlier than every other plan here.
+        bundles['old'] = join(store.root, 'old.nixplan');
+        const dayBefore = (): Date => new Date(Date.now() - 86_400_000);
+        await exportPlan({ drvPaths: [drv], output: bundles['old'], now: dayBefore }, base);
+      }
       const built = await store.run('nix-store', ['--realise', drv]);
       systems[name] = built.stdout.toString('utf8').trim();
     }
@@ -136,6 +142,19 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
       'a switch system-1-link',
       'b boot system-2-link',
     ]);
+  });
+
+  test('a plan older than the last one applied is refused before anything runs; --allow-downgrade forces it', async () => {
+    const before = logLines().length;
+    const generation = currentGeneration();
+    const error = await applyPlan(bundles['old'], { profile }, deps).catch((e: unknown) => e);
+    expect((error as NixPlanError).code).toBe('stale');
+    expect((error as NixPlanError).message).toMatch(/refusing a downgrade/);
+    expect(currentGeneration()).toBe(generation);
+    expect(logLines().length).toBe(before);
+    const forced = await applyPlan(bundles['old'], { profile, action: 'test', allowDowngrade: true }, deps);
+    expect(forced).toMatchObject({ systemPath: systems['a'], confirmed: true });
+    expect(logLines().slice(before)).toEqual([`a test system-${generation ?? 0}-link`]);
   });
 
   test('a failing switch re-activates the previous generation and says so; its output is shown', async () => {

@@ -118,6 +118,20 @@ describeSsh('nix-plan deploy over SSH', () => {
         );
         systems[label] = manifest.roots[0]?.outputs['out'] ?? '';
       }
+      // A plan evaluated a day before the others: older than what the host will have applied.
+      const [oldDrv] = await ci.instantiateExpr(
+        `import ${systemFile} { label = "d"; control = "${controlDir}"; profile = "${profile}"; }`,
+      );
+      plans['old'] = join(root, 'old.nixplan');
+      await exportPlan(
+        {
+          drvPaths: [oldDrv ?? ''],
+          output: plans['old'],
+          signingKeys: [key.secretKey],
+          now: () => new Date(Date.now() - 86_400_000),
+        },
+        base,
+      );
       plans['unsigned'] = join(root, 'unsigned.nixplan');
       await exportPlan(
         {
@@ -373,6 +387,21 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(received()).toEqual([]);
       expect(await s().store.validPaths()).toEqual(before);
       expect(current()).toBe('system-1-link');
+    });
+
+    test('a plan older than the one the host last applied is refused without --allow-downgrade', async () => {
+      server.clearSessions();
+      const refused = await deploy('old');
+      expect(refused.code).toBe(11);
+      expect(refused.stderr).toMatch(/refusing a downgrade \(--allow-downgrade to force\)/);
+      expect(server.sessions()).toEqual(['nix-plan-host probe']);
+      expect(current()).toBe('system-1-link');
+      s().control.reset();
+      const forced = await deploy('old', '--allow-downgrade');
+      expect(forced.code).toBe(0);
+      expect(forced.stderr).toMatch(/--allow-downgrade: applying anyway/);
+      expect(current()).toBe('system-2-link');
+      expect(s().control.calls()).toEqual(['d switch ok system-2-link']);
     });
 
     test('two hosts in parallel, one failing, with --keep-going', async () => {

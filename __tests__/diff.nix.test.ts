@@ -44,6 +44,8 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
         attributes: ['app', 'tools'],
         evalArgs: ['--argstr', 'variant', variant],
         output,
+        // One creation time for every variant: the plans differ in content only.
+        now: () => new Date('2026-12-01T00:00:00Z'),
         ...extra,
       },
       deps,

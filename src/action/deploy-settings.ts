@@ -38,7 +38,7 @@ export interface DeploySettings extends FetchSettings {
   readonly jobs: number | undefined;
   readonly keepGoing: boolean;
   readonly useSudo: boolean;
-  readonly noCheckSigs: boolean;
+  readonly allowDowngrade: boolean;
 }
 
 const KEY_BLOCK = /^-----BEGIN ([A-Z ]*)PRIVATE KEY-----\n[\s\S]+\n-----END \1PRIVATE KEY-----\n$/;
@@ -102,6 +102,6 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
     jobs: parseInteger(DeployInput.Jobs, input(DeployInput.Jobs), 1, 1024, undefined),
     keepGoing: parseBoolean(DeployInput.KeepGoing, input(DeployInput.KeepGoing), false),
     useSudo: parseBoolean(DeployInput.UseSudo, input(DeployInput.UseSudo), false),
-    noCheckSigs: parseBoolean(DeployInput.NoCheckSigs, input(DeployInput.NoCheckSigs), false),
+    allowDowngrade: parseBoolean(DeployInput.AllowDowngrade, input(DeployInput.AllowDowngrade), false),
   };
 }

@@ -126,6 +126,9 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
         // The action's identity and host keys come first: ssh keeps the first value of an option.
         sshOptions: [...ssh.args, ...settings.sshOptions],
         useSudo: settings.useSudo,
+        maxAgeMs: settings.maxAgeMs,
+        maxAgeText: settings.maxAgeText,
+        allowDowngrade: settings.allowDowngrade,
       },
       {
         runner: deps.runner,

@@ -10,7 +10,7 @@ import { LocalHost } from '../nix/ssh.js';
 import type { Deps } from './deps.js';
 import { activateSafely, DEFAULT_CONFIRM_TIMEOUT, type ActivationClock } from './deploy/activation.js';
 import { fileDigest } from './deploy/digest.js';
-import { RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
+import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
 import { assignRoots, systemOfRoot } from './deploy/roots.js';
 import { readBundleHead } from './inspect.js';
 
@@ -39,6 +39,11 @@ export interface ApplyOptions {
   readonly confirmTimeout?: number | undefined;
   /** Apply a root that is not a NixOS system derivation (nixos-system-…). */
   readonly allowAnyRoot?: boolean | undefined;
+  /** `--max-age` in milliseconds, and as written. */
+  readonly maxAgeMs?: number | undefined;
+  readonly maxAgeText?: string | undefined;
+  /** Apply a plan older than the one last applied to the profile. */
+  readonly allowDowngrade?: boolean | undefined;
 }
 
 /** What realising a bundle yields: its verified manifest and the roots' outputs (as `realisePlan`). */
@@ -55,6 +60,8 @@ export interface ApplyDeps extends Deps {
   /** Where switch-to-configuration's output goes as it runs (default: `nixLog`). */
   readonly output?: ((chunk: Uint8Array) => void) | undefined;
   readonly clock?: ActivationClock | undefined;
+  /** The clock for freshness and the record (default: now). */
+  readonly now?: (() => Date) | undefined;
 }
 
 /** What applyPlan did. */
@@ -132,6 +139,10 @@ export async function applyPlan(
   const [root] = assignRoots(manifest.roots, [{}]);
   if (root === undefined) throw new NixPlanError('internal', 'no root');
   const system = systemOfRoot(root, options.allowAnyRoot === true);
+  // An older plan than the one last applied here is refused before anything is imported.
+  const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
+  const now = deps.now?.() ?? new Date();
+  checkFreshness(manifest, record, options, profile, now, deps.log);
   const realised = await deps.realise(bundlePath, [root.drvPath]);
   const built = systemOutput(realised);
   if (
@@ -139,7 +150,6 @@ export async function applyPlan(
     (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum)
   )
     throw new NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
-  const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
   const digest = await fileDigest(bundlePath);
   const program = new HostProgram(
     new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }),
@@ -154,7 +164,7 @@ export async function applyPlan(
       confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
       recordSeen: recordSeen(record),
       record: SETS_PROFILE.has(action)
-        ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], new Date()))
+        ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))
         : '',
     },
     { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock },

@@ -2,6 +2,8 @@
 // how results are printed (human text, or one JSON document with --json).
 import type { ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
+import { assertSignable } from '../app/signing-policy.js';
+import { freshnessProblem, parseDuration } from '../core/freshness.js';
 import type { UseCases } from './use-cases.js';
 import {
   flag,
@@ -12,7 +14,7 @@ import {
   optionsHelp,
   parseCommandArgs,
   readKeys,
-  readTextFile,
+  readSecretKeyFile,
   required,
   str,
   usageError,
@@ -80,6 +82,22 @@ const CACHE_KEY = {
   value: 'FILE',
   help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 } as const;
+/** `--no-check-sigs`, as every command that takes it. */
+export const NO_CHECK_SIGS = {
+  type: 'boolean',
+  help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
+} as const;
+/** `--max-age`, as every command that takes it. */
+export const MAX_AGE = {
+  type: 'string',
+  value: 'DURATION',
+  help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
+} as const;
+/** `--allow-downgrade`, as every command that takes it. */
+export const ALLOW_DOWNGRADE = {
+  type: 'boolean',
+  help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
+} as const;
 const METHOD = {
   type: 'string',
   value: 'METHOD',
@@ -95,6 +113,17 @@ export function define(spec: Omit<Command, 'parse' | 'options'> & { options: Opt
 /** Prints a result: one JSON document with --json, else the human form. */
 export function print(ctx: CommandContext, args: ParsedArgs, value: unknown, human: () => string): void {
   ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+
+/** `--max-age` in milliseconds (and as written), or nothing. */
+export function maxAge(args: ParsedArgs): { maxAgeMs?: number; maxAgeText?: string } {
+  const text = str(args, 'max-age');
+  return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
+}
+
+/** The secret keys of the repeatable `--sign-key FILE`. */
+function signingKeys(args: ParsedArgs): Promise<string[]> {
+  return Promise.all(list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
 }
 
 /** Refuses arguments after `--` for commands that take none. */
@@ -152,9 +181,7 @@ export const COMMANDS: readonly Command[] = [
       'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
     ],
     async run(args, ctx) {
-      const signingKeys = await Promise.all(
-        list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')),
-      );
+      const keys = await signingKeys(args);
       const result = await ctx.useCases.exportPlan(
         {
           installables: [...args.positionals],
@@ -165,9 +192,10 @@ export const COMMANDS: readonly Command[] = [
           output: required(args, 'output', 'OUT (where to write the bundle)'),
           include: oneOf(str(args, 'include'), 'include', INCLUDES),
           level: integer(str(args, 'level'), 'level', 1, 19),
-          signingKeys: signingKeys.map((k) => k.trim()),
+          signingKeys: keys,
           relocateTo: str(args, 'relocate-to'),
           store: str(args, 'store'),
+          provenance: { env: (name) => process.env[name] },
         },
         ctx.deps,
       );
@@ -210,45 +238,65 @@ export const COMMANDS: readonly Command[] = [
   define({
     name: 'verify',
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-    usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
+    usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
     description:
       'Streams the whole bundle and validates everything import would, without touching a store. ' +
-      'With --trusted-key the manifest must carry a valid signature by one of the keys.',
+      'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
+      "bundle's integrity is checked, not who made it.",
     options: {
       'trusted-key': TRUSTED_KEY,
       'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+      'max-age': MAX_AGE,
     },
     examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
     async run(args, ctx) {
       noRest(args, 'verify');
+      const age = maxAge(args);
       const report = await ctx.useCases.verifyPlan(
         onePositional(args, 'BUNDLE'),
         { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') },
         ctx.deps,
       );
+      // verify changes nothing, so the age is checked on the manifest it verified.
+      const stale =
+        age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
+      if (stale !== undefined) throw stale;
       print(ctx, args, report, () => formatVerify(report));
     },
   }),
   define({
     name: 'import',
     summary: 'verify a bundle, then add its paths to a store',
-    usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
+    usage: [
+      'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
+    ],
     description:
       'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
       'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
       'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-    options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
+    options: {
+      store: STORE,
+      'trusted-key': TRUSTED_KEY,
+      method: METHOD,
+      'sign-key': CACHE_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
+    },
     examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
     async run(args, ctx) {
       noRest(args, 'import');
-      const result = await ctx.useCases.importPlan(
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      const options = {
+        store: str(args, 'store'),
+        trustedKeys,
+        method: oneOf(str(args, 'method'), 'method', METHODS),
+      };
+      const deps = await importDeps(args, ctx, trustedKeys);
+      const result = await ctx.useCases.withFreshness(
         onePositional(args, 'BUNDLE'),
-        {
-          store: str(args, 'store'),
-          trustedKeys: await readKeys(list(args, 'trusted-key')),
-          method: oneOf(str(args, 'method'), 'method', METHODS),
-        },
-        await importDeps(args, ctx),
+        maxAge(args),
+        ctx.deps.log,
+        (bundle) => ctx.useCases.importPlan(bundle, options, deps),
       );
       print(ctx, args, result, () => formatImport(result));
     },
@@ -257,13 +305,14 @@ export const COMMANDS: readonly Command[] = [
     name: 'realise',
     summary: 'import a bundle and build its roots',
     usage: [
-      'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
+      'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
     ],
     description:
       "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
       'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
       'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-      'Prints the output paths, one per line.',
+      'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
+      'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
     options: {
       'out-link': {
         type: 'string',
@@ -275,23 +324,32 @@ export const COMMANDS: readonly Command[] = [
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
+      'allow-downgrade': ALLOW_DOWNGRADE,
     },
     examples: [
       'nix-plan realise hello.nixplan --out-link result',
       'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
     ],
     async run(args, ctx) {
-      const result = await ctx.useCases.realisePlan(
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      const outLink = str(args, 'out-link');
+      const options = {
+        store: str(args, 'store'),
+        outLink,
+        roots: list(args, 'roots', true),
+        trustedKeys,
+        method: oneOf(str(args, 'method'), 'method', METHODS),
+        nixArgs: [...args.rest],
+      };
+      const deps = await importDeps(args, ctx, trustedKeys);
+      // With --out-link, the link's last-applied record: an older plan is refused.
+      const result = await ctx.useCases.withFreshness(
         onePositional(args, 'BUNDLE'),
-        {
-          store: str(args, 'store'),
-          outLink: str(args, 'out-link'),
-          roots: list(args, 'roots', true),
-          trustedKeys: await readKeys(list(args, 'trusted-key')),
-          method: oneOf(str(args, 'method'), 'method', METHODS),
-          nixArgs: [...args.rest],
-        },
-        await importDeps(args, ctx),
+        { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') },
+        ctx.deps.log,
+        (bundle) => ctx.useCases.realisePlan(bundle, options, deps),
       );
       print(ctx, args, result, () => formatRealise(result));
     },
@@ -299,10 +357,15 @@ export const COMMANDS: readonly Command[] = [
   define({
     name: 'relocate',
     summary: 'rewrite a bundle for another store dir (realm)',
-    usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
+    usage: [
+      'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+    ],
     description:
       'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
-      'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
+      'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
+      "The new manifest keeps when and where the plan was made, and records what it was promoted from (the input's " +
+      'digest, store dir and the trusted keys that signed it). --sign-key needs --trusted-key (or --no-check-sigs): ' +
+      'a key signs only what was verified.',
     options: {
       to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
       output: {
@@ -318,28 +381,41 @@ export const COMMANDS: readonly Command[] = [
         help: 'sign the new manifest with this secret key file',
       },
       'trusted-key': TRUSTED_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
       level: {
         type: 'string',
         value: 'N',
         help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
       },
     },
-    examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
+    examples: [
+      'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan',
+      'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan --trusted-key ci.pub --sign-key beta.sec',
+    ],
     async run(args, ctx) {
       noRest(args, 'relocate');
-      const signingKeys = await Promise.all(
-        list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')),
-      );
-      const result = await ctx.useCases.relocatePlan(
+      const keys = await signingKeys(args);
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      const noCheckSigs = flag(args, 'no-check-sigs');
+      assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
+      const options = {
+        to: required(args, 'to', 'DIR (the target store dir)'),
+        output: required(args, 'output', 'OUT (where to write the bundle)'),
+        signingKeys: keys,
+        trustedKeys,
+        noCheckSigs,
+        level: integer(str(args, 'level'), 'level', 1, 19),
+      };
+      if (noCheckSigs && trustedKeys.length === 0)
+        ctx.deps.log.warn(
+          '--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)',
+        );
+      const result = await ctx.useCases.withFreshness(
         onePositional(args, 'BUNDLE'),
-        {
-          to: required(args, 'to', 'DIR (the target store dir)'),
-          output: required(args, 'output', 'OUT (where to write the bundle)'),
-          signingKeys: signingKeys.map((k) => k.trim()),
-          trustedKeys: await readKeys(list(args, 'trusted-key')),
-          level: integer(str(args, 'level'), 'level', 1, 19),
-        },
-        ctx.deps,
+        maxAge(args),
+        ctx.deps.log,
+        (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps),
       );
       print(ctx, args, result, () => formatRelocate(result));
     },
@@ -374,7 +450,7 @@ export const COMMANDS: readonly Command[] = [
     name: 'apply',
     summary: 'realise a NixOS system plan and switch a profile to it, safely',
     usage: [
-      'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
+      'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
       'nix-plan apply --rollback --profile PATH [--action …]',
     ],
     description:
@@ -382,7 +458,9 @@ export const COMMANDS: readonly Command[] = [
       'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
       'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
       'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
-      'itself. BUNDLE - reads the plan from standard input. --rollback switches back to the previous generation instead.',
+      'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
+      '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
+      'generation instead.',
     options: {
       profile: {
         type: 'string',
@@ -401,9 +479,12 @@ export const COMMANDS: readonly Command[] = [
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
+      'allow-downgrade': ALLOW_DOWNGRADE,
     },
     examples: [
-      'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
+      'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
       'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
     ],
     async run(args, ctx) {
@@ -411,12 +492,9 @@ export const COMMANDS: readonly Command[] = [
       const rollback = flag(args, 'rollback');
       const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
       const store = str(args, 'store');
-      const realiseOptions = {
-        store,
-        trustedKeys: await readKeys(list(args, 'trusted-key')),
-        method: oneOf(str(args, 'method'), 'method', METHODS),
-      };
-      const deps = await importDeps(args, ctx);
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      const realiseOptions = { store, trustedKeys, method: oneOf(str(args, 'method'), 'method', METHODS) };
+      const deps = await importDeps(args, ctx, trustedKeys);
       const result = await withBundleFile(bundle, ctx.io.stdin ?? process.stdin, (file) =>
         ctx.useCases.applyPlan(
           file,
@@ -427,6 +505,9 @@ export const COMMANDS: readonly Command[] = [
             store,
             confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
             allowAnyRoot: flag(args, 'allow-any-root'),
+            // The profile's last-applied record (on the activating side): an older plan is refused.
+            ...maxAge(args),
+            allowDowngrade: flag(args, 'allow-downgrade'),
           },
           { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) },
         ),
@@ -437,11 +518,22 @@ export const COMMANDS: readonly Command[] = [
   deployCommand(),
 ];
 
-/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
-async function importDeps(args: ParsedArgs, ctx: CommandContext): Promise<ImportDeps> {
+/**
+ * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
+ * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
+ * --trusted-key (or, on purpose, --no-check-sigs).
+ */
+async function importDeps(
+  args: ParsedArgs,
+  ctx: CommandContext,
+  trustedKeys: readonly string[],
+): Promise<ImportDeps> {
   const keyFile = list(args, 'sign-key')[0];
-  const signingKey =
-    keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
+  const noCheckSigs = flag(args, 'no-check-sigs');
+  assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
+  if (noCheckSigs && trustedKeys.length === 0)
+    ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
+  const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
   return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
 }
 

@@ -20,7 +20,18 @@ import {
   usageError,
   type ParsedArgs,
 } from './args.js';
-import { define, noRest, print, TRUSTED_KEY, type Command, type CommandContext } from './commands.js';
+import {
+  ALLOW_DOWNGRADE,
+  define,
+  MAX_AGE,
+  maxAge,
+  NO_CHECK_SIGS,
+  noRest,
+  print,
+  TRUSTED_KEY,
+  type Command,
+  type CommandContext,
+} from './commands.js';
 
 const BUILD_ON = ['host', 'local'] as const;
 const COMPRESS = ['auto', 'zstd', 'none'] as const;
@@ -115,7 +126,9 @@ export function deployCommand(): Command {
         help: 'host (default: build there) or local (build here, copy outputs)',
       },
       'trusted-key': TRUSTED_KEY,
-      'no-check-sigs': { type: 'boolean', help: 'accept a plan no trusted key signed (warned)' },
+      'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
+      'allow-downgrade': ALLOW_DOWNGRADE,
       'allow-any-root': { type: 'boolean', help: 'deploy a root that is not a nixos-system-… derivation' },
       jobs: { type: 'string', value: 'N', help: 'hosts deployed at once (default: all, at most 8)' },
       'keep-going': { type: 'boolean', help: 'go on with the other hosts after one fails' },
@@ -161,6 +174,8 @@ export function deployCommand(): Command {
           keepGoing: flag(args, 'keep-going'),
           sshOptions: list(args, 'ssh-option'),
           useSudo: flag(args, 'use-sudo'),
+          ...maxAge(args),
+          allowDowngrade: flag(args, 'allow-downgrade'),
           compress: oneOf(str(args, 'compress'), 'compress', COMPRESS),
         },
         {

@@ -25,6 +25,8 @@ export const ExitCode = {
   nix: 9,
   /** An artifact could not be uploaded or downloaded. */
   transport: 10,
+  /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+  stale: 11,
   /** The host: an SSH connection or a command on the host failed. */
   host: 12,
   /** Activation failed; the previous generation was restored (re-activated). */
@@ -49,6 +51,7 @@ const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   limit: ExitCode.limit,
   nix: ExitCode.nix,
   transport: ExitCode.transport,
+  stale: ExitCode.stale,
   host: ExitCode.host,
   activation: ExitCode.activation,
   attention: ExitCode.attention,

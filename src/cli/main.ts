@@ -2,6 +2,7 @@
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
 import * as zlib from 'node:zlib';
 import { stringifyError, NixPlanError } from '../core/errors.js';
+import { escapeTerminal } from '../core/text.js';
 import { ProcessRunner, type CommandRunner } from '../nix/runner.js';
 import { COMMANDS, commandHelp, type CommandContext, type UseCases } from './commands.js';
 import { defaultUseCases } from './use-cases.js';
@@ -48,6 +49,7 @@ export function exitCodesHelp(): string {
     [ExitCode.limit, 'a size or count limit was exceeded'],
     [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
     [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+    [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
     [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
     [ExitCode.activation, 'activation failed; the previous generation was restored'],
     [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
@@ -110,7 +112,10 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
     return ExitCode.ok;
   } catch (error) {
     const code = exitCodeFor(error);
-    io.stderr.write(`nix-plan ${command.name}: error: ${stringifyError(error)}\n`);
+    // An error may quote the bundle (a path, a field): its control characters are made visible.
+    io.stderr.write(
+      `nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`,
+    );
     if (code === ExitCode.usage) io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
     if (!(error instanceof NixPlanError)) {
       io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');

@@ -5,6 +5,7 @@ import { deployPlan } from '../app/deploy/index.js';
 import { planContents } from '../app/contents.js';
 import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
+import { withFreshness } from '../app/freshness.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
 import { keygen, writeKeyPair } from '../app/keygen.js';
@@ -28,6 +29,8 @@ export interface UseCases {
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
+  /** The --max-age and last-applied checks around a use case that takes a bundle. */
+  withFreshness: typeof withFreshness;
 }
 
 /** The real use cases. */
@@ -45,4 +48,5 @@ export const defaultUseCases: UseCases = {
   planContents,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
+  withFreshness,
 };

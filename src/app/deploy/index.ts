@@ -12,7 +12,7 @@ import { DEFAULT_CONFIRM_TIMEOUT, type ActivationAction, type ActivationClock } 
 import { fileDigest } from './digest.js';
 import { checkProbe, deployToHost, type BuildOn, type HostJob, type TransferEncoding } from './host.js';
 import { linePrefixer } from './prefix.js';
-import { recordFor } from './record.js';
+import { checkFreshness, recordFor } from './record.js';
 import { assignRoots, systemOfRoot } from './roots.js';
 
 export { ACTIVATION_ACTIONS, DEFAULT_CONFIRM_TIMEOUT, type ActivationAction } from './activation.js';
@@ -50,6 +50,11 @@ export interface DeployOptions {
   readonly sshOptions?: readonly string[] | undefined;
   /** Log in as a user allowed `sudo -n` and run the host program with it. */
   readonly useSudo?: boolean | undefined;
+  /** Refuse a plan created longer ago than this (`--max-age`), in milliseconds and as written. */
+  readonly maxAgeMs?: number | undefined;
+  readonly maxAgeText?: string | undefined;
+  /** Deploy a plan older than the one a host last applied. */
+  readonly allowDowngrade?: boolean | undefined;
 }
 
 /** How a host ended. */
@@ -246,9 +251,10 @@ export async function deployPlan(
         try {
           const answer = await probe;
           checkProbe({ label }, manifest, answer);
-          const record = JSON.stringify(
-            recordFor(manifest, planDigest, [root.drvPath], (deps.now ?? (() => new Date()))()),
-          );
+          // An older plan than the host last applied (its record, read by the probe) goes no further.
+          const now = (deps.now ?? (() => new Date()))();
+          checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
+          const record = JSON.stringify(recordFor(manifest, planDigest, [root.drvPath], now));
           const job: HostJob = {
             label,
             program,
