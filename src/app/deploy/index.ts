@@ -212,11 +212,25 @@ export async function deployPlan(
     const verified = verifyForDeploy(source, options, deps);
     const digest = fileDigest(bundlePath);
     const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
-    const probes = programs.map((p) => p.probe(profile, deps.signal));
+    // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
+    const probing = new AbortController();
+    const stopProbing = (): void => probing.abort();
+    deps.signal?.addEventListener('abort', stopProbing, { once: true });
+    const probes = programs.map((p) => p.probe(profile, probing.signal));
     for (const p of [verified, digest, built, ...probes]) p.catch(() => undefined);
-    const { signedBy } = await verified;
-    const planDigest = await digest;
-    await built;
+    let signedBy: readonly string[];
+    let planDigest: string;
+    try {
+      ({ signedBy } = await verified);
+      planDigest = await digest;
+      await built;
+    } catch (e) {
+      stopProbing();
+      await Promise.allSettled(probes);
+      throw e;
+    } finally {
+      deps.signal?.removeEventListener('abort', stopProbing);
+    }
 
     let failed = false;
     const hosts: HostResult[] = await pool<HostResult>(
