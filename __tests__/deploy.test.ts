@@ -264,6 +264,19 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(received()).toEqual([]);
     });
 
+    test('push: the plan is sent and imported, nothing is built or activated', async () => {
+      s().control.reset();
+      const run = await deploy('b', '--action', 'push', '--json');
+      expect(run.code).toBe(0);
+      const result = JSON.parse(run.stdout) as { hosts: Record<string, unknown>[] };
+      expect(result.hosts[0]).toMatchObject({ outcome: 'pushed', imported: 1 });
+      const { manifest } = await readBundleHead(s().plans['b'] ?? '');
+      expect(await s().store.validPaths()).toContain(manifest.roots[0]?.drvPath);
+      expect(await s().store.validPaths()).not.toContain(s().systems['b']);
+      expect(current()).toBe('system-1-link');
+      expect(s().control.calls()).toEqual([]);
+    });
+
     test("dry-activate: switch-to-configuration's output reaches the user, nothing changes", async () => {
       s().control.reset();
       const run = await deploy('b', '--action', 'dry-activate');

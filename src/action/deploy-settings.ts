@@ -1,11 +1,6 @@
 // Typed settings of the deploy action, parsed once from its inputs: where the plan comes from,
 // the hosts, and the SSH identity and host keys (a secret key is validated without echoing it).
-import {
-  ACTIVATION_ACTIONS,
-  type ActivationAction,
-  type BuildOn,
-  type DeployHostSpec,
-} from '../app/deploy/index.js';
+import { DEPLOY_ACTIONS, type DeployAction, type BuildOn, type DeployHostSpec } from '../app/deploy/index.js';
 import { NixPlanError } from '../core/errors.js';
 import { parseHostOption } from '../app/deploy/hosts.js';
 import { DeployInput } from './constants.js';
@@ -31,7 +26,7 @@ export interface DeploySettings extends FetchSettings {
   readonly allowUnknownHosts: boolean;
   /** Raw ssh arguments, one per line. */
   readonly sshOptions: string[];
-  readonly action: ActivationAction;
+  readonly action: DeployAction;
   readonly profile: string | undefined;
   readonly confirmTimeout: number | undefined;
   readonly buildOn: BuildOn;
@@ -89,7 +84,7 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
     knownHosts: knownHosts === '' ? undefined : `${knownHosts.replace(/\r\n?/g, '\n').trim()}\n`,
     allowUnknownHosts,
     sshOptions: parseLines(input(DeployInput.SshOptions)),
-    action: parseChoice(DeployInput.Action, input(DeployInput.Action), ACTIVATION_ACTIONS, 'switch'),
+    action: parseChoice(DeployInput.Action, input(DeployInput.Action), DEPLOY_ACTIONS, 'switch'),
     profile: profile === '' ? undefined : profile,
     confirmTimeout: parseInteger(
       DeployInput.ConfirmTimeout,

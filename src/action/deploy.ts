@@ -28,6 +28,7 @@ export function defaultDeployDeps(io: ActionIO = runnerIO()): DeployActionDeps {
 }
 
 const OUTCOME_TEXT: Record<HostResult['outcome'], string> = {
+  pushed: '✅ plan imported',
   switched: '✅ switched',
   booted: '✅ set for next boot',
   tested: '✅ tested',

@@ -1,6 +1,6 @@
 // `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
 import {
-  ACTIVATION_ACTIONS,
+  DEPLOY_ACTIONS,
   DEFAULT_CONFIRM_TIMEOUT,
   DEFAULT_PROFILE,
   type DeployResult,
@@ -39,6 +39,7 @@ const COMPRESS = ['auto', 'zstd', 'none'] as const;
 export { parseHostOption };
 
 const RESULT_WORDS: Record<HostResult['outcome'], string> = {
+  pushed: 'plan imported',
   switched: 'switched',
   booted: 'set for next boot',
   tested: 'tested',
@@ -109,7 +110,11 @@ export function deployCommand(): Command {
         value: '[NAME=][USER@]HOST[:PORT]',
         help: 'a host to deploy to (required); NAME picks the root for it',
       },
-      action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+      action: {
+        type: 'string',
+        value: 'ACTION',
+        help: 'switch (default), boot, test, dry-activate, or push (send and import the plan only)',
+      },
       profile: {
         type: 'string',
         value: 'PATH',
@@ -163,7 +168,7 @@ export function deployCommand(): Command {
         onePositional(args, 'BUNDLE'),
         {
           hosts,
-          action: oneOf(str(args, 'action'), 'action', ACTIVATION_ACTIONS),
+          action: oneOf(str(args, 'action'), 'action', DEPLOY_ACTIONS),
           profile: str(args, 'profile'),
           confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
           buildOn: oneOf(str(args, 'build-on'), 'build-on', BUILD_ON),

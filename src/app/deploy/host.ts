@@ -60,14 +60,19 @@ export interface HostIo {
 }
 
 /** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
-export function checkProbe(job: Pick<HostJob, 'label'>, manifest: BundleManifest, probe: HostProbe): void {
+export function checkProbe(
+  job: Pick<HostJob, 'label'>,
+  manifest: BundleManifest,
+  probe: HostProbe,
+  activating = true,
+): void {
   if (probe.storeDir !== manifest.storeDir)
     throw new NixPlanError(
       'realm',
       `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
         "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent",
     );
-  if (probe.busy !== undefined)
+  if (activating && probe.busy !== undefined)
     throw new NixPlanError(
       'host',
       `${job.label}: another activation is running on the host${probe.busy === '' ? '' : ` (process ${probe.busy})`}; nothing was sent`,
@@ -86,7 +91,16 @@ async function* counted(
 }
 
 /** Sends the verified plan's export stream (zstd as in the bundle when the host can read it). */
-async function sendPlan(job: HostJob, plan: VerifiedPlan, probe: HostProbe, io: HostIo): Promise<number> {
+/**
+ * Sends the verified plan's export stream (zstd as in the bundle when the host can read it) and
+ * has the host import it; returns how many paths Nix imported. This is all `--action push` does.
+ */
+export async function sendPlan(
+  job: Pick<HostJob, 'label' | 'program' | 'encoding'>,
+  plan: VerifiedPlan,
+  probe: HostProbe,
+  io: HostIo,
+): Promise<number> {
   const zstd = job.encoding === 'zstd' || (job.encoding === 'auto' && probe.zstd);
   if (job.encoding === 'zstd' && !probe.zstd)
     throw new NixPlanError('host', `${job.label}: --compress zstd, but the host has no zstd on its PATH`);

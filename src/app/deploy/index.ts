@@ -10,12 +10,20 @@ import { rootLabel } from '../inspect.js';
 import { verifyWithProgress } from '../verify.js';
 import { DEFAULT_CONFIRM_TIMEOUT, type ActivationAction, type ActivationClock } from './activation.js';
 import { fileDigest } from './digest.js';
-import { checkProbe, deployToHost, type BuildOn, type HostJob, type TransferEncoding } from './host.js';
+import {
+  checkProbe,
+  deployToHost,
+  sendPlan,
+  type BuildOn,
+  type HostJob,
+  type TransferEncoding,
+} from './host.js';
 import { linePrefixer } from './prefix.js';
 import { checkFreshness, recordFor } from './record.js';
 import { assignRoots, systemOfRoot } from './roots.js';
 
 export { ACTIVATION_ACTIONS, DEFAULT_CONFIRM_TIMEOUT, type ActivationAction } from './activation.js';
+import { ACTIVATION_ACTIONS } from './activation.js';
 export type { BuildOn, TransferEncoding } from './host.js';
 
 /** NixOS's system profile. */
@@ -28,9 +36,15 @@ export interface DeployHostSpec {
 }
 
 /** Options of deployPlan. */
+/** What a deploy does on each host: an activation, or `push` (send and import the plan only). */
+export type DeployAction = ActivationAction | 'push';
+
+/** Every deploy action, for parsing and help texts. */
+export const DEPLOY_ACTIONS: readonly DeployAction[] = [...ACTIVATION_ACTIONS, 'push'];
+
 export interface DeployOptions {
   readonly hosts: readonly DeployHostSpec[];
-  readonly action?: ActivationAction | undefined;
+  readonly action?: DeployAction | undefined;
   readonly profile?: string | undefined;
   /** Seconds a switch waits for confirmation before the host reverts it; 0 turns confirmation off. */
   readonly confirmTimeout?: number | undefined;
@@ -59,6 +73,7 @@ export interface DeployOptions {
 
 /** How a host ended. */
 export type HostOutcome =
+  | 'pushed'
   | 'switched'
   | 'booted'
   | 'tested'
@@ -76,7 +91,7 @@ export interface HostResult {
   /** The root deployed (its .drv) and the system it builds. */
   readonly root?: string | undefined;
   readonly system?: string | undefined;
-  readonly action: ActivationAction;
+  readonly action: DeployAction;
   readonly outcome: HostOutcome;
   /** The profile's generation afterwards, and before. */
   readonly generation?: number | undefined;
@@ -121,7 +136,8 @@ export interface DeployDeps extends Deps {
   readonly now?: (() => Date) | undefined;
 }
 
-const OUTCOME: Record<ActivationAction, HostOutcome> = {
+const OUTCOME: Record<DeployAction, HostOutcome> = {
+  push: 'pushed',
   switch: 'switched',
   boot: 'booted',
   test: 'tested',
@@ -200,8 +216,10 @@ export async function deployPlan(
     // The plan's shape, from its manifest: which root goes where, and that each is a system.
     const head = await readBundleHead(source);
     const { manifest } = head;
-    const roots = assignRoots(manifest.roots, options.hosts);
-    const systems = roots.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
+    // `push` sends the whole plan to every host and activates nothing: no root to choose.
+    const push = action === 'push';
+    const roots = push ? undefined : assignRoots(manifest.roots, options.hosts);
+    const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
 
     const shellFor =
       deps.shellFor ?? ((t: SshTarget) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
@@ -239,8 +257,8 @@ export async function deployPlan(
       async (i) => {
         const name = names[i] ?? '';
         const spec = options.hosts[i];
-        const root = roots[i];
-        const system = systems[i];
+        const root = roots?.[i];
+        const system = systems?.[i];
         const program = programs[i];
         const probe = probes[i];
         const started = performance.now();
@@ -251,20 +269,29 @@ export async function deployPlan(
           system,
           action,
         };
-        if (
-          spec === undefined ||
-          root === undefined ||
-          system === undefined ||
-          program === undefined ||
-          probe === undefined
-        )
+        if (spec === undefined || program === undefined || probe === undefined)
           throw new NixPlanError('internal', 'host list out of step');
         if (failed && options.keepGoing !== true) return { ...base, outcome: 'skipped', seconds: 0 };
         const out = outputs(name);
         const label = options.hosts.length > 1 ? name : program.shell.label;
+        const plan = { manifest, source, dataOffset: head.dataOffset };
+        const io = { log: out.log, output: out.output, deps, clock: deps.clock, signal: deps.signal };
         try {
           const answer = await probe;
-          checkProbe({ label }, manifest, answer);
+          checkProbe({ label }, manifest, answer, !push);
+          if (push || root === undefined || system === undefined) {
+            if (!push) throw new NixPlanError('internal', 'no root for the host');
+            const imported = await sendPlan(
+              { label, program, encoding: options.compress ?? 'auto' },
+              plan,
+              answer,
+              io,
+            );
+            out.log.info(
+              `${label}: ${imported} path${imported === 1 ? '' : 's'} imported; nothing activated`,
+            );
+            return { ...base, outcome: 'pushed', imported, seconds: (performance.now() - started) / 1000 };
+          }
           // An older plan than the host last applied (its record, read by the probe) goes no further.
           const now = (deps.now ?? (() => new Date()))();
           checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
@@ -282,13 +309,7 @@ export async function deployPlan(
             record,
           };
           out.log.info(`deploying ${rootLabel(root)} to ${program.shell.label} (${action})`);
-          const done = await deployToHost(job, { manifest, source, dataOffset: head.dataOffset }, answer, {
-            log: out.log,
-            output: out.output,
-            deps,
-            clock: deps.clock,
-            signal: deps.signal,
-          });
+          const done = await deployToHost(job, plan, answer, io);
           const { activation } = done;
           if (activation.report.recordFailed)
             out.log.warn(`${label}: the host could not write its last-applied record`);
