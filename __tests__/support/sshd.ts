@@ -1,6 +1,7 @@
 // Test harness: a real OpenSSH server on 127.0.0.1 with generated host and user keys, one port per
 // "host" (each port gives its sessions their own environment: a scratch store, PATH, TMPDIR), and a
-// client config so tests reach a host as `ssh -F CONFIG NAME`. Started per test file, stopped by pid.
+// client config so tests reach a host as `ssh -F CONFIG NAME`. Started per test file (and by the
+// bench), stopped by pid.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -55,14 +56,14 @@ const setEnvWord = (k: string, v: string): string => `"${k}=${v.replace(/["\\]/g
  */
 export class SshServer {
   private child: ChildProcess | undefined;
-  private stderr = '';
+  readonly dir: string;
+  readonly hosts: readonly SshHostSpec[];
   readonly ports: ReadonlyMap<string, number>;
 
-  private constructor(
-    readonly dir: string,
-    readonly hosts: readonly SshHostSpec[],
-    ports: number[],
-  ) {
+  // No parameter properties: the bench loads this file with Node's type stripping.
+  private constructor(dir: string, hosts: readonly SshHostSpec[], ports: number[]) {
+    this.dir = dir;
+    this.hosts = hosts;
     this.ports = new Map(hosts.map((h, i) => [h.name, ports[i] ?? 0]));
   }
 
@@ -200,35 +201,31 @@ export class SshServer {
   private async launch(): Promise<void> {
     // Debian's sshd wants its privilege separation directory.
     mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-    const args = ['-D', '-e', '-f', join(this.dir, 'sshd_config')];
+    // The log goes to a file, not a pipe: a caller blocked in spawnSync (the bench) cannot drain
+    // a pipe, and a full one would stall sshd.
+    const log = join(this.dir, 'sshd.log');
+    writeFileSync(log, '');
+    const args = ['-D', '-f', join(this.dir, 'sshd_config'), '-E', log];
     for (const p of this.ports.values()) args.push('-p', String(p));
-    const child = spawn(SSHD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(SSHD, args, { stdio: 'ignore' });
     this.child = child;
-    this.stderr = '';
-    const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`sshd did not start:\n${this.stderr}`)), 20_000);
-      child.stderr?.on('data', (c: Buffer) => {
-        this.stderr += c.toString();
-        if (this.stderr.length > 100_000) this.stderr = this.stderr.slice(-50_000);
-        const listening = [...this.ports.values()].every((p) =>
-          this.stderr.includes(`Server listening on 127.0.0.1 port ${p}.`),
-        );
-        if (listening) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`sshd exited (${code}):\n${this.stderr}`));
-      });
-    });
-    await ready;
+    let exited: number | null | undefined;
+    child.on('exit', (code) => (exited = code));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const text = readFileSync(log, 'utf8');
+      if ([...this.ports.values()].every((p) => text.includes(`Server listening on 127.0.0.1 port ${p}.`)))
+        return;
+      if (exited !== undefined) throw new Error(`sshd exited (${exited}):\n${text}`);
+      if (Date.now() > deadline) throw new Error(`sshd did not start:\n${text}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
-  /** The server's log (stderr), for diagnosing a failing test. */
+  /** The server's log, for diagnosing a failing test. */
   get log(): string {
-    return this.stderr;
+    const file = join(this.dir, 'sshd.log');
+    return existsSync(file) ? readFileSync(file, 'utf8') : '';
   }
 
   /** Drops the server and every connection, as a network failure would. */
