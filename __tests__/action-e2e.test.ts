@@ -25,7 +25,8 @@ import { sshdAvailable, SshServer } from './support/sshd.js';
 import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const CLOSURE = join(REPO, '.github', 'e2e', 'closure.nix');
+/** The e2e closure as committed in this repository; the jobs evaluate a checkout of it (see `checkout`). */
+const CLOSURE_SOURCE = join(REPO, '.github', 'e2e', 'closure.nix');
 const ROOT_NAMES = ['alpha', 'beta', 'gamma'];
 
 /** What one action step left behind. */
@@ -94,6 +95,10 @@ describe('the actions end to end', () => {
   let server: FakeArtifactServer;
   let dist: string;
   let work: string;
+  /** The closure in a checkout of the run's repository, as actions/checkout leaves it in the workspace. */
+  let CLOSURE: string;
+  /** The checkout's commit (the run's `GITHUB_SHA`). */
+  let commit: string;
 
   /** Runs one entrypoint as a step of a job of `run`, against `store`'s Nix and state. */
   async function step(
@@ -110,6 +115,12 @@ describe('the actions end to end', () => {
       TMPDIR: job,
       ...store.env,
       ...server.jobEnv(run),
+      // What the runner says about the run (the plan records it as provenance).
+      GITHUB_ACTIONS: 'true',
+      GITHUB_SHA: commit,
+      GITHUB_REF: 'refs/heads/main',
+      GITHUB_WORKFLOW_REF: `${server.repository}/.github/workflows/plan.yml@refs/heads/main`,
+      GITHUB_RUN_ATTEMPT: '1',
       GITHUB_WORKSPACE: join(job, 'workspace'),
       RUNNER_TEMP: join(job, 'temp'),
     };
@@ -159,6 +170,22 @@ describe('the actions end to end', () => {
       }
     }
     server = await FakeArtifactServer.start();
+    // The plan records the commit and remote of the worktree it evaluated, so evaluate a checkout
+    // of the run's repository (not this project's own clone, whose remote is wherever it came from).
+    const checkout = mkdtempSync(join(work, 'checkout-'));
+    const git = (...args: string[]): string =>
+      execFileSync('git', ['-c', 'user.name=e2e', '-c', 'user.email=e2e@example.invalid', ...args], {
+        cwd: checkout,
+        encoding: 'utf8',
+        env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+      }).trim();
+    git('init', '-q', '-b', 'main');
+    git('remote', 'add', 'origin', `https://github.com/${server.repository}.git`);
+    CLOSURE = join(checkout, 'closure.nix');
+    writeFileSync(CLOSURE, readFileSync(CLOSURE_SOURCE));
+    git('add', 'closure.nix');
+    git('commit', '-q', '-m', 'the e2e closure');
+    commit = git('rev-parse', 'HEAD');
   }, 600_000);
 
   afterAll(async () => {
@@ -212,6 +239,13 @@ describe('the actions end to end', () => {
         expect(plan.summary).toContain('## nix-plan: `plan.nixplan`');
         expect(plan.summary).toContain('### How to realise this plan');
         expect(plan.summary).toContain(out['digest']);
+        // Where the plan came from, signed with it, and shown to whoever approves the next job.
+        expect(plan.summary).toContain(`| repository | \`${server.repository}\` |`);
+        expect(plan.summary).toContain(`| commit | \`${commit}\` |`);
+        expect(plan.summary).toContain(
+          `| run | [run ${run.runId}, attempt 1](https://github.com/${server.repository}/actions/runs/${run.runId}/attempts/1) |`,
+        );
+        expect(plan.summary).toContain('| trust | signed in this job by `e2e-ci-1` |');
         // The secret is only ever printed as the mask command that hides it.
         const secretLines = plan.stdout
           .split('\n')
@@ -240,6 +274,7 @@ describe('the actions end to end', () => {
           expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`^(${ROOT_NAMES.join('|')})`));
         }
         expect(realise.summary).toContain('(shard 1/2)');
+        expect(realise.summary).toContain('Plan **verified**: signed by trusted key `e2e-ci-1`.');
         // Nix's build log reaches the job log, inside a window where workflow commands are off.
         const printed = realise.stdout.indexOf('::warning::printed by a build');
         const stop = /^::stop-commands::([0-9a-f-]{36})$/m.exec(realise.stdout);
@@ -262,6 +297,9 @@ describe('the actions end to end', () => {
         const betaDrvs = JSON.parse(promote.outputs['drv-paths'] ?? '') as string[];
         expect(betaDrvs.every((p) => p.startsWith(`${betaRealm}/`))).toBe(true);
         expect(promote.summary).toContain(`### Relocation \`${realm}\` → \`${betaRealm}\``);
+        // The promoted plan says, under the beta key, what it came from and who had signed that.
+        expect(promote.summary).toContain(`| promotion 1 | from \`${realm}\` at `);
+        expect(promote.summary).toMatch(/, input verified by `e2e-ci-1` \(`sha256:[0-9a-f]{64}`\) \|/);
 
         // A later run realises the promoted plan in the new realm, fetching it across runs.
         const later = server.newRun();

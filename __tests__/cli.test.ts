@@ -215,7 +215,10 @@ describe('arguments reach the use cases', () => {
       const keyFile = join(dir, 'keys');
       const [a, b, c] = ['a', 'b', 'c'].map((n) => generateKeyPair(n).publicKey);
       writeFileSync(keyFile, `# CI keys\n${a}\n ${b} \n`);
-      const { calls, fresh, useCases } = recorder({ outPaths: { '/s/x.drv': { out: '/s/x' } } });
+      const { calls, fresh, useCases } = recorder({
+        outPaths: { '/s/x.drv': { out: '/s/x' } },
+        manifest: { signatures: [], checksum: '' },
+      });
       const io = capture();
       const code = await main(
         [
@@ -239,7 +242,8 @@ describe('arguments reach the use cases', () => {
         ],
         { io, useCases },
       );
-      expect(io.err()).toBe('');
+      // Who made the plan goes to stderr: stdout holds the output paths only.
+      expect(io.err()).toBe('plan unsigned\n');
       expect(code).toBe(0);
       // The out-link's last-applied record and the age limit are checked around the realisation.
       expect(fresh).toEqual([

@@ -269,6 +269,7 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))(
         );
         expect(r.err).not.toMatch(/error/);
         expect(r.code).toBe(0);
+        expect(r.out).toMatch(/^input verified: signed by trusted key ci-1\n/);
         const input = parseManifest(
           Buffer.from(JSON.stringify(splitBundle(readFileSync(plans['new']!)).manifest)),
         );
@@ -336,6 +337,7 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))(
           keyFiles['ci.pub']!,
         );
         expect(first.code).toBe(0);
+        expect(first.err).toContain('plan verified: signed by trusted key ci-1\n');
         const record = JSON.parse(readFileSync(recordPathFor(link()), 'utf8')) as LastApplied;
         expect(record).toMatchObject({
           version: 1,

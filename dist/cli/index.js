@@ -663,6 +663,187 @@ function isStrictlySorted(xs) {
     return true;
 }
 
+;// CONCATENATED MODULE: ./src/core/signing.ts
+// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
+//
+// The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
+// the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
+// `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
+// raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
+
+
+
+
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
+function b64(bytes) {
+    return Buffer.from(bytes).toString('base64');
+}
+/** Why `name` cannot name a key (Nix splits key strings at the first ':'), or undefined. */
+function keyNameProblem(name) {
+    if (name.length === 0)
+        return 'the key name is empty';
+    if (name.length > 256)
+        return 'the key name is longer than 256 characters';
+    if (!KEY_NAME.test(name))
+        return "the key name may only hold printable ASCII without spaces or ':'";
+    return undefined;
+}
+/** Splits `NAME:base64` and decodes it, requiring exactly `size` bytes. */
+function parseNamed(text, size, what) {
+    const trimmed = text.trim();
+    const colon = trimmed.indexOf(':');
+    if (colon <= 0)
+        throw new errors_NixPlanError('signature', `${what} is not in Nix's NAME:base64 format (no key name before ':')`);
+    const name = trimmed.slice(0, colon);
+    const data = trimmed.slice(colon + 1);
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('signature', `${what}: ${problem}`);
+    const bytes = B64.test(data) ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
+    if (bytes?.length !== size || b64(bytes) !== data)
+        throw new errors_NixPlanError('signature', `${what} '${name}' is corrupt: expected base64 of ${size} bytes after '${name}:'`);
+    return { name, bytes };
+}
+// ASN.1 prefixes wrapping a raw ed25519 seed (PKCS#8) and public key (SPKI), RFC 8410.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+function privateKeyObject(seed) {
+    return (0,external_node_crypto_namespaceObject.createPrivateKey)({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+function publicKeyObject(key) {
+    return (0,external_node_crypto_namespaceObject.createPublicKey)({ key: Buffer.concat([SPKI_PREFIX, key]), format: 'der', type: 'spki' });
+}
+/** The public key belonging to a seed (not trusting the copy stored in the secret key file). */
+function derivePublic(seed) {
+    const spki = (0,external_node_crypto_namespaceObject.createPublicKey)(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
+    return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+}
+/**
+ * The secret keys (Nix's `NAME:base64` text) of options that take a list and a single key (the
+ * Action's one input), the single one last.
+ */
+function secretKeyTexts(options) {
+    return [...(options.signingKeys ?? []), ...(options.signingKey === undefined ? [] : [options.signingKey])];
+}
+/** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
+function parseSecretKey(text) {
+    const { name, bytes } = parseNamed(text, 64, 'secret key');
+    const seed = bytes.slice(0, 32);
+    const publicKey = bytes.slice(32);
+    if (Buffer.compare(derivePublic(seed), publicKey) !== 0)
+        throw new errors_NixPlanError('signature', `secret key '${name}' is corrupt: its public half does not match its seed`);
+    return { name, seed, publicKey };
+}
+/** Parses a public key (`NAME:base64(32 bytes)`), as in `trusted-public-keys`. */
+function parsePublicKey(text) {
+    const { name, bytes } = parseNamed(text, 32, 'public key');
+    return { name, key: bytes };
+}
+/** The secret key in Nix's file format. */
+function formatSecretKey(key) {
+    const both = new Uint8Array(64);
+    both.set(key.seed, 0);
+    both.set(key.publicKey, 32);
+    return `${key.name}:${b64(both)}`;
+}
+/** The public key in Nix's file format. */
+function formatPublicKey(key) {
+    return `${key.name}:${b64(key.key)}`;
+}
+/** The public key of a secret key. */
+function publicKeyOf(key) {
+    return { name: key.name, key: key.publicKey };
+}
+/** The key with a given 32-byte seed (ed25519 keys are a function of their seed): for reproducible keys. */
+function secretKeyFromSeed(name, seed) {
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+    if (seed.length !== 32)
+        throw new NixPlanError('usage', `an ed25519 seed is 32 bytes, not ${seed.length}`);
+    return { name, seed: Uint8Array.from(seed), publicKey: derivePublic(seed) };
+}
+/** A fresh key pair, like `nix-store --generate-binary-cache-key NAME …`. */
+function generateKeyPair(name) {
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+    const pkcs8 = (0,external_node_crypto_namespaceObject.generateKeyPairSync)('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' });
+    const seed = new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length));
+    const publicKey = derivePublic(seed);
+    const secret = { name, seed, publicKey };
+    return { secretKey: formatSecretKey(secret), publicKey: formatPublicKey(publicKeyOf(secret)) };
+}
+/** The raw 64-byte ed25519 signature of `message`. */
+function signRaw(key, message) {
+    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    return new Uint8Array((0,external_node_crypto_namespaceObject.sign)(null, data, privateKeyObject(key.seed)));
+}
+/** True when `signature` (raw 64 bytes) is `key`'s signature of `message`. */
+function verifyRaw(key, message, signature) {
+    if (signature.length !== 64 || key.key.length !== 32)
+        return false;
+    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    try {
+        return (0,external_node_crypto_namespaceObject.verify)(null, data, publicKeyObject(key.key), signature);
+    }
+    catch {
+        return false; // a public key that is not a curve point
+    }
+}
+/** A detached signature in Nix's format, `NAME:base64(sig)` (as in a narinfo's `Sig:` line). */
+function signDetached(key, message) {
+    return `${key.name}:${b64(signRaw(key, message))}`;
+}
+/** `NAME:base64(64 bytes)` split and decoded, or undefined when it is not a signature in that form. */
+function parseNamedSignature(signature) {
+    try {
+        return parseNamed(signature, 64, 'signature');
+    }
+    catch {
+        return undefined;
+    }
+}
+/** A public key's fingerprint: `sha256:` and the hex sha256 of its 32 raw bytes (not of its name). */
+function keyFingerprint(key) {
+    return `sha256:${(0,external_node_crypto_namespaceObject.createHash)('sha256').update(key.key).digest('hex')}`;
+}
+/**
+ * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
+ * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
+ */
+function checkDetached(message, signature, trusted) {
+    const parsed = parseNamedSignature(signature);
+    if (parsed === undefined)
+        return 'malformed';
+    const keys = trusted.filter((k) => k.name === parsed.name);
+    if (keys.length === 0)
+        return 'untrusted';
+    return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
+}
+/**
+ * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
+ * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
+ */
+function narinfoFingerprint(info) {
+    if (info.narHash.length !== 32)
+        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
+    if (!(info.narSize > 0))
+        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
+    const refs = [...info.references].sort(compareStrings).join(',');
+    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
+}
+/** A narinfo `Sig:` value for the object. */
+function signNarinfo(key, info) {
+    return signDetached(key, narinfoFingerprint(info));
+}
+/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
+function verifyNarinfo(info, signatures, trusted) {
+    const fingerprint = narinfoFingerprint(info);
+    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest-types.ts
 // The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
 /** The `format` every bundle manifest names. */
@@ -699,7 +880,7 @@ const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
 const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
-const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+const manifest_schema_KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
 const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
 const COMMIT = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
 const NO_SPACE = /^\S+$/;
@@ -879,7 +1060,7 @@ function promotion(v, field) {
     const signedBy = list(r['signedBy'], `${field}.signedBy`, 64, (x, f) => {
         const s = record(x, f, ['key', 'fingerprint']);
         return {
-            key: str(s['key'], `${f}.key`, 256, KEY_NAME),
+            key: str(s['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
             fingerprint: str(s['fingerprint'], `${f}.fingerprint`, 71, SHA256_DIGEST),
         };
     });
@@ -975,7 +1156,7 @@ function validateManifest(value) {
         signatures: list(r['signatures'], 'signatures', 64, (x, f) => {
             const g = record(x, f, ['key', 'sig']);
             return {
-                key: str(g['key'], `${f}.key`, 256, KEY_NAME),
+                key: str(g['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
                 sig: str(g['sig'], `${f}.sig`, 88, B64SIG),
             };
         }),
@@ -1020,187 +1201,6 @@ function versionTwo(r, manifest) {
 /** Checks an untrusted `provenance` value (for writers that take values from outside). */
 function validateProvenance(value) {
     return provenance(value, 'provenance');
-}
-
-;// CONCATENATED MODULE: ./src/core/signing.ts
-// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
-//
-// The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
-// the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
-// `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
-// raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
-
-
-
-
-const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
-const signing_KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
-function b64(bytes) {
-    return Buffer.from(bytes).toString('base64');
-}
-/** Why `name` cannot name a key (Nix splits key strings at the first ':'), or undefined. */
-function keyNameProblem(name) {
-    if (name.length === 0)
-        return 'the key name is empty';
-    if (name.length > 256)
-        return 'the key name is longer than 256 characters';
-    if (!signing_KEY_NAME.test(name))
-        return "the key name may only hold printable ASCII without spaces or ':'";
-    return undefined;
-}
-/** Splits `NAME:base64` and decodes it, requiring exactly `size` bytes. */
-function parseNamed(text, size, what) {
-    const trimmed = text.trim();
-    const colon = trimmed.indexOf(':');
-    if (colon <= 0)
-        throw new errors_NixPlanError('signature', `${what} is not in Nix's NAME:base64 format (no key name before ':')`);
-    const name = trimmed.slice(0, colon);
-    const data = trimmed.slice(colon + 1);
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new errors_NixPlanError('signature', `${what}: ${problem}`);
-    const bytes = B64.test(data) ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
-    if (bytes?.length !== size || b64(bytes) !== data)
-        throw new errors_NixPlanError('signature', `${what} '${name}' is corrupt: expected base64 of ${size} bytes after '${name}:'`);
-    return { name, bytes };
-}
-// ASN.1 prefixes wrapping a raw ed25519 seed (PKCS#8) and public key (SPKI), RFC 8410.
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-function privateKeyObject(seed) {
-    return (0,external_node_crypto_namespaceObject.createPrivateKey)({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-}
-function publicKeyObject(key) {
-    return (0,external_node_crypto_namespaceObject.createPublicKey)({ key: Buffer.concat([SPKI_PREFIX, key]), format: 'der', type: 'spki' });
-}
-/** The public key belonging to a seed (not trusting the copy stored in the secret key file). */
-function derivePublic(seed) {
-    const spki = (0,external_node_crypto_namespaceObject.createPublicKey)(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
-    return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
-}
-/**
- * The secret keys (Nix's `NAME:base64` text) of options that take a list and a single key (the
- * Action's one input), the single one last.
- */
-function secretKeyTexts(options) {
-    return [...(options.signingKeys ?? []), ...(options.signingKey === undefined ? [] : [options.signingKey])];
-}
-/** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
-function parseSecretKey(text) {
-    const { name, bytes } = parseNamed(text, 64, 'secret key');
-    const seed = bytes.slice(0, 32);
-    const publicKey = bytes.slice(32);
-    if (Buffer.compare(derivePublic(seed), publicKey) !== 0)
-        throw new errors_NixPlanError('signature', `secret key '${name}' is corrupt: its public half does not match its seed`);
-    return { name, seed, publicKey };
-}
-/** Parses a public key (`NAME:base64(32 bytes)`), as in `trusted-public-keys`. */
-function parsePublicKey(text) {
-    const { name, bytes } = parseNamed(text, 32, 'public key');
-    return { name, key: bytes };
-}
-/** The secret key in Nix's file format. */
-function formatSecretKey(key) {
-    const both = new Uint8Array(64);
-    both.set(key.seed, 0);
-    both.set(key.publicKey, 32);
-    return `${key.name}:${b64(both)}`;
-}
-/** The public key in Nix's file format. */
-function formatPublicKey(key) {
-    return `${key.name}:${b64(key.key)}`;
-}
-/** The public key of a secret key. */
-function publicKeyOf(key) {
-    return { name: key.name, key: key.publicKey };
-}
-/** The key with a given 32-byte seed (ed25519 keys are a function of their seed): for reproducible keys. */
-function secretKeyFromSeed(name, seed) {
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
-    if (seed.length !== 32)
-        throw new NixPlanError('usage', `an ed25519 seed is 32 bytes, not ${seed.length}`);
-    return { name, seed: Uint8Array.from(seed), publicKey: derivePublic(seed) };
-}
-/** A fresh key pair, like `nix-store --generate-binary-cache-key NAME …`. */
-function generateKeyPair(name) {
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new errors_NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
-    const pkcs8 = (0,external_node_crypto_namespaceObject.generateKeyPairSync)('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' });
-    const seed = new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length));
-    const publicKey = derivePublic(seed);
-    const secret = { name, seed, publicKey };
-    return { secretKey: formatSecretKey(secret), publicKey: formatPublicKey(publicKeyOf(secret)) };
-}
-/** The raw 64-byte ed25519 signature of `message`. */
-function signRaw(key, message) {
-    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
-    return new Uint8Array((0,external_node_crypto_namespaceObject.sign)(null, data, privateKeyObject(key.seed)));
-}
-/** True when `signature` (raw 64 bytes) is `key`'s signature of `message`. */
-function verifyRaw(key, message, signature) {
-    if (signature.length !== 64 || key.key.length !== 32)
-        return false;
-    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
-    try {
-        return (0,external_node_crypto_namespaceObject.verify)(null, data, publicKeyObject(key.key), signature);
-    }
-    catch {
-        return false; // a public key that is not a curve point
-    }
-}
-/** A detached signature in Nix's format, `NAME:base64(sig)` (as in a narinfo's `Sig:` line). */
-function signDetached(key, message) {
-    return `${key.name}:${b64(signRaw(key, message))}`;
-}
-/** `NAME:base64(64 bytes)` split and decoded, or undefined when it is not a signature in that form. */
-function parseNamedSignature(signature) {
-    try {
-        return parseNamed(signature, 64, 'signature');
-    }
-    catch {
-        return undefined;
-    }
-}
-/** A public key's fingerprint: `sha256:` and the hex sha256 of its 32 raw bytes (not of its name). */
-function keyFingerprint(key) {
-    return `sha256:${(0,external_node_crypto_namespaceObject.createHash)('sha256').update(key.key).digest('hex')}`;
-}
-/**
- * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
- * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
- */
-function checkDetached(message, signature, trusted) {
-    const parsed = parseNamedSignature(signature);
-    if (parsed === undefined)
-        return 'malformed';
-    const keys = trusted.filter((k) => k.name === parsed.name);
-    if (keys.length === 0)
-        return 'untrusted';
-    return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
-}
-/**
- * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
- * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
- */
-function narinfoFingerprint(info) {
-    if (info.narHash.length !== 32)
-        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
-    if (!(info.narSize > 0))
-        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-    const refs = [...info.references].sort(compareStrings).join(',');
-    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
-}
-/** A narinfo `Sig:` value for the object. */
-function signNarinfo(key, info) {
-    return signDetached(key, narinfoFingerprint(info));
-}
-/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
-function verifyNarinfo(info, signatures, trusted) {
-    const fingerprint = narinfoFingerprint(info);
-    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
 }
 
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest.ts
@@ -1344,491 +1344,6 @@ function manifestSigners(manifest, trusted) {
                 signers.push({ key: k.name, fingerprint: keyFingerprint(k) });
     }
     return signers;
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/trust-report.ts
-
-/**
- * The trust report of a manifest whose signatures were checked against `trusted` (none: not
- * checked). The verifier refuses a manifest whose signature by a trusted key name does not
- * verify before this is asked, so a signature here is verified, by a key not trusted, or not
- * checked.
- */
-function trustReportOf(manifest, trusted, options = {}) {
-    const keysGiven = trusted.length > 0;
-    const verified = new Set(manifestSigners(manifest, trusted).map((s) => s.key));
-    return {
-        keysGiven,
-        verifiedBy: [...verified],
-        signatures: manifest.signatures.map((s) => ({
-            key: s.key,
-            status: !keysGiven ? 'not-checked' : verified.has(s.key) ? 'verified' : 'untrusted-key',
-        })),
-        noCheckSigs: options.noCheckSigs === true,
-        unproven: options.unproven ?? 0,
-    };
-}
-/**
- * The trust status in the words every front end uses (unescaped: the key names come from the
- * bundle): "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned", or
- * "NOT CHECKED (--no-check-sigs)". Without a report (nothing was verified, as in `inspect`),
- * signatures are "not verified".
- */
-function trustStatus(manifest, trust) {
-    if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
-        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
-    if (trust !== undefined && trust.verifiedBy.length > 0)
-        return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
-    const n = manifest.signatures.length;
-    if (n === 0)
-        return 'unsigned';
-    return `signatures: ${n} (not verified)`;
-}
-
-;// CONCATENATED MODULE: ./src/core/provenance-view.ts
-
-
-/** Longest list (flake inputs, promotions) shown in full. */
-const ORIGIN_LIST_LIMIT = 20;
-/** A URL safe to link to as it is: https, a host, a path of plain characters. */
-const PLAIN_HTTPS = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9._~/%+-]*$/;
-/** "3 days", "5 hours", "12 minutes", "40 seconds". */
-function formatAge(ms) {
-    const s = Math.floor(Math.abs(ms) / 1000);
-    const [n, unit] = s >= 2 * 86400
-        ? [Math.floor(s / 86400), 'day']
-        : s >= 2 * 3600
-            ? [Math.floor(s / 3600), 'hour']
-            : s >= 120
-                ? [Math.floor(s / 60), 'minute']
-                : [s, 'second'];
-    return `${n} ${unit}${n === 1 ? '' : 's'}`;
-}
-function created(m, now) {
-    if (m.createdAt === undefined)
-        return [
-            {
-                text: m.formatVersion === 1
-                    ? 'unknown (a format 1 bundle records no creation time)'
-                    : 'unknown (promoted from a format 1 bundle, which records no creation time)',
-            },
-        ];
-    const age = now === undefined ? undefined : now.getTime() - Date.parse(m.createdAt);
-    return [
-        { data: m.createdAt },
-        ...(age === undefined
-            ? []
-            : [{ text: age < 0 ? ` (${formatAge(age)} in the future)` : ` (${formatAge(age)} ago)` }]),
-    ];
-}
-/**
- * The rows describing a plan's origin and trust: creation time, repository, commit, ref,
- * workflow, run, flake and its inputs, each promotion, and the signature status. A version-1
- * plan says its origin is unknown. `now` adds the plan's age.
- */
-function originRows(manifest, trust, options = {}) {
-    const rows = [{ label: 'created', value: created(manifest, options.now) }];
-    const p = manifest.provenance;
-    if (p === undefined || Object.keys(p).length === 0)
-        rows.push({
-            label: 'source',
-            value: [
-                { text: manifest.formatVersion === 1 ? 'unknown (a format 1 bundle records none)' : 'not recorded' },
-            ],
-        });
-    else {
-        if (p.repository !== undefined)
-            rows.push({ label: 'repository', value: [{ data: p.repository }] });
-        if (p.commit !== undefined)
-            rows.push({
-                label: 'commit',
-                value: [{ data: p.commit }, ...(p.dirty === true ? [{ text: ' with uncommitted changes' }] : [])],
-            });
-        if (p.ref !== undefined)
-            rows.push({ label: 'ref', value: [{ data: p.ref }] });
-        if (p.workflow !== undefined)
-            rows.push({ label: 'workflow', value: [{ data: p.workflow }] });
-        if (p.runUrl !== undefined)
-            rows.push({
-                label: 'run',
-                value: PLAIN_HTTPS.test(p.runUrl)
-                    ? [{ link: runName(p.runUrl, p.runAttempt), url: p.runUrl }]
-                    : [{ data: p.runUrl }],
-            });
-        if (p.flake !== undefined) {
-            rows.push({ label: 'flake', value: [{ data: p.flake.url }] });
-            const shown = p.flake.inputs.slice(0, ORIGIN_LIST_LIMIT);
-            for (const input of shown)
-                rows.push({ label: '  input', value: [{ data: input.name }, { text: ' ' }, { data: input.url }] });
-            if (p.flake.inputs.length > shown.length)
-                rows.push({
-                    label: '  inputs',
-                    value: [{ text: `…and ${p.flake.inputs.length - shown.length} more` }],
-                });
-        }
-    }
-    for (const [i, pr] of (manifest.promotions ?? []).entries())
-        rows.push({
-            label: `promotion ${i + 1}`,
-            value: [
-                { text: 'from ' },
-                { data: pr.storeDir },
-                { text: ' at ' },
-                { data: pr.at },
-                { text: ', input ' },
-                { data: pr.digest },
-                ...(pr.noCheckSigs === true
-                    ? [{ text: ', accepted NOT CHECKED (--no-check-sigs)' }]
-                    : pr.signedBy.length === 0
-                        ? [{ text: ', input not verified by any key' }]
-                        : [
-                            { text: ', input verified by ' },
-                            ...pr.signedBy.flatMap((s, j) => [
-                                ...(j > 0 ? [{ text: ', ' }] : []),
-                                { data: s.key },
-                                { text: ' (' },
-                                { data: s.fingerprint },
-                                { text: ')' },
-                            ]),
-                        ]),
-            ],
-        });
-    rows.push({ label: 'trust', value: trustSegments(manifest, trust, options.signedHere === true) });
-    return rows;
-}
-function runName(url, attempt) {
-    // Our own words from the URL's digits only: the link text never holds bundle text.
-    const id = /\/runs\/(\d+)/.exec(url)?.[1];
-    return `${id === undefined ? 'the run' : `run ${id}`}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
-}
-/** The trust status with the key names marked as bundle data. */
-function trustSegments(manifest, trust, signedHere) {
-    if (signedHere && trust === undefined && manifest.signatures.length > 0)
-        return [
-            { text: 'signed in this job by ' },
-            ...manifest.signatures.flatMap((g, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: g.key }]),
-        ];
-    const status = trustStatus(manifest, trust);
-    const prefix = 'verified: signed by trusted key ';
-    if (!status.startsWith(prefix) || trust === undefined)
-        return [{ text: status }];
-    return [
-        { text: prefix },
-        ...trust.verifiedBy.flatMap((k, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: k }]),
-    ];
-}
-/** A row's value for a terminal: bundle text escaped (no control sequence gets through). */
-function segmentsText(value) {
-    return value
-        .map((s) => 'data' in s ? escapeTerminal(s.data) : 'url' in s ? `${s.link} ${s.url}` : escapeTerminal(s.text))
-        .join('');
-}
-/**
- * A row's value in Markdown: bundle text in code spans, links only to plain https URLs, our own
- * words as they are (they never hold bundle text, and read better unescaped in the source).
- */
-function segmentsMarkdown(value) {
-    return value
-        .map((s) => ('data' in s ? markdownCode(s.data) : 'url' in s ? `[${s.link}](${s.url})` : s.text))
-        .join('');
-}
-/**
- * The origin and trust of a plan for a terminal: `label: value` lines, aligned, every value from
- * the bundle escaped. The same facts as `originMarkdown`.
- */
-function originText(manifest, trust, options = {}) {
-    const rows = originRows(manifest, trust, options);
-    const width = Math.max(...rows.map((r) => r.label.length)) + 1;
-    return rows.map((r) => `${`${r.label}:`.padEnd(width)} ${segmentsText(r.value)}\n`).join('');
-}
-/**
- * The origin and trust of a plan as a two-column Markdown table for a job summary, every value
- * from the bundle in a code span (and `|` escaped for the table).
- */
-function originMarkdown(manifest, trust, options = {}) {
-    const rows = originRows(manifest, trust, options);
-    const cell = (s) => s.replace(/\|/g, '\\|');
-    return [
-        '| origin | |',
-        '| --- | --- |',
-        ...rows.map((r) => `| ${cell(r.label.trim())} | ${cell(segmentsMarkdown(r.value))} |`),
-        '',
-    ].join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/core/freshness.ts
-// Freshness: refusing a plan older than a given age, or older than the plan last applied to the
-// same profile or out-link (a rollback by whoever can hand a host an old, validly signed file).
-// Pure: the record's schema and the decision; reading and writing the record is app/freshness.ts.
-
-
-
-/** A stale-plan refusal (exit code 11). */
-function staleError(message) {
-    return new errors_NixPlanError('stale', message);
-}
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const freshness_HEX64 = /^[0-9a-f]{64}$/;
-/** Parses a last-applied record; throws a 'stale' error naming `where` when it is not one. */
-function parseLastApplied(text, where) {
-    const fail = (why) => staleError(`the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
-        'than the one applied before; repair or remove the record, or pass --allow-downgrade');
-    let v;
-    try {
-        v = JSON.parse(text);
-    }
-    catch {
-        throw fail('not JSON');
-    }
-    if (typeof v !== 'object' || v === null || Array.isArray(v))
-        throw fail('not a JSON object');
-    const r = v;
-    if (r['version'] !== 1)
-        throw fail(`version ${JSON.stringify(r['version'])?.slice(0, 16)} is not 1`);
-    const str = (k, pattern) => {
-        const x = r[k];
-        if (typeof x !== 'string' || !pattern.test(x))
-            throw fail(`'${k}' is missing or malformed`);
-        return x;
-    };
-    const time = (k) => {
-        try {
-            return timestamp(r[k], k);
-        }
-        catch {
-            throw fail(`'${k}' is not an RFC 3339 UTC time`);
-        }
-    };
-    const roots = r['roots'];
-    if (!Array.isArray(roots) || !roots.every((x) => typeof x === 'string'))
-        throw fail("'roots' is not a list of paths");
-    return {
-        version: 1,
-        ...(r['createdAt'] !== undefined && { createdAt: time('createdAt') }),
-        digest: str('digest', DIGEST),
-        checksum: str('checksum', freshness_HEX64),
-        storeDir: str('storeDir', /^\/\S*$/),
-        roots: roots,
-        appliedAt: time('appliedAt'),
-    };
-}
-/** The record for `manifest`, applied now from a bundle file with `digest`. */
-function lastAppliedOf(manifest, digest, appliedAt) {
-    return {
-        version: 1,
-        ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
-        digest,
-        checksum: manifest.checksum,
-        storeDir: manifest.storeDir,
-        roots: manifest.roots.map((r) => r.drvPath),
-        appliedAt,
-    };
-}
-const UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-/**
- * A duration like `90m`, `12h`, `7d`, `2w` or `1d12h` in milliseconds; a usage error naming
- * `option` otherwise.
- */
-function parseDuration(text, option = '--max-age') {
-    const parts = /^(?:\d+[smhdw])+$/.test(text) ? [...text.matchAll(/(\d+)([smhdw])/g)] : [];
-    const ms = parts.reduce((n, [, count, unit]) => n + Number(count) * (UNITS[unit ?? ''] ?? NaN), 0);
-    if (parts.length === 0 || !Number.isSafeInteger(ms) || ms <= 0)
-        throw new errors_NixPlanError('usage', `${option} '${text}' is not a duration; accepted: a number and a unit (s, m, h, d, w), e.g. 12h, 7d or 1d12h`);
-    return ms;
-}
-/**
- * Why `manifest` may not be applied under `policy` at `now` (a 'stale' error), or undefined when
- * it may. A plan of the same age as the last one passes (the same plan again, or a relocation of
- * it); a plan without createdAt (format 1) passes neither an age limit nor an existing record.
- * `--allow-downgrade` waives the record, never --max-age (drop the option instead).
- */
-function freshnessProblem(manifest, policy, now) {
-    const created = manifest.createdAt;
-    const unknown = manifest.formatVersion === 1
-        ? 'the plan records no creation time (a format 1 bundle)'
-        : 'the plan records no creation time (it was promoted from a format 1 bundle)';
-    if (policy.maxAgeMs !== undefined) {
-        const limit = policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`;
-        if (created === undefined)
-            return staleError(`${unknown}, so it cannot be shown to be younger than --max-age ${limit}; re-export it`);
-        const age = now.getTime() - Date.parse(created);
-        if (age > policy.maxAgeMs)
-            return staleError(`the plan was created at ${created}, ${formatAge(age)} ago: older than --max-age ${limit} allows`);
-    }
-    const last = policy.last;
-    if (last === undefined || policy.allowDowngrade === true || last.record.checksum === manifest.checksum)
-        return undefined;
-    const before = `${last.target} was last given a plan created at ${last.record.createdAt ?? '(unknown)'} (applied ${last.record.appliedAt}, ${last.record.digest})`;
-    if (created === undefined)
-        return staleError(`${unknown}, and ${before}: it may be older; refusing it (--allow-downgrade to force)`);
-    if (last.record.createdAt !== undefined && Date.parse(created) < Date.parse(last.record.createdAt))
-        return staleError(`the plan was created at ${created}, before the one ${before}: refusing a downgrade (--allow-downgrade to force)`);
-    return undefined;
-}
-
-;// CONCATENATED MODULE: external "node:fs/promises"
-const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: external "node:util"
-const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-;// CONCATENATED MODULE: ./src/cli/args.ts
-// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
-// usage errors that name the option and the accepted values.
-
-
-
-
-/** Throws a usage error. */
-function usageError(message) {
-    return new errors_NixPlanError('usage', message);
-}
-/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
-function parseCommandArgs(argv, specs) {
-    const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
-    const rest = dash < 0 ? [] : argv.slice(dash + 1);
-    const options = {};
-    for (const [name, s] of Object.entries(specs))
-        options[name] = {
-            type: s.type,
-            ...(s.short !== undefined && { short: s.short }),
-            ...(s.multiple === true && { multiple: true }),
-        };
-    try {
-        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
-            args: [...head],
-            options,
-            allowPositionals: true,
-            strict: true,
-        });
-        return { values, positionals, rest };
-    }
-    catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
-    }
-}
-/** A string option's value, or undefined. */
-function args_str(args, name) {
-    const v = args.values[name];
-    return typeof v === 'string' ? v : undefined;
-}
-/** A required string option's value. */
-function required(args, name, what) {
-    const v = args_str(args, name);
-    if (v === undefined || v === '')
-        throw usageError(`missing --${name} ${what}`);
-    return v;
-}
-/** A repeatable string option's values (also splitting on commas when `commas`). */
-function args_list(args, name, commas = false) {
-    const v = args.values[name];
-    const items = Array.isArray(v)
-        ? v.filter((x) => typeof x === 'string')
-        : typeof v === 'string'
-            ? [v]
-            : [];
-    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
-}
-/** A boolean flag. */
-function flag(args, name) {
-    return args.values[name] === true;
-}
-/** A value that must be one of `allowed`. */
-function oneOf(value, name, allowed) {
-    if (value === undefined)
-        return undefined;
-    if (!allowed.includes(value))
-        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
-    return value;
-}
-/** An integer option within [min, max]. */
-function integer(value, name, min, max) {
-    if (value === undefined)
-        return undefined;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value) || n < min || n > max)
-        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
-    return n;
-}
-/** Exactly one positional argument (the bundle), or a usage error naming it. */
-function onePositional(args, what) {
-    if (args.positionals.length === 0)
-        throw usageError(`missing ${what}`);
-    if (args.positionals.length > 1)
-        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
-    return args.positionals[0] ?? '';
-}
-const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
-function publicKeyOrUsage(key, where) {
-    try {
-        parsePublicKey(key);
-    }
-    catch (e) {
-        throw usageError(`${where}: ${e.message}`);
-    }
-    return key;
-}
-/**
- * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
- * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
- * closed: an empty value (an unset variable), a file without a key, or anything that is not a
- * key is a usage error, never "no keys".
- */
-async function readKeys(values, readText = readTextFile) {
-    const keys = [];
-    for (const v of values) {
-        if (v.trim() === '')
-            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
-        if (KEY_LITERAL.test(v)) {
-            keys.push(publicKeyOrUsage(v, '--trusted-key'));
-            continue;
-        }
-        const words = (await readText(v, 'trusted key file'))
-            .split('\n')
-            .map((l) => l.replace(/#.*$/, ''))
-            .flatMap((l) => l.split(/\s+/))
-            .filter((k) => k !== '');
-        if (words.length === 0)
-            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
-        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
-    }
-    return keys;
-}
-/**
- * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
- * that is not a key is a usage error naming the file (never echoing what it holds).
- */
-async function readSecretKeyFile(path, readText = readTextFile) {
-    if (path.trim() === '')
-        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
-    const text = (await readText(path, 'secret key file')).trim();
-    if (text === '')
-        throw usageError(`secret key file '${path}' is empty`);
-    try {
-        parseSecretKey(text);
-    }
-    catch (e) {
-        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
-    }
-    return text;
-}
-/** Reads a small text file, turning a missing file into a usage error that names it. */
-async function readTextFile(path, what) {
-    try {
-        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
-    }
-}
-/** Help text for a command's options, aligned. */
-function optionsHelp(specs) {
-    const rows = Object.entries(specs).map(([name, s]) => {
-        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
-        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
-    });
-    const width = Math.max(...rows.map(([l]) => l.length));
-    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/core/bundle/frame.ts
@@ -2091,6 +1606,8 @@ class ZstdFrameScanner {
     }
 }
 
+;// CONCATENATED MODULE: external "node:fs/promises"
+const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: external "node:timers/promises"
@@ -4546,6 +4063,46 @@ async function* exportStream(source, limits = {}) {
     yield* decompressedStream(source, head, lim, { holdBackEnd: true });
 }
 
+;// CONCATENATED MODULE: ./src/core/bundle/trust-report.ts
+
+/**
+ * The trust report of a manifest whose signatures were checked against `trusted` (none: not
+ * checked). The verifier refuses a manifest whose signature by a trusted key name does not
+ * verify before this is asked, so a signature here is verified, by a key not trusted, or not
+ * checked.
+ */
+function trustReportOf(manifest, trusted, options = {}) {
+    const keysGiven = trusted.length > 0;
+    const verified = new Set(manifestSigners(manifest, trusted).map((s) => s.key));
+    return {
+        keysGiven,
+        verifiedBy: [...verified],
+        signatures: manifest.signatures.map((s) => ({
+            key: s.key,
+            status: !keysGiven ? 'not-checked' : verified.has(s.key) ? 'verified' : 'untrusted-key',
+        })),
+        noCheckSigs: options.noCheckSigs === true,
+        unproven: options.unproven ?? 0,
+    };
+}
+/**
+ * The trust status in the words every front end uses (unescaped: the key names come from the
+ * bundle): "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned", or
+ * "NOT CHECKED (--no-check-sigs)". Without a report (nothing was verified, as in `inspect`),
+ * signatures are "not verified". With one, its signatures are counted (a relocation's report is
+ * about its input, whose signatures are not the output manifest's).
+ */
+function trustStatus(manifest, trust) {
+    if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
+        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
+    if (trust !== undefined && trust.verifiedBy.length > 0)
+        return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
+    const n = trust?.signatures.length ?? manifest.signatures.length;
+    if (n === 0)
+        return 'unsigned';
+    return `signatures: ${n} (not verified)`;
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
 // Reading a plan bundle: the streaming verifier, over the bundle's source (source.ts), its
 // decoding (decode.ts) and the rules it applies (policy.ts), whose public names it re-exports.
@@ -4644,6 +4201,450 @@ async function* tapChunks(source, fn) {
 
 
 
+
+;// CONCATENATED MODULE: ./src/core/provenance-view.ts
+
+
+/** Longest list (flake inputs, promotions) shown in full. */
+const ORIGIN_LIST_LIMIT = 20;
+/** A URL safe to link to as it is: https, a host, a path of plain characters. */
+const PLAIN_HTTPS = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9._~/%+-]*$/;
+/** "3 days", "5 hours", "12 minutes", "40 seconds". */
+function formatAge(ms) {
+    const s = Math.floor(Math.abs(ms) / 1000);
+    const [n, unit] = s >= 2 * 86400
+        ? [Math.floor(s / 86400), 'day']
+        : s >= 2 * 3600
+            ? [Math.floor(s / 3600), 'hour']
+            : s >= 120
+                ? [Math.floor(s / 60), 'minute']
+                : [s, 'second'];
+    return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+function created(m, now) {
+    if (m.createdAt === undefined)
+        return [
+            {
+                text: m.formatVersion === 1
+                    ? 'unknown (a format 1 bundle records no creation time)'
+                    : 'unknown (promoted from a format 1 bundle, which records no creation time)',
+            },
+        ];
+    const age = now === undefined ? undefined : now.getTime() - Date.parse(m.createdAt);
+    return [
+        { data: m.createdAt },
+        ...(age === undefined
+            ? []
+            : [{ text: age < 0 ? ` (${formatAge(age)} in the future)` : ` (${formatAge(age)} ago)` }]),
+    ];
+}
+/**
+ * The rows describing a plan's origin and trust: creation time, repository, commit, ref,
+ * workflow, run, flake and its inputs, each promotion, and the signature status. A version-1
+ * plan says its origin is unknown. `now` adds the plan's age.
+ */
+function originRows(manifest, trust, options = {}) {
+    const rows = [{ label: 'created', value: created(manifest, options.now) }];
+    const p = manifest.provenance;
+    if (p === undefined || Object.keys(p).length === 0)
+        rows.push({
+            label: 'source',
+            value: [
+                { text: manifest.formatVersion === 1 ? 'unknown (a format 1 bundle records none)' : 'not recorded' },
+            ],
+        });
+    else {
+        if (p.repository !== undefined)
+            rows.push({ label: 'repository', value: [{ data: p.repository }] });
+        if (p.commit !== undefined)
+            rows.push({
+                label: 'commit',
+                value: [{ data: p.commit }, ...(p.dirty === true ? [{ text: ' with uncommitted changes' }] : [])],
+            });
+        if (p.ref !== undefined)
+            rows.push({ label: 'ref', value: [{ data: p.ref }] });
+        if (p.workflow !== undefined)
+            rows.push({ label: 'workflow', value: [{ data: p.workflow }] });
+        if (p.runUrl !== undefined)
+            rows.push({
+                label: 'run',
+                value: PLAIN_HTTPS.test(p.runUrl)
+                    ? [{ link: runName(p.runUrl, p.runAttempt), url: p.runUrl }]
+                    : [{ data: p.runUrl }],
+            });
+        if (p.flake !== undefined) {
+            rows.push({ label: 'flake', value: [{ data: p.flake.url }] });
+            const shown = p.flake.inputs.slice(0, ORIGIN_LIST_LIMIT);
+            for (const input of shown)
+                rows.push({ label: '  input', value: [{ data: input.name }, { text: ' ' }, { data: input.url }] });
+            if (p.flake.inputs.length > shown.length)
+                rows.push({
+                    label: '  inputs',
+                    value: [{ text: `…and ${p.flake.inputs.length - shown.length} more` }],
+                });
+        }
+    }
+    for (const [i, pr] of (manifest.promotions ?? []).entries())
+        rows.push({
+            label: `promotion ${i + 1}`,
+            value: [
+                { text: 'from ' },
+                { data: pr.storeDir },
+                { text: ' at ' },
+                { data: pr.at },
+                { text: ', input ' },
+                { data: pr.digest },
+                ...(pr.noCheckSigs === true
+                    ? [{ text: ', accepted NOT CHECKED (--no-check-sigs)' }]
+                    : pr.signedBy.length === 0
+                        ? [{ text: ', input not verified by any key' }]
+                        : [
+                            { text: ', input verified by ' },
+                            ...pr.signedBy.flatMap((s, j) => [
+                                ...(j > 0 ? [{ text: ', ' }] : []),
+                                { data: s.key },
+                                { text: ' (' },
+                                { data: s.fingerprint },
+                                { text: ')' },
+                            ]),
+                        ]),
+            ],
+        });
+    rows.push({ label: 'trust', value: trustSegments(manifest, trust, options.signedHere === true) });
+    return rows;
+}
+function runName(url, attempt) {
+    // Our own words from the URL's digits only: the link text never holds bundle text.
+    const id = /\/runs\/(\d+)/.exec(url)?.[1];
+    return `${id === undefined ? 'the run' : `run ${id}`}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
+}
+/** The trust status with the key names marked as bundle data. */
+function trustSegments(manifest, trust, signedHere) {
+    if (signedHere && trust === undefined && manifest.signatures.length > 0)
+        return [
+            { text: 'signed in this job by ' },
+            ...manifest.signatures.flatMap((g, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: g.key }]),
+        ];
+    const status = trustStatus(manifest, trust);
+    const prefix = 'verified: signed by trusted key ';
+    if (!status.startsWith(prefix) || trust === undefined)
+        return [{ text: status }];
+    return [
+        { text: prefix },
+        ...trust.verifiedBy.flatMap((k, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: k }]),
+    ];
+}
+/** A row's value for a terminal: bundle text escaped (no control sequence gets through). */
+function segmentsText(value) {
+    return value
+        .map((s) => 'data' in s ? escapeTerminal(s.data) : 'url' in s ? `${s.link} ${s.url}` : escapeTerminal(s.text))
+        .join('');
+}
+/**
+ * A row's value in Markdown: bundle text in code spans, links only to plain https URLs, our own
+ * words as they are (they never hold bundle text, and read better unescaped in the source).
+ */
+function segmentsMarkdown(value) {
+    return value
+        .map((s) => ('data' in s ? markdownCode(s.data) : 'url' in s ? `[${s.link}](${s.url})` : s.text))
+        .join('');
+}
+/**
+ * The origin and trust of a plan for a terminal: `label: value` lines, aligned, every value from
+ * the bundle escaped. The same facts as `originMarkdown`.
+ */
+function originText(manifest, trust, options = {}) {
+    const rows = originRows(manifest, trust, options);
+    const width = Math.max(...rows.map((r) => r.label.length)) + 1;
+    return rows.map((r) => `${`${r.label}:`.padEnd(width)} ${segmentsText(r.value)}\n`).join('');
+}
+/**
+ * The origin and trust of a plan as a two-column Markdown table for a job summary, every value
+ * from the bundle in a code span (and `|` escaped for the table).
+ */
+function originMarkdown(manifest, trust, options = {}) {
+    const rows = originRows(manifest, trust, options);
+    const cell = (s) => s.replace(/\|/g, '\\|');
+    return [
+        '| origin | |',
+        '| --- | --- |',
+        ...rows.map((r) => `| ${cell(r.label.trim())} | ${cell(segmentsMarkdown(r.value))} |`),
+        '',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/core/freshness.ts
+// Freshness: refusing a plan older than a given age, or older than the plan last applied to the
+// same profile or out-link (a rollback by whoever can hand a host an old, validly signed file).
+// Pure: the record's schema and the decision; reading and writing the record is app/freshness.ts.
+
+
+
+/** A stale-plan refusal (exit code 11). */
+function staleError(message) {
+    return new errors_NixPlanError('stale', message);
+}
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const freshness_HEX64 = /^[0-9a-f]{64}$/;
+/** Parses a last-applied record; throws a 'stale' error naming `where` when it is not one. */
+function parseLastApplied(text, where) {
+    const fail = (why) => staleError(`the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
+        'than the one applied before; repair or remove the record, or pass --allow-downgrade');
+    let v;
+    try {
+        v = JSON.parse(text);
+    }
+    catch {
+        throw fail('not JSON');
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw fail('not a JSON object');
+    const r = v;
+    if (r['version'] !== 1)
+        throw fail(`version ${JSON.stringify(r['version'])?.slice(0, 16)} is not 1`);
+    const str = (k, pattern) => {
+        const x = r[k];
+        if (typeof x !== 'string' || !pattern.test(x))
+            throw fail(`'${k}' is missing or malformed`);
+        return x;
+    };
+    const time = (k) => {
+        try {
+            return timestamp(r[k], k);
+        }
+        catch {
+            throw fail(`'${k}' is not an RFC 3339 UTC time`);
+        }
+    };
+    const roots = r['roots'];
+    if (!Array.isArray(roots) || !roots.every((x) => typeof x === 'string'))
+        throw fail("'roots' is not a list of paths");
+    return {
+        version: 1,
+        ...(r['createdAt'] !== undefined && { createdAt: time('createdAt') }),
+        digest: str('digest', DIGEST),
+        checksum: str('checksum', freshness_HEX64),
+        storeDir: str('storeDir', /^\/\S*$/),
+        roots: roots,
+        appliedAt: time('appliedAt'),
+    };
+}
+/** The record for `manifest`, applied now from a bundle file with `digest`. */
+function lastAppliedOf(manifest, digest, appliedAt) {
+    return {
+        version: 1,
+        ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+        digest,
+        checksum: manifest.checksum,
+        storeDir: manifest.storeDir,
+        roots: manifest.roots.map((r) => r.drvPath),
+        appliedAt,
+    };
+}
+const UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/**
+ * A duration like `90m`, `12h`, `7d`, `2w` or `1d12h` in milliseconds; a usage error naming
+ * `option` otherwise.
+ */
+function parseDuration(text, option = '--max-age') {
+    const parts = /^(?:\d+[smhdw])+$/.test(text) ? [...text.matchAll(/(\d+)([smhdw])/g)] : [];
+    const ms = parts.reduce((n, [, count, unit]) => n + Number(count) * (UNITS[unit ?? ''] ?? NaN), 0);
+    if (parts.length === 0 || !Number.isSafeInteger(ms) || ms <= 0)
+        throw new errors_NixPlanError('usage', `${option} '${text}' is not a duration; accepted: a number and a unit (s, m, h, d, w), e.g. 12h, 7d or 1d12h`);
+    return ms;
+}
+/**
+ * Why `manifest` may not be applied under `policy` at `now` (a 'stale' error), or undefined when
+ * it may. A plan of the same age as the last one passes (the same plan again, or a relocation of
+ * it); a plan without createdAt (format 1) passes neither an age limit nor an existing record.
+ * `--allow-downgrade` waives the record, never --max-age (drop the option instead).
+ */
+function freshnessProblem(manifest, policy, now) {
+    const created = manifest.createdAt;
+    const unknown = manifest.formatVersion === 1
+        ? 'the plan records no creation time (a format 1 bundle)'
+        : 'the plan records no creation time (it was promoted from a format 1 bundle)';
+    if (policy.maxAgeMs !== undefined) {
+        const limit = policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`;
+        if (created === undefined)
+            return staleError(`${unknown}, so it cannot be shown to be younger than --max-age ${limit}; re-export it`);
+        const age = now.getTime() - Date.parse(created);
+        if (age > policy.maxAgeMs)
+            return staleError(`the plan was created at ${created}, ${formatAge(age)} ago: older than --max-age ${limit} allows`);
+    }
+    const last = policy.last;
+    if (last === undefined || policy.allowDowngrade === true || last.record.checksum === manifest.checksum)
+        return undefined;
+    const before = `${last.target} was last given a plan created at ${last.record.createdAt ?? '(unknown)'} (applied ${last.record.appliedAt}, ${last.record.digest})`;
+    if (created === undefined)
+        return staleError(`${unknown}, and ${before}: it may be older; refusing it (--allow-downgrade to force)`);
+    if (last.record.createdAt !== undefined && Date.parse(created) < Date.parse(last.record.createdAt))
+        return staleError(`the plan was created at ${created}, before the one ${before}: refusing a downgrade (--allow-downgrade to force)`);
+    return undefined;
+}
+
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
+;// CONCATENATED MODULE: ./src/cli/args.ts
+// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
+// usage errors that name the option and the accepted values.
+
+
+
+
+/** Throws a usage error. */
+function usageError(message) {
+    return new errors_NixPlanError('usage', message);
+}
+/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
+function parseCommandArgs(argv, specs) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    const rest = dash < 0 ? [] : argv.slice(dash + 1);
+    const options = {};
+    for (const [name, s] of Object.entries(specs))
+        options[name] = {
+            type: s.type,
+            ...(s.short !== undefined && { short: s.short }),
+            ...(s.multiple === true && { multiple: true }),
+        };
+    try {
+        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
+            args: [...head],
+            options,
+            allowPositionals: true,
+            strict: true,
+        });
+        return { values, positionals, rest };
+    }
+    catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    }
+}
+/** A string option's value, or undefined. */
+function args_str(args, name) {
+    const v = args.values[name];
+    return typeof v === 'string' ? v : undefined;
+}
+/** A required string option's value. */
+function required(args, name, what) {
+    const v = args_str(args, name);
+    if (v === undefined || v === '')
+        throw usageError(`missing --${name} ${what}`);
+    return v;
+}
+/** A repeatable string option's values (also splitting on commas when `commas`). */
+function args_list(args, name, commas = false) {
+    const v = args.values[name];
+    const items = Array.isArray(v)
+        ? v.filter((x) => typeof x === 'string')
+        : typeof v === 'string'
+            ? [v]
+            : [];
+    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
+}
+/** A boolean flag. */
+function flag(args, name) {
+    return args.values[name] === true;
+}
+/** A value that must be one of `allowed`. */
+function oneOf(value, name, allowed) {
+    if (value === undefined)
+        return undefined;
+    if (!allowed.includes(value))
+        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
+    return value;
+}
+/** An integer option within [min, max]. */
+function integer(value, name, min, max) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max)
+        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
+    return n;
+}
+/** Exactly one positional argument (the bundle), or a usage error naming it. */
+function onePositional(args, what) {
+    if (args.positionals.length === 0)
+        throw usageError(`missing ${what}`);
+    if (args.positionals.length > 1)
+        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
+    return args.positionals[0] ?? '';
+}
+const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
+function publicKeyOrUsage(key, where) {
+    try {
+        parsePublicKey(key);
+    }
+    catch (e) {
+        throw usageError(`${where}: ${e.message}`);
+    }
+    return key;
+}
+/**
+ * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
+ * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
+ * closed: an empty value (an unset variable), a file without a key, or anything that is not a
+ * key is a usage error, never "no keys".
+ */
+async function readKeys(values, readText = readTextFile) {
+    const keys = [];
+    for (const v of values) {
+        if (v.trim() === '')
+            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
+        if (KEY_LITERAL.test(v)) {
+            keys.push(publicKeyOrUsage(v, '--trusted-key'));
+            continue;
+        }
+        const words = (await readText(v, 'trusted key file'))
+            .split('\n')
+            .map((l) => l.replace(/#.*$/, ''))
+            .flatMap((l) => l.split(/\s+/))
+            .filter((k) => k !== '');
+        if (words.length === 0)
+            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
+        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
+    }
+    return keys;
+}
+/**
+ * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
+ * that is not a key is a usage error naming the file (never echoing what it holds).
+ */
+async function readSecretKeyFile(path, readText = readTextFile) {
+    if (path.trim() === '')
+        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
+    const text = (await readText(path, 'secret key file')).trim();
+    if (text === '')
+        throw usageError(`secret key file '${path}' is empty`);
+    try {
+        parseSecretKey(text);
+    }
+    catch (e) {
+        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
+    }
+    return text;
+}
+/** Reads a small text file, turning a missing file into a usage error that names it. */
+async function readTextFile(path, what) {
+    try {
+        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+/** Help text for a command's options, aligned. */
+function optionsHelp(specs) {
+    const rows = Object.entries(specs).map(([name, s]) => {
+        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
+        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
+    });
+    const width = Math.max(...rows.map(([l]) => l.length));
+    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+}
 
 ;// CONCATENATED MODULE: ./src/app/inspect.ts
 // inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
@@ -4848,12 +4849,13 @@ function formatVerify(r) {
             `integrity only: no --trusted-key given, so who made this plan was not checked (${status})\n`);
     return `OK: ${what}\n${status}\n`;
 }
-/** `import`: what was added. */
+/** `import`: what was added, and what was proven about who made it. */
 function formatImport(r) {
     const how = r.method === 'none'
         ? ''
         : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
-    return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
+    return (`imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n` +
+        (r.trust === undefined ? '' : `${escapeTerminal(trustStatus(r.manifest, r.trust))}\n`));
 }
 /** `realise`: the output paths, one per line (like nix-store --realise). */
 function formatRealise(r) {
@@ -4864,6 +4866,7 @@ function formatRealise(r) {
 function formatRelocate(r) {
     const rep = r.report;
     const lines = [
+        `input ${escapeTerminal(trustStatus(r.manifest, r.trust))}`,
         `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${escapeTerminal(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${escapeTerminal(r.manifest.storeDir)}`,
         `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
         `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
@@ -7931,6 +7934,16 @@ function commands_define(spec) {
 function print(ctx, args, value, human) {
     ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
 }
+/**
+ * A result with its trust report: the one the use case made, or one made here from the keys the
+ * verifier required a signature by.
+ */
+function withTrust(result, trustedKeys, noCheckSigs) {
+    return {
+        ...result,
+        trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
+    };
+}
 /** `--max-age` in milliseconds (and as written), or nothing. */
 function maxAge(args) {
     const text = args_str(args, 'max-age');
@@ -8091,7 +8104,8 @@ const COMMANDS = [
             };
             const deps = await importDeps(args, ctx, trustedKeys);
             const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
-            print(ctx, args, result, () => formatImport(result));
+            const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+            print(ctx, args, shown, () => formatImport(shown));
         },
     }),
     commands_define({
@@ -8138,7 +8152,10 @@ const COMMANDS = [
             const deps = await importDeps(args, ctx, trustedKeys);
             // With --out-link, the link's last-applied record: an older plan is refused.
             const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle) => ctx.useCases.realisePlan(bundle, options, deps));
-            print(ctx, args, result, () => formatRealise(result));
+            const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+            // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
+            ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
+            print(ctx, args, shown, () => formatRealise(shown));
         },
     }),
     commands_define({
@@ -11941,10 +11958,10 @@ async function readGitFacts(runner, dir) {
  * manifest are left out with a warning.
  */
 async function collectProvenance(request, store, sources, log) {
-    const dir = sources.dir ?? (request.file === undefined ? process.cwd() : (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(request.file)));
+    const dir = sources.dir ?? worktreeOf(request);
     const installables = request.installables ?? [];
     const [git, flake] = await Promise.all([
-        readGitFacts(store.runner, dir),
+        dir === undefined ? Promise.resolve({}) : readGitFacts(store.runner, dir),
         installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
     ]);
     if (flake !== undefined && 'reason' in flake)
@@ -11962,6 +11979,28 @@ async function collectProvenance(request, store, sources, log) {
     for (const d of dropped)
         log.warn(`provenance: left out ${d}`);
     return provenance;
+}
+/**
+ * The directory whose git worktree was evaluated: the file's, a local flake's (`.`, `./x`,
+ * `/abs`, `path:…`, `git+file://…`), the working directory when only .drv paths were given, or
+ * none when a flake elsewhere was evaluated (the working directory's commit would be wrong).
+ */
+function worktreeOf(request, cwd = process.cwd()) {
+    if (request.file !== undefined)
+        return (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(cwd, request.file));
+    const refs = (request.installables ?? []).map(flakeRefOf).filter((r) => r !== undefined);
+    if (refs.length === 0)
+        return cwd;
+    const dirs = refs.map((r) => localFlakeDir(r, cwd));
+    return dirs.every((d) => d !== undefined) ? dirs[0] : undefined;
+}
+/** The directory of a local flake reference, or undefined for a flake elsewhere. */
+function localFlakeDir(ref, cwd) {
+    const path = ref.replace(/\?.*$/, '');
+    for (const prefix of ['path:', 'git+file://'])
+        if (path.startsWith(prefix))
+            return (0,external_node_path_namespaceObject.resolve)(cwd, path.slice(prefix.length));
+    return path.startsWith('.') || path.startsWith('/') ? (0,external_node_path_namespaceObject.resolve)(cwd, path) : undefined;
 }
 /** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */
 function sameRepository(remoteUrl, repository) {
@@ -12309,6 +12348,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     manifest: written,
                     bundleBytes,
                     report: relocation.report,
+                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
                     timings: {
                         verifyMs: Math.round(verified - started),
                         relocateMs: Math.round(performance.now() - verified),

@@ -20,6 +20,8 @@ import {
   type ManifestDraft,
   type ObjectKind,
   type Promotion,
+  trustReportOf,
+  type TrustReport,
 } from '../core/bundle/index.js';
 import { parseDerivation } from '../core/derivation.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
@@ -102,6 +104,8 @@ export interface RelocateResult {
   readonly manifest: BundleManifest;
   readonly bundleBytes: number;
   readonly report: RelocationReport;
+  /** What was proven about who made the input (its signatures against `trustedKeys`). */
+  readonly trust: TrustReport;
   /** Milliseconds spent verifying the input bundle, and relocating and writing the new one. */
   readonly timings: { verifyMs: number; relocateMs: number };
 }
@@ -413,6 +417,7 @@ export async function relocatePlan(
           manifest: written,
           bundleBytes,
           report: relocation.report,
+          trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
           timings: {
             verifyMs: Math.round(verified - started),
             relocateMs: Math.round(performance.now() - verified),

@@ -3,6 +3,8 @@
 import type { ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
 import { assertSignable } from '../app/signing-policy.js';
+import { trustReportOf, trustStatus, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
 import { freshnessProblem, parseDuration } from '../core/freshness.js';
 import type { UseCases } from './use-cases.js';
 import {
@@ -113,6 +115,21 @@ export function define(spec: Omit<Command, 'parse' | 'options'> & { options: Opt
 /** Prints a result: one JSON document with --json, else the human form. */
 export function print(ctx: CommandContext, args: ParsedArgs, value: unknown, human: () => string): void {
   ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+
+/**
+ * A result with its trust report: the one the use case made, or one made here from the keys the
+ * verifier required a signature by.
+ */
+function withTrust<R extends { manifest: BundleManifest; trust?: TrustReport }>(
+  result: R,
+  trustedKeys: readonly string[],
+  noCheckSigs: boolean,
+): R & { trust: TrustReport } {
+  return {
+    ...result,
+    trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
+  };
 }
 
 /** `--max-age` in milliseconds (and as written), or nothing. */
@@ -298,7 +315,8 @@ export const COMMANDS: readonly Command[] = [
         ctx.deps.log,
         (bundle) => ctx.useCases.importPlan(bundle, options, deps),
       );
-      print(ctx, args, result, () => formatImport(result));
+      const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+      print(ctx, args, shown, () => formatImport(shown));
     },
   }),
   define({
@@ -351,7 +369,10 @@ export const COMMANDS: readonly Command[] = [
         ctx.deps.log,
         (bundle) => ctx.useCases.realisePlan(bundle, options, deps),
       );
-      print(ctx, args, result, () => formatRealise(result));
+      const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+      // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
+      ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
+      print(ctx, args, shown, () => formatRealise(shown));
     },
   }),
   define({

@@ -8,7 +8,7 @@ import { summarise, type InspectResult, type PlanSummary } from '../app/inspect.
 import type { RealiseResult } from '../app/realise.js';
 import type { RelocateResult } from '../app/relocate.js';
 import type { VerifyReport } from '../app/verify.js';
-import { OBJECT_KINDS, trustStatus, type BundleManifest } from '../core/bundle/index.js';
+import { OBJECT_KINDS, trustStatus, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
 import { originText } from '../core/provenance-view.js';
 import { escapeTerminal as t } from '../core/text.js';
 import { formatBytes } from './terminal.js';
@@ -83,13 +83,16 @@ export function formatVerify(r: VerifyReport): string {
   return `OK: ${what}\n${status}\n`;
 }
 
-/** `import`: what was added. */
-export function formatImport(r: ImportResult): string {
+/** `import`: what was added, and what was proven about who made it. */
+export function formatImport(r: ImportResult & { trust?: TrustReport }): string {
   const how =
     r.method === 'none'
       ? ''
       : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
-  return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
+  return (
+    `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n` +
+    (r.trust === undefined ? '' : `${t(trustStatus(r.manifest, r.trust))}\n`)
+  );
 }
 
 /** `realise`: the output paths, one per line (like nix-store --realise). */
@@ -102,6 +105,7 @@ export function formatRealise(r: RealiseResult): string {
 export function formatRelocate(r: RelocateResult): string {
   const rep = r.report;
   const lines = [
+    `input ${t(trustStatus(r.manifest, r.trust))}`,
     `wrote ${t(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${t(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${t(r.manifest.storeDir)}`,
     `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
     `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,

@@ -49,14 +49,15 @@ export function trustReportOf(
  * The trust status in the words every front end uses (unescaped: the key names come from the
  * bundle): "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned", or
  * "NOT CHECKED (--no-check-sigs)". Without a report (nothing was verified, as in `inspect`),
- * signatures are "not verified".
+ * signatures are "not verified". With one, its signatures are counted (a relocation's report is
+ * about its input, whose signatures are not the output manifest's).
  */
 export function trustStatus(manifest: Pick<BundleManifest, 'signatures'>, trust?: TrustReport): string {
   if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
     return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
   if (trust !== undefined && trust.verifiedBy.length > 0)
     return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
-  const n = manifest.signatures.length;
+  const n = trust?.signatures.length ?? manifest.signatures.length;
   if (n === 0) return 'unsigned';
   return `signatures: ${n} (not verified)`;
 }
