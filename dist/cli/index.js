@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 874:
+/***/ 817:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -7881,6 +7881,8 @@ function diffCommand(kit) {
 
 
 
+
+
 const COMMON = {
     json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
     quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
@@ -13178,11 +13180,11 @@ function usage(io, message) {
 
 /***/ }),
 
-/***/ 546:
+/***/ 889:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(874);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(817);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
@@ -13319,6 +13321,6 @@ __webpack_async_result__();
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(546);
+/******/ var __webpack_exports__ = __nccwpck_require__(889);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 
