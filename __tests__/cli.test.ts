@@ -15,7 +15,7 @@ import {
   secretKeyFromSeed,
 } from '../src/core/signing.js';
 import { selectRoots } from '../src/app/realise.js';
-import { VERSION } from '../src/app/version.js';
+import { NODE_REQUIRED, VERSION } from '../src/app/version.js';
 import { COMMANDS } from '../src/cli/commands.js';
 import { ExitCode, exitCodeFor } from '../src/cli/exit-codes.js';
 import { main } from '../src/cli/main.js';
@@ -127,8 +127,11 @@ describe('help and usage', () => {
     expect(await main(['--version'], { io })).toBe(0);
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
       version: string;
+      engines: { node: string };
     };
     expect(VERSION).toBe(pkg.version);
+    // The Node.js the CLI asks for is the one package.json declares.
+    expect(pkg.engines.node).toBe(`>=${NODE_REQUIRED}`);
     expect(io.out()).toBe(`nix-plan ${pkg.version}\n`);
   });
 
@@ -343,7 +346,7 @@ describe('arguments reach the use cases', () => {
         [
           'realisePlan',
           'sys.nixplan',
-          { store: undefined, trustedKeys: [ci], method: 'copy', roots: ['/s/sys.drv'] },
+          { store: undefined, trustedKeys: [ci], method: 'copy', nixArgs: [], roots: ['/s/sys.drv'] },
         ],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
@@ -408,7 +411,8 @@ describe('exit codes', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...ERROR_CODES),
-        fc.constantFrom(...COMMANDS.map((c) => c.name)),
+        // Every command that runs a use case (completions and man only print).
+        fc.constantFrom(...COMMANDS.map((c) => c.name).filter((n) => n !== 'completions' && n !== 'man')),
         async (code, name) => {
           const io = capture();
           const { useCases } = recorder(undefined, new NixPlanError(code, `it failed: ${code}`));
@@ -501,7 +505,7 @@ describe('progress output', () => {
     const p = terminalProgress(log, { quiet: false, verbose: false }).start('importing');
     for (let i = 0; i < 1000; i++) p.tick();
     p.done();
-    expect(log.err()).toBe('importing: 1000\n');
+    expect(log.err()).toBe('importing: 1000 in 0.0 s\n');
 
     const quiet = capture(true);
     const q = terminalProgress(quiet, { quiet: true, verbose: false }).start('x', 1);

@@ -11,7 +11,7 @@ import { importExport, storeTrust, type StoreTrust } from '../nix/import.js';
 import { FileInput } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
 import { binaryCacheCopyImport, type CopyImport } from './binary-cache.js';
-import type { Deps } from './deps.js';
+import { progressOf, type Deps } from './deps.js';
 import { verifyWithProgress } from './verify.js';
 
 /** How to add paths: decide (`auto`), `nix-store --import`, or the binary-cache `copy`. */
@@ -173,7 +173,8 @@ export async function importPlan(
     await copyFile(bundlePath, copy).catch((e: unknown) => {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     });
-    const source = await openBundle(copy);
+    // Messages name the user's file, not the private copy they are about.
+    const source = { ...(await openBundle(copy)), name: bundlePath };
     // Whatever the route, what reaches the store is the stream verified here.
     const verified = new VerifiedStreamFile(join(dir, 'export'));
     try {
@@ -217,9 +218,10 @@ export async function importPlan(
       const stream = (): AsyncIterable<Uint8Array> =>
         verified.complete ? new FileInput(verified.path) : exportStream(source);
       if (method === 'import') {
-        deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
+        // nix-store --import prints each path it adds: one tick per line.
+        const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
         try {
-          await importExport(store, stream());
+          await importExport(store, stream(), (n) => importing.tick(n));
         } catch (e) {
           if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
             throw e;
@@ -227,6 +229,8 @@ export async function importPlan(
             'the store wants signatures from this user: importing through a binary cache instead',
           );
           method = 'copy';
+        } finally {
+          importing.done();
         }
       }
       if (method === 'copy') {
