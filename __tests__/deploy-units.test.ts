@@ -85,6 +85,8 @@ describe('hosts and ssh arguments', () => {
         'StrictHostKeyChecking=yes',
         '--ssh-option=-o',
         '--ssh-option=Port=2',
+        '--ssh-option',
+        '-v',
       ],
       {
         io: { stdout: { write: () => true }, stderr: { write: () => true } },
@@ -104,7 +106,7 @@ describe('hosts and ssh arguments', () => {
       },
     );
     expect(code).toBe(0);
-    expect(seen?.sshOptions).toEqual(['-F./ssh_config', 'StrictHostKeyChecking=yes', '-o', 'Port=2']);
+    expect(seen?.sshOptions).toEqual(['-F./ssh_config', 'StrictHostKeyChecking=yes', '-o', 'Port=2', '-v']);
   });
 
   test('quoting for the remote shell: any argv comes back out of a real sh -c unchanged', () => {

@@ -1,10 +1,12 @@
 // `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
 import {
+  BUILD_ON,
   DEPLOY_ACTIONS,
   DEFAULT_CONFIRM_TIMEOUT,
   DEFAULT_PROFILE,
   type DeployResult,
   type HostResult,
+  TRANSFER_ENCODINGS,
 } from '../app/deploy/index.js';
 import { linePrefixer } from '../app/deploy/prefix.js';
 import { NixPlanError } from '../core/errors.js';
@@ -33,8 +35,8 @@ import {
   type CommandContext,
 } from './commands.js';
 
-const BUILD_ON = ['host', 'local'] as const;
-const COMPRESS = ['auto', 'zstd', 'none'] as const;
+// The choices come from the app layer: this module and commands.ts import each other, so a
+// constant of this module is not yet defined when commands.ts builds its table.
 
 export { parseHostOption };
 
@@ -113,6 +115,7 @@ export function deployCommand(): Command {
       action: {
         type: 'string',
         value: 'ACTION',
+        choices: DEPLOY_ACTIONS,
         help: 'switch (default), boot, test, dry-activate, or push (send and import the plan only)',
       },
       profile: {
@@ -128,6 +131,7 @@ export function deployCommand(): Command {
       'build-on': {
         type: 'string',
         value: 'WHERE',
+        choices: BUILD_ON,
         help: 'host (default: build there) or local (build here, copy outputs)',
       },
       'trusted-key': TRUSTED_KEY,
@@ -140,6 +144,7 @@ export function deployCommand(): Command {
       'ssh-option': {
         type: 'string',
         multiple: true,
+        dashValue: true,
         value: 'ARG',
         help: 'one raw argument for ssh, e.g. --ssh-option=-F./ssh_config or --ssh-option=-oPort=2222',
       },
@@ -150,6 +155,7 @@ export function deployCommand(): Command {
       compress: {
         type: 'string',
         value: 'HOW',
+        choices: TRANSFER_ENCODINGS,
         help: 'auto (default: zstd when the host has it), zstd, or none (the raw export stream)',
       },
     },
@@ -181,7 +187,7 @@ export function deployCommand(): Command {
           useSudo: flag(args, 'use-sudo'),
           ...maxAge(args),
           allowDowngrade: flag(args, 'allow-downgrade'),
-          compress: oneOf(str(args, 'compress'), 'compress', COMPRESS),
+          compress: oneOf(str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
         },
         {
           ...ctx.deps,

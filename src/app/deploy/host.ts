@@ -21,11 +21,15 @@ import {
 } from './activation.js';
 import { recordSeen } from './record.js';
 
+/** Every transfer encoding, for parsing and help texts. */
+export const TRANSFER_ENCODINGS = ['auto', 'zstd', 'none'] as const;
 /** How the plan travels: compressed (the host has zstd), raw, or as the host allows. */
-export type TransferEncoding = 'auto' | 'zstd' | 'none';
+export type TransferEncoding = (typeof TRANSFER_ENCODINGS)[number];
 
+/** Every place a deploy can build, for parsing and help texts. */
+export const BUILD_ON = ['host', 'local'] as const;
 /** Where the system is built: on the host from the plan, or here (outputs copied over). */
-export type BuildOn = 'host' | 'local';
+export type BuildOn = (typeof BUILD_ON)[number];
 
 /** The verified plan a deploy sends: its manifest and the open bundle it was verified from. */
 export interface VerifiedPlan {

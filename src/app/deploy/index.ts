@@ -24,7 +24,7 @@ import { assignRoots, systemOfRoot } from './roots.js';
 
 export { ACTIVATION_ACTIONS, DEFAULT_CONFIRM_TIMEOUT, type ActivationAction } from './activation.js';
 import { ACTIVATION_ACTIONS } from './activation.js';
-export type { BuildOn, TransferEncoding } from './host.js';
+export { BUILD_ON, TRANSFER_ENCODINGS, type BuildOn, type TransferEncoding } from './host.js';
 
 /** NixOS's system profile. */
 export const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
