@@ -88,6 +88,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       shard: settings.shard === undefined ? undefined : `${settings.shard.index}/${settings.shard.count}`,
       outPaths: result.outPaths,
       timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },
+      build: result.build,
       // realisePlan verified the signature against these keys (it refuses a plan none signed).
       trust: trustReportOf(result.manifest, settings.trustedKeys.map(parsePublicKey), {
         noCheckSigs: settings.noCheckSigs,

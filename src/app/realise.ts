@@ -9,6 +9,7 @@ import { nameOf, outputPathName } from '../core/store-path.js';
 import { NixStore } from '../nix/store.js';
 import { importPlan, type ImportDeps, type ImportOptions, type ImportResult } from './import.js';
 import { rootLabel } from './inspect.js';
+import { realiseWithReport, type BuildReport } from './build-report.js';
 
 /** Options of realisePlan. */
 export interface RealiseOptions extends ImportOptions {
@@ -28,6 +29,8 @@ export interface RealiseResult {
   readonly import: Omit<ImportResult, 'manifest'>;
   /** GC roots created (empty without outLink). */
   readonly links: readonly string[];
+  /** What building did: built and substituted paths, and when each root was ready. */
+  readonly build: BuildReport;
 }
 
 /**
@@ -65,10 +68,10 @@ export async function realisePlan(
   const store = new NixStore(deps.runner, { store: options.store });
   const drvs = roots.map((r) => r.drvPath);
   deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
-  const printed = await store.realise(drvs, {
+  const { printed, report } = await realiseWithReport(store, roots, {
     addRoot: options.outLink === undefined ? undefined : resolve(options.outLink),
-    extraArgs: options.nixArgs,
-    onLog: deps.nixLog,
+    nixArgs: options.nixArgs,
+    nixLog: deps.nixLog,
   });
   // With --add-root Nix prints the links it made; the outputs are their targets.
   const links = options.outLink === undefined ? [] : printed;
@@ -87,5 +90,5 @@ export async function realisePlan(
   const invalid = await store.invalidPaths(all);
   if (invalid.size > 0) throw new NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
   const { manifest: _m, ...importSummary } = imported;
-  return { manifest, outPaths, import: importSummary, links };
+  return { manifest, outPaths, import: importSummary, links, build: report };
 }
