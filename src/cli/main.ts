@@ -48,6 +48,7 @@ export function exitCodesHelp(): string {
 const processIo: CliIo = {
   stdout: process.stdout,
   stderr: process.stderr,
+  stdin: process.stdin,
   env: (name) => process.env[name],
 };
 
