@@ -27,6 +27,12 @@ export const ExitCode = {
   transport: 10,
   /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
   stale: 11,
+  /** The host: an SSH connection or a command on the host failed. */
+  host: 12,
+  /** Activation failed; the previous generation was restored (re-activated). */
+  activation: 13,
+  /** Activation failed and could not be undone: the host needs attention. */
+  attention: 14,
   /** Interrupted (SIGINT). */
   interrupted: 130,
 } as const;
@@ -48,6 +54,9 @@ export const EXIT_CODE_MEANINGS: readonly (readonly [ExitCodeValue, string])[] =
   [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
   [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
   [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
+  [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
+  [ExitCode.activation, 'activation failed; the previous generation was restored'],
+  [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
   [ExitCode.interrupted, 'interrupted'],
 ];
 
@@ -63,6 +72,9 @@ const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   nix: ExitCode.nix,
   transport: ExitCode.transport,
   stale: ExitCode.stale,
+  host: ExitCode.host,
+  activation: ExitCode.activation,
+  attention: ExitCode.attention,
   internal: ExitCode.internal,
 };
 
