@@ -246,6 +246,7 @@ describeSsh('nix-plan deploy over SSH', () => {
       const run = await deploy('a', '--json');
       expect(run.stderr).not.toMatch(/error/);
       expect(run.code).toBe(0);
+      expect(run.stderr).toContain('plan verified: signed by trusted key deploy-test-1');
       const result = JSON.parse(run.stdout) as { ok: boolean; hosts: Record<string, unknown>[] };
       expect(result.ok).toBe(true);
       expect(result.hosts[0]).toMatchObject({
