@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 947:
+/***/ 92:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -6862,6 +6862,8 @@ function systemOfRoot(root, allowAnyRoot) {
 
 
 
+
+
 /** NixOS's system profile. */
 const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
 /** Every deploy action, for parsing and help texts. */
@@ -6891,8 +6893,11 @@ async function verifyForDeploy(source, options, deps) {
         throw new errors_NixPlanError('signature', 'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)');
     if (options.noCheckSigs === true)
         deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
-    const report = await verifyWithProgress(source, { trustedKeys: options.noCheckSigs === true ? [] : keys }, deps.progress);
-    return { signedBy: report.trustedSignatures };
+    const trusted = options.noCheckSigs === true ? [] : keys.map(parsePublicKey);
+    const report = await verifyWithProgress(source, { trustedKeys: trusted }, deps.progress);
+    const trust = trustReportOf(report.manifest, trusted, { noCheckSigs: options.noCheckSigs });
+    deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+    return { signedBy: report.trustedSignatures, trust };
 }
 /** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
 async function pool(count, jobs, task) {
@@ -6951,9 +6956,10 @@ async function deployPlan(bundlePath, options, deps) {
         for (const p of [verified, digest, built, ...probes])
             p.catch(() => undefined);
         let signedBy;
+        let trust;
         let planDigest;
         try {
-            ({ signedBy } = await verified);
+            ({ signedBy, trust } = await verified);
             planDigest = await digest;
             await built;
         }
@@ -7060,6 +7066,8 @@ async function deployPlan(bundlePath, options, deps) {
             digest: planDigest,
             storeDir: manifest.storeDir,
             signedBy,
+            trust,
+            manifest,
             hosts,
             ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
         };
@@ -14385,11 +14393,11 @@ function usage(io, message) {
 
 /***/ }),
 
-/***/ 889:
+/***/ 546:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(947);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(92);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
@@ -14526,6 +14534,6 @@ __webpack_async_result__();
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(889);
+/******/ var __webpack_exports__ = __nccwpck_require__(546);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 
