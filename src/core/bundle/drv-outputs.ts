@@ -75,7 +75,8 @@ export class DerivationOutputChecks {
   /** Derivations read from the store, by path, until they are hashed. */
   private readonly fromStore = new Map<string, Derivation>();
   private storeBytes = 0;
-  private readonly declared = new Map<string, DeclaredOutput>();
+  /** Output path → the derivations declaring it (usually one: an array only for the others). */
+  private readonly declared = new Map<string, DeclaredOutput | DeclaredOutput[]>();
   private readonly limits: DrvOutputLimits;
 
   /**
@@ -116,9 +117,19 @@ export class DerivationOutputChecks {
     return this.readFromStore(missing).then(() => this.checkNow(drvPath, drv, bytes));
   }
 
-  /** Which derivation of the plan declares `path` as an output (with `indexOutputs`). */
+  /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
   declaredOutput(path: string): DeclaredOutput | undefined {
-    return this.declared.get(path);
+    const d = this.declared.get(path);
+    return Array.isArray(d) ? d[0] : d;
+  }
+
+  /**
+   * Every derivation of the plan that declares `path` as an output (with `indexOutputs`): two
+   * fetchers of one file declare one path, and so do two derivations whose modulo hashes agree.
+   */
+  declarations(path: string): readonly DeclaredOutput[] {
+    const d = this.declared.get(path);
+    return d === undefined ? [] : Array.isArray(d) ? d : [d];
   }
 
   /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
@@ -252,9 +263,13 @@ export class DerivationOutputChecks {
     }
   }
 
-  /** Indexes a declaration (the first one: two fetchers of one file declare the same path alike). */
+  /** Indexes a declaration. */
   private declare(path: string, declaration: DeclaredOutput): void {
-    if (this.options.indexOutputs === true && !this.declared.has(path)) this.declared.set(path, declaration);
+    if (this.options.indexOutputs !== true) return;
+    const known = this.declared.get(path);
+    if (known === undefined) this.declared.set(path, declaration);
+    else if (Array.isArray(known)) known.push(declaration);
+    else this.declared.set(path, [known, declaration]);
   }
 
   private expectEnv(drvPath: string, drv: Derivation, output: string, path: string): void {
