@@ -7,10 +7,11 @@
 // canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
 // manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
 // every byte of the bundle.
-import { LimitError, MalformedError, NixPlanError } from '../errors.js';
+import { MalformedError, NixPlanError } from '../errors.js';
 import { sha256, toHex } from '../hash.js';
 import { parseStorePath, storeDirProblem } from '../store-path.js';
 import { checkDetached, signRaw, type PublicKey, type SecretKey } from '../signing.js';
+import { MAX_MANIFEST_DEPTH, assertJsonDepth } from './json-limits.js';
 
 /** The `format` every bundle manifest names. */
 export const MANIFEST_FORMAT = 'nix-plan';
@@ -144,9 +145,20 @@ export function finaliseManifest(
   return full;
 }
 
-/** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
-export function encodeManifest(manifest: BundleManifest): Uint8Array {
-  return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
+/**
+ * The manifest's bytes as stored in the bundle (canonical JSON, UTF-8), refused ('bundle') when
+ * its own reader would refuse them for their size or depth.
+ */
+export function encodeManifest(manifest: BundleManifest, maxSize = DEFAULT_MAX_MANIFEST_SIZE): Uint8Array {
+  const text = canonicalJson(manifest);
+  assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'the manifest to write');
+  const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
+  if (bytes.length > maxSize)
+    throw new NixPlanError(
+      'bundle',
+      `the manifest to write is ${bytes.length} bytes, more than the ${maxSize} bytes a reader accepts`,
+    );
+  return bytes;
 }
 
 /**
@@ -156,13 +168,17 @@ export function encodeManifest(manifest: BundleManifest): Uint8Array {
  */
 export function parseManifest(bytes: Uint8Array, maxSize = DEFAULT_MAX_MANIFEST_SIZE): BundleManifest {
   if (bytes.length > maxSize)
-    throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+    throw new NixPlanError(
+      'bundle',
+      `bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`,
+    );
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
   }
+  assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'bundle manifest');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -264,7 +280,8 @@ function int(v: unknown, field: string): number {
 
 function list<T>(v: unknown, field: string, max: number, item: (x: unknown, f: string) => T): T[] {
   if (!Array.isArray(v)) throw bad(field, 'must be an array');
-  if (v.length > max) throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+  if (v.length > max)
+    throw new NixPlanError('bundle', `bundle manifest: ${field} has more than ${max} entries`);
   return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 
@@ -294,7 +311,7 @@ function root(v: unknown, field: string, storeDir: string): BundleRoot {
   const outputs: Record<string, string> = {};
   const names = Object.keys(outputsIn);
   if (names.length > 1000)
-    throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+    throw new NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
   for (const name of names) {
     str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
     const p = outputsIn[name];
