@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { silentLogger, type Progress } from '../src/app/deps.js';
 import { exportPlan } from '../src/app/export.js';
 import { importPlan } from '../src/app/import.js';
+import { exportStream, openBundle } from '../src/core/bundle/index.js';
 import type { CommandRunner } from '../src/nix/runner.js';
 import { nixVersions, ScratchStore } from './support/nix.js';
 
@@ -17,6 +18,18 @@ const drvExpr = (name: string): string => `builtins.derivation {
   data = builtins.toFile "${name}.txt" "${name}";
   args = [ "-c" "read x < $data; echo $x > $out" ];
 }`;
+
+/** A bundle's decompressed export stream, as `zstd -dc` gives it (the manifest frame is skipped). */
+async function exportStreamOf(bundle: string): Promise<Buffer> {
+  const source = await openBundle(bundle);
+  try {
+    const chunks: Uint8Array[] = [];
+    for await (const c of exportStream(source)) chunks.push(c);
+    return Buffer.concat(chunks);
+  } finally {
+    await source.close();
+  }
+}
 
 function wipe(store: ScratchStore): void {
   execFileSync('chmod', ['-R', 'u+w', store.root, store.storeDir]);
@@ -104,6 +117,51 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
     }
     // Its private files are gone once it returns.
     expect(privateDirs.filter((d) => existsSync(d))).toEqual([]);
+  });
+
+  test('the copy route is handed the verified stream, not the bundle read again', async () => {
+    const target = new ScratchStore(version, { storeDir });
+    const expected = await exportStreamOf(bundleA);
+    const original = readFileSync(bundleA);
+    let got: Buffer | undefined;
+    // The bundle and importPlan's copy become bundle B once verified: the copy route must not care.
+    const progress: Progress = {
+      start: (label) => ({
+        tick: () => undefined,
+        done: () => {
+          if (label !== 'verifying') return;
+          writeFileSync(bundleA, readFileSync(bundleB));
+          for (const d of readdirSync(tmpdir()).filter((n) => n.startsWith('nix-plan-import-'))) {
+            const copy = join(tmpdir(), d, 'bundle.nixplan');
+            if (existsSync(copy) && readFileSync(copy).equals(original))
+              writeFileSync(copy, readFileSync(bundleB));
+          }
+        },
+      }),
+    };
+    try {
+      const result = await importPlan(
+        bundleA,
+        { method: 'copy' },
+        {
+          runner: target.runner,
+          log: silentLogger,
+          progress,
+          copyImport: async (stream) => {
+            const chunks: Uint8Array[] = [];
+            for await (const c of stream) chunks.push(c);
+            got = Buffer.concat(chunks);
+            // Nothing reaches the store here: the bytes are what this test checks.
+            await target.run('nix-store', ['--import'], { input: got });
+          },
+        },
+      );
+      expect(got?.equals(expected)).toBe(true);
+      expect(result).toMatchObject({ imported: 2, method: 'copy' });
+    } finally {
+      writeFileSync(bundleA, original);
+      wipe(target);
+    }
   });
 
   test('on a store that does not exist yet, the first Nix process runs alone', async () => {

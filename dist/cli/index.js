@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 595:
+/***/ 477:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -68,8 +68,52 @@ const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 const external_node_stream_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: ./src/nix/errors.ts
+// How a Nix command's failure reaches the caller: one error carrying the command, its exit code and
+// the tail of what it printed on stderr, and named recognisers for the refusals we act on.
+
+/** How much of a failed command's stderr a message carries (its end, where Nix says why). */
+const STDERR_TAIL = 4000;
+/** A Nix command (or a program of a Nix store path) that exited non-zero. */
+class NixCommandError extends errors_NixPlanError {
+    command;
+    args;
+    exitCode;
+    stderr;
+    name = 'NixCommandError';
+    /** The last `STDERR_TAIL` characters of its stderr, trimmed. */
+    stderrTail;
+    /**
+     * @param what names the command in the message (default: the program and its first three arguments)
+     * @param hint said in parentheses after the exit code, e.g. what state the failure left behind
+     */
+    constructor(command, args, exitCode, stderr, options = {}) {
+        const tail = stderr.trim().slice(-STDERR_TAIL);
+        const what = options.what ?? `${command} ${args.slice(0, 3).join(' ')}…`;
+        const hint = options.hint === undefined ? '' : ` (${options.hint})`;
+        super('nix', `${what} failed with exit code ${exitCode}${hint}:\n${tail}`);
+        this.command = command;
+        this.args = args;
+        this.exitCode = exitCode;
+        this.stderr = stderr;
+        this.stderrTail = tail;
+    }
+    /** Throws a NixCommandError for a run that exited non-zero (one run with `allowFailure`). */
+    static check(command, args, result, options = {}) {
+        if (result.code !== 0)
+            throw new NixCommandError(command, args, result.code, result.stderr, options);
+    }
+}
+/** Nix's refusal to add paths without a signature it trusts (`nix-store --import`, `nix copy`). */
+const SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a trusted key/;
+/** Whether `stderr` (or a NixCommandError) says the store refused paths for want of a trusted signature. */
+function isSignatureRefusal(failure) {
+    return SIGNATURE_REFUSAL.test(typeof failure === 'string' ? failure : failure.stderr);
+}
+
 ;// CONCATENATED MODULE: ./src/nix/runner.ts
 // Runs Nix's command-line tools as argv arrays (never shell strings), with bytes in and bytes out.
+
 
 
 
@@ -163,9 +207,8 @@ class ProcessRunner {
         }
         const code = await exited;
         const result = { code, stdout: Buffer.concat(out), stderr: err };
-        if (code !== 0 && options.allowFailure !== true) {
-            throw new errors_NixPlanError('nix', `${cmd} ${args.slice(0, 3).join(' ')}… failed with exit code ${code}:\n${err.trim().slice(-4000)}`);
-        }
+        if (options.allowFailure !== true)
+            NixCommandError.check(cmd, args, result);
         return result;
     }
 }
@@ -636,6 +679,1050 @@ function isStrictlySorted(xs) {
         if (!(xs[i - 1] < xs[i]))
             return false;
     return true;
+}
+
+;// CONCATENATED MODULE: ./src/core/signing.ts
+// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
+//
+// The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
+// the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
+// `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
+// raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
+
+
+
+
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
+function b64(bytes) {
+    return Buffer.from(bytes).toString('base64');
+}
+/** Why `name` cannot name a key (Nix splits key strings at the first ':'), or undefined. */
+function keyNameProblem(name) {
+    if (name.length === 0)
+        return 'the key name is empty';
+    if (name.length > 256)
+        return 'the key name is longer than 256 characters';
+    if (!KEY_NAME.test(name))
+        return "the key name may only hold printable ASCII without spaces or ':'";
+    return undefined;
+}
+/** Splits `NAME:base64` and decodes it, requiring exactly `size` bytes. */
+function parseNamed(text, size, what) {
+    const trimmed = text.trim();
+    const colon = trimmed.indexOf(':');
+    if (colon <= 0)
+        throw new errors_NixPlanError('signature', `${what} is not in Nix's NAME:base64 format (no key name before ':')`);
+    const name = trimmed.slice(0, colon);
+    const data = trimmed.slice(colon + 1);
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('signature', `${what}: ${problem}`);
+    const bytes = B64.test(data) ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
+    if (bytes?.length !== size || b64(bytes) !== data)
+        throw new errors_NixPlanError('signature', `${what} '${name}' is corrupt: expected base64 of ${size} bytes after '${name}:'`);
+    return { name, bytes };
+}
+// ASN.1 prefixes wrapping a raw ed25519 seed (PKCS#8) and public key (SPKI), RFC 8410.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+function privateKeyObject(seed) {
+    return (0,external_node_crypto_namespaceObject.createPrivateKey)({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+function publicKeyObject(key) {
+    return (0,external_node_crypto_namespaceObject.createPublicKey)({ key: Buffer.concat([SPKI_PREFIX, key]), format: 'der', type: 'spki' });
+}
+/** The public key belonging to a seed (not trusting the copy stored in the secret key file). */
+function derivePublic(seed) {
+    const spki = (0,external_node_crypto_namespaceObject.createPublicKey)(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
+    return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+}
+/**
+ * The secret keys (Nix's `NAME:base64` text) of options that take a list and a single key (the
+ * Action's one input), the single one last.
+ */
+function secretKeyTexts(options) {
+    return [...(options.signingKeys ?? []), ...(options.signingKey === undefined ? [] : [options.signingKey])];
+}
+/** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
+function parseSecretKey(text) {
+    const { name, bytes } = parseNamed(text, 64, 'secret key');
+    const seed = bytes.slice(0, 32);
+    const publicKey = bytes.slice(32);
+    if (Buffer.compare(derivePublic(seed), publicKey) !== 0)
+        throw new errors_NixPlanError('signature', `secret key '${name}' is corrupt: its public half does not match its seed`);
+    return { name, seed, publicKey };
+}
+/** Parses a public key (`NAME:base64(32 bytes)`), as in `trusted-public-keys`. */
+function parsePublicKey(text) {
+    const { name, bytes } = parseNamed(text, 32, 'public key');
+    return { name, key: bytes };
+}
+/** The secret key in Nix's file format. */
+function formatSecretKey(key) {
+    const both = new Uint8Array(64);
+    both.set(key.seed, 0);
+    both.set(key.publicKey, 32);
+    return `${key.name}:${b64(both)}`;
+}
+/** The public key in Nix's file format. */
+function formatPublicKey(key) {
+    return `${key.name}:${b64(key.key)}`;
+}
+/** The public key of a secret key. */
+function publicKeyOf(key) {
+    return { name: key.name, key: key.publicKey };
+}
+/** The key with a given 32-byte seed (ed25519 keys are a function of their seed): for reproducible keys. */
+function secretKeyFromSeed(name, seed) {
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+    if (seed.length !== 32)
+        throw new NixPlanError('usage', `an ed25519 seed is 32 bytes, not ${seed.length}`);
+    return { name, seed: Uint8Array.from(seed), publicKey: derivePublic(seed) };
+}
+/** A fresh key pair, like `nix-store --generate-binary-cache-key NAME …`. */
+function generateKeyPair(name) {
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+    const pkcs8 = (0,external_node_crypto_namespaceObject.generateKeyPairSync)('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' });
+    const seed = new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length));
+    const publicKey = derivePublic(seed);
+    const secret = { name, seed, publicKey };
+    return { secretKey: formatSecretKey(secret), publicKey: formatPublicKey(publicKeyOf(secret)) };
+}
+/** The raw 64-byte ed25519 signature of `message`. */
+function signRaw(key, message) {
+    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    return new Uint8Array((0,external_node_crypto_namespaceObject.sign)(null, data, privateKeyObject(key.seed)));
+}
+/** True when `signature` (raw 64 bytes) is `key`'s signature of `message`. */
+function verifyRaw(key, message, signature) {
+    if (signature.length !== 64 || key.key.length !== 32)
+        return false;
+    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    try {
+        return (0,external_node_crypto_namespaceObject.verify)(null, data, publicKeyObject(key.key), signature);
+    }
+    catch {
+        return false; // a public key that is not a curve point
+    }
+}
+/** A detached signature in Nix's format, `NAME:base64(sig)` (as in a narinfo's `Sig:` line). */
+function signDetached(key, message) {
+    return `${key.name}:${b64(signRaw(key, message))}`;
+}
+/**
+ * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
+ * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
+ */
+function checkDetached(message, signature, trusted) {
+    let parsed;
+    try {
+        parsed = parseNamed(signature, 64, 'signature');
+    }
+    catch {
+        return 'malformed';
+    }
+    const keys = trusted.filter((k) => k.name === parsed.name);
+    if (keys.length === 0)
+        return 'untrusted';
+    return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
+}
+/**
+ * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
+ * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
+ */
+function narinfoFingerprint(info) {
+    if (info.narHash.length !== 32)
+        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
+    if (!(info.narSize > 0))
+        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
+    const refs = [...info.references].sort(compareStrings).join(',');
+    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
+}
+/** A narinfo `Sig:` value for the object. */
+function signNarinfo(key, info) {
+    return signDetached(key, narinfoFingerprint(info));
+}
+/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
+function verifyNarinfo(info, signatures, trusted) {
+    const fingerprint = narinfoFingerprint(info);
+    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/manifest.ts
+// The plan bundle's manifest: versioned schema, strict validation of untrusted JSON, canonical form, checksum, signatures.
+//
+// The manifest is stored as its canonical JSON (keys sorted, no whitespace) and carries a sha256 of
+// itself (`checksum`, over the canonical JSON without that field). A reader requires the stored
+// bytes to be exactly the canonical form of what they parse to and the checksum to match, so any
+// change to the frame's bytes is refused, not just those that break the JSON. Signatures cover the
+// canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
+// manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
+// every byte of the bundle.
+
+
+
+
+/** The `format` every bundle manifest names. */
+const MANIFEST_FORMAT = 'nix-plan';
+/** The manifest schema this code reads and writes. */
+const MANIFEST_FORMAT_VERSION = 1;
+/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
+const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
+/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
+const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
+/** Every object kind, in the order counts are listed. */
+const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
+const INCLUDES = ['drvs', 'sources', 'outputs'];
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
+ * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
+ */
+function canonicalJson(value) {
+    if (value === null || typeof value === 'boolean' || typeof value === 'string')
+        return JSON.stringify(value);
+    if (typeof value === 'number') {
+        if (!Number.isFinite(value))
+            throw new errors_NixPlanError('internal', `canonical JSON cannot hold ${value}`);
+        return JSON.stringify(value);
+    }
+    if (Array.isArray(value))
+        return `[${value.map(canonicalJson).join(',')}]`;
+    if (typeof value === 'object') {
+        const entries = Object.entries(value)
+            .filter(([, v]) => v !== undefined)
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+        return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+    }
+    throw new errors_NixPlanError('internal', `canonical JSON cannot hold a ${typeof value}`);
+}
+/** sha256 hex of the canonical manifest without `checksum`. */
+function manifestChecksum(manifest) {
+    const { checksum: _checksum, ...rest } = manifest;
+    return toHex(sha256(canonicalJson(rest)));
+}
+/** The bytes manifest signatures cover: the domain prefix and the canonical manifest without signatures. */
+function signedBytes(manifest) {
+    const { checksum: _c, signatures: _s, ...rest } = manifest;
+    return new Uint8Array(Buffer.from(SIGNATURE_DOMAIN + canonicalJson(rest), 'utf8'));
+}
+/**
+ * Completes a manifest: adds a signature by each key (replacing earlier ones by the same key
+ * name) and recomputes the checksum. Validates the result, so a writer cannot emit a manifest
+ * its own reader would refuse.
+ */
+function finaliseManifest(manifest, keys = []) {
+    const message = signedBytes(manifest);
+    const names = new Set(keys.map((k) => k.name));
+    const signatures = [
+        ...(manifest.signatures ?? []).filter((s) => !names.has(s.key)),
+        ...keys.map((k) => ({ key: k.name, sig: Buffer.from(signRaw(k, message)).toString('base64') })),
+    ];
+    const { checksum: _c, ...rest } = manifest;
+    const unsigned = { ...rest, signatures };
+    const full = { ...unsigned, checksum: manifestChecksum(unsigned) };
+    validateManifest(JSON.parse(canonicalJson(full)));
+    return full;
+}
+/** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
+function encodeManifest(manifest) {
+    return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
+}
+/**
+ * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
+ * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
+ * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
+ */
+function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
+    if (bytes.length > maxSize)
+        throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+    let text;
+    try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    }
+    catch {
+        throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
+    }
+    let value;
+    try {
+        value = JSON.parse(text);
+    }
+    catch (e) {
+        throw new MalformedError('bundle manifest', undefined, `not valid JSON (${e.message})`);
+    }
+    const manifest = validateManifest(value);
+    if (canonicalJson(manifest) !== text)
+        throw new errors_NixPlanError('bundle', 'bundle manifest is not in canonical form (sorted keys, no whitespace, no duplicate keys): it was altered after it was written');
+    const expected = manifestChecksum(manifest);
+    if (manifest.checksum !== expected)
+        throw new errors_NixPlanError('bundle', `bundle manifest checksum mismatch (recorded ${manifest.checksum}, computed ${expected}): the manifest is corrupt or was altered`);
+    return manifest;
+}
+/**
+ * Checks the manifest's signatures against trusted keys. Returns the names of the trusted keys
+ * with a valid signature; throws a 'signature' error when a trusted key's signature is wrong or
+ * when no trusted key signed. Signatures by keys not in `trusted` are ignored, as Nix does.
+ */
+function verifyManifestSignatures(manifest, trusted) {
+    const message = signedBytes(manifest);
+    const valid = [];
+    for (const s of manifest.signatures) {
+        const check = checkDetached(message, `${s.key}:${s.sig}`, trusted);
+        if (check === 'invalid' || check === 'malformed')
+            throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
+        if (check === 'valid')
+            valid.push(s.key);
+    }
+    if (valid.length === 0) {
+        const by = manifest.signatures.map((s) => `'${s.key}'`).join(', ');
+        throw new errors_NixPlanError('signature', `the bundle is not signed by a trusted key (trusted: ${trusted.map((k) => `'${k.name}'`).join(', ') || 'none'}; signed by: ${by || 'nobody'})`);
+    }
+    return valid;
+}
+// ---- validation of untrusted values ----
+const MAX_STRING = 4096;
+const MAX_ROOTS = 100_000;
+const MAX_LIST = 100_000;
+// No control characters: these strings reach terminals.
+// eslint-disable-next-line no-control-regex
+const TEXT = /^[^\x00-\x1f\x7f]*$/;
+const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
+const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
+function bad(field, detail) {
+    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
+}
+function isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function record(v, field, required, optional = []) {
+    if (!isRecord(v))
+        throw bad(field, 'must be an object');
+    for (const k of Object.keys(v))
+        if (!required.includes(k) && !optional.includes(k))
+            throw bad(field, `has an unknown field '${k.slice(0, 64)}' (written by a newer nix-plan? upgrade nix-plan)`);
+    for (const k of required)
+        if (!(k in v))
+            throw bad(field, `lacks the field '${k}'`);
+    return v;
+}
+function manifest_str(v, field, max = MAX_STRING, pattern = TEXT) {
+    if (typeof v !== 'string')
+        throw bad(field, 'must be a string');
+    if (v.length > max)
+        throw bad(field, `is longer than ${max} characters`);
+    if (!pattern.test(v))
+        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
+    return v;
+}
+function manifest_int(v, field) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+        throw bad(field, 'must be a non-negative integer');
+    return v;
+}
+function manifest_list(v, field, max, item) {
+    if (!Array.isArray(v))
+        throw bad(field, 'must be an array');
+    if (v.length > max)
+        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+    return v.map((x, i) => item(x, `${field}[${i}]`));
+}
+function storePath(v, field, storeDir) {
+    const p = manifest_str(v, field);
+    try {
+        parseStorePath(p, storeDir);
+    }
+    catch (e) {
+        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
+    }
+    return p;
+}
+function kinds(v, field, keys) {
+    const r = record(v, field, keys);
+    const out = {};
+    for (const k of keys)
+        out[k] = manifest_int(r[k], `${field}.${k}`);
+    return out;
+}
+function root(v, field, storeDir) {
+    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
+    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
+    if (!drvPath.endsWith('.drv'))
+        throw bad(`${field}.drvPath`, 'must be a .drv path');
+    const outputsIn = r['outputs'];
+    if (!isRecord(outputsIn))
+        throw bad(`${field}.outputs`, 'must be an object');
+    const outputs = {};
+    const names = Object.keys(outputsIn);
+    if (names.length > 1000)
+        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+    for (const name of names) {
+        manifest_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+        const p = outputsIn[name];
+        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
+    }
+    const out = { drvPath, outputs };
+    if (r['installable'] !== undefined)
+        out.installable = manifest_str(r['installable'], `${field}.installable`);
+    if (r['attribute'] !== undefined)
+        out.attribute = manifest_str(r['attribute'], `${field}.attribute`);
+    return out;
+}
+function relocation(v, field, storeDir) {
+    const r = record(v, field, ['storeDir', 'report']);
+    const from = manifest_str(r['storeDir'], `${field}.storeDir`);
+    const problem = storeDirProblem(from);
+    if (problem !== undefined)
+        throw bad(`${field}.storeDir`, `'${from}' is not a store directory: ${problem}`);
+    const rep = record(r['report'], `${field}.report`, [
+        'objects',
+        'hashesRewritten',
+        'bareHashRewrites',
+        'bareStoreDirMentions',
+        'warnings',
+    ]);
+    const report = {
+        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
+        hashesRewritten: manifest_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
+        bareHashRewrites: manifest_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
+        bareStoreDirMentions: manifest_list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
+            const m = record(x, f, ['path', 'count']);
+            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_int(m['count'], `${f}.count`) };
+        }),
+        warnings: manifest_list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => manifest_str(x, f)),
+    };
+    return { storeDir: from, report };
+}
+/**
+ * Checks that an untrusted value (parsed JSON) is a version-1 manifest and returns it typed. An
+ * unknown format or version is refused first, with a message that says to upgrade nix-plan.
+ */
+function validateManifest(value) {
+    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
+        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
+    const version = value['formatVersion'];
+    if (version !== MANIFEST_FORMAT_VERSION) {
+        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
+        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
+            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads version ${MANIFEST_FORMAT_VERSION} only: upgrade nix-plan`
+            : `bundle manifest: formatVersion must be ${MANIFEST_FORMAT_VERSION}, not ${JSON.stringify(version)?.slice(0, 32)}`);
+    }
+    const r = record(value, 'manifest', [
+        'format',
+        'formatVersion',
+        'tool',
+        'nixVersion',
+        'storeDir',
+        'systems',
+        'include',
+        'roots',
+        'counts',
+        'narBytes',
+        'paths',
+        'stream',
+        'signatures',
+        'checksum',
+    ], ['relocatedFrom']);
+    const storeDir = manifest_str(r['storeDir'], 'storeDir');
+    const problem = storeDirProblem(storeDir);
+    if (problem !== undefined)
+        throw bad('storeDir', `'${storeDir}' is not a store directory: ${problem}`);
+    const include = manifest_str(r['include'], 'include', 16);
+    if (!INCLUDES.includes(include))
+        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
+    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
+    const paths = manifest_int(r['paths'], 'paths');
+    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
+        throw bad('paths', 'is not the sum of counts');
+    for (const k of OBJECT_KINDS)
+        if ((counts[k] === 0) !== (narBytes[k] === 0))
+            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
+    if (include === 'drvs' && counts.output > 0)
+        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
+    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
+    const stream = {
+        sha256: manifest_str(s['sha256'], 'stream.sha256', 64, HEX64),
+        size: manifest_int(s['size'], 'stream.size'),
+        compressedSha256: manifest_str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
+        compressedSize: manifest_int(s['compressedSize'], 'stream.compressedSize'),
+    };
+    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
+    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
+    if (stream.size < minSize)
+        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
+    if (stream.compressedSize < 9)
+        throw bad('stream.compressedSize', 'is too small for a zstd frame');
+    const manifest = {
+        format: MANIFEST_FORMAT,
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        tool: manifest_str(r['tool'], 'tool', 256),
+        nixVersion: manifest_str(r['nixVersion'], 'nixVersion', 256),
+        storeDir,
+        systems: manifest_list(r['systems'], 'systems', 64, (x, f) => manifest_str(x, f, 64, SYSTEM)),
+        include: include,
+        roots: manifest_list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
+        counts,
+        narBytes,
+        paths,
+        stream,
+        signatures: manifest_list(r['signatures'], 'signatures', 64, (x, f) => {
+            const g = record(x, f, ['key', 'sig']);
+            return {
+                key: manifest_str(g['key'], `${f}.key`, 256, /^[\x21-\x39\x3b-\x7e]+$/),
+                sig: manifest_str(g['sig'], `${f}.sig`, 88, B64SIG),
+            };
+        }),
+        checksum: manifest_str(r['checksum'], 'checksum', 64, HEX64),
+    };
+    if (manifest.roots.length === 0)
+        throw bad('roots', 'is empty: a plan needs at least one root');
+    if (r['relocatedFrom'] !== undefined) {
+        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
+        if (manifest.relocatedFrom.storeDir === storeDir)
+            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
+    }
+    return manifest;
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/frame.ts
+// zstd framing for plan bundles: the manifest's skippable frame, and a scanner that checks a data frame's structure.
+//
+// A bundle is `skippable frame (manifest)` + `one zstd data frame (export stream)`. `zstd -d` skips the
+// first and decodes the second; node:zlib's decoder stops at the end of the *first* frame and silently
+// drops anything after it, so the reader parses the skippable frame itself and walks the data frame's
+// block headers (cheap, no decompression) to prove it is exactly one frame that ends at end of file.
+// Format reference: RFC 8878 (Zstandard), sections 3.1.1 (frames) and 3.1.2 (skippable frames).
+
+/** First and last magic numbers of zstd skippable frames (any low nibble is allowed by zstd). */
+const SKIPPABLE_MAGIC_FIRST = 0x184d2a50;
+/** Last skippable-frame magic number. */
+const SKIPPABLE_MAGIC_LAST = 0x184d2a5f;
+/**
+ * The skippable-frame magic nix-plan writes its manifest with. Nibble 7 is not used by the tools we
+ * know of (pzstd uses 0, the seekable format 0xE), so the magic itself identifies a plan bundle.
+ */
+const MANIFEST_FRAME_MAGIC = 0x184d2a57;
+/** Magic number of a zstd data frame. */
+const ZSTD_FRAME_MAGIC = 0xfd2fb528;
+/** Size of a skippable frame's header: u32 LE magic, u32 LE payload size. */
+const SKIPPABLE_HEADER_SIZE = 8;
+/**
+ * zstd's default decoder window limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT): frames with a larger window
+ * need `zstd -d --long=N`/`--memory`. Bundles stay within it so stock `zstd -dc` decodes them.
+ */
+const DEFAULT_MAX_WINDOW_LOG = 27;
+/** Largest block a zstd frame may hold (RFC 8878, Block_Maximum_Size). */
+const ZSTD_MAX_BLOCK_SIZE = 128 * 1024;
+/** True when `magic` is one of the 16 skippable-frame magic numbers. */
+function isSkippableMagic(magic) {
+    return magic >= SKIPPABLE_MAGIC_FIRST && magic <= SKIPPABLE_MAGIC_LAST;
+}
+/** Encodes `payload` as a skippable frame (header and payload in one array). */
+function encodeSkippableFrame(payload, magic = MANIFEST_FRAME_MAGIC) {
+    if (!isSkippableMagic(magic))
+        throw new RangeError(`0x${magic.toString(16)} is not a skippable-frame magic`);
+    if (payload.length > 0xffffffff)
+        throw new LimitError('a skippable frame holds at most 4 GiB');
+    const out = new Uint8Array(SKIPPABLE_HEADER_SIZE + payload.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, magic, true);
+    view.setUint32(4, payload.length, true);
+    out.set(payload, SKIPPABLE_HEADER_SIZE);
+    return out;
+}
+/**
+ * Parses the 8-byte header at the start of `bytes`. Refuses a data frame or anything else with a
+ * message saying what the file looks like, and payloads above `maxSize` before anything is read.
+ */
+function parseSkippableHeader(bytes, maxSize, what = 'plan bundle') {
+    if (bytes.length < SKIPPABLE_HEADER_SIZE)
+        throw new MalformedError(what, bytes.length, `file too short for a zstd frame header (${bytes.length} of ${SKIPPABLE_HEADER_SIZE} bytes)`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, SKIPPABLE_HEADER_SIZE);
+    const magic = view.getUint32(0, true);
+    if (magic === ZSTD_FRAME_MAGIC)
+        throw new MalformedError(what, 0, 'this is a plain zstd file without a nix-plan manifest (a bundle starts with a skippable frame)');
+    if (!isSkippableMagic(magic))
+        throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
+    const size = view.getUint32(4, true);
+    if (size > maxSize)
+        throw new LimitError(`${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
+    return { magic, size };
+}
+/**
+ * Walks one zstd data frame chunk by chunk without decompressing: magic, frame header, every block
+ * header (skipping block bodies), the optional checksum. Errors name the absolute byte offset.
+ * Refuses dictionaries, reserved bits, reserved block types, oversized blocks and windows, and any
+ * byte after the frame ends.
+ */
+class ZstdFrameScanner {
+    base;
+    limits;
+    what;
+    state = 'magic';
+    need = 4; // bytes still wanted for the current fixed-size field
+    field = [];
+    skip = 0; // block body bytes still to skip
+    lastBlock = false;
+    consumed = 0; // bytes of the frame seen so far
+    headerRest = 0;
+    descriptor = 0;
+    windowSize = 0;
+    contentSize;
+    blockMax = ZSTD_MAX_BLOCK_SIZE;
+    boundaries = [];
+    blockCount = 0;
+    /**
+     * @param base absolute offset of the frame's first byte in the file, for error messages.
+     */
+    constructor(base, limits = { maxWindowLog: DEFAULT_MAX_WINDOW_LOG }, what = 'plan bundle data frame') {
+        this.base = base;
+        this.limits = limits;
+        this.what = what;
+    }
+    /** True once the frame's last block (and checksum) has been seen. */
+    get complete() {
+        return this.state === 'done';
+    }
+    fail(detail, at = this.consumed) {
+        return new MalformedError(this.what, this.base + at, detail);
+    }
+    /** Feeds the next chunk of the file; throws at the first structural problem or a byte past the frame. */
+    push(chunk) {
+        if (this.pushUntilEnd(chunk) < chunk.length)
+            throw this.fail('trailing bytes after the zstd data frame');
+    }
+    /**
+     * Feeds bytes up to the end of the frame and returns how many were consumed (less than the
+     * chunk's length once the frame is complete); throws at the first structural problem.
+     */
+    pushUntilEnd(chunk) {
+        let i = 0;
+        while (i < chunk.length && this.state !== 'done') {
+            if (this.state === 'block-body') {
+                const take = Math.min(this.skip, chunk.length - i);
+                this.skip -= take;
+                this.consumed += take;
+                i += take;
+                if (this.skip === 0)
+                    this.endBlock();
+                continue;
+            }
+            this.field.push(chunk[i] ?? 0);
+            i++;
+            this.consumed++;
+            if (--this.need === 0)
+                this.fieldDone();
+        }
+        return i;
+    }
+    /** Call at end of input: throws unless exactly one whole frame was seen. */
+    finish() {
+        if (this.state !== 'done')
+            throw this.fail(`the zstd data frame is truncated (ends inside its ${this.state.replace('-', ' ')})`);
+        return {
+            windowSize: this.windowSize,
+            contentSize: this.contentSize,
+            hasChecksum: (this.descriptor & 0x04) !== 0,
+            blocks: this.blockCount,
+            boundaries: this.boundaries,
+        };
+    }
+    expect(state, n) {
+        this.state = state;
+        this.need = n;
+        this.field = [];
+    }
+    fieldDone() {
+        const f = this.field;
+        const at = this.consumed - f.length;
+        switch (this.state) {
+            case 'magic': {
+                const magic = ((f[0] ?? 0) | ((f[1] ?? 0) << 8) | ((f[2] ?? 0) << 16) | ((f[3] ?? 0) << 24)) >>> 0;
+                if (isSkippableMagic(magic))
+                    throw this.fail('a second skippable frame where the zstd data frame should start', at);
+                if (magic !== ZSTD_FRAME_MAGIC)
+                    throw this.fail(`expected a zstd data frame (magic 0x${magic.toString(16)})`, at);
+                this.expect('descriptor', 1);
+                return;
+            }
+            case 'descriptor': {
+                const d = f[0] ?? 0;
+                this.descriptor = d;
+                if ((d & 0x08) !== 0)
+                    throw this.fail('reserved bit set in the zstd frame header', at);
+                if ((d & 0x10) !== 0)
+                    throw this.fail('unused bit set in the zstd frame header', at);
+                if ((d & 0x03) !== 0)
+                    throw this.fail('the zstd frame needs a dictionary; bundles use none', at);
+                const singleSegment = (d & 0x20) !== 0;
+                const fcsFlag = d >> 6;
+                const fcsSize = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag] ?? 0;
+                this.headerRest = (singleSegment ? 0 : 1) + fcsSize;
+                if (this.headerRest === 0)
+                    this.headerDone([]);
+                else
+                    this.expect('header', this.headerRest);
+                return;
+            }
+            case 'header':
+                this.headerDone(f);
+                return;
+            case 'block-header': {
+                const h = (f[0] ?? 0) | ((f[1] ?? 0) << 8) | ((f[2] ?? 0) << 16);
+                this.lastBlock = (h & 1) !== 0;
+                const type = (h >> 1) & 3;
+                const size = h >>> 3;
+                if (type === 3)
+                    throw this.fail('reserved zstd block type', at);
+                if (size > this.blockMax)
+                    throw this.fail(`zstd block of ${size} bytes exceeds the maximum of ${this.blockMax}`, at);
+                this.skip = type === 1 ? 1 : size; // RLE blocks store one byte
+                this.state = 'block-body';
+                if (this.skip === 0)
+                    this.endBlock();
+                return;
+            }
+            case 'checksum':
+                this.finishFrame();
+                return;
+            default:
+                throw this.fail('internal: scanner in an impossible state', at);
+        }
+    }
+    headerDone(f) {
+        const at = this.consumed - f.length;
+        const singleSegment = (this.descriptor & 0x20) !== 0;
+        let i = 0;
+        let windowSize = 0;
+        if (!singleSegment) {
+            const wd = f[i++] ?? 0;
+            const exponent = wd >> 3;
+            const windowLog = 10 + exponent;
+            if (windowLog > this.limits.maxWindowLog)
+                throw new LimitError(`${this.what}: window of 2^${windowLog} bytes exceeds the limit 2^${this.limits.maxWindowLog} at byte offset ${this.base + at}`);
+            const base = 2 ** windowLog;
+            windowSize = base + (base / 8) * (wd & 7);
+        }
+        const fcsBytes = f.slice(i);
+        let contentSize;
+        if (fcsBytes.length > 0) {
+            let v = 0n;
+            for (let k = fcsBytes.length - 1; k >= 0; k--)
+                v = (v << 8n) | BigInt(fcsBytes[k] ?? 0);
+            if (fcsBytes.length === 2)
+                v += 256n;
+            if (v > BigInt(Number.MAX_SAFE_INTEGER))
+                throw new LimitError(`${this.what}: content size ${v} is too large at byte offset ${this.base + at}`);
+            contentSize = Number(v);
+        }
+        if (singleSegment) {
+            windowSize = contentSize ?? 0;
+            if (windowSize > 2 ** this.limits.maxWindowLog)
+                throw new LimitError(`${this.what}: single-segment window of ${windowSize} bytes exceeds the limit 2^${this.limits.maxWindowLog} at byte offset ${this.base + at}`);
+        }
+        this.windowSize = windowSize;
+        this.contentSize = contentSize;
+        this.blockMax = Math.min(Math.max(windowSize, 1), ZSTD_MAX_BLOCK_SIZE);
+        this.boundaries.push(this.consumed);
+        this.expect('block-header', 3);
+    }
+    endBlock() {
+        this.blockCount++;
+        this.boundaries.push(this.consumed);
+        if (!this.lastBlock)
+            this.expect('block-header', 3);
+        else if ((this.descriptor & 0x04) !== 0)
+            this.expect('checksum', 4);
+        else
+            this.finishFrame();
+    }
+    finishFrame() {
+        this.state = 'done';
+        this.field = [];
+        if (this.boundaries[this.boundaries.length - 1] !== this.consumed)
+            this.boundaries.push(this.consumed);
+    }
+}
+
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: external "node:timers/promises"
+const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+;// CONCATENATED MODULE: ./src/core/bundle/writer.ts
+// Writing a plan bundle: the export stream compressed as one zstd frame, behind the manifest's skippable frame.
+//
+// The manifest comes first in the file but records digests known only at the end, so the data is
+// compressed into a temporary file next to the destination (hashing both sides on the way), then
+// the manifest frame and the data are copied into a second temporary file that is renamed into
+// place: a reader never sees a half-written bundle, and memory does not grow with the closure.
+// (This module and source.ts touch files: the bundle's atomic replace needs them. Everything they
+// decide is in the pure manifest.ts and frame.ts.)
+
+
+
+
+
+
+
+
+
+
+
+/** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
+const DEFAULT_LEVEL = 12;
+/** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
+const MAX_LEVEL = 19;
+/** Counts and hashes bytes as they pass. */
+class Digest extends external_node_stream_namespaceObject.Transform {
+    onBytes;
+    hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    size = 0;
+    constructor(onBytes) {
+        super();
+        this.onBytes = onBytes;
+    }
+    _transform(chunk, _enc, cb) {
+        this.hash.update(chunk);
+        this.size += chunk.length;
+        this.onBytes?.(chunk.length);
+        cb(null, chunk);
+    }
+    hex() {
+        return this.hash.digest('hex');
+    }
+}
+/** Longest tail accepted after the data frame: node's empty frame is 13 bytes. */
+const MAX_EMPTY_TAIL = 64;
+/**
+ * Passes one zstd frame through and drops what node:zlib appends after it. Checked on Node 24.21:
+ * a `createZstdCompress` stream that received more than one write emits, after the real frame,
+ * an extra EMPTY frame (`28b52ffd 24 00 01 00 00 99e9d851`). Stock `zstd -d` would decode it as
+ * nothing, but a bundle's data is exactly one frame, so the tail is verified empty and dropped.
+ */
+class SingleFrame extends external_node_stream_namespaceObject.Transform {
+    scanner = new ZstdFrameScanner(0);
+    tail = [];
+    tailSize = 0;
+    _transform(chunk, _enc, cb) {
+        let rest = chunk;
+        if (!this.scanner.complete) {
+            let n;
+            try {
+                n = this.scanner.pushUntilEnd(rest);
+            }
+            catch (e) {
+                return cb(e);
+            }
+            this.push(rest.subarray(0, n));
+            rest = rest.subarray(n);
+        }
+        if (rest.length > 0) {
+            this.tail.push(rest);
+            this.tailSize += rest.length;
+            if (this.tailSize > MAX_EMPTY_TAIL)
+                return cb(new errors_NixPlanError('internal', 'the zstd compressor wrote more than one frame'));
+        }
+        cb();
+    }
+    _flush(cb) {
+        try {
+            this.scanner.finish();
+            let tail = Buffer.concat(this.tail);
+            while (tail.length > 0) {
+                const s = new ZstdFrameScanner(0);
+                const n = s.pushUntilEnd(tail);
+                s.finish();
+                if ((0,external_node_zlib_namespaceObject.zstdDecompressSync)(tail.subarray(0, n)).length !== 0)
+                    throw new errors_NixPlanError('internal', 'the zstd compressor wrote a second, non-empty frame');
+                tail = tail.subarray(n);
+            }
+            cb();
+        }
+        catch (e) {
+            cb(e);
+        }
+    }
+}
+/**
+ * `stream`, yielding to the event loop after each chunk. zstd compresses on libuv's threadpool,
+ * one written chunk per job, and is handed its next chunk only from the event loop: a producer
+ * that never waits (an export stream made in memory) would otherwise run ahead until the
+ * encoder's buffer is full while the threadpool idles, then idle itself while the threadpool
+ * catches up. With the pause, the threadpool compresses one chunk while the next is made.
+ */
+async function* pausing(stream) {
+    for await (const chunk of stream) {
+        yield chunk;
+        await (0,external_node_timers_promises_namespaceObject.setImmediate)();
+    }
+}
+/** A temporary file next to `path`, so the final rename stays on one file system. */
+function tempPathNear(path) {
+    return (0,external_node_path_namespaceObject.join)((0,external_node_path_namespaceObject.dirname)(path), `.${(0,external_node_path_namespaceObject.basename)(path)}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}.tmp`);
+}
+function checkRange(name, value, min, max) {
+    if (!Number.isInteger(value) || value < min || value > max)
+        throw new errors_NixPlanError('usage', `${name} must be an integer from ${min} to ${max}, not ${value}`);
+    return value;
+}
+/** The zstd parameters of a bundle's data frame. */
+function compressionParams(options = {}) {
+    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, 1, MAX_LEVEL);
+    const windowLog = checkRange('the window log', options.windowLog ?? DEFAULT_MAX_WINDOW_LOG, 10, DEFAULT_MAX_WINDOW_LOG);
+    return {
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_compressionLevel]: level,
+        ...options.params,
+        // No worker threads: with them zstd may take only part of an input chunk while jobs are
+        // running, which node:zlib's stream (Node 24.21) takes for the end of the data — it ends the
+        // output early and then fails with ERR_STREAM_PUSH_AFTER_EOF once the round buffer fills
+        // (reproduced at 200 MB of export stream with nbWorkers 2).
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_nbWorkers]: 0,
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_windowLog]: windowLog,
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_enableLongDistanceMatching]: options.longDistanceMatching === false ? 0 : 1,
+        [external_node_zlib_namespaceObject.constants.ZSTD_c_checksumFlag]: 1,
+    };
+}
+function ioError(what, path, e) {
+    if (e instanceof errors_NixPlanError)
+        return e;
+    return new errors_NixPlanError('internal', `cannot ${what} '${path}': ${e.message}`, { cause: e });
+}
+/**
+ * Writes a bundle at `destination`: the manifest (`draft` completed with the stream's size and
+ * digests, signed with `options.keys`) in a skippable frame, then `exportStream` as ONE zstd frame.
+ * `draft` may be a function, called once the stream has ended (for what only the stream's making
+ * establishes).
+ * The file appears atomically; on failure nothing is left behind. Errors thrown by `exportStream`
+ * propagate unchanged.
+ */
+async function writeBundle(destination, draft, exportStream, options = {}) {
+    const params = compressionParams(options);
+    const dataTemp = tempPathNear(destination);
+    const finalTemp = tempPathNear(destination);
+    try {
+        const encoderOptions = {
+            params,
+            chunkSize: 256 * 1024,
+            highWaterMark: 8 * 1024 * 1024, // zlib streams pass Transform options on
+        };
+        const raw = new Digest(options.onBytes);
+        const packed = new Digest();
+        try {
+            await (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(pausing(exportStream)), raw, 
+            // Compression runs on libuv's threadpool: a deep input buffer lets the main thread
+            // produce the next entries meanwhile instead of waiting for each 16 KiB.
+            (0,external_node_zlib_namespaceObject.createZstdCompress)(encoderOptions), new SingleFrame(), packed, (0,external_node_fs_namespaceObject.createWriteStream)(dataTemp, { mode: 0o600 }));
+        }
+        catch (e) {
+            throw ioError('write the bundle data to', dataTemp, e);
+        }
+        const manifest = finaliseManifest({
+            format: MANIFEST_FORMAT,
+            formatVersion: MANIFEST_FORMAT_VERSION,
+            ...(typeof draft === 'function' ? draft() : draft),
+            stream: {
+                sha256: raw.hex(),
+                size: raw.size,
+                compressedSha256: packed.hex(),
+                compressedSize: packed.size,
+            },
+            ...(options.signatures !== undefined && { signatures: options.signatures }),
+        }, options.keys ?? []);
+        const frame = encodeSkippableFrame(encodeManifest(manifest));
+        try {
+            await (0,promises_namespaceObject.pipeline)((async function* () {
+                yield frame;
+                yield* (0,external_node_fs_namespaceObject.createReadStream)(dataTemp);
+            })(), (0,external_node_fs_namespaceObject.createWriteStream)(finalTemp, { mode: 0o644 }));
+            const fh = await (0,external_node_fs_promises_namespaceObject.open)(finalTemp, 'r');
+            try {
+                await fh.sync(); // the rename must not outlive the data on a crash
+            }
+            finally {
+                await fh.close();
+            }
+            await (0,external_node_fs_promises_namespaceObject.rename)(finalTemp, destination);
+        }
+        catch (e) {
+            throw ioError('write bundle', destination, e);
+        }
+        return { manifest, bundleBytes: frame.length + packed.size };
+    }
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(finalTemp, { force: true });
+        throw e;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dataTemp, { force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/source.ts
+// Where a bundle's bytes come from: an open file (read through one descriptor) or memory.
+// (With writer.ts, the only modules of the core that touch files; see docs/architecture.md.)
+
+
+/** Chunk size of `stream`. */
+const CHUNK = 256 * 1024;
+/** A bundle held in memory. */
+function memorySource(bytes, name = 'bundle', chunkSize = CHUNK) {
+    return {
+        name,
+        size: bytes.length,
+        read: (offset, length) => Promise.resolve(bytes.subarray(offset, Math.min(bytes.length, offset + length))),
+        stream: async function* (offset) {
+            for (let at = offset; at < bytes.length; at += chunkSize)
+                yield await Promise.resolve(bytes.subarray(at, at + chunkSize));
+        },
+        close: () => Promise.resolve(),
+    };
+}
+/**
+ * Opens a bundle file. Verify and import through the same source: it reads through one open
+ * file descriptor, so a bundle renamed over after verification is not what gets imported.
+ */
+async function openBundle(path) {
+    let fh;
+    try {
+        fh = await (0,external_node_fs_promises_namespaceObject.open)(path, 'r');
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot open bundle '${path}': ${e.message}`);
+    }
+    const { size } = await fh.stat();
+    const read = async (offset, length) => {
+        const buf = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
+        let got = 0;
+        while (got < buf.length) {
+            const { bytesRead } = await fh.read(buf, got, buf.length - got, offset + got);
+            if (bytesRead === 0)
+                break;
+            got += bytesRead;
+        }
+        return buf.subarray(0, got);
+    };
+    return {
+        name: path,
+        size,
+        read,
+        stream: async function* (offset) {
+            // Fresh buffers: readers downstream keep views of the chunks.
+            for (let at = offset;;) {
+                const chunk = await read(at, CHUNK);
+                if (chunk.length === 0)
+                    return;
+                at += chunk.length;
+                yield chunk;
+            }
+        },
+        close: () => fh.close(),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/core/content-address.ts
@@ -2502,789 +3589,11 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
     }
 }
 
-;// CONCATENATED MODULE: ./src/core/signing.ts
-// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
-//
-// The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
-// the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
-// `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
-// raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
-
-
-
-
-const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
-const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
-function b64(bytes) {
-    return Buffer.from(bytes).toString('base64');
-}
-/** Why `name` cannot name a key (Nix splits key strings at the first ':'), or undefined. */
-function keyNameProblem(name) {
-    if (name.length === 0)
-        return 'the key name is empty';
-    if (name.length > 256)
-        return 'the key name is longer than 256 characters';
-    if (!KEY_NAME.test(name))
-        return "the key name may only hold printable ASCII without spaces or ':'";
-    return undefined;
-}
-/** Splits `NAME:base64` and decodes it, requiring exactly `size` bytes. */
-function parseNamed(text, size, what) {
-    const trimmed = text.trim();
-    const colon = trimmed.indexOf(':');
-    if (colon <= 0)
-        throw new errors_NixPlanError('signature', `${what} is not in Nix's NAME:base64 format (no key name before ':')`);
-    const name = trimmed.slice(0, colon);
-    const data = trimmed.slice(colon + 1);
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new errors_NixPlanError('signature', `${what}: ${problem}`);
-    const bytes = B64.test(data) ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
-    if (bytes?.length !== size || b64(bytes) !== data)
-        throw new errors_NixPlanError('signature', `${what} '${name}' is corrupt: expected base64 of ${size} bytes after '${name}:'`);
-    return { name, bytes };
-}
-// ASN.1 prefixes wrapping a raw ed25519 seed (PKCS#8) and public key (SPKI), RFC 8410.
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-function privateKeyObject(seed) {
-    return (0,external_node_crypto_namespaceObject.createPrivateKey)({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-}
-function publicKeyObject(key) {
-    return (0,external_node_crypto_namespaceObject.createPublicKey)({ key: Buffer.concat([SPKI_PREFIX, key]), format: 'der', type: 'spki' });
-}
-/** The public key belonging to a seed (not trusting the copy stored in the secret key file). */
-function derivePublic(seed) {
-    const spki = (0,external_node_crypto_namespaceObject.createPublicKey)(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
-    return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
-}
-/**
- * The secret keys (Nix's `NAME:base64` text) of options that take a list and a single key (the
- * Action's one input), the single one last.
- */
-function secretKeyTexts(options) {
-    return [...(options.signingKeys ?? []), ...(options.signingKey === undefined ? [] : [options.signingKey])];
-}
-/** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
-function parseSecretKey(text) {
-    const { name, bytes } = parseNamed(text, 64, 'secret key');
-    const seed = bytes.slice(0, 32);
-    const publicKey = bytes.slice(32);
-    if (Buffer.compare(derivePublic(seed), publicKey) !== 0)
-        throw new errors_NixPlanError('signature', `secret key '${name}' is corrupt: its public half does not match its seed`);
-    return { name, seed, publicKey };
-}
-/** Parses a public key (`NAME:base64(32 bytes)`), as in `trusted-public-keys`. */
-function parsePublicKey(text) {
-    const { name, bytes } = parseNamed(text, 32, 'public key');
-    return { name, key: bytes };
-}
-/** The secret key in Nix's file format. */
-function formatSecretKey(key) {
-    const both = new Uint8Array(64);
-    both.set(key.seed, 0);
-    both.set(key.publicKey, 32);
-    return `${key.name}:${b64(both)}`;
-}
-/** The public key in Nix's file format. */
-function formatPublicKey(key) {
-    return `${key.name}:${b64(key.key)}`;
-}
-/** The public key of a secret key. */
-function publicKeyOf(key) {
-    return { name: key.name, key: key.publicKey };
-}
-/** The key with a given 32-byte seed (ed25519 keys are a function of their seed): for reproducible keys. */
-function secretKeyFromSeed(name, seed) {
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
-    if (seed.length !== 32)
-        throw new NixPlanError('usage', `an ed25519 seed is 32 bytes, not ${seed.length}`);
-    return { name, seed: Uint8Array.from(seed), publicKey: derivePublic(seed) };
-}
-/** A fresh key pair, like `nix-store --generate-binary-cache-key NAME …`. */
-function generateKeyPair(name) {
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new errors_NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
-    const pkcs8 = (0,external_node_crypto_namespaceObject.generateKeyPairSync)('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' });
-    const seed = new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length));
-    const publicKey = derivePublic(seed);
-    const secret = { name, seed, publicKey };
-    return { secretKey: formatSecretKey(secret), publicKey: formatPublicKey(publicKeyOf(secret)) };
-}
-/** The raw 64-byte ed25519 signature of `message`. */
-function signRaw(key, message) {
-    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
-    return new Uint8Array((0,external_node_crypto_namespaceObject.sign)(null, data, privateKeyObject(key.seed)));
-}
-/** True when `signature` (raw 64 bytes) is `key`'s signature of `message`. */
-function verifyRaw(key, message, signature) {
-    if (signature.length !== 64 || key.key.length !== 32)
-        return false;
-    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
-    try {
-        return (0,external_node_crypto_namespaceObject.verify)(null, data, publicKeyObject(key.key), signature);
-    }
-    catch {
-        return false; // a public key that is not a curve point
-    }
-}
-/** A detached signature in Nix's format, `NAME:base64(sig)` (as in a narinfo's `Sig:` line). */
-function signDetached(key, message) {
-    return `${key.name}:${b64(signRaw(key, message))}`;
-}
-/**
- * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
- * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
- */
-function checkDetached(message, signature, trusted) {
-    let parsed;
-    try {
-        parsed = parseNamed(signature, 64, 'signature');
-    }
-    catch {
-        return 'malformed';
-    }
-    const keys = trusted.filter((k) => k.name === parsed.name);
-    if (keys.length === 0)
-        return 'untrusted';
-    return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
-}
-/**
- * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
- * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
- */
-function narinfoFingerprint(info) {
-    if (info.narHash.length !== 32)
-        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
-    if (!(info.narSize > 0))
-        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-    const refs = [...info.references].sort(compareStrings).join(',');
-    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
-}
-/** A narinfo `Sig:` value for the object. */
-function signNarinfo(key, info) {
-    return signDetached(key, narinfoFingerprint(info));
-}
-/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
-function verifyNarinfo(info, signatures, trusted) {
-    const fingerprint = narinfoFingerprint(info);
-    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/frame.ts
-// zstd framing for plan bundles: the manifest's skippable frame, and a scanner that checks a data frame's structure.
-//
-// A bundle is `skippable frame (manifest)` + `one zstd data frame (export stream)`. `zstd -d` skips the
-// first and decodes the second; node:zlib's decoder stops at the end of the *first* frame and silently
-// drops anything after it, so the reader parses the skippable frame itself and walks the data frame's
-// block headers (cheap, no decompression) to prove it is exactly one frame that ends at end of file.
-// Format reference: RFC 8878 (Zstandard), sections 3.1.1 (frames) and 3.1.2 (skippable frames).
-
-/** First and last magic numbers of zstd skippable frames (any low nibble is allowed by zstd). */
-const SKIPPABLE_MAGIC_FIRST = 0x184d2a50;
-/** Last skippable-frame magic number. */
-const SKIPPABLE_MAGIC_LAST = 0x184d2a5f;
-/**
- * The skippable-frame magic nix-plan writes its manifest with. Nibble 7 is not used by the tools we
- * know of (pzstd uses 0, the seekable format 0xE), so the magic itself identifies a plan bundle.
- */
-const MANIFEST_FRAME_MAGIC = 0x184d2a57;
-/** Magic number of a zstd data frame. */
-const ZSTD_FRAME_MAGIC = 0xfd2fb528;
-/** Size of a skippable frame's header: u32 LE magic, u32 LE payload size. */
-const SKIPPABLE_HEADER_SIZE = 8;
-/**
- * zstd's default decoder window limit (ZSTD_WINDOWLOG_LIMIT_DEFAULT): frames with a larger window
- * need `zstd -d --long=N`/`--memory`. Bundles stay within it so stock `zstd -dc` decodes them.
- */
-const DEFAULT_MAX_WINDOW_LOG = 27;
-/** Largest block a zstd frame may hold (RFC 8878, Block_Maximum_Size). */
-const ZSTD_MAX_BLOCK_SIZE = 128 * 1024;
-/** True when `magic` is one of the 16 skippable-frame magic numbers. */
-function isSkippableMagic(magic) {
-    return magic >= SKIPPABLE_MAGIC_FIRST && magic <= SKIPPABLE_MAGIC_LAST;
-}
-/** Encodes `payload` as a skippable frame (header and payload in one array). */
-function encodeSkippableFrame(payload, magic = MANIFEST_FRAME_MAGIC) {
-    if (!isSkippableMagic(magic))
-        throw new RangeError(`0x${magic.toString(16)} is not a skippable-frame magic`);
-    if (payload.length > 0xffffffff)
-        throw new LimitError('a skippable frame holds at most 4 GiB');
-    const out = new Uint8Array(SKIPPABLE_HEADER_SIZE + payload.length);
-    const view = new DataView(out.buffer);
-    view.setUint32(0, magic, true);
-    view.setUint32(4, payload.length, true);
-    out.set(payload, SKIPPABLE_HEADER_SIZE);
-    return out;
-}
-/**
- * Parses the 8-byte header at the start of `bytes`. Refuses a data frame or anything else with a
- * message saying what the file looks like, and payloads above `maxSize` before anything is read.
- */
-function parseSkippableHeader(bytes, maxSize, what = 'plan bundle') {
-    if (bytes.length < SKIPPABLE_HEADER_SIZE)
-        throw new MalformedError(what, bytes.length, `file too short for a zstd frame header (${bytes.length} of ${SKIPPABLE_HEADER_SIZE} bytes)`);
-    const view = new DataView(bytes.buffer, bytes.byteOffset, SKIPPABLE_HEADER_SIZE);
-    const magic = view.getUint32(0, true);
-    if (magic === ZSTD_FRAME_MAGIC)
-        throw new MalformedError(what, 0, 'this is a plain zstd file without a nix-plan manifest (a bundle starts with a skippable frame)');
-    if (!isSkippableMagic(magic))
-        throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
-    const size = view.getUint32(4, true);
-    if (size > maxSize)
-        throw new LimitError(`${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
-    return { magic, size };
-}
-/**
- * Walks one zstd data frame chunk by chunk without decompressing: magic, frame header, every block
- * header (skipping block bodies), the optional checksum. Errors name the absolute byte offset.
- * Refuses dictionaries, reserved bits, reserved block types, oversized blocks and windows, and any
- * byte after the frame ends.
- */
-class ZstdFrameScanner {
-    base;
-    limits;
-    what;
-    state = 'magic';
-    need = 4; // bytes still wanted for the current fixed-size field
-    field = [];
-    skip = 0; // block body bytes still to skip
-    lastBlock = false;
-    consumed = 0; // bytes of the frame seen so far
-    headerRest = 0;
-    descriptor = 0;
-    windowSize = 0;
-    contentSize;
-    blockMax = ZSTD_MAX_BLOCK_SIZE;
-    boundaries = [];
-    blockCount = 0;
-    /**
-     * @param base absolute offset of the frame's first byte in the file, for error messages.
-     */
-    constructor(base, limits = { maxWindowLog: DEFAULT_MAX_WINDOW_LOG }, what = 'plan bundle data frame') {
-        this.base = base;
-        this.limits = limits;
-        this.what = what;
-    }
-    /** True once the frame's last block (and checksum) has been seen. */
-    get complete() {
-        return this.state === 'done';
-    }
-    fail(detail, at = this.consumed) {
-        return new MalformedError(this.what, this.base + at, detail);
-    }
-    /** Feeds the next chunk of the file; throws at the first structural problem or a byte past the frame. */
-    push(chunk) {
-        if (this.pushUntilEnd(chunk) < chunk.length)
-            throw this.fail('trailing bytes after the zstd data frame');
-    }
-    /**
-     * Feeds bytes up to the end of the frame and returns how many were consumed (less than the
-     * chunk's length once the frame is complete); throws at the first structural problem.
-     */
-    pushUntilEnd(chunk) {
-        let i = 0;
-        while (i < chunk.length && this.state !== 'done') {
-            if (this.state === 'block-body') {
-                const take = Math.min(this.skip, chunk.length - i);
-                this.skip -= take;
-                this.consumed += take;
-                i += take;
-                if (this.skip === 0)
-                    this.endBlock();
-                continue;
-            }
-            this.field.push(chunk[i] ?? 0);
-            i++;
-            this.consumed++;
-            if (--this.need === 0)
-                this.fieldDone();
-        }
-        return i;
-    }
-    /** Call at end of input: throws unless exactly one whole frame was seen. */
-    finish() {
-        if (this.state !== 'done')
-            throw this.fail(`the zstd data frame is truncated (ends inside its ${this.state.replace('-', ' ')})`);
-        return {
-            windowSize: this.windowSize,
-            contentSize: this.contentSize,
-            hasChecksum: (this.descriptor & 0x04) !== 0,
-            blocks: this.blockCount,
-            boundaries: this.boundaries,
-        };
-    }
-    expect(state, n) {
-        this.state = state;
-        this.need = n;
-        this.field = [];
-    }
-    fieldDone() {
-        const f = this.field;
-        const at = this.consumed - f.length;
-        switch (this.state) {
-            case 'magic': {
-                const magic = ((f[0] ?? 0) | ((f[1] ?? 0) << 8) | ((f[2] ?? 0) << 16) | ((f[3] ?? 0) << 24)) >>> 0;
-                if (isSkippableMagic(magic))
-                    throw this.fail('a second skippable frame where the zstd data frame should start', at);
-                if (magic !== ZSTD_FRAME_MAGIC)
-                    throw this.fail(`expected a zstd data frame (magic 0x${magic.toString(16)})`, at);
-                this.expect('descriptor', 1);
-                return;
-            }
-            case 'descriptor': {
-                const d = f[0] ?? 0;
-                this.descriptor = d;
-                if ((d & 0x08) !== 0)
-                    throw this.fail('reserved bit set in the zstd frame header', at);
-                if ((d & 0x10) !== 0)
-                    throw this.fail('unused bit set in the zstd frame header', at);
-                if ((d & 0x03) !== 0)
-                    throw this.fail('the zstd frame needs a dictionary; bundles use none', at);
-                const singleSegment = (d & 0x20) !== 0;
-                const fcsFlag = d >> 6;
-                const fcsSize = [singleSegment ? 1 : 0, 2, 4, 8][fcsFlag] ?? 0;
-                this.headerRest = (singleSegment ? 0 : 1) + fcsSize;
-                if (this.headerRest === 0)
-                    this.headerDone([]);
-                else
-                    this.expect('header', this.headerRest);
-                return;
-            }
-            case 'header':
-                this.headerDone(f);
-                return;
-            case 'block-header': {
-                const h = (f[0] ?? 0) | ((f[1] ?? 0) << 8) | ((f[2] ?? 0) << 16);
-                this.lastBlock = (h & 1) !== 0;
-                const type = (h >> 1) & 3;
-                const size = h >>> 3;
-                if (type === 3)
-                    throw this.fail('reserved zstd block type', at);
-                if (size > this.blockMax)
-                    throw this.fail(`zstd block of ${size} bytes exceeds the maximum of ${this.blockMax}`, at);
-                this.skip = type === 1 ? 1 : size; // RLE blocks store one byte
-                this.state = 'block-body';
-                if (this.skip === 0)
-                    this.endBlock();
-                return;
-            }
-            case 'checksum':
-                this.finishFrame();
-                return;
-            default:
-                throw this.fail('internal: scanner in an impossible state', at);
-        }
-    }
-    headerDone(f) {
-        const at = this.consumed - f.length;
-        const singleSegment = (this.descriptor & 0x20) !== 0;
-        let i = 0;
-        let windowSize = 0;
-        if (!singleSegment) {
-            const wd = f[i++] ?? 0;
-            const exponent = wd >> 3;
-            const windowLog = 10 + exponent;
-            if (windowLog > this.limits.maxWindowLog)
-                throw new LimitError(`${this.what}: window of 2^${windowLog} bytes exceeds the limit 2^${this.limits.maxWindowLog} at byte offset ${this.base + at}`);
-            const base = 2 ** windowLog;
-            windowSize = base + (base / 8) * (wd & 7);
-        }
-        const fcsBytes = f.slice(i);
-        let contentSize;
-        if (fcsBytes.length > 0) {
-            let v = 0n;
-            for (let k = fcsBytes.length - 1; k >= 0; k--)
-                v = (v << 8n) | BigInt(fcsBytes[k] ?? 0);
-            if (fcsBytes.length === 2)
-                v += 256n;
-            if (v > BigInt(Number.MAX_SAFE_INTEGER))
-                throw new LimitError(`${this.what}: content size ${v} is too large at byte offset ${this.base + at}`);
-            contentSize = Number(v);
-        }
-        if (singleSegment) {
-            windowSize = contentSize ?? 0;
-            if (windowSize > 2 ** this.limits.maxWindowLog)
-                throw new LimitError(`${this.what}: single-segment window of ${windowSize} bytes exceeds the limit 2^${this.limits.maxWindowLog} at byte offset ${this.base + at}`);
-        }
-        this.windowSize = windowSize;
-        this.contentSize = contentSize;
-        this.blockMax = Math.min(Math.max(windowSize, 1), ZSTD_MAX_BLOCK_SIZE);
-        this.boundaries.push(this.consumed);
-        this.expect('block-header', 3);
-    }
-    endBlock() {
-        this.blockCount++;
-        this.boundaries.push(this.consumed);
-        if (!this.lastBlock)
-            this.expect('block-header', 3);
-        else if ((this.descriptor & 0x04) !== 0)
-            this.expect('checksum', 4);
-        else
-            this.finishFrame();
-    }
-    finishFrame() {
-        this.state = 'done';
-        this.field = [];
-        if (this.boundaries[this.boundaries.length - 1] !== this.consumed)
-            this.boundaries.push(this.consumed);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/manifest.ts
-// The plan bundle's manifest: versioned schema, strict validation of untrusted JSON, canonical form, checksum, signatures.
-//
-// The manifest is stored as its canonical JSON (keys sorted, no whitespace) and carries a sha256 of
-// itself (`checksum`, over the canonical JSON without that field). A reader requires the stored
-// bytes to be exactly the canonical form of what they parse to and the checksum to match, so any
-// change to the frame's bytes is refused, not just those that break the JSON. Signatures cover the
-// canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
-// manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
-// every byte of the bundle.
-
-
-
-
-/** The `format` every bundle manifest names. */
-const MANIFEST_FORMAT = 'nix-plan';
-/** The manifest schema this code reads and writes. */
-const MANIFEST_FORMAT_VERSION = 1;
-/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
-const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
-/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
-const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
-/** Every object kind, in the order counts are listed. */
-const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
-const INCLUDES = ['drvs', 'sources', 'outputs'];
-/**
- * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
- * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
- */
-function canonicalJson(value) {
-    if (value === null || typeof value === 'boolean' || typeof value === 'string')
-        return JSON.stringify(value);
-    if (typeof value === 'number') {
-        if (!Number.isFinite(value))
-            throw new errors_NixPlanError('internal', `canonical JSON cannot hold ${value}`);
-        return JSON.stringify(value);
-    }
-    if (Array.isArray(value))
-        return `[${value.map(canonicalJson).join(',')}]`;
-    if (typeof value === 'object') {
-        const entries = Object.entries(value)
-            .filter(([, v]) => v !== undefined)
-            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-        return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-    }
-    throw new errors_NixPlanError('internal', `canonical JSON cannot hold a ${typeof value}`);
-}
-/** sha256 hex of the canonical manifest without `checksum`. */
-function manifestChecksum(manifest) {
-    const { checksum: _checksum, ...rest } = manifest;
-    return toHex(sha256(canonicalJson(rest)));
-}
-/** The bytes manifest signatures cover: the domain prefix and the canonical manifest without signatures. */
-function signedBytes(manifest) {
-    const { checksum: _c, signatures: _s, ...rest } = manifest;
-    return new Uint8Array(Buffer.from(SIGNATURE_DOMAIN + canonicalJson(rest), 'utf8'));
-}
-/**
- * Completes a manifest: adds a signature by each key (replacing earlier ones by the same key
- * name) and recomputes the checksum. Validates the result, so a writer cannot emit a manifest
- * its own reader would refuse.
- */
-function finaliseManifest(manifest, keys = []) {
-    const message = signedBytes(manifest);
-    const names = new Set(keys.map((k) => k.name));
-    const signatures = [
-        ...(manifest.signatures ?? []).filter((s) => !names.has(s.key)),
-        ...keys.map((k) => ({ key: k.name, sig: Buffer.from(signRaw(k, message)).toString('base64') })),
-    ];
-    const { checksum: _c, ...rest } = manifest;
-    const unsigned = { ...rest, signatures };
-    const full = { ...unsigned, checksum: manifestChecksum(unsigned) };
-    validateManifest(JSON.parse(canonicalJson(full)));
-    return full;
-}
-/** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
-function encodeManifest(manifest) {
-    return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
-}
-/**
- * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
- * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
- * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
- */
-function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
-    if (bytes.length > maxSize)
-        throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
-    let text;
-    try {
-        text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    }
-    catch {
-        throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
-    }
-    let value;
-    try {
-        value = JSON.parse(text);
-    }
-    catch (e) {
-        throw new MalformedError('bundle manifest', undefined, `not valid JSON (${e.message})`);
-    }
-    const manifest = validateManifest(value);
-    if (canonicalJson(manifest) !== text)
-        throw new errors_NixPlanError('bundle', 'bundle manifest is not in canonical form (sorted keys, no whitespace, no duplicate keys): it was altered after it was written');
-    const expected = manifestChecksum(manifest);
-    if (manifest.checksum !== expected)
-        throw new errors_NixPlanError('bundle', `bundle manifest checksum mismatch (recorded ${manifest.checksum}, computed ${expected}): the manifest is corrupt or was altered`);
-    return manifest;
-}
-/**
- * Checks the manifest's signatures against trusted keys. Returns the names of the trusted keys
- * with a valid signature; throws a 'signature' error when a trusted key's signature is wrong or
- * when no trusted key signed. Signatures by keys not in `trusted` are ignored, as Nix does.
- */
-function verifyManifestSignatures(manifest, trusted) {
-    const message = signedBytes(manifest);
-    const valid = [];
-    for (const s of manifest.signatures) {
-        const check = checkDetached(message, `${s.key}:${s.sig}`, trusted);
-        if (check === 'invalid' || check === 'malformed')
-            throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
-        if (check === 'valid')
-            valid.push(s.key);
-    }
-    if (valid.length === 0) {
-        const by = manifest.signatures.map((s) => `'${s.key}'`).join(', ');
-        throw new errors_NixPlanError('signature', `the bundle is not signed by a trusted key (trusted: ${trusted.map((k) => `'${k.name}'`).join(', ') || 'none'}; signed by: ${by || 'nobody'})`);
-    }
-    return valid;
-}
-// ---- validation of untrusted values ----
-const MAX_STRING = 4096;
-const MAX_ROOTS = 100_000;
-const MAX_LIST = 100_000;
-// No control characters: these strings reach terminals.
-// eslint-disable-next-line no-control-regex
-const TEXT = /^[^\x00-\x1f\x7f]*$/;
-const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
-const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
-const HEX64 = /^[0-9a-f]{64}$/;
-const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
-function bad(field, detail) {
-    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
-}
-function isRecord(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function record(v, field, required, optional = []) {
-    if (!isRecord(v))
-        throw bad(field, 'must be an object');
-    for (const k of Object.keys(v))
-        if (!required.includes(k) && !optional.includes(k))
-            throw bad(field, `has an unknown field '${k.slice(0, 64)}' (written by a newer nix-plan? upgrade nix-plan)`);
-    for (const k of required)
-        if (!(k in v))
-            throw bad(field, `lacks the field '${k}'`);
-    return v;
-}
-function manifest_str(v, field, max = MAX_STRING, pattern = TEXT) {
-    if (typeof v !== 'string')
-        throw bad(field, 'must be a string');
-    if (v.length > max)
-        throw bad(field, `is longer than ${max} characters`);
-    if (!pattern.test(v))
-        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
-    return v;
-}
-function manifest_int(v, field) {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-        throw bad(field, 'must be a non-negative integer');
-    return v;
-}
-function manifest_list(v, field, max, item) {
-    if (!Array.isArray(v))
-        throw bad(field, 'must be an array');
-    if (v.length > max)
-        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
-    return v.map((x, i) => item(x, `${field}[${i}]`));
-}
-function storePath(v, field, storeDir) {
-    const p = manifest_str(v, field);
-    try {
-        parseStorePath(p, storeDir);
-    }
-    catch (e) {
-        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
-    }
-    return p;
-}
-function kinds(v, field, keys) {
-    const r = record(v, field, keys);
-    const out = {};
-    for (const k of keys)
-        out[k] = manifest_int(r[k], `${field}.${k}`);
-    return out;
-}
-function root(v, field, storeDir) {
-    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
-    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
-    if (!drvPath.endsWith('.drv'))
-        throw bad(`${field}.drvPath`, 'must be a .drv path');
-    const outputsIn = r['outputs'];
-    if (!isRecord(outputsIn))
-        throw bad(`${field}.outputs`, 'must be an object');
-    const outputs = {};
-    const names = Object.keys(outputsIn);
-    if (names.length > 1000)
-        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
-    for (const name of names) {
-        manifest_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
-        const p = outputsIn[name];
-        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
-    }
-    const out = { drvPath, outputs };
-    if (r['installable'] !== undefined)
-        out.installable = manifest_str(r['installable'], `${field}.installable`);
-    if (r['attribute'] !== undefined)
-        out.attribute = manifest_str(r['attribute'], `${field}.attribute`);
-    return out;
-}
-function relocation(v, field, storeDir) {
-    const r = record(v, field, ['storeDir', 'report']);
-    const from = manifest_str(r['storeDir'], `${field}.storeDir`);
-    const problem = storeDirProblem(from);
-    if (problem !== undefined)
-        throw bad(`${field}.storeDir`, `'${from}' is not a store directory: ${problem}`);
-    const rep = record(r['report'], `${field}.report`, [
-        'objects',
-        'hashesRewritten',
-        'bareHashRewrites',
-        'bareStoreDirMentions',
-        'warnings',
-    ]);
-    const report = {
-        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
-        hashesRewritten: manifest_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
-        bareHashRewrites: manifest_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
-        bareStoreDirMentions: manifest_list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
-            const m = record(x, f, ['path', 'count']);
-            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_int(m['count'], `${f}.count`) };
-        }),
-        warnings: manifest_list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => manifest_str(x, f)),
-    };
-    return { storeDir: from, report };
-}
-/**
- * Checks that an untrusted value (parsed JSON) is a version-1 manifest and returns it typed. An
- * unknown format or version is refused first, with a message that says to upgrade nix-plan.
- */
-function validateManifest(value) {
-    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
-        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
-    const version = value['formatVersion'];
-    if (version !== MANIFEST_FORMAT_VERSION) {
-        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
-        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
-            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads version ${MANIFEST_FORMAT_VERSION} only: upgrade nix-plan`
-            : `bundle manifest: formatVersion must be ${MANIFEST_FORMAT_VERSION}, not ${JSON.stringify(version)?.slice(0, 32)}`);
-    }
-    const r = record(value, 'manifest', [
-        'format',
-        'formatVersion',
-        'tool',
-        'nixVersion',
-        'storeDir',
-        'systems',
-        'include',
-        'roots',
-        'counts',
-        'narBytes',
-        'paths',
-        'stream',
-        'signatures',
-        'checksum',
-    ], ['relocatedFrom']);
-    const storeDir = manifest_str(r['storeDir'], 'storeDir');
-    const problem = storeDirProblem(storeDir);
-    if (problem !== undefined)
-        throw bad('storeDir', `'${storeDir}' is not a store directory: ${problem}`);
-    const include = manifest_str(r['include'], 'include', 16);
-    if (!INCLUDES.includes(include))
-        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
-    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
-    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
-    const paths = manifest_int(r['paths'], 'paths');
-    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
-        throw bad('paths', 'is not the sum of counts');
-    for (const k of OBJECT_KINDS)
-        if ((counts[k] === 0) !== (narBytes[k] === 0))
-            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
-    if (include === 'drvs' && counts.output > 0)
-        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
-    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
-    const stream = {
-        sha256: manifest_str(s['sha256'], 'stream.sha256', 64, HEX64),
-        size: manifest_int(s['size'], 'stream.size'),
-        compressedSha256: manifest_str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
-        compressedSize: manifest_int(s['compressedSize'], 'stream.compressedSize'),
-    };
-    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
-    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
-    if (stream.size < minSize)
-        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
-    if (stream.compressedSize < 9)
-        throw bad('stream.compressedSize', 'is too small for a zstd frame');
-    const manifest = {
-        format: MANIFEST_FORMAT,
-        formatVersion: MANIFEST_FORMAT_VERSION,
-        tool: manifest_str(r['tool'], 'tool', 256),
-        nixVersion: manifest_str(r['nixVersion'], 'nixVersion', 256),
-        storeDir,
-        systems: manifest_list(r['systems'], 'systems', 64, (x, f) => manifest_str(x, f, 64, SYSTEM)),
-        include: include,
-        roots: manifest_list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
-        counts,
-        narBytes,
-        paths,
-        stream,
-        signatures: manifest_list(r['signatures'], 'signatures', 64, (x, f) => {
-            const g = record(x, f, ['key', 'sig']);
-            return {
-                key: manifest_str(g['key'], `${f}.key`, 256, /^[\x21-\x39\x3b-\x7e]+$/),
-                sig: manifest_str(g['sig'], `${f}.sig`, 88, B64SIG),
-            };
-        }),
-        checksum: manifest_str(r['checksum'], 'checksum', 64, HEX64),
-    };
-    if (manifest.roots.length === 0)
-        throw bad('roots', 'is empty: a plan needs at least one root');
-    if (r['relocatedFrom'] !== undefined) {
-        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
-        if (manifest.relocatedFrom.storeDir === storeDir)
-            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
-    }
-    return manifest;
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
-// Reading a plan bundle: the manifest without decompressing, a streaming verifier, and the verified export stream.
-//
-// Verification is one streaming pass that checks everything `nix-store --import` relies on before
-// a byte reaches Nix: the skippable frame and the manifest (schema, checksum, realm, signatures),
-// limits (absolute and compression ratio) before decompressing, the data frame's structure (one
-// frame ending at end of file), both digests and sizes, every NAR and entry, store paths, that
-// references are closed over bundle ∪ store and come first, that every .drv/text/source path is
-// the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
-
-
-
-
-
+;// CONCATENATED MODULE: ./src/core/bundle/policy.ts
+// What a bundle must satisfy to be accepted, as pure functions over its manifest and entries: the
+// limits, the realm, the signatures, each entry's kind, the .drv files against the manifest, the
+// closure's order and completeness, and the totals. The streaming verifier (reader.ts) applies
+// them in one pass; nothing here reads a file or a store (store validity is a function passed in).
 
 
 
@@ -3300,82 +3609,8 @@ const DEFAULT_READER_LIMITS = Object.freeze({
     maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
     export: {},
 });
-const CHUNK = 256 * 1024;
-/** Output chunk of the zstd decoder. */
-const DECODE_CHUNK = 1024 * 1024;
-/** A bundle held in memory. */
-function memorySource(bytes, name = 'bundle', chunkSize = CHUNK) {
-    return {
-        name,
-        size: bytes.length,
-        read: (offset, length) => Promise.resolve(bytes.subarray(offset, Math.min(bytes.length, offset + length))),
-        stream: async function* (offset) {
-            for (let at = offset; at < bytes.length; at += chunkSize)
-                yield await Promise.resolve(bytes.subarray(at, at + chunkSize));
-        },
-        close: () => Promise.resolve(),
-    };
-}
-/**
- * Opens a bundle file. Verify and import through the same source: it reads through one open
- * file descriptor, so a bundle renamed over after verification is not what gets imported.
- */
-async function openBundle(path) {
-    let fh;
-    try {
-        fh = await (0,external_node_fs_promises_namespaceObject.open)(path, 'r');
-    }
-    catch (e) {
-        throw new errors_NixPlanError('usage', `cannot open bundle '${path}': ${e.message}`);
-    }
-    const { size } = await fh.stat();
-    const read = async (offset, length) => {
-        const buf = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
-        let got = 0;
-        while (got < buf.length) {
-            const { bytesRead } = await fh.read(buf, got, buf.length - got, offset + got);
-            if (bytesRead === 0)
-                break;
-            got += bytesRead;
-        }
-        return buf.subarray(0, got);
-    };
-    return {
-        name: path,
-        size,
-        read,
-        stream: async function* (offset) {
-            // Fresh buffers: readers downstream keep views of the chunks.
-            for (let at = offset;;) {
-                const chunk = await read(at, CHUNK);
-                if (chunk.length === 0)
-                    return;
-                at += chunk.length;
-                yield chunk;
-            }
-        },
-        close: () => fh.close(),
-    };
-}
-function reader_bad(message) {
+function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
-}
-/**
- * Reads and validates the manifest frame (no decompression): header, size limit, schema,
- * canonical form, checksum, and the file's length against the manifest, so truncated or
- * extended files are refused before any decoding. This is all `inspect` needs.
- */
-async function readBundleHead(source, maxManifestSize = DEFAULT_MAX_MANIFEST_SIZE) {
-    const header = await source.read(0, SKIPPABLE_HEADER_SIZE);
-    const { size } = parseSkippableHeader(header, maxManifestSize, `plan bundle '${source.name}'`);
-    const dataOffset = SKIPPABLE_HEADER_SIZE + size;
-    if (dataOffset > source.size)
-        throw reader_bad(`plan bundle '${source.name}' is truncated: its manifest frame needs ${dataOffset} bytes, the file has ${source.size}`);
-    const manifest = parseManifest(await source.read(SKIPPABLE_HEADER_SIZE, size), maxManifestSize);
-    const expected = dataOffset + manifest.stream.compressedSize;
-    if (source.size !== expected)
-        throw reader_bad(`plan bundle '${source.name}' is ${source.size < expected ? 'truncated' : 'followed by extra bytes'}: the manifest says ${expected} bytes, the file has ${source.size}`);
-    return { manifest, dataOffset, bundleBytes: source.size };
 }
 /** Refuses, before decompressing, a stream whose recorded size breaks the limits. */
 function checkSizeLimits(manifest, limits) {
@@ -3385,72 +3620,28 @@ function checkSizeLimits(manifest, limits) {
     if (size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
-/**
- * The decompressed export stream of a bundle whose head was read, checking as it goes: the data
- * frame's structure (exactly one frame that ends at end of file), the compressed digest and
- * size, and an output no longer than the manifest records; the uncompressed digest and size at
- * the end. With `holdBackEnd`, the last 8 bytes (the export stream's end marker) are released
- * only after the digests matched, so `nix-store --import` fails on a bundle changed under it.
- */
-async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS, options = {}) {
-    const holdBackEnd = options.holdBackEnd === true;
-    const { stream } = head.manifest;
-    const scanner = new ZstdFrameScanner(head.dataOffset, { maxWindowLog: limits.maxWindowLog });
-    const packedHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    let packedSize = 0;
-    async function* compressed() {
-        for await (const chunk of source.stream(head.dataOffset)) {
-            scanner.push(chunk);
-            packedHash.update(chunk);
-            packedSize += chunk.length;
-            yield chunk;
-        }
-        scanner.finish();
-        if (packedSize !== stream.compressedSize || packedHash.digest('hex') !== stream.compressedSha256)
-            throw reader_bad(`the compressed data of '${source.name}' does not match its manifest: the bundle is corrupt`);
-    }
-    // Decompression runs on libuv's threadpool: large output chunks and a deep read-ahead let it
-    // work ahead while the main thread parses and hashes what came before (1 MiB chunks, up to 8).
-    const decoderOptions = {
-        params: { [external_node_zlib_namespaceObject.constants.ZSTD_d_windowLogMax]: limits.maxWindowLog },
-        chunkSize: DECODE_CHUNK,
-        highWaterMark: 8 * DECODE_CHUNK, // zlib streams pass Transform options on
+/** The export reader's limits for a bundle: the given ones, no looser than what its manifest records. */
+function exportLimitsFor(manifest, limits) {
+    return {
+        ...limits.export,
+        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
+        maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
     };
-    const decoder = (0,external_node_zlib_namespaceObject.createZstdDecompress)(decoderOptions);
-    // Errors of any stage surface through iteration of the decoder; the promise only ends the chain.
-    (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(compressed()), decoder).catch(() => undefined);
-    const rawHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    let rawSize = 0;
-    let held = new Uint8Array(0);
-    try {
-        for await (const c of decoder) {
-            const chunk = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
-            rawSize += chunk.length;
-            if (rawSize > stream.size)
-                throw reader_bad(`the data of '${source.name}' decompresses to more than the ${stream.size} bytes its manifest records: refusing it (corrupt, or a zip bomb)`);
-            rawHash.update(chunk);
-            if (!holdBackEnd) {
-                yield chunk;
-                continue;
-            }
-            const all = held.length === 0 ? chunk : new Uint8Array(Buffer.concat([held, chunk]));
-            const cut = Math.max(0, all.length - 8);
-            held = all.slice(cut);
-            if (cut > 0)
-                yield all.subarray(0, cut);
-        }
-    }
-    catch (e) {
-        if (e instanceof errors_NixPlanError)
-            throw e;
-        throw reader_bad(`the zstd data of '${source.name}' is corrupt: ${e.message}`);
-    }
-    // The decoder stops at the end of the first frame; the scanner has seen the rest of the file.
-    options.onFrame?.(scanner.finish());
-    if (rawSize !== stream.size || rawHash.digest('hex') !== stream.sha256)
-        throw reader_bad(`the export stream of '${source.name}' does not match the sha256 and size in its manifest: the bundle is corrupt`);
-    if (held.length > 0)
-        yield held;
+}
+/** Refuses a bundle made for another store dir than `storeDir` (when one is required). */
+function checkRealm(manifest, storeDir, name) {
+    if (storeDir !== undefined && storeDir !== manifest.storeDir)
+        throw new errors_NixPlanError('realm', `'${name}' is a plan for the store dir ${manifest.storeDir}, but this store's dir is ${storeDir}; relocate it first (nix-plan relocate --to ${storeDir})`);
+}
+/**
+ * The names of the trusted keys whose signatures verify on the manifest: none asked for when no
+ * key is given and none is required; otherwise at least one must verify ('signature' error).
+ */
+function checkSignatures(manifest, trustedKeys, requireSignature) {
+    const keys = (trustedKeys ?? []).map((k) => (typeof k === 'string' ? parsePublicKey(k) : k));
+    if (requireSignature === true && keys.length === 0)
+        throw new errors_NixPlanError('usage', 'a signature is required, but no trusted public keys were given');
+    return keys.length > 0 || requireSignature === true ? verifyManifestSignatures(manifest, keys) : [];
 }
 /**
  * The checks of a bundle's .drv files against their entries and the manifest: each .drv's
@@ -3474,7 +3665,7 @@ class DerivationChecks {
     check(path, references, drv) {
         const inputs = derivationReferences(drv);
         if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
-            throw reader_bad(`the references of '${path}' differ from the inputs its contents name`);
+            throw policy_bad(`the references of '${path}' differ from the inputs its contents name`);
         const { system } = drv;
         if (this.lastSystem === undefined || wire_compareBytes(system, this.lastSystem) !== 0) {
             this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
@@ -3492,12 +3683,12 @@ class DerivationChecks {
             if (outputs !== undefined)
                 for (const [name, path] of Object.entries(root.outputs))
                     if (outputs.get(name) !== path)
-                        throw reader_bad(`the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`);
+                        throw policy_bad(`the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`);
         }
         const drvSystems = [...this.systems].sort();
         const { systems } = this.manifest;
         if (this.anyChecked && drvSystems.join(' ') !== systems.join(' '))
-            throw reader_bad(`the manifest lists the systems [${systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`);
+            throw policy_bad(`the manifest lists the systems [${systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`);
     }
 }
 /**
@@ -3505,7 +3696,7 @@ class DerivationChecks {
  * check it with, whose parse fails or whose references are not its inputs), and outputs in a
  * plan-only bundle.
  */
-function classify(entry, manifest, limits, derivations) {
+function classifyEntry(entry, manifest, limits, derivations) {
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
@@ -3517,16 +3708,221 @@ function classify(entry, manifest, limits, derivations) {
         if (entry.nar.file === undefined && entry.nar.fileHash !== undefined)
             throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
         if (ca?.kind !== 'drv')
-            throw reader_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
+            throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
         if (derivations !== undefined)
             derivations.check(entry.path, entry.references, parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)));
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
     const kind = ca?.kind ?? 'output';
     if (kind === 'output' && manifest.include === 'drvs')
-        throw reader_bad(`'${entry.path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
+        throw policy_bad(`'${entry.path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
     return { ...entry, kind, ca: ca?.ca };
 }
+/**
+ * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
+ * path valid in the target store (`isValidInStore`, asked once per path); a reference met later
+ * in the stream is out of dependency order, and one never met is missing ('closure' errors).
+ */
+class ClosureCheck {
+    isValidInStore;
+    seen = new Set();
+    inStore = new Map();
+    /** Reference not yet seen → the first path that needs it. */
+    pending = new Map();
+    constructor(isValidInStore) {
+        this.isValidInStore = isValidInStore;
+    }
+    /** Refuses an entry an earlier one needed but did not find (call before `add`). */
+    arrive(path) {
+        const needer = this.pending.get(path);
+        if (needer !== undefined)
+            throw new errors_NixPlanError('closure', `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`);
+    }
+    /** Records an entry and its references, asking the store about those not seen yet. */
+    async add(path, references) {
+        for (const r of references) {
+            if (r === path || this.seen.has(r) || this.pending.has(r))
+                continue;
+            let valid = this.inStore.get(r);
+            if (valid === undefined) {
+                valid = await this.isValidInStore(r);
+                this.inStore.set(r, valid);
+            }
+            if (!valid)
+                this.pending.set(r, path);
+        }
+        this.seen.add(path);
+    }
+    /** Whether `path` was an entry. */
+    has(path) {
+        return this.seen.has(path);
+    }
+    /** How many entries were added. */
+    get paths() {
+        return this.seen.size;
+    }
+    /** How many references were found valid in the store instead of in the bundle. */
+    get storeReferences() {
+        let n = 0;
+        for (const v of this.inStore.values())
+            if (v)
+                n++;
+        return n;
+    }
+    /** Refuses a reference that was neither an entry nor valid in the store (call at the end). */
+    finish() {
+        for (const [missing, needer] of this.pending)
+            throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+    }
+}
+/** Counts and NAR bytes per object kind, all zero. */
+function emptyCounts() {
+    return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+}
+/** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */
+function checkTotals(manifest, found, name) {
+    const { counts, narBytes } = found;
+    for (const k of OBJECT_KINDS)
+        if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
+            throw policy_bad(`'${name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`);
+    for (const root of manifest.roots) {
+        const wanted = manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
+        for (const p of wanted)
+            if (!found.has(p))
+                throw policy_bad(`root '${p}' is not in the bundle '${name}'`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/decode.ts
+// Decoding a plan bundle: its manifest frame without decompressing, and its export stream,
+// decompressed with the framing, both digests and both sizes checked as it goes.
+
+
+
+
+
+
+
+
+/** Output chunk of the zstd decoder. */
+const DECODE_CHUNK = 1024 * 1024;
+function decode_bad(message) {
+    return new errors_NixPlanError('bundle', message);
+}
+/**
+ * Reads and validates the manifest frame (no decompression): header, size limit, schema,
+ * canonical form, checksum, and the file's length against the manifest, so truncated or
+ * extended files are refused before any decoding. This is all `inspect` needs.
+ */
+async function readBundleHead(source, maxManifestSize = DEFAULT_MAX_MANIFEST_SIZE) {
+    const header = await source.read(0, SKIPPABLE_HEADER_SIZE);
+    const { size } = parseSkippableHeader(header, maxManifestSize, `plan bundle '${source.name}'`);
+    const dataOffset = SKIPPABLE_HEADER_SIZE + size;
+    if (dataOffset > source.size)
+        throw decode_bad(`plan bundle '${source.name}' is truncated: its manifest frame needs ${dataOffset} bytes, the file has ${source.size}`);
+    const manifest = parseManifest(await source.read(SKIPPABLE_HEADER_SIZE, size), maxManifestSize);
+    const expected = dataOffset + manifest.stream.compressedSize;
+    if (source.size !== expected)
+        throw decode_bad(`plan bundle '${source.name}' is ${source.size < expected ? 'truncated' : 'followed by extra bytes'}: the manifest says ${expected} bytes, the file has ${source.size}`);
+    return { manifest, dataOffset, bundleBytes: source.size };
+}
+/**
+ * The decompressed export stream of a bundle whose head was read, checking as it goes: the data
+ * frame's structure (exactly one frame that ends at end of file), the compressed digest and
+ * size, and an output no longer than the manifest records; the uncompressed digest and size at
+ * the end. With `holdBackEnd`, the last 8 bytes (the export stream's end marker) are released
+ * only after the digests matched, so `nix-store --import` fails on a bundle changed under it.
+ */
+async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS, options = {}) {
+    const holdBackEnd = options.holdBackEnd === true;
+    const { stream } = head.manifest;
+    const scanner = new ZstdFrameScanner(head.dataOffset, { maxWindowLog: limits.maxWindowLog });
+    const packedHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    let packedSize = 0;
+    async function* compressed() {
+        for await (const chunk of source.stream(head.dataOffset)) {
+            scanner.push(chunk);
+            packedHash.update(chunk);
+            packedSize += chunk.length;
+            yield chunk;
+        }
+        scanner.finish();
+        if (packedSize !== stream.compressedSize || packedHash.digest('hex') !== stream.compressedSha256)
+            throw decode_bad(`the compressed data of '${source.name}' does not match its manifest: the bundle is corrupt`);
+    }
+    // Decompression runs on libuv's threadpool: large output chunks and a deep read-ahead let it
+    // work ahead while the main thread parses and hashes what came before (1 MiB chunks, up to 8).
+    const decoderOptions = {
+        params: { [external_node_zlib_namespaceObject.constants.ZSTD_d_windowLogMax]: limits.maxWindowLog },
+        chunkSize: DECODE_CHUNK,
+        highWaterMark: 8 * DECODE_CHUNK, // zlib streams pass Transform options on
+    };
+    const decoder = (0,external_node_zlib_namespaceObject.createZstdDecompress)(decoderOptions);
+    // Errors of any stage surface through iteration of the decoder; the promise only ends the chain.
+    (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(compressed()), decoder).catch(() => undefined);
+    const rawHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    let rawSize = 0;
+    let held = new Uint8Array(0);
+    try {
+        for await (const c of decoder) {
+            const chunk = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+            rawSize += chunk.length;
+            if (rawSize > stream.size)
+                throw decode_bad(`the data of '${source.name}' decompresses to more than the ${stream.size} bytes its manifest records: refusing it (corrupt, or a zip bomb)`);
+            rawHash.update(chunk);
+            if (!holdBackEnd) {
+                yield chunk;
+                continue;
+            }
+            const all = held.length === 0 ? chunk : new Uint8Array(Buffer.concat([held, chunk]));
+            const cut = Math.max(0, all.length - 8);
+            held = all.slice(cut);
+            if (cut > 0)
+                yield all.subarray(0, cut);
+        }
+    }
+    catch (e) {
+        if (e instanceof errors_NixPlanError)
+            throw e;
+        throw decode_bad(`the zstd data of '${source.name}' is corrupt: ${e.message}`);
+    }
+    // The decoder stops at the end of the first frame; the scanner has seen the rest of the file.
+    options.onFrame?.(scanner.finish());
+    if (rawSize !== stream.size || rawHash.digest('hex') !== stream.sha256)
+        throw decode_bad(`the export stream of '${source.name}' does not match the sha256 and size in its manifest: the bundle is corrupt`);
+    if (held.length > 0)
+        yield held;
+}
+/**
+ * The export stream of a bundle, for `nix-store --import` after `verifyBundle` succeeded on the
+ * same source: decompressed again with the framing and digests re-checked, the end marker held
+ * back until they matched (see `decompressedStream`).
+ */
+async function* exportStream(source, limits = {}) {
+    const lim = { ...DEFAULT_READER_LIMITS, ...limits };
+    const head = await readBundleHead(source, lim.maxManifestSize);
+    checkSizeLimits(head.manifest, lim);
+    yield* decompressedStream(source, head, lim, { holdBackEnd: true });
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
+// Reading a plan bundle: the streaming verifier, over the bundle's source (source.ts), its
+// decoding (decode.ts) and the rules it applies (policy.ts), whose public names it re-exports.
+//
+// Verification is one streaming pass that checks everything `nix-store --import` relies on before
+// a byte reaches Nix: the skippable frame and the manifest (schema, checksum, realm, signatures),
+// limits (absolute and compression ratio) before decompressing, the data frame's structure (one
+// frame ending at end of file), both digests and sizes, every NAR and entry, store paths, that
+// references are closed over bundle ∪ store and come first, that every .drv/text/source path is
+// the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
+
+
+
+
+
+
+
+
 /**
  * Verifies a bundle completely in one streaming pass (see the module comment) and returns what
  * it holds; throws a NixPlanError ('bundle', 'malformed', 'limit', 'closure', 'realm',
@@ -3546,24 +3942,13 @@ async function verifySource(source, options) {
     const limits = { ...DEFAULT_READER_LIMITS, ...options.limits };
     const head = await readBundleHead(source, limits.maxManifestSize);
     const { manifest } = head;
-    if (options.storeDir !== undefined && options.storeDir !== manifest.storeDir)
-        throw new errors_NixPlanError('realm', `'${source.name}' is a plan for the store dir ${manifest.storeDir}, but this store's dir is ${options.storeDir}; relocate it first (nix-plan relocate --to ${options.storeDir})`);
-    const keys = (options.trustedKeys ?? []).map((k) => (typeof k === 'string' ? parsePublicKey(k) : k));
-    if (options.requireSignature === true && keys.length === 0)
-        throw new errors_NixPlanError('usage', 'a signature is required, but no trusted public keys were given');
-    const trustedSignatures = keys.length > 0 || options.requireSignature === true ? verifyManifestSignatures(manifest, keys) : [];
+    checkRealm(manifest, options.storeDir, source.name);
+    const trustedSignatures = checkSignatures(manifest, options.trustedKeys, options.requireSignature);
     checkSizeLimits(manifest, limits);
-    const exportLimits = {
-        ...limits.export,
-        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
-        maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
-    };
-    const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
-    const narBytes = { ...counts };
-    const seen = new Set();
-    const inStore = new Map();
-    const pending = new Map(); // reference not yet seen → the first path that needs it
-    const isValidInStore = options.isValidInStore ?? (() => false);
+    const exportLimits = exportLimitsFor(manifest, limits);
+    const counts = emptyCounts();
+    const narBytes = emptyCounts();
+    const closure = new ClosureCheck(options.isValidInStore ?? (() => false));
     const derivations = new DerivationChecks(manifest);
     const parseDerivations = options.parseDerivations !== false;
     let frame;
@@ -3574,53 +3959,27 @@ async function verifySource(source, options) {
         ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
         ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
     })) {
-        const needer = pending.get(entry.path);
-        if (needer !== undefined)
-            throw new errors_NixPlanError('closure', `'${needer}' refers to '${entry.path}', which comes after it in the bundle: the bundle is out of dependency order`);
-        const verified = classify(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
-        for (const r of entry.references) {
-            if (r === entry.path || seen.has(r) || pending.has(r))
-                continue;
-            let valid = inStore.get(r);
-            if (valid === undefined) {
-                valid = await isValidInStore(r);
-                inStore.set(r, valid);
-            }
-            if (!valid)
-                pending.set(r, entry.path);
-        }
-        seen.add(entry.path);
+        closure.arrive(entry.path);
+        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
+        await closure.add(entry.path, entry.references);
         counts[verified.kind]++;
         narBytes[verified.kind] += entry.nar.narSize;
         await options.onEntry?.(verified);
     }
-    for (const [missing, needer] of pending)
-        throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
-    for (const k of OBJECT_KINDS)
-        if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
-            throw reader_bad(`'${source.name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`);
-    for (const root of manifest.roots) {
-        const wanted = manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
-        for (const p of wanted)
-            if (!seen.has(p))
-                throw reader_bad(`root '${p}' is not in the bundle '${source.name}'`);
-    }
+    closure.finish();
+    checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
     if (parseDerivations)
         derivations.finish();
-    let storeReferences = 0;
-    for (const v of inStore.values())
-        if (v)
-            storeReferences++;
     if (frame === undefined)
         throw new errors_NixPlanError('internal', 'the data frame was not scanned to its end');
     return {
         manifest,
         bundleBytes: head.bundleBytes,
-        paths: seen.size,
+        paths: closure.paths,
         counts,
         narBytes,
         trustedSignatures,
-        storeReferences,
+        storeReferences: closure.storeReferences,
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
         ...(!parseDerivations && { derivations }),
     };
@@ -3632,19 +3991,21 @@ async function* tapChunks(source, fn) {
         yield chunk;
     }
 }
-/**
- * The export stream of a bundle, for `nix-store --import` after `verifyBundle` succeeded on the
- * same source: decompressed again with the framing and digests re-checked, the end marker held
- * back until they matched (see `decompressedStream`).
- */
-async function* exportStream(source, limits = {}) {
-    const lim = { ...DEFAULT_READER_LIMITS, ...limits };
-    const head = await readBundleHead(source, lim.maxManifestSize);
-    checkSizeLimits(head.manifest, lim);
-    yield* decompressedStream(source, head, lim, { holdBackEnd: true });
-}
+
+;// CONCATENATED MODULE: ./src/core/bundle/index.ts
+// The plan bundle: its manifest, its framing, writing one, and reading and verifying one.
+// Outside the bundle folder, import from here.
+
+
+
+
+
+
+
 
 ;// CONCATENATED MODULE: ./src/app/inspect.ts
+// inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
+// without decompressing the stream or touching any store.
 
 
 /**
@@ -4195,47 +4556,75 @@ function wrap(text, width) {
     return out.join('\n');
 }
 
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
-;// CONCATENATED MODULE: ./src/app/apply.ts
-// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
-// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
+;// CONCATENATED MODULE: ./src/nix/profile.ts
+// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
+// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
 
 
 
 
-/** Every ApplyAction, for parsing and help texts. */
-const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
-const SETS_PROFILE = new Set(['switch', 'boot']);
+
 /** The generation number of a profile link target like `system-42-link`. */
 function generationOf(linkTarget) {
     const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
     return m?.[1] === undefined ? undefined : Number(m[1]);
 }
-/** The profile's current generation link (`system-N-link`, absolute), or undefined if it has none. */
-async function currentLink(profile) {
-    try {
-        return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(profile), await (0,external_node_fs_promises_namespaceObject.readlink)(profile));
+/** The generation numbers `nix-env --list-generations` prints, in its order. */
+function parseGenerations(text) {
+    return text
+        .split('\n')
+        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
+        .filter((n) => n !== undefined)
+        .map(Number);
+}
+/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
+class Profile {
+    runner;
+    /** The profile's absolute path. */
+    path;
+    storeArgs;
+    constructor(runner, path, store) {
+        this.runner = runner;
+        this.path = (0,external_node_path_namespaceObject.resolve)(path);
+        this.storeArgs = store === undefined ? [] : ['--store', store];
     }
-    catch {
-        return undefined;
+    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
+    async currentLink() {
+        try {
+            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
+        }
+        catch {
+            return undefined;
+        }
+    }
+    /** The store path of generation `n`. */
+    async generationPath(n) {
+        return linkTarget(`${this.path}-${n}-link`);
+    }
+    /** The generations `nix-env --list-generations` knows. */
+    async generations() {
+        const { stdout } = await this.runner.run('nix-env', [
+            ...this.storeArgs,
+            '--profile',
+            this.path,
+            '--list-generations',
+        ]);
+        return parseGenerations(stdout.toString('utf8'));
+    }
+    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
+    async set(storePath) {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
+    }
+    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
+    async rollback() {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
     }
 }
-/** The store path a generation link points to. */
-async function generationPath(link) {
+/** Where a link points, resolved against the link's directory. */
+async function linkTarget(link) {
     return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
 }
-/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
-function systemOutput(realised) {
-    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
-    const out = outs.filter(([name]) => name === 'out');
-    if (out.length !== 1 || out[0] === undefined)
-        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
-            outs.map(([n, p]) => `${n}=${p}`).join(', '));
-    return out[0][1];
-}
-/** The system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
+/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
 async function switchScript(systemPath) {
     const script = `${systemPath}/bin/switch-to-configuration`;
     try {
@@ -4247,26 +4636,43 @@ async function switchScript(systemPath) {
     }
     return script;
 }
+/**
+ * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
+ * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
+ */
+async function switchToConfiguration(runner, script, action, hint) {
+    const result = await runner.run(script, [action], { allowFailure: true });
+    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
+    return result.stdout.toString('utf8');
+}
+
+;// CONCATENATED MODULE: ./src/app/apply.ts
+// applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
+// profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
+
+
+
+/** Every ApplyAction, for parsing and help texts. */
+const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
+const SETS_PROFILE = new Set(['switch', 'boot']);
+/** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
+function systemOutput(realised) {
+    const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
+    const out = outs.filter(([name]) => name === 'out');
+    if (out.length !== 1 || out[0] === undefined)
+        throw new errors_NixPlanError('usage', `apply needs a plan of one NixOS system (one root with an 'out' output); this one has ${outs.length} outputs: ` +
+            outs.map(([n, p]) => `${n}=${p}`).join(', '));
+    return out[0][1];
+}
 /** The generation before the current one, found without changing the profile. */
-async function previousGeneration(profile, storeArgs, deps) {
-    const current = generationOf((await currentLink(profile)) ?? '');
-    const { stdout } = await deps.runner.run('nix-env', [
-        ...storeArgs,
-        '--profile',
-        profile,
-        '--list-generations',
-    ]);
-    const numbers = stdout
-        .toString('utf8')
-        .split('\n')
-        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
-        .filter((n) => n !== undefined)
-        .map(Number)
-        .filter((n) => current === undefined || n < current);
+async function previousGeneration(profile) {
+    const current = generationOf((await profile.currentLink()) ?? '');
+    const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
     const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
     if (previous === undefined)
-        throw new errors_NixPlanError('usage', `profile '${profile}' has no generation before the current one to roll back to`);
-    return generationPath(`${profile}-${previous}-link`);
+        throw new errors_NixPlanError('usage', `profile '${profile.path}' has no generation before the current one to roll back to`);
+    return profile.generationPath(previous);
 }
 /**
  * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
@@ -4280,21 +4686,20 @@ async function applyPlan(bundlePath, options, deps) {
     const action = options.action ?? 'switch';
     if (!APPLY_ACTIONS.includes(action))
         throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
-    const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
-    const storeArgs = options.store === undefined ? [] : ['--store', options.store];
+    const profile = new Profile(deps.runner, options.profile, options.store);
     const setsProfile = SETS_PROFILE.has(action);
     let systemPath;
     if (options.rollback === true) {
         if (setsProfile) {
-            const before = await currentLink(profile);
-            await deps.runner.run('nix-env', [...storeArgs, '--profile', profile, '--rollback']);
-            const after = await currentLink(profile);
+            const before = await profile.currentLink();
+            await profile.rollback();
+            const after = await profile.currentLink();
             if (after === undefined || after === before)
-                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile}'`);
-            systemPath = await generationPath(after);
+                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+            systemPath = await linkTarget(after);
         }
         else
-            systemPath = await previousGeneration(profile, storeArgs, deps);
+            systemPath = await previousGeneration(profile);
     }
     else {
         if (bundlePath === undefined)
@@ -4303,23 +4708,18 @@ async function applyPlan(bundlePath, options, deps) {
     }
     const script = await switchScript(systemPath);
     if (options.rollback !== true && setsProfile) {
-        deps.log.info(`setting ${profile} to ${systemPath}`);
-        await deps.runner.run('nix-env', [...storeArgs, '--profile', profile, '--set', systemPath]);
+        deps.log.info(`setting ${profile.path} to ${systemPath}`);
+        await profile.set(systemPath);
     }
     deps.log.info(`running ${script} ${action}`);
-    const result = await deps.runner.run(script, [action], { allowFailure: true });
-    const output = result.stdout.toString('utf8');
-    if (result.code !== 0)
-        throw new errors_NixPlanError('nix', `switch-to-configuration ${action} failed with exit code ${result.code}` +
-            (setsProfile
-                ? ` (the profile already points at the new generation; \`--rollback\` restores the previous one)`
-                : '') +
-            `:\n${result.stderr.trim().slice(-4000)}`);
-    const link = await currentLink(profile);
+    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
+        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
+        : undefined);
+    const link = await profile.currentLink();
     return {
         action,
         systemPath,
-        profile,
+        profile: profile.path,
         profileChanged: setsProfile,
         generation: link === undefined ? undefined : generationOf(link),
         output,
@@ -4328,6 +4728,82 @@ async function applyPlan(bundlePath, options, deps) {
 
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./src/nix/evaluate.ts
+// Evaluates once: flake installables via `nix path-info --derivation`, files via one
+// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
+
+/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
+const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
+function lines(out) {
+    return out
+        .toString('utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '');
+}
+/** The directory of a store path (the realm it belongs to). */
+function storeDirOf(path) {
+    return path.slice(0, path.lastIndexOf('/'));
+}
+/**
+ * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
+ * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
+ */
+async function evaluate(request, store) {
+    const roots = [];
+    const evalArgs = request.evalArgs ?? [];
+    const attributes = request.attributes ?? [];
+    if (attributes.length > 0 && request.file === undefined)
+        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
+    for (const installable of request.installables ?? []) {
+        // One process per installable so each drv is known to come from its installable: with several
+        // at once, `nix path-info` prints them sorted, not in the order given.
+        const { stdout } = await store.runner.run('nix', [
+            ...FLAKE_FEATURES,
+            ...store.storeArgs(),
+            'path-info',
+            '--derivation',
+            ...evalArgs,
+            installable,
+        ]);
+        for (const drvPath of lines(stdout))
+            roots.push({ installable, drvPath });
+    }
+    if (request.file !== undefined) {
+        const { stdout } = await store.runner.run('nix-instantiate', [
+            ...store.storeArgs(),
+            ...evalArgs,
+            request.file,
+            ...attributes.flatMap((a) => ['-A', a]),
+        ]);
+        const drvs = lines(stdout);
+        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
+        // the pairing is certain, otherwise the roots are recorded without their attribute.
+        const paired = drvs.length === attributes.length;
+        drvs.forEach((drvPath, i) => {
+            const attribute = paired ? attributes[i] : undefined;
+            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
+        });
+    }
+    for (const drvPath of request.drvPaths ?? []) {
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
+        roots.push({ drvPath });
+    }
+    if (roots.length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
+    for (const r of roots)
+        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
+    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
+    if (dirs.size !== 1)
+        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
+    const storeDir = [...dirs][0] ?? '';
+    const seen = new Set();
+    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
+    return { roots: unique, storeDir };
+}
+
 ;// CONCATENATED MODULE: ./src/core/closure.ts
 // Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
 /**
@@ -4475,7 +4951,7 @@ function batchPaths(paths, budget = ARGV_BUDGET) {
         batches.push(current);
     return batches;
 }
-function lines(out) {
+function store_lines(out) {
     return out
         .toString('utf8')
         .split('\n')
@@ -4578,7 +5054,7 @@ class NixStore {
                 ...(includeOutputs ? ['--include-outputs'] : []),
                 ...batch,
             ]);
-            for (const p of lines(stdout))
+            for (const p of store_lines(stdout))
                 if (!seen.has(p)) {
                     seen.add(p);
                     out.push(p);
@@ -4662,7 +5138,7 @@ class NixStore {
                 '--print-invalid',
                 ...batch,
             ]);
-            for (const p of lines(stdout))
+            for (const p of store_lines(stdout))
                 invalid.add(p);
         }
         return invalid;
@@ -4677,7 +5153,7 @@ class NixStore {
             return [];
         const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
         const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
-        return lines(stdout);
+        return store_lines(stdout);
     }
 }
 /**
@@ -4697,7 +5173,7 @@ const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
  * output, whose path is its content's hash too); anything not content-addressed is a build
  * output. `readFile` gives a single-file object's bytes (only called for regular files).
  */
-async function store_classify(info, storeDir, fileInfo, readFile) {
+async function classify(info, storeDir, fileInfo, readFile) {
     const byPath = classifyWithoutContents(info, storeDir);
     if (byPath !== undefined)
         return byPath;
@@ -4737,6 +5213,72 @@ function classifyFile(info, storeDir, contents) {
     return byFile?.kind ?? 'output';
 }
 
+;// CONCATENATED MODULE: ./src/nix/import.ts
+// Adding paths to a store: whether the store trusts us to (`nix store ping`), `nix-store --import`
+// of an export stream, and `nix copy` from a binary cache.
+
+
+
+/** `nix copy` is behind the nix-command feature on every Nix that has it. */
+const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
+/**
+ * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
+ * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
+ * local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try and see.
+ */
+async function storeTrust(store) {
+    const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], { allowFailure: true });
+    const json = await ping(true);
+    if (json.code === 0) {
+        try {
+            const info = JSON.parse(json.stdout.toString('utf8'));
+            if (info.trusted === true || info.trusted === 1)
+                return 'trusted';
+            if (info.trusted === false || info.trusted === 0)
+                return 'untrusted';
+        }
+        catch {
+            // fall through to the text form
+        }
+    }
+    const text = await ping(false);
+    const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
+    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
+        return 'trusted';
+    return 'unknown';
+}
+/**
+ * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
+ * NixCommandError (see `isSignatureRefusal` for the store wanting signatures).
+ */
+async function importExport(store, input) {
+    const args = [...store.storeArgs(), '--import'];
+    const result = await store.runner.run('nix-store', args, { input, allowFailure: true });
+    NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
+}
+/**
+ * `nix copy --from FROM [--to STORE] [--derivation] PATHS…` into `store` (its `--store` URI, if
+ * any, is the destination), batched to fit the command line. With `derivation`, `.drv` paths mean
+ * themselves, not their outputs (and any other path means its deriver). A failure is a
+ * NixCommandError named `what`.
+ */
+async function copyPaths(store, from, paths, options = {}) {
+    const to = store.options.store === undefined ? [] : ['--to', store.options.store];
+    const base = [
+        ...NIX_COMMAND,
+        'copy',
+        '--from',
+        from,
+        ...to,
+        ...(options.derivation === true ? ['--derivation'] : []),
+    ];
+    for (const batch of batchPaths(paths)) {
+        const args = [...base, ...batch];
+        const result = await store.runner.run('nix', args, { allowFailure: true });
+        NixCommandError.check('nix', args, result, { what: options.what ?? 'nix copy' });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/app/deps.ts
 /** A logger that drops everything (for library callers that want no output). */
 const silentLogger = {
@@ -4770,8 +5312,6 @@ function progressOf(deps) {
 
 
 
-/** `nix copy` is behind the nix-command feature on every Nix that has it. */
-const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
 /** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
 const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
 /** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
@@ -4821,7 +5361,6 @@ function needsSignature(paths, key) {
         `(input-addressed, e.g. '${example}'), which Nix accepts from a user it does not trust only with ` +
         `a signature by a key in its \`trusted-public-keys\`. ${how}`);
 }
-const SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a trusted key/;
 /**
  * Adds the paths of an export stream to a store as a user the Nix daemon does not trust: writes
  * them as a temporary `file://` binary cache (NARs streamed to disk as they are read, never the
@@ -4852,7 +5391,7 @@ async function importViaBinaryCache(source, options, deps) {
         if (unsigned.length > 0 && options.signingKey === undefined)
             throw needsSignature(unsigned, undefined);
         if (invalid.size > 0)
-            await runCopy(dir, cached, options, deps, unsigned);
+            await runCopy(store, dir, cached, options, deps, unsigned);
         const still = await store.invalidPaths([...invalid]);
         if (still.size > 0)
             throw new errors_NixPlanError('nix', `nix copy finished but ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
@@ -4930,34 +5469,28 @@ async function writeCache(source, dir, options, deps) {
     return cached;
 }
 /** Runs `nix copy` for the cache's top-level paths, `.drv` files with `--derivation`. */
-async function runCopy(dir, cached, options, deps, unsigned) {
+async function runCopy(store, dir, cached, options, deps, unsigned) {
     const { drvs, others } = copyTargets(cached);
-    const to = options.store === undefined ? [] : ['--to', options.store];
-    const base = [...NIX_COMMAND, 'copy', '--from', `file://${dir}`, ...to];
-    const calls = [
-        ...batchPaths(drvs).map((b) => [...base, '--derivation', ...b]),
-        ...batchPaths(others).map((b) => [...base, ...b]),
-    ];
+    const from = `file://${dir}`;
+    const what = 'nix copy from the temporary binary cache';
     deps.log.info(`adding ${cached.length} paths through a temporary binary cache (nix copy)`);
-    for (const args of calls) {
-        const result = await deps.runner.run('nix', args, { allowFailure: true });
-        if (result.code === 0)
-            continue;
-        if (SIGNATURE_REFUSAL.test(result.stderr) && unsigned.length > 0)
+    try {
+        await copyPaths(store, from, drvs, { derivation: true, what });
+        await copyPaths(store, from, others, { what });
+    }
+    catch (e) {
+        if (e instanceof NixCommandError && isSignatureRefusal(e) && unsigned.length > 0)
             throw needsSignature(unsigned, options.signingKey);
-        throw new errors_NixPlanError('nix', `nix copy from the temporary binary cache failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`);
+        throw e;
     }
 }
 /**
- * The `copyImport` route of `importPlan`: streams the bundle's export stream (after the manifest
- * frame) into `importViaBinaryCache`. The bundle must have been verified already (importPlan
- * verifies a private copy first). `signingKey` is the text of a Nix secret key file.
+ * The `copyImport` route of `importPlan`: hands the verified export stream to
+ * `importViaBinaryCache`. `signingKey` is the text of a Nix secret key file, or a parsed key.
  */
 function binaryCacheCopyImport(settings = {}) {
     const key = typeof settings.signingKey === 'string' ? parseSecretKey(settings.signingKey) : settings.signingKey;
-    return async (bundlePath, options, deps) => {
-        const { dataOffset } = await inspect_readBundleHead(bundlePath);
-        const stream = (0,external_node_fs_namespaceObject.createReadStream)(bundlePath, { start: dataOffset }).pipe((0,external_node_zlib_namespaceObject.createZstdDecompress)());
+    return async (stream, options, deps) => {
         await importViaBinaryCache(stream, {
             storeDir: options.manifest.storeDir,
             store: options.store,
@@ -5203,82 +5736,6 @@ async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, opt
     return { count: objects.length, objects, summary: () => facts.summary() };
 }
 
-;// CONCATENATED MODULE: ./src/nix/evaluate.ts
-// Evaluates once: flake installables via `nix path-info --derivation`, files via one
-// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
-
-/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
-const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
-function evaluate_lines(out) {
-    return out
-        .toString('utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l !== '');
-}
-/** The directory of a store path (the realm it belongs to). */
-function storeDirOf(path) {
-    return path.slice(0, path.lastIndexOf('/'));
-}
-/**
- * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
- * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
- */
-async function evaluate(request, store) {
-    const roots = [];
-    const evalArgs = request.evalArgs ?? [];
-    const attributes = request.attributes ?? [];
-    if (attributes.length > 0 && request.file === undefined)
-        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const installable of request.installables ?? []) {
-        // One process per installable so each drv is known to come from its installable: with several
-        // at once, `nix path-info` prints them sorted, not in the order given.
-        const { stdout } = await store.runner.run('nix', [
-            ...FLAKE_FEATURES,
-            ...store.storeArgs(),
-            'path-info',
-            '--derivation',
-            ...evalArgs,
-            installable,
-        ]);
-        for (const drvPath of evaluate_lines(stdout))
-            roots.push({ installable, drvPath });
-    }
-    if (request.file !== undefined) {
-        const { stdout } = await store.runner.run('nix-instantiate', [
-            ...store.storeArgs(),
-            ...evalArgs,
-            request.file,
-            ...attributes.flatMap((a) => ['-A', a]),
-        ]);
-        const drvs = evaluate_lines(stdout);
-        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
-        // the pairing is certain, otherwise the roots are recorded without their attribute.
-        const paired = drvs.length === attributes.length;
-        drvs.forEach((drvPath, i) => {
-            const attribute = paired ? attributes[i] : undefined;
-            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
-        });
-    }
-    for (const drvPath of request.drvPaths ?? []) {
-        if (!drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-        roots.push({ drvPath });
-    }
-    if (roots.length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
-    for (const r of roots)
-        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
-    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
-    if (dirs.size !== 1)
-        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
-    const storeDir = [...dirs][0] ?? '';
-    const seen = new Set();
-    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
-    return { roots: unique, storeDir };
-}
-
 ;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
 // A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
 
@@ -5371,217 +5828,6 @@ function narOf(path) {
         return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
     }
     return dumpPath(p);
-}
-
-;// CONCATENATED MODULE: external "node:timers/promises"
-const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
-;// CONCATENATED MODULE: ./src/core/bundle/writer.ts
-// Writing a plan bundle: the export stream compressed as one zstd frame, behind the manifest's skippable frame.
-//
-// The manifest comes first in the file but records digests known only at the end, so the data is
-// compressed into a temporary file next to the destination (hashing both sides on the way), then
-// the manifest frame and the data are copied into a second temporary file that is renamed into
-// place: a reader never sees a half-written bundle, and memory does not grow with the closure.
-// (This module and reader.ts touch files: the bundle's atomic replace needs them. Everything they
-// decide is in the pure manifest.ts and frame.ts.)
-
-
-
-
-
-
-
-
-
-
-
-/** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
-const DEFAULT_LEVEL = 12;
-/** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
-const MAX_LEVEL = 19;
-/** Counts and hashes bytes as they pass. */
-class Digest extends external_node_stream_namespaceObject.Transform {
-    onBytes;
-    hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    size = 0;
-    constructor(onBytes) {
-        super();
-        this.onBytes = onBytes;
-    }
-    _transform(chunk, _enc, cb) {
-        this.hash.update(chunk);
-        this.size += chunk.length;
-        this.onBytes?.(chunk.length);
-        cb(null, chunk);
-    }
-    hex() {
-        return this.hash.digest('hex');
-    }
-}
-/** Longest tail accepted after the data frame: node's empty frame is 13 bytes. */
-const MAX_EMPTY_TAIL = 64;
-/**
- * Passes one zstd frame through and drops what node:zlib appends after it. Checked on Node 24.21:
- * a `createZstdCompress` stream that received more than one write emits, after the real frame,
- * an extra EMPTY frame (`28b52ffd 24 00 01 00 00 99e9d851`). Stock `zstd -d` would decode it as
- * nothing, but a bundle's data is exactly one frame, so the tail is verified empty and dropped.
- */
-class SingleFrame extends external_node_stream_namespaceObject.Transform {
-    scanner = new ZstdFrameScanner(0);
-    tail = [];
-    tailSize = 0;
-    _transform(chunk, _enc, cb) {
-        let rest = chunk;
-        if (!this.scanner.complete) {
-            let n;
-            try {
-                n = this.scanner.pushUntilEnd(rest);
-            }
-            catch (e) {
-                return cb(e);
-            }
-            this.push(rest.subarray(0, n));
-            rest = rest.subarray(n);
-        }
-        if (rest.length > 0) {
-            this.tail.push(rest);
-            this.tailSize += rest.length;
-            if (this.tailSize > MAX_EMPTY_TAIL)
-                return cb(new errors_NixPlanError('internal', 'the zstd compressor wrote more than one frame'));
-        }
-        cb();
-    }
-    _flush(cb) {
-        try {
-            this.scanner.finish();
-            let tail = Buffer.concat(this.tail);
-            while (tail.length > 0) {
-                const s = new ZstdFrameScanner(0);
-                const n = s.pushUntilEnd(tail);
-                s.finish();
-                if ((0,external_node_zlib_namespaceObject.zstdDecompressSync)(tail.subarray(0, n)).length !== 0)
-                    throw new errors_NixPlanError('internal', 'the zstd compressor wrote a second, non-empty frame');
-                tail = tail.subarray(n);
-            }
-            cb();
-        }
-        catch (e) {
-            cb(e);
-        }
-    }
-}
-/**
- * `stream`, yielding to the event loop after each chunk. zstd compresses on libuv's threadpool,
- * one written chunk per job, and is handed its next chunk only from the event loop: a producer
- * that never waits (an export stream made in memory) would otherwise run ahead until the
- * encoder's buffer is full while the threadpool idles, then idle itself while the threadpool
- * catches up. With the pause, the threadpool compresses one chunk while the next is made.
- */
-async function* pausing(stream) {
-    for await (const chunk of stream) {
-        yield chunk;
-        await (0,external_node_timers_promises_namespaceObject.setImmediate)();
-    }
-}
-/** A temporary file next to `path`, so the final rename stays on one file system. */
-function tempPathNear(path) {
-    return (0,external_node_path_namespaceObject.join)((0,external_node_path_namespaceObject.dirname)(path), `.${(0,external_node_path_namespaceObject.basename)(path)}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}.tmp`);
-}
-function checkRange(name, value, min, max) {
-    if (!Number.isInteger(value) || value < min || value > max)
-        throw new errors_NixPlanError('usage', `${name} must be an integer from ${min} to ${max}, not ${value}`);
-    return value;
-}
-/** The zstd parameters of a bundle's data frame. */
-function compressionParams(options = {}) {
-    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, 1, MAX_LEVEL);
-    const windowLog = checkRange('the window log', options.windowLog ?? DEFAULT_MAX_WINDOW_LOG, 10, DEFAULT_MAX_WINDOW_LOG);
-    return {
-        [external_node_zlib_namespaceObject.constants.ZSTD_c_compressionLevel]: level,
-        ...options.params,
-        // No worker threads: with them zstd may take only part of an input chunk while jobs are
-        // running, which node:zlib's stream (Node 24.21) takes for the end of the data — it ends the
-        // output early and then fails with ERR_STREAM_PUSH_AFTER_EOF once the round buffer fills
-        // (reproduced at 200 MB of export stream with nbWorkers 2).
-        [external_node_zlib_namespaceObject.constants.ZSTD_c_nbWorkers]: 0,
-        [external_node_zlib_namespaceObject.constants.ZSTD_c_windowLog]: windowLog,
-        [external_node_zlib_namespaceObject.constants.ZSTD_c_enableLongDistanceMatching]: options.longDistanceMatching === false ? 0 : 1,
-        [external_node_zlib_namespaceObject.constants.ZSTD_c_checksumFlag]: 1,
-    };
-}
-function ioError(what, path, e) {
-    if (e instanceof errors_NixPlanError)
-        return e;
-    return new errors_NixPlanError('internal', `cannot ${what} '${path}': ${e.message}`, { cause: e });
-}
-/**
- * Writes a bundle at `destination`: the manifest (`draft` completed with the stream's size and
- * digests, signed with `options.keys`) in a skippable frame, then `exportStream` as ONE zstd frame.
- * `draft` may be a function, called once the stream has ended (for what only the stream's making
- * establishes).
- * The file appears atomically; on failure nothing is left behind. Errors thrown by `exportStream`
- * propagate unchanged.
- */
-async function writeBundle(destination, draft, exportStream, options = {}) {
-    const params = compressionParams(options);
-    const dataTemp = tempPathNear(destination);
-    const finalTemp = tempPathNear(destination);
-    try {
-        const encoderOptions = {
-            params,
-            chunkSize: 256 * 1024,
-            highWaterMark: 8 * 1024 * 1024, // zlib streams pass Transform options on
-        };
-        const raw = new Digest(options.onBytes);
-        const packed = new Digest();
-        try {
-            await (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(pausing(exportStream)), raw, 
-            // Compression runs on libuv's threadpool: a deep input buffer lets the main thread
-            // produce the next entries meanwhile instead of waiting for each 16 KiB.
-            (0,external_node_zlib_namespaceObject.createZstdCompress)(encoderOptions), new SingleFrame(), packed, (0,external_node_fs_namespaceObject.createWriteStream)(dataTemp, { mode: 0o600 }));
-        }
-        catch (e) {
-            throw ioError('write the bundle data to', dataTemp, e);
-        }
-        const manifest = finaliseManifest({
-            format: MANIFEST_FORMAT,
-            formatVersion: MANIFEST_FORMAT_VERSION,
-            ...(typeof draft === 'function' ? draft() : draft),
-            stream: {
-                sha256: raw.hex(),
-                size: raw.size,
-                compressedSha256: packed.hex(),
-                compressedSize: packed.size,
-            },
-            ...(options.signatures !== undefined && { signatures: options.signatures }),
-        }, options.keys ?? []);
-        const frame = encodeSkippableFrame(encodeManifest(manifest));
-        try {
-            await (0,promises_namespaceObject.pipeline)((async function* () {
-                yield frame;
-                yield* (0,external_node_fs_namespaceObject.createReadStream)(dataTemp);
-            })(), (0,external_node_fs_namespaceObject.createWriteStream)(finalTemp, { mode: 0o644 }));
-            const fh = await (0,external_node_fs_promises_namespaceObject.open)(finalTemp, 'r');
-            try {
-                await fh.sync(); // the rename must not outlive the data on a crash
-            }
-            finally {
-                await fh.close();
-            }
-            await (0,external_node_fs_promises_namespaceObject.rename)(finalTemp, destination);
-        }
-        catch (e) {
-            throw ioError('write bundle', destination, e);
-        }
-        return { manifest, bundleBytes: frame.length + packed.size };
-    }
-    catch (e) {
-        await (0,external_node_fs_promises_namespaceObject.rm)(finalTemp, { force: true });
-        throw e;
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dataTemp, { force: true });
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/app/files.ts
@@ -7076,7 +7322,7 @@ function relocateRoot(root, pathMap) {
 
 ;// CONCATENATED MODULE: ./src/app/verify.ts
 // verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/reader.ts), without touching a store, with progress.
+// bundle verifier in core/bundle/), without touching a store, with progress.
 
 
 /**
@@ -7126,8 +7372,6 @@ const TOOL_VERSION = `nix-plan ${VERSION}`;
 // there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
 // is written straight from the relocation. Only sources too large to hold need a second pass to
 // copy their NARs through.
-
-
 
 
 
@@ -7464,7 +7708,6 @@ async function relocatePlan(bundlePath, options, deps) {
 
 
 
-
 /**
  * Export's default compression: level 10's search with a bigger hash table (hashLog 23), matches
  * of 6+ bytes, and long-distance matches of 256+ bytes only (zstd's default 64 makes many short
@@ -7605,37 +7848,10 @@ async function exportPlan(options, deps) {
 
 
 
+
 /** The import methods, for option parsing. */
 const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
-const import_SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a trusted key/;
-/**
- * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
- * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
- * local store is ours. Undefined when it cannot be known (a daemon on old Nix): try and see.
- */
-async function storeTrust(store) {
-    const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], {
-        allowFailure: true,
-    });
-    const json = await ping(true);
-    if (json.code === 0) {
-        try {
-            const info = JSON.parse(json.stdout.toString('utf8'));
-            if (info.trusted === true || info.trusted === 1)
-                return true;
-            if (info.trusted === false || info.trusted === 0)
-                return false;
-        }
-        catch {
-            // fall through to the text form
-        }
-    }
-    const text = await ping(false);
-    const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
-    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
-        return true;
-    return undefined;
-}
+
 /**
  * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
  * error) when it is finally needed, and no unhandled rejection if it never is.
@@ -7748,13 +7964,13 @@ async function importPlan(bundlePath, options, deps) {
         // "SQLite database is busy".
         const storeDir = await store.storeDir();
         // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trust = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
         await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         });
         const source = await openBundle(copy);
-        // The copy route reads the bundle itself; every other one may import the verified stream.
-        const verified = options.method === 'copy' ? undefined : new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
         try {
             const paths = [];
             const validity = new ValidityQueries(store);
@@ -7772,9 +7988,9 @@ async function importPlan(bundlePath, options, deps) {
                 }, deps.progress);
             }
             finally {
-                verified?.close();
+                verified.close();
             }
-            if (verified?.failure !== undefined)
+            if (verified.failure !== undefined)
                 deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
             const { manifest } = report;
             const invalid = await validity.invalid();
@@ -7785,29 +8001,28 @@ async function importPlan(bundlePath, options, deps) {
             }
             let method = options.method ?? 'auto';
             if (method === 'auto') {
-                const trusted = await (trust ?? settle(storeTrust(store))).then((r) => r());
-                method = trusted === false ? 'copy' : 'import';
-                if (trusted === undefined)
+                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
+                method = trust === 'untrusted' ? 'copy' : 'import';
+                if (trust === 'unknown')
                     deps.log.debug('store trust unknown: trying nix-store --import first');
             }
+            // The verified stream: the private file, or (when it could not be kept) decompressed again.
+            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
             if (method === 'import') {
                 deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
-                const result = await deps.runner.run('nix-store', [...store.storeArgs(), '--import'], {
-                    input: verified?.complete === true ? new FileInput(verified.path) : exportStream(source),
-                    allowFailure: true,
-                });
-                if (result.code !== 0) {
-                    if (options.method !== 'import' && import_SIGNATURE_REFUSAL.test(result.stderr)) {
-                        deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-                        method = 'copy';
-                    }
-                    else
-                        throw new errors_NixPlanError('nix', `nix-store --import failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`);
+                try {
+                    await importExport(store, stream());
+                }
+                catch (e) {
+                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                        throw e;
+                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+                    method = 'copy';
                 }
             }
             if (method === 'copy') {
                 const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-                await copyImport(copy, { store: options.store, manifest }, deps);
+                await copyImport(stream(), { store: options.store, manifest }, deps);
             }
             const still = await invalidAmong(store, paths);
             if (still.size > 0)
@@ -8124,7 +8339,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(595);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(477);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -1,10 +1,10 @@
 // applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
 // profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
-import { access, readlink } from 'node:fs/promises';
-import { constants } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
+import { Profile, generationOf, linkTarget, switchScript, switchToConfiguration } from '../nix/profile.js';
 import type { Deps } from './deps.js';
+
+export { generationOf } from '../nix/profile.js';
 
 /** What switch-to-configuration is asked to do (nixos-rebuild's actions of the same names). */
 export type ApplyAction = 'switch' | 'boot' | 'test' | 'dry-activate';
@@ -53,26 +53,6 @@ export interface ApplyResult {
   readonly output: string;
 }
 
-/** The generation number of a profile link target like `system-42-link`. */
-export function generationOf(linkTarget: string): number | undefined {
-  const m = /-(\d+)-link$/.exec(basename(linkTarget));
-  return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-
-/** The profile's current generation link (`system-N-link`, absolute), or undefined if it has none. */
-async function currentLink(profile: string): Promise<string | undefined> {
-  try {
-    return resolve(dirname(profile), await readlink(profile));
-  } catch {
-    return undefined;
-  }
-}
-
-/** The store path a generation link points to. */
-async function generationPath(link: string): Promise<string> {
-  return resolve(dirname(link), await readlink(link));
-}
-
 /** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
 export function systemOutput(realised: RealisedOutputs): string {
   const outs = Object.values(realised.outPaths).flatMap((o) => Object.entries(o));
@@ -86,44 +66,17 @@ export function systemOutput(realised: RealisedOutputs): string {
   return out[0][1];
 }
 
-/** The system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
-async function switchScript(systemPath: string): Promise<string> {
-  const script = `${systemPath}/bin/switch-to-configuration`;
-  try {
-    await access(script, constants.X_OK);
-  } catch {
-    throw new NixPlanError(
-      'usage',
-      `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
-        '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)',
-    );
-  }
-  return script;
-}
-
 /** The generation before the current one, found without changing the profile. */
-async function previousGeneration(profile: string, storeArgs: string[], deps: Deps): Promise<string> {
-  const current = generationOf((await currentLink(profile)) ?? '');
-  const { stdout } = await deps.runner.run('nix-env', [
-    ...storeArgs,
-    '--profile',
-    profile,
-    '--list-generations',
-  ]);
-  const numbers = stdout
-    .toString('utf8')
-    .split('\n')
-    .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
-    .filter((n): n is string => n !== undefined)
-    .map(Number)
-    .filter((n) => current === undefined || n < current);
+async function previousGeneration(profile: Profile): Promise<string> {
+  const current = generationOf((await profile.currentLink()) ?? '');
+  const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
   const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
   if (previous === undefined)
     throw new NixPlanError(
       'usage',
-      `profile '${profile}' has no generation before the current one to roll back to`,
+      `profile '${profile.path}' has no generation before the current one to roll back to`,
     );
-  return generationPath(`${profile}-${previous}-link`);
+  return profile.generationPath(previous);
 }
 
 /**
@@ -145,19 +98,18 @@ export async function applyPlan(
       'usage',
       `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`,
     );
-  const profile = resolve(options.profile);
-  const storeArgs = options.store === undefined ? [] : ['--store', options.store];
+  const profile = new Profile(deps.runner, options.profile, options.store);
   const setsProfile = SETS_PROFILE.has(action);
   let systemPath: string;
   if (options.rollback === true) {
     if (setsProfile) {
-      const before = await currentLink(profile);
-      await deps.runner.run('nix-env', [...storeArgs, '--profile', profile, '--rollback']);
-      const after = await currentLink(profile);
+      const before = await profile.currentLink();
+      await profile.rollback();
+      const after = await profile.currentLink();
       if (after === undefined || after === before)
-        throw new NixPlanError('nix', `nix-env --rollback did not change profile '${profile}'`);
-      systemPath = await generationPath(after);
-    } else systemPath = await previousGeneration(profile, storeArgs, deps);
+        throw new NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+      systemPath = await linkTarget(after);
+    } else systemPath = await previousGeneration(profile);
   } else {
     if (bundlePath === undefined)
       throw new NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
@@ -165,26 +117,23 @@ export async function applyPlan(
   }
   const script = await switchScript(systemPath);
   if (options.rollback !== true && setsProfile) {
-    deps.log.info(`setting ${profile} to ${systemPath}`);
-    await deps.runner.run('nix-env', [...storeArgs, '--profile', profile, '--set', systemPath]);
+    deps.log.info(`setting ${profile.path} to ${systemPath}`);
+    await profile.set(systemPath);
   }
   deps.log.info(`running ${script} ${action}`);
-  const result = await deps.runner.run(script, [action], { allowFailure: true });
-  const output = result.stdout.toString('utf8');
-  if (result.code !== 0)
-    throw new NixPlanError(
-      'nix',
-      `switch-to-configuration ${action} failed with exit code ${result.code}` +
-        (setsProfile
-          ? ` (the profile already points at the new generation; \`--rollback\` restores the previous one)`
-          : '') +
-        `:\n${result.stderr.trim().slice(-4000)}`,
-    );
-  const link = await currentLink(profile);
+  const output = await switchToConfiguration(
+    deps.runner,
+    script,
+    action,
+    setsProfile
+      ? 'the profile already points at the new generation; `--rollback` restores the previous one'
+      : undefined,
+  );
+  const link = await profile.currentLink();
   return {
     action,
     systemPath,
-    profile,
+    profile: profile.path,
     profileChanged: setsProfile,
     generation: link === undefined ? undefined : generationOf(link),
     output,

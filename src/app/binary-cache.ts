@@ -1,10 +1,10 @@
 // Import without trust: turn a verified export stream into a temporary `file://` binary cache whose
 // narinfos carry `CA:` (and, with a key, `Sig:`), then let `nix copy` add it through the daemon.
-import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createZstdDecompress } from 'node:zlib';
+import type { BundleManifest } from '../core/bundle/index.js';
 import { identifyContentAddress } from '../core/content-address.js';
 import { NixPlanError } from '../core/errors.js';
 import { readExport, type ExportLimits } from '../core/export-stream.js';
@@ -17,13 +17,20 @@ import {
   type SecretKey,
 } from '../core/signing.js';
 import { baseName } from '../core/store-path.js';
-import { batchPaths, NixStore } from '../nix/store.js';
+import { NixCommandError, isSignatureRefusal } from '../nix/errors.js';
+import { copyPaths } from '../nix/import.js';
+import { NixStore } from '../nix/store.js';
 import { progressOf, type Deps } from './deps.js';
-import type { CopyImport } from './import.js';
-import { readBundleHead } from './inspect.js';
 
-/** `nix copy` is behind the nix-command feature on every Nix that has it. */
-const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
+/**
+ * The untrusted route of `importPlan`: adds a verified export stream (the bytes importPlan
+ * verified, never the bundle decoded again) to the store `options.store`.
+ */
+export type CopyImport = (
+  stream: AsyncIterable<Uint8Array>,
+  options: { store?: string | undefined; manifest: BundleManifest },
+  deps: Deps,
+) => Promise<void>;
 
 /** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
 const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
@@ -121,8 +128,6 @@ function needsSignature(paths: readonly string[], key: SecretKey | undefined): N
   );
 }
 
-const SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a trusted key/;
-
 /**
  * Adds the paths of an export stream to a store as a user the Nix daemon does not trust: writes
  * them as a temporary `file://` binary cache (NARs streamed to disk as they are read, never the
@@ -154,7 +159,7 @@ export async function importViaBinaryCache(
     const alreadyValid = paths.length - invalid.size;
     const unsigned = cached.filter((c) => c.ca === undefined && invalid.has(c.path)).map((c) => c.path);
     if (unsigned.length > 0 && options.signingKey === undefined) throw needsSignature(unsigned, undefined);
-    if (invalid.size > 0) await runCopy(dir, cached, options, deps, unsigned);
+    if (invalid.size > 0) await runCopy(store, dir, cached, options, deps, unsigned);
     const still = await store.invalidPaths([...invalid]);
     if (still.size > 0)
       throw new NixPlanError(
@@ -242,6 +247,7 @@ async function writeCache(
 
 /** Runs `nix copy` for the cache's top-level paths, `.drv` files with `--derivation`. */
 async function runCopy(
+  store: NixStore,
   dir: string,
   cached: readonly CachedPath[],
   options: BinaryCacheImportOptions,
@@ -249,38 +255,29 @@ async function runCopy(
   unsigned: readonly string[],
 ): Promise<void> {
   const { drvs, others } = copyTargets(cached);
-  const to = options.store === undefined ? [] : ['--to', options.store];
-  const base = [...NIX_COMMAND, 'copy', '--from', `file://${dir}`, ...to];
-  const calls = [
-    ...batchPaths(drvs).map((b) => [...base, '--derivation', ...b]),
-    ...batchPaths(others).map((b) => [...base, ...b]),
-  ];
+  const from = `file://${dir}`;
+  const what = 'nix copy from the temporary binary cache';
   deps.log.info(`adding ${cached.length} paths through a temporary binary cache (nix copy)`);
-  for (const args of calls) {
-    const result = await deps.runner.run('nix', args, { allowFailure: true });
-    if (result.code === 0) continue;
-    if (SIGNATURE_REFUSAL.test(result.stderr) && unsigned.length > 0)
+  try {
+    await copyPaths(store, from, drvs, { derivation: true, what });
+    await copyPaths(store, from, others, { what });
+  } catch (e) {
+    if (e instanceof NixCommandError && isSignatureRefusal(e) && unsigned.length > 0)
       throw needsSignature(unsigned, options.signingKey);
-    throw new NixPlanError(
-      'nix',
-      `nix copy from the temporary binary cache failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`,
-    );
+    throw e;
   }
 }
 
 /**
- * The `copyImport` route of `importPlan`: streams the bundle's export stream (after the manifest
- * frame) into `importViaBinaryCache`. The bundle must have been verified already (importPlan
- * verifies a private copy first). `signingKey` is the text of a Nix secret key file.
+ * The `copyImport` route of `importPlan`: hands the verified export stream to
+ * `importViaBinaryCache`. `signingKey` is the text of a Nix secret key file, or a parsed key.
  */
 export function binaryCacheCopyImport(
   settings: { signingKey?: string | SecretKey | undefined; workDir?: string | undefined } = {},
 ): CopyImport {
   const key =
     typeof settings.signingKey === 'string' ? parseSecretKey(settings.signingKey) : settings.signingKey;
-  return async (bundlePath, options, deps) => {
-    const { dataOffset } = await readBundleHead(bundlePath);
-    const stream = createReadStream(bundlePath, { start: dataOffset }).pipe(createZstdDecompress());
+  return async (stream, options, deps) => {
     await importViaBinaryCache(
       stream,
       {

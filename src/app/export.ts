@@ -4,12 +4,14 @@ import { constants as zc } from 'node:zlib';
 import { NixPlanError } from '../core/errors.js';
 import {
   OBJECT_KINDS,
+  tempPathNear,
+  writeBundle,
   type BundleManifest,
   type BundleRoot,
   type Include,
   type ManifestDraft,
   type ObjectKind,
-} from '../core/bundle/manifest.js';
+} from '../core/bundle/index.js';
 import { writeExport, type ExportEntry } from '../core/export-stream.js';
 import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { streamClosure } from '../nix/collect.js';
@@ -17,7 +19,6 @@ import { evaluate } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
 import { regularFileNar } from '../core/nar.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
-import { tempPathNear, writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable } from './files.js';
 import { relocatePlan } from './relocate.js';

@@ -5,12 +5,12 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
-import type { BundleManifest } from '../core/bundle/manifest.js';
-import { exportStream, openBundle } from '../core/bundle/reader.js';
-import { FLAKE_FEATURES } from '../nix/evaluate.js';
+import { exportStream, openBundle, type BundleManifest } from '../core/bundle/index.js';
+import { NixCommandError, isSignatureRefusal } from '../nix/errors.js';
+import { importExport, storeTrust, type StoreTrust } from '../nix/import.js';
 import { FileInput } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
-import { binaryCacheCopyImport } from './binary-cache.js';
+import { binaryCacheCopyImport, type CopyImport } from './binary-cache.js';
 import type { Deps } from './deps.js';
 import { verifyWithProgress } from './verify.js';
 
@@ -40,49 +40,13 @@ export interface ImportResult {
   readonly method: 'import' | 'copy' | 'none';
 }
 
-/** The untrusted route: what the binary-cache import needs (see binary-cache.ts). */
-export type CopyImport = (
-  bundlePath: string,
-  options: { store?: string | undefined; manifest: BundleManifest },
-  deps: Deps,
-) => Promise<void>;
+export type { CopyImport } from './binary-cache.js';
+export { storeTrust, type StoreTrust } from '../nix/import.js';
 
 /** Dependencies of importPlan: the usual ones and, optionally, the untrusted route. */
 export interface ImportDeps extends Deps {
   /** The untrusted route (default: `binaryCacheCopyImport()`, which cannot sign build outputs). */
   readonly copyImport?: CopyImport | undefined;
-}
-
-const SIGNATURE_REFUSAL = /lacks a (valid )?signature|lacks a signature by a trusted key/;
-
-/**
- * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
- * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
- * local store is ours. Undefined when it cannot be known (a daemon on old Nix): try and see.
- */
-export async function storeTrust(store: NixStore): Promise<boolean | undefined> {
-  const ping = (json: boolean): Promise<{ code: number; stdout: Buffer; stderr: string }> =>
-    store.runner.run(
-      'nix',
-      [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])],
-      {
-        allowFailure: true,
-      },
-    );
-  const json = await ping(true);
-  if (json.code === 0) {
-    try {
-      const info = JSON.parse(json.stdout.toString('utf8')) as { trusted?: unknown };
-      if (info.trusted === true || info.trusted === 1) return true;
-      if (info.trusted === false || info.trusted === 0) return false;
-    } catch {
-      // fall through to the text form
-    }
-  }
-  const text = await ping(false);
-  const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
-  if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/'))) return true;
-  return undefined;
 }
 
 /**
@@ -204,14 +168,14 @@ export async function importPlan(
     // "SQLite database is busy".
     const storeDir = await store.storeDir();
     // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-    const trust =
+    const trusts =
       options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
     await copyFile(bundlePath, copy).catch((e: unknown) => {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     });
     const source = await openBundle(copy);
-    // The copy route reads the bundle itself; every other one may import the verified stream.
-    const verified = options.method === 'copy' ? undefined : new VerifiedStreamFile(join(dir, 'export'));
+    // Whatever the route, what reaches the store is the stream verified here.
+    const verified = new VerifiedStreamFile(join(dir, 'export'));
     try {
       const paths: string[] = [];
       const validity = new ValidityQueries(store);
@@ -232,9 +196,9 @@ export async function importPlan(
           deps.progress,
         );
       } finally {
-        verified?.close();
+        verified.close();
       }
-      if (verified?.failure !== undefined)
+      if (verified.failure !== undefined)
         deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
       const { manifest } = report;
       const invalid = await validity.invalid();
@@ -245,32 +209,29 @@ export async function importPlan(
       }
       let method = options.method ?? 'auto';
       if (method === 'auto') {
-        const trusted = await (trust ?? settle(storeTrust(store))).then((r) => r());
-        method = trusted === false ? 'copy' : 'import';
-        if (trusted === undefined) deps.log.debug('store trust unknown: trying nix-store --import first');
+        const trust: StoreTrust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
+        method = trust === 'untrusted' ? 'copy' : 'import';
+        if (trust === 'unknown') deps.log.debug('store trust unknown: trying nix-store --import first');
       }
+      // The verified stream: the private file, or (when it could not be kept) decompressed again.
+      const stream = (): AsyncIterable<Uint8Array> =>
+        verified.complete ? new FileInput(verified.path) : exportStream(source);
       if (method === 'import') {
         deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
-        const result = await deps.runner.run('nix-store', [...store.storeArgs(), '--import'], {
-          input: verified?.complete === true ? new FileInput(verified.path) : exportStream(source),
-          allowFailure: true,
-        });
-        if (result.code !== 0) {
-          if (options.method !== 'import' && SIGNATURE_REFUSAL.test(result.stderr)) {
-            deps.log.info(
-              'the store wants signatures from this user: importing through a binary cache instead',
-            );
-            method = 'copy';
-          } else
-            throw new NixPlanError(
-              'nix',
-              `nix-store --import failed (exit code ${result.code}):\n${result.stderr.trim().slice(-4000)}`,
-            );
+        try {
+          await importExport(store, stream());
+        } catch (e) {
+          if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+            throw e;
+          deps.log.info(
+            'the store wants signatures from this user: importing through a binary cache instead',
+          );
+          method = 'copy';
         }
       }
       if (method === 'copy') {
-        const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-        await copyImport(copy, { store: options.store, manifest }, deps);
+        const copyImport: CopyImport = deps.copyImport ?? binaryCacheCopyImport();
+        await copyImport(stream(), { store: options.store, manifest }, deps);
       }
       const still = await invalidAmong(store, paths);
       if (still.size > 0)

@@ -1,7 +1,11 @@
 // inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
 // without decompressing the stream or touching any store.
-import type { BundleManifest, ObjectKind } from '../core/bundle/manifest.js';
-import { openBundle, readBundleHead as readHead } from '../core/bundle/reader.js';
+import {
+  openBundle,
+  readBundleHead as readHead,
+  type BundleManifest,
+  type ObjectKind,
+} from '../core/bundle/index.js';
 import { nameOf } from '../core/store-path.js';
 
 /** A root as a person reads it. */

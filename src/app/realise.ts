@@ -3,7 +3,7 @@
 import { readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
-import type { BundleManifest, BundleRoot } from '../core/bundle/manifest.js';
+import type { BundleManifest, BundleRoot } from '../core/bundle/index.js';
 import { drvName } from '../core/derivation.js';
 import { nameOf, outputPathName } from '../core/store-path.js';
 import { NixStore } from '../nix/store.js';

@@ -10,10 +10,15 @@ import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
   OBJECT_KINDS,
+  exportStream,
+  openBundle,
+  readBundleHead,
+  writeBundle,
   type BundleManifest,
+  type BundleSource,
   type ManifestDraft,
   type ObjectKind,
-} from '../core/bundle/manifest.js';
+} from '../core/bundle/index.js';
 import { parseDerivation } from '../core/derivation.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
 import { regularFileNar, regularFileNarSize } from '../core/nar.js';
@@ -28,8 +33,6 @@ import {
 import { assertStoreDir } from '../core/store-path.js';
 import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { outputsOf } from '../nix/collect.js';
-import { exportStream, openBundle, readBundleHead, type BundleSource } from '../core/bundle/reader.js';
-import { writeBundle } from '../core/bundle/writer.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable } from './files.js';
 import { verifyWithProgress } from './verify.js';

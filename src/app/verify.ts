@@ -1,5 +1,5 @@
 // verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/reader.ts), without touching a store, with progress.
+// bundle verifier in core/bundle/), without touching a store, with progress.
 import {
   openBundle,
   readBundleHead,
@@ -7,7 +7,7 @@ import {
   type BundleSource,
   type VerifyOptions as CoreVerifyOptions,
   type VerifyReport as CoreVerifyReport,
-} from '../core/bundle/reader.js';
+} from '../core/bundle/index.js';
 import { progressOf, type Progress } from './deps.js';
 
 /** What to require of a bundle beyond its own consistency. */

@@ -4,6 +4,7 @@ import { closeSync, createReadStream, openSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { NixPlanError } from '../core/errors.js';
+import { NixCommandError } from './errors.js';
 
 /** Where and how to run Nix: an optional bin dir put first in PATH, and extra environment. */
 export interface NixEnvironment {
@@ -122,12 +123,7 @@ export class ProcessRunner implements CommandRunner {
     }
     const code = await exited;
     const result = { code, stdout: Buffer.concat(out), stderr: err };
-    if (code !== 0 && options.allowFailure !== true) {
-      throw new NixPlanError(
-        'nix',
-        `${cmd} ${args.slice(0, 3).join(' ')}… failed with exit code ${code}:\n${err.trim().slice(-4000)}`,
-      );
-    }
+    if (options.allowFailure !== true) NixCommandError.check(cmd, args, result);
     return result;
   }
 }

@@ -4,7 +4,7 @@
 // compressed into a temporary file next to the destination (hashing both sides on the way), then
 // the manifest frame and the data are copied into a second temporary file that is renamed into
 // place: a reader never sees a half-written bundle, and memory does not grow with the closure.
-// (This module and reader.ts touch files: the bundle's atomic replace needs them. Everything they
+// (This module and source.ts touch files: the bundle's atomic replace needs them. Everything they
 // decide is in the pure manifest.ts and frame.ts.)
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';

@@ -1,0 +1,9 @@
+// The plan bundle: its manifest, its framing, writing one, and reading and verifying one.
+// Outside the bundle folder, import from here.
+export * from './manifest.js';
+export * from './frame.js';
+export * from './writer.js';
+export * from './source.js';
+export * from './decode.js';
+export * from './policy.js';
+export { verifyBundle, type VerifyOptions, type VerifyReport } from './reader.js';

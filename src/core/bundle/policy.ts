@@ -1,0 +1,289 @@
+// What a bundle must satisfy to be accepted, as pure functions over its manifest and entries: the
+// limits, the realm, the signatures, each entry's kind, the .drv files against the manifest, the
+// closure's order and completeness, and the totals. The streaming verifier (reader.ts) applies
+// them in one pass; nothing here reads a file or a store (store validity is a function passed in).
+import { LimitError, NixPlanError } from '../errors.js';
+import { identifyContentAddress } from '../content-address.js';
+import { compareBytes, derivationReferences, parseDerivation, type DerivationHead } from '../derivation.js';
+import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
+import { parsePublicKey, type PublicKey } from '../signing.js';
+import { DEFAULT_MAX_WINDOW_LOG } from './frame.js';
+import {
+  DEFAULT_MAX_MANIFEST_SIZE,
+  OBJECT_KINDS,
+  verifyManifestSignatures,
+  type BundleManifest,
+  type ObjectKind,
+} from './manifest.js';
+
+/** Bounds that keep a hostile bundle from exhausting memory, disk or time. */
+export interface ReaderLimits {
+  maxManifestSize: number;
+  /** Largest uncompressed export stream accepted. */
+  maxStreamSize: number;
+  /** Largest uncompressed/compressed ratio accepted (a zip bomb has a huge one). */
+  maxRatio: number;
+  /** Largest zstd window (log2); 27 is stock zstd's default limit. */
+  maxWindowLog: number;
+  /** Limits of the export stream reader (paths, references, NAR structure, kept file size). */
+  export: Partial<ExportLimits>;
+}
+
+/** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
+export const DEFAULT_READER_LIMITS: Readonly<ReaderLimits> = Object.freeze({
+  maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
+  maxStreamSize: 2 ** 40,
+  maxRatio: 1000,
+  maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
+  export: {},
+});
+
+function bad(message: string): NixPlanError {
+  return new NixPlanError('bundle', message);
+}
+
+/** Refuses, before decompressing, a stream whose recorded size breaks the limits. */
+export function checkSizeLimits(manifest: BundleManifest, limits: ReaderLimits): void {
+  const { size, compressedSize } = manifest.stream;
+  if (size > limits.maxStreamSize)
+    throw new LimitError(
+      `the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes`,
+    );
+  if (size > compressedSize * limits.maxRatio)
+    throw new LimitError(
+      `the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`,
+    );
+}
+
+/** The export reader's limits for a bundle: the given ones, no looser than what its manifest records. */
+export function exportLimitsFor(manifest: BundleManifest, limits: ReaderLimits): Partial<ExportLimits> {
+  return {
+    ...limits.export,
+    maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
+    maxTotalBytes: Math.min(
+      limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes,
+      manifest.stream.size,
+    ),
+  };
+}
+
+/** Refuses a bundle made for another store dir than `storeDir` (when one is required). */
+export function checkRealm(manifest: BundleManifest, storeDir: string | undefined, name: string): void {
+  if (storeDir !== undefined && storeDir !== manifest.storeDir)
+    throw new NixPlanError(
+      'realm',
+      `'${name}' is a plan for the store dir ${manifest.storeDir}, but this store's dir is ${storeDir}; relocate it first (nix-plan relocate --to ${storeDir})`,
+    );
+}
+
+/**
+ * The names of the trusted keys whose signatures verify on the manifest: none asked for when no
+ * key is given and none is required; otherwise at least one must verify ('signature' error).
+ */
+export function checkSignatures(
+  manifest: BundleManifest,
+  trustedKeys: readonly (string | PublicKey)[] | undefined,
+  requireSignature: boolean | undefined,
+): string[] {
+  const keys = (trustedKeys ?? []).map((k) => (typeof k === 'string' ? parsePublicKey(k) : k));
+  if (requireSignature === true && keys.length === 0)
+    throw new NixPlanError('usage', 'a signature is required, but no trusted public keys were given');
+  return keys.length > 0 || requireSignature === true ? verifyManifestSignatures(manifest, keys) : [];
+}
+
+/** What the verifier knows of an entry when it hands it on. */
+export interface VerifiedEntry extends ExportedPath {
+  readonly kind: ObjectKind;
+  /** The narinfo `CA:` value for content-addressed entries. */
+  readonly ca: string | undefined;
+}
+
+/**
+ * The checks of a bundle's .drv files against their entries and the manifest: each .drv's
+ * references are its inputs (`check`, as each is parsed), and the manifest's systems and its
+ * roots' outputs are the ones the .drv files give (`finish`, once all are checked). Errors are
+ * 'bundle' NixPlanErrors, whoever parses the .drv files.
+ */
+export class DerivationChecks {
+  private readonly systems = new Set<string>();
+  /** The system of the last .drv checked: nearly all are the same, and need no string made. */
+  private lastSystem: Uint8Array | undefined;
+  private readonly rootOutputs = new Map<string, Map<string, string>>();
+  private readonly rootDrvs: Set<string>;
+  private anyChecked = false;
+
+  constructor(private readonly manifest: BundleManifest) {
+    this.rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
+  }
+
+  /** Checks a parsed .drv against its entry (the same .drv may be passed again). */
+  check(path: string, references: readonly string[], drv: DerivationHead): void {
+    const inputs = derivationReferences(drv);
+    if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
+      throw bad(`the references of '${path}' differ from the inputs its contents name`);
+    const { system } = drv;
+    if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
+      this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
+      this.lastSystem = system.slice(); // a view would pin the bytes around it
+    }
+    if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
+      this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
+    this.anyChecked = true;
+  }
+
+  /** The checks of the manifest against all the .drv files, once each was checked. */
+  finish(): void {
+    // A root's outputs must be the ones its .drv names (when the .drv is in the bundle).
+    for (const root of this.manifest.roots) {
+      const outputs = this.rootOutputs.get(root.drvPath);
+      if (outputs !== undefined)
+        for (const [name, path] of Object.entries(root.outputs))
+          if (outputs.get(name) !== path)
+            throw bad(
+              `the manifest gives output '${name}' of root '${root.drvPath}' as '${path}', but the .drv says '${outputs.get(name) ?? 'no such output'}'`,
+            );
+    }
+    const drvSystems = [...this.systems].sort();
+    const { systems } = this.manifest;
+    if (this.anyChecked && drvSystems.join(' ') !== systems.join(' '))
+      throw bad(
+        `the manifest lists the systems [${systems.join(', ')}], but the bundle's .drv files are for [${drvSystems.join(', ')}]`,
+      );
+  }
+}
+
+/**
+ * The kind of an entry, refusing a .drv that is not text-addressed (or, given `derivations` to
+ * check it with, whose parse fails or whose references are not its inputs), and outputs in a
+ * plan-only bundle.
+ */
+export function classifyEntry(
+  entry: ExportedPath,
+  manifest: BundleManifest,
+  limits: Partial<ExportLimits>,
+  derivations: DerivationChecks | undefined,
+): VerifiedEntry {
+  const ca = identifyContentAddress(
+    {
+      path: entry.path,
+      references: entry.references,
+      narHash: () => entry.nar.narHash, // not asked for a .drv or text: its NAR is never hashed
+      file: entry.nar.file,
+      fileSha256: entry.nar.fileHash,
+    },
+    manifest.storeDir,
+  );
+  if (entry.path.endsWith('.drv')) {
+    if (entry.nar.file === undefined && entry.nar.fileHash !== undefined)
+      throw new LimitError(
+        `'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`,
+      );
+    if (ca?.kind !== 'drv')
+      throw bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
+    if (derivations !== undefined)
+      derivations.check(
+        entry.path,
+        entry.references,
+        parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)),
+      );
+    return { ...entry, kind: 'drv', ca: ca.ca };
+  }
+  const kind: ObjectKind = ca?.kind ?? 'output';
+  if (kind === 'output' && manifest.include === 'drvs')
+    throw bad(
+      `'${entry.path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`,
+    );
+  return { ...entry, kind, ca: ca?.ca };
+}
+
+/**
+ * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
+ * path valid in the target store (`isValidInStore`, asked once per path); a reference met later
+ * in the stream is out of dependency order, and one never met is missing ('closure' errors).
+ */
+export class ClosureCheck {
+  private readonly seen = new Set<string>();
+  private readonly inStore = new Map<string, boolean>();
+  /** Reference not yet seen → the first path that needs it. */
+  private readonly pending = new Map<string, string>();
+
+  constructor(private readonly isValidInStore: (path: string) => boolean | Promise<boolean>) {}
+
+  /** Refuses an entry an earlier one needed but did not find (call before `add`). */
+  arrive(path: string): void {
+    const needer = this.pending.get(path);
+    if (needer !== undefined)
+      throw new NixPlanError(
+        'closure',
+        `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`,
+      );
+  }
+
+  /** Records an entry and its references, asking the store about those not seen yet. */
+  async add(path: string, references: readonly string[]): Promise<void> {
+    for (const r of references) {
+      if (r === path || this.seen.has(r) || this.pending.has(r)) continue;
+      let valid = this.inStore.get(r);
+      if (valid === undefined) {
+        valid = await this.isValidInStore(r);
+        this.inStore.set(r, valid);
+      }
+      if (!valid) this.pending.set(r, path);
+    }
+    this.seen.add(path);
+  }
+
+  /** Whether `path` was an entry. */
+  has(path: string): boolean {
+    return this.seen.has(path);
+  }
+
+  /** How many entries were added. */
+  get paths(): number {
+    return this.seen.size;
+  }
+
+  /** How many references were found valid in the store instead of in the bundle. */
+  get storeReferences(): number {
+    let n = 0;
+    for (const v of this.inStore.values()) if (v) n++;
+    return n;
+  }
+
+  /** Refuses a reference that was neither an entry nor valid in the store (call at the end). */
+  finish(): void {
+    for (const [missing, needer] of this.pending)
+      throw new NixPlanError(
+        'closure',
+        `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`,
+      );
+  }
+}
+
+/** Counts and NAR bytes per object kind, all zero. */
+export function emptyCounts(): Record<ObjectKind, number> {
+  return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
+}
+
+/** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */
+export function checkTotals(
+  manifest: BundleManifest,
+  found: {
+    counts: Record<ObjectKind, number>;
+    narBytes: Record<ObjectKind, number>;
+    has(path: string): boolean;
+  },
+  name: string,
+): void {
+  const { counts, narBytes } = found;
+  for (const k of OBJECT_KINDS)
+    if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
+      throw bad(
+        `'${name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`,
+      );
+  for (const root of manifest.roots) {
+    const wanted =
+      manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
+    for (const p of wanted) if (!found.has(p)) throw bad(`root '${p}' is not in the bundle '${name}'`);
+  }
+}
