@@ -33,7 +33,7 @@ import {
   type Derivation,
 } from '../../src/core/derivation.js';
 import { sha256, toHex } from '../../src/core/hash.js';
-import { DEFAULT_NAR_LIMITS, readNar, regularFileNar, tryReadFileNar } from '../../src/core/nar.js';
+import { DEFAULT_NAR_LIMITS, readNar, regularFileNar, type NarLimits } from '../../src/core/nar.js';
 import type { SecretKey } from '../../src/core/signing.js';
 import { hashPartOf, makeSourcePath, makeTextPath } from '../../src/core/store-path.js';
 import { ByteReader, concatBytes, wireString } from '../../src/core/wire.js';
@@ -121,6 +121,15 @@ export async function loadPlan(bytes: Uint8Array): Promise<Plan> {
   };
 }
 
+/** NAR limits no forged NAR reaches. */
+const LENIENT: NarLimits = {
+  maxFileSize: 2 ** 40,
+  maxEntries: 2 ** 30,
+  maxDepth: 2 ** 20,
+  maxNameLength: 2 ** 20,
+  maxTargetLength: 2 ** 20,
+};
+
 /** Options of `forgeBundle`. */
 export interface ForgeOptions {
   /** Sign the manifest with these keys (none: unsigned). */
@@ -134,32 +143,29 @@ export interface ForgeOptions {
  * them, digests of the stream as written, a valid checksum, signed by `keys`. Self-consistent:
  * only what the forger changed in the plan is wrong, and only where a check looks deeper.
  */
-export function forgeBundle(plan: Plan, options: ForgeOptions = {}): Promise<Uint8Array> {
+export async function forgeBundle(plan: Plan, options: ForgeOptions = {}): Promise<Uint8Array> {
   const raw = encodeExport(plan.entries);
-  const draft = draftOf(plan);
-  return Promise.resolve(
-    bundleOf(draft, raw, {
-      keys: options.keys ?? [],
-      compressed: zstdCompressSync(raw, { params: TEST_ZSTD_PARAMS }),
-      ...(options.manifest !== undefined && { manifest: options.manifest }),
-    }).bytes,
-  );
+  const draft = await draftOf(plan);
+  return bundleOf(draft, raw, {
+    keys: options.keys ?? [],
+    compressed: zstdCompressSync(raw, { params: TEST_ZSTD_PARAMS }),
+    ...(options.manifest !== undefined && { manifest: options.manifest }),
+  }).bytes;
 }
 
 /**
  * The manifest fields of a plan, counted as the verifier counts them (each entry's kind from its
  * content address), without reading its NARs the way the verifier does: they may be ones it refuses.
  */
-export function draftOf(plan: Plan): ManifestDraft {
+export async function draftOf(plan: Plan): Promise<ManifestDraft> {
   const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
   const narBytes = { ...counts };
   for (const e of plan.entries) {
-    const reader = ByteReader.from([e.nar], 'NAR');
     let file: { executable: boolean; contents: Uint8Array } | undefined;
     try {
-      file = tryReadFileNar(reader, DEFAULT_NAR_LIMITS, e.nar.length)?.file;
+      file = (await readNar(ByteReader.from([e.nar], 'NAR'), LENIENT, e.nar.length)).file;
     } catch {
-      file = undefined;
+      file = undefined; // a NAR the verifier refuses: its kind does not matter
     }
     const ca = identifyContentAddress(
       { path: e.path, references: e.references, narHash: sha256(e.nar), file },
@@ -246,6 +252,23 @@ function rename(bytes: Uint8Array, renames: ReadonlyMap<string, string>): Uint8A
   return new Uint8Array(Buffer.from(text, 'latin1'));
 }
 
+/** A derivation with `renames` applied to every path and string in it, its lists sorted again. */
+function renameDerivation(drv: Derivation, renames: ReadonlyMap<string, string>): Derivation {
+  if (renames.size === 0) return drv;
+  const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+  return {
+    ...drv,
+    outputs: drv.outputs.map((o) => ({ ...o, path: renameString(o.path, renames) })),
+    inputDrvs: drv.inputDrvs
+      .map((i) => ({ ...i, path: renameString(i.path, renames) }))
+      .sort((a, b) => byString(a.path, b.path)),
+    inputSrcs: drv.inputSrcs.map((p) => renameString(p, renames)).sort(byString),
+    builder: rename(drv.builder, renames),
+    args: drv.args.map((a) => rename(a, renames)),
+    env: drv.env.map((e) => ({ key: e.key, value: rename(e.value, renames) })),
+  };
+}
+
 /** `rename` of a string. */
 function renameString(s: string, renames: ReadonlyMap<string, string>): string {
   let out = s;
@@ -284,8 +307,8 @@ export async function editDerivation(
     const original = await fileOfNar(e.nar);
     const isTarget = e.path === drvPath;
     const affected = isTarget || renames.size > 0;
-    let bytes = rename(original, renames);
-    let drv = parseDerivation(bytes);
+    let drv = renameDerivation(parseDerivation(original), renames);
+    let bytes = serialiseDerivation(drv);
     if (isTarget) {
       edit(drv);
       touched = true;

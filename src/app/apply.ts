@@ -31,6 +31,8 @@ export interface ApplyOptions {
 export interface RealisedOutputs {
   /** drv path → output name → output path. */
   readonly outPaths: Record<string, Record<string, string>>;
+  /** What importing found: build outputs accepted without proof (`--no-check-sigs`). */
+  readonly import?: { readonly unproven: number } | undefined;
 }
 
 /** Dependencies of applyPlan: the usual ones and a function that realises a bundle. */
@@ -113,7 +115,15 @@ export async function applyPlan(
   } else {
     if (bundlePath === undefined)
       throw new NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-    systemPath = systemOutput(await deps.realise(bundlePath));
+    const realised = await deps.realise(bundlePath);
+    // Never activate a system some of whose paths nothing proved.
+    const unproven = realised.import?.unproven ?? 0;
+    if (unproven > 0)
+      throw new NixPlanError(
+        'signature',
+        `the plan holds ${unproven} build output${unproven === 1 ? '' : 's'} no trusted key signed: apply activates only a proven system (give --trusted-key)`,
+      );
+    systemPath = systemOutput(realised);
   }
   const script = await switchScript(systemPath);
   if (options.rollback !== true && setsProfile) {

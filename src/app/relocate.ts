@@ -75,6 +75,8 @@ export interface RelocateOptions {
   readonly signingKey?: string | undefined;
   /** Public keys; when given, the input bundle must be signed by one. */
   readonly trustedKeys?: readonly string[] | undefined;
+  /** Accept paths no trusted signature proves (`--no-check-sigs`). */
+  readonly noCheckSigs?: boolean | undefined;
   /** zstd level 1–19 (default RELOCATE_LEVEL without long-distance matching). */
   readonly level?: number | undefined;
   /** Source NAR bytes to hold in memory at most (default KEEP_SOURCE_NARS_UP_TO); beyond, a second pass. */
@@ -262,6 +264,7 @@ export async function relocatePlan(
         bundle,
         {
           trustedKeys: options.trustedKeys,
+          noCheckSigs: options.noCheckSigs,
           // Relocation parses every .drv whole, and refuses a malformed one, before the new
           // bundle is moved into place: it passes each to the verifier's checks (below), as
           // parsing them here as well would be done twice.

@@ -5,6 +5,7 @@ import type { Deps } from '../app/deps.js';
 import type { UseCases } from './use-cases.js';
 import {
   flag,
+  byteSize,
   integer,
   list,
   oneOf,
@@ -74,6 +75,16 @@ const CACHE_KEY = {
   type: 'string',
   value: 'FILE',
   help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
+} as const;
+/** `--no-check-sigs` (the name `nix copy` uses): the explicit opt-out of proof before trust. */
+export const NO_CHECK_SIGS = {
+  type: 'boolean',
+  help: 'accept build outputs no trusted key signed (warned, and reported as NOT CHECKED)',
+} as const;
+const MAX_SIZE = {
+  type: 'string',
+  value: 'BYTES',
+  help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
 } as const;
 const METHOD = {
   type: 'string',
@@ -192,6 +203,7 @@ export const COMMANDS: readonly Command[] = [
       'With --trusted-key the manifest must carry a valid signature by one of the keys.',
     options: {
       'trusted-key': TRUSTED_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
       'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
     },
     examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
@@ -199,7 +211,11 @@ export const COMMANDS: readonly Command[] = [
       noRest(args, 'verify');
       const report = await ctx.useCases.verifyPlan(
         onePositional(args, 'BUNDLE'),
-        { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') },
+        {
+          trustedKeys: await readKeys(list(args, 'trusted-key')),
+          storeDir: str(args, 'store-dir'),
+          noCheckSigs: flag(args, 'no-check-sigs'),
+        },
         ctx.deps,
       );
       print(ctx, args, report, () => formatVerify(report));
@@ -213,7 +229,14 @@ export const COMMANDS: readonly Command[] = [
       'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
       'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
       'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-    options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
+    options: {
+      store: STORE,
+      'trusted-key': TRUSTED_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
+      method: METHOD,
+      'sign-key': CACHE_KEY,
+      'max-size': MAX_SIZE,
+    },
     examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
     async run(args, ctx) {
       noRest(args, 'import');
@@ -222,7 +245,9 @@ export const COMMANDS: readonly Command[] = [
         {
           store: str(args, 'store'),
           trustedKeys: await readKeys(list(args, 'trusted-key')),
+          noCheckSigs: flag(args, 'no-check-sigs'),
           method: oneOf(str(args, 'method'), 'method', METHODS),
+          maxSize: byteSize(str(args, 'max-size'), 'max-size'),
         },
         await importDeps(args, ctx),
       );
@@ -249,8 +274,10 @@ export const COMMANDS: readonly Command[] = [
       store: STORE,
       roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
       'trusted-key': TRUSTED_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'max-size': MAX_SIZE,
     },
     examples: [
       'nix-plan realise hello.nixplan --out-link result',
@@ -264,7 +291,9 @@ export const COMMANDS: readonly Command[] = [
           outLink: str(args, 'out-link'),
           roots: list(args, 'roots', true),
           trustedKeys: await readKeys(list(args, 'trusted-key')),
+          noCheckSigs: flag(args, 'no-check-sigs'),
           method: oneOf(str(args, 'method'), 'method', METHODS),
+          maxSize: byteSize(str(args, 'max-size'), 'max-size'),
           nixArgs: [...args.rest],
         },
         await importDeps(args, ctx),
@@ -294,6 +323,7 @@ export const COMMANDS: readonly Command[] = [
         help: 'sign the new manifest with this secret key file',
       },
       'trusted-key': TRUSTED_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
       level: {
         type: 'string',
         value: 'N',
@@ -313,6 +343,7 @@ export const COMMANDS: readonly Command[] = [
           output: required(args, 'output', 'OUT (where to write the bundle)'),
           signingKeys: signingKeys.map((k) => k.trim()),
           trustedKeys: await readKeys(list(args, 'trusted-key')),
+          noCheckSigs: flag(args, 'no-check-sigs'),
           level: integer(str(args, 'level'), 'level', 1, 19),
         },
         ctx.deps,
@@ -368,6 +399,7 @@ export const COMMANDS: readonly Command[] = [
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'max-size': MAX_SIZE,
     },
     examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
     async run(args, ctx) {
@@ -375,10 +407,12 @@ export const COMMANDS: readonly Command[] = [
       const rollback = flag(args, 'rollback');
       const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
       const store = str(args, 'store');
+      // No --no-check-sigs: apply never activates a system whose paths nothing proves.
       const realiseOptions = {
         store,
         trustedKeys: await readKeys(list(args, 'trusted-key')),
         method: oneOf(str(args, 'method'), 'method', METHODS),
+        maxSize: byteSize(str(args, 'max-size'), 'max-size'),
       };
       const deps = await importDeps(args, ctx);
       const result = await ctx.useCases.applyPlan(

@@ -1,5 +1,5 @@
 // The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
-import { NixPlanError, type ErrorCode } from '../core/errors.js';
+import { InterruptedError, NixPlanError, STOP_SIGNAL_NUMBERS, type ErrorCode } from '../core/errors.js';
 
 /** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
 export const ExitCode = {
@@ -25,8 +25,12 @@ export const ExitCode = {
   nix: 9,
   /** An artifact could not be uploaded or downloaded. */
   transport: 10,
-  /** Interrupted (SIGINT). */
+  /** Interrupted by SIGHUP (after cleaning up and rolling back what it had added). */
+  hangup: 129,
+  /** Interrupted by SIGINT (Ctrl-C), after cleaning up and rolling back. */
   interrupted: 130,
+  /** Terminated by SIGTERM, after cleaning up and rolling back. */
+  terminated: 143,
 } as const;
 
 /** One of the exit codes above. */
@@ -43,11 +47,13 @@ const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   limit: ExitCode.limit,
   nix: ExitCode.nix,
   transport: ExitCode.transport,
+  interrupted: ExitCode.interrupted,
   internal: ExitCode.internal,
 };
 
-/** The exit code for anything thrown: its NixPlanError code, else internal. */
+/** The exit code for anything thrown: its NixPlanError code, else internal; 128 + n for signal n. */
 export function exitCodeFor(error: unknown): ExitCodeValue {
+  if (error instanceof InterruptedError) return (128 + STOP_SIGNAL_NUMBERS[error.signal]) as ExitCodeValue;
   if (error instanceof NixPlanError) return BY_ERROR[error.code] ?? ExitCode.internal;
   return ExitCode.internal;
 }

@@ -1,8 +1,9 @@
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
 import * as zlib from 'node:zlib';
-import { stringifyError, NixPlanError } from '../core/errors.js';
-import { ProcessRunner, type CommandRunner } from '../nix/runner.js';
+import { interruption, stringifyError, NixPlanError } from '../core/errors.js';
+import { AbortableRunner, ProcessRunner, type CommandRunner } from '../nix/runner.js';
+import { abortOnStopSignals, type SignalSource } from './signals.js';
 import { COMMANDS, commandHelp, type CommandContext, type UseCases } from './commands.js';
 import { defaultUseCases } from './use-cases.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
@@ -14,6 +15,11 @@ export interface CliOptions {
   readonly io?: CliIo;
   readonly runner?: CommandRunner;
   readonly useCases?: Partial<UseCases>;
+  /**
+   * Where stop signals come from (default: the process, when `io` is the process's own). On the
+   * first, the command is aborted: it stops its children, undoes an import and cleans up.
+   */
+  readonly signals?: SignalSource | undefined;
 }
 
 /** Top-level help: the commands and where to read more. */
@@ -48,7 +54,9 @@ export function exitCodesHelp(): string {
     [ExitCode.limit, 'a size or count limit was exceeded'],
     [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
     [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
-    [ExitCode.interrupted, 'interrupted'],
+    [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
+    [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
+    [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
   ];
   return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
 }
@@ -92,29 +100,40 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
     quiet: rest.includes('-q') || rest.includes('--quiet'),
     verbose: rest.includes('-v') || rest.includes('--verbose'),
   };
+  const controller = new AbortController();
+  const log = terminalLogger(io, verbosity);
+  const signals = options.signals ?? (options.io === undefined ? process : undefined);
+  const stopListening =
+    signals === undefined
+      ? () => undefined
+      : abortOnStopSignals(controller, signals, (s) => log.warn(`${s}: still cleaning up, please wait`));
   const ctx: CommandContext = {
     io,
     useCases: { ...defaultUseCases, ...options.useCases },
     deps: {
-      runner: options.runner ?? new ProcessRunner(),
-      log: terminalLogger(io, verbosity),
+      runner: new AbortableRunner(options.runner ?? new ProcessRunner(), controller.signal),
+      log,
       progress: terminalProgress(io, verbosity),
       nixLog: verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk),
+      signal: controller.signal,
     },
   };
   try {
     await command.run(command.parse(rest), ctx);
     return ExitCode.ok;
   } catch (error) {
-    const code = exitCodeFor(error);
+    // Stopped by a signal, whatever error the stopping caused: exit as the signal says.
+    const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
     io.stderr.write(`nix-plan ${command.name}: error: ${stringifyError(error)}\n`);
     if (code === ExitCode.usage) io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
-    if (!(error instanceof NixPlanError)) {
+    if (!(error instanceof NixPlanError) && !controller.signal.aborted) {
       io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
       if (verbosity.verbose && error instanceof Error && error.stack !== undefined)
         io.stderr.write(`${error.stack}\n`);
     }
     return code;
+  } finally {
+    stopListening();
   }
 }
 

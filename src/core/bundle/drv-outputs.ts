@@ -123,6 +123,11 @@ export class DerivationOutputChecks {
     return Array.isArray(d) ? d[0] : d;
   }
 
+  /** Every output path the plan's derivations declare (with `indexOutputs`; deferred ones have none). */
+  declaredPaths(): string[] {
+    return [...this.declared.keys()];
+  }
+
   /**
    * Every derivation of the plan that declares `path` as an output (with `indexOutputs`): two
    * fetchers of one file declare one path, and so do two derivations whose modulo hashes agree.
