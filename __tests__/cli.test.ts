@@ -223,7 +223,9 @@ describe('arguments reach the use cases', () => {
           outLink: 'res',
           roots: ['0', 'hello', '/s/x.drv'],
           trustedKeys: ['c:CCCC', 'a:AAAA', 'b:BBBB='],
+          noCheckSigs: false,
           method: undefined,
+          maxSize: undefined,
           nixArgs: ['--max-jobs', '2'],
         },
       ]);
@@ -289,7 +291,11 @@ describe('arguments reach the use cases', () => {
           { profile: '/p', action: 'boot', rollback: false, store: undefined },
           'function',
         ],
-        ['realisePlan', 'sys.nixplan', { store: undefined, trustedKeys: [], method: 'copy' }],
+        [
+          'realisePlan',
+          'sys.nixplan',
+          { store: undefined, trustedKeys: [], method: 'copy', maxSize: undefined },
+        ],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
     } finally {

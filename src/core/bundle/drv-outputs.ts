@@ -114,7 +114,7 @@ export class DerivationOutputChecks {
   check(drvPath: string, drv: Derivation, bytes: Uint8Array): void | Promise<void> {
     const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
     if (missing.length === 0) return this.checkNow(drvPath, drv, bytes);
-    return this.readFromStore(missing).then(() => this.checkNow(drvPath, drv, bytes));
+    return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
   }
 
   /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
@@ -138,16 +138,17 @@ export class DerivationOutputChecks {
   }
 
   /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
-  private async readFromStore(paths: readonly string[]): Promise<void> {
+  private async readFromStore(paths: readonly string[], needer: string): Promise<void> {
     const read = this.options.readStore;
-    const todo = [...paths];
-    for (let p = todo.pop(); p !== undefined; p = todo.pop()) {
+    const todo = paths.map((p) => [p, needer] as const);
+    for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+      const [p, by] = next;
       if (this.hasher.has(p) || this.fromStore.has(p)) continue;
       const bytes = read === undefined ? undefined : await read(p);
       if (bytes === undefined)
         throw new NixPlanError(
           'closure',
-          `input derivation '${p}' is neither in the plan before its dependents nor in the store`,
+          `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`,
         );
       this.storeBytes += bytes.length;
       if (
@@ -166,7 +167,7 @@ export class DerivationOutputChecks {
       }
       this.fromStore.set(p, drv);
       for (const i of drv.inputDrvs)
-        if (!this.hasher.has(i.path) && !this.fromStore.has(i.path)) todo.push(i.path);
+        if (!this.hasher.has(i.path) && !this.fromStore.has(i.path)) todo.push([i.path, p]);
     }
   }
 
