@@ -94,6 +94,12 @@ describe('the actions end to end', () => {
       TMPDIR: job,
       ...store.env,
       ...server.jobEnv(run),
+      // What the runner says about the run (the plan records it as provenance).
+      GITHUB_ACTIONS: 'true',
+      GITHUB_SHA: 'e'.repeat(40),
+      GITHUB_REF: 'refs/heads/main',
+      GITHUB_WORKFLOW_REF: `${server.repository}/.github/workflows/plan.yml@refs/heads/main`,
+      GITHUB_RUN_ATTEMPT: '1',
       GITHUB_WORKSPACE: join(job, 'workspace'),
       RUNNER_TEMP: join(job, 'temp'),
     };
@@ -196,6 +202,12 @@ describe('the actions end to end', () => {
         expect(plan.summary).toContain('## nix-plan: `plan.nixplan`');
         expect(plan.summary).toContain('### How to realise this plan');
         expect(plan.summary).toContain(out['digest']);
+        // Where the plan came from, signed with it, and shown to whoever approves the next job.
+        expect(plan.summary).toContain(`| repository | \`${server.repository}\` |`);
+        expect(plan.summary).toContain(
+          `| run | [run ${run.runId}, attempt 1](https://github.com/${server.repository}/actions/runs/${run.runId}/attempts/1) |`,
+        );
+        expect(plan.summary).toContain('| trust | signed in this job by `e2e-ci-1` |');
         // The secret is only ever printed as the mask command that hides it.
         const secretLines = plan.stdout
           .split('\n')
@@ -224,6 +236,7 @@ describe('the actions end to end', () => {
           expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`^(${ROOT_NAMES.join('|')})`));
         }
         expect(realise.summary).toContain('(shard 1/2)');
+        expect(realise.summary).toContain('Plan **verified**: signed by trusted key `e2e-ci-1`.');
         // Nix's build log reaches the job log, inside a window where workflow commands are off.
         const printed = realise.stdout.indexOf('::warning::printed by a build');
         const stop = /^::stop-commands::([0-9a-f-]{36})$/m.exec(realise.stdout);
@@ -246,6 +259,9 @@ describe('the actions end to end', () => {
         const betaDrvs = JSON.parse(promote.outputs['drv-paths'] ?? '') as string[];
         expect(betaDrvs.every((p) => p.startsWith(`${betaRealm}/`))).toBe(true);
         expect(promote.summary).toContain(`### Relocation \`${realm}\` → \`${betaRealm}\``);
+        // The promoted plan says, under the beta key, what it came from and who had signed that.
+        expect(promote.summary).toContain(`| promotion 1 | from \`${realm}\` at `);
+        expect(promote.summary).toMatch(/, input verified by `e2e-ci-1` \(`sha256:[0-9a-f]{64}`\) \|/);
 
         // A later run realises the promoted plan in the new realm, fetching it across runs.
         const later = server.newRun();
@@ -343,7 +359,13 @@ describe('the actions end to end', () => {
       expect(server.artifacts(run)).toEqual([]); // nothing went to the artifact service
       wipe(realm);
       builder = new ScratchStore(version, { storeDir: realm });
-      const realise = await step('realise', { 'artifact-dir': shared, roots: 'gamma' }, run, builder);
+      // A shared directory is writable by others: the plan's digest proves it is this one.
+      const realise = await step(
+        'realise',
+        { 'artifact-dir': shared, digest: plan.outputs['digest'] ?? '', roots: 'gamma' },
+        run,
+        builder,
+      );
       succeeded(realise);
       const built = JSON.parse(realise.outputs['out-paths'] ?? '') as Record<string, Record<string, string>>;
       expect(Object.keys(built)).toHaveLength(1);
@@ -443,7 +465,7 @@ describe('the actions end to end', () => {
     test('an expired API token for a cross-run download fails the same way', async () => {
       server.inject({ kind: 'expired-token' });
       await failsCleanly(
-        { 'run-id': String(run.runId), 'github-token': server.apiToken() },
+        { 'run-id': String(run.runId), 'github-token': server.apiToken(), digest },
         /token was refused/,
         server.newRun(),
       );

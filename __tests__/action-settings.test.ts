@@ -29,6 +29,8 @@ import {
   type MatrixShape,
 } from '../src/action/matrix.js';
 
+const DIGEST = `sha256:${'a'.repeat(64)}`;
+
 const reader =
   (inputs: Record<string, string>): InputReader =>
   (name) =>
@@ -214,14 +216,17 @@ describe('realise and promote settings', () => {
     expect(e.input).toBe(FetchInput.GithubToken);
     expect(e.message).toMatch(/actions: read/);
     const s = parseRealiseSettings(
-      reader({ [FetchInput.RunId]: '42', [FetchInput.GithubToken]: 't' }),
+      reader({ [FetchInput.RunId]: '42', [FetchInput.GithubToken]: 't', [FetchInput.Digest]: DIGEST }),
       ghEnv,
     );
     expect(s.source).toMatchObject({ kind: 'artifact', runId: 42, repository: 'me/proj', token: 't' });
   });
 
   test('a local bundle path', () => {
-    const s = parseRealiseSettings(reader({ [FetchInput.Bundle]: '/tmp/p.nixplan' }), noEnv);
+    const s = parseRealiseSettings(
+      reader({ [FetchInput.Bundle]: '/tmp/p.nixplan', [FetchInput.Digest]: DIGEST }),
+      noEnv,
+    );
     expect(s.source).toEqual({ kind: 'file', path: '/tmp/p.nixplan' });
   });
 

@@ -72,8 +72,8 @@ describe('plan summary', () => {
       '| [1.0 MiB](https://github.com/o/r/actions/runs/1/artifacts/2) | 4.0 MiB | 4.0× | 2.5 s | 300 ms | 120 ms | 4 |',
     );
     expect(md).toContain('signed by `ci-1`');
-    expect(md).toContain('pkgs.p2\\|x'); // a pipe in a cell is escaped
-    expect(md).toContain('dev: (content-addressed)');
+    expect(md).toContain('`pkgs.p2\\|x`'); // a pipe in a cell is escaped
+    expect(md).toContain('`dev`: (content-addressed)');
     expect(md).toContain(
       '- uses: o/nix-plan/realise@v1\n  with:\n    artifact-name: plan.nixplan\n    digest: sha256:ccc',
     );

@@ -180,10 +180,11 @@ describe('manifest', () => {
   test('a newer format version asks the user to upgrade; other versions and formats are refused', () => {
     const m = JSON.parse(canonicalJson(finaliseManifest(draft()))) as Record<string, unknown>;
     const enc = (v: unknown): Uint8Array => Buffer.from(JSON.stringify(v));
-    expect(() => parseManifest(enc({ ...m, formatVersion: 2, future: true }))).toThrow(
-      /written by nix-plan 0.1.0 in bundle format version 2; .*upgrade nix-plan/,
+    expect(() => parseManifest(enc({ ...m, formatVersion: 3, future: true }))).toThrow(
+      /written by nix-plan 0.1.0 in bundle format version 3; .*reads versions 1 and 2: upgrade nix-plan/,
     );
-    expect(() => parseManifest(enc({ ...m, formatVersion: '1' }))).toThrow(/formatVersion must be 1/);
+    expect(() => parseManifest(enc({ ...m, formatVersion: '1' }))).toThrow(/formatVersion must be 1 or 2/);
+    expect(() => parseManifest(enc({ ...m, formatVersion: 0 }))).toThrow(/formatVersion must be 1 or 2/);
     expect(() => parseManifest(enc({ ...m, format: 'nario' }))).toThrow(/not a nix-plan bundle manifest/);
     expect(() => parseManifest(enc([m]))).toThrow(/not a nix-plan bundle manifest/);
   });
@@ -228,7 +229,7 @@ describe('manifest', () => {
       }),
       /must be 0 in a 'drvs' bundle/,
     ],
-    ['control character', (m) => ({ ...m, tool: 'nix-plan\x1b[2J' }), /tool has a forbidden character/],
+    ['control character', (m) => ({ ...m, tool: 'nix-plan\x1b[2J' }), /tool holds the character U\+001B/],
     ['bad include', (m) => ({ ...m, include: 'everything' }), /include must be one of/],
     ['no roots', (m) => ({ ...m, roots: [] }), /roots is empty/],
     [

@@ -7,7 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BundleRoot } from '../src/core/bundle/manifest.js';
 import { NixPlanError, type ErrorCode } from '../src/core/errors.js';
-import { parsePublicKey, parseSecretKey } from '../src/core/signing.js';
+import {
+  formatSecretKey,
+  generateKeyPair,
+  parsePublicKey,
+  parseSecretKey,
+  secretKeyFromSeed,
+} from '../src/core/signing.js';
 import { selectRoots } from '../src/app/realise.js';
 import { VERSION } from '../src/app/version.js';
 import { COMMANDS } from '../src/cli/commands.js';
@@ -33,8 +39,10 @@ function capture(tty = false): CliIo & { out: () => string; err: () => string } 
 function recorder(
   result: unknown = { ok: true },
   error?: Error,
-): { calls: [string, unknown[]][]; useCases: Partial<UseCases> } {
+): { calls: [string, unknown[]][]; fresh: unknown[][]; useCases: Partial<UseCases> } {
   const calls: [string, unknown[]][] = [];
+  // The freshness checks run around a use case: recorded apart, and passed straight through.
+  const fresh: unknown[][] = [];
   const make =
     (name: string) =>
     (...args: unknown[]): Promise<never> => {
@@ -49,9 +57,16 @@ function recorder(
     'realisePlan',
     'relocatePlan',
     'applyPlan',
+    'diffPlanSources',
   ];
-  const useCases: Partial<UseCases> = Object.fromEntries(names.map((n) => [n, make(n)]));
-  return { calls, useCases };
+  const useCases: Partial<UseCases> = {
+    ...Object.fromEntries(names.map((n) => [n, make(n)])),
+    withFreshness: (bundle, options, _log, run) => {
+      fresh.push([bundle, options]);
+      return run(bundle);
+    },
+  };
+  return { calls, fresh, useCases };
 }
 
 const ERROR_CODES: ErrorCode[] = [
@@ -65,6 +80,7 @@ const ERROR_CODES: ErrorCode[] = [
   'limit',
   'nix',
   'transport',
+  'stale',
   'internal',
 ];
 
@@ -184,6 +200,7 @@ describe('arguments reach the use cases', () => {
       signingKeys: [],
       relocateTo: undefined,
       store: 'local?root=/r',
+      provenance: { env: expect.any(Function) },
     });
     expect(JSON.parse(io.out())).toMatchObject({ bundlePath: 'o' });
   });
@@ -192,8 +209,12 @@ describe('arguments reach the use cases', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nix-plan-cli-'));
     try {
       const keyFile = join(dir, 'keys');
-      writeFileSync(keyFile, 'a:AAAA\n b:BBBB= \n');
-      const { calls, useCases } = recorder({ outPaths: { '/s/x.drv': { out: '/s/x' } } });
+      const [a, b, c] = ['a', 'b', 'c'].map((n) => generateKeyPair(n).publicKey);
+      writeFileSync(keyFile, `# CI keys\n${a}\n ${b} \n`);
+      const { calls, fresh, useCases } = recorder({
+        outPaths: { '/s/x.drv': { out: '/s/x' } },
+        manifest: { signatures: [], checksum: '' },
+      });
       const io = capture();
       const code = await main(
         [
@@ -206,23 +227,34 @@ describe('arguments reach the use cases', () => {
           '--out-link',
           'res',
           '--trusted-key',
-          'c:CCCC',
+          c ?? '',
           '--trusted-key',
           keyFile,
+          '--max-age',
+          '1d12h',
           '--',
           '--max-jobs',
           '2',
         ],
         { io, useCases },
       );
+      // Who made the plan goes to stderr: stdout holds the output paths only.
+      expect(io.err()).toBe('plan unsigned\n');
       expect(code).toBe(0);
+      // The out-link's last-applied record and the age limit are checked around the realisation.
+      expect(fresh).toEqual([
+        [
+          'p.nixplan',
+          { maxAgeMs: 36 * 3600 * 1000, maxAgeText: '1d12h', target: 'res', allowDowngrade: false },
+        ],
+      ]);
       expect(calls[0]?.[1].slice(0, 2)).toEqual([
         'p.nixplan',
         {
           store: undefined,
           outLink: 'res',
           roots: ['0', 'hello', '/s/x.drv'],
-          trustedKeys: ['c:CCCC', 'a:AAAA', 'b:BBBB='],
+          trustedKeys: [c, a, b],
           noCheckSigs: false,
           method: undefined,
           maxSize: undefined,
@@ -239,7 +271,9 @@ describe('arguments reach the use cases', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nix-plan-cli-'));
     try {
       const keyFile = join(dir, 'out.sec');
-      writeFileSync(keyFile, 'out-1:' + Buffer.alloc(64, 7).toString('base64') + '\n');
+      const outKey = formatSecretKey(secretKeyFromSeed('out-1', new Uint8Array(32).fill(7)));
+      writeFileSync(keyFile, `${outKey}\n`);
+      const ci = generateKeyPair('ci').publicKey;
       const seen: unknown[] = [];
       const io = capture();
       const code = await main(
@@ -254,17 +288,26 @@ describe('arguments reach the use cases', () => {
           'copy',
           '--sign-key',
           keyFile,
+          '--trusted-key',
+          ci,
         ],
         {
           io,
           useCases: {
+            withFreshness: (bundle, options, _log, run) => {
+              seen.push(['withFreshness', bundle, options]);
+              return run(bundle);
+            },
             copyImport: (settings) => {
               seen.push(['copyImport', settings]);
               return () => Promise.resolve();
             },
             realisePlan: (bundle, options) => {
               seen.push(['realisePlan', bundle, options]);
-              return Promise.resolve({ outPaths: { '/s/sys.drv': { out: '/s/sys' } } } as never);
+              return Promise.resolve({
+                outPaths: { '/s/sys.drv': { out: '/s/sys' } },
+                manifest: {},
+              } as never);
             },
             applyPlan: async (bundle, options, deps) => {
               seen.push(['applyPlan', bundle, options, typeof deps.realise]);
@@ -284,7 +327,8 @@ describe('arguments reach the use cases', () => {
       expect(io.err()).toBe('');
       expect(code).toBe(0);
       expect(seen).toEqual([
-        ['copyImport', { signingKey: 'out-1:' + Buffer.alloc(64, 7).toString('base64') }],
+        ['copyImport', { signingKey: outKey }],
+        ['withFreshness', 'sys.nixplan', { target: '/p', allowDowngrade: false }],
         [
           'applyPlan',
           'sys.nixplan',
@@ -294,7 +338,7 @@ describe('arguments reach the use cases', () => {
         [
           'realisePlan',
           'sys.nixplan',
-          { store: undefined, trustedKeys: [], method: 'copy', maxSize: undefined },
+          { store: undefined, trustedKeys: [ci], method: 'copy', maxSize: undefined },
         ],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
@@ -368,6 +412,7 @@ describe('exit codes', () => {
             relocate: ['relocate', 'b', '--to', '/b/s', '-o', 'o'],
             keygen: ['keygen', 'k', '--secret', '/nonexistent/dir/s', '--public', '/nonexistent/dir/p'],
             apply: ['apply', 'b', '--profile', '/p'],
+            diff: ['diff', 'a', 'b'],
           };
           const exit = await main(argv[name] ?? [name, 'b'], {
             io,

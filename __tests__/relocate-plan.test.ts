@@ -152,7 +152,9 @@ describe('relocate', () => {
     const input = join(tmp, 'good.nixplan');
     const output = join(tmp, 'good-relocated.nixplan');
     writeFileSync(input, bytes);
-    const result = await relocatePlan(input, { to: '/b/s', output }, deps);
+    // A fixed clock: the promotion's time is in the manifest, and the two runs must match.
+    const now = (): Date => new Date('2026-12-06T10:17:30Z');
+    const result = await relocatePlan(input, { to: '/b/s', output, now }, deps);
     expect(result.manifest.storeDir).toBe('/b/s');
     expect(result.report.objects.drv).toBe(1);
     expect(result.timings.verifyMs).toBeGreaterThanOrEqual(0);
@@ -162,7 +164,7 @@ describe('relocate', () => {
     expect(verified.frame.windowSize).toBeLessThanOrEqual(2 ** RELOCATE_WINDOW_LOG);
     // The .drv bytes read back from a scratch file instead of memory: the very same bundle.
     const scratchy = join(tmp, 'good-relocated-scratch.nixplan');
-    await relocatePlan(input, { to: '/b/s', output: scratchy, keepContentsUpTo: 0 }, deps);
+    await relocatePlan(input, { to: '/b/s', output: scratchy, keepContentsUpTo: 0, now }, deps);
     expect(readFileSync(scratchy).equals(readFileSync(output))).toBe(true);
   });
 });

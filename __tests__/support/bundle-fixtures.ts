@@ -78,6 +78,15 @@ export function narOfDirectory(files: readonly [name: string, contents: string][
   return concatBytes(parts);
 }
 
+/** When fixture plans say they were made. */
+export const FIXTURE_CREATED_AT = '2026-01-02T03:04:05Z';
+
+/** A draft as a version-1 writer made it: no createdAt, provenance or promotions. */
+export function v1Draft(draft: ManifestDraft): ManifestDraft {
+  const { createdAt: _c, provenance: _p, promotions: _q, ...rest } = draft;
+  return rest;
+}
+
 /** The manifest fields of an export stream, counted the way the verifier classifies entries. */
 export async function draftFor(
   exportBytes: Uint8Array,
@@ -99,6 +108,8 @@ export async function draftFor(
   return {
     tool: 'nix-plan test',
     nixVersion: 'test',
+    createdAt: FIXTURE_CREATED_AT,
+    provenance: {},
     storeDir,
     systems: [SYSTEM],
     include,
@@ -116,7 +127,10 @@ export const TEST_ZSTD_PARAMS = {
   [zc.ZSTD_c_checksumFlag]: 1,
 };
 
-/** Builds a bundle in memory (as the writer lays it out), with any manifest fields overridden. */
+/**
+ * Builds a bundle in memory (as the writer lays it out), with any manifest fields overridden:
+ * format version 2, or 1 for a draft without provenance (see `v1Draft`).
+ */
 export function bundleOf(
   draft: ManifestDraft,
   exportBytes: Uint8Array,
@@ -126,7 +140,7 @@ export function bundleOf(
   const manifest = finaliseManifest(
     {
       format: 'nix-plan',
-      formatVersion: 1,
+      formatVersion: draft.provenance === undefined ? 1 : 2,
       ...draft,
       stream: {
         sha256: toHex(sha256(exportBytes)),

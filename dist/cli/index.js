@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 477:
+/***/ 754:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -58,6 +58,93 @@ function stringifyError(error) {
     catch {
         return String(error);
     }
+}
+
+;// CONCATENATED MODULE: ./src/core/text.ts
+// Text a stranger wrote, shown to a person: which characters a manifest refuses, and how anything
+// from a bundle is escaped for a terminal and for GitHub's Markdown.
+//
+// One definition of "unsafe" serves both sides: the manifest refuses these characters in every
+// string (tool, labels, provenance, warnings), and the display escapes them wherever a string came
+// from a bundle anyway (store paths, key names, error messages), so a bundle cannot move the
+// cursor, rewrite a line with a carriage return, open an OSC sequence (titles, hyperlinks,
+// clipboard), reorder what follows with a bidi override, or print a line that looks like ours.
+/**
+ * Characters no string from a bundle may carry: C0 controls (with tab and newline), DEL, C1
+ * controls (U+0080–U+009F: a terminal in UTF-8 mode may take U+009B as CSI), the bidi embeddings,
+ * overrides, isolates and marks (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), the
+ * line and paragraph separators (U+2028, U+2029), and UTF-16 surrogates that are not a pair.
+ */
+const UNSAFE = 
+// eslint-disable-next-line no-control-regex
+/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+/** The same set without the global flag (`exec` from the start, no `lastIndex` state). */
+const UNSAFE_ONE = new RegExp(UNSAFE.source);
+/** The first unsafe character of `text` as `U+XXXX` and its index, or undefined when there is none. */
+function unsafeCharacter(text) {
+    const m = UNSAFE_ONE.exec(text);
+    if (m === null)
+        return undefined;
+    return { index: m.index, codePoint: codePointName(m[0]) };
+}
+function codePointName(ch) {
+    return `U+${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+}
+/** How an unsafe character is shown: `\e` style names for the common ones, else `\u{XXXX}`. */
+function visible(ch) {
+    switch (ch) {
+        case '\n':
+            return '\\n';
+        case '\r':
+            return '\\r';
+        case '\t':
+            return '\\t';
+        case '\x1b':
+            return '\\e';
+        default: {
+            const cp = ch.codePointAt(0) ?? 0;
+            return cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u{${cp.toString(16)}}`;
+        }
+    }
+}
+/**
+ * `text` with every unsafe character replaced by a visible escape (`\e`, `\r`, `\x9b`,
+ * `\u{202e}`), for a terminal. With `multiline`, newlines and tabs are kept (for messages that
+ * quote a Nix command's output); a carriage return is escaped either way, as it would let the
+ * rest of a line overwrite its start.
+ */
+function escapeTerminal(text, options = {}) {
+    const keep = options.multiline === true;
+    return text.replace(UNSAFE, (ch) => (keep && (ch === '\n' || ch === '\t') ? ch : visible(ch)));
+}
+/**
+ * A Markdown code span holding `text` exactly (after `escapeTerminal`): GitHub renders nothing
+ * inside one as Markdown or HTML, and neither links mentions nor turns `:name:` into an emoji
+ * there, so anything from a bundle is shown this way. The fence is longer than any run of
+ * backticks in the text, as CommonMark requires. Inside a table cell, pass the result through
+ * the table's cell escaping (a `|` must be `\|` even in a code span).
+ */
+function text_markdownCode(text) {
+    const safe = escapeTerminal(text);
+    let longest = 0;
+    for (const run of safe.match(/`+/g) ?? [])
+        longest = Math.max(longest, run.length);
+    const fence = '`'.repeat(longest + 1);
+    const pad = safe.startsWith('`') || safe.endsWith('`') || /^ .* $/.test(safe) ? ' ' : '';
+    return safe === '' ? '<code></code>' : `${fence}${pad}${safe}${pad}${fence}`;
+}
+/**
+ * `text` as literal Markdown prose: every ASCII punctuation character backslash-escaped (so no
+ * emphasis, link, image, heading, HTML tag or entity can start) and unsafe characters made
+ * visible. Prefer `markdownCode` for anything from a bundle: GitHub still turns `:name:` into an
+ * emoji and `@name` into a mention outside code.
+ */
+function escapeMarkdown(text) {
+    return escapeTerminal(text).replace(/[!-/:-@[-`{-~]/g, (ch) => `\\${ch}`);
+}
+/** `text` for HTML text or a double-quoted attribute. */
+function escapeHtml(text) {
+    return escapeTerminal(text).replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -213,130 +300,25 @@ class ProcessRunner {
     }
 }
 
-;// CONCATENATED MODULE: external "node:fs/promises"
-const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: external "node:util"
-const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-;// CONCATENATED MODULE: ./src/cli/args.ts
-// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
-// usage errors that name the option and the accepted values.
+;// CONCATENATED MODULE: ./src/app/signing-policy.ts
+// A key signs only what was verified: the rule every command that signs a plan it read applies.
 
-
-
-/** Throws a usage error. */
-function usageError(message) {
-    return new errors_NixPlanError('usage', message);
-}
-/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
-function parseCommandArgs(argv, specs) {
-    const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
-    const rest = dash < 0 ? [] : argv.slice(dash + 1);
-    const options = {};
-    for (const [name, s] of Object.entries(specs))
-        options[name] = {
-            type: s.type,
-            ...(s.short !== undefined && { short: s.short }),
-            ...(s.multiple === true && { multiple: true }),
-        };
-    try {
-        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
-            args: [...head],
-            options,
-            allowPositionals: true,
-            strict: true,
-        });
-        return { values, positionals, rest };
-    }
-    catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
-    }
-}
-/** A string option's value, or undefined. */
-function str(args, name) {
-    const v = args.values[name];
-    return typeof v === 'string' ? v : undefined;
-}
-/** A required string option's value. */
-function required(args, name, what) {
-    const v = str(args, name);
-    if (v === undefined || v === '')
-        throw usageError(`missing --${name} ${what}`);
-    return v;
-}
-/** A repeatable string option's values (also splitting on commas when `commas`). */
-function list(args, name, commas = false) {
-    const v = args.values[name];
-    const items = Array.isArray(v)
-        ? v.filter((x) => typeof x === 'string')
-        : typeof v === 'string'
-            ? [v]
-            : [];
-    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
-}
-/** A boolean flag. */
-function flag(args, name) {
-    return args.values[name] === true;
-}
-/** A value that must be one of `allowed`. */
-function oneOf(value, name, allowed) {
-    if (value === undefined)
-        return undefined;
-    if (!allowed.includes(value))
-        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
-    return value;
-}
-/** An integer option within [min, max]. */
-function integer(value, name, min, max) {
-    if (value === undefined)
-        return undefined;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value) || n < min || n > max)
-        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
-    return n;
-}
-/** Exactly one positional argument (the bundle), or a usage error naming it. */
-function onePositional(args, what) {
-    if (args.positionals.length === 0)
-        throw usageError(`missing ${what}`);
-    if (args.positionals.length > 1)
-        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
-    return args.positionals[0] ?? '';
-}
-const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
 /**
- * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
- * holding one or more (whitespace-separated), like `trusted-public-keys`.
+ * Refuses (a usage error, before any work) to sign an input that no trusted key vouched for:
+ * signing makes a plan trusted downstream, so an unverified input would be laundered into a
+ * trusted one. `--no-check-sigs` is the explicit opt-out, recorded in what is signed.
  */
-async function readKeys(values, readText = readTextFile) {
-    const keys = [];
-    for (const v of values) {
-        if (KEY_LITERAL.test(v))
-            keys.push(v);
-        else
-            keys.push(...(await readText(v, 'trusted key file')).split(/\s+/).filter((k) => k !== ''));
-    }
-    return keys;
+function assertSignable(signs, keysGiven, noCheckSigs, names = CLI_NAMES) {
+    if (signs && !keysGiven && !noCheckSigs)
+        throw new errors_NixPlanError('usage', `${names.sign} signs only what was verified: give ${names.trust} (the keys the input must be signed by), ` +
+            `or ${names.optOut} to sign it unverified on purpose`);
 }
-/** Reads a small text file, turning a missing file into a usage error that names it. */
-async function readTextFile(path, what) {
-    try {
-        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
-    }
-}
-/** Help text for a command's options, aligned. */
-function optionsHelp(specs) {
-    const rows = Object.entries(specs).map(([name, s]) => {
-        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
-        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
-    });
-    const width = Math.max(...rows.map(([l]) => l.length));
-    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
-}
+/** The command line's names. */
+const CLI_NAMES = {
+    sign: '--sign-key',
+    trust: '--trusted-key',
+    optOut: '--no-check-sigs',
+};
 
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
@@ -814,18 +796,27 @@ function verifyRaw(key, message, signature) {
 function signDetached(key, message) {
     return `${key.name}:${b64(signRaw(key, message))}`;
 }
+/** `NAME:base64(64 bytes)` split and decoded, or undefined when it is not a signature in that form. */
+function parseNamedSignature(signature) {
+    try {
+        return parseNamed(signature, 64, 'signature');
+    }
+    catch {
+        return undefined;
+    }
+}
+/** A public key's fingerprint: `sha256:` and the hex sha256 of its 32 raw bytes (not of its name). */
+function keyFingerprint(key) {
+    return `sha256:${(0,external_node_crypto_namespaceObject.createHash)('sha256').update(key.key).digest('hex')}`;
+}
 /**
  * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
  * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
  */
 function checkDetached(message, signature, trusted) {
-    let parsed;
-    try {
-        parsed = parseNamed(signature, 64, 'signature');
-    }
-    catch {
+    const parsed = parseNamedSignature(signature);
+    if (parsed === undefined)
         return 'malformed';
-    }
     const keys = trusted.filter((k) => k.name === parsed.name);
     if (keys.length === 0)
         return 'untrusted';
@@ -853,8 +844,368 @@ function verifyNarinfo(info, signatures, trusted) {
     return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
 }
 
+;// CONCATENATED MODULE: ./src/core/bundle/manifest-types.ts
+// The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
+/** The `format` every bundle manifest names. */
+const MANIFEST_FORMAT = 'nix-plan';
+/** The manifest schema this code writes. */
+const MANIFEST_FORMAT_VERSION = 2;
+/** Every manifest schema this code reads (version 1 has no createdAt, provenance or promotions). */
+const READABLE_FORMAT_VERSIONS = [1, 2];
+/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
+const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
+/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
+const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
+/** Every object kind, in the order counts are listed. */
+const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
+/** Every include kind. */
+const INCLUDES = ['drvs', 'sources', 'outputs'];
+
+;// CONCATENATED MODULE: ./src/core/bundle/manifest-schema.ts
+// Strict validation of an untrusted manifest (parsed JSON) against schema version 1 or 2: every
+// field's type, range and format, store paths in the bundle's store dir, and the cross-field rules.
+
+
+
+
+const MAX_STRING = 4096;
+const MAX_ROOTS = 100_000;
+const MAX_LIST = 100_000;
+/** Most promotions a plan records (each relocation adds one). */
+const MAX_PROMOTIONS = 256;
+/** Most locked inputs recorded of a flake (nixpkgs-scale locks have a few hundred). */
+const MAX_FLAKE_INPUTS = 10_000;
+const ANY = /^/s;
+const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
+const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
+const manifest_schema_KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const COMMIT = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+const NO_SPACE = /^\S+$/;
+const HTTPS_URL = /^https:\/\/\S+$/;
+const SRI = /^(?:sha1|sha256|sha512)-[A-Za-z0-9+/]+={0,2}$/;
+/** RFC 3339 in UTC with whole seconds, as nix-plan writes times: `2026-12-06T10:17:30Z`. */
+const RFC3339_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$/;
+function bad(field, detail) {
+    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
+}
+function isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function record(v, field, required, optional = []) {
+    if (!isRecord(v))
+        throw bad(field, 'must be an object');
+    for (const k of Object.keys(v))
+        if (!required.includes(k) && !optional.includes(k))
+            throw bad(field, `has an unknown field '${k.slice(0, 64).replace(/[^\x20-\x7e]/g, '?')}' (written by a newer nix-plan? upgrade nix-plan)`);
+    for (const k of required)
+        if (!(k in v))
+            throw bad(field, `lacks the field '${k}'`);
+    return v;
+}
+/**
+ * A string of at most `max` characters matching `pattern`, and free of the characters no
+ * manifest string may hold (controls, C1, bidi, separators, lone surrogates: see core/text.ts).
+ */
+function str(v, field, max = MAX_STRING, pattern = ANY) {
+    if (typeof v !== 'string')
+        throw bad(field, 'must be a string');
+    if (v.length > max)
+        throw bad(field, `is longer than ${max} characters`);
+    const unsafe = unsafeCharacter(v);
+    if (unsafe !== undefined)
+        throw bad(field, `holds the character ${unsafe.codePoint} (at index ${unsafe.index}), which is not allowed`);
+    if (!pattern.test(v))
+        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
+    return v;
+}
+function manifest_schema_int(v, field, min = 0) {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+        throw bad(field, min === 0 ? 'must be a non-negative integer' : `must be an integer of at least ${min}`);
+    return v;
+}
+function bool(v, field) {
+    if (typeof v !== 'boolean')
+        throw bad(field, 'must be true or false');
+    return v;
+}
+function list(v, field, max, item) {
+    if (!Array.isArray(v))
+        throw bad(field, 'must be an array');
+    if (v.length > max)
+        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+    return v.map((x, i) => item(x, `${field}[${i}]`));
+}
+function storePath(v, field, storeDir) {
+    const p = str(v, field);
+    try {
+        parseStorePath(p, storeDir);
+    }
+    catch (e) {
+        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
+    }
+    return p;
+}
+function storeDirField(v, field) {
+    const dir = str(v, field);
+    const problem = storeDirProblem(dir);
+    if (problem !== undefined)
+        throw bad(field, `'${dir}' is not a store directory: ${problem}`);
+    return dir;
+}
+/** An RFC 3339 UTC time with whole seconds that names a real instant (no 30 February). */
+function timestamp(v, field) {
+    const s = str(v, field, 64);
+    const m = RFC3339_UTC.exec(s);
+    const ms = Date.parse(s);
+    if (m === null || Number.isNaN(ms) || new Date(ms).toISOString() !== `${s.slice(0, 19)}.000Z`)
+        throw bad(field, `must be an RFC 3339 UTC time like 2026-12-06T10:17:30Z, not '${s}'`);
+    return s;
+}
+function kinds(v, field, keys) {
+    const r = record(v, field, keys);
+    const out = {};
+    for (const k of keys)
+        out[k] = manifest_schema_int(r[k], `${field}.${k}`);
+    return out;
+}
+function root(v, field, storeDir) {
+    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
+    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
+    if (!drvPath.endsWith('.drv'))
+        throw bad(`${field}.drvPath`, 'must be a .drv path');
+    const outputsIn = r['outputs'];
+    if (!isRecord(outputsIn))
+        throw bad(`${field}.outputs`, 'must be an object');
+    const outputs = {};
+    const names = Object.keys(outputsIn);
+    if (names.length > 1000)
+        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+    for (const name of names) {
+        str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+        const p = outputsIn[name];
+        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
+    }
+    const out = { drvPath, outputs };
+    if (r['installable'] !== undefined)
+        out.installable = str(r['installable'], `${field}.installable`);
+    if (r['attribute'] !== undefined)
+        out.attribute = str(r['attribute'], `${field}.attribute`);
+    return out;
+}
+function relocation(v, field, storeDir) {
+    const r = record(v, field, ['storeDir', 'report']);
+    const from = storeDirField(r['storeDir'], `${field}.storeDir`);
+    const rep = record(r['report'], `${field}.report`, [
+        'objects',
+        'hashesRewritten',
+        'bareHashRewrites',
+        'bareStoreDirMentions',
+        'warnings',
+    ]);
+    const report = {
+        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
+        hashesRewritten: manifest_schema_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
+        bareHashRewrites: manifest_schema_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
+        bareStoreDirMentions: list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
+            const m = record(x, f, ['path', 'count']);
+            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_schema_int(m['count'], `${f}.count`) };
+        }),
+        warnings: list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => str(x, f)),
+    };
+    return { storeDir: from, report };
+}
+function flake(v, field) {
+    const r = record(v, field, ['url', 'inputs']);
+    const inputs = list(r['inputs'], `${field}.inputs`, MAX_FLAKE_INPUTS, (x, f) => {
+        const i = record(x, f, ['name', 'url'], ['narHash', 'lastModified']);
+        return {
+            name: str(i['name'], `${f}.name`, 256, NO_SPACE),
+            url: str(i['url'], `${f}.url`, MAX_STRING, NO_SPACE),
+            ...(i['narHash'] !== undefined && { narHash: str(i['narHash'], `${f}.narHash`, 256, SRI) }),
+            ...(i['lastModified'] !== undefined && { lastModified: manifest_schema_int(i['lastModified'], `${f}.lastModified`) }),
+        };
+    });
+    for (let i = 1; i < inputs.length; i++)
+        if (!((inputs[i - 1]?.name ?? '') < (inputs[i]?.name ?? '')))
+            throw bad(`${field}.inputs[${i}].name`, 'must come after the name before it (sorted, no duplicates)');
+    return { url: str(r['url'], `${field}.url`, MAX_STRING, NO_SPACE), inputs };
+}
+/** The `provenance` object of a version-2 manifest. */
+function provenance(v, field) {
+    const r = record(v, field, [], ['repository', 'commit', 'ref', 'dirty', 'workflow', 'runUrl', 'runAttempt', 'flake']);
+    const p = {};
+    if (r['repository'] !== undefined)
+        p.repository = str(r['repository'], `${field}.repository`, 1024, NO_SPACE);
+    if (r['commit'] !== undefined)
+        p.commit = str(r['commit'], `${field}.commit`, 64, COMMIT);
+    if (r['ref'] !== undefined)
+        p.ref = str(r['ref'], `${field}.ref`, 1024, NO_SPACE);
+    if (r['dirty'] !== undefined)
+        p.dirty = bool(r['dirty'], `${field}.dirty`);
+    if (r['workflow'] !== undefined)
+        p.workflow = str(r['workflow'], `${field}.workflow`, 1024);
+    if (r['runUrl'] !== undefined)
+        p.runUrl = str(r['runUrl'], `${field}.runUrl`, 2048, HTTPS_URL);
+    if (r['runAttempt'] !== undefined)
+        p.runAttempt = manifest_schema_int(r['runAttempt'], `${field}.runAttempt`, 1);
+    if (r['flake'] !== undefined)
+        p.flake = flake(r['flake'], `${field}.flake`);
+    return p;
+}
+function promotion(v, field) {
+    const r = record(v, field, ['digest', 'storeDir', 'checksum', 'signedBy', 'at'], ['noCheckSigs']);
+    const signedBy = list(r['signedBy'], `${field}.signedBy`, 64, (x, f) => {
+        const s = record(x, f, ['key', 'fingerprint']);
+        return {
+            key: str(s['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
+            fingerprint: str(s['fingerprint'], `${f}.fingerprint`, 71, SHA256_DIGEST),
+        };
+    });
+    const p = {
+        digest: str(r['digest'], `${field}.digest`, 71, SHA256_DIGEST),
+        storeDir: storeDirField(r['storeDir'], `${field}.storeDir`),
+        checksum: str(r['checksum'], `${field}.checksum`, 64, HEX64),
+        signedBy,
+        at: timestamp(r['at'], `${field}.at`),
+    };
+    if (r['noCheckSigs'] !== undefined) {
+        if (r['noCheckSigs'] !== true)
+            throw bad(`${field}.noCheckSigs`, 'must be true when present');
+        if (signedBy.length > 0)
+            throw bad(`${field}.signedBy`, 'must be empty when the input was accepted with noCheckSigs');
+        p.noCheckSigs = true;
+    }
+    return p;
+}
+const V1_FIELDS = [
+    'format',
+    'formatVersion',
+    'tool',
+    'nixVersion',
+    'storeDir',
+    'systems',
+    'include',
+    'roots',
+    'counts',
+    'narBytes',
+    'paths',
+    'stream',
+    'signatures',
+    'checksum',
+];
+/**
+ * Checks that an untrusted value (parsed JSON) is a version-1 or version-2 manifest and returns
+ * it typed. An unknown format or version is refused first, with a message that says to upgrade
+ * nix-plan for a newer one.
+ */
+function validateManifest(value) {
+    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
+        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
+    const version = value['formatVersion'];
+    if (typeof version !== 'number' || !READABLE_FORMAT_VERSIONS.includes(version)) {
+        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
+        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
+            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads versions ${READABLE_FORMAT_VERSIONS.join(' and ')}: upgrade nix-plan`
+            : `bundle manifest: formatVersion must be ${READABLE_FORMAT_VERSIONS.join(' or ')}, not ${JSON.stringify(version)?.slice(0, 32)}`);
+    }
+    const formatVersion = version;
+    const r = record(value, 'manifest', [...V1_FIELDS, ...(formatVersion >= 2 ? ['provenance'] : [])], ['relocatedFrom', ...(formatVersion >= 2 ? ['createdAt', 'promotions'] : [])]);
+    const storeDir = storeDirField(r['storeDir'], 'storeDir');
+    const include = str(r['include'], 'include', 16);
+    if (!INCLUDES.includes(include))
+        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
+    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
+    const paths = manifest_schema_int(r['paths'], 'paths');
+    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
+        throw bad('paths', 'is not the sum of counts');
+    for (const k of OBJECT_KINDS)
+        if ((counts[k] === 0) !== (narBytes[k] === 0))
+            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
+    if (include === 'drvs' && counts.output > 0)
+        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
+    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
+    const stream = {
+        sha256: str(s['sha256'], 'stream.sha256', 64, HEX64),
+        size: manifest_schema_int(s['size'], 'stream.size'),
+        compressedSha256: str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
+        compressedSize: manifest_schema_int(s['compressedSize'], 'stream.compressedSize'),
+    };
+    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
+    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
+    if (stream.size < minSize)
+        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
+    if (stream.compressedSize < 9)
+        throw bad('stream.compressedSize', 'is too small for a zstd frame');
+    const manifest = {
+        format: MANIFEST_FORMAT,
+        formatVersion,
+        tool: str(r['tool'], 'tool', 256),
+        nixVersion: str(r['nixVersion'], 'nixVersion', 256),
+        storeDir,
+        systems: list(r['systems'], 'systems', 64, (x, f) => str(x, f, 64, SYSTEM)),
+        include: include,
+        roots: list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
+        counts,
+        narBytes,
+        paths,
+        stream,
+        signatures: list(r['signatures'], 'signatures', 64, (x, f) => {
+            const g = record(x, f, ['key', 'sig']);
+            return {
+                key: str(g['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
+                sig: str(g['sig'], `${f}.sig`, 88, B64SIG),
+            };
+        }),
+        checksum: str(r['checksum'], 'checksum', 64, HEX64),
+    };
+    if (manifest.roots.length === 0)
+        throw bad('roots', 'is empty: a plan needs at least one root');
+    if (r['relocatedFrom'] !== undefined) {
+        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
+        if (manifest.relocatedFrom.storeDir === storeDir)
+            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
+    }
+    if (formatVersion >= 2)
+        versionTwo(r, manifest);
+    return manifest;
+}
+/** The fields version 2 adds, and how they must agree with each other and with relocatedFrom. */
+function versionTwo(r, manifest) {
+    manifest.provenance = provenance(r['provenance'], 'provenance');
+    if (r['promotions'] !== undefined) {
+        const promotions = list(r['promotions'], 'promotions', MAX_PROMOTIONS, promotion);
+        if (promotions.length === 0)
+            throw bad('promotions', 'is empty: leave it out when the plan was never promoted');
+        // Each promotion moved the plan out of its store dir: into the next one's, the last into storeDir.
+        promotions.forEach((p, i) => {
+            const into = promotions[i + 1]?.storeDir ?? manifest.storeDir;
+            if (p.storeDir === into)
+                throw bad(`promotions[${i}].storeDir`, `equals the store dir it was promoted into (${into})`);
+        });
+        const last = promotions[promotions.length - 1];
+        if (manifest.relocatedFrom === undefined)
+            throw bad('promotions', 'is set, but relocatedFrom is not: a promotion is a relocation');
+        if (last !== undefined && last.storeDir !== manifest.relocatedFrom.storeDir)
+            throw bad(`promotions[${promotions.length - 1}].storeDir`, `is ${last.storeDir}, but relocatedFrom.storeDir is ${manifest.relocatedFrom.storeDir}`);
+        manifest.promotions = promotions;
+    }
+    if (r['createdAt'] !== undefined)
+        manifest.createdAt = timestamp(r['createdAt'], 'createdAt');
+    else if (manifest.promotions === undefined)
+        throw bad('createdAt', 'is missing: only a plan promoted from a version-1 bundle (whose age is unknown) may leave it out');
+}
+/** Checks an untrusted `provenance` value (for writers that take values from outside). */
+function validateProvenance(value) {
+    return provenance(value, 'provenance');
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest.ts
-// The plan bundle's manifest: versioned schema, strict validation of untrusted JSON, canonical form, checksum, signatures.
+// The plan bundle's manifest: canonical form, checksum, signatures, and parsing of untrusted bytes.
+// (Its schema, versions 1 and 2, is in manifest-types.ts; strict validation in manifest-schema.ts.)
 //
 // The manifest is stored as its canonical JSON (keys sorted, no whitespace) and carries a sha256 of
 // itself (`checksum`, over the canonical JSON without that field). A reader requires the stored
@@ -862,22 +1213,15 @@ function verifyNarinfo(info, signatures, trusted) {
 // change to the frame's bytes is refused, not just those that break the JSON. Signatures cover the
 // canonical JSON without `checksum` and `signatures`, behind a domain-separation prefix; since the
 // manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
-// every byte of the bundle.
+// every byte of the bundle except the signature list itself: anyone can strip a signature or add
+// one by another key, which is why a reader decides by the keys it trusts, never by the list.
 
 
 
 
-/** The `format` every bundle manifest names. */
-const MANIFEST_FORMAT = 'nix-plan';
-/** The manifest schema this code reads and writes. */
-const MANIFEST_FORMAT_VERSION = 1;
-/** Prefix of the bytes a manifest signature covers, so no other signed message can pass for one. */
-const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
-/** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
-const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
-/** Every object kind, in the order counts are listed. */
-const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
-const INCLUDES = ['drvs', 'sources', 'outputs'];
+
+
+
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
  * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
@@ -983,211 +1327,23 @@ function verifyManifestSignatures(manifest, trusted) {
     }
     return valid;
 }
-// ---- validation of untrusted values ----
-const MAX_STRING = 4096;
-const MAX_ROOTS = 100_000;
-const MAX_LIST = 100_000;
-// No control characters: these strings reach terminals.
-// eslint-disable-next-line no-control-regex
-const TEXT = /^[^\x00-\x1f\x7f]*$/;
-const SYSTEM = /^[A-Za-z0-9_.+-]{1,64}$/;
-const OUTPUT_NAME = /^[A-Za-z0-9+\-._?=]{1,211}$/;
-const HEX64 = /^[0-9a-f]{64}$/;
-const B64SIG = /^[A-Za-z0-9+/]{86}==$/;
-function bad(field, detail) {
-    return new errors_NixPlanError('bundle', `bundle manifest: ${field} ${detail}`);
-}
-function isRecord(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function record(v, field, required, optional = []) {
-    if (!isRecord(v))
-        throw bad(field, 'must be an object');
-    for (const k of Object.keys(v))
-        if (!required.includes(k) && !optional.includes(k))
-            throw bad(field, `has an unknown field '${k.slice(0, 64)}' (written by a newer nix-plan? upgrade nix-plan)`);
-    for (const k of required)
-        if (!(k in v))
-            throw bad(field, `lacks the field '${k}'`);
-    return v;
-}
-function manifest_str(v, field, max = MAX_STRING, pattern = TEXT) {
-    if (typeof v !== 'string')
-        throw bad(field, 'must be a string');
-    if (v.length > max)
-        throw bad(field, `is longer than ${max} characters`);
-    if (!pattern.test(v))
-        throw bad(field, `has a forbidden character or format: '${v.slice(0, 80)}'`);
-    return v;
-}
-function manifest_int(v, field) {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
-        throw bad(field, 'must be a non-negative integer');
-    return v;
-}
-function manifest_list(v, field, max, item) {
-    if (!Array.isArray(v))
-        throw bad(field, 'must be an array');
-    if (v.length > max)
-        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
-    return v.map((x, i) => item(x, `${field}[${i}]`));
-}
-function storePath(v, field, storeDir) {
-    const p = manifest_str(v, field);
-    try {
-        parseStorePath(p, storeDir);
-    }
-    catch (e) {
-        throw bad(field, `is not a valid store path in ${storeDir}: ${e.message}`);
-    }
-    return p;
-}
-function kinds(v, field, keys) {
-    const r = record(v, field, keys);
-    const out = {};
-    for (const k of keys)
-        out[k] = manifest_int(r[k], `${field}.${k}`);
-    return out;
-}
-function root(v, field, storeDir) {
-    const r = record(v, field, ['drvPath', 'outputs'], ['installable', 'attribute']);
-    const drvPath = storePath(r['drvPath'], `${field}.drvPath`, storeDir);
-    if (!drvPath.endsWith('.drv'))
-        throw bad(`${field}.drvPath`, 'must be a .drv path');
-    const outputsIn = r['outputs'];
-    if (!isRecord(outputsIn))
-        throw bad(`${field}.outputs`, 'must be an object');
-    const outputs = {};
-    const names = Object.keys(outputsIn);
-    if (names.length > 1000)
-        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
-    for (const name of names) {
-        manifest_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
-        const p = outputsIn[name];
-        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
-    }
-    const out = { drvPath, outputs };
-    if (r['installable'] !== undefined)
-        out.installable = manifest_str(r['installable'], `${field}.installable`);
-    if (r['attribute'] !== undefined)
-        out.attribute = manifest_str(r['attribute'], `${field}.attribute`);
-    return out;
-}
-function relocation(v, field, storeDir) {
-    const r = record(v, field, ['storeDir', 'report']);
-    const from = manifest_str(r['storeDir'], `${field}.storeDir`);
-    const problem = storeDirProblem(from);
-    if (problem !== undefined)
-        throw bad(`${field}.storeDir`, `'${from}' is not a store directory: ${problem}`);
-    const rep = record(r['report'], `${field}.report`, [
-        'objects',
-        'hashesRewritten',
-        'bareHashRewrites',
-        'bareStoreDirMentions',
-        'warnings',
-    ]);
-    const report = {
-        objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
-        hashesRewritten: manifest_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
-        bareHashRewrites: manifest_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
-        bareStoreDirMentions: manifest_list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
-            const m = record(x, f, ['path', 'count']);
-            return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_int(m['count'], `${f}.count`) };
-        }),
-        warnings: manifest_list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => manifest_str(x, f)),
-    };
-    return { storeDir: from, report };
-}
 /**
- * Checks that an untrusted value (parsed JSON) is a version-1 manifest and returns it typed. An
- * unknown format or version is refused first, with a message that says to upgrade nix-plan.
+ * The trusted keys whose signature on the manifest verifies, with their fingerprints (what a
+ * promotion records of its input). Signatures by other names, and ones that do not verify, are
+ * left out: call `verifyManifestSignatures` first to refuse those.
  */
-function validateManifest(value) {
-    if (!isRecord(value) || value['format'] !== MANIFEST_FORMAT)
-        throw new errors_NixPlanError('bundle', `not a nix-plan bundle manifest (its format is not '${MANIFEST_FORMAT}')`);
-    const version = value['formatVersion'];
-    if (version !== MANIFEST_FORMAT_VERSION) {
-        const tool = typeof value['tool'] === 'string' ? ` by ${value['tool'].slice(0, 64)}` : '';
-        throw new errors_NixPlanError('bundle', typeof version === 'number' && Number.isSafeInteger(version) && version > MANIFEST_FORMAT_VERSION
-            ? `this bundle was written${tool} in bundle format version ${version}; this nix-plan reads version ${MANIFEST_FORMAT_VERSION} only: upgrade nix-plan`
-            : `bundle manifest: formatVersion must be ${MANIFEST_FORMAT_VERSION}, not ${JSON.stringify(version)?.slice(0, 32)}`);
+function manifestSigners(manifest, trusted) {
+    const message = signedBytes(manifest);
+    const signers = [];
+    for (const s of manifest.signatures) {
+        const sig = parseNamedSignature(`${s.key}:${s.sig}`);
+        if (sig === undefined)
+            continue;
+        for (const k of trusted)
+            if (k.name === sig.name && verifyRaw(k, message, sig.bytes))
+                signers.push({ key: k.name, fingerprint: keyFingerprint(k) });
     }
-    const r = record(value, 'manifest', [
-        'format',
-        'formatVersion',
-        'tool',
-        'nixVersion',
-        'storeDir',
-        'systems',
-        'include',
-        'roots',
-        'counts',
-        'narBytes',
-        'paths',
-        'stream',
-        'signatures',
-        'checksum',
-    ], ['relocatedFrom']);
-    const storeDir = manifest_str(r['storeDir'], 'storeDir');
-    const problem = storeDirProblem(storeDir);
-    if (problem !== undefined)
-        throw bad('storeDir', `'${storeDir}' is not a store directory: ${problem}`);
-    const include = manifest_str(r['include'], 'include', 16);
-    if (!INCLUDES.includes(include))
-        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
-    const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
-    const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
-    const paths = manifest_int(r['paths'], 'paths');
-    if (paths !== OBJECT_KINDS.reduce((n, k) => n + counts[k], 0))
-        throw bad('paths', 'is not the sum of counts');
-    for (const k of OBJECT_KINDS)
-        if ((counts[k] === 0) !== (narBytes[k] === 0))
-            throw bad(`narBytes.${k}`, `disagrees with counts.${k}`);
-    if (include === 'drvs' && counts.output > 0)
-        throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
-    const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
-    const stream = {
-        sha256: manifest_str(s['sha256'], 'stream.sha256', 64, HEX64),
-        size: manifest_int(s['size'], 'stream.size'),
-        compressedSha256: manifest_str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
-        compressedSize: manifest_int(s['compressedSize'], 'stream.compressedSize'),
-    };
-    // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
-    const minSize = 8 + OBJECT_KINDS.reduce((n, k) => n + narBytes[k], 0) + paths * 48;
-    if (stream.size < minSize)
-        throw bad('stream.size', `is smaller than its ${paths} paths need (${minSize} bytes)`);
-    if (stream.compressedSize < 9)
-        throw bad('stream.compressedSize', 'is too small for a zstd frame');
-    const manifest = {
-        format: MANIFEST_FORMAT,
-        formatVersion: MANIFEST_FORMAT_VERSION,
-        tool: manifest_str(r['tool'], 'tool', 256),
-        nixVersion: manifest_str(r['nixVersion'], 'nixVersion', 256),
-        storeDir,
-        systems: manifest_list(r['systems'], 'systems', 64, (x, f) => manifest_str(x, f, 64, SYSTEM)),
-        include: include,
-        roots: manifest_list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
-        counts,
-        narBytes,
-        paths,
-        stream,
-        signatures: manifest_list(r['signatures'], 'signatures', 64, (x, f) => {
-            const g = record(x, f, ['key', 'sig']);
-            return {
-                key: manifest_str(g['key'], `${f}.key`, 256, /^[\x21-\x39\x3b-\x7e]+$/),
-                sig: manifest_str(g['sig'], `${f}.sig`, 88, B64SIG),
-            };
-        }),
-        checksum: manifest_str(r['checksum'], 'checksum', 64, HEX64),
-    };
-    if (manifest.roots.length === 0)
-        throw bad('roots', 'is empty: a plan needs at least one root');
-    if (r['relocatedFrom'] !== undefined) {
-        manifest.relocatedFrom = relocation(r['relocatedFrom'], 'relocatedFrom', storeDir);
-        if (manifest.relocatedFrom.storeDir === storeDir)
-            throw bad('relocatedFrom.storeDir', 'equals storeDir: a relocation changes the store directory');
-    }
-    return manifest;
+    return signers;
 }
 
 ;// CONCATENATED MODULE: ./src/core/bundle/frame.ts
@@ -1450,6 +1606,8 @@ class ZstdFrameScanner {
     }
 }
 
+;// CONCATENATED MODULE: external "node:fs/promises"
+const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: external "node:timers/promises"
@@ -3905,6 +4063,46 @@ async function* exportStream(source, limits = {}) {
     yield* decompressedStream(source, head, lim, { holdBackEnd: true });
 }
 
+;// CONCATENATED MODULE: ./src/core/bundle/trust-report.ts
+
+/**
+ * The trust report of a manifest whose signatures were checked against `trusted` (none: not
+ * checked). The verifier refuses a manifest whose signature by a trusted key name does not
+ * verify before this is asked, so a signature here is verified, by a key not trusted, or not
+ * checked.
+ */
+function trustReportOf(manifest, trusted, options = {}) {
+    const keysGiven = trusted.length > 0;
+    const verified = new Set(manifestSigners(manifest, trusted).map((s) => s.key));
+    return {
+        keysGiven,
+        verifiedBy: [...verified],
+        signatures: manifest.signatures.map((s) => ({
+            key: s.key,
+            status: !keysGiven ? 'not-checked' : verified.has(s.key) ? 'verified' : 'untrusted-key',
+        })),
+        noCheckSigs: options.noCheckSigs === true,
+        unproven: options.unproven ?? 0,
+    };
+}
+/**
+ * The trust status in the words every front end uses (unescaped: the key names come from the
+ * bundle): "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned", or
+ * "NOT CHECKED (--no-check-sigs)". Without a report (nothing was verified, as in `inspect`),
+ * signatures are "not verified". With one, its signatures are counted (a relocation's report is
+ * about its input, whose signatures are not the output manifest's).
+ */
+function trustStatus(manifest, trust) {
+    if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
+        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
+    if (trust !== undefined && trust.verifiedBy.length > 0)
+        return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
+    const n = trust?.signatures.length ?? manifest.signatures.length;
+    if (n === 0)
+        return 'unsigned';
+    return `signatures: ${n} (not verified)`;
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
 // Reading a plan bundle: the streaming verifier, over the bundle's source (source.ts), its
 // decoding (decode.ts) and the rules it applies (policy.ts), whose public names it re-exports.
@@ -4003,6 +4201,451 @@ async function* tapChunks(source, fn) {
 
 
 
+
+;// CONCATENATED MODULE: ./src/core/provenance-view.ts
+
+
+/** Longest list (flake inputs, promotions) shown in full. */
+const ORIGIN_LIST_LIMIT = 20;
+/** A URL safe to link to as it is: https, a host, a path of plain characters. */
+const PLAIN_HTTPS = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9._~/%+-]*$/;
+/** "3 days", "5 hours", "12 minutes", "40 seconds". */
+function formatAge(ms) {
+    const s = Math.floor(Math.abs(ms) / 1000);
+    const [n, unit] = s >= 2 * 86400
+        ? [Math.floor(s / 86400), 'day']
+        : s >= 2 * 3600
+            ? [Math.floor(s / 3600), 'hour']
+            : s >= 120
+                ? [Math.floor(s / 60), 'minute']
+                : [s, 'second'];
+    return `${n} ${unit}${n === 1 ? '' : 's'}`;
+}
+function created(m, now) {
+    if (m.createdAt === undefined)
+        return [
+            {
+                text: m.formatVersion === 1
+                    ? 'unknown (a format 1 bundle records no creation time)'
+                    : 'unknown (promoted from a format 1 bundle, which records no creation time)',
+            },
+        ];
+    const age = now === undefined ? undefined : now.getTime() - Date.parse(m.createdAt);
+    return [
+        { data: m.createdAt },
+        ...(age === undefined
+            ? []
+            : [{ text: age < 0 ? ` (${formatAge(age)} in the future)` : ` (${formatAge(age)} ago)` }]),
+    ];
+}
+/**
+ * The rows describing a plan's origin and trust: creation time, repository, commit, ref,
+ * workflow, run, flake and its inputs, each promotion, and the signature status. A version-1
+ * plan says its origin is unknown. `now` adds the plan's age.
+ */
+function originRows(manifest, trust, options = {}) {
+    const rows = [{ label: 'created', value: created(manifest, options.now) }];
+    const p = manifest.provenance;
+    if (p === undefined || Object.keys(p).length === 0)
+        rows.push({
+            label: 'source',
+            value: [
+                { text: manifest.formatVersion === 1 ? 'unknown (a format 1 bundle records none)' : 'not recorded' },
+            ],
+        });
+    else {
+        if (p.repository !== undefined)
+            rows.push({ label: 'repository', value: [{ data: p.repository }] });
+        if (p.commit !== undefined)
+            rows.push({
+                label: 'commit',
+                value: [{ data: p.commit }, ...(p.dirty === true ? [{ text: ' with uncommitted changes' }] : [])],
+            });
+        if (p.ref !== undefined)
+            rows.push({ label: 'ref', value: [{ data: p.ref }] });
+        if (p.workflow !== undefined)
+            rows.push({ label: 'workflow', value: [{ data: p.workflow }] });
+        if (p.runUrl !== undefined)
+            rows.push({
+                label: 'run',
+                value: PLAIN_HTTPS.test(p.runUrl)
+                    ? [{ link: runName(p.runUrl, p.runAttempt), url: p.runUrl }]
+                    : [{ data: p.runUrl }],
+            });
+        if (p.flake !== undefined) {
+            rows.push({ label: 'flake', value: [{ data: p.flake.url }] });
+            const shown = p.flake.inputs.slice(0, ORIGIN_LIST_LIMIT);
+            for (const input of shown)
+                rows.push({ label: '  input', value: [{ data: input.name }, { text: ' ' }, { data: input.url }] });
+            if (p.flake.inputs.length > shown.length)
+                rows.push({
+                    label: '  inputs',
+                    value: [{ text: `…and ${p.flake.inputs.length - shown.length} more` }],
+                });
+        }
+    }
+    for (const [i, pr] of (manifest.promotions ?? []).entries())
+        rows.push({
+            label: `promotion ${i + 1}`,
+            value: [
+                { text: 'from ' },
+                { data: pr.storeDir },
+                { text: ' at ' },
+                { data: pr.at },
+                { text: ', input ' },
+                { data: pr.digest },
+                ...(pr.noCheckSigs === true
+                    ? [{ text: ', accepted NOT CHECKED (--no-check-sigs)' }]
+                    : pr.signedBy.length === 0
+                        ? [{ text: ', input not verified by any key' }]
+                        : [
+                            { text: ', input verified by ' },
+                            ...pr.signedBy.flatMap((s, j) => [
+                                ...(j > 0 ? [{ text: ', ' }] : []),
+                                { data: s.key },
+                                { text: ' (' },
+                                { data: s.fingerprint },
+                                { text: ')' },
+                            ]),
+                        ]),
+            ],
+        });
+    rows.push({ label: 'trust', value: trustSegments(manifest, trust, options.signedHere === true) });
+    return rows;
+}
+function runName(url, attempt) {
+    // Our own words from the URL's digits only: the link text never holds bundle text.
+    const id = /\/runs\/(\d+)/.exec(url)?.[1];
+    return `${id === undefined ? 'the run' : `run ${id}`}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
+}
+/** The trust status with the key names marked as bundle data. */
+function trustSegments(manifest, trust, signedHere) {
+    if (signedHere && trust === undefined && manifest.signatures.length > 0)
+        return [
+            { text: 'signed in this job by ' },
+            ...manifest.signatures.flatMap((g, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: g.key }]),
+        ];
+    const status = trustStatus(manifest, trust);
+    const prefix = 'verified: signed by trusted key ';
+    if (!status.startsWith(prefix) || trust === undefined)
+        return [{ text: status }];
+    return [
+        { text: prefix },
+        ...trust.verifiedBy.flatMap((k, i) => [...(i > 0 ? [{ text: ', ' }] : []), { data: k }]),
+    ];
+}
+/** A row's value for a terminal: bundle text escaped (no control sequence gets through). */
+function segmentsText(value) {
+    return value
+        .map((s) => 'data' in s ? escapeTerminal(s.data) : 'url' in s ? `${s.link} ${s.url}` : escapeTerminal(s.text))
+        .join('');
+}
+/**
+ * A row's value in Markdown: bundle text in code spans, links only to plain https URLs, our own
+ * words as they are (they never hold bundle text, and read better unescaped in the source).
+ */
+function segmentsMarkdown(value) {
+    return value
+        .map((s) => ('data' in s ? markdownCode(s.data) : 'url' in s ? `[${s.link}](${s.url})` : s.text))
+        .join('');
+}
+/**
+ * The origin and trust of a plan for a terminal: `label: value` lines, aligned, every value from
+ * the bundle escaped. The same facts as `originMarkdown`.
+ */
+function originText(manifest, trust, options = {}) {
+    const rows = originRows(manifest, trust, options);
+    const width = Math.max(...rows.map((r) => r.label.length)) + 1;
+    return rows.map((r) => `${`${r.label}:`.padEnd(width)} ${segmentsText(r.value)}\n`).join('');
+}
+/**
+ * The origin and trust of a plan as a two-column Markdown table for a job summary, every value
+ * from the bundle in a code span (and `|` escaped for the table).
+ */
+function originMarkdown(manifest, trust, options = {}) {
+    const rows = originRows(manifest, trust, options);
+    const cell = (s) => s.replace(/\|/g, '\\|');
+    return [
+        '| origin | |',
+        '| --- | --- |',
+        ...rows.map((r) => `| ${cell(r.label.trim())} | ${cell(segmentsMarkdown(r.value))} |`),
+        '',
+    ].join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/core/freshness.ts
+// Freshness: refusing a plan older than a given age, or older than the plan last applied to the
+// same profile or out-link (a rollback by whoever can hand a host an old, validly signed file).
+// Pure: the record's schema and the decision; reading and writing the record is app/freshness.ts.
+
+
+
+/** A stale-plan refusal (exit code 11). */
+function staleError(message) {
+    return new errors_NixPlanError('stale', message);
+}
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const freshness_HEX64 = /^[0-9a-f]{64}$/;
+/** Parses a last-applied record; throws a 'stale' error naming `where` when it is not one. */
+function parseLastApplied(text, where) {
+    const fail = (why) => staleError(`the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
+        'than the one applied before; repair or remove the record, or pass --allow-downgrade');
+    let v;
+    try {
+        v = JSON.parse(text);
+    }
+    catch {
+        throw fail('not JSON');
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+        throw fail('not a JSON object');
+    const r = v;
+    if (r['version'] !== 1)
+        throw fail(`version ${JSON.stringify(r['version'])?.slice(0, 16)} is not 1`);
+    const str = (k, pattern) => {
+        const x = r[k];
+        if (typeof x !== 'string' || !pattern.test(x))
+            throw fail(`'${k}' is missing or malformed`);
+        return x;
+    };
+    const time = (k) => {
+        try {
+            return timestamp(r[k], k);
+        }
+        catch {
+            throw fail(`'${k}' is not an RFC 3339 UTC time`);
+        }
+    };
+    const roots = r['roots'];
+    if (!Array.isArray(roots) || !roots.every((x) => typeof x === 'string'))
+        throw fail("'roots' is not a list of paths");
+    return {
+        version: 1,
+        ...(r['createdAt'] !== undefined && { createdAt: time('createdAt') }),
+        digest: str('digest', DIGEST),
+        checksum: str('checksum', freshness_HEX64),
+        storeDir: str('storeDir', /^\/\S*$/),
+        roots: roots,
+        appliedAt: time('appliedAt'),
+    };
+}
+/** The record for `manifest`, applied now from a bundle file with `digest`. */
+function lastAppliedOf(manifest, digest, appliedAt) {
+    return {
+        version: 1,
+        ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+        digest,
+        checksum: manifest.checksum,
+        storeDir: manifest.storeDir,
+        roots: manifest.roots.map((r) => r.drvPath),
+        appliedAt,
+    };
+}
+const UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/**
+ * A duration like `90m`, `12h`, `7d`, `2w` or `1d12h` in milliseconds; a usage error naming
+ * `option` otherwise.
+ */
+function parseDuration(text, option = '--max-age') {
+    const parts = /^(?:\d+[smhdw])+$/.test(text) ? [...text.matchAll(/(\d+)([smhdw])/g)] : [];
+    const ms = parts.reduce((n, [, count, unit]) => n + Number(count) * (UNITS[unit ?? ''] ?? NaN), 0);
+    if (parts.length === 0 || !Number.isSafeInteger(ms) || ms <= 0)
+        throw new errors_NixPlanError('usage', `${option} '${text}' is not a duration; accepted: a number and a unit (s, m, h, d, w), e.g. 12h, 7d or 1d12h`);
+    return ms;
+}
+/**
+ * Why `manifest` may not be applied under `policy` at `now` (a 'stale' error), or undefined when
+ * it may. A plan of the same age as the last one passes (the same plan again, or a relocation of
+ * it); a plan without createdAt (format 1) passes neither an age limit nor an existing record.
+ * `--allow-downgrade` waives the record, never --max-age (drop the option instead).
+ */
+function freshnessProblem(manifest, policy, now) {
+    const created = manifest.createdAt;
+    const unknown = manifest.formatVersion === 1
+        ? 'the plan records no creation time (a format 1 bundle)'
+        : 'the plan records no creation time (it was promoted from a format 1 bundle)';
+    if (policy.maxAgeMs !== undefined) {
+        const limit = policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`;
+        if (created === undefined)
+            return staleError(`${unknown}, so it cannot be shown to be younger than --max-age ${limit}; re-export it`);
+        const age = now.getTime() - Date.parse(created);
+        if (age > policy.maxAgeMs)
+            return staleError(`the plan was created at ${created}, ${formatAge(age)} ago: older than --max-age ${limit} allows`);
+    }
+    const last = policy.last;
+    if (last === undefined || policy.allowDowngrade === true || last.record.checksum === manifest.checksum)
+        return undefined;
+    const before = `${last.target} was last given a plan created at ${last.record.createdAt ?? '(unknown)'} (applied ${last.record.appliedAt}, ${last.record.digest})`;
+    if (created === undefined)
+        return staleError(`${unknown}, and ${before}: it may be older; refusing it (--allow-downgrade to force)`);
+    if (last.record.createdAt !== undefined && Date.parse(created) < Date.parse(last.record.createdAt))
+        return staleError(`the plan was created at ${created}, before the one ${before}: refusing a downgrade (--allow-downgrade to force)`);
+    return undefined;
+}
+
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
+;// CONCATENATED MODULE: ./src/cli/args.ts
+// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
+// usage errors that name the option and the accepted values.
+
+
+
+
+/** Throws a usage error. */
+function usageError(message) {
+    return new errors_NixPlanError('usage', message);
+}
+/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
+function parseCommandArgs(argv, specs) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    const rest = dash < 0 ? [] : argv.slice(dash + 1);
+    const options = {};
+    for (const [name, s] of Object.entries(specs))
+        options[name] = {
+            type: s.type,
+            ...(s.short !== undefined && { short: s.short }),
+            ...(s.multiple === true && { multiple: true }),
+        };
+    try {
+        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
+            args: [...head],
+            options,
+            allowPositionals: true,
+            strict: true,
+        });
+        return { values, positionals, rest };
+    }
+    catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    }
+}
+/** A string option's value, or undefined. */
+function args_str(args, name) {
+    const v = args.values[name];
+    return typeof v === 'string' ? v : undefined;
+}
+/** A required string option's value. */
+function required(args, name, what) {
+    const v = args_str(args, name);
+    if (v === undefined || v === '')
+        throw usageError(`missing --${name} ${what}`);
+    return v;
+}
+/** A repeatable string option's values (also splitting on commas when `commas`). */
+function args_list(args, name, commas = false) {
+    const v = args.values[name];
+    const items = Array.isArray(v)
+        ? v.filter((x) => typeof x === 'string')
+        : typeof v === 'string'
+            ? [v]
+            : [];
+    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
+}
+/** A boolean flag. */
+function flag(args, name) {
+    return args.values[name] === true;
+}
+/** A value that must be one of `allowed`. */
+function oneOf(value, name, allowed) {
+    if (value === undefined)
+        return undefined;
+    if (!allowed.includes(value))
+        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
+    return value;
+}
+/** An integer option within [min, max]. */
+function integer(value, name, min, max) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max)
+        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
+    return n;
+}
+/** Exactly one positional argument (the bundle), or a usage error naming it. */
+function onePositional(args, what) {
+    if (args.positionals.length === 0)
+        throw usageError(`missing ${what}`);
+    if (args.positionals.length > 1)
+        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
+    return args.positionals[0] ?? '';
+}
+const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
+function publicKeyOrUsage(key, where) {
+    try {
+        parsePublicKey(key);
+    }
+    catch (e) {
+        throw usageError(`${where}: ${e.message}`);
+    }
+    return key;
+}
+/**
+ * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
+ * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
+ * closed: an empty value (an unset variable), a file without a key, or anything that is not a
+ * key is a usage error, never "no keys".
+ */
+async function readKeys(values, readText = readTextFile) {
+    const keys = [];
+    for (const v of values) {
+        if (v.trim() === '')
+            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
+        if (KEY_LITERAL.test(v)) {
+            keys.push(publicKeyOrUsage(v, '--trusted-key'));
+            continue;
+        }
+        const words = (await readText(v, 'trusted key file'))
+            .split('\n')
+            .map((l) => l.replace(/#.*$/, ''))
+            .flatMap((l) => l.split(/\s+/))
+            .filter((k) => k !== '');
+        if (words.length === 0)
+            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
+        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
+    }
+    return keys;
+}
+/**
+ * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
+ * that is not a key is a usage error naming the file (never echoing what it holds).
+ */
+async function readSecretKeyFile(path, readText = readTextFile) {
+    if (path.trim() === '')
+        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
+    const text = (await readText(path, 'secret key file')).trim();
+    if (text === '')
+        throw usageError(`secret key file '${path}' is empty`);
+    try {
+        parseSecretKey(text);
+    }
+    catch (e) {
+        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
+    }
+    return text;
+}
+/** Reads a small text file, turning a missing file into a usage error that names it. */
+async function readTextFile(path, what) {
+    try {
+        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+/** Help text for a command's options, aligned. */
+function optionsHelp(specs) {
+    const rows = Object.entries(specs).map(([name, s]) => {
+        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
+        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
+    });
+    const width = Math.max(...rows.map(([l]) => l.length));
+    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+}
+
 ;// CONCATENATED MODULE: ./src/app/inspect.ts
 // inspectPlan: what a bundle holds (roots, counts, sizes, signatures), from its manifest alone,
 // without decompressing the stream or touching any store.
@@ -4039,7 +4682,12 @@ function summarise(manifest, bundleBytes) {
         narBytes: manifest.narBytes,
         streamBytes: manifest.stream.size,
         ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
-        signedBy: manifest.signatures.map((s) => s.key),
+        signatures: manifest.signatures.map((s) => s.key),
+        trust: trustStatus(manifest),
+        ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+        ...(manifest.provenance !== undefined && { provenance: manifest.provenance }),
+        ...(manifest.promotions !== undefined && { promotions: manifest.promotions }),
+        formatVersion: manifest.formatVersion,
         ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
         tool: manifest.tool,
         nixVersion: manifest.nixVersion,
@@ -4052,19 +4700,24 @@ async function inspectPlan(bundlePath) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/terminal.ts
-/** A Logger writing `nix-plan: …` lines to stderr. */
+
+/**
+ * A Logger writing lines to stderr. Messages may quote a bundle (a path, a relocation warning),
+ * so control characters in them are made visible; newlines stay.
+ */
 function terminalLogger(io, verbosity) {
+    const line = (m) => `${escapeTerminal(m, { multiline: true })}\n`;
     return {
         info: (m) => {
             if (!verbosity.quiet)
-                io.stderr.write(`${m}\n`);
+                io.stderr.write(line(m));
         },
         warn: (m) => {
-            io.stderr.write(`warning: ${m}\n`);
+            io.stderr.write(`warning: ${line(m)}`);
         },
         debug: (m) => {
             if (verbosity.verbose)
-                io.stderr.write(`${m}\n`);
+                io.stderr.write(line(m));
         },
     };
 }
@@ -4137,30 +4790,36 @@ function terminalProgress(io, verbosity) {
 
 
 
-/** One JSON document, pretty-printed, with a trailing newline. */
+
+
+/**
+ * One JSON document, pretty-printed, with a trailing newline. JSON escapes C0 controls itself;
+ * C1 controls, bidi controls and the line separators are escaped too (`\u009b`), so the document
+ * is as safe on a terminal as the text output.
+ */
 function toJson(value) {
-    return `${JSON.stringify(value, null, 2)}\n`;
+    return `${JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
 }
 function counts(m) {
     const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`);
     return parts.length === 0 ? 'nothing' : parts.join(', ');
 }
-function summaryLines(s) {
+function summaryLines(s, manifest, now) {
     const lines = [
-        `store dir:  ${s.storeDir}${s.relocatedFrom === undefined ? '' : ` (relocated from ${s.relocatedFrom})`}`,
+        `store dir:  ${escapeTerminal(s.storeDir)}${s.relocatedFrom === undefined ? '' : ` (relocated from ${escapeTerminal(s.relocatedFrom)})`}`,
         `include:    ${s.include}`,
-        `systems:    ${s.systems.join(', ') || '-'}`,
+        `systems:    ${escapeTerminal(s.systems.join(', ')) || '-'}`,
         `paths:      ${s.paths} (${counts(s)})`,
         `size:       ${formatBytes(s.bundleBytes)} bundle, ${formatBytes(s.streamBytes)} uncompressed (${s.ratio.toFixed(1)}×)`,
-        `signed by:  ${s.signedBy.length === 0 ? 'nobody' : s.signedBy.join(', ')}`,
-        `written by: ${s.tool}, evaluated with Nix ${s.nixVersion}`,
+        `written by: ${escapeTerminal(s.tool)}, evaluated with Nix ${escapeTerminal(s.nixVersion)} (bundle format ${s.formatVersion})`,
+        ...originText(manifest, undefined, { now }).trimEnd().split('\n'),
         `roots (${s.roots.length}):`,
     ];
     s.roots.forEach((r, i) => {
-        lines.push(`  ${i}  ${r.label}`);
-        lines.push(`     ${r.drvPath}`);
+        lines.push(`  ${i}  ${escapeTerminal(r.label)}`);
+        lines.push(`     ${escapeTerminal(r.drvPath)}`);
         for (const [name, path] of Object.entries(r.outputs))
-            lines.push(`     ${name} → ${path || '(known after building)'}`);
+            lines.push(`     ${escapeTerminal(name)} → ${escapeTerminal(path) || '(known after building)'}`);
     });
     return lines;
 }
@@ -4168,55 +4827,695 @@ function summaryLines(s) {
 function formatExport(r) {
     const s = summarise(r.manifest, r.bundleBytes);
     return [
-        `wrote ${r.bundlePath}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+        `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+        `  ${trustStatus(r.manifest) === 'unsigned' ? 'unsigned' : `signed by ${escapeTerminal(r.manifest.signatures.map((g) => g.key).join(', '))}`}`,
         `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
         '',
     ].join('\n');
 }
-/** `inspect`: the summary. */
-function formatInspect(r) {
-    return [...summaryLines(r.summary), ''].join('\n');
+/** `inspect`: the summary (signatures are listed, never called verified: inspect checks none). */
+function formatInspect(r, now = new Date()) {
+    return [...summaryLines(r.summary, r.manifest, now), ''].join('\n');
 }
-/** `verify`: the verdict. */
+/**
+ * `verify`: the verdict. With trusted keys, `OK` and who signed; without, it says that only the
+ * bundle's integrity was checked, not who made it.
+ */
 function formatVerify(r) {
-    const sig = r.trustedSignatures.length > 0 ? `, signed by trusted key ${r.trustedSignatures.join(', ')}` : '';
-    return `OK: ${r.bundlePath}: ${r.paths} paths (${counts(r)}) for ${r.manifest.storeDir}${sig}\n`;
+    const what = `${escapeTerminal(r.bundlePath)}: ${r.paths} paths (${counts(r)}) for ${escapeTerminal(r.manifest.storeDir)}`;
+    const status = escapeTerminal(trustStatus(r.manifest, r.trust));
+    if (!r.trust.keysGiven)
+        return (`integrity OK: ${what}\n` +
+            `integrity only: no --trusted-key given, so who made this plan was not checked (${status})\n`);
+    return `OK: ${what}\n${status}\n`;
 }
-/** `import`: what was added. */
+/** `import`: what was added, and what was proven about who made it. */
 function formatImport(r) {
     const how = r.method === 'none'
         ? ''
         : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
-    return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
+    return (`imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n` +
+        (r.trust === undefined ? '' : `${escapeTerminal(trustStatus(r.manifest, r.trust))}\n`));
 }
 /** `realise`: the output paths, one per line (like nix-store --realise). */
 function formatRealise(r) {
     const paths = Object.values(r.outPaths).flatMap((o) => Object.values(o));
-    return paths.map((p) => `${p}\n`).join('');
+    return paths.map((p) => `${escapeTerminal(p)}\n`).join('');
 }
 /** `relocate`: where, and the report. */
 function formatRelocate(r) {
     const rep = r.report;
     const lines = [
-        `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
+        `input ${escapeTerminal(trustStatus(r.manifest, r.trust))}`,
+        `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${escapeTerminal(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${escapeTerminal(r.manifest.storeDir)}`,
         `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
         `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
     ];
     if (rep.bareHashRewrites > 0)
         lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
     for (const m of rep.bareStoreDirMentions)
-        lines.push(`  ${m.path} still mentions the old store dir ${m.count}×`);
+        lines.push(`  ${escapeTerminal(m.path)} still mentions the old store dir ${m.count}×`);
     for (const w of rep.warnings)
-        lines.push(`  warning: ${w}`);
+        lines.push(`  warning: ${escapeTerminal(w)}`);
     return [...lines, ''].join('\n');
 }
 /** `apply`: what ran. */
 function formatApply(r) {
     const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
-    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
+    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
+// Package names and versions as Nix reads them: `builtins.parseDrvName` and
+// `builtins.compareVersions` (libstore's names.cc), so a diff groups and orders exactly as Nix does.
+/** C's `isalpha` in the C locale: ASCII letters only (Nix calls it on each byte of the name). */
+function isAlpha(code) {
+    return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
+}
+function isDigit(code) {
+    return code >= 0x30 && code <= 0x39;
+}
+/**
+ * `builtins.parseDrvName`: the name is everything up to the first `-` that is followed by a
+ * character that is not a letter, the version everything after that dash
+ * (`apache-httpd-2.0.48` → `apache-httpd`, `2.0.48`; `foo-` → `foo-`, ``).
+ */
+function parseDrvName(fullName) {
+    for (let i = 0; i + 1 < fullName.length; i++)
+        if (fullName.charCodeAt(i) === 0x2d && !isAlpha(fullName.charCodeAt(i + 1)))
+            return { name: fullName.slice(0, i), version: fullName.slice(i + 1) };
+    return { name: fullName, version: '' };
+}
+/** Largest number a version component may be and still compare as a number (Nix parses an `int`). */
+const INT_MAX = 2 ** 31 - 1;
+/** The version components of `v`: runs of digits, or runs of anything but digits, `.` and `-`. */
+function components(v) {
+    const out = [];
+    let p = 0;
+    while (p < v.length) {
+        while (p < v.length && (v[p] === '.' || v[p] === '-'))
+            p++;
+        if (p === v.length)
+            break;
+        const start = p;
+        if (isDigit(v.charCodeAt(p)))
+            while (p < v.length && isDigit(v.charCodeAt(p)))
+                p++;
+        else
+            while (p < v.length && !isDigit(v.charCodeAt(p)) && v[p] !== '.' && v[p] !== '-')
+                p++;
+        out.push(v.slice(start, p));
+    }
+    return out;
+}
+/** A component as the number Nix's `string2Int<int>` reads, or undefined (letters, empty, overflow). */
+function asInt(c) {
+    if (c === '' || !isDigit(c.charCodeAt(0)))
+        return undefined;
+    const n = Number(c);
+    return n <= INT_MAX ? n : undefined;
+}
+/** Nix's `componentsLT`: numbers by value, "" and "pre" before anything, numbers after words. */
+function componentLess(c1, c2) {
+    const n1 = asInt(c1);
+    const n2 = asInt(c2);
+    if (n1 !== undefined && n2 !== undefined)
+        return n1 < n2;
+    if (c1 === '' && n2 !== undefined)
+        return true;
+    if (c1 === 'pre' && c2 !== 'pre')
+        return true;
+    if (c2 === 'pre')
+        return false;
+    // Nix: "Assume that `2.3a' < `2.3.1'."
+    if (n2 !== undefined)
+        return true;
+    if (n1 !== undefined)
+        return false;
+    return c1 < c2;
+}
+/**
+ * `builtins.compareVersions`: -1, 0 or 1. Components are compared in turn, a missing one being
+ * "" (so `1.0` < `1.0.1`, `1.0pre1` < `1.0`, `2.3a` < `2.3.1`).
+ */
+function compareVersions(v1, v2) {
+    const a = components(v1);
+    const b = components(v2);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        const c1 = a[i] ?? '';
+        const c2 = b[i] ?? '';
+        if (componentLess(c1, c2))
+            return -1;
+        if (componentLess(c2, c1))
+            return 1;
+    }
+    return 0;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/packages.ts
+// The package-level difference of two sets of derivations, the way nvd and `nix store
+// diff-closures` show closures: derivations grouped by package name (`builtins.parseDrvName`),
+// then per package a version change, an addition, a removal, or a rebuild at the same version.
+
+/** Every kind, in the order a diff lists them. */
+const PACKAGE_CHANGE_KINDS = [
+    'upgrade',
+    'downgrade',
+    'changed',
+    'added',
+    'removed',
+    'rebuilt',
+];
+/** Counts with every kind at zero. */
+function packages_emptyCounts() {
+    return { upgrade: 0, downgrade: 0, changed: 0, added: 0, removed: 0, rebuilt: 0 };
+}
+/** Version changes of any direction. */
+function versionChanges(c) {
+    return c.upgrade + c.downgrade + c.changed;
+}
+const byVersion = (a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/** Versions of every package name in a set. */
+function versionsByName(nodes) {
+    const out = new Map();
+    for (const n of nodes) {
+        let set = out.get(n.pname);
+        if (set === undefined)
+            out.set(n.pname, (set = new Set()));
+        set.add(n.version);
+    }
+    return out;
+}
+function side(versions, changed) {
+    const outputs = new Set();
+    const kinds = new Set();
+    for (const n of changed)
+        for (const o of n.outputs) {
+            outputs.add(o.name);
+            kinds.add(o.kind);
+        }
+    return {
+        versions: [...(versions ?? [])].sort(byVersion),
+        drvs: changed.map((n) => n.path).sort(byString),
+        outputs: [...outputs].sort(byString),
+        outputKinds: [...kinds].sort(byString),
+    };
+}
+/** Versions on one side only: `a` without those in `b`. */
+function versionsOnlyIn(a, b) {
+    const other = new Set(b);
+    return a.filter((v) => !other.has(v));
+}
+function kindOf(old, now, inOld, inNew) {
+    if (!inNew)
+        return 'removed';
+    if (!inOld)
+        return 'added';
+    const gone = versionsOnlyIn(old.versions, now.versions);
+    const came = versionsOnlyIn(now.versions, old.versions);
+    if (gone.length === 0 && came.length === 0)
+        return 'rebuilt';
+    if (gone.length === 1 && came.length === 1) {
+        const c = compareVersions(gone[0], came[0]);
+        if (c < 0)
+            return 'upgrade';
+        if (c > 0)
+            return 'downgrade';
+    }
+    return 'changed';
+}
+/**
+ * The package-level difference of two sets of derivations (each a closure or a whole plan). Two
+ * derivations are the same when their paths are: a .drv path is the hash of its whole closure, so
+ * everything else is a change, and only the derivations in one set alone are looked at closely.
+ */
+function diffClosures(old, now) {
+    const oldPaths = new Set(old.map((n) => n.path));
+    const newPaths = new Set(now.map((n) => n.path));
+    const groups = new Map();
+    const group = (pname) => {
+        let g = groups.get(pname);
+        if (g === undefined)
+            groups.set(pname, (g = { old: [], new: [] }));
+        return g;
+    };
+    let removed = 0;
+    let added = 0;
+    for (const n of old)
+        if (!newPaths.has(n.path)) {
+            group(n.pname).old.push(n);
+            removed++;
+        }
+    for (const n of now)
+        if (!oldPaths.has(n.path)) {
+            group(n.pname).new.push(n);
+            added++;
+        }
+    const oldVersions = versionsByName(old);
+    const newVersions = versionsByName(now);
+    const counts = packages_emptyCounts();
+    const packages = [];
+    for (const [name, g] of groups) {
+        const o = side(oldVersions.get(name), g.old);
+        const n = side(newVersions.get(name), g.new);
+        const change = kindOf(o, n, oldVersions.has(name), newVersions.has(name));
+        counts[change]++;
+        packages.push({ name, change, old: o, new: n });
+    }
+    packages.sort((a, b) => byString(a.name, b.name) ||
+        PACKAGE_CHANGE_KINDS.indexOf(a.change) - PACKAGE_CHANGE_KINDS.indexOf(b.change));
+    return {
+        derivations: { old: old.length, new: now.length, added, removed },
+        counts,
+        packages,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/describe.ts
+// The phrases a diff is told in, shared by the terminal and the job summaries: version changes,
+// counts, signature status. Plain text; callers escape it for where it goes.
+
+/** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
+const NO_VERSION = '(none)';
+const describe_show = (vs) => vs.length === 0 ? '∅' : vs.map((v) => (v === '' ? NO_VERSION : v)).join(', ');
+/**
+ * A package's versions as `old → new`: only the versions that changed when some did (as
+ * `nix store diff-closures` shows them), all of them for an addition, removal or rebuild.
+ */
+function versionsText(p) {
+    switch (p.change) {
+        case 'added':
+            return describe_show(p.new.versions);
+        case 'removed':
+            return describe_show(p.old.versions);
+        case 'rebuilt':
+            return describe_show(p.new.versions);
+        default:
+            return `${describe_show(versionsOnlyIn(p.old.versions, p.new.versions))} → ${describe_show(versionsOnlyIn(p.new.versions, p.old.versions))}`;
+    }
+}
+/** What else changed in a package's derivations: output names and kinds. */
+function outputsText(p) {
+    if (p.change === 'added' || p.change === 'removed')
+        return undefined;
+    const parts = [];
+    const names = (xs) => xs.join(', ') || '∅';
+    if (p.old.outputs.join(' ') !== p.new.outputs.join(' '))
+        parts.push(`outputs ${names(p.old.outputs)} → ${names(p.new.outputs)}`);
+    if (p.old.outputKinds.join(' ') !== p.new.outputKinds.join(' '))
+        parts.push(`${names(p.old.outputKinds)} → ${names(p.new.outputKinds)}`);
+    return parts.length === 0 ? undefined : parts.join('; ');
+}
+/** nvd's tags: `U` upgrade, `D` downgrade, `C` changed, `A` added, `R` removed, `B` rebuilt. */
+const CHANGE_TAGS = {
+    upgrade: 'U',
+    downgrade: 'D',
+    changed: 'C',
+    added: 'A',
+    removed: 'R',
+    rebuilt: 'B',
+};
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+/** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
+function countsText(c) {
+    const parts = [];
+    const v = versionChanges(c);
+    if (v > 0) {
+        const detail = [
+            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
+            c.changed > 0 ? `${c.changed} other` : '',
+        ].filter((s) => s !== '');
+        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
+    }
+    if (c.added > 0)
+        parts.push(`${c.added.toLocaleString('en-US')} added`);
+    if (c.removed > 0)
+        parts.push(`${c.removed.toLocaleString('en-US')} removed`);
+    if (c.rebuilt > 0)
+        parts.push(`${c.rebuilt.toLocaleString('en-US')} rebuilt`);
+    return parts.length === 0 ? 'no package changes' : parts.join(', ');
+}
+/**
+ * A bundle's signature status in the words every front end uses: "verified: signed by trusted
+ * key ci", "signatures: 2 (not verified)", "unsigned".
+ */
+function signatureText(signatures) {
+    if (signatures === undefined)
+        return 'not a bundle (no signatures)';
+    if (signatures.length === 0)
+        return 'unsigned';
+    const verified = signatures.filter((s) => s.status === 'verified').map((s) => s.key);
+    if (verified.length > 0)
+        return `verified: signed by trusted key ${verified.join(', ')}`;
+    const keys = signatures.map((s) => s.key).join(', ');
+    const checked = signatures.some((s) => s.status === 'untrusted-key');
+    return `signatures: ${signatures.length} by ${keys} (${checked ? 'none by a trusted key' : 'not verified'})`;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/text.ts
+// Bytes from a plan shown as text a person can read and nothing can abuse: valid UTF-8 stays as it
+// is, everything that could hide, move or rewrite what a reviewer sees (control characters,
+// terminal escapes, bidirectional overrides, invisible characters, invalid UTF-8) is written as
+// an escape. The escaping is reversible (`\\` for a backslash), so distinct bytes stay distinct.
+/** Code points shown as `\u{…}`: C1 controls, invisible and direction-changing characters. */
+function isHidden(cp) {
+    return ((cp >= 0x80 && cp <= 0x9f) || // C1 controls (0x9b is a terminal CSI)
+        cp === 0xad || // soft hyphen
+        cp === 0x061c || // Arabic letter mark
+        (cp >= 0x200b && cp <= 0x200f) || // zero width space/joiners, LRM/RLM
+        (cp >= 0x2028 && cp <= 0x202e) || // line/paragraph separators, bidi embeddings and overrides
+        (cp >= 0x2060 && cp <= 0x2069) || // word joiner, invisible operators, bidi isolates
+        cp === 0xfeff || // zero width no-break space
+        (cp >= 0xfff9 && cp <= 0xfffb) || // interlinear annotations
+        (cp >= 0xe0000 && cp <= 0xe007f) // tags
+    );
+}
+const hex2 = (b) => b.toString(16).padStart(2, '0');
+/**
+ * `bytes` as safe text: `\\`, `\r`, `\xNN` for other control bytes and for bytes that are not
+ * valid UTF-8, `\u{NNNN}` for hidden code points; a newline stays a newline and a tab a tab
+ * unless `escapeLayout` (then `\n`, `\t`).
+ */
+function showBytes(bytes, escapeLayout = false) {
+    let out = '';
+    let i = 0;
+    while (i < bytes.length) {
+        const b = bytes[i];
+        if (b < 0x80) {
+            if (b === 0x5c)
+                out += '\\\\';
+            else if (b === 0x0a)
+                out += escapeLayout ? '\\n' : '\n';
+            else if (b === 0x09)
+                out += escapeLayout ? '\\t' : '\t';
+            else if (b === 0x0d)
+                out += '\\r';
+            else if (b < 0x20 || b === 0x7f)
+                out += `\\x${hex2(b)}`;
+            else
+                out += String.fromCharCode(b);
+            i++;
+            continue;
+        }
+        const cp = decodeOne(bytes, i);
+        if (cp === undefined) {
+            out += `\\x${hex2(b)}`;
+            i++;
+            continue;
+        }
+        out += isHidden(cp.codePoint) ? `\\u{${cp.codePoint.toString(16)}}` : String.fromCodePoint(cp.codePoint);
+        i += cp.length;
+    }
+    return out;
+}
+/** `text` (a JS string, e.g. a store path or a name) shown as `showBytes` shows its UTF-8. */
+function showText(text, escapeLayout = true) {
+    return showBytes(new TextEncoder().encode(text), escapeLayout);
+}
+/** One well-formed UTF-8 sequence at `i` (shortest form, no surrogates, ≤ U+10FFFF), or undefined. */
+function decodeOne(bytes, i) {
+    const b0 = bytes[i];
+    let length;
+    let cp;
+    let min;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        length = 2;
+        cp = b0 & 0x1f;
+        min = 0x80;
+    }
+    else if (b0 >= 0xe0 && b0 <= 0xef) {
+        length = 3;
+        cp = b0 & 0x0f;
+        min = 0x800;
+    }
+    else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        length = 4;
+        cp = b0 & 0x07;
+        min = 0x10000;
+    }
+    else
+        return undefined;
+    if (i + length > bytes.length)
+        return undefined;
+    for (let k = 1; k < length; k++) {
+        const c = bytes[i + k];
+        if ((c & 0xc0) !== 0x80)
+            return undefined;
+        cp = (cp << 6) | (c & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return undefined;
+    return { codePoint: cp, length };
+}
+
+;// CONCATENATED MODULE: ./src/cli/diff-format.ts
+
+
+const t = (s) => showText(s);
+const n = (x) => x.toLocaleString('en-US');
+/** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
+const REBUILT_SHOWN = 40;
+function sideLine(mark, s) {
+    const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
+    const parts = [`${what} for ${t(s.storeDir)}`, `${n(s.derivations)} derivations`];
+    if (s.bundle !== undefined) {
+        parts.push(signatureText(s.bundle.signatures));
+        if (s.bundle.createdAt !== undefined)
+            parts.push(`evaluated ${t(s.bundle.createdAt)}`);
+    }
+    return `${mark} ${t(s.source)} (${parts.join('; ')})`;
+}
+function packageLines(packages) {
+    const width = Math.min(40, Math.max(0, ...packages.map((p) => t(p.name).length)));
+    return packages.map((p) => {
+        const extra = outputsText(p);
+        return `  [${CHANGE_TAGS[p.change]}] ${t(p.name).padEnd(width)}  ${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+    });
+}
+/** The human form of a diff. */
+function formatDiff(d) {
+    const lines = [sideLine('<<<', d.old), sideLine('>>>', d.new)];
+    if (d.realm.relocated)
+        lines.push(`The old plan was relocated from ${t(d.realm.old)} to ${t(d.realm.new)} to be compared; old paths below are the relocated ones.`);
+    if (d.identical) {
+        lines.push(d.realm.relocated
+            ? `Same plan, other realm: relocated to ${t(d.realm.new)}, the old plan is exactly the new one (${n(d.total.derivations.new)} derivations).`
+            : `No changes: both hold the same ${n(d.total.derivations.new)} derivations and roots.`);
+    }
+    const fields = d.fields.filter((f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')));
+    if (fields.length > 0) {
+        lines.push('Plan facts that differ:');
+        for (const f of fields)
+            lines.push(`  ${t(f.field)}: ${t(f.old ?? '∅')} → ${t(f.new ?? '∅')}`);
+    }
+    const by = (kinds) => d.total.packages.filter((p) => kinds.includes(p.change));
+    const sections = [
+        ['Version changes:', by(['upgrade', 'downgrade', 'changed'])],
+        ['Added packages:', by(['added'])],
+        ['Removed packages:', by(['removed'])],
+    ];
+    for (const [title, list] of sections)
+        if (list.length > 0)
+            lines.push(title, ...packageLines(list));
+    const rebuilt = by(['rebuilt']);
+    if (rebuilt.length > 0) {
+        lines.push(`Rebuilt at the same version (inputs changed): ${n(rebuilt.length)}`);
+        lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
+        if (rebuilt.length > REBUILT_SHOWN)
+            lines.push(`  …and ${n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
+    }
+    if (d.roots.length > 1 || d.roots.some((r) => r.status !== 'changed' && r.status !== 'unchanged')) {
+        lines.push('Roots:');
+        for (const r of d.roots)
+            lines.push(`  ${t(r.label)}: ${r.status}${r.counts === undefined ? '' : ` — ${countsText(r.counts)}`}`);
+    }
+    const dv = d.total.derivations;
+    lines.push(`Total: ${countsText(d.total.counts)}; derivations ${n(dv.old)} → ${n(dv.new)} (${n(dv.added)} new, ${n(dv.removed)} gone).`);
+    for (const x of d.drv ?? [])
+        lines.push('', ...drvLines(x, ''));
+    return `${lines.join('\n')}\n`;
+}
+function outputText(o) {
+    return `${t(o.name)} ${o.kind}${o.hashAlgo === '' ? '' : ` ${t(o.hashAlgo)}`}${o.hash === '' ? '' : ` ${t(o.hash)}`}`;
+}
+function editLines(edits, indent) {
+    const mark = { same: '  ', old: '- ', new: '+ ' };
+    const out = [];
+    for (const e of edits) {
+        const items = e.op === 'same' && e.items.length > 6
+            ? [...e.items.slice(0, 2), `… ${e.items.length - 4} unchanged …`, ...e.items.slice(-2)]
+            : e.items;
+        for (const item of items)
+            for (const line of item.split('\n'))
+                out.push(`${indent}${mark[e.op]}${line}`);
+    }
+    return out;
+}
+/** nix-diff's layout for one pair, nested changed inputs indented below it. */
+function drvLines(d, indent) {
+    const i2 = `${indent}    `;
+    const out = [`${indent}- ${t(d.old)}`, `${indent}+ ${t(d.new)}`];
+    const o = d.outputs;
+    if (o.removed.length + o.added.length + o.changed.length > 0) {
+        out.push(`${indent}• The outputs differ:`);
+        for (const x of o.removed)
+            out.push(`${i2}- ${outputText(x)}`);
+        for (const x of o.added)
+            out.push(`${i2}+ ${outputText(x)}`);
+        for (const x of o.changed)
+            out.push(`${i2}- ${outputText(x.old)}`, `${i2}+ ${outputText(x.new)}`);
+    }
+    if (d.system !== undefined)
+        out.push(`${indent}• The systems differ:`, `${i2}- ${d.system.old}`, `${i2}+ ${d.system.new}`);
+    if (d.builder !== undefined)
+        out.push(`${indent}• The builders differ:`, `${i2}- ${d.builder.old}`, `${i2}+ ${d.builder.new}`);
+    if (d.args !== undefined)
+        out.push(`${indent}• The arguments differ:`, ...editLines(d.args, i2));
+    const s = d.inputSrcs;
+    if (s.removed.length + s.added.length + s.changed.length > 0) {
+        out.push(`${indent}• The input sources differ:`);
+        for (const p of s.removed)
+            out.push(`${i2}- ${t(p)}`);
+        for (const p of s.added)
+            out.push(`${i2}+ ${t(p)}`);
+        for (const c of s.changed) {
+            out.push(`${i2}• ${c.name}: ${t(c.old)} → ${t(c.new)}`);
+            if (c.lines !== undefined)
+                out.push(...editLines(c.lines, `${i2}    `));
+        }
+    }
+    const e = d.env;
+    if (e.removed.length + e.added.length + e.changed.length > 0) {
+        out.push(`${indent}• The environments differ:`);
+        for (const x of e.removed)
+            out.push(`${i2}- ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.added)
+            out.push(`${i2}+ ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.changed) {
+            if (x.lines === undefined)
+                out.push(`${i2}• ${x.key}:`, `${i2}    - ${x.old}`, `${i2}    + ${x.new}`);
+            else
+                out.push(`${i2}• ${x.key}:`, ...editLines(x.lines, `${i2}    `));
+        }
+    }
+    if (e.pathsOnly.length > 0)
+        out.push(`${indent}• ${e.pathsOnly.length} environment variable${e.pathsOnly.length === 1 ? '' : 's'} differ only by the new store paths of changed inputs: ${e.pathsOnly.join(', ')}`);
+    const i = d.inputDrvs;
+    for (const r of i.removed)
+        out.push(`${indent}• An input derivation was removed: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const r of i.added)
+        out.push(`${indent}• An input derivation was added: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const c of i.changed) {
+        if (c.old.path === c.new.path) {
+            out.push(`${indent}• The outputs used of input ${t(c.name)} differ: {${c.old.outputs.map(t).join(',')}} → {${c.new.outputs.map(t).join(',')}}`);
+            continue;
+        }
+        out.push(`${indent}• The input derivation ${t(c.name)} differs:`);
+        if (c.diff !== undefined)
+            out.push(...drvLines(c.diff, `${indent}  `));
+        else
+            out.push(`${indent}  - ${t(c.old.path)}`, `${indent}  + ${t(c.new.path)}`, `${indent}  (${c.note === 'already-compared' ? 'compared above' : c.note === 'limit' ? 'not compared: too many derivations differ' : 'not compared: its .drv is not available'})`);
+    }
+    return out;
+}
+/** `inspect --contents`: each root's packages in aligned columns. */
+function formatContents(c) {
+    const lines = [];
+    for (const r of c.roots) {
+        lines.push(`packages of ${t(r.label)} (${n(r.packages.length)} derivations):`);
+        const rows = r.packages.map((p) => [
+            t(p.name),
+            t(p.version === '' ? NO_VERSION : p.version),
+            p.outputs.map(t).join(','),
+            `${t(p.system)}${p.fixed ? '  (fixed output)' : ''}`,
+        ]);
+        const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i].length))));
+        for (const row of rows)
+            lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x)).join('  ')}`);
+    }
+    return `${lines.join('\n')}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/diff-command.ts
+
+
+/** A bundle file, or a .drv store path (anything ending in `.drv`). */
+function locate(path) {
+    return { kind: path.endsWith('.drv') ? 'drv' : 'bundle', path };
+}
+/** The spec of `nix-plan diff`. */
+function diffCommand(kit) {
+    return {
+        name: 'diff',
+        summary: 'show what changes between two plans, package by package, before anything is built',
+        usage: [
+            'nix-plan diff OLD NEW [--drv NAME] [--trusted-key KEY…] [--json]',
+            'nix-plan diff --profile PATH NEW [--drv NAME] [--store URI]',
+        ],
+        description: 'Compares two plans (bundles, or .drv paths in the store; OLD may be the current generation of a profile ' +
+            'with --profile, when its deriver is still in the store) the way nvd compares closures: version changes, ' +
+            'packages added and removed, and packages rebuilt at the same version because an input changed, with counts, ' +
+            'per root and in total, plus the plan facts that differ (store dir, provenance, signatures). A plan for ' +
+            "another store dir is relocated into NEW's first, so a promoted plan compares with its original as the same " +
+            'plan in another realm. --drv NAME explains why the derivations of that package (or derivation name, or ' +
+            '.drv path) differ: outputs, builder, arguments, environment, inputs, following changed inputs. Bundles are ' +
+            'verified as they are read; nothing is imported or built.',
+        options: {
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: "compare the profile's current generation (through its deriver) as OLD",
+            },
+            drv: {
+                type: 'string',
+                value: 'NAME',
+                help: 'explain why the derivations NAME differ (a package or derivation name, or a .drv path)',
+            },
+            store: kit.store,
+            'trusted-key': kit.trustedKey,
+        },
+        examples: [
+            'nix-plan diff main.nixplan pr.nixplan',
+            'nix-plan diff --profile /nix/var/nix/profiles/system host.nixplan',
+            'nix-plan diff old.nixplan new.nixplan --drv openssl',
+            'nix-plan diff alpha.nixplan beta.nixplan --json | jq .identical',
+        ],
+        async run(args, ctx) {
+            kit.noRest(args, 'diff');
+            const profile = args_str(args, 'profile');
+            let old;
+            let now;
+            if (profile !== undefined) {
+                if (profile === '')
+                    throw usageError('--profile needs a path');
+                old = { kind: 'profile', path: profile };
+                now = locate(onePositional(args, 'NEW (a bundle or a .drv path)'));
+            }
+            else {
+                if (args.positionals.length !== 2)
+                    throw usageError(`expected OLD and NEW (bundles or .drv paths), got ${args.positionals.length} argument${args.positionals.length === 1 ? '' : 's'}`);
+                old = locate(args.positionals[0] ?? '');
+                now = locate(args.positionals[1] ?? '');
+            }
+            const result = await ctx.useCases.diffPlanSources(old, now, {
+                store: args_str(args, 'store'),
+                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                drv: args_str(args, 'drv'),
+            }, ctx.deps);
+            kit.print(ctx, args, result, () => formatDiff(result));
+        },
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/cli/commands.ts
+
+
+
+
+
+
 
 
 const COMMON = {
@@ -4241,6 +5540,19 @@ const CACHE_KEY = {
     value: 'FILE',
     help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 };
+const NO_CHECK_SIGS = {
+    type: 'boolean',
+    help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
+};
+const MAX_AGE = {
+    type: 'string',
+    value: 'DURATION',
+    help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
+};
+const ALLOW_DOWNGRADE = {
+    type: 'boolean',
+    help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
+};
 const METHOD = {
     type: 'string',
     value: 'METHOD',
@@ -4252,6 +5564,25 @@ function commands_define(spec) {
 }
 function print(ctx, args, value, human) {
     ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+/**
+ * A result with its trust report: the one the use case made, or one made here from the keys the
+ * verifier required a signature by.
+ */
+function withTrust(result, trustedKeys, noCheckSigs) {
+    return {
+        ...result,
+        trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
+    };
+}
+/** `--max-age` in milliseconds (and as written), or nothing. */
+function maxAge(args) {
+    const text = args_str(args, 'max-age');
+    return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
+}
+/** The secret keys of the repeatable `--sign-key FILE`. */
+function signingKeys(args) {
+    return Promise.all(args_list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
 }
 function noRest(args, command) {
     if (args.rest.length > 0)
@@ -4305,19 +5636,20 @@ const COMMANDS = [
             'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
         ],
         async run(args, ctx) {
-            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
+            const keys = await signingKeys(args);
             const result = await ctx.useCases.exportPlan({
                 installables: [...args.positionals],
-                file: str(args, 'file'),
-                attributes: list(args, 'attr'),
-                drvPaths: list(args, 'drv'),
+                file: args_str(args, 'file'),
+                attributes: args_list(args, 'attr'),
+                drvPaths: args_list(args, 'drv'),
                 evalArgs: [...args.rest],
                 output: required(args, 'output', 'OUT (where to write the bundle)'),
-                include: oneOf(str(args, 'include'), 'include', commands_INCLUDES),
-                level: integer(str(args, 'level'), 'level', 1, 19),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                relocateTo: str(args, 'relocate-to'),
-                store: str(args, 'store'),
+                include: oneOf(args_str(args, 'include'), 'include', commands_INCLUDES),
+                level: integer(args_str(args, 'level'), 'level', 1, 19),
+                signingKeys: keys,
+                relocateTo: args_str(args, 'relocate-to'),
+                store: args_str(args, 'store'),
+                provenance: { env: (name) => process.env[name] },
             }, ctx.deps);
             print(ctx, args, result, () => formatExport(result));
         },
@@ -4325,65 +5657,98 @@ const COMMANDS = [
     commands_define({
         name: 'inspect',
         summary: 'show what a bundle holds (touches no store)',
-        usage: ['nix-plan inspect BUNDLE [--json]'],
-        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
-        options: {},
+        usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
+        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
+            'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+        options: {
+            contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
+            'trusted-key': TRUSTED_KEY,
+        },
         examples: [
             'nix-plan inspect hello.nixplan',
             'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+            'nix-plan inspect hello.nixplan --contents',
         ],
         async run(args, ctx) {
             noRest(args, 'inspect');
-            const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
-            print(ctx, args, result, () => formatInspect(result));
+            const bundle = onePositional(args, 'BUNDLE');
+            const result = await ctx.useCases.inspectPlan(bundle);
+            if (!flag(args, 'contents')) {
+                print(ctx, args, result, () => formatInspect(result));
+                return;
+            }
+            const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(args_list(args, 'trusted-key')) }, ctx.deps);
+            print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
         },
     }),
+    commands_define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
     commands_define({
         name: 'verify',
         summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
+        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
         description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
-            'With --trusted-key the manifest must carry a valid signature by one of the keys.',
+            'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
+            "bundle's integrity is checked, not who made it.",
         options: {
             'trusted-key': TRUSTED_KEY,
             'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+            'max-age': MAX_AGE,
         },
         examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
         async run(args, ctx) {
             noRest(args, 'verify');
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') }, ctx.deps);
+            const age = maxAge(args);
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
+            // verify changes nothing, so the age is checked on the manifest it verified.
+            const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
+            if (stale !== undefined)
+                throw stale;
             print(ctx, args, report, () => formatVerify(report));
         },
     }),
     commands_define({
         name: 'import',
         summary: 'verify a bundle, then add its paths to a store',
-        usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
+        usage: [
+            'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
+        ],
         description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
             'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
             'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-        options: { store: STORE, 'trusted-key': TRUSTED_KEY, method: METHOD, 'sign-key': CACHE_KEY },
+        options: {
+            store: STORE,
+            'trusted-key': TRUSTED_KEY,
+            method: METHOD,
+            'sign-key': CACHE_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+        },
         examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
         async run(args, ctx) {
             noRest(args, 'import');
-            const result = await ctx.useCases.importPlan(onePositional(args, 'BUNDLE'), {
-                store: str(args, 'store'),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
-            }, await importDeps(args, ctx));
-            print(ctx, args, result, () => formatImport(result));
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const options = {
+                store: args_str(args, 'store'),
+                trustedKeys,
+                method: oneOf(args_str(args, 'method'), 'method', METHODS),
+            };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
+            const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+            print(ctx, args, shown, () => formatImport(shown));
         },
     }),
     commands_define({
         name: 'realise',
         summary: 'import a bundle and build its roots',
         usage: [
-            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
+            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
         ],
         description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
             'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
             'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-            'Prints the output paths, one per line.',
+            'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
+            'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
         options: {
             'out-link': {
                 type: 'string',
@@ -4395,29 +5760,45 @@ const COMMANDS = [
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
         },
         examples: [
             'nix-plan realise hello.nixplan --out-link result',
             'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
         ],
         async run(args, ctx) {
-            const result = await ctx.useCases.realisePlan(onePositional(args, 'BUNDLE'), {
-                store: str(args, 'store'),
-                outLink: str(args, 'out-link'),
-                roots: list(args, 'roots', true),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const outLink = args_str(args, 'out-link');
+            const options = {
+                store: args_str(args, 'store'),
+                outLink,
+                roots: args_list(args, 'roots', true),
+                trustedKeys,
+                method: oneOf(args_str(args, 'method'), 'method', METHODS),
                 nixArgs: [...args.rest],
-            }, await importDeps(args, ctx));
-            print(ctx, args, result, () => formatRealise(result));
+            };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            // With --out-link, the link's last-applied record: an older plan is refused.
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle) => ctx.useCases.realisePlan(bundle, options, deps));
+            const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+            // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
+            ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
+            print(ctx, args, shown, () => formatRealise(shown));
         },
     }),
     commands_define({
         name: 'relocate',
         summary: 'rewrite a bundle for another store dir (realm)',
-        usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
+        usage: [
+            'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+        ],
         description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
-            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
+            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
+            "The new manifest keeps when and where the plan was made, and records what it was promoted from (the input's " +
+            'digest, store dir and the trusted keys that signed it). --sign-key needs --trusted-key (or --no-check-sigs): ' +
+            'a key signs only what was verified.',
         options: {
             to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
             output: {
@@ -4433,23 +5814,35 @@ const COMMANDS = [
                 help: 'sign the new manifest with this secret key file',
             },
             'trusted-key': TRUSTED_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
             level: {
                 type: 'string',
                 value: 'N',
                 help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
             },
         },
-        examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
+        examples: [
+            'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan',
+            'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan --trusted-key ci.pub --sign-key beta.sec',
+        ],
         async run(args, ctx) {
             noRest(args, 'relocate');
-            const signingKeys = await Promise.all(list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')));
-            const result = await ctx.useCases.relocatePlan(onePositional(args, 'BUNDLE'), {
+            const keys = await signingKeys(args);
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const noCheckSigs = flag(args, 'no-check-sigs');
+            assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
+            const options = {
                 to: required(args, 'to', 'DIR (the target store dir)'),
                 output: required(args, 'output', 'OUT (where to write the bundle)'),
-                signingKeys: signingKeys.map((k) => k.trim()),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                level: integer(str(args, 'level'), 'level', 1, 19),
-            }, ctx.deps);
+                signingKeys: keys,
+                trustedKeys,
+                noCheckSigs,
+                level: integer(args_str(args, 'level'), 'level', 1, 19),
+            };
+            if (noCheckSigs && trustedKeys.length === 0)
+                ctx.deps.log.warn('--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)');
+            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps));
             print(ctx, args, result, () => formatRelocate(result));
         },
     }),
@@ -4477,11 +5870,13 @@ const COMMANDS = [
         name: 'apply',
         summary: 'realise a NixOS system plan and switch a profile to it',
         usage: [
-            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
+            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
             'nix-plan apply --rollback --profile PATH [--action …]',
         ],
         description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
+            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
+            'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
+            'unless --allow-downgrade.',
         options: {
             profile: {
                 type: 'string',
@@ -4494,33 +5889,61 @@ const COMMANDS = [
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
         },
-        examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
+        examples: [
+            'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+        ],
         async run(args, ctx) {
             noRest(args, 'apply');
             const rollback = flag(args, 'rollback');
             const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
-            const store = str(args, 'store');
-            const realiseOptions = {
-                store,
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
-                method: oneOf(str(args, 'method'), 'method', METHODS),
+            const store = args_str(args, 'store');
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const realiseOptions = { store, trustedKeys, method: oneOf(args_str(args, 'method'), 'method', METHODS) };
+            const deps = await importDeps(args, ctx, trustedKeys);
+            const profile = required(args, 'profile', 'PATH');
+            const action = oneOf(args_str(args, 'action'), 'action', ACTIONS);
+            // Applies the bundle, keeping the manifest its realisation verified.
+            const apply = async (b) => {
+                let manifest;
+                const applied = await ctx.useCases.applyPlan(b, { profile, action, rollback, store }, {
+                    ...deps,
+                    realise: async (path) => {
+                        const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
+                        manifest = realised.manifest;
+                        return realised;
+                    },
+                });
+                return { applied, ...(manifest !== undefined && { manifest }) };
             };
-            const deps = await importDeps(args, ctx);
-            const result = await ctx.useCases.applyPlan(bundle, {
-                profile: required(args, 'profile', 'PATH'),
-                action: oneOf(str(args, 'action'), 'action', ACTIONS),
-                rollback,
-                store,
-            }, { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) });
-            print(ctx, args, result, () => formatApply(result));
+            // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
+            const { applied } = bundle === undefined
+                ? await apply(undefined)
+                : await ctx.useCases.withFreshness(bundle, { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, async (b) => {
+                    const r = await apply(b);
+                    if (r.manifest === undefined)
+                        throw new Error('apply realised no plan');
+                    return { applied: r.applied, manifest: r.manifest };
+                }, action !== 'dry-activate');
+            print(ctx, args, applied, () => formatApply(applied));
         },
     }),
 ];
-/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
-async function importDeps(args, ctx) {
-    const keyFile = list(args, 'sign-key')[0];
-    const signingKey = keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
+/**
+ * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
+ * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
+ * --trusted-key (or, on purpose, --no-check-sigs).
+ */
+async function importDeps(args, ctx, trustedKeys) {
+    const keyFile = args_list(args, 'sign-key')[0];
+    const noCheckSigs = flag(args, 'no-check-sigs');
+    assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
+    if (noCheckSigs && trustedKeys.length === 0)
+        ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
+    const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
     return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
 }
 /** A command's help page. */
@@ -5500,352 +6923,972 @@ function binaryCacheCopyImport(settings = {}) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/nix/collect.ts
-// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
-// of fixed-output derivations (sources), or the roots' built output closure (outputs).
+;// CONCATENATED MODULE: ./src/core/diff/graph.ts
+
+
+
+/** The kind of an output from its ATerm fields (Nix writes each kind this way). */
+function outputKind(o) {
+    if (o.hash === 'impure')
+        return 'impure';
+    if (o.hash !== '')
+        return 'fixed';
+    if (o.hashAlgo !== '')
+        return 'floating';
+    return o.path === '' ? 'deferred' : 'input-addressed';
+}
+/** Strings that repeat across a closure (systems, output names, hash algorithms) kept once. */
+class Interner {
+    table = new Map();
+    get(s) {
+        const known = this.table.get(s);
+        if (known !== undefined)
+            return known;
+        this.table.set(s, s);
+        return s;
+    }
+}
+const latin1 = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+/**
+ * The derivations of one plan, added in dependency order (a bundle's order, or Nix's
+ * `--requisites` order): every input derivation must have been added before the derivations that
+ * use it, so a closure is always complete.
+ */
+class PlanGraph {
+    storeDir;
+    roots;
+    byPath = new Map();
+    list = [];
+    strings = new Interner();
+    constructor(
+    /** The store dir of every path in it. */
+    storeDir, roots) {
+        this.storeDir = storeDir;
+        this.roots = roots;
+    }
+    /** How many derivations it holds. */
+    get size() {
+        return this.list.length;
+    }
+    /** Adds one derivation from its parsed head; its inputs must be in the graph already. */
+    add(path, head) {
+        const known = this.byPath.get(path);
+        if (known !== undefined)
+            return known;
+        const inputs = new Int32Array(head.inputDrvs.length);
+        head.inputDrvs.forEach((input, i) => {
+            const node = this.byPath.get(input.path);
+            if (node === undefined)
+                throw new errors_NixPlanError('closure', `'${path}' needs '${input.path}', which the plan does not hold before it`);
+            inputs[i] = node.id;
+        });
+        const name = nameOf(path).replace(/\.drv$/, '');
+        const { name: pname, version } = parseDrvName(name);
+        const node = {
+            id: this.list.length,
+            path,
+            name,
+            pname,
+            version,
+            system: this.strings.get(latin1(head.system)),
+            outputs: head.outputs.map((o) => ({
+                name: this.strings.get(o.name),
+                path: o.path,
+                kind: outputKind(o),
+                hashAlgo: this.strings.get(o.hashAlgo),
+                hash: o.hash,
+            })),
+            inputs,
+        };
+        this.byPath.set(path, node);
+        this.list.push(node);
+        return node;
+    }
+    /** The derivation at `path`, if the plan holds it. */
+    get(path) {
+        return this.byPath.get(path);
+    }
+    /** Whether the plan holds `path`. */
+    has(path) {
+        return this.byPath.has(path);
+    }
+    /** Every derivation, in the order added. */
+    nodes() {
+        return this.list;
+    }
+    /** The derivations `path` needs, itself included (none when the plan does not hold it). */
+    closure(path) {
+        const start = this.byPath.get(path);
+        if (start === undefined)
+            return [];
+        const seen = new Uint8Array(this.list.length);
+        const out = [];
+        const stack = [start.id];
+        seen[start.id] = 1;
+        while (stack.length > 0) {
+            const node = this.list[stack.pop()];
+            out.push(node);
+            for (const i of node.inputs)
+                if (seen[i] === 0) {
+                    seen[i] = 1;
+                    stack.push(i);
+                }
+        }
+        return out;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/plan-reader.ts
+// Reading one side of a comparison into a PlanGraph: a bundle (verified in one streaming pass,
+// keeping only each .drv's head), a .drv in a store, or the current generation of a profile
+// (through its deriver). Each side can fetch the whole bytes of chosen paths afterwards, for a
+// drill-down, without having held them.
 
 
 
 
-/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
-const YIELD_EVERY = 512;
-/** The include kinds, for option parsing. */
-const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
-/** Output name → path of a parsed derivation. */
-function outputsOf(drv) {
-    const out = {};
-    for (const o of drv.outputs)
-        out[o.name] = o.path;
+
+
+
+
+
+
+
+
+
+
+
+/** Small files fetched for a drill-down are at most this big. */
+const MAX_FILE = 4 * 1024 * 1024;
+/** Bytes of texts and one-file sources a drill-down keeps beyond the paths asked for. */
+const FILE_BUDGET = 16 * 1024 * 1024;
+/** Reads the store dir of a bundle, a .drv path or a profile without reading the rest. */
+async function plan_reader_storeDirOf(location, options, deps) {
+    if (location.kind === 'bundle') {
+        const source = await openBundle(location.path);
+        try {
+            return (await readBundleHead(source)).manifest.storeDir;
+        }
+        finally {
+            await source.close();
+        }
+    }
+    return new NixStore(deps.runner, { store: options.store }).storeDir();
+}
+/** Reads one side of a comparison. */
+async function readPlanSide(location, options, deps) {
+    return location.kind === 'bundle'
+        ? readBundleSide(location.path, options, deps)
+        : readStoreSide(location, options, deps);
+}
+/** `sha256:<hex>` of a file. */
+async function digestOf(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+/**
+ * Each signature's status against `trustedKeys` (none given: `not-checked`). A signature by a
+ * trusted key that does not verify means the manifest was altered: that is an error, as in verify.
+ */
+function signatureStatuses(manifest, trustedKeys = []) {
+    if (trustedKeys.length === 0)
+        return manifest.signatures.map((s) => ({ key: s.key, status: 'not-checked' }));
+    const keys = trustedKeys.map(parsePublicKey);
+    const message = signedBytes(manifest);
+    return manifest.signatures.map((s) => {
+        const check = checkDetached(message, `${s.key}:${s.sig}`, keys);
+        if (check === 'invalid' || check === 'malformed')
+            throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
+        return { key: s.key, status: check === 'valid' ? 'verified' : 'untrusted-key' };
+    });
+}
+/** `{a: {b: 1}}` → `{"a.b": "1"}`; arrays by index; only strings, numbers and booleans kept. */
+function flatten(value, prefix = '', out = {}) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
+        out[prefix] = String(value);
+    else if (Array.isArray(value))
+        value.forEach((v, i) => flatten(v, prefix === '' ? String(i) : `${prefix}.${i}`, out));
+    else if (typeof value === 'object' && value !== null)
+        for (const [k, v] of Object.entries(value))
+            flatten(v, prefix === '' ? k : `${prefix}.${k}`, out);
     return out;
 }
-const collect_QUOTE = 0x22;
-/**
- * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
- * `DrvWithVersion(…)`); see scanDerivation.
- */
-function derivationSystem(bytes, field) {
-    return scanDerivation(bytes, field === 4).system;
-}
-/**
- * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
- * registers for a .drv it writes), found by skipping through the file rather than parsing it.
- * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
- * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
- */
-function scanDerivation(bytes, versioned) {
-    const inputDrvsField = versioned ? 2 : 1;
-    const systemField = inputDrvsField + 2;
-    const references = [];
-    let depth = 0;
-    let at = 0;
-    let tupleStart = false;
-    for (let i = 0; i < bytes.length; i++) {
-        const c = bytes[i];
-        if (c === collect_QUOTE) {
-            const end = bytes.indexOf(collect_QUOTE, i + 1);
-            if (end < 0)
-                break;
-            if (depth === 1 && at === systemField)
-                return {
-                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
-                    references: sortedUnique(references),
-                };
-            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
-                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
-            tupleStart = false;
-            i = end;
-        }
-        else if (c === 0x28 || c === 0x5b) {
-            depth++; // ( [
-            tupleStart = c === 0x28 && depth === 3;
-        }
-        else if (c === 0x29 || c === 0x5d) {
-            if (--depth === 0)
-                break; // ) ]
-        }
-        else if (c === 0x2c && depth === 1 && ++at > systemField)
-            break; // ,
-    }
-    const drv = parseDerivation(bytes);
-    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
-}
-function sortedUnique(items) {
-    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
-}
-/** True for a fixed-output derivation (its one output names its content hash). */
-function isFixedOutput(drv) {
-    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
-}
-/**
- * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
- * closure, at most one `nix-store --realise` and one more query for added outputs, one
- * `--dump-db` per batch, and the .drv files read directly from the store.
- */
-async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
-    const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
-    const objects = [];
-    for await (const o of stream.objects) {
-        const { file: _bytes, ...object } = o;
-        objects.push(object);
-    }
-    return { objects, ...stream.summary() };
-}
-/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
-class DrvFacts {
-    roots;
-    rootOutputs = new Map();
-    systems = new Set();
-    fods = [];
-    fodOutputs = [];
-    rootSet;
-    constructor(roots) {
-        this.roots = roots;
-        this.rootSet = new Set(roots);
-    }
-    /** Adds one .drv; returns its references (scanDerivation's). */
-    add(path, bytes) {
-        // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
-        // .drv (env values, escapes) cost more than reading the files.
-        const drv = parseDerivationOutputs(bytes);
-        const { system, references } = scanDerivation(bytes, drv.version !== undefined);
-        this.systems.add(system);
-        if (this.rootSet.has(path))
-            this.rootOutputs.set(path, outputsOf(drv));
-        if (isFixedOutput(drv)) {
-            this.fods.push(path);
-            this.fodOutputs.push(...Object.values(outputsOf(drv)));
-        }
-        return references;
-    }
-    summary() {
-        for (const root of this.roots)
-            if (!this.rootOutputs.has(root))
-                throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
-        return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
-    }
-}
-/**
- * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
- * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
- * once. The other kinds need every .drv read and the whole graph first (to realise fixed
- * outputs or roots, and to order what that adds).
- */
-async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, options = {}) {
-    store.setStoreDir(storeDir);
-    const drvClosure = await store.requisites(rootDrvs);
-    const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
-    // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
-    const drvBatches = store.pathInfoBatches(drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure);
-    const facts = new DrvFacts(rootDrvs);
-    const readDrv = (p) => {
-        const file = store.readRegularFileSync(p);
-        if (file === undefined)
-            throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
-        return { ...file, references: facts.add(p, file.bytes) };
-    };
-    const readRegularFile = (q, maxSize) => store.readRegularFileSync(q, maxSize);
-    const withKind = (info) => ({
-        ...info,
-        kind: classifySync(info, storeDir, readRegularFile),
-    });
-    if (include === 'drvs') {
-        const objects = async function* () {
-            const done = new Set();
-            const described = drvBatches[Symbol.asyncIterator]();
-            let batch = [];
-            let next = 0;
-            for (const p of drvClosure) {
-                let object;
-                if (drvsFromFiles && p.endsWith('.drv')) {
-                    // What Nix registers for a .drv it writes: no deriver, its inputs as references.
-                    const { references, ...file } = readDrv(p);
-                    const narSize = regularFileNarSize(file.bytes.length, file.executable);
-                    object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
-                }
-                else {
-                    while (next === batch.length) {
-                        const r = await described.next();
-                        if (r.done === true)
-                            throw new errors_NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
-                        batch = r.value;
-                        next = 0;
-                    }
-                    const info = batch[next++];
-                    if (info?.path !== p)
-                        throw new errors_NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
-                    object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
-                }
-                for (const r of object.references)
-                    if (r !== p && !done.has(r))
-                        throw new errors_NixPlanError('internal', `nix-store --query --requisites listed '${p}' before its reference '${r}'`);
-                done.add(p);
-                yield object;
-            }
-        };
-        return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
-    }
-    let sinceYield = 0;
-    for (const p of drvClosure) {
-        if (!p.endsWith('.drv'))
-            continue;
-        readDrv(p);
-        // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
-        if (++sinceYield === YIELD_EVERY) {
-            sinceYield = 0;
-            await new Promise((resolve) => setImmediate(resolve));
-        }
-    }
-    facts.summary(); // the roots are in their closure
-    let extra = [];
-    if (include === 'sources') {
-        if (facts.fods.length > 0) {
-            hooks.onRealise?.('fixed-output derivations', facts.fods.length);
-            await store.realise(facts.fods);
-            extra = await store.requisites(facts.fodOutputs);
-        }
-    }
-    else {
-        hooks.onRealise?.('roots', rootDrvs.length);
-        const built = await store.realise(rootDrvs);
-        const outs = new Set(built);
-        for (const o of facts.rootOutputs.values())
-            for (const p of Object.values(o))
-                if (p !== '')
-                    outs.add(p);
-        extra = await store.requisites([...outs]);
-    }
-    const inClosure = new Set(drvClosure);
-    const added = extra.filter((p) => !inClosure.has(p));
-    const all = [...drvClosure, ...added];
-    const infos = new Map();
-    for await (const batch of drvBatches)
-        for (const info of batch)
-            infos.set(info.path, info);
-    if (added.length > 0)
-        for (const [p, info] of await store.pathInfos(added))
-            infos.set(p, info);
-    const refsOf = (p) => infos.get(p)?.references ?? [];
-    const order = dependencyOrder(all, refsOf);
-    const objects = order.map((p) => {
-        const info = infos.get(p);
-        if (info === undefined)
-            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
-        return withKind(info);
-    });
-    return { count: objects.length, objects, summary: () => facts.summary() };
-}
-
-;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
-// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
-
-
-
-const SLASH = Buffer.from('/');
-/** Files up to this size are read in one call: a drv closure is thousands of small files. */
-const SMALL_FILE = 1024 * 1024;
-// The file system is read with synchronous calls: store files are small and local, and each
-// `fs.promises` call is a round trip through libuv's thread pool (shared with zstd), which for
-// tens of thousands of files cost far more than the reads themselves. Large files still stream.
-/** A whole small file as a one-chunk stream, read when iteration starts (not before). */
-function readWhole(p) {
+/** What a diff shows of a manifest (v2's createdAt, provenance and promotions when present). */
+function bundleFacts(manifest, digest, trustedKeys) {
+    const v2 = manifest;
+    const provenance = flatten(v2.provenance);
     return {
-        [Symbol.asyncIterator]: () => {
-            let read = false;
-            return {
-                next: () => {
-                    if (read)
-                        return Promise.resolve({ done: true, value: undefined });
-                    read = true;
-                    try {
-                        return Promise.resolve({ done: false, value: (0,external_node_fs_namespaceObject.readFileSync)(p) });
+        digest,
+        checksum: manifest.checksum,
+        formatVersion: manifest.formatVersion,
+        tool: manifest.tool,
+        nixVersion: manifest.nixVersion,
+        include: manifest.include,
+        ...(typeof v2.createdAt === 'string' && { createdAt: v2.createdAt }),
+        ...(Object.keys(provenance).length > 0 && { provenance }),
+        ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
+        ...(Array.isArray(v2.promotions) && { promotions: v2.promotions.length }),
+        signatures: signatureStatuses(manifest, trustedKeys),
+    };
+}
+/** The roots of a manifest as a diff pairs them. */
+function manifestRoots(manifest) {
+    return manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath }));
+}
+async function readBundleSide(path, options, deps) {
+    const source = await openBundle(path);
+    try {
+        const head = await readBundleHead(source);
+        const { manifest } = head;
+        const facts = bundleFacts(manifest, await digestOf(path), options.trustedKeys);
+        const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
+        const checks = new DerivationChecks(manifest);
+        const keep = options.keepObjects === true;
+        const objects = [];
+        const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
+        try {
+            await verifyBundle(source, {
+                // Each .drv is parsed once, here, and handed to the verifier's own checks.
+                parseDerivations: false,
+                keptFiles: keep ? 'copy' : 'view',
+                onEntry: (e) => {
+                    task.tick(1, e.nar.narSize);
+                    if (e.kind === 'drv') {
+                        const { head: drv } = parseDerivationSpans(e.nar.file?.contents ?? new Uint8Array(0));
+                        checks.check(e.path, e.references, drv);
+                        graph.add(e.path, drv);
                     }
-                    catch (e) {
-                        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+                    if (keep) {
+                        if (e.kind === 'output')
+                            throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated to compare plans of different store dirs`);
+                        const file = e.nar.file?.contents;
+                        objects.push({
+                            path: e.path,
+                            kind: e.kind,
+                            references: e.references,
+                            ...(file !== undefined && { contents: file }),
+                            ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+                            ca: e.ca,
+                        });
                     }
                 },
+            });
+        }
+        finally {
+            task.done();
+        }
+        checks.finish();
+        return {
+            side: {
+                kind: 'bundle',
+                source: path,
+                storeDir: manifest.storeDir,
+                derivations: graph.size,
+                systems: manifest.systems,
+                roots: graph.roots,
+                bundle: facts,
+            },
+            graph,
+            ...(keep && { objects }),
+            files: (paths) => bundleFiles(path, paths),
+        };
+    }
+    finally {
+        await source.close();
+    }
+}
+/**
+ * The bytes of `paths` that are small single files in a bundle, read again (the first pass kept
+ * none of them). The stream's digests are checked again at its end, so a bundle changed since
+ * the first pass fails here instead of showing other bytes.
+ */
+async function bundleFiles(path, paths) {
+    const out = new Map();
+    const source = await openBundle(path);
+    let budget = FILE_BUDGET;
+    try {
+        for await (const e of readExport(exportStream(source), { keepFileUpTo: MAX_FILE })) {
+            const file = e.nar.file?.contents;
+            if (file === undefined)
+                continue;
+            if (paths.has(e.path))
+                out.set(e.path, file);
+            else if (!e.path.endsWith('.drv') && file.length <= budget) {
+                budget -= file.length;
+                out.set(e.path, file);
+            }
+        }
+    }
+    finally {
+        await source.close();
+    }
+    return out;
+}
+/** The store path a profile's current generation is: its symlinks followed into the store dir. */
+async function profileTarget(profile, storeDir) {
+    let at = (0,external_node_path_namespaceObject.isAbsolute)(profile) ? profile : (0,external_node_path_namespaceObject.resolve)(profile);
+    for (let hops = 0; hops < 40; hops++) {
+        if (at.startsWith(`${storeDir}/`)) {
+            const rest = at.slice(storeDir.length + 1);
+            return `${storeDir}/${rest.split('/')[0] ?? ''}`;
+        }
+        let target;
+        try {
+            target = await (0,external_node_fs_promises_namespaceObject.readlink)(at);
+        }
+        catch (e) {
+            throw new errors_NixPlanError('usage', `cannot read the profile '${profile}': ${e.code === 'EINVAL' ? `'${at}' is not a symlink into ${storeDir}` : e.message}`);
+        }
+        at = (0,external_node_path_namespaceObject.isAbsolute)(target) ? target : (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(at), target);
+    }
+    throw new errors_NixPlanError('usage', `the profile '${profile}' is a chain of more than 40 symlinks`);
+}
+async function readStoreSide(location, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const storeDir = await store.storeDir();
+    let drvPath = location.path;
+    let label;
+    if (location.kind === 'profile') {
+        const out = await profileTarget(location.path, storeDir);
+        const { stdout } = await deps.runner.run('nix-store', [
+            ...store.storeArgs(),
+            '--query',
+            '--deriver',
+            out,
+        ]);
+        drvPath = stdout.toString('utf8').trim();
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `the current generation of '${location.path}' (${out}) has no known deriver, so its plan cannot be read; compare against a plan bundle or a .drv path instead`);
+        label = nameOf(out);
+    }
+    else {
+        if (!drvPath.startsWith(`${storeDir}/`) ||
+            !drvPath.endsWith('.drv') ||
+            baseName(drvPath).length <= HASH_PART_LENGTH + 5)
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a .drv path in the store ${storeDir}`);
+        label = nameOf(drvPath).replace(/\.drv$/, '');
+    }
+    let closure;
+    try {
+        closure = await store.requisites([drvPath]);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', location.kind === 'profile'
+            ? `the deriver ${drvPath} of the current generation of '${location.path}' is not in the store (garbage-collected?), so its plan cannot be read; compare against a plan bundle instead`
+            : `'${drvPath}' is not a valid path in the store: ${e.message.split('\n')[0] ?? ''}`, { cause: e });
+    }
+    store.setStoreDir(storeDir);
+    const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
+    const systems = new Set();
+    const task = progressOf(deps).start(`reading ${drvPath}`, closure.length);
+    try {
+        for (const p of closure) {
+            task.tick(1);
+            if (!p.endsWith('.drv'))
+                continue;
+            const file = store.readRegularFileSync(p);
+            if (file === undefined)
+                throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
+            const node = graph.add(p, parseDerivationSpans(file.bytes).head);
+            systems.add(node.system);
+        }
+    }
+    finally {
+        task.done();
+    }
+    return {
+        side: {
+            kind: location.kind,
+            source: location.path,
+            storeDir,
+            derivations: graph.size,
+            systems: [...systems].sort(),
+            roots: graph.roots,
+        },
+        graph,
+        files: (paths) => {
+            const out = new Map();
+            let budget = FILE_BUDGET;
+            const read = (p) => {
+                try {
+                    return store.readRegularFileSync(p, MAX_FILE)?.bytes;
+                }
+                catch {
+                    return undefined;
+                }
             };
+            for (const p of paths) {
+                const bytes = read(p);
+                if (bytes !== undefined)
+                    out.set(p, bytes);
+            }
+            for (const p of closure)
+                if (!p.endsWith('.drv') && !out.has(p) && budget > 0) {
+                    const bytes = read(p);
+                    if (bytes !== undefined && bytes.length <= budget) {
+                        budget -= bytes.length;
+                        out.set(p, bytes);
+                    }
+                }
+            return Promise.resolve(out);
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/contents.ts
+
+
+function entry(n) {
+    return {
+        name: n.pname,
+        version: n.version,
+        outputs: n.outputs.map((o) => o.name),
+        system: n.system,
+        fixed: n.outputs.some((o) => o.kind === 'fixed'),
+        drvPath: n.path,
+    };
+}
+const order = (a, b) => a.name < b.name
+    ? -1
+    : a.name > b.name
+        ? 1
+        : compareVersions(a.version, b.version) || (a.drvPath < b.drvPath ? -1 : 1);
+/** Verifies a bundle as it reads it and lists each root's packages. */
+async function planContents(bundlePath, options, deps) {
+    const { side, graph } = await readPlanSide({ kind: 'bundle', path: bundlePath }, options, deps);
+    return {
+        plan: side,
+        roots: graph.roots.map((r) => ({
+            label: r.label,
+            drvPath: r.drvPath,
+            packages: graph.closure(r.drvPath).map(entry).sort(order),
+        })),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/sequence.ts
+// The shortest edit script between two sequences (Myers' O(ND) algorithm), for a derivation's
+// arguments and the lines of its environment values. Bounded: past `maxEdits` differences it
+// gives up and reports the two sides as replaced whole, so a hostile pair of values cannot make
+// it quadratic.
+/** Differences beyond which `diffSequences` stops looking for the shortest script. */
+const DEFAULT_MAX_EDITS = 2000;
+function push(out, op, item) {
+    const last = out[out.length - 1];
+    if (last?.op === op)
+        last.items.push(item);
+    else
+        out.push({ op, items: [item] });
+}
+/**
+ * The edits that turn `a` into `b`, as runs: `same` runs of equal items, `old` runs (only in `a`)
+ * before `new` runs (only in `b`) where both change. Items compare with `===`.
+ */
+function diffSequences(a, b, maxEdits = DEFAULT_MAX_EDITS) {
+    // Equal heads and tails need no search.
+    let start = 0;
+    while (start < a.length && start < b.length && a[start] === b[start])
+        start++;
+    let endA = a.length;
+    let endB = b.length;
+    while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
+        endA--;
+        endB--;
+    }
+    const out = [];
+    for (let i = 0; i < start; i++)
+        push(out, 'same', a[i]);
+    const middle = script(a.slice(start, endA), b.slice(start, endB), maxEdits);
+    for (const e of middle)
+        for (const item of e.items)
+            push(out, e.op, item);
+    for (let i = endA; i < a.length; i++)
+        push(out, 'same', a[i]);
+    return out;
+}
+/** Myers' greedy forward search with the trace kept for the backtrack. */
+function script(a, b, maxEdits) {
+    const n = a.length;
+    const m = b.length;
+    if (n === 0 && m === 0)
+        return [];
+    const whole = () => [
+        ...(n > 0 ? [{ op: 'old', items: a }] : []),
+        ...(m > 0 ? [{ op: 'new', items: b }] : []),
+    ];
+    if (n === 0 || m === 0)
+        return whole();
+    const max = Math.min(n + m, maxEdits);
+    const offset = max + 1;
+    let v = new Int32Array(2 * max + 3);
+    const trace = [];
+    for (let d = 0; d <= max; d++) {
+        trace.push(v.slice());
+        const next = v.slice();
+        for (let k = -d; k <= d; k += 2) {
+            let x = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1])
+                ? v[offset + k + 1]
+                : v[offset + k - 1] + 1;
+            let y = x - k;
+            while (x < n && y < m && a[x] === b[y]) {
+                x++;
+                y++;
+            }
+            next[offset + k] = x;
+            if (x >= n && y >= m)
+                return backtrack(a, b, trace, next, d, k, offset);
+        }
+        v = next;
+    }
+    return whole();
+}
+function backtrack(a, b, trace, last, dEnd, kEnd, offset) {
+    const steps = [];
+    let x = last[offset + kEnd];
+    let y = x - kEnd;
+    for (let d = dEnd; d > 0; d--) {
+        const v = trace[d];
+        const k = x - y;
+        const down = k === -d || (k !== d && v[offset + k - 1] < v[offset + k + 1]);
+        const prevK = down ? k + 1 : k - 1;
+        const prevX = v[offset + prevK];
+        const prevY = prevX - prevK;
+        while (x > prevX + (down ? 0 : 1) && y > prevY + (down ? 1 : 0)) {
+            steps.push({ op: 'same', item: a[--x] });
+            y--;
+        }
+        if (down)
+            steps.push({ op: 'new', item: b[--y] });
+        else
+            steps.push({ op: 'old', item: a[--x] });
+    }
+    while (x > 0 && y > 0) {
+        steps.push({ op: 'same', item: a[--x] });
+        y--;
+    }
+    steps.reverse();
+    const out = [];
+    // Within a changed stretch, old items come before new ones (as a unified diff shows them).
+    let pendingNew = [];
+    for (const s of steps) {
+        if (s.op === 'new')
+            pendingNew.push(s.item);
+        else {
+            if (s.op === 'same') {
+                for (const item of pendingNew)
+                    push(out, 'new', item);
+                pendingNew = [];
+            }
+            push(out, s.op, s.item);
+        }
+    }
+    for (const item of pendingNew)
+        push(out, 'new', item);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/derivation-diff.ts
+
+
+
+
+
+const derivation_diff_latin1 = (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+function describeOutput(o) {
+    return { name: o.name, kind: outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
+}
+const sameOutput = (a, b) => a.kind === b.kind && a.hashAlgo === b.hashAlgo && a.hash === b.hash;
+/** `drvName` without throwing: a derivation path's name without `.drv`. */
+const drvNameOf = (path) => nameOf(path).replace(/\.drv$/, '');
+/** Replaces old store paths by new ones in latin1 text: each known path where it occurs whole. */
+class PathRewriter {
+    storeDir;
+    byHash = new Map();
+    constructor(storeDir) {
+        this.storeDir = storeDir;
+    }
+    add(oldPath, newPath) {
+        if (oldPath === '' || newPath === '' || oldPath === newPath)
+            return;
+        const hash = oldPath.slice(this.storeDir.length + 1, this.storeDir.length + 1 + HASH_PART_LENGTH);
+        let list = this.byHash.get(hash);
+        if (list === undefined)
+            this.byHash.set(hash, (list = []));
+        list.push([oldPath, newPath]);
+    }
+    rewrite(text) {
+        const prefix = `${this.storeDir}/`;
+        let out = '';
+        let from = 0;
+        for (let at = text.indexOf(prefix); at >= 0; at = text.indexOf(prefix, at + 1)) {
+            const hash = text.slice(at + prefix.length, at + prefix.length + HASH_PART_LENGTH);
+            const candidates = this.byHash.get(hash);
+            if (candidates === undefined)
+                continue;
+            // The longest old path that occurs here (a name may extend another's).
+            let best;
+            for (const c of candidates)
+                if (text.startsWith(c[0], at) && (best === undefined || c[0].length > best[0].length))
+                    best = c;
+            if (best === undefined)
+                continue;
+            out += text.slice(from, at) + best[1];
+            from = at + best[0].length;
+            at = from - 1;
+        }
+        return out + text.slice(from);
+    }
+}
+function splitLines(text) {
+    const lines = text.split('\n');
+    if (lines.length > 1 && lines[lines.length - 1] === '')
+        lines.pop();
+    return lines;
+}
+/** Compares derivation pairs, each once, up to a limit. */
+class Comparer {
+    old;
+    now;
+    options;
+    compared = new Set();
+    maxCompared;
+    maxValueBytes;
+    constructor(old, now, options) {
+        this.old = old;
+        this.now = now;
+        this.options = options;
+        this.maxCompared = options.maxCompared ?? 100;
+        this.maxValueBytes = options.maxValueBytes ?? 64 * 1024;
+    }
+    show(bytes) {
+        if (bytes.length <= this.maxValueBytes)
+            return showBytes(bytes);
+        return `${showBytes(bytes.subarray(0, this.maxValueBytes))}… (${bytes.length - this.maxValueBytes} more bytes not shown)`;
+    }
+    /** The diff of one pair, or a note saying why it is not compared. */
+    pair(oldPath, newPath) {
+        const key = `${oldPath}\0${newPath}`;
+        if (this.compared.has(key))
+            return { note: 'already-compared' };
+        if (this.compared.size >= this.maxCompared)
+            return { note: 'limit' };
+        const a = this.old.derivation(oldPath);
+        const b = this.now.derivation(newPath);
+        if (a === undefined || b === undefined)
+            return { note: 'unavailable' };
+        this.compared.add(key);
+        return { diff: this.diff(oldPath, a, newPath, b) };
+    }
+    diff(oldPath, a, newPath, b) {
+        const rewriter = new PathRewriter(this.options.storeDir);
+        rewriter.add(oldPath, newPath);
+        // Outputs, by name.
+        const oldOuts = new Map(a.outputs.map((o) => [o.name, o]));
+        const newOuts = new Map(b.outputs.map((o) => [o.name, o]));
+        const outputs = {
+            removed: a.outputs.filter((o) => !newOuts.has(o.name)).map(describeOutput),
+            added: b.outputs.filter((o) => !oldOuts.has(o.name)).map(describeOutput),
+            changed: a.outputs.flatMap((o) => {
+                const n = newOuts.get(o.name);
+                if (n === undefined)
+                    return [];
+                rewriter.add(o.path, n.path);
+                const [x, y] = [describeOutput(o), describeOutput(n)];
+                return sameOutput(x, y) ? [] : [{ name: o.name, old: x, new: y }];
+            }),
+        };
+        const inputDrvs = this.inputs(a.inputDrvs, b.inputDrvs, rewriter);
+        const inputSrcs = this.sources(a.inputSrcs, b.inputSrcs, rewriter);
+        // Environment, by key (keys are sorted by bytes in both).
+        const env = {
+            removed: [],
+            added: [],
+            changed: [],
+            pathsOnly: [],
+        };
+        const oldEnv = new Map(a.env.map((e) => [derivation_diff_latin1(e.key), e.value]));
+        const newEnv = new Map(b.env.map((e) => [derivation_diff_latin1(e.key), e.value]));
+        const keyText = (k) => showBytes(Buffer.from(k, 'latin1'), true);
+        for (const [k, v] of oldEnv)
+            if (!newEnv.has(k))
+                env.removed.push({ key: keyText(k), value: this.show(v) });
+        for (const [k, v] of newEnv)
+            if (!oldEnv.has(k))
+                env.added.push({ key: keyText(k), value: this.show(v) });
+        for (const [k, v] of oldEnv) {
+            const w = newEnv.get(k);
+            if (w === undefined || Buffer.compare(v, w) === 0)
+                continue;
+            if (rewriter.rewrite(derivation_diff_latin1(v)) === derivation_diff_latin1(w)) {
+                env.pathsOnly.push(keyText(k));
+                continue;
+            }
+            const [x, y] = [this.show(v), this.show(w)];
+            const [xl, yl] = [splitLines(x), splitLines(y)];
+            env.changed.push({
+                key: keyText(k),
+                old: x,
+                new: y,
+                ...((xl.length > 1 || yl.length > 1) && { lines: diffSequences(xl, yl) }),
+            });
+        }
+        const text = (bytes) => this.show(bytes);
+        const field = (x, y) => Buffer.compare(x, y) === 0 ? undefined : { old: text(x), new: text(y) };
+        const system = field(a.system, b.system);
+        const builder = rewriter.rewrite(derivation_diff_latin1(a.builder)) === derivation_diff_latin1(b.builder) ? undefined : field(a.builder, b.builder);
+        const oldArgs = a.args.map((x) => derivation_diff_latin1(x));
+        const newArgs = b.args.map((x) => derivation_diff_latin1(x));
+        const argsSame = oldArgs.length === newArgs.length && oldArgs.every((x, i) => rewriter.rewrite(x) === newArgs[i]);
+        return {
+            old: oldPath,
+            new: newPath,
+            outputs,
+            ...(system !== undefined && { system }),
+            ...(builder !== undefined && { builder }),
+            ...(!argsSame && {
+                args: diffSequences(a.args.map(text), b.args.map(text)),
+            }),
+            env,
+            inputSrcs,
+            inputDrvs,
+        };
+    }
+    /** Input derivations: equal paths, then pairs by derivation name, then by package name. */
+    inputs(a, b, rewriter) {
+        const ref = (i) => ({ path: i.path, outputs: i.outputs });
+        const changed = [];
+        const newByPath = new Map(b.map((i) => [i.path, i]));
+        const oldByPath = new Map(a.map((i) => [i.path, i]));
+        for (const i of a) {
+            const j = newByPath.get(i.path);
+            if (j !== undefined && i.outputs.join(' ') !== j.outputs.join(' '))
+                changed.push({ name: drvNameOf(i.path), old: ref(i), new: ref(j) });
+        }
+        let oldRest = a.filter((i) => !newByPath.has(i.path));
+        let newRest = b.filter((i) => !oldByPath.has(i.path));
+        const pairs = [];
+        const pairBy = (key) => {
+            const byKey = new Map();
+            for (const j of newRest) {
+                const list = byKey.get(key(j.path));
+                if (list === undefined)
+                    byKey.set(key(j.path), [j]);
+                else
+                    list.push(j);
+            }
+            const oldByKey = new Map();
+            for (const i of oldRest)
+                oldByKey.set(key(i.path), (oldByKey.get(key(i.path)) ?? 0) + 1);
+            const used = new Set();
+            for (const i of oldRest) {
+                const k = key(i.path);
+                const list = byKey.get(k);
+                // Pair only when the name picks exactly one derivation on each side.
+                if (list?.length !== 1 || oldByKey.get(k) !== 1)
+                    continue;
+                pairs.push([i, list[0], k]);
+                used.add(i).add(list[0]);
+            }
+            oldRest = oldRest.filter((i) => !used.has(i));
+            newRest = newRest.filter((j) => !used.has(j));
+        };
+        pairBy(drvNameOf);
+        pairBy((p) => parseDrvName(drvNameOf(p)).name);
+        for (const [i, j] of pairs)
+            this.mapOutputs(i.path, j.path, rewriter);
+        for (const [i, j, name] of pairs) {
+            const compared = this.pair(i.path, j.path);
+            changed.push({ name, old: ref(i), new: ref(j), ...compared });
+        }
+        changed.sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+        return { removed: oldRest.map(ref), added: newRest.map(ref), changed };
+    }
+    /** Teaches the rewriter a changed input's drv path and output paths, by output name. */
+    mapOutputs(oldPath, newPath, rewriter) {
+        rewriter.add(oldPath, newPath);
+        const a = this.old.derivation(oldPath);
+        const b = this.now.derivation(newPath);
+        if (a === undefined || b === undefined)
+            return;
+        const newOuts = new Map(b.outputs.map((o) => [o.name, o.path]));
+        for (const o of a.outputs)
+            rewriter.add(o.path, newOuts.get(o.name) ?? '');
+    }
+    /** Input sources: pairs by name, the rest removed or added. */
+    sources(a, b, rewriter) {
+        const inNew = new Set(b);
+        const inOld = new Set(a);
+        const oldRest = a.filter((p) => !inNew.has(p));
+        const newRest = b.filter((p) => !inOld.has(p));
+        const count = (xs) => {
+            const m = new Map();
+            for (const p of xs)
+                m.set(nameOf(p), (m.get(nameOf(p)) ?? 0) + 1);
+            return m;
+        };
+        const oldNames = count(oldRest);
+        const newNames = count(newRest);
+        const changed = [];
+        const paired = new Set();
+        for (const p of oldRest) {
+            const name = nameOf(p);
+            if (oldNames.get(name) !== 1 || newNames.get(name) !== 1)
+                continue;
+            const q = newRest.find((x) => nameOf(x) === name);
+            paired.add(p).add(q);
+            rewriter.add(p, q);
+            const x = this.old.file(p);
+            const y = this.now.file(q);
+            changed.push({
+                name: showText(name),
+                old: p,
+                new: q,
+                ...(x !== undefined &&
+                    y !== undefined && { lines: diffSequences(splitLines(this.show(x)), splitLines(this.show(y))) }),
+            });
+        }
+        return {
+            removed: oldRest.filter((p) => !paired.has(p)),
+            added: newRest.filter((p) => !paired.has(p)),
+            changed,
+        };
+    }
+}
+/**
+ * Why `newPath` differs from `oldPath` (both derivations of the plans `old` and `now` can read),
+ * following changed inputs of the same name (each pair once, at most `maxCompared`).
+ */
+function diffDerivations(oldPath, newPath, old, now, options) {
+    const result = new Comparer(old, now, options).pair(oldPath, newPath);
+    return 'diff' in result ? result.diff : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/plan-diff.ts
+
+
+/** The `schema` member of every diff document; bumped when its shape changes incompatibly. */
+const PLAN_DIFF_SCHEMA = 'nix-plan-diff/1';
+const join = (xs) => xs === undefined || xs.length === 0 ? undefined : xs.join(', ');
+function fieldChanges(old, now) {
+    const out = [];
+    const compare = (field, a, b) => {
+        if (a !== b)
+            out.push({ field, ...(a !== undefined && { old: a }), ...(b !== undefined && { new: b }) });
+    };
+    compare('storeDir', old.storeDir, now.storeDir);
+    compare('systems', join(old.systems), join(now.systems));
+    const a = old.bundle;
+    const b = now.bundle;
+    if (a === undefined || b === undefined)
+        return out;
+    compare('include', a.include, b.include);
+    compare('nixVersion', a.nixVersion, b.nixVersion);
+    compare('tool', a.tool, b.tool);
+    compare('formatVersion', String(a.formatVersion), String(b.formatVersion));
+    compare('createdAt', a.createdAt, b.createdAt);
+    compare('relocatedFrom', a.relocatedFrom, b.relocatedFrom);
+    compare('signedBy', join(a.signatures.map((s) => s.key)) ?? 'unsigned', join(b.signatures.map((s) => s.key)) ?? 'unsigned');
+    const keys = [...new Set([...Object.keys(a.provenance ?? {}), ...Object.keys(b.provenance ?? {})])].sort();
+    for (const k of keys)
+        compare(`provenance.${k}`, a.provenance?.[k], b.provenance?.[k]);
+    return out;
+}
+/** `…/hash-name.drv` → `name`. */
+const plan_diff_drvNameOf = (p) => p
+    .slice(p.lastIndexOf('/') + 1)
+    .slice(33)
+    .replace(/\.drv$/, '');
+/**
+ * Pairs roots: by label, then the rest by derivation name, then by package name (a root named by
+ * an attribute on one side and by its .drv on the other); one unpaired root on each side is
+ * paired too (a renamed single root).
+ */
+function pairRoots(old, now) {
+    const pairs = [];
+    let removed = [...old];
+    let added = [...now];
+    const pass = (key) => {
+        const byKey = new Map();
+        for (const r of added) {
+            const list = byKey.get(key(r));
+            if (list === undefined)
+                byKey.set(key(r), [r]);
+            else
+                list.push(r);
+        }
+        const used = new Set();
+        for (const r of removed) {
+            const match = byKey.get(key(r))?.find((c) => !used.has(c));
+            if (match === undefined)
+                continue;
+            used.add(match).add(r);
+            pairs.push([r, match]);
+        }
+        removed = removed.filter((r) => !used.has(r));
+        added = added.filter((r) => !used.has(r));
+    };
+    pass((r) => r.label);
+    pass((r) => plan_diff_drvNameOf(r.drvPath));
+    pass((r) => parseDrvName(plan_diff_drvNameOf(r.drvPath)).name);
+    if (removed.length === 1 && added.length === 1) {
+        pairs.push([removed[0], added[0]]);
+        removed = [];
+        added = [];
+    }
+    return { pairs, removed, added };
+}
+function rootDiff(label, old, now, a, b) {
+    if (old.drvPath === now.drvPath)
+        return { label, status: 'unchanged', old: old.drvPath, new: now.drvPath };
+    const d = diffClosures(a.closure(old.drvPath), b.closure(now.drvPath));
+    const names = (kinds) => d.packages.filter((p) => kinds.includes(p.change)).map((p) => p.name);
+    return {
+        label,
+        status: 'changed',
+        old: old.drvPath,
+        new: now.drvPath,
+        counts: d.counts,
+        derivations: d.derivations,
+        packages: {
+            versions: names(['upgrade', 'downgrade', 'changed']),
+            added: names(['added']),
+            removed: names(['removed']),
+            rebuilt: names(['rebuilt']),
         },
     };
 }
 /**
- * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
- * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
- * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
- * FIFOs and devices are refused, as Nix refuses them.
+ * The difference of two plans read into graphs (`old` already relocated into `now`'s realm when
+ * their store dirs differ: then `relocated` is true and `oldSide.storeDir` still says where the
+ * old plan came from).
  */
-function fileTreeOf(path) {
-    try {
-        return Promise.resolve(fileTreeSync(typeof path === 'string' ? Buffer.from(path) : path));
-    }
-    catch (e) {
-        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-    }
+function diffPlans(oldSide, old, newSide, now, options) {
+    const total = diffClosures(old.nodes(), now.nodes());
+    const { pairs, removed, added } = pairRoots(old.roots, now.roots);
+    const roots = [
+        ...pairs.map(([o, n]) => rootDiff(n.label, o, n, old, now)),
+        ...removed.map((r) => ({ label: r.label, status: 'removed', old: r.drvPath })),
+        ...added.map((r) => ({ label: r.label, status: 'added', new: r.drvPath })),
+    ];
+    const identical = total.derivations.added === 0 &&
+        total.derivations.removed === 0 &&
+        roots.every((r) => r.status === 'unchanged');
+    return {
+        schema: PLAN_DIFF_SCHEMA,
+        old: oldSide,
+        new: newSide,
+        realm: { old: oldSide.storeDir, new: newSide.storeDir, relocated: options.relocated },
+        identical,
+        fields: fieldChanges(oldSide, newSide),
+        total,
+        roots,
+        ...(options.drv !== undefined && { drv: options.drv }),
+    };
 }
-function fileTreeSync(p) {
-    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
-    if (st.isFile()) {
-        return {
-            type: 'regular',
-            executable: (st.mode & 0o100) !== 0,
-            size: st.size,
-            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
-        };
-    }
-    if (st.isSymbolicLink())
-        return { type: 'symlink', target: new Uint8Array((0,external_node_fs_namespaceObject.readlinkSync)(p, { encoding: 'buffer' })) };
-    if (st.isDirectory()) {
-        return {
-            type: 'directory',
-            entries: async function* () {
-                const names = (0,external_node_fs_namespaceObject.readdirSync)(p, { encoding: 'buffer' });
-                names.sort((a, b) => Buffer.compare(a, b));
-                // One entry per turn: a huge directory still lets the compressor's callbacks run.
-                for (const name of names) {
-                    yield [name, fileTreeSync(Buffer.concat([p, SLASH, name]))];
-                    await Promise.resolve();
-                }
-            },
-        };
-    }
-    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
-}
-/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
-async function* dumpPath(path) {
-    yield* writeNar(await fileTreeOf(path));
-}
-/**
- * The NAR of `path` like `dumpPath`, but a small regular file (every `.drv` and text) is read at
- * once and returned as the chunks of its NAR, with no generator or promise per file.
- */
-function narOf(path) {
-    const p = typeof path === 'string' ? Buffer.from(path) : path;
-    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
-    if (st.isFile() && st.size <= SMALL_FILE) {
-        const bytes = (0,external_node_fs_namespaceObject.readFileSync)(p);
-        if (bytes.length !== st.size)
-            throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' changed size while it was read`);
-        return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
-    }
-    return dumpPath(p);
-}
-
-;// CONCATENATED MODULE: ./src/app/files.ts
-// Checks on the files a use case will write, made before the long work so a typo fails fast.
-
-
-
-
-/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
-async function assertWritable(path) {
-    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
-    }
-    catch (e) {
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
-    }
-}
+/** Counts of a diff that has none (for summaries of an identical plan). */
+const NO_CHANGES = Object.freeze(packages_emptyCounts());
 
 ;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
 // Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
@@ -5863,7 +7906,7 @@ async function assertWritable(path) {
 function fail(drvLabel, detail) {
     throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
 }
-function outputKind(o) {
+function derivation_hash_outputKind(o) {
     if (o.hashAlgo === '')
         return 'input-addressed';
     if (o.hash === 'impure')
@@ -5875,9 +7918,9 @@ function derivationKind(drv, drvLabel) {
     const first = drv.outputs[0];
     if (first === undefined)
         fail(drvLabel, 'it has no outputs');
-    const kind = outputKind(first);
+    const kind = derivation_hash_outputKind(first);
     for (const o of drv.outputs)
-        if (outputKind(o) !== kind)
+        if (derivation_hash_outputKind(o) !== kind)
             fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
     if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
         fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
@@ -6192,7 +8235,7 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
 const PLACEHOLDER_HASH_LENGTH = 52;
 const H = HASH_PART_LENGTH;
 const P = PLACEHOLDER_HASH_LENGTH;
-const rewrite_SLASH = 0x2f;
+const SLASH = 0x2f;
 const rewrite_BACKSLASH = 0x5c;
 /** nix32 digit of each byte, -1 for bytes outside the alphabet. */
 const rewrite_DIGIT = new Int8Array(256).fill(-1);
@@ -6509,7 +8552,7 @@ class StoreRewriter {
             if (kind === PATH) {
                 for (let k = 0; k < to.length; k++)
                     out[w++] = to[k];
-                out[w++] = rewrite_SLASH;
+                out[w++] = SLASH;
             }
             this.hashes.write(id, out, w);
             w += H;
@@ -6541,7 +8584,7 @@ class StoreRewriter {
     fromSlashBefore(b, p) {
         const a = this.fromBytes;
         const start = p - 1 - a.length;
-        if (start < 0 || b[p - 1] !== rewrite_SLASH)
+        if (start < 0 || b[p - 1] !== SLASH)
             return false;
         for (let k = 0; k < a.length; k++)
             if (b[start + k] !== a[k])
@@ -6647,7 +8690,7 @@ class StoreRewriter {
                 const c = bytes[after];
                 if (DIR_CHAR[c] === 1)
                     continue; // a longer component, not A
-                if (c === rewrite_SLASH && isRun(bytes, after + 1, H))
+                if (c === SLASH && isRun(bytes, after + 1, H))
                     continue; // a path, handled by the scan
             }
             count++;
@@ -7320,9 +9363,826 @@ function relocateRoot(root, pathMap) {
     return { ...root, drvPath: map(root.drvPath), outputs };
 }
 
+;// CONCATENATED MODULE: ./src/app/diff.ts
+// diffPlanSources: what changes between two plans (bundles, .drv paths or a profile's current
+// generation), before anything is built. Both sides are read at once, each keeping only its
+// derivations' heads; a side in another realm is relocated into the other's first, so a promoted
+// plan compares with its original as "same plan, other realm". `--drv NAME` then reads the bytes
+// of the changed derivations again to say why NAME differs.
+
+
+
+
+
+
+
+/** Where the bytes of one side come from during a drill-down. */
+class SideFiles {
+    bytes;
+    parsed = new Map();
+    constructor(bytes) {
+        this.bytes = bytes;
+    }
+    derivation(path) {
+        let drv = this.parsed.get(path);
+        if (drv === undefined) {
+            const b = this.bytes.get(path);
+            if (b === undefined || !path.endsWith('.drv'))
+                return undefined;
+            this.parsed.set(path, (drv = parseDerivation(b)));
+        }
+        return drv;
+    }
+    file(path) {
+        return path.endsWith('.drv') ? undefined : this.bytes.get(path);
+    }
+}
+/**
+ * The old side moved into the new side's realm: its objects relocated (as `nix-plan relocate`
+ * would), its graph rebuilt from the relocated .drv files, and their bytes kept for a drill-down.
+ */
+function relocateSide(old, to) {
+    const objects = old.objects ?? [];
+    const relocation = relocateClosure(objects, old.side.storeDir, to);
+    const roots = old.graph.roots.map((r) => {
+        const drvPath = relocation.pathMap.get(r.drvPath);
+        if (drvPath === undefined)
+            throw new errors_NixPlanError('internal', `root ${r.drvPath} was not relocated`);
+        return { label: r.label, drvPath };
+    });
+    const graph = new PlanGraph(to, roots);
+    const bytes = new Map();
+    for (const o of relocation.objects) {
+        if (o.contents === undefined)
+            continue;
+        bytes.set(o.path, o.contents);
+        if (o.kind === 'drv')
+            graph.add(o.path, parseDerivationSpans(o.contents).head);
+    }
+    return { graph, bytes };
+}
+/** The derivations of a graph that `name` designates: by path, derivation name or package name. */
+function matching(nodes, name) {
+    const byPath = nodes.filter((n) => n.path === name);
+    if (byPath.length > 0)
+        return byPath;
+    const byName = nodes.filter((n) => n.name === name);
+    return byName.length > 0 ? byName : nodes.filter((n) => n.pname === name);
+}
+/** The pairs of changed derivations `name` designates, or a usage error saying why there are none. */
+function drillPairs(old, now, name) {
+    const oldChanged = old.nodes().filter((n) => !now.has(n.path));
+    const newChanged = now.nodes().filter((n) => !old.has(n.path));
+    let a = matching(oldChanged, name);
+    let b = matching(newChanged, name);
+    if (a.length === 0 && b.length === 0) {
+        const same = matching(old.nodes(), name).filter((n) => now.has(n.path));
+        throw new errors_NixPlanError('usage', same.length > 0
+            ? `--drv '${name}': ${same.map((n) => n.path).join(', ')} ${same.length === 1 ? 'is' : 'are'} the same in both plans`
+            : `--drv '${name}' names no derivation of either plan (give a package name, a derivation name or a .drv path)`);
+    }
+    if (a.length === 0 || b.length === 0)
+        throw new errors_NixPlanError('usage', `--drv '${name}' is only in the ${a.length === 0 ? 'new' : 'old'} plan (${[...a, ...b].map((n) => n.path).join(', ')}): there is nothing to compare it with`);
+    if (a.length === 1 && b.length === 1)
+        return [[a[0].path, b[0].path]];
+    // Several: pair those of equal derivation names, one on each side.
+    const pairs = [];
+    for (const x of a) {
+        const same = b.filter((y) => y.name === x.name);
+        if (same.length === 1 && a.filter((z) => z.name === x.name).length === 1)
+            pairs.push([x.path, same[0].path]);
+    }
+    if (pairs.length > 0)
+        return pairs;
+    a = a.slice(0, 10);
+    b = b.slice(0, 10);
+    throw new errors_NixPlanError('usage', `--drv '${name}' is ambiguous: it names ${a.map((n) => n.name).join(', ')} in the old plan and ${b
+        .map((n) => n.name)
+        .join(', ')} in the new one; give a derivation name or a .drv path`);
+}
+/** Paths of `graph` that `other` does not hold, and the files their .drv files name as sources. */
+function changedPaths(graph, other) {
+    return new Set(graph
+        .nodes()
+        .filter((n) => !other.has(n.path))
+        .map((n) => n.path));
+}
+/** Reads the old and new sides and compares them; see the module comment. */
+async function diffPlanSources(oldLocation, newLocation, options, deps) {
+    const readOptions = { store: options.store, trustedKeys: options.trustedKeys };
+    const [oldDir, newDir] = await Promise.all([
+        plan_reader_storeDirOf(oldLocation, readOptions, deps),
+        plan_reader_storeDirOf(newLocation, readOptions, deps),
+    ]);
+    const relocate = oldDir !== newDir;
+    if (relocate && oldLocation.kind !== 'bundle')
+        throw new errors_NixPlanError('realm', `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (nix-plan relocate --to ${oldDir}), or give the old side as a plan bundle`);
+    const [old, now] = await Promise.all([
+        readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps),
+        readPlanSide(newLocation, readOptions, deps),
+    ]);
+    let oldGraph = old.graph;
+    let relocatedBytes;
+    if (relocate) {
+        deps.log.info(`relocating ${oldLocation.path} from ${oldDir} to ${newDir} to compare it…`);
+        ({ graph: oldGraph, bytes: relocatedBytes } = relocateSide(old, newDir));
+    }
+    let drv;
+    if (options.drv !== undefined) {
+        const pairs = drillPairs(oldGraph, now.graph, options.drv);
+        const oldFiles = relocatedBytes ?? (await old.files(changedPaths(oldGraph, now.graph)));
+        const newFiles = await now.files(changedPaths(now.graph, oldGraph));
+        const lookups = { old: new SideFiles(oldFiles), new: new SideFiles(newFiles) };
+        drv = pairs.flatMap(([a, b]) => {
+            const d = diffDerivations(a, b, lookups.old, lookups.new, {
+                storeDir: newDir,
+                ...(options.maxCompared !== undefined && { maxCompared: options.maxCompared }),
+            });
+            return d === undefined ? [] : [d];
+        });
+    }
+    return diffPlans(old.side, oldGraph, now.side, now.graph, {
+        relocated: relocate,
+        ...(drv !== undefined && { drv }),
+    });
+}
+
+;// CONCATENATED MODULE: ./src/core/provenance.ts
+// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
+// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
+//
+// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
+// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
+// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
+
+
+/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
+function rfc3339(date) {
+    if (Number.isNaN(date.getTime()))
+        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
+    return `${date.toISOString().slice(0, 19)}Z`;
+}
+/** The GitHub Actions variables provenance is made from. */
+const GITHUB_ENV = {
+    Actions: 'GITHUB_ACTIONS',
+    Repository: 'GITHUB_REPOSITORY',
+    Sha: 'GITHUB_SHA',
+    Ref: 'GITHUB_REF',
+    WorkflowRef: 'GITHUB_WORKFLOW_REF',
+    ServerUrl: 'GITHUB_SERVER_URL',
+    RunId: 'GITHUB_RUN_ID',
+    RunAttempt: 'GITHUB_RUN_ATTEMPT',
+};
+/**
+ * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
+ * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
+ */
+function githubProvenance(env) {
+    if (env(GITHUB_ENV.Actions) !== 'true')
+        return {};
+    const repository = env(GITHUB_ENV.Repository);
+    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
+    const runId = env(GITHUB_ENV.RunId);
+    const attempt = env(GITHUB_ENV.RunAttempt);
+    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
+    return {
+        repository,
+        commit: env(GITHUB_ENV.Sha),
+        ref: env(GITHUB_ENV.Ref),
+        workflow: env(GITHUB_ENV.WorkflowRef),
+        ...(repository !== undefined &&
+            runId !== undefined &&
+            /^\d+$/.test(runId) && {
+            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
+        }),
+        runAttempt: attemptNumber,
+    };
+}
+/**
+ * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
+ * address (`git@host:owner/name`) has a user name but no secret, and is kept.
+ */
+function withoutCredentials(url) {
+    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
+}
+/** Provenance from git facts (the CLI's). */
+function gitProvenance(git) {
+    return {
+        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
+        commit: git.commit,
+        ref: git.ref,
+        dirty: git.dirty,
+    };
+}
+function provenance_isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function query(attrs, skip) {
+    const params = Object.keys(attrs)
+        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
+        .sort()
+        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
+    return params.length === 0 ? '' : `?${params.join('&')}`;
+}
+/**
+ * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
+ * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
+ * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
+ * credentials are removed.
+ */
+function lockedUrl(locked) {
+    const type = locked['type'];
+    if (typeof type !== 'string')
+        return undefined;
+    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
+    const dropped = ['type', 'narHash', 'lastModified', '__final'];
+    let url;
+    switch (type) {
+        case 'github':
+        case 'gitlab':
+        case 'sourcehut': {
+            const owner = s('owner');
+            const repo = s('repo');
+            if (owner === undefined || repo === undefined)
+                return undefined;
+            const rev = s('rev') ?? s('ref');
+            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
+            break;
+        }
+        case 'git':
+        case 'mercurial':
+        case 'tarball':
+        case 'file': {
+            const u = s('url');
+            if (u === undefined)
+                return undefined;
+            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
+            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
+            break;
+        }
+        case 'path': {
+            const p = s('path');
+            if (p === undefined)
+                return undefined;
+            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
+            break;
+        }
+        case 'indirect': {
+            const id = s('id');
+            if (id === undefined)
+                return undefined;
+            url = `flake:${id}${[s('ref'), s('rev')]
+                .filter((x) => x !== undefined)
+                .map((x) => `/${x}`)
+                .join('')}`;
+            break;
+        }
+        default:
+            url = `${type}:${query(locked, dropped)}`;
+    }
+    return withoutCredentials(url);
+}
+/**
+ * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
+ * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
+ * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
+ */
+function flakeProvenance(metadata) {
+    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
+        return undefined;
+    const inputs = [];
+    const locks = metadata['locks'];
+    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
+    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
+    for (const [name, node] of Object.entries(nodes)) {
+        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
+            continue;
+        const locked = node['locked'];
+        const url = lockedUrl(locked);
+        if (url === undefined)
+            continue;
+        inputs.push({
+            name,
+            url,
+            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
+            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
+        });
+    }
+    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { url: withoutCredentials(metadata['url']), inputs };
+}
+/**
+ * Combines candidate values, first source first (a later source fills only what earlier ones
+ * left out), keeping each value that passes the manifest's rules and naming the others.
+ */
+function combineProvenance(...sources) {
+    const candidate = {};
+    for (const source of sources)
+        for (const [k, v] of Object.entries(source))
+            if (v !== undefined && !(k in candidate))
+                candidate[k] = v;
+    const provenance = {};
+    const dropped = [];
+    for (const [k, v] of Object.entries(candidate)) {
+        try {
+            Object.assign(provenance, validateProvenance({ [k]: v }));
+        }
+        catch (e) {
+            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
+        }
+    }
+    return { provenance, dropped };
+}
+
+;// CONCATENATED MODULE: ./src/nix/collect.ts
+// Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
+// of fixed-output derivations (sources), or the roots' built output closure (outputs).
+
+
+
+
+/** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
+const YIELD_EVERY = 512;
+/** The include kinds, for option parsing. */
+const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
+/** Output name → path of a parsed derivation. */
+function outputsOf(drv) {
+    const out = {};
+    for (const o of drv.outputs)
+        out[o.name] = o.path;
+    return out;
+}
+const collect_QUOTE = 0x22;
+/**
+ * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
+ * `DrvWithVersion(…)`); see scanDerivation.
+ */
+function derivationSystem(bytes, field) {
+    return scanDerivation(bytes, field === 4).system;
+}
+/**
+ * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
+ * registers for a .drv it writes), found by skipping through the file rather than parsing it.
+ * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
+ * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
+ */
+function scanDerivation(bytes, versioned) {
+    const inputDrvsField = versioned ? 2 : 1;
+    const systemField = inputDrvsField + 2;
+    const references = [];
+    let depth = 0;
+    let at = 0;
+    let tupleStart = false;
+    for (let i = 0; i < bytes.length; i++) {
+        const c = bytes[i];
+        if (c === collect_QUOTE) {
+            const end = bytes.indexOf(collect_QUOTE, i + 1);
+            if (end < 0)
+                break;
+            if (depth === 1 && at === systemField)
+                return {
+                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
+                    references: sortedUnique(references),
+                };
+            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
+                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
+            tupleStart = false;
+            i = end;
+        }
+        else if (c === 0x28 || c === 0x5b) {
+            depth++; // ( [
+            tupleStart = c === 0x28 && depth === 3;
+        }
+        else if (c === 0x29 || c === 0x5d) {
+            if (--depth === 0)
+                break; // ) ]
+        }
+        else if (c === 0x2c && depth === 1 && ++at > systemField)
+            break; // ,
+    }
+    const drv = parseDerivation(bytes);
+    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
+}
+function sortedUnique(items) {
+    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
+}
+/** True for a fixed-output derivation (its one output names its content hash). */
+function isFixedOutput(drv) {
+    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
+}
+/**
+ * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
+ * closure, at most one `nix-store --realise` and one more query for added outputs, one
+ * `--dump-db` per batch, and the .drv files read directly from the store.
+ */
+async function collectClosure(store, storeDir, rootDrvs, include, hooks = {}) {
+    const stream = await streamClosure(store, storeDir, rootDrvs, include, hooks);
+    const objects = [];
+    for await (const o of stream.objects) {
+        const { file: _bytes, ...object } = o;
+        objects.push(object);
+    }
+    return { objects, ...stream.summary() };
+}
+/** What the .drv files of a closure say for the manifest, gathered one file at a time. */
+class DrvFacts {
+    roots;
+    rootOutputs = new Map();
+    systems = new Set();
+    fods = [];
+    fodOutputs = [];
+    rootSet;
+    constructor(roots) {
+        this.roots = roots;
+        this.rootSet = new Set(roots);
+    }
+    /** Adds one .drv; returns its references (scanDerivation's). */
+    add(path, bytes) {
+        // Only the head (outputs) is parsed, and the rest skipped through: a full parse of every
+        // .drv (env values, escapes) cost more than reading the files.
+        const drv = parseDerivationOutputs(bytes);
+        const { system, references } = scanDerivation(bytes, drv.version !== undefined);
+        this.systems.add(system);
+        if (this.rootSet.has(path))
+            this.rootOutputs.set(path, outputsOf(drv));
+        if (isFixedOutput(drv)) {
+            this.fods.push(path);
+            this.fodOutputs.push(...Object.values(outputsOf(drv)));
+        }
+        return references;
+    }
+    summary() {
+        for (const root of this.roots)
+            if (!this.rootOutputs.has(root))
+                throw new errors_NixPlanError('nix', `'${root}' is not in its own closure`);
+        return { rootOutputs: this.rootOutputs, systems: [...this.systems].sort() };
+    }
+}
+/**
+ * `collectClosure` as a stream. For `drvs` it returns once Nix has listed the closure, and each
+ * .drv is read once, when its turn comes, while Nix describes the next paths: a writer starts at
+ * once. The other kinds need every .drv read and the whole graph first (to realise fixed
+ * outputs or roots, and to order what that adds).
+ */
+async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, options = {}) {
+    store.setStoreDir(storeDir);
+    const drvClosure = await store.requisites(rootDrvs);
+    const drvsFromFiles = include === 'drvs' && options.drvsFromFiles === true;
+    // Nix answers --dump-db (child processes, on the other core) while this thread reads files.
+    const drvBatches = store.pathInfoBatches(drvsFromFiles ? drvClosure.filter((p) => !p.endsWith('.drv')) : drvClosure);
+    const facts = new DrvFacts(rootDrvs);
+    const readDrv = (p) => {
+        const file = store.readRegularFileSync(p);
+        if (file === undefined)
+            throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
+        return { ...file, references: facts.add(p, file.bytes) };
+    };
+    const readRegularFile = (q, maxSize) => store.readRegularFileSync(q, maxSize);
+    const withKind = (info) => ({
+        ...info,
+        kind: classifySync(info, storeDir, readRegularFile),
+    });
+    if (include === 'drvs') {
+        const objects = async function* () {
+            const done = new Set();
+            const described = drvBatches[Symbol.asyncIterator]();
+            let batch = [];
+            let next = 0;
+            for (const p of drvClosure) {
+                let object;
+                if (drvsFromFiles && p.endsWith('.drv')) {
+                    // What Nix registers for a .drv it writes: no deriver, its inputs as references.
+                    const { references, ...file } = readDrv(p);
+                    const narSize = regularFileNarSize(file.bytes.length, file.executable);
+                    object = { path: p, narHash: '', narSize, deriver: '', references, kind: 'drv', file };
+                }
+                else {
+                    while (next === batch.length) {
+                        const r = await described.next();
+                        if (r.done === true)
+                            throw new errors_NixPlanError('internal', `nix-store --dump-db skipped '${p}'`);
+                        batch = r.value;
+                        next = 0;
+                    }
+                    const info = batch[next++];
+                    if (info?.path !== p)
+                        throw new errors_NixPlanError('internal', `nix-store --dump-db answered out of order at '${p}'`);
+                    object = p.endsWith('.drv') ? { ...withKind(info), file: readDrv(p) } : withKind(info);
+                }
+                for (const r of object.references)
+                    if (r !== p && !done.has(r))
+                        throw new errors_NixPlanError('internal', `nix-store --query --requisites listed '${p}' before its reference '${r}'`);
+                done.add(p);
+                yield object;
+            }
+        };
+        return { count: drvClosure.length, objects: objects(), summary: () => facts.summary() };
+    }
+    let sinceYield = 0;
+    for (const p of drvClosure) {
+        if (!p.endsWith('.drv'))
+            continue;
+        readDrv(p);
+        // Let the event loop drain Nix's output now and then, so the child never waits on a full pipe.
+        if (++sinceYield === YIELD_EVERY) {
+            sinceYield = 0;
+            await new Promise((resolve) => setImmediate(resolve));
+        }
+    }
+    facts.summary(); // the roots are in their closure
+    let extra = [];
+    if (include === 'sources') {
+        if (facts.fods.length > 0) {
+            hooks.onRealise?.('fixed-output derivations', facts.fods.length);
+            await store.realise(facts.fods);
+            extra = await store.requisites(facts.fodOutputs);
+        }
+    }
+    else {
+        hooks.onRealise?.('roots', rootDrvs.length);
+        const built = await store.realise(rootDrvs);
+        const outs = new Set(built);
+        for (const o of facts.rootOutputs.values())
+            for (const p of Object.values(o))
+                if (p !== '')
+                    outs.add(p);
+        extra = await store.requisites([...outs]);
+    }
+    const inClosure = new Set(drvClosure);
+    const added = extra.filter((p) => !inClosure.has(p));
+    const all = [...drvClosure, ...added];
+    const infos = new Map();
+    for await (const batch of drvBatches)
+        for (const info of batch)
+            infos.set(info.path, info);
+    if (added.length > 0)
+        for (const [p, info] of await store.pathInfos(added))
+            infos.set(p, info);
+    const refsOf = (p) => infos.get(p)?.references ?? [];
+    const order = dependencyOrder(all, refsOf);
+    const objects = order.map((p) => {
+        const info = infos.get(p);
+        if (info === undefined)
+            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+        return withKind(info);
+    });
+    return { count: objects.length, objects, summary: () => facts.summary() };
+}
+
+;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
+// A NAR FileTree over real files, so a store path's NAR can be produced without running Nix.
+
+
+
+const fs_tree_SLASH = Buffer.from('/');
+/** Files up to this size are read in one call: a drv closure is thousands of small files. */
+const SMALL_FILE = 1024 * 1024;
+// The file system is read with synchronous calls: store files are small and local, and each
+// `fs.promises` call is a round trip through libuv's thread pool (shared with zstd), which for
+// tens of thousands of files cost far more than the reads themselves. Large files still stream.
+/** A whole small file as a one-chunk stream, read when iteration starts (not before). */
+function readWhole(p) {
+    return {
+        [Symbol.asyncIterator]: () => {
+            let read = false;
+            return {
+                next: () => {
+                    if (read)
+                        return Promise.resolve({ done: true, value: undefined });
+                    read = true;
+                    try {
+                        return Promise.resolve({ done: false, value: (0,external_node_fs_namespaceObject.readFileSync)(p) });
+                    }
+                    catch (e) {
+                        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+                    }
+                },
+            };
+        },
+    };
+}
+/**
+ * The FileTree of `path` (not following a symlink at `path` itself). Directory entries come
+ * sorted by name bytes, as Nix sorts them; names are read as bytes, so non-UTF-8 names survive.
+ * A regular file is executable when its owner may execute it (Nix tests S_IXUSR). Sockets,
+ * FIFOs and devices are refused, as Nix refuses them.
+ */
+function fileTreeOf(path) {
+    try {
+        return Promise.resolve(fileTreeSync(typeof path === 'string' ? Buffer.from(path) : path));
+    }
+    catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+    }
+}
+function fileTreeSync(p) {
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+    if (st.isFile()) {
+        return {
+            type: 'regular',
+            executable: (st.mode & 0o100) !== 0,
+            size: st.size,
+            contents: () => st.size <= SMALL_FILE ? readWhole(p) : (0,external_node_fs_namespaceObject.createReadStream)(p),
+        };
+    }
+    if (st.isSymbolicLink())
+        return { type: 'symlink', target: new Uint8Array((0,external_node_fs_namespaceObject.readlinkSync)(p, { encoding: 'buffer' })) };
+    if (st.isDirectory()) {
+        return {
+            type: 'directory',
+            entries: async function* () {
+                const names = (0,external_node_fs_namespaceObject.readdirSync)(p, { encoding: 'buffer' });
+                names.sort((a, b) => Buffer.compare(a, b));
+                // One entry per turn: a huge directory still lets the compressor's callbacks run.
+                for (const name of names) {
+                    yield [name, fileTreeSync(Buffer.concat([p, fs_tree_SLASH, name]))];
+                    await Promise.resolve();
+                }
+            },
+        };
+    }
+    throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' is neither a regular file, a directory nor a symlink; a NAR cannot hold it`);
+}
+/** The NAR of a file, directory or symlink on disk, streamed (what `nix-store --dump` writes). */
+async function* dumpPath(path) {
+    yield* writeNar(await fileTreeOf(path));
+}
+/**
+ * The NAR of `path` like `dumpPath`, but a small regular file (every `.drv` and text) is read at
+ * once and returned as the chunks of its NAR, with no generator or promise per file.
+ */
+function narOf(path) {
+    const p = typeof path === 'string' ? Buffer.from(path) : path;
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(p);
+    if (st.isFile() && st.size <= SMALL_FILE) {
+        const bytes = (0,external_node_fs_namespaceObject.readFileSync)(p);
+        if (bytes.length !== st.size)
+            throw new errors_NixPlanError('malformed', `'${p.toString('utf8')}' changed size while it was read`);
+        return regularFileNar(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length), (st.mode & 0o100) !== 0);
+    }
+    return dumpPath(p);
+}
+
+;// CONCATENATED MODULE: ./src/app/files.ts
+// Checks on the files a use case will write, made before the long work so a typo fails fast, and
+// the digest of a file read.
+
+
+
+
+
+/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
+async function assertWritable(path) {
+    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
+    }
+}
+/** `sha256:<hex>` of a file's bytes, streamed. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: ./src/nix/flake-metadata.ts
+
+
+/**
+ * The flake reference of an installable (`.#hello` → `.`, `github:o/r#x` → `github:o/r`), or
+ * undefined for what is not a flake reference (a store path).
+ */
+function flakeRefOf(installable) {
+    const hash = installable.indexOf('#');
+    const ref = hash < 0 ? installable : installable.slice(0, hash);
+    if (ref === '' || (ref.startsWith('/') && /\/[0-9a-z]{32}-[^/]+$/.test(ref)))
+        return undefined;
+    return ref.replace(/\^.*$/, '');
+}
+/**
+ * The locked flake behind `installables`, asked after evaluation (so the lock Nix evaluated with
+ * exists) with the evaluator's arguments (an `--override-input` changes the lock), without
+ * writing a lock file. The reason instead when the installables are not one flake or Nix
+ * cannot tell.
+ */
+async function readFlakeMetadata(store, installables, evalArgs = []) {
+    const refs = [...new Set(installables.map(flakeRefOf).filter((r) => r !== undefined))];
+    if (refs.length === 0)
+        return { reason: 'no flake installable' };
+    if (refs.length > 1)
+        return { reason: `the installables come from ${refs.length} flakes; a plan records one` };
+    const r = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'flake',
+        'metadata',
+        '--json',
+        '--no-write-lock-file',
+        ...evalArgs,
+        refs[0] ?? '',
+    ], { allowFailure: true });
+    if (r.code !== 0)
+        return { reason: `nix flake metadata failed: ${r.stderr.trim().split('\n').pop() ?? ''}` };
+    let json;
+    try {
+        json = JSON.parse(r.stdout.toString('utf8'));
+    }
+    catch {
+        return { reason: 'nix flake metadata printed no JSON' };
+    }
+    const flake = flakeProvenance(json);
+    return flake === undefined ? { reason: 'nix flake metadata printed no locked URL' } : { flake };
+}
+
+;// CONCATENATED MODULE: ./src/nix/git.ts
+async function git(runner, dir, args) {
+    try {
+        const r = await runner.run('git', ['-C', dir, ...args], { allowFailure: true });
+        return r.code === 0 ? r.stdout.toString('utf8').trim() : undefined;
+    }
+    catch {
+        return undefined; // no git on PATH
+    }
+}
+/**
+ * The git facts of the worktree holding `dir`, or an empty object when `dir` is not in one (or
+ * git is not installed). `dirty` counts untracked files too: an evaluation can read them.
+ */
+async function readGitFacts(runner, dir) {
+    const commit = await git(runner, dir, ['rev-parse', '--verify', '-q', 'HEAD']);
+    if (commit === undefined || commit === '')
+        return {};
+    const [ref, status, remoteUrl] = await Promise.all([
+        git(runner, dir, ['symbolic-ref', '-q', 'HEAD']),
+        git(runner, dir, ['status', '--porcelain']),
+        git(runner, dir, ['remote', 'get-url', 'origin']),
+    ]);
+    return {
+        commit,
+        ...(ref !== undefined && ref !== '' && { ref }),
+        ...(status !== undefined && { dirty: status !== '' }),
+        ...(remoteUrl !== undefined && remoteUrl !== '' && { remoteUrl }),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/provenance.ts
+// Collecting a plan's provenance while it is exported: the GitHub Actions run (from the
+// environment), the git worktree, and the evaluated flake's lock (see docs/security.md).
+
+
+
+
+/**
+ * The provenance of an evaluation: the run's repository, ref, workflow and run URL when in GitHub
+ * Actions; the commit of the worktree evaluated (the run's `GITHUB_SHA` when there is no
+ * worktree), its branch and whether it had uncommitted changes; the locked flake when flake
+ * installables were evaluated. Facts that cannot be had are left out; values that do not fit the
+ * manifest are left out with a warning.
+ */
+async function collectProvenance(request, store, sources, log) {
+    const dir = sources.dir ?? (request.file === undefined ? process.cwd() : (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(request.file)));
+    const installables = request.installables ?? [];
+    const [git, flake] = await Promise.all([
+        readGitFacts(store.runner, dir),
+        installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
+    ]);
+    if (flake !== undefined && 'reason' in flake)
+        log.warn(`the plan records no flake inputs: ${flake.reason}`);
+    const github = sources.env === undefined ? {} : githubProvenance(sources.env);
+    // A worktree of another repository than the run's: its own remote, commit and branch apply.
+    if (!sameRepository(git.remoteUrl, github.repository)) {
+        delete github.repository;
+        delete github.commit;
+        delete github.ref;
+    }
+    const { provenance, dropped } = combineProvenance(
+    // The worktree's own commit first: it is what was evaluated, even when it is not GITHUB_SHA.
+    { commit: git.commit }, github, gitProvenance(git), flake !== undefined && 'flake' in flake ? { flake: flake.flake } : {});
+    for (const d of dropped)
+        log.warn(`provenance: left out ${d}`);
+    return provenance;
+}
+/** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */
+function sameRepository(remoteUrl, repository) {
+    if (remoteUrl === undefined || typeof repository !== 'string')
+        return true;
+    const tail = remoteUrl
+        .replace(/\/+$/, '')
+        .replace(/\.git$/, '')
+        .toLowerCase();
+    const want = repository.toLowerCase();
+    return tail.endsWith(`/${want}`) || tail.endsWith(`:${want}`);
+}
+
 ;// CONCATENATED MODULE: ./src/app/verify.ts
 // verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
 // bundle verifier in core/bundle/), without touching a store, with progress.
+
 
 
 /**
@@ -7355,8 +10215,9 @@ async function verifyWithProgress(bundle, options, progress) {
 }
 /** Verifies a bundle completely; the use case behind `nix-plan verify`. */
 async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: options.trustedKeys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report };
+    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
 }
 
 ;// CONCATENATED MODULE: ./src/app/version.ts
@@ -7372,6 +10233,8 @@ const TOOL_VERSION = `nix-plan ${VERSION}`;
 // there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
 // is written straight from the relocation. Only sources too large to hold need a second pass to
 // copy their NARs through.
+
+
 
 
 
@@ -7528,6 +10391,8 @@ async function relocatePlan(bundlePath, options, deps) {
     assertStoreDir(options.to);
     await assertWritable(options.output);
     const keys = secretKeyTexts(options).map(parseSecretKey);
+    const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+    assertSignable(keys.length > 0, trusted.length > 0, options.noCheckSigs === true);
     const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-relocate-'));
     try {
@@ -7538,6 +10403,8 @@ async function relocatePlan(bundlePath, options, deps) {
         catch (e) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
+        // The promotion records the digest of exactly the bytes verified: the private copy's.
+        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
         const bundle = await openBundle(copy);
         let scratch;
         const started = performance.now();
@@ -7558,7 +10425,7 @@ async function relocatePlan(bundlePath, options, deps) {
             let objects = [];
             const narSizes = new Map();
             const { manifest, derivations } = await verifyWithProgress(bundle, {
-                trustedKeys: options.trustedKeys,
+                trustedKeys: trusted,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
@@ -7610,6 +10477,17 @@ async function relocatePlan(bundlePath, options, deps) {
             narChunks = [];
             const verified = performance.now();
             const from = manifest.storeDir;
+            const promotion = inputDigest === undefined
+                ? undefined
+                : {
+                    digest: inputDigest,
+                    storeDir: from,
+                    checksum: manifest.checksum,
+                    signedBy: manifestSigners(manifest, trusted),
+                    // Only an input no key was asked to vouch for is "accepted without proof".
+                    ...(options.noCheckSigs === true && trusted.length === 0 && { noCheckSigs: true }),
+                    at: rfc3339(options.now?.() ?? new Date()),
+                };
             if (from === options.to)
                 throw new errors_NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
             deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
@@ -7636,9 +10514,14 @@ async function relocatePlan(bundlePath, options, deps) {
             // moves the new bundle into place only if the input's .drv files passed the last checks.
             const draft = () => {
                 derivations.finish();
+                const promotions = [...(manifest.promotions ?? []), ...(promotion === undefined ? [] : [promotion])];
                 return {
                     tool: TOOL_VERSION,
                     nixVersion: manifest.nixVersion,
+                    // Freshness is about the plan's content: relocation keeps when and where it was made.
+                    ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+                    provenance: manifest.provenance ?? {},
+                    ...(promotions.length > 0 && { promotions }),
                     storeDir: options.to,
                     systems: manifest.systems,
                     include: manifest.include,
@@ -7671,6 +10554,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     manifest: written,
                     bundleBytes,
                     report: relocation.report,
+                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
                     timings: {
                         verifyMs: Math.round(verified - started),
                         relocateMs: Math.round(performance.now() - verified),
@@ -7693,6 +10577,8 @@ async function relocatePlan(bundlePath, options, deps) {
 
 ;// CONCATENATED MODULE: ./src/app/export.ts
 // exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
+
+
 
 
 
@@ -7741,14 +10627,19 @@ async function exportPlan(options, deps) {
     await assertWritable(options.output);
     const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
     const t0 = performance.now();
+    const createdAt = rfc3339(options.now?.() ?? new Date());
     const nixVersion = await store.version();
     deps.log.info(`evaluating with Nix ${nixVersion}…`);
     const { roots, storeDir } = await evaluate(options, store);
     const t1 = performance.now();
-    // Returns once the .drv files are read; Nix still describes the paths while writing starts.
-    const closure = await streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) }, 
-    // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
-    { drvsFromFiles: true });
+    // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
+    const [closure, provenance] = await Promise.all([
+        // Returns once the .drv files are read; Nix still describes the paths while writing starts.
+        streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) }, 
+        // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
+        { drvsFromFiles: true }),
+        collectProvenance(options, store, options.provenance ?? {}, deps.log),
+    ]);
     const t2 = performance.now();
     const { counts, narBytes } = tally([]);
     let paths = 0;
@@ -7764,6 +10655,8 @@ async function exportPlan(options, deps) {
         return {
             tool: TOOL_VERSION,
             nixVersion,
+            createdAt,
+            provenance,
             storeDir,
             systems,
             include,
@@ -7797,7 +10690,9 @@ async function exportPlan(options, deps) {
     try {
         written = await writeBundle(target, draft, writeExport(entries()), {
             ...(options.level === undefined ? EXPORT_COMPRESSION : { level: options.level }),
-            keys: options.relocateTo === undefined ? keys : [],
+            // With --relocate-to the plan is signed twice: here, so relocation can check that what it
+            // reads is what was just written, and after relocation.
+            keys,
         });
     }
     finally {
@@ -7810,6 +10705,9 @@ async function exportPlan(options, deps) {
                 to: options.relocateTo,
                 output: options.output,
                 signingKeys: keyTexts,
+                trustedKeys: keys.map((k) => formatPublicKey(publicKeyOf(k))),
+                // One step from evaluation: relocatedFrom says where it was evaluated; no promotion.
+                recordPromotion: false,
                 level: options.level,
             }, deps);
             manifest = relocated.manifest;
@@ -7832,6 +10730,131 @@ async function exportPlan(options, deps) {
             writeMs: Math.round(t3 - t2),
         },
     };
+}
+
+;// CONCATENATED MODULE: ./src/app/freshness.ts
+// Downgrade protection and --max-age around a use case that applies a plan: the last-applied
+// record beside a profile or out-link (`<target>.nix-plan.json`), read before and written after.
+//
+// The check runs on a private copy of the bundle, made first, and the use case is given that
+// copy: the bytes whose age was checked are the bytes imported and applied, even if the file
+// named on the command line is replaced meanwhile. The record is written (atomically, 0644)
+// only once the use case succeeded, with the manifest it verified.
+
+
+
+
+
+
+
+
+
+/** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
+function recordPathFor(target) {
+    return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
+}
+/** The last-applied record at `path`, or undefined when there is none. */
+async function readLastApplied(path) {
+    let text;
+    try {
+        text = await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw new errors_NixPlanError('stale', `cannot read the last-applied record '${path}': ${e.message}`);
+    }
+    return parseLastApplied(text, path);
+}
+/**
+ * Writes the record atomically: a new file beside it (never following a link planted there),
+ * synced, then renamed over the old one. Mode 0644: anyone may read what a host runs.
+ */
+async function writeLastApplied(path, record) {
+    const temp = (0,external_node_path_namespaceObject.join)((0,external_node_path_namespaceObject.dirname)(path), `.${(0,external_node_path_namespaceObject.basename)(path)}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}.tmp`);
+    try {
+        const fh = await (0,external_node_fs_promises_namespaceObject.open)(temp, 'wx', 0o644);
+        try {
+            await fh.writeFile(`${JSON.stringify(record)}\n`);
+            await fh.chmod(0o644); // the umask may have narrowed it
+            await fh.sync();
+        }
+        finally {
+            await fh.close();
+        }
+        await (0,external_node_fs_promises_namespaceObject.rename)(temp, path);
+    }
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(temp, { force: true });
+        throw new errors_NixPlanError('internal', `cannot write the last-applied record '${path}': ${e.message}`);
+    }
+}
+/**
+ * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
+ * copy (the bytes checked are the bytes used), and records the plan as applied to
+ * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
+ * returns the manifest it verified, which must be the one checked. Without a limit or a target
+ * it just runs `run` on the bundle itself.
+ */
+async function withFreshness(bundlePath, options, log, run, record = true) {
+    const now = options.now ?? (() => new Date());
+    if (options.maxAgeMs === undefined && options.target === undefined)
+        return run(bundlePath);
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-fresh-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        const manifest = await readHeadOf(copy);
+        const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
+        const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
+        const policy = {
+            maxAgeMs: options.maxAgeMs,
+            maxAgeText: options.maxAgeText,
+            ...(last !== undefined &&
+                options.target !== undefined && { last: { record: last, target: options.target } }),
+            allowDowngrade: options.allowDowngrade,
+        };
+        const problem = freshnessProblem(manifest, policy, now());
+        if (problem !== undefined)
+            throw problem;
+        if (options.allowDowngrade === true && last !== undefined) {
+            const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now());
+            if (strict !== undefined)
+                log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+        }
+        warnIfFromTheFuture(manifest, now(), log);
+        const result = await run(copy);
+        if (result.manifest.checksum !== manifest.checksum)
+            throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
+        if (recordPath !== undefined && record)
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+        return result;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+async function readHeadOf(path) {
+    const source = await openBundle(path);
+    try {
+        return (await readBundleHead(source)).manifest;
+    }
+    finally {
+        await source.close();
+    }
+}
+/** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
+const SKEW_MS = 5 * 60 * 1000;
+/**
+ * A plan created in the future (a runner's clock ahead) would, once recorded, make every later
+ * plan look older: say so while it is still one plan.
+ */
+function warnIfFromTheFuture(manifest, now, log) {
+    if (manifest.createdAt !== undefined && Date.parse(manifest.createdAt) - now.getTime() > SKEW_MS)
+        log.warn(`the plan says it was created at ${manifest.createdAt}, in the future by this machine's clock: ` +
+            'check the clocks of this machine and of the one that evaluated it');
 }
 
 ;// CONCATENATED MODULE: ./src/app/import.ts
@@ -8149,6 +11172,9 @@ async function realisePlan(bundlePath, options, deps) {
 
 
 
+
+
+
 /** The real use cases. */
 const defaultUseCases = {
     exportPlan: exportPlan,
@@ -8159,8 +11185,11 @@ const defaultUseCases = {
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
     keygen: keygen,
+    diffPlanSources: diffPlanSources,
+    planContents: planContents,
     writeKeyPair: writeKeyPair,
     copyImport: binaryCacheCopyImport,
+    withFreshness: withFreshness,
 };
 
 ;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
@@ -8190,6 +11219,8 @@ const ExitCode = {
     nix: 9,
     /** An artifact could not be uploaded or downloaded. */
     transport: 10,
+    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+    stale: 11,
     /** Interrupted (SIGINT). */
     interrupted: 130,
 };
@@ -8204,6 +11235,7 @@ const BY_ERROR = {
     limit: ExitCode.limit,
     nix: ExitCode.nix,
     transport: ExitCode.transport,
+    stale: ExitCode.stale,
     internal: ExitCode.internal,
 };
 /** The exit code for anything thrown: its NixPlanError code, else internal. */
@@ -8216,6 +11248,7 @@ function exitCodeFor(error) {
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
+
 
 
 
@@ -8255,6 +11288,7 @@ function exitCodesHelp() {
         [ExitCode.limit, 'a size or count limit was exceeded'],
         [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
         [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+        [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
         [ExitCode.interrupted, 'interrupted'],
     ];
     return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
@@ -8316,7 +11350,8 @@ async function main(argv, options = {}) {
     }
     catch (error) {
         const code = exitCodeFor(error);
-        io.stderr.write(`nix-plan ${command.name}: error: ${stringifyError(error)}\n`);
+        // An error may quote the bundle (a path, a field): its control characters are made visible.
+        io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
         if (code === ExitCode.usage)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
         if (!(error instanceof errors_NixPlanError)) {
@@ -8339,7 +11374,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(477);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(754);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

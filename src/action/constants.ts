@@ -40,6 +40,8 @@ export const FetchInput = {
   Digest: 'digest',
   TrustedKeys: 'trusted-keys',
   ArtifactDir: 'artifact-dir',
+  NoCheckSigs: 'no-check-sigs',
+  MaxAge: 'max-age',
 } as const;
 
 /** Inputs of `realise`: fetch, verify, import and build a plan (or one shard of it). */
@@ -49,6 +51,7 @@ export const RealiseInput = {
   Shard: 'shard',
   OutLink: 'out-link',
   NixArgs: 'nix-args',
+  AllowDowngrade: 'allow-downgrade',
 } as const;
 
 /** Outputs of `realise`. */

@@ -71,6 +71,8 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
       ...(settings.compressionLevel === undefined ? {} : { level: settings.compressionLevel }),
       ...(settings.signingKey === undefined ? {} : { signingKey: settings.signingKey }),
       ...(settings.relocateTo === undefined ? {} : { relocateTo: settings.relocateTo }),
+      // The run that made the plan (GITHUB_* variables) and the workspace's git commit.
+      provenance: { env: io.env },
     },
     { runner: deps.runner, log: io.log, progress: io.progress },
   );

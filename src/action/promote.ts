@@ -2,11 +2,12 @@
 // publish it; meant for a job behind `environment:` so required reviewers gate each promotion.
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { withFreshness } from '../app/freshness.js';
 import { relocatePlan } from '../app/relocate.js';
 import { inspectPlan } from '../app/inspect.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
-import { PromoteOutput } from './constants.js';
+import { PromoteInput, PromoteOutput } from './constants.js';
 import { fetchPlan } from './fetch.js';
 import { setListOutput, siblingAction } from './plan.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
@@ -42,6 +43,10 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
     io.setSecret(settings.source.token);
 
   const transport = (): ArtifactTransport => deps.transport(settings.artifactDir);
+  if (settings.noCheckSigs && settings.trustedKeys.length === 0)
+    io.log.warn(
+      `${PromoteInput.NoCheckSigs}: promoting a plan no trusted key vouches for (the promoted plan records it)`,
+    );
   const plan = await fetchPlan(settings, transport, jobTempDir(io, 'fetched'));
   const from = (await deps.inspectPlan(plan.path)).manifest.storeDir;
 
@@ -49,16 +54,24 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   await mkdir(dir, { recursive: true });
   const output = join(dir, settings.promotedName);
   await rm(output, { force: true });
-  const { manifest, report } = await deps.relocatePlan(
+  const { manifest, report } = await withFreshness(
     plan.path,
-    // relocatePlan verifies the whole bundle first (and its signature, when keys are given).
-    {
-      to: settings.to,
-      output,
-      ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
-      ...(settings.signingKey === undefined ? {} : { signingKeys: [settings.signingKey] }),
-    },
-    { runner: deps.runner, log: io.log, progress: io.progress },
+    { maxAgeMs: settings.maxAgeMs, maxAgeText: settings.maxAgeText },
+    io.log,
+    (bundle) =>
+      deps.relocatePlan(
+        bundle,
+        // relocatePlan verifies the whole bundle first (and its signature, when keys are given),
+        // and records in the promoted manifest what it was promoted from and who signed that.
+        {
+          to: settings.to,
+          output,
+          ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
+          ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),
+          ...(settings.signingKey === undefined ? {} : { signingKeys: [settings.signingKey] }),
+        },
+        { runner: deps.runner, log: io.log, progress: io.progress },
+      ),
   );
   const { digest, size } = await digestFile(output);
   io.setOutput(PromoteOutput.BundlePath, output);

@@ -1,10 +1,13 @@
 // The realise action: fetch a published plan, verify it, import it and build it (or one shard),
 // without evaluating anything.
+import { withFreshness } from '../app/freshness.js';
 import { inspectPlan } from '../app/inspect.js';
+import { trustReportOf } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
 import { realisePlan } from '../app/realise.js';
 import type { CommandRunner } from '../nix/runner.js';
 import type { ArtifactTransport } from '../transport/transport.js';
-import { RealiseOutput } from './constants.js';
+import { RealiseInput, RealiseOutput } from './constants.js';
 import { fetchPlan } from './fetch.js';
 import { selectShard } from './matrix.js';
 import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
@@ -52,19 +55,31 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       `shard ${settings.shard.index}/${settings.shard.count}: ${roots.length} of ${manifest.roots.length} root(s)`,
     );
   }
+  if (settings.noCheckSigs && settings.trustedKeys.length === 0)
+    io.log.warn(`${RealiseInput.NoCheckSigs}: realising a plan no trusted key vouches for`);
   const buildLog = nixBuildLog(io);
-  const result = await deps
-    .realisePlan(
-      plan.path,
-      {
-        ...(roots.length > 0 ? { roots } : {}),
-        ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
-        ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
-        ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
-      },
-      { runner: deps.runner, log: io.log, progress: io.progress, nixLog: buildLog.write },
-    )
-    .finally(buildLog.close);
+  // With out-link, its last-applied record refuses an older plan; max-age refuses an old one.
+  const result = await withFreshness(
+    plan.path,
+    {
+      maxAgeMs: settings.maxAgeMs,
+      maxAgeText: settings.maxAgeText,
+      target: settings.outLink,
+      allowDowngrade: settings.allowDowngrade,
+    },
+    io.log,
+    (bundle) =>
+      deps.realisePlan(
+        bundle,
+        {
+          ...(roots.length > 0 ? { roots } : {}),
+          ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
+          ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
+          ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
+        },
+        { runner: deps.runner, log: io.log, progress: io.progress, nixLog: buildLog.write },
+      ),
+  ).finally(buildLog.close);
   io.setOutput(RealiseOutput.OutPaths, JSON.stringify(result.outPaths));
   await io.appendSummary(
     realiseSummary({
@@ -73,6 +88,10 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       shard: settings.shard === undefined ? undefined : `${settings.shard.index}/${settings.shard.count}`,
       outPaths: result.outPaths,
       timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },
+      // realisePlan verified the signature against these keys (it refuses a plan none signed).
+      trust: trustReportOf(result.manifest, settings.trustedKeys.map(parsePublicKey), {
+        noCheckSigs: settings.noCheckSigs,
+      }),
     }),
   );
 }

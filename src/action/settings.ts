@@ -1,6 +1,8 @@
 // Typed settings of the three actions, parsed once from their inputs; a bad input throws naming
 // the input and what it accepts, before anything runs.
+import { assertSignable } from '../app/signing-policy.js';
 import { NixPlanError } from '../core/errors.js';
+import { parseDuration } from '../core/freshness.js';
 import { parsePublicKey, parseSecretKey } from '../core/signing.js';
 import { storeDirProblem } from '../core/store-path.js';
 import type { Include } from '../core/bundle/manifest.js';
@@ -122,9 +124,19 @@ export function parseSigningKey(input: string, value: string): string | undefine
   return value;
 }
 
-/** Public keys (`NAME:base64`), one per line or separated by spaces. */
+/**
+ * Public keys (`NAME:base64`), one per line or separated by spaces, `#` comments allowed. A
+ * value that holds no key (only comments) is refused: asking for signatures never means none.
+ * (An empty input cannot be told from an absent one: the fetching actions' origin rule covers it.)
+ */
 export function parseTrustedKeys(input: string, value: string): string[] {
-  const keys = value.split(/\s+/).filter((k) => k !== '');
+  const keys = value
+    .split('\n')
+    .map((l) => l.replace(/#.*$/, ''))
+    .flatMap((l) => l.split(/\s+/))
+    .filter((k) => k !== '');
+  if (keys.length === 0 && value.trim() !== '')
+    throw new InputError(input, 'holds no key; accepted: public keys (NAME:base64), one per line');
   for (const key of keys) {
     try {
       parsePublicKey(key);
@@ -242,6 +254,23 @@ export interface FetchSettings {
   /** `sha256:<hex>` the downloaded bundle must have (the root action's `digest` output). */
   readonly digest: string | undefined;
   readonly trustedKeys: string[];
+  /** Accept a plan nothing proves, on purpose (warned in the log and the summary). */
+  readonly noCheckSigs: boolean;
+  /** The oldest a plan may be (`max-age`), in milliseconds and as written. */
+  readonly maxAgeMs: number | undefined;
+  readonly maxAgeText: string | undefined;
+}
+
+/**
+ * Where a plan comes from, when nothing but a digest or a signature can prove it is the plan this
+ * workflow made: another run, a file on disk, a shared directory. Undefined for an artifact of
+ * this run from GitHub's artifact service, which only this run's jobs can have uploaded.
+ */
+export function unprovenOrigin(source: PlanSource): string | undefined {
+  if (source.kind === 'file') return `a bundle file ("${FetchInput.Bundle}")`;
+  if (source.runId !== undefined) return `another workflow run ("${FetchInput.RunId}")`;
+  if (source.artifactDir !== undefined) return `a shared directory ("${FetchInput.ArtifactDir}")`;
+  return undefined;
 }
 
 function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
@@ -302,10 +331,34 @@ function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
       `needed with "${FetchInput.RunId}"; accepted: a token with \`actions: read\` (e.g. \${{ github.token }})`,
     );
   }
+  const trustedKeys = parseTrustedKeys(FetchInput.TrustedKeys, input(FetchInput.TrustedKeys));
+  const noCheckSigs = parseBoolean(FetchInput.NoCheckSigs, input(FetchInput.NoCheckSigs), false);
+  // Fail closed: a plan from where anyone could have put it must be proven to be ours.
+  const origin = unprovenOrigin(source);
+  if (origin !== undefined && digest === '' && trustedKeys.length === 0 && !noCheckSigs)
+    throw new InputError(
+      FetchInput.TrustedKeys,
+      `is empty, and so is "${FetchInput.Digest}": nothing proves that a plan from ${origin} is the plan your ` +
+        `workflow made; accepted: "${FetchInput.Digest}" (the plan action's digest output) or "${FetchInput.TrustedKeys}" ` +
+        `(public keys the plan must be signed by), or "${FetchInput.NoCheckSigs}: true" to take it unproven on purpose`,
+    );
+  const maxAgeText = input(FetchInput.MaxAge);
+  let maxAgeMs: number | undefined;
+  try {
+    maxAgeMs = maxAgeText === '' ? undefined : parseDuration(maxAgeText);
+  } catch {
+    throw new InputError(
+      FetchInput.MaxAge,
+      `"${maxAgeText}" is not a duration; accepted: a number and a unit (s, m, h, d, w), e.g. 12h, 7d or 1d12h`,
+    );
+  }
   return {
     source,
     digest: digest === '' ? undefined : digest,
-    trustedKeys: parseTrustedKeys(FetchInput.TrustedKeys, input(FetchInput.TrustedKeys)),
+    trustedKeys,
+    noCheckSigs,
+    maxAgeMs,
+    maxAgeText: maxAgeText === '' ? undefined : maxAgeText,
   };
 }
 
@@ -317,6 +370,8 @@ export interface RealiseSettings extends FetchSettings {
   readonly outLink: string | undefined;
   /** Extra arguments for the Nix build (`--max-jobs 4`, `--option …`), one per whitespace. */
   readonly nixArgs: string[];
+  /** Accept a plan older than the one last realised to `outLink`. */
+  readonly allowDowngrade: boolean;
 }
 
 /** Parses `realise`'s inputs. */
@@ -341,6 +396,7 @@ export function parseRealiseSettings(input: InputReader, env: EnvReader): Realis
     nixArgs: input(RealiseInput.NixArgs)
       .split(/\s+/)
       .filter((a) => a !== ''),
+    allowDowngrade: parseBoolean(RealiseInput.AllowDowngrade, input(RealiseInput.AllowDowngrade), false),
   };
 }
 
@@ -375,10 +431,21 @@ export function parsePromoteSettings(input: InputReader, env: EnvReader): Promot
       ? fetch.source.name
       : (fetch.source.path.split('/').pop() ?? DEFAULT_ARTIFACT_NAME);
   const artifactDir = input(PromoteInput.ArtifactDir);
+  const signingKey = parseSigningKey(PromoteInput.SigningKey, input(PromoteInput.SigningKey));
+  // A key signs only what was verified: a digest proves the bytes, not who made them.
+  try {
+    assertSignable(signingKey !== undefined, fetch.trustedKeys.length > 0, fetch.noCheckSigs, {
+      sign: `"${PromoteInput.SigningKey}"`,
+      trust: `"${PromoteInput.TrustedKeys}"`,
+      optOut: `"${PromoteInput.NoCheckSigs}: true"`,
+    });
+  } catch (e) {
+    throw new InputError(PromoteInput.SigningKey, (e as Error).message.replace(/^"signing-key" /, ''));
+  }
   return {
     ...fetch,
     to,
-    signingKey: parseSigningKey(PromoteInput.SigningKey, input(PromoteInput.SigningKey)),
+    signingKey,
     promotedName: parseArtifactName(
       PromoteInput.PromotedName,
       input(PromoteInput.PromotedName),

@@ -1,6 +1,16 @@
-// The job summaries: what a plan holds, what it cost, and how to use it; kept well under GitHub's
-// 1 MiB summary limit by truncating every list.
-import { OBJECT_KINDS, type BundleManifest, type RelocationSummary } from '../core/bundle/manifest.js';
+// The job summaries: what a plan holds, where it came from, who vouched for it, what it cost, and
+// how to use it; kept well under GitHub's 1 MiB summary limit by truncating every list. Anything
+// from a bundle is shown in a code span (core/text.ts), never as Markdown or HTML: a forged label
+// must not render a link, an image, a heading or a "verified" badge.
+import {
+  OBJECT_KINDS,
+  trustStatus,
+  type BundleManifest,
+  type RelocationSummary,
+  type TrustReport,
+} from '../core/bundle/index.js';
+import { originMarkdown } from '../core/provenance-view.js';
+import { markdownCode } from '../core/text.js';
 import { rootLabel } from './matrix.js';
 
 /** GitHub refuses step summaries above 1 MiB; ours stay within half of it. */
@@ -30,9 +40,20 @@ function cell(text: string): string {
   return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 }
 
-/** Text inside a code span (backticks cannot be escaped there, so they are replaced). */
-function code(text: string): string {
-  return `\`${text.replace(/`/g, "'")}\``;
+/** Text from a bundle, inside a code span (see markdownCode). */
+const code = markdownCode;
+
+/**
+ * The trust status in a sentence: our words as Markdown, the key names from the bundle as code.
+ */
+export function trustMarkdown(manifest: BundleManifest, trust?: TrustReport): string {
+  const prefix = 'verified: signed by trusted key ';
+  const status = trustStatus(manifest, trust);
+  if (trust !== undefined && status.startsWith(prefix))
+    return `**verified**: signed by trusted key ${trust.verifiedBy.map(code).join(', ')}`;
+  // The other statuses are our own words (no key name in them).
+  if (status.startsWith('NOT CHECKED')) return `**${status}**`;
+  return status;
 }
 
 /** A Markdown table of at most `limit` rows, saying how many were left out. */
@@ -59,10 +80,10 @@ function rootsTable(manifest: BundleManifest): string {
   return table(
     ['root', 'derivation', 'outputs'],
     manifest.roots.map((r) => [
-      rootLabel(r),
+      code(rootLabel(r)),
       code(r.drvPath),
       Object.entries(r.outputs)
-        .map(([name, path]) => `${name}: ${path === '' ? '(content-addressed)' : code(path)}`)
+        .map(([name, path]) => `${code(name)}: ${path === '' ? '(content-addressed)' : code(path)}`)
         .join(', '),
     ]),
   );
@@ -104,7 +125,7 @@ export function relocationSection(from: string, to: string, report: RelocationSu
     );
   }
   if (report.warnings.length > 0) {
-    const shown = report.warnings.slice(0, LIST_LIMIT).map((w) => `- ${w.replace(/\r?\n/g, ' ')}`);
+    const shown = report.warnings.slice(0, LIST_LIMIT).map((w) => `- ${code(w)}`);
     if (report.warnings.length > LIST_LIMIT) shown.push(`- …and ${report.warnings.length - LIST_LIMIT} more`);
     parts.push('\n**Warnings**\n\n', shown.join('\n'), '\n');
   }
@@ -140,6 +161,8 @@ export interface PlanSummaryFacts {
   readonly timings: { evaluateMs: number; exportMs: number; uploadMs: number | undefined };
   readonly realiseAction: string;
   readonly jobs: number;
+  /** The clock, for the plan's age (default now). */
+  readonly now?: Date | undefined;
 }
 
 /** The root action's summary. */
@@ -148,9 +171,11 @@ export function planSummary(f: PlanSummaryFacts): string {
   const ratio = f.bundleBytes > 0 ? m.stream.size / f.bundleBytes : 0;
   const parts = [
     `## nix-plan: ${code(f.artifactName)}\n\n`,
-    `${m.roots.length} root(s), ${m.paths} store paths (${m.include}), evaluated by Nix ${m.nixVersion} ` +
-      `for ${code(m.storeDir)}${m.systems.length > 0 ? ` on ${m.systems.join(', ')}` : ''}; ` +
+    `${m.roots.length} root(s), ${m.paths} store paths (${m.include}), evaluated by Nix ${code(m.nixVersion)} ` +
+      `for ${code(m.storeDir)}${m.systems.length > 0 ? ` on ${m.systems.map(code).join(', ')}` : ''}; ` +
       `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}.\n\n`,
+    originMarkdown(m, undefined, { now: f.now ?? new Date(), signedHere: true }),
+    '\n',
     table(
       ['bundle', 'export stream', 'ratio', 'evaluating', 'exporting', 'uploading', 'matrix jobs'],
       [
@@ -187,18 +212,24 @@ export interface RealiseSummaryFacts {
   readonly shard: string | undefined;
   readonly outPaths: Record<string, Record<string, string>>;
   readonly timings: { fetchMs: number; realiseMs: number };
+  /** What was proven about who made the plan. */
+  readonly trust?: TrustReport | undefined;
+  /** The clock, for the plan's age (default now). */
+  readonly now?: Date | undefined;
 }
 
 /** The realise action's summary. */
 export function realiseSummary(f: RealiseSummaryFacts): string {
   const rows = Object.entries(f.outPaths).flatMap(([drv, outs]) =>
-    Object.entries(outs).map(([name, path]) => [code(drv), name, code(path)]),
+    Object.entries(outs).map(([name, path]) => [code(drv), code(name), code(path)]),
   );
   return capSummary(
     [
       `## nix-plan realise: ${code(f.label)}${f.shard === undefined ? '' : ` (shard ${f.shard})`}\n`,
       `Built ${Object.keys(f.outPaths).length} of ${f.manifest.roots.length} root(s) in ${code(f.manifest.storeDir)} ` +
-        `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}.\n`,
+        `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}. ` +
+        `Plan ${trustMarkdown(f.manifest, f.trust)}.\n`,
+      originMarkdown(f.manifest, f.trust, { now: f.now ?? new Date() }),
       table(['derivation', 'output', 'path'], rows),
     ].join('\n'),
   );
@@ -214,6 +245,8 @@ export interface PromoteSummaryFacts {
   readonly artifactName: string;
   readonly artifactUrl: string | undefined;
   readonly realiseAction: string;
+  /** The clock, for the plan's age (default now). */
+  readonly now?: Date | undefined;
 }
 
 /** The promote action's summary. */
@@ -225,6 +258,8 @@ export function promoteSummary(f: PromoteSummaryFacts): string {
       `${m.roots.length} root(s), ${m.paths} store paths, now for ${code(m.storeDir)}; ` +
         `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}; ` +
         `bundle ${f.artifactUrl === undefined ? formatBytes(f.bundleBytes) : `[${formatBytes(f.bundleBytes)}](${f.artifactUrl})`}.\n\n`,
+      originMarkdown(m, undefined, { now: f.now ?? new Date(), signedHere: true }),
+      '\n',
       relocationSection(f.from, m.storeDir, f.report),
       '\n### Roots\n\n',
       rootsTable(m),

@@ -13,7 +13,8 @@ import {
   type ObjectKind,
 } from '../core/bundle/index.js';
 import { writeExport, type ExportEntry } from '../core/export-stream.js';
-import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
+import { rfc3339 } from '../core/provenance.js';
+import { formatPublicKey, parseSecretKey, publicKeyOf, secretKeyTexts } from '../core/signing.js';
 import { streamClosure } from '../nix/collect.js';
 import { evaluate } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
@@ -21,6 +22,7 @@ import { regularFileNar } from '../core/nar.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable } from './files.js';
+import { collectProvenance, type ProvenanceSources } from './provenance.js';
 import { relocatePlan } from './relocate.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -51,6 +53,10 @@ export interface ExportOptions {
   readonly store?: string | undefined;
   /** Physical location of the store dir when it differs and the URI does not say. */
   readonly realStoreDir?: string | undefined;
+  /** Where provenance is read from (the environment for GitHub Actions runs, the worktree). */
+  readonly provenance?: ProvenanceSources | undefined;
+  /** The clock (the plan's `createdAt` is when evaluation started). */
+  readonly now?: (() => Date) | undefined;
 }
 
 /** What exportPlan produced. */
@@ -99,20 +105,25 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   await assertWritable(options.output);
   const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
   const t0 = performance.now();
+  const createdAt = rfc3339(options.now?.() ?? new Date());
   const nixVersion = await store.version();
   deps.log.info(`evaluating with Nix ${nixVersion}…`);
   const { roots, storeDir } = await evaluate(options, store);
   const t1 = performance.now();
-  // Returns once the .drv files are read; Nix still describes the paths while writing starts.
-  const closure = await streamClosure(
-    store,
-    storeDir,
-    roots.map((r) => r.drvPath),
-    include,
-    { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) },
-    // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
-    { drvsFromFiles: true },
-  );
+  // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
+  const [closure, provenance] = await Promise.all([
+    // Returns once the .drv files are read; Nix still describes the paths while writing starts.
+    streamClosure(
+      store,
+      storeDir,
+      roots.map((r) => r.drvPath),
+      include,
+      { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) },
+      // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
+      { drvsFromFiles: true },
+    ),
+    collectProvenance(options, store, options.provenance ?? {}, deps.log),
+  ]);
   const t2 = performance.now();
   const { counts, narBytes } = tally([]);
   let paths = 0;
@@ -128,6 +139,8 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     return {
       tool: TOOL_VERSION,
       nixVersion,
+      createdAt,
+      provenance,
       storeDir,
       systems,
       include,
@@ -162,7 +175,9 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   try {
     written = await writeBundle(target, draft, writeExport(entries()), {
       ...(options.level === undefined ? EXPORT_COMPRESSION : { level: options.level }),
-      keys: options.relocateTo === undefined ? keys : [],
+      // With --relocate-to the plan is signed twice: here, so relocation can check that what it
+      // reads is what was just written, and after relocation.
+      keys,
     });
   } finally {
     task.done();
@@ -176,6 +191,9 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
           to: options.relocateTo,
           output: options.output,
           signingKeys: keyTexts,
+          trustedKeys: keys.map((k) => formatPublicKey(publicKeyOf(k))),
+          // One step from evaluation: relocatedFrom says where it was evaluated; no promotion.
+          recordPromotion: false,
           level: options.level,
         },
         deps,

@@ -3,8 +3,11 @@
 import {
   openBundle,
   readBundleHead as readHead,
+  trustStatus,
   type BundleManifest,
   type ObjectKind,
+  type Promotion,
+  type Provenance,
 } from '../core/bundle/index.js';
 import { nameOf } from '../core/store-path.js';
 
@@ -31,8 +34,17 @@ export interface PlanSummary {
   readonly streamBytes: number;
   /** streamBytes / compressed bytes. */
   readonly ratio: number;
-  /** Key names the manifest is signed by (not checked here: see verify). */
-  readonly signedBy: readonly string[];
+  /** Key names of the signatures the manifest carries: NOT verified here (see verify). */
+  readonly signatures: readonly string[];
+  /** What is known of the signatures, in words: "signatures: 2 (not verified)" or "unsigned". */
+  readonly trust: string;
+  /** When the plan was evaluated (RFC 3339 UTC); absent for a format 1 bundle. */
+  readonly createdAt?: string;
+  /** Where the plan came from (format 2; absent for format 1). */
+  readonly provenance?: Provenance;
+  /** What each relocation started from, oldest first. */
+  readonly promotions?: readonly Promotion[];
+  readonly formatVersion: number;
   readonly relocatedFrom?: string;
   readonly tool: string;
   readonly nixVersion: string;
@@ -85,7 +97,12 @@ export function summarise(manifest: BundleManifest, bundleBytes: number): PlanSu
     narBytes: manifest.narBytes,
     streamBytes: manifest.stream.size,
     ratio: manifest.stream.compressedSize === 0 ? 0 : manifest.stream.size / manifest.stream.compressedSize,
-    signedBy: manifest.signatures.map((s) => s.key),
+    signatures: manifest.signatures.map((s) => s.key),
+    trust: trustStatus(manifest),
+    ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+    ...(manifest.provenance !== undefined && { provenance: manifest.provenance }),
+    ...(manifest.promotions !== undefined && { promotions: manifest.promotions }),
+    formatVersion: manifest.formatVersion,
     ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
     tool: manifest.tool,
     nixVersion: manifest.nixVersion,

@@ -11,6 +11,7 @@ import { NixPlanError } from '../core/errors.js';
 import {
   OBJECT_KINDS,
   exportStream,
+  manifestSigners,
   openBundle,
   readBundleHead,
   writeBundle,
@@ -18,6 +19,9 @@ import {
   type BundleSource,
   type ManifestDraft,
   type ObjectKind,
+  type Promotion,
+  trustReportOf,
+  type TrustReport,
 } from '../core/bundle/index.js';
 import { parseDerivation } from '../core/derivation.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
@@ -31,10 +35,12 @@ import {
   type RelocObject,
 } from '../core/relocate.js';
 import { assertStoreDir } from '../core/store-path.js';
-import { parseSecretKey, secretKeyTexts } from '../core/signing.js';
+import { rfc3339 } from '../core/provenance.js';
+import { parsePublicKey, parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { outputsOf } from '../nix/collect.js';
 import { progressOf, type Deps } from './deps.js';
-import { assertWritable } from './files.js';
+import { assertWritable, fileDigest } from './files.js';
+import { assertSignable } from './signing-policy.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -73,10 +79,17 @@ export interface RelocateOptions {
   readonly signingKeys?: readonly string[] | undefined;
   /** One secret key; added to `signingKeys`. */
   readonly signingKey?: string | undefined;
-  /** Public keys; when given, the input bundle must be signed by one. */
+  /**
+   * Public keys; when given, the input bundle must be signed by one. Signing the output
+   * (`signingKeys`) requires them, or `noCheckSigs`: a key signs only what was verified.
+   */
   readonly trustedKeys?: readonly string[] | undefined;
-  /** Accept paths no trusted signature proves (`--no-check-sigs`). */
+  /** Accept (and sign) an input no trusted key vouches for; the promotion records it. */
   readonly noCheckSigs?: boolean | undefined;
+  /** Append what the input was to the manifest's `promotions` (default true). */
+  readonly recordPromotion?: boolean | undefined;
+  /** The clock, for the promotion's time. */
+  readonly now?: (() => Date) | undefined;
   /** zstd level 1–19 (default RELOCATE_LEVEL without long-distance matching). */
   readonly level?: number | undefined;
   /** Source NAR bytes to hold in memory at most (default KEEP_SOURCE_NARS_UP_TO); beyond, a second pass. */
@@ -91,6 +104,8 @@ export interface RelocateResult {
   readonly manifest: BundleManifest;
   readonly bundleBytes: number;
   readonly report: RelocationReport;
+  /** What was proven about who made the input (its signatures against `trustedKeys`). */
+  readonly trust: TrustReport;
   /** Milliseconds spent verifying the input bundle, and relocating and writing the new one. */
   readonly timings: { verifyMs: number; relocateMs: number };
 }
@@ -232,6 +247,8 @@ export async function relocatePlan(
   assertStoreDir(options.to);
   await assertWritable(options.output);
   const keys = secretKeyTexts(options).map(parseSecretKey);
+  const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+  assertSignable(keys.length > 0, trusted.length > 0, options.noCheckSigs === true);
   const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-relocate-'));
   try {
@@ -241,6 +258,8 @@ export async function relocatePlan(
     } catch (e) {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     }
+    // The promotion records the digest of exactly the bytes verified: the private copy's.
+    const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
     const bundle = await openBundle(copy);
     let scratch: ScratchFile | undefined;
     const started = performance.now();
@@ -260,10 +279,10 @@ export async function relocatePlan(
       const closurePaths = new Set<string>();
       let objects: RelocObject[] = [];
       const narSizes = new Map<string, number>();
-      const { manifest, derivations } = await verifyWithProgress(
+      const { manifest, derivations, unproven } = await verifyWithProgress(
         bundle,
         {
-          trustedKeys: options.trustedKeys,
+          trustedKeys: trusted,
           noCheckSigs: options.noCheckSigs,
           // Relocation parses every .drv whole, and refuses a malformed one, before the new
           // bundle is moved into place: it passes each to the verifier's checks (below), as
@@ -318,6 +337,18 @@ export async function relocatePlan(
       narChunks = [];
       const verified = performance.now();
       const from = manifest.storeDir;
+      const promotion: Promotion | undefined =
+        inputDigest === undefined
+          ? undefined
+          : {
+              digest: inputDigest,
+              storeDir: from,
+              checksum: manifest.checksum,
+              signedBy: manifestSigners(manifest, trusted),
+              // Only an input no key was asked to vouch for is "accepted without proof".
+              ...(options.noCheckSigs === true && trusted.length === 0 && { noCheckSigs: true as const }),
+              at: rfc3339(options.now?.() ?? new Date()),
+            };
       if (from === options.to)
         throw new NixPlanError('realm', `the bundle is already for store dir ${from}; nothing to relocate`);
       deps.log.info(`relocating ${objects.length} paths from ${from} to ${options.to}…`);
@@ -343,9 +374,14 @@ export async function relocatePlan(
       // moves the new bundle into place only if the input's .drv files passed the last checks.
       const draft = (): ManifestDraft => {
         derivations.finish();
+        const promotions = [...(manifest.promotions ?? []), ...(promotion === undefined ? [] : [promotion])];
         return {
           tool: TOOL_VERSION,
           nixVersion: manifest.nixVersion,
+          // Freshness is about the plan's content: relocation keeps when and where it was made.
+          ...(manifest.createdAt !== undefined && { createdAt: manifest.createdAt }),
+          provenance: manifest.provenance ?? {},
+          ...(promotions.length > 0 && { promotions }),
           storeDir: options.to,
           systems: manifest.systems,
           include: manifest.include,
@@ -382,6 +418,7 @@ export async function relocatePlan(
           manifest: written,
           bundleBytes,
           report: relocation.report,
+          trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs, unproven }),
           timings: {
             verifyMs: Math.round(verified - started),
             relocateMs: Math.round(performance.now() - verified),

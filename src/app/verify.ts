@@ -7,7 +7,10 @@ import {
   type BundleSource,
   type VerifyOptions as CoreVerifyOptions,
   type VerifyReport as CoreVerifyReport,
+  trustReportOf,
+  type TrustReport,
 } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
 import { progressOf, type Progress } from './deps.js';
 
 /** What to require of a bundle beyond its own consistency. */
@@ -23,6 +26,8 @@ export interface VerifyOptions {
 /** The outcome of a successful verification (a failed one throws). */
 export interface VerifyReport extends CoreVerifyReport {
   readonly bundlePath: string;
+  /** What was proven about who made the plan (no keys: integrity only, signatures not checked). */
+  readonly trust: TrustReport;
 }
 
 /**
@@ -63,11 +68,16 @@ export async function verifyPlan(
   options: VerifyOptions = {},
   deps: { progress?: Progress | undefined; signal?: AbortSignal | undefined } = {},
 ): Promise<VerifyReport> {
+  const keys = (options.trustedKeys ?? []).map(parsePublicKey);
   const report = await verifyWithProgress(
     bundlePath,
-    { trustedKeys: options.trustedKeys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs },
+    { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs },
     deps.progress,
     deps.signal,
   );
-  return { bundlePath, ...report };
+  return {
+    bundlePath,
+    ...report,
+    trust: trustReportOf(report.manifest, keys, { noCheckSigs: report.noCheckSigs, unproven: report.unproven }),
+  };
 }

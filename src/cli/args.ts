@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { NixPlanError } from '../core/errors.js';
+import { parsePublicKey, parseSecretKey } from '../core/signing.js';
 
 /** One option of a command, with its help text. */
 export interface OptionSpec {
@@ -129,17 +130,61 @@ export function onePositional(args: ParsedArgs, what: string): string {
 
 const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
 
+function publicKeyOrUsage(key: string, where: string): string {
+  try {
+    parsePublicKey(key);
+  } catch (e) {
+    throw usageError(`${where}: ${(e as Error).message}`);
+  }
+  return key;
+}
+
 /**
  * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
- * holding one or more (whitespace-separated), like `trusted-public-keys`.
+ * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
+ * closed: an empty value (an unset variable), a file without a key, or anything that is not a
+ * key is a usage error, never "no keys".
  */
 export async function readKeys(values: readonly string[], readText = readTextFile): Promise<string[]> {
   const keys: string[] = [];
   for (const v of values) {
-    if (KEY_LITERAL.test(v)) keys.push(v);
-    else keys.push(...(await readText(v, 'trusted key file')).split(/\s+/).filter((k) => k !== ''));
+    if (v.trim() === '')
+      throw usageError(
+        '--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them',
+      );
+    if (KEY_LITERAL.test(v)) {
+      keys.push(publicKeyOrUsage(v, '--trusted-key'));
+      continue;
+    }
+    const words = (await readText(v, 'trusted key file'))
+      .split('\n')
+      .map((l) => l.replace(/#.*$/, ''))
+      .flatMap((l) => l.split(/\s+/))
+      .filter((k) => k !== '');
+    if (words.length === 0)
+      throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
+    keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
   }
   return keys;
+}
+
+/**
+ * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
+ * that is not a key is a usage error naming the file (never echoing what it holds).
+ */
+export async function readSecretKeyFile(path: string, readText = readTextFile): Promise<string> {
+  if (path.trim() === '')
+    throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
+  const text = (await readText(path, 'secret key file')).trim();
+  if (text === '') throw usageError(`secret key file '${path}' is empty`);
+  try {
+    parseSecretKey(text);
+  } catch (e) {
+    throw usageError(
+      `secret key file '${path}' does not hold a usable secret key (${(e as Error).message.replace(/'[^']*'/g, '(hidden)')})`,
+    );
+  }
+  return text;
 }
 
 /** Reads a small text file, turning a missing file into a usage error that names it. */

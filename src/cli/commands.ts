@@ -1,7 +1,12 @@
 // The `nix-plan` subcommands: their options and help, how arguments become use-case options, and
 // how results are printed (human text, or one JSON document with --json).
+import type { ApplyResult } from '../app/apply.js';
 import type { ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
+import { assertSignable } from '../app/signing-policy.js';
+import { trustReportOf, trustStatus, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
+import { freshnessProblem, parseDuration } from '../core/freshness.js';
 import type { UseCases } from './use-cases.js';
 import {
   flag,
@@ -13,7 +18,7 @@ import {
   optionsHelp,
   parseCommandArgs,
   readKeys,
-  readTextFile,
+  readSecretKeyFile,
   required,
   str,
   usageError,
@@ -31,6 +36,8 @@ import {
   toJson,
 } from './format.js';
 import type { CliIo } from './terminal.js';
+import { diffCommand } from './diff-command.js';
+import { formatContents } from './diff-format.js';
 
 export type { UseCases } from './use-cases.js';
 
@@ -76,15 +83,23 @@ const CACHE_KEY = {
   value: 'FILE',
   help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 } as const;
-/** `--no-check-sigs` (the name `nix copy` uses): the explicit opt-out of proof before trust. */
-export const NO_CHECK_SIGS = {
+const NO_CHECK_SIGS = {
   type: 'boolean',
-  help: 'accept build outputs no trusted key signed (warned, and reported as NOT CHECKED)',
+  help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
 } as const;
 const MAX_SIZE = {
   type: 'string',
   value: 'BYTES',
   help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
+} as const;
+const MAX_AGE = {
+  type: 'string',
+  value: 'DURATION',
+  help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
+} as const;
+const ALLOW_DOWNGRADE = {
+  type: 'boolean',
+  help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
 } as const;
 const METHOD = {
   type: 'string',
@@ -99,6 +114,32 @@ function define(spec: Omit<Command, 'parse' | 'options'> & { options: OptionSpec
 
 function print(ctx: CommandContext, args: ParsedArgs, value: unknown, human: () => string): void {
   ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+
+/**
+ * A result with its trust report: the one the use case made, or one made here from the keys the
+ * verifier required a signature by.
+ */
+function withTrust<R extends { manifest: BundleManifest; trust?: TrustReport }>(
+  result: R,
+  trustedKeys: readonly string[],
+  noCheckSigs: boolean,
+): R & { trust: TrustReport } {
+  return {
+    ...result,
+    trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
+  };
+}
+
+/** `--max-age` in milliseconds (and as written), or nothing. */
+function maxAge(args: ParsedArgs): { maxAgeMs?: number; maxAgeText?: string } {
+  const text = str(args, 'max-age');
+  return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
+}
+
+/** The secret keys of the repeatable `--sign-key FILE`. */
+function signingKeys(args: ParsedArgs): Promise<string[]> {
+  return Promise.all(list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
 }
 
 function noRest(args: ParsedArgs, command: string): void {
@@ -155,9 +196,7 @@ export const COMMANDS: readonly Command[] = [
       'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
     ],
     async run(args, ctx) {
-      const signingKeys = await Promise.all(
-        list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')),
-      );
+      const keys = await signingKeys(args);
       const result = await ctx.useCases.exportPlan(
         {
           installables: [...args.positionals],
@@ -168,9 +207,10 @@ export const COMMANDS: readonly Command[] = [
           output: required(args, 'output', 'OUT (where to write the bundle)'),
           include: oneOf(str(args, 'include'), 'include', INCLUDES),
           level: integer(str(args, 'level'), 'level', 1, 19),
-          signingKeys: signingKeys.map((k) => k.trim()),
+          signingKeys: keys,
           relocateTo: str(args, 'relocate-to'),
           store: str(args, 'store'),
+          provenance: { env: (name) => process.env[name] },
         },
         ctx.deps,
       );
@@ -180,35 +220,54 @@ export const COMMANDS: readonly Command[] = [
   define({
     name: 'inspect',
     summary: 'show what a bundle holds (touches no store)',
-    usage: ['nix-plan inspect BUNDLE [--json]'],
+    usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
     description:
-      'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that.',
-    options: {},
+      'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
+      'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+    options: {
+      contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
+      'trusted-key': TRUSTED_KEY,
+    },
     examples: [
       'nix-plan inspect hello.nixplan',
       'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+      'nix-plan inspect hello.nixplan --contents',
     ],
     async run(args, ctx) {
       noRest(args, 'inspect');
-      const result = await ctx.useCases.inspectPlan(onePositional(args, 'BUNDLE'));
-      print(ctx, args, result, () => formatInspect(result));
+      const bundle = onePositional(args, 'BUNDLE');
+      const result = await ctx.useCases.inspectPlan(bundle);
+      if (!flag(args, 'contents')) {
+        print(ctx, args, result, () => formatInspect(result));
+        return;
+      }
+      const contents = await ctx.useCases.planContents(
+        bundle,
+        { trustedKeys: await readKeys(list(args, 'trusted-key')) },
+        ctx.deps,
+      );
+      print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
     },
   }),
+  define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
   define({
     name: 'verify',
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-    usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR]'],
+    usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
     description:
       'Streams the whole bundle and validates everything import would, without touching a store. ' +
-      'With --trusted-key the manifest must carry a valid signature by one of the keys.',
+      'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
+      "bundle's integrity is checked, not who made it.",
     options: {
       'trusted-key': TRUSTED_KEY,
       'no-check-sigs': NO_CHECK_SIGS,
       'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+      'max-age': MAX_AGE,
     },
     examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
     async run(args, ctx) {
       noRest(args, 'verify');
+      const age = maxAge(args);
       const report = await ctx.useCases.verifyPlan(
         onePositional(args, 'BUNDLE'),
         {
@@ -218,13 +277,19 @@ export const COMMANDS: readonly Command[] = [
         },
         ctx.deps,
       );
+      // verify changes nothing, so the age is checked on the manifest it verified.
+      const stale =
+        age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
+      if (stale !== undefined) throw stale;
       print(ctx, args, report, () => formatVerify(report));
     },
   }),
   define({
     name: 'import',
     summary: 'verify a bundle, then add its paths to a store',
-    usage: ['nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy]'],
+    usage: [
+      'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
+    ],
     description:
       'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
       'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
@@ -232,39 +297,46 @@ export const COMMANDS: readonly Command[] = [
     options: {
       store: STORE,
       'trusted-key': TRUSTED_KEY,
-      'no-check-sigs': NO_CHECK_SIGS,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
       'max-size': MAX_SIZE,
     },
     examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
     async run(args, ctx) {
       noRest(args, 'import');
-      const result = await ctx.useCases.importPlan(
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      const options = {
+        store: str(args, 'store'),
+        trustedKeys,
+        noCheckSigs: flag(args, 'no-check-sigs'),
+        method: oneOf(str(args, 'method'), 'method', METHODS),
+        maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+      };
+      const deps = await importDeps(args, ctx, trustedKeys);
+      const result = await ctx.useCases.withFreshness(
         onePositional(args, 'BUNDLE'),
-        {
-          store: str(args, 'store'),
-          trustedKeys: await readKeys(list(args, 'trusted-key')),
-          noCheckSigs: flag(args, 'no-check-sigs'),
-          method: oneOf(str(args, 'method'), 'method', METHODS),
-          maxSize: byteSize(str(args, 'max-size'), 'max-size'),
-        },
-        await importDeps(args, ctx),
+        maxAge(args),
+        ctx.deps.log,
+        (bundle) => ctx.useCases.importPlan(bundle, options, deps),
       );
-      print(ctx, args, result, () => formatImport(result));
+      const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+      print(ctx, args, shown, () => formatImport(shown));
     },
   }),
   define({
     name: 'realise',
     summary: 'import a bundle and build its roots',
     usage: [
-      'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [-- NIX ARGS]',
+      'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
     ],
     description:
       "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
       'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
       'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-      'Prints the output paths, one per line.',
+      'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
+      'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
     options: {
       'out-link': {
         type: 'string',
@@ -274,9 +346,11 @@ export const COMMANDS: readonly Command[] = [
       store: STORE,
       roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
       'trusted-key': TRUSTED_KEY,
-      'no-check-sigs': NO_CHECK_SIGS,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
+      'allow-downgrade': ALLOW_DOWNGRADE,
       'max-size': MAX_SIZE,
     },
     examples: [
@@ -284,30 +358,44 @@ export const COMMANDS: readonly Command[] = [
       'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
     ],
     async run(args, ctx) {
-      const result = await ctx.useCases.realisePlan(
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      const outLink = str(args, 'out-link');
+      const options = {
+        store: str(args, 'store'),
+        outLink,
+        roots: list(args, 'roots', true),
+        trustedKeys,
+        noCheckSigs: flag(args, 'no-check-sigs'),
+        method: oneOf(str(args, 'method'), 'method', METHODS),
+        maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+        nixArgs: [...args.rest],
+      };
+      const deps = await importDeps(args, ctx, trustedKeys);
+      // With --out-link, the link's last-applied record: an older plan is refused.
+      const result = await ctx.useCases.withFreshness(
         onePositional(args, 'BUNDLE'),
-        {
-          store: str(args, 'store'),
-          outLink: str(args, 'out-link'),
-          roots: list(args, 'roots', true),
-          trustedKeys: await readKeys(list(args, 'trusted-key')),
-          noCheckSigs: flag(args, 'no-check-sigs'),
-          method: oneOf(str(args, 'method'), 'method', METHODS),
-          maxSize: byteSize(str(args, 'max-size'), 'max-size'),
-          nixArgs: [...args.rest],
-        },
-        await importDeps(args, ctx),
+        { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') },
+        ctx.deps.log,
+        (bundle) => ctx.useCases.realisePlan(bundle, options, deps),
       );
-      print(ctx, args, result, () => formatRealise(result));
+      const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+      // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
+      ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
+      print(ctx, args, shown, () => formatRealise(shown));
     },
   }),
   define({
     name: 'relocate',
     summary: 'rewrite a bundle for another store dir (realm)',
-    usage: ['nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE] [--trusted-key KEY…]'],
+    usage: [
+      'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+    ],
     description:
       'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
-      'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully.',
+      'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
+      "The new manifest keeps when and where the plan was made, and records what it was promoted from (the input's " +
+      'digest, store dir and the trusted keys that signed it). --sign-key needs --trusted-key (or --no-check-sigs): ' +
+      'a key signs only what was verified.',
     options: {
       to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
       output: {
@@ -324,29 +412,40 @@ export const COMMANDS: readonly Command[] = [
       },
       'trusted-key': TRUSTED_KEY,
       'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
       level: {
         type: 'string',
         value: 'N',
         help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
       },
     },
-    examples: ['nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan'],
+    examples: [
+      'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan',
+      'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan --trusted-key ci.pub --sign-key beta.sec',
+    ],
     async run(args, ctx) {
       noRest(args, 'relocate');
-      const signingKeys = await Promise.all(
-        list(args, 'sign-key').map((f) => readTextFile(f, 'secret key file')),
-      );
-      const result = await ctx.useCases.relocatePlan(
+      const keys = await signingKeys(args);
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      const noCheckSigs = flag(args, 'no-check-sigs');
+      assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
+      const options = {
+        to: required(args, 'to', 'DIR (the target store dir)'),
+        output: required(args, 'output', 'OUT (where to write the bundle)'),
+        signingKeys: keys,
+        trustedKeys,
+        noCheckSigs,
+        level: integer(str(args, 'level'), 'level', 1, 19),
+      };
+      if (noCheckSigs && trustedKeys.length === 0)
+        ctx.deps.log.warn(
+          '--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)',
+        );
+      const result = await ctx.useCases.withFreshness(
         onePositional(args, 'BUNDLE'),
-        {
-          to: required(args, 'to', 'DIR (the target store dir)'),
-          output: required(args, 'output', 'OUT (where to write the bundle)'),
-          signingKeys: signingKeys.map((k) => k.trim()),
-          trustedKeys: await readKeys(list(args, 'trusted-key')),
-          noCheckSigs: flag(args, 'no-check-sigs'),
-          level: integer(str(args, 'level'), 'level', 1, 19),
-        },
-        ctx.deps,
+        maxAge(args),
+        ctx.deps.log,
+        (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps),
       );
       print(ctx, args, result, () => formatRelocate(result));
     },
@@ -381,12 +480,14 @@ export const COMMANDS: readonly Command[] = [
     name: 'apply',
     summary: 'realise a NixOS system plan and switch a profile to it',
     usage: [
-      'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…]',
+      'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
       'nix-plan apply --rollback --profile PATH [--action …]',
     ],
     description:
       "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-      'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead.',
+      'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
+      'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
+      'unless --allow-downgrade.',
     options: {
       profile: {
         type: 'string',
@@ -399,42 +500,85 @@ export const COMMANDS: readonly Command[] = [
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
+      'max-age': MAX_AGE,
+      'allow-downgrade': ALLOW_DOWNGRADE,
       'max-size': MAX_SIZE,
     },
-    examples: ['nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub'],
+    examples: [
+      'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+    ],
     async run(args, ctx) {
       noRest(args, 'apply');
       const rollback = flag(args, 'rollback');
       const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
       const store = str(args, 'store');
-      // No --no-check-sigs: apply never activates a system whose paths nothing proves.
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
       const realiseOptions = {
         store,
-        trustedKeys: await readKeys(list(args, 'trusted-key')),
+        trustedKeys,
         method: oneOf(str(args, 'method'), 'method', METHODS),
         maxSize: byteSize(str(args, 'max-size'), 'max-size'),
       };
-      const deps = await importDeps(args, ctx);
-      const result = await ctx.useCases.applyPlan(
-        bundle,
-        {
-          profile: required(args, 'profile', 'PATH'),
-          action: oneOf(str(args, 'action'), 'action', ACTIONS),
-          rollback,
-          store,
-        },
-        { ...deps, realise: (b) => ctx.useCases.realisePlan(b, realiseOptions, deps) },
-      );
-      print(ctx, args, result, () => formatApply(result));
+      const deps = await importDeps(args, ctx, trustedKeys);
+      const profile = required(args, 'profile', 'PATH');
+      const action = oneOf(str(args, 'action'), 'action', ACTIONS);
+      // Applies the bundle, keeping the manifest its realisation verified.
+      const apply = async (
+        b: string | undefined,
+      ): Promise<{ applied: ApplyResult; manifest?: BundleManifest }> => {
+        let manifest: BundleManifest | undefined;
+        const applied = await ctx.useCases.applyPlan(
+          b,
+          { profile, action, rollback, store },
+          {
+            ...deps,
+            realise: async (path) => {
+              const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
+              manifest = realised.manifest;
+              return realised;
+            },
+          },
+        );
+        return { applied, ...(manifest !== undefined && { manifest }) };
+      };
+      // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
+      const { applied } =
+        bundle === undefined
+          ? await apply(undefined)
+          : await ctx.useCases.withFreshness(
+              bundle,
+              { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') },
+              ctx.deps.log,
+              async (b) => {
+                const r = await apply(b);
+                if (r.manifest === undefined) throw new Error('apply realised no plan');
+                return { applied: r.applied, manifest: r.manifest };
+              },
+              action !== 'dry-activate',
+            );
+      print(ctx, args, applied, () => formatApply(applied));
     },
   }),
 ];
 
-/** The deps of commands that import: the untrusted route, signing outputs with --sign-key. */
-async function importDeps(args: ParsedArgs, ctx: CommandContext): Promise<ImportDeps> {
+/**
+ * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
+ * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
+ * --trusted-key (or, on purpose, --no-check-sigs).
+ */
+async function importDeps(
+  args: ParsedArgs,
+  ctx: CommandContext,
+  trustedKeys: readonly string[],
+): Promise<ImportDeps> {
   const keyFile = list(args, 'sign-key')[0];
-  const signingKey =
-    keyFile === undefined ? undefined : (await readTextFile(keyFile, 'secret key file')).trim();
+  const noCheckSigs = flag(args, 'no-check-sigs');
+  assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
+  if (noCheckSigs && trustedKeys.length === 0)
+    ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
+  const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
   return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
 }
 

@@ -25,6 +25,8 @@ export const ExitCode = {
   nix: 9,
   /** An artifact could not be uploaded or downloaded. */
   transport: 10,
+  /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+  stale: 11,
   /** Interrupted by SIGHUP (after cleaning up and rolling back what it had added). */
   hangup: 129,
   /** Interrupted by SIGINT (Ctrl-C), after cleaning up and rolling back. */
@@ -47,6 +49,7 @@ const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   limit: ExitCode.limit,
   nix: ExitCode.nix,
   transport: ExitCode.transport,
+  stale: ExitCode.stale,
   interrupted: ExitCode.interrupted,
   internal: ExitCode.internal,
 };

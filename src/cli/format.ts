@@ -1,4 +1,6 @@
-// Human-readable output of each command's result, and the JSON form for --json.
+// Human-readable output of each command's result, and the JSON form for --json. Everything that
+// came from a bundle (paths, labels, key names, provenance) is escaped for the terminal here, so a
+// bundle cannot move the cursor, rewrite a line or print one that looks like ours.
 import type { ApplyResult } from '../app/apply.js';
 import type { ExportResult } from '../app/export.js';
 import type { ImportResult } from '../app/import.js';
@@ -6,12 +8,21 @@ import { summarise, type InspectResult, type PlanSummary } from '../app/inspect.
 import type { RealiseResult } from '../app/realise.js';
 import type { RelocateResult } from '../app/relocate.js';
 import type { VerifyReport } from '../app/verify.js';
-import { OBJECT_KINDS, type BundleManifest } from '../core/bundle/manifest.js';
+import { OBJECT_KINDS, trustStatus, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
+import { originText } from '../core/provenance-view.js';
+import { escapeTerminal as t } from '../core/text.js';
 import { formatBytes } from './terminal.js';
 
-/** One JSON document, pretty-printed, with a trailing newline. */
+/**
+ * One JSON document, pretty-printed, with a trailing newline. JSON escapes C0 controls itself;
+ * C1 controls, bidi controls and the line separators are escaped too (`\u009b`), so the document
+ * is as safe on a terminal as the text output.
+ */
 export function toJson(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
+  return `${JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )}\n`;
 }
 
 function counts(m: Pick<BundleManifest, 'counts'>): string {
@@ -21,22 +32,22 @@ function counts(m: Pick<BundleManifest, 'counts'>): string {
   return parts.length === 0 ? 'nothing' : parts.join(', ');
 }
 
-function summaryLines(s: PlanSummary): string[] {
+function summaryLines(s: PlanSummary, manifest: BundleManifest, now: Date): string[] {
   const lines = [
-    `store dir:  ${s.storeDir}${s.relocatedFrom === undefined ? '' : ` (relocated from ${s.relocatedFrom})`}`,
+    `store dir:  ${t(s.storeDir)}${s.relocatedFrom === undefined ? '' : ` (relocated from ${t(s.relocatedFrom)})`}`,
     `include:    ${s.include}`,
-    `systems:    ${s.systems.join(', ') || '-'}`,
+    `systems:    ${t(s.systems.join(', ')) || '-'}`,
     `paths:      ${s.paths} (${counts(s)})`,
     `size:       ${formatBytes(s.bundleBytes)} bundle, ${formatBytes(s.streamBytes)} uncompressed (${s.ratio.toFixed(1)}×)`,
-    `signed by:  ${s.signedBy.length === 0 ? 'nobody' : s.signedBy.join(', ')}`,
-    `written by: ${s.tool}, evaluated with Nix ${s.nixVersion}`,
+    `written by: ${t(s.tool)}, evaluated with Nix ${t(s.nixVersion)} (bundle format ${s.formatVersion})`,
+    ...originText(manifest, undefined, { now }).trimEnd().split('\n'),
     `roots (${s.roots.length}):`,
   ];
   s.roots.forEach((r, i) => {
-    lines.push(`  ${i}  ${r.label}`);
-    lines.push(`     ${r.drvPath}`);
+    lines.push(`  ${i}  ${t(r.label)}`);
+    lines.push(`     ${t(r.drvPath)}`);
     for (const [name, path] of Object.entries(r.outputs))
-      lines.push(`     ${name} → ${path || '(known after building)'}`);
+      lines.push(`     ${t(name)} → ${t(path) || '(known after building)'}`);
   });
   return lines;
 }
@@ -45,57 +56,70 @@ function summaryLines(s: PlanSummary): string[] {
 export function formatExport(r: ExportResult): string {
   const s = summarise(r.manifest, r.bundleBytes);
   return [
-    `wrote ${r.bundlePath}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+    `wrote ${t(r.bundlePath)}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+    `  ${trustStatus(r.manifest) === 'unsigned' ? 'unsigned' : `signed by ${t(r.manifest.signatures.map((g) => g.key).join(', '))}`}`,
     `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
     '',
   ].join('\n');
 }
 
-/** `inspect`: the summary. */
-export function formatInspect(r: InspectResult): string {
-  return [...summaryLines(r.summary), ''].join('\n');
+/** `inspect`: the summary (signatures are listed, never called verified: inspect checks none). */
+export function formatInspect(r: InspectResult, now: Date = new Date()): string {
+  return [...summaryLines(r.summary, r.manifest, now), ''].join('\n');
 }
 
-/** `verify`: the verdict. */
+/**
+ * `verify`: the verdict. With trusted keys, `OK` and who signed; without, it says that only the
+ * bundle's integrity was checked, not who made it.
+ */
 export function formatVerify(r: VerifyReport): string {
-  const sig =
-    r.trustedSignatures.length > 0 ? `, signed by trusted key ${r.trustedSignatures.join(', ')}` : '';
-  return `OK: ${r.bundlePath}: ${r.paths} paths (${counts(r)}) for ${r.manifest.storeDir}${sig}\n`;
+  const what = `${t(r.bundlePath)}: ${r.paths} paths (${counts(r)}) for ${t(r.manifest.storeDir)}`;
+  const status = t(trustStatus(r.manifest, r.trust));
+  if (!r.trust.keysGiven)
+    return (
+      `integrity OK: ${what}\n` +
+      `integrity only: no --trusted-key given, so who made this plan was not checked (${status})\n`
+    );
+  return `OK: ${what}\n${status}\n`;
 }
 
-/** `import`: what was added. */
-export function formatImport(r: ImportResult): string {
+/** `import`: what was added, and what was proven about who made it. */
+export function formatImport(r: ImportResult & { trust?: TrustReport }): string {
   const how =
     r.method === 'none'
       ? ''
       : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
-  return `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n`;
+  return (
+    `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n` +
+    (r.trust === undefined ? '' : `${t(trustStatus(r.manifest, r.trust))}\n`)
+  );
 }
 
 /** `realise`: the output paths, one per line (like nix-store --realise). */
 export function formatRealise(r: RealiseResult): string {
   const paths = Object.values(r.outPaths).flatMap((o) => Object.values(o));
-  return paths.map((p) => `${p}\n`).join('');
+  return paths.map((p) => `${t(p)}\n`).join('');
 }
 
 /** `relocate`: where, and the report. */
 export function formatRelocate(r: RelocateResult): string {
   const rep = r.report;
   const lines = [
-    `wrote ${r.bundlePath}: ${r.manifest.paths} paths relocated from ${r.manifest.relocatedFrom?.storeDir ?? '?'} to ${r.manifest.storeDir}`,
+    `input ${t(trustStatus(r.manifest, r.trust))}`,
+    `wrote ${t(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${t(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${t(r.manifest.storeDir)}`,
     `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
     `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
   ];
   if (rep.bareHashRewrites > 0)
     lines.push(`  ${rep.bareHashRewrites} bare hashes rewritten (computed path strings)`);
   for (const m of rep.bareStoreDirMentions)
-    lines.push(`  ${m.path} still mentions the old store dir ${m.count}×`);
-  for (const w of rep.warnings) lines.push(`  warning: ${w}`);
+    lines.push(`  ${t(m.path)} still mentions the old store dir ${m.count}×`);
+  for (const w of rep.warnings) lines.push(`  warning: ${t(w)}`);
   return [...lines, ''].join('\n');
 }
 
 /** `apply`: what ran. */
 export function formatApply(r: ApplyResult): string {
   const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
-  return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${r.systemPath}${r.profileChanged ? ` is now ${r.profile}${gen}` : ''}\n`;
+  return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${t(r.systemPath)}${r.profileChanged ? ` is now ${t(r.profile)}${gen}` : ''}\n`;
 }

@@ -2,6 +2,7 @@
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
 import * as zlib from 'node:zlib';
 import { interruption, stringifyError, NixPlanError } from '../core/errors.js';
+import { escapeTerminal } from '../core/text.js';
 import { AbortableRunner, ProcessRunner, type CommandRunner } from '../nix/runner.js';
 import { abortOnStopSignals, type SignalSource } from './signals.js';
 import { COMMANDS, commandHelp, type CommandContext, type UseCases } from './commands.js';
@@ -54,6 +55,7 @@ export function exitCodesHelp(): string {
     [ExitCode.limit, 'a size or count limit was exceeded'],
     [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
     [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+    [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
     [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
     [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
     [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
@@ -124,7 +126,10 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
   } catch (error) {
     // Stopped by a signal, whatever error the stopping caused: exit as the signal says.
     const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
-    io.stderr.write(`nix-plan ${command.name}: error: ${stringifyError(error)}\n`);
+    // An error may quote the bundle (a path, a field): its control characters are made visible.
+    io.stderr.write(
+      `nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`,
+    );
     if (code === ExitCode.usage) io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
     if (!(error instanceof NixPlanError) && !controller.signal.aborted) {
       io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');

@@ -1,6 +1,7 @@
 // Where the command line's output goes: results on stdout, messages and progress on stderr
 // (a redrawn bar on a terminal, one plain line per phase otherwise, so logs stay readable).
 import type { Logger, Progress, ProgressTask } from '../app/deps.js';
+import { escapeTerminal } from '../core/text.js';
 
 /** An output sink (process.stdout/stderr or a test's recorder); bytes pass through untouched. */
 export interface TextSink {
@@ -23,17 +24,21 @@ export interface Verbosity {
   readonly verbose: boolean;
 }
 
-/** A Logger writing `nix-plan: …` lines to stderr. */
+/**
+ * A Logger writing lines to stderr. Messages may quote a bundle (a path, a relocation warning),
+ * so control characters in them are made visible; newlines stay.
+ */
 export function terminalLogger(io: CliIo, verbosity: Verbosity): Logger {
+  const line = (m: string): string => `${escapeTerminal(m, { multiline: true })}\n`;
   return {
     info: (m) => {
-      if (!verbosity.quiet) io.stderr.write(`${m}\n`);
+      if (!verbosity.quiet) io.stderr.write(line(m));
     },
     warn: (m) => {
-      io.stderr.write(`warning: ${m}\n`);
+      io.stderr.write(`warning: ${line(m)}`);
     },
     debug: (m) => {
-      if (verbosity.verbose) io.stderr.write(`${m}\n`);
+      if (verbosity.verbose) io.stderr.write(line(m));
     },
   };
 }

@@ -1,7 +1,10 @@
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
+import { planContents } from '../app/contents.js';
+import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
+import { withFreshness } from '../app/freshness.js';
 import { importPlan } from '../app/import.js';
 import { inspectPlan } from '../app/inspect.js';
 import { keygen, writeKeyPair } from '../app/keygen.js';
@@ -19,9 +22,13 @@ export interface UseCases {
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
   keygen: typeof keygen;
+  diffPlanSources: typeof diffPlanSources;
+  planContents: typeof planContents;
   writeKeyPair: typeof writeKeyPair;
   /** The untrusted import route (a temporary binary cache), given the secret key text, if any. */
   copyImport: typeof binaryCacheCopyImport;
+  /** The --max-age and last-applied checks around a use case that takes a bundle. */
+  withFreshness: typeof withFreshness;
 }
 
 /** The real use cases. */
@@ -34,6 +41,9 @@ export const defaultUseCases: UseCases = {
   relocatePlan,
   applyPlan,
   keygen,
+  diffPlanSources,
+  planContents,
   writeKeyPair,
   copyImport: binaryCacheCopyImport,
+  withFreshness,
 };

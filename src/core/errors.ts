@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'limit' // a size or count limit was exceeded
   | 'nix' // a Nix command failed
   | 'transport' // an artifact could not be uploaded or downloaded
+  | 'stale' // a plan older than the one last applied to the same target, or than --max-age
   | 'interrupted' // a signal stopped it (after cleaning up and rolling back)
   | 'internal';
 

@@ -5,6 +5,7 @@
 // `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
 // raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
 import {
+  createHash,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -182,6 +183,20 @@ export function signDetached(key: SecretKey, message: Uint8Array | string): stri
   return `${key.name}:${b64(signRaw(key, message))}`;
 }
 
+/** `NAME:base64(64 bytes)` split and decoded, or undefined when it is not a signature in that form. */
+export function parseNamedSignature(signature: string): { name: string; bytes: Uint8Array } | undefined {
+  try {
+    return parseNamed(signature, 64, 'signature');
+  } catch {
+    return undefined;
+  }
+}
+
+/** A public key's fingerprint: `sha256:` and the hex sha256 of its 32 raw bytes (not of its name). */
+export function keyFingerprint(key: PublicKey): string {
+  return `sha256:${createHash('sha256').update(key.key).digest('hex')}`;
+}
+
 /** Outcome of checking one detached signature against a set of trusted keys. */
 export type SignatureCheck = 'valid' | 'invalid' | 'untrusted' | 'malformed';
 
@@ -194,12 +209,8 @@ export function checkDetached(
   signature: string,
   trusted: readonly PublicKey[],
 ): SignatureCheck {
-  let parsed: { name: string; bytes: Uint8Array };
-  try {
-    parsed = parseNamed(signature, 64, 'signature');
-  } catch {
-    return 'malformed';
-  }
+  const parsed = parseNamedSignature(signature);
+  if (parsed === undefined) return 'malformed';
   const keys = trusted.filter((k) => k.name === parsed.name);
   if (keys.length === 0) return 'untrusted';
   return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';

@@ -6,4 +6,5 @@ export * from './writer.js';
 export * from './source.js';
 export * from './decode.js';
 export * from './policy.js';
+export * from './trust-report.js';
 export { verifyBundle, type VerifyOptions, type VerifyReport } from './reader.js';

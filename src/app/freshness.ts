@@ -1,0 +1,155 @@
+// Downgrade protection and --max-age around a use case that applies a plan: the last-applied
+// record beside a profile or out-link (`<target>.nix-plan.json`), read before and written after.
+//
+// The check runs on a private copy of the bundle, made first, and the use case is given that
+// copy: the bytes whose age was checked are the bytes imported and applied, even if the file
+// named on the command line is replaced meanwhile. The record is written (atomically, 0644)
+// only once the use case succeeded, with the manifest it verified.
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { openBundle, readBundleHead, type BundleManifest } from '../core/bundle/index.js';
+import { NixPlanError } from '../core/errors.js';
+import {
+  freshnessProblem,
+  lastAppliedOf,
+  parseLastApplied,
+  type FreshnessPolicy,
+  type LastApplied,
+} from '../core/freshness.js';
+import { rfc3339 } from '../core/provenance.js';
+import type { Logger } from './deps.js';
+import { fileDigest } from './files.js';
+
+/** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
+export function recordPathFor(target: string): string {
+  return `${resolve(target)}.nix-plan.json`;
+}
+
+/** The last-applied record at `path`, or undefined when there is none. */
+export async function readLastApplied(path: string): Promise<LastApplied | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new NixPlanError('stale', `cannot read the last-applied record '${path}': ${(e as Error).message}`);
+  }
+  return parseLastApplied(text, path);
+}
+
+/**
+ * Writes the record atomically: a new file beside it (never following a link planted there),
+ * synced, then renamed over the old one. Mode 0644: anyone may read what a host runs.
+ */
+export async function writeLastApplied(path: string, record: LastApplied): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fh = await open(temp, 'wx', 0o644);
+    try {
+      await fh.writeFile(`${JSON.stringify(record)}\n`);
+      await fh.chmod(0o644); // the umask may have narrowed it
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(temp, path);
+  } catch (e) {
+    await rm(temp, { force: true });
+    throw new NixPlanError(
+      'internal',
+      `cannot write the last-applied record '${path}': ${(e as Error).message}`,
+    );
+  }
+}
+
+/** How a plan's age is checked where it is applied. */
+export interface FreshnessOptions {
+  /** `--max-age` in milliseconds, and as written. */
+  readonly maxAgeMs?: number | undefined;
+  readonly maxAgeText?: string | undefined;
+  /** The profile or out-link whose last-applied record is checked (and written on success). */
+  readonly target?: string | undefined;
+  /** Accept a plan older than the last one applied (`--allow-downgrade`). */
+  readonly allowDowngrade?: boolean | undefined;
+  /** The clock. */
+  readonly now?: (() => Date) | undefined;
+}
+
+/**
+ * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
+ * copy (the bytes checked are the bytes used), and records the plan as applied to
+ * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
+ * returns the manifest it verified, which must be the one checked. Without a limit or a target
+ * it just runs `run` on the bundle itself.
+ */
+export async function withFreshness<R extends { manifest: BundleManifest }>(
+  bundlePath: string,
+  options: FreshnessOptions,
+  log: Logger,
+  run: (bundlePath: string) => Promise<R>,
+  record = true,
+): Promise<R> {
+  const now = options.now ?? ((): Date => new Date());
+  if (options.maxAgeMs === undefined && options.target === undefined) return run(bundlePath);
+  const dir = await mkdtemp(join(tmpdir(), 'nix-plan-fresh-'));
+  try {
+    const copy = join(dir, 'bundle.nixplan');
+    await copyFile(bundlePath, copy).catch((e: unknown) => {
+      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
+    });
+    const manifest = await readHeadOf(copy);
+    const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
+    const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
+    const policy: FreshnessPolicy = {
+      maxAgeMs: options.maxAgeMs,
+      maxAgeText: options.maxAgeText,
+      ...(last !== undefined &&
+        options.target !== undefined && { last: { record: last, target: options.target } }),
+      allowDowngrade: options.allowDowngrade,
+    };
+    const problem = freshnessProblem(manifest, policy, now());
+    if (problem !== undefined) throw problem;
+    if (options.allowDowngrade === true && last !== undefined) {
+      const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now());
+      if (strict !== undefined) log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+    }
+    warnIfFromTheFuture(manifest, now(), log);
+    const result = await run(copy);
+    if (result.manifest.checksum !== manifest.checksum)
+      throw new NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
+    if (recordPath !== undefined && record)
+      await writeLastApplied(
+        recordPath,
+        lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())),
+      );
+    return result;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function readHeadOf(path: string): Promise<BundleManifest> {
+  const source = await openBundle(path);
+  try {
+    return (await readBundleHead(source)).manifest;
+  } finally {
+    await source.close();
+  }
+}
+
+/** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
+const SKEW_MS = 5 * 60 * 1000;
+
+/**
+ * A plan created in the future (a runner's clock ahead) would, once recorded, make every later
+ * plan look older: say so while it is still one plan.
+ */
+function warnIfFromTheFuture(manifest: BundleManifest, now: Date, log: Logger): void {
+  if (manifest.createdAt !== undefined && Date.parse(manifest.createdAt) - now.getTime() > SKEW_MS)
+    log.warn(
+      `the plan says it was created at ${manifest.createdAt}, in the future by this machine's clock: ` +
+        'check the clocks of this machine and of the one that evaluated it',
+    );
+}
