@@ -10,9 +10,12 @@ import {
   exportStream,
   openBundle,
   readBundleHead,
+  trustReportOf,
   type BundleManifest,
   type ReaderLimits,
+  type TrustReport,
 } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
 import { NixCommandError, isSignatureRefusal } from '../nix/errors.js';
 import { importExport, storeTrust, type StoreTrust } from '../nix/import.js';
 import { FileInput, cleanupRunner } from '../nix/runner.js';
@@ -57,6 +60,8 @@ export interface ImportResult {
   readonly method: 'import' | 'copy' | 'none';
   /** Trusted keys whose signatures verified. */
   readonly trustedSignatures: readonly string[];
+  /** What was proven about who made the plan (CONTRACTS.md's trust report). */
+  readonly trust: TrustReport;
   /** The paths this run added, in dependency order (a function: not part of the printed result). */
   readonly addedPaths: () => readonly string[];
   /** The output paths the plan's derivations declare (what building it can add). */
@@ -182,7 +187,7 @@ async function sha256OfFile(path: string): Promise<string> {
 }
 
 /** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-async function checkDigest(copy: string, digest: string, bundlePath: string): Promise<void> {
+export async function checkCopyDigest(copy: string, digest: string, bundlePath: string): Promise<void> {
   const want = digest.replace(/^sha256:/, '').toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(want))
     throw new NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
@@ -238,7 +243,7 @@ export async function importPlan(
     await copyFile(bundlePath, copy).catch((e: unknown) => {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     });
-    if (options.digest !== undefined) await checkDigest(copy, options.digest, bundlePath);
+    if (options.digest !== undefined) await checkCopyDigest(copy, options.digest, bundlePath);
     const source = await openBundle(copy);
     try {
       await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
@@ -282,6 +287,10 @@ export async function importPlan(
         unproven: report.unproven,
         noCheckSigs: report.noCheckSigs,
         declaredOutputs: report.declaredOutputs,
+        trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+          noCheckSigs: report.noCheckSigs,
+          unproven: report.unproven,
+        }),
       };
       if (report.unproven > 0)
         deps.log.warn(

@@ -3,7 +3,7 @@
 import { readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
-import type { BundleManifest, BundleRoot } from '../core/bundle/index.js';
+import type { BundleManifest, BundleRoot, TrustReport } from '../core/bundle/index.js';
 import { drvName } from '../core/derivation.js';
 import { nameOf, outputPathName } from '../core/store-path.js';
 import { cleanupRunner } from '../nix/runner.js';
@@ -30,6 +30,8 @@ export interface RealiseResult {
   readonly import: Omit<ImportResult, 'manifest'>;
   /** GC roots created (empty without outLink). */
   readonly links: readonly string[];
+  /** What was proven about who made the plan (the import's trust report). */
+  readonly trust: TrustReport;
 }
 
 /**
@@ -123,5 +125,5 @@ async function build(
   const invalid = await store.invalidPaths(all);
   if (invalid.size > 0) throw new NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
   const { manifest: _m, ...importSummary } = imported;
-  return { manifest, outPaths, import: importSummary, links };
+  return { manifest, outPaths, import: importSummary, links, trust: imported.trust };
 }

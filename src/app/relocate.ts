@@ -41,6 +41,7 @@ import { outputsOf } from '../nix/collect.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable, fileDigest } from './files.js';
 import { assertSignable } from './signing-policy.js';
+import { checkCopyDigest } from './import.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -84,6 +85,11 @@ export interface RelocateOptions {
    * (`signingKeys`) requires them, or `noCheckSigs`: a key signs only what was verified.
    */
   readonly trustedKeys?: readonly string[] | undefined;
+  /**
+   * The sha256 the input bundle must have (`sha256:<hex>` or hex): checked on the private copy
+   * that is verified and relocated, not on the path.
+   */
+  readonly digest?: string | undefined;
   /** Accept (and sign) an input no trusted key vouches for; the promotion records it. */
   readonly noCheckSigs?: boolean | undefined;
   /** Append what the input was to the manifest's `promotions` (default true). */
@@ -260,6 +266,7 @@ export async function relocatePlan(
     }
     // The promotion records the digest of exactly the bytes verified: the private copy's.
     const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
+    if (options.digest !== undefined) await checkCopyDigest(copy, options.digest, bundlePath);
     const bundle = await openBundle(copy);
     let scratch: ScratchFile | undefined;
     const started = performance.now();

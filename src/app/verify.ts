@@ -78,6 +78,9 @@ export async function verifyPlan(
   return {
     bundlePath,
     ...report,
-    trust: trustReportOf(report.manifest, keys, { noCheckSigs: report.noCheckSigs, unproven: report.unproven }),
+    trust: trustReportOf(report.manifest, keys, {
+      noCheckSigs: report.noCheckSigs,
+      unproven: report.unproven,
+    }),
   };
 }

@@ -44,7 +44,11 @@ export class MalformedError extends NixPlanError {
 export type StopSignal = 'SIGHUP' | 'SIGINT' | 'SIGTERM';
 
 /** Numbers of the stop signals (the exit code is 128 + this). */
-export const STOP_SIGNAL_NUMBERS: Readonly<Record<StopSignal, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+export const STOP_SIGNAL_NUMBERS: Readonly<Record<StopSignal, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGTERM: 15,
+};
 
 /** Work stopped by a signal; what it had started was undone before this reached the caller. */
 export class InterruptedError extends NixPlanError {
