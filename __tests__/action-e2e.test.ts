@@ -14,7 +14,8 @@ import { FakeArtifactServer, type FakeRun } from './support/artifact-server.js';
 import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const CLOSURE = join(REPO, '.github', 'e2e', 'closure.nix');
+/** The e2e closure as committed in this repository; the jobs evaluate a checkout of it (see `checkout`). */
+const CLOSURE_SOURCE = join(REPO, '.github', 'e2e', 'closure.nix');
 const ROOT_NAMES = ['alpha', 'beta', 'gamma'];
 
 /** What one action step left behind. */
@@ -78,6 +79,10 @@ describe('the actions end to end', () => {
   let server: FakeArtifactServer;
   let dist: string;
   let work: string;
+  /** The closure in a checkout of the run's repository, as actions/checkout leaves it in the workspace. */
+  let CLOSURE: string;
+  /** The checkout's commit (the run's `GITHUB_SHA`). */
+  let commit: string;
 
   /** Runs one entrypoint as a step of a job of `run`, against `store`'s Nix and state. */
   async function step(
@@ -96,7 +101,7 @@ describe('the actions end to end', () => {
       ...server.jobEnv(run),
       // What the runner says about the run (the plan records it as provenance).
       GITHUB_ACTIONS: 'true',
-      GITHUB_SHA: 'e'.repeat(40),
+      GITHUB_SHA: commit,
       GITHUB_REF: 'refs/heads/main',
       GITHUB_WORKFLOW_REF: `${server.repository}/.github/workflows/plan.yml@refs/heads/main`,
       GITHUB_RUN_ATTEMPT: '1',
@@ -149,6 +154,22 @@ describe('the actions end to end', () => {
       }
     }
     server = await FakeArtifactServer.start();
+    // The plan records the commit and remote of the worktree it evaluated, so evaluate a checkout
+    // of the run's repository (not this project's own clone, whose remote is wherever it came from).
+    const checkout = mkdtempSync(join(work, 'checkout-'));
+    const git = (...args: string[]): string =>
+      execFileSync('git', ['-c', 'user.name=e2e', '-c', 'user.email=e2e@example.invalid', ...args], {
+        cwd: checkout,
+        encoding: 'utf8',
+        env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+      }).trim();
+    git('init', '-q', '-b', 'main');
+    git('remote', 'add', 'origin', `https://github.com/${server.repository}.git`);
+    CLOSURE = join(checkout, 'closure.nix');
+    writeFileSync(CLOSURE, readFileSync(CLOSURE_SOURCE));
+    git('add', 'closure.nix');
+    git('commit', '-q', '-m', 'the e2e closure');
+    commit = git('rev-parse', 'HEAD');
   }, 600_000);
 
   afterAll(async () => {
@@ -204,6 +225,7 @@ describe('the actions end to end', () => {
         expect(plan.summary).toContain(out['digest']);
         // Where the plan came from, signed with it, and shown to whoever approves the next job.
         expect(plan.summary).toContain(`| repository | \`${server.repository}\` |`);
+        expect(plan.summary).toContain(`| commit | \`${commit}\` |`);
         expect(plan.summary).toContain(
           `| run | [run ${run.runId}, attempt 1](https://github.com/${server.repository}/actions/runs/${run.runId}/attempts/1) |`,
         );
