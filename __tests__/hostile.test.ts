@@ -48,6 +48,7 @@ import {
   type Plan,
 } from './support/forge.js';
 import { ScratchStore, nixVersions } from './support/nix.js';
+import { takeSlotDir } from './support/slot-dir.js';
 
 /**
  * How far resident memory may grow over the mutants: far below what buffering the 1 GiB bomb
@@ -254,10 +255,11 @@ async function zeroFrame(prefix: Uint8Array, size: number, suffix: Uint8Array): 
 
 describe('hostile bundles', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'nix-plan-hostile-'));
-  // A fixed store dir makes the templates, and so every mutant and count, the same on every run
-  // (of this checkout: two checkouts testing at once must not share it).
-  const checkout = toHex(sha256(import.meta.dirname)).slice(0, 12);
-  const storeDir = join(tmpdir(), `nix-plan-hostile-${checkout}`, 'store');
+  // A store dir in a slot this run holds alone: the same on every run that runs alone (slot 0),
+  // so the templates, and with them every mutant and count, are too; two runs at once get two
+  // slots. NIX_PLAN_HOSTILE_SLOT=<n> makes the mutants of a run that printed slot n again.
+  const slot = takeSlotDir('nix-plan-hostile', 'NIX_PLAN_HOSTILE_SLOT');
+  const storeDir = join(slot.path, 'store');
   const versions = nixVersions();
   let templates: Template[] = [];
   /** Plans exported by nix-plan itself, for the forger's families (support/forge.ts). */
@@ -284,7 +286,7 @@ describe('hostile bundles', () => {
 
   afterAll(() => {
     rmSync(tmp, { recursive: true, force: true });
-    rmSync(dirname(storeDir), { recursive: true, force: true });
+    slot.release();
     const total = new Map<string, number>();
     const lines = [...counts].map(([family, m]) => {
       for (const [code, n] of m) total.set(code, (total.get(code) ?? 0) + n);
@@ -293,7 +295,7 @@ describe('hostile bundles', () => {
     });
     console.log(
       [
-        `hostile bundles: ${mutants} mutants, all refused with a typed error: ${failures.length === 0}`,
+        `hostile bundles: ${mutants} mutants made in ${storeDir} (NIX_PLAN_HOSTILE_SLOT=${slot.slot}), all refused with a typed error: ${failures.length === 0}`,
         `by error code: ${[...total]
           .sort()
           .map(([c, n]) => `${c}=${n}`)

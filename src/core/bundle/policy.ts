@@ -79,7 +79,9 @@ export function checkSizeLimits(manifest: BundleManifest, limits: ReaderLimits):
 export function exportLimitsFor(manifest: BundleManifest, limits: ReaderLimits): Partial<ExportLimits> {
   return {
     ...limits.export,
-    maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
+    // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
+    // it is, rather than as a limit reached.
+    maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
     maxTotalBytes: Math.min(
       limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes,
       manifest.stream.size,
@@ -305,6 +307,11 @@ export function checkRunningTotals(
   narBytes: Record<ObjectKind, number>,
   name: string,
 ): void {
+  const paths = OBJECT_KINDS.reduce((n, k) => n + counts[k], 0);
+  if (paths > manifest.paths)
+    throw bad(
+      `'${name}' holds more than the ${manifest.paths} paths its manifest says: the bundle is corrupt or lies about its sizes`,
+    );
   if (counts[kind] > manifest.counts[kind] || narBytes[kind] > manifest.narBytes[kind])
     throw bad(
       `'${name}' holds more ${kind} paths or NAR bytes than its manifest says (${manifest.counts[kind]} paths, ${manifest.narBytes[kind]} bytes): the bundle is corrupt or lies about its sizes`,
