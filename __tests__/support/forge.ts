@@ -421,3 +421,16 @@ export function narOfNested(depth: number, name = 'd'): Uint8Array {
   }
   return narTokens('nix-archive-1', ...open, '(', 'type', 'regular', 'contents', 'x', ')', ...close);
 }
+
+/** `size` bytes no compressor shrinks, the same for the same `seed` (xorshift32). */
+export function noise(size: number, seed = 1): Uint8Array {
+  const words = new Uint32Array(Math.ceil(size / 4));
+  let x = (2463534242 ^ Math.imul(seed, 0x9e3779b9)) >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  return new Uint8Array(words.buffer, 0, size);
+}
