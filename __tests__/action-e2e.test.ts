@@ -200,6 +200,7 @@ describe('the actions end to end', () => {
           planner,
         );
         succeeded(plan);
+        expect(plan.stdout).toMatch(/^\[command\]\S*nix-instantiate .*closure\.nix$/m);
         const out = plan.outputs;
         const bundle = out['bundle-path'] ?? '';
         expect(out['digest']).toBe(sha256File(bundle));
@@ -264,7 +265,16 @@ describe('the actions end to end', () => {
         const stop = /^::stop-commands::([0-9a-f-]{36})$/m.exec(realise.stdout);
         expect(printed).toBeGreaterThan(-1);
         expect(stop?.index).toBeLessThan(printed);
-        expect(realise.stdout.indexOf(`::${stop?.[1]}::`, printed)).toBeGreaterThan(printed);
+        const resumed = realise.stdout.indexOf(`::${stop?.[1]}::`, printed);
+        expect(resumed).toBeGreaterThan(printed);
+        // …in a collapsible group, opened before commands stop and closed after they resume.
+        expect(realise.stdout.lastIndexOf('::group::Nix build log', stop?.index)).toBeGreaterThan(-1);
+        expect(realise.stdout.indexOf('::endgroup::', resumed)).toBeGreaterThan(resumed);
+        // Every Nix command went through @actions/exec, which prints its [command] line; the
+        // streamed import through the streaming runner prints the same.
+        expect(realise.stdout).toMatch(/^\[command\]\S*nix-store --realise /m);
+        expect(realise.stdout).toMatch(/^\[command\]\S*nix-store --check-validity /m);
+        expect(realise.stdout).toMatch(/^\[command\]nix-store --import$/m);
 
         // Job 3 (behind an environment): relocate into a new realm, re-sign, publish.
         const betaRealm = join(mkdtempSync(join(work, 'beta-')), 'store');

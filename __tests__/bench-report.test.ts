@@ -56,6 +56,31 @@ function results(sizes: SizeResult[]): BenchResults {
   };
 }
 
+describe('the one-evaluation row', () => {
+  test('shows nix-plan beside one process per root, with the ratio and the mapping check', () => {
+    const withEval: BenchResults = {
+      ...results([size(1000, { export: 1 })]),
+      evaluation: {
+        hosts: 20,
+        count: 2000,
+        runs: 3,
+        steps: { export: { ...step(6), phases: { evaluateMs: 4200 } }, perRoot: step(60) },
+        rootsMapped: true,
+      },
+    };
+    const md = markdownReport(withEval);
+    expect(md).toContain('| 20 roots, one shared `let` | 6.00 s (whole export; evaluation 4.20 s) |');
+    expect(md).toContain(
+      '| 60.0 s (20 × nix path-info --derivation) | 0.1000× | each root names its installable ✓ |',
+    );
+    expect(markdownReport(results([size(1000, { export: 1 })]))).not.toContain('One evaluation');
+    // --sizes none: the machine line and this table only.
+    const only = markdownReport({ ...withEval, sizes: [] });
+    expect(only).toContain('| 20 roots, one shared `let` |');
+    expect(only).not.toContain('| closure |');
+  });
+});
+
 describe('judge', () => {
   test('ratios are nix-plan over baseline and meet or miss the issue targets', () => {
     const all = { exportBaseline: 2, importBaseline: 10, instantiate: 20, instantiateTarget: 20 };

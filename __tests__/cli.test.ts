@@ -15,7 +15,7 @@ import {
   secretKeyFromSeed,
 } from '../src/core/signing.js';
 import { selectRoots } from '../src/app/realise.js';
-import { VERSION } from '../src/app/version.js';
+import { NODE_REQUIRED, VERSION } from '../src/app/version.js';
 import { COMMANDS } from '../src/cli/commands.js';
 import { ExitCode, exitCodeFor } from '../src/cli/exit-codes.js';
 import { main } from '../src/cli/main.js';
@@ -123,8 +123,11 @@ describe('help and usage', () => {
     expect(await main(['--version'], { io })).toBe(0);
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
       version: string;
+      engines: { node: string };
     };
     expect(VERSION).toBe(pkg.version);
+    // The Node.js the CLI asks for is the one package.json declares.
+    expect(pkg.engines.node).toBe(`>=${NODE_REQUIRED}`);
     expect(io.out()).toBe(`nix-plan ${pkg.version}\n`);
   });
 
@@ -338,7 +341,7 @@ describe('arguments reach the use cases', () => {
         [
           'realisePlan',
           'sys.nixplan',
-          { store: undefined, trustedKeys: [ci], method: 'copy', maxSize: undefined },
+          { store: undefined, trustedKeys: [ci], method: 'copy', maxSize: undefined, nixArgs: [] },
         ],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
@@ -403,7 +406,8 @@ describe('exit codes', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...ERROR_CODES),
-        fc.constantFrom(...COMMANDS.map((c) => c.name)),
+        // Every command that runs a use case (completions and man only print).
+        fc.constantFrom(...COMMANDS.map((c) => c.name).filter((n) => n !== 'completions' && n !== 'man')),
         async (code, name) => {
           const io = capture();
           const { useCases } = recorder(undefined, new NixPlanError(code, `it failed: ${code}`));
@@ -495,7 +499,7 @@ describe('progress output', () => {
     const p = terminalProgress(log, { quiet: false, verbose: false }).start('importing');
     for (let i = 0; i < 1000; i++) p.tick();
     p.done();
-    expect(log.err()).toBe('importing: 1000\n');
+    expect(log.err()).toBe('importing: 1000 in 0.0 s\n');
 
     const quiet = capture(true);
     const q = terminalProgress(quiet, { quiet: true, verbose: false }).start('x', 1);

@@ -57,6 +57,20 @@ export interface SizeResult {
   readonly importComplete: boolean | undefined;
 }
 
+/**
+ * One evaluation for all roots: `hosts` flake installables over one shared closure, exported by
+ * nix-plan (one `nix` process) against one `nix path-info --derivation` process per root.
+ */
+export interface EvaluationResult {
+  readonly hosts: number;
+  /** Derivations in the shared closure (the hosts come on top). */
+  readonly count: number;
+  readonly runs: number;
+  readonly steps: { readonly export?: StepResult; readonly perRoot?: StepResult };
+  /** Every root of the bundle carries the installable it came from, in the order given. */
+  readonly rootsMapped: boolean | undefined;
+}
+
 /** One function's share of a CPU profile. */
 export interface ProfileEntry {
   readonly fn: string;
@@ -83,6 +97,8 @@ export interface BenchResults {
   /** Whether the nix-plan CLI could be built and run; the baselines are measured either way. */
   readonly cli: { readonly available: boolean; readonly note?: string };
   readonly sizes: SizeResult[];
+  /** The one-evaluation case (absent in results from before it existed, or with --hosts 0). */
+  readonly evaluation?: EvaluationResult;
   readonly profiles: ProfileSummary[];
 }
 
@@ -188,6 +204,25 @@ const fmtMet = (m: boolean | undefined): string => (m === undefined ? '' : m ? '
 const fmtRss = (s: StepResult | undefined): string =>
   s === undefined || s.error !== undefined || s.rssMiB === undefined ? 'n/a' : `${Math.round(s.rssMiB)} MB`;
 
+/** The one-evaluation table (empty without that case). */
+function evaluationSection(results: BenchResults): string[] {
+  const lines: string[] = [];
+  const e = results.evaluation;
+  if (e !== undefined) {
+    const ratio = ratioOf(secs(e.steps.export), secs(e.steps.perRoot));
+    const evaluatePhase = e.steps.export?.phases?.['evaluateMs'];
+    lines.push(
+      '',
+      `One evaluation for all roots: ${e.hosts} flake installables over one shared closure of ${fmtCount(e.count)} derivations (${e.runs} run${e.runs === 1 ? '' : 's'}, fresh store each); the baseline is what nix-plan did before, one evaluating process per root, and only evaluates:`,
+      '',
+      '| case | nix-plan | baseline | ratio | |',
+      '|---|---|---|---|---|',
+      `| ${e.hosts} roots, one shared \`let\` | ${fmtSecs(e.steps.export)} (whole export${evaluatePhase === undefined ? '' : `; evaluation ${(evaluatePhase / 1000).toFixed(2)} s`}) | ${fmtSecs(e.steps.perRoot)} (${e.hosts} × nix path-info --derivation) | ${fmtRatio(ratio)} | ${e.rootsMapped === undefined ? '' : e.rootsMapped ? 'each root names its installable ✓' : '✗ roots not mapped to their installables'} |`,
+    );
+  }
+  return lines;
+}
+
 /** The figures as markdown: machine, times and sizes beside their baselines, memory, compression. */
 export function markdownReport(results: BenchResults): string {
   const m = results.machine;
@@ -205,6 +240,7 @@ export function markdownReport(results: BenchResults): string {
   if (!results.cli.available)
     lines.push(`**nix-plan was not measured:** ${results.cli.note ?? 'CLI unavailable'}`, '');
   else if (results.cli.note !== undefined) lines.push(`Note: ${results.cli.note}.`, '');
+  if (results.sizes.length === 0) return [...lines, ...evaluationSection(results).slice(1)].join('\n') + '\n';
   lines.push('| closure | step | nix-plan | baseline | ratio | target | |', '|---|---|---|---|---|---|---|');
   for (const s of results.sizes) {
     const t = s.steps;
@@ -247,6 +283,7 @@ export function markdownReport(results: BenchResults): string {
     const three = verdict(s.count, 'relocate ≤ 3 s');
     if (three !== undefined) row('relocate, absolute', fmtSecs(t.relocate), '', three);
   }
+  lines.push(...evaluationSection(results));
   lines.push(
     '',
     'Peak memory (max RSS of the command or its largest child process, largest over the runs):',

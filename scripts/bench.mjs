@@ -3,11 +3,13 @@
 //
 //   npm run bench                      1,000 / 10,000 / 30,000 derivations
 //   npm run bench -- --quick           1,000 derivations only, 3 runs (under a minute)
-//   options: --sizes 1000,10000 --runs N --seed S --levels 3,9,12,19 --nix-bin DIR
+//   options: --sizes 1000,10000 (or none) --runs N --seed S --levels 3,9,12,19 --nix-bin DIR
 //            --profile (node --cpu-prof each nix-plan command once on the largest size)
 //            --write-docs (docs/performance.svg and the figures of docs/performance.md)
 //            --keep (leave the scratch stores in place)  --cli FILE (a built nix-plan to measure)
 //            --from-results FILE (measure nothing: report, plot and docs from an earlier results.json)
+//            --hosts N (the one-evaluation case: N flake hosts over one shared closure; 0 skips it)
+//            --hosts-count C (derivations in that shared closure; default 2,000, quick 500)
 //
 // Every store is a scratch store under the OS temp dir; nothing touches /nix. Imports and native
 // evaluations always start from a fresh store. Results: bench/out/results.json and
@@ -55,9 +57,15 @@ const { values: opts } = parseArgs({
     keep: { type: 'boolean', default: false },
     cli: { type: 'string' },
     'from-results': { type: 'string' },
+    hosts: { type: 'string', default: '20' },
+    'hosts-count': { type: 'string' },
   },
 });
-const sizes = (opts.sizes ?? (opts.quick ? '1000' : '1000,10000,30000')).split(',').map(Number);
+// `--sizes none` measures only the one-evaluation case.
+const sizes =
+  opts.sizes === 'none'
+    ? []
+    : (opts.sizes ?? (opts.quick ? '1000' : '1000,10000,30000')).split(',').map(Number);
 const seed = Number(opts.seed);
 const binDir = opts['nix-bin'];
 // Fewer runs where one run takes minutes; the medians of the small sizes steady the ratios.
@@ -390,6 +398,66 @@ function benchSize(count) {
   return { result, alpha, root, bundle, haveBundle, beta };
 }
 
+/** Samples of several commands run one after another, as one: wall and CPU add up, memory is the largest. */
+function sumSamples(samples) {
+  const defined = (xs) => xs.filter((x) => x !== undefined);
+  const rss = defined(samples.map((s) => s.rssMiB));
+  const cpu = defined(samples.map((s) => s.cpuSeconds));
+  return {
+    seconds: samples.reduce((a, s) => a + s.seconds, 0),
+    rssMiB: rss.length > 0 ? Math.max(...rss) : undefined,
+    cpuSeconds: cpu.length === samples.length ? cpu.reduce((a, c) => a + c, 0) : undefined,
+  };
+}
+
+/**
+ * One evaluation for all roots: `hosts` flake installables over one shared closure of `count`
+ * derivations, exported by nix-plan (one `nix` process evaluates them all), against evaluating
+ * them one `nix path-info --derivation` process per root, as nix-plan did before. Fresh store and
+ * evaluation cache for every sample. The baseline only evaluates; nix-plan also writes the bundle.
+ */
+function benchEvaluation(hosts, count) {
+  const runs = opts.runs !== undefined ? Number(opts.runs) : opts.quick ? 1 : 3;
+  log(`— one evaluation: ${hosts} hosts over ${count} derivations, ${runs} run${runs === 1 ? '' : 's'} —`);
+  const gen = join(out, 'gen', `hosts${hosts}-${count}-seed${seed}`);
+  writeClosure(gen, generateClosure({ count, seed, hosts }));
+  const realm = makeRealm(join(work, 'hosts'));
+  const installables = Array.from({ length: hosts }, (_, h) => `path:${gen}#host${h}`);
+  const features = ['--extra-experimental-features', 'nix-command flakes'];
+  const bundle = join(work, 'hosts.nixplan');
+  const steps = interleaved(runs, [
+    [
+      'perRoot',
+      `${hosts} × nix path-info --derivation`,
+      () => {
+        resetRealm(realm);
+        return sumSamples(
+          installables.map((i) => run(['nix', ...features, 'path-info', '--derivation', i], realm).sample),
+        );
+      },
+    ],
+    [
+      'export',
+      `nix-plan export (${hosts} installables)`,
+      commands.export
+        ? () => {
+            resetRealm(realm);
+            return planJson(['export', ...installables, '-o', bundle], realm);
+          }
+        : undefined,
+    ],
+  ]);
+  // Checked in the same run: every root is recorded with the installable it came from.
+  let rootsMapped;
+  if (steps.export?.error === undefined && commands.inspect && existsSync(bundle)) {
+    const roots = JSON.parse(plan(['inspect', bundle, '--json'], realm).stdout).manifest?.roots ?? [];
+    rootsMapped =
+      roots.length === hosts &&
+      roots.every((r, h) => r.installable === installables[h] && r.drvPath.endsWith(`-host${h}-system.drv`));
+  }
+  return { hosts, count, runs, steps, rootsMapped };
+}
+
 /** One profiled run of each nix-plan command on the largest size, summarised. */
 function profileCommands(ctx) {
   const profiles = [];
@@ -433,6 +501,12 @@ const results = {
   profiles: [],
 };
 try {
+  const hosts = Number(opts.hosts);
+  if (hosts > 0) {
+    const count = Number(opts['hosts-count'] ?? (opts.quick ? 500 : 2000));
+    results.evaluation = benchEvaluation(hosts, count);
+    emptyTrash();
+  }
   let last;
   for (const n of sizes) {
     last = benchSize(n);
@@ -452,6 +526,7 @@ await publish(results);
 async function publish(results) {
   const report = markdownReport(results);
   console.log(report);
+  if (results.sizes.length === 0) return;
   const svg = renderSvg(results);
   writeFileSync(join(out, 'performance.svg'), svg);
   log('wrote bench/out/results.json and bench/out/performance.svg');

@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 519:
+/***/ 964:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -11,7 +11,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   iW: () => (/* binding */ main)
 });
 
-// UNUSED EXPORTS: exitCodesHelp, mainHelp
+// UNUSED EXPORTS: exitCodesHelp, mainHelp, verbosityOf
 
 ;// CONCATENATED MODULE: external "node:zlib"
 const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
@@ -36,26 +36,6 @@ class MalformedError extends errors_NixPlanError {
         this.what = what;
         this.offset = offset;
     }
-}
-/** Numbers of the stop signals (the exit code is 128 + this). */
-const STOP_SIGNAL_NUMBERS = {
-    SIGHUP: 1,
-    SIGINT: 2,
-    SIGTERM: 15,
-};
-/** Work stopped by a signal; what it had started was undone before this reached the caller. */
-class InterruptedError extends errors_NixPlanError {
-    signal;
-    name = 'InterruptedError';
-    constructor(signal, detail = '') {
-        super('interrupted', `interrupted by ${signal}${detail === '' ? '' : `: ${detail}`}`);
-        this.signal = signal;
-    }
-}
-/** The InterruptedError an aborted signal carries (its reason), or one for SIGINT. */
-function interruption(signal) {
-    const reason = signal.reason;
-    return reason instanceof InterruptedError ? reason : new InterruptedError('SIGINT');
 }
 /** A limit that guards memory or time was exceeded. */
 class LimitError extends errors_NixPlanError {
@@ -193,12 +173,18 @@ class NixCommandError extends errors_NixPlanError {
     /**
      * @param what names the command in the message (default: the program and its first three arguments)
      * @param hint said in parentheses after the exit code, e.g. what state the failure left behind
+     * @param shown the stderr was passed on to the user as it came (a build log): the message says
+     *   so instead of repeating its tail
      */
     constructor(command, args, exitCode, stderr, options = {}) {
         const tail = stderr.trim().slice(-STDERR_TAIL);
         const what = options.what ?? `${command} ${args.slice(0, 3).join(' ')}…`;
-        const hint = options.hint === undefined ? '' : ` (${options.hint})`;
-        super('nix', `${what} failed with exit code ${exitCode}${hint}:\n${tail}`);
+        const hints = [
+            ...(options.hint === undefined ? [] : [options.hint]),
+            ...(options.shown === true ? ['its output is above'] : []),
+        ];
+        const hint = hints.length === 0 ? '' : ` (${hints.join('; ')})`;
+        super('nix', `${what} failed with exit code ${exitCode}${hint}${options.shown === true ? '' : `:\n${tail}`}`);
         this.command = command;
         this.args = args;
         this.exitCode = exitCode;
@@ -242,12 +228,6 @@ class FileInput {
             yield new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
     }
 }
-/** Whether `signal` was aborted (a call, so checks after an await are not narrowed away). */
-function isAborted(signal) {
-    return signal.aborted;
-}
-/** How long a command has to exit after SIGTERM before it gets SIGKILL. */
-const KILL_GRACE_MS = 5000;
 /** The environment a child gets: inherited, plus overrides, with binDir first in PATH. */
 function childEnv(nix) {
     const env = { ...process.env };
@@ -277,9 +257,6 @@ class ProcessRunner {
         this.nix = nix;
     }
     async run(cmd, args, options = {}) {
-        const { signal } = options;
-        if (signal?.aborted === true)
-            throw interruption(signal);
         // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
         const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
         let child;
@@ -313,85 +290,21 @@ class ProcessRunner {
             child.on('error', (e) => reject(new errors_NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
                 cause: e,
             })));
-            child.on('close', (code, killedBy) => resolve(code ?? (killedBy === null ? 1 : 128)));
+            child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
         });
-        // Stopped on request: the child first, then the caller hears of it once the child is gone.
-        let killer;
-        const stop = () => {
-            child.kill('SIGTERM');
-            killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-        };
-        signal?.addEventListener('abort', stop, { once: true });
         if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
             const input = options.input;
             const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
             // A child that exits early closes its stdin; its exit status tells the real story.
             (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
         }
-        let code;
-        try {
-            code = await exited;
-        }
-        finally {
-            signal?.removeEventListener('abort', stop);
-            if (killer !== undefined)
-                clearTimeout(killer);
-        }
-        if (signal !== undefined && isAborted(signal))
-            throw interruption(signal);
+        const code = await exited;
         const result = { code, stdout: Buffer.concat(out), stderr: err };
+        // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
-            NixCommandError.check(cmd, args, result);
+            NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
         return result;
     }
-}
-/**
- * A runner whose every command is stopped when `signal` aborts (see `RunOptions.signal`). What
- * must still run after an abort (removing what an interrupted import added) runs on `inner`.
- */
-class AbortableRunner {
-    inner;
-    signal;
-    constructor(inner, signal) {
-        this.inner = inner;
-        this.signal = signal;
-    }
-    run(cmd, args, options = {}) {
-        return this.inner.run(cmd, args, { ...options, signal: this.signal });
-    }
-}
-/** The runner to clean up with once `runner`'s work was aborted: the one beneath the abort. */
-function cleanupRunner(runner) {
-    return runner instanceof AbortableRunner ? runner.inner : runner;
-}
-
-;// CONCATENATED MODULE: ./src/cli/signals.ts
-// Stopping cleanly: SIGINT, SIGTERM and SIGHUP abort the running use case instead of killing the
-// process, so it stops its child processes, removes what an import had added, and deletes its
-// temporary files before nix-plan exits with 128 + the signal's number (130, 143, 129).
-
-/** The signals nix-plan stops on. */
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-/**
- * Aborts `controller` with an InterruptedError on the first stop signal; later ones are ignored
- * (the cleanup is what they would interrupt) except that `onRepeat` hears of them. Returns what
- * removes the handlers again.
- */
-function abortOnStopSignals(controller, source = process, onRepeat = () => undefined) {
-    const handlers = STOP_SIGNALS.map((signal) => {
-        const handler = () => {
-            if (controller.signal.aborted)
-                onRepeat(signal);
-            else
-                controller.abort(new InterruptedError(signal));
-        };
-        source.on(signal, handler);
-        return [signal, handler];
-    });
-    return () => {
-        for (const [signal, handler] of handlers)
-            source.off(signal, handler);
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/app/signing-policy.ts
@@ -938,40 +851,6 @@ function verifyNarinfo(info, signatures, trusted) {
     return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
 }
 
-;// CONCATENATED MODULE: ./src/core/bundle/json-limits.ts
-// Limits on a JSON document's shape, checked before JSON.parse: V8 parses nested arrays and objects
-// recursively, so a few kilobytes of `[[[[…` end in a stack overflow, not a clean refusal.
-
-/** Deepest nesting of arrays and objects a manifest may have (version 2 needs 5). */
-const MAX_MANIFEST_DEPTH = 16;
-/**
- * Refuses ('bundle', exit 3) a JSON text nested deeper than `maxDepth` arrays and objects, naming
- * `what`. A linear scan that skips strings (with their escapes); it does not validate the JSON,
- * which JSON.parse then does safely.
- */
-function assertJsonDepth(text, maxDepth, what) {
-    let depth = 0;
-    let inString = false;
-    for (let i = 0; i < text.length; i++) {
-        const c = text.charCodeAt(i);
-        if (inString) {
-            if (c === 0x5c /* \ */)
-                i++;
-            else if (c === 0x22 /* " */)
-                inString = false;
-            continue;
-        }
-        if (c === 0x22)
-            inString = true;
-        else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
-            if (++depth > maxDepth)
-                throw new errors_NixPlanError('bundle', `${what} is nested deeper than ${maxDepth} arrays and objects (at character ${i}): refusing it`);
-        }
-        else if (c === 0x5d /* ] */ || c === 0x7d /* } */)
-            depth--;
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest-types.ts
 // The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
 /** The `format` every bundle manifest names. */
@@ -1063,7 +942,7 @@ function list(v, field, max, item) {
     if (!Array.isArray(v))
         throw bad(field, 'must be an array');
     if (v.length > max)
-        throw new errors_NixPlanError('bundle', `bundle manifest: ${field} has more than ${max} entries`);
+        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
     return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 function storePath(v, field, storeDir) {
@@ -1110,7 +989,7 @@ function root(v, field, storeDir) {
     const outputs = {};
     const names = Object.keys(outputsIn);
     if (names.length > 1000)
-        throw new errors_NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
+        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
     for (const name of names) {
         str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
         const p = outputsIn[name];
@@ -1350,7 +1229,6 @@ function validateProvenance(value) {
 
 
 
-
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
  * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
@@ -1402,24 +1280,17 @@ function finaliseManifest(manifest, keys = []) {
     return full;
 }
 /** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
-function encodeManifest(manifest, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
-    const text = canonicalJson(manifest);
-    // What its own reader would refuse is not written (exit 3, as on read).
-    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'the manifest to write');
-    const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
-    if (bytes.length > maxSize)
-        throw new errors_NixPlanError('bundle', `the manifest to write is ${bytes.length} bytes, more than the ${maxSize} bytes a reader accepts`);
-    return bytes;
+function encodeManifest(manifest) {
+    return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
 }
 /**
  * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
  * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
- * form, then the checksum. Throws 'bundle' errors naming the field (also for oversize or too deeply
-nested input).
+ * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
  */
 function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     if (bytes.length > maxSize)
-        throw new errors_NixPlanError('bundle', `bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+        throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
     let text;
     try {
         text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -1427,7 +1298,6 @@ function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     catch {
         throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
     }
-    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'bundle manifest');
     let value;
     try {
         value = JSON.parse(text);
@@ -1543,9 +1413,8 @@ function parseSkippableHeader(bytes, maxSize, what = 'plan bundle') {
     if (!isSkippableMagic(magic))
         throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
     const size = view.getUint32(4, true);
-    // The manifest's frame: a manifest too large to read is a bad bundle (exit 3), as on write.
     if (size > maxSize)
-        throw new errors_NixPlanError('bundle', `${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
+        throw new LimitError(`${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
     return { magic, size };
 }
 /**
@@ -2100,7 +1969,7 @@ function wireString(s) {
     return pad === 0 ? [u64(b.length), b] : [u64(b.length), b, ZEROS.subarray(0, pad)];
 }
 /** Unsigned byte-wise order of two byte strings, the order Nix sorts names, keys and entries by. */
-function compareBytes(a, b) {
+function wire_compareBytes(a, b) {
     // Most comparisons (env keys, names) are of a few bytes and differ early, where a loop beats
     // the call into Buffer.compare; long equal prefixes go to the native compare.
     const n = Math.min(a.length, b.length, 32);
@@ -2851,7 +2720,7 @@ function parseTail(p, field, entry) {
         const at = p.pos;
         const key = p.escaped();
         if (prev !== undefined) {
-            const c = compareBytes(prev, key);
+            const c = wire_compareBytes(prev, key);
             if (c >= 0)
                 p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
         }
@@ -3243,20 +3112,15 @@ function drvName(drvPath) {
 
 
 /**
- * Defaults: never looser than what any Nix we support unpacks. Names: NAME_MAX (255), which Nix
- * 2.34 also enforces while parsing. Symlink targets: 4,095 bytes (the kernel's PATH_MAX with its
- * NUL, and Nix 2.34's own bound), never empty (symlink(2) refuses one) and without NUL (2.34
- * refuses it; 2.8 would cut the target short and register a NAR hash the files do not have).
- * Depth: Nix 2.34.7+ refuses an object inside 64 or more directories (`narMaxDepth`), so at most
- * 63. The length of a whole path inside the NAR is checked once the store path is known (the
- * export stream names it after the NAR): see `NarSummary.longestPath` and `ExportLimits`.
+ * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
+ * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
  */
 const DEFAULT_NAR_LIMITS = Object.freeze({
     maxFileSize: 2 ** 40,
     maxEntries: 4_000_000,
-    maxDepth: 63,
+    maxDepth: 2048,
     maxNameLength: 255,
-    maxTargetLength: 4095,
+    maxTargetLength: 4096,
 });
 /**
  * Size of the NAR of one regular file of `size` bytes, without writing it: the fixed tokens
@@ -3393,7 +3257,7 @@ async function* writeNode(tree, out, where) {
                 const problem = entryNameProblem(name);
                 if (problem !== undefined)
                     throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
-                if (prev !== undefined && compareBytes(prev, name) >= 0)
+                if (prev !== undefined && wire_compareBytes(prev, name) >= 0)
                     throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
                 prev = name;
                 out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
@@ -3487,8 +3351,6 @@ async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => 
             summary.file = top.file;
         if (top.fileHash !== undefined)
             summary.fileHash = top.fileHash;
-        if (top.longestPath > 0)
-            summary.longestPath = top.longestPath;
         return summary;
     }
     finally {
@@ -3564,9 +3426,6 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
     let entries = 0;
     const stack = [];
     let result = {};
-    let longestPath = 0;
-    /** Path length of the entry being read (its parent's, a slash and its name). */
-    let entryPathLength = 0;
     // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
     const readObject = async () => {
         if (stack.length > limits.maxDepth)
@@ -3618,16 +3477,11 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         }
         else if (type === 'symlink') {
             await expectToken(reader, 'target');
-            const targetAt = reader.offset;
-            const target = await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
-            if (target.length === 0)
-                throw reader.error('a symlink with an empty target', targetAt);
-            if (target.includes(0))
-                throw reader.error('a symlink target containing a NUL byte', targetAt);
+            await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
             await expectToken(reader, ')');
         }
         else if (type === 'directory') {
-            stack.push({ prev: undefined, pathLength: stack.length === 0 ? 0 : entryPathLength });
+            stack.push({ prev: undefined });
         }
         else {
             throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
@@ -3660,18 +3514,15 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         const problem = entryNameProblem(name);
         if (problem !== undefined)
             throw reader.error(`directory entry with ${problem}`, nameAt);
-        if (frame.prev !== undefined && compareBytes(frame.prev, name) >= 0)
+        if (frame.prev !== undefined && wire_compareBytes(frame.prev, name) >= 0)
             throw reader.error(`directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`, nameAt);
         frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
-        entryPathLength = frame.pathLength + 1 + name.length;
-        if (entryPathLength > longestPath)
-            longestPath = entryPathLength;
         await expectToken(reader, 'node');
         const depthBefore = stack.length;
         await readObject();
         pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
     }
-    return { ...result, longestPath };
+    return result;
 }
 async function readLengthPrefixed(reader, max, what) {
     const len = await readLength(reader, max, what);
@@ -3705,7 +3556,6 @@ const DEFAULT_EXPORT_LIMITS = Object.freeze({
     maxReferences: 100_000,
     maxPathLength: 4096,
     maxTotalBytes: 2 ** 45,
-    maxFilePathLength: 4095,
     nar: DEFAULT_NAR_LIMITS,
     keepFileUpTo: 16 * 1024 * 1024,
 });
@@ -3871,12 +3721,6 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
             const path = tryPath('path', false) ?? (await readPath('path', false));
             if (seen.has(path))
                 throw reader.error(`path '${path}' appears twice`);
-            if (nar.longestPath !== undefined) {
-                const dir = options.realStoreDir ?? storeDir ?? '';
-                const fsLength = Buffer.byteLength(dir) + path.length - (storeDir?.length ?? 0) + nar.longestPath;
-                if (fsLength > lim.maxFilePathLength)
-                    throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
-            }
             seen.set(path, path);
             const countAt = reader.offset;
             const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
@@ -3922,20 +3766,13 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 
-/**
- * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
- * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
- */
-const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
 /** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
 const DEFAULT_READER_LIMITS = Object.freeze({
     maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
-    maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
+    maxStreamSize: 2 ** 40,
     maxRatio: 1000,
     maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
     export: {},
-    maxMissingReferences: 100_000,
-    maxMissingReferenceBytes: 32 * 1024 * 1024,
 });
 function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
@@ -3944,7 +3781,7 @@ function policy_bad(message) {
 function checkSizeLimits(manifest, limits) {
     const { size, compressedSize } = manifest.stream;
     if (size > limits.maxStreamSize)
-        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes`);
     if (size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
@@ -3995,7 +3832,7 @@ class DerivationChecks {
         if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
             throw policy_bad(`the references of '${path}' differ from the inputs its contents name`);
         const { system } = drv;
-        if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
+        if (this.lastSystem === undefined || wire_compareBytes(system, this.lastSystem) !== 0) {
             this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
             this.lastSystem = system.slice(); // a view would pin the bytes around it
         }
@@ -4024,7 +3861,7 @@ class DerivationChecks {
  * check it with, whose parse fails or whose references are not its inputs), and outputs in a
  * plan-only bundle.
  */
-function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
+function classifyEntry(entry, manifest, limits, derivations) {
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
@@ -4037,12 +3874,8 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
             throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
         if (ca?.kind !== 'drv')
             throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-        if (derivations !== undefined) {
-            const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
-            const drv = parseDerivation(bytes);
-            derivations.check(entry.path, entry.references, drv);
-            onDerivation?.(drv, bytes);
-        }
+        if (derivations !== undefined)
+            derivations.check(entry.path, entry.references, parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)));
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
     const kind = ca?.kind ?? 'output';
@@ -4052,19 +3885,17 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
 }
 /**
  * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
- * path valid in the target store. A reference met later in the stream is out of dependency order;
- * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
- * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
+ * path valid in the target store (`isValidInStore`, asked once per path); a reference met later
+ * in the stream is out of dependency order, and one never met is missing ('closure' errors).
  */
 class ClosureCheck {
-    limits;
+    isValidInStore;
     seen = new Set();
+    inStore = new Map();
     /** Reference not yet seen → the first path that needs it. */
     pending = new Map();
-    pendingBytes = 0;
-    storeValid = 0;
-    constructor(limits) {
-        this.limits = limits;
+    constructor(isValidInStore) {
+        this.isValidInStore = isValidInStore;
     }
     /** Refuses an entry an earlier one needed but did not find (call before `add`). */
     arrive(path) {
@@ -4072,16 +3903,18 @@ class ClosureCheck {
         if (needer !== undefined)
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`);
     }
-    /** Records an entry and its references. */
-    add(path, references) {
+    /** Records an entry and its references, asking the store about those not seen yet. */
+    async add(path, references) {
         for (const r of references) {
             if (r === path || this.seen.has(r) || this.pending.has(r))
                 continue;
-            this.pending.set(r, path);
-            this.pendingBytes += r.length;
-            if (this.pending.size > this.limits.maxMissingReferences ||
-                this.pendingBytes > this.limits.maxMissingReferenceBytes)
-                throw new LimitError(`the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`);
+            let valid = this.inStore.get(r);
+            if (valid === undefined) {
+                valid = await this.isValidInStore(r);
+                this.inStore.set(r, valid);
+            }
+            if (!valid)
+                this.pending.set(r, path);
         }
         this.seen.add(path);
     }
@@ -4093,34 +3926,19 @@ class ClosureCheck {
     get paths() {
         return this.seen.size;
     }
-    /** The references the bundle does not hold (to be found valid in the store). */
-    missing() {
-        return [...this.pending.keys()];
-    }
     /** How many references were found valid in the store instead of in the bundle. */
     get storeReferences() {
-        return this.storeValid;
+        let n = 0;
+        for (const v of this.inStore.values())
+            if (v)
+                n++;
+        return n;
     }
-    /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
-    finish(valid) {
+    /** Refuses a reference that was neither an entry nor valid in the store (call at the end). */
+    finish() {
         for (const [missing, needer] of this.pending)
-            if (!valid.has(missing))
-                throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
-        this.storeValid = this.pending.size;
+            throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
     }
-}
-/**
- * Refuses an entry that takes the bundle past what its manifest records: more paths or NAR bytes
- * of a kind than it says (checked as each entry arrives, so a bundle lying about its sizes is
- * refused before more than it declared was read).
- */
-function checkRunningTotals(manifest, kind, counts, narBytes, name) {
-    if (counts[kind] > manifest.counts[kind] || narBytes[kind] > manifest.narBytes[kind])
-        throw policy_bad(`'${name}' holds more ${kind} paths or NAR bytes than its manifest says (${manifest.counts[kind]} paths, ${manifest.narBytes[kind]} bytes): the bundle is corrupt or lies about its sizes`);
-}
-/** The total NAR bytes a manifest declares, of every kind. */
-function declaredNarBytes(manifest) {
-    return OBJECT_KINDS.reduce((n, k) => n + manifest.narBytes[k], 0);
 }
 /** Counts and NAR bytes per object kind, all zero. */
 function emptyCounts() {
@@ -4132,12 +3950,8 @@ function checkTotals(manifest, found, name) {
     for (const k of OBJECT_KINDS)
         if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
             throw policy_bad(`'${name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`);
-    // Every root's .drv (so its outputs are checked against it), and an outputs bundle's outputs.
     for (const root of manifest.roots) {
-        const wanted = [
-            root.drvPath,
-            ...(manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : []),
-        ];
+        const wanted = manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
         for (const p of wanted)
             if (!found.has(p))
                 throw policy_bad(`root '${p}' is not in the bundle '${name}'`);
@@ -4296,678 +4110,6 @@ function trustStatus(manifest, trust) {
     return `signatures: ${n} (not verified)`;
 }
 
-;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
-// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
-//
-// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
-// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
-// only by what it produces, not by how. The derivation itself is masked first (its output paths
-// and the environment variables named after its outputs set to ""), since those are what is being
-// computed. Floating content-addressed derivations, and everything depending on one, have no
-// output paths before they are built ("deferred").
-
-
-
-
-function fail(drvLabel, detail) {
-    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
-}
-function outputKind(o) {
-    if (o.hashAlgo === '')
-        return 'input-addressed';
-    if (o.hash === 'impure')
-        return 'impure';
-    return o.hash === '' ? 'floating' : 'fixed';
-}
-/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
-function derivationKind(drv, drvLabel) {
-    const first = drv.outputs[0];
-    if (first === undefined)
-        fail(drvLabel, 'it has no outputs');
-    const kind = outputKind(first);
-    for (const o of drv.outputs)
-        if (outputKind(o) !== kind)
-            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
-    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
-        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
-    return kind;
-}
-/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
-function fixedOutput(o, drvLabel) {
-    let method = 'flat';
-    let algo = o.hashAlgo;
-    if (algo.startsWith('r:')) {
-        method = 'recursive';
-        algo = algo.slice(2);
-    }
-    else if (algo.startsWith('text:')) {
-        method = 'text';
-        algo = algo.slice(5);
-    }
-    if (!isHashAlgo(algo))
-        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
-    if (o.hash.includes(':') || o.hash.includes('-'))
-        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
-    const hash = parseHash(o.hash, algo);
-    if (method === 'text' && algo !== 'sha256')
-        fail(drvLabel, 'a text-hashed output must use sha256');
-    return { method, hash };
-}
-/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
-function fixedOutputPath(f, name, storeDir) {
-    if (f.method === 'text')
-        return makeTextPath(name, f.hash.bytes, [], storeDir);
-    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
-}
-/** A derivation whose output paths, and the env variables named after its outputs, are "". */
-function masked(drv) {
-    const empty = new Uint8Array(0);
-    return {
-        ...drv,
-        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
-        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
-    };
-}
-/** A new empty layout for `serialiseDerivation` to fill. */
-function newLayout() {
-    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-}
-/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
-function hashWithInputs(bytes, layout, inputs) {
-    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
-}
-/** The output named by env key `key`, if any. */
-function outputNamed(drv, key) {
-    // Output names are ASCII; compare without decoding every key.
-    outer: for (const o of drv.outputs) {
-        if (o.name.length !== key.length)
-            continue;
-        for (let i = 0; i < key.length; i++)
-            if (o.name.charCodeAt(i) !== key[i])
-                continue outer;
-        return o;
-    }
-    return undefined;
-}
-function isOutputName(drv, key) {
-    return outputNamed(drv, key) !== undefined;
-}
-/**
- * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
- * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
- * path it does not have.
- */
-class DerivationHasher {
-    storeDir;
-    lookup;
-    /**
-     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
-     * deferred) and its output names (to check what dependents ask for). One map, as each input of
-     * each derivation is looked up in it.
-     */
-    memo = new Map();
-    constructor(storeDir, lookup) {
-        this.storeDir = storeDir;
-        this.lookup = lookup;
-    }
-    /**
-     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
-     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
-     */
-    hashModulo(drvPath) {
-        const known = this.memo.get(drvPath);
-        if (known !== undefined)
-            return known.hash;
-        const pending = new Map();
-        const stack = [drvPath];
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            if (this.memo.has(path)) {
-                stack.pop();
-                continue;
-            }
-            let drv = pending.get(path);
-            if (drv === undefined) {
-                drv = this.lookup(path);
-                pending.set(path, drv);
-                // A fixed-output hash does not depend on inputs, so they need not be visited.
-                if (derivationKind(drv, path) !== 'fixed') {
-                    for (const input of drv.inputDrvs) {
-                        if (this.memo.has(input.path))
-                            continue;
-                        if (pending.has(input.path))
-                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
-                        stack.push(input.path);
-                    }
-                    if (stack[stack.length - 1] !== path)
-                        continue;
-                }
-            }
-            stack.pop();
-            pending.delete(path);
-            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
-        }
-        return this.memo.get(drvPath).hash;
-    }
-    /** Whether the modulo hash of `drvPath` is known (hashed or recorded). */
-    has(drvPath) {
-        return this.memo.has(drvPath);
-    }
-    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
-    outputPaths(drv, drvName) {
-        const fixed = this.fixedOutputPaths(drv, drvName);
-        if (fixed !== undefined)
-            return fixed;
-        const paths = new Map();
-        const h = this.compute(drv, drvName, drvName, true);
-        for (const o of drv.outputs)
-            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
-        return paths;
-    }
-    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
-    fixedOutputPaths(drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'fixed')
-            return undefined;
-        const out = drv.outputs[0];
-        return new Map([
-            [
-                out.name,
-                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
-            ],
-        ]);
-    }
-    /**
-     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
-     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
-     * only its outputs.
-     */
-    record(drvPath, drv, hash) {
-        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
-        if (h === undefined)
-            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
-        this.remember(drvPath, drv, h);
-    }
-    remember(drvPath, drv, hash) {
-        this.memo.set(drvPath, {
-            hash,
-            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
-            outputs: drv.outputs.map((o) => o.name),
-        });
-    }
-    /**
-     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
-     * gives them) filled into its outputs and into the env variables named after them, its bytes,
-     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
-     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
-     * splicing in the input hashes or the output paths (which need no escaping).
-     */
-    fillOutputs(drv, drvName) {
-        const layout = newLayout();
-        const bytes = serialiseDerivation(masked(drv), layout);
-        const envHoles = [];
-        drv.env.forEach((e, i) => {
-            const o = outputNamed(drv, e.key);
-            if (o !== undefined)
-                envHoles.push({ at: layout.envValues[i], output: o.name });
-        });
-        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
-    }
-    /**
-     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
-     * and input derivations (which must be hashed or recorded already).
-     */
-    fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
-        const { bytes, layout } = maskedDrv;
-        const inputs = this.moduloInputs(drv, drvName);
-        if (inputs === undefined)
-            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
-        const hex = toHex(hashWithInputs(bytes, layout, inputs));
-        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
-        // Holes, in byte order: each output's path, then the value of each env variable named after one.
-        const holes = paths.map((text, i) => ({
-            at: layout.outputPaths[i],
-            text,
-        }));
-        for (const h of maskedDrv.envHoles)
-            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
-        let size = bytes.length;
-        for (const h of holes)
-            size += h.text.length;
-        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
-        let r = 0;
-        let w = 0;
-        let shift = 0; // bytes inserted before the input derivations list (output paths only)
-        for (const h of holes) {
-            out.set(bytes.subarray(r, h.at), w);
-            w += h.at - r;
-            r = h.at;
-            for (let k = 0; k < h.text.length; k++)
-                out[w++] = h.text.charCodeAt(k);
-            if (h.at < layout.inputDrvsStart)
-                shift += h.text.length;
-        }
-        out.set(bytes.subarray(r), w);
-        const filled = {
-            ...layout,
-            inputDrvsStart: layout.inputDrvsStart + shift,
-            inputDrvsEnd: layout.inputDrvsEnd + shift,
-        };
-        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
-    }
-    /**
-     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
-     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
-     * memoised yet.
-     */
-    moduloInputs(drv, label) {
-        const entries = [];
-        let deferred = false;
-        for (const input of drv.inputDrvs) {
-            // Every input is hashed (or found known) even once the derivation is found deferred.
-            const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
-                deferred = true;
-                continue;
-            }
-            const names = m.outputs;
-            for (const o of input.outputs)
-                if (!names.includes(o))
-                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
-            entries.push({ path: m.hex, outputs: input.outputs });
-        }
-        if (deferred)
-            return undefined;
-        entries.sort((a, b) => compareStrings(a.path, b.path));
-        const merged = [];
-        for (const e of entries) {
-            const last = merged[merged.length - 1];
-            if (last !== undefined && last.path === e.path)
-                last.outputs = [...last.outputs, ...e.outputs];
-            else
-                merged.push({ path: e.path, outputs: e.outputs });
-        }
-        // Output lists are sorted already unless built by hand, or merged from several inputs.
-        for (const m of merged)
-            if (!isStrictlySorted(m.outputs))
-                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
-        return serialiseInputDrvs(merged);
-    }
-    /** What is memoised of a derivation, hashing it first. */
-    memoised(drvPath) {
-        this.hashModulo(drvPath);
-        return this.memo.get(drvPath);
-    }
-    /**
-     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
-     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
-     */
-    outputsOnlyHash(drv, label, name) {
-        const kind = derivationKind(drv, label);
-        if (kind === 'fixed') {
-            const out = drv.outputs[0];
-            const f = fixedOutput(out, label);
-            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
-            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
-        }
-        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
-    }
-    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-    compute(drv, label, name, mask) {
-        const early = this.outputsOnlyHash(drv, label, name);
-        if (early !== undefined)
-            return early;
-        const inputs = this.moduloInputs(drv, label);
-        if (inputs === undefined)
-            return { kind: 'deferred' };
-        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
-        const layout = newLayout();
-        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
-        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
-    }
-}
-/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
-function computeDrvPath(storeDir, drvName, bytes, references) {
-    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
-    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
-    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/drv-outputs.ts
-// The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
-//
-// `nix-store --import` (and a daemon adding a .drv for an untrusted user) recomputes every
-// derivation's output paths when it registers the .drv: Nix 2.8's `checkDerivationOutputs` and
-// 2.34's `Derivation::checkInvariants`. A wrong one fails the import after the paths before it were
-// added, so the verifier checks the union of what both versions check, before anything reaches
-// the store:
-//   - input-addressed outputs: the path is `makeOutputPath(hashDerivationModulo)`, and the
-//     environment variable named after the output holds it (2.8; 2.34 checks the path only);
-//   - a derivation whose inputs defer it (floating content-addressed inputs): no output paths;
-//   - fixed outputs: the path the declared hash gives, also in the variable named after it;
-//   - floating and impure outputs: no path (Nix 2.8 asserts it);
-//   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
-// Input derivations come from the plan (checked before their dependents: the plan is in
-// dependency order) or, when the plan does not hold them, from the target store, as Nix reads
-// them from there. The checker also indexes which derivation declares which output path, for the
-// proof of build outputs (proof.ts).
-
-
-
-/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
-const DEFAULT_DRV_OUTPUT_LIMITS = Object.freeze({
-    maxStoreDerivations: 1_000_000,
-    maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
-});
-function wrong(drvPath, detail) {
-    return new errors_NixPlanError('bundle', `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`);
-}
-/** The env variable named after `output`, as a string (Nix compares it to the path as text). */
-function envOf(drv, output) {
-    const v = envGet(drv, output);
-    return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
-}
-/** Whether two byte strings are equal. */
-function sameBytes(a, b) {
-    return a.length === b.length && Buffer.compare(a, b) === 0;
-}
-/**
- * Checks the output paths of a plan's derivations, fed in the plan's (dependency) order with
- * `check`, and, with `finish`, those whose input derivations are only in the target store.
- * Memory: a modulo hash per derivation (and, with `indexOutputs`, a declaration per output path).
- */
-class DerivationOutputChecks {
-    storeDir;
-    options;
-    hasher;
-    /** The derivation being checked, for the hasher's lookup. */
-    current;
-    /** Derivations read from the store, by path, until they are hashed. */
-    fromStore = new Map();
-    storeBytes = 0;
-    /** Output path → the derivations declaring it (usually one: an array only for the others). */
-    declared = new Map();
-    limits;
-    /**
-     * `readStore` reads an input derivation the plan does not hold from the target store (none:
-     * every input must be in the plan). With `indexOutputs`, `declaredOutput` answers which
-     * derivation of the plan declares an output path.
-     */
-    constructor(storeDir, options = {}) {
-        this.storeDir = storeDir;
-        this.options = options;
-        this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...options.limits };
-        this.hasher = new DerivationHasher(storeDir, (p) => this.lookup(p));
-    }
-    lookup(drvPath) {
-        if (this.current?.path === drvPath)
-            return this.current.drv;
-        const d = this.fromStore.get(drvPath);
-        if (d !== undefined)
-            return d;
-        throw new errors_NixPlanError('closure', `input derivation '${drvPath}' is neither in the plan before its dependents nor in the store`);
-    }
-    /**
-     * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
-     * filled in must give back exactly these bytes). Its input derivations must have been checked
-     * already, or be in the store (then this returns a promise: they are read first).
-     */
-    check(drvPath, drv, bytes) {
-        const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
-        if (missing.length === 0)
-            return this.checkNow(drvPath, drv, bytes);
-        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
-    }
-    /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
-    declaredOutput(path) {
-        const d = this.declared.get(path);
-        return Array.isArray(d) ? d[0] : d;
-    }
-    /** Every output path the plan's derivations declare (with `indexOutputs`; deferred ones have none). */
-    declaredPaths() {
-        return [...this.declared.keys()];
-    }
-    /**
-     * Every derivation of the plan that declares `path` as an output (with `indexOutputs`): two
-     * fetchers of one file declare one path, and so do two derivations whose modulo hashes agree.
-     */
-    declarations(path) {
-        const d = this.declared.get(path);
-        return d === undefined ? [] : Array.isArray(d) ? d : [d];
-    }
-    /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
-    async readFromStore(paths, needer) {
-        const read = this.options.readStore;
-        const todo = paths.map((p) => [p, needer]);
-        for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
-            const [p, by] = next;
-            if (this.hasher.has(p) || this.fromStore.has(p))
-                continue;
-            const bytes = read === undefined ? undefined : await read(p);
-            if (bytes === undefined)
-                throw new errors_NixPlanError('closure', `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`);
-            this.storeBytes += bytes.length;
-            if (this.fromStore.size + 1 > this.limits.maxStoreDerivations ||
-                this.storeBytes > this.limits.maxStoreDerivationBytes)
-                throw new errors_NixPlanError('limit', `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`);
-            let drv;
-            try {
-                drv = parseDerivation(bytes);
-            }
-            catch (e) {
-                throw new errors_NixPlanError('nix', `cannot parse '${p}' from the store: ${e.message}`);
-            }
-            this.fromStore.set(p, drv);
-            for (const i of drv.inputDrvs)
-                if (!this.hasher.has(i.path) && !this.fromStore.has(i.path))
-                    todo.push([i.path, p]);
-        }
-    }
-    checkNow(drvPath, drv, bytes) {
-        const name = drvName(drvPath);
-        this.current = { path: drvPath, drv };
-        try {
-            const fixed = this.hasher.fixedOutputPaths(drv, name);
-            if (fixed !== undefined)
-                this.checkFixed(drvPath, drv, fixed);
-            else if (drv.outputs.every((o) => o.hashAlgo !== ''))
-                this.checkFloating(drvPath, drv);
-            else if (drv.version === undefined)
-                this.checkInputAddressed(drvPath, drv, name, bytes);
-            else
-                this.checkOther(drvPath, drv, name);
-        }
-        catch (e) {
-            if (e instanceof errors_NixPlanError && e.code === 'malformed')
-                throw new errors_NixPlanError('bundle', `${e.message} (in '${drvPath}')`);
-            throw e;
-        }
-        finally {
-            this.current = undefined;
-        }
-        for (const [p] of this.fromStore)
-            if (this.hasher.has(p))
-                this.fromStore.delete(p);
-    }
-    checkFixed(drvPath, drv, paths) {
-        for (const o of drv.outputs) {
-            const want = paths.get(o.name) ?? '';
-            if (o.path !== want)
-                throw wrong(drvPath, `declares fixed output '${o.name}' at '${o.path}', but its hash gives '${want}'`);
-            this.expectEnv(drvPath, drv, o.name, want);
-            this.declare(want, { drvPath, output: o.name, fixed: { hashAlgo: o.hashAlgo, hash: o.hash } });
-        }
-        this.hasher.record(drvPath, drv);
-    }
-    /** Floating content-addressed or impure outputs: no path until built (`hashAlgo` set, no hash). */
-    checkFloating(drvPath, drv) {
-        for (const o of drv.outputs)
-            if (o.path !== '')
-                throw wrong(drvPath, `gives its floating output '${o.name}' the path '${o.path}', which is only known once built`);
-        this.hasher.record(drvPath, drv); // refuses a mixture of kinds
-    }
-    /**
-     * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
-     * bytes, which proves every output path and every variable named after an output at once.
-     */
-    checkInputAddressed(drvPath, drv, name, bytes) {
-        const filled = this.hasher.fillOutputs(drv, name);
-        if (filled.hash.kind === 'deferred') {
-            this.checkDeferred(drvPath, drv);
-            this.hasher.record(drvPath, drv, filled.hash);
-            return;
-        }
-        if (!sameBytes(filled.bytes, bytes)) {
-            drv.outputs.forEach((o, i) => {
-                const want = filled.paths[i] ?? '';
-                if (o.path !== want)
-                    throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
-                this.expectEnv(drvPath, drv, o.name, want);
-            });
-            throw wrong(drvPath, 'does not read back as Nix writes it with its outputs filled in');
-        }
-        drv.outputs.forEach((o, i) => {
-            if (envGet(drv, o.name) === undefined)
-                this.expectEnv(drvPath, drv, o.name, filled.paths[i] ?? '');
-            this.declare(o.path, { drvPath, output: o.name });
-        });
-        this.hasher.record(drvPath, drv, filled.hash);
-    }
-    /** Outputs of a derivation deferred by its inputs: no paths yet. */
-    checkDeferred(drvPath, drv) {
-        for (const o of drv.outputs)
-            if (o.path !== '')
-                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but its inputs defer it (no path before they are built)`);
-    }
-    /** A `DrvWithVersion` derivation: its outputs compared one by one. */
-    checkOther(drvPath, drv, name) {
-        const hash = this.hasher.hashModulo(drvPath);
-        if (hash.kind === 'deferred') {
-            this.checkDeferred(drvPath, drv);
-            return;
-        }
-        const paths = this.hasher.outputPaths(drv, name);
-        for (const o of drv.outputs) {
-            const want = paths.get(o.name) ?? '';
-            if (o.path !== want)
-                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
-            this.expectEnv(drvPath, drv, o.name, want);
-            this.declare(o.path, { drvPath, output: o.name });
-        }
-    }
-    /** Indexes a declaration. */
-    declare(path, declaration) {
-        if (this.options.indexOutputs !== true)
-            return;
-        const known = this.declared.get(path);
-        if (known === undefined)
-            this.declared.set(path, declaration);
-        else if (Array.isArray(known))
-            known.push(declaration);
-        else
-            this.declared.set(path, [known, declaration]);
-    }
-    expectEnv(drvPath, drv, output, path) {
-        const value = envOf(drv, output);
-        if (value === undefined)
-            throw wrong(drvPath, `has no environment variable '${output}' (it should be '${path}')`);
-        if (value !== path)
-            throw wrong(drvPath, `has environment variable '${output}' = '${value}', but it should be '${path}'`);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/proof.ts
-// Proof before trust: every path of a plan must prove itself, or be covered by a trusted signature.
-//
-// A `.drv`, a `toFile` text and a source name themselves by their content (the verifier recomputes
-// their paths), and so does the output of a fixed-output derivation whose content hashes to the
-// path its `.drv` declares. Anything else a plan carries is a build output: an input-addressed path
-// whose name says how it was built, not what it holds, so only a signature by a key the user
-// trusts (over the manifest, which covers the stream's sha256 and so every byte) proves it. Without
-// one it is refused, naming the first such path, unless the user explicitly opted out
-// (`--no-check-sigs`, counted in the trust report). Also: an output's deriver, when the plan holds
-// it, must declare the output; and a `sources` bundle carries no build output but the outputs of
-// the plan's fixed-output derivations.
-
-/** What a refusal for lack of proof says to do. */
-const HOW = 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
-    'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)';
-/**
- * The proof of each path of a plan, fed in stream order (`entry`), and the checks that need every
- * .drv first (`finish`). Memory: the paths that carry a deriver, and the build outputs of a
- * `sources` bundle.
- */
-class PathProofs {
-    options;
-    unprovenCount = 0;
-    firstUnproven;
-    /** Paths with a deriver, checked against the plan's derivations at the end. */
-    derived = [];
-    /** Build outputs of a `sources` bundle: each must be a fixed output some .drv declares. */
-    sourceOutputs = [];
-    constructor(options) {
-        this.options = options;
-    }
-    /** Paths accepted without proof (with `--no-check-sigs`; otherwise refused before counting). */
-    get unproven() {
-        return this.unprovenCount;
-    }
-    /** The first of them. */
-    get firstUnprovenPath() {
-        return this.firstUnproven;
-    }
-    /**
-     * The proof of one entry, given the kind the verifier found (`output`: not content-addressed).
-     * Refuses (exit 4) a build output no signature covers, unless the user opted out.
-     */
-    entry(path, kind, deriver) {
-        if (deriver !== '')
-            this.derived.push({ path, deriver });
-        if (kind !== 'output')
-            return 'content-address';
-        if (this.options.include === 'drvs')
-            throw new errors_NixPlanError('bundle', `'${path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
-        // A `sources` bundle's outputs are judged at the end, once every .drv declared its outputs.
-        if (this.options.include === 'sources')
-            this.sourceOutputs.push(path);
-        return this.unprovenOrSigned(path, this.options.include === 'sources');
-    }
-    unprovenOrSigned(path, deferRefusal) {
-        if (this.options.signed)
-            return 'signature';
-        this.unprovenCount++;
-        this.firstUnproven ??= path;
-        if (!this.options.noCheckSigs && !deferRefusal)
-            throw unprovenError(path);
-        return 'unproven';
-    }
-    /**
-     * The checks that need every .drv of the plan: each deriver the plan holds declares what names
-     * it as its deriver, and each build output of a `sources` bundle is a fixed output of the plan
-     * (whose content did not hash to its path: an algorithm the verifier does not compute, so it is
-     * proven only by a signature). `declarations` answers which .drv of the plan declares a path;
-     * `inPlan` whether a .drv is in the plan.
-     */
-    finish(declarations, inPlan) {
-        for (const { path, deriver } of this.derived)
-            if (inPlan(deriver) && !declarations(path).some((d) => d.drvPath === deriver))
-                throw new errors_NixPlanError('bundle', `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`);
-        for (const path of this.sourceOutputs) {
-            const fixed = declarations(path).find((d) => d.fixed !== undefined);
-            if (fixed === undefined)
-                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only the outputs of the plan's fixed-output derivations: the bundle was altered`);
-        }
-        if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
-            throw unprovenError(this.firstUnproven);
-    }
-}
-/** The refusal of a path nothing proves. */
-function unprovenError(path) {
-    return new errors_NixPlanError('signature', `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${HOW}`);
-}
-
 ;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
 // Reading a plan bundle: the streaming verifier, over the bundle's source (source.ts), its
 // decoding (decode.ts) and the rules it applies (policy.ts), whose public names it re-exports.
@@ -4978,8 +4120,6 @@ function unprovenError(path) {
 // frame ending at end of file), both digests and sizes, every NAR and entry, store paths, that
 // references are closed over bundle ∪ store and come first, that every .drv/text/source path is
 // the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
-
-
 
 
 
@@ -5013,66 +4153,28 @@ async function verifySource(source, options) {
     const exportLimits = exportLimitsFor(manifest, limits);
     const counts = emptyCounts();
     const narBytes = emptyCounts();
-    const closure = new ClosureCheck(limits);
+    const closure = new ClosureCheck(options.isValidInStore ?? (() => false));
     const derivations = new DerivationChecks(manifest);
     const parseDerivations = options.parseDerivations !== false;
-    // Output paths are checked as Nix checks them on import; relocation recomputes them instead.
-    const outputs = parseDerivations
-        ? new DerivationOutputChecks(manifest.storeDir, {
-            readStore: options.readStoreDerivation,
-            indexOutputs: true,
-        })
-        : undefined;
-    const noCheckSigs = options.noCheckSigs === true;
-    const proofs = new PathProofs({
-        include: manifest.include,
-        signed: trustedSignatures.length > 0,
-        noCheckSigs,
-    });
-    // Every NAR byte counts against what the manifest declares, as it arrives.
-    const declared = declaredNarBytes(manifest);
-    let narSeen = 0;
-    const onNarBytes = (chunk, index) => {
-        narSeen += chunk.length;
-        if (narSeen > declared)
-            throw new errors_NixPlanError('bundle', `'${source.name}' holds more than the ${declared} NAR bytes its manifest records (entry ${index}): the bundle is corrupt or lies about its sizes`);
-        options.onNarBytes?.(chunk, index);
-    };
     let frame;
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
-    let parsed;
-    const onDerivation = (drv, bytes) => {
-        parsed = { drv, bytes };
-    };
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
-        onNarBytes,
+        ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
         ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
     })) {
         closure.arrive(entry.path);
-        parsed = undefined;
-        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined, onDerivation);
-        if (outputs !== undefined && parsed !== undefined) {
-            const { drv, bytes } = parsed;
-            const pending = outputs.check(entry.path, drv, bytes);
-            if (pending !== undefined)
-                await pending;
-        }
-        proofs.entry(entry.path, verified.kind, entry.deriver);
-        closure.add(entry.path, entry.references);
+        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
+        await closure.add(entry.path, entry.references);
         counts[verified.kind]++;
         narBytes[verified.kind] += entry.nar.narSize;
-        checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
         await options.onEntry?.(verified);
     }
+    closure.finish();
     checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
     if (parseDerivations)
         derivations.finish();
-    if (outputs !== undefined)
-        proofs.finish((p) => outputs.declarations(p), (p) => p.endsWith('.drv') && closure.has(p));
-    // One question to the store, about every path the bundle refers to but does not hold.
-    closure.finish(await validAmong(closure.missing(), options));
     if (frame === undefined)
         throw new errors_NixPlanError('internal', 'the data frame was not scanned to its end');
     return {
@@ -5083,25 +4185,9 @@ async function verifySource(source, options) {
         narBytes,
         trustedSignatures,
         storeReferences: closure.storeReferences,
-        unproven: proofs.unproven,
-        noCheckSigs,
-        declaredOutputs: () => outputs?.declaredPaths() ?? [],
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
         ...(!parseDerivations && { derivations }),
     };
-}
-/** Which of `paths` are valid in the target store, by the options' batch or per-path question. */
-async function validAmong(paths, options) {
-    if (paths.length === 0)
-        return new Set();
-    if (options.validInStore !== undefined)
-        return options.validInStore(paths);
-    const valid = new Set();
-    if (options.isValidInStore !== undefined)
-        for (const p of paths)
-            if (await options.isValidInStore(p))
-                valid.add(p);
-    return valid;
 }
 /** Passes each chunk to `fn` before handing it on. */
 async function* tapChunks(source, fn) {
@@ -5420,7 +4506,7 @@ function usageError(message) {
 /** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
 function parseCommandArgs(argv, specs) {
     const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
+    const head = joinDashValues(dash < 0 ? argv : argv.slice(0, dash), specs);
     const rest = dash < 0 ? [] : argv.slice(dash + 1);
     const options = {};
     for (const [name, s] of Object.entries(specs))
@@ -5442,6 +4528,22 @@ function parseCommandArgs(argv, specs) {
         const message = e instanceof Error ? e.message : String(e);
         throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
     }
+}
+/** `--name VALUE` as `--name=VALUE` for options whose value may look like an option. */
+function joinDashValues(argv, specs) {
+    const out = [];
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i] ?? '';
+        const name = a.startsWith('--') ? a.slice(2) : undefined;
+        const value = argv[i + 1];
+        if (name !== undefined && specs[name]?.dashValue === true && value !== undefined) {
+            out.push(`${a}=${value}`);
+            i++;
+        }
+        else
+            out.push(a);
+    }
+    return out;
 }
 /** A string option's value, or undefined. */
 function args_str(args, name) {
@@ -5485,16 +4587,6 @@ function integer(value, name, min, max) {
     if (!/^-?\d+$/.test(value) || n < min || n > max)
         throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
     return n;
-}
-/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
-function byteSize(value, name) {
-    if (value === undefined)
-        return undefined;
-    const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
-    if (m === null)
-        throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
-    const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase()];
-    return Number(m[1]) * 1024 ** unit;
 }
 /** Exactly one positional argument (the bundle), or a usage error naming it. */
 function onePositional(args, what) {
@@ -5632,6 +4724,21 @@ async function inspectPlan(bundlePath) {
 
 ;// CONCATENATED MODULE: ./src/cli/terminal.ts
 
+/** setInterval that does not keep the process alive. */
+function every(ms, fn) {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+}
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+/** Elapsed time as the spinner and the closing line show it: `4.2 s`, `1 min 03 s`. */
+function formatElapsed(ms) {
+    const s = ms / 1000;
+    if (s < 60)
+        return `${s.toFixed(1)} s`;
+    const whole = Math.floor(s);
+    return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
+}
 /**
  * A Logger writing lines to stderr. Messages may quote a bundle (a path, a relocation warning),
  * so control characters in them are made visible; newlines stay.
@@ -5674,8 +4781,9 @@ function renderBar(label, count, total, bytes, width) {
     return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
 }
 /**
- * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
- * otherwise one line per phase when it ends. Quiet shows nothing.
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done, or,
+ * for a phase without a known total (evaluating, waiting on Nix), a spinner with the elapsed
+ * time redrawn every 100 ms; otherwise one line per phase when it ends. Quiet shows nothing.
  */
 function terminalProgress(io, verbosity) {
     const now = io.now ?? Date.now;
@@ -5686,10 +4794,23 @@ function terminalProgress(io, verbosity) {
             let bytes = 0;
             let last = -Infinity;
             let ended = false;
+            let frame = 0;
+            const started = now();
             const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
+            const line = () => total === undefined
+                ? `${SPINNER[frame % SPINNER.length] ?? ''} ${label} ${formatElapsed(now() - started)}${count > 0 ? ` ${count}` : ''}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`.slice(0, width())
+                : renderBar(label, count, total, bytes, width());
             const draw = () => {
-                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
+                io.stderr.write(`\r${line()}\x1b[K`);
             };
+            const stop = total === undefined && tty && !verbosity.quiet
+                ? (io.every ?? every)(REDRAW_MS, () => {
+                    frame++;
+                    draw();
+                })
+                : undefined;
+            if (stop !== undefined)
+                draw();
             return {
                 tick(n = 1, b = 0) {
                     count += n;
@@ -5706,11 +4827,16 @@ function terminalProgress(io, verbosity) {
                     if (ended)
                         return;
                     ended = true;
+                    stop?.();
                     if (verbosity.quiet)
                         return;
                     if (tty)
                         io.stderr.write('\r\x1b[K');
-                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
+                    const counted = total === undefined && count === 0
+                        ? ''
+                        : ` ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}`;
+                    const elapsed = total === undefined ? ` in ${formatElapsed(now() - started)}` : '';
+                    io.stderr.write(`${label}:${counted}${elapsed}\n`);
                 },
             };
         },
@@ -5814,6 +4940,461 @@ function formatRelocate(r) {
 function formatApply(r) {
     const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
     return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
+function plural(n, one, many = `${one}s`) {
+    return `${n} ${n === 1 ? one : many}`;
+}
+/** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
+function formatDryRun(r) {
+    const lines = [
+        `import: ${plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
+    ];
+    if (r.build.length === 0)
+        lines.push('build: nothing');
+    else {
+        lines.push(`build: ${plural(r.build.length, 'derivation')}`);
+        for (const d of r.build)
+            lines.push(`  ${d}${r.unknownOutputs.includes(d) ? ' (output paths known only after building)' : ''}`);
+    }
+    if (r.fetch.length === 0)
+        lines.push('fetch: nothing');
+    else {
+        lines.push(`fetch: ${plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
+        for (const p of r.fetch)
+            lines.push(`  ${p}`);
+    }
+    if (r.present > 0)
+        lines.push(`already built: ${plural(r.present, 'output')}`);
+    lines.push('dry run: the bundle was verified and the store and its substituters were asked; nothing was imported, built or fetched', '');
+    return lines.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/cli/completions.ts
+/** The shells `nix-plan completions` writes a script for. */
+const SHELLS = ['bash', 'zsh', 'fish'];
+const FILE_VALUES = new Set(['FILE', 'OUT', 'PATH', 'PREFIX', 'KEY', 'BUNDLE']);
+/** How an option's value completes, from its spec (choices, else its placeholder's kind). */
+function valueCompletion(spec) {
+    if (spec.type === 'boolean')
+        return undefined;
+    if (spec.choices !== undefined)
+        return { choices: spec.choices };
+    if (spec.value === 'DIR')
+        return 'dir';
+    return spec.value !== undefined && FILE_VALUES.has(spec.value) ? 'file' : 'none';
+}
+/** The words after `nix-plan help`. */
+function helpTopics(commands) {
+    return [...commands.map((c) => c.name), 'exit-codes'];
+}
+const TOP_LEVEL = ['help', 'version', '--help', '--version'];
+/** The completion script for `shell`. */
+function completionScript(shell, commands) {
+    if (shell === 'bash')
+        return bash(commands);
+    if (shell === 'zsh')
+        return zsh(commands);
+    return fish(commands);
+}
+// ---- bash ----
+function bash(commands) {
+    const words = (xs) => `'${xs.join(' ')}'`;
+    const lines = [
+        '# bash completion for nix-plan, generated by `nix-plan completions bash` from its command table.',
+        '_nix_plan() {',
+        '  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
+        '  COMPREPLY=()',
+        '  if ((COMP_CWORD == 1)); then',
+        `    mapfile -t COMPREPLY < <(compgen -W ${words([...commands.map((c) => c.name), ...TOP_LEVEL])} -- "$cur")`,
+        '    return 0',
+        '  fi',
+        '  case ${COMP_WORDS[1]} in',
+        '  help)',
+        `    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W ${words(helpTopics(commands))} -- "$cur")`,
+        '    return 0',
+        '    ;;',
+    ];
+    for (const c of commands) {
+        lines.push(`  ${c.name})`, '    case $prev in');
+        const byKind = new Map();
+        for (const [name, spec] of Object.entries(c.options)) {
+            const kind = valueCompletion(spec);
+            if (kind === undefined)
+                continue;
+            const key = typeof kind === 'string' ? kind : `compgen -W ${words(kind.choices)}`;
+            byKind.set(key, [
+                ...(byKind.get(key) ?? []),
+                ...(spec.short === undefined ? [] : [`-${spec.short}`]),
+                `--${name}`,
+            ]);
+        }
+        for (const [key, flags] of byKind) {
+            const action = key === 'file'
+                ? 'mapfile -t COMPREPLY < <(compgen -f -- "$cur")'
+                : key === 'dir'
+                    ? 'mapfile -t COMPREPLY < <(compgen -d -- "$cur")'
+                    : key === 'none'
+                        ? ':'
+                        : `mapfile -t COMPREPLY < <(${key} -- "$cur")`;
+            lines.push(`    ${flags.join(' | ')})`, `      ${action}`, '      return 0', '      ;;');
+        }
+        lines.push('    esac');
+        const flags = Object.entries(c.options).flatMap(([name, spec]) => [
+            ...(spec.short === undefined ? [] : [`-${spec.short}`]),
+            `--${name}`,
+        ]);
+        const operand = c.operand?.complete ?? 'none';
+        lines.push('    if [[ $cur == -* ]]; then', `      mapfile -t COMPREPLY < <(compgen -W ${words(flags)} -- "$cur")`);
+        if (operand === 'file')
+            lines.push('    else', '      mapfile -t COMPREPLY < <(compgen -f -- "$cur")');
+        else if (operand !== 'none')
+            lines.push('    else', `      mapfile -t COMPREPLY < <(compgen -W ${words(operand)} -- "$cur")`);
+        lines.push('    fi', '    ;;');
+    }
+    lines.push('  esac', '  return 0', '}', 'complete -o filenames -o bashdefault -F _nix_plan nix-plan', '');
+    return lines.join('\n');
+}
+// ---- zsh ----
+/** Text inside a zsh single-quoted _arguments spec's `[description]`. */
+function zshDescription(text) {
+    return text
+        .replace(/\\/g, '\\\\')
+        .replace(/([[\]:])/g, '\\$1')
+        .replace(/'/g, `'\\''`);
+}
+function zshAction(kind) {
+    if (kind === 'file')
+        return '_files';
+    if (kind === 'dir')
+        return '_files -/';
+    if (kind === 'none')
+        return ' ';
+    return `(${kind.choices.join(' ')})`;
+}
+function zsh(commands) {
+    const lines = [
+        '#compdef nix-plan',
+        '# zsh completion for nix-plan, generated by `nix-plan completions zsh` from its command table.',
+        '_nix_plan() {',
+        '  local -a commands',
+        '  commands=(',
+        ...commands.map((c) => `    '${c.name}:${zshDescription(c.summary)}'`),
+        `    'help:show help for a command or the exit codes'`,
+        `    'version:print the version'`,
+        '  )',
+        '  if ((CURRENT == 2)); then',
+        "    _describe -t commands 'nix-plan command' commands",
+        '    return',
+        '  fi',
+        '  local cmd=$words[2]',
+        '  shift words',
+        '  ((CURRENT--))',
+        '  case $cmd in',
+        `  (help) _values 'topic' ${helpTopics(commands).join(' ')} ;;`,
+    ];
+    for (const c of commands) {
+        const specs = [];
+        for (const [name, spec] of Object.entries(c.options)) {
+            const spellings = [...(spec.short === undefined ? [] : [`-${spec.short}`]), `--${name}`];
+            const exclusive = spec.multiple === true ? '*' : spellings.length > 1 ? `(${spellings.join(' ')})` : '';
+            const kind = valueCompletion(spec);
+            const value = kind === undefined ? '' : `:${spec.value ?? 'VALUE'}:${zshAction(kind)}`;
+            for (const s of spellings)
+                specs.push(`'${exclusive}${s}[${zshDescription(spec.help)}]${value}'`);
+        }
+        if (c.operand !== undefined) {
+            const kind = typeof c.operand.complete === 'string' ? c.operand.complete : { choices: c.operand.complete };
+            specs.push(`'*:${c.operand.value}:${zshAction(kind)}'`);
+        }
+        lines.push(`  (${c.name})`, '    _arguments -s -S \\', ...specs.map((s, i) => `      ${s}${i === specs.length - 1 ? '' : ' \\'}`), '    ;;');
+    }
+    lines.push('  esac', '}', '_nix_plan "$@"', '');
+    return lines.join('\n');
+}
+// ---- fish ----
+/** A fish single-quoted string. */
+function fishQuote(text) {
+    return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+function fish(commands) {
+    // The subcommand is always the first word after nix-plan (an option value may be `import`).
+    const first = '-n __fish_nix_plan_first';
+    const lines = [
+        '# fish completion for nix-plan, generated by `nix-plan completions fish` from its command table.',
+        'function __fish_nix_plan_first',
+        '    test (count (commandline -opc)) -eq 1',
+        'end',
+        'function __fish_nix_plan_is',
+        '    set -l words (commandline -opc)',
+        '    test (count $words) -ge 2; and test "$words[2]" = "$argv[1]"',
+        'end',
+        'complete -c nix-plan -f',
+        ...commands.map((c) => `complete -c nix-plan ${first} -a ${c.name} -d ${fishQuote(c.summary)}`),
+        `complete -c nix-plan ${first} -a help -d ${fishQuote('show help for a command or the exit codes')}`,
+        `complete -c nix-plan ${first} -a version -d ${fishQuote('print the version')}`,
+        `complete -c nix-plan ${first} -l help -d ${fishQuote('show help')}`,
+        `complete -c nix-plan ${first} -l version -d ${fishQuote('print the version')}`,
+        `complete -c nix-plan -n ${fishQuote('__fish_nix_plan_is help')} -a ${fishQuote(helpTopics(commands).join(' '))}`,
+    ];
+    for (const c of commands) {
+        const when = `-n ${fishQuote(`__fish_nix_plan_is ${c.name}`)}`;
+        for (const [name, spec] of Object.entries(c.options)) {
+            const kind = valueCompletion(spec);
+            const short = spec.short === undefined ? '' : ` -s ${spec.short}`;
+            const value = kind === undefined
+                ? ''
+                : kind === 'file'
+                    ? ' -r -F'
+                    : kind === 'dir'
+                        ? " -x -a '(__fish_complete_directories)'"
+                        : kind === 'none'
+                            ? ' -x'
+                            : ` -x -a ${fishQuote(kind.choices.join(' '))}`;
+            lines.push(`complete -c nix-plan ${when}${short} -l ${name}${value} -d ${fishQuote(spec.help)}`);
+        }
+        const operand = c.operand?.complete;
+        if (operand === 'file')
+            lines.push(`complete -c nix-plan ${when} -F`);
+        else if (operand !== undefined && operand !== 'none')
+            lines.push(`complete -c nix-plan ${when} -x -a ${fishQuote(operand.join(' '))}`);
+    }
+    lines.push('');
+    return lines.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
+// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
+
+/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
+const ExitCode = {
+    /** Success. */
+    ok: 0,
+    /** A bug in nix-plan, or an error it did not expect (please report it). */
+    internal: 1,
+    /** Bad command line: unknown command or option, missing or invalid argument. */
+    usage: 2,
+    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
+    bundle: 3,
+    /** A signature is missing, made by an untrusted key, or does not verify. */
+    signature: 4,
+    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
+    realm: 5,
+    /** The closure cannot be relocated faithfully. */
+    relocate: 6,
+    /** The closure is not closed, has a cycle, or is out of order. */
+    closure: 7,
+    /** A size or count limit was exceeded. */
+    limit: 8,
+    /** A Nix command failed (evaluation, import, build). */
+    nix: 9,
+    /** An artifact could not be uploaded or downloaded. */
+    transport: 10,
+    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+    stale: 11,
+    /** Interrupted (SIGINT). */
+    interrupted: 130,
+};
+/** What each exit code means, in the order `nix-plan help exit-codes` and the man page list them. */
+const EXIT_CODE_MEANINGS = [
+    [ExitCode.ok, 'success'],
+    [ExitCode.internal, 'internal error (a bug: please report it)'],
+    [ExitCode.usage, 'bad command line'],
+    [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
+    [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
+    [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
+    [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
+    [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
+    [ExitCode.limit, 'a size or count limit was exceeded'],
+    [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
+    [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+    [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
+    [ExitCode.interrupted, 'interrupted'],
+];
+const BY_ERROR = {
+    usage: ExitCode.usage,
+    malformed: ExitCode.bundle,
+    bundle: ExitCode.bundle,
+    signature: ExitCode.signature,
+    realm: ExitCode.realm,
+    relocate: ExitCode.relocate,
+    closure: ExitCode.closure,
+    limit: ExitCode.limit,
+    nix: ExitCode.nix,
+    transport: ExitCode.transport,
+    stale: ExitCode.stale,
+    internal: ExitCode.internal,
+};
+/** The exit code for anything thrown: its NixPlanError code, else internal. */
+function exitCodeFor(error) {
+    if (error instanceof errors_NixPlanError)
+        return BY_ERROR[error.code] ?? ExitCode.internal;
+    return ExitCode.internal;
+}
+
+;// CONCATENATED MODULE: ./src/cli/manpage.ts
+/**
+ * Text for roff: backslashes and hyphens escaped, characters beyond ASCII as `\[uXXXX]` (troff
+ * reads its input as Latin-1), no line starting with a control character.
+ */
+function roff(text) {
+    return text
+        .replace(/\\/g, '\\e')
+        .replace(/-/g, '\\-')
+        .replace(/[^\t\n -~]/gu, (c) => `\\[u${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}]`)
+        .split('\n')
+        .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
+        .join('\n');
+}
+function optionTag(name, spec) {
+    const spellings = [
+        ...(spec.short === undefined ? [] : [`\\fB\\-${spec.short}\\fR`]),
+        `\\fB\\-\\-${roff(name)}\\fR`,
+    ];
+    const value = spec.type === 'boolean' ? '' : ` \\fI${roff(spec.value ?? 'VALUE')}\\fR`;
+    return `${spellings.join(', ')}${value}`;
+}
+function optionList(options, skip = {}) {
+    const lines = [];
+    for (const [name, spec] of Object.entries(options)) {
+        if (name in skip)
+            continue;
+        const choices = spec.choices === undefined ? '' : ` One of: ${spec.choices.join(', ')}.`;
+        lines.push('.TP', optionTag(name, spec), roff(`${spec.help}${spec.multiple === true ? ' (repeatable)' : ''}.${choices}`));
+    }
+    return lines;
+}
+/** The page, in roff with the man macros (`man -l`, `groff -man`). */
+function manPage(source) {
+    const lines = [
+        `.TH NIX\\-PLAN 1 "" "nix\\-plan ${roff(source.version)}" "User Commands"`,
+        '.SH NAME',
+        'nix\\-plan \\- evaluate a Nix configuration once, carry its build plan as one file, realise or relocate it anywhere',
+        '.SH SYNOPSIS',
+        '.B nix\\-plan',
+        '.I COMMAND',
+        '[\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR \\fIARGS\\fR]',
+        '.br',
+        '.B nix\\-plan',
+        '.B help',
+        '[\\fICOMMAND\\fR | \\fBexit\\-codes\\fR]',
+        '.SH DESCRIPTION',
+        roff('nix-plan evaluates a Nix configuration once and writes its build plan (the closure of .drv files and ' +
+            'their sources) as one small compressed file, a plan bundle. Elsewhere the bundle is verified, imported and ' +
+            'realised without evaluating, or relocated into another store dir (a realm).'),
+        '.PP',
+        roff('Results go to standard output, messages and progress to standard error.'),
+        '.SH COMMANDS',
+    ];
+    for (const c of source.commands) {
+        lines.push(`.SS ${roff(c.name)}`, roff(`${c.summary[0]?.toUpperCase() ?? ''}${c.summary.slice(1)}.`), '.PP', '.nf');
+        lines.push(...c.usage.map(roff), '.fi', '.PP', roff(c.description));
+        const own = optionList(c.options, source.common);
+        if (own.length > 0)
+            lines.push('.PP', 'Options:', '.RS', ...own, '.RE');
+        if (c.examples.length > 0)
+            lines.push('.PP', 'Examples:', '.RS', '.nf', ...c.examples.map(roff), '.fi', '.RE');
+    }
+    lines.push('.SH "COMMON OPTIONS"', roff('Every command takes:'), ...optionList(source.common));
+    lines.push('.SH "EXIT STATUS"');
+    for (const [code, meaning] of source.exitCodes)
+        lines.push('.TP', `.B ${code}`, roff(meaning));
+    lines.push('.SH ENVIRONMENT', roff("Nix is found on PATH and reads its usual environment (NIX_REMOTE, NIX_STORE_DIR, NIX_CONF_DIR, …); nix-plan's " +
+        'commands run against whatever store that selects.'), '.SH "SEE ALSO"', '\\fBnix\\fR(1), \\fBnix\\-store\\fR(1), \\fBnix\\-instantiate\\fR(1)', '');
+    return lines.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/app/version.ts
+// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
+/** The version of nix-plan. */
+const VERSION = '0.1.0';
+/** `tool` in bundle manifests and `nix-plan --version`. */
+const TOOL_VERSION = `nix-plan ${VERSION}`;
+/** The oldest Node.js nix-plan runs on: package.json's `engines.node` (kept equal by a test). */
+const NODE_REQUIRED = 24;
+
+;// CONCATENATED MODULE: ./src/core/shell-words.ts
+// Shell-style words: splitting a line of arguments as a POSIX shell would (quotes and backslashes,
+// no expansion), and quoting arguments back so a printed command can be pasted into a shell.
+
+/**
+ * Splits `text` into words the way `sh` splits a command line, without running anything:
+ * whitespace separates words; '…' keeps everything literally; "…" keeps everything but lets a
+ * backslash escape `"`, `\`, `$` and `` ` `` (and join lines); a backslash outside quotes takes the
+ * next character literally. `$`, `~`, globs and `#` are plain characters: nothing is expanded.
+ * Throws a usage error for an unterminated quote or a trailing backslash, naming `what`.
+ */
+function splitShellWords(text, what = 'the arguments') {
+    const words = [];
+    let word = '';
+    let inWord = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i] ?? '';
+        if (c === "'") {
+            const end = text.indexOf("'", i + 1);
+            if (end < 0)
+                throw unterminated(what, "'");
+            word += text.slice(i + 1, end);
+            inWord = true;
+            i = end;
+        }
+        else if (c === '"') {
+            let j = i + 1;
+            for (; j < text.length && text[j] !== '"'; j++) {
+                const d = text[j] ?? '';
+                const next = text[j + 1];
+                if (d === '\\' && next !== undefined && '"\\$`\n'.includes(next)) {
+                    if (next !== '\n')
+                        word += next;
+                    j++;
+                }
+                else
+                    word += d;
+            }
+            if (j >= text.length)
+                throw unterminated(what, '"');
+            inWord = true;
+            i = j;
+        }
+        else if (c === '\\') {
+            const next = text[i + 1];
+            if (next === undefined)
+                throw new errors_NixPlanError('usage', `${what}: a backslash ends the text`);
+            if (next !== '\n') {
+                word += next;
+                inWord = true;
+            }
+            i++;
+        }
+        else if (/\s/.test(c)) {
+            if (inWord)
+                words.push(word);
+            word = '';
+            inWord = false;
+        }
+        else {
+            word += c;
+            inWord = true;
+        }
+    }
+    if (inWord)
+        words.push(word);
+    return words;
+}
+function unterminated(what, quote) {
+    return new errors_NixPlanError('usage', `${what}: a ${quote} quote is not closed`);
+}
+const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+/** One argument as a shell reads it back: as it is when that is safe, else in single quotes. */
+function quoteShellWord(word) {
+    if (SAFE.test(word))
+        return word;
+    return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+/** A command line (`cmd` and its arguments) that a shell reads back as the same argv. */
+function formatCommandLine(cmd, args) {
+    return [cmd, ...args].map(quoteShellWord).join(' ');
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
@@ -6067,18 +5648,18 @@ const CHANGE_TAGS = {
     removed: 'R',
     rebuilt: 'B',
 };
-const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+const describe_plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 /** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
 function countsText(c) {
     const parts = [];
     const v = versionChanges(c);
     if (v > 0) {
         const detail = [
-            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
-            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
+            c.upgrade > 0 ? describe_plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? describe_plural(c.downgrade, 'downgrade') : '',
             c.changed > 0 ? `${c.changed} other` : '',
         ].filter((s) => s !== '');
-        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
+        parts.push(`${describe_plural(v, 'version change')} (${detail.join(', ')})`);
     }
     if (c.added > 0)
         parts.push(`${c.added.toLocaleString('en-US')} added`);
@@ -6449,10 +6030,21 @@ function diffCommand(kit) {
 
 
 
+
+
+
+
+
+
 const COMMON = {
     json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
     quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+    verbose: {
+        type: 'boolean',
+        short: 'v',
+        multiple: true,
+        help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
+    },
     help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 const TRUSTED_KEY = {
@@ -6471,14 +6063,38 @@ const CACHE_KEY = {
     value: 'FILE',
     help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 };
+/** Nix's `--log-format` values. */
+const LOG_FORMATS = [
+    'raw',
+    'internal-json',
+    'bar',
+    'bar-with-logs',
+    'multiline',
+    'multiline-with-logs',
+];
+const LOG_FORMAT = {
+    type: 'string',
+    value: 'FORMAT',
+    choices: LOG_FORMATS,
+    help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
+};
+const NIX_ARG = {
+    type: 'string',
+    multiple: true,
+    dashValue: true,
+    value: 'ARGS',
+    help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
+};
+/** `--nix-arg` values split shell-style, then everything after `--`. */
+function nixArgs(args) {
+    return [...args_list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
+}
+const METHODS = ['auto', 'import', 'copy'];
+const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
+const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 const NO_CHECK_SIGS = {
     type: 'boolean',
     help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
-};
-const MAX_SIZE = {
-    type: 'string',
-    value: 'BYTES',
-    help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
 };
 const MAX_AGE = {
     type: 'string',
@@ -6492,6 +6108,7 @@ const ALLOW_DOWNGRADE = {
 const METHOD = {
     type: 'string',
     value: 'METHOD',
+    choices: METHODS,
     help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 };
 function commands_define(spec) {
@@ -6524,20 +6141,19 @@ function noRest(args, command) {
     if (args.rest.length > 0)
         throw usageError(`${command} takes no arguments after --`);
 }
-const METHODS = ['auto', 'import', 'copy'];
-const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+const BUNDLE = { value: 'BUNDLE', complete: 'file' };
 /** Every subcommand, in the order help lists them. */
 const COMMANDS = [
     commands_define({
         name: 'export',
+        operand: { value: 'INSTALLABLE', complete: 'none' },
         summary: 'evaluate once and write a plan bundle',
         usage: [
             'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
         ],
         description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
             'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-            'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+            'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
         options: {
             file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
             attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -6546,6 +6162,7 @@ const COMMANDS = [
             include: {
                 type: 'string',
                 value: 'KIND',
+                choices: commands_INCLUDES,
                 help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
             },
             level: {
@@ -6565,6 +6182,8 @@ const COMMANDS = [
                 help: 'relocate the plan to store dir DIR before writing',
             },
             store: STORE,
+            'nix-arg': NIX_ARG,
+            'log-format': LOG_FORMAT,
         },
         examples: [
             'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -6578,7 +6197,7 @@ const COMMANDS = [
                 file: args_str(args, 'file'),
                 attributes: args_list(args, 'attr'),
                 drvPaths: args_list(args, 'drv'),
-                evalArgs: [...args.rest],
+                evalArgs: nixArgs(args),
                 output: required(args, 'output', 'OUT (where to write the bundle)'),
                 include: oneOf(args_str(args, 'include'), 'include', commands_INCLUDES),
                 level: integer(args_str(args, 'level'), 'level', 1, 19),
@@ -6592,6 +6211,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'inspect',
+        operand: BUNDLE,
         summary: 'show what a bundle holds (touches no store)',
         usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
         description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
@@ -6620,6 +6240,7 @@ const COMMANDS = [
     commands_define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
     commands_define({
         name: 'verify',
+        operand: BUNDLE,
         summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
         usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
         description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
@@ -6627,7 +6248,6 @@ const COMMANDS = [
             "bundle's integrity is checked, not who made it.",
         options: {
             'trusted-key': TRUSTED_KEY,
-            'no-check-sigs': NO_CHECK_SIGS,
             'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
             'max-age': MAX_AGE,
         },
@@ -6635,11 +6255,7 @@ const COMMANDS = [
         async run(args, ctx) {
             noRest(args, 'verify');
             const age = maxAge(args);
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), {
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                storeDir: args_str(args, 'store-dir'),
-                noCheckSigs: flag(args, 'no-check-sigs'),
-            }, ctx.deps);
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
             // verify changes nothing, so the age is checked on the manifest it verified.
             const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
             if (stale !== undefined)
@@ -6649,6 +6265,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'import',
+        operand: BUNDLE,
         summary: 'verify a bundle, then add its paths to a store',
         usage: [
             'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
@@ -6663,7 +6280,6 @@ const COMMANDS = [
             'sign-key': CACHE_KEY,
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
-            'max-size': MAX_SIZE,
         },
         examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
         async run(args, ctx) {
@@ -6672,9 +6288,7 @@ const COMMANDS = [
             const options = {
                 store: args_str(args, 'store'),
                 trustedKeys,
-                noCheckSigs: flag(args, 'no-check-sigs'),
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
             };
             const deps = await importDeps(args, ctx, trustedKeys);
             const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
@@ -6684,15 +6298,16 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'realise',
+        operand: BUNDLE,
         summary: 'import a bundle and build its roots',
         usage: [
-            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
+            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
         ],
         description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
             'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-            'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-            'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
-            'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+            'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+            '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
+            'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
         options: {
             'out-link': {
                 type: 'string',
@@ -6704,16 +6319,31 @@ const COMMANDS = [
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
+            'nix-arg': NIX_ARG,
+            'log-format': LOG_FORMAT,
+            'dry-run': {
+                type: 'boolean',
+                help: 'verify, then list what would be imported, built and fetched; change nothing',
+            },
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
             'allow-downgrade': ALLOW_DOWNGRADE,
-            'max-size': MAX_SIZE,
         },
         examples: [
             'nix-plan realise hello.nixplan --out-link result',
             'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+            'nix-plan realise plan.nixplan --dry-run',
         ],
         async run(args, ctx) {
+            if (flag(args, 'dry-run')) {
+                const plan = await ctx.useCases.dryRunRealise(onePositional(args, 'BUNDLE'), {
+                    store: args_str(args, 'store'),
+                    roots: args_list(args, 'roots', true),
+                    trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                }, ctx.deps);
+                print(ctx, args, plan, () => formatDryRun(plan));
+                return;
+            }
             const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
             const outLink = args_str(args, 'out-link');
             const options = {
@@ -6721,10 +6351,8 @@ const COMMANDS = [
                 outLink,
                 roots: args_list(args, 'roots', true),
                 trustedKeys,
-                noCheckSigs: flag(args, 'no-check-sigs'),
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
-                nixArgs: [...args.rest],
+                nixArgs: nixArgs(args),
             };
             const deps = await importDeps(args, ctx, trustedKeys);
             // With --out-link, the link's last-applied record: an older plan is refused.
@@ -6737,6 +6365,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'relocate',
+        operand: BUNDLE,
         summary: 'rewrite a bundle for another store dir (realm)',
         usage: [
             'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
@@ -6795,6 +6424,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'keygen',
+        operand: { value: 'NAME', complete: 'none' },
         summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
         usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
         description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
@@ -6815,6 +6445,7 @@ const COMMANDS = [
     }),
     commands_define({
         name: 'apply',
+        operand: BUNDLE,
         summary: 'realise a NixOS system plan and switch a profile to it',
         usage: [
             'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
@@ -6830,16 +6461,22 @@ const COMMANDS = [
                 value: 'PATH',
                 help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
             },
-            action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+            action: {
+                type: 'string',
+                value: 'ACTION',
+                choices: ACTIONS,
+                help: 'switch (default), boot, test or dry-activate',
+            },
             rollback: { type: 'boolean', help: 'go back one generation' },
             store: STORE,
             'trusted-key': TRUSTED_KEY,
             method: METHOD,
             'sign-key': CACHE_KEY,
+            'nix-arg': NIX_ARG,
+            'log-format': LOG_FORMAT,
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
             'allow-downgrade': ALLOW_DOWNGRADE,
-            'max-size': MAX_SIZE,
         },
         examples: [
             'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
@@ -6850,12 +6487,11 @@ const COMMANDS = [
             const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
             const store = args_str(args, 'store');
             const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
-            // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
             const realiseOptions = {
                 store,
                 trustedKeys,
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
+                nixArgs: nixArgs(args),
             };
             const deps = await importDeps(args, ctx, trustedKeys);
             const profile = required(args, 'profile', 'PATH');
@@ -6883,6 +6519,46 @@ const COMMANDS = [
                     return { applied: r.applied, manifest: r.manifest };
                 }, action !== 'dry-activate');
             print(ctx, args, applied, () => formatApply(applied));
+        },
+    }),
+    commands_define({
+        name: 'completions',
+        operand: { value: 'SHELL', complete: SHELLS },
+        summary: 'print a shell completion script (bash, zsh or fish)',
+        usage: ['nix-plan completions bash|zsh|fish'],
+        description: 'Prints a completion script for SHELL, generated from the commands and options --help lists. Install it ' +
+            'where the shell looks: bash ~/.local/share/bash-completion/completions/nix-plan, zsh a file _nix-plan in ' +
+            'a directory of $fpath, fish ~/.config/fish/completions/nix-plan.fish (the Nix package installs all three).',
+        options: {},
+        examples: [
+            'nix-plan completions bash > ~/.local/share/bash-completion/completions/nix-plan',
+            'source <(nix-plan completions bash)',
+            'nix-plan completions fish > ~/.config/fish/completions/nix-plan.fish',
+        ],
+        run(args, ctx) {
+            noRest(args, 'completions');
+            const given = onePositional(args, 'SHELL (bash, zsh or fish)');
+            const shell = SHELLS.find((s) => s === given);
+            if (shell === undefined)
+                throw usageError(`SHELL must be one of ${SHELLS.join(', ')} (got '${given}')`);
+            ctx.io.stdout.write(completionScript(shell, COMMANDS));
+            return Promise.resolve();
+        },
+    }),
+    commands_define({
+        name: 'man',
+        summary: 'print the nix-plan(1) man page (roff)',
+        usage: ['nix-plan man'],
+        description: 'Prints the manual page, generated from the same command table as --help and the exit codes: ' +
+            'read it with `nix-plan man | man -l -`, or install it as man1/nix-plan.1 (the Nix package does).',
+        options: {},
+        examples: ['nix-plan man | man -l -', 'nix-plan man > ~/.local/share/man/man1/nix-plan.1'],
+        run(args, ctx) {
+            noRest(args, 'man');
+            if (args.positionals.length > 0)
+                throw usageError('man takes no arguments');
+            ctx.io.stdout.write(manPage({ version: VERSION, commands: COMMANDS, common: COMMON, exitCodes: EXIT_CODE_MEANINGS }));
+            return Promise.resolve();
         },
     }),
 ];
@@ -7081,12 +6757,7 @@ async function applyPlan(bundlePath, options, deps) {
     else {
         if (bundlePath === undefined)
             throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-        const realised = await deps.realise(bundlePath);
-        // Never activate a system some of whose paths nothing proved.
-        const unproven = realised.import?.unproven ?? 0;
-        if (unproven > 0)
-            throw new errors_NixPlanError('signature', `the plan holds ${unproven} build output${unproven === 1 ? '' : 's'} no trusted key signed: apply activates only a proven system (give --trusted-key)`);
-        systemPath = systemOutput(realised);
+        systemPath = systemOutput(await deps.realise(bundlePath));
     }
     const script = await switchScript(systemPath);
     if (options.rollback !== true && setsProfile) {
@@ -7111,8 +6782,25 @@ async function applyPlan(bundlePath, options, deps) {
 ;// CONCATENATED MODULE: external "node:os"
 const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/nix/evaluate.ts
-// Evaluates once: flake installables via `nix path-info --derivation`, files via one
-// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
+// Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
+// in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
+//
+// Why these commands (read from Nix's sources, 2.8 to 2.34):
+// - `nix path-info --derivation A B` gathers its results in one StorePathSet and prints it sorted
+//   (2.8) or topologically sorted (2.34): which drv came from which installable is lost, so it is
+//   used only for a single installable. `nix eval` takes one installable.
+// - `nix build --dry-run --json A B …` appends each installable's result in the order given
+//   (duplicates kept) and prints them as one JSON array: the one command that evaluates several
+//   installables in one process and says which result is whose. Before printing it runs Nix's
+//   printMissing (a walk over the closure that may ask substituters about outputs, and lists every
+//   path on stderr); it builds, links and fetches nothing.
+// - `nix-instantiate FILE -A a -A b` prints each attribute's derivations in order with nothing
+//   between them: an attribute with none (`{}`) and one with two (`[d1 d2]`) look like one each.
+//   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
+//   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
+//   writes the .drv files as plain instantiation does.
+
+
 
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
@@ -7123,57 +6811,175 @@ function lines(out) {
         .map((l) => l.trim())
         .filter((l) => l !== '');
 }
+/**
+ * Refuses a file argument that does not exist before Nix is started, as a usage error naming it
+ * (Nix would fail with its own message and nix-plan's exit code for a failed evaluation).
+ * Lookup paths (`<nixpkgs>`) and URLs are Nix's to resolve.
+ */
+async function assertReadable(file) {
+    if (file.startsWith('<') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file))
+        return;
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(file);
+    }
+    catch (e) {
+        const why = e.code === 'ENOENT' ? 'no such file' : e.message;
+        throw new errors_NixPlanError('usage', `cannot read the file to evaluate '${file}': ${why}`);
+    }
+}
 /** The directory of a store path (the realm it belongs to). */
 function storeDirOf(path) {
     return path.slice(0, path.lastIndexOf('/'));
 }
 /**
- * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
- * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
+ * The per-installable results of `nix build --dry-run --json`: one element per installable, in
+ * order. An element is `{drvPath, outputs}` for a derivation (Nix 2.8 and later) or `{path}` for a
+ * store path that is not built; anything but a .drv path is refused, naming its installable.
+ */
+function parseDryRunJson(text, installables) {
+    let parsed;
+    try {
+        parsed = JSON.parse(text);
+    }
+    catch {
+        throw new errors_NixPlanError('nix', `nix build --dry-run --json printed no JSON: '${text.trim().slice(0, 200)}'`);
+    }
+    if (!Array.isArray(parsed) || parsed.length !== installables.length)
+        throw new errors_NixPlanError('nix', `nix build --dry-run --json gave ${Array.isArray(parsed) ? parsed.length : 'no list of'} results for ${installables.length} installables`);
+    return installables.map((installable, i) => {
+        const item = parsed[i];
+        const fields = typeof item === 'object' && item !== null ? item : {};
+        const path = typeof fields['drvPath'] === 'string' ? fields['drvPath'] : fields['path'];
+        if (typeof path !== 'string' || !path.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `'${installable}' evaluated to ${typeof path === 'string' ? `'${path}'` : 'no store path'}, not a derivation`);
+        return { installable, drvPath: path };
+    });
+}
+/** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
+async function evaluateOneInstallable(installable, evalArgs, store) {
+    const { stdout } = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'path-info',
+        '--derivation',
+        ...evalArgs,
+        installable,
+    ]);
+    return lines(stdout).map((drvPath) => ({ installable, drvPath }));
+}
+/** Several flake installables in one process (see the top of this file). */
+async function evaluateInstallables(installables, evalArgs, store) {
+    const only = installables[0];
+    if (installables.length === 1 && only !== undefined)
+        return evaluateOneInstallable(only, evalArgs, store);
+    const { stdout } = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'build',
+        '--dry-run',
+        '--json',
+        '--no-link',
+        ...evalArgs,
+        ...installables,
+    ]);
+    return parseDryRunJson(stdout.toString('utf8'), installables);
+}
+/**
+ * The JSON values `nix-instantiate --eval --json` printed for its `-A`s, in order (Nix 2.8 writes
+ * them without separators, newer Nix one a line). Undefined when a value is not a string.
+ */
+function parseEvalStrings(text) {
+    const values = [];
+    const token = /\s*("(?:[^"\\]|\\.)*")\s*/y;
+    let at = 0;
+    while (at < text.length) {
+        token.lastIndex = at;
+        const m = token.exec(text);
+        if (m === null)
+            return /^\s*$/.test(text.slice(at)) ? values : undefined;
+        values.push(JSON.parse(m[1] ?? '""'));
+        at = token.lastIndex;
+    }
+    return values;
+}
+/** Selection paths that fail only because an attribute is not one derivation (a list, a plain set). */
+const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
+/**
+ * Each attribute's .drv, when every attribute is one derivation: one `nix-instantiate --eval`
+ * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
+ * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
+ */
+async function evaluateAttributes(file, attributes, evalArgs, store) {
+    const args = [
+        ...store.storeArgs(),
+        '--eval',
+        '--json',
+        '--read-write-mode',
+        ...evalArgs,
+        file,
+        ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
+    ];
+    const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
+    if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr))
+        return undefined;
+    NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
+    const values = parseEvalStrings(result.stdout.toString('utf8'));
+    if (values?.length !== attributes.length * 2)
+        return undefined;
+    const roots = [];
+    for (const [i, attribute] of attributes.entries()) {
+        const type = values[2 * i];
+        const drvPath = values[2 * i + 1] ?? '';
+        if (type !== 'derivation')
+            return undefined;
+        roots.push({ attribute, drvPath });
+    }
+    return roots;
+}
+/** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
+async function evaluateFile(file, attributes, evalArgs, store) {
+    if (attributes.length > 0) {
+        const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
+        if (labelled !== undefined)
+            return labelled;
+    }
+    // The file's value itself, or attributes that are lists or sets of derivations: every
+    // derivation, recorded without an attribute (Nix prints nothing between the attributes).
+    const { stdout } = await store.runner.run('nix-instantiate', [
+        ...store.storeArgs(),
+        ...evalArgs,
+        file,
+        ...attributes.flatMap((a) => ['-A', a]),
+    ]);
+    return lines(stdout).map((drvPath) => ({ drvPath }));
+}
+/**
+ * Evaluates `request` against `store`: one evaluator process for all flake installables and one
+ * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
+ * they are in.
  */
 async function evaluate(request, store) {
     const roots = [];
     const evalArgs = request.evalArgs ?? [];
     const attributes = request.attributes ?? [];
+    const installables = request.installables ?? [];
     if (attributes.length > 0 && request.file === undefined)
         throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const installable of request.installables ?? []) {
-        // One process per installable so each drv is known to come from its installable: with several
-        // at once, `nix path-info` prints them sorted, not in the order given.
-        const { stdout } = await store.runner.run('nix', [
-            ...FLAKE_FEATURES,
-            ...store.storeArgs(),
-            'path-info',
-            '--derivation',
-            ...evalArgs,
-            installable,
-        ]);
-        for (const drvPath of lines(stdout))
-            roots.push({ installable, drvPath });
-    }
-    if (request.file !== undefined) {
-        const { stdout } = await store.runner.run('nix-instantiate', [
-            ...store.storeArgs(),
-            ...evalArgs,
-            request.file,
-            ...attributes.flatMap((a) => ['-A', a]),
-        ]);
-        const drvs = lines(stdout);
-        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
-        // the pairing is certain, otherwise the roots are recorded without their attribute.
-        const paired = drvs.length === attributes.length;
-        drvs.forEach((drvPath, i) => {
-            const attribute = paired ? attributes[i] : undefined;
-            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
-        });
-    }
-    for (const drvPath of request.drvPaths ?? []) {
+    for (const drvPath of request.drvPaths ?? [])
         if (!drvPath.endsWith('.drv'))
             throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-        roots.push({ drvPath });
-    }
-    if (roots.length === 0)
+    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
         throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
+    if (request.file !== undefined)
+        await assertReadable(request.file);
+    if (installables.length > 0)
+        roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
+    if (request.file !== undefined)
+        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
+    for (const drvPath of request.drvPaths ?? [])
+        roots.push({ drvPath });
+    if (roots.length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
     for (const r of roots)
         if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
             throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
@@ -7631,11 +7437,20 @@ async function storeTrust(store) {
 }
 /**
  * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
- * NixCommandError (see `isSignatureRefusal` for the store wanting signatures).
+ * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
+ * paths as Nix adds them.
  */
-async function importExport(store, input) {
+async function importExport(store, input, onPaths) {
     const args = [...store.storeArgs(), '--import'];
-    const result = await store.runner.run('nix-store', args, { input, allowFailure: true });
+    // nix-store --import prints each path it adds, one a line, as it adds it.
+    const onStdout = onPaths === undefined
+        ? undefined
+        : (chunk) => onPaths(chunk.filter((b) => b === 0x0a).length);
+    const result = await store.runner.run('nix-store', args, {
+        input,
+        allowFailure: true,
+        ...(onStdout === undefined ? {} : { onStdout }),
+    });
     NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
 }
 /**
@@ -7877,8 +7692,504 @@ function binaryCacheCopyImport(settings = {}) {
             storeDir: options.manifest.storeDir,
             store: options.store,
             signingKey: key,
-            workDir: settings.workDir ?? options.workDir,
+            workDir: settings.workDir,
         }, deps);
+    };
+}
+
+;// CONCATENATED MODULE: ./src/nix/missing.ts
+// What Nix would fetch for store paths that are not valid, asked without changing anything:
+// `nix-store --realise --dry-run PATH…` on output paths (no .drv needed), read from Nix's
+// printMissing listing ("these N paths will be fetched (…):", "don't know how to build …").
+
+
+/** Reads printMissing's listing: the paths under each header. */
+function parseMissing(text) {
+    const fetch = [];
+    const unknown = [];
+    let fetchSize;
+    let section;
+    for (const line of text.split('\n')) {
+        if (/will be fetched/.test(line)) {
+            section = fetch;
+            fetchSize = /\(([^)]*)\):\s*$/.exec(line)?.[1];
+        }
+        else if (/don't know how to build/.test(line))
+            section = unknown;
+        else if (/will be built/.test(line))
+            section = undefined;
+        else if (/^ {2}\//.test(line))
+            section?.push(line.trim());
+        else if (line.trim() !== '')
+            section = undefined;
+    }
+    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
+}
+/** `nix-store --realise --dry-run` on `paths` (output paths, not .drv files): read-only. */
+async function queryMissing(store, paths) {
+    const fetch = [];
+    const unknown = [];
+    const batches = batchPaths(paths);
+    let fetchSize;
+    for (const batch of batches) {
+        const args = [...store.storeArgs(), '--realise', '--dry-run', ...batch];
+        // The listing grows with the paths: collect it whole (the runner keeps only a tail).
+        const chunks = [];
+        const result = await store.runner.run('nix-store', args, {
+            allowFailure: true,
+            onStderr: (c) => chunks.push(Buffer.from(c)),
+        });
+        const text = Buffer.concat(chunks).toString('utf8');
+        NixCommandError.check('nix-store', args, { code: result.code, stderr: text });
+        const m = parseMissing(text);
+        fetch.push(...m.fetch);
+        unknown.push(...m.unknown);
+        if (batches.length === 1)
+            fetchSize = m.fetchSize;
+    }
+    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
+}
+
+;// CONCATENATED MODULE: ./src/app/import.ts
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** The import methods, for option parsing. */
+const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
+
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/**
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; the verified export
+ * stream is kept in a private file as it is checked, and that file is what Nix imports.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ */
+async function importPlan(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        // The first Nix process runs alone: on a store that does not exist yet it creates the
+        // database, and two Nix 2.34 processes starting at once on a new store can fail with
+        // "SQLite database is busy".
+        const storeDir = await store.storeDir();
+        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        // Messages name the user's file, not the private copy they are about.
+        const source = { ...(await openBundle(copy)), name: bundlePath };
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+        try {
+            const paths = [];
+            const validity = new ValidityQueries(store);
+            let report;
+            try {
+                report = await verifyWithProgress(source, {
+                    trustedKeys: options.trustedKeys,
+                    storeDir,
+                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+                    onEntry: (e) => {
+                        paths.push(e.path);
+                        validity.add(e.path);
+                    },
+                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
+                }, deps.progress);
+            }
+            finally {
+                verified.close();
+            }
+            if (verified.failure !== undefined)
+                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+            const { manifest } = report;
+            const invalid = await validity.invalid();
+            const alreadyValid = paths.length - invalid.size;
+            if (invalid.size === 0) {
+                deps.log.info(`all ${paths.length} paths are valid already`);
+                return { manifest, imported: 0, alreadyValid, method: 'none' };
+            }
+            let method = options.method ?? 'auto';
+            if (method === 'auto') {
+                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
+                method = trust === 'untrusted' ? 'copy' : 'import';
+                if (trust === 'unknown')
+                    deps.log.debug('store trust unknown: trying nix-store --import first');
+            }
+            // The verified stream: the private file, or (when it could not be kept) decompressed again.
+            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
+            if (method === 'import') {
+                // nix-store --import prints each path it adds: one tick per line.
+                const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
+                try {
+                    await importExport(store, stream(), (n) => importing.tick(n));
+                }
+                catch (e) {
+                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                        throw e;
+                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+                    method = 'copy';
+                }
+                finally {
+                    importing.done();
+                }
+            }
+            if (method === 'copy') {
+                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+                await copyImport(stream(), { store: options.store, manifest }, deps);
+            }
+            const still = await invalidAmong(store, paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return { manifest, imported: invalid.size, alreadyValid, method };
+        }
+        finally {
+            await source.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/realise.ts
+// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
+// substituters, optionally keeping GC roots; no evaluation anywhere.
+
+
+
+
+
+
+
+
+/**
+ * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ */
+function selectRoots(roots, selectors = []) {
+    if (selectors.length === 0)
+        return [...roots];
+    const chosen = new Set();
+    for (const sel of selectors) {
+        const matches = /^\d+$/.test(sel)
+            ? roots.filter((_, i) => i === Number(sel))
+            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
+        if (matches.length === 0)
+            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
+        for (const m of matches)
+            chosen.add(m);
+    }
+    return roots.filter((r) => chosen.has(r));
+}
+/** Imports the bundle and builds the selected roots. */
+async function realisePlan(bundlePath, options, deps) {
+    const imported = await importPlan(bundlePath, options, deps);
+    const { manifest } = imported;
+    const roots = selectRoots(manifest.roots, options.roots);
+    const store = new NixStore(deps.runner, { store: options.store });
+    const drvs = roots.map((r) => r.drvPath);
+    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
+    const printed = await store.realise(drvs, {
+        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
+        extraArgs: options.nixArgs,
+        onLog: deps.nixLog,
+    });
+    // With --add-root Nix prints the links it made; the outputs are their targets.
+    const links = options.outLink === undefined ? [] : printed;
+    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
+    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
+    const outPaths = {};
+    for (const r of roots) {
+        const outs = {};
+        for (const [name, path] of Object.entries(r.outputs))
+            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+        outPaths[r.drvPath] = outs;
+    }
+    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
+    const missing = all.filter((p) => p === '');
+    if (missing.length > 0)
+        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
+    const invalid = await store.invalidPaths(all);
+    if (invalid.size > 0)
+        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
+    const { manifest: _m, ...importSummary } = imported;
+    return { manifest, outPaths, import: importSummary, links };
+}
+
+;// CONCATENATED MODULE: ./src/app/dry-run.ts
+// realise --dry-run: what realising a bundle would import, build and fetch, answered without
+// changing the store. A dry run cannot import, and without the .drv files in the store Nix
+// cannot plan a build itself (`nix-store --realise --dry-run` needs them). What can be answered
+// without them is answered here:
+// - the bundle is verified completely, as import would (nothing reaches the store);
+// - the store is asked which of the bundle's paths it has (the rest import would add);
+// - the .drv files in the bundle give every output path the selected roots need; the store is
+//   asked which of those it has, and Nix (`nix-store --realise --dry-run` on the missing output
+//   paths, which needs no .drv) which its substituters have;
+// - Nix's own rule (queryMissing) then decides: a derivation whose needed outputs are all there or
+//   fetchable is not built, and only a derivation that is built needs its inputs.
+// An output whose path is known only after building (floating content-addressed) counts as built.
+
+
+
+
+
+
+function factsOf(bytes) {
+    const drv = parseDerivation(bytes);
+    return {
+        outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
+        inputDrvs: drv.inputDrvs.map((i) => ({ path: i.path, outputs: [...i.outputs] })),
+    };
+}
+/** What `realisePlan` would import, build and fetch; changes nothing. */
+async function dryRunRealise(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const storeDir = await store.storeDir();
+    const paths = [];
+    const drvs = new Map();
+    const report = await verifyWithProgress(bundlePath, {
+        trustedKeys: options.trustedKeys,
+        storeDir,
+        isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+        onEntry: (e) => {
+            paths.push(e.path);
+            if (e.kind === 'drv' && e.nar.file !== undefined)
+                drvs.set(e.path, factsOf(e.nar.file.contents));
+        },
+    }, deps.progress);
+    const { manifest } = report;
+    const missing = await store.invalidPaths(paths);
+    const roots = selectRoots(manifest.roots, options.roots);
+    // Every derivation the roots can need, and every output path they know.
+    const facts = async (drv) => {
+        const known = drvs.get(drv);
+        if (known !== undefined)
+            return known;
+        // An input already valid in the store instead of in the bundle.
+        const read = factsOf(await store.readFile(drv));
+        drvs.set(drv, read);
+        return read;
+    };
+    const reachable = [];
+    const seen = new Set();
+    const queue = roots.map((r) => r.drvPath);
+    while (queue.length > 0) {
+        const drv = queue.pop() ?? '';
+        if (seen.has(drv))
+            continue;
+        seen.add(drv);
+        reachable.push(drv);
+        for (const input of (await facts(drv)).inputDrvs)
+            queue.push(input.path);
+    }
+    const outputPaths = [
+        ...new Set(reachable.flatMap((d) => [...(drvs.get(d)?.outputs.values() ?? [])])),
+    ].filter((p) => p !== '');
+    const invalidOutputs = await store.invalidPaths(outputPaths);
+    const substitutable = new Set(invalidOutputs.size === 0 ? [] : (await queryMissing(store, [...invalidOutputs])).fetch);
+    // Nix's rule: built only when some needed output is neither there nor fetchable.
+    const wanted = new Map();
+    const build = new Set();
+    const fetchNeeded = new Set();
+    const unknownOutputs = new Set();
+    let present = 0;
+    const visit = (drv, outputs) => {
+        const f = drvs.get(drv);
+        if (f === undefined)
+            throw new errors_NixPlanError('internal', `no derivation read for '${drv}'`);
+        const names = outputs ?? [...f.outputs.keys()];
+        const already = wanted.get(drv) ?? new Set();
+        const fresh = names.filter((n) => !already.has(n));
+        if (fresh.length === 0)
+            return;
+        for (const n of fresh)
+            already.add(n);
+        wanted.set(drv, already);
+        if (build.has(drv))
+            return;
+        const needed = [...already].map((n) => f.outputs.get(n) ?? '');
+        const mustBuild = needed.some((p) => p === '' || (invalidOutputs.has(p) && !substitutable.has(p)));
+        if (!mustBuild) {
+            for (const p of fresh.map((n) => f.outputs.get(n) ?? ''))
+                if (invalidOutputs.has(p))
+                    fetchNeeded.add(p);
+                else
+                    present++;
+            return;
+        }
+        if (needed.includes(''))
+            unknownOutputs.add(drv);
+        build.add(drv);
+        for (const p of needed)
+            fetchNeeded.delete(p);
+        for (const input of f.inputDrvs)
+            visit(input.path, input.outputs);
+    };
+    for (const r of roots)
+        visit(r.drvPath, undefined);
+    // What fetching the needed outputs brings along (their references), as Nix lists it.
+    const fetched = fetchNeeded.size === 0 ? { fetch: [] } : await queryMissing(store, [...fetchNeeded]);
+    const order = new Map(paths.map((p, i) => [p, i]));
+    return {
+        dryRun: true,
+        manifest,
+        import: { missing: missing.size, alreadyValid: paths.length - missing.size },
+        build: [...build].sort((a, b) => (order.get(a) ?? -1) - (order.get(b) ?? -1)),
+        fetch: fetched.fetch,
+        ...('fetchSize' in fetched && fetched.fetchSize !== undefined ? { fetchSize: fetched.fetchSize } : {}),
+        present,
+        unknownOutputs: [...unknownOutputs],
     };
 }
 
@@ -7887,7 +8198,7 @@ function binaryCacheCopyImport(settings = {}) {
 
 
 /** The kind of an output from its ATerm fields (Nix writes each kind this way). */
-function graph_outputKind(o) {
+function outputKind(o) {
     if (o.hash === 'impure')
         return 'impure';
     if (o.hash !== '')
@@ -7953,7 +8264,7 @@ class PlanGraph {
             outputs: head.outputs.map((o) => ({
                 name: this.strings.get(o.name),
                 path: o.path,
-                kind: graph_outputKind(o),
+                kind: outputKind(o),
                 hashAlgo: this.strings.get(o.hashAlgo),
                 hash: o.hash,
             })),
@@ -8456,7 +8767,7 @@ function backtrack(a, b, trace, last, dEnd, kEnd, offset) {
 
 const derivation_diff_latin1 = (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 function describeOutput(o) {
-    return { name: o.name, kind: graph_outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
+    return { name: o.name, kind: outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
 }
 const sameOutput = (a, b) => a.kind === b.kind && a.hashAlgo === b.hashAlgo && a.hash === b.hash;
 /** `drvName` without throwing: a derivation path's name without `.drv`. */
@@ -8848,6 +9159,341 @@ function diffPlans(oldSide, old, newSide, now, options) {
 }
 /** Counts of a diff that has none (for summaries of an identical plan). */
 const NO_CHANGES = Object.freeze(packages_emptyCounts());
+
+;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
+// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
+//
+// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
+// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
+// only by what it produces, not by how. The derivation itself is masked first (its output paths
+// and the environment variables named after its outputs set to ""), since those are what is being
+// computed. Floating content-addressed derivations, and everything depending on one, have no
+// output paths before they are built ("deferred").
+
+
+
+
+function fail(drvLabel, detail) {
+    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
+}
+function derivation_hash_outputKind(o) {
+    if (o.hashAlgo === '')
+        return 'input-addressed';
+    if (o.hash === 'impure')
+        return 'impure';
+    return o.hash === '' ? 'floating' : 'fixed';
+}
+/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
+function derivationKind(drv, drvLabel) {
+    const first = drv.outputs[0];
+    if (first === undefined)
+        fail(drvLabel, 'it has no outputs');
+    const kind = derivation_hash_outputKind(first);
+    for (const o of drv.outputs)
+        if (derivation_hash_outputKind(o) !== kind)
+            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
+    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
+        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
+    return kind;
+}
+/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
+function fixedOutput(o, drvLabel) {
+    let method = 'flat';
+    let algo = o.hashAlgo;
+    if (algo.startsWith('r:')) {
+        method = 'recursive';
+        algo = algo.slice(2);
+    }
+    else if (algo.startsWith('text:')) {
+        method = 'text';
+        algo = algo.slice(5);
+    }
+    if (!isHashAlgo(algo))
+        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
+    if (o.hash.includes(':') || o.hash.includes('-'))
+        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
+    const hash = parseHash(o.hash, algo);
+    if (method === 'text' && algo !== 'sha256')
+        fail(drvLabel, 'a text-hashed output must use sha256');
+    return { method, hash };
+}
+/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
+function fixedOutputPath(f, name, storeDir) {
+    if (f.method === 'text')
+        return makeTextPath(name, f.hash.bytes, [], storeDir);
+    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
+}
+/** A derivation whose output paths, and the env variables named after its outputs, are "". */
+function masked(drv) {
+    const empty = new Uint8Array(0);
+    return {
+        ...drv,
+        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
+        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
+    };
+}
+/** A new empty layout for `serialiseDerivation` to fill. */
+function newLayout() {
+    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+}
+/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
+function hashWithInputs(bytes, layout, inputs) {
+    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
+}
+/** The output named by env key `key`, if any. */
+function outputNamed(drv, key) {
+    // Output names are ASCII; compare without decoding every key.
+    outer: for (const o of drv.outputs) {
+        if (o.name.length !== key.length)
+            continue;
+        for (let i = 0; i < key.length; i++)
+            if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return o;
+    }
+    return undefined;
+}
+function isOutputName(drv, key) {
+    return outputNamed(drv, key) !== undefined;
+}
+/**
+ * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
+ * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
+ * path it does not have.
+ */
+class DerivationHasher {
+    storeDir;
+    lookup;
+    /**
+     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
+     * deferred) and its output names (to check what dependents ask for). One map, as each input of
+     * each derivation is looked up in it.
+     */
+    memo = new Map();
+    constructor(storeDir, lookup) {
+        this.storeDir = storeDir;
+        this.lookup = lookup;
+    }
+    /**
+     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
+     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
+     */
+    hashModulo(drvPath) {
+        const known = this.memo.get(drvPath);
+        if (known !== undefined)
+            return known.hash;
+        const pending = new Map();
+        const stack = [drvPath];
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            if (this.memo.has(path)) {
+                stack.pop();
+                continue;
+            }
+            let drv = pending.get(path);
+            if (drv === undefined) {
+                drv = this.lookup(path);
+                pending.set(path, drv);
+                // A fixed-output hash does not depend on inputs, so they need not be visited.
+                if (derivationKind(drv, path) !== 'fixed') {
+                    for (const input of drv.inputDrvs) {
+                        if (this.memo.has(input.path))
+                            continue;
+                        if (pending.has(input.path))
+                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
+                        stack.push(input.path);
+                    }
+                    if (stack[stack.length - 1] !== path)
+                        continue;
+                }
+            }
+            stack.pop();
+            pending.delete(path);
+            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
+        }
+        return this.memo.get(drvPath).hash;
+    }
+    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
+    outputPaths(drv, drvName) {
+        const fixed = this.fixedOutputPaths(drv, drvName);
+        if (fixed !== undefined)
+            return fixed;
+        const paths = new Map();
+        const h = this.compute(drv, drvName, drvName, true);
+        for (const o of drv.outputs)
+            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
+        return paths;
+    }
+    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
+    fixedOutputPaths(drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'fixed')
+            return undefined;
+        const out = drv.outputs[0];
+        return new Map([
+            [
+                out.name,
+                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
+            ],
+        ]);
+    }
+    /**
+     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
+     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
+     * only its outputs.
+     */
+    record(drvPath, drv, hash) {
+        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
+        if (h === undefined)
+            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
+        this.remember(drvPath, drv, h);
+    }
+    remember(drvPath, drv, hash) {
+        this.memo.set(drvPath, {
+            hash,
+            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
+            outputs: drv.outputs.map((o) => o.name),
+        });
+    }
+    /**
+     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
+     * gives them) filled into its outputs and into the env variables named after them, its bytes,
+     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
+     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
+     * splicing in the input hashes or the output paths (which need no escaping).
+     */
+    fillOutputs(drv, drvName) {
+        const layout = newLayout();
+        const bytes = serialiseDerivation(masked(drv), layout);
+        const envHoles = [];
+        drv.env.forEach((e, i) => {
+            const o = outputNamed(drv, e.key);
+            if (o !== undefined)
+                envHoles.push({ at: layout.envValues[i], output: o.name });
+        });
+        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
+    }
+    /**
+     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
+     * and input derivations (which must be hashed or recorded already).
+     */
+    fillMasked(maskedDrv, drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        const { bytes, layout } = maskedDrv;
+        const inputs = this.moduloInputs(drv, drvName);
+        if (inputs === undefined)
+            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
+        const hex = toHex(hashWithInputs(bytes, layout, inputs));
+        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
+        // Holes, in byte order: each output's path, then the value of each env variable named after one.
+        const holes = paths.map((text, i) => ({
+            at: layout.outputPaths[i],
+            text,
+        }));
+        for (const h of maskedDrv.envHoles)
+            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
+        let size = bytes.length;
+        for (const h of holes)
+            size += h.text.length;
+        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
+        let r = 0;
+        let w = 0;
+        let shift = 0; // bytes inserted before the input derivations list (output paths only)
+        for (const h of holes) {
+            out.set(bytes.subarray(r, h.at), w);
+            w += h.at - r;
+            r = h.at;
+            for (let k = 0; k < h.text.length; k++)
+                out[w++] = h.text.charCodeAt(k);
+            if (h.at < layout.inputDrvsStart)
+                shift += h.text.length;
+        }
+        out.set(bytes.subarray(r), w);
+        const filled = {
+            ...layout,
+            inputDrvsStart: layout.inputDrvsStart + shift,
+            inputDrvsEnd: layout.inputDrvsEnd + shift,
+        };
+        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+    }
+    /**
+     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
+     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
+     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
+     * memoised yet.
+     */
+    moduloInputs(drv, label) {
+        const entries = [];
+        let deferred = false;
+        for (const input of drv.inputDrvs) {
+            // Every input is hashed (or found known) even once the derivation is found deferred.
+            const m = this.memo.get(input.path) ?? this.memoised(input.path);
+            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+                deferred = true;
+                continue;
+            }
+            const names = m.outputs;
+            for (const o of input.outputs)
+                if (!names.includes(o))
+                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
+            entries.push({ path: m.hex, outputs: input.outputs });
+        }
+        if (deferred)
+            return undefined;
+        entries.sort((a, b) => compareStrings(a.path, b.path));
+        const merged = [];
+        for (const e of entries) {
+            const last = merged[merged.length - 1];
+            if (last !== undefined && last.path === e.path)
+                last.outputs = [...last.outputs, ...e.outputs];
+            else
+                merged.push({ path: e.path, outputs: e.outputs });
+        }
+        // Output lists are sorted already unless built by hand, or merged from several inputs.
+        for (const m of merged)
+            if (!isStrictlySorted(m.outputs))
+                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
+        return serialiseInputDrvs(merged);
+    }
+    /** What is memoised of a derivation, hashing it first. */
+    memoised(drvPath) {
+        this.hashModulo(drvPath);
+        return this.memo.get(drvPath);
+    }
+    /**
+     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
+     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
+     */
+    outputsOnlyHash(drv, label, name) {
+        const kind = derivationKind(drv, label);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            const f = fixedOutput(out, label);
+            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
+            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
+        }
+        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const early = this.outputsOnlyHash(drv, label, name);
+        if (early !== undefined)
+            return early;
+        const inputs = this.moduloInputs(drv, label);
+        if (inputs === undefined)
+            return { kind: 'deferred' };
+        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        const layout = newLayout();
+        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
+    }
+}
+/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
+function computeDrvPath(storeDir, drvName, bytes, references) {
+    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
+    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
+    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
+}
 
 ;// CONCATENATED MODULE: ./src/core/rewrite.ts
 // One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
@@ -9417,7 +10063,7 @@ const IMPURE_KEY = new TextEncoder().encode('__impure');
  */
 function refuseImpureEnv(path, keys) {
     for (const key of keys)
-        if (compareBytes(key, IMPURE_KEY) === 0)
+        if (wire_compareBytes(key, IMPURE_KEY) === 0)
             refuseImpure(path);
 }
 function refuseImpure(path) {
@@ -9824,7 +10470,7 @@ function relocateDrv(obj, drv, type, cx) {
         key: cx.rewrite(e.key),
         value: masked && relocate_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
     }))
-        .sort((a, b) => compareBytes(a.key, b.key));
+        .sort((a, b) => wire_compareBytes(a.key, b.key));
     const relocated = {
         ...relocatedHead(drv, outputs, masked, cx),
         builder: cx.rewrite(drv.builder),
@@ -10769,10 +11415,10 @@ async function readGitFacts(runner, dir) {
  * manifest are left out with a warning.
  */
 async function collectProvenance(request, store, sources, log) {
-    const dir = sources.dir ?? (request.file === undefined ? process.cwd() : (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(request.file)));
+    const dir = sources.dir ?? worktreeOf(request);
     const installables = request.installables ?? [];
     const [git, flake] = await Promise.all([
-        readGitFacts(store.runner, dir),
+        dir === undefined ? Promise.resolve({}) : readGitFacts(store.runner, dir),
         installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
     ]);
     if (flake !== undefined && 'reason' in flake)
@@ -10791,6 +11437,28 @@ async function collectProvenance(request, store, sources, log) {
         log.warn(`provenance: left out ${d}`);
     return provenance;
 }
+/**
+ * The directory whose git worktree was evaluated: the file's, a local flake's (`.`, `./x`,
+ * `/abs`, `path:…`, `git+file://…`), the working directory when only .drv paths were given, or
+ * none when a flake elsewhere was evaluated (the working directory's commit would be wrong).
+ */
+function worktreeOf(request, cwd = process.cwd()) {
+    if (request.file !== undefined)
+        return (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(cwd, request.file));
+    const refs = (request.installables ?? []).map(flakeRefOf).filter((r) => r !== undefined);
+    if (refs.length === 0)
+        return cwd;
+    const dirs = refs.map((r) => localFlakeDir(r, cwd));
+    return dirs.every((d) => d !== undefined) ? dirs[0] : undefined;
+}
+/** The directory of a local flake reference, or undefined for a flake elsewhere. */
+function localFlakeDir(ref, cwd) {
+    const path = ref.replace(/\?.*$/, '');
+    for (const prefix of ['path:', 'git+file://'])
+        if (path.startsWith(prefix))
+            return (0,external_node_path_namespaceObject.resolve)(cwd, path.slice(prefix.length));
+    return path.startsWith('.') || path.startsWith('/') ? (0,external_node_path_namespaceObject.resolve)(cwd, path) : undefined;
+}
 /** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */
 function sameRepository(remoteUrl, repository) {
     if (remoteUrl === undefined || typeof repository !== 'string')
@@ -10803,430 +11471,12 @@ function sameRepository(remoteUrl, repository) {
     return tail.endsWith(`/${want}`) || tail.endsWith(`:${want}`);
 }
 
-;// CONCATENATED MODULE: ./src/nix/gc.ts
-// Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
-// to and no GC root (or running process) holds, and refuses the others ("still alive").
-
-
-/**
- * `nix-store --delete PATHS…` in one run (per command-line batch). Nix walks each path's referrers:
- * any outside `paths` keeps it (and that run fails); `keep-derivations` is turned off so a .drv
- * goes even when an output it built stays. A failure is a NixCommandError.
- */
-async function deletePaths(store, paths) {
-    for (const batch of batchPaths(paths)) {
-        const args = [...store.storeArgs(), '--option', 'keep-derivations', 'false', '--delete', ...batch];
-        const result = await store.runner.run('nix-store', args, { allowFailure: true });
-        NixCommandError.check('nix-store', args, result, { what: 'nix-store --delete' });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/app/rollback.ts
-// Rolling back an import that failed or was interrupted: the paths it made valid are removed again,
-// so the store's valid paths are what they were before it started.
-//
-// An import adds paths in dependency order, and a path it added can only be referred to by paths
-// added after it (Nix registers references to valid paths only), so those paths are new and
-// unreferenced from outside: `nix-store --delete` removes them all, newest first. A path another
-// process started using meanwhile (a concurrent build, a GC root) is kept, and said so.
-
-
-/**
- * Removes again those of `added` (the paths that were not valid before the import, in its order)
- * that are valid now. `store` must run on a runner that still works after an interruption.
- */
-async function rollBack(store, added) {
-    if (added.length === 0)
-        return { removed: [], kept: [] };
-    const invalid = await store.invalidPaths(added);
-    const valid = added.filter((p) => !invalid.has(p)).reverse();
-    if (valid.length === 0)
-        return { removed: [], kept: [] };
-    let reason;
-    try {
-        await deletePaths(store, valid);
-    }
-    catch (e) {
-        // One that stays alive stops the run: remove the others one at a time, newest first.
-        reason = firstLine(e);
-        for (const p of valid)
-            await deletePaths(store, [p]).catch((f) => {
-                reason ??= firstLine(f);
-            });
-    }
-    const still = await store.invalidPaths(valid);
-    const kept = valid.filter((p) => !still.has(p));
-    return { removed: valid.filter((p) => still.has(p)), kept, ...(kept.length > 0 && { reason }) };
-}
-function firstLine(e) {
-    const text = e instanceof Error ? e.message : String(e);
-    const lines = text.split('\n').filter((l) => /error|alive|cannot/i.test(l));
-    return (lines[lines.length - 1] ?? text).trim();
-}
-/** What a failure message adds about the rollback. */
-function rollbackNote(result) {
-    if (result.removed.length === 0 && result.kept.length === 0)
-        return 'no path had been added, the store is unchanged';
-    if (result.kept.length === 0)
-        return `the ${result.removed.length} path${result.removed.length === 1 ? '' : 's'} it had added ${result.removed.length === 1 ? 'was' : 'were'} removed again, the store is as it was`;
-    return (`${result.removed.length} of the paths it had added were removed again, but ${result.kept.length} could not be ` +
-        `(e.g. '${result.kept[0]}': ${result.reason ?? 'still in use'}); remove them with nix-store --delete once nothing uses them`);
-}
-/** `error` with what the rollback did added to its message (the same error: its class and code stay). */
-function withRollbackNote(error, result) {
-    if (error instanceof errors_NixPlanError)
-        error.message = `${error.message}\n(${rollbackNote(result)})`;
-    return error;
-}
-
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
-
-
-
-/**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
- */
-async function verifyWithProgress(bundle, options, progress, signal) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
-        try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    signal?.throwIfAborted();
-                    await options.onEntry?.(e);
-                    task.tick(1, e.nar.narSize);
-                },
-            });
-        }
-        finally {
-            task.done();
-        }
-    }
-    finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
-    return {
-        bundlePath,
-        ...report,
-        trust: trustReportOf(report.manifest, keys, {
-            noCheckSigs: report.noCheckSigs,
-            unproven: report.unproven,
-        }),
-    };
-}
-
-;// CONCATENATED MODULE: ./src/app/import.ts
-// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
-// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** The import methods, for option parsing. */
-const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
-
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
-    }
-}
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/** The sha256 of a file, as hex. */
-async function sha256OfFile(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(c);
-    return hash.digest('hex');
-}
-/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-async function checkCopyDigest(copy, digest, bundlePath) {
-    const want = digest.replace(/^sha256:/, '').toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(want))
-        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
-    const got = await sha256OfFile(copy);
-    if (got !== want)
-        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
-}
-/**
- * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
- * temp dir has no room for (its verified stream is written there).
- */
-async function checkRoom(manifest, dir, maxSize) {
-    const size = manifest.stream.size;
-    if (maxSize !== undefined && size > maxSize)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
-    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
-    if (fs !== undefined && fs.bavail * fs.bsize < size)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
-}
-/**
- * Copies the bundle into a private directory and verifies the copy completely, so nothing
- * unverified can reach the store even if the original changes meanwhile; the verified export
- * stream is kept in a private file as it is checked, and that file is what Nix imports.
- * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
- * If the import fails or is interrupted (`deps.signal`), the paths it made valid are removed again
- * before the error is thrown, and the error says so: the store's valid paths are what they were.
- */
-async function importPlan(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
-    try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
-        const source = await openBundle(copy);
-        try {
-            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
-            // Whatever the route, what reaches the store is the stream verified here.
-            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    noCheckSigs: options.noCheckSigs,
-                    storeDir,
-                    limits,
-                    validInStore: async (missing) => {
-                        const invalid = await store.invalidPaths(missing);
-                        return new Set(missing.filter((p) => !invalid.has(p)));
-                    },
-                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    onStreamBytes: (c) => verified.write(c),
-                }, deps.progress, deps.signal);
-            }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const proof = {
-                trustedSignatures: report.trustedSignatures,
-                unproven: report.unproven,
-                noCheckSigs: report.noCheckSigs,
-                declaredOutputs: report.declaredOutputs,
-                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
-                    noCheckSigs: report.noCheckSigs,
-                    unproven: report.unproven,
-                }),
-            };
-            if (report.unproven > 0)
-                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
-            const invalid = await validity.invalid();
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
-            }
-            // From here on the store changes: whatever stops the import, what it added is removed again.
-            const added = paths.filter((p) => invalid.has(p));
-            try {
-                const method = await addPaths(store, manifest, options, deps, {
-                    trusts,
-                    count: invalid.size,
-                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
-                });
-                deps.signal?.throwIfAborted();
-                const still = await invalidAmong(store, paths);
-                if (still.size > 0)
-                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-                return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
-            }
-            catch (e) {
-                deps.log.info(`the import failed: removing the paths it added…`);
-                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
-                cleanup.setStoreDir(storeDir);
-                throw withRollbackNote(e, await rollBack(cleanup, added));
-            }
-        }
-        finally {
-            await source.close();
-        }
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-/** A .drv of the target store, read from its file (undefined when it is not there). */
-function readStoreFile(store, path) {
-    try {
-        return store.readRegularFileSync(path)?.bytes;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
-async function addPaths(store, manifest, options, deps, how) {
-    let method = options.method ?? 'auto';
-    if (method === 'auto') {
-        const trust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
-        method = trust === 'untrusted' ? 'copy' : 'import';
-        if (trust === 'unknown')
-            deps.log.debug('store trust unknown: trying nix-store --import first');
-    }
-    if (method === 'import') {
-        deps.log.info(`importing ${how.count} paths with nix-store --import…`);
-        try {
-            await importExport(store, how.stream());
-            return 'import';
-        }
-        catch (e) {
-            if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                throw e;
-            deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-        }
-    }
-    const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-    // The cache is made beside (not inside) the private dir: the Nix client may be another user.
-    await copyImport(how.stream(), { store: options.store, manifest }, deps);
-    return 'copy';
-}
-
-;// CONCATENATED MODULE: ./src/app/version.ts
-// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
-/** The version of nix-plan. */
-const VERSION = '0.1.0';
-/** `tool` in bundle manifests and `nix-plan --version`. */
-const TOOL_VERSION = `nix-plan ${VERSION}`;
-
 ;// CONCATENATED MODULE: ./src/app/relocate.ts
 // relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
 // verified private copy collects what relocation needs (drv/text bytes, in a scratch file when
 // there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
 // is written straight from the relocation. Only sources too large to hold need a second pass to
 // copy their NARs through.
-
 
 
 
@@ -11399,9 +11649,8 @@ async function relocatePlan(bundlePath, options, deps) {
         }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
         const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
-        const bundle = await openBundle(copy);
+        // Messages name the user's file, not the private copy they are about.
+        const bundle = { ...(await openBundle(copy)), name: bundlePath };
         let scratch;
         const started = performance.now();
         try {
@@ -11420,9 +11669,8 @@ async function relocatePlan(bundlePath, options, deps) {
             const closurePaths = new Set();
             let objects = [];
             const narSizes = new Map();
-            const { manifest, derivations, unproven } = await verifyWithProgress(bundle, {
+            const { manifest, derivations } = await verifyWithProgress(bundle, {
                 trustedKeys: trusted,
-                noCheckSigs: options.noCheckSigs,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
@@ -11551,7 +11799,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     manifest: written,
                     bundleBytes,
                     report: relocation.report,
-                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs, unproven }),
+                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
                     timings: {
                         verifyMs: Math.round(verified - started),
                         relocateMs: Math.round(performance.now() - verified),
@@ -11626,8 +11874,8 @@ async function exportPlan(options, deps) {
     const t0 = performance.now();
     const createdAt = rfc3339(options.now?.() ?? new Date());
     const nixVersion = await store.version();
-    deps.log.info(`evaluating with Nix ${nixVersion}…`);
-    const { roots, storeDir } = await evaluate(options, store);
+    const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
+    const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
     const t1 = performance.now();
     // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
     const [closure, provenance] = await Promise.all([
@@ -11879,109 +12127,40 @@ async function writeNew(path, text, mode) {
             : `cannot write '${path}': ${e.message}`);
     }
 }
-/**
- * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
- * newline (older Nix does not trim key files). Refuses to overwrite either file; when the public
- * file cannot be written the secret written before it stays (it is complete and private).
- */
-async function writeKeyPair(pair, files) {
-    await writeNew(files.secretFile, pair.secretKey, 0o600);
-    await writeNew(files.publicFile, pair.publicKey, 0o644);
-}
-
-;// CONCATENATED MODULE: ./src/app/realise.ts
-// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
-// substituters, optionally keeping GC roots; no evaluation anywhere.
-
-
-
-
-
-
-
-
-
-
-/**
- * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
- * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
- */
-function selectRoots(roots, selectors = []) {
-    if (selectors.length === 0)
-        return [...roots];
-    const chosen = new Set();
-    for (const sel of selectors) {
-        const matches = /^\d+$/.test(sel)
-            ? roots.filter((_, i) => i === Number(sel))
-            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
-        if (matches.length === 0)
-            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
-        for (const m of matches)
-            chosen.add(m);
-    }
-    return roots.filter((r) => chosen.has(r));
-}
-/**
- * Imports the bundle and builds the selected roots, checking that what Nix built for each root is
- * the output its .drv (verified with the plan) names. If building fails or is interrupted, what
- * this run added (the imported paths and the outputs it built) is removed again.
- */
-async function realisePlan(bundlePath, options, deps) {
-    const imported = await importPlan(bundlePath, options, deps);
-    const { manifest } = imported;
-    const roots = selectRoots(manifest.roots, options.roots);
-    const store = new NixStore(deps.runner, { store: options.store });
-    const drvs = roots.map((r) => r.drvPath);
-    // What building can add: the outputs of the plan's derivations that are not valid yet.
-    const declared = imported.declaredOutputs();
-    const unbuilt = declared.length === 0 ? new Set() : await store.invalidPaths(declared);
+/** Refuses a key file that exists, before anything is written. */
+async function assertAbsent(path) {
     try {
-        return await build(store, imported, roots, drvs, options, deps);
+        await (0,external_node_fs_promises_namespaceObject.lstat)(path);
     }
     catch (e) {
-        deps.log.info('the build failed: removing what this run added…');
-        const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
-        cleanup.setStoreDir(manifest.storeDir);
-        throw withRollbackNote(e, await rollBack(cleanup, [...imported.addedPaths(), ...unbuilt]));
+        if (e.code === 'ENOENT')
+            return;
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.message}`);
     }
+    throw new errors_NixPlanError('usage', `'${path}' exists; refusing to overwrite a key file`);
 }
-async function build(store, imported, roots, drvs, options, deps) {
-    const { manifest } = imported;
-    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
-    const printed = await store.realise(drvs, {
-        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
-        extraArgs: options.nixArgs,
-        onLog: deps.nixLog,
-    });
-    // With --add-root Nix prints the links it made; the outputs are their targets.
-    const links = options.outLink === undefined ? [] : printed;
-    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
-    const builtSet = new Set(built);
-    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
-    const outPaths = {};
-    for (const r of roots) {
-        const outs = {};
-        for (const [name, path] of Object.entries(r.outputs)) {
-            // The root's .drv (verified with the plan) names this output: Nix must have built exactly it.
-            if (path !== '' && !builtSet.has(path))
-                throw new errors_NixPlanError('nix', `Nix built ${[...builtSet].filter((p) => nameOf(p) === nameOf(path)).join(', ') || 'nothing'} for output '${name}' of '${r.drvPath}', not '${path}' that its .drv names`);
-            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
-        }
-        outPaths[r.drvPath] = outs;
+/**
+ * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
+ * newline (older Nix does not trim key files). Refuses to overwrite either file, and checks both
+ * before writing either, so a refusal leaves nothing behind; should the public file still fail
+ * (created meanwhile, a full disk), the secret this call just wrote is removed again.
+ */
+async function writeKeyPair(pair, files) {
+    await assertAbsent(files.secretFile);
+    await assertAbsent(files.publicFile);
+    await writeNew(files.secretFile, pair.secretKey, 0o600);
+    try {
+        await writeNew(files.publicFile, pair.publicKey, 0o644);
     }
-    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
-    const missing = all.filter((p) => p === '');
-    if (missing.length > 0)
-        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
-    const invalid = await store.invalidPaths(all);
-    if (invalid.size > 0)
-        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
-    const { manifest: _m, ...importSummary } = imported;
-    return { manifest, outPaths, import: importSummary, links, trust: imported.trust };
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(files.secretFile, { force: true });
+        throw e;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/cli/use-cases.ts
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
+
 
 
 
@@ -12001,6 +12180,7 @@ const defaultUseCases = {
     verifyPlan: verifyPlan,
     importPlan: importPlan,
     realisePlan: realisePlan,
+    dryRunRealise: dryRunRealise,
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
     keygen: keygen,
@@ -12011,69 +12191,60 @@ const defaultUseCases = {
     withFreshness: withFreshness,
 };
 
-;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
-// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
+;// CONCATENATED MODULE: ./src/cli/verbose-runner.ts
+// The command line's view of the Nix commands it runs: `-v` echoes each one (argv, quoted for a
+// shell), `-vv` passes verbosity on to Nix and shows its messages, `--log-format` reaches the Nix
+// commands whose output is shown (so `nix-plan realise … --log-format internal-json |& nom --json`
+// works). A decorator over any CommandRunner, so tests and the real runner see the same.
 
-/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
-const ExitCode = {
-    /** Success. */
-    ok: 0,
-    /** A bug in nix-plan, or an error it did not expect (please report it). */
-    internal: 1,
-    /** Bad command line: unknown command or option, missing or invalid argument. */
-    usage: 2,
-    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
-    bundle: 3,
-    /** A signature is missing, made by an untrusted key, or does not verify. */
-    signature: 4,
-    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
-    realm: 5,
-    /** The closure cannot be relocated faithfully. */
-    relocate: 6,
-    /** The closure is not closed, has a cycle, or is out of order. */
-    closure: 7,
-    /** A size or count limit was exceeded. */
-    limit: 8,
-    /** A Nix command failed (evaluation, import, build). */
-    nix: 9,
-    /** An artifact could not be uploaded or downloaded. */
-    transport: 10,
-    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
-    stale: 11,
-    /** Interrupted by SIGHUP (after cleaning up and rolling back what it had added). */
-    hangup: 129,
-    /** Interrupted by SIGINT (Ctrl-C), after cleaning up and rolling back. */
-    interrupted: 130,
-    /** Terminated by SIGTERM, after cleaning up and rolling back. */
-    terminated: 143,
-};
-const BY_ERROR = {
-    usage: ExitCode.usage,
-    malformed: ExitCode.bundle,
-    bundle: ExitCode.bundle,
-    signature: ExitCode.signature,
-    realm: ExitCode.realm,
-    relocate: ExitCode.relocate,
-    closure: ExitCode.closure,
-    limit: ExitCode.limit,
-    nix: ExitCode.nix,
-    transport: ExitCode.transport,
-    stale: ExitCode.stale,
-    interrupted: ExitCode.interrupted,
-    internal: ExitCode.internal,
-};
-/** The exit code for anything thrown: its NixPlanError code, else internal; 128 + n for signal n. */
-function exitCodeFor(error) {
-    if (error instanceof InterruptedError)
-        return (128 + STOP_SIGNAL_NUMBERS[error.signal]);
-    if (error instanceof errors_NixPlanError)
-        return BY_ERROR[error.code] ?? ExitCode.internal;
-    return ExitCode.internal;
+
+/** Nix's own tools: these take `-v` and `--log-format`; anything else (an activation script) does not. */
+const NIX_TOOLS = new Set([
+    'nix',
+    'nix-store',
+    'nix-instantiate',
+    'nix-env',
+    'nix-build',
+    'nix-shell',
+    'nix-copy-closure',
+    'nix-collect-garbage',
+]);
+/** Whether `cmd` is one of Nix's tools. */
+function isNixTool(cmd) {
+    return NIX_TOOLS.has((0,external_node_path_namespaceObject.basename)(cmd));
+}
+/** Wraps `inner` so it runs each command as `verbosity` asks. */
+class VerboseRunner {
+    inner;
+    verbosity;
+    constructor(inner, verbosity) {
+        this.inner = inner;
+        this.verbosity = verbosity;
+    }
+    run(cmd, args, options = {}) {
+        const { level, logFormat, shownLog } = this.verbosity;
+        const nix = isNixTool(cmd);
+        // From -vv the stderr of every Nix command not already passed on is shown as it comes, so
+        // its -v has something to say.
+        const showAll = nix && level >= 2 && options.onStderr === undefined;
+        const shown = showAll || (options.onStderr !== undefined && options.onStderr === shownLog);
+        const extra = nix
+            ? [
+                ...Array.from({ length: Math.max(0, level - 1) }, () => '-v'),
+                ...(logFormat !== undefined && shown ? ['--log-format', logFormat] : []),
+            ]
+            : [];
+        const argv = [...extra, ...args];
+        if (level >= 1)
+            this.verbosity.write(`+ ${formatCommandLine(cmd, argv)}\n`);
+        return this.inner.run(cmd, argv, showAll ? { ...options, onStderr: (c) => this.verbosity.write(c) } : options);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
+
 
 
 
@@ -12096,31 +12267,15 @@ function mainHelp() {
         'Commands:',
         ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
         '',
-        'Options for every command: -h/--help, -q/--quiet, -v/--verbose, --json (machine-readable result).',
+        "Options for every command: -h/--help, -q/--quiet, -v/--verbose (each Nix command; -vv also Nix's messages),",
+        '--json (machine-readable result).',
         "Run 'nix-plan COMMAND --help' for a command's options. Exit codes: see 'nix-plan help exit-codes'.",
         '',
     ].join('\n');
 }
 /** The exit code table, as `nix-plan help exit-codes` prints it. */
 function exitCodesHelp() {
-    const rows = [
-        [ExitCode.ok, 'success'],
-        [ExitCode.internal, 'internal error (a bug: please report it)'],
-        [ExitCode.usage, 'bad command line'],
-        [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
-        [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
-        [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
-        [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
-        [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
-        [ExitCode.limit, 'a size or count limit was exceeded'],
-        [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
-        [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
-        [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
-        [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
-        [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
-        [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
-    ];
-    return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
+    return ['Exit codes:', ...EXIT_CODE_MEANINGS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
 }
 const processIo = { stdout: process.stdout, stderr: process.stderr };
 /** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
@@ -12145,7 +12300,7 @@ async function main(argv, options = {}) {
         return ExitCode.ok;
     }
     if (typeof external_node_zlib_namespaceObject.createZstdCompress !== 'function') {
-        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js 22.15 or newer\n`);
+        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js ${NODE_REQUIRED} or newer\n`);
         return ExitCode.internal;
     }
     const command = COMMANDS.find((c) => c.name === first);
@@ -12159,48 +12314,66 @@ async function main(argv, options = {}) {
             return ExitCode.ok;
         }
     }
-    const verbosity = {
-        quiet: rest.includes('-q') || rest.includes('--quiet'),
-        verbose: rest.includes('-v') || rest.includes('--verbose'),
-    };
-    const controller = new AbortController();
-    const log = terminalLogger(io, verbosity);
-    const signals = options.signals ?? (options.io === undefined ? process : undefined);
-    const stopListening = signals === undefined
-        ? () => undefined
-        : abortOnStopSignals(controller, signals, (s) => log.warn(`${s}: still cleaning up, please wait`));
-    const ctx = {
-        io,
-        useCases: { ...defaultUseCases, ...options.useCases },
-        deps: {
-            runner: new AbortableRunner(options.runner ?? new ProcessRunner(), controller.signal),
-            log,
-            progress: terminalProgress(io, verbosity),
-            nixLog: verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk),
-            signal: controller.signal,
-        },
+    const verbosity = verbosityOf(rest);
+    // An echoed command starts on a clean line, even under a progress bar.
+    const write = (text) => io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
+    const makeContext = (args) => {
+        const base = options.runner ?? new ProcessRunner();
+        const logFormat = oneOf(args_str(args, 'log-format'), 'log-format', LOG_FORMATS);
+        const nixLog = verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk);
+        const runner = verbosity.level > 0 || logFormat !== undefined
+            ? new VerboseRunner(base, { level: verbosity.level, logFormat, write, shownLog: nixLog })
+            : base;
+        return {
+            io,
+            useCases: { ...defaultUseCases, ...options.useCases },
+            deps: {
+                runner,
+                log: terminalLogger(io, verbosity),
+                progress: terminalProgress(io, verbosity),
+                nixLog,
+            },
+        };
     };
     try {
-        await command.run(command.parse(rest), ctx);
+        const args = command.parse(rest);
+        await command.run(args, makeContext(args));
         return ExitCode.ok;
     }
     catch (error) {
-        // Stopped by a signal, whatever error the stopping caused: exit as the signal says.
-        const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
+        const code = exitCodeFor(error);
         // An error may quote the bundle (a path, a field): its control characters are made visible.
         io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
         if (code === ExitCode.usage)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
-        if (!(error instanceof errors_NixPlanError) && !controller.signal.aborted) {
+        if (!(error instanceof errors_NixPlanError)) {
             io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
             if (verbosity.verbose && error instanceof Error && error.stack !== undefined)
                 io.stderr.write(`${error.stack}\n`);
         }
         return code;
     }
-    finally {
-        stopListening();
+}
+/**
+ * `-q` and the `-v` count from the options before `--` (`-v -v`, `-vv` and `--verbose` add up;
+ * letters grouped with the other flags, `-qv`, count too).
+ */
+function verbosityOf(argv) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    let level = 0;
+    let quiet = false;
+    for (const a of head) {
+        if (a === '--verbose')
+            level++;
+        else if (a === '--quiet')
+            quiet = true;
+        else if (/^-[qvh]+$/.test(a)) {
+            level += a.split('v').length - 1;
+            quiet ||= a.includes('q');
+        }
     }
+    return { quiet, verbose: level > 0, level };
 }
 function usage(io, message) {
     io.stderr.write(`nix-plan: error: ${message}\nTry 'nix-plan --help'.\n`);
@@ -12214,7 +12387,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(519);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(964);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -4,8 +4,10 @@ import { assertSignable } from '../app/signing-policy.js';
 import { NixPlanError } from '../core/errors.js';
 import { parseDuration } from '../core/freshness.js';
 import { parsePublicKey, parseSecretKey } from '../core/signing.js';
+import { splitShellWords } from '../core/shell-words.js';
 import { storeDirProblem } from '../core/store-path.js';
 import type { Include } from '../core/bundle/manifest.js';
+import { MAX_LEVEL } from '../core/bundle/writer.js';
 import {
   DEFAULT_ARTIFACT_NAME,
   FetchInput,
@@ -220,7 +222,7 @@ export function parsePlanSettings(input: InputReader): PlanSettings {
       PlanInput.CompressionLevel,
       input(PlanInput.CompressionLevel),
       1,
-      22,
+      MAX_LEVEL,
       undefined,
     ),
     signingKey: parseSigningKey(PlanInput.SigningKey, input(PlanInput.SigningKey)),
@@ -285,7 +287,8 @@ function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
   );
   const token = input(FetchInput.GithubToken);
   const repository = input(FetchInput.Repository);
-  if (bundle !== '' && (name !== '' || runId !== undefined)) {
+  // artifact-name has a default (which the runner passes like a given value): only another name conflicts.
+  if (bundle !== '' && ((name !== '' && name !== DEFAULT_ARTIFACT_NAME) || runId !== undefined)) {
     throw new InputError(
       FetchInput.Bundle,
       `give either "${FetchInput.Bundle}" (a local file) or "${FetchInput.ArtifactName}", not both`,
@@ -368,7 +371,7 @@ export interface RealiseSettings extends FetchSettings {
   readonly roots: string[];
   readonly shard: Shard | undefined;
   readonly outLink: string | undefined;
-  /** Extra arguments for the Nix build (`--max-jobs 4`, `--option …`), one per whitespace. */
+  /** Extra arguments for the Nix build (`--max-jobs 4`, `--option …`), split as a shell would. */
   readonly nixArgs: string[];
   /** Accept a plan older than the one last realised to `outLink`. */
   readonly allowDowngrade: boolean;
@@ -393,11 +396,21 @@ export function parseRealiseSettings(input: InputReader, env: EnvReader): Realis
     roots: parseLines(input(RealiseInput.Roots)),
     shard,
     outLink: outLink === '' ? undefined : outLink,
-    nixArgs: input(RealiseInput.NixArgs)
-      .split(/\s+/)
-      .filter((a) => a !== ''),
+    nixArgs: parseNixArgs(RealiseInput.NixArgs, input(RealiseInput.NixArgs)),
     allowDowngrade: parseBoolean(RealiseInput.AllowDowngrade, input(RealiseInput.AllowDowngrade), false),
   };
+}
+
+/** Extra Nix arguments split as a shell would (`--option extra-substituters "a b"`), nothing expanded. */
+export function parseNixArgs(input: string, value: string): string[] {
+  try {
+    return splitShellWords(value);
+  } catch (e) {
+    throw new InputError(
+      input,
+      `${e instanceof Error ? e.message.replace(/^the arguments: /, '') : String(e)}; accepted: arguments as a shell would split them (quotes and backslashes, no expansion)`,
+    );
+  }
 }
 
 /** Settings of `promote`. */

@@ -107,8 +107,8 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   const t0 = performance.now();
   const createdAt = rfc3339(options.now?.() ?? new Date());
   const nixVersion = await store.version();
-  deps.log.info(`evaluating with Nix ${nixVersion}…`);
-  const { roots, storeDir } = await evaluate(options, store);
+  const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
+  const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
   const t1 = performance.now();
   // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
   const [closure, provenance] = await Promise.all([

@@ -21,7 +21,7 @@ import { importExport, storeTrust, type StoreTrust } from '../nix/import.js';
 import { FileInput, cleanupRunner } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
 import { binaryCacheCopyImport, type CopyImport } from './binary-cache.js';
-import type { Deps } from './deps.js';
+import { progressOf, type Deps } from './deps.js';
 import { rollBack, withRollbackNote } from './rollback.js';
 import { verifyWithProgress } from './verify.js';
 
@@ -244,7 +244,8 @@ export async function importPlan(
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     });
     if (options.digest !== undefined) await checkCopyDigest(copy, options.digest, bundlePath);
-    const source = await openBundle(copy);
+    // Messages name the user's file, not the private copy they are about.
+    const source = { ...(await openBundle(copy)), name: bundlePath };
     try {
       await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
       // Whatever the route, what reaches the store is the stream verified here.
@@ -360,13 +361,16 @@ async function addPaths(
     if (trust === 'unknown') deps.log.debug('store trust unknown: trying nix-store --import first');
   }
   if (method === 'import') {
-    deps.log.info(`importing ${how.count} paths with nix-store --import…`);
+    // nix-store --import prints each path it adds: one tick per line.
+    const importing = progressOf(deps).start('importing with nix-store --import', how.count);
     try {
-      await importExport(store, how.stream());
+      await importExport(store, how.stream(), (n) => importing.tick(n));
       return 'import';
     } catch (e) {
       if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e)) throw e;
       deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+    } finally {
+      importing.done();
     }
   }
   const copyImport: CopyImport = deps.copyImport ?? binaryCacheCopyImport();

@@ -267,7 +267,8 @@ export async function relocatePlan(
     // The promotion records the digest of exactly the bytes verified: the private copy's.
     const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
     if (options.digest !== undefined) await checkCopyDigest(copy, options.digest, bundlePath);
-    const bundle = await openBundle(copy);
+    // Messages name the user's file, not the private copy they are about.
+    const bundle = { ...(await openBundle(copy)), name: bundlePath };
     let scratch: ScratchFile | undefined;
     const started = performance.now();
     try {

@@ -36,6 +36,12 @@ import {
   toJson,
 } from './format.js';
 import type { CliIo } from './terminal.js';
+import { formatDryRun } from './format-dry-run.js';
+import { completionScript, SHELLS } from './completions.js';
+import { EXIT_CODE_MEANINGS } from './exit-codes.js';
+import { manPage } from './manpage.js';
+import { VERSION } from '../app/version.js';
+import { splitShellWords } from '../core/shell-words.js';
 import { diffCommand } from './diff-command.js';
 import { formatContents } from './diff-format.js';
 
@@ -56,6 +62,8 @@ export interface Command {
   readonly description: string;
   readonly options: OptionSpecs;
   readonly examples: readonly string[];
+  /** What its positional arguments are, for completions: files, a fixed set, or anything. */
+  readonly operand?: { readonly value: string; readonly complete: 'file' | 'none' | readonly string[] };
   parse(argv: readonly string[]): ParsedArgs;
   run(args: ParsedArgs, ctx: CommandContext): Promise<void>;
 }
@@ -63,7 +71,12 @@ export interface Command {
 const COMMON: OptionSpecs = {
   json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
   quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-  verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+  verbose: {
+    type: 'boolean',
+    short: 'v',
+    multiple: true,
+    help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -83,6 +96,38 @@ const CACHE_KEY = {
   value: 'FILE',
   help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 } as const;
+/** Nix's `--log-format` values. */
+export const LOG_FORMATS = [
+  'raw',
+  'internal-json',
+  'bar',
+  'bar-with-logs',
+  'multiline',
+  'multiline-with-logs',
+] as const;
+const LOG_FORMAT = {
+  type: 'string',
+  value: 'FORMAT',
+  choices: LOG_FORMATS,
+  help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
+} as const;
+const NIX_ARG = {
+  type: 'string',
+  multiple: true,
+  dashValue: true,
+  value: 'ARGS',
+  help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
+} as const;
+
+/** `--nix-arg` values split shell-style, then everything after `--`. */
+function nixArgs(args: ParsedArgs): string[] {
+  return [...list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
+}
+
+const METHODS = ['auto', 'import', 'copy'] as const;
+const INCLUDES = ['drvs', 'sources', 'outputs'] as const;
+const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'] as const;
+
 const NO_CHECK_SIGS = {
   type: 'boolean',
   help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
@@ -104,6 +149,7 @@ const ALLOW_DOWNGRADE = {
 const METHOD = {
   type: 'string',
   value: 'METHOD',
+  choices: METHODS,
   help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 } as const;
 
@@ -146,14 +192,13 @@ function noRest(args: ParsedArgs, command: string): void {
   if (args.rest.length > 0) throw usageError(`${command} takes no arguments after --`);
 }
 
-const METHODS = ['auto', 'import', 'copy'] as const;
-const INCLUDES = ['drvs', 'sources', 'outputs'] as const;
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'] as const;
+const BUNDLE = { value: 'BUNDLE', complete: 'file' } as const;
 
 /** Every subcommand, in the order help lists them. */
 export const COMMANDS: readonly Command[] = [
   define({
     name: 'export',
+    operand: { value: 'INSTALLABLE', complete: 'none' },
     summary: 'evaluate once and write a plan bundle',
     usage: [
       'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
@@ -161,7 +206,7 @@ export const COMMANDS: readonly Command[] = [
     description:
       'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
       'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-      'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+      'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
     options: {
       file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
       attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -170,6 +215,7 @@ export const COMMANDS: readonly Command[] = [
       include: {
         type: 'string',
         value: 'KIND',
+        choices: INCLUDES,
         help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
       },
       level: {
@@ -189,6 +235,8 @@ export const COMMANDS: readonly Command[] = [
         help: 'relocate the plan to store dir DIR before writing',
       },
       store: STORE,
+      'nix-arg': NIX_ARG,
+      'log-format': LOG_FORMAT,
     },
     examples: [
       'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -203,7 +251,7 @@ export const COMMANDS: readonly Command[] = [
           file: str(args, 'file'),
           attributes: list(args, 'attr'),
           drvPaths: list(args, 'drv'),
-          evalArgs: [...args.rest],
+          evalArgs: nixArgs(args),
           output: required(args, 'output', 'OUT (where to write the bundle)'),
           include: oneOf(str(args, 'include'), 'include', INCLUDES),
           level: integer(str(args, 'level'), 'level', 1, 19),
@@ -219,6 +267,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'inspect',
+    operand: BUNDLE,
     summary: 'show what a bundle holds (touches no store)',
     usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
     description:
@@ -252,6 +301,7 @@ export const COMMANDS: readonly Command[] = [
   define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
   define({
     name: 'verify',
+    operand: BUNDLE,
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
     usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
     description:
@@ -286,6 +336,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'import',
+    operand: BUNDLE,
     summary: 'verify a bundle, then add its paths to a store',
     usage: [
       'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
@@ -327,16 +378,17 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'realise',
+    operand: BUNDLE,
     summary: 'import a bundle and build its roots',
     usage: [
-      'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
+      'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
     ],
     description:
       "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
       'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-      'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-      'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
-      'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+      'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+      '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
+      'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
     options: {
       'out-link': {
         type: 'string',
@@ -348,6 +400,12 @@ export const COMMANDS: readonly Command[] = [
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'nix-arg': NIX_ARG,
+      'log-format': LOG_FORMAT,
+      'dry-run': {
+        type: 'boolean',
+        help: 'verify, then list what would be imported, built and fetched; change nothing',
+      },
       'no-check-sigs': NO_CHECK_SIGS,
       'max-age': MAX_AGE,
       'allow-downgrade': ALLOW_DOWNGRADE,
@@ -356,8 +414,22 @@ export const COMMANDS: readonly Command[] = [
     examples: [
       'nix-plan realise hello.nixplan --out-link result',
       'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+      'nix-plan realise plan.nixplan --dry-run',
     ],
     async run(args, ctx) {
+      if (flag(args, 'dry-run')) {
+        const plan = await ctx.useCases.dryRunRealise(
+          onePositional(args, 'BUNDLE'),
+          {
+            store: str(args, 'store'),
+            roots: list(args, 'roots', true),
+            trustedKeys: await readKeys(list(args, 'trusted-key')),
+          },
+          ctx.deps,
+        );
+        print(ctx, args, plan, () => formatDryRun(plan));
+        return;
+      }
       const trustedKeys = await readKeys(list(args, 'trusted-key'));
       const outLink = str(args, 'out-link');
       const options = {
@@ -368,7 +440,7 @@ export const COMMANDS: readonly Command[] = [
         noCheckSigs: flag(args, 'no-check-sigs'),
         method: oneOf(str(args, 'method'), 'method', METHODS),
         maxSize: byteSize(str(args, 'max-size'), 'max-size'),
-        nixArgs: [...args.rest],
+        nixArgs: nixArgs(args),
       };
       const deps = await importDeps(args, ctx, trustedKeys);
       // With --out-link, the link's last-applied record: an older plan is refused.
@@ -386,6 +458,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'relocate',
+    operand: BUNDLE,
     summary: 'rewrite a bundle for another store dir (realm)',
     usage: [
       'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
@@ -452,6 +525,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'keygen',
+    operand: { value: 'NAME', complete: 'none' },
     summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
     usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
     description:
@@ -478,6 +552,7 @@ export const COMMANDS: readonly Command[] = [
   }),
   define({
     name: 'apply',
+    operand: BUNDLE,
     summary: 'realise a NixOS system plan and switch a profile to it',
     usage: [
       'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
@@ -494,12 +569,19 @@ export const COMMANDS: readonly Command[] = [
         value: 'PATH',
         help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
       },
-      action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+      action: {
+        type: 'string',
+        value: 'ACTION',
+        choices: ACTIONS,
+        help: 'switch (default), boot, test or dry-activate',
+      },
       rollback: { type: 'boolean', help: 'go back one generation' },
       store: STORE,
       'trusted-key': TRUSTED_KEY,
       method: METHOD,
       'sign-key': CACHE_KEY,
+      'nix-arg': NIX_ARG,
+      'log-format': LOG_FORMAT,
       'no-check-sigs': NO_CHECK_SIGS,
       'max-age': MAX_AGE,
       'allow-downgrade': ALLOW_DOWNGRADE,
@@ -520,6 +602,7 @@ export const COMMANDS: readonly Command[] = [
         trustedKeys,
         method: oneOf(str(args, 'method'), 'method', METHODS),
         maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+        nixArgs: nixArgs(args),
       };
       const deps = await importDeps(args, ctx, trustedKeys);
       const profile = required(args, 'profile', 'PATH');
@@ -559,6 +642,48 @@ export const COMMANDS: readonly Command[] = [
               action !== 'dry-activate',
             );
       print(ctx, args, applied, () => formatApply(applied));
+    },
+  }),
+  define({
+    name: 'completions',
+    operand: { value: 'SHELL', complete: SHELLS },
+    summary: 'print a shell completion script (bash, zsh or fish)',
+    usage: ['nix-plan completions bash|zsh|fish'],
+    description:
+      'Prints a completion script for SHELL, generated from the commands and options --help lists. Install it ' +
+      'where the shell looks: bash ~/.local/share/bash-completion/completions/nix-plan, zsh a file _nix-plan in ' +
+      'a directory of $fpath, fish ~/.config/fish/completions/nix-plan.fish (the Nix package installs all three).',
+    options: {},
+    examples: [
+      'nix-plan completions bash > ~/.local/share/bash-completion/completions/nix-plan',
+      'source <(nix-plan completions bash)',
+      'nix-plan completions fish > ~/.config/fish/completions/nix-plan.fish',
+    ],
+    run(args, ctx) {
+      noRest(args, 'completions');
+      const given = onePositional(args, 'SHELL (bash, zsh or fish)');
+      const shell = SHELLS.find((s) => s === given);
+      if (shell === undefined) throw usageError(`SHELL must be one of ${SHELLS.join(', ')} (got '${given}')`);
+      ctx.io.stdout.write(completionScript(shell, COMMANDS));
+      return Promise.resolve();
+    },
+  }),
+  define({
+    name: 'man',
+    summary: 'print the nix-plan(1) man page (roff)',
+    usage: ['nix-plan man'],
+    description:
+      'Prints the manual page, generated from the same command table as --help and the exit codes: ' +
+      'read it with `nix-plan man | man -l -`, or install it as man1/nix-plan.1 (the Nix package does).',
+    options: {},
+    examples: ['nix-plan man | man -l -', 'nix-plan man > ~/.local/share/man/man1/nix-plan.1'],
+    run(args, ctx) {
+      noRest(args, 'man');
+      if (args.positionals.length > 0) throw usageError('man takes no arguments');
+      ctx.io.stdout.write(
+        manPage({ version: VERSION, commands: COMMANDS, common: COMMON, exitCodes: EXIT_CODE_MEANINGS }),
+      );
+      return Promise.resolve();
     },
   }),
 ];

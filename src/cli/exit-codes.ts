@@ -38,6 +38,25 @@ export const ExitCode = {
 /** One of the exit codes above. */
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** What each exit code means, in the order `nix-plan help exit-codes` and the man page list them. */
+export const EXIT_CODE_MEANINGS: readonly (readonly [ExitCodeValue, string])[] = [
+  [ExitCode.ok, 'success'],
+  [ExitCode.internal, 'internal error (a bug: please report it)'],
+  [ExitCode.usage, 'bad command line'],
+  [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
+  [ExitCode.signature, 'a signature is missing, untrusted or invalid, or a path is unproven'],
+  [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
+  [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
+  [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
+  [ExitCode.limit, 'a size or count limit was exceeded'],
+  [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
+  [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+  [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
+  [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
+  [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
+  [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
+];
+
 const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   usage: ExitCode.usage,
   malformed: ExitCode.bundle,

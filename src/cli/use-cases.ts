@@ -1,6 +1,7 @@
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
+import { dryRunRealise } from '../app/dry-run.js';
 import { planContents } from '../app/contents.js';
 import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
@@ -19,6 +20,8 @@ export interface UseCases {
   verifyPlan: typeof verifyPlan;
   importPlan: typeof importPlan;
   realisePlan: typeof realisePlan;
+  /** What realise would import, build and fetch, changing nothing. */
+  dryRunRealise: typeof dryRunRealise;
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
   keygen: typeof keygen;
@@ -38,6 +41,7 @@ export const defaultUseCases: UseCases = {
   verifyPlan,
   importPlan,
   realisePlan,
+  dryRunRealise,
   relocatePlan,
   applyPlan,
   keygen,

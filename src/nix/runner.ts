@@ -39,7 +39,10 @@ export interface RunOptions {
   readonly allowFailure?: boolean;
   /** Called with each chunk of standard output instead of collecting it. */
   readonly onStdout?: (chunk: Uint8Array) => void;
-  /** Called with each chunk of standard error as it comes (its tail is still kept for errors). */
+  /**
+   * Called with each chunk of standard error as it comes (its tail is still kept in the result);
+   * a failure's error then does not repeat it.
+   */
   readonly onStderr?: ((chunk: Uint8Array) => void) | undefined;
   /**
    * Stops the command when aborted: SIGTERM, then SIGKILL after a grace period; the run then
@@ -152,7 +155,9 @@ export class ProcessRunner implements CommandRunner {
     }
     if (signal !== undefined && isAborted(signal)) throw interruption(signal);
     const result = { code, stdout: Buffer.concat(out), stderr: err };
-    if (options.allowFailure !== true) NixCommandError.check(cmd, args, result);
+    // Output already passed on as it came (a build log) is not repeated in the error.
+    if (options.allowFailure !== true)
+      NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
     return result;
   }
 }
