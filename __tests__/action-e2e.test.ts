@@ -2,73 +2,30 @@
 // GITHUB_OUTPUT, the step summary, a runtime token), with real Nix, the plan travelling through
 // a local artifact service that the real @actions/artifact client talks to.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '../src/core/signing.js';
 import { promotedArtifactName } from '../src/action/settings.js';
 import { FakeArtifactServer, type FakeRun } from './support/artifact-server.js';
+import {
+  buildDist,
+  checkout,
+  REPO,
+  runStep,
+  succeeded,
+  type ActionEntry,
+  type StepResult,
+} from './support/action-step.js';
 import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 /** The e2e closure as committed in this repository; the jobs evaluate a checkout of it (see `checkout`). */
 const CLOSURE_SOURCE = join(REPO, '.github', 'e2e', 'closure.nix');
 const ROOT_NAMES = ['alpha', 'beta', 'gamma'];
 
-/** What one action step left behind. */
-interface StepResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly outputs: Record<string, string>;
-  readonly summary: string;
-  /** `::error::` annotations, unescaped. */
-  readonly errors: string[];
-}
-
-/** Parses GITHUB_OUTPUT as @actions/core writes it: `name<<DELIM\nvalue\nDELIM\n`. */
-function parseOutputs(text: string): Record<string, string> {
-  const outputs: Record<string, string> = {};
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^([^<]+)<<(.+)$/.exec(lines[i] ?? '');
-    if (m?.[1] === undefined || m[2] === undefined) continue;
-    const value: string[] = [];
-    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i] ?? '');
-    outputs[m[1]] = value.join('\n');
-  }
-  return outputs;
-}
-
-const unescapeCommand = (s: string): string =>
-  s.replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%');
-
 const sha256File = (path: string): string =>
   `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
-
-/**
- * The defaults an action.yml declares: the runner passes them as INPUT_* variables too, so a
- * step sees them exactly as on GitHub. (A reader for the flat `inputs:` map these files use.)
- */
-function actionDefaults(actionYml: string): Record<string, string> {
-  const defaults: Record<string, string> = {};
-  const block =
-    readFileSync(actionYml, 'utf8')
-      .split(/^inputs:\n/m)[1]
-      ?.split(/^\S/m)[0] ?? '';
-  let input: string | undefined;
-  for (const line of block.split('\n')) {
-    const name = /^ {2}([a-z-]+):\s*$/.exec(line)?.[1];
-    if (name !== undefined) input = name;
-    const value = /^ {4}default:\s*(.*)$/.exec(line)?.[1];
-    if (input !== undefined && value !== undefined) defaults[input] = value.replace(/^'(.*)'$/, '$1');
-  }
-  return defaults;
-}
-
-const ACTION_YML = { plan: 'action.yml', realise: 'realise/action.yml', promote: 'promote/action.yml' };
 
 /** Empties a realm's store dir (its files are read-only, like a real store's), as a new machine would have it. */
 function wipe(storeDir: string): void {
@@ -79,97 +36,32 @@ describe('the actions end to end', () => {
   let server: FakeArtifactServer;
   let dist: string;
   let work: string;
+
+  /** Runs one entrypoint as a step of a job of `run`, against `store`'s Nix and state. */
   /** The closure in a checkout of the run's repository, as actions/checkout leaves it in the workspace. */
   let CLOSURE: string;
   /** The checkout's commit (the run's `GITHUB_SHA`). */
   let commit: string;
 
-  /** Runs one entrypoint as a step of a job of `run`, against `store`'s Nix and state. */
-  async function step(
-    entry: 'plan' | 'realise' | 'promote',
+  const step = (
+    entry: ActionEntry,
     inputs: Record<string, string>,
     run: FakeRun,
     store: ScratchStore,
-  ): Promise<StepResult> {
-    const job = mkdtempSync(join(work, `${entry}-`));
-    const files = { GITHUB_OUTPUT: 'output', GITHUB_STEP_SUMMARY: 'summary', GITHUB_STATE: 'state' };
-    const env: Record<string, string> = {
-      PATH: `${store.version.binDir === undefined ? '' : `${store.version.binDir}:`}${process.env['PATH'] ?? ''}`,
-      ...(process.env['USER'] === undefined ? {} : { USER: process.env['USER'] }),
-      TMPDIR: job,
-      ...store.env,
-      ...server.jobEnv(run),
-      // What the runner says about the run (the plan records it as provenance).
-      GITHUB_ACTIONS: 'true',
-      GITHUB_SHA: commit,
-      GITHUB_REF: 'refs/heads/main',
-      GITHUB_WORKFLOW_REF: `${server.repository}/.github/workflows/plan.yml@refs/heads/main`,
-      GITHUB_RUN_ATTEMPT: '1',
-      GITHUB_WORKSPACE: join(job, 'workspace'),
-      RUNNER_TEMP: join(job, 'temp'),
-    };
-    for (const [name, file] of Object.entries(files)) {
-      env[name] = join(job, file);
-      writeFileSync(env[name], '');
-    }
-    mkdirSync(env['GITHUB_WORKSPACE'] ?? '', { recursive: true });
-    // The runner's naming: INPUT_ + the name upper-cased, spaces as underscores, dashes kept.
-    const given = { ...actionDefaults(join(REPO, ACTION_YML[entry])), ...inputs };
-    for (const [name, value] of Object.entries(given))
-      env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
-    const child = spawn(process.execPath, [join(dist, entry, 'index.js')], {
-      env,
-      cwd: env['GITHUB_WORKSPACE'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
-    return {
-      code,
-      stdout,
-      outputs: parseOutputs(readFileSync(join(job, 'output'), 'utf8')),
-      summary: readFileSync(join(job, 'summary'), 'utf8'),
-      errors: [...stdout.matchAll(/^::error::(.*)$/gm)].map((m) => unescapeCommand(m[1] ?? '')),
-    };
-  }
-
-  /** Asserts a step succeeded, showing its log when it did not. */
-  function succeeded(result: StepResult): void {
-    if (result.code !== 0) throw new Error(`step failed (${result.code}):\n${result.stdout.slice(-6000)}`);
-  }
+  ): Promise<StepResult> =>
+    runStep({ dist, work, server, env: { GITHUB_SHA: commit } }, entry, inputs, run, store);
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'nix-plan-e2e-'));
     // NIX_PLAN_E2E_DIST reuses a build while iterating; by default the sources are built afresh.
     dist = process.env['NIX_PLAN_E2E_DIST'] ?? join(work, 'dist');
-    if (process.env['NIX_PLAN_E2E_DIST'] === undefined) {
-      try {
-        execFileSync(process.execPath, ['scripts/build.mjs', dist], { cwd: REPO, stdio: 'pipe' });
-      } catch (e) {
-        const { stdout, stderr } = e as { stdout?: Buffer; stderr?: Buffer };
-        throw new Error(
-          `building the entrypoints failed:\n${String(stderr ?? '')}${String(stdout ?? '')}`.slice(0, 4000),
-        );
-      }
-    }
+    if (process.env['NIX_PLAN_E2E_DIST'] === undefined) buildDist(dist);
     server = await FakeArtifactServer.start();
     // The plan records the commit and remote of the worktree it evaluated, so evaluate a checkout
     // of the run's repository (not this project's own clone, whose remote is wherever it came from).
-    const checkout = mkdtempSync(join(work, 'checkout-'));
-    const git = (...args: string[]): string =>
-      execFileSync('git', ['-c', 'user.name=e2e', '-c', 'user.email=e2e@example.invalid', ...args], {
-        cwd: checkout,
-        encoding: 'utf8',
-        env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
-      }).trim();
-    git('init', '-q', '-b', 'main');
-    git('remote', 'add', 'origin', `https://github.com/${server.repository}.git`);
-    CLOSURE = join(checkout, 'closure.nix');
-    writeFileSync(CLOSURE, readFileSync(CLOSURE_SOURCE));
-    git('add', 'closure.nix');
-    git('commit', '-q', '-m', 'the e2e closure');
-    commit = git('rev-parse', 'HEAD');
+    const co = checkout(work, server.repository, { 'closure.nix': readFileSync(CLOSURE_SOURCE) });
+    CLOSURE = join(co.dir, 'closure.nix');
+    commit = co.commit;
   }, 600_000);
 
   afterAll(async () => {

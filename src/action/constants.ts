@@ -14,6 +14,10 @@ export const PlanInput = {
   Upload: 'upload',
   Matrix: 'matrix',
   ArtifactDir: 'artifact-dir',
+  CompareTo: 'compare-to',
+  CompareRunId: 'compare-run-id',
+  GithubToken: 'github-token',
+  TrustedKeys: 'trusted-keys',
 } as const;
 
 /** Outputs of the root action. */
@@ -28,6 +32,8 @@ export const PlanOutput = {
   Matrix: 'matrix',
   Paths: 'paths',
   Bytes: 'bytes',
+  Changed: 'changed',
+  Changes: 'changes',
 } as const;
 
 /** Inputs shared by the actions that fetch a published plan (realise, promote). */
@@ -68,6 +74,8 @@ export const PromoteInput = {
   PromotedName: 'promoted-artifact-name',
   RetentionDays: 'retention-days',
   Upload: 'upload',
+  CompareTo: 'compare-to',
+  CompareRunId: 'compare-run-id',
 } as const;
 
 /** Outputs of `promote` (the promoted plan, as the root action describes its plan). */
@@ -80,6 +88,8 @@ export const PromoteOutput = {
   DrvPaths: 'drv-paths',
   Paths: 'paths',
   Bytes: 'bytes',
+  Changed: 'changed',
+  Changes: 'changes',
 } as const;
 
 /** The default artifact name of a plan (a name can be uploaded once per run). */
@@ -94,4 +104,6 @@ export const RunnerEnv = {
   RunnerTemp: 'RUNNER_TEMP',
   ActionRef: 'GITHUB_ACTION_REF',
   ActionRepository: 'GITHUB_ACTION_REPOSITORY',
+  ApiUrl: 'GITHUB_API_URL',
+  WorkflowRef: 'GITHUB_WORKFLOW_REF',
 } as const;

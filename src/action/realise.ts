@@ -91,6 +91,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       shard: settings.shard === undefined ? undefined : `${settings.shard.index}/${settings.shard.count}`,
       outPaths: result.outPaths,
       timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },
+      build: result.build,
       // The import's own report; a realisePlan that gives none (a stand-in) gets one made here.
       trust:
         (result as Partial<typeof result>).trust ??

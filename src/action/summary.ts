@@ -11,7 +11,10 @@ import {
 } from '../core/bundle/index.js';
 import { originMarkdown } from '../core/provenance-view.js';
 import { markdownCode } from '../core/text.js';
+import type { BuildReport } from '../app/build-report.js';
+import type { Comparison } from './compare.js';
 import { rootLabel } from './matrix.js';
+import { diffSection, provenanceSection } from './summary-diff.js';
 
 /** GitHub refuses step summaries above 1 MiB; ours stay within half of it. */
 export const SUMMARY_BUDGET = 512 * 1024;
@@ -163,6 +166,30 @@ export interface PlanSummaryFacts {
   readonly jobs: number;
   /** The clock, for the plan's age (default now). */
   readonly now?: Date | undefined;
+  /** What `compare-to` found (undefined: not asked for). */
+  readonly comparison?: Comparison | undefined;
+}
+
+/** The comparison part of a summary: the diff, or why there was nothing to compare with. */
+export function comparisonSection(c: Comparison | undefined): string {
+  if (c === undefined) return '';
+  if (c.diff !== undefined && c.baseline !== undefined)
+    return `${diffSection(c.diff, { description: c.baseline })}\n`;
+  return `### Changes\n\n${c.missing ?? 'nothing to compare with'}.\n\n`;
+}
+
+/**
+ * Where a plan (signed in this job) came from: beside the plan it was compared with when there
+ * was one, else alone.
+ */
+function originSection(m: BundleManifest, now: Date, comparison: Comparison | undefined): string {
+  const compared = comparison?.compared;
+  if (compared === undefined) return originMarkdown(m, undefined, { now, signedHere: true });
+  return provenanceSection(
+    { manifest: m, signedHere: true },
+    { manifest: compared.manifest, trust: compared.trust },
+    now,
+  );
 }
 
 /** The root action's summary. */
@@ -174,7 +201,7 @@ export function planSummary(f: PlanSummaryFacts): string {
     `${m.roots.length} root(s), ${m.paths} store paths (${m.include}), evaluated by Nix ${code(m.nixVersion)} ` +
       `for ${code(m.storeDir)}${m.systems.length > 0 ? ` on ${m.systems.map(code).join(', ')}` : ''}; ` +
       `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}.\n\n`,
-    originMarkdown(m, undefined, { now: f.now ?? new Date(), signedHere: true }),
+    originSection(m, f.now ?? new Date(), f.comparison),
     '\n',
     table(
       ['bundle', 'export stream', 'ratio', 'evaluating', 'exporting', 'uploading', 'matrix jobs'],
@@ -192,7 +219,9 @@ export function planSummary(f: PlanSummaryFacts): string {
         ],
       ],
     ),
-    '\n### Roots\n\n',
+    '\n',
+    comparisonSection(f.comparison),
+    '### Roots\n\n',
     rootsTable(m),
     '\n### Contents\n\n',
     contentsTable(m),
@@ -216,6 +245,42 @@ export interface RealiseSummaryFacts {
   readonly trust?: TrustReport | undefined;
   /** The clock, for the plan's age (default now). */
   readonly now?: Date | undefined;
+  /** What building did (built against substituted, and when each root was ready). */
+  readonly build?: BuildReport | undefined;
+}
+
+const HOW: Readonly<Record<BuildReport['roots'][number]['how'], string>> = {
+  built: 'built',
+  substituted: 'substituted',
+  valid: 'already valid',
+  unknown: 'not known (a custom --log-format)',
+};
+
+/** What Nix did for each root, and the lists of what it built and substituted, collapsed. */
+function buildSection(b: BuildReport, outPaths: Record<string, Record<string, string>>): string {
+  const parts = [
+    `Nix built **${b.built.length}** derivation${b.built.length === 1 ? '' : 's'} and substituted **${b.substituted.length}** path${b.substituted.length === 1 ? '' : 's'} in ${formatMs(b.totalMs)}.\n`,
+    table(
+      ['root', 'how', 'ready after', 'outputs'],
+      b.roots.map((r) => [
+        code(r.label),
+        HOW[r.how],
+        r.readyMs === undefined ? '—' : formatMs(r.readyMs),
+        Object.entries(outPaths[r.drvPath] ?? {})
+          .map(([name, path]) => `${code(name)}: ${code(path)}`)
+          .join(', '),
+      ]),
+    ),
+  ];
+  const list = (title: string, header: string, paths: readonly string[]): string =>
+    `<details><summary>${title} (${paths.length})</summary>\n\n${table(
+      [header],
+      paths.map((p) => [code(p)]),
+      200,
+    )}\n</details>\n`;
+  if (b.built.length > 0) parts.push(list('Built', 'derivation', b.built));
+  if (b.substituted.length > 0) parts.push(list('Substituted', 'path', b.substituted));
+  return parts.join('\n');
 }
 
 /** The realise action's summary. */
@@ -230,7 +295,9 @@ export function realiseSummary(f: RealiseSummaryFacts): string {
         `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}. ` +
         `Plan ${trustMarkdown(f.manifest, f.trust)}.\n`,
       originMarkdown(f.manifest, f.trust, { now: f.now ?? new Date() }),
-      table(['derivation', 'output', 'path'], rows),
+      f.build === undefined
+        ? table(['derivation', 'output', 'path'], rows)
+        : buildSection(f.build, f.outPaths),
     ].join('\n'),
   );
 }
@@ -247,19 +314,31 @@ export interface PromoteSummaryFacts {
   readonly realiseAction: string;
   /** The clock, for the plan's age (default now). */
   readonly now?: Date | undefined;
+  /** What was promoted: where it was fetched from (safe Markdown), its manifest and what was proven of it. */
+  readonly source?:
+    | { readonly description: string; readonly manifest: BundleManifest; readonly trust: TrustReport }
+    | undefined;
+  /** What `compare-to` found: the previous promotion into this realm. */
+  readonly comparison?: Comparison | undefined;
 }
 
 /** The promote action's summary. */
 export function promoteSummary(f: PromoteSummaryFacts): string {
   const m = f.manifest;
+  const source =
+    f.source === undefined
+      ? ''
+      : `Promoted ${f.source.description} from ${code(f.from)} into ${code(m.storeDir)}; the input was ${trustMarkdown(f.source.manifest, f.source.trust)}.\n\n`;
   return capSummary(
     [
       `## nix-plan promote: ${code(f.artifactName)}\n\n`,
+      source,
       `${m.roots.length} root(s), ${m.paths} store paths, now for ${code(m.storeDir)}; ` +
         `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}; ` +
         `bundle ${f.artifactUrl === undefined ? formatBytes(f.bundleBytes) : `[${formatBytes(f.bundleBytes)}](${f.artifactUrl})`}.\n\n`,
-      originMarkdown(m, undefined, { now: f.now ?? new Date(), signedHere: true }),
+      originSection(m, f.now ?? new Date(), f.comparison),
       '\n',
+      comparisonSection(f.comparison),
       relocationSection(f.from, m.storeDir, f.report),
       '\n### Roots\n\n',
       rootsTable(m),

@@ -11,6 +11,7 @@ import { NixStore } from '../nix/store.js';
 import { importPlan, type ImportDeps, type ImportOptions, type ImportResult } from './import.js';
 import { rootLabel } from './inspect.js';
 import { rollBack, withRollbackNote } from './rollback.js';
+import { realiseWithReport, type BuildReport } from './build-report.js';
 
 /** Options of realisePlan. */
 export interface RealiseOptions extends ImportOptions {
@@ -32,6 +33,8 @@ export interface RealiseResult {
   readonly links: readonly string[];
   /** What was proven about who made the plan (the import's trust report). */
   readonly trust: TrustReport;
+  /** What building did: built and substituted paths, and when each root was ready. */
+  readonly build: BuildReport;
 }
 
 /**
@@ -95,10 +98,10 @@ async function build(
 ): Promise<RealiseResult> {
   const { manifest } = imported;
   deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
-  const printed = await store.realise(drvs, {
+  const { printed, report } = await realiseWithReport(store, roots, {
     addRoot: options.outLink === undefined ? undefined : resolve(options.outLink),
-    extraArgs: options.nixArgs,
-    onLog: deps.nixLog,
+    nixArgs: options.nixArgs,
+    nixLog: deps.nixLog,
   });
   // With --add-root Nix prints the links it made; the outputs are their targets.
   const links = options.outLink === undefined ? [] : printed;
@@ -125,5 +128,5 @@ async function build(
   const invalid = await store.invalidPaths(all);
   if (invalid.size > 0) throw new NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
   const { manifest: _m, ...importSummary } = imported;
-  return { manifest, outPaths, import: importSummary, links, trust: imported.trust };
+  return { manifest, outPaths, import: importSummary, links, trust: imported.trust, build: report };
 }
