@@ -83,8 +83,16 @@ describe('the one-evaluation row', () => {
 
 describe('judge', () => {
   test('ratios are nix-plan over baseline and meet or miss the issue targets', () => {
-    const all = { exportBaseline: 2, importBaseline: 10, instantiate: 20, instantiateTarget: 20 };
-    const good = judge(results([size(10000, { ...all, export: 2, import: 12, relocate: 3 }, 40, 100)]));
+    const all = {
+      exportBaseline: 2,
+      importBaseline: 10,
+      instantiate: 20,
+      instantiateTarget: 20,
+      deployBaseline: 10,
+    };
+    const good = judge(
+      results([size(10000, { ...all, export: 2, import: 12, relocate: 3, deploy: 5 }, 40, 100)]),
+    );
     const byStep = new Map(good.map((j) => [j.step, j]));
     expect(byStep.get('export time')).toMatchObject({ ratio: 1, met: true });
     expect(byStep.get('export size')).toMatchObject({ ratio: 0.4, met: true });
@@ -93,9 +101,19 @@ describe('judge', () => {
     expect(byStep.get('relocate time')).toMatchObject({ ratio: 0.15, met: true });
     expect(byStep.get('relocate ≤ 3 s')?.met).toBe(true);
     expect(byStep.get('realise-ready')).toMatchObject({ ratio: 0.6, met: undefined });
+    expect(byStep.get('deploy time')).toMatchObject({ ratio: 0.5, met: true });
 
-    const bad = judge(results([size(10000, { ...all, export: 2.1, import: 12.1, relocate: 5.1 }, 41, 100)]));
-    for (const s of ['export time', 'export size', 'import time', 'relocate time', 'relocate ≤ 3 s'])
+    const bad = judge(
+      results([size(10000, { ...all, export: 2.1, import: 12.1, relocate: 5.1, deploy: 5.1 }, 41, 100)]),
+    );
+    for (const s of [
+      'export time',
+      'export size',
+      'import time',
+      'relocate time',
+      'relocate ≤ 3 s',
+      'deploy time',
+    ])
       expect(bad.find((j) => j.step === s)?.met).toBe(false);
   });
 
@@ -125,9 +143,19 @@ describe('judge', () => {
 describe('report output', () => {
   test('markdown names every measured size and marks missed targets', () => {
     const md = markdownReport(
-      results([size(1000, { export: 3, exportBaseline: 1, import: 1, importBaseline: 1 })]),
+      results([
+        size(1000, {
+          export: 3,
+          exportBaseline: 1,
+          import: 1,
+          importBaseline: 1,
+          deploy: 2,
+          deployBaseline: 1,
+        }),
+      ]),
     );
     expect(md).toContain('| 1,000 drvs (1 run) | export time | 3.00 s |');
+    expect(md).toContain('| 1,000 drvs (1 run) | deploy to a fresh host over SSH (push) | 2.00 s |');
     expect(md).toContain('✗ missed');
     expect(md).toContain('2 cores');
   });

@@ -11,7 +11,9 @@ export type StepName =
   | 'exportBaseline' // nix-store -qR | xargs nix-store --export | gzip -9
   | 'import'
   | 'importBaseline' // zstd -dc bundle | nix-store --import
-  | 'relocate';
+  | 'relocate'
+  | 'deploy' // nix-plan deploy --action push to a fresh host over loopback SSH
+  | 'deployBaseline'; // nix-copy-closure --to of the same .drv closure
 
 /** The runs of one step. */
 export interface StepResult {
@@ -131,6 +133,7 @@ export function judge(results: BenchResults): Judged[] {
     const importTime = ratioOf(secs(t.import), secs(t.importBaseline));
     const relocate = ratioOf(secs(t.relocate), secs(t.instantiateTarget));
     const fresh = ratioOf(secs(t.import), secs(t.instantiate));
+    const deploy = ratioOf(secs(t.deploy), secs(t.deployBaseline));
     out.push(
       {
         count: s.count,
@@ -160,6 +163,13 @@ export function judge(results: BenchResults): Judged[] {
         ratio: relocate,
         target: '≤ 0.25×',
         met: within(relocate, 0.25),
+      },
+      {
+        count: s.count,
+        step: 'deploy time',
+        ratio: deploy,
+        target: '≤ 0.5×',
+        met: within(deploy, 0.5),
       },
     );
     if (s.count === 10000) {
@@ -280,6 +290,13 @@ export function markdownReport(results: BenchResults): string {
       `${fmtSecs(t.instantiateTarget)} (NIX_STORE_DIR=… nix-instantiate)`,
       verdict(s.count, 'relocate time'),
     );
+    if (t.deploy !== undefined || t.deployBaseline !== undefined)
+      row(
+        'deploy to a fresh host over SSH (push)',
+        fmtSecs(t.deploy),
+        `${fmtSecs(t.deployBaseline)} (nix-copy-closure --to, the .drv closure)`,
+        verdict(s.count, 'deploy time'),
+      );
     const three = verdict(s.count, 'relocate ≤ 3 s');
     if (three !== undefined) row('relocate, absolute', fmtSecs(t.relocate), '', three);
   }

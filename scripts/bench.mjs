@@ -41,6 +41,7 @@ import {
   timeCommand,
 } from '../bench/measure.ts';
 import { summariseCpuProfile } from '../bench/profile.ts';
+import { SshServer, SSHD } from '../__tests__/support/sshd.ts';
 import { markdownReport, renderSvg, replaceSection } from '../bench/report.ts';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -156,7 +157,7 @@ const hasCommand = (name) => {
   return r.status === 0 && r.stdout.includes(name);
 };
 const commands = Object.fromEntries(
-  ['export', 'import', 'relocate', 'inspect'].map((c) => [c, hasCommand(c)]),
+  ['export', 'import', 'relocate', 'inspect', 'deploy'].map((c) => [c, hasCommand(c)]),
 );
 if (cli.available && !Object.values(commands).every(Boolean)) {
   cli.note = `missing subcommands: ${Object.keys(commands)
@@ -245,7 +246,7 @@ function planJson(args, realm) {
   return { ...r.sample, ...(phases === undefined ? {} : { phases }) };
 }
 
-function benchSize(count) {
+async function benchSize(count) {
   const runs = runsFor(count);
   log(`— ${count} derivations, ${runs} runs —`);
   const gen = join(out, 'gen', `${count}-seed${seed}`);
@@ -385,6 +386,13 @@ function benchSize(count) {
     ]),
   );
 
+  // Deploy to a fresh host over loopback SSH: nix-plan deploy --action push (the plan verified
+  // here, sent, checked by sha256 and imported there) vs nix-copy-closure --to of the same .drv
+  // closure. The host is a chroot store (NIX_REMOTE=local?root=…) at the same store dir, so its
+  // files never touch the source store's; each run starts from an empty one.
+  if (existsSync(SSHD)) Object.assign(steps, await benchDeploy(count, runs, alpha, root, bundle, haveBundle));
+  else log(`${SSHD} is missing (Debian package openssh-server): deploy is not measured`);
+
   const result = {
     count,
     runs,
@@ -396,6 +404,62 @@ function benchSize(count) {
     importComplete,
   };
   return { result, alpha, root, bundle, haveBundle, beta };
+}
+
+/** The deploy rows: nix-plan deploy --action push and nix-copy-closure --to, one host, loopback SSH. */
+async function benchDeploy(count, runs, alpha, root, bundle, haveBundle) {
+  const hostRoot = join(work, `host-${count}`);
+  const hostTmp = join(work, `host-tmp-${count}`);
+  mkdirSync(hostTmp, { recursive: true });
+  const path = `${binDir === undefined ? '' : `${binDir}:`}/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+  const env = { ...alpha.env, NIX_REMOTE: `local?root=${hostRoot}`, PATH: path, TMPDIR: hostTmp };
+  let server;
+  try {
+    server = await SshServer.start([{ name: 'bench', env }]);
+  } catch (e) {
+    log(`sshd: ${e instanceof Error ? e.message : String(e)}: deploy is not measured`);
+    return {};
+  }
+  const fresh = () => removeTree(hostRoot);
+  const sshEnv = { NIX_SSHOPTS: `-F ${server.configFile}` };
+  try {
+    return interleaved(runs, [
+      [
+        'deployBaseline',
+        'nix-copy-closure --to (loopback SSH)',
+        () => {
+          fresh();
+          return run(['nix-copy-closure', '--to', 'bench', root], alpha, { env: sshEnv }).sample;
+        },
+      ],
+      [
+        'deploy',
+        'nix-plan deploy --action push (loopback SSH)',
+        haveBundle && commands.deploy
+          ? () => {
+              fresh();
+              return planJson(
+                [
+                  'deploy',
+                  bundle,
+                  '--host',
+                  'bench',
+                  '--action',
+                  'push',
+                  `--ssh-option=-F${server.configFile}`,
+                  '--no-check-sigs',
+                ],
+                alpha,
+              );
+            }
+          : undefined,
+      ],
+    ]);
+  } finally {
+    server.stop();
+    removeTree(hostRoot);
+    removeTree(hostTmp);
+  }
 }
 
 /** Samples of several commands run one after another, as one: wall and CPU add up, memory is the largest. */
@@ -509,7 +573,7 @@ try {
   }
   let last;
   for (const n of sizes) {
-    last = benchSize(n);
+    last = await benchSize(n);
     results.sizes.push(last.result);
     emptyTrash();
   }

@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 405:
+/***/ 947:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -36,26 +36,6 @@ class MalformedError extends errors_NixPlanError {
         this.what = what;
         this.offset = offset;
     }
-}
-/** Numbers of the stop signals (the exit code is 128 + this). */
-const STOP_SIGNAL_NUMBERS = {
-    SIGHUP: 1,
-    SIGINT: 2,
-    SIGTERM: 15,
-};
-/** Work stopped by a signal; what it had started was undone before this reached the caller. */
-class InterruptedError extends errors_NixPlanError {
-    signal;
-    name = 'InterruptedError';
-    constructor(signal, detail = '') {
-        super('interrupted', `interrupted by ${signal}${detail === '' ? '' : `: ${detail}`}`);
-        this.signal = signal;
-    }
-}
-/** The InterruptedError an aborted signal carries (its reason), or one for SIGINT. */
-function interruption(signal) {
-    const reason = signal.reason;
-    return reason instanceof InterruptedError ? reason : new InterruptedError('SIGINT');
 }
 /** A limit that guards memory or time was exceeded. */
 class LimitError extends errors_NixPlanError {
@@ -248,12 +228,6 @@ class FileInput {
             yield new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
     }
 }
-/** Whether `signal` was aborted (a call, so checks after an await are not narrowed away). */
-function isAborted(signal) {
-    return signal.aborted;
-}
-/** How long a command has to exit after SIGTERM before it gets SIGKILL. */
-const KILL_GRACE_MS = 5000;
 /** The environment a child gets: inherited, plus overrides, with binDir first in PATH. */
 function childEnv(nix) {
     const env = { ...process.env };
@@ -283,9 +257,6 @@ class ProcessRunner {
         this.nix = nix;
     }
     async run(cmd, args, options = {}) {
-        const { signal } = options;
-        if (signal?.aborted === true)
-            throw interruption(signal);
         // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
         const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
         let child;
@@ -319,86 +290,21 @@ class ProcessRunner {
             child.on('error', (e) => reject(new errors_NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
                 cause: e,
             })));
-            child.on('close', (code, killedBy) => resolve(code ?? (killedBy === null ? 1 : 128)));
+            child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
         });
-        // Stopped on request: the child first, then the caller hears of it once the child is gone.
-        let killer;
-        const stop = () => {
-            child.kill('SIGTERM');
-            killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-        };
-        signal?.addEventListener('abort', stop, { once: true });
         if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
             const input = options.input;
             const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
             // A child that exits early closes its stdin; its exit status tells the real story.
             (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
         }
-        let code;
-        try {
-            code = await exited;
-        }
-        finally {
-            signal?.removeEventListener('abort', stop);
-            if (killer !== undefined)
-                clearTimeout(killer);
-        }
-        if (signal !== undefined && isAborted(signal))
-            throw interruption(signal);
+        const code = await exited;
         const result = { code, stdout: Buffer.concat(out), stderr: err };
         // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
             NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
         return result;
     }
-}
-/**
- * A runner whose every command is stopped when `signal` aborts (see `RunOptions.signal`). What
- * must still run after an abort (removing what an interrupted import added) runs on `inner`.
- */
-class AbortableRunner {
-    inner;
-    signal;
-    constructor(inner, signal) {
-        this.inner = inner;
-        this.signal = signal;
-    }
-    run(cmd, args, options = {}) {
-        return this.inner.run(cmd, args, { ...options, signal: this.signal });
-    }
-}
-/** The runner to clean up with once `runner`'s work was aborted: the one beneath the abort. */
-function cleanupRunner(runner) {
-    return runner instanceof AbortableRunner ? runner.inner : runner;
-}
-
-;// CONCATENATED MODULE: ./src/cli/signals.ts
-// Stopping cleanly: SIGINT, SIGTERM and SIGHUP abort the running use case instead of killing the
-// process, so it stops its child processes, removes what an import had added, and deletes its
-// temporary files before nix-plan exits with 128 + the signal's number (130, 143, 129).
-
-/** The signals nix-plan stops on. */
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-/**
- * Aborts `controller` with an InterruptedError on the first stop signal; later ones are ignored
- * (the cleanup is what they would interrupt) except that `onRepeat` hears of them. Returns what
- * removes the handlers again.
- */
-function abortOnStopSignals(controller, source = process, onRepeat = () => undefined) {
-    const handlers = STOP_SIGNALS.map((signal) => {
-        const handler = () => {
-            if (controller.signal.aborted)
-                onRepeat(signal);
-            else
-                controller.abort(new InterruptedError(signal));
-        };
-        source.on(signal, handler);
-        return [signal, handler];
-    });
-    return () => {
-        for (const [signal, handler] of handlers)
-            source.off(signal, handler);
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/app/signing-policy.ts
@@ -945,40 +851,6 @@ function verifyNarinfo(info, signatures, trusted) {
     return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
 }
 
-;// CONCATENATED MODULE: ./src/core/bundle/json-limits.ts
-// Limits on a JSON document's shape, checked before JSON.parse: V8 parses nested arrays and objects
-// recursively, so a few kilobytes of `[[[[…` end in a stack overflow, not a clean refusal.
-
-/** Deepest nesting of arrays and objects a manifest may have (version 2 needs 5). */
-const MAX_MANIFEST_DEPTH = 16;
-/**
- * Refuses ('bundle', exit 3) a JSON text nested deeper than `maxDepth` arrays and objects, naming
- * `what`. A linear scan that skips strings (with their escapes); it does not validate the JSON,
- * which JSON.parse then does safely.
- */
-function assertJsonDepth(text, maxDepth, what) {
-    let depth = 0;
-    let inString = false;
-    for (let i = 0; i < text.length; i++) {
-        const c = text.charCodeAt(i);
-        if (inString) {
-            if (c === 0x5c /* \ */)
-                i++;
-            else if (c === 0x22 /* " */)
-                inString = false;
-            continue;
-        }
-        if (c === 0x22)
-            inString = true;
-        else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
-            if (++depth > maxDepth)
-                throw new errors_NixPlanError('bundle', `${what} is nested deeper than ${maxDepth} arrays and objects (at character ${i}): refusing it`);
-        }
-        else if (c === 0x5d /* ] */ || c === 0x7d /* } */)
-            depth--;
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest-types.ts
 // The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
 /** The `format` every bundle manifest names. */
@@ -1070,7 +942,7 @@ function list(v, field, max, item) {
     if (!Array.isArray(v))
         throw bad(field, 'must be an array');
     if (v.length > max)
-        throw new errors_NixPlanError('bundle', `bundle manifest: ${field} has more than ${max} entries`);
+        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
     return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 function storePath(v, field, storeDir) {
@@ -1117,7 +989,7 @@ function root(v, field, storeDir) {
     const outputs = {};
     const names = Object.keys(outputsIn);
     if (names.length > 1000)
-        throw new errors_NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
+        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
     for (const name of names) {
         str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
         const p = outputsIn[name];
@@ -1357,7 +1229,6 @@ function validateProvenance(value) {
 
 
 
-
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
  * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
@@ -1409,24 +1280,17 @@ function finaliseManifest(manifest, keys = []) {
     return full;
 }
 /** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
-function encodeManifest(manifest, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
-    const text = canonicalJson(manifest);
-    // What its own reader would refuse is not written (exit 3, as on read).
-    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'the manifest to write');
-    const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
-    if (bytes.length > maxSize)
-        throw new errors_NixPlanError('bundle', `the manifest to write is ${bytes.length} bytes, more than the ${maxSize} bytes a reader accepts`);
-    return bytes;
+function encodeManifest(manifest) {
+    return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
 }
 /**
  * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
  * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
- * form, then the checksum. Throws 'bundle' errors naming the field (also for oversize or too deeply
-nested input).
+ * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
  */
 function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     if (bytes.length > maxSize)
-        throw new errors_NixPlanError('bundle', `bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+        throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
     let text;
     try {
         text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -1434,7 +1298,6 @@ function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     catch {
         throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
     }
-    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'bundle manifest');
     let value;
     try {
         value = JSON.parse(text);
@@ -1550,9 +1413,8 @@ function parseSkippableHeader(bytes, maxSize, what = 'plan bundle') {
     if (!isSkippableMagic(magic))
         throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
     const size = view.getUint32(4, true);
-    // The manifest's frame: a manifest too large to read is a bad bundle (exit 3), as on write.
     if (size > maxSize)
-        throw new errors_NixPlanError('bundle', `${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
+        throw new LimitError(`${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
     return { magic, size };
 }
 /**
@@ -2107,7 +1969,7 @@ function wireString(s) {
     return pad === 0 ? [u64(b.length), b] : [u64(b.length), b, ZEROS.subarray(0, pad)];
 }
 /** Unsigned byte-wise order of two byte strings, the order Nix sorts names, keys and entries by. */
-function compareBytes(a, b) {
+function wire_compareBytes(a, b) {
     // Most comparisons (env keys, names) are of a few bytes and differ early, where a loop beats
     // the call into Buffer.compare; long equal prefixes go to the native compare.
     const n = Math.min(a.length, b.length, 32);
@@ -2858,7 +2720,7 @@ function parseTail(p, field, entry) {
         const at = p.pos;
         const key = p.escaped();
         if (prev !== undefined) {
-            const c = compareBytes(prev, key);
+            const c = wire_compareBytes(prev, key);
             if (c >= 0)
                 p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
         }
@@ -3250,20 +3112,15 @@ function drvName(drvPath) {
 
 
 /**
- * Defaults: never looser than what any Nix we support unpacks. Names: NAME_MAX (255), which Nix
- * 2.34 also enforces while parsing. Symlink targets: 4,095 bytes (the kernel's PATH_MAX with its
- * NUL, and Nix 2.34's own bound), never empty (symlink(2) refuses one) and without NUL (2.34
- * refuses it; 2.8 would cut the target short and register a NAR hash the files do not have).
- * Depth: Nix 2.34.7+ refuses an object inside 64 or more directories (`narMaxDepth`), so at most
- * 63. The length of a whole path inside the NAR is checked once the store path is known (the
- * export stream names it after the NAR): see `NarSummary.longestPath` and `ExportLimits`.
+ * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
+ * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
  */
 const DEFAULT_NAR_LIMITS = Object.freeze({
     maxFileSize: 2 ** 40,
     maxEntries: 4_000_000,
-    maxDepth: 63,
+    maxDepth: 2048,
     maxNameLength: 255,
-    maxTargetLength: 4095,
+    maxTargetLength: 4096,
 });
 /**
  * Size of the NAR of one regular file of `size` bytes, without writing it: the fixed tokens
@@ -3400,7 +3257,7 @@ async function* writeNode(tree, out, where) {
                 const problem = entryNameProblem(name);
                 if (problem !== undefined)
                     throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
-                if (prev !== undefined && compareBytes(prev, name) >= 0)
+                if (prev !== undefined && wire_compareBytes(prev, name) >= 0)
                     throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
                 prev = name;
                 out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
@@ -3494,8 +3351,6 @@ async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => 
             summary.file = top.file;
         if (top.fileHash !== undefined)
             summary.fileHash = top.fileHash;
-        if (top.longestPath > 0)
-            summary.longestPath = top.longestPath;
         return summary;
     }
     finally {
@@ -3571,9 +3426,6 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
     let entries = 0;
     const stack = [];
     let result = {};
-    let longestPath = 0;
-    /** Path length of the entry being read (its parent's, a slash and its name). */
-    let entryPathLength = 0;
     // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
     const readObject = async () => {
         if (stack.length > limits.maxDepth)
@@ -3625,16 +3477,11 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         }
         else if (type === 'symlink') {
             await expectToken(reader, 'target');
-            const targetAt = reader.offset;
-            const target = await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
-            if (target.length === 0)
-                throw reader.error('a symlink with an empty target', targetAt);
-            if (target.includes(0))
-                throw reader.error('a symlink target containing a NUL byte', targetAt);
+            await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
             await expectToken(reader, ')');
         }
         else if (type === 'directory') {
-            stack.push({ prev: undefined, pathLength: stack.length === 0 ? 0 : entryPathLength });
+            stack.push({ prev: undefined });
         }
         else {
             throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
@@ -3667,18 +3514,15 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         const problem = entryNameProblem(name);
         if (problem !== undefined)
             throw reader.error(`directory entry with ${problem}`, nameAt);
-        if (frame.prev !== undefined && compareBytes(frame.prev, name) >= 0)
+        if (frame.prev !== undefined && wire_compareBytes(frame.prev, name) >= 0)
             throw reader.error(`directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`, nameAt);
         frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
-        entryPathLength = frame.pathLength + 1 + name.length;
-        if (entryPathLength > longestPath)
-            longestPath = entryPathLength;
         await expectToken(reader, 'node');
         const depthBefore = stack.length;
         await readObject();
         pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
     }
-    return { ...result, longestPath };
+    return result;
 }
 async function readLengthPrefixed(reader, max, what) {
     const len = await readLength(reader, max, what);
@@ -3712,7 +3556,6 @@ const DEFAULT_EXPORT_LIMITS = Object.freeze({
     maxReferences: 100_000,
     maxPathLength: 4096,
     maxTotalBytes: 2 ** 45,
-    maxFilePathLength: 4095,
     nar: DEFAULT_NAR_LIMITS,
     keepFileUpTo: 16 * 1024 * 1024,
 });
@@ -3878,12 +3721,6 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
             const path = tryPath('path', false) ?? (await readPath('path', false));
             if (seen.has(path))
                 throw reader.error(`path '${path}' appears twice`);
-            if (nar.longestPath !== undefined) {
-                const dir = options.realStoreDir ?? storeDir ?? '';
-                const fsLength = Buffer.byteLength(dir) + path.length - (storeDir?.length ?? 0) + nar.longestPath;
-                if (fsLength > lim.maxFilePathLength)
-                    throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
-            }
             seen.set(path, path);
             const countAt = reader.offset;
             const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
@@ -3929,20 +3766,13 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 
-/**
- * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
- * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
- */
-const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
 /** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
 const DEFAULT_READER_LIMITS = Object.freeze({
     maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
-    maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
+    maxStreamSize: 2 ** 40,
     maxRatio: 1000,
     maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
     export: {},
-    maxMissingReferences: 100_000,
-    maxMissingReferenceBytes: 32 * 1024 * 1024,
 });
 function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
@@ -3951,7 +3781,7 @@ function policy_bad(message) {
 function checkSizeLimits(manifest, limits) {
     const { size, compressedSize } = manifest.stream;
     if (size > limits.maxStreamSize)
-        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes`);
     if (size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
@@ -3959,9 +3789,7 @@ function checkSizeLimits(manifest, limits) {
 function exportLimitsFor(manifest, limits) {
     return {
         ...limits.export,
-        // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
-        // it is, rather than as a limit reached.
-        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
+        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
         maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
     };
 }
@@ -4004,7 +3832,7 @@ class DerivationChecks {
         if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
             throw policy_bad(`the references of '${path}' differ from the inputs its contents name`);
         const { system } = drv;
-        if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
+        if (this.lastSystem === undefined || wire_compareBytes(system, this.lastSystem) !== 0) {
             this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
             this.lastSystem = system.slice(); // a view would pin the bytes around it
         }
@@ -4033,7 +3861,7 @@ class DerivationChecks {
  * check it with, whose parse fails or whose references are not its inputs), and outputs in a
  * plan-only bundle.
  */
-function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
+function classifyEntry(entry, manifest, limits, derivations) {
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
@@ -4046,12 +3874,8 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
             throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
         if (ca?.kind !== 'drv')
             throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-        if (derivations !== undefined) {
-            const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
-            const drv = parseDerivation(bytes);
-            derivations.check(entry.path, entry.references, drv);
-            onDerivation?.(drv, bytes);
-        }
+        if (derivations !== undefined)
+            derivations.check(entry.path, entry.references, parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)));
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
     const kind = ca?.kind ?? 'output';
@@ -4061,19 +3885,17 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
 }
 /**
  * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
- * path valid in the target store. A reference met later in the stream is out of dependency order;
- * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
- * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
+ * path valid in the target store (`isValidInStore`, asked once per path); a reference met later
+ * in the stream is out of dependency order, and one never met is missing ('closure' errors).
  */
 class ClosureCheck {
-    limits;
+    isValidInStore;
     seen = new Set();
+    inStore = new Map();
     /** Reference not yet seen → the first path that needs it. */
     pending = new Map();
-    pendingBytes = 0;
-    storeValid = 0;
-    constructor(limits) {
-        this.limits = limits;
+    constructor(isValidInStore) {
+        this.isValidInStore = isValidInStore;
     }
     /** Refuses an entry an earlier one needed but did not find (call before `add`). */
     arrive(path) {
@@ -4081,16 +3903,18 @@ class ClosureCheck {
         if (needer !== undefined)
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`);
     }
-    /** Records an entry and its references. */
-    add(path, references) {
+    /** Records an entry and its references, asking the store about those not seen yet. */
+    async add(path, references) {
         for (const r of references) {
             if (r === path || this.seen.has(r) || this.pending.has(r))
                 continue;
-            this.pending.set(r, path);
-            this.pendingBytes += r.length;
-            if (this.pending.size > this.limits.maxMissingReferences ||
-                this.pendingBytes > this.limits.maxMissingReferenceBytes)
-                throw new LimitError(`the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`);
+            let valid = this.inStore.get(r);
+            if (valid === undefined) {
+                valid = await this.isValidInStore(r);
+                this.inStore.set(r, valid);
+            }
+            if (!valid)
+                this.pending.set(r, path);
         }
         this.seen.add(path);
     }
@@ -4102,37 +3926,19 @@ class ClosureCheck {
     get paths() {
         return this.seen.size;
     }
-    /** The references the bundle does not hold (to be found valid in the store). */
-    missing() {
-        return [...this.pending.keys()];
-    }
     /** How many references were found valid in the store instead of in the bundle. */
     get storeReferences() {
-        return this.storeValid;
+        let n = 0;
+        for (const v of this.inStore.values())
+            if (v)
+                n++;
+        return n;
     }
-    /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
-    finish(valid) {
+    /** Refuses a reference that was neither an entry nor valid in the store (call at the end). */
+    finish() {
         for (const [missing, needer] of this.pending)
-            if (!valid.has(missing))
-                throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
-        this.storeValid = this.pending.size;
+            throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
     }
-}
-/**
- * Refuses an entry that takes the bundle past what its manifest records: more paths or NAR bytes
- * of a kind than it says (checked as each entry arrives, so a bundle lying about its sizes is
- * refused before more than it declared was read).
- */
-function checkRunningTotals(manifest, kind, counts, narBytes, name) {
-    const paths = OBJECT_KINDS.reduce((n, k) => n + counts[k], 0);
-    if (paths > manifest.paths)
-        throw policy_bad(`'${name}' holds more than the ${manifest.paths} paths its manifest says: the bundle is corrupt or lies about its sizes`);
-    if (counts[kind] > manifest.counts[kind] || narBytes[kind] > manifest.narBytes[kind])
-        throw policy_bad(`'${name}' holds more ${kind} paths or NAR bytes than its manifest says (${manifest.counts[kind]} paths, ${manifest.narBytes[kind]} bytes): the bundle is corrupt or lies about its sizes`);
-}
-/** The total NAR bytes a manifest declares, of every kind. */
-function declaredNarBytes(manifest) {
-    return OBJECT_KINDS.reduce((n, k) => n + manifest.narBytes[k], 0);
 }
 /** Counts and NAR bytes per object kind, all zero. */
 function emptyCounts() {
@@ -4144,12 +3950,8 @@ function checkTotals(manifest, found, name) {
     for (const k of OBJECT_KINDS)
         if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
             throw policy_bad(`'${name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`);
-    // Every root's .drv (so its outputs are checked against it), and an outputs bundle's outputs.
     for (const root of manifest.roots) {
-        const wanted = [
-            root.drvPath,
-            ...(manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : []),
-        ];
+        const wanted = manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
         for (const p of wanted)
             if (!found.has(p))
                 throw policy_bad(`root '${p}' is not in the bundle '${name}'`);
@@ -4308,678 +4110,6 @@ function trustStatus(manifest, trust) {
     return `signatures: ${n} (not verified)`;
 }
 
-;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
-// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
-//
-// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
-// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
-// only by what it produces, not by how. The derivation itself is masked first (its output paths
-// and the environment variables named after its outputs set to ""), since those are what is being
-// computed. Floating content-addressed derivations, and everything depending on one, have no
-// output paths before they are built ("deferred").
-
-
-
-
-function fail(drvLabel, detail) {
-    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
-}
-function outputKind(o) {
-    if (o.hashAlgo === '')
-        return 'input-addressed';
-    if (o.hash === 'impure')
-        return 'impure';
-    return o.hash === '' ? 'floating' : 'fixed';
-}
-/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
-function derivationKind(drv, drvLabel) {
-    const first = drv.outputs[0];
-    if (first === undefined)
-        fail(drvLabel, 'it has no outputs');
-    const kind = outputKind(first);
-    for (const o of drv.outputs)
-        if (outputKind(o) !== kind)
-            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
-    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
-        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
-    return kind;
-}
-/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
-function fixedOutput(o, drvLabel) {
-    let method = 'flat';
-    let algo = o.hashAlgo;
-    if (algo.startsWith('r:')) {
-        method = 'recursive';
-        algo = algo.slice(2);
-    }
-    else if (algo.startsWith('text:')) {
-        method = 'text';
-        algo = algo.slice(5);
-    }
-    if (!isHashAlgo(algo))
-        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
-    if (o.hash.includes(':') || o.hash.includes('-'))
-        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
-    const hash = parseHash(o.hash, algo);
-    if (method === 'text' && algo !== 'sha256')
-        fail(drvLabel, 'a text-hashed output must use sha256');
-    return { method, hash };
-}
-/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
-function fixedOutputPath(f, name, storeDir) {
-    if (f.method === 'text')
-        return makeTextPath(name, f.hash.bytes, [], storeDir);
-    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
-}
-/** A derivation whose output paths, and the env variables named after its outputs, are "". */
-function masked(drv) {
-    const empty = new Uint8Array(0);
-    return {
-        ...drv,
-        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
-        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
-    };
-}
-/** A new empty layout for `serialiseDerivation` to fill. */
-function newLayout() {
-    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-}
-/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
-function hashWithInputs(bytes, layout, inputs) {
-    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
-}
-/** The output named by env key `key`, if any. */
-function outputNamed(drv, key) {
-    // Output names are ASCII; compare without decoding every key.
-    outer: for (const o of drv.outputs) {
-        if (o.name.length !== key.length)
-            continue;
-        for (let i = 0; i < key.length; i++)
-            if (o.name.charCodeAt(i) !== key[i])
-                continue outer;
-        return o;
-    }
-    return undefined;
-}
-function isOutputName(drv, key) {
-    return outputNamed(drv, key) !== undefined;
-}
-/**
- * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
- * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
- * path it does not have.
- */
-class DerivationHasher {
-    storeDir;
-    lookup;
-    /**
-     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
-     * deferred) and its output names (to check what dependents ask for). One map, as each input of
-     * each derivation is looked up in it.
-     */
-    memo = new Map();
-    constructor(storeDir, lookup) {
-        this.storeDir = storeDir;
-        this.lookup = lookup;
-    }
-    /**
-     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
-     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
-     */
-    hashModulo(drvPath) {
-        const known = this.memo.get(drvPath);
-        if (known !== undefined)
-            return known.hash;
-        const pending = new Map();
-        const stack = [drvPath];
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            if (this.memo.has(path)) {
-                stack.pop();
-                continue;
-            }
-            let drv = pending.get(path);
-            if (drv === undefined) {
-                drv = this.lookup(path);
-                pending.set(path, drv);
-                // A fixed-output hash does not depend on inputs, so they need not be visited.
-                if (derivationKind(drv, path) !== 'fixed') {
-                    for (const input of drv.inputDrvs) {
-                        if (this.memo.has(input.path))
-                            continue;
-                        if (pending.has(input.path))
-                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
-                        stack.push(input.path);
-                    }
-                    if (stack[stack.length - 1] !== path)
-                        continue;
-                }
-            }
-            stack.pop();
-            pending.delete(path);
-            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
-        }
-        return this.memo.get(drvPath).hash;
-    }
-    /** Whether the modulo hash of `drvPath` is known (hashed or recorded). */
-    has(drvPath) {
-        return this.memo.has(drvPath);
-    }
-    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
-    outputPaths(drv, drvName) {
-        const fixed = this.fixedOutputPaths(drv, drvName);
-        if (fixed !== undefined)
-            return fixed;
-        const paths = new Map();
-        const h = this.compute(drv, drvName, drvName, true);
-        for (const o of drv.outputs)
-            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
-        return paths;
-    }
-    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
-    fixedOutputPaths(drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'fixed')
-            return undefined;
-        const out = drv.outputs[0];
-        return new Map([
-            [
-                out.name,
-                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
-            ],
-        ]);
-    }
-    /**
-     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
-     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
-     * only its outputs.
-     */
-    record(drvPath, drv, hash) {
-        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
-        if (h === undefined)
-            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
-        this.remember(drvPath, drv, h);
-    }
-    remember(drvPath, drv, hash) {
-        this.memo.set(drvPath, {
-            hash,
-            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
-            outputs: drv.outputs.map((o) => o.name),
-        });
-    }
-    /**
-     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
-     * gives them) filled into its outputs and into the env variables named after them, its bytes,
-     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
-     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
-     * splicing in the input hashes or the output paths (which need no escaping).
-     */
-    fillOutputs(drv, drvName) {
-        const layout = newLayout();
-        const bytes = serialiseDerivation(masked(drv), layout);
-        const envHoles = [];
-        drv.env.forEach((e, i) => {
-            const o = outputNamed(drv, e.key);
-            if (o !== undefined)
-                envHoles.push({ at: layout.envValues[i], output: o.name });
-        });
-        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
-    }
-    /**
-     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
-     * and input derivations (which must be hashed or recorded already).
-     */
-    fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
-        const { bytes, layout } = maskedDrv;
-        const inputs = this.moduloInputs(drv, drvName);
-        if (inputs === undefined)
-            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
-        const hex = toHex(hashWithInputs(bytes, layout, inputs));
-        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
-        // Holes, in byte order: each output's path, then the value of each env variable named after one.
-        const holes = paths.map((text, i) => ({
-            at: layout.outputPaths[i],
-            text,
-        }));
-        for (const h of maskedDrv.envHoles)
-            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
-        let size = bytes.length;
-        for (const h of holes)
-            size += h.text.length;
-        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
-        let r = 0;
-        let w = 0;
-        let shift = 0; // bytes inserted before the input derivations list (output paths only)
-        for (const h of holes) {
-            out.set(bytes.subarray(r, h.at), w);
-            w += h.at - r;
-            r = h.at;
-            for (let k = 0; k < h.text.length; k++)
-                out[w++] = h.text.charCodeAt(k);
-            if (h.at < layout.inputDrvsStart)
-                shift += h.text.length;
-        }
-        out.set(bytes.subarray(r), w);
-        const filled = {
-            ...layout,
-            inputDrvsStart: layout.inputDrvsStart + shift,
-            inputDrvsEnd: layout.inputDrvsEnd + shift,
-        };
-        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
-    }
-    /**
-     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
-     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
-     * memoised yet.
-     */
-    moduloInputs(drv, label) {
-        const entries = [];
-        let deferred = false;
-        for (const input of drv.inputDrvs) {
-            // Every input is hashed (or found known) even once the derivation is found deferred.
-            const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
-                deferred = true;
-                continue;
-            }
-            const names = m.outputs;
-            for (const o of input.outputs)
-                if (!names.includes(o))
-                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
-            entries.push({ path: m.hex, outputs: input.outputs });
-        }
-        if (deferred)
-            return undefined;
-        entries.sort((a, b) => compareStrings(a.path, b.path));
-        const merged = [];
-        for (const e of entries) {
-            const last = merged[merged.length - 1];
-            if (last !== undefined && last.path === e.path)
-                last.outputs = [...last.outputs, ...e.outputs];
-            else
-                merged.push({ path: e.path, outputs: e.outputs });
-        }
-        // Output lists are sorted already unless built by hand, or merged from several inputs.
-        for (const m of merged)
-            if (!isStrictlySorted(m.outputs))
-                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
-        return serialiseInputDrvs(merged);
-    }
-    /** What is memoised of a derivation, hashing it first. */
-    memoised(drvPath) {
-        this.hashModulo(drvPath);
-        return this.memo.get(drvPath);
-    }
-    /**
-     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
-     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
-     */
-    outputsOnlyHash(drv, label, name) {
-        const kind = derivationKind(drv, label);
-        if (kind === 'fixed') {
-            const out = drv.outputs[0];
-            const f = fixedOutput(out, label);
-            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
-            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
-        }
-        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
-    }
-    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-    compute(drv, label, name, mask) {
-        const early = this.outputsOnlyHash(drv, label, name);
-        if (early !== undefined)
-            return early;
-        const inputs = this.moduloInputs(drv, label);
-        if (inputs === undefined)
-            return { kind: 'deferred' };
-        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
-        const layout = newLayout();
-        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
-        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
-    }
-}
-/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
-function computeDrvPath(storeDir, drvName, bytes, references) {
-    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
-    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
-    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/drv-outputs.ts
-// The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
-//
-// `nix-store --import` (and a daemon adding a .drv for an untrusted user) recomputes every
-// derivation's output paths when it registers the .drv: Nix 2.8's `checkDerivationOutputs` and
-// 2.34's `Derivation::checkInvariants`. A wrong one fails the import after the paths before it were
-// added, so the verifier checks the union of what both versions check, before anything reaches
-// the store:
-//   - input-addressed outputs: the path is `makeOutputPath(hashDerivationModulo)`, and the
-//     environment variable named after the output holds it (2.8; 2.34 checks the path only);
-//   - a derivation whose inputs defer it (floating content-addressed inputs): no output paths;
-//   - fixed outputs: the path the declared hash gives, also in the variable named after it;
-//   - floating and impure outputs: no path (Nix 2.8 asserts it);
-//   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
-// Input derivations come from the plan (checked before their dependents: the plan is in
-// dependency order) or, when the plan does not hold them, from the target store, as Nix reads
-// them from there. The checker also indexes which derivation declares which output path, for the
-// proof of build outputs (proof.ts).
-
-
-
-/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
-const DEFAULT_DRV_OUTPUT_LIMITS = Object.freeze({
-    maxStoreDerivations: 1_000_000,
-    maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
-});
-function wrong(drvPath, detail) {
-    return new errors_NixPlanError('bundle', `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`);
-}
-/** The env variable named after `output`, as a string (Nix compares it to the path as text). */
-function envOf(drv, output) {
-    const v = envGet(drv, output);
-    return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
-}
-/** Whether two byte strings are equal. */
-function sameBytes(a, b) {
-    return a.length === b.length && Buffer.compare(a, b) === 0;
-}
-/**
- * Checks the output paths of a plan's derivations, fed in the plan's (dependency) order with
- * `check`, and, with `finish`, those whose input derivations are only in the target store.
- * Memory: a modulo hash per derivation (and, with `indexOutputs`, a declaration per output path).
- */
-class DerivationOutputChecks {
-    storeDir;
-    options;
-    hasher;
-    /** The derivation being checked, for the hasher's lookup. */
-    current;
-    /** Derivations read from the store, by path, until they are hashed. */
-    fromStore = new Map();
-    storeBytes = 0;
-    /** Output path → the derivations declaring it (usually one: an array only for the others). */
-    declared = new Map();
-    limits;
-    /**
-     * `readStore` reads an input derivation the plan does not hold from the target store (none:
-     * every input must be in the plan). With `indexOutputs`, `declaredOutput` answers which
-     * derivation of the plan declares an output path.
-     */
-    constructor(storeDir, options = {}) {
-        this.storeDir = storeDir;
-        this.options = options;
-        this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...options.limits };
-        this.hasher = new DerivationHasher(storeDir, (p) => this.lookup(p));
-    }
-    lookup(drvPath) {
-        if (this.current?.path === drvPath)
-            return this.current.drv;
-        const d = this.fromStore.get(drvPath);
-        if (d !== undefined)
-            return d;
-        throw new errors_NixPlanError('closure', `input derivation '${drvPath}' is neither in the plan before its dependents nor in the store`);
-    }
-    /**
-     * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
-     * filled in must give back exactly these bytes). Its input derivations must have been checked
-     * already, or be in the store (then this returns a promise: they are read first).
-     */
-    check(drvPath, drv, bytes) {
-        const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
-        if (missing.length === 0)
-            return this.checkNow(drvPath, drv, bytes);
-        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
-    }
-    /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
-    declaredOutput(path) {
-        const d = this.declared.get(path);
-        return Array.isArray(d) ? d[0] : d;
-    }
-    /** Every output path the plan's derivations declare (with `indexOutputs`; deferred ones have none). */
-    declaredPaths() {
-        return [...this.declared.keys()];
-    }
-    /**
-     * Every derivation of the plan that declares `path` as an output (with `indexOutputs`): two
-     * fetchers of one file declare one path, and so do two derivations whose modulo hashes agree.
-     */
-    declarations(path) {
-        const d = this.declared.get(path);
-        return d === undefined ? [] : Array.isArray(d) ? d : [d];
-    }
-    /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
-    async readFromStore(paths, needer) {
-        const read = this.options.readStore;
-        const todo = paths.map((p) => [p, needer]);
-        for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
-            const [p, by] = next;
-            if (this.hasher.has(p) || this.fromStore.has(p))
-                continue;
-            const bytes = read === undefined ? undefined : await read(p);
-            if (bytes === undefined)
-                throw new errors_NixPlanError('closure', `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`);
-            this.storeBytes += bytes.length;
-            if (this.fromStore.size + 1 > this.limits.maxStoreDerivations ||
-                this.storeBytes > this.limits.maxStoreDerivationBytes)
-                throw new errors_NixPlanError('limit', `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`);
-            let drv;
-            try {
-                drv = parseDerivation(bytes);
-            }
-            catch (e) {
-                throw new errors_NixPlanError('nix', `cannot parse '${p}' from the store: ${e.message}`);
-            }
-            this.fromStore.set(p, drv);
-            for (const i of drv.inputDrvs)
-                if (!this.hasher.has(i.path) && !this.fromStore.has(i.path))
-                    todo.push([i.path, p]);
-        }
-    }
-    checkNow(drvPath, drv, bytes) {
-        const name = drvName(drvPath);
-        this.current = { path: drvPath, drv };
-        try {
-            const fixed = this.hasher.fixedOutputPaths(drv, name);
-            if (fixed !== undefined)
-                this.checkFixed(drvPath, drv, fixed);
-            else if (drv.outputs.every((o) => o.hashAlgo !== ''))
-                this.checkFloating(drvPath, drv);
-            else if (drv.version === undefined)
-                this.checkInputAddressed(drvPath, drv, name, bytes);
-            else
-                this.checkOther(drvPath, drv, name);
-        }
-        catch (e) {
-            if (e instanceof errors_NixPlanError && e.code === 'malformed')
-                throw new errors_NixPlanError('bundle', `${e.message} (in '${drvPath}')`);
-            throw e;
-        }
-        finally {
-            this.current = undefined;
-        }
-        for (const [p] of this.fromStore)
-            if (this.hasher.has(p))
-                this.fromStore.delete(p);
-    }
-    checkFixed(drvPath, drv, paths) {
-        for (const o of drv.outputs) {
-            const want = paths.get(o.name) ?? '';
-            if (o.path !== want)
-                throw wrong(drvPath, `declares fixed output '${o.name}' at '${o.path}', but its hash gives '${want}'`);
-            this.expectEnv(drvPath, drv, o.name, want);
-            this.declare(want, { drvPath, output: o.name, fixed: { hashAlgo: o.hashAlgo, hash: o.hash } });
-        }
-        this.hasher.record(drvPath, drv);
-    }
-    /** Floating content-addressed or impure outputs: no path until built (`hashAlgo` set, no hash). */
-    checkFloating(drvPath, drv) {
-        for (const o of drv.outputs)
-            if (o.path !== '')
-                throw wrong(drvPath, `gives its floating output '${o.name}' the path '${o.path}', which is only known once built`);
-        this.hasher.record(drvPath, drv); // refuses a mixture of kinds
-    }
-    /**
-     * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
-     * bytes, which proves every output path and every variable named after an output at once.
-     */
-    checkInputAddressed(drvPath, drv, name, bytes) {
-        const filled = this.hasher.fillOutputs(drv, name);
-        if (filled.hash.kind === 'deferred') {
-            this.checkDeferred(drvPath, drv);
-            this.hasher.record(drvPath, drv, filled.hash);
-            return;
-        }
-        if (!sameBytes(filled.bytes, bytes)) {
-            drv.outputs.forEach((o, i) => {
-                const want = filled.paths[i] ?? '';
-                if (o.path !== want)
-                    throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
-                this.expectEnv(drvPath, drv, o.name, want);
-            });
-            throw wrong(drvPath, 'does not read back as Nix writes it with its outputs filled in');
-        }
-        drv.outputs.forEach((o, i) => {
-            if (envGet(drv, o.name) === undefined)
-                this.expectEnv(drvPath, drv, o.name, filled.paths[i] ?? '');
-            this.declare(o.path, { drvPath, output: o.name });
-        });
-        this.hasher.record(drvPath, drv, filled.hash);
-    }
-    /** Outputs of a derivation deferred by its inputs: no paths yet. */
-    checkDeferred(drvPath, drv) {
-        for (const o of drv.outputs)
-            if (o.path !== '')
-                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but its inputs defer it (no path before they are built)`);
-    }
-    /** A `DrvWithVersion` derivation: its outputs compared one by one. */
-    checkOther(drvPath, drv, name) {
-        const hash = this.hasher.hashModulo(drvPath);
-        if (hash.kind === 'deferred') {
-            this.checkDeferred(drvPath, drv);
-            return;
-        }
-        const paths = this.hasher.outputPaths(drv, name);
-        for (const o of drv.outputs) {
-            const want = paths.get(o.name) ?? '';
-            if (o.path !== want)
-                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
-            this.expectEnv(drvPath, drv, o.name, want);
-            this.declare(o.path, { drvPath, output: o.name });
-        }
-    }
-    /** Indexes a declaration. */
-    declare(path, declaration) {
-        if (this.options.indexOutputs !== true)
-            return;
-        const known = this.declared.get(path);
-        if (known === undefined)
-            this.declared.set(path, declaration);
-        else if (Array.isArray(known))
-            known.push(declaration);
-        else
-            this.declared.set(path, [known, declaration]);
-    }
-    expectEnv(drvPath, drv, output, path) {
-        const value = envOf(drv, output);
-        if (value === undefined)
-            throw wrong(drvPath, `has no environment variable '${output}' (it should be '${path}')`);
-        if (value !== path)
-            throw wrong(drvPath, `has environment variable '${output}' = '${value}', but it should be '${path}'`);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/proof.ts
-// Proof before trust: every path of a plan must prove itself, or be covered by a trusted signature.
-//
-// A `.drv`, a `toFile` text and a source name themselves by their content (the verifier recomputes
-// their paths), and so does the output of a fixed-output derivation whose content hashes to the
-// path its `.drv` declares. Anything else a plan carries is a build output: an input-addressed path
-// whose name says how it was built, not what it holds, so only a signature by a key the user
-// trusts (over the manifest, which covers the stream's sha256 and so every byte) proves it. Without
-// one it is refused, naming the first such path, unless the user explicitly opted out
-// (`--no-check-sigs`, counted in the trust report). Also: an output's deriver, when the plan holds
-// it, must declare the output; and a `sources` bundle carries no build output but the outputs of
-// the plan's fixed-output derivations.
-
-/** What a refusal for lack of proof says to do. */
-const HOW = 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
-    'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)';
-/**
- * The proof of each path of a plan, fed in stream order (`entry`), and the checks that need every
- * .drv first (`finish`). Memory: the paths that carry a deriver, and the build outputs of a
- * `sources` bundle.
- */
-class PathProofs {
-    options;
-    unprovenCount = 0;
-    firstUnproven;
-    /** Paths with a deriver, checked against the plan's derivations at the end. */
-    derived = [];
-    /** Build outputs of a `sources` bundle: each must be a fixed output some .drv declares. */
-    sourceOutputs = [];
-    constructor(options) {
-        this.options = options;
-    }
-    /** Paths accepted without proof (with `--no-check-sigs`; otherwise refused before counting). */
-    get unproven() {
-        return this.unprovenCount;
-    }
-    /** The first of them. */
-    get firstUnprovenPath() {
-        return this.firstUnproven;
-    }
-    /**
-     * The proof of one entry, given the kind the verifier found (`output`: not content-addressed).
-     * Refuses (exit 4) a build output no signature covers, unless the user opted out.
-     */
-    entry(path, kind, deriver) {
-        if (deriver !== '')
-            this.derived.push({ path, deriver });
-        if (kind !== 'output')
-            return 'content-address';
-        if (this.options.include === 'drvs')
-            throw new errors_NixPlanError('bundle', `'${path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
-        // A `sources` bundle's outputs are judged at the end, once every .drv declared its outputs.
-        if (this.options.include === 'sources')
-            this.sourceOutputs.push(path);
-        return this.unprovenOrSigned(path, this.options.include === 'sources');
-    }
-    unprovenOrSigned(path, deferRefusal) {
-        if (this.options.signed)
-            return 'signature';
-        this.unprovenCount++;
-        this.firstUnproven ??= path;
-        if (!this.options.noCheckSigs && !deferRefusal)
-            throw unprovenError(path);
-        return 'unproven';
-    }
-    /**
-     * The checks that need every .drv of the plan: each deriver the plan holds declares what names
-     * it as its deriver, and each build output of a `sources` bundle is a fixed output of the plan
-     * (whose content did not hash to its path: an algorithm the verifier does not compute, so it is
-     * proven only by a signature). `declarations` answers which .drv of the plan declares a path;
-     * `inPlan` whether a .drv is in the plan.
-     */
-    finish(declarations, inPlan) {
-        for (const { path, deriver } of this.derived)
-            if (inPlan(deriver) && !declarations(path).some((d) => d.drvPath === deriver))
-                throw new errors_NixPlanError('bundle', `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`);
-        for (const path of this.sourceOutputs) {
-            const fixed = declarations(path).find((d) => d.fixed !== undefined);
-            if (fixed === undefined)
-                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only the outputs of the plan's fixed-output derivations: the bundle was altered`);
-        }
-        if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
-            throw unprovenError(this.firstUnproven);
-    }
-}
-/** The refusal of a path nothing proves. */
-function unprovenError(path) {
-    return new errors_NixPlanError('signature', `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${HOW}`);
-}
-
 ;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
 // Reading a plan bundle: the streaming verifier, over the bundle's source (source.ts), its
 // decoding (decode.ts) and the rules it applies (policy.ts), whose public names it re-exports.
@@ -4990,8 +4120,6 @@ function unprovenError(path) {
 // frame ending at end of file), both digests and sizes, every NAR and entry, store paths, that
 // references are closed over bundle ∪ store and come first, that every .drv/text/source path is
 // the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
-
-
 
 
 
@@ -5025,66 +4153,28 @@ async function verifySource(source, options) {
     const exportLimits = exportLimitsFor(manifest, limits);
     const counts = emptyCounts();
     const narBytes = emptyCounts();
-    const closure = new ClosureCheck(limits);
+    const closure = new ClosureCheck(options.isValidInStore ?? (() => false));
     const derivations = new DerivationChecks(manifest);
     const parseDerivations = options.parseDerivations !== false;
-    // Output paths are checked as Nix checks them on import; relocation recomputes them instead.
-    const outputs = parseDerivations
-        ? new DerivationOutputChecks(manifest.storeDir, {
-            readStore: options.readStoreDerivation,
-            indexOutputs: true,
-        })
-        : undefined;
-    const noCheckSigs = options.noCheckSigs === true;
-    const proofs = new PathProofs({
-        include: manifest.include,
-        signed: trustedSignatures.length > 0,
-        noCheckSigs,
-    });
-    // Every NAR byte counts against what the manifest declares, as it arrives.
-    const declared = declaredNarBytes(manifest);
-    let narSeen = 0;
-    const onNarBytes = (chunk, index) => {
-        narSeen += chunk.length;
-        if (narSeen > declared)
-            throw new errors_NixPlanError('bundle', `'${source.name}' holds more than the ${declared} NAR bytes its manifest records (entry ${index}): the bundle is corrupt or lies about its sizes`);
-        options.onNarBytes?.(chunk, index);
-    };
     let frame;
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
-    let parsed;
-    const onDerivation = (drv, bytes) => {
-        parsed = { drv, bytes };
-    };
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
-        onNarBytes,
+        ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
         ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
     })) {
         closure.arrive(entry.path);
-        parsed = undefined;
-        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined, onDerivation);
-        if (outputs !== undefined && parsed !== undefined) {
-            const { drv, bytes } = parsed;
-            const pending = outputs.check(entry.path, drv, bytes);
-            if (pending !== undefined)
-                await pending;
-        }
-        proofs.entry(entry.path, verified.kind, entry.deriver);
-        closure.add(entry.path, entry.references);
+        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
+        await closure.add(entry.path, entry.references);
         counts[verified.kind]++;
         narBytes[verified.kind] += entry.nar.narSize;
-        checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
         await options.onEntry?.(verified);
     }
+    closure.finish();
     checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
     if (parseDerivations)
         derivations.finish();
-    if (outputs !== undefined)
-        proofs.finish((p) => outputs.declarations(p), (p) => p.endsWith('.drv') && closure.has(p));
-    // One question to the store, about every path the bundle refers to but does not hold.
-    closure.finish(await validAmong(closure.missing(), options));
     if (frame === undefined)
         throw new errors_NixPlanError('internal', 'the data frame was not scanned to its end');
     return {
@@ -5095,25 +4185,9 @@ async function verifySource(source, options) {
         narBytes,
         trustedSignatures,
         storeReferences: closure.storeReferences,
-        unproven: proofs.unproven,
-        noCheckSigs,
-        declaredOutputs: () => outputs?.declaredPaths() ?? [],
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
         ...(!parseDerivations && { derivations }),
     };
-}
-/** Which of `paths` are valid in the target store, by the options' batch or per-path question. */
-async function validAmong(paths, options) {
-    if (paths.length === 0)
-        return new Set();
-    if (options.validInStore !== undefined)
-        return options.validInStore(paths);
-    const valid = new Set();
-    if (options.isValidInStore !== undefined)
-        for (const p of paths)
-            if (await options.isValidInStore(p))
-                valid.add(p);
-    return valid;
 }
 /** Passes each chunk to `fn` before handing it on. */
 async function* tapChunks(source, fn) {
@@ -5514,16 +4588,6 @@ function integer(value, name, min, max) {
         throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
     return n;
 }
-/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
-function byteSize(value, name) {
-    if (value === undefined)
-        return undefined;
-    const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
-    if (m === null)
-        throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
-    const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase()];
-    return Number(m[1]) * 1024 ** unit;
-}
 /** Exactly one positional argument (the bundle), or a usage error naming it. */
 function onePositional(args, what) {
     if (args.positionals.length === 0)
@@ -5878,6 +4942,2378 @@ function formatApply(r) {
     return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
 }
 
+;// CONCATENATED MODULE: ./src/nix/host-script.ts
+// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
+// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
+//
+// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
+// installed on the host and the host always runs the code of the nix-plan that talks to it.
+// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
+// build log, switch-to-configuration's output) goes to stderr. The program is written without
+// brace expansions (`${…}`) so it can live in a template literal untouched.
+/** The name the program runs under (`$0`): how a host's process list and logs show it. */
+const HOST_PROGRAM_NAME = 'nix-plan-host';
+/** Version of the marker-line protocol below; the probe reports it. */
+const HOST_PROTOCOL = 1;
+/** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
+const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
+/** Generations of activation state (logs, results) kept beside the profile. */
+const KEEP_ACTIVATIONS = 5;
+/**
+ * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
+ * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
+ * systemd-run when the host runs systemd), restores the previous generation when the switch
+ * fails, and, for confirmed activations, waits CONFIRM seconds after the switch for nix-plan to
+ * come back and confirm; if nobody does, it restores the previous generation (the watchdog).
+ * Who wins between the confirmation and the watchdog is settled by one atomic rename of `armed`.
+ */
+const SUPERVISOR = String.raw `# nix-plan activation supervisor: sh supervise.sh ACTIVATION-DIR
+act=$1
+trap '' HUP INT PIPE
+get() { cat "$act/$1" 2>/dev/null; }
+put() { printf '%s\n' "$2" > "$act/$1.tmp" && mv -f "$act/$1.tmp" "$act/$1"; }
+note() { printf 'nix-plan: %s\n' "$*" >> "$act/log"; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+. "$act/env"
+state=$(dirname "$act")
+echo $$ > "$act/pid"
+echo $$ > "$state/lock/pid"
+profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
+prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
+systemd=$(get systemd)
+
+run_switch() {
+  if [ "$systemd" = 1 ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi < /dev/null >> "$act/log" 2>&1
+}
+
+prune() {
+  total=0
+  for d in "$state"/act-*; do [ -d "$d" ] && total=$((total + 1)); done
+  n=0
+  for d in "$state"/act-*; do
+    [ -d "$d" ] || continue
+    n=$((n + 1))
+    if [ $((total - n)) -ge ${KEEP_ACTIVATIONS} ] && [ "$d" != "$act" ]; then rm -rf "$d"; fi
+  done
+}
+
+finish() {
+  rm -rf "$state/lock"
+  prune
+  exit 0
+}
+
+generation() { expr "$1" : '.*-\([0-9][0-9]*\)-link$'; }
+
+revert() {
+  put state reverting
+  note "$1"
+  if [ -z "$prev" ]; then
+    if [ "$created" = 1 ]; then
+      rm -f "$profile" "$new"
+      put removed "$new"
+      note "there is no previous generation to re-activate: removed $new"
+    else
+      note "there is no previous generation to re-activate"
+    fi
+    put state no-previous
+    finish
+  fi
+  if [ "$action" != test ] && [ "$new" != "$prev" ]; then
+    if ! nix-env -p "$profile" --switch-generation "$(generation "$prev")" >> "$act/log" 2>&1; then
+      note "nix-env --switch-generation failed: $profile still points at $new"
+      put state revert-failed
+      finish
+    fi
+    if [ "$created" = 1 ] && nix-env -p "$profile" --delete-generations "$(generation "$new")" >> "$act/log" 2>&1; then
+      put removed "$new"
+    fi
+  fi
+  note "re-activating $prevsys ($action)"
+  run_switch "$prevsys" "$action"
+  rc=$?
+  put revert-rc "$rc"
+  if [ "$rc" = 0 ]; then
+    put state reverted
+  else
+    note "the previous generation's switch-to-configuration $action exited with $rc"
+    put state revert-failed
+  fi
+  finish
+}
+
+write_record() {
+  record=$(get record)
+  [ -n "$record" ] || return 0
+  rec="$profile.nix-plan.json"
+  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
+    return 0
+  fi
+  rm -f "$rec.tmp.$$"
+  note "could not write $rec"
+  put record-failed 1
+}
+
+put state switching
+run_switch "$out" "$action"
+rc=$?
+put switch-rc "$rc"
+[ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
+if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
+  deadline=$(($(date +%s) + confirm))
+  : > "$act/armed"
+  put state awaiting-confirmation
+  while [ ! -e "$act/confirmed" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      if mv "$act/armed" "$act/expired" 2>/dev/null; then
+        revert "no confirmation within $confirm s: restoring the previous generation"
+      fi
+    fi
+    nap
+  done
+fi
+write_record
+put state done
+finish
+`;
+/** The host program. */
+const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
+trap '' PIPE
+say() { printf '@nix-plan %s\n' "$*"; }
+fail() { say "error $*"; exit 1; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
+abs_link() {
+  t=$(readlink "$1" 2>/dev/null) || return 1
+  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
+}
+# A relative profile is taken from the login's home directory on the host.
+resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
+tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+
+probe() {
+  profile=$(resolve_profile "$1")
+  say protocol ${HOST_PROTOCOL}
+  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
+  say nix "$v"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
+  say store-dir "$sd"
+  say uid "$(id -u)"
+  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
+  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
+  if cur=$(abs_link "$profile"); then
+    say generation "$cur"
+    if sys=$(abs_link "$cur"); then say system "$sys"; fi
+  fi
+  if [ -f "$profile.nix-plan.json" ]; then
+    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
+  fi
+  lock="$profile.nix-plan.d/lock"
+  if [ -d "$lock" ]; then
+    pid=$(cat "$lock/pid" 2>/dev/null)
+    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
+  fi
+  for d in "$(tmpbase)"/nix-plan-recv.*; do
+    [ -d "$d" ] || continue
+    pid=$(expr "$(basename "$d")" : 'nix-plan-recv\.\([0-9]*\)\.')
+    alive "$pid" || rm -rf "$d" 2> /dev/null
+  done
+  say end
+}
+
+receive() {
+  size=$1
+  sha=$2
+  enc=$3
+  umask 077
+  base=$(tmpbase)
+  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
+    tmp="$base/nix-plan-recv.$$.0"
+    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
+  }
+  trap 'rm -rf "$tmp"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
+  got=$(wc -c < "$tmp/plan" | tr -d ' ')
+  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
+  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
+  if [ "$enc" = zstd ]; then
+    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
+    rc=$?
+    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
+  else
+    nix-store --import < "$tmp/plan" > "$tmp/imported"
+    rc=$?
+  fi
+  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
+  say end
+}
+
+missing() {
+  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
+  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
+  say end
+}
+
+run_attached() {
+  if [ -d /run/systemd/system ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi
+}
+
+take_lock() {
+  if ! mkdir "$1" 2> /dev/null; then
+    pid=$(cat "$1/pid" 2> /dev/null)
+    [ -n "$pid" ] || fail busy "another activation is starting ($1 has no pid yet)"
+    alive "$pid" && fail busy "another activation (process $pid) is running: $1"
+    rm -rf "$1"
+    mkdir "$1" 2> /dev/null || fail busy "another activation took $1 just now"
+  fi
+  echo $$ > "$1/pid"
+  locked=$1
+  trap '[ -n "$locked" ] && rm -rf "$locked"' EXIT
+}
+
+follow() {
+  fact=$1
+  off=$2
+  until=$3
+  waited=0
+  lost=0
+  chunk="$fact/chunk.$$"
+  while :; do
+    st=$(cat "$fact/state" 2> /dev/null)
+    if [ -f "$fact/log" ]; then
+      tail -c +$((off + 1)) "$fact/log" > "$chunk" 2> /dev/null
+      n=$(wc -c < "$chunk" | tr -d ' ')
+      if [ "$n" -gt 0 ]; then
+        cat "$chunk" >&2 || { rm -f "$chunk"; exit 1; }
+        off=$((off + n))
+      fi
+    fi
+    case $st in
+      starting | switching | reverting) ;;
+      awaiting-confirmation) [ "$until" = final ] || break ;;
+      *) break ;;
+    esac
+    pid=$(cat "$fact/pid" 2> /dev/null)
+    if [ -n "$pid" ]; then
+      if ! alive "$pid" && [ "$(cat "$fact/state" 2> /dev/null)" = "$st" ]; then
+        lost=1
+        break
+      fi
+    else
+      waited=$((waited + 1))
+      if [ "$waited" -gt 300 ]; then
+        lost=1
+        break
+      fi
+    fi
+    nap
+  done
+  rm -f "$chunk"
+  say logged "$off"
+}
+
+report() {
+  fact=$1
+  if [ "$lost" = 1 ]; then say state lost; else say state "$(cat "$fact/state" 2> /dev/null)"; fi
+  say previous "$(cat "$fact/prev" 2> /dev/null)"
+  say generation "$(cat "$fact/new" 2> /dev/null)"
+  for f in switch-rc revert-rc removed record-failed; do
+    [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
+  done
+  if cur=$(abs_link "$(cat "$fact/profile")"); then
+    say current "$cur"
+    if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+  fi
+  say end
+}
+
+activate() {
+  profile=$(resolve_profile "$1")
+  action=$2
+  drv=$3
+  out=$4
+  confirm=$5
+  seen=$6
+  record=$7
+  id=$8
+  case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  if [ -n "$drv" ]; then
+    built=$(nix-store --realise "$drv") || fail build "nix-store --realise $drv failed"
+    case "
+$built
+" in
+      *"
+$out
+"*) ;;
+      *) fail build "building $drv gave '$built', not $out" ;;
+    esac
+  fi
+  nix-store --check-validity "$out" 2> /dev/null || fail build "$out is not valid in the host's store"
+  [ -x "$out/bin/switch-to-configuration" ] ||
+    fail shape "$out has no executable bin/switch-to-configuration: it is not a NixOS system"
+  if [ "$action" = dry-activate ]; then
+    run_attached "$out" dry-activate < /dev/null 1>&2
+    say switch-rc "$?"
+    say state dry-activated
+    if cur=$(abs_link "$profile"); then
+      say current "$cur"
+      say previous "$cur"
+      if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+    fi
+    say end
+    exit 0
+  fi
+  state="$profile.nix-plan.d"
+  mkdir -p "$state" || fail host "cannot create $state"
+  say profile "$profile"
+  take_lock "$state/lock"
+  rec="$profile.nix-plan.json"
+  now=none
+  if [ -f "$rec" ]; then now=$(nix-hash --type sha256 --flat "$rec") || fail nix "nix-hash failed"; fi
+  [ "$now" = "$seen" ] || fail changed "$rec changed since nix-plan read it (another deploy?): nothing was changed"
+  dir=$(dirname "$profile")
+  base=$(basename "$profile")
+  prev=$(abs_link "$profile") || prev=
+  prevsys=
+  [ -n "$prev" ] && prevsys=$(abs_link "$prev")
+  before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
+  new=$prev
+  created=0
+  if [ "$action" = switch ] || [ "$action" = boot ]; then
+    nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
+    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
+    case "
+$before
+" in
+      *"
+$(basename "$new")
+"*) ;;
+      *) created=1 ;;
+    esac
+  fi
+  act="$state/act-$id"
+  mkdir "$act" || fail host "cannot create $act"
+  systemd=0
+  [ -d /run/systemd/system ] && systemd=1
+  for name in profile action out prev prevsys new created confirm record systemd; do
+    eval "printf '%s\\n' \"\$$name\"" > "$act/$name"
+  done
+  export -p > "$act/env"
+  : > "$act/log"
+  echo starting > "$act/state"
+  cat > "$act/supervise.sh" << 'NIX_PLAN_SUPERVISOR'
+${SUPERVISOR}NIX_PLAN_SUPERVISOR
+  if [ "$systemd" = 1 ]; then
+    systemd-run --unit="nix-plan-activation-$id" --description="nix-plan activation $id" --collect --quiet \
+      --no-ask-password --service-type=exec /bin/sh "$act/supervise.sh" "$act" >&2 ||
+      fail host "systemd-run could not start the activation: nothing was activated"
+  elif command -v setsid > /dev/null 2>&1; then
+    (trap '' HUP INT QUIT; exec setsid sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  else
+    (trap '' HUP INT QUIT; exec sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  fi
+  locked=
+  say activation "$id"
+  say previous "$prev"
+  say previous-system "$prevsys"
+  say generation "$new"
+  follow "$act" 0 switched
+  report "$act"
+}
+
+confirm() {
+  profile=$(resolve_profile "$1")
+  id=$2
+  off=$3
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  act="$profile.nix-plan.d/act-$id"
+  [ -d "$act" ] || fail usage "there is no activation $id for $profile on this host"
+  follow "$act" "$off" switched
+  if [ "$lost" = 0 ] && [ "$(cat "$act/state" 2> /dev/null)" = awaiting-confirmation ]; then
+    if mv "$act/armed" "$act/confirmed" 2> /dev/null; then say confirmed 1; else say confirmed 0; fi
+    follow "$act" "$off" final
+  fi
+  report "$act"
+}
+
+phase=$1
+shift
+case $phase in
+  probe) probe "$@" ;;
+  receive) receive "$@" ;;
+  missing) missing "$@" ;;
+  activate) activate "$@" ;;
+  confirm) confirm "$@" ;;
+  *) fail usage "unknown phase '$phase'" ;;
+esac
+`;
+/** The argv that runs `phase` of the host program with `args` (for a HostShell). */
+function hostProgramArgv(phase, args, sudo = false) {
+    return [...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', HOST_SCRIPT, HOST_PROGRAM_NAME, phase, ...args];
+}
+
+;// CONCATENATED MODULE: ./src/core/closure.ts
+// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
+/**
+ * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
+ * already is one (an iterative depth-first post-order, so chains of any length are fine).
+ * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
+ * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
+ */
+function dependenciesFirst(paths, dependencies, onCycle) {
+    const inSet = new Set(paths);
+    const state = new Map();
+    const order = [];
+    for (const start of paths) {
+        if (state.has(start))
+            continue;
+        const stack = [
+            { path: start, deps: dependencies(start), next: 0 },
+        ];
+        state.set(start, 'active');
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top.next < top.deps.length) {
+                const dep = top.deps[top.next++];
+                if (dep === top.path || !inSet.has(dep))
+                    continue;
+                const s = state.get(dep);
+                if (s === 'done')
+                    continue;
+                if (s === 'active')
+                    onCycle(top.path, dep);
+                state.set(dep, 'active');
+                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
+                continue;
+            }
+            stack.pop();
+            state.set(top.path, 'done');
+            order.push(top.path);
+        }
+    }
+    return order;
+}
+
+;// CONCATENATED MODULE: ./src/nix/store.ts
+// Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
+// the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
+
+
+
+
+
+
+/**
+ * Parses `nix-store --dump-db` output: per path its name, NAR hash, NAR size, deriver (or an empty
+ * line), the number of references and the references, each on its own line.
+ */
+function parseDumpDb(text) {
+    const lines = text.split('\n');
+    const out = [];
+    let i = 0;
+    const bad = (detail) => new errors_NixPlanError('nix', `unexpected nix-store --dump-db output at line ${i + 1}: ${detail}`);
+    while (i < lines.length && lines[i] !== '') {
+        const path = lines[i] ?? '';
+        const hashText = lines[i + 1];
+        const sizeText = lines[i + 2];
+        const deriver = lines[i + 3];
+        const countText = lines[i + 4];
+        if (hashText === undefined || sizeText === undefined || deriver === undefined || countText === undefined)
+            throw bad(`truncated entry for '${path}'`);
+        const count = Number(countText);
+        const narSize = Number(sizeText);
+        if (!Number.isSafeInteger(count) || count < 0 || !/^\d+$/.test(countText))
+            throw bad('bad reference count');
+        if (!Number.isSafeInteger(narSize) || !/^\d+$/.test(sizeText))
+            throw bad('bad NAR size');
+        let narHash;
+        try {
+            const h = parseHash(hashText, 'sha256');
+            if (h.algo !== 'sha256')
+                throw new Error(h.algo);
+            narHash = toHex(h.bytes);
+        }
+        catch {
+            throw bad(`bad NAR hash '${hashText}'`);
+        }
+        const references = lines.slice(i + 5, i + 5 + count);
+        if (references.length !== count)
+            throw bad(`truncated references of '${path}'`);
+        out.push({ path, narHash, narSize, deriver, references });
+        i += 5 + count;
+    }
+    return out;
+}
+/** Parses `nix-store --version` ("nix-store (Nix) 2.8.0", "nix-store (Lix, like Nix) 2.91.1"). */
+function parseNixVersion(text) {
+    const m = /(\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?)\s*$/.exec(text.trim().split('\n')[0] ?? '');
+    if (m === null)
+        throw new errors_NixPlanError('nix', `cannot read the Nix version from '${text.trim()}'`);
+    return m[1] ?? '';
+}
+/** Parameters of a store URI (`local?root=/x&real=/y`, `/x`, `daemon`). */
+function storeUriParams(uri) {
+    if (uri.startsWith('/'))
+        return { root: uri.split('?')[0] ?? uri };
+    const q = uri.indexOf('?');
+    if (q < 0)
+        return {};
+    const params = new URLSearchParams(uri.slice(q + 1));
+    const root = params.get('root') ?? undefined;
+    const real = params.get('real') ?? undefined;
+    return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
+}
+/**
+ * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
+ * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
+ */
+function physicalStoreDir(storeDir, options = {}) {
+    if (options.realStoreDir !== undefined)
+        return options.realStoreDir;
+    if (options.store === undefined)
+        return storeDir;
+    const { root, real } = storeUriParams(options.store);
+    if (real !== undefined)
+        return real;
+    if (root !== undefined)
+        return root.replace(/\/+$/, '') + storeDir;
+    return storeDir;
+}
+/** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
+const ARGV_BUDGET = 256 * 1024;
+/** Splits `paths` into command-line-sized batches. */
+function batchPaths(paths, budget = ARGV_BUDGET) {
+    const batches = [];
+    let current = [];
+    let size = 0;
+    for (const p of paths) {
+        if (current.length > 0 && size + p.length + 1 > budget) {
+            batches.push(current);
+            current = [];
+            size = 0;
+        }
+        current.push(p);
+        size += p.length + 1;
+    }
+    if (current.length > 0)
+        batches.push(current);
+    return batches;
+}
+function lines(out) {
+    return out
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l !== '');
+}
+/** A Nix store seen through its command-line tools and its files. */
+class NixStore {
+    runner;
+    options;
+    storeDirCache;
+    constructor(runner, options = {}) {
+        this.runner = runner;
+        this.options = options;
+    }
+    /** `--store URI` when a store was chosen, for every Nix command that talks to it. */
+    storeArgs() {
+        return this.options.store === undefined ? [] : ['--store', this.options.store];
+    }
+    /** The version of the Nix on PATH (`nix-store --version`), e.g. "2.8.0". */
+    async version() {
+        const { stdout } = await this.runner.run('nix-store', ['--version']);
+        return parseNixVersion(stdout.toString('utf8'));
+    }
+    /** The store's logical directory (`builtins.storeDir`), asked once. */
+    async storeDir() {
+        if (this.storeDirCache === undefined) {
+            const { stdout } = await this.runner.run('nix-instantiate', [
+                ...this.storeArgs(),
+                '--eval',
+                '--json',
+                '-E',
+                'builtins.storeDir',
+            ]);
+            const value = JSON.parse(stdout.toString('utf8'));
+            if (typeof value !== 'string')
+                throw new errors_NixPlanError('nix', 'builtins.storeDir is not a string');
+            this.storeDirCache = value;
+        }
+        return this.storeDirCache;
+    }
+    /** Tells the store its directory when it is already known (e.g. from an evaluated .drv path). */
+    setStoreDir(storeDir) {
+        this.storeDirCache = storeDir;
+    }
+    /** The file-system location of a store path. */
+    async realPath(path) {
+        const storeDir = await this.storeDir();
+        const real = physicalStoreDir(storeDir, this.options);
+        return real === storeDir ? path : real + path.slice(storeDir.length);
+    }
+    /**
+     * `realPath` without the round trip, once the store dir is known (`setStoreDir` or an awaited
+     * `storeDir()`): for the thousands of paths of a closure.
+     */
+    realPathSync(path) {
+        const storeDir = this.storeDirCache;
+        if (storeDir === undefined)
+            throw new errors_NixPlanError('internal', 'the store dir is not known yet');
+        const real = physicalStoreDir(storeDir, this.options);
+        return real === storeDir ? path : real + path.slice(storeDir.length);
+    }
+    /**
+     * A store object that is one regular file, read synchronously: its bytes and executable bit, or
+     * undefined when it is not a regular file. Store files are small and never change, and one
+     * `lstat` + `readFile` on the calling thread costs microseconds, where each `fs.promises` call
+     * is a round trip through libuv's thread pool (which zstd shares): for tens of thousands of
+     * `.drv` files that waiting dominated.
+     */
+    readRegularFileSync(path, maxSize = Infinity) {
+        const real = this.realPathSync(path);
+        const st = (0,external_node_fs_namespaceObject.lstatSync)(real);
+        if (!st.isFile() || st.size > maxSize)
+            return undefined;
+        const buf = (0,external_node_fs_namespaceObject.readFileSync)(real);
+        return {
+            bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.length),
+            executable: (st.mode & 0o100) !== 0,
+        };
+    }
+    /** A store object's bytes when it is one regular file (a .drv, a text file). */
+    async readFile(path) {
+        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(await this.realPath(path)));
+    }
+    /** Size and executable bit of a store object that is one regular file; undefined otherwise. */
+    async fileInfo(path) {
+        const st = await (0,external_node_fs_promises_namespaceObject.lstat)(await this.realPath(path));
+        return st.isFile() ? { size: st.size, executable: (st.mode & 0o100) !== 0 } : undefined;
+    }
+    /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
+    async requisites(paths, includeOutputs = false) {
+        if (paths.length === 0)
+            return [];
+        const out = [];
+        const seen = new Set();
+        for (const batch of batchPaths(paths)) {
+            const { stdout } = await this.runner.run('nix-store', [
+                ...this.storeArgs(),
+                '--query',
+                '--requisites',
+                ...(includeOutputs ? ['--include-outputs'] : []),
+                ...batch,
+            ]);
+            for (const p of lines(stdout))
+                if (!seen.has(p)) {
+                    seen.add(p);
+                    out.push(p);
+                }
+        }
+        return out;
+    }
+    /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
+    async pathInfos(paths) {
+        const infos = new Map();
+        for await (const batch of this.pathInfoBatches(paths, ARGV_BUDGET))
+            for (const info of batch)
+                infos.set(info.path, info);
+        return infos;
+    }
+    /**
+     * Registration info of `paths`, in their order, one batch (one `nix-store --dump-db`) at a
+     * time, with up to `parallel` Nix processes answering ahead: a consumer starts on the first
+     * batch while Nix answers the rest. The first processes start at the call, not at iteration.
+     */
+    pathInfoBatches(paths, budget = ARGV_BUDGET, parallel = 1) {
+        // References name the same few thousand paths again and again: sharing one string per path
+        // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
+        const canonical = new Map(paths.map((p) => [p, p]));
+        const intern = (p) => {
+            const c = canonical.get(p);
+            if (c !== undefined)
+                return c;
+            const copy = Buffer.from(p, 'utf8').toString('utf8');
+            canonical.set(copy, copy);
+            return copy;
+        };
+        const batches = batchPaths(paths, budget);
+        const started = [];
+        const start = (i) => {
+            const batch = batches[i];
+            if (batch === undefined || started[i] !== undefined)
+                return;
+            const answer = this.dumpDb(batch, intern);
+            answer.catch(() => undefined); // awaited in turn; a consumer that stops early leaves it
+            started[i] = answer;
+        };
+        for (let i = 0; i < parallel; i++)
+            start(i);
+        return (async function* () {
+            for (let i = 0; i < batches.length; i++) {
+                start(i);
+                const infos = await started[i];
+                start(i + parallel);
+                if (infos !== undefined)
+                    yield infos;
+            }
+        })();
+    }
+    /** One `nix-store --dump-db` of `batch`: its registrations in the batch's order. */
+    async dumpDb(batch, intern) {
+        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
+        const byPath = new Map();
+        for (const info of parseDumpDb(stdout.toString('utf8')))
+            byPath.set(info.path, {
+                path: intern(info.path),
+                narHash: info.narHash,
+                narSize: info.narSize,
+                deriver: info.deriver === '' ? '' : intern(info.deriver),
+                references: info.references.map(intern),
+            });
+        return batch.map((p) => {
+            const info = byPath.get(p);
+            if (info === undefined)
+                throw new errors_NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
+            return info;
+        });
+    }
+    /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
+    async invalidPaths(paths) {
+        const invalid = new Set();
+        for (const batch of batchPaths(paths)) {
+            const { stdout } = await this.runner.run('nix-store', [
+                ...this.storeArgs(),
+                '--check-validity',
+                '--print-invalid',
+                ...batch,
+            ]);
+            for (const p of lines(stdout))
+                invalid.add(p);
+        }
+        return invalid;
+    }
+    /**
+     * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
+     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
+     * `onLog` receives Nix's build log as it is written.
+     */
+    async realise(drvPaths, options = {}) {
+        if (drvPaths.length === 0)
+            return [];
+        const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
+        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
+        return lines(stdout);
+    }
+}
+/**
+ * Sorts `paths` so every path comes after its references (those inside the set), keeping the
+ * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
+ */
+function dependencyOrder(paths, references) {
+    return dependenciesFirst(paths, references, (path, ref) => {
+        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
+    });
+}
+/** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
+const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
+/**
+ * The kind of a closure member, decided as the bundle verifier decides it: a `.drv`; else
+ * whatever its content address says (a `toFile` text, or a source: a path literal, or a fixed
+ * output, whose path is its content's hash too); anything not content-addressed is a build
+ * output. `readFile` gives a single-file object's bytes (only called for regular files).
+ */
+async function classify(info, storeDir, fileInfo, readFile) {
+    const byPath = classifyWithoutContents(info, storeDir);
+    if (byPath !== undefined)
+        return byPath;
+    const file = await fileInfo(info.path);
+    // An executable or a directory can only be a recursive source, which was checked above.
+    if (file === undefined || file.executable || file.size > MAX_CLASSIFY_FILE)
+        return 'output';
+    return classifyFile(info, storeDir, await readFile(info.path));
+}
+/**
+ * `classify` with the file read synchronously (`NixStore.readRegularFileSync`): the same
+ * decision, without a thread-pool round trip per path.
+ */
+function classifySync(info, storeDir, readRegularFile) {
+    const byPath = classifyWithoutContents(info, storeDir);
+    if (byPath !== undefined)
+        return byPath;
+    const file = readRegularFile(info.path, MAX_CLASSIFY_FILE);
+    if (file === undefined || file.executable)
+        return 'output';
+    return classifyFile(info, storeDir, file.bytes);
+}
+/** The kind when the path, its registration and its NAR hash decide it; undefined when the file must be read. */
+function classifyWithoutContents(info, storeDir) {
+    if (info.path.endsWith('.drv') && info.deriver === '')
+        return 'drv';
+    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
+    const facts = { path: info.path, references: info.references, narHash };
+    // Recursive sources need only the NAR hash; flat ones and texts need the file's bytes.
+    return identifyContentAddress(facts, storeDir)?.kind;
+}
+/** The kind of a non-executable single-file object from its bytes (a flat source or a text). */
+function classifyFile(info, storeDir, contents) {
+    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
+    const facts = { path: info.path, references: info.references, narHash };
+    const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
+    return byFile?.kind ?? 'output';
+}
+
+;// CONCATENATED MODULE: ./src/nix/host-program.ts
+// The client side of the host program (host-script.ts): runs its phases through a HostShell and
+// turns their marker lines into typed answers and their refusals into NixPlanErrors.
+
+
+
+/** A session that ended without its final report: the connection dropped or the program died. */
+class HostSessionError extends errors_NixPlanError {
+    partial;
+    connectionLost;
+    name = 'HostSessionError';
+    constructor(message, 
+    /** What the session had reported before it ended. */
+    partial, 
+    /** ssh itself failed (exit 255) or was killed: the connection, not the program. */
+    connectionLost) {
+        super('host', message);
+        this.partial = partial;
+        this.connectionLost = connectionLost;
+    }
+}
+/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
+function parseMarkers(stdout) {
+    const out = [];
+    for (const line of stdout.toString().split('\n')) {
+        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
+        if (m?.[1] !== undefined)
+            out.push([m[1], m[2] ?? '']);
+    }
+    return out;
+}
+/** Every value of `key`, and the last one. */
+function last(markers, key) {
+    let v;
+    for (const [k, value] of markers)
+        if (k === key)
+            v = value;
+    return v;
+}
+const num = (v) => v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
+/** Hex (od's output with the spaces removed) to bytes. */
+function fromHex(hex) {
+    if (!/^(?:[0-9a-f]{2})*$/.test(hex))
+        throw new errors_NixPlanError('host', 'the host sent its record garbled');
+    return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+const ACTIVATION_STATES = [
+    'starting',
+    'switching',
+    'awaiting-confirmation',
+    'reverting',
+    'done',
+    'dry-activated',
+    'reverted',
+    'no-previous',
+    'revert-failed',
+    'lost',
+];
+/** The report in a session's markers (partial when the session ended early). */
+function activationReport(markers) {
+    const state = last(markers, 'state');
+    const confirmed = last(markers, 'confirmed');
+    return {
+        id: last(markers, 'activation'),
+        state: state === undefined
+            ? undefined
+            : ACTIVATION_STATES.includes(state)
+                ? state
+                : 'lost',
+        switchRc: num(last(markers, 'switch-rc')),
+        revertRc: num(last(markers, 'revert-rc')),
+        removed: last(markers, 'removed') || undefined,
+        recordFailed: last(markers, 'record-failed') !== undefined,
+        previous: last(markers, 'previous') || undefined,
+        previousSystem: last(markers, 'previous-system') || undefined,
+        generation: last(markers, 'generation') || undefined,
+        current: last(markers, 'current'),
+        currentSystem: last(markers, 'current-system'),
+        logged: num(last(markers, 'logged')) ?? 0,
+        confirmed: confirmed === undefined ? undefined : confirmed === '1',
+    };
+}
+/** The phases of the host program on one host. */
+class HostProgram {
+    shell;
+    options;
+    constructor(shell, options = {}) {
+        this.shell = shell;
+        this.options = options;
+    }
+    argv(phase, args) {
+        return hostProgramArgv(phase, args, this.options.sudo === true);
+    }
+    /** The error kind the program named, as one of ours (a remote command failing is the host's). */
+    errorFor(kind, message) {
+        const where = `${this.shell.label}: ${message}`;
+        const codes = {
+            usage: 'internal',
+            shape: 'usage',
+            nix: this.shell.remote ? 'host' : 'nix',
+            build: this.shell.remote ? 'host' : 'nix',
+        };
+        return new errors_NixPlanError(codes[kind] ?? 'host', where);
+    }
+    /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
+    check(result, what) {
+        const markers = parseMarkers(result.stdout);
+        const error = last(markers, 'error');
+        if (error !== undefined) {
+            const space = error.indexOf(' ');
+            throw this.errorFor(error.slice(0, space < 0 ? error.length : space), error.slice(space + 1));
+        }
+        if (result.code === 0 && markers.some(([k]) => k === 'end'))
+            return markers;
+        const connectionLost = this.shell.remote && (result.code === 255 || result.signal !== undefined);
+        const detail = result.stderr.trim().split('\n').slice(-5).join('\n');
+        throw new HostSessionError(connectionLost
+            ? `${this.shell.label}: the SSH connection failed during ${what}${detail === '' ? '' : `: ${detail}`}`
+            : `${this.shell.label}: ${what} stopped (exit code ${result.code}${result.signal === undefined ? '' : `, ${result.signal}`})${detail === '' ? '' : `: ${detail}`}`, activationReport(markers), connectionLost);
+    }
+    /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
+    async probe(profile, signal) {
+        const result = await this.shell.run(this.argv('probe', [profile]), { signal });
+        const m = this.check(result, 'the probe');
+        const protocol = last(m, 'protocol');
+        if (protocol !== String(HOST_PROTOCOL))
+            throw new errors_NixPlanError('host', `${this.shell.label}: the host program answered in protocol ${protocol}`);
+        let storeDir;
+        try {
+            storeDir = JSON.parse(last(m, 'store-dir') ?? '');
+        }
+        catch {
+            storeDir = undefined;
+        }
+        if (typeof storeDir !== 'string')
+            throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${last(m, 'store-dir') ?? ''}')`);
+        const record = last(m, 'record');
+        return {
+            nixVersion: parseNixVersion(last(m, 'nix') ?? ''),
+            storeDir,
+            uid: num(last(m, 'uid')) ?? -1,
+            systemd: last(m, 'systemd') === '1',
+            zstd: last(m, 'zstd') === '1',
+            generation: last(m, 'generation'),
+            system: last(m, 'system'),
+            record: record === undefined ? undefined : fromHex(record),
+            busy: last(m, 'busy'),
+        };
+    }
+    /**
+     * Sends a plan (its export stream, raw or as zstd) to a private temp file on the host, which
+     * checks its size and sha256 before `nix-store --import` reads it; returns how many paths Nix
+     * imported. Anything short of the whole, exact stream is refused there and removed.
+     */
+    async receive(input, expected, output = {}) {
+        const result = await this.shell.run(this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]), { input, onStderr: output.onOutput, signal: output.signal });
+        const m = this.check(result, 'the transfer');
+        return { imported: num(last(m, 'imported')) ?? 0 };
+    }
+    /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
+    async missing(paths, signal) {
+        const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
+        const result = await this.shell.run(this.argv('missing', []), { input, signal });
+        return this.check(result, 'the validity query')
+            .filter(([k]) => k === 'missing')
+            .map(([, v]) => v);
+    }
+    /**
+     * Builds (when asked), sets the profile, starts the supervisor and follows its log until the
+     * switch is over: the report says `awaiting-confirmation` or how it ended.
+     */
+    async activate(args, output = {}) {
+        if (!/^[A-Za-z0-9-]+$/.test(args.id))
+            throw new errors_NixPlanError('internal', `bad activation id '${args.id}'`);
+        const result = await this.shell.run(this.argv('activate', [
+            args.profile,
+            args.action,
+            args.drvPath ?? '',
+            args.out,
+            String(args.confirmTimeout),
+            args.recordSeen,
+            args.record,
+            args.id,
+        ]), { onStderr: output.onOutput, signal: output.signal });
+        return activationReport(this.check(result, 'the activation'));
+    }
+    /**
+     * Over a new connection: follows the activation on from `offset` bytes of its log and, if it
+     * awaits confirmation, confirms it (an atomic rename the watchdog competes for); then reports.
+     */
+    async confirm(profile, id, offset, output = {}) {
+        const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
+            onStderr: output.onOutput,
+            signal: output.signal,
+            freshConnection: true,
+        });
+        return activationReport(this.check(result, 'the confirmation'));
+    }
+}
+
+;// CONCATENATED MODULE: ./src/nix/ssh.ts
+// Running a program on a host: over the system `ssh` (the user's config, agent and known_hosts
+// apply) or locally, as argv arrays, with standard input streamed and output handed on as it comes.
+
+
+
+
+
+
+const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
+// A name or alias from ssh_config, or an IPv4/IPv6 address: nothing ssh could read as an option.
+const HOST = /^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*$/;
+/** Parses `[USER@]HOST[:PORT]`; a usage error names what is wrong. */
+function parseSshTarget(text) {
+    const bad = (why) => new errors_NixPlanError('usage', `bad host '${text}': ${why} (expected [USER@]HOST[:PORT])`);
+    const at = text.lastIndexOf('@');
+    const user = at < 0 ? undefined : text.slice(0, at);
+    let rest = at < 0 ? text : text.slice(at + 1);
+    if (user !== undefined && !USER.test(user))
+        throw bad('the user name has characters ssh would not accept');
+    let port;
+    let host;
+    if (rest.startsWith('[')) {
+        const close = rest.indexOf(']');
+        if (close < 0)
+            throw bad('an unclosed [');
+        host = rest.slice(1, close);
+        rest = rest.slice(close + 1);
+        if (rest !== '' && !rest.startsWith(':'))
+            throw bad('text after ]');
+        if (rest !== '')
+            port = parsePort(rest.slice(1), bad);
+    }
+    else {
+        const colon = rest.indexOf(':');
+        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
+            port = parsePort(rest.slice(colon + 1), bad);
+            host = rest.slice(0, colon);
+        }
+        else
+            host = rest;
+    }
+    if (host === '' || !HOST.test(host))
+        throw bad('not a host name or address');
+    return { user, host, port };
+}
+function parsePort(text, bad) {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > 65535)
+        throw bad(`port '${text}' is not 1-65535`);
+    return n;
+}
+/** `user@host:port` as a person writes it (for logs and tables). */
+function formatSshTarget(t) {
+    const host = t.host.includes(':') ? `[${t.host}]` : t.host;
+    return `${t.user === undefined ? '' : `${t.user}@`}${host}${t.port === undefined ? '' : `:${t.port}`}`;
+}
+const SAFE_WORD = /^[A-Za-z0-9_/.,:@%+=-]+$/;
+/** One argument quoted for a POSIX shell (the remote login shell parses what ssh sends). */
+function shellQuote(arg) {
+    if (arg.includes('\0'))
+        throw new errors_NixPlanError('internal', 'an argument for the remote shell holds a NUL byte');
+    if (SAFE_WORD.test(arg))
+        return arg;
+    return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+/** ssh joins its command arguments with spaces for the remote shell: quote each so argv survives. */
+function remoteCommandLine(argv) {
+    return argv.map(shellQuote).join(' ');
+}
+const ssh_STDERR_KEEP = 64 * 1024;
+/**
+ * Spawns `cmd args`, feeding `input` and handing output on as it comes. Never throws for a
+ * non-zero exit; throws a `host` error only when the program cannot be started at all.
+ */
+async function runStreaming(cmd, args, env, options = {}) {
+    const fileFd = options.input instanceof FileInput ? (0,external_node_fs_namespaceObject.openSync)(options.input.path, 'r') : undefined;
+    let child;
+    try {
+        child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+            env,
+            stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+        });
+    }
+    finally {
+        if (fileFd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fileFd);
+    }
+    const out = [];
+    let err = '';
+    child.stdout?.on('data', (c) => {
+        out.push(c);
+        options.onStdout?.(c);
+    });
+    child.stderr?.on('data', (c) => {
+        options.onStderr?.(c);
+        err += c.toString('utf8');
+        if (err.length > ssh_STDERR_KEEP * 2)
+            err = err.slice(-ssh_STDERR_KEEP);
+    });
+    const onAbort = () => {
+        child.kill('SIGTERM');
+    };
+    if (options.signal?.aborted === true)
+        onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const exited = new Promise((resolve, reject) => {
+        child.on('error', (e) => reject(new errors_NixPlanError('host', `cannot run ${cmd}: ${e.message}`, { cause: e })));
+        child.on('close', (code, signal) => resolve(signal === null ? { code: code ?? 1 } : { code: 128, signal }));
+    });
+    if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
+        const input = options.input;
+        const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
+        // A child that exits early closes its stdin; its exit status tells the story.
+        (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
+    }
+    try {
+        const { code, signal } = await exited;
+        return { code, signal, stdout: Buffer.concat(out), stderr: err };
+    }
+    finally {
+        options.signal?.removeEventListener('abort', onAbort);
+    }
+}
+/**
+ * Options nix-plan adds after the user's: no password prompts (a deploy runs unattended), no
+ * terminal, and keep-alives so a host that drops off the network ends the session within a
+ * minute instead of never. ssh takes the first value given for an option, so the user's
+ * `--ssh-option`s (and their ssh_config) can override every one.
+ */
+const DEFAULT_SSH_ARGS = [
+    '-T',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=20',
+    '-o',
+    'ServerAliveInterval=15',
+    '-o',
+    'ServerAliveCountMax=4',
+];
+/** A host reached with the system `ssh`. */
+class SshHost {
+    target;
+    options;
+    remote = true;
+    label;
+    constructor(target, options = {}) {
+        this.target = target;
+        this.options = options;
+        this.label = formatSshTarget(target);
+    }
+    /** The full `ssh` argv for running `argv` on the host. */
+    sshArgs(argv, fresh = false) {
+        return [
+            // A fresh connection must not ride on a multiplexed master: it proves the host still
+            // accepts logins. These come first so nothing in the user's options overrides them.
+            ...(fresh ? ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'] : []),
+            ...(this.options.sshOptions ?? []),
+            ...DEFAULT_SSH_ARGS,
+            ...(this.target.port === undefined ? [] : ['-p', String(this.target.port)]),
+            ...(this.target.user === undefined ? [] : ['-l', this.target.user]),
+            '--',
+            this.target.host,
+            remoteCommandLine(argv),
+        ];
+    }
+    async run(argv, options = {}) {
+        return runStreaming(this.options.program ?? 'ssh', this.sshArgs(argv, options.freshConnection === true), childEnv(this.options.env ?? {}), options);
+    }
+}
+/**
+ * This machine, for `apply`: the same host program, run by the local `sh` through a
+ * CommandRunner (so it gets the runner's Nix environment); `env` adds variables (e.g. NIX_REMOTE
+ * for `--store`) with `env NAME=VALUE`.
+ */
+class LocalHost {
+    runner;
+    env;
+    remote = false;
+    label = 'localhost';
+    constructor(runner, env = {}) {
+        this.runner = runner;
+        this.env = env;
+    }
+    async run(argv, options = {}) {
+        const vars = Object.entries(this.env).map(([k, v]) => `${k}=${v}`);
+        const [cmd, ...args] = vars.length === 0 ? argv : ['env', ...vars, ...argv];
+        if (cmd === undefined)
+            throw new errors_NixPlanError('internal', 'no command to run');
+        const out = [];
+        const result = await this.runner.run(cmd, args, {
+            ...(options.input !== undefined && { input: options.input }),
+            allowFailure: true,
+            onStdout: (c) => {
+                out.push(Buffer.from(c));
+                options.onStdout?.(c);
+            },
+            onStderr: options.onStderr,
+        });
+        return { code: result.code, stdout: Buffer.concat(out), stderr: result.stderr };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/deps.ts
+/** A logger that drops everything (for library callers that want no output). */
+const silentLogger = {
+    info: () => undefined,
+    warn: () => undefined,
+    debug: () => undefined,
+};
+/** A progress sink that shows nothing. */
+const noProgress = {
+    start: () => ({ tick: () => undefined, done: () => undefined }),
+};
+/** `deps.progress` or one that shows nothing. */
+function progressOf(deps) {
+    return deps.progress ?? noProgress;
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
+    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/activation.ts
+// Safe activation, for `deploy` and `apply` alike: run the host program's activation, confirm it
+// over a new connection (or find out what the watchdog did when the connection was lost), and say
+// which generation is current at the end of every path.
+
+
+
+
+/** Every action, for parsing and help texts. */
+const ACTIVATION_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Default seconds the host waits for confirmation after switching (deploy-rs's default too). */
+const DEFAULT_CONFIRM_TIMEOUT = 30;
+/** An activation that failed: the error code says whether the host was restored (13) or not (14). */
+class ActivationError extends errors_NixPlanError {
+    report;
+    name = 'ActivationError';
+    constructor(code, message, report) {
+        super(code, message);
+        this.report = report;
+    }
+}
+/** The generation number of a link like `/nix/var/nix/profiles/system-42-link`. */
+function generationNumber(link) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(link ?? ''));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+/** A fresh activation id: sortable by time (the host keeps the newest few), unique by chance. */
+function newActivationId(now = new Date()) {
+    const stamp = now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+    return `${stamp}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+}
+/** "generation 3 (/nix/store/…-nixos-system-…)" or "no generation". */
+function describeCurrent(r) {
+    const n = generationNumber(r.current);
+    if (n === undefined)
+        return 'the profile has no generation now';
+    return `the current generation is ${n}${r.currentSystem === undefined ? '' : ` (${r.currentSystem})`}`;
+}
+/** The error for a report that did not end well, or undefined for one that did. */
+function reportProblem(report, action, confirmTimeout) {
+    const why = report.switchRc !== undefined && report.switchRc !== 0
+        ? `switch-to-configuration ${action} exited with ${report.switchRc}${report.switchRc === 4 ? ' (some units failed)' : ''}`
+        : `the activation was not confirmed within ${confirmTimeout} s`;
+    const previous = generationNumber(report.previous);
+    switch (report.state) {
+        case 'done':
+            return undefined;
+        case 'dry-activated':
+            return report.switchRc === 0
+                ? undefined
+                : new ActivationError('activation', `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}; nothing was changed`, report);
+        case 'reverted':
+            return new ActivationError('activation', `${why}: re-activated the previous generation${previous === undefined ? '' : ` ${previous}`}` +
+                `${report.removed === undefined ? '' : ` and removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
+        case 'no-previous':
+            return new ActivationError('activation', `${why}: there was no previous generation to re-activate` +
+                `${report.removed === undefined ? '' : `; removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
+        case 'revert-failed':
+            return new ActivationError('attention', `${why}, and restoring the previous generation failed` +
+                `${report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
+                `the host needs attention; ${describeCurrent(report)}`, report);
+        default:
+            return new ActivationError('attention', `the activation on the host stopped in state '${report.state ?? 'unknown'}' without finishing: ` +
+                `the host needs attention; ${describeCurrent(report)}`, report);
+    }
+}
+const realClock = {
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+/**
+ * Keeps trying the confirm phase over new connections until `deadline` (ms): the host answers
+ * with the activation's outcome (and whether this confirmation or the watchdog won).
+ */
+async function confirmUntil(program, profile, id, offset, deadline, io) {
+    const clock = io.clock ?? realClock;
+    let logged = offset;
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await program.confirm(profile, id, logged, { onOutput: io.output });
+        }
+        catch (e) {
+            if (!(e instanceof HostSessionError) || !e.connectionLost)
+                throw e;
+            logged = Math.max(logged, e.partial.logged);
+            if (clock.now() >= deadline)
+                throw e;
+            io.log.debug(`${program.shell.label}: reconnecting to confirm (attempt ${attempt}): ${e.message}`);
+            await clock.sleep(1000);
+        }
+    }
+}
+/**
+ * Activates `request` through `program` and sees it through: confirms a switch or test over a
+ * new connection (deploy-rs's magic rollback, with the race settled on the host), reconnects
+ * when the session drops, and fails with the error code that says what state the host is in.
+ */
+async function activateSafely(program, request, io) {
+    const clock = io.clock ?? realClock;
+    const id = newActivationId();
+    const window = Math.max(request.confirmTimeout, 5) * 1000;
+    let report;
+    try {
+        report = await program.activate({ ...request, id }, { onOutput: io.output });
+    }
+    catch (e) {
+        // A session lost after the supervisor started: the activation goes on without us. Come back
+        // to follow it, and to confirm it if the host still lets us in.
+        if (!(e instanceof HostSessionError) || !e.connectionLost || e.partial.id === undefined)
+            throw e;
+        io.log.warn(`${program.shell.label}: lost the connection during the activation; reconnecting`);
+        try {
+            report = await confirmUntil(program, request.profile, id, e.partial.logged, clock.now() + window, io);
+        }
+        catch (again) {
+            if (!(again instanceof HostSessionError))
+                throw again;
+            throw new errors_NixPlanError('host', `${program.shell.label}: lost the connection during the activation and could not reconnect within ` +
+                `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates the previous generation${e.partial.previous === undefined ? '' : ` (${(0,external_node_path_namespaceObject.basename)(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`);
+        }
+    }
+    let confirmed = false;
+    if (report.state === 'awaiting-confirmation' && report.id !== undefined) {
+        const first = report;
+        report = await confirmUntil(program, request.profile, report.id, report.logged, clock.now() + request.confirmTimeout * 1000, io)
+            .then((r) => ({
+            ...r,
+            previous: r.previous ?? first.previous,
+            previousSystem: r.previousSystem ?? first.previousSystem,
+            generation: r.generation ?? first.generation,
+        }))
+            .catch((e) => {
+            if (!(e instanceof HostSessionError))
+                throw e;
+            throw new errors_NixPlanError('host', `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
+                `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`);
+        });
+        confirmed = report.confirmed === true && report.state === 'done';
+    }
+    const problem = reportProblem(report, request.action, request.confirmTimeout);
+    if (problem !== undefined)
+        throw problem;
+    return {
+        report,
+        confirmed,
+        generation: generationNumber(report.current),
+        previousGeneration: generationNumber(report.previous),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/digest.ts
+// The digest a bundle file is known by (`sha256:<hex>`, as the plan action's output gives it).
+
+
+/** `sha256:<hex>` of a file, read as a stream. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: ./src/core/provenance.ts
+// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
+// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
+//
+// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
+// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
+// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
+
+
+/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
+function rfc3339(date) {
+    if (Number.isNaN(date.getTime()))
+        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
+    return `${date.toISOString().slice(0, 19)}Z`;
+}
+/** The GitHub Actions variables provenance is made from. */
+const GITHUB_ENV = {
+    Actions: 'GITHUB_ACTIONS',
+    Repository: 'GITHUB_REPOSITORY',
+    Sha: 'GITHUB_SHA',
+    Ref: 'GITHUB_REF',
+    WorkflowRef: 'GITHUB_WORKFLOW_REF',
+    ServerUrl: 'GITHUB_SERVER_URL',
+    RunId: 'GITHUB_RUN_ID',
+    RunAttempt: 'GITHUB_RUN_ATTEMPT',
+};
+/**
+ * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
+ * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
+ */
+function githubProvenance(env) {
+    if (env(GITHUB_ENV.Actions) !== 'true')
+        return {};
+    const repository = env(GITHUB_ENV.Repository);
+    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
+    const runId = env(GITHUB_ENV.RunId);
+    const attempt = env(GITHUB_ENV.RunAttempt);
+    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
+    return {
+        repository,
+        commit: env(GITHUB_ENV.Sha),
+        ref: env(GITHUB_ENV.Ref),
+        workflow: env(GITHUB_ENV.WorkflowRef),
+        ...(repository !== undefined &&
+            runId !== undefined &&
+            /^\d+$/.test(runId) && {
+            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
+        }),
+        runAttempt: attemptNumber,
+    };
+}
+/**
+ * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
+ * address (`git@host:owner/name`) has a user name but no secret, and is kept.
+ */
+function withoutCredentials(url) {
+    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
+}
+/** Provenance from git facts (the CLI's). */
+function gitProvenance(git) {
+    return {
+        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
+        commit: git.commit,
+        ref: git.ref,
+        dirty: git.dirty,
+    };
+}
+function provenance_isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function query(attrs, skip) {
+    const params = Object.keys(attrs)
+        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
+        .sort()
+        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
+    return params.length === 0 ? '' : `?${params.join('&')}`;
+}
+/**
+ * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
+ * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
+ * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
+ * credentials are removed.
+ */
+function lockedUrl(locked) {
+    const type = locked['type'];
+    if (typeof type !== 'string')
+        return undefined;
+    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
+    const dropped = ['type', 'narHash', 'lastModified', '__final'];
+    let url;
+    switch (type) {
+        case 'github':
+        case 'gitlab':
+        case 'sourcehut': {
+            const owner = s('owner');
+            const repo = s('repo');
+            if (owner === undefined || repo === undefined)
+                return undefined;
+            const rev = s('rev') ?? s('ref');
+            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
+            break;
+        }
+        case 'git':
+        case 'mercurial':
+        case 'tarball':
+        case 'file': {
+            const u = s('url');
+            if (u === undefined)
+                return undefined;
+            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
+            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
+            break;
+        }
+        case 'path': {
+            const p = s('path');
+            if (p === undefined)
+                return undefined;
+            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
+            break;
+        }
+        case 'indirect': {
+            const id = s('id');
+            if (id === undefined)
+                return undefined;
+            url = `flake:${id}${[s('ref'), s('rev')]
+                .filter((x) => x !== undefined)
+                .map((x) => `/${x}`)
+                .join('')}`;
+            break;
+        }
+        default:
+            url = `${type}:${query(locked, dropped)}`;
+    }
+    return withoutCredentials(url);
+}
+/**
+ * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
+ * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
+ * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
+ */
+function flakeProvenance(metadata) {
+    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
+        return undefined;
+    const inputs = [];
+    const locks = metadata['locks'];
+    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
+    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
+    for (const [name, node] of Object.entries(nodes)) {
+        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
+            continue;
+        const locked = node['locked'];
+        const url = lockedUrl(locked);
+        if (url === undefined)
+            continue;
+        inputs.push({
+            name,
+            url,
+            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
+            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
+        });
+    }
+    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { url: withoutCredentials(metadata['url']), inputs };
+}
+/**
+ * Combines candidate values, first source first (a later source fills only what earlier ones
+ * left out), keeping each value that passes the manifest's rules and naming the others.
+ */
+function combineProvenance(...sources) {
+    const candidate = {};
+    for (const source of sources)
+        for (const [k, v] of Object.entries(source))
+            if (v !== undefined && !(k in candidate))
+                candidate[k] = v;
+    const provenance = {};
+    const dropped = [];
+    for (const [k, v] of Object.entries(candidate)) {
+        try {
+            Object.assign(provenance, validateProvenance({ [k]: v }));
+        }
+        catch (e) {
+            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
+        }
+    }
+    return { provenance, dropped };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/record.ts
+
+
+
+/** The record's suffix beside the profile. */
+const RECORD_SUFFIX = '.nix-plan.json';
+/** The record of applying `manifest` (from a bundle file with `digest`) to one host: its root(s). */
+function recordFor(manifest, digest, roots, at) {
+    return { ...lastAppliedOf(manifest, digest, rfc3339(at)), roots: [...roots] };
+}
+/** How the host program names the record it saw: sha256 hex of its bytes, or `none`. */
+function recordSeen(bytes) {
+    return bytes === undefined ? 'none' : toHex(sha256(bytes));
+}
+/**
+ * Refuses (exit 11) a plan older than `--max-age`, or older than the one the record `bytes` (read
+ * from `target`, e.g. `web:/nix/var/nix/profiles/system.nix-plan.json`) says was applied there.
+ */
+function checkFreshness(manifest, bytes, checks, target, now, log) {
+    const record = bytes === undefined
+        ? undefined
+        : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`);
+    const policy = {
+        maxAgeMs: checks.maxAgeMs,
+        maxAgeText: checks.maxAgeText,
+        ...(record !== undefined && { last: { record, target } }),
+        allowDowngrade: checks.allowDowngrade,
+    };
+    const problem = freshnessProblem(manifest, policy, now);
+    if (problem !== undefined)
+        throw problem;
+    if (checks.allowDowngrade === true && record !== undefined) {
+        const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
+        if (strict !== undefined)
+            log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/host.ts
+// One host of a deploy: what it says about itself (probe), the checks that need its answers (realm,
+// a running activation), the transfer of the plan (or of locally built outputs), and activation.
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Every transfer encoding, for parsing and help texts. */
+const TRANSFER_ENCODINGS = ['auto', 'zstd', 'none'];
+/** Every place a deploy can build, for parsing and help texts. */
+const BUILD_ON = ['host', 'local'];
+/** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
+function checkProbe(job, manifest, probe, activating = true) {
+    if (probe.storeDir !== manifest.storeDir)
+        throw new errors_NixPlanError('realm', `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
+            "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent");
+    if (activating && probe.busy !== undefined)
+        throw new errors_NixPlanError('host', `${job.label}: another activation is running on the host${probe.busy === '' ? '' : ` (process ${probe.busy})`}; nothing was sent`);
+}
+/** Counts bytes of a stream into a progress task as they pass. */
+async function* counted(chunks, tick) {
+    for await (const c of chunks) {
+        tick(c.length);
+        yield c;
+    }
+}
+/** Sends the verified plan's export stream (zstd as in the bundle when the host can read it). */
+/**
+ * Sends the verified plan's export stream (zstd as in the bundle when the host can read it) and
+ * has the host import it; returns how many paths Nix imported. This is all `--action push` does.
+ */
+async function sendPlan(job, plan, probe, io) {
+    const zstd = job.encoding === 'zstd' || (job.encoding === 'auto' && probe.zstd);
+    if (job.encoding === 'zstd' && !probe.zstd)
+        throw new errors_NixPlanError('host', `${job.label}: --compress zstd, but the host has no zstd on its PATH`);
+    const { stream } = plan.manifest;
+    const task = progressOf(io.deps).start(`${job.label}: sending`, undefined);
+    try {
+        const chunks = zstd ? plan.source.stream(plan.dataOffset) : exportStream(plan.source);
+        const { imported } = await job.program.receive(counted(chunks, (n) => task.tick(0, n)), zstd
+            ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
+            : { size: stream.size, sha256: stream.sha256, encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
+        return imported;
+    }
+    finally {
+        task.done();
+    }
+}
+/**
+ * Sends the locally built system's closure, only the paths the host lacks, as one export stream
+ * checked (size, sha256) on the host like a plan.
+ */
+async function sendOutputs(job, io) {
+    const store = new NixStore(io.deps.runner);
+    const closure = await store.requisites([job.system]);
+    const missing = await job.program.missing(closure, io.signal);
+    if (missing.length === 0)
+        return 0;
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-deploy-'));
+    try {
+        const file = (0,external_node_path_namespaceObject.join)(dir, 'export');
+        const out = (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600 });
+        const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+        let size = 0;
+        const result = await io.deps.runner.run('nix-store', ['--export', ...missing], {
+            onStdout: (c) => {
+                hash.update(c);
+                size += c.length;
+                out.write(c);
+            },
+            allowFailure: true,
+        });
+        out.end();
+        await (0,promises_namespaceObject.finished)(out);
+        if (result.code !== 0)
+            throw new errors_NixPlanError('nix', `nix-store --export failed (exit code ${result.code}):\n${result.stderr.trim()}`);
+        const { imported } = await job.program.receive(new FileInput(file), { size, sha256: hash.digest('hex'), encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
+        return imported;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/**
+ * Deploys to one host whose probe is `probe` (already checked): sends what it needs, then
+ * activates safely. `ready` resolves once the plan is verified here (nothing is sent before).
+ */
+async function deployToHost(job, plan, probe, io) {
+    const imported = job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
+    io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
+    const activation = await activateSafely(job.program, {
+        profile: job.profile,
+        action: job.action,
+        drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
+        out: job.system,
+        confirmTimeout: job.confirmTimeout,
+        recordSeen: recordSeen(probe.record),
+        record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
+    }, { log: io.log, output: io.output, clock: io.clock });
+    return { probe, imported, activation };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/prefix.ts
+// Per-host log prefixes: whole lines of a host's output, each led by `[NAME] `, so the output of
+// hosts deployed in parallel stays readable when interleaved.
+/** Lines of `write`'s chunks, each prefixed; an empty prefix passes chunks through unchanged. */
+function linePrefixer(prefix, out) {
+    if (prefix === '')
+        return { write: (c) => out(c), flush: () => undefined };
+    const head = Buffer.from(prefix, 'utf8');
+    let pending = [];
+    return {
+        write(chunk) {
+            let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk);
+            for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
+                out(Buffer.concat([head, ...pending, buf.subarray(0, nl + 1)]));
+                pending = [];
+                buf = buf.subarray(nl + 1);
+            }
+            if (buf.length > 0)
+                pending.push(buf);
+        },
+        flush() {
+            if (pending.length === 0)
+                return;
+            out(Buffer.concat([head, ...pending, Buffer.from('\n')]));
+            pending = [];
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/roots.ts
+
+
+
+/** The prefix of a NixOS system toplevel's derivation name (`nixos-system-HOST-VERSION`). */
+const NIXOS_SYSTEM_PREFIX = 'nixos-system-';
+/**
+ * How well `root` answers to the host name `name`: 3 its attribute, installable or label is the
+ * name; 2 its attribute path names it as a NixOS configuration (`nixosConfigurations.NAME.…`, also
+ * inside a flake installable); 1 its derivation is `nixos-system-NAME-<version>`; 0 not at all.
+ */
+function rootMatch(root, name) {
+    if (root.attribute === name || root.installable === name || rootLabel(root) === name)
+        return 3;
+    const attrPath = `${root.installable ?? ''} ${root.attribute ?? ''}`;
+    const quoted = `nixosConfigurations."${name}".`;
+    if (attrPath.includes(`nixosConfigurations.${name}.`) || attrPath.includes(quoted))
+        return 2;
+    const drv = drvName(root.drvPath);
+    if (drv.startsWith(`${NIXOS_SYSTEM_PREFIX}${name}-`)) {
+        const rest = drv.slice(NIXOS_SYSTEM_PREFIX.length + name.length + 1);
+        // NixOS versions are dotted (24.05.20240101.abcdef): `web-2-24.05` is host web-2, not web.
+        if (/^\d+\.\d+/.test(rest))
+            return 1;
+    }
+    return 0;
+}
+/**
+ * The root each named host gets. With one host and no name the plan must have exactly one root;
+ * otherwise each name must pick exactly one root (the best match) and no root may go to two
+ * hosts' names by accident. Usage errors list the roots.
+ */
+function assignRoots(roots, hosts) {
+    const list = () => roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ');
+    if (hosts.length === 1 && hosts[0]?.name === undefined) {
+        const [only] = roots;
+        if (roots.length !== 1 || only === undefined)
+            throw new errors_NixPlanError('usage', `the plan has ${roots.length} roots (${list()}): name the host after its root (--host NAME=[USER@]HOST) to deploy one`);
+        return [only];
+    }
+    return hosts.map((h) => {
+        const name = h.name;
+        if (name === undefined)
+            throw new errors_NixPlanError('usage', 'with several hosts, give each a name: --host NAME=[USER@]HOST');
+        const scored = roots.map((r) => [r, rootMatch(r, name)]).filter(([, s]) => s > 0);
+        const best = Math.max(0, ...scored.map(([, s]) => s));
+        const chosen = scored.filter(([, s]) => s === best).map(([r]) => r);
+        const [root] = chosen;
+        if (root === undefined)
+            throw new errors_NixPlanError('usage', `no root of the plan is for host '${name}'; its roots are: ${list()}`);
+        if (chosen.length > 1)
+            throw new errors_NixPlanError('usage', `host '${name}' matches ${chosen.length} roots of the plan (${chosen.map(rootLabel).join(', ')}): name it after one`);
+        return root;
+    });
+}
+/**
+ * The system a root builds, checked to be a NixOS toplevel by its derivation name (unless
+ * `allowAnyRoot`) with a known `out` path: refused here, before anything is built.
+ */
+function systemOfRoot(root, allowAnyRoot) {
+    const name = drvName(root.drvPath);
+    if (!allowAnyRoot && !name.startsWith(NIXOS_SYSTEM_PREFIX))
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' builds '${name}', not a NixOS system (${NIXOS_SYSTEM_PREFIX}…): export the ` +
+            'system attribute, e.g. nixosConfigurations.HOST.config.system.build.toplevel (or pass --allow-any-root)');
+    const outputs = Object.keys(root.outputs);
+    const out = root.outputs['out'];
+    if (out === undefined)
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' has no 'out' output (it has ${outputs.join(', ')}): a system has one`);
+    if (out === '')
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' is content-addressed (its output path is known only after building): ` +
+            'deploying one is not supported');
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/index.ts
+// deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
+// SSH server. Verify here, ask each host about itself, send, build there, activate safely.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** NixOS's system profile. */
+const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
+/** Every deploy action, for parsing and help texts. */
+const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
+const OUTCOME = {
+    push: 'pushed',
+    switch: 'switched',
+    boot: 'booted',
+    test: 'tested',
+    'dry-activate': 'dry-activated',
+};
+/** The outcome a failed host's error code stands for. */
+function failedOutcome(code) {
+    if (code === 'activation')
+        return 'rolled-back';
+    if (code === 'attention')
+        return 'needs-attention';
+    return 'failed';
+}
+/**
+ * The local half of the trust rules: the whole plan verified, and signed by a trusted key unless
+ * the user opted out. (The verifier's proof-before-trust policy replaces this seam when it lands.)
+ */
+async function verifyForDeploy(source, options, deps) {
+    const keys = options.trustedKeys ?? [];
+    if (keys.length === 0 && options.noCheckSigs !== true)
+        throw new errors_NixPlanError('signature', 'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)');
+    if (options.noCheckSigs === true)
+        deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
+    const report = await verifyWithProgress(source, { trustedKeys: options.noCheckSigs === true ? [] : keys }, deps.progress);
+    return { signedBy: report.trustedSignatures };
+}
+/** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
+async function pool(count, jobs, task) {
+    const results = new Array(count);
+    let next = 0;
+    const worker = async () => {
+        while (next < count) {
+            const i = next++;
+            results[i] = await task(i);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, count)) }, worker));
+    return results;
+}
+/**
+ * Deploys the plan in `bundlePath`: checks its shape for every host and verifies it completely
+ * here before any of it is sent; asks each host (store dir, Nix, profile, record) meanwhile; then
+ * per host sends it, builds the system there (or here), sets the profile and activates safely.
+ * Hosts fail one by one: the result lists each (`ok` false when any failed). Errors about the plan
+ * itself or the command line are thrown.
+ */
+async function deployPlan(bundlePath, options, deps) {
+    if (options.hosts.length === 0)
+        throw new errors_NixPlanError('usage', 'deploy needs at least one --host');
+    const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined)
+        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
+    const action = options.action ?? 'switch';
+    const profile = options.profile ?? DEFAULT_PROFILE;
+    if (profile === '' || profile.includes('\0'))
+        throw new errors_NixPlanError('usage', '--profile must be a path');
+    const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
+    const buildOn = options.buildOn ?? 'host';
+    const source = await openBundle(bundlePath);
+    try {
+        // The plan's shape, from its manifest: which root goes where, and that each is a system.
+        const head = await readBundleHead(source);
+        const { manifest } = head;
+        // `push` sends the whole plan to every host and activates nothing: no root to choose.
+        const push = action === 'push';
+        const roots = push ? undefined : assignRoots(manifest.roots, options.hosts);
+        const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
+        const shellFor = deps.shellFor ?? ((t) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
+        const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
+        const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
+        // Verify here while the hosts answer their probes: no part of the plan is sent before both.
+        const verified = verifyForDeploy(source, options, deps);
+        const digest = fileDigest(bundlePath);
+        const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
+        // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
+        const probing = new AbortController();
+        const stopProbing = () => probing.abort();
+        deps.signal?.addEventListener('abort', stopProbing, { once: true });
+        const probes = programs.map((p) => p.probe(profile, probing.signal));
+        for (const p of [verified, digest, built, ...probes])
+            p.catch(() => undefined);
+        let signedBy;
+        let planDigest;
+        try {
+            ({ signedBy } = await verified);
+            planDigest = await digest;
+            await built;
+        }
+        catch (e) {
+            stopProbing();
+            await Promise.allSettled(probes);
+            throw e;
+        }
+        finally {
+            deps.signal?.removeEventListener('abort', stopProbing);
+        }
+        let failed = false;
+        const hosts = await pool(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
+            const name = names[i] ?? '';
+            const spec = options.hosts[i];
+            const root = roots?.[i];
+            const system = systems?.[i];
+            const program = programs[i];
+            const probe = probes[i];
+            const started = performance.now();
+            const base = {
+                name,
+                target: spec === undefined ? '' : formatSshTarget(spec.target),
+                root: root?.drvPath,
+                system,
+                action,
+            };
+            if (spec === undefined || program === undefined || probe === undefined)
+                throw new errors_NixPlanError('internal', 'host list out of step');
+            if (failed && options.keepGoing !== true)
+                return { ...base, outcome: 'skipped', seconds: 0 };
+            const out = outputs(name);
+            const label = options.hosts.length > 1 ? name : program.shell.label;
+            const plan = { manifest, source, dataOffset: head.dataOffset };
+            const io = { log: out.log, output: out.output, deps, clock: deps.clock, signal: deps.signal };
+            try {
+                const answer = await probe;
+                checkProbe({ label }, manifest, answer, !push);
+                if (push || root === undefined || system === undefined) {
+                    if (!push)
+                        throw new errors_NixPlanError('internal', 'no root for the host');
+                    const imported = await sendPlan({ label, program, encoding: options.compress ?? 'auto' }, plan, answer, io);
+                    out.log.info(`${label}: ${imported} path${imported === 1 ? '' : 's'} imported; nothing activated`);
+                    return { ...base, outcome: 'pushed', imported, seconds: (performance.now() - started) / 1000 };
+                }
+                // An older plan than the host last applied (its record, read by the probe) goes no further.
+                const now = (deps.now ?? (() => new Date()))();
+                checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
+                const record = JSON.stringify(recordFor(manifest, planDigest, [root.drvPath], now));
+                const job = {
+                    label,
+                    program,
+                    drvPath: root.drvPath,
+                    system,
+                    profile,
+                    action,
+                    confirmTimeout,
+                    encoding: options.compress ?? 'auto',
+                    buildOn,
+                    record,
+                };
+                out.log.info(`deploying ${rootLabel(root)} to ${program.shell.label} (${action})`);
+                const done = await deployToHost(job, plan, answer, io);
+                const { activation } = done;
+                if (activation.report.recordFailed)
+                    out.log.warn(`${label}: the host could not write its last-applied record`);
+                return {
+                    ...base,
+                    outcome: OUTCOME[action],
+                    generation: activation.generation,
+                    previousGeneration: activation.previousGeneration,
+                    currentSystem: activation.report.currentSystem,
+                    confirmed: activation.confirmed,
+                    imported: done.imported,
+                    seconds: (performance.now() - started) / 1000,
+                };
+            }
+            catch (e) {
+                failed = true;
+                const code = e instanceof errors_NixPlanError ? e.code : 'internal';
+                const message = stringifyError(e);
+                const report = e
+                    .report;
+                if (options.hosts.length > 1)
+                    out.log.warn(message);
+                return {
+                    ...base,
+                    outcome: failedOutcome(code),
+                    ...(report !== undefined && {
+                        generation: generationOf(report.current),
+                        previousGeneration: generationOf(report.previous),
+                        currentSystem: report.currentSystem,
+                    }),
+                    seconds: (performance.now() - started) / 1000,
+                    error: { code, message },
+                };
+            }
+            finally {
+                out.done();
+            }
+        });
+        return {
+            bundle: bundlePath,
+            digest: planDigest,
+            storeDir: manifest.storeDir,
+            signedBy,
+            hosts,
+            ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
+        };
+    }
+    finally {
+        await source.close();
+    }
+}
+function generationOf(link) {
+    const m = /-(\d+)-link$/.exec(link ?? '');
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+async function buildLocally(bundlePath, deps) {
+    if (deps.realise === undefined)
+        throw new errors_NixPlanError('internal', '--build-on local needs a local realise');
+    await deps.realise(bundlePath);
+}
+/** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
+function defaultOutputs(deps, prefixed) {
+    return (name) => {
+        const prefix = prefixed ? `[${name}] ` : '';
+        const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
+        const at = (m) => (prefixed ? `[${name}] ${m}` : m);
+        return {
+            log: {
+                info: (m) => deps.log.info(at(m)),
+                warn: (m) => deps.log.warn(at(m)),
+                debug: (m) => deps.log.debug(at(m)),
+            },
+            output: (c) => raw.write(c),
+            done: () => raw.flush(),
+        };
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/hosts.ts
+// How a host is named on the command line and in the action's `hosts` input.
+
+
+/** One host: `[NAME=][USER@]HOST[:PORT]` (NAME picks the plan's root for it). */
+function parseHostOption(text) {
+    const eq = text.indexOf('=');
+    const name = eq < 0 ? undefined : text.slice(0, eq);
+    if (name !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(name))
+        throw new errors_NixPlanError('usage', `host '${text}': the name before '=' must be a plain word (letters, digits, . _ -)`);
+    return { name, target: parseSshTarget(eq < 0 ? text : text.slice(eq + 1)) };
+}
+
+;// CONCATENATED MODULE: ./src/cli/deploy-command.ts
+// `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
+
+
+
+
+
+
+// The choices come from the app layer: this module and commands.ts import each other, so a
+// constant of this module is not yet defined when commands.ts builds its table.
+
+const RESULT_WORDS = {
+    pushed: 'plan imported',
+    switched: 'switched',
+    booted: 'set for next boot',
+    tested: 'tested',
+    'dry-activated': 'dry-activated',
+    'rolled-back': 'FAILED, rolled back',
+    failed: 'FAILED',
+    'needs-attention': 'FAILED, NEEDS ATTENTION',
+    skipped: 'skipped',
+};
+/** The final table: host, generation, result, time. */
+function formatDeploy(result) {
+    const rows = result.hosts.map((h) => [
+        h.name,
+        h.generation === undefined
+            ? '-'
+            : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
+        RESULT_WORDS[h.outcome],
+        h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
+    ]);
+    const header = ['HOST', 'GENERATION', 'RESULT', 'TIME'];
+    const widths = header.map((t, i) => Math.max(t.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (cells) => cells
+        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd();
+    return [line(header), ...rows.map(line), ''].join('\n');
+}
+/** The error that makes the exit code: the first failed host's (in --host order). */
+function failure(result) {
+    const failed = result.hosts.filter((h) => h.error !== undefined);
+    const [first] = failed;
+    if (first?.error === undefined)
+        return undefined;
+    if (result.hosts.length === 1)
+        return new errors_NixPlanError(first.error.code, first.error.message);
+    const skipped = result.hosts.filter((h) => h.outcome === 'skipped').length;
+    return new errors_NixPlanError(first.error.code, `${failed.length} of ${result.hosts.length} hosts failed${skipped > 0 ? `, ${skipped} skipped` : ''}` +
+        ` (first: ${first.name}: ${first.error.message})`);
+}
+/** The `deploy` command. */
+function deployCommand() {
+    return commands_define({
+        name: 'deploy',
+        summary: 'send a NixOS system plan to hosts over SSH, build it there and switch safely',
+        usage: [
+            'nix-plan deploy BUNDLE --host [USER@]HOST[:PORT] [--action ACTION] [--trusted-key KEY…] [OPTIONS]',
+            'nix-plan deploy BUNDLE --host NAME=[USER@]HOST … [--jobs N] [--keep-going]',
+        ],
+        description: 'Verifies the plan here, then for each host: asks it for its store dir, Nix, profile and last-applied record, ' +
+            'streams the plan with the system ssh into a private temp file there (checked by sha256 before Nix reads it), ' +
+            'imports it with nix-store --import, builds the system, sets the profile and runs switch-to-configuration ' +
+            '(under systemd-run when the host runs systemd). A failed activation re-activates the previous generation. A ' +
+            'switch must be confirmed over a new connection within --confirm-timeout seconds, or a watchdog on the host ' +
+            'restores the previous generation. The host needs only Nix, sh and an SSH server. With several hosts, each ' +
+            "--host NAME=… gets the plan's root named NAME (its attribute, nixosConfigurations.NAME, or nixos-system-NAME-…). " +
+            'Exit codes: 12 SSH or a host command failed, 13 activation failed and the previous generation was restored, ' +
+            '14 activation failed and could not be undone.',
+        options: {
+            host: {
+                type: 'string',
+                multiple: true,
+                value: '[NAME=][USER@]HOST[:PORT]',
+                help: 'a host to deploy to (required); NAME picks the root for it',
+            },
+            action: {
+                type: 'string',
+                value: 'ACTION',
+                choices: DEPLOY_ACTIONS,
+                help: 'switch (default), boot, test, dry-activate, or push (send and import the plan only)',
+            },
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: `the system profile on the host (default ${DEFAULT_PROFILE})`,
+            },
+            'confirm-timeout': {
+                type: 'string',
+                value: 'SECONDS',
+                help: `revert a switch not confirmed within this time (default ${DEFAULT_CONFIRM_TIMEOUT}; 0: no confirmation)`,
+            },
+            'build-on': {
+                type: 'string',
+                value: 'WHERE',
+                choices: BUILD_ON,
+                help: 'host (default: build there) or local (build here, copy outputs)',
+            },
+            'trusted-key': TRUSTED_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
+            'allow-any-root': { type: 'boolean', help: 'deploy a root that is not a nixos-system-… derivation' },
+            jobs: { type: 'string', value: 'N', help: 'hosts deployed at once (default: all, at most 8)' },
+            'keep-going': { type: 'boolean', help: 'go on with the other hosts after one fails' },
+            'ssh-option': {
+                type: 'string',
+                multiple: true,
+                dashValue: true,
+                value: 'ARG',
+                help: 'one raw argument for ssh, e.g. --ssh-option=-F./ssh_config or --ssh-option=-oPort=2222',
+            },
+            'use-sudo': {
+                type: 'boolean',
+                help: 'log in as a user allowed `sudo -n` and run the host side with it',
+            },
+            compress: {
+                type: 'string',
+                value: 'HOW',
+                choices: TRANSFER_ENCODINGS,
+                help: 'auto (default: zstd when the host has it), zstd, or none (the raw export stream)',
+            },
+        },
+        examples: [
+            'nix-plan deploy host.nixplan --host root@10.0.0.5 --trusted-key ci.pub',
+            'nix-plan deploy fleet.nixplan --host web=root@10.0.0.5 --host db=root@10.0.0.6 --trusted-key ci.pub --keep-going',
+            'nix-plan deploy host.nixplan --host deploy@host --use-sudo --action boot --ssh-option=-F./ssh_config',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'deploy');
+            const hosts = args_list(args, 'host').map(parseHostOption);
+            if (hosts.length === 0)
+                throw usageError('missing --host [USER@]HOST');
+            const quiet = flag(args, 'quiet');
+            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const result = await ctx.useCases.deployPlan(onePositional(args, 'BUNDLE'), {
+                hosts,
+                action: oneOf(args_str(args, 'action'), 'action', DEPLOY_ACTIONS),
+                profile: args_str(args, 'profile'),
+                confirmTimeout: integer(args_str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+                buildOn: oneOf(args_str(args, 'build-on'), 'build-on', BUILD_ON),
+                trustedKeys,
+                noCheckSigs: flag(args, 'no-check-sigs'),
+                allowAnyRoot: flag(args, 'allow-any-root'),
+                jobs: integer(args_str(args, 'jobs'), 'jobs', 1, 1024),
+                keepGoing: flag(args, 'keep-going'),
+                sshOptions: args_list(args, 'ssh-option'),
+                useSudo: flag(args, 'use-sudo'),
+                ...maxAge(args),
+                allowDowngrade: flag(args, 'allow-downgrade'),
+                compress: oneOf(args_str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
+            }, {
+                ...ctx.deps,
+                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys }, ctx.deps),
+                hostOutputs: (name) => {
+                    const prefix = hosts.length > 1 ? `[${name}] ` : '';
+                    const sink = linePrefixer(prefix, (c) => {
+                        if (!quiet)
+                            ctx.io.stderr.write(c);
+                    });
+                    return {
+                        log: {
+                            info: (m) => ctx.deps.log.info(`${prefix}${m}`),
+                            warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
+                            debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
+                        },
+                        output: (c) => sink.write(c),
+                        done: () => sink.flush(),
+                    };
+                },
+            });
+            print(ctx, args, result, () => formatDeploy(result));
+            const error = failure(result);
+            if (error !== undefined)
+                throw error;
+        },
+    });
+}
+
+;// CONCATENATED MODULE: ./src/cli/stdin-bundle.ts
+// `-` for a bundle: standard input copied into a private temp file (0600 in a 0700 directory)
+// first, so the use case reads a file nobody else can change, and removed afterwards.
+
+
+
+
+
+
+/** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
+async function withBundleFile(bundle, stdin, use) {
+    if (bundle !== '-')
+        return use(bundle);
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
+    try {
+        const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
+        await (0,promises_namespaceObject.pipeline)(stdin, (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600, flags: 'wx' })).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read the plan from standard input: ${e.message}`);
+        });
+        return await use(file);
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
 function plural(n, one, many = `${one}s`) {
     return `${n} ${n === 1 ? one : many}`;
@@ -6129,12 +7565,14 @@ const ExitCode = {
     transport: 10,
     /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
     stale: 11,
-    /** Interrupted by SIGHUP (after cleaning up and rolling back what it had added). */
-    hangup: 129,
-    /** Interrupted by SIGINT (Ctrl-C), after cleaning up and rolling back. */
+    /** The host: an SSH connection or a command on the host failed. */
+    host: 12,
+    /** Activation failed; the previous generation was restored (re-activated). */
+    activation: 13,
+    /** Activation failed and could not be undone: the host needs attention. */
+    attention: 14,
+    /** Interrupted (SIGINT). */
     interrupted: 130,
-    /** Terminated by SIGTERM, after cleaning up and rolling back. */
-    terminated: 143,
 };
 /** What each exit code means, in the order `nix-plan help exit-codes` and the man page list them. */
 const EXIT_CODE_MEANINGS = [
@@ -6142,7 +7580,7 @@ const EXIT_CODE_MEANINGS = [
     [ExitCode.internal, 'internal error (a bug: please report it)'],
     [ExitCode.usage, 'bad command line'],
     [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
-    [ExitCode.signature, 'a signature is missing, untrusted or invalid, or a path is unproven'],
+    [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
     [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
     [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
     [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
@@ -6150,9 +7588,10 @@ const EXIT_CODE_MEANINGS = [
     [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
     [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
     [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
-    [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
-    [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
-    [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
+    [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
+    [ExitCode.activation, 'activation failed; the previous generation was restored'],
+    [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
+    [ExitCode.interrupted, 'interrupted'],
 ];
 const BY_ERROR = {
     usage: ExitCode.usage,
@@ -6166,13 +7605,13 @@ const BY_ERROR = {
     nix: ExitCode.nix,
     transport: ExitCode.transport,
     stale: ExitCode.stale,
-    interrupted: ExitCode.interrupted,
+    host: ExitCode.host,
+    activation: ExitCode.activation,
+    attention: ExitCode.attention,
     internal: ExitCode.internal,
 };
-/** The exit code for anything thrown: its NixPlanError code, else internal; 128 + n for signal n. */
+/** The exit code for anything thrown: its NixPlanError code, else internal. */
 function exitCodeFor(error) {
-    if (error instanceof InterruptedError)
-        return (128 + STOP_SIGNAL_NUMBERS[error.signal]);
     if (error instanceof errors_NixPlanError)
         return BY_ERROR[error.code] ?? ExitCode.internal;
     return ExitCode.internal;
@@ -6993,6 +8432,8 @@ function diffCommand(kit) {
 
 
 
+
+
 const COMMON = {
     json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
     quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
@@ -7004,6 +8445,7 @@ const COMMON = {
     },
     help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
+/** `--trusted-key`, as every command that reads a bundle takes it. */
 const TRUSTED_KEY = {
     type: 'string',
     multiple: true,
@@ -7049,20 +8491,18 @@ function nixArgs(args) {
 const METHODS = ['auto', 'import', 'copy'];
 const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
 const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** `--no-check-sigs`, as every command that takes it. */
 const NO_CHECK_SIGS = {
     type: 'boolean',
     help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
 };
-const MAX_SIZE = {
-    type: 'string',
-    value: 'BYTES',
-    help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
-};
+/** `--max-age`, as every command that takes it. */
 const MAX_AGE = {
     type: 'string',
     value: 'DURATION',
     help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
 };
+/** `--allow-downgrade`, as every command that takes it. */
 const ALLOW_DOWNGRADE = {
     type: 'boolean',
     help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
@@ -7073,10 +8513,12 @@ const METHOD = {
     choices: METHODS,
     help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 };
+/** A command with the common options and its parser. */
 function commands_define(spec) {
     const options = { ...spec.options, ...COMMON };
     return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
 }
+/** Prints a result: one JSON document with --json, else the human form. */
 function print(ctx, args, value, human) {
     ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
 }
@@ -7099,6 +8541,7 @@ function maxAge(args) {
 function signingKeys(args) {
     return Promise.all(args_list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
 }
+/** Refuses arguments after `--` for commands that take none. */
 function noRest(args, command) {
     if (args.rest.length > 0)
         throw usageError(`${command} takes no arguments after --`);
@@ -7210,7 +8653,6 @@ const COMMANDS = [
             "bundle's integrity is checked, not who made it.",
         options: {
             'trusted-key': TRUSTED_KEY,
-            'no-check-sigs': NO_CHECK_SIGS,
             'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
             'max-age': MAX_AGE,
         },
@@ -7218,11 +8660,7 @@ const COMMANDS = [
         async run(args, ctx) {
             noRest(args, 'verify');
             const age = maxAge(args);
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), {
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                storeDir: args_str(args, 'store-dir'),
-                noCheckSigs: flag(args, 'no-check-sigs'),
-            }, ctx.deps);
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
             // verify changes nothing, so the age is checked on the manifest it verified.
             const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
             if (stale !== undefined)
@@ -7247,7 +8685,6 @@ const COMMANDS = [
             'sign-key': CACHE_KEY,
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
-            'max-size': MAX_SIZE,
         },
         examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
         async run(args, ctx) {
@@ -7256,9 +8693,7 @@ const COMMANDS = [
             const options = {
                 store: args_str(args, 'store'),
                 trustedKeys,
-                noCheckSigs: flag(args, 'no-check-sigs'),
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
             };
             const deps = await importDeps(args, ctx, trustedKeys);
             const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
@@ -7298,7 +8733,6 @@ const COMMANDS = [
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
             'allow-downgrade': ALLOW_DOWNGRADE,
-            'max-size': MAX_SIZE,
         },
         examples: [
             'nix-plan realise hello.nixplan --out-link result',
@@ -7322,9 +8756,7 @@ const COMMANDS = [
                 outLink,
                 roots: args_list(args, 'roots', true),
                 trustedKeys,
-                noCheckSigs: flag(args, 'no-check-sigs'),
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
                 nixArgs: nixArgs(args),
             };
             const deps = await importDeps(args, ctx, trustedKeys);
@@ -7419,15 +8851,18 @@ const COMMANDS = [
     commands_define({
         name: 'apply',
         operand: BUNDLE,
-        summary: 'realise a NixOS system plan and switch a profile to it',
+        summary: 'realise a NixOS system plan and switch a profile to it, safely',
         usage: [
-            'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
+            'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
             'nix-plan apply --rollback --profile PATH [--action …]',
         ],
-        description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-            'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
-            'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
-            'unless --allow-downgrade.',
+        description: 'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
+            'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
+            'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
+            'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
+            'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
+            '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
+            'generation instead.',
         options: {
             profile: {
                 type: 'string',
@@ -7440,6 +8875,12 @@ const COMMANDS = [
                 choices: ACTIONS,
                 help: 'switch (default), boot, test or dry-activate',
             },
+            'confirm-timeout': {
+                type: 'string',
+                value: 'SECONDS',
+                help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
+            },
+            'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
             rollback: { type: 'boolean', help: 'go back one generation' },
             store: STORE,
             'trusted-key': TRUSTED_KEY,
@@ -7450,10 +8891,10 @@ const COMMANDS = [
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
             'allow-downgrade': ALLOW_DOWNGRADE,
-            'max-size': MAX_SIZE,
         },
         examples: [
             'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+            'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
         ],
         async run(args, ctx) {
             noRest(args, 'apply');
@@ -7461,42 +8902,28 @@ const COMMANDS = [
             const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
             const store = args_str(args, 'store');
             const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
-            // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
             const realiseOptions = {
                 store,
                 trustedKeys,
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
                 nixArgs: nixArgs(args),
             };
             const deps = await importDeps(args, ctx, trustedKeys);
-            const profile = required(args, 'profile', 'PATH');
-            const action = oneOf(args_str(args, 'action'), 'action', ACTIONS);
-            // Applies the bundle, keeping the manifest its realisation verified.
-            const apply = async (b) => {
-                let manifest;
-                const applied = await ctx.useCases.applyPlan(b, { profile, action, rollback, store }, {
-                    ...deps,
-                    realise: async (path) => {
-                        const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
-                        manifest = realised.manifest;
-                        return realised;
-                    },
-                });
-                return { applied, ...(manifest !== undefined && { manifest }) };
-            };
-            // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
-            const { applied } = bundle === undefined
-                ? await apply(undefined)
-                : await ctx.useCases.withFreshness(bundle, { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, async (b) => {
-                    const r = await apply(b);
-                    if (r.manifest === undefined)
-                        throw new Error('apply realised no plan');
-                    return { applied: r.applied, manifest: r.manifest };
-                }, action !== 'dry-activate');
-            print(ctx, args, applied, () => formatApply(applied));
+            const result = await withBundleFile(bundle, ctx.io.stdin ?? process.stdin, (file) => ctx.useCases.applyPlan(file, {
+                profile: required(args, 'profile', 'PATH'),
+                action: oneOf(args_str(args, 'action'), 'action', ACTIONS),
+                rollback,
+                store,
+                confirmTimeout: integer(args_str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+                allowAnyRoot: flag(args, 'allow-any-root'),
+                // The profile's last-applied record (on the activating side): an older plan is refused.
+                ...maxAge(args),
+                allowDowngrade: flag(args, 'allow-downgrade'),
+            }, { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) }));
+            print(ctx, args, result, () => formatApply(result));
         },
     }),
+    deployCommand(),
     commands_define({
         name: 'completions',
         operand: { value: 'SHELL', complete: SHELLS },
@@ -7594,7 +9021,7 @@ function wrap(text, width) {
 
 
 /** The generation number of a profile link target like `system-42-link`. */
-function generationOf(linkTarget) {
+function profile_generationOf(linkTarget) {
     const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
     return m?.[1] === undefined ? undefined : Number(m[1]);
 }
@@ -7681,6 +9108,15 @@ async function switchToConfiguration(runner, script, action, hint) {
 
 
 
+
+
+
+
+
+
+
+
+
 /** Every ApplyAction, for parsing and help texts. */
 const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
@@ -7696,7 +9132,7 @@ function systemOutput(realised) {
 }
 /** The generation before the current one, found without changing the profile. */
 async function previousGeneration(profile) {
-    const current = generationOf((await profile.currentLink()) ?? '');
+    const current = profile_generationOf((await profile.currentLink()) ?? '');
     const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
     const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
     if (previous === undefined)
@@ -7704,10 +9140,14 @@ async function previousGeneration(profile) {
     return profile.generationPath(previous);
 }
 /**
- * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
- * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
- * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
- * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
+ * Applies a NixOS system plan like `nixos-rebuild ACTION`, safely: checks from the manifest that
+ * the plan is one NixOS system (before building anything), realises that root (through
+ * `deps.realise`), then activates it with the host program on this machine — the same code a
+ * deploy runs on its hosts: profile set for `switch`/`boot`, switch-to-configuration under
+ * systemd-run when the machine runs systemd with its output streamed, the previous generation
+ * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
+ * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
+ * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
  * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
  * the previous generation's script and leave the profile alone.
  */
@@ -7715,53 +9155,92 @@ async function applyPlan(bundlePath, options, deps) {
     const action = options.action ?? 'switch';
     if (!APPLY_ACTIONS.includes(action))
         throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
+    if (options.rollback === true)
+        return rollBack(options, action, deps);
+    if (bundlePath === undefined)
+        throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+    const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
+    // The plan's shape, from its manifest, before anything is built.
+    const { manifest } = await inspect_readBundleHead(bundlePath);
+    const [root] = assignRoots(manifest.roots, [{}]);
+    if (root === undefined)
+        throw new errors_NixPlanError('internal', 'no root');
+    const system = systemOfRoot(root, options.allowAnyRoot === true);
+    // An older plan than the one last applied here is refused before anything is imported.
+    const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
+    const now = deps.now?.() ?? new Date();
+    checkFreshness(manifest, record, options, profile, now, deps.log);
+    const realised = await deps.realise(bundlePath, [root.drvPath]);
+    const built = systemOutput(realised);
+    if (built !== system ||
+        (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
+        throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
+    const digest = await fileDigest(bundlePath);
+    const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
+    deps.log.info(`activating ${system} (${action})`);
+    const outcome = await activateSafely(program, {
+        profile,
+        action,
+        out: system,
+        confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+        recordSeen: recordSeen(record),
+        record: SETS_PROFILE.has(action)
+            ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))
+            : '',
+    }, { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock });
+    if (outcome.report.recordFailed)
+        deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
+    return {
+        action,
+        systemPath: system,
+        profile,
+        profileChanged: SETS_PROFILE.has(action),
+        generation: outcome.generation,
+        previousGeneration: outcome.previousGeneration,
+        confirmed: outcome.confirmed,
+        output: '',
+    };
+}
+/** The record beside the profile, if there is one. */
+async function readRecord(path) {
+    try {
+        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(path));
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw new errors_NixPlanError('usage', `cannot read ${path}: ${e.message}`);
+    }
+}
+/** `--rollback`: one generation back, as nixos-rebuild --rollback does. */
+async function rollBack(options, action, deps) {
     const profile = new Profile(deps.runner, options.profile, options.store);
     const setsProfile = SETS_PROFILE.has(action);
     let systemPath;
-    if (options.rollback === true) {
-        if (setsProfile) {
-            const before = await profile.currentLink();
-            await profile.rollback();
-            const after = await profile.currentLink();
-            if (after === undefined || after === before)
-                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-            systemPath = await linkTarget(after);
-        }
-        else
-            systemPath = await previousGeneration(profile);
+    if (setsProfile) {
+        const before = await profile.currentLink();
+        await profile.rollback();
+        const after = await profile.currentLink();
+        if (after === undefined || after === before)
+            throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+        systemPath = await linkTarget(after);
     }
-    else {
-        if (bundlePath === undefined)
-            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-        const realised = await deps.realise(bundlePath);
-        // Never activate a system some of whose paths nothing proved.
-        const unproven = realised.import?.unproven ?? 0;
-        if (unproven > 0)
-            throw new errors_NixPlanError('signature', `the plan holds ${unproven} build output${unproven === 1 ? '' : 's'} no trusted key signed: apply activates only a proven system (give --trusted-key)`);
-        systemPath = systemOutput(realised);
-    }
+    else
+        systemPath = await previousGeneration(profile);
     const script = await switchScript(systemPath);
-    if (options.rollback !== true && setsProfile) {
-        deps.log.info(`setting ${profile.path} to ${systemPath}`);
-        await profile.set(systemPath);
-    }
     deps.log.info(`running ${script} ${action}`);
-    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
-        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
-        : undefined);
+    const output = await switchToConfiguration(deps.runner, script, action);
     const link = await profile.currentLink();
     return {
         action,
         systemPath,
         profile: profile.path,
         profileChanged: setsProfile,
-        generation: link === undefined ? undefined : generationOf(link),
+        generation: link === undefined ? undefined : profile_generationOf(link),
         output,
     };
 }
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/nix/evaluate.ts
 // Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
 // in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
@@ -7785,7 +9264,7 @@ const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
-function lines(out) {
+function evaluate_lines(out) {
     return out
         .toString('utf8')
         .split('\n')
@@ -7846,7 +9325,7 @@ async function evaluateOneInstallable(installable, evalArgs, store) {
         ...evalArgs,
         installable,
     ]);
-    return lines(stdout).map((drvPath) => ({ installable, drvPath }));
+    return evaluate_lines(stdout).map((drvPath) => ({ installable, drvPath }));
 }
 /** Several flake installables in one process (see the top of this file). */
 async function evaluateInstallables(installables, evalArgs, store) {
@@ -7932,7 +9411,7 @@ async function evaluateFile(file, attributes, evalArgs, store) {
         file,
         ...attributes.flatMap((a) => ['-A', a]),
     ]);
-    return lines(stdout).map((drvPath) => ({ drvPath }));
+    return evaluate_lines(stdout).map((drvPath) => ({ drvPath }));
 }
 /**
  * Evaluates `request` against `store`: one evaluator process for all flake installables and one
@@ -7971,415 +9450,6 @@ async function evaluate(request, store) {
     const seen = new Set();
     const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
     return { roots: unique, storeDir };
-}
-
-;// CONCATENATED MODULE: ./src/core/closure.ts
-// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
-/**
- * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
- * already is one (an iterative depth-first post-order, so chains of any length are fine).
- * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
- * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
- */
-function dependenciesFirst(paths, dependencies, onCycle) {
-    const inSet = new Set(paths);
-    const state = new Map();
-    const order = [];
-    for (const start of paths) {
-        if (state.has(start))
-            continue;
-        const stack = [
-            { path: start, deps: dependencies(start), next: 0 },
-        ];
-        state.set(start, 'active');
-        while (stack.length > 0) {
-            const top = stack[stack.length - 1];
-            if (top.next < top.deps.length) {
-                const dep = top.deps[top.next++];
-                if (dep === top.path || !inSet.has(dep))
-                    continue;
-                const s = state.get(dep);
-                if (s === 'done')
-                    continue;
-                if (s === 'active')
-                    onCycle(top.path, dep);
-                state.set(dep, 'active');
-                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
-                continue;
-            }
-            stack.pop();
-            state.set(top.path, 'done');
-            order.push(top.path);
-        }
-    }
-    return order;
-}
-
-;// CONCATENATED MODULE: ./src/nix/store.ts
-// Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
-// the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
-
-
-
-
-
-
-/**
- * Parses `nix-store --dump-db` output: per path its name, NAR hash, NAR size, deriver (or an empty
- * line), the number of references and the references, each on its own line.
- */
-function parseDumpDb(text) {
-    const lines = text.split('\n');
-    const out = [];
-    let i = 0;
-    const bad = (detail) => new errors_NixPlanError('nix', `unexpected nix-store --dump-db output at line ${i + 1}: ${detail}`);
-    while (i < lines.length && lines[i] !== '') {
-        const path = lines[i] ?? '';
-        const hashText = lines[i + 1];
-        const sizeText = lines[i + 2];
-        const deriver = lines[i + 3];
-        const countText = lines[i + 4];
-        if (hashText === undefined || sizeText === undefined || deriver === undefined || countText === undefined)
-            throw bad(`truncated entry for '${path}'`);
-        const count = Number(countText);
-        const narSize = Number(sizeText);
-        if (!Number.isSafeInteger(count) || count < 0 || !/^\d+$/.test(countText))
-            throw bad('bad reference count');
-        if (!Number.isSafeInteger(narSize) || !/^\d+$/.test(sizeText))
-            throw bad('bad NAR size');
-        let narHash;
-        try {
-            const h = parseHash(hashText, 'sha256');
-            if (h.algo !== 'sha256')
-                throw new Error(h.algo);
-            narHash = toHex(h.bytes);
-        }
-        catch {
-            throw bad(`bad NAR hash '${hashText}'`);
-        }
-        const references = lines.slice(i + 5, i + 5 + count);
-        if (references.length !== count)
-            throw bad(`truncated references of '${path}'`);
-        out.push({ path, narHash, narSize, deriver, references });
-        i += 5 + count;
-    }
-    return out;
-}
-/** Parses `nix-store --version` ("nix-store (Nix) 2.8.0", "nix-store (Lix, like Nix) 2.91.1"). */
-function parseNixVersion(text) {
-    const m = /(\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?)\s*$/.exec(text.trim().split('\n')[0] ?? '');
-    if (m === null)
-        throw new errors_NixPlanError('nix', `cannot read the Nix version from '${text.trim()}'`);
-    return m[1] ?? '';
-}
-/** Parameters of a store URI (`local?root=/x&real=/y`, `/x`, `daemon`). */
-function storeUriParams(uri) {
-    if (uri.startsWith('/'))
-        return { root: uri.split('?')[0] ?? uri };
-    const q = uri.indexOf('?');
-    if (q < 0)
-        return {};
-    const params = new URLSearchParams(uri.slice(q + 1));
-    const root = params.get('root') ?? undefined;
-    const real = params.get('real') ?? undefined;
-    return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
-}
-/**
- * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
- * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
- */
-function physicalStoreDir(storeDir, options = {}) {
-    if (options.realStoreDir !== undefined)
-        return options.realStoreDir;
-    if (options.store === undefined)
-        return storeDir;
-    const { root, real } = storeUriParams(options.store);
-    if (real !== undefined)
-        return real;
-    if (root !== undefined)
-        return root.replace(/\/+$/, '') + storeDir;
-    return storeDir;
-}
-/** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
-const ARGV_BUDGET = 256 * 1024;
-/** Splits `paths` into command-line-sized batches. */
-function batchPaths(paths, budget = ARGV_BUDGET) {
-    const batches = [];
-    let current = [];
-    let size = 0;
-    for (const p of paths) {
-        if (current.length > 0 && size + p.length + 1 > budget) {
-            batches.push(current);
-            current = [];
-            size = 0;
-        }
-        current.push(p);
-        size += p.length + 1;
-    }
-    if (current.length > 0)
-        batches.push(current);
-    return batches;
-}
-function store_lines(out) {
-    return out
-        .toString('utf8')
-        .split('\n')
-        .filter((l) => l !== '');
-}
-/** A Nix store seen through its command-line tools and its files. */
-class NixStore {
-    runner;
-    options;
-    storeDirCache;
-    constructor(runner, options = {}) {
-        this.runner = runner;
-        this.options = options;
-    }
-    /** `--store URI` when a store was chosen, for every Nix command that talks to it. */
-    storeArgs() {
-        return this.options.store === undefined ? [] : ['--store', this.options.store];
-    }
-    /** The version of the Nix on PATH (`nix-store --version`), e.g. "2.8.0". */
-    async version() {
-        const { stdout } = await this.runner.run('nix-store', ['--version']);
-        return parseNixVersion(stdout.toString('utf8'));
-    }
-    /** The store's logical directory (`builtins.storeDir`), asked once. */
-    async storeDir() {
-        if (this.storeDirCache === undefined) {
-            const { stdout } = await this.runner.run('nix-instantiate', [
-                ...this.storeArgs(),
-                '--eval',
-                '--json',
-                '-E',
-                'builtins.storeDir',
-            ]);
-            const value = JSON.parse(stdout.toString('utf8'));
-            if (typeof value !== 'string')
-                throw new errors_NixPlanError('nix', 'builtins.storeDir is not a string');
-            this.storeDirCache = value;
-        }
-        return this.storeDirCache;
-    }
-    /** Tells the store its directory when it is already known (e.g. from an evaluated .drv path). */
-    setStoreDir(storeDir) {
-        this.storeDirCache = storeDir;
-    }
-    /** The file-system location of a store path. */
-    async realPath(path) {
-        const storeDir = await this.storeDir();
-        const real = physicalStoreDir(storeDir, this.options);
-        return real === storeDir ? path : real + path.slice(storeDir.length);
-    }
-    /**
-     * `realPath` without the round trip, once the store dir is known (`setStoreDir` or an awaited
-     * `storeDir()`): for the thousands of paths of a closure.
-     */
-    realPathSync(path) {
-        const storeDir = this.storeDirCache;
-        if (storeDir === undefined)
-            throw new errors_NixPlanError('internal', 'the store dir is not known yet');
-        const real = physicalStoreDir(storeDir, this.options);
-        return real === storeDir ? path : real + path.slice(storeDir.length);
-    }
-    /**
-     * A store object that is one regular file, read synchronously: its bytes and executable bit, or
-     * undefined when it is not a regular file. Store files are small and never change, and one
-     * `lstat` + `readFile` on the calling thread costs microseconds, where each `fs.promises` call
-     * is a round trip through libuv's thread pool (which zstd shares): for tens of thousands of
-     * `.drv` files that waiting dominated.
-     */
-    readRegularFileSync(path, maxSize = Infinity) {
-        const real = this.realPathSync(path);
-        const st = (0,external_node_fs_namespaceObject.lstatSync)(real);
-        if (!st.isFile() || st.size > maxSize)
-            return undefined;
-        const buf = (0,external_node_fs_namespaceObject.readFileSync)(real);
-        return {
-            bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.length),
-            executable: (st.mode & 0o100) !== 0,
-        };
-    }
-    /** A store object's bytes when it is one regular file (a .drv, a text file). */
-    async readFile(path) {
-        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(await this.realPath(path)));
-    }
-    /** Size and executable bit of a store object that is one regular file; undefined otherwise. */
-    async fileInfo(path) {
-        const st = await (0,external_node_fs_promises_namespaceObject.lstat)(await this.realPath(path));
-        return st.isFile() ? { size: st.size, executable: (st.mode & 0o100) !== 0 } : undefined;
-    }
-    /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
-    async requisites(paths, includeOutputs = false) {
-        if (paths.length === 0)
-            return [];
-        const out = [];
-        const seen = new Set();
-        for (const batch of batchPaths(paths)) {
-            const { stdout } = await this.runner.run('nix-store', [
-                ...this.storeArgs(),
-                '--query',
-                '--requisites',
-                ...(includeOutputs ? ['--include-outputs'] : []),
-                ...batch,
-            ]);
-            for (const p of store_lines(stdout))
-                if (!seen.has(p)) {
-                    seen.add(p);
-                    out.push(p);
-                }
-        }
-        return out;
-    }
-    /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
-    async pathInfos(paths) {
-        const infos = new Map();
-        for await (const batch of this.pathInfoBatches(paths, ARGV_BUDGET))
-            for (const info of batch)
-                infos.set(info.path, info);
-        return infos;
-    }
-    /**
-     * Registration info of `paths`, in their order, one batch (one `nix-store --dump-db`) at a
-     * time, with up to `parallel` Nix processes answering ahead: a consumer starts on the first
-     * batch while Nix answers the rest. The first processes start at the call, not at iteration.
-     */
-    pathInfoBatches(paths, budget = ARGV_BUDGET, parallel = 1) {
-        // References name the same few thousand paths again and again: sharing one string per path
-        // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
-        const canonical = new Map(paths.map((p) => [p, p]));
-        const intern = (p) => {
-            const c = canonical.get(p);
-            if (c !== undefined)
-                return c;
-            const copy = Buffer.from(p, 'utf8').toString('utf8');
-            canonical.set(copy, copy);
-            return copy;
-        };
-        const batches = batchPaths(paths, budget);
-        const started = [];
-        const start = (i) => {
-            const batch = batches[i];
-            if (batch === undefined || started[i] !== undefined)
-                return;
-            const answer = this.dumpDb(batch, intern);
-            answer.catch(() => undefined); // awaited in turn; a consumer that stops early leaves it
-            started[i] = answer;
-        };
-        for (let i = 0; i < parallel; i++)
-            start(i);
-        return (async function* () {
-            for (let i = 0; i < batches.length; i++) {
-                start(i);
-                const infos = await started[i];
-                start(i + parallel);
-                if (infos !== undefined)
-                    yield infos;
-            }
-        })();
-    }
-    /** One `nix-store --dump-db` of `batch`: its registrations in the batch's order. */
-    async dumpDb(batch, intern) {
-        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
-        const byPath = new Map();
-        for (const info of parseDumpDb(stdout.toString('utf8')))
-            byPath.set(info.path, {
-                path: intern(info.path),
-                narHash: info.narHash,
-                narSize: info.narSize,
-                deriver: info.deriver === '' ? '' : intern(info.deriver),
-                references: info.references.map(intern),
-            });
-        return batch.map((p) => {
-            const info = byPath.get(p);
-            if (info === undefined)
-                throw new errors_NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
-            return info;
-        });
-    }
-    /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
-    async invalidPaths(paths) {
-        const invalid = new Set();
-        for (const batch of batchPaths(paths)) {
-            const { stdout } = await this.runner.run('nix-store', [
-                ...this.storeArgs(),
-                '--check-validity',
-                '--print-invalid',
-                ...batch,
-            ]);
-            for (const p of store_lines(stdout))
-                invalid.add(p);
-        }
-        return invalid;
-    }
-    /**
-     * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
-     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
-     * `onLog` receives Nix's build log as it is written.
-     */
-    async realise(drvPaths, options = {}) {
-        if (drvPaths.length === 0)
-            return [];
-        const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
-        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
-        return store_lines(stdout);
-    }
-}
-/**
- * Sorts `paths` so every path comes after its references (those inside the set), keeping the
- * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
- */
-function dependencyOrder(paths, references) {
-    return dependenciesFirst(paths, references, (path, ref) => {
-        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
-    });
-}
-/** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
-const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
-/**
- * The kind of a closure member, decided as the bundle verifier decides it: a `.drv`; else
- * whatever its content address says (a `toFile` text, or a source: a path literal, or a fixed
- * output, whose path is its content's hash too); anything not content-addressed is a build
- * output. `readFile` gives a single-file object's bytes (only called for regular files).
- */
-async function classify(info, storeDir, fileInfo, readFile) {
-    const byPath = classifyWithoutContents(info, storeDir);
-    if (byPath !== undefined)
-        return byPath;
-    const file = await fileInfo(info.path);
-    // An executable or a directory can only be a recursive source, which was checked above.
-    if (file === undefined || file.executable || file.size > MAX_CLASSIFY_FILE)
-        return 'output';
-    return classifyFile(info, storeDir, await readFile(info.path));
-}
-/**
- * `classify` with the file read synchronously (`NixStore.readRegularFileSync`): the same
- * decision, without a thread-pool round trip per path.
- */
-function classifySync(info, storeDir, readRegularFile) {
-    const byPath = classifyWithoutContents(info, storeDir);
-    if (byPath !== undefined)
-        return byPath;
-    const file = readRegularFile(info.path, MAX_CLASSIFY_FILE);
-    if (file === undefined || file.executable)
-        return 'output';
-    return classifyFile(info, storeDir, file.bytes);
-}
-/** The kind when the path, its registration and its NAR hash decide it; undefined when the file must be read. */
-function classifyWithoutContents(info, storeDir) {
-    if (info.path.endsWith('.drv') && info.deriver === '')
-        return 'drv';
-    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
-    const facts = { path: info.path, references: info.references, narHash };
-    // Recursive sources need only the NAR hash; flat ones and texts need the file's bytes.
-    return identifyContentAddress(facts, storeDir)?.kind;
-}
-/** The kind of a non-executable single-file object from its bytes (a flat source or a text). */
-function classifyFile(info, storeDir, contents) {
-    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
-    const facts = { path: info.path, references: info.references, narHash };
-    const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
-    return byFile?.kind ?? 'output';
 }
 
 ;// CONCATENATED MODULE: ./src/nix/import.ts
@@ -8455,22 +9525,6 @@ async function copyPaths(store, from, paths, options = {}) {
         const result = await store.runner.run('nix', args, { allowFailure: true });
         NixCommandError.check('nix', args, result, { what: options.what ?? 'nix copy' });
     }
-}
-
-;// CONCATENATED MODULE: ./src/app/deps.ts
-/** A logger that drops everything (for library callers that want no output). */
-const silentLogger = {
-    info: () => undefined,
-    warn: () => undefined,
-    debug: () => undefined,
-};
-/** A progress sink that shows nothing. */
-const noProgress = {
-    start: () => ({ tick: () => undefined, done: () => undefined }),
-};
-/** `deps.progress` or one that shows nothing. */
-function progressOf(deps) {
-    return deps.progress ?? noProgress;
 }
 
 ;// CONCATENATED MODULE: ./src/app/binary-cache.ts
@@ -8673,7 +9727,7 @@ function binaryCacheCopyImport(settings = {}) {
             storeDir: options.manifest.storeDir,
             store: options.store,
             signingKey: key,
-            workDir: settings.workDir ?? options.workDir,
+            workDir: settings.workDir,
         }, deps);
     };
 }
@@ -8731,137 +9785,9 @@ async function queryMissing(store, paths) {
     return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
 }
 
-;// CONCATENATED MODULE: ./src/nix/gc.ts
-// Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
-// to and no GC root (or running process) holds, and refuses the others ("still alive").
-
-
-/**
- * `nix-store --delete PATHS…` in one run (per command-line batch). Nix walks each path's referrers:
- * any outside `paths` keeps it (and that run fails); `keep-derivations` is turned off so a .drv
- * goes even when an output it built stays. A failure is a NixCommandError.
- */
-async function deletePaths(store, paths) {
-    for (const batch of batchPaths(paths)) {
-        const args = [...store.storeArgs(), '--option', 'keep-derivations', 'false', '--delete', ...batch];
-        const result = await store.runner.run('nix-store', args, { allowFailure: true });
-        NixCommandError.check('nix-store', args, result, { what: 'nix-store --delete' });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/app/rollback.ts
-// Rolling back an import that failed or was interrupted: the paths it made valid are removed again,
-// so the store's valid paths are what they were before it started.
-//
-// An import adds paths in dependency order, and a path it added can only be referred to by paths
-// added after it (Nix registers references to valid paths only), so those paths are new and
-// unreferenced from outside: `nix-store --delete` removes them all, newest first. A path another
-// process started using meanwhile (a concurrent build, a GC root) is kept, and said so.
-
-
-/**
- * Removes again those of `added` (the paths that were not valid before the import, in its order)
- * that are valid now. `store` must run on a runner that still works after an interruption.
- */
-async function rollBack(store, added) {
-    if (added.length === 0)
-        return { removed: [], kept: [] };
-    const invalid = await store.invalidPaths(added);
-    const valid = added.filter((p) => !invalid.has(p)).reverse();
-    if (valid.length === 0)
-        return { removed: [], kept: [] };
-    let reason;
-    try {
-        await deletePaths(store, valid);
-    }
-    catch (e) {
-        // One that stays alive stops the run: remove the others one at a time, newest first.
-        reason = firstLine(e);
-        for (const p of valid)
-            await deletePaths(store, [p]).catch((f) => {
-                reason ??= firstLine(f);
-            });
-    }
-    const still = await store.invalidPaths(valid);
-    const kept = valid.filter((p) => !still.has(p));
-    return { removed: valid.filter((p) => still.has(p)), kept, ...(kept.length > 0 && { reason }) };
-}
-function firstLine(e) {
-    const text = e instanceof Error ? e.message : String(e);
-    const lines = text.split('\n').filter((l) => /error|alive|cannot/i.test(l));
-    return (lines[lines.length - 1] ?? text).trim();
-}
-/** What a failure message adds about the rollback. */
-function rollbackNote(result) {
-    if (result.removed.length === 0 && result.kept.length === 0)
-        return 'no path had been added, the store is unchanged';
-    if (result.kept.length === 0)
-        return `the ${result.removed.length} path${result.removed.length === 1 ? '' : 's'} it had added ${result.removed.length === 1 ? 'was' : 'were'} removed again, the store is as it was`;
-    return (`${result.removed.length} of the paths it had added were removed again, but ${result.kept.length} could not be ` +
-        `(e.g. '${result.kept[0]}': ${result.reason ?? 'still in use'}); remove them with nix-store --delete once nothing uses them`);
-}
-/** `error` with what the rollback did added to its message (the same error: its class and code stay). */
-function withRollbackNote(error, result) {
-    if (error instanceof errors_NixPlanError)
-        error.message = `${error.message}\n(${rollbackNote(result)})`;
-    return error;
-}
-
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
-
-
-
-/**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
- */
-async function verifyWithProgress(bundle, options, progress, signal) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
-        try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    signal?.throwIfAborted();
-                    await options.onEntry?.(e);
-                    task.tick(1, e.nar.narSize);
-                },
-            });
-        }
-        finally {
-            task.done();
-        }
-    }
-    finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
-    return {
-        bundlePath,
-        ...report,
-        trust: trustReportOf(report.manifest, keys, {
-            noCheckSigs: report.noCheckSigs,
-            unproven: report.unproven,
-        }),
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/app/import.ts
 // importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-
-
-
 
 
 
@@ -8974,41 +9900,11 @@ class VerifiedStreamFile {
         this.fd = undefined;
     }
 }
-/** The sha256 of a file, as hex. */
-async function sha256OfFile(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(c);
-    return hash.digest('hex');
-}
-/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-async function checkCopyDigest(copy, digest, bundlePath) {
-    const want = digest.replace(/^sha256:/, '').toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(want))
-        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
-    const got = await sha256OfFile(copy);
-    if (got !== want)
-        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
-}
-/**
- * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
- * temp dir has no room for (its verified stream is written there).
- */
-async function checkRoom(manifest, dir, maxSize) {
-    const size = manifest.stream.size;
-    if (maxSize !== undefined && size > maxSize)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
-    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
-    if (fs !== undefined && fs.bavail * fs.bsize < size)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
-}
 /**
  * Copies the bundle into a private directory and verifies the copy completely, so nothing
  * unverified can reach the store even if the original changes meanwhile; the verified export
  * stream is kept in a private file as it is checked, and that file is what Nix imports.
  * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
- * If the import fails or is interrupted (`deps.signal`), the paths it made valid are removed again
- * before the error is thrown, and the error says so: the store's valid paths are what they were.
  */
 async function importPlan(bundlePath, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
@@ -9024,35 +9920,25 @@ async function importPlan(bundlePath, options, deps) {
         await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         });
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
         // Messages name the user's file, not the private copy they are about.
         const source = { ...(await openBundle(copy)), name: bundlePath };
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
         try {
-            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
-            // Whatever the route, what reaches the store is the stream verified here.
-            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
             const paths = [];
             const validity = new ValidityQueries(store);
-            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
             let report;
             try {
                 report = await verifyWithProgress(source, {
                     trustedKeys: options.trustedKeys,
-                    noCheckSigs: options.noCheckSigs,
                     storeDir,
-                    limits,
-                    validInStore: async (missing) => {
-                        const invalid = await store.invalidPaths(missing);
-                        return new Set(missing.filter((p) => !invalid.has(p)));
-                    },
-                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
                     onEntry: (e) => {
                         paths.push(e.path);
                         validity.add(e.path);
                     },
-                    onStreamBytes: (c) => verified.write(c),
-                }, deps.progress, deps.signal);
+                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
+                }, deps.progress);
             }
             finally {
                 verified.close();
@@ -9060,44 +9946,45 @@ async function importPlan(bundlePath, options, deps) {
             if (verified.failure !== undefined)
                 deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
             const { manifest } = report;
-            const proof = {
-                trustedSignatures: report.trustedSignatures,
-                unproven: report.unproven,
-                noCheckSigs: report.noCheckSigs,
-                declaredOutputs: report.declaredOutputs,
-                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
-                    noCheckSigs: report.noCheckSigs,
-                    unproven: report.unproven,
-                }),
-            };
-            if (report.unproven > 0)
-                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
             const invalid = await validity.invalid();
             const alreadyValid = paths.length - invalid.size;
             if (invalid.size === 0) {
                 deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
+                return { manifest, imported: 0, alreadyValid, method: 'none' };
             }
-            // From here on the store changes: whatever stops the import, what it added is removed again.
-            const added = paths.filter((p) => invalid.has(p));
-            try {
-                const method = await addPaths(store, manifest, options, deps, {
-                    trusts,
-                    count: invalid.size,
-                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
-                });
-                deps.signal?.throwIfAborted();
-                const still = await invalidAmong(store, paths);
-                if (still.size > 0)
-                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-                return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
+            let method = options.method ?? 'auto';
+            if (method === 'auto') {
+                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
+                method = trust === 'untrusted' ? 'copy' : 'import';
+                if (trust === 'unknown')
+                    deps.log.debug('store trust unknown: trying nix-store --import first');
             }
-            catch (e) {
-                deps.log.info(`the import failed: removing the paths it added…`);
-                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
-                cleanup.setStoreDir(storeDir);
-                throw withRollbackNote(e, await rollBack(cleanup, added));
+            // The verified stream: the private file, or (when it could not be kept) decompressed again.
+            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
+            if (method === 'import') {
+                // nix-store --import prints each path it adds: one tick per line.
+                const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
+                try {
+                    await importExport(store, stream(), (n) => importing.tick(n));
+                }
+                catch (e) {
+                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                        throw e;
+                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+                    method = 'copy';
+                }
+                finally {
+                    importing.done();
+                }
             }
+            if (method === 'copy') {
+                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+                await copyImport(stream(), { store: options.store, manifest }, deps);
+            }
+            const still = await invalidAmong(store, paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return { manifest, imported: invalid.size, alreadyValid, method };
         }
         finally {
             await source.close();
@@ -9106,45 +9993,6 @@ async function importPlan(bundlePath, options, deps) {
     finally {
         await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     }
-}
-/** A .drv of the target store, read from its file (undefined when it is not there). */
-function readStoreFile(store, path) {
-    try {
-        return store.readRegularFileSync(path)?.bytes;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
-async function addPaths(store, manifest, options, deps, how) {
-    let method = options.method ?? 'auto';
-    if (method === 'auto') {
-        const trust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
-        method = trust === 'untrusted' ? 'copy' : 'import';
-        if (trust === 'unknown')
-            deps.log.debug('store trust unknown: trying nix-store --import first');
-    }
-    if (method === 'import') {
-        // nix-store --import prints each path it adds: one tick per line.
-        const importing = progressOf(deps).start('importing with nix-store --import', how.count);
-        try {
-            await importExport(store, how.stream(), (n) => importing.tick(n));
-            return 'import';
-        }
-        catch (e) {
-            if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                throw e;
-            deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-        }
-        finally {
-            importing.done();
-        }
-    }
-    const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-    // The cache is made beside (not inside) the private dir: the Nix client may be another user.
-    await copyImport(how.stream(), { store: options.store, manifest }, deps);
-    return 'copy';
 }
 
 ;// CONCATENATED MODULE: ./src/nix/build-log.ts
@@ -9336,8 +10184,6 @@ async function realiseWithReport(store, roots, options) {
 
 
 
-
-
 /**
  * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
  * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
@@ -9357,32 +10203,13 @@ function selectRoots(roots, selectors = []) {
     }
     return roots.filter((r) => chosen.has(r));
 }
-/**
- * Imports the bundle and builds the selected roots, checking that what Nix built for each root is
- * the output its .drv (verified with the plan) names. If building fails or is interrupted, what
- * this run added (the imported paths and the outputs it built) is removed again.
- */
+/** Imports the bundle and builds the selected roots. */
 async function realisePlan(bundlePath, options, deps) {
     const imported = await importPlan(bundlePath, options, deps);
     const { manifest } = imported;
     const roots = selectRoots(manifest.roots, options.roots);
     const store = new NixStore(deps.runner, { store: options.store });
     const drvs = roots.map((r) => r.drvPath);
-    // What building can add: the outputs of the plan's derivations that are not valid yet.
-    const declared = imported.declaredOutputs();
-    const unbuilt = declared.length === 0 ? new Set() : await store.invalidPaths(declared);
-    try {
-        return await build(store, imported, roots, drvs, options, deps);
-    }
-    catch (e) {
-        deps.log.info('the build failed: removing what this run added…');
-        const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
-        cleanup.setStoreDir(manifest.storeDir);
-        throw withRollbackNote(e, await rollBack(cleanup, [...imported.addedPaths(), ...unbuilt]));
-    }
-}
-async function build(store, imported, roots, drvs, options, deps) {
-    const { manifest } = imported;
     deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
     const { printed, report } = await realiseWithReport(store, roots, {
         addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
@@ -9392,17 +10219,12 @@ async function build(store, imported, roots, drvs, options, deps) {
     // With --add-root Nix prints the links it made; the outputs are their targets.
     const links = options.outLink === undefined ? [] : printed;
     const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
-    const builtSet = new Set(built);
     const builtByName = new Map(built.map((p) => [nameOf(p), p]));
     const outPaths = {};
     for (const r of roots) {
         const outs = {};
-        for (const [name, path] of Object.entries(r.outputs)) {
-            // The root's .drv (verified with the plan) names this output: Nix must have built exactly it.
-            if (path !== '' && !builtSet.has(path))
-                throw new errors_NixPlanError('nix', `Nix built ${[...builtSet].filter((p) => nameOf(p) === nameOf(path)).join(', ') || 'nothing'} for output '${name}' of '${r.drvPath}', not '${path}' that its .drv names`);
+        for (const [name, path] of Object.entries(r.outputs))
             outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
-        }
         outPaths[r.drvPath] = outs;
     }
     const all = Object.values(outPaths).flatMap((o) => Object.values(o));
@@ -9413,7 +10235,7 @@ async function build(store, imported, roots, drvs, options, deps) {
     if (invalid.size > 0)
         throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
     const { manifest: _m, ...importSummary } = imported;
-    return { manifest, outPaths, import: importSummary, links, trust: imported.trust, build: report };
+    return { manifest, outPaths, import: importSummary, links, build: report };
 }
 
 ;// CONCATENATED MODULE: ./src/app/dry-run.ts
@@ -9548,7 +10370,7 @@ async function dryRunRealise(bundlePath, options, deps) {
 
 
 /** The kind of an output from its ATerm fields (Nix writes each kind this way). */
-function graph_outputKind(o) {
+function outputKind(o) {
     if (o.hash === 'impure')
         return 'impure';
     if (o.hash !== '')
@@ -9623,7 +10445,7 @@ class PlanGraph {
             outputs: head.outputs.map((o) => ({
                 name: this.strings.get(o.name),
                 path: o.path,
-                kind: graph_outputKind(o),
+                kind: outputKind(o),
                 hashAlgo: this.strings.get(o.hashAlgo),
                 hash: o.hash,
             })),
@@ -10129,7 +10951,7 @@ function backtrack(a, b, trace, last, dEnd, kEnd, offset) {
 
 const derivation_diff_latin1 = (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 function describeOutput(o) {
-    return { name: o.name, kind: graph_outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
+    return { name: o.name, kind: outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
 }
 const sameOutput = (a, b) => a.kind === b.kind && a.hashAlgo === b.hashAlgo && a.hash === b.hash;
 /** `drvName` without throwing: a derivation path's name without `.drv`. */
@@ -10524,6 +11346,341 @@ function diffPlans(oldSide, old, newSide, now, options) {
 }
 /** Counts of a diff that has none (for summaries of an identical plan). */
 const NO_CHANGES = Object.freeze(packages_emptyCounts());
+
+;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
+// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
+//
+// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
+// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
+// only by what it produces, not by how. The derivation itself is masked first (its output paths
+// and the environment variables named after its outputs set to ""), since those are what is being
+// computed. Floating content-addressed derivations, and everything depending on one, have no
+// output paths before they are built ("deferred").
+
+
+
+
+function fail(drvLabel, detail) {
+    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
+}
+function derivation_hash_outputKind(o) {
+    if (o.hashAlgo === '')
+        return 'input-addressed';
+    if (o.hash === 'impure')
+        return 'impure';
+    return o.hash === '' ? 'floating' : 'fixed';
+}
+/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
+function derivationKind(drv, drvLabel) {
+    const first = drv.outputs[0];
+    if (first === undefined)
+        fail(drvLabel, 'it has no outputs');
+    const kind = derivation_hash_outputKind(first);
+    for (const o of drv.outputs)
+        if (derivation_hash_outputKind(o) !== kind)
+            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
+    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
+        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
+    return kind;
+}
+/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
+function fixedOutput(o, drvLabel) {
+    let method = 'flat';
+    let algo = o.hashAlgo;
+    if (algo.startsWith('r:')) {
+        method = 'recursive';
+        algo = algo.slice(2);
+    }
+    else if (algo.startsWith('text:')) {
+        method = 'text';
+        algo = algo.slice(5);
+    }
+    if (!isHashAlgo(algo))
+        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
+    if (o.hash.includes(':') || o.hash.includes('-'))
+        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
+    const hash = parseHash(o.hash, algo);
+    if (method === 'text' && algo !== 'sha256')
+        fail(drvLabel, 'a text-hashed output must use sha256');
+    return { method, hash };
+}
+/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
+function fixedOutputPath(f, name, storeDir) {
+    if (f.method === 'text')
+        return makeTextPath(name, f.hash.bytes, [], storeDir);
+    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
+}
+/** A derivation whose output paths, and the env variables named after its outputs, are "". */
+function masked(drv) {
+    const empty = new Uint8Array(0);
+    return {
+        ...drv,
+        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
+        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
+    };
+}
+/** A new empty layout for `serialiseDerivation` to fill. */
+function newLayout() {
+    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+}
+/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
+function hashWithInputs(bytes, layout, inputs) {
+    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
+}
+/** The output named by env key `key`, if any. */
+function outputNamed(drv, key) {
+    // Output names are ASCII; compare without decoding every key.
+    outer: for (const o of drv.outputs) {
+        if (o.name.length !== key.length)
+            continue;
+        for (let i = 0; i < key.length; i++)
+            if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return o;
+    }
+    return undefined;
+}
+function isOutputName(drv, key) {
+    return outputNamed(drv, key) !== undefined;
+}
+/**
+ * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
+ * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
+ * path it does not have.
+ */
+class DerivationHasher {
+    storeDir;
+    lookup;
+    /**
+     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
+     * deferred) and its output names (to check what dependents ask for). One map, as each input of
+     * each derivation is looked up in it.
+     */
+    memo = new Map();
+    constructor(storeDir, lookup) {
+        this.storeDir = storeDir;
+        this.lookup = lookup;
+    }
+    /**
+     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
+     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
+     */
+    hashModulo(drvPath) {
+        const known = this.memo.get(drvPath);
+        if (known !== undefined)
+            return known.hash;
+        const pending = new Map();
+        const stack = [drvPath];
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            if (this.memo.has(path)) {
+                stack.pop();
+                continue;
+            }
+            let drv = pending.get(path);
+            if (drv === undefined) {
+                drv = this.lookup(path);
+                pending.set(path, drv);
+                // A fixed-output hash does not depend on inputs, so they need not be visited.
+                if (derivationKind(drv, path) !== 'fixed') {
+                    for (const input of drv.inputDrvs) {
+                        if (this.memo.has(input.path))
+                            continue;
+                        if (pending.has(input.path))
+                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
+                        stack.push(input.path);
+                    }
+                    if (stack[stack.length - 1] !== path)
+                        continue;
+                }
+            }
+            stack.pop();
+            pending.delete(path);
+            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
+        }
+        return this.memo.get(drvPath).hash;
+    }
+    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
+    outputPaths(drv, drvName) {
+        const fixed = this.fixedOutputPaths(drv, drvName);
+        if (fixed !== undefined)
+            return fixed;
+        const paths = new Map();
+        const h = this.compute(drv, drvName, drvName, true);
+        for (const o of drv.outputs)
+            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
+        return paths;
+    }
+    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
+    fixedOutputPaths(drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'fixed')
+            return undefined;
+        const out = drv.outputs[0];
+        return new Map([
+            [
+                out.name,
+                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
+            ],
+        ]);
+    }
+    /**
+     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
+     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
+     * only its outputs.
+     */
+    record(drvPath, drv, hash) {
+        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
+        if (h === undefined)
+            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
+        this.remember(drvPath, drv, h);
+    }
+    remember(drvPath, drv, hash) {
+        this.memo.set(drvPath, {
+            hash,
+            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
+            outputs: drv.outputs.map((o) => o.name),
+        });
+    }
+    /**
+     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
+     * gives them) filled into its outputs and into the env variables named after them, its bytes,
+     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
+     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
+     * splicing in the input hashes or the output paths (which need no escaping).
+     */
+    fillOutputs(drv, drvName) {
+        const layout = newLayout();
+        const bytes = serialiseDerivation(masked(drv), layout);
+        const envHoles = [];
+        drv.env.forEach((e, i) => {
+            const o = outputNamed(drv, e.key);
+            if (o !== undefined)
+                envHoles.push({ at: layout.envValues[i], output: o.name });
+        });
+        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
+    }
+    /**
+     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
+     * and input derivations (which must be hashed or recorded already).
+     */
+    fillMasked(maskedDrv, drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        const { bytes, layout } = maskedDrv;
+        const inputs = this.moduloInputs(drv, drvName);
+        if (inputs === undefined)
+            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
+        const hex = toHex(hashWithInputs(bytes, layout, inputs));
+        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
+        // Holes, in byte order: each output's path, then the value of each env variable named after one.
+        const holes = paths.map((text, i) => ({
+            at: layout.outputPaths[i],
+            text,
+        }));
+        for (const h of maskedDrv.envHoles)
+            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
+        let size = bytes.length;
+        for (const h of holes)
+            size += h.text.length;
+        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
+        let r = 0;
+        let w = 0;
+        let shift = 0; // bytes inserted before the input derivations list (output paths only)
+        for (const h of holes) {
+            out.set(bytes.subarray(r, h.at), w);
+            w += h.at - r;
+            r = h.at;
+            for (let k = 0; k < h.text.length; k++)
+                out[w++] = h.text.charCodeAt(k);
+            if (h.at < layout.inputDrvsStart)
+                shift += h.text.length;
+        }
+        out.set(bytes.subarray(r), w);
+        const filled = {
+            ...layout,
+            inputDrvsStart: layout.inputDrvsStart + shift,
+            inputDrvsEnd: layout.inputDrvsEnd + shift,
+        };
+        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+    }
+    /**
+     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
+     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
+     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
+     * memoised yet.
+     */
+    moduloInputs(drv, label) {
+        const entries = [];
+        let deferred = false;
+        for (const input of drv.inputDrvs) {
+            // Every input is hashed (or found known) even once the derivation is found deferred.
+            const m = this.memo.get(input.path) ?? this.memoised(input.path);
+            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+                deferred = true;
+                continue;
+            }
+            const names = m.outputs;
+            for (const o of input.outputs)
+                if (!names.includes(o))
+                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
+            entries.push({ path: m.hex, outputs: input.outputs });
+        }
+        if (deferred)
+            return undefined;
+        entries.sort((a, b) => compareStrings(a.path, b.path));
+        const merged = [];
+        for (const e of entries) {
+            const last = merged[merged.length - 1];
+            if (last !== undefined && last.path === e.path)
+                last.outputs = [...last.outputs, ...e.outputs];
+            else
+                merged.push({ path: e.path, outputs: e.outputs });
+        }
+        // Output lists are sorted already unless built by hand, or merged from several inputs.
+        for (const m of merged)
+            if (!isStrictlySorted(m.outputs))
+                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
+        return serialiseInputDrvs(merged);
+    }
+    /** What is memoised of a derivation, hashing it first. */
+    memoised(drvPath) {
+        this.hashModulo(drvPath);
+        return this.memo.get(drvPath);
+    }
+    /**
+     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
+     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
+     */
+    outputsOnlyHash(drv, label, name) {
+        const kind = derivationKind(drv, label);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            const f = fixedOutput(out, label);
+            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
+            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
+        }
+        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const early = this.outputsOnlyHash(drv, label, name);
+        if (early !== undefined)
+            return early;
+        const inputs = this.moduloInputs(drv, label);
+        if (inputs === undefined)
+            return { kind: 'deferred' };
+        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        const layout = newLayout();
+        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
+    }
+}
+/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
+function computeDrvPath(storeDir, drvName, bytes, references) {
+    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
+    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
+    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
+}
 
 ;// CONCATENATED MODULE: ./src/core/rewrite.ts
 // One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
@@ -11093,7 +12250,7 @@ const IMPURE_KEY = new TextEncoder().encode('__impure');
  */
 function refuseImpureEnv(path, keys) {
     for (const key of keys)
-        if (compareBytes(key, IMPURE_KEY) === 0)
+        if (wire_compareBytes(key, IMPURE_KEY) === 0)
             refuseImpure(path);
 }
 function refuseImpure(path) {
@@ -11500,7 +12657,7 @@ function relocateDrv(obj, drv, type, cx) {
         key: cx.rewrite(e.key),
         value: masked && relocate_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
     }))
-        .sort((a, b) => compareBytes(a.key, b.key));
+        .sort((a, b) => wire_compareBytes(a.key, b.key));
     const relocated = {
         ...relocatedHead(drv, outputs, masked, cx),
         builder: cx.rewrite(drv.builder),
@@ -11805,193 +12962,6 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
         relocated: relocate,
         ...(drv !== undefined && { drv }),
     });
-}
-
-;// CONCATENATED MODULE: ./src/core/provenance.ts
-// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
-// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
-//
-// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
-// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
-// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
-
-
-/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
-function rfc3339(date) {
-    if (Number.isNaN(date.getTime()))
-        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
-    return `${date.toISOString().slice(0, 19)}Z`;
-}
-/** The GitHub Actions variables provenance is made from. */
-const GITHUB_ENV = {
-    Actions: 'GITHUB_ACTIONS',
-    Repository: 'GITHUB_REPOSITORY',
-    Sha: 'GITHUB_SHA',
-    Ref: 'GITHUB_REF',
-    WorkflowRef: 'GITHUB_WORKFLOW_REF',
-    ServerUrl: 'GITHUB_SERVER_URL',
-    RunId: 'GITHUB_RUN_ID',
-    RunAttempt: 'GITHUB_RUN_ATTEMPT',
-};
-/**
- * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
- * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
- */
-function githubProvenance(env) {
-    if (env(GITHUB_ENV.Actions) !== 'true')
-        return {};
-    const repository = env(GITHUB_ENV.Repository);
-    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
-    const runId = env(GITHUB_ENV.RunId);
-    const attempt = env(GITHUB_ENV.RunAttempt);
-    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
-    return {
-        repository,
-        commit: env(GITHUB_ENV.Sha),
-        ref: env(GITHUB_ENV.Ref),
-        workflow: env(GITHUB_ENV.WorkflowRef),
-        ...(repository !== undefined &&
-            runId !== undefined &&
-            /^\d+$/.test(runId) && {
-            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
-        }),
-        runAttempt: attemptNumber,
-    };
-}
-/**
- * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
- * address (`git@host:owner/name`) has a user name but no secret, and is kept.
- */
-function withoutCredentials(url) {
-    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
-}
-/** Provenance from git facts (the CLI's). */
-function gitProvenance(git) {
-    return {
-        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
-        commit: git.commit,
-        ref: git.ref,
-        dirty: git.dirty,
-    };
-}
-function provenance_isRecord(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function query(attrs, skip) {
-    const params = Object.keys(attrs)
-        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
-        .sort()
-        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
-    return params.length === 0 ? '' : `?${params.join('&')}`;
-}
-/**
- * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
- * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
- * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
- * credentials are removed.
- */
-function lockedUrl(locked) {
-    const type = locked['type'];
-    if (typeof type !== 'string')
-        return undefined;
-    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
-    const dropped = ['type', 'narHash', 'lastModified', '__final'];
-    let url;
-    switch (type) {
-        case 'github':
-        case 'gitlab':
-        case 'sourcehut': {
-            const owner = s('owner');
-            const repo = s('repo');
-            if (owner === undefined || repo === undefined)
-                return undefined;
-            const rev = s('rev') ?? s('ref');
-            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
-            break;
-        }
-        case 'git':
-        case 'mercurial':
-        case 'tarball':
-        case 'file': {
-            const u = s('url');
-            if (u === undefined)
-                return undefined;
-            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
-            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
-            break;
-        }
-        case 'path': {
-            const p = s('path');
-            if (p === undefined)
-                return undefined;
-            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
-            break;
-        }
-        case 'indirect': {
-            const id = s('id');
-            if (id === undefined)
-                return undefined;
-            url = `flake:${id}${[s('ref'), s('rev')]
-                .filter((x) => x !== undefined)
-                .map((x) => `/${x}`)
-                .join('')}`;
-            break;
-        }
-        default:
-            url = `${type}:${query(locked, dropped)}`;
-    }
-    return withoutCredentials(url);
-}
-/**
- * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
- * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
- * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
- */
-function flakeProvenance(metadata) {
-    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
-        return undefined;
-    const inputs = [];
-    const locks = metadata['locks'];
-    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
-    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
-    for (const [name, node] of Object.entries(nodes)) {
-        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
-            continue;
-        const locked = node['locked'];
-        const url = lockedUrl(locked);
-        if (url === undefined)
-            continue;
-        inputs.push({
-            name,
-            url,
-            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
-            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
-        });
-    }
-    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { url: withoutCredentials(metadata['url']), inputs };
-}
-/**
- * Combines candidate values, first source first (a later source fills only what earlier ones
- * left out), keeping each value that passes the manifest's rules and naming the others.
- */
-function combineProvenance(...sources) {
-    const candidate = {};
-    for (const source of sources)
-        for (const [k, v] of Object.entries(source))
-            if (v !== undefined && !(k in candidate))
-                candidate[k] = v;
-    const provenance = {};
-    const dropped = [];
-    for (const [k, v] of Object.entries(candidate)) {
-        try {
-            Object.assign(provenance, validateProvenance({ [k]: v }));
-        }
-        catch (e) {
-            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
-        }
-    }
-    return { provenance, dropped };
 }
 
 ;// CONCATENATED MODULE: ./src/nix/collect.ts
@@ -12343,7 +13313,7 @@ async function assertWritable(path) {
     }
 }
 /** `sha256:<hex>` of a file's bytes, streamed. */
-async function fileDigest(path) {
+async function files_fileDigest(path) {
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
         hash.update(chunk);
@@ -12526,7 +13496,6 @@ function sameRepository(remoteUrl, repository) {
 
 
 
-
 /**
  * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
  * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
@@ -12679,9 +13648,7 @@ async function relocatePlan(bundlePath, options, deps) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
-        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
+        const inputDigest = options.recordPromotion === false ? undefined : await files_fileDigest(copy);
         // Messages name the user's file, not the private copy they are about.
         const bundle = { ...(await openBundle(copy)), name: bundlePath };
         let scratch;
@@ -12702,9 +13669,8 @@ async function relocatePlan(bundlePath, options, deps) {
             const closurePaths = new Set();
             let objects = [];
             const narSizes = new Map();
-            const { manifest, derivations, unproven } = await verifyWithProgress(bundle, {
+            const { manifest, derivations } = await verifyWithProgress(bundle, {
                 trustedKeys: trusted,
-                noCheckSigs: options.noCheckSigs,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
@@ -12833,7 +13799,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     manifest: written,
                     bundleBytes,
                     report: relocation.report,
-                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs, unproven }),
+                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
                     timings: {
                         verifyMs: Math.round(verified - started),
                         relocateMs: Math.round(performance.now() - verified),
@@ -13108,7 +14074,7 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
         if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await files_fileDigest(copy), rfc3339(now())));
         return result;
     }
     finally {
@@ -13207,6 +14173,7 @@ async function writeKeyPair(pair, files) {
 
 
 
+
 /** The real use cases. */
 const defaultUseCases = {
     exportPlan: exportPlan,
@@ -13217,6 +14184,7 @@ const defaultUseCases = {
     dryRunRealise: dryRunRealise,
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
+    deployPlan: deployPlan,
     keygen: keygen,
     diffPlanSources: diffPlanSources,
     planContents: planContents,
@@ -13278,7 +14246,6 @@ class VerboseRunner {
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
-
 
 
 
@@ -13352,12 +14319,6 @@ async function main(argv, options = {}) {
     const verbosity = verbosityOf(rest);
     // An echoed command starts on a clean line, even under a progress bar.
     const write = (text) => io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
-    const controller = new AbortController();
-    const log = terminalLogger(io, verbosity);
-    const signals = options.signals ?? (options.io === undefined ? process : undefined);
-    const stopListening = signals === undefined
-        ? () => undefined
-        : abortOnStopSignals(controller, signals, (s) => log.warn(`${s}: still cleaning up, please wait`));
     const makeContext = (args) => {
         const base = options.runner ?? new ProcessRunner();
         const logFormat = oneOf(args_str(args, 'log-format'), 'log-format', LOG_FORMATS);
@@ -13369,12 +14330,10 @@ async function main(argv, options = {}) {
             io,
             useCases: { ...defaultUseCases, ...options.useCases },
             deps: {
-                // Every command stops when a signal comes; what cleans up after it runs on `runner`.
-                runner: new AbortableRunner(runner, controller.signal),
-                log,
+                runner,
+                log: terminalLogger(io, verbosity),
                 progress: terminalProgress(io, verbosity),
                 nixLog,
-                signal: controller.signal,
             },
         };
     };
@@ -13384,21 +14343,17 @@ async function main(argv, options = {}) {
         return ExitCode.ok;
     }
     catch (error) {
-        // Stopped by a signal, whatever error the stopping caused: exit as the signal says.
-        const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
+        const code = exitCodeFor(error);
         // An error may quote the bundle (a path, a field): its control characters are made visible.
         io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
         if (code === ExitCode.usage)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
-        if (!(error instanceof errors_NixPlanError) && !controller.signal.aborted) {
+        if (!(error instanceof errors_NixPlanError)) {
             io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
             if (verbosity.verbose && error instanceof Error && error.stack !== undefined)
                 io.stderr.write(`${error.stack}\n`);
         }
         return code;
-    }
-    finally {
-        stopListening();
     }
 }
 /**
@@ -13430,11 +14385,11 @@ function usage(io, message) {
 
 /***/ }),
 
-/***/ 546:
+/***/ 889:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(405);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(947);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
@@ -13571,6 +14526,6 @@ __webpack_async_result__();
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(546);
+/******/ var __webpack_exports__ = __nccwpck_require__(889);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 

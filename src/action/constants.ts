@@ -92,6 +92,30 @@ export const PromoteOutput = {
   Changes: 'changes',
 } as const;
 
+/** Inputs of `deploy`: fetch a plan and deploy it over SSH to hosts that need only Nix. */
+export const DeployInput = {
+  ...FetchInput,
+  Hosts: 'hosts',
+  SshPrivateKey: 'ssh-private-key',
+  KnownHosts: 'known-hosts',
+  AllowUnknownHosts: 'allow-unknown-hosts',
+  SshOptions: 'ssh-options',
+  Action: 'action',
+  Profile: 'profile',
+  ConfirmTimeout: 'confirm-timeout',
+  BuildOn: 'build-on',
+  Jobs: 'jobs',
+  KeepGoing: 'keep-going',
+  UseSudo: 'use-sudo',
+  AllowDowngrade: 'allow-downgrade',
+} as const;
+
+/** Outputs of `deploy`. */
+export const DeployOutput = {
+  Result: 'result',
+  BundlePath: 'bundle-path',
+} as const;
+
 /** The default artifact name of a plan (a name can be uploaded once per run). */
 export const DEFAULT_ARTIFACT_NAME = 'plan.nixplan';
 

@@ -1,6 +1,5 @@
 // The `nix-plan` subcommands: their options and help, how arguments become use-case options, and
 // how results are printed (human text, or one JSON document with --json).
-import type { ApplyResult } from '../app/apply.js';
 import type { ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
 import { assertSignable } from '../app/signing-policy.js';
@@ -36,6 +35,8 @@ import {
   toJson,
 } from './format.js';
 import type { CliIo } from './terminal.js';
+import { deployCommand } from './deploy-command.js';
+import { withBundleFile } from './stdin-bundle.js';
 import { formatDryRun } from './format-dry-run.js';
 import { completionScript, SHELLS } from './completions.js';
 import { EXIT_CODE_MEANINGS } from './exit-codes.js';
@@ -80,7 +81,8 @@ const COMMON: OptionSpecs = {
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
-const TRUSTED_KEY = {
+/** `--trusted-key`, as every command that reads a bundle takes it. */
+export const TRUSTED_KEY = {
   type: 'string',
   multiple: true,
   value: 'KEY',
@@ -128,7 +130,8 @@ const METHODS = ['auto', 'import', 'copy'] as const;
 const INCLUDES = ['drvs', 'sources', 'outputs'] as const;
 const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'] as const;
 
-const NO_CHECK_SIGS = {
+/** `--no-check-sigs`, as every command that takes it. */
+export const NO_CHECK_SIGS = {
   type: 'boolean',
   help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
 } as const;
@@ -137,12 +140,14 @@ const MAX_SIZE = {
   value: 'BYTES',
   help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
 } as const;
-const MAX_AGE = {
+/** `--max-age`, as every command that takes it. */
+export const MAX_AGE = {
   type: 'string',
   value: 'DURATION',
   help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
 } as const;
-const ALLOW_DOWNGRADE = {
+/** `--allow-downgrade`, as every command that takes it. */
+export const ALLOW_DOWNGRADE = {
   type: 'boolean',
   help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
 } as const;
@@ -153,12 +158,14 @@ const METHOD = {
   help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 } as const;
 
-function define(spec: Omit<Command, 'parse' | 'options'> & { options: OptionSpecs }): Command {
+/** A command with the common options and its parser. */
+export function define(spec: Omit<Command, 'parse' | 'options'> & { options: OptionSpecs }): Command {
   const options = { ...spec.options, ...COMMON };
   return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
 }
 
-function print(ctx: CommandContext, args: ParsedArgs, value: unknown, human: () => string): void {
+/** Prints a result: one JSON document with --json, else the human form. */
+export function print(ctx: CommandContext, args: ParsedArgs, value: unknown, human: () => string): void {
   ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
 }
 
@@ -178,7 +185,7 @@ function withTrust<R extends { manifest: BundleManifest; trust?: TrustReport }>(
 }
 
 /** `--max-age` in milliseconds (and as written), or nothing. */
-function maxAge(args: ParsedArgs): { maxAgeMs?: number; maxAgeText?: string } {
+export function maxAge(args: ParsedArgs): { maxAgeMs?: number; maxAgeText?: string } {
   const text = str(args, 'max-age');
   return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
 }
@@ -188,7 +195,8 @@ function signingKeys(args: ParsedArgs): Promise<string[]> {
   return Promise.all(list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
 }
 
-function noRest(args: ParsedArgs, command: string): void {
+/** Refuses arguments after `--` for commands that take none. */
+export function noRest(args: ParsedArgs, command: string): void {
   if (args.rest.length > 0) throw usageError(`${command} takes no arguments after --`);
 }
 
@@ -553,16 +561,19 @@ export const COMMANDS: readonly Command[] = [
   define({
     name: 'apply',
     operand: BUNDLE,
-    summary: 'realise a NixOS system plan and switch a profile to it',
+    summary: 'realise a NixOS system plan and switch a profile to it, safely',
     usage: [
-      'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
+      'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
       'nix-plan apply --rollback --profile PATH [--action …]',
     ],
     description:
-      "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-      'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
-      'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
-      'unless --allow-downgrade.',
+      'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
+      'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
+      'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
+      'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
+      'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
+      '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
+      'generation instead.',
     options: {
       profile: {
         type: 'string',
@@ -575,6 +586,12 @@ export const COMMANDS: readonly Command[] = [
         choices: ACTIONS,
         help: 'switch (default), boot, test or dry-activate',
       },
+      'confirm-timeout': {
+        type: 'string',
+        value: 'SECONDS',
+        help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
+      },
+      'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
       rollback: { type: 'boolean', help: 'go back one generation' },
       store: STORE,
       'trusted-key': TRUSTED_KEY,
@@ -589,6 +606,7 @@ export const COMMANDS: readonly Command[] = [
     },
     examples: [
       'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+      'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
     ],
     async run(args, ctx) {
       noRest(args, 'apply');
@@ -605,45 +623,27 @@ export const COMMANDS: readonly Command[] = [
         nixArgs: nixArgs(args),
       };
       const deps = await importDeps(args, ctx, trustedKeys);
-      const profile = required(args, 'profile', 'PATH');
-      const action = oneOf(str(args, 'action'), 'action', ACTIONS);
-      // Applies the bundle, keeping the manifest its realisation verified.
-      const apply = async (
-        b: string | undefined,
-      ): Promise<{ applied: ApplyResult; manifest?: BundleManifest }> => {
-        let manifest: BundleManifest | undefined;
-        const applied = await ctx.useCases.applyPlan(
-          b,
-          { profile, action, rollback, store },
+      const result = await withBundleFile(bundle, ctx.io.stdin ?? process.stdin, (file) =>
+        ctx.useCases.applyPlan(
+          file,
           {
-            ...deps,
-            realise: async (path) => {
-              const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
-              manifest = realised.manifest;
-              return realised;
-            },
+            profile: required(args, 'profile', 'PATH'),
+            action: oneOf(str(args, 'action'), 'action', ACTIONS),
+            rollback,
+            store,
+            confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+            allowAnyRoot: flag(args, 'allow-any-root'),
+            // The profile's last-applied record (on the activating side): an older plan is refused.
+            ...maxAge(args),
+            allowDowngrade: flag(args, 'allow-downgrade'),
           },
-        );
-        return { applied, ...(manifest !== undefined && { manifest }) };
-      };
-      // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
-      const { applied } =
-        bundle === undefined
-          ? await apply(undefined)
-          : await ctx.useCases.withFreshness(
-              bundle,
-              { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') },
-              ctx.deps.log,
-              async (b) => {
-                const r = await apply(b);
-                if (r.manifest === undefined) throw new Error('apply realised no plan');
-                return { applied: r.applied, manifest: r.manifest };
-              },
-              action !== 'dry-activate',
-            );
-      print(ctx, args, applied, () => formatApply(applied));
+          { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) },
+        ),
+      );
+      print(ctx, args, result, () => formatApply(result));
     },
   }),
+  deployCommand(),
   define({
     name: 'completions',
     operand: { value: 'SHELL', complete: SHELLS },

@@ -27,6 +27,12 @@ export const ExitCode = {
   transport: 10,
   /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
   stale: 11,
+  /** The host: an SSH connection or a command on the host failed. */
+  host: 12,
+  /** Activation failed; the previous generation was restored (re-activated). */
+  activation: 13,
+  /** Activation failed and could not be undone: the host needs attention. */
+  attention: 14,
   /** Interrupted by SIGHUP (after cleaning up and rolling back what it had added). */
   hangup: 129,
   /** Interrupted by SIGINT (Ctrl-C), after cleaning up and rolling back. */
@@ -52,6 +58,9 @@ export const EXIT_CODE_MEANINGS: readonly (readonly [ExitCodeValue, string])[] =
   [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
   [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
   [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
+  [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
+  [ExitCode.activation, 'activation failed; the previous generation was restored'],
+  [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
   [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
   [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
   [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
@@ -70,6 +79,9 @@ const BY_ERROR: Readonly<Record<ErrorCode, ExitCodeValue>> = {
   transport: ExitCode.transport,
   stale: ExitCode.stale,
   interrupted: ExitCode.interrupted,
+  host: ExitCode.host,
+  activation: ExitCode.activation,
+  attention: ExitCode.attention,
   internal: ExitCode.internal,
 };
 

@@ -14,6 +14,8 @@ export interface TextSink {
 export interface CliIo {
   readonly stdout: TextSink;
   readonly stderr: TextSink;
+  /** Where `-` reads a bundle from (process.stdin by default). */
+  readonly stdin?: NodeJS.ReadableStream | undefined;
   /** Milliseconds clock for throttling redraws (Date.now by default). */
   readonly now?: () => number;
   /** Calls `fn` every `ms` until the returned function is called (an unref'd setInterval by default). */

@@ -13,6 +13,9 @@ export type ErrorCode =
   | 'nix' // a Nix command failed
   | 'transport' // an artifact could not be uploaded or downloaded
   | 'stale' // a plan older than the one last applied to the same target, or than --max-age
+  | 'host' // an SSH connection or a command on the host failed
+  | 'activation' // activation failed; the previous generation was restored
+  | 'attention' // activation failed and could not be undone: the host needs attention
   | 'interrupted' // a signal stopped it (after cleaning up and rolling back)
   | 'internal';
 
