@@ -131,6 +131,30 @@ describe('judge', () => {
     ]);
   });
 
+  test('diff: a ratio to report at every size, and the 1.5 s / 300 MB targets at 10,000', () => {
+    const t = { diff: 1.2, diffBaseline: 2.4 };
+    const small = judge(results([size(1000, t)]));
+    expect(small.filter((j) => j.step.startsWith('diff')).map((j) => [j.step, j.ratio, j.met])).toEqual([
+      ['diff time', 0.5, undefined],
+    ]);
+    // size() gives count/100 MiB: 100 MiB at 10,000.
+    const ten = judge(results([size(10000, t)]));
+    expect(ten.filter((j) => j.step.startsWith('diff')).map((j) => [j.step, j.met])).toEqual([
+      ['diff time', undefined],
+      ['diff ≤ 1.5 s', true],
+      ['diff peak RSS', true],
+    ]);
+    const slow = judge(results([size(10000, { diff: 1.6, diffBaseline: 1 })]));
+    expect(slow.find((j) => j.step === 'diff ≤ 1.5 s')?.met).toBe(false);
+    const r = size(10000, t);
+    const md = markdownReport(results([{ ...r, diffVariant: { packagesChanged: 100, drvsDiffer: 101 } }]));
+    expect(md).toContain(
+      '| 10,000 drvs (1 run) | diff (100 packages changed, 101 drvs differ) | 1.20 s, 100 MB |',
+    );
+    expect(md).toContain('| diff, absolute | 1.20 s |  | n/a | ≤ 1.5 s | ✓ |');
+    expect(md).toContain('| diff, peak RSS | 100 MB |  | n/a | ≤ 300 MB | ✓ |');
+  });
+
   test('a step that failed or was not measured has no ratio and no verdict', () => {
     const r = size(1000, { exportBaseline: 1 });
     r.steps.import = { samples: [], seconds: Number.NaN, rssMiB: undefined, error: 'boom' };

@@ -12,6 +12,8 @@ export type StepName =
   | 'import'
   | 'importBaseline' // zstd -dc bundle | nix-store --import
   | 'relocate'
+  | 'diff' // nix-plan diff of the plan and a variant with 1% of its packages changed
+  | 'diffBaseline' // nix-store -qR of both roots | sort | comm -3: which paths differ, no more
   | 'deploy' // nix-plan deploy --action push to a fresh host over loopback SSH
   | 'deployBaseline'; // nix-copy-closure --to of the same .drv closure
 
@@ -57,6 +59,8 @@ export interface SizeResult {
   readonly relocationMatchesNative: boolean | undefined;
   /** After `nix-plan import` the fresh store holds exactly the closure's paths. */
   readonly importComplete: boolean | undefined;
+  /** The variant `diff` compares with: packages changed, and derivations that differ as a result. */
+  readonly diffVariant?: { readonly packagesChanged: number; readonly drvsDiffer: number | undefined };
 }
 
 /**
@@ -182,6 +186,33 @@ export function judge(results: BenchResults): Judged[] {
         met: within(r, 3),
       });
     }
+    if (t.diff !== undefined)
+      out.push({
+        count: s.count,
+        step: 'diff time',
+        ratio: ratioOf(secs(t.diff), secs(t.diffBaseline)),
+        target: 'report',
+        met: undefined,
+      });
+    if (s.count === 10000 && t.diff !== undefined) {
+      // The issue's target for diff: two 10,000-derivation plans in 1.5 s and 300 MB.
+      out.push(
+        {
+          count: s.count,
+          step: 'diff ≤ 1.5 s',
+          ratio: undefined,
+          target: '≤ 1.5 s',
+          met: within(secs(t.diff), 1.5),
+        },
+        {
+          count: s.count,
+          step: 'diff peak RSS',
+          ratio: undefined,
+          target: '≤ 300 MB',
+          met: within(t.diff.error === undefined ? t.diff.rssMiB : undefined, 300),
+        },
+      );
+    }
     if (s.count === largest && s.count >= 30000) {
       const mem = (n: StepName, limit: number): Judged => ({
         count: s.count,
@@ -299,6 +330,23 @@ export function markdownReport(results: BenchResults): string {
       );
     const three = verdict(s.count, 'relocate ≤ 3 s');
     if (three !== undefined) row('relocate, absolute', fmtSecs(t.relocate), '', three);
+    if (t.diff !== undefined) {
+      const v = s.diffVariant;
+      const what =
+        v === undefined
+          ? 'diff'
+          : `diff (${fmtCount(v.packagesChanged)} packages changed, ${v.drvsDiffer === undefined ? '?' : fmtCount(v.drvsDiffer)} drvs differ)`;
+      row(
+        what,
+        `${fmtSecs(t.diff)}, ${fmtRss(t.diff)}`,
+        `${fmtSecs(t.diffBaseline)} (nix-store -qR both \\| comm -3)`,
+        verdict(s.count, 'diff time'),
+      );
+      const time = verdict(s.count, 'diff ≤ 1.5 s');
+      if (time !== undefined) row('diff, absolute', fmtSecs(t.diff), '', time);
+      const mem = verdict(s.count, 'diff peak RSS');
+      if (mem !== undefined) row('diff, peak RSS', fmtRss(t.diff), '', mem);
+    }
   }
   lines.push(...evaluationSection(results));
   lines.push(

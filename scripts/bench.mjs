@@ -157,7 +157,7 @@ const hasCommand = (name) => {
   return r.status === 0 && r.stdout.includes(name);
 };
 const commands = Object.fromEntries(
-  ['export', 'import', 'relocate', 'inspect', 'deploy'].map((c) => [c, hasCommand(c)]),
+  ['export', 'import', 'relocate', 'inspect', 'diff', 'deploy'].map((c) => [c, hasCommand(c)]),
 );
 if (cli.available && !Object.values(commands).every(Boolean)) {
   cli.note = `missing subcommands: ${Object.keys(commands)
@@ -250,7 +250,8 @@ async function benchSize(count) {
   const runs = runsFor(count);
   log(`— ${count} derivations, ${runs} runs —`);
   const gen = join(out, 'gen', `${count}-seed${seed}`);
-  writeClosure(gen, generateClosure({ count, seed }));
+  const generated = generateClosure({ count, seed });
+  writeClosure(gen, generated);
   const alpha = makeRealm(join(work, 'alpha'));
   const beta = makeRealm(join(work, 'beta'));
   const steps = {};
@@ -291,6 +292,44 @@ async function benchSize(count) {
     ]),
   );
   const haveBundle = steps.export !== undefined && steps.export.error === undefined;
+
+  // Diff: the plan against a variant with 1% of its packages changed (the last ones written, which
+  // few others depend on), as a routine update would change them; beside the stock-tools listing of
+  // which paths differ.
+  let diffVariant;
+  if (haveBundle && commands.diff) {
+    const variant = changedVariant(generated, Math.max(1, Math.round(count / 100)));
+    const genB = `${gen}-changed`;
+    writeClosure(genB, variant.closure);
+    const rootB = lines(run(['nix-instantiate', genB], alpha).stdout)[0];
+    const bundleB = join(work, `changed-${count}.nixplan`);
+    plan(['export', '--drv', rootB, '-o', bundleB, '--quiet'], alpha);
+    let drvsDiffer;
+    try {
+      const d = JSON.parse(plan(['diff', bundle, bundleB, '--json', '--quiet'], alpha).stdout);
+      drvsDiffer = d.total.derivations.added;
+    } catch (e) {
+      log(`diff --json: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    diffVariant = { packagesChanged: variant.changed, drvsDiffer };
+    log(`diff variant: ${variant.changed} packages changed, ${drvsDiffer ?? '?'} drvs differ`);
+    Object.assign(
+      steps,
+      interleaved(runs, [
+        [
+          'diffBaseline',
+          'nix-store -qR both | comm -3',
+          () =>
+            sh(
+              'nix-store -qR "$1" | sort > "$3.a" && nix-store -qR "$2" | sort > "$3.b" && comm -3 "$3.a" "$3.b" | wc -l',
+              [root, rootB, join(work, 'comm')],
+              alpha,
+            ).sample,
+        ],
+        ['diff', 'nix-plan diff', () => plan(['diff', bundle, bundleB, '--quiet'], alpha).sample],
+      ]),
+    );
+  }
 
   const levels = [];
   if (haveBundle)
@@ -402,6 +441,7 @@ async function benchSize(count) {
     levels,
     relocationMatchesNative,
     importComplete,
+    ...(diffVariant === undefined ? {} : { diffVariant }),
   };
   return { result, alpha, root, bundle, haveBundle, beta };
 }
@@ -520,6 +560,23 @@ function benchEvaluation(hosts, count) {
       roots.every((r, h) => r.installable === installables[h] && r.drvPath.endsWith(`-host${h}-system.drv`));
   }
   return { hosts, count, runs, steps, rootsMapped };
+}
+
+/**
+ * The generated closure with its last `n` package derivations changed (an attribute added), as an
+ * update of a few packages changes them and everything that depends on them.
+ */
+function changedVariant(closure, n) {
+  const text = closure.files.get('default.nix');
+  const out = text.split('\n');
+  const heads = out.flatMap((l, i) => (/^ {2}[A-Za-z_][\w'-]* = derivation \{$/.test(l) ? [i] : []));
+  // The last derivation is the root: it changes with any of them, so it is not picked.
+  const picked = heads.slice(0, -1).slice(-n);
+  for (const i of [...picked].reverse()) out.splice(i + 1, 0, '    benchVariant = "changed";');
+  return {
+    closure: { ...closure, files: new Map([...closure.files, ['default.nix', out.join('\n')]]) },
+    changed: picked.length,
+  };
 }
 
 /** One profiled run of each nix-plan command on the largest size, summarised. */
