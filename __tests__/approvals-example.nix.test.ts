@@ -42,7 +42,16 @@ describe('the example summaries in docs/approvals-example.md', () => {
       );
       const rendered = readFileSync(out, 'utf8');
       const committed = readFileSync(join(REPO, 'docs', 'approvals-example.md'), 'utf8');
-      expect(normalised(rendered, root)).toEqual(normalised(committed, COMMITTED_ROOT));
+      const now = normalised(rendered, root);
+      const then = normalised(committed, COMMITTED_ROOT);
+      const missing = then.filter((l) => !now.includes(l));
+      const added = now.filter((l) => !then.includes(l));
+      if (missing.length > 0 || added.length > 0 || now.length !== then.length)
+        throw new Error(
+          'docs/approvals-example.md no longer shows what the actions write: render it again with ' +
+            '`node scripts/approvals-example.mjs --root /tmp/example` (after `npm run build`) and commit it.\n' +
+            `only in the committed file:\n${missing.join('\n')}\nonly in today's rendering:\n${added.join('\n')}`,
+        );
       // What a reviewer needs is in it.
       expect(rendered).toContain('| `openssl` | ⬆ upgrade | `3.0.13 → 3.0.14` |');
       expect(rendered).toMatch(
