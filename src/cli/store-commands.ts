@@ -3,7 +3,7 @@ import { APPLY_ACTIONS } from '../app/apply.js';
 import { IMPORT_METHODS } from '../app/import.js';
 import { assertSignable } from '../app/signing-policy.js';
 import { MAX_LEVEL, MIN_LEVEL, trustStatus } from '../core/bundle/index.js';
-import { flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
+import { byteSize, flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
 import { formatApply, formatImport, formatRealise, formatRelocate } from './format.js';
 import { formatDryRun } from './format-dry-run.js';
 import { withBundleFile } from './stdin-bundle.js';
@@ -14,6 +14,7 @@ import {
   LEVELS,
   LOG_FORMAT,
   MAX_AGE,
+  MAX_SIZE,
   METHOD,
   NIX_ARG,
   NO_CHECK_SIGS,
@@ -48,6 +49,7 @@ export const importCommand = define({
     'sign-key': CACHE_KEY,
     'no-check-sigs': NO_CHECK_SIGS,
     'max-age': MAX_AGE,
+    'max-size': MAX_SIZE,
   },
   examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
   async run(args, ctx) {
@@ -56,7 +58,9 @@ export const importCommand = define({
     const options = {
       store: str(args, 'store'),
       trustedKeys,
+      noCheckSigs: flag(args, 'no-check-sigs'),
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+      maxSize: byteSize(str(args, 'max-size'), 'max-size'),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
     const result = await ctx.useCases.withFreshness(
@@ -104,6 +108,7 @@ export const realiseCommand = define({
     'no-check-sigs': NO_CHECK_SIGS,
     'max-age': MAX_AGE,
     'allow-downgrade': ALLOW_DOWNGRADE,
+    'max-size': MAX_SIZE,
   },
   examples: [
     'nix-plan realise hello.nixplan --out-link result',
@@ -131,7 +136,9 @@ export const realiseCommand = define({
       outLink,
       roots: list(args, 'roots', true),
       trustedKeys,
+      noCheckSigs: flag(args, 'no-check-sigs'),
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+      maxSize: byteSize(str(args, 'max-size'), 'max-size'),
       nixArgs: nixArgs(args),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
@@ -263,6 +270,7 @@ export const applyCommand = define({
     'no-check-sigs': NO_CHECK_SIGS,
     'max-age': MAX_AGE,
     'allow-downgrade': ALLOW_DOWNGRADE,
+    'max-size': MAX_SIZE,
   },
   examples: [
     'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
@@ -274,10 +282,12 @@ export const applyCommand = define({
     const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
     const store = str(args, 'store');
     const trustedKeys = await readKeys(list(args, 'trusted-key'));
+    // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
     const realiseOptions = {
       store,
       trustedKeys,
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+      maxSize: byteSize(str(args, 'max-size'), 'max-size'),
       nixArgs: nixArgs(args),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
