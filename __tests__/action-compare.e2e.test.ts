@@ -112,6 +112,9 @@ describe('compare-to end to end', () => {
     expect(md).toContain(
       '**1 version change (1 upgrade), 1 added, 1 removed, 6 rebuilt**; derivations 9 → 9 (8 new, 8 gone).',
     );
+    expect(md).toContain(
+      '**To build**: on a host that realised the compared plan, the outputs of the 8 new derivations (built, or substituted where a binary cache has them); the other 1 it has already.',
+    );
     expect(md).toContain('| `openssl` | ⬆ upgrade | `3.0.12 → 3.0.13` |  |');
     expect(md).toContain('<details><summary>Added and removed packages (2)</summary>');
     expect(md).toContain('| `tool` | rebuilt | `1.0` | `outputs dev, out → lib, out` |');

@@ -3,7 +3,16 @@
 // a local artifact service that the real @actions/artifact client talks to.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPair } from '../src/core/signing.js';
@@ -19,6 +28,8 @@ import {
   type StepResult,
 } from './support/action-step.js';
 import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
+import { SwitchControl, systemNix } from './support/nixos-fixture.js';
+import { sshdAvailable, SshServer } from './support/sshd.js';
 
 /** The e2e closure as committed in this repository; the jobs evaluate a checkout of it (see `checkout`). */
 const CLOSURE_SOURCE = join(REPO, '.github', 'e2e', 'closure.nix');
@@ -299,6 +310,118 @@ describe('the actions end to end', () => {
       builder?.dispose();
     }
   });
+
+  (sshdAvailable() ? test : test.skip)(
+    'deploy: plan on CI, then deploy over SSH to a host with only Nix; the key never reaches the log',
+    async () => {
+      const version = nixVersions()[0] as NixVersion;
+      const run = server.newRun();
+      const ciKey = generateKeyPair('e2e-deploy-ci-1');
+      const root = mkdtempSync(join(work, 'deploy-'));
+      const realm = join(root, 'store');
+      const control = new SwitchControl(join(root, 'control'));
+      mkdirSync(control.dir);
+      const profile = join(root, 'profiles', 'system');
+      writeFileSync(join(root, 'system.nix'), systemNix());
+      writeFileSync(
+        join(root, 'host.nix'),
+        `import ./system.nix { label = "e2e"; control = "${control.dir}"; profile = "${profile}"; }`,
+      );
+      const planner = new ScratchStore(version, { storeDir: realm });
+      let host: ScratchStore | undefined;
+      let sshd: SshServer | undefined;
+      try {
+        const plan = await step(
+          'plan',
+          { file: join(root, 'host.nix'), 'signing-key': ciKey.secretKey, 'artifact-name': 'host.nixplan' },
+          run,
+          planner,
+        );
+        succeeded(plan);
+        // The host: an empty store in the realm, reached only over SSH.
+        wipe(realm);
+        host = new ScratchStore(version, { storeDir: realm, root: join(root, 'host') });
+        const tmp = join(root, 'host-tmp');
+        mkdirSync(tmp);
+        sshd = await SshServer.start([
+          { name: 'host', env: { ...host.env, PATH: '/usr/bin:/bin:/usr/sbin:/sbin', TMPDIR: tmp } },
+        ]);
+        const port = sshd.ports.get('host') ?? 0;
+        const key = readFileSync(join(sshd.dir, 'id_ed25519'), 'utf8');
+        const knownHosts = readFileSync(join(sshd.dir, 'known_hosts'), 'utf8');
+        const inputs = {
+          'artifact-name': 'host.nixplan',
+          digest: plan.outputs['digest'] ?? '',
+          'trusted-keys': ciKey.publicKey,
+          hosts: `e2e=root@127.0.0.1:${port}`,
+          'ssh-private-key': key,
+          profile,
+          'confirm-timeout': '10',
+        };
+
+        // Without host keys (and no explicit opt-out) nothing happens.
+        const noKeys = await step('deploy', inputs, run, planner);
+        expect(noKeys.code).toBe(1);
+        expect(noKeys.errors[0]).toMatch(/^input "known-hosts": is required/);
+        expect(sshd.sessions()).toEqual([]);
+
+        const deployed = await step('deploy', { ...inputs, 'known-hosts': knownHosts }, run, planner);
+        succeeded(deployed);
+        const result = JSON.parse(deployed.outputs['result'] ?? '') as {
+          ok: boolean;
+          hosts: Record<string, unknown>[];
+        };
+        expect(result.ok).toBe(true);
+        expect(result.hosts[0]).toMatchObject({
+          name: 'e2e',
+          outcome: 'switched',
+          generation: 1,
+          confirmed: true,
+        });
+        expect(control.calls()).toEqual([`e2e switch ok system-1-link`]);
+        expect(deployed.summary).toContain('## nix-plan deploy: `host.nixplan`');
+        expect(deployed.summary).toMatch(/\| e2e \| 1 \| ✅ switched \|/);
+        // Who signed the plan and the run that made it, for whoever approved this job.
+        expect(deployed.summary).toContain('**verified**: signed by trusted key `e2e-deploy-ci-1`');
+        expect(deployed.summary).toContain(`| repository | \`${server.repository}\` |`);
+        // switch-to-configuration's output reaches the job log.
+        expect(deployed.stdout).toContain('e2e: switch-to-configuration switch');
+        // The key is only ever printed inside the mask commands, and its file is gone.
+        const keyLines = key.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('-----'));
+        for (const line of keyLines) {
+          const printed = deployed.stdout.split('\n').filter((l) => l.includes(line));
+          expect(printed.every((l) => l === `::add-mask::${line}`)).toBe(true);
+        }
+        expect(deployed.summary).not.toContain(keyLines[0] ?? '!');
+        const jobTemps = readdirSync(work)
+          .filter((d) => d.startsWith('deploy-'))
+          .map((d) => join(work, d, 'temp', 'nix-plan'));
+        for (const t of jobTemps.filter((t) => existsSync(t)))
+          expect(readdirSync(t).filter((d) => d.startsWith('ssh-'))).toEqual([]);
+
+        // A host key that is not the host's: refused by ssh, nothing sent, nothing changed.
+        const other = readFileSync(join(sshd.dir, 'id_ed25519.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+        sshd.clearSessions();
+        const impostor = await step(
+          'deploy',
+          { ...inputs, 'known-hosts': `[127.0.0.1]:${port} ${other}\n` },
+          run,
+          planner,
+        );
+        expect(impostor.code).toBe(1);
+        expect(impostor.errors[0]).toMatch(
+          /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/,
+        );
+        expect(sshd.sessions()).toEqual([]);
+        expect(readlinkSync(profile)).toBe('system-1-link');
+      } finally {
+        sshd?.stop();
+        planner.dispose();
+        host?.dispose();
+      }
+    },
+    300_000,
+  );
 
   describe('faults', () => {
     const version = nixVersions()[0] as NixVersion;

@@ -122,6 +122,9 @@ describe('the diff section', () => {
     expect(md).toContain(
       '**5 version changes (5 upgrades), 6 rebuilt**; derivations 41 → 41 (11 new, 11 gone).',
     );
+    expect(md).toContain(
+      '**To build**: on a host that realised the compared plan, the outputs of the 11 new derivations (built, or substituted where a binary cache has them); the other 30 it has already.',
+    );
     expect(md).toContain('| `pkg0` | ⬆ upgrade | `1.0 → 1.1` |  |');
     expect(md).toContain('<details><summary>Rebuilt at the same version (an input changed) (6)</summary>');
     expect(outsideCode(md)).not.toMatch(/<img|javascript:|@admin|\*\*bold/);
@@ -132,6 +135,9 @@ describe('the diff section', () => {
     const d = plans(5, 0);
     expect(diffSection(d, { description: 'x' })).toContain(
       '**No changes**: the same 6 derivations and roots.',
+    );
+    expect(diffSection(d, { description: 'x' })).toContain(
+      '**To build**: nothing on a host that realised the compared plan (it has all 6 derivations).',
     );
     const relocated = { ...d, realm: { old: '/alpha/store', new: STORE, relocated: true } };
     expect(diffSection(relocated, { description: 'x' })).toContain(

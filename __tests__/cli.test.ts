@@ -58,6 +58,7 @@ function recorder(
     'realisePlan',
     'relocatePlan',
     'applyPlan',
+    'deployPlan',
     'diffPlanSources',
   ];
   const useCases: Partial<UseCases> = {
@@ -82,6 +83,9 @@ const ERROR_CODES: ErrorCode[] = [
   'nix',
   'transport',
   'stale',
+  'host',
+  'activation',
+  'attention',
   'internal',
 ];
 
@@ -259,7 +263,9 @@ describe('arguments reach the use cases', () => {
           outLink: 'res',
           roots: ['0', 'hello', '/s/x.drv'],
           trustedKeys: [c, a, b],
+          noCheckSigs: false,
           method: undefined,
+          maxSize: undefined,
           nixArgs: ['--max-jobs', '2'],
         },
       ]);
@@ -296,10 +302,6 @@ describe('arguments reach the use cases', () => {
         {
           io,
           useCases: {
-            withFreshness: (bundle, options, _log, run) => {
-              seen.push(['withFreshness', bundle, options]);
-              return run(bundle);
-            },
             copyImport: (settings) => {
               seen.push(['copyImport', settings]);
               return () => Promise.resolve();
@@ -313,7 +315,7 @@ describe('arguments reach the use cases', () => {
             },
             applyPlan: async (bundle, options, deps) => {
               seen.push(['applyPlan', bundle, options, typeof deps.realise]);
-              await deps.realise(bundle ?? '');
+              await deps.realise(bundle ?? '', ['/s/sys.drv']);
               return {
                 action: 'boot',
                 systemPath: '/s/sys',
@@ -330,14 +332,32 @@ describe('arguments reach the use cases', () => {
       expect(code).toBe(0);
       expect(seen).toEqual([
         ['copyImport', { signingKey: outKey }],
-        ['withFreshness', 'sys.nixplan', { target: '/p', allowDowngrade: false }],
         [
           'applyPlan',
           'sys.nixplan',
-          { profile: '/p', action: 'boot', rollback: false, store: undefined },
+          {
+            profile: '/p',
+            action: 'boot',
+            rollback: false,
+            store: undefined,
+            confirmTimeout: undefined,
+            allowAnyRoot: false,
+            allowDowngrade: false,
+          },
           'function',
         ],
-        ['realisePlan', 'sys.nixplan', { store: undefined, trustedKeys: [ci], method: 'copy', nixArgs: [] }],
+        [
+          'realisePlan',
+          'sys.nixplan',
+          {
+            store: undefined,
+            trustedKeys: [ci],
+            method: 'copy',
+            maxSize: undefined,
+            nixArgs: [],
+            roots: ['/s/sys.drv'],
+          },
+        ],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
     } finally {
@@ -411,6 +431,7 @@ describe('exit codes', () => {
             relocate: ['relocate', 'b', '--to', '/b/s', '-o', 'o'],
             keygen: ['keygen', 'k', '--secret', '/nonexistent/dir/s', '--public', '/nonexistent/dir/p'],
             apply: ['apply', 'b', '--profile', '/p'],
+            deploy: ['deploy', 'b', '--host', 'h'],
             diff: ['diff', 'a', 'b'],
           };
           const exit = await main(argv[name] ?? [name, 'b'], {

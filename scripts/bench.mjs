@@ -41,6 +41,7 @@ import {
   timeCommand,
 } from '../bench/measure.ts';
 import { summariseCpuProfile } from '../bench/profile.ts';
+import { SshServer, SSHD } from '../__tests__/support/sshd.ts';
 import { markdownReport, renderSvg, replaceSection } from '../bench/report.ts';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -156,7 +157,7 @@ const hasCommand = (name) => {
   return r.status === 0 && r.stdout.includes(name);
 };
 const commands = Object.fromEntries(
-  ['export', 'import', 'relocate', 'inspect'].map((c) => [c, hasCommand(c)]),
+  ['export', 'import', 'relocate', 'inspect', 'diff', 'deploy'].map((c) => [c, hasCommand(c)]),
 );
 if (cli.available && !Object.values(commands).every(Boolean)) {
   cli.note = `missing subcommands: ${Object.keys(commands)
@@ -245,11 +246,12 @@ function planJson(args, realm) {
   return { ...r.sample, ...(phases === undefined ? {} : { phases }) };
 }
 
-function benchSize(count) {
+async function benchSize(count) {
   const runs = runsFor(count);
   log(`— ${count} derivations, ${runs} runs —`);
   const gen = join(out, 'gen', `${count}-seed${seed}`);
-  writeClosure(gen, generateClosure({ count, seed }));
+  const generated = generateClosure({ count, seed });
+  writeClosure(gen, generated);
   const alpha = makeRealm(join(work, 'alpha'));
   const beta = makeRealm(join(work, 'beta'));
   const steps = {};
@@ -290,6 +292,44 @@ function benchSize(count) {
     ]),
   );
   const haveBundle = steps.export !== undefined && steps.export.error === undefined;
+
+  // Diff: the plan against a variant with 1% of its packages changed (the last ones written, which
+  // few others depend on), as a routine update would change them; beside the stock-tools listing of
+  // which paths differ.
+  let diffVariant;
+  if (haveBundle && commands.diff) {
+    const variant = changedVariant(generated, Math.max(1, Math.round(count / 100)));
+    const genB = `${gen}-changed`;
+    writeClosure(genB, variant.closure);
+    const rootB = lines(run(['nix-instantiate', genB], alpha).stdout)[0];
+    const bundleB = join(work, `changed-${count}.nixplan`);
+    plan(['export', '--drv', rootB, '-o', bundleB, '--quiet'], alpha);
+    let drvsDiffer;
+    try {
+      const d = JSON.parse(plan(['diff', bundle, bundleB, '--json', '--quiet'], alpha).stdout);
+      drvsDiffer = d.total.derivations.added;
+    } catch (e) {
+      log(`diff --json: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    diffVariant = { packagesChanged: variant.changed, drvsDiffer };
+    log(`diff variant: ${variant.changed} packages changed, ${drvsDiffer ?? '?'} drvs differ`);
+    Object.assign(
+      steps,
+      interleaved(runs, [
+        [
+          'diffBaseline',
+          'nix-store -qR both | comm -3',
+          () =>
+            sh(
+              'nix-store -qR "$1" | sort > "$3.a" && nix-store -qR "$2" | sort > "$3.b" && comm -3 "$3.a" "$3.b" | wc -l',
+              [root, rootB, join(work, 'comm')],
+              alpha,
+            ).sample,
+        ],
+        ['diff', 'nix-plan diff', () => plan(['diff', bundle, bundleB, '--quiet'], alpha).sample],
+      ]),
+    );
+  }
 
   const levels = [];
   if (haveBundle)
@@ -385,6 +425,13 @@ function benchSize(count) {
     ]),
   );
 
+  // Deploy to a fresh host over loopback SSH: nix-plan deploy --action push (the plan verified
+  // here, sent, checked by sha256 and imported there) vs nix-copy-closure --to of the same .drv
+  // closure. The host is a chroot store (NIX_REMOTE=local?root=…) at the same store dir, so its
+  // files never touch the source store's; each run starts from an empty one.
+  if (existsSync(SSHD)) Object.assign(steps, await benchDeploy(count, runs, alpha, root, bundle, haveBundle));
+  else log(`${SSHD} is missing (Debian package openssh-server): deploy is not measured`);
+
   const result = {
     count,
     runs,
@@ -394,8 +441,65 @@ function benchSize(count) {
     levels,
     relocationMatchesNative,
     importComplete,
+    ...(diffVariant === undefined ? {} : { diffVariant }),
   };
   return { result, alpha, root, bundle, haveBundle, beta };
+}
+
+/** The deploy rows: nix-plan deploy --action push and nix-copy-closure --to, one host, loopback SSH. */
+async function benchDeploy(count, runs, alpha, root, bundle, haveBundle) {
+  const hostRoot = join(work, `host-${count}`);
+  const hostTmp = join(work, `host-tmp-${count}`);
+  mkdirSync(hostTmp, { recursive: true });
+  const path = `${binDir === undefined ? '' : `${binDir}:`}/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+  const env = { ...alpha.env, NIX_REMOTE: `local?root=${hostRoot}`, PATH: path, TMPDIR: hostTmp };
+  let server;
+  try {
+    server = await SshServer.start([{ name: 'bench', env }]);
+  } catch (e) {
+    log(`sshd: ${e instanceof Error ? e.message : String(e)}: deploy is not measured`);
+    return {};
+  }
+  const fresh = () => removeTree(hostRoot);
+  const sshEnv = { NIX_SSHOPTS: `-F ${server.configFile}` };
+  try {
+    return interleaved(runs, [
+      [
+        'deployBaseline',
+        'nix-copy-closure --to (loopback SSH)',
+        () => {
+          fresh();
+          return run(['nix-copy-closure', '--to', 'bench', root], alpha, { env: sshEnv }).sample;
+        },
+      ],
+      [
+        'deploy',
+        'nix-plan deploy --action push (loopback SSH)',
+        haveBundle && commands.deploy
+          ? () => {
+              fresh();
+              return planJson(
+                [
+                  'deploy',
+                  bundle,
+                  '--host',
+                  'bench',
+                  '--action',
+                  'push',
+                  `--ssh-option=-F${server.configFile}`,
+                  '--no-check-sigs',
+                ],
+                alpha,
+              );
+            }
+          : undefined,
+      ],
+    ]);
+  } finally {
+    server.stop();
+    removeTree(hostRoot);
+    removeTree(hostTmp);
+  }
 }
 
 /** Samples of several commands run one after another, as one: wall and CPU add up, memory is the largest. */
@@ -458,6 +562,23 @@ function benchEvaluation(hosts, count) {
   return { hosts, count, runs, steps, rootsMapped };
 }
 
+/**
+ * The generated closure with its last `n` package derivations changed (an attribute added), as an
+ * update of a few packages changes them and everything that depends on them.
+ */
+function changedVariant(closure, n) {
+  const text = closure.files.get('default.nix');
+  const out = text.split('\n');
+  const heads = out.flatMap((l, i) => (/^ {2}[A-Za-z_][\w'-]* = derivation \{$/.test(l) ? [i] : []));
+  // The last derivation is the root: it changes with any of them, so it is not picked.
+  const picked = heads.slice(0, -1).slice(-n);
+  for (const i of [...picked].reverse()) out.splice(i + 1, 0, '    benchVariant = "changed";');
+  return {
+    closure: { ...closure, files: new Map([...closure.files, ['default.nix', out.join('\n')]]) },
+    changed: picked.length,
+  };
+}
+
 /** One profiled run of each nix-plan command on the largest size, summarised. */
 function profileCommands(ctx) {
   const profiles = [];
@@ -509,7 +630,7 @@ try {
   }
   let last;
   for (const n of sizes) {
-    last = benchSize(n);
+    last = await benchSize(n);
     results.sizes.push(last.result);
     emptyTrash();
   }

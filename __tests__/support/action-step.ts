@@ -26,6 +26,7 @@ export const ACTION_YML = {
   plan: 'action.yml',
   realise: 'realise/action.yml',
   promote: 'promote/action.yml',
+  deploy: 'deploy/action.yml',
 };
 export type ActionEntry = keyof typeof ACTION_YML;
 

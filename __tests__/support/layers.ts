@@ -30,8 +30,8 @@ const PACKAGES: Readonly<Record<string, readonly string[]>> = {
   action: ['@actions/artifact', '@actions/core', '@actions/exec'],
 };
 
-/** The only modules that may start processes. */
-const PROCESS_IO = ['nix/runner.ts'];
+/** The only modules that may start processes: Nix's tools here, any program on a host over SSH. */
+const PROCESS_IO = ['nix/runner.ts', 'nix/ssh.ts'];
 /** Node's file-system modules. */
 const FILE_MODULES = ['node:fs', 'node:fs/promises'];
 /** The core's only modules that touch files: a bundle is read through one descriptor and written atomically. */

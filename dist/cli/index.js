@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 881:
+/***/ 255:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -36,6 +36,26 @@ class MalformedError extends errors_NixPlanError {
         this.what = what;
         this.offset = offset;
     }
+}
+/** Numbers of the stop signals (the exit code is 128 + this). */
+const STOP_SIGNAL_NUMBERS = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGTERM: 15,
+};
+/** Work stopped by a signal; what it had started was undone before this reached the caller. */
+class InterruptedError extends errors_NixPlanError {
+    signal;
+    name = 'InterruptedError';
+    constructor(signal, detail = '') {
+        super('interrupted', `interrupted by ${signal}${detail === '' ? '' : `: ${detail}`}`);
+        this.signal = signal;
+    }
+}
+/** The InterruptedError an aborted signal carries (its reason), or one for SIGINT. */
+function interruption(signal) {
+    const reason = signal.reason;
+    return reason instanceof InterruptedError ? reason : new InterruptedError('SIGINT');
 }
 /** A limit that guards memory or time was exceeded. */
 class LimitError extends errors_NixPlanError {
@@ -228,6 +248,12 @@ class FileInput {
             yield new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
     }
 }
+/** Whether `signal` was aborted (a call, so checks after an await are not narrowed away). */
+function isAborted(signal) {
+    return signal.aborted;
+}
+/** How long a command has to exit after SIGTERM before it gets SIGKILL. */
+const KILL_GRACE_MS = 5000;
 /** The environment a child gets: inherited, plus overrides, with binDir first in PATH. */
 function childEnv(nix) {
     const env = { ...process.env };
@@ -257,6 +283,9 @@ class ProcessRunner {
         this.nix = nix;
     }
     async run(cmd, args, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted === true)
+            throw interruption(signal);
         // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
         const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
         let child;
@@ -290,21 +319,86 @@ class ProcessRunner {
             child.on('error', (e) => reject(new errors_NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
                 cause: e,
             })));
-            child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+            child.on('close', (code, killedBy) => resolve(code ?? (killedBy === null ? 1 : 128)));
         });
+        // Stopped on request: the child first, then the caller hears of it once the child is gone.
+        let killer;
+        const stop = () => {
+            child.kill('SIGTERM');
+            killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+        };
+        signal?.addEventListener('abort', stop, { once: true });
         if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
             const input = options.input;
             const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
             // A child that exits early closes its stdin; its exit status tells the real story.
             (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
         }
-        const code = await exited;
+        let code;
+        try {
+            code = await exited;
+        }
+        finally {
+            signal?.removeEventListener('abort', stop);
+            if (killer !== undefined)
+                clearTimeout(killer);
+        }
+        if (signal !== undefined && isAborted(signal))
+            throw interruption(signal);
         const result = { code, stdout: Buffer.concat(out), stderr: err };
         // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
             NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
         return result;
     }
+}
+/**
+ * A runner whose every command is stopped when `signal` aborts (see `RunOptions.signal`). What
+ * must still run after an abort (removing what an interrupted import added) runs on `inner`.
+ */
+class AbortableRunner {
+    inner;
+    signal;
+    constructor(inner, signal) {
+        this.inner = inner;
+        this.signal = signal;
+    }
+    run(cmd, args, options = {}) {
+        return this.inner.run(cmd, args, { ...options, signal: this.signal });
+    }
+}
+/** The runner to clean up with once `runner`'s work was aborted: the one beneath the abort. */
+function cleanupRunner(runner) {
+    return runner instanceof AbortableRunner ? runner.inner : runner;
+}
+
+;// CONCATENATED MODULE: ./src/cli/signals.ts
+// Stopping cleanly: SIGINT, SIGTERM and SIGHUP abort the running use case instead of killing the
+// process, so it stops its child processes, removes what an import had added, and deletes its
+// temporary files before nix-plan exits with 128 + the signal's number (130, 143, 129).
+
+/** The signals nix-plan stops on. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/**
+ * Aborts `controller` with an InterruptedError on the first stop signal; later ones are ignored
+ * (the cleanup is what they would interrupt) except that `onRepeat` hears of them. Returns what
+ * removes the handlers again.
+ */
+function abortOnStopSignals(controller, source = process, onRepeat = () => undefined) {
+    const handlers = STOP_SIGNALS.map((signal) => {
+        const handler = () => {
+            if (controller.signal.aborted)
+                onRepeat(signal);
+            else
+                controller.abort(new InterruptedError(signal));
+        };
+        source.on(signal, handler);
+        return [signal, handler];
+    });
+    return () => {
+        for (const [signal, handler] of handlers)
+            source.off(signal, handler);
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/app/version.ts
@@ -577,6 +671,16 @@ function integer(value, name, min, max) {
         throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
     return n;
 }
+/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
+function byteSize(value, name) {
+    if (value === undefined)
+        return undefined;
+    const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
+    if (m === null)
+        throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
+    const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase()];
+    return Number(m[1]) * 1024 ** unit;
+}
 /** Exactly one positional argument (the bundle), or a usage error naming it. */
 function onePositional(args, what) {
     if (args.positionals.length === 0)
@@ -731,20 +835,10 @@ function nix32Decode(text) {
 
 
 /** Digest size in bytes of each algorithm. */
-const HASH_SIZE = {
-    md5: 16,
-    sha1: 20,
-    sha256: 32,
-    sha512: 64,
-    blake3: 32,
-};
+const HASH_SIZE = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
 /** True for the algorithm names Nix accepts. */
 function isHashAlgo(s) {
-    return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512' || s === 'blake3';
-}
-/** True for the algorithms nix-plan can compute (Node's crypto has no blake3). */
-function canCompute(algo) {
-    return algo !== 'blake3';
+    return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';
 }
 /**
  * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not
@@ -760,8 +854,6 @@ function digestBytes(binary) {
 }
 /** Digest of `data` (bytes or a string, taken as UTF-8). */
 function hashBytes(algo, ...data) {
-    if (!canCompute(algo))
-        throw new errors_NixPlanError('internal', `nix-plan cannot compute ${algo} hashes`);
     const h = (0,external_node_crypto_namespaceObject.createHash)(algo);
     for (const d of data)
         h.update(d);
@@ -845,7 +937,7 @@ function decodeDigest(algo, text, what) {
  * `defaultAlgo` is given. The digest may be hex, nix32 or base64.
  */
 function parseHash(text, defaultAlgo) {
-    const sri = /^(md5|sha1|sha256|sha512|blake3)-(.*)$/.exec(text);
+    const sri = /^(md5|sha1|sha256|sha512)-(.*)$/.exec(text);
     if (sri?.[1] !== undefined && sri[2] !== undefined && isHashAlgo(sri[1])) {
         const bytes = new Uint8Array(Buffer.from(sri[2], 'base64'));
         if (bytes.length !== HASH_SIZE[sri[1]] || !BASE64.test(sri[2]))
@@ -866,6 +958,40 @@ function parseHash(text, defaultAlgo) {
 /** True when two hashes are the same algorithm and digest. */
 function hashEquals(a, b) {
     return a.algo === b.algo && Buffer.compare(a.bytes, b.bytes) === 0;
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/json-limits.ts
+// Limits on a JSON document's shape, checked before JSON.parse: V8 parses nested arrays and objects
+// recursively, so a few kilobytes of `[[[[…` end in a stack overflow, not a clean refusal.
+
+/** Deepest nesting of arrays and objects a manifest may have (version 2 needs 5). */
+const MAX_MANIFEST_DEPTH = 16;
+/**
+ * Refuses ('bundle', exit 3) a JSON text nested deeper than `maxDepth` arrays and objects, naming
+ * `what`. A linear scan that skips strings (with their escapes); it does not validate the JSON,
+ * which JSON.parse then does safely.
+ */
+function assertJsonDepth(text, maxDepth, what) {
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (inString) {
+            if (c === 0x5c /* \ */)
+                i++;
+            else if (c === 0x22 /* " */)
+                inString = false;
+            continue;
+        }
+        if (c === 0x22)
+            inString = true;
+        else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+            if (++depth > maxDepth)
+                throw new errors_NixPlanError('bundle', `${what} is nested deeper than ${maxDepth} arrays and objects (at character ${i}): refusing it`);
+        }
+        else if (c === 0x5d /* ] */ || c === 0x7d /* } */)
+            depth--;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/core/store-path.ts
@@ -989,11 +1115,10 @@ function makeSourcePath(name, narSha256, storeDir, references = [], self = false
     return makeStorePath(typeWithReferences('source', references, self), toHex(narSha256), name, storeDir);
 }
 /** Path of a fixed-output object: recursive sha256 is a source; everything else is `output:out`. */
-function makeFixedOutputPath(name, hash, ingestion, storeDir) {
-    if (ingestion === 'nar' && hash.algo === 'sha256')
+function makeFixedOutputPath(name, hash, recursive, storeDir) {
+    if (recursive && hash.algo === 'sha256')
         return makeSourcePath(name, hash.bytes, storeDir);
-    const prefix = ingestion === 'nar' ? 'r:' : ingestion === 'git' ? 'git:' : '';
-    const inner = toHex(sha256(`fixed:out:${prefix}${hash.algo}:${toHex(hash.bytes)}:`));
+    const inner = toHex(sha256(`fixed:out:${recursive ? 'r:' : ''}${hash.algo}:${toHex(hash.bytes)}:`));
     return makeStorePath('output:out', inner, name, storeDir);
 }
 /** The derivation name of a .drv store path: its name without the `.drv` extension. */
@@ -1127,7 +1252,7 @@ function manifest_schema_list(v, field, max, item) {
     if (!Array.isArray(v))
         throw bad(field, 'must be an array');
     if (v.length > max)
-        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+        throw new errors_NixPlanError('bundle', `bundle manifest: ${field} has more than ${max} entries`);
     return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 function storePath(v, field, storeDir) {
@@ -1174,7 +1299,7 @@ function root(v, field, storeDir) {
     const outputs = {};
     const names = Object.keys(outputsIn);
     if (names.length > 1000)
-        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+        throw new errors_NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
     for (const name of names) {
         manifest_schema_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
         const p = outputsIn[name];
@@ -1414,6 +1539,7 @@ function validateProvenance(value) {
 
 
 
+
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
  * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
@@ -1465,17 +1591,24 @@ function finaliseManifest(manifest, keys = []) {
     return full;
 }
 /** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
-function encodeManifest(manifest) {
-    return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
+function encodeManifest(manifest, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
+    const text = canonicalJson(manifest);
+    // What its own reader would refuse is not written (exit 3, as on read).
+    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'the manifest to write');
+    const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
+    if (bytes.length > maxSize)
+        throw new errors_NixPlanError('bundle', `the manifest to write is ${bytes.length} bytes, more than the ${maxSize} bytes a reader accepts`);
+    return bytes;
 }
 /**
  * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
  * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
- * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
+ * form, then the checksum. Throws 'bundle' errors naming the field (also for oversize or too deeply
+nested input).
  */
 function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     if (bytes.length > maxSize)
-        throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+        throw new errors_NixPlanError('bundle', `bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
     let text;
     try {
         text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -1483,6 +1616,7 @@ function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     catch {
         throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
     }
+    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'bundle manifest');
     let value;
     try {
         value = JSON.parse(text);
@@ -1598,8 +1732,9 @@ function parseSkippableHeader(bytes, maxSize, what = 'plan bundle') {
     if (!isSkippableMagic(magic))
         throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
     const size = view.getUint32(4, true);
+    // The manifest's frame: a manifest too large to read is a bad bundle (exit 3), as on write.
     if (size > maxSize)
-        throw new LimitError(`${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
+        throw new errors_NixPlanError('bundle', `${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
     return { magic, size };
 }
 /**
@@ -2016,7 +2151,6 @@ async function writeBundle(destination, draft, exportStream, options = {}) {
             },
             ...(options.signatures !== undefined && { signatures: options.signatures }),
         }, options.keys ?? []);
-        options.check?.(manifest);
         const frame = encodeSkippableFrame(encodeManifest(manifest));
         try {
             await (0,promises_namespaceObject.pipeline)((async function* () {
@@ -2108,21 +2242,6 @@ async function openBundle(path) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/core/git-hash.ts
-// Git hashing (Nix's experimental `git-hashing`, `outputHashMode = "git"`): a regular file is
-// hashed as a git blob, `blob <size>\0<contents>`, whatever its executable bit (git keeps that
-// in the tree, not in the blob). Directories and symlinks hash as git trees and blobs of their
-// targets; nix-plan recognises only files, and says so for the rest.
-
-/** True for the algorithms Nix's git hashing accepts. */
-function isGitHashAlgo(algo) {
-    return algo === 'sha1' || algo === 'sha256';
-}
-/** The git blob hash of a regular file's contents. */
-function gitBlobHash(algo, contents) {
-    return hashBytes(algo, `blob ${contents.length}\0`, contents);
-}
-
 ;// CONCATENATED MODULE: ./src/core/content-address.ts
 // Content addresses: a typed `text` / `flat` / `nar` method with its hash, parsed from and written
 // as Nix writes it (a narinfo's `CA:` field, a derivation output's `hashAlgo`), the one function
@@ -2132,54 +2251,34 @@ function gitBlobHash(algo, contents) {
 
 
 
-
-/** The `CA:` prefix of each method (Nix's `renderPrefixModern`). */
-const CA_PREFIX = {
-    text: 'text:',
-    nar: 'fixed:r:',
-    git: 'fixed:git:',
-    flat: 'fixed:',
-};
 function content_address_bad(text, detail) {
     throw new MalformedError('content address', undefined, `'${text}': ${detail}`);
 }
 /**
  * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
- * `fixed:git:`, `fixed:`), or undefined for any other: for callers that need no digest.
+ * `fixed:`), or undefined for any other: for callers that need no digest.
  */
 function contentAddressMethod(text) {
     if (text.startsWith('text:sha256:'))
         return 'text';
     if (text.startsWith('fixed:r:'))
         return 'nar';
-    if (text.startsWith('fixed:git:'))
-        return 'git';
     if (text.startsWith('fixed:'))
         return 'flat';
     return undefined;
 }
-/**
- * Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>`,
- * `fixed:git:<algo>:<hash>` or `fixed:<algo>:<hash>`.
- */
+/** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
 function parseContentAddress(text) {
     const method = contentAddressMethod(text);
     if (method === undefined)
         content_address_bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
-    const ca = { method, hash: parseHash(text.slice(CA_PREFIX[method].length)) };
-    checkMethodAlgo(ca, text);
-    return ca;
-}
-/** Refuses an algorithm the method cannot take, as Nix does. */
-function checkMethodAlgo(ca, text) {
-    if (ca.method === 'text' && ca.hash.algo !== 'sha256')
-        content_address_bad(text, 'a text-hashed output must use sha256');
-    if (ca.method === 'git' && ca.hash.algo !== 'sha1' && ca.hash.algo !== 'sha256')
-        content_address_bad(text, 'git hashing must use sha1 or sha256');
+    const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
+    return { method, hash: parseHash(text.slice(prefix.length)) };
 }
 /** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
 function formatContentAddress(ca) {
-    return CA_PREFIX[ca.method] + formatHash(ca.hash, 'nix32', true);
+    const prefix = ca.method === 'text' ? 'text:' : ca.method === 'nar' ? 'fixed:r:' : 'fixed:';
+    return prefix + formatHash(ca.hash, 'nix32', true);
 }
 /**
  * The content address a fixed output declares in a .drv: `hashAlgo` as written (`r:sha256`,
@@ -2188,30 +2287,26 @@ function formatContentAddress(ca) {
 function parseOutputHashAlgo(hashAlgo, hash) {
     let method = 'flat';
     let algo = hashAlgo;
-    for (const m of ['nar', 'text', 'git'])
-        if (algo.startsWith(ALGO_PREFIX[m])) {
-            method = m;
-            algo = algo.slice(ALGO_PREFIX[m].length);
-            break;
-        }
+    if (algo.startsWith('r:')) {
+        method = 'nar';
+        algo = algo.slice(2);
+    }
+    else if (algo.startsWith('text:')) {
+        method = 'text';
+        algo = algo.slice(5);
+    }
     if (!isHashAlgo(algo))
         content_address_bad(hashAlgo, 'unsupported hash algorithm');
     if (hash.includes(':') || hash.includes('-'))
         content_address_bad(hash, 'the output hash is not a bare digest');
-    const ca = { method, hash: parseHash(hash, algo) };
-    checkMethodAlgo(ca, hashAlgo);
-    return ca;
+    const parsed = parseHash(hash, algo);
+    if (method === 'text' && algo !== 'sha256')
+        content_address_bad(hashAlgo, 'a text-hashed output must use sha256');
+    return { method, hash: parsed };
 }
-/** The `hashAlgo` prefix of each method in a .drv (Nix's `makeFileIngestionPrefix`). */
-const ALGO_PREFIX = {
-    nar: 'r:',
-    text: 'text:',
-    git: 'git:',
-    flat: '',
-};
-/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `git:sha1`, `sha1`). */
+/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `text:sha256`, `sha1`). */
 function formatOutputHashAlgo(ca) {
-    return ALGO_PREFIX[ca.method] + ca.hash.algo;
+    return (ca.method === 'nar' ? 'r:' : ca.method === 'text' ? 'text:' : '') + ca.hash.algo;
 }
 /**
  * The store path of a content-addressed object (Nix's `makeFixedOutputPathFromCA`): the one
@@ -2228,7 +2323,7 @@ function makeContentAddressedPath(name, ca, storeDir, references = [], self = fa
         return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
     if (self || !isEmpty(references))
         content_address_bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
-    return makeFixedOutputPath(name, ca.hash, ca.method, storeDir);
+    return makeFixedOutputPath(name, ca.hash, ca.method === 'nar', storeDir);
 }
 function isEmpty(items) {
     if (Array.isArray(items))
@@ -2240,13 +2335,11 @@ function isEmpty(items) {
 /** Every content-addressed kind, in the order counts are listed. */
 const CONTENT_ADDRESSED_KINDS = (/* unused pure expression or super */ null && (['drv', 'text', 'source']));
 const FLAT_ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
-const GIT_ALGOS = ['sha1', 'sha256'];
 /**
  * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
  * named it, or undefined when none matches (an input-addressed build output, or a forgery).
- * Flat fixed outputs are found for every algorithm nix-plan can compute (not blake3), git-hashed
- * ones for single files (git blobs; a directory's git tree is not computed); recursive ones only
- * for sha256, the only NAR hash a bundle carries.
+ * Flat fixed outputs are found for every algorithm; recursive ones only for sha256, the only
+ * NAR hash a bundle carries.
  */
 function identifyContentAddress(obj, storeDir) {
     const name = nameOf(obj.path);
@@ -2263,14 +2356,6 @@ function identifyContentAddress(obj, storeDir) {
         const ca = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
         if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
             return { kind: 'source', ca: formatContentAddress(ca) };
-    }
-    if (file !== undefined && obj.references.length === 0) {
-        // A git-hashed file is its git blob, whatever its executable bit.
-        for (const algo of GIT_ALGOS) {
-            const ca = { method: 'git', hash: gitBlobHash(algo, file.contents) };
-            if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
-                return { kind: 'source', ca: formatContentAddress(ca) };
-        }
     }
     if (file !== undefined && !file.executable && obj.references.length === 0) {
         for (const algo of FLAT_ALGOS) {
@@ -2325,7 +2410,7 @@ function wireString(s) {
     return pad === 0 ? [u64(b.length), b] : [u64(b.length), b, ZEROS.subarray(0, pad)];
 }
 /** Unsigned byte-wise order of two byte strings, the order Nix sorts names, keys and entries by. */
-function wire_compareBytes(a, b) {
+function compareBytes(a, b) {
     // Most comparisons (env keys, names) are of a few bytes and differ early, where a loop beats
     // the call into Buffer.compare; long equal prefixes go to the native compare.
     const n = Math.min(a.length, b.length, 32);
@@ -3077,7 +3162,7 @@ function parseTail(p, field, entry) {
         const at = p.pos;
         const key = p.escaped();
         if (prev !== undefined) {
-            const c = wire_compareBytes(prev, key);
+            const c = compareBytes(prev, key);
             if (c >= 0)
                 p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
         }
@@ -3127,8 +3212,6 @@ function parseUpToSystem(p) {
 function parseDerivationOutputs(bytes) {
     return parseHead(new Parser(bytes));
 }
-/** The only `DrvWithVersion` version Nix writes and reads (experimental dynamic derivations). */
-const DYNAMIC_DERIVATIONS_VERSION = 'xp-dyn-drv';
 /** `Derive(` or `DrvWithVersion("v",`, then the outputs list. */
 function parseHead(p) {
     let version;
@@ -3137,12 +3220,7 @@ function parseHead(p) {
     }
     else if (p.startsWith(DRV_WITH_VERSION)) {
         p.pos += DRV_WITH_VERSION.length;
-        const at = p.pos;
         version = p.rawString();
-        // As Nix's parseDerivation: every other version is refused ("Unknown derivation ATerm format
-        // version"), not read as if it were this one.
-        if (version !== DYNAMIC_DERIVATIONS_VERSION)
-            p.fail(`unknown derivation ATerm format version '${version}' (Nix reads only '${DYNAMIC_DERIVATIONS_VERSION}')`, at);
         p.expect(COMMA);
     }
     else {
@@ -3362,7 +3440,7 @@ function serialiseDerivation(drv, layout) {
  * for the tail: it comes from `parseDerivationSpans`, with only store hashes replaced.
  */
 function spliceDerivation(head, tail, layout) {
-    const written = head;
+    const written = { ...head, version: undefined };
     let bound = headBound(written);
     for (const piece of tail)
         bound += piece.length;
@@ -3698,6 +3776,10 @@ class DerivationHasher {
         }
         return this.memo.get(drvPath).hash;
     }
+    /** Whether the modulo hash of `drvPath` is known (hashed or recorded). */
+    has(drvPath) {
+        return this.memo.has(drvPath);
+    }
     /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
     outputPaths(drv, drvName) {
         const fixed = this.fixedOutputPaths(drv, drvName);
@@ -3757,8 +3839,8 @@ class DerivationHasher {
      * and input derivations (which must be hashed or recorded already).
      */
     fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed')
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed derivations, not ${drvName}`);
+        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
         const { bytes, layout } = maskedDrv;
         const inputs = this.moduloInputs(drv, drvName);
         if (inputs === undefined)
@@ -3808,14 +3890,10 @@ class DerivationHasher {
         for (const input of drv.inputDrvs) {
             // Every input is hashed (or found known) even once the derivation is found deferred.
             const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || m.hash.kind === 'deferred') {
+            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
                 deferred = true;
                 continue;
             }
-            // Outputs of what this input builds (dynamic derivations) are not in the modulo form: Nix
-            // keeps only the outputs used of the input itself, and an input with none is left out.
-            if (input.outputs.length === 0)
-                continue;
             const names = m.outputs;
             for (const o of input.outputs)
                 if (!names.includes(o))
@@ -3866,10 +3944,9 @@ class DerivationHasher {
         const inputs = this.moduloInputs(drv, label);
         if (inputs === undefined)
             return { kind: 'deferred' };
-        // A DrvWithVersion derivation keeps its version in the modulo form (Nix's `unparse` looks at
-        // the derivation's own inputs for it); its inputs list is replaced by the plain one.
+        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
         const layout = newLayout();
-        const bytes = serialiseDerivation(mask ? masked(drv) : drv, layout);
+        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
         return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
     }
 }
@@ -3901,15 +3978,20 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
 
 
 /**
- * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
- * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
+ * Defaults: never looser than what any Nix we support unpacks. Names: NAME_MAX (255), which Nix
+ * 2.34 also enforces while parsing. Symlink targets: 4,095 bytes (the kernel's PATH_MAX with its
+ * NUL, and Nix 2.34's own bound), never empty (symlink(2) refuses one) and without NUL (2.34
+ * refuses it; 2.8 would cut the target short and register a NAR hash the files do not have).
+ * Depth: Nix 2.34.7+ refuses an object inside 64 or more directories (`narMaxDepth`), so at most
+ * 63. The length of a whole path inside the NAR is checked once the store path is known (the
+ * export stream names it after the NAR): see `NarSummary.longestPath` and `ExportLimits`.
  */
 const DEFAULT_NAR_LIMITS = Object.freeze({
     maxFileSize: 2 ** 40,
     maxEntries: 4_000_000,
-    maxDepth: 2048,
+    maxDepth: 63,
     maxNameLength: 255,
-    maxTargetLength: 4096,
+    maxTargetLength: 4095,
 });
 /**
  * Size of the NAR of one regular file of `size` bytes, without writing it: the fixed tokens
@@ -4037,7 +4119,7 @@ async function* writeNode(tree, out, where) {
                 const problem = entryNameProblem(name);
                 if (problem !== undefined)
                     throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
-                if (prev !== undefined && wire_compareBytes(prev, name) >= 0)
+                if (prev !== undefined && compareBytes(prev, name) >= 0)
                     throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
                 prev = name;
                 out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
@@ -4131,6 +4213,8 @@ async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => 
             summary.file = top.file;
         if (top.fileHash !== undefined)
             summary.fileHash = top.fileHash;
+        if (top.longestPath > 0)
+            summary.longestPath = top.longestPath;
         return summary;
     }
     finally {
@@ -4206,6 +4290,9 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
     let entries = 0;
     const stack = [];
     let result = {};
+    let longestPath = 0;
+    /** Path length of the entry being read (its parent's, a slash and its name). */
+    let entryPathLength = 0;
     // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
     const readObject = async () => {
         if (stack.length > limits.maxDepth)
@@ -4257,11 +4344,16 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         }
         else if (type === 'symlink') {
             await expectToken(reader, 'target');
-            await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+            const targetAt = reader.offset;
+            const target = await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+            if (target.length === 0)
+                throw reader.error('a symlink with an empty target', targetAt);
+            if (target.includes(0))
+                throw reader.error('a symlink target containing a NUL byte', targetAt);
             await expectToken(reader, ')');
         }
         else if (type === 'directory') {
-            stack.push({ prev: undefined });
+            stack.push({ prev: undefined, pathLength: stack.length === 0 ? 0 : entryPathLength });
         }
         else {
             throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
@@ -4294,15 +4386,18 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         const problem = entryNameProblem(name);
         if (problem !== undefined)
             throw reader.error(`directory entry with ${problem}`, nameAt);
-        if (frame.prev !== undefined && wire_compareBytes(frame.prev, name) >= 0)
+        if (frame.prev !== undefined && compareBytes(frame.prev, name) >= 0)
             throw reader.error(`directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`, nameAt);
         frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
+        entryPathLength = frame.pathLength + 1 + name.length;
+        if (entryPathLength > longestPath)
+            longestPath = entryPathLength;
         await expectToken(reader, 'node');
         const depthBefore = stack.length;
         await readObject();
         pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
     }
-    return result;
+    return { ...result, longestPath };
 }
 async function readLengthPrefixed(reader, max, what) {
     const len = await readLength(reader, max, what);
@@ -4336,6 +4431,7 @@ const DEFAULT_EXPORT_LIMITS = Object.freeze({
     maxReferences: 100_000,
     maxPathLength: 4096,
     maxTotalBytes: 2 ** 45,
+    maxFilePathLength: 4095,
     nar: DEFAULT_NAR_LIMITS,
     keepFileUpTo: 16 * 1024 * 1024,
 });
@@ -4501,6 +4597,12 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
             const path = tryPath('path', false) ?? (await readPath('path', false));
             if (seen.has(path))
                 throw reader.error(`path '${path}' appears twice`);
+            if (nar.longestPath !== undefined) {
+                const dir = options.realStoreDir ?? storeDir ?? '';
+                const fsLength = Buffer.byteLength(dir) + path.length - (storeDir?.length ?? 0) + nar.longestPath;
+                if (fsLength > lim.maxFilePathLength)
+                    throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
+            }
             seen.set(path, path);
             const countAt = reader.offset;
             const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
@@ -4547,57 +4649,20 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 /**
- * The largest .drv (or other single file) the reader holds whole by default: 512 MiB, room for a
- * 256 MB attribute. The reader cannot know a NAR is a .drv's before its path, which follows it, so
- * any single-file NAR up to this size is held: it bounds what a hostile bundle can make it hold,
- * and a 1 GiB file of zeros still streams through.
+ * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
+ * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
  */
-const MAX_KEPT_FILE = 2 ** 29;
+const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
 /** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
 const DEFAULT_READER_LIMITS = Object.freeze({
     maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
-    maxStreamSize: 2 ** 40,
+    maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
     maxRatio: 1000,
-    ratioFloor: 2 ** 30,
     maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
-    // A .drv is held whole to be checked and relocated: one with a big attribute is as big. Held
-    // one entry at a time (and only up to this size), so memory stays bounded by it.
-    export: Object.freeze({ keepFileUpTo: MAX_KEPT_FILE }),
+    export: {},
+    maxMissingReferences: 100_000,
+    maxMissingReferenceBytes: 32 * 1024 * 1024,
 });
-/**
- * What a writer checks before it calls a bundle done: that its readers, with `limits`, would
- * accept it. `entries` are the limits of single paths (as `entryLimitProblem` found them while
- * writing); throws a LimitError naming the first problem.
- */
-function checkWritten(manifest, limits, entries = []) {
-    try {
-        checkSizeLimits(manifest, limits);
-        const maxPaths = limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths;
-        if (manifest.paths > maxPaths)
-            throw new LimitError(`the bundle holds ${manifest.paths} paths, more than the limit of ${maxPaths}`);
-        if (entries.length > 0)
-            throw new LimitError(entries[0]);
-    }
-    catch (e) {
-        if (!(e instanceof LimitError))
-            throw e;
-        throw new LimitError(`the bundle was not written, as its readers would refuse it: ${e.message}`);
-    }
-}
-/**
- * Why a path of `kind`, with `references` and a NAR of `narSize` bytes (`fileSize` when it is one
- * regular file), breaks the reader's `limits`; undefined when it does not.
- */
-function entryLimitProblem(entry, limits) {
-    const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits.export };
-    if (entry.references.length > lim.maxReferences)
-        return `'${entry.path}' has ${entry.references.length} references, more than the limit of ${lim.maxReferences}`;
-    if (entry.path.length > lim.maxPathLength)
-        return `'${entry.path}' is longer than the limit of ${lim.maxPathLength} bytes`;
-    if (entry.kind === 'drv' && (entry.fileSize ?? entry.narSize) > lim.keepFileUpTo)
-        return `'${entry.path}' is larger than the limit of ${lim.keepFileUpTo} bytes for a .drv`;
-    return undefined;
-}
 function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
 }
@@ -4605,15 +4670,17 @@ function policy_bad(message) {
 function checkSizeLimits(manifest, limits) {
     const { size, compressedSize } = manifest.stream;
     if (size > limits.maxStreamSize)
-        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes`);
-    if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
+    if (size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
 /** The export reader's limits for a bundle: the given ones, no looser than what its manifest records. */
 function exportLimitsFor(manifest, limits) {
     return {
         ...limits.export,
-        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
+        // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
+        // it is, rather than as a limit reached.
+        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
         maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
     };
 }
@@ -4656,7 +4723,7 @@ class DerivationChecks {
         if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
             throw policy_bad(`the references of '${path}' differ from the inputs its contents name`);
         const { system } = drv;
-        if (this.lastSystem === undefined || wire_compareBytes(system, this.lastSystem) !== 0) {
+        if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
             this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
             this.lastSystem = system.slice(); // a view would pin the bytes around it
         }
@@ -4685,7 +4752,7 @@ class DerivationChecks {
  * check it with, whose parse fails or whose references are not its inputs), and outputs in a
  * plan-only bundle.
  */
-function classifyEntry(entry, manifest, limits, derivations) {
+function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
@@ -4698,8 +4765,12 @@ function classifyEntry(entry, manifest, limits, derivations) {
             throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
         if (ca?.kind !== 'drv')
             throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-        if (derivations !== undefined)
-            derivations.check(entry.path, entry.references, parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)));
+        if (derivations !== undefined) {
+            const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
+            const drv = parseDerivation(bytes);
+            derivations.check(entry.path, entry.references, drv);
+            onDerivation?.(drv, bytes);
+        }
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
     const kind = ca?.kind ?? 'output';
@@ -4709,17 +4780,19 @@ function classifyEntry(entry, manifest, limits, derivations) {
 }
 /**
  * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
- * path valid in the target store (`isValidInStore`, asked once per path); a reference met later
- * in the stream is out of dependency order, and one never met is missing ('closure' errors).
+ * path valid in the target store. A reference met later in the stream is out of dependency order;
+ * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
+ * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
  */
 class ClosureCheck {
-    isValidInStore;
+    limits;
     seen = new Set();
-    inStore = new Map();
     /** Reference not yet seen → the first path that needs it. */
     pending = new Map();
-    constructor(isValidInStore) {
-        this.isValidInStore = isValidInStore;
+    pendingBytes = 0;
+    storeValid = 0;
+    constructor(limits) {
+        this.limits = limits;
     }
     /** Refuses an entry an earlier one needed but did not find (call before `add`). */
     arrive(path) {
@@ -4727,18 +4800,16 @@ class ClosureCheck {
         if (needer !== undefined)
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`);
     }
-    /** Records an entry and its references, asking the store about those not seen yet. */
-    async add(path, references) {
+    /** Records an entry and its references. */
+    add(path, references) {
         for (const r of references) {
             if (r === path || this.seen.has(r) || this.pending.has(r))
                 continue;
-            let valid = this.inStore.get(r);
-            if (valid === undefined) {
-                valid = await this.isValidInStore(r);
-                this.inStore.set(r, valid);
-            }
-            if (!valid)
-                this.pending.set(r, path);
+            this.pending.set(r, path);
+            this.pendingBytes += r.length;
+            if (this.pending.size > this.limits.maxMissingReferences ||
+                this.pendingBytes > this.limits.maxMissingReferenceBytes)
+                throw new LimitError(`the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`);
         }
         this.seen.add(path);
     }
@@ -4750,19 +4821,37 @@ class ClosureCheck {
     get paths() {
         return this.seen.size;
     }
+    /** The references the bundle does not hold (to be found valid in the store). */
+    missing() {
+        return [...this.pending.keys()];
+    }
     /** How many references were found valid in the store instead of in the bundle. */
     get storeReferences() {
-        let n = 0;
-        for (const v of this.inStore.values())
-            if (v)
-                n++;
-        return n;
+        return this.storeValid;
     }
-    /** Refuses a reference that was neither an entry nor valid in the store (call at the end). */
-    finish() {
+    /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
+    finish(valid) {
         for (const [missing, needer] of this.pending)
-            throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+            if (!valid.has(missing))
+                throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+        this.storeValid = this.pending.size;
     }
+}
+/**
+ * Refuses an entry that takes the bundle past what its manifest records: more paths or NAR bytes
+ * of a kind than it says (checked as each entry arrives, so a bundle lying about its sizes is
+ * refused before more than it declared was read).
+ */
+function checkRunningTotals(manifest, kind, counts, narBytes, name) {
+    const paths = OBJECT_KINDS.reduce((n, k) => n + counts[k], 0);
+    if (paths > manifest.paths)
+        throw policy_bad(`'${name}' holds more than the ${manifest.paths} paths its manifest says: the bundle is corrupt or lies about its sizes`);
+    if (counts[kind] > manifest.counts[kind] || narBytes[kind] > manifest.narBytes[kind])
+        throw policy_bad(`'${name}' holds more ${kind} paths or NAR bytes than its manifest says (${manifest.counts[kind]} paths, ${manifest.narBytes[kind]} bytes): the bundle is corrupt or lies about its sizes`);
+}
+/** The total NAR bytes a manifest declares, of every kind. */
+function declaredNarBytes(manifest) {
+    return OBJECT_KINDS.reduce((n, k) => n + manifest.narBytes[k], 0);
 }
 /** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */
 function checkTotals(manifest, found, name) {
@@ -4770,8 +4859,12 @@ function checkTotals(manifest, found, name) {
     for (const k of OBJECT_KINDS)
         if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
             throw policy_bad(`'${name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`);
+    // Every root's .drv (so its outputs are checked against it), and an outputs bundle's outputs.
     for (const root of manifest.roots) {
-        const wanted = manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
+        const wanted = [
+            root.drvPath,
+            ...(manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : []),
+        ];
         for (const p of wanted)
             if (!found.has(p))
                 throw policy_bad(`root '${p}' is not in the bundle '${name}'`);
@@ -4930,6 +5023,343 @@ function trustStatus(manifest, trust) {
     return `signatures: ${n} (not verified)`;
 }
 
+;// CONCATENATED MODULE: ./src/core/derivation.ts
+// Kept so that imports of the module's old path keep working: derivations live in derivation/.
+
+
+;// CONCATENATED MODULE: ./src/core/bundle/drv-outputs.ts
+// The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
+//
+// `nix-store --import` (and a daemon adding a .drv for an untrusted user) recomputes every
+// derivation's output paths when it registers the .drv: Nix 2.8's `checkDerivationOutputs` and
+// 2.34's `Derivation::checkInvariants`. A wrong one fails the import after the paths before it were
+// added, so the verifier checks the union of what both versions check, before anything reaches
+// the store:
+//   - input-addressed outputs: the path is `makeOutputPath(hashDerivationModulo)`, and the
+//     environment variable named after the output holds it (2.8; 2.34 checks the path only);
+//   - a derivation whose inputs defer it (floating content-addressed inputs): no output paths;
+//   - fixed outputs: the path the declared hash gives, also in the variable named after it;
+//   - floating and impure outputs: no path (Nix 2.8 asserts it);
+//   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
+// Input derivations come from the plan (checked before their dependents: the plan is in
+// dependency order) or, when the plan does not hold them, from the target store, as Nix reads
+// them from there. The checker also indexes which derivation declares which output path, for the
+// proof of build outputs (proof.ts).
+
+
+
+/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
+const DEFAULT_DRV_OUTPUT_LIMITS = Object.freeze({
+    maxStoreDerivations: 1_000_000,
+    maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
+});
+function wrong(drvPath, detail) {
+    return new errors_NixPlanError('bundle', `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`);
+}
+/** The env variable named after `output`, as a string (Nix compares it to the path as text). */
+function envOf(drv, output) {
+    const v = envGet(drv, output);
+    return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
+}
+/** Whether two byte strings are equal. */
+function sameBytes(a, b) {
+    return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+/**
+ * Checks the output paths of a plan's derivations, fed in the plan's (dependency) order with
+ * `check`, and, with `finish`, those whose input derivations are only in the target store.
+ * Memory: a modulo hash per derivation (and, with `indexOutputs`, a declaration per output path).
+ */
+class DerivationOutputChecks {
+    storeDir;
+    options;
+    hasher;
+    /** The derivation being checked, for the hasher's lookup. */
+    current;
+    /** Derivations read from the store, by path, until they are hashed. */
+    fromStore = new Map();
+    storeBytes = 0;
+    /** Output path → the derivations declaring it (usually one: an array only for the others). */
+    declared = new Map();
+    limits;
+    /**
+     * `readStore` reads an input derivation the plan does not hold from the target store (none:
+     * every input must be in the plan). With `indexOutputs`, `declaredOutput` answers which
+     * derivation of the plan declares an output path.
+     */
+    constructor(storeDir, options = {}) {
+        this.storeDir = storeDir;
+        this.options = options;
+        this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...options.limits };
+        this.hasher = new DerivationHasher(storeDir, (p) => this.lookup(p));
+    }
+    lookup(drvPath) {
+        if (this.current?.path === drvPath)
+            return this.current.drv;
+        const d = this.fromStore.get(drvPath);
+        if (d !== undefined)
+            return d;
+        throw new errors_NixPlanError('closure', `input derivation '${drvPath}' is neither in the plan before its dependents nor in the store`);
+    }
+    /**
+     * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
+     * filled in must give back exactly these bytes). Its input derivations must have been checked
+     * already, or be in the store (then this returns a promise: they are read first).
+     */
+    check(drvPath, drv, bytes) {
+        const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
+        if (missing.length === 0)
+            return this.checkNow(drvPath, drv, bytes);
+        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
+    }
+    /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
+    declaredOutput(path) {
+        const d = this.declared.get(path);
+        return Array.isArray(d) ? d[0] : d;
+    }
+    /** Every output path the plan's derivations declare (with `indexOutputs`; deferred ones have none). */
+    declaredPaths() {
+        return [...this.declared.keys()];
+    }
+    /**
+     * Every derivation of the plan that declares `path` as an output (with `indexOutputs`): two
+     * fetchers of one file declare one path, and so do two derivations whose modulo hashes agree.
+     */
+    declarations(path) {
+        const d = this.declared.get(path);
+        return d === undefined ? [] : Array.isArray(d) ? d : [d];
+    }
+    /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
+    async readFromStore(paths, needer) {
+        const read = this.options.readStore;
+        const todo = paths.map((p) => [p, needer]);
+        for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+            const [p, by] = next;
+            if (this.hasher.has(p) || this.fromStore.has(p))
+                continue;
+            const bytes = read === undefined ? undefined : await read(p);
+            if (bytes === undefined)
+                throw new errors_NixPlanError('closure', `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`);
+            this.storeBytes += bytes.length;
+            if (this.fromStore.size + 1 > this.limits.maxStoreDerivations ||
+                this.storeBytes > this.limits.maxStoreDerivationBytes)
+                throw new errors_NixPlanError('limit', `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`);
+            let drv;
+            try {
+                drv = parseDerivation(bytes);
+            }
+            catch (e) {
+                throw new errors_NixPlanError('nix', `cannot parse '${p}' from the store: ${e.message}`);
+            }
+            this.fromStore.set(p, drv);
+            for (const i of drv.inputDrvs)
+                if (!this.hasher.has(i.path) && !this.fromStore.has(i.path))
+                    todo.push([i.path, p]);
+        }
+    }
+    checkNow(drvPath, drv, bytes) {
+        const name = drvName(drvPath);
+        this.current = { path: drvPath, drv };
+        try {
+            const fixed = this.hasher.fixedOutputPaths(drv, name);
+            if (fixed !== undefined)
+                this.checkFixed(drvPath, drv, fixed);
+            else if (drv.outputs.every((o) => o.hashAlgo !== ''))
+                this.checkFloating(drvPath, drv);
+            else if (drv.version === undefined)
+                this.checkInputAddressed(drvPath, drv, name, bytes);
+            else
+                this.checkOther(drvPath, drv, name);
+        }
+        catch (e) {
+            if (e instanceof errors_NixPlanError && e.code === 'malformed')
+                throw new errors_NixPlanError('bundle', `${e.message} (in '${drvPath}')`);
+            throw e;
+        }
+        finally {
+            this.current = undefined;
+        }
+        for (const [p] of this.fromStore)
+            if (this.hasher.has(p))
+                this.fromStore.delete(p);
+    }
+    checkFixed(drvPath, drv, paths) {
+        for (const o of drv.outputs) {
+            const want = paths.get(o.name) ?? '';
+            if (o.path !== want)
+                throw wrong(drvPath, `declares fixed output '${o.name}' at '${o.path}', but its hash gives '${want}'`);
+            this.expectEnv(drvPath, drv, o.name, want);
+            this.declare(want, { drvPath, output: o.name, fixed: { hashAlgo: o.hashAlgo, hash: o.hash } });
+        }
+        this.hasher.record(drvPath, drv);
+    }
+    /** Floating content-addressed or impure outputs: no path until built (`hashAlgo` set, no hash). */
+    checkFloating(drvPath, drv) {
+        for (const o of drv.outputs)
+            if (o.path !== '')
+                throw wrong(drvPath, `gives its floating output '${o.name}' the path '${o.path}', which is only known once built`);
+        this.hasher.record(drvPath, drv); // refuses a mixture of kinds
+    }
+    /**
+     * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
+     * bytes, which proves every output path and every variable named after an output at once.
+     */
+    checkInputAddressed(drvPath, drv, name, bytes) {
+        const filled = this.hasher.fillOutputs(drv, name);
+        if (filled.hash.kind === 'deferred') {
+            this.checkDeferred(drvPath, drv);
+            this.hasher.record(drvPath, drv, filled.hash);
+            return;
+        }
+        if (!sameBytes(filled.bytes, bytes)) {
+            drv.outputs.forEach((o, i) => {
+                const want = filled.paths[i] ?? '';
+                if (o.path !== want)
+                    throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
+                this.expectEnv(drvPath, drv, o.name, want);
+            });
+            throw wrong(drvPath, 'does not read back as Nix writes it with its outputs filled in');
+        }
+        drv.outputs.forEach((o, i) => {
+            if (envGet(drv, o.name) === undefined)
+                this.expectEnv(drvPath, drv, o.name, filled.paths[i] ?? '');
+            this.declare(o.path, { drvPath, output: o.name });
+        });
+        this.hasher.record(drvPath, drv, filled.hash);
+    }
+    /** Outputs of a derivation deferred by its inputs: no paths yet. */
+    checkDeferred(drvPath, drv) {
+        for (const o of drv.outputs)
+            if (o.path !== '')
+                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but its inputs defer it (no path before they are built)`);
+    }
+    /** A `DrvWithVersion` derivation: its outputs compared one by one. */
+    checkOther(drvPath, drv, name) {
+        const hash = this.hasher.hashModulo(drvPath);
+        if (hash.kind === 'deferred') {
+            this.checkDeferred(drvPath, drv);
+            return;
+        }
+        const paths = this.hasher.outputPaths(drv, name);
+        for (const o of drv.outputs) {
+            const want = paths.get(o.name) ?? '';
+            if (o.path !== want)
+                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
+            this.expectEnv(drvPath, drv, o.name, want);
+            this.declare(o.path, { drvPath, output: o.name });
+        }
+    }
+    /** Indexes a declaration. */
+    declare(path, declaration) {
+        if (this.options.indexOutputs !== true)
+            return;
+        const known = this.declared.get(path);
+        if (known === undefined)
+            this.declared.set(path, declaration);
+        else if (Array.isArray(known))
+            known.push(declaration);
+        else
+            this.declared.set(path, [known, declaration]);
+    }
+    expectEnv(drvPath, drv, output, path) {
+        const value = envOf(drv, output);
+        if (value === undefined)
+            throw wrong(drvPath, `has no environment variable '${output}' (it should be '${path}')`);
+        if (value !== path)
+            throw wrong(drvPath, `has environment variable '${output}' = '${value}', but it should be '${path}'`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/proof.ts
+// Proof before trust: every path of a plan must prove itself, or be covered by a trusted signature.
+//
+// A `.drv`, a `toFile` text and a source name themselves by their content (the verifier recomputes
+// their paths), and so does the output of a fixed-output derivation whose content hashes to the
+// path its `.drv` declares. Anything else a plan carries is a build output: an input-addressed path
+// whose name says how it was built, not what it holds, so only a signature by a key the user
+// trusts (over the manifest, which covers the stream's sha256 and so every byte) proves it. Without
+// one it is refused, naming the first such path, unless the user explicitly opted out
+// (`--no-check-sigs`, counted in the trust report). Also: an output's deriver, when the plan holds
+// it, must declare the output; and a `sources` bundle carries no build output but the outputs of
+// the plan's fixed-output derivations.
+
+/** What a refusal for lack of proof says to do. */
+const HOW = 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
+    'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)';
+/**
+ * The proof of each path of a plan, fed in stream order (`entry`), and the checks that need every
+ * .drv first (`finish`). Memory: the paths that carry a deriver, and the build outputs of a
+ * `sources` bundle.
+ */
+class PathProofs {
+    options;
+    unprovenCount = 0;
+    firstUnproven;
+    /** Paths with a deriver, checked against the plan's derivations at the end. */
+    derived = [];
+    /** Build outputs of a `sources` bundle: each must be a fixed output some .drv declares. */
+    sourceOutputs = [];
+    constructor(options) {
+        this.options = options;
+    }
+    /** Paths accepted without proof (with `--no-check-sigs`; otherwise refused before counting). */
+    get unproven() {
+        return this.unprovenCount;
+    }
+    /** The first of them. */
+    get firstUnprovenPath() {
+        return this.firstUnproven;
+    }
+    /**
+     * The proof of one entry, given the kind the verifier found (`output`: not content-addressed).
+     * Refuses (exit 4) a build output no signature covers, unless the user opted out.
+     */
+    entry(path, kind, deriver) {
+        if (deriver !== '')
+            this.derived.push({ path, deriver });
+        if (kind !== 'output')
+            return 'content-address';
+        if (this.options.include === 'drvs')
+            throw new errors_NixPlanError('bundle', `'${path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
+        // A `sources` bundle's outputs are judged at the end, once every .drv declared its outputs.
+        if (this.options.include === 'sources')
+            this.sourceOutputs.push(path);
+        return this.unprovenOrSigned(path, this.options.include === 'sources');
+    }
+    unprovenOrSigned(path, deferRefusal) {
+        if (this.options.signed)
+            return 'signature';
+        this.unprovenCount++;
+        this.firstUnproven ??= path;
+        if (!this.options.noCheckSigs && !deferRefusal)
+            throw unprovenError(path);
+        return 'unproven';
+    }
+    /**
+     * The checks that need every .drv of the plan: each deriver the plan holds declares what names
+     * it as its deriver, and each build output of a `sources` bundle is a fixed output of the plan
+     * (whose content did not hash to its path: an algorithm the verifier does not compute, so it is
+     * proven only by a signature). `declarations` answers which .drv of the plan declares a path;
+     * `inPlan` whether a .drv is in the plan.
+     */
+    finish(declarations, inPlan) {
+        for (const { path, deriver } of this.derived)
+            if (inPlan(deriver) && !declarations(path).some((d) => d.drvPath === deriver))
+                throw new errors_NixPlanError('bundle', `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`);
+        for (const path of this.sourceOutputs) {
+            const fixed = declarations(path).find((d) => d.fixed !== undefined);
+            if (fixed === undefined)
+                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only the outputs of the plan's fixed-output derivations: the bundle was altered`);
+        }
+        if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
+            throw unprovenError(this.firstUnproven);
+    }
+}
+/** The refusal of a path nothing proves. */
+function unprovenError(path) {
+    return new errors_NixPlanError('signature', `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${HOW}`);
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
 // Reading a plan bundle: the streaming verifier, over the bundle's source (source.ts), its
 // decoding (decode.ts) and the rules it applies (policy.ts), whose public names it re-exports.
@@ -4940,6 +5370,8 @@ function trustStatus(manifest, trust) {
 // frame ending at end of file), both digests and sizes, every NAR and entry, store paths, that
 // references are closed over bundle ∪ store and come first, that every .drv/text/source path is
 // the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
+
+
 
 
 
@@ -4974,28 +5406,66 @@ async function verifySource(source, options) {
     const exportLimits = exportLimitsFor(manifest, limits);
     const counts = emptyCounts();
     const narBytes = emptyCounts();
-    const closure = new ClosureCheck(options.isValidInStore ?? (() => false));
+    const closure = new ClosureCheck(limits);
     const derivations = new DerivationChecks(manifest);
     const parseDerivations = options.parseDerivations !== false;
+    // Output paths are checked as Nix checks them on import; relocation recomputes them instead.
+    const outputs = parseDerivations
+        ? new DerivationOutputChecks(manifest.storeDir, {
+            readStore: options.readStoreDerivation,
+            indexOutputs: true,
+        })
+        : undefined;
+    const noCheckSigs = options.noCheckSigs === true;
+    const proofs = new PathProofs({
+        include: manifest.include,
+        signed: trustedSignatures.length > 0,
+        noCheckSigs,
+    });
+    // Every NAR byte counts against what the manifest declares, as it arrives.
+    const declared = declaredNarBytes(manifest);
+    let narSeen = 0;
+    const onNarBytes = (chunk, index) => {
+        narSeen += chunk.length;
+        if (narSeen > declared)
+            throw new errors_NixPlanError('bundle', `'${source.name}' holds more than the ${declared} NAR bytes its manifest records (entry ${index}): the bundle is corrupt or lies about its sizes`);
+        options.onNarBytes?.(chunk, index);
+    };
     let frame;
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
+    let parsed;
+    const onDerivation = (drv, bytes) => {
+        parsed = { drv, bytes };
+    };
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
-        ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
+        onNarBytes,
         ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
     })) {
         closure.arrive(entry.path);
-        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
-        await closure.add(entry.path, entry.references);
+        parsed = undefined;
+        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined, onDerivation);
+        if (outputs !== undefined && parsed !== undefined) {
+            const { drv, bytes } = parsed;
+            const pending = outputs.check(entry.path, drv, bytes);
+            if (pending !== undefined)
+                await pending;
+        }
+        proofs.entry(entry.path, verified.kind, entry.deriver);
+        closure.add(entry.path, entry.references);
         counts[verified.kind]++;
         narBytes[verified.kind] += entry.nar.narSize;
+        checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
         await options.onEntry?.(verified);
     }
-    closure.finish();
     checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
     if (parseDerivations)
         derivations.finish();
+    if (outputs !== undefined)
+        proofs.finish((p) => outputs.declarations(p), (p) => p.endsWith('.drv') && closure.has(p));
+    // One question to the store, about every path the bundle refers to but does not hold.
+    closure.finish(await validAmong(closure.missing(), options));
     if (frame === undefined)
         throw new errors_NixPlanError('internal', 'the data frame was not scanned to its end');
     return {
@@ -5006,9 +5476,25 @@ async function verifySource(source, options) {
         narBytes,
         trustedSignatures,
         storeReferences: closure.storeReferences,
+        unproven: proofs.unproven,
+        noCheckSigs,
+        declaredOutputs: () => outputs?.declaredPaths() ?? [],
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
         ...(!parseDerivations && { derivations }),
     };
+}
+/** Which of `paths` are valid in the target store, by the options' batch or per-path question. */
+async function validAmong(paths, options) {
+    if (paths.length === 0)
+        return new Set();
+    if (options.validInStore !== undefined)
+        return options.validInStore(paths);
+    const valid = new Set();
+    if (options.isValidInStore !== undefined)
+        for (const p of paths)
+            if (await options.isValidInStore(p))
+                valid.add(p);
+    return valid;
 }
 /** Passes each chunk to `fn` before handing it on. */
 async function* tapChunks(source, fn) {
@@ -5136,40 +5622,14 @@ function storeUriParams(uri) {
     const q = uri.indexOf('?');
     if (q < 0)
         return {};
-    const params = storeUriQuery(uri.slice(q + 1), uri);
-    const root = params.get('root');
-    const real = params.get('real');
+    const params = new URLSearchParams(uri.slice(q + 1));
+    const root = params.get('root') ?? undefined;
+    const real = params.get('real') ?? undefined;
     return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
 }
 /**
- * A store URI's query as Nix reads it (`decodeQuery`): `&`-separated `key=value` pairs, values
- * only percent-decoded (a `+` stays a `+`, unlike in HTML forms), a pair without `=` ignored,
- * and the first of two equal keys kept. A malformed `%` escape is an error, as in Nix.
- */
-function storeUriQuery(query, uri = query) {
-    const out = new Map();
-    for (const pair of query.split('&')) {
-        const eq = pair.indexOf('=');
-        if (eq < 0)
-            continue;
-        const key = pair.slice(0, eq);
-        let value;
-        try {
-            value = decodeURIComponent(pair.slice(eq + 1));
-        }
-        catch {
-            throw new errors_NixPlanError('usage', `invalid store URI '${uri}': '${pair}' is not percent-encoded correctly`);
-        }
-        if (!out.has(key))
-            out.set(key, value);
-    }
-    return out;
-}
-/**
  * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
- * `real=`, else `<root>/nix/store` for a chroot store (`root=`, or a URI that is a path: Nix puts
- * the files there whatever the logical store dir is), else the store dir itself (NIX_STORE_DIR
- * stores are real).
+ * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
  */
 function physicalStoreDir(storeDir, options = {}) {
     if (options.realStoreDir !== undefined)
@@ -5180,7 +5640,7 @@ function physicalStoreDir(storeDir, options = {}) {
     if (real !== undefined)
         return real;
     if (root !== undefined)
-        return root.replace(/\/+$/, '') + '/nix/store';
+        return root.replace(/\/+$/, '') + storeDir;
     return storeDir;
 }
 /** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
@@ -5936,9 +6396,85 @@ function binaryCacheCopyImport(settings = {}) {
             storeDir: options.manifest.storeDir,
             store: options.store,
             signingKey: key,
-            workDir: settings.workDir,
+            workDir: settings.workDir ?? options.workDir,
         }, deps);
     };
+}
+
+;// CONCATENATED MODULE: ./src/nix/gc.ts
+// Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
+// to and no GC root (or running process) holds, and refuses the others ("still alive").
+
+
+/**
+ * `nix-store --delete PATHS…` in one run (per command-line batch). Nix walks each path's referrers:
+ * any outside `paths` keeps it (and that run fails); `keep-derivations` is turned off so a .drv
+ * goes even when an output it built stays. A failure is a NixCommandError.
+ */
+async function deletePaths(store, paths) {
+    for (const batch of batchPaths(paths)) {
+        const args = [...store.storeArgs(), '--option', 'keep-derivations', 'false', '--delete', ...batch];
+        const result = await store.runner.run('nix-store', args, { allowFailure: true });
+        NixCommandError.check('nix-store', args, result, { what: 'nix-store --delete' });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/rollback.ts
+// Rolling back an import that failed or was interrupted: the paths it made valid are removed again,
+// so the store's valid paths are what they were before it started.
+//
+// An import adds paths in dependency order, and a path it added can only be referred to by paths
+// added after it (Nix registers references to valid paths only), so those paths are new and
+// unreferenced from outside: `nix-store --delete` removes them all, newest first. A path another
+// process started using meanwhile (a concurrent build, a GC root) is kept, and said so.
+
+
+/**
+ * Removes again those of `added` (the paths that were not valid before the import, in its order)
+ * that are valid now. `store` must run on a runner that still works after an interruption.
+ */
+async function rollBack(store, added) {
+    if (added.length === 0)
+        return { removed: [], kept: [] };
+    const invalid = await store.invalidPaths(added);
+    const valid = added.filter((p) => !invalid.has(p)).reverse();
+    if (valid.length === 0)
+        return { removed: [], kept: [] };
+    let reason;
+    try {
+        await deletePaths(store, valid);
+    }
+    catch (e) {
+        // One that stays alive stops the run: remove the others one at a time, newest first.
+        reason = firstLine(e);
+        for (const p of valid)
+            await deletePaths(store, [p]).catch((f) => {
+                reason ??= firstLine(f);
+            });
+    }
+    const still = await store.invalidPaths(valid);
+    const kept = valid.filter((p) => !still.has(p));
+    return { removed: valid.filter((p) => still.has(p)), kept, ...(kept.length > 0 && { reason }) };
+}
+function firstLine(e) {
+    const text = e instanceof Error ? e.message : String(e);
+    const lines = text.split('\n').filter((l) => /error|alive|cannot/i.test(l));
+    return (lines[lines.length - 1] ?? text).trim();
+}
+/** What a failure message adds about the rollback. */
+function rollbackNote(result) {
+    if (result.removed.length === 0 && result.kept.length === 0)
+        return 'no path had been added, the store is unchanged';
+    if (result.kept.length === 0)
+        return `the ${result.removed.length} path${result.removed.length === 1 ? '' : 's'} it had added ${result.removed.length === 1 ? 'was' : 'were'} removed again, the store is as it was`;
+    return (`${result.removed.length} of the paths it had added were removed again, but ${result.kept.length} could not be ` +
+        `(e.g. '${result.kept[0]}': ${result.reason ?? 'still in use'}); remove them with nix-store --delete once nothing uses them`);
+}
+/** `error` with what the rollback did added to its message (the same error: its class and code stay). */
+function withRollbackNote(error, result) {
+    if (error instanceof errors_NixPlanError)
+        error.message = `${error.message}\n(${rollbackNote(result)})`;
+    return error;
 }
 
 ;// CONCATENATED MODULE: ./src/app/verify.ts
@@ -5951,7 +6487,7 @@ function binaryCacheCopyImport(settings = {}) {
  * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
  * the verifier's other options (store validity, an entry callback) through.
  */
-async function verifyWithProgress(bundle, options, progress) {
+async function verifyWithProgress(bundle, options, progress, signal) {
     const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
     try {
         // The manifest says how many paths there are, so the bar can show a total.
@@ -5961,6 +6497,7 @@ async function verifyWithProgress(bundle, options, progress) {
             return await verifyBundle(source, {
                 ...options,
                 onEntry: async (e) => {
+                    signal?.throwIfAborted();
                     await options.onEntry?.(e);
                     task.tick(1, e.nar.narSize);
                 },
@@ -5978,13 +6515,23 @@ async function verifyWithProgress(bundle, options, progress) {
 /** Verifies a bundle completely; the use case behind `nix-plan verify`. */
 async function verifyPlan(bundlePath, options = {}, deps = {}) {
     const keys = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
+    return {
+        bundlePath,
+        ...report,
+        trust: trustReportOf(report.manifest, keys, {
+            noCheckSigs: report.noCheckSigs,
+            unproven: report.unproven,
+        }),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/app/import.ts
 // importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
 
 
 
@@ -6097,11 +6644,41 @@ class VerifiedStreamFile {
         this.fd = undefined;
     }
 }
+/** The sha256 of a file, as hex. */
+async function sha256OfFile(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(c);
+    return hash.digest('hex');
+}
+/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
+async function checkCopyDigest(copy, digest, bundlePath) {
+    const want = digest.replace(/^sha256:/, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(want))
+        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
+    const got = await sha256OfFile(copy);
+    if (got !== want)
+        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
+}
+/**
+ * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
+ * temp dir has no room for (its verified stream is written there).
+ */
+async function checkRoom(manifest, dir, maxSize) {
+    const size = manifest.stream.size;
+    if (maxSize !== undefined && size > maxSize)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
+    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+    if (fs !== undefined && fs.bavail * fs.bsize < size)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
+}
 /**
  * Copies the bundle into a private directory and verifies the copy completely, so nothing
  * unverified can reach the store even if the original changes meanwhile; the verified export
  * stream is kept in a private file as it is checked, and that file is what Nix imports.
  * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ * If the import fails or is interrupted (`deps.signal`), the paths it made valid are removed again
+ * before the error is thrown, and the error says so: the store's valid paths are what they were.
  */
 async function importPlan(bundlePath, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
@@ -6117,25 +6694,35 @@ async function importPlan(bundlePath, options, deps) {
         await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         });
+        if (options.digest !== undefined)
+            await checkCopyDigest(copy, options.digest, bundlePath);
         // Messages name the user's file, not the private copy they are about.
         const source = { ...(await openBundle(copy)), name: bundlePath };
-        // Whatever the route, what reaches the store is the stream verified here.
-        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
         try {
+            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+            // Whatever the route, what reaches the store is the stream verified here.
+            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
             const paths = [];
             const validity = new ValidityQueries(store);
+            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
             let report;
             try {
                 report = await verifyWithProgress(source, {
                     trustedKeys: options.trustedKeys,
+                    noCheckSigs: options.noCheckSigs,
                     storeDir,
-                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+                    limits,
+                    validInStore: async (missing) => {
+                        const invalid = await store.invalidPaths(missing);
+                        return new Set(missing.filter((p) => !invalid.has(p)));
+                    },
+                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
                     onEntry: (e) => {
                         paths.push(e.path);
                         validity.add(e.path);
                     },
-                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
-                }, deps.progress);
+                    onStreamBytes: (c) => verified.write(c),
+                }, deps.progress, deps.signal);
             }
             finally {
                 verified.close();
@@ -6143,45 +6730,44 @@ async function importPlan(bundlePath, options, deps) {
             if (verified.failure !== undefined)
                 deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
             const { manifest } = report;
+            const proof = {
+                trustedSignatures: report.trustedSignatures,
+                unproven: report.unproven,
+                noCheckSigs: report.noCheckSigs,
+                declaredOutputs: report.declaredOutputs,
+                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+                    noCheckSigs: report.noCheckSigs,
+                    unproven: report.unproven,
+                }),
+            };
+            if (report.unproven > 0)
+                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
             const invalid = await validity.invalid();
             const alreadyValid = paths.length - invalid.size;
             if (invalid.size === 0) {
                 deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none' };
+                return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
             }
-            let method = options.method ?? 'auto';
-            if (method === 'auto') {
-                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
-                method = trust === 'untrusted' ? 'copy' : 'import';
-                if (trust === 'unknown')
-                    deps.log.debug('store trust unknown: trying nix-store --import first');
+            // From here on the store changes: whatever stops the import, what it added is removed again.
+            const added = paths.filter((p) => invalid.has(p));
+            try {
+                const method = await addPaths(store, manifest, options, deps, {
+                    trusts,
+                    count: invalid.size,
+                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
+                });
+                deps.signal?.throwIfAborted();
+                const still = await invalidAmong(store, paths);
+                if (still.size > 0)
+                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+                return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
             }
-            // The verified stream: the private file, or (when it could not be kept) decompressed again.
-            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
-            if (method === 'import') {
-                // nix-store --import prints each path it adds: one tick per line.
-                const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
-                try {
-                    await importExport(store, stream(), (n) => importing.tick(n));
-                }
-                catch (e) {
-                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                        throw e;
-                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-                    method = 'copy';
-                }
-                finally {
-                    importing.done();
-                }
+            catch (e) {
+                deps.log.info(`the import failed: removing the paths it added…`);
+                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+                cleanup.setStoreDir(storeDir);
+                throw withRollbackNote(e, await rollBack(cleanup, added));
             }
-            if (method === 'copy') {
-                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-                await copyImport(stream(), { store: options.store, manifest }, deps);
-            }
-            const still = await invalidAmong(store, paths);
-            if (still.size > 0)
-                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-            return { manifest, imported: invalid.size, alreadyValid, method };
         }
         finally {
             await source.close();
@@ -6190,6 +6776,45 @@ async function importPlan(bundlePath, options, deps) {
     finally {
         await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     }
+}
+/** A .drv of the target store, read from its file (undefined when it is not there). */
+function readStoreFile(store, path) {
+    try {
+        return store.readRegularFileSync(path)?.bytes;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
+async function addPaths(store, manifest, options, deps, how) {
+    let method = options.method ?? 'auto';
+    if (method === 'auto') {
+        const trust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
+        method = trust === 'untrusted' ? 'copy' : 'import';
+        if (trust === 'unknown')
+            deps.log.debug('store trust unknown: trying nix-store --import first');
+    }
+    if (method === 'import') {
+        // nix-store --import prints each path it adds: one tick per line.
+        const importing = progressOf(deps).start('importing with nix-store --import', how.count);
+        try {
+            await importExport(store, how.stream(), (n) => importing.tick(n));
+            return 'import';
+        }
+        catch (e) {
+            if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                throw e;
+            deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+        }
+        finally {
+            importing.done();
+        }
+    }
+    const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+    // The cache is made beside (not inside) the private dir: the Nix client may be another user.
+    await copyImport(how.stream(), { store: options.store, manifest }, deps);
+    return 'copy';
 }
 
 ;// CONCATENATED MODULE: ./src/app/signing-policy.ts
@@ -6922,6 +7547,11 @@ const NO_CHECK_SIGS = {
     type: 'boolean',
     help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
 };
+const MAX_SIZE = {
+    type: 'string',
+    value: 'BYTES',
+    help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
+};
 const MAX_AGE = {
     type: 'string',
     value: 'DURATION',
@@ -7211,6 +7841,1890 @@ function fish(commands) {
     return lines.join('\n');
 }
 
+;// CONCATENATED MODULE: ./src/nix/host-script.ts
+// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
+// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
+//
+// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
+// installed on the host and the host always runs the code of the nix-plan that talks to it.
+// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
+// build log, switch-to-configuration's output) goes to stderr. The program is written without
+// brace expansions (`${…}`) so it can live in a template literal untouched.
+/** The name the program runs under (`$0`): how a host's process list and logs show it. */
+const HOST_PROGRAM_NAME = 'nix-plan-host';
+/** Version of the marker-line protocol below; the probe reports it. */
+const HOST_PROTOCOL = 1;
+/** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
+const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
+/** Generations of activation state (logs, results) kept beside the profile. */
+const KEEP_ACTIVATIONS = 5;
+/**
+ * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
+ * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
+ * systemd-run when the host runs systemd), restores the previous generation when the switch
+ * fails, and, for confirmed activations, waits CONFIRM seconds after the switch for nix-plan to
+ * come back and confirm; if nobody does, it restores the previous generation (the watchdog).
+ * Who wins between the confirmation and the watchdog is settled by one atomic rename of `armed`.
+ */
+const SUPERVISOR = String.raw `# nix-plan activation supervisor: sh supervise.sh ACTIVATION-DIR
+act=$1
+trap '' HUP INT PIPE
+get() { cat "$act/$1" 2>/dev/null; }
+put() { printf '%s\n' "$2" > "$act/$1.tmp" && mv -f "$act/$1.tmp" "$act/$1"; }
+note() { printf 'nix-plan: %s\n' "$*" >> "$act/log"; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+. "$act/env"
+state=$(dirname "$act")
+echo $$ > "$act/pid"
+echo $$ > "$state/lock/pid"
+profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
+prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
+systemd=$(get systemd)
+
+run_switch() {
+  if [ "$systemd" = 1 ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi < /dev/null >> "$act/log" 2>&1
+}
+
+prune() {
+  total=0
+  for d in "$state"/act-*; do [ -d "$d" ] && total=$((total + 1)); done
+  n=0
+  for d in "$state"/act-*; do
+    [ -d "$d" ] || continue
+    n=$((n + 1))
+    if [ $((total - n)) -ge ${KEEP_ACTIVATIONS} ] && [ "$d" != "$act" ]; then rm -rf "$d"; fi
+  done
+}
+
+finish() {
+  rm -rf "$state/lock"
+  prune
+  exit 0
+}
+
+generation() { expr "$1" : '.*-\([0-9][0-9]*\)-link$'; }
+
+revert() {
+  put state reverting
+  note "$1"
+  if [ -z "$prev" ]; then
+    if [ "$created" = 1 ]; then
+      rm -f "$profile" "$new"
+      put removed "$new"
+      note "there is no previous generation to re-activate: removed $new"
+    else
+      note "there is no previous generation to re-activate"
+    fi
+    put state no-previous
+    finish
+  fi
+  if [ "$action" != test ] && [ "$new" != "$prev" ]; then
+    if ! nix-env -p "$profile" --switch-generation "$(generation "$prev")" >> "$act/log" 2>&1; then
+      note "nix-env --switch-generation failed: $profile still points at $new"
+      put state revert-failed
+      finish
+    fi
+    if [ "$created" = 1 ] && nix-env -p "$profile" --delete-generations "$(generation "$new")" >> "$act/log" 2>&1; then
+      put removed "$new"
+    fi
+  fi
+  note "re-activating $prevsys ($action)"
+  run_switch "$prevsys" "$action"
+  rc=$?
+  put revert-rc "$rc"
+  if [ "$rc" = 0 ]; then
+    put state reverted
+  else
+    note "the previous generation's switch-to-configuration $action exited with $rc"
+    put state revert-failed
+  fi
+  finish
+}
+
+write_record() {
+  record=$(get record)
+  [ -n "$record" ] || return 0
+  rec="$profile.nix-plan.json"
+  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
+    return 0
+  fi
+  rm -f "$rec.tmp.$$"
+  note "could not write $rec"
+  put record-failed 1
+}
+
+put state switching
+run_switch "$out" "$action"
+rc=$?
+put switch-rc "$rc"
+[ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
+if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
+  deadline=$(($(date +%s) + confirm))
+  : > "$act/armed"
+  put state awaiting-confirmation
+  while [ ! -e "$act/confirmed" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      if mv "$act/armed" "$act/expired" 2>/dev/null; then
+        revert "no confirmation within $confirm s: restoring the previous generation"
+      fi
+    fi
+    nap
+  done
+fi
+write_record
+put state done
+finish
+`;
+/** The host program. */
+const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
+trap '' PIPE
+say() { printf '@nix-plan %s\n' "$*"; }
+fail() { say "error $*"; exit 1; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
+abs_link() {
+  t=$(readlink "$1" 2>/dev/null) || return 1
+  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
+}
+# A relative profile is taken from the login's home directory on the host.
+resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
+tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+
+probe() {
+  profile=$(resolve_profile "$1")
+  say protocol ${HOST_PROTOCOL}
+  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
+  say nix "$v"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
+  say store-dir "$sd"
+  say uid "$(id -u)"
+  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
+  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
+  if cur=$(abs_link "$profile"); then
+    say generation "$cur"
+    if sys=$(abs_link "$cur"); then say system "$sys"; fi
+  fi
+  if [ -f "$profile.nix-plan.json" ]; then
+    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
+  fi
+  lock="$profile.nix-plan.d/lock"
+  if [ -d "$lock" ]; then
+    pid=$(cat "$lock/pid" 2>/dev/null)
+    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
+  fi
+  for d in "$(tmpbase)"/nix-plan-recv.*; do
+    [ -d "$d" ] || continue
+    pid=$(expr "$(basename "$d")" : 'nix-plan-recv\.\([0-9]*\)\.')
+    alive "$pid" || rm -rf "$d" 2> /dev/null
+  done
+  say end
+}
+
+receive() {
+  size=$1
+  sha=$2
+  enc=$3
+  umask 077
+  base=$(tmpbase)
+  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
+    tmp="$base/nix-plan-recv.$$.0"
+    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
+  }
+  trap 'rm -rf "$tmp"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
+  got=$(wc -c < "$tmp/plan" | tr -d ' ')
+  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
+  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
+  if [ "$enc" = zstd ]; then
+    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
+    rc=$?
+    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
+  else
+    nix-store --import < "$tmp/plan" > "$tmp/imported"
+    rc=$?
+  fi
+  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
+  say end
+}
+
+missing() {
+  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
+  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
+  say end
+}
+
+run_attached() {
+  if [ -d /run/systemd/system ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi
+}
+
+take_lock() {
+  if ! mkdir "$1" 2> /dev/null; then
+    pid=$(cat "$1/pid" 2> /dev/null)
+    [ -n "$pid" ] || fail busy "another activation is starting ($1 has no pid yet)"
+    alive "$pid" && fail busy "another activation (process $pid) is running: $1"
+    rm -rf "$1"
+    mkdir "$1" 2> /dev/null || fail busy "another activation took $1 just now"
+  fi
+  echo $$ > "$1/pid"
+  locked=$1
+  trap '[ -n "$locked" ] && rm -rf "$locked"' EXIT
+}
+
+follow() {
+  fact=$1
+  off=$2
+  until=$3
+  waited=0
+  lost=0
+  chunk="$fact/chunk.$$"
+  while :; do
+    st=$(cat "$fact/state" 2> /dev/null)
+    if [ -f "$fact/log" ]; then
+      tail -c +$((off + 1)) "$fact/log" > "$chunk" 2> /dev/null
+      n=$(wc -c < "$chunk" | tr -d ' ')
+      if [ "$n" -gt 0 ]; then
+        cat "$chunk" >&2 || { rm -f "$chunk"; exit 1; }
+        off=$((off + n))
+      fi
+    fi
+    case $st in
+      starting | switching | reverting) ;;
+      awaiting-confirmation) [ "$until" = final ] || break ;;
+      *) break ;;
+    esac
+    pid=$(cat "$fact/pid" 2> /dev/null)
+    if [ -n "$pid" ]; then
+      if ! alive "$pid" && [ "$(cat "$fact/state" 2> /dev/null)" = "$st" ]; then
+        lost=1
+        break
+      fi
+    else
+      waited=$((waited + 1))
+      if [ "$waited" -gt 300 ]; then
+        lost=1
+        break
+      fi
+    fi
+    nap
+  done
+  rm -f "$chunk"
+  say logged "$off"
+}
+
+report() {
+  fact=$1
+  if [ "$lost" = 1 ]; then say state lost; else say state "$(cat "$fact/state" 2> /dev/null)"; fi
+  say previous "$(cat "$fact/prev" 2> /dev/null)"
+  say generation "$(cat "$fact/new" 2> /dev/null)"
+  for f in switch-rc revert-rc removed record-failed; do
+    [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
+  done
+  if cur=$(abs_link "$(cat "$fact/profile")"); then
+    say current "$cur"
+    if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+  fi
+  say end
+}
+
+activate() {
+  profile=$(resolve_profile "$1")
+  action=$2
+  drv=$3
+  out=$4
+  confirm=$5
+  seen=$6
+  record=$7
+  id=$8
+  case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  if [ -n "$drv" ]; then
+    built=$(nix-store --realise "$drv") || fail build "nix-store --realise $drv failed"
+    case "
+$built
+" in
+      *"
+$out
+"*) ;;
+      *) fail build "building $drv gave '$built', not $out" ;;
+    esac
+  fi
+  nix-store --check-validity "$out" 2> /dev/null || fail build "$out is not valid in the host's store"
+  [ -x "$out/bin/switch-to-configuration" ] ||
+    fail shape "$out has no executable bin/switch-to-configuration: it is not a NixOS system"
+  if [ "$action" = dry-activate ]; then
+    run_attached "$out" dry-activate < /dev/null 1>&2
+    say switch-rc "$?"
+    say state dry-activated
+    if cur=$(abs_link "$profile"); then
+      say current "$cur"
+      say previous "$cur"
+      if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+    fi
+    say end
+    exit 0
+  fi
+  state="$profile.nix-plan.d"
+  mkdir -p "$state" || fail host "cannot create $state"
+  say profile "$profile"
+  take_lock "$state/lock"
+  rec="$profile.nix-plan.json"
+  now=none
+  if [ -f "$rec" ]; then now=$(nix-hash --type sha256 --flat "$rec") || fail nix "nix-hash failed"; fi
+  [ "$now" = "$seen" ] || fail changed "$rec changed since nix-plan read it (another deploy?): nothing was changed"
+  dir=$(dirname "$profile")
+  base=$(basename "$profile")
+  prev=$(abs_link "$profile") || prev=
+  prevsys=
+  [ -n "$prev" ] && prevsys=$(abs_link "$prev")
+  before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
+  new=$prev
+  created=0
+  if [ "$action" = switch ] || [ "$action" = boot ]; then
+    nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
+    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
+    case "
+$before
+" in
+      *"
+$(basename "$new")
+"*) ;;
+      *) created=1 ;;
+    esac
+  fi
+  act="$state/act-$id"
+  mkdir "$act" || fail host "cannot create $act"
+  systemd=0
+  [ -d /run/systemd/system ] && systemd=1
+  for name in profile action out prev prevsys new created confirm record systemd; do
+    eval "printf '%s\\n' \"\$$name\"" > "$act/$name"
+  done
+  export -p > "$act/env"
+  : > "$act/log"
+  echo starting > "$act/state"
+  cat > "$act/supervise.sh" << 'NIX_PLAN_SUPERVISOR'
+${SUPERVISOR}NIX_PLAN_SUPERVISOR
+  if [ "$systemd" = 1 ]; then
+    systemd-run --unit="nix-plan-activation-$id" --description="nix-plan activation $id" --collect --quiet \
+      --no-ask-password --service-type=exec /bin/sh "$act/supervise.sh" "$act" >&2 ||
+      fail host "systemd-run could not start the activation: nothing was activated"
+  elif command -v setsid > /dev/null 2>&1; then
+    (trap '' HUP INT QUIT; exec setsid sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  else
+    (trap '' HUP INT QUIT; exec sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  fi
+  locked=
+  say activation "$id"
+  say previous "$prev"
+  say previous-system "$prevsys"
+  say generation "$new"
+  follow "$act" 0 switched
+  report "$act"
+}
+
+confirm() {
+  profile=$(resolve_profile "$1")
+  id=$2
+  off=$3
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  act="$profile.nix-plan.d/act-$id"
+  [ -d "$act" ] || fail usage "there is no activation $id for $profile on this host"
+  follow "$act" "$off" switched
+  if [ "$lost" = 0 ] && [ "$(cat "$act/state" 2> /dev/null)" = awaiting-confirmation ]; then
+    if mv "$act/armed" "$act/confirmed" 2> /dev/null; then say confirmed 1; else say confirmed 0; fi
+    follow "$act" "$off" final
+  fi
+  report "$act"
+}
+
+phase=$1
+shift
+case $phase in
+  probe) probe "$@" ;;
+  receive) receive "$@" ;;
+  missing) missing "$@" ;;
+  activate) activate "$@" ;;
+  confirm) confirm "$@" ;;
+  *) fail usage "unknown phase '$phase'" ;;
+esac
+`;
+/** The argv that runs `phase` of the host program with `args` (for a HostShell). */
+function hostProgramArgv(phase, args, sudo = false) {
+    return [...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', HOST_SCRIPT, HOST_PROGRAM_NAME, phase, ...args];
+}
+
+;// CONCATENATED MODULE: ./src/nix/host-program.ts
+// The client side of the host program (host-script.ts): runs its phases through a HostShell and
+// turns their marker lines into typed answers and their refusals into NixPlanErrors.
+
+
+
+/** A session that ended without its final report: the connection dropped or the program died. */
+class HostSessionError extends errors_NixPlanError {
+    partial;
+    connectionLost;
+    name = 'HostSessionError';
+    constructor(message, 
+    /** What the session had reported before it ended. */
+    partial, 
+    /** ssh itself failed (exit 255) or was killed: the connection, not the program. */
+    connectionLost) {
+        super('host', message);
+        this.partial = partial;
+        this.connectionLost = connectionLost;
+    }
+}
+/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
+function parseMarkers(stdout) {
+    const out = [];
+    for (const line of stdout.toString().split('\n')) {
+        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
+        if (m?.[1] !== undefined)
+            out.push([m[1], m[2] ?? '']);
+    }
+    return out;
+}
+/** Every value of `key`, and the last one. */
+function last(markers, key) {
+    let v;
+    for (const [k, value] of markers)
+        if (k === key)
+            v = value;
+    return v;
+}
+const num = (v) => v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
+/** Hex (od's output with the spaces removed) to bytes. */
+function fromHex(hex) {
+    if (!/^(?:[0-9a-f]{2})*$/.test(hex))
+        throw new errors_NixPlanError('host', 'the host sent its record garbled');
+    return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+const ACTIVATION_STATES = [
+    'starting',
+    'switching',
+    'awaiting-confirmation',
+    'reverting',
+    'done',
+    'dry-activated',
+    'reverted',
+    'no-previous',
+    'revert-failed',
+    'lost',
+];
+/** The report in a session's markers (partial when the session ended early). */
+function activationReport(markers) {
+    const state = last(markers, 'state');
+    const confirmed = last(markers, 'confirmed');
+    return {
+        id: last(markers, 'activation'),
+        state: state === undefined
+            ? undefined
+            : ACTIVATION_STATES.includes(state)
+                ? state
+                : 'lost',
+        switchRc: num(last(markers, 'switch-rc')),
+        revertRc: num(last(markers, 'revert-rc')),
+        removed: last(markers, 'removed') || undefined,
+        recordFailed: last(markers, 'record-failed') !== undefined,
+        previous: last(markers, 'previous') || undefined,
+        previousSystem: last(markers, 'previous-system') || undefined,
+        generation: last(markers, 'generation') || undefined,
+        current: last(markers, 'current'),
+        currentSystem: last(markers, 'current-system'),
+        logged: num(last(markers, 'logged')) ?? 0,
+        confirmed: confirmed === undefined ? undefined : confirmed === '1',
+    };
+}
+/** The phases of the host program on one host. */
+class HostProgram {
+    shell;
+    options;
+    constructor(shell, options = {}) {
+        this.shell = shell;
+        this.options = options;
+    }
+    argv(phase, args) {
+        return hostProgramArgv(phase, args, this.options.sudo === true);
+    }
+    /** The error kind the program named, as one of ours (a remote command failing is the host's). */
+    errorFor(kind, message) {
+        const where = `${this.shell.label}: ${message}`;
+        const codes = {
+            usage: 'internal',
+            shape: 'usage',
+            nix: this.shell.remote ? 'host' : 'nix',
+            build: this.shell.remote ? 'host' : 'nix',
+        };
+        return new errors_NixPlanError(codes[kind] ?? 'host', where);
+    }
+    /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
+    check(result, what) {
+        const markers = parseMarkers(result.stdout);
+        const error = last(markers, 'error');
+        if (error !== undefined) {
+            const space = error.indexOf(' ');
+            throw this.errorFor(error.slice(0, space < 0 ? error.length : space), error.slice(space + 1));
+        }
+        if (result.code === 0 && markers.some(([k]) => k === 'end'))
+            return markers;
+        const connectionLost = this.shell.remote && (result.code === 255 || result.signal !== undefined);
+        const detail = result.stderr.trim().split('\n').slice(-5).join('\n');
+        throw new HostSessionError(connectionLost
+            ? `${this.shell.label}: the SSH connection failed during ${what}${detail === '' ? '' : `: ${detail}`}`
+            : `${this.shell.label}: ${what} stopped (exit code ${result.code}${result.signal === undefined ? '' : `, ${result.signal}`})${detail === '' ? '' : `: ${detail}`}`, activationReport(markers), connectionLost);
+    }
+    /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
+    async probe(profile, signal) {
+        const result = await this.shell.run(this.argv('probe', [profile]), { signal });
+        const m = this.check(result, 'the probe');
+        const protocol = last(m, 'protocol');
+        if (protocol !== String(HOST_PROTOCOL))
+            throw new errors_NixPlanError('host', `${this.shell.label}: the host program answered in protocol ${protocol}`);
+        let storeDir;
+        try {
+            storeDir = JSON.parse(last(m, 'store-dir') ?? '');
+        }
+        catch {
+            storeDir = undefined;
+        }
+        if (typeof storeDir !== 'string')
+            throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${last(m, 'store-dir') ?? ''}')`);
+        const record = last(m, 'record');
+        return {
+            nixVersion: parseNixVersion(last(m, 'nix') ?? ''),
+            storeDir,
+            uid: num(last(m, 'uid')) ?? -1,
+            systemd: last(m, 'systemd') === '1',
+            zstd: last(m, 'zstd') === '1',
+            generation: last(m, 'generation'),
+            system: last(m, 'system'),
+            record: record === undefined ? undefined : fromHex(record),
+            busy: last(m, 'busy'),
+        };
+    }
+    /**
+     * Sends a plan (its export stream, raw or as zstd) to a private temp file on the host, which
+     * checks its size and sha256 before `nix-store --import` reads it; returns how many paths Nix
+     * imported. Anything short of the whole, exact stream is refused there and removed.
+     */
+    async receive(input, expected, output = {}) {
+        const result = await this.shell.run(this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]), { input, onStderr: output.onOutput, signal: output.signal });
+        const m = this.check(result, 'the transfer');
+        return { imported: num(last(m, 'imported')) ?? 0 };
+    }
+    /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
+    async missing(paths, signal) {
+        const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
+        const result = await this.shell.run(this.argv('missing', []), { input, signal });
+        return this.check(result, 'the validity query')
+            .filter(([k]) => k === 'missing')
+            .map(([, v]) => v);
+    }
+    /**
+     * Builds (when asked), sets the profile, starts the supervisor and follows its log until the
+     * switch is over: the report says `awaiting-confirmation` or how it ended.
+     */
+    async activate(args, output = {}) {
+        if (!/^[A-Za-z0-9-]+$/.test(args.id))
+            throw new errors_NixPlanError('internal', `bad activation id '${args.id}'`);
+        const result = await this.shell.run(this.argv('activate', [
+            args.profile,
+            args.action,
+            args.drvPath ?? '',
+            args.out,
+            String(args.confirmTimeout),
+            args.recordSeen,
+            args.record,
+            args.id,
+        ]), { onStderr: output.onOutput, signal: output.signal });
+        return activationReport(this.check(result, 'the activation'));
+    }
+    /**
+     * Over a new connection: follows the activation on from `offset` bytes of its log and, if it
+     * awaits confirmation, confirms it (an atomic rename the watchdog competes for); then reports.
+     */
+    async confirm(profile, id, offset, output = {}) {
+        const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
+            onStderr: output.onOutput,
+            signal: output.signal,
+            freshConnection: true,
+        });
+        return activationReport(this.check(result, 'the confirmation'));
+    }
+}
+
+;// CONCATENATED MODULE: ./src/nix/ssh.ts
+// Running a program on a host: over the system `ssh` (the user's config, agent and known_hosts
+// apply) or locally, as argv arrays, with standard input streamed and output handed on as it comes.
+
+
+
+
+
+
+const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
+// A name or alias from ssh_config, or an IPv4/IPv6 address: nothing ssh could read as an option.
+const HOST = /^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*$/;
+/** Parses `[USER@]HOST[:PORT]`; a usage error names what is wrong. */
+function parseSshTarget(text) {
+    const bad = (why) => new errors_NixPlanError('usage', `bad host '${text}': ${why} (expected [USER@]HOST[:PORT])`);
+    const at = text.lastIndexOf('@');
+    const user = at < 0 ? undefined : text.slice(0, at);
+    let rest = at < 0 ? text : text.slice(at + 1);
+    if (user !== undefined && !USER.test(user))
+        throw bad('the user name has characters ssh would not accept');
+    let port;
+    let host;
+    if (rest.startsWith('[')) {
+        const close = rest.indexOf(']');
+        if (close < 0)
+            throw bad('an unclosed [');
+        host = rest.slice(1, close);
+        rest = rest.slice(close + 1);
+        if (rest !== '' && !rest.startsWith(':'))
+            throw bad('text after ]');
+        if (rest !== '')
+            port = parsePort(rest.slice(1), bad);
+    }
+    else {
+        const colon = rest.indexOf(':');
+        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
+            port = parsePort(rest.slice(colon + 1), bad);
+            host = rest.slice(0, colon);
+        }
+        else
+            host = rest;
+    }
+    if (host === '' || !HOST.test(host))
+        throw bad('not a host name or address');
+    return { user, host, port };
+}
+function parsePort(text, bad) {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > 65535)
+        throw bad(`port '${text}' is not 1-65535`);
+    return n;
+}
+/** `user@host:port` as a person writes it (for logs and tables). */
+function formatSshTarget(t) {
+    const host = t.host.includes(':') ? `[${t.host}]` : t.host;
+    return `${t.user === undefined ? '' : `${t.user}@`}${host}${t.port === undefined ? '' : `:${t.port}`}`;
+}
+const SAFE_WORD = /^[A-Za-z0-9_/.,:@%+=-]+$/;
+/** One argument quoted for a POSIX shell (the remote login shell parses what ssh sends). */
+function shellQuote(arg) {
+    if (arg.includes('\0'))
+        throw new errors_NixPlanError('internal', 'an argument for the remote shell holds a NUL byte');
+    if (SAFE_WORD.test(arg))
+        return arg;
+    return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+/** ssh joins its command arguments with spaces for the remote shell: quote each so argv survives. */
+function remoteCommandLine(argv) {
+    return argv.map(shellQuote).join(' ');
+}
+const ssh_STDERR_KEEP = 64 * 1024;
+/**
+ * Spawns `cmd args`, feeding `input` and handing output on as it comes. Never throws for a
+ * non-zero exit; throws a `host` error only when the program cannot be started at all.
+ */
+async function runStreaming(cmd, args, env, options = {}) {
+    const fileFd = options.input instanceof FileInput ? (0,external_node_fs_namespaceObject.openSync)(options.input.path, 'r') : undefined;
+    let child;
+    try {
+        child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+            env,
+            stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+        });
+    }
+    finally {
+        if (fileFd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fileFd);
+    }
+    const out = [];
+    let err = '';
+    child.stdout?.on('data', (c) => {
+        out.push(c);
+        options.onStdout?.(c);
+    });
+    child.stderr?.on('data', (c) => {
+        options.onStderr?.(c);
+        err += c.toString('utf8');
+        if (err.length > ssh_STDERR_KEEP * 2)
+            err = err.slice(-ssh_STDERR_KEEP);
+    });
+    const onAbort = () => {
+        child.kill('SIGTERM');
+    };
+    if (options.signal?.aborted === true)
+        onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const exited = new Promise((resolve, reject) => {
+        child.on('error', (e) => reject(new errors_NixPlanError('host', `cannot run ${cmd}: ${e.message}`, { cause: e })));
+        child.on('close', (code, signal) => resolve(signal === null ? { code: code ?? 1 } : { code: 128, signal }));
+    });
+    if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
+        const input = options.input;
+        const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
+        // A child that exits early closes its stdin; its exit status tells the story.
+        (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
+    }
+    try {
+        const { code, signal } = await exited;
+        return { code, signal, stdout: Buffer.concat(out), stderr: err };
+    }
+    finally {
+        options.signal?.removeEventListener('abort', onAbort);
+    }
+}
+/**
+ * Options nix-plan adds after the user's: no password prompts (a deploy runs unattended), no
+ * terminal, and keep-alives so a host that drops off the network ends the session within a
+ * minute instead of never. ssh takes the first value given for an option, so the user's
+ * `--ssh-option`s (and their ssh_config) can override every one.
+ */
+const DEFAULT_SSH_ARGS = [
+    '-T',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=20',
+    '-o',
+    'ServerAliveInterval=15',
+    '-o',
+    'ServerAliveCountMax=4',
+];
+/** A host reached with the system `ssh`. */
+class SshHost {
+    target;
+    options;
+    remote = true;
+    label;
+    constructor(target, options = {}) {
+        this.target = target;
+        this.options = options;
+        this.label = formatSshTarget(target);
+    }
+    /** The full `ssh` argv for running `argv` on the host. */
+    sshArgs(argv, fresh = false) {
+        return [
+            // A fresh connection must not ride on a multiplexed master: it proves the host still
+            // accepts logins. These come first so nothing in the user's options overrides them.
+            ...(fresh ? ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'] : []),
+            ...(this.options.sshOptions ?? []),
+            ...DEFAULT_SSH_ARGS,
+            ...(this.target.port === undefined ? [] : ['-p', String(this.target.port)]),
+            ...(this.target.user === undefined ? [] : ['-l', this.target.user]),
+            '--',
+            this.target.host,
+            remoteCommandLine(argv),
+        ];
+    }
+    async run(argv, options = {}) {
+        return runStreaming(this.options.program ?? 'ssh', this.sshArgs(argv, options.freshConnection === true), childEnv(this.options.env ?? {}), options);
+    }
+}
+/**
+ * This machine, for `apply`: the same host program, run by the local `sh` through a
+ * CommandRunner (so it gets the runner's Nix environment); `env` adds variables (e.g. NIX_REMOTE
+ * for `--store`) with `env NAME=VALUE`.
+ */
+class LocalHost {
+    runner;
+    env;
+    remote = false;
+    label = 'localhost';
+    constructor(runner, env = {}) {
+        this.runner = runner;
+        this.env = env;
+    }
+    async run(argv, options = {}) {
+        const vars = Object.entries(this.env).map(([k, v]) => `${k}=${v}`);
+        const [cmd, ...args] = vars.length === 0 ? argv : ['env', ...vars, ...argv];
+        if (cmd === undefined)
+            throw new errors_NixPlanError('internal', 'no command to run');
+        const out = [];
+        const result = await this.runner.run(cmd, args, {
+            ...(options.input !== undefined && { input: options.input }),
+            allowFailure: true,
+            onStdout: (c) => {
+                out.push(Buffer.from(c));
+                options.onStdout?.(c);
+            },
+            onStderr: options.onStderr,
+        });
+        return { code: result.code, stdout: Buffer.concat(out), stderr: result.stderr };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/activation.ts
+// Safe activation, for `deploy` and `apply` alike: run the host program's activation, confirm it
+// over a new connection (or find out what the watchdog did when the connection was lost), and say
+// which generation is current at the end of every path.
+
+
+
+
+/** Every action, for parsing and help texts. */
+const ACTIVATION_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Default seconds the host waits for confirmation after switching (deploy-rs's default too). */
+const DEFAULT_CONFIRM_TIMEOUT = 30;
+/** An activation that failed: the error code says whether the host was restored (13) or not (14). */
+class ActivationError extends errors_NixPlanError {
+    report;
+    name = 'ActivationError';
+    constructor(code, message, report) {
+        super(code, message);
+        this.report = report;
+    }
+}
+/** The generation number of a link like `/nix/var/nix/profiles/system-42-link`. */
+function generationNumber(link) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(link ?? ''));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+/** A fresh activation id: sortable by time (the host keeps the newest few), unique by chance. */
+function newActivationId(now = new Date()) {
+    const stamp = now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+    return `${stamp}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+}
+/** "generation 3 (/nix/store/…-nixos-system-…)" or "no generation". */
+function describeCurrent(r) {
+    const n = generationNumber(r.current);
+    if (n === undefined)
+        return 'the profile has no generation now';
+    return `the current generation is ${n}${r.currentSystem === undefined ? '' : ` (${r.currentSystem})`}`;
+}
+/** The error for a report that did not end well, or undefined for one that did. */
+function reportProblem(report, action, confirmTimeout) {
+    const why = report.switchRc !== undefined && report.switchRc !== 0
+        ? `switch-to-configuration ${action} exited with ${report.switchRc}${report.switchRc === 4 ? ' (some units failed)' : ''}`
+        : `the activation was not confirmed within ${confirmTimeout} s`;
+    const previous = generationNumber(report.previous);
+    switch (report.state) {
+        case 'done':
+            return undefined;
+        case 'dry-activated':
+            return report.switchRc === 0
+                ? undefined
+                : new ActivationError('activation', `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}; nothing was changed`, report);
+        case 'reverted':
+            return new ActivationError('activation', `${why}: re-activated the previous generation${previous === undefined ? '' : ` ${previous}`}` +
+                `${report.removed === undefined ? '' : ` and removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
+        case 'no-previous':
+            return new ActivationError('activation', `${why}: there was no previous generation to re-activate` +
+                `${report.removed === undefined ? '' : `; removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
+        case 'revert-failed':
+            return new ActivationError('attention', `${why}, and restoring the previous generation failed` +
+                `${report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
+                `the host needs attention; ${describeCurrent(report)}`, report);
+        default:
+            return new ActivationError('attention', `the activation on the host stopped in state '${report.state ?? 'unknown'}' without finishing: ` +
+                `the host needs attention; ${describeCurrent(report)}`, report);
+    }
+}
+const realClock = {
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+/**
+ * Keeps trying the confirm phase over new connections until `deadline` (ms): the host answers
+ * with the activation's outcome (and whether this confirmation or the watchdog won).
+ */
+async function confirmUntil(program, profile, id, offset, deadline, io) {
+    const clock = io.clock ?? realClock;
+    let logged = offset;
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await program.confirm(profile, id, logged, { onOutput: io.output });
+        }
+        catch (e) {
+            if (!(e instanceof HostSessionError) || !e.connectionLost)
+                throw e;
+            logged = Math.max(logged, e.partial.logged);
+            if (clock.now() >= deadline)
+                throw e;
+            io.log.debug(`${program.shell.label}: reconnecting to confirm (attempt ${attempt}): ${e.message}`);
+            await clock.sleep(1000);
+        }
+    }
+}
+/**
+ * Activates `request` through `program` and sees it through: confirms a switch or test over a
+ * new connection (deploy-rs's magic rollback, with the race settled on the host), reconnects
+ * when the session drops, and fails with the error code that says what state the host is in.
+ */
+async function activateSafely(program, request, io) {
+    const clock = io.clock ?? realClock;
+    const id = newActivationId();
+    const window = Math.max(request.confirmTimeout, 5) * 1000;
+    let report;
+    try {
+        report = await program.activate({ ...request, id }, { onOutput: io.output });
+    }
+    catch (e) {
+        // A session lost after the supervisor started: the activation goes on without us. Come back
+        // to follow it, and to confirm it if the host still lets us in.
+        if (!(e instanceof HostSessionError) || !e.connectionLost || e.partial.id === undefined)
+            throw e;
+        io.log.warn(`${program.shell.label}: lost the connection during the activation; reconnecting`);
+        try {
+            report = await confirmUntil(program, request.profile, id, e.partial.logged, clock.now() + window, io);
+        }
+        catch (again) {
+            if (!(again instanceof HostSessionError))
+                throw again;
+            throw new errors_NixPlanError('host', `${program.shell.label}: lost the connection during the activation and could not reconnect within ` +
+                `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates the previous generation${e.partial.previous === undefined ? '' : ` (${(0,external_node_path_namespaceObject.basename)(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`);
+        }
+    }
+    let confirmed = false;
+    if (report.state === 'awaiting-confirmation' && report.id !== undefined) {
+        const first = report;
+        report = await confirmUntil(program, request.profile, report.id, report.logged, clock.now() + request.confirmTimeout * 1000, io)
+            .then((r) => ({
+            ...r,
+            previous: r.previous ?? first.previous,
+            previousSystem: r.previousSystem ?? first.previousSystem,
+            generation: r.generation ?? first.generation,
+        }))
+            .catch((e) => {
+            if (!(e instanceof HostSessionError))
+                throw e;
+            throw new errors_NixPlanError('host', `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
+                `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`);
+        });
+        confirmed = report.confirmed === true && report.state === 'done';
+    }
+    const problem = reportProblem(report, request.action, request.confirmTimeout);
+    if (problem !== undefined)
+        throw problem;
+    return {
+        report,
+        confirmed,
+        generation: generationNumber(report.current),
+        previousGeneration: generationNumber(report.previous),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/digest.ts
+// The digest a bundle file is known by (`sha256:<hex>`, as the plan action's output gives it).
+
+
+/** `sha256:<hex>` of a file, read as a stream. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: ./src/core/provenance.ts
+// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
+// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
+//
+// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
+// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
+// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
+
+
+/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
+function rfc3339(date) {
+    if (Number.isNaN(date.getTime()))
+        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
+    return `${date.toISOString().slice(0, 19)}Z`;
+}
+/** The GitHub Actions variables provenance is made from. */
+const GITHUB_ENV = {
+    Actions: 'GITHUB_ACTIONS',
+    Repository: 'GITHUB_REPOSITORY',
+    Sha: 'GITHUB_SHA',
+    Ref: 'GITHUB_REF',
+    WorkflowRef: 'GITHUB_WORKFLOW_REF',
+    ServerUrl: 'GITHUB_SERVER_URL',
+    RunId: 'GITHUB_RUN_ID',
+    RunAttempt: 'GITHUB_RUN_ATTEMPT',
+};
+/**
+ * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
+ * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
+ */
+function githubProvenance(env) {
+    if (env(GITHUB_ENV.Actions) !== 'true')
+        return {};
+    const repository = env(GITHUB_ENV.Repository);
+    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
+    const runId = env(GITHUB_ENV.RunId);
+    const attempt = env(GITHUB_ENV.RunAttempt);
+    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
+    return {
+        repository,
+        commit: env(GITHUB_ENV.Sha),
+        ref: env(GITHUB_ENV.Ref),
+        workflow: env(GITHUB_ENV.WorkflowRef),
+        ...(repository !== undefined &&
+            runId !== undefined &&
+            /^\d+$/.test(runId) && {
+            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
+        }),
+        runAttempt: attemptNumber,
+    };
+}
+/**
+ * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
+ * address (`git@host:owner/name`) has a user name but no secret, and is kept.
+ */
+function withoutCredentials(url) {
+    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
+}
+/** Provenance from git facts (the CLI's). */
+function gitProvenance(git) {
+    return {
+        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
+        commit: git.commit,
+        ref: git.ref,
+        dirty: git.dirty,
+    };
+}
+function provenance_isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function query(attrs, skip) {
+    const params = Object.keys(attrs)
+        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
+        .sort()
+        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
+    return params.length === 0 ? '' : `?${params.join('&')}`;
+}
+/**
+ * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
+ * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
+ * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
+ * credentials are removed.
+ */
+function lockedUrl(locked) {
+    const type = locked['type'];
+    if (typeof type !== 'string')
+        return undefined;
+    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
+    const dropped = ['type', 'narHash', 'lastModified', '__final'];
+    let url;
+    switch (type) {
+        case 'github':
+        case 'gitlab':
+        case 'sourcehut': {
+            const owner = s('owner');
+            const repo = s('repo');
+            if (owner === undefined || repo === undefined)
+                return undefined;
+            const rev = s('rev') ?? s('ref');
+            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
+            break;
+        }
+        case 'git':
+        case 'mercurial':
+        case 'tarball':
+        case 'file': {
+            const u = s('url');
+            if (u === undefined)
+                return undefined;
+            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
+            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
+            break;
+        }
+        case 'path': {
+            const p = s('path');
+            if (p === undefined)
+                return undefined;
+            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
+            break;
+        }
+        case 'indirect': {
+            const id = s('id');
+            if (id === undefined)
+                return undefined;
+            url = `flake:${id}${[s('ref'), s('rev')]
+                .filter((x) => x !== undefined)
+                .map((x) => `/${x}`)
+                .join('')}`;
+            break;
+        }
+        default:
+            url = `${type}:${query(locked, dropped)}`;
+    }
+    return withoutCredentials(url);
+}
+/**
+ * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
+ * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
+ * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
+ */
+function flakeProvenance(metadata) {
+    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
+        return undefined;
+    const inputs = [];
+    const locks = metadata['locks'];
+    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
+    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
+    for (const [name, node] of Object.entries(nodes)) {
+        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
+            continue;
+        const locked = node['locked'];
+        const url = lockedUrl(locked);
+        if (url === undefined)
+            continue;
+        inputs.push({
+            name,
+            url,
+            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
+            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
+        });
+    }
+    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { url: withoutCredentials(metadata['url']), inputs };
+}
+/**
+ * Combines candidate values, first source first (a later source fills only what earlier ones
+ * left out), keeping each value that passes the manifest's rules and naming the others.
+ */
+function combineProvenance(...sources) {
+    const candidate = {};
+    for (const source of sources)
+        for (const [k, v] of Object.entries(source))
+            if (v !== undefined && !(k in candidate))
+                candidate[k] = v;
+    const provenance = {};
+    const dropped = [];
+    for (const [k, v] of Object.entries(candidate)) {
+        try {
+            Object.assign(provenance, validateProvenance({ [k]: v }));
+        }
+        catch (e) {
+            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
+        }
+    }
+    return { provenance, dropped };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/record.ts
+
+
+
+/** The record's suffix beside the profile. */
+const RECORD_SUFFIX = '.nix-plan.json';
+/** The record of applying `manifest` (from a bundle file with `digest`) to one host: its root(s). */
+function recordFor(manifest, digest, roots, at) {
+    return { ...lastAppliedOf(manifest, digest, rfc3339(at)), roots: [...roots] };
+}
+/** How the host program names the record it saw: sha256 hex of its bytes, or `none`. */
+function recordSeen(bytes) {
+    return bytes === undefined ? 'none' : toHex(sha256(bytes));
+}
+/**
+ * Refuses (exit 11) a plan older than `--max-age`, or older than the one the record `bytes` (read
+ * from `target`, e.g. `web:/nix/var/nix/profiles/system.nix-plan.json`) says was applied there.
+ */
+function checkFreshness(manifest, bytes, checks, target, now, log) {
+    const record = bytes === undefined
+        ? undefined
+        : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`);
+    const policy = {
+        maxAgeMs: checks.maxAgeMs,
+        maxAgeText: checks.maxAgeText,
+        ...(record !== undefined && { last: { record, target } }),
+        allowDowngrade: checks.allowDowngrade,
+    };
+    const problem = freshnessProblem(manifest, policy, now);
+    if (problem !== undefined)
+        throw problem;
+    if (checks.allowDowngrade === true && record !== undefined) {
+        const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
+        if (strict !== undefined)
+            log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/host.ts
+// One host of a deploy: what it says about itself (probe), the checks that need its answers (realm,
+// a running activation), the transfer of the plan (or of locally built outputs), and activation.
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Every transfer encoding, for parsing and help texts. */
+const TRANSFER_ENCODINGS = ['auto', 'zstd', 'none'];
+/** Every place a deploy can build, for parsing and help texts. */
+const BUILD_ON = ['host', 'local'];
+/** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
+function checkProbe(job, manifest, probe, activating = true) {
+    if (probe.storeDir !== manifest.storeDir)
+        throw new errors_NixPlanError('realm', `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
+            "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent");
+    if (activating && probe.busy !== undefined)
+        throw new errors_NixPlanError('host', `${job.label}: another activation is running on the host${probe.busy === '' ? '' : ` (process ${probe.busy})`}; nothing was sent`);
+}
+/** Counts bytes of a stream into a progress task as they pass. */
+async function* counted(chunks, tick) {
+    for await (const c of chunks) {
+        tick(c.length);
+        yield c;
+    }
+}
+/** Sends the verified plan's export stream (zstd as in the bundle when the host can read it). */
+/**
+ * Sends the verified plan's export stream (zstd as in the bundle when the host can read it) and
+ * has the host import it; returns how many paths Nix imported. This is all `--action push` does.
+ */
+async function sendPlan(job, plan, probe, io) {
+    const zstd = job.encoding === 'zstd' || (job.encoding === 'auto' && probe.zstd);
+    if (job.encoding === 'zstd' && !probe.zstd)
+        throw new errors_NixPlanError('host', `${job.label}: --compress zstd, but the host has no zstd on its PATH`);
+    const { stream } = plan.manifest;
+    const task = progressOf(io.deps).start(`${job.label}: sending`, undefined);
+    try {
+        const chunks = zstd ? plan.source.stream(plan.dataOffset) : exportStream(plan.source);
+        const { imported } = await job.program.receive(counted(chunks, (n) => task.tick(0, n)), zstd
+            ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
+            : { size: stream.size, sha256: stream.sha256, encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
+        return imported;
+    }
+    finally {
+        task.done();
+    }
+}
+/**
+ * Sends the locally built system's closure, only the paths the host lacks, as one export stream
+ * checked (size, sha256) on the host like a plan.
+ */
+async function sendOutputs(job, io) {
+    const store = new NixStore(io.deps.runner);
+    const closure = await store.requisites([job.system]);
+    const missing = await job.program.missing(closure, io.signal);
+    if (missing.length === 0)
+        return 0;
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-deploy-'));
+    try {
+        const file = (0,external_node_path_namespaceObject.join)(dir, 'export');
+        const out = (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600 });
+        const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+        let size = 0;
+        const result = await io.deps.runner.run('nix-store', ['--export', ...missing], {
+            onStdout: (c) => {
+                hash.update(c);
+                size += c.length;
+                out.write(c);
+            },
+            allowFailure: true,
+        });
+        out.end();
+        await (0,promises_namespaceObject.finished)(out);
+        if (result.code !== 0)
+            throw new errors_NixPlanError('nix', `nix-store --export failed (exit code ${result.code}):\n${result.stderr.trim()}`);
+        const { imported } = await job.program.receive(new FileInput(file), { size, sha256: hash.digest('hex'), encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
+        return imported;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/**
+ * Deploys to one host whose probe is `probe` (already checked): sends what it needs, then
+ * activates safely. `ready` resolves once the plan is verified here (nothing is sent before).
+ */
+async function deployToHost(job, plan, probe, io) {
+    const imported = job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
+    io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
+    const activation = await activateSafely(job.program, {
+        profile: job.profile,
+        action: job.action,
+        drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
+        out: job.system,
+        confirmTimeout: job.confirmTimeout,
+        recordSeen: recordSeen(probe.record),
+        record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
+    }, { log: io.log, output: io.output, clock: io.clock });
+    return { probe, imported, activation };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/prefix.ts
+// Per-host log prefixes: whole lines of a host's output, each led by `[NAME] `, so the output of
+// hosts deployed in parallel stays readable when interleaved.
+/** Lines of `write`'s chunks, each prefixed; an empty prefix passes chunks through unchanged. */
+function linePrefixer(prefix, out) {
+    if (prefix === '')
+        return { write: (c) => out(c), flush: () => undefined };
+    const head = Buffer.from(prefix, 'utf8');
+    let pending = [];
+    return {
+        write(chunk) {
+            let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk);
+            for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
+                out(Buffer.concat([head, ...pending, buf.subarray(0, nl + 1)]));
+                pending = [];
+                buf = buf.subarray(nl + 1);
+            }
+            if (buf.length > 0)
+                pending.push(buf);
+        },
+        flush() {
+            if (pending.length === 0)
+                return;
+            out(Buffer.concat([head, ...pending, Buffer.from('\n')]));
+            pending = [];
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/roots.ts
+
+
+
+/** The prefix of a NixOS system toplevel's derivation name (`nixos-system-HOST-VERSION`). */
+const NIXOS_SYSTEM_PREFIX = 'nixos-system-';
+/**
+ * How well `root` answers to the host name `name`: 3 its attribute, installable or label is the
+ * name; 2 its attribute path names it as a NixOS configuration (`nixosConfigurations.NAME.…`, also
+ * inside a flake installable); 1 its derivation is `nixos-system-NAME-<version>`; 0 not at all.
+ */
+function rootMatch(root, name) {
+    if (root.attribute === name || root.installable === name || rootLabel(root) === name)
+        return 3;
+    const attrPath = `${root.installable ?? ''} ${root.attribute ?? ''}`;
+    const quoted = `nixosConfigurations."${name}".`;
+    if (attrPath.includes(`nixosConfigurations.${name}.`) || attrPath.includes(quoted))
+        return 2;
+    const drv = drvName(root.drvPath);
+    if (drv.startsWith(`${NIXOS_SYSTEM_PREFIX}${name}-`)) {
+        const rest = drv.slice(NIXOS_SYSTEM_PREFIX.length + name.length + 1);
+        // NixOS versions are dotted (24.05.20240101.abcdef): `web-2-24.05` is host web-2, not web.
+        if (/^\d+\.\d+/.test(rest))
+            return 1;
+    }
+    return 0;
+}
+/**
+ * The root each named host gets. With one host and no name the plan must have exactly one root;
+ * otherwise each name must pick exactly one root (the best match) and no root may go to two
+ * hosts' names by accident. Usage errors list the roots.
+ */
+function assignRoots(roots, hosts) {
+    const list = () => roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ');
+    if (hosts.length === 1 && hosts[0]?.name === undefined) {
+        const [only] = roots;
+        if (roots.length !== 1 || only === undefined)
+            throw new errors_NixPlanError('usage', `the plan has ${roots.length} roots (${list()}): name the host after its root (--host NAME=[USER@]HOST) to deploy one`);
+        return [only];
+    }
+    return hosts.map((h) => {
+        const name = h.name;
+        if (name === undefined)
+            throw new errors_NixPlanError('usage', 'with several hosts, give each a name: --host NAME=[USER@]HOST');
+        const scored = roots.map((r) => [r, rootMatch(r, name)]).filter(([, s]) => s > 0);
+        const best = Math.max(0, ...scored.map(([, s]) => s));
+        const chosen = scored.filter(([, s]) => s === best).map(([r]) => r);
+        const [root] = chosen;
+        if (root === undefined)
+            throw new errors_NixPlanError('usage', `no root of the plan is for host '${name}'; its roots are: ${list()}`);
+        if (chosen.length > 1)
+            throw new errors_NixPlanError('usage', `host '${name}' matches ${chosen.length} roots of the plan (${chosen.map(rootLabel).join(', ')}): name it after one`);
+        return root;
+    });
+}
+/**
+ * The system a root builds, checked to be a NixOS toplevel by its derivation name (unless
+ * `allowAnyRoot`) with a known `out` path: refused here, before anything is built.
+ */
+function systemOfRoot(root, allowAnyRoot) {
+    const name = drvName(root.drvPath);
+    if (!allowAnyRoot && !name.startsWith(NIXOS_SYSTEM_PREFIX))
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' builds '${name}', not a NixOS system (${NIXOS_SYSTEM_PREFIX}…): export the ` +
+            'system attribute, e.g. nixosConfigurations.HOST.config.system.build.toplevel (or pass --allow-any-root)');
+    const outputs = Object.keys(root.outputs);
+    const out = root.outputs['out'];
+    if (out === undefined)
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' has no 'out' output (it has ${outputs.join(', ')}): a system has one`);
+    if (out === '')
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' is content-addressed (its output path is known only after building): ` +
+            'deploying one is not supported');
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/index.ts
+// deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
+// SSH server. Verify here, ask each host about itself, send, build there, activate safely.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** NixOS's system profile. */
+const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
+/** Every deploy action, for parsing and help texts. */
+const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
+const OUTCOME = {
+    push: 'pushed',
+    switch: 'switched',
+    boot: 'booted',
+    test: 'tested',
+    'dry-activate': 'dry-activated',
+};
+/** The outcome a failed host's error code stands for. */
+function failedOutcome(code) {
+    if (code === 'activation')
+        return 'rolled-back';
+    if (code === 'attention')
+        return 'needs-attention';
+    return 'failed';
+}
+/**
+ * The local half of the trust rules: the whole plan verified, and signed by a trusted key unless
+ * the user opted out. (The verifier's proof-before-trust policy replaces this seam when it lands.)
+ */
+async function verifyForDeploy(source, options, deps) {
+    const keys = options.trustedKeys ?? [];
+    if (keys.length === 0 && options.noCheckSigs !== true)
+        throw new errors_NixPlanError('signature', 'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)');
+    if (options.noCheckSigs === true)
+        deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
+    const trusted = options.noCheckSigs === true ? [] : keys.map(parsePublicKey);
+    const report = await verifyWithProgress(source, { trustedKeys: trusted }, deps.progress);
+    const trust = trustReportOf(report.manifest, trusted, { noCheckSigs: options.noCheckSigs });
+    deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+    return { signedBy: report.trustedSignatures, trust };
+}
+/** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
+async function pool(count, jobs, task) {
+    const results = new Array(count);
+    let next = 0;
+    const worker = async () => {
+        while (next < count) {
+            const i = next++;
+            results[i] = await task(i);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, count)) }, worker));
+    return results;
+}
+/**
+ * Deploys the plan in `bundlePath`: checks its shape for every host and verifies it completely
+ * here before any of it is sent; asks each host (store dir, Nix, profile, record) meanwhile; then
+ * per host sends it, builds the system there (or here), sets the profile and activates safely.
+ * Hosts fail one by one: the result lists each (`ok` false when any failed). Errors about the plan
+ * itself or the command line are thrown.
+ */
+async function deployPlan(bundlePath, options, deps) {
+    if (options.hosts.length === 0)
+        throw new errors_NixPlanError('usage', 'deploy needs at least one --host');
+    const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined)
+        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
+    const action = options.action ?? 'switch';
+    const profile = options.profile ?? DEFAULT_PROFILE;
+    if (profile === '' || profile.includes('\0'))
+        throw new errors_NixPlanError('usage', '--profile must be a path');
+    const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
+    const buildOn = options.buildOn ?? 'host';
+    const source = await openBundle(bundlePath);
+    try {
+        // The plan's shape, from its manifest: which root goes where, and that each is a system.
+        const head = await readBundleHead(source);
+        const { manifest } = head;
+        // `push` sends the whole plan to every host and activates nothing: no root to choose.
+        const push = action === 'push';
+        const roots = push ? undefined : assignRoots(manifest.roots, options.hosts);
+        const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
+        const shellFor = deps.shellFor ?? ((t) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
+        const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
+        const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
+        // Verify here while the hosts answer their probes: no part of the plan is sent before both.
+        const verified = verifyForDeploy(source, options, deps);
+        const digest = fileDigest(bundlePath);
+        const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
+        // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
+        const probing = new AbortController();
+        const stopProbing = () => probing.abort();
+        deps.signal?.addEventListener('abort', stopProbing, { once: true });
+        const probes = programs.map((p) => p.probe(profile, probing.signal));
+        for (const p of [verified, digest, built, ...probes])
+            p.catch(() => undefined);
+        let signedBy;
+        let trust;
+        let planDigest;
+        try {
+            ({ signedBy, trust } = await verified);
+            planDigest = await digest;
+            await built;
+        }
+        catch (e) {
+            stopProbing();
+            await Promise.allSettled(probes);
+            throw e;
+        }
+        finally {
+            deps.signal?.removeEventListener('abort', stopProbing);
+        }
+        let failed = false;
+        const hosts = await pool(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
+            const name = names[i] ?? '';
+            const spec = options.hosts[i];
+            const root = roots?.[i];
+            const system = systems?.[i];
+            const program = programs[i];
+            const probe = probes[i];
+            const started = performance.now();
+            const base = {
+                name,
+                target: spec === undefined ? '' : formatSshTarget(spec.target),
+                root: root?.drvPath,
+                system,
+                action,
+            };
+            if (spec === undefined || program === undefined || probe === undefined)
+                throw new errors_NixPlanError('internal', 'host list out of step');
+            if (failed && options.keepGoing !== true)
+                return { ...base, outcome: 'skipped', seconds: 0 };
+            const out = outputs(name);
+            const label = options.hosts.length > 1 ? name : program.shell.label;
+            const plan = { manifest, source, dataOffset: head.dataOffset };
+            const io = { log: out.log, output: out.output, deps, clock: deps.clock, signal: deps.signal };
+            try {
+                const answer = await probe;
+                checkProbe({ label }, manifest, answer, !push);
+                if (push || root === undefined || system === undefined) {
+                    if (!push)
+                        throw new errors_NixPlanError('internal', 'no root for the host');
+                    const imported = await sendPlan({ label, program, encoding: options.compress ?? 'auto' }, plan, answer, io);
+                    out.log.info(`${label}: ${imported} path${imported === 1 ? '' : 's'} imported; nothing activated`);
+                    return { ...base, outcome: 'pushed', imported, seconds: (performance.now() - started) / 1000 };
+                }
+                // An older plan than the host last applied (its record, read by the probe) goes no further.
+                const now = (deps.now ?? (() => new Date()))();
+                checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
+                const record = JSON.stringify(recordFor(manifest, planDigest, [root.drvPath], now));
+                const job = {
+                    label,
+                    program,
+                    drvPath: root.drvPath,
+                    system,
+                    profile,
+                    action,
+                    confirmTimeout,
+                    encoding: options.compress ?? 'auto',
+                    buildOn,
+                    record,
+                };
+                out.log.info(`deploying ${rootLabel(root)} to ${program.shell.label} (${action})`);
+                const done = await deployToHost(job, plan, answer, io);
+                const { activation } = done;
+                if (activation.report.recordFailed)
+                    out.log.warn(`${label}: the host could not write its last-applied record`);
+                return {
+                    ...base,
+                    outcome: OUTCOME[action],
+                    generation: activation.generation,
+                    previousGeneration: activation.previousGeneration,
+                    currentSystem: activation.report.currentSystem,
+                    confirmed: activation.confirmed,
+                    imported: done.imported,
+                    seconds: (performance.now() - started) / 1000,
+                };
+            }
+            catch (e) {
+                failed = true;
+                const code = e instanceof errors_NixPlanError ? e.code : 'internal';
+                const message = stringifyError(e);
+                const report = e
+                    .report;
+                if (options.hosts.length > 1)
+                    out.log.warn(message);
+                return {
+                    ...base,
+                    outcome: failedOutcome(code),
+                    ...(report !== undefined && {
+                        generation: generationOf(report.current),
+                        previousGeneration: generationOf(report.previous),
+                        currentSystem: report.currentSystem,
+                    }),
+                    seconds: (performance.now() - started) / 1000,
+                    error: { code, message },
+                };
+            }
+            finally {
+                out.done();
+            }
+        });
+        return {
+            bundle: bundlePath,
+            digest: planDigest,
+            storeDir: manifest.storeDir,
+            signedBy,
+            trust,
+            manifest,
+            hosts,
+            ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
+        };
+    }
+    finally {
+        await source.close();
+    }
+}
+function generationOf(link) {
+    const m = /-(\d+)-link$/.exec(link ?? '');
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+async function buildLocally(bundlePath, deps) {
+    if (deps.realise === undefined)
+        throw new errors_NixPlanError('internal', '--build-on local needs a local realise');
+    await deps.realise(bundlePath);
+}
+/** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
+function defaultOutputs(deps, prefixed) {
+    return (name) => {
+        const prefix = prefixed ? `[${name}] ` : '';
+        const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
+        const at = (m) => (prefixed ? `[${name}] ${m}` : m);
+        return {
+            log: {
+                info: (m) => deps.log.info(at(m)),
+                warn: (m) => deps.log.warn(at(m)),
+                debug: (m) => deps.log.debug(at(m)),
+            },
+            output: (c) => raw.write(c),
+            done: () => raw.flush(),
+        };
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/hosts.ts
+// How a host is named on the command line and in the action's `hosts` input.
+
+
+/** One host: `[NAME=][USER@]HOST[:PORT]` (NAME picks the plan's root for it). */
+function parseHostOption(text) {
+    const eq = text.indexOf('=');
+    const name = eq < 0 ? undefined : text.slice(0, eq);
+    if (name !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(name))
+        throw new errors_NixPlanError('usage', `host '${text}': the name before '=' must be a plain word (letters, digits, . _ -)`);
+    return { name, target: parseSshTarget(eq < 0 ? text : text.slice(eq + 1)) };
+}
+
+;// CONCATENATED MODULE: ./src/cli/deploy-command.ts
+// `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
+
+
+
+
+
+
+
+const RESULT_WORDS = {
+    pushed: 'plan imported',
+    switched: 'switched',
+    booted: 'set for next boot',
+    tested: 'tested',
+    'dry-activated': 'dry-activated',
+    'rolled-back': 'FAILED, rolled back',
+    failed: 'FAILED',
+    'needs-attention': 'FAILED, NEEDS ATTENTION',
+    skipped: 'skipped',
+};
+/** The final table: host, generation, result, time. */
+function formatDeploy(result) {
+    const rows = result.hosts.map((h) => [
+        h.name,
+        h.generation === undefined
+            ? '-'
+            : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
+        RESULT_WORDS[h.outcome],
+        h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
+    ]);
+    const header = ['HOST', 'GENERATION', 'RESULT', 'TIME'];
+    const widths = header.map((t, i) => Math.max(t.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (cells) => cells
+        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd();
+    return [line(header), ...rows.map(line), ''].join('\n');
+}
+/** The error that makes the exit code: the first failed host's (in --host order). */
+function failure(result) {
+    const failed = result.hosts.filter((h) => h.error !== undefined);
+    const [first] = failed;
+    if (first?.error === undefined)
+        return undefined;
+    if (result.hosts.length === 1)
+        return new errors_NixPlanError(first.error.code, first.error.message);
+    const skipped = result.hosts.filter((h) => h.outcome === 'skipped').length;
+    return new errors_NixPlanError(first.error.code, `${failed.length} of ${result.hosts.length} hosts failed${skipped > 0 ? `, ${skipped} skipped` : ''}` +
+        ` (first: ${first.name}: ${first.error.message})`);
+}
+/** The `deploy` command. */
+function deployCommand() {
+    return command_define({
+        name: 'deploy',
+        summary: 'send a NixOS system plan to hosts over SSH, build it there and switch safely',
+        usage: [
+            'nix-plan deploy BUNDLE --host [USER@]HOST[:PORT] [--action ACTION] [--trusted-key KEY…] [OPTIONS]',
+            'nix-plan deploy BUNDLE --host NAME=[USER@]HOST … [--jobs N] [--keep-going]',
+        ],
+        description: 'Verifies the plan here, then for each host: asks it for its store dir, Nix, profile and last-applied record, ' +
+            'streams the plan with the system ssh into a private temp file there (checked by sha256 before Nix reads it), ' +
+            'imports it with nix-store --import, builds the system, sets the profile and runs switch-to-configuration ' +
+            '(under systemd-run when the host runs systemd). A failed activation re-activates the previous generation. A ' +
+            'switch must be confirmed over a new connection within --confirm-timeout seconds, or a watchdog on the host ' +
+            'restores the previous generation. The host needs only Nix, sh and an SSH server. With several hosts, each ' +
+            "--host NAME=… gets the plan's root named NAME (its attribute, nixosConfigurations.NAME, or nixos-system-NAME-…). " +
+            'Exit codes: 12 SSH or a host command failed, 13 activation failed and the previous generation was restored, ' +
+            '14 activation failed and could not be undone.',
+        options: {
+            host: {
+                type: 'string',
+                multiple: true,
+                value: '[NAME=][USER@]HOST[:PORT]',
+                help: 'a host to deploy to (required); NAME picks the root for it',
+            },
+            action: {
+                type: 'string',
+                value: 'ACTION',
+                choices: DEPLOY_ACTIONS,
+                help: 'switch (default), boot, test, dry-activate, or push (send and import the plan only)',
+            },
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: `the system profile on the host (default ${DEFAULT_PROFILE})`,
+            },
+            'confirm-timeout': {
+                type: 'string',
+                value: 'SECONDS',
+                help: `revert a switch not confirmed within this time (default ${DEFAULT_CONFIRM_TIMEOUT}; 0: no confirmation)`,
+            },
+            'build-on': {
+                type: 'string',
+                value: 'WHERE',
+                choices: BUILD_ON,
+                help: 'host (default: build there) or local (build here, copy outputs)',
+            },
+            'trusted-key': TRUSTED_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
+            'allow-any-root': { type: 'boolean', help: 'deploy a root that is not a nixos-system-… derivation' },
+            jobs: { type: 'string', value: 'N', help: 'hosts deployed at once (default: all, at most 8)' },
+            'keep-going': { type: 'boolean', help: 'go on with the other hosts after one fails' },
+            'ssh-option': {
+                type: 'string',
+                multiple: true,
+                dashValue: true,
+                value: 'ARG',
+                help: 'one raw argument for ssh, e.g. --ssh-option=-F./ssh_config or --ssh-option=-oPort=2222',
+            },
+            'use-sudo': {
+                type: 'boolean',
+                help: 'log in as a user allowed `sudo -n` and run the host side with it',
+            },
+            compress: {
+                type: 'string',
+                value: 'HOW',
+                choices: TRANSFER_ENCODINGS,
+                help: 'auto (default: zstd when the host has it), zstd, or none (the raw export stream)',
+            },
+        },
+        examples: [
+            'nix-plan deploy host.nixplan --host root@10.0.0.5 --trusted-key ci.pub',
+            'nix-plan deploy fleet.nixplan --host web=root@10.0.0.5 --host db=root@10.0.0.6 --trusted-key ci.pub --keep-going',
+            'nix-plan deploy host.nixplan --host deploy@host --use-sudo --action boot --ssh-option=-F./ssh_config',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'deploy');
+            const hosts = list(args, 'host').map(parseHostOption);
+            if (hosts.length === 0)
+                throw usageError('missing --host [USER@]HOST');
+            const quiet = flag(args, 'quiet');
+            const trustedKeys = await readKeys(list(args, 'trusted-key'));
+            const result = await ctx.useCases.deployPlan(onePositional(args, 'BUNDLE'), {
+                hosts,
+                action: oneOf(str(args, 'action'), 'action', DEPLOY_ACTIONS),
+                profile: str(args, 'profile'),
+                confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+                buildOn: oneOf(str(args, 'build-on'), 'build-on', BUILD_ON),
+                trustedKeys,
+                noCheckSigs: flag(args, 'no-check-sigs'),
+                allowAnyRoot: flag(args, 'allow-any-root'),
+                jobs: integer(str(args, 'jobs'), 'jobs', 1, 1024),
+                keepGoing: flag(args, 'keep-going'),
+                sshOptions: list(args, 'ssh-option'),
+                useSudo: flag(args, 'use-sudo'),
+                ...maxAge(args),
+                allowDowngrade: flag(args, 'allow-downgrade'),
+                compress: oneOf(str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
+            }, {
+                ...ctx.deps,
+                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys }, ctx.deps),
+                hostOutputs: (name) => {
+                    const prefix = hosts.length > 1 ? `[${name}] ` : '';
+                    const sink = linePrefixer(prefix, (c) => {
+                        if (!quiet)
+                            ctx.io.stderr.write(c);
+                    });
+                    return {
+                        log: {
+                            info: (m) => ctx.deps.log.info(`${prefix}${m}`),
+                            warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
+                            debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
+                        },
+                        output: (c) => sink.write(c),
+                        done: () => sink.flush(),
+                    };
+                },
+            });
+            print(ctx, args, result, () => formatDeploy(result));
+            const error = failure(result);
+            if (error !== undefined)
+                throw error;
+        },
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
 // The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
 
@@ -7240,8 +9754,18 @@ const ExitCode = {
     transport: 10,
     /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
     stale: 11,
-    /** Interrupted (SIGINT). */
+    /** The host: an SSH connection or a command on the host failed. */
+    host: 12,
+    /** Activation failed; the previous generation was restored (re-activated). */
+    activation: 13,
+    /** Activation failed and could not be undone: the host needs attention. */
+    attention: 14,
+    /** Interrupted by SIGHUP (after cleaning up and rolling back what it had added). */
+    hangup: 129,
+    /** Interrupted by SIGINT (Ctrl-C), after cleaning up and rolling back. */
     interrupted: 130,
+    /** Terminated by SIGTERM, after cleaning up and rolling back. */
+    terminated: 143,
 };
 /** What each exit code means, in the order `nix-plan help exit-codes` and the man page list them. */
 const EXIT_CODE_MEANINGS = [
@@ -7249,7 +9773,7 @@ const EXIT_CODE_MEANINGS = [
     [ExitCode.internal, 'internal error (a bug: please report it)'],
     [ExitCode.usage, 'bad command line'],
     [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
-    [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
+    [ExitCode.signature, 'a signature is missing, untrusted or invalid, or a path is unproven'],
     [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
     [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
     [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
@@ -7257,7 +9781,12 @@ const EXIT_CODE_MEANINGS = [
     [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
     [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
     [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
-    [ExitCode.interrupted, 'interrupted'],
+    [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
+    [ExitCode.activation, 'activation failed; the previous generation was restored'],
+    [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
+    [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
+    [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
+    [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
 ];
 const BY_ERROR = {
     usage: ExitCode.usage,
@@ -7271,10 +9800,16 @@ const BY_ERROR = {
     nix: ExitCode.nix,
     transport: ExitCode.transport,
     stale: ExitCode.stale,
+    interrupted: ExitCode.interrupted,
+    host: ExitCode.host,
+    activation: ExitCode.activation,
+    attention: ExitCode.attention,
     internal: ExitCode.internal,
 };
-/** The exit code for anything thrown: its NixPlanError code, else internal. */
+/** The exit code for anything thrown: its NixPlanError code, else internal; 128 + n for signal n. */
 function exitCodeFor(error) {
+    if (error instanceof InterruptedError)
+        return (128 + STOP_SIGNAL_NUMBERS[error.signal]);
     if (error instanceof errors_NixPlanError)
         return BY_ERROR[error.code] ?? ExitCode.internal;
     return ExitCode.internal;
@@ -8105,6 +10640,7 @@ const verifyCommand = command_define({
         "bundle's integrity is checked, not who made it.",
     options: {
         'trusted-key': TRUSTED_KEY,
+        'no-check-sigs': NO_CHECK_SIGS,
         'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
         'max-age': MAX_AGE,
     },
@@ -8112,7 +10648,11 @@ const verifyCommand = command_define({
     async run(args, ctx) {
         noRest(args, 'verify');
         const age = maxAge(args);
-        const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') }, ctx.deps);
+        const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), {
+            trustedKeys: await readKeys(list(args, 'trusted-key')),
+            storeDir: str(args, 'store-dir'),
+            noCheckSigs: flag(args, 'no-check-sigs'),
+        }, ctx.deps);
         // verify changes nothing, so the age is checked on the manifest it verified.
         const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
         if (stale !== undefined)
@@ -8152,7 +10692,7 @@ const keygenCommand = command_define({
 
 
 /** The generation number of a profile link target like `system-42-link`. */
-function generationOf(linkTarget) {
+function profile_generationOf(linkTarget) {
     const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
     return m?.[1] === undefined ? undefined : Number(m[1]);
 }
@@ -8239,6 +10779,15 @@ async function switchToConfiguration(runner, script, action, hint) {
 
 
 
+
+
+
+
+
+
+
+
+
 /** Every ApplyAction, for parsing and help texts. */
 const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
@@ -8254,7 +10803,7 @@ function systemOutput(realised) {
 }
 /** The generation before the current one, found without changing the profile. */
 async function previousGeneration(profile) {
-    const current = generationOf((await profile.currentLink()) ?? '');
+    const current = profile_generationOf((await profile.currentLink()) ?? '');
     const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
     const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
     if (previous === undefined)
@@ -8262,10 +10811,14 @@ async function previousGeneration(profile) {
     return profile.generationPath(previous);
 }
 /**
- * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
- * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
- * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
- * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
+ * Applies a NixOS system plan like `nixos-rebuild ACTION`, safely: checks from the manifest that
+ * the plan is one NixOS system (before building anything), realises that root (through
+ * `deps.realise`), then activates it with the host program on this machine — the same code a
+ * deploy runs on its hosts: profile set for `switch`/`boot`, switch-to-configuration under
+ * systemd-run when the machine runs systemd with its output streamed, the previous generation
+ * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
+ * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
+ * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
  * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
  * the previous generation's script and leave the profile alone.
  */
@@ -8273,42 +10826,92 @@ async function applyPlan(bundlePath, options, deps) {
     const action = options.action ?? 'switch';
     if (!APPLY_ACTIONS.includes(action))
         throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
+    if (options.rollback === true)
+        return apply_rollBack(options, action, deps);
+    if (bundlePath === undefined)
+        throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+    const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
+    // The plan's shape, from its manifest, before anything is built.
+    const { manifest } = await inspect_readBundleHead(bundlePath);
+    const [root] = assignRoots(manifest.roots, [{}]);
+    if (root === undefined)
+        throw new errors_NixPlanError('internal', 'no root');
+    const system = systemOfRoot(root, options.allowAnyRoot === true);
+    // An older plan than the one last applied here is refused before anything is imported.
+    const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
+    const now = deps.now?.() ?? new Date();
+    checkFreshness(manifest, record, options, profile, now, deps.log);
+    const realised = await deps.realise(bundlePath, [root.drvPath]);
+    // Never activate a system some of whose paths nothing proved.
+    const unproven = realised.import?.unproven ?? 0;
+    if (unproven > 0)
+        throw new errors_NixPlanError('signature', `the plan holds ${unproven} build output${unproven === 1 ? '' : 's'} no trusted key signed: apply activates only a proven system (give --trusted-key)`);
+    const built = systemOutput(realised);
+    if (built !== system ||
+        (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
+        throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
+    const digest = await fileDigest(bundlePath);
+    const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
+    deps.log.info(`activating ${system} (${action})`);
+    const outcome = await activateSafely(program, {
+        profile,
+        action,
+        out: system,
+        confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+        recordSeen: recordSeen(record),
+        record: SETS_PROFILE.has(action)
+            ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))
+            : '',
+    }, { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock });
+    if (outcome.report.recordFailed)
+        deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
+    return {
+        action,
+        systemPath: system,
+        profile,
+        profileChanged: SETS_PROFILE.has(action),
+        generation: outcome.generation,
+        previousGeneration: outcome.previousGeneration,
+        confirmed: outcome.confirmed,
+        output: '',
+    };
+}
+/** The record beside the profile, if there is one. */
+async function readRecord(path) {
+    try {
+        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(path));
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw new errors_NixPlanError('usage', `cannot read ${path}: ${e.message}`);
+    }
+}
+/** `--rollback`: one generation back, as nixos-rebuild --rollback does. */
+async function apply_rollBack(options, action, deps) {
     const profile = new Profile(deps.runner, options.profile, options.store);
     const setsProfile = SETS_PROFILE.has(action);
     let systemPath;
-    if (options.rollback === true) {
-        if (setsProfile) {
-            const before = await profile.currentLink();
-            await profile.rollback();
-            const after = await profile.currentLink();
-            if (after === undefined || after === before)
-                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-            systemPath = await linkTarget(after);
-        }
-        else
-            systemPath = await previousGeneration(profile);
+    if (setsProfile) {
+        const before = await profile.currentLink();
+        await profile.rollback();
+        const after = await profile.currentLink();
+        if (after === undefined || after === before)
+            throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+        systemPath = await linkTarget(after);
     }
-    else {
-        if (bundlePath === undefined)
-            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-        systemPath = systemOutput(await deps.realise(bundlePath));
-    }
+    else
+        systemPath = await previousGeneration(profile);
     const script = await switchScript(systemPath);
-    if (options.rollback !== true && setsProfile) {
-        deps.log.info(`setting ${profile.path} to ${systemPath}`);
-        await profile.set(systemPath);
-    }
     deps.log.info(`running ${script} ${action}`);
-    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
-        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
-        : undefined);
+    const output = await switchToConfiguration(deps.runner, script, action);
     const link = await profile.currentLink();
     return {
         action,
         systemPath,
         profile: profile.path,
         profileChanged: setsProfile,
-        generation: link === undefined ? undefined : generationOf(link),
+        generation: link === undefined ? undefined : profile_generationOf(link),
         output,
     };
 }
@@ -8342,8 +10945,37 @@ function formatDryRun(r) {
     return lines.join('\n');
 }
 
+;// CONCATENATED MODULE: ./src/cli/stdin-bundle.ts
+// `-` for a bundle: standard input copied into a private temp file (0600 in a 0700 directory)
+// first, so the use case reads a file nobody else can change, and removed afterwards.
+
+
+
+
+
+
+/** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
+async function withBundleFile(bundle, stdin, use) {
+    if (bundle !== '-')
+        return use(bundle);
+    if (stdin === undefined)
+        throw new errors_NixPlanError('usage', 'no standard input to read the plan from (BUNDLE -)');
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
+    try {
+        const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
+        await (0,promises_namespaceObject.pipeline)(stdin, (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600, flags: 'wx' })).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read the plan from standard input: ${e.message}`);
+        });
+        return await use(file);
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/cli/store-commands.ts
 // The subcommands that change a store or a system: import, realise, relocate and apply.
+
 
 
 
@@ -8370,6 +11002,7 @@ const importCommand = command_define({
         'sign-key': CACHE_KEY,
         'no-check-sigs': NO_CHECK_SIGS,
         'max-age': MAX_AGE,
+        'max-size': MAX_SIZE,
     },
     examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
     async run(args, ctx) {
@@ -8378,7 +11011,9 @@ const importCommand = command_define({
         const options = {
             store: str(args, 'store'),
             trustedKeys,
+            noCheckSigs: flag(args, 'no-check-sigs'),
             method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
         const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
@@ -8419,6 +11054,7 @@ const realiseCommand = command_define({
         'no-check-sigs': NO_CHECK_SIGS,
         'max-age': MAX_AGE,
         'allow-downgrade': ALLOW_DOWNGRADE,
+        'max-size': MAX_SIZE,
     },
     examples: [
         'nix-plan realise hello.nixplan --out-link result',
@@ -8442,7 +11078,9 @@ const realiseCommand = command_define({
             outLink,
             roots: list(args, 'roots', true),
             trustedKeys,
+            noCheckSigs: flag(args, 'no-check-sigs'),
             method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
             nixArgs: nixArgs(args),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
@@ -8518,15 +11156,18 @@ const relocateCommand = command_define({
 const applyCommand = command_define({
     name: 'apply',
     operand: BUNDLE,
-    summary: 'realise a NixOS system plan and switch a profile to it',
+    summary: 'realise a NixOS system plan and switch a profile to it, safely',
     usage: [
-        'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
+        'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
         'nix-plan apply --rollback --profile PATH [--action …]',
     ],
-    description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-        'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
-        'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
-        'unless --allow-downgrade.',
+    description: 'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
+        'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
+        'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
+        'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
+        'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
+        '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
+        'generation instead.',
     options: {
         profile: {
             type: 'string',
@@ -8539,6 +11180,12 @@ const applyCommand = command_define({
             choices: APPLY_ACTIONS,
             help: 'switch (default), boot, test or dry-activate',
         },
+        'confirm-timeout': {
+            type: 'string',
+            value: 'SECONDS',
+            help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
+        },
+        'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
         rollback: { type: 'boolean', help: 'go back one generation' },
         store: STORE,
         'trusted-key': TRUSTED_KEY,
@@ -8549,9 +11196,11 @@ const applyCommand = command_define({
         'no-check-sigs': NO_CHECK_SIGS,
         'max-age': MAX_AGE,
         'allow-downgrade': ALLOW_DOWNGRADE,
+        'max-size': MAX_SIZE,
     },
     examples: [
         'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+        'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
     ],
     async run(args, ctx) {
         noRest(args, 'apply');
@@ -8559,45 +11208,35 @@ const applyCommand = command_define({
         const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
         const store = str(args, 'store');
         const trustedKeys = await readKeys(list(args, 'trusted-key'));
+        // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
         const realiseOptions = {
             store,
             trustedKeys,
             method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
             nixArgs: nixArgs(args),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
-        const profile = required(args, 'profile', 'PATH');
-        const action = oneOf(str(args, 'action'), 'action', APPLY_ACTIONS);
-        // Applies the bundle, keeping the manifest its realisation verified.
-        const apply = async (b) => {
-            let manifest;
-            const applied = await ctx.useCases.applyPlan(b, { profile, action, rollback, store }, {
-                ...deps,
-                realise: async (path) => {
-                    const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
-                    manifest = realised.manifest;
-                    return realised;
-                },
-            });
-            return { applied, ...(manifest !== undefined && { manifest }) };
-        };
-        // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
-        const { applied } = bundle === undefined
-            ? await apply(undefined)
-            : await ctx.useCases.withFreshness(bundle, { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, async (b) => {
-                const r = await apply(b);
-                if (r.manifest === undefined)
-                    throw new Error('apply realised no plan');
-                return { applied: r.applied, manifest: r.manifest };
-            }, action !== 'dry-activate');
-        print(ctx, args, applied, () => formatApply(applied));
+        const result = await withBundleFile(bundle, ctx.io.stdin, (file) => ctx.useCases.applyPlan(file, {
+            profile: required(args, 'profile', 'PATH'),
+            action: oneOf(str(args, 'action'), 'action', APPLY_ACTIONS),
+            rollback,
+            store,
+            confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+            allowAnyRoot: flag(args, 'allow-any-root'),
+            // The profile's last-applied record (on the activating side): an older plan is refused.
+            ...maxAge(args),
+            allowDowngrade: flag(args, 'allow-downgrade'),
+        }, { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) }));
+        print(ctx, args, result, () => formatApply(result));
     },
 });
 
 ;// CONCATENATED MODULE: ./src/cli/commands.ts
 // The \`nix-plan\` subcommands, in the order help lists them: plan-commands.ts (export, inspect,
-// diff, verify, keygen) and store-commands.ts (import, realise, relocate, apply), built from the
-// parts in command.ts; and the two that describe the command table itself (completions, man).
+// diff, verify, keygen), store-commands.ts (import, realise, relocate, apply) and
+// deploy-command.ts, built from the parts in command.ts; and the two that describe the command table itself (completions, man).
+
 
 
 
@@ -8660,13 +11299,10 @@ const COMMANDS = [
     relocateCommand,
     keygenCommand,
     applyCommand,
+    deployCommand(),
     completionsCommand,
     manCommand,
 ];
-
-;// CONCATENATED MODULE: ./src/core/derivation.ts
-// Kept so that imports of the module's old path keep working: derivations live in derivation/.
-
 
 ;// CONCATENATED MODULE: ./src/nix/missing.ts
 // What Nix would fetch for store paths that are not valid, asked without changing anything:
@@ -8910,6 +11546,8 @@ async function realiseWithReport(store, roots, options) {
 
 
 
+
+
 /**
  * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
  * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
@@ -8929,13 +11567,32 @@ function selectRoots(roots, selectors = []) {
     }
     return roots.filter((r) => chosen.has(r));
 }
-/** Imports the bundle and builds the selected roots. */
+/**
+ * Imports the bundle and builds the selected roots, checking that what Nix built for each root is
+ * the output its .drv (verified with the plan) names. If building fails or is interrupted, what
+ * this run added (the imported paths and the outputs it built) is removed again.
+ */
 async function realisePlan(bundlePath, options, deps) {
     const imported = await importPlan(bundlePath, options, deps);
     const { manifest } = imported;
     const roots = selectRoots(manifest.roots, options.roots);
     const store = new NixStore(deps.runner, { store: options.store });
     const drvs = roots.map((r) => r.drvPath);
+    // What building can add: the outputs of the plan's derivations that are not valid yet.
+    const declared = imported.declaredOutputs();
+    const unbuilt = declared.length === 0 ? new Set() : await store.invalidPaths(declared);
+    try {
+        return await build(store, imported, roots, drvs, options, deps);
+    }
+    catch (e) {
+        deps.log.info('the build failed: removing what this run added…');
+        const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+        cleanup.setStoreDir(manifest.storeDir);
+        throw withRollbackNote(e, await rollBack(cleanup, [...imported.addedPaths(), ...unbuilt]));
+    }
+}
+async function build(store, imported, roots, drvs, options, deps) {
+    const { manifest } = imported;
     deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
     const { printed, report } = await realiseWithReport(store, roots, {
         addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
@@ -8945,12 +11602,17 @@ async function realisePlan(bundlePath, options, deps) {
     // With --add-root Nix prints the links it made; the outputs are their targets.
     const links = options.outLink === undefined ? [] : printed;
     const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
+    const builtSet = new Set(built);
     const builtByName = new Map(built.map((p) => [nameOf(p), p]));
     const outPaths = {};
     for (const r of roots) {
         const outs = {};
-        for (const [name, path] of Object.entries(r.outputs))
+        for (const [name, path] of Object.entries(r.outputs)) {
+            // The root's .drv (verified with the plan) names this output: Nix must have built exactly it.
+            if (path !== '' && !builtSet.has(path))
+                throw new errors_NixPlanError('nix', `Nix built ${[...builtSet].filter((p) => nameOf(p) === nameOf(path)).join(', ') || 'nothing'} for output '${name}' of '${r.drvPath}', not '${path}' that its .drv names`);
             outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+        }
         outPaths[r.drvPath] = outs;
     }
     const all = Object.values(outPaths).flatMap((o) => Object.values(o));
@@ -8961,7 +11623,7 @@ async function realisePlan(bundlePath, options, deps) {
     if (invalid.size > 0)
         throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
     const { manifest: _m, ...importSummary } = imported;
-    return { manifest, outPaths, import: importSummary, links, build: report };
+    return { manifest, outPaths, import: importSummary, links, trust: imported.trust, build: report };
 }
 
 ;// CONCATENATED MODULE: ./src/app/dry-run.ts
@@ -10088,6 +12750,9 @@ function refuse(message) {
 }
 /** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
 function drvType(path, drv) {
+    if (drv.version !== undefined)
+        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
+            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
     if (drv.outputs.some((o) => o.hash === 'impure'))
         refuseImpure(path);
     const { kind, problem } = classifyDerivation(drv);
@@ -10103,7 +12768,7 @@ const IMPURE_KEY = new TextEncoder().encode('__impure');
  */
 function refuseImpureEnv(path, keys) {
     for (const key of keys)
-        if (wire_compareBytes(key, IMPURE_KEY) === 0)
+        if (compareBytes(key, IMPURE_KEY) === 0)
             refuseImpure(path);
 }
 /** Refuses an impure derivation by name. */
@@ -10135,8 +12800,7 @@ function checkGivenContentAddress(obj, from) {
             ? { kind: 'source', ca }
             : undefined;
     }
-    // A flat or git-hashed file: its path follows from the address alone (no references).
-    if ((method === 'flat' || method === 'git') && obj.contents !== undefined && obj.references.length === 0)
+    if (method === 'flat' && obj.contents !== undefined && obj.references.length === 0)
         return makeContentAddressedPath(name, parseContentAddress(ca), from) === obj.path
             ? { kind: 'source', ca }
             : undefined;
@@ -10203,310 +12867,6 @@ function sameReferences(drv, references) {
     return given.size === inputs.length && inputs.every((r) => given.has(r));
 }
 
-;// CONCATENATED MODULE: ./src/core/relocate/names.ts
-// Store path names that carry a store hash, and how native evaluation in another store dir names
-// them. `builtins.path` and `builtins.filterSource` name a copy after the base name of what they
-// copy (Nix's `addPath`, `path.baseName()`); for a store path that is `<hash>-<name>`, so the copy
-// is `<hash2>-<hash>-<name>`, and `<hash>` is the copied path's hash in the store dir evaluation
-// ran with. Relocation must give such a name the hash the copied path has in the target.
-
-
-
-
-function names_refuse(message) {
-    throw new errors_NixPlanError('relocate', message);
-}
-/** True when `name` starts with what Nix's `baseName` of a store path gives: a hash and a dash. */
-function startsWithHash(name) {
-    return (name.length > HASH_PART_LENGTH + 1 &&
-        name.charCodeAt(HASH_PART_LENGTH) === 0x2d && // '-'
-        isHashPart(name.slice(0, HASH_PART_LENGTH)));
-}
-/** The offset of the first hash of the closure anywhere in `name`, or -1. */
-function knownHashIn(name, index) {
-    for (let i = 0; i + HASH_PART_LENGTH <= name.length; i++) {
-        const window = name.slice(i, i + HASH_PART_LENGTH);
-        if (isHashPart(window) && index.ownerOf(window) !== undefined)
-            return i;
-    }
-    return -1;
-}
-/** The path the `rule` way of adding an object with `content` under `name` gives in `storeDir`. */
-function copyPath(rule, name, content, storeDir) {
-    const { file } = content;
-    switch (rule) {
-        case 'source': {
-            const narHash = content.narHash ??
-                (file === undefined ? undefined : sha256(...regularFileNar(file.contents, file.executable)));
-            return narHash === undefined ? undefined : makeSourcePath(name, narHash, storeDir);
-        }
-        case 'flat':
-            return file === undefined
-                ? undefined
-                : makeFixedOutputPath(name, { algo: 'sha256', bytes: sha256(file.contents) }, 'flat', storeDir);
-        case 'text':
-            return file === undefined || file.executable
-                ? undefined
-                : makeTextPath(name, sha256(file.contents), [], storeDir);
-    }
-}
-const RULES = ['source', 'flat', 'text'];
-/** What the name rule may hash of an object: its NAR hash, and its bytes when it is one file. */
-function namedContent(obj) {
-    const contents = obj.kind === 'source' ? obj.contents : undefined;
-    return {
-        narHash: obj.narHash,
-        file: contents === undefined ? undefined : { contents, executable: false },
-    };
-}
-/**
- * How the name of `obj` (an object of the closure being relocated out of `from`) is made from
- * store hashes, checked against what the object holds. Refuses (a 'relocate' error naming the
- * object) a name that carries a store hash by a rule relocation cannot know: a hash of the
- * closure anywhere but at the start of the name (or of what follows an earlier hash), a hash of
- * the closure followed by anything but the name of the path it belongs to, a hash at the start
- * that belongs to no path of the closure and that no unfiltered copy of this object's bytes has
- * (a filtered copy, or an output built while evaluating that the plan does not carry), and any
- * store hash at the start of the name of a .drv or text file (only copies are named that way by
- * Nix itself: anything else computed its name from a path string).
- */
-function planName(obj, content, from, index) {
-    const { path } = obj;
-    const name = nameOf(path);
-    if (obj.kind !== 'source' && startsWithHash(name)) {
-        const hash = name.slice(0, HASH_PART_LENGTH);
-        const owner = index.ownerOf(hash);
-        names_refuse(`cannot relocate ${path}: its name starts with the store hash ${hash}` +
-            (owner === undefined ? '' : ` of ${owner}`) +
-            ' (an expression computed the name from a path string), and only copies of store paths ' +
-            '(builtins.path, builtins.filterSource) are renamed, so the name native evaluation gives it ' +
-            'in the target store dir cannot be known');
-    }
-    const steps = [];
-    let rest = name;
-    while (startsWithHash(rest)) {
-        const hash = rest.slice(0, HASH_PART_LENGTH);
-        const after = rest.slice(HASH_PART_LENGTH + 1);
-        const owner = index.ownerOf(hash);
-        if (owner !== undefined) {
-            if (nameOf(owner) !== after)
-                names_refuse(`cannot relocate ${path}: its name holds the hash of ${owner} followed by '${after}', not by ` +
-                    `that path's name, so how evaluation made the name cannot be known`);
-            steps.push({ hash, owner, output: index.isOutput(owner) });
-            return { name, steps };
-        }
-        const rule = RULES.find((r) => {
-            const p = copyPath(r, after, content, from);
-            return p !== undefined && hashPartOf(p) === hash;
-        });
-        if (rule === undefined)
-            names_refuse(`cannot relocate ${path}: its name starts with the hash of ${from}/${rest}, a store path that is ` +
-                'not in the plan (builtins.path or builtins.filterSource of a store path, or an output built ' +
-                'while evaluating) and whose bytes this copy does not have (a filter changed them), so its ' +
-                'hash in the target store dir cannot be known; give the copy a name (builtins.path { name = …; }) ' +
-                'or export with --include sources if it was built while evaluating');
-        steps.push({ hash, copied: rule });
-        rest = after;
-    }
-    const at = knownHashIn(rest, index);
-    if (at >= 0) {
-        const hash = rest.slice(at, at + HASH_PART_LENGTH);
-        names_refuse(`cannot relocate ${path}: its name holds the hash of ${index.ownerOf(hash)} inside it, made in a ` +
-            'way relocation cannot know (a computation on a path string), so the name native evaluation ' +
-            'gives it in the target store dir cannot be known');
-    }
-    return { name, steps };
-}
-/**
- * The name native evaluation in `to` gives an object named by `plan`: each hash replaced by the
- * one its path has in `to` (`newPath` of an owner; a copied path's recomputed from the same bytes
- * under its own new name). `{ waitFor }` when an owner is not relocated yet.
- */
-function relocatedName(plan, content, to, newPath) {
-    const { steps } = plan;
-    if (steps.length === 0)
-        return plan.name;
-    // From the innermost hash out: each copy is named after the path it copied, in `to`.
-    let cur;
-    let i = steps.length - 1;
-    const last = steps[i];
-    if ('owner' in last) {
-        const moved = newPath(last.owner);
-        if (moved === undefined)
-            return { waitFor: last.hash };
-        cur = baseName(moved);
-        i--;
-    }
-    else {
-        let plain = plan.name;
-        for (let k = 0; k < steps.length; k++)
-            plain = plain.slice(HASH_PART_LENGTH + 1);
-        cur = plain;
-    }
-    for (; i >= 0; i--) {
-        const step = steps[i];
-        if (!('copied' in step))
-            throw new errors_NixPlanError('internal', `a name step of ${plan.name} is out of order`);
-        const p = copyPath(step.copied, cur, content, to);
-        if (p === undefined)
-            throw new errors_NixPlanError('internal', `the copy rule of ${plan.name} lost its bytes`);
-        cur = `${hashPartOf(p)}-${cur}`;
-    }
-    return cur;
-}
-/**
- * The hashes of paths outside the closure a plan's name carries (copied paths), each with the
- * hash that path has in `to`: what strings mentioning the name must be rewritten with too.
- */
-function copiedHashes(plan, newName) {
-    const out = [];
-    for (let i = 0; i < plan.steps.length; i++) {
-        const step = plan.steps[i];
-        if ('copied' in step)
-            out.push({
-                from: step.hash,
-                to: newName.slice(i * (HASH_PART_LENGTH + 1), i * (HASH_PART_LENGTH + 1) + HASH_PART_LENGTH),
-            });
-    }
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/core/relocate/dynamic.ts
-// Dynamic derivations (RFC 92): a derivation can depend on an output of a derivation that another
-// derivation builds (`builtins.outputOf`). Its .drv is written DrvWithVersion("xp-dyn-drv", …),
-// with the outputs used of each such input as a child map in its input list, and it mentions
-// those outputs by placeholders: Nix's DownstreamPlaceholder, made from the producing
-// derivation's path and the chain of output names. Relocation recomputes every placeholder from
-// the producer's new path.
-
-
-
-
-var C;
-(function (C) {
-    C[C["Quote"] = 34] = "Quote";
-    C[C["LParen"] = 40] = "LParen";
-    C[C["RParen"] = 41] = "RParen";
-    C[C["Comma"] = 44] = "Comma";
-    C[C["LBracket"] = 91] = "LBracket";
-    C[C["RBracket"] = 93] = "RBracket";
-})(C || (C = {}));
-/** A reader of the child-map syntax, which holds only quoted output names (never escaped). */
-class Reader {
-    b;
-    at = 0;
-    constructor(b) {
-        this.b = b;
-    }
-    fail(what) {
-        throw new MalformedError('derivation', this.at, `dynamic outputs: ${what}`);
-    }
-    expect(c) {
-        if (this.b[this.at] !== c)
-            this.fail(`expected '${String.fromCharCode(c)}'`);
-        this.at++;
-    }
-    peek() {
-        return this.b[this.at];
-    }
-    string() {
-        this.expect(C.Quote);
-        const end = this.b.indexOf(C.Quote, this.at);
-        if (end < 0)
-            this.fail('an unterminated string');
-        const s = Buffer.from(this.b.buffer, this.b.byteOffset + this.at, end - this.at).toString('latin1');
-        this.at = end + 1;
-        return s;
-    }
-    /** `[` item (`,` item)* `]`, or `[]`. */
-    list(item) {
-        this.expect(C.LBracket);
-        const out = [];
-        if (this.peek() === C.RBracket) {
-            this.at++;
-            return out;
-        }
-        for (;;) {
-            out.push(item());
-            if (this.peek() === C.Comma)
-                this.at++;
-            else
-                break;
-        }
-        this.expect(C.RBracket);
-        return out;
-    }
-    /** A node: `["o",…]`, or `(["o",…],[child,…])`. */
-    node(name, depth) {
-        if (depth > 64)
-            this.fail('nested too deep');
-        if (this.peek() === C.LBracket)
-            return { name, outputs: this.list(() => this.string()), children: [] };
-        this.expect(C.LParen);
-        const outputs = this.list(() => this.string());
-        this.expect(C.Comma);
-        const children = this.children(depth + 1);
-        this.expect(C.RParen);
-        return { name, outputs, children };
-    }
-    /** `[("name",node),…]`. */
-    children(depth) {
-        return this.list(() => {
-            this.expect(C.LParen);
-            const name = this.string();
-            this.expect(C.Comma);
-            const n = this.node(name, depth);
-            this.expect(C.RParen);
-            return n;
-        });
-    }
-}
-/** Parses the child map of a dynamic input as a .drv writes it (`[("out",["out"]),…]`). */
-function parseDynamicOutputs(bytes) {
-    const r = new Reader(bytes);
-    const out = r.children(1);
-    if (r.at !== bytes.length)
-        r.fail('bytes after the child map');
-    return out;
-}
-/**
- * The hash of the placeholder Nix renders for output `output` of a derivation whose outputs are
- * not known before it is built (`DownstreamPlaceholder::unknownCaOutput`).
- */
-function unknownOutputHash(drvPath, output) {
-    return sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(drvName(drvPath), output)}`);
-}
-/**
- * The hash of the placeholder for output `output` of the derivation a placeholder stands for
- * (`DownstreamPlaceholder::unknownDerivation`).
- */
-function unknownDerivationOutputHash(placeholder, output) {
-    return sha256(`nix-computed-output:${nix32Encode(foldHash(placeholder))}:${output}`);
-}
-/**
- * Every placeholder a derivation may mention for the dynamic outputs it uses of input `drvPath`
- * (the chains of output names in `children`), as their 52 nix32 characters (rendered with a
- * leading slash).
- */
-function dynamicPlaceholders(drvPath, children) {
-    const out = [];
-    const walk = (parent, nodes) => {
-        for (const n of nodes) {
-            const self = unknownDerivationOutputHash(parent, n.name);
-            for (const o of n.outputs)
-                out.push(nix32Encode(unknownDerivationOutputHash(self, o)));
-            walk(self, n.children);
-        }
-    };
-    for (const n of children) {
-        const self = unknownOutputHash(drvPath, n.name);
-        for (const o of n.outputs)
-            out.push(nix32Encode(unknownDerivationOutputHash(self, o)));
-        walk(self, n.children);
-    }
-    return out;
-}
-
 ;// CONCATENATED MODULE: ./src/core/relocate/drv.ts
 // The .drv path of relocation: a derivation whose dependencies are relocated gets its inputs
 // mapped, its strings rewritten, its fixed outputs recomputed and (input-addressed) its output
@@ -10520,12 +12880,6 @@ function relocateDrv(obj, drv, type, cx) {
     const name = drvName(obj.path);
     checkReferences(obj, drv);
     refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
-    if (cx.hasherA !== undefined) {
-        if (type !== 'input-addressed')
-            cx.hasherA.record(obj.path, drv);
-        else
-            checkFilledInA(obj, drv, cx.hasherA.fillOutputs(drv, name), cx.hasherA);
-    }
     const outputs = fixOutputs(drv.outputs, type, name, cx);
     // Input-addressed: the own output paths in env are what is being computed: mask them first.
     const masked = type === 'input-addressed';
@@ -10534,7 +12888,7 @@ function relocateDrv(obj, drv, type, cx) {
         key: cx.rewrite(e.key),
         value: masked && drv_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
     }))
-        .sort((a, b) => wire_compareBytes(a.key, b.key));
+        .sort((a, b) => compareBytes(a.key, b.key));
     const relocated = {
         ...relocatedHead(drv, outputs, masked, cx),
         builder: cx.rewrite(drv.builder),
@@ -10555,6 +12909,8 @@ function relocateDrv(obj, drv, type, cx) {
 function spliceDrv(obj, bytes, type, cx) {
     const { head, tail } = parseDerivationSpans(bytes);
     cx.onDerivation?.(obj, head);
+    if (head.version !== undefined)
+        return undefined;
     refuseImpureEnv(obj.path, tail.keys);
     for (const key of tail.keys)
         if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
@@ -10579,8 +12935,6 @@ function spliceDrv(obj, bytes, type, cx) {
             r = tail.values[2 * i + 1];
         }
     pieces.push(cx.rewrite(bytes.subarray(r), true));
-    if (cx.hasherA !== undefined)
-        checkSplicedInA(obj, bytes, head, tail, masked, cx.hasherA);
     const relocated = relocatedHead(head, outputs, masked, cx);
     if (!masked)
         return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
@@ -10592,55 +12946,6 @@ function spliceDrv(obj, bytes, type, cx) {
         envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
     };
     return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
-}
-/**
- * The check of `relocateDrv`'s, from the spans `spliceDrv` has: the original masked around its
- * output paths and the variables named after its outputs, its outputs filled in as the hasher in
- * A gives them, must be the original bytes. Records its modulo hash in A for its dependents.
- */
-function checkSplicedInA(obj, bytes, head, tail, masked, hasherA) {
-    if (!masked) {
-        hasherA.record(obj.path, head);
-        return;
-    }
-    const pieces = [];
-    const holeOutputs = [];
-    let r = tail.start;
-    for (let i = 0; i < tail.keys.length; i++) {
-        const o = drv_outputNamed(head.outputs, tail.keys[i]);
-        if (o === undefined)
-            continue;
-        pieces.push(bytes.subarray(r, tail.values[2 * i]));
-        holeOutputs.push(o.name);
-        r = tail.values[2 * i + 1];
-    }
-    pieces.push(bytes.subarray(r));
-    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-    const maskedHead = { ...head, outputs: head.outputs.map((o) => ({ ...o, path: '' })) };
-    const maskedBytes = spliceDerivation(maskedHead, pieces, layout);
-    const maskedDrv = {
-        bytes: maskedBytes,
-        layout,
-        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
-    };
-    checkFilledInA(obj, head, hasherA.fillMasked(maskedDrv, head, drvName(obj.path)), hasherA, bytes);
-}
-/**
- * Refuses an input-addressed .drv whose output paths (or the variables named after them) are not
- * what its contents give in A, as Nix refuses it on import: relocation recomputes them in B, so
- * relocating it there and back would not give it back. Records its modulo hash in A.
- */
-function checkFilledInA(obj, drv, filled, hasherA, original = bytesOf(obj)) {
-    if (wire_compareBytes(filled.bytes, original) !== 0) {
-        const i = drv.outputs.findIndex((o, k) => o.path !== filled.paths[k]);
-        const wrong = drv.outputs[i];
-        refuse(`cannot relocate ${obj.path}: ` +
-            (wrong !== undefined
-                ? `its output ${wrong.name} is ${wrong.path === '' ? 'empty' : wrong.path}, but its contents give ${filled.paths[i] || 'none before it is built'}`
-                : 'the variables named after its outputs do not hold their paths') +
-            ' (Nix refuses it on import), so relocating it there and back would not give it back');
-    }
-    hasherA.record(obj.path, drv, filled.hash);
 }
 /**
  * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
@@ -10661,11 +12966,10 @@ function fixOutputs(outputs, type, name, cx) {
 /** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
 function relocatedHead(drv, outputs, masked, cx) {
     return {
-        version: drv.version,
+        version: undefined,
         outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
         inputDrvs: drv.inputDrvs
-            // Output names (and a dynamic input's child map of them) are read, never changed.
-            .map((i) => ({ ...i, path: cx.mapPath(i.path) }))
+            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
             .sort((a, b) => compareStrings(a.path, b.path)),
         inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
         system: cx.rewrite(drv.system),
@@ -10899,8 +13203,6 @@ const PATH = 0; // `A/<known hash>`
 const BARE = 1; // a known hash anywhere else
 const PLACEHOLDER = 2; // a known placeholder hash
 const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
-const NAME = 4; // a known hash right after `A/<hash>-` (or after such a one): part of a path's name
-const DASH = 0x2d;
 function asciiBytes(s) {
     const out = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++)
@@ -10966,7 +13268,7 @@ class StoreRewriter {
         for (let m = 0; m < count; m++) {
             const kind = this.m[3 * m + 1];
             const id = this.m[3 * m + 2];
-            if (kind === PATH || kind === BARE || kind === NAME)
+            if (kind === PATH || kind === BARE)
                 hashes.add(this.hashes.strings[id]);
             else if (kind === PLACEHOLDER)
                 placeholders.add(this.placeholderTable.strings[id]);
@@ -11010,9 +13312,8 @@ class StoreRewriter {
                 bareHashes++;
             else if (kind === PLACEHOLDER)
                 placeholders++;
-            else if (kind === UNKNOWN)
+            else
                 unknownPaths.push(this.unknownText(bytes, matches[3 * m]));
-            // NAME: part of a path already counted.
             if (kind !== UNKNOWN && !(kind === PLACEHOLDER ? this.placeholderTable : this.hashes).ready(id))
                 waiting = true;
         }
@@ -11104,9 +13405,6 @@ class StoreRewriter {
         const haveHashes = hashes.size > 0;
         const placeholders = this.placeholderTable;
         const havePlaceholders = placeholders.size > 0;
-        // Where the last path (or hash in a path's name) ended: a known hash right after it and a
-        // dash is part of that path's name (`A/<hash>-<hash>-name`, a copy of a store path).
-        let pathEnd = -2;
         // Invariant: i is 0 or b[i - 1] is not a nix32 digit.
         let i = 0;
         while (i + H <= n) {
@@ -11152,11 +13450,9 @@ class StoreRewriter {
                         p++;
                         continue;
                     }
-                    const kind = p === s && isPath ? PATH : p === s && pathEnd === s - 1 && b[s - 1] === DASH ? NAME : BARE;
+                    const kind = p === s && isPath ? PATH : BARE;
                     if (kind === PATH)
                         pathMatched = true;
-                    if (kind === PATH || kind === NAME)
-                        pathEnd = p + H;
                     m[3 * count] = p;
                     m[3 * count + 1] = kind;
                     m[3 * count++ + 2] = id;
@@ -11252,8 +13548,6 @@ function rewriteStoreHashes(bytes, hashes, from, to) {
 
 
 
-
-
 /**
  * Thrown (and caught) while relocating an object whose strings mention hashes or placeholders
  * whose new values are not known yet: the objects they belong to are relocated first.
@@ -11267,13 +13561,10 @@ class Waiting extends Error {
         this.placeholders = placeholders;
     }
 }
-/**
- * Path of a source under `to`: the same content address, a different store dir, and its name as
- * native evaluation in `to` gives it (`name`, when it carries store hashes).
- */
-function relocatedSourcePath(obj, ca, to, name = nameOf(obj.path)) {
+/** Path of a source under `to`: the same content address, a different store dir. */
+function relocatedSourcePath(obj, ca, to) {
     // The self-check found the source's path from this address (a recursive one from its NAR hash).
-    return makeContentAddressedPath(name, parseContentAddress(ca), to);
+    return makeContentAddressedPath(nameOf(obj.path), parseContentAddress(ca), to);
 }
 /** The state of one relocation: known hashes and their new values, the hasher, the report. */
 class Relocator {
@@ -11283,12 +13574,7 @@ class Relocator {
     relocation;
     rewriter;
     hasher;
-    hasherA;
-    /** For each .drv whose outputs build derivations used by others: the child maps they use. */
-    dynamicUses = new Map();
     cx;
-    /** The derivation whose output has hash `hash` (set when the closure is indexed). */
-    ownerDrvOf = () => undefined;
     /** The object being relocated, and what its rewrites replaced so far. */
     current = '';
     rewritten = { hashes: 0, bare: 0 };
@@ -11316,13 +13602,9 @@ class Relocator {
             },
         };
         this.rewriter = new StoreRewriter(from, to);
-        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up;
-        // and so is each original's in A, as it is checked.
+        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
         this.hasher = new DerivationHasher(to, (p) => {
             throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
-        });
-        this.hasherA = new DerivationHasher(from, (p) => {
-            throw new errors_NixPlanError('internal', `derivation ${p} was not checked before its dependents`);
         });
         this.cx = {
             from,
@@ -11336,7 +13618,6 @@ class Relocator {
                 return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
             },
             onDerivation: options.onDerivation,
-            hasherA: options.outputsChecked === true ? undefined : this.hasherA,
         };
     }
     setHash(oldPath, newPath) {
@@ -11367,24 +13648,6 @@ class Relocator {
         return r.bytes;
     }
     /**
-     * Refuses a copy of a build output (import from derivation) whose bytes mention A, or may:
-     * native evaluation in B builds that output again, and what it builds there mentions B instead.
-     */
-    checkCopyOfOutput(obj, output) {
-        const file = obj.contents;
-        const mentions = file === undefined
-            ? obj.mentionsStoreDir
-            : Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(this.from);
-        if (mentions === false)
-            return;
-        const drv = this.ownerDrvOf(hashPartOf(output)) ?? 'a derivation of the plan';
-        refuse(`cannot relocate ${obj.path}: it is a copy of ${output}, an output of ${drv} built while evaluating, ` +
-            (mentions === true
-                ? `and its bytes mention ${this.from}: `
-                : `and whether its bytes mention ${this.from} is not known: `) +
-            `native evaluation in ${this.to} would build that output again and copy what it builds there`);
-    }
-    /**
      * Checks that a .drv can be relocated and makes its output hashes (or the placeholders of its
      * deferred outputs) known, telling `owner` of each.
      */
@@ -11394,7 +13657,7 @@ class Relocator {
         for (const o of parsed.outputs) {
             if (o.path !== '') {
                 const h = hashPartOf(o.path);
-                owner.output(h, o.path);
+                owner.output(h);
                 this.rewriter.declare(h);
             }
             else {
@@ -11404,29 +13667,8 @@ class Relocator {
                 this.rewriter.declarePlaceholder(p);
             }
         }
-        if (parsed.version !== undefined)
-            this.declareDynamicInputs(contentsOf(obj), owner);
         // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
         return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
-    }
-    /**
-     * A dynamic derivation's inputs (DrvWithVersion): the outputs it uses of what an input builds
-     * are mentioned by placeholders made from that input's path, known once it is relocated.
-     */
-    declareDynamicInputs(bytes, owner) {
-        for (const input of parseDerivationSpans(bytes).head.inputDrvs) {
-            if (input.dynamicOutputs === undefined)
-                continue;
-            const children = parseDynamicOutputs(input.dynamicOutputs);
-            for (const p of dynamicPlaceholders(input.path, children)) {
-                owner.placeholder(p, input.path);
-                this.rewriter.declarePlaceholder(p);
-            }
-            let uses = this.dynamicUses.get(input.path);
-            if (uses === undefined)
-                this.dynamicUses.set(input.path, (uses = []));
-            uses.push(children);
-        }
     }
     /**
      * Relocates one object whose references are all relocated; or, having changed nothing but the
@@ -11453,33 +13695,16 @@ class Relocator {
         let out;
         let bytes; // a drv's or text's, read once
         if (obj.kind === 'source') {
-            const name = node.name === undefined
-                ? nameOf(obj.path)
-                : relocatedName(node.name, namedContent(obj), to, (p) => this.relocation.pathMap.get(p));
-            if (typeof name !== 'string')
-                throw new Waiting([name.waitFor], []);
             out = {
                 oldPath: obj.path,
-                path: relocatedSourcePath(obj, node.ca, to, name),
+                path: relocatedSourcePath(obj, node.ca, to),
                 kind: 'source',
                 references: [],
             };
-            if (node.name !== undefined) {
-                // The hashes of copied paths outside the closure, as strings mentioning the copy hold them.
-                for (const c of copiedHashes(node.name, name))
-                    this.rewriter.set(c.from, c.to);
-                const last = node.name.steps[node.name.steps.length - 1];
-                if ('owner' in last && last.output)
-                    this.checkCopyOfOutput(obj, last.owner);
-            }
             const file = obj.contents; // a source keeps its bytes: they are only looked at
-            const mentions = file === undefined
-                ? obj.mentionsStoreDir === true
-                : Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from) ||
-                    this.rewriter.mentions(file).hashes.length > 0;
-            if (mentions)
-                warnings.push(`${out.path} (was ${obj.path}) is a source whose bytes mention ${from} or store hashes of the ` +
-                    `plan; they are kept as they are, as native evaluation in ${to} would keep them`);
+            if (file !== undefined && Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from))
+                warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
+                    `evaluation in ${to} would keep them`);
         }
         else if (obj.kind === 'text') {
             bytes = contentsOf(obj);
@@ -11503,12 +13728,6 @@ class Relocator {
             // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
             for (const o of node.drv.deferred)
                 this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
-            // Outputs of what it builds (dynamic derivations), the same way, chained.
-            for (const children of this.dynamicUses.get(obj.path) ?? []) {
-                const before = dynamicPlaceholders(obj.path, children);
-                const after = dynamicPlaceholders(out.path, children);
-                before.forEach((p, i) => this.rewriter.setPlaceholder(p, after[i]));
-            }
         }
         const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
         if (bareDirs > 0) {
@@ -11533,7 +13752,6 @@ class Relocator {
 // to B so that it is exactly what evaluating the same expression natively with store dir B would
 // write. This is the entry: it checks and indexes the closure, orders it, and hands each object
 // to the relocator (relocator.ts) once what it refers to or mentions is relocated.
-
 
 
 
@@ -11587,45 +13805,16 @@ function relocateLazily(objects, from, to, options = {}) {
         checked.set(obj.path, { ca, drv: undefined });
     }
     const ownerOfPlaceholder = new Map();
-    const outputPathOfHash = new Map();
     for (const obj of objects) {
         if (obj.kind !== 'drv')
             continue;
         checked.get(obj.path).drv = r.declareDrv(obj, {
-            output: (h, p) => {
-                if (!outputPathOfHash.has(h))
-                    outputPathOfHash.set(h, p);
+            output: (h) => {
                 if (!ownerOfHash.has(h))
                     ownerOfHash.set(h, obj.path);
             },
-            placeholder: (p, owner = obj.path) => ownerOfPlaceholder.set(p, owner),
+            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
         });
-    }
-    r.ownerDrvOf = (h) => ownerOfHash.get(h);
-    // Names that carry store hashes (copies of store paths): planned now that every hash of the
-    // closure is known. A copied path outside the closure gets its hash declared, owned by the copy,
-    // so strings mentioning the copy's name are rewritten whole (and wait for it).
-    const nameIndex = {
-        ownerOf: (h) => {
-            const o = ownerOfHash.get(h);
-            if (o === undefined)
-                return undefined;
-            return hashPartOf(o) === h ? o : outputPathOfHash.get(h);
-        },
-        isOutput: (p) => !byPath.has(p),
-    };
-    const names = new Map();
-    for (const obj of objects) {
-        const plan = planName(obj, namedContent(obj), from, nameIndex);
-        if (plan.steps.length === 0)
-            continue;
-        names.set(obj.path, plan);
-        for (const step of plan.steps)
-            if ('copied' in step) {
-                rewriter.declare(step.hash);
-                if (!ownerOfHash.has(step.hash))
-                    ownerOfHash.set(step.hash, obj.path);
-            }
     }
     const nodes = new Map();
     // True while every reference comes before its referrer, as in a bundle (the verifier requires
@@ -11644,7 +13833,7 @@ function relocateLazily(objects, from, to, options = {}) {
             refs.push(ref);
         }
         const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, refs, name: names.get(obj.path) });
+        nodes.set(obj.path, { obj, ca, drv, refs });
     }
     checked.clear();
     byPath.clear(); // the nodes hold the objects now, each only until it is relocated
@@ -11873,252 +14062,6 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/core/provenance.ts
-// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
-// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
-//
-// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
-// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
-// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
-
-
-/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
-function rfc3339(date) {
-    if (Number.isNaN(date.getTime()))
-        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
-    return `${date.toISOString().slice(0, 19)}Z`;
-}
-/** The GitHub Actions variables provenance is made from. */
-const GITHUB_ENV = {
-    Actions: 'GITHUB_ACTIONS',
-    Repository: 'GITHUB_REPOSITORY',
-    Sha: 'GITHUB_SHA',
-    Ref: 'GITHUB_REF',
-    WorkflowRef: 'GITHUB_WORKFLOW_REF',
-    ServerUrl: 'GITHUB_SERVER_URL',
-    RunId: 'GITHUB_RUN_ID',
-    RunAttempt: 'GITHUB_RUN_ATTEMPT',
-};
-/**
- * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
- * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
- */
-function githubProvenance(env) {
-    if (env(GITHUB_ENV.Actions) !== 'true')
-        return {};
-    const repository = env(GITHUB_ENV.Repository);
-    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
-    const runId = env(GITHUB_ENV.RunId);
-    const attempt = env(GITHUB_ENV.RunAttempt);
-    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
-    return {
-        repository,
-        commit: env(GITHUB_ENV.Sha),
-        ref: env(GITHUB_ENV.Ref),
-        workflow: env(GITHUB_ENV.WorkflowRef),
-        ...(repository !== undefined &&
-            runId !== undefined &&
-            /^\d+$/.test(runId) && {
-            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
-        }),
-        runAttempt: attemptNumber,
-    };
-}
-/**
- * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
- * address (`git@host:owner/name`) has a user name but no secret, and is kept.
- */
-function withoutCredentials(url) {
-    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
-}
-/** Provenance from git facts (the CLI's). */
-function gitProvenance(git) {
-    return {
-        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
-        commit: git.commit,
-        ref: git.ref,
-        dirty: git.dirty,
-    };
-}
-function provenance_isRecord(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function query(attrs, skip) {
-    const params = Object.keys(attrs)
-        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
-        .sort()
-        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
-    return params.length === 0 ? '' : `?${params.join('&')}`;
-}
-/**
- * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
- * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
- * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
- * credentials are removed.
- */
-function lockedUrl(locked) {
-    const type = locked['type'];
-    if (typeof type !== 'string')
-        return undefined;
-    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
-    const dropped = ['type', 'narHash', 'lastModified', '__final'];
-    let url;
-    switch (type) {
-        case 'github':
-        case 'gitlab':
-        case 'sourcehut': {
-            const owner = s('owner');
-            const repo = s('repo');
-            if (owner === undefined || repo === undefined)
-                return undefined;
-            const rev = s('rev') ?? s('ref');
-            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
-            break;
-        }
-        case 'git':
-        case 'mercurial':
-        case 'tarball':
-        case 'file': {
-            const u = s('url');
-            if (u === undefined)
-                return undefined;
-            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
-            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
-            break;
-        }
-        case 'path': {
-            const p = s('path');
-            if (p === undefined)
-                return undefined;
-            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
-            break;
-        }
-        case 'indirect': {
-            const id = s('id');
-            if (id === undefined)
-                return undefined;
-            url = `flake:${id}${[s('ref'), s('rev')]
-                .filter((x) => x !== undefined)
-                .map((x) => `/${x}`)
-                .join('')}`;
-            break;
-        }
-        default:
-            url = `${type}:${query(locked, dropped)}`;
-    }
-    return withoutCredentials(url);
-}
-/**
- * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
- * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
- * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
- */
-function flakeProvenance(metadata) {
-    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
-        return undefined;
-    const inputs = [];
-    const locks = metadata['locks'];
-    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
-    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
-    for (const [name, node] of Object.entries(nodes)) {
-        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
-            continue;
-        const locked = node['locked'];
-        const url = lockedUrl(locked);
-        if (url === undefined)
-            continue;
-        inputs.push({
-            name,
-            url,
-            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
-            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
-        });
-    }
-    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { url: withoutCredentials(metadata['url']), inputs };
-}
-/**
- * Combines candidate values, first source first (a later source fills only what earlier ones
- * left out), keeping each value that passes the manifest's rules and naming the others.
- */
-function combineProvenance(...sources) {
-    const candidate = {};
-    for (const source of sources)
-        for (const [k, v] of Object.entries(source))
-            if (v !== undefined && !(k in candidate))
-                candidate[k] = v;
-    const provenance = {};
-    const dropped = [];
-    for (const [k, v] of Object.entries(candidate)) {
-        try {
-            Object.assign(provenance, validateProvenance({ [k]: v }));
-        }
-        catch (e) {
-            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
-        }
-    }
-    return { provenance, dropped };
-}
-
-;// CONCATENATED MODULE: ./src/nix/built-inputs.ts
-// Import from derivation, found in a plan's closure: build outputs evaluation read (an output in
-// the closure itself) and copies of them evaluation made (`builtins.path`, `filterSource` of an
-// output: a source named `<hash>-<output's base name>`). A plan that depends on a build output is
-// not what evaluation alone writes: export says so by name, and `--include sources` carries the
-// derivations that built them, which relocation needs to name the copies in another store dir.
-
-
-/** The store paths a source's name says it was copied from, outermost first (`<hash>-<rest>`). */
-function copiedFrom(path, storeDir) {
-    const out = [];
-    let name = nameOf(path);
-    while (name.length > HASH_PART_LENGTH + 1 &&
-        name.charCodeAt(HASH_PART_LENGTH) === 0x2d &&
-        isHashPart(name.slice(0, HASH_PART_LENGTH))) {
-        out.push(`${storeDir}/${name}`);
-        name = name.slice(HASH_PART_LENGTH + 1);
-    }
-    return out;
-}
-/**
- * The build outputs the closure's evaluation read: every `output` member (with `include` other
- * than `outputs`, where outputs are what the bundle is for), and every build output a source's
- * name says it was copied from, as the store registered it (one validity query and one
- * `--dump-db` for all the names).
- */
-async function findBuiltInputs(store, storeDir, members) {
-    const found = [];
-    const copies = new Map(); // a path a source was copied from → the source
-    for (const m of members) {
-        if (m.kind === 'output')
-            found.push({ path: m.path, output: m.path, deriver: m.deriver });
-        else if (m.kind === 'source')
-            for (const p of copiedFrom(m.path, storeDir))
-                if (!copies.has(p))
-                    copies.set(p, m.path);
-    }
-    if (copies.size === 0)
-        return found;
-    const invalid = await store.invalidPaths([...copies.keys()]);
-    const valid = [...copies.keys()].filter((p) => !invalid.has(p));
-    const infos = await store.pathInfos(valid);
-    for (const p of valid) {
-        const info = infos.get(p);
-        if (info === undefined)
-            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
-        if (info.deriver !== '')
-            found.push({ path: copies.get(p), output: p, deriver: info.deriver });
-    }
-    return found;
-}
-/** One sentence naming a build output the plan depends on, and where it came from. */
-function describeBuiltInput(b) {
-    const by = b.deriver === '' ? 'a derivation the store does not name' : b.deriver;
-    return b.path === b.output
-        ? `${b.output} is a build output of ${by} that evaluation read (import from derivation, or builtins.storePath)`
-        : `${b.path} was copied while evaluating from ${b.output}, a build output of ${by} (import from derivation)`;
-}
-
 ;// CONCATENATED MODULE: ./src/nix/classify.ts
 // The kind of each member of a closure a store describes (.drv, text, source or build output),
 // decided from its registration and, for a single file, its bytes, as the bundle verifier decides.
@@ -12161,7 +14104,6 @@ function classifyFile(info, storeDir, contents) {
 ;// CONCATENATED MODULE: ./src/nix/collect.ts
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
-
 
 
 
@@ -12311,7 +14253,7 @@ async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, opt
         extra = await store.requisites([...outs]);
     }
     const inClosure = new Set(drvClosure);
-    let added = extra.filter((p) => !inClosure.has(p));
+    const added = extra.filter((p) => !inClosure.has(p));
     const all = [...drvClosure, ...added];
     const infos = new Map();
     for await (const batch of drvBatches)
@@ -12320,38 +14262,15 @@ async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, opt
     if (added.length > 0)
         for (const [p, info] of await store.pathInfos(added))
             infos.set(p, info);
-    const kinds = new Map();
-    const classify = (p) => {
-        let o = kinds.get(p);
-        if (o === undefined) {
-            const info = infos.get(p);
-            if (info === undefined)
-                throw new errors_NixPlanError('internal', `no registration for '${p}'`);
-            o = withKind(info);
-            kinds.set(p, o);
-        }
-        return o;
-    };
-    // Build outputs evaluation read: `sources` carries the derivations that built them (with their
-    // closures), which relocation needs to name copies of them in another store dir.
-    const builtInputs = include === 'sources' ? await findBuiltInputs(store, storeDir, all.map(classify)) : undefined;
-    const inAll = new Set(all);
-    const derivers = [...new Set((builtInputs ?? []).map((b) => b.deriver))].filter((d) => d !== '' && !inAll.has(d));
-    if (derivers.length > 0) {
-        const invalid = await store.invalidPaths(derivers);
-        added = (await store.requisites(derivers.filter((d) => !invalid.has(d)))).filter((p) => !inAll.has(p));
-        for (const [p, info] of await store.pathInfos(added))
-            infos.set(p, info);
-        for (const p of added) {
-            all.push(p);
-            if (p.endsWith('.drv'))
-                readDrv(p);
-        }
-    }
     const refsOf = (p) => infos.get(p)?.references ?? [];
     const order = dependencyOrder(all, refsOf);
-    const objects = order.map(classify);
-    return { count: objects.length, objects, summary: () => facts.summary(), builtInputs };
+    const objects = order.map((p) => {
+        const info = infos.get(p);
+        if (info === undefined)
+            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+        return withKind(info);
+    });
+    return { count: objects.length, objects, summary: () => facts.summary() };
 }
 
 ;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
@@ -12467,7 +14386,7 @@ async function assertWritable(path) {
     }
 }
 /** `sha256:<hex>` of a file's bytes, streamed. */
-async function fileDigest(path) {
+async function files_fileDigest(path) {
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
         hash.update(chunk);
@@ -12651,8 +14570,7 @@ function sameRepository(remoteUrl, repository) {
 
 
 
-/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
-const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
+
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 /**
@@ -12775,36 +14693,6 @@ async function* rereadEntries(bundle, steps, relocation, seen) {
         };
     }
 }
-/**
- * Refuses a build output of the bundle, saying what it is: a fixed output whose hash nix-plan
- * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from
- * derivation, `builtins.storePath`), which native evaluation in `to` would build again.
- */
-function refuseBuildOutput(output, objects, to) {
-    const drv = objects.find((o) => o.path === output.deriver && o.kind === 'drv');
-    const bytes = drv?.contents ?? drv?.readContents?.();
-    const declared = bytes === undefined
-        ? undefined
-        : parseDerivationOutputs(bytes).outputs.find((o) => o.path === output.path);
-    if (declared !== undefined && declared.hash !== '')
-        throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
-            `${declared.hashAlgo}, which nix-plan cannot compute from its bytes (${uncheckable(declared.hashAlgo)}), ` +
-            'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
-            '--include drvs, and the output is built where the plan is realised');
-    const by = output.deriver === '' ? 'a derivation the bundle does not name' : output.deriver;
-    throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is a build output of ${by} that evaluation read (import ` +
-        'from derivation, or builtins.storePath), not content-addressed by its bytes: native ' +
-        `evaluation in ${to} would build it again, to bytes nix-plan cannot know; evaluate the plan ` +
-        `in ${to} instead`);
-}
-/** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
-function uncheckable(hashAlgo) {
-    if (hashAlgo.endsWith('blake3'))
-        return 'blake3 is not among the hashes Node computes';
-    if (hashAlgo.startsWith('git:'))
-        return 'a directory hashed by git, as a git tree';
-    return 'a bundle carries the NAR hash of an output in sha256 only';
-}
 /** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
 async function relocatePlan(bundlePath, options, deps) {
     assertStoreDir(options.to);
@@ -12823,7 +14711,9 @@ async function relocatePlan(bundlePath, options, deps) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
-        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
+        const inputDigest = options.recordPromotion === false ? undefined : await files_fileDigest(copy);
+        if (options.digest !== undefined)
+            await checkCopyDigest(copy, options.digest, bundlePath);
         // Messages name the user's file, not the private copy they are about.
         const bundle = { ...(await openBundle(copy)), name: bundlePath };
         let scratch;
@@ -12844,9 +14734,9 @@ async function relocatePlan(bundlePath, options, deps) {
             const closurePaths = new Set();
             let objects = [];
             const narSizes = new Map();
-            const outputs = [];
-            const { manifest, derivations } = await verifyWithProgress(bundle, {
+            const { manifest, derivations, unproven } = await verifyWithProgress(bundle, {
                 trustedKeys: trusted,
+                noCheckSigs: options.noCheckSigs,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
@@ -12861,11 +14751,8 @@ async function relocatePlan(bundlePath, options, deps) {
                 onEntry: (e) => {
                     const chunks = narChunks;
                     narChunks = [];
-                    if (e.kind === 'output') {
-                        // Refused once the bundle is verified, when the derivations can say what it is.
-                        outputs.push({ path: e.path, deriver: e.deriver });
-                        return;
-                    }
+                    if (e.kind === 'output')
+                        throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`);
                     if (e.kind === 'source') {
                         narSizes.set(e.path, e.nar.narSize);
                         if (keepSources) {
@@ -12881,13 +14768,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     if (e.deriver !== '')
                         derivers.set(e.path, e.deriver);
                     closurePaths.add(e.path);
-                    // A recursive source is relocated by its NAR hash: its bytes are held only when small
-                    // (the reader keeps files up to a .drv's limit; a flat source needs its bytes).
-                    const file = e.kind === 'source' &&
-                        e.ca?.startsWith('fixed:r:') === true &&
-                        (e.nar.file?.contents.length ?? 0) > KEEP_SOURCE_FILE_UP_TO
-                        ? undefined
-                        : e.nar.file?.contents;
+                    const file = e.nar.file?.contents;
                     objects.push({
                         path: e.path,
                         kind: e.kind,
@@ -12900,19 +14781,11 @@ async function relocatePlan(bundlePath, options, deps) {
                                     : { readContents: scratch.append(file) })),
                         // A source's new path is made from it; a .drv's or text's NAR is never hashed.
                         ...(e.kind === 'source' && { narHash: e.nar.narHash }),
-                        // Whether a source's bytes mention the store dir, when they were kept to look at.
-                        ...(e.kind === 'source' &&
-                            file === undefined &&
-                            sourceNars.has(e.path) && {
-                            mentionsStoreDir: Buffer.from(sourceNars.get(e.path)).includes(head.manifest.storeDir),
-                        }),
                         ca: e.ca, // verified from the contents just now: relocation checks the path against it
                     });
                 },
             }, deps.progress);
             narChunks = [];
-            if (outputs[0] !== undefined)
-                refuseBuildOutput(outputs[0], objects, options.to);
             const verified = performance.now();
             const from = manifest.storeDir;
             const promotion = inputDigest === undefined
@@ -12984,8 +14857,6 @@ async function relocatePlan(bundlePath, options, deps) {
                     longDistanceMatching: options.level !== undefined,
                     ...(options.level === undefined && { windowLog: RELOCATE_WINDOW_LOG }),
                     keys,
-                    // Whatever it relocated to, its readers must accept it (a bundle that grew past a limit).
-                    check: (m) => checkWritten(m, DEFAULT_READER_LIMITS),
                 });
                 for (const w of relocation.report.warnings)
                     deps.log.warn(w);
@@ -12994,7 +14865,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     manifest: written,
                     bundleBytes,
                     report: relocation.report,
-                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
+                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs, unproven }),
                     timings: {
                         verifyMs: Math.round(verified - started),
                         relocateMs: Math.round(performance.now() - verified),
@@ -13017,7 +14888,6 @@ async function relocatePlan(bundlePath, options, deps) {
 
 ;// CONCATENATED MODULE: ./src/app/export.ts
 // exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
-
 
 
 
@@ -13093,26 +14963,8 @@ async function exportPlan(options, deps) {
         };
     };
     const task = progressOf(deps).start('writing bundle', closure.count);
-    // What is not a .drv, to find the build outputs evaluation read (import from derivation).
-    const members = [];
-    const carried = new Set();
-    const readerLimits = {
-        ...DEFAULT_READER_LIMITS,
-        ...options.readerLimits,
-        export: { ...DEFAULT_READER_LIMITS.export, ...options.readerLimits?.export },
-    };
-    // Paths the bundle's readers would refuse, found as they are written.
-    const overLimits = [];
     async function* entries() {
         for await (const o of closure.objects) {
-            carried.add(o.path);
-            if (o.kind !== 'drv')
-                members.push({ path: o.path, kind: o.kind, deriver: o.deriver });
-            if (o.kind === 'output' && include === 'drvs')
-                refuseBuiltInput(o);
-            const problem = entryLimitProblem({ ...o, fileSize: o.file?.bytes.length }, readerLimits);
-            if (problem !== undefined)
-                overLimits.push(problem);
             yield {
                 path: o.path,
                 references: [...o.references],
@@ -13137,16 +14989,12 @@ async function exportPlan(options, deps) {
             // With --relocate-to the plan is signed twice: here, so relocation can check that what it
             // reads is what was just written, and after relocation.
             keys,
-            check: (m) => checkWritten(m, readerLimits, overLimits),
         });
     }
     finally {
         task.done();
     }
     let { manifest, bundleBytes } = written;
-    const builtInputs = closure.builtInputs ?? (include === 'drvs' ? await findBuiltInputs(store, storeDir, members) : []);
-    for (const b of builtInputs)
-        deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver)));
     if (options.relocateTo !== undefined) {
         try {
             const relocated = await relocatePlan(target, {
@@ -13178,24 +15026,6 @@ async function exportPlan(options, deps) {
             writeMs: Math.round(t3 - t2),
         },
     };
-}
-/**
- * Refuses a build output in a plan-only bundle, naming it: evaluation read it (import from
- * derivation, or builtins.storePath), and a 'drvs' bundle carries only what evaluation writes.
- */
-function refuseBuiltInput(o) {
-    throw new errors_NixPlanError('closure', `${describeBuiltInput({ path: o.path, output: o.path, deriver: o.deriver })}; the plan depends on it, ` +
-        "and a 'drvs' bundle carries only what evaluation writes: export with --include sources to carry it " +
-        '(relocating the plan to another store dir is then refused: native evaluation there would build it again)');
-}
-/** What export tells the user about a build output the plan depends on, and what --include does. */
-function explainBuiltInput(b, include, derivationCarried) {
-    const what = describeBuiltInput(b);
-    if (b.path === b.output)
-        return `${what}: the bundle carries it (--include ${include}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
-    return derivationCarried
-        ? `${what}: the plan carries that derivation, so relocation can name the copy in another store dir`
-        : `${what}: relocating the plan needs that derivation to name the copy in another store dir; export with --include sources to carry it`;
 }
 
 ;// CONCATENATED MODULE: ./src/app/freshness.ts
@@ -13294,7 +15124,7 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
         if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await files_fileDigest(copy), rfc3339(now())));
         return result;
     }
     finally {
@@ -13393,6 +15223,7 @@ async function writeKeyPair(pair, files) {
 
 
 
+
 /** The real use cases. */
 const defaultUseCases = {
     exportPlan: exportPlan,
@@ -13403,6 +15234,7 @@ const defaultUseCases = {
     dryRunRealise: dryRunRealise,
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
+    deployPlan: deployPlan,
     keygen: keygen,
     diffPlanSources: diffPlanSources,
     planContents: planContents,
@@ -13475,6 +15307,7 @@ class VerboseRunner {
 
 
 
+
 /** Top-level help: the commands and where to read more. */
 function mainHelp() {
     const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -13500,6 +15333,7 @@ function exitCodesHelp() {
 const processIo = {
     stdout: process.stdout,
     stderr: process.stderr,
+    stdin: process.stdin,
     env: (name) => process.env[name],
 };
 /** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
@@ -13541,6 +15375,12 @@ async function main(argv, options = {}) {
     const verbosity = verbosityOf(rest);
     // An echoed command starts on a clean line, even under a progress bar.
     const write = (text) => io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
+    const controller = new AbortController();
+    const log = terminalLogger(io, verbosity);
+    const signals = options.signals ?? (options.io === undefined ? process : undefined);
+    const stopListening = signals === undefined
+        ? () => undefined
+        : abortOnStopSignals(controller, signals, (s) => log.warn(`${s}: still cleaning up, please wait`));
     const makeContext = (args) => {
         const base = options.runner ?? new ProcessRunner();
         const logFormat = oneOf(str(args, 'log-format'), 'log-format', LOG_FORMATS);
@@ -13552,10 +15392,12 @@ async function main(argv, options = {}) {
             io,
             useCases: { ...defaultUseCases, ...options.useCases },
             deps: {
-                runner,
-                log: terminalLogger(io, verbosity),
+                // Every command stops when a signal comes; what cleans up after it runs on `runner`.
+                runner: new AbortableRunner(runner, controller.signal),
+                log,
                 progress: terminalProgress(io, verbosity),
                 nixLog,
+                signal: controller.signal,
             },
         };
     };
@@ -13565,17 +15407,21 @@ async function main(argv, options = {}) {
         return ExitCode.ok;
     }
     catch (error) {
-        const code = exitCodeFor(error);
+        // Stopped by a signal, whatever error the stopping caused: exit as the signal says.
+        const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
         // An error may quote the bundle (a path, a field): its control characters are made visible.
         io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
         if (code === ExitCode.usage)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
-        if (!(error instanceof errors_NixPlanError)) {
+        if (!(error instanceof errors_NixPlanError) && !controller.signal.aborted) {
             io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
             if (verbosity.verbose && error instanceof Error && error.stack !== undefined)
                 io.stderr.write(`${error.stack}\n`);
         }
         return code;
+    }
+    finally {
+        stopListening();
     }
 }
 /**
@@ -13611,7 +15457,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(881);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(255);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -86,6 +86,30 @@ export const PromoteInput = {
 /** Outputs of `promote` (the promoted plan, as the root action describes its plan). */
 export const PromoteOutput = PublishOutput;
 
+/** Inputs of `deploy`: fetch a plan and deploy it over SSH to hosts that need only Nix. */
+export const DeployInput = {
+  ...FetchInput,
+  Hosts: 'hosts',
+  SshPrivateKey: 'ssh-private-key',
+  KnownHosts: 'known-hosts',
+  AllowUnknownHosts: 'allow-unknown-hosts',
+  SshOptions: 'ssh-options',
+  Action: 'action',
+  Profile: 'profile',
+  ConfirmTimeout: 'confirm-timeout',
+  BuildOn: 'build-on',
+  Jobs: 'jobs',
+  KeepGoing: 'keep-going',
+  UseSudo: 'use-sudo',
+  AllowDowngrade: 'allow-downgrade',
+} as const;
+
+/** Outputs of `deploy`. */
+export const DeployOutput = {
+  Result: 'result',
+  BundlePath: 'bundle-path',
+} as const;
+
 /** The default artifact name of a plan (a name can be uploaded once per run). */
 export const DEFAULT_ARTIFACT_NAME = 'plan.nixplan';
 

@@ -273,7 +273,8 @@ export function unprovenOrigin(source: PlanSource): string | undefined {
   return undefined;
 }
 
-function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
+/** Parses the inputs every fetching action shares. */
+export function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
   const bundle = input(FetchInput.Bundle);
   const name = input(FetchInput.ArtifactName);
   const runId = parseInteger(

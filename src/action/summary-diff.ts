@@ -42,6 +42,22 @@ function packageRow(p: PackageChange): string[] {
   ];
 }
 
+/**
+ * What realising this plan costs a host that already realised the compared one: it has every
+ * derivation the two share, so it builds (or substitutes, where a binary cache has them) only the
+ * outputs of the derivations new here.
+ */
+export function buildText(d: PlanDiff): string {
+  const dv = d.total.derivations;
+  const shared = dv.new - dv.added;
+  if (dv.added === 0)
+    return `**To build**: nothing on a host that realised the compared plan (it has all ${n(dv.new)} derivations).`;
+  return (
+    `**To build**: on a host that realised the compared plan, the outputs of the ${n(dv.added)} new derivation${dv.added === 1 ? '' : 's'} ` +
+    `(built, or substituted where a binary cache has them); the other ${n(shared)} it has already.`
+  );
+}
+
 /** The diff section of a summary: headline, version changes, then details collapsed. */
 export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGET): string {
   const parts: string[] = [`### Changes against ${baseline.description}\n\n`];
@@ -61,6 +77,7 @@ export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGE
       `**${countsText(d.total.counts)}**; derivations ${n(dv.old)} → ${n(dv.new)} (${n(dv.added)} new, ${n(dv.removed)} gone).\n\n`,
     );
   }
+  parts.push(`${buildText(d)}\n\n`);
   const versions = d.total.packages.filter((p) => ['upgrade', 'downgrade', 'changed'].includes(p.change));
   const addedRemoved = d.total.packages.filter((p) => p.change === 'added' || p.change === 'removed');
   const rebuilt = d.total.packages.filter((p) => p.change === 'rebuilt');

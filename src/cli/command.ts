@@ -109,6 +109,11 @@ export const NO_CHECK_SIGS = {
   type: 'boolean',
   help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
 } as const;
+export const MAX_SIZE = {
+  type: 'string',
+  value: 'BYTES',
+  help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
+} as const;
 export const MAX_AGE = {
   type: 'string',
   value: 'DURATION',

@@ -1,10 +1,11 @@
 // The \`nix-plan\` subcommands, in the order help lists them: plan-commands.ts (export, inspect,
-// diff, verify, keygen) and store-commands.ts (import, realise, relocate, apply), built from the
-// parts in command.ts; and the two that describe the command table itself (completions, man).
+// diff, verify, keygen), store-commands.ts (import, realise, relocate, apply) and
+// deploy-command.ts, built from the parts in command.ts; and the two that describe the command table itself (completions, man).
 import { VERSION } from '../app/version.js';
 import { onePositional, usageError } from './args.js';
 import { COMMON, define, noRest, type Command } from './command.js';
 import { completionScript, SHELLS } from './completions.js';
+import { deployCommand } from './deploy-command.js';
 import { EXIT_CODE_MEANINGS } from './exit-codes.js';
 import { manPage } from './manpage.js';
 import {
@@ -76,6 +77,7 @@ export const COMMANDS: readonly Command[] = [
   relocateCommand,
   keygenCommand,
   applyCommand,
+  deployCommand(),
   completionsCommand,
   manCommand,
 ];

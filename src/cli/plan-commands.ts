@@ -11,6 +11,7 @@ import {
   LOG_FORMAT,
   MAX_AGE,
   NIX_ARG,
+  NO_CHECK_SIGS,
   STORE,
   TRUSTED_KEY,
   define,
@@ -142,6 +143,7 @@ export const verifyCommand = define({
     "bundle's integrity is checked, not who made it.",
   options: {
     'trusted-key': TRUSTED_KEY,
+    'no-check-sigs': NO_CHECK_SIGS,
     'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
     'max-age': MAX_AGE,
   },
@@ -151,7 +153,11 @@ export const verifyCommand = define({
     const age = maxAge(args);
     const report = await ctx.useCases.verifyPlan(
       onePositional(args, 'BUNDLE'),
-      { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') },
+      {
+        trustedKeys: await readKeys(list(args, 'trusted-key')),
+        storeDir: str(args, 'store-dir'),
+        noCheckSigs: flag(args, 'no-check-sigs'),
+      },
       ctx.deps,
     );
     // verify changes nothing, so the age is checked on the manifest it verified.

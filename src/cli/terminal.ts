@@ -14,6 +14,8 @@ export interface TextSink {
 export interface CliIo {
   readonly stdout: TextSink;
   readonly stderr: TextSink;
+  /** Where `-` reads a bundle from (the process's standard input; none: `-` is refused). */
+  readonly stdin?: NodeJS.ReadableStream | undefined;
   /** Milliseconds clock for throttling redraws (Date.now by default). */
   readonly now?: () => number;
   /** The environment (provenance reads GitHub Actions' variables from it); none by default. */

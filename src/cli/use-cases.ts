@@ -2,6 +2,7 @@
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
 import { dryRunRealise } from '../app/dry-run.js';
+import { deployPlan } from '../app/deploy/index.js';
 import { planContents } from '../app/contents.js';
 import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
@@ -24,6 +25,7 @@ export interface UseCases {
   dryRunRealise: typeof dryRunRealise;
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
+  deployPlan: typeof deployPlan;
   keygen: typeof keygen;
   diffPlanSources: typeof diffPlanSources;
   planContents: typeof planContents;
@@ -44,6 +46,7 @@ export const defaultUseCases: UseCases = {
   dryRunRealise,
   relocatePlan,
   applyPlan,
+  deployPlan,
   keygen,
   diffPlanSources,
   planContents,
