@@ -432,6 +432,7 @@ export const COMMANDS: readonly Command[] = [
         trustedKeys,
         method: oneOf(str(args, 'method'), 'method', METHODS),
         nixArgs: nixArgs(args),
+        logFormat: str(args, 'log-format'),
       };
       const deps = await importDeps(args, ctx, trustedKeys);
       // With --out-link, the link's last-applied record: an older plan is refused.
@@ -601,6 +602,7 @@ export const COMMANDS: readonly Command[] = [
         trustedKeys,
         method: oneOf(str(args, 'method'), 'method', METHODS),
         nixArgs: nixArgs(args),
+        logFormat: str(args, 'log-format'),
       };
       const deps = await importDeps(args, ctx, trustedKeys);
       const result = await withBundleFile(bundle, ctx.io.stdin ?? process.stdin, (file) =>
