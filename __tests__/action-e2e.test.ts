@@ -381,6 +381,9 @@ describe('the actions end to end', () => {
         expect(control.calls()).toEqual([`e2e switch ok system-1-link`]);
         expect(deployed.summary).toContain('## nix-plan deploy: `host.nixplan`');
         expect(deployed.summary).toMatch(/\| e2e \| 1 \| ✅ switched \|/);
+        // Who signed the plan and the run that made it, for whoever approved this job.
+        expect(deployed.summary).toContain('**verified**: signed by trusted key `e2e-deploy-ci-1`');
+        expect(deployed.summary).toContain(`| repository | \`${server.repository}\` |`);
         // switch-to-configuration's output reaches the job log.
         expect(deployed.stdout).toContain('e2e: switch-to-configuration switch');
         // The key is only ever printed inside the mask commands, and its file is gone.

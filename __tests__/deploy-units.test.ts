@@ -14,7 +14,8 @@ import { activateSafely, generationNumber, reportProblem } from '../src/app/depl
 import type { DeployResult } from '../src/app/deploy/index.js';
 import { linePrefixer } from '../src/app/deploy/prefix.js';
 import { assignRoots, rootMatch, systemOfRoot } from '../src/app/deploy/roots.js';
-import type { BundleRoot } from '../src/core/bundle/manifest.js';
+import type { BundleManifest, BundleRoot } from '../src/core/bundle/manifest.js';
+import type { TrustReport } from '../src/core/bundle/trust-report.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { formatDeploy, parseHostOption } from '../src/cli/deploy-command.js';
 import { main } from '../src/cli/main.js';
@@ -38,6 +39,32 @@ const root = (name: string, extra: Partial<BundleRoot> = {}): BundleRoot => ({
   outputs: { out: `${S}/${'b'.repeat(32)}-${name}` },
   ...extra,
 });
+/** A plan made by a CI run and signed by `ci`, as a deploy result carries it. */
+const MANIFEST: BundleManifest = {
+  format: 'nix-plan',
+  formatVersion: 2,
+  tool: 'nix-plan 0.1.0',
+  nixVersion: '2.34.0',
+  createdAt: '2026-12-01T00:00:00Z',
+  provenance: { repository: 'owner/infra', commit: 'c'.repeat(40), ref: 'refs/heads/main' },
+  storeDir: S,
+  systems: ['x86_64-linux'],
+  include: 'drvs',
+  roots: [root('nixos-system-web-1.0')],
+  counts: { drv: 1, text: 0, source: 0, output: 0 },
+  narBytes: { drv: 1, text: 0, source: 0, output: 0 },
+  paths: 1,
+  stream: { sha256: '0'.repeat(64), size: 1, compressedSha256: '1'.repeat(64), compressedSize: 1 },
+  signatures: [{ key: 'ci', sig: 'x' }],
+  checksum: '2'.repeat(64),
+};
+const SIGNED_BY_CI: TrustReport = {
+  keysGiven: true,
+  verifiedBy: ['ci'],
+  signatures: [{ key: 'ci', status: 'verified' }],
+  noCheckSigs: false,
+  unproven: 0,
+};
 
 describe('hosts and ssh arguments', () => {
   test('[NAME=][USER@]HOST[:PORT], IPv6 in brackets; bad ones are usage errors', () => {
@@ -98,6 +125,8 @@ describe('hosts and ssh arguments', () => {
               digest: '',
               storeDir: S,
               signedBy: [],
+              trust: SIGNED_BY_CI,
+              manifest: MANIFEST,
               hosts: [],
               ok: true,
             });
@@ -335,6 +364,8 @@ describe('output', () => {
       digest: 'sha256:x',
       storeDir: S,
       signedBy: ['ci'],
+      trust: SIGNED_BY_CI,
+      manifest: MANIFEST,
       ok: false,
       hosts: [
         {
@@ -459,12 +490,14 @@ describe('the deploy action settings', () => {
     );
   });
 
-  test('the summary: a row per host, failures spelled out', () => {
+  test('the summary: who signed the plan and where it came from, a row per host, failures spelled out', () => {
     const md = deploySummary('plan.nixplan', {
       bundle: 'p',
       digest: 'sha256:ab',
       storeDir: S,
       signedBy: ['ci'],
+      trust: SIGNED_BY_CI,
+      manifest: MANIFEST,
       ok: false,
       hosts: [
         {
@@ -491,5 +524,9 @@ describe('the deploy action settings', () => {
     expect(md).toContain('| web | 3 (was 2) | ✅ switched | 1.5 s | /nix/store/x-nixos-system-web |');
     expect(md).toContain('| db | 7 | ❌ failed, rolled back | 2.0 s |');
     expect(md).toContain('- **db**: switch-to-configuration switch exited with 1');
+    expect(md).toContain('Plan `sha256:ab`: **verified**: signed by trusted key `ci`.');
+    expect(md).toContain('| repository | `owner/infra` |');
+    expect(md).toContain(`| commit | \`${'c'.repeat(40)}\` |`);
+    expect(md).toMatch(/\| created \| `2026-12-01T00:00:00Z` \(\d+ days? ago\) \|/);
   });
 });

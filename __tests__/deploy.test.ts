@@ -144,6 +144,20 @@ describeSsh('nix-plan deploy over SSH', () => {
         },
         base,
       );
+      // Build outputs, which only a trusted signature can vouch for, and no signature: unproven.
+      plans['unproven'] = join(root, 'unproven.nixplan');
+      await exportPlan(
+        {
+          drvPaths: [
+            (
+              await ci.instantiateExpr(`import ${systemFile} { label = "u"; control = "${controlDir}"; }`)
+            )[0] ?? '',
+          ],
+          output: plans['unproven'],
+          include: 'outputs',
+        },
+        base,
+      );
       plans['fleet'] = join(root, 'fleet.nixplan');
       await exportPlan(
         { file: fleetFile, attributes: ['web', 'db'], output: plans['fleet'], signingKeys: [key.secretKey] },
@@ -232,6 +246,7 @@ describeSsh('nix-plan deploy over SSH', () => {
       const run = await deploy('a', '--json');
       expect(run.stderr).not.toMatch(/error/);
       expect(run.code).toBe(0);
+      expect(run.stderr).toContain('plan verified: signed by trusted key deploy-test-1');
       const result = JSON.parse(run.stdout) as { ok: boolean; hosts: Record<string, unknown>[] };
       expect(result.ok).toBe(true);
       expect(result.hosts[0]).toMatchObject({
@@ -363,7 +378,7 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(await s().store.validPaths()).toEqual(before);
     });
 
-    test('a plan for another realm, or one no trusted key signed, is refused before any of it is sent', async () => {
+    test('a plan for another realm, or an unproven one, is refused before any of it is sent', async () => {
       const before = await s().store.validPaths();
       server.clearSessions();
       const realm = await deploy('other-realm');
@@ -386,16 +401,17 @@ describeSsh('nix-plan deploy over SSH', () => {
         ...ssh(),
       ]);
       expect(untrusted.code).toBe(4);
-      const unsigned = await cli([
+      const unproven = await cli([
         'deploy',
-        s().plans['unsigned'] ?? '',
+        s().plans['unproven'] ?? '',
         '--host',
         host(),
         '--profile',
         s().profile,
         ...ssh(),
       ]);
-      expect(unsigned.code).toBe(4);
+      expect(unproven.code).toBe(4);
+      expect(unproven.stderr).toMatch(/--no-check-sigs/);
       expect(server.sessions().filter((l) => l !== 'nix-plan-host probe')).toEqual([]);
       expect(received()).toEqual([]);
       expect(await s().store.validPaths()).toEqual(before);

@@ -6862,6 +6862,8 @@ function systemOfRoot(root, allowAnyRoot) {
 
 
 
+
+
 /** NixOS's system profile. */
 const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
 /** Every deploy action, for parsing and help texts. */
@@ -6891,8 +6893,11 @@ async function verifyForDeploy(source, options, deps) {
         throw new errors_NixPlanError('signature', 'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)');
     if (options.noCheckSigs === true)
         deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
-    const report = await verifyWithProgress(source, { trustedKeys: options.noCheckSigs === true ? [] : keys }, deps.progress);
-    return { signedBy: report.trustedSignatures };
+    const trusted = options.noCheckSigs === true ? [] : keys.map(parsePublicKey);
+    const report = await verifyWithProgress(source, { trustedKeys: trusted }, deps.progress);
+    const trust = trustReportOf(report.manifest, trusted, { noCheckSigs: options.noCheckSigs });
+    deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+    return { signedBy: report.trustedSignatures, trust };
 }
 /** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
 async function pool(count, jobs, task) {
@@ -6951,9 +6956,10 @@ async function deployPlan(bundlePath, options, deps) {
         for (const p of [verified, digest, built, ...probes])
             p.catch(() => undefined);
         let signedBy;
+        let trust;
         let planDigest;
         try {
-            ({ signedBy } = await verified);
+            ({ signedBy, trust } = await verified);
             planDigest = await digest;
             await built;
         }
@@ -7060,6 +7066,8 @@ async function deployPlan(bundlePath, options, deps) {
             digest: planDigest,
             storeDir: manifest.storeDir,
             signedBy,
+            trust,
+            manifest,
             hosts,
             ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
         };

@@ -12,7 +12,8 @@ import { DeployInput, DeployOutput } from './constants.js';
 import { parseDeploySettings } from './deploy-settings.js';
 import { fetchPlan } from './fetch.js';
 import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
-import { capSummary, formatMs, table } from './summary.js';
+import { originMarkdown } from '../core/provenance-view.js';
+import { capSummary, formatMs, table, trustMarkdown } from './summary.js';
 
 /** What the deploy action needs; every member has a default that talks to the real runner. */
 export interface DeployActionDeps {
@@ -40,7 +41,7 @@ const OUTCOME_TEXT: Record<HostResult['outcome'], string> = {
 };
 
 /** The job summary: one row per host, then each failure's message. */
-export function deploySummary(label: string, result: DeployResult): string {
+export function deploySummary(label: string, result: DeployResult, now = new Date()): string {
   const rows = result.hosts.map((h) => [
     h.name,
     h.generation === undefined
@@ -57,8 +58,9 @@ export function deploySummary(label: string, result: DeployResult): string {
     [
       `## nix-plan deploy: \`${label.replace(/`/g, "'")}\``,
       '',
-      `Plan ${result.digest}, signed by ${result.signedBy.length === 0 ? 'no trusted key (not checked)' : result.signedBy.join(', ')}.`,
+      `Plan \`${result.digest}\`: ${trustMarkdown(result.manifest, result.trust)}.`,
       '',
+      originMarkdown(result.manifest, result.trust, { now }),
       table(['host', 'generation', 'result', 'time', 'system'], rows),
       ...(failures.length === 0 ? [] : ['### Failures', '', ...failures, '']),
     ].join('\n'),

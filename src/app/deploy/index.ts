@@ -2,6 +2,8 @@
 // SSH server. Verify here, ask each host about itself, send, build there, activate safely.
 import { readBundleHead, openBundle, type BundleSource } from '../../core/bundle/reader.js';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
+import { trustReportOf, trustStatus, type TrustReport } from '../../core/bundle/trust-report.js';
+import { parsePublicKey } from '../../core/signing.js';
 import { NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.js';
 import { HostProgram } from '../../nix/host-program.js';
 import { SshHost, formatSshTarget, type HostShell, type SshTarget } from '../../nix/ssh.js';
@@ -111,7 +113,12 @@ export interface DeployResult {
   /** `sha256:<hex>` of the bundle file. */
   readonly digest: string;
   readonly storeDir: string;
+  /** The names of the trusted keys whose signature verified. */
   readonly signedBy: readonly string[];
+  /** What was proven about who made the plan (as import reports it). */
+  readonly trust: TrustReport;
+  /** The plan's manifest: its roots, and when and where it was made. */
+  readonly manifest: BundleManifest;
   readonly hosts: readonly HostResult[];
   /** True when every host succeeded. */
   readonly ok: boolean;
@@ -159,7 +166,7 @@ async function verifyForDeploy(
   source: BundleSource,
   options: DeployOptions,
   deps: Deps,
-): Promise<{ signedBy: readonly string[] }> {
+): Promise<{ signedBy: readonly string[]; trust: TrustReport }> {
   const keys = options.trustedKeys ?? [];
   if (keys.length === 0 && options.noCheckSigs !== true)
     throw new NixPlanError(
@@ -167,12 +174,11 @@ async function verifyForDeploy(
       'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)',
     );
   if (options.noCheckSigs === true) deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
-  const report = await verifyWithProgress(
-    source,
-    { trustedKeys: options.noCheckSigs === true ? [] : keys },
-    deps.progress,
-  );
-  return { signedBy: report.trustedSignatures };
+  const trusted = options.noCheckSigs === true ? [] : keys.map(parsePublicKey);
+  const report = await verifyWithProgress(source, { trustedKeys: trusted }, deps.progress);
+  const trust = trustReportOf(report.manifest, trusted, { noCheckSigs: options.noCheckSigs });
+  deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+  return { signedBy: report.trustedSignatures, trust };
 }
 
 /** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
@@ -237,9 +243,10 @@ export async function deployPlan(
     const probes = programs.map((p) => p.probe(profile, probing.signal));
     for (const p of [verified, digest, built, ...probes]) p.catch(() => undefined);
     let signedBy: readonly string[];
+    let trust: TrustReport;
     let planDigest: string;
     try {
-      ({ signedBy } = await verified);
+      ({ signedBy, trust } = await verified);
       planDigest = await digest;
       await built;
     } catch (e) {
@@ -351,6 +358,8 @@ export async function deployPlan(
       digest: planDigest,
       storeDir: manifest.storeDir,
       signedBy,
+      trust,
+      manifest,
       hosts,
       ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
     };
