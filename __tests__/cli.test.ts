@@ -262,7 +262,9 @@ describe('arguments reach the use cases', () => {
           outLink: 'res',
           roots: ['0', 'hello', '/s/x.drv'],
           trustedKeys: [c, a, b],
+          noCheckSigs: false,
           method: undefined,
+          maxSize: undefined,
           nixArgs: ['--max-jobs', '2'],
         },
       ]);
@@ -346,7 +348,14 @@ describe('arguments reach the use cases', () => {
         [
           'realisePlan',
           'sys.nixplan',
-          { store: undefined, trustedKeys: [ci], method: 'copy', nixArgs: [], roots: ['/s/sys.drv'] },
+          {
+            store: undefined,
+            trustedKeys: [ci],
+            method: 'copy',
+            maxSize: undefined,
+            nixArgs: [],
+            roots: ['/s/sys.drv'],
+          },
         ],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');

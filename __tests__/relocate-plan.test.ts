@@ -18,6 +18,8 @@ import { memorySource, verifyBundle } from '../src/core/bundle/reader.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256 } from '../src/core/hash.js';
 import { makeTextPath } from '../src/core/store-path.js';
+import { DerivationHasher } from '../src/core/derivation-hash.js';
+import { parseDerivation } from '../src/core/derivation.js';
 import { bundleOf, codeOf, draftFor, encodeExport, narOfFile } from './support/bundle-fixtures.js';
 import { SYSTEM } from './support/nix.js';
 
@@ -40,11 +42,23 @@ async function oneDrvBundle(
   options: { inputSrcs?: readonly string[]; manifest?: { systems?: readonly string[]; out?: string } } = {},
 ): Promise<Uint8Array> {
   const srcs = (options.inputSrcs ?? []).map((p) => `"${p}"`).join(',');
-  const contents = `Derive([("out","${out}","","")],[],[${srcs}],"${SYSTEM}",${body})`;
+  let contents: string | Uint8Array = `Derive([("out","${out}","","")],[],[${srcs}],"${SYSTEM}",${body})`;
+  let outPath = out;
+  try {
+    // Its output path and variable as Nix computes them, so only what a case breaks is wrong.
+    const hasher = new DerivationHasher(storeDir, () => {
+      throw new Error('no inputs');
+    });
+    const filled = hasher.fillOutputs(parseDerivation(Buffer.from(contents)), 'x');
+    contents = filled.bytes;
+    outPath = filled.paths[0]!;
+  } catch {
+    // A body that does not parse: left as it is.
+  }
   const path = makeTextPath('x.drv', sha256(contents), [], storeDir);
   const exportBytes = encodeExport([{ path, references: [], deriver: '', nar: narOfFile(contents) }]);
   const draft = await draftFor(exportBytes, storeDir, [
-    { attribute: 'x', drvPath: path, outputs: { out: options.manifest?.out ?? out } },
+    { attribute: 'x', drvPath: path, outputs: { out: options.manifest?.out ?? outPath } },
   ]);
   return bundleOf({ ...draft, systems: [...(options.manifest?.systems ?? draft.systems)] }, exportBytes)
     .bytes;

@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 92:
+/***/ 586:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -36,6 +36,26 @@ class MalformedError extends errors_NixPlanError {
         this.what = what;
         this.offset = offset;
     }
+}
+/** Numbers of the stop signals (the exit code is 128 + this). */
+const STOP_SIGNAL_NUMBERS = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGTERM: 15,
+};
+/** Work stopped by a signal; what it had started was undone before this reached the caller. */
+class InterruptedError extends errors_NixPlanError {
+    signal;
+    name = 'InterruptedError';
+    constructor(signal, detail = '') {
+        super('interrupted', `interrupted by ${signal}${detail === '' ? '' : `: ${detail}`}`);
+        this.signal = signal;
+    }
+}
+/** The InterruptedError an aborted signal carries (its reason), or one for SIGINT. */
+function interruption(signal) {
+    const reason = signal.reason;
+    return reason instanceof InterruptedError ? reason : new InterruptedError('SIGINT');
 }
 /** A limit that guards memory or time was exceeded. */
 class LimitError extends errors_NixPlanError {
@@ -228,6 +248,12 @@ class FileInput {
             yield new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
     }
 }
+/** Whether `signal` was aborted (a call, so checks after an await are not narrowed away). */
+function isAborted(signal) {
+    return signal.aborted;
+}
+/** How long a command has to exit after SIGTERM before it gets SIGKILL. */
+const KILL_GRACE_MS = 5000;
 /** The environment a child gets: inherited, plus overrides, with binDir first in PATH. */
 function childEnv(nix) {
     const env = { ...process.env };
@@ -257,6 +283,9 @@ class ProcessRunner {
         this.nix = nix;
     }
     async run(cmd, args, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted === true)
+            throw interruption(signal);
         // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
         const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
         let child;
@@ -290,21 +319,86 @@ class ProcessRunner {
             child.on('error', (e) => reject(new errors_NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
                 cause: e,
             })));
-            child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+            child.on('close', (code, killedBy) => resolve(code ?? (killedBy === null ? 1 : 128)));
         });
+        // Stopped on request: the child first, then the caller hears of it once the child is gone.
+        let killer;
+        const stop = () => {
+            child.kill('SIGTERM');
+            killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+        };
+        signal?.addEventListener('abort', stop, { once: true });
         if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
             const input = options.input;
             const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
             // A child that exits early closes its stdin; its exit status tells the real story.
             (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
         }
-        const code = await exited;
+        let code;
+        try {
+            code = await exited;
+        }
+        finally {
+            signal?.removeEventListener('abort', stop);
+            if (killer !== undefined)
+                clearTimeout(killer);
+        }
+        if (signal !== undefined && isAborted(signal))
+            throw interruption(signal);
         const result = { code, stdout: Buffer.concat(out), stderr: err };
         // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
             NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
         return result;
     }
+}
+/**
+ * A runner whose every command is stopped when `signal` aborts (see `RunOptions.signal`). What
+ * must still run after an abort (removing what an interrupted import added) runs on `inner`.
+ */
+class AbortableRunner {
+    inner;
+    signal;
+    constructor(inner, signal) {
+        this.inner = inner;
+        this.signal = signal;
+    }
+    run(cmd, args, options = {}) {
+        return this.inner.run(cmd, args, { ...options, signal: this.signal });
+    }
+}
+/** The runner to clean up with once `runner`'s work was aborted: the one beneath the abort. */
+function cleanupRunner(runner) {
+    return runner instanceof AbortableRunner ? runner.inner : runner;
+}
+
+;// CONCATENATED MODULE: ./src/cli/signals.ts
+// Stopping cleanly: SIGINT, SIGTERM and SIGHUP abort the running use case instead of killing the
+// process, so it stops its child processes, removes what an import had added, and deletes its
+// temporary files before nix-plan exits with 128 + the signal's number (130, 143, 129).
+
+/** The signals nix-plan stops on. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/**
+ * Aborts `controller` with an InterruptedError on the first stop signal; later ones are ignored
+ * (the cleanup is what they would interrupt) except that `onRepeat` hears of them. Returns what
+ * removes the handlers again.
+ */
+function abortOnStopSignals(controller, source = process, onRepeat = () => undefined) {
+    const handlers = STOP_SIGNALS.map((signal) => {
+        const handler = () => {
+            if (controller.signal.aborted)
+                onRepeat(signal);
+            else
+                controller.abort(new InterruptedError(signal));
+        };
+        source.on(signal, handler);
+        return [signal, handler];
+    });
+    return () => {
+        for (const [signal, handler] of handlers)
+            source.off(signal, handler);
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/app/signing-policy.ts
@@ -851,6 +945,40 @@ function verifyNarinfo(info, signatures, trusted) {
     return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
 }
 
+;// CONCATENATED MODULE: ./src/core/bundle/json-limits.ts
+// Limits on a JSON document's shape, checked before JSON.parse: V8 parses nested arrays and objects
+// recursively, so a few kilobytes of `[[[[…` end in a stack overflow, not a clean refusal.
+
+/** Deepest nesting of arrays and objects a manifest may have (version 2 needs 5). */
+const MAX_MANIFEST_DEPTH = 16;
+/**
+ * Refuses ('bundle', exit 3) a JSON text nested deeper than `maxDepth` arrays and objects, naming
+ * `what`. A linear scan that skips strings (with their escapes); it does not validate the JSON,
+ * which JSON.parse then does safely.
+ */
+function assertJsonDepth(text, maxDepth, what) {
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (inString) {
+            if (c === 0x5c /* \ */)
+                i++;
+            else if (c === 0x22 /* " */)
+                inString = false;
+            continue;
+        }
+        if (c === 0x22)
+            inString = true;
+        else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+            if (++depth > maxDepth)
+                throw new errors_NixPlanError('bundle', `${what} is nested deeper than ${maxDepth} arrays and objects (at character ${i}): refusing it`);
+        }
+        else if (c === 0x5d /* ] */ || c === 0x7d /* } */)
+            depth--;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest-types.ts
 // The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
 /** The `format` every bundle manifest names. */
@@ -942,7 +1070,7 @@ function list(v, field, max, item) {
     if (!Array.isArray(v))
         throw bad(field, 'must be an array');
     if (v.length > max)
-        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+        throw new errors_NixPlanError('bundle', `bundle manifest: ${field} has more than ${max} entries`);
     return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 function storePath(v, field, storeDir) {
@@ -989,7 +1117,7 @@ function root(v, field, storeDir) {
     const outputs = {};
     const names = Object.keys(outputsIn);
     if (names.length > 1000)
-        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+        throw new errors_NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
     for (const name of names) {
         str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
         const p = outputsIn[name];
@@ -1229,6 +1357,7 @@ function validateProvenance(value) {
 
 
 
+
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units, no whitespace, `undefined` members
  * dropped. Only JSON's own value types; numbers as JavaScript prints them (a manifest holds integers).
@@ -1280,17 +1409,24 @@ function finaliseManifest(manifest, keys = []) {
     return full;
 }
 /** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
-function encodeManifest(manifest) {
-    return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
+function encodeManifest(manifest, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
+    const text = canonicalJson(manifest);
+    // What its own reader would refuse is not written (exit 3, as on read).
+    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'the manifest to write');
+    const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
+    if (bytes.length > maxSize)
+        throw new errors_NixPlanError('bundle', `the manifest to write is ${bytes.length} bytes, more than the ${maxSize} bytes a reader accepts`);
+    return bytes;
 }
 /**
  * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
  * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
- * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
+ * form, then the checksum. Throws 'bundle' errors naming the field (also for oversize or too deeply
+nested input).
  */
 function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     if (bytes.length > maxSize)
-        throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+        throw new errors_NixPlanError('bundle', `bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
     let text;
     try {
         text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -1298,6 +1434,7 @@ function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     catch {
         throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
     }
+    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'bundle manifest');
     let value;
     try {
         value = JSON.parse(text);
@@ -1413,8 +1550,9 @@ function parseSkippableHeader(bytes, maxSize, what = 'plan bundle') {
     if (!isSkippableMagic(magic))
         throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
     const size = view.getUint32(4, true);
+    // The manifest's frame: a manifest too large to read is a bad bundle (exit 3), as on write.
     if (size > maxSize)
-        throw new LimitError(`${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
+        throw new errors_NixPlanError('bundle', `${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
     return { magic, size };
 }
 /**
@@ -1969,7 +2107,7 @@ function wireString(s) {
     return pad === 0 ? [u64(b.length), b] : [u64(b.length), b, ZEROS.subarray(0, pad)];
 }
 /** Unsigned byte-wise order of two byte strings, the order Nix sorts names, keys and entries by. */
-function wire_compareBytes(a, b) {
+function compareBytes(a, b) {
     // Most comparisons (env keys, names) are of a few bytes and differ early, where a loop beats
     // the call into Buffer.compare; long equal prefixes go to the native compare.
     const n = Math.min(a.length, b.length, 32);
@@ -2720,7 +2858,7 @@ function parseTail(p, field, entry) {
         const at = p.pos;
         const key = p.escaped();
         if (prev !== undefined) {
-            const c = wire_compareBytes(prev, key);
+            const c = compareBytes(prev, key);
             if (c >= 0)
                 p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
         }
@@ -3112,15 +3250,20 @@ function drvName(drvPath) {
 
 
 /**
- * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
- * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
+ * Defaults: never looser than what any Nix we support unpacks. Names: NAME_MAX (255), which Nix
+ * 2.34 also enforces while parsing. Symlink targets: 4,095 bytes (the kernel's PATH_MAX with its
+ * NUL, and Nix 2.34's own bound), never empty (symlink(2) refuses one) and without NUL (2.34
+ * refuses it; 2.8 would cut the target short and register a NAR hash the files do not have).
+ * Depth: Nix 2.34.7+ refuses an object inside 64 or more directories (`narMaxDepth`), so at most
+ * 63. The length of a whole path inside the NAR is checked once the store path is known (the
+ * export stream names it after the NAR): see `NarSummary.longestPath` and `ExportLimits`.
  */
 const DEFAULT_NAR_LIMITS = Object.freeze({
     maxFileSize: 2 ** 40,
     maxEntries: 4_000_000,
-    maxDepth: 2048,
+    maxDepth: 63,
     maxNameLength: 255,
-    maxTargetLength: 4096,
+    maxTargetLength: 4095,
 });
 /**
  * Size of the NAR of one regular file of `size` bytes, without writing it: the fixed tokens
@@ -3257,7 +3400,7 @@ async function* writeNode(tree, out, where) {
                 const problem = entryNameProblem(name);
                 if (problem !== undefined)
                     throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
-                if (prev !== undefined && wire_compareBytes(prev, name) >= 0)
+                if (prev !== undefined && compareBytes(prev, name) >= 0)
                     throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
                 prev = name;
                 out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
@@ -3351,6 +3494,8 @@ async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => 
             summary.file = top.file;
         if (top.fileHash !== undefined)
             summary.fileHash = top.fileHash;
+        if (top.longestPath > 0)
+            summary.longestPath = top.longestPath;
         return summary;
     }
     finally {
@@ -3426,6 +3571,9 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
     let entries = 0;
     const stack = [];
     let result = {};
+    let longestPath = 0;
+    /** Path length of the entry being read (its parent's, a slash and its name). */
+    let entryPathLength = 0;
     // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
     const readObject = async () => {
         if (stack.length > limits.maxDepth)
@@ -3477,11 +3625,16 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         }
         else if (type === 'symlink') {
             await expectToken(reader, 'target');
-            await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+            const targetAt = reader.offset;
+            const target = await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+            if (target.length === 0)
+                throw reader.error('a symlink with an empty target', targetAt);
+            if (target.includes(0))
+                throw reader.error('a symlink target containing a NUL byte', targetAt);
             await expectToken(reader, ')');
         }
         else if (type === 'directory') {
-            stack.push({ prev: undefined });
+            stack.push({ prev: undefined, pathLength: stack.length === 0 ? 0 : entryPathLength });
         }
         else {
             throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
@@ -3514,15 +3667,18 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         const problem = entryNameProblem(name);
         if (problem !== undefined)
             throw reader.error(`directory entry with ${problem}`, nameAt);
-        if (frame.prev !== undefined && wire_compareBytes(frame.prev, name) >= 0)
+        if (frame.prev !== undefined && compareBytes(frame.prev, name) >= 0)
             throw reader.error(`directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`, nameAt);
         frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
+        entryPathLength = frame.pathLength + 1 + name.length;
+        if (entryPathLength > longestPath)
+            longestPath = entryPathLength;
         await expectToken(reader, 'node');
         const depthBefore = stack.length;
         await readObject();
         pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
     }
-    return result;
+    return { ...result, longestPath };
 }
 async function readLengthPrefixed(reader, max, what) {
     const len = await readLength(reader, max, what);
@@ -3556,6 +3712,7 @@ const DEFAULT_EXPORT_LIMITS = Object.freeze({
     maxReferences: 100_000,
     maxPathLength: 4096,
     maxTotalBytes: 2 ** 45,
+    maxFilePathLength: 4095,
     nar: DEFAULT_NAR_LIMITS,
     keepFileUpTo: 16 * 1024 * 1024,
 });
@@ -3721,6 +3878,12 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
             const path = tryPath('path', false) ?? (await readPath('path', false));
             if (seen.has(path))
                 throw reader.error(`path '${path}' appears twice`);
+            if (nar.longestPath !== undefined) {
+                const dir = options.realStoreDir ?? storeDir ?? '';
+                const fsLength = Buffer.byteLength(dir) + path.length - (storeDir?.length ?? 0) + nar.longestPath;
+                if (fsLength > lim.maxFilePathLength)
+                    throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
+            }
             seen.set(path, path);
             const countAt = reader.offset;
             const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
@@ -3766,13 +3929,20 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 
+/**
+ * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
+ * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
+ */
+const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
 /** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
 const DEFAULT_READER_LIMITS = Object.freeze({
     maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
-    maxStreamSize: 2 ** 40,
+    maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
     maxRatio: 1000,
     maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
     export: {},
+    maxMissingReferences: 100_000,
+    maxMissingReferenceBytes: 32 * 1024 * 1024,
 });
 function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
@@ -3781,7 +3951,7 @@ function policy_bad(message) {
 function checkSizeLimits(manifest, limits) {
     const { size, compressedSize } = manifest.stream;
     if (size > limits.maxStreamSize)
-        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes`);
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
     if (size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
@@ -3789,7 +3959,9 @@ function checkSizeLimits(manifest, limits) {
 function exportLimitsFor(manifest, limits) {
     return {
         ...limits.export,
-        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
+        // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
+        // it is, rather than as a limit reached.
+        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
         maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
     };
 }
@@ -3832,7 +4004,7 @@ class DerivationChecks {
         if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
             throw policy_bad(`the references of '${path}' differ from the inputs its contents name`);
         const { system } = drv;
-        if (this.lastSystem === undefined || wire_compareBytes(system, this.lastSystem) !== 0) {
+        if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
             this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
             this.lastSystem = system.slice(); // a view would pin the bytes around it
         }
@@ -3861,7 +4033,7 @@ class DerivationChecks {
  * check it with, whose parse fails or whose references are not its inputs), and outputs in a
  * plan-only bundle.
  */
-function classifyEntry(entry, manifest, limits, derivations) {
+function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
@@ -3874,8 +4046,12 @@ function classifyEntry(entry, manifest, limits, derivations) {
             throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
         if (ca?.kind !== 'drv')
             throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-        if (derivations !== undefined)
-            derivations.check(entry.path, entry.references, parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)));
+        if (derivations !== undefined) {
+            const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
+            const drv = parseDerivation(bytes);
+            derivations.check(entry.path, entry.references, drv);
+            onDerivation?.(drv, bytes);
+        }
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
     const kind = ca?.kind ?? 'output';
@@ -3885,17 +4061,19 @@ function classifyEntry(entry, manifest, limits, derivations) {
 }
 /**
  * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
- * path valid in the target store (`isValidInStore`, asked once per path); a reference met later
- * in the stream is out of dependency order, and one never met is missing ('closure' errors).
+ * path valid in the target store. A reference met later in the stream is out of dependency order;
+ * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
+ * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
  */
 class ClosureCheck {
-    isValidInStore;
+    limits;
     seen = new Set();
-    inStore = new Map();
     /** Reference not yet seen → the first path that needs it. */
     pending = new Map();
-    constructor(isValidInStore) {
-        this.isValidInStore = isValidInStore;
+    pendingBytes = 0;
+    storeValid = 0;
+    constructor(limits) {
+        this.limits = limits;
     }
     /** Refuses an entry an earlier one needed but did not find (call before `add`). */
     arrive(path) {
@@ -3903,18 +4081,16 @@ class ClosureCheck {
         if (needer !== undefined)
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`);
     }
-    /** Records an entry and its references, asking the store about those not seen yet. */
-    async add(path, references) {
+    /** Records an entry and its references. */
+    add(path, references) {
         for (const r of references) {
             if (r === path || this.seen.has(r) || this.pending.has(r))
                 continue;
-            let valid = this.inStore.get(r);
-            if (valid === undefined) {
-                valid = await this.isValidInStore(r);
-                this.inStore.set(r, valid);
-            }
-            if (!valid)
-                this.pending.set(r, path);
+            this.pending.set(r, path);
+            this.pendingBytes += r.length;
+            if (this.pending.size > this.limits.maxMissingReferences ||
+                this.pendingBytes > this.limits.maxMissingReferenceBytes)
+                throw new LimitError(`the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`);
         }
         this.seen.add(path);
     }
@@ -3926,19 +4102,37 @@ class ClosureCheck {
     get paths() {
         return this.seen.size;
     }
+    /** The references the bundle does not hold (to be found valid in the store). */
+    missing() {
+        return [...this.pending.keys()];
+    }
     /** How many references were found valid in the store instead of in the bundle. */
     get storeReferences() {
-        let n = 0;
-        for (const v of this.inStore.values())
-            if (v)
-                n++;
-        return n;
+        return this.storeValid;
     }
-    /** Refuses a reference that was neither an entry nor valid in the store (call at the end). */
-    finish() {
+    /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
+    finish(valid) {
         for (const [missing, needer] of this.pending)
-            throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+            if (!valid.has(missing))
+                throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+        this.storeValid = this.pending.size;
     }
+}
+/**
+ * Refuses an entry that takes the bundle past what its manifest records: more paths or NAR bytes
+ * of a kind than it says (checked as each entry arrives, so a bundle lying about its sizes is
+ * refused before more than it declared was read).
+ */
+function checkRunningTotals(manifest, kind, counts, narBytes, name) {
+    const paths = OBJECT_KINDS.reduce((n, k) => n + counts[k], 0);
+    if (paths > manifest.paths)
+        throw policy_bad(`'${name}' holds more than the ${manifest.paths} paths its manifest says: the bundle is corrupt or lies about its sizes`);
+    if (counts[kind] > manifest.counts[kind] || narBytes[kind] > manifest.narBytes[kind])
+        throw policy_bad(`'${name}' holds more ${kind} paths or NAR bytes than its manifest says (${manifest.counts[kind]} paths, ${manifest.narBytes[kind]} bytes): the bundle is corrupt or lies about its sizes`);
+}
+/** The total NAR bytes a manifest declares, of every kind. */
+function declaredNarBytes(manifest) {
+    return OBJECT_KINDS.reduce((n, k) => n + manifest.narBytes[k], 0);
 }
 /** Counts and NAR bytes per object kind, all zero. */
 function emptyCounts() {
@@ -3950,8 +4144,12 @@ function checkTotals(manifest, found, name) {
     for (const k of OBJECT_KINDS)
         if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
             throw policy_bad(`'${name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`);
+    // Every root's .drv (so its outputs are checked against it), and an outputs bundle's outputs.
     for (const root of manifest.roots) {
-        const wanted = manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
+        const wanted = [
+            root.drvPath,
+            ...(manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : []),
+        ];
         for (const p of wanted)
             if (!found.has(p))
                 throw policy_bad(`root '${p}' is not in the bundle '${name}'`);
@@ -4110,6 +4308,678 @@ function trustStatus(manifest, trust) {
     return `signatures: ${n} (not verified)`;
 }
 
+;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
+// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
+//
+// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
+// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
+// only by what it produces, not by how. The derivation itself is masked first (its output paths
+// and the environment variables named after its outputs set to ""), since those are what is being
+// computed. Floating content-addressed derivations, and everything depending on one, have no
+// output paths before they are built ("deferred").
+
+
+
+
+function fail(drvLabel, detail) {
+    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
+}
+function outputKind(o) {
+    if (o.hashAlgo === '')
+        return 'input-addressed';
+    if (o.hash === 'impure')
+        return 'impure';
+    return o.hash === '' ? 'floating' : 'fixed';
+}
+/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
+function derivationKind(drv, drvLabel) {
+    const first = drv.outputs[0];
+    if (first === undefined)
+        fail(drvLabel, 'it has no outputs');
+    const kind = outputKind(first);
+    for (const o of drv.outputs)
+        if (outputKind(o) !== kind)
+            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
+    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
+        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
+    return kind;
+}
+/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
+function fixedOutput(o, drvLabel) {
+    let method = 'flat';
+    let algo = o.hashAlgo;
+    if (algo.startsWith('r:')) {
+        method = 'recursive';
+        algo = algo.slice(2);
+    }
+    else if (algo.startsWith('text:')) {
+        method = 'text';
+        algo = algo.slice(5);
+    }
+    if (!isHashAlgo(algo))
+        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
+    if (o.hash.includes(':') || o.hash.includes('-'))
+        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
+    const hash = parseHash(o.hash, algo);
+    if (method === 'text' && algo !== 'sha256')
+        fail(drvLabel, 'a text-hashed output must use sha256');
+    return { method, hash };
+}
+/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
+function fixedOutputPath(f, name, storeDir) {
+    if (f.method === 'text')
+        return makeTextPath(name, f.hash.bytes, [], storeDir);
+    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
+}
+/** A derivation whose output paths, and the env variables named after its outputs, are "". */
+function masked(drv) {
+    const empty = new Uint8Array(0);
+    return {
+        ...drv,
+        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
+        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
+    };
+}
+/** A new empty layout for `serialiseDerivation` to fill. */
+function newLayout() {
+    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+}
+/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
+function hashWithInputs(bytes, layout, inputs) {
+    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
+}
+/** The output named by env key `key`, if any. */
+function outputNamed(drv, key) {
+    // Output names are ASCII; compare without decoding every key.
+    outer: for (const o of drv.outputs) {
+        if (o.name.length !== key.length)
+            continue;
+        for (let i = 0; i < key.length; i++)
+            if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return o;
+    }
+    return undefined;
+}
+function isOutputName(drv, key) {
+    return outputNamed(drv, key) !== undefined;
+}
+/**
+ * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
+ * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
+ * path it does not have.
+ */
+class DerivationHasher {
+    storeDir;
+    lookup;
+    /**
+     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
+     * deferred) and its output names (to check what dependents ask for). One map, as each input of
+     * each derivation is looked up in it.
+     */
+    memo = new Map();
+    constructor(storeDir, lookup) {
+        this.storeDir = storeDir;
+        this.lookup = lookup;
+    }
+    /**
+     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
+     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
+     */
+    hashModulo(drvPath) {
+        const known = this.memo.get(drvPath);
+        if (known !== undefined)
+            return known.hash;
+        const pending = new Map();
+        const stack = [drvPath];
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            if (this.memo.has(path)) {
+                stack.pop();
+                continue;
+            }
+            let drv = pending.get(path);
+            if (drv === undefined) {
+                drv = this.lookup(path);
+                pending.set(path, drv);
+                // A fixed-output hash does not depend on inputs, so they need not be visited.
+                if (derivationKind(drv, path) !== 'fixed') {
+                    for (const input of drv.inputDrvs) {
+                        if (this.memo.has(input.path))
+                            continue;
+                        if (pending.has(input.path))
+                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
+                        stack.push(input.path);
+                    }
+                    if (stack[stack.length - 1] !== path)
+                        continue;
+                }
+            }
+            stack.pop();
+            pending.delete(path);
+            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
+        }
+        return this.memo.get(drvPath).hash;
+    }
+    /** Whether the modulo hash of `drvPath` is known (hashed or recorded). */
+    has(drvPath) {
+        return this.memo.has(drvPath);
+    }
+    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
+    outputPaths(drv, drvName) {
+        const fixed = this.fixedOutputPaths(drv, drvName);
+        if (fixed !== undefined)
+            return fixed;
+        const paths = new Map();
+        const h = this.compute(drv, drvName, drvName, true);
+        for (const o of drv.outputs)
+            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
+        return paths;
+    }
+    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
+    fixedOutputPaths(drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'fixed')
+            return undefined;
+        const out = drv.outputs[0];
+        return new Map([
+            [
+                out.name,
+                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
+            ],
+        ]);
+    }
+    /**
+     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
+     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
+     * only its outputs.
+     */
+    record(drvPath, drv, hash) {
+        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
+        if (h === undefined)
+            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
+        this.remember(drvPath, drv, h);
+    }
+    remember(drvPath, drv, hash) {
+        this.memo.set(drvPath, {
+            hash,
+            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
+            outputs: drv.outputs.map((o) => o.name),
+        });
+    }
+    /**
+     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
+     * gives them) filled into its outputs and into the env variables named after them, its bytes,
+     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
+     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
+     * splicing in the input hashes or the output paths (which need no escaping).
+     */
+    fillOutputs(drv, drvName) {
+        const layout = newLayout();
+        const bytes = serialiseDerivation(masked(drv), layout);
+        const envHoles = [];
+        drv.env.forEach((e, i) => {
+            const o = outputNamed(drv, e.key);
+            if (o !== undefined)
+                envHoles.push({ at: layout.envValues[i], output: o.name });
+        });
+        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
+    }
+    /**
+     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
+     * and input derivations (which must be hashed or recorded already).
+     */
+    fillMasked(maskedDrv, drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        const { bytes, layout } = maskedDrv;
+        const inputs = this.moduloInputs(drv, drvName);
+        if (inputs === undefined)
+            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
+        const hex = toHex(hashWithInputs(bytes, layout, inputs));
+        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
+        // Holes, in byte order: each output's path, then the value of each env variable named after one.
+        const holes = paths.map((text, i) => ({
+            at: layout.outputPaths[i],
+            text,
+        }));
+        for (const h of maskedDrv.envHoles)
+            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
+        let size = bytes.length;
+        for (const h of holes)
+            size += h.text.length;
+        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
+        let r = 0;
+        let w = 0;
+        let shift = 0; // bytes inserted before the input derivations list (output paths only)
+        for (const h of holes) {
+            out.set(bytes.subarray(r, h.at), w);
+            w += h.at - r;
+            r = h.at;
+            for (let k = 0; k < h.text.length; k++)
+                out[w++] = h.text.charCodeAt(k);
+            if (h.at < layout.inputDrvsStart)
+                shift += h.text.length;
+        }
+        out.set(bytes.subarray(r), w);
+        const filled = {
+            ...layout,
+            inputDrvsStart: layout.inputDrvsStart + shift,
+            inputDrvsEnd: layout.inputDrvsEnd + shift,
+        };
+        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+    }
+    /**
+     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
+     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
+     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
+     * memoised yet.
+     */
+    moduloInputs(drv, label) {
+        const entries = [];
+        let deferred = false;
+        for (const input of drv.inputDrvs) {
+            // Every input is hashed (or found known) even once the derivation is found deferred.
+            const m = this.memo.get(input.path) ?? this.memoised(input.path);
+            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+                deferred = true;
+                continue;
+            }
+            const names = m.outputs;
+            for (const o of input.outputs)
+                if (!names.includes(o))
+                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
+            entries.push({ path: m.hex, outputs: input.outputs });
+        }
+        if (deferred)
+            return undefined;
+        entries.sort((a, b) => compareStrings(a.path, b.path));
+        const merged = [];
+        for (const e of entries) {
+            const last = merged[merged.length - 1];
+            if (last !== undefined && last.path === e.path)
+                last.outputs = [...last.outputs, ...e.outputs];
+            else
+                merged.push({ path: e.path, outputs: e.outputs });
+        }
+        // Output lists are sorted already unless built by hand, or merged from several inputs.
+        for (const m of merged)
+            if (!isStrictlySorted(m.outputs))
+                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
+        return serialiseInputDrvs(merged);
+    }
+    /** What is memoised of a derivation, hashing it first. */
+    memoised(drvPath) {
+        this.hashModulo(drvPath);
+        return this.memo.get(drvPath);
+    }
+    /**
+     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
+     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
+     */
+    outputsOnlyHash(drv, label, name) {
+        const kind = derivationKind(drv, label);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            const f = fixedOutput(out, label);
+            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
+            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
+        }
+        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const early = this.outputsOnlyHash(drv, label, name);
+        if (early !== undefined)
+            return early;
+        const inputs = this.moduloInputs(drv, label);
+        if (inputs === undefined)
+            return { kind: 'deferred' };
+        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        const layout = newLayout();
+        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
+    }
+}
+/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
+function computeDrvPath(storeDir, drvName, bytes, references) {
+    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
+    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
+    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/drv-outputs.ts
+// The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
+//
+// `nix-store --import` (and a daemon adding a .drv for an untrusted user) recomputes every
+// derivation's output paths when it registers the .drv: Nix 2.8's `checkDerivationOutputs` and
+// 2.34's `Derivation::checkInvariants`. A wrong one fails the import after the paths before it were
+// added, so the verifier checks the union of what both versions check, before anything reaches
+// the store:
+//   - input-addressed outputs: the path is `makeOutputPath(hashDerivationModulo)`, and the
+//     environment variable named after the output holds it (2.8; 2.34 checks the path only);
+//   - a derivation whose inputs defer it (floating content-addressed inputs): no output paths;
+//   - fixed outputs: the path the declared hash gives, also in the variable named after it;
+//   - floating and impure outputs: no path (Nix 2.8 asserts it);
+//   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
+// Input derivations come from the plan (checked before their dependents: the plan is in
+// dependency order) or, when the plan does not hold them, from the target store, as Nix reads
+// them from there. The checker also indexes which derivation declares which output path, for the
+// proof of build outputs (proof.ts).
+
+
+
+/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
+const DEFAULT_DRV_OUTPUT_LIMITS = Object.freeze({
+    maxStoreDerivations: 1_000_000,
+    maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
+});
+function wrong(drvPath, detail) {
+    return new errors_NixPlanError('bundle', `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`);
+}
+/** The env variable named after `output`, as a string (Nix compares it to the path as text). */
+function envOf(drv, output) {
+    const v = envGet(drv, output);
+    return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
+}
+/** Whether two byte strings are equal. */
+function sameBytes(a, b) {
+    return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+/**
+ * Checks the output paths of a plan's derivations, fed in the plan's (dependency) order with
+ * `check`, and, with `finish`, those whose input derivations are only in the target store.
+ * Memory: a modulo hash per derivation (and, with `indexOutputs`, a declaration per output path).
+ */
+class DerivationOutputChecks {
+    storeDir;
+    options;
+    hasher;
+    /** The derivation being checked, for the hasher's lookup. */
+    current;
+    /** Derivations read from the store, by path, until they are hashed. */
+    fromStore = new Map();
+    storeBytes = 0;
+    /** Output path → the derivations declaring it (usually one: an array only for the others). */
+    declared = new Map();
+    limits;
+    /**
+     * `readStore` reads an input derivation the plan does not hold from the target store (none:
+     * every input must be in the plan). With `indexOutputs`, `declaredOutput` answers which
+     * derivation of the plan declares an output path.
+     */
+    constructor(storeDir, options = {}) {
+        this.storeDir = storeDir;
+        this.options = options;
+        this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...options.limits };
+        this.hasher = new DerivationHasher(storeDir, (p) => this.lookup(p));
+    }
+    lookup(drvPath) {
+        if (this.current?.path === drvPath)
+            return this.current.drv;
+        const d = this.fromStore.get(drvPath);
+        if (d !== undefined)
+            return d;
+        throw new errors_NixPlanError('closure', `input derivation '${drvPath}' is neither in the plan before its dependents nor in the store`);
+    }
+    /**
+     * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
+     * filled in must give back exactly these bytes). Its input derivations must have been checked
+     * already, or be in the store (then this returns a promise: they are read first).
+     */
+    check(drvPath, drv, bytes) {
+        const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
+        if (missing.length === 0)
+            return this.checkNow(drvPath, drv, bytes);
+        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
+    }
+    /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
+    declaredOutput(path) {
+        const d = this.declared.get(path);
+        return Array.isArray(d) ? d[0] : d;
+    }
+    /** Every output path the plan's derivations declare (with `indexOutputs`; deferred ones have none). */
+    declaredPaths() {
+        return [...this.declared.keys()];
+    }
+    /**
+     * Every derivation of the plan that declares `path` as an output (with `indexOutputs`): two
+     * fetchers of one file declare one path, and so do two derivations whose modulo hashes agree.
+     */
+    declarations(path) {
+        const d = this.declared.get(path);
+        return d === undefined ? [] : Array.isArray(d) ? d : [d];
+    }
+    /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
+    async readFromStore(paths, needer) {
+        const read = this.options.readStore;
+        const todo = paths.map((p) => [p, needer]);
+        for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+            const [p, by] = next;
+            if (this.hasher.has(p) || this.fromStore.has(p))
+                continue;
+            const bytes = read === undefined ? undefined : await read(p);
+            if (bytes === undefined)
+                throw new errors_NixPlanError('closure', `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`);
+            this.storeBytes += bytes.length;
+            if (this.fromStore.size + 1 > this.limits.maxStoreDerivations ||
+                this.storeBytes > this.limits.maxStoreDerivationBytes)
+                throw new errors_NixPlanError('limit', `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`);
+            let drv;
+            try {
+                drv = parseDerivation(bytes);
+            }
+            catch (e) {
+                throw new errors_NixPlanError('nix', `cannot parse '${p}' from the store: ${e.message}`);
+            }
+            this.fromStore.set(p, drv);
+            for (const i of drv.inputDrvs)
+                if (!this.hasher.has(i.path) && !this.fromStore.has(i.path))
+                    todo.push([i.path, p]);
+        }
+    }
+    checkNow(drvPath, drv, bytes) {
+        const name = drvName(drvPath);
+        this.current = { path: drvPath, drv };
+        try {
+            const fixed = this.hasher.fixedOutputPaths(drv, name);
+            if (fixed !== undefined)
+                this.checkFixed(drvPath, drv, fixed);
+            else if (drv.outputs.every((o) => o.hashAlgo !== ''))
+                this.checkFloating(drvPath, drv);
+            else if (drv.version === undefined)
+                this.checkInputAddressed(drvPath, drv, name, bytes);
+            else
+                this.checkOther(drvPath, drv, name);
+        }
+        catch (e) {
+            if (e instanceof errors_NixPlanError && e.code === 'malformed')
+                throw new errors_NixPlanError('bundle', `${e.message} (in '${drvPath}')`);
+            throw e;
+        }
+        finally {
+            this.current = undefined;
+        }
+        for (const [p] of this.fromStore)
+            if (this.hasher.has(p))
+                this.fromStore.delete(p);
+    }
+    checkFixed(drvPath, drv, paths) {
+        for (const o of drv.outputs) {
+            const want = paths.get(o.name) ?? '';
+            if (o.path !== want)
+                throw wrong(drvPath, `declares fixed output '${o.name}' at '${o.path}', but its hash gives '${want}'`);
+            this.expectEnv(drvPath, drv, o.name, want);
+            this.declare(want, { drvPath, output: o.name, fixed: { hashAlgo: o.hashAlgo, hash: o.hash } });
+        }
+        this.hasher.record(drvPath, drv);
+    }
+    /** Floating content-addressed or impure outputs: no path until built (`hashAlgo` set, no hash). */
+    checkFloating(drvPath, drv) {
+        for (const o of drv.outputs)
+            if (o.path !== '')
+                throw wrong(drvPath, `gives its floating output '${o.name}' the path '${o.path}', which is only known once built`);
+        this.hasher.record(drvPath, drv); // refuses a mixture of kinds
+    }
+    /**
+     * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
+     * bytes, which proves every output path and every variable named after an output at once.
+     */
+    checkInputAddressed(drvPath, drv, name, bytes) {
+        const filled = this.hasher.fillOutputs(drv, name);
+        if (filled.hash.kind === 'deferred') {
+            this.checkDeferred(drvPath, drv);
+            this.hasher.record(drvPath, drv, filled.hash);
+            return;
+        }
+        if (!sameBytes(filled.bytes, bytes)) {
+            drv.outputs.forEach((o, i) => {
+                const want = filled.paths[i] ?? '';
+                if (o.path !== want)
+                    throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
+                this.expectEnv(drvPath, drv, o.name, want);
+            });
+            throw wrong(drvPath, 'does not read back as Nix writes it with its outputs filled in');
+        }
+        drv.outputs.forEach((o, i) => {
+            if (envGet(drv, o.name) === undefined)
+                this.expectEnv(drvPath, drv, o.name, filled.paths[i] ?? '');
+            this.declare(o.path, { drvPath, output: o.name });
+        });
+        this.hasher.record(drvPath, drv, filled.hash);
+    }
+    /** Outputs of a derivation deferred by its inputs: no paths yet. */
+    checkDeferred(drvPath, drv) {
+        for (const o of drv.outputs)
+            if (o.path !== '')
+                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but its inputs defer it (no path before they are built)`);
+    }
+    /** A `DrvWithVersion` derivation: its outputs compared one by one. */
+    checkOther(drvPath, drv, name) {
+        const hash = this.hasher.hashModulo(drvPath);
+        if (hash.kind === 'deferred') {
+            this.checkDeferred(drvPath, drv);
+            return;
+        }
+        const paths = this.hasher.outputPaths(drv, name);
+        for (const o of drv.outputs) {
+            const want = paths.get(o.name) ?? '';
+            if (o.path !== want)
+                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
+            this.expectEnv(drvPath, drv, o.name, want);
+            this.declare(o.path, { drvPath, output: o.name });
+        }
+    }
+    /** Indexes a declaration. */
+    declare(path, declaration) {
+        if (this.options.indexOutputs !== true)
+            return;
+        const known = this.declared.get(path);
+        if (known === undefined)
+            this.declared.set(path, declaration);
+        else if (Array.isArray(known))
+            known.push(declaration);
+        else
+            this.declared.set(path, [known, declaration]);
+    }
+    expectEnv(drvPath, drv, output, path) {
+        const value = envOf(drv, output);
+        if (value === undefined)
+            throw wrong(drvPath, `has no environment variable '${output}' (it should be '${path}')`);
+        if (value !== path)
+            throw wrong(drvPath, `has environment variable '${output}' = '${value}', but it should be '${path}'`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/proof.ts
+// Proof before trust: every path of a plan must prove itself, or be covered by a trusted signature.
+//
+// A `.drv`, a `toFile` text and a source name themselves by their content (the verifier recomputes
+// their paths), and so does the output of a fixed-output derivation whose content hashes to the
+// path its `.drv` declares. Anything else a plan carries is a build output: an input-addressed path
+// whose name says how it was built, not what it holds, so only a signature by a key the user
+// trusts (over the manifest, which covers the stream's sha256 and so every byte) proves it. Without
+// one it is refused, naming the first such path, unless the user explicitly opted out
+// (`--no-check-sigs`, counted in the trust report). Also: an output's deriver, when the plan holds
+// it, must declare the output; and a `sources` bundle carries no build output but the outputs of
+// the plan's fixed-output derivations.
+
+/** What a refusal for lack of proof says to do. */
+const HOW = 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
+    'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)';
+/**
+ * The proof of each path of a plan, fed in stream order (`entry`), and the checks that need every
+ * .drv first (`finish`). Memory: the paths that carry a deriver, and the build outputs of a
+ * `sources` bundle.
+ */
+class PathProofs {
+    options;
+    unprovenCount = 0;
+    firstUnproven;
+    /** Paths with a deriver, checked against the plan's derivations at the end. */
+    derived = [];
+    /** Build outputs of a `sources` bundle: each must be a fixed output some .drv declares. */
+    sourceOutputs = [];
+    constructor(options) {
+        this.options = options;
+    }
+    /** Paths accepted without proof (with `--no-check-sigs`; otherwise refused before counting). */
+    get unproven() {
+        return this.unprovenCount;
+    }
+    /** The first of them. */
+    get firstUnprovenPath() {
+        return this.firstUnproven;
+    }
+    /**
+     * The proof of one entry, given the kind the verifier found (`output`: not content-addressed).
+     * Refuses (exit 4) a build output no signature covers, unless the user opted out.
+     */
+    entry(path, kind, deriver) {
+        if (deriver !== '')
+            this.derived.push({ path, deriver });
+        if (kind !== 'output')
+            return 'content-address';
+        if (this.options.include === 'drvs')
+            throw new errors_NixPlanError('bundle', `'${path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
+        // A `sources` bundle's outputs are judged at the end, once every .drv declared its outputs.
+        if (this.options.include === 'sources')
+            this.sourceOutputs.push(path);
+        return this.unprovenOrSigned(path, this.options.include === 'sources');
+    }
+    unprovenOrSigned(path, deferRefusal) {
+        if (this.options.signed)
+            return 'signature';
+        this.unprovenCount++;
+        this.firstUnproven ??= path;
+        if (!this.options.noCheckSigs && !deferRefusal)
+            throw unprovenError(path);
+        return 'unproven';
+    }
+    /**
+     * The checks that need every .drv of the plan: each deriver the plan holds declares what names
+     * it as its deriver, and each build output of a `sources` bundle is a fixed output of the plan
+     * (whose content did not hash to its path: an algorithm the verifier does not compute, so it is
+     * proven only by a signature). `declarations` answers which .drv of the plan declares a path;
+     * `inPlan` whether a .drv is in the plan.
+     */
+    finish(declarations, inPlan) {
+        for (const { path, deriver } of this.derived)
+            if (inPlan(deriver) && !declarations(path).some((d) => d.drvPath === deriver))
+                throw new errors_NixPlanError('bundle', `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`);
+        for (const path of this.sourceOutputs) {
+            const fixed = declarations(path).find((d) => d.fixed !== undefined);
+            if (fixed === undefined)
+                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only the outputs of the plan's fixed-output derivations: the bundle was altered`);
+        }
+        if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
+            throw unprovenError(this.firstUnproven);
+    }
+}
+/** The refusal of a path nothing proves. */
+function unprovenError(path) {
+    return new errors_NixPlanError('signature', `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${HOW}`);
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
 // Reading a plan bundle: the streaming verifier, over the bundle's source (source.ts), its
 // decoding (decode.ts) and the rules it applies (policy.ts), whose public names it re-exports.
@@ -4120,6 +4990,8 @@ function trustStatus(manifest, trust) {
 // frame ending at end of file), both digests and sizes, every NAR and entry, store paths, that
 // references are closed over bundle ∪ store and come first, that every .drv/text/source path is
 // the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
+
+
 
 
 
@@ -4153,28 +5025,66 @@ async function verifySource(source, options) {
     const exportLimits = exportLimitsFor(manifest, limits);
     const counts = emptyCounts();
     const narBytes = emptyCounts();
-    const closure = new ClosureCheck(options.isValidInStore ?? (() => false));
+    const closure = new ClosureCheck(limits);
     const derivations = new DerivationChecks(manifest);
     const parseDerivations = options.parseDerivations !== false;
+    // Output paths are checked as Nix checks them on import; relocation recomputes them instead.
+    const outputs = parseDerivations
+        ? new DerivationOutputChecks(manifest.storeDir, {
+            readStore: options.readStoreDerivation,
+            indexOutputs: true,
+        })
+        : undefined;
+    const noCheckSigs = options.noCheckSigs === true;
+    const proofs = new PathProofs({
+        include: manifest.include,
+        signed: trustedSignatures.length > 0,
+        noCheckSigs,
+    });
+    // Every NAR byte counts against what the manifest declares, as it arrives.
+    const declared = declaredNarBytes(manifest);
+    let narSeen = 0;
+    const onNarBytes = (chunk, index) => {
+        narSeen += chunk.length;
+        if (narSeen > declared)
+            throw new errors_NixPlanError('bundle', `'${source.name}' holds more than the ${declared} NAR bytes its manifest records (entry ${index}): the bundle is corrupt or lies about its sizes`);
+        options.onNarBytes?.(chunk, index);
+    };
     let frame;
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
+    let parsed;
+    const onDerivation = (drv, bytes) => {
+        parsed = { drv, bytes };
+    };
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
-        ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
+        onNarBytes,
         ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
     })) {
         closure.arrive(entry.path);
-        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
-        await closure.add(entry.path, entry.references);
+        parsed = undefined;
+        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined, onDerivation);
+        if (outputs !== undefined && parsed !== undefined) {
+            const { drv, bytes } = parsed;
+            const pending = outputs.check(entry.path, drv, bytes);
+            if (pending !== undefined)
+                await pending;
+        }
+        proofs.entry(entry.path, verified.kind, entry.deriver);
+        closure.add(entry.path, entry.references);
         counts[verified.kind]++;
         narBytes[verified.kind] += entry.nar.narSize;
+        checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
         await options.onEntry?.(verified);
     }
-    closure.finish();
     checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
     if (parseDerivations)
         derivations.finish();
+    if (outputs !== undefined)
+        proofs.finish((p) => outputs.declarations(p), (p) => p.endsWith('.drv') && closure.has(p));
+    // One question to the store, about every path the bundle refers to but does not hold.
+    closure.finish(await validAmong(closure.missing(), options));
     if (frame === undefined)
         throw new errors_NixPlanError('internal', 'the data frame was not scanned to its end');
     return {
@@ -4185,9 +5095,25 @@ async function verifySource(source, options) {
         narBytes,
         trustedSignatures,
         storeReferences: closure.storeReferences,
+        unproven: proofs.unproven,
+        noCheckSigs,
+        declaredOutputs: () => outputs?.declaredPaths() ?? [],
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
         ...(!parseDerivations && { derivations }),
     };
+}
+/** Which of `paths` are valid in the target store, by the options' batch or per-path question. */
+async function validAmong(paths, options) {
+    if (paths.length === 0)
+        return new Set();
+    if (options.validInStore !== undefined)
+        return options.validInStore(paths);
+    const valid = new Set();
+    if (options.isValidInStore !== undefined)
+        for (const p of paths)
+            if (await options.isValidInStore(p))
+                valid.add(p);
+    return valid;
 }
 /** Passes each chunk to `fn` before handing it on. */
 async function* tapChunks(source, fn) {
@@ -4587,6 +5513,16 @@ function integer(value, name, min, max) {
     if (!/^-?\d+$/.test(value) || n < min || n > max)
         throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
     return n;
+}
+/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
+function byteSize(value, name) {
+    if (value === undefined)
+        return undefined;
+    const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
+    if (m === null)
+        throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
+    const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase()];
+    return Number(m[1]) * 1024 ** unit;
 }
 /** Exactly one positional argument (the bundle), or a usage error naming it. */
 function onePositional(args, what) {
@@ -6207,7 +7143,7 @@ function progressOf(deps) {
  * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
  * the verifier's other options (store validity, an entry callback) through.
  */
-async function verifyWithProgress(bundle, options, progress) {
+async function verifyWithProgress(bundle, options, progress, signal) {
     const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
     try {
         // The manifest says how many paths there are, so the bar can show a total.
@@ -6217,6 +7153,7 @@ async function verifyWithProgress(bundle, options, progress) {
             return await verifyBundle(source, {
                 ...options,
                 onEntry: async (e) => {
+                    signal?.throwIfAborted();
                     await options.onEntry?.(e);
                     task.tick(1, e.nar.narSize);
                 },
@@ -6234,8 +7171,15 @@ async function verifyWithProgress(bundle, options, progress) {
 /** Verifies a bundle completely; the use case behind `nix-plan verify`. */
 async function verifyPlan(bundlePath, options = {}, deps = {}) {
     const keys = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
+    return {
+        bundlePath,
+        ...report,
+        trust: trustReportOf(report.manifest, keys, {
+            noCheckSigs: report.noCheckSigs,
+            unproven: report.unproven,
+        }),
+    };
 }
 
 ;// CONCATENATED MODULE: ./src/app/deploy/activation.ts
@@ -7579,8 +8523,12 @@ const ExitCode = {
     activation: 13,
     /** Activation failed and could not be undone: the host needs attention. */
     attention: 14,
-    /** Interrupted (SIGINT). */
+    /** Interrupted by SIGHUP (after cleaning up and rolling back what it had added). */
+    hangup: 129,
+    /** Interrupted by SIGINT (Ctrl-C), after cleaning up and rolling back. */
     interrupted: 130,
+    /** Terminated by SIGTERM, after cleaning up and rolling back. */
+    terminated: 143,
 };
 /** What each exit code means, in the order `nix-plan help exit-codes` and the man page list them. */
 const EXIT_CODE_MEANINGS = [
@@ -7588,7 +8536,7 @@ const EXIT_CODE_MEANINGS = [
     [ExitCode.internal, 'internal error (a bug: please report it)'],
     [ExitCode.usage, 'bad command line'],
     [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
-    [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
+    [ExitCode.signature, 'a signature is missing, untrusted or invalid, or a path is unproven'],
     [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
     [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
     [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
@@ -7599,7 +8547,9 @@ const EXIT_CODE_MEANINGS = [
     [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
     [ExitCode.activation, 'activation failed; the previous generation was restored'],
     [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
-    [ExitCode.interrupted, 'interrupted'],
+    [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
+    [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
+    [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
 ];
 const BY_ERROR = {
     usage: ExitCode.usage,
@@ -7613,13 +8563,16 @@ const BY_ERROR = {
     nix: ExitCode.nix,
     transport: ExitCode.transport,
     stale: ExitCode.stale,
+    interrupted: ExitCode.interrupted,
     host: ExitCode.host,
     activation: ExitCode.activation,
     attention: ExitCode.attention,
     internal: ExitCode.internal,
 };
-/** The exit code for anything thrown: its NixPlanError code, else internal. */
+/** The exit code for anything thrown: its NixPlanError code, else internal; 128 + n for signal n. */
 function exitCodeFor(error) {
+    if (error instanceof InterruptedError)
+        return (128 + STOP_SIGNAL_NUMBERS[error.signal]);
     if (error instanceof errors_NixPlanError)
         return BY_ERROR[error.code] ?? ExitCode.internal;
     return ExitCode.internal;
@@ -8504,6 +9457,11 @@ const NO_CHECK_SIGS = {
     type: 'boolean',
     help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
 };
+const MAX_SIZE = {
+    type: 'string',
+    value: 'BYTES',
+    help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
+};
 /** `--max-age`, as every command that takes it. */
 const MAX_AGE = {
     type: 'string',
@@ -8661,6 +9619,7 @@ const COMMANDS = [
             "bundle's integrity is checked, not who made it.",
         options: {
             'trusted-key': TRUSTED_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
             'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
             'max-age': MAX_AGE,
         },
@@ -8668,7 +9627,11 @@ const COMMANDS = [
         async run(args, ctx) {
             noRest(args, 'verify');
             const age = maxAge(args);
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
+            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), {
+                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
+                storeDir: args_str(args, 'store-dir'),
+                noCheckSigs: flag(args, 'no-check-sigs'),
+            }, ctx.deps);
             // verify changes nothing, so the age is checked on the manifest it verified.
             const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
             if (stale !== undefined)
@@ -8693,6 +9656,7 @@ const COMMANDS = [
             'sign-key': CACHE_KEY,
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
+            'max-size': MAX_SIZE,
         },
         examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
         async run(args, ctx) {
@@ -8701,7 +9665,9 @@ const COMMANDS = [
             const options = {
                 store: args_str(args, 'store'),
                 trustedKeys,
+                noCheckSigs: flag(args, 'no-check-sigs'),
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
+                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
             };
             const deps = await importDeps(args, ctx, trustedKeys);
             const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
@@ -8741,6 +9707,7 @@ const COMMANDS = [
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
             'allow-downgrade': ALLOW_DOWNGRADE,
+            'max-size': MAX_SIZE,
         },
         examples: [
             'nix-plan realise hello.nixplan --out-link result',
@@ -8764,7 +9731,9 @@ const COMMANDS = [
                 outLink,
                 roots: args_list(args, 'roots', true),
                 trustedKeys,
+                noCheckSigs: flag(args, 'no-check-sigs'),
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
+                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
                 nixArgs: nixArgs(args),
                 logFormat: args_str(args, 'log-format'),
             };
@@ -8900,6 +9869,7 @@ const COMMANDS = [
             'no-check-sigs': NO_CHECK_SIGS,
             'max-age': MAX_AGE,
             'allow-downgrade': ALLOW_DOWNGRADE,
+            'max-size': MAX_SIZE,
         },
         examples: [
             'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
@@ -8911,10 +9881,12 @@ const COMMANDS = [
             const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
             const store = args_str(args, 'store');
             const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
             const realiseOptions = {
                 store,
                 trustedKeys,
                 method: oneOf(args_str(args, 'method'), 'method', METHODS),
+                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
                 nixArgs: nixArgs(args),
                 logFormat: args_str(args, 'log-format'),
             };
@@ -9181,6 +10153,10 @@ async function applyPlan(bundlePath, options, deps) {
     const now = deps.now?.() ?? new Date();
     checkFreshness(manifest, record, options, profile, now, deps.log);
     const realised = await deps.realise(bundlePath, [root.drvPath]);
+    // Never activate a system some of whose paths nothing proved.
+    const unproven = realised.import?.unproven ?? 0;
+    if (unproven > 0)
+        throw new errors_NixPlanError('signature', `the plan holds ${unproven} build output${unproven === 1 ? '' : 's'} no trusted key signed: apply activates only a proven system (give --trusted-key)`);
     const built = systemOutput(realised);
     if (built !== system ||
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
@@ -9737,7 +10713,7 @@ function binaryCacheCopyImport(settings = {}) {
             storeDir: options.manifest.storeDir,
             store: options.store,
             signingKey: key,
-            workDir: settings.workDir,
+            workDir: settings.workDir ?? options.workDir,
         }, deps);
     };
 }
@@ -9795,9 +10771,88 @@ async function queryMissing(store, paths) {
     return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
 }
 
+;// CONCATENATED MODULE: ./src/nix/gc.ts
+// Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
+// to and no GC root (or running process) holds, and refuses the others ("still alive").
+
+
+/**
+ * `nix-store --delete PATHS…` in one run (per command-line batch). Nix walks each path's referrers:
+ * any outside `paths` keeps it (and that run fails); `keep-derivations` is turned off so a .drv
+ * goes even when an output it built stays. A failure is a NixCommandError.
+ */
+async function deletePaths(store, paths) {
+    for (const batch of batchPaths(paths)) {
+        const args = [...store.storeArgs(), '--option', 'keep-derivations', 'false', '--delete', ...batch];
+        const result = await store.runner.run('nix-store', args, { allowFailure: true });
+        NixCommandError.check('nix-store', args, result, { what: 'nix-store --delete' });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/rollback.ts
+// Rolling back an import that failed or was interrupted: the paths it made valid are removed again,
+// so the store's valid paths are what they were before it started.
+//
+// An import adds paths in dependency order, and a path it added can only be referred to by paths
+// added after it (Nix registers references to valid paths only), so those paths are new and
+// unreferenced from outside: `nix-store --delete` removes them all, newest first. A path another
+// process started using meanwhile (a concurrent build, a GC root) is kept, and said so.
+
+
+/**
+ * Removes again those of `added` (the paths that were not valid before the import, in its order)
+ * that are valid now. `store` must run on a runner that still works after an interruption.
+ */
+async function rollback_rollBack(store, added) {
+    if (added.length === 0)
+        return { removed: [], kept: [] };
+    const invalid = await store.invalidPaths(added);
+    const valid = added.filter((p) => !invalid.has(p)).reverse();
+    if (valid.length === 0)
+        return { removed: [], kept: [] };
+    let reason;
+    try {
+        await deletePaths(store, valid);
+    }
+    catch (e) {
+        // One that stays alive stops the run: remove the others one at a time, newest first.
+        reason = firstLine(e);
+        for (const p of valid)
+            await deletePaths(store, [p]).catch((f) => {
+                reason ??= firstLine(f);
+            });
+    }
+    const still = await store.invalidPaths(valid);
+    const kept = valid.filter((p) => !still.has(p));
+    return { removed: valid.filter((p) => still.has(p)), kept, ...(kept.length > 0 && { reason }) };
+}
+function firstLine(e) {
+    const text = e instanceof Error ? e.message : String(e);
+    const lines = text.split('\n').filter((l) => /error|alive|cannot/i.test(l));
+    return (lines[lines.length - 1] ?? text).trim();
+}
+/** What a failure message adds about the rollback. */
+function rollbackNote(result) {
+    if (result.removed.length === 0 && result.kept.length === 0)
+        return 'no path had been added, the store is unchanged';
+    if (result.kept.length === 0)
+        return `the ${result.removed.length} path${result.removed.length === 1 ? '' : 's'} it had added ${result.removed.length === 1 ? 'was' : 'were'} removed again, the store is as it was`;
+    return (`${result.removed.length} of the paths it had added were removed again, but ${result.kept.length} could not be ` +
+        `(e.g. '${result.kept[0]}': ${result.reason ?? 'still in use'}); remove them with nix-store --delete once nothing uses them`);
+}
+/** `error` with what the rollback did added to its message (the same error: its class and code stay). */
+function withRollbackNote(error, result) {
+    if (error instanceof errors_NixPlanError)
+        error.message = `${error.message}\n(${rollbackNote(result)})`;
+    return error;
+}
+
 ;// CONCATENATED MODULE: ./src/app/import.ts
 // importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
 
 
 
@@ -9910,11 +10965,41 @@ class VerifiedStreamFile {
         this.fd = undefined;
     }
 }
+/** The sha256 of a file, as hex. */
+async function sha256OfFile(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(c);
+    return hash.digest('hex');
+}
+/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
+async function checkCopyDigest(copy, digest, bundlePath) {
+    const want = digest.replace(/^sha256:/, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(want))
+        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
+    const got = await sha256OfFile(copy);
+    if (got !== want)
+        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
+}
+/**
+ * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
+ * temp dir has no room for (its verified stream is written there).
+ */
+async function checkRoom(manifest, dir, maxSize) {
+    const size = manifest.stream.size;
+    if (maxSize !== undefined && size > maxSize)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
+    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+    if (fs !== undefined && fs.bavail * fs.bsize < size)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
+}
 /**
  * Copies the bundle into a private directory and verifies the copy completely, so nothing
  * unverified can reach the store even if the original changes meanwhile; the verified export
  * stream is kept in a private file as it is checked, and that file is what Nix imports.
  * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ * If the import fails or is interrupted (`deps.signal`), the paths it made valid are removed again
+ * before the error is thrown, and the error says so: the store's valid paths are what they were.
  */
 async function importPlan(bundlePath, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
@@ -9930,25 +11015,35 @@ async function importPlan(bundlePath, options, deps) {
         await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         });
+        if (options.digest !== undefined)
+            await checkCopyDigest(copy, options.digest, bundlePath);
         // Messages name the user's file, not the private copy they are about.
         const source = { ...(await openBundle(copy)), name: bundlePath };
-        // Whatever the route, what reaches the store is the stream verified here.
-        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
         try {
+            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+            // Whatever the route, what reaches the store is the stream verified here.
+            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
             const paths = [];
             const validity = new ValidityQueries(store);
+            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
             let report;
             try {
                 report = await verifyWithProgress(source, {
                     trustedKeys: options.trustedKeys,
+                    noCheckSigs: options.noCheckSigs,
                     storeDir,
-                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+                    limits,
+                    validInStore: async (missing) => {
+                        const invalid = await store.invalidPaths(missing);
+                        return new Set(missing.filter((p) => !invalid.has(p)));
+                    },
+                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
                     onEntry: (e) => {
                         paths.push(e.path);
                         validity.add(e.path);
                     },
-                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
-                }, deps.progress);
+                    onStreamBytes: (c) => verified.write(c),
+                }, deps.progress, deps.signal);
             }
             finally {
                 verified.close();
@@ -9956,45 +11051,44 @@ async function importPlan(bundlePath, options, deps) {
             if (verified.failure !== undefined)
                 deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
             const { manifest } = report;
+            const proof = {
+                trustedSignatures: report.trustedSignatures,
+                unproven: report.unproven,
+                noCheckSigs: report.noCheckSigs,
+                declaredOutputs: report.declaredOutputs,
+                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+                    noCheckSigs: report.noCheckSigs,
+                    unproven: report.unproven,
+                }),
+            };
+            if (report.unproven > 0)
+                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
             const invalid = await validity.invalid();
             const alreadyValid = paths.length - invalid.size;
             if (invalid.size === 0) {
                 deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none' };
+                return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
             }
-            let method = options.method ?? 'auto';
-            if (method === 'auto') {
-                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
-                method = trust === 'untrusted' ? 'copy' : 'import';
-                if (trust === 'unknown')
-                    deps.log.debug('store trust unknown: trying nix-store --import first');
+            // From here on the store changes: whatever stops the import, what it added is removed again.
+            const added = paths.filter((p) => invalid.has(p));
+            try {
+                const method = await addPaths(store, manifest, options, deps, {
+                    trusts,
+                    count: invalid.size,
+                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
+                });
+                deps.signal?.throwIfAborted();
+                const still = await invalidAmong(store, paths);
+                if (still.size > 0)
+                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+                return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
             }
-            // The verified stream: the private file, or (when it could not be kept) decompressed again.
-            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
-            if (method === 'import') {
-                // nix-store --import prints each path it adds: one tick per line.
-                const importing = progressOf(deps).start('importing with nix-store --import', invalid.size);
-                try {
-                    await importExport(store, stream(), (n) => importing.tick(n));
-                }
-                catch (e) {
-                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                        throw e;
-                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-                    method = 'copy';
-                }
-                finally {
-                    importing.done();
-                }
+            catch (e) {
+                deps.log.info(`the import failed: removing the paths it added…`);
+                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+                cleanup.setStoreDir(storeDir);
+                throw withRollbackNote(e, await rollback_rollBack(cleanup, added));
             }
-            if (method === 'copy') {
-                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-                await copyImport(stream(), { store: options.store, manifest }, deps);
-            }
-            const still = await invalidAmong(store, paths);
-            if (still.size > 0)
-                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-            return { manifest, imported: invalid.size, alreadyValid, method };
         }
         finally {
             await source.close();
@@ -10003,6 +11097,45 @@ async function importPlan(bundlePath, options, deps) {
     finally {
         await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     }
+}
+/** A .drv of the target store, read from its file (undefined when it is not there). */
+function readStoreFile(store, path) {
+    try {
+        return store.readRegularFileSync(path)?.bytes;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
+async function addPaths(store, manifest, options, deps, how) {
+    let method = options.method ?? 'auto';
+    if (method === 'auto') {
+        const trust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
+        method = trust === 'untrusted' ? 'copy' : 'import';
+        if (trust === 'unknown')
+            deps.log.debug('store trust unknown: trying nix-store --import first');
+    }
+    if (method === 'import') {
+        // nix-store --import prints each path it adds: one tick per line.
+        const importing = progressOf(deps).start('importing with nix-store --import', how.count);
+        try {
+            await importExport(store, how.stream(), (n) => importing.tick(n));
+            return 'import';
+        }
+        catch (e) {
+            if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                throw e;
+            deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+        }
+        finally {
+            importing.done();
+        }
+    }
+    const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+    // The cache is made beside (not inside) the private dir: the Nix client may be another user.
+    await copyImport(how.stream(), { store: options.store, manifest }, deps);
+    return 'copy';
 }
 
 ;// CONCATENATED MODULE: ./src/nix/build-log.ts
@@ -10210,6 +11343,8 @@ async function realiseWithReport(store, roots, options) {
 
 
 
+
+
 /**
  * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
  * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
@@ -10229,13 +11364,32 @@ function selectRoots(roots, selectors = []) {
     }
     return roots.filter((r) => chosen.has(r));
 }
-/** Imports the bundle and builds the selected roots. */
+/**
+ * Imports the bundle and builds the selected roots, checking that what Nix built for each root is
+ * the output its .drv (verified with the plan) names. If building fails or is interrupted, what
+ * this run added (the imported paths and the outputs it built) is removed again.
+ */
 async function realisePlan(bundlePath, options, deps) {
     const imported = await importPlan(bundlePath, options, deps);
     const { manifest } = imported;
     const roots = selectRoots(manifest.roots, options.roots);
     const store = new NixStore(deps.runner, { store: options.store });
     const drvs = roots.map((r) => r.drvPath);
+    // What building can add: the outputs of the plan's derivations that are not valid yet.
+    const declared = imported.declaredOutputs();
+    const unbuilt = declared.length === 0 ? new Set() : await store.invalidPaths(declared);
+    try {
+        return await build(store, imported, roots, drvs, options, deps);
+    }
+    catch (e) {
+        deps.log.info('the build failed: removing what this run added…');
+        const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+        cleanup.setStoreDir(manifest.storeDir);
+        throw withRollbackNote(e, await rollback_rollBack(cleanup, [...imported.addedPaths(), ...unbuilt]));
+    }
+}
+async function build(store, imported, roots, drvs, options, deps) {
+    const { manifest } = imported;
     deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
     const { printed, report } = await realiseWithReport(store, roots, {
         addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
@@ -10246,12 +11400,17 @@ async function realisePlan(bundlePath, options, deps) {
     // With --add-root Nix prints the links it made; the outputs are their targets.
     const links = options.outLink === undefined ? [] : printed;
     const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
+    const builtSet = new Set(built);
     const builtByName = new Map(built.map((p) => [nameOf(p), p]));
     const outPaths = {};
     for (const r of roots) {
         const outs = {};
-        for (const [name, path] of Object.entries(r.outputs))
+        for (const [name, path] of Object.entries(r.outputs)) {
+            // The root's .drv (verified with the plan) names this output: Nix must have built exactly it.
+            if (path !== '' && !builtSet.has(path))
+                throw new errors_NixPlanError('nix', `Nix built ${[...builtSet].filter((p) => nameOf(p) === nameOf(path)).join(', ') || 'nothing'} for output '${name}' of '${r.drvPath}', not '${path}' that its .drv names`);
             outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+        }
         outPaths[r.drvPath] = outs;
     }
     const all = Object.values(outPaths).flatMap((o) => Object.values(o));
@@ -10262,7 +11421,7 @@ async function realisePlan(bundlePath, options, deps) {
     if (invalid.size > 0)
         throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
     const { manifest: _m, ...importSummary } = imported;
-    return { manifest, outPaths, import: importSummary, links, build: report };
+    return { manifest, outPaths, import: importSummary, links, trust: imported.trust, build: report };
 }
 
 ;// CONCATENATED MODULE: ./src/app/dry-run.ts
@@ -10397,7 +11556,7 @@ async function dryRunRealise(bundlePath, options, deps) {
 
 
 /** The kind of an output from its ATerm fields (Nix writes each kind this way). */
-function outputKind(o) {
+function graph_outputKind(o) {
     if (o.hash === 'impure')
         return 'impure';
     if (o.hash !== '')
@@ -10472,7 +11631,7 @@ class PlanGraph {
             outputs: head.outputs.map((o) => ({
                 name: this.strings.get(o.name),
                 path: o.path,
-                kind: outputKind(o),
+                kind: graph_outputKind(o),
                 hashAlgo: this.strings.get(o.hashAlgo),
                 hash: o.hash,
             })),
@@ -10978,7 +12137,7 @@ function backtrack(a, b, trace, last, dEnd, kEnd, offset) {
 
 const derivation_diff_latin1 = (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 function describeOutput(o) {
-    return { name: o.name, kind: outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
+    return { name: o.name, kind: graph_outputKind(o), hashAlgo: o.hashAlgo, hash: o.hash };
 }
 const sameOutput = (a, b) => a.kind === b.kind && a.hashAlgo === b.hashAlgo && a.hash === b.hash;
 /** `drvName` without throwing: a derivation path's name without `.drv`. */
@@ -11373,341 +12532,6 @@ function diffPlans(oldSide, old, newSide, now, options) {
 }
 /** Counts of a diff that has none (for summaries of an identical plan). */
 const NO_CHANGES = Object.freeze(packages_emptyCounts());
-
-;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
-// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
-//
-// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
-// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
-// only by what it produces, not by how. The derivation itself is masked first (its output paths
-// and the environment variables named after its outputs set to ""), since those are what is being
-// computed. Floating content-addressed derivations, and everything depending on one, have no
-// output paths before they are built ("deferred").
-
-
-
-
-function fail(drvLabel, detail) {
-    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
-}
-function derivation_hash_outputKind(o) {
-    if (o.hashAlgo === '')
-        return 'input-addressed';
-    if (o.hash === 'impure')
-        return 'impure';
-    return o.hash === '' ? 'floating' : 'fixed';
-}
-/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
-function derivationKind(drv, drvLabel) {
-    const first = drv.outputs[0];
-    if (first === undefined)
-        fail(drvLabel, 'it has no outputs');
-    const kind = derivation_hash_outputKind(first);
-    for (const o of drv.outputs)
-        if (derivation_hash_outputKind(o) !== kind)
-            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
-    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
-        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
-    return kind;
-}
-/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
-function fixedOutput(o, drvLabel) {
-    let method = 'flat';
-    let algo = o.hashAlgo;
-    if (algo.startsWith('r:')) {
-        method = 'recursive';
-        algo = algo.slice(2);
-    }
-    else if (algo.startsWith('text:')) {
-        method = 'text';
-        algo = algo.slice(5);
-    }
-    if (!isHashAlgo(algo))
-        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
-    if (o.hash.includes(':') || o.hash.includes('-'))
-        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
-    const hash = parseHash(o.hash, algo);
-    if (method === 'text' && algo !== 'sha256')
-        fail(drvLabel, 'a text-hashed output must use sha256');
-    return { method, hash };
-}
-/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
-function fixedOutputPath(f, name, storeDir) {
-    if (f.method === 'text')
-        return makeTextPath(name, f.hash.bytes, [], storeDir);
-    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
-}
-/** A derivation whose output paths, and the env variables named after its outputs, are "". */
-function masked(drv) {
-    const empty = new Uint8Array(0);
-    return {
-        ...drv,
-        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
-        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
-    };
-}
-/** A new empty layout for `serialiseDerivation` to fill. */
-function newLayout() {
-    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-}
-/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
-function hashWithInputs(bytes, layout, inputs) {
-    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
-}
-/** The output named by env key `key`, if any. */
-function outputNamed(drv, key) {
-    // Output names are ASCII; compare without decoding every key.
-    outer: for (const o of drv.outputs) {
-        if (o.name.length !== key.length)
-            continue;
-        for (let i = 0; i < key.length; i++)
-            if (o.name.charCodeAt(i) !== key[i])
-                continue outer;
-        return o;
-    }
-    return undefined;
-}
-function isOutputName(drv, key) {
-    return outputNamed(drv, key) !== undefined;
-}
-/**
- * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
- * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
- * path it does not have.
- */
-class DerivationHasher {
-    storeDir;
-    lookup;
-    /**
-     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
-     * deferred) and its output names (to check what dependents ask for). One map, as each input of
-     * each derivation is looked up in it.
-     */
-    memo = new Map();
-    constructor(storeDir, lookup) {
-        this.storeDir = storeDir;
-        this.lookup = lookup;
-    }
-    /**
-     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
-     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
-     */
-    hashModulo(drvPath) {
-        const known = this.memo.get(drvPath);
-        if (known !== undefined)
-            return known.hash;
-        const pending = new Map();
-        const stack = [drvPath];
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            if (this.memo.has(path)) {
-                stack.pop();
-                continue;
-            }
-            let drv = pending.get(path);
-            if (drv === undefined) {
-                drv = this.lookup(path);
-                pending.set(path, drv);
-                // A fixed-output hash does not depend on inputs, so they need not be visited.
-                if (derivationKind(drv, path) !== 'fixed') {
-                    for (const input of drv.inputDrvs) {
-                        if (this.memo.has(input.path))
-                            continue;
-                        if (pending.has(input.path))
-                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
-                        stack.push(input.path);
-                    }
-                    if (stack[stack.length - 1] !== path)
-                        continue;
-                }
-            }
-            stack.pop();
-            pending.delete(path);
-            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
-        }
-        return this.memo.get(drvPath).hash;
-    }
-    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
-    outputPaths(drv, drvName) {
-        const fixed = this.fixedOutputPaths(drv, drvName);
-        if (fixed !== undefined)
-            return fixed;
-        const paths = new Map();
-        const h = this.compute(drv, drvName, drvName, true);
-        for (const o of drv.outputs)
-            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
-        return paths;
-    }
-    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
-    fixedOutputPaths(drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'fixed')
-            return undefined;
-        const out = drv.outputs[0];
-        return new Map([
-            [
-                out.name,
-                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
-            ],
-        ]);
-    }
-    /**
-     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
-     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
-     * only its outputs.
-     */
-    record(drvPath, drv, hash) {
-        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
-        if (h === undefined)
-            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
-        this.remember(drvPath, drv, h);
-    }
-    remember(drvPath, drv, hash) {
-        this.memo.set(drvPath, {
-            hash,
-            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
-            outputs: drv.outputs.map((o) => o.name),
-        });
-    }
-    /**
-     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
-     * gives them) filled into its outputs and into the env variables named after them, its bytes,
-     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
-     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
-     * splicing in the input hashes or the output paths (which need no escaping).
-     */
-    fillOutputs(drv, drvName) {
-        const layout = newLayout();
-        const bytes = serialiseDerivation(masked(drv), layout);
-        const envHoles = [];
-        drv.env.forEach((e, i) => {
-            const o = outputNamed(drv, e.key);
-            if (o !== undefined)
-                envHoles.push({ at: layout.envValues[i], output: o.name });
-        });
-        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
-    }
-    /**
-     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
-     * and input derivations (which must be hashed or recorded already).
-     */
-    fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
-        const { bytes, layout } = maskedDrv;
-        const inputs = this.moduloInputs(drv, drvName);
-        if (inputs === undefined)
-            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
-        const hex = toHex(hashWithInputs(bytes, layout, inputs));
-        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
-        // Holes, in byte order: each output's path, then the value of each env variable named after one.
-        const holes = paths.map((text, i) => ({
-            at: layout.outputPaths[i],
-            text,
-        }));
-        for (const h of maskedDrv.envHoles)
-            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
-        let size = bytes.length;
-        for (const h of holes)
-            size += h.text.length;
-        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
-        let r = 0;
-        let w = 0;
-        let shift = 0; // bytes inserted before the input derivations list (output paths only)
-        for (const h of holes) {
-            out.set(bytes.subarray(r, h.at), w);
-            w += h.at - r;
-            r = h.at;
-            for (let k = 0; k < h.text.length; k++)
-                out[w++] = h.text.charCodeAt(k);
-            if (h.at < layout.inputDrvsStart)
-                shift += h.text.length;
-        }
-        out.set(bytes.subarray(r), w);
-        const filled = {
-            ...layout,
-            inputDrvsStart: layout.inputDrvsStart + shift,
-            inputDrvsEnd: layout.inputDrvsEnd + shift,
-        };
-        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
-    }
-    /**
-     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
-     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
-     * memoised yet.
-     */
-    moduloInputs(drv, label) {
-        const entries = [];
-        let deferred = false;
-        for (const input of drv.inputDrvs) {
-            // Every input is hashed (or found known) even once the derivation is found deferred.
-            const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
-                deferred = true;
-                continue;
-            }
-            const names = m.outputs;
-            for (const o of input.outputs)
-                if (!names.includes(o))
-                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
-            entries.push({ path: m.hex, outputs: input.outputs });
-        }
-        if (deferred)
-            return undefined;
-        entries.sort((a, b) => compareStrings(a.path, b.path));
-        const merged = [];
-        for (const e of entries) {
-            const last = merged[merged.length - 1];
-            if (last !== undefined && last.path === e.path)
-                last.outputs = [...last.outputs, ...e.outputs];
-            else
-                merged.push({ path: e.path, outputs: e.outputs });
-        }
-        // Output lists are sorted already unless built by hand, or merged from several inputs.
-        for (const m of merged)
-            if (!isStrictlySorted(m.outputs))
-                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
-        return serialiseInputDrvs(merged);
-    }
-    /** What is memoised of a derivation, hashing it first. */
-    memoised(drvPath) {
-        this.hashModulo(drvPath);
-        return this.memo.get(drvPath);
-    }
-    /**
-     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
-     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
-     */
-    outputsOnlyHash(drv, label, name) {
-        const kind = derivationKind(drv, label);
-        if (kind === 'fixed') {
-            const out = drv.outputs[0];
-            const f = fixedOutput(out, label);
-            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
-            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
-        }
-        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
-    }
-    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-    compute(drv, label, name, mask) {
-        const early = this.outputsOnlyHash(drv, label, name);
-        if (early !== undefined)
-            return early;
-        const inputs = this.moduloInputs(drv, label);
-        if (inputs === undefined)
-            return { kind: 'deferred' };
-        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
-        const layout = newLayout();
-        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
-        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
-    }
-}
-/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
-function computeDrvPath(storeDir, drvName, bytes, references) {
-    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
-    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
-    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
-}
 
 ;// CONCATENATED MODULE: ./src/core/rewrite.ts
 // One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
@@ -12277,7 +13101,7 @@ const IMPURE_KEY = new TextEncoder().encode('__impure');
  */
 function refuseImpureEnv(path, keys) {
     for (const key of keys)
-        if (wire_compareBytes(key, IMPURE_KEY) === 0)
+        if (compareBytes(key, IMPURE_KEY) === 0)
             refuseImpure(path);
 }
 function refuseImpure(path) {
@@ -12684,7 +13508,7 @@ function relocateDrv(obj, drv, type, cx) {
         key: cx.rewrite(e.key),
         value: masked && relocate_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
     }))
-        .sort((a, b) => wire_compareBytes(a.key, b.key));
+        .sort((a, b) => compareBytes(a.key, b.key));
     const relocated = {
         ...relocatedHead(drv, outputs, masked, cx),
         builder: cx.rewrite(drv.builder),
@@ -13523,6 +14347,7 @@ function sameRepository(remoteUrl, repository) {
 
 
 
+
 /**
  * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
  * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
@@ -13676,6 +14501,8 @@ async function relocatePlan(bundlePath, options, deps) {
         }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
         const inputDigest = options.recordPromotion === false ? undefined : await files_fileDigest(copy);
+        if (options.digest !== undefined)
+            await checkCopyDigest(copy, options.digest, bundlePath);
         // Messages name the user's file, not the private copy they are about.
         const bundle = { ...(await openBundle(copy)), name: bundlePath };
         let scratch;
@@ -13696,8 +14523,9 @@ async function relocatePlan(bundlePath, options, deps) {
             const closurePaths = new Set();
             let objects = [];
             const narSizes = new Map();
-            const { manifest, derivations } = await verifyWithProgress(bundle, {
+            const { manifest, derivations, unproven } = await verifyWithProgress(bundle, {
                 trustedKeys: trusted,
+                noCheckSigs: options.noCheckSigs,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
@@ -13826,7 +14654,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     manifest: written,
                     bundleBytes,
                     report: relocation.report,
-                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
+                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs, unproven }),
                     timings: {
                         verifyMs: Math.round(verified - started),
                         relocateMs: Math.round(performance.now() - verified),
@@ -14284,6 +15112,7 @@ class VerboseRunner {
 
 
 
+
 /** Top-level help: the commands and where to read more. */
 function mainHelp() {
     const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -14346,6 +15175,12 @@ async function main(argv, options = {}) {
     const verbosity = verbosityOf(rest);
     // An echoed command starts on a clean line, even under a progress bar.
     const write = (text) => io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
+    const controller = new AbortController();
+    const log = terminalLogger(io, verbosity);
+    const signals = options.signals ?? (options.io === undefined ? process : undefined);
+    const stopListening = signals === undefined
+        ? () => undefined
+        : abortOnStopSignals(controller, signals, (s) => log.warn(`${s}: still cleaning up, please wait`));
     const makeContext = (args) => {
         const base = options.runner ?? new ProcessRunner();
         const logFormat = oneOf(args_str(args, 'log-format'), 'log-format', LOG_FORMATS);
@@ -14357,10 +15192,12 @@ async function main(argv, options = {}) {
             io,
             useCases: { ...defaultUseCases, ...options.useCases },
             deps: {
-                runner,
-                log: terminalLogger(io, verbosity),
+                // Every command stops when a signal comes; what cleans up after it runs on `runner`.
+                runner: new AbortableRunner(runner, controller.signal),
+                log,
                 progress: terminalProgress(io, verbosity),
                 nixLog,
+                signal: controller.signal,
             },
         };
     };
@@ -14370,17 +15207,21 @@ async function main(argv, options = {}) {
         return ExitCode.ok;
     }
     catch (error) {
-        const code = exitCodeFor(error);
+        // Stopped by a signal, whatever error the stopping caused: exit as the signal says.
+        const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
         // An error may quote the bundle (a path, a field): its control characters are made visible.
         io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
         if (code === ExitCode.usage)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
-        if (!(error instanceof errors_NixPlanError)) {
+        if (!(error instanceof errors_NixPlanError) && !controller.signal.aborted) {
             io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
             if (verbosity.verbose && error instanceof Error && error.stack !== undefined)
                 io.stderr.write(`${error.stack}\n`);
         }
         return code;
+    }
+    finally {
+        stopListening();
     }
 }
 /**
@@ -14416,7 +15257,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(92);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(586);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

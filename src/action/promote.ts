@@ -88,6 +88,8 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
           output,
           ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
           ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),
+          // Checked again on the private copy that is relocated: the file could change after fetching.
+          ...(settings.digest === undefined ? {} : { digest: settings.digest }),
           ...(settings.signingKey === undefined ? {} : { signingKeys: [settings.signingKey] }),
         },
         { runner: deps.runner, log: io.log, progress: io.progress },

@@ -74,6 +74,9 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
         {
           ...(roots.length > 0 ? { roots } : {}),
           ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
+          ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),
+          // Checked again on the private copy that is imported: the file could change after fetching.
+          ...(settings.digest === undefined ? {} : { digest: settings.digest }),
           ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
           ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
         },
@@ -89,10 +92,12 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       outPaths: result.outPaths,
       timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },
       build: result.build,
-      // realisePlan verified the signature against these keys (it refuses a plan none signed).
-      trust: trustReportOf(result.manifest, settings.trustedKeys.map(parsePublicKey), {
-        noCheckSigs: settings.noCheckSigs,
-      }),
+      // The import's own report; a realisePlan that gives none (a stand-in) gets one made here.
+      trust:
+        (result as Partial<typeof result>).trust ??
+        trustReportOf(result.manifest, settings.trustedKeys.map(parsePublicKey), {
+          noCheckSigs: settings.noCheckSigs,
+        }),
     }),
   );
 }

@@ -51,6 +51,8 @@ export interface RealisedOutputs {
   readonly manifest?: BundleManifest | undefined;
   /** drv path → output name → output path. */
   readonly outPaths: Record<string, Record<string, string>>;
+  /** What importing found: build outputs accepted without proof (`--no-check-sigs`). */
+  readonly import?: { readonly unproven: number } | undefined;
 }
 
 /** Dependencies of applyPlan: the usual ones and a function that realises a bundle. */
@@ -144,6 +146,13 @@ export async function applyPlan(
   const now = deps.now?.() ?? new Date();
   checkFreshness(manifest, record, options, profile, now, deps.log);
   const realised = await deps.realise(bundlePath, [root.drvPath]);
+  // Never activate a system some of whose paths nothing proved.
+  const unproven = realised.import?.unproven ?? 0;
+  if (unproven > 0)
+    throw new NixPlanError(
+      'signature',
+      `the plan holds ${unproven} build output${unproven === 1 ? '' : 's'} no trusted key signed: apply activates only a proven system (give --trusted-key)`,
+    );
   const built = systemOutput(realised);
   if (
     built !== system ||

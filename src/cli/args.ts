@@ -130,6 +130,15 @@ export function integer(
   return n;
 }
 
+/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
+export function byteSize(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
+  if (m === null) throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
+  const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Number(m[1]) * 1024 ** unit;
+}
+
 /** Exactly one positional argument (the bundle), or a usage error naming it. */
 export function onePositional(args: ParsedArgs, what: string): string {
   if (args.positionals.length === 0) throw usageError(`missing ${what}`);

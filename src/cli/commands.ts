@@ -9,6 +9,7 @@ import { freshnessProblem, parseDuration } from '../core/freshness.js';
 import type { UseCases } from './use-cases.js';
 import {
   flag,
+  byteSize,
   integer,
   list,
   oneOf,
@@ -133,6 +134,11 @@ const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'] as const;
 export const NO_CHECK_SIGS = {
   type: 'boolean',
   help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
+} as const;
+const MAX_SIZE = {
+  type: 'string',
+  value: 'BYTES',
+  help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
 } as const;
 /** `--max-age`, as every command that takes it. */
 export const MAX_AGE = {
@@ -312,6 +318,7 @@ export const COMMANDS: readonly Command[] = [
       "bundle's integrity is checked, not who made it.",
     options: {
       'trusted-key': TRUSTED_KEY,
+      'no-check-sigs': NO_CHECK_SIGS,
       'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
       'max-age': MAX_AGE,
     },
@@ -321,7 +328,11 @@ export const COMMANDS: readonly Command[] = [
       const age = maxAge(args);
       const report = await ctx.useCases.verifyPlan(
         onePositional(args, 'BUNDLE'),
-        { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') },
+        {
+          trustedKeys: await readKeys(list(args, 'trusted-key')),
+          storeDir: str(args, 'store-dir'),
+          noCheckSigs: flag(args, 'no-check-sigs'),
+        },
         ctx.deps,
       );
       // verify changes nothing, so the age is checked on the manifest it verified.
@@ -349,6 +360,7 @@ export const COMMANDS: readonly Command[] = [
       'sign-key': CACHE_KEY,
       'no-check-sigs': NO_CHECK_SIGS,
       'max-age': MAX_AGE,
+      'max-size': MAX_SIZE,
     },
     examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
     async run(args, ctx) {
@@ -357,7 +369,9 @@ export const COMMANDS: readonly Command[] = [
       const options = {
         store: str(args, 'store'),
         trustedKeys,
+        noCheckSigs: flag(args, 'no-check-sigs'),
         method: oneOf(str(args, 'method'), 'method', METHODS),
+        maxSize: byteSize(str(args, 'max-size'), 'max-size'),
       };
       const deps = await importDeps(args, ctx, trustedKeys);
       const result = await ctx.useCases.withFreshness(
@@ -403,6 +417,7 @@ export const COMMANDS: readonly Command[] = [
       'no-check-sigs': NO_CHECK_SIGS,
       'max-age': MAX_AGE,
       'allow-downgrade': ALLOW_DOWNGRADE,
+      'max-size': MAX_SIZE,
     },
     examples: [
       'nix-plan realise hello.nixplan --out-link result',
@@ -430,7 +445,9 @@ export const COMMANDS: readonly Command[] = [
         outLink,
         roots: list(args, 'roots', true),
         trustedKeys,
+        noCheckSigs: flag(args, 'no-check-sigs'),
         method: oneOf(str(args, 'method'), 'method', METHODS),
+        maxSize: byteSize(str(args, 'max-size'), 'max-size'),
         nixArgs: nixArgs(args),
         logFormat: str(args, 'log-format'),
       };
@@ -586,6 +603,7 @@ export const COMMANDS: readonly Command[] = [
       'no-check-sigs': NO_CHECK_SIGS,
       'max-age': MAX_AGE,
       'allow-downgrade': ALLOW_DOWNGRADE,
+      'max-size': MAX_SIZE,
     },
     examples: [
       'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
@@ -597,10 +615,12 @@ export const COMMANDS: readonly Command[] = [
       const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
       const store = str(args, 'store');
       const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
       const realiseOptions = {
         store,
         trustedKeys,
         method: oneOf(str(args, 'method'), 'method', METHODS),
+        maxSize: byteSize(str(args, 'max-size'), 'max-size'),
         nixArgs: nixArgs(args),
         logFormat: str(args, 'log-format'),
       };

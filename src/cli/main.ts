@@ -1,9 +1,10 @@
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
 import * as zlib from 'node:zlib';
-import { stringifyError, NixPlanError } from '../core/errors.js';
+import { interruption, stringifyError, NixPlanError } from '../core/errors.js';
 import { escapeTerminal } from '../core/text.js';
-import { ProcessRunner, type CommandRunner } from '../nix/runner.js';
+import { AbortableRunner, ProcessRunner, type CommandRunner } from '../nix/runner.js';
+import { abortOnStopSignals, type SignalSource } from './signals.js';
 import { COMMANDS, commandHelp, LOG_FORMATS, type CommandContext, type UseCases } from './commands.js';
 import { defaultUseCases } from './use-cases.js';
 import { EXIT_CODE_MEANINGS, ExitCode, exitCodeFor } from './exit-codes.js';
@@ -17,6 +18,11 @@ export interface CliOptions {
   readonly io?: CliIo;
   readonly runner?: CommandRunner;
   readonly useCases?: Partial<UseCases>;
+  /**
+   * Where stop signals come from (default: the process, when `io` is the process's own). On the
+   * first, the command is aborted: it stops its children, undoes an import and cleans up.
+   */
+  readonly signals?: SignalSource | undefined;
 }
 
 /** Top-level help: the commands and where to read more. */
@@ -84,6 +90,13 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
   // An echoed command starts on a clean line, even under a progress bar.
   const write = (text: string | Uint8Array): unknown =>
     io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
+  const controller = new AbortController();
+  const log = terminalLogger(io, verbosity);
+  const signals = options.signals ?? (options.io === undefined ? process : undefined);
+  const stopListening =
+    signals === undefined
+      ? () => undefined
+      : abortOnStopSignals(controller, signals, (s) => log.warn(`${s}: still cleaning up, please wait`));
   const makeContext = (args: ParsedArgs): CommandContext => {
     const base = options.runner ?? new ProcessRunner();
     const logFormat = oneOf(str(args, 'log-format'), 'log-format', LOG_FORMATS);
@@ -96,10 +109,12 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
       io,
       useCases: { ...defaultUseCases, ...options.useCases },
       deps: {
-        runner,
-        log: terminalLogger(io, verbosity),
+        // Every command stops when a signal comes; what cleans up after it runs on `runner`.
+        runner: new AbortableRunner(runner, controller.signal),
+        log,
         progress: terminalProgress(io, verbosity),
         nixLog,
+        signal: controller.signal,
       },
     };
   };
@@ -108,18 +123,21 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
     await command.run(args, makeContext(args));
     return ExitCode.ok;
   } catch (error) {
-    const code = exitCodeFor(error);
+    // Stopped by a signal, whatever error the stopping caused: exit as the signal says.
+    const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
     // An error may quote the bundle (a path, a field): its control characters are made visible.
     io.stderr.write(
       `nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`,
     );
     if (code === ExitCode.usage) io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
-    if (!(error instanceof NixPlanError)) {
+    if (!(error instanceof NixPlanError) && !controller.signal.aborted) {
       io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
       if (verbosity.verbose && error instanceof Error && error.stack !== undefined)
         io.stderr.write(`${error.stack}\n`);
     }
     return code;
+  } finally {
+    stopListening();
   }
 }
 

@@ -206,6 +206,11 @@ export class DerivationHasher {
     return (this.memo.get(drvPath) as Memo).hash;
   }
 
+  /** Whether the modulo hash of `drvPath` is known (hashed or recorded). */
+  has(drvPath: string): boolean {
+    return this.memo.has(drvPath);
+  }
+
   /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
   outputPaths(drv: Derivation, drvName: string): Map<string, string> {
     const fixed = this.fixedOutputPaths(drv, drvName);

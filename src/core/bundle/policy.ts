@@ -4,7 +4,13 @@
 // them in one pass; nothing here reads a file or a store (store validity is a function passed in).
 import { LimitError, NixPlanError } from '../errors.js';
 import { identifyContentAddress } from '../content-address.js';
-import { compareBytes, derivationReferences, parseDerivation, type DerivationHead } from '../derivation.js';
+import {
+  compareBytes,
+  derivationReferences,
+  parseDerivation,
+  type Derivation,
+  type DerivationHead,
+} from '../derivation.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
 import { DEFAULT_MAX_WINDOW_LOG } from './frame.js';
@@ -27,15 +33,29 @@ export interface ReaderLimits {
   maxWindowLog: number;
   /** Limits of the export stream reader (paths, references, NAR structure, kept file size). */
   export: Partial<ExportLimits>;
+  /**
+   * Most distinct paths the bundle may refer to without holding them (each must then be valid in
+   * the target store: asked in one query at the end), and most bytes of their names.
+   */
+  maxMissingReferences: number;
+  maxMissingReferenceBytes: number;
 }
+
+/**
+ * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
+ * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
+ */
+export const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
 
 /** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
 export const DEFAULT_READER_LIMITS: Readonly<ReaderLimits> = Object.freeze({
   maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
-  maxStreamSize: 2 ** 40,
+  maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
   maxRatio: 1000,
   maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
   export: {},
+  maxMissingReferences: 100_000,
+  maxMissingReferenceBytes: 32 * 1024 * 1024,
 });
 
 function bad(message: string): NixPlanError {
@@ -47,7 +67,7 @@ export function checkSizeLimits(manifest: BundleManifest, limits: ReaderLimits):
   const { size, compressedSize } = manifest.stream;
   if (size > limits.maxStreamSize)
     throw new LimitError(
-      `the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes`,
+      `the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`,
     );
   if (size > compressedSize * limits.maxRatio)
     throw new LimitError(
@@ -59,7 +79,9 @@ export function checkSizeLimits(manifest: BundleManifest, limits: ReaderLimits):
 export function exportLimitsFor(manifest: BundleManifest, limits: ReaderLimits): Partial<ExportLimits> {
   return {
     ...limits.export,
-    maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
+    // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
+    // it is, rather than as a limit reached.
+    maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
     maxTotalBytes: Math.min(
       limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes,
       manifest.stream.size,
@@ -162,6 +184,7 @@ export function classifyEntry(
   manifest: BundleManifest,
   limits: Partial<ExportLimits>,
   derivations: DerivationChecks | undefined,
+  onDerivation?: (drv: Derivation, bytes: Uint8Array) => void,
 ): VerifiedEntry {
   const ca = identifyContentAddress(
     {
@@ -180,12 +203,12 @@ export function classifyEntry(
       );
     if (ca?.kind !== 'drv')
       throw bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-    if (derivations !== undefined)
-      derivations.check(
-        entry.path,
-        entry.references,
-        parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)),
-      );
+    if (derivations !== undefined) {
+      const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
+      const drv = parseDerivation(bytes);
+      derivations.check(entry.path, entry.references, drv);
+      onDerivation?.(drv, bytes);
+    }
     return { ...entry, kind: 'drv', ca: ca.ca };
   }
   const kind: ObjectKind = ca?.kind ?? 'output';
@@ -198,16 +221,20 @@ export function classifyEntry(
 
 /**
  * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
- * path valid in the target store (`isValidInStore`, asked once per path); a reference met later
- * in the stream is out of dependency order, and one never met is missing ('closure' errors).
+ * path valid in the target store. A reference met later in the stream is out of dependency order;
+ * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
+ * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
  */
 export class ClosureCheck {
   private readonly seen = new Set<string>();
-  private readonly inStore = new Map<string, boolean>();
   /** Reference not yet seen → the first path that needs it. */
   private readonly pending = new Map<string, string>();
+  private pendingBytes = 0;
+  private storeValid = 0;
 
-  constructor(private readonly isValidInStore: (path: string) => boolean | Promise<boolean>) {}
+  constructor(
+    private readonly limits: Pick<ReaderLimits, 'maxMissingReferences' | 'maxMissingReferenceBytes'>,
+  ) {}
 
   /** Refuses an entry an earlier one needed but did not find (call before `add`). */
   arrive(path: string): void {
@@ -219,16 +246,19 @@ export class ClosureCheck {
       );
   }
 
-  /** Records an entry and its references, asking the store about those not seen yet. */
-  async add(path: string, references: readonly string[]): Promise<void> {
+  /** Records an entry and its references. */
+  add(path: string, references: readonly string[]): void {
     for (const r of references) {
       if (r === path || this.seen.has(r) || this.pending.has(r)) continue;
-      let valid = this.inStore.get(r);
-      if (valid === undefined) {
-        valid = await this.isValidInStore(r);
-        this.inStore.set(r, valid);
-      }
-      if (!valid) this.pending.set(r, path);
+      this.pending.set(r, path);
+      this.pendingBytes += r.length;
+      if (
+        this.pending.size > this.limits.maxMissingReferences ||
+        this.pendingBytes > this.limits.maxMissingReferenceBytes
+      )
+        throw new LimitError(
+          `the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`,
+        );
     }
     this.seen.add(path);
   }
@@ -243,21 +273,54 @@ export class ClosureCheck {
     return this.seen.size;
   }
 
-  /** How many references were found valid in the store instead of in the bundle. */
-  get storeReferences(): number {
-    let n = 0;
-    for (const v of this.inStore.values()) if (v) n++;
-    return n;
+  /** The references the bundle does not hold (to be found valid in the store). */
+  missing(): string[] {
+    return [...this.pending.keys()];
   }
 
-  /** Refuses a reference that was neither an entry nor valid in the store (call at the end). */
-  finish(): void {
-    for (const [missing, needer] of this.pending)
-      throw new NixPlanError(
-        'closure',
-        `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`,
-      );
+  /** How many references were found valid in the store instead of in the bundle. */
+  get storeReferences(): number {
+    return this.storeValid;
   }
+
+  /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
+  finish(valid: ReadonlySet<string>): void {
+    for (const [missing, needer] of this.pending)
+      if (!valid.has(missing))
+        throw new NixPlanError(
+          'closure',
+          `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`,
+        );
+    this.storeValid = this.pending.size;
+  }
+}
+
+/**
+ * Refuses an entry that takes the bundle past what its manifest records: more paths or NAR bytes
+ * of a kind than it says (checked as each entry arrives, so a bundle lying about its sizes is
+ * refused before more than it declared was read).
+ */
+export function checkRunningTotals(
+  manifest: BundleManifest,
+  kind: ObjectKind,
+  counts: Record<ObjectKind, number>,
+  narBytes: Record<ObjectKind, number>,
+  name: string,
+): void {
+  const paths = OBJECT_KINDS.reduce((n, k) => n + counts[k], 0);
+  if (paths > manifest.paths)
+    throw bad(
+      `'${name}' holds more than the ${manifest.paths} paths its manifest says: the bundle is corrupt or lies about its sizes`,
+    );
+  if (counts[kind] > manifest.counts[kind] || narBytes[kind] > manifest.narBytes[kind])
+    throw bad(
+      `'${name}' holds more ${kind} paths or NAR bytes than its manifest says (${manifest.counts[kind]} paths, ${manifest.narBytes[kind]} bytes): the bundle is corrupt or lies about its sizes`,
+    );
+}
+
+/** The total NAR bytes a manifest declares, of every kind. */
+export function declaredNarBytes(manifest: BundleManifest): number {
+  return OBJECT_KINDS.reduce((n, k) => n + manifest.narBytes[k], 0);
 }
 
 /** Counts and NAR bytes per object kind, all zero. */
@@ -281,9 +344,12 @@ export function checkTotals(
       throw bad(
         `'${name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`,
       );
+  // Every root's .drv (so its outputs are checked against it), and an outputs bundle's outputs.
   for (const root of manifest.roots) {
-    const wanted =
-      manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
+    const wanted = [
+      root.drvPath,
+      ...(manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : []),
+    ];
     for (const p of wanted) if (!found.has(p)) throw bad(`root '${p}' is not in the bundle '${name}'`);
   }
 }
