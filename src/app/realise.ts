@@ -4,7 +4,7 @@ import { readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import type { BundleManifest, BundleRoot, TrustReport } from '../core/bundle/index.js';
-import { drvName } from '../core/derivation.js';
+import { drvName } from '../core/derivation/index.js';
 import { nameOf, outputPathName } from '../core/store-path.js';
 import { cleanupRunner } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
