@@ -125,7 +125,7 @@ describe.each(versions.map((v) => [v.label, v] as const))(
     });
     afterAll(() => {
       store.dispose();
-      rmSync(base, { recursive: true, force: true });
+      rmSync(base, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
     });
 
     test.each(['SIGINT', 'SIGTERM', 'SIGHUP'] as const)(
