@@ -11227,6 +11227,7 @@ const realiseCommand = command_define({
             method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
             maxSize: byteSize(str(args, 'max-size'), 'max-size'),
             nixArgs: nixArgs(args),
+            logFormat: str(args, 'log-format'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
         // With --out-link, the link's last-applied record: an older plan is refused.
@@ -11360,6 +11361,7 @@ const applyCommand = command_define({
             method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
             maxSize: byteSize(str(args, 'max-size'), 'max-size'),
             nixArgs: nixArgs(args),
+            logFormat: str(args, 'log-format'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
         const result = await withBundleFile(bundle, ctx.io.stdin, (file) => ctx.useCases.applyPlan(file, {
@@ -11517,25 +11519,39 @@ const RES_POST_BUILD_LOG_LINE = 104;
 /** Nix's default verbosity (lvlInfo): messages and activities above it are not shown. */
 const LVL_INFO = 3;
 const PREFIX = '@nix ';
+/** Lines of the human log an error carries when it was not shown. */
+const TAIL_LINES = 40;
 /** Nix colours its messages in this log even when stderr is not a terminal; its plain log does not. */
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 /** Reads an internal-json log as it streams by; see the module comment. */
 class NixLogReader {
-    write;
+    sink;
     now;
     events = { built: [], substituted: [], finished: new Map(), errors: [] };
     activities = new Map(); // activity id → the path it is about
     pending = '';
     started;
+    /** The last lines of the human log, kept for an error when nothing was shown. */
+    lastLines = [];
     /**
      * @param write where the human log goes (what Nix would print at its default verbosity)
      * @param now a millisecond clock (finish times are relative to when the reader was made)
      */
-    constructor(write, now = () => performance.now()) {
-        this.write = write;
+    constructor(sink, now = () => performance.now()) {
+        this.sink = sink;
         this.now = now;
         this.started = now();
+    }
+    /** The human log's last lines (at most TAIL_LINES), as text. */
+    tail() {
+        return this.lastLines.join('');
+    }
+    write(text) {
+        this.lastLines.push(text);
+        if (this.lastLines.length > TAIL_LINES)
+            this.lastLines.shift();
+        this.sink?.(text);
     }
     /** Takes a chunk of stderr. */
     push(chunk) {
@@ -11555,7 +11571,7 @@ class NixLogReader {
     }
     line(line) {
         if (!line.startsWith(PREFIX)) {
-            this.write?.(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
+            this.write(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
             return;
         }
         let e;
@@ -11563,7 +11579,7 @@ class NixLogReader {
             e = JSON.parse(line.slice(PREFIX.length));
         }
         catch {
-            this.write?.(`${line}\n`);
+            this.write(`${line}\n`);
             return;
         }
         const level = typeof e.level === 'number' ? e.level : LVL_INFO;
@@ -11577,7 +11593,7 @@ class NixLogReader {
                 if (level === 0)
                     this.events.errors.push(msg);
                 if (level <= LVL_INFO)
-                    this.write?.(`${msg}\n`);
+                    this.write(`${msg}\n`);
                 return;
             }
             case 'start': {
@@ -11591,7 +11607,7 @@ class NixLogReader {
                     this.activities.set(id, subject);
                 }
                 if (typeof e.text === 'string' && e.text !== '' && level <= LVL_INFO)
-                    this.write?.(`${e.text.replace(ANSI, '')}\n`);
+                    this.write(`${e.text.replace(ANSI, '')}\n`);
                 return;
             }
             case 'stop': {
@@ -11605,7 +11621,7 @@ class NixLogReader {
             case 'result':
                 if ((e.type === RES_BUILD_LOG_LINE || e.type === RES_POST_BUILD_LOG_LINE) &&
                     typeof fields[0] === 'string')
-                    this.write?.(`${fields[0]}\n`);
+                    this.write(`${fields[0]}\n`);
                 return;
             default:
                 return;
@@ -11629,7 +11645,7 @@ function internalJsonArgs(extraArgs = []) {
  */
 async function realiseWithReport(store, roots, options) {
     const now = options.now ?? (() => performance.now());
-    const timed = !(options.nixArgs ?? []).includes('--log-format');
+    const timed = options.userLogFormat !== true && !(options.nixArgs ?? []).includes('--log-format');
     const nixLog = options.nixLog;
     const reader = new NixLogReader(nixLog === undefined ? undefined : (text) => nixLog(Buffer.from(text)), now);
     const started = now();
@@ -11643,10 +11659,12 @@ async function realiseWithReport(store, roots, options) {
     }
     catch (e) {
         reader.end();
-        // The failure's stderr is JSON: say it with Nix's own error messages instead.
-        if (timed && e instanceof NixCommandError && reader.events.errors.length > 0)
-            throw new NixCommandError(e.command, e.args, e.exitCode, reader.events.errors.join('\n'), {
+        // The failure's stderr is JSON: the log was shown as text as it came (then the error points
+        // at it), or, when nothing was shown, the error carries the tail of that text instead.
+        if (timed && e instanceof NixCommandError)
+            throw new NixCommandError(e.command, e.args, e.exitCode, reader.tail(), {
                 what: 'nix-store --realise',
+                shown: nixLog !== undefined,
             });
         throw e;
     }
@@ -11742,6 +11760,7 @@ async function build(store, imported, roots, drvs, options, deps) {
     const { printed, report } = await realiseWithReport(store, roots, {
         addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
         nixArgs: options.nixArgs,
+        userLogFormat: options.logFormat !== undefined,
         nixLog: deps.nixLog,
     });
     // With --add-root Nix prints the links it made; the outputs are their targets.

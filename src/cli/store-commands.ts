@@ -140,6 +140,7 @@ export const realiseCommand = define({
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
       maxSize: byteSize(str(args, 'max-size'), 'max-size'),
       nixArgs: nixArgs(args),
+      logFormat: str(args, 'log-format'),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
     // With --out-link, the link's last-applied record: an older plan is refused.
@@ -289,6 +290,7 @@ export const applyCommand = define({
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
       maxSize: byteSize(str(args, 'max-size'), 'max-size'),
       nixArgs: nixArgs(args),
+      logFormat: str(args, 'log-format'),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
     const result = await withBundleFile(bundle, ctx.io.stdin, (file) =>
