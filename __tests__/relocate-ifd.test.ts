@@ -3,7 +3,7 @@
 // name, `--include sources` must carry what relocation needs, and relocation must either name the
 // copies exactly as native evaluation in the target does (real Nix 2.8 and 2.34) or refuse.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,14 +92,42 @@ describe.each(nixVersions())('import from derivation, on Nix $label', (version) 
     expect(drvs.err).toMatch(/-ifd-leaf is a build output of .*-ifd-leaf\.drv/);
     expect(drvs.err).toContain('--include sources');
 
+    // Nothing but a signature proves what a build output holds: unsigned, export refuses to write
+    // a `sources` plan its readers would refuse.
     const bundle = join(root, 'ref-sources.nixplan');
-    expect((await cli(a, ['export', '-o', bundle, ...attrs(['ifdRef']), '--include', 'sources'])).code).toBe(
-      0,
-    );
-    expect((await cli(a, ['verify', bundle])).code).toBe(0);
+    const unsigned = await cli(a, ['export', '-o', bundle, ...attrs(['ifdRef']), '--include', 'sources']);
+    expect(unsigned.code).toBe(ExitCode.closure);
+    expect(unsigned.err).toMatch(/-ifd-leaf is a build output of .*-ifd-leaf\.drv.*--sign-key/);
+    expect(existsSync(bundle)).toBe(false);
+
+    const sec = join(root, 'ifd.sec');
+    const pub = join(root, 'ifd.pub');
+    expect((await cli(a, ['keygen', 'ifd-1', '--secret', sec, '--public', pub])).code).toBe(0);
+    const signed = await cli(a, [
+      'export',
+      '-o',
+      bundle,
+      ...attrs(['ifdRef']),
+      '--include',
+      'sources',
+      '--sign-key',
+      sec,
+    ]);
+    expect(signed.code).toBe(0);
+    expect((await cli(a, ['verify', bundle, '--trusted-key', pub])).code).toBe(0);
+    // Without the key, or with the opt-out, the build output is refused by name.
+    for (const without of [[], ['--no-check-sigs']]) {
+      const v = await cli(a, ['verify', bundle, ...without]);
+      expect(v.code).toBe(ExitCode.signature);
+      expect(v.err).toMatch(
+        /-ifd-leaf' is a build output of .*-ifd-leaf\.drv' that the plan's evaluation read/,
+      );
+    }
     const moved = await cli(a, [
       'relocate',
       bundle,
+      '--trusted-key',
+      pub,
       '--to',
       join(root, 'b', 's'),
       '-o',

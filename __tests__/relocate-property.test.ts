@@ -169,7 +169,7 @@ describe('relocation keeps no hash of the original store dir unless it says so',
           expect(back.objects.map((o) => o.path).sort()).toEqual(objects.map((o) => o.path).sort());
         },
       ),
-      { numRuns: 150 },
+      { numRuns: 400 },
     );
     // The property was tried on every outcome, not only on easy closures.
     expect(seen.refused).toBeGreaterThan(5);

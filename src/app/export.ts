@@ -123,6 +123,9 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     collectProvenance(options, store, options.provenance ?? {}, deps.log),
   ]);
   const t2 = performance.now();
+  // A build output evaluation read proves itself to nobody: a `sources` plan carries one signed.
+  const unsigned = keys.length === 0 ? closure.builtInputs?.find((b) => b.path === b.output) : undefined;
+  if (unsigned !== undefined) throw refuseUnsignedBuiltInput(unsigned);
   const { counts, narBytes } = tally([]);
   let paths = 0;
   // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
@@ -244,8 +247,21 @@ function refuseBuiltInput(o: ClosureMember): never {
   throw new NixPlanError(
     'closure',
     `${describeBuiltInput({ path: o.path, output: o.path, deriver: o.deriver })}; the plan depends on it, ` +
-      "and a 'drvs' bundle carries only what evaluation writes: export with --include sources to carry it " +
+      "and a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
       '(relocating the plan to another store dir is then refused: native evaluation there would build it again)',
+  );
+}
+
+/**
+ * Refuses a build output a `sources` plan would carry without a signature, which its readers would
+ * refuse: nothing but a trusted key's signature proves what a build output holds.
+ */
+function refuseUnsignedBuiltInput(b: BuiltInput): NixPlanError {
+  return new NixPlanError(
+    'closure',
+    `${describeBuiltInput(b)}; the plan depends on it, and a 'sources' bundle carries a build output ` +
+      'only signed, since nothing else proves what it holds: export with --sign-key (readers then give ' +
+      'the public key with --trusted-key)',
   );
 }
 

@@ -247,8 +247,12 @@ export async function streamClosure(
   };
   // Build outputs evaluation read: `sources` carries the derivations that built them (with their
   // closures), which relocation needs to name copies of them in another store dir.
+  // (A fixed output the plan builds itself is not one: its .drv's hash proves it.)
+  const fixedOutputs = new Set(facts.fodOutputs);
   const builtInputs =
-    include === 'sources' ? await findBuiltInputs(store, storeDir, all.map(classify)) : undefined;
+    include === 'sources'
+      ? (await findBuiltInputs(store, storeDir, all.map(classify))).filter((b) => !fixedOutputs.has(b.output))
+      : undefined;
   const inAll = new Set(all);
   const derivers = [...new Set((builtInputs ?? []).map((b) => b.deriver))].filter(
     (d) => d !== '' && !inAll.has(d),
