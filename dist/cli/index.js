@@ -5399,8 +5399,8 @@ class DerivationOutputChecks {
 // trusts (over the manifest, which covers the stream's sha256 and so every byte) proves it. Without
 // one it is refused, naming the first such path, unless the user explicitly opted out
 // (`--no-check-sigs`, counted in the trust report). Also: an output's deriver, when the plan holds
-// it, must declare the output; and a `sources` bundle carries no build output but the outputs of
-// the plan's fixed-output derivations.
+// it, must declare the output; and a `sources` bundle carries no build output but outputs of the
+// plan's own derivations (fixed outputs, and outputs its evaluation read: import from derivation).
 
 /** What a refusal for lack of proof says to do. */
 const HOW = 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
@@ -5416,7 +5416,7 @@ class PathProofs {
     firstUnproven;
     /** Paths with a deriver, checked against the plan's derivations at the end. */
     derived = [];
-    /** Build outputs of a `sources` bundle: each must be a fixed output some .drv declares. */
+    /** Build outputs of a `sources` bundle: each must be an output some .drv of the plan declares. */
     sourceOutputs = [];
     constructor(options) {
         this.options = options;
@@ -5456,19 +5456,24 @@ class PathProofs {
     }
     /**
      * The checks that need every .drv of the plan: each deriver the plan holds declares what names
-     * it as its deriver, and each build output of a `sources` bundle is a fixed output of the plan
-     * (whose content did not hash to its path: an algorithm the verifier does not compute, so it is
-     * proven only by a signature). `declarations` answers which .drv of the plan declares a path;
-     * `inPlan` whether a .drv is in the plan.
+     * it as its deriver, and each build output of a `sources` bundle is an output of a .drv of the
+     * plan: a fixed output whose content did not hash to its path (an algorithm the verifier does not
+     * compute; `entry` counted it as unproven), or an output the plan's evaluation read (import from
+     * derivation), which only a trusted signature admits, whatever `--no-check-sigs` says. `declarations` answers which .drv of the plan
+     * declares a path; `inPlan` whether a .drv is in the plan.
      */
     finish(declarations, inPlan) {
         for (const { path, deriver } of this.derived)
             if (inPlan(deriver) && !declarations(path).some((d) => d.drvPath === deriver))
                 throw new errors_NixPlanError('bundle', `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`);
         for (const path of this.sourceOutputs) {
-            const fixed = declarations(path).find((d) => d.fixed !== undefined);
-            if (fixed === undefined)
-                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only the outputs of the plan's fixed-output derivations: the bundle was altered`);
+            const declared = declarations(path);
+            if (declared.length === 0)
+                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only outputs of the plan's own derivations: the bundle was altered`);
+            // An input-addressed output the plan's evaluation read: a signature is its only proof, and
+            // --no-check-sigs does not stand in for one here (a `sources` plan otherwise proves itself).
+            if (!declared.some((d) => d.fixed !== undefined) && !this.options.signed)
+                throw new errors_NixPlanError('signature', `'${path}' is a build output of '${declared[0].drvPath}' that the plan's evaluation read (import from derivation); a 'sources' bundle carries one only when a trusted key signed the plan, and no trusted key did (--no-check-sigs does not cover it): give the public key that signed the plan with --trusted-key (the actions: trusted-keys)`);
         }
         if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
             throw unprovenError(this.firstUnproven);
@@ -14973,7 +14978,11 @@ async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, opt
     };
     // Build outputs evaluation read: `sources` carries the derivations that built them (with their
     // closures), which relocation needs to name copies of them in another store dir.
-    const builtInputs = include === 'sources' ? await findBuiltInputs(store, storeDir, all.map(classify)) : undefined;
+    // (A fixed output the plan builds itself is not one: its .drv's hash proves it.)
+    const fixedOutputs = new Set(facts.fodOutputs);
+    const builtInputs = include === 'sources'
+        ? (await findBuiltInputs(store, storeDir, all.map(classify))).filter((b) => !fixedOutputs.has(b.output))
+        : undefined;
     const inAll = new Set(all);
     const derivers = [...new Set((builtInputs ?? []).map((b) => b.deriver))].filter((d) => d !== '' && !inAll.has(d));
     if (derivers.length > 0) {
@@ -15710,6 +15719,10 @@ async function exportPlan(options, deps) {
         collectProvenance(options, store, options.provenance ?? {}, deps.log),
     ]);
     const t2 = performance.now();
+    // A build output evaluation read proves itself to nobody: a `sources` plan carries one signed.
+    const unsigned = keys.length === 0 ? closure.builtInputs?.find((b) => b.path === b.output) : undefined;
+    if (unsigned !== undefined)
+        throw refuseUnsignedBuiltInput(unsigned);
     const { counts, narBytes } = tally([]);
     let paths = 0;
     // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
@@ -15828,8 +15841,17 @@ async function exportPlan(options, deps) {
  */
 function refuseBuiltInput(o) {
     throw new errors_NixPlanError('closure', `${describeBuiltInput({ path: o.path, output: o.path, deriver: o.deriver })}; the plan depends on it, ` +
-        "and a 'drvs' bundle carries only what evaluation writes: export with --include sources to carry it " +
+        "and a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
         '(relocating the plan to another store dir is then refused: native evaluation there would build it again)');
+}
+/**
+ * Refuses a build output a `sources` plan would carry without a signature, which its readers would
+ * refuse: nothing but a trusted key's signature proves what a build output holds.
+ */
+function refuseUnsignedBuiltInput(b) {
+    return new errors_NixPlanError('closure', `${describeBuiltInput(b)}; the plan depends on it, and a 'sources' bundle carries a build output ` +
+        'only signed, since nothing else proves what it holds: export with --sign-key (readers then give ' +
+        'the public key with --trusted-key)');
 }
 /** What export tells the user about a build output the plan depends on, and what --include does. */
 function explainBuiltInput(b, include, derivationCarried) {
