@@ -30,6 +30,7 @@ function capture(tty = false): CliIo & { out: () => string; err: () => string } 
     stdout: { write: (s: string) => (out += s), isTTY: tty },
     stderr: { write: (s: string) => (err += s), isTTY: tty, columns: 80 },
     now: () => 0,
+    env: () => undefined,
     out: () => out,
     err: () => err,
   };

@@ -1,9 +1,14 @@
 // derivationSystem: the system found by skipping to it equals the full parser's, for any drv.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { derivationReferences, parseDerivation, serialiseDerivation } from '../src/core/derivation.js';
+import {
+  derivationReferences,
+  derivationSystem,
+  parseDerivation,
+  scanDerivation,
+  serialiseDerivation,
+} from '../src/core/derivation/index.js';
 import { MalformedError } from '../src/core/errors.js';
-import { derivationSystem, scanDerivation } from '../src/nix/collect.js';
 import { derivationArb } from './support/derivation-arb.js';
 
 describe('derivationSystem', () => {

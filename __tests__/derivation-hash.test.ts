@@ -4,13 +4,14 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  computeDrvPath,
+  DerivationHasher,
   derivationReferences,
   drvName,
   parseDerivation,
   serialiseDerivation,
   type Derivation,
-} from '../src/core/derivation.js';
-import { computeDrvPath, DerivationHasher } from '../src/core/derivation-hash.js';
+} from '../src/core/derivation/index.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
 import { nixVersions, ScratchStore } from './support/nix.js';

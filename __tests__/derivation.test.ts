@@ -9,7 +9,7 @@ import {
   parseDerivation,
   serialiseDerivation,
   type Derivation,
-} from '../src/core/derivation.js';
+} from '../src/core/derivation/index.js';
 import { MalformedError } from '../src/core/errors.js';
 import { nixVersions, ScratchStore } from './support/nix.js';
 import {

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DerivationOutputChecks } from '../src/core/bundle/drv-outputs.js';
-import { DerivationHasher, computeDrvPath } from '../src/core/derivation-hash.js';
+import { DerivationHasher, computeDrvPath } from '../src/core/derivation/index.js';
 import {
   derivationReferences,
   drvName,

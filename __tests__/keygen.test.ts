@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { keygen, writeKeyPair } from '../src/app/keygen.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { parseHash } from '../src/core/hash.js';
-import { formatPublicKey, parseSecretKey, publicKeyOf, signNarinfo } from '../src/core/signing.js';
+import { signNarinfo } from '../src/core/narinfo.js';
+import { formatPublicKey, parseSecretKey, publicKeyOf } from '../src/core/signing.js';
 import { NixStore } from '../src/nix/store.js';
 import { nixVersions, ScratchStore } from './support/nix.js';
 

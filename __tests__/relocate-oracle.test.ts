@@ -13,9 +13,9 @@ import {
   text,
   type StoreClosure,
 } from './fixtures/relocate/closure.js';
-import { relocateClosure, type Relocation } from '../src/core/relocate.js';
+import { relocateClosure, type Relocation } from '../src/core/relocate/index.js';
 import { NixPlanError } from '../src/core/errors.js';
-import { parseDerivation } from '../src/core/derivation.js';
+import { parseDerivation } from '../src/core/derivation/index.js';
 
 const RELOCATE_CASES = ['cases'];
 const LIMIT_CASES = ['storeDirValue', 'fixedOffset', 'hashOfPath', 'lengthOfPath'];

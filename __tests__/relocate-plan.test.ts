@@ -18,7 +18,7 @@ import { memorySource, verifyBundle } from '../src/core/bundle/reader.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256 } from '../src/core/hash.js';
 import { makeTextPath } from '../src/core/store-path.js';
-import { DerivationHasher } from '../src/core/derivation-hash.js';
+import { DerivationHasher } from '../src/core/derivation/index.js';
 import { parseDerivation } from '../src/core/derivation.js';
 import { bundleOf, codeOf, draftFor, encodeExport, narOfFile } from './support/bundle-fixtures.js';
 import { SYSTEM } from './support/nix.js';

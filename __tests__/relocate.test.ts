@@ -8,14 +8,18 @@ import {
   relocateRoot,
   type RelocatedObject,
   type RelocObject,
-} from '../src/core/relocate.js';
+} from '../src/core/relocate/index.js';
 import { identifyContentAddress } from '../src/core/content-address.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
 import { nix32Encode } from '../src/core/nix32.js';
 import { compareStrings, hashPartOf, makeSourcePath, makeTextPath } from '../src/core/store-path.js';
-import { serialiseDerivation, type Derivation } from '../src/core/derivation.js';
-import { DerivationHasher, computeDrvPath } from '../src/core/derivation-hash.js';
+import {
+  DerivationHasher,
+  computeDrvPath,
+  serialiseDerivation,
+  type Derivation,
+} from '../src/core/derivation/index.js';
 import { fileNarHash } from './fixtures/relocate/closure.js';
 
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'latin1'));

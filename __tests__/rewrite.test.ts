@@ -1,7 +1,7 @@
 // The relocation rewriter against a naive position-by-position model, and its edge cases.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { StoreRewriter, rewriteStoreHashes } from '../src/core/rewrite.js';
+import { StoreRewriter, rewriteStoreHashes } from '../src/core/relocate/rewrite.js';
 import { NIX32_ALPHABET, nix32Encode } from '../src/core/nix32.js';
 import { sha256 } from '../src/core/hash.js';
 

@@ -10,16 +10,13 @@ import {
   formatPublicKey,
   formatSecretKey,
   generateKeyPair,
-  narinfoFingerprint,
   parsePublicKey,
   parseSecretKey,
   publicKeyOf,
   secretKeyFromSeed,
   signDetached,
-  signNarinfo,
-  verifyNarinfo,
-  type NarInfoFacts,
 } from '../src/core/signing.js';
+import { narinfoFingerprint, signNarinfo, verifyNarinfo, type NarInfoFacts } from '../src/core/narinfo.js';
 import { ScratchStore, SYSTEM, nixVersions } from './support/nix.js';
 
 describe('keys and detached signatures', () => {

@@ -1,7 +1,7 @@
 // Any derivation the ATerm format can hold (sorted lists, quote-free verbatim fields), for property
 // tests of the parser, the serialiser and what reads .drv files.
 import fc from 'fast-check';
-import { compareBytes, type Derivation } from '../../src/core/derivation.js';
+import { compareBytes, type Derivation } from '../../src/core/derivation/index.js';
 
 // Strings for verbatim fields (paths, output names, hash fields): no quote; anything else.
 const rawField = fc.string({ unit: 'binary', maxLength: 12 }).map((s) =>

@@ -24,7 +24,7 @@ import {
   type ManifestDraft,
   type ObjectKind,
 } from '../../src/core/bundle/manifest.js';
-import { DerivationHasher, computeDrvPath } from '../../src/core/derivation-hash.js';
+import { DerivationHasher, computeDrvPath } from '../../src/core/derivation/index.js';
 import {
   derivationReferences,
   drvName,

@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 586:
+/***/ 255:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -401,28 +401,371 @@ function abortOnStopSignals(controller, source = process, onRepeat = () => undef
     };
 }
 
-;// CONCATENATED MODULE: ./src/app/signing-policy.ts
-// A key signs only what was verified: the rule every command that signs a plan it read applies.
+;// CONCATENATED MODULE: ./src/app/version.ts
+// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
+/** The version of nix-plan. */
+const VERSION = '0.1.0';
+/** `tool` in bundle manifests and `nix-plan --version`. */
+const TOOL_VERSION = `nix-plan ${VERSION}`;
+/** The oldest Node.js nix-plan runs on: package.json's `engines.node` (kept equal by a test). */
+const NODE_REQUIRED = 24;
 
-/**
- * Refuses (a usage error, before any work) to sign an input that no trusted key vouched for:
- * signing makes a plan trusted downstream, so an unverified input would be laundered into a
- * trusted one. `--no-check-sigs` is the explicit opt-out, recorded in what is signed.
- */
-function assertSignable(signs, keysGiven, noCheckSigs, names = CLI_NAMES) {
-    if (signs && !keysGiven && !noCheckSigs)
-        throw new errors_NixPlanError('usage', `${names.sign} signs only what was verified: give ${names.trust} (the keys the input must be signed by), ` +
-            `or ${names.optOut} to sign it unverified on purpose`);
-}
-/** The command line's names. */
-const CLI_NAMES = {
-    sign: '--sign-key',
-    trust: '--trusted-key',
-    optOut: '--no-check-sigs',
-};
-
+;// CONCATENATED MODULE: external "node:fs/promises"
+const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
+;// CONCATENATED MODULE: ./src/core/signing.ts
+// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys and detached signatures (a
+// narinfo's fingerprint and `Sig:` are in narinfo.ts).
+//
+// The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
+// the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
+// `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
+// raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
+
+
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
+function b64(bytes) {
+    return Buffer.from(bytes).toString('base64');
+}
+/** Why `name` cannot name a key (Nix splits key strings at the first ':'), or undefined. */
+function keyNameProblem(name) {
+    if (name.length === 0)
+        return 'the key name is empty';
+    if (name.length > 256)
+        return 'the key name is longer than 256 characters';
+    if (!KEY_NAME.test(name))
+        return "the key name may only hold printable ASCII without spaces or ':'";
+    return undefined;
+}
+/** Splits `NAME:base64` and decodes it, requiring exactly `size` bytes. */
+function parseNamed(text, size, what) {
+    const trimmed = text.trim();
+    const colon = trimmed.indexOf(':');
+    if (colon <= 0)
+        throw new errors_NixPlanError('signature', `${what} is not in Nix's NAME:base64 format (no key name before ':')`);
+    const name = trimmed.slice(0, colon);
+    const data = trimmed.slice(colon + 1);
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('signature', `${what}: ${problem}`);
+    const bytes = B64.test(data) ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
+    if (bytes?.length !== size || b64(bytes) !== data)
+        throw new errors_NixPlanError('signature', `${what} '${name}' is corrupt: expected base64 of ${size} bytes after '${name}:'`);
+    return { name, bytes };
+}
+// ASN.1 prefixes wrapping a raw ed25519 seed (PKCS#8) and public key (SPKI), RFC 8410.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+function privateKeyObject(seed) {
+    return (0,external_node_crypto_namespaceObject.createPrivateKey)({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+}
+function publicKeyObject(key) {
+    return (0,external_node_crypto_namespaceObject.createPublicKey)({ key: Buffer.concat([SPKI_PREFIX, key]), format: 'der', type: 'spki' });
+}
+/** The public key belonging to a seed (not trusting the copy stored in the secret key file). */
+function derivePublic(seed) {
+    const spki = (0,external_node_crypto_namespaceObject.createPublicKey)(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
+    return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
+}
+/**
+ * The secret keys (Nix's `NAME:base64` text) of options that take a list and a single key (the
+ * Action's one input), the single one last.
+ */
+function secretKeyTexts(options) {
+    return [...(options.signingKeys ?? []), ...(options.signingKey === undefined ? [] : [options.signingKey])];
+}
+/** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
+function parseSecretKey(text) {
+    const { name, bytes } = parseNamed(text, 64, 'secret key');
+    const seed = bytes.slice(0, 32);
+    const publicKey = bytes.slice(32);
+    if (Buffer.compare(derivePublic(seed), publicKey) !== 0)
+        throw new errors_NixPlanError('signature', `secret key '${name}' is corrupt: its public half does not match its seed`);
+    return { name, seed, publicKey };
+}
+/** Parses a public key (`NAME:base64(32 bytes)`), as in `trusted-public-keys`. */
+function parsePublicKey(text) {
+    const { name, bytes } = parseNamed(text, 32, 'public key');
+    return { name, key: bytes };
+}
+/** The secret key in Nix's file format. */
+function formatSecretKey(key) {
+    const both = new Uint8Array(64);
+    both.set(key.seed, 0);
+    both.set(key.publicKey, 32);
+    return `${key.name}:${b64(both)}`;
+}
+/** The public key in Nix's file format. */
+function formatPublicKey(key) {
+    return `${key.name}:${b64(key.key)}`;
+}
+/** The public key of a secret key. */
+function publicKeyOf(key) {
+    return { name: key.name, key: key.publicKey };
+}
+/** The key with a given 32-byte seed (ed25519 keys are a function of their seed): for reproducible keys. */
+function secretKeyFromSeed(name, seed) {
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+    if (seed.length !== 32)
+        throw new NixPlanError('usage', `an ed25519 seed is 32 bytes, not ${seed.length}`);
+    return { name, seed: Uint8Array.from(seed), publicKey: derivePublic(seed) };
+}
+/** A fresh key pair, like `nix-store --generate-binary-cache-key NAME …`. */
+function generateKeyPair(name) {
+    const problem = keyNameProblem(name);
+    if (problem !== undefined)
+        throw new errors_NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
+    const pkcs8 = (0,external_node_crypto_namespaceObject.generateKeyPairSync)('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' });
+    const seed = new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length));
+    const publicKey = derivePublic(seed);
+    const secret = { name, seed, publicKey };
+    return { secretKey: formatSecretKey(secret), publicKey: formatPublicKey(publicKeyOf(secret)) };
+}
+/** The raw 64-byte ed25519 signature of `message`. */
+function signRaw(key, message) {
+    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    return new Uint8Array((0,external_node_crypto_namespaceObject.sign)(null, data, privateKeyObject(key.seed)));
+}
+/** True when `signature` (raw 64 bytes) is `key`'s signature of `message`. */
+function verifyRaw(key, message, signature) {
+    if (signature.length !== 64 || key.key.length !== 32)
+        return false;
+    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    try {
+        return (0,external_node_crypto_namespaceObject.verify)(null, data, publicKeyObject(key.key), signature);
+    }
+    catch {
+        return false; // a public key that is not a curve point
+    }
+}
+/** A detached signature in Nix's format, `NAME:base64(sig)` (as in a narinfo's `Sig:` line). */
+function signDetached(key, message) {
+    return `${key.name}:${b64(signRaw(key, message))}`;
+}
+/** `NAME:base64(64 bytes)` split and decoded, or undefined when it is not a signature in that form. */
+function parseNamedSignature(signature) {
+    try {
+        return parseNamed(signature, 64, 'signature');
+    }
+    catch {
+        return undefined;
+    }
+}
+/** A public key's fingerprint: `sha256:` and the hex sha256 of its 32 raw bytes (not of its name). */
+function keyFingerprint(key) {
+    return `sha256:${(0,external_node_crypto_namespaceObject.createHash)('sha256').update(key.key).digest('hex')}`;
+}
+/**
+ * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
+ * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
+ */
+function signing_checkDetached(message, signature, trusted) {
+    const parsed = parseNamedSignature(signature);
+    if (parsed === undefined)
+        return 'malformed';
+    const keys = trusted.filter((k) => k.name === parsed.name);
+    if (keys.length === 0)
+        return 'untrusted';
+    return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
+}
+
+;// CONCATENATED MODULE: ./src/cli/args.ts
+// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
+// usage errors that name the option and the accepted values.
+
+
+
+
+/** Throws a usage error. */
+function usageError(message) {
+    return new errors_NixPlanError('usage', message);
+}
+/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
+function parseCommandArgs(argv, specs) {
+    const dash = argv.indexOf('--');
+    const head = joinDashValues(dash < 0 ? argv : argv.slice(0, dash), specs);
+    const rest = dash < 0 ? [] : argv.slice(dash + 1);
+    const options = {};
+    for (const [name, s] of Object.entries(specs))
+        options[name] = {
+            type: s.type,
+            ...(s.short !== undefined && { short: s.short }),
+            ...(s.multiple === true && { multiple: true }),
+        };
+    try {
+        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
+            args: [...head],
+            options,
+            allowPositionals: true,
+            strict: true,
+        });
+        return { values, positionals, rest };
+    }
+    catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    }
+}
+/** `--name VALUE` as `--name=VALUE` for options whose value may look like an option. */
+function joinDashValues(argv, specs) {
+    const out = [];
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i] ?? '';
+        const name = a.startsWith('--') ? a.slice(2) : undefined;
+        const value = argv[i + 1];
+        if (name !== undefined && specs[name]?.dashValue === true && value !== undefined) {
+            out.push(`${a}=${value}`);
+            i++;
+        }
+        else
+            out.push(a);
+    }
+    return out;
+}
+/** A string option's value, or undefined. */
+function str(args, name) {
+    const v = args.values[name];
+    return typeof v === 'string' ? v : undefined;
+}
+/** A required string option's value. */
+function required(args, name, what) {
+    const v = str(args, name);
+    if (v === undefined || v === '')
+        throw usageError(`missing --${name} ${what}`);
+    return v;
+}
+/** A repeatable string option's values (also splitting on commas when `commas`). */
+function list(args, name, commas = false) {
+    const v = args.values[name];
+    const items = Array.isArray(v)
+        ? v.filter((x) => typeof x === 'string')
+        : typeof v === 'string'
+            ? [v]
+            : [];
+    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
+}
+/** A boolean flag. */
+function flag(args, name) {
+    return args.values[name] === true;
+}
+/** A value that must be one of `allowed`. */
+function oneOf(value, name, allowed) {
+    if (value === undefined)
+        return undefined;
+    if (!allowed.includes(value))
+        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
+    return value;
+}
+/** An integer option within [min, max]. */
+function integer(value, name, min, max) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max)
+        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
+    return n;
+}
+/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
+function byteSize(value, name) {
+    if (value === undefined)
+        return undefined;
+    const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
+    if (m === null)
+        throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
+    const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase()];
+    return Number(m[1]) * 1024 ** unit;
+}
+/** Exactly one positional argument (the bundle), or a usage error naming it. */
+function onePositional(args, what) {
+    if (args.positionals.length === 0)
+        throw usageError(`missing ${what}`);
+    if (args.positionals.length > 1)
+        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
+    return args.positionals[0] ?? '';
+}
+const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
+function publicKeyOrUsage(key, where) {
+    try {
+        parsePublicKey(key);
+    }
+    catch (e) {
+        throw usageError(`${where}: ${e.message}`);
+    }
+    return key;
+}
+/**
+ * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
+ * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
+ * closed: an empty value (an unset variable), a file without a key, or anything that is not a
+ * key is a usage error, never "no keys".
+ */
+async function readKeys(values, readText = readTextFile) {
+    const keys = [];
+    for (const v of values) {
+        if (v.trim() === '')
+            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
+        if (KEY_LITERAL.test(v)) {
+            keys.push(publicKeyOrUsage(v, '--trusted-key'));
+            continue;
+        }
+        const words = (await readText(v, 'trusted key file'))
+            .split('\n')
+            .map((l) => l.replace(/#.*$/, ''))
+            .flatMap((l) => l.split(/\s+/))
+            .filter((k) => k !== '');
+        if (words.length === 0)
+            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
+        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
+    }
+    return keys;
+}
+/**
+ * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
+ * that is not a key is a usage error naming the file (never echoing what it holds).
+ */
+async function readSecretKeyFile(path, readText = readTextFile) {
+    if (path.trim() === '')
+        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
+    const text = (await readText(path, 'secret key file')).trim();
+    if (text === '')
+        throw usageError(`secret key file '${path}' is empty`);
+    try {
+        parseSecretKey(text);
+    }
+    catch (e) {
+        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
+    }
+    return text;
+}
+/** Reads a small text file, turning a missing file into a usage error that names it. */
+async function readTextFile(path, what) {
+    try {
+        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+/** Help text for a command's options, aligned. */
+function optionsHelp(specs) {
+    const rows = Object.entries(specs).map(([name, s]) => {
+        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
+        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
+    });
+    const width = Math.max(...rows.map(([l]) => l.length));
+    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: ./src/core/nix32.ts
 // Nix's base-32 encoding ("nix32"): its own alphabet and a little-endian, reversed bit order.
 
@@ -617,6 +960,40 @@ function hashEquals(a, b) {
     return a.algo === b.algo && Buffer.compare(a.bytes, b.bytes) === 0;
 }
 
+;// CONCATENATED MODULE: ./src/core/bundle/json-limits.ts
+// Limits on a JSON document's shape, checked before JSON.parse: V8 parses nested arrays and objects
+// recursively, so a few kilobytes of `[[[[…` end in a stack overflow, not a clean refusal.
+
+/** Deepest nesting of arrays and objects a manifest may have (version 2 needs 5). */
+const MAX_MANIFEST_DEPTH = 16;
+/**
+ * Refuses ('bundle', exit 3) a JSON text nested deeper than `maxDepth` arrays and objects, naming
+ * `what`. A linear scan that skips strings (with their escapes); it does not validate the JSON,
+ * which JSON.parse then does safely.
+ */
+function assertJsonDepth(text, maxDepth, what) {
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (inString) {
+            if (c === 0x5c /* \ */)
+                i++;
+            else if (c === 0x22 /* " */)
+                inString = false;
+            continue;
+        }
+        if (c === 0x22)
+            inString = true;
+        else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+            if (++depth > maxDepth)
+                throw new errors_NixPlanError('bundle', `${what} is nested deeper than ${maxDepth} arrays and objects (at character ${i}): refusing it`);
+        }
+        else if (c === 0x5d /* ] */ || c === 0x7d /* } */)
+            depth--;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/core/store-path.ts
 // Store paths: parsing and validation, and the fingerprints Nix hashes to name every kind of object.
 
@@ -744,6 +1121,23 @@ function makeFixedOutputPath(name, hash, recursive, storeDir) {
     const inner = toHex(sha256(`fixed:out:${recursive ? 'r:' : ''}${hash.algo}:${toHex(hash.bytes)}:`));
     return makeStorePath('output:out', inner, name, storeDir);
 }
+/** The derivation name of a .drv store path: its name without the `.drv` extension. */
+function drvName(drvPath) {
+    const name = nameOf(drvPath);
+    if (!name.endsWith('.drv') || name.length <= 4)
+        throw new errors_NixPlanError('malformed', `'${drvPath}' is not a derivation path (its name does not end in .drv)`);
+    return name.slice(0, -4);
+}
+/**
+ * The placeholder Nix renders for output `output` of a derivation whose output paths are not
+ * known before it is built (a floating content-addressed one, or one depending on it): its
+ * dependents mention this hash, which relocation maps with the derivation's path (Nix's
+ * `DownstreamPlaceholder`).
+ */
+function downstreamPlaceholder(drvPath, output) {
+    const name = drvName(drvPath);
+    return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
+}
 /** Name of output `output` of a derivation named `drvName`. */
 function outputPathName(drvName, output) {
     return output === 'out' ? drvName : `${drvName}-${output}`;
@@ -764,223 +1158,7 @@ function isStrictlySorted(xs) {
     return true;
 }
 
-;// CONCATENATED MODULE: ./src/core/signing.ts
-// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
-//
-// The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
-// the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
-// `NAME:base64(32 bytes)`, a signature `NAME:base64(64 bytes)`. node:crypto does ed25519 natively;
-// raw keys go in and out wrapped in their fixed DER prefixes (RFC 8410).
-
-
-
-
-const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
-const KEY_NAME = /^[\x21-\x39\x3b-\x7e]+$/; // printable ASCII without space and ':'
-function b64(bytes) {
-    return Buffer.from(bytes).toString('base64');
-}
-/** Why `name` cannot name a key (Nix splits key strings at the first ':'), or undefined. */
-function keyNameProblem(name) {
-    if (name.length === 0)
-        return 'the key name is empty';
-    if (name.length > 256)
-        return 'the key name is longer than 256 characters';
-    if (!KEY_NAME.test(name))
-        return "the key name may only hold printable ASCII without spaces or ':'";
-    return undefined;
-}
-/** Splits `NAME:base64` and decodes it, requiring exactly `size` bytes. */
-function parseNamed(text, size, what) {
-    const trimmed = text.trim();
-    const colon = trimmed.indexOf(':');
-    if (colon <= 0)
-        throw new errors_NixPlanError('signature', `${what} is not in Nix's NAME:base64 format (no key name before ':')`);
-    const name = trimmed.slice(0, colon);
-    const data = trimmed.slice(colon + 1);
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new errors_NixPlanError('signature', `${what}: ${problem}`);
-    const bytes = B64.test(data) ? new Uint8Array(Buffer.from(data, 'base64')) : undefined;
-    if (bytes?.length !== size || b64(bytes) !== data)
-        throw new errors_NixPlanError('signature', `${what} '${name}' is corrupt: expected base64 of ${size} bytes after '${name}:'`);
-    return { name, bytes };
-}
-// ASN.1 prefixes wrapping a raw ed25519 seed (PKCS#8) and public key (SPKI), RFC 8410.
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-function privateKeyObject(seed) {
-    return (0,external_node_crypto_namespaceObject.createPrivateKey)({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-}
-function publicKeyObject(key) {
-    return (0,external_node_crypto_namespaceObject.createPublicKey)({ key: Buffer.concat([SPKI_PREFIX, key]), format: 'der', type: 'spki' });
-}
-/** The public key belonging to a seed (not trusting the copy stored in the secret key file). */
-function derivePublic(seed) {
-    const spki = (0,external_node_crypto_namespaceObject.createPublicKey)(privateKeyObject(seed)).export({ format: 'der', type: 'spki' });
-    return new Uint8Array(spki.subarray(SPKI_PREFIX.length));
-}
-/**
- * The secret keys (Nix's `NAME:base64` text) of options that take a list and a single key (the
- * Action's one input), the single one last.
- */
-function secretKeyTexts(options) {
-    return [...(options.signingKeys ?? []), ...(options.signingKey === undefined ? [] : [options.signingKey])];
-}
-/** Parses a secret key (`NAME:base64(64 bytes)`); refuses one whose halves do not belong together. */
-function parseSecretKey(text) {
-    const { name, bytes } = parseNamed(text, 64, 'secret key');
-    const seed = bytes.slice(0, 32);
-    const publicKey = bytes.slice(32);
-    if (Buffer.compare(derivePublic(seed), publicKey) !== 0)
-        throw new errors_NixPlanError('signature', `secret key '${name}' is corrupt: its public half does not match its seed`);
-    return { name, seed, publicKey };
-}
-/** Parses a public key (`NAME:base64(32 bytes)`), as in `trusted-public-keys`. */
-function parsePublicKey(text) {
-    const { name, bytes } = parseNamed(text, 32, 'public key');
-    return { name, key: bytes };
-}
-/** The secret key in Nix's file format. */
-function formatSecretKey(key) {
-    const both = new Uint8Array(64);
-    both.set(key.seed, 0);
-    both.set(key.publicKey, 32);
-    return `${key.name}:${b64(both)}`;
-}
-/** The public key in Nix's file format. */
-function formatPublicKey(key) {
-    return `${key.name}:${b64(key.key)}`;
-}
-/** The public key of a secret key. */
-function publicKeyOf(key) {
-    return { name: key.name, key: key.publicKey };
-}
-/** The key with a given 32-byte seed (ed25519 keys are a function of their seed): for reproducible keys. */
-function secretKeyFromSeed(name, seed) {
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
-    if (seed.length !== 32)
-        throw new NixPlanError('usage', `an ed25519 seed is 32 bytes, not ${seed.length}`);
-    return { name, seed: Uint8Array.from(seed), publicKey: derivePublic(seed) };
-}
-/** A fresh key pair, like `nix-store --generate-binary-cache-key NAME …`. */
-function generateKeyPair(name) {
-    const problem = keyNameProblem(name);
-    if (problem !== undefined)
-        throw new errors_NixPlanError('usage', `cannot make a key named '${name}': ${problem}`);
-    const pkcs8 = (0,external_node_crypto_namespaceObject.generateKeyPairSync)('ed25519').privateKey.export({ format: 'der', type: 'pkcs8' });
-    const seed = new Uint8Array(pkcs8.subarray(PKCS8_PREFIX.length));
-    const publicKey = derivePublic(seed);
-    const secret = { name, seed, publicKey };
-    return { secretKey: formatSecretKey(secret), publicKey: formatPublicKey(publicKeyOf(secret)) };
-}
-/** The raw 64-byte ed25519 signature of `message`. */
-function signRaw(key, message) {
-    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
-    return new Uint8Array((0,external_node_crypto_namespaceObject.sign)(null, data, privateKeyObject(key.seed)));
-}
-/** True when `signature` (raw 64 bytes) is `key`'s signature of `message`. */
-function verifyRaw(key, message, signature) {
-    if (signature.length !== 64 || key.key.length !== 32)
-        return false;
-    const data = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
-    try {
-        return (0,external_node_crypto_namespaceObject.verify)(null, data, publicKeyObject(key.key), signature);
-    }
-    catch {
-        return false; // a public key that is not a curve point
-    }
-}
-/** A detached signature in Nix's format, `NAME:base64(sig)` (as in a narinfo's `Sig:` line). */
-function signDetached(key, message) {
-    return `${key.name}:${b64(signRaw(key, message))}`;
-}
-/** `NAME:base64(64 bytes)` split and decoded, or undefined when it is not a signature in that form. */
-function parseNamedSignature(signature) {
-    try {
-        return parseNamed(signature, 64, 'signature');
-    }
-    catch {
-        return undefined;
-    }
-}
-/** A public key's fingerprint: `sha256:` and the hex sha256 of its 32 raw bytes (not of its name). */
-function keyFingerprint(key) {
-    return `sha256:${(0,external_node_crypto_namespaceObject.createHash)('sha256').update(key.key).digest('hex')}`;
-}
-/**
- * Checks `NAME:base64(sig)` against the trusted keys of that name: `untrusted` when no trusted key
- * has the name (Nix ignores such signatures), `invalid` when none of them verifies it.
- */
-function checkDetached(message, signature, trusted) {
-    const parsed = parseNamedSignature(signature);
-    if (parsed === undefined)
-        return 'malformed';
-    const keys = trusted.filter((k) => k.name === parsed.name);
-    if (keys.length === 0)
-        return 'untrusted';
-    return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
-}
-/**
- * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
- * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
- */
-function narinfoFingerprint(info) {
-    if (info.narHash.length !== 32)
-        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
-    if (!(info.narSize > 0))
-        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-    const refs = [...info.references].sort(compareStrings).join(',');
-    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
-}
-/** A narinfo `Sig:` value for the object. */
-function signNarinfo(key, info) {
-    return signDetached(key, narinfoFingerprint(info));
-}
-/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
-function verifyNarinfo(info, signatures, trusted) {
-    const fingerprint = narinfoFingerprint(info);
-    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/json-limits.ts
-// Limits on a JSON document's shape, checked before JSON.parse: V8 parses nested arrays and objects
-// recursively, so a few kilobytes of `[[[[…` end in a stack overflow, not a clean refusal.
-
-/** Deepest nesting of arrays and objects a manifest may have (version 2 needs 5). */
-const MAX_MANIFEST_DEPTH = 16;
-/**
- * Refuses ('bundle', exit 3) a JSON text nested deeper than `maxDepth` arrays and objects, naming
- * `what`. A linear scan that skips strings (with their escapes); it does not validate the JSON,
- * which JSON.parse then does safely.
- */
-function assertJsonDepth(text, maxDepth, what) {
-    let depth = 0;
-    let inString = false;
-    for (let i = 0; i < text.length; i++) {
-        const c = text.charCodeAt(i);
-        if (inString) {
-            if (c === 0x5c /* \ */)
-                i++;
-            else if (c === 0x22 /* " */)
-                inString = false;
-            continue;
-        }
-        if (c === 0x22)
-            inString = true;
-        else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
-            if (++depth > maxDepth)
-                throw new errors_NixPlanError('bundle', `${what} is nested deeper than ${maxDepth} arrays and objects (at character ${i}): refusing it`);
-        }
-        else if (c === 0x5d /* ] */ || c === 0x7d /* } */)
-            depth--;
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest-types.ts
-// The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
 /** The `format` every bundle manifest names. */
 const MANIFEST_FORMAT = 'nix-plan';
 /** The manifest schema this code writes. */
@@ -991,10 +1169,14 @@ const READABLE_FORMAT_VERSIONS = [1, 2];
 const SIGNATURE_DOMAIN = 'nix-plan manifest v1\n';
 /** Default limit on the manifest's size; it lists roots, not paths, so it stays small. */
 const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
+/** Every include kind, for parsing (the CLI's --include, the action's input). */
+const INCLUDE_KINDS = ['drvs', 'sources', 'outputs'];
 /** Every object kind, in the order counts are listed. */
 const OBJECT_KINDS = ['drv', 'text', 'source', 'output'];
-/** Every include kind. */
-const INCLUDES = ['drvs', 'sources', 'outputs'];
+/** Counts (or bytes) per object kind, all zero. */
+function emptyCounts() {
+    return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+}
 
 ;// CONCATENATED MODULE: ./src/core/bundle/manifest-schema.ts
 // Strict validation of an untrusted manifest (parsed JSON) against schema version 1 or 2: every
@@ -1044,7 +1226,7 @@ function record(v, field, required, optional = []) {
  * A string of at most `max` characters matching `pattern`, and free of the characters no
  * manifest string may hold (controls, C1, bidi, separators, lone surrogates: see core/text.ts).
  */
-function str(v, field, max = MAX_STRING, pattern = ANY) {
+function manifest_schema_str(v, field, max = MAX_STRING, pattern = ANY) {
     if (typeof v !== 'string')
         throw bad(field, 'must be a string');
     if (v.length > max)
@@ -1066,7 +1248,7 @@ function bool(v, field) {
         throw bad(field, 'must be true or false');
     return v;
 }
-function list(v, field, max, item) {
+function manifest_schema_list(v, field, max, item) {
     if (!Array.isArray(v))
         throw bad(field, 'must be an array');
     if (v.length > max)
@@ -1074,7 +1256,7 @@ function list(v, field, max, item) {
     return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 function storePath(v, field, storeDir) {
-    const p = str(v, field);
+    const p = manifest_schema_str(v, field);
     try {
         parseStorePath(p, storeDir);
     }
@@ -1084,7 +1266,7 @@ function storePath(v, field, storeDir) {
     return p;
 }
 function storeDirField(v, field) {
-    const dir = str(v, field);
+    const dir = manifest_schema_str(v, field);
     const problem = storeDirProblem(dir);
     if (problem !== undefined)
         throw bad(field, `'${dir}' is not a store directory: ${problem}`);
@@ -1092,7 +1274,7 @@ function storeDirField(v, field) {
 }
 /** An RFC 3339 UTC time with whole seconds that names a real instant (no 30 February). */
 function timestamp(v, field) {
-    const s = str(v, field, 64);
+    const s = manifest_schema_str(v, field, 64);
     const m = RFC3339_UTC.exec(s);
     const ms = Date.parse(s);
     if (m === null || Number.isNaN(ms) || new Date(ms).toISOString() !== `${s.slice(0, 19)}.000Z`)
@@ -1119,15 +1301,15 @@ function root(v, field, storeDir) {
     if (names.length > 1000)
         throw new errors_NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
     for (const name of names) {
-        str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+        manifest_schema_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
         const p = outputsIn[name];
         outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
     }
     const out = { drvPath, outputs };
     if (r['installable'] !== undefined)
-        out.installable = str(r['installable'], `${field}.installable`);
+        out.installable = manifest_schema_str(r['installable'], `${field}.installable`);
     if (r['attribute'] !== undefined)
-        out.attribute = str(r['attribute'], `${field}.attribute`);
+        out.attribute = manifest_schema_str(r['attribute'], `${field}.attribute`);
     return out;
 }
 function relocation(v, field, storeDir) {
@@ -1144,46 +1326,46 @@ function relocation(v, field, storeDir) {
         objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
         hashesRewritten: manifest_schema_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
         bareHashRewrites: manifest_schema_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
-        bareStoreDirMentions: list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
+        bareStoreDirMentions: manifest_schema_list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
             const m = record(x, f, ['path', 'count']);
             return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_schema_int(m['count'], `${f}.count`) };
         }),
-        warnings: list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => str(x, f)),
+        warnings: manifest_schema_list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => manifest_schema_str(x, f)),
     };
     return { storeDir: from, report };
 }
 function flake(v, field) {
     const r = record(v, field, ['url', 'inputs']);
-    const inputs = list(r['inputs'], `${field}.inputs`, MAX_FLAKE_INPUTS, (x, f) => {
+    const inputs = manifest_schema_list(r['inputs'], `${field}.inputs`, MAX_FLAKE_INPUTS, (x, f) => {
         const i = record(x, f, ['name', 'url'], ['narHash', 'lastModified']);
         return {
-            name: str(i['name'], `${f}.name`, 256, NO_SPACE),
-            url: str(i['url'], `${f}.url`, MAX_STRING, NO_SPACE),
-            ...(i['narHash'] !== undefined && { narHash: str(i['narHash'], `${f}.narHash`, 256, SRI) }),
+            name: manifest_schema_str(i['name'], `${f}.name`, 256, NO_SPACE),
+            url: manifest_schema_str(i['url'], `${f}.url`, MAX_STRING, NO_SPACE),
+            ...(i['narHash'] !== undefined && { narHash: manifest_schema_str(i['narHash'], `${f}.narHash`, 256, SRI) }),
             ...(i['lastModified'] !== undefined && { lastModified: manifest_schema_int(i['lastModified'], `${f}.lastModified`) }),
         };
     });
     for (let i = 1; i < inputs.length; i++)
         if (!((inputs[i - 1]?.name ?? '') < (inputs[i]?.name ?? '')))
             throw bad(`${field}.inputs[${i}].name`, 'must come after the name before it (sorted, no duplicates)');
-    return { url: str(r['url'], `${field}.url`, MAX_STRING, NO_SPACE), inputs };
+    return { url: manifest_schema_str(r['url'], `${field}.url`, MAX_STRING, NO_SPACE), inputs };
 }
 /** The `provenance` object of a version-2 manifest. */
 function provenance(v, field) {
     const r = record(v, field, [], ['repository', 'commit', 'ref', 'dirty', 'workflow', 'runUrl', 'runAttempt', 'flake']);
     const p = {};
     if (r['repository'] !== undefined)
-        p.repository = str(r['repository'], `${field}.repository`, 1024, NO_SPACE);
+        p.repository = manifest_schema_str(r['repository'], `${field}.repository`, 1024, NO_SPACE);
     if (r['commit'] !== undefined)
-        p.commit = str(r['commit'], `${field}.commit`, 64, COMMIT);
+        p.commit = manifest_schema_str(r['commit'], `${field}.commit`, 64, COMMIT);
     if (r['ref'] !== undefined)
-        p.ref = str(r['ref'], `${field}.ref`, 1024, NO_SPACE);
+        p.ref = manifest_schema_str(r['ref'], `${field}.ref`, 1024, NO_SPACE);
     if (r['dirty'] !== undefined)
         p.dirty = bool(r['dirty'], `${field}.dirty`);
     if (r['workflow'] !== undefined)
-        p.workflow = str(r['workflow'], `${field}.workflow`, 1024);
+        p.workflow = manifest_schema_str(r['workflow'], `${field}.workflow`, 1024);
     if (r['runUrl'] !== undefined)
-        p.runUrl = str(r['runUrl'], `${field}.runUrl`, 2048, HTTPS_URL);
+        p.runUrl = manifest_schema_str(r['runUrl'], `${field}.runUrl`, 2048, HTTPS_URL);
     if (r['runAttempt'] !== undefined)
         p.runAttempt = manifest_schema_int(r['runAttempt'], `${field}.runAttempt`, 1);
     if (r['flake'] !== undefined)
@@ -1192,17 +1374,17 @@ function provenance(v, field) {
 }
 function promotion(v, field) {
     const r = record(v, field, ['digest', 'storeDir', 'checksum', 'signedBy', 'at'], ['noCheckSigs']);
-    const signedBy = list(r['signedBy'], `${field}.signedBy`, 64, (x, f) => {
+    const signedBy = manifest_schema_list(r['signedBy'], `${field}.signedBy`, 64, (x, f) => {
         const s = record(x, f, ['key', 'fingerprint']);
         return {
-            key: str(s['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
-            fingerprint: str(s['fingerprint'], `${f}.fingerprint`, 71, SHA256_DIGEST),
+            key: manifest_schema_str(s['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
+            fingerprint: manifest_schema_str(s['fingerprint'], `${f}.fingerprint`, 71, SHA256_DIGEST),
         };
     });
     const p = {
-        digest: str(r['digest'], `${field}.digest`, 71, SHA256_DIGEST),
+        digest: manifest_schema_str(r['digest'], `${field}.digest`, 71, SHA256_DIGEST),
         storeDir: storeDirField(r['storeDir'], `${field}.storeDir`),
-        checksum: str(r['checksum'], `${field}.checksum`, 64, HEX64),
+        checksum: manifest_schema_str(r['checksum'], `${field}.checksum`, 64, HEX64),
         signedBy,
         at: timestamp(r['at'], `${field}.at`),
     };
@@ -1249,9 +1431,9 @@ function validateManifest(value) {
     const formatVersion = version;
     const r = record(value, 'manifest', [...V1_FIELDS, ...(formatVersion >= 2 ? ['provenance'] : [])], ['relocatedFrom', ...(formatVersion >= 2 ? ['createdAt', 'promotions'] : [])]);
     const storeDir = storeDirField(r['storeDir'], 'storeDir');
-    const include = str(r['include'], 'include', 16);
-    if (!INCLUDES.includes(include))
-        throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+    const include = manifest_schema_str(r['include'], 'include', 16);
+    if (!INCLUDE_KINDS.includes(include))
+        throw bad('include', `must be one of ${INCLUDE_KINDS.join(', ')}`);
     const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
     const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
     const paths = manifest_schema_int(r['paths'], 'paths');
@@ -1264,9 +1446,9 @@ function validateManifest(value) {
         throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
     const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
     const stream = {
-        sha256: str(s['sha256'], 'stream.sha256', 64, HEX64),
+        sha256: manifest_schema_str(s['sha256'], 'stream.sha256', 64, HEX64),
         size: manifest_schema_int(s['size'], 'stream.size'),
-        compressedSha256: str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
+        compressedSha256: manifest_schema_str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
         compressedSize: manifest_schema_int(s['compressedSize'], 'stream.compressedSize'),
     };
     // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
@@ -1278,24 +1460,24 @@ function validateManifest(value) {
     const manifest = {
         format: MANIFEST_FORMAT,
         formatVersion,
-        tool: str(r['tool'], 'tool', 256),
-        nixVersion: str(r['nixVersion'], 'nixVersion', 256),
+        tool: manifest_schema_str(r['tool'], 'tool', 256),
+        nixVersion: manifest_schema_str(r['nixVersion'], 'nixVersion', 256),
         storeDir,
-        systems: list(r['systems'], 'systems', 64, (x, f) => str(x, f, 64, SYSTEM)),
+        systems: manifest_schema_list(r['systems'], 'systems', 64, (x, f) => manifest_schema_str(x, f, 64, SYSTEM)),
         include: include,
-        roots: list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
+        roots: manifest_schema_list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
         counts,
         narBytes,
         paths,
         stream,
-        signatures: list(r['signatures'], 'signatures', 64, (x, f) => {
+        signatures: manifest_schema_list(r['signatures'], 'signatures', 64, (x, f) => {
             const g = record(x, f, ['key', 'sig']);
             return {
-                key: str(g['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
-                sig: str(g['sig'], `${f}.sig`, 88, B64SIG),
+                key: manifest_schema_str(g['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
+                sig: manifest_schema_str(g['sig'], `${f}.sig`, 88, B64SIG),
             };
         }),
-        checksum: str(r['checksum'], 'checksum', 64, HEX64),
+        checksum: manifest_schema_str(r['checksum'], 'checksum', 64, HEX64),
     };
     if (manifest.roots.length === 0)
         throw bad('roots', 'is empty: a plan needs at least one root');
@@ -1312,7 +1494,7 @@ function validateManifest(value) {
 function versionTwo(r, manifest) {
     manifest.provenance = provenance(r['provenance'], 'provenance');
     if (r['promotions'] !== undefined) {
-        const promotions = list(r['promotions'], 'promotions', MAX_PROMOTIONS, promotion);
+        const promotions = manifest_schema_list(r['promotions'], 'promotions', MAX_PROMOTIONS, promotion);
         if (promotions.length === 0)
             throw bad('promotions', 'is empty: leave it out when the plan was never promoted');
         // Each promotion moved the plan out of its store dir: into the next one's, the last into storeDir.
@@ -1459,7 +1641,7 @@ function verifyManifestSignatures(manifest, trusted) {
     const message = signedBytes(manifest);
     const valid = [];
     for (const s of manifest.signatures) {
-        const check = checkDetached(message, `${s.key}:${s.sig}`, trusted);
+        const check = signing_checkDetached(message, `${s.key}:${s.sig}`, trusted);
         if (check === 'invalid' || check === 'malformed')
             throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
         if (check === 'valid')
@@ -1751,12 +1933,46 @@ class ZstdFrameScanner {
     }
 }
 
-;// CONCATENATED MODULE: external "node:fs/promises"
-const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+;// CONCATENATED MODULE: ./src/core/bundle/compression.ts
+// The compression levels and settings of plan bundles, in one place: what the writer accepts
+// and its default, and the tuned settings export and relocation use unless a level is given.
+
+/** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
+const DEFAULT_LEVEL = 12;
+/** Lowest level accepted. */
+const MIN_LEVEL = 1;
+/** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
+const MAX_LEVEL = 19;
+/**
+ * Export's default compression: level 10's search with a bigger hash table (hashLog 23), matches
+ * of 6+ bytes, and long-distance matches of 256+ bytes only (zstd's default 64 makes many short
+ * long-distance matches that cost more to encode than they save in drv files full of repeated
+ * store paths), in a 64 MiB window. Measured on the bench closures' export streams (node:zlib):
+ * 10,000 drvs (72 MB) 15.6× (0.389× of gzip -9), 30,000 drvs (217 MB) 15.3× (0.395×), where
+ * plain level 12 with a 128 MiB window gives 15.2× (0.400×) and 15.1× (0.400×) with more CPU.
+ * The window halves zstd's memory (-72 MB at 30,000 drvs) for 0.2% of size. An explicit
+ * `--level N` is that level's own search in the writer's default window.
+ */
+const EXPORT_COMPRESSION = {
+    level: 10,
+    windowLog: 26,
+    params: { [external_node_zlib_namespaceObject.constants.ZSTD_c_hashLog]: 23, [external_node_zlib_namespaceObject.constants.ZSTD_c_minMatch]: 6, [external_node_zlib_namespaceObject.constants.ZSTD_c_ldmMinMatch]: 256 },
+};
+/**
+ * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
+ * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
+ * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
+ */
+const RELOCATE_LEVEL = 3;
+/**
+ * log2 of the zstd window of a relocated bundle at the default level: 16 MiB. The compressor
+ * holds (and touches) a whole window: the 128 MiB an explicit level gets cost ~110 MB of memory
+ * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
+ */
+const RELOCATE_WINDOW_LOG = 24;
+
 ;// CONCATENATED MODULE: ./src/core/bundle/writer.ts
 // Writing a plan bundle: the export stream compressed as one zstd frame, behind the manifest's skippable frame.
 //
@@ -1777,10 +1993,8 @@ const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
 
 
 
-/** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
-const DEFAULT_LEVEL = 12;
-/** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
-const MAX_LEVEL = 19;
+
+
 /** Counts and hashes bytes as they pass. */
 class Digest extends external_node_stream_namespaceObject.Transform {
     onBytes;
@@ -1876,7 +2090,7 @@ function checkRange(name, value, min, max) {
 }
 /** The zstd parameters of a bundle's data frame. */
 function compressionParams(options = {}) {
-    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, 1, MAX_LEVEL);
+    const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL);
     const windowLog = checkRange('the window log', options.windowLog ?? DEFAULT_MAX_WINDOW_LOG, 10, DEFAULT_MAX_WINDOW_LOG);
     return {
         [external_node_zlib_namespaceObject.constants.ZSTD_c_compressionLevel]: level,
@@ -2029,12 +2243,97 @@ async function openBundle(path) {
 }
 
 ;// CONCATENATED MODULE: ./src/core/content-address.ts
-// Content addresses: which store objects name themselves by their content, found by recomputing
-// their path. Used to check bundle entries and to write the narinfo `CA:` field that lets an
-// untrusted user import them.
+// Content addresses: a typed `text` / `flat` / `nar` method with its hash, parsed from and written
+// as Nix writes it (a narinfo's `CA:` field, a derivation output's `hashAlgo`), the one function
+// that makes a content-addressed store path, and the check of which objects name themselves by
+// their content (bundle entries; the `CA:` that lets an untrusted user import them).
 
 
 
+
+function content_address_bad(text, detail) {
+    throw new MalformedError('content address', undefined, `'${text}': ${detail}`);
+}
+/**
+ * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
+ * `fixed:`), or undefined for any other: for callers that need no digest.
+ */
+function contentAddressMethod(text) {
+    if (text.startsWith('text:sha256:'))
+        return 'text';
+    if (text.startsWith('fixed:r:'))
+        return 'nar';
+    if (text.startsWith('fixed:'))
+        return 'flat';
+    return undefined;
+}
+/** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
+function parseContentAddress(text) {
+    const method = contentAddressMethod(text);
+    if (method === undefined)
+        content_address_bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
+    const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
+    return { method, hash: parseHash(text.slice(prefix.length)) };
+}
+/** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
+function formatContentAddress(ca) {
+    const prefix = ca.method === 'text' ? 'text:' : ca.method === 'nar' ? 'fixed:r:' : 'fixed:';
+    return prefix + formatHash(ca.hash, 'nix32', true);
+}
+/**
+ * The content address a fixed output declares in a .drv: `hashAlgo` as written (`r:sha256`,
+ * `text:sha256`, `sha1`, …) and `hash`, a bare hex (or nix32) digest.
+ */
+function parseOutputHashAlgo(hashAlgo, hash) {
+    let method = 'flat';
+    let algo = hashAlgo;
+    if (algo.startsWith('r:')) {
+        method = 'nar';
+        algo = algo.slice(2);
+    }
+    else if (algo.startsWith('text:')) {
+        method = 'text';
+        algo = algo.slice(5);
+    }
+    if (!isHashAlgo(algo))
+        content_address_bad(hashAlgo, 'unsupported hash algorithm');
+    if (hash.includes(':') || hash.includes('-'))
+        content_address_bad(hash, 'the output hash is not a bare digest');
+    const parsed = parseHash(hash, algo);
+    if (method === 'text' && algo !== 'sha256')
+        content_address_bad(hashAlgo, 'a text-hashed output must use sha256');
+    return { method, hash: parsed };
+}
+/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `text:sha256`, `sha1`). */
+function formatOutputHashAlgo(ca) {
+    return (ca.method === 'nar' ? 'r:' : ca.method === 'text' ? 'text:' : '') + ca.hash.algo;
+}
+/**
+ * The store path of a content-addressed object (Nix's `makeFixedOutputPathFromCA`): the one
+ * constructor every caller uses. `text` takes references; `nar` over sha256 takes references and
+ * `self` (a source); any other may have neither.
+ */
+function makeContentAddressedPath(name, ca, storeDir, references = [], self = false) {
+    if (ca.method === 'text') {
+        if (ca.hash.algo !== 'sha256' || self)
+            content_address_bad(formatContentAddress(ca), 'not a valid text address');
+        return makeTextPath(name, ca.hash.bytes, references, storeDir);
+    }
+    if (ca.method === 'nar' && ca.hash.algo === 'sha256')
+        return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
+    if (self || !isEmpty(references))
+        content_address_bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
+    return makeFixedOutputPath(name, ca.hash, ca.method === 'nar', storeDir);
+}
+function isEmpty(items) {
+    if (Array.isArray(items))
+        return items.length === 0;
+    for (const _ of items)
+        return false;
+    return true;
+}
+/** Every content-addressed kind, in the order counts are listed. */
+const CONTENT_ADDRESSED_KINDS = (/* unused pure expression or super */ null && (['drv', 'text', 'source']));
 const FLAT_ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
 /**
  * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
@@ -2046,22 +2345,26 @@ function identifyContentAddress(obj, storeDir) {
     const name = nameOf(obj.path);
     const file = obj.file;
     if (file !== undefined && !file.executable) {
-        const digest = obj.fileSha256 ?? sha256(file.contents);
-        if (makeTextPath(name, digest, obj.references, storeDir) === obj.path)
-            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(digest)}` };
+        const hash = { algo: 'sha256', bytes: obj.fileSha256 ?? sha256(file.contents) };
+        if (makeContentAddressedPath(name, { method: 'text', hash }, storeDir, obj.references) === obj.path)
+            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(hash.bytes)}` };
     }
     const others = obj.references.filter((r) => r !== obj.path);
     const self = others.length !== obj.references.length;
     const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
-    if (narHash !== undefined && makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
-        return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(narHash)}` };
+    if (narHash !== undefined) {
+        const ca = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
+        if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
+            return { kind: 'source', ca: formatContentAddress(ca) };
+    }
     if (file !== undefined && !file.executable && obj.references.length === 0) {
         for (const algo of FLAT_ALGOS) {
             const hash = algo === 'sha256' && obj.fileSha256 !== undefined
                 ? { algo, bytes: obj.fileSha256 }
                 : hashBytes(algo, file.contents);
-            if (makeFixedOutputPath(name, hash, false, storeDir) === obj.path)
-                return { kind: 'source', ca: `fixed:${formatHash(hash, 'nix32', true)}` };
+            const ca = { method: 'flat', hash };
+            if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
+                return { kind: 'source', ca: formatContentAddress(ca) };
         }
     }
     return undefined;
@@ -2562,18 +2865,10 @@ function fromSync(it) {
     return { next: () => Promise.resolve(it.next()) };
 }
 
-;// CONCATENATED MODULE: ./src/core/derivation.ts
-// Derivations (.drv files) in Nix's ATerm text: a byte-exact parser and serialiser working on bytes.
-//
-// Nix writes two kinds of string fields. Store paths, output names, hash fields, the system and
-// the output-name lists are written verbatim between quotes ("unquoted" in Nix's source); the
-// builder, the arguments and the environment are escaped (`"` `\` LF CR TAB, nothing else). The
-// parser keeps verbatim fields verbatim and only accepts the canonical form of escaped ones, so
-// whenever `parseDerivation(b)` succeeds, `serialiseDerivation` gives back exactly `b`.
-
-
-
-
+;// CONCATENATED MODULE: ./src/core/derivation/aterm.ts
+// The ATerm text of a .drv at the byte level: the punctuation, and the escapes Nix writes in the
+// builder, arguments and environment (`"` `\` LF CR TAB, nothing else). Shared by the parser
+// and the writer, so what one accepts the other writes.
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
@@ -2601,6 +2896,21 @@ const DERIVE = ascii('Derive(');
 const DRV_WITH_VERSION = ascii('DrvWithVersion(');
 /** Nesting allowed in dynamic outputs (`drv^out^out^…`); bounds recursion on hostile input. */
 const MAX_DYNAMIC_DEPTH = 64;
+/** The bytes of an ASCII string. */
+function ascii(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation/parse.ts
+// Parsing a .drv: byte-exact, on bytes. Verbatim fields stay verbatim and only the canonical form
+// of escaped ones is accepted, so whenever `parseDerivation(b)` succeeds, `serialiseDerivation`
+// (write.ts) gives back exactly `b`.
+
+
+
 /**
  * Verbatim fields up to this long are made once and shared: output names (`out`, `dev`, `lib`…,
  * one per input derivation of every .drv) and empty hash fields. Made anew, each was a string of
@@ -2622,12 +2932,6 @@ function shortString(bytes, start, end) {
             SHORT.set(key, s);
     }
     return s;
-}
-function ascii(s) {
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        out[i] = s.charCodeAt(i);
-    return out;
 }
 /** Cursor over the bytes of one .drv; every error names the offset where it happened. */
 class Parser {
@@ -2939,6 +3243,12 @@ function parseHead(p) {
     });
     return { version, outputs };
 }
+
+;// CONCATENATED MODULE: ./src/core/derivation/write.ts
+// Writing a .drv as Nix does, and splicing one from a new head and a tail kept as written.
+
+
+
 /**
  * Serialises into a reused scratch buffer that is at least as big as the result can be (every
  * escaped byte at most doubles), in one pass that also validates the verbatim fields; the result
@@ -3022,12 +3332,23 @@ class Writer {
         out[w++] = QUOTE;
         this.pos = w;
     }
+    /** `[` item `,` item … `]`: ATerm's list, each item written by `item`. */
+    list(items, item) {
+        this.byte(LBRACKET);
+        for (let n = 0; n < items.length; n++) {
+            if (n > 0)
+                this.byte(COMMA);
+            item(items[n]);
+        }
+        this.byte(RBRACKET);
+    }
+    /** A list of verbatim strings (written per input derivation: no closure per call). */
     rawList(items, field) {
         this.byte(LBRACKET);
-        for (let i = 0; i < items.length; i++) {
-            if (i > 0)
+        for (let n = 0; n < items.length; n++) {
+            if (n > 0)
                 this.byte(COMMA);
-            this.raw(items[i], field);
+            this.raw(items[n], field);
         }
         this.byte(RBRACKET);
     }
@@ -3049,11 +3370,7 @@ function inputDrvsBound(inputDrvs) {
     return size;
 }
 function writeInputDrvs(w, inputDrvs) {
-    w.byte(LBRACKET);
-    for (let n = 0; n < inputDrvs.length; n++) {
-        const i = inputDrvs[n];
-        if (n > 0)
-            w.byte(COMMA);
+    w.list(inputDrvs, (i) => {
         w.byte(LPAREN);
         w.raw(i.path, 'input derivation');
         w.byte(COMMA);
@@ -3067,8 +3384,7 @@ function writeInputDrvs(w, inputDrvs) {
         else
             w.rawList(i.outputs, 'output name');
         w.byte(RPAREN);
-    }
-    w.byte(RBRACKET);
+    });
 }
 /**
  * The input derivations list alone, `[("path",["out"]),…]`, exactly as `serialiseDerivation`
@@ -3101,27 +3417,16 @@ function serialiseDerivation(drv, layout) {
     w.byte(COMMA);
     w.escaped(drv.builder);
     w.byte(COMMA);
-    w.byte(LBRACKET);
-    for (let n = 0; n < drv.args.length; n++) {
-        if (n > 0)
-            w.byte(COMMA);
-        w.escaped(drv.args[n]);
-    }
-    w.byte(RBRACKET);
+    w.list(drv.args, (a) => w.escaped(a));
     w.byte(COMMA);
-    w.byte(LBRACKET);
-    for (let n = 0; n < drv.env.length; n++) {
-        const e = drv.env[n];
-        if (n > 0)
-            w.byte(COMMA);
+    w.list(drv.env, (e) => {
         w.byte(LPAREN);
         w.escaped(e.key);
         w.byte(COMMA);
         layout?.envValues.push(w.pos + 1);
         w.escaped(e.value);
         w.byte(RPAREN);
-    }
-    w.byte(RBRACKET);
+    });
     w.byte(RPAREN);
     if (w.pos > bound)
         throw new errors_NixPlanError('internal', `derivation size bound exceeded: ${w.pos} > ${bound}`);
@@ -3167,11 +3472,7 @@ function writeHead(w, drv, layout) {
         w.raw(drv.version, 'version');
         w.byte(COMMA);
     }
-    w.byte(LBRACKET);
-    for (let n = 0; n < drv.outputs.length; n++) {
-        const o = drv.outputs[n];
-        if (n > 0)
-            w.byte(COMMA);
+    w.list(drv.outputs, (o) => {
         w.byte(LPAREN);
         w.raw(o.name, 'output name');
         w.byte(COMMA);
@@ -3182,8 +3483,7 @@ function writeHead(w, drv, layout) {
         w.byte(COMMA);
         w.raw(o.hash, 'hash');
         w.byte(RPAREN);
-    }
-    w.byte(RBRACKET);
+    });
     w.byte(COMMA);
     if (layout !== undefined)
         layout.inputDrvsStart = w.pos;
@@ -3195,6 +3495,10 @@ function writeHead(w, drv, layout) {
     w.byte(COMMA);
     w.rawBytes(drv.system, 'system');
 }
+
+;// CONCATENATED MODULE: ./src/core/derivation/fields.ts
+// What a parsed derivation says, read without writing it: its references, an env value, its name.
+
 const encoder = new TextEncoder();
 /** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
 function envGet(drv, key) {
@@ -3235,13 +3539,437 @@ function derivationReferences(drv) {
     }
     return out;
 }
-/** The derivation name of a .drv store path: its name without the `.drv` extension. */
-function drvName(drvPath) {
-    const name = nameOf(drvPath);
-    if (!name.endsWith('.drv') || name.length <= 4)
-        throw new errors_NixPlanError('malformed', `'${drvPath}' is not a derivation path (its name does not end in .drv)`);
-    return name.slice(0, -4);
+
+/** Output name → path of a parsed derivation ("" for a deferred output). */
+function outputsOf(drv) {
+    const out = {};
+    for (const o of drv.outputs)
+        out[o.name] = o.path;
+    return out;
 }
+
+;// CONCATENATED MODULE: ./src/core/derivation/scan.ts
+// Reading a .drv's system and references without parsing it: export reads thousands of .drv
+// files, and skipping through each costs a fraction of a full parse.
+
+
+
+/**
+ * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
+ * `DrvWithVersion(…)`); see scanDerivation.
+ */
+function derivationSystem(bytes, field) {
+    return scanDerivation(bytes, field === 4).system;
+}
+/**
+ * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
+ * registers for a .drv it writes), found by skipping through the file rather than parsing it.
+ * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
+ * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
+ */
+function scanDerivation(bytes, versioned) {
+    const inputDrvsField = versioned ? 2 : 1;
+    const systemField = inputDrvsField + 2;
+    const references = [];
+    let depth = 0;
+    let at = 0;
+    let tupleStart = false;
+    for (let i = 0; i < bytes.length; i++) {
+        const c = bytes[i];
+        if (c === QUOTE) {
+            const end = bytes.indexOf(QUOTE, i + 1);
+            if (end < 0)
+                break;
+            if (depth === 1 && at === systemField)
+                return {
+                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
+                    references: sortedUnique(references),
+                };
+            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
+                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
+            tupleStart = false;
+            i = end;
+        }
+        else if (c === 0x28 || c === 0x5b) {
+            depth++; // ( [
+            tupleStart = c === 0x28 && depth === 3;
+        }
+        else if (c === 0x29 || c === 0x5d) {
+            if (--depth === 0)
+                break; // ) ]
+        }
+        else if (c === 0x2c && depth === 1 && ++at > systemField)
+            break; // ,
+    }
+    const drv = parseDerivation(bytes);
+    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
+}
+function sortedUnique(items) {
+    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation/kind.ts
+// How a derivation names its outputs, decided once (Nix's `Derivation::type()`): input-addressed,
+// fixed (its one output's content address is declared), floating (content-addressed, known only
+// once built) or impure; and the path a fixed output must have.
+
+
+
+const PROBLEMS = {
+    'no-outputs': 'it has no outputs',
+    mixed: 'it mixes output types (input-addressed, fixed, floating, impure)',
+    'fixed-not-one-out': 'a fixed-output derivation must have exactly one output, named "out"',
+};
+/** The kind one output declares, from its `hashAlgo` and `hash` fields as written. */
+function outputKind(o) {
+    if (o.hashAlgo === '')
+        return 'input-addressed';
+    if (o.hash === 'impure')
+        return 'impure';
+    return o.hash === '' ? 'floating' : 'fixed';
+}
+/** The kind of a derivation, or the problem that leaves it without one. */
+function classifyDerivation(drv) {
+    const first = drv.outputs[0];
+    if (first === undefined)
+        return { problem: 'no-outputs' };
+    const kind = outputKind(first);
+    for (const o of drv.outputs)
+        if (outputKind(o) !== kind)
+            return { problem: 'mixed' };
+    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
+        return { problem: 'fixed-not-one-out' };
+    return { kind };
+}
+/** The kind of a derivation; a 'malformed' error naming `label` when it has none. */
+function derivationKind(drv, label) {
+    const c = classifyDerivation(drv);
+    if (c.problem !== undefined)
+        throw new errors_NixPlanError('malformed', `derivation ${label}: ${PROBLEMS[c.problem]}`);
+    return c.kind;
+}
+/** True for a fixed-output derivation: its one output, `out`, declares its content address. */
+function isFixedOutput(drv) {
+    return classifyDerivation(drv).kind === 'fixed';
+}
+/** The content address a fixed output declares; a 'malformed' error naming `label` when it is not one. */
+function fixedOutputAddress(o, label) {
+    try {
+        return parseOutputHashAlgo(o.hashAlgo, o.hash);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('malformed', `derivation ${label}: output ${o.name}: ${e.message}`);
+    }
+}
+/** The path fixed output `o` of the derivation named `drvName` must have in `storeDir`. */
+function fixedOutputPath(o, drvName, storeDir, label = drvName) {
+    return makeContentAddressedPath(outputPathName(drvName, o.name), fixedOutputAddress(o, label), storeDir);
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation/hash.ts
+// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
+//
+// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
+// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
+// only by what it produces, not by how. The derivation itself is masked first (its output paths
+// and the environment variables named after its outputs set to ""), since those are what is being
+// computed. Floating content-addressed derivations, and everything depending on one, have no
+// output paths before they are built ("deferred").
+
+
+
+
+
+
+
+function fail(drvLabel, detail) {
+    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
+}
+/** A derivation whose output paths, and the env variables named after its outputs, are "". */
+function masked(drv) {
+    const empty = new Uint8Array(0);
+    return {
+        ...drv,
+        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
+        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
+    };
+}
+/** A new empty layout for `serialiseDerivation` to fill. */
+function newLayout() {
+    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+}
+/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
+function hashWithInputs(bytes, layout, inputs) {
+    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
+}
+/** The output named by env key `key`, if any. */
+function outputNamed(drv, key) {
+    // Output names are ASCII; compare without decoding every key.
+    outer: for (const o of drv.outputs) {
+        if (o.name.length !== key.length)
+            continue;
+        for (let i = 0; i < key.length; i++)
+            if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return o;
+    }
+    return undefined;
+}
+function isOutputName(drv, key) {
+    return outputNamed(drv, key) !== undefined;
+}
+/**
+ * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
+ * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
+ * path it does not have.
+ */
+class DerivationHasher {
+    storeDir;
+    lookup;
+    /**
+     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
+     * deferred) and its output names (to check what dependents ask for). One map, as each input of
+     * each derivation is looked up in it.
+     */
+    memo = new Map();
+    constructor(storeDir, lookup) {
+        this.storeDir = storeDir;
+        this.lookup = lookup;
+    }
+    /**
+     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
+     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
+     */
+    hashModulo(drvPath) {
+        const known = this.memo.get(drvPath);
+        if (known !== undefined)
+            return known.hash;
+        const pending = new Map();
+        const stack = [drvPath];
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            if (this.memo.has(path)) {
+                stack.pop();
+                continue;
+            }
+            let drv = pending.get(path);
+            if (drv === undefined) {
+                drv = this.lookup(path);
+                pending.set(path, drv);
+                // A fixed-output hash does not depend on inputs, so they need not be visited.
+                if (derivationKind(drv, path) !== 'fixed') {
+                    for (const input of drv.inputDrvs) {
+                        if (this.memo.has(input.path))
+                            continue;
+                        if (pending.has(input.path))
+                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
+                        stack.push(input.path);
+                    }
+                    if (stack[stack.length - 1] !== path)
+                        continue;
+                }
+            }
+            stack.pop();
+            pending.delete(path);
+            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
+        }
+        return this.memo.get(drvPath).hash;
+    }
+    /** Whether the modulo hash of `drvPath` is known (hashed or recorded). */
+    has(drvPath) {
+        return this.memo.has(drvPath);
+    }
+    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
+    outputPaths(drv, drvName) {
+        const fixed = this.fixedOutputPaths(drv, drvName);
+        if (fixed !== undefined)
+            return fixed;
+        const paths = new Map();
+        const h = this.compute(drv, drvName, drvName, true);
+        for (const o of drv.outputs)
+            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
+        return paths;
+    }
+    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
+    fixedOutputPaths(drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'fixed')
+            return undefined;
+        const out = drv.outputs[0];
+        return new Map([[out.name, fixedOutputPath(out, drvName, this.storeDir)]]);
+    }
+    /**
+     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
+     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
+     * only its outputs.
+     */
+    record(drvPath, drv, hash) {
+        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
+        if (h === undefined)
+            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
+        this.remember(drvPath, drv, h);
+    }
+    remember(drvPath, drv, hash) {
+        this.memo.set(drvPath, {
+            hash,
+            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
+            outputs: drv.outputs.map((o) => o.name),
+        });
+    }
+    /**
+     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
+     * gives them) filled into its outputs and into the env variables named after them, its bytes,
+     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
+     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
+     * splicing in the input hashes or the output paths (which need no escaping).
+     */
+    fillOutputs(drv, drvName) {
+        const layout = newLayout();
+        const bytes = serialiseDerivation(masked(drv), layout);
+        const envHoles = [];
+        drv.env.forEach((e, i) => {
+            const o = outputNamed(drv, e.key);
+            if (o !== undefined)
+                envHoles.push({ at: layout.envValues[i], output: o.name });
+        });
+        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
+    }
+    /**
+     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
+     * and input derivations (which must be hashed or recorded already).
+     */
+    fillMasked(maskedDrv, drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        const { bytes, layout } = maskedDrv;
+        const inputs = this.moduloInputs(drv, drvName);
+        if (inputs === undefined)
+            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
+        const hex = toHex(hashWithInputs(bytes, layout, inputs));
+        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
+        // Holes, in byte order: each output's path, then the value of each env variable named after one.
+        const holes = paths.map((text, i) => ({
+            at: layout.outputPaths[i],
+            text,
+        }));
+        for (const h of maskedDrv.envHoles)
+            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
+        let size = bytes.length;
+        for (const h of holes)
+            size += h.text.length;
+        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
+        let r = 0;
+        let w = 0;
+        let shift = 0; // bytes inserted before the input derivations list (output paths only)
+        for (const h of holes) {
+            out.set(bytes.subarray(r, h.at), w);
+            w += h.at - r;
+            r = h.at;
+            for (let k = 0; k < h.text.length; k++)
+                out[w++] = h.text.charCodeAt(k);
+            if (h.at < layout.inputDrvsStart)
+                shift += h.text.length;
+        }
+        out.set(bytes.subarray(r), w);
+        const filled = {
+            ...layout,
+            inputDrvsStart: layout.inputDrvsStart + shift,
+            inputDrvsEnd: layout.inputDrvsEnd + shift,
+        };
+        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+    }
+    /**
+     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
+     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
+     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
+     * memoised yet.
+     */
+    moduloInputs(drv, label) {
+        const entries = [];
+        let deferred = false;
+        for (const input of drv.inputDrvs) {
+            // Every input is hashed (or found known) even once the derivation is found deferred.
+            const m = this.memo.get(input.path) ?? this.memoised(input.path);
+            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+                deferred = true;
+                continue;
+            }
+            const names = m.outputs;
+            for (const o of input.outputs)
+                if (!names.includes(o))
+                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
+            entries.push({ path: m.hex, outputs: input.outputs });
+        }
+        if (deferred)
+            return undefined;
+        entries.sort((a, b) => compareStrings(a.path, b.path));
+        const merged = [];
+        for (const e of entries) {
+            const last = merged[merged.length - 1];
+            if (last !== undefined && last.path === e.path)
+                last.outputs = [...last.outputs, ...e.outputs];
+            else
+                merged.push({ path: e.path, outputs: e.outputs });
+        }
+        // Output lists are sorted already unless built by hand, or merged from several inputs.
+        for (const m of merged)
+            if (!isStrictlySorted(m.outputs))
+                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
+        return serialiseInputDrvs(merged);
+    }
+    /** What is memoised of a derivation, hashing it first. */
+    memoised(drvPath) {
+        this.hashModulo(drvPath);
+        return this.memo.get(drvPath);
+    }
+    /**
+     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
+     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
+     */
+    outputsOnlyHash(drv, label, name) {
+        const kind = derivationKind(drv, label);
+        if (kind === 'fixed') {
+            const out = drv.outputs[0];
+            const ca = fixedOutputAddress(out, label);
+            const path = makeContentAddressedPath(outputPathName(name, out.name), ca, this.storeDir);
+            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(ca.hash.bytes)}:${path}`) };
+        }
+        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
+    }
+    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
+    compute(drv, label, name, mask) {
+        const early = this.outputsOnlyHash(drv, label, name);
+        if (early !== undefined)
+            return early;
+        const inputs = this.moduloInputs(drv, label);
+        if (inputs === undefined)
+            return { kind: 'deferred' };
+        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        const layout = newLayout();
+        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
+    }
+}
+/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
+function computeDrvPath(storeDir, drvName, bytes, references) {
+    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
+    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
+    const ca = { method: 'text', hash: { algo: 'sha256', bytes: sha256(bytes) } };
+    return makeContentAddressedPath(`${drvName}.drv`, ca, storeDir, refs);
+}
+
+;// CONCATENATED MODULE: ./src/core/derivation/index.ts
+// Derivations (.drv files) in Nix's ATerm text, byte-exact: their parts (types.ts), the escapes
+// (aterm.ts), parsing (parse.ts), writing and splicing (write.ts), what they say (fields.ts,
+// scan.ts), their kind (kind.ts), and the hashes and paths that follow from them (hash.ts).
+
+
+
+
+
+
+
+
 
 ;// CONCATENATED MODULE: ./src/core/nar.ts
 // NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
@@ -3345,18 +4073,9 @@ const T = {
     name: wireString('name'),
     node: wireString('node'),
 };
-const concatTokens = (parts) => {
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-        out.set(p, at);
-        at += p.length;
-    }
-    return out;
-};
 /** What precedes a regular file's length in a single-file NAR (and with the executable flag). */
-const FILE_HEAD = concatTokens([...wireString(MAGIC), ...T.open, ...T.type, ...T.regular, ...T.contents]);
-const FILE_HEAD_EXECUTABLE = concatTokens([
+const FILE_HEAD = concatBytes([...wireString(MAGIC), ...T.open, ...T.type, ...T.regular, ...T.contents]);
+const FILE_HEAD_EXECUTABLE = concatBytes([
     ...wireString(MAGIC),
     ...T.open,
     ...T.type,
@@ -3364,7 +4083,7 @@ const FILE_HEAD_EXECUTABLE = concatTokens([
     ...T.executable,
     ...T.contents,
 ]);
-const CLOSE = concatTokens(T.close);
+const CLOSE = concatBytes(T.close);
 async function* writeNode(tree, out, where) {
     out.addAll([...T.open, ...T.type]);
     switch (tree.type) {
@@ -4134,10 +4853,6 @@ function checkRunningTotals(manifest, kind, counts, narBytes, name) {
 function declaredNarBytes(manifest) {
     return OBJECT_KINDS.reduce((n, k) => n + manifest.narBytes[k], 0);
 }
-/** Counts and NAR bytes per object kind, all zero. */
-function emptyCounts() {
-    return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
-}
 /** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */
 function checkTotals(manifest, found, name) {
     const { counts, narBytes } = found;
@@ -4308,344 +5023,9 @@ function trustStatus(manifest, trust) {
     return `signatures: ${n} (not verified)`;
 }
 
-;// CONCATENATED MODULE: ./src/core/derivation-hash.ts
-// Nix's hashDerivationModulo: the hash that names a derivation's outputs, and the drv's own path.
-//
-// Output paths of an input-addressed derivation come from a hash of its ATerm in which each input
-// derivation is replaced by *that input's* modulo hash, so a fixed-output input (a fetcher) counts
-// only by what it produces, not by how. The derivation itself is masked first (its output paths
-// and the environment variables named after its outputs set to ""), since those are what is being
-// computed. Floating content-addressed derivations, and everything depending on one, have no
-// output paths before they are built ("deferred").
+;// CONCATENATED MODULE: ./src/core/derivation.ts
+// Kept so that imports of the module's old path keep working: derivations live in derivation/.
 
-
-
-
-function fail(drvLabel, detail) {
-    throw new errors_NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
-}
-function outputKind(o) {
-    if (o.hashAlgo === '')
-        return 'input-addressed';
-    if (o.hash === 'impure')
-        return 'impure';
-    return o.hash === '' ? 'floating' : 'fixed';
-}
-/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
-function derivationKind(drv, drvLabel) {
-    const first = drv.outputs[0];
-    if (first === undefined)
-        fail(drvLabel, 'it has no outputs');
-    const kind = outputKind(first);
-    for (const o of drv.outputs)
-        if (outputKind(o) !== kind)
-            fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
-    if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
-        fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
-    return kind;
-}
-/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
-function fixedOutput(o, drvLabel) {
-    let method = 'flat';
-    let algo = o.hashAlgo;
-    if (algo.startsWith('r:')) {
-        method = 'recursive';
-        algo = algo.slice(2);
-    }
-    else if (algo.startsWith('text:')) {
-        method = 'text';
-        algo = algo.slice(5);
-    }
-    if (!isHashAlgo(algo))
-        fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
-    if (o.hash.includes(':') || o.hash.includes('-'))
-        fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
-    const hash = parseHash(o.hash, algo);
-    if (method === 'text' && algo !== 'sha256')
-        fail(drvLabel, 'a text-hashed output must use sha256');
-    return { method, hash };
-}
-/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
-function fixedOutputPath(f, name, storeDir) {
-    if (f.method === 'text')
-        return makeTextPath(name, f.hash.bytes, [], storeDir);
-    return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
-}
-/** A derivation whose output paths, and the env variables named after its outputs, are "". */
-function masked(drv) {
-    const empty = new Uint8Array(0);
-    return {
-        ...drv,
-        outputs: drv.outputs.map((o) => ({ ...o, path: '' })),
-        env: drv.env.map((e) => (isOutputName(drv, e.key) ? { key: e.key, value: empty } : e)),
-    };
-}
-/** A new empty layout for `serialiseDerivation` to fill. */
-function newLayout() {
-    return { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-}
-/** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
-function hashWithInputs(bytes, layout, inputs) {
-    return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
-}
-/** The output named by env key `key`, if any. */
-function outputNamed(drv, key) {
-    // Output names are ASCII; compare without decoding every key.
-    outer: for (const o of drv.outputs) {
-        if (o.name.length !== key.length)
-            continue;
-        for (let i = 0; i < key.length; i++)
-            if (o.name.charCodeAt(i) !== key[i])
-                continue outer;
-        return o;
-    }
-    return undefined;
-}
-function isOutputName(drv, key) {
-    return outputNamed(drv, key) !== undefined;
-}
-/**
- * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
- * is called at most once per derivation during a walk; it should throw (a NixPlanError) for a
- * path it does not have.
- */
-class DerivationHasher {
-    storeDir;
-    lookup;
-    /**
-     * Every hashed derivation: its hash, the hex of it (written into many dependents; "" when
-     * deferred) and its output names (to check what dependents ask for). One map, as each input of
-     * each derivation is looked up in it.
-     */
-    memo = new Map();
-    constructor(storeDir, lookup) {
-        this.storeDir = storeDir;
-        this.lookup = lookup;
-    }
-    /**
-     * The modulo hash of a derivation in the store (unmasked: as its dependents use it), memoised.
-     * Walks the inputs with an explicit stack, so deep graphs cannot overflow the call stack.
-     */
-    hashModulo(drvPath) {
-        const known = this.memo.get(drvPath);
-        if (known !== undefined)
-            return known.hash;
-        const pending = new Map();
-        const stack = [drvPath];
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            if (this.memo.has(path)) {
-                stack.pop();
-                continue;
-            }
-            let drv = pending.get(path);
-            if (drv === undefined) {
-                drv = this.lookup(path);
-                pending.set(path, drv);
-                // A fixed-output hash does not depend on inputs, so they need not be visited.
-                if (derivationKind(drv, path) !== 'fixed') {
-                    for (const input of drv.inputDrvs) {
-                        if (this.memo.has(input.path))
-                            continue;
-                        if (pending.has(input.path))
-                            throw new errors_NixPlanError('closure', `derivation ${input.path} depends on itself (via ${path})`);
-                        stack.push(input.path);
-                    }
-                    if (stack[stack.length - 1] !== path)
-                        continue;
-                }
-            }
-            stack.pop();
-            pending.delete(path);
-            this.remember(path, drv, this.compute(drv, path, drvName(path), false));
-        }
-        return this.memo.get(drvPath).hash;
-    }
-    /** Whether the modulo hash of `drvPath` is known (hashed or recorded). */
-    has(drvPath) {
-        return this.memo.has(drvPath);
-    }
-    /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
-    outputPaths(drv, drvName) {
-        const fixed = this.fixedOutputPaths(drv, drvName);
-        if (fixed !== undefined)
-            return fixed;
-        const paths = new Map();
-        const h = this.compute(drv, drvName, drvName, true);
-        for (const o of drv.outputs)
-            paths.set(o.name, h.kind === 'deferred' ? '' : makeOutputPath(drvName, o.name, toHex(h.hash), this.storeDir));
-        return paths;
-    }
-    /** The output path of a fixed-output derivation, which follows from its outputs alone; undefined for other kinds. */
-    fixedOutputPaths(drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'fixed')
-            return undefined;
-        const out = drv.outputs[0];
-        return new Map([
-            [
-                out.name,
-                fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
-            ],
-        ]);
-    }
-    /**
-     * Records the modulo hash of a derivation computed elsewhere (`fillOutputs`), so it is never
-     * looked up. `hash` may be left out for a fixed-output or floating derivation, whose hash needs
-     * only its outputs.
-     */
-    record(drvPath, drv, hash) {
-        const h = hash ?? this.outputsOnlyHash(drv, drvPath, drvName(drvPath));
-        if (h === undefined)
-            throw new errors_NixPlanError('internal', `the modulo hash of input-addressed ${drvPath} was not given`);
-        this.remember(drvPath, drv, h);
-    }
-    remember(drvPath, drv, hash) {
-        this.memo.set(drvPath, {
-            hash,
-            hex: hash.kind === 'deferred' ? '' : toHex(hash.hash),
-            outputs: drv.outputs.map((o) => o.name),
-        });
-    }
-    /**
-     * An input-addressed derivation completed as Nix writes it: its output paths (as `outputPaths`
-     * gives them) filled into its outputs and into the env variables named after them, its bytes,
-     * and its modulo hash as its dependents see it (for `record`). The derivation is serialised
-     * once, masked; the masked hash, the bytes and the modulo hash are all made from that by
-     * splicing in the input hashes or the output paths (which need no escaping).
-     */
-    fillOutputs(drv, drvName) {
-        const layout = newLayout();
-        const bytes = serialiseDerivation(masked(drv), layout);
-        const envHoles = [];
-        drv.env.forEach((e, i) => {
-            const o = outputNamed(drv, e.key);
-            if (o !== undefined)
-                envHoles.push({ at: layout.envValues[i], output: o.name });
-        });
-        return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);
-    }
-    /**
-     * `fillOutputs` for a derivation the caller serialised masked: `drv` gives its version, outputs
-     * and input derivations (which must be hashed or recorded already).
-     */
-    fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
-        const { bytes, layout } = maskedDrv;
-        const inputs = this.moduloInputs(drv, drvName);
-        if (inputs === undefined)
-            return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
-        const hex = toHex(hashWithInputs(bytes, layout, inputs));
-        const paths = drv.outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
-        // Holes, in byte order: each output's path, then the value of each env variable named after one.
-        const holes = paths.map((text, i) => ({
-            at: layout.outputPaths[i],
-            text,
-        }));
-        for (const h of maskedDrv.envHoles)
-            holes.push({ at: h.at, text: paths[drv.outputs.findIndex((o) => o.name === h.output)] });
-        let size = bytes.length;
-        for (const h of holes)
-            size += h.text.length;
-        const out = new Uint8Array(size); // kept by the caller: not a slice of a shared pool
-        let r = 0;
-        let w = 0;
-        let shift = 0; // bytes inserted before the input derivations list (output paths only)
-        for (const h of holes) {
-            out.set(bytes.subarray(r, h.at), w);
-            w += h.at - r;
-            r = h.at;
-            for (let k = 0; k < h.text.length; k++)
-                out[w++] = h.text.charCodeAt(k);
-            if (h.at < layout.inputDrvsStart)
-                shift += h.text.length;
-        }
-        out.set(bytes.subarray(r), w);
-        const filled = {
-            ...layout,
-            inputDrvsStart: layout.inputDrvsStart + shift,
-            inputDrvsEnd: layout.inputDrvsEnd + shift,
-        };
-        return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
-    }
-    /**
-     * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
-     * hash, the outputs used), inputs with the same hash (e.g. two fetchers of the same file) merged
-     * into one entry; undefined when the derivation is deferred. Every input is hashed if it is not
-     * memoised yet.
-     */
-    moduloInputs(drv, label) {
-        const entries = [];
-        let deferred = false;
-        for (const input of drv.inputDrvs) {
-            // Every input is hashed (or found known) even once the derivation is found deferred.
-            const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
-                deferred = true;
-                continue;
-            }
-            const names = m.outputs;
-            for (const o of input.outputs)
-                if (!names.includes(o))
-                    fail(label, `it uses output '${o}' that ${input.path} does not have`);
-            entries.push({ path: m.hex, outputs: input.outputs });
-        }
-        if (deferred)
-            return undefined;
-        entries.sort((a, b) => compareStrings(a.path, b.path));
-        const merged = [];
-        for (const e of entries) {
-            const last = merged[merged.length - 1];
-            if (last !== undefined && last.path === e.path)
-                last.outputs = [...last.outputs, ...e.outputs];
-            else
-                merged.push({ path: e.path, outputs: e.outputs });
-        }
-        // Output lists are sorted already unless built by hand, or merged from several inputs.
-        for (const m of merged)
-            if (!isStrictlySorted(m.outputs))
-                m.outputs = [...new Set(m.outputs)].sort(compareStrings);
-        return serialiseInputDrvs(merged);
-    }
-    /** What is memoised of a derivation, hashing it first. */
-    memoised(drvPath) {
-        this.hashModulo(drvPath);
-        return this.memo.get(drvPath);
-    }
-    /**
-     * The modulo hash of a fixed-output derivation, or of one deferred by its own kind (floating,
-     * impure): they follow from its outputs alone. Undefined for an input-addressed one.
-     */
-    outputsOnlyHash(drv, label, name) {
-        const kind = derivationKind(drv, label);
-        if (kind === 'fixed') {
-            const out = drv.outputs[0];
-            const f = fixedOutput(out, label);
-            const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
-            return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
-        }
-        return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
-    }
-    /** hashDerivationModulo of one derivation whose inputs are all memoised. */
-    compute(drv, label, name, mask) {
-        const early = this.outputsOnlyHash(drv, label, name);
-        if (early !== undefined)
-            return early;
-        const inputs = this.moduloInputs(drv, label);
-        if (inputs === undefined)
-            return { kind: 'deferred' };
-        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
-        const layout = newLayout();
-        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
-        return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
-    }
-}
-/** Path of a .drv file in `storeDir`: a text object named `<drvName>.drv` with its references. */
-function computeDrvPath(storeDir, drvName, bytes, references) {
-    // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
-    const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
-    return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
-}
 
 ;// CONCATENATED MODULE: ./src/core/bundle/drv-outputs.ts
 // The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
@@ -5000,6 +5380,7 @@ function unprovenError(path) {
 
 
 
+
 /**
  * Verifies a bundle completely in one streaming pass (see the module comment) and returns what
  * it holds; throws a NixPlanError ('bundle', 'malformed', 'limit', 'closure', 'realm',
@@ -5134,6 +5515,1327 @@ async function* tapChunks(source, fn) {
 
 
 
+
+
+;// CONCATENATED MODULE: ./src/core/closure.ts
+// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
+/**
+ * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
+ * already is one (an iterative depth-first post-order, so chains of any length are fine).
+ * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
+ * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
+ */
+function dependenciesFirst(paths, dependencies, onCycle) {
+    const inSet = new Set(paths);
+    const state = new Map();
+    const order = [];
+    for (const start of paths) {
+        if (state.has(start))
+            continue;
+        const stack = [
+            { path: start, deps: dependencies(start), next: 0 },
+        ];
+        state.set(start, 'active');
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top.next < top.deps.length) {
+                const dep = top.deps[top.next++];
+                if (dep === top.path || !inSet.has(dep))
+                    continue;
+                const s = state.get(dep);
+                if (s === 'done')
+                    continue;
+                if (s === 'active')
+                    onCycle(top.path, dep);
+                state.set(dep, 'active');
+                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
+                continue;
+            }
+            stack.pop();
+            state.set(top.path, 'done');
+            order.push(top.path);
+        }
+    }
+    return order;
+}
+
+;// CONCATENATED MODULE: ./src/nix/store.ts
+// Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
+// the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
+
+
+
+
+
+/**
+ * Parses `nix-store --dump-db` output: per path its name, NAR hash, NAR size, deriver (or an empty
+ * line), the number of references and the references, each on its own line.
+ */
+function parseDumpDb(text) {
+    const lines = text.split('\n');
+    const out = [];
+    let i = 0;
+    const bad = (detail) => new errors_NixPlanError('nix', `unexpected nix-store --dump-db output at line ${i + 1}: ${detail}`);
+    while (i < lines.length && lines[i] !== '') {
+        const path = lines[i] ?? '';
+        const hashText = lines[i + 1];
+        const sizeText = lines[i + 2];
+        const deriver = lines[i + 3];
+        const countText = lines[i + 4];
+        if (hashText === undefined || sizeText === undefined || deriver === undefined || countText === undefined)
+            throw bad(`truncated entry for '${path}'`);
+        const count = Number(countText);
+        const narSize = Number(sizeText);
+        if (!Number.isSafeInteger(count) || count < 0 || !/^\d+$/.test(countText))
+            throw bad('bad reference count');
+        if (!Number.isSafeInteger(narSize) || !/^\d+$/.test(sizeText))
+            throw bad('bad NAR size');
+        let narHash;
+        try {
+            const h = parseHash(hashText, 'sha256');
+            if (h.algo !== 'sha256')
+                throw new Error(h.algo);
+            narHash = toHex(h.bytes);
+        }
+        catch {
+            throw bad(`bad NAR hash '${hashText}'`);
+        }
+        const references = lines.slice(i + 5, i + 5 + count);
+        if (references.length !== count)
+            throw bad(`truncated references of '${path}'`);
+        out.push({ path, narHash, narSize, deriver, references });
+        i += 5 + count;
+    }
+    return out;
+}
+/** Parses `nix-store --version` ("nix-store (Nix) 2.8.0", "nix-store (Lix, like Nix) 2.91.1"). */
+function parseNixVersion(text) {
+    const m = /(\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?)\s*$/.exec(text.trim().split('\n')[0] ?? '');
+    if (m === null)
+        throw new errors_NixPlanError('nix', `cannot read the Nix version from '${text.trim()}'`);
+    return m[1] ?? '';
+}
+/** Parameters of a store URI (`local?root=/x&real=/y`, `/x`, `daemon`). */
+function storeUriParams(uri) {
+    if (uri.startsWith('/'))
+        return { root: uri.split('?')[0] ?? uri };
+    const q = uri.indexOf('?');
+    if (q < 0)
+        return {};
+    const params = new URLSearchParams(uri.slice(q + 1));
+    const root = params.get('root') ?? undefined;
+    const real = params.get('real') ?? undefined;
+    return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
+}
+/**
+ * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
+ * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
+ */
+function physicalStoreDir(storeDir, options = {}) {
+    if (options.realStoreDir !== undefined)
+        return options.realStoreDir;
+    if (options.store === undefined)
+        return storeDir;
+    const { root, real } = storeUriParams(options.store);
+    if (real !== undefined)
+        return real;
+    if (root !== undefined)
+        return root.replace(/\/+$/, '') + storeDir;
+    return storeDir;
+}
+/** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
+const ARGV_BUDGET = 256 * 1024;
+/** Splits `paths` into command-line-sized batches. */
+function batchPaths(paths, budget = ARGV_BUDGET) {
+    const batches = [];
+    let current = [];
+    let size = 0;
+    for (const p of paths) {
+        if (current.length > 0 && size + p.length + 1 > budget) {
+            batches.push(current);
+            current = [];
+            size = 0;
+        }
+        current.push(p);
+        size += p.length + 1;
+    }
+    if (current.length > 0)
+        batches.push(current);
+    return batches;
+}
+/** The non-empty lines a Nix command printed (store paths, one a line), trimmed. */
+function outputLines(out) {
+    return out
+        .toString('utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '');
+}
+/** A Nix store seen through its command-line tools and its files. */
+class NixStore {
+    runner;
+    options;
+    storeDirCache;
+    constructor(runner, options = {}) {
+        this.runner = runner;
+        this.options = options;
+    }
+    /** `--store URI` when a store was chosen, for every Nix command that talks to it. */
+    storeArgs() {
+        return this.options.store === undefined ? [] : ['--store', this.options.store];
+    }
+    /** The version of the Nix on PATH (`nix-store --version`), e.g. "2.8.0". */
+    async version() {
+        const { stdout } = await this.runner.run('nix-store', ['--version']);
+        return parseNixVersion(stdout.toString('utf8'));
+    }
+    /** The store's logical directory (`builtins.storeDir`), asked once. */
+    async storeDir() {
+        if (this.storeDirCache === undefined) {
+            const { stdout } = await this.runner.run('nix-instantiate', [
+                ...this.storeArgs(),
+                '--eval',
+                '--json',
+                '-E',
+                'builtins.storeDir',
+            ]);
+            const value = JSON.parse(stdout.toString('utf8'));
+            if (typeof value !== 'string')
+                throw new errors_NixPlanError('nix', 'builtins.storeDir is not a string');
+            this.storeDirCache = value;
+        }
+        return this.storeDirCache;
+    }
+    /** Tells the store its directory when it is already known (e.g. from an evaluated .drv path). */
+    setStoreDir(storeDir) {
+        this.storeDirCache = storeDir;
+    }
+    /** The file-system location of a store path. */
+    async realPath(path) {
+        const storeDir = await this.storeDir();
+        const real = physicalStoreDir(storeDir, this.options);
+        return real === storeDir ? path : real + path.slice(storeDir.length);
+    }
+    /**
+     * `realPath` without the round trip, once the store dir is known (`setStoreDir` or an awaited
+     * `storeDir()`): for the thousands of paths of a closure.
+     */
+    realPathSync(path) {
+        const storeDir = this.storeDirCache;
+        if (storeDir === undefined)
+            throw new errors_NixPlanError('internal', 'the store dir is not known yet');
+        const real = physicalStoreDir(storeDir, this.options);
+        return real === storeDir ? path : real + path.slice(storeDir.length);
+    }
+    /**
+     * A store object that is one regular file, read synchronously: its bytes and executable bit, or
+     * undefined when it is not a regular file. Store files are small and never change, and one
+     * `lstat` + `readFile` on the calling thread costs microseconds, where each `fs.promises` call
+     * is a round trip through libuv's thread pool (which zstd shares): for tens of thousands of
+     * `.drv` files that waiting dominated.
+     */
+    readRegularFileSync(path, maxSize = Infinity) {
+        const real = this.realPathSync(path);
+        const st = (0,external_node_fs_namespaceObject.lstatSync)(real);
+        if (!st.isFile() || st.size > maxSize)
+            return undefined;
+        const buf = (0,external_node_fs_namespaceObject.readFileSync)(real);
+        return {
+            bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.length),
+            executable: (st.mode & 0o100) !== 0,
+        };
+    }
+    /** A store object's bytes when it is one regular file (a .drv, a text file). */
+    async readFile(path) {
+        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(await this.realPath(path)));
+    }
+    /** Size and executable bit of a store object that is one regular file; undefined otherwise. */
+    async fileInfo(path) {
+        const st = await (0,external_node_fs_promises_namespaceObject.lstat)(await this.realPath(path));
+        return st.isFile() ? { size: st.size, executable: (st.mode & 0o100) !== 0 } : undefined;
+    }
+    /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
+    async requisites(paths, includeOutputs = false) {
+        const out = [];
+        const seen = new Set();
+        const flags = ['--query', '--requisites', ...(includeOutputs ? ['--include-outputs'] : [])];
+        await this.queryLines(flags, paths, (p) => {
+            if (!seen.has(p)) {
+                seen.add(p);
+                out.push(p);
+            }
+        });
+        return out;
+    }
+    /** Each line `nix-store FLAGS PATHS…` prints, run once per command-line-sized batch of `paths`. */
+    async queryLines(flags, paths, line) {
+        for (const batch of batchPaths(paths)) {
+            const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), ...flags, ...batch]);
+            for (const l of outputLines(stdout))
+                line(l);
+        }
+    }
+    /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
+    async pathInfos(paths) {
+        const infos = new Map();
+        for await (const batch of this.pathInfoBatches(paths, ARGV_BUDGET))
+            for (const info of batch)
+                infos.set(info.path, info);
+        return infos;
+    }
+    /**
+     * Registration info of `paths`, in their order, one batch (one `nix-store --dump-db`) at a
+     * time, with up to `parallel` Nix processes answering ahead: a consumer starts on the first
+     * batch while Nix answers the rest. The first processes start at the call, not at iteration.
+     */
+    pathInfoBatches(paths, budget = ARGV_BUDGET, parallel = 1) {
+        // References name the same few thousand paths again and again: sharing one string per path
+        // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
+        const canonical = new Map(paths.map((p) => [p, p]));
+        const intern = (p) => {
+            const c = canonical.get(p);
+            if (c !== undefined)
+                return c;
+            const copy = Buffer.from(p, 'utf8').toString('utf8');
+            canonical.set(copy, copy);
+            return copy;
+        };
+        const batches = batchPaths(paths, budget);
+        const started = [];
+        const start = (i) => {
+            const batch = batches[i];
+            if (batch === undefined || started[i] !== undefined)
+                return;
+            const answer = this.dumpDb(batch, intern);
+            answer.catch(() => undefined); // awaited in turn; a consumer that stops early leaves it
+            started[i] = answer;
+        };
+        for (let i = 0; i < parallel; i++)
+            start(i);
+        return (async function* () {
+            for (let i = 0; i < batches.length; i++) {
+                start(i);
+                const infos = await started[i];
+                start(i + parallel);
+                if (infos !== undefined)
+                    yield infos;
+            }
+        })();
+    }
+    /** One `nix-store --dump-db` of `batch`: its registrations in the batch's order. */
+    async dumpDb(batch, intern) {
+        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
+        const byPath = new Map();
+        for (const info of parseDumpDb(stdout.toString('utf8')))
+            byPath.set(info.path, {
+                path: intern(info.path),
+                narHash: info.narHash,
+                narSize: info.narSize,
+                deriver: info.deriver === '' ? '' : intern(info.deriver),
+                references: info.references.map(intern),
+            });
+        return batch.map((p) => {
+            const info = byPath.get(p);
+            if (info === undefined)
+                throw new errors_NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
+            return info;
+        });
+    }
+    /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
+    async invalidPaths(paths) {
+        const invalid = new Set();
+        await this.queryLines(['--check-validity', '--print-invalid'], paths, (p) => invalid.add(p));
+        return invalid;
+    }
+    /**
+     * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
+     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
+     * `onLog` receives Nix's build log as it is written.
+     */
+    async realise(drvPaths, options = {}) {
+        if (drvPaths.length === 0)
+            return [];
+        const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
+        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
+        return outputLines(stdout);
+    }
+}
+/**
+ * Sorts `paths` so every path comes after its references (those inside the set), keeping the
+ * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
+ */
+function dependencyOrder(paths, references) {
+    return dependenciesFirst(paths, references, (path, ref) => {
+        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
+    });
+}
+
+;// CONCATENATED MODULE: ./src/nix/evaluate.ts
+// Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
+// in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
+//
+// Why these commands (read from Nix's sources, 2.8 to 2.34):
+// - `nix path-info --derivation A B` gathers its results in one StorePathSet and prints it sorted
+//   (2.8) or topologically sorted (2.34): which drv came from which installable is lost, so it is
+//   used only for a single installable. `nix eval` takes one installable.
+// - `nix build --dry-run --json A B …` appends each installable's result in the order given
+//   (duplicates kept) and prints them as one JSON array: the one command that evaluates several
+//   installables in one process and says which result is whose. Before printing it runs Nix's
+//   printMissing (a walk over the closure that may ask substituters about outputs, and lists every
+//   path on stderr); it builds, links and fetches nothing.
+// - `nix-instantiate FILE -A a -A b` prints each attribute's derivations in order with nothing
+//   between them: an attribute with none (`{}`) and one with two (`[d1 d2]`) look like one each.
+//   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
+//   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
+//   writes the .drv files as plain instantiation does.
+
+
+
+
+/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
+const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
+/**
+ * Refuses a file argument that does not exist before Nix is started, as a usage error naming it
+ * (Nix would fail with its own message and nix-plan's exit code for a failed evaluation).
+ * Lookup paths (`<nixpkgs>`) and URLs are Nix's to resolve.
+ */
+async function assertReadable(file) {
+    if (file.startsWith('<') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file))
+        return;
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(file);
+    }
+    catch (e) {
+        const why = e.code === 'ENOENT' ? 'no such file' : e.message;
+        throw new errors_NixPlanError('usage', `cannot read the file to evaluate '${file}': ${why}`);
+    }
+}
+/** The directory of a store path (the realm it belongs to). */
+function storeDirOf(path) {
+    return path.slice(0, path.lastIndexOf('/'));
+}
+/**
+ * The per-installable results of `nix build --dry-run --json`: one element per installable, in
+ * order. An element is `{drvPath, outputs}` for a derivation (Nix 2.8 and later) or `{path}` for a
+ * store path that is not built; anything but a .drv path is refused, naming its installable.
+ */
+function parseDryRunJson(text, installables) {
+    let parsed;
+    try {
+        parsed = JSON.parse(text);
+    }
+    catch {
+        throw new errors_NixPlanError('nix', `nix build --dry-run --json printed no JSON: '${text.trim().slice(0, 200)}'`);
+    }
+    if (!Array.isArray(parsed) || parsed.length !== installables.length)
+        throw new errors_NixPlanError('nix', `nix build --dry-run --json gave ${Array.isArray(parsed) ? parsed.length : 'no list of'} results for ${installables.length} installables`);
+    return installables.map((installable, i) => {
+        const item = parsed[i];
+        const fields = typeof item === 'object' && item !== null ? item : {};
+        const path = typeof fields['drvPath'] === 'string' ? fields['drvPath'] : fields['path'];
+        if (typeof path !== 'string' || !path.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `'${installable}' evaluated to ${typeof path === 'string' ? `'${path}'` : 'no store path'}, not a derivation`);
+        return { installable, drvPath: path };
+    });
+}
+/** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
+async function evaluateOneInstallable(installable, evalArgs, store) {
+    const { stdout } = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'path-info',
+        '--derivation',
+        ...evalArgs,
+        installable,
+    ]);
+    return outputLines(stdout).map((drvPath) => ({ installable, drvPath }));
+}
+/** Several flake installables in one process (see the top of this file). */
+async function evaluateInstallables(installables, evalArgs, store) {
+    const only = installables[0];
+    if (installables.length === 1 && only !== undefined)
+        return evaluateOneInstallable(only, evalArgs, store);
+    const { stdout } = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'build',
+        '--dry-run',
+        '--json',
+        '--no-link',
+        ...evalArgs,
+        ...installables,
+    ]);
+    return parseDryRunJson(stdout.toString('utf8'), installables);
+}
+/**
+ * The JSON values `nix-instantiate --eval --json` printed for its `-A`s, in order (Nix 2.8 writes
+ * them without separators, newer Nix one a line). Undefined when a value is not a string.
+ */
+function parseEvalStrings(text) {
+    const values = [];
+    const token = /\s*("(?:[^"\\]|\\.)*")\s*/y;
+    let at = 0;
+    while (at < text.length) {
+        token.lastIndex = at;
+        const m = token.exec(text);
+        if (m === null)
+            return /^\s*$/.test(text.slice(at)) ? values : undefined;
+        values.push(JSON.parse(m[1] ?? '""'));
+        at = token.lastIndex;
+    }
+    return values;
+}
+/** Selection paths that fail only because an attribute is not one derivation (a list, a plain set). */
+const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
+/**
+ * Each attribute's .drv, when every attribute is one derivation: one `nix-instantiate --eval`
+ * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
+ * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
+ */
+async function evaluateAttributes(file, attributes, evalArgs, store) {
+    const args = [
+        ...store.storeArgs(),
+        '--eval',
+        '--json',
+        '--read-write-mode',
+        ...evalArgs,
+        file,
+        ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
+    ];
+    const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
+    if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr))
+        return undefined;
+    NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
+    const values = parseEvalStrings(result.stdout.toString('utf8'));
+    if (values?.length !== attributes.length * 2)
+        return undefined;
+    const roots = [];
+    for (const [i, attribute] of attributes.entries()) {
+        const type = values[2 * i];
+        const drvPath = values[2 * i + 1] ?? '';
+        if (type !== 'derivation')
+            return undefined;
+        roots.push({ attribute, drvPath });
+    }
+    return roots;
+}
+/** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
+async function evaluateFile(file, attributes, evalArgs, store) {
+    if (attributes.length > 0) {
+        const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
+        if (labelled !== undefined)
+            return labelled;
+    }
+    // The file's value itself, or attributes that are lists or sets of derivations: every
+    // derivation, recorded without an attribute (Nix prints nothing between the attributes).
+    const { stdout } = await store.runner.run('nix-instantiate', [
+        ...store.storeArgs(),
+        ...evalArgs,
+        file,
+        ...attributes.flatMap((a) => ['-A', a]),
+    ]);
+    return outputLines(stdout).map((drvPath) => ({ drvPath }));
+}
+/**
+ * Evaluates `request` against `store`: one evaluator process for all flake installables and one
+ * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
+ * they are in.
+ */
+async function evaluate(request, store) {
+    const roots = [];
+    const evalArgs = request.evalArgs ?? [];
+    const attributes = request.attributes ?? [];
+    const installables = request.installables ?? [];
+    if (attributes.length > 0 && request.file === undefined)
+        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
+    for (const drvPath of request.drvPaths ?? [])
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
+    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
+    if (request.file !== undefined)
+        await assertReadable(request.file);
+    if (installables.length > 0)
+        roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
+    if (request.file !== undefined)
+        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
+    for (const drvPath of request.drvPaths ?? [])
+        roots.push({ drvPath });
+    if (roots.length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
+    for (const r of roots)
+        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
+    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
+    if (dirs.size !== 1)
+        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
+    const storeDir = [...dirs][0] ?? '';
+    const seen = new Set();
+    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
+    return { roots: unique, storeDir };
+}
+
+;// CONCATENATED MODULE: ./src/nix/import.ts
+// Adding paths to a store: whether the store trusts us to (`nix store ping`), `nix-store --import`
+// of an export stream, and `nix copy` from a binary cache.
+
+
+
+/** `nix copy` is behind the nix-command feature on every Nix that has it. */
+const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
+/**
+ * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
+ * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
+ * local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try and see.
+ */
+async function storeTrust(store) {
+    const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], { allowFailure: true });
+    const json = await ping(true);
+    if (json.code === 0) {
+        try {
+            const info = JSON.parse(json.stdout.toString('utf8'));
+            if (info.trusted === true || info.trusted === 1)
+                return 'trusted';
+            if (info.trusted === false || info.trusted === 0)
+                return 'untrusted';
+        }
+        catch {
+            // fall through to the text form
+        }
+    }
+    const text = await ping(false);
+    const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
+    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
+        return 'trusted';
+    return 'unknown';
+}
+/**
+ * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
+ * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
+ * paths as Nix adds them.
+ */
+async function importExport(store, input, onPaths) {
+    const args = [...store.storeArgs(), '--import'];
+    // nix-store --import prints each path it adds, one a line, as it adds it.
+    const onStdout = onPaths === undefined
+        ? undefined
+        : (chunk) => onPaths(chunk.filter((b) => b === 0x0a).length);
+    const result = await store.runner.run('nix-store', args, {
+        input,
+        allowFailure: true,
+        ...(onStdout === undefined ? {} : { onStdout }),
+    });
+    NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
+}
+/**
+ * `nix copy --from FROM [--to STORE] [--derivation] PATHS…` into `store` (its `--store` URI, if
+ * any, is the destination), batched to fit the command line. With `derivation`, `.drv` paths mean
+ * themselves, not their outputs (and any other path means its deriver). A failure is a
+ * NixCommandError named `what`.
+ */
+async function copyPaths(store, from, paths, options = {}) {
+    const to = store.options.store === undefined ? [] : ['--to', store.options.store];
+    const base = [
+        ...NIX_COMMAND,
+        'copy',
+        '--from',
+        from,
+        ...to,
+        ...(options.derivation === true ? ['--derivation'] : []),
+    ];
+    for (const batch of batchPaths(paths)) {
+        const args = [...base, ...batch];
+        const result = await store.runner.run('nix', args, { allowFailure: true });
+        NixCommandError.check('nix', args, result, { what: options.what ?? 'nix copy' });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/narinfo.ts
+// The narinfo: what a binary cache says of a store path (the text Nix's binary-cache store reads),
+// the fingerprint its signatures cover, and signing and checking them.
+
+
+
+
+/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
+function narinfoText(info) {
+    const lines = [
+        `StorePath: ${info.path}`,
+        `URL: ${info.url}`,
+        'Compression: none',
+        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
+        `NarSize: ${info.narSize}`,
+        `References: ${info.references.map(baseName).join(' ')}`,
+    ];
+    if (info.deriver !== '')
+        lines.push(`Deriver: ${baseName(info.deriver)}`);
+    if (info.ca !== undefined)
+        lines.push(`CA: ${info.ca}`);
+    if (info.sig !== undefined)
+        lines.push(`Sig: ${info.sig}`);
+    return lines.join('\n') + '\n';
+}
+/**
+ * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
+ * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
+ */
+function narinfoFingerprint(info) {
+    if (info.narHash.length !== 32)
+        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
+    if (!(info.narSize > 0))
+        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
+    const refs = [...info.references].sort(compareStrings).join(',');
+    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
+}
+/** A narinfo `Sig:` value for the object. */
+function signNarinfo(key, info) {
+    return signDetached(key, narinfoFingerprint(info));
+}
+/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
+function verifyNarinfo(info, signatures, trusted) {
+    const fingerprint = narinfoFingerprint(info);
+    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
+}
+
+;// CONCATENATED MODULE: ./src/app/deps.ts
+/** A logger that drops everything (for library callers that want no output). */
+const silentLogger = {
+    info: () => undefined,
+    warn: () => undefined,
+    debug: () => undefined,
+};
+/** A progress sink that shows nothing. */
+const noProgress = {
+    start: () => ({ tick: () => undefined, done: () => undefined }),
+};
+/** `deps.progress` or one that shows nothing. */
+function progressOf(deps) {
+    return deps.progress ?? noProgress;
+}
+
+;// CONCATENATED MODULE: ./src/app/binary-cache.ts
+// Import without trust: turn a verified export stream into a temporary `file://` binary cache whose
+// narinfos carry `CA:` (and, with a key, `Sig:`), then let `nix copy` add it through the daemon.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
+const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
+/**
+ * The paths `nix copy` must be named so that it copies all of `cached`: those no other cached path
+ * refers to (their closures cover the rest), `.drv` files apart from the others. A `.drv` named on
+ * the command line means its outputs unless `--derivation` is given, and `--derivation` turns any
+ * other path into its deriver, so the two kinds need separate calls.
+ */
+function copyTargets(cached) {
+    const referenced = new Set();
+    for (const c of cached)
+        for (const r of c.references)
+            if (r !== c.path)
+                referenced.add(r);
+    const tops = cached.map((c) => c.path).filter((p) => !referenced.has(p));
+    return { drvs: tops.filter((p) => p.endsWith('.drv')), others: tops.filter((p) => !p.endsWith('.drv')) };
+}
+/** The error for build outputs an untrusted user cannot add without a trusted signature. */
+function needsSignature(paths, key) {
+    const example = paths[0] ?? '';
+    const how = key === undefined
+        ? 'Either import as a user the daemon trusts (`trusted-users` in nix.conf), or sign them on import: ' +
+            'pass a secret key (`nix-plan keygen NAME`) whose public key root has added to ' +
+            '`trusted-public-keys` in the nix.conf of the host (then restart nix-daemon).'
+        : `They were signed with '${key.name}', so the daemon does not trust that key: root must add ` +
+            `'${formatPublicKey(publicKeyOf(key))}' to \`trusted-public-keys\` in the host's nix.conf ` +
+            '(then restart nix-daemon).';
+    return new errors_NixPlanError('signature', `${paths.length} path${paths.length === 1 ? ' is a build output' : 's are build outputs'} ` +
+        `(input-addressed, e.g. '${example}'), which Nix accepts from a user it does not trust only with ` +
+        `a signature by a key in its \`trusted-public-keys\`. ${how}`);
+}
+/**
+ * Adds the paths of an export stream to a store as a user the Nix daemon does not trust: writes
+ * them as a temporary `file://` binary cache (NARs streamed to disk as they are read, never the
+ * whole closure in memory), with each narinfo's `CA:` field from `identifyContentAddress` so Nix
+ * re-derives content-addressed paths instead of asking for signatures, then runs
+ * `nix copy --from file://DIR [--derivation] PATHS…`. Build outputs need `signingKey`, whose
+ * public key the daemon must trust; without it they are refused before anything is copied.
+ * The stream should already be verified (the bundle verifier); it is validated again as it is read.
+ */
+async function importViaBinaryCache(source, options, deps) {
+    const parent = options.workDir ?? (0,external_node_os_namespaceObject.tmpdir)();
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)(parent, 'nix-plan-cache-'));
+    try {
+        // Readable by everyone: the Nix client may run as another user than this process (sudo -u),
+        // and everything in it is about to enter the world-readable store anyway.
+        await (0,external_node_fs_promises_namespaceObject.chmod)(dir, 0o755);
+        await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'nix-cache-info'), `StoreDir: ${options.storeDir}\nWantMassQuery: 0\n`);
+        // Nix creates these when it opens a file:// cache; made here so a client that cannot write
+        // the directory (another user) still opens it.
+        for (const sub of CACHE_DIRS)
+            await (0,external_node_fs_promises_namespaceObject.mkdir)((0,external_node_path_namespaceObject.join)(dir, sub), { mode: 0o755 });
+        const cached = await writeCache(source, dir, options, deps);
+        const store = new NixStore(deps.runner, { store: options.store });
+        const paths = cached.map((c) => c.path);
+        const invalid = await store.invalidPaths(paths);
+        const alreadyValid = paths.length - invalid.size;
+        const unsigned = cached.filter((c) => c.ca === undefined && invalid.has(c.path)).map((c) => c.path);
+        if (unsigned.length > 0 && options.signingKey === undefined)
+            throw needsSignature(unsigned, undefined);
+        if (invalid.size > 0)
+            await runCopy(store, dir, cached, options, deps, unsigned);
+        const still = await store.invalidPaths([...invalid]);
+        if (still.size > 0)
+            throw new errors_NixPlanError('nix', `nix copy finished but ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+        return {
+            paths,
+            imported: invalid.size,
+            alreadyValid,
+            contentAddressed: cached.filter((c) => c.ca !== undefined).length,
+        };
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/** Reads the stream once, writing `nar/<n>.nar` and `<hash>.narinfo` for every path. */
+async function writeCache(source, dir, options, deps) {
+    const cached = [];
+    const task = progressOf(deps).start('writing a temporary binary cache');
+    let fd;
+    let fdIndex = -1;
+    const narFile = (index) => `nar/${index}.nar`;
+    const closeNar = () => {
+        if (fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+        fd = undefined;
+    };
+    try {
+        const entries = readExport(source, options.limits, {
+            storeDir: options.storeDir,
+            // Synchronous writes: the reader hands over views without back-pressure, so writing them
+            // before it continues keeps memory flat whatever the NAR sizes.
+            onNarBytes: (chunk, index) => {
+                if (index !== fdIndex) {
+                    closeNar();
+                    fd = (0,external_node_fs_namespaceObject.openSync)((0,external_node_path_namespaceObject.join)(dir, narFile(index)), 'wx', 0o644);
+                    fdIndex = index;
+                }
+                if (fd !== undefined)
+                    (0,external_node_fs_namespaceObject.writeSync)(fd, chunk);
+            },
+        });
+        let index = 0;
+        for await (const entry of entries) {
+            closeNar();
+            const ca = identifyContentAddress({
+                path: entry.path,
+                references: entry.references,
+                narHash: entry.nar.narHash,
+                file: entry.nar.file,
+            }, options.storeDir)?.ca;
+            const facts = {
+                path: entry.path,
+                narHash: entry.nar.narHash,
+                narSize: entry.nar.narSize,
+                references: entry.references,
+            };
+            const text = narinfoText({
+                ...facts,
+                url: narFile(index),
+                deriver: entry.deriver,
+                ca,
+                sig: options.signingKey === undefined ? undefined : signNarinfo(options.signingKey, facts),
+            });
+            const hashPart = baseName(entry.path).slice(0, 32);
+            await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, `${hashPart}.narinfo`), text, { mode: 0o644, flag: 'wx' });
+            cached.push({ path: entry.path, references: entry.references, ca });
+            index++;
+            task.tick(1, entry.nar.narSize);
+        }
+    }
+    finally {
+        closeNar();
+        task.done();
+    }
+    return cached;
+}
+/** Runs `nix copy` for the cache's top-level paths, `.drv` files with `--derivation`. */
+async function runCopy(store, dir, cached, options, deps, unsigned) {
+    const { drvs, others } = copyTargets(cached);
+    const from = `file://${dir}`;
+    const what = 'nix copy from the temporary binary cache';
+    deps.log.info(`adding ${cached.length} paths through a temporary binary cache (nix copy)`);
+    try {
+        await copyPaths(store, from, drvs, { derivation: true, what });
+        await copyPaths(store, from, others, { what });
+    }
+    catch (e) {
+        if (e instanceof NixCommandError && isSignatureRefusal(e) && unsigned.length > 0)
+            throw needsSignature(unsigned, options.signingKey);
+        throw e;
+    }
+}
+/**
+ * The `copyImport` route of `importPlan`: hands the verified export stream to
+ * `importViaBinaryCache`. `signingKey` is the text of a Nix secret key file, or a parsed key.
+ */
+function binaryCacheCopyImport(settings = {}) {
+    const key = typeof settings.signingKey === 'string' ? parseSecretKey(settings.signingKey) : settings.signingKey;
+    return async (stream, options, deps) => {
+        await importViaBinaryCache(stream, {
+            storeDir: options.manifest.storeDir,
+            store: options.store,
+            signingKey: key,
+            workDir: settings.workDir ?? options.workDir,
+        }, deps);
+    };
+}
+
+;// CONCATENATED MODULE: ./src/nix/gc.ts
+// Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
+// to and no GC root (or running process) holds, and refuses the others ("still alive").
+
+
+/**
+ * `nix-store --delete PATHS…` in one run (per command-line batch). Nix walks each path's referrers:
+ * any outside `paths` keeps it (and that run fails); `keep-derivations` is turned off so a .drv
+ * goes even when an output it built stays. A failure is a NixCommandError.
+ */
+async function deletePaths(store, paths) {
+    for (const batch of batchPaths(paths)) {
+        const args = [...store.storeArgs(), '--option', 'keep-derivations', 'false', '--delete', ...batch];
+        const result = await store.runner.run('nix-store', args, { allowFailure: true });
+        NixCommandError.check('nix-store', args, result, { what: 'nix-store --delete' });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/rollback.ts
+// Rolling back an import that failed or was interrupted: the paths it made valid are removed again,
+// so the store's valid paths are what they were before it started.
+//
+// An import adds paths in dependency order, and a path it added can only be referred to by paths
+// added after it (Nix registers references to valid paths only), so those paths are new and
+// unreferenced from outside: `nix-store --delete` removes them all, newest first. A path another
+// process started using meanwhile (a concurrent build, a GC root) is kept, and said so.
+
+
+/**
+ * Removes again those of `added` (the paths that were not valid before the import, in its order)
+ * that are valid now. `store` must run on a runner that still works after an interruption.
+ */
+async function rollBack(store, added) {
+    if (added.length === 0)
+        return { removed: [], kept: [] };
+    const invalid = await store.invalidPaths(added);
+    const valid = added.filter((p) => !invalid.has(p)).reverse();
+    if (valid.length === 0)
+        return { removed: [], kept: [] };
+    let reason;
+    try {
+        await deletePaths(store, valid);
+    }
+    catch (e) {
+        // One that stays alive stops the run: remove the others one at a time, newest first.
+        reason = firstLine(e);
+        for (const p of valid)
+            await deletePaths(store, [p]).catch((f) => {
+                reason ??= firstLine(f);
+            });
+    }
+    const still = await store.invalidPaths(valid);
+    const kept = valid.filter((p) => !still.has(p));
+    return { removed: valid.filter((p) => still.has(p)), kept, ...(kept.length > 0 && { reason }) };
+}
+function firstLine(e) {
+    const text = e instanceof Error ? e.message : String(e);
+    const lines = text.split('\n').filter((l) => /error|alive|cannot/i.test(l));
+    return (lines[lines.length - 1] ?? text).trim();
+}
+/** What a failure message adds about the rollback. */
+function rollbackNote(result) {
+    if (result.removed.length === 0 && result.kept.length === 0)
+        return 'no path had been added, the store is unchanged';
+    if (result.kept.length === 0)
+        return `the ${result.removed.length} path${result.removed.length === 1 ? '' : 's'} it had added ${result.removed.length === 1 ? 'was' : 'were'} removed again, the store is as it was`;
+    return (`${result.removed.length} of the paths it had added were removed again, but ${result.kept.length} could not be ` +
+        `(e.g. '${result.kept[0]}': ${result.reason ?? 'still in use'}); remove them with nix-store --delete once nothing uses them`);
+}
+/** `error` with what the rollback did added to its message (the same error: its class and code stay). */
+function withRollbackNote(error, result) {
+    if (error instanceof errors_NixPlanError)
+        error.message = `${error.message}\n(${rollbackNote(result)})`;
+    return error;
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress, signal) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    signal?.throwIfAborted();
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
+    return {
+        bundlePath,
+        ...report,
+        trust: trustReportOf(report.manifest, keys, {
+            noCheckSigs: report.noCheckSigs,
+            unproven: report.unproven,
+        }),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/import.ts
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** The import methods, for option parsing. */
+const IMPORT_METHODS = ['auto', 'import', 'copy'];
+
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/** The sha256 of a file, as hex. */
+async function sha256OfFile(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(c);
+    return hash.digest('hex');
+}
+/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
+async function checkCopyDigest(copy, digest, bundlePath) {
+    const want = digest.replace(/^sha256:/, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(want))
+        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
+    const got = await sha256OfFile(copy);
+    if (got !== want)
+        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
+}
+/**
+ * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
+ * temp dir has no room for (its verified stream is written there).
+ */
+async function checkRoom(manifest, dir, maxSize) {
+    const size = manifest.stream.size;
+    if (maxSize !== undefined && size > maxSize)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
+    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+    if (fs !== undefined && fs.bavail * fs.bsize < size)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
+}
+/**
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; the verified export
+ * stream is kept in a private file as it is checked, and that file is what Nix imports.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ * If the import fails or is interrupted (`deps.signal`), the paths it made valid are removed again
+ * before the error is thrown, and the error says so: the store's valid paths are what they were.
+ */
+async function importPlan(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        // The first Nix process runs alone: on a store that does not exist yet it creates the
+        // database, and two Nix 2.34 processes starting at once on a new store can fail with
+        // "SQLite database is busy".
+        const storeDir = await store.storeDir();
+        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        if (options.digest !== undefined)
+            await checkCopyDigest(copy, options.digest, bundlePath);
+        // Messages name the user's file, not the private copy they are about.
+        const source = { ...(await openBundle(copy)), name: bundlePath };
+        try {
+            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+            // Whatever the route, what reaches the store is the stream verified here.
+            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+            const paths = [];
+            const validity = new ValidityQueries(store);
+            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
+            let report;
+            try {
+                report = await verifyWithProgress(source, {
+                    trustedKeys: options.trustedKeys,
+                    noCheckSigs: options.noCheckSigs,
+                    storeDir,
+                    limits,
+                    validInStore: async (missing) => {
+                        const invalid = await store.invalidPaths(missing);
+                        return new Set(missing.filter((p) => !invalid.has(p)));
+                    },
+                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+                    onEntry: (e) => {
+                        paths.push(e.path);
+                        validity.add(e.path);
+                    },
+                    onStreamBytes: (c) => verified.write(c),
+                }, deps.progress, deps.signal);
+            }
+            finally {
+                verified.close();
+            }
+            if (verified.failure !== undefined)
+                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+            const { manifest } = report;
+            const proof = {
+                trustedSignatures: report.trustedSignatures,
+                unproven: report.unproven,
+                noCheckSigs: report.noCheckSigs,
+                declaredOutputs: report.declaredOutputs,
+                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+                    noCheckSigs: report.noCheckSigs,
+                    unproven: report.unproven,
+                }),
+            };
+            if (report.unproven > 0)
+                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
+            const invalid = await validity.invalid();
+            const alreadyValid = paths.length - invalid.size;
+            if (invalid.size === 0) {
+                deps.log.info(`all ${paths.length} paths are valid already`);
+                return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
+            }
+            // From here on the store changes: whatever stops the import, what it added is removed again.
+            const added = paths.filter((p) => invalid.has(p));
+            try {
+                const method = await addPaths(store, manifest, options, deps, {
+                    trusts,
+                    count: invalid.size,
+                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
+                });
+                deps.signal?.throwIfAborted();
+                const still = await invalidAmong(store, paths);
+                if (still.size > 0)
+                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+                return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
+            }
+            catch (e) {
+                deps.log.info(`the import failed: removing the paths it added…`);
+                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+                cleanup.setStoreDir(storeDir);
+                throw withRollbackNote(e, await rollBack(cleanup, added));
+            }
+        }
+        finally {
+            await source.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/** A .drv of the target store, read from its file (undefined when it is not there). */
+function readStoreFile(store, path) {
+    try {
+        return store.readRegularFileSync(path)?.bytes;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
+async function addPaths(store, manifest, options, deps, how) {
+    let method = options.method ?? 'auto';
+    if (method === 'auto') {
+        const trust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
+        method = trust === 'untrusted' ? 'copy' : 'import';
+        if (trust === 'unknown')
+            deps.log.debug('store trust unknown: trying nix-store --import first');
+    }
+    if (method === 'import') {
+        // nix-store --import prints each path it adds: one tick per line.
+        const importing = progressOf(deps).start('importing with nix-store --import', how.count);
+        try {
+            await importExport(store, how.stream(), (n) => importing.tick(n));
+            return 'import';
+        }
+        catch (e) {
+            if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                throw e;
+            deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+        }
+        finally {
+            importing.done();
+        }
+    }
+    const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+    // The cache is made beside (not inside) the private dir: the Nix client may be another user.
+    await copyImport(how.stream(), { store: options.store, manifest }, deps);
+    return 'copy';
+}
+
+;// CONCATENATED MODULE: ./src/app/signing-policy.ts
+// A key signs only what was verified: the rule every command that signs a plan it read applies.
+
+/**
+ * Refuses (a usage error, before any work) to sign an input that no trusted key vouched for:
+ * signing makes a plan trusted downstream, so an unverified input would be laundered into a
+ * trusted one. `--no-check-sigs` is the explicit opt-out, recorded in what is signed.
+ */
+function assertSignable(signs, keysGiven, noCheckSigs, names = CLI_NAMES) {
+    if (signs && !keysGiven && !noCheckSigs)
+        throw new errors_NixPlanError('usage', `${names.sign} signs only what was verified: give ${names.trust} (the keys the input must be signed by), ` +
+            `or ${names.optOut} to sign it unverified on purpose`);
+}
+/** The command line's names. */
+const CLI_NAMES = {
+    sign: '--sign-key',
+    trust: '--trusted-key',
+    optOut: '--no-check-sigs',
+};
 
 ;// CONCATENATED MODULE: ./src/core/provenance-view.ts
 
@@ -5416,193 +7118,87 @@ function freshnessProblem(manifest, policy, now) {
     return undefined;
 }
 
-;// CONCATENATED MODULE: external "node:util"
-const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-;// CONCATENATED MODULE: ./src/cli/args.ts
-// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
-// usage errors that name the option and the accepted values.
+;// CONCATENATED MODULE: ./src/core/shell-words.ts
+// Shell-style words: splitting a line of arguments as a POSIX shell would (quotes and backslashes,
+// no expansion), and quoting arguments back so a printed command can be pasted into a shell.
 
-
-
-
-/** Throws a usage error. */
-function usageError(message) {
-    return new errors_NixPlanError('usage', message);
-}
-/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
-function parseCommandArgs(argv, specs) {
-    const dash = argv.indexOf('--');
-    const head = joinDashValues(dash < 0 ? argv : argv.slice(0, dash), specs);
-    const rest = dash < 0 ? [] : argv.slice(dash + 1);
-    const options = {};
-    for (const [name, s] of Object.entries(specs))
-        options[name] = {
-            type: s.type,
-            ...(s.short !== undefined && { short: s.short }),
-            ...(s.multiple === true && { multiple: true }),
-        };
-    try {
-        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
-            args: [...head],
-            options,
-            allowPositionals: true,
-            strict: true,
-        });
-        return { values, positionals, rest };
-    }
-    catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
-    }
-}
-/** `--name VALUE` as `--name=VALUE` for options whose value may look like an option. */
-function joinDashValues(argv, specs) {
-    const out = [];
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i] ?? '';
-        const name = a.startsWith('--') ? a.slice(2) : undefined;
-        const value = argv[i + 1];
-        if (name !== undefined && specs[name]?.dashValue === true && value !== undefined) {
-            out.push(`${a}=${value}`);
+/**
+ * Splits `text` into words the way `sh` splits a command line, without running anything:
+ * whitespace separates words; '…' keeps everything literally; "…" keeps everything but lets a
+ * backslash escape `"`, `\`, `$` and `` ` `` (and join lines); a backslash outside quotes takes the
+ * next character literally. `$`, `~`, globs and `#` are plain characters: nothing is expanded.
+ * Throws a usage error for an unterminated quote or a trailing backslash, naming `what`.
+ */
+function splitShellWords(text, what = 'the arguments') {
+    const words = [];
+    let word = '';
+    let inWord = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i] ?? '';
+        if (c === "'") {
+            const end = text.indexOf("'", i + 1);
+            if (end < 0)
+                throw unterminated(what, "'");
+            word += text.slice(i + 1, end);
+            inWord = true;
+            i = end;
+        }
+        else if (c === '"') {
+            let j = i + 1;
+            for (; j < text.length && text[j] !== '"'; j++) {
+                const d = text[j] ?? '';
+                const next = text[j + 1];
+                if (d === '\\' && next !== undefined && '"\\$`\n'.includes(next)) {
+                    if (next !== '\n')
+                        word += next;
+                    j++;
+                }
+                else
+                    word += d;
+            }
+            if (j >= text.length)
+                throw unterminated(what, '"');
+            inWord = true;
+            i = j;
+        }
+        else if (c === '\\') {
+            const next = text[i + 1];
+            if (next === undefined)
+                throw new errors_NixPlanError('usage', `${what}: a backslash ends the text`);
+            if (next !== '\n') {
+                word += next;
+                inWord = true;
+            }
             i++;
         }
-        else
-            out.push(a);
-    }
-    return out;
-}
-/** A string option's value, or undefined. */
-function args_str(args, name) {
-    const v = args.values[name];
-    return typeof v === 'string' ? v : undefined;
-}
-/** A required string option's value. */
-function required(args, name, what) {
-    const v = args_str(args, name);
-    if (v === undefined || v === '')
-        throw usageError(`missing --${name} ${what}`);
-    return v;
-}
-/** A repeatable string option's values (also splitting on commas when `commas`). */
-function args_list(args, name, commas = false) {
-    const v = args.values[name];
-    const items = Array.isArray(v)
-        ? v.filter((x) => typeof x === 'string')
-        : typeof v === 'string'
-            ? [v]
-            : [];
-    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
-}
-/** A boolean flag. */
-function flag(args, name) {
-    return args.values[name] === true;
-}
-/** A value that must be one of `allowed`. */
-function oneOf(value, name, allowed) {
-    if (value === undefined)
-        return undefined;
-    if (!allowed.includes(value))
-        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
-    return value;
-}
-/** An integer option within [min, max]. */
-function integer(value, name, min, max) {
-    if (value === undefined)
-        return undefined;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value) || n < min || n > max)
-        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
-    return n;
-}
-/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
-function byteSize(value, name) {
-    if (value === undefined)
-        return undefined;
-    const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
-    if (m === null)
-        throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
-    const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase()];
-    return Number(m[1]) * 1024 ** unit;
-}
-/** Exactly one positional argument (the bundle), or a usage error naming it. */
-function onePositional(args, what) {
-    if (args.positionals.length === 0)
-        throw usageError(`missing ${what}`);
-    if (args.positionals.length > 1)
-        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
-    return args.positionals[0] ?? '';
-}
-const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
-function publicKeyOrUsage(key, where) {
-    try {
-        parsePublicKey(key);
-    }
-    catch (e) {
-        throw usageError(`${where}: ${e.message}`);
-    }
-    return key;
-}
-/**
- * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
- * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
- * closed: an empty value (an unset variable), a file without a key, or anything that is not a
- * key is a usage error, never "no keys".
- */
-async function readKeys(values, readText = readTextFile) {
-    const keys = [];
-    for (const v of values) {
-        if (v.trim() === '')
-            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
-        if (KEY_LITERAL.test(v)) {
-            keys.push(publicKeyOrUsage(v, '--trusted-key'));
-            continue;
+        else if (/\s/.test(c)) {
+            if (inWord)
+                words.push(word);
+            word = '';
+            inWord = false;
         }
-        const words = (await readText(v, 'trusted key file'))
-            .split('\n')
-            .map((l) => l.replace(/#.*$/, ''))
-            .flatMap((l) => l.split(/\s+/))
-            .filter((k) => k !== '');
-        if (words.length === 0)
-            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
-        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
+        else {
+            word += c;
+            inWord = true;
+        }
     }
-    return keys;
+    if (inWord)
+        words.push(word);
+    return words;
 }
-/**
- * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
- * that is not a key is a usage error naming the file (never echoing what it holds).
- */
-async function readSecretKeyFile(path, readText = readTextFile) {
-    if (path.trim() === '')
-        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
-    const text = (await readText(path, 'secret key file')).trim();
-    if (text === '')
-        throw usageError(`secret key file '${path}' is empty`);
-    try {
-        parseSecretKey(text);
-    }
-    catch (e) {
-        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
-    }
-    return text;
+function unterminated(what, quote) {
+    return new errors_NixPlanError('usage', `${what}: a ${quote} quote is not closed`);
 }
-/** Reads a small text file, turning a missing file into a usage error that names it. */
-async function readTextFile(path, what) {
-    try {
-        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
-    }
+const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+/** One argument as a shell reads it back: as it is when that is safe, else in single quotes. */
+function quoteShellWord(word) {
+    if (SAFE.test(word))
+        return word;
+    return `'${word.replace(/'/g, `'\\''`)}'`;
 }
-/** Help text for a command's options, aligned. */
-function optionsHelp(specs) {
-    const rows = Object.entries(specs).map(([name, s]) => {
-        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
-        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
-    });
-    const width = Math.max(...rows.map(([l]) => l.length));
-    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+/** A command line (`cmd` and its arguments) that a shell reads back as the same argv. */
+function formatCommandLine(cmd, args) {
+    return [cmd, ...args].map(quoteShellWord).join(' ');
 }
 
 ;// CONCATENATED MODULE: ./src/app/inspect.ts
@@ -5658,6 +7254,20 @@ async function inspectPlan(bundlePath) {
     return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
 }
 
+;// CONCATENATED MODULE: ./src/app/display.ts
+// What both front ends show the same way (the terminal and the Actions job summary).
+/** `1.5 MiB`-style sizes. */
+function formatBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let value = n;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 ;// CONCATENATED MODULE: ./src/cli/terminal.ts
 
 /** setInterval that does not keep the process alive. */
@@ -5695,17 +7305,8 @@ function terminalLogger(io, verbosity) {
         },
     };
 }
-/** Human size: 1.2 MiB. */
-function formatBytes(n) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let v = n;
-    let u = 0;
-    while (v >= 1024 && u < units.length - 1) {
-        v /= 1024;
-        u++;
-    }
-    return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
+
+
 const REDRAW_MS = 100;
 /** One bar line: `label [#####-----] 123/456 1.2 MiB`. */
 function renderBar(label, count, total, bytes, width) {
@@ -5876,6 +7477,368 @@ function formatRelocate(r) {
 function formatApply(r) {
     const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
     return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/command.ts
+// What every \`nix-plan\` subcommand is made of: its spec and context, the options several share,
+// and the helpers that turn arguments into use-case options and results into output.
+
+
+
+
+
+
+
+
+const COMMON = {
+    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
+    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
+    verbose: {
+        type: 'boolean',
+        short: 'v',
+        multiple: true,
+        help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
+    },
+    help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+const TRUSTED_KEY = {
+    type: 'string',
+    multiple: true,
+    value: 'KEY',
+    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
+};
+const STORE = {
+    type: 'string',
+    value: 'URI',
+    help: "the Nix store to use (Nix's --store; default: Nix's default)",
+};
+const CACHE_KEY = {
+    type: 'string',
+    value: 'FILE',
+    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
+};
+/** Nix's `--log-format` values. */
+const LOG_FORMATS = [
+    'raw',
+    'internal-json',
+    'bar',
+    'bar-with-logs',
+    'multiline',
+    'multiline-with-logs',
+];
+const LOG_FORMAT = {
+    type: 'string',
+    value: 'FORMAT',
+    choices: LOG_FORMATS,
+    help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
+};
+const NIX_ARG = {
+    type: 'string',
+    multiple: true,
+    dashValue: true,
+    value: 'ARGS',
+    help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
+};
+/** `--nix-arg` values split shell-style, then everything after `--`. */
+function nixArgs(args) {
+    return [...list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
+}
+const NO_CHECK_SIGS = {
+    type: 'boolean',
+    help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
+};
+const MAX_SIZE = {
+    type: 'string',
+    value: 'BYTES',
+    help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
+};
+const MAX_AGE = {
+    type: 'string',
+    value: 'DURATION',
+    help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
+};
+const ALLOW_DOWNGRADE = {
+    type: 'boolean',
+    help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
+};
+const METHOD = {
+    type: 'string',
+    value: 'METHOD',
+    choices: IMPORT_METHODS,
+    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
+};
+/** The operand of the commands that read one bundle. */
+const BUNDLE = { value: 'BUNDLE', complete: 'file' };
+function command_define(spec) {
+    const options = { ...spec.options, ...COMMON };
+    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
+}
+function print(ctx, args, value, human) {
+    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+/**
+ * A result with its trust report: the one the use case made, or one made here from the keys the
+ * verifier required a signature by.
+ */
+function withTrust(result, trustedKeys, noCheckSigs) {
+    return {
+        ...result,
+        trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
+    };
+}
+/** `--max-age` in milliseconds (and as written), or nothing. */
+function maxAge(args) {
+    const text = str(args, 'max-age');
+    return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
+}
+/** The secret keys of the repeatable `--sign-key FILE`. */
+function signingKeys(args) {
+    return Promise.all(list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
+}
+function noRest(args, command) {
+    if (args.rest.length > 0)
+        throw usageError(`${command} takes no arguments after --`);
+}
+/** zstd levels the bundle writer accepts, as `--level` says them. */
+const LEVELS = `${MIN_LEVEL}-${MAX_LEVEL}`;
+/**
+ * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
+ * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
+ * --trusted-key (or, on purpose, --no-check-sigs).
+ */
+async function importDeps(args, ctx, trustedKeys) {
+    const keyFile = list(args, 'sign-key')[0];
+    const noCheckSigs = flag(args, 'no-check-sigs');
+    assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
+    if (noCheckSigs && trustedKeys.length === 0)
+        ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
+    const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
+    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
+}
+/** A command's help page. */
+function commandHelp(cmd) {
+    return [
+        `Usage: ${cmd.usage.join('\n       ')}`,
+        '',
+        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
+        '',
+        wrap(cmd.description, 78),
+        '',
+        'Options:',
+        optionsHelp(cmd.options),
+        '',
+        'Examples:',
+        ...cmd.examples.map((e) => `  ${e}`),
+        '',
+    ].join('\n');
+}
+function wrap(text, width) {
+    const out = [];
+    let line = '';
+    for (const word of text.split(/\s+/)) {
+        if (line !== '' && line.length + 1 + word.length > width) {
+            out.push(line);
+            line = word;
+        }
+        else
+            line = line === '' ? word : `${line} ${word}`;
+    }
+    if (line !== '')
+        out.push(line);
+    return out.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/cli/completions.ts
+/** The shells `nix-plan completions` writes a script for. */
+const SHELLS = ['bash', 'zsh', 'fish'];
+const FILE_VALUES = new Set(['FILE', 'OUT', 'PATH', 'PREFIX', 'KEY', 'BUNDLE']);
+/** How an option's value completes, from its spec (choices, else its placeholder's kind). */
+function valueCompletion(spec) {
+    if (spec.type === 'boolean')
+        return undefined;
+    if (spec.choices !== undefined)
+        return { choices: spec.choices };
+    if (spec.value === 'DIR')
+        return 'dir';
+    return spec.value !== undefined && FILE_VALUES.has(spec.value) ? 'file' : 'none';
+}
+/** The words after `nix-plan help`. */
+function helpTopics(commands) {
+    return [...commands.map((c) => c.name), 'exit-codes'];
+}
+const TOP_LEVEL = ['help', 'version', '--help', '--version'];
+/** The completion script for `shell`. */
+function completionScript(shell, commands) {
+    if (shell === 'bash')
+        return bash(commands);
+    if (shell === 'zsh')
+        return zsh(commands);
+    return fish(commands);
+}
+// ---- bash ----
+function bash(commands) {
+    const words = (xs) => `'${xs.join(' ')}'`;
+    const lines = [
+        '# bash completion for nix-plan, generated by `nix-plan completions bash` from its command table.',
+        '_nix_plan() {',
+        '  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
+        '  COMPREPLY=()',
+        '  if ((COMP_CWORD == 1)); then',
+        `    mapfile -t COMPREPLY < <(compgen -W ${words([...commands.map((c) => c.name), ...TOP_LEVEL])} -- "$cur")`,
+        '    return 0',
+        '  fi',
+        '  case ${COMP_WORDS[1]} in',
+        '  help)',
+        `    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W ${words(helpTopics(commands))} -- "$cur")`,
+        '    return 0',
+        '    ;;',
+    ];
+    for (const c of commands) {
+        lines.push(`  ${c.name})`, '    case $prev in');
+        const byKind = new Map();
+        for (const [name, spec] of Object.entries(c.options)) {
+            const kind = valueCompletion(spec);
+            if (kind === undefined)
+                continue;
+            const key = typeof kind === 'string' ? kind : `compgen -W ${words(kind.choices)}`;
+            byKind.set(key, [
+                ...(byKind.get(key) ?? []),
+                ...(spec.short === undefined ? [] : [`-${spec.short}`]),
+                `--${name}`,
+            ]);
+        }
+        for (const [key, flags] of byKind) {
+            const action = key === 'file'
+                ? 'mapfile -t COMPREPLY < <(compgen -f -- "$cur")'
+                : key === 'dir'
+                    ? 'mapfile -t COMPREPLY < <(compgen -d -- "$cur")'
+                    : key === 'none'
+                        ? ':'
+                        : `mapfile -t COMPREPLY < <(${key} -- "$cur")`;
+            lines.push(`    ${flags.join(' | ')})`, `      ${action}`, '      return 0', '      ;;');
+        }
+        lines.push('    esac');
+        const flags = Object.entries(c.options).flatMap(([name, spec]) => [
+            ...(spec.short === undefined ? [] : [`-${spec.short}`]),
+            `--${name}`,
+        ]);
+        const operand = c.operand?.complete ?? 'none';
+        lines.push('    if [[ $cur == -* ]]; then', `      mapfile -t COMPREPLY < <(compgen -W ${words(flags)} -- "$cur")`);
+        if (operand === 'file')
+            lines.push('    else', '      mapfile -t COMPREPLY < <(compgen -f -- "$cur")');
+        else if (operand !== 'none')
+            lines.push('    else', `      mapfile -t COMPREPLY < <(compgen -W ${words(operand)} -- "$cur")`);
+        lines.push('    fi', '    ;;');
+    }
+    lines.push('  esac', '  return 0', '}', 'complete -o filenames -o bashdefault -F _nix_plan nix-plan', '');
+    return lines.join('\n');
+}
+// ---- zsh ----
+/** Text inside a zsh single-quoted _arguments spec's `[description]`. */
+function zshDescription(text) {
+    return text
+        .replace(/\\/g, '\\\\')
+        .replace(/([[\]:])/g, '\\$1')
+        .replace(/'/g, `'\\''`);
+}
+function zshAction(kind) {
+    if (kind === 'file')
+        return '_files';
+    if (kind === 'dir')
+        return '_files -/';
+    if (kind === 'none')
+        return ' ';
+    return `(${kind.choices.join(' ')})`;
+}
+function zsh(commands) {
+    const lines = [
+        '#compdef nix-plan',
+        '# zsh completion for nix-plan, generated by `nix-plan completions zsh` from its command table.',
+        '_nix_plan() {',
+        '  local -a commands',
+        '  commands=(',
+        ...commands.map((c) => `    '${c.name}:${zshDescription(c.summary)}'`),
+        `    'help:show help for a command or the exit codes'`,
+        `    'version:print the version'`,
+        '  )',
+        '  if ((CURRENT == 2)); then',
+        "    _describe -t commands 'nix-plan command' commands",
+        '    return',
+        '  fi',
+        '  local cmd=$words[2]',
+        '  shift words',
+        '  ((CURRENT--))',
+        '  case $cmd in',
+        `  (help) _values 'topic' ${helpTopics(commands).join(' ')} ;;`,
+    ];
+    for (const c of commands) {
+        const specs = [];
+        for (const [name, spec] of Object.entries(c.options)) {
+            const spellings = [...(spec.short === undefined ? [] : [`-${spec.short}`]), `--${name}`];
+            const exclusive = spec.multiple === true ? '*' : spellings.length > 1 ? `(${spellings.join(' ')})` : '';
+            const kind = valueCompletion(spec);
+            const value = kind === undefined ? '' : `:${spec.value ?? 'VALUE'}:${zshAction(kind)}`;
+            for (const s of spellings)
+                specs.push(`'${exclusive}${s}[${zshDescription(spec.help)}]${value}'`);
+        }
+        if (c.operand !== undefined) {
+            const kind = typeof c.operand.complete === 'string' ? c.operand.complete : { choices: c.operand.complete };
+            specs.push(`'*:${c.operand.value}:${zshAction(kind)}'`);
+        }
+        lines.push(`  (${c.name})`, '    _arguments -s -S \\', ...specs.map((s, i) => `      ${s}${i === specs.length - 1 ? '' : ' \\'}`), '    ;;');
+    }
+    lines.push('  esac', '}', '_nix_plan "$@"', '');
+    return lines.join('\n');
+}
+// ---- fish ----
+/** A fish single-quoted string. */
+function fishQuote(text) {
+    return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+function fish(commands) {
+    // The subcommand is always the first word after nix-plan (an option value may be `import`).
+    const first = '-n __fish_nix_plan_first';
+    const lines = [
+        '# fish completion for nix-plan, generated by `nix-plan completions fish` from its command table.',
+        'function __fish_nix_plan_first',
+        '    test (count (commandline -opc)) -eq 1',
+        'end',
+        'function __fish_nix_plan_is',
+        '    set -l words (commandline -opc)',
+        '    test (count $words) -ge 2; and test "$words[2]" = "$argv[1]"',
+        'end',
+        'complete -c nix-plan -f',
+        ...commands.map((c) => `complete -c nix-plan ${first} -a ${c.name} -d ${fishQuote(c.summary)}`),
+        `complete -c nix-plan ${first} -a help -d ${fishQuote('show help for a command or the exit codes')}`,
+        `complete -c nix-plan ${first} -a version -d ${fishQuote('print the version')}`,
+        `complete -c nix-plan ${first} -l help -d ${fishQuote('show help')}`,
+        `complete -c nix-plan ${first} -l version -d ${fishQuote('print the version')}`,
+        `complete -c nix-plan -n ${fishQuote('__fish_nix_plan_is help')} -a ${fishQuote(helpTopics(commands).join(' '))}`,
+    ];
+    for (const c of commands) {
+        const when = `-n ${fishQuote(`__fish_nix_plan_is ${c.name}`)}`;
+        for (const [name, spec] of Object.entries(c.options)) {
+            const kind = valueCompletion(spec);
+            const short = spec.short === undefined ? '' : ` -s ${spec.short}`;
+            const value = kind === undefined
+                ? ''
+                : kind === 'file'
+                    ? ' -r -F'
+                    : kind === 'dir'
+                        ? " -x -a '(__fish_complete_directories)'"
+                        : kind === 'none'
+                            ? ' -x'
+                            : ` -x -a ${fishQuote(kind.choices.join(' '))}`;
+            lines.push(`complete -c nix-plan ${when}${short} -l ${name}${value} -d ${fishQuote(spec.help)}`);
+        }
+        const operand = c.operand?.complete;
+        if (operand === 'file')
+            lines.push(`complete -c nix-plan ${when} -F`);
+        else if (operand !== undefined && operand !== 'none')
+            lines.push(`complete -c nix-plan ${when} -x -a ${fishQuote(operand.join(' '))}`);
+    }
+    lines.push('');
+    return lines.join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/nix/host-script.ts
@@ -6304,415 +8267,6 @@ function hostProgramArgv(phase, args, sudo = false) {
     return [...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', HOST_SCRIPT, HOST_PROGRAM_NAME, phase, ...args];
 }
 
-;// CONCATENATED MODULE: ./src/core/closure.ts
-// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
-/**
- * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
- * already is one (an iterative depth-first post-order, so chains of any length are fine).
- * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
- * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
- */
-function dependenciesFirst(paths, dependencies, onCycle) {
-    const inSet = new Set(paths);
-    const state = new Map();
-    const order = [];
-    for (const start of paths) {
-        if (state.has(start))
-            continue;
-        const stack = [
-            { path: start, deps: dependencies(start), next: 0 },
-        ];
-        state.set(start, 'active');
-        while (stack.length > 0) {
-            const top = stack[stack.length - 1];
-            if (top.next < top.deps.length) {
-                const dep = top.deps[top.next++];
-                if (dep === top.path || !inSet.has(dep))
-                    continue;
-                const s = state.get(dep);
-                if (s === 'done')
-                    continue;
-                if (s === 'active')
-                    onCycle(top.path, dep);
-                state.set(dep, 'active');
-                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
-                continue;
-            }
-            stack.pop();
-            state.set(top.path, 'done');
-            order.push(top.path);
-        }
-    }
-    return order;
-}
-
-;// CONCATENATED MODULE: ./src/nix/store.ts
-// Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
-// the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
-
-
-
-
-
-
-/**
- * Parses `nix-store --dump-db` output: per path its name, NAR hash, NAR size, deriver (or an empty
- * line), the number of references and the references, each on its own line.
- */
-function parseDumpDb(text) {
-    const lines = text.split('\n');
-    const out = [];
-    let i = 0;
-    const bad = (detail) => new errors_NixPlanError('nix', `unexpected nix-store --dump-db output at line ${i + 1}: ${detail}`);
-    while (i < lines.length && lines[i] !== '') {
-        const path = lines[i] ?? '';
-        const hashText = lines[i + 1];
-        const sizeText = lines[i + 2];
-        const deriver = lines[i + 3];
-        const countText = lines[i + 4];
-        if (hashText === undefined || sizeText === undefined || deriver === undefined || countText === undefined)
-            throw bad(`truncated entry for '${path}'`);
-        const count = Number(countText);
-        const narSize = Number(sizeText);
-        if (!Number.isSafeInteger(count) || count < 0 || !/^\d+$/.test(countText))
-            throw bad('bad reference count');
-        if (!Number.isSafeInteger(narSize) || !/^\d+$/.test(sizeText))
-            throw bad('bad NAR size');
-        let narHash;
-        try {
-            const h = parseHash(hashText, 'sha256');
-            if (h.algo !== 'sha256')
-                throw new Error(h.algo);
-            narHash = toHex(h.bytes);
-        }
-        catch {
-            throw bad(`bad NAR hash '${hashText}'`);
-        }
-        const references = lines.slice(i + 5, i + 5 + count);
-        if (references.length !== count)
-            throw bad(`truncated references of '${path}'`);
-        out.push({ path, narHash, narSize, deriver, references });
-        i += 5 + count;
-    }
-    return out;
-}
-/** Parses `nix-store --version` ("nix-store (Nix) 2.8.0", "nix-store (Lix, like Nix) 2.91.1"). */
-function parseNixVersion(text) {
-    const m = /(\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?)\s*$/.exec(text.trim().split('\n')[0] ?? '');
-    if (m === null)
-        throw new errors_NixPlanError('nix', `cannot read the Nix version from '${text.trim()}'`);
-    return m[1] ?? '';
-}
-/** Parameters of a store URI (`local?root=/x&real=/y`, `/x`, `daemon`). */
-function storeUriParams(uri) {
-    if (uri.startsWith('/'))
-        return { root: uri.split('?')[0] ?? uri };
-    const q = uri.indexOf('?');
-    if (q < 0)
-        return {};
-    const params = new URLSearchParams(uri.slice(q + 1));
-    const root = params.get('root') ?? undefined;
-    const real = params.get('real') ?? undefined;
-    return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
-}
-/**
- * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
- * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
- */
-function physicalStoreDir(storeDir, options = {}) {
-    if (options.realStoreDir !== undefined)
-        return options.realStoreDir;
-    if (options.store === undefined)
-        return storeDir;
-    const { root, real } = storeUriParams(options.store);
-    if (real !== undefined)
-        return real;
-    if (root !== undefined)
-        return root.replace(/\/+$/, '') + storeDir;
-    return storeDir;
-}
-/** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
-const ARGV_BUDGET = 256 * 1024;
-/** Splits `paths` into command-line-sized batches. */
-function batchPaths(paths, budget = ARGV_BUDGET) {
-    const batches = [];
-    let current = [];
-    let size = 0;
-    for (const p of paths) {
-        if (current.length > 0 && size + p.length + 1 > budget) {
-            batches.push(current);
-            current = [];
-            size = 0;
-        }
-        current.push(p);
-        size += p.length + 1;
-    }
-    if (current.length > 0)
-        batches.push(current);
-    return batches;
-}
-function lines(out) {
-    return out
-        .toString('utf8')
-        .split('\n')
-        .filter((l) => l !== '');
-}
-/** A Nix store seen through its command-line tools and its files. */
-class NixStore {
-    runner;
-    options;
-    storeDirCache;
-    constructor(runner, options = {}) {
-        this.runner = runner;
-        this.options = options;
-    }
-    /** `--store URI` when a store was chosen, for every Nix command that talks to it. */
-    storeArgs() {
-        return this.options.store === undefined ? [] : ['--store', this.options.store];
-    }
-    /** The version of the Nix on PATH (`nix-store --version`), e.g. "2.8.0". */
-    async version() {
-        const { stdout } = await this.runner.run('nix-store', ['--version']);
-        return parseNixVersion(stdout.toString('utf8'));
-    }
-    /** The store's logical directory (`builtins.storeDir`), asked once. */
-    async storeDir() {
-        if (this.storeDirCache === undefined) {
-            const { stdout } = await this.runner.run('nix-instantiate', [
-                ...this.storeArgs(),
-                '--eval',
-                '--json',
-                '-E',
-                'builtins.storeDir',
-            ]);
-            const value = JSON.parse(stdout.toString('utf8'));
-            if (typeof value !== 'string')
-                throw new errors_NixPlanError('nix', 'builtins.storeDir is not a string');
-            this.storeDirCache = value;
-        }
-        return this.storeDirCache;
-    }
-    /** Tells the store its directory when it is already known (e.g. from an evaluated .drv path). */
-    setStoreDir(storeDir) {
-        this.storeDirCache = storeDir;
-    }
-    /** The file-system location of a store path. */
-    async realPath(path) {
-        const storeDir = await this.storeDir();
-        const real = physicalStoreDir(storeDir, this.options);
-        return real === storeDir ? path : real + path.slice(storeDir.length);
-    }
-    /**
-     * `realPath` without the round trip, once the store dir is known (`setStoreDir` or an awaited
-     * `storeDir()`): for the thousands of paths of a closure.
-     */
-    realPathSync(path) {
-        const storeDir = this.storeDirCache;
-        if (storeDir === undefined)
-            throw new errors_NixPlanError('internal', 'the store dir is not known yet');
-        const real = physicalStoreDir(storeDir, this.options);
-        return real === storeDir ? path : real + path.slice(storeDir.length);
-    }
-    /**
-     * A store object that is one regular file, read synchronously: its bytes and executable bit, or
-     * undefined when it is not a regular file. Store files are small and never change, and one
-     * `lstat` + `readFile` on the calling thread costs microseconds, where each `fs.promises` call
-     * is a round trip through libuv's thread pool (which zstd shares): for tens of thousands of
-     * `.drv` files that waiting dominated.
-     */
-    readRegularFileSync(path, maxSize = Infinity) {
-        const real = this.realPathSync(path);
-        const st = (0,external_node_fs_namespaceObject.lstatSync)(real);
-        if (!st.isFile() || st.size > maxSize)
-            return undefined;
-        const buf = (0,external_node_fs_namespaceObject.readFileSync)(real);
-        return {
-            bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.length),
-            executable: (st.mode & 0o100) !== 0,
-        };
-    }
-    /** A store object's bytes when it is one regular file (a .drv, a text file). */
-    async readFile(path) {
-        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(await this.realPath(path)));
-    }
-    /** Size and executable bit of a store object that is one regular file; undefined otherwise. */
-    async fileInfo(path) {
-        const st = await (0,external_node_fs_promises_namespaceObject.lstat)(await this.realPath(path));
-        return st.isFile() ? { size: st.size, executable: (st.mode & 0o100) !== 0 } : undefined;
-    }
-    /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
-    async requisites(paths, includeOutputs = false) {
-        if (paths.length === 0)
-            return [];
-        const out = [];
-        const seen = new Set();
-        for (const batch of batchPaths(paths)) {
-            const { stdout } = await this.runner.run('nix-store', [
-                ...this.storeArgs(),
-                '--query',
-                '--requisites',
-                ...(includeOutputs ? ['--include-outputs'] : []),
-                ...batch,
-            ]);
-            for (const p of lines(stdout))
-                if (!seen.has(p)) {
-                    seen.add(p);
-                    out.push(p);
-                }
-        }
-        return out;
-    }
-    /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
-    async pathInfos(paths) {
-        const infos = new Map();
-        for await (const batch of this.pathInfoBatches(paths, ARGV_BUDGET))
-            for (const info of batch)
-                infos.set(info.path, info);
-        return infos;
-    }
-    /**
-     * Registration info of `paths`, in their order, one batch (one `nix-store --dump-db`) at a
-     * time, with up to `parallel` Nix processes answering ahead: a consumer starts on the first
-     * batch while Nix answers the rest. The first processes start at the call, not at iteration.
-     */
-    pathInfoBatches(paths, budget = ARGV_BUDGET, parallel = 1) {
-        // References name the same few thousand paths again and again: sharing one string per path
-        // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
-        const canonical = new Map(paths.map((p) => [p, p]));
-        const intern = (p) => {
-            const c = canonical.get(p);
-            if (c !== undefined)
-                return c;
-            const copy = Buffer.from(p, 'utf8').toString('utf8');
-            canonical.set(copy, copy);
-            return copy;
-        };
-        const batches = batchPaths(paths, budget);
-        const started = [];
-        const start = (i) => {
-            const batch = batches[i];
-            if (batch === undefined || started[i] !== undefined)
-                return;
-            const answer = this.dumpDb(batch, intern);
-            answer.catch(() => undefined); // awaited in turn; a consumer that stops early leaves it
-            started[i] = answer;
-        };
-        for (let i = 0; i < parallel; i++)
-            start(i);
-        return (async function* () {
-            for (let i = 0; i < batches.length; i++) {
-                start(i);
-                const infos = await started[i];
-                start(i + parallel);
-                if (infos !== undefined)
-                    yield infos;
-            }
-        })();
-    }
-    /** One `nix-store --dump-db` of `batch`: its registrations in the batch's order. */
-    async dumpDb(batch, intern) {
-        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
-        const byPath = new Map();
-        for (const info of parseDumpDb(stdout.toString('utf8')))
-            byPath.set(info.path, {
-                path: intern(info.path),
-                narHash: info.narHash,
-                narSize: info.narSize,
-                deriver: info.deriver === '' ? '' : intern(info.deriver),
-                references: info.references.map(intern),
-            });
-        return batch.map((p) => {
-            const info = byPath.get(p);
-            if (info === undefined)
-                throw new errors_NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
-            return info;
-        });
-    }
-    /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
-    async invalidPaths(paths) {
-        const invalid = new Set();
-        for (const batch of batchPaths(paths)) {
-            const { stdout } = await this.runner.run('nix-store', [
-                ...this.storeArgs(),
-                '--check-validity',
-                '--print-invalid',
-                ...batch,
-            ]);
-            for (const p of lines(stdout))
-                invalid.add(p);
-        }
-        return invalid;
-    }
-    /**
-     * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
-     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
-     * `onLog` receives Nix's build log as it is written.
-     */
-    async realise(drvPaths, options = {}) {
-        if (drvPaths.length === 0)
-            return [];
-        const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
-        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
-        return lines(stdout);
-    }
-}
-/**
- * Sorts `paths` so every path comes after its references (those inside the set), keeping the
- * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
- */
-function dependencyOrder(paths, references) {
-    return dependenciesFirst(paths, references, (path, ref) => {
-        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
-    });
-}
-/** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
-const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
-/**
- * The kind of a closure member, decided as the bundle verifier decides it: a `.drv`; else
- * whatever its content address says (a `toFile` text, or a source: a path literal, or a fixed
- * output, whose path is its content's hash too); anything not content-addressed is a build
- * output. `readFile` gives a single-file object's bytes (only called for regular files).
- */
-async function classify(info, storeDir, fileInfo, readFile) {
-    const byPath = classifyWithoutContents(info, storeDir);
-    if (byPath !== undefined)
-        return byPath;
-    const file = await fileInfo(info.path);
-    // An executable or a directory can only be a recursive source, which was checked above.
-    if (file === undefined || file.executable || file.size > MAX_CLASSIFY_FILE)
-        return 'output';
-    return classifyFile(info, storeDir, await readFile(info.path));
-}
-/**
- * `classify` with the file read synchronously (`NixStore.readRegularFileSync`): the same
- * decision, without a thread-pool round trip per path.
- */
-function classifySync(info, storeDir, readRegularFile) {
-    const byPath = classifyWithoutContents(info, storeDir);
-    if (byPath !== undefined)
-        return byPath;
-    const file = readRegularFile(info.path, MAX_CLASSIFY_FILE);
-    if (file === undefined || file.executable)
-        return 'output';
-    return classifyFile(info, storeDir, file.bytes);
-}
-/** The kind when the path, its registration and its NAR hash decide it; undefined when the file must be read. */
-function classifyWithoutContents(info, storeDir) {
-    if (info.path.endsWith('.drv') && info.deriver === '')
-        return 'drv';
-    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
-    const facts = { path: info.path, references: info.references, narHash };
-    // Recursive sources need only the NAR hash; flat ones and texts need the file's bytes.
-    return identifyContentAddress(facts, storeDir)?.kind;
-}
-/** The kind of a non-executable single-file object from its bytes (a flat source or a text). */
-function classifyFile(info, storeDir, contents) {
-    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
-    const facts = { path: info.path, references: info.references, narHash };
-    const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
-    return byFile?.kind ?? 'output';
-}
-
 ;// CONCATENATED MODULE: ./src/nix/host-program.ts
 // The client side of the host program (host-script.ts): runs its phases through a HostShell and
 // turns their marker lines into typed answers and their refusals into NixPlanErrors.
@@ -7117,71 +8671,6 @@ class LocalHost {
     }
 }
 
-;// CONCATENATED MODULE: ./src/app/deps.ts
-/** A logger that drops everything (for library callers that want no output). */
-const silentLogger = {
-    info: () => undefined,
-    warn: () => undefined,
-    debug: () => undefined,
-};
-/** A progress sink that shows nothing. */
-const noProgress = {
-    start: () => ({ tick: () => undefined, done: () => undefined }),
-};
-/** `deps.progress` or one that shows nothing. */
-function progressOf(deps) {
-    return deps.progress ?? noProgress;
-}
-
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
-
-
-
-/**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
- */
-async function verifyWithProgress(bundle, options, progress, signal) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
-        try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    signal?.throwIfAborted();
-                    await options.onEntry?.(e);
-                    task.tick(1, e.nar.narSize);
-                },
-            });
-        }
-        finally {
-            task.done();
-        }
-    }
-    finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
-    return {
-        bundlePath,
-        ...report,
-        trust: trustReportOf(report.manifest, keys, {
-            noCheckSigs: report.noCheckSigs,
-            unproven: report.unproven,
-        }),
-    };
-}
-
 ;// CONCATENATED MODULE: ./src/app/deploy/activation.ts
 // Safe activation, for `deploy` and `apply` alike: run the host program's activation, confirm it
 // over a new connection (or find out what the watchdog did when the connection was lost), and say
@@ -7347,8 +8836,6 @@ async function fileDigest(path) {
     return `sha256:${hash.digest('hex')}`;
 }
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/core/provenance.ts
 // Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
 // worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
@@ -8068,8 +9555,6 @@ function parseHostOption(text) {
 
 
 
-// The choices come from the app layer: this module and commands.ts import each other, so a
-// constant of this module is not yet defined when commands.ts builds its table.
 
 const RESULT_WORDS = {
     pushed: 'plan imported',
@@ -8114,7 +9599,7 @@ function failure(result) {
 }
 /** The `deploy` command. */
 function deployCommand() {
-    return commands_define({
+    return command_define({
         name: 'deploy',
         summary: 'send a NixOS system plan to hosts over SSH, build it there and switch safely',
         usage: [
@@ -8191,27 +9676,27 @@ function deployCommand() {
         ],
         async run(args, ctx) {
             noRest(args, 'deploy');
-            const hosts = args_list(args, 'host').map(parseHostOption);
+            const hosts = list(args, 'host').map(parseHostOption);
             if (hosts.length === 0)
                 throw usageError('missing --host [USER@]HOST');
             const quiet = flag(args, 'quiet');
-            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+            const trustedKeys = await readKeys(list(args, 'trusted-key'));
             const result = await ctx.useCases.deployPlan(onePositional(args, 'BUNDLE'), {
                 hosts,
-                action: oneOf(args_str(args, 'action'), 'action', DEPLOY_ACTIONS),
-                profile: args_str(args, 'profile'),
-                confirmTimeout: integer(args_str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
-                buildOn: oneOf(args_str(args, 'build-on'), 'build-on', BUILD_ON),
+                action: oneOf(str(args, 'action'), 'action', DEPLOY_ACTIONS),
+                profile: str(args, 'profile'),
+                confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+                buildOn: oneOf(str(args, 'build-on'), 'build-on', BUILD_ON),
                 trustedKeys,
                 noCheckSigs: flag(args, 'no-check-sigs'),
                 allowAnyRoot: flag(args, 'allow-any-root'),
-                jobs: integer(args_str(args, 'jobs'), 'jobs', 1, 1024),
+                jobs: integer(str(args, 'jobs'), 'jobs', 1, 1024),
                 keepGoing: flag(args, 'keep-going'),
-                sshOptions: args_list(args, 'ssh-option'),
+                sshOptions: list(args, 'ssh-option'),
                 useSudo: flag(args, 'use-sudo'),
                 ...maxAge(args),
                 allowDowngrade: flag(args, 'allow-downgrade'),
-                compress: oneOf(args_str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
+                compress: oneOf(str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
             }, {
                 ...ctx.deps,
                 realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys }, ctx.deps),
@@ -8238,254 +9723,6 @@ function deployCommand() {
                 throw error;
         },
     });
-}
-
-;// CONCATENATED MODULE: ./src/cli/stdin-bundle.ts
-// `-` for a bundle: standard input copied into a private temp file (0600 in a 0700 directory)
-// first, so the use case reads a file nobody else can change, and removed afterwards.
-
-
-
-
-
-
-/** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
-async function withBundleFile(bundle, stdin, use) {
-    if (bundle !== '-')
-        return use(bundle);
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
-    try {
-        const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
-        await (0,promises_namespaceObject.pipeline)(stdin, (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600, flags: 'wx' })).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read the plan from standard input: ${e.message}`);
-        });
-        return await use(file);
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
-function plural(n, one, many = `${one}s`) {
-    return `${n} ${n === 1 ? one : many}`;
-}
-/** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
-function formatDryRun(r) {
-    const lines = [
-        `import: ${plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
-    ];
-    if (r.build.length === 0)
-        lines.push('build: nothing');
-    else {
-        lines.push(`build: ${plural(r.build.length, 'derivation')}`);
-        for (const d of r.build)
-            lines.push(`  ${d}${r.unknownOutputs.includes(d) ? ' (output paths known only after building)' : ''}`);
-    }
-    if (r.fetch.length === 0)
-        lines.push('fetch: nothing');
-    else {
-        lines.push(`fetch: ${plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
-        for (const p of r.fetch)
-            lines.push(`  ${p}`);
-    }
-    if (r.present > 0)
-        lines.push(`already built: ${plural(r.present, 'output')}`);
-    lines.push('dry run: the bundle was verified and the store and its substituters were asked; nothing was imported, built or fetched', '');
-    return lines.join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/cli/completions.ts
-/** The shells `nix-plan completions` writes a script for. */
-const SHELLS = ['bash', 'zsh', 'fish'];
-const FILE_VALUES = new Set(['FILE', 'OUT', 'PATH', 'PREFIX', 'KEY', 'BUNDLE']);
-/** How an option's value completes, from its spec (choices, else its placeholder's kind). */
-function valueCompletion(spec) {
-    if (spec.type === 'boolean')
-        return undefined;
-    if (spec.choices !== undefined)
-        return { choices: spec.choices };
-    if (spec.value === 'DIR')
-        return 'dir';
-    return spec.value !== undefined && FILE_VALUES.has(spec.value) ? 'file' : 'none';
-}
-/** The words after `nix-plan help`. */
-function helpTopics(commands) {
-    return [...commands.map((c) => c.name), 'exit-codes'];
-}
-const TOP_LEVEL = ['help', 'version', '--help', '--version'];
-/** The completion script for `shell`. */
-function completionScript(shell, commands) {
-    if (shell === 'bash')
-        return bash(commands);
-    if (shell === 'zsh')
-        return zsh(commands);
-    return fish(commands);
-}
-// ---- bash ----
-function bash(commands) {
-    const words = (xs) => `'${xs.join(' ')}'`;
-    const lines = [
-        '# bash completion for nix-plan, generated by `nix-plan completions bash` from its command table.',
-        '_nix_plan() {',
-        '  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
-        '  COMPREPLY=()',
-        '  if ((COMP_CWORD == 1)); then',
-        `    mapfile -t COMPREPLY < <(compgen -W ${words([...commands.map((c) => c.name), ...TOP_LEVEL])} -- "$cur")`,
-        '    return 0',
-        '  fi',
-        '  case ${COMP_WORDS[1]} in',
-        '  help)',
-        `    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W ${words(helpTopics(commands))} -- "$cur")`,
-        '    return 0',
-        '    ;;',
-    ];
-    for (const c of commands) {
-        lines.push(`  ${c.name})`, '    case $prev in');
-        const byKind = new Map();
-        for (const [name, spec] of Object.entries(c.options)) {
-            const kind = valueCompletion(spec);
-            if (kind === undefined)
-                continue;
-            const key = typeof kind === 'string' ? kind : `compgen -W ${words(kind.choices)}`;
-            byKind.set(key, [
-                ...(byKind.get(key) ?? []),
-                ...(spec.short === undefined ? [] : [`-${spec.short}`]),
-                `--${name}`,
-            ]);
-        }
-        for (const [key, flags] of byKind) {
-            const action = key === 'file'
-                ? 'mapfile -t COMPREPLY < <(compgen -f -- "$cur")'
-                : key === 'dir'
-                    ? 'mapfile -t COMPREPLY < <(compgen -d -- "$cur")'
-                    : key === 'none'
-                        ? ':'
-                        : `mapfile -t COMPREPLY < <(${key} -- "$cur")`;
-            lines.push(`    ${flags.join(' | ')})`, `      ${action}`, '      return 0', '      ;;');
-        }
-        lines.push('    esac');
-        const flags = Object.entries(c.options).flatMap(([name, spec]) => [
-            ...(spec.short === undefined ? [] : [`-${spec.short}`]),
-            `--${name}`,
-        ]);
-        const operand = c.operand?.complete ?? 'none';
-        lines.push('    if [[ $cur == -* ]]; then', `      mapfile -t COMPREPLY < <(compgen -W ${words(flags)} -- "$cur")`);
-        if (operand === 'file')
-            lines.push('    else', '      mapfile -t COMPREPLY < <(compgen -f -- "$cur")');
-        else if (operand !== 'none')
-            lines.push('    else', `      mapfile -t COMPREPLY < <(compgen -W ${words(operand)} -- "$cur")`);
-        lines.push('    fi', '    ;;');
-    }
-    lines.push('  esac', '  return 0', '}', 'complete -o filenames -o bashdefault -F _nix_plan nix-plan', '');
-    return lines.join('\n');
-}
-// ---- zsh ----
-/** Text inside a zsh single-quoted _arguments spec's `[description]`. */
-function zshDescription(text) {
-    return text
-        .replace(/\\/g, '\\\\')
-        .replace(/([[\]:])/g, '\\$1')
-        .replace(/'/g, `'\\''`);
-}
-function zshAction(kind) {
-    if (kind === 'file')
-        return '_files';
-    if (kind === 'dir')
-        return '_files -/';
-    if (kind === 'none')
-        return ' ';
-    return `(${kind.choices.join(' ')})`;
-}
-function zsh(commands) {
-    const lines = [
-        '#compdef nix-plan',
-        '# zsh completion for nix-plan, generated by `nix-plan completions zsh` from its command table.',
-        '_nix_plan() {',
-        '  local -a commands',
-        '  commands=(',
-        ...commands.map((c) => `    '${c.name}:${zshDescription(c.summary)}'`),
-        `    'help:show help for a command or the exit codes'`,
-        `    'version:print the version'`,
-        '  )',
-        '  if ((CURRENT == 2)); then',
-        "    _describe -t commands 'nix-plan command' commands",
-        '    return',
-        '  fi',
-        '  local cmd=$words[2]',
-        '  shift words',
-        '  ((CURRENT--))',
-        '  case $cmd in',
-        `  (help) _values 'topic' ${helpTopics(commands).join(' ')} ;;`,
-    ];
-    for (const c of commands) {
-        const specs = [];
-        for (const [name, spec] of Object.entries(c.options)) {
-            const spellings = [...(spec.short === undefined ? [] : [`-${spec.short}`]), `--${name}`];
-            const exclusive = spec.multiple === true ? '*' : spellings.length > 1 ? `(${spellings.join(' ')})` : '';
-            const kind = valueCompletion(spec);
-            const value = kind === undefined ? '' : `:${spec.value ?? 'VALUE'}:${zshAction(kind)}`;
-            for (const s of spellings)
-                specs.push(`'${exclusive}${s}[${zshDescription(spec.help)}]${value}'`);
-        }
-        if (c.operand !== undefined) {
-            const kind = typeof c.operand.complete === 'string' ? c.operand.complete : { choices: c.operand.complete };
-            specs.push(`'*:${c.operand.value}:${zshAction(kind)}'`);
-        }
-        lines.push(`  (${c.name})`, '    _arguments -s -S \\', ...specs.map((s, i) => `      ${s}${i === specs.length - 1 ? '' : ' \\'}`), '    ;;');
-    }
-    lines.push('  esac', '}', '_nix_plan "$@"', '');
-    return lines.join('\n');
-}
-// ---- fish ----
-/** A fish single-quoted string. */
-function fishQuote(text) {
-    return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-function fish(commands) {
-    // The subcommand is always the first word after nix-plan (an option value may be `import`).
-    const first = '-n __fish_nix_plan_first';
-    const lines = [
-        '# fish completion for nix-plan, generated by `nix-plan completions fish` from its command table.',
-        'function __fish_nix_plan_first',
-        '    test (count (commandline -opc)) -eq 1',
-        'end',
-        'function __fish_nix_plan_is',
-        '    set -l words (commandline -opc)',
-        '    test (count $words) -ge 2; and test "$words[2]" = "$argv[1]"',
-        'end',
-        'complete -c nix-plan -f',
-        ...commands.map((c) => `complete -c nix-plan ${first} -a ${c.name} -d ${fishQuote(c.summary)}`),
-        `complete -c nix-plan ${first} -a help -d ${fishQuote('show help for a command or the exit codes')}`,
-        `complete -c nix-plan ${first} -a version -d ${fishQuote('print the version')}`,
-        `complete -c nix-plan ${first} -l help -d ${fishQuote('show help')}`,
-        `complete -c nix-plan ${first} -l version -d ${fishQuote('print the version')}`,
-        `complete -c nix-plan -n ${fishQuote('__fish_nix_plan_is help')} -a ${fishQuote(helpTopics(commands).join(' '))}`,
-    ];
-    for (const c of commands) {
-        const when = `-n ${fishQuote(`__fish_nix_plan_is ${c.name}`)}`;
-        for (const [name, spec] of Object.entries(c.options)) {
-            const kind = valueCompletion(spec);
-            const short = spec.short === undefined ? '' : ` -s ${spec.short}`;
-            const value = kind === undefined
-                ? ''
-                : kind === 'file'
-                    ? ' -r -F'
-                    : kind === 'dir'
-                        ? " -x -a '(__fish_complete_directories)'"
-                        : kind === 'none'
-                            ? ' -x'
-                            : ` -x -a ${fishQuote(kind.choices.join(' '))}`;
-            lines.push(`complete -c nix-plan ${when}${short} -l ${name}${value} -d ${fishQuote(spec.help)}`);
-        }
-        const operand = c.operand?.complete;
-        if (operand === 'file')
-            lines.push(`complete -c nix-plan ${when} -F`);
-        else if (operand !== undefined && operand !== 'none')
-            lines.push(`complete -c nix-plan ${when} -x -a ${fishQuote(operand.join(' '))}`);
-    }
-    lines.push('');
-    return lines.join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
@@ -8648,98 +9885,6 @@ function manPage(source) {
     lines.push('.SH ENVIRONMENT', roff("Nix is found on PATH and reads its usual environment (NIX_REMOTE, NIX_STORE_DIR, NIX_CONF_DIR, …); nix-plan's " +
         'commands run against whatever store that selects.'), '.SH "SEE ALSO"', '\\fBnix\\fR(1), \\fBnix\\-store\\fR(1), \\fBnix\\-instantiate\\fR(1)', '');
     return lines.join('\n');
-}
-
-;// CONCATENATED MODULE: ./src/app/version.ts
-// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
-/** The version of nix-plan. */
-const VERSION = '0.1.0';
-/** `tool` in bundle manifests and `nix-plan --version`. */
-const TOOL_VERSION = `nix-plan ${VERSION}`;
-/** The oldest Node.js nix-plan runs on: package.json's `engines.node` (kept equal by a test). */
-const NODE_REQUIRED = 24;
-
-;// CONCATENATED MODULE: ./src/core/shell-words.ts
-// Shell-style words: splitting a line of arguments as a POSIX shell would (quotes and backslashes,
-// no expansion), and quoting arguments back so a printed command can be pasted into a shell.
-
-/**
- * Splits `text` into words the way `sh` splits a command line, without running anything:
- * whitespace separates words; '…' keeps everything literally; "…" keeps everything but lets a
- * backslash escape `"`, `\`, `$` and `` ` `` (and join lines); a backslash outside quotes takes the
- * next character literally. `$`, `~`, globs and `#` are plain characters: nothing is expanded.
- * Throws a usage error for an unterminated quote or a trailing backslash, naming `what`.
- */
-function splitShellWords(text, what = 'the arguments') {
-    const words = [];
-    let word = '';
-    let inWord = false;
-    for (let i = 0; i < text.length; i++) {
-        const c = text[i] ?? '';
-        if (c === "'") {
-            const end = text.indexOf("'", i + 1);
-            if (end < 0)
-                throw unterminated(what, "'");
-            word += text.slice(i + 1, end);
-            inWord = true;
-            i = end;
-        }
-        else if (c === '"') {
-            let j = i + 1;
-            for (; j < text.length && text[j] !== '"'; j++) {
-                const d = text[j] ?? '';
-                const next = text[j + 1];
-                if (d === '\\' && next !== undefined && '"\\$`\n'.includes(next)) {
-                    if (next !== '\n')
-                        word += next;
-                    j++;
-                }
-                else
-                    word += d;
-            }
-            if (j >= text.length)
-                throw unterminated(what, '"');
-            inWord = true;
-            i = j;
-        }
-        else if (c === '\\') {
-            const next = text[i + 1];
-            if (next === undefined)
-                throw new errors_NixPlanError('usage', `${what}: a backslash ends the text`);
-            if (next !== '\n') {
-                word += next;
-                inWord = true;
-            }
-            i++;
-        }
-        else if (/\s/.test(c)) {
-            if (inWord)
-                words.push(word);
-            word = '';
-            inWord = false;
-        }
-        else {
-            word += c;
-            inWord = true;
-        }
-    }
-    if (inWord)
-        words.push(word);
-    return words;
-}
-function unterminated(what, quote) {
-    return new errors_NixPlanError('usage', `${what}: a ${quote} quote is not closed`);
-}
-const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
-/** One argument as a shell reads it back: as it is when that is safe, else in single quotes. */
-function quoteShellWord(word) {
-    if (SAFE.test(word))
-        return word;
-    return `'${word.replace(/'/g, `'\\''`)}'`;
-}
-/** A command line (`cmd` and its arguments) that a shell reads back as the same argv. */
-function formatCommandLine(cmd, args) {
-    return [cmd, ...args].map(quoteShellWord).join(' ');
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
@@ -9003,18 +10148,18 @@ const CHANGE_TAGS = {
     removed: 'R',
     rebuilt: 'B',
 };
-const describe_plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 /** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
 function countsText(c) {
     const parts = [];
     const v = versionChanges(c);
     if (v > 0) {
         const detail = [
-            c.upgrade > 0 ? describe_plural(c.upgrade, 'upgrade') : '',
-            c.downgrade > 0 ? describe_plural(c.downgrade, 'downgrade') : '',
+            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
             c.changed > 0 ? `${c.changed} other` : '',
         ].filter((s) => s !== '');
-        parts.push(`${describe_plural(v, 'version change')} (${detail.join(', ')})`);
+        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
     }
     if (c.added > 0)
         parts.push(`${c.added.toLocaleString('en-US')} added`);
@@ -9353,7 +10498,7 @@ function diffCommand(kit) {
         ],
         async run(args, ctx) {
             kit.noRest(args, 'diff');
-            const profile = args_str(args, 'profile');
+            const profile = str(args, 'profile');
             let old;
             let now;
             if (profile !== undefined) {
@@ -9369,16 +10514,17 @@ function diffCommand(kit) {
                 now = locate(args.positionals[1] ?? '');
             }
             const result = await ctx.useCases.diffPlanSources(old, now, {
-                store: args_str(args, 'store'),
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                drv: args_str(args, 'drv'),
+                store: str(args, 'store'),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                drv: str(args, 'drv'),
             }, ctx.deps);
             kit.print(ctx, args, result, () => formatDiff(result));
         },
     };
 }
 
-;// CONCATENATED MODULE: ./src/cli/commands.ts
+;// CONCATENATED MODULE: ./src/cli/plan-commands.ts
+// The subcommands that make and read plans: export, inspect, diff, verify and keygen.
 
 
 
@@ -9386,611 +10532,156 @@ function diffCommand(kit) {
 
 
 
-
-
-
-
-
-
-
-
-
-const COMMON = {
-    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
-    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: {
-        type: 'boolean',
-        short: 'v',
-        multiple: true,
-        help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
+/** `nix-plan export`. */
+const exportCommand = command_define({
+    name: 'export',
+    operand: { value: 'INSTALLABLE', complete: 'none' },
+    summary: 'evaluate once and write a plan bundle',
+    usage: [
+        'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
+    ],
+    description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
+        'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
+        'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+    options: {
+        file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
+        attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
+        drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
+        output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
+        include: {
+            type: 'string',
+            value: 'KIND',
+            choices: INCLUDE_KINDS,
+            help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
+        },
+        level: {
+            type: 'string',
+            value: 'N',
+            help: `zstd level ${LEVELS} (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)`,
+        },
+        'sign-key': {
+            type: 'string',
+            multiple: true,
+            value: 'FILE',
+            help: 'sign the manifest with this secret key file',
+        },
+        'relocate-to': {
+            type: 'string',
+            value: 'DIR',
+            help: 'relocate the plan to store dir DIR before writing',
+        },
+        store: STORE,
+        'nix-arg': NIX_ARG,
+        'log-format': LOG_FORMAT,
     },
-    help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
-/** `--trusted-key`, as every command that reads a bundle takes it. */
-const TRUSTED_KEY = {
-    type: 'string',
-    multiple: true,
-    value: 'KEY',
-    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
-};
-const STORE = {
-    type: 'string',
-    value: 'URI',
-    help: "the Nix store to use (Nix's --store; default: Nix's default)",
-};
-const CACHE_KEY = {
-    type: 'string',
-    value: 'FILE',
-    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
-};
-/** Nix's `--log-format` values. */
-const LOG_FORMATS = [
-    'raw',
-    'internal-json',
-    'bar',
-    'bar-with-logs',
-    'multiline',
-    'multiline-with-logs',
-];
-const LOG_FORMAT = {
-    type: 'string',
-    value: 'FORMAT',
-    choices: LOG_FORMATS,
-    help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
-};
-const NIX_ARG = {
-    type: 'string',
-    multiple: true,
-    dashValue: true,
-    value: 'ARGS',
-    help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
-};
-/** `--nix-arg` values split shell-style, then everything after `--`. */
-function nixArgs(args) {
-    return [...args_list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
-}
-const METHODS = ['auto', 'import', 'copy'];
-const commands_INCLUDES = ['drvs', 'sources', 'outputs'];
-const ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** `--no-check-sigs`, as every command that takes it. */
-const NO_CHECK_SIGS = {
-    type: 'boolean',
-    help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
-};
-const MAX_SIZE = {
-    type: 'string',
-    value: 'BYTES',
-    help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
-};
-/** `--max-age`, as every command that takes it. */
-const MAX_AGE = {
-    type: 'string',
-    value: 'DURATION',
-    help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
-};
-/** `--allow-downgrade`, as every command that takes it. */
-const ALLOW_DOWNGRADE = {
-    type: 'boolean',
-    help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
-};
-const METHOD = {
-    type: 'string',
-    value: 'METHOD',
-    choices: METHODS,
-    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
-};
-/** A command with the common options and its parser. */
-function commands_define(spec) {
-    const options = { ...spec.options, ...COMMON };
-    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
-}
-/** Prints a result: one JSON document with --json, else the human form. */
-function print(ctx, args, value, human) {
-    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
-}
-/**
- * A result with its trust report: the one the use case made, or one made here from the keys the
- * verifier required a signature by.
- */
-function withTrust(result, trustedKeys, noCheckSigs) {
-    return {
-        ...result,
-        trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
-    };
-}
-/** `--max-age` in milliseconds (and as written), or nothing. */
-function maxAge(args) {
-    const text = args_str(args, 'max-age');
-    return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
-}
-/** The secret keys of the repeatable `--sign-key FILE`. */
-function signingKeys(args) {
-    return Promise.all(args_list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
-}
-/** Refuses arguments after `--` for commands that take none. */
-function noRest(args, command) {
-    if (args.rest.length > 0)
-        throw usageError(`${command} takes no arguments after --`);
-}
-const BUNDLE = { value: 'BUNDLE', complete: 'file' };
-/** Every subcommand, in the order help lists them. */
-const COMMANDS = [
-    commands_define({
-        name: 'export',
-        operand: { value: 'INSTALLABLE', complete: 'none' },
-        summary: 'evaluate once and write a plan bundle',
-        usage: [
-            'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
-        ],
-        description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
-            'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-            'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
-        options: {
-            file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
-            attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
-            drv: { type: 'string', multiple: true, value: 'PATH', help: 'a .drv path already in the store' },
-            output: { type: 'string', short: 'o', value: 'OUT', help: 'where to write the bundle (required)' },
-            include: {
-                type: 'string',
-                value: 'KIND',
-                choices: commands_INCLUDES,
-                help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
-            },
-            level: {
-                type: 'string',
-                value: 'N',
-                help: 'zstd level 1-19 (default: a tuned level 10 in a 64 MiB window, see docs/bundle-format.md)',
-            },
-            'sign-key': {
-                type: 'string',
-                multiple: true,
-                value: 'FILE',
-                help: 'sign the manifest with this secret key file',
-            },
-            'relocate-to': {
-                type: 'string',
-                value: 'DIR',
-                help: 'relocate the plan to store dir DIR before writing',
-            },
-            store: STORE,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
-        },
-        examples: [
-            'nix-plan export -f default.nix -A hello -o hello.nixplan',
-            'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
-            'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
-        ],
-        async run(args, ctx) {
-            const keys = await signingKeys(args);
-            const result = await ctx.useCases.exportPlan({
-                installables: [...args.positionals],
-                file: args_str(args, 'file'),
-                attributes: args_list(args, 'attr'),
-                drvPaths: args_list(args, 'drv'),
-                evalArgs: nixArgs(args),
-                output: required(args, 'output', 'OUT (where to write the bundle)'),
-                include: oneOf(args_str(args, 'include'), 'include', commands_INCLUDES),
-                level: integer(args_str(args, 'level'), 'level', 1, 19),
-                signingKeys: keys,
-                relocateTo: args_str(args, 'relocate-to'),
-                store: args_str(args, 'store'),
-                provenance: { env: (name) => process.env[name] },
-            }, ctx.deps);
-            print(ctx, args, result, () => formatExport(result));
-        },
-    }),
-    commands_define({
-        name: 'inspect',
-        operand: BUNDLE,
-        summary: 'show what a bundle holds (touches no store)',
-        usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
-        description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
-            'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
-        options: {
-            contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
-            'trusted-key': TRUSTED_KEY,
-        },
-        examples: [
-            'nix-plan inspect hello.nixplan',
-            'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
-            'nix-plan inspect hello.nixplan --contents',
-        ],
-        async run(args, ctx) {
-            noRest(args, 'inspect');
-            const bundle = onePositional(args, 'BUNDLE');
-            const result = await ctx.useCases.inspectPlan(bundle);
-            if (!flag(args, 'contents')) {
-                print(ctx, args, result, () => formatInspect(result));
-                return;
-            }
-            const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(args_list(args, 'trusted-key')) }, ctx.deps);
-            print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
-        },
-    }),
-    commands_define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY })),
-    commands_define({
-        name: 'verify',
-        operand: BUNDLE,
-        summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-        usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
-        description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
-            'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
-            "bundle's integrity is checked, not who made it.",
-        options: {
-            'trusted-key': TRUSTED_KEY,
-            'no-check-sigs': NO_CHECK_SIGS,
-            'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
-            'max-age': MAX_AGE,
-        },
-        examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'verify');
-            const age = maxAge(args);
-            const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), {
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                storeDir: args_str(args, 'store-dir'),
-                noCheckSigs: flag(args, 'no-check-sigs'),
-            }, ctx.deps);
-            // verify changes nothing, so the age is checked on the manifest it verified.
-            const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
-            if (stale !== undefined)
-                throw stale;
-            print(ctx, args, report, () => formatVerify(report));
-        },
-    }),
-    commands_define({
-        name: 'import',
-        operand: BUNDLE,
-        summary: 'verify a bundle, then add its paths to a store',
-        usage: [
-            'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
-        ],
-        description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
-            'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
-            'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
-        options: {
-            store: STORE,
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-            'no-check-sigs': NO_CHECK_SIGS,
-            'max-age': MAX_AGE,
-            'max-size': MAX_SIZE,
-        },
-        examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
-        async run(args, ctx) {
-            noRest(args, 'import');
-            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
-            const options = {
-                store: args_str(args, 'store'),
-                trustedKeys,
-                noCheckSigs: flag(args, 'no-check-sigs'),
-                method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
-            };
-            const deps = await importDeps(args, ctx, trustedKeys);
-            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
-            const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
-            print(ctx, args, shown, () => formatImport(shown));
-        },
-    }),
-    commands_define({
-        name: 'realise',
-        operand: BUNDLE,
-        summary: 'import a bundle and build its roots',
-        usage: [
-            'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
-        ],
-        description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
-            'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-            'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
-            '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
-            'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
-        options: {
-            'out-link': {
-                type: 'string',
-                value: 'PREFIX',
-                help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
-            },
-            store: STORE,
-            roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
-            'dry-run': {
-                type: 'boolean',
-                help: 'verify, then list what would be imported, built and fetched; change nothing',
-            },
-            'no-check-sigs': NO_CHECK_SIGS,
-            'max-age': MAX_AGE,
-            'allow-downgrade': ALLOW_DOWNGRADE,
-            'max-size': MAX_SIZE,
-        },
-        examples: [
-            'nix-plan realise hello.nixplan --out-link result',
-            'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
-            'nix-plan realise plan.nixplan --dry-run',
-        ],
-        async run(args, ctx) {
-            if (flag(args, 'dry-run')) {
-                const plan = await ctx.useCases.dryRunRealise(onePositional(args, 'BUNDLE'), {
-                    store: args_str(args, 'store'),
-                    roots: args_list(args, 'roots', true),
-                    trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                }, ctx.deps);
-                print(ctx, args, plan, () => formatDryRun(plan));
-                return;
-            }
-            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
-            const outLink = args_str(args, 'out-link');
-            const options = {
-                store: args_str(args, 'store'),
-                outLink,
-                roots: args_list(args, 'roots', true),
-                trustedKeys,
-                noCheckSigs: flag(args, 'no-check-sigs'),
-                method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
-                nixArgs: nixArgs(args),
-            };
-            const deps = await importDeps(args, ctx, trustedKeys);
-            // With --out-link, the link's last-applied record: an older plan is refused.
-            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle) => ctx.useCases.realisePlan(bundle, options, deps));
-            const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
-            // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
-            ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
-            print(ctx, args, shown, () => formatRealise(shown));
-        },
-    }),
-    commands_define({
-        name: 'relocate',
-        operand: BUNDLE,
-        summary: 'rewrite a bundle for another store dir (realm)',
-        usage: [
-            'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
-        ],
-        description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
-            'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
-            "The new manifest keeps when and where the plan was made, and records what it was promoted from (the input's " +
-            'digest, store dir and the trusted keys that signed it). --sign-key needs --trusted-key (or --no-check-sigs): ' +
-            'a key signs only what was verified.',
-        options: {
-            to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
-            output: {
-                type: 'string',
-                short: 'o',
-                value: 'OUT',
-                help: 'where to write the relocated bundle (required)',
-            },
-            'sign-key': {
-                type: 'string',
-                multiple: true,
-                value: 'FILE',
-                help: 'sign the new manifest with this secret key file',
-            },
-            'trusted-key': TRUSTED_KEY,
-            'no-check-sigs': NO_CHECK_SIGS,
-            'max-age': MAX_AGE,
-            level: {
-                type: 'string',
-                value: 'N',
-                help: 'zstd level 1-19 (default 3 without long-distance matching: promotion favours speed)',
-            },
-        },
-        examples: [
-            'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan',
-            'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan --trusted-key ci.pub --sign-key beta.sec',
-        ],
-        async run(args, ctx) {
-            noRest(args, 'relocate');
-            const keys = await signingKeys(args);
-            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
-            const noCheckSigs = flag(args, 'no-check-sigs');
-            assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
-            const options = {
-                to: required(args, 'to', 'DIR (the target store dir)'),
-                output: required(args, 'output', 'OUT (where to write the bundle)'),
-                signingKeys: keys,
-                trustedKeys,
-                noCheckSigs,
-                level: integer(args_str(args, 'level'), 'level', 1, 19),
-            };
-            if (noCheckSigs && trustedKeys.length === 0)
-                ctx.deps.log.warn('--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)');
-            const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps));
-            print(ctx, args, result, () => formatRelocate(result));
-        },
-    }),
-    commands_define({
-        name: 'keygen',
-        operand: { value: 'NAME', complete: 'none' },
-        summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
-        usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
-        description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
-        options: {
-            secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
-            public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
-        },
-        examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
-        async run(args, ctx) {
-            noRest(args, 'keygen');
-            const name = onePositional(args, 'NAME');
-            const secretFile = required(args, 'secret', 'FILE');
-            const publicFile = required(args, 'public', 'FILE');
-            const pair = ctx.useCases.keygen(name);
-            await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
-            print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
-        },
-    }),
-    commands_define({
-        name: 'apply',
-        operand: BUNDLE,
-        summary: 'realise a NixOS system plan and switch a profile to it, safely',
-        usage: [
-            'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
-            'nix-plan apply --rollback --profile PATH [--action …]',
-        ],
-        description: 'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
-            'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
-            'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
-            'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
-            'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
-            '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
-            'generation instead.',
-        options: {
-            profile: {
-                type: 'string',
-                value: 'PATH',
-                help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
-            },
-            action: {
-                type: 'string',
-                value: 'ACTION',
-                choices: ACTIONS,
-                help: 'switch (default), boot, test or dry-activate',
-            },
-            'confirm-timeout': {
-                type: 'string',
-                value: 'SECONDS',
-                help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
-            },
-            'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
-            rollback: { type: 'boolean', help: 'go back one generation' },
-            store: STORE,
-            'trusted-key': TRUSTED_KEY,
-            method: METHOD,
-            'sign-key': CACHE_KEY,
-            'nix-arg': NIX_ARG,
-            'log-format': LOG_FORMAT,
-            'no-check-sigs': NO_CHECK_SIGS,
-            'max-age': MAX_AGE,
-            'allow-downgrade': ALLOW_DOWNGRADE,
-            'max-size': MAX_SIZE,
-        },
-        examples: [
-            'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
-            'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
-        ],
-        async run(args, ctx) {
-            noRest(args, 'apply');
-            const rollback = flag(args, 'rollback');
-            const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
-            const store = args_str(args, 'store');
-            const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
-            // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
-            const realiseOptions = {
-                store,
-                trustedKeys,
-                method: oneOf(args_str(args, 'method'), 'method', METHODS),
-                maxSize: byteSize(args_str(args, 'max-size'), 'max-size'),
-                nixArgs: nixArgs(args),
-            };
-            const deps = await importDeps(args, ctx, trustedKeys);
-            const result = await withBundleFile(bundle, ctx.io.stdin ?? process.stdin, (file) => ctx.useCases.applyPlan(file, {
-                profile: required(args, 'profile', 'PATH'),
-                action: oneOf(args_str(args, 'action'), 'action', ACTIONS),
-                rollback,
-                store,
-                confirmTimeout: integer(args_str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
-                allowAnyRoot: flag(args, 'allow-any-root'),
-                // The profile's last-applied record (on the activating side): an older plan is refused.
-                ...maxAge(args),
-                allowDowngrade: flag(args, 'allow-downgrade'),
-            }, { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) }));
-            print(ctx, args, result, () => formatApply(result));
-        },
-    }),
-    deployCommand(),
-    commands_define({
-        name: 'completions',
-        operand: { value: 'SHELL', complete: SHELLS },
-        summary: 'print a shell completion script (bash, zsh or fish)',
-        usage: ['nix-plan completions bash|zsh|fish'],
-        description: 'Prints a completion script for SHELL, generated from the commands and options --help lists. Install it ' +
-            'where the shell looks: bash ~/.local/share/bash-completion/completions/nix-plan, zsh a file _nix-plan in ' +
-            'a directory of $fpath, fish ~/.config/fish/completions/nix-plan.fish (the Nix package installs all three).',
-        options: {},
-        examples: [
-            'nix-plan completions bash > ~/.local/share/bash-completion/completions/nix-plan',
-            'source <(nix-plan completions bash)',
-            'nix-plan completions fish > ~/.config/fish/completions/nix-plan.fish',
-        ],
-        run(args, ctx) {
-            noRest(args, 'completions');
-            const given = onePositional(args, 'SHELL (bash, zsh or fish)');
-            const shell = SHELLS.find((s) => s === given);
-            if (shell === undefined)
-                throw usageError(`SHELL must be one of ${SHELLS.join(', ')} (got '${given}')`);
-            ctx.io.stdout.write(completionScript(shell, COMMANDS));
-            return Promise.resolve();
-        },
-    }),
-    commands_define({
-        name: 'man',
-        summary: 'print the nix-plan(1) man page (roff)',
-        usage: ['nix-plan man'],
-        description: 'Prints the manual page, generated from the same command table as --help and the exit codes: ' +
-            'read it with `nix-plan man | man -l -`, or install it as man1/nix-plan.1 (the Nix package does).',
-        options: {},
-        examples: ['nix-plan man | man -l -', 'nix-plan man > ~/.local/share/man/man1/nix-plan.1'],
-        run(args, ctx) {
-            noRest(args, 'man');
-            if (args.positionals.length > 0)
-                throw usageError('man takes no arguments');
-            ctx.io.stdout.write(manPage({ version: VERSION, commands: COMMANDS, common: COMMON, exitCodes: EXIT_CODE_MEANINGS }));
-            return Promise.resolve();
-        },
-    }),
-];
-/**
- * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
- * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
- * --trusted-key (or, on purpose, --no-check-sigs).
- */
-async function importDeps(args, ctx, trustedKeys) {
-    const keyFile = args_list(args, 'sign-key')[0];
-    const noCheckSigs = flag(args, 'no-check-sigs');
-    assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
-    if (noCheckSigs && trustedKeys.length === 0)
-        ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
-    const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
-    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
-}
-/** A command's help page. */
-function commandHelp(cmd) {
-    return [
-        `Usage: ${cmd.usage.join('\n       ')}`,
-        '',
-        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
-        '',
-        wrap(cmd.description, 78),
-        '',
-        'Options:',
-        optionsHelp(cmd.options),
-        '',
-        'Examples:',
-        ...cmd.examples.map((e) => `  ${e}`),
-        '',
-    ].join('\n');
-}
-function wrap(text, width) {
-    const out = [];
-    let line = '';
-    for (const word of text.split(/\s+/)) {
-        if (line !== '' && line.length + 1 + word.length > width) {
-            out.push(line);
-            line = word;
+    examples: [
+        'nix-plan export -f default.nix -A hello -o hello.nixplan',
+        'nix-plan export .#packages.x86_64-linux.default -o app.nixplan --sign-key ci.sec',
+        'nix-plan export --drv /nix/store/…-hello.drv -o hello.nixplan',
+    ],
+    async run(args, ctx) {
+        const keys = await signingKeys(args);
+        const result = await ctx.useCases.exportPlan({
+            installables: [...args.positionals],
+            file: str(args, 'file'),
+            attributes: list(args, 'attr'),
+            drvPaths: list(args, 'drv'),
+            evalArgs: nixArgs(args),
+            output: required(args, 'output', 'OUT (where to write the bundle)'),
+            include: oneOf(str(args, 'include'), 'include', INCLUDE_KINDS),
+            level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
+            signingKeys: keys,
+            relocateTo: str(args, 'relocate-to'),
+            store: str(args, 'store'),
+            provenance: { env: ctx.io.env },
+        }, ctx.deps);
+        print(ctx, args, result, () => formatExport(result));
+    },
+});
+/** `nix-plan inspect`. */
+const inspectCommand = command_define({
+    name: 'inspect',
+    operand: BUNDLE,
+    summary: 'show what a bundle holds (touches no store)',
+    usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
+    description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
+        'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+    options: {
+        contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
+        'trusted-key': TRUSTED_KEY,
+    },
+    examples: [
+        'nix-plan inspect hello.nixplan',
+        'nix-plan inspect hello.nixplan --json | jq .manifest.roots',
+        'nix-plan inspect hello.nixplan --contents',
+    ],
+    async run(args, ctx) {
+        noRest(args, 'inspect');
+        const bundle = onePositional(args, 'BUNDLE');
+        const result = await ctx.useCases.inspectPlan(bundle);
+        if (!flag(args, 'contents')) {
+            print(ctx, args, result, () => formatInspect(result));
+            return;
         }
-        else
-            line = line === '' ? word : `${line} ${word}`;
-    }
-    if (line !== '')
-        out.push(line);
-    return out.join('\n');
-}
+        const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(list(args, 'trusted-key')) }, ctx.deps);
+        print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
+    },
+});
+/** `nix-plan diff`. */
+const diffPlansCommand = command_define(diffCommand({ print: print, noRest: noRest, store: STORE, trustedKey: TRUSTED_KEY }));
+/** `nix-plan verify`. */
+const verifyCommand = command_define({
+    name: 'verify',
+    operand: BUNDLE,
+    summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
+    usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
+    description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
+        'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
+        "bundle's integrity is checked, not who made it.",
+    options: {
+        'trusted-key': TRUSTED_KEY,
+        'no-check-sigs': NO_CHECK_SIGS,
+        'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
+        'max-age': MAX_AGE,
+    },
+    examples: ['nix-plan verify hello.nixplan --trusted-key ci.pub'],
+    async run(args, ctx) {
+        noRest(args, 'verify');
+        const age = maxAge(args);
+        const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), {
+            trustedKeys: await readKeys(list(args, 'trusted-key')),
+            storeDir: str(args, 'store-dir'),
+            noCheckSigs: flag(args, 'no-check-sigs'),
+        }, ctx.deps);
+        // verify changes nothing, so the age is checked on the manifest it verified.
+        const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
+        if (stale !== undefined)
+            throw stale;
+        print(ctx, args, report, () => formatVerify(report));
+    },
+});
+/** `nix-plan keygen`. */
+const keygenCommand = command_define({
+    name: 'keygen',
+    operand: { value: 'NAME', complete: 'none' },
+    summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
+    usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
+    description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
+    options: {
+        secret: { type: 'string', value: 'FILE', help: 'where to write the secret key (required)' },
+        public: { type: 'string', value: 'FILE', help: 'where to write the public key (required)' },
+    },
+    examples: ['nix-plan keygen ci-1 --secret ci.sec --public ci.pub'],
+    async run(args, ctx) {
+        noRest(args, 'keygen');
+        const name = onePositional(args, 'NAME');
+        const secretFile = required(args, 'secret', 'FILE');
+        const publicFile = required(args, 'public', 'FILE');
+        const pair = ctx.useCases.keygen(name);
+        await ctx.useCases.writeKeyPair(pair, { secretFile, publicFile });
+        print(ctx, args, { name, publicKey: pair.publicKey, secretFile, publicFile }, () => `${pair.publicKey}\n`);
+    },
+});
 
 ;// CONCATENATED MODULE: ./src/nix/profile.ts
 // A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
@@ -10136,7 +10827,7 @@ async function applyPlan(bundlePath, options, deps) {
     if (!APPLY_ACTIONS.includes(action))
         throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
     if (options.rollback === true)
-        return rollBack(options, action, deps);
+        return apply_rollBack(options, action, deps);
     if (bundlePath === undefined)
         throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
     const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
@@ -10197,7 +10888,7 @@ async function readRecord(path) {
     }
 }
 /** `--rollback`: one generation back, as nixos-rebuild --rollback does. */
-async function rollBack(options, action, deps) {
+async function apply_rollBack(options, action, deps) {
     const profile = new Profile(deps.runner, options.profile, options.store);
     const setsProfile = SETS_PROFILE.has(action);
     let systemPath;
@@ -10225,496 +10916,395 @@ async function rollBack(options, action, deps) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/nix/evaluate.ts
-// Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
-// in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
-//
-// Why these commands (read from Nix's sources, 2.8 to 2.34):
-// - `nix path-info --derivation A B` gathers its results in one StorePathSet and prints it sorted
-//   (2.8) or topologically sorted (2.34): which drv came from which installable is lost, so it is
-//   used only for a single installable. `nix eval` takes one installable.
-// - `nix build --dry-run --json A B …` appends each installable's result in the order given
-//   (duplicates kept) and prints them as one JSON array: the one command that evaluates several
-//   installables in one process and says which result is whose. Before printing it runs Nix's
-//   printMissing (a walk over the closure that may ask substituters about outputs, and lists every
-//   path on stderr); it builds, links and fetches nothing.
-// - `nix-instantiate FILE -A a -A b` prints each attribute's derivations in order with nothing
-//   between them: an attribute with none (`{}`) and one with two (`[d1 d2]`) look like one each.
-//   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
-//   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
-//   writes the .drv files as plain instantiation does.
-
-
-
-/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
-const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
-function evaluate_lines(out) {
-    return out
-        .toString('utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l !== '');
+;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
+function format_dry_run_plural(n, one, many = `${one}s`) {
+    return `${n} ${n === 1 ? one : many}`;
 }
-/**
- * Refuses a file argument that does not exist before Nix is started, as a usage error naming it
- * (Nix would fail with its own message and nix-plan's exit code for a failed evaluation).
- * Lookup paths (`<nixpkgs>`) and URLs are Nix's to resolve.
- */
-async function assertReadable(file) {
-    if (file.startsWith('<') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file))
-        return;
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(file);
-    }
-    catch (e) {
-        const why = e.code === 'ENOENT' ? 'no such file' : e.message;
-        throw new errors_NixPlanError('usage', `cannot read the file to evaluate '${file}': ${why}`);
-    }
-}
-/** The directory of a store path (the realm it belongs to). */
-function storeDirOf(path) {
-    return path.slice(0, path.lastIndexOf('/'));
-}
-/**
- * The per-installable results of `nix build --dry-run --json`: one element per installable, in
- * order. An element is `{drvPath, outputs}` for a derivation (Nix 2.8 and later) or `{path}` for a
- * store path that is not built; anything but a .drv path is refused, naming its installable.
- */
-function parseDryRunJson(text, installables) {
-    let parsed;
-    try {
-        parsed = JSON.parse(text);
-    }
-    catch {
-        throw new errors_NixPlanError('nix', `nix build --dry-run --json printed no JSON: '${text.trim().slice(0, 200)}'`);
-    }
-    if (!Array.isArray(parsed) || parsed.length !== installables.length)
-        throw new errors_NixPlanError('nix', `nix build --dry-run --json gave ${Array.isArray(parsed) ? parsed.length : 'no list of'} results for ${installables.length} installables`);
-    return installables.map((installable, i) => {
-        const item = parsed[i];
-        const fields = typeof item === 'object' && item !== null ? item : {};
-        const path = typeof fields['drvPath'] === 'string' ? fields['drvPath'] : fields['path'];
-        if (typeof path !== 'string' || !path.endsWith('.drv'))
-            throw new errors_NixPlanError('nix', `'${installable}' evaluated to ${typeof path === 'string' ? `'${path}'` : 'no store path'}, not a derivation`);
-        return { installable, drvPath: path };
-    });
-}
-/** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
-async function evaluateOneInstallable(installable, evalArgs, store) {
-    const { stdout } = await store.runner.run('nix', [
-        ...FLAKE_FEATURES,
-        ...store.storeArgs(),
-        'path-info',
-        '--derivation',
-        ...evalArgs,
-        installable,
-    ]);
-    return evaluate_lines(stdout).map((drvPath) => ({ installable, drvPath }));
-}
-/** Several flake installables in one process (see the top of this file). */
-async function evaluateInstallables(installables, evalArgs, store) {
-    const only = installables[0];
-    if (installables.length === 1 && only !== undefined)
-        return evaluateOneInstallable(only, evalArgs, store);
-    const { stdout } = await store.runner.run('nix', [
-        ...FLAKE_FEATURES,
-        ...store.storeArgs(),
-        'build',
-        '--dry-run',
-        '--json',
-        '--no-link',
-        ...evalArgs,
-        ...installables,
-    ]);
-    return parseDryRunJson(stdout.toString('utf8'), installables);
-}
-/**
- * The JSON values `nix-instantiate --eval --json` printed for its `-A`s, in order (Nix 2.8 writes
- * them without separators, newer Nix one a line). Undefined when a value is not a string.
- */
-function parseEvalStrings(text) {
-    const values = [];
-    const token = /\s*("(?:[^"\\]|\\.)*")\s*/y;
-    let at = 0;
-    while (at < text.length) {
-        token.lastIndex = at;
-        const m = token.exec(text);
-        if (m === null)
-            return /^\s*$/.test(text.slice(at)) ? values : undefined;
-        values.push(JSON.parse(m[1] ?? '""'));
-        at = token.lastIndex;
-    }
-    return values;
-}
-/** Selection paths that fail only because an attribute is not one derivation (a list, a plain set). */
-const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
-/**
- * Each attribute's .drv, when every attribute is one derivation: one `nix-instantiate --eval`
- * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
- * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
- */
-async function evaluateAttributes(file, attributes, evalArgs, store) {
-    const args = [
-        ...store.storeArgs(),
-        '--eval',
-        '--json',
-        '--read-write-mode',
-        ...evalArgs,
-        file,
-        ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
-    ];
-    const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
-    if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr))
-        return undefined;
-    NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
-    const values = parseEvalStrings(result.stdout.toString('utf8'));
-    if (values?.length !== attributes.length * 2)
-        return undefined;
-    const roots = [];
-    for (const [i, attribute] of attributes.entries()) {
-        const type = values[2 * i];
-        const drvPath = values[2 * i + 1] ?? '';
-        if (type !== 'derivation')
-            return undefined;
-        roots.push({ attribute, drvPath });
-    }
-    return roots;
-}
-/** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
-async function evaluateFile(file, attributes, evalArgs, store) {
-    if (attributes.length > 0) {
-        const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
-        if (labelled !== undefined)
-            return labelled;
-    }
-    // The file's value itself, or attributes that are lists or sets of derivations: every
-    // derivation, recorded without an attribute (Nix prints nothing between the attributes).
-    const { stdout } = await store.runner.run('nix-instantiate', [
-        ...store.storeArgs(),
-        ...evalArgs,
-        file,
-        ...attributes.flatMap((a) => ['-A', a]),
-    ]);
-    return evaluate_lines(stdout).map((drvPath) => ({ drvPath }));
-}
-/**
- * Evaluates `request` against `store`: one evaluator process for all flake installables and one
- * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
- * they are in.
- */
-async function evaluate(request, store) {
-    const roots = [];
-    const evalArgs = request.evalArgs ?? [];
-    const attributes = request.attributes ?? [];
-    const installables = request.installables ?? [];
-    if (attributes.length > 0 && request.file === undefined)
-        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const drvPath of request.drvPaths ?? [])
-        if (!drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
-    if (request.file !== undefined)
-        await assertReadable(request.file);
-    if (installables.length > 0)
-        roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
-    if (request.file !== undefined)
-        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
-    for (const drvPath of request.drvPaths ?? [])
-        roots.push({ drvPath });
-    if (roots.length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
-    for (const r of roots)
-        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
-    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
-    if (dirs.size !== 1)
-        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
-    const storeDir = [...dirs][0] ?? '';
-    const seen = new Set();
-    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
-    return { roots: unique, storeDir };
-}
-
-;// CONCATENATED MODULE: ./src/nix/import.ts
-// Adding paths to a store: whether the store trusts us to (`nix store ping`), `nix-store --import`
-// of an export stream, and `nix copy` from a binary cache.
-
-
-
-/** `nix copy` is behind the nix-command feature on every Nix that has it. */
-const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
-/**
- * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
- * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
- * local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try and see.
- */
-async function storeTrust(store) {
-    const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], { allowFailure: true });
-    const json = await ping(true);
-    if (json.code === 0) {
-        try {
-            const info = JSON.parse(json.stdout.toString('utf8'));
-            if (info.trusted === true || info.trusted === 1)
-                return 'trusted';
-            if (info.trusted === false || info.trusted === 0)
-                return 'untrusted';
-        }
-        catch {
-            // fall through to the text form
-        }
-    }
-    const text = await ping(false);
-    const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
-    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
-        return 'trusted';
-    return 'unknown';
-}
-/**
- * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
- * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
- * paths as Nix adds them.
- */
-async function importExport(store, input, onPaths) {
-    const args = [...store.storeArgs(), '--import'];
-    // nix-store --import prints each path it adds, one a line, as it adds it.
-    const onStdout = onPaths === undefined
-        ? undefined
-        : (chunk) => onPaths(chunk.filter((b) => b === 0x0a).length);
-    const result = await store.runner.run('nix-store', args, {
-        input,
-        allowFailure: true,
-        ...(onStdout === undefined ? {} : { onStdout }),
-    });
-    NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
-}
-/**
- * `nix copy --from FROM [--to STORE] [--derivation] PATHS…` into `store` (its `--store` URI, if
- * any, is the destination), batched to fit the command line. With `derivation`, `.drv` paths mean
- * themselves, not their outputs (and any other path means its deriver). A failure is a
- * NixCommandError named `what`.
- */
-async function copyPaths(store, from, paths, options = {}) {
-    const to = store.options.store === undefined ? [] : ['--to', store.options.store];
-    const base = [
-        ...NIX_COMMAND,
-        'copy',
-        '--from',
-        from,
-        ...to,
-        ...(options.derivation === true ? ['--derivation'] : []),
-    ];
-    for (const batch of batchPaths(paths)) {
-        const args = [...base, ...batch];
-        const result = await store.runner.run('nix', args, { allowFailure: true });
-        NixCommandError.check('nix', args, result, { what: options.what ?? 'nix copy' });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/app/binary-cache.ts
-// Import without trust: turn a verified export stream into a temporary `file://` binary cache whose
-// narinfos carry `CA:` (and, with a key, `Sig:`), then let `nix copy` add it through the daemon.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
-const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
-/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
-function narinfoText(info) {
+/** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
+function formatDryRun(r) {
     const lines = [
-        `StorePath: ${info.path}`,
-        `URL: ${info.url}`,
-        'Compression: none',
-        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
-        `NarSize: ${info.narSize}`,
-        `References: ${info.references.map(baseName).join(' ')}`,
+        `import: ${format_dry_run_plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
     ];
-    if (info.deriver !== '')
-        lines.push(`Deriver: ${baseName(info.deriver)}`);
-    if (info.ca !== undefined)
-        lines.push(`CA: ${info.ca}`);
-    if (info.sig !== undefined)
-        lines.push(`Sig: ${info.sig}`);
-    return lines.join('\n') + '\n';
+    if (r.build.length === 0)
+        lines.push('build: nothing');
+    else {
+        lines.push(`build: ${format_dry_run_plural(r.build.length, 'derivation')}`);
+        for (const d of r.build)
+            lines.push(`  ${d}${r.unknownOutputs.includes(d) ? ' (output paths known only after building)' : ''}`);
+    }
+    if (r.fetch.length === 0)
+        lines.push('fetch: nothing');
+    else {
+        lines.push(`fetch: ${format_dry_run_plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
+        for (const p of r.fetch)
+            lines.push(`  ${p}`);
+    }
+    if (r.present > 0)
+        lines.push(`already built: ${format_dry_run_plural(r.present, 'output')}`);
+    lines.push('dry run: the bundle was verified and the store and its substituters were asked; nothing was imported, built or fetched', '');
+    return lines.join('\n');
 }
-/**
- * The paths `nix copy` must be named so that it copies all of `cached`: those no other cached path
- * refers to (their closures cover the rest), `.drv` files apart from the others. A `.drv` named on
- * the command line means its outputs unless `--derivation` is given, and `--derivation` turns any
- * other path into its deriver, so the two kinds need separate calls.
- */
-function copyTargets(cached) {
-    const referenced = new Set();
-    for (const c of cached)
-        for (const r of c.references)
-            if (r !== c.path)
-                referenced.add(r);
-    const tops = cached.map((c) => c.path).filter((p) => !referenced.has(p));
-    return { drvs: tops.filter((p) => p.endsWith('.drv')), others: tops.filter((p) => !p.endsWith('.drv')) };
-}
-/** The error for build outputs an untrusted user cannot add without a trusted signature. */
-function needsSignature(paths, key) {
-    const example = paths[0] ?? '';
-    const how = key === undefined
-        ? 'Either import as a user the daemon trusts (`trusted-users` in nix.conf), or sign them on import: ' +
-            'pass a secret key (`nix-plan keygen NAME`) whose public key root has added to ' +
-            '`trusted-public-keys` in the nix.conf of the host (then restart nix-daemon).'
-        : `They were signed with '${key.name}', so the daemon does not trust that key: root must add ` +
-            `'${formatPublicKey(publicKeyOf(key))}' to \`trusted-public-keys\` in the host's nix.conf ` +
-            '(then restart nix-daemon).';
-    return new errors_NixPlanError('signature', `${paths.length} path${paths.length === 1 ? ' is a build output' : 's are build outputs'} ` +
-        `(input-addressed, e.g. '${example}'), which Nix accepts from a user it does not trust only with ` +
-        `a signature by a key in its \`trusted-public-keys\`. ${how}`);
-}
-/**
- * Adds the paths of an export stream to a store as a user the Nix daemon does not trust: writes
- * them as a temporary `file://` binary cache (NARs streamed to disk as they are read, never the
- * whole closure in memory), with each narinfo's `CA:` field from `identifyContentAddress` so Nix
- * re-derives content-addressed paths instead of asking for signatures, then runs
- * `nix copy --from file://DIR [--derivation] PATHS…`. Build outputs need `signingKey`, whose
- * public key the daemon must trust; without it they are refused before anything is copied.
- * The stream should already be verified (the bundle verifier); it is validated again as it is read.
- */
-async function importViaBinaryCache(source, options, deps) {
-    const parent = options.workDir ?? (0,external_node_os_namespaceObject.tmpdir)();
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)(parent, 'nix-plan-cache-'));
+
+;// CONCATENATED MODULE: ./src/cli/stdin-bundle.ts
+// `-` for a bundle: standard input copied into a private temp file (0600 in a 0700 directory)
+// first, so the use case reads a file nobody else can change, and removed afterwards.
+
+
+
+
+
+
+/** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
+async function withBundleFile(bundle, stdin, use) {
+    if (bundle !== '-')
+        return use(bundle);
+    if (stdin === undefined)
+        throw new errors_NixPlanError('usage', 'no standard input to read the plan from (BUNDLE -)');
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
     try {
-        // Readable by everyone: the Nix client may run as another user than this process (sudo -u),
-        // and everything in it is about to enter the world-readable store anyway.
-        await (0,external_node_fs_promises_namespaceObject.chmod)(dir, 0o755);
-        await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'nix-cache-info'), `StoreDir: ${options.storeDir}\nWantMassQuery: 0\n`);
-        // Nix creates these when it opens a file:// cache; made here so a client that cannot write
-        // the directory (another user) still opens it.
-        for (const sub of CACHE_DIRS)
-            await (0,external_node_fs_promises_namespaceObject.mkdir)((0,external_node_path_namespaceObject.join)(dir, sub), { mode: 0o755 });
-        const cached = await writeCache(source, dir, options, deps);
-        const store = new NixStore(deps.runner, { store: options.store });
-        const paths = cached.map((c) => c.path);
-        const invalid = await store.invalidPaths(paths);
-        const alreadyValid = paths.length - invalid.size;
-        const unsigned = cached.filter((c) => c.ca === undefined && invalid.has(c.path)).map((c) => c.path);
-        if (unsigned.length > 0 && options.signingKey === undefined)
-            throw needsSignature(unsigned, undefined);
-        if (invalid.size > 0)
-            await runCopy(store, dir, cached, options, deps, unsigned);
-        const still = await store.invalidPaths([...invalid]);
-        if (still.size > 0)
-            throw new errors_NixPlanError('nix', `nix copy finished but ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-        return {
-            paths,
-            imported: invalid.size,
-            alreadyValid,
-            contentAddressed: cached.filter((c) => c.ca !== undefined).length,
-        };
+        const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
+        await (0,promises_namespaceObject.pipeline)(stdin, (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600, flags: 'wx' })).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read the plan from standard input: ${e.message}`);
+        });
+        return await use(file);
     }
     finally {
         await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     }
 }
-/** Reads the stream once, writing `nar/<n>.nar` and `<hash>.narinfo` for every path. */
-async function writeCache(source, dir, options, deps) {
-    const cached = [];
-    const task = progressOf(deps).start('writing a temporary binary cache');
-    let fd;
-    let fdIndex = -1;
-    const narFile = (index) => `nar/${index}.nar`;
-    const closeNar = () => {
-        if (fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(fd);
-        fd = undefined;
-    };
-    try {
-        const entries = readExport(source, options.limits, {
-            storeDir: options.storeDir,
-            // Synchronous writes: the reader hands over views without back-pressure, so writing them
-            // before it continues keeps memory flat whatever the NAR sizes.
-            onNarBytes: (chunk, index) => {
-                if (index !== fdIndex) {
-                    closeNar();
-                    fd = (0,external_node_fs_namespaceObject.openSync)((0,external_node_path_namespaceObject.join)(dir, narFile(index)), 'wx', 0o644);
-                    fdIndex = index;
-                }
-                if (fd !== undefined)
-                    (0,external_node_fs_namespaceObject.writeSync)(fd, chunk);
-            },
-        });
-        let index = 0;
-        for await (const entry of entries) {
-            closeNar();
-            const ca = identifyContentAddress({
-                path: entry.path,
-                references: entry.references,
-                narHash: entry.nar.narHash,
-                file: entry.nar.file,
-            }, options.storeDir)?.ca;
-            const facts = {
-                path: entry.path,
-                narHash: entry.nar.narHash,
-                narSize: entry.nar.narSize,
-                references: entry.references,
-            };
-            const text = narinfoText({
-                ...facts,
-                url: narFile(index),
-                deriver: entry.deriver,
-                ca,
-                sig: options.signingKey === undefined ? undefined : signNarinfo(options.signingKey, facts),
-            });
-            const hashPart = baseName(entry.path).slice(0, 32);
-            await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, `${hashPart}.narinfo`), text, { mode: 0o644, flag: 'wx' });
-            cached.push({ path: entry.path, references: entry.references, ca });
-            index++;
-            task.tick(1, entry.nar.narSize);
+
+;// CONCATENATED MODULE: ./src/cli/store-commands.ts
+// The subcommands that change a store or a system: import, realise, relocate and apply.
+
+
+
+
+
+
+
+
+
+/** `nix-plan import`. */
+const importCommand = command_define({
+    name: 'import',
+    operand: BUNDLE,
+    summary: 'verify a bundle, then add its paths to a store',
+    usage: [
+        'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
+    ],
+    description: 'Verifies the whole bundle first (nothing reaches the store before), then imports it: with nix-store --import ' +
+        'when the user may (root on a local store, or a trusted user), otherwise through a temporary binary cache ' +
+        'that Nix accepts from untrusted users for content-addressed paths. Paths already valid are skipped.',
+    options: {
+        store: STORE,
+        'trusted-key': TRUSTED_KEY,
+        method: METHOD,
+        'sign-key': CACHE_KEY,
+        'no-check-sigs': NO_CHECK_SIGS,
+        'max-age': MAX_AGE,
+        'max-size': MAX_SIZE,
+    },
+    examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
+    async run(args, ctx) {
+        noRest(args, 'import');
+        const trustedKeys = await readKeys(list(args, 'trusted-key'));
+        const options = {
+            store: str(args, 'store'),
+            trustedKeys,
+            noCheckSigs: flag(args, 'no-check-sigs'),
+            method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+        };
+        const deps = await importDeps(args, ctx, trustedKeys);
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
+        const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+        print(ctx, args, shown, () => formatImport(shown));
+    },
+});
+/** `nix-plan realise`. */
+const realiseCommand = command_define({
+    name: 'realise',
+    operand: BUNDLE,
+    summary: 'import a bundle and build its roots',
+    usage: [
+        'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
+    ],
+    description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
+        'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
+        'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+        '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
+        'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+    options: {
+        'out-link': {
+            type: 'string',
+            value: 'PREFIX',
+            help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
+        },
+        store: STORE,
+        roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
+        'trusted-key': TRUSTED_KEY,
+        method: METHOD,
+        'sign-key': CACHE_KEY,
+        'nix-arg': NIX_ARG,
+        'log-format': LOG_FORMAT,
+        'dry-run': {
+            type: 'boolean',
+            help: 'verify, then list what would be imported, built and fetched; change nothing',
+        },
+        'no-check-sigs': NO_CHECK_SIGS,
+        'max-age': MAX_AGE,
+        'allow-downgrade': ALLOW_DOWNGRADE,
+        'max-size': MAX_SIZE,
+    },
+    examples: [
+        'nix-plan realise hello.nixplan --out-link result',
+        'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+        'nix-plan realise plan.nixplan --dry-run',
+    ],
+    async run(args, ctx) {
+        if (flag(args, 'dry-run')) {
+            const plan = await ctx.useCases.dryRunRealise(onePositional(args, 'BUNDLE'), {
+                store: str(args, 'store'),
+                roots: list(args, 'roots', true),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+            }, ctx.deps);
+            print(ctx, args, plan, () => formatDryRun(plan));
+            return;
         }
-    }
-    finally {
-        closeNar();
-        task.done();
-    }
-    return cached;
-}
-/** Runs `nix copy` for the cache's top-level paths, `.drv` files with `--derivation`. */
-async function runCopy(store, dir, cached, options, deps, unsigned) {
-    const { drvs, others } = copyTargets(cached);
-    const from = `file://${dir}`;
-    const what = 'nix copy from the temporary binary cache';
-    deps.log.info(`adding ${cached.length} paths through a temporary binary cache (nix copy)`);
-    try {
-        await copyPaths(store, from, drvs, { derivation: true, what });
-        await copyPaths(store, from, others, { what });
-    }
-    catch (e) {
-        if (e instanceof NixCommandError && isSignatureRefusal(e) && unsigned.length > 0)
-            throw needsSignature(unsigned, options.signingKey);
-        throw e;
-    }
-}
-/**
- * The `copyImport` route of `importPlan`: hands the verified export stream to
- * `importViaBinaryCache`. `signingKey` is the text of a Nix secret key file, or a parsed key.
- */
-function binaryCacheCopyImport(settings = {}) {
-    const key = typeof settings.signingKey === 'string' ? parseSecretKey(settings.signingKey) : settings.signingKey;
-    return async (stream, options, deps) => {
-        await importViaBinaryCache(stream, {
-            storeDir: options.manifest.storeDir,
-            store: options.store,
-            signingKey: key,
-            workDir: settings.workDir ?? options.workDir,
-        }, deps);
-    };
-}
+        const trustedKeys = await readKeys(list(args, 'trusted-key'));
+        const outLink = str(args, 'out-link');
+        const options = {
+            store: str(args, 'store'),
+            outLink,
+            roots: list(args, 'roots', true),
+            trustedKeys,
+            noCheckSigs: flag(args, 'no-check-sigs'),
+            method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+            nixArgs: nixArgs(args),
+            logFormat: str(args, 'log-format'),
+        };
+        const deps = await importDeps(args, ctx, trustedKeys);
+        // With --out-link, the link's last-applied record: an older plan is refused.
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle) => ctx.useCases.realisePlan(bundle, options, deps));
+        const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
+        // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
+        ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
+        print(ctx, args, shown, () => formatRealise(shown));
+    },
+});
+/** `nix-plan relocate`. */
+const relocateCommand = command_define({
+    name: 'relocate',
+    operand: BUNDLE,
+    summary: 'rewrite a bundle for another store dir (realm)',
+    usage: [
+        'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+    ],
+    description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
+        'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
+        "The new manifest keeps when and where the plan was made, and records what it was promoted from (the input's " +
+        'digest, store dir and the trusted keys that signed it). --sign-key needs --trusted-key (or --no-check-sigs): ' +
+        'a key signs only what was verified.',
+    options: {
+        to: { type: 'string', value: 'DIR', help: 'the target store dir (required)' },
+        output: {
+            type: 'string',
+            short: 'o',
+            value: 'OUT',
+            help: 'where to write the relocated bundle (required)',
+        },
+        'sign-key': {
+            type: 'string',
+            multiple: true,
+            value: 'FILE',
+            help: 'sign the new manifest with this secret key file',
+        },
+        'trusted-key': TRUSTED_KEY,
+        'no-check-sigs': NO_CHECK_SIGS,
+        'max-age': MAX_AGE,
+        level: {
+            type: 'string',
+            value: 'N',
+            help: `zstd level ${LEVELS} (default 3 without long-distance matching: promotion favours speed)`,
+        },
+    },
+    examples: [
+        'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan',
+        'nix-plan relocate hello.nixplan --to /beta/store -o hello-beta.nixplan --trusted-key ci.pub --sign-key beta.sec',
+    ],
+    async run(args, ctx) {
+        noRest(args, 'relocate');
+        const keys = await signingKeys(args);
+        const trustedKeys = await readKeys(list(args, 'trusted-key'));
+        const noCheckSigs = flag(args, 'no-check-sigs');
+        assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
+        const options = {
+            to: required(args, 'to', 'DIR (the target store dir)'),
+            output: required(args, 'output', 'OUT (where to write the bundle)'),
+            signingKeys: keys,
+            trustedKeys,
+            noCheckSigs,
+            level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
+        };
+        if (noCheckSigs && trustedKeys.length === 0)
+            ctx.deps.log.warn('--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)');
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps));
+        print(ctx, args, result, () => formatRelocate(result));
+    },
+});
+/** `nix-plan apply`. */
+const applyCommand = command_define({
+    name: 'apply',
+    operand: BUNDLE,
+    summary: 'realise a NixOS system plan and switch a profile to it, safely',
+    usage: [
+        'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
+        'nix-plan apply --rollback --profile PATH [--action …]',
+    ],
+    description: 'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
+        'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
+        'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
+        'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
+        'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
+        '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
+        'generation instead.',
+    options: {
+        profile: {
+            type: 'string',
+            value: 'PATH',
+            help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
+        },
+        action: {
+            type: 'string',
+            value: 'ACTION',
+            choices: APPLY_ACTIONS,
+            help: 'switch (default), boot, test or dry-activate',
+        },
+        'confirm-timeout': {
+            type: 'string',
+            value: 'SECONDS',
+            help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
+        },
+        'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
+        rollback: { type: 'boolean', help: 'go back one generation' },
+        store: STORE,
+        'trusted-key': TRUSTED_KEY,
+        method: METHOD,
+        'sign-key': CACHE_KEY,
+        'nix-arg': NIX_ARG,
+        'log-format': LOG_FORMAT,
+        'no-check-sigs': NO_CHECK_SIGS,
+        'max-age': MAX_AGE,
+        'allow-downgrade': ALLOW_DOWNGRADE,
+        'max-size': MAX_SIZE,
+    },
+    examples: [
+        'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+        'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
+    ],
+    async run(args, ctx) {
+        noRest(args, 'apply');
+        const rollback = flag(args, 'rollback');
+        const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
+        const store = str(args, 'store');
+        const trustedKeys = await readKeys(list(args, 'trusted-key'));
+        // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
+        const realiseOptions = {
+            store,
+            trustedKeys,
+            method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+            nixArgs: nixArgs(args),
+            logFormat: str(args, 'log-format'),
+        };
+        const deps = await importDeps(args, ctx, trustedKeys);
+        const result = await withBundleFile(bundle, ctx.io.stdin, (file) => ctx.useCases.applyPlan(file, {
+            profile: required(args, 'profile', 'PATH'),
+            action: oneOf(str(args, 'action'), 'action', APPLY_ACTIONS),
+            rollback,
+            store,
+            confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+            allowAnyRoot: flag(args, 'allow-any-root'),
+            // The profile's last-applied record (on the activating side): an older plan is refused.
+            ...maxAge(args),
+            allowDowngrade: flag(args, 'allow-downgrade'),
+        }, { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) }));
+        print(ctx, args, result, () => formatApply(result));
+    },
+});
+
+;// CONCATENATED MODULE: ./src/cli/commands.ts
+// The \`nix-plan\` subcommands, in the order help lists them: plan-commands.ts (export, inspect,
+// diff, verify, keygen), store-commands.ts (import, realise, relocate, apply) and
+// deploy-command.ts, built from the parts in command.ts; and the two that describe the command table itself (completions, man).
+
+
+
+
+
+
+
+
+
+
+/** `nix-plan completions`. */
+const completionsCommand = command_define({
+    name: 'completions',
+    operand: { value: 'SHELL', complete: SHELLS },
+    summary: 'print a shell completion script (bash, zsh or fish)',
+    usage: ['nix-plan completions bash|zsh|fish'],
+    description: 'Prints a completion script for SHELL, generated from the commands and options --help lists. Install it ' +
+        'where the shell looks: bash ~/.local/share/bash-completion/completions/nix-plan, zsh a file _nix-plan in ' +
+        'a directory of $fpath, fish ~/.config/fish/completions/nix-plan.fish (the Nix package installs all three).',
+    options: {},
+    examples: [
+        'nix-plan completions bash > ~/.local/share/bash-completion/completions/nix-plan',
+        'source <(nix-plan completions bash)',
+        'nix-plan completions fish > ~/.config/fish/completions/nix-plan.fish',
+    ],
+    run(args, ctx) {
+        noRest(args, 'completions');
+        const given = onePositional(args, 'SHELL (bash, zsh or fish)');
+        const shell = SHELLS.find((s) => s === given);
+        if (shell === undefined)
+            throw usageError(`SHELL must be one of ${SHELLS.join(', ')} (got '${given}')`);
+        ctx.io.stdout.write(completionScript(shell, COMMANDS));
+        return Promise.resolve();
+    },
+});
+/** `nix-plan man`. */
+const manCommand = command_define({
+    name: 'man',
+    summary: 'print the nix-plan(1) man page (roff)',
+    usage: ['nix-plan man'],
+    description: 'Prints the manual page, generated from the same command table as --help and the exit codes: ' +
+        'read it with `nix-plan man | man -l -`, or install it as man1/nix-plan.1 (the Nix package does).',
+    options: {},
+    examples: ['nix-plan man | man -l -', 'nix-plan man > ~/.local/share/man/man1/nix-plan.1'],
+    run(args, ctx) {
+        noRest(args, 'man');
+        if (args.positionals.length > 0)
+            throw usageError('man takes no arguments');
+        ctx.io.stdout.write(manPage({ version: VERSION, commands: COMMANDS, common: COMMON, exitCodes: EXIT_CODE_MEANINGS }));
+        return Promise.resolve();
+    },
+});
+/** Every subcommand, in the order help lists them. */
+const COMMANDS = [
+    exportCommand,
+    inspectCommand,
+    diffPlansCommand,
+    verifyCommand,
+    importCommand,
+    realiseCommand,
+    relocateCommand,
+    keygenCommand,
+    applyCommand,
+    deployCommand(),
+    completionsCommand,
+    manCommand,
+];
 
 ;// CONCATENATED MODULE: ./src/nix/missing.ts
 // What Nix would fetch for store paths that are not valid, asked without changing anything:
@@ -10769,373 +11359,6 @@ async function queryMissing(store, paths) {
     return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
 }
 
-;// CONCATENATED MODULE: ./src/nix/gc.ts
-// Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
-// to and no GC root (or running process) holds, and refuses the others ("still alive").
-
-
-/**
- * `nix-store --delete PATHS…` in one run (per command-line batch). Nix walks each path's referrers:
- * any outside `paths` keeps it (and that run fails); `keep-derivations` is turned off so a .drv
- * goes even when an output it built stays. A failure is a NixCommandError.
- */
-async function deletePaths(store, paths) {
-    for (const batch of batchPaths(paths)) {
-        const args = [...store.storeArgs(), '--option', 'keep-derivations', 'false', '--delete', ...batch];
-        const result = await store.runner.run('nix-store', args, { allowFailure: true });
-        NixCommandError.check('nix-store', args, result, { what: 'nix-store --delete' });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/app/rollback.ts
-// Rolling back an import that failed or was interrupted: the paths it made valid are removed again,
-// so the store's valid paths are what they were before it started.
-//
-// An import adds paths in dependency order, and a path it added can only be referred to by paths
-// added after it (Nix registers references to valid paths only), so those paths are new and
-// unreferenced from outside: `nix-store --delete` removes them all, newest first. A path another
-// process started using meanwhile (a concurrent build, a GC root) is kept, and said so.
-
-
-/**
- * Removes again those of `added` (the paths that were not valid before the import, in its order)
- * that are valid now. `store` must run on a runner that still works after an interruption.
- */
-async function rollback_rollBack(store, added) {
-    if (added.length === 0)
-        return { removed: [], kept: [] };
-    const invalid = await store.invalidPaths(added);
-    const valid = added.filter((p) => !invalid.has(p)).reverse();
-    if (valid.length === 0)
-        return { removed: [], kept: [] };
-    let reason;
-    try {
-        await deletePaths(store, valid);
-    }
-    catch (e) {
-        // One that stays alive stops the run: remove the others one at a time, newest first.
-        reason = firstLine(e);
-        for (const p of valid)
-            await deletePaths(store, [p]).catch((f) => {
-                reason ??= firstLine(f);
-            });
-    }
-    const still = await store.invalidPaths(valid);
-    const kept = valid.filter((p) => !still.has(p));
-    return { removed: valid.filter((p) => still.has(p)), kept, ...(kept.length > 0 && { reason }) };
-}
-function firstLine(e) {
-    const text = e instanceof Error ? e.message : String(e);
-    const lines = text.split('\n').filter((l) => /error|alive|cannot/i.test(l));
-    return (lines[lines.length - 1] ?? text).trim();
-}
-/** What a failure message adds about the rollback. */
-function rollbackNote(result) {
-    if (result.removed.length === 0 && result.kept.length === 0)
-        return 'no path had been added, the store is unchanged';
-    if (result.kept.length === 0)
-        return `the ${result.removed.length} path${result.removed.length === 1 ? '' : 's'} it had added ${result.removed.length === 1 ? 'was' : 'were'} removed again, the store is as it was`;
-    return (`${result.removed.length} of the paths it had added were removed again, but ${result.kept.length} could not be ` +
-        `(e.g. '${result.kept[0]}': ${result.reason ?? 'still in use'}); remove them with nix-store --delete once nothing uses them`);
-}
-/** `error` with what the rollback did added to its message (the same error: its class and code stay). */
-function withRollbackNote(error, result) {
-    if (error instanceof errors_NixPlanError)
-        error.message = `${error.message}\n(${rollbackNote(result)})`;
-    return error;
-}
-
-;// CONCATENATED MODULE: ./src/app/import.ts
-// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
-// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** The import methods, for option parsing. */
-const IMPORT_METHODS = (/* unused pure expression or super */ null && (['auto', 'import', 'copy']));
-
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
-    }
-}
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/** The sha256 of a file, as hex. */
-async function sha256OfFile(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(c);
-    return hash.digest('hex');
-}
-/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-async function checkCopyDigest(copy, digest, bundlePath) {
-    const want = digest.replace(/^sha256:/, '').toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(want))
-        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
-    const got = await sha256OfFile(copy);
-    if (got !== want)
-        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
-}
-/**
- * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
- * temp dir has no room for (its verified stream is written there).
- */
-async function checkRoom(manifest, dir, maxSize) {
-    const size = manifest.stream.size;
-    if (maxSize !== undefined && size > maxSize)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
-    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
-    if (fs !== undefined && fs.bavail * fs.bsize < size)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
-}
-/**
- * Copies the bundle into a private directory and verifies the copy completely, so nothing
- * unverified can reach the store even if the original changes meanwhile; the verified export
- * stream is kept in a private file as it is checked, and that file is what Nix imports.
- * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
- * If the import fails or is interrupted (`deps.signal`), the paths it made valid are removed again
- * before the error is thrown, and the error says so: the store's valid paths are what they were.
- */
-async function importPlan(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
-    try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
-        // Messages name the user's file, not the private copy they are about.
-        const source = { ...(await openBundle(copy)), name: bundlePath };
-        try {
-            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
-            // Whatever the route, what reaches the store is the stream verified here.
-            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    noCheckSigs: options.noCheckSigs,
-                    storeDir,
-                    limits,
-                    validInStore: async (missing) => {
-                        const invalid = await store.invalidPaths(missing);
-                        return new Set(missing.filter((p) => !invalid.has(p)));
-                    },
-                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    onStreamBytes: (c) => verified.write(c),
-                }, deps.progress, deps.signal);
-            }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const proof = {
-                trustedSignatures: report.trustedSignatures,
-                unproven: report.unproven,
-                noCheckSigs: report.noCheckSigs,
-                declaredOutputs: report.declaredOutputs,
-                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
-                    noCheckSigs: report.noCheckSigs,
-                    unproven: report.unproven,
-                }),
-            };
-            if (report.unproven > 0)
-                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
-            const invalid = await validity.invalid();
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
-            }
-            // From here on the store changes: whatever stops the import, what it added is removed again.
-            const added = paths.filter((p) => invalid.has(p));
-            try {
-                const method = await addPaths(store, manifest, options, deps, {
-                    trusts,
-                    count: invalid.size,
-                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
-                });
-                deps.signal?.throwIfAborted();
-                const still = await invalidAmong(store, paths);
-                if (still.size > 0)
-                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-                return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
-            }
-            catch (e) {
-                deps.log.info(`the import failed: removing the paths it added…`);
-                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
-                cleanup.setStoreDir(storeDir);
-                throw withRollbackNote(e, await rollback_rollBack(cleanup, added));
-            }
-        }
-        finally {
-            await source.close();
-        }
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-/** A .drv of the target store, read from its file (undefined when it is not there). */
-function readStoreFile(store, path) {
-    try {
-        return store.readRegularFileSync(path)?.bytes;
-    }
-    catch {
-        return undefined;
-    }
-}
-/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
-async function addPaths(store, manifest, options, deps, how) {
-    let method = options.method ?? 'auto';
-    if (method === 'auto') {
-        const trust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
-        method = trust === 'untrusted' ? 'copy' : 'import';
-        if (trust === 'unknown')
-            deps.log.debug('store trust unknown: trying nix-store --import first');
-    }
-    if (method === 'import') {
-        // nix-store --import prints each path it adds: one tick per line.
-        const importing = progressOf(deps).start('importing with nix-store --import', how.count);
-        try {
-            await importExport(store, how.stream(), (n) => importing.tick(n));
-            return 'import';
-        }
-        catch (e) {
-            if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                throw e;
-            deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-        }
-        finally {
-            importing.done();
-        }
-    }
-    const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-    // The cache is made beside (not inside) the private dir: the Nix client may be another user.
-    await copyImport(how.stream(), { store: options.store, manifest }, deps);
-    return 'copy';
-}
-
 ;// CONCATENATED MODULE: ./src/nix/build-log.ts
 // Nix's machine-readable log (`--log-format internal-json`, the same on Nix 2.8 and 2.34): what
 // was built and what was substituted, when each finished, and the human log Nix would have
@@ -11151,25 +11374,39 @@ const RES_POST_BUILD_LOG_LINE = 104;
 /** Nix's default verbosity (lvlInfo): messages and activities above it are not shown. */
 const LVL_INFO = 3;
 const PREFIX = '@nix ';
+/** Lines of the human log an error carries when it was not shown. */
+const TAIL_LINES = 40;
 /** Nix colours its messages in this log even when stderr is not a terminal; its plain log does not. */
 // eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 /** Reads an internal-json log as it streams by; see the module comment. */
 class NixLogReader {
-    write;
+    sink;
     now;
     events = { built: [], substituted: [], finished: new Map(), errors: [] };
     activities = new Map(); // activity id → the path it is about
     pending = '';
     started;
+    /** The last lines of the human log, kept for an error when nothing was shown. */
+    lastLines = [];
     /**
      * @param write where the human log goes (what Nix would print at its default verbosity)
      * @param now a millisecond clock (finish times are relative to when the reader was made)
      */
-    constructor(write, now = () => performance.now()) {
-        this.write = write;
+    constructor(sink, now = () => performance.now()) {
+        this.sink = sink;
         this.now = now;
         this.started = now();
+    }
+    /** The human log's last lines (at most TAIL_LINES), as text. */
+    tail() {
+        return this.lastLines.join('');
+    }
+    write(text) {
+        this.lastLines.push(text);
+        if (this.lastLines.length > TAIL_LINES)
+            this.lastLines.shift();
+        this.sink?.(text);
     }
     /** Takes a chunk of stderr. */
     push(chunk) {
@@ -11189,7 +11426,7 @@ class NixLogReader {
     }
     line(line) {
         if (!line.startsWith(PREFIX)) {
-            this.write?.(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
+            this.write(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
             return;
         }
         let e;
@@ -11197,7 +11434,7 @@ class NixLogReader {
             e = JSON.parse(line.slice(PREFIX.length));
         }
         catch {
-            this.write?.(`${line}\n`);
+            this.write(`${line}\n`);
             return;
         }
         const level = typeof e.level === 'number' ? e.level : LVL_INFO;
@@ -11211,7 +11448,7 @@ class NixLogReader {
                 if (level === 0)
                     this.events.errors.push(msg);
                 if (level <= LVL_INFO)
-                    this.write?.(`${msg}\n`);
+                    this.write(`${msg}\n`);
                 return;
             }
             case 'start': {
@@ -11225,7 +11462,7 @@ class NixLogReader {
                     this.activities.set(id, subject);
                 }
                 if (typeof e.text === 'string' && e.text !== '' && level <= LVL_INFO)
-                    this.write?.(`${e.text.replace(ANSI, '')}\n`);
+                    this.write(`${e.text.replace(ANSI, '')}\n`);
                 return;
             }
             case 'stop': {
@@ -11239,7 +11476,7 @@ class NixLogReader {
             case 'result':
                 if ((e.type === RES_BUILD_LOG_LINE || e.type === RES_POST_BUILD_LOG_LINE) &&
                     typeof fields[0] === 'string')
-                    this.write?.(`${fields[0]}\n`);
+                    this.write(`${fields[0]}\n`);
                 return;
             default:
                 return;
@@ -11263,7 +11500,7 @@ function internalJsonArgs(extraArgs = []) {
  */
 async function realiseWithReport(store, roots, options) {
     const now = options.now ?? (() => performance.now());
-    const timed = !(options.nixArgs ?? []).includes('--log-format');
+    const timed = options.userLogFormat !== true && !(options.nixArgs ?? []).includes('--log-format');
     const nixLog = options.nixLog;
     const reader = new NixLogReader(nixLog === undefined ? undefined : (text) => nixLog(Buffer.from(text)), now);
     const started = now();
@@ -11277,10 +11514,12 @@ async function realiseWithReport(store, roots, options) {
     }
     catch (e) {
         reader.end();
-        // The failure's stderr is JSON: say it with Nix's own error messages instead.
-        if (timed && e instanceof NixCommandError && reader.events.errors.length > 0)
-            throw new NixCommandError(e.command, e.args, e.exitCode, reader.events.errors.join('\n'), {
+        // The failure's stderr is JSON: the log was shown as text as it came (then the error points
+        // at it), or, when nothing was shown, the error carries the tail of that text instead.
+        if (timed && e instanceof NixCommandError)
+            throw new NixCommandError(e.command, e.args, e.exitCode, reader.tail(), {
                 what: 'nix-store --realise',
+                shown: nixLog !== undefined,
             });
         throw e;
     }
@@ -11367,7 +11606,7 @@ async function realisePlan(bundlePath, options, deps) {
         deps.log.info('the build failed: removing what this run added…');
         const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
         cleanup.setStoreDir(manifest.storeDir);
-        throw withRollbackNote(e, await rollback_rollBack(cleanup, [...imported.addedPaths(), ...unbuilt]));
+        throw withRollbackNote(e, await rollBack(cleanup, [...imported.addedPaths(), ...unbuilt]));
     }
 }
 async function build(store, imported, roots, drvs, options, deps) {
@@ -11376,6 +11615,7 @@ async function build(store, imported, roots, drvs, options, deps) {
     const { printed, report } = await realiseWithReport(store, roots, {
         addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
         nixArgs: options.nixArgs,
+        userLogFormat: options.logFormat !== undefined,
         nixLog: deps.nixLog,
     });
     // With --add-root Nix prints the links it made; the outputs are their targets.
@@ -11719,7 +11959,7 @@ function signatureStatuses(manifest, trustedKeys = []) {
     const keys = trustedKeys.map(parsePublicKey);
     const message = signedBytes(manifest);
     return manifest.signatures.map((s) => {
-        const check = checkDetached(message, `${s.key}:${s.sig}`, keys);
+        const check = signing_checkDetached(message, `${s.key}:${s.sig}`, keys);
         if (check === 'invalid' || check === 'malformed')
             throw new errors_NixPlanError('signature', `the bundle's signature by key '${s.key}' does not verify: the manifest was altered or signed with another key`);
         return { key: s.key, status: check === 'valid' ? 'verified' : 'untrusted-key' };
@@ -12514,51 +12754,313 @@ function diffPlans(oldSide, old, newSide, now, options) {
 /** Counts of a diff that has none (for summaries of an identical plan). */
 const NO_CHANGES = Object.freeze(packages_emptyCounts());
 
-;// CONCATENATED MODULE: ./src/core/rewrite.ts
-// One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
+;// CONCATENATED MODULE: ./src/core/relocate/checks.ts
+// The refusals of relocation, as docs/relocation.md lists them: what cannot be relocated faithfully
+// is refused by name, before any work where the index can tell (the self-check, the kinds, the
+// closure), and as it is met otherwise (the environment, the references of a .drv).
 
 
 
 
-/** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
-const PLACEHOLDER_HASH_LENGTH = 52;
-const H = HASH_PART_LENGTH;
-const P = PLACEHOLDER_HASH_LENGTH;
-const SLASH = 0x2f;
-const rewrite_BACKSLASH = 0x5c;
+
+/** Throws the 'relocate' error that says why an object cannot be relocated. */
+function refuse(message) {
+    throw new errors_NixPlanError('relocate', message);
+}
+/** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
+function drvType(path, drv) {
+    if (drv.version !== undefined)
+        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
+            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
+    if (drv.outputs.some((o) => o.hash === 'impure'))
+        refuseImpure(path);
+    const { kind, problem } = classifyDerivation(drv);
+    // A floating output has no path yet: one with a path is not what Nix writes.
+    if (problem === 'mixed' || (kind === 'floating' && drv.outputs.some((o) => o.path !== '')))
+        refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
+    return derivationKind(drv, path); // malformed (no outputs, a fixed one not alone) throws
+}
+const IMPURE_KEY = new TextEncoder().encode('__impure');
+/**
+ * Refuses a derivation with an `__impure` variable. Nix writes its outputs as impure, which the
+ * index refuses before any work; this catches one written by hand, once its environment is read.
+ */
+function refuseImpureEnv(path, keys) {
+    for (const key of keys)
+        if (compareBytes(key, IMPURE_KEY) === 0)
+            refuseImpure(path);
+}
+/** Refuses an impure derivation by name. */
+function refuseImpure(path) {
+    return refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
+}
+/**
+ * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
+ * address. A source's path must follow from it (with its references and name) under `from`.
+ */
+function checkGivenContentAddress(obj, from) {
+    const name = nameOf(obj.path);
+    const { ca } = obj;
+    const method = contentAddressMethod(ca);
+    // A text address plays no part in relocating the file: its digest need not be read.
+    if (method === 'text')
+        return obj.contents === undefined && obj.readContents === undefined
+            ? undefined
+            : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
+    if (method === 'nar') {
+        if (obj.narHash === undefined)
+            return undefined;
+        const address = { method, hash: { algo: 'sha256', bytes: obj.narHash } };
+        if (ca !== formatContentAddress(address))
+            return undefined;
+        const others = obj.references.filter((r) => r !== obj.path);
+        const self = others.length !== obj.references.length;
+        return makeContentAddressedPath(name, address, from, others, self) === obj.path
+            ? { kind: 'source', ca }
+            : undefined;
+    }
+    if (method === 'flat' && obj.contents !== undefined && obj.references.length === 0)
+        return makeContentAddressedPath(name, parseContentAddress(ca), from) === obj.path
+            ? { kind: 'source', ca }
+            : undefined;
+    return undefined;
+}
+/** Checks that `obj` is what its path says under `from`; returns its content address. */
+function selfCheck(obj, from) {
+    if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
+        refuseWithoutContents(obj);
+    const contents = obj.ca === undefined ? bytesOf(obj) : undefined;
+    const ca = obj.ca !== undefined
+        ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
+        : identifyContentAddress({
+            path: obj.path,
+            references: obj.references,
+            narHash: obj.narHash,
+            file: contents === undefined ? undefined : { executable: false, contents },
+        }, from);
+    if (ca === undefined && obj.kind === 'source' && obj.narHash === undefined)
+        refuseWithoutNarHash(obj);
+    if (ca === undefined)
+        refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
+            'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
+            'import-from-derivation) or its contents do not match its path');
+    if (ca.kind !== obj.kind)
+        refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
+    return ca.ca;
+}
+/** The object's file bytes, when it has them (read now when the caller reads them). */
+function bytesOf(obj) {
+    return obj.contents ?? obj.readContents?.();
+}
+/** The file bytes of a drv or text, which it must have. */
+function contentsOf(obj) {
+    return bytesOf(obj) ?? refuseWithoutContents(obj);
+}
+/** Refuses a source given without the NAR hash it is checked and relocated by. */
+function refuseWithoutNarHash(obj) {
+    return refuse(`cannot relocate ${obj.path}: it is given as a source without its NAR hash, and its contents ` +
+        'do not make it a flat fixed-output path; a recursive source is checked, and relocated, by its NAR hash');
+}
+/** Refuses a drv or text given without its contents. */
+function refuseWithoutContents(obj) {
+    return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
+}
+/** Refuses a source with references: native evaluation never makes one. */
+function refuseSourceWithReferences(obj) {
+    if (obj.kind === 'source' && obj.references.length > 0)
+        refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
+            'native evaluation could not have produced it');
+}
+/** Refuses a .drv whose references are not its input derivations and sources. */
+function checkReferences(obj, drv) {
+    if (!sameReferences(drv, obj.references))
+        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
+}
+/** True when a .drv's references are exactly its input sources and input derivations. */
+function sameReferences(drv, references) {
+    const inputs = derivationReferences(drv);
+    if (inputs.length === references.length && inputs.every((r, i) => r === references[i]))
+        return true;
+    // The caller's references may come in another order.
+    const given = new Set(references);
+    return given.size === inputs.length && inputs.every((r) => given.has(r));
+}
+
+;// CONCATENATED MODULE: ./src/core/relocate/drv.ts
+// The .drv path of relocation: a derivation whose dependencies are relocated gets its inputs
+// mapped, its strings rewritten, its fixed outputs recomputed and (input-addressed) its output
+// paths filled in under the new store dir; then its own path follows from its bytes.
+
+
+
+/** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
+function relocateDrv(obj, drv, type, cx) {
+    cx.onDerivation?.(obj, drv);
+    const name = drvName(obj.path);
+    checkReferences(obj, drv);
+    refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
+    const outputs = fixOutputs(drv.outputs, type, name, cx);
+    // Input-addressed: the own output paths in env are what is being computed: mask them first.
+    const masked = type === 'input-addressed';
+    const env = drv.env
+        .map((e) => ({
+        key: cx.rewrite(e.key),
+        value: masked && drv_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
+    }))
+        .sort((a, b) => compareBytes(a.key, b.key));
+    const relocated = {
+        ...relocatedHead(drv, outputs, masked, cx),
+        builder: cx.rewrite(drv.builder),
+        args: drv.args.map((a) => cx.rewrite(a)),
+        env,
+    };
+    return completeDrv(obj, drv.outputs, relocated, 
+    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
+    masked ? cx.hasher.fillOutputs(relocated, name) : serialiseDerivation(relocated), cx);
+}
+/**
+ * `relocateDrv` without unescaping the strings after the system and escaping them again: the
+ * builder, arguments and environment are rewritten as written and spliced after the new head
+ * (what `rewrite` finds in escaped strings is what it finds in their text). Undefined, having
+ * done nothing, when an environment key mentions a store path, as rewriting it could change the
+ * order of the environment: relocateDrv sorts it again.
+ */
+function spliceDrv(obj, bytes, type, cx) {
+    const { head, tail } = parseDerivationSpans(bytes);
+    cx.onDerivation?.(obj, head);
+    if (head.version !== undefined)
+        return undefined;
+    refuseImpureEnv(obj.path, tail.keys);
+    for (const key of tail.keys)
+        if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
+            return undefined;
+    const name = drvName(obj.path);
+    checkReferences(obj, head);
+    const outputs = fixOutputs(head.outputs, type, name, cx);
+    const masked = type === 'input-addressed';
+    // The tail as written, rewritten; masked, it is cut around the values of the env variables
+    // named after outputs, which are left empty (their paths are filled in later).
+    const pieces = [];
+    const holeOutputs = [];
+    let r = tail.start;
+    // Plain loops: a closure per environment variable added up to tens of MB of garbage.
+    if (masked)
+        for (let i = 0; i < tail.keys.length; i++) {
+            const o = drv_outputNamed(head.outputs, tail.keys[i]);
+            if (o === undefined)
+                continue;
+            pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
+            holeOutputs.push(o.name);
+            r = tail.values[2 * i + 1];
+        }
+    pieces.push(cx.rewrite(bytes.subarray(r), true));
+    const relocated = relocatedHead(head, outputs, masked, cx);
+    if (!masked)
+        return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
+    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+    const maskedBytes = spliceDerivation(relocated, pieces, layout);
+    const maskedDrv = {
+        bytes: maskedBytes,
+        layout,
+        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
+    };
+    return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
+}
+/**
+ * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
+ * follows from its hash alone, so it is known (and recorded) now; other paths are kept.
+ */
+function fixOutputs(outputs, type, name, cx) {
+    const copy = outputs.map((o) => ({ ...o }));
+    if (type !== 'fixed')
+        return copy;
+    const paths = cx.hasher.fixedOutputPaths({ outputs: copy }, name);
+    for (const o of copy) {
+        const p = paths.get(o.name);
+        cx.setHash(o.path, p);
+        o.path = p;
+    }
+    return copy;
+}
+/** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
+function relocatedHead(drv, outputs, masked, cx) {
+    return {
+        version: undefined,
+        outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
+        inputDrvs: drv.inputDrvs
+            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
+            .sort((a, b) => compareStrings(a.path, b.path)),
+        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
+        system: cx.rewrite(drv.system),
+    };
+}
+/**
+ * The relocated .drv from its written form: the final bytes, or (input-addressed) the masked
+ * form with its outputs filled in, whose paths are recorded against the original ones.
+ */
+function completeDrv(obj, original, relocated, written, cx) {
+    const name = drvName(obj.path);
+    let contents;
+    let hash;
+    if (written instanceof Uint8Array)
+        contents = written;
+    else {
+        contents = written.bytes;
+        hash = written.hash;
+        for (let i = 0; i < original.length; i++) {
+            const o = original[i];
+            const p = written.paths[i] ?? '';
+            if ((o.path === '') !== (p === ''))
+                refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
+            if (o.path !== '')
+                cx.setHash(o.path, p);
+        }
+    }
+    const references = derivationReferences(relocated);
+    const path = computeDrvPath(cx.to, name, contents, references);
+    cx.hasher.record(path, relocated, hash);
+    return { oldPath: obj.path, path, kind: 'drv', references, contents };
+}
+/** The output whose name is `key`, if any. */
+function drv_outputNamed(outputs, key) {
+    for (const o of outputs)
+        if (asciiEquals(key, o.name))
+            return o;
+    return undefined;
+}
+/** True when `bytes` are the ASCII string `s`. */
+function asciiEquals(bytes, s) {
+    if (bytes.length !== s.length)
+        return false;
+    for (let i = 0; i < s.length; i++)
+        if (bytes[i] !== s.charCodeAt(i))
+            return false;
+    return true;
+}
+
+;// CONCATENATED MODULE: ./src/core/relocate/tokens.ts
+// The rewriter's table of known tokens (store hashes, placeholder hashes): fixed-length nix32
+// strings found in bytes by their first six digits, each with the value that replaces it.
+
+
 /** nix32 digit of each byte, -1 for bytes outside the alphabet. */
-const rewrite_DIGIT = new Int8Array(256).fill(-1);
+const tokens_DIGIT = new Int8Array(256).fill(-1);
 for (let i = 0; i < NIX32_ALPHABET.length; i++)
-    rewrite_DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
-/** Bytes that may continue a store dir component: a match of A followed by one is not A itself. */
-const DIR_CHAR = new Uint8Array(256);
-for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-')
-    DIR_CHAR[c.charCodeAt(0)] = 1;
-// Match kinds, recorded in position order.
-const PATH = 0; // `A/<known hash>`
-const BARE = 1; // a known hash anywhere else
-const PLACEHOLDER = 2; // a known placeholder hash
-const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+    tokens_DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
 /** A 30-bit key from the first six nix32 digits at `p` (the caller has checked they are digits). */
 function keyAt(b, p) {
-    return (((rewrite_DIGIT[b[p]] << 25) |
-        (rewrite_DIGIT[b[p + 1]] << 20) |
-        (rewrite_DIGIT[b[p + 2]] << 15) |
-        (rewrite_DIGIT[b[p + 3]] << 10) |
-        (rewrite_DIGIT[b[p + 4]] << 5) |
-        rewrite_DIGIT[b[p + 5]]) >>>
+    return (((tokens_DIGIT[b[p]] << 25) |
+        (tokens_DIGIT[b[p + 1]] << 20) |
+        (tokens_DIGIT[b[p + 2]] << 15) |
+        (tokens_DIGIT[b[p + 3]] << 10) |
+        (tokens_DIGIT[b[p + 4]] << 5) |
+        tokens_DIGIT[b[p + 5]]) >>>
         0);
-}
-function asciiBytes(s) {
-    const out = new Uint8Array(s.length);
-    for (let i = 0; i < s.length; i++)
-        out[i] = s.charCodeAt(i);
-    return out;
 }
 function checkNix32(s, length, what) {
     let ok = s.length === length;
     for (let i = 0; ok && i < length; i++)
-        ok = (rewrite_DIGIT[s.charCodeAt(i) & 0xff] ?? -1) >= 0 && s.charCodeAt(i) < 256;
+        ok = (tokens_DIGIT[s.charCodeAt(i) & 0xff] ?? -1) >= 0 && s.charCodeAt(i) < 256;
     if (!ok)
         throw new errors_NixPlanError('internal', `${what} '${s}' is not ${length} nix32 characters`);
 }
@@ -12612,7 +13114,7 @@ class TokenTable {
         const probe = this.probe;
         for (let k = 0; k < n; k++) {
             const c = token.charCodeAt(k);
-            if (c > 0xff || rewrite_DIGIT[c] < 0)
+            if (c > 0xff || tokens_DIGIT[c] < 0)
                 return -1;
             probe[k] = c;
         }
@@ -12698,6 +13200,33 @@ class TokenTable {
         for (let id = 0; id < this.strings.length; id++)
             this.insert(id);
     }
+}
+
+;// CONCATENATED MODULE: ./src/core/relocate/rewrite.ts
+// One-pass byte rewriter for relocation: known store hashes of realm A become those of realm B.
+
+
+
+/** Length of a rendered placeholder's hash (sha256 in nix32), without its leading slash. */
+const PLACEHOLDER_HASH_LENGTH = 52;
+const H = HASH_PART_LENGTH;
+const P = PLACEHOLDER_HASH_LENGTH;
+const SLASH = 0x2f;
+const rewrite_BACKSLASH = 0x5c;
+/** Bytes that may continue a store dir component: a match of A followed by one is not A itself. */
+const DIR_CHAR = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-')
+    DIR_CHAR[c.charCodeAt(0)] = 1;
+// Match kinds, recorded in position order.
+const PATH = 0; // `A/<known hash>`
+const BARE = 1; // a known hash anywhere else
+const PLACEHOLDER = 2; // a known placeholder hash
+const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+function asciiBytes(s) {
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++)
+        out[i] = s.charCodeAt(i);
+    return out;
 }
 /**
  * Rewrites byte strings from store dir A to store dir B in one pass: `A/<known old hash>` becomes
@@ -12899,15 +13428,15 @@ class StoreRewriter {
         let i = 0;
         while (i + H <= n) {
             // No run of 32 digits can start in [i, i + 31] unless b[i + 31] is a digit.
-            if (rewrite_DIGIT[b[i + H - 1]] < 0) {
+            if (tokens_DIGIT[b[i + H - 1]] < 0) {
                 i += H;
                 continue;
             }
             let s = i + H - 1;
-            while (s > i && rewrite_DIGIT[b[s - 1]] >= 0)
+            while (s > i && tokens_DIGIT[b[s - 1]] >= 0)
                 s--;
             let e = i + H; // [s, i + 31] are digits
-            while (e < n && rewrite_DIGIT[b[e]] >= 0)
+            while (e < n && tokens_DIGIT[b[e]] >= 0)
                 e++;
             i = e + 1;
             if (escaped && s > 0 && b[s - 1] === rewrite_BACKSLASH && escapeStartsAt(b, s - 1))
@@ -13001,7 +13530,7 @@ function isRun(b, p, len) {
     if (p + len > b.length)
         return false;
     for (let k = 0; k < len; k++)
-        if (rewrite_DIGIT[b[p + k]] < 0)
+        if (tokens_DIGIT[b[p + k]] < 0)
             return false;
     return true;
 }
@@ -13027,10 +13556,9 @@ function rewriteStoreHashes(bytes, hashes, from, to) {
     return rw.rewrite(bytes);
 }
 
-;// CONCATENATED MODULE: ./src/core/relocate.ts
-// Relocation: rewrites a closure of .drv files, text files and sources from store dir A to B so
-// that it is exactly what evaluating the same expression natively with store dir B would write.
-
+;// CONCATENATED MODULE: ./src/core/relocate/relocator.ts
+// The relocator: the state of one relocation (the rewriter's known hashes and their new values,
+// the hasher of relocated derivations, the report) and the relocation of one object of each kind.
 
 
 
@@ -13052,249 +13580,10 @@ class Waiting extends Error {
         this.placeholders = placeholders;
     }
 }
-function refuse(message) {
-    throw new errors_NixPlanError('relocate', message);
-}
-/** sha256 placeholder Nix renders for output `output` of a deferred derivation (DownstreamPlaceholder). */
-function downstreamPlaceholder(drvPath, output) {
-    const name = drvName(drvPath);
-    return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
-}
-/** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
-function drvType(path, drv) {
-    if (drv.version !== undefined)
-        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
-            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
-    if (drv.outputs.some((o) => o.hash === 'impure'))
-        refuseImpure(path);
-    if (drv.outputs.every((o) => o.hashAlgo === ''))
-        return 'input-addressed';
-    if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash !== ''))
-        return 'fixed';
-    if (drv.outputs.every((o) => o.hashAlgo !== '' && o.hash === '' && o.path === ''))
-        return 'floating';
-    return refuse(`cannot relocate ${path}: its outputs mix input-addressed, fixed and floating kinds`);
-}
-const IMPURE_KEY = new TextEncoder().encode('__impure');
-/**
- * Refuses a derivation with an `__impure` variable. Nix writes its outputs as impure, which the
- * index refuses before any work; this catches one written by hand, once its environment is read.
- */
-function refuseImpureEnv(path, keys) {
-    for (const key of keys)
-        if (compareBytes(key, IMPURE_KEY) === 0)
-            refuseImpure(path);
-}
-function refuseImpure(path) {
-    return refuse(`cannot relocate ${path}: it is an impure derivation (__impure), which has no fixed plan to relocate`);
-}
-/**
- * The kind `obj.ca`, verified by the caller, gives it; undefined when it cannot be its content
- * address. A source's path must follow from it (with its references and name) under `from`.
- */
-function checkGivenContentAddress(obj, from) {
-    const name = nameOf(obj.path);
-    const { ca } = obj;
-    if (ca.startsWith('text:sha256:'))
-        return obj.contents === undefined && obj.readContents === undefined
-            ? undefined
-            : { kind: name.endsWith('.drv') ? 'drv' : 'text', ca };
-    if (ca.startsWith('fixed:r:')) {
-        if (obj.narHash === undefined || ca !== `fixed:r:sha256:${nix32Encode(obj.narHash)}`)
-            return undefined;
-        const others = obj.references.filter((r) => r !== obj.path);
-        const self = others.length !== obj.references.length;
-        return makeSourcePath(name, obj.narHash, from, others, self) === obj.path
-            ? { kind: 'source', ca }
-            : undefined;
-    }
-    if (ca.startsWith('fixed:') && obj.contents !== undefined && obj.references.length === 0)
-        return makeFixedOutputPath(name, parseHash(ca.slice('fixed:'.length)), false, from) === obj.path
-            ? { kind: 'source', ca }
-            : undefined;
-    return undefined;
-}
-/** Checks that `obj` is what its path says under `from`; returns its content address. */
-function selfCheck(obj, from) {
-    if (obj.kind !== 'source' && obj.contents === undefined && obj.readContents === undefined)
-        refuseWithoutContents(obj);
-    const contents = obj.ca === undefined ? bytesOf(obj) : undefined;
-    const ca = obj.ca !== undefined
-        ? checkGivenContentAddress({ ...obj, ca: obj.ca }, from)
-        : identifyContentAddress({
-            path: obj.path,
-            references: obj.references,
-            narHash: obj.narHash,
-            file: contents === undefined ? undefined : { executable: false, contents },
-        }, from);
-    if (ca === undefined && obj.kind === 'source' && obj.narHash === undefined)
-        refuseWithoutNarHash(obj);
-    if (ca === undefined)
-        refuse(`cannot relocate ${obj.path}: it is not content-addressed (its path does not follow from its ` +
-            'contents, so it is a build output, e.g. brought in by builtins.storePath or ' +
-            'import-from-derivation) or its contents do not match its path');
-    if (ca.kind !== obj.kind)
-        refuse(`cannot relocate ${obj.path}: it is given as a ${obj.kind} but its path says it is a ${ca.kind}`);
-    return ca.ca;
-}
-/** The object's file bytes, when it has them (read now when the caller reads them). */
-function bytesOf(obj) {
-    return obj.contents ?? obj.readContents?.();
-}
-/** The file bytes of a drv or text, which it must have. */
-function contentsOf(obj) {
-    return bytesOf(obj) ?? refuseWithoutContents(obj);
-}
-function refuseWithoutNarHash(obj) {
-    return refuse(`cannot relocate ${obj.path}: it is given as a source without its NAR hash, and its contents ` +
-        'do not make it a flat fixed-output path; a recursive source is checked, and relocated, by its NAR hash');
-}
-function refuseWithoutContents(obj) {
-    return refuse(`cannot relocate ${obj.path}: a ${obj.kind} needs its contents`);
-}
 /** Path of a source under `to`: the same content address, a different store dir. */
 function relocatedSourcePath(obj, ca, to) {
-    const name = nameOf(obj.path);
-    // selfCheck found a recursive source's path from its NAR hash, so it has one.
-    if (ca.startsWith('fixed:r:sha256:'))
-        return makeSourcePath(name, obj.narHash, to);
-    const algoAndHash = ca.slice('fixed:'.length);
-    return makeFixedOutputPath(name, parseHash(algoAndHash), false, to);
-}
-/**
- * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
- * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
- * recomputed under B; text files are rewritten; sources keep their bytes. Throws a 'relocate'
- * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
- * error for an invalid store dir.
- */
-function relocateClosure(objects, from, to, options = {}) {
-    const { relocation, steps } = relocateLazily(objects, from, to, options);
-    for (const o of steps)
-        relocation.objects.push(o);
-    return relocation;
-}
-/**
- * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
- * write it (and let it go) while the rest is relocated. Every object is checked and indexed, and
- * ordered by its references, before this returns: the refusals that need no relocating come
- * first. Mentions in strings are found as they are rewritten: an object that mentions one not
- * relocated yet (a mention without a reference, e.g. after `unsafeDiscardStringContext`) waits
- * while that one is relocated first, so dependencies still come first; a mention outside the
- * closure is refused then. Each object the caller passed is released once relocated.
- * `relocation.objects` stays empty; its `pathMap` and `report` are complete once `steps` is done
- * (a refusal may still end it early).
- */
-function relocateLazily(objects, from, to, options = {}) {
-    const r = new Relocator(from, to, options);
-    const { rewriter } = r;
-    // Index the closure: objects by path and hash, output paths (not objects) by the drv making
-    // them. Everything is checked before anything is relocated, so refusals come before any work.
-    const byPath = new Map();
-    const ownerOfHash = new Map();
-    const checked = new Map();
-    for (const obj of objects) {
-        try {
-            parseStorePath(obj.path, from);
-        }
-        catch (e) {
-            refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${e.message})`);
-        }
-        if (byPath.has(obj.path))
-            refuse(`cannot relocate: ${obj.path} is in the closure twice`);
-        const ca = selfCheck(obj, from);
-        refuseSourceWithReferences(obj);
-        byPath.set(obj.path, obj);
-        ownerOfHash.set(hashPartOf(obj.path), obj.path);
-        rewriter.declare(hashPartOf(obj.path));
-        checked.set(obj.path, { ca, drv: undefined });
-    }
-    const ownerOfPlaceholder = new Map();
-    for (const obj of objects) {
-        if (obj.kind !== 'drv')
-            continue;
-        checked.get(obj.path).drv = r.declareDrv(obj, {
-            output: (h) => {
-                if (!ownerOfHash.has(h))
-                    ownerOfHash.set(h, obj.path);
-            },
-            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
-        });
-    }
-    const nodes = new Map();
-    // True while every reference comes before its referrer, as in a bundle (the verifier requires
-    // it), so the given order is already one to relocate in.
-    let inOrder = true;
-    for (const obj of objects) {
-        const refs = [];
-        for (const ref of obj.references) {
-            if (ref === obj.path)
-                continue;
-            if (!nodes.has(ref)) {
-                if (!byPath.has(ref))
-                    refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
-                inOrder = false;
-            }
-            refs.push(ref);
-        }
-        const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, refs });
-    }
-    checked.clear();
-    byPath.clear(); // the nodes hold the objects now, each only until it is relocated
-    // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
-    // can refer to its paths), so only hand-made input can have them. Input in order has none.
-    const given = [...nodes.keys()];
-    const order = inOrder
-        ? given
-        : dependenciesFirst(given, (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
-    return { relocation: r.relocation, steps: steps() };
-    function* steps() {
-        for (const path of order)
-            if (nodes.has(path))
-                yield* relocateFirstWhatItMentions(path);
-    }
-    /**
-     * Relocates `target`, whose references are relocated, and before it whatever it mentions that
-     * is not (with their references): a walk with its own stack, as the chain may be long.
-     */
-    function relocateFirstWhatItMentions(target) {
-        const made = [];
-        const stack = [target];
-        const active = new Set(stack);
-        while (stack.length > 0) {
-            const path = stack[stack.length - 1];
-            const node = nodes.get(path);
-            // Brought forward by a mention: its own references may not be relocated yet.
-            let next = stack.length > 1 ? node.refs.find((p) => nodes.has(p)) : undefined;
-            if (next === undefined) {
-                const out = r.relocate(node);
-                if (!(out instanceof Waiting)) {
-                    nodes.delete(path);
-                    active.delete(path);
-                    stack.pop();
-                    made.push(out);
-                    continue;
-                }
-                // One at a time: once it is relocated, this object is tried again.
-                const [hash] = out.hashes;
-                next = hash !== undefined ? ownerOfHash.get(hash) : ownerOfPlaceholder.get(out.placeholders[0]);
-                if (next === path)
-                    refuse(`cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
-                        'named after its outputs, which native evaluation cannot write');
-            }
-            if (active.has(next))
-                refuse(`cannot relocate ${path}: it and ${next} mention each other, so neither can be relocated first`);
-            active.add(next);
-            stack.push(next);
-        }
-        return made;
-    }
-}
-function refuseSourceWithReferences(obj) {
-    if (obj.kind === 'source' && obj.references.length > 0)
-        refuse(`cannot relocate ${obj.path}: it is a source with references (${obj.references.join(', ')}); ` +
-            'native evaluation could not have produced it');
+    // The self-check found the source's path from this address (a recursive one from its NAR hash).
+    return makeContentAddressedPath(nameOf(obj.path), parseContentAddress(ca), to);
 }
 /** The state of one relocation: known hashes and their new values, the hasher, the report. */
 class Relocator {
@@ -13442,7 +13731,8 @@ class Relocator {
             const rewritten = this.rewrite(bytes);
             const contents = rewritten === bytes ? rewritten : rewritten.slice();
             const references = obj.references.map((p) => this.mapPath(p)).sort(compareStrings);
-            const newPath = makeTextPath(nameOf(obj.path), sha256(contents), references, to);
+            const ca = { method: 'text', hash: { algo: 'sha256', bytes: sha256(contents) } };
+            const newPath = makeContentAddressedPath(nameOf(obj.path), ca, to, references);
             out = { oldPath: obj.path, path: newPath, kind: 'text', references, contents };
         }
         else {
@@ -13475,163 +13765,145 @@ class Relocator {
         return out;
     }
 }
-/** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
-function relocateDrv(obj, drv, type, cx) {
-    cx.onDerivation?.(obj, drv);
-    const name = drvName(obj.path);
-    checkReferences(obj, drv);
-    refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
-    const outputs = fixOutputs(drv.outputs, type, name, cx);
-    // Input-addressed: the own output paths in env are what is being computed: mask them first.
-    const masked = type === 'input-addressed';
-    const env = drv.env
-        .map((e) => ({
-        key: cx.rewrite(e.key),
-        value: masked && relocate_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
-    }))
-        .sort((a, b) => compareBytes(a.key, b.key));
-    const relocated = {
-        ...relocatedHead(drv, outputs, masked, cx),
-        builder: cx.rewrite(drv.builder),
-        args: drv.args.map((a) => cx.rewrite(a)),
-        env,
-    };
-    return completeDrv(obj, drv.outputs, relocated, 
-    // Output paths, the bytes with them filled in and the modulo hash, from one serialisation.
-    masked ? cx.hasher.fillOutputs(relocated, name) : serialiseDerivation(relocated), cx);
+
+;// CONCATENATED MODULE: ./src/core/relocate/closure.ts
+// Relocation of a closure: rewrites a closure of .drv files, text files and sources from store dir A
+// to B so that it is exactly what evaluating the same expression natively with store dir B would
+// write. This is the entry: it checks and indexes the closure, orders it, and hands each object
+// to the relocator (relocator.ts) once what it refers to or mentions is relocated.
+
+
+
+
+/**
+ * Relocates a closure from store dir `from` (A) to `to` (B). Every object is self-checked under
+ * A; derivations get their inputs mapped, their strings rewritten and their outputs and path
+ * recomputed under B; text files are rewritten; sources keep their bytes. Throws a 'relocate'
+ * NixPlanError naming the object for anything that cannot be relocated faithfully, and a 'realm'
+ * error for an invalid store dir.
+ */
+function relocateClosure(objects, from, to, options = {}) {
+    const { relocation, steps } = relocateLazily(objects, from, to, options);
+    for (const o of steps)
+        relocation.objects.push(o);
+    return relocation;
 }
 /**
- * `relocateDrv` without unescaping the strings after the system and escaping them again: the
- * builder, arguments and environment are rewritten as written and spliced after the new head
- * (what `rewrite` finds in escaped strings is what it finds in their text). Undefined, having
- * done nothing, when an environment key mentions a store path, as rewriting it could change the
- * order of the environment: relocateDrv sorts it again.
+ * `relocateClosure`, handing out each relocated object as soon as it is made, so a caller can
+ * write it (and let it go) while the rest is relocated. Every object is checked and indexed, and
+ * ordered by its references, before this returns: the refusals that need no relocating come
+ * first. Mentions in strings are found as they are rewritten: an object that mentions one not
+ * relocated yet (a mention without a reference, e.g. after `unsafeDiscardStringContext`) waits
+ * while that one is relocated first, so dependencies still come first; a mention outside the
+ * closure is refused then. Each object the caller passed is released once relocated.
+ * `relocation.objects` stays empty; its `pathMap` and `report` are complete once `steps` is done
+ * (a refusal may still end it early).
  */
-function spliceDrv(obj, bytes, type, cx) {
-    const { head, tail } = parseDerivationSpans(bytes);
-    cx.onDerivation?.(obj, head);
-    if (head.version !== undefined)
-        return undefined;
-    refuseImpureEnv(obj.path, tail.keys);
-    for (const key of tail.keys)
-        if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
-            return undefined;
-    const name = drvName(obj.path);
-    checkReferences(obj, head);
-    const outputs = fixOutputs(head.outputs, type, name, cx);
-    const masked = type === 'input-addressed';
-    // The tail as written, rewritten; masked, it is cut around the values of the env variables
-    // named after outputs, which are left empty (their paths are filled in later).
-    const pieces = [];
-    const holeOutputs = [];
-    let r = tail.start;
-    // Plain loops: a closure per environment variable added up to tens of MB of garbage.
-    if (masked)
-        for (let i = 0; i < tail.keys.length; i++) {
-            const o = relocate_outputNamed(head.outputs, tail.keys[i]);
-            if (o === undefined)
+function relocateLazily(objects, from, to, options = {}) {
+    const r = new Relocator(from, to, options);
+    const { rewriter } = r;
+    // Index the closure: objects by path and hash, output paths (not objects) by the drv making
+    // them. Everything is checked before anything is relocated, so refusals come before any work.
+    const byPath = new Map();
+    const ownerOfHash = new Map();
+    const checked = new Map();
+    for (const obj of objects) {
+        try {
+            parseStorePath(obj.path, from);
+        }
+        catch (e) {
+            refuse(`cannot relocate ${obj.path}: it is not a store path in ${from} (${e.message})`);
+        }
+        if (byPath.has(obj.path))
+            refuse(`cannot relocate: ${obj.path} is in the closure twice`);
+        const ca = selfCheck(obj, from);
+        refuseSourceWithReferences(obj);
+        byPath.set(obj.path, obj);
+        ownerOfHash.set(hashPartOf(obj.path), obj.path);
+        rewriter.declare(hashPartOf(obj.path));
+        checked.set(obj.path, { ca, drv: undefined });
+    }
+    const ownerOfPlaceholder = new Map();
+    for (const obj of objects) {
+        if (obj.kind !== 'drv')
+            continue;
+        checked.get(obj.path).drv = r.declareDrv(obj, {
+            output: (h) => {
+                if (!ownerOfHash.has(h))
+                    ownerOfHash.set(h, obj.path);
+            },
+            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+        });
+    }
+    const nodes = new Map();
+    // True while every reference comes before its referrer, as in a bundle (the verifier requires
+    // it), so the given order is already one to relocate in.
+    let inOrder = true;
+    for (const obj of objects) {
+        const refs = [];
+        for (const ref of obj.references) {
+            if (ref === obj.path)
                 continue;
-            pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
-            holeOutputs.push(o.name);
-            r = tail.values[2 * i + 1];
+            if (!nodes.has(ref)) {
+                if (!byPath.has(ref))
+                    refuse(`cannot relocate ${obj.path}: it references ${ref}, which is not in the closure`);
+                inOrder = false;
+            }
+            refs.push(ref);
         }
-    pieces.push(cx.rewrite(bytes.subarray(r), true));
-    const relocated = relocatedHead(head, outputs, masked, cx);
-    if (!masked)
-        return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
-    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
-    const maskedBytes = spliceDerivation(relocated, pieces, layout);
-    const maskedDrv = {
-        bytes: maskedBytes,
-        layout,
-        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
-    };
-    return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
-}
-/** Refuses a .drv whose references are not its input derivations and sources. */
-function checkReferences(obj, drv) {
-    if (!sameReferences(drv, obj.references))
-        refuse(`cannot relocate ${obj.path}: its references are not its input derivations and sources`);
-}
-/**
- * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
- * follows from its hash alone, so it is known (and recorded) now; other paths are kept.
- */
-function fixOutputs(outputs, type, name, cx) {
-    const copy = outputs.map((o) => ({ ...o }));
-    if (type !== 'fixed')
-        return copy;
-    const paths = cx.hasher.fixedOutputPaths({ outputs: copy }, name);
-    for (const o of copy) {
-        const p = paths.get(o.name);
-        cx.setHash(o.path, p);
-        o.path = p;
+        const { ca, drv } = checked.get(obj.path);
+        nodes.set(obj.path, { obj, ca, drv, refs });
     }
-    return copy;
-}
-/** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
-function relocatedHead(drv, outputs, masked, cx) {
-    return {
-        version: undefined,
-        outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
-        inputDrvs: drv.inputDrvs
-            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
-            .sort((a, b) => compareStrings(a.path, b.path)),
-        inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
-        system: cx.rewrite(drv.system),
-    };
-}
-/**
- * The relocated .drv from its written form: the final bytes, or (input-addressed) the masked
- * form with its outputs filled in, whose paths are recorded against the original ones.
- */
-function completeDrv(obj, original, relocated, written, cx) {
-    const name = drvName(obj.path);
-    let contents;
-    let hash;
-    if (written instanceof Uint8Array)
-        contents = written;
-    else {
-        contents = written.bytes;
-        hash = written.hash;
-        for (let i = 0; i < original.length; i++) {
-            const o = original[i];
-            const p = written.paths[i] ?? '';
-            if ((o.path === '') !== (p === ''))
-                refuse(`cannot relocate ${obj.path}: output ${o.name} is deferred in one store dir and not the other`);
-            if (o.path !== '')
-                cx.setHash(o.path, p);
+    checked.clear();
+    byPath.clear(); // the nodes hold the objects now, each only until it is relocated
+    // Cycles are refused: Nix cannot write them (a derivation is evaluated whole before anything
+    // can refer to its paths), so only hand-made input can have them. Input in order has none.
+    const given = [...nodes.keys()];
+    const order = inOrder
+        ? given
+        : dependenciesFirst(given, (path) => nodes.get(path).refs, (path, dep) => refuse(`cannot relocate ${path}: it and ${dep} mention each other, so neither can be relocated first`));
+    return { relocation: r.relocation, steps: steps() };
+    function* steps() {
+        for (const path of order)
+            if (nodes.has(path))
+                yield* relocateFirstWhatItMentions(path);
+    }
+    /**
+     * Relocates `target`, whose references are relocated, and before it whatever it mentions that
+     * is not (with their references): a walk with its own stack, as the chain may be long.
+     */
+    function relocateFirstWhatItMentions(target) {
+        const made = [];
+        const stack = [target];
+        const active = new Set(stack);
+        while (stack.length > 0) {
+            const path = stack[stack.length - 1];
+            const node = nodes.get(path);
+            // Brought forward by a mention: its own references may not be relocated yet.
+            let next = stack.length > 1 ? node.refs.find((p) => nodes.has(p)) : undefined;
+            if (next === undefined) {
+                const out = r.relocate(node);
+                if (!(out instanceof Waiting)) {
+                    nodes.delete(path);
+                    active.delete(path);
+                    stack.pop();
+                    made.push(out);
+                    continue;
+                }
+                // One at a time: once it is relocated, this object is tried again.
+                const [hash] = out.hashes;
+                next = hash !== undefined ? ownerOfHash.get(hash) : ownerOfPlaceholder.get(out.placeholders[0]);
+                if (next === path)
+                    refuse(`cannot relocate ${path}: its strings mention its own output paths outside the variables ` +
+                        'named after its outputs, which native evaluation cannot write');
+            }
+            if (active.has(next))
+                refuse(`cannot relocate ${path}: it and ${next} mention each other, so neither can be relocated first`);
+            active.add(next);
+            stack.push(next);
         }
+        return made;
     }
-    const references = derivationReferences(relocated);
-    const path = computeDrvPath(cx.to, name, contents, references);
-    cx.hasher.record(path, relocated, hash);
-    return { oldPath: obj.path, path, kind: 'drv', references, contents };
-}
-/** True when a .drv's references are exactly its input sources and input derivations. */
-function sameReferences(drv, references) {
-    const inputs = derivationReferences(drv);
-    if (inputs.length === references.length && inputs.every((r, i) => r === references[i]))
-        return true;
-    // The caller's references may come in another order.
-    const given = new Set(references);
-    return given.size === inputs.length && inputs.every((r) => given.has(r));
-}
-/** The output whose name is `key`, if any. */
-function relocate_outputNamed(outputs, key) {
-    for (const o of outputs)
-        if (asciiEquals(key, o.name))
-            return o;
-    return undefined;
-}
-/** True when `bytes` are the ASCII string `s`. */
-function asciiEquals(bytes, s) {
-    if (bytes.length !== s.length)
-        return false;
-    for (let i = 0; i < s.length; i++)
-        if (bytes[i] !== s.charCodeAt(i))
-            return false;
-    return true;
 }
 /**
  * Maps a plan root through a relocation's `pathMap`: its drv path and its output paths (deferred
@@ -13651,6 +13923,19 @@ function relocateRoot(root, pathMap) {
         outputs[o] = map(p);
     return { ...root, drvPath: map(root.drvPath), outputs };
 }
+
+;// CONCATENATED MODULE: ./src/core/relocate/index.ts
+// Relocation of a plan's closure to another store dir: the entry (closure.ts), what it takes and
+// reports (types.ts), its refusals (checks.ts), the relocator (relocator.ts), the .drv path
+// (drv.ts) and the rewriter of store hashes (rewrite.ts).
+
+
+
+
+
+;// CONCATENATED MODULE: ./src/core/relocate.ts
+// Kept so that imports of the module's old path keep working: relocation lives in relocate/.
+
 
 ;// CONCATENATED MODULE: ./src/app/diff.ts
 // diffPlanSources: what changes between two plans (bundles, .drv paths or a profile's current
@@ -13796,6 +14081,45 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/nix/classify.ts
+// The kind of each member of a closure a store describes (.drv, text, source or build output),
+// decided from its registration and, for a single file, its bytes, as the bundle verifier decides.
+
+/** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
+const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
+/**
+ * The kind of a closure member, decided as the bundle verifier decides it: a `.drv`; else
+ * whatever its content address says (a `toFile` text, or a source: a path literal, or a fixed
+ * output, whose path is its content's hash too); anything not content-addressed is a build
+ * output. `readRegularFile` gives a single-file object's bytes and mode (synchronously, as
+ * `NixStore.readRegularFileSync` does: no thread-pool round trip per path).
+ */
+function classifySync(info, storeDir, readRegularFile) {
+    const byPath = classifyWithoutContents(info, storeDir);
+    if (byPath !== undefined)
+        return byPath;
+    const file = readRegularFile(info.path, MAX_CLASSIFY_FILE);
+    if (file === undefined || file.executable)
+        return 'output';
+    return classifyFile(info, storeDir, file.bytes);
+}
+/** The kind when the path, its registration and its NAR hash decide it; undefined when the file must be read. */
+function classifyWithoutContents(info, storeDir) {
+    if (info.path.endsWith('.drv') && info.deriver === '')
+        return 'drv';
+    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
+    const facts = { path: info.path, references: info.references, narHash };
+    // Recursive sources need only the NAR hash; flat ones and texts need the file's bytes.
+    return identifyContentAddress(facts, storeDir)?.kind;
+}
+/** The kind of a non-executable single-file object from its bytes (a flat source or a text). */
+function classifyFile(info, storeDir, contents) {
+    const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
+    const facts = { path: info.path, references: info.references, narHash };
+    const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
+    return byFile?.kind ?? 'output';
+}
+
 ;// CONCATENATED MODULE: ./src/nix/collect.ts
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
@@ -13803,76 +14127,12 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
 
 
 
+
+
+// Pure derivation helpers that used to live here; their home is the core.
+
 /** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
 const YIELD_EVERY = 512;
-/** The include kinds, for option parsing. */
-const INCLUDE_KINDS = (/* unused pure expression or super */ null && (['drvs', 'sources', 'outputs']));
-/** Output name → path of a parsed derivation. */
-function outputsOf(drv) {
-    const out = {};
-    for (const o of drv.outputs)
-        out[o.name] = o.path;
-    return out;
-}
-const collect_QUOTE = 0x22;
-/**
- * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
- * `DrvWithVersion(…)`); see scanDerivation.
- */
-function derivationSystem(bytes, field) {
-    return scanDerivation(bytes, field === 4).system;
-}
-/**
- * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
- * registers for a .drv it writes), found by skipping through the file rather than parsing it.
- * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
- * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
- */
-function scanDerivation(bytes, versioned) {
-    const inputDrvsField = versioned ? 2 : 1;
-    const systemField = inputDrvsField + 2;
-    const references = [];
-    let depth = 0;
-    let at = 0;
-    let tupleStart = false;
-    for (let i = 0; i < bytes.length; i++) {
-        const c = bytes[i];
-        if (c === collect_QUOTE) {
-            const end = bytes.indexOf(collect_QUOTE, i + 1);
-            if (end < 0)
-                break;
-            if (depth === 1 && at === systemField)
-                return {
-                    system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
-                    references: sortedUnique(references),
-                };
-            if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
-                references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
-            tupleStart = false;
-            i = end;
-        }
-        else if (c === 0x28 || c === 0x5b) {
-            depth++; // ( [
-            tupleStart = c === 0x28 && depth === 3;
-        }
-        else if (c === 0x29 || c === 0x5d) {
-            if (--depth === 0)
-                break; // ) ]
-        }
-        else if (c === 0x2c && depth === 1 && ++at > systemField)
-            break; // ,
-    }
-    const drv = parseDerivation(bytes);
-    return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
-}
-function sortedUnique(items) {
-    items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return items.filter((x, i) => i === 0 || x !== items[i - 1]);
-}
-/** True for a fixed-output derivation (its one output names its content hash). */
-function isFixedOutput(drv) {
-    return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
-}
 /**
  * Reads the closure of `rootDrvs` for `include`: one `nix-store -q --requisites` for the .drv
  * closure, at most one `nix-store --realise` and one more query for added outputs, one
@@ -14274,7 +14534,7 @@ async function collectProvenance(request, store, sources, log) {
  * `/abs`, `path:…`, `git+file://…`), the working directory when only .drv paths were given, or
  * none when a flake elsewhere was evaluated (the working directory's commit would be wrong).
  */
-function worktreeOf(request, cwd = process.cwd()) {
+function worktreeOf(request, cwd = (0,external_node_path_namespaceObject.resolve)()) {
     if (request.file !== undefined)
         return (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(cwd, request.file));
     const refs = (request.installables ?? []).map(flakeRefOf).filter((r) => r !== undefined);
@@ -14329,18 +14589,7 @@ function sameRepository(remoteUrl, repository) {
 
 
 
-/**
- * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
- * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
- * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
- */
-const RELOCATE_LEVEL = 3;
-/**
- * log2 of the zstd window of a relocated bundle at the default level: 16 MiB. The compressor
- * holds (and touches) a whole window: the 128 MiB an explicit level gets cost ~110 MB of memory
- * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
- */
-const RELOCATE_WINDOW_LOG = 24;
+
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 /**
@@ -14580,7 +14829,7 @@ async function relocatePlan(bundlePath, options, deps) {
                 onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
             });
             objects = [];
-            const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
+            const narBytes = emptyCounts();
             const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
             const rootContents = new Map();
             const task = progressOf(deps).start('relocating and writing', manifest.paths);
@@ -14675,25 +14924,10 @@ async function relocatePlan(bundlePath, options, deps) {
 
 
 
-/**
- * Export's default compression: level 10's search with a bigger hash table (hashLog 23), matches
- * of 6+ bytes, and long-distance matches of 256+ bytes only (zstd's default 64 makes many short
- * long-distance matches that cost more to encode than they save in drv files full of repeated
- * store paths), in a 64 MiB window. Measured on the bench closures' export streams (node:zlib):
- * 10,000 drvs (72 MB) 15.6× (0.389× of gzip -9), 30,000 drvs (217 MB) 15.3× (0.395×), where
- * plain level 12 with a 128 MiB window gives 15.2× (0.400×) and 15.1× (0.400×) with more CPU.
- * The window halves zstd's memory (-72 MB at 30,000 drvs) for 0.2% of size. An explicit
- * `--level N` is that level's own search in the writer's default window.
- */
-const EXPORT_COMPRESSION = {
-    level: 10,
-    windowLog: 26,
-    params: { [external_node_zlib_namespaceObject.constants.ZSTD_c_hashLog]: 23, [external_node_zlib_namespaceObject.constants.ZSTD_c_minMatch]: 6, [external_node_zlib_namespaceObject.constants.ZSTD_c_ldmMinMatch]: 256 },
-};
 /** Counts and NAR bytes per kind. */
 function tally(objects) {
-    const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0]));
-    const narBytes = { ...counts };
+    const counts = emptyCounts();
+    const narBytes = emptyCounts();
     for (const o of objects) {
         counts[o.kind]++;
         narBytes[o.kind] += o.narSize;
@@ -14829,7 +15063,6 @@ async function exportPlan(options, deps) {
 
 
 
-
 /** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
 function recordPathFor(target) {
     return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
@@ -14852,7 +15085,7 @@ async function readLastApplied(path) {
  * synced, then renamed over the old one. Mode 0644: anyone may read what a host runs.
  */
 async function writeLastApplied(path, record) {
-    const temp = (0,external_node_path_namespaceObject.join)((0,external_node_path_namespaceObject.dirname)(path), `.${(0,external_node_path_namespaceObject.basename)(path)}.${process.pid}.${(0,external_node_crypto_namespaceObject.randomBytes)(6).toString('hex')}.tmp`);
+    const temp = tempPathNear(path);
     try {
         const fh = await (0,external_node_fs_promises_namespaceObject.open)(temp, 'wx', 0o644);
         try {
@@ -15116,7 +15349,12 @@ function mainHelp() {
 function exitCodesHelp() {
     return ['Exit codes:', ...EXIT_CODE_MEANINGS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
 }
-const processIo = { stdout: process.stdout, stderr: process.stderr };
+const processIo = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: (name) => process.env[name],
+};
 /** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
 async function main(argv, options = {}) {
     const io = options.io ?? processIo;
@@ -15164,7 +15402,7 @@ async function main(argv, options = {}) {
         : abortOnStopSignals(controller, signals, (s) => log.warn(`${s}: still cleaning up, please wait`));
     const makeContext = (args) => {
         const base = options.runner ?? new ProcessRunner();
-        const logFormat = oneOf(args_str(args, 'log-format'), 'log-format', LOG_FORMATS);
+        const logFormat = oneOf(str(args, 'log-format'), 'log-format', LOG_FORMATS);
         const nixLog = verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk);
         const runner = verbosity.level > 0 || logFormat !== undefined
             ? new VerboseRunner(base, { level: verbosity.level, logFormat, write, shownLog: nixLog })
@@ -15238,7 +15476,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(586);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(255);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

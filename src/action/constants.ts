@@ -20,20 +20,25 @@ export const PlanInput = {
   TrustedKeys: 'trusted-keys',
 } as const;
 
-/** Outputs of the root action. */
-export const PlanOutput = {
+/** Outputs of every action that publishes a plan (the root action, promote). */
+export const PublishOutput = {
   BundlePath: 'bundle-path',
   ArtifactId: 'artifact-id',
   ArtifactName: 'artifact-name',
   ArtifactUrl: 'artifact-url',
   Digest: 'digest',
   DrvPaths: 'drv-paths',
-  OutPaths: 'out-paths',
-  Matrix: 'matrix',
   Paths: 'paths',
   Bytes: 'bytes',
   Changed: 'changed',
   Changes: 'changes',
+} as const;
+
+/** Outputs of the root action. */
+export const PlanOutput = {
+  ...PublishOutput,
+  OutPaths: 'out-paths',
+  Matrix: 'matrix',
 } as const;
 
 /** Inputs shared by the actions that fetch a published plan (realise, promote). */
@@ -79,18 +84,7 @@ export const PromoteInput = {
 } as const;
 
 /** Outputs of `promote` (the promoted plan, as the root action describes its plan). */
-export const PromoteOutput = {
-  BundlePath: 'bundle-path',
-  ArtifactId: 'artifact-id',
-  ArtifactName: 'artifact-name',
-  ArtifactUrl: 'artifact-url',
-  Digest: 'digest',
-  DrvPaths: 'drv-paths',
-  Paths: 'paths',
-  Bytes: 'bytes',
-  Changed: 'changed',
-  Changes: 'changes',
-} as const;
+export const PromoteOutput = PublishOutput;
 
 /** Inputs of `deploy`: fetch a plan and deploy it over SSH to hosts that need only Nix. */
 export const DeployInput = {

@@ -6,8 +6,7 @@ import { parseDuration } from '../core/freshness.js';
 import { parsePublicKey, parseSecretKey } from '../core/signing.js';
 import { splitShellWords } from '../core/shell-words.js';
 import { storeDirProblem } from '../core/store-path.js';
-import type { Include } from '../core/bundle/manifest.js';
-import { MAX_LEVEL } from '../core/bundle/writer.js';
+import { INCLUDE_KINDS, MAX_LEVEL, MIN_LEVEL, type Include } from '../core/bundle/index.js';
 import {
   DEFAULT_ARTIFACT_NAME,
   FetchInput,
@@ -34,7 +33,6 @@ export class InputError extends NixPlanError {
   }
 }
 
-const INCLUDES: readonly Include[] = ['drvs', 'sources', 'outputs'];
 const TRUE = ['true', 'True', 'TRUE'];
 const FALSE = ['false', 'False', 'FALSE'];
 // Characters GitHub refuses in artifact names (NTFS-safe names), plus path separators.
@@ -216,12 +214,12 @@ export function parsePlanSettings(input: InputReader): PlanSettings {
     drvPaths: lines.filter(isDrvPath),
     file,
     attributes,
-    include: parseChoice(PlanInput.Include, input(PlanInput.Include), INCLUDES, 'drvs'),
+    include: parseChoice(PlanInput.Include, input(PlanInput.Include), INCLUDE_KINDS, 'drvs'),
     relocateTo: parseStoreDir(PlanInput.RelocateTo, input(PlanInput.RelocateTo)),
     compressionLevel: parseInteger(
       PlanInput.CompressionLevel,
       input(PlanInput.CompressionLevel),
-      1,
+      MIN_LEVEL,
       MAX_LEVEL,
       undefined,
     ),

@@ -9,6 +9,7 @@ import {
   type RelocationSummary,
   type TrustReport,
 } from '../core/bundle/index.js';
+import { CONTENT_ADDRESSED_KINDS } from '../core/content-address.js';
 import { originMarkdown } from '../core/provenance-view.js';
 import { markdownCode } from '../core/text.js';
 import type { BuildReport } from '../app/build-report.js';
@@ -21,17 +22,9 @@ export const SUMMARY_BUDGET = 512 * 1024;
 /** Longest list shown in full (roots, out paths, warnings). */
 export const LIST_LIMIT = 50;
 
-/** `1.5 MiB`-style sizes. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
+import { formatBytes } from '../app/display.js';
+
+export { formatBytes };
 
 /** `1.2 s` / `340 ms`. */
 export function formatMs(ms: number): string {
@@ -154,9 +147,7 @@ export function relocationSection(from: string, to: string, report: RelocationSu
       ['objects rewritten', 'hashes rewritten', 'bare hash rewrites'],
       [
         [
-          OBJECT_KINDS.filter((k): k is 'drv' | 'text' | 'source' => k !== 'output')
-            .map((k) => `${report.objects[k]} ${k}`)
-            .join(', '),
+          CONTENT_ADDRESSED_KINDS.map((k) => `${report.objects[k]} ${k}`).join(', '),
           String(report.hashesRewritten),
           String(report.bareHashRewrites),
         ],

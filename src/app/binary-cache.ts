@@ -8,15 +8,11 @@ import type { BundleManifest } from '../core/bundle/index.js';
 import { identifyContentAddress } from '../core/content-address.js';
 import { NixPlanError } from '../core/errors.js';
 import { readExport, type ExportLimits } from '../core/export-stream.js';
-import { formatHash } from '../core/hash.js';
-import {
-  parseSecretKey,
-  publicKeyOf,
-  formatPublicKey,
-  signNarinfo,
-  type SecretKey,
-} from '../core/signing.js';
+import { parseSecretKey, publicKeyOf, formatPublicKey, type SecretKey } from '../core/signing.js';
+import { narinfoText, signNarinfo } from '../core/narinfo.js';
 import { baseName } from '../core/store-path.js';
+
+export { narinfoText } from '../core/narinfo.js';
 import { NixCommandError, isSignatureRefusal } from '../nix/errors.js';
 import { copyPaths } from '../nix/import.js';
 import { NixStore } from '../nix/store.js';
@@ -69,31 +65,6 @@ export interface CachedPath {
   readonly path: string;
   readonly references: readonly string[];
   readonly ca: string | undefined;
-}
-
-/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
-export function narinfoText(info: {
-  path: string;
-  url: string;
-  narHash: Uint8Array;
-  narSize: number;
-  references: readonly string[];
-  deriver: string;
-  ca?: string | undefined;
-  sig?: string | undefined;
-}): string {
-  const lines = [
-    `StorePath: ${info.path}`,
-    `URL: ${info.url}`,
-    'Compression: none',
-    `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
-    `NarSize: ${info.narSize}`,
-    `References: ${info.references.map(baseName).join(' ')}`,
-  ];
-  if (info.deriver !== '') lines.push(`Deriver: ${baseName(info.deriver)}`);
-  if (info.ca !== undefined) lines.push(`CA: ${info.ca}`);
-  if (info.sig !== undefined) lines.push(`Sig: ${info.sig}`);
-  return lines.join('\n') + '\n';
 }
 
 /**

@@ -38,12 +38,14 @@ export async function realiseWithReport(
   options: {
     readonly addRoot?: string | undefined;
     readonly nixArgs?: readonly string[] | undefined;
+    /** The user chose the log format elsewhere (the CLI's runner adds it): do not read the log. */
+    readonly userLogFormat?: boolean | undefined;
     readonly nixLog?: ((chunk: Uint8Array) => void) | undefined;
     readonly now?: () => number;
   },
 ): Promise<{ printed: string[]; report: BuildReport }> {
   const now = options.now ?? ((): number => performance.now());
-  const timed = !(options.nixArgs ?? []).includes('--log-format');
+  const timed = options.userLogFormat !== true && !(options.nixArgs ?? []).includes('--log-format');
   const nixLog = options.nixLog;
   const reader = new NixLogReader(
     nixLog === undefined ? undefined : (text) => nixLog(Buffer.from(text)),
@@ -62,10 +64,12 @@ export async function realiseWithReport(
     );
   } catch (e) {
     reader.end();
-    // The failure's stderr is JSON: say it with Nix's own error messages instead.
-    if (timed && e instanceof NixCommandError && reader.events.errors.length > 0)
-      throw new NixCommandError(e.command, e.args, e.exitCode, reader.events.errors.join('\n'), {
+    // The failure's stderr is JSON: the log was shown as text as it came (then the error points
+    // at it), or, when nothing was shown, the error carries the tail of that text instead.
+    if (timed && e instanceof NixCommandError)
+      throw new NixCommandError(e.command, e.args, e.exitCode, reader.tail(), {
         what: 'nix-store --realise',
+        shown: nixLog !== undefined,
       });
     throw e;
   }

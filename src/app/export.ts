@@ -1,12 +1,12 @@
 // exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
 import { rm } from 'node:fs/promises';
-import { constants as zc } from 'node:zlib';
 import { NixPlanError } from '../core/errors.js';
 import {
-  OBJECT_KINDS,
+  EXPORT_COMPRESSION,
+  emptyCounts,
   tempPathNear,
   writeBundle,
-  type BundleManifest,
+  type WrittenPlan,
   type BundleRoot,
   type Include,
   type ManifestDraft,
@@ -59,37 +59,20 @@ export interface ExportOptions {
   readonly now?: (() => Date) | undefined;
 }
 
+export { EXPORT_COMPRESSION } from '../core/bundle/index.js';
+
 /** What exportPlan produced. */
-export interface ExportResult {
-  readonly bundlePath: string;
-  readonly manifest: BundleManifest;
-  readonly bundleBytes: number;
+export interface ExportResult extends WrittenPlan {
   readonly timings: { evaluateMs: number; collectMs: number; writeMs: number };
 }
-
-/**
- * Export's default compression: level 10's search with a bigger hash table (hashLog 23), matches
- * of 6+ bytes, and long-distance matches of 256+ bytes only (zstd's default 64 makes many short
- * long-distance matches that cost more to encode than they save in drv files full of repeated
- * store paths), in a 64 MiB window. Measured on the bench closures' export streams (node:zlib):
- * 10,000 drvs (72 MB) 15.6× (0.389× of gzip -9), 30,000 drvs (217 MB) 15.3× (0.395×), where
- * plain level 12 with a 128 MiB window gives 15.2× (0.400×) and 15.1× (0.400×) with more CPU.
- * The window halves zstd's memory (-72 MB at 30,000 drvs) for 0.2% of size. An explicit
- * `--level N` is that level's own search in the writer's default window.
- */
-export const EXPORT_COMPRESSION = {
-  level: 10,
-  windowLog: 26,
-  params: { [zc.ZSTD_c_hashLog]: 23, [zc.ZSTD_c_minMatch]: 6, [zc.ZSTD_c_ldmMinMatch]: 256 },
-} as const;
 
 /** Counts and NAR bytes per kind. */
 export function tally(objects: readonly ClosureObject[]): {
   counts: Record<ObjectKind, number>;
   narBytes: Record<ObjectKind, number>;
 } {
-  const counts = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
-  const narBytes = { ...counts };
+  const counts = emptyCounts();
+  const narBytes = emptyCounts();
   for (const o of objects) {
     counts[o.kind]++;
     narBytes[o.kind] += o.narSize;

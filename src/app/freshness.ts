@@ -5,11 +5,10 @@
 // copy: the bytes whose age was checked are the bytes imported and applied, even if the file
 // named on the command line is replaced meanwhile. The record is written (atomically, 0644)
 // only once the use case succeeded, with the manifest it verified.
-import { randomBytes } from 'node:crypto';
 import { copyFile, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { openBundle, readBundleHead, type BundleManifest } from '../core/bundle/index.js';
+import { join, resolve } from 'node:path';
+import { openBundle, readBundleHead, tempPathNear, type BundleManifest } from '../core/bundle/index.js';
 import { NixPlanError } from '../core/errors.js';
 import {
   freshnessProblem,
@@ -44,7 +43,7 @@ export async function readLastApplied(path: string): Promise<LastApplied | undef
  * synced, then renamed over the old one. Mode 0644: anyone may read what a host runs.
  */
 export async function writeLastApplied(path: string, record: LastApplied): Promise<void> {
-  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = tempPathNear(path);
   try {
     const fh = await open(temp, 'wx', 0o644);
     try {

@@ -75,7 +75,7 @@ export async function collectProvenance(
  * `/abs`, `path:…`, `git+file://…`), the working directory when only .drv paths were given, or
  * none when a flake elsewhere was evaluated (the working directory's commit would be wrong).
  */
-export function worktreeOf(request: ProvenanceRequest, cwd = process.cwd()): string | undefined {
+export function worktreeOf(request: ProvenanceRequest, cwd = resolve()): string | undefined {
   if (request.file !== undefined) return dirname(resolve(cwd, request.file));
   const refs = (request.installables ?? []).map(flakeRefOf).filter((r): r is string => r !== undefined);
   if (refs.length === 0) return cwd;

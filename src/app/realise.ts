@@ -4,7 +4,7 @@ import { readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import type { BundleManifest, BundleRoot, TrustReport } from '../core/bundle/index.js';
-import { drvName } from '../core/derivation.js';
+import { drvName } from '../core/derivation/index.js';
 import { nameOf, outputPathName } from '../core/store-path.js';
 import { cleanupRunner } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
@@ -21,6 +21,11 @@ export interface RealiseOptions extends ImportOptions {
   readonly roots?: readonly string[] | undefined;
   /** Extra arguments for `nix-store --realise` (`--max-jobs`, `--keep-going`, `--option …`). */
   readonly nixArgs?: readonly string[] | undefined;
+  /**
+   * The user chose Nix's log format (the CLI's `--log-format`, passed on by its runner): the build
+   * log is theirs, as Nix writes it, so it is not read for the build report.
+   */
+  readonly logFormat?: string | undefined;
 }
 
 /** What realisePlan built. */
@@ -101,6 +106,7 @@ async function build(
   const { printed, report } = await realiseWithReport(store, roots, {
     addRoot: options.outLink === undefined ? undefined : resolve(options.outLink),
     nixArgs: options.nixArgs,
+    userLogFormat: options.logFormat !== undefined,
     nixLog: deps.nixLog,
   });
   // With --add-root Nix prints the links it made; the outputs are their targets.

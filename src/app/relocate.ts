@@ -9,21 +9,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
-  OBJECT_KINDS,
+  RELOCATE_LEVEL,
+  RELOCATE_WINDOW_LOG,
+  emptyCounts,
   exportStream,
   manifestSigners,
   openBundle,
   readBundleHead,
   writeBundle,
-  type BundleManifest,
+  type WrittenPlan,
   type BundleSource,
   type ManifestDraft,
-  type ObjectKind,
   type Promotion,
   trustReportOf,
   type TrustReport,
 } from '../core/bundle/index.js';
-import { parseDerivation } from '../core/derivation.js';
+import { parseDerivation } from '../core/derivation/index.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
 import { regularFileNar, regularFileNarSize } from '../core/nar.js';
 import {
@@ -33,11 +34,11 @@ import {
   type Relocation,
   type RelocationReport,
   type RelocObject,
-} from '../core/relocate.js';
+} from '../core/relocate/index.js';
 import { assertStoreDir } from '../core/store-path.js';
+import { outputsOf } from '../core/derivation/index.js';
 import { rfc3339 } from '../core/provenance.js';
 import { parsePublicKey, parseSecretKey, secretKeyTexts } from '../core/signing.js';
-import { outputsOf } from '../nix/collect.js';
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable, fileDigest } from './files.js';
 import { assertSignable } from './signing-policy.js';
@@ -45,19 +46,7 @@ import { checkCopyDigest } from './import.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
-/**
- * Default zstd level of a relocated bundle, used without long-distance matching: relocation is a
- * step in a promotion pipeline, where time matters more than the last megabyte (measurements in
- * docs/cli.md, `relocate`). An explicit level compresses as `export` does (matching on).
- */
-export const RELOCATE_LEVEL = 3;
-
-/**
- * log2 of the zstd window of a relocated bundle at the default level: 16 MiB. The compressor
- * holds (and touches) a whole window: the 128 MiB an explicit level gets cost ~110 MB of memory
- * at 30,000 drvs to make the bundle about 1% smaller (docs/cli.md, `relocate`).
- */
-export const RELOCATE_WINDOW_LOG = 24;
+export { RELOCATE_LEVEL, RELOCATE_WINDOW_LOG } from '../core/bundle/index.js';
 
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
@@ -105,10 +94,7 @@ export interface RelocateOptions {
 }
 
 /** What relocatePlan wrote. */
-export interface RelocateResult {
-  readonly bundlePath: string;
-  readonly manifest: BundleManifest;
-  readonly bundleBytes: number;
+export interface RelocateResult extends WrittenPlan {
   readonly report: RelocationReport;
   /** What was proven about who made the input (its signatures against `trustedKeys`). */
   readonly trust: TrustReport;
@@ -368,7 +354,7 @@ export async function relocatePlan(
         onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
       });
       objects = [];
-      const narBytes = Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
+      const narBytes = emptyCounts();
       const rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
       const rootContents = new Map<string, Uint8Array>();
       const task = progressOf(deps).start('relocating and writing', manifest.paths);

@@ -33,10 +33,7 @@ import {
   TRUSTED_KEY,
   type Command,
   type CommandContext,
-} from './commands.js';
-
-// The choices come from the app layer: this module and commands.ts import each other, so a
-// constant of this module is not yet defined when commands.ts builds its table.
+} from './command.js';
 
 export { parseHostOption };
 

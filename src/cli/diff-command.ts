@@ -1,7 +1,7 @@
 // `nix-plan diff`: its options, help and how its arguments become a comparison of two plans.
 import type { PlanLocation } from '../app/plan-reader.js';
 import { list, onePositional, readKeys, str, usageError, type OptionSpec, type ParsedArgs } from './args.js';
-import type { Command, CommandContext } from './commands.js';
+import type { Command, CommandContext } from './command.js';
 import { formatDiff } from './diff-format.js';
 
 /** What the command borrows from commands.ts (passed in, so the modules do not import each other). */

@@ -51,7 +51,12 @@ export function exitCodesHelp(): string {
   );
 }
 
-const processIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
+const processIo: CliIo = {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: (name) => process.env[name],
+};
 
 /** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: readonly string[], options: CliOptions = {}): Promise<number> {

@@ -10,10 +10,12 @@ import { NixPlanError } from '../core/errors.js';
 /** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
 export async function withBundleFile<T>(
   bundle: string | undefined,
-  stdin: NodeJS.ReadableStream,
+  stdin: NodeJS.ReadableStream | undefined,
   use: (file: string | undefined) => Promise<T>,
 ): Promise<T> {
   if (bundle !== '-') return use(bundle);
+  if (stdin === undefined)
+    throw new NixPlanError('usage', 'no standard input to read the plan from (BUNDLE -)');
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-stdin-'));
   try {
     const file = join(dir, 'plan.nixplan');

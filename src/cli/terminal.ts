@@ -14,10 +14,12 @@ export interface TextSink {
 export interface CliIo {
   readonly stdout: TextSink;
   readonly stderr: TextSink;
-  /** Where `-` reads a bundle from (process.stdin by default). */
+  /** Where `-` reads a bundle from (the process's standard input; none: `-` is refused). */
   readonly stdin?: NodeJS.ReadableStream | undefined;
   /** Milliseconds clock for throttling redraws (Date.now by default). */
   readonly now?: () => number;
+  /** The environment (provenance reads GitHub Actions' variables from it); none by default. */
+  readonly env?: ((name: string) => string | undefined) | undefined;
   /** Calls `fn` every `ms` until the returned function is called (an unref'd setInterval by default). */
   readonly every?: (ms: number, fn: () => void) => () => void;
 }
@@ -64,17 +66,9 @@ export function terminalLogger(io: CliIo, verbosity: Verbosity): Logger {
   };
 }
 
-/** Human size: 1.2 MiB. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
+import { formatBytes } from '../app/display.js';
+
+export { formatBytes };
 
 const REDRAW_MS = 100;
 

@@ -1,14 +1,118 @@
-// Content addresses: which store objects name themselves by their content, found by recomputing
-// their path. Used to check bundle entries and to write the narinfo `CA:` field that lets an
-// untrusted user import them.
-import { formatHash, hashBytes, sha256, type HashAlgo } from './hash.js';
+// Content addresses: a typed `text` / `flat` / `nar` method with its hash, parsed from and written
+// as Nix writes it (a narinfo's `CA:` field, a derivation output's `hashAlgo`), the one function
+// that makes a content-addressed store path, and the check of which objects name themselves by
+// their content (bundle entries; the `CA:` that lets an untrusted user import them).
+import { MalformedError } from './errors.js';
+import { formatHash, hashBytes, isHashAlgo, parseHash, sha256, type Hash, type HashAlgo } from './hash.js';
 import { nix32Encode } from './nix32.js';
 import { makeFixedOutputPath, makeSourcePath, makeTextPath, nameOf } from './store-path.js';
+
+/**
+ * How an object's hash covers it: `text` (a file's bytes, with references: `.drv` files and
+ * `builtins.toFile`), `flat` (a single file's bytes) or `nar` (its NAR serialisation, "recursive").
+ */
+export type ContentAddressMethod = 'text' | 'flat' | 'nar';
+
+/** A content address: the method and the hash (nix-compat's `CAHash`). */
+export interface ContentAddress {
+  readonly method: ContentAddressMethod;
+  readonly hash: Hash;
+}
+
+function bad(text: string, detail: string): never {
+  throw new MalformedError('content address', undefined, `'${text}': ${detail}`);
+}
+
+/**
+ * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
+ * `fixed:`), or undefined for any other: for callers that need no digest.
+ */
+export function contentAddressMethod(text: string): ContentAddressMethod | undefined {
+  if (text.startsWith('text:sha256:')) return 'text';
+  if (text.startsWith('fixed:r:')) return 'nar';
+  if (text.startsWith('fixed:')) return 'flat';
+  return undefined;
+}
+
+/** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
+export function parseContentAddress(text: string): ContentAddress {
+  const method = contentAddressMethod(text);
+  if (method === undefined) bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
+  const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
+  return { method, hash: parseHash(text.slice(prefix.length)) };
+}
+
+/** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
+export function formatContentAddress(ca: ContentAddress): string {
+  const prefix = ca.method === 'text' ? 'text:' : ca.method === 'nar' ? 'fixed:r:' : 'fixed:';
+  return prefix + formatHash(ca.hash, 'nix32', true);
+}
+
+/**
+ * The content address a fixed output declares in a .drv: `hashAlgo` as written (`r:sha256`,
+ * `text:sha256`, `sha1`, …) and `hash`, a bare hex (or nix32) digest.
+ */
+export function parseOutputHashAlgo(hashAlgo: string, hash: string): ContentAddress {
+  let method: ContentAddressMethod = 'flat';
+  let algo = hashAlgo;
+  if (algo.startsWith('r:')) {
+    method = 'nar';
+    algo = algo.slice(2);
+  } else if (algo.startsWith('text:')) {
+    method = 'text';
+    algo = algo.slice(5);
+  }
+  if (!isHashAlgo(algo)) bad(hashAlgo, 'unsupported hash algorithm');
+  if (hash.includes(':') || hash.includes('-')) bad(hash, 'the output hash is not a bare digest');
+  const parsed = parseHash(hash, algo);
+  if (method === 'text' && algo !== 'sha256') bad(hashAlgo, 'a text-hashed output must use sha256');
+  return { method, hash: parsed };
+}
+
+/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `text:sha256`, `sha1`). */
+export function formatOutputHashAlgo(ca: ContentAddress): string {
+  return (ca.method === 'nar' ? 'r:' : ca.method === 'text' ? 'text:' : '') + ca.hash.algo;
+}
+
+/**
+ * The store path of a content-addressed object (Nix's `makeFixedOutputPathFromCA`): the one
+ * constructor every caller uses. `text` takes references; `nar` over sha256 takes references and
+ * `self` (a source); any other may have neither.
+ */
+export function makeContentAddressedPath(
+  name: string,
+  ca: ContentAddress,
+  storeDir: string,
+  references: Iterable<string> = [],
+  self = false,
+): string {
+  if (ca.method === 'text') {
+    if (ca.hash.algo !== 'sha256' || self) bad(formatContentAddress(ca), 'not a valid text address');
+    return makeTextPath(name, ca.hash.bytes, references, storeDir);
+  }
+  if (ca.method === 'nar' && ca.hash.algo === 'sha256')
+    return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
+  if (self || !isEmpty(references))
+    bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
+  return makeFixedOutputPath(name, ca.hash, ca.method === 'nar', storeDir);
+}
+
+function isEmpty(items: Iterable<string>): boolean {
+  if (Array.isArray(items)) return items.length === 0;
+  for (const _ of items) return false;
+  return true;
+}
+
+/** The kinds of content-addressed object: `drv` and `text` files (text-addressed), and sources. */
+export type ContentAddressedKind = 'drv' | 'text' | 'source';
+
+/** Every content-addressed kind, in the order counts are listed. */
+export const CONTENT_ADDRESSED_KINDS: readonly ContentAddressedKind[] = ['drv', 'text', 'source'];
 
 /** How a store object is content-addressed. */
 export interface ContentAddressed {
   /** `drv` and `text` are text-addressed files; `source` is a fixed (flat or recursive) object. */
-  readonly kind: 'drv' | 'text' | 'source';
+  readonly kind: ContentAddressedKind;
   /** The narinfo `CA:` value: `text:sha256:<nix32>`, `fixed:r:sha256:<nix32>` or `fixed:<algo>:<nix32>`. */
   readonly ca: string;
 }
@@ -41,23 +145,27 @@ export function identifyContentAddress(obj: ObjectFacts, storeDir: string): Cont
   const name = nameOf(obj.path);
   const file = obj.file;
   if (file !== undefined && !file.executable) {
-    const digest = obj.fileSha256 ?? sha256(file.contents);
-    if (makeTextPath(name, digest, obj.references, storeDir) === obj.path)
-      return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(digest)}` };
+    const hash: Hash = { algo: 'sha256', bytes: obj.fileSha256 ?? sha256(file.contents) };
+    if (makeContentAddressedPath(name, { method: 'text', hash }, storeDir, obj.references) === obj.path)
+      return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(hash.bytes)}` };
   }
   const others = obj.references.filter((r) => r !== obj.path);
   const self = others.length !== obj.references.length;
   const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
-  if (narHash !== undefined && makeSourcePath(name, narHash, storeDir, others, self) === obj.path)
-    return { kind: 'source', ca: `fixed:r:sha256:${nix32Encode(narHash)}` };
+  if (narHash !== undefined) {
+    const ca: ContentAddress = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
+    if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
+      return { kind: 'source', ca: formatContentAddress(ca) };
+  }
   if (file !== undefined && !file.executable && obj.references.length === 0) {
     for (const algo of FLAT_ALGOS) {
       const hash =
         algo === 'sha256' && obj.fileSha256 !== undefined
           ? { algo, bytes: obj.fileSha256 }
           : hashBytes(algo, file.contents);
-      if (makeFixedOutputPath(name, hash, false, storeDir) === obj.path)
-        return { kind: 'source', ca: `fixed:${formatHash(hash, 'nix32', true)}` };
+      const ca: ContentAddress = { method: 'flat', hash };
+      if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
+        return { kind: 'source', ca: formatContentAddress(ca) };
     }
   }
   return undefined;

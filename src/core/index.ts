@@ -6,7 +6,7 @@ export * from './store-path.js';
 export * from './wire.js';
 export * from './content-address.js';
 export * from './derivation.js';
-export * from './derivation-hash.js';
+export * from './derivation/hash.js';
 export * from './closure.js';
 export * from './nar.js';
 export * from './export-stream.js';

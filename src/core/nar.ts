@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { LimitError, MalformedError } from './errors.js';
 import { digestBytes, sha256 } from './hash.js';
-import { ByteReader, ChunkBatcher, compareBytes, padLength, u64, wireString } from './wire.js';
+import { ByteReader, ChunkBatcher, compareBytes, concatBytes, padLength, u64, wireString } from './wire.js';
 
 /**
  * A file system object as a NAR sees it. Directory entries must come sorted by name bytes;
@@ -147,18 +147,9 @@ const T = {
   node: wireString('node'),
 };
 
-const concatTokens = (parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 /** What precedes a regular file's length in a single-file NAR (and with the executable flag). */
-const FILE_HEAD = concatTokens([...wireString(MAGIC), ...T.open, ...T.type, ...T.regular, ...T.contents]);
-const FILE_HEAD_EXECUTABLE = concatTokens([
+const FILE_HEAD = concatBytes([...wireString(MAGIC), ...T.open, ...T.type, ...T.regular, ...T.contents]);
+const FILE_HEAD_EXECUTABLE = concatBytes([
   ...wireString(MAGIC),
   ...T.open,
   ...T.type,
@@ -166,7 +157,7 @@ const FILE_HEAD_EXECUTABLE = concatTokens([
   ...T.executable,
   ...T.contents,
 ]);
-const CLOSE = concatTokens(T.close);
+const CLOSE = concatBytes(T.close);
 
 async function* writeNode(tree: FileTree, out: ChunkBatcher, where: string): AsyncGenerator<Uint8Array> {
   out.addAll([...T.open, ...T.type]);

@@ -1,4 +1,5 @@
-// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys, detached signatures, narinfo fingerprints.
+// ed25519 keys and signatures in Nix's formats: `NAME:base64` keys and detached signatures (a
+// narinfo's fingerprint and `Sig:` are in narinfo.ts).
 //
 // The key files are exactly those of `nix-store --generate-binary-cache-key NAME secret public`:
 // the secret is `NAME:base64(seed ‖ public key)` (64 bytes, libsodium's layout), the public key
@@ -14,8 +15,6 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { NixPlanError } from './errors.js';
-import { formatHash } from './hash.js';
-import { compareStrings } from './store-path.js';
 
 /** A secret signing key, as read from a Nix secret key file. */
 export interface SecretKey {
@@ -214,43 +213,4 @@ export function checkDetached(
   const keys = trusted.filter((k) => k.name === parsed.name);
   if (keys.length === 0) return 'untrusted';
   return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
-}
-
-/** What a narinfo signature covers. */
-export interface NarInfoFacts {
-  /** Full store path. */
-  readonly path: string;
-  /** sha256 of the NAR. */
-  readonly narHash: Uint8Array;
-  readonly narSize: number;
-  /** Full store paths of the references (any order). */
-  readonly references: readonly string[];
-}
-
-/**
- * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
- * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
- */
-export function narinfoFingerprint(info: NarInfoFacts): string {
-  if (info.narHash.length !== 32)
-    throw new NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
-  if (!(info.narSize > 0))
-    throw new NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-  const refs = [...info.references].sort(compareStrings).join(',');
-  return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
-}
-
-/** A narinfo `Sig:` value for the object. */
-export function signNarinfo(key: SecretKey, info: NarInfoFacts): string {
-  return signDetached(key, narinfoFingerprint(info));
-}
-
-/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
-export function verifyNarinfo(
-  info: NarInfoFacts,
-  signatures: readonly string[],
-  trusted: readonly PublicKey[],
-): boolean {
-  const fingerprint = narinfoFingerprint(info);
-  return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
 }

@@ -151,6 +151,28 @@ export function makeFixedOutputPath(name: string, hash: Hash, recursive: boolean
   return makeStorePath('output:out', inner, name, storeDir);
 }
 
+/** The derivation name of a .drv store path: its name without the `.drv` extension. */
+export function drvName(drvPath: string): string {
+  const name = nameOf(drvPath);
+  if (!name.endsWith('.drv') || name.length <= 4)
+    throw new NixPlanError(
+      'malformed',
+      `'${drvPath}' is not a derivation path (its name does not end in .drv)`,
+    );
+  return name.slice(0, -4);
+}
+
+/**
+ * The placeholder Nix renders for output `output` of a derivation whose output paths are not
+ * known before it is built (a floating content-addressed one, or one depending on it): its
+ * dependents mention this hash, which relocation maps with the derivation's path (Nix's
+ * `DownstreamPlaceholder`).
+ */
+export function downstreamPlaceholder(drvPath: string, output: string): string {
+  const name = drvName(drvPath);
+  return nix32Encode(sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(name, output)}`));
+}
+
 /** Name of output `output` of a derivation named `drvName`. */
 export function outputPathName(drvName: string, output: string): string {
   return output === 'out' ? drvName : `${drvName}-${output}`;

@@ -36,6 +36,8 @@ interface JsonEvent {
 }
 
 const PREFIX = '@nix ';
+/** Lines of the human log an error carries when it was not shown. */
+const TAIL_LINES = 40;
 
 /** Nix colours its messages in this log even when stderr is not a terminal; its plain log does not. */
 // eslint-disable-next-line no-control-regex
@@ -47,16 +49,29 @@ export class NixLogReader {
   private readonly activities = new Map<string, string>(); // activity id → the path it is about
   private pending = '';
   private readonly started: number;
+  /** The last lines of the human log, kept for an error when nothing was shown. */
+  private readonly lastLines: string[] = [];
 
   /**
    * @param write where the human log goes (what Nix would print at its default verbosity)
    * @param now a millisecond clock (finish times are relative to when the reader was made)
    */
   constructor(
-    private readonly write: ((text: string) => void) | undefined,
+    private readonly sink: ((text: string) => void) | undefined,
     private readonly now: () => number = () => performance.now(),
   ) {
     this.started = now();
+  }
+
+  /** The human log's last lines (at most TAIL_LINES), as text. */
+  tail(): string {
+    return this.lastLines.join('');
+  }
+
+  private write(text: string): void {
+    this.lastLines.push(text);
+    if (this.lastLines.length > TAIL_LINES) this.lastLines.shift();
+    this.sink?.(text);
   }
 
   /** Takes a chunk of stderr. */
@@ -78,14 +93,14 @@ export class NixLogReader {
 
   private line(line: string): void {
     if (!line.startsWith(PREFIX)) {
-      this.write?.(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
+      this.write(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
       return;
     }
     let e: JsonEvent;
     try {
       e = JSON.parse(line.slice(PREFIX.length)) as JsonEvent;
     } catch {
-      this.write?.(`${line}\n`);
+      this.write(`${line}\n`);
       return;
     }
     const level = typeof e.level === 'number' ? e.level : LVL_INFO;
@@ -96,7 +111,7 @@ export class NixLogReader {
         if (typeof e.msg !== 'string') return;
         const msg = e.msg.replace(ANSI, '');
         if (level === 0) this.events.errors.push(msg);
-        if (level <= LVL_INFO) this.write?.(`${msg}\n`);
+        if (level <= LVL_INFO) this.write(`${msg}\n`);
         return;
       }
       case 'start': {
@@ -109,7 +124,7 @@ export class NixLogReader {
           this.activities.set(id, subject);
         }
         if (typeof e.text === 'string' && e.text !== '' && level <= LVL_INFO)
-          this.write?.(`${e.text.replace(ANSI, '')}\n`);
+          this.write(`${e.text.replace(ANSI, '')}\n`);
         return;
       }
       case 'stop': {
@@ -125,7 +140,7 @@ export class NixLogReader {
           (e.type === RES_BUILD_LOG_LINE || e.type === RES_POST_BUILD_LOG_LINE) &&
           typeof fields[0] === 'string'
         )
-          this.write?.(`${fields[0]}\n`);
+          this.write(`${fields[0]}\n`);
         return;
       default:
         return;

@@ -1,23 +1,23 @@
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
 import {
-  derivationReferences,
-  parseDerivation,
+  isFixedOutput,
+  outputsOf,
   parseDerivationOutputs,
-  type Derivation,
-} from '../core/derivation.js';
+  scanDerivation,
+} from '../core/derivation/index.js';
 import { NixPlanError } from '../core/errors.js';
 import { regularFileNarSize } from '../core/nar.js';
 import type { Include } from '../core/bundle/manifest.js';
-import { classifySync, dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
+import { classifySync } from './classify.js';
+import { dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
 
-export type { Include } from '../core/bundle/manifest.js';
+export { INCLUDE_KINDS, type Include } from '../core/bundle/manifest.js';
+// Pure derivation helpers that used to live here; their home is the core.
+export { derivationSystem, isFixedOutput, outputsOf, scanDerivation } from '../core/derivation/index.js';
 
 /** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
 const YIELD_EVERY = 512;
-
-/** The include kinds, for option parsing. */
-export const INCLUDE_KINDS: readonly Include[] = ['drvs', 'sources', 'outputs'];
 
 /** The collected closure: objects in dependency order and each root's output paths. */
 export interface CollectedClosure {
@@ -32,74 +32,6 @@ export interface CollectedClosure {
 export interface CollectHooks {
   /** Called before realising paths for `sources`/`outputs`. */
   onRealise?: (what: string, count: number) => void;
-}
-
-/** Output name → path of a parsed derivation. */
-export function outputsOf(drv: Pick<Derivation, 'outputs'>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const o of drv.outputs) out[o.name] = o.path;
-  return out;
-}
-
-const QUOTE = 0x22;
-
-/**
- * The `system` field of a .drv (its `field`-th top-level field: 3 in `Derive(…)`, 4 in
- * `DrvWithVersion(…)`); see scanDerivation.
- */
-export function derivationSystem(bytes: Uint8Array, field: number): string {
-  return scanDerivation(bytes, field === 4).system;
-}
-
-/**
- * A .drv's `system` and references (its input derivations and input sources, sorted: what Nix
- * registers for a .drv it writes), found by skipping through the file rather than parsing it.
- * The fields up to `system` are verbatim strings (no escapes), so every quote opens or closes
- * one. A file it cannot follow is parsed in full, which reports what is malformed and where.
- */
-export function scanDerivation(
-  bytes: Uint8Array,
-  versioned: boolean,
-): { system: string; references: string[] } {
-  const inputDrvsField = versioned ? 2 : 1;
-  const systemField = inputDrvsField + 2;
-  const references: string[] = [];
-  let depth = 0;
-  let at = 0;
-  let tupleStart = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const c = bytes[i];
-    if (c === QUOTE) {
-      const end = bytes.indexOf(QUOTE, i + 1);
-      if (end < 0) break;
-      if (depth === 1 && at === systemField)
-        return {
-          system: Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'),
-          references: sortedUnique(references),
-        };
-      if ((at === inputDrvsField && depth === 3 && tupleStart) || (at === inputDrvsField + 1 && depth === 2))
-        references.push(Buffer.from(bytes.buffer, bytes.byteOffset + i + 1, end - i - 1).toString('latin1'));
-      tupleStart = false;
-      i = end;
-    } else if (c === 0x28 || c === 0x5b) {
-      depth++; // ( [
-      tupleStart = c === 0x28 && depth === 3;
-    } else if (c === 0x29 || c === 0x5d) {
-      if (--depth === 0) break; // ) ]
-    } else if (c === 0x2c && depth === 1 && ++at > systemField) break; // ,
-  }
-  const drv = parseDerivation(bytes);
-  return { system: Buffer.from(drv.system).toString('latin1'), references: derivationReferences(drv) };
-}
-
-function sortedUnique(items: string[]): string[] {
-  items.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return items.filter((x, i) => i === 0 || x !== items[i - 1]);
-}
-
-/** True for a fixed-output derivation (its one output names its content hash). */
-export function isFixedOutput(drv: Pick<Derivation, 'outputs'>): boolean {
-  return drv.outputs.length === 1 && drv.outputs[0]?.hash !== '';
 }
 
 /** Options of streamClosure. */

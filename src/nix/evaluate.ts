@@ -18,7 +18,7 @@
 import { access } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { NixCommandError } from './errors.js';
-import type { NixStore } from './store.js';
+import { outputLines as lines, type NixStore } from './store.js';
 
 /** What to evaluate: any mix of flake installables, one file with attributes, and .drv paths. */
 export interface EvaluateRequest {
@@ -43,14 +43,6 @@ export interface EvaluatedRoot {
 
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 export const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
-
-function lines(out: Buffer): string[] {
-  return out
-    .toString('utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-}
 
 /**
  * Refuses a file argument that does not exist before Nix is started, as a usage error naming it

@@ -4,7 +4,6 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { readFile, lstat } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { parseHash, toHex } from '../core/hash.js';
-import { identifyContentAddress } from '../core/content-address.js';
 import { dependenciesFirst } from '../core/closure.js';
 import type { ObjectKind } from '../core/bundle/manifest.js';
 import type { CommandRunner } from './runner.js';
@@ -129,10 +128,12 @@ export function batchPaths(paths: readonly string[], budget = ARGV_BUDGET): stri
   return batches;
 }
 
-function lines(out: Buffer): string[] {
+/** The non-empty lines a Nix command printed (store paths, one a line), trimmed. */
+export function outputLines(out: Buffer): string[] {
   return out
     .toString('utf8')
     .split('\n')
+    .map((l) => l.trim())
     .filter((l) => l !== '');
 }
 
@@ -230,24 +231,28 @@ export class NixStore {
 
   /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
   async requisites(paths: readonly string[], includeOutputs = false): Promise<string[]> {
-    if (paths.length === 0) return [];
     const out: string[] = [];
     const seen = new Set<string>();
-    for (const batch of batchPaths(paths)) {
-      const { stdout } = await this.runner.run('nix-store', [
-        ...this.storeArgs(),
-        '--query',
-        '--requisites',
-        ...(includeOutputs ? ['--include-outputs'] : []),
-        ...batch,
-      ]);
-      for (const p of lines(stdout))
-        if (!seen.has(p)) {
-          seen.add(p);
-          out.push(p);
-        }
-    }
+    const flags = ['--query', '--requisites', ...(includeOutputs ? ['--include-outputs'] : [])];
+    await this.queryLines(flags, paths, (p) => {
+      if (!seen.has(p)) {
+        seen.add(p);
+        out.push(p);
+      }
+    });
     return out;
+  }
+
+  /** Each line `nix-store FLAGS PATHS…` prints, run once per command-line-sized batch of `paths`. */
+  private async queryLines(
+    flags: readonly string[],
+    paths: readonly string[],
+    line: (text: string) => void,
+  ): Promise<void> {
+    for (const batch of batchPaths(paths)) {
+      const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), ...flags, ...batch]);
+      for (const l of outputLines(stdout)) line(l);
+    }
   }
 
   /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
@@ -316,15 +321,7 @@ export class NixStore {
   /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
   async invalidPaths(paths: readonly string[]): Promise<Set<string>> {
     const invalid = new Set<string>();
-    for (const batch of batchPaths(paths)) {
-      const { stdout } = await this.runner.run('nix-store', [
-        ...this.storeArgs(),
-        '--check-validity',
-        '--print-invalid',
-        ...batch,
-      ]);
-      for (const p of lines(stdout)) invalid.add(p);
-    }
+    await this.queryLines(['--check-validity', '--print-invalid'], paths, (p) => invalid.add(p));
     return invalid;
   }
 
@@ -348,7 +345,7 @@ export class NixStore {
       [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths],
       { onStderr: options.onLog },
     );
-    return lines(stdout);
+    return outputLines(stdout);
   }
 }
 
@@ -363,60 +360,4 @@ export function dependencyOrder(
   return dependenciesFirst(paths, references, (path, ref) => {
     throw new NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
   });
-}
-
-/** Largest single file read to find out whether it is content-addressed (the verifier's limit). */
-export const MAX_CLASSIFY_FILE = 16 * 1024 * 1024;
-
-/**
- * The kind of a closure member, decided as the bundle verifier decides it: a `.drv`; else
- * whatever its content address says (a `toFile` text, or a source: a path literal, or a fixed
- * output, whose path is its content's hash too); anything not content-addressed is a build
- * output. `readFile` gives a single-file object's bytes (only called for regular files).
- */
-export async function classify(
-  info: PathInfo,
-  storeDir: string,
-  fileInfo: (path: string) => Promise<{ size: number; executable: boolean } | undefined>,
-  readFile: (path: string) => Promise<Uint8Array>,
-): Promise<ObjectKind> {
-  const byPath = classifyWithoutContents(info, storeDir);
-  if (byPath !== undefined) return byPath;
-  const file = await fileInfo(info.path);
-  // An executable or a directory can only be a recursive source, which was checked above.
-  if (file === undefined || file.executable || file.size > MAX_CLASSIFY_FILE) return 'output';
-  return classifyFile(info, storeDir, await readFile(info.path));
-}
-
-/**
- * `classify` with the file read synchronously (`NixStore.readRegularFileSync`): the same
- * decision, without a thread-pool round trip per path.
- */
-export function classifySync(
-  info: PathInfo,
-  storeDir: string,
-  readRegularFile: (path: string, maxSize: number) => { bytes: Uint8Array; executable: boolean } | undefined,
-): ObjectKind {
-  const byPath = classifyWithoutContents(info, storeDir);
-  if (byPath !== undefined) return byPath;
-  const file = readRegularFile(info.path, MAX_CLASSIFY_FILE);
-  if (file === undefined || file.executable) return 'output';
-  return classifyFile(info, storeDir, file.bytes);
-}
-
-/** The kind when the path, its registration and its NAR hash decide it; undefined when the file must be read. */
-function classifyWithoutContents(info: PathInfo, storeDir: string): ObjectKind | undefined {
-  if (info.path.endsWith('.drv') && info.deriver === '') return 'drv';
-  const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
-  const facts = { path: info.path, references: info.references, narHash };
-  // Recursive sources need only the NAR hash; flat ones and texts need the file's bytes.
-  return identifyContentAddress(facts, storeDir)?.kind;
-}
-
-/** The kind of a non-executable single-file object from its bytes (a flat source or a text). */
-function classifyFile(info: PathInfo, storeDir: string, contents: Uint8Array): ObjectKind {
-  const narHash = new Uint8Array(Buffer.from(info.narHash, 'hex'));
-  const facts = { path: info.path, references: info.references, narHash };
-  const byFile = identifyContentAddress({ ...facts, file: { executable: false, contents } }, storeDir);
-  return byFile?.kind ?? 'output';
 }

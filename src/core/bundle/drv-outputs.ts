@@ -16,7 +16,7 @@
 // them from there. The checker also indexes which derivation declares which output path, for the
 // proof of build outputs (proof.ts).
 import { NixPlanError } from '../errors.js';
-import { DerivationHasher } from '../derivation-hash.js';
+import { DerivationHasher } from '../derivation/index.js';
 import { drvName, envGet, parseDerivation, type Derivation } from '../derivation.js';
 
 /** What a derivation of the plan declares about one of its output paths. */

@@ -3,6 +3,7 @@
 export * from './manifest.js';
 export * from './frame.js';
 export * from './writer.js';
+export * from './compression.js';
 export * from './source.js';
 export * from './decode.js';
 export * from './policy.js';

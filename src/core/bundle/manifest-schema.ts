@@ -4,7 +4,7 @@ import { NixPlanError } from '../errors.js';
 import { parseStorePath, storeDirProblem } from '../store-path.js';
 import { unsafeCharacter } from '../text.js';
 import {
-  INCLUDES,
+  INCLUDE_KINDS,
   MANIFEST_FORMAT,
   MANIFEST_FORMAT_VERSION,
   OBJECT_KINDS,
@@ -298,7 +298,8 @@ export function validateManifest(value: unknown): BundleManifest {
   );
   const storeDir = storeDirField(r['storeDir'], 'storeDir');
   const include = str(r['include'], 'include', 16);
-  if (!INCLUDES.includes(include as Include)) throw bad('include', `must be one of ${INCLUDES.join(', ')}`);
+  if (!INCLUDE_KINDS.includes(include as Include))
+    throw bad('include', `must be one of ${INCLUDE_KINDS.join(', ')}`);
   const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
   const narBytes = kinds(r['narBytes'], 'narBytes', OBJECT_KINDS);
   const paths = int(r['paths'], 'paths');

@@ -1,4 +1,6 @@
 // The plan bundle manifest's schema as types and constants (versions 1 and 2; docs/bundle-format.md).
+import type { ContentAddressedKind } from '../content-address.js';
+import type { RelocationReport } from '../relocate/types.js';
 
 /** The `format` every bundle manifest names. */
 export const MANIFEST_FORMAT = 'nix-plan';
@@ -15,12 +17,17 @@ export const DEFAULT_MAX_MANIFEST_SIZE = 16 * 1024 * 1024;
 
 /** What a bundle holds: the plan (`drvs`), plus fixed-output sources, or the built outputs. */
 export type Include = 'drvs' | 'sources' | 'outputs';
+/** Every include kind, for parsing (the CLI's --include, the action's input). */
+export const INCLUDE_KINDS: readonly Include[] = ['drvs', 'sources', 'outputs'];
 /** What a store object in a plan is: a .drv, a text file (toFile), a source, or a build output. */
-export type ObjectKind = 'drv' | 'text' | 'source' | 'output';
+export type ObjectKind = ContentAddressedKind | 'output';
 /** Every object kind, in the order counts are listed. */
 export const OBJECT_KINDS: readonly ObjectKind[] = ['drv', 'text', 'source', 'output'];
-/** Every include kind. */
-export const INCLUDES: readonly Include[] = ['drvs', 'sources', 'outputs'];
+
+/** Counts (or bytes) per object kind, all zero. */
+export function emptyCounts(): Record<ObjectKind, number> {
+  return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
+}
 
 /** A root the plan was made for: how it was named, its derivation, and its outputs. */
 export interface BundleRoot {
@@ -31,14 +38,8 @@ export interface BundleRoot {
   outputs: Record<string, string>;
 }
 
-/** What relocation changed (relocate.ts's RelocationReport, as recorded in the manifest). */
-export interface RelocationSummary {
-  objects: Record<'drv' | 'text' | 'source', number>;
-  hashesRewritten: number;
-  bareHashRewrites: number;
-  bareStoreDirMentions: { path: string; count: number }[];
-  warnings: string[];
-}
+/** What relocation changed, as recorded in the manifest: relocation's own report. */
+export type RelocationSummary = RelocationReport;
 
 /** A signature over the manifest: key name and base64 of the 64-byte ed25519 signature. */
 export interface ManifestSignature {

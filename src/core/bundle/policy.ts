@@ -10,7 +10,7 @@ import {
   parseDerivation,
   type Derivation,
   type DerivationHead,
-} from '../derivation.js';
+} from '../derivation/index.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
 import { DEFAULT_MAX_WINDOW_LOG } from './frame.js';
@@ -321,11 +321,6 @@ export function checkRunningTotals(
 /** The total NAR bytes a manifest declares, of every kind. */
 export function declaredNarBytes(manifest: BundleManifest): number {
   return OBJECT_KINDS.reduce((n, k) => n + manifest.narBytes[k], 0);
-}
-
-/** Counts and NAR bytes per object kind, all zero. */
-export function emptyCounts(): Record<ObjectKind, number> {
-  return Object.fromEntries(OBJECT_KINDS.map((k) => [k, 0])) as Record<ObjectKind, number>;
 }
 
 /** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */

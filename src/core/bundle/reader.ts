@@ -11,9 +11,9 @@ import { NixPlanError } from '../errors.js';
 import { readExport, type ExportLimits } from '../export-stream.js';
 import type { PublicKey } from '../signing.js';
 import type { FrameInfo } from './frame.js';
-import type { BundleManifest, ObjectKind } from './manifest.js';
+import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
-import type { Derivation } from '../derivation.js';
+import type { Derivation } from '../derivation/index.js';
 import { DerivationOutputChecks, type StoreDerivationReader } from './drv-outputs.js';
 import {
   ClosureCheck,
@@ -26,7 +26,6 @@ import {
   checkTotals,
   classifyEntry,
   declaredNarBytes,
-  emptyCounts,
   exportLimitsFor,
   type ReaderLimits,
   type VerifiedEntry,

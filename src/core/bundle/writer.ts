@@ -27,10 +27,9 @@ import {
   type ManifestSignature,
 } from './manifest.js';
 
-/** Default zstd level: most of level 19's ratio at a fraction of its time (see docs/bundle-format.md). */
-export const DEFAULT_LEVEL = 12;
-/** Highest level accepted; zstd's "ultra" levels above it want windows beyond the default decoder limit. */
-export const MAX_LEVEL = 19;
+import { DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL } from './compression.js';
+
+export { DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL };
 
 /** Options of `writeBundle`. */
 export interface WriteBundleOptions {
@@ -62,6 +61,11 @@ export interface WrittenBundle {
   readonly manifest: BundleManifest;
   /** Size of the bundle file. */
   readonly bundleBytes: number;
+}
+
+/** A bundle written to a file: where, and what `writeBundle` wrote (what export and relocate return). */
+export interface WrittenPlan extends WrittenBundle {
+  readonly bundlePath: string;
 }
 
 /** Counts and hashes bytes as they pass. */
@@ -161,7 +165,7 @@ function checkRange(name: string, value: number, min: number, max: number): numb
 
 /** The zstd parameters of a bundle's data frame. */
 export function compressionParams(options: WriteBundleOptions = {}): Record<number, number> {
-  const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, 1, MAX_LEVEL);
+  const level = checkRange('the compression level', options.level ?? DEFAULT_LEVEL, MIN_LEVEL, MAX_LEVEL);
   const windowLog = checkRange(
     'the window log',
     options.windowLog ?? DEFAULT_MAX_WINDOW_LOG,

@@ -6,25 +6,14 @@
 // and the environment variables named after its outputs set to ""), since those are what is being
 // computed. Floating content-addressed derivations, and everything depending on one, have no
 // output paths before they are built ("deferred").
-import { NixPlanError } from './errors.js';
-import { isHashAlgo, parseHash, sha256, toHex, type Hash } from './hash.js';
-import {
-  compareStrings,
-  isStrictlySorted,
-  makeFixedOutputPath,
-  makeOutputPath,
-  makeTextPath,
-  outputPathName,
-} from './store-path.js';
-import {
-  drvName as nameOfDrvPath,
-  serialiseDerivation,
-  serialiseInputDrvs,
-  type Derivation,
-  type DerivationLayout,
-  type DerivationOutput,
-  type EnvEntry,
-} from './derivation.js';
+import { makeContentAddressedPath } from '../content-address.js';
+import { NixPlanError } from '../errors.js';
+import { sha256, toHex } from '../hash.js';
+import { compareStrings, isStrictlySorted, makeOutputPath, outputPathName } from '../store-path.js';
+import { drvName as nameOfDrvPath } from './fields.js';
+import { derivationKind, fixedOutputAddress, fixedOutputPath } from './kind.js';
+import type { Derivation, DerivationLayout, DerivationOutput, EnvEntry } from './types.js';
+import { serialiseDerivation, serialiseInputDrvs } from './write.js';
 
 /** The modulo hash of one derivation, as its dependents see it. */
 export type DrvHash =
@@ -60,60 +49,8 @@ export interface FilledDerivation {
   readonly hash: DrvHash;
 }
 
-/** How a fixed output is content-addressed, from its `hashAlgo` field. */
-interface FixedOutput {
-  method: 'flat' | 'recursive' | 'text';
-  hash: Hash;
-}
-
-type DrvKind = 'input-addressed' | 'fixed' | 'floating' | 'impure';
-
 function fail(drvLabel: string, detail: string): never {
   throw new NixPlanError('malformed', `derivation ${drvLabel}: ${detail}`);
-}
-
-function outputKind(o: DerivationOutput): DrvKind {
-  if (o.hashAlgo === '') return 'input-addressed';
-  if (o.hash === 'impure') return 'impure';
-  return o.hash === '' ? 'floating' : 'fixed';
-}
-
-/** Classifies a derivation the way Nix's `Derivation::type()` does, refusing mixtures. */
-function derivationKind(drv: Pick<Derivation, 'outputs'>, drvLabel: string): DrvKind {
-  const first = drv.outputs[0];
-  if (first === undefined) fail(drvLabel, 'it has no outputs');
-  const kind = outputKind(first);
-  for (const o of drv.outputs)
-    if (outputKind(o) !== kind)
-      fail(drvLabel, 'it mixes output types (input-addressed, fixed, floating, impure)');
-  if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
-    fail(drvLabel, 'a fixed-output derivation must have exactly one output, named "out"');
-  return kind;
-}
-
-/** Parses a fixed output's `hashAlgo` ("r:sha256", "text:sha256", "sha1", …) and hex `hash`. */
-function fixedOutput(o: DerivationOutput, drvLabel: string): FixedOutput {
-  let method: FixedOutput['method'] = 'flat';
-  let algo = o.hashAlgo;
-  if (algo.startsWith('r:')) {
-    method = 'recursive';
-    algo = algo.slice(2);
-  } else if (algo.startsWith('text:')) {
-    method = 'text';
-    algo = algo.slice(5);
-  }
-  if (!isHashAlgo(algo)) fail(drvLabel, `unsupported output hash algorithm '${o.hashAlgo}'`);
-  if (o.hash.includes(':') || o.hash.includes('-'))
-    fail(drvLabel, `output hash '${o.hash}' is not a bare digest`);
-  const hash = parseHash(o.hash, algo);
-  if (method === 'text' && algo !== 'sha256') fail(drvLabel, 'a text-hashed output must use sha256');
-  return { method, hash };
-}
-
-/** The path a fixed output must have in `storeDir`, as Nix's `DerivationOutput::CAFixed::path`. */
-function fixedOutputPath(f: FixedOutput, name: string, storeDir: string): string {
-  if (f.method === 'text') return makeTextPath(name, f.hash.bytes, [], storeDir);
-  return makeFixedOutputPath(name, f.hash, f.method === 'recursive', storeDir);
 }
 
 /** A derivation whose output paths, and the env variables named after its outputs, are "". */
@@ -229,12 +166,7 @@ export class DerivationHasher {
   fixedOutputPaths(drv: Pick<Derivation, 'outputs'>, drvName: string): Map<string, string> | undefined {
     if (derivationKind(drv, drvName) !== 'fixed') return undefined;
     const out = drv.outputs[0] as DerivationOutput;
-    return new Map([
-      [
-        out.name,
-        fixedOutputPath(fixedOutput(out, drvName), outputPathName(drvName, out.name), this.storeDir),
-      ],
-    ]);
+    return new Map([[out.name, fixedOutputPath(out, drvName, this.storeDir)]]);
   }
 
   /**
@@ -377,9 +309,9 @@ export class DerivationHasher {
     const kind = derivationKind(drv, label);
     if (kind === 'fixed') {
       const out = drv.outputs[0] as DerivationOutput;
-      const f = fixedOutput(out, label);
-      const path = fixedOutputPath(f, outputPathName(name, out.name), this.storeDir);
-      return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(f.hash.bytes)}:${path}`) };
+      const ca = fixedOutputAddress(out, label);
+      const path = makeContentAddressedPath(outputPathName(name, out.name), ca, this.storeDir);
+      return { kind: 'fixed', hash: sha256(`fixed:out:${out.hashAlgo}:${toHex(ca.hash.bytes)}:${path}`) };
     }
     return kind === 'input-addressed' ? undefined : { kind: 'deferred' };
   }
@@ -406,5 +338,6 @@ export function computeDrvPath(
 ): string {
   // Duplicates count once; an array strictly in order (the usual case) has none and is used as is.
   const refs = Array.isArray(references) && isStrictlySorted(references) ? references : new Set(references);
-  return makeTextPath(`${drvName}.drv`, sha256(bytes), refs, storeDir);
+  const ca = { method: 'text', hash: { algo: 'sha256', bytes: sha256(bytes) } } as const;
+  return makeContentAddressedPath(`${drvName}.drv`, ca, storeDir, refs);
 }
