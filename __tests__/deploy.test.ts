@@ -411,10 +411,44 @@ describeSsh('nix-plan deploy over SSH', () => {
         ...ssh(),
       ]);
       expect(unproven.code).toBe(4);
-      expect(unproven.stderr).toMatch(/--no-check-sigs/);
+      expect(unproven.stderr).toMatch(/is a build output.*--no-check-sigs/);
+      // Accepted unproven on purpose: still never activated.
+      const optedOut = await cli([
+        'deploy',
+        s().plans['unproven'] ?? '',
+        '--host',
+        host(),
+        '--profile',
+        s().profile,
+        '--no-check-sigs',
+        ...ssh(),
+      ]);
+      expect(optedOut.code).toBe(4);
+      expect(optedOut.stderr).toMatch(
+        /1 build output no trusted key signed: deploy activates only a proven system/,
+      );
       expect(server.sessions().filter((l) => l !== 'nix-plan-host probe')).toEqual([]);
       expect(received()).toEqual([]);
       expect(await s().store.validPaths()).toEqual(before);
+      expect(current()).toBe('system-1-link');
+    });
+
+    test('a plan of .drv files and sources proves itself: deployed without any key', async () => {
+      s().control.reset();
+      const run = await cli([
+        'deploy',
+        s().plans['unsigned'] ?? '',
+        '--host',
+        host(),
+        '--profile',
+        s().profile,
+        '--action',
+        'dry-activate',
+        ...ssh(),
+      ]);
+      expect(run.stderr).toContain('plan unsigned');
+      expect(run.code).toBe(0);
+      expect(s().control.calls()).toEqual([expect.stringMatching(/^c dry-activate ok/)]);
       expect(current()).toBe('system-1-link');
     });
 

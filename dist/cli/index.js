@@ -9465,19 +9465,25 @@ function failedOutcome(code) {
     return 'failed';
 }
 /**
- * The local half of the trust rules: the whole plan verified, and signed by a trusted key unless
- * the user opted out. (The verifier's proof-before-trust policy replaces this seam when it lands.)
+ * The trust rules of import, here before anything is sent: the verifier proves every path (a
+ * .drv, text or source by its content; a build output only by a trusted key's signature) and
+ * refuses what nothing proves, unless the user opted out. Even then, a plan with unproven build
+ * outputs is never activated (as apply): only `push` stages it.
  */
-async function verifyForDeploy(source, options, deps) {
-    const keys = options.trustedKeys ?? [];
-    if (keys.length === 0 && options.noCheckSigs !== true)
-        throw new errors_NixPlanError('signature', 'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)');
-    if (options.noCheckSigs === true)
-        deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
-    const trusted = options.noCheckSigs === true ? [] : keys.map(parsePublicKey);
-    const report = await verifyWithProgress(source, { trustedKeys: trusted }, deps.progress);
-    const trust = trustReportOf(report.manifest, trusted, { noCheckSigs: options.noCheckSigs });
+async function verifyForDeploy(source, options, activates, deps) {
+    const noCheckSigs = options.noCheckSigs === true;
+    const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(source, { trustedKeys: trusted, noCheckSigs }, deps.progress, deps.signal);
+    const trust = trustReportOf(report.manifest, trusted, {
+        noCheckSigs: report.noCheckSigs,
+        unproven: report.unproven,
+    });
     deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+    const outputs = `${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted key signed`;
+    if (report.unproven > 0 && activates)
+        throw new errors_NixPlanError('signature', `the plan holds ${outputs}: deploy activates only a proven system (give --trusted-key; --action push only stages it)`);
+    if (report.unproven > 0)
+        deps.log.warn(`--no-check-sigs: sending ${outputs}`);
     return { signedBy: report.trustedSignatures, trust };
 }
 /** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
@@ -9526,7 +9532,7 @@ async function deployPlan(bundlePath, options, deps) {
         const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes: no part of the plan is sent before both.
-        const verified = verifyForDeploy(source, options, deps);
+        const verified = verifyForDeploy(source, options, !push, deps);
         const digest = fileDigest(bundlePath);
         const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
         // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
@@ -9849,7 +9855,7 @@ function deployCommand() {
                 compress: oneOf(str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
             }, {
                 ...ctx.deps,
-                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys }, ctx.deps),
+                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') }, ctx.deps),
                 hostOutputs: (name) => {
                     const prefix = hosts.length > 1 ? `[${name}] ` : '';
                     const sink = linePrefixer(prefix, (c) => {
