@@ -2,73 +2,41 @@
 // GITHUB_OUTPUT, the step summary, a runtime token), with real Nix, the plan travelling through
 // a local artifact service that the real @actions/artifact client talks to.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { generateKeyPair } from '../src/core/signing.js';
 import { promotedArtifactName } from '../src/action/settings.js';
 import { FakeArtifactServer, type FakeRun } from './support/artifact-server.js';
+import {
+  buildDist,
+  checkout,
+  REPO,
+  runStep,
+  succeeded,
+  type ActionEntry,
+  type StepResult,
+} from './support/action-step.js';
 import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
+import { SwitchControl, systemNix } from './support/nixos-fixture.js';
+import { sshdAvailable, SshServer } from './support/sshd.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
 /** The e2e closure as committed in this repository; the jobs evaluate a checkout of it (see `checkout`). */
 const CLOSURE_SOURCE = join(REPO, '.github', 'e2e', 'closure.nix');
 const ROOT_NAMES = ['alpha', 'beta', 'gamma'];
 
-/** What one action step left behind. */
-interface StepResult {
-  readonly code: number;
-  readonly stdout: string;
-  readonly outputs: Record<string, string>;
-  readonly summary: string;
-  /** `::error::` annotations, unescaped. */
-  readonly errors: string[];
-}
-
-/** Parses GITHUB_OUTPUT as @actions/core writes it: `name<<DELIM\nvalue\nDELIM\n`. */
-function parseOutputs(text: string): Record<string, string> {
-  const outputs: Record<string, string> = {};
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^([^<]+)<<(.+)$/.exec(lines[i] ?? '');
-    if (m?.[1] === undefined || m[2] === undefined) continue;
-    const value: string[] = [];
-    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i] ?? '');
-    outputs[m[1]] = value.join('\n');
-  }
-  return outputs;
-}
-
-const unescapeCommand = (s: string): string =>
-  s.replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%');
-
 const sha256File = (path: string): string =>
   `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
-
-/**
- * The defaults an action.yml declares: the runner passes them as INPUT_* variables too, so a
- * step sees them exactly as on GitHub. (A reader for the flat `inputs:` map these files use.)
- */
-function actionDefaults(actionYml: string): Record<string, string> {
-  const defaults: Record<string, string> = {};
-  const block =
-    readFileSync(actionYml, 'utf8')
-      .split(/^inputs:\n/m)[1]
-      ?.split(/^\S/m)[0] ?? '';
-  let input: string | undefined;
-  for (const line of block.split('\n')) {
-    const name = /^ {2}([a-z-]+):\s*$/.exec(line)?.[1];
-    if (name !== undefined) input = name;
-    const value = /^ {4}default:\s*(.*)$/.exec(line)?.[1];
-    if (input !== undefined && value !== undefined) defaults[input] = value.replace(/^'(.*)'$/, '$1');
-  }
-  return defaults;
-}
-
-const ACTION_YML = { plan: 'action.yml', realise: 'realise/action.yml', promote: 'promote/action.yml' };
 
 /** Empties a realm's store dir (its files are read-only, like a real store's), as a new machine would have it. */
 function wipe(storeDir: string): void {
@@ -79,97 +47,32 @@ describe('the actions end to end', () => {
   let server: FakeArtifactServer;
   let dist: string;
   let work: string;
+
+  /** Runs one entrypoint as a step of a job of `run`, against `store`'s Nix and state. */
   /** The closure in a checkout of the run's repository, as actions/checkout leaves it in the workspace. */
   let CLOSURE: string;
   /** The checkout's commit (the run's `GITHUB_SHA`). */
   let commit: string;
 
-  /** Runs one entrypoint as a step of a job of `run`, against `store`'s Nix and state. */
-  async function step(
-    entry: 'plan' | 'realise' | 'promote',
+  const step = (
+    entry: ActionEntry,
     inputs: Record<string, string>,
     run: FakeRun,
     store: ScratchStore,
-  ): Promise<StepResult> {
-    const job = mkdtempSync(join(work, `${entry}-`));
-    const files = { GITHUB_OUTPUT: 'output', GITHUB_STEP_SUMMARY: 'summary', GITHUB_STATE: 'state' };
-    const env: Record<string, string> = {
-      PATH: `${store.version.binDir === undefined ? '' : `${store.version.binDir}:`}${process.env['PATH'] ?? ''}`,
-      ...(process.env['USER'] === undefined ? {} : { USER: process.env['USER'] }),
-      TMPDIR: job,
-      ...store.env,
-      ...server.jobEnv(run),
-      // What the runner says about the run (the plan records it as provenance).
-      GITHUB_ACTIONS: 'true',
-      GITHUB_SHA: commit,
-      GITHUB_REF: 'refs/heads/main',
-      GITHUB_WORKFLOW_REF: `${server.repository}/.github/workflows/plan.yml@refs/heads/main`,
-      GITHUB_RUN_ATTEMPT: '1',
-      GITHUB_WORKSPACE: join(job, 'workspace'),
-      RUNNER_TEMP: join(job, 'temp'),
-    };
-    for (const [name, file] of Object.entries(files)) {
-      env[name] = join(job, file);
-      writeFileSync(env[name], '');
-    }
-    mkdirSync(env['GITHUB_WORKSPACE'] ?? '', { recursive: true });
-    // The runner's naming: INPUT_ + the name upper-cased, spaces as underscores, dashes kept.
-    const given = { ...actionDefaults(join(REPO, ACTION_YML[entry])), ...inputs };
-    for (const [name, value] of Object.entries(given))
-      env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] = value;
-    const child = spawn(process.execPath, [join(dist, entry, 'index.js')], {
-      env,
-      cwd: env['GITHUB_WORKSPACE'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
-    return {
-      code,
-      stdout,
-      outputs: parseOutputs(readFileSync(join(job, 'output'), 'utf8')),
-      summary: readFileSync(join(job, 'summary'), 'utf8'),
-      errors: [...stdout.matchAll(/^::error::(.*)$/gm)].map((m) => unescapeCommand(m[1] ?? '')),
-    };
-  }
-
-  /** Asserts a step succeeded, showing its log when it did not. */
-  function succeeded(result: StepResult): void {
-    if (result.code !== 0) throw new Error(`step failed (${result.code}):\n${result.stdout.slice(-6000)}`);
-  }
+  ): Promise<StepResult> =>
+    runStep({ dist, work, server, env: { GITHUB_SHA: commit } }, entry, inputs, run, store);
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'nix-plan-e2e-'));
     // NIX_PLAN_E2E_DIST reuses a build while iterating; by default the sources are built afresh.
     dist = process.env['NIX_PLAN_E2E_DIST'] ?? join(work, 'dist');
-    if (process.env['NIX_PLAN_E2E_DIST'] === undefined) {
-      try {
-        execFileSync(process.execPath, ['scripts/build.mjs', dist], { cwd: REPO, stdio: 'pipe' });
-      } catch (e) {
-        const { stdout, stderr } = e as { stdout?: Buffer; stderr?: Buffer };
-        throw new Error(
-          `building the entrypoints failed:\n${String(stderr ?? '')}${String(stdout ?? '')}`.slice(0, 4000),
-        );
-      }
-    }
+    if (process.env['NIX_PLAN_E2E_DIST'] === undefined) buildDist(dist);
     server = await FakeArtifactServer.start();
     // The plan records the commit and remote of the worktree it evaluated, so evaluate a checkout
     // of the run's repository (not this project's own clone, whose remote is wherever it came from).
-    const checkout = mkdtempSync(join(work, 'checkout-'));
-    const git = (...args: string[]): string =>
-      execFileSync('git', ['-c', 'user.name=e2e', '-c', 'user.email=e2e@example.invalid', ...args], {
-        cwd: checkout,
-        encoding: 'utf8',
-        env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
-      }).trim();
-    git('init', '-q', '-b', 'main');
-    git('remote', 'add', 'origin', `https://github.com/${server.repository}.git`);
-    CLOSURE = join(checkout, 'closure.nix');
-    writeFileSync(CLOSURE, readFileSync(CLOSURE_SOURCE));
-    git('add', 'closure.nix');
-    git('commit', '-q', '-m', 'the e2e closure');
-    commit = git('rev-parse', 'HEAD');
+    const co = checkout(work, server.repository, { 'closure.nix': readFileSync(CLOSURE_SOURCE) });
+    CLOSURE = join(co.dir, 'closure.nix');
+    commit = co.commit;
   }, 600_000);
 
   afterAll(async () => {
@@ -200,6 +103,7 @@ describe('the actions end to end', () => {
           planner,
         );
         succeeded(plan);
+        expect(plan.stdout).toMatch(/^\[command\]\S*nix-instantiate .*closure\.nix$/m);
         const out = plan.outputs;
         const bundle = out['bundle-path'] ?? '';
         expect(out['digest']).toBe(sha256File(bundle));
@@ -264,7 +168,16 @@ describe('the actions end to end', () => {
         const stop = /^::stop-commands::([0-9a-f-]{36})$/m.exec(realise.stdout);
         expect(printed).toBeGreaterThan(-1);
         expect(stop?.index).toBeLessThan(printed);
-        expect(realise.stdout.indexOf(`::${stop?.[1]}::`, printed)).toBeGreaterThan(printed);
+        const resumed = realise.stdout.indexOf(`::${stop?.[1]}::`, printed);
+        expect(resumed).toBeGreaterThan(printed);
+        // …in a collapsible group, opened before commands stop and closed after they resume.
+        expect(realise.stdout.lastIndexOf('::group::Nix build log', stop?.index)).toBeGreaterThan(-1);
+        expect(realise.stdout.indexOf('::endgroup::', resumed)).toBeGreaterThan(resumed);
+        // Every Nix command went through @actions/exec, which prints its [command] line; the
+        // streamed import through the streaming runner prints the same.
+        expect(realise.stdout).toMatch(/^\[command\]\S*nix-store --realise /m);
+        expect(realise.stdout).toMatch(/^\[command\]\S*nix-store --check-validity /m);
+        expect(realise.stdout).toMatch(/^\[command\]nix-store --import$/m);
 
         // Job 3 (behind an environment): relocate into a new realm, re-sign, publish.
         const betaRealm = join(mkdtempSync(join(work, 'beta-')), 'store');
@@ -397,6 +310,118 @@ describe('the actions end to end', () => {
       builder?.dispose();
     }
   });
+
+  (sshdAvailable() ? test : test.skip)(
+    'deploy: plan on CI, then deploy over SSH to a host with only Nix; the key never reaches the log',
+    async () => {
+      const version = nixVersions()[0] as NixVersion;
+      const run = server.newRun();
+      const ciKey = generateKeyPair('e2e-deploy-ci-1');
+      const root = mkdtempSync(join(work, 'deploy-'));
+      const realm = join(root, 'store');
+      const control = new SwitchControl(join(root, 'control'));
+      mkdirSync(control.dir);
+      const profile = join(root, 'profiles', 'system');
+      writeFileSync(join(root, 'system.nix'), systemNix());
+      writeFileSync(
+        join(root, 'host.nix'),
+        `import ./system.nix { label = "e2e"; control = "${control.dir}"; profile = "${profile}"; }`,
+      );
+      const planner = new ScratchStore(version, { storeDir: realm });
+      let host: ScratchStore | undefined;
+      let sshd: SshServer | undefined;
+      try {
+        const plan = await step(
+          'plan',
+          { file: join(root, 'host.nix'), 'signing-key': ciKey.secretKey, 'artifact-name': 'host.nixplan' },
+          run,
+          planner,
+        );
+        succeeded(plan);
+        // The host: an empty store in the realm, reached only over SSH.
+        wipe(realm);
+        host = new ScratchStore(version, { storeDir: realm, root: join(root, 'host') });
+        const tmp = join(root, 'host-tmp');
+        mkdirSync(tmp);
+        sshd = await SshServer.start([
+          { name: 'host', env: { ...host.env, PATH: '/usr/bin:/bin:/usr/sbin:/sbin', TMPDIR: tmp } },
+        ]);
+        const port = sshd.ports.get('host') ?? 0;
+        const key = readFileSync(join(sshd.dir, 'id_ed25519'), 'utf8');
+        const knownHosts = readFileSync(join(sshd.dir, 'known_hosts'), 'utf8');
+        const inputs = {
+          'artifact-name': 'host.nixplan',
+          digest: plan.outputs['digest'] ?? '',
+          'trusted-keys': ciKey.publicKey,
+          hosts: `e2e=root@127.0.0.1:${port}`,
+          'ssh-private-key': key,
+          profile,
+          'confirm-timeout': '10',
+        };
+
+        // Without host keys (and no explicit opt-out) nothing happens.
+        const noKeys = await step('deploy', inputs, run, planner);
+        expect(noKeys.code).toBe(1);
+        expect(noKeys.errors[0]).toMatch(/^input "known-hosts": is required/);
+        expect(sshd.sessions()).toEqual([]);
+
+        const deployed = await step('deploy', { ...inputs, 'known-hosts': knownHosts }, run, planner);
+        succeeded(deployed);
+        const result = JSON.parse(deployed.outputs['result'] ?? '') as {
+          ok: boolean;
+          hosts: Record<string, unknown>[];
+        };
+        expect(result.ok).toBe(true);
+        expect(result.hosts[0]).toMatchObject({
+          name: 'e2e',
+          outcome: 'switched',
+          generation: 1,
+          confirmed: true,
+        });
+        expect(control.calls()).toEqual([`e2e switch ok system-1-link`]);
+        expect(deployed.summary).toContain('## nix-plan deploy: `host.nixplan`');
+        expect(deployed.summary).toMatch(/\| e2e \| 1 \| ✅ switched \|/);
+        // Who signed the plan and the run that made it, for whoever approved this job.
+        expect(deployed.summary).toContain('**verified**: signed by trusted key `e2e-deploy-ci-1`');
+        expect(deployed.summary).toContain(`| repository | \`${server.repository}\` |`);
+        // switch-to-configuration's output reaches the job log.
+        expect(deployed.stdout).toContain('e2e: switch-to-configuration switch');
+        // The key is only ever printed inside the mask commands, and its file is gone.
+        const keyLines = key.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('-----'));
+        for (const line of keyLines) {
+          const printed = deployed.stdout.split('\n').filter((l) => l.includes(line));
+          expect(printed.every((l) => l === `::add-mask::${line}`)).toBe(true);
+        }
+        expect(deployed.summary).not.toContain(keyLines[0] ?? '!');
+        const jobTemps = readdirSync(work)
+          .filter((d) => d.startsWith('deploy-'))
+          .map((d) => join(work, d, 'temp', 'nix-plan'));
+        for (const t of jobTemps.filter((t) => existsSync(t)))
+          expect(readdirSync(t).filter((d) => d.startsWith('ssh-'))).toEqual([]);
+
+        // A host key that is not the host's: refused by ssh, nothing sent, nothing changed.
+        const other = readFileSync(join(sshd.dir, 'id_ed25519.pub'), 'utf8').split(' ').slice(0, 2).join(' ');
+        sshd.clearSessions();
+        const impostor = await step(
+          'deploy',
+          { ...inputs, 'known-hosts': `[127.0.0.1]:${port} ${other}\n` },
+          run,
+          planner,
+        );
+        expect(impostor.code).toBe(1);
+        expect(impostor.errors[0]).toMatch(
+          /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/,
+        );
+        expect(sshd.sessions()).toEqual([]);
+        expect(readlinkSync(profile)).toBe('system-1-link');
+      } finally {
+        sshd?.stop();
+        planner.dispose();
+        host?.dispose();
+      }
+    },
+    300_000,
+  );
 
   describe('faults', () => {
     const version = nixVersions()[0] as NixVersion;

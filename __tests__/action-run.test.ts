@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectPlan } from '../src/app/inspect.js';
+import type { diffPlanSources } from '../src/app/diff.js';
 import type { exportPlan } from '../src/app/export.js';
 import type { realisePlan } from '../src/app/realise.js';
 import type { Logger, Progress } from '../src/app/deps.js';
@@ -98,6 +99,12 @@ const noRunner: CommandRunner = {
   run: () => Promise.reject(new Error('the action ran a command the test did not expect')),
 };
 
+/** No compare-to input is given, so the root action must not diff. */
+const noDiff = (() =>
+  Promise.reject(
+    new Error('the action diffed a plan the test did not ask to compare'),
+  )) as unknown as typeof diffPlanSources;
+
 let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'nix-plan-action-run-'));
@@ -137,6 +144,7 @@ describe('the root action', () => {
       runner: noRunner,
       transport: (artifactDir) => new LocalDirectoryTransport(artifactDir!, '42'),
       exportPlan: fakeExport,
+      diffPlanSources: noDiff,
     };
 
     await runPlan(deps);
@@ -188,6 +196,7 @@ describe('the root action', () => {
         exported++;
         return Promise.reject(new Error('not expected'));
       },
+      diffPlanSources: noDiff,
     };
     await expect(runPlan(deps)).rejects.toThrow(/compression-level/);
     expect(exported).toBe(0);

@@ -126,6 +126,7 @@ describe('root action settings', () => {
       PlanInput.RelocateTo,
       /slash/,
     ],
+    // The writer's range: 20–22 would be refused only after the whole evaluation.
     [
       { [PlanInput.Installables]: '.#a', [PlanInput.CompressionLevel]: '20' },
       PlanInput.CompressionLevel,
@@ -209,6 +210,28 @@ describe('realise and promote settings', () => {
       nixArgs: ['--max-jobs', '2'],
       roots: [],
     });
+  });
+
+  test('nix-args are split as a shell would: quoted values keep their spaces', () => {
+    const s = parseRealiseSettings(
+      reader({
+        [RealiseInput.NixArgs]:
+          '--option extra-substituters "https://a.example https://b.example"\n  --max-jobs 4',
+      }),
+      ghEnv,
+    );
+    expect(s.nixArgs).toEqual([
+      '--option',
+      'extra-substituters',
+      'https://a.example https://b.example',
+      '--max-jobs',
+      '4',
+    ]);
+    const e = failure(() => parseRealiseSettings(reader({ [RealiseInput.NixArgs]: "--option x 'y" }), ghEnv));
+    expect(e.input).toBe(RealiseInput.NixArgs);
+    expect(e.message).toMatch(
+      /input "nix-args": a ' quote is not closed; accepted: arguments as a shell would split them/,
+    );
   });
 
   test('another run needs a token; the repository defaults to this one', () => {
@@ -338,6 +361,55 @@ describe('action.yml', () => {
     expect(declared('action.yml', 'outputs')).toEqual(names(PlanOutput));
     expect(declared('realise/action.yml', 'outputs')).toEqual(names(RealiseOutput));
     expect(declared('promote/action.yml', 'outputs')).toEqual(names(PromoteOutput));
+  });
+});
+
+describe('action.yml defaults', () => {
+  /** `input: default` of an action.yml's flat inputs map. */
+  const defaults = (file: string): Record<string, string> => {
+    const text = readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
+    const block = text.split(/^inputs:\n/m)[1]?.split(/^\S/m)[0] ?? '';
+    const out: Record<string, string> = {};
+    let input = '';
+    for (const line of block.split('\n')) {
+      input = /^ {2}([a-z-]+):\s*$/.exec(line)?.[1] ?? input;
+      const value = /^ {4}default:\s*(.*)$/.exec(line)?.[1];
+      if (value !== undefined) out[input] = value.replace(/^'(.*)'$/, '$1');
+    }
+    return out;
+  };
+  const reader =
+    (values: Record<string, string>): InputReader =>
+    (name) =>
+      values[name] ?? '';
+  const env = (): undefined => undefined;
+
+  // Every input whose absence means a value states that value as `default:`, and the parser
+  // gives the same settings for it as for the input left out.
+  test.each([
+    ['action.yml', ['include', 'artifact-name', 'upload', 'matrix']],
+    ['realise/action.yml', ['artifact-name', 'no-check-sigs', 'allow-downgrade']],
+    ['promote/action.yml', ['artifact-name', 'upload', 'no-check-sigs']],
+  ])('%s states %j as defaults, the values the code falls back to', (file, expected) => {
+    const declared = defaults(file);
+    expect(Object.keys(declared).sort()).toEqual([...expected].sort());
+    const base: Record<string, string> =
+      file === 'action.yml' ? { installables: '.#a' } : file.startsWith('promote') ? { to: '/b/store' } : {};
+    const parse = (values: Record<string, string>): unknown =>
+      file === 'action.yml'
+        ? parsePlanSettings(reader(values))
+        : file.startsWith('realise')
+          ? parseRealiseSettings(reader(values), env)
+          : parsePromoteSettings(reader(values), env);
+    expect(parse({ ...declared, ...base })).toEqual(parse(base));
+  });
+
+  test('a local bundle goes with the default artifact-name the runner passes', () => {
+    const s = parseRealiseSettings(
+      reader({ bundle: 'x.nixplan', 'artifact-name': 'plan.nixplan', digest: `sha256:${'0'.repeat(64)}` }),
+      env,
+    );
+    expect(s.source).toEqual({ kind: 'file', path: 'x.nixplan' });
   });
 });
 

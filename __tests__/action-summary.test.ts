@@ -101,23 +101,50 @@ describe('plan summary', () => {
 });
 
 describe('summary helpers', () => {
-  test('capSummary keeps any text within budget and marks the cut', () => {
+  test('capSummary keeps any text within budget, cut at a line end, and marks the cut', () => {
     fc.assert(
       fc.property(
-        fc.string({ unit: 'grapheme', minLength: 0, maxLength: 3000 }),
-        fc.integer({ min: 200, max: 2000 }),
-        (text, budget) => {
+        fc.array(fc.string({ unit: 'grapheme', minLength: 0, maxLength: 200 }), { maxLength: 60 }),
+        fc.integer({ min: 200, max: 6000 }),
+        (lines, budget) => {
+          const text = lines.join('\n');
           const out = capSummary(text, budget);
           if (Buffer.byteLength(text) <= budget) expect(out).toBe(text);
           else {
             expect(Buffer.byteLength(out)).toBeLessThanOrEqual(budget);
-            const kept = out.slice(0, out.indexOf('\n\n…summary truncated'));
-            expect(kept.length).toBeGreaterThan(0);
+            const at = Math.max(out.indexOf('\n> [!NOTE]'), out.indexOf('\n…summary cut.'));
+            expect(at).toBeGreaterThanOrEqual(0);
+            const kept = out.slice(0, at).replace(/\n(```|<\/details>|\n)*$/, '');
             expect(text.startsWith(kept)).toBe(true);
+            // Whole lines only: what is kept ends where a line of the text ended.
+            if (kept.includes('\n')) expect(text[kept.length]).toBe('\n');
           }
         },
       ),
     );
+  });
+
+  test('a cut summary closes what it left open and says what is missing', () => {
+    const rows = Array.from({ length: 4000 }, (_, i) => `| \`pkg${i}\` | rebuilt |`).join('\n');
+    const md = [
+      '## nix-plan: `plan.nixplan`\n',
+      '<details><summary>Rebuilt (4000)</summary>\n',
+      '| package | change |\n| --- | --- |',
+      rows,
+      '</details>\n',
+      '### Roots\n\nroots here\n',
+      '### How to realise this plan\n\n```yaml\n- uses: x\n```\n',
+    ].join('\n');
+    const out = capSummary(md, 32 * 1024);
+    expect(Buffer.byteLength(out)).toBeLessThanOrEqual(32 * 1024);
+    expect(out).toMatch(/\| `pkg\d+` \| rebuilt \|\n\n<\/details>\n\n> \[!NOTE\]\n/);
+    expect(out).toMatch(
+      /> \*\*This summary was cut\*\* to stay under GitHub’s 1 MiB limit for a step summary: the last \d+\.\d KiB of \d+\.\d KiB are not shown, including the sections “Roots”, “How to realise this plan”\./,
+    );
+    expect(out).toContain('`nix-plan inspect --contents` and `nix-plan diff` show it in full.');
+    // A code block cut in half is closed.
+    const fenced = capSummary(`intro\n\n\`\`\`text\n${'line\n'.repeat(10_000)}\`\`\`\n`, 8 * 1024);
+    expect(fenced).toMatch(/line\n\n```\n\n> \[!NOTE\]/);
   });
 
   test('formatBytes and table', () => {

@@ -16,7 +16,7 @@ import { nixVersions, ScratchStore } from './support/nix.js';
 function systemExpr(log: string, profile: string): string {
   // A Nix '' string: ${label} is the derivation's label, $* and $(…) are left to the shell.
   return `
-{ label, withScript ? true }:
+{ label, withScript ? true, fails ? false }:
 builtins.derivation {
   name = "nixos-system-\${label}";
   system = builtins.currentSystem;
@@ -24,6 +24,8 @@ builtins.derivation {
   script = if withScript then ''
     #!/bin/sh
     echo "\${label} $* $(/bin/readlink ${profile})" >> ${log}
+    echo "\${label}: switching to $*" >&2
+    \${if fails then "exit 1" else ""}
   '' else "";
   args = [ "-c" ''
     /bin/mkdir -p $out/bin
@@ -60,6 +62,7 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
       ['a', true],
       ['b', true],
       ['plain', false],
+      ['bad', true],
     ] as const) {
       const { stdout } = await store.run('nix-instantiate', [
         file,
@@ -69,10 +72,19 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
         '--arg',
         'withScript',
         String(withScript),
+        '--arg',
+        'fails',
+        String(name === 'bad'),
       ]);
       const drv = stdout.toString('utf8').trim();
       bundles[name] = join(store.root, `${name}.nixplan`);
       await exportPlan({ drvPaths: [drv], output: bundles[name] }, base);
+      if (name === 'a') {
+        // The same system, evaluated a day earlier than every other plan here.
+        bundles['old'] = join(store.root, 'old.nixplan');
+        const dayBefore = (): Date => new Date(Date.now() - 86_400_000);
+        await exportPlan({ drvPaths: [drv], output: bundles['old'], now: dayBefore }, base);
+      }
       const built = await store.run('nix-store', ['--realise', drv]);
       systems[name] = built.stdout.toString('utf8').trim();
     }
@@ -130,5 +142,39 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
       'a switch system-1-link',
       'b boot system-2-link',
     ]);
+  });
+
+  test('a plan older than the last one applied is refused before anything runs; --allow-downgrade forces it', async () => {
+    const before = logLines().length;
+    const generation = currentGeneration();
+    const error = await applyPlan(bundles['old'], { profile }, deps).catch((e: unknown) => e);
+    expect((error as NixPlanError).code).toBe('stale');
+    expect((error as NixPlanError).message).toMatch(/refusing a downgrade/);
+    expect(currentGeneration()).toBe(generation);
+    expect(logLines().length).toBe(before);
+    const forced = await applyPlan(bundles['old'], { profile, action: 'test', allowDowngrade: true }, deps);
+    expect(forced).toMatchObject({ systemPath: systems['a'], confirmed: true });
+    expect(logLines().slice(before)).toEqual([`a test system-${generation ?? 0}-link`]);
+  });
+
+  test('a failing switch re-activates the previous generation and says so; its output is shown', async () => {
+    const before = logLines().length;
+    const output: string[] = [];
+    const error = await applyPlan(
+      bundles['bad'],
+      { profile },
+      { ...deps, output: (c) => output.push(Buffer.from(c).toString()) },
+    ).catch((e: unknown) => e);
+    expect((error as NixPlanError).code).toBe('activation');
+    expect((error as NixPlanError).message).toMatch(
+      /switch-to-configuration switch exited with 1: re-activated the previous generation 2 and removed system-3-link; the current generation is 2/,
+    );
+    expect(output.join('')).toContain('bad: switching to switch');
+    expect(currentGeneration()).toBe(2);
+    expect(existsSync(`${profile}-3-link`)).toBe(false);
+    expect(logLines().slice(before)).toEqual(['bad switch system-3-link', 'b switch system-2-link']);
+    // The record still names the plan that made generation 2.
+    const record = JSON.parse(readFileSync(`${profile}.nix-plan.json`, 'utf8')) as { roots: string[] };
+    expect(record.roots[0]).toMatch(/nixos-system-b\.drv$/);
   });
 });

@@ -35,6 +35,19 @@ describe('generateClosure', () => {
     }
   });
 
+  test('hosts: a function of system giving each host over the one root, and a flake of them', () => {
+    const { files, derivations } = generateClosure({ count: 60, seed: 4, hosts: 3 });
+    expect(derivations.hosts).toBe(3);
+    const text = files.get('default.nix') ?? '';
+    expect(text).toMatch(/^\{ system \? builtins\.currentSystem \}:$/m);
+    expect(text.match(/^ {2}host\d+ = derivation \{$/gm)).toHaveLength(3);
+    expect(text.match(/^ {4}base = root;$/gm)).toHaveLength(3);
+    expect(files.get('flake.nix')).toMatch(/import \.\/default\.nix \{ inherit system; \}/);
+    // Without hosts nothing changes: the file is the root itself and there is no flake.
+    expect(generateClosure({ count: 60, seed: 4 }).files.has('flake.nix')).toBe(false);
+    expect(() => generateClosure({ count: 60, seed: 4, hosts: -1 })).toThrow(RangeError);
+  });
+
   test('refuses counts too small to hold the core, and non-integer input', () => {
     expect(() => generateClosure({ count: MIN_COUNT - 1, seed: 1 })).toThrow(RangeError);
     expect(() => generateClosure({ count: 100.5, seed: 1 })).toThrow(RangeError);
@@ -70,6 +83,26 @@ describe.each(nixVersions())('generated closures on Nix $label', (version) => {
       expect(others.some((p) => p.endsWith('-common'))).toBe(true);
     } finally {
       store.dispose();
+    }
+  });
+
+  test('hosts share the whole closure, and the flake gives the same derivations', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nix-plan-bench-gen-'));
+    const store = new ScratchStore(version);
+    try {
+      writeClosure(dir, generateClosure({ count: 40, seed: 2, hosts: 2 }));
+      const hosts = await store.instantiate(dir, ['host0', 'host1']);
+      expect(hosts.map((h) => h.replace(/^.*\/[a-z0-9]{32}-/, ''))).toEqual([
+        'host0-system.drv',
+        'host1-system.drv',
+      ]);
+      const closure = await store.requisites([hosts[0] ?? '']);
+      expect(closure.filter((p) => p.endsWith('.drv'))).toHaveLength(41);
+      const { stdout } = await store.run('nix', ['path-info', '--derivation', `path:${dir}#host1`]);
+      expect(stdout.toString('utf8').trim()).toBe(hosts[1]);
+    } finally {
+      store.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -56,10 +56,43 @@ function results(sizes: SizeResult[]): BenchResults {
   };
 }
 
+describe('the one-evaluation row', () => {
+  test('shows nix-plan beside one process per root, with the ratio and the mapping check', () => {
+    const withEval: BenchResults = {
+      ...results([size(1000, { export: 1 })]),
+      evaluation: {
+        hosts: 20,
+        count: 2000,
+        runs: 3,
+        steps: { export: { ...step(6), phases: { evaluateMs: 4200 } }, perRoot: step(60) },
+        rootsMapped: true,
+      },
+    };
+    const md = markdownReport(withEval);
+    expect(md).toContain('| 20 roots, one shared `let` | 6.00 s (whole export; evaluation 4.20 s) |');
+    expect(md).toContain(
+      '| 60.0 s (20 × nix path-info --derivation) | 0.1000× | each root names its installable ✓ |',
+    );
+    expect(markdownReport(results([size(1000, { export: 1 })]))).not.toContain('One evaluation');
+    // --sizes none: the machine line and this table only.
+    const only = markdownReport({ ...withEval, sizes: [] });
+    expect(only).toContain('| 20 roots, one shared `let` |');
+    expect(only).not.toContain('| closure |');
+  });
+});
+
 describe('judge', () => {
   test('ratios are nix-plan over baseline and meet or miss the issue targets', () => {
-    const all = { exportBaseline: 2, importBaseline: 10, instantiate: 20, instantiateTarget: 20 };
-    const good = judge(results([size(10000, { ...all, export: 2, import: 12, relocate: 3 }, 40, 100)]));
+    const all = {
+      exportBaseline: 2,
+      importBaseline: 10,
+      instantiate: 20,
+      instantiateTarget: 20,
+      deployBaseline: 10,
+    };
+    const good = judge(
+      results([size(10000, { ...all, export: 2, import: 12, relocate: 3, deploy: 5 }, 40, 100)]),
+    );
     const byStep = new Map(good.map((j) => [j.step, j]));
     expect(byStep.get('export time')).toMatchObject({ ratio: 1, met: true });
     expect(byStep.get('export size')).toMatchObject({ ratio: 0.4, met: true });
@@ -68,9 +101,19 @@ describe('judge', () => {
     expect(byStep.get('relocate time')).toMatchObject({ ratio: 0.15, met: true });
     expect(byStep.get('relocate ≤ 3 s')?.met).toBe(true);
     expect(byStep.get('realise-ready')).toMatchObject({ ratio: 0.6, met: undefined });
+    expect(byStep.get('deploy time')).toMatchObject({ ratio: 0.5, met: true });
 
-    const bad = judge(results([size(10000, { ...all, export: 2.1, import: 12.1, relocate: 5.1 }, 41, 100)]));
-    for (const s of ['export time', 'export size', 'import time', 'relocate time', 'relocate ≤ 3 s'])
+    const bad = judge(
+      results([size(10000, { ...all, export: 2.1, import: 12.1, relocate: 5.1, deploy: 5.1 }, 41, 100)]),
+    );
+    for (const s of [
+      'export time',
+      'export size',
+      'import time',
+      'relocate time',
+      'relocate ≤ 3 s',
+      'deploy time',
+    ])
       expect(bad.find((j) => j.step === s)?.met).toBe(false);
   });
 
@@ -88,6 +131,30 @@ describe('judge', () => {
     ]);
   });
 
+  test('diff: a ratio to report at every size, and the 1.5 s / 300 MB targets at 10,000', () => {
+    const t = { diff: 1.2, diffBaseline: 2.4 };
+    const small = judge(results([size(1000, t)]));
+    expect(small.filter((j) => j.step.startsWith('diff')).map((j) => [j.step, j.ratio, j.met])).toEqual([
+      ['diff time', 0.5, undefined],
+    ]);
+    // size() gives count/100 MiB: 100 MiB at 10,000.
+    const ten = judge(results([size(10000, t)]));
+    expect(ten.filter((j) => j.step.startsWith('diff')).map((j) => [j.step, j.met])).toEqual([
+      ['diff time', undefined],
+      ['diff ≤ 1.5 s', true],
+      ['diff peak RSS', true],
+    ]);
+    const slow = judge(results([size(10000, { diff: 1.6, diffBaseline: 1 })]));
+    expect(slow.find((j) => j.step === 'diff ≤ 1.5 s')?.met).toBe(false);
+    const r = size(10000, t);
+    const md = markdownReport(results([{ ...r, diffVariant: { packagesChanged: 100, drvsDiffer: 101 } }]));
+    expect(md).toContain(
+      '| 10,000 drvs (1 run) | diff (100 packages changed, 101 drvs differ) | 1.20 s, 100 MB |',
+    );
+    expect(md).toContain('| diff, absolute | 1.20 s |  | n/a | ≤ 1.5 s | ✓ |');
+    expect(md).toContain('| diff, peak RSS | 100 MB |  | n/a | ≤ 300 MB | ✓ |');
+  });
+
   test('a step that failed or was not measured has no ratio and no verdict', () => {
     const r = size(1000, { exportBaseline: 1 });
     r.steps.import = { samples: [], seconds: Number.NaN, rssMiB: undefined, error: 'boom' };
@@ -100,9 +167,19 @@ describe('judge', () => {
 describe('report output', () => {
   test('markdown names every measured size and marks missed targets', () => {
     const md = markdownReport(
-      results([size(1000, { export: 3, exportBaseline: 1, import: 1, importBaseline: 1 })]),
+      results([
+        size(1000, {
+          export: 3,
+          exportBaseline: 1,
+          import: 1,
+          importBaseline: 1,
+          deploy: 2,
+          deployBaseline: 1,
+        }),
+      ]),
     );
     expect(md).toContain('| 1,000 drvs (1 run) | export time | 3.00 s |');
+    expect(md).toContain('| 1,000 drvs (1 run) | deploy to a fresh host over SSH (push) | 2.00 s |');
     expect(md).toContain('✗ missed');
     expect(md).toContain('2 cores');
   });

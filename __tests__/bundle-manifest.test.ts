@@ -2,7 +2,7 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { constants, zstdCompressSync } from 'node:zlib';
-import { LimitError, MalformedError, NixPlanError } from '../src/core/errors.js';
+import { MalformedError, NixPlanError } from '../src/core/errors.js';
 import { sha256, toHex } from '../src/core/hash.js';
 import { makeTextPath } from '../src/core/store-path.js';
 import { generateKeyPair, parsePublicKey, parseSecretKey } from '../src/core/signing.js';
@@ -72,7 +72,7 @@ describe('skippable frame', () => {
     expect(() => parseSkippableHeader(new Uint8Array(5), 100)).toThrow(/too short/);
     const huge = encodeSkippableFrame(new Uint8Array(0));
     new DataView(huge.buffer).setUint32(4, 0xffffffff, true);
-    expect(() => parseSkippableHeader(huge, 1 << 20)).toThrow(LimitError);
+    expect(() => parseSkippableHeader(huge, 1 << 20)).toThrow(NixPlanError);
   });
 });
 
@@ -280,8 +280,28 @@ describe('manifest', () => {
       expect(() => parseManifest(Buffer.from(altered))).toThrow(/canonical form/);
   });
 
+  test('deeply nested JSON is refused as a bad bundle (exit 3), not a stack overflow', () => {
+    for (const open of ['[', '{"a":'])
+      for (const depth of [17, 100_000]) {
+        const text = open.repeat(depth) + (open === '[' ? ']' : '1}').repeat(depth);
+        const e = codeOf(() => parseManifest(Buffer.from(text)));
+        expect([open, depth, e]).toEqual([open, depth, 'bundle']);
+      }
+    // Brackets inside strings do not count.
+    const quoted = Buffer.from(`{"a":"${'['.repeat(100)}\\"${'{'.repeat(100)}"}`);
+    expect(() => parseManifest(quoted)).not.toThrow(/nested deeper/);
+  });
+
+  test('the writer refuses a manifest its reader would refuse for its size', () => {
+    const m = finaliseManifest(draft());
+    expect(() => encodeManifest(m, 100)).toThrow(/more than the 100 bytes a reader accepts/);
+    expect(codeOf(() => encodeManifest(m, 100))).toBe('bundle');
+    expect(parseManifest(encodeManifest(m))).toEqual(m);
+  });
+
   test('size limit and invalid UTF-8', () => {
-    expect(() => parseManifest(new Uint8Array(2000), 1000)).toThrow(LimitError);
+    expect(() => parseManifest(new Uint8Array(2000), 1000)).toThrow(/exceeds the limit/);
+    expect(codeOf(() => parseManifest(new Uint8Array(2000), 1000))).toBe('bundle');
     expect(codeOf(() => parseManifest(new Uint8Array([0x7b, 0xff, 0x7d])))).toBe('malformed');
     expect(SKIPPABLE_HEADER_SIZE).toBe(8);
   });

@@ -15,7 +15,7 @@ import {
   secretKeyFromSeed,
 } from '../src/core/signing.js';
 import { selectRoots } from '../src/app/realise.js';
-import { VERSION } from '../src/app/version.js';
+import { NODE_REQUIRED, VERSION } from '../src/app/version.js';
 import { COMMANDS } from '../src/cli/commands.js';
 import { ExitCode, exitCodeFor } from '../src/cli/exit-codes.js';
 import { main } from '../src/cli/main.js';
@@ -58,6 +58,7 @@ function recorder(
     'realisePlan',
     'relocatePlan',
     'applyPlan',
+    'deployPlan',
     'diffPlanSources',
   ];
   const useCases: Partial<UseCases> = {
@@ -82,6 +83,9 @@ const ERROR_CODES: ErrorCode[] = [
   'nix',
   'transport',
   'stale',
+  'host',
+  'activation',
+  'attention',
   'internal',
 ];
 
@@ -124,8 +128,11 @@ describe('help and usage', () => {
     expect(await main(['--version'], { io })).toBe(0);
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
       version: string;
+      engines: { node: string };
     };
     expect(VERSION).toBe(pkg.version);
+    // The Node.js the CLI asks for is the one package.json declares.
+    expect(pkg.engines.node).toBe(`>=${NODE_REQUIRED}`);
     expect(io.out()).toBe(`nix-plan ${pkg.version}\n`);
   });
 
@@ -256,7 +263,9 @@ describe('arguments reach the use cases', () => {
           outLink: 'res',
           roots: ['0', 'hello', '/s/x.drv'],
           trustedKeys: [c, a, b],
+          noCheckSigs: false,
           method: undefined,
+          maxSize: undefined,
           nixArgs: ['--max-jobs', '2'],
         },
       ]);
@@ -293,10 +302,6 @@ describe('arguments reach the use cases', () => {
         {
           io,
           useCases: {
-            withFreshness: (bundle, options, _log, run) => {
-              seen.push(['withFreshness', bundle, options]);
-              return run(bundle);
-            },
             copyImport: (settings) => {
               seen.push(['copyImport', settings]);
               return () => Promise.resolve();
@@ -310,7 +315,7 @@ describe('arguments reach the use cases', () => {
             },
             applyPlan: async (bundle, options, deps) => {
               seen.push(['applyPlan', bundle, options, typeof deps.realise]);
-              await deps.realise(bundle ?? '');
+              await deps.realise(bundle ?? '', ['/s/sys.drv']);
               return {
                 action: 'boot',
                 systemPath: '/s/sys',
@@ -327,14 +332,32 @@ describe('arguments reach the use cases', () => {
       expect(code).toBe(0);
       expect(seen).toEqual([
         ['copyImport', { signingKey: outKey }],
-        ['withFreshness', 'sys.nixplan', { target: '/p', allowDowngrade: false }],
         [
           'applyPlan',
           'sys.nixplan',
-          { profile: '/p', action: 'boot', rollback: false, store: undefined },
+          {
+            profile: '/p',
+            action: 'boot',
+            rollback: false,
+            store: undefined,
+            confirmTimeout: undefined,
+            allowAnyRoot: false,
+            allowDowngrade: false,
+          },
           'function',
         ],
-        ['realisePlan', 'sys.nixplan', { store: undefined, trustedKeys: [ci], method: 'copy' }],
+        [
+          'realisePlan',
+          'sys.nixplan',
+          {
+            store: undefined,
+            trustedKeys: [ci],
+            method: 'copy',
+            maxSize: undefined,
+            nixArgs: [],
+            roots: ['/s/sys.drv'],
+          },
+        ],
       ]);
       expect(io.out()).toBe('boot: /s/sys is now /p (generation 3)\n');
     } finally {
@@ -398,7 +421,8 @@ describe('exit codes', () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...ERROR_CODES),
-        fc.constantFrom(...COMMANDS.map((c) => c.name)),
+        // Every command that runs a use case (completions and man only print).
+        fc.constantFrom(...COMMANDS.map((c) => c.name).filter((n) => n !== 'completions' && n !== 'man')),
         async (code, name) => {
           const io = capture();
           const { useCases } = recorder(undefined, new NixPlanError(code, `it failed: ${code}`));
@@ -407,6 +431,7 @@ describe('exit codes', () => {
             relocate: ['relocate', 'b', '--to', '/b/s', '-o', 'o'],
             keygen: ['keygen', 'k', '--secret', '/nonexistent/dir/s', '--public', '/nonexistent/dir/p'],
             apply: ['apply', 'b', '--profile', '/p'],
+            deploy: ['deploy', 'b', '--host', 'h'],
             diff: ['diff', 'a', 'b'],
           };
           const exit = await main(argv[name] ?? [name, 'b'], {
@@ -490,7 +515,7 @@ describe('progress output', () => {
     const p = terminalProgress(log, { quiet: false, verbose: false }).start('importing');
     for (let i = 0; i < 1000; i++) p.tick();
     p.done();
-    expect(log.err()).toBe('importing: 1000\n');
+    expect(log.err()).toBe('importing: 1000 in 0.0 s\n');
 
     const quiet = capture(true);
     const q = terminalProgress(quiet, { quiet: true, verbose: false }).start('x', 1);

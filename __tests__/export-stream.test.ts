@@ -304,3 +304,40 @@ describe('writeExport / readExport', () => {
     );
   });
 });
+
+describe('file paths an entry unpacks to', () => {
+  /** An entry whose NAR is directories named `name` nested `depth` deep around one file. */
+  async function nested(path: string, name: string, depth: number): Promise<Uint8Array> {
+    let t: FileTree = regularFile(enc('x'));
+    for (let i = 0; i < depth; i++) {
+      const child = t;
+      t = {
+        type: 'directory',
+        entries: async function* () {
+          yield await Promise.resolve([enc(name), child] as [Uint8Array, FileTree]);
+        },
+      };
+    }
+    const inner = t;
+    return collect(writeExport([{ path, references: [], deriver: '', nar: writeNar(inner) }]));
+  }
+
+  test('are refused beyond PATH_MAX (4,095 bytes) with the store path in front, counting the real store dir', async () => {
+    const path = storePath(4, 'deep');
+    // 20 levels of a 200-byte name: 20 × 201 = 4,020 bytes inside, plus '/nix/store/<hash>-deep' (43).
+    const fits = await nested(path, 'n'.repeat(200), 20);
+    expect((await readAll(fits)).map((e) => e.nar.longestPath)).toEqual([4020]);
+    // The same entry in a chroot store whose files live under a longer directory does not fit.
+    const e = await readAll(fits, undefined, {
+      storeDir: '/nix/store',
+      realStoreDir: '/srv/chroots/a-rather-long-chroot-name/nix/store',
+    }).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(LimitError);
+    expect(String(e)).toContain(path);
+    const over = await nested(path, 'n'.repeat(200), 21); // 4,221 bytes inside alone
+    expect(String(await refusal(over))).toContain('PATH_MAX');
+  });
+});

@@ -1,6 +1,6 @@
 // keygen: key files with the right modes, which real Nix reads, signs with and verifies against.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keygen, writeKeyPair } from '../src/app/keygen.js';
@@ -38,6 +38,17 @@ describe('keygen files', () => {
     expect(error).toBeInstanceOf(NixPlanError);
     expect((error as NixPlanError).code).toBe('usage');
     expect(readFileSync(files.secretFile, 'utf8')).toBe('precious');
+  });
+
+  test('an existing public key file is refused before the secret is written', async () => {
+    const files = { secretFile: join(dir, 'c.sec'), publicFile: join(dir, 'c.pub') };
+    writeFileSync(files.publicFile, 'precious');
+    await expect(writeKeyPair(keygen('host-3'), files)).rejects.toMatchObject({
+      code: 'usage',
+      message: expect.stringContaining("c.pub' exists"),
+    });
+    expect(existsSync(files.secretFile)).toBe(false);
+    expect(readFileSync(files.publicFile, 'utf8')).toBe('precious');
   });
 
   test('a name Nix cannot use is refused', () => {

@@ -151,7 +151,11 @@ const nameArb = fc
   .filter((b) => !b.includes(0x2f) && !b.includes(0) && !(b.every((x) => x === 0x2e) && b.length <= 2));
 const leafArb: fc.Arbitrary<FileTree> = fc.oneof(
   fc.tuple(fc.uint8Array({ maxLength: 40 }), fc.boolean()).map(([b, x]) => regularFile(b, x)),
-  fc.uint8Array({ minLength: 1, maxLength: 30 }).map((t): FileTree => ({ type: 'symlink', target: t })),
+  // Targets as a file system has them: not empty, no NUL byte.
+  fc
+    .uint8Array({ minLength: 1, maxLength: 30 })
+    .filter((t) => !t.includes(0))
+    .map((t): FileTree => ({ type: 'symlink', target: t })),
 );
 const treeArb: fc.Arbitrary<FileTree> = fc.letrec<{ tree: FileTree }>((tie) => ({
   tree: fc.oneof(
@@ -313,6 +317,35 @@ describe('readNar', () => {
     );
     const file = raw(...fileNar('abc'));
     expect(await expectRefused(file, { ...DEFAULT_NAR_LIMITS, maxFileSize: 2 })).toBeInstanceOf(LimitError);
+  });
+
+  test("the defaults are Nix 2.34's: 63 directories deep, 255-byte names, 1 to 4,095-byte targets without NUL", async () => {
+    const nested = async (depth: number): Promise<Uint8Array> => {
+      let t: FileTree = regularFile(enc('x'));
+      for (let i = 0; i < depth; i++) t = dir([['d', t]]);
+      return collect(writeNar(t));
+    };
+    // The file inside 63 directories is what Nix 2.34.8 still unpacks; one more it refuses.
+    const ok = await summariseNar(chunked(await nested(63)));
+    expect(ok.longestPath).toBe(2 * 63);
+    expect(await expectRefused(await nested(64))).toBeInstanceOf(LimitError);
+    const link = (target: string | Uint8Array): Uint8Array => raw(...HEAD, 'symlink', 'target', target, ')');
+    await expect(summariseNar(chunked(link('t'.repeat(4095))))).resolves.toBeDefined();
+    expect(await expectRefused(link('t'.repeat(4096)))).toBeInstanceOf(LimitError);
+    expect(await expectRefused(link(''))).toBeInstanceOf(MalformedError);
+    expect(await expectRefused(link(new Uint8Array([0x61, 0, 0x62])))).toBeInstanceOf(MalformedError);
+    await expect(summariseNar(chunked(dirNar('n'.repeat(255))))).resolves.toBeDefined();
+    expect(await expectRefused(dirNar('n'.repeat(256)))).toBeInstanceOf(LimitError);
+  });
+
+  test('longestPath is the longest /name/name… below the top', async () => {
+    const tree = dir([
+      ['a', dir([['bb', regularFile(enc('x'))]])],
+      ['cccccc', regularFile(enc('y'))],
+    ]);
+    const s = await summariseNar(chunked(await collect(writeNar(tree)), [5]));
+    expect(s.longestPath).toBe('/a/bb'.length + 2); // '/cccccc' is 7 bytes, '/a/bb' 5
+    expect((await summariseNar(chunked(raw(...fileNar('z'))))).longestPath).toBeUndefined();
   });
 
   test('deep nesting far past the limit is refused without recursion', async () => {

@@ -176,7 +176,13 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
           : { drv: 2, text: 0, source: 0, output: 1 },
       );
       const builder = newStore();
-      expect((await cli(builder, ['import', bundle])).code).toBe(0);
+      // An unsigned build output proves nothing: refused until the user opts out (or gives a key).
+      const proof = include === 'outputs' ? ['--no-check-sigs'] : [];
+      if (include === 'outputs') {
+        const refused = await cli(builder, ['import', bundle]);
+        expect([refused.code, refused.err]).toEqual([4, expect.stringContaining('-uses')]);
+      }
+      expect((await cli(builder, ['import', bundle, ...proof])).code).toBe(0);
       // After the import alone, the fixed output (sources) or the root's output (outputs) is valid.
       const carried = (await builder.validPaths()).map((p) => nameOf(p)).filter((n) => !n.endsWith('.drv'));
       expect(carried).toEqual(include === 'sources' ? ['fetched'] : ['uses']);
@@ -184,6 +190,7 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
       const r = await cli(builder, [
         'realise',
         bundle,
+        ...proof,
         '--',
         '--max-jobs',
         include === 'outputs' ? '0' : '1',

@@ -9,7 +9,7 @@ import {
   rfc3339,
   withoutCredentials,
 } from '../src/core/provenance.js';
-import { sameRepository } from '../src/app/provenance.js';
+import { localFlakeDir, sameRepository, worktreeOf } from '../src/app/provenance.js';
 
 const SHA = '0123456789abcdef0123456789abcdef01234567';
 
@@ -164,4 +164,24 @@ describe('flakes', () => {
 
 test('rfc3339 writes whole seconds in UTC', () => {
   expect(rfc3339(new Date('2026-12-06T10:17:30.999+01:00'))).toBe('2026-12-06T09:17:30Z');
+});
+
+describe('which worktree was evaluated', () => {
+  test.each([
+    [{ file: 'sub/default.nix' }, '/w/sub'],
+    [{ installables: ['.#hello'] }, '/w'],
+    [{ installables: ['./sub#x', '.#y'] }, '/w/sub'],
+    [{ installables: ['path:/src?dir=x#pkg'] }, '/src'],
+    [{ installables: ['git+file:///repo?ref=main#pkg'] }, '/repo'],
+    [{ installables: ['github:owner/name#pkg'] }, undefined],
+    [{ installables: ['.#a', 'nixpkgs#hello'] }, undefined],
+    [{ installables: [] }, '/w'],
+    [{}, '/w'],
+  ])('%j → %s', (request, dir) => {
+    expect(worktreeOf(request, '/w')).toBe(dir);
+  });
+  test('local flake references', () => {
+    expect(localFlakeDir('.', '/w')).toBe('/w');
+    expect(localFlakeDir('flake:nixpkgs', '/w')).toBeUndefined();
+  });
 });

@@ -2,6 +2,8 @@
 import { describe, expect, test } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import {
+  DeployInput,
+  DeployOutput,
   PlanInput,
   PlanOutput,
   PromoteInput,
@@ -38,6 +40,7 @@ describe('README', () => {
     ['### Plan: `OWNER/nix-plan@v1`', PlanInput, PlanOutput],
     ['### Realise: `OWNER/nix-plan/realise@v1`', RealiseInput, RealiseOutput],
     ['### Promote: `OWNER/nix-plan/promote@v1`', PromoteInput, PromoteOutput],
+    ['### Deploy: `OWNER/nix-plan/deploy@v1`', DeployInput, DeployOutput],
   ])('%s documents every input and output, and no others', (heading, inputs, outputs) => {
     const action = section(README, heading);
     expect(firstColumn(section(action, '#### Inputs'))).toEqual(names(inputs));

@@ -2,7 +2,16 @@
 // artifact service (with injected faults), and the local-directory transport.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -13,8 +22,16 @@ import type { GitHubArtifactTransport as GitHubTransportClass } from '../src/tra
 
 const sha = (b: Uint8Array): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
+/** Every scratch dir made, removed when the file's tests are done. */
+const scratches: string[] = [];
+afterAll(() => {
+  for (const d of scratches) rmSync(d, { recursive: true, force: true });
+});
+
 function scratch(): string {
-  return mkdtempSync(join(tmpdir(), 'nix-plan-transport-'));
+  const dir = mkdtempSync(join(tmpdir(), 'nix-plan-transport-'));
+  scratches.push(dir);
+  return dir;
 }
 
 /** A bundle-sized file with a name unlike the artifact's (the transport must stage it). */
@@ -261,6 +278,42 @@ describe('LocalDirectoryTransport', () => {
     const dest = scratch();
     await expect(transport.download({ name: 'p.nixplan' }, dest)).rejects.toThrow(/arrived damaged/);
     expect(readdirSync(dest)).toEqual([]);
+  });
+
+  test("never writes through a planted link, never replaces a published artifact's files", async () => {
+    const root = scratch();
+    const victim = join(scratch(), 'victim');
+    writeFileSync(victim, 'precious\n');
+    const transport = new LocalDirectoryTransport(root, 'r1');
+    const { path } = sampleFile(randomBytes(1000));
+    // A link planted where the digest goes: refused, the link's target untouched.
+    mkdirSync(join(root, 'r1'), { recursive: true });
+    symlinkSync(victim, join(root, 'r1', 'a.nixplan.sha256'));
+    await expect(transport.upload(path, 'a.nixplan')).rejects.toThrow(/already uploaded/);
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+    expect(readdirSync(join(root, 'r1')).sort()).toEqual(['a.nixplan.sha256']);
+    // A second upload of a name: refused, and the first artifact's files are the same files.
+    const first = await transport.upload(path, 'b.nixplan');
+    const before = ['b.nixplan', 'b.nixplan.sha256'].map((f) => lstatSync(join(root, 'r1', f)).ino);
+    const other = sampleFile(randomBytes(1000));
+    await expect(transport.upload(other.path, 'b.nixplan')).rejects.toThrow(/already uploaded/);
+    expect(['b.nixplan', 'b.nixplan.sha256'].map((f) => lstatSync(join(root, 'r1', f)).ino)).toEqual(before);
+    expect(readFileSync(join(root, 'r1', 'b.nixplan.sha256'), 'utf8')).toBe(`${first.digest}\n`);
+    // A bundle planted without its digest: refused, and the digest just published taken back.
+    writeFileSync(join(root, 'r1', 'c.nixplan'), 'planted');
+    await expect(transport.upload(path, 'c.nixplan')).rejects.toThrow(/already uploaded/);
+    expect(readdirSync(join(root, 'r1')).filter((f) => f.startsWith('c.'))).toEqual(['c.nixplan']);
+    // A run directory that is a link elsewhere: refused.
+    symlinkSync(scratch(), join(root, 'r2'));
+    await expect(new LocalDirectoryTransport(root, 'r2').upload(path, 'd.nixplan')).rejects.toThrow(
+      /not a directory/,
+    );
+    // A published bundle replaced by a link: not followed on download.
+    rmSync(join(root, 'r1', 'b.nixplan'));
+    symlinkSync(victim, join(root, 'r1', 'b.nixplan'));
+    await expect(transport.download({ name: 'b.nixplan' }, scratch())).rejects.toThrow(/not a regular file/);
+    // No temporary files are left behind.
+    expect(readdirSync(join(root, 'r1')).filter((f) => f.startsWith('.'))).toEqual([]);
   });
 
   test('rejects names that would leave the directory and reports a missing artifact', async () => {

@@ -11,7 +11,11 @@ export type StepName =
   | 'exportBaseline' // nix-store -qR | xargs nix-store --export | gzip -9
   | 'import'
   | 'importBaseline' // zstd -dc bundle | nix-store --import
-  | 'relocate';
+  | 'relocate'
+  | 'diff' // nix-plan diff of the plan and a variant with 1% of its packages changed
+  | 'diffBaseline' // nix-store -qR of both roots | sort | comm -3: which paths differ, no more
+  | 'deploy' // nix-plan deploy --action push to a fresh host over loopback SSH
+  | 'deployBaseline'; // nix-copy-closure --to of the same .drv closure
 
 /** The runs of one step. */
 export interface StepResult {
@@ -55,6 +59,22 @@ export interface SizeResult {
   readonly relocationMatchesNative: boolean | undefined;
   /** After `nix-plan import` the fresh store holds exactly the closure's paths. */
   readonly importComplete: boolean | undefined;
+  /** The variant `diff` compares with: packages changed, and derivations that differ as a result. */
+  readonly diffVariant?: { readonly packagesChanged: number; readonly drvsDiffer: number | undefined };
+}
+
+/**
+ * One evaluation for all roots: `hosts` flake installables over one shared closure, exported by
+ * nix-plan (one `nix` process) against one `nix path-info --derivation` process per root.
+ */
+export interface EvaluationResult {
+  readonly hosts: number;
+  /** Derivations in the shared closure (the hosts come on top). */
+  readonly count: number;
+  readonly runs: number;
+  readonly steps: { readonly export?: StepResult; readonly perRoot?: StepResult };
+  /** Every root of the bundle carries the installable it came from, in the order given. */
+  readonly rootsMapped: boolean | undefined;
 }
 
 /** One function's share of a CPU profile. */
@@ -83,6 +103,8 @@ export interface BenchResults {
   /** Whether the nix-plan CLI could be built and run; the baselines are measured either way. */
   readonly cli: { readonly available: boolean; readonly note?: string };
   readonly sizes: SizeResult[];
+  /** The one-evaluation case (absent in results from before it existed, or with --hosts 0). */
+  readonly evaluation?: EvaluationResult;
   readonly profiles: ProfileSummary[];
 }
 
@@ -115,6 +137,7 @@ export function judge(results: BenchResults): Judged[] {
     const importTime = ratioOf(secs(t.import), secs(t.importBaseline));
     const relocate = ratioOf(secs(t.relocate), secs(t.instantiateTarget));
     const fresh = ratioOf(secs(t.import), secs(t.instantiate));
+    const deploy = ratioOf(secs(t.deploy), secs(t.deployBaseline));
     out.push(
       {
         count: s.count,
@@ -145,6 +168,13 @@ export function judge(results: BenchResults): Judged[] {
         target: '≤ 0.25×',
         met: within(relocate, 0.25),
       },
+      {
+        count: s.count,
+        step: 'deploy time',
+        ratio: deploy,
+        target: '≤ 0.5×',
+        met: within(deploy, 0.5),
+      },
     );
     if (s.count === 10000) {
       const r = secs(t.relocate);
@@ -155,6 +185,33 @@ export function judge(results: BenchResults): Judged[] {
         target: '≤ 3 s',
         met: within(r, 3),
       });
+    }
+    if (t.diff !== undefined)
+      out.push({
+        count: s.count,
+        step: 'diff time',
+        ratio: ratioOf(secs(t.diff), secs(t.diffBaseline)),
+        target: 'report',
+        met: undefined,
+      });
+    if (s.count === 10000 && t.diff !== undefined) {
+      // The issue's target for diff: two 10,000-derivation plans in 1.5 s and 300 MB.
+      out.push(
+        {
+          count: s.count,
+          step: 'diff ≤ 1.5 s',
+          ratio: undefined,
+          target: '≤ 1.5 s',
+          met: within(secs(t.diff), 1.5),
+        },
+        {
+          count: s.count,
+          step: 'diff peak RSS',
+          ratio: undefined,
+          target: '≤ 300 MB',
+          met: within(t.diff.error === undefined ? t.diff.rssMiB : undefined, 300),
+        },
+      );
     }
     if (s.count === largest && s.count >= 30000) {
       const mem = (n: StepName, limit: number): Judged => ({
@@ -188,6 +245,25 @@ const fmtMet = (m: boolean | undefined): string => (m === undefined ? '' : m ? '
 const fmtRss = (s: StepResult | undefined): string =>
   s === undefined || s.error !== undefined || s.rssMiB === undefined ? 'n/a' : `${Math.round(s.rssMiB)} MB`;
 
+/** The one-evaluation table (empty without that case). */
+function evaluationSection(results: BenchResults): string[] {
+  const lines: string[] = [];
+  const e = results.evaluation;
+  if (e !== undefined) {
+    const ratio = ratioOf(secs(e.steps.export), secs(e.steps.perRoot));
+    const evaluatePhase = e.steps.export?.phases?.['evaluateMs'];
+    lines.push(
+      '',
+      `One evaluation for all roots: ${e.hosts} flake installables over one shared closure of ${fmtCount(e.count)} derivations (${e.runs} run${e.runs === 1 ? '' : 's'}, fresh store each); the baseline is what nix-plan did before, one evaluating process per root, and only evaluates:`,
+      '',
+      '| case | nix-plan | baseline | ratio | |',
+      '|---|---|---|---|---|',
+      `| ${e.hosts} roots, one shared \`let\` | ${fmtSecs(e.steps.export)} (whole export${evaluatePhase === undefined ? '' : `; evaluation ${(evaluatePhase / 1000).toFixed(2)} s`}) | ${fmtSecs(e.steps.perRoot)} (${e.hosts} × nix path-info --derivation) | ${fmtRatio(ratio)} | ${e.rootsMapped === undefined ? '' : e.rootsMapped ? 'each root names its installable ✓' : '✗ roots not mapped to their installables'} |`,
+    );
+  }
+  return lines;
+}
+
 /** The figures as markdown: machine, times and sizes beside their baselines, memory, compression. */
 export function markdownReport(results: BenchResults): string {
   const m = results.machine;
@@ -205,6 +281,7 @@ export function markdownReport(results: BenchResults): string {
   if (!results.cli.available)
     lines.push(`**nix-plan was not measured:** ${results.cli.note ?? 'CLI unavailable'}`, '');
   else if (results.cli.note !== undefined) lines.push(`Note: ${results.cli.note}.`, '');
+  if (results.sizes.length === 0) return [...lines, ...evaluationSection(results).slice(1)].join('\n') + '\n';
   lines.push('| closure | step | nix-plan | baseline | ratio | target | |', '|---|---|---|---|---|---|---|');
   for (const s of results.sizes) {
     const t = s.steps;
@@ -244,9 +321,34 @@ export function markdownReport(results: BenchResults): string {
       `${fmtSecs(t.instantiateTarget)} (NIX_STORE_DIR=… nix-instantiate)`,
       verdict(s.count, 'relocate time'),
     );
+    if (t.deploy !== undefined || t.deployBaseline !== undefined)
+      row(
+        'deploy to a fresh host over SSH (push)',
+        fmtSecs(t.deploy),
+        `${fmtSecs(t.deployBaseline)} (nix-copy-closure --to, the .drv closure)`,
+        verdict(s.count, 'deploy time'),
+      );
     const three = verdict(s.count, 'relocate ≤ 3 s');
     if (three !== undefined) row('relocate, absolute', fmtSecs(t.relocate), '', three);
+    if (t.diff !== undefined) {
+      const v = s.diffVariant;
+      const what =
+        v === undefined
+          ? 'diff'
+          : `diff (${fmtCount(v.packagesChanged)} packages changed, ${v.drvsDiffer === undefined ? '?' : fmtCount(v.drvsDiffer)} drvs differ)`;
+      row(
+        what,
+        `${fmtSecs(t.diff)}, ${fmtRss(t.diff)}`,
+        `${fmtSecs(t.diffBaseline)} (nix-store -qR both \\| comm -3)`,
+        verdict(s.count, 'diff time'),
+      );
+      const time = verdict(s.count, 'diff ≤ 1.5 s');
+      if (time !== undefined) row('diff, absolute', fmtSecs(t.diff), '', time);
+      const mem = verdict(s.count, 'diff peak RSS');
+      if (mem !== undefined) row('diff, peak RSS', fmtRss(t.diff), '', mem);
+    }
   }
+  lines.push(...evaluationSection(results));
   lines.push(
     '',
     'Peak memory (max RSS of the command or its largest child process, largest over the runs):',

@@ -3,11 +3,13 @@
 //
 //   npm run bench                      1,000 / 10,000 / 30,000 derivations
 //   npm run bench -- --quick           1,000 derivations only, 3 runs (under a minute)
-//   options: --sizes 1000,10000 --runs N --seed S --levels 3,9,12,19 --nix-bin DIR
+//   options: --sizes 1000,10000 (or none) --runs N --seed S --levels 3,9,12,19 --nix-bin DIR
 //            --profile (node --cpu-prof each nix-plan command once on the largest size)
 //            --write-docs (docs/performance.svg and the figures of docs/performance.md)
 //            --keep (leave the scratch stores in place)  --cli FILE (a built nix-plan to measure)
 //            --from-results FILE (measure nothing: report, plot and docs from an earlier results.json)
+//            --hosts N (the one-evaluation case: N flake hosts over one shared closure; 0 skips it)
+//            --hosts-count C (derivations in that shared closure; default 2,000, quick 500)
 //
 // Every store is a scratch store under the OS temp dir; nothing touches /nix. Imports and native
 // evaluations always start from a fresh store. Results: bench/out/results.json and
@@ -39,6 +41,7 @@ import {
   timeCommand,
 } from '../bench/measure.ts';
 import { summariseCpuProfile } from '../bench/profile.ts';
+import { SshServer, SSHD } from '../__tests__/support/sshd.ts';
 import { markdownReport, renderSvg, replaceSection } from '../bench/report.ts';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -55,9 +58,15 @@ const { values: opts } = parseArgs({
     keep: { type: 'boolean', default: false },
     cli: { type: 'string' },
     'from-results': { type: 'string' },
+    hosts: { type: 'string', default: '20' },
+    'hosts-count': { type: 'string' },
   },
 });
-const sizes = (opts.sizes ?? (opts.quick ? '1000' : '1000,10000,30000')).split(',').map(Number);
+// `--sizes none` measures only the one-evaluation case.
+const sizes =
+  opts.sizes === 'none'
+    ? []
+    : (opts.sizes ?? (opts.quick ? '1000' : '1000,10000,30000')).split(',').map(Number);
 const seed = Number(opts.seed);
 const binDir = opts['nix-bin'];
 // Fewer runs where one run takes minutes; the medians of the small sizes steady the ratios.
@@ -148,7 +157,7 @@ const hasCommand = (name) => {
   return r.status === 0 && r.stdout.includes(name);
 };
 const commands = Object.fromEntries(
-  ['export', 'import', 'relocate', 'inspect'].map((c) => [c, hasCommand(c)]),
+  ['export', 'import', 'relocate', 'inspect', 'diff', 'deploy'].map((c) => [c, hasCommand(c)]),
 );
 if (cli.available && !Object.values(commands).every(Boolean)) {
   cli.note = `missing subcommands: ${Object.keys(commands)
@@ -237,11 +246,12 @@ function planJson(args, realm) {
   return { ...r.sample, ...(phases === undefined ? {} : { phases }) };
 }
 
-function benchSize(count) {
+async function benchSize(count) {
   const runs = runsFor(count);
   log(`— ${count} derivations, ${runs} runs —`);
   const gen = join(out, 'gen', `${count}-seed${seed}`);
-  writeClosure(gen, generateClosure({ count, seed }));
+  const generated = generateClosure({ count, seed });
+  writeClosure(gen, generated);
   const alpha = makeRealm(join(work, 'alpha'));
   const beta = makeRealm(join(work, 'beta'));
   const steps = {};
@@ -282,6 +292,44 @@ function benchSize(count) {
     ]),
   );
   const haveBundle = steps.export !== undefined && steps.export.error === undefined;
+
+  // Diff: the plan against a variant with 1% of its packages changed (the last ones written, which
+  // few others depend on), as a routine update would change them; beside the stock-tools listing of
+  // which paths differ.
+  let diffVariant;
+  if (haveBundle && commands.diff) {
+    const variant = changedVariant(generated, Math.max(1, Math.round(count / 100)));
+    const genB = `${gen}-changed`;
+    writeClosure(genB, variant.closure);
+    const rootB = lines(run(['nix-instantiate', genB], alpha).stdout)[0];
+    const bundleB = join(work, `changed-${count}.nixplan`);
+    plan(['export', '--drv', rootB, '-o', bundleB, '--quiet'], alpha);
+    let drvsDiffer;
+    try {
+      const d = JSON.parse(plan(['diff', bundle, bundleB, '--json', '--quiet'], alpha).stdout);
+      drvsDiffer = d.total.derivations.added;
+    } catch (e) {
+      log(`diff --json: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    diffVariant = { packagesChanged: variant.changed, drvsDiffer };
+    log(`diff variant: ${variant.changed} packages changed, ${drvsDiffer ?? '?'} drvs differ`);
+    Object.assign(
+      steps,
+      interleaved(runs, [
+        [
+          'diffBaseline',
+          'nix-store -qR both | comm -3',
+          () =>
+            sh(
+              'nix-store -qR "$1" | sort > "$3.a" && nix-store -qR "$2" | sort > "$3.b" && comm -3 "$3.a" "$3.b" | wc -l',
+              [root, rootB, join(work, 'comm')],
+              alpha,
+            ).sample,
+        ],
+        ['diff', 'nix-plan diff', () => plan(['diff', bundle, bundleB, '--quiet'], alpha).sample],
+      ]),
+    );
+  }
 
   const levels = [];
   if (haveBundle)
@@ -377,6 +425,13 @@ function benchSize(count) {
     ]),
   );
 
+  // Deploy to a fresh host over loopback SSH: nix-plan deploy --action push (the plan verified
+  // here, sent, checked by sha256 and imported there) vs nix-copy-closure --to of the same .drv
+  // closure. The host is a chroot store (NIX_REMOTE=local?root=…) at the same store dir, so its
+  // files never touch the source store's; each run starts from an empty one.
+  if (existsSync(SSHD)) Object.assign(steps, await benchDeploy(count, runs, alpha, root, bundle, haveBundle));
+  else log(`${SSHD} is missing (Debian package openssh-server): deploy is not measured`);
+
   const result = {
     count,
     runs,
@@ -386,8 +441,142 @@ function benchSize(count) {
     levels,
     relocationMatchesNative,
     importComplete,
+    ...(diffVariant === undefined ? {} : { diffVariant }),
   };
   return { result, alpha, root, bundle, haveBundle, beta };
+}
+
+/** The deploy rows: nix-plan deploy --action push and nix-copy-closure --to, one host, loopback SSH. */
+async function benchDeploy(count, runs, alpha, root, bundle, haveBundle) {
+  const hostRoot = join(work, `host-${count}`);
+  const hostTmp = join(work, `host-tmp-${count}`);
+  mkdirSync(hostTmp, { recursive: true });
+  const path = `${binDir === undefined ? '' : `${binDir}:`}/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin`;
+  const env = { ...alpha.env, NIX_REMOTE: `local?root=${hostRoot}`, PATH: path, TMPDIR: hostTmp };
+  let server;
+  try {
+    server = await SshServer.start([{ name: 'bench', env }]);
+  } catch (e) {
+    log(`sshd: ${e instanceof Error ? e.message : String(e)}: deploy is not measured`);
+    return {};
+  }
+  const fresh = () => removeTree(hostRoot);
+  const sshEnv = { NIX_SSHOPTS: `-F ${server.configFile}` };
+  try {
+    return interleaved(runs, [
+      [
+        'deployBaseline',
+        'nix-copy-closure --to (loopback SSH)',
+        () => {
+          fresh();
+          return run(['nix-copy-closure', '--to', 'bench', root], alpha, { env: sshEnv }).sample;
+        },
+      ],
+      [
+        'deploy',
+        'nix-plan deploy --action push (loopback SSH)',
+        haveBundle && commands.deploy
+          ? () => {
+              fresh();
+              return planJson(
+                [
+                  'deploy',
+                  bundle,
+                  '--host',
+                  'bench',
+                  '--action',
+                  'push',
+                  `--ssh-option=-F${server.configFile}`,
+                  '--no-check-sigs',
+                ],
+                alpha,
+              );
+            }
+          : undefined,
+      ],
+    ]);
+  } finally {
+    server.stop();
+    removeTree(hostRoot);
+    removeTree(hostTmp);
+  }
+}
+
+/** Samples of several commands run one after another, as one: wall and CPU add up, memory is the largest. */
+function sumSamples(samples) {
+  const defined = (xs) => xs.filter((x) => x !== undefined);
+  const rss = defined(samples.map((s) => s.rssMiB));
+  const cpu = defined(samples.map((s) => s.cpuSeconds));
+  return {
+    seconds: samples.reduce((a, s) => a + s.seconds, 0),
+    rssMiB: rss.length > 0 ? Math.max(...rss) : undefined,
+    cpuSeconds: cpu.length === samples.length ? cpu.reduce((a, c) => a + c, 0) : undefined,
+  };
+}
+
+/**
+ * One evaluation for all roots: `hosts` flake installables over one shared closure of `count`
+ * derivations, exported by nix-plan (one `nix` process evaluates them all), against evaluating
+ * them one `nix path-info --derivation` process per root, as nix-plan did before. Fresh store and
+ * evaluation cache for every sample. The baseline only evaluates; nix-plan also writes the bundle.
+ */
+function benchEvaluation(hosts, count) {
+  const runs = opts.runs !== undefined ? Number(opts.runs) : opts.quick ? 1 : 3;
+  log(`— one evaluation: ${hosts} hosts over ${count} derivations, ${runs} run${runs === 1 ? '' : 's'} —`);
+  const gen = join(out, 'gen', `hosts${hosts}-${count}-seed${seed}`);
+  writeClosure(gen, generateClosure({ count, seed, hosts }));
+  const realm = makeRealm(join(work, 'hosts'));
+  const installables = Array.from({ length: hosts }, (_, h) => `path:${gen}#host${h}`);
+  const features = ['--extra-experimental-features', 'nix-command flakes'];
+  const bundle = join(work, 'hosts.nixplan');
+  const steps = interleaved(runs, [
+    [
+      'perRoot',
+      `${hosts} × nix path-info --derivation`,
+      () => {
+        resetRealm(realm);
+        return sumSamples(
+          installables.map((i) => run(['nix', ...features, 'path-info', '--derivation', i], realm).sample),
+        );
+      },
+    ],
+    [
+      'export',
+      `nix-plan export (${hosts} installables)`,
+      commands.export
+        ? () => {
+            resetRealm(realm);
+            return planJson(['export', ...installables, '-o', bundle], realm);
+          }
+        : undefined,
+    ],
+  ]);
+  // Checked in the same run: every root is recorded with the installable it came from.
+  let rootsMapped;
+  if (steps.export?.error === undefined && commands.inspect && existsSync(bundle)) {
+    const roots = JSON.parse(plan(['inspect', bundle, '--json'], realm).stdout).manifest?.roots ?? [];
+    rootsMapped =
+      roots.length === hosts &&
+      roots.every((r, h) => r.installable === installables[h] && r.drvPath.endsWith(`-host${h}-system.drv`));
+  }
+  return { hosts, count, runs, steps, rootsMapped };
+}
+
+/**
+ * The generated closure with its last `n` package derivations changed (an attribute added), as an
+ * update of a few packages changes them and everything that depends on them.
+ */
+function changedVariant(closure, n) {
+  const text = closure.files.get('default.nix');
+  const out = text.split('\n');
+  const heads = out.flatMap((l, i) => (/^ {2}[A-Za-z_][\w'-]* = derivation \{$/.test(l) ? [i] : []));
+  // The last derivation is the root: it changes with any of them, so it is not picked.
+  const picked = heads.slice(0, -1).slice(-n);
+  for (const i of [...picked].reverse()) out.splice(i + 1, 0, '    benchVariant = "changed";');
+  return {
+    closure: { ...closure, files: new Map([...closure.files, ['default.nix', out.join('\n')]]) },
+    changed: picked.length,
+  };
 }
 
 /** One profiled run of each nix-plan command on the largest size, summarised. */
@@ -433,9 +622,15 @@ const results = {
   profiles: [],
 };
 try {
+  const hosts = Number(opts.hosts);
+  if (hosts > 0) {
+    const count = Number(opts['hosts-count'] ?? (opts.quick ? 500 : 2000));
+    results.evaluation = benchEvaluation(hosts, count);
+    emptyTrash();
+  }
   let last;
   for (const n of sizes) {
-    last = benchSize(n);
+    last = await benchSize(n);
     results.sizes.push(last.result);
     emptyTrash();
   }
@@ -452,6 +647,7 @@ await publish(results);
 async function publish(results) {
   const report = markdownReport(results);
   console.log(report);
+  if (results.sizes.length === 0) return;
   const svg = renderSvg(results);
   writeFileSync(join(out, 'performance.svg'), svg);
   log('wrote bench/out/results.json and bench/out/performance.svg');

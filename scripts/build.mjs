@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 
-const entries = ['cli', 'plan', 'realise', 'promote'];
+const entries = ['cli', 'plan', 'realise', 'promote', 'deploy'];
 const outDir = process.argv[2] ?? 'dist';
 
 rmSync(outDir, { recursive: true, force: true });

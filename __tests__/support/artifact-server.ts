@@ -23,6 +23,24 @@ export type Fault =
 export interface FakeRun {
   readonly runId: number;
   readonly backendId: string;
+  /** The workflow file it runs (`.github/workflows/ci.yml`). */
+  readonly workflow: string;
+  /** The branch it ran on (`head_branch`). */
+  readonly branch: string;
+  readonly headSha: string;
+  readonly event: string;
+  readonly createdAt: Date;
+  /** `in_progress` until `finishRun`, then `completed`. */
+  status: 'in_progress' | 'completed';
+  /** null while in progress; `success`, `failure`, `cancelled`, … once completed. */
+  conclusion: string | null;
+}
+
+/** What a new run is (defaults: the `ci.yml` workflow, on `main`, pushed, in progress). */
+export interface RunOptions {
+  readonly workflow?: string;
+  readonly branch?: string;
+  readonly event?: string;
 }
 
 /** An artifact as the service stores it. */
@@ -39,6 +57,8 @@ export interface StoredArtifact {
   digest: string | undefined;
   finalized: boolean;
   createdAt: Date;
+  /** Past its retention: still listed (`expired: true`), no longer downloadable (410). */
+  expired: boolean;
 }
 
 /** A request the server saw (for assertions on retries). */
@@ -87,6 +107,8 @@ function azureError(res: ServerResponse, status: number, code: string, message: 
 export class FakeArtifactServer {
   /** `owner/name` of the only repository the REST API knows. */
   readonly repository = 'nix-plan-tests/demo';
+  /** Its default branch (`GET /repos/{owner}/{repo}`). */
+  readonly defaultBranch = 'main';
   readonly requests: SeenRequest[] = [];
   private readonly faults: Fault[] = [];
   private readonly runs = new Map<number, FakeRun>();
@@ -126,11 +148,34 @@ export class FakeArtifactServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** A new workflow run of the repository. */
-  newRun(): FakeRun {
-    const run = { runId: this.nextRunId++, backendId: randomUUID() };
+  /** A new workflow run of the repository, in progress (runs made later are newer). */
+  newRun(options: RunOptions = {}): FakeRun {
+    const runId = this.nextRunId++;
+    const run: FakeRun = {
+      runId,
+      backendId: randomUUID(),
+      workflow: options.workflow ?? '.github/workflows/ci.yml',
+      branch: options.branch ?? this.defaultBranch,
+      headSha: createHash('sha1').update(String(runId)).digest('hex'),
+      event: options.event ?? 'push',
+      // Strictly increasing, as GitHub's creation times of successive runs are.
+      createdAt: new Date(Date.UTC(2026, 0, 1) + runId * 60_000),
+      status: 'in_progress',
+      conclusion: null,
+    };
     this.runs.set(run.runId, run);
     return run;
+  }
+
+  /** Completes a run with a conclusion (`success`, `failure`, …). */
+  finishRun(run: FakeRun, conclusion: string): void {
+    run.status = 'completed';
+    run.conclusion = conclusion;
+  }
+
+  /** Marks an artifact expired, as when its retention period ends. */
+  expire(artifact: StoredArtifact): void {
+    artifact.expired = true;
   }
 
   /**
@@ -168,6 +213,9 @@ export class FakeArtifactServer {
       GITHUB_SERVER_URL: 'https://github.com',
       GITHUB_REPOSITORY: this.repository,
       GITHUB_RUN_ID: String(run.runId),
+      GITHUB_WORKFLOW_REF: `${this.repository}/${run.workflow}@refs/heads/${run.branch}`,
+      GITHUB_REF: `refs/heads/${run.branch}`,
+      GITHUB_SHA: run.headSha,
     };
   }
 
@@ -253,6 +301,7 @@ export class FakeArtifactServer {
           digest: undefined,
           finalized: false,
           createdAt: new Date(),
+          expired: false,
         };
         this.stored.push(artifact);
         return sendJson(res, 200, { ok: true, signed_upload_url: this.signedUrl(artifact) });
@@ -280,6 +329,7 @@ export class FakeArtifactServer {
         const found = inRun.filter(
           (a) =>
             a.finalized &&
+            !a.expired &&
             (nameFilter === undefined || a.name === nameFilter) &&
             (typeof idFilter !== 'string' || String(a.id) === idFilter),
         );
@@ -296,7 +346,7 @@ export class FakeArtifactServer {
         });
       }
       case 'GetSignedArtifactURL': {
-        const artifact = inRun.find((a) => a.name === name && a.finalized);
+        const artifact = inRun.find((a) => a.name === name && a.finalized && !a.expired);
         if (artifact === undefined) return twirpError(res, 404, 'not_found', 'artifact not found');
         return sendJson(res, 200, { signed_url: this.signedUrl(artifact) });
       }
@@ -379,35 +429,95 @@ export class FakeArtifactServer {
     if (token === undefined || !this.apiTokens.has(token) || this.active('expired-token')) {
       return sendJson(res, 401, { message: 'Bad credentials', status: '401' });
     }
+    const notFound = (): number => sendJson(res, 404, { message: 'Not Found', status: '404' });
+    if (url.pathname === `/repos/${this.repository}`) {
+      return sendJson(res, 200, {
+        full_name: this.repository,
+        name: this.repository.split('/')[1],
+        default_branch: this.defaultBranch,
+        private: true,
+      });
+    }
     const prefix = `/repos/${this.repository}/actions/`;
-    if (!url.pathname.startsWith(prefix)) return sendJson(res, 404, { message: 'Not Found', status: '404' });
+    if (!url.pathname.startsWith(prefix)) return notFound();
     const rest = url.pathname.slice(prefix.length).split('/');
+    // As GitHub pages its lists: per_page (default 30, at most 100) and page (from 1).
+    const perPage = Math.min(100, Number(url.searchParams.get('per_page') ?? '30') || 30);
+    const page = Math.max(1, Number(url.searchParams.get('page') ?? '1') || 1);
+    const paged = <T>(items: T[]): T[] => items.slice((page - 1) * perPage, page * perPage);
+    if (rest[0] === 'workflows' && rest[2] === 'runs' && rest.length === 3) {
+      // The workflow by file name (`ci.yml`) or by its id; unknown: 404, as GitHub answers.
+      const id = decodeURIComponent(rest[1] ?? '');
+      const all = [...this.runs.values()];
+      const workflows = new Set(all.map((r) => r.workflow));
+      const workflow = [...workflows].find(
+        (w) => w.split('/').pop() === id || String(this.workflowId(w)) === id,
+      );
+      if (workflow === undefined) return notFound();
+      const branch = url.searchParams.get('branch');
+      const status = url.searchParams.get('status');
+      const event = url.searchParams.get('event');
+      const runs = all
+        .filter(
+          (r) =>
+            r.workflow === workflow &&
+            (branch === null || r.branch === branch) &&
+            (event === null || r.event === event) &&
+            (status === null || r.status === status || r.conclusion === status),
+        )
+        .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+      return sendJson(res, 200, {
+        total_count: runs.length,
+        workflow_runs: paged(runs).map((r) => ({
+          id: r.runId,
+          name: workflow.split('/').pop(),
+          head_branch: r.branch,
+          head_sha: r.headSha,
+          path: r.workflow,
+          run_number: r.runId - 6999,
+          run_attempt: 1,
+          event: r.event,
+          status: r.status,
+          conclusion: r.conclusion,
+          workflow_id: this.workflowId(r.workflow),
+          created_at: r.createdAt.toISOString(),
+          updated_at: r.createdAt.toISOString(),
+          html_url: `https://github.com/${this.repository}/actions/runs/${r.runId}`,
+        })),
+      });
+    }
     if (rest[0] === 'runs' && rest[2] === 'artifacts' && rest.length === 3) {
       const run = this.runs.get(Number(rest[1]));
-      if (run === undefined) return sendJson(res, 404, { message: 'Not Found', status: '404' });
+      if (run === undefined) return notFound();
       const name = url.searchParams.get('name');
       const found = this.artifacts(run).filter((a) => name === null || a.name === name);
       return sendJson(res, 200, {
         total_count: found.length,
-        artifacts: found.map((a) => ({
+        artifacts: paged(found).map((a) => ({
           id: a.id,
           name: a.name,
           size_in_bytes: a.size,
-          expired: false,
+          expired: a.expired,
           created_at: a.createdAt.toISOString(),
           digest: a.digest ?? null,
           archive_download_url: `${this.url}${prefix}artifacts/${a.id}/zip`,
-          workflow_run: { id: run.runId },
+          workflow_run: { id: run.runId, head_branch: run.branch, head_sha: run.headSha },
         })),
       });
     }
     if (rest[0] === 'artifacts' && rest.length === 3 && rest[2] === 'zip') {
       const artifact = this.stored.find((a) => a.id === Number(rest[1]) && a.finalized);
-      if (artifact === undefined) return sendJson(res, 404, { message: 'Not Found', status: '404' });
+      if (artifact === undefined) return notFound();
+      if (artifact.expired) return sendJson(res, 410, { message: 'Artifact has expired', status: '410' });
       res.writeHead(302, { location: this.signedUrl(artifact), 'content-length': '0' });
       res.end();
       return 302;
     }
-    return sendJson(res, 404, { message: 'Not Found', status: '404' });
+    return notFound();
+  }
+
+  /** A stable numeric id per workflow file, as GitHub gives each workflow one. */
+  private workflowId(workflow: string): number {
+    return 100_000 + (createHash('sha1').update(workflow).digest().readUInt32BE(0) % 100_000);
   }
 }

@@ -27,11 +27,11 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
 /** Packages a layer may import besides Node's own (`node:…`). */
 const PACKAGES: Readonly<Record<string, readonly string[]>> = {
   transport: ['@actions/artifact'],
-  action: ['@actions/artifact', '@actions/core'],
+  action: ['@actions/artifact', '@actions/core', '@actions/exec'],
 };
 
-/** The only modules that may start processes. */
-const PROCESS_IO = ['nix/runner.ts'];
+/** The only modules that may start processes: Nix's tools here, any program on a host over SSH. */
+const PROCESS_IO = ['nix/runner.ts', 'nix/ssh.ts'];
 /** Node's file-system modules. */
 const FILE_MODULES = ['node:fs', 'node:fs/promises'];
 /** The core's only modules that touch files: a bundle is read through one descriptor and written atomically. */
@@ -41,6 +41,7 @@ const PROCESS_GLOBAL = [
   'entry/',
   'cli/main.ts',
   'action/run.ts',
+  'action/exec-runner.ts', // each command's line echoed into the job log
   'nix/runner.ts',
   'core/bundle/writer.ts', // its pid in a temporary file's name
 ];

@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 943:
+/***/ 594:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -11,7 +11,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   iW: () => (/* binding */ main)
 });
 
-// UNUSED EXPORTS: exitCodesHelp, mainHelp
+// UNUSED EXPORTS: exitCodesHelp, mainHelp, verbosityOf
 
 ;// CONCATENATED MODULE: external "node:zlib"
 const external_node_zlib_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
@@ -36,6 +36,26 @@ class MalformedError extends errors_NixPlanError {
         this.what = what;
         this.offset = offset;
     }
+}
+/** Numbers of the stop signals (the exit code is 128 + this). */
+const STOP_SIGNAL_NUMBERS = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGTERM: 15,
+};
+/** Work stopped by a signal; what it had started was undone before this reached the caller. */
+class InterruptedError extends errors_NixPlanError {
+    signal;
+    name = 'InterruptedError';
+    constructor(signal, detail = '') {
+        super('interrupted', `interrupted by ${signal}${detail === '' ? '' : `: ${detail}`}`);
+        this.signal = signal;
+    }
+}
+/** The InterruptedError an aborted signal carries (its reason), or one for SIGINT. */
+function interruption(signal) {
+    const reason = signal.reason;
+    return reason instanceof InterruptedError ? reason : new InterruptedError('SIGINT');
 }
 /** A limit that guards memory or time was exceeded. */
 class LimitError extends errors_NixPlanError {
@@ -173,12 +193,18 @@ class NixCommandError extends errors_NixPlanError {
     /**
      * @param what names the command in the message (default: the program and its first three arguments)
      * @param hint said in parentheses after the exit code, e.g. what state the failure left behind
+     * @param shown the stderr was passed on to the user as it came (a build log): the message says
+     *   so instead of repeating its tail
      */
     constructor(command, args, exitCode, stderr, options = {}) {
         const tail = stderr.trim().slice(-STDERR_TAIL);
         const what = options.what ?? `${command} ${args.slice(0, 3).join(' ')}…`;
-        const hint = options.hint === undefined ? '' : ` (${options.hint})`;
-        super('nix', `${what} failed with exit code ${exitCode}${hint}:\n${tail}`);
+        const hints = [
+            ...(options.hint === undefined ? [] : [options.hint]),
+            ...(options.shown === true ? ['its output is above'] : []),
+        ];
+        const hint = hints.length === 0 ? '' : ` (${hints.join('; ')})`;
+        super('nix', `${what} failed with exit code ${exitCode}${hint}${options.shown === true ? '' : `:\n${tail}`}`);
         this.command = command;
         this.args = args;
         this.exitCode = exitCode;
@@ -222,6 +248,12 @@ class FileInput {
             yield new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
     }
 }
+/** Whether `signal` was aborted (a call, so checks after an await are not narrowed away). */
+function isAborted(signal) {
+    return signal.aborted;
+}
+/** How long a command has to exit after SIGTERM before it gets SIGKILL. */
+const KILL_GRACE_MS = 5000;
 /** The environment a child gets: inherited, plus overrides, with binDir first in PATH. */
 function childEnv(nix) {
     const env = { ...process.env };
@@ -251,6 +283,9 @@ class ProcessRunner {
         this.nix = nix;
     }
     async run(cmd, args, options = {}) {
+        const { signal } = options;
+        if (signal?.aborted === true)
+            throw interruption(signal);
         // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
         const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
         let child;
@@ -284,218 +319,103 @@ class ProcessRunner {
             child.on('error', (e) => reject(new errors_NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
                 cause: e,
             })));
-            child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+            child.on('close', (code, killedBy) => resolve(code ?? (killedBy === null ? 1 : 128)));
         });
+        // Stopped on request: the child first, then the caller hears of it once the child is gone.
+        let killer;
+        const stop = () => {
+            child.kill('SIGTERM');
+            killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+        };
+        signal?.addEventListener('abort', stop, { once: true });
         if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
             const input = options.input;
             const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
             // A child that exits early closes its stdin; its exit status tells the real story.
             (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
         }
-        const code = await exited;
+        let code;
+        try {
+            code = await exited;
+        }
+        finally {
+            signal?.removeEventListener('abort', stop);
+            if (killer !== undefined)
+                clearTimeout(killer);
+        }
+        if (signal !== undefined && isAborted(signal))
+            throw interruption(signal);
         const result = { code, stdout: Buffer.concat(out), stderr: err };
+        // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
-            NixCommandError.check(cmd, args, result);
+            NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
         return result;
     }
 }
+/**
+ * A runner whose every command is stopped when `signal` aborts (see `RunOptions.signal`). What
+ * must still run after an abort (removing what an interrupted import added) runs on `inner`.
+ */
+class AbortableRunner {
+    inner;
+    signal;
+    constructor(inner, signal) {
+        this.inner = inner;
+        this.signal = signal;
+    }
+    run(cmd, args, options = {}) {
+        return this.inner.run(cmd, args, { ...options, signal: this.signal });
+    }
+}
+/** The runner to clean up with once `runner`'s work was aborted: the one beneath the abort. */
+function cleanupRunner(runner) {
+    return runner instanceof AbortableRunner ? runner.inner : runner;
+}
 
+;// CONCATENATED MODULE: ./src/cli/signals.ts
+// Stopping cleanly: SIGINT, SIGTERM and SIGHUP abort the running use case instead of killing the
+// process, so it stops its child processes, removes what an import had added, and deletes its
+// temporary files before nix-plan exits with 128 + the signal's number (130, 143, 129).
+
+/** The signals nix-plan stops on. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/**
+ * Aborts `controller` with an InterruptedError on the first stop signal; later ones are ignored
+ * (the cleanup is what they would interrupt) except that `onRepeat` hears of them. Returns what
+ * removes the handlers again.
+ */
+function abortOnStopSignals(controller, source = process, onRepeat = () => undefined) {
+    const handlers = STOP_SIGNALS.map((signal) => {
+        const handler = () => {
+            if (controller.signal.aborted)
+                onRepeat(signal);
+            else
+                controller.abort(new InterruptedError(signal));
+        };
+        source.on(signal, handler);
+        return [signal, handler];
+    });
+    return () => {
+        for (const [signal, handler] of handlers)
+            source.off(signal, handler);
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/version.ts
+// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
+/** The version of nix-plan. */
+const VERSION = '0.1.0';
+/** `tool` in bundle manifests and `nix-plan --version`. */
+const TOOL_VERSION = `nix-plan ${VERSION}`;
+/** The oldest Node.js nix-plan runs on: package.json's `engines.node` (kept equal by a test). */
+const NODE_REQUIRED = 24;
+
+;// CONCATENATED MODULE: external "node:fs/promises"
+const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:util"
+const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
 ;// CONCATENATED MODULE: external "node:crypto"
 const external_node_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:crypto");
-;// CONCATENATED MODULE: ./src/core/nix32.ts
-// Nix's base-32 encoding ("nix32"): its own alphabet and a little-endian, reversed bit order.
-
-/** The 32 characters of nix32, in digit order (no e, o, u, t). */
-const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
-const DIGIT = new Int8Array(256).fill(-1);
-for (let i = 0; i < NIX32_ALPHABET.length; i++)
-    DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
-/** Length of the nix32 text for `n` bytes. */
-function nix32Length(n) {
-    return Math.ceil((n * 8) / 5);
-}
-/** The alphabet as bytes. */
-const ALPHABET_BYTES = Buffer.from(NIX32_ALPHABET, 'latin1');
-/** Where nix32Encode writes its digits before they become one string (a store path's hash is 32). */
-const scratch = Buffer.alloc(128);
-/**
- * Encodes bytes as nix32 text; the first character holds the highest bits. The digits are written
- * as bytes and read out as one string: adding them to a string one by one made a string per digit
- * (52 for a sha256), and relocation encodes several hashes for every .drv.
- */
-function nix32Encode(bytes) {
-    const len = nix32Length(bytes.length);
-    const n = bytes.length;
-    const out = len <= scratch.length ? scratch : Buffer.alloc(len);
-    for (let k = len - 1, w = 0; k >= 0; k--, w++) {
-        const bit = k * 5;
-        const i = bit >> 3;
-        const j = bit & 7;
-        const lo = bytes[i];
-        const hi = i + 1 < n ? bytes[i + 1] : 0;
-        out[w] = ALPHABET_BYTES[((lo >> j) | (hi << (8 - j))) & 0x1f];
-    }
-    return out.toString('latin1', 0, len);
-}
-/** True when `c` (a char code) is a nix32 digit. */
-function isNix32Char(c) {
-    return c < 256 && (DIGIT[c] ?? -1) >= 0;
-}
-/** Decodes nix32 text to bytes; refuses foreign characters and set bits beyond the byte length. */
-function nix32Decode(text) {
-    const n = Math.floor((text.length * 5) / 8);
-    if (nix32Length(n) !== text.length)
-        throw new MalformedError('nix32', undefined, `invalid length ${text.length}`);
-    const out = new Uint8Array(n);
-    for (let pos = 0; pos < text.length; pos++) {
-        const digit = DIGIT[text.charCodeAt(pos)] ?? -1;
-        if (digit < 0)
-            throw new MalformedError('nix32', pos, `invalid character ${JSON.stringify(text[pos])}`);
-        const bit = (text.length - 1 - pos) * 5;
-        const i = bit >> 3;
-        const j = bit & 7;
-        out[i] = (out[i] ?? 0) | ((digit << j) & 0xff);
-        const carry = digit >> (8 - j);
-        if (carry !== 0) {
-            if (i + 1 >= n)
-                throw new MalformedError('nix32', pos, 'excess bits in last digit');
-            out[i + 1] = (out[i + 1] ?? 0) | carry;
-        }
-    }
-    return out;
-}
-
-;// CONCATENATED MODULE: ./src/core/hash.ts
-// Hashes as Nix writes them: algorithms, the four text encodings, parsing, and folding.
-
-
-
-/** Digest size in bytes of each algorithm. */
-const HASH_SIZE = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
-/** True for the algorithm names Nix accepts. */
-function isHashAlgo(s) {
-    return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';
-}
-/**
- * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not
- * as a Buffer: a Buffer is memory outside the JS heap, allocated and later freed for every hash
- * (relocating 10,000 .drvs takes some 85,000), while a short string and a 32-byte array live on
- * the heap.
- */
-function digestBytes(binary) {
-    const out = new Uint8Array(binary.length);
-    for (let i = 0; i < out.length; i++)
-        out[i] = binary.charCodeAt(i);
-    return out;
-}
-/** Digest of `data` (bytes or a string, taken as UTF-8). */
-function hashBytes(algo, ...data) {
-    const h = (0,external_node_crypto_namespaceObject.createHash)(algo);
-    for (const d of data)
-        h.update(d);
-    return { algo, bytes: digestBytes(h.digest('binary')) };
-}
-/** Where `sha256` joins byte inputs for the one-shot hash (reused: hashing is synchronous). */
-const JOINED = new Uint8Array(256 * 1024);
-/** sha256 of the arguments, as raw bytes. */
-function sha256(...data) {
-    // The one-shot hash skips a Hash object (a native object the GC must finalise); several
-    // inputs (a .drv around its replaced input list, twice per .drv) are joined for it first,
-    // which costs less than the object while they fit.
-    if (data.length === 1)
-        return digestBytes((0,external_node_crypto_namespaceObject.hash)('sha256', data[0], 'binary'));
-    let size = 0;
-    for (const d of data) {
-        if (typeof d === 'string')
-            return hashBytes('sha256', ...data).bytes;
-        size += d.length;
-    }
-    if (size > JOINED.length)
-        return hashBytes('sha256', ...data).bytes;
-    let at = 0;
-    for (const d of data) {
-        JOINED.set(d, at);
-        at += d.length;
-    }
-    return digestBytes((0,external_node_crypto_namespaceObject.hash)('sha256', JOINED.subarray(0, size), 'binary'));
-}
-/** Where `toHex` puts a digest to encode it (reused: encoding is synchronous). */
-const HEX_SCRATCH = Buffer.allocUnsafeSlow(64);
-/**
- * Lower-case hex of bytes. A digest is copied into a buffer of its own first: a typed array of up
- * to 64 bytes lives inside the JS heap, and reading its `.buffer` (to view it as a Buffer) makes
- * V8 move it out to memory of its own, about 0.9 µs per digest against 0.1 µs for the copy.
- */
-function toHex(bytes) {
-    if (bytes.length <= HEX_SCRATCH.length) {
-        HEX_SCRATCH.set(bytes);
-        return HEX_SCRATCH.toString('hex', 0, bytes.length);
-    }
-    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
-}
-/** Compresses a digest to `size` bytes by XOR-ing, as Nix does for store path hashes. */
-function foldHash(bytes, size = 20) {
-    const out = new Uint8Array(size);
-    for (let i = 0; i < bytes.length; i++)
-        out[i % size] = (out[i % size] ?? 0) ^ (bytes[i] ?? 0);
-    return out;
-}
-/** Encodes the digest alone (no algorithm prefix), except SRI which always carries it. */
-function formatHash(hash, format, withAlgo = false) {
-    switch (format) {
-        case 'base16':
-            return (withAlgo ? `${hash.algo}:` : '') + toHex(hash.bytes);
-        case 'nix32':
-            return (withAlgo ? `${hash.algo}:` : '') + nix32Encode(hash.bytes);
-        case 'base64':
-            return (withAlgo ? `${hash.algo}:` : '') + Buffer.from(hash.bytes).toString('base64');
-        case 'sri':
-            return `${hash.algo}-${Buffer.from(hash.bytes).toString('base64')}`;
-    }
-}
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-const HEX = /^[0-9a-fA-F]*$/;
-function decodeDigest(algo, text, what) {
-    const size = HASH_SIZE[algo];
-    if (text.length === size * 2 && HEX.test(text))
-        return new Uint8Array(Buffer.from(text, 'hex'));
-    if (text.length === nix32Length(size))
-        return nix32Decode(text);
-    if (text.length === Math.ceil(size / 3) * 4 && BASE64.test(text)) {
-        const bytes = new Uint8Array(Buffer.from(text, 'base64'));
-        if (bytes.length === size)
-            return bytes;
-    }
-    throw new MalformedError(what, undefined, `hash '${text}' is not a valid ${algo} digest in hex, nix32 or base64`);
-}
-/**
- * Parses a hash as Nix accepts it: `algo:digest`, SRI `algo-base64`, or a bare digest when
- * `defaultAlgo` is given. The digest may be hex, nix32 or base64.
- */
-function parseHash(text, defaultAlgo) {
-    const sri = /^(md5|sha1|sha256|sha512)-(.*)$/.exec(text);
-    if (sri?.[1] !== undefined && sri[2] !== undefined && isHashAlgo(sri[1])) {
-        const bytes = new Uint8Array(Buffer.from(sri[2], 'base64'));
-        if (bytes.length !== HASH_SIZE[sri[1]] || !BASE64.test(sri[2]))
-            throw new MalformedError('hash', undefined, `SRI hash '${text}' has the wrong length or alphabet`);
-        return { algo: sri[1], bytes };
-    }
-    const colon = text.indexOf(':');
-    if (colon >= 0) {
-        const algo = text.slice(0, colon);
-        if (!isHashAlgo(algo))
-            throw new MalformedError('hash', undefined, `unknown hash algorithm '${algo}'`);
-        return { algo, bytes: decodeDigest(algo, text.slice(colon + 1), 'hash') };
-    }
-    if (defaultAlgo === undefined)
-        throw new MalformedError('hash', undefined, `hash '${text}' does not name its algorithm`);
-    return { algo: defaultAlgo, bytes: decodeDigest(defaultAlgo, text, 'hash') };
-}
-/** True when two hashes are the same algorithm and digest. */
-function hashEquals(a, b) {
-    return a.algo === b.algo && Buffer.compare(a.bytes, b.bytes) === 0;
-}
-
 ;// CONCATENATED MODULE: ./src/core/signing.ts
 // ed25519 keys and signatures in Nix's formats: `NAME:base64` keys and detached signatures (a
 // narinfo's fingerprint and `Sig:` are in narinfo.ts).
@@ -655,6 +575,437 @@ function signing_checkDetached(message, signature, trusted) {
     return keys.some((k) => verifyRaw(k, message, parsed.bytes)) ? 'valid' : 'invalid';
 }
 
+;// CONCATENATED MODULE: ./src/cli/args.ts
+// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
+// usage errors that name the option and the accepted values.
+
+
+
+
+/** Throws a usage error. */
+function usageError(message) {
+    return new errors_NixPlanError('usage', message);
+}
+/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
+function parseCommandArgs(argv, specs) {
+    const dash = argv.indexOf('--');
+    const head = joinDashValues(dash < 0 ? argv : argv.slice(0, dash), specs);
+    const rest = dash < 0 ? [] : argv.slice(dash + 1);
+    const options = {};
+    for (const [name, s] of Object.entries(specs))
+        options[name] = {
+            type: s.type,
+            ...(s.short !== undefined && { short: s.short }),
+            ...(s.multiple === true && { multiple: true }),
+        };
+    try {
+        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
+            args: [...head],
+            options,
+            allowPositionals: true,
+            strict: true,
+        });
+        return { values, positionals, rest };
+    }
+    catch (e) {
+        const message = e instanceof Error ? e.message : String(e);
+        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
+    }
+}
+/** `--name VALUE` as `--name=VALUE` for options whose value may look like an option. */
+function joinDashValues(argv, specs) {
+    const out = [];
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i] ?? '';
+        const name = a.startsWith('--') ? a.slice(2) : undefined;
+        const value = argv[i + 1];
+        if (name !== undefined && specs[name]?.dashValue === true && value !== undefined) {
+            out.push(`${a}=${value}`);
+            i++;
+        }
+        else
+            out.push(a);
+    }
+    return out;
+}
+/** A string option's value, or undefined. */
+function str(args, name) {
+    const v = args.values[name];
+    return typeof v === 'string' ? v : undefined;
+}
+/** A required string option's value. */
+function required(args, name, what) {
+    const v = str(args, name);
+    if (v === undefined || v === '')
+        throw usageError(`missing --${name} ${what}`);
+    return v;
+}
+/** A repeatable string option's values (also splitting on commas when `commas`). */
+function list(args, name, commas = false) {
+    const v = args.values[name];
+    const items = Array.isArray(v)
+        ? v.filter((x) => typeof x === 'string')
+        : typeof v === 'string'
+            ? [v]
+            : [];
+    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
+}
+/** A boolean flag. */
+function flag(args, name) {
+    return args.values[name] === true;
+}
+/** A value that must be one of `allowed`. */
+function oneOf(value, name, allowed) {
+    if (value === undefined)
+        return undefined;
+    if (!allowed.includes(value))
+        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
+    return value;
+}
+/** An integer option within [min, max]. */
+function integer(value, name, min, max) {
+    if (value === undefined)
+        return undefined;
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value) || n < min || n > max)
+        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
+    return n;
+}
+/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
+function byteSize(value, name) {
+    if (value === undefined)
+        return undefined;
+    const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
+    if (m === null)
+        throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
+    const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase()];
+    return Number(m[1]) * 1024 ** unit;
+}
+/** Exactly one positional argument (the bundle), or a usage error naming it. */
+function onePositional(args, what) {
+    if (args.positionals.length === 0)
+        throw usageError(`missing ${what}`);
+    if (args.positionals.length > 1)
+        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
+    return args.positionals[0] ?? '';
+}
+const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
+function publicKeyOrUsage(key, where) {
+    try {
+        parsePublicKey(key);
+    }
+    catch (e) {
+        throw usageError(`${where}: ${e.message}`);
+    }
+    return key;
+}
+/**
+ * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
+ * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
+ * closed: an empty value (an unset variable), a file without a key, or anything that is not a
+ * key is a usage error, never "no keys".
+ */
+async function readKeys(values, readText = readTextFile) {
+    const keys = [];
+    for (const v of values) {
+        if (v.trim() === '')
+            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
+        if (KEY_LITERAL.test(v)) {
+            keys.push(publicKeyOrUsage(v, '--trusted-key'));
+            continue;
+        }
+        const words = (await readText(v, 'trusted key file'))
+            .split('\n')
+            .map((l) => l.replace(/#.*$/, ''))
+            .flatMap((l) => l.split(/\s+/))
+            .filter((k) => k !== '');
+        if (words.length === 0)
+            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
+        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
+    }
+    return keys;
+}
+/**
+ * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
+ * that is not a key is a usage error naming the file (never echoing what it holds).
+ */
+async function readSecretKeyFile(path, readText = readTextFile) {
+    if (path.trim() === '')
+        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
+    const text = (await readText(path, 'secret key file')).trim();
+    if (text === '')
+        throw usageError(`secret key file '${path}' is empty`);
+    try {
+        parseSecretKey(text);
+    }
+    catch (e) {
+        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
+    }
+    return text;
+}
+/** Reads a small text file, turning a missing file into a usage error that names it. */
+async function readTextFile(path, what) {
+    try {
+        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
+    }
+}
+/** Help text for a command's options, aligned. */
+function optionsHelp(specs) {
+    const rows = Object.entries(specs).map(([name, s]) => {
+        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
+        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
+    });
+    const width = Math.max(...rows.map(([l]) => l.length));
+    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+}
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: ./src/core/nix32.ts
+// Nix's base-32 encoding ("nix32"): its own alphabet and a little-endian, reversed bit order.
+
+/** The 32 characters of nix32, in digit order (no e, o, u, t). */
+const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
+const DIGIT = new Int8Array(256).fill(-1);
+for (let i = 0; i < NIX32_ALPHABET.length; i++)
+    DIGIT[NIX32_ALPHABET.charCodeAt(i)] = i;
+/** Length of the nix32 text for `n` bytes. */
+function nix32Length(n) {
+    return Math.ceil((n * 8) / 5);
+}
+/** The alphabet as bytes. */
+const ALPHABET_BYTES = Buffer.from(NIX32_ALPHABET, 'latin1');
+/** Where nix32Encode writes its digits before they become one string (a store path's hash is 32). */
+const scratch = Buffer.alloc(128);
+/**
+ * Encodes bytes as nix32 text; the first character holds the highest bits. The digits are written
+ * as bytes and read out as one string: adding them to a string one by one made a string per digit
+ * (52 for a sha256), and relocation encodes several hashes for every .drv.
+ */
+function nix32Encode(bytes) {
+    const len = nix32Length(bytes.length);
+    const n = bytes.length;
+    const out = len <= scratch.length ? scratch : Buffer.alloc(len);
+    for (let k = len - 1, w = 0; k >= 0; k--, w++) {
+        const bit = k * 5;
+        const i = bit >> 3;
+        const j = bit & 7;
+        const lo = bytes[i];
+        const hi = i + 1 < n ? bytes[i + 1] : 0;
+        out[w] = ALPHABET_BYTES[((lo >> j) | (hi << (8 - j))) & 0x1f];
+    }
+    return out.toString('latin1', 0, len);
+}
+/** True when `c` (a char code) is a nix32 digit. */
+function isNix32Char(c) {
+    return c < 256 && (DIGIT[c] ?? -1) >= 0;
+}
+/** Decodes nix32 text to bytes; refuses foreign characters and set bits beyond the byte length. */
+function nix32Decode(text) {
+    const n = Math.floor((text.length * 5) / 8);
+    if (nix32Length(n) !== text.length)
+        throw new MalformedError('nix32', undefined, `invalid length ${text.length}`);
+    const out = new Uint8Array(n);
+    for (let pos = 0; pos < text.length; pos++) {
+        const digit = DIGIT[text.charCodeAt(pos)] ?? -1;
+        if (digit < 0)
+            throw new MalformedError('nix32', pos, `invalid character ${JSON.stringify(text[pos])}`);
+        const bit = (text.length - 1 - pos) * 5;
+        const i = bit >> 3;
+        const j = bit & 7;
+        out[i] = (out[i] ?? 0) | ((digit << j) & 0xff);
+        const carry = digit >> (8 - j);
+        if (carry !== 0) {
+            if (i + 1 >= n)
+                throw new MalformedError('nix32', pos, 'excess bits in last digit');
+            out[i + 1] = (out[i + 1] ?? 0) | carry;
+        }
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/hash.ts
+// Hashes as Nix writes them: algorithms, the four text encodings, parsing, and folding.
+
+
+
+/** Digest size in bytes of each algorithm. */
+const HASH_SIZE = {
+    md5: 16,
+    sha1: 20,
+    sha256: 32,
+    sha512: 64,
+    blake3: 32,
+};
+/** True for the algorithm names Nix accepts. */
+function isHashAlgo(s) {
+    return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512' || s === 'blake3';
+}
+/** True for the algorithms nix-plan can compute (Node's crypto has no blake3). */
+function canCompute(algo) {
+    return algo !== 'blake3';
+}
+/**
+ * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not
+ * as a Buffer: a Buffer is memory outside the JS heap, allocated and later freed for every hash
+ * (relocating 10,000 .drvs takes some 85,000), while a short string and a 32-byte array live on
+ * the heap.
+ */
+function digestBytes(binary) {
+    const out = new Uint8Array(binary.length);
+    for (let i = 0; i < out.length; i++)
+        out[i] = binary.charCodeAt(i);
+    return out;
+}
+/** Digest of `data` (bytes or a string, taken as UTF-8). */
+function hashBytes(algo, ...data) {
+    if (!canCompute(algo))
+        throw new errors_NixPlanError('internal', `nix-plan cannot compute ${algo} hashes`);
+    const h = (0,external_node_crypto_namespaceObject.createHash)(algo);
+    for (const d of data)
+        h.update(d);
+    return { algo, bytes: digestBytes(h.digest('binary')) };
+}
+/** Where `sha256` joins byte inputs for the one-shot hash (reused: hashing is synchronous). */
+const JOINED = new Uint8Array(256 * 1024);
+/** sha256 of the arguments, as raw bytes. */
+function sha256(...data) {
+    // The one-shot hash skips a Hash object (a native object the GC must finalise); several
+    // inputs (a .drv around its replaced input list, twice per .drv) are joined for it first,
+    // which costs less than the object while they fit.
+    if (data.length === 1)
+        return digestBytes((0,external_node_crypto_namespaceObject.hash)('sha256', data[0], 'binary'));
+    let size = 0;
+    for (const d of data) {
+        if (typeof d === 'string')
+            return hashBytes('sha256', ...data).bytes;
+        size += d.length;
+    }
+    if (size > JOINED.length)
+        return hashBytes('sha256', ...data).bytes;
+    let at = 0;
+    for (const d of data) {
+        JOINED.set(d, at);
+        at += d.length;
+    }
+    return digestBytes((0,external_node_crypto_namespaceObject.hash)('sha256', JOINED.subarray(0, size), 'binary'));
+}
+/** Where `toHex` puts a digest to encode it (reused: encoding is synchronous). */
+const HEX_SCRATCH = Buffer.allocUnsafeSlow(64);
+/**
+ * Lower-case hex of bytes. A digest is copied into a buffer of its own first: a typed array of up
+ * to 64 bytes lives inside the JS heap, and reading its `.buffer` (to view it as a Buffer) makes
+ * V8 move it out to memory of its own, about 0.9 µs per digest against 0.1 µs for the copy.
+ */
+function toHex(bytes) {
+    if (bytes.length <= HEX_SCRATCH.length) {
+        HEX_SCRATCH.set(bytes);
+        return HEX_SCRATCH.toString('hex', 0, bytes.length);
+    }
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+/** Compresses a digest to `size` bytes by XOR-ing, as Nix does for store path hashes. */
+function foldHash(bytes, size = 20) {
+    const out = new Uint8Array(size);
+    for (let i = 0; i < bytes.length; i++)
+        out[i % size] = (out[i % size] ?? 0) ^ (bytes[i] ?? 0);
+    return out;
+}
+/** Encodes the digest alone (no algorithm prefix), except SRI which always carries it. */
+function formatHash(hash, format, withAlgo = false) {
+    switch (format) {
+        case 'base16':
+            return (withAlgo ? `${hash.algo}:` : '') + toHex(hash.bytes);
+        case 'nix32':
+            return (withAlgo ? `${hash.algo}:` : '') + nix32Encode(hash.bytes);
+        case 'base64':
+            return (withAlgo ? `${hash.algo}:` : '') + Buffer.from(hash.bytes).toString('base64');
+        case 'sri':
+            return `${hash.algo}-${Buffer.from(hash.bytes).toString('base64')}`;
+    }
+}
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const HEX = /^[0-9a-fA-F]*$/;
+function decodeDigest(algo, text, what) {
+    const size = HASH_SIZE[algo];
+    if (text.length === size * 2 && HEX.test(text))
+        return new Uint8Array(Buffer.from(text, 'hex'));
+    if (text.length === nix32Length(size))
+        return nix32Decode(text);
+    if (text.length === Math.ceil(size / 3) * 4 && BASE64.test(text)) {
+        const bytes = new Uint8Array(Buffer.from(text, 'base64'));
+        if (bytes.length === size)
+            return bytes;
+    }
+    throw new MalformedError(what, undefined, `hash '${text}' is not a valid ${algo} digest in hex, nix32 or base64`);
+}
+/**
+ * Parses a hash as Nix accepts it: `algo:digest`, SRI `algo-base64`, or a bare digest when
+ * `defaultAlgo` is given. The digest may be hex, nix32 or base64.
+ */
+function parseHash(text, defaultAlgo) {
+    const sri = /^(md5|sha1|sha256|sha512|blake3)-(.*)$/.exec(text);
+    if (sri?.[1] !== undefined && sri[2] !== undefined && isHashAlgo(sri[1])) {
+        const bytes = new Uint8Array(Buffer.from(sri[2], 'base64'));
+        if (bytes.length !== HASH_SIZE[sri[1]] || !BASE64.test(sri[2]))
+            throw new MalformedError('hash', undefined, `SRI hash '${text}' has the wrong length or alphabet`);
+        return { algo: sri[1], bytes };
+    }
+    const colon = text.indexOf(':');
+    if (colon >= 0) {
+        const algo = text.slice(0, colon);
+        if (!isHashAlgo(algo))
+            throw new MalformedError('hash', undefined, `unknown hash algorithm '${algo}'`);
+        return { algo, bytes: decodeDigest(algo, text.slice(colon + 1), 'hash') };
+    }
+    if (defaultAlgo === undefined)
+        throw new MalformedError('hash', undefined, `hash '${text}' does not name its algorithm`);
+    return { algo: defaultAlgo, bytes: decodeDigest(defaultAlgo, text, 'hash') };
+}
+/** True when two hashes are the same algorithm and digest. */
+function hashEquals(a, b) {
+    return a.algo === b.algo && Buffer.compare(a.bytes, b.bytes) === 0;
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/json-limits.ts
+// Limits on a JSON document's shape, checked before JSON.parse: V8 parses nested arrays and objects
+// recursively, so a few kilobytes of `[[[[…` end in a stack overflow, not a clean refusal.
+
+/** Deepest nesting of arrays and objects a manifest may have (version 2 needs 5). */
+const MAX_MANIFEST_DEPTH = 16;
+/**
+ * Refuses ('bundle', exit 3) a JSON text nested deeper than `maxDepth` arrays and objects, naming
+ * `what`. A linear scan that skips strings (with their escapes); it does not validate the JSON,
+ * which JSON.parse then does safely.
+ */
+function assertJsonDepth(text, maxDepth, what) {
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (inString) {
+            if (c === 0x5c /* \ */)
+                i++;
+            else if (c === 0x22 /* " */)
+                inString = false;
+            continue;
+        }
+        if (c === 0x22)
+            inString = true;
+        else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+            if (++depth > maxDepth)
+                throw new errors_NixPlanError('bundle', `${what} is nested deeper than ${maxDepth} arrays and objects (at character ${i}): refusing it`);
+        }
+        else if (c === 0x5d /* ] */ || c === 0x7d /* } */)
+            depth--;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/core/store-path.ts
 // Store paths: parsing and validation, and the fingerprints Nix hashes to name every kind of object.
 
@@ -776,10 +1127,11 @@ function makeSourcePath(name, narSha256, storeDir, references = [], self = false
     return makeStorePath(typeWithReferences('source', references, self), toHex(narSha256), name, storeDir);
 }
 /** Path of a fixed-output object: recursive sha256 is a source; everything else is `output:out`. */
-function makeFixedOutputPath(name, hash, recursive, storeDir) {
-    if (recursive && hash.algo === 'sha256')
+function makeFixedOutputPath(name, hash, ingestion, storeDir) {
+    if (ingestion === 'nar' && hash.algo === 'sha256')
         return makeSourcePath(name, hash.bytes, storeDir);
-    const inner = toHex(sha256(`fixed:out:${recursive ? 'r:' : ''}${hash.algo}:${toHex(hash.bytes)}:`));
+    const prefix = ingestion === 'nar' ? 'r:' : ingestion === 'git' ? 'git:' : '';
+    const inner = toHex(sha256(`fixed:out:${prefix}${hash.algo}:${toHex(hash.bytes)}:`));
     return makeStorePath('output:out', inner, name, storeDir);
 }
 /** The derivation name of a .drv store path: its name without the `.drv` extension. */
@@ -887,7 +1239,7 @@ function record(v, field, required, optional = []) {
  * A string of at most `max` characters matching `pattern`, and free of the characters no
  * manifest string may hold (controls, C1, bidi, separators, lone surrogates: see core/text.ts).
  */
-function str(v, field, max = MAX_STRING, pattern = ANY) {
+function manifest_schema_str(v, field, max = MAX_STRING, pattern = ANY) {
     if (typeof v !== 'string')
         throw bad(field, 'must be a string');
     if (v.length > max)
@@ -909,15 +1261,15 @@ function bool(v, field) {
         throw bad(field, 'must be true or false');
     return v;
 }
-function list(v, field, max, item) {
+function manifest_schema_list(v, field, max, item) {
     if (!Array.isArray(v))
         throw bad(field, 'must be an array');
     if (v.length > max)
-        throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+        throw new errors_NixPlanError('bundle', `bundle manifest: ${field} has more than ${max} entries`);
     return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 function storePath(v, field, storeDir) {
-    const p = str(v, field);
+    const p = manifest_schema_str(v, field);
     try {
         parseStorePath(p, storeDir);
     }
@@ -927,7 +1279,7 @@ function storePath(v, field, storeDir) {
     return p;
 }
 function storeDirField(v, field) {
-    const dir = str(v, field);
+    const dir = manifest_schema_str(v, field);
     const problem = storeDirProblem(dir);
     if (problem !== undefined)
         throw bad(field, `'${dir}' is not a store directory: ${problem}`);
@@ -935,7 +1287,7 @@ function storeDirField(v, field) {
 }
 /** An RFC 3339 UTC time with whole seconds that names a real instant (no 30 February). */
 function timestamp(v, field) {
-    const s = str(v, field, 64);
+    const s = manifest_schema_str(v, field, 64);
     const m = RFC3339_UTC.exec(s);
     const ms = Date.parse(s);
     if (m === null || Number.isNaN(ms) || new Date(ms).toISOString() !== `${s.slice(0, 19)}.000Z`)
@@ -960,17 +1312,17 @@ function root(v, field, storeDir) {
     const outputs = {};
     const names = Object.keys(outputsIn);
     if (names.length > 1000)
-        throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+        throw new errors_NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
     for (const name of names) {
-        str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+        manifest_schema_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
         const p = outputsIn[name];
         outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
     }
     const out = { drvPath, outputs };
     if (r['installable'] !== undefined)
-        out.installable = str(r['installable'], `${field}.installable`);
+        out.installable = manifest_schema_str(r['installable'], `${field}.installable`);
     if (r['attribute'] !== undefined)
-        out.attribute = str(r['attribute'], `${field}.attribute`);
+        out.attribute = manifest_schema_str(r['attribute'], `${field}.attribute`);
     return out;
 }
 function relocation(v, field, storeDir) {
@@ -987,46 +1339,46 @@ function relocation(v, field, storeDir) {
         objects: kinds(rep['objects'], `${field}.report.objects`, ['drv', 'text', 'source']),
         hashesRewritten: manifest_schema_int(rep['hashesRewritten'], `${field}.report.hashesRewritten`),
         bareHashRewrites: manifest_schema_int(rep['bareHashRewrites'], `${field}.report.bareHashRewrites`),
-        bareStoreDirMentions: list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
+        bareStoreDirMentions: manifest_schema_list(rep['bareStoreDirMentions'], `${field}.report.bareStoreDirMentions`, MAX_LIST, (x, f) => {
             const m = record(x, f, ['path', 'count']);
             return { path: storePath(m['path'], `${f}.path`, storeDir), count: manifest_schema_int(m['count'], `${f}.count`) };
         }),
-        warnings: list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => str(x, f)),
+        warnings: manifest_schema_list(rep['warnings'], `${field}.report.warnings`, MAX_LIST, (x, f) => manifest_schema_str(x, f)),
     };
     return { storeDir: from, report };
 }
 function flake(v, field) {
     const r = record(v, field, ['url', 'inputs']);
-    const inputs = list(r['inputs'], `${field}.inputs`, MAX_FLAKE_INPUTS, (x, f) => {
+    const inputs = manifest_schema_list(r['inputs'], `${field}.inputs`, MAX_FLAKE_INPUTS, (x, f) => {
         const i = record(x, f, ['name', 'url'], ['narHash', 'lastModified']);
         return {
-            name: str(i['name'], `${f}.name`, 256, NO_SPACE),
-            url: str(i['url'], `${f}.url`, MAX_STRING, NO_SPACE),
-            ...(i['narHash'] !== undefined && { narHash: str(i['narHash'], `${f}.narHash`, 256, SRI) }),
+            name: manifest_schema_str(i['name'], `${f}.name`, 256, NO_SPACE),
+            url: manifest_schema_str(i['url'], `${f}.url`, MAX_STRING, NO_SPACE),
+            ...(i['narHash'] !== undefined && { narHash: manifest_schema_str(i['narHash'], `${f}.narHash`, 256, SRI) }),
             ...(i['lastModified'] !== undefined && { lastModified: manifest_schema_int(i['lastModified'], `${f}.lastModified`) }),
         };
     });
     for (let i = 1; i < inputs.length; i++)
         if (!((inputs[i - 1]?.name ?? '') < (inputs[i]?.name ?? '')))
             throw bad(`${field}.inputs[${i}].name`, 'must come after the name before it (sorted, no duplicates)');
-    return { url: str(r['url'], `${field}.url`, MAX_STRING, NO_SPACE), inputs };
+    return { url: manifest_schema_str(r['url'], `${field}.url`, MAX_STRING, NO_SPACE), inputs };
 }
 /** The `provenance` object of a version-2 manifest. */
 function provenance(v, field) {
     const r = record(v, field, [], ['repository', 'commit', 'ref', 'dirty', 'workflow', 'runUrl', 'runAttempt', 'flake']);
     const p = {};
     if (r['repository'] !== undefined)
-        p.repository = str(r['repository'], `${field}.repository`, 1024, NO_SPACE);
+        p.repository = manifest_schema_str(r['repository'], `${field}.repository`, 1024, NO_SPACE);
     if (r['commit'] !== undefined)
-        p.commit = str(r['commit'], `${field}.commit`, 64, COMMIT);
+        p.commit = manifest_schema_str(r['commit'], `${field}.commit`, 64, COMMIT);
     if (r['ref'] !== undefined)
-        p.ref = str(r['ref'], `${field}.ref`, 1024, NO_SPACE);
+        p.ref = manifest_schema_str(r['ref'], `${field}.ref`, 1024, NO_SPACE);
     if (r['dirty'] !== undefined)
         p.dirty = bool(r['dirty'], `${field}.dirty`);
     if (r['workflow'] !== undefined)
-        p.workflow = str(r['workflow'], `${field}.workflow`, 1024);
+        p.workflow = manifest_schema_str(r['workflow'], `${field}.workflow`, 1024);
     if (r['runUrl'] !== undefined)
-        p.runUrl = str(r['runUrl'], `${field}.runUrl`, 2048, HTTPS_URL);
+        p.runUrl = manifest_schema_str(r['runUrl'], `${field}.runUrl`, 2048, HTTPS_URL);
     if (r['runAttempt'] !== undefined)
         p.runAttempt = manifest_schema_int(r['runAttempt'], `${field}.runAttempt`, 1);
     if (r['flake'] !== undefined)
@@ -1035,17 +1387,17 @@ function provenance(v, field) {
 }
 function promotion(v, field) {
     const r = record(v, field, ['digest', 'storeDir', 'checksum', 'signedBy', 'at'], ['noCheckSigs']);
-    const signedBy = list(r['signedBy'], `${field}.signedBy`, 64, (x, f) => {
+    const signedBy = manifest_schema_list(r['signedBy'], `${field}.signedBy`, 64, (x, f) => {
         const s = record(x, f, ['key', 'fingerprint']);
         return {
-            key: str(s['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
-            fingerprint: str(s['fingerprint'], `${f}.fingerprint`, 71, SHA256_DIGEST),
+            key: manifest_schema_str(s['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
+            fingerprint: manifest_schema_str(s['fingerprint'], `${f}.fingerprint`, 71, SHA256_DIGEST),
         };
     });
     const p = {
-        digest: str(r['digest'], `${field}.digest`, 71, SHA256_DIGEST),
+        digest: manifest_schema_str(r['digest'], `${field}.digest`, 71, SHA256_DIGEST),
         storeDir: storeDirField(r['storeDir'], `${field}.storeDir`),
-        checksum: str(r['checksum'], `${field}.checksum`, 64, HEX64),
+        checksum: manifest_schema_str(r['checksum'], `${field}.checksum`, 64, HEX64),
         signedBy,
         at: timestamp(r['at'], `${field}.at`),
     };
@@ -1092,7 +1444,7 @@ function validateManifest(value) {
     const formatVersion = version;
     const r = record(value, 'manifest', [...V1_FIELDS, ...(formatVersion >= 2 ? ['provenance'] : [])], ['relocatedFrom', ...(formatVersion >= 2 ? ['createdAt', 'promotions'] : [])]);
     const storeDir = storeDirField(r['storeDir'], 'storeDir');
-    const include = str(r['include'], 'include', 16);
+    const include = manifest_schema_str(r['include'], 'include', 16);
     if (!INCLUDE_KINDS.includes(include))
         throw bad('include', `must be one of ${INCLUDE_KINDS.join(', ')}`);
     const counts = kinds(r['counts'], 'counts', OBJECT_KINDS);
@@ -1107,9 +1459,9 @@ function validateManifest(value) {
         throw bad('counts.output', "must be 0 in a 'drvs' bundle (it holds only content-addressed paths)");
     const s = record(r['stream'], 'stream', ['sha256', 'size', 'compressedSha256', 'compressedSize']);
     const stream = {
-        sha256: str(s['sha256'], 'stream.sha256', 64, HEX64),
+        sha256: manifest_schema_str(s['sha256'], 'stream.sha256', 64, HEX64),
         size: manifest_schema_int(s['size'], 'stream.size'),
-        compressedSha256: str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
+        compressedSha256: manifest_schema_str(s['compressedSha256'], 'stream.compressedSha256', 64, HEX64),
         compressedSize: manifest_schema_int(s['compressedSize'], 'stream.compressedSize'),
     };
     // Every entry is at least its NAR plus a marker, a path, a count and a deriver; the end is 8 bytes.
@@ -1121,24 +1473,24 @@ function validateManifest(value) {
     const manifest = {
         format: MANIFEST_FORMAT,
         formatVersion,
-        tool: str(r['tool'], 'tool', 256),
-        nixVersion: str(r['nixVersion'], 'nixVersion', 256),
+        tool: manifest_schema_str(r['tool'], 'tool', 256),
+        nixVersion: manifest_schema_str(r['nixVersion'], 'nixVersion', 256),
         storeDir,
-        systems: list(r['systems'], 'systems', 64, (x, f) => str(x, f, 64, SYSTEM)),
+        systems: manifest_schema_list(r['systems'], 'systems', 64, (x, f) => manifest_schema_str(x, f, 64, SYSTEM)),
         include: include,
-        roots: list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
+        roots: manifest_schema_list(r['roots'], 'roots', MAX_ROOTS, (x, f) => root(x, f, storeDir)),
         counts,
         narBytes,
         paths,
         stream,
-        signatures: list(r['signatures'], 'signatures', 64, (x, f) => {
+        signatures: manifest_schema_list(r['signatures'], 'signatures', 64, (x, f) => {
             const g = record(x, f, ['key', 'sig']);
             return {
-                key: str(g['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
-                sig: str(g['sig'], `${f}.sig`, 88, B64SIG),
+                key: manifest_schema_str(g['key'], `${f}.key`, 256, manifest_schema_KEY_NAME),
+                sig: manifest_schema_str(g['sig'], `${f}.sig`, 88, B64SIG),
             };
         }),
-        checksum: str(r['checksum'], 'checksum', 64, HEX64),
+        checksum: manifest_schema_str(r['checksum'], 'checksum', 64, HEX64),
     };
     if (manifest.roots.length === 0)
         throw bad('roots', 'is empty: a plan needs at least one root');
@@ -1155,7 +1507,7 @@ function validateManifest(value) {
 function versionTwo(r, manifest) {
     manifest.provenance = provenance(r['provenance'], 'provenance');
     if (r['promotions'] !== undefined) {
-        const promotions = list(r['promotions'], 'promotions', MAX_PROMOTIONS, promotion);
+        const promotions = manifest_schema_list(r['promotions'], 'promotions', MAX_PROMOTIONS, promotion);
         if (promotions.length === 0)
             throw bad('promotions', 'is empty: leave it out when the plan was never promoted');
         // Each promotion moved the plan out of its store dir: into the next one's, the last into storeDir.
@@ -1193,6 +1545,7 @@ function validateProvenance(value) {
 // manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
 // every byte of the bundle except the signature list itself: anyone can strip a signature or add
 // one by another key, which is why a reader decides by the keys it trusts, never by the list.
+
 
 
 
@@ -1251,17 +1604,24 @@ function finaliseManifest(manifest, keys = []) {
     return full;
 }
 /** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
-function encodeManifest(manifest) {
-    return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
+function encodeManifest(manifest, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
+    const text = canonicalJson(manifest);
+    // What its own reader would refuse is not written (exit 3, as on read).
+    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'the manifest to write');
+    const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
+    if (bytes.length > maxSize)
+        throw new errors_NixPlanError('bundle', `the manifest to write is ${bytes.length} bytes, more than the ${maxSize} bytes a reader accepts`);
+    return bytes;
 }
 /**
  * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
  * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
- * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
+ * form, then the checksum. Throws 'bundle' errors naming the field (also for oversize or too deeply
+nested input).
  */
 function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     if (bytes.length > maxSize)
-        throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+        throw new errors_NixPlanError('bundle', `bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
     let text;
     try {
         text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -1269,6 +1629,7 @@ function parseManifest(bytes, maxSize = DEFAULT_MAX_MANIFEST_SIZE) {
     catch {
         throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
     }
+    assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'bundle manifest');
     let value;
     try {
         value = JSON.parse(text);
@@ -1384,8 +1745,9 @@ function parseSkippableHeader(bytes, maxSize, what = 'plan bundle') {
     if (!isSkippableMagic(magic))
         throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
     const size = view.getUint32(4, true);
+    // The manifest's frame: a manifest too large to read is a bad bundle (exit 3), as on write.
     if (size > maxSize)
-        throw new LimitError(`${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
+        throw new errors_NixPlanError('bundle', `${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`);
     return { magic, size };
 }
 /**
@@ -1584,10 +1946,6 @@ class ZstdFrameScanner {
     }
 }
 
-;// CONCATENATED MODULE: external "node:fs/promises"
-const external_node_fs_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 ;// CONCATENATED MODULE: ./src/core/bundle/compression.ts
@@ -1806,6 +2164,7 @@ async function writeBundle(destination, draft, exportStream, options = {}) {
             },
             ...(options.signatures !== undefined && { signatures: options.signatures }),
         }, options.keys ?? []);
+        options.check?.(manifest);
         const frame = encodeSkippableFrame(encodeManifest(manifest));
         try {
             await (0,promises_namespaceObject.pipeline)((async function* () {
@@ -1897,137 +2256,10 @@ async function openBundle(path) {
     };
 }
 
-;// CONCATENATED MODULE: ./src/core/content-address.ts
-// Content addresses: a typed `text` / `flat` / `nar` method with its hash, parsed from and written
-// as Nix writes it (a narinfo's `CA:` field, a derivation output's `hashAlgo`), the one function
-// that makes a content-addressed store path, and the check of which objects name themselves by
-// their content (bundle entries; the `CA:` that lets an untrusted user import them).
-
-
-
-
-function content_address_bad(text, detail) {
-    throw new MalformedError('content address', undefined, `'${text}': ${detail}`);
-}
-/**
- * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
- * `fixed:`), or undefined for any other: for callers that need no digest.
- */
-function contentAddressMethod(text) {
-    if (text.startsWith('text:sha256:'))
-        return 'text';
-    if (text.startsWith('fixed:r:'))
-        return 'nar';
-    if (text.startsWith('fixed:'))
-        return 'flat';
-    return undefined;
-}
-/** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
-function parseContentAddress(text) {
-    const method = contentAddressMethod(text);
-    if (method === undefined)
-        content_address_bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
-    const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
-    return { method, hash: parseHash(text.slice(prefix.length)) };
-}
-/** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
-function formatContentAddress(ca) {
-    const prefix = ca.method === 'text' ? 'text:' : ca.method === 'nar' ? 'fixed:r:' : 'fixed:';
-    return prefix + formatHash(ca.hash, 'nix32', true);
-}
-/**
- * The content address a fixed output declares in a .drv: `hashAlgo` as written (`r:sha256`,
- * `text:sha256`, `sha1`, …) and `hash`, a bare hex (or nix32) digest.
- */
-function parseOutputHashAlgo(hashAlgo, hash) {
-    let method = 'flat';
-    let algo = hashAlgo;
-    if (algo.startsWith('r:')) {
-        method = 'nar';
-        algo = algo.slice(2);
-    }
-    else if (algo.startsWith('text:')) {
-        method = 'text';
-        algo = algo.slice(5);
-    }
-    if (!isHashAlgo(algo))
-        content_address_bad(hashAlgo, 'unsupported hash algorithm');
-    if (hash.includes(':') || hash.includes('-'))
-        content_address_bad(hash, 'the output hash is not a bare digest');
-    const parsed = parseHash(hash, algo);
-    if (method === 'text' && algo !== 'sha256')
-        content_address_bad(hashAlgo, 'a text-hashed output must use sha256');
-    return { method, hash: parsed };
-}
-/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `text:sha256`, `sha1`). */
-function formatOutputHashAlgo(ca) {
-    return (ca.method === 'nar' ? 'r:' : ca.method === 'text' ? 'text:' : '') + ca.hash.algo;
-}
-/**
- * The store path of a content-addressed object (Nix's `makeFixedOutputPathFromCA`): the one
- * constructor every caller uses. `text` takes references; `nar` over sha256 takes references and
- * `self` (a source); any other may have neither.
- */
-function makeContentAddressedPath(name, ca, storeDir, references = [], self = false) {
-    if (ca.method === 'text') {
-        if (ca.hash.algo !== 'sha256' || self)
-            content_address_bad(formatContentAddress(ca), 'not a valid text address');
-        return makeTextPath(name, ca.hash.bytes, references, storeDir);
-    }
-    if (ca.method === 'nar' && ca.hash.algo === 'sha256')
-        return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
-    if (self || !isEmpty(references))
-        content_address_bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
-    return makeFixedOutputPath(name, ca.hash, ca.method === 'nar', storeDir);
-}
-function isEmpty(items) {
-    if (Array.isArray(items))
-        return items.length === 0;
-    for (const _ of items)
-        return false;
-    return true;
-}
-/** Every content-addressed kind, in the order counts are listed. */
-const CONTENT_ADDRESSED_KINDS = (/* unused pure expression or super */ null && (['drv', 'text', 'source']));
-const FLAT_ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
-/**
- * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
- * named it, or undefined when none matches (an input-addressed build output, or a forgery).
- * Flat fixed outputs are found for every algorithm; recursive ones only for sha256, the only
- * NAR hash a bundle carries.
- */
-function identifyContentAddress(obj, storeDir) {
-    const name = nameOf(obj.path);
-    const file = obj.file;
-    if (file !== undefined && !file.executable) {
-        const hash = { algo: 'sha256', bytes: obj.fileSha256 ?? sha256(file.contents) };
-        if (makeContentAddressedPath(name, { method: 'text', hash }, storeDir, obj.references) === obj.path)
-            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(hash.bytes)}` };
-    }
-    const others = obj.references.filter((r) => r !== obj.path);
-    const self = others.length !== obj.references.length;
-    const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
-    if (narHash !== undefined) {
-        const ca = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
-        if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
-            return { kind: 'source', ca: formatContentAddress(ca) };
-    }
-    if (file !== undefined && !file.executable && obj.references.length === 0) {
-        for (const algo of FLAT_ALGOS) {
-            const hash = algo === 'sha256' && obj.fileSha256 !== undefined
-                ? { algo, bytes: obj.fileSha256 }
-                : hashBytes(algo, file.contents);
-            const ca = { method: 'flat', hash };
-            if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
-                return { kind: 'source', ca: formatContentAddress(ca) };
-        }
-    }
-    return undefined;
-}
-
-;// CONCATENATED MODULE: ./src/core/wire.ts
-// Nix's wire format: little-endian u64s and length-prefixed, zero-padded strings; a streaming reader.
-
+;// CONCATENATED MODULE: ./src/core/bytes.ts
+// Bytes in Nix's wire format (little-endian u64s, length-prefixed zero-padded strings), and the
+// byte helpers every stream reader and writer shares: comparison, concatenation, a block allocator
+// for many small arrays, and a batcher of small writes.
 const ZEROS = new Uint8Array(8);
 const TWO_POW_32 = 2 ** 32;
 /** Encodes a non-negative integer as a little-endian u64. */
@@ -2065,7 +2297,7 @@ function wireString(s) {
     return pad === 0 ? [u64(b.length), b] : [u64(b.length), b, ZEROS.subarray(0, pad)];
 }
 /** Unsigned byte-wise order of two byte strings, the order Nix sorts names, keys and entries by. */
-function wire_compareBytes(a, b) {
+function compareBytes(a, b) {
     // Most comparisons (env keys, names) are of a few bytes and differ early, where a loop beats
     // the call into Buffer.compare; long equal prefixes go to the native compare.
     const n = Math.min(a.length, b.length, 32);
@@ -2231,293 +2463,182 @@ class ChunkBatcher {
         this.at = 0;
     }
 }
-const MAX_HI = 2 ** 21; // hi word >= 2^21 means the u64 is above 2^53
-/**
- * Pulls exact-length pieces from an async stream of chunks, tracking the absolute offset so every
- * error names where it happened. Never allocates more than the caller's limit for one read.
- *
- * Built for streams of hundreds of megabytes: reads that fit in the current chunk are views (no
- * copy), consumed chunks are dropped by advancing an index (no array shifting), and taps see the
- * consumed bytes as a few large views rather than one call per token.
- */
-class wire_ByteReader {
-    source;
-    what;
-    maxBytes;
-    chunks = [];
-    first = 0; // index of the current chunk in `chunks`
-    buffered = 0;
-    head = 0; // read position inside the current chunk
-    done = false;
-    received = 0;
-    taps = [];
-    tapFrom = 0; // start of the not-yet-tapped bytes inside the current chunk
-    /** Absolute offset of the next byte to be read. */
-    offset = 0;
-    /**
-     * @param source the chunks to read
-     * @param what names the format in errors ("NAR", "export stream")
-     * @param maxBytes refuse (LimitError) a source longer than this many bytes
-     */
-    constructor(source, what, maxBytes = Number.MAX_SAFE_INTEGER) {
-        this.source = source;
-        this.what = what;
-        this.maxBytes = maxBytes;
-    }
-    /** Wraps any iterable of chunks (a Readable stream, a generator, an array of buffers). */
-    static from(source, what, maxBytes) {
-        const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : fromSync(source[Symbol.iterator]());
-        return new wire_ByteReader(it, what, maxBytes);
-    }
-    /** Error naming the current offset. */
-    error(detail, at = this.offset) {
-        return new MalformedError(this.what, at, detail);
-    }
-    async fill(n) {
-        while (this.buffered < n) {
-            if (this.done)
-                return false;
-            const r = await this.source.next();
-            if (r.done === true) {
-                this.done = true;
-                return false;
-            }
-            const chunk = r.value;
-            if (chunk.length > 0) {
-                this.received += chunk.length;
-                if (this.received > this.maxBytes)
-                    throw new LimitError(`${this.what}: input is larger than the limit of ${this.maxBytes} bytes`);
-                this.chunks.push(chunk);
-                this.buffered += chunk.length;
-            }
-        }
-        return true;
-    }
-    /** True when the stream has no more bytes. */
-    async atEnd() {
-        return !(await this.fill(1));
-    }
-    /** Reads exactly `n` bytes (the caller bounds `n`). A view into the source's chunk when possible. */
-    async readExact(n) {
-        if (!(await this.fill(n)))
-            throw this.error(`unexpected end of input (wanted ${n} more bytes)`);
-        const c = this.chunks[this.first];
-        if (c !== undefined && c.length - this.head >= n) {
-            const out = c.subarray(this.head, this.head + n);
-            this.consume(n);
-            return out;
-        }
-        const out = new Uint8Array(n);
-        let filled = 0;
-        while (filled < n) {
-            const cur = this.chunks[this.first];
-            if (cur === undefined)
-                throw this.error('internal: buffer underrun');
-            const take = Math.min(n - filled, cur.length - this.head);
-            out.set(cur.subarray(this.head, this.head + take), filled);
-            filled += take;
-            this.consume(take);
-        }
-        return out;
-    }
-    // Fast paths that need no await. Parsers call them first and fall back to the waiting reads
-    // (`x ?? (await slow())`): an await costs a trip through the microtask queue even for bytes
-    // already buffered, and a stream of small drvs is mostly small fields. Each consumes nothing
-    // and returns undefined unless all it needs is in the current chunk and well formed; the
-    // waiting read then reads the same bytes again and reports any problem.
-    /**
-     * The unread bytes of the current chunk, consuming nothing: for a parser that looks at a whole
-     * structure before it reads it (`tryReadExact` then consumes what it took).
-     */
-    peekBuffered() {
-        const c = this.chunks[this.first];
-        return c === undefined ? EMPTY : c.subarray(this.head);
-    }
-    /** Like readExact, when the `n` bytes are in the current chunk. */
-    tryReadExact(n) {
-        const c = this.chunks[this.first];
-        if (c === undefined || c.length - this.head < n)
-            return undefined;
-        const out = c.subarray(this.head, this.head + n);
-        this.consume(n);
-        return out;
-    }
-    /** Like readU64Unbounded, for a value below 2^32 in the current chunk. */
-    tryReadSmallU64() {
-        const c = this.chunks[this.first];
-        const h = this.head;
-        if (c === undefined || c.length - h < 8)
-            return undefined;
-        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
-            return undefined;
-        const v = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
-        this.consume(8);
-        return v;
-    }
-    /**
-     * A wire string (u64 length, bytes, zero padding) of at most `max` bytes, as a view, when all
-     * of it is in the current chunk.
-     */
-    tryReadWireBytes(max) {
-        const c = this.chunks[this.first];
-        const h = this.head;
-        if (c === undefined || c.length - h < 8)
-            return undefined;
-        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
-            return undefined;
-        const len = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
-        if (len > max)
-            return undefined;
-        const end = h + 8 + len + padLength(len);
-        if (end > c.length)
-            return undefined;
-        for (let i = h + 8 + len; i < end; i++)
-            if (c[i] !== 0)
-                return undefined;
-        const out = c.subarray(h + 8, h + 8 + len);
-        this.consume(end - h);
-        return out;
-    }
-    /** Like readPadding: true once the padding after `len` bytes was read (it is in the current chunk and zero). */
-    tryReadPadding(len) {
-        const pad = padLength(len);
-        if (pad === 0)
-            return true;
-        const c = this.chunks[this.first];
-        const h = this.head;
-        if (c === undefined || c.length - h < pad)
-            return false;
-        for (let i = h; i < h + pad; i++)
-            if (c[i] !== 0)
-                return false;
-        this.consume(pad);
-        return true;
-    }
-    /** Advances by `n` bytes, all inside the current chunk; drops the chunk once it is used up. */
-    consume(n) {
-        this.offset += n;
-        this.buffered -= n;
-        this.head += n;
-        const c = this.chunks[this.first];
-        if (c !== undefined && this.head >= c.length) {
-            if (this.taps.length > 0 && this.tapFrom < c.length)
-                this.emit(c.subarray(this.tapFrom));
-            this.chunks[this.first] = EMPTY; // let it be collected
-            this.first++;
-            this.head = 0;
-            this.tapFrom = 0;
-            if (this.first === this.chunks.length) {
-                this.chunks = [];
-                this.first = 0;
-            }
-            else if (this.first >= 1024) {
-                this.chunks = this.chunks.slice(this.first);
-                this.first = 0;
-            }
-        }
-    }
-    emit(view) {
-        for (const t of this.taps)
-            t(view);
-    }
-    /** Hands the consumed but not yet tapped bytes to the taps. */
-    flushTaps() {
-        const c = this.chunks[this.first];
-        if (this.taps.length > 0 && c !== undefined && this.head > this.tapFrom)
-            this.emit(c.subarray(this.tapFrom, this.head));
-        this.tapFrom = this.head;
-    }
-    /**
-     * Sees every byte consumed from now on, in order, as views of the source's chunks (batched: call
-     * the returned function to flush and detach; pass `flush = false` to detach without delivering
-     * the pending bytes, e.g. after an error).
-     */
-    tap(fn) {
-        this.flushTaps();
-        this.taps.push(fn);
-        return (flush = true) => {
-            const remove = () => {
-                const i = this.taps.indexOf(fn);
-                if (i >= 0)
-                    this.taps.splice(i, 1);
-            };
-            // Without flushing, the pending bytes still go to the other taps (an enclosing reader's).
-            if (flush)
-                this.flushTaps();
-            remove();
-            if (!flush)
-                this.flushTaps();
-        };
-    }
-    /** Passes the next `n` bytes to `sink` chunk by chunk, without holding them all. */
-    async stream(n, sink) {
-        let left = n;
-        while (left > 0) {
-            if (this.buffered === 0 && !(await this.fill(1)))
-                throw this.error(`unexpected end of input (wanted ${left} more bytes)`);
-            const c = this.chunks[this.first];
-            if (c === undefined)
-                throw this.error('internal: buffer underrun');
-            const take = Math.min(left, c.length - this.head);
-            sink(c.subarray(this.head, this.head + take));
-            this.consume(take);
-            left -= take;
-        }
-    }
-    /** Reads a u64; refuses values above `max` (default 2^53-1) before anything is allocated. */
-    async readU64(max = Number.MAX_SAFE_INTEGER) {
-        const at = this.offset;
-        const v = await this.readU64Unbounded();
-        if (v > max) {
-            const shown = v === Infinity ? 'above 2^53' : String(v);
-            throw new LimitError(`${this.what}: value ${shown} exceeds the limit ${max} at byte offset ${at}`);
-        }
-        return v;
-    }
-    /**
-     * Reads a u64 without judging it: values above 2^53-1 come back as Infinity, so a caller can
-     * raise the error that fits (a format error for a marker, a limit error for a length).
-     */
-    async readU64Unbounded() {
-        const b = await this.readExact(8);
-        const lo = (b[0] ?? 0) | ((b[1] ?? 0) << 8) | ((b[2] ?? 0) << 16) | ((b[3] ?? 0) << 24);
-        const hi = ((b[4] ?? 0) | ((b[5] ?? 0) << 8) | ((b[6] ?? 0) << 16) | ((b[7] ?? 0) << 24)) >>> 0;
-        return hi >= MAX_HI ? Infinity : hi * TWO_POW_32 + (lo >>> 0);
-    }
-    /** Reads zero padding after a string of `len` bytes; non-zero padding is an error, as in Nix. */
-    async readPadding(len) {
-        const pad = padLength(len);
-        if (pad === 0)
-            return;
-        const at = this.offset;
-        const b = await this.readExact(pad);
-        for (let i = 0; i < pad; i++)
-            if (b[i] !== 0)
-                throw this.error('non-zero padding', at);
-    }
-    /** Reads a wire string of at most `max` bytes. */
-    async readBytes(max) {
-        const len = await this.readU64(max);
-        const b = len === 0 ? new Uint8Array(0) : await this.readExact(len);
-        await this.readPadding(len);
-        return b;
-    }
-    /** Reads a wire string as UTF-8 text (for tokens and paths, which are ASCII). */
-    async readString(max) {
-        const b = await this.readBytes(max);
-        return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
-    }
-    /** Reads a wire string and requires it to equal `expected`. */
-    async expectString(expected) {
-        const at = this.offset;
-        const got = await this.readString(Math.max(expected.length, 64));
-        if (got !== expected)
-            throw this.error(`expected '${expected}', got '${got.slice(0, 64)}'`, at);
-    }
+
+;// CONCATENATED MODULE: ./src/core/git-hash.ts
+// Git hashing (Nix's experimental `git-hashing`, `outputHashMode = "git"`): a regular file is
+// hashed as a git blob, `blob <size>\0<contents>`, whatever its executable bit (git keeps that
+// in the tree, not in the blob). Directories and symlinks hash as git trees and blobs of their
+// targets; nix-plan recognises only files, and says so for the rest.
+
+/** True for the algorithms Nix's git hashing accepts. */
+function isGitHashAlgo(algo) {
+    return algo === 'sha1' || algo === 'sha256';
 }
-const EMPTY = new Uint8Array(0);
-function fromSync(it) {
-    return { next: () => Promise.resolve(it.next()) };
+/** The git blob hash of a regular file's contents. */
+function gitBlobHash(algo, contents) {
+    return hashBytes(algo, `blob ${contents.length}\0`, contents);
+}
+
+;// CONCATENATED MODULE: ./src/core/content-address.ts
+// Content addresses: a typed `text` / `flat` / `nar` method with its hash, parsed from and written
+// as Nix writes it (a narinfo's `CA:` field, a derivation output's `hashAlgo`), the one function
+// that makes a content-addressed store path, and the check of which objects name themselves by
+// their content (bundle entries; the `CA:` that lets an untrusted user import them).
+
+
+
+
+
+/** The `CA:` prefix of each method (Nix's `renderPrefixModern`). */
+const CA_PREFIX = {
+    text: 'text:',
+    nar: 'fixed:r:',
+    git: 'fixed:git:',
+    flat: 'fixed:',
+};
+function content_address_bad(text, detail) {
+    throw new MalformedError('content address', undefined, `'${text}': ${detail}`);
+}
+/**
+ * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
+ * `fixed:git:`, `fixed:`), or undefined for any other: for callers that need no digest.
+ */
+function contentAddressMethod(text) {
+    if (text.startsWith('text:sha256:'))
+        return 'text';
+    if (text.startsWith('fixed:r:'))
+        return 'nar';
+    if (text.startsWith('fixed:git:'))
+        return 'git';
+    if (text.startsWith('fixed:'))
+        return 'flat';
+    return undefined;
+}
+/**
+ * Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>`,
+ * `fixed:git:<algo>:<hash>` or `fixed:<algo>:<hash>`.
+ */
+function parseContentAddress(text) {
+    const method = contentAddressMethod(text);
+    if (method === undefined)
+        content_address_bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
+    const ca = { method, hash: parseHash(text.slice(CA_PREFIX[method].length)) };
+    checkMethodAlgo(ca, text);
+    return ca;
+}
+/** Refuses an algorithm the method cannot take, as Nix does. */
+function checkMethodAlgo(ca, text) {
+    if (ca.method === 'text' && ca.hash.algo !== 'sha256')
+        content_address_bad(text, 'a text-hashed output must use sha256');
+    if (ca.method === 'git' && ca.hash.algo !== 'sha1' && ca.hash.algo !== 'sha256')
+        content_address_bad(text, 'git hashing must use sha1 or sha256');
+}
+/** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
+function formatContentAddress(ca) {
+    return CA_PREFIX[ca.method] + formatHash(ca.hash, 'nix32', true);
+}
+/**
+ * The content address a fixed output declares in a .drv: `hashAlgo` as written (`r:sha256`,
+ * `text:sha256`, `sha1`, …) and `hash`, a bare hex (or nix32) digest.
+ */
+function parseOutputHashAlgo(hashAlgo, hash) {
+    let method = 'flat';
+    let algo = hashAlgo;
+    for (const m of ['nar', 'text', 'git'])
+        if (algo.startsWith(ALGO_PREFIX[m])) {
+            method = m;
+            algo = algo.slice(ALGO_PREFIX[m].length);
+            break;
+        }
+    if (!isHashAlgo(algo))
+        content_address_bad(hashAlgo, 'unsupported hash algorithm');
+    if (hash.includes(':') || hash.includes('-'))
+        content_address_bad(hash, 'the output hash is not a bare digest');
+    const ca = { method, hash: parseHash(hash, algo) };
+    checkMethodAlgo(ca, hashAlgo);
+    return ca;
+}
+/** The `hashAlgo` prefix of each method in a .drv (Nix's `makeFileIngestionPrefix`). */
+const ALGO_PREFIX = {
+    nar: 'r:',
+    text: 'text:',
+    git: 'git:',
+    flat: '',
+};
+/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `git:sha1`, `sha1`). */
+function formatOutputHashAlgo(ca) {
+    return ALGO_PREFIX[ca.method] + ca.hash.algo;
+}
+/**
+ * The store path of a content-addressed object (Nix's `makeFixedOutputPathFromCA`): the one
+ * constructor every caller uses. `text` takes references; `nar` over sha256 takes references and
+ * `self` (a source); any other may have neither.
+ */
+function makeContentAddressedPath(name, ca, storeDir, references = [], self = false) {
+    if (ca.method === 'text') {
+        if (ca.hash.algo !== 'sha256' || self)
+            content_address_bad(formatContentAddress(ca), 'not a valid text address');
+        return makeTextPath(name, ca.hash.bytes, references, storeDir);
+    }
+    if (ca.method === 'nar' && ca.hash.algo === 'sha256')
+        return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
+    if (self || !isEmpty(references))
+        content_address_bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
+    return makeFixedOutputPath(name, ca.hash, ca.method, storeDir);
+}
+function isEmpty(items) {
+    if (Array.isArray(items))
+        return items.length === 0;
+    for (const _ of items)
+        return false;
+    return true;
+}
+/** Every content-addressed kind, in the order counts are listed. */
+const CONTENT_ADDRESSED_KINDS = (/* unused pure expression or super */ null && (['drv', 'text', 'source']));
+const FLAT_ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
+const GIT_ALGOS = ['sha1', 'sha256'];
+/**
+ * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
+ * named it, or undefined when none matches (an input-addressed build output, or a forgery).
+ * Flat fixed outputs are found for every algorithm nix-plan can compute (not blake3), git-hashed
+ * ones for single files (git blobs; a directory's git tree is not computed); recursive ones only
+ * for sha256, the only NAR hash a bundle carries.
+ */
+function identifyContentAddress(obj, storeDir) {
+    const name = nameOf(obj.path);
+    const file = obj.file;
+    if (file !== undefined && !file.executable) {
+        const hash = { algo: 'sha256', bytes: obj.fileSha256 ?? sha256(file.contents) };
+        if (makeContentAddressedPath(name, { method: 'text', hash }, storeDir, obj.references) === obj.path)
+            return { kind: name.endsWith('.drv') ? 'drv' : 'text', ca: `text:sha256:${nix32Encode(hash.bytes)}` };
+    }
+    const others = obj.references.filter((r) => r !== obj.path);
+    const self = others.length !== obj.references.length;
+    const narHash = typeof obj.narHash === 'function' ? obj.narHash() : obj.narHash;
+    if (narHash !== undefined) {
+        const ca = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
+        if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
+            return { kind: 'source', ca: formatContentAddress(ca) };
+    }
+    if (file !== undefined && obj.references.length === 0) {
+        // A git-hashed file is its git blob, whatever its executable bit.
+        for (const algo of GIT_ALGOS) {
+            const ca = { method: 'git', hash: gitBlobHash(algo, file.contents) };
+            if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
+                return { kind: 'source', ca: formatContentAddress(ca) };
+        }
+    }
+    if (file !== undefined && !file.executable && obj.references.length === 0) {
+        for (const algo of FLAT_ALGOS) {
+            const hash = algo === 'sha256' && obj.fileSha256 !== undefined
+                ? { algo, bytes: obj.fileSha256 }
+                : hashBytes(algo, file.contents);
+            const ca = { method: 'flat', hash };
+            if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
+                return { kind: 'source', ca: formatContentAddress(ca) };
+        }
+    }
+    return undefined;
 }
 
 ;// CONCATENATED MODULE: ./src/core/derivation/aterm.ts
@@ -2817,7 +2938,7 @@ function parseTail(p, field, entry) {
         const at = p.pos;
         const key = p.escaped();
         if (prev !== undefined) {
-            const c = wire_compareBytes(prev, key);
+            const c = compareBytes(prev, key);
             if (c >= 0)
                 p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
         }
@@ -2867,6 +2988,8 @@ function parseUpToSystem(p) {
 function parseDerivationOutputs(bytes) {
     return parseHead(new Parser(bytes));
 }
+/** The only `DrvWithVersion` version Nix writes and reads (experimental dynamic derivations). */
+const DYNAMIC_DERIVATIONS_VERSION = 'xp-dyn-drv';
 /** `Derive(` or `DrvWithVersion("v",`, then the outputs list. */
 function parseHead(p) {
     let version;
@@ -2875,7 +2998,12 @@ function parseHead(p) {
     }
     else if (p.startsWith(DRV_WITH_VERSION)) {
         p.pos += DRV_WITH_VERSION.length;
+        const at = p.pos;
         version = p.rawString();
+        // As Nix's parseDerivation: every other version is refused ("Unknown derivation ATerm format
+        // version"), not read as if it were this one.
+        if (version !== DYNAMIC_DERIVATIONS_VERSION)
+            p.fail(`unknown derivation ATerm format version '${version}' (Nix reads only '${DYNAMIC_DERIVATIONS_VERSION}')`, at);
         p.expect(COMMA);
     }
     else {
@@ -3095,7 +3223,7 @@ function serialiseDerivation(drv, layout) {
  * for the tail: it comes from `parseDerivationSpans`, with only store hashes replaced.
  */
 function spliceDerivation(head, tail, layout) {
-    const written = { ...head, version: undefined };
+    const written = head;
     let bound = headBound(written);
     for (const piece of tail)
         bound += piece.length;
@@ -3431,6 +3559,10 @@ class DerivationHasher {
         }
         return this.memo.get(drvPath).hash;
     }
+    /** Whether the modulo hash of `drvPath` is known (hashed or recorded). */
+    has(drvPath) {
+        return this.memo.has(drvPath);
+    }
     /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
     outputPaths(drv, drvName) {
         const fixed = this.fixedOutputPaths(drv, drvName);
@@ -3490,8 +3622,8 @@ class DerivationHasher {
      * and input derivations (which must be hashed or recorded already).
      */
     fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        if (derivationKind(drv, drvName) !== 'input-addressed')
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed derivations, not ${drvName}`);
         const { bytes, layout } = maskedDrv;
         const inputs = this.moduloInputs(drv, drvName);
         if (inputs === undefined)
@@ -3541,10 +3673,14 @@ class DerivationHasher {
         for (const input of drv.inputDrvs) {
             // Every input is hashed (or found known) even once the derivation is found deferred.
             const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+            if (deferred || m.hash.kind === 'deferred') {
                 deferred = true;
                 continue;
             }
+            // Outputs of what this input builds (dynamic derivations) are not in the modulo form: Nix
+            // keeps only the outputs used of the input itself, and an input with none is left out.
+            if (input.outputs.length === 0)
+                continue;
             const names = m.outputs;
             for (const o of input.outputs)
                 if (!names.includes(o))
@@ -3595,9 +3731,10 @@ class DerivationHasher {
         const inputs = this.moduloInputs(drv, label);
         if (inputs === undefined)
             return { kind: 'deferred' };
-        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        // A DrvWithVersion derivation keeps its version in the modulo form (Nix's `unparse` looks at
+        // the derivation's own inputs for it); its inputs list is replaced by the plain one.
         const layout = newLayout();
-        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        const bytes = serialiseDerivation(mask ? masked(drv) : drv, layout);
         return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
     }
 }
@@ -3621,24 +3758,10 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
 
 
 
-
-;// CONCATENATED MODULE: ./src/core/nar.ts
-// NAR (Nix ARchive): a writer over an injected file tree and a streaming, validating reader.
-
+;// CONCATENATED MODULE: ./src/core/nar-write.ts
+// Writing a NAR (Nix ARchive) from an injected file tree, and the tokens and rules its reader shares.
 
 
-
-/**
- * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
- * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
- */
-const DEFAULT_NAR_LIMITS = Object.freeze({
-    maxFileSize: 2 ** 40,
-    maxEntries: 4_000_000,
-    maxDepth: 2048,
-    maxNameLength: 255,
-    maxTargetLength: 4096,
-});
 /**
  * Size of the NAR of one regular file of `size` bytes, without writing it: the fixed tokens
  * (`nix-archive-1 ( type regular [executable ""] contents`), the length, the contents padded to
@@ -3674,6 +3797,7 @@ function regularFile(bytes, executable = false) {
         },
     };
 }
+/** The first token of every NAR. */
 const MAGIC = 'nix-archive-1';
 /** Why `name` cannot be a directory entry (Nix's rules), or undefined if it can. */
 function entryNameProblem(name) {
@@ -3720,7 +3844,13 @@ const T = {
     node: wireString('node'),
 };
 /** What precedes a regular file's length in a single-file NAR (and with the executable flag). */
-const FILE_HEAD = concatBytes([...wireString(MAGIC), ...T.open, ...T.type, ...T.regular, ...T.contents]);
+const FILE_HEAD = concatBytes([
+    ...wireString(MAGIC),
+    ...T.open,
+    ...T.type,
+    ...T.regular,
+    ...T.contents,
+]);
 const FILE_HEAD_EXECUTABLE = concatBytes([
     ...wireString(MAGIC),
     ...T.open,
@@ -3729,6 +3859,7 @@ const FILE_HEAD_EXECUTABLE = concatBytes([
     ...T.executable,
     ...T.contents,
 ]);
+/** The closing token of a NAR node. */
 const CLOSE = concatBytes(T.close);
 async function* writeNode(tree, out, where) {
     out.addAll([...T.open, ...T.type]);
@@ -3765,7 +3896,7 @@ async function* writeNode(tree, out, where) {
                 const problem = entryNameProblem(name);
                 if (problem !== undefined)
                     throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
-                if (prev !== undefined && wire_compareBytes(prev, name) >= 0)
+                if (prev !== undefined && compareBytes(prev, name) >= 0)
                     throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
                 prev = name;
                 out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
@@ -3781,6 +3912,327 @@ async function* writeNode(tree, out, where) {
     if (out.hasReady)
         yield* out.take();
 }
+
+;// CONCATENATED MODULE: ./src/core/wire.ts
+// A streaming reader of Nix's wire format (little-endian u64s and length-prefixed, zero-padded
+// strings; their encoding and the byte helpers are in bytes.ts).
+
+
+const wire_TWO_POW_32 = 2 ** 32;
+const MAX_HI = 2 ** 21; // hi word >= 2^21 means the u64 is above 2^53
+/**
+ * Pulls exact-length pieces from an async stream of chunks, tracking the absolute offset so every
+ * error names where it happened. Never allocates more than the caller's limit for one read.
+ *
+ * Built for streams of hundreds of megabytes: reads that fit in the current chunk are views (no
+ * copy), consumed chunks are dropped by advancing an index (no array shifting), and taps see the
+ * consumed bytes as a few large views rather than one call per token.
+ */
+class wire_ByteReader {
+    source;
+    what;
+    maxBytes;
+    chunks = [];
+    first = 0; // index of the current chunk in `chunks`
+    buffered = 0;
+    head = 0; // read position inside the current chunk
+    done = false;
+    received = 0;
+    taps = [];
+    tapFrom = 0; // start of the not-yet-tapped bytes inside the current chunk
+    /** Absolute offset of the next byte to be read. */
+    offset = 0;
+    /**
+     * @param source the chunks to read
+     * @param what names the format in errors ("NAR", "export stream")
+     * @param maxBytes refuse (LimitError) a source longer than this many bytes
+     */
+    constructor(source, what, maxBytes = Number.MAX_SAFE_INTEGER) {
+        this.source = source;
+        this.what = what;
+        this.maxBytes = maxBytes;
+    }
+    /** Wraps any iterable of chunks (a Readable stream, a generator, an array of buffers). */
+    static from(source, what, maxBytes) {
+        const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : fromSync(source[Symbol.iterator]());
+        return new wire_ByteReader(it, what, maxBytes);
+    }
+    /** Error naming the current offset. */
+    error(detail, at = this.offset) {
+        return new MalformedError(this.what, at, detail);
+    }
+    async fill(n) {
+        while (this.buffered < n) {
+            if (this.done)
+                return false;
+            const r = await this.source.next();
+            if (r.done === true) {
+                this.done = true;
+                return false;
+            }
+            const chunk = r.value;
+            if (chunk.length > 0) {
+                this.received += chunk.length;
+                if (this.received > this.maxBytes)
+                    throw new LimitError(`${this.what}: input is larger than the limit of ${this.maxBytes} bytes`);
+                this.chunks.push(chunk);
+                this.buffered += chunk.length;
+            }
+        }
+        return true;
+    }
+    /** True when the stream has no more bytes. */
+    async atEnd() {
+        return !(await this.fill(1));
+    }
+    /** Reads exactly `n` bytes (the caller bounds `n`). A view into the source's chunk when possible. */
+    async readExact(n) {
+        if (!(await this.fill(n)))
+            throw this.error(`unexpected end of input (wanted ${n} more bytes)`);
+        const c = this.chunks[this.first];
+        if (c !== undefined && c.length - this.head >= n) {
+            const out = c.subarray(this.head, this.head + n);
+            this.consume(n);
+            return out;
+        }
+        const out = new Uint8Array(n);
+        let filled = 0;
+        while (filled < n) {
+            const cur = this.chunks[this.first];
+            if (cur === undefined)
+                throw this.error('internal: buffer underrun');
+            const take = Math.min(n - filled, cur.length - this.head);
+            out.set(cur.subarray(this.head, this.head + take), filled);
+            filled += take;
+            this.consume(take);
+        }
+        return out;
+    }
+    // Fast paths that need no await. Parsers call them first and fall back to the waiting reads
+    // (`x ?? (await slow())`): an await costs a trip through the microtask queue even for bytes
+    // already buffered, and a stream of small drvs is mostly small fields. Each consumes nothing
+    // and returns undefined unless all it needs is in the current chunk and well formed; the
+    // waiting read then reads the same bytes again and reports any problem.
+    /**
+     * The unread bytes of the current chunk, consuming nothing: for a parser that looks at a whole
+     * structure before it reads it (`tryReadExact` then consumes what it took).
+     */
+    peekBuffered() {
+        const c = this.chunks[this.first];
+        return c === undefined ? EMPTY : c.subarray(this.head);
+    }
+    /** Like readExact, when the `n` bytes are in the current chunk. */
+    tryReadExact(n) {
+        const c = this.chunks[this.first];
+        if (c === undefined || c.length - this.head < n)
+            return undefined;
+        const out = c.subarray(this.head, this.head + n);
+        this.consume(n);
+        return out;
+    }
+    /** Like readU64Unbounded, for a value below 2^32 in the current chunk. */
+    tryReadSmallU64() {
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < 8)
+            return undefined;
+        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
+            return undefined;
+        const v = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
+        this.consume(8);
+        return v;
+    }
+    /**
+     * A wire string (u64 length, bytes, zero padding) of at most `max` bytes, as a view, when all
+     * of it is in the current chunk.
+     */
+    tryReadWireBytes(max) {
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < 8)
+            return undefined;
+        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
+            return undefined;
+        const len = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
+        if (len > max)
+            return undefined;
+        const end = h + 8 + len + padLength(len);
+        if (end > c.length)
+            return undefined;
+        for (let i = h + 8 + len; i < end; i++)
+            if (c[i] !== 0)
+                return undefined;
+        const out = c.subarray(h + 8, h + 8 + len);
+        this.consume(end - h);
+        return out;
+    }
+    /** Like readPadding: true once the padding after `len` bytes was read (it is in the current chunk and zero). */
+    tryReadPadding(len) {
+        const pad = padLength(len);
+        if (pad === 0)
+            return true;
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < pad)
+            return false;
+        for (let i = h; i < h + pad; i++)
+            if (c[i] !== 0)
+                return false;
+        this.consume(pad);
+        return true;
+    }
+    /** Advances by `n` bytes, all inside the current chunk; drops the chunk once it is used up. */
+    consume(n) {
+        this.offset += n;
+        this.buffered -= n;
+        this.head += n;
+        const c = this.chunks[this.first];
+        if (c !== undefined && this.head >= c.length) {
+            if (this.taps.length > 0 && this.tapFrom < c.length)
+                this.emit(c.subarray(this.tapFrom));
+            this.chunks[this.first] = EMPTY; // let it be collected
+            this.first++;
+            this.head = 0;
+            this.tapFrom = 0;
+            if (this.first === this.chunks.length) {
+                this.chunks = [];
+                this.first = 0;
+            }
+            else if (this.first >= 1024) {
+                this.chunks = this.chunks.slice(this.first);
+                this.first = 0;
+            }
+        }
+    }
+    emit(view) {
+        for (const t of this.taps)
+            t(view);
+    }
+    /** Hands the consumed but not yet tapped bytes to the taps. */
+    flushTaps() {
+        const c = this.chunks[this.first];
+        if (this.taps.length > 0 && c !== undefined && this.head > this.tapFrom)
+            this.emit(c.subarray(this.tapFrom, this.head));
+        this.tapFrom = this.head;
+    }
+    /**
+     * Sees every byte consumed from now on, in order, as views of the source's chunks (batched: call
+     * the returned function to flush and detach; pass `flush = false` to detach without delivering
+     * the pending bytes, e.g. after an error).
+     */
+    tap(fn) {
+        this.flushTaps();
+        this.taps.push(fn);
+        return (flush = true) => {
+            const remove = () => {
+                const i = this.taps.indexOf(fn);
+                if (i >= 0)
+                    this.taps.splice(i, 1);
+            };
+            // Without flushing, the pending bytes still go to the other taps (an enclosing reader's).
+            if (flush)
+                this.flushTaps();
+            remove();
+            if (!flush)
+                this.flushTaps();
+        };
+    }
+    /** Passes the next `n` bytes to `sink` chunk by chunk, without holding them all. */
+    async stream(n, sink) {
+        let left = n;
+        while (left > 0) {
+            if (this.buffered === 0 && !(await this.fill(1)))
+                throw this.error(`unexpected end of input (wanted ${left} more bytes)`);
+            const c = this.chunks[this.first];
+            if (c === undefined)
+                throw this.error('internal: buffer underrun');
+            const take = Math.min(left, c.length - this.head);
+            sink(c.subarray(this.head, this.head + take));
+            this.consume(take);
+            left -= take;
+        }
+    }
+    /** Reads a u64; refuses values above `max` (default 2^53-1) before anything is allocated. */
+    async readU64(max = Number.MAX_SAFE_INTEGER) {
+        const at = this.offset;
+        const v = await this.readU64Unbounded();
+        if (v > max) {
+            const shown = v === Infinity ? 'above 2^53' : String(v);
+            throw new LimitError(`${this.what}: value ${shown} exceeds the limit ${max} at byte offset ${at}`);
+        }
+        return v;
+    }
+    /**
+     * Reads a u64 without judging it: values above 2^53-1 come back as Infinity, so a caller can
+     * raise the error that fits (a format error for a marker, a limit error for a length).
+     */
+    async readU64Unbounded() {
+        const b = await this.readExact(8);
+        const lo = (b[0] ?? 0) | ((b[1] ?? 0) << 8) | ((b[2] ?? 0) << 16) | ((b[3] ?? 0) << 24);
+        const hi = ((b[4] ?? 0) | ((b[5] ?? 0) << 8) | ((b[6] ?? 0) << 16) | ((b[7] ?? 0) << 24)) >>> 0;
+        return hi >= MAX_HI ? Infinity : hi * wire_TWO_POW_32 + (lo >>> 0);
+    }
+    /** Reads zero padding after a string of `len` bytes; non-zero padding is an error, as in Nix. */
+    async readPadding(len) {
+        const pad = padLength(len);
+        if (pad === 0)
+            return;
+        const at = this.offset;
+        const b = await this.readExact(pad);
+        for (let i = 0; i < pad; i++)
+            if (b[i] !== 0)
+                throw this.error('non-zero padding', at);
+    }
+    /** Reads a wire string of at most `max` bytes. */
+    async readBytes(max) {
+        const len = await this.readU64(max);
+        const b = len === 0 ? new Uint8Array(0) : await this.readExact(len);
+        await this.readPadding(len);
+        return b;
+    }
+    /** Reads a wire string as UTF-8 text (for tokens and paths, which are ASCII). */
+    async readString(max) {
+        const b = await this.readBytes(max);
+        return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+    }
+    /** Reads a wire string and requires it to equal `expected`. */
+    async expectString(expected) {
+        const at = this.offset;
+        const got = await this.readString(Math.max(expected.length, 64));
+        if (got !== expected)
+            throw this.error(`expected '${expected}', got '${got.slice(0, 64)}'`, at);
+    }
+}
+const EMPTY = new Uint8Array(0);
+function fromSync(it) {
+    return { next: () => Promise.resolve(it.next()) };
+}
+
+;// CONCATENATED MODULE: ./src/core/nar.ts
+// NAR (Nix ARchive): a streaming, validating reader (the writer and the tokens both share are in
+// nar-write.ts).
+
+
+
+
+
+
+/**
+ * Defaults: never looser than what any Nix we support unpacks. Names: NAME_MAX (255), which Nix
+ * 2.34 also enforces while parsing. Symlink targets: 4,095 bytes (the kernel's PATH_MAX with its
+ * NUL, and Nix 2.34's own bound), never empty (symlink(2) refuses one) and without NUL (2.34
+ * refuses it; 2.8 would cut the target short and register a NAR hash the files do not have).
+ * Depth: Nix 2.34.7+ refuses an object inside 64 or more directories (`narMaxDepth`), so at most
+ * 63. The length of a whole path inside the NAR is checked once the store path is known (the
+ * export stream names it after the NAR): see `NarSummary.longestPath` and `ExportLimits`.
+ */
+const DEFAULT_NAR_LIMITS = Object.freeze({
+    maxFileSize: 2 ** 40,
+    maxEntries: 4_000_000,
+    maxDepth: 63,
+    maxNameLength: 255,
+    maxTargetLength: 4095,
+});
 const MAX_TOKEN = 16; // longer than any NAR token ("nix-archive-1" is 13 bytes)
 /** Reads a NAR token; anything longer than a token is a format error, not a limit. */
 async function readToken(reader) {
@@ -3859,6 +4311,8 @@ async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => 
             summary.file = top.file;
         if (top.fileHash !== undefined)
             summary.fileHash = top.fileHash;
+        if (top.longestPath > 0)
+            summary.longestPath = top.longestPath;
         return summary;
     }
     finally {
@@ -3934,6 +4388,9 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
     let entries = 0;
     const stack = [];
     let result = {};
+    let longestPath = 0;
+    /** Path length of the entry being read (its parent's, a slash and its name). */
+    let entryPathLength = 0;
     // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
     const readObject = async () => {
         if (stack.length > limits.maxDepth)
@@ -3985,11 +4442,16 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         }
         else if (type === 'symlink') {
             await expectToken(reader, 'target');
-            await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+            const targetAt = reader.offset;
+            const target = await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+            if (target.length === 0)
+                throw reader.error('a symlink with an empty target', targetAt);
+            if (target.includes(0))
+                throw reader.error('a symlink target containing a NUL byte', targetAt);
             await expectToken(reader, ')');
         }
         else if (type === 'directory') {
-            stack.push({ prev: undefined });
+            stack.push({ prev: undefined, pathLength: stack.length === 0 ? 0 : entryPathLength });
         }
         else {
             throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
@@ -4022,15 +4484,18 @@ async function readBody(reader, limits, keepFileUpTo, keep) {
         const problem = entryNameProblem(name);
         if (problem !== undefined)
             throw reader.error(`directory entry with ${problem}`, nameAt);
-        if (frame.prev !== undefined && wire_compareBytes(frame.prev, name) >= 0)
+        if (frame.prev !== undefined && compareBytes(frame.prev, name) >= 0)
             throw reader.error(`directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`, nameAt);
         frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
+        entryPathLength = frame.pathLength + 1 + name.length;
+        if (entryPathLength > longestPath)
+            longestPath = entryPathLength;
         await expectToken(reader, 'node');
         const depthBefore = stack.length;
         await readObject();
         pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
     }
-    return result;
+    return { ...result, longestPath };
 }
 async function readLengthPrefixed(reader, max, what) {
     const len = await readLength(reader, max, what);
@@ -4056,6 +4521,7 @@ async function summariseNar(source, limits = DEFAULT_NAR_LIMITS, keepFileUpTo = 
 
 
 
+
 /** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
 const EXPORT_MAGIC = 0x4558494e;
 /** Defaults sized for real closures (nixpkgs' largest .drv files are a few MB). */
@@ -4064,6 +4530,7 @@ const DEFAULT_EXPORT_LIMITS = Object.freeze({
     maxReferences: 100_000,
     maxPathLength: 4096,
     maxTotalBytes: 2 ** 45,
+    maxFilePathLength: 4095,
     nar: DEFAULT_NAR_LIMITS,
     keepFileUpTo: 16 * 1024 * 1024,
 });
@@ -4229,6 +4696,12 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
             const path = tryPath('path', false) ?? (await readPath('path', false));
             if (seen.has(path))
                 throw reader.error(`path '${path}' appears twice`);
+            if (nar.longestPath !== undefined) {
+                const dir = options.realStoreDir ?? storeDir ?? '';
+                const fsLength = Buffer.byteLength(dir) + path.length - (storeDir?.length ?? 0) + nar.longestPath;
+                if (fsLength > lim.maxFilePathLength)
+                    throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
+            }
             seen.set(path, path);
             const countAt = reader.offset;
             const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
@@ -4274,14 +4747,66 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 
+
+/**
+ * The largest .drv (or other single file) the reader holds whole by default: 512 MiB, room for a
+ * 256 MB attribute. The reader cannot know a NAR is a .drv's before its path, which follows it, so
+ * any single-file NAR up to this size is held: it bounds what a hostile bundle can make it hold,
+ * and a 1 GiB file of zeros still streams through.
+ */
+const MAX_KEPT_FILE = 2 ** 29;
+/**
+ * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
+ * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
+ */
+const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
 /** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
 const DEFAULT_READER_LIMITS = Object.freeze({
     maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
-    maxStreamSize: 2 ** 40,
+    maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
     maxRatio: 1000,
+    ratioFloor: 2 ** 30,
     maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
-    export: {},
+    // A .drv is held whole to be checked and relocated: one with a big attribute is as big. Held
+    // one entry at a time (and only up to this size), so memory stays bounded by it.
+    export: Object.freeze({ keepFileUpTo: MAX_KEPT_FILE }),
+    maxMissingReferences: 100_000,
+    maxMissingReferenceBytes: 32 * 1024 * 1024,
 });
+/**
+ * What a writer checks before it calls a bundle done: that its readers, with `limits`, would
+ * accept it. `entries` are the limits of single paths (as `entryLimitProblem` found them while
+ * writing); throws a LimitError naming the first problem.
+ */
+function checkWritten(manifest, limits, entries = []) {
+    try {
+        checkSizeLimits(manifest, limits);
+        const maxPaths = limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths;
+        if (manifest.paths > maxPaths)
+            throw new LimitError(`the bundle holds ${manifest.paths} paths, more than the limit of ${maxPaths}`);
+        if (entries.length > 0)
+            throw new LimitError(entries[0]);
+    }
+    catch (e) {
+        if (!(e instanceof LimitError))
+            throw e;
+        throw new LimitError(`the bundle was not written, as its readers would refuse it: ${e.message}`);
+    }
+}
+/**
+ * Why a path of `kind`, with `references` and a NAR of `narSize` bytes (`fileSize` when it is one
+ * regular file), breaks the reader's `limits`; undefined when it does not.
+ */
+function entryLimitProblem(entry, limits) {
+    const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits.export };
+    if (entry.references.length > lim.maxReferences)
+        return `'${entry.path}' has ${entry.references.length} references, more than the limit of ${lim.maxReferences}`;
+    if (entry.path.length > lim.maxPathLength)
+        return `'${entry.path}' is longer than the limit of ${lim.maxPathLength} bytes`;
+    if (entry.kind === 'drv' && (entry.fileSize ?? entry.narSize) > lim.keepFileUpTo)
+        return `'${entry.path}' is larger than the limit of ${lim.keepFileUpTo} bytes for a .drv`;
+    return undefined;
+}
 function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
 }
@@ -4289,15 +4814,17 @@ function policy_bad(message) {
 function checkSizeLimits(manifest, limits) {
     const { size, compressedSize } = manifest.stream;
     if (size > limits.maxStreamSize)
-        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes`);
-    if (size > compressedSize * limits.maxRatio)
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
+    if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
 /** The export reader's limits for a bundle: the given ones, no looser than what its manifest records. */
 function exportLimitsFor(manifest, limits) {
     return {
         ...limits.export,
-        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths),
+        // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
+        // it is, rather than as a limit reached.
+        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
         maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
     };
 }
@@ -4340,7 +4867,7 @@ class DerivationChecks {
         if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
             throw policy_bad(`the references of '${path}' differ from the inputs its contents name`);
         const { system } = drv;
-        if (this.lastSystem === undefined || wire_compareBytes(system, this.lastSystem) !== 0) {
+        if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
             this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
             this.lastSystem = system.slice(); // a view would pin the bytes around it
         }
@@ -4369,7 +4896,7 @@ class DerivationChecks {
  * check it with, whose parse fails or whose references are not its inputs), and outputs in a
  * plan-only bundle.
  */
-function classifyEntry(entry, manifest, limits, derivations) {
+function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
     const ca = identifyContentAddress({
         path: entry.path,
         references: entry.references,
@@ -4382,8 +4909,12 @@ function classifyEntry(entry, manifest, limits, derivations) {
             throw new LimitError(`'${entry.path}' is larger than the limit of ${limits.keepFileUpTo ?? DEFAULT_EXPORT_LIMITS.keepFileUpTo} bytes for a .drv`);
         if (ca?.kind !== 'drv')
             throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
-        if (derivations !== undefined)
-            derivations.check(entry.path, entry.references, parseDerivation(entry.nar.file?.contents ?? new Uint8Array(0)));
+        if (derivations !== undefined) {
+            const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
+            const drv = parseDerivation(bytes);
+            derivations.check(entry.path, entry.references, drv);
+            onDerivation?.(drv, bytes);
+        }
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
     const kind = ca?.kind ?? 'output';
@@ -4393,17 +4924,19 @@ function classifyEntry(entry, manifest, limits, derivations) {
 }
 /**
  * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
- * path valid in the target store (`isValidInStore`, asked once per path); a reference met later
- * in the stream is out of dependency order, and one never met is missing ('closure' errors).
+ * path valid in the target store. A reference met later in the stream is out of dependency order;
+ * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
+ * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
  */
 class ClosureCheck {
-    isValidInStore;
+    limits;
     seen = new Set();
-    inStore = new Map();
     /** Reference not yet seen → the first path that needs it. */
     pending = new Map();
-    constructor(isValidInStore) {
-        this.isValidInStore = isValidInStore;
+    pendingBytes = 0;
+    storeValid = 0;
+    constructor(limits) {
+        this.limits = limits;
     }
     /** Refuses an entry an earlier one needed but did not find (call before `add`). */
     arrive(path) {
@@ -4411,18 +4944,16 @@ class ClosureCheck {
         if (needer !== undefined)
             throw new errors_NixPlanError('closure', `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`);
     }
-    /** Records an entry and its references, asking the store about those not seen yet. */
-    async add(path, references) {
+    /** Records an entry and its references. */
+    add(path, references) {
         for (const r of references) {
             if (r === path || this.seen.has(r) || this.pending.has(r))
                 continue;
-            let valid = this.inStore.get(r);
-            if (valid === undefined) {
-                valid = await this.isValidInStore(r);
-                this.inStore.set(r, valid);
-            }
-            if (!valid)
-                this.pending.set(r, path);
+            this.pending.set(r, path);
+            this.pendingBytes += r.length;
+            if (this.pending.size > this.limits.maxMissingReferences ||
+                this.pendingBytes > this.limits.maxMissingReferenceBytes)
+                throw new LimitError(`the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`);
         }
         this.seen.add(path);
     }
@@ -4434,19 +4965,37 @@ class ClosureCheck {
     get paths() {
         return this.seen.size;
     }
+    /** The references the bundle does not hold (to be found valid in the store). */
+    missing() {
+        return [...this.pending.keys()];
+    }
     /** How many references were found valid in the store instead of in the bundle. */
     get storeReferences() {
-        let n = 0;
-        for (const v of this.inStore.values())
-            if (v)
-                n++;
-        return n;
+        return this.storeValid;
     }
-    /** Refuses a reference that was neither an entry nor valid in the store (call at the end). */
-    finish() {
+    /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
+    finish(valid) {
         for (const [missing, needer] of this.pending)
-            throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+            if (!valid.has(missing))
+                throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+        this.storeValid = this.pending.size;
     }
+}
+/**
+ * Refuses an entry that takes the bundle past what its manifest records: more paths or NAR bytes
+ * of a kind than it says (checked as each entry arrives, so a bundle lying about its sizes is
+ * refused before more than it declared was read).
+ */
+function checkRunningTotals(manifest, kind, counts, narBytes, name) {
+    const paths = OBJECT_KINDS.reduce((n, k) => n + counts[k], 0);
+    if (paths > manifest.paths)
+        throw policy_bad(`'${name}' holds more than the ${manifest.paths} paths its manifest says: the bundle is corrupt or lies about its sizes`);
+    if (counts[kind] > manifest.counts[kind] || narBytes[kind] > manifest.narBytes[kind])
+        throw policy_bad(`'${name}' holds more ${kind} paths or NAR bytes than its manifest says (${manifest.counts[kind]} paths, ${manifest.narBytes[kind]} bytes): the bundle is corrupt or lies about its sizes`);
+}
+/** The total NAR bytes a manifest declares, of every kind. */
+function declaredNarBytes(manifest) {
+    return OBJECT_KINDS.reduce((n, k) => n + manifest.narBytes[k], 0);
 }
 /** Refuses a bundle whose entries do not add up to what its manifest records, or that lacks a root. */
 function checkTotals(manifest, found, name) {
@@ -4454,8 +5003,12 @@ function checkTotals(manifest, found, name) {
     for (const k of OBJECT_KINDS)
         if (counts[k] !== manifest.counts[k] || narBytes[k] !== manifest.narBytes[k])
             throw policy_bad(`'${name}' holds ${counts[k]} ${k} paths (${narBytes[k]} NAR bytes), but its manifest says ${manifest.counts[k]} (${manifest.narBytes[k]})`);
+    // Every root's .drv (so its outputs are checked against it), and an outputs bundle's outputs.
     for (const root of manifest.roots) {
-        const wanted = manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : [root.drvPath];
+        const wanted = [
+            root.drvPath,
+            ...(manifest.include === 'outputs' ? Object.values(root.outputs).filter((p) => p !== '') : []),
+        ];
         for (const p of wanted)
             if (!found.has(p))
                 throw policy_bad(`root '${p}' is not in the bundle '${name}'`);
@@ -4614,6 +5167,348 @@ function trustStatus(manifest, trust) {
     return `signatures: ${n} (not verified)`;
 }
 
+;// CONCATENATED MODULE: ./src/core/derivation.ts
+// Kept so that imports of the module's old path keep working: derivations live in derivation/.
+
+
+;// CONCATENATED MODULE: ./src/core/bundle/drv-outputs.ts
+// The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
+//
+// `nix-store --import` (and a daemon adding a .drv for an untrusted user) recomputes every
+// derivation's output paths when it registers the .drv: Nix 2.8's `checkDerivationOutputs` and
+// 2.34's `Derivation::checkInvariants`. A wrong one fails the import after the paths before it were
+// added, so the verifier checks the union of what both versions check, before anything reaches
+// the store:
+//   - input-addressed outputs: the path is `makeOutputPath(hashDerivationModulo)`, and the
+//     environment variable named after the output holds it (2.8; 2.34 checks the path only);
+//   - a derivation whose inputs defer it (floating content-addressed inputs): no output paths;
+//   - fixed outputs: the path the declared hash gives, also in the variable named after it;
+//   - floating and impure outputs: no path (Nix 2.8 asserts it);
+//   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
+// Input derivations come from the plan (checked before their dependents: the plan is in
+// dependency order) or, when the plan does not hold them, from the target store, as Nix reads
+// them from there. The checker also indexes which derivation declares which output path, for the
+// proof of build outputs (proof.ts).
+
+
+
+/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
+const DEFAULT_DRV_OUTPUT_LIMITS = Object.freeze({
+    maxStoreDerivations: 1_000_000,
+    maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
+});
+function wrong(drvPath, detail) {
+    return new errors_NixPlanError('bundle', `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`);
+}
+/** The env variable named after `output`, as a string (Nix compares it to the path as text). */
+function envOf(drv, output) {
+    const v = envGet(drv, output);
+    return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
+}
+/** Whether two byte strings are equal. */
+function sameBytes(a, b) {
+    return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+/**
+ * Checks the output paths of a plan's derivations, fed in the plan's (dependency) order with
+ * `check`, and, with `finish`, those whose input derivations are only in the target store.
+ * Memory: a modulo hash per derivation (and, with `indexOutputs`, a declaration per output path).
+ */
+class DerivationOutputChecks {
+    storeDir;
+    options;
+    hasher;
+    /** The derivation being checked, for the hasher's lookup. */
+    current;
+    /** Derivations read from the store, by path, until they are hashed. */
+    fromStore = new Map();
+    storeBytes = 0;
+    /** Output path → the derivations declaring it (usually one: an array only for the others). */
+    declared = new Map();
+    limits;
+    /**
+     * `readStore` reads an input derivation the plan does not hold from the target store (none:
+     * every input must be in the plan). With `indexOutputs`, `declaredOutput` answers which
+     * derivation of the plan declares an output path.
+     */
+    constructor(storeDir, options = {}) {
+        this.storeDir = storeDir;
+        this.options = options;
+        this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...options.limits };
+        this.hasher = new DerivationHasher(storeDir, (p) => this.lookup(p));
+    }
+    lookup(drvPath) {
+        if (this.current?.path === drvPath)
+            return this.current.drv;
+        const d = this.fromStore.get(drvPath);
+        if (d !== undefined)
+            return d;
+        throw new errors_NixPlanError('closure', `input derivation '${drvPath}' is neither in the plan before its dependents nor in the store`);
+    }
+    /**
+     * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
+     * filled in must give back exactly these bytes). Its input derivations must have been checked
+     * already, or be in the store (then this returns a promise: they are read first).
+     */
+    check(drvPath, drv, bytes) {
+        const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
+        if (missing.length === 0)
+            return this.checkNow(drvPath, drv, bytes);
+        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
+    }
+    /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
+    declaredOutput(path) {
+        const d = this.declared.get(path);
+        return Array.isArray(d) ? d[0] : d;
+    }
+    /** Every output path the plan's derivations declare (with `indexOutputs`; deferred ones have none). */
+    declaredPaths() {
+        return [...this.declared.keys()];
+    }
+    /**
+     * Every derivation of the plan that declares `path` as an output (with `indexOutputs`): two
+     * fetchers of one file declare one path, and so do two derivations whose modulo hashes agree.
+     */
+    declarations(path) {
+        const d = this.declared.get(path);
+        return d === undefined ? [] : Array.isArray(d) ? d : [d];
+    }
+    /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
+    async readFromStore(paths, needer) {
+        const read = this.options.readStore;
+        const todo = paths.map((p) => [p, needer]);
+        for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+            const [p, by] = next;
+            if (this.hasher.has(p) || this.fromStore.has(p))
+                continue;
+            const bytes = read === undefined ? undefined : await read(p);
+            if (bytes === undefined)
+                throw new errors_NixPlanError('closure', `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`);
+            this.storeBytes += bytes.length;
+            if (this.fromStore.size + 1 > this.limits.maxStoreDerivations ||
+                this.storeBytes > this.limits.maxStoreDerivationBytes)
+                throw new errors_NixPlanError('limit', `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`);
+            let drv;
+            try {
+                drv = parseDerivation(bytes);
+            }
+            catch (e) {
+                throw new errors_NixPlanError('nix', `cannot parse '${p}' from the store: ${e.message}`);
+            }
+            this.fromStore.set(p, drv);
+            for (const i of drv.inputDrvs)
+                if (!this.hasher.has(i.path) && !this.fromStore.has(i.path))
+                    todo.push([i.path, p]);
+        }
+    }
+    checkNow(drvPath, drv, bytes) {
+        const name = drvName(drvPath);
+        this.current = { path: drvPath, drv };
+        try {
+            const fixed = this.hasher.fixedOutputPaths(drv, name);
+            if (fixed !== undefined)
+                this.checkFixed(drvPath, drv, fixed);
+            else if (drv.outputs.every((o) => o.hashAlgo !== ''))
+                this.checkFloating(drvPath, drv);
+            else if (drv.version === undefined)
+                this.checkInputAddressed(drvPath, drv, name, bytes);
+            else
+                this.checkOther(drvPath, drv, name);
+        }
+        catch (e) {
+            if (e instanceof errors_NixPlanError && e.code === 'malformed')
+                throw new errors_NixPlanError('bundle', `${e.message} (in '${drvPath}')`);
+            throw e;
+        }
+        finally {
+            this.current = undefined;
+        }
+        for (const [p] of this.fromStore)
+            if (this.hasher.has(p))
+                this.fromStore.delete(p);
+    }
+    checkFixed(drvPath, drv, paths) {
+        for (const o of drv.outputs) {
+            const want = paths.get(o.name) ?? '';
+            if (o.path !== want)
+                throw wrong(drvPath, `declares fixed output '${o.name}' at '${o.path}', but its hash gives '${want}'`);
+            this.expectEnv(drvPath, drv, o.name, want);
+            this.declare(want, { drvPath, output: o.name, fixed: { hashAlgo: o.hashAlgo, hash: o.hash } });
+        }
+        this.hasher.record(drvPath, drv);
+    }
+    /** Floating content-addressed or impure outputs: no path until built (`hashAlgo` set, no hash). */
+    checkFloating(drvPath, drv) {
+        for (const o of drv.outputs)
+            if (o.path !== '')
+                throw wrong(drvPath, `gives its floating output '${o.name}' the path '${o.path}', which is only known once built`);
+        this.hasher.record(drvPath, drv); // refuses a mixture of kinds
+    }
+    /**
+     * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
+     * bytes, which proves every output path and every variable named after an output at once.
+     */
+    checkInputAddressed(drvPath, drv, name, bytes) {
+        const filled = this.hasher.fillOutputs(drv, name);
+        if (filled.hash.kind === 'deferred') {
+            this.checkDeferred(drvPath, drv);
+            this.hasher.record(drvPath, drv, filled.hash);
+            return;
+        }
+        if (!sameBytes(filled.bytes, bytes)) {
+            drv.outputs.forEach((o, i) => {
+                const want = filled.paths[i] ?? '';
+                if (o.path !== want)
+                    throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
+                this.expectEnv(drvPath, drv, o.name, want);
+            });
+            throw wrong(drvPath, 'does not read back as Nix writes it with its outputs filled in');
+        }
+        drv.outputs.forEach((o, i) => {
+            if (envGet(drv, o.name) === undefined)
+                this.expectEnv(drvPath, drv, o.name, filled.paths[i] ?? '');
+            this.declare(o.path, { drvPath, output: o.name });
+        });
+        this.hasher.record(drvPath, drv, filled.hash);
+    }
+    /** Outputs of a derivation deferred by its inputs: no paths yet. */
+    checkDeferred(drvPath, drv) {
+        for (const o of drv.outputs)
+            if (o.path !== '')
+                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but its inputs defer it (no path before they are built)`);
+    }
+    /** A `DrvWithVersion` derivation: its outputs compared one by one. */
+    checkOther(drvPath, drv, name) {
+        const hash = this.hasher.hashModulo(drvPath);
+        if (hash.kind === 'deferred') {
+            this.checkDeferred(drvPath, drv);
+            return;
+        }
+        const paths = this.hasher.outputPaths(drv, name);
+        for (const o of drv.outputs) {
+            const want = paths.get(o.name) ?? '';
+            if (o.path !== want)
+                throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
+            this.expectEnv(drvPath, drv, o.name, want);
+            this.declare(o.path, { drvPath, output: o.name });
+        }
+    }
+    /** Indexes a declaration. */
+    declare(path, declaration) {
+        if (this.options.indexOutputs !== true)
+            return;
+        const known = this.declared.get(path);
+        if (known === undefined)
+            this.declared.set(path, declaration);
+        else if (Array.isArray(known))
+            known.push(declaration);
+        else
+            this.declared.set(path, [known, declaration]);
+    }
+    expectEnv(drvPath, drv, output, path) {
+        const value = envOf(drv, output);
+        if (value === undefined)
+            throw wrong(drvPath, `has no environment variable '${output}' (it should be '${path}')`);
+        if (value !== path)
+            throw wrong(drvPath, `has environment variable '${output}' = '${value}', but it should be '${path}'`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/proof.ts
+// Proof before trust: every path of a plan must prove itself, or be covered by a trusted signature.
+//
+// A `.drv`, a `toFile` text and a source name themselves by their content (the verifier recomputes
+// their paths), and so does the output of a fixed-output derivation whose content hashes to the
+// path its `.drv` declares. Anything else a plan carries is a build output: an input-addressed path
+// whose name says how it was built, not what it holds, so only a signature by a key the user
+// trusts (over the manifest, which covers the stream's sha256 and so every byte) proves it. Without
+// one it is refused, naming the first such path, unless the user explicitly opted out
+// (`--no-check-sigs`, counted in the trust report). Also: an output's deriver, when the plan holds
+// it, must declare the output; and a `sources` bundle carries no build output but outputs of the
+// plan's own derivations (fixed outputs, and outputs its evaluation read: import from derivation).
+
+/** What a refusal for lack of proof says to do. */
+const HOW = 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
+    'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)';
+/**
+ * The proof of each path of a plan, fed in stream order (`entry`), and the checks that need every
+ * .drv first (`finish`). Memory: the paths that carry a deriver, and the build outputs of a
+ * `sources` bundle.
+ */
+class PathProofs {
+    options;
+    unprovenCount = 0;
+    firstUnproven;
+    /** Paths with a deriver, checked against the plan's derivations at the end. */
+    derived = [];
+    /** Build outputs of a `sources` bundle: each must be an output some .drv of the plan declares. */
+    sourceOutputs = [];
+    constructor(options) {
+        this.options = options;
+    }
+    /** Paths accepted without proof (with `--no-check-sigs`; otherwise refused before counting). */
+    get unproven() {
+        return this.unprovenCount;
+    }
+    /** The first of them. */
+    get firstUnprovenPath() {
+        return this.firstUnproven;
+    }
+    /**
+     * The proof of one entry, given the kind the verifier found (`output`: not content-addressed).
+     * Refuses (exit 4) a build output no signature covers, unless the user opted out.
+     */
+    entry(path, kind, deriver) {
+        if (deriver !== '')
+            this.derived.push({ path, deriver });
+        if (kind !== 'output')
+            return 'content-address';
+        if (this.options.include === 'drvs')
+            throw new errors_NixPlanError('bundle', `'${path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
+        // A `sources` bundle's outputs are judged at the end, once every .drv declared its outputs.
+        if (this.options.include === 'sources')
+            this.sourceOutputs.push(path);
+        return this.unprovenOrSigned(path, this.options.include === 'sources');
+    }
+    unprovenOrSigned(path, deferRefusal) {
+        if (this.options.signed)
+            return 'signature';
+        this.unprovenCount++;
+        this.firstUnproven ??= path;
+        if (!this.options.noCheckSigs && !deferRefusal)
+            throw unprovenError(path);
+        return 'unproven';
+    }
+    /**
+     * The checks that need every .drv of the plan: each deriver the plan holds declares what names
+     * it as its deriver, and each build output of a `sources` bundle is an output of a .drv of the
+     * plan: a fixed output whose content did not hash to its path (an algorithm the verifier does not
+     * compute; `entry` counted it as unproven), or an output the plan's evaluation read (import from
+     * derivation), which only a trusted signature admits, whatever `--no-check-sigs` says. `declarations` answers which .drv of the plan
+     * declares a path; `inPlan` whether a .drv is in the plan.
+     */
+    finish(declarations, inPlan) {
+        for (const { path, deriver } of this.derived)
+            if (inPlan(deriver) && !declarations(path).some((d) => d.drvPath === deriver))
+                throw new errors_NixPlanError('bundle', `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`);
+        for (const path of this.sourceOutputs) {
+            const declared = declarations(path);
+            if (declared.length === 0)
+                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only outputs of the plan's own derivations: the bundle was altered`);
+            // An input-addressed output the plan's evaluation read: a signature is its only proof, and
+            // --no-check-sigs does not stand in for one here (a `sources` plan otherwise proves itself).
+            if (!declared.some((d) => d.fixed !== undefined) && !this.options.signed)
+                throw new errors_NixPlanError('signature', `'${path}' is a build output of '${declared[0].drvPath}' that the plan's evaluation read (import from derivation); a 'sources' bundle carries one only when a trusted key signed the plan, and no trusted key did (--no-check-sigs does not cover it): give the public key that signed the plan with --trusted-key (the actions: trusted-keys)`);
+        }
+        if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
+            throw unprovenError(this.firstUnproven);
+    }
+}
+/** The refusal of a path nothing proves. */
+function unprovenError(path) {
+    return new errors_NixPlanError('signature', `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${HOW}`);
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
 // Reading a plan bundle: the streaming verifier, over the bundle's source (source.ts), its
 // decoding (decode.ts) and the rules it applies (policy.ts), whose public names it re-exports.
@@ -4624,6 +5519,8 @@ function trustStatus(manifest, trust) {
 // frame ending at end of file), both digests and sizes, every NAR and entry, store paths, that
 // references are closed over bundle ∪ store and come first, that every .drv/text/source path is
 // the hash of its content, counts and roots. Memory is bounded by the limits, not by the bundle.
+
+
 
 
 
@@ -4658,28 +5555,66 @@ async function verifySource(source, options) {
     const exportLimits = exportLimitsFor(manifest, limits);
     const counts = emptyCounts();
     const narBytes = emptyCounts();
-    const closure = new ClosureCheck(options.isValidInStore ?? (() => false));
+    const closure = new ClosureCheck(limits);
     const derivations = new DerivationChecks(manifest);
     const parseDerivations = options.parseDerivations !== false;
+    // Output paths are checked as Nix checks them on import; relocation recomputes them instead.
+    const outputs = parseDerivations
+        ? new DerivationOutputChecks(manifest.storeDir, {
+            readStore: options.readStoreDerivation,
+            indexOutputs: true,
+        })
+        : undefined;
+    const noCheckSigs = options.noCheckSigs === true;
+    const proofs = new PathProofs({
+        include: manifest.include,
+        signed: trustedSignatures.length > 0,
+        noCheckSigs,
+    });
+    // Every NAR byte counts against what the manifest declares, as it arrives.
+    const declared = declaredNarBytes(manifest);
+    let narSeen = 0;
+    const onNarBytes = (chunk, index) => {
+        narSeen += chunk.length;
+        if (narSeen > declared)
+            throw new errors_NixPlanError('bundle', `'${source.name}' holds more than the ${declared} NAR bytes its manifest records (entry ${index}): the bundle is corrupt or lies about its sizes`);
+        options.onNarBytes?.(chunk, index);
+    };
     let frame;
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
+    let parsed;
+    const onDerivation = (drv, bytes) => {
+        parsed = { drv, bytes };
+    };
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
-        ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
+        onNarBytes,
         ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
     })) {
         closure.arrive(entry.path);
-        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
-        await closure.add(entry.path, entry.references);
+        parsed = undefined;
+        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined, onDerivation);
+        if (outputs !== undefined && parsed !== undefined) {
+            const { drv, bytes } = parsed;
+            const pending = outputs.check(entry.path, drv, bytes);
+            if (pending !== undefined)
+                await pending;
+        }
+        proofs.entry(entry.path, verified.kind, entry.deriver);
+        closure.add(entry.path, entry.references);
         counts[verified.kind]++;
         narBytes[verified.kind] += entry.nar.narSize;
+        checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
         await options.onEntry?.(verified);
     }
-    closure.finish();
     checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
     if (parseDerivations)
         derivations.finish();
+    if (outputs !== undefined)
+        proofs.finish((p) => outputs.declarations(p), (p) => p.endsWith('.drv') && closure.has(p));
+    // One question to the store, about every path the bundle refers to but does not hold.
+    closure.finish(await validAmong(closure.missing(), options));
     if (frame === undefined)
         throw new errors_NixPlanError('internal', 'the data frame was not scanned to its end');
     return {
@@ -4690,9 +5625,25 @@ async function verifySource(source, options) {
         narBytes,
         trustedSignatures,
         storeReferences: closure.storeReferences,
+        unproven: proofs.unproven,
+        noCheckSigs,
+        declaredOutputs: () => outputs?.declaredPaths() ?? [],
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
         ...(!parseDerivations && { derivations }),
     };
+}
+/** Which of `paths` are valid in the target store, by the options' batch or per-path question. */
+async function validAmong(paths, options) {
+    if (paths.length === 0)
+        return new Set();
+    if (options.validInStore !== undefined)
+        return options.validInStore(paths);
+    const valid = new Set();
+    if (options.isValidInStore !== undefined)
+        for (const p of paths)
+            if (await options.isValidInStore(p))
+                valid.add(p);
+    return valid;
 }
 /** Passes each chunk to `fn` before handing it on. */
 async function* tapChunks(source, fn) {
@@ -4714,6 +5665,1352 @@ async function* tapChunks(source, fn) {
 
 
 
+
+;// CONCATENATED MODULE: ./src/core/closure.ts
+// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
+/**
+ * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
+ * already is one (an iterative depth-first post-order, so chains of any length are fine).
+ * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
+ * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
+ */
+function dependenciesFirst(paths, dependencies, onCycle) {
+    const inSet = new Set(paths);
+    const state = new Map();
+    const order = [];
+    for (const start of paths) {
+        if (state.has(start))
+            continue;
+        const stack = [
+            { path: start, deps: dependencies(start), next: 0 },
+        ];
+        state.set(start, 'active');
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top.next < top.deps.length) {
+                const dep = top.deps[top.next++];
+                if (dep === top.path || !inSet.has(dep))
+                    continue;
+                const s = state.get(dep);
+                if (s === 'done')
+                    continue;
+                if (s === 'active')
+                    onCycle(top.path, dep);
+                state.set(dep, 'active');
+                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
+                continue;
+            }
+            stack.pop();
+            state.set(top.path, 'done');
+            order.push(top.path);
+        }
+    }
+    return order;
+}
+
+;// CONCATENATED MODULE: ./src/nix/store.ts
+// Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
+// the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
+
+
+
+
+
+/**
+ * Parses `nix-store --dump-db` output: per path its name, NAR hash, NAR size, deriver (or an empty
+ * line), the number of references and the references, each on its own line.
+ */
+function parseDumpDb(text) {
+    const lines = text.split('\n');
+    const out = [];
+    let i = 0;
+    const bad = (detail) => new errors_NixPlanError('nix', `unexpected nix-store --dump-db output at line ${i + 1}: ${detail}`);
+    while (i < lines.length && lines[i] !== '') {
+        const path = lines[i] ?? '';
+        const hashText = lines[i + 1];
+        const sizeText = lines[i + 2];
+        const deriver = lines[i + 3];
+        const countText = lines[i + 4];
+        if (hashText === undefined || sizeText === undefined || deriver === undefined || countText === undefined)
+            throw bad(`truncated entry for '${path}'`);
+        const count = Number(countText);
+        const narSize = Number(sizeText);
+        if (!Number.isSafeInteger(count) || count < 0 || !/^\d+$/.test(countText))
+            throw bad('bad reference count');
+        if (!Number.isSafeInteger(narSize) || !/^\d+$/.test(sizeText))
+            throw bad('bad NAR size');
+        let narHash;
+        try {
+            const h = parseHash(hashText, 'sha256');
+            if (h.algo !== 'sha256')
+                throw new Error(h.algo);
+            narHash = toHex(h.bytes);
+        }
+        catch {
+            throw bad(`bad NAR hash '${hashText}'`);
+        }
+        const references = lines.slice(i + 5, i + 5 + count);
+        if (references.length !== count)
+            throw bad(`truncated references of '${path}'`);
+        out.push({ path, narHash, narSize, deriver, references });
+        i += 5 + count;
+    }
+    return out;
+}
+/** Parses `nix-store --version` ("nix-store (Nix) 2.8.0", "nix-store (Lix, like Nix) 2.91.1"). */
+function parseNixVersion(text) {
+    const m = /(\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?)\s*$/.exec(text.trim().split('\n')[0] ?? '');
+    if (m === null)
+        throw new errors_NixPlanError('nix', `cannot read the Nix version from '${text.trim()}'`);
+    return m[1] ?? '';
+}
+/** Parameters of a store URI (`local?root=/x&real=/y`, `/x`, `daemon`). */
+function storeUriParams(uri) {
+    if (uri.startsWith('/'))
+        return { root: uri.split('?')[0] ?? uri };
+    const q = uri.indexOf('?');
+    if (q < 0)
+        return {};
+    const params = storeUriQuery(uri.slice(q + 1), uri);
+    const root = params.get('root');
+    const real = params.get('real');
+    return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
+}
+/**
+ * A store URI's query as Nix reads it (`decodeQuery`): `&`-separated `key=value` pairs, values
+ * only percent-decoded (a `+` stays a `+`, unlike in HTML forms), a pair without `=` ignored,
+ * and the first of two equal keys kept. A malformed `%` escape is an error, as in Nix.
+ */
+function storeUriQuery(query, uri = query) {
+    const out = new Map();
+    for (const pair of query.split('&')) {
+        const eq = pair.indexOf('=');
+        if (eq < 0)
+            continue;
+        const key = pair.slice(0, eq);
+        let value;
+        try {
+            value = decodeURIComponent(pair.slice(eq + 1));
+        }
+        catch {
+            throw new errors_NixPlanError('usage', `invalid store URI '${uri}': '${pair}' is not percent-encoded correctly`);
+        }
+        if (!out.has(key))
+            out.set(key, value);
+    }
+    return out;
+}
+/**
+ * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
+ * `real=`, else `<root>/nix/store` for a chroot store (`root=`, or a URI that is a path: Nix puts
+ * the files there whatever the logical store dir is), else the store dir itself (NIX_STORE_DIR
+ * stores are real).
+ */
+function physicalStoreDir(storeDir, options = {}) {
+    if (options.realStoreDir !== undefined)
+        return options.realStoreDir;
+    if (options.store === undefined)
+        return storeDir;
+    const { root, real } = storeUriParams(options.store);
+    if (real !== undefined)
+        return real;
+    if (root !== undefined)
+        return root.replace(/\/+$/, '') + '/nix/store';
+    return storeDir;
+}
+/** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
+const ARGV_BUDGET = 256 * 1024;
+/** Splits `paths` into command-line-sized batches. */
+function batchPaths(paths, budget = ARGV_BUDGET) {
+    const batches = [];
+    let current = [];
+    let size = 0;
+    for (const p of paths) {
+        if (current.length > 0 && size + p.length + 1 > budget) {
+            batches.push(current);
+            current = [];
+            size = 0;
+        }
+        current.push(p);
+        size += p.length + 1;
+    }
+    if (current.length > 0)
+        batches.push(current);
+    return batches;
+}
+/** The non-empty lines a Nix command printed (store paths, one a line), trimmed. */
+function outputLines(out) {
+    return out
+        .toString('utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '');
+}
+/** A Nix store seen through its command-line tools and its files. */
+class NixStore {
+    runner;
+    options;
+    storeDirCache;
+    constructor(runner, options = {}) {
+        this.runner = runner;
+        this.options = options;
+    }
+    /** `--store URI` when a store was chosen, for every Nix command that talks to it. */
+    storeArgs() {
+        return this.options.store === undefined ? [] : ['--store', this.options.store];
+    }
+    /** The version of the Nix on PATH (`nix-store --version`), e.g. "2.8.0". */
+    async version() {
+        const { stdout } = await this.runner.run('nix-store', ['--version']);
+        return parseNixVersion(stdout.toString('utf8'));
+    }
+    /** The store's logical directory (`builtins.storeDir`), asked once. */
+    async storeDir() {
+        if (this.storeDirCache === undefined) {
+            const { stdout } = await this.runner.run('nix-instantiate', [
+                ...this.storeArgs(),
+                '--eval',
+                '--json',
+                '-E',
+                'builtins.storeDir',
+            ]);
+            const value = JSON.parse(stdout.toString('utf8'));
+            if (typeof value !== 'string')
+                throw new errors_NixPlanError('nix', 'builtins.storeDir is not a string');
+            this.storeDirCache = value;
+        }
+        return this.storeDirCache;
+    }
+    /** Tells the store its directory when it is already known (e.g. from an evaluated .drv path). */
+    setStoreDir(storeDir) {
+        this.storeDirCache = storeDir;
+    }
+    /** The file-system location of a store path. */
+    async realPath(path) {
+        const storeDir = await this.storeDir();
+        const real = physicalStoreDir(storeDir, this.options);
+        return real === storeDir ? path : real + path.slice(storeDir.length);
+    }
+    /**
+     * `realPath` without the round trip, once the store dir is known (`setStoreDir` or an awaited
+     * `storeDir()`): for the thousands of paths of a closure.
+     */
+    realPathSync(path) {
+        const storeDir = this.storeDirCache;
+        if (storeDir === undefined)
+            throw new errors_NixPlanError('internal', 'the store dir is not known yet');
+        const real = physicalStoreDir(storeDir, this.options);
+        return real === storeDir ? path : real + path.slice(storeDir.length);
+    }
+    /**
+     * A store object that is one regular file, read synchronously: its bytes and executable bit, or
+     * undefined when it is not a regular file. Store files are small and never change, and one
+     * `lstat` + `readFile` on the calling thread costs microseconds, where each `fs.promises` call
+     * is a round trip through libuv's thread pool (which zstd shares): for tens of thousands of
+     * `.drv` files that waiting dominated.
+     */
+    readRegularFileSync(path, maxSize = Infinity) {
+        const real = this.realPathSync(path);
+        const st = (0,external_node_fs_namespaceObject.lstatSync)(real);
+        if (!st.isFile() || st.size > maxSize)
+            return undefined;
+        const buf = (0,external_node_fs_namespaceObject.readFileSync)(real);
+        return {
+            bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.length),
+            executable: (st.mode & 0o100) !== 0,
+        };
+    }
+    /** A store object's bytes when it is one regular file (a .drv, a text file). */
+    async readFile(path) {
+        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(await this.realPath(path)));
+    }
+    /** Size and executable bit of a store object that is one regular file; undefined otherwise. */
+    async fileInfo(path) {
+        const st = await (0,external_node_fs_promises_namespaceObject.lstat)(await this.realPath(path));
+        return st.isFile() ? { size: st.size, executable: (st.mode & 0o100) !== 0 } : undefined;
+    }
+    /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
+    async requisites(paths, includeOutputs = false) {
+        const out = [];
+        const seen = new Set();
+        const flags = ['--query', '--requisites', ...(includeOutputs ? ['--include-outputs'] : [])];
+        await this.queryLines(flags, paths, (p) => {
+            if (!seen.has(p)) {
+                seen.add(p);
+                out.push(p);
+            }
+        });
+        return out;
+    }
+    /** Each line `nix-store FLAGS PATHS…` prints, run once per command-line-sized batch of `paths`. */
+    async queryLines(flags, paths, line) {
+        for (const batch of batchPaths(paths)) {
+            const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), ...flags, ...batch]);
+            for (const l of outputLines(stdout))
+                line(l);
+        }
+    }
+    /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
+    async pathInfos(paths) {
+        const infos = new Map();
+        for await (const batch of this.pathInfoBatches(paths, ARGV_BUDGET))
+            for (const info of batch)
+                infos.set(info.path, info);
+        return infos;
+    }
+    /**
+     * Registration info of `paths`, in their order, one batch (one `nix-store --dump-db`) at a
+     * time, with up to `parallel` Nix processes answering ahead: a consumer starts on the first
+     * batch while Nix answers the rest. The first processes start at the call, not at iteration.
+     */
+    pathInfoBatches(paths, budget = ARGV_BUDGET, parallel = 1) {
+        // References name the same few thousand paths again and again: sharing one string per path
+        // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
+        const canonical = new Map(paths.map((p) => [p, p]));
+        const intern = (p) => {
+            const c = canonical.get(p);
+            if (c !== undefined)
+                return c;
+            const copy = Buffer.from(p, 'utf8').toString('utf8');
+            canonical.set(copy, copy);
+            return copy;
+        };
+        const batches = batchPaths(paths, budget);
+        const started = [];
+        const start = (i) => {
+            const batch = batches[i];
+            if (batch === undefined || started[i] !== undefined)
+                return;
+            const answer = this.dumpDb(batch, intern);
+            answer.catch(() => undefined); // awaited in turn; a consumer that stops early leaves it
+            started[i] = answer;
+        };
+        for (let i = 0; i < parallel; i++)
+            start(i);
+        return (async function* () {
+            for (let i = 0; i < batches.length; i++) {
+                start(i);
+                const infos = await started[i];
+                start(i + parallel);
+                if (infos !== undefined)
+                    yield infos;
+            }
+        })();
+    }
+    /** One `nix-store --dump-db` of `batch`: its registrations in the batch's order. */
+    async dumpDb(batch, intern) {
+        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
+        const byPath = new Map();
+        for (const info of parseDumpDb(stdout.toString('utf8')))
+            byPath.set(info.path, {
+                path: intern(info.path),
+                narHash: info.narHash,
+                narSize: info.narSize,
+                deriver: info.deriver === '' ? '' : intern(info.deriver),
+                references: info.references.map(intern),
+            });
+        return batch.map((p) => {
+            const info = byPath.get(p);
+            if (info === undefined)
+                throw new errors_NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
+            return info;
+        });
+    }
+    /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
+    async invalidPaths(paths) {
+        const invalid = new Set();
+        await this.queryLines(['--check-validity', '--print-invalid'], paths, (p) => invalid.add(p));
+        return invalid;
+    }
+    /**
+     * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
+     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
+     * `onLog` receives Nix's build log as it is written.
+     */
+    async realise(drvPaths, options = {}) {
+        if (drvPaths.length === 0)
+            return [];
+        const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
+        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
+        return outputLines(stdout);
+    }
+}
+/**
+ * Sorts `paths` so every path comes after its references (those inside the set), keeping the
+ * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
+ */
+function dependencyOrder(paths, references) {
+    return dependenciesFirst(paths, references, (path, ref) => {
+        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
+    });
+}
+
+;// CONCATENATED MODULE: ./src/nix/evaluate.ts
+// Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
+// in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
+//
+// Why these commands (read from Nix's sources, 2.8 to 2.34):
+// - `nix path-info --derivation A B` gathers its results in one StorePathSet and prints it sorted
+//   (2.8) or topologically sorted (2.34): which drv came from which installable is lost, so it is
+//   used only for a single installable. `nix eval` takes one installable.
+// - `nix build --dry-run --json A B …` appends each installable's result in the order given
+//   (duplicates kept) and prints them as one JSON array: the one command that evaluates several
+//   installables in one process and says which result is whose. Before printing it runs Nix's
+//   printMissing (a walk over the closure that may ask substituters about outputs, and lists every
+//   path on stderr); it builds, links and fetches nothing.
+// - `nix-instantiate FILE -A a -A b` prints each attribute's derivations in order with nothing
+//   between them: an attribute with none (`{}`) and one with two (`[d1 d2]`) look like one each.
+//   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
+//   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
+//   writes the .drv files as plain instantiation does.
+
+
+
+
+/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
+const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
+/**
+ * Refuses a file argument that does not exist before Nix is started, as a usage error naming it
+ * (Nix would fail with its own message and nix-plan's exit code for a failed evaluation).
+ * Lookup paths (`<nixpkgs>`) and URLs are Nix's to resolve.
+ */
+async function assertReadable(file) {
+    if (file.startsWith('<') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file))
+        return;
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(file);
+    }
+    catch (e) {
+        const why = e.code === 'ENOENT' ? 'no such file' : e.message;
+        throw new errors_NixPlanError('usage', `cannot read the file to evaluate '${file}': ${why}`);
+    }
+}
+/** The directory of a store path (the realm it belongs to). */
+function storeDirOf(path) {
+    return path.slice(0, path.lastIndexOf('/'));
+}
+/**
+ * The per-installable results of `nix build --dry-run --json`: one element per installable, in
+ * order. An element is `{drvPath, outputs}` for a derivation (Nix 2.8 and later) or `{path}` for a
+ * store path that is not built; anything but a .drv path is refused, naming its installable.
+ */
+function parseDryRunJson(text, installables) {
+    let parsed;
+    try {
+        parsed = JSON.parse(text);
+    }
+    catch {
+        throw new errors_NixPlanError('nix', `nix build --dry-run --json printed no JSON: '${text.trim().slice(0, 200)}'`);
+    }
+    if (!Array.isArray(parsed) || parsed.length !== installables.length)
+        throw new errors_NixPlanError('nix', `nix build --dry-run --json gave ${Array.isArray(parsed) ? parsed.length : 'no list of'} results for ${installables.length} installables`);
+    return installables.map((installable, i) => {
+        const item = parsed[i];
+        const fields = typeof item === 'object' && item !== null ? item : {};
+        const path = typeof fields['drvPath'] === 'string' ? fields['drvPath'] : fields['path'];
+        if (typeof path !== 'string' || !path.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `'${installable}' evaluated to ${typeof path === 'string' ? `'${path}'` : 'no store path'}, not a derivation`);
+        return { installable, drvPath: path };
+    });
+}
+/** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
+async function evaluateOneInstallable(installable, evalArgs, store) {
+    const { stdout } = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'path-info',
+        '--derivation',
+        ...evalArgs,
+        installable,
+    ]);
+    return outputLines(stdout).map((drvPath) => ({ installable, drvPath }));
+}
+/** Several flake installables in one process (see the top of this file). */
+async function evaluateInstallables(installables, evalArgs, store) {
+    const only = installables[0];
+    if (installables.length === 1 && only !== undefined)
+        return evaluateOneInstallable(only, evalArgs, store);
+    const { stdout } = await store.runner.run('nix', [
+        ...FLAKE_FEATURES,
+        ...store.storeArgs(),
+        'build',
+        '--dry-run',
+        '--json',
+        '--no-link',
+        ...evalArgs,
+        ...installables,
+    ]);
+    return parseDryRunJson(stdout.toString('utf8'), installables);
+}
+/**
+ * The JSON values `nix-instantiate --eval --json` printed for its `-A`s, in order (Nix 2.8 writes
+ * them without separators, newer Nix one a line). Undefined when a value is not a string.
+ */
+function parseEvalStrings(text) {
+    const values = [];
+    const token = /\s*("(?:[^"\\]|\\.)*")\s*/y;
+    let at = 0;
+    while (at < text.length) {
+        token.lastIndex = at;
+        const m = token.exec(text);
+        if (m === null)
+            return /^\s*$/.test(text.slice(at)) ? values : undefined;
+        values.push(JSON.parse(m[1] ?? '""'));
+        at = token.lastIndex;
+    }
+    return values;
+}
+/** Selection paths that fail only because an attribute is not one derivation (a list, a plain set). */
+const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
+/**
+ * Each attribute's .drv, when every attribute is one derivation: one `nix-instantiate --eval`
+ * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
+ * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
+ */
+async function evaluateAttributes(file, attributes, evalArgs, store) {
+    const args = [
+        ...store.storeArgs(),
+        '--eval',
+        '--json',
+        '--read-write-mode',
+        ...evalArgs,
+        file,
+        ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
+    ];
+    const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
+    if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr))
+        return undefined;
+    NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
+    const values = parseEvalStrings(result.stdout.toString('utf8'));
+    if (values?.length !== attributes.length * 2)
+        return undefined;
+    const roots = [];
+    for (const [i, attribute] of attributes.entries()) {
+        const type = values[2 * i];
+        const drvPath = values[2 * i + 1] ?? '';
+        if (type !== 'derivation')
+            return undefined;
+        roots.push({ attribute, drvPath });
+    }
+    return roots;
+}
+/** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
+async function evaluateFile(file, attributes, evalArgs, store) {
+    if (attributes.length > 0) {
+        const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
+        if (labelled !== undefined)
+            return labelled;
+    }
+    // The file's value itself, or attributes that are lists or sets of derivations: every
+    // derivation, recorded without an attribute (Nix prints nothing between the attributes).
+    const { stdout } = await store.runner.run('nix-instantiate', [
+        ...store.storeArgs(),
+        ...evalArgs,
+        file,
+        ...attributes.flatMap((a) => ['-A', a]),
+    ]);
+    return outputLines(stdout).map((drvPath) => ({ drvPath }));
+}
+/**
+ * Evaluates `request` against `store`: one evaluator process for all flake installables and one
+ * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
+ * they are in.
+ */
+async function evaluate(request, store) {
+    const roots = [];
+    const evalArgs = request.evalArgs ?? [];
+    const attributes = request.attributes ?? [];
+    const installables = request.installables ?? [];
+    if (attributes.length > 0 && request.file === undefined)
+        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
+    for (const drvPath of request.drvPaths ?? [])
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
+    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
+    if (request.file !== undefined)
+        await assertReadable(request.file);
+    if (installables.length > 0)
+        roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
+    if (request.file !== undefined)
+        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
+    for (const drvPath of request.drvPaths ?? [])
+        roots.push({ drvPath });
+    if (roots.length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
+    for (const r of roots)
+        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
+    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
+    if (dirs.size !== 1)
+        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
+    const storeDir = [...dirs][0] ?? '';
+    const seen = new Set();
+    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
+    return { roots: unique, storeDir };
+}
+
+;// CONCATENATED MODULE: ./src/nix/import.ts
+// Adding paths to a store: whether the store trusts us to (`nix store ping`), `nix-store --import`
+// of an export stream, and `nix copy` from a binary cache.
+
+
+
+/** `nix copy` is behind the nix-command feature on every Nix that has it. */
+const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
+/**
+ * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
+ * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
+ * local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try and see.
+ */
+async function storeTrust(store) {
+    const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], { allowFailure: true });
+    const json = await ping(true);
+    if (json.code === 0) {
+        try {
+            const info = JSON.parse(json.stdout.toString('utf8'));
+            if (info.trusted === true || info.trusted === 1)
+                return 'trusted';
+            if (info.trusted === false || info.trusted === 0)
+                return 'untrusted';
+        }
+        catch {
+            // fall through to the text form
+        }
+    }
+    const text = await ping(false);
+    const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
+    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
+        return 'trusted';
+    return 'unknown';
+}
+/**
+ * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
+ * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
+ * paths as Nix adds them.
+ */
+async function importExport(store, input, onPaths) {
+    const args = [...store.storeArgs(), '--import'];
+    // nix-store --import prints each path it adds, one a line, as it adds it.
+    const onStdout = onPaths === undefined
+        ? undefined
+        : (chunk) => onPaths(chunk.filter((b) => b === 0x0a).length);
+    const result = await store.runner.run('nix-store', args, {
+        input,
+        allowFailure: true,
+        ...(onStdout === undefined ? {} : { onStdout }),
+    });
+    NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
+}
+/**
+ * `nix copy --from FROM [--to STORE] [--derivation] PATHS…` into `store` (its `--store` URI, if
+ * any, is the destination), batched to fit the command line. With `derivation`, `.drv` paths mean
+ * themselves, not their outputs (and any other path means its deriver). A failure is a
+ * NixCommandError named `what`.
+ */
+async function copyPaths(store, from, paths, options = {}) {
+    const to = store.options.store === undefined ? [] : ['--to', store.options.store];
+    const base = [
+        ...NIX_COMMAND,
+        'copy',
+        '--from',
+        from,
+        ...to,
+        ...(options.derivation === true ? ['--derivation'] : []),
+    ];
+    for (const batch of batchPaths(paths)) {
+        const args = [...base, ...batch];
+        const result = await store.runner.run('nix', args, { allowFailure: true });
+        NixCommandError.check('nix', args, result, { what: options.what ?? 'nix copy' });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/narinfo.ts
+// The narinfo: what a binary cache says of a store path (the text Nix's binary-cache store reads),
+// the fingerprint its signatures cover, and signing and checking them.
+
+
+
+
+/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
+function narinfoText(info) {
+    const lines = [
+        `StorePath: ${info.path}`,
+        `URL: ${info.url}`,
+        'Compression: none',
+        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
+        `NarSize: ${info.narSize}`,
+        `References: ${info.references.map(baseName).join(' ')}`,
+    ];
+    if (info.deriver !== '')
+        lines.push(`Deriver: ${baseName(info.deriver)}`);
+    if (info.ca !== undefined)
+        lines.push(`CA: ${info.ca}`);
+    if (info.sig !== undefined)
+        lines.push(`Sig: ${info.sig}`);
+    return lines.join('\n') + '\n';
+}
+/**
+ * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
+ * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
+ */
+function narinfoFingerprint(info) {
+    if (info.narHash.length !== 32)
+        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
+    if (!(info.narSize > 0))
+        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
+    const refs = [...info.references].sort(compareStrings).join(',');
+    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
+}
+/** A narinfo `Sig:` value for the object. */
+function signNarinfo(key, info) {
+    return signDetached(key, narinfoFingerprint(info));
+}
+/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
+function verifyNarinfo(info, signatures, trusted) {
+    const fingerprint = narinfoFingerprint(info);
+    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
+}
+
+;// CONCATENATED MODULE: ./src/app/deps.ts
+/** A logger that drops everything (for library callers that want no output). */
+const silentLogger = {
+    info: () => undefined,
+    warn: () => undefined,
+    debug: () => undefined,
+};
+/** A progress sink that shows nothing. */
+const noProgress = {
+    start: () => ({ tick: () => undefined, done: () => undefined }),
+};
+/** `deps.progress` or one that shows nothing. */
+function progressOf(deps) {
+    return deps.progress ?? noProgress;
+}
+
+;// CONCATENATED MODULE: ./src/app/binary-cache.ts
+// Import without trust: turn a verified export stream into a temporary `file://` binary cache whose
+// narinfos carry `CA:` (and, with a key, `Sig:`), then let `nix copy` add it through the daemon.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
+const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
+/**
+ * The paths `nix copy` must be named so that it copies all of `cached`: those no other cached path
+ * refers to (their closures cover the rest), `.drv` files apart from the others. A `.drv` named on
+ * the command line means its outputs unless `--derivation` is given, and `--derivation` turns any
+ * other path into its deriver, so the two kinds need separate calls.
+ */
+function copyTargets(cached) {
+    const referenced = new Set();
+    for (const c of cached)
+        for (const r of c.references)
+            if (r !== c.path)
+                referenced.add(r);
+    const tops = cached.map((c) => c.path).filter((p) => !referenced.has(p));
+    return { drvs: tops.filter((p) => p.endsWith('.drv')), others: tops.filter((p) => !p.endsWith('.drv')) };
+}
+/** The error for build outputs an untrusted user cannot add without a trusted signature. */
+function needsSignature(paths, key) {
+    const example = paths[0] ?? '';
+    const how = key === undefined
+        ? 'Either import as a user the daemon trusts (`trusted-users` in nix.conf), or sign them on import: ' +
+            'pass a secret key (`nix-plan keygen NAME`) whose public key root has added to ' +
+            '`trusted-public-keys` in the nix.conf of the host (then restart nix-daemon).'
+        : `They were signed with '${key.name}', so the daemon does not trust that key: root must add ` +
+            `'${formatPublicKey(publicKeyOf(key))}' to \`trusted-public-keys\` in the host's nix.conf ` +
+            '(then restart nix-daemon).';
+    return new errors_NixPlanError('signature', `${paths.length} path${paths.length === 1 ? ' is a build output' : 's are build outputs'} ` +
+        `(input-addressed, e.g. '${example}'), which Nix accepts from a user it does not trust only with ` +
+        `a signature by a key in its \`trusted-public-keys\`. ${how}`);
+}
+/**
+ * Adds the paths of an export stream to a store as a user the Nix daemon does not trust: writes
+ * them as a temporary `file://` binary cache (NARs streamed to disk as they are read, never the
+ * whole closure in memory), with each narinfo's `CA:` field from `identifyContentAddress` so Nix
+ * re-derives content-addressed paths instead of asking for signatures, then runs
+ * `nix copy --from file://DIR [--derivation] PATHS…`. Build outputs need `signingKey`, whose
+ * public key the daemon must trust; without it they are refused before anything is copied.
+ * The stream should already be verified (the bundle verifier); it is validated again as it is read.
+ */
+async function importViaBinaryCache(source, options, deps) {
+    const parent = options.workDir ?? (0,external_node_os_namespaceObject.tmpdir)();
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)(parent, 'nix-plan-cache-'));
+    try {
+        // Readable by everyone: the Nix client may run as another user than this process (sudo -u),
+        // and everything in it is about to enter the world-readable store anyway.
+        await (0,external_node_fs_promises_namespaceObject.chmod)(dir, 0o755);
+        await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'nix-cache-info'), `StoreDir: ${options.storeDir}\nWantMassQuery: 0\n`);
+        // Nix creates these when it opens a file:// cache; made here so a client that cannot write
+        // the directory (another user) still opens it.
+        for (const sub of CACHE_DIRS)
+            await (0,external_node_fs_promises_namespaceObject.mkdir)((0,external_node_path_namespaceObject.join)(dir, sub), { mode: 0o755 });
+        const cached = await writeCache(source, dir, options, deps);
+        const store = new NixStore(deps.runner, { store: options.store });
+        const paths = cached.map((c) => c.path);
+        const invalid = await store.invalidPaths(paths);
+        const alreadyValid = paths.length - invalid.size;
+        const unsigned = cached.filter((c) => c.ca === undefined && invalid.has(c.path)).map((c) => c.path);
+        if (unsigned.length > 0 && options.signingKey === undefined)
+            throw needsSignature(unsigned, undefined);
+        if (invalid.size > 0)
+            await runCopy(store, dir, cached, options, deps, unsigned);
+        const still = await store.invalidPaths([...invalid]);
+        if (still.size > 0)
+            throw new errors_NixPlanError('nix', `nix copy finished but ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+        return {
+            paths,
+            imported: invalid.size,
+            alreadyValid,
+            contentAddressed: cached.filter((c) => c.ca !== undefined).length,
+        };
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/** Reads the stream once, writing `nar/<n>.nar` and `<hash>.narinfo` for every path. */
+async function writeCache(source, dir, options, deps) {
+    const cached = [];
+    const task = progressOf(deps).start('writing a temporary binary cache');
+    let fd;
+    let fdIndex = -1;
+    const narFile = (index) => `nar/${index}.nar`;
+    const closeNar = () => {
+        if (fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+        fd = undefined;
+    };
+    try {
+        const entries = readExport(source, options.limits, {
+            storeDir: options.storeDir,
+            // Synchronous writes: the reader hands over views without back-pressure, so writing them
+            // before it continues keeps memory flat whatever the NAR sizes.
+            onNarBytes: (chunk, index) => {
+                if (index !== fdIndex) {
+                    closeNar();
+                    fd = (0,external_node_fs_namespaceObject.openSync)((0,external_node_path_namespaceObject.join)(dir, narFile(index)), 'wx', 0o644);
+                    fdIndex = index;
+                }
+                if (fd !== undefined)
+                    (0,external_node_fs_namespaceObject.writeSync)(fd, chunk);
+            },
+        });
+        let index = 0;
+        for await (const entry of entries) {
+            closeNar();
+            const ca = identifyContentAddress({
+                path: entry.path,
+                references: entry.references,
+                narHash: entry.nar.narHash,
+                file: entry.nar.file,
+            }, options.storeDir)?.ca;
+            const facts = {
+                path: entry.path,
+                narHash: entry.nar.narHash,
+                narSize: entry.nar.narSize,
+                references: entry.references,
+            };
+            const text = narinfoText({
+                ...facts,
+                url: narFile(index),
+                deriver: entry.deriver,
+                ca,
+                sig: options.signingKey === undefined ? undefined : signNarinfo(options.signingKey, facts),
+            });
+            const hashPart = baseName(entry.path).slice(0, 32);
+            await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, `${hashPart}.narinfo`), text, { mode: 0o644, flag: 'wx' });
+            cached.push({ path: entry.path, references: entry.references, ca });
+            index++;
+            task.tick(1, entry.nar.narSize);
+        }
+    }
+    finally {
+        closeNar();
+        task.done();
+    }
+    return cached;
+}
+/** Runs `nix copy` for the cache's top-level paths, `.drv` files with `--derivation`. */
+async function runCopy(store, dir, cached, options, deps, unsigned) {
+    const { drvs, others } = copyTargets(cached);
+    const from = `file://${dir}`;
+    const what = 'nix copy from the temporary binary cache';
+    deps.log.info(`adding ${cached.length} paths through a temporary binary cache (nix copy)`);
+    try {
+        await copyPaths(store, from, drvs, { derivation: true, what });
+        await copyPaths(store, from, others, { what });
+    }
+    catch (e) {
+        if (e instanceof NixCommandError && isSignatureRefusal(e) && unsigned.length > 0)
+            throw needsSignature(unsigned, options.signingKey);
+        throw e;
+    }
+}
+/**
+ * The `copyImport` route of `importPlan`: hands the verified export stream to
+ * `importViaBinaryCache`. `signingKey` is the text of a Nix secret key file, or a parsed key.
+ */
+function binaryCacheCopyImport(settings = {}) {
+    const key = typeof settings.signingKey === 'string' ? parseSecretKey(settings.signingKey) : settings.signingKey;
+    return async (stream, options, deps) => {
+        await importViaBinaryCache(stream, {
+            storeDir: options.manifest.storeDir,
+            store: options.store,
+            signingKey: key,
+            workDir: settings.workDir ?? options.workDir,
+        }, deps);
+    };
+}
+
+;// CONCATENATED MODULE: ./src/nix/gc.ts
+// Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
+// to and no GC root (or running process) holds, and refuses the others ("still alive").
+
+
+/**
+ * `nix-store --delete PATHS…` in one run (per command-line batch). Nix walks each path's referrers:
+ * any outside `paths` keeps it (and that run fails); `keep-derivations` is turned off so a .drv
+ * goes even when an output it built stays. A failure is a NixCommandError.
+ */
+async function deletePaths(store, paths) {
+    for (const batch of batchPaths(paths)) {
+        const args = [...store.storeArgs(), '--option', 'keep-derivations', 'false', '--delete', ...batch];
+        const result = await store.runner.run('nix-store', args, { allowFailure: true });
+        NixCommandError.check('nix-store', args, result, { what: 'nix-store --delete' });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/rollback.ts
+// Rolling back an import that failed or was interrupted: the paths it made valid are removed again,
+// so the store's valid paths are what they were before it started.
+//
+// An import adds paths in dependency order, and a path it added can only be referred to by paths
+// added after it (Nix registers references to valid paths only), so those paths are new and
+// unreferenced from outside: `nix-store --delete` removes them all, newest first. A path another
+// process started using meanwhile (a concurrent build, a GC root) is kept, and said so.
+
+
+/**
+ * Removes again those of `added` (the paths that were not valid before the import, in its order)
+ * that are valid now. `store` must run on a runner that still works after an interruption.
+ */
+async function rollBack(store, added) {
+    if (added.length === 0)
+        return { removed: [], kept: [] };
+    const invalid = await store.invalidPaths(added);
+    const valid = added.filter((p) => !invalid.has(p)).reverse();
+    if (valid.length === 0)
+        return { removed: [], kept: [] };
+    let reason;
+    try {
+        await deletePaths(store, valid);
+    }
+    catch (e) {
+        // One that stays alive stops the run: remove the others one at a time, newest first.
+        reason = firstLine(e);
+        for (const p of valid)
+            await deletePaths(store, [p]).catch((f) => {
+                reason ??= firstLine(f);
+            });
+    }
+    const still = await store.invalidPaths(valid);
+    const kept = valid.filter((p) => !still.has(p));
+    return { removed: valid.filter((p) => still.has(p)), kept, ...(kept.length > 0 && { reason }) };
+}
+function firstLine(e) {
+    const text = e instanceof Error ? e.message : String(e);
+    const lines = text.split('\n').filter((l) => /error|alive|cannot/i.test(l));
+    return (lines[lines.length - 1] ?? text).trim();
+}
+/** What a failure message adds about the rollback. */
+function rollbackNote(result) {
+    if (result.removed.length === 0 && result.kept.length === 0)
+        return 'no path had been added, the store is unchanged';
+    if (result.kept.length === 0)
+        return `the ${result.removed.length} path${result.removed.length === 1 ? '' : 's'} it had added ${result.removed.length === 1 ? 'was' : 'were'} removed again, the store is as it was`;
+    return (`${result.removed.length} of the paths it had added were removed again, but ${result.kept.length} could not be ` +
+        `(e.g. '${result.kept[0]}': ${result.reason ?? 'still in use'}); remove them with nix-store --delete once nothing uses them`);
+}
+/** `error` with what the rollback did added to its message (the same error: its class and code stay). */
+function withRollbackNote(error, result) {
+    if (error instanceof errors_NixPlanError)
+        error.message = `${error.message}\n(${rollbackNote(result)})`;
+    return error;
+}
+
+;// CONCATENATED MODULE: ./src/app/verify.ts
+// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
+// bundle verifier in core/bundle/), without touching a store, with progress.
+
+
+
+/**
+ * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
+ * the verifier's other options (store validity, an entry callback) through.
+ */
+async function verifyWithProgress(bundle, options, progress, signal) {
+    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
+    try {
+        // The manifest says how many paths there are, so the bar can show a total.
+        const { manifest } = await readBundleHead(source);
+        const task = progressOf({ progress }).start('verifying', manifest.paths);
+        try {
+            return await verifyBundle(source, {
+                ...options,
+                onEntry: async (e) => {
+                    signal?.throwIfAborted();
+                    await options.onEntry?.(e);
+                    task.tick(1, e.nar.narSize);
+                },
+            });
+        }
+        finally {
+            task.done();
+        }
+    }
+    finally {
+        if (typeof bundle === 'string')
+            await source.close();
+    }
+}
+/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
+async function verifyPlan(bundlePath, options = {}, deps = {}) {
+    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
+    return {
+        bundlePath,
+        ...report,
+        trust: trustReportOf(report.manifest, keys, {
+            noCheckSigs: report.noCheckSigs,
+            unproven: report.unproven,
+        }),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/import.ts
+// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
+// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** The import methods, for option parsing. */
+const IMPORT_METHODS = ['auto', 'import', 'copy'];
+
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/** The sha256 of a file, as hex. */
+async function sha256OfFile(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(c);
+    return hash.digest('hex');
+}
+/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
+async function checkCopyDigest(copy, digest, bundlePath) {
+    const want = digest.replace(/^sha256:/, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(want))
+        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
+    const got = await sha256OfFile(copy);
+    if (got !== want)
+        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
+}
+/**
+ * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
+ * temp dir has no room for (its verified stream is written there).
+ */
+async function checkRoom(manifest, dir, maxSize) {
+    const size = manifest.stream.size;
+    if (maxSize !== undefined && size > maxSize)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
+    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+    if (fs !== undefined && fs.bavail * fs.bsize < size)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
+}
+/**
+ * Copies the bundle into a private directory and verifies the copy completely, so nothing
+ * unverified can reach the store even if the original changes meanwhile; the verified export
+ * stream is kept in a private file as it is checked, and that file is what Nix imports.
+ * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ * If the import fails or is interrupted (`deps.signal`), the paths it made valid are removed again
+ * before the error is thrown, and the error says so: the store's valid paths are what they were.
+ */
+async function importPlan(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        // The first Nix process runs alone: on a store that does not exist yet it creates the
+        // database, and two Nix 2.34 processes starting at once on a new store can fail with
+        // "SQLite database is busy".
+        const storeDir = await store.storeDir();
+        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        if (options.digest !== undefined)
+            await checkCopyDigest(copy, options.digest, bundlePath);
+        // Messages name the user's file, not the private copy they are about.
+        const source = { ...(await openBundle(copy)), name: bundlePath };
+        try {
+            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+            // Whatever the route, what reaches the store is the stream verified here.
+            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+            const paths = [];
+            const validity = new ValidityQueries(store);
+            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
+            let report;
+            try {
+                report = await verifyWithProgress(source, {
+                    trustedKeys: options.trustedKeys,
+                    noCheckSigs: options.noCheckSigs,
+                    storeDir,
+                    limits,
+                    validInStore: async (missing) => {
+                        const invalid = await store.invalidPaths(missing);
+                        return new Set(missing.filter((p) => !invalid.has(p)));
+                    },
+                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+                    onEntry: (e) => {
+                        paths.push(e.path);
+                        validity.add(e.path);
+                    },
+                    onStreamBytes: (c) => verified.write(c),
+                }, deps.progress, deps.signal);
+            }
+            finally {
+                verified.close();
+            }
+            if (verified.failure !== undefined)
+                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+            const { manifest } = report;
+            const proof = {
+                trustedSignatures: report.trustedSignatures,
+                unproven: report.unproven,
+                noCheckSigs: report.noCheckSigs,
+                declaredOutputs: report.declaredOutputs,
+                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+                    noCheckSigs: report.noCheckSigs,
+                    unproven: report.unproven,
+                }),
+            };
+            if (report.unproven > 0)
+                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
+            const invalid = await validity.invalid();
+            const alreadyValid = paths.length - invalid.size;
+            if (invalid.size === 0) {
+                deps.log.info(`all ${paths.length} paths are valid already`);
+                return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
+            }
+            // From here on the store changes: whatever stops the import, what it added is removed again.
+            const added = paths.filter((p) => invalid.has(p));
+            try {
+                const method = await addPaths(store, manifest, options, deps, {
+                    trusts,
+                    count: invalid.size,
+                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
+                });
+                deps.signal?.throwIfAborted();
+                const still = await invalidAmong(store, paths);
+                if (still.size > 0)
+                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+                return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
+            }
+            catch (e) {
+                deps.log.info(`the import failed: removing the paths it added…`);
+                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+                cleanup.setStoreDir(storeDir);
+                throw withRollbackNote(e, await rollBack(cleanup, added));
+            }
+        }
+        finally {
+            await source.close();
+        }
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/** A .drv of the target store, read from its file (undefined when it is not there). */
+function readStoreFile(store, path) {
+    try {
+        return store.readRegularFileSync(path)?.bytes;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
+async function addPaths(store, manifest, options, deps, how) {
+    let method = options.method ?? 'auto';
+    if (method === 'auto') {
+        const trust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
+        method = trust === 'untrusted' ? 'copy' : 'import';
+        if (trust === 'unknown')
+            deps.log.debug('store trust unknown: trying nix-store --import first');
+    }
+    if (method === 'import') {
+        // nix-store --import prints each path it adds: one tick per line.
+        const importing = progressOf(deps).start('importing with nix-store --import', how.count);
+        try {
+            await importExport(store, how.stream(), (n) => importing.tick(n));
+            return 'import';
+        }
+        catch (e) {
+            if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
+                throw e;
+            deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+        }
+        finally {
+            importing.done();
+        }
+    }
+    const copyImport = deps.copyImport ?? binaryCacheCopyImport();
+    // The cache is made beside (not inside) the private dir: the Nix client may be another user.
+    await copyImport(how.stream(), { store: options.store, manifest }, deps);
+    return 'copy';
+}
+
+;// CONCATENATED MODULE: ./src/app/signing-policy.ts
+// A key signs only what was verified: the rule every command that signs a plan it read applies.
+
+/**
+ * Refuses (a usage error, before any work) to sign an input that no trusted key vouched for:
+ * signing makes a plan trusted downstream, so an unverified input would be laundered into a
+ * trusted one. `--no-check-sigs` is the explicit opt-out, recorded in what is signed.
+ */
+function assertSignable(signs, keysGiven, noCheckSigs, names = CLI_NAMES) {
+    if (signs && !keysGiven && !noCheckSigs)
+        throw new errors_NixPlanError('usage', `${names.sign} signs only what was verified: give ${names.trust} (the keys the input must be signed by), ` +
+            `or ${names.optOut} to sign it unverified on purpose`);
+}
+/** The command line's names. */
+const CLI_NAMES = {
+    sign: '--sign-key',
+    trust: '--trusted-key',
+    optOut: '--no-check-sigs',
+};
 
 ;// CONCATENATED MODULE: ./src/core/provenance-view.ts
 
@@ -4996,167 +7293,87 @@ function freshnessProblem(manifest, policy, now) {
     return undefined;
 }
 
-;// CONCATENATED MODULE: external "node:util"
-const external_node_util_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:util");
-;// CONCATENATED MODULE: ./src/cli/args.ts
-// Command-line parsing helpers over node:util parseArgs: typed values, `--` pass-through, and
-// usage errors that name the option and the accepted values.
+;// CONCATENATED MODULE: ./src/core/shell-words.ts
+// Shell-style words: splitting a line of arguments as a POSIX shell would (quotes and backslashes,
+// no expansion), and quoting arguments back so a printed command can be pasted into a shell.
 
-
-
-
-/** Throws a usage error. */
-function usageError(message) {
-    return new errors_NixPlanError('usage', message);
-}
-/** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
-function parseCommandArgs(argv, specs) {
-    const dash = argv.indexOf('--');
-    const head = dash < 0 ? argv : argv.slice(0, dash);
-    const rest = dash < 0 ? [] : argv.slice(dash + 1);
-    const options = {};
-    for (const [name, s] of Object.entries(specs))
-        options[name] = {
-            type: s.type,
-            ...(s.short !== undefined && { short: s.short }),
-            ...(s.multiple === true && { multiple: true }),
-        };
-    try {
-        const { values, positionals } = (0,external_node_util_namespaceObject.parseArgs)({
-            args: [...head],
-            options,
-            allowPositionals: true,
-            strict: true,
-        });
-        return { values, positionals, rest };
-    }
-    catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
-    }
-}
-/** A string option's value, or undefined. */
-function args_str(args, name) {
-    const v = args.values[name];
-    return typeof v === 'string' ? v : undefined;
-}
-/** A required string option's value. */
-function required(args, name, what) {
-    const v = args_str(args, name);
-    if (v === undefined || v === '')
-        throw usageError(`missing --${name} ${what}`);
-    return v;
-}
-/** A repeatable string option's values (also splitting on commas when `commas`). */
-function args_list(args, name, commas = false) {
-    const v = args.values[name];
-    const items = Array.isArray(v)
-        ? v.filter((x) => typeof x === 'string')
-        : typeof v === 'string'
-            ? [v]
-            : [];
-    return commas ? items.flatMap((x) => x.split(',')).filter((x) => x !== '') : items;
-}
-/** A boolean flag. */
-function flag(args, name) {
-    return args.values[name] === true;
-}
-/** A value that must be one of `allowed`. */
-function oneOf(value, name, allowed) {
-    if (value === undefined)
-        return undefined;
-    if (!allowed.includes(value))
-        throw usageError(`--${name} must be one of ${allowed.join(', ')} (got '${value}')`);
-    return value;
-}
-/** An integer option within [min, max]. */
-function integer(value, name, min, max) {
-    if (value === undefined)
-        return undefined;
-    const n = Number(value);
-    if (!/^-?\d+$/.test(value) || n < min || n > max)
-        throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
-    return n;
-}
-/** Exactly one positional argument (the bundle), or a usage error naming it. */
-function onePositional(args, what) {
-    if (args.positionals.length === 0)
-        throw usageError(`missing ${what}`);
-    if (args.positionals.length > 1)
-        throw usageError(`expected one ${what}, got ${args.positionals.length}: ${args.positionals.join(' ')}`);
-    return args.positionals[0] ?? '';
-}
-const KEY_LITERAL = /^[^\s:/]+:[A-Za-z0-9+/]+=*$/;
-function publicKeyOrUsage(key, where) {
-    try {
-        parsePublicKey(key);
-    }
-    catch (e) {
-        throw usageError(`${where}: ${e.message}`);
-    }
-    return key;
-}
 /**
- * Public keys from `--trusted-key` values: each is a key in Nix's format (`name:base64`) or a file
- * holding one or more (whitespace-separated, `#` comments), like `trusted-public-keys`. Fails
- * closed: an empty value (an unset variable), a file without a key, or anything that is not a
- * key is a usage error, never "no keys".
+ * Splits `text` into words the way `sh` splits a command line, without running anything:
+ * whitespace separates words; '…' keeps everything literally; "…" keeps everything but lets a
+ * backslash escape `"`, `\`, `$` and `` ` `` (and join lines); a backslash outside quotes takes the
+ * next character literally. `$`, `~`, globs and `#` are plain characters: nothing is expanded.
+ * Throws a usage error for an unterminated quote or a trailing backslash, naming `what`.
  */
-async function readKeys(values, readText = readTextFile) {
-    const keys = [];
-    for (const v of values) {
-        if (v.trim() === '')
-            throw usageError('--trusted-key is empty (an unset variable?): give a public key (NAME:base64) or a file of them');
-        if (KEY_LITERAL.test(v)) {
-            keys.push(publicKeyOrUsage(v, '--trusted-key'));
-            continue;
+function splitShellWords(text, what = 'the arguments') {
+    const words = [];
+    let word = '';
+    let inWord = false;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i] ?? '';
+        if (c === "'") {
+            const end = text.indexOf("'", i + 1);
+            if (end < 0)
+                throw unterminated(what, "'");
+            word += text.slice(i + 1, end);
+            inWord = true;
+            i = end;
         }
-        const words = (await readText(v, 'trusted key file'))
-            .split('\n')
-            .map((l) => l.replace(/#.*$/, ''))
-            .flatMap((l) => l.split(/\s+/))
-            .filter((k) => k !== '');
-        if (words.length === 0)
-            throw usageError(`trusted key file '${v}' holds no key: it must hold public keys (NAME:base64)`);
-        keys.push(...words.map((k) => publicKeyOrUsage(k, `trusted key file '${v}'`)));
+        else if (c === '"') {
+            let j = i + 1;
+            for (; j < text.length && text[j] !== '"'; j++) {
+                const d = text[j] ?? '';
+                const next = text[j + 1];
+                if (d === '\\' && next !== undefined && '"\\$`\n'.includes(next)) {
+                    if (next !== '\n')
+                        word += next;
+                    j++;
+                }
+                else
+                    word += d;
+            }
+            if (j >= text.length)
+                throw unterminated(what, '"');
+            inWord = true;
+            i = j;
+        }
+        else if (c === '\\') {
+            const next = text[i + 1];
+            if (next === undefined)
+                throw new errors_NixPlanError('usage', `${what}: a backslash ends the text`);
+            if (next !== '\n') {
+                word += next;
+                inWord = true;
+            }
+            i++;
+        }
+        else if (/\s/.test(c)) {
+            if (inWord)
+                words.push(word);
+            word = '';
+            inWord = false;
+        }
+        else {
+            word += c;
+            inWord = true;
+        }
     }
-    return keys;
+    if (inWord)
+        words.push(word);
+    return words;
 }
-/**
- * A secret key file's contents (Nix's `NAME:base64`), checked to be one: an empty file or one
- * that is not a key is a usage error naming the file (never echoing what it holds).
- */
-async function readSecretKeyFile(path, readText = readTextFile) {
-    if (path.trim() === '')
-        throw usageError('--sign-key is empty (an unset variable?): give a secret key file');
-    const text = (await readText(path, 'secret key file')).trim();
-    if (text === '')
-        throw usageError(`secret key file '${path}' is empty`);
-    try {
-        parseSecretKey(text);
-    }
-    catch (e) {
-        throw usageError(`secret key file '${path}' does not hold a usable secret key (${e.message.replace(/'[^']*'/g, '(hidden)')})`);
-    }
-    return text;
+function unterminated(what, quote) {
+    return new errors_NixPlanError('usage', `${what}: a ${quote} quote is not closed`);
 }
-/** Reads a small text file, turning a missing file into a usage error that names it. */
-async function readTextFile(path, what) {
-    try {
-        return await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        throw usageError(`cannot read ${what} '${path}': ${e instanceof Error ? e.message : String(e)}`);
-    }
+const SAFE = /^[A-Za-z0-9_@%+=:,./-]+$/;
+/** One argument as a shell reads it back: as it is when that is safe, else in single quotes. */
+function quoteShellWord(word) {
+    if (SAFE.test(word))
+        return word;
+    return `'${word.replace(/'/g, `'\\''`)}'`;
 }
-/** Help text for a command's options, aligned. */
-function optionsHelp(specs) {
-    const rows = Object.entries(specs).map(([name, s]) => {
-        const left = `${s.short === undefined ? '    ' : `-${s.short}, `}--${name}${s.value === undefined ? '' : ` ${s.value}`}`;
-        return [left, s.help + (s.multiple === true ? ' (repeatable)' : '')];
-    });
-    const width = Math.max(...rows.map(([l]) => l.length));
-    return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
+/** A command line (`cmd` and its arguments) that a shell reads back as the same argv. */
+function formatCommandLine(cmd, args) {
+    return [cmd, ...args].map(quoteShellWord).join(' ');
 }
 
 ;// CONCATENATED MODULE: ./src/app/inspect.ts
@@ -5228,6 +7445,21 @@ function formatBytes(n) {
 
 ;// CONCATENATED MODULE: ./src/cli/terminal.ts
 
+/** setInterval that does not keep the process alive. */
+function every(ms, fn) {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    return () => clearInterval(timer);
+}
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+/** Elapsed time as the spinner and the closing line show it: `4.2 s`, `1 min 03 s`. */
+function formatElapsed(ms) {
+    const s = ms / 1000;
+    if (s < 60)
+        return `${s.toFixed(1)} s`;
+    const whole = Math.floor(s);
+    return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
+}
 /**
  * A Logger writing lines to stderr. Messages may quote a bundle (a path, a relocation warning),
  * so control characters in them are made visible; newlines stay.
@@ -5261,8 +7493,9 @@ function renderBar(label, count, total, bytes, width) {
     return `${label} [${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}] ${tail}`.slice(0, width);
 }
 /**
- * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
- * otherwise one line per phase when it ends. Quiet shows nothing.
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done, or,
+ * for a phase without a known total (evaluating, waiting on Nix), a spinner with the elapsed
+ * time redrawn every 100 ms; otherwise one line per phase when it ends. Quiet shows nothing.
  */
 function terminalProgress(io, verbosity) {
     const now = io.now ?? Date.now;
@@ -5273,10 +7506,23 @@ function terminalProgress(io, verbosity) {
             let bytes = 0;
             let last = -Infinity;
             let ended = false;
+            let frame = 0;
+            const started = now();
             const width = () => Math.max(20, (io.stderr.columns ?? 80) - 1);
+            const line = () => total === undefined
+                ? `${SPINNER[frame % SPINNER.length] ?? ''} ${label} ${formatElapsed(now() - started)}${count > 0 ? ` ${count}` : ''}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`.slice(0, width())
+                : renderBar(label, count, total, bytes, width());
             const draw = () => {
-                io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
+                io.stderr.write(`\r${line()}\x1b[K`);
             };
+            const stop = total === undefined && tty && !verbosity.quiet
+                ? (io.every ?? every)(REDRAW_MS, () => {
+                    frame++;
+                    draw();
+                })
+                : undefined;
+            if (stop !== undefined)
+                draw();
             return {
                 tick(n = 1, b = 0) {
                     count += n;
@@ -5293,11 +7539,16 @@ function terminalProgress(io, verbosity) {
                     if (ended)
                         return;
                     ended = true;
+                    stop?.();
                     if (verbosity.quiet)
                         return;
                     if (tty)
                         io.stderr.write('\r\x1b[K');
-                    io.stderr.write(`${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`);
+                    const counted = total === undefined && count === 0
+                        ? ''
+                        : ` ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}`;
+                    const elapsed = total === undefined ? ` in ${formatElapsed(now() - started)}` : '';
+                    io.stderr.write(`${label}:${counted}${elapsed}\n`);
                 },
             };
         },
@@ -5401,6 +7652,2420 @@ function formatRelocate(r) {
 function formatApply(r) {
     const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
     return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
+}
+
+;// CONCATENATED MODULE: ./src/cli/command.ts
+// What every \`nix-plan\` subcommand is made of: its spec and context, the options several share,
+// and the helpers that turn arguments into use-case options and results into output.
+
+
+
+
+
+
+
+
+const COMMON = {
+    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
+    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
+    verbose: {
+        type: 'boolean',
+        short: 'v',
+        multiple: true,
+        help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
+    },
+    help: { type: 'boolean', short: 'h', help: 'show this help' },
+};
+const TRUSTED_KEY = {
+    type: 'string',
+    multiple: true,
+    value: 'KEY',
+    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
+};
+const STORE = {
+    type: 'string',
+    value: 'URI',
+    help: "the Nix store to use (Nix's --store; default: Nix's default)",
+};
+const CACHE_KEY = {
+    type: 'string',
+    value: 'FILE',
+    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
+};
+/** Nix's `--log-format` values. */
+const LOG_FORMATS = [
+    'raw',
+    'internal-json',
+    'bar',
+    'bar-with-logs',
+    'multiline',
+    'multiline-with-logs',
+];
+const LOG_FORMAT = {
+    type: 'string',
+    value: 'FORMAT',
+    choices: LOG_FORMATS,
+    help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
+};
+const NIX_ARG = {
+    type: 'string',
+    multiple: true,
+    dashValue: true,
+    value: 'ARGS',
+    help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
+};
+/** `--nix-arg` values split shell-style, then everything after `--`. */
+function nixArgs(args) {
+    return [...list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
+}
+const NO_CHECK_SIGS = {
+    type: 'boolean',
+    help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
+};
+const MAX_SIZE = {
+    type: 'string',
+    value: 'BYTES',
+    help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
+};
+const MAX_AGE = {
+    type: 'string',
+    value: 'DURATION',
+    help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
+};
+const ALLOW_DOWNGRADE = {
+    type: 'boolean',
+    help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
+};
+const METHOD = {
+    type: 'string',
+    value: 'METHOD',
+    choices: IMPORT_METHODS,
+    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
+};
+/** The operand of the commands that read one bundle. */
+const BUNDLE = { value: 'BUNDLE', complete: 'file' };
+function command_define(spec) {
+    const options = { ...spec.options, ...COMMON };
+    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
+}
+function print(ctx, args, value, human) {
+    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
+}
+/**
+ * A result with its trust report: the one the use case made, or one made here from the keys the
+ * verifier required a signature by.
+ */
+function withTrust(result, trustedKeys, noCheckSigs) {
+    return {
+        ...result,
+        trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
+    };
+}
+/** `--max-age` in milliseconds (and as written), or nothing. */
+function maxAge(args) {
+    const text = str(args, 'max-age');
+    return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
+}
+/** The secret keys of the repeatable `--sign-key FILE`. */
+function signingKeys(args) {
+    return Promise.all(list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
+}
+function noRest(args, command) {
+    if (args.rest.length > 0)
+        throw usageError(`${command} takes no arguments after --`);
+}
+/** zstd levels the bundle writer accepts, as `--level` says them. */
+const LEVELS = `${MIN_LEVEL}-${MAX_LEVEL}`;
+/**
+ * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
+ * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
+ * --trusted-key (or, on purpose, --no-check-sigs).
+ */
+async function importDeps(args, ctx, trustedKeys) {
+    const keyFile = list(args, 'sign-key')[0];
+    const noCheckSigs = flag(args, 'no-check-sigs');
+    assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
+    if (noCheckSigs && trustedKeys.length === 0)
+        ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
+    const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
+    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
+}
+/** A command's help page. */
+function commandHelp(cmd) {
+    return [
+        `Usage: ${cmd.usage.join('\n       ')}`,
+        '',
+        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
+        '',
+        wrap(cmd.description, 78),
+        '',
+        'Options:',
+        optionsHelp(cmd.options),
+        '',
+        'Examples:',
+        ...cmd.examples.map((e) => `  ${e}`),
+        '',
+    ].join('\n');
+}
+function wrap(text, width) {
+    const out = [];
+    let line = '';
+    for (const word of text.split(/\s+/)) {
+        if (line !== '' && line.length + 1 + word.length > width) {
+            out.push(line);
+            line = word;
+        }
+        else
+            line = line === '' ? word : `${line} ${word}`;
+    }
+    if (line !== '')
+        out.push(line);
+    return out.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/cli/completions.ts
+/** The shells `nix-plan completions` writes a script for. */
+const SHELLS = ['bash', 'zsh', 'fish'];
+const FILE_VALUES = new Set(['FILE', 'OUT', 'PATH', 'PREFIX', 'KEY', 'BUNDLE']);
+/** How an option's value completes, from its spec (choices, else its placeholder's kind). */
+function valueCompletion(spec) {
+    if (spec.type === 'boolean')
+        return undefined;
+    if (spec.choices !== undefined)
+        return { choices: spec.choices };
+    if (spec.value === 'DIR')
+        return 'dir';
+    return spec.value !== undefined && FILE_VALUES.has(spec.value) ? 'file' : 'none';
+}
+/** The words after `nix-plan help`. */
+function helpTopics(commands) {
+    return [...commands.map((c) => c.name), 'exit-codes'];
+}
+const TOP_LEVEL = ['help', 'version', '--help', '--version'];
+/** The completion script for `shell`. */
+function completionScript(shell, commands) {
+    if (shell === 'bash')
+        return bash(commands);
+    if (shell === 'zsh')
+        return zsh(commands);
+    return fish(commands);
+}
+// ---- bash ----
+function bash(commands) {
+    const words = (xs) => `'${xs.join(' ')}'`;
+    const lines = [
+        '# bash completion for nix-plan, generated by `nix-plan completions bash` from its command table.',
+        '_nix_plan() {',
+        '  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
+        '  COMPREPLY=()',
+        '  if ((COMP_CWORD == 1)); then',
+        `    mapfile -t COMPREPLY < <(compgen -W ${words([...commands.map((c) => c.name), ...TOP_LEVEL])} -- "$cur")`,
+        '    return 0',
+        '  fi',
+        '  case ${COMP_WORDS[1]} in',
+        '  help)',
+        `    ((COMP_CWORD == 2)) && mapfile -t COMPREPLY < <(compgen -W ${words(helpTopics(commands))} -- "$cur")`,
+        '    return 0',
+        '    ;;',
+    ];
+    for (const c of commands) {
+        lines.push(`  ${c.name})`, '    case $prev in');
+        const byKind = new Map();
+        for (const [name, spec] of Object.entries(c.options)) {
+            const kind = valueCompletion(spec);
+            if (kind === undefined)
+                continue;
+            const key = typeof kind === 'string' ? kind : `compgen -W ${words(kind.choices)}`;
+            byKind.set(key, [
+                ...(byKind.get(key) ?? []),
+                ...(spec.short === undefined ? [] : [`-${spec.short}`]),
+                `--${name}`,
+            ]);
+        }
+        for (const [key, flags] of byKind) {
+            const action = key === 'file'
+                ? 'mapfile -t COMPREPLY < <(compgen -f -- "$cur")'
+                : key === 'dir'
+                    ? 'mapfile -t COMPREPLY < <(compgen -d -- "$cur")'
+                    : key === 'none'
+                        ? ':'
+                        : `mapfile -t COMPREPLY < <(${key} -- "$cur")`;
+            lines.push(`    ${flags.join(' | ')})`, `      ${action}`, '      return 0', '      ;;');
+        }
+        lines.push('    esac');
+        const flags = Object.entries(c.options).flatMap(([name, spec]) => [
+            ...(spec.short === undefined ? [] : [`-${spec.short}`]),
+            `--${name}`,
+        ]);
+        const operand = c.operand?.complete ?? 'none';
+        lines.push('    if [[ $cur == -* ]]; then', `      mapfile -t COMPREPLY < <(compgen -W ${words(flags)} -- "$cur")`);
+        if (operand === 'file')
+            lines.push('    else', '      mapfile -t COMPREPLY < <(compgen -f -- "$cur")');
+        else if (operand !== 'none')
+            lines.push('    else', `      mapfile -t COMPREPLY < <(compgen -W ${words(operand)} -- "$cur")`);
+        lines.push('    fi', '    ;;');
+    }
+    lines.push('  esac', '  return 0', '}', 'complete -o filenames -o bashdefault -F _nix_plan nix-plan', '');
+    return lines.join('\n');
+}
+// ---- zsh ----
+/** Text inside a zsh single-quoted _arguments spec's `[description]`. */
+function zshDescription(text) {
+    return text
+        .replace(/\\/g, '\\\\')
+        .replace(/([[\]:])/g, '\\$1')
+        .replace(/'/g, `'\\''`);
+}
+function zshAction(kind) {
+    if (kind === 'file')
+        return '_files';
+    if (kind === 'dir')
+        return '_files -/';
+    if (kind === 'none')
+        return ' ';
+    return `(${kind.choices.join(' ')})`;
+}
+function zsh(commands) {
+    const lines = [
+        '#compdef nix-plan',
+        '# zsh completion for nix-plan, generated by `nix-plan completions zsh` from its command table.',
+        '_nix_plan() {',
+        '  local -a commands',
+        '  commands=(',
+        ...commands.map((c) => `    '${c.name}:${zshDescription(c.summary)}'`),
+        `    'help:show help for a command or the exit codes'`,
+        `    'version:print the version'`,
+        '  )',
+        '  if ((CURRENT == 2)); then',
+        "    _describe -t commands 'nix-plan command' commands",
+        '    return',
+        '  fi',
+        '  local cmd=$words[2]',
+        '  shift words',
+        '  ((CURRENT--))',
+        '  case $cmd in',
+        `  (help) _values 'topic' ${helpTopics(commands).join(' ')} ;;`,
+    ];
+    for (const c of commands) {
+        const specs = [];
+        for (const [name, spec] of Object.entries(c.options)) {
+            const spellings = [...(spec.short === undefined ? [] : [`-${spec.short}`]), `--${name}`];
+            const exclusive = spec.multiple === true ? '*' : spellings.length > 1 ? `(${spellings.join(' ')})` : '';
+            const kind = valueCompletion(spec);
+            const value = kind === undefined ? '' : `:${spec.value ?? 'VALUE'}:${zshAction(kind)}`;
+            for (const s of spellings)
+                specs.push(`'${exclusive}${s}[${zshDescription(spec.help)}]${value}'`);
+        }
+        if (c.operand !== undefined) {
+            const kind = typeof c.operand.complete === 'string' ? c.operand.complete : { choices: c.operand.complete };
+            specs.push(`'*:${c.operand.value}:${zshAction(kind)}'`);
+        }
+        lines.push(`  (${c.name})`, '    _arguments -s -S \\', ...specs.map((s, i) => `      ${s}${i === specs.length - 1 ? '' : ' \\'}`), '    ;;');
+    }
+    lines.push('  esac', '}', '_nix_plan "$@"', '');
+    return lines.join('\n');
+}
+// ---- fish ----
+/** A fish single-quoted string. */
+function fishQuote(text) {
+    return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+function fish(commands) {
+    // The subcommand is always the first word after nix-plan (an option value may be `import`).
+    const first = '-n __fish_nix_plan_first';
+    const lines = [
+        '# fish completion for nix-plan, generated by `nix-plan completions fish` from its command table.',
+        'function __fish_nix_plan_first',
+        '    test (count (commandline -opc)) -eq 1',
+        'end',
+        'function __fish_nix_plan_is',
+        '    set -l words (commandline -opc)',
+        '    test (count $words) -ge 2; and test "$words[2]" = "$argv[1]"',
+        'end',
+        'complete -c nix-plan -f',
+        ...commands.map((c) => `complete -c nix-plan ${first} -a ${c.name} -d ${fishQuote(c.summary)}`),
+        `complete -c nix-plan ${first} -a help -d ${fishQuote('show help for a command or the exit codes')}`,
+        `complete -c nix-plan ${first} -a version -d ${fishQuote('print the version')}`,
+        `complete -c nix-plan ${first} -l help -d ${fishQuote('show help')}`,
+        `complete -c nix-plan ${first} -l version -d ${fishQuote('print the version')}`,
+        `complete -c nix-plan -n ${fishQuote('__fish_nix_plan_is help')} -a ${fishQuote(helpTopics(commands).join(' '))}`,
+    ];
+    for (const c of commands) {
+        const when = `-n ${fishQuote(`__fish_nix_plan_is ${c.name}`)}`;
+        for (const [name, spec] of Object.entries(c.options)) {
+            const kind = valueCompletion(spec);
+            const short = spec.short === undefined ? '' : ` -s ${spec.short}`;
+            const value = kind === undefined
+                ? ''
+                : kind === 'file'
+                    ? ' -r -F'
+                    : kind === 'dir'
+                        ? " -x -a '(__fish_complete_directories)'"
+                        : kind === 'none'
+                            ? ' -x'
+                            : ` -x -a ${fishQuote(kind.choices.join(' '))}`;
+            lines.push(`complete -c nix-plan ${when}${short} -l ${name}${value} -d ${fishQuote(spec.help)}`);
+        }
+        const operand = c.operand?.complete;
+        if (operand === 'file')
+            lines.push(`complete -c nix-plan ${when} -F`);
+        else if (operand !== undefined && operand !== 'none')
+            lines.push(`complete -c nix-plan ${when} -x -a ${fishQuote(operand.join(' '))}`);
+    }
+    lines.push('');
+    return lines.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/nix/host-script.ts
+// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
+// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
+//
+// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
+// installed on the host and the host always runs the code of the nix-plan that talks to it.
+// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
+// build log, switch-to-configuration's output) goes to stderr. The program is written without
+// brace expansions (`${…}`) so it can live in a template literal untouched.
+/** The name the program runs under (`$0`): how a host's process list and logs show it. */
+const HOST_PROGRAM_NAME = 'nix-plan-host';
+/** Version of the marker-line protocol below; the probe reports it. */
+const HOST_PROTOCOL = 1;
+/** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
+const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
+/** Generations of activation state (logs, results) kept beside the profile. */
+const KEEP_ACTIVATIONS = 5;
+/**
+ * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
+ * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
+ * systemd-run when the host runs systemd), restores the previous generation when the switch
+ * fails, and, for confirmed activations, waits CONFIRM seconds after the switch for nix-plan to
+ * come back and confirm; if nobody does, it restores the previous generation (the watchdog).
+ * Who wins between the confirmation and the watchdog is settled by one atomic rename of `armed`.
+ */
+const SUPERVISOR = String.raw `# nix-plan activation supervisor: sh supervise.sh ACTIVATION-DIR
+act=$1
+trap '' HUP INT PIPE
+get() { cat "$act/$1" 2>/dev/null; }
+put() { printf '%s\n' "$2" > "$act/$1.tmp" && mv -f "$act/$1.tmp" "$act/$1"; }
+note() { printf 'nix-plan: %s\n' "$*" >> "$act/log"; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+. "$act/env"
+state=$(dirname "$act")
+echo $$ > "$act/pid"
+echo $$ > "$state/lock/pid"
+profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
+prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
+systemd=$(get systemd)
+
+run_switch() {
+  if [ "$systemd" = 1 ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi < /dev/null >> "$act/log" 2>&1
+}
+
+prune() {
+  total=0
+  for d in "$state"/act-*; do [ -d "$d" ] && total=$((total + 1)); done
+  n=0
+  for d in "$state"/act-*; do
+    [ -d "$d" ] || continue
+    n=$((n + 1))
+    if [ $((total - n)) -ge ${KEEP_ACTIVATIONS} ] && [ "$d" != "$act" ]; then rm -rf "$d"; fi
+  done
+}
+
+finish() {
+  rm -rf "$state/lock"
+  prune
+  exit 0
+}
+
+generation() { expr "$1" : '.*-\([0-9][0-9]*\)-link$'; }
+
+revert() {
+  put state reverting
+  note "$1"
+  if [ -z "$prev" ]; then
+    if [ "$created" = 1 ]; then
+      rm -f "$profile" "$new"
+      put removed "$new"
+      note "there is no previous generation to re-activate: removed $new"
+    else
+      note "there is no previous generation to re-activate"
+    fi
+    put state no-previous
+    finish
+  fi
+  if [ "$action" != test ] && [ "$new" != "$prev" ]; then
+    if ! nix-env -p "$profile" --switch-generation "$(generation "$prev")" >> "$act/log" 2>&1; then
+      note "nix-env --switch-generation failed: $profile still points at $new"
+      put state revert-failed
+      finish
+    fi
+    if [ "$created" = 1 ] && nix-env -p "$profile" --delete-generations "$(generation "$new")" >> "$act/log" 2>&1; then
+      put removed "$new"
+    fi
+  fi
+  note "re-activating $prevsys ($action)"
+  run_switch "$prevsys" "$action"
+  rc=$?
+  put revert-rc "$rc"
+  if [ "$rc" = 0 ]; then
+    put state reverted
+  else
+    note "the previous generation's switch-to-configuration $action exited with $rc"
+    put state revert-failed
+  fi
+  finish
+}
+
+write_record() {
+  record=$(get record)
+  [ -n "$record" ] || return 0
+  rec="$profile.nix-plan.json"
+  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
+    return 0
+  fi
+  rm -f "$rec.tmp.$$"
+  note "could not write $rec"
+  put record-failed 1
+}
+
+put state switching
+run_switch "$out" "$action"
+rc=$?
+put switch-rc "$rc"
+[ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
+if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
+  deadline=$(($(date +%s) + confirm))
+  : > "$act/armed"
+  put state awaiting-confirmation
+  while [ ! -e "$act/confirmed" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      if mv "$act/armed" "$act/expired" 2>/dev/null; then
+        revert "no confirmation within $confirm s: restoring the previous generation"
+      fi
+    fi
+    nap
+  done
+fi
+write_record
+put state done
+finish
+`;
+/** The host program. */
+const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
+trap '' PIPE
+say() { printf '@nix-plan %s\n' "$*"; }
+fail() { say "error $*"; exit 1; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
+abs_link() {
+  t=$(readlink "$1" 2>/dev/null) || return 1
+  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
+}
+# A relative profile is taken from the login's home directory on the host.
+resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
+tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+
+probe() {
+  profile=$(resolve_profile "$1")
+  say protocol ${HOST_PROTOCOL}
+  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
+  say nix "$v"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
+  say store-dir "$sd"
+  say uid "$(id -u)"
+  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
+  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
+  if cur=$(abs_link "$profile"); then
+    say generation "$cur"
+    if sys=$(abs_link "$cur"); then say system "$sys"; fi
+  fi
+  if [ -f "$profile.nix-plan.json" ]; then
+    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
+  fi
+  lock="$profile.nix-plan.d/lock"
+  if [ -d "$lock" ]; then
+    pid=$(cat "$lock/pid" 2>/dev/null)
+    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
+  fi
+  for d in "$(tmpbase)"/nix-plan-recv.*; do
+    [ -d "$d" ] || continue
+    pid=$(expr "$(basename "$d")" : 'nix-plan-recv\.\([0-9]*\)\.')
+    alive "$pid" || rm -rf "$d" 2> /dev/null
+  done
+  say end
+}
+
+receive() {
+  size=$1
+  sha=$2
+  enc=$3
+  umask 077
+  base=$(tmpbase)
+  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
+    tmp="$base/nix-plan-recv.$$.0"
+    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
+  }
+  trap 'rm -rf "$tmp"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
+  got=$(wc -c < "$tmp/plan" | tr -d ' ')
+  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
+  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
+  if [ "$enc" = zstd ]; then
+    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
+    rc=$?
+    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
+  else
+    nix-store --import < "$tmp/plan" > "$tmp/imported"
+    rc=$?
+  fi
+  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
+  say end
+}
+
+missing() {
+  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
+  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
+  say end
+}
+
+run_attached() {
+  if [ -d /run/systemd/system ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi
+}
+
+take_lock() {
+  if ! mkdir "$1" 2> /dev/null; then
+    pid=$(cat "$1/pid" 2> /dev/null)
+    [ -n "$pid" ] || fail busy "another activation is starting ($1 has no pid yet)"
+    alive "$pid" && fail busy "another activation (process $pid) is running: $1"
+    rm -rf "$1"
+    mkdir "$1" 2> /dev/null || fail busy "another activation took $1 just now"
+  fi
+  echo $$ > "$1/pid"
+  locked=$1
+  trap '[ -n "$locked" ] && rm -rf "$locked"' EXIT
+}
+
+follow() {
+  fact=$1
+  off=$2
+  until=$3
+  waited=0
+  lost=0
+  chunk="$fact/chunk.$$"
+  while :; do
+    st=$(cat "$fact/state" 2> /dev/null)
+    if [ -f "$fact/log" ]; then
+      tail -c +$((off + 1)) "$fact/log" > "$chunk" 2> /dev/null
+      n=$(wc -c < "$chunk" | tr -d ' ')
+      if [ "$n" -gt 0 ]; then
+        cat "$chunk" >&2 || { rm -f "$chunk"; exit 1; }
+        off=$((off + n))
+      fi
+    fi
+    case $st in
+      starting | switching | reverting) ;;
+      awaiting-confirmation) [ "$until" = final ] || break ;;
+      *) break ;;
+    esac
+    pid=$(cat "$fact/pid" 2> /dev/null)
+    if [ -n "$pid" ]; then
+      if ! alive "$pid" && [ "$(cat "$fact/state" 2> /dev/null)" = "$st" ]; then
+        lost=1
+        break
+      fi
+    else
+      waited=$((waited + 1))
+      if [ "$waited" -gt 300 ]; then
+        lost=1
+        break
+      fi
+    fi
+    nap
+  done
+  rm -f "$chunk"
+  say logged "$off"
+}
+
+report() {
+  fact=$1
+  if [ "$lost" = 1 ]; then say state lost; else say state "$(cat "$fact/state" 2> /dev/null)"; fi
+  say previous "$(cat "$fact/prev" 2> /dev/null)"
+  say generation "$(cat "$fact/new" 2> /dev/null)"
+  for f in switch-rc revert-rc removed record-failed; do
+    [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
+  done
+  if cur=$(abs_link "$(cat "$fact/profile")"); then
+    say current "$cur"
+    if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+  fi
+  say end
+}
+
+activate() {
+  profile=$(resolve_profile "$1")
+  action=$2
+  drv=$3
+  out=$4
+  confirm=$5
+  seen=$6
+  record=$7
+  id=$8
+  case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  if [ -n "$drv" ]; then
+    built=$(nix-store --realise "$drv") || fail build "nix-store --realise $drv failed"
+    case "
+$built
+" in
+      *"
+$out
+"*) ;;
+      *) fail build "building $drv gave '$built', not $out" ;;
+    esac
+  fi
+  nix-store --check-validity "$out" 2> /dev/null || fail build "$out is not valid in the host's store"
+  [ -x "$out/bin/switch-to-configuration" ] ||
+    fail shape "$out has no executable bin/switch-to-configuration: it is not a NixOS system"
+  if [ "$action" = dry-activate ]; then
+    run_attached "$out" dry-activate < /dev/null 1>&2
+    say switch-rc "$?"
+    say state dry-activated
+    if cur=$(abs_link "$profile"); then
+      say current "$cur"
+      say previous "$cur"
+      if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+    fi
+    say end
+    exit 0
+  fi
+  state="$profile.nix-plan.d"
+  mkdir -p "$state" || fail host "cannot create $state"
+  say profile "$profile"
+  take_lock "$state/lock"
+  rec="$profile.nix-plan.json"
+  now=none
+  if [ -f "$rec" ]; then now=$(nix-hash --type sha256 --flat "$rec") || fail nix "nix-hash failed"; fi
+  [ "$now" = "$seen" ] || fail changed "$rec changed since nix-plan read it (another deploy?): nothing was changed"
+  dir=$(dirname "$profile")
+  base=$(basename "$profile")
+  prev=$(abs_link "$profile") || prev=
+  prevsys=
+  [ -n "$prev" ] && prevsys=$(abs_link "$prev")
+  before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
+  new=$prev
+  created=0
+  if [ "$action" = switch ] || [ "$action" = boot ]; then
+    nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
+    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
+    case "
+$before
+" in
+      *"
+$(basename "$new")
+"*) ;;
+      *) created=1 ;;
+    esac
+  fi
+  act="$state/act-$id"
+  mkdir "$act" || fail host "cannot create $act"
+  systemd=0
+  [ -d /run/systemd/system ] && systemd=1
+  for name in profile action out prev prevsys new created confirm record systemd; do
+    eval "printf '%s\\n' \"\$$name\"" > "$act/$name"
+  done
+  export -p > "$act/env"
+  : > "$act/log"
+  echo starting > "$act/state"
+  cat > "$act/supervise.sh" << 'NIX_PLAN_SUPERVISOR'
+${SUPERVISOR}NIX_PLAN_SUPERVISOR
+  if [ "$systemd" = 1 ]; then
+    systemd-run --unit="nix-plan-activation-$id" --description="nix-plan activation $id" --collect --quiet \
+      --no-ask-password --service-type=exec /bin/sh "$act/supervise.sh" "$act" >&2 ||
+      fail host "systemd-run could not start the activation: nothing was activated"
+  elif command -v setsid > /dev/null 2>&1; then
+    (trap '' HUP INT QUIT; exec setsid sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  else
+    (trap '' HUP INT QUIT; exec sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  fi
+  locked=
+  say activation "$id"
+  say previous "$prev"
+  say previous-system "$prevsys"
+  say generation "$new"
+  follow "$act" 0 switched
+  report "$act"
+}
+
+confirm() {
+  profile=$(resolve_profile "$1")
+  id=$2
+  off=$3
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  act="$profile.nix-plan.d/act-$id"
+  [ -d "$act" ] || fail usage "there is no activation $id for $profile on this host"
+  follow "$act" "$off" switched
+  if [ "$lost" = 0 ] && [ "$(cat "$act/state" 2> /dev/null)" = awaiting-confirmation ]; then
+    if mv "$act/armed" "$act/confirmed" 2> /dev/null; then say confirmed 1; else say confirmed 0; fi
+    follow "$act" "$off" final
+  fi
+  report "$act"
+}
+
+phase=$1
+shift
+case $phase in
+  probe) probe "$@" ;;
+  receive) receive "$@" ;;
+  missing) missing "$@" ;;
+  activate) activate "$@" ;;
+  confirm) confirm "$@" ;;
+  *) fail usage "unknown phase '$phase'" ;;
+esac
+`;
+/** The argv that runs `phase` of the host program with `args` (for a HostShell). */
+function hostProgramArgv(phase, args, sudo = false) {
+    return [...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', HOST_SCRIPT, HOST_PROGRAM_NAME, phase, ...args];
+}
+
+;// CONCATENATED MODULE: ./src/nix/host-program.ts
+// The client side of the host program (host-script.ts): runs its phases through a HostShell and
+// turns their marker lines into typed answers and their refusals into NixPlanErrors.
+
+
+
+/** A session that ended without its final report: the connection dropped or the program died. */
+class HostSessionError extends errors_NixPlanError {
+    partial;
+    connectionLost;
+    name = 'HostSessionError';
+    constructor(message, 
+    /** What the session had reported before it ended. */
+    partial, 
+    /** ssh itself failed (exit 255) or was killed: the connection, not the program. */
+    connectionLost) {
+        super('host', message);
+        this.partial = partial;
+        this.connectionLost = connectionLost;
+    }
+}
+/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
+function parseMarkers(stdout) {
+    const out = [];
+    for (const line of stdout.toString().split('\n')) {
+        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
+        if (m?.[1] !== undefined)
+            out.push([m[1], m[2] ?? '']);
+    }
+    return out;
+}
+/** Every value of `key`, and the last one. */
+function last(markers, key) {
+    let v;
+    for (const [k, value] of markers)
+        if (k === key)
+            v = value;
+    return v;
+}
+const num = (v) => v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
+/** Hex (od's output with the spaces removed) to bytes. */
+function fromHex(hex) {
+    if (!/^(?:[0-9a-f]{2})*$/.test(hex))
+        throw new errors_NixPlanError('host', 'the host sent its record garbled');
+    return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+const ACTIVATION_STATES = [
+    'starting',
+    'switching',
+    'awaiting-confirmation',
+    'reverting',
+    'done',
+    'dry-activated',
+    'reverted',
+    'no-previous',
+    'revert-failed',
+    'lost',
+];
+/** The report in a session's markers (partial when the session ended early). */
+function activationReport(markers) {
+    const state = last(markers, 'state');
+    const confirmed = last(markers, 'confirmed');
+    return {
+        id: last(markers, 'activation'),
+        state: state === undefined
+            ? undefined
+            : ACTIVATION_STATES.includes(state)
+                ? state
+                : 'lost',
+        switchRc: num(last(markers, 'switch-rc')),
+        revertRc: num(last(markers, 'revert-rc')),
+        removed: last(markers, 'removed') || undefined,
+        recordFailed: last(markers, 'record-failed') !== undefined,
+        previous: last(markers, 'previous') || undefined,
+        previousSystem: last(markers, 'previous-system') || undefined,
+        generation: last(markers, 'generation') || undefined,
+        current: last(markers, 'current'),
+        currentSystem: last(markers, 'current-system'),
+        logged: num(last(markers, 'logged')) ?? 0,
+        confirmed: confirmed === undefined ? undefined : confirmed === '1',
+    };
+}
+/** The phases of the host program on one host. */
+class HostProgram {
+    shell;
+    options;
+    constructor(shell, options = {}) {
+        this.shell = shell;
+        this.options = options;
+    }
+    argv(phase, args) {
+        return hostProgramArgv(phase, args, this.options.sudo === true);
+    }
+    /** The error kind the program named, as one of ours (a remote command failing is the host's). */
+    errorFor(kind, message) {
+        const where = `${this.shell.label}: ${message}`;
+        const codes = {
+            usage: 'internal',
+            shape: 'usage',
+            nix: this.shell.remote ? 'host' : 'nix',
+            build: this.shell.remote ? 'host' : 'nix',
+        };
+        return new errors_NixPlanError(codes[kind] ?? 'host', where);
+    }
+    /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
+    check(result, what) {
+        const markers = parseMarkers(result.stdout);
+        const error = last(markers, 'error');
+        if (error !== undefined) {
+            const space = error.indexOf(' ');
+            throw this.errorFor(error.slice(0, space < 0 ? error.length : space), error.slice(space + 1));
+        }
+        if (result.code === 0 && markers.some(([k]) => k === 'end'))
+            return markers;
+        const connectionLost = this.shell.remote && (result.code === 255 || result.signal !== undefined);
+        const detail = result.stderr.trim().split('\n').slice(-5).join('\n');
+        throw new HostSessionError(connectionLost
+            ? `${this.shell.label}: the SSH connection failed during ${what}${detail === '' ? '' : `: ${detail}`}`
+            : `${this.shell.label}: ${what} stopped (exit code ${result.code}${result.signal === undefined ? '' : `, ${result.signal}`})${detail === '' ? '' : `: ${detail}`}`, activationReport(markers), connectionLost);
+    }
+    /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
+    async probe(profile, signal) {
+        const result = await this.shell.run(this.argv('probe', [profile]), { signal });
+        const m = this.check(result, 'the probe');
+        const protocol = last(m, 'protocol');
+        if (protocol !== String(HOST_PROTOCOL))
+            throw new errors_NixPlanError('host', `${this.shell.label}: the host program answered in protocol ${protocol}`);
+        let storeDir;
+        try {
+            storeDir = JSON.parse(last(m, 'store-dir') ?? '');
+        }
+        catch {
+            storeDir = undefined;
+        }
+        if (typeof storeDir !== 'string')
+            throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${last(m, 'store-dir') ?? ''}')`);
+        const record = last(m, 'record');
+        return {
+            nixVersion: parseNixVersion(last(m, 'nix') ?? ''),
+            storeDir,
+            uid: num(last(m, 'uid')) ?? -1,
+            systemd: last(m, 'systemd') === '1',
+            zstd: last(m, 'zstd') === '1',
+            generation: last(m, 'generation'),
+            system: last(m, 'system'),
+            record: record === undefined ? undefined : fromHex(record),
+            busy: last(m, 'busy'),
+        };
+    }
+    /**
+     * Sends a plan (its export stream, raw or as zstd) to a private temp file on the host, which
+     * checks its size and sha256 before `nix-store --import` reads it; returns how many paths Nix
+     * imported. Anything short of the whole, exact stream is refused there and removed.
+     */
+    async receive(input, expected, output = {}) {
+        const result = await this.shell.run(this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]), { input, onStderr: output.onOutput, signal: output.signal });
+        const m = this.check(result, 'the transfer');
+        return { imported: num(last(m, 'imported')) ?? 0 };
+    }
+    /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
+    async missing(paths, signal) {
+        const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
+        const result = await this.shell.run(this.argv('missing', []), { input, signal });
+        return this.check(result, 'the validity query')
+            .filter(([k]) => k === 'missing')
+            .map(([, v]) => v);
+    }
+    /**
+     * Builds (when asked), sets the profile, starts the supervisor and follows its log until the
+     * switch is over: the report says `awaiting-confirmation` or how it ended.
+     */
+    async activate(args, output = {}) {
+        if (!/^[A-Za-z0-9-]+$/.test(args.id))
+            throw new errors_NixPlanError('internal', `bad activation id '${args.id}'`);
+        const result = await this.shell.run(this.argv('activate', [
+            args.profile,
+            args.action,
+            args.drvPath ?? '',
+            args.out,
+            String(args.confirmTimeout),
+            args.recordSeen,
+            args.record,
+            args.id,
+        ]), { onStderr: output.onOutput, signal: output.signal });
+        return activationReport(this.check(result, 'the activation'));
+    }
+    /**
+     * Over a new connection: follows the activation on from `offset` bytes of its log and, if it
+     * awaits confirmation, confirms it (an atomic rename the watchdog competes for); then reports.
+     */
+    async confirm(profile, id, offset, output = {}) {
+        const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
+            onStderr: output.onOutput,
+            signal: output.signal,
+            freshConnection: true,
+        });
+        return activationReport(this.check(result, 'the confirmation'));
+    }
+}
+
+;// CONCATENATED MODULE: ./src/nix/ssh.ts
+// Running a program on a host: over the system `ssh` (the user's config, agent and known_hosts
+// apply) or locally, as argv arrays, with standard input streamed and output handed on as it comes.
+
+
+
+
+
+
+const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
+// A name or alias from ssh_config, or an IPv4/IPv6 address: nothing ssh could read as an option.
+const HOST = /^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*$/;
+/** Parses `[USER@]HOST[:PORT]`; a usage error names what is wrong. */
+function parseSshTarget(text) {
+    const bad = (why) => new errors_NixPlanError('usage', `bad host '${text}': ${why} (expected [USER@]HOST[:PORT])`);
+    const at = text.lastIndexOf('@');
+    const user = at < 0 ? undefined : text.slice(0, at);
+    let rest = at < 0 ? text : text.slice(at + 1);
+    if (user !== undefined && !USER.test(user))
+        throw bad('the user name has characters ssh would not accept');
+    let port;
+    let host;
+    if (rest.startsWith('[')) {
+        const close = rest.indexOf(']');
+        if (close < 0)
+            throw bad('an unclosed [');
+        host = rest.slice(1, close);
+        rest = rest.slice(close + 1);
+        if (rest !== '' && !rest.startsWith(':'))
+            throw bad('text after ]');
+        if (rest !== '')
+            port = parsePort(rest.slice(1), bad);
+    }
+    else {
+        const colon = rest.indexOf(':');
+        if (colon >= 0 && rest.indexOf(':', colon + 1) < 0) {
+            port = parsePort(rest.slice(colon + 1), bad);
+            host = rest.slice(0, colon);
+        }
+        else
+            host = rest;
+    }
+    if (host === '' || !HOST.test(host))
+        throw bad('not a host name or address');
+    return { user, host, port };
+}
+function parsePort(text, bad) {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > 65535)
+        throw bad(`port '${text}' is not 1-65535`);
+    return n;
+}
+/** `user@host:port` as a person writes it (for logs and tables). */
+function formatSshTarget(t) {
+    const host = t.host.includes(':') ? `[${t.host}]` : t.host;
+    return `${t.user === undefined ? '' : `${t.user}@`}${host}${t.port === undefined ? '' : `:${t.port}`}`;
+}
+const SAFE_WORD = /^[A-Za-z0-9_/.,:@%+=-]+$/;
+/** One argument quoted for a POSIX shell (the remote login shell parses what ssh sends). */
+function shellQuote(arg) {
+    if (arg.includes('\0'))
+        throw new errors_NixPlanError('internal', 'an argument for the remote shell holds a NUL byte');
+    if (SAFE_WORD.test(arg))
+        return arg;
+    return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+/** ssh joins its command arguments with spaces for the remote shell: quote each so argv survives. */
+function remoteCommandLine(argv) {
+    return argv.map(shellQuote).join(' ');
+}
+const ssh_STDERR_KEEP = 64 * 1024;
+/**
+ * Spawns `cmd args`, feeding `input` and handing output on as it comes. Never throws for a
+ * non-zero exit; throws a `host` error only when the program cannot be started at all.
+ */
+async function runStreaming(cmd, args, env, options = {}) {
+    const fileFd = options.input instanceof FileInput ? (0,external_node_fs_namespaceObject.openSync)(options.input.path, 'r') : undefined;
+    let child;
+    try {
+        child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+            env,
+            stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+        });
+    }
+    finally {
+        if (fileFd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fileFd);
+    }
+    const out = [];
+    let err = '';
+    child.stdout?.on('data', (c) => {
+        out.push(c);
+        options.onStdout?.(c);
+    });
+    child.stderr?.on('data', (c) => {
+        options.onStderr?.(c);
+        err += c.toString('utf8');
+        if (err.length > ssh_STDERR_KEEP * 2)
+            err = err.slice(-ssh_STDERR_KEEP);
+    });
+    const onAbort = () => {
+        child.kill('SIGTERM');
+    };
+    if (options.signal?.aborted === true)
+        onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const exited = new Promise((resolve, reject) => {
+        child.on('error', (e) => reject(new errors_NixPlanError('host', `cannot run ${cmd}: ${e.message}`, { cause: e })));
+        child.on('close', (code, signal) => resolve(signal === null ? { code: code ?? 1 } : { code: 128, signal }));
+    });
+    if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
+        const input = options.input;
+        const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
+        // A child that exits early closes its stdin; its exit status tells the story.
+        (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
+    }
+    try {
+        const { code, signal } = await exited;
+        return { code, signal, stdout: Buffer.concat(out), stderr: err };
+    }
+    finally {
+        options.signal?.removeEventListener('abort', onAbort);
+    }
+}
+/**
+ * Options nix-plan adds after the user's: no password prompts (a deploy runs unattended), no
+ * terminal, and keep-alives so a host that drops off the network ends the session within a
+ * minute instead of never. ssh takes the first value given for an option, so the user's
+ * `--ssh-option`s (and their ssh_config) can override every one.
+ */
+const DEFAULT_SSH_ARGS = [
+    '-T',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'ConnectTimeout=20',
+    '-o',
+    'ServerAliveInterval=15',
+    '-o',
+    'ServerAliveCountMax=4',
+];
+/** A host reached with the system `ssh`. */
+class SshHost {
+    target;
+    options;
+    remote = true;
+    label;
+    constructor(target, options = {}) {
+        this.target = target;
+        this.options = options;
+        this.label = formatSshTarget(target);
+    }
+    /** The full `ssh` argv for running `argv` on the host. */
+    sshArgs(argv, fresh = false) {
+        return [
+            // A fresh connection must not ride on a multiplexed master: it proves the host still
+            // accepts logins. These come first so nothing in the user's options overrides them.
+            ...(fresh ? ['-o', 'ControlMaster=no', '-o', 'ControlPath=none'] : []),
+            ...(this.options.sshOptions ?? []),
+            ...DEFAULT_SSH_ARGS,
+            ...(this.target.port === undefined ? [] : ['-p', String(this.target.port)]),
+            ...(this.target.user === undefined ? [] : ['-l', this.target.user]),
+            '--',
+            this.target.host,
+            remoteCommandLine(argv),
+        ];
+    }
+    async run(argv, options = {}) {
+        return runStreaming(this.options.program ?? 'ssh', this.sshArgs(argv, options.freshConnection === true), childEnv(this.options.env ?? {}), options);
+    }
+}
+/**
+ * This machine, for `apply`: the same host program, run by the local `sh` through a
+ * CommandRunner (so it gets the runner's Nix environment); `env` adds variables (e.g. NIX_REMOTE
+ * for `--store`) with `env NAME=VALUE`.
+ */
+class LocalHost {
+    runner;
+    env;
+    remote = false;
+    label = 'localhost';
+    constructor(runner, env = {}) {
+        this.runner = runner;
+        this.env = env;
+    }
+    async run(argv, options = {}) {
+        const vars = Object.entries(this.env).map(([k, v]) => `${k}=${v}`);
+        const [cmd, ...args] = vars.length === 0 ? argv : ['env', ...vars, ...argv];
+        if (cmd === undefined)
+            throw new errors_NixPlanError('internal', 'no command to run');
+        const out = [];
+        const result = await this.runner.run(cmd, args, {
+            ...(options.input !== undefined && { input: options.input }),
+            allowFailure: true,
+            onStdout: (c) => {
+                out.push(Buffer.from(c));
+                options.onStdout?.(c);
+            },
+            onStderr: options.onStderr,
+        });
+        return { code: result.code, stdout: Buffer.concat(out), stderr: result.stderr };
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/activation.ts
+// Safe activation, for `deploy` and `apply` alike: run the host program's activation, confirm it
+// over a new connection (or find out what the watchdog did when the connection was lost), and say
+// which generation is current at the end of every path.
+
+
+
+
+/** Every action, for parsing and help texts. */
+const ACTIVATION_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Default seconds the host waits for confirmation after switching (deploy-rs's default too). */
+const DEFAULT_CONFIRM_TIMEOUT = 30;
+/** An activation that failed: the error code says whether the host was restored (13) or not (14). */
+class ActivationError extends errors_NixPlanError {
+    report;
+    name = 'ActivationError';
+    constructor(code, message, report) {
+        super(code, message);
+        this.report = report;
+    }
+}
+/** The generation number of a link like `/nix/var/nix/profiles/system-42-link`. */
+function generationNumber(link) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(link ?? ''));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+/** A fresh activation id: sortable by time (the host keeps the newest few), unique by chance. */
+function newActivationId(now = new Date()) {
+    const stamp = now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+    return `${stamp}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+}
+/** "generation 3 (/nix/store/…-nixos-system-…)" or "no generation". */
+function describeCurrent(r) {
+    const n = generationNumber(r.current);
+    if (n === undefined)
+        return 'the profile has no generation now';
+    return `the current generation is ${n}${r.currentSystem === undefined ? '' : ` (${r.currentSystem})`}`;
+}
+/** The error for a report that did not end well, or undefined for one that did. */
+function reportProblem(report, action, confirmTimeout) {
+    const why = report.switchRc !== undefined && report.switchRc !== 0
+        ? `switch-to-configuration ${action} exited with ${report.switchRc}${report.switchRc === 4 ? ' (some units failed)' : ''}`
+        : `the activation was not confirmed within ${confirmTimeout} s`;
+    const previous = generationNumber(report.previous);
+    switch (report.state) {
+        case 'done':
+            return undefined;
+        case 'dry-activated':
+            return report.switchRc === 0
+                ? undefined
+                : new ActivationError('activation', `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}; nothing was changed`, report);
+        case 'reverted':
+            return new ActivationError('activation', `${why}: re-activated the previous generation${previous === undefined ? '' : ` ${previous}`}` +
+                `${report.removed === undefined ? '' : ` and removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
+        case 'no-previous':
+            return new ActivationError('activation', `${why}: there was no previous generation to re-activate` +
+                `${report.removed === undefined ? '' : `; removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
+        case 'revert-failed':
+            return new ActivationError('attention', `${why}, and restoring the previous generation failed` +
+                `${report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
+                `the host needs attention; ${describeCurrent(report)}`, report);
+        default:
+            return new ActivationError('attention', `the activation on the host stopped in state '${report.state ?? 'unknown'}' without finishing: ` +
+                `the host needs attention; ${describeCurrent(report)}`, report);
+    }
+}
+const realClock = {
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+/**
+ * Keeps trying the confirm phase over new connections until `deadline` (ms): the host answers
+ * with the activation's outcome (and whether this confirmation or the watchdog won).
+ */
+async function confirmUntil(program, profile, id, offset, deadline, io) {
+    const clock = io.clock ?? realClock;
+    let logged = offset;
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await program.confirm(profile, id, logged, { onOutput: io.output });
+        }
+        catch (e) {
+            if (!(e instanceof HostSessionError) || !e.connectionLost)
+                throw e;
+            logged = Math.max(logged, e.partial.logged);
+            if (clock.now() >= deadline)
+                throw e;
+            io.log.debug(`${program.shell.label}: reconnecting to confirm (attempt ${attempt}): ${e.message}`);
+            await clock.sleep(1000);
+        }
+    }
+}
+/**
+ * Activates `request` through `program` and sees it through: confirms a switch or test over a
+ * new connection (deploy-rs's magic rollback, with the race settled on the host), reconnects
+ * when the session drops, and fails with the error code that says what state the host is in.
+ */
+async function activateSafely(program, request, io) {
+    const clock = io.clock ?? realClock;
+    const id = newActivationId();
+    const window = Math.max(request.confirmTimeout, 5) * 1000;
+    let report;
+    try {
+        report = await program.activate({ ...request, id }, { onOutput: io.output });
+    }
+    catch (e) {
+        // A session lost after the supervisor started: the activation goes on without us. Come back
+        // to follow it, and to confirm it if the host still lets us in.
+        if (!(e instanceof HostSessionError) || !e.connectionLost || e.partial.id === undefined)
+            throw e;
+        io.log.warn(`${program.shell.label}: lost the connection during the activation; reconnecting`);
+        try {
+            report = await confirmUntil(program, request.profile, id, e.partial.logged, clock.now() + window, io);
+        }
+        catch (again) {
+            if (!(again instanceof HostSessionError))
+                throw again;
+            throw new errors_NixPlanError('host', `${program.shell.label}: lost the connection during the activation and could not reconnect within ` +
+                `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates the previous generation${e.partial.previous === undefined ? '' : ` (${(0,external_node_path_namespaceObject.basename)(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`);
+        }
+    }
+    let confirmed = false;
+    if (report.state === 'awaiting-confirmation' && report.id !== undefined) {
+        const first = report;
+        report = await confirmUntil(program, request.profile, report.id, report.logged, clock.now() + request.confirmTimeout * 1000, io)
+            .then((r) => ({
+            ...r,
+            previous: r.previous ?? first.previous,
+            previousSystem: r.previousSystem ?? first.previousSystem,
+            generation: r.generation ?? first.generation,
+        }))
+            .catch((e) => {
+            if (!(e instanceof HostSessionError))
+                throw e;
+            throw new errors_NixPlanError('host', `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
+                `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`);
+        });
+        confirmed = report.confirmed === true && report.state === 'done';
+    }
+    const problem = reportProblem(report, request.action, request.confirmTimeout);
+    if (problem !== undefined)
+        throw problem;
+    return {
+        report,
+        confirmed,
+        generation: generationNumber(report.current),
+        previousGeneration: generationNumber(report.previous),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/digest.ts
+// The digest a bundle file is known by (`sha256:<hex>`, as the plan action's output gives it).
+
+
+/** `sha256:<hex>` of a file, read as a stream. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: ./src/core/provenance.ts
+// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
+// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
+//
+// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
+// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
+// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
+
+
+/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
+function rfc3339(date) {
+    if (Number.isNaN(date.getTime()))
+        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
+    return `${date.toISOString().slice(0, 19)}Z`;
+}
+/** The GitHub Actions variables provenance is made from. */
+const GITHUB_ENV = {
+    Actions: 'GITHUB_ACTIONS',
+    Repository: 'GITHUB_REPOSITORY',
+    Sha: 'GITHUB_SHA',
+    Ref: 'GITHUB_REF',
+    WorkflowRef: 'GITHUB_WORKFLOW_REF',
+    ServerUrl: 'GITHUB_SERVER_URL',
+    RunId: 'GITHUB_RUN_ID',
+    RunAttempt: 'GITHUB_RUN_ATTEMPT',
+};
+/**
+ * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
+ * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
+ */
+function githubProvenance(env) {
+    if (env(GITHUB_ENV.Actions) !== 'true')
+        return {};
+    const repository = env(GITHUB_ENV.Repository);
+    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
+    const runId = env(GITHUB_ENV.RunId);
+    const attempt = env(GITHUB_ENV.RunAttempt);
+    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
+    return {
+        repository,
+        commit: env(GITHUB_ENV.Sha),
+        ref: env(GITHUB_ENV.Ref),
+        workflow: env(GITHUB_ENV.WorkflowRef),
+        ...(repository !== undefined &&
+            runId !== undefined &&
+            /^\d+$/.test(runId) && {
+            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
+        }),
+        runAttempt: attemptNumber,
+    };
+}
+/**
+ * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
+ * address (`git@host:owner/name`) has a user name but no secret, and is kept.
+ */
+function withoutCredentials(url) {
+    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
+}
+/** Provenance from git facts (the CLI's). */
+function gitProvenance(git) {
+    return {
+        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
+        commit: git.commit,
+        ref: git.ref,
+        dirty: git.dirty,
+    };
+}
+function provenance_isRecord(v) {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+function query(attrs, skip) {
+    const params = Object.keys(attrs)
+        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
+        .sort()
+        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
+    return params.length === 0 ? '' : `?${params.join('&')}`;
+}
+/**
+ * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
+ * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
+ * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
+ * credentials are removed.
+ */
+function lockedUrl(locked) {
+    const type = locked['type'];
+    if (typeof type !== 'string')
+        return undefined;
+    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
+    const dropped = ['type', 'narHash', 'lastModified', '__final'];
+    let url;
+    switch (type) {
+        case 'github':
+        case 'gitlab':
+        case 'sourcehut': {
+            const owner = s('owner');
+            const repo = s('repo');
+            if (owner === undefined || repo === undefined)
+                return undefined;
+            const rev = s('rev') ?? s('ref');
+            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
+            break;
+        }
+        case 'git':
+        case 'mercurial':
+        case 'tarball':
+        case 'file': {
+            const u = s('url');
+            if (u === undefined)
+                return undefined;
+            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
+            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
+            break;
+        }
+        case 'path': {
+            const p = s('path');
+            if (p === undefined)
+                return undefined;
+            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
+            break;
+        }
+        case 'indirect': {
+            const id = s('id');
+            if (id === undefined)
+                return undefined;
+            url = `flake:${id}${[s('ref'), s('rev')]
+                .filter((x) => x !== undefined)
+                .map((x) => `/${x}`)
+                .join('')}`;
+            break;
+        }
+        default:
+            url = `${type}:${query(locked, dropped)}`;
+    }
+    return withoutCredentials(url);
+}
+/**
+ * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
+ * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
+ * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
+ */
+function flakeProvenance(metadata) {
+    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
+        return undefined;
+    const inputs = [];
+    const locks = metadata['locks'];
+    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
+    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
+    for (const [name, node] of Object.entries(nodes)) {
+        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
+            continue;
+        const locked = node['locked'];
+        const url = lockedUrl(locked);
+        if (url === undefined)
+            continue;
+        inputs.push({
+            name,
+            url,
+            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
+            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
+        });
+    }
+    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { url: withoutCredentials(metadata['url']), inputs };
+}
+/**
+ * Combines candidate values, first source first (a later source fills only what earlier ones
+ * left out), keeping each value that passes the manifest's rules and naming the others.
+ */
+function combineProvenance(...sources) {
+    const candidate = {};
+    for (const source of sources)
+        for (const [k, v] of Object.entries(source))
+            if (v !== undefined && !(k in candidate))
+                candidate[k] = v;
+    const provenance = {};
+    const dropped = [];
+    for (const [k, v] of Object.entries(candidate)) {
+        try {
+            Object.assign(provenance, validateProvenance({ [k]: v }));
+        }
+        catch (e) {
+            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
+        }
+    }
+    return { provenance, dropped };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/record.ts
+
+
+
+/** The record's suffix beside the profile. */
+const RECORD_SUFFIX = '.nix-plan.json';
+/** The record of applying `manifest` (from a bundle file with `digest`) to one host: its root(s). */
+function recordFor(manifest, digest, roots, at) {
+    return { ...lastAppliedOf(manifest, digest, rfc3339(at)), roots: [...roots] };
+}
+/** How the host program names the record it saw: sha256 hex of its bytes, or `none`. */
+function recordSeen(bytes) {
+    return bytes === undefined ? 'none' : toHex(sha256(bytes));
+}
+/**
+ * Refuses (exit 11) a plan older than `--max-age`, or older than the one the record `bytes` (read
+ * from `target`, e.g. `web:/nix/var/nix/profiles/system.nix-plan.json`) says was applied there.
+ */
+function checkFreshness(manifest, bytes, checks, target, now, log) {
+    const record = bytes === undefined
+        ? undefined
+        : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`);
+    const policy = {
+        maxAgeMs: checks.maxAgeMs,
+        maxAgeText: checks.maxAgeText,
+        ...(record !== undefined && { last: { record, target } }),
+        allowDowngrade: checks.allowDowngrade,
+    };
+    const problem = freshnessProblem(manifest, policy, now);
+    if (problem !== undefined)
+        throw problem;
+    if (checks.allowDowngrade === true && record !== undefined) {
+        const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
+        if (strict !== undefined)
+            log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/host.ts
+// One host of a deploy: what it says about itself (probe), the checks that need its answers (realm,
+// a running activation), the transfer of the plan (or of locally built outputs), and activation.
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** Every transfer encoding, for parsing and help texts. */
+const TRANSFER_ENCODINGS = ['auto', 'zstd', 'none'];
+/** Every place a deploy can build, for parsing and help texts. */
+const BUILD_ON = ['host', 'local'];
+/** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
+function checkProbe(job, manifest, probe, activating = true) {
+    if (probe.storeDir !== manifest.storeDir)
+        throw new errors_NixPlanError('realm', `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
+            "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent");
+    if (activating && probe.busy !== undefined)
+        throw new errors_NixPlanError('host', `${job.label}: another activation is running on the host${probe.busy === '' ? '' : ` (process ${probe.busy})`}; nothing was sent`);
+}
+/** Counts bytes of a stream into a progress task as they pass. */
+async function* counted(chunks, tick) {
+    for await (const c of chunks) {
+        tick(c.length);
+        yield c;
+    }
+}
+/** Sends the verified plan's export stream (zstd as in the bundle when the host can read it). */
+/**
+ * Sends the verified plan's export stream (zstd as in the bundle when the host can read it) and
+ * has the host import it; returns how many paths Nix imported. This is all `--action push` does.
+ */
+async function sendPlan(job, plan, probe, io) {
+    const zstd = job.encoding === 'zstd' || (job.encoding === 'auto' && probe.zstd);
+    if (job.encoding === 'zstd' && !probe.zstd)
+        throw new errors_NixPlanError('host', `${job.label}: --compress zstd, but the host has no zstd on its PATH`);
+    const { stream } = plan.manifest;
+    const task = progressOf(io.deps).start(`${job.label}: sending`, undefined);
+    try {
+        const chunks = zstd ? plan.source.stream(plan.dataOffset) : exportStream(plan.source);
+        const { imported } = await job.program.receive(counted(chunks, (n) => task.tick(0, n)), zstd
+            ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
+            : { size: stream.size, sha256: stream.sha256, encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
+        return imported;
+    }
+    finally {
+        task.done();
+    }
+}
+/**
+ * Sends the locally built system's closure, only the paths the host lacks, as one export stream
+ * checked (size, sha256) on the host like a plan.
+ */
+async function sendOutputs(job, io) {
+    const store = new NixStore(io.deps.runner);
+    const closure = await store.requisites([job.system]);
+    const missing = await job.program.missing(closure, io.signal);
+    if (missing.length === 0)
+        return 0;
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-deploy-'));
+    try {
+        const file = (0,external_node_path_namespaceObject.join)(dir, 'export');
+        const out = (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600 });
+        const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+        let size = 0;
+        const result = await io.deps.runner.run('nix-store', ['--export', ...missing], {
+            onStdout: (c) => {
+                hash.update(c);
+                size += c.length;
+                out.write(c);
+            },
+            allowFailure: true,
+        });
+        out.end();
+        await (0,promises_namespaceObject.finished)(out);
+        if (result.code !== 0)
+            throw new errors_NixPlanError('nix', `nix-store --export failed (exit code ${result.code}):\n${result.stderr.trim()}`);
+        const { imported } = await job.program.receive(new FileInput(file), { size, sha256: hash.digest('hex'), encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
+        return imported;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/**
+ * Deploys to one host whose probe is `probe` (already checked): sends what it needs, then
+ * activates safely. `ready` resolves once the plan is verified here (nothing is sent before).
+ */
+async function deployToHost(job, plan, probe, io) {
+    const imported = job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
+    io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
+    const activation = await activateSafely(job.program, {
+        profile: job.profile,
+        action: job.action,
+        drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
+        out: job.system,
+        confirmTimeout: job.confirmTimeout,
+        recordSeen: recordSeen(probe.record),
+        record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
+    }, { log: io.log, output: io.output, clock: io.clock });
+    return { probe, imported, activation };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/prefix.ts
+// Per-host log prefixes: whole lines of a host's output, each led by `[NAME] `, so the output of
+// hosts deployed in parallel stays readable when interleaved.
+/** Lines of `write`'s chunks, each prefixed; an empty prefix passes chunks through unchanged. */
+function linePrefixer(prefix, out) {
+    if (prefix === '')
+        return { write: (c) => out(c), flush: () => undefined };
+    const head = Buffer.from(prefix, 'utf8');
+    let pending = [];
+    return {
+        write(chunk) {
+            let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk);
+            for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
+                out(Buffer.concat([head, ...pending, buf.subarray(0, nl + 1)]));
+                pending = [];
+                buf = buf.subarray(nl + 1);
+            }
+            if (buf.length > 0)
+                pending.push(buf);
+        },
+        flush() {
+            if (pending.length === 0)
+                return;
+            out(Buffer.concat([head, ...pending, Buffer.from('\n')]));
+            pending = [];
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/roots.ts
+
+
+
+/** The prefix of a NixOS system toplevel's derivation name (`nixos-system-HOST-VERSION`). */
+const NIXOS_SYSTEM_PREFIX = 'nixos-system-';
+/**
+ * How well `root` answers to the host name `name`: 3 its attribute, installable or label is the
+ * name; 2 its attribute path names it as a NixOS configuration (`nixosConfigurations.NAME.…`, also
+ * inside a flake installable); 1 its derivation is `nixos-system-NAME-<version>`; 0 not at all.
+ */
+function rootMatch(root, name) {
+    if (root.attribute === name || root.installable === name || rootLabel(root) === name)
+        return 3;
+    const attrPath = `${root.installable ?? ''} ${root.attribute ?? ''}`;
+    const quoted = `nixosConfigurations."${name}".`;
+    if (attrPath.includes(`nixosConfigurations.${name}.`) || attrPath.includes(quoted))
+        return 2;
+    const drv = drvName(root.drvPath);
+    if (drv.startsWith(`${NIXOS_SYSTEM_PREFIX}${name}-`)) {
+        const rest = drv.slice(NIXOS_SYSTEM_PREFIX.length + name.length + 1);
+        // NixOS versions are dotted (24.05.20240101.abcdef): `web-2-24.05` is host web-2, not web.
+        if (/^\d+\.\d+/.test(rest))
+            return 1;
+    }
+    return 0;
+}
+/**
+ * The root each named host gets. With one host and no name the plan must have exactly one root;
+ * otherwise each name must pick exactly one root (the best match) and no root may go to two
+ * hosts' names by accident. Usage errors list the roots.
+ */
+function assignRoots(roots, hosts) {
+    const list = () => roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ');
+    if (hosts.length === 1 && hosts[0]?.name === undefined) {
+        const [only] = roots;
+        if (roots.length !== 1 || only === undefined)
+            throw new errors_NixPlanError('usage', `the plan has ${roots.length} roots (${list()}): name the host after its root (--host NAME=[USER@]HOST) to deploy one`);
+        return [only];
+    }
+    return hosts.map((h) => {
+        const name = h.name;
+        if (name === undefined)
+            throw new errors_NixPlanError('usage', 'with several hosts, give each a name: --host NAME=[USER@]HOST');
+        const scored = roots.map((r) => [r, rootMatch(r, name)]).filter(([, s]) => s > 0);
+        const best = Math.max(0, ...scored.map(([, s]) => s));
+        const chosen = scored.filter(([, s]) => s === best).map(([r]) => r);
+        const [root] = chosen;
+        if (root === undefined)
+            throw new errors_NixPlanError('usage', `no root of the plan is for host '${name}'; its roots are: ${list()}`);
+        if (chosen.length > 1)
+            throw new errors_NixPlanError('usage', `host '${name}' matches ${chosen.length} roots of the plan (${chosen.map(rootLabel).join(', ')}): name it after one`);
+        return root;
+    });
+}
+/**
+ * The system a root builds, checked to be a NixOS toplevel by its derivation name (unless
+ * `allowAnyRoot`) with a known `out` path: refused here, before anything is built.
+ */
+function systemOfRoot(root, allowAnyRoot) {
+    const name = drvName(root.drvPath);
+    if (!allowAnyRoot && !name.startsWith(NIXOS_SYSTEM_PREFIX))
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' builds '${name}', not a NixOS system (${NIXOS_SYSTEM_PREFIX}…): export the ` +
+            'system attribute, e.g. nixosConfigurations.HOST.config.system.build.toplevel (or pass --allow-any-root)');
+    const outputs = Object.keys(root.outputs);
+    const out = root.outputs['out'];
+    if (out === undefined)
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' has no 'out' output (it has ${outputs.join(', ')}): a system has one`);
+    if (out === '')
+        throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' is content-addressed (its output path is known only after building): ` +
+            'deploying one is not supported');
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/index.ts
+// deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
+// SSH server. Verify here, ask each host about itself, send, build there, activate safely.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** NixOS's system profile. */
+const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
+/** Every deploy action, for parsing and help texts. */
+const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
+const OUTCOME = {
+    push: 'pushed',
+    switch: 'switched',
+    boot: 'booted',
+    test: 'tested',
+    'dry-activate': 'dry-activated',
+};
+/** The outcome a failed host's error code stands for. */
+function failedOutcome(code) {
+    if (code === 'activation')
+        return 'rolled-back';
+    if (code === 'attention')
+        return 'needs-attention';
+    return 'failed';
+}
+/**
+ * The trust rules of import, here before anything is sent: the verifier proves every path (a
+ * .drv, text or source by its content; a build output only by a trusted key's signature) and
+ * refuses what nothing proves, unless the user opted out. Even then, a plan with unproven build
+ * outputs is never activated (as apply): only `push` stages it.
+ */
+async function verifyForDeploy(source, options, activates, deps) {
+    const noCheckSigs = options.noCheckSigs === true;
+    const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(source, { trustedKeys: trusted, noCheckSigs }, deps.progress, deps.signal);
+    const trust = trustReportOf(report.manifest, trusted, {
+        noCheckSigs: report.noCheckSigs,
+        unproven: report.unproven,
+    });
+    deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+    const outputs = `${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted key signed`;
+    if (report.unproven > 0 && activates)
+        throw new errors_NixPlanError('signature', `the plan holds ${outputs}: deploy activates only a proven system (give --trusted-key; --action push only stages it)`);
+    if (report.unproven > 0)
+        deps.log.warn(`--no-check-sigs: sending ${outputs}`);
+    return { signedBy: report.trustedSignatures, trust };
+}
+/** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
+async function pool(count, jobs, task) {
+    const results = new Array(count);
+    let next = 0;
+    const worker = async () => {
+        while (next < count) {
+            const i = next++;
+            results[i] = await task(i);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, count)) }, worker));
+    return results;
+}
+/**
+ * Deploys the plan in `bundlePath`: checks its shape for every host and verifies it completely
+ * here before any of it is sent; asks each host (store dir, Nix, profile, record) meanwhile; then
+ * per host sends it, builds the system there (or here), sets the profile and activates safely.
+ * Hosts fail one by one: the result lists each (`ok` false when any failed). Errors about the plan
+ * itself or the command line are thrown.
+ */
+async function deployPlan(bundlePath, options, deps) {
+    if (options.hosts.length === 0)
+        throw new errors_NixPlanError('usage', 'deploy needs at least one --host');
+    const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined)
+        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
+    const action = options.action ?? 'switch';
+    const profile = options.profile ?? DEFAULT_PROFILE;
+    if (profile === '' || profile.includes('\0'))
+        throw new errors_NixPlanError('usage', '--profile must be a path');
+    const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
+    const buildOn = options.buildOn ?? 'host';
+    const source = await openBundle(bundlePath);
+    try {
+        // The plan's shape, from its manifest: which root goes where, and that each is a system.
+        const head = await readBundleHead(source);
+        const { manifest } = head;
+        // `push` sends the whole plan to every host and activates nothing: no root to choose.
+        const push = action === 'push';
+        const roots = push ? undefined : assignRoots(manifest.roots, options.hosts);
+        const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
+        const shellFor = deps.shellFor ?? ((t) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
+        const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
+        const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
+        // Verify here while the hosts answer their probes: no part of the plan is sent before both.
+        const verified = verifyForDeploy(source, options, !push, deps);
+        const digest = fileDigest(bundlePath);
+        const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
+        // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
+        const probing = new AbortController();
+        const stopProbing = () => probing.abort();
+        deps.signal?.addEventListener('abort', stopProbing, { once: true });
+        const probes = programs.map((p) => p.probe(profile, probing.signal));
+        for (const p of [verified, digest, built, ...probes])
+            p.catch(() => undefined);
+        let signedBy;
+        let trust;
+        let planDigest;
+        try {
+            ({ signedBy, trust } = await verified);
+            planDigest = await digest;
+            await built;
+        }
+        catch (e) {
+            stopProbing();
+            await Promise.allSettled(probes);
+            throw e;
+        }
+        finally {
+            deps.signal?.removeEventListener('abort', stopProbing);
+        }
+        let failed = false;
+        const hosts = await pool(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
+            const name = names[i] ?? '';
+            const spec = options.hosts[i];
+            const root = roots?.[i];
+            const system = systems?.[i];
+            const program = programs[i];
+            const probe = probes[i];
+            const started = performance.now();
+            const base = {
+                name,
+                target: spec === undefined ? '' : formatSshTarget(spec.target),
+                root: root?.drvPath,
+                system,
+                action,
+            };
+            if (spec === undefined || program === undefined || probe === undefined)
+                throw new errors_NixPlanError('internal', 'host list out of step');
+            if (failed && options.keepGoing !== true)
+                return { ...base, outcome: 'skipped', seconds: 0 };
+            const out = outputs(name);
+            const label = options.hosts.length > 1 ? name : program.shell.label;
+            const plan = { manifest, source, dataOffset: head.dataOffset };
+            const io = { log: out.log, output: out.output, deps, clock: deps.clock, signal: deps.signal };
+            try {
+                const answer = await probe;
+                checkProbe({ label }, manifest, answer, !push);
+                if (push || root === undefined || system === undefined) {
+                    if (!push)
+                        throw new errors_NixPlanError('internal', 'no root for the host');
+                    const imported = await sendPlan({ label, program, encoding: options.compress ?? 'auto' }, plan, answer, io);
+                    out.log.info(`${label}: ${imported} path${imported === 1 ? '' : 's'} imported; nothing activated`);
+                    return { ...base, outcome: 'pushed', imported, seconds: (performance.now() - started) / 1000 };
+                }
+                // An older plan than the host last applied (its record, read by the probe) goes no further.
+                const now = (deps.now ?? (() => new Date()))();
+                checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
+                const record = JSON.stringify(recordFor(manifest, planDigest, [root.drvPath], now));
+                const job = {
+                    label,
+                    program,
+                    drvPath: root.drvPath,
+                    system,
+                    profile,
+                    action,
+                    confirmTimeout,
+                    encoding: options.compress ?? 'auto',
+                    buildOn,
+                    record,
+                };
+                out.log.info(`deploying ${rootLabel(root)} to ${program.shell.label} (${action})`);
+                const done = await deployToHost(job, plan, answer, io);
+                const { activation } = done;
+                if (activation.report.recordFailed)
+                    out.log.warn(`${label}: the host could not write its last-applied record`);
+                return {
+                    ...base,
+                    outcome: OUTCOME[action],
+                    generation: activation.generation,
+                    previousGeneration: activation.previousGeneration,
+                    currentSystem: activation.report.currentSystem,
+                    confirmed: activation.confirmed,
+                    imported: done.imported,
+                    seconds: (performance.now() - started) / 1000,
+                };
+            }
+            catch (e) {
+                failed = true;
+                const code = e instanceof errors_NixPlanError ? e.code : 'internal';
+                const message = stringifyError(e);
+                const report = e
+                    .report;
+                if (options.hosts.length > 1)
+                    out.log.warn(message);
+                return {
+                    ...base,
+                    outcome: failedOutcome(code),
+                    ...(report !== undefined && {
+                        generation: generationOf(report.current),
+                        previousGeneration: generationOf(report.previous),
+                        currentSystem: report.currentSystem,
+                    }),
+                    seconds: (performance.now() - started) / 1000,
+                    error: { code, message },
+                };
+            }
+            finally {
+                out.done();
+            }
+        });
+        return {
+            bundle: bundlePath,
+            digest: planDigest,
+            storeDir: manifest.storeDir,
+            signedBy,
+            trust,
+            manifest,
+            hosts,
+            ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
+        };
+    }
+    finally {
+        await source.close();
+    }
+}
+function generationOf(link) {
+    const m = /-(\d+)-link$/.exec(link ?? '');
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+async function buildLocally(bundlePath, deps) {
+    if (deps.realise === undefined)
+        throw new errors_NixPlanError('internal', '--build-on local needs a local realise');
+    await deps.realise(bundlePath);
+}
+/** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
+function defaultOutputs(deps, prefixed) {
+    return (name) => {
+        const prefix = prefixed ? `[${name}] ` : '';
+        const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
+        const at = (m) => (prefixed ? `[${name}] ${m}` : m);
+        return {
+            log: {
+                info: (m) => deps.log.info(at(m)),
+                warn: (m) => deps.log.warn(at(m)),
+                debug: (m) => deps.log.debug(at(m)),
+            },
+            output: (c) => raw.write(c),
+            done: () => raw.flush(),
+        };
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/hosts.ts
+// How a host is named on the command line and in the action's `hosts` input.
+
+
+/** One host: `[NAME=][USER@]HOST[:PORT]` (NAME picks the plan's root for it). */
+function parseHostOption(text) {
+    const eq = text.indexOf('=');
+    const name = eq < 0 ? undefined : text.slice(0, eq);
+    if (name !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(name))
+        throw new errors_NixPlanError('usage', `host '${text}': the name before '=' must be a plain word (letters, digits, . _ -)`);
+    return { name, target: parseSshTarget(eq < 0 ? text : text.slice(eq + 1)) };
+}
+
+;// CONCATENATED MODULE: ./src/cli/deploy-command.ts
+// `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
+
+
+
+
+
+
+
+const RESULT_WORDS = {
+    pushed: 'plan imported',
+    switched: 'switched',
+    booted: 'set for next boot',
+    tested: 'tested',
+    'dry-activated': 'dry-activated',
+    'rolled-back': 'FAILED, rolled back',
+    failed: 'FAILED',
+    'needs-attention': 'FAILED, NEEDS ATTENTION',
+    skipped: 'skipped',
+};
+/** The final table: host, generation, result, time. */
+function formatDeploy(result) {
+    const rows = result.hosts.map((h) => [
+        h.name,
+        h.generation === undefined
+            ? '-'
+            : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
+        RESULT_WORDS[h.outcome],
+        h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
+    ]);
+    const header = ['HOST', 'GENERATION', 'RESULT', 'TIME'];
+    const widths = header.map((t, i) => Math.max(t.length, ...rows.map((r) => (r[i] ?? '').length)));
+    const line = (cells) => cells
+        .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd();
+    return [line(header), ...rows.map(line), ''].join('\n');
+}
+/** The error that makes the exit code: the first failed host's (in --host order). */
+function failure(result) {
+    const failed = result.hosts.filter((h) => h.error !== undefined);
+    const [first] = failed;
+    if (first?.error === undefined)
+        return undefined;
+    if (result.hosts.length === 1)
+        return new errors_NixPlanError(first.error.code, first.error.message);
+    const skipped = result.hosts.filter((h) => h.outcome === 'skipped').length;
+    return new errors_NixPlanError(first.error.code, `${failed.length} of ${result.hosts.length} hosts failed${skipped > 0 ? `, ${skipped} skipped` : ''}` +
+        ` (first: ${first.name}: ${first.error.message})`);
+}
+/** The `deploy` command. */
+function deployCommand() {
+    return command_define({
+        name: 'deploy',
+        summary: 'send a NixOS system plan to hosts over SSH, build it there and switch safely',
+        usage: [
+            'nix-plan deploy BUNDLE --host [USER@]HOST[:PORT] [--action ACTION] [--trusted-key KEY…] [OPTIONS]',
+            'nix-plan deploy BUNDLE --host NAME=[USER@]HOST … [--jobs N] [--keep-going]',
+        ],
+        description: 'Verifies the plan here, then for each host: asks it for its store dir, Nix, profile and last-applied record, ' +
+            'streams the plan with the system ssh into a private temp file there (checked by sha256 before Nix reads it), ' +
+            'imports it with nix-store --import, builds the system, sets the profile and runs switch-to-configuration ' +
+            '(under systemd-run when the host runs systemd). A failed activation re-activates the previous generation. A ' +
+            'switch must be confirmed over a new connection within --confirm-timeout seconds, or a watchdog on the host ' +
+            'restores the previous generation. The host needs only Nix, sh and an SSH server. With several hosts, each ' +
+            "--host NAME=… gets the plan's root named NAME (its attribute, nixosConfigurations.NAME, or nixos-system-NAME-…). " +
+            'Exit codes: 12 SSH or a host command failed, 13 activation failed and the previous generation was restored, ' +
+            '14 activation failed and could not be undone.',
+        options: {
+            host: {
+                type: 'string',
+                multiple: true,
+                value: '[NAME=][USER@]HOST[:PORT]',
+                help: 'a host to deploy to (required); NAME picks the root for it',
+            },
+            action: {
+                type: 'string',
+                value: 'ACTION',
+                choices: DEPLOY_ACTIONS,
+                help: 'switch (default), boot, test, dry-activate, or push (send and import the plan only)',
+            },
+            profile: {
+                type: 'string',
+                value: 'PATH',
+                help: `the system profile on the host (default ${DEFAULT_PROFILE})`,
+            },
+            'confirm-timeout': {
+                type: 'string',
+                value: 'SECONDS',
+                help: `revert a switch not confirmed within this time (default ${DEFAULT_CONFIRM_TIMEOUT}; 0: no confirmation)`,
+            },
+            'build-on': {
+                type: 'string',
+                value: 'WHERE',
+                choices: BUILD_ON,
+                help: 'host (default: build there) or local (build here, copy outputs)',
+            },
+            'trusted-key': TRUSTED_KEY,
+            'no-check-sigs': NO_CHECK_SIGS,
+            'max-age': MAX_AGE,
+            'allow-downgrade': ALLOW_DOWNGRADE,
+            'allow-any-root': { type: 'boolean', help: 'deploy a root that is not a nixos-system-… derivation' },
+            jobs: { type: 'string', value: 'N', help: 'hosts deployed at once (default: all, at most 8)' },
+            'keep-going': { type: 'boolean', help: 'go on with the other hosts after one fails' },
+            'ssh-option': {
+                type: 'string',
+                multiple: true,
+                dashValue: true,
+                value: 'ARG',
+                help: 'one raw argument for ssh, e.g. --ssh-option=-F./ssh_config or --ssh-option=-oPort=2222',
+            },
+            'use-sudo': {
+                type: 'boolean',
+                help: 'log in as a user allowed `sudo -n` and run the host side with it',
+            },
+            compress: {
+                type: 'string',
+                value: 'HOW',
+                choices: TRANSFER_ENCODINGS,
+                help: 'auto (default: zstd when the host has it), zstd, or none (the raw export stream)',
+            },
+        },
+        examples: [
+            'nix-plan deploy host.nixplan --host root@10.0.0.5 --trusted-key ci.pub',
+            'nix-plan deploy fleet.nixplan --host web=root@10.0.0.5 --host db=root@10.0.0.6 --trusted-key ci.pub --keep-going',
+            'nix-plan deploy host.nixplan --host deploy@host --use-sudo --action boot --ssh-option=-F./ssh_config',
+        ],
+        async run(args, ctx) {
+            noRest(args, 'deploy');
+            const hosts = list(args, 'host').map(parseHostOption);
+            if (hosts.length === 0)
+                throw usageError('missing --host [USER@]HOST');
+            const quiet = flag(args, 'quiet');
+            const trustedKeys = await readKeys(list(args, 'trusted-key'));
+            const result = await ctx.useCases.deployPlan(onePositional(args, 'BUNDLE'), {
+                hosts,
+                action: oneOf(str(args, 'action'), 'action', DEPLOY_ACTIONS),
+                profile: str(args, 'profile'),
+                confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+                buildOn: oneOf(str(args, 'build-on'), 'build-on', BUILD_ON),
+                trustedKeys,
+                noCheckSigs: flag(args, 'no-check-sigs'),
+                allowAnyRoot: flag(args, 'allow-any-root'),
+                jobs: integer(str(args, 'jobs'), 'jobs', 1, 1024),
+                keepGoing: flag(args, 'keep-going'),
+                sshOptions: list(args, 'ssh-option'),
+                useSudo: flag(args, 'use-sudo'),
+                ...maxAge(args),
+                allowDowngrade: flag(args, 'allow-downgrade'),
+                compress: oneOf(str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
+            }, {
+                ...ctx.deps,
+                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') }, ctx.deps),
+                hostOutputs: (name) => {
+                    const prefix = hosts.length > 1 ? `[${name}] ` : '';
+                    const sink = linePrefixer(prefix, (c) => {
+                        if (!quiet)
+                            ctx.io.stderr.write(c);
+                    });
+                    return {
+                        log: {
+                            info: (m) => ctx.deps.log.info(`${prefix}${m}`),
+                            warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
+                            debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
+                        },
+                        output: (c) => sink.write(c),
+                        done: () => sink.flush(),
+                    };
+                },
+            });
+            print(ctx, args, result, () => formatDeploy(result));
+            const error = failure(result);
+            if (error !== undefined)
+                throw error;
+        },
+    });
+}
+
+;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
+// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
+
+/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
+const ExitCode = {
+    /** Success. */
+    ok: 0,
+    /** A bug in nix-plan, or an error it did not expect (please report it). */
+    internal: 1,
+    /** Bad command line: unknown command or option, missing or invalid argument. */
+    usage: 2,
+    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
+    bundle: 3,
+    /** A signature is missing, made by an untrusted key, or does not verify. */
+    signature: 4,
+    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
+    realm: 5,
+    /** The closure cannot be relocated faithfully. */
+    relocate: 6,
+    /** The closure is not closed, has a cycle, or is out of order. */
+    closure: 7,
+    /** A size or count limit was exceeded. */
+    limit: 8,
+    /** A Nix command failed (evaluation, import, build). */
+    nix: 9,
+    /** An artifact could not be uploaded or downloaded. */
+    transport: 10,
+    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
+    stale: 11,
+    /** The host: an SSH connection or a command on the host failed. */
+    host: 12,
+    /** Activation failed; the previous generation was restored (re-activated). */
+    activation: 13,
+    /** Activation failed and could not be undone: the host needs attention. */
+    attention: 14,
+    /** Interrupted by SIGHUP (after cleaning up and rolling back what it had added). */
+    hangup: 129,
+    /** Interrupted by SIGINT (Ctrl-C), after cleaning up and rolling back. */
+    interrupted: 130,
+    /** Terminated by SIGTERM, after cleaning up and rolling back. */
+    terminated: 143,
+};
+/** What each exit code means, in the order `nix-plan help exit-codes` and the man page list them. */
+const EXIT_CODE_MEANINGS = [
+    [ExitCode.ok, 'success'],
+    [ExitCode.internal, 'internal error (a bug: please report it)'],
+    [ExitCode.usage, 'bad command line'],
+    [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
+    [ExitCode.signature, 'a signature is missing, untrusted or invalid, or a path is unproven'],
+    [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
+    [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
+    [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
+    [ExitCode.limit, 'a size or count limit was exceeded'],
+    [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
+    [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
+    [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
+    [ExitCode.host, 'the host: an SSH connection or a command on the host failed'],
+    [ExitCode.activation, 'activation failed; the previous generation was restored'],
+    [ExitCode.attention, 'activation failed and could not be undone: the host needs attention'],
+    [ExitCode.hangup, 'interrupted by SIGHUP, after cleaning up (what it had imported is removed again)'],
+    [ExitCode.interrupted, 'interrupted by SIGINT (Ctrl-C), after cleaning up the same way'],
+    [ExitCode.terminated, 'terminated by SIGTERM, after cleaning up the same way'],
+];
+const BY_ERROR = {
+    usage: ExitCode.usage,
+    malformed: ExitCode.bundle,
+    bundle: ExitCode.bundle,
+    signature: ExitCode.signature,
+    realm: ExitCode.realm,
+    relocate: ExitCode.relocate,
+    closure: ExitCode.closure,
+    limit: ExitCode.limit,
+    nix: ExitCode.nix,
+    transport: ExitCode.transport,
+    stale: ExitCode.stale,
+    interrupted: ExitCode.interrupted,
+    host: ExitCode.host,
+    activation: ExitCode.activation,
+    attention: ExitCode.attention,
+    internal: ExitCode.internal,
+};
+/** The exit code for anything thrown: its NixPlanError code, else internal; 128 + n for signal n. */
+function exitCodeFor(error) {
+    if (error instanceof InterruptedError)
+        return (128 + STOP_SIGNAL_NUMBERS[error.signal]);
+    if (error instanceof errors_NixPlanError)
+        return BY_ERROR[error.code] ?? ExitCode.internal;
+    return ExitCode.internal;
+}
+
+;// CONCATENATED MODULE: ./src/cli/manpage.ts
+/**
+ * Text for roff: backslashes and hyphens escaped, characters beyond ASCII as `\[uXXXX]` (troff
+ * reads its input as Latin-1), no line starting with a control character.
+ */
+function roff(text) {
+    return text
+        .replace(/\\/g, '\\e')
+        .replace(/-/g, '\\-')
+        .replace(/[^\t\n -~]/gu, (c) => `\\[u${(c.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}]`)
+        .split('\n')
+        .map((l) => (/^[.']/.test(l) ? `\\&${l}` : l))
+        .join('\n');
+}
+function optionTag(name, spec) {
+    const spellings = [
+        ...(spec.short === undefined ? [] : [`\\fB\\-${spec.short}\\fR`]),
+        `\\fB\\-\\-${roff(name)}\\fR`,
+    ];
+    const value = spec.type === 'boolean' ? '' : ` \\fI${roff(spec.value ?? 'VALUE')}\\fR`;
+    return `${spellings.join(', ')}${value}`;
+}
+function optionList(options, skip = {}) {
+    const lines = [];
+    for (const [name, spec] of Object.entries(options)) {
+        if (name in skip)
+            continue;
+        const choices = spec.choices === undefined ? '' : ` One of: ${spec.choices.join(', ')}.`;
+        lines.push('.TP', optionTag(name, spec), roff(`${spec.help}${spec.multiple === true ? ' (repeatable)' : ''}.${choices}`));
+    }
+    return lines;
+}
+/** The page, in roff with the man macros (`man -l`, `groff -man`). */
+function manPage(source) {
+    const lines = [
+        `.TH NIX\\-PLAN 1 "" "nix\\-plan ${roff(source.version)}" "User Commands"`,
+        '.SH NAME',
+        'nix\\-plan \\- evaluate a Nix configuration once, carry its build plan as one file, realise or relocate it anywhere',
+        '.SH SYNOPSIS',
+        '.B nix\\-plan',
+        '.I COMMAND',
+        '[\\fIOPTIONS\\fR] [\\fB\\-\\-\\fR \\fIARGS\\fR]',
+        '.br',
+        '.B nix\\-plan',
+        '.B help',
+        '[\\fICOMMAND\\fR | \\fBexit\\-codes\\fR]',
+        '.SH DESCRIPTION',
+        roff('nix-plan evaluates a Nix configuration once and writes its build plan (the closure of .drv files and ' +
+            'their sources) as one small compressed file, a plan bundle. Elsewhere the bundle is verified, imported and ' +
+            'realised without evaluating, or relocated into another store dir (a realm).'),
+        '.PP',
+        roff('Results go to standard output, messages and progress to standard error.'),
+        '.SH COMMANDS',
+    ];
+    for (const c of source.commands) {
+        lines.push(`.SS ${roff(c.name)}`, roff(`${c.summary[0]?.toUpperCase() ?? ''}${c.summary.slice(1)}.`), '.PP', '.nf');
+        lines.push(...c.usage.map(roff), '.fi', '.PP', roff(c.description));
+        const own = optionList(c.options, source.common);
+        if (own.length > 0)
+            lines.push('.PP', 'Options:', '.RS', ...own, '.RE');
+        if (c.examples.length > 0)
+            lines.push('.PP', 'Examples:', '.RS', '.nf', ...c.examples.map(roff), '.fi', '.RE');
+    }
+    lines.push('.SH "COMMON OPTIONS"', roff('Every command takes:'), ...optionList(source.common));
+    lines.push('.SH "EXIT STATUS"');
+    for (const [code, meaning] of source.exitCodes)
+        lines.push('.TP', `.B ${code}`, roff(meaning));
+    lines.push('.SH ENVIRONMENT', roff("Nix is found on PATH and reads its usual environment (NIX_REMOTE, NIX_STORE_DIR, NIX_CONF_DIR, …); nix-plan's " +
+        'commands run against whatever store that selects.'), '.SH "SEE ALSO"', '\\fBnix\\fR(1), \\fBnix\\-store\\fR(1), \\fBnix\\-instantiate\\fR(1)', '');
+    return lines.join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
@@ -5512,12 +10177,20 @@ function packages_emptyCounts() {
 function versionChanges(c) {
     return c.upgrade + c.downgrade + c.changed;
 }
+function setOf(nodes) {
+    const paths = new Set();
+    for (const n of nodes)
+        paths.add(n.path);
+    return (p) => paths.has(p);
+}
 const byVersion = (a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
 const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
-/** Versions of every package name in a set. */
-function versionsByName(nodes) {
+/** Versions of the package names in `wanted`, over a whole set. */
+function versionsByName(nodes, wanted) {
     const out = new Map();
     for (const n of nodes) {
+        if (!wanted.has(n.pname))
+            continue;
         let set = out.get(n.pname);
         if (set === undefined)
             out.set(n.pname, (set = new Set()));
@@ -5567,10 +10240,11 @@ function kindOf(old, now, inOld, inNew) {
  * The package-level difference of two sets of derivations (each a closure or a whole plan). Two
  * derivations are the same when their paths are: a .drv path is the hash of its whole closure, so
  * everything else is a change, and only the derivations in one set alone are looked at closely.
+ * `inOld`/`inNew` say which paths each set holds (default: a set made from its nodes).
  */
-function diffClosures(old, now) {
-    const oldPaths = new Set(old.map((n) => n.path));
-    const newPaths = new Set(now.map((n) => n.path));
+function diffClosures(old, now, membership = {}) {
+    const inOld = membership.inOld ?? setOf(old);
+    const inNew = membership.inNew ?? setOf(now);
     const groups = new Map();
     const group = (pname) => {
         let g = groups.get(pname);
@@ -5581,17 +10255,17 @@ function diffClosures(old, now) {
     let removed = 0;
     let added = 0;
     for (const n of old)
-        if (!newPaths.has(n.path)) {
+        if (!inNew(n.path)) {
             group(n.pname).old.push(n);
             removed++;
         }
     for (const n of now)
-        if (!oldPaths.has(n.path)) {
+        if (!inOld(n.path)) {
             group(n.pname).new.push(n);
             added++;
         }
-    const oldVersions = versionsByName(old);
-    const newVersions = versionsByName(now);
+    const oldVersions = versionsByName(old, groups);
+    const newVersions = versionsByName(now, groups);
     const counts = packages_emptyCounts();
     const packages = [];
     for (const [name, g] of groups) {
@@ -5613,6 +10287,7 @@ function diffClosures(old, now) {
 ;// CONCATENATED MODULE: ./src/core/diff/describe.ts
 // The phrases a diff is told in, shared by the terminal and the job summaries: version changes,
 // counts, signature status. Plain text; callers escape it for where it goes.
+
 
 /** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
 const NO_VERSION = '(none)';
@@ -5676,20 +10351,20 @@ function countsText(c) {
     return parts.length === 0 ? 'no package changes' : parts.join(', ');
 }
 /**
- * A bundle's signature status in the words every front end uses: "verified: signed by trusted
- * key ci", "signatures: 2 (not verified)", "unsigned".
+ * A bundle's signature status in the words every front end uses (core/bundle/trust-report.ts):
+ * "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned".
  */
 function signatureText(signatures) {
     if (signatures === undefined)
         return 'not a bundle (no signatures)';
-    if (signatures.length === 0)
-        return 'unsigned';
-    const verified = signatures.filter((s) => s.status === 'verified').map((s) => s.key);
-    if (verified.length > 0)
-        return `verified: signed by trusted key ${verified.join(', ')}`;
-    const keys = signatures.map((s) => s.key).join(', ');
-    const checked = signatures.some((s) => s.status === 'untrusted-key');
-    return `signatures: ${signatures.length} by ${keys} (${checked ? 'none by a trusted key' : 'not verified'})`;
+    const report = {
+        keysGiven: signatures.some((s) => s.status !== 'not-checked'),
+        verifiedBy: signatures.filter((s) => s.status === 'verified').map((s) => s.key),
+        signatures: [...signatures],
+        noCheckSigs: false,
+        unproven: 0,
+    };
+    return trustStatus({ signatures: signatures.map((s) => ({ key: s.key, sig: '' })) }, report);
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/text.ts
@@ -5697,6 +10372,8 @@ function signatureText(signatures) {
 // is, everything that could hide, move or rewrite what a reviewer sees (control characters,
 // terminal escapes, bidirectional overrides, invisible characters, invalid UTF-8) is written as
 // an escape. The escaping is reversible (`\\` for a backslash), so distinct bytes stay distinct.
+// Strings (store paths, names) use core/text.ts's escapes, as every other display does.
+
 /** Code points shown as `\u{…}`: C1 controls, invisible and direction-changing characters. */
 function isHidden(cp) {
     return ((cp >= 0x80 && cp <= 0x9f) || // C1 controls (0x9b is a terminal CSI)
@@ -5748,9 +10425,9 @@ function showBytes(bytes, escapeLayout = false) {
     }
     return out;
 }
-/** `text` (a JS string, e.g. a store path or a name) shown as `showBytes` shows its UTF-8. */
-function showText(text, escapeLayout = true) {
-    return showBytes(new TextEncoder().encode(text), escapeLayout);
+/** A string from a plan (a store path, a name) for a terminal: core/text.ts's escapes. */
+function showText(text) {
+    return escapeTerminal(text);
 }
 /** One well-formed UTF-8 sequence at `i` (shortest form, no surrogates, ≤ U+10FFFF), or undefined. */
 function decodeOne(bytes, i) {
@@ -6002,7 +10679,7 @@ function diffCommand(kit) {
         ],
         async run(args, ctx) {
             kit.noRest(args, 'diff');
-            const profile = args_str(args, 'profile');
+            const profile = str(args, 'profile');
             let old;
             let now;
             if (profile !== undefined) {
@@ -6018,1149 +10695,13 @@ function diffCommand(kit) {
                 now = locate(args.positionals[1] ?? '');
             }
             const result = await ctx.useCases.diffPlanSources(old, now, {
-                store: args_str(args, 'store'),
-                trustedKeys: await readKeys(args_list(args, 'trusted-key')),
-                drv: args_str(args, 'drv'),
+                store: str(args, 'store'),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                drv: str(args, 'drv'),
             }, ctx.deps);
             kit.print(ctx, args, result, () => formatDiff(result));
         },
     };
-}
-
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-;// CONCATENATED MODULE: ./src/core/closure.ts
-// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
-/**
- * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
- * already is one (an iterative depth-first post-order, so chains of any length are fine).
- * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
- * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
- */
-function dependenciesFirst(paths, dependencies, onCycle) {
-    const inSet = new Set(paths);
-    const state = new Map();
-    const order = [];
-    for (const start of paths) {
-        if (state.has(start))
-            continue;
-        const stack = [
-            { path: start, deps: dependencies(start), next: 0 },
-        ];
-        state.set(start, 'active');
-        while (stack.length > 0) {
-            const top = stack[stack.length - 1];
-            if (top.next < top.deps.length) {
-                const dep = top.deps[top.next++];
-                if (dep === top.path || !inSet.has(dep))
-                    continue;
-                const s = state.get(dep);
-                if (s === 'done')
-                    continue;
-                if (s === 'active')
-                    onCycle(top.path, dep);
-                state.set(dep, 'active');
-                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
-                continue;
-            }
-            stack.pop();
-            state.set(top.path, 'done');
-            order.push(top.path);
-        }
-    }
-    return order;
-}
-
-;// CONCATENATED MODULE: ./src/nix/store.ts
-// Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
-// the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
-
-
-
-
-
-/**
- * Parses `nix-store --dump-db` output: per path its name, NAR hash, NAR size, deriver (or an empty
- * line), the number of references and the references, each on its own line.
- */
-function parseDumpDb(text) {
-    const lines = text.split('\n');
-    const out = [];
-    let i = 0;
-    const bad = (detail) => new errors_NixPlanError('nix', `unexpected nix-store --dump-db output at line ${i + 1}: ${detail}`);
-    while (i < lines.length && lines[i] !== '') {
-        const path = lines[i] ?? '';
-        const hashText = lines[i + 1];
-        const sizeText = lines[i + 2];
-        const deriver = lines[i + 3];
-        const countText = lines[i + 4];
-        if (hashText === undefined || sizeText === undefined || deriver === undefined || countText === undefined)
-            throw bad(`truncated entry for '${path}'`);
-        const count = Number(countText);
-        const narSize = Number(sizeText);
-        if (!Number.isSafeInteger(count) || count < 0 || !/^\d+$/.test(countText))
-            throw bad('bad reference count');
-        if (!Number.isSafeInteger(narSize) || !/^\d+$/.test(sizeText))
-            throw bad('bad NAR size');
-        let narHash;
-        try {
-            const h = parseHash(hashText, 'sha256');
-            if (h.algo !== 'sha256')
-                throw new Error(h.algo);
-            narHash = toHex(h.bytes);
-        }
-        catch {
-            throw bad(`bad NAR hash '${hashText}'`);
-        }
-        const references = lines.slice(i + 5, i + 5 + count);
-        if (references.length !== count)
-            throw bad(`truncated references of '${path}'`);
-        out.push({ path, narHash, narSize, deriver, references });
-        i += 5 + count;
-    }
-    return out;
-}
-/** Parses `nix-store --version` ("nix-store (Nix) 2.8.0", "nix-store (Lix, like Nix) 2.91.1"). */
-function parseNixVersion(text) {
-    const m = /(\d+\.\d+(?:\.\d+)?(?:[-+.\w]*)?)\s*$/.exec(text.trim().split('\n')[0] ?? '');
-    if (m === null)
-        throw new errors_NixPlanError('nix', `cannot read the Nix version from '${text.trim()}'`);
-    return m[1] ?? '';
-}
-/** Parameters of a store URI (`local?root=/x&real=/y`, `/x`, `daemon`). */
-function storeUriParams(uri) {
-    if (uri.startsWith('/'))
-        return { root: uri.split('?')[0] ?? uri };
-    const q = uri.indexOf('?');
-    if (q < 0)
-        return {};
-    const params = new URLSearchParams(uri.slice(q + 1));
-    const root = params.get('root') ?? undefined;
-    const real = params.get('real') ?? undefined;
-    return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
-}
-/**
- * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
- * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
- */
-function physicalStoreDir(storeDir, options = {}) {
-    if (options.realStoreDir !== undefined)
-        return options.realStoreDir;
-    if (options.store === undefined)
-        return storeDir;
-    const { root, real } = storeUriParams(options.store);
-    if (real !== undefined)
-        return real;
-    if (root !== undefined)
-        return root.replace(/\/+$/, '') + storeDir;
-    return storeDir;
-}
-/** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
-const ARGV_BUDGET = 256 * 1024;
-/** Splits `paths` into command-line-sized batches. */
-function batchPaths(paths, budget = ARGV_BUDGET) {
-    const batches = [];
-    let current = [];
-    let size = 0;
-    for (const p of paths) {
-        if (current.length > 0 && size + p.length + 1 > budget) {
-            batches.push(current);
-            current = [];
-            size = 0;
-        }
-        current.push(p);
-        size += p.length + 1;
-    }
-    if (current.length > 0)
-        batches.push(current);
-    return batches;
-}
-/** The non-empty lines a Nix command printed (store paths, one a line), trimmed. */
-function outputLines(out) {
-    return out
-        .toString('utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l !== '');
-}
-/** A Nix store seen through its command-line tools and its files. */
-class NixStore {
-    runner;
-    options;
-    storeDirCache;
-    constructor(runner, options = {}) {
-        this.runner = runner;
-        this.options = options;
-    }
-    /** `--store URI` when a store was chosen, for every Nix command that talks to it. */
-    storeArgs() {
-        return this.options.store === undefined ? [] : ['--store', this.options.store];
-    }
-    /** The version of the Nix on PATH (`nix-store --version`), e.g. "2.8.0". */
-    async version() {
-        const { stdout } = await this.runner.run('nix-store', ['--version']);
-        return parseNixVersion(stdout.toString('utf8'));
-    }
-    /** The store's logical directory (`builtins.storeDir`), asked once. */
-    async storeDir() {
-        if (this.storeDirCache === undefined) {
-            const { stdout } = await this.runner.run('nix-instantiate', [
-                ...this.storeArgs(),
-                '--eval',
-                '--json',
-                '-E',
-                'builtins.storeDir',
-            ]);
-            const value = JSON.parse(stdout.toString('utf8'));
-            if (typeof value !== 'string')
-                throw new errors_NixPlanError('nix', 'builtins.storeDir is not a string');
-            this.storeDirCache = value;
-        }
-        return this.storeDirCache;
-    }
-    /** Tells the store its directory when it is already known (e.g. from an evaluated .drv path). */
-    setStoreDir(storeDir) {
-        this.storeDirCache = storeDir;
-    }
-    /** The file-system location of a store path. */
-    async realPath(path) {
-        const storeDir = await this.storeDir();
-        const real = physicalStoreDir(storeDir, this.options);
-        return real === storeDir ? path : real + path.slice(storeDir.length);
-    }
-    /**
-     * `realPath` without the round trip, once the store dir is known (`setStoreDir` or an awaited
-     * `storeDir()`): for the thousands of paths of a closure.
-     */
-    realPathSync(path) {
-        const storeDir = this.storeDirCache;
-        if (storeDir === undefined)
-            throw new errors_NixPlanError('internal', 'the store dir is not known yet');
-        const real = physicalStoreDir(storeDir, this.options);
-        return real === storeDir ? path : real + path.slice(storeDir.length);
-    }
-    /**
-     * A store object that is one regular file, read synchronously: its bytes and executable bit, or
-     * undefined when it is not a regular file. Store files are small and never change, and one
-     * `lstat` + `readFile` on the calling thread costs microseconds, where each `fs.promises` call
-     * is a round trip through libuv's thread pool (which zstd shares): for tens of thousands of
-     * `.drv` files that waiting dominated.
-     */
-    readRegularFileSync(path, maxSize = Infinity) {
-        const real = this.realPathSync(path);
-        const st = (0,external_node_fs_namespaceObject.lstatSync)(real);
-        if (!st.isFile() || st.size > maxSize)
-            return undefined;
-        const buf = (0,external_node_fs_namespaceObject.readFileSync)(real);
-        return {
-            bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.length),
-            executable: (st.mode & 0o100) !== 0,
-        };
-    }
-    /** A store object's bytes when it is one regular file (a .drv, a text file). */
-    async readFile(path) {
-        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(await this.realPath(path)));
-    }
-    /** Size and executable bit of a store object that is one regular file; undefined otherwise. */
-    async fileInfo(path) {
-        const st = await (0,external_node_fs_promises_namespaceObject.lstat)(await this.realPath(path));
-        return st.isFile() ? { size: st.size, executable: (st.mode & 0o100) !== 0 } : undefined;
-    }
-    /** The closure of `paths` (one `nix-store -q --requisites`), dependencies first. */
-    async requisites(paths, includeOutputs = false) {
-        const out = [];
-        const seen = new Set();
-        const flags = ['--query', '--requisites', ...(includeOutputs ? ['--include-outputs'] : [])];
-        await this.queryLines(flags, paths, (p) => {
-            if (!seen.has(p)) {
-                seen.add(p);
-                out.push(p);
-            }
-        });
-        return out;
-    }
-    /** Each line `nix-store FLAGS PATHS…` prints, run once per command-line-sized batch of `paths`. */
-    async queryLines(flags, paths, line) {
-        for (const batch of batchPaths(paths)) {
-            const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), ...flags, ...batch]);
-            for (const l of outputLines(stdout))
-                line(l);
-        }
-    }
-    /** Registration info of `paths` (one `nix-store --dump-db` per command-line-sized batch). */
-    async pathInfos(paths) {
-        const infos = new Map();
-        for await (const batch of this.pathInfoBatches(paths, ARGV_BUDGET))
-            for (const info of batch)
-                infos.set(info.path, info);
-        return infos;
-    }
-    /**
-     * Registration info of `paths`, in their order, one batch (one `nix-store --dump-db`) at a
-     * time, with up to `parallel` Nix processes answering ahead: a consumer starts on the first
-     * batch while Nix answers the rest. The first processes start at the call, not at iteration.
-     */
-    pathInfoBatches(paths, budget = ARGV_BUDGET, parallel = 1) {
-        // References name the same few thousand paths again and again: sharing one string per path
-        // (instead of slices that keep each whole --dump-db output alive) keeps memory flat.
-        const canonical = new Map(paths.map((p) => [p, p]));
-        const intern = (p) => {
-            const c = canonical.get(p);
-            if (c !== undefined)
-                return c;
-            const copy = Buffer.from(p, 'utf8').toString('utf8');
-            canonical.set(copy, copy);
-            return copy;
-        };
-        const batches = batchPaths(paths, budget);
-        const started = [];
-        const start = (i) => {
-            const batch = batches[i];
-            if (batch === undefined || started[i] !== undefined)
-                return;
-            const answer = this.dumpDb(batch, intern);
-            answer.catch(() => undefined); // awaited in turn; a consumer that stops early leaves it
-            started[i] = answer;
-        };
-        for (let i = 0; i < parallel; i++)
-            start(i);
-        return (async function* () {
-            for (let i = 0; i < batches.length; i++) {
-                start(i);
-                const infos = await started[i];
-                start(i + parallel);
-                if (infos !== undefined)
-                    yield infos;
-            }
-        })();
-    }
-    /** One `nix-store --dump-db` of `batch`: its registrations in the batch's order. */
-    async dumpDb(batch, intern) {
-        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--dump-db', ...batch]);
-        const byPath = new Map();
-        for (const info of parseDumpDb(stdout.toString('utf8')))
-            byPath.set(info.path, {
-                path: intern(info.path),
-                narHash: info.narHash,
-                narSize: info.narSize,
-                deriver: info.deriver === '' ? '' : intern(info.deriver),
-                references: info.references.map(intern),
-            });
-        return batch.map((p) => {
-            const info = byPath.get(p);
-            if (info === undefined)
-                throw new errors_NixPlanError('nix', `nix-store --dump-db did not describe '${p}'`);
-            return info;
-        });
-    }
-    /** Which of `paths` are valid (one `nix-store --check-validity --print-invalid` per batch). */
-    async invalidPaths(paths) {
-        const invalid = new Set();
-        await this.queryLines(['--check-validity', '--print-invalid'], paths, (p) => invalid.add(p));
-        return invalid;
-    }
-    /**
-     * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
-     * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
-     * `onLog` receives Nix's build log as it is written.
-     */
-    async realise(drvPaths, options = {}) {
-        if (drvPaths.length === 0)
-            return [];
-        const rootArgs = options.addRoot === undefined ? [] : ['--add-root', options.addRoot, '--indirect'];
-        const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
-        return outputLines(stdout);
-    }
-}
-/**
- * Sorts `paths` so every path comes after its references (those inside the set), keeping the
- * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
- */
-function dependencyOrder(paths, references) {
-    return dependenciesFirst(paths, references, (path, ref) => {
-        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
-    });
-}
-
-;// CONCATENATED MODULE: ./src/nix/evaluate.ts
-// Evaluates once: flake installables via `nix path-info --derivation`, files via one
-// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
-
-
-/** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
-const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
-/** The directory of a store path (the realm it belongs to). */
-function storeDirOf(path) {
-    return path.slice(0, path.lastIndexOf('/'));
-}
-/**
- * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
- * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
- */
-async function evaluate(request, store) {
-    const roots = [];
-    const evalArgs = request.evalArgs ?? [];
-    const attributes = request.attributes ?? [];
-    if (attributes.length > 0 && request.file === undefined)
-        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const installable of request.installables ?? []) {
-        // One process per installable so each drv is known to come from its installable: with several
-        // at once, `nix path-info` prints them sorted, not in the order given.
-        const { stdout } = await store.runner.run('nix', [
-            ...FLAKE_FEATURES,
-            ...store.storeArgs(),
-            'path-info',
-            '--derivation',
-            ...evalArgs,
-            installable,
-        ]);
-        for (const drvPath of outputLines(stdout))
-            roots.push({ installable, drvPath });
-    }
-    if (request.file !== undefined) {
-        const { stdout } = await store.runner.run('nix-instantiate', [
-            ...store.storeArgs(),
-            ...evalArgs,
-            request.file,
-            ...attributes.flatMap((a) => ['-A', a]),
-        ]);
-        const drvs = outputLines(stdout);
-        // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
-        // the pairing is certain, otherwise the roots are recorded without their attribute.
-        const paired = drvs.length === attributes.length;
-        drvs.forEach((drvPath, i) => {
-            const attribute = paired ? attributes[i] : undefined;
-            roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
-        });
-    }
-    for (const drvPath of request.drvPaths ?? []) {
-        if (!drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-        roots.push({ drvPath });
-    }
-    if (roots.length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
-    for (const r of roots)
-        if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);
-    const dirs = new Set(roots.map((r) => storeDirOf(r.drvPath)));
-    if (dirs.size !== 1)
-        throw new errors_NixPlanError('realm', `the roots are in different store dirs: ${[...dirs].join(', ')}`);
-    const storeDir = [...dirs][0] ?? '';
-    const seen = new Set();
-    const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
-    return { roots: unique, storeDir };
-}
-
-;// CONCATENATED MODULE: ./src/nix/import.ts
-// Adding paths to a store: whether the store trusts us to (`nix store ping`), `nix-store --import`
-// of an export stream, and `nix copy` from a binary cache.
-
-
-
-/** `nix copy` is behind the nix-command feature on every Nix that has it. */
-const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
-/**
- * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
- * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
- * local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try and see.
- */
-async function storeTrust(store) {
-    const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], { allowFailure: true });
-    const json = await ping(true);
-    if (json.code === 0) {
-        try {
-            const info = JSON.parse(json.stdout.toString('utf8'));
-            if (info.trusted === true || info.trusted === 1)
-                return 'trusted';
-            if (info.trusted === false || info.trusted === 0)
-                return 'untrusted';
-        }
-        catch {
-            // fall through to the text form
-        }
-    }
-    const text = await ping(false);
-    const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
-    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
-        return 'trusted';
-    return 'unknown';
-}
-/**
- * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
- * NixCommandError (see `isSignatureRefusal` for the store wanting signatures).
- */
-async function importExport(store, input) {
-    const args = [...store.storeArgs(), '--import'];
-    const result = await store.runner.run('nix-store', args, { input, allowFailure: true });
-    NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
-}
-/**
- * `nix copy --from FROM [--to STORE] [--derivation] PATHS…` into `store` (its `--store` URI, if
- * any, is the destination), batched to fit the command line. With `derivation`, `.drv` paths mean
- * themselves, not their outputs (and any other path means its deriver). A failure is a
- * NixCommandError named `what`.
- */
-async function copyPaths(store, from, paths, options = {}) {
-    const to = store.options.store === undefined ? [] : ['--to', store.options.store];
-    const base = [
-        ...NIX_COMMAND,
-        'copy',
-        '--from',
-        from,
-        ...to,
-        ...(options.derivation === true ? ['--derivation'] : []),
-    ];
-    for (const batch of batchPaths(paths)) {
-        const args = [...base, ...batch];
-        const result = await store.runner.run('nix', args, { allowFailure: true });
-        NixCommandError.check('nix', args, result, { what: options.what ?? 'nix copy' });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/core/narinfo.ts
-// The narinfo: what a binary cache says of a store path (the text Nix's binary-cache store reads),
-// the fingerprint its signatures cover, and signing and checking them.
-
-
-
-
-/** The narinfo text Nix's binary-cache store reads (`Compression: none`, references as base names). */
-function narinfoText(info) {
-    const lines = [
-        `StorePath: ${info.path}`,
-        `URL: ${info.url}`,
-        'Compression: none',
-        `NarHash: ${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)}`,
-        `NarSize: ${info.narSize}`,
-        `References: ${info.references.map(baseName).join(' ')}`,
-    ];
-    if (info.deriver !== '')
-        lines.push(`Deriver: ${baseName(info.deriver)}`);
-    if (info.ca !== undefined)
-        lines.push(`CA: ${info.ca}`);
-    if (info.sig !== undefined)
-        lines.push(`Sig: ${info.sig}`);
-    return lines.join('\n') + '\n';
-}
-/**
- * Nix's narinfo fingerprint, `1;<path>;sha256:<nix32>;<narSize>;<refs,…>` (references sorted, as
- * Nix's StorePathSet iterates them). Nix refuses to fingerprint a zero NAR size or non-sha256 hash.
- */
-function narinfoFingerprint(info) {
-    if (info.narHash.length !== 32)
-        throw new errors_NixPlanError('internal', 'a narinfo fingerprint needs a sha256 NAR hash');
-    if (!(info.narSize > 0))
-        throw new errors_NixPlanError('internal', `cannot fingerprint '${info.path}' with NAR size 0`);
-    const refs = [...info.references].sort(compareStrings).join(',');
-    return `1;${info.path};${formatHash({ algo: 'sha256', bytes: info.narHash }, 'nix32', true)};${info.narSize};${refs}`;
-}
-/** A narinfo `Sig:` value for the object. */
-function signNarinfo(key, info) {
-    return signDetached(key, narinfoFingerprint(info));
-}
-/** True when at least one of `signatures` is a valid narinfo signature by a trusted key. */
-function verifyNarinfo(info, signatures, trusted) {
-    const fingerprint = narinfoFingerprint(info);
-    return signatures.some((s) => checkDetached(fingerprint, s, trusted) === 'valid');
-}
-
-;// CONCATENATED MODULE: ./src/app/deps.ts
-/** A logger that drops everything (for library callers that want no output). */
-const silentLogger = {
-    info: () => undefined,
-    warn: () => undefined,
-    debug: () => undefined,
-};
-/** A progress sink that shows nothing. */
-const noProgress = {
-    start: () => ({ tick: () => undefined, done: () => undefined }),
-};
-/** `deps.progress` or one that shows nothing. */
-function progressOf(deps) {
-    return deps.progress ?? noProgress;
-}
-
-;// CONCATENATED MODULE: ./src/app/binary-cache.ts
-// Import without trust: turn a verified export stream into a temporary `file://` binary cache whose
-// narinfos carry `CA:` (and, with a key, `Sig:`), then let `nix copy` add it through the daemon.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
-const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
-/**
- * The paths `nix copy` must be named so that it copies all of `cached`: those no other cached path
- * refers to (their closures cover the rest), `.drv` files apart from the others. A `.drv` named on
- * the command line means its outputs unless `--derivation` is given, and `--derivation` turns any
- * other path into its deriver, so the two kinds need separate calls.
- */
-function copyTargets(cached) {
-    const referenced = new Set();
-    for (const c of cached)
-        for (const r of c.references)
-            if (r !== c.path)
-                referenced.add(r);
-    const tops = cached.map((c) => c.path).filter((p) => !referenced.has(p));
-    return { drvs: tops.filter((p) => p.endsWith('.drv')), others: tops.filter((p) => !p.endsWith('.drv')) };
-}
-/** The error for build outputs an untrusted user cannot add without a trusted signature. */
-function needsSignature(paths, key) {
-    const example = paths[0] ?? '';
-    const how = key === undefined
-        ? 'Either import as a user the daemon trusts (`trusted-users` in nix.conf), or sign them on import: ' +
-            'pass a secret key (`nix-plan keygen NAME`) whose public key root has added to ' +
-            '`trusted-public-keys` in the nix.conf of the host (then restart nix-daemon).'
-        : `They were signed with '${key.name}', so the daemon does not trust that key: root must add ` +
-            `'${formatPublicKey(publicKeyOf(key))}' to \`trusted-public-keys\` in the host's nix.conf ` +
-            '(then restart nix-daemon).';
-    return new errors_NixPlanError('signature', `${paths.length} path${paths.length === 1 ? ' is a build output' : 's are build outputs'} ` +
-        `(input-addressed, e.g. '${example}'), which Nix accepts from a user it does not trust only with ` +
-        `a signature by a key in its \`trusted-public-keys\`. ${how}`);
-}
-/**
- * Adds the paths of an export stream to a store as a user the Nix daemon does not trust: writes
- * them as a temporary `file://` binary cache (NARs streamed to disk as they are read, never the
- * whole closure in memory), with each narinfo's `CA:` field from `identifyContentAddress` so Nix
- * re-derives content-addressed paths instead of asking for signatures, then runs
- * `nix copy --from file://DIR [--derivation] PATHS…`. Build outputs need `signingKey`, whose
- * public key the daemon must trust; without it they are refused before anything is copied.
- * The stream should already be verified (the bundle verifier); it is validated again as it is read.
- */
-async function importViaBinaryCache(source, options, deps) {
-    const parent = options.workDir ?? (0,external_node_os_namespaceObject.tmpdir)();
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)(parent, 'nix-plan-cache-'));
-    try {
-        // Readable by everyone: the Nix client may run as another user than this process (sudo -u),
-        // and everything in it is about to enter the world-readable store anyway.
-        await (0,external_node_fs_promises_namespaceObject.chmod)(dir, 0o755);
-        await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, 'nix-cache-info'), `StoreDir: ${options.storeDir}\nWantMassQuery: 0\n`);
-        // Nix creates these when it opens a file:// cache; made here so a client that cannot write
-        // the directory (another user) still opens it.
-        for (const sub of CACHE_DIRS)
-            await (0,external_node_fs_promises_namespaceObject.mkdir)((0,external_node_path_namespaceObject.join)(dir, sub), { mode: 0o755 });
-        const cached = await writeCache(source, dir, options, deps);
-        const store = new NixStore(deps.runner, { store: options.store });
-        const paths = cached.map((c) => c.path);
-        const invalid = await store.invalidPaths(paths);
-        const alreadyValid = paths.length - invalid.size;
-        const unsigned = cached.filter((c) => c.ca === undefined && invalid.has(c.path)).map((c) => c.path);
-        if (unsigned.length > 0 && options.signingKey === undefined)
-            throw needsSignature(unsigned, undefined);
-        if (invalid.size > 0)
-            await runCopy(store, dir, cached, options, deps, unsigned);
-        const still = await store.invalidPaths([...invalid]);
-        if (still.size > 0)
-            throw new errors_NixPlanError('nix', `nix copy finished but ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-        return {
-            paths,
-            imported: invalid.size,
-            alreadyValid,
-            contentAddressed: cached.filter((c) => c.ca !== undefined).length,
-        };
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-/** Reads the stream once, writing `nar/<n>.nar` and `<hash>.narinfo` for every path. */
-async function writeCache(source, dir, options, deps) {
-    const cached = [];
-    const task = progressOf(deps).start('writing a temporary binary cache');
-    let fd;
-    let fdIndex = -1;
-    const narFile = (index) => `nar/${index}.nar`;
-    const closeNar = () => {
-        if (fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(fd);
-        fd = undefined;
-    };
-    try {
-        const entries = readExport(source, options.limits, {
-            storeDir: options.storeDir,
-            // Synchronous writes: the reader hands over views without back-pressure, so writing them
-            // before it continues keeps memory flat whatever the NAR sizes.
-            onNarBytes: (chunk, index) => {
-                if (index !== fdIndex) {
-                    closeNar();
-                    fd = (0,external_node_fs_namespaceObject.openSync)((0,external_node_path_namespaceObject.join)(dir, narFile(index)), 'wx', 0o644);
-                    fdIndex = index;
-                }
-                if (fd !== undefined)
-                    (0,external_node_fs_namespaceObject.writeSync)(fd, chunk);
-            },
-        });
-        let index = 0;
-        for await (const entry of entries) {
-            closeNar();
-            const ca = identifyContentAddress({
-                path: entry.path,
-                references: entry.references,
-                narHash: entry.nar.narHash,
-                file: entry.nar.file,
-            }, options.storeDir)?.ca;
-            const facts = {
-                path: entry.path,
-                narHash: entry.nar.narHash,
-                narSize: entry.nar.narSize,
-                references: entry.references,
-            };
-            const text = narinfoText({
-                ...facts,
-                url: narFile(index),
-                deriver: entry.deriver,
-                ca,
-                sig: options.signingKey === undefined ? undefined : signNarinfo(options.signingKey, facts),
-            });
-            const hashPart = baseName(entry.path).slice(0, 32);
-            await (0,external_node_fs_promises_namespaceObject.writeFile)((0,external_node_path_namespaceObject.join)(dir, `${hashPart}.narinfo`), text, { mode: 0o644, flag: 'wx' });
-            cached.push({ path: entry.path, references: entry.references, ca });
-            index++;
-            task.tick(1, entry.nar.narSize);
-        }
-    }
-    finally {
-        closeNar();
-        task.done();
-    }
-    return cached;
-}
-/** Runs `nix copy` for the cache's top-level paths, `.drv` files with `--derivation`. */
-async function runCopy(store, dir, cached, options, deps, unsigned) {
-    const { drvs, others } = copyTargets(cached);
-    const from = `file://${dir}`;
-    const what = 'nix copy from the temporary binary cache';
-    deps.log.info(`adding ${cached.length} paths through a temporary binary cache (nix copy)`);
-    try {
-        await copyPaths(store, from, drvs, { derivation: true, what });
-        await copyPaths(store, from, others, { what });
-    }
-    catch (e) {
-        if (e instanceof NixCommandError && isSignatureRefusal(e) && unsigned.length > 0)
-            throw needsSignature(unsigned, options.signingKey);
-        throw e;
-    }
-}
-/**
- * The `copyImport` route of `importPlan`: hands the verified export stream to
- * `importViaBinaryCache`. `signingKey` is the text of a Nix secret key file, or a parsed key.
- */
-function binaryCacheCopyImport(settings = {}) {
-    const key = typeof settings.signingKey === 'string' ? parseSecretKey(settings.signingKey) : settings.signingKey;
-    return async (stream, options, deps) => {
-        await importViaBinaryCache(stream, {
-            storeDir: options.manifest.storeDir,
-            store: options.store,
-            signingKey: key,
-            workDir: settings.workDir,
-        }, deps);
-    };
-}
-
-;// CONCATENATED MODULE: ./src/app/verify.ts
-// verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
-// bundle verifier in core/bundle/), without touching a store, with progress.
-
-
-
-/**
- * Runs the bundle verifier over `bundle` with a progress task ticking per path; `extra` passes
- * the verifier's other options (store validity, an entry callback) through.
- */
-async function verifyWithProgress(bundle, options, progress) {
-    const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
-    try {
-        // The manifest says how many paths there are, so the bar can show a total.
-        const { manifest } = await readBundleHead(source);
-        const task = progressOf({ progress }).start('verifying', manifest.paths);
-        try {
-            return await verifyBundle(source, {
-                ...options,
-                onEntry: async (e) => {
-                    await options.onEntry?.(e);
-                    task.tick(1, e.nar.narSize);
-                },
-            });
-        }
-        finally {
-            task.done();
-        }
-    }
-    finally {
-        if (typeof bundle === 'string')
-            await source.close();
-    }
-}
-/** Verifies a bundle completely; the use case behind `nix-plan verify`. */
-async function verifyPlan(bundlePath, options = {}, deps = {}) {
-    const keys = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir }, deps.progress);
-    return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
-}
-
-;// CONCATENATED MODULE: ./src/app/import.ts
-// importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
-// user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-
-
-
-
-
-
-
-
-
-
-
-
-/** The import methods, for option parsing. */
-const IMPORT_METHODS = ['auto', 'import', 'copy'];
-
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
-    }
-}
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/**
- * Copies the bundle into a private directory and verifies the copy completely, so nothing
- * unverified can reach the store even if the original changes meanwhile; the verified export
- * stream is kept in a private file as it is checked, and that file is what Nix imports.
- * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
- */
-async function importPlan(bundlePath, options, deps) {
-    const store = new NixStore(deps.runner, { store: options.store });
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
-    try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        const source = await openBundle(copy);
-        // Whatever the route, what reaches the store is the stream verified here.
-        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-        try {
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    storeDir,
-                    isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    ...(verified !== undefined && { onStreamBytes: (c) => verified.write(c) }),
-                }, deps.progress);
-            }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const invalid = await validity.invalid();
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none' };
-            }
-            let method = options.method ?? 'auto';
-            if (method === 'auto') {
-                const trust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
-                method = trust === 'untrusted' ? 'copy' : 'import';
-                if (trust === 'unknown')
-                    deps.log.debug('store trust unknown: trying nix-store --import first');
-            }
-            // The verified stream: the private file, or (when it could not be kept) decompressed again.
-            const stream = () => verified.complete ? new FileInput(verified.path) : exportStream(source);
-            if (method === 'import') {
-                deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
-                try {
-                    await importExport(store, stream());
-                }
-                catch (e) {
-                    if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-                        throw e;
-                    deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
-                    method = 'copy';
-                }
-            }
-            if (method === 'copy') {
-                const copyImport = deps.copyImport ?? binaryCacheCopyImport();
-                await copyImport(stream(), { store: options.store, manifest }, deps);
-            }
-            const still = await invalidAmong(store, paths);
-            if (still.size > 0)
-                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-            return { manifest, imported: invalid.size, alreadyValid, method };
-        }
-        finally {
-            await source.close();
-        }
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-
-;// CONCATENATED MODULE: ./src/app/signing-policy.ts
-// A key signs only what was verified: the rule every command that signs a plan it read applies.
-
-/**
- * Refuses (a usage error, before any work) to sign an input that no trusted key vouched for:
- * signing makes a plan trusted downstream, so an unverified input would be laundered into a
- * trusted one. `--no-check-sigs` is the explicit opt-out, recorded in what is signed.
- */
-function assertSignable(signs, keysGiven, noCheckSigs, names = CLI_NAMES) {
-    if (signs && !keysGiven && !noCheckSigs)
-        throw new errors_NixPlanError('usage', `${names.sign} signs only what was verified: give ${names.trust} (the keys the input must be signed by), ` +
-            `or ${names.optOut} to sign it unverified on purpose`);
-}
-/** The command line's names. */
-const CLI_NAMES = {
-    sign: '--sign-key',
-    trust: '--trusted-key',
-    optOut: '--no-check-sigs',
-};
-
-;// CONCATENATED MODULE: ./src/cli/command.ts
-// What every \`nix-plan\` subcommand is made of: its spec and context, the options several share,
-// and the helpers that turn arguments into use-case options and results into output.
-
-
-
-
-
-
-
-const COMMON = {
-    json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
-    quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-    verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
-    help: { type: 'boolean', short: 'h', help: 'show this help' },
-};
-const TRUSTED_KEY = {
-    type: 'string',
-    multiple: true,
-    value: 'KEY',
-    help: 'a public key (NAME:base64) or a file of them; the bundle must be signed by one',
-};
-const STORE = {
-    type: 'string',
-    value: 'URI',
-    help: "the Nix store to use (Nix's --store; default: Nix's default)",
-};
-const CACHE_KEY = {
-    type: 'string',
-    value: 'FILE',
-    help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
-};
-const NO_CHECK_SIGS = {
-    type: 'boolean',
-    help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
-};
-const MAX_AGE = {
-    type: 'string',
-    value: 'DURATION',
-    help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
-};
-const ALLOW_DOWNGRADE = {
-    type: 'boolean',
-    help: 'accept a plan older than the one last applied to the same target (see docs/security.md)',
-};
-const METHOD = {
-    type: 'string',
-    value: 'METHOD',
-    help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
-};
-function command_define(spec) {
-    const options = { ...spec.options, ...COMMON };
-    return { ...spec, options, parse: (argv) => parseCommandArgs(argv, options) };
-}
-function print(ctx, args, value, human) {
-    ctx.io.stdout.write(flag(args, 'json') ? toJson(value) : human());
-}
-/**
- * A result with its trust report: the one the use case made, or one made here from the keys the
- * verifier required a signature by.
- */
-function withTrust(result, trustedKeys, noCheckSigs) {
-    return {
-        ...result,
-        trust: result.trust ?? trustReportOf(result.manifest, trustedKeys.map(parsePublicKey), { noCheckSigs }),
-    };
-}
-/** `--max-age` in milliseconds (and as written), or nothing. */
-function maxAge(args) {
-    const text = args_str(args, 'max-age');
-    return text === undefined ? {} : { maxAgeMs: parseDuration(text), maxAgeText: text };
-}
-/** The secret keys of the repeatable `--sign-key FILE`. */
-function signingKeys(args) {
-    return Promise.all(args_list(args, 'sign-key').map((f) => readSecretKeyFile(f)));
-}
-function noRest(args, command) {
-    if (args.rest.length > 0)
-        throw usageError(`${command} takes no arguments after --`);
-}
-/** zstd levels the bundle writer accepts, as `--level` says them. */
-const LEVELS = `${MIN_LEVEL}-${MAX_LEVEL}`;
-/**
- * The deps of commands that import: the untrusted route, signing outputs with --sign-key. That
- * key signs build outputs so a daemon accepts them: only outputs of a plan verified against
- * --trusted-key (or, on purpose, --no-check-sigs).
- */
-async function importDeps(args, ctx, trustedKeys) {
-    const keyFile = args_list(args, 'sign-key')[0];
-    const noCheckSigs = flag(args, 'no-check-sigs');
-    assertSignable(keyFile !== undefined, trustedKeys.length > 0, noCheckSigs);
-    if (noCheckSigs && trustedKeys.length === 0)
-        ctx.deps.log.warn('--no-check-sigs: accepting a plan no trusted key vouches for');
-    const signingKey = keyFile === undefined ? undefined : await readSecretKeyFile(keyFile);
-    return { ...ctx.deps, copyImport: ctx.useCases.copyImport({ signingKey }) };
-}
-/** A command's help page. */
-function commandHelp(cmd) {
-    return [
-        `Usage: ${cmd.usage.join('\n       ')}`,
-        '',
-        `${cmd.summary[0]?.toUpperCase() ?? ''}${cmd.summary.slice(1)}.`,
-        '',
-        wrap(cmd.description, 78),
-        '',
-        'Options:',
-        optionsHelp(cmd.options),
-        '',
-        'Examples:',
-        ...cmd.examples.map((e) => `  ${e}`),
-        '',
-    ].join('\n');
-}
-function wrap(text, width) {
-    const out = [];
-    let line = '';
-    for (const word of text.split(/\s+/)) {
-        if (line !== '' && line.length + 1 + word.length > width) {
-            out.push(line);
-            line = word;
-        }
-        else
-            line = line === '' ? word : `${line} ${word}`;
-    }
-    if (line !== '')
-        out.push(line);
-    return out.join('\n');
 }
 
 ;// CONCATENATED MODULE: ./src/cli/plan-commands.ts
@@ -7175,13 +10716,14 @@ function wrap(text, width) {
 /** `nix-plan export`. */
 const exportCommand = command_define({
     name: 'export',
+    operand: { value: 'INSTALLABLE', complete: 'none' },
     summary: 'evaluate once and write a plan bundle',
     usage: [
         'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
     ],
     description: 'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
         'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-        'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+        'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
     options: {
         file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
         attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -7190,6 +10732,7 @@ const exportCommand = command_define({
         include: {
             type: 'string',
             value: 'KIND',
+            choices: INCLUDE_KINDS,
             help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
         },
         level: {
@@ -7209,6 +10752,8 @@ const exportCommand = command_define({
             help: 'relocate the plan to store dir DIR before writing',
         },
         store: STORE,
+        'nix-arg': NIX_ARG,
+        'log-format': LOG_FORMAT,
     },
     examples: [
         'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -7219,16 +10764,16 @@ const exportCommand = command_define({
         const keys = await signingKeys(args);
         const result = await ctx.useCases.exportPlan({
             installables: [...args.positionals],
-            file: args_str(args, 'file'),
-            attributes: args_list(args, 'attr'),
-            drvPaths: args_list(args, 'drv'),
-            evalArgs: [...args.rest],
+            file: str(args, 'file'),
+            attributes: list(args, 'attr'),
+            drvPaths: list(args, 'drv'),
+            evalArgs: nixArgs(args),
             output: required(args, 'output', 'OUT (where to write the bundle)'),
-            include: oneOf(args_str(args, 'include'), 'include', INCLUDE_KINDS),
-            level: integer(args_str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
+            include: oneOf(str(args, 'include'), 'include', INCLUDE_KINDS),
+            level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
             signingKeys: keys,
-            relocateTo: args_str(args, 'relocate-to'),
-            store: args_str(args, 'store'),
+            relocateTo: str(args, 'relocate-to'),
+            store: str(args, 'store'),
             provenance: { env: ctx.io.env },
         }, ctx.deps);
         print(ctx, args, result, () => formatExport(result));
@@ -7237,6 +10782,7 @@ const exportCommand = command_define({
 /** `nix-plan inspect`. */
 const inspectCommand = command_define({
     name: 'inspect',
+    operand: BUNDLE,
     summary: 'show what a bundle holds (touches no store)',
     usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
     description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
@@ -7258,7 +10804,7 @@ const inspectCommand = command_define({
             print(ctx, args, result, () => formatInspect(result));
             return;
         }
-        const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(args_list(args, 'trusted-key')) }, ctx.deps);
+        const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(list(args, 'trusted-key')) }, ctx.deps);
         print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
     },
 });
@@ -7267,6 +10813,7 @@ const diffPlansCommand = command_define(diffCommand({ print: print, noRest: noRe
 /** `nix-plan verify`. */
 const verifyCommand = command_define({
     name: 'verify',
+    operand: BUNDLE,
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
     usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
     description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
@@ -7274,6 +10821,7 @@ const verifyCommand = command_define({
         "bundle's integrity is checked, not who made it.",
     options: {
         'trusted-key': TRUSTED_KEY,
+        'no-check-sigs': NO_CHECK_SIGS,
         'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
         'max-age': MAX_AGE,
     },
@@ -7281,7 +10829,11 @@ const verifyCommand = command_define({
     async run(args, ctx) {
         noRest(args, 'verify');
         const age = maxAge(args);
-        const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), { trustedKeys: await readKeys(args_list(args, 'trusted-key')), storeDir: args_str(args, 'store-dir') }, ctx.deps);
+        const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), {
+            trustedKeys: await readKeys(list(args, 'trusted-key')),
+            storeDir: str(args, 'store-dir'),
+            noCheckSigs: flag(args, 'no-check-sigs'),
+        }, ctx.deps);
         // verify changes nothing, so the age is checked on the manifest it verified.
         const stale = age.maxAgeMs === undefined ? undefined : freshnessProblem(report.manifest, age, new Date());
         if (stale !== undefined)
@@ -7292,6 +10844,7 @@ const verifyCommand = command_define({
 /** `nix-plan keygen`. */
 const keygenCommand = command_define({
     name: 'keygen',
+    operand: { value: 'NAME', complete: 'none' },
     summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
     usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
     description: 'Writes NAME:base64 secret and public key files. The secret file is created with mode 0600 and never overwritten.',
@@ -7320,7 +10873,7 @@ const keygenCommand = command_define({
 
 
 /** The generation number of a profile link target like `system-42-link`. */
-function generationOf(linkTarget) {
+function profile_generationOf(linkTarget) {
     const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
     return m?.[1] === undefined ? undefined : Number(m[1]);
 }
@@ -7407,6 +10960,15 @@ async function switchToConfiguration(runner, script, action, hint) {
 
 
 
+
+
+
+
+
+
+
+
+
 /** Every ApplyAction, for parsing and help texts. */
 const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
@@ -7422,7 +10984,7 @@ function systemOutput(realised) {
 }
 /** The generation before the current one, found without changing the profile. */
 async function previousGeneration(profile) {
-    const current = generationOf((await profile.currentLink()) ?? '');
+    const current = profile_generationOf((await profile.currentLink()) ?? '');
     const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
     const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
     if (previous === undefined)
@@ -7430,10 +10992,14 @@ async function previousGeneration(profile) {
     return profile.generationPath(previous);
 }
 /**
- * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
- * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
- * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
- * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
+ * Applies a NixOS system plan like `nixos-rebuild ACTION`, safely: checks from the manifest that
+ * the plan is one NixOS system (before building anything), realises that root (through
+ * `deps.realise`), then activates it with the host program on this machine — the same code a
+ * deploy runs on its hosts: profile set for `switch`/`boot`, switch-to-configuration under
+ * systemd-run when the machine runs systemd with its output streamed, the previous generation
+ * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
+ * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
+ * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
  * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
  * the previous generation's script and leave the profile alone.
  */
@@ -7441,44 +11007,151 @@ async function applyPlan(bundlePath, options, deps) {
     const action = options.action ?? 'switch';
     if (!APPLY_ACTIONS.includes(action))
         throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
+    if (options.rollback === true)
+        return apply_rollBack(options, action, deps);
+    if (bundlePath === undefined)
+        throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+    const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
+    // The plan's shape, from its manifest, before anything is built.
+    const { manifest } = await inspect_readBundleHead(bundlePath);
+    const [root] = assignRoots(manifest.roots, [{}]);
+    if (root === undefined)
+        throw new errors_NixPlanError('internal', 'no root');
+    const system = systemOfRoot(root, options.allowAnyRoot === true);
+    // An older plan than the one last applied here is refused before anything is imported.
+    const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
+    const now = deps.now?.() ?? new Date();
+    checkFreshness(manifest, record, options, profile, now, deps.log);
+    const realised = await deps.realise(bundlePath, [root.drvPath]);
+    // Never activate a system some of whose paths nothing proved.
+    const unproven = realised.import?.unproven ?? 0;
+    if (unproven > 0)
+        throw new errors_NixPlanError('signature', `the plan holds ${unproven} build output${unproven === 1 ? '' : 's'} no trusted key signed: apply activates only a proven system (give --trusted-key)`);
+    const built = systemOutput(realised);
+    if (built !== system ||
+        (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
+        throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
+    const digest = await fileDigest(bundlePath);
+    const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
+    deps.log.info(`activating ${system} (${action})`);
+    const outcome = await activateSafely(program, {
+        profile,
+        action,
+        out: system,
+        confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+        recordSeen: recordSeen(record),
+        record: SETS_PROFILE.has(action)
+            ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))
+            : '',
+    }, { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock });
+    if (outcome.report.recordFailed)
+        deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
+    return {
+        action,
+        systemPath: system,
+        profile,
+        profileChanged: SETS_PROFILE.has(action),
+        generation: outcome.generation,
+        previousGeneration: outcome.previousGeneration,
+        confirmed: outcome.confirmed,
+        output: '',
+    };
+}
+/** The record beside the profile, if there is one. */
+async function readRecord(path) {
+    try {
+        return new Uint8Array(await (0,external_node_fs_promises_namespaceObject.readFile)(path));
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw new errors_NixPlanError('usage', `cannot read ${path}: ${e.message}`);
+    }
+}
+/** `--rollback`: one generation back, as nixos-rebuild --rollback does. */
+async function apply_rollBack(options, action, deps) {
     const profile = new Profile(deps.runner, options.profile, options.store);
     const setsProfile = SETS_PROFILE.has(action);
     let systemPath;
-    if (options.rollback === true) {
-        if (setsProfile) {
-            const before = await profile.currentLink();
-            await profile.rollback();
-            const after = await profile.currentLink();
-            if (after === undefined || after === before)
-                throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-            systemPath = await linkTarget(after);
-        }
-        else
-            systemPath = await previousGeneration(profile);
+    if (setsProfile) {
+        const before = await profile.currentLink();
+        await profile.rollback();
+        const after = await profile.currentLink();
+        if (after === undefined || after === before)
+            throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+        systemPath = await linkTarget(after);
     }
-    else {
-        if (bundlePath === undefined)
-            throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-        systemPath = systemOutput(await deps.realise(bundlePath));
-    }
+    else
+        systemPath = await previousGeneration(profile);
     const script = await switchScript(systemPath);
-    if (options.rollback !== true && setsProfile) {
-        deps.log.info(`setting ${profile.path} to ${systemPath}`);
-        await profile.set(systemPath);
-    }
     deps.log.info(`running ${script} ${action}`);
-    const output = await switchToConfiguration(deps.runner, script, action, setsProfile
-        ? 'the profile already points at the new generation; `--rollback` restores the previous one'
-        : undefined);
+    const output = await switchToConfiguration(deps.runner, script, action);
     const link = await profile.currentLink();
     return {
         action,
         systemPath,
         profile: profile.path,
         profileChanged: setsProfile,
-        generation: link === undefined ? undefined : generationOf(link),
+        generation: link === undefined ? undefined : profile_generationOf(link),
         output,
     };
+}
+
+;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
+function format_dry_run_plural(n, one, many = `${one}s`) {
+    return `${n} ${n === 1 ? one : many}`;
+}
+/** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
+function formatDryRun(r) {
+    const lines = [
+        `import: ${format_dry_run_plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
+    ];
+    if (r.build.length === 0)
+        lines.push('build: nothing');
+    else {
+        lines.push(`build: ${format_dry_run_plural(r.build.length, 'derivation')}`);
+        for (const d of r.build)
+            lines.push(`  ${d}${r.unknownOutputs.includes(d) ? ' (output paths known only after building)' : ''}`);
+    }
+    if (r.fetch.length === 0)
+        lines.push('fetch: nothing');
+    else {
+        lines.push(`fetch: ${format_dry_run_plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
+        for (const p of r.fetch)
+            lines.push(`  ${p}`);
+    }
+    if (r.present > 0)
+        lines.push(`already built: ${format_dry_run_plural(r.present, 'output')}`);
+    lines.push('dry run: the bundle was verified and the store and its substituters were asked; nothing was imported, built or fetched', '');
+    return lines.join('\n');
+}
+
+;// CONCATENATED MODULE: ./src/cli/stdin-bundle.ts
+// `-` for a bundle: standard input copied into a private temp file (0600 in a 0700 directory)
+// first, so the use case reads a file nobody else can change, and removed afterwards.
+
+
+
+
+
+
+/** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
+async function withBundleFile(bundle, stdin, use) {
+    if (bundle !== '-')
+        return use(bundle);
+    if (stdin === undefined)
+        throw new errors_NixPlanError('usage', 'no standard input to read the plan from (BUNDLE -)');
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
+    try {
+        const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
+        await (0,promises_namespaceObject.pipeline)(stdin, (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600, flags: 'wx' })).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read the plan from standard input: ${e.message}`);
+        });
+        return await use(file);
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/cli/store-commands.ts
@@ -7490,9 +11163,12 @@ async function applyPlan(bundlePath, options, deps) {
 
 
 
+
+
 /** `nix-plan import`. */
 const importCommand = command_define({
     name: 'import',
+    operand: BUNDLE,
     summary: 'verify a bundle, then add its paths to a store',
     usage: [
         'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
@@ -7507,15 +11183,18 @@ const importCommand = command_define({
         'sign-key': CACHE_KEY,
         'no-check-sigs': NO_CHECK_SIGS,
         'max-age': MAX_AGE,
+        'max-size': MAX_SIZE,
     },
     examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
     async run(args, ctx) {
         noRest(args, 'import');
-        const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+        const trustedKeys = await readKeys(list(args, 'trusted-key'));
         const options = {
-            store: args_str(args, 'store'),
+            store: str(args, 'store'),
             trustedKeys,
-            method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
+            noCheckSigs: flag(args, 'no-check-sigs'),
+            method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
         const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
@@ -7526,15 +11205,16 @@ const importCommand = command_define({
 /** `nix-plan realise`. */
 const realiseCommand = command_define({
     name: 'realise',
+    operand: BUNDLE,
     summary: 'import a bundle and build its roots',
     usage: [
-        'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
+        'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
     ],
     description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
         'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-        'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-        'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
-        'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+        'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+        '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
+        'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
     options: {
         'out-link': {
             type: 'string',
@@ -7546,24 +11226,44 @@ const realiseCommand = command_define({
         'trusted-key': TRUSTED_KEY,
         method: METHOD,
         'sign-key': CACHE_KEY,
+        'nix-arg': NIX_ARG,
+        'log-format': LOG_FORMAT,
+        'dry-run': {
+            type: 'boolean',
+            help: 'verify, then list what would be imported, built and fetched; change nothing',
+        },
         'no-check-sigs': NO_CHECK_SIGS,
         'max-age': MAX_AGE,
         'allow-downgrade': ALLOW_DOWNGRADE,
+        'max-size': MAX_SIZE,
     },
     examples: [
         'nix-plan realise hello.nixplan --out-link result',
         'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+        'nix-plan realise plan.nixplan --dry-run',
     ],
     async run(args, ctx) {
-        const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
-        const outLink = args_str(args, 'out-link');
+        if (flag(args, 'dry-run')) {
+            const plan = await ctx.useCases.dryRunRealise(onePositional(args, 'BUNDLE'), {
+                store: str(args, 'store'),
+                roots: list(args, 'roots', true),
+                trustedKeys: await readKeys(list(args, 'trusted-key')),
+            }, ctx.deps);
+            print(ctx, args, plan, () => formatDryRun(plan));
+            return;
+        }
+        const trustedKeys = await readKeys(list(args, 'trusted-key'));
+        const outLink = str(args, 'out-link');
         const options = {
-            store: args_str(args, 'store'),
+            store: str(args, 'store'),
             outLink,
-            roots: args_list(args, 'roots', true),
+            roots: list(args, 'roots', true),
             trustedKeys,
-            method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
-            nixArgs: [...args.rest],
+            noCheckSigs: flag(args, 'no-check-sigs'),
+            method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+            nixArgs: nixArgs(args),
+            logFormat: str(args, 'log-format'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
         // With --out-link, the link's last-applied record: an older plan is refused.
@@ -7577,6 +11277,7 @@ const realiseCommand = command_define({
 /** `nix-plan relocate`. */
 const relocateCommand = command_define({
     name: 'relocate',
+    operand: BUNDLE,
     summary: 'rewrite a bundle for another store dir (realm)',
     usage: [
         'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
@@ -7616,7 +11317,7 @@ const relocateCommand = command_define({
     async run(args, ctx) {
         noRest(args, 'relocate');
         const keys = await signingKeys(args);
-        const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+        const trustedKeys = await readKeys(list(args, 'trusted-key'));
         const noCheckSigs = flag(args, 'no-check-sigs');
         assertSignable(keys.length > 0, trustedKeys.length > 0, noCheckSigs);
         const options = {
@@ -7625,7 +11326,7 @@ const relocateCommand = command_define({
             signingKeys: keys,
             trustedKeys,
             noCheckSigs,
-            level: integer(args_str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
+            level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
         };
         if (noCheckSigs && trustedKeys.length === 0)
             ctx.deps.log.warn('--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)');
@@ -7636,78 +11337,140 @@ const relocateCommand = command_define({
 /** `nix-plan apply`. */
 const applyCommand = command_define({
     name: 'apply',
-    summary: 'realise a NixOS system plan and switch a profile to it',
+    operand: BUNDLE,
+    summary: 'realise a NixOS system plan and switch a profile to it, safely',
     usage: [
-        'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
+        'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
         'nix-plan apply --rollback --profile PATH [--action …]',
     ],
-    description: "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-        'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
-        'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
-        'unless --allow-downgrade.',
+    description: 'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
+        'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
+        'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
+        'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
+        'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
+        '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
+        'generation instead.',
     options: {
         profile: {
             type: 'string',
             value: 'PATH',
             help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
         },
-        action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+        action: {
+            type: 'string',
+            value: 'ACTION',
+            choices: APPLY_ACTIONS,
+            help: 'switch (default), boot, test or dry-activate',
+        },
+        'confirm-timeout': {
+            type: 'string',
+            value: 'SECONDS',
+            help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
+        },
+        'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
         rollback: { type: 'boolean', help: 'go back one generation' },
         store: STORE,
         'trusted-key': TRUSTED_KEY,
         method: METHOD,
         'sign-key': CACHE_KEY,
+        'nix-arg': NIX_ARG,
+        'log-format': LOG_FORMAT,
         'no-check-sigs': NO_CHECK_SIGS,
         'max-age': MAX_AGE,
         'allow-downgrade': ALLOW_DOWNGRADE,
+        'max-size': MAX_SIZE,
     },
     examples: [
         'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+        'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
     ],
     async run(args, ctx) {
         noRest(args, 'apply');
         const rollback = flag(args, 'rollback');
         const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
-        const store = args_str(args, 'store');
-        const trustedKeys = await readKeys(args_list(args, 'trusted-key'));
+        const store = str(args, 'store');
+        const trustedKeys = await readKeys(list(args, 'trusted-key'));
+        // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
         const realiseOptions = {
             store,
             trustedKeys,
-            method: oneOf(args_str(args, 'method'), 'method', IMPORT_METHODS),
+            method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+            maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+            nixArgs: nixArgs(args),
+            logFormat: str(args, 'log-format'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
-        const profile = required(args, 'profile', 'PATH');
-        const action = oneOf(args_str(args, 'action'), 'action', APPLY_ACTIONS);
-        // Applies the bundle, keeping the manifest its realisation verified.
-        const apply = async (b) => {
-            let manifest;
-            const applied = await ctx.useCases.applyPlan(b, { profile, action, rollback, store }, {
-                ...deps,
-                realise: async (path) => {
-                    const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
-                    manifest = realised.manifest;
-                    return realised;
-                },
-            });
-            return { applied, ...(manifest !== undefined && { manifest }) };
-        };
-        // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
-        const { applied } = bundle === undefined
-            ? await apply(undefined)
-            : await ctx.useCases.withFreshness(bundle, { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, async (b) => {
-                const r = await apply(b);
-                if (r.manifest === undefined)
-                    throw new Error('apply realised no plan');
-                return { applied: r.applied, manifest: r.manifest };
-            }, action !== 'dry-activate');
-        print(ctx, args, applied, () => formatApply(applied));
+        const result = await withBundleFile(bundle, ctx.io.stdin, (file) => ctx.useCases.applyPlan(file, {
+            profile: required(args, 'profile', 'PATH'),
+            action: oneOf(str(args, 'action'), 'action', APPLY_ACTIONS),
+            rollback,
+            store,
+            confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+            allowAnyRoot: flag(args, 'allow-any-root'),
+            // The profile's last-applied record (on the activating side): an older plan is refused.
+            ...maxAge(args),
+            allowDowngrade: flag(args, 'allow-downgrade'),
+        }, { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) }));
+        print(ctx, args, result, () => formatApply(result));
     },
 });
 
 ;// CONCATENATED MODULE: ./src/cli/commands.ts
+// The \`nix-plan\` subcommands, in the order help lists them: plan-commands.ts (export, inspect,
+// diff, verify, keygen), store-commands.ts (import, realise, relocate, apply) and
+// deploy-command.ts, built from the parts in command.ts; and the two that describe the command table itself (completions, man).
 
 
 
+
+
+
+
+
+
+
+/** `nix-plan completions`. */
+const completionsCommand = command_define({
+    name: 'completions',
+    operand: { value: 'SHELL', complete: SHELLS },
+    summary: 'print a shell completion script (bash, zsh or fish)',
+    usage: ['nix-plan completions bash|zsh|fish'],
+    description: 'Prints a completion script for SHELL, generated from the commands and options --help lists. Install it ' +
+        'where the shell looks: bash ~/.local/share/bash-completion/completions/nix-plan, zsh a file _nix-plan in ' +
+        'a directory of $fpath, fish ~/.config/fish/completions/nix-plan.fish (the Nix package installs all three).',
+    options: {},
+    examples: [
+        'nix-plan completions bash > ~/.local/share/bash-completion/completions/nix-plan',
+        'source <(nix-plan completions bash)',
+        'nix-plan completions fish > ~/.config/fish/completions/nix-plan.fish',
+    ],
+    run(args, ctx) {
+        noRest(args, 'completions');
+        const given = onePositional(args, 'SHELL (bash, zsh or fish)');
+        const shell = SHELLS.find((s) => s === given);
+        if (shell === undefined)
+            throw usageError(`SHELL must be one of ${SHELLS.join(', ')} (got '${given}')`);
+        ctx.io.stdout.write(completionScript(shell, COMMANDS));
+        return Promise.resolve();
+    },
+});
+/** `nix-plan man`. */
+const manCommand = command_define({
+    name: 'man',
+    summary: 'print the nix-plan(1) man page (roff)',
+    usage: ['nix-plan man'],
+    description: 'Prints the manual page, generated from the same command table as --help and the exit codes: ' +
+        'read it with `nix-plan man | man -l -`, or install it as man1/nix-plan.1 (the Nix package does).',
+    options: {},
+    examples: ['nix-plan man | man -l -', 'nix-plan man > ~/.local/share/man/man1/nix-plan.1'],
+    run(args, ctx) {
+        noRest(args, 'man');
+        if (args.positionals.length > 0)
+            throw usageError('man takes no arguments');
+        ctx.io.stdout.write(manPage({ version: VERSION, commands: COMMANDS, common: COMMON, exitCodes: EXIT_CODE_MEANINGS }));
+        return Promise.resolve();
+    },
+});
 /** Every subcommand, in the order help lists them. */
 const COMMANDS = [
     exportCommand,
@@ -7719,11 +11482,476 @@ const COMMANDS = [
     relocateCommand,
     keygenCommand,
     applyCommand,
+    deployCommand(),
+    completionsCommand,
+    manCommand,
 ];
 
-;// CONCATENATED MODULE: ./src/core/derivation.ts
-// Kept so that imports of the module's old path keep working: derivations live in derivation/.
+;// CONCATENATED MODULE: ./src/nix/missing.ts
+// What Nix would fetch for store paths that are not valid, asked without changing anything:
+// `nix-store --realise --dry-run PATH…` on output paths (no .drv needed), read from Nix's
+// printMissing listing ("these N paths will be fetched (…):", "don't know how to build …").
 
+
+/** Reads printMissing's listing: the paths under each header. */
+function parseMissing(text) {
+    const fetch = [];
+    const unknown = [];
+    let fetchSize;
+    let section;
+    for (const line of text.split('\n')) {
+        if (/will be fetched/.test(line)) {
+            section = fetch;
+            fetchSize = /\(([^)]*)\):\s*$/.exec(line)?.[1];
+        }
+        else if (/don't know how to build/.test(line))
+            section = unknown;
+        else if (/will be built/.test(line))
+            section = undefined;
+        else if (/^ {2}\//.test(line))
+            section?.push(line.trim());
+        else if (line.trim() !== '')
+            section = undefined;
+    }
+    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
+}
+/** `nix-store --realise --dry-run` on `paths` (output paths, not .drv files): read-only. */
+async function queryMissing(store, paths) {
+    const fetch = [];
+    const unknown = [];
+    const batches = batchPaths(paths);
+    let fetchSize;
+    for (const batch of batches) {
+        const args = [...store.storeArgs(), '--realise', '--dry-run', ...batch];
+        // The listing grows with the paths: collect it whole (the runner keeps only a tail).
+        const chunks = [];
+        const result = await store.runner.run('nix-store', args, {
+            allowFailure: true,
+            onStderr: (c) => chunks.push(Buffer.from(c)),
+        });
+        const text = Buffer.concat(chunks).toString('utf8');
+        NixCommandError.check('nix-store', args, { code: result.code, stderr: text });
+        const m = parseMissing(text);
+        fetch.push(...m.fetch);
+        unknown.push(...m.unknown);
+        if (batches.length === 1)
+            fetchSize = m.fetchSize;
+    }
+    return { fetch, unknown, ...(fetchSize === undefined ? {} : { fetchSize }) };
+}
+
+;// CONCATENATED MODULE: ./src/nix/build-log.ts
+// Nix's machine-readable log (`--log-format internal-json`, the same on Nix 2.8 and 2.34): what
+// was built and what was substituted, when each finished, and the human log Nix would have
+// printed, written on from it. Each stderr line is `@nix {json}`: `msg` (level 0 error … 3 info),
+// `start`/`stop` of activities (105 a build, fields [drvPath, …]; 108 a substitution, fields
+// [storePath, substituter]), `result` (101 a build log line, 104 a post-build hook line).
+/** Activity types Nix numbers in `start` events (libutil/logging.hh). */
+const ACT_BUILD = 105;
+const ACT_SUBSTITUTE = 108;
+/** Result types (libutil/logging.hh). */
+const RES_BUILD_LOG_LINE = 101;
+const RES_POST_BUILD_LOG_LINE = 104;
+/** Nix's default verbosity (lvlInfo): messages and activities above it are not shown. */
+const LVL_INFO = 3;
+const PREFIX = '@nix ';
+/** Lines of the human log an error carries when it was not shown. */
+const TAIL_LINES = 40;
+/** Nix colours its messages in this log even when stderr is not a terminal; its plain log does not. */
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+/** Reads an internal-json log as it streams by; see the module comment. */
+class NixLogReader {
+    sink;
+    now;
+    events = { built: [], substituted: [], finished: new Map(), errors: [] };
+    activities = new Map(); // activity id → the path it is about
+    pending = '';
+    started;
+    /** The last lines of the human log, kept for an error when nothing was shown. */
+    lastLines = [];
+    /**
+     * @param write where the human log goes (what Nix would print at its default verbosity)
+     * @param now a millisecond clock (finish times are relative to when the reader was made)
+     */
+    constructor(sink, now = () => performance.now()) {
+        this.sink = sink;
+        this.now = now;
+        this.started = now();
+    }
+    /** The human log's last lines (at most TAIL_LINES), as text. */
+    tail() {
+        return this.lastLines.join('');
+    }
+    write(text) {
+        this.lastLines.push(text);
+        if (this.lastLines.length > TAIL_LINES)
+            this.lastLines.shift();
+        this.sink?.(text);
+    }
+    /** Takes a chunk of stderr. */
+    push(chunk) {
+        this.pending += Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+        let nl = this.pending.indexOf('\n');
+        while (nl >= 0) {
+            this.line(this.pending.slice(0, nl));
+            this.pending = this.pending.slice(nl + 1);
+            nl = this.pending.indexOf('\n');
+        }
+    }
+    /** Takes what is left after the last newline. */
+    end() {
+        if (this.pending !== '')
+            this.line(this.pending);
+        this.pending = '';
+    }
+    line(line) {
+        if (!line.startsWith(PREFIX)) {
+            this.write(`${line}\n`); // not Nix's JSON (a wrapper's message): passed on as it is
+            return;
+        }
+        let e;
+        try {
+            e = JSON.parse(line.slice(PREFIX.length));
+        }
+        catch {
+            this.write(`${line}\n`);
+            return;
+        }
+        const level = typeof e.level === 'number' ? e.level : LVL_INFO;
+        const id = typeof e.id === 'number' || typeof e.id === 'string' ? String(e.id) : '';
+        const fields = Array.isArray(e.fields) ? e.fields : [];
+        switch (e.action) {
+            case 'msg': {
+                if (typeof e.msg !== 'string')
+                    return;
+                const msg = e.msg.replace(ANSI, '');
+                if (level === 0)
+                    this.events.errors.push(msg);
+                if (level <= LVL_INFO)
+                    this.write(`${msg}\n`);
+                return;
+            }
+            case 'start': {
+                const subject = typeof fields[0] === 'string' ? fields[0] : undefined;
+                if (e.type === ACT_BUILD && subject !== undefined) {
+                    this.events.built.push(subject);
+                    this.activities.set(id, subject);
+                }
+                else if (e.type === ACT_SUBSTITUTE && subject !== undefined) {
+                    this.events.substituted.push(subject);
+                    this.activities.set(id, subject);
+                }
+                if (typeof e.text === 'string' && e.text !== '' && level <= LVL_INFO)
+                    this.write(`${e.text.replace(ANSI, '')}\n`);
+                return;
+            }
+            case 'stop': {
+                const subject = this.activities.get(id);
+                if (subject !== undefined) {
+                    this.events.finished.set(subject, Math.max(0, this.now() - this.started));
+                    this.activities.delete(id);
+                }
+                return;
+            }
+            case 'result':
+                if ((e.type === RES_BUILD_LOG_LINE || e.type === RES_POST_BUILD_LOG_LINE) &&
+                    typeof fields[0] === 'string')
+                    this.write(`${fields[0]}\n`);
+                return;
+            default:
+                return;
+        }
+    }
+}
+/** The arguments that make Nix log this way (unless the caller chose a log format itself). */
+function internalJsonArgs(extraArgs = []) {
+    return extraArgs.includes('--log-format')
+        ? [...extraArgs]
+        : ['--log-format', 'internal-json', ...extraArgs];
+}
+
+;// CONCATENATED MODULE: ./src/app/build-report.ts
+
+
+
+/**
+ * Builds `roots` with one `nix-store --realise` (unless `nixArgs` choose a log format, Nix logs
+ * as internal-json, and the log is read as it comes); returns what Nix printed and the report.
+ */
+async function realiseWithReport(store, roots, options) {
+    const now = options.now ?? (() => performance.now());
+    const timed = options.userLogFormat !== true && !(options.nixArgs ?? []).includes('--log-format');
+    const nixLog = options.nixLog;
+    const reader = new NixLogReader(nixLog === undefined ? undefined : (text) => nixLog(Buffer.from(text)), now);
+    const started = now();
+    let printed;
+    try {
+        printed = await store.realise(roots.map((r) => r.drvPath), {
+            addRoot: options.addRoot,
+            extraArgs: timed ? internalJsonArgs(options.nixArgs) : options.nixArgs,
+            onLog: timed ? (chunk) => reader.push(chunk) : nixLog,
+        });
+    }
+    catch (e) {
+        reader.end();
+        // The failure's stderr is JSON: the log was shown as text as it came (then the error points
+        // at it), or, when nothing was shown, the error carries the tail of that text instead.
+        if (timed && e instanceof NixCommandError)
+            throw new NixCommandError(e.command, e.args, e.exitCode, reader.tail(), {
+                what: 'nix-store --realise',
+                shown: nixLog !== undefined,
+            });
+        throw e;
+    }
+    reader.end();
+    const totalMs = Math.max(0, now() - started);
+    const { built, substituted, finished } = reader.events;
+    const builtSet = new Set(built);
+    const substitutedSet = new Set(substituted);
+    const report = {
+        built,
+        substituted,
+        totalMs,
+        roots: roots.map((r) => {
+            const label = rootLabel(r);
+            if (!timed)
+                return { drvPath: r.drvPath, label, how: 'unknown', readyMs: undefined };
+            if (builtSet.has(r.drvPath))
+                return { drvPath: r.drvPath, label, how: 'built', readyMs: finished.get(r.drvPath) };
+            const outs = Object.values(r.outputs).filter((p) => substitutedSet.has(p));
+            if (outs.length > 0)
+                return {
+                    drvPath: r.drvPath,
+                    label,
+                    how: 'substituted',
+                    readyMs: Math.max(...outs.map((p) => finished.get(p) ?? 0)),
+                };
+            return { drvPath: r.drvPath, label, how: 'valid', readyMs: 0 };
+        }),
+    };
+    return { printed, report };
+}
+
+;// CONCATENATED MODULE: ./src/app/realise.ts
+// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
+// substituters, optionally keeping GC roots; no evaluation anywhere.
+
+
+
+
+
+
+
+
+
+
+
+/**
+ * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ */
+function selectRoots(roots, selectors = []) {
+    if (selectors.length === 0)
+        return [...roots];
+    const chosen = new Set();
+    for (const sel of selectors) {
+        const matches = /^\d+$/.test(sel)
+            ? roots.filter((_, i) => i === Number(sel))
+            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
+        if (matches.length === 0)
+            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
+        for (const m of matches)
+            chosen.add(m);
+    }
+    return roots.filter((r) => chosen.has(r));
+}
+/**
+ * Imports the bundle and builds the selected roots, checking that what Nix built for each root is
+ * the output its .drv (verified with the plan) names. If building fails or is interrupted, what
+ * this run added (the imported paths and the outputs it built) is removed again.
+ */
+async function realisePlan(bundlePath, options, deps) {
+    const imported = await importPlan(bundlePath, options, deps);
+    const { manifest } = imported;
+    const roots = selectRoots(manifest.roots, options.roots);
+    const store = new NixStore(deps.runner, { store: options.store });
+    const drvs = roots.map((r) => r.drvPath);
+    // What building can add: the outputs of the plan's derivations that are not valid yet.
+    const declared = imported.declaredOutputs();
+    const unbuilt = declared.length === 0 ? new Set() : await store.invalidPaths(declared);
+    try {
+        return await build(store, imported, roots, drvs, options, deps);
+    }
+    catch (e) {
+        deps.log.info('the build failed: removing what this run added…');
+        const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+        cleanup.setStoreDir(manifest.storeDir);
+        throw withRollbackNote(e, await rollBack(cleanup, [...imported.addedPaths(), ...unbuilt]));
+    }
+}
+async function build(store, imported, roots, drvs, options, deps) {
+    const { manifest } = imported;
+    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
+    const { printed, report } = await realiseWithReport(store, roots, {
+        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
+        nixArgs: options.nixArgs,
+        userLogFormat: options.logFormat !== undefined,
+        nixLog: deps.nixLog,
+    });
+    // With --add-root Nix prints the links it made; the outputs are their targets.
+    const links = options.outLink === undefined ? [] : printed;
+    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
+    const builtSet = new Set(built);
+    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
+    const outPaths = {};
+    for (const r of roots) {
+        const outs = {};
+        for (const [name, path] of Object.entries(r.outputs)) {
+            // The root's .drv (verified with the plan) names this output: Nix must have built exactly it.
+            if (path !== '' && !builtSet.has(path))
+                throw new errors_NixPlanError('nix', `Nix built ${[...builtSet].filter((p) => nameOf(p) === nameOf(path)).join(', ') || 'nothing'} for output '${name}' of '${r.drvPath}', not '${path}' that its .drv names`);
+            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+        }
+        outPaths[r.drvPath] = outs;
+    }
+    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
+    const missing = all.filter((p) => p === '');
+    if (missing.length > 0)
+        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
+    const invalid = await store.invalidPaths(all);
+    if (invalid.size > 0)
+        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
+    const { manifest: _m, ...importSummary } = imported;
+    return { manifest, outPaths, import: importSummary, links, trust: imported.trust, build: report };
+}
+
+;// CONCATENATED MODULE: ./src/app/dry-run.ts
+// realise --dry-run: what realising a bundle would import, build and fetch, answered without
+// changing the store. A dry run cannot import, and without the .drv files in the store Nix
+// cannot plan a build itself (`nix-store --realise --dry-run` needs them). What can be answered
+// without them is answered here:
+// - the bundle is verified completely, as import would (nothing reaches the store);
+// - the store is asked which of the bundle's paths it has (the rest import would add);
+// - the .drv files in the bundle give every output path the selected roots need; the store is
+//   asked which of those it has, and Nix (`nix-store --realise --dry-run` on the missing output
+//   paths, which needs no .drv) which its substituters have;
+// - Nix's own rule (queryMissing) then decides: a derivation whose needed outputs are all there or
+//   fetchable is not built, and only a derivation that is built needs its inputs.
+// An output whose path is known only after building (floating content-addressed) counts as built.
+
+
+
+
+
+
+function factsOf(bytes) {
+    const drv = parseDerivation(bytes);
+    return {
+        outputs: new Map(drv.outputs.map((o) => [o.name, o.path])),
+        inputDrvs: drv.inputDrvs.map((i) => ({ path: i.path, outputs: [...i.outputs] })),
+    };
+}
+/** What `realisePlan` would import, build and fetch; changes nothing. */
+async function dryRunRealise(bundlePath, options, deps) {
+    const store = new NixStore(deps.runner, { store: options.store });
+    const storeDir = await store.storeDir();
+    const paths = [];
+    const drvs = new Map();
+    const report = await verifyWithProgress(bundlePath, {
+        trustedKeys: options.trustedKeys,
+        storeDir,
+        isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+        onEntry: (e) => {
+            paths.push(e.path);
+            if (e.kind === 'drv' && e.nar.file !== undefined)
+                drvs.set(e.path, factsOf(e.nar.file.contents));
+        },
+    }, deps.progress);
+    const { manifest } = report;
+    const missing = await store.invalidPaths(paths);
+    const roots = selectRoots(manifest.roots, options.roots);
+    // Every derivation the roots can need, and every output path they know.
+    const facts = async (drv) => {
+        const known = drvs.get(drv);
+        if (known !== undefined)
+            return known;
+        // An input already valid in the store instead of in the bundle.
+        const read = factsOf(await store.readFile(drv));
+        drvs.set(drv, read);
+        return read;
+    };
+    const reachable = [];
+    const seen = new Set();
+    const queue = roots.map((r) => r.drvPath);
+    while (queue.length > 0) {
+        const drv = queue.pop() ?? '';
+        if (seen.has(drv))
+            continue;
+        seen.add(drv);
+        reachable.push(drv);
+        for (const input of (await facts(drv)).inputDrvs)
+            queue.push(input.path);
+    }
+    const outputPaths = [
+        ...new Set(reachable.flatMap((d) => [...(drvs.get(d)?.outputs.values() ?? [])])),
+    ].filter((p) => p !== '');
+    const invalidOutputs = await store.invalidPaths(outputPaths);
+    const substitutable = new Set(invalidOutputs.size === 0 ? [] : (await queryMissing(store, [...invalidOutputs])).fetch);
+    // Nix's rule: built only when some needed output is neither there nor fetchable.
+    const wanted = new Map();
+    const build = new Set();
+    const fetchNeeded = new Set();
+    const unknownOutputs = new Set();
+    let present = 0;
+    const visit = (drv, outputs) => {
+        const f = drvs.get(drv);
+        if (f === undefined)
+            throw new errors_NixPlanError('internal', `no derivation read for '${drv}'`);
+        const names = outputs ?? [...f.outputs.keys()];
+        const already = wanted.get(drv) ?? new Set();
+        const fresh = names.filter((n) => !already.has(n));
+        if (fresh.length === 0)
+            return;
+        for (const n of fresh)
+            already.add(n);
+        wanted.set(drv, already);
+        if (build.has(drv))
+            return;
+        const needed = [...already].map((n) => f.outputs.get(n) ?? '');
+        const mustBuild = needed.some((p) => p === '' || (invalidOutputs.has(p) && !substitutable.has(p)));
+        if (!mustBuild) {
+            for (const p of fresh.map((n) => f.outputs.get(n) ?? ''))
+                if (invalidOutputs.has(p))
+                    fetchNeeded.add(p);
+                else
+                    present++;
+            return;
+        }
+        if (needed.includes(''))
+            unknownOutputs.add(drv);
+        build.add(drv);
+        for (const p of needed)
+            fetchNeeded.delete(p);
+        for (const input of f.inputDrvs)
+            visit(input.path, input.outputs);
+    };
+    for (const r of roots)
+        visit(r.drvPath, undefined);
+    // What fetching the needed outputs brings along (their references), as Nix lists it.
+    const fetched = fetchNeeded.size === 0 ? { fetch: [] } : await queryMissing(store, [...fetchNeeded]);
+    const order = new Map(paths.map((p, i) => [p, i]));
+    return {
+        dryRun: true,
+        manifest,
+        import: { missing: missing.size, alreadyValid: paths.length - missing.size },
+        build: [...build].sort((a, b) => (order.get(a) ?? -1) - (order.get(b) ?? -1)),
+        fetch: fetched.fetch,
+        ...('fetchSize' in fetched && fetched.fetchSize !== undefined ? { fetchSize: fetched.fetchSize } : {}),
+        present,
+        unknownOutputs: [...unknownOutputs],
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/core/diff/graph.ts
 
@@ -7762,6 +11990,9 @@ class PlanGraph {
     byPath = new Map();
     list = [];
     strings = new Interner();
+    /** Every node's input ids, one after another (a small typed array per node costs more). */
+    edges = new Int32Array(1024);
+    edgeCount = 0;
     constructor(
     /** The store dir of every path in it. */
     storeDir, roots) {
@@ -7777,13 +12008,19 @@ class PlanGraph {
         const known = this.byPath.get(path);
         if (known !== undefined)
             return known;
-        const inputs = new Int32Array(head.inputDrvs.length);
-        head.inputDrvs.forEach((input, i) => {
+        const firstInput = this.edgeCount;
+        const needed = firstInput + head.inputDrvs.length;
+        if (needed > this.edges.length) {
+            const grown = new Int32Array(Math.max(needed, this.edges.length * 2));
+            grown.set(this.edges.subarray(0, this.edgeCount));
+            this.edges = grown;
+        }
+        for (const input of head.inputDrvs) {
             const node = this.byPath.get(input.path);
             if (node === undefined)
                 throw new errors_NixPlanError('closure', `'${path}' needs '${input.path}', which the plan does not hold before it`);
-            inputs[i] = node.id;
-        });
+            this.edges[this.edgeCount++] = node.id;
+        }
         const name = nameOf(path).replace(/\.drv$/, '');
         const { name: pname, version } = parseDrvName(name);
         const node = {
@@ -7800,7 +12037,8 @@ class PlanGraph {
                 hashAlgo: this.strings.get(o.hashAlgo),
                 hash: o.hash,
             })),
-            inputs,
+            firstInput,
+            inputCount: head.inputDrvs.length,
         };
         this.byPath.set(path, node);
         this.list.push(node);
@@ -7830,11 +12068,13 @@ class PlanGraph {
         while (stack.length > 0) {
             const node = this.list[stack.pop()];
             out.push(node);
-            for (const i of node.inputs)
+            for (let e = node.firstInput; e < node.firstInput + node.inputCount; e++) {
+                const i = this.edges[e];
                 if (seen[i] === 0) {
                     seen[i] = 1;
                     stack.push(i);
                 }
+            }
         }
         return out;
     }
@@ -8667,7 +12907,10 @@ function rootDiff(label, old, now, a, b) {
  * old plan came from).
  */
 function diffPlans(oldSide, old, newSide, now, options) {
-    const total = diffClosures(old.nodes(), now.nodes());
+    const total = diffClosures(old.nodes(), now.nodes(), {
+        inOld: (p) => old.has(p),
+        inNew: (p) => now.has(p),
+    });
     const { pairs, removed, added } = pairRoots(old.roots, now.roots);
     const roots = [
         ...pairs.map(([o, n]) => rootDiff(n.label, o, n, old, now)),
@@ -8707,9 +12950,6 @@ function refuse(message) {
 }
 /** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
 function drvType(path, drv) {
-    if (drv.version !== undefined)
-        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
-            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
     if (drv.outputs.some((o) => o.hash === 'impure'))
         refuseImpure(path);
     const { kind, problem } = classifyDerivation(drv);
@@ -8725,7 +12965,7 @@ const IMPURE_KEY = new TextEncoder().encode('__impure');
  */
 function refuseImpureEnv(path, keys) {
     for (const key of keys)
-        if (wire_compareBytes(key, IMPURE_KEY) === 0)
+        if (compareBytes(key, IMPURE_KEY) === 0)
             refuseImpure(path);
 }
 /** Refuses an impure derivation by name. */
@@ -8757,7 +12997,8 @@ function checkGivenContentAddress(obj, from) {
             ? { kind: 'source', ca }
             : undefined;
     }
-    if (method === 'flat' && obj.contents !== undefined && obj.references.length === 0)
+    // A flat or git-hashed file: its path follows from the address alone (no references).
+    if ((method === 'flat' || method === 'git') && obj.contents !== undefined && obj.references.length === 0)
         return makeContentAddressedPath(name, parseContentAddress(ca), from) === obj.path
             ? { kind: 'source', ca }
             : undefined;
@@ -8824,10 +13065,315 @@ function sameReferences(drv, references) {
     return given.size === inputs.length && inputs.every((r) => given.has(r));
 }
 
+;// CONCATENATED MODULE: ./src/core/relocate/names.ts
+// Store path names that carry a store hash, and how native evaluation in another store dir names
+// them. `builtins.path` and `builtins.filterSource` name a copy after the base name of what they
+// copy (Nix's `addPath`, `path.baseName()`); for a store path that is `<hash>-<name>`, so the copy
+// is `<hash2>-<hash>-<name>`, and `<hash>` is the copied path's hash in the store dir evaluation
+// ran with. Relocation must give such a name the hash the copied path has in the target.
+
+
+
+
+function names_refuse(message) {
+    throw new errors_NixPlanError('relocate', message);
+}
+/** True when `name` starts with what Nix's `baseName` of a store path gives: a hash and a dash. */
+function startsWithHash(name) {
+    return (name.length > HASH_PART_LENGTH + 1 &&
+        name.charCodeAt(HASH_PART_LENGTH) === 0x2d && // '-'
+        isHashPart(name.slice(0, HASH_PART_LENGTH)));
+}
+/** The offset of the first hash of the closure anywhere in `name`, or -1. */
+function knownHashIn(name, index) {
+    for (let i = 0; i + HASH_PART_LENGTH <= name.length; i++) {
+        const window = name.slice(i, i + HASH_PART_LENGTH);
+        if (isHashPart(window) && index.ownerOf(window) !== undefined)
+            return i;
+    }
+    return -1;
+}
+/** The path the `rule` way of adding an object with `content` under `name` gives in `storeDir`. */
+function copyPath(rule, name, content, storeDir) {
+    const { file } = content;
+    switch (rule) {
+        case 'source': {
+            const narHash = content.narHash ??
+                (file === undefined ? undefined : sha256(...regularFileNar(file.contents, file.executable)));
+            return narHash === undefined ? undefined : makeSourcePath(name, narHash, storeDir);
+        }
+        case 'flat':
+            return file === undefined
+                ? undefined
+                : makeFixedOutputPath(name, { algo: 'sha256', bytes: sha256(file.contents) }, 'flat', storeDir);
+        case 'text':
+            return file === undefined || file.executable
+                ? undefined
+                : makeTextPath(name, sha256(file.contents), [], storeDir);
+    }
+}
+const RULES = ['source', 'flat', 'text'];
+/** What the name rule may hash of an object: its NAR hash, and its bytes when it is one file. */
+function namedContent(obj) {
+    const contents = obj.kind === 'source' ? obj.contents : undefined;
+    return {
+        narHash: obj.narHash,
+        file: contents === undefined ? undefined : { contents, executable: false },
+    };
+}
+/**
+ * How the name of `obj` (an object of the closure being relocated out of `from`) is made from
+ * store hashes, checked against what the object holds. Refuses (a 'relocate' error naming the
+ * object) a name that carries a store hash by a rule relocation cannot know: a hash of the
+ * closure anywhere but at the start of the name (or of what follows an earlier hash), a hash of
+ * the closure followed by anything but the name of the path it belongs to, a hash at the start
+ * that belongs to no path of the closure and that no unfiltered copy of this object's bytes has
+ * (a filtered copy, or an output built while evaluating that the plan does not carry), and any
+ * store hash at the start of the name of a .drv or text file (only copies are named that way by
+ * Nix itself: anything else computed its name from a path string).
+ */
+function planName(obj, content, from, index) {
+    const { path } = obj;
+    const name = nameOf(path);
+    if (obj.kind !== 'source' && startsWithHash(name)) {
+        const hash = name.slice(0, HASH_PART_LENGTH);
+        const owner = index.ownerOf(hash);
+        names_refuse(`cannot relocate ${path}: its name starts with the store hash ${hash}` +
+            (owner === undefined ? '' : ` of ${owner}`) +
+            ' (an expression computed the name from a path string), and only copies of store paths ' +
+            '(builtins.path, builtins.filterSource) are renamed, so the name native evaluation gives it ' +
+            'in the target store dir cannot be known');
+    }
+    const steps = [];
+    let rest = name;
+    while (startsWithHash(rest)) {
+        const hash = rest.slice(0, HASH_PART_LENGTH);
+        const after = rest.slice(HASH_PART_LENGTH + 1);
+        const owner = index.ownerOf(hash);
+        if (owner !== undefined) {
+            if (nameOf(owner) !== after)
+                names_refuse(`cannot relocate ${path}: its name holds the hash of ${owner} followed by '${after}', not by ` +
+                    `that path's name, so how evaluation made the name cannot be known`);
+            steps.push({ hash, owner, output: index.isOutput(owner) });
+            return { name, steps };
+        }
+        const rule = RULES.find((r) => {
+            const p = copyPath(r, after, content, from);
+            return p !== undefined && hashPartOf(p) === hash;
+        });
+        if (rule === undefined)
+            names_refuse(`cannot relocate ${path}: its name starts with the hash of ${from}/${rest}, a store path that is ` +
+                'not in the plan (builtins.path or builtins.filterSource of a store path, or an output built ' +
+                'while evaluating) and whose bytes this copy does not have (a filter changed them), so its ' +
+                'hash in the target store dir cannot be known; give the copy a name (builtins.path { name = …; }) ' +
+                'or export with --include sources if it was built while evaluating');
+        steps.push({ hash, copied: rule });
+        rest = after;
+    }
+    const at = knownHashIn(rest, index);
+    if (at >= 0) {
+        const hash = rest.slice(at, at + HASH_PART_LENGTH);
+        names_refuse(`cannot relocate ${path}: its name holds the hash of ${index.ownerOf(hash)} inside it, made in a ` +
+            'way relocation cannot know (a computation on a path string), so the name native evaluation ' +
+            'gives it in the target store dir cannot be known');
+    }
+    return { name, steps };
+}
+/**
+ * The name native evaluation in `to` gives an object named by `plan`: each hash replaced by the
+ * one its path has in `to` (`newPath` of an owner; a copied path's recomputed from the same bytes
+ * under its own new name). `{ waitFor }` when an owner is not relocated yet.
+ */
+function relocatedName(plan, content, to, newPath) {
+    const { steps } = plan;
+    if (steps.length === 0)
+        return plan.name;
+    // From the innermost hash out: each copy is named after the path it copied, in `to`.
+    let cur;
+    let i = steps.length - 1;
+    const last = steps[i];
+    if ('owner' in last) {
+        const moved = newPath(last.owner);
+        if (moved === undefined)
+            return { waitFor: last.hash };
+        cur = baseName(moved);
+        i--;
+    }
+    else {
+        let plain = plan.name;
+        for (let k = 0; k < steps.length; k++)
+            plain = plain.slice(HASH_PART_LENGTH + 1);
+        cur = plain;
+    }
+    for (; i >= 0; i--) {
+        const step = steps[i];
+        if (!('copied' in step))
+            throw new errors_NixPlanError('internal', `a name step of ${plan.name} is out of order`);
+        const p = copyPath(step.copied, cur, content, to);
+        if (p === undefined)
+            throw new errors_NixPlanError('internal', `the copy rule of ${plan.name} lost its bytes`);
+        cur = `${hashPartOf(p)}-${cur}`;
+    }
+    return cur;
+}
+/**
+ * The hashes of paths outside the closure a plan's name carries (copied paths), each with the
+ * hash that path has in `to`: what strings mentioning the name must be rewritten with too.
+ */
+function copiedHashes(plan, newName) {
+    const out = [];
+    for (let i = 0; i < plan.steps.length; i++) {
+        const step = plan.steps[i];
+        if ('copied' in step)
+            out.push({
+                from: step.hash,
+                to: newName.slice(i * (HASH_PART_LENGTH + 1), i * (HASH_PART_LENGTH + 1) + HASH_PART_LENGTH),
+            });
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/relocate/dynamic.ts
+// Dynamic derivations (RFC 92): a derivation can depend on an output of a derivation that another
+// derivation builds (`builtins.outputOf`). Its .drv is written DrvWithVersion("xp-dyn-drv", …),
+// with the outputs used of each such input as a child map in its input list, and it mentions
+// those outputs by placeholders: Nix's DownstreamPlaceholder, made from the producing
+// derivation's path and the chain of output names. Relocation recomputes every placeholder from
+// the producer's new path.
+
+
+
+
+var C;
+(function (C) {
+    C[C["Quote"] = 34] = "Quote";
+    C[C["LParen"] = 40] = "LParen";
+    C[C["RParen"] = 41] = "RParen";
+    C[C["Comma"] = 44] = "Comma";
+    C[C["LBracket"] = 91] = "LBracket";
+    C[C["RBracket"] = 93] = "RBracket";
+})(C || (C = {}));
+/** A reader of the child-map syntax, which holds only quoted output names (never escaped). */
+class Reader {
+    b;
+    at = 0;
+    constructor(b) {
+        this.b = b;
+    }
+    fail(what) {
+        throw new MalformedError('derivation', this.at, `dynamic outputs: ${what}`);
+    }
+    expect(c) {
+        if (this.b[this.at] !== c)
+            this.fail(`expected '${String.fromCharCode(c)}'`);
+        this.at++;
+    }
+    peek() {
+        return this.b[this.at];
+    }
+    string() {
+        this.expect(C.Quote);
+        const end = this.b.indexOf(C.Quote, this.at);
+        if (end < 0)
+            this.fail('an unterminated string');
+        const s = Buffer.from(this.b.buffer, this.b.byteOffset + this.at, end - this.at).toString('latin1');
+        this.at = end + 1;
+        return s;
+    }
+    /** `[` item (`,` item)* `]`, or `[]`. */
+    list(item) {
+        this.expect(C.LBracket);
+        const out = [];
+        if (this.peek() === C.RBracket) {
+            this.at++;
+            return out;
+        }
+        for (;;) {
+            out.push(item());
+            if (this.peek() === C.Comma)
+                this.at++;
+            else
+                break;
+        }
+        this.expect(C.RBracket);
+        return out;
+    }
+    /** A node: `["o",…]`, or `(["o",…],[child,…])`. */
+    node(name, depth) {
+        if (depth > 64)
+            this.fail('nested too deep');
+        if (this.peek() === C.LBracket)
+            return { name, outputs: this.list(() => this.string()), children: [] };
+        this.expect(C.LParen);
+        const outputs = this.list(() => this.string());
+        this.expect(C.Comma);
+        const children = this.children(depth + 1);
+        this.expect(C.RParen);
+        return { name, outputs, children };
+    }
+    /** `[("name",node),…]`. */
+    children(depth) {
+        return this.list(() => {
+            this.expect(C.LParen);
+            const name = this.string();
+            this.expect(C.Comma);
+            const n = this.node(name, depth);
+            this.expect(C.RParen);
+            return n;
+        });
+    }
+}
+/** Parses the child map of a dynamic input as a .drv writes it (`[("out",["out"]),…]`). */
+function parseDynamicOutputs(bytes) {
+    const r = new Reader(bytes);
+    const out = r.children(1);
+    if (r.at !== bytes.length)
+        r.fail('bytes after the child map');
+    return out;
+}
+/**
+ * The hash of the placeholder Nix renders for output `output` of a derivation whose outputs are
+ * not known before it is built (`DownstreamPlaceholder::unknownCaOutput`).
+ */
+function unknownOutputHash(drvPath, output) {
+    return sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(drvName(drvPath), output)}`);
+}
+/**
+ * The hash of the placeholder for output `output` of the derivation a placeholder stands for
+ * (`DownstreamPlaceholder::unknownDerivation`).
+ */
+function unknownDerivationOutputHash(placeholder, output) {
+    return sha256(`nix-computed-output:${nix32Encode(foldHash(placeholder))}:${output}`);
+}
+/**
+ * Every placeholder a derivation may mention for the dynamic outputs it uses of input `drvPath`
+ * (the chains of output names in `children`), as their 52 nix32 characters (rendered with a
+ * leading slash).
+ */
+function dynamicPlaceholders(drvPath, children) {
+    const out = [];
+    const walk = (parent, nodes) => {
+        for (const n of nodes) {
+            const self = unknownDerivationOutputHash(parent, n.name);
+            for (const o of n.outputs)
+                out.push(nix32Encode(unknownDerivationOutputHash(self, o)));
+            walk(self, n.children);
+        }
+    };
+    for (const n of children) {
+        const self = unknownOutputHash(drvPath, n.name);
+        for (const o of n.outputs)
+            out.push(nix32Encode(unknownDerivationOutputHash(self, o)));
+        walk(self, n.children);
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/core/relocate/drv.ts
 // The .drv path of relocation: a derivation whose dependencies are relocated gets its inputs
 // mapped, its strings rewritten, its fixed outputs recomputed and (input-addressed) its output
 // paths filled in under the new store dir; then its own path follows from its bytes.
+
 
 
 
@@ -8837,6 +13383,12 @@ function relocateDrv(obj, drv, type, cx) {
     const name = drvName(obj.path);
     checkReferences(obj, drv);
     refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
+    if (cx.hasherA !== undefined) {
+        if (type !== 'input-addressed')
+            cx.hasherA.record(obj.path, drv);
+        else
+            checkFilledInA(obj, drv, cx.hasherA.fillOutputs(drv, name), cx.hasherA);
+    }
     const outputs = fixOutputs(drv.outputs, type, name, cx);
     // Input-addressed: the own output paths in env are what is being computed: mask them first.
     const masked = type === 'input-addressed';
@@ -8845,7 +13397,7 @@ function relocateDrv(obj, drv, type, cx) {
         key: cx.rewrite(e.key),
         value: masked && drv_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
     }))
-        .sort((a, b) => wire_compareBytes(a.key, b.key));
+        .sort((a, b) => compareBytes(a.key, b.key));
     const relocated = {
         ...relocatedHead(drv, outputs, masked, cx),
         builder: cx.rewrite(drv.builder),
@@ -8866,8 +13418,6 @@ function relocateDrv(obj, drv, type, cx) {
 function spliceDrv(obj, bytes, type, cx) {
     const { head, tail } = parseDerivationSpans(bytes);
     cx.onDerivation?.(obj, head);
-    if (head.version !== undefined)
-        return undefined;
     refuseImpureEnv(obj.path, tail.keys);
     for (const key of tail.keys)
         if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
@@ -8892,6 +13442,8 @@ function spliceDrv(obj, bytes, type, cx) {
             r = tail.values[2 * i + 1];
         }
     pieces.push(cx.rewrite(bytes.subarray(r), true));
+    if (cx.hasherA !== undefined)
+        checkSplicedInA(obj, bytes, head, tail, masked, cx.hasherA);
     const relocated = relocatedHead(head, outputs, masked, cx);
     if (!masked)
         return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
@@ -8903,6 +13455,55 @@ function spliceDrv(obj, bytes, type, cx) {
         envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
     };
     return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
+}
+/**
+ * The check of `relocateDrv`'s, from the spans `spliceDrv` has: the original masked around its
+ * output paths and the variables named after its outputs, its outputs filled in as the hasher in
+ * A gives them, must be the original bytes. Records its modulo hash in A for its dependents.
+ */
+function checkSplicedInA(obj, bytes, head, tail, masked, hasherA) {
+    if (!masked) {
+        hasherA.record(obj.path, head);
+        return;
+    }
+    const pieces = [];
+    const holeOutputs = [];
+    let r = tail.start;
+    for (let i = 0; i < tail.keys.length; i++) {
+        const o = drv_outputNamed(head.outputs, tail.keys[i]);
+        if (o === undefined)
+            continue;
+        pieces.push(bytes.subarray(r, tail.values[2 * i]));
+        holeOutputs.push(o.name);
+        r = tail.values[2 * i + 1];
+    }
+    pieces.push(bytes.subarray(r));
+    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+    const maskedHead = { ...head, outputs: head.outputs.map((o) => ({ ...o, path: '' })) };
+    const maskedBytes = spliceDerivation(maskedHead, pieces, layout);
+    const maskedDrv = {
+        bytes: maskedBytes,
+        layout,
+        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
+    };
+    checkFilledInA(obj, head, hasherA.fillMasked(maskedDrv, head, drvName(obj.path)), hasherA, bytes);
+}
+/**
+ * Refuses an input-addressed .drv whose output paths (or the variables named after them) are not
+ * what its contents give in A, as Nix refuses it on import: relocation recomputes them in B, so
+ * relocating it there and back would not give it back. Records its modulo hash in A.
+ */
+function checkFilledInA(obj, drv, filled, hasherA, original = bytesOf(obj)) {
+    if (compareBytes(filled.bytes, original) !== 0) {
+        const i = drv.outputs.findIndex((o, k) => o.path !== filled.paths[k]);
+        const wrong = drv.outputs[i];
+        refuse(`cannot relocate ${obj.path}: ` +
+            (wrong !== undefined
+                ? `its output ${wrong.name} is ${wrong.path === '' ? 'empty' : wrong.path}, but its contents give ${filled.paths[i] || 'none before it is built'}`
+                : 'the variables named after its outputs do not hold their paths') +
+            ' (Nix refuses it on import), so relocating it there and back would not give it back');
+    }
+    hasherA.record(obj.path, drv, filled.hash);
 }
 /**
  * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
@@ -8923,10 +13524,11 @@ function fixOutputs(outputs, type, name, cx) {
 /** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
 function relocatedHead(drv, outputs, masked, cx) {
     return {
-        version: undefined,
+        version: drv.version,
         outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
         inputDrvs: drv.inputDrvs
-            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
+            // Output names (and a dynamic input's child map of them) are read, never changed.
+            .map((i) => ({ ...i, path: cx.mapPath(i.path) }))
             .sort((a, b) => compareStrings(a.path, b.path)),
         inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
         system: cx.rewrite(drv.system),
@@ -9160,6 +13762,8 @@ const PATH = 0; // `A/<known hash>`
 const BARE = 1; // a known hash anywhere else
 const PLACEHOLDER = 2; // a known placeholder hash
 const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+const NAME = 4; // a known hash right after `A/<hash>-` (or after such a one): part of a path's name
+const DASH = 0x2d;
 function asciiBytes(s) {
     const out = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++)
@@ -9225,7 +13829,7 @@ class StoreRewriter {
         for (let m = 0; m < count; m++) {
             const kind = this.m[3 * m + 1];
             const id = this.m[3 * m + 2];
-            if (kind === PATH || kind === BARE)
+            if (kind === PATH || kind === BARE || kind === NAME)
                 hashes.add(this.hashes.strings[id]);
             else if (kind === PLACEHOLDER)
                 placeholders.add(this.placeholderTable.strings[id]);
@@ -9269,8 +13873,9 @@ class StoreRewriter {
                 bareHashes++;
             else if (kind === PLACEHOLDER)
                 placeholders++;
-            else
+            else if (kind === UNKNOWN)
                 unknownPaths.push(this.unknownText(bytes, matches[3 * m]));
+            // NAME: part of a path already counted.
             if (kind !== UNKNOWN && !(kind === PLACEHOLDER ? this.placeholderTable : this.hashes).ready(id))
                 waiting = true;
         }
@@ -9362,6 +13967,9 @@ class StoreRewriter {
         const haveHashes = hashes.size > 0;
         const placeholders = this.placeholderTable;
         const havePlaceholders = placeholders.size > 0;
+        // Where the last path (or hash in a path's name) ended: a known hash right after it and a
+        // dash is part of that path's name (`A/<hash>-<hash>-name`, a copy of a store path).
+        let pathEnd = -2;
         // Invariant: i is 0 or b[i - 1] is not a nix32 digit.
         let i = 0;
         while (i + H <= n) {
@@ -9407,9 +14015,11 @@ class StoreRewriter {
                         p++;
                         continue;
                     }
-                    const kind = p === s && isPath ? PATH : BARE;
+                    const kind = p === s && isPath ? PATH : p === s && pathEnd === s - 1 && b[s - 1] === DASH ? NAME : BARE;
                     if (kind === PATH)
                         pathMatched = true;
+                    if (kind === PATH || kind === NAME)
+                        pathEnd = p + H;
                     m[3 * count] = p;
                     m[3 * count + 1] = kind;
                     m[3 * count++ + 2] = id;
@@ -9505,6 +14115,8 @@ function rewriteStoreHashes(bytes, hashes, from, to) {
 
 
 
+
+
 /**
  * Thrown (and caught) while relocating an object whose strings mention hashes or placeholders
  * whose new values are not known yet: the objects they belong to are relocated first.
@@ -9518,10 +14130,13 @@ class Waiting extends Error {
         this.placeholders = placeholders;
     }
 }
-/** Path of a source under `to`: the same content address, a different store dir. */
-function relocatedSourcePath(obj, ca, to) {
+/**
+ * Path of a source under `to`: the same content address, a different store dir, and its name as
+ * native evaluation in `to` gives it (`name`, when it carries store hashes).
+ */
+function relocatedSourcePath(obj, ca, to, name = nameOf(obj.path)) {
     // The self-check found the source's path from this address (a recursive one from its NAR hash).
-    return makeContentAddressedPath(nameOf(obj.path), parseContentAddress(ca), to);
+    return makeContentAddressedPath(name, parseContentAddress(ca), to);
 }
 /** The state of one relocation: known hashes and their new values, the hasher, the report. */
 class Relocator {
@@ -9531,7 +14146,12 @@ class Relocator {
     relocation;
     rewriter;
     hasher;
+    hasherA;
+    /** For each .drv whose outputs build derivations used by others: the child maps they use. */
+    dynamicUses = new Map();
     cx;
+    /** The derivation whose output has hash `hash` (set when the closure is indexed). */
+    ownerDrvOf = () => undefined;
     /** The object being relocated, and what its rewrites replaced so far. */
     current = '';
     rewritten = { hashes: 0, bare: 0 };
@@ -9559,9 +14179,13 @@ class Relocator {
             },
         };
         this.rewriter = new StoreRewriter(from, to);
-        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
+        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up;
+        // and so is each original's in A, as it is checked.
         this.hasher = new DerivationHasher(to, (p) => {
             throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+        });
+        this.hasherA = new DerivationHasher(from, (p) => {
+            throw new errors_NixPlanError('internal', `derivation ${p} was not checked before its dependents`);
         });
         this.cx = {
             from,
@@ -9575,6 +14199,7 @@ class Relocator {
                 return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
             },
             onDerivation: options.onDerivation,
+            hasherA: options.outputsChecked === true ? undefined : this.hasherA,
         };
     }
     setHash(oldPath, newPath) {
@@ -9605,6 +14230,24 @@ class Relocator {
         return r.bytes;
     }
     /**
+     * Refuses a copy of a build output (import from derivation) whose bytes mention A, or may:
+     * native evaluation in B builds that output again, and what it builds there mentions B instead.
+     */
+    checkCopyOfOutput(obj, output) {
+        const file = obj.contents;
+        const mentions = file === undefined
+            ? obj.mentionsStoreDir
+            : Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(this.from);
+        if (mentions === false)
+            return;
+        const drv = this.ownerDrvOf(hashPartOf(output)) ?? 'a derivation of the plan';
+        refuse(`cannot relocate ${obj.path}: it is a copy of ${output}, an output of ${drv} built while evaluating, ` +
+            (mentions === true
+                ? `and its bytes mention ${this.from}: `
+                : `and whether its bytes mention ${this.from} is not known: `) +
+            `native evaluation in ${this.to} would build that output again and copy what it builds there`);
+    }
+    /**
      * Checks that a .drv can be relocated and makes its output hashes (or the placeholders of its
      * deferred outputs) known, telling `owner` of each.
      */
@@ -9614,7 +14257,7 @@ class Relocator {
         for (const o of parsed.outputs) {
             if (o.path !== '') {
                 const h = hashPartOf(o.path);
-                owner.output(h);
+                owner.output(h, o.path);
                 this.rewriter.declare(h);
             }
             else {
@@ -9624,8 +14267,29 @@ class Relocator {
                 this.rewriter.declarePlaceholder(p);
             }
         }
+        if (parsed.version !== undefined)
+            this.declareDynamicInputs(contentsOf(obj), owner);
         // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
         return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
+    }
+    /**
+     * A dynamic derivation's inputs (DrvWithVersion): the outputs it uses of what an input builds
+     * are mentioned by placeholders made from that input's path, known once it is relocated.
+     */
+    declareDynamicInputs(bytes, owner) {
+        for (const input of parseDerivationSpans(bytes).head.inputDrvs) {
+            if (input.dynamicOutputs === undefined)
+                continue;
+            const children = parseDynamicOutputs(input.dynamicOutputs);
+            for (const p of dynamicPlaceholders(input.path, children)) {
+                owner.placeholder(p, input.path);
+                this.rewriter.declarePlaceholder(p);
+            }
+            let uses = this.dynamicUses.get(input.path);
+            if (uses === undefined)
+                this.dynamicUses.set(input.path, (uses = []));
+            uses.push(children);
+        }
     }
     /**
      * Relocates one object whose references are all relocated; or, having changed nothing but the
@@ -9652,16 +14316,33 @@ class Relocator {
         let out;
         let bytes; // a drv's or text's, read once
         if (obj.kind === 'source') {
+            const name = node.name === undefined
+                ? nameOf(obj.path)
+                : relocatedName(node.name, namedContent(obj), to, (p) => this.relocation.pathMap.get(p));
+            if (typeof name !== 'string')
+                throw new Waiting([name.waitFor], []);
             out = {
                 oldPath: obj.path,
-                path: relocatedSourcePath(obj, node.ca, to),
+                path: relocatedSourcePath(obj, node.ca, to, name),
                 kind: 'source',
                 references: [],
             };
+            if (node.name !== undefined) {
+                // The hashes of copied paths outside the closure, as strings mentioning the copy hold them.
+                for (const c of copiedHashes(node.name, name))
+                    this.rewriter.set(c.from, c.to);
+                const last = node.name.steps[node.name.steps.length - 1];
+                if ('owner' in last && last.output)
+                    this.checkCopyOfOutput(obj, last.owner);
+            }
             const file = obj.contents; // a source keeps its bytes: they are only looked at
-            if (file !== undefined && Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from))
-                warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
-                    `evaluation in ${to} would keep them`);
+            const mentions = file === undefined
+                ? obj.mentionsStoreDir === true
+                : Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from) ||
+                    this.rewriter.mentions(file).hashes.length > 0;
+            if (mentions)
+                warnings.push(`${out.path} (was ${obj.path}) is a source whose bytes mention ${from} or store hashes of the ` +
+                    `plan; they are kept as they are, as native evaluation in ${to} would keep them`);
         }
         else if (obj.kind === 'text') {
             bytes = contentsOf(obj);
@@ -9685,6 +14366,12 @@ class Relocator {
             // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
             for (const o of node.drv.deferred)
                 this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+            // Outputs of what it builds (dynamic derivations), the same way, chained.
+            for (const children of this.dynamicUses.get(obj.path) ?? []) {
+                const before = dynamicPlaceholders(obj.path, children);
+                const after = dynamicPlaceholders(out.path, children);
+                before.forEach((p, i) => this.rewriter.setPlaceholder(p, after[i]));
+            }
         }
         const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
         if (bareDirs > 0) {
@@ -9709,6 +14396,7 @@ class Relocator {
 // to B so that it is exactly what evaluating the same expression natively with store dir B would
 // write. This is the entry: it checks and indexes the closure, orders it, and hands each object
 // to the relocator (relocator.ts) once what it refers to or mentions is relocated.
+
 
 
 
@@ -9762,16 +14450,45 @@ function relocateLazily(objects, from, to, options = {}) {
         checked.set(obj.path, { ca, drv: undefined });
     }
     const ownerOfPlaceholder = new Map();
+    const outputPathOfHash = new Map();
     for (const obj of objects) {
         if (obj.kind !== 'drv')
             continue;
         checked.get(obj.path).drv = r.declareDrv(obj, {
-            output: (h) => {
+            output: (h, p) => {
+                if (!outputPathOfHash.has(h))
+                    outputPathOfHash.set(h, p);
                 if (!ownerOfHash.has(h))
                     ownerOfHash.set(h, obj.path);
             },
-            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+            placeholder: (p, owner = obj.path) => ownerOfPlaceholder.set(p, owner),
         });
+    }
+    r.ownerDrvOf = (h) => ownerOfHash.get(h);
+    // Names that carry store hashes (copies of store paths): planned now that every hash of the
+    // closure is known. A copied path outside the closure gets its hash declared, owned by the copy,
+    // so strings mentioning the copy's name are rewritten whole (and wait for it).
+    const nameIndex = {
+        ownerOf: (h) => {
+            const o = ownerOfHash.get(h);
+            if (o === undefined)
+                return undefined;
+            return hashPartOf(o) === h ? o : outputPathOfHash.get(h);
+        },
+        isOutput: (p) => !byPath.has(p),
+    };
+    const names = new Map();
+    for (const obj of objects) {
+        const plan = planName(obj, namedContent(obj), from, nameIndex);
+        if (plan.steps.length === 0)
+            continue;
+        names.set(obj.path, plan);
+        for (const step of plan.steps)
+            if ('copied' in step) {
+                rewriter.declare(step.hash);
+                if (!ownerOfHash.has(step.hash))
+                    ownerOfHash.set(step.hash, obj.path);
+            }
     }
     const nodes = new Map();
     // True while every reference comes before its referrer, as in a bundle (the verifier requires
@@ -9790,7 +14507,7 @@ function relocateLazily(objects, from, to, options = {}) {
             refs.push(ref);
         }
         const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, refs });
+        nodes.set(obj.path, { obj, ca, drv, refs, name: names.get(obj.path) });
     }
     checked.clear();
     byPath.clear(); // the nodes hold the objects now, each only until it is relocated
@@ -10019,191 +14736,63 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
     });
 }
 
-;// CONCATENATED MODULE: ./src/core/provenance.ts
-// Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
-// worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
-//
-// Every value is checked against the manifest's own rules as it is taken, so a writer never emits
-// a field its reader would refuse; a value that does not fit is left out and named in `dropped`
-// (the caller warns), rather than failing an evaluation over, say, an odd branch name.
+;// CONCATENATED MODULE: ./src/nix/built-inputs.ts
+// Import from derivation, found in a plan's closure: build outputs evaluation read (an output in
+// the closure itself) and copies of them evaluation made (`builtins.path`, `filterSource` of an
+// output: a source named `<hash>-<output's base name>`). A plan that depends on a build output is
+// not what evaluation alone writes: export says so by name, and `--include sources` carries the
+// derivations that built them, which relocation needs to name the copies in another store dir.
 
 
-/** `date` as nix-plan writes times: RFC 3339, UTC, whole seconds (`2026-12-06T10:17:30Z`). */
-function rfc3339(date) {
-    if (Number.isNaN(date.getTime()))
-        throw new errors_NixPlanError('internal', 'cannot write an invalid date');
-    return `${date.toISOString().slice(0, 19)}Z`;
-}
-/** The GitHub Actions variables provenance is made from. */
-const GITHUB_ENV = {
-    Actions: 'GITHUB_ACTIONS',
-    Repository: 'GITHUB_REPOSITORY',
-    Sha: 'GITHUB_SHA',
-    Ref: 'GITHUB_REF',
-    WorkflowRef: 'GITHUB_WORKFLOW_REF',
-    ServerUrl: 'GITHUB_SERVER_URL',
-    RunId: 'GITHUB_RUN_ID',
-    RunAttempt: 'GITHUB_RUN_ATTEMPT',
-};
-/**
- * What a GitHub Actions run says about itself: repository, commit, ref, workflow, and the run's
- * URL with its attempt. Empty outside Actions (`GITHUB_ACTIONS` is not `true`).
- */
-function githubProvenance(env) {
-    if (env(GITHUB_ENV.Actions) !== 'true')
-        return {};
-    const repository = env(GITHUB_ENV.Repository);
-    const server = (env(GITHUB_ENV.ServerUrl) ?? 'https://github.com').replace(/\/+$/, '');
-    const runId = env(GITHUB_ENV.RunId);
-    const attempt = env(GITHUB_ENV.RunAttempt);
-    const attemptNumber = attempt !== undefined && /^[1-9]\d{0,8}$/.test(attempt) ? Number(attempt) : undefined;
-    return {
-        repository,
-        commit: env(GITHUB_ENV.Sha),
-        ref: env(GITHUB_ENV.Ref),
-        workflow: env(GITHUB_ENV.WorkflowRef),
-        ...(repository !== undefined &&
-            runId !== undefined &&
-            /^\d+$/.test(runId) && {
-            runUrl: `${server}/${repository}/actions/runs/${runId}${attemptNumber === undefined ? '' : `/attempts/${attemptNumber}`}`,
-        }),
-        runAttempt: attemptNumber,
-    };
-}
-/**
- * A URL without credentials: `https://user:token@host/x` → `https://host/x`. An scp-like git
- * address (`git@host:owner/name`) has a user name but no secret, and is kept.
- */
-function withoutCredentials(url) {
-    return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/@]*@/, '$1');
-}
-/** Provenance from git facts (the CLI's). */
-function gitProvenance(git) {
-    return {
-        repository: git.remoteUrl === undefined ? undefined : withoutCredentials(git.remoteUrl),
-        commit: git.commit,
-        ref: git.ref,
-        dirty: git.dirty,
-    };
-}
-function provenance_isRecord(v) {
-    return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-function query(attrs, skip) {
-    const params = Object.keys(attrs)
-        .filter((k) => !skip.includes(k) && ['string', 'number', 'boolean'].includes(typeof attrs[k]))
-        .sort()
-        .map((k) => `${encodeURIComponent(k)}=${encodeURIComponent(String(attrs[k]))}`);
-    return params.length === 0 ? '' : `?${params.join('&')}`;
-}
-/**
- * A lock file's `locked` attributes as a flake reference URL, in Nix's syntax for the common
- * types (`github:owner/repo/rev`, `git+https://…?rev=…`, `path:…`, `tarball+https://…`); other
- * types as `TYPE:?attrs`. `narHash` and `lastModified` are left out (recorded beside it), and
- * credentials are removed.
- */
-function lockedUrl(locked) {
-    const type = locked['type'];
-    if (typeof type !== 'string')
-        return undefined;
-    const s = (k) => (typeof locked[k] === 'string' ? locked[k] : undefined);
-    const dropped = ['type', 'narHash', 'lastModified', '__final'];
-    let url;
-    switch (type) {
-        case 'github':
-        case 'gitlab':
-        case 'sourcehut': {
-            const owner = s('owner');
-            const repo = s('repo');
-            if (owner === undefined || repo === undefined)
-                return undefined;
-            const rev = s('rev') ?? s('ref');
-            url = `${type}:${owner}/${repo}${rev === undefined ? '' : `/${rev}`}${query(locked, [...dropped, 'owner', 'repo', 'rev', 'ref'])}`;
-            break;
-        }
-        case 'git':
-        case 'mercurial':
-        case 'tarball':
-        case 'file': {
-            const u = s('url');
-            if (u === undefined)
-                return undefined;
-            const prefix = { git: 'git+', mercurial: 'hg+', tarball: 'tarball+', file: 'file+' }[type];
-            url = `${prefix}${u}${query(locked, [...dropped, 'url'])}`;
-            break;
-        }
-        case 'path': {
-            const p = s('path');
-            if (p === undefined)
-                return undefined;
-            url = `path:${p}${query(locked, [...dropped, 'path'])}`;
-            break;
-        }
-        case 'indirect': {
-            const id = s('id');
-            if (id === undefined)
-                return undefined;
-            url = `flake:${id}${[s('ref'), s('rev')]
-                .filter((x) => x !== undefined)
-                .map((x) => `/${x}`)
-                .join('')}`;
-            break;
-        }
-        default:
-            url = `${type}:${query(locked, dropped)}`;
+/** The store paths a source's name says it was copied from, outermost first (`<hash>-<rest>`). */
+function copiedFrom(path, storeDir) {
+    const out = [];
+    let name = nameOf(path);
+    while (name.length > HASH_PART_LENGTH + 1 &&
+        name.charCodeAt(HASH_PART_LENGTH) === 0x2d &&
+        isHashPart(name.slice(0, HASH_PART_LENGTH))) {
+        out.push(`${storeDir}/${name}`);
+        name = name.slice(HASH_PART_LENGTH + 1);
     }
-    return withoutCredentials(url);
+    return out;
 }
 /**
- * The evaluated flake and every locked node of its lock file, from `nix flake metadata --json`
- * (the same shape from Nix 2.8 to 2.34): `url` is the locked URL Nix prints; each input is a lock
- * node other than the root, by its node name, sorted. Undefined when the JSON is not metadata.
+ * The build outputs the closure's evaluation read: every `output` member (with `include` other
+ * than `outputs`, where outputs are what the bundle is for), and every build output a source's
+ * name says it was copied from, as the store registered it (one validity query and one
+ * `--dump-db` for all the names).
  */
-function flakeProvenance(metadata) {
-    if (!provenance_isRecord(metadata) || typeof metadata['url'] !== 'string')
-        return undefined;
-    const inputs = [];
-    const locks = metadata['locks'];
-    const nodes = provenance_isRecord(locks) && provenance_isRecord(locks['nodes']) ? locks['nodes'] : {};
-    const rootName = provenance_isRecord(locks) && typeof locks['root'] === 'string' ? locks['root'] : 'root';
-    for (const [name, node] of Object.entries(nodes)) {
-        if (name === rootName || !provenance_isRecord(node) || !provenance_isRecord(node['locked']))
-            continue;
-        const locked = node['locked'];
-        const url = lockedUrl(locked);
-        if (url === undefined)
-            continue;
-        inputs.push({
-            name,
-            url,
-            ...(typeof locked['narHash'] === 'string' && { narHash: locked['narHash'] }),
-            ...(typeof locked['lastModified'] === 'number' && { lastModified: locked['lastModified'] }),
-        });
+async function findBuiltInputs(store, storeDir, members) {
+    const found = [];
+    const copies = new Map(); // a path a source was copied from → the source
+    for (const m of members) {
+        if (m.kind === 'output')
+            found.push({ path: m.path, output: m.path, deriver: m.deriver });
+        else if (m.kind === 'source')
+            for (const p of copiedFrom(m.path, storeDir))
+                if (!copies.has(p))
+                    copies.set(p, m.path);
     }
-    inputs.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { url: withoutCredentials(metadata['url']), inputs };
+    if (copies.size === 0)
+        return found;
+    const invalid = await store.invalidPaths([...copies.keys()]);
+    const valid = [...copies.keys()].filter((p) => !invalid.has(p));
+    const infos = await store.pathInfos(valid);
+    for (const p of valid) {
+        const info = infos.get(p);
+        if (info === undefined)
+            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+        if (info.deriver !== '')
+            found.push({ path: copies.get(p), output: p, deriver: info.deriver });
+    }
+    return found;
 }
-/**
- * Combines candidate values, first source first (a later source fills only what earlier ones
- * left out), keeping each value that passes the manifest's rules and naming the others.
- */
-function combineProvenance(...sources) {
-    const candidate = {};
-    for (const source of sources)
-        for (const [k, v] of Object.entries(source))
-            if (v !== undefined && !(k in candidate))
-                candidate[k] = v;
-    const provenance = {};
-    const dropped = [];
-    for (const [k, v] of Object.entries(candidate)) {
-        try {
-            Object.assign(provenance, validateProvenance({ [k]: v }));
-        }
-        catch (e) {
-            dropped.push(`${k} (${e.message.replace(/^bundle manifest: /, '')})`);
-        }
-    }
-    return { provenance, dropped };
+/** One sentence naming a build output the plan depends on, and where it came from. */
+function describeBuiltInput(b) {
+    const by = b.deriver === '' ? 'a derivation the store does not name' : b.deriver;
+    return b.path === b.output
+        ? `${b.output} is a build output of ${by} that evaluation read (import from derivation, or builtins.storePath)`
+        : `${b.path} was copied while evaluating from ${b.output}, a build output of ${by} (import from derivation)`;
 }
 
 ;// CONCATENATED MODULE: ./src/nix/classify.ts
@@ -10248,6 +14837,7 @@ function classifyFile(info, storeDir, contents) {
 ;// CONCATENATED MODULE: ./src/nix/collect.ts
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
+
 
 
 
@@ -10397,7 +14987,7 @@ async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, opt
         extra = await store.requisites([...outs]);
     }
     const inClosure = new Set(drvClosure);
-    const added = extra.filter((p) => !inClosure.has(p));
+    let added = extra.filter((p) => !inClosure.has(p));
     const all = [...drvClosure, ...added];
     const infos = new Map();
     for await (const batch of drvBatches)
@@ -10406,15 +14996,42 @@ async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, opt
     if (added.length > 0)
         for (const [p, info] of await store.pathInfos(added))
             infos.set(p, info);
+    const kinds = new Map();
+    const classify = (p) => {
+        let o = kinds.get(p);
+        if (o === undefined) {
+            const info = infos.get(p);
+            if (info === undefined)
+                throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+            o = withKind(info);
+            kinds.set(p, o);
+        }
+        return o;
+    };
+    // Build outputs evaluation read: `sources` carries the derivations that built them (with their
+    // closures), which relocation needs to name copies of them in another store dir.
+    // (A fixed output the plan builds itself is not one: its .drv's hash proves it.)
+    const fixedOutputs = new Set(facts.fodOutputs);
+    const builtInputs = include === 'sources'
+        ? (await findBuiltInputs(store, storeDir, all.map(classify))).filter((b) => !fixedOutputs.has(b.output))
+        : undefined;
+    const inAll = new Set(all);
+    const derivers = [...new Set((builtInputs ?? []).map((b) => b.deriver))].filter((d) => d !== '' && !inAll.has(d));
+    if (derivers.length > 0) {
+        const invalid = await store.invalidPaths(derivers);
+        added = (await store.requisites(derivers.filter((d) => !invalid.has(d)))).filter((p) => !inAll.has(p));
+        for (const [p, info] of await store.pathInfos(added))
+            infos.set(p, info);
+        for (const p of added) {
+            all.push(p);
+            if (p.endsWith('.drv'))
+                readDrv(p);
+        }
+    }
     const refsOf = (p) => infos.get(p)?.references ?? [];
     const order = dependencyOrder(all, refsOf);
-    const objects = order.map((p) => {
-        const info = infos.get(p);
-        if (info === undefined)
-            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
-        return withKind(info);
-    });
-    return { count: objects.length, objects, summary: () => facts.summary() };
+    const objects = order.map(classify);
+    return { count: objects.length, objects, summary: () => facts.summary(), builtInputs };
 }
 
 ;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
@@ -10530,7 +15147,7 @@ async function assertWritable(path) {
     }
 }
 /** `sha256:<hex>` of a file's bytes, streamed. */
-async function fileDigest(path) {
+async function files_fileDigest(path) {
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
         hash.update(chunk);
@@ -10632,11 +15249,10 @@ async function readGitFacts(runner, dir) {
  * manifest are left out with a warning.
  */
 async function collectProvenance(request, store, sources, log) {
-    // A relative directory is the working directory's, as for every relative path the user gives.
-    const dir = sources.dir ?? (request.file === undefined ? '.' : (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(request.file)));
+    const dir = sources.dir ?? worktreeOf(request);
     const installables = request.installables ?? [];
     const [git, flake] = await Promise.all([
-        readGitFacts(store.runner, dir),
+        dir === undefined ? Promise.resolve({}) : readGitFacts(store.runner, dir),
         installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
     ]);
     if (flake !== undefined && 'reason' in flake)
@@ -10655,6 +15271,28 @@ async function collectProvenance(request, store, sources, log) {
         log.warn(`provenance: left out ${d}`);
     return provenance;
 }
+/**
+ * The directory whose git worktree was evaluated: the file's, a local flake's (`.`, `./x`,
+ * `/abs`, `path:…`, `git+file://…`), the working directory when only .drv paths were given, or
+ * none when a flake elsewhere was evaluated (the working directory's commit would be wrong).
+ */
+function worktreeOf(request, cwd = (0,external_node_path_namespaceObject.resolve)()) {
+    if (request.file !== undefined)
+        return (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(cwd, request.file));
+    const refs = (request.installables ?? []).map(flakeRefOf).filter((r) => r !== undefined);
+    if (refs.length === 0)
+        return cwd;
+    const dirs = refs.map((r) => localFlakeDir(r, cwd));
+    return dirs.every((d) => d !== undefined) ? dirs[0] : undefined;
+}
+/** The directory of a local flake reference, or undefined for a flake elsewhere. */
+function localFlakeDir(ref, cwd) {
+    const path = ref.replace(/\?.*$/, '');
+    for (const prefix of ['path:', 'git+file://'])
+        if (path.startsWith(prefix))
+            return (0,external_node_path_namespaceObject.resolve)(cwd, path.slice(prefix.length));
+    return path.startsWith('.') || path.startsWith('/') ? (0,external_node_path_namespaceObject.resolve)(cwd, path) : undefined;
+}
 /** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */
 function sameRepository(remoteUrl, repository) {
     if (remoteUrl === undefined || typeof repository !== 'string')
@@ -10666,13 +15304,6 @@ function sameRepository(remoteUrl, repository) {
     const want = repository.toLowerCase();
     return tail.endsWith(`/${want}`) || tail.endsWith(`:${want}`);
 }
-
-;// CONCATENATED MODULE: ./src/app/version.ts
-// The tool's name and version as recorded in every bundle manifest (kept equal to package.json by a test).
-/** The version of nix-plan. */
-const VERSION = '0.1.0';
-/** `tool` in bundle manifests and `nix-plan --version`. */
-const TOOL_VERSION = `nix-plan ${VERSION}`;
 
 ;// CONCATENATED MODULE: ./src/app/relocate.ts
 // relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
@@ -10700,6 +15331,9 @@ const TOOL_VERSION = `nix-plan ${VERSION}`;
 
 
 
+
+/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
+const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 /**
@@ -10822,6 +15456,36 @@ async function* rereadEntries(bundle, steps, relocation, seen) {
         };
     }
 }
+/**
+ * Refuses a build output of the bundle, saying what it is: a fixed output whose hash nix-plan
+ * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from
+ * derivation, `builtins.storePath`), which native evaluation in `to` would build again.
+ */
+function refuseBuildOutput(output, objects, to) {
+    const drv = objects.find((o) => o.path === output.deriver && o.kind === 'drv');
+    const bytes = drv?.contents ?? drv?.readContents?.();
+    const declared = bytes === undefined
+        ? undefined
+        : parseDerivationOutputs(bytes).outputs.find((o) => o.path === output.path);
+    if (declared !== undefined && declared.hash !== '')
+        throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
+            `${declared.hashAlgo}, which nix-plan cannot compute from its bytes (${uncheckable(declared.hashAlgo)}), ` +
+            'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
+            '--include drvs, and the output is built where the plan is realised');
+    const by = output.deriver === '' ? 'a derivation the bundle does not name' : output.deriver;
+    throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is a build output of ${by} that evaluation read (import ` +
+        'from derivation, or builtins.storePath), not content-addressed by its bytes: native ' +
+        `evaluation in ${to} would build it again, to bytes nix-plan cannot know; evaluate the plan ` +
+        `in ${to} instead`);
+}
+/** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
+function uncheckable(hashAlgo) {
+    if (hashAlgo.endsWith('blake3'))
+        return 'blake3 is not among the hashes Node computes';
+    if (hashAlgo.startsWith('git:'))
+        return 'a directory hashed by git, as a git tree';
+    return 'a bundle carries the NAR hash of an output in sha256 only';
+}
 /** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
 async function relocatePlan(bundlePath, options, deps) {
     assertStoreDir(options.to);
@@ -10840,8 +15504,11 @@ async function relocatePlan(bundlePath, options, deps) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
-        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
-        const bundle = await openBundle(copy);
+        const inputDigest = options.recordPromotion === false ? undefined : await files_fileDigest(copy);
+        if (options.digest !== undefined)
+            await checkCopyDigest(copy, options.digest, bundlePath);
+        // Messages name the user's file, not the private copy they are about.
+        const bundle = { ...(await openBundle(copy)), name: bundlePath };
         let scratch;
         const started = performance.now();
         try {
@@ -10860,8 +15527,10 @@ async function relocatePlan(bundlePath, options, deps) {
             const closurePaths = new Set();
             let objects = [];
             const narSizes = new Map();
-            const { manifest, derivations } = await verifyWithProgress(bundle, {
+            const outputs = [];
+            const { manifest, derivations, unproven } = await verifyWithProgress(bundle, {
                 trustedKeys: trusted,
+                noCheckSigs: options.noCheckSigs,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
@@ -10876,8 +15545,11 @@ async function relocatePlan(bundlePath, options, deps) {
                 onEntry: (e) => {
                     const chunks = narChunks;
                     narChunks = [];
-                    if (e.kind === 'output')
-                        throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`);
+                    if (e.kind === 'output') {
+                        // Refused once the bundle is verified, when the derivations can say what it is.
+                        outputs.push({ path: e.path, deriver: e.deriver });
+                        return;
+                    }
                     if (e.kind === 'source') {
                         narSizes.set(e.path, e.nar.narSize);
                         if (keepSources) {
@@ -10893,7 +15565,13 @@ async function relocatePlan(bundlePath, options, deps) {
                     if (e.deriver !== '')
                         derivers.set(e.path, e.deriver);
                     closurePaths.add(e.path);
-                    const file = e.nar.file?.contents;
+                    // A recursive source is relocated by its NAR hash: its bytes are held only when small
+                    // (the reader keeps files up to a .drv's limit; a flat source needs its bytes).
+                    const file = e.kind === 'source' &&
+                        e.ca?.startsWith('fixed:r:') === true &&
+                        (e.nar.file?.contents.length ?? 0) > KEEP_SOURCE_FILE_UP_TO
+                        ? undefined
+                        : e.nar.file?.contents;
                     objects.push({
                         path: e.path,
                         kind: e.kind,
@@ -10906,11 +15584,19 @@ async function relocatePlan(bundlePath, options, deps) {
                                     : { readContents: scratch.append(file) })),
                         // A source's new path is made from it; a .drv's or text's NAR is never hashed.
                         ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+                        // Whether a source's bytes mention the store dir, when they were kept to look at.
+                        ...(e.kind === 'source' &&
+                            file === undefined &&
+                            sourceNars.has(e.path) && {
+                            mentionsStoreDir: Buffer.from(sourceNars.get(e.path)).includes(head.manifest.storeDir),
+                        }),
                         ca: e.ca, // verified from the contents just now: relocation checks the path against it
                     });
                 },
             }, deps.progress);
             narChunks = [];
+            if (outputs[0] !== undefined)
+                refuseBuildOutput(outputs[0], objects, options.to);
             const verified = performance.now();
             const from = manifest.storeDir;
             const promotion = inputDigest === undefined
@@ -10982,6 +15668,8 @@ async function relocatePlan(bundlePath, options, deps) {
                     longDistanceMatching: options.level !== undefined,
                     ...(options.level === undefined && { windowLog: RELOCATE_WINDOW_LOG }),
                     keys,
+                    // Whatever it relocated to, its readers must accept it (a bundle that grew past a limit).
+                    check: (m) => checkWritten(m, DEFAULT_READER_LIMITS),
                 });
                 for (const w of relocation.report.warnings)
                     deps.log.warn(w);
@@ -10990,7 +15678,7 @@ async function relocatePlan(bundlePath, options, deps) {
                     manifest: written,
                     bundleBytes,
                     report: relocation.report,
-                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs }),
+                    trust: trustReportOf(manifest, trusted, { noCheckSigs: options.noCheckSigs, unproven }),
                     timings: {
                         verifyMs: Math.round(verified - started),
                         relocateMs: Math.round(performance.now() - verified),
@@ -11030,6 +15718,7 @@ async function relocatePlan(bundlePath, options, deps) {
 
 
 
+
 /** Counts and NAR bytes per kind. */
 function tally(objects) {
     const counts = emptyCounts();
@@ -11050,8 +15739,8 @@ async function exportPlan(options, deps) {
     const t0 = performance.now();
     const createdAt = rfc3339(options.now?.() ?? new Date());
     const nixVersion = await store.version();
-    deps.log.info(`evaluating with Nix ${nixVersion}…`);
-    const { roots, storeDir } = await evaluate(options, store);
+    const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
+    const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
     const t1 = performance.now();
     // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
     const [closure, provenance] = await Promise.all([
@@ -11062,6 +15751,10 @@ async function exportPlan(options, deps) {
         collectProvenance(options, store, options.provenance ?? {}, deps.log),
     ]);
     const t2 = performance.now();
+    // A build output evaluation read proves itself to nobody: a `sources` plan carries one signed.
+    const unsigned = keys.length === 0 ? closure.builtInputs?.find((b) => b.path === b.output) : undefined;
+    if (unsigned !== undefined)
+        throw refuseUnsignedBuiltInput(unsigned);
     const { counts, narBytes } = tally([]);
     let paths = 0;
     // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
@@ -11088,8 +15781,26 @@ async function exportPlan(options, deps) {
         };
     };
     const task = progressOf(deps).start('writing bundle', closure.count);
+    // What is not a .drv, to find the build outputs evaluation read (import from derivation).
+    const members = [];
+    const carried = new Set();
+    const readerLimits = {
+        ...DEFAULT_READER_LIMITS,
+        ...options.readerLimits,
+        export: { ...DEFAULT_READER_LIMITS.export, ...options.readerLimits?.export },
+    };
+    // Paths the bundle's readers would refuse, found as they are written.
+    const overLimits = [];
     async function* entries() {
         for await (const o of closure.objects) {
+            carried.add(o.path);
+            if (o.kind !== 'drv')
+                members.push({ path: o.path, kind: o.kind, deriver: o.deriver });
+            if (o.kind === 'output' && include === 'drvs')
+                refuseBuiltInput(o);
+            const problem = entryLimitProblem({ ...o, fileSize: o.file?.bytes.length }, readerLimits);
+            if (problem !== undefined)
+                overLimits.push(problem);
             yield {
                 path: o.path,
                 references: [...o.references],
@@ -11114,12 +15825,16 @@ async function exportPlan(options, deps) {
             // With --relocate-to the plan is signed twice: here, so relocation can check that what it
             // reads is what was just written, and after relocation.
             keys,
+            check: (m) => checkWritten(m, readerLimits, overLimits),
         });
     }
     finally {
         task.done();
     }
     let { manifest, bundleBytes } = written;
+    const builtInputs = closure.builtInputs ?? (include === 'drvs' ? await findBuiltInputs(store, storeDir, members) : []);
+    for (const b of builtInputs)
+        deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver)));
     if (options.relocateTo !== undefined) {
         try {
             const relocated = await relocatePlan(target, {
@@ -11151,6 +15866,33 @@ async function exportPlan(options, deps) {
             writeMs: Math.round(t3 - t2),
         },
     };
+}
+/**
+ * Refuses a build output in a plan-only bundle, naming it: evaluation read it (import from
+ * derivation, or builtins.storePath), and a 'drvs' bundle carries only what evaluation writes.
+ */
+function refuseBuiltInput(o) {
+    throw new errors_NixPlanError('closure', `${describeBuiltInput({ path: o.path, output: o.path, deriver: o.deriver })}; the plan depends on it, ` +
+        "and a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
+        '(relocating the plan to another store dir is then refused: native evaluation there would build it again)');
+}
+/**
+ * Refuses a build output a `sources` plan would carry without a signature, which its readers would
+ * refuse: nothing but a trusted key's signature proves what a build output holds.
+ */
+function refuseUnsignedBuiltInput(b) {
+    return new errors_NixPlanError('closure', `${describeBuiltInput(b)}; the plan depends on it, and a 'sources' bundle carries a build output ` +
+        'only signed, since nothing else proves what it holds: export with --sign-key (readers then give ' +
+        'the public key with --trusted-key)');
+}
+/** What export tells the user about a build output the plan depends on, and what --include does. */
+function explainBuiltInput(b, include, derivationCarried) {
+    const what = describeBuiltInput(b);
+    if (b.path === b.output)
+        return `${what}: the bundle carries it (--include ${include}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
+    return derivationCarried
+        ? `${what}: the plan carries that derivation, so relocation can name the copy in another store dir`
+        : `${what}: relocating the plan needs that derivation to name the copy in another store dir; export with --include sources to carry it`;
 }
 
 ;// CONCATENATED MODULE: ./src/app/freshness.ts
@@ -11249,7 +15991,7 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
         if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await files_fileDigest(copy), rfc3339(now())));
         return result;
     }
     finally {
@@ -11302,83 +16044,41 @@ async function writeNew(path, text, mode) {
             : `cannot write '${path}': ${e.message}`);
     }
 }
+/** Refuses a key file that exists, before anything is written. */
+async function assertAbsent(path) {
+    try {
+        await (0,external_node_fs_promises_namespaceObject.lstat)(path);
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return;
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.message}`);
+    }
+    throw new errors_NixPlanError('usage', `'${path}' exists; refusing to overwrite a key file`);
+}
 /**
  * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
- * newline (older Nix does not trim key files). Refuses to overwrite either file; when the public
- * file cannot be written the secret written before it stays (it is complete and private).
+ * newline (older Nix does not trim key files). Refuses to overwrite either file, and checks both
+ * before writing either, so a refusal leaves nothing behind; should the public file still fail
+ * (created meanwhile, a full disk), the secret this call just wrote is removed again.
  */
 async function writeKeyPair(pair, files) {
+    await assertAbsent(files.secretFile);
+    await assertAbsent(files.publicFile);
     await writeNew(files.secretFile, pair.secretKey, 0o600);
-    await writeNew(files.publicFile, pair.publicKey, 0o644);
-}
-
-;// CONCATENATED MODULE: ./src/app/realise.ts
-// realisePlan: import a bundle, then build the chosen roots' outputs by .drv path with the host's
-// substituters, optionally keeping GC roots; no evaluation anywhere.
-
-
-
-
-
-
-
-
-/**
- * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
- * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
- */
-function selectRoots(roots, selectors = []) {
-    if (selectors.length === 0)
-        return [...roots];
-    const chosen = new Set();
-    for (const sel of selectors) {
-        const matches = /^\d+$/.test(sel)
-            ? roots.filter((_, i) => i === Number(sel))
-            : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
-        if (matches.length === 0)
-            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
-        for (const m of matches)
-            chosen.add(m);
+    try {
+        await writeNew(files.publicFile, pair.publicKey, 0o644);
     }
-    return roots.filter((r) => chosen.has(r));
-}
-/** Imports the bundle and builds the selected roots. */
-async function realisePlan(bundlePath, options, deps) {
-    const imported = await importPlan(bundlePath, options, deps);
-    const { manifest } = imported;
-    const roots = selectRoots(manifest.roots, options.roots);
-    const store = new NixStore(deps.runner, { store: options.store });
-    const drvs = roots.map((r) => r.drvPath);
-    deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
-    const printed = await store.realise(drvs, {
-        addRoot: options.outLink === undefined ? undefined : (0,external_node_path_namespaceObject.resolve)(options.outLink),
-        extraArgs: options.nixArgs,
-        onLog: deps.nixLog,
-    });
-    // With --add-root Nix prints the links it made; the outputs are their targets.
-    const links = options.outLink === undefined ? [] : printed;
-    const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => (0,external_node_fs_promises_namespaceObject.readlink)(l)));
-    const builtByName = new Map(built.map((p) => [nameOf(p), p]));
-    const outPaths = {};
-    for (const r of roots) {
-        const outs = {};
-        for (const [name, path] of Object.entries(r.outputs))
-            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
-        outPaths[r.drvPath] = outs;
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(files.secretFile, { force: true });
+        throw e;
     }
-    const all = Object.values(outPaths).flatMap((o) => Object.values(o));
-    const missing = all.filter((p) => p === '');
-    if (missing.length > 0)
-        throw new errors_NixPlanError('nix', 'Nix did not report every output path of the roots');
-    const invalid = await store.invalidPaths(all);
-    if (invalid.size > 0)
-        throw new errors_NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
-    const { manifest: _m, ...importSummary } = imported;
-    return { manifest, outPaths, import: importSummary, links };
 }
 
 ;// CONCATENATED MODULE: ./src/cli/use-cases.ts
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
+
+
 
 
 
@@ -11398,8 +16098,10 @@ const defaultUseCases = {
     verifyPlan: verifyPlan,
     importPlan: importPlan,
     realisePlan: realisePlan,
+    dryRunRealise: dryRunRealise,
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
+    deployPlan: deployPlan,
     keygen: keygen,
     diffPlanSources: diffPlanSources,
     planContents: planContents,
@@ -11408,62 +16110,62 @@ const defaultUseCases = {
     withFreshness: withFreshness,
 };
 
-;// CONCATENATED MODULE: ./src/cli/exit-codes.ts
-// The `nix-plan` exit codes: one per error code, so scripts can tell a bad bundle from a failed build.
+;// CONCATENATED MODULE: ./src/cli/verbose-runner.ts
+// The command line's view of the Nix commands it runs: `-v` echoes each one (argv, quoted for a
+// shell), `-vv` passes verbosity on to Nix and shows its messages, `--log-format` reaches the Nix
+// commands whose output is shown (so `nix-plan realise … --log-format internal-json |& nom --json`
+// works). A decorator over any CommandRunner, so tests and the real runner see the same.
 
-/** Every exit code `nix-plan` uses (documented in docs/cli.md, "Exit codes"). */
-const ExitCode = {
-    /** Success. */
-    ok: 0,
-    /** A bug in nix-plan, or an error it did not expect (please report it). */
-    internal: 1,
-    /** Bad command line: unknown command or option, missing or invalid argument. */
-    usage: 2,
-    /** The bundle is corrupt, truncated, inconsistent, or not a plan bundle (includes malformed bytes). */
-    bundle: 3,
-    /** A signature is missing, made by an untrusted key, or does not verify. */
-    signature: 4,
-    /** Wrong realm: the bundle is for another store dir, or the target store dir is invalid. */
-    realm: 5,
-    /** The closure cannot be relocated faithfully. */
-    relocate: 6,
-    /** The closure is not closed, has a cycle, or is out of order. */
-    closure: 7,
-    /** A size or count limit was exceeded. */
-    limit: 8,
-    /** A Nix command failed (evaluation, import, build). */
-    nix: 9,
-    /** An artifact could not be uploaded or downloaded. */
-    transport: 10,
-    /** The plan is older than the one last applied to the same profile or out-link, or than --max-age. */
-    stale: 11,
-    /** Interrupted (SIGINT). */
-    interrupted: 130,
-};
-const BY_ERROR = {
-    usage: ExitCode.usage,
-    malformed: ExitCode.bundle,
-    bundle: ExitCode.bundle,
-    signature: ExitCode.signature,
-    realm: ExitCode.realm,
-    relocate: ExitCode.relocate,
-    closure: ExitCode.closure,
-    limit: ExitCode.limit,
-    nix: ExitCode.nix,
-    transport: ExitCode.transport,
-    stale: ExitCode.stale,
-    internal: ExitCode.internal,
-};
-/** The exit code for anything thrown: its NixPlanError code, else internal. */
-function exitCodeFor(error) {
-    if (error instanceof errors_NixPlanError)
-        return BY_ERROR[error.code] ?? ExitCode.internal;
-    return ExitCode.internal;
+
+/** Nix's own tools: these take `-v` and `--log-format`; anything else (an activation script) does not. */
+const NIX_TOOLS = new Set([
+    'nix',
+    'nix-store',
+    'nix-instantiate',
+    'nix-env',
+    'nix-build',
+    'nix-shell',
+    'nix-copy-closure',
+    'nix-collect-garbage',
+]);
+/** Whether `cmd` is one of Nix's tools. */
+function isNixTool(cmd) {
+    return NIX_TOOLS.has((0,external_node_path_namespaceObject.basename)(cmd));
+}
+/** Wraps `inner` so it runs each command as `verbosity` asks. */
+class VerboseRunner {
+    inner;
+    verbosity;
+    constructor(inner, verbosity) {
+        this.inner = inner;
+        this.verbosity = verbosity;
+    }
+    run(cmd, args, options = {}) {
+        const { level, logFormat, shownLog } = this.verbosity;
+        const nix = isNixTool(cmd);
+        // From -vv the stderr of every Nix command not already passed on is shown as it comes, so
+        // its -v has something to say.
+        const showAll = nix && level >= 2 && options.onStderr === undefined;
+        const shown = showAll || (options.onStderr !== undefined && options.onStderr === shownLog);
+        const extra = nix
+            ? [
+                ...Array.from({ length: Math.max(0, level - 1) }, () => '-v'),
+                ...(logFormat !== undefined && shown ? ['--log-format', logFormat] : []),
+            ]
+            : [];
+        const argv = [...extra, ...args];
+        if (level >= 1)
+            this.verbosity.write(`+ ${formatCommandLine(cmd, argv)}\n`);
+        return this.inner.run(cmd, argv, showAll ? { ...options, onStderr: (c) => this.verbosity.write(c) } : options);
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
+
+
+
 
 
 
@@ -11485,33 +16187,20 @@ function mainHelp() {
         'Commands:',
         ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
         '',
-        'Options for every command: -h/--help, -q/--quiet, -v/--verbose, --json (machine-readable result).',
+        "Options for every command: -h/--help, -q/--quiet, -v/--verbose (each Nix command; -vv also Nix's messages),",
+        '--json (machine-readable result).',
         "Run 'nix-plan COMMAND --help' for a command's options. Exit codes: see 'nix-plan help exit-codes'.",
         '',
     ].join('\n');
 }
 /** The exit code table, as `nix-plan help exit-codes` prints it. */
 function exitCodesHelp() {
-    const rows = [
-        [ExitCode.ok, 'success'],
-        [ExitCode.internal, 'internal error (a bug: please report it)'],
-        [ExitCode.usage, 'bad command line'],
-        [ExitCode.bundle, 'the bundle is corrupt, truncated, inconsistent or not a bundle'],
-        [ExitCode.signature, 'a signature is missing, untrusted or invalid'],
-        [ExitCode.realm, 'the bundle is for another store dir, or the store dir is invalid'],
-        [ExitCode.relocate, 'the closure cannot be relocated faithfully'],
-        [ExitCode.closure, 'the closure is not closed, has a cycle, or is out of order'],
-        [ExitCode.limit, 'a size or count limit was exceeded'],
-        [ExitCode.nix, 'a Nix command failed (evaluation, import, build)'],
-        [ExitCode.transport, 'an artifact could not be uploaded or downloaded'],
-        [ExitCode.stale, 'the plan is older than the one last applied there, or than --max-age'],
-        [ExitCode.interrupted, 'interrupted'],
-    ];
-    return ['Exit codes:', ...rows.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
+    return ['Exit codes:', ...EXIT_CODE_MEANINGS.map(([c, d]) => `  ${String(c).padStart(3)}  ${d}`), ''].join('\n');
 }
 const processIo = {
     stdout: process.stdout,
     stderr: process.stderr,
+    stdin: process.stdin,
     env: (name) => process.env[name],
 };
 /** Runs `nix-plan` with `argv` (without node and script) and returns the exit code. */
@@ -11536,7 +16225,7 @@ async function main(argv, options = {}) {
         return ExitCode.ok;
     }
     if (typeof external_node_zlib_namespaceObject.createZstdCompress !== 'function') {
-        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js 22.15 or newer\n`);
+        io.stderr.write(`nix-plan: error: this Node.js (${process.version}) has no zstd in node:zlib; nix-plan needs Node.js ${NODE_REQUIRED} or newer\n`);
         return ExitCode.internal;
     }
     const command = COMMANDS.find((c) => c.name === first);
@@ -11550,37 +16239,78 @@ async function main(argv, options = {}) {
             return ExitCode.ok;
         }
     }
-    const verbosity = {
-        quiet: rest.includes('-q') || rest.includes('--quiet'),
-        verbose: rest.includes('-v') || rest.includes('--verbose'),
-    };
-    const ctx = {
-        io,
-        useCases: { ...defaultUseCases, ...options.useCases },
-        deps: {
-            runner: options.runner ?? new ProcessRunner(),
-            log: terminalLogger(io, verbosity),
-            progress: terminalProgress(io, verbosity),
-            nixLog: verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk),
-        },
+    const verbosity = verbosityOf(rest);
+    // An echoed command starts on a clean line, even under a progress bar.
+    const write = (text) => io.stderr.write(typeof text === 'string' && io.stderr.isTTY === true ? `\r\x1b[K${text}` : text);
+    const controller = new AbortController();
+    const log = terminalLogger(io, verbosity);
+    const signals = options.signals ?? (options.io === undefined ? process : undefined);
+    const stopListening = signals === undefined
+        ? () => undefined
+        : abortOnStopSignals(controller, signals, (s) => log.warn(`${s}: still cleaning up, please wait`));
+    const makeContext = (args) => {
+        const base = options.runner ?? new ProcessRunner();
+        const logFormat = oneOf(str(args, 'log-format'), 'log-format', LOG_FORMATS);
+        const nixLog = verbosity.quiet ? undefined : (chunk) => io.stderr.write(chunk);
+        const runner = verbosity.level > 0 || logFormat !== undefined
+            ? new VerboseRunner(base, { level: verbosity.level, logFormat, write, shownLog: nixLog })
+            : base;
+        return {
+            io,
+            useCases: { ...defaultUseCases, ...options.useCases },
+            deps: {
+                // Every command stops when a signal comes; what cleans up after it runs on `runner`.
+                runner: new AbortableRunner(runner, controller.signal),
+                log,
+                progress: terminalProgress(io, verbosity),
+                nixLog,
+                signal: controller.signal,
+            },
+        };
     };
     try {
-        await command.run(command.parse(rest), ctx);
+        const args = command.parse(rest);
+        await command.run(args, makeContext(args));
         return ExitCode.ok;
     }
     catch (error) {
-        const code = exitCodeFor(error);
+        // Stopped by a signal, whatever error the stopping caused: exit as the signal says.
+        const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
         // An error may quote the bundle (a path, a field): its control characters are made visible.
         io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
         if (code === ExitCode.usage)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
-        if (!(error instanceof errors_NixPlanError)) {
+        if (!(error instanceof errors_NixPlanError) && !controller.signal.aborted) {
             io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
             if (verbosity.verbose && error instanceof Error && error.stack !== undefined)
                 io.stderr.write(`${error.stack}\n`);
         }
         return code;
     }
+    finally {
+        stopListening();
+    }
+}
+/**
+ * `-q` and the `-v` count from the options before `--` (`-v -v`, `-vv` and `--verbose` add up;
+ * letters grouped with the other flags, `-qv`, count too).
+ */
+function verbosityOf(argv) {
+    const dash = argv.indexOf('--');
+    const head = dash < 0 ? argv : argv.slice(0, dash);
+    let level = 0;
+    let quiet = false;
+    for (const a of head) {
+        if (a === '--verbose')
+            level++;
+        else if (a === '--quiet')
+            quiet = true;
+        else if (/^-[qvh]+$/.test(a)) {
+            level += a.split('v').length - 1;
+            quiet ||= a.includes('q');
+        }
+    }
+    return { quiet, verbose: level > 0, level };
 }
 function usage(io, message) {
     io.stderr.write(`nix-plan: error: ${message}\nTry 'nix-plan --help'.\n`);
@@ -11594,7 +16324,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(943);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(594);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -14,6 +14,10 @@ export const PlanInput = {
   Upload: 'upload',
   Matrix: 'matrix',
   ArtifactDir: 'artifact-dir',
+  CompareTo: 'compare-to',
+  CompareRunId: 'compare-run-id',
+  GithubToken: 'github-token',
+  TrustedKeys: 'trusted-keys',
 } as const;
 
 /** Outputs of every action that publishes a plan (the root action, promote). */
@@ -26,6 +30,8 @@ export const PublishOutput = {
   DrvPaths: 'drv-paths',
   Paths: 'paths',
   Bytes: 'bytes',
+  Changed: 'changed',
+  Changes: 'changes',
 } as const;
 
 /** Outputs of the root action. */
@@ -73,10 +79,36 @@ export const PromoteInput = {
   PromotedName: 'promoted-artifact-name',
   RetentionDays: 'retention-days',
   Upload: 'upload',
+  CompareTo: 'compare-to',
+  CompareRunId: 'compare-run-id',
 } as const;
 
 /** Outputs of `promote` (the promoted plan, as the root action describes its plan). */
 export const PromoteOutput = PublishOutput;
+
+/** Inputs of `deploy`: fetch a plan and deploy it over SSH to hosts that need only Nix. */
+export const DeployInput = {
+  ...FetchInput,
+  Hosts: 'hosts',
+  SshPrivateKey: 'ssh-private-key',
+  KnownHosts: 'known-hosts',
+  AllowUnknownHosts: 'allow-unknown-hosts',
+  SshOptions: 'ssh-options',
+  Action: 'action',
+  Profile: 'profile',
+  ConfirmTimeout: 'confirm-timeout',
+  BuildOn: 'build-on',
+  Jobs: 'jobs',
+  KeepGoing: 'keep-going',
+  UseSudo: 'use-sudo',
+  AllowDowngrade: 'allow-downgrade',
+} as const;
+
+/** Outputs of `deploy`. */
+export const DeployOutput = {
+  Result: 'result',
+  BundlePath: 'bundle-path',
+} as const;
 
 /** The default artifact name of a plan (a name can be uploaded once per run). */
 export const DEFAULT_ARTIFACT_NAME = 'plan.nixplan';
@@ -90,4 +122,6 @@ export const RunnerEnv = {
   RunnerTemp: 'RUNNER_TEMP',
   ActionRef: 'GITHUB_ACTION_REF',
   ActionRepository: 'GITHUB_ACTION_REPOSITORY',
+  ApiUrl: 'GITHUB_API_URL',
+  WorkflowRef: 'GITHUB_WORKFLOW_REF',
 } as const;

@@ -3,14 +3,16 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BundleManifest } from '../core/bundle/manifest.js';
 import { exportPlan } from '../app/export.js';
+import { diffPlanSources } from '../app/diff.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
-import { PlanOutput } from './constants.js';
+import { PlanInput, PlanOutput } from './constants.js';
 import { planMatrix } from './matrix.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
 import { parsePlanSettings } from './settings.js';
 import { planSummary } from './summary.js';
 import { setListOutput, siblingAction } from './outputs.js';
+import { compareInputs, comparePlans, type CompareDeps } from './compare.js';
 
 /** What the root action needs; every member has a default that talks to the real runner. */
 export interface PlanDeps {
@@ -18,11 +20,20 @@ export interface PlanDeps {
   readonly runner: CommandRunner;
   readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
   readonly exportPlan: typeof exportPlan;
+  readonly diffPlanSources: typeof diffPlanSources;
+  /** Finds `compare-to: latest` (default: GitHub's REST API). */
+  readonly findLatest?: CompareDeps['findLatest'];
 }
 
 /** The real runner, Nix and artifact service. */
 export function defaultPlanDeps(io: ActionIO = runnerIO()): PlanDeps {
-  return { io, runner: defaultRunner(), transport: (dir) => defaultTransport(io, dir), exportPlan };
+  return {
+    io,
+    runner: defaultRunner(),
+    transport: (dir) => defaultTransport(io, dir),
+    exportPlan,
+    diffPlanSources,
+  };
 }
 
 /** drv path → outputs, as the out-paths outputs give them. */
@@ -35,6 +46,7 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
   const { io } = deps;
   const settings = parsePlanSettings(io.input);
   if (settings.signingKey !== undefined) io.setSecret(settings.signingKey);
+  const compare = compareInputs(io, PlanInput, settings.artifactName, settings.artifactDir);
 
   const dir = jobTempDir(io, 'plan');
   await mkdir(dir, { recursive: true });
@@ -91,6 +103,20 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
     io.log.info(`published ${artifact.name} (${size} bytes, ${digest})`);
   }
 
+  const comparison =
+    compare === undefined
+      ? undefined
+      : await comparePlans(
+          compare,
+          bundlePath,
+          deps,
+          {
+            changed: PlanOutput.Changed,
+            changes: PlanOutput.Changes,
+          },
+          jobTempDir(io, 'compare'),
+        );
+
   // Exporting is everything after evaluation: collecting, writing and (with relocate-to) relocating.
   const { evaluateMs } = exported.timings;
   await io.appendSummary(
@@ -103,6 +129,7 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
       timings: { evaluateMs, exportMs: Math.max(0, exportedAt - started - evaluateMs), uploadMs },
       realiseAction: siblingAction(io, 'realise'),
       jobs: matrix.include.length,
+      comparison,
     }),
   );
 }

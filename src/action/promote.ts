@@ -5,9 +5,14 @@ import { join } from 'node:path';
 import { withFreshness } from '../app/freshness.js';
 import { relocatePlan } from '../app/relocate.js';
 import { inspectPlan } from '../app/inspect.js';
+import { diffPlanSources } from '../app/diff.js';
+import { trustReportOf } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
-import { PromoteInput, PromoteOutput } from './constants.js';
+import { PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
+import { compareInputs, comparePlans, type CompareDeps } from './compare.js';
+import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
 import { setListOutput, siblingAction } from './outputs.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
@@ -21,6 +26,9 @@ export interface PromoteDeps {
   readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
   readonly inspectPlan: typeof inspectPlan;
   readonly relocatePlan: typeof relocatePlan;
+  readonly diffPlanSources: typeof diffPlanSources;
+  /** Finds `compare-to: latest` (default: GitHub's REST API). */
+  readonly findLatest?: CompareDeps['findLatest'];
 }
 
 /** The real runner, Nix and artifact service. */
@@ -31,7 +39,17 @@ export function defaultPromoteDeps(io: ActionIO = runnerIO()): PromoteDeps {
     transport: (dir) => defaultTransport(io, dir),
     inspectPlan,
     relocatePlan,
+    diffPlanSources,
   };
+}
+
+/** Where the promoted plan was fetched from, in safe Markdown. */
+function sourceText(settings: ReturnType<typeof parsePromoteSettings>, runId: string | undefined): string {
+  const { source } = settings;
+  if (source.kind === 'file') return `the bundle ${codeSpan(source.path)}`;
+  const run = source.runId ?? (runId === undefined ? undefined : Number(runId));
+  const which = run === undefined || Number.isNaN(run) ? 'this run' : `run ${run}`;
+  return `the artifact ${codeSpan(source.name)} of ${which}${source.runId === undefined && which !== 'this run' ? ' (this run)' : ''}`;
 }
 
 /** Runs the promote action. */
@@ -41,6 +59,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   if (settings.signingKey !== undefined) io.setSecret(settings.signingKey);
   if (settings.source.kind === 'artifact' && settings.source.token !== undefined)
     io.setSecret(settings.source.token);
+  const compare = compareInputs(io, PromoteInput, settings.promotedName, settings.artifactDir);
 
   const transport = (): ArtifactTransport => deps.transport(settings.artifactDir);
   if (settings.noCheckSigs && settings.trustedKeys.length === 0)
@@ -48,7 +67,8 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
       `${PromoteInput.NoCheckSigs}: promoting a plan no trusted key vouches for (the promoted plan records it)`,
     );
   const plan = await fetchPlan(settings, transport, jobTempDir(io, 'fetched'));
-  const from = (await deps.inspectPlan(plan.path)).manifest.storeDir;
+  const input = (await deps.inspectPlan(plan.path)).manifest;
+  const from = input.storeDir;
 
   const dir = jobTempDir(io, 'promoted');
   await mkdir(dir, { recursive: true });
@@ -68,6 +88,8 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
           output,
           ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
           ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),
+          // Checked again on the private copy that is relocated: the file could change after fetching.
+          ...(settings.digest === undefined ? {} : { digest: settings.digest }),
           ...(settings.signingKey === undefined ? {} : { signingKeys: [settings.signingKey] }),
         },
         { runner: deps.runner, log: io.log, progress: io.progress },
@@ -96,6 +118,19 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
     if (artifact.url !== undefined) io.setOutput(PromoteOutput.ArtifactUrl, artifact.url);
     io.log.info(`published ${artifact.name}: ${from} → ${settings.to} (${size} bytes, ${digest})`);
   }
+  const comparison =
+    compare === undefined
+      ? undefined
+      : await comparePlans(
+          compare,
+          output,
+          deps,
+          {
+            changed: PromoteOutput.Changed,
+            changes: PromoteOutput.Changes,
+          },
+          jobTempDir(io, 'compare'),
+        );
   await io.appendSummary(
     promoteSummary({
       from,
@@ -106,6 +141,15 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
       artifactName: settings.promotedName,
       artifactUrl,
       realiseAction: siblingAction(io, 'realise'),
+      source: {
+        description: sourceText(settings, io.env(RunnerEnv.RunId)),
+        manifest: input,
+        // relocatePlan required one of these keys to verify, when keys were given.
+        trust: trustReportOf(input, settings.trustedKeys.map(parsePublicKey), {
+          noCheckSigs: settings.noCheckSigs,
+        }),
+      },
+      comparison,
     }),
   );
 }

@@ -74,6 +74,9 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
         {
           ...(roots.length > 0 ? { roots } : {}),
           ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
+          ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),
+          // Checked again on the private copy that is imported: the file could change after fetching.
+          ...(settings.digest === undefined ? {} : { digest: settings.digest }),
           ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
           ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
         },
@@ -88,10 +91,13 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       shard: settings.shard === undefined ? undefined : `${settings.shard.index}/${settings.shard.count}`,
       outPaths: result.outPaths,
       timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },
-      // realisePlan verified the signature against these keys (it refuses a plan none signed).
-      trust: trustReportOf(result.manifest, settings.trustedKeys.map(parsePublicKey), {
-        noCheckSigs: settings.noCheckSigs,
-      }),
+      build: result.build,
+      // The import's own report; a realisePlan that gives none (a stand-in) gets one made here.
+      trust:
+        (result as Partial<typeof result>).trust ??
+        trustReportOf(result.manifest, settings.trustedKeys.map(parsePublicKey), {
+          noCheckSigs: settings.noCheckSigs,
+        }),
     }),
   );
 }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringifyError } from '../core/errors.js';
 import type { Logger, Progress } from '../app/deps.js';
-import { ProcessRunner, type CommandRunner } from '../nix/runner.js';
+import type { CommandRunner } from '../nix/runner.js';
+import { ExecRunner } from './exec-runner.js';
 import { GitHubArtifactTransport } from '../transport/github.js';
 import { LocalDirectoryTransport } from '../transport/local.js';
 import type { ArtifactTransport } from '../transport/transport.js';
@@ -32,22 +33,26 @@ export interface ActionIO {
 }
 
 /**
- * A sink for Nix's build log in the job log. A build's output is untrusted text, so workflow
- * commands (`::set-output`, `::add-mask`, …) are switched off while it runs, with a token only
- * this step knows; `close` switches them back on.
+ * A sink for Nix's build log in the job log, in a collapsible group (`title`). A build's output is
+ * untrusted text, so workflow commands (`::set-output`, `::add-mask`, `::endgroup::`, …) are
+ * switched off while it runs, with a token only this step knows; `close` switches them back on
+ * and ends the group.
  */
-export function nixBuildLog(io: ActionIO): { write: (chunk: Uint8Array) => void; close: () => void } {
+export function nixBuildLog(
+  io: ActionIO,
+  title = 'Nix build log',
+): { write: (chunk: Uint8Array) => void; close: () => void } {
   const token = randomUUID();
   let started = false;
   return {
     write: (chunk) => {
       if (io.writeLog === undefined) return;
-      if (!started) io.writeLog(`::stop-commands::${token}\n`);
+      if (!started) io.writeLog(`::group::${title}\n::stop-commands::${token}\n`);
       started = true;
       io.writeLog(chunk);
     },
     close: () => {
-      if (started) io.writeLog?.(`\n::${token}::\n`);
+      if (started) io.writeLog?.(`\n::${token}::\n::endgroup::\n`);
       started = false;
     },
   };
@@ -58,6 +63,7 @@ const logProgress = (log: Logger): Progress => ({
   start(label: string, total?: number) {
     let n = 0;
     let bytes = 0;
+    const started = performance.now();
     log.debug(`${label}${total === undefined ? '' : ` (${total})`}…`);
     return {
       tick(count = 1, b = 0) {
@@ -65,7 +71,13 @@ const logProgress = (log: Logger): Progress => ({
         bytes += b;
       },
       done() {
-        log.info(`${label}: ${n} done${bytes > 0 ? `, ${bytes} bytes` : ''}`);
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        // A phase without a count (evaluating) is told by its time alone.
+        log.info(
+          total === undefined && n === 0
+            ? `${label}: done in ${seconds} s`
+            : `${label}: ${n} done${bytes > 0 ? `, ${bytes} bytes` : ''} in ${seconds} s`,
+        );
       },
     };
   },
@@ -111,9 +123,12 @@ export function defaultTransport(io: ActionIO, artifactDir: string | undefined):
   });
 }
 
-/** The Nix runner of an action: Nix from PATH with the job's environment (NIX_* included). */
+/**
+ * The Nix runner of an action: Nix from PATH with the job's environment (NIX_* included), run
+ * through @actions/exec (a `[command]` line for each; see exec-runner.ts).
+ */
 export function defaultRunner(): CommandRunner {
-  return new ProcessRunner();
+  return new ExecRunner();
 }
 
 /**

@@ -4,6 +4,7 @@ import { assertSignable } from '../app/signing-policy.js';
 import { NixPlanError } from '../core/errors.js';
 import { parseDuration } from '../core/freshness.js';
 import { parsePublicKey, parseSecretKey } from '../core/signing.js';
+import { splitShellWords } from '../core/shell-words.js';
 import { storeDirProblem } from '../core/store-path.js';
 import { INCLUDE_KINDS, MAX_LEVEL, MIN_LEVEL, type Include } from '../core/bundle/index.js';
 import {
@@ -272,7 +273,8 @@ export function unprovenOrigin(source: PlanSource): string | undefined {
   return undefined;
 }
 
-function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
+/** Parses the inputs every fetching action shares. */
+export function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
   const bundle = input(FetchInput.Bundle);
   const name = input(FetchInput.ArtifactName);
   const runId = parseInteger(
@@ -284,7 +286,8 @@ function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
   );
   const token = input(FetchInput.GithubToken);
   const repository = input(FetchInput.Repository);
-  if (bundle !== '' && (name !== '' || runId !== undefined)) {
+  // artifact-name has a default (which the runner passes like a given value): only another name conflicts.
+  if (bundle !== '' && ((name !== '' && name !== DEFAULT_ARTIFACT_NAME) || runId !== undefined)) {
     throw new InputError(
       FetchInput.Bundle,
       `give either "${FetchInput.Bundle}" (a local file) or "${FetchInput.ArtifactName}", not both`,
@@ -367,7 +370,7 @@ export interface RealiseSettings extends FetchSettings {
   readonly roots: string[];
   readonly shard: Shard | undefined;
   readonly outLink: string | undefined;
-  /** Extra arguments for the Nix build (`--max-jobs 4`, `--option …`), one per whitespace. */
+  /** Extra arguments for the Nix build (`--max-jobs 4`, `--option …`), split as a shell would. */
   readonly nixArgs: string[];
   /** Accept a plan older than the one last realised to `outLink`. */
   readonly allowDowngrade: boolean;
@@ -392,11 +395,21 @@ export function parseRealiseSettings(input: InputReader, env: EnvReader): Realis
     roots: parseLines(input(RealiseInput.Roots)),
     shard,
     outLink: outLink === '' ? undefined : outLink,
-    nixArgs: input(RealiseInput.NixArgs)
-      .split(/\s+/)
-      .filter((a) => a !== ''),
+    nixArgs: parseNixArgs(RealiseInput.NixArgs, input(RealiseInput.NixArgs)),
     allowDowngrade: parseBoolean(RealiseInput.AllowDowngrade, input(RealiseInput.AllowDowngrade), false),
   };
+}
+
+/** Extra Nix arguments split as a shell would (`--option extra-substituters "a b"`), nothing expanded. */
+export function parseNixArgs(input: string, value: string): string[] {
+  try {
+    return splitShellWords(value);
+  } catch (e) {
+    throw new InputError(
+      input,
+      `${e instanceof Error ? e.message.replace(/^the arguments: /, '') : String(e)}; accepted: arguments as a shell would split them (quotes and backslashes, no expansion)`,
+    );
+  }
 }
 
 /** Settings of `promote`. */

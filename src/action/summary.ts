@@ -12,7 +12,10 @@ import {
 import { CONTENT_ADDRESSED_KINDS } from '../core/content-address.js';
 import { originMarkdown } from '../core/provenance-view.js';
 import { markdownCode } from '../core/text.js';
+import type { BuildReport } from '../app/build-report.js';
+import type { Comparison } from './compare.js';
 import { rootLabel } from './matrix.js';
+import { diffSection, provenanceSection } from './summary-diff.js';
 
 /** GitHub refuses step summaries above 1 MiB; ours stay within half of it. */
 export const SUMMARY_BUDGET = 512 * 1024;
@@ -57,16 +60,61 @@ export function table(headers: string[], rows: string[][], limit = LIST_LIMIT): 
   return lines.join('\n') + '\n';
 }
 
-/** Cuts a summary that would still exceed the budget (it never should after the list limits). */
-export function capSummary(markdown: string, budget = SUMMARY_BUDGET): string {
-  if (Buffer.byteLength(markdown) <= budget) return markdown;
-  const note = '\n\n…summary truncated to stay under GitHub’s 1 MiB limit.\n';
-  // Cut at a character boundary: a partial UTF-8 sequence at the end decodes to one U+FFFD.
-  const kept = Buffer.from(markdown)
-    .subarray(0, budget - Buffer.byteLength(note))
+/** The first `bytes` bytes of `text` at most, cut at a character boundary. */
+function prefixWithin(text: string, bytes: number): string {
+  // A partial UTF-8 sequence at the end decodes to one U+FFFD, dropped with it.
+  const kept = Buffer.from(text)
+    .subarray(0, Math.max(0, bytes))
     .toString('utf8')
     .replace(/\uFFFD$/, '');
-  return markdown.slice(0, kept.length) + note;
+  return text.slice(0, kept.length);
+}
+
+/** Headings of the sections a cut summary leaves out, as they would have read (our own Markdown). */
+const HEADING = /^#{2,4} (.+)$/gm;
+const HEADINGS_NAMED = 8;
+
+/**
+ * Cuts a summary that would still exceed the budget (it should not after the list limits) and
+ * says so honestly: how much was left out, which sections, and where to read all of it. The cut
+ * falls at the end of a line, so no table row, code span or tag is left half; a code block or a
+ * collapsed block (`<details>`) left open is closed.
+ */
+export function capSummary(markdown: string, budget = SUMMARY_BUDGET): string {
+  const total = Buffer.byteLength(markdown);
+  if (total <= budget) return markdown;
+  const noteFor = (kept: string): string => {
+    const headings = [...markdown.slice(kept.length).matchAll(HEADING)]
+      .map((m) => m[1] ?? '')
+      .filter((h) => Buffer.byteLength(h) <= 200);
+    const named =
+      headings.length === 0
+        ? ''
+        : `, including the section${headings.length === 1 ? '' : 's'} ${headings
+            .slice(0, HEADINGS_NAMED)
+            .map((h) => `“${h}”`)
+            .join(
+              ', ',
+            )}${headings.length > HEADINGS_NAMED ? ` and ${headings.length - HEADINGS_NAMED} more` : ''}`;
+    return (
+      `\n> [!NOTE]\n> **This summary was cut** to stay under GitHub’s 1 MiB limit for a step summary: ` +
+      `the last ${formatBytes(total - Buffer.byteLength(kept))} of ${formatBytes(total)} are not shown${named}. ` +
+      'The plan holds all of it: `nix-plan inspect --contents` and `nix-plan diff` show it in full.\n'
+    );
+  };
+  // Room for the note and for closing what the cut leaves open.
+  const reserve = Buffer.byteLength(noteFor('')) + 512;
+  let kept = prefixWithin(markdown, budget - reserve);
+  const lineEnd = kept.lastIndexOf('\n');
+  if (lineEnd >= 0) kept = kept.slice(0, lineEnd + 1);
+  const closers: string[] = lineEnd >= 0 ? [] : [''];
+  if ((kept.match(/^```/gm) ?? []).length % 2 === 1) closers.push('```');
+  const open = (kept.match(/<details>/g) ?? []).length - (kept.match(/<\/details>/g) ?? []).length;
+  for (let i = 0; i < Math.min(open, 16); i++) closers.push('</details>');
+  const close = closers.length === 0 ? '' : `\n${closers.join('\n')}\n`;
+  const out = `${kept}${close}${noteFor(kept)}`;
+  // Only a pathological heading list could overrun the reserve; then the note alone is kept short.
+  return Buffer.byteLength(out) <= budget ? out : `${prefixWithin(kept, budget - 200)}\n\n…summary cut.\n`;
 }
 
 function rootsTable(manifest: BundleManifest): string {
@@ -154,6 +202,30 @@ export interface PlanSummaryFacts {
   readonly jobs: number;
   /** The clock, for the plan's age (default now). */
   readonly now?: Date | undefined;
+  /** What `compare-to` found (undefined: not asked for). */
+  readonly comparison?: Comparison | undefined;
+}
+
+/** The comparison part of a summary: the diff, or why there was nothing to compare with. */
+export function comparisonSection(c: Comparison | undefined): string {
+  if (c === undefined) return '';
+  if (c.diff !== undefined && c.baseline !== undefined)
+    return `${diffSection(c.diff, { description: c.baseline })}\n`;
+  return `### Changes\n\n${c.missing ?? 'nothing to compare with'}.\n\n`;
+}
+
+/**
+ * Where a plan (signed in this job) came from: beside the plan it was compared with when there
+ * was one, else alone.
+ */
+function originSection(m: BundleManifest, now: Date, comparison: Comparison | undefined): string {
+  const compared = comparison?.compared;
+  if (compared === undefined) return originMarkdown(m, undefined, { now, signedHere: true });
+  return provenanceSection(
+    { manifest: m, signedHere: true },
+    { manifest: compared.manifest, trust: compared.trust },
+    now,
+  );
 }
 
 /** The root action's summary. */
@@ -165,7 +237,7 @@ export function planSummary(f: PlanSummaryFacts): string {
     `${m.roots.length} root(s), ${m.paths} store paths (${m.include}), evaluated by Nix ${code(m.nixVersion)} ` +
       `for ${code(m.storeDir)}${m.systems.length > 0 ? ` on ${m.systems.map(code).join(', ')}` : ''}; ` +
       `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}.\n\n`,
-    originMarkdown(m, undefined, { now: f.now ?? new Date(), signedHere: true }),
+    originSection(m, f.now ?? new Date(), f.comparison),
     '\n',
     table(
       ['bundle', 'export stream', 'ratio', 'evaluating', 'exporting', 'uploading', 'matrix jobs'],
@@ -183,7 +255,9 @@ export function planSummary(f: PlanSummaryFacts): string {
         ],
       ],
     ),
-    '\n### Roots\n\n',
+    '\n',
+    comparisonSection(f.comparison),
+    '### Roots\n\n',
     rootsTable(m),
     '\n### Contents\n\n',
     contentsTable(m),
@@ -207,6 +281,42 @@ export interface RealiseSummaryFacts {
   readonly trust?: TrustReport | undefined;
   /** The clock, for the plan's age (default now). */
   readonly now?: Date | undefined;
+  /** What building did (built against substituted, and when each root was ready). */
+  readonly build?: BuildReport | undefined;
+}
+
+const HOW: Readonly<Record<BuildReport['roots'][number]['how'], string>> = {
+  built: 'built',
+  substituted: 'substituted',
+  valid: 'already valid',
+  unknown: 'not known (a custom --log-format)',
+};
+
+/** What Nix did for each root, and the lists of what it built and substituted, collapsed. */
+function buildSection(b: BuildReport, outPaths: Record<string, Record<string, string>>): string {
+  const parts = [
+    `Nix built **${b.built.length}** derivation${b.built.length === 1 ? '' : 's'} and substituted **${b.substituted.length}** path${b.substituted.length === 1 ? '' : 's'} in ${formatMs(b.totalMs)}.\n`,
+    table(
+      ['root', 'how', 'ready after', 'outputs'],
+      b.roots.map((r) => [
+        code(r.label),
+        HOW[r.how],
+        r.readyMs === undefined ? '—' : formatMs(r.readyMs),
+        Object.entries(outPaths[r.drvPath] ?? {})
+          .map(([name, path]) => `${code(name)}: ${code(path)}`)
+          .join(', '),
+      ]),
+    ),
+  ];
+  const list = (title: string, header: string, paths: readonly string[]): string =>
+    `<details><summary>${title} (${paths.length})</summary>\n\n${table(
+      [header],
+      paths.map((p) => [code(p)]),
+      200,
+    )}\n</details>\n`;
+  if (b.built.length > 0) parts.push(list('Built', 'derivation', b.built));
+  if (b.substituted.length > 0) parts.push(list('Substituted', 'path', b.substituted));
+  return parts.join('\n');
 }
 
 /** The realise action's summary. */
@@ -221,7 +331,9 @@ export function realiseSummary(f: RealiseSummaryFacts): string {
         `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}. ` +
         `Plan ${trustMarkdown(f.manifest, f.trust)}.\n`,
       originMarkdown(f.manifest, f.trust, { now: f.now ?? new Date() }),
-      table(['derivation', 'output', 'path'], rows),
+      f.build === undefined
+        ? table(['derivation', 'output', 'path'], rows)
+        : buildSection(f.build, f.outPaths),
     ].join('\n'),
   );
 }
@@ -238,19 +350,31 @@ export interface PromoteSummaryFacts {
   readonly realiseAction: string;
   /** The clock, for the plan's age (default now). */
   readonly now?: Date | undefined;
+  /** What was promoted: where it was fetched from (safe Markdown), its manifest and what was proven of it. */
+  readonly source?:
+    | { readonly description: string; readonly manifest: BundleManifest; readonly trust: TrustReport }
+    | undefined;
+  /** What `compare-to` found: the previous promotion into this realm. */
+  readonly comparison?: Comparison | undefined;
 }
 
 /** The promote action's summary. */
 export function promoteSummary(f: PromoteSummaryFacts): string {
   const m = f.manifest;
+  const source =
+    f.source === undefined
+      ? ''
+      : `Promoted ${f.source.description} from ${code(f.from)} into ${code(m.storeDir)}; the input was ${trustMarkdown(f.source.manifest, f.source.trust)}.\n\n`;
   return capSummary(
     [
       `## nix-plan promote: ${code(f.artifactName)}\n\n`,
+      source,
       `${m.roots.length} root(s), ${m.paths} store paths, now for ${code(m.storeDir)}; ` +
         `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}; ` +
         `bundle ${f.artifactUrl === undefined ? formatBytes(f.bundleBytes) : `[${formatBytes(f.bundleBytes)}](${f.artifactUrl})`}.\n\n`,
-      originMarkdown(m, undefined, { now: f.now ?? new Date(), signedHere: true }),
+      originSection(m, f.now ?? new Date(), f.comparison),
       '\n',
+      comparisonSection(f.comparison),
       relocationSection(f.from, m.storeDir, f.report),
       '\n### Roots\n\n',
       rootsTable(m),

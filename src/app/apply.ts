@@ -1,8 +1,18 @@
 // applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
 // profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { BundleManifest } from '../core/bundle/manifest.js';
 import { NixPlanError } from '../core/errors.js';
+import { HostProgram } from '../nix/host-program.js';
 import { Profile, generationOf, linkTarget, switchScript, switchToConfiguration } from '../nix/profile.js';
+import { LocalHost } from '../nix/ssh.js';
 import type { Deps } from './deps.js';
+import { activateSafely, DEFAULT_CONFIRM_TIMEOUT, type ActivationClock } from './deploy/activation.js';
+import { fileDigest } from './deploy/digest.js';
+import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
+import { assignRoots, systemOfRoot } from './deploy/roots.js';
+import { readBundleHead } from './inspect.js';
 
 export { generationOf } from '../nix/profile.js';
 
@@ -25,18 +35,35 @@ export interface ApplyOptions {
   readonly rollback?: boolean | undefined;
   /** Nix store URI (`--store`) for nix-env. */
   readonly store?: string | undefined;
+  /** Seconds a switch/test waits for confirmation before it is reverted; 0 turns confirmation off. */
+  readonly confirmTimeout?: number | undefined;
+  /** Apply a root that is not a NixOS system derivation (nixos-system-…). */
+  readonly allowAnyRoot?: boolean | undefined;
+  /** `--max-age` in milliseconds, and as written. */
+  readonly maxAgeMs?: number | undefined;
+  readonly maxAgeText?: string | undefined;
+  /** Apply a plan older than the one last applied to the profile. */
+  readonly allowDowngrade?: boolean | undefined;
 }
 
-/** What realising a bundle yields: the roots' outputs (as `realisePlan` returns them). */
+/** What realising a bundle yields: its verified manifest and the roots' outputs (as `realisePlan`). */
 export interface RealisedOutputs {
+  readonly manifest?: BundleManifest | undefined;
   /** drv path → output name → output path. */
   readonly outPaths: Record<string, Record<string, string>>;
+  /** What importing found: build outputs accepted without proof (`--no-check-sigs`). */
+  readonly import?: { readonly unproven: number } | undefined;
 }
 
 /** Dependencies of applyPlan: the usual ones and a function that realises a bundle. */
 export interface ApplyDeps extends Deps {
-  /** Imports and builds the bundle (the CLI binds `realisePlan` with its import options). */
-  readonly realise: (bundlePath: string) => Promise<RealisedOutputs>;
+  /** Imports and builds the bundle's `roots` (the CLI binds `realisePlan` with its import options). */
+  readonly realise: (bundlePath: string, roots: readonly string[]) => Promise<RealisedOutputs>;
+  /** Where switch-to-configuration's output goes as it runs (default: `nixLog`). */
+  readonly output?: ((chunk: Uint8Array) => void) | undefined;
+  readonly clock?: ActivationClock | undefined;
+  /** The clock for freshness and the record (default: now). */
+  readonly now?: (() => Date) | undefined;
 }
 
 /** What applyPlan did. */
@@ -49,7 +76,11 @@ export interface ApplyResult {
   readonly profileChanged: boolean;
   /** The profile's current generation afterwards (undefined when it has none). */
   readonly generation: number | undefined;
-  /** What switch-to-configuration printed on standard output. */
+  /** The generation current before (a safe activation says). */
+  readonly previousGeneration?: number | undefined;
+  /** Whether the activation was confirmed (switch and test with a confirm timeout). */
+  readonly confirmed?: boolean | undefined;
+  /** What switch-to-configuration printed on standard output (a rollback; an activation streams it). */
   readonly output: string;
 }
 
@@ -80,10 +111,14 @@ async function previousGeneration(profile: Profile): Promise<string> {
 }
 
 /**
- * Applies a NixOS system plan like `nixos-rebuild ACTION`: realises the bundle (through
- * `deps.realise`), makes the system the profile's new generation for `switch` and `boot`
- * (`nix-env --profile P --set PATH`), then runs `PATH/bin/switch-to-configuration ACTION`.
- * With `rollback` no bundle is needed: `switch`/`boot` go back one generation
+ * Applies a NixOS system plan like `nixos-rebuild ACTION`, safely: checks from the manifest that
+ * the plan is one NixOS system (before building anything), realises that root (through
+ * `deps.realise`), then activates it with the host program on this machine — the same code a
+ * deploy runs on its hosts: profile set for `switch`/`boot`, switch-to-configuration under
+ * systemd-run when the machine runs systemd with its output streamed, the previous generation
+ * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
+ * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
+ * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
  * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
  * the previous generation's script and leave the profile alone.
  */
@@ -98,37 +133,90 @@ export async function applyPlan(
       'usage',
       `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`,
     );
+  if (options.rollback === true) return rollBack(options, action, deps);
+  if (bundlePath === undefined) throw new NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+  const profile = resolve(options.profile);
+  // The plan's shape, from its manifest, before anything is built.
+  const { manifest } = await readBundleHead(bundlePath);
+  const [root] = assignRoots(manifest.roots, [{}]);
+  if (root === undefined) throw new NixPlanError('internal', 'no root');
+  const system = systemOfRoot(root, options.allowAnyRoot === true);
+  // An older plan than the one last applied here is refused before anything is imported.
+  const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
+  const now = deps.now?.() ?? new Date();
+  checkFreshness(manifest, record, options, profile, now, deps.log);
+  const realised = await deps.realise(bundlePath, [root.drvPath]);
+  // Never activate a system some of whose paths nothing proved.
+  const unproven = realised.import?.unproven ?? 0;
+  if (unproven > 0)
+    throw new NixPlanError(
+      'signature',
+      `the plan holds ${unproven} build output${unproven === 1 ? '' : 's'} no trusted key signed: apply activates only a proven system (give --trusted-key)`,
+    );
+  const built = systemOutput(realised);
+  if (
+    built !== system ||
+    (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum)
+  )
+    throw new NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
+  const digest = await fileDigest(bundlePath);
+  const program = new HostProgram(
+    new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }),
+  );
+  deps.log.info(`activating ${system} (${action})`);
+  const outcome = await activateSafely(
+    program,
+    {
+      profile,
+      action,
+      out: system,
+      confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+      recordSeen: recordSeen(record),
+      record: SETS_PROFILE.has(action)
+        ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))
+        : '',
+    },
+    { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock },
+  );
+  if (outcome.report.recordFailed) deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
+  return {
+    action,
+    systemPath: system,
+    profile,
+    profileChanged: SETS_PROFILE.has(action),
+    generation: outcome.generation,
+    previousGeneration: outcome.previousGeneration,
+    confirmed: outcome.confirmed,
+    output: '',
+  };
+}
+
+/** The record beside the profile, if there is one. */
+async function readRecord(path: string): Promise<Uint8Array | undefined> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new NixPlanError('usage', `cannot read ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** `--rollback`: one generation back, as nixos-rebuild --rollback does. */
+async function rollBack(options: ApplyOptions, action: ApplyAction, deps: ApplyDeps): Promise<ApplyResult> {
   const profile = new Profile(deps.runner, options.profile, options.store);
   const setsProfile = SETS_PROFILE.has(action);
   let systemPath: string;
-  if (options.rollback === true) {
-    if (setsProfile) {
-      const before = await profile.currentLink();
-      await profile.rollback();
-      const after = await profile.currentLink();
-      if (after === undefined || after === before)
-        throw new NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-      systemPath = await linkTarget(after);
-    } else systemPath = await previousGeneration(profile);
-  } else {
-    if (bundlePath === undefined)
-      throw new NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
-    systemPath = systemOutput(await deps.realise(bundlePath));
-  }
+  if (setsProfile) {
+    const before = await profile.currentLink();
+    await profile.rollback();
+    const after = await profile.currentLink();
+    if (after === undefined || after === before)
+      throw new NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
+    systemPath = await linkTarget(after);
+  } else systemPath = await previousGeneration(profile);
   const script = await switchScript(systemPath);
-  if (options.rollback !== true && setsProfile) {
-    deps.log.info(`setting ${profile.path} to ${systemPath}`);
-    await profile.set(systemPath);
-  }
   deps.log.info(`running ${script} ${action}`);
-  const output = await switchToConfiguration(
-    deps.runner,
-    script,
-    action,
-    setsProfile
-      ? 'the profile already points at the new generation; `--rollback` restores the previous one'
-      : undefined,
-  );
+  const output = await switchToConfiguration(deps.runner, script, action);
   const link = await profile.currentLink();
   return {
     action,

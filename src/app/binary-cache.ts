@@ -24,7 +24,7 @@ import { progressOf, type Deps } from './deps.js';
  */
 export type CopyImport = (
   stream: AsyncIterable<Uint8Array>,
-  options: { store?: string | undefined; manifest: BundleManifest },
+  options: { store?: string | undefined; manifest: BundleManifest; workDir?: string | undefined },
   deps: Deps,
 ) => Promise<void>;
 
@@ -255,7 +255,7 @@ export function binaryCacheCopyImport(
         storeDir: options.manifest.storeDir,
         store: options.store,
         signingKey: key,
-        workDir: settings.workDir,
+        workDir: settings.workDir ?? options.workDir,
       },
       deps,
     );

@@ -30,6 +30,12 @@ export interface Deps {
   readonly progress?: Progress | undefined;
   /** Where Nix's own build log goes while it builds (the CLI: stderr); dropped when absent. */
   readonly nixLog?: ((chunk: Uint8Array) => void) | undefined;
+  /**
+   * Aborted when the user stops nix-plan (SIGINT, SIGTERM, SIGHUP), its reason an
+   * InterruptedError: long work checks it, and `runner` (an `AbortableRunner`) stops its commands.
+   * What was added to a store is then removed again before the error reaches the front end.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** A logger that drops everything (for library callers that want no output). */

@@ -1,17 +1,28 @@
 // importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, statfs } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NixPlanError } from '../core/errors.js';
-import { exportStream, openBundle, type BundleManifest } from '../core/bundle/index.js';
+import { LimitError, NixPlanError } from '../core/errors.js';
+import {
+  exportStream,
+  openBundle,
+  readBundleHead,
+  trustReportOf,
+  type BundleManifest,
+  type ReaderLimits,
+  type TrustReport,
+} from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
 import { NixCommandError, isSignatureRefusal } from '../nix/errors.js';
 import { importExport, storeTrust, type StoreTrust } from '../nix/import.js';
-import { FileInput } from '../nix/runner.js';
+import { FileInput, cleanupRunner } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
 import { binaryCacheCopyImport, type CopyImport } from './binary-cache.js';
-import type { Deps } from './deps.js';
+import { progressOf, type Deps } from './deps.js';
+import { rollBack, withRollbackNote } from './rollback.js';
 import { verifyWithProgress } from './verify.js';
 
 /** How to add paths: decide (`auto`), `nix-store --import`, or the binary-cache `copy`. */
@@ -27,6 +38,15 @@ export interface ImportOptions {
   /** Public keys; when given, the bundle must be signed by one. */
   readonly trustedKeys?: readonly string[] | undefined;
   readonly method?: ImportMethod | undefined;
+  /** Accept build outputs no trusted signature proves (`--no-check-sigs`; warned, and reported). */
+  readonly noCheckSigs?: boolean | undefined;
+  /**
+   * The sha256 the bundle file must have (`sha256:<hex>` or hex): checked on the private copy that
+   * is verified and imported, not on the path (which could change in between).
+   */
+  readonly digest?: string | undefined;
+  /** Largest uncompressed plan accepted, in bytes: what the import writes to the temp dir and the store. */
+  readonly maxSize?: number | undefined;
 }
 
 /** What importPlan did. */
@@ -38,6 +58,17 @@ export interface ImportResult {
   readonly alreadyValid: number;
   /** The method used (`none` when every path was valid already). */
   readonly method: 'import' | 'copy' | 'none';
+  /** Trusted keys whose signatures verified. */
+  readonly trustedSignatures: readonly string[];
+  /** What was proven about who made the plan (CONTRACTS.md's trust report). */
+  readonly trust: TrustReport;
+  /** The paths this run added, in dependency order (a function: not part of the printed result). */
+  readonly addedPaths: () => readonly string[];
+  /** The output paths the plan's derivations declare (what building it can add). */
+  readonly declaredOutputs: () => readonly string[];
+  /** Build outputs accepted without proof (with `noCheckSigs`). */
+  readonly unproven: number;
+  readonly noCheckSigs: boolean;
 }
 
 export type { CopyImport } from './binary-cache.js';
@@ -148,11 +179,50 @@ class VerifiedStreamFile {
   }
 }
 
+/** The sha256 of a file, as hex. */
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const c of createReadStream(path) as AsyncIterable<Buffer>) hash.update(c);
+  return hash.digest('hex');
+}
+
+/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
+export async function checkCopyDigest(copy: string, digest: string, bundlePath: string): Promise<void> {
+  const want = digest.replace(/^sha256:/, '').toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(want))
+    throw new NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
+  const got = await sha256OfFile(copy);
+  if (got !== want)
+    throw new NixPlanError(
+      'bundle',
+      `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`,
+    );
+}
+
+/**
+ * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
+ * temp dir has no room for (its verified stream is written there).
+ */
+async function checkRoom(manifest: BundleManifest, dir: string, maxSize: number | undefined): Promise<void> {
+  const size = manifest.stream.size;
+  if (maxSize !== undefined && size > maxSize)
+    throw new LimitError(
+      `the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`,
+    );
+  const fs = await statfs(dir).catch(() => undefined);
+  if (fs !== undefined && fs.bavail * fs.bsize < size)
+    throw new LimitError(
+      `the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`,
+    );
+}
+
 /**
  * Copies the bundle into a private directory and verifies the copy completely, so nothing
  * unverified can reach the store even if the original changes meanwhile; the verified export
  * stream is kept in a private file as it is checked, and that file is what Nix imports.
  * Paths already valid are skipped; running it twice, or twice at once, is safe (Nix locks paths).
+ * If the import fails or is interrupted (`deps.signal`), the paths it made valid are removed again
+ * before the error is thrown, and the error says so: the store's valid paths are what they were.
  */
 export async function importPlan(
   bundlePath: string,
@@ -173,27 +243,39 @@ export async function importPlan(
     await copyFile(bundlePath, copy).catch((e: unknown) => {
       throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
     });
-    const source = await openBundle(copy);
-    // Whatever the route, what reaches the store is the stream verified here.
-    const verified = new VerifiedStreamFile(join(dir, 'export'));
+    if (options.digest !== undefined) await checkCopyDigest(copy, options.digest, bundlePath);
+    // Messages name the user's file, not the private copy they are about.
+    const source = { ...(await openBundle(copy)), name: bundlePath };
     try {
+      await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+      // Whatever the route, what reaches the store is the stream verified here.
+      const verified = new VerifiedStreamFile(join(dir, 'export'));
       const paths: string[] = [];
       const validity = new ValidityQueries(store);
+      const limits: Partial<ReaderLimits> =
+        options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
       let report;
       try {
         report = await verifyWithProgress(
           source,
           {
             trustedKeys: options.trustedKeys,
+            noCheckSigs: options.noCheckSigs,
             storeDir,
-            isValidInStore: async (p) => (await store.invalidPaths([p])).size === 0,
+            limits,
+            validInStore: async (missing) => {
+              const invalid = await store.invalidPaths(missing);
+              return new Set(missing.filter((p) => !invalid.has(p)));
+            },
+            readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
             onEntry: (e) => {
               paths.push(e.path);
               validity.add(e.path);
             },
-            ...(verified !== undefined && { onStreamBytes: (c: Uint8Array) => verified.write(c) }),
+            onStreamBytes: (c: Uint8Array) => verified.write(c),
           },
           deps.progress,
+          deps.signal,
         );
       } finally {
         verified.close();
@@ -201,49 +283,98 @@ export async function importPlan(
       if (verified.failure !== undefined)
         deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
       const { manifest } = report;
+      const proof = {
+        trustedSignatures: report.trustedSignatures,
+        unproven: report.unproven,
+        noCheckSigs: report.noCheckSigs,
+        declaredOutputs: report.declaredOutputs,
+        trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+          noCheckSigs: report.noCheckSigs,
+          unproven: report.unproven,
+        }),
+      };
+      if (report.unproven > 0)
+        deps.log.warn(
+          `--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`,
+        );
       const invalid = await validity.invalid();
       const alreadyValid = paths.length - invalid.size;
       if (invalid.size === 0) {
         deps.log.info(`all ${paths.length} paths are valid already`);
-        return { manifest, imported: 0, alreadyValid, method: 'none' };
+        return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
       }
-      let method = options.method ?? 'auto';
-      if (method === 'auto') {
-        const trust: StoreTrust = await (trusts ?? settle(storeTrust(store))).then((r) => r());
-        method = trust === 'untrusted' ? 'copy' : 'import';
-        if (trust === 'unknown') deps.log.debug('store trust unknown: trying nix-store --import first');
-      }
-      // The verified stream: the private file, or (when it could not be kept) decompressed again.
-      const stream = (): AsyncIterable<Uint8Array> =>
-        verified.complete ? new FileInput(verified.path) : exportStream(source);
-      if (method === 'import') {
-        deps.log.info(`importing ${invalid.size} paths with nix-store --import…`);
-        try {
-          await importExport(store, stream());
-        } catch (e) {
-          if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
-            throw e;
-          deps.log.info(
-            'the store wants signatures from this user: importing through a binary cache instead',
+      // From here on the store changes: whatever stops the import, what it added is removed again.
+      const added = paths.filter((p) => invalid.has(p));
+      try {
+        const method = await addPaths(store, manifest, options, deps, {
+          trusts,
+          count: invalid.size,
+          stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
+        });
+        deps.signal?.throwIfAborted();
+        const still = await invalidAmong(store, paths);
+        if (still.size > 0)
+          throw new NixPlanError(
+            'nix',
+            `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
           );
-          method = 'copy';
-        }
+        return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
+      } catch (e) {
+        deps.log.info(`the import failed: removing the paths it added…`);
+        const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+        cleanup.setStoreDir(storeDir);
+        throw withRollbackNote(e, await rollBack(cleanup, added));
       }
-      if (method === 'copy') {
-        const copyImport: CopyImport = deps.copyImport ?? binaryCacheCopyImport();
-        await copyImport(stream(), { store: options.store, manifest }, deps);
-      }
-      const still = await invalidAmong(store, paths);
-      if (still.size > 0)
-        throw new NixPlanError(
-          'nix',
-          `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
-        );
-      return { manifest, imported: invalid.size, alreadyValid, method };
     } finally {
       await source.close();
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A .drv of the target store, read from its file (undefined when it is not there). */
+function readStoreFile(store: NixStore, path: string): Uint8Array | undefined {
+  try {
+    return store.readRegularFileSync(path)?.bytes;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
+async function addPaths(
+  store: NixStore,
+  manifest: BundleManifest,
+  options: ImportOptions,
+  deps: ImportDeps,
+  how: {
+    trusts: Promise<() => StoreTrust> | undefined;
+    count: number;
+    stream: () => AsyncIterable<Uint8Array>;
+  },
+): Promise<'import' | 'copy'> {
+  let method = options.method ?? 'auto';
+  if (method === 'auto') {
+    const trust: StoreTrust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
+    method = trust === 'untrusted' ? 'copy' : 'import';
+    if (trust === 'unknown') deps.log.debug('store trust unknown: trying nix-store --import first');
+  }
+  if (method === 'import') {
+    // nix-store --import prints each path it adds: one tick per line.
+    const importing = progressOf(deps).start('importing with nix-store --import', how.count);
+    try {
+      await importExport(store, how.stream(), (n) => importing.tick(n));
+      return 'import';
+    } catch (e) {
+      if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e)) throw e;
+      deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
+    } finally {
+      importing.done();
+    }
+  }
+  const copyImport: CopyImport = deps.copyImport ?? binaryCacheCopyImport();
+  // The cache is made beside (not inside) the private dir: the Nix client may be another user.
+  await copyImport(how.stream(), { store: options.store, manifest }, deps);
+  return 'copy';
 }

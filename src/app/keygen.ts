@@ -1,5 +1,5 @@
 // keygen: a signing key pair in the files `nix-store --generate-binary-cache-key NAME SECRET PUBLIC` writes.
-import { writeFile } from 'node:fs/promises';
+import { lstat, rm, writeFile } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { generateKeyPair, type KeyPairText } from '../core/signing.js';
 
@@ -33,12 +33,31 @@ async function writeNew(path: string, text: string, mode: number): Promise<void>
   }
 }
 
+/** Refuses a key file that exists, before anything is written. */
+async function assertAbsent(path: string): Promise<void> {
+  try {
+    await lstat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new NixPlanError('usage', `cannot write '${path}': ${(e as Error).message}`);
+  }
+  throw new NixPlanError('usage', `'${path}' exists; refusing to overwrite a key file`);
+}
+
 /**
  * Writes a key pair as Nix does: the secret with mode 0600, the public key 0644, no trailing
- * newline (older Nix does not trim key files). Refuses to overwrite either file; when the public
- * file cannot be written the secret written before it stays (it is complete and private).
+ * newline (older Nix does not trim key files). Refuses to overwrite either file, and checks both
+ * before writing either, so a refusal leaves nothing behind; should the public file still fail
+ * (created meanwhile, a full disk), the secret this call just wrote is removed again.
  */
 export async function writeKeyPair(pair: KeyPairText, files: KeyFiles): Promise<void> {
+  await assertAbsent(files.secretFile);
+  await assertAbsent(files.publicFile);
   await writeNew(files.secretFile, pair.secretKey, 0o600);
-  await writeNew(files.publicFile, pair.publicKey, 0o644);
+  try {
+    await writeNew(files.publicFile, pair.publicKey, 0o644);
+  } catch (e) {
+    await rm(files.secretFile, { force: true });
+    throw e;
+  }
 }

@@ -2,8 +2,14 @@
 // environment), the git worktree, and the evaluated flake's lock (see docs/security.md).
 import { dirname, resolve } from 'node:path';
 import type { Provenance } from '../core/bundle/index.js';
-import { combineProvenance, gitProvenance, githubProvenance, type EnvLookup } from '../core/provenance.js';
-import { readFlakeMetadata } from '../nix/flake-metadata.js';
+import {
+  combineProvenance,
+  gitProvenance,
+  githubProvenance,
+  type EnvLookup,
+  type GitFacts,
+} from '../core/provenance.js';
+import { flakeRefOf, readFlakeMetadata } from '../nix/flake-metadata.js';
 import { readGitFacts } from '../nix/git.js';
 import type { NixStore } from '../nix/store.js';
 import type { Logger } from './deps.js';
@@ -19,7 +25,10 @@ export interface ProvenanceRequest {
 export interface ProvenanceSources {
   /** The environment (GitHub Actions variables); none by default. */
   readonly env?: EnvLookup | undefined;
-  /** The worktree evaluated (default: the file's directory, else the working directory). */
+  /**
+   * The worktree evaluated (default: the file's directory; a local flake's directory; none for a
+   * remote flake, whose locked URL says what was evaluated; the working directory for .drv paths).
+   */
   readonly dir?: string | undefined;
 }
 
@@ -36,11 +45,10 @@ export async function collectProvenance(
   sources: ProvenanceSources,
   log: Logger,
 ): Promise<Provenance> {
-  // A relative directory is the working directory's, as for every relative path the user gives.
-  const dir = sources.dir ?? (request.file === undefined ? '.' : dirname(resolve(request.file)));
+  const dir = sources.dir ?? worktreeOf(request);
   const installables = request.installables ?? [];
   const [git, flake] = await Promise.all([
-    readGitFacts(store.runner, dir),
+    dir === undefined ? Promise.resolve<GitFacts>({}) : readGitFacts(store.runner, dir),
     installables.length === 0 ? undefined : readFlakeMetadata(store, installables, request.evalArgs ?? []),
   ]);
   if (flake !== undefined && 'reason' in flake) log.warn(`the plan records no flake inputs: ${flake.reason}`);
@@ -60,6 +68,27 @@ export async function collectProvenance(
   );
   for (const d of dropped) log.warn(`provenance: left out ${d}`);
   return provenance;
+}
+
+/**
+ * The directory whose git worktree was evaluated: the file's, a local flake's (`.`, `./x`,
+ * `/abs`, `path:…`, `git+file://…`), the working directory when only .drv paths were given, or
+ * none when a flake elsewhere was evaluated (the working directory's commit would be wrong).
+ */
+export function worktreeOf(request: ProvenanceRequest, cwd = resolve()): string | undefined {
+  if (request.file !== undefined) return dirname(resolve(cwd, request.file));
+  const refs = (request.installables ?? []).map(flakeRefOf).filter((r): r is string => r !== undefined);
+  if (refs.length === 0) return cwd;
+  const dirs = refs.map((r) => localFlakeDir(r, cwd));
+  return dirs.every((d) => d !== undefined) ? dirs[0] : undefined;
+}
+
+/** The directory of a local flake reference, or undefined for a flake elsewhere. */
+export function localFlakeDir(ref: string, cwd: string): string | undefined {
+  const path = ref.replace(/\?.*$/, '');
+  for (const prefix of ['path:', 'git+file://'])
+    if (path.startsWith(prefix)) return resolve(cwd, path.slice(prefix.length));
+  return path.startsWith('.') || path.startsWith('/') ? resolve(cwd, path) : undefined;
 }
 
 /** Whether a git remote URL is the GitHub repository `owner/name` (either unknown counts as yes). */

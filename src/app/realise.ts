@@ -3,12 +3,15 @@
 import { readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
-import type { BundleManifest, BundleRoot } from '../core/bundle/index.js';
+import type { BundleManifest, BundleRoot, TrustReport } from '../core/bundle/index.js';
 import { drvName } from '../core/derivation/index.js';
 import { nameOf, outputPathName } from '../core/store-path.js';
+import { cleanupRunner } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
 import { importPlan, type ImportDeps, type ImportOptions, type ImportResult } from './import.js';
 import { rootLabel } from './inspect.js';
+import { rollBack, withRollbackNote } from './rollback.js';
+import { realiseWithReport, type BuildReport } from './build-report.js';
 
 /** Options of realisePlan. */
 export interface RealiseOptions extends ImportOptions {
@@ -18,6 +21,11 @@ export interface RealiseOptions extends ImportOptions {
   readonly roots?: readonly string[] | undefined;
   /** Extra arguments for `nix-store --realise` (`--max-jobs`, `--keep-going`, `--option …`). */
   readonly nixArgs?: readonly string[] | undefined;
+  /**
+   * The user chose Nix's log format (the CLI's `--log-format`, passed on by its runner): the build
+   * log is theirs, as Nix writes it, so it is not read for the build report.
+   */
+  readonly logFormat?: string | undefined;
 }
 
 /** What realisePlan built. */
@@ -28,6 +36,10 @@ export interface RealiseResult {
   readonly import: Omit<ImportResult, 'manifest'>;
   /** GC roots created (empty without outLink). */
   readonly links: readonly string[];
+  /** What was proven about who made the plan (the import's trust report). */
+  readonly trust: TrustReport;
+  /** What building did: built and substituted paths, and when each root was ready. */
+  readonly build: BuildReport;
 }
 
 /**
@@ -53,7 +65,11 @@ export function selectRoots(roots: readonly BundleRoot[], selectors: readonly st
   return roots.filter((r) => chosen.has(r));
 }
 
-/** Imports the bundle and builds the selected roots. */
+/**
+ * Imports the bundle and builds the selected roots, checking that what Nix built for each root is
+ * the output its .drv (verified with the plan) names. If building fails or is interrupted, what
+ * this run added (the imported paths and the outputs it built) is removed again.
+ */
 export async function realisePlan(
   bundlePath: string,
   options: RealiseOptions,
@@ -64,21 +80,52 @@ export async function realisePlan(
   const roots = selectRoots(manifest.roots, options.roots);
   const store = new NixStore(deps.runner, { store: options.store });
   const drvs = roots.map((r) => r.drvPath);
+  // What building can add: the outputs of the plan's derivations that are not valid yet.
+  const declared = imported.declaredOutputs();
+  const unbuilt = declared.length === 0 ? new Set<string>() : await store.invalidPaths(declared);
+  try {
+    return await build(store, imported, roots, drvs, options, deps);
+  } catch (e) {
+    deps.log.info('the build failed: removing what this run added…');
+    const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+    cleanup.setStoreDir(manifest.storeDir);
+    throw withRollbackNote(e, await rollBack(cleanup, [...imported.addedPaths(), ...unbuilt]));
+  }
+}
+
+async function build(
+  store: NixStore,
+  imported: ImportResult,
+  roots: readonly BundleRoot[],
+  drvs: readonly string[],
+  options: RealiseOptions,
+  deps: ImportDeps,
+): Promise<RealiseResult> {
+  const { manifest } = imported;
   deps.log.info(`building ${drvs.length} root${drvs.length === 1 ? '' : 's'}…`);
-  const printed = await store.realise(drvs, {
+  const { printed, report } = await realiseWithReport(store, roots, {
     addRoot: options.outLink === undefined ? undefined : resolve(options.outLink),
-    extraArgs: options.nixArgs,
-    onLog: deps.nixLog,
+    nixArgs: options.nixArgs,
+    userLogFormat: options.logFormat !== undefined,
+    nixLog: deps.nixLog,
   });
   // With --add-root Nix prints the links it made; the outputs are their targets.
   const links = options.outLink === undefined ? [] : printed;
   const built = options.outLink === undefined ? printed : await Promise.all(printed.map((l) => readlink(l)));
+  const builtSet = new Set(built);
   const builtByName = new Map(built.map((p) => [nameOf(p), p]));
   const outPaths: Record<string, Record<string, string>> = {};
   for (const r of roots) {
     const outs: Record<string, string> = {};
-    for (const [name, path] of Object.entries(r.outputs))
+    for (const [name, path] of Object.entries(r.outputs)) {
+      // The root's .drv (verified with the plan) names this output: Nix must have built exactly it.
+      if (path !== '' && !builtSet.has(path))
+        throw new NixPlanError(
+          'nix',
+          `Nix built ${[...builtSet].filter((p) => nameOf(p) === nameOf(path)).join(', ') || 'nothing'} for output '${name}' of '${r.drvPath}', not '${path}' that its .drv names`,
+        );
       outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
+    }
     outPaths[r.drvPath] = outs;
   }
   const all = Object.values(outPaths).flatMap((o) => Object.values(o));
@@ -87,5 +134,5 @@ export async function realisePlan(
   const invalid = await store.invalidPaths(all);
   if (invalid.size > 0) throw new NixPlanError('nix', `after building, '${[...invalid][0]}' is not valid`);
   const { manifest: _m, ...importSummary } = imported;
-  return { manifest, outPaths, import: importSummary, links };
+  return { manifest, outPaths, import: importSummary, links, trust: imported.trust, build: report };
 }

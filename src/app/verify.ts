@@ -19,6 +19,8 @@ export interface VerifyOptions {
   readonly trustedKeys?: readonly string[] | undefined;
   /** The store dir the bundle must be for (a bundle for another realm is refused). */
   readonly storeDir?: string | undefined;
+  /** Accept build outputs no trusted signature proves (`--no-check-sigs`), counting them. */
+  readonly noCheckSigs?: boolean | undefined;
 }
 
 /** The outcome of a successful verification (a failed one throws). */
@@ -36,6 +38,7 @@ export async function verifyWithProgress(
   bundle: string | BundleSource,
   options: CoreVerifyOptions,
   progress: Progress | undefined,
+  signal?: AbortSignal,
 ): Promise<CoreVerifyReport> {
   const source = typeof bundle === 'string' ? await openBundle(bundle) : bundle;
   try {
@@ -46,6 +49,7 @@ export async function verifyWithProgress(
       return await verifyBundle(source, {
         ...options,
         onEntry: async (e) => {
+          signal?.throwIfAborted();
           await options.onEntry?.(e);
           task.tick(1, e.nar.narSize);
         },
@@ -62,13 +66,21 @@ export async function verifyWithProgress(
 export async function verifyPlan(
   bundlePath: string,
   options: VerifyOptions = {},
-  deps: { progress?: Progress | undefined } = {},
+  deps: { progress?: Progress | undefined; signal?: AbortSignal | undefined } = {},
 ): Promise<VerifyReport> {
   const keys = (options.trustedKeys ?? []).map(parsePublicKey);
   const report = await verifyWithProgress(
     bundlePath,
-    { trustedKeys: keys, storeDir: options.storeDir },
+    { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs },
     deps.progress,
+    deps.signal,
   );
-  return { bundlePath, ...report, trust: trustReportOf(report.manifest, keys) };
+  return {
+    bundlePath,
+    ...report,
+    trust: trustReportOf(report.manifest, keys, {
+      noCheckSigs: report.noCheckSigs,
+      unproven: report.unproven,
+    }),
+  };
 }

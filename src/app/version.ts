@@ -5,3 +5,6 @@ export const VERSION = '0.1.0';
 
 /** `tool` in bundle manifests and `nix-plan --version`. */
 export const TOOL_VERSION = `nix-plan ${VERSION}`;
+
+/** The oldest Node.js nix-plan runs on: package.json's `engines.node` (kept equal by a test). */
+export const NODE_REQUIRED = 24;

@@ -12,6 +12,10 @@ export interface OptionSpec {
   readonly multiple?: boolean;
   /** Placeholder shown in help (`FILE`, `DIR`). */
   readonly value?: string;
+  /** The value may start with a dash (`--nix-arg --max-jobs`): the next argument is taken as it is. */
+  readonly dashValue?: boolean;
+  /** The values it accepts, when they are a fixed set (for help, completions and the man page). */
+  readonly choices?: readonly string[];
   readonly help: string;
 }
 
@@ -33,7 +37,7 @@ export function usageError(message: string): NixPlanError {
 /** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
 export function parseCommandArgs(argv: readonly string[], specs: OptionSpecs): ParsedArgs {
   const dash = argv.indexOf('--');
-  const head = dash < 0 ? argv : argv.slice(0, dash);
+  const head = joinDashValues(dash < 0 ? argv : argv.slice(0, dash), specs);
   const rest = dash < 0 ? [] : argv.slice(dash + 1);
   const options: ParseArgsOptionsConfig = {};
   for (const [name, s] of Object.entries(specs))
@@ -54,6 +58,21 @@ export function parseCommandArgs(argv: readonly string[], specs: OptionSpecs): P
     const message = e instanceof Error ? e.message : String(e);
     throw usageError(message.replace(/\. To specify a positional argument.*$/s, ''));
   }
+}
+
+/** `--name VALUE` as `--name=VALUE` for options whose value may look like an option. */
+function joinDashValues(argv: readonly string[], specs: OptionSpecs): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? '';
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    const value = argv[i + 1];
+    if (name !== undefined && specs[name]?.dashValue === true && value !== undefined) {
+      out.push(`${a}=${value}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }
 
 /** A string option's value, or undefined. */
@@ -109,6 +128,15 @@ export function integer(
   if (!/^-?\d+$/.test(value) || n < min || n > max)
     throw usageError(`--${name} must be an integer from ${min} to ${max} (got '${value}')`);
   return n;
+}
+
+/** A size in bytes: digits with an optional K, M, G or T (powers of 1024), or a usage error. */
+export function byteSize(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(\d+)([KMGT]?)(i?B)?$/i.exec(value.trim());
+  if (m === null) throw usageError(`--${name} must be a size in bytes, like 512M or 64G (got '${value}')`);
+  const unit = { '': 0, K: 1, M: 2, G: 3, T: 4 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  return Number(m[1]) * 1024 ** unit;
 }
 
 /** Exactly one positional argument (the bundle), or a usage error naming it. */

@@ -1,6 +1,6 @@
 // What every \`nix-plan\` subcommand is made of: its spec and context, the options several share,
 // and the helpers that turn arguments into use-case options and results into output.
-import { type ImportDeps } from '../app/import.js';
+import { IMPORT_METHODS, type ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
 import { assertSignable } from '../app/signing-policy.js';
 import {
@@ -12,6 +12,7 @@ import {
 } from '../core/bundle/index.js';
 import { parsePublicKey } from '../core/signing.js';
 import { parseDuration } from '../core/freshness.js';
+import { splitShellWords } from '../core/shell-words.js';
 import type { UseCases } from './use-cases.js';
 import {
   flag,
@@ -42,6 +43,8 @@ export interface Command {
   readonly description: string;
   readonly options: OptionSpecs;
   readonly examples: readonly string[];
+  /** What its positional arguments are, for completions: files, a fixed set, or anything. */
+  readonly operand?: { readonly value: string; readonly complete: 'file' | 'none' | readonly string[] };
   parse(argv: readonly string[]): ParsedArgs;
   run(args: ParsedArgs, ctx: CommandContext): Promise<void>;
 }
@@ -49,7 +52,12 @@ export interface Command {
 export const COMMON: OptionSpecs = {
   json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
   quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
-  verbose: { type: 'boolean', short: 'v', help: 'print more detail' },
+  verbose: {
+    type: 'boolean',
+    short: 'v',
+    multiple: true,
+    help: 'print each Nix command run; -vv also passes -v to Nix and shows its messages',
+  },
   help: { type: 'boolean', short: 'h', help: 'show this help' },
 };
 
@@ -69,9 +77,42 @@ export const CACHE_KEY = {
   value: 'FILE',
   help: 'for an untrusted import of build outputs: sign them with this secret key (the daemon must trust its public key)',
 } as const;
+/** Nix's `--log-format` values. */
+export const LOG_FORMATS = [
+  'raw',
+  'internal-json',
+  'bar',
+  'bar-with-logs',
+  'multiline',
+  'multiline-with-logs',
+] as const;
+export const LOG_FORMAT = {
+  type: 'string',
+  value: 'FORMAT',
+  choices: LOG_FORMATS,
+  help: `Nix's --log-format for the Nix output nix-plan shows (${LOG_FORMATS.join(', ')}); internal-json feeds nom --json`,
+} as const;
+export const NIX_ARG = {
+  type: 'string',
+  multiple: true,
+  dashValue: true,
+  value: 'ARGS',
+  help: 'extra arguments for Nix, split as a shell would: --nix-arg \'--option extra-substituters "a b"\'',
+} as const;
+
+/** `--nix-arg` values split shell-style, then everything after `--`. */
+export function nixArgs(args: ParsedArgs): string[] {
+  return [...list(args, 'nix-arg').flatMap((v) => splitShellWords(v, '--nix-arg')), ...args.rest];
+}
+
 export const NO_CHECK_SIGS = {
   type: 'boolean',
   help: 'accept a plan no --trusted-key vouches for, on purpose (warned; recorded when it is promoted)',
+} as const;
+export const MAX_SIZE = {
+  type: 'string',
+  value: 'BYTES',
+  help: 'refuse a plan larger than this uncompressed, e.g. 128G (default 64G; it is written to TMPDIR, then the store)',
 } as const;
 export const MAX_AGE = {
   type: 'string',
@@ -85,8 +126,12 @@ export const ALLOW_DOWNGRADE = {
 export const METHOD = {
   type: 'string',
   value: 'METHOD',
+  choices: IMPORT_METHODS,
   help: 'auto (default), import (nix-store --import; needs a trusted user) or copy (binary cache; works untrusted)',
 } as const;
+
+/** The operand of the commands that read one bundle. */
+export const BUNDLE = { value: 'BUNDLE', complete: 'file' } as const;
 
 export function define(spec: Omit<Command, 'parse' | 'options'> & { options: OptionSpecs }): Command {
   const options = { ...spec.options, ...COMMON };

@@ -6,12 +6,17 @@ import { formatExport, formatInspect, formatVerify } from './format.js';
 import { diffCommand } from './diff-command.js';
 import { formatContents } from './diff-format.js';
 import {
+  BUNDLE,
   LEVELS,
+  LOG_FORMAT,
   MAX_AGE,
+  NIX_ARG,
+  NO_CHECK_SIGS,
   STORE,
   TRUSTED_KEY,
   define,
   maxAge,
+  nixArgs,
   noRest,
   print,
   signingKeys,
@@ -20,6 +25,7 @@ import {
 /** `nix-plan export`. */
 export const exportCommand = define({
   name: 'export',
+  operand: { value: 'INSTALLABLE', complete: 'none' },
   summary: 'evaluate once and write a plan bundle',
   usage: [
     'nix-plan export [INSTALLABLE…] [-f FILE [-A ATTR…]] [--drv PATH…] -o OUT.nixplan [OPTIONS] [-- EVAL ARGS]',
@@ -27,7 +33,7 @@ export const exportCommand = define({
   description:
     'Evaluates flake installables (with nix), a file (with nix-instantiate) and/or takes existing .drv paths, ' +
     'collects their closure from the store and writes it as one zstd-compressed plan bundle. ' +
-    'Arguments after -- go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
+    'Arguments after -- (or in --nix-arg) go to the evaluator (e.g. -- --arg system \'"x86_64-linux"\').',
   options: {
     file: { type: 'string', short: 'f', value: 'FILE', help: 'a Nix file to instantiate' },
     attr: { type: 'string', short: 'A', multiple: true, value: 'ATTR', help: 'an attribute of FILE' },
@@ -36,6 +42,7 @@ export const exportCommand = define({
     include: {
       type: 'string',
       value: 'KIND',
+      choices: INCLUDE_KINDS,
       help: 'drvs (default: .drv files and sources), sources (plus fetched fixed outputs), outputs (plus the built outputs)',
     },
     level: {
@@ -55,6 +62,8 @@ export const exportCommand = define({
       help: 'relocate the plan to store dir DIR before writing',
     },
     store: STORE,
+    'nix-arg': NIX_ARG,
+    'log-format': LOG_FORMAT,
   },
   examples: [
     'nix-plan export -f default.nix -A hello -o hello.nixplan',
@@ -69,7 +78,7 @@ export const exportCommand = define({
         file: str(args, 'file'),
         attributes: list(args, 'attr'),
         drvPaths: list(args, 'drv'),
-        evalArgs: [...args.rest],
+        evalArgs: nixArgs(args),
         output: required(args, 'output', 'OUT (where to write the bundle)'),
         include: oneOf(str(args, 'include'), 'include', INCLUDE_KINDS),
         level: integer(str(args, 'level'), 'level', MIN_LEVEL, MAX_LEVEL),
@@ -87,6 +96,7 @@ export const exportCommand = define({
 /** `nix-plan inspect`. */
 export const inspectCommand = define({
   name: 'inspect',
+  operand: BUNDLE,
   summary: 'show what a bundle holds (touches no store)',
   usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
   description:
@@ -124,6 +134,7 @@ export const diffPlansCommand = define(diffCommand({ print, noRest, store: STORE
 /** `nix-plan verify`. */
 export const verifyCommand = define({
   name: 'verify',
+  operand: BUNDLE,
   summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
   usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
   description:
@@ -132,6 +143,7 @@ export const verifyCommand = define({
     "bundle's integrity is checked, not who made it.",
   options: {
     'trusted-key': TRUSTED_KEY,
+    'no-check-sigs': NO_CHECK_SIGS,
     'store-dir': { type: 'string', value: 'DIR', help: 'require the bundle to be for this store dir' },
     'max-age': MAX_AGE,
   },
@@ -141,7 +153,11 @@ export const verifyCommand = define({
     const age = maxAge(args);
     const report = await ctx.useCases.verifyPlan(
       onePositional(args, 'BUNDLE'),
-      { trustedKeys: await readKeys(list(args, 'trusted-key')), storeDir: str(args, 'store-dir') },
+      {
+        trustedKeys: await readKeys(list(args, 'trusted-key')),
+        storeDir: str(args, 'store-dir'),
+        noCheckSigs: flag(args, 'no-check-sigs'),
+      },
       ctx.deps,
     );
     // verify changes nothing, so the age is checked on the manifest it verified.
@@ -154,6 +170,7 @@ export const verifyCommand = define({
 /** `nix-plan keygen`. */
 export const keygenCommand = define({
   name: 'keygen',
+  operand: { value: 'NAME', complete: 'none' },
   summary: 'create a signing key pair (the format of nix-store --generate-binary-cache-key)',
   usage: ['nix-plan keygen NAME --secret FILE --public FILE'],
   description:

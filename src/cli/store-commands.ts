@@ -1,22 +1,29 @@
 // The subcommands that change a store or a system: import, realise, relocate and apply.
-import { APPLY_ACTIONS, type ApplyResult } from '../app/apply.js';
+import { APPLY_ACTIONS } from '../app/apply.js';
 import { IMPORT_METHODS } from '../app/import.js';
 import { assertSignable } from '../app/signing-policy.js';
-import { MAX_LEVEL, MIN_LEVEL, trustStatus, type BundleManifest } from '../core/bundle/index.js';
-import { flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
+import { MAX_LEVEL, MIN_LEVEL, trustStatus } from '../core/bundle/index.js';
+import { byteSize, flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
 import { formatApply, formatImport, formatRealise, formatRelocate } from './format.js';
+import { formatDryRun } from './format-dry-run.js';
+import { withBundleFile } from './stdin-bundle.js';
 import {
   ALLOW_DOWNGRADE,
+  BUNDLE,
   CACHE_KEY,
   LEVELS,
+  LOG_FORMAT,
   MAX_AGE,
+  MAX_SIZE,
   METHOD,
+  NIX_ARG,
   NO_CHECK_SIGS,
   STORE,
   TRUSTED_KEY,
   define,
   importDeps,
   maxAge,
+  nixArgs,
   noRest,
   print,
   signingKeys,
@@ -26,6 +33,7 @@ import {
 /** `nix-plan import`. */
 export const importCommand = define({
   name: 'import',
+  operand: BUNDLE,
   summary: 'verify a bundle, then add its paths to a store',
   usage: [
     'nix-plan import BUNDLE [--store URI] [--trusted-key KEY…] [--method auto|import|copy] [--max-age DURATION]',
@@ -41,6 +49,7 @@ export const importCommand = define({
     'sign-key': CACHE_KEY,
     'no-check-sigs': NO_CHECK_SIGS,
     'max-age': MAX_AGE,
+    'max-size': MAX_SIZE,
   },
   examples: ['nix-plan import hello.nixplan', 'nix-plan import hello.nixplan --method copy --store daemon'],
   async run(args, ctx) {
@@ -49,7 +58,9 @@ export const importCommand = define({
     const options = {
       store: str(args, 'store'),
       trustedKeys,
+      noCheckSigs: flag(args, 'no-check-sigs'),
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+      maxSize: byteSize(str(args, 'max-size'), 'max-size'),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
     const result = await ctx.useCases.withFreshness(
@@ -66,16 +77,17 @@ export const importCommand = define({
 /** `nix-plan realise`. */
 export const realiseCommand = define({
   name: 'realise',
+  operand: BUNDLE,
   summary: 'import a bundle and build its roots',
   usage: [
-    'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [-- NIX ARGS]',
+    'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
   ],
   description:
     "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
     'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-    'repeated), e.g. one shard of a build matrix. Arguments after -- go to nix-store --realise (e.g. -- --max-jobs 4). ' +
-    'Prints the output paths, one per line. With --out-link, the plan is remembered in PREFIX.nix-plan.json and an ' +
-    'older plan for the same link is refused (exit 11) unless --allow-downgrade.',
+    'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+    '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
+    'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
   options: {
     'out-link': {
       type: 'string',
@@ -87,15 +99,36 @@ export const realiseCommand = define({
     'trusted-key': TRUSTED_KEY,
     method: METHOD,
     'sign-key': CACHE_KEY,
+    'nix-arg': NIX_ARG,
+    'log-format': LOG_FORMAT,
+    'dry-run': {
+      type: 'boolean',
+      help: 'verify, then list what would be imported, built and fetched; change nothing',
+    },
     'no-check-sigs': NO_CHECK_SIGS,
     'max-age': MAX_AGE,
     'allow-downgrade': ALLOW_DOWNGRADE,
+    'max-size': MAX_SIZE,
   },
   examples: [
     'nix-plan realise hello.nixplan --out-link result',
     'nix-plan realise plan.nixplan --roots 0,2 -- --keep-going',
+    'nix-plan realise plan.nixplan --dry-run',
   ],
   async run(args, ctx) {
+    if (flag(args, 'dry-run')) {
+      const plan = await ctx.useCases.dryRunRealise(
+        onePositional(args, 'BUNDLE'),
+        {
+          store: str(args, 'store'),
+          roots: list(args, 'roots', true),
+          trustedKeys: await readKeys(list(args, 'trusted-key')),
+        },
+        ctx.deps,
+      );
+      print(ctx, args, plan, () => formatDryRun(plan));
+      return;
+    }
     const trustedKeys = await readKeys(list(args, 'trusted-key'));
     const outLink = str(args, 'out-link');
     const options = {
@@ -103,8 +136,11 @@ export const realiseCommand = define({
       outLink,
       roots: list(args, 'roots', true),
       trustedKeys,
+      noCheckSigs: flag(args, 'no-check-sigs'),
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
-      nixArgs: [...args.rest],
+      maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+      nixArgs: nixArgs(args),
+      logFormat: str(args, 'log-format'),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
     // With --out-link, the link's last-applied record: an older plan is refused.
@@ -124,6 +160,7 @@ export const realiseCommand = define({
 /** `nix-plan relocate`. */
 export const relocateCommand = define({
   name: 'relocate',
+  operand: BUNDLE,
   summary: 'rewrite a bundle for another store dir (realm)',
   usage: [
     'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
@@ -192,34 +229,53 @@ export const relocateCommand = define({
 /** `nix-plan apply`. */
 export const applyCommand = define({
   name: 'apply',
-  summary: 'realise a NixOS system plan and switch a profile to it',
+  operand: BUNDLE,
+  summary: 'realise a NixOS system plan and switch a profile to it, safely',
   usage: [
-    'nix-plan apply BUNDLE --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
+    'nix-plan apply BUNDLE|- --profile PATH [--action switch|boot|test|dry-activate] [--trusted-key KEY…] [--max-age DURATION]',
     'nix-plan apply --rollback --profile PATH [--action …]',
   ],
   description:
-    "Realises the bundle's single root, sets it as the next generation of PATH and runs its " +
-    'bin/switch-to-configuration ACTION. --rollback switches back to the previous generation instead. ' +
-    'The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) ' +
-    'unless --allow-downgrade.',
+    'Checks that the bundle is one NixOS system, realises its root, sets it as the next generation of PATH and runs ' +
+    'its bin/switch-to-configuration ACTION (under systemd-run when the machine runs systemd), showing its output. ' +
+    'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
+    'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
+    'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
+    '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
+    'generation instead.',
   options: {
     profile: {
       type: 'string',
       value: 'PATH',
       help: 'the system profile (e.g. /nix/var/nix/profiles/system) (required)',
     },
-    action: { type: 'string', value: 'ACTION', help: 'switch (default), boot, test or dry-activate' },
+    action: {
+      type: 'string',
+      value: 'ACTION',
+      choices: APPLY_ACTIONS,
+      help: 'switch (default), boot, test or dry-activate',
+    },
+    'confirm-timeout': {
+      type: 'string',
+      value: 'SECONDS',
+      help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
+    },
+    'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
     rollback: { type: 'boolean', help: 'go back one generation' },
     store: STORE,
     'trusted-key': TRUSTED_KEY,
     method: METHOD,
     'sign-key': CACHE_KEY,
+    'nix-arg': NIX_ARG,
+    'log-format': LOG_FORMAT,
     'no-check-sigs': NO_CHECK_SIGS,
     'max-age': MAX_AGE,
     'allow-downgrade': ALLOW_DOWNGRADE,
+    'max-size': MAX_SIZE,
   },
   examples: [
     'nix-plan apply host.nixplan --profile /nix/var/nix/profiles/system --trusted-key ci.pub --max-age 7d',
+    'curl -fsS https://example.org/host.nixplan | nix-plan apply - --profile /nix/var/nix/profiles/system --trusted-key ci.pub',
   ],
   async run(args, ctx) {
     noRest(args, 'apply');
@@ -227,48 +283,33 @@ export const applyCommand = define({
     const bundle = rollback && args.positionals.length === 0 ? undefined : onePositional(args, 'BUNDLE');
     const store = str(args, 'store');
     const trustedKeys = await readKeys(list(args, 'trusted-key'));
+    // Never noCheckSigs here: apply does not activate a system whose build outputs nothing proves.
     const realiseOptions = {
       store,
       trustedKeys,
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
+      maxSize: byteSize(str(args, 'max-size'), 'max-size'),
+      nixArgs: nixArgs(args),
+      logFormat: str(args, 'log-format'),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
-    const profile = required(args, 'profile', 'PATH');
-    const action = oneOf(str(args, 'action'), 'action', APPLY_ACTIONS);
-    // Applies the bundle, keeping the manifest its realisation verified.
-    const apply = async (
-      b: string | undefined,
-    ): Promise<{ applied: ApplyResult; manifest?: BundleManifest }> => {
-      let manifest: BundleManifest | undefined;
-      const applied = await ctx.useCases.applyPlan(
-        b,
-        { profile, action, rollback, store },
+    const result = await withBundleFile(bundle, ctx.io.stdin, (file) =>
+      ctx.useCases.applyPlan(
+        file,
         {
-          ...deps,
-          realise: async (path) => {
-            const realised = await ctx.useCases.realisePlan(path, realiseOptions, deps);
-            manifest = realised.manifest;
-            return realised;
-          },
+          profile: required(args, 'profile', 'PATH'),
+          action: oneOf(str(args, 'action'), 'action', APPLY_ACTIONS),
+          rollback,
+          store,
+          confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+          allowAnyRoot: flag(args, 'allow-any-root'),
+          // The profile's last-applied record (on the activating side): an older plan is refused.
+          ...maxAge(args),
+          allowDowngrade: flag(args, 'allow-downgrade'),
         },
-      );
-      return { applied, ...(manifest !== undefined && { manifest }) };
-    };
-    // The profile's last-applied record: an older plan is refused; dry-activate records nothing.
-    const { applied } =
-      bundle === undefined
-        ? await apply(undefined)
-        : await ctx.useCases.withFreshness(
-            bundle,
-            { ...maxAge(args), target: profile, allowDowngrade: flag(args, 'allow-downgrade') },
-            ctx.deps.log,
-            async (b) => {
-              const r = await apply(b);
-              if (r.manifest === undefined) throw new Error('apply realised no plan');
-              return { applied: r.applied, manifest: r.manifest };
-            },
-            action !== 'dry-activate',
-          );
-    print(ctx, args, applied, () => formatApply(applied));
+        { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) },
+      ),
+    );
+    print(ctx, args, result, () => formatApply(result));
   },
 });

@@ -14,10 +14,31 @@ export interface TextSink {
 export interface CliIo {
   readonly stdout: TextSink;
   readonly stderr: TextSink;
+  /** Where `-` reads a bundle from (the process's standard input; none: `-` is refused). */
+  readonly stdin?: NodeJS.ReadableStream | undefined;
   /** Milliseconds clock for throttling redraws (Date.now by default). */
   readonly now?: () => number;
   /** The environment (provenance reads GitHub Actions' variables from it); none by default. */
   readonly env?: ((name: string) => string | undefined) | undefined;
+  /** Calls `fn` every `ms` until the returned function is called (an unref'd setInterval by default). */
+  readonly every?: (ms: number, fn: () => void) => () => void;
+}
+
+/** setInterval that does not keep the process alive. */
+function every(ms: number, fn: () => void): () => void {
+  const timer = setInterval(fn, ms);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+/** Elapsed time as the spinner and the closing line show it: `4.2 s`, `1 min 03 s`. */
+export function formatElapsed(ms: number): string {
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const whole = Math.floor(s);
+  return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
 }
 
 /** How chatty the CLI is. */
@@ -67,8 +88,9 @@ export function renderBar(
 }
 
 /**
- * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done;
- * otherwise one line per phase when it ends. Quiet shows nothing.
+ * Progress on stderr: on a terminal a bar redrawn at most every 100 ms and cleared when done, or,
+ * for a phase without a known total (evaluating, waiting on Nix), a spinner with the elapsed
+ * time redrawn every 100 ms; otherwise one line per phase when it ends. Quiet shows nothing.
  */
 export function terminalProgress(io: CliIo, verbosity: Verbosity): Progress {
   const now = io.now ?? Date.now;
@@ -79,10 +101,27 @@ export function terminalProgress(io: CliIo, verbosity: Verbosity): Progress {
       let bytes = 0;
       let last = -Infinity;
       let ended = false;
+      let frame = 0;
+      const started = now();
       const width = (): number => Math.max(20, (io.stderr.columns ?? 80) - 1);
+      const line = (): string =>
+        total === undefined
+          ? `${SPINNER[frame % SPINNER.length] ?? ''} ${label} ${formatElapsed(now() - started)}${count > 0 ? ` ${count}` : ''}${bytes > 0 ? ` ${formatBytes(bytes)}` : ''}`.slice(
+              0,
+              width(),
+            )
+          : renderBar(label, count, total, bytes, width());
       const draw = (): void => {
-        io.stderr.write(`\r${renderBar(label, count, total, bytes, width())}\x1b[K`);
+        io.stderr.write(`\r${line()}\x1b[K`);
       };
+      const stop =
+        total === undefined && tty && !verbosity.quiet
+          ? (io.every ?? every)(REDRAW_MS, () => {
+              frame++;
+              draw();
+            })
+          : undefined;
+      if (stop !== undefined) draw();
       return {
         tick(n = 1, b = 0): void {
           count += n;
@@ -97,11 +136,15 @@ export function terminalProgress(io: CliIo, verbosity: Verbosity): Progress {
         done(): void {
           if (ended) return;
           ended = true;
+          stop?.();
           if (verbosity.quiet) return;
           if (tty) io.stderr.write('\r\x1b[K');
-          io.stderr.write(
-            `${label}: ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}\n`,
-          );
+          const counted =
+            total === undefined && count === 0
+              ? ''
+              : ` ${count}${total === undefined || total === count ? '' : `/${total}`}${bytes > 0 ? ` (${formatBytes(bytes)})` : ''}`;
+          const elapsed = total === undefined ? ` in ${formatElapsed(now() - started)}` : '';
+          io.stderr.write(`${label}:${counted}${elapsed}\n`);
         },
       };
     },

@@ -1,6 +1,8 @@
 // The use cases the command line calls, as one injectable table (tests replace entries with fakes).
 import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
+import { dryRunRealise } from '../app/dry-run.js';
+import { deployPlan } from '../app/deploy/index.js';
 import { planContents } from '../app/contents.js';
 import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
@@ -19,8 +21,11 @@ export interface UseCases {
   verifyPlan: typeof verifyPlan;
   importPlan: typeof importPlan;
   realisePlan: typeof realisePlan;
+  /** What realise would import, build and fetch, changing nothing. */
+  dryRunRealise: typeof dryRunRealise;
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
+  deployPlan: typeof deployPlan;
   keygen: typeof keygen;
   diffPlanSources: typeof diffPlanSources;
   planContents: typeof planContents;
@@ -38,8 +43,10 @@ export const defaultUseCases: UseCases = {
   verifyPlan,
   importPlan,
   realisePlan,
+  dryRunRealise,
   relocatePlan,
   applyPlan,
+  deployPlan,
   keygen,
   diffPlanSources,
   planContents,

@@ -13,6 +13,10 @@ export type ErrorCode =
   | 'nix' // a Nix command failed
   | 'transport' // an artifact could not be uploaded or downloaded
   | 'stale' // a plan older than the one last applied to the same target, or than --max-age
+  | 'host' // an SSH connection or a command on the host failed
+  | 'activation' // activation failed; the previous generation was restored
+  | 'attention' // activation failed and could not be undone: the host needs attention
+  | 'interrupted' // a signal stopped it (after cleaning up and rolling back)
   | 'internal';
 
 /** Base class for every error nix-plan raises on purpose. */
@@ -37,6 +41,33 @@ export class MalformedError extends NixPlanError {
   ) {
     super('malformed', `${what}: ${detail}${offset === undefined ? '' : ` at byte offset ${offset}`}`);
   }
+}
+
+/** The signals nix-plan stops on, cleaning up first (exit 128 + the signal's number). */
+export type StopSignal = 'SIGHUP' | 'SIGINT' | 'SIGTERM';
+
+/** Numbers of the stop signals (the exit code is 128 + this). */
+export const STOP_SIGNAL_NUMBERS: Readonly<Record<StopSignal, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGTERM: 15,
+};
+
+/** Work stopped by a signal; what it had started was undone before this reached the caller. */
+export class InterruptedError extends NixPlanError {
+  override readonly name = 'InterruptedError';
+  constructor(
+    readonly signal: StopSignal,
+    detail = '',
+  ) {
+    super('interrupted', `interrupted by ${signal}${detail === '' ? '' : `: ${detail}`}`);
+  }
+}
+
+/** The InterruptedError an aborted signal carries (its reason), or one for SIGINT. */
+export function interruption(signal: AbortSignal): InterruptedError {
+  const reason: unknown = signal.reason;
+  return reason instanceof InterruptedError ? reason : new InterruptedError('SIGINT');
 }
 
 /** A limit that guards memory or time was exceeded. */

@@ -39,6 +39,12 @@ export interface ExportLimits {
   maxPathLength: number;
   /** Largest whole stream, in bytes. */
   maxTotalBytes: number;
+  /**
+   * Longest file path an entry may unpack to, in bytes: the store path (in the store's real
+   * directory, see `ReadExportOptions.realStoreDir`) and the longest path inside its NAR. Nix 2.8
+   * unpacks by whole paths, which the kernel refuses beyond PATH_MAX (4,096 with the NUL).
+   */
+  maxFilePathLength: number;
   /** Limits for each entry's NAR. */
   nar: NarLimits;
   /**
@@ -56,6 +62,7 @@ export const DEFAULT_EXPORT_LIMITS: Readonly<ExportLimits> = Object.freeze({
   maxReferences: 100_000,
   maxPathLength: 4096,
   maxTotalBytes: 2 ** 45,
+  maxFilePathLength: 4095,
   nar: DEFAULT_NAR_LIMITS,
   keepFileUpTo: 16 * 1024 * 1024,
 });
@@ -64,6 +71,11 @@ export const DEFAULT_EXPORT_LIMITS: Readonly<ExportLimits> = Object.freeze({
 export interface ReadExportOptions {
   /** Every path must be in this store dir (default: the store dir of the first path). */
   storeDir?: string;
+  /**
+   * Where the store's files are, when not at `storeDir` (a chroot store): the prefix that counts
+   * towards `maxFilePathLength`. Default: the store dir.
+   */
+  realStoreDir?: string;
   /**
    * Receives each entry's raw NAR bytes while they stream by (to write them to a binary cache,
    * or to rewrite them). A path is only known after its NAR, so chunks come before the entry
@@ -260,6 +272,14 @@ export async function* readExport(
       if (magic !== EXPORT_MAGIC) throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
       const path = tryPath('path', false) ?? (await readPath('path', false));
       if (seen.has(path)) throw reader.error(`path '${path}' appears twice`);
+      if (nar.longestPath !== undefined) {
+        const dir = options.realStoreDir ?? storeDir ?? '';
+        const fsLength = Buffer.byteLength(dir) + path.length - (storeDir?.length ?? 0) + nar.longestPath;
+        if (fsLength > lim.maxFilePathLength)
+          throw new LimitError(
+            `export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`,
+          );
+      }
       seen.set(path, path);
       const countAt = reader.offset;
       const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());

@@ -25,20 +25,25 @@ export interface NarLimits {
   maxDepth: number;
   /** Longest directory entry name, in bytes. */
   maxNameLength: number;
-  /** Longest symlink target, in bytes. */
+  /** Longest symlink target, in bytes (an empty target, or one with a NUL byte, is always refused). */
   maxTargetLength: number;
 }
 
 /**
- * Defaults: Linux's NAME_MAX and PATH_MAX for names and targets (nothing longer can be unpacked),
- * a depth a PATH_MAX-long path can just about reach, and sizes far above any real store object.
+ * Defaults: never looser than what any Nix we support unpacks. Names: NAME_MAX (255), which Nix
+ * 2.34 also enforces while parsing. Symlink targets: 4,095 bytes (the kernel's PATH_MAX with its
+ * NUL, and Nix 2.34's own bound), never empty (symlink(2) refuses one) and without NUL (2.34
+ * refuses it; 2.8 would cut the target short and register a NAR hash the files do not have).
+ * Depth: Nix 2.34.7+ refuses an object inside 64 or more directories (`narMaxDepth`), so at most
+ * 63. The length of a whole path inside the NAR is checked once the store path is known (the
+ * export stream names it after the NAR): see `NarSummary.longestPath` and `ExportLimits`.
  */
 export const DEFAULT_NAR_LIMITS: Readonly<NarLimits> = Object.freeze({
   maxFileSize: 2 ** 40,
   maxEntries: 4_000_000,
-  maxDepth: 2048,
+  maxDepth: 63,
   maxNameLength: 255,
-  maxTargetLength: 4096,
+  maxTargetLength: 4095,
 });
 
 /** What reading a NAR established about it. */
@@ -53,6 +58,12 @@ export interface NarSummary {
    * content addresses can be checked without keeping a large file.
    */
   fileHash?: Uint8Array;
+  /**
+   * Bytes of the longest path inside the NAR, as `/name/name…` below its top (0 for a NAR of one
+   * file or symlink): with the store path in front it must fit the kernel's PATH_MAX, which Nix
+   * 2.8 unpacks with (see `ExportLimits.maxFilePathLength`).
+   */
+  longestPath?: number;
 }
 
 const MAX_TOKEN = 16; // longer than any NAR token ("nix-archive-1" is 13 bytes)
@@ -146,6 +157,7 @@ export async function readNar(
     };
     if (top.file !== undefined) summary.file = top.file;
     if (top.fileHash !== undefined) summary.fileHash = top.fileHash;
+    if (top.longestPath > 0) summary.longestPath = top.longestPath;
     return summary;
   } finally {
     if (!ok) untap(false);
@@ -213,6 +225,8 @@ function startsWith(b: Uint8Array, prefix: Uint8Array, at: number): boolean {
 
 interface Frame {
   prev: Uint8Array | undefined;
+  /** Bytes of this directory's path below the NAR's top (`/a/b`; 0 for the top). */
+  pathLength: number;
 }
 
 async function readBody(
@@ -220,7 +234,11 @@ async function readBody(
   limits: NarLimits,
   keepFileUpTo: number,
   keep: (bytes: Uint8Array) => Uint8Array,
-): Promise<{ file?: { executable: boolean; contents: Uint8Array }; fileHash?: Uint8Array }> {
+): Promise<{
+  file?: { executable: boolean; contents: Uint8Array };
+  fileHash?: Uint8Array;
+  longestPath: number;
+}> {
   const magicAt = reader.offset;
   const magic = tryToken(reader) ?? (await readToken(reader));
   if (magic !== MAGIC) throw reader.error('not a NAR (bad magic)', magicAt);
@@ -228,6 +246,9 @@ async function readBody(
   let entries = 0;
   const stack: Frame[] = [];
   let result: { file?: { executable: boolean; contents: Uint8Array }; fileHash?: Uint8Array } = {};
+  let longestPath = 0;
+  /** Path length of the entry being read (its parent's, a slash and its name). */
+  let entryPathLength = 0;
 
   // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
   const readObject = async (): Promise<void> => {
@@ -275,10 +296,13 @@ async function readBody(
       if (!tryExpectToken(reader, ')')) await expectToken(reader, ')');
     } else if (type === 'symlink') {
       await expectToken(reader, 'target');
-      await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+      const targetAt = reader.offset;
+      const target = await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+      if (target.length === 0) throw reader.error('a symlink with an empty target', targetAt);
+      if (target.includes(0)) throw reader.error('a symlink target containing a NUL byte', targetAt);
       await expectToken(reader, ')');
     } else if (type === 'directory') {
-      stack.push({ prev: undefined });
+      stack.push({ prev: undefined, pathLength: stack.length === 0 ? 0 : entryPathLength });
     } else {
       throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
     }
@@ -314,12 +338,14 @@ async function readBody(
         nameAt,
       );
     frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
+    entryPathLength = frame.pathLength + 1 + name.length;
+    if (entryPathLength > longestPath) longestPath = entryPathLength;
     await expectToken(reader, 'node');
     const depthBefore = stack.length;
     await readObject();
     pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
   }
-  return result;
+  return { ...result, longestPath };
 }
 
 async function readLengthPrefixed(reader: ByteReader, max: number, what: string): Promise<Uint8Array> {

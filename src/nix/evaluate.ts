@@ -1,6 +1,23 @@
-// Evaluates once: flake installables via `nix path-info --derivation`, files via one
-// `nix-instantiate`, or .drv paths given as they are. Each root keeps where it came from.
+// Evaluates once: every flake installable of a plan in one `nix` process, every attribute of a file
+// in one `nix-instantiate`, .drv paths taken as they are; each root keeps where it came from.
+//
+// Why these commands (read from Nix's sources, 2.8 to 2.34):
+// - `nix path-info --derivation A B` gathers its results in one StorePathSet and prints it sorted
+//   (2.8) or topologically sorted (2.34): which drv came from which installable is lost, so it is
+//   used only for a single installable. `nix eval` takes one installable.
+// - `nix build --dry-run --json A B …` appends each installable's result in the order given
+//   (duplicates kept) and prints them as one JSON array: the one command that evaluates several
+//   installables in one process and says which result is whose. Before printing it runs Nix's
+//   printMissing (a walk over the closure that may ask substituters about outputs, and lists every
+//   path on stderr); it builds, links and fetches nothing.
+// - `nix-instantiate FILE -A a -A b` prints each attribute's derivations in order with nothing
+//   between them: an attribute with none (`{}`) and one with two (`[d1 d2]`) look like one each.
+//   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
+//   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
+//   writes the .drv files as plain instantiation does.
+import { access } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
+import { NixCommandError } from './errors.js';
 import { outputLines as lines, type NixStore } from './store.js';
 
 /** What to evaluate: any mix of flake installables, one file with attributes, and .drv paths. */
@@ -27,14 +44,179 @@ export interface EvaluatedRoot {
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 export const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
 
+/**
+ * Refuses a file argument that does not exist before Nix is started, as a usage error naming it
+ * (Nix would fail with its own message and nix-plan's exit code for a failed evaluation).
+ * Lookup paths (`<nixpkgs>`) and URLs are Nix's to resolve.
+ */
+async function assertReadable(file: string): Promise<void> {
+  if (file.startsWith('<') || /^[a-z][a-z0-9+.-]*:\/\//i.test(file)) return;
+  try {
+    await access(file);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+    throw new NixPlanError('usage', `cannot read the file to evaluate '${file}': ${why}`);
+  }
+}
+
 /** The directory of a store path (the realm it belongs to). */
 export function storeDirOf(path: string): string {
   return path.slice(0, path.lastIndexOf('/'));
 }
 
 /**
- * Evaluates `request` against `store`, one evaluator process per installable and one for the file,
- * and returns the roots in the order asked (duplicates dropped) and the store dir they are in.
+ * The per-installable results of `nix build --dry-run --json`: one element per installable, in
+ * order. An element is `{drvPath, outputs}` for a derivation (Nix 2.8 and later) or `{path}` for a
+ * store path that is not built; anything but a .drv path is refused, naming its installable.
+ */
+export function parseDryRunJson(text: string, installables: readonly string[]): EvaluatedRoot[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new NixPlanError(
+      'nix',
+      `nix build --dry-run --json printed no JSON: '${text.trim().slice(0, 200)}'`,
+    );
+  }
+  if (!Array.isArray(parsed) || parsed.length !== installables.length)
+    throw new NixPlanError(
+      'nix',
+      `nix build --dry-run --json gave ${Array.isArray(parsed) ? parsed.length : 'no list of'} results for ${installables.length} installables`,
+    );
+  return installables.map((installable, i) => {
+    const item: unknown = parsed[i];
+    const fields = typeof item === 'object' && item !== null ? (item as Record<string, unknown>) : {};
+    const path = typeof fields['drvPath'] === 'string' ? fields['drvPath'] : fields['path'];
+    if (typeof path !== 'string' || !path.endsWith('.drv'))
+      throw new NixPlanError(
+        'nix',
+        `'${installable}' evaluated to ${typeof path === 'string' ? `'${path}'` : 'no store path'}, not a derivation`,
+      );
+    return { installable, drvPath: path };
+  });
+}
+
+/** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
+async function evaluateOneInstallable(
+  installable: string,
+  evalArgs: readonly string[],
+  store: NixStore,
+): Promise<EvaluatedRoot[]> {
+  const { stdout } = await store.runner.run('nix', [
+    ...FLAKE_FEATURES,
+    ...store.storeArgs(),
+    'path-info',
+    '--derivation',
+    ...evalArgs,
+    installable,
+  ]);
+  return lines(stdout).map((drvPath) => ({ installable, drvPath }));
+}
+
+/** Several flake installables in one process (see the top of this file). */
+async function evaluateInstallables(
+  installables: readonly string[],
+  evalArgs: readonly string[],
+  store: NixStore,
+): Promise<EvaluatedRoot[]> {
+  const only = installables[0];
+  if (installables.length === 1 && only !== undefined) return evaluateOneInstallable(only, evalArgs, store);
+  const { stdout } = await store.runner.run('nix', [
+    ...FLAKE_FEATURES,
+    ...store.storeArgs(),
+    'build',
+    '--dry-run',
+    '--json',
+    '--no-link',
+    ...evalArgs,
+    ...installables,
+  ]);
+  return parseDryRunJson(stdout.toString('utf8'), installables);
+}
+
+/**
+ * The JSON values `nix-instantiate --eval --json` printed for its `-A`s, in order (Nix 2.8 writes
+ * them without separators, newer Nix one a line). Undefined when a value is not a string.
+ */
+export function parseEvalStrings(text: string): string[] | undefined {
+  const values: string[] = [];
+  const token = /\s*("(?:[^"\\]|\\.)*")\s*/y;
+  let at = 0;
+  while (at < text.length) {
+    token.lastIndex = at;
+    const m = token.exec(text);
+    if (m === null) return /^\s*$/.test(text.slice(at)) ? values : undefined;
+    values.push(JSON.parse(m[1] ?? '""') as string);
+    at = token.lastIndex;
+  }
+  return values;
+}
+
+/** Selection paths that fail only because an attribute is not one derivation (a list, a plain set). */
+const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
+
+/**
+ * Each attribute's .drv, when every attribute is one derivation: one `nix-instantiate --eval`
+ * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
+ * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
+ */
+async function evaluateAttributes(
+  file: string,
+  attributes: readonly string[],
+  evalArgs: readonly string[],
+  store: NixStore,
+): Promise<EvaluatedRoot[] | undefined> {
+  const args = [
+    ...store.storeArgs(),
+    '--eval',
+    '--json',
+    '--read-write-mode',
+    ...evalArgs,
+    file,
+    ...attributes.flatMap((a) => ['-A', `${a}.type`, '-A', `${a}.drvPath`]),
+  ];
+  const result = await store.runner.run('nix-instantiate', args, { allowFailure: true });
+  if (result.code !== 0 && NOT_ONE_DERIVATION.test(result.stderr)) return undefined;
+  NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
+  const values = parseEvalStrings(result.stdout.toString('utf8'));
+  if (values?.length !== attributes.length * 2) return undefined;
+  const roots: EvaluatedRoot[] = [];
+  for (const [i, attribute] of attributes.entries()) {
+    const type = values[2 * i];
+    const drvPath = values[2 * i + 1] ?? '';
+    if (type !== 'derivation') return undefined;
+    roots.push({ attribute, drvPath });
+  }
+  return roots;
+}
+
+/** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
+async function evaluateFile(
+  file: string,
+  attributes: readonly string[],
+  evalArgs: readonly string[],
+  store: NixStore,
+): Promise<EvaluatedRoot[]> {
+  if (attributes.length > 0) {
+    const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
+    if (labelled !== undefined) return labelled;
+  }
+  // The file's value itself, or attributes that are lists or sets of derivations: every
+  // derivation, recorded without an attribute (Nix prints nothing between the attributes).
+  const { stdout } = await store.runner.run('nix-instantiate', [
+    ...store.storeArgs(),
+    ...evalArgs,
+    file,
+    ...attributes.flatMap((a) => ['-A', a]),
+  ]);
+  return lines(stdout).map((drvPath) => ({ drvPath }));
+}
+
+/**
+ * Evaluates `request` against `store`: one evaluator process for all flake installables and one
+ * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
+ * they are in.
  */
 export async function evaluate(
   request: EvaluateRequest,
@@ -43,47 +225,24 @@ export async function evaluate(
   const roots: EvaluatedRoot[] = [];
   const evalArgs = request.evalArgs ?? [];
   const attributes = request.attributes ?? [];
+  const installables = request.installables ?? [];
   if (attributes.length > 0 && request.file === undefined)
     throw new NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-  for (const installable of request.installables ?? []) {
-    // One process per installable so each drv is known to come from its installable: with several
-    // at once, `nix path-info` prints them sorted, not in the order given.
-    const { stdout } = await store.runner.run('nix', [
-      ...FLAKE_FEATURES,
-      ...store.storeArgs(),
-      'path-info',
-      '--derivation',
-      ...evalArgs,
-      installable,
-    ]);
-    for (const drvPath of lines(stdout)) roots.push({ installable, drvPath });
-  }
-  if (request.file !== undefined) {
-    const { stdout } = await store.runner.run('nix-instantiate', [
-      ...store.storeArgs(),
-      ...evalArgs,
-      request.file,
-      ...attributes.flatMap((a) => ['-A', a]),
-    ]);
-    const drvs = lines(stdout);
-    // Nix prints each attribute's derivations in order; when every attribute gave exactly one,
-    // the pairing is certain, otherwise the roots are recorded without their attribute.
-    const paired = drvs.length === attributes.length;
-    drvs.forEach((drvPath, i) => {
-      const attribute = paired ? attributes[i] : undefined;
-      roots.push(attribute === undefined ? { drvPath } : { attribute, drvPath });
-    });
-  }
-  for (const drvPath of request.drvPaths ?? []) {
+  for (const drvPath of request.drvPaths ?? [])
     if (!drvPath.endsWith('.drv'))
       throw new NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-    roots.push({ drvPath });
-  }
-  if (roots.length === 0)
+  if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
     throw new NixPlanError(
       'usage',
       'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH',
     );
+  if (request.file !== undefined) await assertReadable(request.file);
+  if (installables.length > 0) roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
+  if (request.file !== undefined)
+    roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
+  for (const drvPath of request.drvPaths ?? []) roots.push({ drvPath });
+  if (roots.length === 0)
+    throw new NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
   for (const r of roots)
     if (!r.drvPath.startsWith('/') || !r.drvPath.endsWith('.drv'))
       throw new NixPlanError('nix', `the evaluator returned '${r.drvPath}', which is not a .drv path`);

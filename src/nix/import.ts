@@ -44,14 +44,25 @@ export async function storeTrust(store: NixStore): Promise<StoreTrust> {
 
 /**
  * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
- * NixCommandError (see `isSignatureRefusal` for the store wanting signatures).
+ * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
+ * paths as Nix adds them.
  */
 export async function importExport(
   store: NixStore,
   input: Uint8Array | AsyncIterable<Uint8Array>,
+  onPaths?: (count: number) => void,
 ): Promise<void> {
   const args = [...store.storeArgs(), '--import'];
-  const result = await store.runner.run('nix-store', args, { input, allowFailure: true });
+  // nix-store --import prints each path it adds, one a line, as it adds it.
+  const onStdout =
+    onPaths === undefined
+      ? undefined
+      : (chunk: Uint8Array): void => onPaths(chunk.filter((b) => b === 0x0a).length);
+  const result = await store.runner.run('nix-store', args, {
+    input,
+    allowFailure: true,
+    ...(onStdout === undefined ? {} : { onStdout }),
+  });
   NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
 }
 

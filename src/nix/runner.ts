@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, createReadStream, openSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { NixPlanError } from '../core/errors.js';
+import { NixPlanError, interruption } from '../core/errors.js';
 import { NixCommandError } from './errors.js';
 
 /** Where and how to run Nix: an optional bin dir put first in PATH, and extra environment. */
@@ -39,9 +39,25 @@ export interface RunOptions {
   readonly allowFailure?: boolean;
   /** Called with each chunk of standard output instead of collecting it. */
   readonly onStdout?: (chunk: Uint8Array) => void;
-  /** Called with each chunk of standard error as it comes (its tail is still kept for errors). */
+  /**
+   * Called with each chunk of standard error as it comes (its tail is still kept in the result);
+   * a failure's error then does not repeat it.
+   */
   readonly onStderr?: ((chunk: Uint8Array) => void) | undefined;
+  /**
+   * Stops the command when aborted: SIGTERM, then SIGKILL after a grace period; the run then
+   * rejects with the signal's reason (an InterruptedError) once the child has exited.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
+
+/** Whether `signal` was aborted (a call, so checks after an await are not narrowed away). */
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
+/** How long a command has to exit after SIGTERM before it gets SIGKILL. */
+export const KILL_GRACE_MS = 5000;
 
 /** What a finished command produced. */
 export interface RunResult {
@@ -81,6 +97,8 @@ export class ProcessRunner implements CommandRunner {
   constructor(private readonly nix: NixEnvironment = {}) {}
 
   async run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const { signal } = options;
+    if (signal?.aborted === true) throw interruption(signal);
     // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
     const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
     let child;
@@ -113,17 +131,53 @@ export class ProcessRunner implements CommandRunner {
           }),
         ),
       );
-      child.on('close', (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
+      child.on('close', (code, killedBy) => resolve(code ?? (killedBy === null ? 1 : 128)));
     });
+    // Stopped on request: the child first, then the caller hears of it once the child is gone.
+    let killer: NodeJS.Timeout | undefined;
+    const stop = (): void => {
+      child.kill('SIGTERM');
+      killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    };
+    signal?.addEventListener('abort', stop, { once: true });
     if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
       const input = options.input;
       const source = input instanceof Uint8Array ? Readable.from([input]) : Readable.from(input);
       // A child that exits early closes its stdin; its exit status tells the real story.
       pipeline(source, child.stdin).catch(() => undefined);
     }
-    const code = await exited;
+    let code: number;
+    try {
+      code = await exited;
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      if (killer !== undefined) clearTimeout(killer);
+    }
+    if (signal !== undefined && isAborted(signal)) throw interruption(signal);
     const result = { code, stdout: Buffer.concat(out), stderr: err };
-    if (options.allowFailure !== true) NixCommandError.check(cmd, args, result);
+    // Output already passed on as it came (a build log) is not repeated in the error.
+    if (options.allowFailure !== true)
+      NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
     return result;
   }
+}
+
+/**
+ * A runner whose every command is stopped when `signal` aborts (see `RunOptions.signal`). What
+ * must still run after an abort (removing what an interrupted import added) runs on `inner`.
+ */
+export class AbortableRunner implements CommandRunner {
+  constructor(
+    readonly inner: CommandRunner,
+    readonly signal: AbortSignal,
+  ) {}
+
+  run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    return this.inner.run(cmd, args, { ...options, signal: this.signal });
+  }
+}
+
+/** The runner to clean up with once `runner`'s work was aborted: the one beneath the abort. */
+export function cleanupRunner(runner: CommandRunner): CommandRunner {
+  return runner instanceof AbortableRunner ? runner.inner : runner;
 }

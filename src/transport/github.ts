@@ -56,7 +56,7 @@ function explain(action: string, name: string, error: unknown): TransportError {
     hint =
       'the storage URL kept failing (an expired or unreachable signed URL, or a storage outage); ' +
       're-run the job, and check that the runner can reach GitHub artifact storage';
-  } else if (status === 404) {
+  } else if (status === 404 || (error instanceof Error && error.name === 'ArtifactNotFoundError')) {
     hint = 'not found: check the artifact name, run-id and repository, and that the artifact has not expired';
   }
   return new TransportError(

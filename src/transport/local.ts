@@ -1,7 +1,7 @@
 // A transport over a directory (a shared disk, an NFS mount): for self-hosted runners and tests.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { link, lstat, mkdir, open, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -40,10 +40,33 @@ async function copyHashing(from: string, to: string): Promise<{ digest: string; 
   return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
+/** Refuses `path` unless it is a directory itself (not a symlink to one: another job could plant it). */
+async function realDirectory(path: string): Promise<void> {
+  const st = await lstat(path);
+  if (!st.isDirectory())
+    throw new TransportError(
+      `"${path}" is not a directory (a symlink or a file is there): refusing to use it`,
+    );
+}
+
+/** Reads a regular file, refusing a symlink (O_NOFOLLOW) or anything else, up to `max` bytes. */
+async function readRegular(path: string, max: number): Promise<string> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > max) throw new TransportError(`"${path}" is not a small regular file`);
+    return await fh.readFile('utf8');
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Stores each artifact as `<root>/<runId>/<name>` with its digest in `<name>.sha256`. Like
- * GitHub, a name can be used once per run; the file appears atomically (hard link of a
- * finished temporary file), so a reader never sees half an upload.
+ * GitHub, a name can be used once per run. Both files are written to temporary files created
+ * exclusively (never through a planted symlink) and published with hard links, which never replace
+ * what is there: a name already taken is refused without touching the first artifact's files, and
+ * a reader never sees half an upload (the digest is published first, the bundle last).
  */
 export class LocalDirectoryTransport implements ArtifactTransport {
   /**
@@ -63,24 +86,39 @@ export class LocalDirectoryTransport implements ArtifactTransport {
     checkName(name);
     const dir = this.runDir(undefined);
     await mkdir(dir, { recursive: true });
-    const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.part`);
+    await realDirectory(dir);
+    const part = `.${name}.${randomBytes(6).toString('hex')}`;
+    const tmp = join(dir, `${part}.part`);
+    const tmpDigest = join(dir, `${part}.sha256.part`);
+    const taken = (): TransportError =>
+      new TransportError(
+        `an artifact named "${name}" was already uploaded in run ${this.runId}: ` +
+          `give each plan its own artifact-name`,
+      );
     try {
       const { digest, size } = await copyHashing(file, tmp);
-      await writeFile(join(dir, `${name}.sha256`), `${digest}\n`);
+      await writeFile(tmpDigest, `${digest}\n`, { flag: 'wx' });
+      // The digest first: once the bundle is there, so is what it must hash to.
+      try {
+        await link(tmpDigest, join(dir, `${name}.sha256`));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw taken();
+        throw e;
+      }
       try {
         await link(tmp, join(dir, name));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new TransportError(
-            `an artifact named "${name}" was already uploaded in run ${this.runId}: ` +
-              `give each plan its own artifact-name`,
-          );
-        }
+        // Take back the digest just published (ours: the same file as our temporary one).
+        const [ours, published] = await Promise.all([lstat(tmpDigest), lstat(join(dir, `${name}.sha256`))]);
+        if (ours.ino === published.ino && ours.dev === published.dev)
+          await unlink(join(dir, `${name}.sha256`));
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw taken();
         throw e;
       }
       return { name, size, digest };
     } finally {
       await rm(tmp, { force: true });
+      await rm(tmpDigest, { force: true });
     }
   }
 
@@ -89,8 +127,11 @@ export class LocalDirectoryTransport implements ArtifactTransport {
     const from = join(this.runDir(source.runId), source.name);
     let recorded: string | undefined;
     try {
-      recorded = (await readFile(`${from}.sha256`, 'utf8')).trim();
-    } catch {
+      recorded = (await readRegular(`${from}.sha256`, 1024)).trim();
+      // The bundle itself must be a file there, not a link to one elsewhere.
+      if (!(await lstat(from)).isFile()) throw new TransportError(`"${from}" is not a regular file`);
+    } catch (e) {
+      if (e instanceof TransportError) throw e;
       throw new TransportError(
         `no artifact named "${source.name}" in ${this.runDir(source.runId)} (was the plan uploaded to this directory?)`,
       );

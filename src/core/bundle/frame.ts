@@ -5,7 +5,7 @@
 // drops anything after it, so the reader parses the skippable frame itself and walks the data frame's
 // block headers (cheap, no decompression) to prove it is exactly one frame that ends at end of file.
 // Format reference: RFC 8878 (Zstandard), sections 3.1.1 (frames) and 3.1.2 (skippable frames).
-import { LimitError, MalformedError } from '../errors.js';
+import { LimitError, MalformedError, NixPlanError } from '../errors.js';
 
 /** First and last magic numbers of zstd skippable frames (any low nibble is allowed by zstd). */
 export const SKIPPABLE_MAGIC_FIRST = 0x184d2a50;
@@ -79,8 +79,10 @@ export function parseSkippableHeader(
   if (!isSkippableMagic(magic))
     throw new MalformedError(what, 0, `not a zstd skippable frame (magic 0x${magic.toString(16)})`);
   const size = view.getUint32(4, true);
+  // The manifest's frame: a manifest too large to read is a bad bundle (exit 3), as on write.
   if (size > maxSize)
-    throw new LimitError(
+    throw new NixPlanError(
+      'bundle',
       `${what}: the skippable frame claims ${size} bytes, more than the limit of ${maxSize} bytes at byte offset 4`,
     );
   return { magic, size };

@@ -1,6 +1,6 @@
 // Strict validation of an untrusted manifest (parsed JSON) against schema version 1 or 2: every
 // field's type, range and format, store paths in the bundle's store dir, and the cross-field rules.
-import { LimitError, NixPlanError } from '../errors.js';
+import { NixPlanError } from '../errors.js';
 import { parseStorePath, storeDirProblem } from '../store-path.js';
 import { unsafeCharacter } from '../text.js';
 import {
@@ -96,7 +96,8 @@ function bool(v: unknown, field: string): boolean {
 
 function list<T>(v: unknown, field: string, max: number, item: (x: unknown, f: string) => T): T[] {
   if (!Array.isArray(v)) throw bad(field, 'must be an array');
-  if (v.length > max) throw new LimitError(`bundle manifest: ${field} has more than ${max} entries`);
+  if (v.length > max)
+    throw new NixPlanError('bundle', `bundle manifest: ${field} has more than ${max} entries`);
   return v.map((x, i) => item(x, `${field}[${i}]`));
 }
 
@@ -143,7 +144,7 @@ function root(v: unknown, field: string, storeDir: string): BundleRoot {
   const outputs: Record<string, string> = {};
   const names = Object.keys(outputsIn);
   if (names.length > 1000)
-    throw new LimitError(`bundle manifest: ${field}.outputs has more than 1000 outputs`);
+    throw new NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
   for (const name of names) {
     str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
     const p = outputsIn[name];

@@ -9,7 +9,7 @@
 // manifest records the sha256 of both the compressed and the uncompressed stream, a signature covers
 // every byte of the bundle except the signature list itself: anyone can strip a signature or add
 // one by another key, which is why a reader decides by the keys it trusts, never by the list.
-import { LimitError, MalformedError, NixPlanError } from '../errors.js';
+import { MalformedError, NixPlanError } from '../errors.js';
 import { sha256, toHex } from '../hash.js';
 import {
   checkDetached,
@@ -20,6 +20,7 @@ import {
   type PublicKey,
   type SecretKey,
 } from '../signing.js';
+import { MAX_MANIFEST_DEPTH, assertJsonDepth } from './json-limits.js';
 import { validateManifest } from './manifest-schema.js';
 import {
   DEFAULT_MAX_MANIFEST_SIZE,
@@ -87,24 +88,38 @@ export function finaliseManifest(
 }
 
 /** The manifest's bytes as stored in the bundle (canonical JSON, UTF-8). */
-export function encodeManifest(manifest: BundleManifest): Uint8Array {
-  return new Uint8Array(Buffer.from(canonicalJson(manifest), 'utf8'));
+export function encodeManifest(manifest: BundleManifest, maxSize = DEFAULT_MAX_MANIFEST_SIZE): Uint8Array {
+  const text = canonicalJson(manifest);
+  // What its own reader would refuse is not written (exit 3, as on read).
+  assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'the manifest to write');
+  const bytes = new Uint8Array(Buffer.from(text, 'utf8'));
+  if (bytes.length > maxSize)
+    throw new NixPlanError(
+      'bundle',
+      `the manifest to write is ${bytes.length} bytes, more than the ${maxSize} bytes a reader accepts`,
+    );
+  return bytes;
 }
 
 /**
  * Parses and validates untrusted manifest bytes: JSON, format and version (a newer version asks
  * the user to upgrade), every field's type and range, store paths inside `storeDir`, canonical
- * form, then the checksum. Throws 'bundle' errors naming the field, 'limit' for oversize input.
+ * form, then the checksum. Throws 'bundle' errors naming the field (also for oversize or too deeply
+nested input).
  */
 export function parseManifest(bytes: Uint8Array, maxSize = DEFAULT_MAX_MANIFEST_SIZE): BundleManifest {
   if (bytes.length > maxSize)
-    throw new LimitError(`bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`);
+    throw new NixPlanError(
+      'bundle',
+      `bundle manifest of ${bytes.length} bytes exceeds the limit of ${maxSize} bytes`,
+    );
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw new MalformedError('bundle manifest', undefined, 'not valid UTF-8');
   }
+  assertJsonDepth(text, MAX_MANIFEST_DEPTH, 'bundle manifest');
   let value: unknown;
   try {
     value = JSON.parse(text);

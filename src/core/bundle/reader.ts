@@ -13,19 +13,24 @@ import type { PublicKey } from '../signing.js';
 import type { FrameInfo } from './frame.js';
 import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
+import type { Derivation } from '../derivation/index.js';
+import { DerivationOutputChecks, type StoreDerivationReader } from './drv-outputs.js';
 import {
   ClosureCheck,
   DEFAULT_READER_LIMITS,
   DerivationChecks,
   checkRealm,
+  checkRunningTotals,
   checkSignatures,
   checkSizeLimits,
   checkTotals,
   classifyEntry,
+  declaredNarBytes,
   exportLimitsFor,
   type ReaderLimits,
   type VerifiedEntry,
 } from './policy.js';
+import { PathProofs } from './proof.js';
 import { openBundle, type BundleSource } from './source.js';
 
 export { memorySource, openBundle, type BundleSource } from './source.js';
@@ -40,8 +45,23 @@ export interface VerifyOptions {
   readonly trustedKeys?: readonly (string | PublicKey)[] | undefined;
   /** Whether a signature is required (default: when trustedKeys are given). */
   readonly requireSignature?: boolean | undefined;
-  /** Whether a path outside the bundle is valid in the target store (default: none is). */
+  /**
+   * Which of the paths the bundle refers to without holding them are valid in the target store:
+   * asked once, at the end, with all of them (default: `isValidInStore` for each, else none is).
+   */
+  readonly validInStore?: ((paths: readonly string[]) => Promise<ReadonlySet<string>>) | undefined;
+  /** Whether one path outside the bundle is valid in the target store (see `validInStore`). */
   readonly isValidInStore?: ((path: string) => boolean | Promise<boolean>) | undefined;
+  /**
+   * Reads a `.drv` the plan's derivations use but the bundle does not hold from the target store,
+   * so their output paths can be checked as Nix will (none: such a plan is refused).
+   */
+  readonly readStoreDerivation?: StoreDerivationReader | undefined;
+  /**
+   * Accept build outputs no trusted signature proves (`--no-check-sigs`): counted in the report's
+   * `unproven` instead of refused.
+   */
+  readonly noCheckSigs?: boolean | undefined;
   readonly limits?: Partial<ReaderLimits> | undefined;
   /** Called for each entry once it is checked (the bundle as a whole is valid only at the end). */
   readonly onEntry?: ((entry: VerifiedEntry) => void | Promise<void>) | undefined;
@@ -83,6 +103,12 @@ export interface VerifyReport {
   readonly trustedSignatures: readonly string[];
   /** References found valid in the store instead of in the bundle. */
   readonly storeReferences: number;
+  /** Build outputs no trusted signature proves, accepted because of `noCheckSigs` (else refused). */
+  readonly unproven: number;
+  /** Whether the caller opted out of proof (`noCheckSigs`). */
+  readonly noCheckSigs: boolean;
+  /** The output paths the plan's derivations declare (what building it can add to a store). */
+  readonly declaredOutputs: () => string[];
   readonly frame: Pick<FrameInfo, 'windowSize' | 'blocks'>;
   /** With `parseDerivations: false`, the checks of the .drv files left to the caller. */
   readonly derivations?: DerivationChecks | undefined;
@@ -116,28 +142,77 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   const exportLimits: Partial<ExportLimits> = exportLimitsFor(manifest, limits);
   const counts = emptyCounts();
   const narBytes = emptyCounts();
-  const closure = new ClosureCheck(options.isValidInStore ?? ((): boolean => false));
+  const closure = new ClosureCheck(limits);
   const derivations = new DerivationChecks(manifest);
   const parseDerivations = options.parseDerivations !== false;
+  // Output paths are checked as Nix checks them on import; relocation recomputes them instead.
+  const outputs = parseDerivations
+    ? new DerivationOutputChecks(manifest.storeDir, {
+        readStore: options.readStoreDerivation,
+        indexOutputs: true,
+      })
+    : undefined;
+  const noCheckSigs = options.noCheckSigs === true;
+  const proofs = new PathProofs({
+    include: manifest.include,
+    signed: trustedSignatures.length > 0,
+    noCheckSigs,
+  });
+  // Every NAR byte counts against what the manifest declares, as it arrives.
+  const declared = declaredNarBytes(manifest);
+  let narSeen = 0;
+  const onNarBytes = (chunk: Uint8Array, index: number): void => {
+    narSeen += chunk.length;
+    if (narSeen > declared)
+      throw new NixPlanError(
+        'bundle',
+        `'${source.name}' holds more than the ${declared} NAR bytes its manifest records (entry ${index}): the bundle is corrupt or lies about its sizes`,
+      );
+    options.onNarBytes?.(chunk, index);
+  };
 
   let frame: FrameInfo | undefined;
   const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
   const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
+  let parsed: { drv: Derivation; bytes: Uint8Array } | undefined;
+  const onDerivation = (drv: Derivation, bytes: Uint8Array): void => {
+    parsed = { drv, bytes };
+  };
   for await (const entry of readExport(data, exportLimits, {
     storeDir: manifest.storeDir,
-    ...(options.onNarBytes !== undefined && { onNarBytes: options.onNarBytes }),
+    onNarBytes,
     ...(options.keptFiles !== undefined && { keptFiles: options.keptFiles }),
   })) {
     closure.arrive(entry.path);
-    const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined);
-    await closure.add(entry.path, entry.references);
+    parsed = undefined;
+    const verified = classifyEntry(
+      entry,
+      manifest,
+      exportLimits,
+      parseDerivations ? derivations : undefined,
+      onDerivation,
+    );
+    if (outputs !== undefined && parsed !== undefined) {
+      const { drv, bytes } = parsed;
+      const pending = outputs.check(entry.path, drv, bytes);
+      if (pending !== undefined) await pending;
+    }
+    proofs.entry(entry.path, verified.kind, entry.deriver);
+    closure.add(entry.path, entry.references);
     counts[verified.kind]++;
     narBytes[verified.kind] += entry.nar.narSize;
+    checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
     await options.onEntry?.(verified);
   }
-  closure.finish();
   checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
   if (parseDerivations) derivations.finish();
+  if (outputs !== undefined)
+    proofs.finish(
+      (p) => outputs.declarations(p),
+      (p) => p.endsWith('.drv') && closure.has(p),
+    );
+  // One question to the store, about every path the bundle refers to but does not hold.
+  closure.finish(await validAmong(closure.missing(), options));
   if (frame === undefined) throw new NixPlanError('internal', 'the data frame was not scanned to its end');
   return {
     manifest,
@@ -147,9 +222,22 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     narBytes,
     trustedSignatures,
     storeReferences: closure.storeReferences,
+    unproven: proofs.unproven,
+    noCheckSigs,
+    declaredOutputs: () => outputs?.declaredPaths() ?? [],
     frame: { windowSize: frame.windowSize, blocks: frame.blocks },
     ...(!parseDerivations && { derivations }),
   };
+}
+
+/** Which of `paths` are valid in the target store, by the options' batch or per-path question. */
+async function validAmong(paths: readonly string[], options: VerifyOptions): Promise<ReadonlySet<string>> {
+  if (paths.length === 0) return new Set();
+  if (options.validInStore !== undefined) return options.validInStore(paths);
+  const valid = new Set<string>();
+  if (options.isValidInStore !== undefined)
+    for (const p of paths) if (await options.isValidInStore(p)) valid.add(p);
+  return valid;
 }
 
 /** Passes each chunk to `fn` before handing it on. */

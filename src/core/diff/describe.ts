@@ -2,6 +2,7 @@
 // counts, signature status. Plain text; callers escape it for where it goes.
 import { versionChanges, versionsOnlyIn, type PackageChange, type PackageCounts } from './packages.js';
 import type { SignatureInfo } from './plan-diff.js';
+import { trustStatus, type TrustReport } from '../bundle/trust-report.js';
 
 /** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
 export const NO_VERSION = '(none)';
@@ -70,15 +71,17 @@ export function countsText(c: PackageCounts): string {
 }
 
 /**
- * A bundle's signature status in the words every front end uses: "verified: signed by trusted
- * key ci", "signatures: 2 (not verified)", "unsigned".
+ * A bundle's signature status in the words every front end uses (core/bundle/trust-report.ts):
+ * "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned".
  */
 export function signatureText(signatures: readonly SignatureInfo[] | undefined): string {
   if (signatures === undefined) return 'not a bundle (no signatures)';
-  if (signatures.length === 0) return 'unsigned';
-  const verified = signatures.filter((s) => s.status === 'verified').map((s) => s.key);
-  if (verified.length > 0) return `verified: signed by trusted key ${verified.join(', ')}`;
-  const keys = signatures.map((s) => s.key).join(', ');
-  const checked = signatures.some((s) => s.status === 'untrusted-key');
-  return `signatures: ${signatures.length} by ${keys} (${checked ? 'none by a trusted key' : 'not verified'})`;
+  const report: TrustReport = {
+    keysGiven: signatures.some((s) => s.status !== 'not-checked'),
+    verifiedBy: signatures.filter((s) => s.status === 'verified').map((s) => s.key),
+    signatures: [...signatures],
+    noCheckSigs: false,
+    unproven: 0,
+  };
+  return trustStatus({ signatures: signatures.map((s) => ({ key: s.key, sig: '' })) }, report);
 }

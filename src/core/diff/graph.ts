@@ -45,8 +45,9 @@ export interface DrvNode {
   readonly version: string;
   readonly system: string;
   readonly outputs: readonly OutputInfo[];
-  /** Ids of its input derivations (in this graph). */
-  readonly inputs: Int32Array;
+  /** Where its input derivations' ids start in the graph's edge list, and how many there are. */
+  readonly firstInput: number;
+  readonly inputCount: number;
 }
 
 /** A root of a plan: what the plan was asked to build. */
@@ -79,6 +80,9 @@ export class PlanGraph {
   private readonly byPath = new Map<string, DrvNode>();
   private readonly list: DrvNode[] = [];
   private readonly strings = new Interner();
+  /** Every node's input ids, one after another (a small typed array per node costs more). */
+  private edges = new Int32Array(1024);
+  private edgeCount = 0;
 
   constructor(
     /** The store dir of every path in it. */
@@ -95,16 +99,22 @@ export class PlanGraph {
   add(path: string, head: Pick<DerivationHead, 'outputs' | 'inputDrvs' | 'system'>): DrvNode {
     const known = this.byPath.get(path);
     if (known !== undefined) return known;
-    const inputs = new Int32Array(head.inputDrvs.length);
-    head.inputDrvs.forEach((input, i) => {
+    const firstInput = this.edgeCount;
+    const needed = firstInput + head.inputDrvs.length;
+    if (needed > this.edges.length) {
+      const grown = new Int32Array(Math.max(needed, this.edges.length * 2));
+      grown.set(this.edges.subarray(0, this.edgeCount));
+      this.edges = grown;
+    }
+    for (const input of head.inputDrvs) {
       const node = this.byPath.get(input.path);
       if (node === undefined)
         throw new NixPlanError(
           'closure',
           `'${path}' needs '${input.path}', which the plan does not hold before it`,
         );
-      inputs[i] = node.id;
-    });
+      this.edges[this.edgeCount++] = node.id;
+    }
     const name = nameOf(path).replace(/\.drv$/, '');
     const { name: pname, version } = parseDrvName(name);
     const node: DrvNode = {
@@ -121,7 +131,8 @@ export class PlanGraph {
         hashAlgo: this.strings.get(o.hashAlgo),
         hash: o.hash,
       })),
-      inputs,
+      firstInput,
+      inputCount: head.inputDrvs.length,
     };
     this.byPath.set(path, node);
     this.list.push(node);
@@ -154,11 +165,13 @@ export class PlanGraph {
     while (stack.length > 0) {
       const node = this.list[stack.pop()!]!;
       out.push(node);
-      for (const i of node.inputs)
+      for (let e = node.firstInput; e < node.firstInput + node.inputCount; e++) {
+        const i = this.edges[e]!;
         if (seen[i] === 0) {
           seen[i] = 1;
           stack.push(i);
         }
+      }
     }
     return out;
   }

@@ -71,13 +71,23 @@ export function versionChanges(c: PackageCounts): number {
   return c.upgrade + c.downgrade + c.changed;
 }
 
+function setOf(nodes: readonly DrvNode[]): Membership {
+  const paths = new Set<string>();
+  for (const n of nodes) paths.add(n.path);
+  return (p) => paths.has(p);
+}
+
 const byVersion = (a: string, b: string): number => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
 const byString = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Versions of every package name in a set. */
-function versionsByName(nodes: readonly DrvNode[]): Map<string, Set<string>> {
+/** Versions of the package names in `wanted`, over a whole set. */
+function versionsByName(
+  nodes: readonly DrvNode[],
+  wanted: ReadonlyMap<string, unknown>,
+): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
   for (const n of nodes) {
+    if (!wanted.has(n.pname)) continue;
     let set = out.get(n.pname);
     if (set === undefined) out.set(n.pname, (set = new Set()));
     set.add(n.version);
@@ -121,14 +131,22 @@ function kindOf(old: PackageSide, now: PackageSide, inOld: boolean, inNew: boole
   return 'changed';
 }
 
+/** Whether a set holds a derivation path (a graph's own index, or a set made for a closure). */
+export type Membership = (path: string) => boolean;
+
 /**
  * The package-level difference of two sets of derivations (each a closure or a whole plan). Two
  * derivations are the same when their paths are: a .drv path is the hash of its whole closure, so
  * everything else is a change, and only the derivations in one set alone are looked at closely.
+ * `inOld`/`inNew` say which paths each set holds (default: a set made from its nodes).
  */
-export function diffClosures(old: readonly DrvNode[], now: readonly DrvNode[]): ClosureDiff {
-  const oldPaths = new Set(old.map((n) => n.path));
-  const newPaths = new Set(now.map((n) => n.path));
+export function diffClosures(
+  old: readonly DrvNode[],
+  now: readonly DrvNode[],
+  membership: { inOld?: Membership; inNew?: Membership } = {},
+): ClosureDiff {
+  const inOld = membership.inOld ?? setOf(old);
+  const inNew = membership.inNew ?? setOf(now);
   const groups = new Map<string, { old: DrvNode[]; new: DrvNode[] }>();
   const group = (pname: string): { old: DrvNode[]; new: DrvNode[] } => {
     let g = groups.get(pname);
@@ -138,17 +156,17 @@ export function diffClosures(old: readonly DrvNode[], now: readonly DrvNode[]): 
   let removed = 0;
   let added = 0;
   for (const n of old)
-    if (!newPaths.has(n.path)) {
+    if (!inNew(n.path)) {
       group(n.pname).old.push(n);
       removed++;
     }
   for (const n of now)
-    if (!oldPaths.has(n.path)) {
+    if (!inOld(n.path)) {
       group(n.pname).new.push(n);
       added++;
     }
-  const oldVersions = versionsByName(old);
-  const newVersions = versionsByName(now);
+  const oldVersions = versionsByName(old, groups);
+  const newVersions = versionsByName(now, groups);
   const counts = emptyCounts();
   const packages: PackageChange[] = [];
   for (const [name, g] of groups) {

@@ -206,7 +206,10 @@ export function diffPlans(
   now: PlanGraph,
   options: { relocated: boolean; drv?: readonly DrvDiff[] },
 ): PlanDiff {
-  const total = diffClosures(old.nodes(), now.nodes());
+  const total = diffClosures(old.nodes(), now.nodes(), {
+    inOld: (p) => old.has(p),
+    inNew: (p) => now.has(p),
+  });
   const { pairs, removed, added } = pairRoots(old.roots, now.roots);
   const roots: RootDiff[] = [
     ...pairs.map(([o, n]) => rootDiff(n.label, o, n, old, now)),

@@ -2,6 +2,8 @@
 // is, everything that could hide, move or rewrite what a reviewer sees (control characters,
 // terminal escapes, bidirectional overrides, invisible characters, invalid UTF-8) is written as
 // an escape. The escaping is reversible (`\\` for a backslash), so distinct bytes stay distinct.
+// Strings (store paths, names) use core/text.ts's escapes, as every other display does.
+import { escapeTerminal } from '../text.js';
 
 /** Code points shown as `\u{…}`: C1 controls, invisible and direction-changing characters. */
 function isHidden(cp: number): boolean {
@@ -52,9 +54,9 @@ export function showBytes(bytes: Uint8Array, escapeLayout = false): string {
   return out;
 }
 
-/** `text` (a JS string, e.g. a store path or a name) shown as `showBytes` shows its UTF-8. */
-export function showText(text: string, escapeLayout = true): string {
-  return showBytes(new TextEncoder().encode(text), escapeLayout);
+/** A string from a plan (a store path, a name) for a terminal: core/text.ts's escapes. */
+export function showText(text: string): string {
+  return escapeTerminal(text);
 }
 
 /** One well-formed UTF-8 sequence at `i` (shortest form, no surrogates, ≤ U+10FFFF), or undefined. */

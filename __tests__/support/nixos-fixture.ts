@@ -1,0 +1,88 @@
+// Stand-ins for NixOS systems: derivations named nixos-system-LABEL-1.0 whose
+// bin/switch-to-configuration records each call (label, action, mode, the profile's link at the
+// time) in CONTROL/log and does what CONTROL/mode-LABEL says: ok, fail, cut (drop every SSH
+// connection of the test server, as a configuration that breaks the network would) or hang
+// (until CONTROL/release-LABEL exists).
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** What a fixture system's switch-to-configuration is told to do. */
+export type SwitchMode = 'ok' | 'fail' | 'cut' | 'hang';
+
+/** A Nix file: `{ label, control, profile }` → the system derivation. */
+export function systemNix(): string {
+  return `
+{ label, control, profile ? "/nonexistent" }:
+builtins.derivation {
+  name = "nixos-system-\${label}-1.0";
+  system = builtins.currentSystem;
+  builder = "/bin/sh";
+  script = ''
+    #!/bin/sh
+    mode=$(cat "\${control}/mode-\${label}" 2>/dev/null || echo ok)
+    echo "\${label} $1 $mode $(/bin/readlink \${profile} 2>/dev/null)" >> \${control}/log
+    echo "\${label}: switch-to-configuration $1"
+    echo "would restart: \${label}-unit.service" >&2
+    case $mode in
+      fail) echo "\${label}: a unit failed to start" >&2; exit 1 ;;
+      cut) /bin/sh \${control}/cut.sh; sleep 1 ;;
+      hang) while [ ! -e "\${control}/release-\${label}" ]; do sleep 0.2; done ;;
+    esac
+    exit 0
+  '';
+  args = [ "-c" ''
+    /bin/mkdir -p $out/bin
+    echo "$script" > $out/bin/switch-to-configuration
+    /bin/chmod +x $out/bin/switch-to-configuration
+  '' ];
+}
+`;
+}
+
+/** A fleet file: one system per name, as attributes, all switching `profile` of their host. */
+export function fleetNix(systemFile: string, control: string, hosts: Record<string, string>): string {
+  return `{
+${Object.entries(hosts)
+  .map(
+    ([name, profile]) =>
+      `  ${name} = import ${systemFile} { label = "${name}"; control = "${control}"; profile = "${profile}"; };`,
+  )
+  .join('\n')}
+}
+`;
+}
+
+/** The control directory of the fixture systems. */
+export class SwitchControl {
+  constructor(readonly dir: string) {}
+
+  /** Sets what LABEL's switch-to-configuration does next. */
+  mode(label: string, mode: SwitchMode): void {
+    writeFileSync(join(this.dir, `mode-${label}`), `${mode}\n`);
+  }
+
+  /** Lets a hanging switch of LABEL finish. */
+  release(label: string): void {
+    writeFileSync(join(this.dir, `release-${label}`), '');
+  }
+
+  /** The calls so far: "LABEL ACTION MODE PROFILE-LINK". */
+  calls(): string[] {
+    const log = join(this.dir, 'log');
+    return existsSync(log)
+      ? readFileSync(log, 'utf8')
+          .trim()
+          .split('\n')
+          .filter((l) => l !== '')
+      : [];
+  }
+
+  /** Forgets the calls so far and every mode. */
+  reset(): void {
+    rmSync(join(this.dir, 'log'), { force: true });
+    for (const f of ['a', 'b', 'c', 'web', 'db']) {
+      rmSync(join(this.dir, `mode-${f}`), { force: true });
+      rmSync(join(this.dir, `release-${f}`), { force: true });
+    }
+  }
+}

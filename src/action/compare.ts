@@ -1,0 +1,284 @@
+// The plan a job compares its plan with (`compare-to`): a bundle on disk, an artifact of this run or
+// of another (`compare-run-id`), or `latest`, the newest artifact of the same name from a
+// successful run of this workflow on the default branch. Parsed once from the inputs; fetched with
+// the same transports and digest checks as any plan; described for the summary in our words, with
+// everything that came from elsewhere in code spans.
+import { trustReportOf, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
+import { parsePublicKey } from '../core/signing.js';
+import { readBundleHead } from '../app/inspect.js';
+import { countsText } from '../core/diff/describe.js';
+import type { PlanDiff } from '../core/diff/plan-diff.js';
+import { NixPlanError } from '../core/errors.js';
+import type { diffPlanSources } from '../app/diff.js';
+import type { CommandRunner } from '../nix/runner.js';
+import { digestFile, TransportError, type ArtifactTransport } from '../transport/transport.js';
+import { findLatestArtifact, workflowFile, type LatestQuery } from '../transport/github-runs.js';
+import { RunnerEnv } from './constants.js';
+import { codeSpan, trustedLink } from './markdown.js';
+import type { ActionIO } from './run.js';
+import {
+  InputError,
+  parseArtifactName,
+  parseInteger,
+  parseTrustedKeys,
+  type EnvReader,
+  type InputReader,
+} from './settings.js';
+
+/** Where the plan to compare with is. */
+export type CompareSource =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'artifact'; readonly name: string; readonly runId: number | undefined }
+  | { readonly kind: 'latest'; readonly name: string };
+
+/** The comparison an action was asked for. */
+export interface CompareSettings {
+  readonly source: CompareSource;
+  /** `github-token`, for another run or `latest`. */
+  readonly token: string | undefined;
+  /** Keys the compared plan's signatures are reported against. */
+  readonly trustedKeys: string[];
+  /** A shared directory instead of GitHub's artifact service. */
+  readonly artifactDir: string | undefined;
+}
+
+/** The input names of a comparison (the plan and promote actions spell them alike). */
+export interface CompareInputNames {
+  readonly compareTo: string;
+  readonly compareRunId: string;
+  readonly githubToken: string;
+  readonly trustedKeys: string;
+}
+
+/**
+ * Parses `compare-to` and its companions; undefined when there is nothing to compare with.
+ * `latest` looks for `sameName` (this job's artifact name); a value with a `/` is a file.
+ */
+export function parseCompareSettings(
+  input: InputReader,
+  names: CompareInputNames,
+  context: { readonly sameName: string; readonly artifactDir: string | undefined },
+): CompareSettings | undefined {
+  const value = input(names.compareTo);
+  const runId = parseInteger(
+    names.compareRunId,
+    input(names.compareRunId),
+    1,
+    Number.MAX_SAFE_INTEGER,
+    undefined,
+  );
+  if (value === '') {
+    if (runId !== undefined)
+      throw new InputError(
+        names.compareRunId,
+        `needs "${names.compareTo}" (the artifact name to compare with)`,
+      );
+    return undefined;
+  }
+  const token = input(names.githubToken) === '' ? undefined : input(names.githubToken);
+  let source: CompareSource;
+  if (value === 'latest') source = { kind: 'latest', name: context.sameName };
+  else if (value.includes('/')) source = { kind: 'file', path: value };
+  else source = { kind: 'artifact', name: parseArtifactName(names.compareTo, value, value), runId };
+  if (runId !== undefined && source.kind !== 'artifact')
+    throw new InputError(
+      names.compareRunId,
+      `goes with an artifact name in "${names.compareTo}", not "${value}"`,
+    );
+  if (source.kind === 'latest' && context.artifactDir !== undefined)
+    throw new InputError(
+      names.compareTo,
+      '"latest" searches the runs of GitHub\'s artifact service, not an artifact-dir; accepted there: an artifact name or a file path',
+    );
+  const needsToken = source.kind === 'latest' || (source.kind === 'artifact' && runId !== undefined);
+  if (needsToken && token === undefined && context.artifactDir === undefined)
+    throw new InputError(
+      names.githubToken,
+      `needed with "${names.compareTo}: ${value}"${runId === undefined ? '' : ` and "${names.compareRunId}"`}; accepted: a token with \`actions: read\` (e.g. \${{ github.token }})`,
+    );
+  return {
+    source,
+    token,
+    trustedKeys: parseTrustedKeys(names.trustedKeys, input(names.trustedKeys)),
+    artifactDir: context.artifactDir,
+  };
+}
+
+/** The plan fetched for comparison, and how the summary names it (safe Markdown). */
+export interface Baseline {
+  readonly path: string;
+  readonly description: string;
+}
+
+/** There was nothing to compare with (`latest` on a first run): why, in safe Markdown. */
+export interface NoBaseline {
+  readonly missing: string;
+}
+
+/** What fetching a baseline needs. */
+export interface CompareDeps {
+  readonly env: EnvReader;
+  readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
+  readonly findLatest?: (query: LatestQuery) => ReturnType<typeof findLatestArtifact>;
+}
+
+/** A link to a run when the URL is this server's, else the URL as code. */
+function runLink(env: EnvReader, runId: number, url: string): string {
+  const server = env(RunnerEnv.ServerUrl) ?? 'https://github.com';
+  return url.startsWith(`${server}/`) ? trustedLink(`run ${runId}`, url) : `run ${runId} (${codeSpan(url)})`;
+}
+
+/** Fetches the plan to compare with into `destDir`. */
+export async function fetchBaseline(
+  settings: CompareSettings,
+  deps: CompareDeps,
+  destDir: string,
+): Promise<Baseline | NoBaseline> {
+  const { source } = settings;
+  if (source.kind === 'file') {
+    try {
+      await digestFile(source.path);
+    } catch (e) {
+      throw new NixPlanError(
+        'usage',
+        `cannot read the bundle to compare with, "${source.path}": ${(e as Error).message}`,
+      );
+    }
+    return { path: source.path, description: `the bundle ${codeSpan(source.path)}` };
+  }
+  const repository = deps.env(RunnerEnv.Repository) ?? '';
+  const inner = deps.transport(settings.artifactDir);
+  // A failure names the input that asked for the artifact.
+  const transport: Pick<ArtifactTransport, 'download'> = {
+    download: (what, dir) =>
+      inner.download(what, dir).catch((e: unknown) => {
+        throw e instanceof TransportError ? new TransportError(`compare-to: ${e.message}`, { cause: e }) : e;
+      }),
+  };
+  if (source.kind === 'artifact') {
+    const got = await transport.download(
+      {
+        name: source.name,
+        ...(source.runId === undefined ? {} : { runId: source.runId, repository }),
+        ...(settings.token === undefined ? {} : { token: settings.token }),
+      },
+      destDir,
+    );
+    return {
+      path: got.path,
+      description:
+        source.runId === undefined
+          ? `the artifact ${codeSpan(source.name)} of this run`
+          : `the artifact ${codeSpan(source.name)} of run ${source.runId}`,
+    };
+  }
+  const workflowRef = deps.env(RunnerEnv.WorkflowRef) ?? '';
+  const find = deps.findLatest ?? ((q: LatestQuery) => findLatestArtifact(q));
+  const currentRun = Number(deps.env(RunnerEnv.RunId));
+  const found = await find({
+    apiUrl: deps.env(RunnerEnv.ApiUrl) ?? 'https://api.github.com',
+    repository,
+    token: settings.token ?? '',
+    workflowRef,
+    name: source.name,
+    ...(Number.isSafeInteger(currentRun) && { currentRunId: currentRun }),
+  });
+  if (found === undefined)
+    return {
+      missing: `no earlier plan to compare with: no successful run of ${codeSpan(workflowFile(workflowRef))} on the default branch has an artifact ${codeSpan(source.name)} (a first run, or they expired)`,
+    };
+  const got = await transport.download(
+    { name: source.name, runId: found.runId, repository, token: settings.token ?? '' },
+    destDir,
+  );
+  return {
+    path: got.path,
+    description: `${codeSpan(source.name)} from the latest successful run on ${codeSpan(found.branch)}: ${runLink(deps.env, found.runId, found.runUrl)}${found.headSha === '' ? '' : ` at ${codeSpan(found.headSha.slice(0, 12))}`}`,
+  };
+}
+
+/** What a job's summary says about its comparison. */
+export interface Comparison {
+  /** The diff, when there was a plan to compare with. */
+  readonly diff?: PlanDiff;
+  /** How the summary names the plan compared with (safe Markdown). */
+  readonly baseline?: string;
+  /** Why there was none (safe Markdown). */
+  readonly missing?: string;
+  /** The plan compared with: its manifest, and its signatures against the trusted keys given. */
+  readonly compared?: { readonly manifest: BundleManifest; readonly trust: TrustReport };
+}
+
+/** The comparison an action's inputs ask for (its token masked), parsed before any work. */
+export function compareInputs(
+  io: Pick<ActionIO, 'input' | 'setSecret'>,
+  names: { CompareTo: string; CompareRunId: string; GithubToken: string; TrustedKeys: string },
+  sameName: string,
+  artifactDir: string | undefined,
+): CompareSettings | undefined {
+  const settings = parseCompareSettings(
+    io.input,
+    {
+      compareTo: names.CompareTo,
+      compareRunId: names.CompareRunId,
+      githubToken: names.GithubToken,
+      trustedKeys: names.TrustedKeys,
+    },
+    { sameName, artifactDir },
+  );
+  if (settings?.token !== undefined) io.setSecret(settings.token);
+  return settings;
+}
+
+/**
+ * Fetches the plan to compare with and diffs `bundlePath` against it; sets the `changed` output
+ * ("true"/"false") and `changes` (counts as JSON) when there was one.
+ */
+export async function comparePlans(
+  settings: CompareSettings,
+  bundlePath: string,
+  deps: {
+    readonly io: ActionIO;
+    readonly runner: CommandRunner;
+    readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
+    readonly diffPlanSources: typeof diffPlanSources;
+    readonly findLatest?: CompareDeps['findLatest'];
+  },
+  outputs: { readonly changed: string; readonly changes: string },
+  destDir: string,
+): Promise<Comparison> {
+  const { io } = deps;
+  const baseline = await fetchBaseline(
+    settings,
+    {
+      env: io.env,
+      transport: deps.transport,
+      ...(deps.findLatest !== undefined && { findLatest: deps.findLatest }),
+    },
+    destDir,
+  );
+  if ('missing' in baseline) {
+    io.log.info('nothing to compare with: no earlier plan found');
+    return { missing: baseline.missing };
+  }
+  const diff = await deps.diffPlanSources(
+    { kind: 'bundle', path: baseline.path },
+    { kind: 'bundle', path: bundlePath },
+    { trustedKeys: settings.trustedKeys },
+    { runner: deps.runner, log: io.log, progress: io.progress },
+  );
+  io.setOutput(outputs.changed, diff.identical ? 'false' : 'true');
+  io.setOutput(
+    outputs.changes,
+    JSON.stringify({ ...diff.total.counts, derivations: diff.total.derivations }),
+  );
+  io.log.info(
+    `compared with ${baseline.path}: ${diff.identical ? 'no changes' : countsText(diff.total.counts)}`,
+  );
+  const { manifest } = await readBundleHead(baseline.path);
+  return {
+    diff,
+    baseline: baseline.description,
+    compared: { manifest, trust: trustReportOf(manifest, settings.trustedKeys.map(parsePublicKey)) },
+  };
+}

@@ -1,0 +1,102 @@
+// Typed settings of the deploy action, parsed once from its inputs: where the plan comes from,
+// the hosts, and the SSH identity and host keys (a secret key is validated without echoing it).
+import { DEPLOY_ACTIONS, type DeployAction, type BuildOn, type DeployHostSpec } from '../app/deploy/index.js';
+import { NixPlanError } from '../core/errors.js';
+import { parseHostOption } from '../app/deploy/hosts.js';
+import { DeployInput } from './constants.js';
+import {
+  InputError,
+  parseBoolean,
+  parseChoice,
+  parseInteger,
+  parseLines,
+  parseFetch,
+  type EnvReader,
+  type FetchSettings,
+  type InputReader,
+} from './settings.js';
+
+/** Settings of `deploy`. */
+export interface DeploySettings extends FetchSettings {
+  readonly hosts: DeployHostSpec[];
+  /** An OpenSSH private key (from a secret), or undefined to use the runner's ssh config/agent. */
+  readonly sshPrivateKey: string | undefined;
+  /** known_hosts lines; undefined only when unknown hosts are explicitly allowed. */
+  readonly knownHosts: string | undefined;
+  readonly allowUnknownHosts: boolean;
+  /** Raw ssh arguments, one per line. */
+  readonly sshOptions: string[];
+  readonly action: DeployAction;
+  readonly profile: string | undefined;
+  readonly confirmTimeout: number | undefined;
+  readonly buildOn: BuildOn;
+  readonly jobs: number | undefined;
+  readonly keepGoing: boolean;
+  readonly useSudo: boolean;
+  readonly allowDowngrade: boolean;
+}
+
+const KEY_BLOCK = /^-----BEGIN ([A-Z ]*)PRIVATE KEY-----\n[\s\S]+\n-----END \1PRIVATE KEY-----\n$/;
+
+/** An OpenSSH/PEM private key, normalised (LF line ends, one final newline), never echoed. */
+export function parseSshPrivateKey(value: string): string | undefined {
+  if (value === '') return undefined;
+  const key = `${value.replace(/\r\n?/g, '\n').trim()}\n`;
+  if (!KEY_BLOCK.test(key))
+    throw new InputError(
+      DeployInput.SshPrivateKey,
+      'is not a private key; accepted: the whole key file (-----BEGIN OPENSSH PRIVATE KEY----- … END …), passed from a secret',
+    );
+  return key;
+}
+
+/** Parses `deploy`'s inputs. */
+export function parseDeploySettings(input: InputReader, env: EnvReader): DeploySettings {
+  // The plan comes from where realise takes it (artifact, another run, a file, with a digest).
+  const fetch = parseFetch(input, env);
+  const hostLines = parseLines(input(DeployInput.Hosts));
+  if (hostLines.length === 0)
+    throw new InputError(DeployInput.Hosts, 'is required; accepted: one [NAME=][USER@]HOST[:PORT] per line');
+  const hosts = hostLines.map((line) => {
+    try {
+      return parseHostOption(line);
+    } catch (e) {
+      throw new InputError(DeployInput.Hosts, e instanceof NixPlanError ? e.message : String(e));
+    }
+  });
+  const knownHosts = input(DeployInput.KnownHosts);
+  const allowUnknownHosts = parseBoolean(
+    DeployInput.AllowUnknownHosts,
+    input(DeployInput.AllowUnknownHosts),
+    false,
+  );
+  if (knownHosts === '' && !allowUnknownHosts)
+    throw new InputError(
+      DeployInput.KnownHosts,
+      `is required: the hosts' public keys as known_hosts lines (ssh-keyscan HOST, checked once by hand), so a ` +
+        `machine posing as a host gets nothing; "${DeployInput.AllowUnknownHosts}: true" opts out`,
+    );
+  const profile = input(DeployInput.Profile);
+  return {
+    ...fetch,
+    hosts,
+    sshPrivateKey: parseSshPrivateKey(input(DeployInput.SshPrivateKey)),
+    knownHosts: knownHosts === '' ? undefined : `${knownHosts.replace(/\r\n?/g, '\n').trim()}\n`,
+    allowUnknownHosts,
+    sshOptions: parseLines(input(DeployInput.SshOptions)),
+    action: parseChoice(DeployInput.Action, input(DeployInput.Action), DEPLOY_ACTIONS, 'switch'),
+    profile: profile === '' ? undefined : profile,
+    confirmTimeout: parseInteger(
+      DeployInput.ConfirmTimeout,
+      input(DeployInput.ConfirmTimeout),
+      0,
+      86400,
+      undefined,
+    ),
+    buildOn: parseChoice(DeployInput.BuildOn, input(DeployInput.BuildOn), ['host', 'local'] as const, 'host'),
+    jobs: parseInteger(DeployInput.Jobs, input(DeployInput.Jobs), 1, 1024, undefined),
+    keepGoing: parseBoolean(DeployInput.KeepGoing, input(DeployInput.KeepGoing), false),
+    useSudo: parseBoolean(DeployInput.UseSudo, input(DeployInput.UseSudo), false),
+    allowDowngrade: parseBoolean(DeployInput.AllowDowngrade, input(DeployInput.AllowDowngrade), false),
+  };
+}

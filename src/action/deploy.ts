@@ -1,0 +1,173 @@
+// The deploy action: fetch a published plan and deploy it over SSH to hosts that need only Nix,
+// sh and an SSH server, with the SSH key held in a private temp file that is removed afterwards.
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { deployPlan, type DeployResult, type HostResult } from '../app/deploy/index.js';
+import { linePrefixer } from '../app/deploy/prefix.js';
+import { NixPlanError } from '../core/errors.js';
+import type { CommandRunner } from '../nix/runner.js';
+import type { ArtifactTransport } from '../transport/transport.js';
+import { DeployInput, DeployOutput } from './constants.js';
+import { parseDeploySettings } from './deploy-settings.js';
+import { fetchPlan } from './fetch.js';
+import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
+import { originMarkdown } from '../core/provenance-view.js';
+import { capSummary, formatMs, table, trustMarkdown } from './summary.js';
+
+/** What the deploy action needs; every member has a default that talks to the real runner. */
+export interface DeployActionDeps {
+  readonly io: ActionIO;
+  readonly runner: CommandRunner;
+  readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
+  readonly deployPlan: typeof deployPlan;
+}
+
+/** The real runner, Nix and artifact service. */
+export function defaultDeployDeps(io: ActionIO = runnerIO()): DeployActionDeps {
+  return { io, runner: defaultRunner(), transport: (dir) => defaultTransport(io, dir), deployPlan };
+}
+
+const OUTCOME_TEXT: Record<HostResult['outcome'], string> = {
+  pushed: '✅ plan imported',
+  switched: '✅ switched',
+  booted: '✅ set for next boot',
+  tested: '✅ tested',
+  'dry-activated': '✅ dry-activated',
+  'rolled-back': '❌ failed, rolled back',
+  failed: '❌ failed',
+  'needs-attention': '🚨 failed, needs attention',
+  skipped: '⏭️ skipped',
+};
+
+/** The job summary: one row per host, then each failure's message. */
+export function deploySummary(label: string, result: DeployResult, now = new Date()): string {
+  const rows = result.hosts.map((h) => [
+    h.name,
+    h.generation === undefined
+      ? '–'
+      : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
+    OUTCOME_TEXT[h.outcome],
+    h.outcome === 'skipped' ? '–' : formatMs(h.seconds * 1000),
+    h.currentSystem ?? h.system ?? '',
+  ]);
+  const failures = result.hosts
+    .filter((h) => h.error !== undefined)
+    .map((h) => `- **${h.name}**: ${(h.error?.message ?? '').replace(/\r?\n/g, ' ')}`);
+  return capSummary(
+    [
+      `## nix-plan deploy: \`${label.replace(/`/g, "'")}\``,
+      '',
+      `Plan \`${result.digest}\`: ${trustMarkdown(result.manifest, result.trust)}.`,
+      '',
+      originMarkdown(result.manifest, result.trust, { now }),
+      table(['host', 'generation', 'result', 'time', 'system'], rows),
+      ...(failures.length === 0 ? [] : ['### Failures', '', ...failures, '']),
+    ].join('\n'),
+  );
+}
+
+/** Where the SSH identity and host keys live while the action runs (0700, removed afterwards). */
+async function sshFiles(
+  io: ActionIO,
+  key: string | undefined,
+  knownHosts: string | undefined,
+): Promise<{ dir: string; args: string[] }> {
+  const dir = jobTempDir(io, `ssh-${randomBytes(6).toString('hex')}`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const args: string[] = [];
+  if (key !== undefined) {
+    const file = join(dir, 'id');
+    await writeFile(file, key, { mode: 0o600, flag: 'wx' });
+    args.push('-i', file, '-o', 'IdentitiesOnly=yes');
+  }
+  const hostsFile = join(dir, 'known_hosts');
+  await writeFile(hostsFile, knownHosts ?? '', { mode: 0o600, flag: 'wx' });
+  args.push(
+    '-o',
+    `UserKnownHostsFile=${hostsFile}`,
+    '-o',
+    `StrictHostKeyChecking=${knownHosts === undefined ? 'accept-new' : 'yes'}`,
+  );
+  return { dir, args };
+}
+
+/** Runs the deploy action. */
+export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise<void> {
+  const { io } = deps;
+  const settings = parseDeploySettings(io.input, io.env);
+  // The key never reaches the log: masked line by line before anything else can print it.
+  if (settings.sshPrivateKey !== undefined)
+    for (const line of settings.sshPrivateKey.split('\n')) if (line.trim() !== '') io.setSecret(line.trim());
+  if (settings.source.kind === 'artifact' && settings.source.token !== undefined)
+    io.setSecret(settings.source.token);
+  if (settings.allowUnknownHosts && settings.knownHosts === undefined)
+    io.log.warn(
+      `"${DeployInput.AllowUnknownHosts}": host keys are not checked; a machine posing as a host would get the plan and the deploy`,
+    );
+
+  const artifactDir = settings.source.kind === 'artifact' ? settings.source.artifactDir : undefined;
+  const plan = await fetchPlan(settings, () => deps.transport(artifactDir), jobTempDir(io, 'fetched'));
+  io.setOutput(DeployOutput.BundlePath, plan.path);
+
+  const ssh = await sshFiles(io, settings.sshPrivateKey, settings.knownHosts);
+  const buildLog = nixBuildLog(io);
+  let result: DeployResult;
+  try {
+    result = await deps.deployPlan(
+      plan.path,
+      {
+        hosts: settings.hosts,
+        action: settings.action,
+        profile: settings.profile,
+        confirmTimeout: settings.confirmTimeout,
+        buildOn: settings.buildOn,
+        trustedKeys: settings.trustedKeys,
+        noCheckSigs: settings.noCheckSigs,
+        jobs: settings.jobs,
+        keepGoing: settings.keepGoing,
+        // The action's identity and host keys come first: ssh keeps the first value of an option.
+        sshOptions: [...ssh.args, ...settings.sshOptions],
+        useSudo: settings.useSudo,
+        maxAgeMs: settings.maxAgeMs,
+        maxAgeText: settings.maxAgeText,
+        allowDowngrade: settings.allowDowngrade,
+      },
+      {
+        runner: deps.runner,
+        log: io.log,
+        progress: io.progress,
+        nixLog: buildLog.write,
+        hostOutputs: (name) => {
+          const prefix = settings.hosts.length > 1 ? `[${name}] ` : '';
+          const sink = linePrefixer(prefix, (c) =>
+            buildLog.write(typeof c === 'string' ? Buffer.from(c) : c),
+          );
+          return {
+            log: {
+              info: (m) => io.log.info(`${prefix}${m}`),
+              warn: (m) => io.log.warn(`${prefix}${m}`),
+              debug: (m) => io.log.debug(`${prefix}${m}`),
+            },
+            output: (c) => sink.write(c),
+            done: () => sink.flush(),
+          };
+        },
+      },
+    );
+  } finally {
+    buildLog.close();
+    await rm(ssh.dir, { recursive: true, force: true });
+  }
+  io.setOutput(DeployOutput.Result, JSON.stringify(result));
+  await io.appendSummary(deploySummary(plan.label, result));
+  const failed = result.hosts.filter((h) => h.error !== undefined);
+  const [first] = failed;
+  if (first?.error !== undefined)
+    throw new NixPlanError(
+      first.error.code,
+      result.hosts.length === 1
+        ? first.error.message
+        : `${failed.length} of ${result.hosts.length} hosts failed (first: ${first.name}: ${first.error.message})`,
+    );
+}

@@ -1,0 +1,195 @@
+// The part of a job summary a reviewer decides on: what changes against the plan compared with
+// (a short table of version changes, counts of additions, removals and rebuilds, the rest in
+// collapsed blocks), and where each plan came from and who signed it. Everything from a plan is
+// untrusted and goes through markdown.ts; every list is bounded, so a 30,000-derivation diff stays
+// far below GitHub's 1 MiB summary limit and says how much it left out.
+import type { BundleManifest, TrustReport } from '../core/bundle/index.js';
+import { countsText, versionsText, outputsText } from '../core/diff/describe.js';
+import type { PackageChange } from '../core/diff/packages.js';
+import type { PlanDiff } from '../core/diff/plan-diff.js';
+import { originRows, segmentsMarkdown } from '../core/provenance-view.js';
+import { boundedTable, codeSpan, details, plainText } from './markdown.js';
+
+/** Bytes the diff section may take (the rest of a summary is small and bounded too). */
+export const DIFF_BUDGET = 384 * 1024;
+/** Version changes shown before the collapsed blocks. */
+export const HEAD_ROWS = 25;
+
+/** The plan a diff compared with, as the summary names it. */
+export interface Baseline {
+  /** What it is, in our words (e.g. "artifact plan.nixplan from run 123"): untrusted parts escaped by the caller. */
+  readonly description: string;
+}
+
+const n = (x: number): string => x.toLocaleString('en-US');
+
+const CHANGE_WORDS: Readonly<Record<PackageChange['change'], string>> = {
+  upgrade: '⬆ upgrade',
+  downgrade: '⬇ downgrade',
+  changed: 'changed',
+  added: '➕ added',
+  removed: '➖ removed',
+  rebuilt: 'rebuilt',
+};
+
+function packageRow(p: PackageChange): string[] {
+  const extra = outputsText(p);
+  return [
+    codeSpan(p.name),
+    CHANGE_WORDS[p.change],
+    codeSpan(versionsText(p)),
+    extra === undefined ? '' : codeSpan(extra),
+  ];
+}
+
+/**
+ * What realising this plan costs a host that already realised the compared one: it has every
+ * derivation the two share, so it builds (or substitutes, where a binary cache has them) only the
+ * outputs of the derivations new here.
+ */
+export function buildText(d: PlanDiff): string {
+  const dv = d.total.derivations;
+  const shared = dv.new - dv.added;
+  if (dv.added === 0)
+    return `**To build**: nothing on a host that realised the compared plan (it has all ${n(dv.new)} derivations).`;
+  return (
+    `**To build**: on a host that realised the compared plan, the outputs of the ${n(dv.added)} new derivation${dv.added === 1 ? '' : 's'} ` +
+    `(built, or substituted where a binary cache has them); the other ${n(shared)} it has already.`
+  );
+}
+
+/** The diff section of a summary: headline, version changes, then details collapsed. */
+export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGET): string {
+  const parts: string[] = [`### Changes against ${baseline.description}\n\n`];
+  if (d.realm.relocated)
+    parts.push(
+      `The compared plan is for ${codeSpan(d.realm.old)}; it was relocated into ${codeSpan(d.realm.new)} to compare.\n\n`,
+    );
+  const dv = d.total.derivations;
+  if (d.identical) {
+    parts.push(
+      d.realm.relocated
+        ? `**Same plan, other realm**: relocated into ${codeSpan(d.realm.new)}, it is exactly this plan (${n(dv.new)} derivations).\n\n`
+        : `**No changes**: the same ${n(dv.new)} derivations and roots.\n\n`,
+    );
+  } else {
+    parts.push(
+      `**${countsText(d.total.counts)}**; derivations ${n(dv.old)} → ${n(dv.new)} (${n(dv.added)} new, ${n(dv.removed)} gone).\n\n`,
+    );
+  }
+  parts.push(`${buildText(d)}\n\n`);
+  const versions = d.total.packages.filter((p) => ['upgrade', 'downgrade', 'changed'].includes(p.change));
+  const addedRemoved = d.total.packages.filter((p) => p.change === 'added' || p.change === 'removed');
+  const rebuilt = d.total.packages.filter((p) => p.change === 'rebuilt');
+  const headers = ['package', 'change', 'versions', 'outputs'];
+  let left = budget;
+  const take = (text: string): string => {
+    left -= Buffer.byteLength(text);
+    return text;
+  };
+  if (versions.length > 0)
+    parts.push(
+      take(
+        boundedTable(headers, versions.map(packageRow), {
+          limit: HEAD_ROWS,
+          budget: left / 4,
+          more: 'version changes (all are listed below)',
+        }),
+      ),
+      '\n',
+    );
+  const fields = d.fields.filter(
+    (f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')),
+  );
+  if (fields.length > 0)
+    parts.push(
+      take(
+        details(
+          `Plan facts that differ (${fields.length})`,
+          boundedTable(
+            ['field', 'compared plan', 'this plan'],
+            fields.map((f) => [plainText(f.field), codeSpan(f.old ?? '∅'), codeSpan(f.new ?? '∅')]),
+            { limit: 100 },
+          ),
+        ),
+      ),
+    );
+  if (d.roots.length > 1 || d.roots.some((r) => r.status === 'added' || r.status === 'removed'))
+    parts.push(
+      take(
+        details(
+          `Roots (${n(d.roots.filter((r) => r.status !== 'unchanged').length)} of ${n(d.roots.length)} changed)`,
+          boundedTable(
+            ['root', 'status', 'versions', 'added', 'removed', 'rebuilt'],
+            d.roots.map((r) => [
+              codeSpan(r.label),
+              r.status,
+              n((r.counts?.upgrade ?? 0) + (r.counts?.downgrade ?? 0) + (r.counts?.changed ?? 0)),
+              n(r.counts?.added ?? 0),
+              n(r.counts?.removed ?? 0),
+              n(r.counts?.rebuilt ?? 0),
+            ]),
+            { budget: left / 8, more: 'roots (see `nix-plan diff --json`)' },
+          ),
+        ),
+      ),
+    );
+  const groups: [string, PackageChange[]][] = [
+    ['Version changes', versions],
+    ['Added and removed packages', addedRemoved],
+    ['Rebuilt at the same version (an input changed)', rebuilt],
+  ];
+  for (const [title, list] of groups) {
+    // Version changes all shown above need no second list.
+    if (list.length === 0 || (list === versions && versions.length <= HEAD_ROWS)) continue;
+    parts.push(
+      take(
+        details(
+          `${title} (${n(list.length)})`,
+          boundedTable(headers, list.map(packageRow), {
+            budget: Math.max(0, left / 2),
+            more: 'not shown: run `nix-plan diff` on the two plans for all of them',
+          }),
+        ),
+      ),
+    );
+  }
+  return parts.join('');
+}
+
+/** A plan as the provenance table shows it: its manifest and what was proven of it. */
+export interface OriginColumn {
+  readonly manifest: BundleManifest;
+  readonly trust?: TrustReport | undefined;
+  /** Signed in this job (export, promote): its signatures are ours. */
+  readonly signedHere?: boolean;
+}
+
+/**
+ * Where this plan and the one it was compared with came from, side by side: the rows of the
+ * shared origin view (created, repository, commit, ref, run, flake, promotions, trust), each
+ * value from a bundle in a code span.
+ */
+export function provenanceSection(current: OriginColumn, compared: OriginColumn, now: Date): string {
+  const columns = [current, compared].map(
+    (c) =>
+      new Map(
+        originRows(c.manifest, c.trust, { now, signedHere: c.signedHere === true }).map((r) => [
+          r.label.trim(),
+          r.value,
+        ]),
+      ),
+  );
+  const labels = [...new Set(columns.flatMap((c) => [...c.keys()]))];
+  return boundedTable(
+    ['origin', 'this plan', 'compared plan'],
+    labels.map((label) => [
+      plainText(label),
+      ...columns.map((c) => {
+        const value = c.get(label);
+        return value === undefined ? '—' : segmentsMarkdown(value).replace(/\|/g, '\\|');
+      }),
+    ]),
+    { limit: 60 },
+  );
+}

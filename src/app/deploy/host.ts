@@ -1,0 +1,203 @@
+// One host of a deploy: what it says about itself (probe), the checks that need its answers (realm,
+// a running activation), the transfer of the plan (or of locally built outputs), and activation.
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import type { BundleManifest } from '../../core/bundle/manifest.js';
+import { exportStream, type BundleSource } from '../../core/bundle/reader.js';
+import { NixPlanError } from '../../core/errors.js';
+import type { HostProbe, HostProgram } from '../../nix/host-program.js';
+import { FileInput } from '../../nix/runner.js';
+import { NixStore } from '../../nix/store.js';
+import { progressOf, type Deps, type Logger } from '../deps.js';
+import {
+  activateSafely,
+  type ActivationAction,
+  type ActivationClock,
+  type ActivationOutcome,
+} from './activation.js';
+import { recordSeen } from './record.js';
+
+/** Every transfer encoding, for parsing and help texts. */
+export const TRANSFER_ENCODINGS = ['auto', 'zstd', 'none'] as const;
+/** How the plan travels: compressed (the host has zstd), raw, or as the host allows. */
+export type TransferEncoding = (typeof TRANSFER_ENCODINGS)[number];
+
+/** Every place a deploy can build, for parsing and help texts. */
+export const BUILD_ON = ['host', 'local'] as const;
+/** Where the system is built: on the host from the plan, or here (outputs copied over). */
+export type BuildOn = (typeof BUILD_ON)[number];
+
+/** The verified plan a deploy sends: its manifest and the open bundle it was verified from. */
+export interface VerifiedPlan {
+  readonly manifest: BundleManifest;
+  readonly source: BundleSource;
+  /** Byte offset of the compressed export stream in the bundle. */
+  readonly dataOffset: number;
+}
+
+/** What one host is given. */
+export interface HostJob {
+  readonly label: string;
+  readonly program: HostProgram;
+  readonly drvPath: string;
+  readonly system: string;
+  readonly profile: string;
+  readonly action: ActivationAction;
+  readonly confirmTimeout: number;
+  readonly encoding: TransferEncoding;
+  readonly buildOn: BuildOn;
+  /** The record to leave on the host after a switch/boot (JSON), or '' for none. */
+  readonly record: string;
+}
+
+/** Where one host's messages and output go. */
+export interface HostIo {
+  readonly log: Logger;
+  readonly output: (chunk: Uint8Array) => void;
+  readonly deps: Deps;
+  readonly clock?: ActivationClock | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
+export function checkProbe(
+  job: Pick<HostJob, 'label'>,
+  manifest: BundleManifest,
+  probe: HostProbe,
+  activating = true,
+): void {
+  if (probe.storeDir !== manifest.storeDir)
+    throw new NixPlanError(
+      'realm',
+      `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
+        "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent",
+    );
+  if (activating && probe.busy !== undefined)
+    throw new NixPlanError(
+      'host',
+      `${job.label}: another activation is running on the host${probe.busy === '' ? '' : ` (process ${probe.busy})`}; nothing was sent`,
+    );
+}
+
+/** Counts bytes of a stream into a progress task as they pass. */
+async function* counted(
+  chunks: AsyncIterable<Uint8Array>,
+  tick: (bytes: number) => void,
+): AsyncGenerator<Uint8Array> {
+  for await (const c of chunks) {
+    tick(c.length);
+    yield c;
+  }
+}
+
+/** Sends the verified plan's export stream (zstd as in the bundle when the host can read it). */
+/**
+ * Sends the verified plan's export stream (zstd as in the bundle when the host can read it) and
+ * has the host import it; returns how many paths Nix imported. This is all `--action push` does.
+ */
+export async function sendPlan(
+  job: Pick<HostJob, 'label' | 'program' | 'encoding'>,
+  plan: VerifiedPlan,
+  probe: HostProbe,
+  io: HostIo,
+): Promise<number> {
+  const zstd = job.encoding === 'zstd' || (job.encoding === 'auto' && probe.zstd);
+  if (job.encoding === 'zstd' && !probe.zstd)
+    throw new NixPlanError('host', `${job.label}: --compress zstd, but the host has no zstd on its PATH`);
+  const { stream } = plan.manifest;
+  const task = progressOf(io.deps).start(`${job.label}: sending`, undefined);
+  try {
+    const chunks = zstd ? plan.source.stream(plan.dataOffset) : exportStream(plan.source);
+    const { imported } = await job.program.receive(
+      counted(chunks, (n) => task.tick(0, n)),
+      zstd
+        ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
+        : { size: stream.size, sha256: stream.sha256, encoding: 'raw' },
+      { onOutput: io.output, signal: io.signal },
+    );
+    return imported;
+  } finally {
+    task.done();
+  }
+}
+
+/**
+ * Sends the locally built system's closure, only the paths the host lacks, as one export stream
+ * checked (size, sha256) on the host like a plan.
+ */
+async function sendOutputs(job: HostJob, io: HostIo): Promise<number> {
+  const store = new NixStore(io.deps.runner);
+  const closure = await store.requisites([job.system]);
+  const missing = await job.program.missing(closure, io.signal);
+  if (missing.length === 0) return 0;
+  const dir = await mkdtemp(join(tmpdir(), 'nix-plan-deploy-'));
+  try {
+    const file = join(dir, 'export');
+    const out = createWriteStream(file, { mode: 0o600 });
+    const hash = createHash('sha256');
+    let size = 0;
+    const result = await io.deps.runner.run('nix-store', ['--export', ...missing], {
+      onStdout: (c) => {
+        hash.update(c);
+        size += c.length;
+        out.write(c);
+      },
+      allowFailure: true,
+    });
+    out.end();
+    await finished(out);
+    if (result.code !== 0)
+      throw new NixPlanError(
+        'nix',
+        `nix-store --export failed (exit code ${result.code}):\n${result.stderr.trim()}`,
+      );
+    const { imported } = await job.program.receive(
+      new FileInput(file),
+      { size, sha256: hash.digest('hex'), encoding: 'raw' },
+      { onOutput: io.output, signal: io.signal },
+    );
+    return imported;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** What happened on one host that got as far as activating. */
+export interface HostDeployment {
+  readonly probe: HostProbe;
+  readonly imported: number;
+  readonly activation: ActivationOutcome;
+}
+
+/**
+ * Deploys to one host whose probe is `probe` (already checked): sends what it needs, then
+ * activates safely. `ready` resolves once the plan is verified here (nothing is sent before).
+ */
+export async function deployToHost(
+  job: HostJob,
+  plan: VerifiedPlan,
+  probe: HostProbe,
+  io: HostIo,
+): Promise<HostDeployment> {
+  const imported =
+    job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
+  io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
+  const activation = await activateSafely(
+    job.program,
+    {
+      profile: job.profile,
+      action: job.action,
+      drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
+      out: job.system,
+      confirmTimeout: job.confirmTimeout,
+      recordSeen: recordSeen(probe.record),
+      record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
+    },
+    { log: io.log, output: io.output, clock: io.clock },
+  );
+  return { probe, imported, activation };
+}

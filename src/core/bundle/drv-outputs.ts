@@ -1,0 +1,288 @@
+// The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
+//
+// `nix-store --import` (and a daemon adding a .drv for an untrusted user) recomputes every
+// derivation's output paths when it registers the .drv: Nix 2.8's `checkDerivationOutputs` and
+// 2.34's `Derivation::checkInvariants`. A wrong one fails the import after the paths before it were
+// added, so the verifier checks the union of what both versions check, before anything reaches
+// the store:
+//   - input-addressed outputs: the path is `makeOutputPath(hashDerivationModulo)`, and the
+//     environment variable named after the output holds it (2.8; 2.34 checks the path only);
+//   - a derivation whose inputs defer it (floating content-addressed inputs): no output paths;
+//   - fixed outputs: the path the declared hash gives, also in the variable named after it;
+//   - floating and impure outputs: no path (Nix 2.8 asserts it);
+//   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
+// Input derivations come from the plan (checked before their dependents: the plan is in
+// dependency order) or, when the plan does not hold them, from the target store, as Nix reads
+// them from there. The checker also indexes which derivation declares which output path, for the
+// proof of build outputs (proof.ts).
+import { NixPlanError } from '../errors.js';
+import { DerivationHasher } from '../derivation/index.js';
+import { drvName, envGet, parseDerivation, type Derivation } from '../derivation.js';
+
+/** What a derivation of the plan declares about one of its output paths. */
+export interface DeclaredOutput {
+  /** The .drv that declares it. */
+  readonly drvPath: string;
+  readonly output: string;
+  /** Its `hashAlgo` field when it is a fixed output ("r:sha256", "sha1", …); undefined otherwise. */
+  readonly fixed?: { readonly hashAlgo: string; readonly hash: string } | undefined;
+}
+
+/** Reads a .drv file from the target store; undefined when it is not there. */
+export type StoreDerivationReader = (drvPath: string) => Promise<Uint8Array | undefined>;
+
+/** Bounds on what the checker holds for derivations outside the plan. */
+export interface DrvOutputLimits {
+  /** Most derivations read from the store. */
+  maxStoreDerivations: number;
+  /** Most bytes of .drv files read from the store. */
+  maxStoreDerivationBytes: number;
+}
+
+/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
+export const DEFAULT_DRV_OUTPUT_LIMITS: Readonly<DrvOutputLimits> = Object.freeze({
+  maxStoreDerivations: 1_000_000,
+  maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
+});
+
+function wrong(drvPath: string, detail: string): NixPlanError {
+  return new NixPlanError(
+    'bundle',
+    `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`,
+  );
+}
+
+/** The env variable named after `output`, as a string (Nix compares it to the path as text). */
+function envOf(drv: Derivation, output: string): string | undefined {
+  const v = envGet(drv, output);
+  return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
+}
+
+/** Whether two byte strings are equal. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0;
+}
+
+/**
+ * Checks the output paths of a plan's derivations, fed in the plan's (dependency) order with
+ * `check`, and, with `finish`, those whose input derivations are only in the target store.
+ * Memory: a modulo hash per derivation (and, with `indexOutputs`, a declaration per output path).
+ */
+export class DerivationOutputChecks {
+  private readonly hasher: DerivationHasher;
+  /** The derivation being checked, for the hasher's lookup. */
+  private current: { path: string; drv: Derivation } | undefined;
+  /** Derivations read from the store, by path, until they are hashed. */
+  private readonly fromStore = new Map<string, Derivation>();
+  private storeBytes = 0;
+  /** Output path → the derivations declaring it (usually one: an array only for the others). */
+  private readonly declared = new Map<string, DeclaredOutput | DeclaredOutput[]>();
+  private readonly limits: DrvOutputLimits;
+
+  /**
+   * `readStore` reads an input derivation the plan does not hold from the target store (none:
+   * every input must be in the plan). With `indexOutputs`, `declaredOutput` answers which
+   * derivation of the plan declares an output path.
+   */
+  constructor(
+    readonly storeDir: string,
+    private readonly options: {
+      readStore?: StoreDerivationReader | undefined;
+      indexOutputs?: boolean | undefined;
+      limits?: Partial<DrvOutputLimits> | undefined;
+    } = {},
+  ) {
+    this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...options.limits };
+    this.hasher = new DerivationHasher(storeDir, (p) => this.lookup(p));
+  }
+
+  private lookup(drvPath: string): Derivation {
+    if (this.current?.path === drvPath) return this.current.drv;
+    const d = this.fromStore.get(drvPath);
+    if (d !== undefined) return d;
+    throw new NixPlanError(
+      'closure',
+      `input derivation '${drvPath}' is neither in the plan before its dependents nor in the store`,
+    );
+  }
+
+  /**
+   * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
+   * filled in must give back exactly these bytes). Its input derivations must have been checked
+   * already, or be in the store (then this returns a promise: they are read first).
+   */
+  check(drvPath: string, drv: Derivation, bytes: Uint8Array): void | Promise<void> {
+    const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
+    if (missing.length === 0) return this.checkNow(drvPath, drv, bytes);
+    return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
+  }
+
+  /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
+  declaredOutput(path: string): DeclaredOutput | undefined {
+    const d = this.declared.get(path);
+    return Array.isArray(d) ? d[0] : d;
+  }
+
+  /** Every output path the plan's derivations declare (with `indexOutputs`; deferred ones have none). */
+  declaredPaths(): string[] {
+    return [...this.declared.keys()];
+  }
+
+  /**
+   * Every derivation of the plan that declares `path` as an output (with `indexOutputs`): two
+   * fetchers of one file declare one path, and so do two derivations whose modulo hashes agree.
+   */
+  declarations(path: string): readonly DeclaredOutput[] {
+    const d = this.declared.get(path);
+    return d === undefined ? [] : Array.isArray(d) ? d : [d];
+  }
+
+  /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
+  private async readFromStore(paths: readonly string[], needer: string): Promise<void> {
+    const read = this.options.readStore;
+    const todo = paths.map((p) => [p, needer] as const);
+    for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+      const [p, by] = next;
+      if (this.hasher.has(p) || this.fromStore.has(p)) continue;
+      const bytes = read === undefined ? undefined : await read(p);
+      if (bytes === undefined)
+        throw new NixPlanError(
+          'closure',
+          `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`,
+        );
+      this.storeBytes += bytes.length;
+      if (
+        this.fromStore.size + 1 > this.limits.maxStoreDerivations ||
+        this.storeBytes > this.limits.maxStoreDerivationBytes
+      )
+        throw new NixPlanError(
+          'limit',
+          `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`,
+        );
+      let drv: Derivation;
+      try {
+        drv = parseDerivation(bytes);
+      } catch (e) {
+        throw new NixPlanError('nix', `cannot parse '${p}' from the store: ${(e as Error).message}`);
+      }
+      this.fromStore.set(p, drv);
+      for (const i of drv.inputDrvs)
+        if (!this.hasher.has(i.path) && !this.fromStore.has(i.path)) todo.push([i.path, p]);
+    }
+  }
+
+  private checkNow(drvPath: string, drv: Derivation, bytes: Uint8Array): void {
+    const name = drvName(drvPath);
+    this.current = { path: drvPath, drv };
+    try {
+      const fixed = this.hasher.fixedOutputPaths(drv, name);
+      if (fixed !== undefined) this.checkFixed(drvPath, drv, fixed);
+      else if (drv.outputs.every((o) => o.hashAlgo !== '')) this.checkFloating(drvPath, drv);
+      else if (drv.version === undefined) this.checkInputAddressed(drvPath, drv, name, bytes);
+      else this.checkOther(drvPath, drv, name);
+    } catch (e) {
+      if (e instanceof NixPlanError && e.code === 'malformed')
+        throw new NixPlanError('bundle', `${e.message} (in '${drvPath}')`);
+      throw e;
+    } finally {
+      this.current = undefined;
+    }
+    for (const [p] of this.fromStore) if (this.hasher.has(p)) this.fromStore.delete(p);
+  }
+
+  private checkFixed(drvPath: string, drv: Derivation, paths: ReadonlyMap<string, string>): void {
+    for (const o of drv.outputs) {
+      const want = paths.get(o.name) ?? '';
+      if (o.path !== want)
+        throw wrong(
+          drvPath,
+          `declares fixed output '${o.name}' at '${o.path}', but its hash gives '${want}'`,
+        );
+      this.expectEnv(drvPath, drv, o.name, want);
+      this.declare(want, { drvPath, output: o.name, fixed: { hashAlgo: o.hashAlgo, hash: o.hash } });
+    }
+    this.hasher.record(drvPath, drv);
+  }
+
+  /** Floating content-addressed or impure outputs: no path until built (`hashAlgo` set, no hash). */
+  private checkFloating(drvPath: string, drv: Derivation): void {
+    for (const o of drv.outputs)
+      if (o.path !== '')
+        throw wrong(
+          drvPath,
+          `gives its floating output '${o.name}' the path '${o.path}', which is only known once built`,
+        );
+    this.hasher.record(drvPath, drv); // refuses a mixture of kinds
+  }
+
+  /**
+   * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
+   * bytes, which proves every output path and every variable named after an output at once.
+   */
+  private checkInputAddressed(drvPath: string, drv: Derivation, name: string, bytes: Uint8Array): void {
+    const filled = this.hasher.fillOutputs(drv, name);
+    if (filled.hash.kind === 'deferred') {
+      this.checkDeferred(drvPath, drv);
+      this.hasher.record(drvPath, drv, filled.hash);
+      return;
+    }
+    if (!sameBytes(filled.bytes, bytes)) {
+      drv.outputs.forEach((o, i) => {
+        const want = filled.paths[i] ?? '';
+        if (o.path !== want)
+          throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
+        this.expectEnv(drvPath, drv, o.name, want);
+      });
+      throw wrong(drvPath, 'does not read back as Nix writes it with its outputs filled in');
+    }
+    drv.outputs.forEach((o, i) => {
+      if (envGet(drv, o.name) === undefined) this.expectEnv(drvPath, drv, o.name, filled.paths[i] ?? '');
+      this.declare(o.path, { drvPath, output: o.name });
+    });
+    this.hasher.record(drvPath, drv, filled.hash);
+  }
+
+  /** Outputs of a derivation deferred by its inputs: no paths yet. */
+  private checkDeferred(drvPath: string, drv: Derivation): void {
+    for (const o of drv.outputs)
+      if (o.path !== '')
+        throw wrong(
+          drvPath,
+          `has output '${o.name}' at '${o.path}', but its inputs defer it (no path before they are built)`,
+        );
+  }
+
+  /** A `DrvWithVersion` derivation: its outputs compared one by one. */
+  private checkOther(drvPath: string, drv: Derivation, name: string): void {
+    const hash = this.hasher.hashModulo(drvPath);
+    if (hash.kind === 'deferred') {
+      this.checkDeferred(drvPath, drv);
+      return;
+    }
+    const paths = this.hasher.outputPaths(drv, name);
+    for (const o of drv.outputs) {
+      const want = paths.get(o.name) ?? '';
+      if (o.path !== want)
+        throw wrong(drvPath, `has output '${o.name}' at '${o.path}', but Nix computes '${want}'`);
+      this.expectEnv(drvPath, drv, o.name, want);
+      this.declare(o.path, { drvPath, output: o.name });
+    }
+  }
+
+  /** Indexes a declaration. */
+  private declare(path: string, declaration: DeclaredOutput): void {
+    if (this.options.indexOutputs !== true) return;
+    const known = this.declared.get(path);
+    if (known === undefined) this.declared.set(path, declaration);
+    else if (Array.isArray(known)) known.push(declaration);
+    else this.declared.set(path, [known, declaration]);
+  }
+
+  private expectEnv(drvPath: string, drv: Derivation, output: string, path: string): void {
+    const value = envOf(drv, output);
+    if (value === undefined)
+      throw wrong(drvPath, `has no environment variable '${output}' (it should be '${path}')`);
+    if (value !== path)
+      throw wrong(drvPath, `has environment variable '${output}' = '${value}', but it should be '${path}'`);
+  }
+}

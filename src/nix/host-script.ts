@@ -1,0 +1,431 @@
+// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
+// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
+//
+// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
+// installed on the host and the host always runs the code of the nix-plan that talks to it.
+// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
+// build log, switch-to-configuration's output) goes to stderr. The program is written without
+// brace expansions (`${…}`) so it can live in a template literal untouched.
+
+/** The name the program runs under (`$0`): how a host's process list and logs show it. */
+export const HOST_PROGRAM_NAME = 'nix-plan-host';
+
+/** Version of the marker-line protocol below; the probe reports it. */
+export const HOST_PROTOCOL = 1;
+
+/** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
+export const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
+
+/** Generations of activation state (logs, results) kept beside the profile. */
+export const KEEP_ACTIVATIONS = 5;
+
+/**
+ * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
+ * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
+ * systemd-run when the host runs systemd), restores the previous generation when the switch
+ * fails, and, for confirmed activations, waits CONFIRM seconds after the switch for nix-plan to
+ * come back and confirm; if nobody does, it restores the previous generation (the watchdog).
+ * Who wins between the confirmation and the watchdog is settled by one atomic rename of `armed`.
+ */
+const SUPERVISOR = String.raw`# nix-plan activation supervisor: sh supervise.sh ACTIVATION-DIR
+act=$1
+trap '' HUP INT PIPE
+get() { cat "$act/$1" 2>/dev/null; }
+put() { printf '%s\n' "$2" > "$act/$1.tmp" && mv -f "$act/$1.tmp" "$act/$1"; }
+note() { printf 'nix-plan: %s\n' "$*" >> "$act/log"; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+. "$act/env"
+state=$(dirname "$act")
+echo $$ > "$act/pid"
+echo $$ > "$state/lock/pid"
+profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
+prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
+systemd=$(get systemd)
+
+run_switch() {
+  if [ "$systemd" = 1 ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi < /dev/null >> "$act/log" 2>&1
+}
+
+prune() {
+  total=0
+  for d in "$state"/act-*; do [ -d "$d" ] && total=$((total + 1)); done
+  n=0
+  for d in "$state"/act-*; do
+    [ -d "$d" ] || continue
+    n=$((n + 1))
+    if [ $((total - n)) -ge ${KEEP_ACTIVATIONS} ] && [ "$d" != "$act" ]; then rm -rf "$d"; fi
+  done
+}
+
+finish() {
+  rm -rf "$state/lock"
+  prune
+  exit 0
+}
+
+generation() { expr "$1" : '.*-\([0-9][0-9]*\)-link$'; }
+
+revert() {
+  put state reverting
+  note "$1"
+  if [ -z "$prev" ]; then
+    if [ "$created" = 1 ]; then
+      rm -f "$profile" "$new"
+      put removed "$new"
+      note "there is no previous generation to re-activate: removed $new"
+    else
+      note "there is no previous generation to re-activate"
+    fi
+    put state no-previous
+    finish
+  fi
+  if [ "$action" != test ] && [ "$new" != "$prev" ]; then
+    if ! nix-env -p "$profile" --switch-generation "$(generation "$prev")" >> "$act/log" 2>&1; then
+      note "nix-env --switch-generation failed: $profile still points at $new"
+      put state revert-failed
+      finish
+    fi
+    if [ "$created" = 1 ] && nix-env -p "$profile" --delete-generations "$(generation "$new")" >> "$act/log" 2>&1; then
+      put removed "$new"
+    fi
+  fi
+  note "re-activating $prevsys ($action)"
+  run_switch "$prevsys" "$action"
+  rc=$?
+  put revert-rc "$rc"
+  if [ "$rc" = 0 ]; then
+    put state reverted
+  else
+    note "the previous generation's switch-to-configuration $action exited with $rc"
+    put state revert-failed
+  fi
+  finish
+}
+
+write_record() {
+  record=$(get record)
+  [ -n "$record" ] || return 0
+  rec="$profile.nix-plan.json"
+  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
+    return 0
+  fi
+  rm -f "$rec.tmp.$$"
+  note "could not write $rec"
+  put record-failed 1
+}
+
+put state switching
+run_switch "$out" "$action"
+rc=$?
+put switch-rc "$rc"
+[ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
+if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
+  deadline=$(($(date +%s) + confirm))
+  : > "$act/armed"
+  put state awaiting-confirmation
+  while [ ! -e "$act/confirmed" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      if mv "$act/armed" "$act/expired" 2>/dev/null; then
+        revert "no confirmation within $confirm s: restoring the previous generation"
+      fi
+    fi
+    nap
+  done
+fi
+write_record
+put state done
+finish
+`;
+
+/** The host program. */
+export const HOST_SCRIPT = String.raw`# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
+trap '' PIPE
+say() { printf '@nix-plan %s\n' "$*"; }
+fail() { say "error $*"; exit 1; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
+abs_link() {
+  t=$(readlink "$1" 2>/dev/null) || return 1
+  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
+}
+# A relative profile is taken from the login's home directory on the host.
+resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
+tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+
+probe() {
+  profile=$(resolve_profile "$1")
+  say protocol ${HOST_PROTOCOL}
+  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
+  say nix "$v"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
+  say store-dir "$sd"
+  say uid "$(id -u)"
+  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
+  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
+  if cur=$(abs_link "$profile"); then
+    say generation "$cur"
+    if sys=$(abs_link "$cur"); then say system "$sys"; fi
+  fi
+  if [ -f "$profile.nix-plan.json" ]; then
+    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
+  fi
+  lock="$profile.nix-plan.d/lock"
+  if [ -d "$lock" ]; then
+    pid=$(cat "$lock/pid" 2>/dev/null)
+    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
+  fi
+  for d in "$(tmpbase)"/nix-plan-recv.*; do
+    [ -d "$d" ] || continue
+    pid=$(expr "$(basename "$d")" : 'nix-plan-recv\.\([0-9]*\)\.')
+    alive "$pid" || rm -rf "$d" 2> /dev/null
+  done
+  say end
+}
+
+receive() {
+  size=$1
+  sha=$2
+  enc=$3
+  umask 077
+  base=$(tmpbase)
+  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
+    tmp="$base/nix-plan-recv.$$.0"
+    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
+  }
+  trap 'rm -rf "$tmp"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
+  got=$(wc -c < "$tmp/plan" | tr -d ' ')
+  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
+  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
+  if [ "$enc" = zstd ]; then
+    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
+    rc=$?
+    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
+  else
+    nix-store --import < "$tmp/plan" > "$tmp/imported"
+    rc=$?
+  fi
+  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
+  say end
+}
+
+missing() {
+  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
+  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
+  say end
+}
+
+run_attached() {
+  if [ -d /run/systemd/system ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+  else
+    "$1/bin/switch-to-configuration" "$2"
+  fi
+}
+
+take_lock() {
+  if ! mkdir "$1" 2> /dev/null; then
+    pid=$(cat "$1/pid" 2> /dev/null)
+    [ -n "$pid" ] || fail busy "another activation is starting ($1 has no pid yet)"
+    alive "$pid" && fail busy "another activation (process $pid) is running: $1"
+    rm -rf "$1"
+    mkdir "$1" 2> /dev/null || fail busy "another activation took $1 just now"
+  fi
+  echo $$ > "$1/pid"
+  locked=$1
+  trap '[ -n "$locked" ] && rm -rf "$locked"' EXIT
+}
+
+follow() {
+  fact=$1
+  off=$2
+  until=$3
+  waited=0
+  lost=0
+  chunk="$fact/chunk.$$"
+  while :; do
+    st=$(cat "$fact/state" 2> /dev/null)
+    if [ -f "$fact/log" ]; then
+      tail -c +$((off + 1)) "$fact/log" > "$chunk" 2> /dev/null
+      n=$(wc -c < "$chunk" | tr -d ' ')
+      if [ "$n" -gt 0 ]; then
+        cat "$chunk" >&2 || { rm -f "$chunk"; exit 1; }
+        off=$((off + n))
+      fi
+    fi
+    case $st in
+      starting | switching | reverting) ;;
+      awaiting-confirmation) [ "$until" = final ] || break ;;
+      *) break ;;
+    esac
+    pid=$(cat "$fact/pid" 2> /dev/null)
+    if [ -n "$pid" ]; then
+      if ! alive "$pid" && [ "$(cat "$fact/state" 2> /dev/null)" = "$st" ]; then
+        lost=1
+        break
+      fi
+    else
+      waited=$((waited + 1))
+      if [ "$waited" -gt 300 ]; then
+        lost=1
+        break
+      fi
+    fi
+    nap
+  done
+  rm -f "$chunk"
+  say logged "$off"
+}
+
+report() {
+  fact=$1
+  if [ "$lost" = 1 ]; then say state lost; else say state "$(cat "$fact/state" 2> /dev/null)"; fi
+  say previous "$(cat "$fact/prev" 2> /dev/null)"
+  say generation "$(cat "$fact/new" 2> /dev/null)"
+  for f in switch-rc revert-rc removed record-failed; do
+    [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
+  done
+  if cur=$(abs_link "$(cat "$fact/profile")"); then
+    say current "$cur"
+    if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+  fi
+  say end
+}
+
+activate() {
+  profile=$(resolve_profile "$1")
+  action=$2
+  drv=$3
+  out=$4
+  confirm=$5
+  seen=$6
+  record=$7
+  id=$8
+  case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  if [ -n "$drv" ]; then
+    built=$(nix-store --realise "$drv") || fail build "nix-store --realise $drv failed"
+    case "
+$built
+" in
+      *"
+$out
+"*) ;;
+      *) fail build "building $drv gave '$built', not $out" ;;
+    esac
+  fi
+  nix-store --check-validity "$out" 2> /dev/null || fail build "$out is not valid in the host's store"
+  [ -x "$out/bin/switch-to-configuration" ] ||
+    fail shape "$out has no executable bin/switch-to-configuration: it is not a NixOS system"
+  if [ "$action" = dry-activate ]; then
+    run_attached "$out" dry-activate < /dev/null 1>&2
+    say switch-rc "$?"
+    say state dry-activated
+    if cur=$(abs_link "$profile"); then
+      say current "$cur"
+      say previous "$cur"
+      if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+    fi
+    say end
+    exit 0
+  fi
+  state="$profile.nix-plan.d"
+  mkdir -p "$state" || fail host "cannot create $state"
+  say profile "$profile"
+  take_lock "$state/lock"
+  rec="$profile.nix-plan.json"
+  now=none
+  if [ -f "$rec" ]; then now=$(nix-hash --type sha256 --flat "$rec") || fail nix "nix-hash failed"; fi
+  [ "$now" = "$seen" ] || fail changed "$rec changed since nix-plan read it (another deploy?): nothing was changed"
+  dir=$(dirname "$profile")
+  base=$(basename "$profile")
+  prev=$(abs_link "$profile") || prev=
+  prevsys=
+  [ -n "$prev" ] && prevsys=$(abs_link "$prev")
+  before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
+  new=$prev
+  created=0
+  if [ "$action" = switch ] || [ "$action" = boot ]; then
+    nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
+    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
+    case "
+$before
+" in
+      *"
+$(basename "$new")
+"*) ;;
+      *) created=1 ;;
+    esac
+  fi
+  act="$state/act-$id"
+  mkdir "$act" || fail host "cannot create $act"
+  systemd=0
+  [ -d /run/systemd/system ] && systemd=1
+  for name in profile action out prev prevsys new created confirm record systemd; do
+    eval "printf '%s\\n' \"\$$name\"" > "$act/$name"
+  done
+  export -p > "$act/env"
+  : > "$act/log"
+  echo starting > "$act/state"
+  cat > "$act/supervise.sh" << 'NIX_PLAN_SUPERVISOR'
+${SUPERVISOR}NIX_PLAN_SUPERVISOR
+  if [ "$systemd" = 1 ]; then
+    systemd-run --unit="nix-plan-activation-$id" --description="nix-plan activation $id" --collect --quiet \
+      --no-ask-password --service-type=exec /bin/sh "$act/supervise.sh" "$act" >&2 ||
+      fail host "systemd-run could not start the activation: nothing was activated"
+  elif command -v setsid > /dev/null 2>&1; then
+    (trap '' HUP INT QUIT; exec setsid sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  else
+    (trap '' HUP INT QUIT; exec sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  fi
+  locked=
+  say activation "$id"
+  say previous "$prev"
+  say previous-system "$prevsys"
+  say generation "$new"
+  follow "$act" 0 switched
+  report "$act"
+}
+
+confirm() {
+  profile=$(resolve_profile "$1")
+  id=$2
+  off=$3
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  act="$profile.nix-plan.d/act-$id"
+  [ -d "$act" ] || fail usage "there is no activation $id for $profile on this host"
+  follow "$act" "$off" switched
+  if [ "$lost" = 0 ] && [ "$(cat "$act/state" 2> /dev/null)" = awaiting-confirmation ]; then
+    if mv "$act/armed" "$act/confirmed" 2> /dev/null; then say confirmed 1; else say confirmed 0; fi
+    follow "$act" "$off" final
+  fi
+  report "$act"
+}
+
+phase=$1
+shift
+case $phase in
+  probe) probe "$@" ;;
+  receive) receive "$@" ;;
+  missing) missing "$@" ;;
+  activate) activate "$@" ;;
+  confirm) confirm "$@" ;;
+  *) fail usage "unknown phase '$phase'" ;;
+esac
+`;
+
+/** The argv that runs `phase` of the host program with `args` (for a HostShell). */
+export function hostProgramArgv(phase: string, args: readonly string[], sudo = false): string[] {
+  return [...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', HOST_SCRIPT, HOST_PROGRAM_NAME, phase, ...args];
+}
