@@ -6,7 +6,7 @@ import { diffSequences, type Edit } from '../src/core/diff/sequence.js';
 import { showBytes } from '../src/core/diff/text.js';
 import { PlanGraph } from '../src/core/diff/graph.js';
 import { diffClosures } from '../src/core/diff/packages.js';
-import type { DerivationOutput } from '../src/core/derivation.js';
+import type { DerivationOutput } from '../src/core/derivation/index.js';
 
 function lcs(a: readonly string[], b: readonly string[]): number {
   const t = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));

@@ -5,14 +5,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DerivationOutputChecks } from '../src/core/bundle/drv-outputs.js';
-import { DerivationHasher, computeDrvPath } from '../src/core/derivation.js';
+import { DerivationHasher, computeDrvPath } from '../src/core/derivation/index.js';
 import {
   derivationReferences,
   drvName,
   parseDerivation,
   serialiseDerivation,
   type Derivation,
-} from '../src/core/derivation.js';
+} from '../src/core/derivation/index.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { concatBytes } from '../src/core/bytes.js';
 import { DEFAULT_NAR_LIMITS, readNar } from '../src/core/nar.js';

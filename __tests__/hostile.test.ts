@@ -19,7 +19,7 @@ import {
 } from '../src/core/bundle/manifest.js';
 import { exportStream, memorySource, verifyBundle, type VerifyOptions } from '../src/core/bundle/reader.js';
 import { publicKeyOf, secretKeyFromSeed, signRaw, type SecretKey } from '../src/core/signing.js';
-import type { Derivation } from '../src/core/derivation.js';
+import type { Derivation } from '../src/core/derivation/index.js';
 import { EXPORT_MAGIC } from '../src/core/export-stream.js';
 import { concatBytes, u64, wireString } from '../src/core/bytes.js';
 import {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nixVersions, type ScratchStore } from './support/nix.js';
 import { OracleStores, runBundleOracle, runOracle, type OracleCase } from './support/oracle.js';
-import { parseDerivation } from '../src/core/derivation.js';
+import { parseDerivation } from '../src/core/derivation/index.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/fidelity/dynamic.nix', import.meta.url));
 const FEATURES = 'dynamic-derivations ca-derivations recursive-nix';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { nixVersions, type ScratchStore } from './support/nix.js';
 import { OracleStores, instantiateCase, runOracle, type OracleCase } from './support/oracle.js';
 import { readClosure } from './fixtures/relocate/closure.js';
-import { relocateClosure } from '../src/core/relocate.js';
+import { relocateClosure } from '../src/core/relocate/index.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { nameOf } from '../src/core/store-path.js';
 

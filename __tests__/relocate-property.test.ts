@@ -5,9 +5,9 @@
 // for that object. And what relocates comes back exactly.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { relocateClosure, type RelocObject, type Relocation } from '../src/core/relocate.js';
+import { relocateClosure, type RelocObject, type Relocation } from '../src/core/relocate/index.js';
 import { NixPlanError } from '../src/core/errors.js';
-import { parseDerivation } from '../src/core/derivation.js';
+import { parseDerivation } from '../src/core/derivation/index.js';
 import { baseName, hashPartOf, makeSourcePath, nameOf } from '../src/core/store-path.js';
 import { Builder } from './support/closure-builder.js';
 import { asInput, fileNarHash } from './fixtures/relocate/closure.js';

@@ -24,14 +24,14 @@ import {
   type ManifestDraft,
   type ObjectKind,
 } from '../../src/core/bundle/manifest.js';
-import { DerivationHasher, computeDrvPath } from '../../src/core/derivation.js';
+import { DerivationHasher, computeDrvPath } from '../../src/core/derivation/index.js';
 import {
   derivationReferences,
   drvName,
   parseDerivation,
   serialiseDerivation,
   type Derivation,
-} from '../../src/core/derivation.js';
+} from '../../src/core/derivation/index.js';
 import { sha256, toHex } from '../../src/core/hash.js';
 import { DEFAULT_NAR_LIMITS, readNar, type NarLimits } from '../../src/core/nar.js';
 import { regularFileNar } from '../../src/core/nar-write.js';

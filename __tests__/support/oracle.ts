@@ -16,7 +16,7 @@ import {
   text,
   type StoreClosure,
 } from '../fixtures/relocate/closure.js';
-import { relocateClosure, type RelocObject, type Relocation } from '../../src/core/relocate.js';
+import { relocateClosure, type RelocObject, type Relocation } from '../../src/core/relocate/index.js';
 
 /** One expression to relocate: `nix-instantiate [args] file -A attr…`. */
 export interface OracleCase {

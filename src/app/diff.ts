@@ -4,11 +4,11 @@
 // plan compares with its original as "same plan, other realm". `--drv NAME` then reads the bytes
 // of the changed derivations again to say why NAME differs.
 import { NixPlanError } from '../core/errors.js';
-import { parseDerivation, parseDerivationSpans, type Derivation } from '../core/derivation.js';
+import { parseDerivation, parseDerivationSpans, type Derivation } from '../core/derivation/index.js';
 import { diffDerivations, type DrvDiff, type DrvLookup } from '../core/diff/derivation-diff.js';
 import { PlanGraph, type DrvNode } from '../core/diff/graph.js';
 import { diffPlans, type PlanDiff } from '../core/diff/plan-diff.js';
-import { relocateClosure } from '../core/relocate.js';
+import { relocateClosure } from '../core/relocate/index.js';
 import type { Deps } from './deps.js';
 import { readPlanSide, storeDirOf, type PlanLocation, type ReadSide } from './plan-reader.js';
 

@@ -12,7 +12,7 @@
 // An output whose path is known only after building (floating content-addressed) counts as built.
 import { NixPlanError } from '../core/errors.js';
 import type { BundleManifest } from '../core/bundle/manifest.js';
-import { parseDerivation } from '../core/derivation.js';
+import { parseDerivation } from '../core/derivation/index.js';
 import { queryMissing } from '../nix/missing.js';
 import { NixStore } from '../nix/store.js';
 import type { Deps } from './deps.js';

@@ -17,13 +17,13 @@ import {
   verifyBundle,
   type BundleSource,
 } from '../core/bundle/reader.js';
-import { parseDerivationSpans } from '../core/derivation.js';
+import { parseDerivationSpans } from '../core/derivation/index.js';
 import { readExport } from '../core/export-stream.js';
 import { checkDetached, parsePublicKey } from '../core/signing.js';
 import { baseName, HASH_PART_LENGTH, nameOf } from '../core/store-path.js';
 import { PlanGraph, type PlanRoot } from '../core/diff/graph.js';
 import type { BundleFacts, PlanSide, PlanSideKind, SignatureInfo } from '../core/diff/plan-diff.js';
-import type { RelocObject } from '../core/relocate.js';
+import type { RelocObject } from '../core/relocate/index.js';
 import { NixStore } from '../nix/store.js';
 import { progressOf, type Deps } from './deps.js';
 import { rootLabel } from './inspect.js';

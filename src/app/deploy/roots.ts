@@ -1,7 +1,7 @@
 // Which root of a plan goes to which host, and whether it is a NixOS system: decided from the
 // manifest alone, before anything is sent or built.
 import type { BundleRoot } from '../../core/bundle/manifest.js';
-import { drvName } from '../../core/derivation.js';
+import { drvName } from '../../core/derivation/index.js';
 import { NixPlanError } from '../../core/errors.js';
 import { rootLabel } from '../inspect.js';
 

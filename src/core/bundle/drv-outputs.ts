@@ -17,7 +17,7 @@
 // proof of build outputs (proof.ts).
 import { NixPlanError } from '../errors.js';
 import { DerivationHasher } from '../derivation/index.js';
-import { drvName, envGet, parseDerivation, type Derivation } from '../derivation.js';
+import { drvName, envGet, parseDerivation, type Derivation } from '../derivation/index.js';
 
 /** What a derivation of the plan declares about one of its output paths. */
 export interface DeclaredOutput {

@@ -3,7 +3,7 @@
 // down to the change that caused them. Every byte a plan supplies is shown through `showBytes`.
 // Environment values that differ only by the store paths of changed inputs (and the derivation's
 // own outputs) are not shown one by one: they are what any change to an input does.
-import type { Derivation, DerivationInput } from '../derivation.js';
+import type { Derivation, DerivationInput } from '../derivation/index.js';
 import { HASH_PART_LENGTH, nameOf } from '../store-path.js';
 import { parseDrvName } from './drv-name.js';
 import { outputKind, type OutputKind } from './graph.js';

@@ -1,7 +1,7 @@
 // What a diff knows of one plan: each derivation's head (name, version, system, outputs, input
 // derivations), interned and indexed by path, and the plan's roots. Built one .drv at a time as a
 // bundle streams by, so a plan is never held whole: only these heads.
-import type { DerivationHead, DerivationOutput } from '../derivation.js';
+import type { DerivationHead, DerivationOutput } from '../derivation/index.js';
 import { NixPlanError } from '../errors.js';
 import { nameOf } from '../store-path.js';
 import { parseDrvName } from './drv-name.js';
