@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 594:
+/***/ 959:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -5166,10 +5166,6 @@ function trustStatus(manifest, trust) {
         return 'unsigned';
     return `signatures: ${n} (not verified)`;
 }
-
-;// CONCATENATED MODULE: ./src/core/derivation.ts
-// Kept so that imports of the module's old path keep working: derivations live in derivation/.
-
 
 ;// CONCATENATED MODULE: ./src/core/bundle/drv-outputs.ts
 // The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
@@ -14588,10 +14584,6 @@ function relocateRoot(root, pathMap) {
 
 
 
-;// CONCATENATED MODULE: ./src/core/relocate.ts
-// Kept so that imports of the module's old path keep working: relocation lives in relocate/.
-
-
 ;// CONCATENATED MODULE: ./src/app/diff.ts
 // diffPlanSources: what changes between two plans (bundles, .drv paths or a profile's current
 // generation), before anything is built. Both sides are read at once, each keeping only its
@@ -16324,7 +16316,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(594);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(959);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
