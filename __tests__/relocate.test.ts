@@ -1,5 +1,5 @@
 // relocateClosure on closures built in memory: round trips, refusals and the report.
-// (That the results are what Nix itself writes is proven in relocate-oracle.test.ts.)
+// (That the results are what Nix itself writes is proven in relocate-oracle.nix.test.ts.)
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import {
@@ -212,7 +212,7 @@ describe('relocateClosure', () => {
     expect(codeOf(() => relocateClosure(b.objects, '/a/store', '/b')).message).toContain(
       `${impure}: it is an impure derivation`,
     );
-    // A DrvWithVersion derivation is relocated (dynamic derivations: relocate-dynamic.test.ts),
+    // A DrvWithVersion derivation is relocated (dynamic derivations: relocate-dynamic.nix.test.ts),
     // but not one whose output paths were made for other bytes.
     const c = new Builder('/a/store');
     const dyn = await c.drv('dyn', { version: 'xp-dyn-drv' });

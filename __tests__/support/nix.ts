@@ -20,11 +20,21 @@ export const DEFAULT_SID_BIN = '/var/lib/nix-plan-sid-shims';
  * exist. Under CI both are required, so a missing install fails loudly instead of skipping.
  */
 export function nixVersions(): NixVersion[] {
+  refuseUnderTestCore();
   const sid = process.env['NIX_PLAN_NIX_SID_BIN'] ?? DEFAULT_SID_BIN;
   const versions: NixVersion[] = [{ label: '2.8', binDir: undefined }];
   if (existsSync(join(sid, 'nix-store'))) versions.push({ label: '2.34', binDir: sid });
   else if (process.env['CI'] === 'true') throw new Error(`CI needs the second Nix at ${sid}: run .ci/run`);
   return versions;
+}
+
+/**
+ * `npm run test:core` runs the tests that need no Nix; one that reaches for a Nix store there
+ * fails, naming the convention, instead of passing or skipping.
+ */
+export function refuseUnderTestCore(): void {
+  if (process.env['NIX_PLAN_TEST_CORE'] === '1')
+    throw new Error('this test runs Nix, which npm run test:core does not: name its file *.nix.test.ts');
 }
 
 /** nix.conf for scratch stores: no build users, no sandbox, no substituters, the features tests use. */
@@ -51,6 +61,7 @@ export class ScratchStore {
     readonly version: NixVersion,
     options: { storeDir?: string; root?: string; extraConf?: string } = {},
   ) {
+    refuseUnderTestCore();
     this.root = options.root ?? mkdtempSync(join(tmpdir(), 'nix-plan-test-'));
     this.storeDir = options.storeDir ?? join(this.root, 'store');
     mkdirSync(join(this.root, 'conf'), { recursive: true });

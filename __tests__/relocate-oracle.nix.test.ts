@@ -271,7 +271,7 @@ describe.each(nixVersions())('relocation oracle on Nix $label', (version) => {
 
   if (version.label !== '2.8')
     test('relocates DrvWithVersion (dynamic derivations) as native evaluation writes it', async () => {
-      // More shapes, and building them, in relocate-dynamic.test.ts.
+      // More shapes, and building them, in relocate-dynamic.nix.test.ts.
       const instantiate = async (s: ScratchStore): Promise<string> =>
         (await s.run('nix-instantiate', [...DYNAMIC_FLAGS, PLAN_FIXTURE, '-A', 'dynamic'])).stdout
           .toString('utf8')
