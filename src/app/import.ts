@@ -69,6 +69,11 @@ export interface ImportResult {
   /** Build outputs accepted without proof (with `noCheckSigs`). */
   readonly unproven: number;
   readonly noCheckSigs: boolean;
+  /**
+   * Milliseconds spent copying and verifying the bundle (Nix's answers about the store included),
+   * and adding its paths to the store and checking that they are valid.
+   */
+  readonly timings: { verifyMs: number; importMs: number };
 }
 
 export type { CopyImport } from './binary-cache.js';
@@ -230,6 +235,7 @@ export async function importPlan(
   deps: ImportDeps,
 ): Promise<ImportResult> {
   const store = new NixStore(deps.runner, { store: options.store });
+  const started = performance.now();
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-import-'));
   try {
     const copy = join(dir, 'bundle.nixplan');
@@ -298,10 +304,23 @@ export async function importPlan(
           `--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`,
         );
       const invalid = await validity.invalid();
+      const verifiedAt = performance.now();
+      const timings = (): ImportResult['timings'] => ({
+        verifyMs: Math.round(verifiedAt - started),
+        importMs: Math.round(performance.now() - verifiedAt),
+      });
       const alreadyValid = paths.length - invalid.size;
       if (invalid.size === 0) {
         deps.log.info(`all ${paths.length} paths are valid already`);
-        return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
+        return {
+          manifest,
+          imported: 0,
+          alreadyValid,
+          method: 'none',
+          addedPaths: () => [],
+          ...proof,
+          timings: timings(),
+        };
       }
       // From here on the store changes: whatever stops the import, what it added is removed again.
       const added = paths.filter((p) => invalid.has(p));
@@ -318,7 +337,15 @@ export async function importPlan(
             'nix',
             `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
           );
-        return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
+        return {
+          manifest,
+          imported: invalid.size,
+          alreadyValid,
+          method,
+          addedPaths: () => added,
+          ...proof,
+          timings: timings(),
+        };
       } catch (e) {
         deps.log.info(`the import failed: removing the paths it added…`);
         const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
