@@ -12,9 +12,10 @@
 // A second workload, `deep`, is shaped independently of that, so the benchmark is not tuned to one
 // shape: long dependency chains (each package builds on the one before it, plus a few others),
 // larger environment values (long build scripts written out in full, metadata text), and many
-// more sources: a path-literal file or directory in front of a third of the packages and a
-// `builtins.toFile` text of a few KB in front of another third. Its median `.drv` is about twice
-// the nixpkgs workload's, and its closure holds about three sources for every five derivations.
+// more sources: a path-literal file or directory in front of 40% of the packages without a fetch,
+// patches in 20% and a `builtins.toFile` text of a few KB in 35%. Its median `.drv` is about
+// 16 KB (2.5 times the nixpkgs workload's), and its closure holds about six sources and texts
+// for every seven derivations.
 //
 // With `hosts: N` the file is instead a function of `system` giving N host derivations that each
 // depend on that root, like the systems of N machines over one nixpkgs: one shared, expensive
