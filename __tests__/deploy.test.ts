@@ -467,6 +467,57 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(s().control.calls()).toEqual(['d switch ok system-2-link']);
     });
 
+    test('--build-on local: built here, only the system closure is sent, the host builds nothing', async () => {
+      s().control.reset();
+      server.clearSessions();
+      // "Here" is a machine of the same realm with its own, empty store.
+      const local = new ScratchStore(s().version, {
+        storeDir: s().store.storeDir,
+        root: join(work, `local-${label.replace('.', '')}`),
+      });
+      try {
+        let stdout = '';
+        let stderr = '';
+        const io = {
+          stdout: { write: (c: string | Uint8Array) => (stdout += c.toString()) },
+          stderr: { write: (c: string | Uint8Array) => (stderr += c.toString()) },
+        };
+        const code = await main(
+          [
+            'deploy',
+            s().plans['c'] ?? '',
+            '--host',
+            host(),
+            '--profile',
+            s().profile,
+            '--trusted-key',
+            key.publicKey,
+            '--build-on',
+            'local',
+            '--json',
+            ...ssh(),
+          ],
+          { io, runner: local.runner },
+        );
+        expect(stderr).not.toMatch(/error/);
+        expect(code).toBe(0);
+        const result = JSON.parse(stdout) as { hosts: Record<string, unknown>[] };
+        expect(result.hosts[0]).toMatchObject({ outcome: 'switched', generation: 3, confirmed: true });
+        expect(current()).toBe('system-3-link');
+        expect(s().control.calls()).toEqual(['c switch ok system-3-link']);
+        // Built here; the host got the system's closure and none of the plan's .drv files.
+        const { manifest } = await readBundleHead(s().plans['c'] ?? '');
+        const drv = manifest.roots[0]?.drvPath ?? '';
+        expect(await local.validPaths()).toEqual(expect.arrayContaining([drv, s().systems['c']]));
+        const onHost = await s().store.validPaths();
+        expect(onHost).toContain(s().systems['c']);
+        expect(onHost).not.toContain(drv);
+        expect(received()).toEqual([]);
+      } finally {
+        local.dispose();
+      }
+    });
+
     test('two hosts in parallel, one failing, with --keep-going', async () => {
       s().control.reset();
       s().control.mode('db', 'fail');
