@@ -21,6 +21,7 @@ import { readBundleHead } from '../src/app/inspect.js';
 import { main } from '../src/cli/main.js';
 import { generateKeyPair } from '../src/core/signing.js';
 import { HostProgram, HostSessionError } from '../src/nix/host-program.js';
+import type { CommandRunner } from '../src/nix/runner.js';
 import { SshHost } from '../src/nix/ssh.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { fleetNix, SwitchControl, systemNix } from './support/nixos-fixture.js';
@@ -37,14 +38,14 @@ interface Run {
   stderr: string;
 }
 
-async function cli(argv: string[]): Promise<Run> {
+async function cli(argv: string[], runner?: CommandRunner): Promise<Run> {
   let stdout = '';
   let stderr = '';
   const io = {
     stdout: { write: (c: string | Uint8Array) => (stdout += c.toString()) },
     stderr: { write: (c: string | Uint8Array) => (stderr += c.toString()) },
   };
-  const code = await main(argv, { io });
+  const code = await main(argv, { io, ...(runner !== undefined && { runner }) });
   return { code, stdout, stderr };
 }
 
@@ -476,13 +477,7 @@ describeSsh('nix-plan deploy over SSH', () => {
         root: join(work, `local-${label.replace('.', '')}`),
       });
       try {
-        let stdout = '';
-        let stderr = '';
-        const io = {
-          stdout: { write: (c: string | Uint8Array) => (stdout += c.toString()) },
-          stderr: { write: (c: string | Uint8Array) => (stderr += c.toString()) },
-        };
-        const code = await main(
+        const { code, stdout, stderr } = await cli(
           [
             'deploy',
             s().plans['c'] ?? '',
@@ -497,7 +492,7 @@ describeSsh('nix-plan deploy over SSH', () => {
             '--json',
             ...ssh(),
           ],
-          { io, runner: local.runner },
+          local.runner,
         );
         expect(stderr).not.toMatch(/error/);
         expect(code).toBe(0);
