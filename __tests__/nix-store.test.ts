@@ -2,7 +2,7 @@
 // include kinds, physical store dirs; plus the pure parsers of Nix's output.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../src/core/errors.js';
@@ -17,6 +17,7 @@ import {
   parseDumpDb,
   parseNixVersion,
   physicalStoreDir,
+  storeUriQuery,
 } from '../src/nix/store.js';
 import { nixVersions, ScratchStore, SYSTEM } from './support/nix.js';
 
@@ -84,6 +85,21 @@ describe('parsers of Nix output', () => {
     expect(physicalStoreDir('/nix/store', { store: '/tmp/r' })).toBe('/tmp/r/nix/store');
     expect(physicalStoreDir('/nix/store', { store: 'local?real=/x/s&root=/tmp/r' })).toBe('/x/s');
     expect(physicalStoreDir('/nix/store', { store: 'daemon', realStoreDir: '/y' })).toBe('/y');
+    // A chroot store keeps its files in <root>/nix/store whatever the logical store dir.
+    expect(physicalStoreDir('/beta/store', { store: 'local?root=/tmp/r/' })).toBe('/tmp/r/nix/store');
+  });
+
+  test('store URI parameters are only percent-decoded, as Nix decodes them', () => {
+    // A `+` is a plus (not a space, as URLSearchParams would have it); %2B is one too.
+    expect(physicalStoreDir('/nix/store', { store: 'local?root=/tmp/a+b' })).toBe('/tmp/a+b/nix/store');
+    expect(physicalStoreDir('/nix/store', { store: 'local?real=/x%2By%20z' })).toBe('/x+y z');
+    expect(storeUriQuery('root=/a&root=/b&flag&real=%2Fs')).toEqual(
+      new Map([
+        ['root', '/a'],
+        ['real', '/s'],
+      ]),
+    );
+    expect(() => storeUriQuery('root=/a%zz')).toThrow(/not percent-encoded correctly/);
   });
 
   test('batchPaths keeps order, covers every path and respects the budget', () => {
@@ -137,6 +153,21 @@ describe.each(nixVersions())('reading closures with Nix $label', (version) => {
   test('the version is detected', async () => {
     const v = await new NixStore(s.runner).version();
     expect(v.startsWith(version.label + '.')).toBe(true);
+  });
+
+  test("a chroot store whose root has a '+' is found where Nix put it, whatever the store dir", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'nix-plan-a+b-'));
+    try {
+      const uri = `local?root=${root}`;
+      const file = join(root, 'plus.txt');
+      writeFileSync(file, 'plus\n');
+      const { stdout } = await s.run('nix-store', ['--store', uri, '--add', file]);
+      const path = stdout.toString('utf8').trim();
+      const store = new NixStore(s.runner, { store: uri });
+      expect(readFileSync(await store.realPath(path), 'utf8')).toBe('plus\n');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   test('a file with attributes evaluates in one process and keeps each attribute', async () => {

@@ -57,14 +57,24 @@ describe('PathProofs', () => {
     expect(run({ include: 'drvs', signed: true }, outputs)).toMatch(/^bundle: .*'drvs' bundle/);
   });
 
-  test('a sources bundle carries no build output but the fixed outputs of its .drvs', () => {
+  test('a sources bundle carries no build output but outputs of its own .drvs', () => {
     // Declared as a fixed output (its hash one the verifier does not compute): proven only by a signature.
     expect(run({ include: 'sources' }, [[fod, 'output', drv]])).toMatch(/^signature: /);
     expect(run({ include: 'sources', signed: true }, [[fod, 'output', drv]])).toBe(0);
-    // An input-addressed output: refused whatever proves it, naming it.
-    for (const o of [{}, { signed: true }, { noCheckSigs: true }])
+    // An input-addressed output of a .drv of the plan (import from derivation): only a signature
+    // admits it, not the opt-out.
+    expect(run({ include: 'sources', signed: true }, [[built, 'output', builder]])).toBe(0);
+    for (const o of [{}, { noCheckSigs: true }])
       expect(run({ include: 'sources', ...o }, [[built, 'output', builder]])).toMatch(
-        new RegExp(`^bundle: '${built}' is a build output, but a 'sources' bundle`),
+        new RegExp(
+          `^signature: '${built}' is a build output of '${builder}' that the plan's evaluation read.*does not cover it`,
+        ),
+      );
+    // An output no .drv of the plan declares: refused whatever proves it, naming it.
+    const stray = `${S}/${'g'.repeat(32)}-stray`;
+    for (const o of [{}, { signed: true }, { noCheckSigs: true }])
+      expect(run({ include: 'sources', ...o }, [[stray, 'output', '']])).toMatch(
+        new RegExp(`^bundle: '${stray}' is a build output, but a 'sources' bundle`),
       );
   });
 

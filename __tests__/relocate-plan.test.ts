@@ -16,10 +16,9 @@ import { silentLogger } from '../src/app/deps.js';
 import { RELOCATE_WINDOW_LOG, relocatePlan } from '../src/app/relocate.js';
 import { memorySource, verifyBundle } from '../src/core/bundle/reader.js';
 import { NixPlanError } from '../src/core/errors.js';
+import { DerivationHasher, parseDerivation } from '../src/core/derivation/index.js';
 import { sha256 } from '../src/core/hash.js';
 import { makeTextPath } from '../src/core/store-path.js';
-import { DerivationHasher } from '../src/core/derivation/index.js';
-import { parseDerivation } from '../src/core/derivation.js';
 import { bundleOf, codeOf, draftFor, encodeExport, narOfFile } from './support/bundle-fixtures.js';
 import { SYSTEM } from './support/nix.js';
 
@@ -42,18 +41,19 @@ async function oneDrvBundle(
   options: { inputSrcs?: readonly string[]; manifest?: { systems?: readonly string[]; out?: string } } = {},
 ): Promise<Uint8Array> {
   const srcs = (options.inputSrcs ?? []).map((p) => `"${p}"`).join(',');
-  let contents: string | Uint8Array = `Derive([("out","${out}","","")],[],[${srcs}],"${SYSTEM}",${body})`;
+  let contents = `Derive([("out","${out}","","")],[],[${srcs}],"${SYSTEM}",${body})`;
   let outPath = out;
+  // A well-formed .drv gets the output path its contents give, as Nix writes it (a malformed one
+  // keeps the made-up one: it is refused before anyone looks).
   try {
-    // Its output path and variable as Nix computes them, so only what a case breaks is wrong.
-    const hasher = new DerivationHasher(storeDir, () => {
+    const drv = parseDerivation(new TextEncoder().encode(contents.replace(out, '')));
+    const filled = new DerivationHasher(storeDir, () => {
       throw new Error('no inputs');
-    });
-    const filled = hasher.fillOutputs(parseDerivation(Buffer.from(contents)), 'x');
-    contents = filled.bytes;
+    }).fillOutputs(drv, 'x');
+    contents = Buffer.from(filled.bytes).toString('latin1');
     outPath = filled.paths[0]!;
   } catch {
-    // A body that does not parse: left as it is.
+    // malformed: left as written
   }
   const path = makeTextPath('x.drv', sha256(contents), [], storeDir);
   const exportBytes = encodeExport([{ path, references: [], deriver: '', nar: narOfFile(contents) }]);

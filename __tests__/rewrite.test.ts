@@ -24,6 +24,9 @@ function naive(
   const unknown: string[] = [];
   let bareDirs = 0;
   const allDigits = (s: string): boolean => s.length === 32 && [...s].every(isDigit);
+  // Where the last replaced path (or hash in a path's name) ended: a known hash right after it
+  // and a dash is part of that path's name (`A/<hash>-<hash>-name`), not a bare hash.
+  let pathEnd = -2;
   // bare store dirs are counted on the input
   for (let q = input.indexOf(a); q >= 0; q = input.indexOf(a, q + 1)) {
     const next = input[q + a.length];
@@ -41,6 +44,7 @@ function naive(
           out += `${b}/${n}`;
           paths++;
           i += a.length + 33;
+          pathEnd = i;
           continue;
         }
         unknown.push(`${a}/${h}`);
@@ -50,7 +54,8 @@ function naive(
     const n = map.get(w);
     if (n !== undefined) {
       out += n;
-      bare++;
+      if (pathEnd === i - 1 && input[i - 1] === '-') pathEnd = i + 32;
+      else bare++;
       i += 32;
       continue;
     }
@@ -123,6 +128,21 @@ describe('StoreRewriter', () => {
       }),
       { numRuns: 200 },
     );
+  });
+
+  test('a known hash after a path and a dash is part of its name (a copy of a store path), not bare', () => {
+    const [h1, h2, h3] = ['1'.repeat(32), '2'.repeat(32), '3'.repeat(32)];
+    const [n1, n2, n3] = ['a'.repeat(32), 'b'.repeat(32), 'c'.repeat(32)];
+    const map = new Map([
+      [h1, n1],
+      [h2, n2],
+      [h3, n3],
+    ]);
+    const r = rewriteStoreHashes(enc(`/a/s/${h1}-${h2}-${h3}-x.txt and ${h2}-${h3}`), map, '/a/s', '/b');
+    expect(Buffer.from(r.bytes).toString()).toBe(`/b/${n1}-${n2}-${n3}-x.txt and ${n2}-${n3}`);
+    expect(r.storePaths).toBe(1);
+    // The second mention has no path before it: both of its hashes are bare.
+    expect(r.bareHashes).toBe(2);
   });
 
   test('replaces paths, counts bare hashes, leaves unknown hashes and reports them', () => {

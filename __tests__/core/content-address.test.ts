@@ -71,9 +71,9 @@ describe('makeContentAddressedPath', () => {
       makeSourcePath('src', digest, STORE, [REF], true),
     );
     const narSha1: ContentAddress = { method: 'nar', hash: sha1 };
-    expect(makeContentAddressedPath('x', narSha1, STORE)).toBe(makeFixedOutputPath('x', sha1, true, STORE));
+    expect(makeContentAddressedPath('x', narSha1, STORE)).toBe(makeFixedOutputPath('x', sha1, 'nar', STORE));
     const flat: ContentAddress = { method: 'flat', hash: sha1 };
-    expect(makeContentAddressedPath('x', flat, STORE)).toBe(makeFixedOutputPath('x', sha1, false, STORE));
+    expect(makeContentAddressedPath('x', flat, STORE)).toBe(makeFixedOutputPath('x', sha1, 'flat', STORE));
   });
 
   test('refuses references where Nix cannot have them', () => {

@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 255:
+/***/ 657:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -835,10 +835,20 @@ function nix32Decode(text) {
 
 
 /** Digest size in bytes of each algorithm. */
-const HASH_SIZE = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
+const HASH_SIZE = {
+    md5: 16,
+    sha1: 20,
+    sha256: 32,
+    sha512: 64,
+    blake3: 32,
+};
 /** True for the algorithm names Nix accepts. */
 function isHashAlgo(s) {
-    return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';
+    return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512' || s === 'blake3';
+}
+/** True for the algorithms nix-plan can compute (Node's crypto has no blake3). */
+function canCompute(algo) {
+    return algo !== 'blake3';
 }
 /**
  * The bytes of a digest given as a `binary` (latin1) string. Digests are asked for that way, not
@@ -854,6 +864,8 @@ function digestBytes(binary) {
 }
 /** Digest of `data` (bytes or a string, taken as UTF-8). */
 function hashBytes(algo, ...data) {
+    if (!canCompute(algo))
+        throw new errors_NixPlanError('internal', `nix-plan cannot compute ${algo} hashes`);
     const h = (0,external_node_crypto_namespaceObject.createHash)(algo);
     for (const d of data)
         h.update(d);
@@ -937,7 +949,7 @@ function decodeDigest(algo, text, what) {
  * `defaultAlgo` is given. The digest may be hex, nix32 or base64.
  */
 function parseHash(text, defaultAlgo) {
-    const sri = /^(md5|sha1|sha256|sha512)-(.*)$/.exec(text);
+    const sri = /^(md5|sha1|sha256|sha512|blake3)-(.*)$/.exec(text);
     if (sri?.[1] !== undefined && sri[2] !== undefined && isHashAlgo(sri[1])) {
         const bytes = new Uint8Array(Buffer.from(sri[2], 'base64'));
         if (bytes.length !== HASH_SIZE[sri[1]] || !BASE64.test(sri[2]))
@@ -1115,10 +1127,11 @@ function makeSourcePath(name, narSha256, storeDir, references = [], self = false
     return makeStorePath(typeWithReferences('source', references, self), toHex(narSha256), name, storeDir);
 }
 /** Path of a fixed-output object: recursive sha256 is a source; everything else is `output:out`. */
-function makeFixedOutputPath(name, hash, recursive, storeDir) {
-    if (recursive && hash.algo === 'sha256')
+function makeFixedOutputPath(name, hash, ingestion, storeDir) {
+    if (ingestion === 'nar' && hash.algo === 'sha256')
         return makeSourcePath(name, hash.bytes, storeDir);
-    const inner = toHex(sha256(`fixed:out:${recursive ? 'r:' : ''}${hash.algo}:${toHex(hash.bytes)}:`));
+    const prefix = ingestion === 'nar' ? 'r:' : ingestion === 'git' ? 'git:' : '';
+    const inner = toHex(sha256(`fixed:out:${prefix}${hash.algo}:${toHex(hash.bytes)}:`));
     return makeStorePath('output:out', inner, name, storeDir);
 }
 /** The derivation name of a .drv store path: its name without the `.drv` extension. */
@@ -2151,6 +2164,7 @@ async function writeBundle(destination, draft, exportStream, options = {}) {
             },
             ...(options.signatures !== undefined && { signatures: options.signatures }),
         }, options.keys ?? []);
+        options.check?.(manifest);
         const frame = encodeSkippableFrame(encodeManifest(manifest));
         try {
             await (0,promises_namespaceObject.pipeline)((async function* () {
@@ -2242,6 +2256,21 @@ async function openBundle(path) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/core/git-hash.ts
+// Git hashing (Nix's experimental `git-hashing`, `outputHashMode = "git"`): a regular file is
+// hashed as a git blob, `blob <size>\0<contents>`, whatever its executable bit (git keeps that
+// in the tree, not in the blob). Directories and symlinks hash as git trees and blobs of their
+// targets; nix-plan recognises only files, and says so for the rest.
+
+/** True for the algorithms Nix's git hashing accepts. */
+function isGitHashAlgo(algo) {
+    return algo === 'sha1' || algo === 'sha256';
+}
+/** The git blob hash of a regular file's contents. */
+function gitBlobHash(algo, contents) {
+    return hashBytes(algo, `blob ${contents.length}\0`, contents);
+}
+
 ;// CONCATENATED MODULE: ./src/core/content-address.ts
 // Content addresses: a typed `text` / `flat` / `nar` method with its hash, parsed from and written
 // as Nix writes it (a narinfo's `CA:` field, a derivation output's `hashAlgo`), the one function
@@ -2251,34 +2280,54 @@ async function openBundle(path) {
 
 
 
+
+/** The `CA:` prefix of each method (Nix's `renderPrefixModern`). */
+const CA_PREFIX = {
+    text: 'text:',
+    nar: 'fixed:r:',
+    git: 'fixed:git:',
+    flat: 'fixed:',
+};
 function content_address_bad(text, detail) {
     throw new MalformedError('content address', undefined, `'${text}': ${detail}`);
 }
 /**
  * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
- * `fixed:`), or undefined for any other: for callers that need no digest.
+ * `fixed:git:`, `fixed:`), or undefined for any other: for callers that need no digest.
  */
 function contentAddressMethod(text) {
     if (text.startsWith('text:sha256:'))
         return 'text';
     if (text.startsWith('fixed:r:'))
         return 'nar';
+    if (text.startsWith('fixed:git:'))
+        return 'git';
     if (text.startsWith('fixed:'))
         return 'flat';
     return undefined;
 }
-/** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
+/**
+ * Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>`,
+ * `fixed:git:<algo>:<hash>` or `fixed:<algo>:<hash>`.
+ */
 function parseContentAddress(text) {
     const method = contentAddressMethod(text);
     if (method === undefined)
         content_address_bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
-    const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
-    return { method, hash: parseHash(text.slice(prefix.length)) };
+    const ca = { method, hash: parseHash(text.slice(CA_PREFIX[method].length)) };
+    checkMethodAlgo(ca, text);
+    return ca;
+}
+/** Refuses an algorithm the method cannot take, as Nix does. */
+function checkMethodAlgo(ca, text) {
+    if (ca.method === 'text' && ca.hash.algo !== 'sha256')
+        content_address_bad(text, 'a text-hashed output must use sha256');
+    if (ca.method === 'git' && ca.hash.algo !== 'sha1' && ca.hash.algo !== 'sha256')
+        content_address_bad(text, 'git hashing must use sha1 or sha256');
 }
 /** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
 function formatContentAddress(ca) {
-    const prefix = ca.method === 'text' ? 'text:' : ca.method === 'nar' ? 'fixed:r:' : 'fixed:';
-    return prefix + formatHash(ca.hash, 'nix32', true);
+    return CA_PREFIX[ca.method] + formatHash(ca.hash, 'nix32', true);
 }
 /**
  * The content address a fixed output declares in a .drv: `hashAlgo` as written (`r:sha256`,
@@ -2287,26 +2336,30 @@ function formatContentAddress(ca) {
 function parseOutputHashAlgo(hashAlgo, hash) {
     let method = 'flat';
     let algo = hashAlgo;
-    if (algo.startsWith('r:')) {
-        method = 'nar';
-        algo = algo.slice(2);
-    }
-    else if (algo.startsWith('text:')) {
-        method = 'text';
-        algo = algo.slice(5);
-    }
+    for (const m of ['nar', 'text', 'git'])
+        if (algo.startsWith(ALGO_PREFIX[m])) {
+            method = m;
+            algo = algo.slice(ALGO_PREFIX[m].length);
+            break;
+        }
     if (!isHashAlgo(algo))
         content_address_bad(hashAlgo, 'unsupported hash algorithm');
     if (hash.includes(':') || hash.includes('-'))
         content_address_bad(hash, 'the output hash is not a bare digest');
-    const parsed = parseHash(hash, algo);
-    if (method === 'text' && algo !== 'sha256')
-        content_address_bad(hashAlgo, 'a text-hashed output must use sha256');
-    return { method, hash: parsed };
+    const ca = { method, hash: parseHash(hash, algo) };
+    checkMethodAlgo(ca, hashAlgo);
+    return ca;
 }
-/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `text:sha256`, `sha1`). */
+/** The `hashAlgo` prefix of each method in a .drv (Nix's `makeFileIngestionPrefix`). */
+const ALGO_PREFIX = {
+    nar: 'r:',
+    text: 'text:',
+    git: 'git:',
+    flat: '',
+};
+/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `git:sha1`, `sha1`). */
 function formatOutputHashAlgo(ca) {
-    return (ca.method === 'nar' ? 'r:' : ca.method === 'text' ? 'text:' : '') + ca.hash.algo;
+    return ALGO_PREFIX[ca.method] + ca.hash.algo;
 }
 /**
  * The store path of a content-addressed object (Nix's `makeFixedOutputPathFromCA`): the one
@@ -2323,7 +2376,7 @@ function makeContentAddressedPath(name, ca, storeDir, references = [], self = fa
         return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
     if (self || !isEmpty(references))
         content_address_bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
-    return makeFixedOutputPath(name, ca.hash, ca.method === 'nar', storeDir);
+    return makeFixedOutputPath(name, ca.hash, ca.method, storeDir);
 }
 function isEmpty(items) {
     if (Array.isArray(items))
@@ -2335,11 +2388,13 @@ function isEmpty(items) {
 /** Every content-addressed kind, in the order counts are listed. */
 const CONTENT_ADDRESSED_KINDS = (/* unused pure expression or super */ null && (['drv', 'text', 'source']));
 const FLAT_ALGOS = ['sha256', 'sha1', 'sha512', 'md5'];
+const GIT_ALGOS = ['sha1', 'sha256'];
 /**
  * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
  * named it, or undefined when none matches (an input-addressed build output, or a forgery).
- * Flat fixed outputs are found for every algorithm; recursive ones only for sha256, the only
- * NAR hash a bundle carries.
+ * Flat fixed outputs are found for every algorithm nix-plan can compute (not blake3), git-hashed
+ * ones for single files (git blobs; a directory's git tree is not computed); recursive ones only
+ * for sha256, the only NAR hash a bundle carries.
  */
 function identifyContentAddress(obj, storeDir) {
     const name = nameOf(obj.path);
@@ -2356,6 +2411,14 @@ function identifyContentAddress(obj, storeDir) {
         const ca = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
         if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
             return { kind: 'source', ca: formatContentAddress(ca) };
+    }
+    if (file !== undefined && obj.references.length === 0) {
+        // A git-hashed file is its git blob, whatever its executable bit.
+        for (const algo of GIT_ALGOS) {
+            const ca = { method: 'git', hash: gitBlobHash(algo, file.contents) };
+            if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
+                return { kind: 'source', ca: formatContentAddress(ca) };
+        }
     }
     if (file !== undefined && !file.executable && obj.references.length === 0) {
         for (const algo of FLAT_ALGOS) {
@@ -3212,6 +3275,8 @@ function parseUpToSystem(p) {
 function parseDerivationOutputs(bytes) {
     return parseHead(new Parser(bytes));
 }
+/** The only `DrvWithVersion` version Nix writes and reads (experimental dynamic derivations). */
+const DYNAMIC_DERIVATIONS_VERSION = 'xp-dyn-drv';
 /** `Derive(` or `DrvWithVersion("v",`, then the outputs list. */
 function parseHead(p) {
     let version;
@@ -3220,7 +3285,12 @@ function parseHead(p) {
     }
     else if (p.startsWith(DRV_WITH_VERSION)) {
         p.pos += DRV_WITH_VERSION.length;
+        const at = p.pos;
         version = p.rawString();
+        // As Nix's parseDerivation: every other version is refused ("Unknown derivation ATerm format
+        // version"), not read as if it were this one.
+        if (version !== DYNAMIC_DERIVATIONS_VERSION)
+            p.fail(`unknown derivation ATerm format version '${version}' (Nix reads only '${DYNAMIC_DERIVATIONS_VERSION}')`, at);
         p.expect(COMMA);
     }
     else {
@@ -3440,7 +3510,7 @@ function serialiseDerivation(drv, layout) {
  * for the tail: it comes from `parseDerivationSpans`, with only store hashes replaced.
  */
 function spliceDerivation(head, tail, layout) {
-    const written = { ...head, version: undefined };
+    const written = head;
     let bound = headBound(written);
     for (const piece of tail)
         bound += piece.length;
@@ -3839,8 +3909,8 @@ class DerivationHasher {
      * and input derivations (which must be hashed or recorded already).
      */
     fillMasked(maskedDrv, drv, drvName) {
-        if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`);
+        if (derivationKind(drv, drvName) !== 'input-addressed')
+            throw new errors_NixPlanError('internal', `fillOutputs is for input-addressed derivations, not ${drvName}`);
         const { bytes, layout } = maskedDrv;
         const inputs = this.moduloInputs(drv, drvName);
         if (inputs === undefined)
@@ -3890,10 +3960,14 @@ class DerivationHasher {
         for (const input of drv.inputDrvs) {
             // Every input is hashed (or found known) even once the derivation is found deferred.
             const m = this.memo.get(input.path) ?? this.memoised(input.path);
-            if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+            if (deferred || m.hash.kind === 'deferred') {
                 deferred = true;
                 continue;
             }
+            // Outputs of what this input builds (dynamic derivations) are not in the modulo form: Nix
+            // keeps only the outputs used of the input itself, and an input with none is left out.
+            if (input.outputs.length === 0)
+                continue;
             const names = m.outputs;
             for (const o of input.outputs)
                 if (!names.includes(o))
@@ -3944,9 +4018,10 @@ class DerivationHasher {
         const inputs = this.moduloInputs(drv, label);
         if (inputs === undefined)
             return { kind: 'deferred' };
-        // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+        // A DrvWithVersion derivation keeps its version in the modulo form (Nix's `unparse` looks at
+        // the derivation's own inputs for it); its inputs list is replaced by the plain one.
         const layout = newLayout();
-        const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+        const bytes = serialiseDerivation(mask ? masked(drv) : drv, layout);
         return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
     }
 }
@@ -4649,6 +4724,13 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 /**
+ * The largest .drv (or other single file) the reader holds whole by default: 512 MiB, room for a
+ * 256 MB attribute. The reader cannot know a NAR is a .drv's before its path, which follows it, so
+ * any single-file NAR up to this size is held: it bounds what a hostile bundle can make it hold,
+ * and a 1 GiB file of zeros still streams through.
+ */
+const MAX_KEPT_FILE = 2 ** 29;
+/**
  * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
  * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
  */
@@ -4658,11 +4740,48 @@ const DEFAULT_READER_LIMITS = Object.freeze({
     maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
     maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
     maxRatio: 1000,
+    ratioFloor: 2 ** 30,
     maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
-    export: {},
+    // A .drv is held whole to be checked and relocated: one with a big attribute is as big. Held
+    // one entry at a time (and only up to this size), so memory stays bounded by it.
+    export: Object.freeze({ keepFileUpTo: MAX_KEPT_FILE }),
     maxMissingReferences: 100_000,
     maxMissingReferenceBytes: 32 * 1024 * 1024,
 });
+/**
+ * What a writer checks before it calls a bundle done: that its readers, with `limits`, would
+ * accept it. `entries` are the limits of single paths (as `entryLimitProblem` found them while
+ * writing); throws a LimitError naming the first problem.
+ */
+function checkWritten(manifest, limits, entries = []) {
+    try {
+        checkSizeLimits(manifest, limits);
+        const maxPaths = limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths;
+        if (manifest.paths > maxPaths)
+            throw new LimitError(`the bundle holds ${manifest.paths} paths, more than the limit of ${maxPaths}`);
+        if (entries.length > 0)
+            throw new LimitError(entries[0]);
+    }
+    catch (e) {
+        if (!(e instanceof LimitError))
+            throw e;
+        throw new LimitError(`the bundle was not written, as its readers would refuse it: ${e.message}`);
+    }
+}
+/**
+ * Why a path of `kind`, with `references` and a NAR of `narSize` bytes (`fileSize` when it is one
+ * regular file), breaks the reader's `limits`; undefined when it does not.
+ */
+function entryLimitProblem(entry, limits) {
+    const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits.export };
+    if (entry.references.length > lim.maxReferences)
+        return `'${entry.path}' has ${entry.references.length} references, more than the limit of ${lim.maxReferences}`;
+    if (entry.path.length > lim.maxPathLength)
+        return `'${entry.path}' is longer than the limit of ${lim.maxPathLength} bytes`;
+    if (entry.kind === 'drv' && (entry.fileSize ?? entry.narSize) > lim.keepFileUpTo)
+        return `'${entry.path}' is larger than the limit of ${lim.keepFileUpTo} bytes for a .drv`;
+    return undefined;
+}
 function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
 }
@@ -4671,7 +4790,7 @@ function checkSizeLimits(manifest, limits) {
     const { size, compressedSize } = manifest.stream;
     if (size > limits.maxStreamSize)
         throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
-    if (size > compressedSize * limits.maxRatio)
+    if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
 /** The export reader's limits for a bundle: the given ones, no looser than what its manifest records. */
@@ -5280,8 +5399,8 @@ class DerivationOutputChecks {
 // trusts (over the manifest, which covers the stream's sha256 and so every byte) proves it. Without
 // one it is refused, naming the first such path, unless the user explicitly opted out
 // (`--no-check-sigs`, counted in the trust report). Also: an output's deriver, when the plan holds
-// it, must declare the output; and a `sources` bundle carries no build output but the outputs of
-// the plan's fixed-output derivations.
+// it, must declare the output; and a `sources` bundle carries no build output but outputs of the
+// plan's own derivations (fixed outputs, and outputs its evaluation read: import from derivation).
 
 /** What a refusal for lack of proof says to do. */
 const HOW = 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
@@ -5297,7 +5416,7 @@ class PathProofs {
     firstUnproven;
     /** Paths with a deriver, checked against the plan's derivations at the end. */
     derived = [];
-    /** Build outputs of a `sources` bundle: each must be a fixed output some .drv declares. */
+    /** Build outputs of a `sources` bundle: each must be an output some .drv of the plan declares. */
     sourceOutputs = [];
     constructor(options) {
         this.options = options;
@@ -5337,19 +5456,24 @@ class PathProofs {
     }
     /**
      * The checks that need every .drv of the plan: each deriver the plan holds declares what names
-     * it as its deriver, and each build output of a `sources` bundle is a fixed output of the plan
-     * (whose content did not hash to its path: an algorithm the verifier does not compute, so it is
-     * proven only by a signature). `declarations` answers which .drv of the plan declares a path;
-     * `inPlan` whether a .drv is in the plan.
+     * it as its deriver, and each build output of a `sources` bundle is an output of a .drv of the
+     * plan: a fixed output whose content did not hash to its path (an algorithm the verifier does not
+     * compute; `entry` counted it as unproven), or an output the plan's evaluation read (import from
+     * derivation), which only a trusted signature admits, whatever `--no-check-sigs` says. `declarations` answers which .drv of the plan
+     * declares a path; `inPlan` whether a .drv is in the plan.
      */
     finish(declarations, inPlan) {
         for (const { path, deriver } of this.derived)
             if (inPlan(deriver) && !declarations(path).some((d) => d.drvPath === deriver))
                 throw new errors_NixPlanError('bundle', `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`);
         for (const path of this.sourceOutputs) {
-            const fixed = declarations(path).find((d) => d.fixed !== undefined);
-            if (fixed === undefined)
-                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only the outputs of the plan's fixed-output derivations: the bundle was altered`);
+            const declared = declarations(path);
+            if (declared.length === 0)
+                throw new errors_NixPlanError('bundle', `'${path}' is a build output, but a 'sources' bundle may carry only outputs of the plan's own derivations: the bundle was altered`);
+            // An input-addressed output the plan's evaluation read: a signature is its only proof, and
+            // --no-check-sigs does not stand in for one here (a `sources` plan otherwise proves itself).
+            if (!declared.some((d) => d.fixed !== undefined) && !this.options.signed)
+                throw new errors_NixPlanError('signature', `'${path}' is a build output of '${declared[0].drvPath}' that the plan's evaluation read (import from derivation); a 'sources' bundle carries one only when a trusted key signed the plan, and no trusted key did (--no-check-sigs does not cover it): give the public key that signed the plan with --trusted-key (the actions: trusted-keys)`);
         }
         if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
             throw unprovenError(this.firstUnproven);
@@ -5622,14 +5746,40 @@ function storeUriParams(uri) {
     const q = uri.indexOf('?');
     if (q < 0)
         return {};
-    const params = new URLSearchParams(uri.slice(q + 1));
-    const root = params.get('root') ?? undefined;
-    const real = params.get('real') ?? undefined;
+    const params = storeUriQuery(uri.slice(q + 1), uri);
+    const root = params.get('root');
+    const real = params.get('real');
     return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
 }
 /**
+ * A store URI's query as Nix reads it (`decodeQuery`): `&`-separated `key=value` pairs, values
+ * only percent-decoded (a `+` stays a `+`, unlike in HTML forms), a pair without `=` ignored,
+ * and the first of two equal keys kept. A malformed `%` escape is an error, as in Nix.
+ */
+function storeUriQuery(query, uri = query) {
+    const out = new Map();
+    for (const pair of query.split('&')) {
+        const eq = pair.indexOf('=');
+        if (eq < 0)
+            continue;
+        const key = pair.slice(0, eq);
+        let value;
+        try {
+            value = decodeURIComponent(pair.slice(eq + 1));
+        }
+        catch {
+            throw new errors_NixPlanError('usage', `invalid store URI '${uri}': '${pair}' is not percent-encoded correctly`);
+        }
+        if (!out.has(key))
+            out.set(key, value);
+    }
+    return out;
+}
+/**
  * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
- * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
+ * `real=`, else `<root>/nix/store` for a chroot store (`root=`, or a URI that is a path: Nix puts
+ * the files there whatever the logical store dir is), else the store dir itself (NIX_STORE_DIR
+ * stores are real).
  */
 function physicalStoreDir(storeDir, options = {}) {
     if (options.realStoreDir !== undefined)
@@ -5640,7 +5790,7 @@ function physicalStoreDir(storeDir, options = {}) {
     if (real !== undefined)
         return real;
     if (root !== undefined)
-        return root.replace(/\/+$/, '') + storeDir;
+        return root.replace(/\/+$/, '') + '/nix/store';
     return storeDir;
 }
 /** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
@@ -9351,19 +9501,25 @@ function failedOutcome(code) {
     return 'failed';
 }
 /**
- * The local half of the trust rules: the whole plan verified, and signed by a trusted key unless
- * the user opted out. (The verifier's proof-before-trust policy replaces this seam when it lands.)
+ * The trust rules of import, here before anything is sent: the verifier proves every path (a
+ * .drv, text or source by its content; a build output only by a trusted key's signature) and
+ * refuses what nothing proves, unless the user opted out. Even then, a plan with unproven build
+ * outputs is never activated (as apply): only `push` stages it.
  */
-async function verifyForDeploy(source, options, deps) {
-    const keys = options.trustedKeys ?? [];
-    if (keys.length === 0 && options.noCheckSigs !== true)
-        throw new errors_NixPlanError('signature', 'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)');
-    if (options.noCheckSigs === true)
-        deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
-    const trusted = options.noCheckSigs === true ? [] : keys.map(parsePublicKey);
-    const report = await verifyWithProgress(source, { trustedKeys: trusted }, deps.progress);
-    const trust = trustReportOf(report.manifest, trusted, { noCheckSigs: options.noCheckSigs });
+async function verifyForDeploy(source, options, activates, deps) {
+    const noCheckSigs = options.noCheckSigs === true;
+    const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+    const report = await verifyWithProgress(source, { trustedKeys: trusted, noCheckSigs }, deps.progress, deps.signal);
+    const trust = trustReportOf(report.manifest, trusted, {
+        noCheckSigs: report.noCheckSigs,
+        unproven: report.unproven,
+    });
     deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+    const outputs = `${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted key signed`;
+    if (report.unproven > 0 && activates)
+        throw new errors_NixPlanError('signature', `the plan holds ${outputs}: deploy activates only a proven system (give --trusted-key; --action push only stages it)`);
+    if (report.unproven > 0)
+        deps.log.warn(`--no-check-sigs: sending ${outputs}`);
     return { signedBy: report.trustedSignatures, trust };
 }
 /** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
@@ -9412,7 +9568,7 @@ async function deployPlan(bundlePath, options, deps) {
         const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes: no part of the plan is sent before both.
-        const verified = verifyForDeploy(source, options, deps);
+        const verified = verifyForDeploy(source, options, !push, deps);
         const digest = fileDigest(bundlePath);
         const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
         // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
@@ -9735,7 +9891,7 @@ function deployCommand() {
                 compress: oneOf(str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
             }, {
                 ...ctx.deps,
-                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys }, ctx.deps),
+                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') }, ctx.deps),
                 hostOutputs: (name) => {
                     const prefix = hosts.length > 1 ? `[${name}] ` : '';
                     const sink = linePrefixer(prefix, (c) => {
@@ -12805,9 +12961,6 @@ function refuse(message) {
 }
 /** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
 function drvType(path, drv) {
-    if (drv.version !== undefined)
-        refuse(`cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
-            'experimental dynamic derivations), whose output names nix-plan cannot recompute');
     if (drv.outputs.some((o) => o.hash === 'impure'))
         refuseImpure(path);
     const { kind, problem } = classifyDerivation(drv);
@@ -12855,7 +13008,8 @@ function checkGivenContentAddress(obj, from) {
             ? { kind: 'source', ca }
             : undefined;
     }
-    if (method === 'flat' && obj.contents !== undefined && obj.references.length === 0)
+    // A flat or git-hashed file: its path follows from the address alone (no references).
+    if ((method === 'flat' || method === 'git') && obj.contents !== undefined && obj.references.length === 0)
         return makeContentAddressedPath(name, parseContentAddress(ca), from) === obj.path
             ? { kind: 'source', ca }
             : undefined;
@@ -12922,6 +13076,310 @@ function sameReferences(drv, references) {
     return given.size === inputs.length && inputs.every((r) => given.has(r));
 }
 
+;// CONCATENATED MODULE: ./src/core/relocate/names.ts
+// Store path names that carry a store hash, and how native evaluation in another store dir names
+// them. `builtins.path` and `builtins.filterSource` name a copy after the base name of what they
+// copy (Nix's `addPath`, `path.baseName()`); for a store path that is `<hash>-<name>`, so the copy
+// is `<hash2>-<hash>-<name>`, and `<hash>` is the copied path's hash in the store dir evaluation
+// ran with. Relocation must give such a name the hash the copied path has in the target.
+
+
+
+
+function names_refuse(message) {
+    throw new errors_NixPlanError('relocate', message);
+}
+/** True when `name` starts with what Nix's `baseName` of a store path gives: a hash and a dash. */
+function startsWithHash(name) {
+    return (name.length > HASH_PART_LENGTH + 1 &&
+        name.charCodeAt(HASH_PART_LENGTH) === 0x2d && // '-'
+        isHashPart(name.slice(0, HASH_PART_LENGTH)));
+}
+/** The offset of the first hash of the closure anywhere in `name`, or -1. */
+function knownHashIn(name, index) {
+    for (let i = 0; i + HASH_PART_LENGTH <= name.length; i++) {
+        const window = name.slice(i, i + HASH_PART_LENGTH);
+        if (isHashPart(window) && index.ownerOf(window) !== undefined)
+            return i;
+    }
+    return -1;
+}
+/** The path the `rule` way of adding an object with `content` under `name` gives in `storeDir`. */
+function copyPath(rule, name, content, storeDir) {
+    const { file } = content;
+    switch (rule) {
+        case 'source': {
+            const narHash = content.narHash ??
+                (file === undefined ? undefined : sha256(...regularFileNar(file.contents, file.executable)));
+            return narHash === undefined ? undefined : makeSourcePath(name, narHash, storeDir);
+        }
+        case 'flat':
+            return file === undefined
+                ? undefined
+                : makeFixedOutputPath(name, { algo: 'sha256', bytes: sha256(file.contents) }, 'flat', storeDir);
+        case 'text':
+            return file === undefined || file.executable
+                ? undefined
+                : makeTextPath(name, sha256(file.contents), [], storeDir);
+    }
+}
+const RULES = ['source', 'flat', 'text'];
+/** What the name rule may hash of an object: its NAR hash, and its bytes when it is one file. */
+function namedContent(obj) {
+    const contents = obj.kind === 'source' ? obj.contents : undefined;
+    return {
+        narHash: obj.narHash,
+        file: contents === undefined ? undefined : { contents, executable: false },
+    };
+}
+/**
+ * How the name of `obj` (an object of the closure being relocated out of `from`) is made from
+ * store hashes, checked against what the object holds. Refuses (a 'relocate' error naming the
+ * object) a name that carries a store hash by a rule relocation cannot know: a hash of the
+ * closure anywhere but at the start of the name (or of what follows an earlier hash), a hash of
+ * the closure followed by anything but the name of the path it belongs to, a hash at the start
+ * that belongs to no path of the closure and that no unfiltered copy of this object's bytes has
+ * (a filtered copy, or an output built while evaluating that the plan does not carry), and any
+ * store hash at the start of the name of a .drv or text file (only copies are named that way by
+ * Nix itself: anything else computed its name from a path string).
+ */
+function planName(obj, content, from, index) {
+    const { path } = obj;
+    const name = nameOf(path);
+    if (obj.kind !== 'source' && startsWithHash(name)) {
+        const hash = name.slice(0, HASH_PART_LENGTH);
+        const owner = index.ownerOf(hash);
+        names_refuse(`cannot relocate ${path}: its name starts with the store hash ${hash}` +
+            (owner === undefined ? '' : ` of ${owner}`) +
+            ' (an expression computed the name from a path string), and only copies of store paths ' +
+            '(builtins.path, builtins.filterSource) are renamed, so the name native evaluation gives it ' +
+            'in the target store dir cannot be known');
+    }
+    const steps = [];
+    let rest = name;
+    while (startsWithHash(rest)) {
+        const hash = rest.slice(0, HASH_PART_LENGTH);
+        const after = rest.slice(HASH_PART_LENGTH + 1);
+        const owner = index.ownerOf(hash);
+        if (owner !== undefined) {
+            if (nameOf(owner) !== after)
+                names_refuse(`cannot relocate ${path}: its name holds the hash of ${owner} followed by '${after}', not by ` +
+                    `that path's name, so how evaluation made the name cannot be known`);
+            steps.push({ hash, owner, output: index.isOutput(owner) });
+            return { name, steps };
+        }
+        const rule = RULES.find((r) => {
+            const p = copyPath(r, after, content, from);
+            return p !== undefined && hashPartOf(p) === hash;
+        });
+        if (rule === undefined)
+            names_refuse(`cannot relocate ${path}: its name starts with the hash of ${from}/${rest}, a store path that is ` +
+                'not in the plan (builtins.path or builtins.filterSource of a store path, or an output built ' +
+                'while evaluating) and whose bytes this copy does not have (a filter changed them), so its ' +
+                'hash in the target store dir cannot be known; give the copy a name (builtins.path { name = …; }) ' +
+                'or export with --include sources if it was built while evaluating');
+        steps.push({ hash, copied: rule });
+        rest = after;
+    }
+    const at = knownHashIn(rest, index);
+    if (at >= 0) {
+        const hash = rest.slice(at, at + HASH_PART_LENGTH);
+        names_refuse(`cannot relocate ${path}: its name holds the hash of ${index.ownerOf(hash)} inside it, made in a ` +
+            'way relocation cannot know (a computation on a path string), so the name native evaluation ' +
+            'gives it in the target store dir cannot be known');
+    }
+    return { name, steps };
+}
+/**
+ * The name native evaluation in `to` gives an object named by `plan`: each hash replaced by the
+ * one its path has in `to` (`newPath` of an owner; a copied path's recomputed from the same bytes
+ * under its own new name). `{ waitFor }` when an owner is not relocated yet.
+ */
+function relocatedName(plan, content, to, newPath) {
+    const { steps } = plan;
+    if (steps.length === 0)
+        return plan.name;
+    // From the innermost hash out: each copy is named after the path it copied, in `to`.
+    let cur;
+    let i = steps.length - 1;
+    const last = steps[i];
+    if ('owner' in last) {
+        const moved = newPath(last.owner);
+        if (moved === undefined)
+            return { waitFor: last.hash };
+        cur = baseName(moved);
+        i--;
+    }
+    else {
+        let plain = plan.name;
+        for (let k = 0; k < steps.length; k++)
+            plain = plain.slice(HASH_PART_LENGTH + 1);
+        cur = plain;
+    }
+    for (; i >= 0; i--) {
+        const step = steps[i];
+        if (!('copied' in step))
+            throw new errors_NixPlanError('internal', `a name step of ${plan.name} is out of order`);
+        const p = copyPath(step.copied, cur, content, to);
+        if (p === undefined)
+            throw new errors_NixPlanError('internal', `the copy rule of ${plan.name} lost its bytes`);
+        cur = `${hashPartOf(p)}-${cur}`;
+    }
+    return cur;
+}
+/**
+ * The hashes of paths outside the closure a plan's name carries (copied paths), each with the
+ * hash that path has in `to`: what strings mentioning the name must be rewritten with too.
+ */
+function copiedHashes(plan, newName) {
+    const out = [];
+    for (let i = 0; i < plan.steps.length; i++) {
+        const step = plan.steps[i];
+        if ('copied' in step)
+            out.push({
+                from: step.hash,
+                to: newName.slice(i * (HASH_PART_LENGTH + 1), i * (HASH_PART_LENGTH + 1) + HASH_PART_LENGTH),
+            });
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/core/relocate/dynamic.ts
+// Dynamic derivations (RFC 92): a derivation can depend on an output of a derivation that another
+// derivation builds (`builtins.outputOf`). Its .drv is written DrvWithVersion("xp-dyn-drv", …),
+// with the outputs used of each such input as a child map in its input list, and it mentions
+// those outputs by placeholders: Nix's DownstreamPlaceholder, made from the producing
+// derivation's path and the chain of output names. Relocation recomputes every placeholder from
+// the producer's new path.
+
+
+
+
+var C;
+(function (C) {
+    C[C["Quote"] = 34] = "Quote";
+    C[C["LParen"] = 40] = "LParen";
+    C[C["RParen"] = 41] = "RParen";
+    C[C["Comma"] = 44] = "Comma";
+    C[C["LBracket"] = 91] = "LBracket";
+    C[C["RBracket"] = 93] = "RBracket";
+})(C || (C = {}));
+/** A reader of the child-map syntax, which holds only quoted output names (never escaped). */
+class Reader {
+    b;
+    at = 0;
+    constructor(b) {
+        this.b = b;
+    }
+    fail(what) {
+        throw new MalformedError('derivation', this.at, `dynamic outputs: ${what}`);
+    }
+    expect(c) {
+        if (this.b[this.at] !== c)
+            this.fail(`expected '${String.fromCharCode(c)}'`);
+        this.at++;
+    }
+    peek() {
+        return this.b[this.at];
+    }
+    string() {
+        this.expect(C.Quote);
+        const end = this.b.indexOf(C.Quote, this.at);
+        if (end < 0)
+            this.fail('an unterminated string');
+        const s = Buffer.from(this.b.buffer, this.b.byteOffset + this.at, end - this.at).toString('latin1');
+        this.at = end + 1;
+        return s;
+    }
+    /** `[` item (`,` item)* `]`, or `[]`. */
+    list(item) {
+        this.expect(C.LBracket);
+        const out = [];
+        if (this.peek() === C.RBracket) {
+            this.at++;
+            return out;
+        }
+        for (;;) {
+            out.push(item());
+            if (this.peek() === C.Comma)
+                this.at++;
+            else
+                break;
+        }
+        this.expect(C.RBracket);
+        return out;
+    }
+    /** A node: `["o",…]`, or `(["o",…],[child,…])`. */
+    node(name, depth) {
+        if (depth > 64)
+            this.fail('nested too deep');
+        if (this.peek() === C.LBracket)
+            return { name, outputs: this.list(() => this.string()), children: [] };
+        this.expect(C.LParen);
+        const outputs = this.list(() => this.string());
+        this.expect(C.Comma);
+        const children = this.children(depth + 1);
+        this.expect(C.RParen);
+        return { name, outputs, children };
+    }
+    /** `[("name",node),…]`. */
+    children(depth) {
+        return this.list(() => {
+            this.expect(C.LParen);
+            const name = this.string();
+            this.expect(C.Comma);
+            const n = this.node(name, depth);
+            this.expect(C.RParen);
+            return n;
+        });
+    }
+}
+/** Parses the child map of a dynamic input as a .drv writes it (`[("out",["out"]),…]`). */
+function parseDynamicOutputs(bytes) {
+    const r = new Reader(bytes);
+    const out = r.children(1);
+    if (r.at !== bytes.length)
+        r.fail('bytes after the child map');
+    return out;
+}
+/**
+ * The hash of the placeholder Nix renders for output `output` of a derivation whose outputs are
+ * not known before it is built (`DownstreamPlaceholder::unknownCaOutput`).
+ */
+function unknownOutputHash(drvPath, output) {
+    return sha256(`nix-upstream-output:${hashPartOf(drvPath)}:${outputPathName(drvName(drvPath), output)}`);
+}
+/**
+ * The hash of the placeholder for output `output` of the derivation a placeholder stands for
+ * (`DownstreamPlaceholder::unknownDerivation`).
+ */
+function unknownDerivationOutputHash(placeholder, output) {
+    return sha256(`nix-computed-output:${nix32Encode(foldHash(placeholder))}:${output}`);
+}
+/**
+ * Every placeholder a derivation may mention for the dynamic outputs it uses of input `drvPath`
+ * (the chains of output names in `children`), as their 52 nix32 characters (rendered with a
+ * leading slash).
+ */
+function dynamicPlaceholders(drvPath, children) {
+    const out = [];
+    const walk = (parent, nodes) => {
+        for (const n of nodes) {
+            const self = unknownDerivationOutputHash(parent, n.name);
+            for (const o of n.outputs)
+                out.push(nix32Encode(unknownDerivationOutputHash(self, o)));
+            walk(self, n.children);
+        }
+    };
+    for (const n of children) {
+        const self = unknownOutputHash(drvPath, n.name);
+        for (const o of n.outputs)
+            out.push(nix32Encode(unknownDerivationOutputHash(self, o)));
+        walk(self, n.children);
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/core/relocate/drv.ts
 // The .drv path of relocation: a derivation whose dependencies are relocated gets its inputs
 // mapped, its strings rewritten, its fixed outputs recomputed and (input-addressed) its output
@@ -12935,6 +13393,12 @@ function relocateDrv(obj, drv, type, cx) {
     const name = drvName(obj.path);
     checkReferences(obj, drv);
     refuseImpureEnv(obj.path, drv.env.map((e) => e.key));
+    if (cx.hasherA !== undefined) {
+        if (type !== 'input-addressed')
+            cx.hasherA.record(obj.path, drv);
+        else
+            checkFilledInA(obj, drv, cx.hasherA.fillOutputs(drv, name), cx.hasherA);
+    }
     const outputs = fixOutputs(drv.outputs, type, name, cx);
     // Input-addressed: the own output paths in env are what is being computed: mask them first.
     const masked = type === 'input-addressed';
@@ -12964,8 +13428,6 @@ function relocateDrv(obj, drv, type, cx) {
 function spliceDrv(obj, bytes, type, cx) {
     const { head, tail } = parseDerivationSpans(bytes);
     cx.onDerivation?.(obj, head);
-    if (head.version !== undefined)
-        return undefined;
     refuseImpureEnv(obj.path, tail.keys);
     for (const key of tail.keys)
         if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key))
@@ -12990,6 +13452,8 @@ function spliceDrv(obj, bytes, type, cx) {
             r = tail.values[2 * i + 1];
         }
     pieces.push(cx.rewrite(bytes.subarray(r), true));
+    if (cx.hasherA !== undefined)
+        checkSplicedInA(obj, bytes, head, tail, masked, cx.hasherA);
     const relocated = relocatedHead(head, outputs, masked, cx);
     if (!masked)
         return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
@@ -13001,6 +13465,55 @@ function spliceDrv(obj, bytes, type, cx) {
         envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
     };
     return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
+}
+/**
+ * The check of `relocateDrv`'s, from the spans `spliceDrv` has: the original masked around its
+ * output paths and the variables named after its outputs, its outputs filled in as the hasher in
+ * A gives them, must be the original bytes. Records its modulo hash in A for its dependents.
+ */
+function checkSplicedInA(obj, bytes, head, tail, masked, hasherA) {
+    if (!masked) {
+        hasherA.record(obj.path, head);
+        return;
+    }
+    const pieces = [];
+    const holeOutputs = [];
+    let r = tail.start;
+    for (let i = 0; i < tail.keys.length; i++) {
+        const o = drv_outputNamed(head.outputs, tail.keys[i]);
+        if (o === undefined)
+            continue;
+        pieces.push(bytes.subarray(r, tail.values[2 * i]));
+        holeOutputs.push(o.name);
+        r = tail.values[2 * i + 1];
+    }
+    pieces.push(bytes.subarray(r));
+    const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+    const maskedHead = { ...head, outputs: head.outputs.map((o) => ({ ...o, path: '' })) };
+    const maskedBytes = spliceDerivation(maskedHead, pieces, layout);
+    const maskedDrv = {
+        bytes: maskedBytes,
+        layout,
+        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
+    };
+    checkFilledInA(obj, head, hasherA.fillMasked(maskedDrv, head, drvName(obj.path)), hasherA, bytes);
+}
+/**
+ * Refuses an input-addressed .drv whose output paths (or the variables named after them) are not
+ * what its contents give in A, as Nix refuses it on import: relocation recomputes them in B, so
+ * relocating it there and back would not give it back. Records its modulo hash in A.
+ */
+function checkFilledInA(obj, drv, filled, hasherA, original = bytesOf(obj)) {
+    if (compareBytes(filled.bytes, original) !== 0) {
+        const i = drv.outputs.findIndex((o, k) => o.path !== filled.paths[k]);
+        const wrong = drv.outputs[i];
+        refuse(`cannot relocate ${obj.path}: ` +
+            (wrong !== undefined
+                ? `its output ${wrong.name} is ${wrong.path === '' ? 'empty' : wrong.path}, but its contents give ${filled.paths[i] || 'none before it is built'}`
+                : 'the variables named after its outputs do not hold their paths') +
+            ' (Nix refuses it on import), so relocating it there and back would not give it back');
+    }
+    hasherA.record(obj.path, drv, filled.hash);
 }
 /**
  * The outputs of a relocated .drv before its strings are rewritten: a fixed output's path
@@ -13021,10 +13534,11 @@ function fixOutputs(outputs, type, name, cx) {
 /** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
 function relocatedHead(drv, outputs, masked, cx) {
     return {
-        version: undefined,
+        version: drv.version,
         outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
         inputDrvs: drv.inputDrvs
-            .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
+            // Output names (and a dynamic input's child map of them) are read, never changed.
+            .map((i) => ({ ...i, path: cx.mapPath(i.path) }))
             .sort((a, b) => compareStrings(a.path, b.path)),
         inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
         system: cx.rewrite(drv.system),
@@ -13258,6 +13772,8 @@ const PATH = 0; // `A/<known hash>`
 const BARE = 1; // a known hash anywhere else
 const PLACEHOLDER = 2; // a known placeholder hash
 const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+const NAME = 4; // a known hash right after `A/<hash>-` (or after such a one): part of a path's name
+const DASH = 0x2d;
 function asciiBytes(s) {
     const out = new Uint8Array(s.length);
     for (let i = 0; i < s.length; i++)
@@ -13323,7 +13839,7 @@ class StoreRewriter {
         for (let m = 0; m < count; m++) {
             const kind = this.m[3 * m + 1];
             const id = this.m[3 * m + 2];
-            if (kind === PATH || kind === BARE)
+            if (kind === PATH || kind === BARE || kind === NAME)
                 hashes.add(this.hashes.strings[id]);
             else if (kind === PLACEHOLDER)
                 placeholders.add(this.placeholderTable.strings[id]);
@@ -13367,8 +13883,9 @@ class StoreRewriter {
                 bareHashes++;
             else if (kind === PLACEHOLDER)
                 placeholders++;
-            else
+            else if (kind === UNKNOWN)
                 unknownPaths.push(this.unknownText(bytes, matches[3 * m]));
+            // NAME: part of a path already counted.
             if (kind !== UNKNOWN && !(kind === PLACEHOLDER ? this.placeholderTable : this.hashes).ready(id))
                 waiting = true;
         }
@@ -13460,6 +13977,9 @@ class StoreRewriter {
         const haveHashes = hashes.size > 0;
         const placeholders = this.placeholderTable;
         const havePlaceholders = placeholders.size > 0;
+        // Where the last path (or hash in a path's name) ended: a known hash right after it and a
+        // dash is part of that path's name (`A/<hash>-<hash>-name`, a copy of a store path).
+        let pathEnd = -2;
         // Invariant: i is 0 or b[i - 1] is not a nix32 digit.
         let i = 0;
         while (i + H <= n) {
@@ -13505,9 +14025,11 @@ class StoreRewriter {
                         p++;
                         continue;
                     }
-                    const kind = p === s && isPath ? PATH : BARE;
+                    const kind = p === s && isPath ? PATH : p === s && pathEnd === s - 1 && b[s - 1] === DASH ? NAME : BARE;
                     if (kind === PATH)
                         pathMatched = true;
+                    if (kind === PATH || kind === NAME)
+                        pathEnd = p + H;
                     m[3 * count] = p;
                     m[3 * count + 1] = kind;
                     m[3 * count++ + 2] = id;
@@ -13603,6 +14125,8 @@ function rewriteStoreHashes(bytes, hashes, from, to) {
 
 
 
+
+
 /**
  * Thrown (and caught) while relocating an object whose strings mention hashes or placeholders
  * whose new values are not known yet: the objects they belong to are relocated first.
@@ -13616,10 +14140,13 @@ class Waiting extends Error {
         this.placeholders = placeholders;
     }
 }
-/** Path of a source under `to`: the same content address, a different store dir. */
-function relocatedSourcePath(obj, ca, to) {
+/**
+ * Path of a source under `to`: the same content address, a different store dir, and its name as
+ * native evaluation in `to` gives it (`name`, when it carries store hashes).
+ */
+function relocatedSourcePath(obj, ca, to, name = nameOf(obj.path)) {
     // The self-check found the source's path from this address (a recursive one from its NAR hash).
-    return makeContentAddressedPath(nameOf(obj.path), parseContentAddress(ca), to);
+    return makeContentAddressedPath(name, parseContentAddress(ca), to);
 }
 /** The state of one relocation: known hashes and their new values, the hasher, the report. */
 class Relocator {
@@ -13629,7 +14156,12 @@ class Relocator {
     relocation;
     rewriter;
     hasher;
+    hasherA;
+    /** For each .drv whose outputs build derivations used by others: the child maps they use. */
+    dynamicUses = new Map();
     cx;
+    /** The derivation whose output has hash `hash` (set when the closure is indexed). */
+    ownerDrvOf = () => undefined;
     /** The object being relocated, and what its rewrites replaced so far. */
     current = '';
     rewritten = { hashes: 0, bare: 0 };
@@ -13657,9 +14189,13 @@ class Relocator {
             },
         };
         this.rewriter = new StoreRewriter(from, to);
-        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
+        // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up;
+        // and so is each original's in A, as it is checked.
         this.hasher = new DerivationHasher(to, (p) => {
             throw new errors_NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+        });
+        this.hasherA = new DerivationHasher(from, (p) => {
+            throw new errors_NixPlanError('internal', `derivation ${p} was not checked before its dependents`);
         });
         this.cx = {
             from,
@@ -13673,6 +14209,7 @@ class Relocator {
                 return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
             },
             onDerivation: options.onDerivation,
+            hasherA: options.outputsChecked === true ? undefined : this.hasherA,
         };
     }
     setHash(oldPath, newPath) {
@@ -13703,6 +14240,24 @@ class Relocator {
         return r.bytes;
     }
     /**
+     * Refuses a copy of a build output (import from derivation) whose bytes mention A, or may:
+     * native evaluation in B builds that output again, and what it builds there mentions B instead.
+     */
+    checkCopyOfOutput(obj, output) {
+        const file = obj.contents;
+        const mentions = file === undefined
+            ? obj.mentionsStoreDir
+            : Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(this.from);
+        if (mentions === false)
+            return;
+        const drv = this.ownerDrvOf(hashPartOf(output)) ?? 'a derivation of the plan';
+        refuse(`cannot relocate ${obj.path}: it is a copy of ${output}, an output of ${drv} built while evaluating, ` +
+            (mentions === true
+                ? `and its bytes mention ${this.from}: `
+                : `and whether its bytes mention ${this.from} is not known: `) +
+            `native evaluation in ${this.to} would build that output again and copy what it builds there`);
+    }
+    /**
      * Checks that a .drv can be relocated and makes its output hashes (or the placeholders of its
      * deferred outputs) known, telling `owner` of each.
      */
@@ -13712,7 +14267,7 @@ class Relocator {
         for (const o of parsed.outputs) {
             if (o.path !== '') {
                 const h = hashPartOf(o.path);
-                owner.output(h);
+                owner.output(h, o.path);
                 this.rewriter.declare(h);
             }
             else {
@@ -13722,8 +14277,29 @@ class Relocator {
                 this.rewriter.declarePlaceholder(p);
             }
         }
+        if (parsed.version !== undefined)
+            this.declareDynamicInputs(contentsOf(obj), owner);
         // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
         return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
+    }
+    /**
+     * A dynamic derivation's inputs (DrvWithVersion): the outputs it uses of what an input builds
+     * are mentioned by placeholders made from that input's path, known once it is relocated.
+     */
+    declareDynamicInputs(bytes, owner) {
+        for (const input of parseDerivationSpans(bytes).head.inputDrvs) {
+            if (input.dynamicOutputs === undefined)
+                continue;
+            const children = parseDynamicOutputs(input.dynamicOutputs);
+            for (const p of dynamicPlaceholders(input.path, children)) {
+                owner.placeholder(p, input.path);
+                this.rewriter.declarePlaceholder(p);
+            }
+            let uses = this.dynamicUses.get(input.path);
+            if (uses === undefined)
+                this.dynamicUses.set(input.path, (uses = []));
+            uses.push(children);
+        }
     }
     /**
      * Relocates one object whose references are all relocated; or, having changed nothing but the
@@ -13750,16 +14326,33 @@ class Relocator {
         let out;
         let bytes; // a drv's or text's, read once
         if (obj.kind === 'source') {
+            const name = node.name === undefined
+                ? nameOf(obj.path)
+                : relocatedName(node.name, namedContent(obj), to, (p) => this.relocation.pathMap.get(p));
+            if (typeof name !== 'string')
+                throw new Waiting([name.waitFor], []);
             out = {
                 oldPath: obj.path,
-                path: relocatedSourcePath(obj, node.ca, to),
+                path: relocatedSourcePath(obj, node.ca, to, name),
                 kind: 'source',
                 references: [],
             };
+            if (node.name !== undefined) {
+                // The hashes of copied paths outside the closure, as strings mentioning the copy hold them.
+                for (const c of copiedHashes(node.name, name))
+                    this.rewriter.set(c.from, c.to);
+                const last = node.name.steps[node.name.steps.length - 1];
+                if ('owner' in last && last.output)
+                    this.checkCopyOfOutput(obj, last.owner);
+            }
             const file = obj.contents; // a source keeps its bytes: they are only looked at
-            if (file !== undefined && Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from))
-                warnings.push(`${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
-                    `evaluation in ${to} would keep them`);
+            const mentions = file === undefined
+                ? obj.mentionsStoreDir === true
+                : Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from) ||
+                    this.rewriter.mentions(file).hashes.length > 0;
+            if (mentions)
+                warnings.push(`${out.path} (was ${obj.path}) is a source whose bytes mention ${from} or store hashes of the ` +
+                    `plan; they are kept as they are, as native evaluation in ${to} would keep them`);
         }
         else if (obj.kind === 'text') {
             bytes = contentsOf(obj);
@@ -13783,6 +14376,12 @@ class Relocator {
             // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
             for (const o of node.drv.deferred)
                 this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+            // Outputs of what it builds (dynamic derivations), the same way, chained.
+            for (const children of this.dynamicUses.get(obj.path) ?? []) {
+                const before = dynamicPlaceholders(obj.path, children);
+                const after = dynamicPlaceholders(out.path, children);
+                before.forEach((p, i) => this.rewriter.setPlaceholder(p, after[i]));
+            }
         }
         const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
         if (bareDirs > 0) {
@@ -13807,6 +14406,7 @@ class Relocator {
 // to B so that it is exactly what evaluating the same expression natively with store dir B would
 // write. This is the entry: it checks and indexes the closure, orders it, and hands each object
 // to the relocator (relocator.ts) once what it refers to or mentions is relocated.
+
 
 
 
@@ -13860,16 +14460,45 @@ function relocateLazily(objects, from, to, options = {}) {
         checked.set(obj.path, { ca, drv: undefined });
     }
     const ownerOfPlaceholder = new Map();
+    const outputPathOfHash = new Map();
     for (const obj of objects) {
         if (obj.kind !== 'drv')
             continue;
         checked.get(obj.path).drv = r.declareDrv(obj, {
-            output: (h) => {
+            output: (h, p) => {
+                if (!outputPathOfHash.has(h))
+                    outputPathOfHash.set(h, p);
                 if (!ownerOfHash.has(h))
                     ownerOfHash.set(h, obj.path);
             },
-            placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+            placeholder: (p, owner = obj.path) => ownerOfPlaceholder.set(p, owner),
         });
+    }
+    r.ownerDrvOf = (h) => ownerOfHash.get(h);
+    // Names that carry store hashes (copies of store paths): planned now that every hash of the
+    // closure is known. A copied path outside the closure gets its hash declared, owned by the copy,
+    // so strings mentioning the copy's name are rewritten whole (and wait for it).
+    const nameIndex = {
+        ownerOf: (h) => {
+            const o = ownerOfHash.get(h);
+            if (o === undefined)
+                return undefined;
+            return hashPartOf(o) === h ? o : outputPathOfHash.get(h);
+        },
+        isOutput: (p) => !byPath.has(p),
+    };
+    const names = new Map();
+    for (const obj of objects) {
+        const plan = planName(obj, namedContent(obj), from, nameIndex);
+        if (plan.steps.length === 0)
+            continue;
+        names.set(obj.path, plan);
+        for (const step of plan.steps)
+            if ('copied' in step) {
+                rewriter.declare(step.hash);
+                if (!ownerOfHash.has(step.hash))
+                    ownerOfHash.set(step.hash, obj.path);
+            }
     }
     const nodes = new Map();
     // True while every reference comes before its referrer, as in a bundle (the verifier requires
@@ -13888,7 +14517,7 @@ function relocateLazily(objects, from, to, options = {}) {
             refs.push(ref);
         }
         const { ca, drv } = checked.get(obj.path);
-        nodes.set(obj.path, { obj, ca, drv, refs });
+        nodes.set(obj.path, { obj, ca, drv, refs, name: names.get(obj.path) });
     }
     checked.clear();
     byPath.clear(); // the nodes hold the objects now, each only until it is relocated
@@ -14117,6 +14746,65 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
     });
 }
 
+;// CONCATENATED MODULE: ./src/nix/built-inputs.ts
+// Import from derivation, found in a plan's closure: build outputs evaluation read (an output in
+// the closure itself) and copies of them evaluation made (`builtins.path`, `filterSource` of an
+// output: a source named `<hash>-<output's base name>`). A plan that depends on a build output is
+// not what evaluation alone writes: export says so by name, and `--include sources` carries the
+// derivations that built them, which relocation needs to name the copies in another store dir.
+
+
+/** The store paths a source's name says it was copied from, outermost first (`<hash>-<rest>`). */
+function copiedFrom(path, storeDir) {
+    const out = [];
+    let name = nameOf(path);
+    while (name.length > HASH_PART_LENGTH + 1 &&
+        name.charCodeAt(HASH_PART_LENGTH) === 0x2d &&
+        isHashPart(name.slice(0, HASH_PART_LENGTH))) {
+        out.push(`${storeDir}/${name}`);
+        name = name.slice(HASH_PART_LENGTH + 1);
+    }
+    return out;
+}
+/**
+ * The build outputs the closure's evaluation read: every `output` member (with `include` other
+ * than `outputs`, where outputs are what the bundle is for), and every build output a source's
+ * name says it was copied from, as the store registered it (one validity query and one
+ * `--dump-db` for all the names).
+ */
+async function findBuiltInputs(store, storeDir, members) {
+    const found = [];
+    const copies = new Map(); // a path a source was copied from → the source
+    for (const m of members) {
+        if (m.kind === 'output')
+            found.push({ path: m.path, output: m.path, deriver: m.deriver });
+        else if (m.kind === 'source')
+            for (const p of copiedFrom(m.path, storeDir))
+                if (!copies.has(p))
+                    copies.set(p, m.path);
+    }
+    if (copies.size === 0)
+        return found;
+    const invalid = await store.invalidPaths([...copies.keys()]);
+    const valid = [...copies.keys()].filter((p) => !invalid.has(p));
+    const infos = await store.pathInfos(valid);
+    for (const p of valid) {
+        const info = infos.get(p);
+        if (info === undefined)
+            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+        if (info.deriver !== '')
+            found.push({ path: copies.get(p), output: p, deriver: info.deriver });
+    }
+    return found;
+}
+/** One sentence naming a build output the plan depends on, and where it came from. */
+function describeBuiltInput(b) {
+    const by = b.deriver === '' ? 'a derivation the store does not name' : b.deriver;
+    return b.path === b.output
+        ? `${b.output} is a build output of ${by} that evaluation read (import from derivation, or builtins.storePath)`
+        : `${b.path} was copied while evaluating from ${b.output}, a build output of ${by} (import from derivation)`;
+}
+
 ;// CONCATENATED MODULE: ./src/nix/classify.ts
 // The kind of each member of a closure a store describes (.drv, text, source or build output),
 // decided from its registration and, for a single file, its bytes, as the bundle verifier decides.
@@ -14159,6 +14847,7 @@ function classifyFile(info, storeDir, contents) {
 ;// CONCATENATED MODULE: ./src/nix/collect.ts
 // Collects what a plan carries for each `--include` kind: the .drv closure, plus realised outputs
 // of fixed-output derivations (sources), or the roots' built output closure (outputs).
+
 
 
 
@@ -14308,7 +14997,7 @@ async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, opt
         extra = await store.requisites([...outs]);
     }
     const inClosure = new Set(drvClosure);
-    const added = extra.filter((p) => !inClosure.has(p));
+    let added = extra.filter((p) => !inClosure.has(p));
     const all = [...drvClosure, ...added];
     const infos = new Map();
     for await (const batch of drvBatches)
@@ -14317,15 +15006,42 @@ async function streamClosure(store, storeDir, rootDrvs, include, hooks = {}, opt
     if (added.length > 0)
         for (const [p, info] of await store.pathInfos(added))
             infos.set(p, info);
+    const kinds = new Map();
+    const classify = (p) => {
+        let o = kinds.get(p);
+        if (o === undefined) {
+            const info = infos.get(p);
+            if (info === undefined)
+                throw new errors_NixPlanError('internal', `no registration for '${p}'`);
+            o = withKind(info);
+            kinds.set(p, o);
+        }
+        return o;
+    };
+    // Build outputs evaluation read: `sources` carries the derivations that built them (with their
+    // closures), which relocation needs to name copies of them in another store dir.
+    // (A fixed output the plan builds itself is not one: its .drv's hash proves it.)
+    const fixedOutputs = new Set(facts.fodOutputs);
+    const builtInputs = include === 'sources'
+        ? (await findBuiltInputs(store, storeDir, all.map(classify))).filter((b) => !fixedOutputs.has(b.output))
+        : undefined;
+    const inAll = new Set(all);
+    const derivers = [...new Set((builtInputs ?? []).map((b) => b.deriver))].filter((d) => d !== '' && !inAll.has(d));
+    if (derivers.length > 0) {
+        const invalid = await store.invalidPaths(derivers);
+        added = (await store.requisites(derivers.filter((d) => !invalid.has(d)))).filter((p) => !inAll.has(p));
+        for (const [p, info] of await store.pathInfos(added))
+            infos.set(p, info);
+        for (const p of added) {
+            all.push(p);
+            if (p.endsWith('.drv'))
+                readDrv(p);
+        }
+    }
     const refsOf = (p) => infos.get(p)?.references ?? [];
     const order = dependencyOrder(all, refsOf);
-    const objects = order.map((p) => {
-        const info = infos.get(p);
-        if (info === undefined)
-            throw new errors_NixPlanError('internal', `no registration for '${p}'`);
-        return withKind(info);
-    });
-    return { count: objects.length, objects, summary: () => facts.summary() };
+    const objects = order.map(classify);
+    return { count: objects.length, objects, summary: () => facts.summary(), builtInputs };
 }
 
 ;// CONCATENATED MODULE: ./src/nix/fs-tree.ts
@@ -14626,6 +15342,8 @@ function sameRepository(remoteUrl, repository) {
 
 
 
+/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
+const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 /**
@@ -14748,6 +15466,36 @@ async function* rereadEntries(bundle, steps, relocation, seen) {
         };
     }
 }
+/**
+ * Refuses a build output of the bundle, saying what it is: a fixed output whose hash nix-plan
+ * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from
+ * derivation, `builtins.storePath`), which native evaluation in `to` would build again.
+ */
+function refuseBuildOutput(output, objects, to) {
+    const drv = objects.find((o) => o.path === output.deriver && o.kind === 'drv');
+    const bytes = drv?.contents ?? drv?.readContents?.();
+    const declared = bytes === undefined
+        ? undefined
+        : parseDerivationOutputs(bytes).outputs.find((o) => o.path === output.path);
+    if (declared !== undefined && declared.hash !== '')
+        throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
+            `${declared.hashAlgo}, which nix-plan cannot compute from its bytes (${uncheckable(declared.hashAlgo)}), ` +
+            'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
+            '--include drvs, and the output is built where the plan is realised');
+    const by = output.deriver === '' ? 'a derivation the bundle does not name' : output.deriver;
+    throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is a build output of ${by} that evaluation read (import ` +
+        'from derivation, or builtins.storePath), not content-addressed by its bytes: native ' +
+        `evaluation in ${to} would build it again, to bytes nix-plan cannot know; evaluate the plan ` +
+        `in ${to} instead`);
+}
+/** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
+function uncheckable(hashAlgo) {
+    if (hashAlgo.endsWith('blake3'))
+        return 'blake3 is not among the hashes Node computes';
+    if (hashAlgo.startsWith('git:'))
+        return 'a directory hashed by git, as a git tree';
+    return 'a bundle carries the NAR hash of an output in sha256 only';
+}
 /** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
 async function relocatePlan(bundlePath, options, deps) {
     assertStoreDir(options.to);
@@ -14789,6 +15537,7 @@ async function relocatePlan(bundlePath, options, deps) {
             const closurePaths = new Set();
             let objects = [];
             const narSizes = new Map();
+            const outputs = [];
             const { manifest, derivations, unproven } = await verifyWithProgress(bundle, {
                 trustedKeys: trusted,
                 noCheckSigs: options.noCheckSigs,
@@ -14806,8 +15555,11 @@ async function relocatePlan(bundlePath, options, deps) {
                 onEntry: (e) => {
                     const chunks = narChunks;
                     narChunks = [];
-                    if (e.kind === 'output')
-                        throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`);
+                    if (e.kind === 'output') {
+                        // Refused once the bundle is verified, when the derivations can say what it is.
+                        outputs.push({ path: e.path, deriver: e.deriver });
+                        return;
+                    }
                     if (e.kind === 'source') {
                         narSizes.set(e.path, e.nar.narSize);
                         if (keepSources) {
@@ -14823,7 +15575,13 @@ async function relocatePlan(bundlePath, options, deps) {
                     if (e.deriver !== '')
                         derivers.set(e.path, e.deriver);
                     closurePaths.add(e.path);
-                    const file = e.nar.file?.contents;
+                    // A recursive source is relocated by its NAR hash: its bytes are held only when small
+                    // (the reader keeps files up to a .drv's limit; a flat source needs its bytes).
+                    const file = e.kind === 'source' &&
+                        e.ca?.startsWith('fixed:r:') === true &&
+                        (e.nar.file?.contents.length ?? 0) > KEEP_SOURCE_FILE_UP_TO
+                        ? undefined
+                        : e.nar.file?.contents;
                     objects.push({
                         path: e.path,
                         kind: e.kind,
@@ -14836,11 +15594,19 @@ async function relocatePlan(bundlePath, options, deps) {
                                     : { readContents: scratch.append(file) })),
                         // A source's new path is made from it; a .drv's or text's NAR is never hashed.
                         ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+                        // Whether a source's bytes mention the store dir, when they were kept to look at.
+                        ...(e.kind === 'source' &&
+                            file === undefined &&
+                            sourceNars.has(e.path) && {
+                            mentionsStoreDir: Buffer.from(sourceNars.get(e.path)).includes(head.manifest.storeDir),
+                        }),
                         ca: e.ca, // verified from the contents just now: relocation checks the path against it
                     });
                 },
             }, deps.progress);
             narChunks = [];
+            if (outputs[0] !== undefined)
+                refuseBuildOutput(outputs[0], objects, options.to);
             const verified = performance.now();
             const from = manifest.storeDir;
             const promotion = inputDigest === undefined
@@ -14912,6 +15678,8 @@ async function relocatePlan(bundlePath, options, deps) {
                     longDistanceMatching: options.level !== undefined,
                     ...(options.level === undefined && { windowLog: RELOCATE_WINDOW_LOG }),
                     keys,
+                    // Whatever it relocated to, its readers must accept it (a bundle that grew past a limit).
+                    check: (m) => checkWritten(m, DEFAULT_READER_LIMITS),
                 });
                 for (const w of relocation.report.warnings)
                     deps.log.warn(w);
@@ -14943,6 +15711,7 @@ async function relocatePlan(bundlePath, options, deps) {
 
 ;// CONCATENATED MODULE: ./src/app/export.ts
 // exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
+
 
 
 
@@ -14992,6 +15761,10 @@ async function exportPlan(options, deps) {
         collectProvenance(options, store, options.provenance ?? {}, deps.log),
     ]);
     const t2 = performance.now();
+    // A build output evaluation read proves itself to nobody: a `sources` plan carries one signed.
+    const unsigned = keys.length === 0 ? closure.builtInputs?.find((b) => b.path === b.output) : undefined;
+    if (unsigned !== undefined)
+        throw refuseUnsignedBuiltInput(unsigned);
     const { counts, narBytes } = tally([]);
     let paths = 0;
     // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
@@ -15018,8 +15791,26 @@ async function exportPlan(options, deps) {
         };
     };
     const task = progressOf(deps).start('writing bundle', closure.count);
+    // What is not a .drv, to find the build outputs evaluation read (import from derivation).
+    const members = [];
+    const carried = new Set();
+    const readerLimits = {
+        ...DEFAULT_READER_LIMITS,
+        ...options.readerLimits,
+        export: { ...DEFAULT_READER_LIMITS.export, ...options.readerLimits?.export },
+    };
+    // Paths the bundle's readers would refuse, found as they are written.
+    const overLimits = [];
     async function* entries() {
         for await (const o of closure.objects) {
+            carried.add(o.path);
+            if (o.kind !== 'drv')
+                members.push({ path: o.path, kind: o.kind, deriver: o.deriver });
+            if (o.kind === 'output' && include === 'drvs')
+                refuseBuiltInput(o);
+            const problem = entryLimitProblem({ ...o, fileSize: o.file?.bytes.length }, readerLimits);
+            if (problem !== undefined)
+                overLimits.push(problem);
             yield {
                 path: o.path,
                 references: [...o.references],
@@ -15044,12 +15835,16 @@ async function exportPlan(options, deps) {
             // With --relocate-to the plan is signed twice: here, so relocation can check that what it
             // reads is what was just written, and after relocation.
             keys,
+            check: (m) => checkWritten(m, readerLimits, overLimits),
         });
     }
     finally {
         task.done();
     }
     let { manifest, bundleBytes } = written;
+    const builtInputs = closure.builtInputs ?? (include === 'drvs' ? await findBuiltInputs(store, storeDir, members) : []);
+    for (const b of builtInputs)
+        deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver)));
     if (options.relocateTo !== undefined) {
         try {
             const relocated = await relocatePlan(target, {
@@ -15081,6 +15876,33 @@ async function exportPlan(options, deps) {
             writeMs: Math.round(t3 - t2),
         },
     };
+}
+/**
+ * Refuses a build output in a plan-only bundle, naming it: evaluation read it (import from
+ * derivation, or builtins.storePath), and a 'drvs' bundle carries only what evaluation writes.
+ */
+function refuseBuiltInput(o) {
+    throw new errors_NixPlanError('closure', `${describeBuiltInput({ path: o.path, output: o.path, deriver: o.deriver })}; the plan depends on it, ` +
+        "and a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
+        '(relocating the plan to another store dir is then refused: native evaluation there would build it again)');
+}
+/**
+ * Refuses a build output a `sources` plan would carry without a signature, which its readers would
+ * refuse: nothing but a trusted key's signature proves what a build output holds.
+ */
+function refuseUnsignedBuiltInput(b) {
+    return new errors_NixPlanError('closure', `${describeBuiltInput(b)}; the plan depends on it, and a 'sources' bundle carries a build output ` +
+        'only signed, since nothing else proves what it holds: export with --sign-key (readers then give ' +
+        'the public key with --trusted-key)');
+}
+/** What export tells the user about a build output the plan depends on, and what --include does. */
+function explainBuiltInput(b, include, derivationCarried) {
+    const what = describeBuiltInput(b);
+    if (b.path === b.output)
+        return `${what}: the bundle carries it (--include ${include}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
+    return derivationCarried
+        ? `${what}: the plan carries that derivation, so relocation can name the copy in another store dir`
+        : `${what}: relocating the plan needs that derivation to name the copy in another store dir; export with --include sources to carry it`;
 }
 
 ;// CONCATENATED MODULE: ./src/app/freshness.ts
@@ -15512,7 +16334,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(255);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(657);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -2,10 +2,14 @@
 import { rm } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import {
+  DEFAULT_READER_LIMITS,
   EXPORT_COMPRESSION,
+  checkWritten,
   emptyCounts,
+  entryLimitProblem,
   tempPathNear,
   writeBundle,
+  type ReaderLimits,
   type WrittenPlan,
   type BundleRoot,
   type Include,
@@ -16,6 +20,12 @@ import { writeExport, type ExportEntry } from '../core/export-stream.js';
 import { rfc3339 } from '../core/provenance.js';
 import { formatPublicKey, parseSecretKey, publicKeyOf, secretKeyTexts } from '../core/signing.js';
 import { streamClosure } from '../nix/collect.js';
+import {
+  describeBuiltInput,
+  findBuiltInputs,
+  type BuiltInput,
+  type ClosureMember,
+} from '../nix/built-inputs.js';
 import { evaluate } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
 import { regularFileNar } from '../core/nar.js';
@@ -53,6 +63,11 @@ export interface ExportOptions {
   readonly store?: string | undefined;
   /** Physical location of the store dir when it differs and the URI does not say. */
   readonly realStoreDir?: string | undefined;
+  /**
+   * The limits the bundle's readers apply (default: theirs, DEFAULT_READER_LIMITS): a bundle they
+   * would refuse is not written.
+   */
+  readonly readerLimits?: Partial<ReaderLimits> | undefined;
   /** Where provenance is read from (the environment for GitHub Actions runs, the worktree). */
   readonly provenance?: ProvenanceSources | undefined;
   /** The clock (the plan's `createdAt` is when evaluation started). */
@@ -108,6 +123,9 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     collectProvenance(options, store, options.provenance ?? {}, deps.log),
   ]);
   const t2 = performance.now();
+  // A build output evaluation read proves itself to nobody: a `sources` plan carries one signed.
+  const unsigned = keys.length === 0 ? closure.builtInputs?.find((b) => b.path === b.output) : undefined;
+  if (unsigned !== undefined) throw refuseUnsignedBuiltInput(unsigned);
   const { counts, narBytes } = tally([]);
   let paths = 0;
   // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
@@ -134,8 +152,23 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     };
   };
   const task = progressOf(deps).start('writing bundle', closure.count);
+  // What is not a .drv, to find the build outputs evaluation read (import from derivation).
+  const members: ClosureMember[] = [];
+  const carried = new Set<string>();
+  const readerLimits: ReaderLimits = {
+    ...DEFAULT_READER_LIMITS,
+    ...options.readerLimits,
+    export: { ...DEFAULT_READER_LIMITS.export, ...options.readerLimits?.export },
+  };
+  // Paths the bundle's readers would refuse, found as they are written.
+  const overLimits: string[] = [];
   async function* entries(): AsyncGenerator<ExportEntry> {
     for await (const o of closure.objects) {
+      carried.add(o.path);
+      if (o.kind !== 'drv') members.push({ path: o.path, kind: o.kind, deriver: o.deriver });
+      if (o.kind === 'output' && include === 'drvs') refuseBuiltInput(o);
+      const problem = entryLimitProblem({ ...o, fileSize: o.file?.bytes.length }, readerLimits);
+      if (problem !== undefined) overLimits.push(problem);
       yield {
         path: o.path,
         references: [...o.references],
@@ -161,11 +194,15 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
       // With --relocate-to the plan is signed twice: here, so relocation can check that what it
       // reads is what was just written, and after relocation.
       keys,
+      check: (m) => checkWritten(m, readerLimits, overLimits),
     });
   } finally {
     task.done();
   }
   let { manifest, bundleBytes } = written;
+  const builtInputs =
+    closure.builtInputs ?? (include === 'drvs' ? await findBuiltInputs(store, storeDir, members) : []);
+  for (const b of builtInputs) deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver)));
   if (options.relocateTo !== undefined) {
     try {
       const relocated = await relocatePlan(
@@ -200,4 +237,40 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
       writeMs: Math.round(t3 - t2),
     },
   };
+}
+
+/**
+ * Refuses a build output in a plan-only bundle, naming it: evaluation read it (import from
+ * derivation, or builtins.storePath), and a 'drvs' bundle carries only what evaluation writes.
+ */
+function refuseBuiltInput(o: ClosureMember): never {
+  throw new NixPlanError(
+    'closure',
+    `${describeBuiltInput({ path: o.path, output: o.path, deriver: o.deriver })}; the plan depends on it, ` +
+      "and a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
+      '(relocating the plan to another store dir is then refused: native evaluation there would build it again)',
+  );
+}
+
+/**
+ * Refuses a build output a `sources` plan would carry without a signature, which its readers would
+ * refuse: nothing but a trusted key's signature proves what a build output holds.
+ */
+function refuseUnsignedBuiltInput(b: BuiltInput): NixPlanError {
+  return new NixPlanError(
+    'closure',
+    `${describeBuiltInput(b)}; the plan depends on it, and a 'sources' bundle carries a build output ` +
+      'only signed, since nothing else proves what it holds: export with --sign-key (readers then give ' +
+      'the public key with --trusted-key)',
+  );
+}
+
+/** What export tells the user about a build output the plan depends on, and what --include does. */
+function explainBuiltInput(b: BuiltInput, include: string, derivationCarried: boolean): string {
+  const what = describeBuiltInput(b);
+  if (b.path === b.output)
+    return `${what}: the bundle carries it (--include ${include}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
+  return derivationCarried
+    ? `${what}: the plan carries that derivation, so relocation can name the copy in another store dir`
+    : `${what}: relocating the plan needs that derivation to name the copy in another store dir; export with --include sources to carry it`;
 }

@@ -9,8 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
+  DEFAULT_READER_LIMITS,
   RELOCATE_LEVEL,
   RELOCATE_WINDOW_LOG,
+  checkWritten,
   emptyCounts,
   exportStream,
   manifestSigners,
@@ -24,7 +26,7 @@ import {
   trustReportOf,
   type TrustReport,
 } from '../core/bundle/index.js';
-import { parseDerivation } from '../core/derivation/index.js';
+import { parseDerivation, parseDerivationOutputs } from '../core/derivation/index.js';
 import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
 import { regularFileNar, regularFileNarSize } from '../core/nar.js';
 import {
@@ -47,6 +49,9 @@ import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
 export { RELOCATE_LEVEL, RELOCATE_WINDOW_LOG } from '../core/bundle/index.js';
+
+/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
+export const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
 export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
@@ -230,6 +235,47 @@ async function* rereadEntries(
   }
 }
 
+/**
+ * Refuses a build output of the bundle, saying what it is: a fixed output whose hash nix-plan
+ * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from
+ * derivation, `builtins.storePath`), which native evaluation in `to` would build again.
+ */
+function refuseBuildOutput(
+  output: { path: string; deriver: string },
+  objects: readonly RelocObject[],
+  to: string,
+): never {
+  const drv = objects.find((o) => o.path === output.deriver && o.kind === 'drv');
+  const bytes = drv?.contents ?? drv?.readContents?.();
+  const declared =
+    bytes === undefined
+      ? undefined
+      : parseDerivationOutputs(bytes).outputs.find((o) => o.path === output.path);
+  if (declared !== undefined && declared.hash !== '')
+    throw new NixPlanError(
+      'relocate',
+      `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
+        `${declared.hashAlgo}, which nix-plan cannot compute from its bytes (${uncheckable(declared.hashAlgo)}), ` +
+        'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
+        '--include drvs, and the output is built where the plan is realised',
+    );
+  const by = output.deriver === '' ? 'a derivation the bundle does not name' : output.deriver;
+  throw new NixPlanError(
+    'relocate',
+    `cannot relocate ${output.path}: it is a build output of ${by} that evaluation read (import ` +
+      'from derivation, or builtins.storePath), not content-addressed by its bytes: native ' +
+      `evaluation in ${to} would build it again, to bytes nix-plan cannot know; evaluate the plan ` +
+      `in ${to} instead`,
+  );
+}
+
+/** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
+function uncheckable(hashAlgo: string): string {
+  if (hashAlgo.endsWith('blake3')) return 'blake3 is not among the hashes Node computes';
+  if (hashAlgo.startsWith('git:')) return 'a directory hashed by git, as a git tree';
+  return 'a bundle carries the NAR hash of an output in sha256 only';
+}
+
 /** Relocates a bundle to store dir `options.to` and writes the result to `options.output`. */
 export async function relocatePlan(
   bundlePath: string,
@@ -273,6 +319,7 @@ export async function relocatePlan(
       const closurePaths = new Set<string>();
       let objects: RelocObject[] = [];
       const narSizes = new Map<string, number>();
+      const outputs: { path: string; deriver: string }[] = [];
       const { manifest, derivations, unproven } = await verifyWithProgress(
         bundle,
         {
@@ -292,11 +339,11 @@ export async function relocatePlan(
           onEntry: (e) => {
             const chunks = narChunks;
             narChunks = [];
-            if (e.kind === 'output')
-              throw new NixPlanError(
-                'relocate',
-                `'${e.path}' is a build output, which cannot be relocated; relocate a bundle exported with --include drvs`,
-              );
+            if (e.kind === 'output') {
+              // Refused once the bundle is verified, when the derivations can say what it is.
+              outputs.push({ path: e.path, deriver: e.deriver });
+              return;
+            }
             if (e.kind === 'source') {
               narSizes.set(e.path, e.nar.narSize);
               if (keepSources) {
@@ -309,7 +356,14 @@ export async function relocatePlan(
             }
             if (e.deriver !== '') derivers.set(e.path, e.deriver);
             closurePaths.add(e.path);
-            const file = e.nar.file?.contents;
+            // A recursive source is relocated by its NAR hash: its bytes are held only when small
+            // (the reader keeps files up to a .drv's limit; a flat source needs its bytes).
+            const file =
+              e.kind === 'source' &&
+              e.ca?.startsWith('fixed:r:') === true &&
+              (e.nar.file?.contents.length ?? 0) > KEEP_SOURCE_FILE_UP_TO
+                ? undefined
+                : e.nar.file?.contents;
             objects.push({
               path: e.path,
               kind: e.kind,
@@ -322,6 +376,12 @@ export async function relocatePlan(
                     : { readContents: scratch.append(file) })),
               // A source's new path is made from it; a .drv's or text's NAR is never hashed.
               ...(e.kind === 'source' && { narHash: e.nar.narHash }),
+              // Whether a source's bytes mention the store dir, when they were kept to look at.
+              ...(e.kind === 'source' &&
+                file === undefined &&
+                sourceNars.has(e.path) && {
+                  mentionsStoreDir: Buffer.from(sourceNars.get(e.path)!).includes(head.manifest.storeDir),
+                }),
               ca: e.ca, // verified from the contents just now: relocation checks the path against it
             });
           },
@@ -329,6 +389,7 @@ export async function relocatePlan(
         deps.progress,
       );
       narChunks = [];
+      if (outputs[0] !== undefined) refuseBuildOutput(outputs[0], objects, options.to);
       const verified = performance.now();
       const from = manifest.storeDir;
       const promotion: Promotion | undefined =
@@ -404,6 +465,8 @@ export async function relocatePlan(
             longDistanceMatching: options.level !== undefined,
             ...(options.level === undefined && { windowLog: RELOCATE_WINDOW_LOG }),
             keys,
+            // Whatever it relocated to, its readers must accept it (a bundle that grew past a limit).
+            check: (m) => checkWritten(m, DEFAULT_READER_LIMITS),
           },
         );
         for (const w of relocation.report.warnings) deps.log.warn(w);

@@ -188,7 +188,12 @@ export function deployCommand(): Command {
         },
         {
           ...ctx.deps,
-          realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys }, ctx.deps),
+          realise: (bundle) =>
+            ctx.useCases.realisePlan(
+              bundle,
+              { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') },
+              ctx.deps,
+            ),
           hostOutputs: (name) => {
             const prefix = hosts.length > 1 ? `[${name}] ` : '';
             const sink = linePrefixer(prefix, (c) => {

@@ -4,14 +4,25 @@
 // their content (bundle entries; the `CA:` that lets an untrusted user import them).
 import { MalformedError } from './errors.js';
 import { formatHash, hashBytes, isHashAlgo, parseHash, sha256, type Hash, type HashAlgo } from './hash.js';
+import { gitBlobHash, type GitHashAlgo } from './git-hash.js';
 import { nix32Encode } from './nix32.js';
 import { makeFixedOutputPath, makeSourcePath, makeTextPath, nameOf } from './store-path.js';
 
 /**
  * How an object's hash covers it: `text` (a file's bytes, with references: `.drv` files and
- * `builtins.toFile`), `flat` (a single file's bytes) or `nar` (its NAR serialisation, "recursive").
+ * `builtins.toFile`), `flat` (a single file's bytes), `nar` (its NAR serialisation, "recursive")
+ * or `git` (as git hashes it: a file as a blob, a directory as a tree; Nix's experimental
+ * `git-hashing`, sha1 or sha256 only).
  */
-export type ContentAddressMethod = 'text' | 'flat' | 'nar';
+export type ContentAddressMethod = 'text' | 'flat' | 'nar' | 'git';
+
+/** The `CA:` prefix of each method (Nix's `renderPrefixModern`). */
+const CA_PREFIX: Readonly<Record<ContentAddressMethod, string>> = {
+  text: 'text:',
+  nar: 'fixed:r:',
+  git: 'fixed:git:',
+  flat: 'fixed:',
+};
 
 /** A content address: the method and the hash (nix-compat's `CAHash`). */
 export interface ContentAddress {
@@ -25,27 +36,38 @@ function bad(text: string, detail: string): never {
 
 /**
  * The method of a narinfo `CA:` value from its prefix alone (`text:sha256:`, `fixed:r:`,
- * `fixed:`), or undefined for any other: for callers that need no digest.
+ * `fixed:git:`, `fixed:`), or undefined for any other: for callers that need no digest.
  */
 export function contentAddressMethod(text: string): ContentAddressMethod | undefined {
   if (text.startsWith('text:sha256:')) return 'text';
   if (text.startsWith('fixed:r:')) return 'nar';
+  if (text.startsWith('fixed:git:')) return 'git';
   if (text.startsWith('fixed:')) return 'flat';
   return undefined;
 }
 
-/** Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>` or `fixed:<algo>:<hash>`. */
+/**
+ * Parses a narinfo `CA:` value: `text:sha256:<hash>`, `fixed:r:<algo>:<hash>`,
+ * `fixed:git:<algo>:<hash>` or `fixed:<algo>:<hash>`.
+ */
 export function parseContentAddress(text: string): ContentAddress {
   const method = contentAddressMethod(text);
   if (method === undefined) bad(text, "it does not start with 'text:sha256:' or 'fixed:'");
-  const prefix = method === 'text' ? 'text:' : method === 'nar' ? 'fixed:r:' : 'fixed:';
-  return { method, hash: parseHash(text.slice(prefix.length)) };
+  const ca: ContentAddress = { method, hash: parseHash(text.slice(CA_PREFIX[method].length)) };
+  checkMethodAlgo(ca, text);
+  return ca;
+}
+
+/** Refuses an algorithm the method cannot take, as Nix does. */
+function checkMethodAlgo(ca: ContentAddress, text: string): void {
+  if (ca.method === 'text' && ca.hash.algo !== 'sha256') bad(text, 'a text-hashed output must use sha256');
+  if (ca.method === 'git' && ca.hash.algo !== 'sha1' && ca.hash.algo !== 'sha256')
+    bad(text, 'git hashing must use sha1 or sha256');
 }
 
 /** A content address as a narinfo's `CA:` field writes it (the digest in nix32). */
 export function formatContentAddress(ca: ContentAddress): string {
-  const prefix = ca.method === 'text' ? 'text:' : ca.method === 'nar' ? 'fixed:r:' : 'fixed:';
-  return prefix + formatHash(ca.hash, 'nix32', true);
+  return CA_PREFIX[ca.method] + formatHash(ca.hash, 'nix32', true);
 }
 
 /**
@@ -55,23 +77,30 @@ export function formatContentAddress(ca: ContentAddress): string {
 export function parseOutputHashAlgo(hashAlgo: string, hash: string): ContentAddress {
   let method: ContentAddressMethod = 'flat';
   let algo = hashAlgo;
-  if (algo.startsWith('r:')) {
-    method = 'nar';
-    algo = algo.slice(2);
-  } else if (algo.startsWith('text:')) {
-    method = 'text';
-    algo = algo.slice(5);
-  }
+  for (const m of ['nar', 'text', 'git'] as const)
+    if (algo.startsWith(ALGO_PREFIX[m])) {
+      method = m;
+      algo = algo.slice(ALGO_PREFIX[m].length);
+      break;
+    }
   if (!isHashAlgo(algo)) bad(hashAlgo, 'unsupported hash algorithm');
   if (hash.includes(':') || hash.includes('-')) bad(hash, 'the output hash is not a bare digest');
-  const parsed = parseHash(hash, algo);
-  if (method === 'text' && algo !== 'sha256') bad(hashAlgo, 'a text-hashed output must use sha256');
-  return { method, hash: parsed };
+  const ca: ContentAddress = { method, hash: parseHash(hash, algo) };
+  checkMethodAlgo(ca, hashAlgo);
+  return ca;
 }
 
-/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `text:sha256`, `sha1`). */
+/** The `hashAlgo` prefix of each method in a .drv (Nix's `makeFileIngestionPrefix`). */
+const ALGO_PREFIX: Readonly<Record<ContentAddressMethod, string>> = {
+  nar: 'r:',
+  text: 'text:',
+  git: 'git:',
+  flat: '',
+};
+
+/** A content address as a .drv's output `hashAlgo` field writes it (`r:sha256`, `git:sha1`, `sha1`). */
 export function formatOutputHashAlgo(ca: ContentAddress): string {
-  return (ca.method === 'nar' ? 'r:' : ca.method === 'text' ? 'text:' : '') + ca.hash.algo;
+  return ALGO_PREFIX[ca.method] + ca.hash.algo;
 }
 
 /**
@@ -94,7 +123,7 @@ export function makeContentAddressedPath(
     return makeSourcePath(name, ca.hash.bytes, storeDir, references, self);
   if (self || !isEmpty(references))
     bad(formatContentAddress(ca), 'only text and sha256 NAR addresses can have references');
-  return makeFixedOutputPath(name, ca.hash, ca.method === 'nar', storeDir);
+  return makeFixedOutputPath(name, ca.hash, ca.method, storeDir);
 }
 
 function isEmpty(items: Iterable<string>): boolean {
@@ -134,12 +163,14 @@ export interface ObjectFacts {
 }
 
 const FLAT_ALGOS: readonly HashAlgo[] = ['sha256', 'sha1', 'sha512', 'md5'];
+const GIT_ALGOS: readonly GitHashAlgo[] = ['sha1', 'sha256'];
 
 /**
  * Determines how `obj` is content-addressed by recomputing its path every way Nix could have
  * named it, or undefined when none matches (an input-addressed build output, or a forgery).
- * Flat fixed outputs are found for every algorithm; recursive ones only for sha256, the only
- * NAR hash a bundle carries.
+ * Flat fixed outputs are found for every algorithm nix-plan can compute (not blake3), git-hashed
+ * ones for single files (git blobs; a directory's git tree is not computed); recursive ones only
+ * for sha256, the only NAR hash a bundle carries.
  */
 export function identifyContentAddress(obj: ObjectFacts, storeDir: string): ContentAddressed | undefined {
   const name = nameOf(obj.path);
@@ -156,6 +187,14 @@ export function identifyContentAddress(obj: ObjectFacts, storeDir: string): Cont
     const ca: ContentAddress = { method: 'nar', hash: { algo: 'sha256', bytes: narHash } };
     if (makeContentAddressedPath(name, ca, storeDir, others, self) === obj.path)
       return { kind: 'source', ca: formatContentAddress(ca) };
+  }
+  if (file !== undefined && obj.references.length === 0) {
+    // A git-hashed file is its git blob, whatever its executable bit.
+    for (const algo of GIT_ALGOS) {
+      const ca: ContentAddress = { method: 'git', hash: gitBlobHash(algo, file.contents) };
+      if (makeContentAddressedPath(name, ca, storeDir) === obj.path)
+        return { kind: 'source', ca: formatContentAddress(ca) };
+    }
   }
   if (file !== undefined && !file.executable && obj.references.length === 0) {
     for (const algo of FLAT_ALGOS) {

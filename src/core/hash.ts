@@ -1,13 +1,22 @@
 // Hashes as Nix writes them: algorithms, the four text encodings, parsing, and folding.
 import { createHash, hash as oneShotHash } from 'node:crypto';
-import { MalformedError } from './errors.js';
+import { MalformedError, NixPlanError } from './errors.js';
 import { nix32Decode, nix32Encode, nix32Length } from './nix32.js';
 
-/** Hash algorithms Nix understands. */
-export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
+/**
+ * Hash algorithms Nix understands (blake3 since Nix 2.31, experimental `blake3-hashes`: a
+ * content address nix-plan can read and name paths by, but not compute).
+ */
+export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512' | 'blake3';
 
 /** Digest size in bytes of each algorithm. */
-export const HASH_SIZE: Readonly<Record<HashAlgo, number>> = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
+export const HASH_SIZE: Readonly<Record<HashAlgo, number>> = {
+  md5: 16,
+  sha1: 20,
+  sha256: 32,
+  sha512: 64,
+  blake3: 32,
+};
 
 /** A digest together with its algorithm. */
 export interface Hash {
@@ -20,7 +29,12 @@ export type HashFormat = 'base16' | 'nix32' | 'base64' | 'sri';
 
 /** True for the algorithm names Nix accepts. */
 export function isHashAlgo(s: string): s is HashAlgo {
-  return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';
+  return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512' || s === 'blake3';
+}
+
+/** True for the algorithms nix-plan can compute (Node's crypto has no blake3). */
+export function canCompute(algo: HashAlgo): boolean {
+  return algo !== 'blake3';
 }
 
 /**
@@ -37,6 +51,7 @@ export function digestBytes(binary: string): Uint8Array {
 
 /** Digest of `data` (bytes or a string, taken as UTF-8). */
 export function hashBytes(algo: HashAlgo, ...data: (Uint8Array | string)[]): Hash {
+  if (!canCompute(algo)) throw new NixPlanError('internal', `nix-plan cannot compute ${algo} hashes`);
   const h = createHash(algo);
   for (const d of data) h.update(d);
   return { algo, bytes: digestBytes(h.digest('binary')) };
@@ -125,7 +140,7 @@ function decodeDigest(algo: HashAlgo, text: string, what: string): Uint8Array {
  * `defaultAlgo` is given. The digest may be hex, nix32 or base64.
  */
 export function parseHash(text: string, defaultAlgo?: HashAlgo): Hash {
-  const sri = /^(md5|sha1|sha256|sha512)-(.*)$/.exec(text);
+  const sri = /^(md5|sha1|sha256|sha512|blake3)-(.*)$/.exec(text);
   if (sri?.[1] !== undefined && sri[2] !== undefined && isHashAlgo(sri[1])) {
     const bytes = new Uint8Array(Buffer.from(sri[2], 'base64'));
     if (bytes.length !== HASH_SIZE[sri[1]] || !BASE64.test(sri[2]))

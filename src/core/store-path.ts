@@ -145,11 +145,23 @@ export function makeSourcePath(
 }
 
 /** Path of a fixed-output object: recursive sha256 is a source; everything else is `output:out`. */
-export function makeFixedOutputPath(name: string, hash: Hash, recursive: boolean, storeDir: string): string {
-  if (recursive && hash.algo === 'sha256') return makeSourcePath(name, hash.bytes, storeDir);
-  const inner = toHex(sha256(`fixed:out:${recursive ? 'r:' : ''}${hash.algo}:${toHex(hash.bytes)}:`));
+export function makeFixedOutputPath(
+  name: string,
+  hash: Hash,
+  ingestion: FileIngestion,
+  storeDir: string,
+): string {
+  if (ingestion === 'nar' && hash.algo === 'sha256') return makeSourcePath(name, hash.bytes, storeDir);
+  const prefix = ingestion === 'nar' ? 'r:' : ingestion === 'git' ? 'git:' : '';
+  const inner = toHex(sha256(`fixed:out:${prefix}${hash.algo}:${toHex(hash.bytes)}:`));
   return makeStorePath('output:out', inner, name, storeDir);
 }
+
+/**
+ * How a fixed output's bytes were hashed (Nix's `FileIngestionMethod`): the file itself (`flat`),
+ * its NAR (`nar`, "recursive"), or as git hashes it (`git`, experimental `git-hashing`).
+ */
+export type FileIngestion = 'flat' | 'nar' | 'git';
 
 /** The derivation name of a .drv store path: its name without the `.drv` extension. */
 export function drvName(drvPath: string): string {

@@ -9,6 +9,7 @@ import {
 import { NixPlanError } from '../core/errors.js';
 import { regularFileNarSize } from '../core/nar.js';
 import type { Include } from '../core/bundle/manifest.js';
+import { findBuiltInputs, type BuiltInput } from './built-inputs.js';
 import { classifySync } from './classify.js';
 import { dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
 
@@ -67,6 +68,11 @@ export interface ClosureStream {
    * been iterated to its end (for `drvs` the .drv files are read as they are streamed).
    */
   summary(): Pick<CollectedClosure, 'rootOutputs' | 'systems'>;
+  /**
+   * The build outputs evaluation read, when known at once (`sources`, `outputs`); for `drvs`
+   * the caller finds them from the streamed objects (`findBuiltInputs`).
+   */
+  readonly builtInputs?: BuiltInput[] | undefined;
 }
 
 /**
@@ -223,17 +229,45 @@ export async function streamClosure(
   }
 
   const inClosure = new Set(drvClosure);
-  const added = extra.filter((p) => !inClosure.has(p));
+  let added = extra.filter((p) => !inClosure.has(p));
   const all = [...drvClosure, ...added];
   const infos = new Map<string, PathInfo>();
   for await (const batch of drvBatches) for (const info of batch) infos.set(info.path, info);
   if (added.length > 0) for (const [p, info] of await store.pathInfos(added)) infos.set(p, info);
+  const kinds = new Map<string, ClosureObject>();
+  const classify = (p: string): ClosureObject => {
+    let o = kinds.get(p);
+    if (o === undefined) {
+      const info = infos.get(p);
+      if (info === undefined) throw new NixPlanError('internal', `no registration for '${p}'`);
+      o = withKind(info);
+      kinds.set(p, o);
+    }
+    return o;
+  };
+  // Build outputs evaluation read: `sources` carries the derivations that built them (with their
+  // closures), which relocation needs to name copies of them in another store dir.
+  // (A fixed output the plan builds itself is not one: its .drv's hash proves it.)
+  const fixedOutputs = new Set(facts.fodOutputs);
+  const builtInputs =
+    include === 'sources'
+      ? (await findBuiltInputs(store, storeDir, all.map(classify))).filter((b) => !fixedOutputs.has(b.output))
+      : undefined;
+  const inAll = new Set(all);
+  const derivers = [...new Set((builtInputs ?? []).map((b) => b.deriver))].filter(
+    (d) => d !== '' && !inAll.has(d),
+  );
+  if (derivers.length > 0) {
+    const invalid = await store.invalidPaths(derivers);
+    added = (await store.requisites(derivers.filter((d) => !invalid.has(d)))).filter((p) => !inAll.has(p));
+    for (const [p, info] of await store.pathInfos(added)) infos.set(p, info);
+    for (const p of added) {
+      all.push(p);
+      if (p.endsWith('.drv')) readDrv(p);
+    }
+  }
   const refsOf = (p: string): readonly string[] => infos.get(p)?.references ?? [];
   const order = dependencyOrder(all, refsOf);
-  const objects = order.map((p) => {
-    const info = infos.get(p);
-    if (info === undefined) throw new NixPlanError('internal', `no registration for '${p}'`);
-    return withKind(info);
-  });
-  return { count: objects.length, objects, summary: () => facts.summary() };
+  const objects = order.map(classify);
+  return { count: objects.length, objects, summary: () => facts.summary(), builtInputs };
 }

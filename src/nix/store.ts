@@ -88,22 +88,49 @@ function storeUriParams(uri: string): { root?: string; real?: string } {
   if (uri.startsWith('/')) return { root: uri.split('?')[0] ?? uri };
   const q = uri.indexOf('?');
   if (q < 0) return {};
-  const params = new URLSearchParams(uri.slice(q + 1));
-  const root = params.get('root') ?? undefined;
-  const real = params.get('real') ?? undefined;
+  const params = storeUriQuery(uri.slice(q + 1), uri);
+  const root = params.get('root');
+  const real = params.get('real');
   return { ...(root !== undefined && { root }), ...(real !== undefined && { real }) };
 }
 
 /**
+ * A store URI's query as Nix reads it (`decodeQuery`): `&`-separated `key=value` pairs, values
+ * only percent-decoded (a `+` stays a `+`, unlike in HTML forms), a pair without `=` ignored,
+ * and the first of two equal keys kept. A malformed `%` escape is an error, as in Nix.
+ */
+export function storeUriQuery(query: string, uri = query): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0) continue;
+    const key = pair.slice(0, eq);
+    let value: string;
+    try {
+      value = decodeURIComponent(pair.slice(eq + 1));
+    } catch {
+      throw new NixPlanError(
+        'usage',
+        `invalid store URI '${uri}': '${pair}' is not percent-encoded correctly`,
+      );
+    }
+    if (!out.has(key)) out.set(key, value);
+  }
+  return out;
+}
+
+/**
  * Where the files of `storeDir` physically are: `realStoreDir` when given, else the store URI's
- * `real=` or `root=` (chroot store), else the store dir itself (NIX_STORE_DIR stores are real).
+ * `real=`, else `<root>/nix/store` for a chroot store (`root=`, or a URI that is a path: Nix puts
+ * the files there whatever the logical store dir is), else the store dir itself (NIX_STORE_DIR
+ * stores are real).
  */
 export function physicalStoreDir(storeDir: string, options: NixStoreOptions = {}): string {
   if (options.realStoreDir !== undefined) return options.realStoreDir;
   if (options.store === undefined) return storeDir;
   const { root, real } = storeUriParams(options.store);
   if (real !== undefined) return real;
-  if (root !== undefined) return root.replace(/\/+$/, '') + storeDir;
+  if (root !== undefined) return root.replace(/\/+$/, '') + '/nix/store';
   return storeDir;
 }
 

@@ -159,25 +159,37 @@ function failedOutcome(code: ErrorCode): HostOutcome {
 }
 
 /**
- * The local half of the trust rules: the whole plan verified, and signed by a trusted key unless
- * the user opted out. (The verifier's proof-before-trust policy replaces this seam when it lands.)
+ * The trust rules of import, here before anything is sent: the verifier proves every path (a
+ * .drv, text or source by its content; a build output only by a trusted key's signature) and
+ * refuses what nothing proves, unless the user opted out. Even then, a plan with unproven build
+ * outputs is never activated (as apply): only `push` stages it.
  */
 async function verifyForDeploy(
   source: BundleSource,
   options: DeployOptions,
-  deps: Deps,
+  activates: boolean,
+  deps: DeployDeps,
 ): Promise<{ signedBy: readonly string[]; trust: TrustReport }> {
-  const keys = options.trustedKeys ?? [];
-  if (keys.length === 0 && options.noCheckSigs !== true)
+  const noCheckSigs = options.noCheckSigs === true;
+  const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
+  const report = await verifyWithProgress(
+    source,
+    { trustedKeys: trusted, noCheckSigs },
+    deps.progress,
+    deps.signal,
+  );
+  const trust = trustReportOf(report.manifest, trusted, {
+    noCheckSigs: report.noCheckSigs,
+    unproven: report.unproven,
+  });
+  deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+  const outputs = `${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted key signed`;
+  if (report.unproven > 0 && activates)
     throw new NixPlanError(
       'signature',
-      'deploy needs the plan to be signed by a key you trust: pass --trusted-key KEY (or --no-check-sigs to accept it unproven)',
+      `the plan holds ${outputs}: deploy activates only a proven system (give --trusted-key; --action push only stages it)`,
     );
-  if (options.noCheckSigs === true) deps.log.warn('signatures NOT CHECKED (--no-check-sigs)');
-  const trusted = options.noCheckSigs === true ? [] : keys.map(parsePublicKey);
-  const report = await verifyWithProgress(source, { trustedKeys: trusted }, deps.progress);
-  const trust = trustReportOf(report.manifest, trusted, { noCheckSigs: options.noCheckSigs });
-  deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
+  if (report.unproven > 0) deps.log.warn(`--no-check-sigs: sending ${outputs}`);
   return { signedBy: report.trustedSignatures, trust };
 }
 
@@ -233,7 +245,7 @@ export async function deployPlan(
     const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
 
     // Verify here while the hosts answer their probes: no part of the plan is sent before both.
-    const verified = verifyForDeploy(source, options, deps);
+    const verified = verifyForDeploy(source, options, !push, deps);
     const digest = fileDigest(bundlePath);
     const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
     // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.

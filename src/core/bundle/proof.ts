@@ -7,8 +7,8 @@
 // trusts (over the manifest, which covers the stream's sha256 and so every byte) proves it. Without
 // one it is refused, naming the first such path, unless the user explicitly opted out
 // (`--no-check-sigs`, counted in the trust report). Also: an output's deriver, when the plan holds
-// it, must declare the output; and a `sources` bundle carries no build output but the outputs of
-// the plan's fixed-output derivations.
+// it, must declare the output; and a `sources` bundle carries no build output but outputs of the
+// plan's own derivations (fixed outputs, and outputs its evaluation read: import from derivation).
 import { NixPlanError } from '../errors.js';
 import type { DeclaredOutput } from './drv-outputs.js';
 import type { Include, ObjectKind } from './manifest.js';
@@ -46,7 +46,7 @@ export class PathProofs {
   private firstUnproven: string | undefined;
   /** Paths with a deriver, checked against the plan's derivations at the end. */
   private readonly derived: { path: string; deriver: string }[] = [];
-  /** Build outputs of a `sources` bundle: each must be a fixed output some .drv declares. */
+  /** Build outputs of a `sources` bundle: each must be an output some .drv of the plan declares. */
   private readonly sourceOutputs: string[] = [];
 
   constructor(private readonly options: ProofOptions) {}
@@ -88,10 +88,11 @@ export class PathProofs {
 
   /**
    * The checks that need every .drv of the plan: each deriver the plan holds declares what names
-   * it as its deriver, and each build output of a `sources` bundle is a fixed output of the plan
-   * (whose content did not hash to its path: an algorithm the verifier does not compute, so it is
-   * proven only by a signature). `declarations` answers which .drv of the plan declares a path;
-   * `inPlan` whether a .drv is in the plan.
+   * it as its deriver, and each build output of a `sources` bundle is an output of a .drv of the
+   * plan: a fixed output whose content did not hash to its path (an algorithm the verifier does not
+   * compute; `entry` counted it as unproven), or an output the plan's evaluation read (import from
+   * derivation), which only a trusted signature admits, whatever `--no-check-sigs` says. `declarations` answers which .drv of the plan
+   * declares a path; `inPlan` whether a .drv is in the plan.
    */
   finish(
     declarations: (path: string) => readonly DeclaredOutput[],
@@ -104,11 +105,18 @@ export class PathProofs {
           `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`,
         );
     for (const path of this.sourceOutputs) {
-      const fixed = declarations(path).find((d) => d.fixed !== undefined);
-      if (fixed === undefined)
+      const declared = declarations(path);
+      if (declared.length === 0)
         throw new NixPlanError(
           'bundle',
-          `'${path}' is a build output, but a 'sources' bundle may carry only the outputs of the plan's fixed-output derivations: the bundle was altered`,
+          `'${path}' is a build output, but a 'sources' bundle may carry only outputs of the plan's own derivations: the bundle was altered`,
+        );
+      // An input-addressed output the plan's evaluation read: a signature is its only proof, and
+      // --no-check-sigs does not stand in for one here (a `sources` plan otherwise proves itself).
+      if (!declared.some((d) => d.fixed !== undefined) && !this.options.signed)
+        throw new NixPlanError(
+          'signature',
+          `'${path}' is a build output of '${declared[0]!.drvPath}' that the plan's evaluation read (import from derivation); a 'sources' bundle carries one only when a trusted key signed the plan, and no trusted key did (--no-check-sigs does not cover it): give the public key that signed the plan with --trusted-key (the actions: trusted-keys)`,
         );
     }
     if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)

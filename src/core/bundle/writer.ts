@@ -54,6 +54,11 @@ export interface WriteBundleOptions {
   readonly signatures?: ManifestSignature[] | undefined;
   /** Called with the number of uncompressed bytes as they are compressed (progress). */
   readonly onBytes?: ((n: number) => void) | undefined;
+  /**
+   * Called with the final manifest before the bundle is moved into place: a throw leaves nothing
+   * behind (e.g. a bundle its readers' limits would refuse).
+   */
+  readonly check?: ((manifest: BundleManifest) => void) | undefined;
 }
 
 /** What `writeBundle` wrote. */
@@ -245,6 +250,7 @@ export async function writeBundle(
       },
       options.keys ?? [],
     );
+    options.check?.(manifest);
     const frame = encodeSkippableFrame(encodeManifest(manifest));
     try {
       await pipeline(

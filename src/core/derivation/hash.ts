@@ -216,11 +216,8 @@ export class DerivationHasher {
     drv: Pick<Derivation, 'version' | 'outputs' | 'inputDrvs'>,
     drvName: string,
   ): FilledDerivation {
-    if (derivationKind(drv, drvName) !== 'input-addressed' || drv.version !== undefined)
-      throw new NixPlanError(
-        'internal',
-        `fillOutputs is for input-addressed Derive(…) derivations, not ${drvName}`,
-      );
+    if (derivationKind(drv, drvName) !== 'input-addressed')
+      throw new NixPlanError('internal', `fillOutputs is for input-addressed derivations, not ${drvName}`);
     const { bytes, layout } = maskedDrv;
     const inputs = this.moduloInputs(drv, drvName);
     if (inputs === undefined) return { paths: drv.outputs.map(() => ''), bytes, hash: { kind: 'deferred' } };
@@ -268,10 +265,13 @@ export class DerivationHasher {
     for (const input of drv.inputDrvs) {
       // Every input is hashed (or found known) even once the derivation is found deferred.
       const m = this.memo.get(input.path) ?? this.memoised(input.path);
-      if (deferred || input.dynamicOutputs !== undefined || m.hash.kind === 'deferred') {
+      if (deferred || m.hash.kind === 'deferred') {
         deferred = true;
         continue;
       }
+      // Outputs of what this input builds (dynamic derivations) are not in the modulo form: Nix
+      // keeps only the outputs used of the input itself, and an input with none is left out.
+      if (input.outputs.length === 0) continue;
       const names = m.outputs;
       for (const o of input.outputs)
         if (!names.includes(o)) fail(label, `it uses output '${o}' that ${input.path} does not have`);
@@ -322,9 +322,10 @@ export class DerivationHasher {
     if (early !== undefined) return early;
     const inputs = this.moduloInputs(drv, label);
     if (inputs === undefined) return { kind: 'deferred' };
-    // The modulo form is always written `Derive(…)`, even for a DrvWithVersion derivation.
+    // A DrvWithVersion derivation keeps its version in the modulo form (Nix's `unparse` looks at
+    // the derivation's own inputs for it); its inputs list is replaced by the plain one.
     const layout = newLayout();
-    const bytes = serialiseDerivation({ ...(mask ? masked(drv) : drv), version: undefined }, layout);
+    const bytes = serialiseDerivation(mask ? masked(drv) : drv, layout);
     return { kind: 'regular', hash: hashWithInputs(bytes, layout, inputs) };
   }
 }

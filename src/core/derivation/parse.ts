@@ -352,6 +352,9 @@ export function parseDerivationOutputs(bytes: Uint8Array): Pick<Derivation, 'ver
   return parseHead(new Parser(bytes));
 }
 
+/** The only `DrvWithVersion` version Nix writes and reads (experimental dynamic derivations). */
+export const DYNAMIC_DERIVATIONS_VERSION = 'xp-dyn-drv';
+
 /** `Derive(` or `DrvWithVersion("v",`, then the outputs list. */
 function parseHead(p: Parser): Pick<Derivation, 'version' | 'outputs'> {
   let version: string | undefined;
@@ -359,7 +362,15 @@ function parseHead(p: Parser): Pick<Derivation, 'version' | 'outputs'> {
     p.pos += DERIVE.length;
   } else if (p.startsWith(DRV_WITH_VERSION)) {
     p.pos += DRV_WITH_VERSION.length;
+    const at = p.pos;
     version = p.rawString();
+    // As Nix's parseDerivation: every other version is refused ("Unknown derivation ATerm format
+    // version"), not read as if it were this one.
+    if (version !== DYNAMIC_DERIVATIONS_VERSION)
+      p.fail(
+        `unknown derivation ATerm format version '${version}' (Nix reads only '${DYNAMIC_DERIVATIONS_VERSION}')`,
+        at,
+      );
     p.expect(COMMA);
   } else {
     p.fail("expected 'Derive(' or 'DrvWithVersion(' at the start of a derivation");

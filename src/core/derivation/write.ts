@@ -206,11 +206,11 @@ export function serialiseDerivation(drv: Derivation, layout?: DerivationLayout):
  * for the tail: it comes from `parseDerivationSpans`, with only store hashes replaced.
  */
 export function spliceDerivation(
-  head: Omit<DerivationHead, 'version'>,
+  head: DerivationHead,
   tail: readonly Uint8Array[],
   layout?: DerivationLayout,
 ): Uint8Array {
-  const written: DerivationHead = { ...head, version: undefined };
+  const written = head;
   let bound = headBound(written);
   for (const piece of tail) bound += piece.length;
   const w = new Writer(bound);

@@ -30,12 +30,7 @@ export function refuse(message: string): never {
 export type DrvType = 'input-addressed' | 'fixed' | 'floating';
 
 /** Refuses what cannot be relocated faithfully, and says how the derivation names its outputs. */
-export function drvType(path: string, drv: Pick<Derivation, 'version' | 'outputs'>): DrvType {
-  if (drv.version !== undefined)
-    refuse(
-      `cannot relocate ${path}: it is written as DrvWithVersion("${drv.version}", …) (it uses ` +
-        'experimental dynamic derivations), whose output names nix-plan cannot recompute',
-    );
+export function drvType(path: string, drv: Pick<Derivation, 'outputs'>): DrvType {
   if (drv.outputs.some((o) => o.hash === 'impure')) refuseImpure(path);
   const { kind, problem } = classifyDerivation(drv);
   // A floating output has no path yet: one with a path is not what Nix writes.
@@ -87,7 +82,8 @@ function checkGivenContentAddress(
       ? { kind: 'source', ca }
       : undefined;
   }
-  if (method === 'flat' && obj.contents !== undefined && obj.references.length === 0)
+  // A flat or git-hashed file: its path follows from the address alone (no references).
+  if ((method === 'flat' || method === 'git') && obj.contents !== undefined && obj.references.length === 0)
     return makeContentAddressedPath(name, parseContentAddress(ca), from) === obj.path
       ? { kind: 'source', ca }
       : undefined;

@@ -5,6 +5,7 @@
 import { dependenciesFirst } from '../closure.js';
 import { hashPartOf, parseStorePath } from '../store-path.js';
 import { refuse, refuseSourceWithReferences, selfCheck } from './checks.js';
+import { namedContent, planName, type NamePlan } from './names.js';
 import { Relocator, Waiting, type Node } from './relocator.js';
 import type {
   RelocatableRoot,
@@ -72,14 +73,40 @@ export function relocateLazily(
     checked.set(obj.path, { ca, drv: undefined });
   }
   const ownerOfPlaceholder = new Map<string, string>();
+  const outputPathOfHash = new Map<string, string>();
   for (const obj of objects) {
     if (obj.kind !== 'drv') continue;
     checked.get(obj.path)!.drv = r.declareDrv(obj, {
-      output: (h) => {
+      output: (h, p) => {
+        if (!outputPathOfHash.has(h)) outputPathOfHash.set(h, p);
         if (!ownerOfHash.has(h)) ownerOfHash.set(h, obj.path);
       },
-      placeholder: (p) => ownerOfPlaceholder.set(p, obj.path),
+      placeholder: (p, owner = obj.path) => ownerOfPlaceholder.set(p, owner),
     });
+  }
+  r.ownerDrvOf = (h) => ownerOfHash.get(h);
+
+  // Names that carry store hashes (copies of store paths): planned now that every hash of the
+  // closure is known. A copied path outside the closure gets its hash declared, owned by the copy,
+  // so strings mentioning the copy's name are rewritten whole (and wait for it).
+  const nameIndex = {
+    ownerOf: (h: string): string | undefined => {
+      const o = ownerOfHash.get(h);
+      if (o === undefined) return undefined;
+      return hashPartOf(o) === h ? o : outputPathOfHash.get(h);
+    },
+    isOutput: (p: string): boolean => !byPath.has(p),
+  };
+  const names = new Map<string, NamePlan>();
+  for (const obj of objects) {
+    const plan = planName(obj, namedContent(obj), from, nameIndex);
+    if (plan.steps.length === 0) continue;
+    names.set(obj.path, plan);
+    for (const step of plan.steps)
+      if ('copied' in step) {
+        rewriter.declare(step.hash);
+        if (!ownerOfHash.has(step.hash)) ownerOfHash.set(step.hash, obj.path);
+      }
   }
 
   const nodes = new Map<string, Node>();
@@ -98,7 +125,7 @@ export function relocateLazily(
       refs.push(ref);
     }
     const { ca, drv } = checked.get(obj.path)!;
-    nodes.set(obj.path, { obj, ca, drv, refs });
+    nodes.set(obj.path, { obj, ca, drv, refs, name: names.get(obj.path) });
   }
   checked.clear();
   byPath.clear(); // the nodes hold the objects now, each only until it is relocated

@@ -14,12 +14,13 @@ import {
   type DerivationHead,
   type DerivationLayout,
   type DerivationOutput,
+  type DerivationTail,
   type EnvEntry,
   type FilledDerivation,
   type MaskedDerivation,
 } from '../derivation/index.js';
 import { HASH_PART_LENGTH, compareStrings } from '../store-path.js';
-import { checkReferences, refuse, refuseImpureEnv, type DrvType } from './checks.js';
+import { bytesOf, checkReferences, refuse, refuseImpureEnv, type DrvType } from './checks.js';
 import type { RelocatedObject, RelocObject } from './types.js';
 
 /** What relocating a .drv needs of the relocation it is part of. */
@@ -34,6 +35,11 @@ export interface DrvContext {
   /** True when a rewrite of `bytes` would find anything. */
   readonly mentionsAny: (bytes: Uint8Array) => boolean;
   readonly onDerivation: ((obj: RelocObject, drv: DerivationHead) => void) | undefined;
+  /**
+   * The hasher of the original derivations in A, when relocation checks that each one's output
+   * paths follow from its contents (undefined: the caller checked them).
+   */
+  readonly hasherA: DerivationHasher | undefined;
 }
 
 /** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
@@ -50,6 +56,10 @@ export function relocateDrv(
     obj.path,
     drv.env.map((e) => e.key),
   );
+  if (cx.hasherA !== undefined) {
+    if (type !== 'input-addressed') cx.hasherA.record(obj.path, drv);
+    else checkFilledInA(obj, drv, cx.hasherA.fillOutputs(drv, name), cx.hasherA);
+  }
   const outputs = fixOutputs(drv.outputs, type, name, cx);
   // Input-addressed: the own output paths in env are what is being computed: mask them first.
   const masked = type === 'input-addressed';
@@ -91,7 +101,6 @@ export function spliceDrv(
 ): RelocatedObject | undefined {
   const { head, tail } = parseDerivationSpans(bytes);
   cx.onDerivation?.(obj, head);
-  if (head.version !== undefined) return undefined;
   refuseImpureEnv(obj.path, tail.keys);
   for (const key of tail.keys) if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key)) return undefined;
   const name = drvName(obj.path);
@@ -113,6 +122,7 @@ export function spliceDrv(
       r = tail.values[2 * i + 1]!;
     }
   pieces.push(cx.rewrite(bytes.subarray(r), true));
+  if (cx.hasherA !== undefined) checkSplicedInA(obj, bytes, head, tail, masked, cx.hasherA);
   const relocated = relocatedHead(head, outputs, masked, cx);
   if (!masked) return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
   const layout: DerivationLayout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
@@ -123,6 +133,71 @@ export function spliceDrv(
     envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i]!, output })),
   };
   return completeDrv(obj, head.outputs, relocated, cx.hasher.fillMasked(maskedDrv, relocated, name), cx);
+}
+
+/**
+ * The check of `relocateDrv`'s, from the spans `spliceDrv` has: the original masked around its
+ * output paths and the variables named after its outputs, its outputs filled in as the hasher in
+ * A gives them, must be the original bytes. Records its modulo hash in A for its dependents.
+ */
+function checkSplicedInA(
+  obj: RelocObject,
+  bytes: Uint8Array,
+  head: DerivationHead,
+  tail: DerivationTail,
+  masked: boolean,
+  hasherA: DerivationHasher,
+): void {
+  if (!masked) {
+    hasherA.record(obj.path, head);
+    return;
+  }
+  const pieces: Uint8Array[] = [];
+  const holeOutputs: string[] = [];
+  let r = tail.start;
+  for (let i = 0; i < tail.keys.length; i++) {
+    const o = outputNamed(head.outputs, tail.keys[i]!);
+    if (o === undefined) continue;
+    pieces.push(bytes.subarray(r, tail.values[2 * i]));
+    holeOutputs.push(o.name);
+    r = tail.values[2 * i + 1]!;
+  }
+  pieces.push(bytes.subarray(r));
+  const layout: DerivationLayout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
+  const maskedHead = { ...head, outputs: head.outputs.map((o) => ({ ...o, path: '' })) };
+  const maskedBytes = spliceDerivation(maskedHead, pieces, layout);
+  const maskedDrv: MaskedDerivation = {
+    bytes: maskedBytes,
+    layout,
+    envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i]!, output })),
+  };
+  checkFilledInA(obj, head, hasherA.fillMasked(maskedDrv, head, drvName(obj.path)), hasherA, bytes);
+}
+
+/**
+ * Refuses an input-addressed .drv whose output paths (or the variables named after them) are not
+ * what its contents give in A, as Nix refuses it on import: relocation recomputes them in B, so
+ * relocating it there and back would not give it back. Records its modulo hash in A.
+ */
+function checkFilledInA(
+  obj: RelocObject,
+  drv: Pick<Derivation, 'outputs'>,
+  filled: FilledDerivation,
+  hasherA: DerivationHasher,
+  original: Uint8Array = bytesOf(obj)!,
+): void {
+  if (compareBytes(filled.bytes, original) !== 0) {
+    const i = drv.outputs.findIndex((o, k) => o.path !== filled.paths[k]);
+    const wrong = drv.outputs[i];
+    refuse(
+      `cannot relocate ${obj.path}: ` +
+        (wrong !== undefined
+          ? `its output ${wrong.name} is ${wrong.path === '' ? 'empty' : wrong.path}, but its contents give ${filled.paths[i] || 'none before it is built'}`
+          : 'the variables named after its outputs do not hold their paths') +
+        ' (Nix refuses it on import), so relocating it there and back would not give it back',
+    );
+  }
+  hasherA.record(obj.path, drv, filled.hash);
 }
 
 /**
@@ -148,16 +223,17 @@ function fixOutputs(
 
 /** Outputs (masked: with empty paths), inputs mapped and sorted, and the system rewritten. */
 function relocatedHead(
-  drv: Pick<Derivation, 'inputDrvs' | 'inputSrcs' | 'system'>,
+  drv: Pick<Derivation, 'version' | 'inputDrvs' | 'inputSrcs' | 'system'>,
   outputs: DerivationOutput[],
   masked: boolean,
   cx: DrvContext,
 ): Pick<Derivation, 'version' | 'outputs' | 'inputDrvs' | 'inputSrcs' | 'system'> {
   return {
-    version: undefined,
+    version: drv.version,
     outputs: masked ? outputs.map((o) => ({ ...o, path: '' })) : outputs,
     inputDrvs: drv.inputDrvs
-      .map((i) => ({ path: cx.mapPath(i.path), outputs: i.outputs })) // output names: read, never changed
+      // Output names (and a dynamic input's child map of them) are read, never changed.
+      .map((i) => ({ ...i, path: cx.mapPath(i.path) }))
       .sort((a, b) => compareStrings(a.path, b.path)),
     inputSrcs: drv.inputSrcs.map(cx.mapPath).sort(compareStrings),
     system: cx.rewrite(drv.system),

@@ -1,12 +1,19 @@
 // The relocator: the state of one relocation (the rewriter's known hashes and their new values,
 // the hasher of relocated derivations, the report) and the relocation of one object of each kind.
 import { makeContentAddressedPath, parseContentAddress } from '../content-address.js';
-import { DerivationHasher, parseDerivation, parseDerivationOutputs } from '../derivation/index.js';
+import {
+  DerivationHasher,
+  parseDerivation,
+  parseDerivationOutputs,
+  parseDerivationSpans,
+} from '../derivation/index.js';
+import { dynamicPlaceholders, parseDynamicOutputs, type DynamicOutput } from './dynamic.js';
 import { NixPlanError } from '../errors.js';
 import { sha256 } from '../hash.js';
 import { compareStrings, downstreamPlaceholder, hashPartOf, nameOf, storeDirProblem } from '../store-path.js';
 import { contentsOf, drvType, refuse, type DrvType } from './checks.js';
 import { relocateDrv, spliceDrv, type DrvContext } from './drv.js';
+import { copiedHashes, namedContent, relocatedName, type NamePlan } from './names.js';
 import { StoreRewriter } from './rewrite.js';
 import type { RelocateClosureOptions, RelocatedObject, Relocation, RelocObject } from './types.js';
 
@@ -19,6 +26,8 @@ export interface Node {
   readonly drv: { type: DrvType; deferred: string[] } | undefined;
   /** Its references other than itself: relocated before it. */
   readonly refs: string[];
+  /** How its name is made from store hashes, when it carries any (names.ts). */
+  readonly name: NamePlan | undefined;
 }
 
 /**
@@ -34,10 +43,13 @@ export class Waiting extends Error {
   }
 }
 
-/** Path of a source under `to`: the same content address, a different store dir. */
-function relocatedSourcePath(obj: RelocObject, ca: string, to: string): string {
+/**
+ * Path of a source under `to`: the same content address, a different store dir, and its name as
+ * native evaluation in `to` gives it (`name`, when it carries store hashes).
+ */
+function relocatedSourcePath(obj: RelocObject, ca: string, to: string, name = nameOf(obj.path)): string {
   // The self-check found the source's path from this address (a recursive one from its NAR hash).
-  return makeContentAddressedPath(nameOf(obj.path), parseContentAddress(ca), to);
+  return makeContentAddressedPath(name, parseContentAddress(ca), to);
 }
 
 /** The state of one relocation: known hashes and their new values, the hasher, the report. */
@@ -45,7 +57,12 @@ export class Relocator {
   readonly relocation: Relocation;
   readonly rewriter: StoreRewriter;
   private readonly hasher: DerivationHasher;
+  private readonly hasherA: DerivationHasher;
+  /** For each .drv whose outputs build derivations used by others: the child maps they use. */
+  private readonly dynamicUses = new Map<string, DynamicOutput[][]>();
   private readonly cx: DrvContext;
+  /** The derivation whose output has hash `hash` (set when the closure is indexed). */
+  ownerDrvOf: (hash: string) => string | undefined = () => undefined;
   /** The object being relocated, and what its rewrites replaced so far. */
   private current = '';
   private readonly rewritten = { hashes: 0, bare: 0 };
@@ -75,9 +92,13 @@ export class Relocator {
       },
     };
     this.rewriter = new StoreRewriter(from, to);
-    // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up.
+    // Each relocated derivation's modulo hash is recorded as it is made, so none is looked up;
+    // and so is each original's in A, as it is checked.
     this.hasher = new DerivationHasher(to, (p) => {
       throw new NixPlanError('internal', `relocated derivation ${p} is not known yet`);
+    });
+    this.hasherA = new DerivationHasher(from, (p) => {
+      throw new NixPlanError('internal', `derivation ${p} was not checked before its dependents`);
     });
     this.cx = {
       from,
@@ -91,6 +112,7 @@ export class Relocator {
         return m.hashes.length + m.placeholders.length + m.unknownPaths.length > 0;
       },
       onDerivation: options.onDerivation,
+      hasherA: options.outputsChecked === true ? undefined : this.hasherA,
     };
   }
 
@@ -124,19 +146,44 @@ export class Relocator {
   }
 
   /**
+   * Refuses a copy of a build output (import from derivation) whose bytes mention A, or may:
+   * native evaluation in B builds that output again, and what it builds there mentions B instead.
+   */
+  private checkCopyOfOutput(obj: RelocObject, output: string): void {
+    const file = obj.contents;
+    const mentions =
+      file === undefined
+        ? obj.mentionsStoreDir
+        : Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(this.from);
+    if (mentions === false) return;
+    const drv = this.ownerDrvOf(hashPartOf(output)) ?? 'a derivation of the plan';
+    refuse(
+      `cannot relocate ${obj.path}: it is a copy of ${output}, an output of ${drv} built while evaluating, ` +
+        (mentions === true
+          ? `and its bytes mention ${this.from}: `
+          : `and whether its bytes mention ${this.from} is not known: `) +
+        `native evaluation in ${this.to} would build that output again and copy what it builds there`,
+    );
+  }
+
+  /**
    * Checks that a .drv can be relocated and makes its output hashes (or the placeholders of its
    * deferred outputs) known, telling `owner` of each.
    */
   declareDrv(
     obj: RelocObject,
-    owner: { output: (hash: string) => void; placeholder: (placeholder: string) => void },
+    owner: {
+      output: (hash: string, path: string) => void;
+      /** A placeholder this .drv mentions, and the .drv whose relocation gives its new value. */
+      placeholder: (placeholder: string, owner?: string) => void;
+    },
   ): NonNullable<Node['drv']> {
     const parsed = parseDerivationOutputs(contentsOf(obj));
     const type = drvType(obj.path, parsed);
     for (const o of parsed.outputs) {
       if (o.path !== '') {
         const h = hashPartOf(o.path);
-        owner.output(h);
+        owner.output(h, o.path);
         this.rewriter.declare(h);
       } else {
         // A deferred output: dependents mention it by a placeholder made from this drv's path.
@@ -145,8 +192,30 @@ export class Relocator {
         this.rewriter.declarePlaceholder(p);
       }
     }
+    if (parsed.version !== undefined) this.declareDynamicInputs(contentsOf(obj), owner);
     // Only what ordering needs is kept: 10,000 parsed drvs would hold ~130 MB until the end.
     return { type, deferred: parsed.outputs.filter((o) => o.path === '').map((o) => o.name) };
+  }
+
+  /**
+   * A dynamic derivation's inputs (DrvWithVersion): the outputs it uses of what an input builds
+   * are mentioned by placeholders made from that input's path, known once it is relocated.
+   */
+  private declareDynamicInputs(
+    bytes: Uint8Array,
+    owner: { placeholder: (placeholder: string, owner?: string) => void },
+  ): void {
+    for (const input of parseDerivationSpans(bytes).head.inputDrvs) {
+      if (input.dynamicOutputs === undefined) continue;
+      const children = parseDynamicOutputs(input.dynamicOutputs);
+      for (const p of dynamicPlaceholders(input.path, children)) {
+        owner.placeholder(p, input.path);
+        this.rewriter.declarePlaceholder(p);
+      }
+      let uses = this.dynamicUses.get(input.path);
+      if (uses === undefined) this.dynamicUses.set(input.path, (uses = []));
+      uses.push(children);
+    }
   }
 
   /**
@@ -173,17 +242,33 @@ export class Relocator {
     let out: RelocatedObject;
     let bytes: Uint8Array | undefined; // a drv's or text's, read once
     if (obj.kind === 'source') {
+      const name =
+        node.name === undefined
+          ? nameOf(obj.path)
+          : relocatedName(node.name, namedContent(obj), to, (p) => this.relocation.pathMap.get(p));
+      if (typeof name !== 'string') throw new Waiting([name.waitFor], []);
       out = {
         oldPath: obj.path,
-        path: relocatedSourcePath(obj, node.ca, to),
+        path: relocatedSourcePath(obj, node.ca, to, name),
         kind: 'source',
         references: [],
       };
+      if (node.name !== undefined) {
+        // The hashes of copied paths outside the closure, as strings mentioning the copy hold them.
+        for (const c of copiedHashes(node.name, name)) this.rewriter.set(c.from, c.to);
+        const last = node.name.steps[node.name.steps.length - 1]!;
+        if ('owner' in last && last.output) this.checkCopyOfOutput(obj, last.owner);
+      }
       const file = obj.contents; // a source keeps its bytes: they are only looked at
-      if (file !== undefined && Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from))
+      const mentions =
+        file === undefined
+          ? obj.mentionsStoreDir === true
+          : Buffer.from(file.buffer, file.byteOffset, file.byteLength).includes(from) ||
+            this.rewriter.mentions(file).hashes.length > 0;
+      if (mentions)
         warnings.push(
-          `${obj.path} is a source whose bytes mention ${from}; they are kept as they are, as native ` +
-            `evaluation in ${to} would keep them`,
+          `${out.path} (was ${obj.path}) is a source whose bytes mention ${from} or store hashes of the ` +
+            `plan; they are kept as they are, as native evaluation in ${to} would keep them`,
         );
     } else if (obj.kind === 'text') {
       bytes = contentsOf(obj);
@@ -206,6 +291,12 @@ export class Relocator {
       // Deferred outputs: dependents mention them by placeholders derived from this drv's path.
       for (const o of node.drv!.deferred)
         this.rewriter.setPlaceholder(downstreamPlaceholder(obj.path, o), downstreamPlaceholder(out.path, o));
+      // Outputs of what it builds (dynamic derivations), the same way, chained.
+      for (const children of this.dynamicUses.get(obj.path) ?? []) {
+        const before = dynamicPlaceholders(obj.path, children);
+        const after = dynamicPlaceholders(out.path, children);
+        before.forEach((p, i) => this.rewriter.setPlaceholder(p, after[i]!));
+      }
     }
     const bareDirs = bytes === undefined ? 0 : this.rewriter.countBareStoreDirs(bytes);
     if (bareDirs > 0) {

@@ -21,6 +21,8 @@ const PATH = 0; // `A/<known hash>`
 const BARE = 1; // a known hash anywhere else
 const PLACEHOLDER = 2; // a known placeholder hash
 const UNKNOWN = 3; // `A/<32 nix32 chars>` that is not known
+const NAME = 4; // a known hash right after `A/<hash>-` (or after such a one): part of a path's name
+const DASH = 0x2d;
 
 /** What the scan of one byte string found, before anything is replaced. */
 export interface Mentions {
@@ -128,7 +130,7 @@ export class StoreRewriter {
     for (let m = 0; m < count; m++) {
       const kind = this.m[3 * m + 1];
       const id = this.m[3 * m + 2]!;
-      if (kind === PATH || kind === BARE) hashes.add(this.hashes.strings[id]!);
+      if (kind === PATH || kind === BARE || kind === NAME) hashes.add(this.hashes.strings[id]!);
       else if (kind === PLACEHOLDER) placeholders.add(this.placeholderTable.strings[id]!);
       else unknownPaths.push(this.unknownText(bytes, this.m[3 * m]!));
     }
@@ -170,7 +172,8 @@ export class StoreRewriter {
         delta += dirDelta;
       } else if (kind === BARE) bareHashes++;
       else if (kind === PLACEHOLDER) placeholders++;
-      else unknownPaths.push(this.unknownText(bytes, matches[3 * m]!));
+      else if (kind === UNKNOWN) unknownPaths.push(this.unknownText(bytes, matches[3 * m]!));
+      // NAME: part of a path already counted.
       if (kind !== UNKNOWN && !(kind === PLACEHOLDER ? this.placeholderTable : this.hashes).ready(id))
         waiting = true;
     }
@@ -259,6 +262,9 @@ export class StoreRewriter {
     const haveHashes = hashes.size > 0;
     const placeholders = this.placeholderTable;
     const havePlaceholders = placeholders.size > 0;
+    // Where the last path (or hash in a path's name) ended: a known hash right after it and a
+    // dash is part of that path's name (`A/<hash>-<hash>-name`, a copy of a store path).
+    let pathEnd = -2;
     // Invariant: i is 0 or b[i - 1] is not a nix32 digit.
     let i = 0;
     while (i + H <= n) {
@@ -301,8 +307,10 @@ export class StoreRewriter {
             p++;
             continue;
           }
-          const kind = p === s && isPath ? PATH : BARE;
+          const kind =
+            p === s && isPath ? PATH : p === s && pathEnd === s - 1 && b[s - 1] === DASH ? NAME : BARE;
           if (kind === PATH) pathMatched = true;
+          if (kind === PATH || kind === NAME) pathEnd = p + H;
           m[3 * count] = p;
           m[3 * count + 1] = kind;
           m[3 * count++ + 2] = id;

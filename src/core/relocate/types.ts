@@ -27,6 +27,11 @@ export interface RelocObject {
    * relocation. A source's path is still recomputed from it, as its new path is made from it.
    */
   ca?: string | undefined;
+  /**
+   * A source without `contents` (a directory, or a file the caller did not keep): whether its NAR
+   * mentions store dir A, when the caller looked (undefined: not known).
+   */
+  mentionsStoreDir?: boolean | undefined;
 }
 
 /** A relocated store object, in store dir B. */
@@ -76,6 +81,12 @@ export interface RelocateClosureOptions {
    * A .drv relocated again after waiting for what it mentions is passed again.
    */
   readonly onDerivation?: ((obj: RelocObject, drv: DerivationHead) => void) | undefined;
+  /**
+   * True when the caller has checked already that every input-addressed .drv's output paths are
+   * what its contents give (a bundle verifier does, as Nix does on import); otherwise relocation
+   * checks them itself, and refuses a .drv whose paths do not follow from its contents.
+   */
+  readonly outputsChecked?: boolean | undefined;
 }
 
 /** A root of a plan: a derivation and the paths of its outputs ("" when deferred). */
