@@ -181,7 +181,10 @@ describe('compare-to end to end', () => {
       `### Changes against \`${promotedArtifactName('plan.nixplan', beta)}\` from the latest successful run on \`main\``,
     );
     expect(pm).toContain('| `openssl` | ⬆ upgrade | `3.0.12 → 3.0.13` |  |');
-    expect(pm).toContain('| trust | signed in this job by `e2e-beta-1` | ');
+    // The previous promotion was signed with this realm's own key, which vouches for it.
+    expect(pm).toContain(
+      '| trust | signed in this job by `e2e-beta-1` | verified: signed by trusted key `e2e-beta-1` |',
+    );
     expect(outsideCode(pm)).not.toMatch(/<img|@admin|\]\(https:\/\/evil/);
     tablesAreWhole(pm);
     expect(promoted.outputs['changed']).toBe('true');

@@ -3,6 +3,7 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { median } from '../bench/measure.js';
 import {
+  coresUsed,
   judge,
   markdownReport,
   renderSvg,
@@ -91,20 +92,20 @@ describe('judge', () => {
       deployBaseline: 10,
     };
     const good = judge(
-      results([size(10000, { ...all, export: 2, import: 12, relocate: 3, deploy: 5 }, 40, 100)]),
+      results([size(10000, { ...all, export: 1.2, import: 8, relocate: 2, deploy: 5 }, 40, 100)]),
     );
     const byStep = new Map(good.map((j) => [j.step, j]));
-    expect(byStep.get('export time')).toMatchObject({ ratio: 1, met: true });
+    expect(byStep.get('export time')?.ratio).toBeCloseTo(0.6);
+    expect(byStep.get('export time')?.met).toBe(true);
     expect(byStep.get('export size')).toMatchObject({ ratio: 0.4, met: true });
-    expect(byStep.get('import time')?.ratio).toBeCloseTo(1.2);
-    expect(byStep.get('import time')?.met).toBe(true);
-    expect(byStep.get('relocate time')).toMatchObject({ ratio: 0.15, met: true });
+    expect(byStep.get('import time')).toMatchObject({ ratio: 0.8, met: true });
+    expect(byStep.get('relocate time')).toMatchObject({ ratio: 0.1, met: true });
     expect(byStep.get('relocate ≤ 3 s')?.met).toBe(true);
-    expect(byStep.get('realise-ready')).toMatchObject({ ratio: 0.6, met: undefined });
+    expect(byStep.get('realise-ready')).toMatchObject({ ratio: 0.4, met: undefined });
     expect(byStep.get('deploy time')).toMatchObject({ ratio: 0.5, met: true });
 
     const bad = judge(
-      results([size(10000, { ...all, export: 2.1, import: 12.1, relocate: 5.1, deploy: 5.1 }, 41, 100)]),
+      results([size(10000, { ...all, export: 1.21, import: 8.1, relocate: 3.1, deploy: 5.1 }, 41, 100)]),
     );
     for (const s of [
       'export time',
@@ -121,13 +122,31 @@ describe('judge', () => {
     const t = { export: 1, import: 1, relocate: 1 };
     const small = judge(results([size(1000, t)]));
     expect(small.some((j) => j.step.endsWith('peak RSS'))).toBe(false);
-    // size() gives count/100 MiB: 400 MiB misses the 300 MB targets and meets the 512 MB one.
-    const big = judge(results([size(1000, t), size(40000, t)]));
+    // size() gives count/100 MiB: 290 MiB meets the 300 MB targets, 400 MiB misses them.
+    const big = judge(results([size(1000, t), size(29000, t), size(40000, t)]));
     const mem = big.filter((j) => j.step.endsWith('peak RSS'));
-    expect(mem.map((j) => [j.step, j.met])).toEqual([
-      ['export peak RSS', false],
-      ['import peak RSS', false],
-      ['relocate peak RSS', true],
+    expect(mem.map((j) => [j.count, j.step, j.met])).toEqual([
+      [40000, 'export peak RSS', false],
+      [40000, 'import peak RSS', false],
+      [40000, 'relocate peak RSS', false],
+    ]);
+    // Each workload at its own largest size.
+    const two = judge(
+      results([
+        { ...size(40000, t), workload: 'nixpkgs' },
+        { ...size(29000, t), workload: 'deep' },
+        { ...size(30000, t), workload: 'deep' },
+      ]),
+    );
+    expect(
+      two.filter((j) => j.step.endsWith('peak RSS')).map((j) => [j.workload, j.count, j.step, j.met]),
+    ).toEqual([
+      ['nixpkgs', 40000, 'export peak RSS', false],
+      ['nixpkgs', 40000, 'import peak RSS', false],
+      ['nixpkgs', 40000, 'relocate peak RSS', false],
+      ['deep', 30000, 'export peak RSS', true],
+      ['deep', 30000, 'import peak RSS', true],
+      ['deep', 30000, 'relocate peak RSS', true],
     ]);
   });
 
@@ -182,6 +201,60 @@ describe('report output', () => {
     expect(md).toContain('| 1,000 drvs (1 run) | deploy to a fresh host over SSH (push) | 2.00 s |');
     expect(md).toContain('✗ missed');
     expect(md).toContain('2 cores');
+  });
+
+  test('two workloads: each row names its workload and gets its own verdicts', () => {
+    const times = { export: 1, exportBaseline: 2, import: 1, importBaseline: 1 };
+    const md = markdownReport(
+      results([
+        { ...size(1000, times), workload: 'nixpkgs' },
+        { ...size(1000, { ...times, export: 3 }), workload: 'deep' },
+      ]),
+    );
+    expect(md).toContain(
+      '| nixpkgs 1,000 drvs (1 run) | export time | 1.00 s | 2.00 s (export \\| gzip -9) | 0.5000× | ≤ 0.6× | ✓ |',
+    );
+    expect(md).toContain(
+      '| deep 1,000 drvs (1 run) | export time | 3.00 s | 2.00 s (export \\| gzip -9) | 1.50× | ≤ 0.6× | ✗ missed |',
+    );
+    // The plot is of the first workload only.
+    const svg = renderSvg(
+      results([
+        { ...size(1000, times), workload: 'nixpkgs' },
+        { ...size(1000, times), workload: 'deep' },
+      ]),
+    );
+    expect(svg.match(/<circle /g)).toHaveLength(4);
+    expect(svg).toContain('nixpkgs workload');
+  });
+
+  test('CPU utilisation: CPU time over wall time per run, the median, printed beside the CPU time', () => {
+    const st = (pairs: [number, number][]): StepResult => ({
+      samples: pairs.map(([seconds, cpuSeconds]) => ({ seconds, cpuSeconds, rssMiB: undefined })),
+      seconds: median(pairs.map((p) => p[0])),
+      rssMiB: undefined,
+      cpuSeconds: median(pairs.map((p) => p[1])),
+    });
+    expect(coresUsed(st([[2, 3]]))).toBe(1.5);
+    expect(
+      coresUsed(
+        st([
+          [1, 1],
+          [2, 1],
+          [4, 6],
+        ]),
+      ),
+    ).toBe(1);
+    expect(coresUsed(st([]))).toBeUndefined();
+    expect(coresUsed(undefined)).toBeUndefined();
+    expect(
+      coresUsed({ samples: [{ seconds: 1, cpuSeconds: undefined, rssMiB: 1 }], seconds: 1, rssMiB: 1 }),
+    ).toBe(undefined);
+    const r = size(1000, {});
+    r.steps.export = st([[2, 3]]);
+    r.steps.importBaseline = st([[4, 2]]);
+    const md = markdownReport(results([r]));
+    expect(md).toContain('| 1,000 | 3.00 s (1.50) | n/a | n/a | 2.00 s (0.50) |');
   });
 
   test('replaceSection swaps only the text between the markers', () => {

@@ -21,6 +21,7 @@ import { readBundleHead } from '../src/app/inspect.js';
 import { main } from '../src/cli/main.js';
 import { generateKeyPair } from '../src/core/signing.js';
 import { HostProgram, HostSessionError } from '../src/nix/host-program.js';
+import type { CommandRunner } from '../src/nix/runner.js';
 import { SshHost } from '../src/nix/ssh.js';
 import { NixPlanError } from '../src/core/errors.js';
 import { fleetNix, SwitchControl, systemNix } from './support/nixos-fixture.js';
@@ -37,14 +38,14 @@ interface Run {
   stderr: string;
 }
 
-async function cli(argv: string[]): Promise<Run> {
+async function cli(argv: string[], runner?: CommandRunner): Promise<Run> {
   let stdout = '';
   let stderr = '';
   const io = {
     stdout: { write: (c: string | Uint8Array) => (stdout += c.toString()) },
     stderr: { write: (c: string | Uint8Array) => (stderr += c.toString()) },
   };
-  const code = await main(argv, { io });
+  const code = await main(argv, { io, ...(runner !== undefined && { runner }) });
   return { code, stdout, stderr };
 }
 
@@ -465,6 +466,51 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(forced.stderr).toMatch(/--allow-downgrade: applying anyway/);
       expect(current()).toBe('system-2-link');
       expect(s().control.calls()).toEqual(['d switch ok system-2-link']);
+    });
+
+    test('--build-on local: built here, only the system closure is sent, the host builds nothing', async () => {
+      s().control.reset();
+      server.clearSessions();
+      // "Here" is a machine of the same realm with its own, empty store.
+      const local = new ScratchStore(s().version, {
+        storeDir: s().store.storeDir,
+        root: join(work, `local-${label.replace('.', '')}`),
+      });
+      try {
+        const { code, stdout, stderr } = await cli(
+          [
+            'deploy',
+            s().plans['c'] ?? '',
+            '--host',
+            host(),
+            '--profile',
+            s().profile,
+            '--trusted-key',
+            key.publicKey,
+            '--build-on',
+            'local',
+            '--json',
+            ...ssh(),
+          ],
+          local.runner,
+        );
+        expect(stderr).not.toMatch(/error/);
+        expect(code).toBe(0);
+        const result = JSON.parse(stdout) as { hosts: Record<string, unknown>[] };
+        expect(result.hosts[0]).toMatchObject({ outcome: 'switched', generation: 3, confirmed: true });
+        expect(current()).toBe('system-3-link');
+        expect(s().control.calls()).toEqual(['c switch ok system-3-link']);
+        // Built here; the host got the system's closure and none of the plan's .drv files.
+        const { manifest } = await readBundleHead(s().plans['c'] ?? '');
+        const drv = manifest.roots[0]?.drvPath ?? '';
+        expect(await local.validPaths()).toEqual(expect.arrayContaining([drv, s().systems['c']]));
+        const onHost = await s().store.validPaths();
+        expect(onHost).toContain(s().systems['c']);
+        expect(onHost).not.toContain(drv);
+        expect(received()).toEqual([]);
+      } finally {
+        local.dispose();
+      }
     });
 
     test('two hosts in parallel, one failing, with --keep-going', async () => {

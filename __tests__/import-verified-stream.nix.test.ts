@@ -192,4 +192,37 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
       wipe(target);
     }
   });
+
+  test("nix-store --import's list of every path is the check that all are valid; without it Nix is asked", async () => {
+    // Records the Nix commands after the import; `hideList` hides what nix-store --import prints.
+    // (Bundle B: the first test left bundle A's file holding it.)
+    const importing = async (hideList: boolean): Promise<string[]> => {
+      const target = new ScratchStore(version, { storeDir });
+      const after: string[] = [];
+      let imported = false;
+      const runner: CommandRunner = {
+        run: async (cmd, args, options) => {
+          if (imported) after.push([cmd, ...args].filter((a) => !a.startsWith('/')).join(' '));
+          const isImport = cmd === 'nix-store' && args.includes('--import');
+          const r = await target.runner.run(
+            cmd,
+            args,
+            isImport && hideList ? { ...options, onStdout: () => undefined } : options,
+          );
+          if (isImport) imported = true;
+          return r;
+        },
+      };
+      try {
+        const result = await importPlan(bundleB, { method: 'import' }, { runner, log: silentLogger });
+        expect(result).toMatchObject({ imported: 2, alreadyValid: 0, method: 'import' });
+        expect(await target.validPaths()).toEqual(closureB);
+        return after;
+      } finally {
+        wipe(target);
+      }
+    };
+    expect(await importing(false)).toEqual([]);
+    expect(await importing(true)).toEqual(['nix-store --check-validity --print-invalid']);
+  });
 });

@@ -4,6 +4,7 @@
 //   npm run bench                      1,000 / 10,000 / 30,000 derivations
 //   npm run bench -- --quick           1,000 derivations only, 3 runs (under a minute)
 //   options: --sizes 1000,10000 (or none) --runs N --seed S --levels 3,9,12,19 --nix-bin DIR
+//            --workloads nixpkgs,deep (the generator's closure shapes measured, each at every size)
 //            --profile (node --cpu-prof each nix-plan command once on the largest size)
 //            --write-docs (docs/performance.svg and the figures of docs/performance.md)
 //            --keep (leave the scratch stores in place)  --cli FILE (a built nix-plan to measure)
@@ -29,7 +30,7 @@ import {
 import { loadavg, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateClosure, writeClosure } from '../bench/generate.ts';
+import { generateClosure, WORKLOADS, writeClosure } from '../bench/generate.ts';
 import {
   CommandFailed,
   emptyTrash,
@@ -51,6 +52,7 @@ const { values: opts } = parseArgs({
     sizes: { type: 'string' },
     runs: { type: 'string' },
     seed: { type: 'string', default: '1' },
+    workloads: { type: 'string', default: WORKLOADS.join(',') },
     levels: { type: 'string' },
     'nix-bin': { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -68,6 +70,8 @@ const sizes =
     ? []
     : (opts.sizes ?? (opts.quick ? '1000' : '1000,10000,30000')).split(',').map(Number);
 const seed = Number(opts.seed);
+const workloads = opts.workloads.split(',').filter((w) => w !== '');
+if (workloads.some((w) => !WORKLOADS.includes(w))) throw new Error(`--workloads: of ${WORKLOADS.join(', ')}`);
 const binDir = opts['nix-bin'];
 // Fewer runs where one run takes minutes; the medians of the small sizes steady the ratios.
 const runsFor = (n) =>
@@ -246,11 +250,11 @@ function planJson(args, realm) {
   return { ...r.sample, ...(phases === undefined ? {} : { phases }) };
 }
 
-async function benchSize(count) {
+async function benchSize(count, workload) {
   const runs = runsFor(count);
-  log(`— ${count} derivations, ${runs} runs —`);
-  const gen = join(out, 'gen', `${count}-seed${seed}`);
-  const generated = generateClosure({ count, seed });
+  log(`— ${count} derivations, workload ${workload}, ${runs} runs —`);
+  const gen = join(out, 'gen', `${workload === 'nixpkgs' ? '' : `${workload}-`}${count}-seed${seed}`);
+  const generated = generateClosure({ count, seed, workload });
   writeClosure(gen, generated);
   const alpha = makeRealm(join(work, 'alpha'));
   const beta = makeRealm(join(work, 'beta'));
@@ -270,7 +274,7 @@ async function benchSize(count) {
     sh('nix-store -qR "$1" | xargs nix-store --export | wc -c', [root], alpha).stdout.trim(),
   );
   log(
-    `closure: ${paths.length} paths, ${drvs.length} drvs, median drv ${median(drvSizes)} B, export ${exportBytes} B`,
+    `closure: ${paths.length} paths, ${drvs.length} drvs, median drv ${median(drvSizes)} B, export ${exportBytes} B, longest chain ${generated.depth} drvs`,
   );
 
   // Export: nix-plan vs the closure's export piped through gzip -9.
@@ -433,9 +437,16 @@ async function benchSize(count) {
   else log(`${SSHD} is missing (Debian package openssh-server): deploy is not measured`);
 
   const result = {
+    workload,
     count,
     runs,
-    closure: { paths: paths.length, drvs: drvs.length, medianDrvBytes: median(drvSizes), exportBytes },
+    closure: {
+      paths: paths.length,
+      drvs: drvs.length,
+      medianDrvBytes: median(drvSizes),
+      exportBytes,
+      depth: generated.depth,
+    },
     steps,
     bytes: { bundle: haveBundle ? statSync(bundle).size : undefined, gzip: statSync(gz).size },
     levels,
@@ -629,11 +640,12 @@ try {
     emptyTrash();
   }
   let last;
-  for (const n of sizes) {
-    last = await benchSize(n);
-    results.sizes.push(last.result);
-    emptyTrash();
-  }
+  for (const workload of workloads)
+    for (const n of sizes) {
+      last = await benchSize(n, workload);
+      results.sizes.push(last.result);
+      emptyTrash();
+    }
   if (opts.profile && last !== undefined) results.profiles = profileCommands(last);
 } finally {
   if (!opts.keep) removeTree(work);

@@ -6283,20 +6283,23 @@ async function storeTrust(store) {
 /**
  * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
  * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
- * paths as Nix adds them.
+ * paths as Nix reports them. Returns the paths Nix reported: every path of the stream, each one
+ * added or found valid already (Nix prints them once it has added the last one).
  */
 async function importExport(store, input, onPaths) {
     const args = [...store.storeArgs(), '--import'];
-    // nix-store --import prints each path it adds, one a line, as it adds it.
-    const onStdout = onPaths === undefined
-        ? undefined
-        : (chunk) => onPaths(chunk.filter((b) => b === 0x0a).length);
-    const result = await store.runner.run('nix-store', args, {
-        input,
-        allowFailure: true,
-        ...(onStdout === undefined ? {} : { onStdout }),
-    });
+    // nix-store --import prints each path, one a line.
+    const out = [];
+    const onStdout = (chunk) => {
+        out.push(Buffer.from(chunk));
+        onPaths?.(chunk.filter((b) => b === 0x0a).length);
+    };
+    const result = await store.runner.run('nix-store', args, { input, allowFailure: true, onStdout });
     NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
+    return Buffer.concat(out)
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l !== '');
 }
 /**
  * `nix copy --from FROM [--to STORE] [--derivation] PATHS…` into `store` (its `--store` URI, if
@@ -6853,6 +6856,7 @@ async function checkRoom(manifest, dir, maxSize) {
  */
 async function importPlan(bundlePath, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
+    const started = performance.now();
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
     try {
         const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
@@ -6914,24 +6918,49 @@ async function importPlan(bundlePath, options, deps) {
             if (report.unproven > 0)
                 deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
             const invalid = await validity.invalid();
+            const verifiedAt = performance.now();
+            const timings = () => ({
+                verifyMs: Math.round(verifiedAt - started),
+                importMs: Math.round(performance.now() - verifiedAt),
+            });
             const alreadyValid = paths.length - invalid.size;
             if (invalid.size === 0) {
                 deps.log.info(`all ${paths.length} paths are valid already`);
-                return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
+                return {
+                    manifest,
+                    imported: 0,
+                    alreadyValid,
+                    method: 'none',
+                    addedPaths: () => [],
+                    ...proof,
+                    timings: timings(),
+                };
             }
             // From here on the store changes: whatever stops the import, what it added is removed again.
             const added = paths.filter((p) => invalid.has(p));
             try {
-                const method = await addPaths(store, manifest, options, deps, {
+                const { method, reported } = await addPaths(store, manifest, options, deps, {
                     trusts,
                     count: invalid.size,
                     stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
                 });
                 deps.signal?.throwIfAborted();
-                const still = await invalidAmong(store, paths);
+                // nix-store --import exits 0 and lists every path of the stream only when each one was
+                // added or valid already: then that is the answer, without asking Nix again path by path.
+                const still = everyPathReported(paths, reported)
+                    ? new Set()
+                    : await invalidAmong(store, paths);
                 if (still.size > 0)
                     throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-                return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
+                return {
+                    manifest,
+                    imported: invalid.size,
+                    alreadyValid,
+                    method,
+                    addedPaths: () => added,
+                    ...proof,
+                    timings: timings(),
+                };
             }
             catch (e) {
                 deps.log.info(`the import failed: removing the paths it added…`);
@@ -6957,7 +6986,14 @@ function readStoreFile(store, path) {
         return undefined;
     }
 }
-/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
+/** True when `reported` (Nix's list, in stream order) is exactly `paths`. */
+function everyPathReported(paths, reported) {
+    return (reported !== undefined && reported.length === paths.length && reported.every((p, i) => p === paths[i]));
+}
+/**
+ * Adds the verified stream to the store by `nix-store --import` or the binary-cache route; with
+ * `nix-store --import`, also the paths it reported.
+ */
 async function addPaths(store, manifest, options, deps, how) {
     let method = options.method ?? 'auto';
     if (method === 'auto') {
@@ -6970,8 +7006,8 @@ async function addPaths(store, manifest, options, deps, how) {
         // nix-store --import prints each path it adds: one tick per line.
         const importing = progressOf(deps).start('importing with nix-store --import', how.count);
         try {
-            await importExport(store, how.stream(), (n) => importing.tick(n));
-            return 'import';
+            const reported = await importExport(store, how.stream(), (n) => importing.tick(n));
+            return { method: 'import', reported };
         }
         catch (e) {
             if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e))
@@ -6985,7 +7021,7 @@ async function addPaths(store, manifest, options, deps, how) {
     const copyImport = deps.copyImport ?? binaryCacheCopyImport();
     // The cache is made beside (not inside) the private dir: the Nix client may be another user.
     await copyImport(how.stream(), { store: options.store, manifest }, deps);
-    return 'copy';
+    return { method: 'copy' };
 }
 
 ;// CONCATENATED MODULE: ./src/app/signing-policy.ts

@@ -7,7 +7,7 @@ import { relocatePlan } from '../app/relocate.js';
 import { inspectPlan } from '../app/inspect.js';
 import { diffPlanSources } from '../app/diff.js';
 import { trustReportOf } from '../core/bundle/index.js';
-import { parsePublicKey } from '../core/signing.js';
+import { formatPublicKey, parsePublicKey, parseSecretKey, publicKeyOf } from '../core/signing.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
 import { PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
@@ -59,7 +59,18 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   if (settings.signingKey !== undefined) io.setSecret(settings.signingKey);
   if (settings.source.kind === 'artifact' && settings.source.token !== undefined)
     io.setSecret(settings.source.token);
-  const compare = compareInputs(io, PromoteInput, settings.promotedName, settings.artifactDir);
+  const inputs = compareInputs(io, PromoteInput, settings.promotedName, settings.artifactDir);
+  // The previous promotion into this realm was signed by this realm's key: the summary says so.
+  const compare =
+    inputs === undefined || settings.signingKey === undefined
+      ? inputs
+      : {
+          ...inputs,
+          trustedKeys: [
+            ...inputs.trustedKeys,
+            formatPublicKey(publicKeyOf(parseSecretKey(settings.signingKey))),
+          ],
+        };
 
   const transport = (): ArtifactTransport => deps.transport(settings.artifactDir);
   if (settings.noCheckSigs && settings.trustedKeys.length === 0)

@@ -69,6 +69,11 @@ export interface ImportResult {
   /** Build outputs accepted without proof (with `noCheckSigs`). */
   readonly unproven: number;
   readonly noCheckSigs: boolean;
+  /**
+   * Milliseconds spent copying and verifying the bundle (Nix's answers about the store included),
+   * and adding its paths to the store and checking that they are valid.
+   */
+  readonly timings: { verifyMs: number; importMs: number };
 }
 
 export type { CopyImport } from './binary-cache.js';
@@ -230,6 +235,7 @@ export async function importPlan(
   deps: ImportDeps,
 ): Promise<ImportResult> {
   const store = new NixStore(deps.runner, { store: options.store });
+  const started = performance.now();
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-import-'));
   try {
     const copy = join(dir, 'bundle.nixplan');
@@ -298,27 +304,52 @@ export async function importPlan(
           `--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`,
         );
       const invalid = await validity.invalid();
+      const verifiedAt = performance.now();
+      const timings = (): ImportResult['timings'] => ({
+        verifyMs: Math.round(verifiedAt - started),
+        importMs: Math.round(performance.now() - verifiedAt),
+      });
       const alreadyValid = paths.length - invalid.size;
       if (invalid.size === 0) {
         deps.log.info(`all ${paths.length} paths are valid already`);
-        return { manifest, imported: 0, alreadyValid, method: 'none', addedPaths: () => [], ...proof };
+        return {
+          manifest,
+          imported: 0,
+          alreadyValid,
+          method: 'none',
+          addedPaths: () => [],
+          ...proof,
+          timings: timings(),
+        };
       }
       // From here on the store changes: whatever stops the import, what it added is removed again.
       const added = paths.filter((p) => invalid.has(p));
       try {
-        const method = await addPaths(store, manifest, options, deps, {
+        const { method, reported } = await addPaths(store, manifest, options, deps, {
           trusts,
           count: invalid.size,
           stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
         });
         deps.signal?.throwIfAborted();
-        const still = await invalidAmong(store, paths);
+        // nix-store --import exits 0 and lists every path of the stream only when each one was
+        // added or valid already: then that is the answer, without asking Nix again path by path.
+        const still = everyPathReported(paths, reported)
+          ? new Set<string>()
+          : await invalidAmong(store, paths);
         if (still.size > 0)
           throw new NixPlanError(
             'nix',
             `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
           );
-        return { manifest, imported: invalid.size, alreadyValid, method, addedPaths: () => added, ...proof };
+        return {
+          manifest,
+          imported: invalid.size,
+          alreadyValid,
+          method,
+          addedPaths: () => added,
+          ...proof,
+          timings: timings(),
+        };
       } catch (e) {
         deps.log.info(`the import failed: removing the paths it added…`);
         const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
@@ -342,7 +373,17 @@ function readStoreFile(store: NixStore, path: string): Uint8Array | undefined {
   }
 }
 
-/** Adds the verified stream to the store by `nix-store --import` or the binary-cache route. */
+/** True when `reported` (Nix's list, in stream order) is exactly `paths`. */
+function everyPathReported(paths: readonly string[], reported: readonly string[] | undefined): boolean {
+  return (
+    reported !== undefined && reported.length === paths.length && reported.every((p, i) => p === paths[i])
+  );
+}
+
+/**
+ * Adds the verified stream to the store by `nix-store --import` or the binary-cache route; with
+ * `nix-store --import`, also the paths it reported.
+ */
 async function addPaths(
   store: NixStore,
   manifest: BundleManifest,
@@ -353,7 +394,7 @@ async function addPaths(
     count: number;
     stream: () => AsyncIterable<Uint8Array>;
   },
-): Promise<'import' | 'copy'> {
+): Promise<{ method: 'import' | 'copy'; reported?: string[] }> {
   let method = options.method ?? 'auto';
   if (method === 'auto') {
     const trust: StoreTrust = await (how.trusts ?? settle(storeTrust(store))).then((r) => r());
@@ -364,8 +405,8 @@ async function addPaths(
     // nix-store --import prints each path it adds: one tick per line.
     const importing = progressOf(deps).start('importing with nix-store --import', how.count);
     try {
-      await importExport(store, how.stream(), (n) => importing.tick(n));
-      return 'import';
+      const reported = await importExport(store, how.stream(), (n) => importing.tick(n));
+      return { method: 'import', reported };
     } catch (e) {
       if (options.method === 'import' || !(e instanceof NixCommandError) || !isSignatureRefusal(e)) throw e;
       deps.log.info('the store wants signatures from this user: importing through a binary cache instead');
@@ -376,5 +417,5 @@ async function addPaths(
   const copyImport: CopyImport = deps.copyImport ?? binaryCacheCopyImport();
   // The cache is made beside (not inside) the private dir: the Nix client may be another user.
   await copyImport(how.stream(), { store: options.store, manifest }, deps);
-  return 'copy';
+  return { method: 'copy' };
 }

@@ -45,25 +45,27 @@ export async function storeTrust(store: NixStore): Promise<StoreTrust> {
 /**
  * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
  * NixCommandError (see `isSignatureRefusal` for the store wanting signatures). `onPaths` counts the
- * paths as Nix adds them.
+ * paths as Nix reports them. Returns the paths Nix reported: every path of the stream, each one
+ * added or found valid already (Nix prints them once it has added the last one).
  */
 export async function importExport(
   store: NixStore,
   input: Uint8Array | AsyncIterable<Uint8Array>,
   onPaths?: (count: number) => void,
-): Promise<void> {
+): Promise<string[]> {
   const args = [...store.storeArgs(), '--import'];
-  // nix-store --import prints each path it adds, one a line, as it adds it.
-  const onStdout =
-    onPaths === undefined
-      ? undefined
-      : (chunk: Uint8Array): void => onPaths(chunk.filter((b) => b === 0x0a).length);
-  const result = await store.runner.run('nix-store', args, {
-    input,
-    allowFailure: true,
-    ...(onStdout === undefined ? {} : { onStdout }),
-  });
+  // nix-store --import prints each path, one a line.
+  const out: Buffer[] = [];
+  const onStdout = (chunk: Uint8Array): void => {
+    out.push(Buffer.from(chunk));
+    onPaths?.(chunk.filter((b) => b === 0x0a).length);
+  };
+  const result = await store.runner.run('nix-store', args, { input, allowFailure: true, onStdout });
   NixCommandError.check('nix-store', args, result, { what: 'nix-store --import' });
+  return Buffer.concat(out)
+    .toString('utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 }
 
 /**
