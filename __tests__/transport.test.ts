@@ -214,13 +214,24 @@ describe('GitHubArtifactTransport over the real client and a fake artifact servi
     await makeTransport(run).upload(sampleFile().path, 'dead.nixplan');
     server.inject({ kind: 'dead-signed-url' });
     const dest = scratch();
+    // The client pauses 5 s between its 5 attempts, which no option changes: the pauses are cut
+    // short here (and counted), the attempts and the failure are the client's own.
+    const realSetTimeout = globalThis.setTimeout;
+    let pauses = 0;
+    globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...rest: unknown[]) => {
+      if (ms !== 5000) return realSetTimeout(fn, ms, ...rest);
+      pauses++;
+      return realSetTimeout(fn, 10, ...rest);
+    }) as typeof setTimeout;
     try {
       await expect(makeTransport(run).download({ name: 'dead.nixplan' }, dest)).rejects.toThrow(
         /downloading artifact "dead.nixplan" failed/,
       );
     } finally {
+      globalThis.setTimeout = realSetTimeout;
       server.clearFaults();
     }
+    expect(pauses).toBe(5);
     expect(readdirSync(dest)).toEqual([]);
   });
 
