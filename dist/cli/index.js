@@ -15782,7 +15782,8 @@ async function exportPlan(options, deps) {
     // A build output evaluation read proves itself to nobody: a `sources` plan carries one signed.
     const unsigned = keys.length === 0 ? closure.builtInputs?.find((b) => b.path === b.output) : undefined;
     if (unsigned !== undefined)
-        throw refuseUnsignedBuiltInput(unsigned);
+        throw builtInputRefusal(unsigned, "a 'sources' bundle carries a build output only signed, since nothing else proves what it holds: " +
+            'export with --sign-key (readers then give the public key with --trusted-key)');
     const { counts, narBytes } = tally([]);
     let paths = 0;
     // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
@@ -15824,8 +15825,10 @@ async function exportPlan(options, deps) {
             carried.add(o.path);
             if (o.kind !== 'drv')
                 members.push({ path: o.path, kind: o.kind, deriver: o.deriver });
+            // A 'drvs' bundle carries only what evaluation writes.
             if (o.kind === 'output' && include === 'drvs')
-                refuseBuiltInput(o);
+                throw builtInputRefusal({ path: o.path, output: o.path, deriver: o.deriver }, "a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
+                    '(relocating the plan to another store dir is then refused: native evaluation there would build it again)');
             const problem = entryLimitProblem({ ...o, fileSize: o.file?.bytes.length }, readerLimits);
             if (problem !== undefined)
                 overLimits.push(problem);
@@ -15896,22 +15899,11 @@ async function exportPlan(options, deps) {
     };
 }
 /**
- * Refuses a build output in a plan-only bundle, naming it: evaluation read it (import from
- * derivation, or builtins.storePath), and a 'drvs' bundle carries only what evaluation writes.
+ * The refusal of a build output the plan depends on (evaluation read it: import from derivation, or
+ * builtins.storePath), naming it, and `why` the bundle cannot carry it.
  */
-function refuseBuiltInput(o) {
-    throw new errors_NixPlanError('closure', `${describeBuiltInput({ path: o.path, output: o.path, deriver: o.deriver })}; the plan depends on it, ` +
-        "and a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
-        '(relocating the plan to another store dir is then refused: native evaluation there would build it again)');
-}
-/**
- * Refuses a build output a `sources` plan would carry without a signature, which its readers would
- * refuse: nothing but a trusted key's signature proves what a build output holds.
- */
-function refuseUnsignedBuiltInput(b) {
-    return new errors_NixPlanError('closure', `${describeBuiltInput(b)}; the plan depends on it, and a 'sources' bundle carries a build output ` +
-        'only signed, since nothing else proves what it holds: export with --sign-key (readers then give ' +
-        'the public key with --trusted-key)');
+function builtInputRefusal(b, why) {
+    return new errors_NixPlanError('closure', `${describeBuiltInput(b)}; the plan depends on it, and ${why}`);
 }
 /** What export tells the user about a build output the plan depends on, and what --include does. */
 function explainBuiltInput(b, include, derivationCarried) {
