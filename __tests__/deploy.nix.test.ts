@@ -24,12 +24,22 @@ import { HostProgram, HostSessionError } from '../src/nix/host-program.js';
 import type { CommandRunner } from '../src/nix/runner.js';
 import { SshHost } from '../src/nix/ssh.js';
 import { NixPlanError } from '../src/core/errors.js';
+import { generationNumber } from '../src/app/deploy/activation.js';
 import { fleetNix, SwitchControl, systemNix } from './support/nixos-fixture.js';
 import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
-import { sshdAvailable, SshServer } from './support/sshd.js';
+import {
+  allowSudo,
+  ensureLoginUser,
+  LOGIN_USER,
+  sshdAvailable,
+  SshServer,
+  sudoProblem,
+} from './support/sshd.js';
 
 const versions = sshdAvailable() ? nixVersions() : [];
 const describeSsh = versions.length > 0 ? describe : describe.skip;
+/** Why the --use-sudo test cannot run here (CI has root and sudo: there it never skips). */
+const noSudo = versions.length > 0 ? sudoProblem() : 'no SSH server';
 
 /** Output and exit code of one `nix-plan` run. */
 interface Run {
@@ -585,5 +595,49 @@ describeSsh('nix-plan deploy over SSH', () => {
         `web switch ok system-1-link`,
       ]);
     });
+
+    (noSudo === undefined ? test : test.skip)(
+      `a non-root login: refused without --use-sudo, nothing changed; with it the switch runs as root${noSudo === undefined ? '' : ` (skipped: ${noSudo})`}`,
+      async () => {
+        ensureLoginUser();
+        server.openToOtherUsers();
+        const removeRule = allowSudo();
+        try {
+          const login = `${LOGIN_USER}@${host()}`;
+          const before = await s().store.validPaths();
+          const generation = current();
+          s().control.reset();
+          server.clearSessions();
+          const args = ['deploy', s().plans['b'] ?? '', '--host', login, '--profile', s().profile];
+          const common = ['--trusted-key', key.publicKey, '--allow-downgrade', ...ssh()];
+          const refused = await cli([...args, ...common]);
+          expect(refused.code).toBe(12);
+          expect(refused.stderr).toMatch(
+            /the login on the host is uid \d+, not root: .* log in as root, or as a user allowed `sudo -n` with --use-sudo/,
+          );
+          // Nothing of the plan went there; the store, profile and temp dir are as they were.
+          expect(server.sessions()).toEqual(['nix-plan-host probe']);
+          expect(await s().store.validPaths()).toEqual(before);
+          expect(current()).toBe(generation);
+          expect(s().control.calls()).toEqual([]);
+          expect(received()).toEqual([]);
+
+          const run = await cli([...args, '--use-sudo', '--json', ...common]);
+          expect(run.stderr).not.toMatch(/error/);
+          expect(run.code).toBe(0);
+          const result = JSON.parse(run.stdout) as { hosts: Record<string, unknown>[] };
+          const next = (generationNumber(generation) ?? 0) + 1;
+          expect(result.hosts[0]).toMatchObject({ outcome: 'switched', generation: next, confirmed: true });
+          expect(current()).toBe(`system-${next}-link`);
+          expect(readlinkSync(`${s().profile}-${next}-link`)).toBe(s().systems['b']);
+          expect(s().control.calls()).toEqual([`b switch ok system-${next}-link`]);
+          // sudo made it root: switch-to-configuration ran as uid 0.
+          expect(s().control.uid('b')).toBe(0);
+          expect(received()).toEqual([]);
+        } finally {
+          removeRule();
+        }
+      },
+    );
   });
 });

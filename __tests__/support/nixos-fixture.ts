@@ -1,8 +1,9 @@
 // Stand-ins for NixOS systems: derivations named nixos-system-LABEL-1.0, with the packages they are
 // given in their runtime closure, whose bin/switch-to-configuration records each call (label,
-// action, mode, the profile's link at the time) in CONTROL/log and does what CONTROL/mode-LABEL
-// says: ok, fail, cut (drop every SSH connection of the test server, as a configuration that breaks
-// the network would) or hang (until CONTROL/release-LABEL exists).
+// action, mode, the profile's link at the time) in CONTROL/log and its uid in CONTROL/uid-LABEL,
+// and does what CONTROL/mode-LABEL says: ok, fail, cut (drop every SSH connection of the test
+// server, as a configuration that breaks the network would) or hang (until CONTROL/release-LABEL
+// exists).
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -38,6 +39,7 @@ builtins.derivation {
     #!/bin/sh
     mode=$(cat "\${control}/mode-\${label}" 2>/dev/null || echo ok)
     echo "\${label} $1 $mode $(/bin/readlink \${profile} 2>/dev/null)" >> \${control}/log
+    /usr/bin/id -u > \${control}/uid-\${label}
     echo "\${label}: switch-to-configuration $1"
     echo "would restart: \${label}-unit.service" >&2
     case $mode in
@@ -84,6 +86,12 @@ export class SwitchControl {
     writeFileSync(join(this.dir, `release-${label}`), '');
   }
 
+  /** The uid LABEL's switch-to-configuration last ran as. */
+  uid(label: string): number | undefined {
+    const file = join(this.dir, `uid-${label}`);
+    return existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined;
+  }
+
   /** The calls so far: "LABEL ACTION MODE PROFILE-LINK". */
   calls(): string[] {
     const log = join(this.dir, 'log');
@@ -101,6 +109,7 @@ export class SwitchControl {
     for (const f of ['a', 'b', 'c', 'web', 'db']) {
       rmSync(join(this.dir, `mode-${f}`), { force: true });
       rmSync(join(this.dir, `release-${f}`), { force: true });
+      rmSync(join(this.dir, `uid-${f}`), { force: true });
     }
   }
 }

@@ -8205,11 +8205,12 @@ tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp
 probe() {
   profile=$(resolve_profile "$1")
   say protocol ${HOST_PROTOCOL}
+  # First: who we are explains a failure of what follows (a login that cannot reach the store).
+  say uid "$(id -u)"
   v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
   say nix "$v"
   sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
   say store-dir "$sd"
-  say uid "$(id -u)"
   if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
   if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
   if cur=$(abs_link "$profile"); then
@@ -8640,6 +8641,11 @@ function parseClosures(markers, storeDir, label) {
         new: now,
     };
 }
+/** Why a login that is not root cannot activate, and what to do about it. */
+function notRootText(uid) {
+    return (`the login on the host is uid ${uid}, not root: building into the host's store, setting the system ` +
+        'profile and switching need root there; log in as root, or as a user allowed `sudo -n` with --use-sudo');
+}
 /** The phases of the host program on one host. */
 class HostProgram {
     shell;
@@ -8681,7 +8687,17 @@ class HostProgram {
     /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
     async probe(profile, signal) {
         const result = await this.shell.run(this.argv('probe', [profile]), { signal });
-        const m = this.check(result, 'the probe');
+        let m;
+        try {
+            m = this.check(result, 'the probe');
+        }
+        catch (e) {
+            // A refusal by a login that is not root: that is the likelier cause, say so.
+            const uid = num(last(parseMarkers(result.stdout), 'uid'));
+            if (e instanceof HostSessionError || !(e instanceof errors_NixPlanError) || uid === undefined || uid === 0)
+                throw e;
+            throw new errors_NixPlanError(e.code, `${e.message}\n(${notRootText(uid)})`, { cause: e });
+        }
         const protocol = last(m, 'protocol');
         if (protocol !== String(HOST_PROTOCOL))
             throw new errors_NixPlanError('host', `${this.shell.label}: the host program answered in protocol ${protocol}`);
@@ -9826,6 +9842,7 @@ function checkFreshness(manifest, bytes, checks, target, now, log) {
 
 
 
+
 /** Every transfer encoding, for parsing and help texts. */
 const TRANSFER_ENCODINGS = ['auto', 'zstd', 'none'];
 /** Every place a deploy can build, for parsing and help texts. */
@@ -9835,6 +9852,8 @@ function checkProbe(job, manifest, probe, activating = true) {
     if (probe.storeDir !== manifest.storeDir)
         throw new errors_NixPlanError('realm', `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
             "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent");
+    if (activating && probe.uid !== 0)
+        throw new errors_NixPlanError('host', `${job.label}: ${notRootText(probe.uid)}; nothing was sent`);
     if (activating && probe.busy !== undefined)
         throw new errors_NixPlanError('host', `${job.label}: another activation is running on the host${probe.busy === '' ? '' : ` (process ${probe.busy})`}; nothing was sent`);
 }

@@ -209,6 +209,14 @@ export function parseClosures(
   };
 }
 
+/** Why a login that is not root cannot activate, and what to do about it. */
+export function notRootText(uid: number): string {
+  return (
+    `the login on the host is uid ${uid}, not root: building into the host's store, setting the system ` +
+    'profile and switching need root there; log in as root, or as a user allowed `sudo -n` with --use-sudo'
+  );
+}
+
 /** Options of a host program. */
 export interface HostProgramOptions {
   /** Run the program with `sudo -n` (a non-root login allowed to). */
@@ -286,7 +294,16 @@ export class HostProgram {
   /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
   async probe(profile: string, signal?: AbortSignal): Promise<HostProbe> {
     const result = await this.shell.run(this.argv('probe', [profile]), { signal });
-    const m = this.check(result, 'the probe');
+    let m: [string, string][];
+    try {
+      m = this.check(result, 'the probe');
+    } catch (e) {
+      // A refusal by a login that is not root: that is the likelier cause, say so.
+      const uid = num(last(parseMarkers(result.stdout), 'uid'));
+      if (e instanceof HostSessionError || !(e instanceof NixPlanError) || uid === undefined || uid === 0)
+        throw e;
+      throw new NixPlanError(e.code, `${e.message}\n(${notRootText(uid)})`, { cause: e });
+    }
     const protocol = last(m, 'protocol');
     if (protocol !== String(HOST_PROTOCOL))
       throw new NixPlanError(

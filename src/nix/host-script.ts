@@ -160,11 +160,12 @@ tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp
 probe() {
   profile=$(resolve_profile "$1")
   say protocol ${HOST_PROTOCOL}
+  # First: who we are explains a failure of what follows (a login that cannot reach the store).
+  say uid "$(id -u)"
   v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
   say nix "$v"
   sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
   say store-dir "$sd"
-  say uid "$(id -u)"
   if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
   if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
   if cur=$(abs_link "$profile"); then

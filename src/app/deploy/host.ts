@@ -9,7 +9,7 @@ import { finished } from 'node:stream/promises';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { exportStream, type BundleSource } from '../../core/bundle/reader.js';
 import { NixPlanError } from '../../core/errors.js';
-import type { HostProbe, HostProgram } from '../../nix/host-program.js';
+import { notRootText, type HostProbe, type HostProgram } from '../../nix/host-program.js';
 import { FileInput } from '../../nix/runner.js';
 import { NixStore } from '../../nix/store.js';
 import { progressOf, type Deps, type Logger } from '../deps.js';
@@ -79,6 +79,8 @@ export function checkProbe(
       `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
         "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent",
     );
+  if (activating && probe.uid !== 0)
+    throw new NixPlanError('host', `${job.label}: ${notRootText(probe.uid)}; nothing was sent`);
   if (activating && probe.busy !== undefined)
     throw new NixPlanError(
       'host',
