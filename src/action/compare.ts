@@ -23,7 +23,7 @@ import {
   parseTrustedKeys,
   type EnvReader,
   type InputReader,
-} from './settings.js';
+} from './inputs.js';
 
 /** Where the plan to compare with is. */
 export type CompareSource =
