@@ -40,7 +40,7 @@ import { parsePublicKey, parseSecretKey, secretKeyTexts } from '../core/signing.
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable, fileDigest } from './files.js';
 import { assertSignable } from './signing-policy.js';
-import { checkCopyDigest } from './import.js';
+import { checkCopyDigest } from './private-copy.js';
 import { keptEntries, rereadEntries } from './relocated-export.js';
 import { ScratchFile } from './scratch-file.js';
 import { verifyWithProgress } from './verify.js';
