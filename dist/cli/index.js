@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 120:
+/***/ 813:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -6593,6 +6593,100 @@ function binaryCacheCopyImport(settings = {}) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/app/files.ts
+// Checks on the files a use case will write, made before the long work so a typo fails fast, and
+// the digest of a file read.
+
+
+
+
+
+/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
+async function assertWritable(path) {
+    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
+    }
+}
+/** `sha256:<hex>` of a file's bytes, streamed. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: ./src/app/private-copy.ts
+// The private copy an import works from: its digest, the room it needs, and the file that
+// receives its verified export stream for `nix-store --import` to read.
+
+
+
+
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    /** Closes the file (it stays for its reader). */
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
+async function checkCopyDigest(copy, digest, bundlePath) {
+    const want = digest.replace(/^sha256:/, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(want))
+        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
+    const got = (await fileDigest(copy)).replace(/^sha256:/, '');
+    if (got !== want)
+        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
+}
+/**
+ * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
+ * temp dir has no room for (its verified stream is written there).
+ */
+async function checkRoom(manifest, dir, maxSize) {
+    const size = manifest.stream.size;
+    if (maxSize !== undefined && size > maxSize)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
+    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+    if (fs !== undefined && fs.bavail * fs.bsize < size)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
+}
+
 ;// CONCATENATED MODULE: ./src/nix/gc.ts
 // Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
 // to and no GC root (or running process) holds, and refuses the others ("still alive").
@@ -6669,6 +6763,67 @@ function withRollbackNote(error, result) {
     return error;
 }
 
+;// CONCATENATED MODULE: ./src/app/validity.ts
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    /** Adds a path to ask about; a full batch is sent at once. */
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+
 ;// CONCATENATED MODULE: ./src/app/verify.ts
 // verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
 // bundle verifier in core/bundle/), without touching a store, with progress.
@@ -6740,130 +6895,6 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 /** The import methods, for option parsing. */
 const IMPORT_METHODS = ['auto', 'import', 'copy'];
 
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
-    }
-}
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/** The sha256 of a file, as hex. */
-async function sha256OfFile(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(c);
-    return hash.digest('hex');
-}
-/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-async function checkCopyDigest(copy, digest, bundlePath) {
-    const want = digest.replace(/^sha256:/, '').toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(want))
-        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
-    const got = await sha256OfFile(copy);
-    if (got !== want)
-        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
-}
-/**
- * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
- * temp dir has no room for (its verified stream is written there).
- */
-async function checkRoom(manifest, dir, maxSize) {
-    const size = manifest.stream.size;
-    if (maxSize !== undefined && size > maxSize)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
-    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
-    if (fs !== undefined && fs.bavail * fs.bsize < size)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
-}
 /**
  * Copies the bundle into a private directory and verifies the copy completely, so nothing
  * unverified can reach the store even if the original changes meanwhile; the verified export
@@ -9054,7 +9085,7 @@ async function activateSafely(program, request, io) {
 
 
 /** `sha256:<hex>` of a file, read as a stream. */
-async function fileDigest(path) {
+async function digest_fileDigest(path) {
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
         hash.update(chunk);
@@ -9608,7 +9639,7 @@ async function deployPlan(bundlePath, options, deps) {
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes: no part of the plan is sent before both.
         const verified = verifyForDeploy(source, options, !push, deps);
-        const digest = fileDigest(bundlePath);
+        const digest = digest_fileDigest(bundlePath);
         const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
         // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
         const probing = new AbortController();
@@ -11081,7 +11112,7 @@ async function applyPlan(bundlePath, options, deps) {
     if (built !== system ||
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
         throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
-    const digest = await fileDigest(bundlePath);
+    const digest = await digest_fileDigest(bundlePath);
     const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
     deps.log.info(`activating ${system} (${action})`);
     const outcome = await activateSafely(program, {
@@ -15174,32 +15205,6 @@ function narOf(path) {
     return dumpPath(p);
 }
 
-;// CONCATENATED MODULE: ./src/app/files.ts
-// Checks on the files a use case will write, made before the long work so a typo fails fast, and
-// the digest of a file read.
-
-
-
-
-
-/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
-async function assertWritable(path) {
-    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
-    }
-    catch (e) {
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
-    }
-}
-/** `sha256:<hex>` of a file's bytes, streamed. */
-async function files_fileDigest(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(chunk);
-    return `sha256:${hash.digest('hex')}`;
-}
-
 ;// CONCATENATED MODULE: ./src/nix/flake-metadata.ts
 
 
@@ -15351,97 +15356,14 @@ function sameRepository(remoteUrl, repository) {
     return tail.endsWith(`/${want}`) || tail.endsWith(`:${want}`);
 }
 
-;// CONCATENATED MODULE: ./src/app/relocate.ts
-// relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
-// verified private copy collects what relocation needs (drv/text bytes, in a scratch file when
-// there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
-// is written straight from the relocation. Only sources too large to hold need a second pass to
-// copy their NARs through.
+;// CONCATENATED MODULE: ./src/app/relocated-export.ts
+// The relocated export stream a relocated bundle is written from: in relocation order from the
+// NARs kept while verifying, or in the bundle's order by reading the verified copy again when its
+// sources were too large to keep.
 
 
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
-const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
-/** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
-const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
-/**
- * .drv and text bytes up to this many (by the manifest) are held in memory until each is
- * relocated; beyond, they are written to a scratch file in the private directory and read back
- * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
- * are ~180 MB).
- */
-const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
-/**
- * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
- * appended is gathered in a buffer and written in large pieces.
- */
-class ScratchFile {
-    fd;
-    pending = Buffer.allocUnsafeSlow(1024 * 1024);
-    used = 0;
-    written = 0;
-    constructor(path) {
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx+', 0o600);
-    }
-    /** Appends `bytes` (copied); returns what reads them back. */
-    append(bytes) {
-        const length = bytes.length;
-        if (this.used + length > this.pending.length)
-            this.flush();
-        const at = this.written + this.used;
-        if (length > this.pending.length)
-            this.writeAll(bytes);
-        else {
-            this.pending.set(bytes, this.used);
-            this.used += length;
-        }
-        return () => this.read(at, length);
-    }
-    read(at, length) {
-        if (at + length > this.written)
-            this.flush();
-        const out = new Uint8Array(length);
-        let done = 0;
-        while (done < length) {
-            const n = (0,external_node_fs_namespaceObject.readSync)(this.fd, out, done, length - done, at + done);
-            if (n === 0)
-                throw new errors_NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
-            done += n;
-        }
-        return out;
-    }
-    flush() {
-        this.writeAll(this.pending.subarray(0, this.used));
-        this.used = 0;
-    }
-    writeAll(bytes) {
-        let done = 0;
-        while (done < bytes.length)
-            done += (0,external_node_fs_namespaceObject.writeSync)(this.fd, bytes, done, bytes.length - done, this.written + done);
-        this.written += bytes.length;
-    }
-    close() {
-        (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-    }
-}
 /**
  * The relocated export in relocation (dependency) order, made while it is written, from the NARs
  * kept in the first pass; `seen` is called with each relocated object first. An entry whose
@@ -15502,6 +15424,106 @@ async function* rereadEntries(bundle, steps, relocation, seen) {
         };
     }
 }
+
+;// CONCATENATED MODULE: ./src/app/scratch-file.ts
+// A scratch file: bytes appended and read back by offset, synchronously (relocation is), so that
+// what a large closure needs later is held by the page cache instead of the process.
+
+
+/**
+ * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
+ * appended is gathered in a buffer and written in large pieces.
+ */
+class ScratchFile {
+    fd;
+    pending = Buffer.allocUnsafeSlow(1024 * 1024);
+    used = 0;
+    written = 0;
+    constructor(path) {
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx+', 0o600);
+    }
+    /** Appends `bytes` (copied); returns what reads them back. */
+    append(bytes) {
+        const length = bytes.length;
+        if (this.used + length > this.pending.length)
+            this.flush();
+        const at = this.written + this.used;
+        if (length > this.pending.length)
+            this.writeAll(bytes);
+        else {
+            this.pending.set(bytes, this.used);
+            this.used += length;
+        }
+        return () => this.read(at, length);
+    }
+    read(at, length) {
+        if (at + length > this.written)
+            this.flush();
+        const out = new Uint8Array(length);
+        let done = 0;
+        while (done < length) {
+            const n = (0,external_node_fs_namespaceObject.readSync)(this.fd, out, done, length - done, at + done);
+            if (n === 0)
+                throw new errors_NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
+            done += n;
+        }
+        return out;
+    }
+    flush() {
+        this.writeAll(this.pending.subarray(0, this.used));
+        this.used = 0;
+    }
+    writeAll(bytes) {
+        let done = 0;
+        while (done < bytes.length)
+            done += (0,external_node_fs_namespaceObject.writeSync)(this.fd, bytes, done, bytes.length - done, this.written + done);
+        this.written += bytes.length;
+    }
+    /** Closes the file (removing it is the caller's). */
+    close() {
+        (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/relocate.ts
+// relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
+// verified private copy collects what relocation needs (drv/text bytes, in a scratch file when
+// there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
+// is written straight from the relocation. Only sources too large to hold need a second pass to
+// copy their NARs through.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
+const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
+/** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
+const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
+/**
+ * .drv and text bytes up to this many (by the manifest) are held in memory until each is
+ * relocated; beyond, they are written to a scratch file in the private directory and read back
+ * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
+ * are ~180 MB).
+ */
+const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
 /**
  * Refuses a build output of the bundle, saying what it is: a fixed output whose hash nix-plan
  * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from
@@ -15550,7 +15572,7 @@ async function relocatePlan(bundlePath, options, deps) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
-        const inputDigest = options.recordPromotion === false ? undefined : await files_fileDigest(copy);
+        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
         if (options.digest !== undefined)
             await checkCopyDigest(copy, options.digest, bundlePath);
         // Messages name the user's file, not the private copy they are about.
@@ -16029,7 +16051,7 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
         if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await files_fileDigest(copy), rfc3339(now())));
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
         return result;
     }
     finally {
@@ -16362,7 +16384,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(120);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(813);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
