@@ -7,7 +7,7 @@ import {
   InputError,
   parseArtifactName,
   parseBoolean,
-  parseInteger,
+  parseRunId,
   parseTrustedKeys,
   type EnvReader,
   type InputReader,
@@ -54,13 +54,7 @@ export function unprovenOrigin(source: PlanSource): string | undefined {
 export function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
   const bundle = input(FetchInput.Bundle);
   const name = input(FetchInput.ArtifactName);
-  const runId = parseInteger(
-    FetchInput.RunId,
-    input(FetchInput.RunId),
-    1,
-    Number.MAX_SAFE_INTEGER,
-    undefined,
-  );
+  const runId = parseRunId(FetchInput.RunId, input(FetchInput.RunId));
   const token = input(FetchInput.GithubToken);
   const repository = input(FetchInput.Repository);
   // artifact-name has a default (which the runner passes like a given value): only another name conflicts.

@@ -58,6 +58,11 @@ export function parseInteger<T extends number | undefined>(
   return Number(value);
 }
 
+/** A workflow run's id (a positive integer), or undefined when empty. */
+export function parseRunId(input: string, value: string): number | undefined {
+  return parseInteger(input, value, 1, Number.MAX_SAFE_INTEGER, undefined);
+}
+
 /** One of `choices`, or `fallback` when empty. */
 export function parseChoice<T extends string>(
   input: string,
