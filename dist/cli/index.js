@@ -276,6 +276,48 @@ function openInput(path) {
         throw new errors_NixPlanError('internal', `cannot open '${path}' as standard input: ${e.message}`);
     }
 }
+/**
+ * Starts `cmd args` with `input` as its standard input (a `FileInput` is handed to the child as
+ * its descriptor: no pipe, no copying through this process; other input is piped and a child
+ * that exits early just closes its end), gathering standard output (unless `passStdout`: then
+ * `onStdout` alone gets it) and keeping the tail of standard error. The caller listens for the
+ * child's 'error' and 'close'.
+ */
+function startChild(cmd, args, spawnOptions, io) {
+    const fileFd = io.input instanceof FileInput ? openInput(io.input.path) : undefined;
+    let child;
+    try {
+        child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+            ...spawnOptions,
+            stdio: [fileFd ?? (io.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+        });
+    }
+    finally {
+        // The child has its own copy of the descriptor once spawned.
+        if (fileFd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fileFd);
+    }
+    const out = [];
+    let err = '';
+    child.stdout?.on('data', (c) => {
+        if (io.passStdout !== true)
+            out.push(c);
+        io.onStdout?.(c);
+    });
+    child.stderr?.on('data', (c) => {
+        io.onStderr?.(c);
+        err += c.toString('utf8');
+        if (err.length > STDERR_KEEP * 2)
+            err = err.slice(-STDERR_KEEP);
+    });
+    if (io.input !== undefined && fileFd === undefined && child.stdin !== null) {
+        const input = io.input;
+        const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
+        // A child that exits early closes its stdin; its exit status tells the real story.
+        (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
+    }
+    return { child, stdout: () => Buffer.concat(out), stderr: () => err };
+}
 /** A CommandRunner over `child_process.spawn`. */
 class ProcessRunner {
     nix;
@@ -286,35 +328,8 @@ class ProcessRunner {
         const { signal } = options;
         if (signal?.aborted === true)
             throw interruption(signal);
-        // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
-        const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
-        let child;
-        try {
-            child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-                env: childEnv(this.nix),
-                cwd: options.cwd,
-                stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
-            });
-        }
-        finally {
-            // The child has its own copy of the descriptor once spawned.
-            if (fileFd !== undefined)
-                (0,external_node_fs_namespaceObject.closeSync)(fileFd);
-        }
-        const out = [];
-        let err = '';
-        child.stdout?.on('data', (c) => {
-            if (options.onStdout)
-                options.onStdout(c);
-            else
-                out.push(c);
-        });
-        child.stderr?.on('data', (c) => {
-            options.onStderr?.(c);
-            err += c.toString('utf8');
-            if (err.length > STDERR_KEEP * 2)
-                err = err.slice(-STDERR_KEEP);
-        });
+        const started = startChild(cmd, args, { env: childEnv(this.nix), cwd: options.cwd }, { ...options, passStdout: options.onStdout !== undefined });
+        const { child } = started;
         const exited = new Promise((resolve, reject) => {
             child.on('error', (e) => reject(new errors_NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
                 cause: e,
@@ -328,12 +343,6 @@ class ProcessRunner {
             killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
         };
         signal?.addEventListener('abort', stop, { once: true });
-        if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
-            const input = options.input;
-            const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
-            // A child that exits early closes its stdin; its exit status tells the real story.
-            (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
-        }
         let code;
         try {
             code = await exited;
@@ -345,7 +354,7 @@ class ProcessRunner {
         }
         if (signal !== undefined && isAborted(signal))
             throw interruption(signal);
-        const result = { code, stdout: Buffer.concat(out), stderr: err };
+        const result = { code, stdout: started.stdout(), stderr: started.stderr() };
         // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
             NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
@@ -8728,10 +8737,6 @@ class HostProgram {
 // apply) or locally, as argv arrays, with standard input streamed and output handed on as it comes.
 
 
-
-
-
-
 const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
 // A name or alias from ssh_config, or an IPv4/IPv6 address: nothing ssh could read as an option.
 const HOST = /^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*$/;
@@ -8793,36 +8798,13 @@ function shellQuote(arg) {
 function remoteCommandLine(argv) {
     return argv.map(shellQuote).join(' ');
 }
-const ssh_STDERR_KEEP = 64 * 1024;
 /**
  * Spawns `cmd args`, feeding `input` and handing output on as it comes. Never throws for a
  * non-zero exit; throws a `host` error only when the program cannot be started at all.
  */
 async function runStreaming(cmd, args, env, options = {}) {
-    const fileFd = options.input instanceof FileInput ? (0,external_node_fs_namespaceObject.openSync)(options.input.path, 'r') : undefined;
-    let child;
-    try {
-        child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-            env,
-            stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
-        });
-    }
-    finally {
-        if (fileFd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(fileFd);
-    }
-    const out = [];
-    let err = '';
-    child.stdout?.on('data', (c) => {
-        out.push(c);
-        options.onStdout?.(c);
-    });
-    child.stderr?.on('data', (c) => {
-        options.onStderr?.(c);
-        err += c.toString('utf8');
-        if (err.length > ssh_STDERR_KEEP * 2)
-            err = err.slice(-ssh_STDERR_KEEP);
-    });
+    const started = startChild(cmd, args, { env }, options);
+    const { child } = started;
     const onAbort = () => {
         child.kill('SIGTERM');
     };
@@ -8833,15 +8815,9 @@ async function runStreaming(cmd, args, env, options = {}) {
         child.on('error', (e) => reject(new errors_NixPlanError('host', `cannot run ${cmd}: ${e.message}`, { cause: e })));
         child.on('close', (code, signal) => resolve(signal === null ? { code: code ?? 1 } : { code: 128, signal }));
     });
-    if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
-        const input = options.input;
-        const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
-        // A child that exits early closes its stdin; its exit status tells the story.
-        (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
-    }
     try {
         const { code, signal } = await exited;
-        return { code, signal, stdout: Buffer.concat(out), stderr: err };
+        return { code, signal, stdout: started.stdout(), stderr: started.stderr() };
     }
     finally {
         options.signal?.removeEventListener('abort', onAbort);
