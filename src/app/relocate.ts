@@ -59,10 +59,10 @@ export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 /**
  * .drv and text bytes up to this many (by the manifest) are held in memory until each is
  * relocated; beyond, they are written to a scratch file in the private directory and read back
- * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
- * are ~180 MB).
+ * when relocation needs them, a window at a time (the page cache holds them, not the process: at
+ * 10,000 drvs they are ~65 MB, at 30,000 ~180 MB).
  */
-export const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
+export const KEEP_CONTENTS_UP_TO = 16 * 1024 * 1024;
 
 /** Options of relocatePlan. */
 export interface RelocateOptions {
@@ -107,15 +107,27 @@ export interface RelocateResult extends WrittenPlan {
   readonly timings: { verifyMs: number; relocateMs: number };
 }
 
+/** How much of the scratch file one read brings in, for the objects that come next. */
+const SCRATCH_WINDOW = 1024 * 1024;
+
 /**
  * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
- * appended is gathered in a buffer and written in large pieces.
+ * appended is gathered in a buffer and written in large pieces. Relocation reads the objects
+ * about in the order they were appended (indexing them, then relocating them), so a read past the
+ * read that goes on from the last one brings in the next `SCRATCH_WINDOW` bytes at once, and hands
+ * out views of them; a read elsewhere (an object relocated early, for another that mentions it)
+ * reads just its bytes.
  */
 class ScratchFile {
   private readonly fd: number;
   private readonly pending = Buffer.allocUnsafeSlow(1024 * 1024);
   private used = 0;
   private written = 0;
+  /** The bytes last read ahead, from offset `windowAt` (a new buffer each time: views are handed out). */
+  private window: Uint8Array = new Uint8Array(0);
+  private windowAt = 0;
+  /** Where the last read ended: a read from there on is sequential. */
+  private lastEnd = 0;
 
   constructor(path: string) {
     this.fd = openSync(path, 'wx+', 0o600);
@@ -136,6 +148,17 @@ class ScratchFile {
 
   private read(at: number, length: number): Uint8Array {
     if (at + length > this.written) this.flush();
+    const sequential = at >= this.lastEnd && at - this.lastEnd < SCRATCH_WINDOW;
+    this.lastEnd = at + length;
+    const from = at - this.windowAt;
+    if (from >= 0 && from + length <= this.window.length) return this.window.subarray(from, from + length);
+    if (!sequential || length > SCRATCH_WINDOW) return this.readAt(at, length);
+    this.window = this.readAt(at, Math.min(SCRATCH_WINDOW, this.written - at));
+    this.windowAt = at;
+    return this.window.subarray(0, length);
+  }
+
+  private readAt(at: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
     let done = 0;
     while (done < length) {
