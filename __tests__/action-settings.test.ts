@@ -12,13 +12,12 @@ import {
   RealiseInput,
   RealiseOutput,
 } from '../src/action/constants.js';
+import { InputError, type InputReader } from '../src/action/inputs.js';
 import {
-  InputError,
   parsePlanSettings,
   parsePromoteSettings,
   parseRealiseSettings,
   promotedArtifactName,
-  type InputReader,
 } from '../src/action/settings.js';
 import {
   MATRIX_BUDGET,

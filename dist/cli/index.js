@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 959:
+/***/ 813:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -276,6 +276,48 @@ function openInput(path) {
         throw new errors_NixPlanError('internal', `cannot open '${path}' as standard input: ${e.message}`);
     }
 }
+/**
+ * Starts `cmd args` with `input` as its standard input (a `FileInput` is handed to the child as
+ * its descriptor: no pipe, no copying through this process; other input is piped and a child
+ * that exits early just closes its end), gathering standard output (unless `passStdout`: then
+ * `onStdout` alone gets it) and keeping the tail of standard error. The caller listens for the
+ * child's 'error' and 'close'.
+ */
+function startChild(cmd, args, spawnOptions, io) {
+    const fileFd = io.input instanceof FileInput ? openInput(io.input.path) : undefined;
+    let child;
+    try {
+        child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
+            ...spawnOptions,
+            stdio: [fileFd ?? (io.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+        });
+    }
+    finally {
+        // The child has its own copy of the descriptor once spawned.
+        if (fileFd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(fileFd);
+    }
+    const out = [];
+    let err = '';
+    child.stdout?.on('data', (c) => {
+        if (io.passStdout !== true)
+            out.push(c);
+        io.onStdout?.(c);
+    });
+    child.stderr?.on('data', (c) => {
+        io.onStderr?.(c);
+        err += c.toString('utf8');
+        if (err.length > STDERR_KEEP * 2)
+            err = err.slice(-STDERR_KEEP);
+    });
+    if (io.input !== undefined && fileFd === undefined && child.stdin !== null) {
+        const input = io.input;
+        const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
+        // A child that exits early closes its stdin; its exit status tells the real story.
+        (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
+    }
+    return { child, stdout: () => Buffer.concat(out), stderr: () => err };
+}
 /** A CommandRunner over `child_process.spawn`. */
 class ProcessRunner {
     nix;
@@ -286,35 +328,8 @@ class ProcessRunner {
         const { signal } = options;
         if (signal?.aborted === true)
             throw interruption(signal);
-        // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
-        const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
-        let child;
-        try {
-            child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-                env: childEnv(this.nix),
-                cwd: options.cwd,
-                stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
-            });
-        }
-        finally {
-            // The child has its own copy of the descriptor once spawned.
-            if (fileFd !== undefined)
-                (0,external_node_fs_namespaceObject.closeSync)(fileFd);
-        }
-        const out = [];
-        let err = '';
-        child.stdout?.on('data', (c) => {
-            if (options.onStdout)
-                options.onStdout(c);
-            else
-                out.push(c);
-        });
-        child.stderr?.on('data', (c) => {
-            options.onStderr?.(c);
-            err += c.toString('utf8');
-            if (err.length > STDERR_KEEP * 2)
-                err = err.slice(-STDERR_KEEP);
-        });
+        const started = startChild(cmd, args, { env: childEnv(this.nix), cwd: options.cwd }, { ...options, passStdout: options.onStdout !== undefined });
+        const { child } = started;
         const exited = new Promise((resolve, reject) => {
             child.on('error', (e) => reject(new errors_NixPlanError('nix', `cannot run ${cmd}: ${e.message} (is Nix installed and on PATH?)`, {
                 cause: e,
@@ -328,12 +343,6 @@ class ProcessRunner {
             killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
         };
         signal?.addEventListener('abort', stop, { once: true });
-        if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
-            const input = options.input;
-            const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
-            // A child that exits early closes its stdin; its exit status tells the real story.
-            (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
-        }
         let code;
         try {
             code = await exited;
@@ -345,7 +354,7 @@ class ProcessRunner {
         }
         if (signal !== undefined && isAborted(signal))
             throw interruption(signal);
-        const result = { code, stdout: Buffer.concat(out), stderr: err };
+        const result = { code, stdout: started.stdout(), stderr: started.stderr() };
         // Output already passed on as it came (a build log) is not repeated in the error.
         if (options.allowFailure !== true)
             NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });
@@ -2464,6 +2473,1245 @@ class ChunkBatcher {
     }
 }
 
+;// CONCATENATED MODULE: ./src/core/nar-write.ts
+// Writing a NAR (Nix ARchive) from an injected file tree, and the tokens and rules its reader shares.
+
+
+/**
+ * Size of the NAR of one regular file of `size` bytes, without writing it: the fixed tokens
+ * (`nix-archive-1 ( type regular [executable ""] contents`), the length, the contents padded to
+ * 8 bytes and `)`: the byte count of `writeNar(regularFile(bytes, executable))`.
+ */
+function regularFileNarSize(size, executable = false) {
+    // magic 8+16, "(" 8+8, "type" 8+8, "regular" 8+8, "contents" 8+8, length 8, ")" 8+8;
+    // "executable" 8+16 and "" 8 when executable.
+    return 112 + (executable ? 32 : 0) + size + padLength(size);
+}
+/**
+ * The NAR of one regular file held in memory, as four chunks (the tokens up to its length, which
+ * are shared and must not be changed; the length; the bytes themselves; the padding and closing
+ * token): the bytes `writeNar(regularFile(bytes, executable))` yields, without a generator per
+ * file. `bytes` is passed through, not copied. The other chunks are small enough to live on the
+ * JS heap: relocation writes one NAR per object, and a backing store each cost more than that.
+ */
+function regularFileNar(bytes, executable = false) {
+    const pad = padLength(bytes.length);
+    const end = new Uint8Array(pad + CLOSE.length);
+    end.set(CLOSE, pad);
+    return [executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD, u64(bytes.length), bytes, end];
+}
+/** A regular file held in memory. */
+function regularFile(bytes, executable = false) {
+    return {
+        type: 'regular',
+        executable,
+        size: bytes.length,
+        // eslint-disable-next-line @typescript-eslint/require-await
+        contents: async function* () {
+            yield bytes;
+        },
+    };
+}
+/** The first token of every NAR. */
+const MAGIC = 'nix-archive-1';
+/** Why `name` cannot be a directory entry (Nix's rules), or undefined if it can. */
+function entryNameProblem(name) {
+    if (name.length === 0)
+        return 'an empty name';
+    if (name.length === 1 && name[0] === 0x2e)
+        return "the name '.'";
+    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)
+        return "the name '..'";
+    if (name.includes(0x2f))
+        return 'a name containing /';
+    if (name.includes(0))
+        return 'a name containing a NUL byte';
+    return undefined;
+}
+/** Printable form of a name for error messages. */
+function show(name) {
+    return JSON.stringify(Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('utf8'));
+}
+/**
+ * Serialises `tree` as a NAR, streaming file contents through. Refuses (MalformedError) a tree
+ * Nix would refuse to unpack: unsorted or illegal entry names, or a file whose contents do not
+ * match its size.
+ */
+async function* writeNar(tree) {
+    const out = new ChunkBatcher();
+    out.addAll(wireString(MAGIC));
+    yield* writeNode(tree, out, '');
+    out.flush();
+    yield* out.take();
+}
+const T = {
+    open: wireString('('),
+    close: wireString(')'),
+    type: wireString('type'),
+    regular: wireString('regular'),
+    executable: [...wireString('executable'), ...wireString('')],
+    contents: wireString('contents'),
+    symlink: wireString('symlink'),
+    target: wireString('target'),
+    directory: wireString('directory'),
+    entry: wireString('entry'),
+    name: wireString('name'),
+    node: wireString('node'),
+};
+/** What precedes a regular file's length in a single-file NAR (and with the executable flag). */
+const FILE_HEAD = concatBytes([
+    ...wireString(MAGIC),
+    ...T.open,
+    ...T.type,
+    ...T.regular,
+    ...T.contents,
+]);
+const FILE_HEAD_EXECUTABLE = concatBytes([
+    ...wireString(MAGIC),
+    ...T.open,
+    ...T.type,
+    ...T.regular,
+    ...T.executable,
+    ...T.contents,
+]);
+/** The closing token of a NAR node. */
+const CLOSE = concatBytes(T.close);
+async function* writeNode(tree, out, where) {
+    out.addAll([...T.open, ...T.type]);
+    switch (tree.type) {
+        case 'regular': {
+            out.addAll(T.regular);
+            if (tree.executable)
+                out.addAll(T.executable);
+            out.addAll([...T.contents, u64(tree.size)]);
+            let written = 0;
+            for await (const chunk of tree.contents()) {
+                written += chunk.length;
+                if (written > tree.size)
+                    break;
+                out.add(chunk);
+                if (out.hasReady)
+                    yield* out.take();
+            }
+            if (written !== tree.size)
+                throw new MalformedError('file tree', undefined, `file '${where || '.'}' has ${written > tree.size ? 'more' : 'fewer'} bytes than its size ${tree.size} (did it change while being read?)`);
+            const pad = padLength(tree.size);
+            if (pad > 0)
+                out.add(new Uint8Array(pad));
+            break;
+        }
+        case 'symlink':
+            out.addAll([...T.symlink, ...T.target, ...wireString(tree.target)]);
+            break;
+        case 'directory': {
+            out.addAll(T.directory);
+            let prev;
+            for await (const [name, node] of tree.entries()) {
+                const sub = `${where}/${Buffer.from(name).toString('utf8')}`;
+                const problem = entryNameProblem(name);
+                if (problem !== undefined)
+                    throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
+                if (prev !== undefined && compareBytes(prev, name) >= 0)
+                    throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
+                prev = name;
+                out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
+                if (out.hasReady)
+                    yield* out.take();
+                yield* writeNode(node, out, sub);
+                out.addAll(T.close);
+            }
+            break;
+        }
+    }
+    out.addAll(T.close);
+    if (out.hasReady)
+        yield* out.take();
+}
+
+;// CONCATENATED MODULE: ./src/core/wire.ts
+// A streaming reader of Nix's wire format (little-endian u64s and length-prefixed, zero-padded
+// strings; their encoding and the byte helpers are in bytes.ts).
+
+
+const wire_TWO_POW_32 = 2 ** 32;
+const MAX_HI = 2 ** 21; // hi word >= 2^21 means the u64 is above 2^53
+/**
+ * Pulls exact-length pieces from an async stream of chunks, tracking the absolute offset so every
+ * error names where it happened. Never allocates more than the caller's limit for one read.
+ *
+ * Built for streams of hundreds of megabytes: reads that fit in the current chunk are views (no
+ * copy), consumed chunks are dropped by advancing an index (no array shifting), and taps see the
+ * consumed bytes as a few large views rather than one call per token.
+ */
+class wire_ByteReader {
+    source;
+    what;
+    maxBytes;
+    chunks = [];
+    first = 0; // index of the current chunk in `chunks`
+    buffered = 0;
+    head = 0; // read position inside the current chunk
+    done = false;
+    received = 0;
+    taps = [];
+    tapFrom = 0; // start of the not-yet-tapped bytes inside the current chunk
+    /** Absolute offset of the next byte to be read. */
+    offset = 0;
+    /**
+     * @param source the chunks to read
+     * @param what names the format in errors ("NAR", "export stream")
+     * @param maxBytes refuse (LimitError) a source longer than this many bytes
+     */
+    constructor(source, what, maxBytes = Number.MAX_SAFE_INTEGER) {
+        this.source = source;
+        this.what = what;
+        this.maxBytes = maxBytes;
+    }
+    /** Wraps any iterable of chunks (a Readable stream, a generator, an array of buffers). */
+    static from(source, what, maxBytes) {
+        const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : fromSync(source[Symbol.iterator]());
+        return new wire_ByteReader(it, what, maxBytes);
+    }
+    /** Error naming the current offset. */
+    error(detail, at = this.offset) {
+        return new MalformedError(this.what, at, detail);
+    }
+    async fill(n) {
+        while (this.buffered < n) {
+            if (this.done)
+                return false;
+            const r = await this.source.next();
+            if (r.done === true) {
+                this.done = true;
+                return false;
+            }
+            const chunk = r.value;
+            if (chunk.length > 0) {
+                this.received += chunk.length;
+                if (this.received > this.maxBytes)
+                    throw new LimitError(`${this.what}: input is larger than the limit of ${this.maxBytes} bytes`);
+                this.chunks.push(chunk);
+                this.buffered += chunk.length;
+            }
+        }
+        return true;
+    }
+    /** True when the stream has no more bytes. */
+    async atEnd() {
+        return !(await this.fill(1));
+    }
+    /** Reads exactly `n` bytes (the caller bounds `n`). A view into the source's chunk when possible. */
+    async readExact(n) {
+        if (!(await this.fill(n)))
+            throw this.error(`unexpected end of input (wanted ${n} more bytes)`);
+        const c = this.chunks[this.first];
+        if (c !== undefined && c.length - this.head >= n) {
+            const out = c.subarray(this.head, this.head + n);
+            this.consume(n);
+            return out;
+        }
+        const out = new Uint8Array(n);
+        let filled = 0;
+        while (filled < n) {
+            const cur = this.chunks[this.first];
+            if (cur === undefined)
+                throw this.error('internal: buffer underrun');
+            const take = Math.min(n - filled, cur.length - this.head);
+            out.set(cur.subarray(this.head, this.head + take), filled);
+            filled += take;
+            this.consume(take);
+        }
+        return out;
+    }
+    // Fast paths that need no await. Parsers call them first and fall back to the waiting reads
+    // (`x ?? (await slow())`): an await costs a trip through the microtask queue even for bytes
+    // already buffered, and a stream of small drvs is mostly small fields. Each consumes nothing
+    // and returns undefined unless all it needs is in the current chunk and well formed; the
+    // waiting read then reads the same bytes again and reports any problem.
+    /**
+     * The unread bytes of the current chunk, consuming nothing: for a parser that looks at a whole
+     * structure before it reads it (`tryReadExact` then consumes what it took).
+     */
+    peekBuffered() {
+        const c = this.chunks[this.first];
+        return c === undefined ? EMPTY : c.subarray(this.head);
+    }
+    /** Like readExact, when the `n` bytes are in the current chunk. */
+    tryReadExact(n) {
+        const c = this.chunks[this.first];
+        if (c === undefined || c.length - this.head < n)
+            return undefined;
+        const out = c.subarray(this.head, this.head + n);
+        this.consume(n);
+        return out;
+    }
+    /** Like readU64Unbounded, for a value below 2^32 in the current chunk. */
+    tryReadSmallU64() {
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < 8)
+            return undefined;
+        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
+            return undefined;
+        const v = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
+        this.consume(8);
+        return v;
+    }
+    /**
+     * A wire string (u64 length, bytes, zero padding) of at most `max` bytes, as a view, when all
+     * of it is in the current chunk.
+     */
+    tryReadWireBytes(max) {
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < 8)
+            return undefined;
+        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
+            return undefined;
+        const len = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
+        if (len > max)
+            return undefined;
+        const end = h + 8 + len + padLength(len);
+        if (end > c.length)
+            return undefined;
+        for (let i = h + 8 + len; i < end; i++)
+            if (c[i] !== 0)
+                return undefined;
+        const out = c.subarray(h + 8, h + 8 + len);
+        this.consume(end - h);
+        return out;
+    }
+    /** Like readPadding: true once the padding after `len` bytes was read (it is in the current chunk and zero). */
+    tryReadPadding(len) {
+        const pad = padLength(len);
+        if (pad === 0)
+            return true;
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < pad)
+            return false;
+        for (let i = h; i < h + pad; i++)
+            if (c[i] !== 0)
+                return false;
+        this.consume(pad);
+        return true;
+    }
+    /** Advances by `n` bytes, all inside the current chunk; drops the chunk once it is used up. */
+    consume(n) {
+        this.offset += n;
+        this.buffered -= n;
+        this.head += n;
+        const c = this.chunks[this.first];
+        if (c !== undefined && this.head >= c.length) {
+            if (this.taps.length > 0 && this.tapFrom < c.length)
+                this.emit(c.subarray(this.tapFrom));
+            this.chunks[this.first] = EMPTY; // let it be collected
+            this.first++;
+            this.head = 0;
+            this.tapFrom = 0;
+            if (this.first === this.chunks.length) {
+                this.chunks = [];
+                this.first = 0;
+            }
+            else if (this.first >= 1024) {
+                this.chunks = this.chunks.slice(this.first);
+                this.first = 0;
+            }
+        }
+    }
+    emit(view) {
+        for (const t of this.taps)
+            t(view);
+    }
+    /** Hands the consumed but not yet tapped bytes to the taps. */
+    flushTaps() {
+        const c = this.chunks[this.first];
+        if (this.taps.length > 0 && c !== undefined && this.head > this.tapFrom)
+            this.emit(c.subarray(this.tapFrom, this.head));
+        this.tapFrom = this.head;
+    }
+    /**
+     * Sees every byte consumed from now on, in order, as views of the source's chunks (batched: call
+     * the returned function to flush and detach; pass `flush = false` to detach without delivering
+     * the pending bytes, e.g. after an error).
+     */
+    tap(fn) {
+        this.flushTaps();
+        this.taps.push(fn);
+        return (flush = true) => {
+            const remove = () => {
+                const i = this.taps.indexOf(fn);
+                if (i >= 0)
+                    this.taps.splice(i, 1);
+            };
+            // Without flushing, the pending bytes still go to the other taps (an enclosing reader's).
+            if (flush)
+                this.flushTaps();
+            remove();
+            if (!flush)
+                this.flushTaps();
+        };
+    }
+    /** Passes the next `n` bytes to `sink` chunk by chunk, without holding them all. */
+    async stream(n, sink) {
+        let left = n;
+        while (left > 0) {
+            if (this.buffered === 0 && !(await this.fill(1)))
+                throw this.error(`unexpected end of input (wanted ${left} more bytes)`);
+            const c = this.chunks[this.first];
+            if (c === undefined)
+                throw this.error('internal: buffer underrun');
+            const take = Math.min(left, c.length - this.head);
+            sink(c.subarray(this.head, this.head + take));
+            this.consume(take);
+            left -= take;
+        }
+    }
+    /** Reads a u64; refuses values above `max` (default 2^53-1) before anything is allocated. */
+    async readU64(max = Number.MAX_SAFE_INTEGER) {
+        const at = this.offset;
+        const v = await this.readU64Unbounded();
+        if (v > max) {
+            const shown = v === Infinity ? 'above 2^53' : String(v);
+            throw new LimitError(`${this.what}: value ${shown} exceeds the limit ${max} at byte offset ${at}`);
+        }
+        return v;
+    }
+    /**
+     * Reads a u64 without judging it: values above 2^53-1 come back as Infinity, so a caller can
+     * raise the error that fits (a format error for a marker, a limit error for a length).
+     */
+    async readU64Unbounded() {
+        const b = await this.readExact(8);
+        const lo = (b[0] ?? 0) | ((b[1] ?? 0) << 8) | ((b[2] ?? 0) << 16) | ((b[3] ?? 0) << 24);
+        const hi = ((b[4] ?? 0) | ((b[5] ?? 0) << 8) | ((b[6] ?? 0) << 16) | ((b[7] ?? 0) << 24)) >>> 0;
+        return hi >= MAX_HI ? Infinity : hi * wire_TWO_POW_32 + (lo >>> 0);
+    }
+    /** Reads zero padding after a string of `len` bytes; non-zero padding is an error, as in Nix. */
+    async readPadding(len) {
+        const pad = padLength(len);
+        if (pad === 0)
+            return;
+        const at = this.offset;
+        const b = await this.readExact(pad);
+        for (let i = 0; i < pad; i++)
+            if (b[i] !== 0)
+                throw this.error('non-zero padding', at);
+    }
+    /** Reads a wire string of at most `max` bytes. */
+    async readBytes(max) {
+        const len = await this.readU64(max);
+        const b = len === 0 ? new Uint8Array(0) : await this.readExact(len);
+        await this.readPadding(len);
+        return b;
+    }
+    /** Reads a wire string as UTF-8 text (for tokens and paths, which are ASCII). */
+    async readString(max) {
+        const b = await this.readBytes(max);
+        return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+    }
+    /** Reads a wire string and requires it to equal `expected`. */
+    async expectString(expected) {
+        const at = this.offset;
+        const got = await this.readString(Math.max(expected.length, 64));
+        if (got !== expected)
+            throw this.error(`expected '${expected}', got '${got.slice(0, 64)}'`, at);
+    }
+}
+const EMPTY = new Uint8Array(0);
+function fromSync(it) {
+    return { next: () => Promise.resolve(it.next()) };
+}
+
+;// CONCATENATED MODULE: ./src/core/nar.ts
+// NAR (Nix ARchive): a streaming, validating reader (the writer and the tokens both share are in
+// nar-write.ts).
+
+
+
+
+
+
+/**
+ * Defaults: never looser than what any Nix we support unpacks. Names: NAME_MAX (255), which Nix
+ * 2.34 also enforces while parsing. Symlink targets: 4,095 bytes (the kernel's PATH_MAX with its
+ * NUL, and Nix 2.34's own bound), never empty (symlink(2) refuses one) and without NUL (2.34
+ * refuses it; 2.8 would cut the target short and register a NAR hash the files do not have).
+ * Depth: Nix 2.34.7+ refuses an object inside 64 or more directories (`narMaxDepth`), so at most
+ * 63. The length of a whole path inside the NAR is checked once the store path is known (the
+ * export stream names it after the NAR): see `NarSummary.longestPath` and `ExportLimits`.
+ */
+const DEFAULT_NAR_LIMITS = Object.freeze({
+    maxFileSize: 2 ** 40,
+    maxEntries: 4_000_000,
+    maxDepth: 63,
+    maxNameLength: 255,
+    maxTargetLength: 4095,
+});
+const MAX_TOKEN = 16; // longer than any NAR token ("nix-archive-1" is 13 bytes)
+/** Reads a NAR token; anything longer than a token is a format error, not a limit. */
+async function readToken(reader) {
+    const at = reader.offset;
+    const len = await reader.readU64Unbounded();
+    if (len > MAX_TOKEN)
+        throw reader.error(`expected a NAR token, found a string of ${len === Infinity ? 'more than 2^53' : len} bytes`, at);
+    const b = await reader.readExact(len);
+    await reader.readPadding(len);
+    return String.fromCharCode(...b);
+}
+async function expectToken(reader, expected) {
+    const at = reader.offset;
+    const got = await readToken(reader);
+    if (got !== expected)
+        throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
+}
+/** readToken without waiting, when the whole token is buffered (ByteReader's fast paths). */
+function tryToken(reader) {
+    const b = reader.tryReadWireBytes(MAX_TOKEN);
+    return b === undefined ? undefined : String.fromCharCode(...b);
+}
+/** expectToken without waiting: true once `expected` was read, false when it must be waited for. */
+function tryExpectToken(reader, expected) {
+    const at = reader.offset;
+    const got = tryToken(reader);
+    if (got === undefined)
+        return false;
+    if (got !== expected)
+        throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
+    return true;
+}
+/** readLength without waiting, when the field is buffered. */
+function tryLength(reader, max, what) {
+    const at = reader.offset;
+    const len = reader.tryReadSmallU64();
+    if (len !== undefined && len > max)
+        throw new LimitError(`NAR: ${what} at byte offset ${at} is longer than the limit of ${max} bytes`);
+    return len;
+}
+/** Reads a length field, refusing one above `max` with a LimitError that says what it measured. */
+async function readLength(reader, max, what) {
+    const at = reader.offset;
+    const len = await reader.readU64Unbounded();
+    if (len > max)
+        throw new LimitError(`NAR: ${what} at byte offset ${at} is longer than the limit of ${max} bytes`);
+    return len;
+}
+/**
+ * Reads one NAR from `reader`, validating everything Nix validates and more (canonical token
+ * order, strictly sorted legal names, zero padding, bounded lengths, depth and entry count).
+ * Raw NAR bytes go to `onBytes` as they are read; file contents stream through without being
+ * held, except a top-level regular file no bigger than `keepFileUpTo`, returned in `file` as
+ * `keep` makes it of the reader's bytes (default: a copy of its own).
+ * Throws MalformedError (with the byte offset) or LimitError.
+ */
+async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => bytes.slice()) {
+    const start = reader.offset;
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    const untap = reader.tap(onBytes === undefined
+        ? (c) => hash.update(c)
+        : (c) => {
+            hash.update(c);
+            onBytes(c);
+        });
+    let ok = false;
+    try {
+        const top = await readBody(reader, limits, keepFileUpTo, keep);
+        untap(true);
+        ok = true;
+        const summary = {
+            narHash: digestBytes(hash.digest('binary')),
+            narSize: reader.offset - start,
+        };
+        if (top.file !== undefined)
+            summary.file = top.file;
+        if (top.fileHash !== undefined)
+            summary.fileHash = top.fileHash;
+        if (top.longestPath > 0)
+            summary.longestPath = top.longestPath;
+        return summary;
+    }
+    finally {
+        if (!ok)
+            untap(false);
+    }
+}
+/**
+ * `readNar` for the commonest NAR, one regular file to be kept (every .drv and text of a plan),
+ * when all of it is in the reader's current chunk: recognised whole, as the exact bytes its
+ * canonical form has, and read at once, without a token at a time or a wait. Undefined, having
+ * read nothing, for anything else (the general reader then reads it, or says what is wrong).
+ */
+function tryReadFileNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => bytes.slice()) {
+    const b = reader.peekBuffered();
+    const executable = !startsWith(b, FILE_HEAD, 0);
+    const head = executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD;
+    if (executable && !startsWith(b, head, 0))
+        return undefined;
+    const h = head.length;
+    if (b.length < h + 8 || (b[h + 4] | b[h + 5] | b[h + 6] | b[h + 7]) !== 0)
+        return undefined;
+    const size = (b[h] | (b[h + 1] << 8) | (b[h + 2] << 16) | (b[h + 3] << 24)) >>> 0;
+    if (size > keepFileUpTo || size > limits.maxFileSize)
+        return undefined;
+    const start = h + 8;
+    const end = start + size;
+    const padded = end + padLength(size);
+    const total = padded + CLOSE.length;
+    if (b.length < total || !startsWith(b, CLOSE, padded))
+        return undefined;
+    for (let k = end; k < padded; k++)
+        if (b[k] !== 0)
+            return undefined;
+    const nar = reader.tryReadExact(total); // the bytes just looked at, now consumed
+    onBytes?.(nar);
+    const contents = nar.subarray(start, end);
+    return new KeptFileNar(total, { executable, contents: keep(contents) }, sha256(contents));
+}
+/**
+ * The summary of a one-file NAR read whole, whose NAR hash is computed from the kept file when it
+ * is first asked for: a .drv's or text's content address is its file's hash, and relocating or
+ * importing a plan never asks for theirs (binary caches do).
+ */
+class KeptFileNar {
+    narSize;
+    file;
+    fileHash;
+    hash;
+    constructor(narSize, file, fileHash) {
+        this.narSize = narSize;
+        this.file = file;
+        this.fileHash = fileHash;
+    }
+    get narHash() {
+        return (this.hash ??= sha256(...regularFileNar(this.file.contents, this.file.executable)));
+    }
+}
+/** True when `b` holds `prefix` at `at`. */
+function startsWith(b, prefix, at) {
+    if (b.length - at < prefix.length)
+        return false;
+    for (let k = 0; k < prefix.length; k++)
+        if (b[at + k] !== prefix[k])
+            return false;
+    return true;
+}
+async function readBody(reader, limits, keepFileUpTo, keep) {
+    const magicAt = reader.offset;
+    const magic = tryToken(reader) ?? (await readToken(reader));
+    if (magic !== MAGIC)
+        throw reader.error('not a NAR (bad magic)', magicAt);
+    let entries = 0;
+    const stack = [];
+    let result = {};
+    let longestPath = 0;
+    /** Path length of the entry being read (its parent's, a slash and its name). */
+    let entryPathLength = 0;
+    // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
+    const readObject = async () => {
+        if (stack.length > limits.maxDepth)
+            throw new LimitError(`NAR: objects nested deeper than ${limits.maxDepth} directories at byte offset ${reader.offset}`);
+        if (++entries > limits.maxEntries)
+            throw new LimitError(`NAR: more than ${limits.maxEntries} entries at byte offset ${reader.offset}`);
+        if (!tryExpectToken(reader, '('))
+            await expectToken(reader, '(');
+        if (!tryExpectToken(reader, 'type'))
+            await expectToken(reader, 'type');
+        const typeAt = reader.offset;
+        const type = tryToken(reader) ?? (await readToken(reader));
+        if (type === 'regular') {
+            let at = reader.offset;
+            let tok = tryToken(reader) ?? (await readToken(reader));
+            let executable = false;
+            if (tok === 'executable') {
+                executable = true;
+                await expectToken(reader, '');
+                at = reader.offset;
+                tok = await readToken(reader);
+            }
+            if (tok !== 'contents')
+                throw reader.error(`expected 'contents', found ${JSON.stringify(tok)}`, at);
+            const size = tryLength(reader, limits.maxFileSize, 'a file') ??
+                (await readLength(reader, limits.maxFileSize, 'a file'));
+            if (stack.length === 0) {
+                // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
+                if (size <= keepFileUpTo) {
+                    const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
+                    result = {
+                        file: { executable, contents: keep(contents) },
+                        fileHash: sha256(contents),
+                    };
+                }
+                else {
+                    const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+                    await reader.stream(size, (c) => h.update(c));
+                    result = { fileHash: digestBytes(h.digest('binary')) };
+                }
+            }
+            else {
+                await reader.stream(size, () => undefined);
+            }
+            if (!reader.tryReadPadding(size))
+                await reader.readPadding(size);
+            if (!tryExpectToken(reader, ')'))
+                await expectToken(reader, ')');
+        }
+        else if (type === 'symlink') {
+            await expectToken(reader, 'target');
+            const targetAt = reader.offset;
+            const target = await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
+            if (target.length === 0)
+                throw reader.error('a symlink with an empty target', targetAt);
+            if (target.includes(0))
+                throw reader.error('a symlink target containing a NUL byte', targetAt);
+            await expectToken(reader, ')');
+        }
+        else if (type === 'directory') {
+            stack.push({ prev: undefined, pathLength: stack.length === 0 ? 0 : entryPathLength });
+        }
+        else {
+            throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
+        }
+    };
+    await readObject();
+    // `pendingEntryClose`: a child object just ended, so its parent's entry needs its ")".
+    let pendingEntryClose = false;
+    while (stack.length > 0) {
+        const frame = stack[stack.length - 1];
+        if (frame === undefined)
+            break;
+        if (pendingEntryClose) {
+            await expectToken(reader, ')');
+            pendingEntryClose = false;
+        }
+        const at = reader.offset;
+        const tok = await readToken(reader);
+        if (tok === ')') {
+            stack.pop();
+            pendingEntryClose = stack.length > 0;
+            continue;
+        }
+        if (tok !== 'entry')
+            throw reader.error(`expected 'entry' or ')', found ${JSON.stringify(tok)}`, at);
+        await expectToken(reader, '(');
+        await expectToken(reader, 'name');
+        const nameAt = reader.offset;
+        const name = await readLengthPrefixed(reader, limits.maxNameLength, 'an entry name');
+        const problem = entryNameProblem(name);
+        if (problem !== undefined)
+            throw reader.error(`directory entry with ${problem}`, nameAt);
+        if (frame.prev !== undefined && compareBytes(frame.prev, name) >= 0)
+            throw reader.error(`directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`, nameAt);
+        frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
+        entryPathLength = frame.pathLength + 1 + name.length;
+        if (entryPathLength > longestPath)
+            longestPath = entryPathLength;
+        await expectToken(reader, 'node');
+        const depthBefore = stack.length;
+        await readObject();
+        pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
+    }
+    return { ...result, longestPath };
+}
+async function readLengthPrefixed(reader, max, what) {
+    const len = await readLength(reader, max, what);
+    const b = await reader.readExact(len);
+    await reader.readPadding(len);
+    return b;
+}
+/**
+ * Reads a whole NAR from a stream of chunks and refuses trailing bytes: the summary of a NAR
+ * file, or of `writeNar`'s output.
+ */
+async function summariseNar(source, limits = DEFAULT_NAR_LIMITS, keepFileUpTo = 0, onBytes) {
+    const reader = ByteReader.from(source, 'NAR');
+    const summary = await readNar(reader, limits, keepFileUpTo, onBytes);
+    if (!(await reader.atEnd()))
+        throw reader.error('trailing bytes after the NAR');
+    return summary;
+}
+
+;// CONCATENATED MODULE: ./src/core/export-stream.ts
+// The `nix-store --export` stream: a streaming writer and a streaming, validating reader.
+
+
+
+
+
+/** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
+const EXPORT_MAGIC = 0x4558494e;
+/** Defaults sized for real closures (nixpkgs' largest .drv files are a few MB). */
+const DEFAULT_EXPORT_LIMITS = Object.freeze({
+    maxPaths: 1_000_000,
+    maxReferences: 100_000,
+    maxPathLength: 4096,
+    maxTotalBytes: 2 ** 45,
+    maxFilePathLength: 4095,
+    nar: DEFAULT_NAR_LIMITS,
+    keepFileUpTo: 16 * 1024 * 1024,
+});
+/**
+ * Writes an export stream of `entries` in the given order (Nix imports dependencies first, so
+ * pass a dependency order). Streams NARs through; holds nothing that grows with the closure.
+ */
+async function* writeExport(entries) {
+    const out = new ChunkBatcher(BATCH);
+    for await (const e of entries) {
+        out.add(NEXT_ENTRY);
+        if (Symbol.asyncIterator in e.nar)
+            for await (const chunk of e.nar) {
+                out.add(chunk);
+                if (out.hasReady)
+                    yield* out.take();
+            }
+        else
+            for (const chunk of e.nar)
+                out.add(chunk);
+        writeTrailer(e, out);
+        if (out.hasReady)
+            yield* out.take();
+    }
+    out.add(END_OF_STREAM);
+    out.flush();
+    yield* out.take();
+}
+/** Output chunks of `writeExport`: few enough that each costs little downstream (hashing, zstd). */
+const BATCH = 256 * 1024;
+const NEXT_ENTRY = u64(1);
+const END_OF_STREAM = u64(0);
+/**
+ * Writes what follows an entry's NAR straight into the output: the magic, the path, the sorted
+ * unique references, the deriver and the (empty) signature marker. Nothing is allocated per
+ * string, which matters with tens of references for each of tens of thousands of entries.
+ */
+function writeTrailer(e, out) {
+    // Sorted and unique already when relocated or read from a store.
+    const refs = isStrictlySorted(e.references) ? e.references : [...new Set(e.references)].sort(compareAscii);
+    let size = 5 * 8; // magic, reference count, signature marker, the lengths of path and deriver
+    size += wireSize(e.path) + wireSize(e.deriver);
+    for (const r of refs)
+        size += 8 + wireSize(r);
+    const { bytes, at: start } = out.reserve(size);
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = putU64(buf, start, EXPORT_MAGIC);
+    at = putString(buf, at, e.path);
+    at = putU64(buf, at, refs.length);
+    for (const r of refs)
+        at = putString(buf, at, r);
+    at = putString(buf, at, e.deriver);
+    at = putU64(buf, at, 0);
+    if (at !== start + size)
+        throw new errors_NixPlanError('internal', `an export trailer took ${at - start} bytes, not ${size}`);
+}
+/** Bytes a wire string takes after its length: the UTF-8 bytes and their padding. */
+function wireSize(s) {
+    const n = Buffer.byteLength(s, 'utf8');
+    return n + padLength(n);
+}
+function putU64(buf, at, n) {
+    buf.writeUInt32LE(n % 2 ** 32, at);
+    buf.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
+    return at + 8;
+}
+/** A wire string (length, UTF-8 bytes, zero padding); returns the offset after it. */
+function putString(buf, at, s) {
+    const n = buf.write(s, at + 8, 'utf8');
+    putU64(buf, at, n);
+    const end = at + 8 + n;
+    const pad = padLength(n);
+    buf.fill(0, end, end + pad);
+    return end + pad;
+}
+function compareAscii(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+}
+/**
+ * Streams the entries of an export stream, validating as it goes: every NAR (see `readNar`), the
+ * per-entry magic, store paths (one store dir for all), sorted unique references, a deriver that
+ * is "" or a `.drv` path, no legacy signature, no repeated path, the end marker and no trailing
+ * bytes. Throws MalformedError naming the byte offset, or LimitError. Entries already yielded
+ * were valid; the stream as a whole is only valid once iteration completes.
+ */
+async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {}) {
+    const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits };
+    const reader = wire_ByteReader.from(source, 'export stream', lim.maxTotalBytes);
+    let storeDir = options.storeDir;
+    if (storeDir !== undefined) {
+        const problem = storeDirProblem(storeDir);
+        if (problem !== undefined)
+            throw new MalformedError('export stream', undefined, `invalid store directory '${storeDir}': ${problem}`);
+    }
+    // Each entry's path, as the one string every later mention of it shares: references name earlier
+    // entries tens of times over, and one string per path instead of one per mention keeps tens of
+    // megabytes of duplicates out of the heap of a large closure (and skips re-checking them).
+    const seen = new Map();
+    // Kept files share blocks: callers keep every entry's (relocation) or none past the entry.
+    const arena = new ByteArena();
+    const keep = options.keptFiles === 'view' ? (bytes) => bytes : (bytes) => arena.copy(bytes);
+    const onNarBytes = options.onNarBytes;
+    /** A path field's text, checked; `at` is where its length field started. */
+    const checkPath = (bytes, what, allowEmpty, at) => {
+        const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+        if (s === '' && allowEmpty)
+            return s;
+        const known = seen.get(s);
+        if (known !== undefined)
+            return known; // an entry's path: checked when it was read
+        if (storeDir === undefined) {
+            const dir = s.slice(0, Math.max(0, s.lastIndexOf('/')));
+            const problem = storeDirProblem(dir);
+            if (problem !== undefined)
+                throw reader.error(`${what} ${JSON.stringify(s)} is not in a valid store directory (${problem})`, at);
+            storeDir = dir;
+        }
+        try {
+            parseStorePath(s, storeDir);
+        }
+        catch (e) {
+            if (e instanceof MalformedError)
+                throw reader.error(`bad ${what}: ${e.message}`, at);
+            throw e;
+        }
+        return s;
+    };
+    // Path fields are read without waiting when buffered (see ByteReader's fast paths).
+    const tryPath = (what, allowEmpty) => {
+        const at = reader.offset;
+        const bytes = reader.tryReadWireBytes(lim.maxPathLength);
+        return bytes === undefined ? undefined : checkPath(bytes, what, allowEmpty, at);
+    };
+    const readPath = async (what, allowEmpty) => {
+        const at = reader.offset;
+        const len = await reader.readU64Unbounded();
+        if (len > lim.maxPathLength)
+            throw new LimitError(`export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`);
+        const bytes = await reader.readExact(len);
+        await reader.readPadding(len);
+        return checkPath(bytes, what, allowEmpty, at);
+    };
+    const untapStream = options.onStreamBytes === undefined ? undefined : reader.tap(options.onStreamBytes);
+    let complete = false;
+    try {
+        for (let index = 0;; index++) {
+            const markerAt = reader.offset;
+            const marker = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
+            if (marker === 0)
+                break;
+            if (marker !== 1)
+                throw reader.error(`expected 0 or 1 before an entry, found ${marker === Infinity ? 'a value above 2^53' : marker}`, markerAt);
+            if (index >= lim.maxPaths)
+                throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
+            const onBytes = onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index);
+            // A .drv or text that is buffered whole is read without awaiting anything.
+            const nar = tryReadFileNar(reader, lim.nar, lim.keepFileUpTo, onBytes, keep) ??
+                (await readNar(reader, lim.nar, lim.keepFileUpTo, onBytes, keep));
+            const magicAt = reader.offset;
+            const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
+            if (magic !== EXPORT_MAGIC)
+                throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
+            const path = tryPath('path', false) ?? (await readPath('path', false));
+            if (seen.has(path))
+                throw reader.error(`path '${path}' appears twice`);
+            if (nar.longestPath !== undefined) {
+                const dir = options.realStoreDir ?? storeDir ?? '';
+                const fsLength = Buffer.byteLength(dir) + path.length - (storeDir?.length ?? 0) + nar.longestPath;
+                if (fsLength > lim.maxFilePathLength)
+                    throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
+            }
+            seen.set(path, path);
+            const countAt = reader.offset;
+            const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
+            if (n > lim.maxReferences)
+                throw new LimitError(`export stream: '${path}' has more than ${lim.maxReferences} references (byte offset ${countAt})`);
+            const references = [];
+            for (let i = 0; i < n; i++) {
+                const at = reader.offset;
+                const r = tryPath('reference', false) ?? (await readPath('reference', false));
+                const last = references[references.length - 1];
+                if (last !== undefined && compareAscii(last, r) >= 0)
+                    throw reader.error(`references of '${path}' are not sorted and unique at '${r}'`, at);
+                references.push(r);
+            }
+            const deriverAt = reader.offset;
+            const deriver = tryPath('deriver', true) ?? (await readPath('deriver', true));
+            if (deriver !== '' && !deriver.endsWith('.drv'))
+                throw reader.error(`deriver '${deriver}' of '${path}' is not a .drv path`, deriverAt);
+            const sigAt = reader.offset;
+            const sig = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
+            if (sig !== 0)
+                throw reader.error('expected 0 after the deriver (legacy signatures are not supported)', sigAt);
+            yield { path, references, deriver, nar };
+        }
+        if (!(await reader.atEnd()))
+            throw reader.error('trailing bytes after the end of the export stream');
+        complete = true;
+    }
+    finally {
+        untapStream?.(complete);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/limits.ts
+// The bounds that keep a hostile bundle from exhausting memory, disk or time: the reader's limits
+// and their defaults, the checks made on a manifest's recorded sizes before anything is
+// decompressed, and what a writer checks so it never writes a bundle its readers would refuse.
+
+
+
+
+/**
+ * The largest .drv (or other single file) the reader holds whole by default: 512 MiB, room for a
+ * 256 MB attribute. The reader cannot know a NAR is a .drv's before its path, which follows it, so
+ * any single-file NAR up to this size is held: it bounds what a hostile bundle can make it hold,
+ * and a 1 GiB file of zeros still streams through.
+ */
+const MAX_KEPT_FILE = 2 ** 29;
+/**
+ * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
+ * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
+ */
+const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
+/** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
+const DEFAULT_READER_LIMITS = Object.freeze({
+    maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
+    maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
+    maxRatio: 1000,
+    ratioFloor: 2 ** 30,
+    maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
+    // A .drv is held whole to be checked and relocated: one with a big attribute is as big. Held
+    // one entry at a time (and only up to this size), so memory stays bounded by it.
+    export: Object.freeze({ keepFileUpTo: MAX_KEPT_FILE }),
+    maxMissingReferences: 100_000,
+    maxMissingReferenceBytes: 32 * 1024 * 1024,
+});
+/**
+ * What a writer checks before it calls a bundle done: that its readers, with `limits`, would
+ * accept it. `entries` are the limits of single paths (as `entryLimitProblem` found them while
+ * writing); throws a LimitError naming the first problem.
+ */
+function checkWritten(manifest, limits, entries = []) {
+    try {
+        checkSizeLimits(manifest, limits);
+        const maxPaths = limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths;
+        if (manifest.paths > maxPaths)
+            throw new LimitError(`the bundle holds ${manifest.paths} paths, more than the limit of ${maxPaths}`);
+        if (entries.length > 0)
+            throw new LimitError(entries[0]);
+    }
+    catch (e) {
+        if (!(e instanceof LimitError))
+            throw e;
+        throw new LimitError(`the bundle was not written, as its readers would refuse it: ${e.message}`);
+    }
+}
+/**
+ * Why a path of `kind`, with `references` and a NAR of `narSize` bytes (`fileSize` when it is one
+ * regular file), breaks the reader's `limits`; undefined when it does not.
+ */
+function entryLimitProblem(entry, limits) {
+    const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits.export };
+    if (entry.references.length > lim.maxReferences)
+        return `'${entry.path}' has ${entry.references.length} references, more than the limit of ${lim.maxReferences}`;
+    if (entry.path.length > lim.maxPathLength)
+        return `'${entry.path}' is longer than the limit of ${lim.maxPathLength} bytes`;
+    if (entry.kind === 'drv' && (entry.fileSize ?? entry.narSize) > lim.keepFileUpTo)
+        return `'${entry.path}' is larger than the limit of ${lim.keepFileUpTo} bytes for a .drv`;
+    return undefined;
+}
+/** Refuses, before decompressing, a stream whose recorded size breaks the limits. */
+function checkSizeLimits(manifest, limits) {
+    const { size, compressedSize } = manifest.stream;
+    if (size > limits.maxStreamSize)
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
+    if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
+        throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
+}
+/** The export reader's limits for a bundle: the given ones, no looser than what its manifest records. */
+function exportLimitsFor(manifest, limits) {
+    return {
+        ...limits.export,
+        // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
+        // it is, rather than as a limit reached.
+        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
+        maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/decode.ts
+// Decoding a plan bundle: its manifest frame without decompressing, and its export stream,
+// decompressed with the framing, both digests and both sizes checked as it goes.
+
+
+
+
+
+
+
+
+/** Output chunk of the zstd decoder. */
+const DECODE_CHUNK = 1024 * 1024;
+function decode_bad(message) {
+    return new errors_NixPlanError('bundle', message);
+}
+/**
+ * Reads and validates the manifest frame (no decompression): header, size limit, schema,
+ * canonical form, checksum, and the file's length against the manifest, so truncated or
+ * extended files are refused before any decoding. This is all `inspect` needs.
+ */
+async function readBundleHead(source, maxManifestSize = DEFAULT_MAX_MANIFEST_SIZE) {
+    const header = await source.read(0, SKIPPABLE_HEADER_SIZE);
+    const { size } = parseSkippableHeader(header, maxManifestSize, `plan bundle '${source.name}'`);
+    const dataOffset = SKIPPABLE_HEADER_SIZE + size;
+    if (dataOffset > source.size)
+        throw decode_bad(`plan bundle '${source.name}' is truncated: its manifest frame needs ${dataOffset} bytes, the file has ${source.size}`);
+    const manifest = parseManifest(await source.read(SKIPPABLE_HEADER_SIZE, size), maxManifestSize);
+    const expected = dataOffset + manifest.stream.compressedSize;
+    if (source.size !== expected)
+        throw decode_bad(`plan bundle '${source.name}' is ${source.size < expected ? 'truncated' : 'followed by extra bytes'}: the manifest says ${expected} bytes, the file has ${source.size}`);
+    return { manifest, dataOffset, bundleBytes: source.size };
+}
+/**
+ * The decompressed export stream of a bundle whose head was read, checking as it goes: the data
+ * frame's structure (exactly one frame that ends at end of file), the compressed digest and
+ * size, and an output no longer than the manifest records; the uncompressed digest and size at
+ * the end. With `holdBackEnd`, the last 8 bytes (the export stream's end marker) are released
+ * only after the digests matched, so `nix-store --import` fails on a bundle changed under it.
+ */
+async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS, options = {}) {
+    const holdBackEnd = options.holdBackEnd === true;
+    const { stream } = head.manifest;
+    const scanner = new ZstdFrameScanner(head.dataOffset, { maxWindowLog: limits.maxWindowLog });
+    const packedHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    let packedSize = 0;
+    async function* compressed() {
+        for await (const chunk of source.stream(head.dataOffset)) {
+            scanner.push(chunk);
+            packedHash.update(chunk);
+            packedSize += chunk.length;
+            yield chunk;
+        }
+        scanner.finish();
+        if (packedSize !== stream.compressedSize || packedHash.digest('hex') !== stream.compressedSha256)
+            throw decode_bad(`the compressed data of '${source.name}' does not match its manifest: the bundle is corrupt`);
+    }
+    // Decompression runs on libuv's threadpool: large output chunks and a deep read-ahead let it
+    // work ahead while the main thread parses and hashes what came before (1 MiB chunks, up to 8).
+    const decoderOptions = {
+        params: { [external_node_zlib_namespaceObject.constants.ZSTD_d_windowLogMax]: limits.maxWindowLog },
+        chunkSize: DECODE_CHUNK,
+        highWaterMark: 8 * DECODE_CHUNK, // zlib streams pass Transform options on
+    };
+    const decoder = (0,external_node_zlib_namespaceObject.createZstdDecompress)(decoderOptions);
+    // Errors of any stage surface through iteration of the decoder; the promise only ends the chain.
+    (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(compressed()), decoder).catch(() => undefined);
+    const rawHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    let rawSize = 0;
+    let held = new Uint8Array(0);
+    try {
+        for await (const c of decoder) {
+            const chunk = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+            rawSize += chunk.length;
+            if (rawSize > stream.size)
+                throw decode_bad(`the data of '${source.name}' decompresses to more than the ${stream.size} bytes its manifest records: refusing it (corrupt, or a zip bomb)`);
+            rawHash.update(chunk);
+            if (!holdBackEnd) {
+                yield chunk;
+                continue;
+            }
+            const all = held.length === 0 ? chunk : new Uint8Array(Buffer.concat([held, chunk]));
+            const cut = Math.max(0, all.length - 8);
+            held = all.slice(cut);
+            if (cut > 0)
+                yield all.subarray(0, cut);
+        }
+    }
+    catch (e) {
+        if (e instanceof errors_NixPlanError)
+            throw e;
+        throw decode_bad(`the zstd data of '${source.name}' is corrupt: ${e.message}`);
+    }
+    // The decoder stops at the end of the first frame; the scanner has seen the rest of the file.
+    options.onFrame?.(scanner.finish());
+    if (rawSize !== stream.size || rawHash.digest('hex') !== stream.sha256)
+        throw decode_bad(`the export stream of '${source.name}' does not match the sha256 and size in its manifest: the bundle is corrupt`);
+    if (held.length > 0)
+        yield held;
+}
+/**
+ * The export stream of a bundle, for `nix-store --import` after `verifyBundle` succeeded on the
+ * same source: decompressed again with the framing and digests re-checked, the end marker held
+ * back until they matched (see `decompressedStream`).
+ */
+async function* exportStream(source, limits = {}) {
+    const lim = { ...DEFAULT_READER_LIMITS, ...limits };
+    const head = await readBundleHead(source, lim.maxManifestSize);
+    checkSizeLimits(head.manifest, lim);
+    yield* decompressedStream(source, head, lim, { holdBackEnd: true });
+}
+
+;// CONCATENATED MODULE: ./src/core/bundle/closure-check.ts
+// The closure rule of a bundle, checked entry by entry as the stream arrives: every reference is
+// the entry itself, one before it, or a path the target store already holds.
+
+/**
+ * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
+ * path valid in the target store. A reference met later in the stream is out of dependency order;
+ * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
+ * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
+ */
+class ClosureCheck {
+    limits;
+    seen = new Set();
+    /** Reference not yet seen → the first path that needs it. */
+    pending = new Map();
+    pendingBytes = 0;
+    storeValid = 0;
+    constructor(limits) {
+        this.limits = limits;
+    }
+    /** Refuses an entry an earlier one needed but did not find (call before `add`). */
+    arrive(path) {
+        const needer = this.pending.get(path);
+        if (needer !== undefined)
+            throw new errors_NixPlanError('closure', `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`);
+    }
+    /** Records an entry and its references. */
+    add(path, references) {
+        for (const r of references) {
+            if (r === path || this.seen.has(r) || this.pending.has(r))
+                continue;
+            this.pending.set(r, path);
+            this.pendingBytes += r.length;
+            if (this.pending.size > this.limits.maxMissingReferences ||
+                this.pendingBytes > this.limits.maxMissingReferenceBytes)
+                throw new LimitError(`the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`);
+        }
+        this.seen.add(path);
+    }
+    /** Whether `path` was an entry. */
+    has(path) {
+        return this.seen.has(path);
+    }
+    /** How many entries were added. */
+    get paths() {
+        return this.seen.size;
+    }
+    /** The references the bundle does not hold (to be found valid in the store). */
+    missing() {
+        return [...this.pending.keys()];
+    }
+    /** How many references were found valid in the store instead of in the bundle. */
+    get storeReferences() {
+        return this.storeValid;
+    }
+    /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
+    finish(valid) {
+        for (const [missing, needer] of this.pending)
+            if (!valid.has(missing))
+                throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
+        this.storeValid = this.pending.size;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/core/git-hash.ts
 // Git hashing (Nix's experimental `git-hashing`, `outputHashMode = "git"`): a regular file is
 // hashed as a git blob, `blob <size>\0<contents>`, whatever its executable bit (git keeps that
@@ -3758,988 +5006,11 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
 
 
 
-;// CONCATENATED MODULE: ./src/core/nar-write.ts
-// Writing a NAR (Nix ARchive) from an injected file tree, and the tokens and rules its reader shares.
-
-
-/**
- * Size of the NAR of one regular file of `size` bytes, without writing it: the fixed tokens
- * (`nix-archive-1 ( type regular [executable ""] contents`), the length, the contents padded to
- * 8 bytes and `)`: the byte count of `writeNar(regularFile(bytes, executable))`.
- */
-function regularFileNarSize(size, executable = false) {
-    // magic 8+16, "(" 8+8, "type" 8+8, "regular" 8+8, "contents" 8+8, length 8, ")" 8+8;
-    // "executable" 8+16 and "" 8 when executable.
-    return 112 + (executable ? 32 : 0) + size + padLength(size);
-}
-/**
- * The NAR of one regular file held in memory, as four chunks (the tokens up to its length, which
- * are shared and must not be changed; the length; the bytes themselves; the padding and closing
- * token): the bytes `writeNar(regularFile(bytes, executable))` yields, without a generator per
- * file. `bytes` is passed through, not copied. The other chunks are small enough to live on the
- * JS heap: relocation writes one NAR per object, and a backing store each cost more than that.
- */
-function regularFileNar(bytes, executable = false) {
-    const pad = padLength(bytes.length);
-    const end = new Uint8Array(pad + CLOSE.length);
-    end.set(CLOSE, pad);
-    return [executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD, u64(bytes.length), bytes, end];
-}
-/** A regular file held in memory. */
-function regularFile(bytes, executable = false) {
-    return {
-        type: 'regular',
-        executable,
-        size: bytes.length,
-        // eslint-disable-next-line @typescript-eslint/require-await
-        contents: async function* () {
-            yield bytes;
-        },
-    };
-}
-/** The first token of every NAR. */
-const MAGIC = 'nix-archive-1';
-/** Why `name` cannot be a directory entry (Nix's rules), or undefined if it can. */
-function entryNameProblem(name) {
-    if (name.length === 0)
-        return 'an empty name';
-    if (name.length === 1 && name[0] === 0x2e)
-        return "the name '.'";
-    if (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e)
-        return "the name '..'";
-    if (name.includes(0x2f))
-        return 'a name containing /';
-    if (name.includes(0))
-        return 'a name containing a NUL byte';
-    return undefined;
-}
-/** Printable form of a name for error messages. */
-function show(name) {
-    return JSON.stringify(Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('utf8'));
-}
-/**
- * Serialises `tree` as a NAR, streaming file contents through. Refuses (MalformedError) a tree
- * Nix would refuse to unpack: unsorted or illegal entry names, or a file whose contents do not
- * match its size.
- */
-async function* writeNar(tree) {
-    const out = new ChunkBatcher();
-    out.addAll(wireString(MAGIC));
-    yield* writeNode(tree, out, '');
-    out.flush();
-    yield* out.take();
-}
-const T = {
-    open: wireString('('),
-    close: wireString(')'),
-    type: wireString('type'),
-    regular: wireString('regular'),
-    executable: [...wireString('executable'), ...wireString('')],
-    contents: wireString('contents'),
-    symlink: wireString('symlink'),
-    target: wireString('target'),
-    directory: wireString('directory'),
-    entry: wireString('entry'),
-    name: wireString('name'),
-    node: wireString('node'),
-};
-/** What precedes a regular file's length in a single-file NAR (and with the executable flag). */
-const FILE_HEAD = concatBytes([
-    ...wireString(MAGIC),
-    ...T.open,
-    ...T.type,
-    ...T.regular,
-    ...T.contents,
-]);
-const FILE_HEAD_EXECUTABLE = concatBytes([
-    ...wireString(MAGIC),
-    ...T.open,
-    ...T.type,
-    ...T.regular,
-    ...T.executable,
-    ...T.contents,
-]);
-/** The closing token of a NAR node. */
-const CLOSE = concatBytes(T.close);
-async function* writeNode(tree, out, where) {
-    out.addAll([...T.open, ...T.type]);
-    switch (tree.type) {
-        case 'regular': {
-            out.addAll(T.regular);
-            if (tree.executable)
-                out.addAll(T.executable);
-            out.addAll([...T.contents, u64(tree.size)]);
-            let written = 0;
-            for await (const chunk of tree.contents()) {
-                written += chunk.length;
-                if (written > tree.size)
-                    break;
-                out.add(chunk);
-                if (out.hasReady)
-                    yield* out.take();
-            }
-            if (written !== tree.size)
-                throw new MalformedError('file tree', undefined, `file '${where || '.'}' has ${written > tree.size ? 'more' : 'fewer'} bytes than its size ${tree.size} (did it change while being read?)`);
-            const pad = padLength(tree.size);
-            if (pad > 0)
-                out.add(new Uint8Array(pad));
-            break;
-        }
-        case 'symlink':
-            out.addAll([...T.symlink, ...T.target, ...wireString(tree.target)]);
-            break;
-        case 'directory': {
-            out.addAll(T.directory);
-            let prev;
-            for await (const [name, node] of tree.entries()) {
-                const sub = `${where}/${Buffer.from(name).toString('utf8')}`;
-                const problem = entryNameProblem(name);
-                if (problem !== undefined)
-                    throw new MalformedError('file tree', undefined, `'${where || '.'}' has ${problem}`);
-                if (prev !== undefined && compareBytes(prev, name) >= 0)
-                    throw new MalformedError('file tree', undefined, `entries of '${where || '.'}' are not sorted at ${show(name)}`);
-                prev = name;
-                out.addAll([...T.entry, ...T.open, ...T.name, ...wireString(name), ...T.node]);
-                if (out.hasReady)
-                    yield* out.take();
-                yield* writeNode(node, out, sub);
-                out.addAll(T.close);
-            }
-            break;
-        }
-    }
-    out.addAll(T.close);
-    if (out.hasReady)
-        yield* out.take();
-}
-
-;// CONCATENATED MODULE: ./src/core/wire.ts
-// A streaming reader of Nix's wire format (little-endian u64s and length-prefixed, zero-padded
-// strings; their encoding and the byte helpers are in bytes.ts).
-
-
-const wire_TWO_POW_32 = 2 ** 32;
-const MAX_HI = 2 ** 21; // hi word >= 2^21 means the u64 is above 2^53
-/**
- * Pulls exact-length pieces from an async stream of chunks, tracking the absolute offset so every
- * error names where it happened. Never allocates more than the caller's limit for one read.
- *
- * Built for streams of hundreds of megabytes: reads that fit in the current chunk are views (no
- * copy), consumed chunks are dropped by advancing an index (no array shifting), and taps see the
- * consumed bytes as a few large views rather than one call per token.
- */
-class wire_ByteReader {
-    source;
-    what;
-    maxBytes;
-    chunks = [];
-    first = 0; // index of the current chunk in `chunks`
-    buffered = 0;
-    head = 0; // read position inside the current chunk
-    done = false;
-    received = 0;
-    taps = [];
-    tapFrom = 0; // start of the not-yet-tapped bytes inside the current chunk
-    /** Absolute offset of the next byte to be read. */
-    offset = 0;
-    /**
-     * @param source the chunks to read
-     * @param what names the format in errors ("NAR", "export stream")
-     * @param maxBytes refuse (LimitError) a source longer than this many bytes
-     */
-    constructor(source, what, maxBytes = Number.MAX_SAFE_INTEGER) {
-        this.source = source;
-        this.what = what;
-        this.maxBytes = maxBytes;
-    }
-    /** Wraps any iterable of chunks (a Readable stream, a generator, an array of buffers). */
-    static from(source, what, maxBytes) {
-        const it = Symbol.asyncIterator in source ? source[Symbol.asyncIterator]() : fromSync(source[Symbol.iterator]());
-        return new wire_ByteReader(it, what, maxBytes);
-    }
-    /** Error naming the current offset. */
-    error(detail, at = this.offset) {
-        return new MalformedError(this.what, at, detail);
-    }
-    async fill(n) {
-        while (this.buffered < n) {
-            if (this.done)
-                return false;
-            const r = await this.source.next();
-            if (r.done === true) {
-                this.done = true;
-                return false;
-            }
-            const chunk = r.value;
-            if (chunk.length > 0) {
-                this.received += chunk.length;
-                if (this.received > this.maxBytes)
-                    throw new LimitError(`${this.what}: input is larger than the limit of ${this.maxBytes} bytes`);
-                this.chunks.push(chunk);
-                this.buffered += chunk.length;
-            }
-        }
-        return true;
-    }
-    /** True when the stream has no more bytes. */
-    async atEnd() {
-        return !(await this.fill(1));
-    }
-    /** Reads exactly `n` bytes (the caller bounds `n`). A view into the source's chunk when possible. */
-    async readExact(n) {
-        if (!(await this.fill(n)))
-            throw this.error(`unexpected end of input (wanted ${n} more bytes)`);
-        const c = this.chunks[this.first];
-        if (c !== undefined && c.length - this.head >= n) {
-            const out = c.subarray(this.head, this.head + n);
-            this.consume(n);
-            return out;
-        }
-        const out = new Uint8Array(n);
-        let filled = 0;
-        while (filled < n) {
-            const cur = this.chunks[this.first];
-            if (cur === undefined)
-                throw this.error('internal: buffer underrun');
-            const take = Math.min(n - filled, cur.length - this.head);
-            out.set(cur.subarray(this.head, this.head + take), filled);
-            filled += take;
-            this.consume(take);
-        }
-        return out;
-    }
-    // Fast paths that need no await. Parsers call them first and fall back to the waiting reads
-    // (`x ?? (await slow())`): an await costs a trip through the microtask queue even for bytes
-    // already buffered, and a stream of small drvs is mostly small fields. Each consumes nothing
-    // and returns undefined unless all it needs is in the current chunk and well formed; the
-    // waiting read then reads the same bytes again and reports any problem.
-    /**
-     * The unread bytes of the current chunk, consuming nothing: for a parser that looks at a whole
-     * structure before it reads it (`tryReadExact` then consumes what it took).
-     */
-    peekBuffered() {
-        const c = this.chunks[this.first];
-        return c === undefined ? EMPTY : c.subarray(this.head);
-    }
-    /** Like readExact, when the `n` bytes are in the current chunk. */
-    tryReadExact(n) {
-        const c = this.chunks[this.first];
-        if (c === undefined || c.length - this.head < n)
-            return undefined;
-        const out = c.subarray(this.head, this.head + n);
-        this.consume(n);
-        return out;
-    }
-    /** Like readU64Unbounded, for a value below 2^32 in the current chunk. */
-    tryReadSmallU64() {
-        const c = this.chunks[this.first];
-        const h = this.head;
-        if (c === undefined || c.length - h < 8)
-            return undefined;
-        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
-            return undefined;
-        const v = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
-        this.consume(8);
-        return v;
-    }
-    /**
-     * A wire string (u64 length, bytes, zero padding) of at most `max` bytes, as a view, when all
-     * of it is in the current chunk.
-     */
-    tryReadWireBytes(max) {
-        const c = this.chunks[this.first];
-        const h = this.head;
-        if (c === undefined || c.length - h < 8)
-            return undefined;
-        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
-            return undefined;
-        const len = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
-        if (len > max)
-            return undefined;
-        const end = h + 8 + len + padLength(len);
-        if (end > c.length)
-            return undefined;
-        for (let i = h + 8 + len; i < end; i++)
-            if (c[i] !== 0)
-                return undefined;
-        const out = c.subarray(h + 8, h + 8 + len);
-        this.consume(end - h);
-        return out;
-    }
-    /** Like readPadding: true once the padding after `len` bytes was read (it is in the current chunk and zero). */
-    tryReadPadding(len) {
-        const pad = padLength(len);
-        if (pad === 0)
-            return true;
-        const c = this.chunks[this.first];
-        const h = this.head;
-        if (c === undefined || c.length - h < pad)
-            return false;
-        for (let i = h; i < h + pad; i++)
-            if (c[i] !== 0)
-                return false;
-        this.consume(pad);
-        return true;
-    }
-    /** Advances by `n` bytes, all inside the current chunk; drops the chunk once it is used up. */
-    consume(n) {
-        this.offset += n;
-        this.buffered -= n;
-        this.head += n;
-        const c = this.chunks[this.first];
-        if (c !== undefined && this.head >= c.length) {
-            if (this.taps.length > 0 && this.tapFrom < c.length)
-                this.emit(c.subarray(this.tapFrom));
-            this.chunks[this.first] = EMPTY; // let it be collected
-            this.first++;
-            this.head = 0;
-            this.tapFrom = 0;
-            if (this.first === this.chunks.length) {
-                this.chunks = [];
-                this.first = 0;
-            }
-            else if (this.first >= 1024) {
-                this.chunks = this.chunks.slice(this.first);
-                this.first = 0;
-            }
-        }
-    }
-    emit(view) {
-        for (const t of this.taps)
-            t(view);
-    }
-    /** Hands the consumed but not yet tapped bytes to the taps. */
-    flushTaps() {
-        const c = this.chunks[this.first];
-        if (this.taps.length > 0 && c !== undefined && this.head > this.tapFrom)
-            this.emit(c.subarray(this.tapFrom, this.head));
-        this.tapFrom = this.head;
-    }
-    /**
-     * Sees every byte consumed from now on, in order, as views of the source's chunks (batched: call
-     * the returned function to flush and detach; pass `flush = false` to detach without delivering
-     * the pending bytes, e.g. after an error).
-     */
-    tap(fn) {
-        this.flushTaps();
-        this.taps.push(fn);
-        return (flush = true) => {
-            const remove = () => {
-                const i = this.taps.indexOf(fn);
-                if (i >= 0)
-                    this.taps.splice(i, 1);
-            };
-            // Without flushing, the pending bytes still go to the other taps (an enclosing reader's).
-            if (flush)
-                this.flushTaps();
-            remove();
-            if (!flush)
-                this.flushTaps();
-        };
-    }
-    /** Passes the next `n` bytes to `sink` chunk by chunk, without holding them all. */
-    async stream(n, sink) {
-        let left = n;
-        while (left > 0) {
-            if (this.buffered === 0 && !(await this.fill(1)))
-                throw this.error(`unexpected end of input (wanted ${left} more bytes)`);
-            const c = this.chunks[this.first];
-            if (c === undefined)
-                throw this.error('internal: buffer underrun');
-            const take = Math.min(left, c.length - this.head);
-            sink(c.subarray(this.head, this.head + take));
-            this.consume(take);
-            left -= take;
-        }
-    }
-    /** Reads a u64; refuses values above `max` (default 2^53-1) before anything is allocated. */
-    async readU64(max = Number.MAX_SAFE_INTEGER) {
-        const at = this.offset;
-        const v = await this.readU64Unbounded();
-        if (v > max) {
-            const shown = v === Infinity ? 'above 2^53' : String(v);
-            throw new LimitError(`${this.what}: value ${shown} exceeds the limit ${max} at byte offset ${at}`);
-        }
-        return v;
-    }
-    /**
-     * Reads a u64 without judging it: values above 2^53-1 come back as Infinity, so a caller can
-     * raise the error that fits (a format error for a marker, a limit error for a length).
-     */
-    async readU64Unbounded() {
-        const b = await this.readExact(8);
-        const lo = (b[0] ?? 0) | ((b[1] ?? 0) << 8) | ((b[2] ?? 0) << 16) | ((b[3] ?? 0) << 24);
-        const hi = ((b[4] ?? 0) | ((b[5] ?? 0) << 8) | ((b[6] ?? 0) << 16) | ((b[7] ?? 0) << 24)) >>> 0;
-        return hi >= MAX_HI ? Infinity : hi * wire_TWO_POW_32 + (lo >>> 0);
-    }
-    /** Reads zero padding after a string of `len` bytes; non-zero padding is an error, as in Nix. */
-    async readPadding(len) {
-        const pad = padLength(len);
-        if (pad === 0)
-            return;
-        const at = this.offset;
-        const b = await this.readExact(pad);
-        for (let i = 0; i < pad; i++)
-            if (b[i] !== 0)
-                throw this.error('non-zero padding', at);
-    }
-    /** Reads a wire string of at most `max` bytes. */
-    async readBytes(max) {
-        const len = await this.readU64(max);
-        const b = len === 0 ? new Uint8Array(0) : await this.readExact(len);
-        await this.readPadding(len);
-        return b;
-    }
-    /** Reads a wire string as UTF-8 text (for tokens and paths, which are ASCII). */
-    async readString(max) {
-        const b = await this.readBytes(max);
-        return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
-    }
-    /** Reads a wire string and requires it to equal `expected`. */
-    async expectString(expected) {
-        const at = this.offset;
-        const got = await this.readString(Math.max(expected.length, 64));
-        if (got !== expected)
-            throw this.error(`expected '${expected}', got '${got.slice(0, 64)}'`, at);
-    }
-}
-const EMPTY = new Uint8Array(0);
-function fromSync(it) {
-    return { next: () => Promise.resolve(it.next()) };
-}
-
-;// CONCATENATED MODULE: ./src/core/nar.ts
-// NAR (Nix ARchive): a streaming, validating reader (the writer and the tokens both share are in
-// nar-write.ts).
-
-
-
-
-
-
-/**
- * Defaults: never looser than what any Nix we support unpacks. Names: NAME_MAX (255), which Nix
- * 2.34 also enforces while parsing. Symlink targets: 4,095 bytes (the kernel's PATH_MAX with its
- * NUL, and Nix 2.34's own bound), never empty (symlink(2) refuses one) and without NUL (2.34
- * refuses it; 2.8 would cut the target short and register a NAR hash the files do not have).
- * Depth: Nix 2.34.7+ refuses an object inside 64 or more directories (`narMaxDepth`), so at most
- * 63. The length of a whole path inside the NAR is checked once the store path is known (the
- * export stream names it after the NAR): see `NarSummary.longestPath` and `ExportLimits`.
- */
-const DEFAULT_NAR_LIMITS = Object.freeze({
-    maxFileSize: 2 ** 40,
-    maxEntries: 4_000_000,
-    maxDepth: 63,
-    maxNameLength: 255,
-    maxTargetLength: 4095,
-});
-const MAX_TOKEN = 16; // longer than any NAR token ("nix-archive-1" is 13 bytes)
-/** Reads a NAR token; anything longer than a token is a format error, not a limit. */
-async function readToken(reader) {
-    const at = reader.offset;
-    const len = await reader.readU64Unbounded();
-    if (len > MAX_TOKEN)
-        throw reader.error(`expected a NAR token, found a string of ${len === Infinity ? 'more than 2^53' : len} bytes`, at);
-    const b = await reader.readExact(len);
-    await reader.readPadding(len);
-    return String.fromCharCode(...b);
-}
-async function expectToken(reader, expected) {
-    const at = reader.offset;
-    const got = await readToken(reader);
-    if (got !== expected)
-        throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
-}
-/** readToken without waiting, when the whole token is buffered (ByteReader's fast paths). */
-function tryToken(reader) {
-    const b = reader.tryReadWireBytes(MAX_TOKEN);
-    return b === undefined ? undefined : String.fromCharCode(...b);
-}
-/** expectToken without waiting: true once `expected` was read, false when it must be waited for. */
-function tryExpectToken(reader, expected) {
-    const at = reader.offset;
-    const got = tryToken(reader);
-    if (got === undefined)
-        return false;
-    if (got !== expected)
-        throw reader.error(`expected '${expected}', found ${JSON.stringify(got)}`, at);
-    return true;
-}
-/** readLength without waiting, when the field is buffered. */
-function tryLength(reader, max, what) {
-    const at = reader.offset;
-    const len = reader.tryReadSmallU64();
-    if (len !== undefined && len > max)
-        throw new LimitError(`NAR: ${what} at byte offset ${at} is longer than the limit of ${max} bytes`);
-    return len;
-}
-/** Reads a length field, refusing one above `max` with a LimitError that says what it measured. */
-async function readLength(reader, max, what) {
-    const at = reader.offset;
-    const len = await reader.readU64Unbounded();
-    if (len > max)
-        throw new LimitError(`NAR: ${what} at byte offset ${at} is longer than the limit of ${max} bytes`);
-    return len;
-}
-/**
- * Reads one NAR from `reader`, validating everything Nix validates and more (canonical token
- * order, strictly sorted legal names, zero padding, bounded lengths, depth and entry count).
- * Raw NAR bytes go to `onBytes` as they are read; file contents stream through without being
- * held, except a top-level regular file no bigger than `keepFileUpTo`, returned in `file` as
- * `keep` makes it of the reader's bytes (default: a copy of its own).
- * Throws MalformedError (with the byte offset) or LimitError.
- */
-async function readNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => bytes.slice()) {
-    const start = reader.offset;
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    const untap = reader.tap(onBytes === undefined
-        ? (c) => hash.update(c)
-        : (c) => {
-            hash.update(c);
-            onBytes(c);
-        });
-    let ok = false;
-    try {
-        const top = await readBody(reader, limits, keepFileUpTo, keep);
-        untap(true);
-        ok = true;
-        const summary = {
-            narHash: digestBytes(hash.digest('binary')),
-            narSize: reader.offset - start,
-        };
-        if (top.file !== undefined)
-            summary.file = top.file;
-        if (top.fileHash !== undefined)
-            summary.fileHash = top.fileHash;
-        if (top.longestPath > 0)
-            summary.longestPath = top.longestPath;
-        return summary;
-    }
-    finally {
-        if (!ok)
-            untap(false);
-    }
-}
-/**
- * `readNar` for the commonest NAR, one regular file to be kept (every .drv and text of a plan),
- * when all of it is in the reader's current chunk: recognised whole, as the exact bytes its
- * canonical form has, and read at once, without a token at a time or a wait. Undefined, having
- * read nothing, for anything else (the general reader then reads it, or says what is wrong).
- */
-function tryReadFileNar(reader, limits, keepFileUpTo, onBytes, keep = (bytes) => bytes.slice()) {
-    const b = reader.peekBuffered();
-    const executable = !startsWith(b, FILE_HEAD, 0);
-    const head = executable ? FILE_HEAD_EXECUTABLE : FILE_HEAD;
-    if (executable && !startsWith(b, head, 0))
-        return undefined;
-    const h = head.length;
-    if (b.length < h + 8 || (b[h + 4] | b[h + 5] | b[h + 6] | b[h + 7]) !== 0)
-        return undefined;
-    const size = (b[h] | (b[h + 1] << 8) | (b[h + 2] << 16) | (b[h + 3] << 24)) >>> 0;
-    if (size > keepFileUpTo || size > limits.maxFileSize)
-        return undefined;
-    const start = h + 8;
-    const end = start + size;
-    const padded = end + padLength(size);
-    const total = padded + CLOSE.length;
-    if (b.length < total || !startsWith(b, CLOSE, padded))
-        return undefined;
-    for (let k = end; k < padded; k++)
-        if (b[k] !== 0)
-            return undefined;
-    const nar = reader.tryReadExact(total); // the bytes just looked at, now consumed
-    onBytes?.(nar);
-    const contents = nar.subarray(start, end);
-    return new KeptFileNar(total, { executable, contents: keep(contents) }, sha256(contents));
-}
-/**
- * The summary of a one-file NAR read whole, whose NAR hash is computed from the kept file when it
- * is first asked for: a .drv's or text's content address is its file's hash, and relocating or
- * importing a plan never asks for theirs (binary caches do).
- */
-class KeptFileNar {
-    narSize;
-    file;
-    fileHash;
-    hash;
-    constructor(narSize, file, fileHash) {
-        this.narSize = narSize;
-        this.file = file;
-        this.fileHash = fileHash;
-    }
-    get narHash() {
-        return (this.hash ??= sha256(...regularFileNar(this.file.contents, this.file.executable)));
-    }
-}
-/** True when `b` holds `prefix` at `at`. */
-function startsWith(b, prefix, at) {
-    if (b.length - at < prefix.length)
-        return false;
-    for (let k = 0; k < prefix.length; k++)
-        if (b[at + k] !== prefix[k])
-            return false;
-    return true;
-}
-async function readBody(reader, limits, keepFileUpTo, keep) {
-    const magicAt = reader.offset;
-    const magic = tryToken(reader) ?? (await readToken(reader));
-    if (magic !== MAGIC)
-        throw reader.error('not a NAR (bad magic)', magicAt);
-    let entries = 0;
-    const stack = [];
-    let result = {};
-    let longestPath = 0;
-    /** Path length of the entry being read (its parent's, a slash and its name). */
-    let entryPathLength = 0;
-    // Reads "( type …" of one object. Leaves are read to their ")"; a directory pushes a frame.
-    const readObject = async () => {
-        if (stack.length > limits.maxDepth)
-            throw new LimitError(`NAR: objects nested deeper than ${limits.maxDepth} directories at byte offset ${reader.offset}`);
-        if (++entries > limits.maxEntries)
-            throw new LimitError(`NAR: more than ${limits.maxEntries} entries at byte offset ${reader.offset}`);
-        if (!tryExpectToken(reader, '('))
-            await expectToken(reader, '(');
-        if (!tryExpectToken(reader, 'type'))
-            await expectToken(reader, 'type');
-        const typeAt = reader.offset;
-        const type = tryToken(reader) ?? (await readToken(reader));
-        if (type === 'regular') {
-            let at = reader.offset;
-            let tok = tryToken(reader) ?? (await readToken(reader));
-            let executable = false;
-            if (tok === 'executable') {
-                executable = true;
-                await expectToken(reader, '');
-                at = reader.offset;
-                tok = await readToken(reader);
-            }
-            if (tok !== 'contents')
-                throw reader.error(`expected 'contents', found ${JSON.stringify(tok)}`, at);
-            const size = tryLength(reader, limits.maxFileSize, 'a file') ??
-                (await readLength(reader, limits.maxFileSize, 'a file'));
-            if (stack.length === 0) {
-                // The whole NAR is one file: hash its contents (content addresses need it), maybe keep it.
-                if (size <= keepFileUpTo) {
-                    const contents = reader.tryReadExact(size) ?? (await reader.readExact(size));
-                    result = {
-                        file: { executable, contents: keep(contents) },
-                        fileHash: sha256(contents),
-                    };
-                }
-                else {
-                    const h = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-                    await reader.stream(size, (c) => h.update(c));
-                    result = { fileHash: digestBytes(h.digest('binary')) };
-                }
-            }
-            else {
-                await reader.stream(size, () => undefined);
-            }
-            if (!reader.tryReadPadding(size))
-                await reader.readPadding(size);
-            if (!tryExpectToken(reader, ')'))
-                await expectToken(reader, ')');
-        }
-        else if (type === 'symlink') {
-            await expectToken(reader, 'target');
-            const targetAt = reader.offset;
-            const target = await readLengthPrefixed(reader, limits.maxTargetLength, 'a symlink target');
-            if (target.length === 0)
-                throw reader.error('a symlink with an empty target', targetAt);
-            if (target.includes(0))
-                throw reader.error('a symlink target containing a NUL byte', targetAt);
-            await expectToken(reader, ')');
-        }
-        else if (type === 'directory') {
-            stack.push({ prev: undefined, pathLength: stack.length === 0 ? 0 : entryPathLength });
-        }
-        else {
-            throw reader.error(`unknown file type ${JSON.stringify(type)}`, typeAt);
-        }
-    };
-    await readObject();
-    // `pendingEntryClose`: a child object just ended, so its parent's entry needs its ")".
-    let pendingEntryClose = false;
-    while (stack.length > 0) {
-        const frame = stack[stack.length - 1];
-        if (frame === undefined)
-            break;
-        if (pendingEntryClose) {
-            await expectToken(reader, ')');
-            pendingEntryClose = false;
-        }
-        const at = reader.offset;
-        const tok = await readToken(reader);
-        if (tok === ')') {
-            stack.pop();
-            pendingEntryClose = stack.length > 0;
-            continue;
-        }
-        if (tok !== 'entry')
-            throw reader.error(`expected 'entry' or ')', found ${JSON.stringify(tok)}`, at);
-        await expectToken(reader, '(');
-        await expectToken(reader, 'name');
-        const nameAt = reader.offset;
-        const name = await readLengthPrefixed(reader, limits.maxNameLength, 'an entry name');
-        const problem = entryNameProblem(name);
-        if (problem !== undefined)
-            throw reader.error(`directory entry with ${problem}`, nameAt);
-        if (frame.prev !== undefined && compareBytes(frame.prev, name) >= 0)
-            throw reader.error(`directory entries are not strictly sorted (${show(name)} after ${show(frame.prev)})`, nameAt);
-        frame.prev = name.slice(); // a copy: the view would pin the whole source chunk
-        entryPathLength = frame.pathLength + 1 + name.length;
-        if (entryPathLength > longestPath)
-            longestPath = entryPathLength;
-        await expectToken(reader, 'node');
-        const depthBefore = stack.length;
-        await readObject();
-        pendingEntryClose = stack.length === depthBefore; // a leaf ended; a directory pushed a frame
-    }
-    return { ...result, longestPath };
-}
-async function readLengthPrefixed(reader, max, what) {
-    const len = await readLength(reader, max, what);
-    const b = await reader.readExact(len);
-    await reader.readPadding(len);
-    return b;
-}
-/**
- * Reads a whole NAR from a stream of chunks and refuses trailing bytes: the summary of a NAR
- * file, or of `writeNar`'s output.
- */
-async function summariseNar(source, limits = DEFAULT_NAR_LIMITS, keepFileUpTo = 0, onBytes) {
-    const reader = ByteReader.from(source, 'NAR');
-    const summary = await readNar(reader, limits, keepFileUpTo, onBytes);
-    if (!(await reader.atEnd()))
-        throw reader.error('trailing bytes after the NAR');
-    return summary;
-}
-
-;// CONCATENATED MODULE: ./src/core/export-stream.ts
-// The `nix-store --export` stream: a streaming writer and a streaming, validating reader.
-
-
-
-
-
-/** The marker after each entry's NAR ("NIXE" read as a little-endian u64). */
-const EXPORT_MAGIC = 0x4558494e;
-/** Defaults sized for real closures (nixpkgs' largest .drv files are a few MB). */
-const DEFAULT_EXPORT_LIMITS = Object.freeze({
-    maxPaths: 1_000_000,
-    maxReferences: 100_000,
-    maxPathLength: 4096,
-    maxTotalBytes: 2 ** 45,
-    maxFilePathLength: 4095,
-    nar: DEFAULT_NAR_LIMITS,
-    keepFileUpTo: 16 * 1024 * 1024,
-});
-/**
- * Writes an export stream of `entries` in the given order (Nix imports dependencies first, so
- * pass a dependency order). Streams NARs through; holds nothing that grows with the closure.
- */
-async function* writeExport(entries) {
-    const out = new ChunkBatcher(BATCH);
-    for await (const e of entries) {
-        out.add(NEXT_ENTRY);
-        if (Symbol.asyncIterator in e.nar)
-            for await (const chunk of e.nar) {
-                out.add(chunk);
-                if (out.hasReady)
-                    yield* out.take();
-            }
-        else
-            for (const chunk of e.nar)
-                out.add(chunk);
-        writeTrailer(e, out);
-        if (out.hasReady)
-            yield* out.take();
-    }
-    out.add(END_OF_STREAM);
-    out.flush();
-    yield* out.take();
-}
-/** Output chunks of `writeExport`: few enough that each costs little downstream (hashing, zstd). */
-const BATCH = 256 * 1024;
-const NEXT_ENTRY = u64(1);
-const END_OF_STREAM = u64(0);
-/**
- * Writes what follows an entry's NAR straight into the output: the magic, the path, the sorted
- * unique references, the deriver and the (empty) signature marker. Nothing is allocated per
- * string, which matters with tens of references for each of tens of thousands of entries.
- */
-function writeTrailer(e, out) {
-    // Sorted and unique already when relocated or read from a store.
-    const refs = isStrictlySorted(e.references) ? e.references : [...new Set(e.references)].sort(compareAscii);
-    let size = 5 * 8; // magic, reference count, signature marker, the lengths of path and deriver
-    size += wireSize(e.path) + wireSize(e.deriver);
-    for (const r of refs)
-        size += 8 + wireSize(r);
-    const { bytes, at: start } = out.reserve(size);
-    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let at = putU64(buf, start, EXPORT_MAGIC);
-    at = putString(buf, at, e.path);
-    at = putU64(buf, at, refs.length);
-    for (const r of refs)
-        at = putString(buf, at, r);
-    at = putString(buf, at, e.deriver);
-    at = putU64(buf, at, 0);
-    if (at !== start + size)
-        throw new errors_NixPlanError('internal', `an export trailer took ${at - start} bytes, not ${size}`);
-}
-/** Bytes a wire string takes after its length: the UTF-8 bytes and their padding. */
-function wireSize(s) {
-    const n = Buffer.byteLength(s, 'utf8');
-    return n + padLength(n);
-}
-function putU64(buf, at, n) {
-    buf.writeUInt32LE(n % 2 ** 32, at);
-    buf.writeUInt32LE(Math.floor(n / 2 ** 32), at + 4);
-    return at + 8;
-}
-/** A wire string (length, UTF-8 bytes, zero padding); returns the offset after it. */
-function putString(buf, at, s) {
-    const n = buf.write(s, at + 8, 'utf8');
-    putU64(buf, at, n);
-    const end = at + 8 + n;
-    const pad = padLength(n);
-    buf.fill(0, end, end + pad);
-    return end + pad;
-}
-function compareAscii(a, b) {
-    return a < b ? -1 : a > b ? 1 : 0;
-}
-/**
- * Streams the entries of an export stream, validating as it goes: every NAR (see `readNar`), the
- * per-entry magic, store paths (one store dir for all), sorted unique references, a deriver that
- * is "" or a `.drv` path, no legacy signature, no repeated path, the end marker and no trailing
- * bytes. Throws MalformedError naming the byte offset, or LimitError. Entries already yielded
- * were valid; the stream as a whole is only valid once iteration completes.
- */
-async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {}) {
-    const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits };
-    const reader = wire_ByteReader.from(source, 'export stream', lim.maxTotalBytes);
-    let storeDir = options.storeDir;
-    if (storeDir !== undefined) {
-        const problem = storeDirProblem(storeDir);
-        if (problem !== undefined)
-            throw new MalformedError('export stream', undefined, `invalid store directory '${storeDir}': ${problem}`);
-    }
-    // Each entry's path, as the one string every later mention of it shares: references name earlier
-    // entries tens of times over, and one string per path instead of one per mention keeps tens of
-    // megabytes of duplicates out of the heap of a large closure (and skips re-checking them).
-    const seen = new Map();
-    // Kept files share blocks: callers keep every entry's (relocation) or none past the entry.
-    const arena = new ByteArena();
-    const keep = options.keptFiles === 'view' ? (bytes) => bytes : (bytes) => arena.copy(bytes);
-    const onNarBytes = options.onNarBytes;
-    /** A path field's text, checked; `at` is where its length field started. */
-    const checkPath = (bytes, what, allowEmpty, at) => {
-        const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-        if (s === '' && allowEmpty)
-            return s;
-        const known = seen.get(s);
-        if (known !== undefined)
-            return known; // an entry's path: checked when it was read
-        if (storeDir === undefined) {
-            const dir = s.slice(0, Math.max(0, s.lastIndexOf('/')));
-            const problem = storeDirProblem(dir);
-            if (problem !== undefined)
-                throw reader.error(`${what} ${JSON.stringify(s)} is not in a valid store directory (${problem})`, at);
-            storeDir = dir;
-        }
-        try {
-            parseStorePath(s, storeDir);
-        }
-        catch (e) {
-            if (e instanceof MalformedError)
-                throw reader.error(`bad ${what}: ${e.message}`, at);
-            throw e;
-        }
-        return s;
-    };
-    // Path fields are read without waiting when buffered (see ByteReader's fast paths).
-    const tryPath = (what, allowEmpty) => {
-        const at = reader.offset;
-        const bytes = reader.tryReadWireBytes(lim.maxPathLength);
-        return bytes === undefined ? undefined : checkPath(bytes, what, allowEmpty, at);
-    };
-    const readPath = async (what, allowEmpty) => {
-        const at = reader.offset;
-        const len = await reader.readU64Unbounded();
-        if (len > lim.maxPathLength)
-            throw new LimitError(`export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`);
-        const bytes = await reader.readExact(len);
-        await reader.readPadding(len);
-        return checkPath(bytes, what, allowEmpty, at);
-    };
-    const untapStream = options.onStreamBytes === undefined ? undefined : reader.tap(options.onStreamBytes);
-    let complete = false;
-    try {
-        for (let index = 0;; index++) {
-            const markerAt = reader.offset;
-            const marker = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
-            if (marker === 0)
-                break;
-            if (marker !== 1)
-                throw reader.error(`expected 0 or 1 before an entry, found ${marker === Infinity ? 'a value above 2^53' : marker}`, markerAt);
-            if (index >= lim.maxPaths)
-                throw new LimitError(`export stream: more than ${lim.maxPaths} paths at byte offset ${markerAt}`);
-            const onBytes = onNarBytes === undefined ? undefined : (chunk) => onNarBytes(chunk, index);
-            // A .drv or text that is buffered whole is read without awaiting anything.
-            const nar = tryReadFileNar(reader, lim.nar, lim.keepFileUpTo, onBytes, keep) ??
-                (await readNar(reader, lim.nar, lim.keepFileUpTo, onBytes, keep));
-            const magicAt = reader.offset;
-            const magic = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
-            if (magic !== EXPORT_MAGIC)
-                throw reader.error('bad export entry magic (expected "NIXE")', magicAt);
-            const path = tryPath('path', false) ?? (await readPath('path', false));
-            if (seen.has(path))
-                throw reader.error(`path '${path}' appears twice`);
-            if (nar.longestPath !== undefined) {
-                const dir = options.realStoreDir ?? storeDir ?? '';
-                const fsLength = Buffer.byteLength(dir) + path.length - (storeDir?.length ?? 0) + nar.longestPath;
-                if (fsLength > lim.maxFilePathLength)
-                    throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
-            }
-            seen.set(path, path);
-            const countAt = reader.offset;
-            const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
-            if (n > lim.maxReferences)
-                throw new LimitError(`export stream: '${path}' has more than ${lim.maxReferences} references (byte offset ${countAt})`);
-            const references = [];
-            for (let i = 0; i < n; i++) {
-                const at = reader.offset;
-                const r = tryPath('reference', false) ?? (await readPath('reference', false));
-                const last = references[references.length - 1];
-                if (last !== undefined && compareAscii(last, r) >= 0)
-                    throw reader.error(`references of '${path}' are not sorted and unique at '${r}'`, at);
-                references.push(r);
-            }
-            const deriverAt = reader.offset;
-            const deriver = tryPath('deriver', true) ?? (await readPath('deriver', true));
-            if (deriver !== '' && !deriver.endsWith('.drv'))
-                throw reader.error(`deriver '${deriver}' of '${path}' is not a .drv path`, deriverAt);
-            const sigAt = reader.offset;
-            const sig = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
-            if (sig !== 0)
-                throw reader.error('expected 0 after the deriver (legacy signatures are not supported)', sigAt);
-            yield { path, references, deriver, nar };
-        }
-        if (!(await reader.atEnd()))
-            throw reader.error('trailing bytes after the end of the export stream');
-        complete = true;
-    }
-    finally {
-        untapStream?.(complete);
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/core/bundle/policy.ts
 // What a bundle must satisfy to be accepted, as pure functions over its manifest and entries: the
-// limits, the realm, the signatures, each entry's kind, the .drv files against the manifest, the
-// closure's order and completeness, and the totals. The streaming verifier (reader.ts) applies
-// them in one pass; nothing here reads a file or a store (store validity is a function passed in).
+// realm, the signatures, each entry's kind, the .drv files against the manifest, and the totals
+// (the limits are in limits.ts, the closure rule in closure-check.ts). The streaming verifier
+// (reader.ts) applies them in one pass; nothing here reads a file or a store.
 
 
 
@@ -4747,86 +5018,8 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 
-
-/**
- * The largest .drv (or other single file) the reader holds whole by default: 512 MiB, room for a
- * 256 MB attribute. The reader cannot know a NAR is a .drv's before its path, which follows it, so
- * any single-file NAR up to this size is held: it bounds what a hostile bundle can make it hold,
- * and a 1 GiB file of zeros still streams through.
- */
-const MAX_KEPT_FILE = 2 ** 29;
-/**
- * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
- * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
- */
-const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
-/** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
-const DEFAULT_READER_LIMITS = Object.freeze({
-    maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
-    maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
-    maxRatio: 1000,
-    ratioFloor: 2 ** 30,
-    maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
-    // A .drv is held whole to be checked and relocated: one with a big attribute is as big. Held
-    // one entry at a time (and only up to this size), so memory stays bounded by it.
-    export: Object.freeze({ keepFileUpTo: MAX_KEPT_FILE }),
-    maxMissingReferences: 100_000,
-    maxMissingReferenceBytes: 32 * 1024 * 1024,
-});
-/**
- * What a writer checks before it calls a bundle done: that its readers, with `limits`, would
- * accept it. `entries` are the limits of single paths (as `entryLimitProblem` found them while
- * writing); throws a LimitError naming the first problem.
- */
-function checkWritten(manifest, limits, entries = []) {
-    try {
-        checkSizeLimits(manifest, limits);
-        const maxPaths = limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths;
-        if (manifest.paths > maxPaths)
-            throw new LimitError(`the bundle holds ${manifest.paths} paths, more than the limit of ${maxPaths}`);
-        if (entries.length > 0)
-            throw new LimitError(entries[0]);
-    }
-    catch (e) {
-        if (!(e instanceof LimitError))
-            throw e;
-        throw new LimitError(`the bundle was not written, as its readers would refuse it: ${e.message}`);
-    }
-}
-/**
- * Why a path of `kind`, with `references` and a NAR of `narSize` bytes (`fileSize` when it is one
- * regular file), breaks the reader's `limits`; undefined when it does not.
- */
-function entryLimitProblem(entry, limits) {
-    const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits.export };
-    if (entry.references.length > lim.maxReferences)
-        return `'${entry.path}' has ${entry.references.length} references, more than the limit of ${lim.maxReferences}`;
-    if (entry.path.length > lim.maxPathLength)
-        return `'${entry.path}' is longer than the limit of ${lim.maxPathLength} bytes`;
-    if (entry.kind === 'drv' && (entry.fileSize ?? entry.narSize) > lim.keepFileUpTo)
-        return `'${entry.path}' is larger than the limit of ${lim.keepFileUpTo} bytes for a .drv`;
-    return undefined;
-}
 function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
-}
-/** Refuses, before decompressing, a stream whose recorded size breaks the limits. */
-function checkSizeLimits(manifest, limits) {
-    const { size, compressedSize } = manifest.stream;
-    if (size > limits.maxStreamSize)
-        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
-    if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
-        throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
-}
-/** The export reader's limits for a bundle: the given ones, no looser than what its manifest records. */
-function exportLimitsFor(manifest, limits) {
-    return {
-        ...limits.export,
-        // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
-        // it is, rather than as a limit reached.
-        maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
-        maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
-    };
 }
 /** Refuses a bundle made for another store dir than `storeDir` (when one is required). */
 function checkRealm(manifest, storeDir, name) {
@@ -4923,65 +5116,6 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
     return { ...entry, kind, ca: ca?.ca };
 }
 /**
- * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
- * path valid in the target store. A reference met later in the stream is out of dependency order;
- * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
- * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
- */
-class ClosureCheck {
-    limits;
-    seen = new Set();
-    /** Reference not yet seen → the first path that needs it. */
-    pending = new Map();
-    pendingBytes = 0;
-    storeValid = 0;
-    constructor(limits) {
-        this.limits = limits;
-    }
-    /** Refuses an entry an earlier one needed but did not find (call before `add`). */
-    arrive(path) {
-        const needer = this.pending.get(path);
-        if (needer !== undefined)
-            throw new errors_NixPlanError('closure', `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`);
-    }
-    /** Records an entry and its references. */
-    add(path, references) {
-        for (const r of references) {
-            if (r === path || this.seen.has(r) || this.pending.has(r))
-                continue;
-            this.pending.set(r, path);
-            this.pendingBytes += r.length;
-            if (this.pending.size > this.limits.maxMissingReferences ||
-                this.pendingBytes > this.limits.maxMissingReferenceBytes)
-                throw new LimitError(`the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`);
-        }
-        this.seen.add(path);
-    }
-    /** Whether `path` was an entry. */
-    has(path) {
-        return this.seen.has(path);
-    }
-    /** How many entries were added. */
-    get paths() {
-        return this.seen.size;
-    }
-    /** The references the bundle does not hold (to be found valid in the store). */
-    missing() {
-        return [...this.pending.keys()];
-    }
-    /** How many references were found valid in the store instead of in the bundle. */
-    get storeReferences() {
-        return this.storeValid;
-    }
-    /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
-    finish(valid) {
-        for (const [missing, needer] of this.pending)
-            if (!valid.has(missing))
-                throw new errors_NixPlanError('closure', `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`);
-        this.storeValid = this.pending.size;
-    }
-}
-/**
  * Refuses an entry that takes the bundle past what its manifest records: more paths or NAR bytes
  * of a kind than it says (checked as each entry arrives, so a bundle lying about its sizes is
  * refused before more than it declared was read).
@@ -5013,118 +5147,6 @@ function checkTotals(manifest, found, name) {
             if (!found.has(p))
                 throw policy_bad(`root '${p}' is not in the bundle '${name}'`);
     }
-}
-
-;// CONCATENATED MODULE: ./src/core/bundle/decode.ts
-// Decoding a plan bundle: its manifest frame without decompressing, and its export stream,
-// decompressed with the framing, both digests and both sizes checked as it goes.
-
-
-
-
-
-
-
-
-/** Output chunk of the zstd decoder. */
-const DECODE_CHUNK = 1024 * 1024;
-function decode_bad(message) {
-    return new errors_NixPlanError('bundle', message);
-}
-/**
- * Reads and validates the manifest frame (no decompression): header, size limit, schema,
- * canonical form, checksum, and the file's length against the manifest, so truncated or
- * extended files are refused before any decoding. This is all `inspect` needs.
- */
-async function readBundleHead(source, maxManifestSize = DEFAULT_MAX_MANIFEST_SIZE) {
-    const header = await source.read(0, SKIPPABLE_HEADER_SIZE);
-    const { size } = parseSkippableHeader(header, maxManifestSize, `plan bundle '${source.name}'`);
-    const dataOffset = SKIPPABLE_HEADER_SIZE + size;
-    if (dataOffset > source.size)
-        throw decode_bad(`plan bundle '${source.name}' is truncated: its manifest frame needs ${dataOffset} bytes, the file has ${source.size}`);
-    const manifest = parseManifest(await source.read(SKIPPABLE_HEADER_SIZE, size), maxManifestSize);
-    const expected = dataOffset + manifest.stream.compressedSize;
-    if (source.size !== expected)
-        throw decode_bad(`plan bundle '${source.name}' is ${source.size < expected ? 'truncated' : 'followed by extra bytes'}: the manifest says ${expected} bytes, the file has ${source.size}`);
-    return { manifest, dataOffset, bundleBytes: source.size };
-}
-/**
- * The decompressed export stream of a bundle whose head was read, checking as it goes: the data
- * frame's structure (exactly one frame that ends at end of file), the compressed digest and
- * size, and an output no longer than the manifest records; the uncompressed digest and size at
- * the end. With `holdBackEnd`, the last 8 bytes (the export stream's end marker) are released
- * only after the digests matched, so `nix-store --import` fails on a bundle changed under it.
- */
-async function* decompressedStream(source, head, limits = DEFAULT_READER_LIMITS, options = {}) {
-    const holdBackEnd = options.holdBackEnd === true;
-    const { stream } = head.manifest;
-    const scanner = new ZstdFrameScanner(head.dataOffset, { maxWindowLog: limits.maxWindowLog });
-    const packedHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    let packedSize = 0;
-    async function* compressed() {
-        for await (const chunk of source.stream(head.dataOffset)) {
-            scanner.push(chunk);
-            packedHash.update(chunk);
-            packedSize += chunk.length;
-            yield chunk;
-        }
-        scanner.finish();
-        if (packedSize !== stream.compressedSize || packedHash.digest('hex') !== stream.compressedSha256)
-            throw decode_bad(`the compressed data of '${source.name}' does not match its manifest: the bundle is corrupt`);
-    }
-    // Decompression runs on libuv's threadpool: large output chunks and a deep read-ahead let it
-    // work ahead while the main thread parses and hashes what came before (1 MiB chunks, up to 8).
-    const decoderOptions = {
-        params: { [external_node_zlib_namespaceObject.constants.ZSTD_d_windowLogMax]: limits.maxWindowLog },
-        chunkSize: DECODE_CHUNK,
-        highWaterMark: 8 * DECODE_CHUNK, // zlib streams pass Transform options on
-    };
-    const decoder = (0,external_node_zlib_namespaceObject.createZstdDecompress)(decoderOptions);
-    // Errors of any stage surface through iteration of the decoder; the promise only ends the chain.
-    (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(compressed()), decoder).catch(() => undefined);
-    const rawHash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    let rawSize = 0;
-    let held = new Uint8Array(0);
-    try {
-        for await (const c of decoder) {
-            const chunk = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
-            rawSize += chunk.length;
-            if (rawSize > stream.size)
-                throw decode_bad(`the data of '${source.name}' decompresses to more than the ${stream.size} bytes its manifest records: refusing it (corrupt, or a zip bomb)`);
-            rawHash.update(chunk);
-            if (!holdBackEnd) {
-                yield chunk;
-                continue;
-            }
-            const all = held.length === 0 ? chunk : new Uint8Array(Buffer.concat([held, chunk]));
-            const cut = Math.max(0, all.length - 8);
-            held = all.slice(cut);
-            if (cut > 0)
-                yield all.subarray(0, cut);
-        }
-    }
-    catch (e) {
-        if (e instanceof errors_NixPlanError)
-            throw e;
-        throw decode_bad(`the zstd data of '${source.name}' is corrupt: ${e.message}`);
-    }
-    // The decoder stops at the end of the first frame; the scanner has seen the rest of the file.
-    options.onFrame?.(scanner.finish());
-    if (rawSize !== stream.size || rawHash.digest('hex') !== stream.sha256)
-        throw decode_bad(`the export stream of '${source.name}' does not match the sha256 and size in its manifest: the bundle is corrupt`);
-    if (held.length > 0)
-        yield held;
-}
-/**
- * The export stream of a bundle, for `nix-store --import` after `verifyBundle` succeeded on the
- * same source: decompressed again with the framing and digests re-checked, the end marker held
- * back until they matched (see `decompressedStream`).
- */
-async function* exportStream(source, limits = {}) {
-    const lim = { ...DEFAULT_READER_LIMITS, ...limits };
-    const head = await readBundleHead(source, lim.maxManifestSize);
-    checkSizeLimits(head.manifest, lim);
-    yield* decompressedStream(source, head, lim, { holdBackEnd: true });
 }
 
 ;// CONCATENATED MODULE: ./src/core/bundle/trust-report.ts
@@ -5526,6 +5548,9 @@ function unprovenError(path) {
 
 
 
+
+
+
 /**
  * Verifies a bundle completely in one streaming pass (see the module comment) and returns what
  * it holds; throws a NixPlanError ('bundle', 'malformed', 'limit', 'closure', 'realm',
@@ -5652,6 +5677,8 @@ async function* tapChunks(source, fn) {
 ;// CONCATENATED MODULE: ./src/core/bundle/index.ts
 // The plan bundle: its manifest, its framing, writing one, and reading and verifying one.
 // Outside the bundle folder, import from here.
+
+
 
 
 
@@ -6575,6 +6602,100 @@ function binaryCacheCopyImport(settings = {}) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/app/files.ts
+// Checks on the files a use case will write, made before the long work so a typo fails fast, and
+// the digest of a file read.
+
+
+
+
+
+/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
+async function assertWritable(path) {
+    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
+    }
+}
+/** `sha256:<hex>` of a file's bytes, streamed. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
+;// CONCATENATED MODULE: ./src/app/private-copy.ts
+// The private copy an import works from: its digest, the room it needs, and the file that
+// receives its verified export stream for `nix-store --import` to read.
+
+
+
+
+/**
+ * A private file that receives the verified export stream as the verifier decompresses it, so
+ * `nix-store --import` can read it straight from disk: no second decompression and no second
+ * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
+ * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
+ * caller falls back to decompressing the private bundle copy again.
+ */
+class VerifiedStreamFile {
+    path;
+    fd;
+    failure;
+    constructor(path) {
+        this.path = path;
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
+    }
+    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
+    write(chunk) {
+        if (this.fd === undefined)
+            return;
+        try {
+            for (let at = 0; at < chunk.length;)
+                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
+        }
+        catch (e) {
+            this.failure = e.message;
+            this.close();
+        }
+    }
+    /** True when every chunk was written. */
+    get complete() {
+        return this.failure === undefined;
+    }
+    /** Closes the file (it stays for its reader). */
+    close() {
+        if (this.fd !== undefined)
+            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+        this.fd = undefined;
+    }
+}
+/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
+async function checkCopyDigest(copy, digest, bundlePath) {
+    const want = digest.replace(/^sha256:/, '').toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(want))
+        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
+    const got = (await fileDigest(copy)).replace(/^sha256:/, '');
+    if (got !== want)
+        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
+}
+/**
+ * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
+ * temp dir has no room for (its verified stream is written there).
+ */
+async function checkRoom(manifest, dir, maxSize) {
+    const size = manifest.stream.size;
+    if (maxSize !== undefined && size > maxSize)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
+    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+    if (fs !== undefined && fs.bavail * fs.bsize < size)
+        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
+}
+
 ;// CONCATENATED MODULE: ./src/nix/gc.ts
 // Removing store paths again: `nix-store --delete`, which removes valid paths nothing valid refers
 // to and no GC root (or running process) holds, and refuses the others ("still alive").
@@ -6651,6 +6772,67 @@ function withRollbackNote(error, result) {
     return error;
 }
 
+;// CONCATENATED MODULE: ./src/app/validity.ts
+/**
+ * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
+ * error) when it is finally needed, and no unhandled rejection if it never is.
+ */
+function settle(p) {
+    return p.then((v) => () => v, (e) => () => {
+        throw e;
+    });
+}
+/** Paths needing one query each this many at least, before the query is split. */
+const PATHS_PER_QUERY = 1000;
+/**
+ * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
+ * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
+ * mostly a process start and a database open, which overlap with the verification. Batches are
+ * large because starting a process blocks this thread for a few milliseconds.
+ */
+class ValidityQueries {
+    store;
+    batchSize;
+    batch = [];
+    answers = [];
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+        this.store = store;
+        this.batchSize = batchSize;
+    }
+    /** Adds a path to ask about; a full batch is sent at once. */
+    add(path) {
+        this.batch.push(path);
+        if (this.batch.length >= this.batchSize)
+            this.send();
+    }
+    send() {
+        if (this.batch.length === 0)
+            return;
+        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        this.batch = [];
+    }
+    /** The invalid paths among all added. */
+    async invalid() {
+        this.send();
+        const out = new Set();
+        for (const answer of await Promise.all(this.answers))
+            for (const p of answer())
+                out.add(p);
+        return out;
+    }
+}
+/**
+ * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
+ * is a process start and a database open, which is most of its cost, and they overlap.
+ */
+async function invalidAmong(store, paths) {
+    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
+    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
+    for (const p of paths)
+        queries.add(p);
+    return queries.invalid();
+}
+
 ;// CONCATENATED MODULE: ./src/app/verify.ts
 // verifyPlan: one streaming pass over a bundle that checks everything import relies on (the
 // bundle verifier in core/bundle/), without touching a store, with progress.
@@ -6722,130 +6904,6 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 /** The import methods, for option parsing. */
 const IMPORT_METHODS = ['auto', 'import', 'copy'];
 
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle(p) {
-    return p.then((v) => () => v, (e) => () => {
-        throw e;
-    });
-}
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-    store;
-    batchSize;
-    batch = [];
-    answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
-        this.store = store;
-        this.batchSize = batchSize;
-    }
-    add(path) {
-        this.batch.push(path);
-        if (this.batch.length >= this.batchSize)
-            this.send();
-    }
-    send() {
-        if (this.batch.length === 0)
-            return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
-        this.batch = [];
-    }
-    /** The invalid paths among all added. */
-    async invalid() {
-        this.send();
-        const out = new Set();
-        for (const answer of await Promise.all(this.answers))
-            for (const p of answer())
-                out.add(p);
-        return out;
-    }
-}
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store, paths) {
-    const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-    const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-    for (const p of paths)
-        queries.add(p);
-    return queries.invalid();
-}
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-    path;
-    fd;
-    failure;
-    constructor(path) {
-        this.path = path;
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx', 0o600);
-    }
-    /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-    write(chunk) {
-        if (this.fd === undefined)
-            return;
-        try {
-            for (let at = 0; at < chunk.length;)
-                at += (0,external_node_fs_namespaceObject.writeSync)(this.fd, chunk, at, chunk.length - at);
-        }
-        catch (e) {
-            this.failure = e.message;
-            this.close();
-        }
-    }
-    /** True when every chunk was written. */
-    get complete() {
-        return this.failure === undefined;
-    }
-    close() {
-        if (this.fd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-        this.fd = undefined;
-    }
-}
-/** The sha256 of a file, as hex. */
-async function sha256OfFile(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const c of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(c);
-    return hash.digest('hex');
-}
-/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-async function checkCopyDigest(copy, digest, bundlePath) {
-    const want = digest.replace(/^sha256:/, '').toLowerCase();
-    if (!/^[0-9a-f]{64}$/.test(want))
-        throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
-    const got = await sha256OfFile(copy);
-    if (got !== want)
-        throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
-}
-/**
- * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
- * temp dir has no room for (its verified stream is written there).
- */
-async function checkRoom(manifest, dir, maxSize) {
-    const size = manifest.stream.size;
-    if (maxSize !== undefined && size > maxSize)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
-    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
-    if (fs !== undefined && fs.bavail * fs.bsize < size)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
-}
 /**
  * Copies the bundle into a private directory and verifies the copy completely, so nothing
  * unverified can reach the store even if the original changes meanwhile; the verified export
@@ -8679,10 +8737,6 @@ class HostProgram {
 // apply) or locally, as argv arrays, with standard input streamed and output handed on as it comes.
 
 
-
-
-
-
 const USER = /^[A-Za-z0-9._][A-Za-z0-9._-]*$/;
 // A name or alias from ssh_config, or an IPv4/IPv6 address: nothing ssh could read as an option.
 const HOST = /^[A-Za-z0-9_][A-Za-z0-9._-]*$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*$/;
@@ -8744,36 +8798,13 @@ function shellQuote(arg) {
 function remoteCommandLine(argv) {
     return argv.map(shellQuote).join(' ');
 }
-const ssh_STDERR_KEEP = 64 * 1024;
 /**
  * Spawns `cmd args`, feeding `input` and handing output on as it comes. Never throws for a
  * non-zero exit; throws a `host` error only when the program cannot be started at all.
  */
 async function runStreaming(cmd, args, env, options = {}) {
-    const fileFd = options.input instanceof FileInput ? (0,external_node_fs_namespaceObject.openSync)(options.input.path, 'r') : undefined;
-    let child;
-    try {
-        child = (0,external_node_child_process_namespaceObject.spawn)(cmd, args, {
-            env,
-            stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
-        });
-    }
-    finally {
-        if (fileFd !== undefined)
-            (0,external_node_fs_namespaceObject.closeSync)(fileFd);
-    }
-    const out = [];
-    let err = '';
-    child.stdout?.on('data', (c) => {
-        out.push(c);
-        options.onStdout?.(c);
-    });
-    child.stderr?.on('data', (c) => {
-        options.onStderr?.(c);
-        err += c.toString('utf8');
-        if (err.length > ssh_STDERR_KEEP * 2)
-            err = err.slice(-ssh_STDERR_KEEP);
-    });
+    const started = startChild(cmd, args, { env }, options);
+    const { child } = started;
     const onAbort = () => {
         child.kill('SIGTERM');
     };
@@ -8784,15 +8815,9 @@ async function runStreaming(cmd, args, env, options = {}) {
         child.on('error', (e) => reject(new errors_NixPlanError('host', `cannot run ${cmd}: ${e.message}`, { cause: e })));
         child.on('close', (code, signal) => resolve(signal === null ? { code: code ?? 1 } : { code: 128, signal }));
     });
-    if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
-        const input = options.input;
-        const source = input instanceof Uint8Array ? external_node_stream_namespaceObject.Readable.from([input]) : external_node_stream_namespaceObject.Readable.from(input);
-        // A child that exits early closes its stdin; its exit status tells the story.
-        (0,promises_namespaceObject.pipeline)(source, child.stdin).catch(() => undefined);
-    }
     try {
         const { code, signal } = await exited;
-        return { code, signal, stdout: Buffer.concat(out), stderr: err };
+        return { code, signal, stdout: started.stdout(), stderr: started.stderr() };
     }
     finally {
         options.signal?.removeEventListener('abort', onAbort);
@@ -9036,7 +9061,7 @@ async function activateSafely(program, request, io) {
 
 
 /** `sha256:<hex>` of a file, read as a stream. */
-async function fileDigest(path) {
+async function digest_fileDigest(path) {
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
         hash.update(chunk);
@@ -9590,7 +9615,7 @@ async function deployPlan(bundlePath, options, deps) {
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes: no part of the plan is sent before both.
         const verified = verifyForDeploy(source, options, !push, deps);
-        const digest = fileDigest(bundlePath);
+        const digest = digest_fileDigest(bundlePath);
         const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
         // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
         const probing = new AbortController();
@@ -11063,7 +11088,7 @@ async function applyPlan(bundlePath, options, deps) {
     if (built !== system ||
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
         throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
-    const digest = await fileDigest(bundlePath);
+    const digest = await digest_fileDigest(bundlePath);
     const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
     deps.log.info(`activating ${system} (${action})`);
     const outcome = await activateSafely(program, {
@@ -15156,32 +15181,6 @@ function narOf(path) {
     return dumpPath(p);
 }
 
-;// CONCATENATED MODULE: ./src/app/files.ts
-// Checks on the files a use case will write, made before the long work so a typo fails fast, and
-// the digest of a file read.
-
-
-
-
-
-/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
-async function assertWritable(path) {
-    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
-    }
-    catch (e) {
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
-    }
-}
-/** `sha256:<hex>` of a file's bytes, streamed. */
-async function files_fileDigest(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(chunk);
-    return `sha256:${hash.digest('hex')}`;
-}
-
 ;// CONCATENATED MODULE: ./src/nix/flake-metadata.ts
 
 
@@ -15333,97 +15332,14 @@ function sameRepository(remoteUrl, repository) {
     return tail.endsWith(`/${want}`) || tail.endsWith(`:${want}`);
 }
 
-;// CONCATENATED MODULE: ./src/app/relocate.ts
-// relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
-// verified private copy collects what relocation needs (drv/text bytes, in a scratch file when
-// there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
-// is written straight from the relocation. Only sources too large to hold need a second pass to
-// copy their NARs through.
+;// CONCATENATED MODULE: ./src/app/relocated-export.ts
+// The relocated export stream a relocated bundle is written from: in relocation order from the
+// NARs kept while verifying, or in the bundle's order by reading the verified copy again when its
+// sources were too large to keep.
 
 
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
-const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
-/** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
-const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
-/**
- * .drv and text bytes up to this many (by the manifest) are held in memory until each is
- * relocated; beyond, they are written to a scratch file in the private directory and read back
- * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
- * are ~180 MB).
- */
-const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
-/**
- * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
- * appended is gathered in a buffer and written in large pieces.
- */
-class ScratchFile {
-    fd;
-    pending = Buffer.allocUnsafeSlow(1024 * 1024);
-    used = 0;
-    written = 0;
-    constructor(path) {
-        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx+', 0o600);
-    }
-    /** Appends `bytes` (copied); returns what reads them back. */
-    append(bytes) {
-        const length = bytes.length;
-        if (this.used + length > this.pending.length)
-            this.flush();
-        const at = this.written + this.used;
-        if (length > this.pending.length)
-            this.writeAll(bytes);
-        else {
-            this.pending.set(bytes, this.used);
-            this.used += length;
-        }
-        return () => this.read(at, length);
-    }
-    read(at, length) {
-        if (at + length > this.written)
-            this.flush();
-        const out = new Uint8Array(length);
-        let done = 0;
-        while (done < length) {
-            const n = (0,external_node_fs_namespaceObject.readSync)(this.fd, out, done, length - done, at + done);
-            if (n === 0)
-                throw new errors_NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
-            done += n;
-        }
-        return out;
-    }
-    flush() {
-        this.writeAll(this.pending.subarray(0, this.used));
-        this.used = 0;
-    }
-    writeAll(bytes) {
-        let done = 0;
-        while (done < bytes.length)
-            done += (0,external_node_fs_namespaceObject.writeSync)(this.fd, bytes, done, bytes.length - done, this.written + done);
-        this.written += bytes.length;
-    }
-    close() {
-        (0,external_node_fs_namespaceObject.closeSync)(this.fd);
-    }
-}
 /**
  * The relocated export in relocation (dependency) order, made while it is written, from the NARs
  * kept in the first pass; `seen` is called with each relocated object first. An entry whose
@@ -15484,6 +15400,106 @@ async function* rereadEntries(bundle, steps, relocation, seen) {
         };
     }
 }
+
+;// CONCATENATED MODULE: ./src/app/scratch-file.ts
+// A scratch file: bytes appended and read back by offset, synchronously (relocation is), so that
+// what a large closure needs later is held by the page cache instead of the process.
+
+
+/**
+ * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
+ * appended is gathered in a buffer and written in large pieces.
+ */
+class ScratchFile {
+    fd;
+    pending = Buffer.allocUnsafeSlow(1024 * 1024);
+    used = 0;
+    written = 0;
+    constructor(path) {
+        this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx+', 0o600);
+    }
+    /** Appends `bytes` (copied); returns what reads them back. */
+    append(bytes) {
+        const length = bytes.length;
+        if (this.used + length > this.pending.length)
+            this.flush();
+        const at = this.written + this.used;
+        if (length > this.pending.length)
+            this.writeAll(bytes);
+        else {
+            this.pending.set(bytes, this.used);
+            this.used += length;
+        }
+        return () => this.read(at, length);
+    }
+    read(at, length) {
+        if (at + length > this.written)
+            this.flush();
+        const out = new Uint8Array(length);
+        let done = 0;
+        while (done < length) {
+            const n = (0,external_node_fs_namespaceObject.readSync)(this.fd, out, done, length - done, at + done);
+            if (n === 0)
+                throw new errors_NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
+            done += n;
+        }
+        return out;
+    }
+    flush() {
+        this.writeAll(this.pending.subarray(0, this.used));
+        this.used = 0;
+    }
+    writeAll(bytes) {
+        let done = 0;
+        while (done < bytes.length)
+            done += (0,external_node_fs_namespaceObject.writeSync)(this.fd, bytes, done, bytes.length - done, this.written + done);
+        this.written += bytes.length;
+    }
+    /** Closes the file (removing it is the caller's). */
+    close() {
+        (0,external_node_fs_namespaceObject.closeSync)(this.fd);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/relocate.ts
+// relocatePlan: bundle for store dir A → bundle for store dir B. One streaming pass over a
+// verified private copy collects what relocation needs (drv/text bytes, in a scratch file when
+// there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
+// is written straight from the relocation. Only sources too large to hold need a second pass to
+// copy their NARs through.
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+/** A recursive source that is one file bigger than this is relocated without holding its bytes. */
+const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
+/** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
+const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
+/**
+ * .drv and text bytes up to this many (by the manifest) are held in memory until each is
+ * relocated; beyond, they are written to a scratch file in the private directory and read back
+ * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
+ * are ~180 MB).
+ */
+const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
 /**
  * Refuses a build output of the bundle, saying what it is: a fixed output whose hash nix-plan
  * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from
@@ -15532,7 +15548,7 @@ async function relocatePlan(bundlePath, options, deps) {
             throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
         }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
-        const inputDigest = options.recordPromotion === false ? undefined : await files_fileDigest(copy);
+        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
         if (options.digest !== undefined)
             await checkCopyDigest(copy, options.digest, bundlePath);
         // Messages name the user's file, not the private copy they are about.
@@ -16011,7 +16027,7 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
         if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await files_fileDigest(copy), rfc3339(now())));
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
         return result;
     }
     finally {
@@ -16344,7 +16360,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(959);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(813);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -19,11 +19,11 @@ import type { ActionIO } from './run.js';
 import {
   InputError,
   parseArtifactName,
-  parseInteger,
+  parseRunId,
   parseTrustedKeys,
   type EnvReader,
   type InputReader,
-} from './settings.js';
+} from './inputs.js';
 
 /** Where the plan to compare with is. */
 export type CompareSource =
@@ -60,13 +60,7 @@ export function parseCompareSettings(
   context: { readonly sameName: string; readonly artifactDir: string | undefined },
 ): CompareSettings | undefined {
   const value = input(names.compareTo);
-  const runId = parseInteger(
-    names.compareRunId,
-    input(names.compareRunId),
-    1,
-    Number.MAX_SAFE_INTEGER,
-    undefined,
-  );
+  const runId = parseRunId(names.compareRunId, input(names.compareRunId));
   if (value === '') {
     if (runId !== undefined)
       throw new InputError(

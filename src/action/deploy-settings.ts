@@ -10,11 +10,10 @@ import {
   parseChoice,
   parseInteger,
   parseLines,
-  parseFetch,
   type EnvReader,
-  type FetchSettings,
   type InputReader,
-} from './settings.js';
+} from './inputs.js';
+import { parseFetch, type FetchSettings } from './fetch-settings.js';
 
 /** Settings of `deploy`. */
 export interface DeploySettings extends FetchSettings {

@@ -1,7 +1,7 @@
 // Getting a published plan onto this runner: from an artifact (this run or another) or a local file.
 import { NixPlanError } from '../core/errors.js';
 import { checkDigest, digestFile, type ArtifactTransport } from '../transport/transport.js';
-import type { FetchSettings } from './settings.js';
+import type { FetchSettings } from './fetch-settings.js';
 
 /** A plan bundle on local disk and the digest of its bytes. */
 export interface FetchedPlan {

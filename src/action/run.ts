@@ -13,7 +13,7 @@ import { GitHubArtifactTransport } from '../transport/github.js';
 import { LocalDirectoryTransport } from '../transport/local.js';
 import type { ArtifactTransport } from '../transport/transport.js';
 import { RunnerEnv } from './constants.js';
-import type { EnvReader, InputReader } from './settings.js';
+import type { EnvReader, InputReader } from './inputs.js';
 
 /** Everything an action reads from or writes to the runner; tests pass their own. */
 export interface ActionIO {

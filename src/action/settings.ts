@@ -1,167 +1,24 @@
 // Typed settings of the three actions, parsed once from their inputs; a bad input throws naming
 // the input and what it accepts, before anything runs.
 import { assertSignable } from '../app/signing-policy.js';
-import { NixPlanError } from '../core/errors.js';
-import { parseDuration } from '../core/freshness.js';
-import { parsePublicKey, parseSecretKey } from '../core/signing.js';
-import { splitShellWords } from '../core/shell-words.js';
-import { storeDirProblem } from '../core/store-path.js';
 import { INCLUDE_KINDS, MAX_LEVEL, MIN_LEVEL, type Include } from '../core/bundle/index.js';
+import { DEFAULT_ARTIFACT_NAME, PlanInput, PromoteInput, RealiseInput } from './constants.js';
+import { parseFetch, type FetchSettings } from './fetch-settings.js';
 import {
-  DEFAULT_ARTIFACT_NAME,
-  FetchInput,
-  PlanInput,
-  PromoteInput,
-  RealiseInput,
-  RunnerEnv,
-} from './constants.js';
-import { MAX_JOBS, type MatrixShape, type Shard, parseShard } from './matrix.js';
-
-/** Reads one input as `core.getInput` does: trimmed, '' when not given. */
-export type InputReader = (name: string) => string;
-/** Reads one variable of the runner's environment. */
-export type EnvReader = (name: string) => string | undefined;
-
-/** An action input with a value the action cannot use. */
-export class InputError extends NixPlanError {
-  override readonly name = 'InputError';
-  constructor(
-    readonly input: string,
-    detail: string,
-  ) {
-    super('usage', `input "${input}": ${detail}`);
-  }
-}
-
-const TRUE = ['true', 'True', 'TRUE'];
-const FALSE = ['false', 'False', 'FALSE'];
-// Characters GitHub refuses in artifact names (NTFS-safe names), plus path separators.
-const BAD_NAME_CHARS = /["<>|*?:\r\n\\/]/;
-
-/** One value per line; blank lines and `#` comments dropped. */
-export function parseLines(value: string): string[] {
-  return value
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-/** A YAML 1.2 boolean (what `core.getBooleanInput` accepts), or `fallback` when empty. */
-export function parseBoolean(input: string, value: string, fallback: boolean): boolean {
-  if (value === '') return fallback;
-  if (TRUE.includes(value)) return true;
-  if (FALSE.includes(value)) return false;
-  throw new InputError(input, `"${value}" is not a boolean; accepted: true or false`);
-}
-
-/** An integer in [min, max], or `fallback` when empty. */
-export function parseInteger<T extends number | undefined>(
-  input: string,
-  value: string,
-  min: number,
-  max: number,
-  fallback: T,
-): number | T {
-  if (value === '') return fallback;
-  if (!/^-?\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new InputError(input, `"${value}" is not accepted; accepted: an integer from ${min} to ${max}`);
-  }
-  return Number(value);
-}
-
-/** One of `choices`, or `fallback` when empty. */
-export function parseChoice<T extends string>(
-  input: string,
-  value: string,
-  choices: readonly T[],
-  fallback: T,
-): T {
-  if (value === '') return fallback;
-  const found = choices.find((c) => c === value);
-  if (found === undefined)
-    throw new InputError(input, `"${value}" is not accepted; accepted: ${choices.join(', ')}`);
-  return found;
-}
-
-/** An artifact name GitHub accepts (and that is safe as a file name). */
-export function parseArtifactName(input: string, value: string, fallback: string): string {
-  const name = value === '' ? fallback : value;
-  if (BAD_NAME_CHARS.test(name) || name === '.' || name === '..' || name.length > 255) {
-    throw new InputError(
-      input,
-      `"${name}" is not a valid artifact name; accepted: up to 255 characters without " : < > | * ? \\ / or newlines`,
-    );
-  }
-  return name;
-}
-
-/** A store dir (a realm such as /beta/store), or undefined when empty. */
-export function parseStoreDir(input: string, value: string): string | undefined {
-  if (value === '') return undefined;
-  const problem = storeDirProblem(value);
-  if (problem !== undefined) {
-    throw new InputError(
-      input,
-      `"${value}" is not a store dir (${problem}); accepted: an absolute path like /beta/store`,
-    );
-  }
-  return value;
-}
-
-/** A Nix secret key (`NAME:base64`), validated without ever echoing it. */
-export function parseSigningKey(input: string, value: string): string | undefined {
-  if (value === '') return undefined;
-  try {
-    parseSecretKey(value);
-  } catch (e) {
-    const why = e instanceof NixPlanError ? e.message.replace(/'[^']*'/g, '(hidden)') : 'unreadable';
-    throw new InputError(
-      input,
-      `not a usable Nix secret key (${why}); accepted: the contents of a key file from ` +
-        '`nix-plan keygen NAME` or `nix-store --generate-binary-cache-key`, passed from a secret',
-    );
-  }
-  return value;
-}
-
-/**
- * Public keys (`NAME:base64`), one per line or separated by spaces, `#` comments allowed. A
- * value that holds no key (only comments) is refused: asking for signatures never means none.
- * (An empty input cannot be told from an absent one: the fetching actions' origin rule covers it.)
- */
-export function parseTrustedKeys(input: string, value: string): string[] {
-  const keys = value
-    .split('\n')
-    .map((l) => l.replace(/#.*$/, ''))
-    .flatMap((l) => l.split(/\s+/))
-    .filter((k) => k !== '');
-  if (keys.length === 0 && value.trim() !== '')
-    throw new InputError(input, 'holds no key; accepted: public keys (NAME:base64), one per line');
-  for (const key of keys) {
-    try {
-      parsePublicKey(key);
-    } catch (e) {
-      throw new InputError(
-        input,
-        `"${key}" is not a public key (${e instanceof Error ? e.message : String(e)}); accepted: NAME:base64 keys as in trusted-public-keys`,
-      );
-    }
-  }
-  return keys;
-}
-
-/** The matrix fan-out: `per-root` (one job per root), `single`, or a number of jobs up to 256. */
-export function parseMatrixShape(input: string, value: string): MatrixShape {
-  if (value === '' || value === 'per-root') return { kind: 'per-root' };
-  if (value === 'single') return { kind: 'single' };
-  if (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= MAX_JOBS) {
-    return { kind: 'jobs', count: Number(value) };
-  }
-  throw new InputError(
-    input,
-    `"${value}" is not accepted; accepted: per-root, single, or a number of jobs from 1 to ${MAX_JOBS}`,
-  );
-}
+  InputError,
+  parseArtifactName,
+  parseBoolean,
+  parseChoice,
+  parseInteger,
+  parseLines,
+  parseMatrixShape,
+  parseNixArgs,
+  parseSigningKey,
+  parseStoreDir,
+  type EnvReader,
+  type InputReader,
+} from './inputs.js';
+import { type MatrixShape, type Shard, parseShard } from './matrix.js';
 
 /** Settings of the root action. */
 export interface PlanSettings {
@@ -235,135 +92,6 @@ export function parsePlanSettings(input: InputReader): PlanSettings {
     artifactDir: input(PlanInput.ArtifactDir) === '' ? undefined : input(PlanInput.ArtifactDir),
   };
 }
-
-/** Where a plan comes from: a published artifact (this run or another) or a file on disk. */
-export type PlanSource =
-  | { readonly kind: 'file'; readonly path: string }
-  | {
-      readonly kind: 'artifact';
-      readonly name: string;
-      readonly runId: number | undefined;
-      readonly repository: string | undefined;
-      readonly token: string | undefined;
-      readonly artifactDir: string | undefined;
-    };
-
-/** Settings every fetching action shares. */
-export interface FetchSettings {
-  readonly source: PlanSource;
-  /** `sha256:<hex>` the downloaded bundle must have (the root action's `digest` output). */
-  readonly digest: string | undefined;
-  readonly trustedKeys: string[];
-  /** Accept a plan nothing proves, on purpose (warned in the log and the summary). */
-  readonly noCheckSigs: boolean;
-  /** The oldest a plan may be (`max-age`), in milliseconds and as written. */
-  readonly maxAgeMs: number | undefined;
-  readonly maxAgeText: string | undefined;
-}
-
-/**
- * Where a plan comes from, when nothing but a digest or a signature can prove it is the plan this
- * workflow made: another run, a file on disk, a shared directory. Undefined for an artifact of
- * this run from GitHub's artifact service, which only this run's jobs can have uploaded.
- */
-export function unprovenOrigin(source: PlanSource): string | undefined {
-  if (source.kind === 'file') return `a bundle file ("${FetchInput.Bundle}")`;
-  if (source.runId !== undefined) return `another workflow run ("${FetchInput.RunId}")`;
-  if (source.artifactDir !== undefined) return `a shared directory ("${FetchInput.ArtifactDir}")`;
-  return undefined;
-}
-
-/** Parses the inputs every fetching action shares. */
-export function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
-  const bundle = input(FetchInput.Bundle);
-  const name = input(FetchInput.ArtifactName);
-  const runId = parseInteger(
-    FetchInput.RunId,
-    input(FetchInput.RunId),
-    1,
-    Number.MAX_SAFE_INTEGER,
-    undefined,
-  );
-  const token = input(FetchInput.GithubToken);
-  const repository = input(FetchInput.Repository);
-  // artifact-name has a default (which the runner passes like a given value): only another name conflicts.
-  if (bundle !== '' && ((name !== '' && name !== DEFAULT_ARTIFACT_NAME) || runId !== undefined)) {
-    throw new InputError(
-      FetchInput.Bundle,
-      `give either "${FetchInput.Bundle}" (a local file) or "${FetchInput.ArtifactName}", not both`,
-    );
-  }
-  if (repository !== '' && !/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(repository)) {
-    throw new InputError(FetchInput.Repository, `"${repository}" is not accepted; accepted: owner/name`);
-  }
-  if (repository !== '' && runId === undefined) {
-    throw new InputError(
-      FetchInput.Repository,
-      `needs "${FetchInput.RunId}" (the run that published the plan)`,
-    );
-  }
-  const digest = input(FetchInput.Digest);
-  if (digest !== '' && !/^(sha256:)?[0-9a-fA-F]{64}$/.test(digest)) {
-    throw new InputError(
-      FetchInput.Digest,
-      `"${digest}" is not accepted; accepted: sha256:<64 hex digits> (the plan's digest output)`,
-    );
-  }
-  const artifactDir = input(FetchInput.ArtifactDir);
-  const source: PlanSource =
-    bundle !== ''
-      ? { kind: 'file', path: bundle }
-      : {
-          kind: 'artifact',
-          name: parseArtifactName(FetchInput.ArtifactName, name, DEFAULT_ARTIFACT_NAME),
-          runId,
-          repository:
-            repository !== '' ? repository : runId !== undefined ? env(RunnerEnv.Repository) : undefined,
-          token: token === '' ? undefined : token,
-          artifactDir: artifactDir === '' ? undefined : artifactDir,
-        };
-  if (
-    source.kind === 'artifact' &&
-    runId !== undefined &&
-    source.token === undefined &&
-    source.artifactDir === undefined
-  ) {
-    throw new InputError(
-      FetchInput.GithubToken,
-      `needed with "${FetchInput.RunId}"; accepted: a token with \`actions: read\` (e.g. \${{ github.token }})`,
-    );
-  }
-  const trustedKeys = parseTrustedKeys(FetchInput.TrustedKeys, input(FetchInput.TrustedKeys));
-  const noCheckSigs = parseBoolean(FetchInput.NoCheckSigs, input(FetchInput.NoCheckSigs), false);
-  // Fail closed: a plan from where anyone could have put it must be proven to be ours.
-  const origin = unprovenOrigin(source);
-  if (origin !== undefined && digest === '' && trustedKeys.length === 0 && !noCheckSigs)
-    throw new InputError(
-      FetchInput.TrustedKeys,
-      `is empty, and so is "${FetchInput.Digest}": nothing proves that a plan from ${origin} is the plan your ` +
-        `workflow made; accepted: "${FetchInput.Digest}" (the plan action's digest output) or "${FetchInput.TrustedKeys}" ` +
-        `(public keys the plan must be signed by), or "${FetchInput.NoCheckSigs}: true" to take it unproven on purpose`,
-    );
-  const maxAgeText = input(FetchInput.MaxAge);
-  let maxAgeMs: number | undefined;
-  try {
-    maxAgeMs = maxAgeText === '' ? undefined : parseDuration(maxAgeText);
-  } catch {
-    throw new InputError(
-      FetchInput.MaxAge,
-      `"${maxAgeText}" is not a duration; accepted: a number and a unit (s, m, h, d, w), e.g. 12h, 7d or 1d12h`,
-    );
-  }
-  return {
-    source,
-    digest: digest === '' ? undefined : digest,
-    trustedKeys,
-    noCheckSigs,
-    maxAgeMs,
-    maxAgeText: maxAgeText === '' ? undefined : maxAgeText,
-  };
-}
-
 /** Settings of `realise`. */
 export interface RealiseSettings extends FetchSettings {
   /** Roots to build (drv paths, attributes or installables as recorded); empty: all (or the shard's). */
@@ -399,19 +127,6 @@ export function parseRealiseSettings(input: InputReader, env: EnvReader): Realis
     allowDowngrade: parseBoolean(RealiseInput.AllowDowngrade, input(RealiseInput.AllowDowngrade), false),
   };
 }
-
-/** Extra Nix arguments split as a shell would (`--option extra-substituters "a b"`), nothing expanded. */
-export function parseNixArgs(input: string, value: string): string[] {
-  try {
-    return splitShellWords(value);
-  } catch (e) {
-    throw new InputError(
-      input,
-      `${e instanceof Error ? e.message.replace(/^the arguments: /, '') : String(e)}; accepted: arguments as a shell would split them (quotes and backslashes, no expansion)`,
-    );
-  }
-}
-
 /** Settings of `promote`. */
 export interface PromoteSettings extends FetchSettings {
   /** The realm to promote into. */

@@ -26,7 +26,7 @@ import {
   type BuiltInput,
   type ClosureMember,
 } from '../nix/built-inputs.js';
-import { evaluate } from '../nix/evaluate.js';
+import { evaluate, type EvaluateRequest } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
 import { regularFileNar } from '../core/nar-write.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
@@ -37,16 +37,7 @@ import { relocatePlan } from './relocate.js';
 import { TOOL_VERSION } from './version.js';
 
 /** What to export and how. */
-export interface ExportOptions {
-  /** Flake installables, evaluated with `nix`. */
-  readonly installables?: readonly string[] | undefined;
-  /** A Nix file, instantiated with `nix-instantiate` (attributes in `attributes`). */
-  readonly file?: string | undefined;
-  readonly attributes?: readonly string[] | undefined;
-  /** .drv paths already in the store. */
-  readonly drvPaths?: readonly string[] | undefined;
-  /** Extra evaluator arguments (`--arg`, `--argstr`, `--impure`, …). */
-  readonly evalArgs?: readonly string[] | undefined;
+export interface ExportOptions extends EvaluateRequest {
   /** Where to write the bundle. */
   readonly output: string;
   /** What to carry (default `drvs`). */

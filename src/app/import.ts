@@ -1,11 +1,9 @@
 // importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, writeSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, statfs } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LimitError, NixPlanError } from '../core/errors.js';
+import { NixPlanError } from '../core/errors.js';
 import {
   exportStream,
   openBundle,
@@ -22,7 +20,9 @@ import { FileInput, cleanupRunner } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
 import { binaryCacheCopyImport, type CopyImport } from './binary-cache.js';
 import { progressOf, type Deps } from './deps.js';
+import { VerifiedStreamFile, checkCopyDigest, checkRoom } from './private-copy.js';
 import { rollBack, withRollbackNote } from './rollback.js';
+import { invalidAmong, settle, ValidityQueries } from './validity.js';
 import { verifyWithProgress } from './verify.js';
 
 /** How to add paths: decide (`auto`), `nix-store --import`, or the binary-cache `copy`. */
@@ -83,142 +83,6 @@ export { storeTrust, type StoreTrust } from '../nix/import.js';
 export interface ImportDeps extends Deps {
   /** The untrusted route (default: `binaryCacheCopyImport()`, which cannot sign build outputs). */
   readonly copyImport?: CopyImport | undefined;
-}
-
-/**
- * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
- * error) when it is finally needed, and no unhandled rejection if it never is.
- */
-function settle<T>(p: Promise<T>): Promise<() => T> {
-  return p.then(
-    (v) => () => v,
-    (e: unknown) => () => {
-      throw e;
-    },
-  );
-}
-
-/** Paths needing one query each this many at least, before the query is split. */
-const PATHS_PER_QUERY = 1000;
-
-/**
- * Which of the paths handed to `add` are invalid in the store, asked a batch at a time while the
- * caller is still busy verifying: Nix's answer does not depend on the bundle, and each query is
- * mostly a process start and a database open, which overlap with the verification. Batches are
- * large because starting a process blocks this thread for a few milliseconds.
- */
-class ValidityQueries {
-  private batch: string[] = [];
-  private readonly answers: Promise<() => Set<string>>[] = [];
-
-  constructor(
-    private readonly store: NixStore,
-    private readonly batchSize = 4 * PATHS_PER_QUERY,
-  ) {}
-
-  add(path: string): void {
-    this.batch.push(path);
-    if (this.batch.length >= this.batchSize) this.send();
-  }
-
-  private send(): void {
-    if (this.batch.length === 0) return;
-    this.answers.push(settle(this.store.invalidPaths(this.batch)));
-    this.batch = [];
-  }
-
-  /** The invalid paths among all added. */
-  async invalid(): Promise<Set<string>> {
-    this.send();
-    const out = new Set<string>();
-    for (const answer of await Promise.all(this.answers)) for (const p of answer()) out.add(p);
-    return out;
-  }
-}
-
-/**
- * The invalid ones of `paths`, asking Nix in up to four concurrent `--check-validity` runs: each
- * is a process start and a database open, which is most of its cost, and they overlap.
- */
-async function invalidAmong(store: NixStore, paths: readonly string[]): Promise<Set<string>> {
-  const parts = Math.max(1, Math.min(4, Math.floor(paths.length / PATHS_PER_QUERY)));
-  const queries = new ValidityQueries(store, Math.ceil(paths.length / parts));
-  for (const p of paths) queries.add(p);
-  return queries.invalid();
-}
-
-/**
- * A private file that receives the verified export stream as the verifier decompresses it, so
- * `nix-store --import` can read it straight from disk: no second decompression and no second
- * verification. Only this process can write it (0600 in a 0700 directory), so what Nix reads is
- * byte for byte what was verified. If writing fails (a full disk), it gives up quietly and the
- * caller falls back to decompressing the private bundle copy again.
- */
-class VerifiedStreamFile {
-  private fd: number | undefined;
-  failure: string | undefined;
-
-  constructor(readonly path: string) {
-    this.fd = openSync(path, 'wx', 0o600);
-  }
-
-  /** Appends a chunk (synchronously: the page cache takes 1 MiB in well under a millisecond). */
-  write(chunk: Uint8Array): void {
-    if (this.fd === undefined) return;
-    try {
-      for (let at = 0; at < chunk.length;) at += writeSync(this.fd, chunk, at, chunk.length - at);
-    } catch (e) {
-      this.failure = (e as Error).message;
-      this.close();
-    }
-  }
-
-  /** True when every chunk was written. */
-  get complete(): boolean {
-    return this.failure === undefined;
-  }
-
-  close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-  }
-}
-
-/** The sha256 of a file, as hex. */
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const c of createReadStream(path) as AsyncIterable<Buffer>) hash.update(c);
-  return hash.digest('hex');
-}
-
-/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-export async function checkCopyDigest(copy: string, digest: string, bundlePath: string): Promise<void> {
-  const want = digest.replace(/^sha256:/, '').toLowerCase();
-  if (!/^[0-9a-f]{64}$/.test(want))
-    throw new NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
-  const got = await sha256OfFile(copy);
-  if (got !== want)
-    throw new NixPlanError(
-      'bundle',
-      `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`,
-    );
-}
-
-/**
- * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
- * temp dir has no room for (its verified stream is written there).
- */
-async function checkRoom(manifest: BundleManifest, dir: string, maxSize: number | undefined): Promise<void> {
-  const size = manifest.stream.size;
-  if (maxSize !== undefined && size > maxSize)
-    throw new LimitError(
-      `the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`,
-    );
-  const fs = await statfs(dir).catch(() => undefined);
-  if (fs !== undefined && fs.bavail * fs.bsize < size)
-    throw new LimitError(
-      `the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`,
-    );
 }
 
 /**

@@ -11,15 +11,12 @@ import {
 } from '../core/provenance.js';
 import { flakeRefOf, readFlakeMetadata } from '../nix/flake-metadata.js';
 import { readGitFacts } from '../nix/git.js';
+import type { EvaluateRequest } from '../nix/evaluate.js';
 import type { NixStore } from '../nix/store.js';
 import type { Logger } from './deps.js';
 
 /** What an export evaluated, as far as provenance goes. */
-export interface ProvenanceRequest {
-  readonly installables?: readonly string[] | undefined;
-  readonly file?: string | undefined;
-  readonly evalArgs?: readonly string[] | undefined;
-}
+export type ProvenanceRequest = Pick<EvaluateRequest, 'installables' | 'file' | 'evalArgs'>;
 
 /** Where provenance facts are read from. */
 export interface ProvenanceSources {

@@ -3,7 +3,6 @@
 // there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
 // is written straight from the relocation. Only sources too large to hold need a second pass to
 // copy their NARs through.
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,26 +13,23 @@ import {
   RELOCATE_WINDOW_LOG,
   checkWritten,
   emptyCounts,
-  exportStream,
   manifestSigners,
   openBundle,
   readBundleHead,
   writeBundle,
   type WrittenPlan,
-  type BundleSource,
   type ManifestDraft,
   type Promotion,
   trustReportOf,
   type TrustReport,
 } from '../core/bundle/index.js';
 import { parseDerivation, parseDerivationOutputs } from '../core/derivation/index.js';
-import { readExport, writeExport, type ExportEntry } from '../core/export-stream.js';
-import { regularFileNar, regularFileNarSize } from '../core/nar-write.js';
+import { writeExport } from '../core/export-stream.js';
+import { regularFileNarSize } from '../core/nar-write.js';
 import {
   relocateLazily,
   relocateRoot,
   type RelocatedObject,
-  type Relocation,
   type RelocationReport,
   type RelocObject,
 } from '../core/relocate/index.js';
@@ -44,7 +40,9 @@ import { parsePublicKey, parseSecretKey, secretKeyTexts } from '../core/signing.
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable, fileDigest } from './files.js';
 import { assertSignable } from './signing-policy.js';
-import { checkCopyDigest } from './import.js';
+import { checkCopyDigest } from './private-copy.js';
+import { keptEntries, rereadEntries } from './relocated-export.js';
+import { ScratchFile } from './scratch-file.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
@@ -105,157 +103,6 @@ export interface RelocateResult extends WrittenPlan {
   readonly trust: TrustReport;
   /** Milliseconds spent verifying the input bundle, and relocating and writing the new one. */
   readonly timings: { verifyMs: number; relocateMs: number };
-}
-
-/** How much of the scratch file one read brings in, for the objects that come next. */
-const SCRATCH_WINDOW = 1024 * 1024;
-
-/**
- * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
- * appended is gathered in a buffer and written in large pieces. Relocation reads the objects
- * about in the order they were appended (indexing them, then relocating them), so a read past the
- * read that goes on from the last one brings in the next `SCRATCH_WINDOW` bytes at once, and hands
- * out views of them; a read elsewhere (an object relocated early, for another that mentions it)
- * reads just its bytes.
- */
-class ScratchFile {
-  private readonly fd: number;
-  private readonly pending = Buffer.allocUnsafeSlow(1024 * 1024);
-  private used = 0;
-  private written = 0;
-  /** The bytes last read ahead, from offset `windowAt` (a new buffer each time: views are handed out). */
-  private window: Uint8Array = new Uint8Array(0);
-  private windowAt = 0;
-  /** Where the last read ended: a read from there on is sequential. */
-  private lastEnd = 0;
-
-  constructor(path: string) {
-    this.fd = openSync(path, 'wx+', 0o600);
-  }
-
-  /** Appends `bytes` (copied); returns what reads them back. */
-  append(bytes: Uint8Array): () => Uint8Array {
-    const length = bytes.length;
-    if (this.used + length > this.pending.length) this.flush();
-    const at = this.written + this.used;
-    if (length > this.pending.length) this.writeAll(bytes);
-    else {
-      this.pending.set(bytes, this.used);
-      this.used += length;
-    }
-    return () => this.read(at, length);
-  }
-
-  private read(at: number, length: number): Uint8Array {
-    if (at + length > this.written) this.flush();
-    const sequential = at >= this.lastEnd && at - this.lastEnd < SCRATCH_WINDOW;
-    this.lastEnd = at + length;
-    const from = at - this.windowAt;
-    if (from >= 0 && from + length <= this.window.length) return this.window.subarray(from, from + length);
-    if (!sequential || length > SCRATCH_WINDOW) return this.readAt(at, length);
-    this.window = this.readAt(at, Math.min(SCRATCH_WINDOW, this.written - at));
-    this.windowAt = at;
-    return this.window.subarray(0, length);
-  }
-
-  private readAt(at: number, length: number): Uint8Array {
-    const out = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(this.fd, out, done, length - done, at + done);
-      if (n === 0) throw new NixPlanError('internal', `the scratch file ended at ${at + done} bytes`);
-      done += n;
-    }
-    return out;
-  }
-
-  private flush(): void {
-    this.writeAll(this.pending.subarray(0, this.used));
-    this.used = 0;
-  }
-
-  private writeAll(bytes: Uint8Array): void {
-    let done = 0;
-    while (done < bytes.length)
-      done += writeSync(this.fd, bytes, done, bytes.length - done, this.written + done);
-    this.written += bytes.length;
-  }
-
-  close(): void {
-    closeSync(this.fd);
-  }
-}
-
-/**
- * The relocated export in relocation (dependency) order, made while it is written, from the NARs
- * kept in the first pass; `seen` is called with each relocated object first. An entry whose
- * deriver (a .drv of the closure) is not relocated yet waits, with everything after it, until
- * the deriver is, so the order stays a dependency order.
- */
-function* keptEntries(
-  steps: Iterable<RelocatedObject>,
-  relocation: Relocation,
-  sources: {
-    derivers: ReadonlyMap<string, string>;
-    nars: ReadonlyMap<string, Uint8Array>;
-    paths: Set<string>;
-  },
-  seen: (o: RelocatedObject) => void,
-): Generator<ExportEntry> {
-  const { pathMap } = relocation;
-  const ready = (o: RelocatedObject): boolean => {
-    const d = sources.derivers.get(o.oldPath);
-    return d === undefined || pathMap.has(d) || !sources.paths.has(d);
-  };
-  const entry = (o: RelocatedObject): ExportEntry => {
-    const nar = o.contents !== undefined ? regularFileNar(o.contents) : sources.nars.get(o.oldPath);
-    if (nar === undefined) throw new NixPlanError('internal', `the NAR of '${o.oldPath}' was not kept`);
-    const deriver = sources.derivers.get(o.oldPath);
-    return {
-      path: o.path,
-      references: o.references,
-      deriver: deriver === undefined ? '' : (pathMap.get(deriver) ?? ''),
-      nar: nar instanceof Uint8Array ? [nar] : nar,
-    };
-  };
-  const waiting: RelocatedObject[] = [];
-  for (const o of steps) {
-    seen(o);
-    waiting.push(o);
-    while (waiting.length > 0 && ready(waiting[0]!)) yield entry(waiting.shift()!);
-  }
-  for (const o of waiting) yield entry(o);
-}
-
-/**
- * The relocated export in the bundle's order, for sources too large to keep: the verified copy
- * is read again and each source's NAR copied through as it streams by.
- */
-async function* rereadEntries(
-  bundle: BundleSource,
-  steps: Iterable<RelocatedObject>,
-  relocation: Relocation,
-  seen: (o: RelocatedObject) => void,
-): AsyncGenerator<ExportEntry> {
-  const byOld = new Map<string, RelocatedObject>();
-  for (const o of steps) {
-    seen(o);
-    byOld.set(o.oldPath, o);
-  }
-  let pending: Uint8Array[] = [];
-  const stream = readExport(exportStream(bundle), {}, { onNarBytes: (c) => pending.push(c) });
-  for await (const e of stream) {
-    const chunks = pending;
-    pending = [];
-    const moved = byOld.get(e.path);
-    if (moved === undefined) throw new NixPlanError('internal', `'${e.path}' was not relocated`);
-    yield {
-      path: moved.path,
-      references: moved.references,
-      deriver: e.deriver === '' ? '' : (relocation.pathMap.get(e.deriver) ?? ''),
-      nar: moved.contents !== undefined ? regularFileNar(moved.contents) : chunks,
-    };
-  }
 }
 
 /**

@@ -13,6 +13,7 @@ import {
 import { parsePublicKey } from '../core/signing.js';
 import { parseDuration } from '../core/freshness.js';
 import { splitShellWords } from '../core/shell-words.js';
+import type { DocumentedCommand } from './manpage.js';
 import type { UseCases } from './use-cases.js';
 import {
   flag,
@@ -36,13 +37,7 @@ export interface CommandContext {
 }
 
 /** One subcommand. */
-export interface Command {
-  readonly name: string;
-  readonly summary: string;
-  readonly usage: readonly string[];
-  readonly description: string;
-  readonly options: OptionSpecs;
-  readonly examples: readonly string[];
+export interface Command extends DocumentedCommand {
   /** What its positional arguments are, for completions: files, a fixed set, or anything. */
   readonly operand?: { readonly value: string; readonly complete: 'file' | 'none' | readonly string[] };
   parse(argv: readonly string[]): ParsedArgs;

@@ -1,5 +1,5 @@
 // Runs Nix's command-line tools as argv arrays (never shell strings), with bytes in and bytes out.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, createReadStream, openSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -92,6 +92,64 @@ function openInput(path: string): number {
   }
 }
 
+/** A child process started by `startChild`, with what it has written so far. */
+export interface StartedChild {
+  readonly child: ChildProcess;
+  /** Standard output gathered so far (empty when it was handed on instead). */
+  stdout(): Buffer;
+  /** The tail (at least the last 64 KiB) of standard error so far. */
+  stderr(): string;
+}
+
+/**
+ * Starts `cmd args` with `input` as its standard input (a `FileInput` is handed to the child as
+ * its descriptor: no pipe, no copying through this process; other input is piped and a child
+ * that exits early just closes its end), gathering standard output (unless `passStdout`: then
+ * `onStdout` alone gets it) and keeping the tail of standard error. The caller listens for the
+ * child's 'error' and 'close'.
+ */
+export function startChild(
+  cmd: string,
+  args: readonly string[],
+  spawnOptions: { env: NodeJS.ProcessEnv; cwd?: string | undefined },
+  io: {
+    input?: Uint8Array | AsyncIterable<Uint8Array> | undefined;
+    onStdout?: ((chunk: Uint8Array) => void) | undefined;
+    onStderr?: ((chunk: Uint8Array) => void) | undefined;
+    passStdout?: boolean;
+  },
+): StartedChild {
+  const fileFd = io.input instanceof FileInput ? openInput(io.input.path) : undefined;
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, {
+      ...spawnOptions,
+      stdio: [fileFd ?? (io.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+    });
+  } finally {
+    // The child has its own copy of the descriptor once spawned.
+    if (fileFd !== undefined) closeSync(fileFd);
+  }
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    if (io.passStdout !== true) out.push(c);
+    io.onStdout?.(c);
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    io.onStderr?.(c);
+    err += c.toString('utf8');
+    if (err.length > STDERR_KEEP * 2) err = err.slice(-STDERR_KEEP);
+  });
+  if (io.input !== undefined && fileFd === undefined && child.stdin !== null) {
+    const input = io.input;
+    const source = input instanceof Uint8Array ? Readable.from([input]) : Readable.from(input);
+    // A child that exits early closes its stdin; its exit status tells the real story.
+    pipeline(source, child.stdin).catch(() => undefined);
+  }
+  return { child, stdout: () => Buffer.concat(out), stderr: () => err };
+}
+
 /** A CommandRunner over `child_process.spawn`. */
 export class ProcessRunner implements CommandRunner {
   constructor(private readonly nix: NixEnvironment = {}) {}
@@ -99,30 +157,13 @@ export class ProcessRunner implements CommandRunner {
   async run(cmd: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const { signal } = options;
     if (signal?.aborted === true) throw interruption(signal);
-    // A file goes to the child as its stdin descriptor: no pipe, no copying through Node.
-    const fileFd = options.input instanceof FileInput ? openInput(options.input.path) : undefined;
-    let child;
-    try {
-      child = spawn(cmd, args, {
-        env: childEnv(this.nix),
-        cwd: options.cwd,
-        stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
-      });
-    } finally {
-      // The child has its own copy of the descriptor once spawned.
-      if (fileFd !== undefined) closeSync(fileFd);
-    }
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      if (options.onStdout) options.onStdout(c);
-      else out.push(c);
-    });
-    child.stderr?.on('data', (c: Buffer) => {
-      options.onStderr?.(c);
-      err += c.toString('utf8');
-      if (err.length > STDERR_KEEP * 2) err = err.slice(-STDERR_KEEP);
-    });
+    const started = startChild(
+      cmd,
+      args,
+      { env: childEnv(this.nix), cwd: options.cwd },
+      { ...options, passStdout: options.onStdout !== undefined },
+    );
+    const { child } = started;
     const exited = new Promise<number>((resolve, reject) => {
       child.on('error', (e) =>
         reject(
@@ -140,12 +181,6 @@ export class ProcessRunner implements CommandRunner {
       killer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
     };
     signal?.addEventListener('abort', stop, { once: true });
-    if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
-      const input = options.input;
-      const source = input instanceof Uint8Array ? Readable.from([input]) : Readable.from(input);
-      // A child that exits early closes its stdin; its exit status tells the real story.
-      pipeline(source, child.stdin).catch(() => undefined);
-    }
     let code: number;
     try {
       code = await exited;
@@ -154,7 +189,7 @@ export class ProcessRunner implements CommandRunner {
       if (killer !== undefined) clearTimeout(killer);
     }
     if (signal !== undefined && isAborted(signal)) throw interruption(signal);
-    const result = { code, stdout: Buffer.concat(out), stderr: err };
+    const result = { code, stdout: started.stdout(), stderr: started.stderr() };
     // Output already passed on as it came (a build log) is not repeated in the error.
     if (options.allowFailure !== true)
       NixCommandError.check(cmd, args, result, { shown: options.onStderr !== undefined });

@@ -1,11 +1,7 @@
 // Running a program on a host: over the system `ssh` (the user's config, agent and known_hosts
 // apply) or locally, as argv arrays, with standard input streamed and output handed on as it comes.
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { NixPlanError } from '../core/errors.js';
-import { childEnv, FileInput, type CommandRunner, type NixEnvironment } from './runner.js';
+import { childEnv, FileInput, startChild, type CommandRunner, type NixEnvironment } from './runner.js';
 
 /** Where to log in: `[USER@]HOST[:PORT]` (an IPv6 address in brackets: `[::1]:2222`). */
 export interface SshTarget {
@@ -110,8 +106,6 @@ export interface HostShell {
   run(argv: readonly string[], options?: HostRunOptions): Promise<HostRunResult>;
 }
 
-const STDERR_KEEP = 64 * 1024;
-
 /**
  * Spawns `cmd args`, feeding `input` and handing output on as it comes. Never throws for a
  * non-zero exit; throws a `host` error only when the program cannot be started at all.
@@ -122,27 +116,8 @@ export async function runStreaming(
   env: NodeJS.ProcessEnv,
   options: HostRunOptions = {},
 ): Promise<HostRunResult> {
-  const fileFd = options.input instanceof FileInput ? openSync(options.input.path, 'r') : undefined;
-  let child;
-  try {
-    child = spawn(cmd, args, {
-      env,
-      stdio: [fileFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
-    });
-  } finally {
-    if (fileFd !== undefined) closeSync(fileFd);
-  }
-  const out: Buffer[] = [];
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    out.push(c);
-    options.onStdout?.(c);
-  });
-  child.stderr?.on('data', (c: Buffer) => {
-    options.onStderr?.(c);
-    err += c.toString('utf8');
-    if (err.length > STDERR_KEEP * 2) err = err.slice(-STDERR_KEEP);
-  });
+  const started = startChild(cmd, args, { env }, options);
+  const { child } = started;
   const onAbort = (): void => {
     child.kill('SIGTERM');
   };
@@ -156,15 +131,9 @@ export async function runStreaming(
       resolve(signal === null ? { code: code ?? 1 } : { code: 128, signal }),
     );
   });
-  if (options.input !== undefined && fileFd === undefined && child.stdin !== null) {
-    const input = options.input;
-    const source = input instanceof Uint8Array ? Readable.from([input]) : Readable.from(input);
-    // A child that exits early closes its stdin; its exit status tells the story.
-    pipeline(source, child.stdin).catch(() => undefined);
-  }
   try {
     const { code, signal } = await exited;
-    return { code, signal, stdout: Buffer.concat(out), stderr: err };
+    return { code, signal, stdout: started.stdout(), stderr: started.stderr() };
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
   }

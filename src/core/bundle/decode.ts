@@ -7,7 +7,7 @@ import { constants as zc, createZstdDecompress, type ZstdOptions } from 'node:zl
 import { NixPlanError } from '../errors.js';
 import { SKIPPABLE_HEADER_SIZE, ZstdFrameScanner, parseSkippableHeader, type FrameInfo } from './frame.js';
 import { DEFAULT_MAX_MANIFEST_SIZE, parseManifest, type BundleManifest } from './manifest.js';
-import { DEFAULT_READER_LIMITS, checkSizeLimits, type ReaderLimits } from './policy.js';
+import { DEFAULT_READER_LIMITS, checkSizeLimits, type ReaderLimits } from './limits.js';
 import type { BundleSource } from './source.js';
 
 /** Output chunk of the zstd decoder. */

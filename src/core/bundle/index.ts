@@ -6,6 +6,8 @@ export * from './writer.js';
 export * from './compression.js';
 export * from './source.js';
 export * from './decode.js';
+export * from './limits.js';
+export * from './closure-check.js';
 export * from './policy.js';
 export * from './trust-report.js';
 export { verifyBundle, type VerifyOptions, type VerifyReport } from './reader.js';

@@ -1,7 +1,7 @@
 // What a bundle must satisfy to be accepted, as pure functions over its manifest and entries: the
-// limits, the realm, the signatures, each entry's kind, the .drv files against the manifest, the
-// closure's order and completeness, and the totals. The streaming verifier (reader.ts) applies
-// them in one pass; nothing here reads a file or a store (store validity is a function passed in).
+// realm, the signatures, each entry's kind, the .drv files against the manifest, and the totals
+// (the limits are in limits.ts, the closure rule in closure-check.ts). The streaming verifier
+// (reader.ts) applies them in one pass; nothing here reads a file or a store.
 import { LimitError, NixPlanError } from '../errors.js';
 import { compareBytes } from '../bytes.js';
 import { identifyContentAddress } from '../content-address.js';
@@ -13,147 +13,10 @@ import {
 } from '../derivation/index.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
-import { DEFAULT_MAX_WINDOW_LOG } from './frame.js';
-import {
-  DEFAULT_MAX_MANIFEST_SIZE,
-  OBJECT_KINDS,
-  verifyManifestSignatures,
-  type BundleManifest,
-  type ObjectKind,
-} from './manifest.js';
-
-/** Bounds that keep a hostile bundle from exhausting memory, disk or time. */
-export interface ReaderLimits {
-  maxManifestSize: number;
-  /** Largest uncompressed export stream accepted. */
-  maxStreamSize: number;
-  /**
-   * Largest uncompressed/compressed ratio accepted above `ratioFloor` (a zip bomb has a huge
-   * one: a small file that costs a lot of time to read).
-   */
-  maxRatio: number;
-  /**
-   * Streams up to this many bytes are accepted at any ratio: a big value (a derivation with a
-   * 256 MB attribute) compresses beyond any ratio a zip bomb would need, and reading this much
-   * costs about a second, whatever the file's size.
-   */
-  ratioFloor: number;
-  /** Largest zstd window (log2); 27 is stock zstd's default limit. */
-  maxWindowLog: number;
-  /** Limits of the export stream reader (paths, references, NAR structure, kept file size). */
-  export: Partial<ExportLimits>;
-  /**
-   * Most distinct paths the bundle may refer to without holding them (each must then be valid in
-   * the target store: asked in one query at the end), and most bytes of their names.
-   */
-  maxMissingReferences: number;
-  maxMissingReferenceBytes: number;
-}
-
-/**
- * The largest .drv (or other single file) the reader holds whole by default: 512 MiB, room for a
- * 256 MB attribute. The reader cannot know a NAR is a .drv's before its path, which follows it, so
- * any single-file NAR up to this size is held: it bounds what a hostile bundle can make it hold,
- * and a 1 GiB file of zeros still streams through.
- */
-export const MAX_KEPT_FILE = 2 ** 29;
-
-/**
- * The default bound on a bundle's uncompressed size: what an import writes to the temp dir (its
- * verified stream) and then to the store. Overridable (`--max-size`; docs/security.md, Limits).
- */
-export const DEFAULT_MAX_STREAM_SIZE = 64 * 1024 ** 3;
-
-/** Defaults: generous for real closures (drv closures compress about 20×), tight for bombs. */
-export const DEFAULT_READER_LIMITS: Readonly<ReaderLimits> = Object.freeze({
-  maxManifestSize: DEFAULT_MAX_MANIFEST_SIZE,
-  maxStreamSize: DEFAULT_MAX_STREAM_SIZE,
-  maxRatio: 1000,
-  ratioFloor: 2 ** 30,
-  maxWindowLog: DEFAULT_MAX_WINDOW_LOG,
-  // A .drv is held whole to be checked and relocated: one with a big attribute is as big. Held
-  // one entry at a time (and only up to this size), so memory stays bounded by it.
-  export: Object.freeze({ keepFileUpTo: MAX_KEPT_FILE }),
-  maxMissingReferences: 100_000,
-  maxMissingReferenceBytes: 32 * 1024 * 1024,
-});
-
-/**
- * What a writer checks before it calls a bundle done: that its readers, with `limits`, would
- * accept it. `entries` are the limits of single paths (as `entryLimitProblem` found them while
- * writing); throws a LimitError naming the first problem.
- */
-export function checkWritten(
-  manifest: BundleManifest,
-  limits: ReaderLimits,
-  entries: readonly string[] = [],
-): void {
-  try {
-    checkSizeLimits(manifest, limits);
-    const maxPaths = limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths;
-    if (manifest.paths > maxPaths)
-      throw new LimitError(`the bundle holds ${manifest.paths} paths, more than the limit of ${maxPaths}`);
-    if (entries.length > 0) throw new LimitError(entries[0]!);
-  } catch (e) {
-    if (!(e instanceof LimitError)) throw e;
-    throw new LimitError(`the bundle was not written, as its readers would refuse it: ${e.message}`);
-  }
-}
-
-/**
- * Why a path of `kind`, with `references` and a NAR of `narSize` bytes (`fileSize` when it is one
- * regular file), breaks the reader's `limits`; undefined when it does not.
- */
-export function entryLimitProblem(
-  entry: {
-    path: string;
-    kind: ObjectKind;
-    references: readonly string[];
-    /** Its NAR's size, and the size of the file when it is one (else the NAR's size is taken). */
-    narSize: number;
-    fileSize: number | undefined;
-  },
-  limits: ReaderLimits,
-): string | undefined {
-  const lim = { ...DEFAULT_EXPORT_LIMITS, ...limits.export };
-  if (entry.references.length > lim.maxReferences)
-    return `'${entry.path}' has ${entry.references.length} references, more than the limit of ${lim.maxReferences}`;
-  if (entry.path.length > lim.maxPathLength)
-    return `'${entry.path}' is longer than the limit of ${lim.maxPathLength} bytes`;
-  if (entry.kind === 'drv' && (entry.fileSize ?? entry.narSize) > lim.keepFileUpTo)
-    return `'${entry.path}' is larger than the limit of ${lim.keepFileUpTo} bytes for a .drv`;
-  return undefined;
-}
+import { OBJECT_KINDS, verifyManifestSignatures, type BundleManifest, type ObjectKind } from './manifest.js';
 
 function bad(message: string): NixPlanError {
   return new NixPlanError('bundle', message);
-}
-
-/** Refuses, before decompressing, a stream whose recorded size breaks the limits. */
-export function checkSizeLimits(manifest: BundleManifest, limits: ReaderLimits): void {
-  const { size, compressedSize } = manifest.stream;
-  if (size > limits.maxStreamSize)
-    throw new LimitError(
-      `the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`,
-    );
-  if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
-    throw new LimitError(
-      `the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`,
-    );
-}
-
-/** The export reader's limits for a bundle: the given ones, no looser than what its manifest records. */
-export function exportLimitsFor(manifest: BundleManifest, limits: ReaderLimits): Partial<ExportLimits> {
-  return {
-    ...limits.export,
-    // One more than the manifest says: the verifier refuses that entry as a lie ('bundle'), which
-    // it is, rather than as a limit reached.
-    maxPaths: Math.min(limits.export.maxPaths ?? DEFAULT_EXPORT_LIMITS.maxPaths, manifest.paths + 1),
-    maxTotalBytes: Math.min(
-      limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes,
-      manifest.stream.size,
-    ),
-  };
 }
 
 /** Refuses a bundle made for another store dir than `storeDir` (when one is required). */
@@ -284,82 +147,6 @@ export function classifyEntry(
       `'${entry.path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`,
     );
   return { ...entry, kind, ca: ca?.ca };
-}
-
-/**
- * The closure rule, entry by entry: every reference is the entry itself, an entry before it, or a
- * path valid in the target store. A reference met later in the stream is out of dependency order;
- * the others not in the bundle are gathered (bounded in number and bytes) and asked about in one
- * query at the end (`missing`, then `finish` with the valid ones): one missing is a 'closure' error.
- */
-export class ClosureCheck {
-  private readonly seen = new Set<string>();
-  /** Reference not yet seen → the first path that needs it. */
-  private readonly pending = new Map<string, string>();
-  private pendingBytes = 0;
-  private storeValid = 0;
-
-  constructor(
-    private readonly limits: Pick<ReaderLimits, 'maxMissingReferences' | 'maxMissingReferenceBytes'>,
-  ) {}
-
-  /** Refuses an entry an earlier one needed but did not find (call before `add`). */
-  arrive(path: string): void {
-    const needer = this.pending.get(path);
-    if (needer !== undefined)
-      throw new NixPlanError(
-        'closure',
-        `'${needer}' refers to '${path}', which comes after it in the bundle: the bundle is out of dependency order`,
-      );
-  }
-
-  /** Records an entry and its references. */
-  add(path: string, references: readonly string[]): void {
-    for (const r of references) {
-      if (r === path || this.seen.has(r) || this.pending.has(r)) continue;
-      this.pending.set(r, path);
-      this.pendingBytes += r.length;
-      if (
-        this.pending.size > this.limits.maxMissingReferences ||
-        this.pendingBytes > this.limits.maxMissingReferenceBytes
-      )
-        throw new LimitError(
-          `the bundle refers to more than ${this.limits.maxMissingReferences} paths (or ${this.limits.maxMissingReferenceBytes} bytes of them) it does not hold, e.g. '${r}' (from '${path}')`,
-        );
-    }
-    this.seen.add(path);
-  }
-
-  /** Whether `path` was an entry. */
-  has(path: string): boolean {
-    return this.seen.has(path);
-  }
-
-  /** How many entries were added. */
-  get paths(): number {
-    return this.seen.size;
-  }
-
-  /** The references the bundle does not hold (to be found valid in the store). */
-  missing(): string[] {
-    return [...this.pending.keys()];
-  }
-
-  /** How many references were found valid in the store instead of in the bundle. */
-  get storeReferences(): number {
-    return this.storeValid;
-  }
-
-  /** Refuses a reference that was neither an entry nor valid in the store (`valid`: those that are). */
-  finish(valid: ReadonlySet<string>): void {
-    for (const [missing, needer] of this.pending)
-      if (!valid.has(missing))
-        throw new NixPlanError(
-          'closure',
-          `'${needer}' refers to '${missing}', which is neither in the bundle nor valid in the store`,
-        );
-    this.storeValid = this.pending.size;
-  }
 }
 
 /**

@@ -15,19 +15,16 @@ import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js
 import { decompressedStream, readBundleHead } from './decode.js';
 import type { Derivation } from '../derivation/index.js';
 import { DerivationOutputChecks, type StoreDerivationReader } from './drv-outputs.js';
+import { ClosureCheck } from './closure-check.js';
+import { DEFAULT_READER_LIMITS, checkSizeLimits, exportLimitsFor, type ReaderLimits } from './limits.js';
 import {
-  ClosureCheck,
-  DEFAULT_READER_LIMITS,
   DerivationChecks,
   checkRealm,
   checkRunningTotals,
   checkSignatures,
-  checkSizeLimits,
   checkTotals,
   classifyEntry,
   declaredNarBytes,
-  exportLimitsFor,
-  type ReaderLimits,
   type VerifiedEntry,
 } from './policy.js';
 import { PathProofs } from './proof.js';
@@ -35,7 +32,8 @@ import { openBundle, type BundleSource } from './source.js';
 
 export { memorySource, openBundle, type BundleSource } from './source.js';
 export { decompressedStream, exportStream, readBundleHead, type BundleHead } from './decode.js';
-export { DEFAULT_READER_LIMITS, DerivationChecks, type ReaderLimits, type VerifiedEntry } from './policy.js';
+export { DEFAULT_READER_LIMITS, type ReaderLimits } from './limits.js';
+export { DerivationChecks, type VerifiedEntry } from './policy.js';
 
 /** What to require of a bundle beyond its own consistency. */
 export interface VerifyOptions {
