@@ -22,6 +22,7 @@ import {
   type Plan,
 } from './support/forge.js';
 import { ScratchStore, nixVersions } from './support/nix.js';
+import { inThrowawayStore } from './support/stores.js';
 
 const versions = nixVersions();
 
@@ -50,13 +51,9 @@ describe.each(versions.map((v) => [v.label, v] as const))('bounded cost, Nix %s'
   let texts: string[] = [];
 
   beforeAll(async () => {
-    const maker = new ScratchStore(version, { storeDir, root: join(base, 'maker') });
-    try {
-      plan = await realPlan(maker, 'c', 'drvs', join(base, 'marker'));
-    } finally {
-      maker.dispose();
-      rmSync(storeDir, { recursive: true, force: true });
-    }
+    plan = await inThrowawayStore(version, storeDir, join(base, 'maker'), (maker) =>
+      realPlan(maker, 'c', 'drvs', join(base, 'marker')),
+    );
     store = new ScratchStore(version, { storeDir, root: join(base, 'target') });
     // The texts, imported first: later plans refer to them without holding them.
     let held = plan;

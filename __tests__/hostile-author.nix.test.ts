@@ -10,12 +10,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../src/cli/main.js';
-import type { CliIo } from '../src/cli/terminal.js';
 import { sha256 } from '../src/core/hash.js';
 import { regularFile, writeNar, type FileTree } from '../src/core/nar-write.js';
 import { formatPublicKey, publicKeyOf, secretKeyFromSeed } from '../src/core/signing.js';
 import type { CommandRunner } from '../src/nix/runner.js';
-import { DaemonStore, ensureUntrustedUser } from './support/daemon.js';
 import {
   editDerivation,
   entryEnding,
@@ -31,7 +29,9 @@ import {
   withNar,
   type Plan,
 } from './support/forge.js';
+import { capture, dumpDb } from './support/cli-run.js';
 import { ScratchStore, nixVersions, type NixVersion } from './support/nix.js';
+import { inThrowawayStore, openTargetStore, type TargetStore } from './support/stores.js';
 
 const versions = nixVersions();
 const ci = secretKeyFromSeed('ci-1', sha256('hostile author: ci'));
@@ -235,42 +235,19 @@ const CASES: readonly Case[] = [
   },
 ];
 
-/** Captures what the command line writes. */
-function capture(): CliIo & { err: () => string } {
-  let err = '';
-  return {
-    stdout: { write: () => true, isTTY: false },
-    stderr: { write: (s: string) => ((err += s), true), isTTY: false, columns: 80 },
-    now: () => 0,
-    err: () => err,
-  };
-}
-
-/** The whole database, as `nix-store --dump-db` prints it (root's local view of the store). */
-async function dumpDb(store: ScratchStore): Promise<string> {
-  return (await store.run('nix-store', ['--dump-db'])).stdout.toString('utf8');
-}
-
 /** Makes the plans in a store of their own at `storeDir`, then removes it (the targets reuse the dir). */
 async function makePlans(version: NixVersion, base: string): Promise<Plans> {
   const storeDir = join(base, 'store');
   const marker = join(base, 'marker');
-  const maker = new ScratchStore(version, { storeDir, root: join(base, 'maker') });
-  try {
-    const plans: Plans = {
-      storeDir,
-      drvs: await realPlan(maker, 'a', 'drvs', marker),
-      sources: await realPlan(maker, 'a', 'sources', marker),
-      outputs: await realPlan(maker, 'a', 'outputs', marker),
-      other: await realPlan(maker, 'b', 'drvs', marker),
-      marker,
-      profile: join(base, 'profiles', 'system'),
-    };
-    return plans;
-  } finally {
-    maker.dispose();
-    rmSync(storeDir, { recursive: true, force: true });
-  }
+  return inThrowawayStore(version, storeDir, join(base, 'maker'), async (maker) => ({
+    storeDir,
+    drvs: await realPlan(maker, 'a', 'drvs', marker),
+    sources: await realPlan(maker, 'a', 'sources', marker),
+    outputs: await realPlan(maker, 'a', 'outputs', marker),
+    other: await realPlan(maker, 'b', 'drvs', marker),
+    marker,
+    profile: join(base, 'profiles', 'system'),
+  }));
 }
 
 const durations: number[] = [];
@@ -286,20 +263,13 @@ describe.each(versions.map((v) => [v.label, v] as const))('hostile authors, Nix 
   afterAll(() => rmSync(base, { recursive: true, force: true }));
 
   describe.each(['local', 'daemon'] as const)('%s store', (mode) => {
+    let target: TargetStore;
     let scratch: ScratchStore;
-    let daemon: DaemonStore | undefined;
     let runner: CommandRunner;
 
     beforeAll(async () => {
-      if (mode === 'local') {
-        scratch = new ScratchStore(version, { storeDir: plans.storeDir, root: join(base, 'local') });
-        runner = scratch.runner;
-      } else {
-        const user = ensureUntrustedUser(versions);
-        daemon = await DaemonStore.start(version, { storeDir: plans.storeDir });
-        scratch = daemon.scratch;
-        runner = daemon.runnerAs(user);
-      }
+      target = await openTargetStore(mode, version, { storeDir: plans.storeDir, root: join(base, 'local') });
+      ({ scratch, runner } = target);
       // A store that holds something already: plan b's .drv closure.
       const file = join(base, `other-${mode}.nixplan`);
       writeFileSync(file, await forgeBundle(plans.other));
@@ -307,8 +277,7 @@ describe.each(versions.map((v) => [v.label, v] as const))('hostile authors, Nix 
       expect([await main(['import', file, '-q'], { io, runner }), io.err()]).toEqual([0, '']);
     });
     afterAll(async () => {
-      if (daemon !== undefined) await daemon.stop();
-      else scratch.dispose();
+      await target.close();
       rmSync(plans.storeDir, { recursive: true, force: true });
     });
 

@@ -11,8 +11,6 @@ import { sha256, toHex } from '../src/core/hash.js';
 import { encodeSkippableFrame, ZstdFrameScanner } from '../src/core/bundle/frame.js';
 import {
   OBJECT_KINDS,
-  canonicalJson,
-  manifestChecksum,
   signedBytes,
   type BundleManifest,
   type ManifestDraft,
@@ -37,10 +35,12 @@ import {
   draftOf,
   editDerivation,
   forgeBundle,
+  forgeRaw as forge,
   mapEntries,
   narOfNested,
   narOfSymlink,
   realPlan,
+  restream,
   sourceEntry,
   textEntry,
   withEntry,
@@ -49,6 +49,7 @@ import {
 } from './support/forge.js';
 import { ScratchStore, nixVersions } from './support/nix.js';
 import { takeSlotDir } from './support/slot-dir.js';
+import { inThrowawayStore } from './support/stores.js';
 
 /**
  * How far resident memory may grow over the mutants: far below what buffering the 1 GiB bomb
@@ -152,30 +153,6 @@ async function refuse(
   }
 }
 
-/** A bundle whose manifest is exactly `manifest` (unvalidated) with a recomputed checksum: what a forger writes. */
-function forge(manifest: Omit<BundleManifest, 'checksum'>, data: Uint8Array): Uint8Array {
-  const json = canonicalJson({ ...manifest, checksum: manifestChecksum(manifest) });
-  return concatBytes([encodeSkippableFrame(new Uint8Array(Buffer.from(json))), data]);
-}
-
-/** `manifest` made consistent with `data` and `raw` (sizes and digests), as a forger would. */
-function restream(
-  manifest: BundleManifest,
-  raw: Uint8Array,
-  data: Uint8Array,
-): Omit<BundleManifest, 'checksum'> {
-  const { checksum: _c, ...rest } = manifest;
-  return {
-    ...rest,
-    stream: {
-      sha256: toHex(sha256(raw)),
-      size: raw.length,
-      compressedSha256: toHex(sha256(data)),
-      compressedSize: data.length,
-    },
-  };
-}
-
 /** Rebuilds a signed bundle around a changed export stream, with honest counts when they can be taken. */
 async function rebuild(t: Template, raw: Uint8Array, sign = true): Promise<Uint8Array> {
   let draft = t.draft;
@@ -267,8 +244,8 @@ describe('hostile bundles', () => {
 
   beforeAll(async () => {
     rmSync(storeDir, { recursive: true, force: true });
-    const maker = new ScratchStore(versions[0] ?? { label: '2.8', binDir: undefined }, { storeDir });
-    try {
+    const version = versions[0] ?? { label: '2.8', binDir: undefined };
+    await inThrowawayStore(version, storeDir, undefined, async (maker) => {
       templates = [await makeTemplate(maker, 'h1'), await makeTemplate(maker, 'h2')];
       const marker = join(dirname(storeDir), 'marker');
       plans = {
@@ -276,10 +253,7 @@ describe('hostile bundles', () => {
         sources: await realPlan(maker, 'f', 'sources', marker),
         outputs: await realPlan(maker, 'f', 'outputs', marker),
       };
-    } finally {
-      maker.dispose();
-      rmSync(storeDir, { recursive: true, force: true });
-    }
+    });
     sampleRss();
     startRss = maxRss;
   });

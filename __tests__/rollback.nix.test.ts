@@ -6,34 +6,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../src/cli/main.js';
-import type { CliIo } from '../src/cli/terminal.js';
 import type { CommandRunner } from '../src/nix/runner.js';
-import { DaemonStore, ensureUntrustedUser } from './support/daemon.js';
 import { editDerivation, forgeBundle, realPlan, type Plan } from './support/forge.js';
-import { ScratchStore, nixVersions } from './support/nix.js';
+import { cli, dumpDb } from './support/cli-run.js';
+import { nixVersions, type ScratchStore } from './support/nix.js';
+import { inThrowawayStore, openTargetStore, type TargetStore } from './support/stores.js';
 
 const versions = nixVersions();
-
-function capture(): CliIo & { err: () => string } {
-  let err = '';
-  return {
-    stdout: { write: () => true, isTTY: false },
-    stderr: { write: (s: string) => ((err += s), true), isTTY: false, columns: 80 },
-    err: () => err,
-  };
-}
-
-async function dumpDb(store: ScratchStore): Promise<string> {
-  return (await store.run('nix-store', ['--dump-db'])).stdout.toString('utf8');
-}
-
-/** Runs the command line; its exit code and stderr. */
-async function cli(argv: string[], runner: CommandRunner): Promise<{ code: number; err: string }> {
-  const io = capture();
-  const code = await main(argv, { io, runner });
-  return { code, err: io.err() };
-}
 
 /**
  * Makes `path` (not yet in the store) a directory nobody, not even root, can remove (the immutable
@@ -57,48 +36,36 @@ describe.each(versions.map((v) => [v.label, v] as const))('rollback, Nix %s', (_
   let failing: Plan;
 
   beforeAll(async () => {
-    const maker = new ScratchStore(version, { storeDir, root: join(base, 'maker') });
-    try {
-      plan = await realPlan(maker, 'r', 'drvs', join(base, 'marker'));
-      // The same plan whose system fails to build (its builder exits 1) after its dependencies built.
-      const root = plan.roots[0]!.drvPath;
-      failing = await editDerivation(
-        plan,
-        root,
-        (d) => {
-          d.args = [
-            new Uint8Array(Buffer.from('-c')),
-            new Uint8Array(Buffer.from('echo failing on purpose >&2; exit 1')),
-          ];
-        },
-        { fillOutputs: true },
-      );
-    } finally {
-      maker.dispose();
-      rmSync(storeDir, { recursive: true, force: true });
-    }
+    plan = await inThrowawayStore(version, storeDir, join(base, 'maker'), (maker) =>
+      realPlan(maker, 'r', 'drvs', join(base, 'marker')),
+    );
+    // The same plan whose system fails to build (its builder exits 1) after its dependencies built.
+    failing = await editDerivation(
+      plan,
+      plan.roots[0]!.drvPath,
+      (d) => {
+        d.args = [
+          new Uint8Array(Buffer.from('-c')),
+          new Uint8Array(Buffer.from('echo failing on purpose >&2; exit 1')),
+        ];
+      },
+      { fillOutputs: true },
+    );
   });
   afterAll(() => rmSync(base, { recursive: true, force: true }));
 
   describe.each(['local', 'daemon'] as const)('%s store', (mode) => {
+    let target: TargetStore;
     let scratch: ScratchStore;
-    let daemon: DaemonStore | undefined;
     let runner: CommandRunner;
 
     beforeAll(async () => {
-      if (mode === 'local') {
-        scratch = new ScratchStore(version, { storeDir, root: join(base, 'local') });
-        runner = scratch.runner;
-      } else {
-        daemon = await DaemonStore.start(version, { storeDir });
-        scratch = daemon.scratch;
-        runner = daemon.runnerAs(ensureUntrustedUser(versions));
-      }
+      target = await openTargetStore(mode, version, { storeDir, root: join(base, 'local') });
+      ({ scratch, runner } = target);
       await scratch.validPaths(); // the database exists before the first snapshot
     });
     afterAll(async () => {
-      if (daemon !== undefined) await daemon.stop();
-      else scratch.dispose();
+      await target.close();
       rmSync(storeDir, { recursive: true, force: true });
     });
 

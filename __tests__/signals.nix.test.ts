@@ -16,6 +16,7 @@ import { narOfFile } from './support/bundle-fixtures.js';
 import { cli, dumpDb } from './support/cli-run.js';
 import { forgeBundle, noise, realPlan, sourceEntry, withEntry, type Plan } from './support/forge.js';
 import { ScratchStore, nixVersions } from './support/nix.js';
+import { inThrowawayStore } from './support/stores.js';
 
 const versions = nixVersions();
 const EXIT: Record<StopSignal, number> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
@@ -106,13 +107,9 @@ describe.each(versions.map((v) => [v.label, v] as const))(
     const before = (): string => plan.entries[plan.entries.length - 2]!.path;
 
     beforeAll(async () => {
-      const maker = new ScratchStore(version, { storeDir, root: join(base, 'maker') });
-      try {
-        plan = await realPlan(maker, 's', 'drvs', join(base, 'marker'));
-      } finally {
-        maker.dispose();
-        rmSync(storeDir, { recursive: true, force: true });
-      }
+      plan = await inThrowawayStore(version, storeDir, join(base, 'maker'), (maker) =>
+        realPlan(maker, 's', 'drvs', join(base, 'marker')),
+      );
       // A few MiB of sources first, so there is something to remove again.
       for (let i = 0; i < 3; i++)
         plan = withEntry(plan, sourceEntry(storeDir, `src${i}`, narOfFile(noise(2 * 1024 * 1024, i + 1))), 0);
