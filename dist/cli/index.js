@@ -4152,9 +4152,9 @@ function parseDerivation(bytes) {
  * Parses and validates a .drv exactly as `parseDerivation` does (throwing the same errors), but
  * leaves the builder, arguments and environment values escaped in place and says where they are.
  */
-function parseDerivationSpans(bytes) {
+function parseDerivationSpans(bytes, layout) {
     const p = new Parser(bytes);
-    const head = parseUpToSystem(p);
+    const head = parseUpToSystem(p, layout);
     const start = p.pos;
     const keys = [];
     const values = [];
@@ -4200,9 +4200,12 @@ function parseTail(p, field, entry) {
         p.fail('unexpected bytes after the end of the derivation');
     return { builder, args };
 }
-function parseUpToSystem(p) {
-    const { version, outputs } = parseHead(p);
+/** The fields up to the system; `layout` (when given) gets where the outputs' paths and the input derivations are. */
+function parseUpToSystem(p, layout) {
+    const { version, outputs } = parseHead(p, layout?.outputPaths);
     p.expect(COMMA);
+    if (layout !== undefined)
+        layout.inputDrvsStart = p.pos;
     const inputDrvs = [];
     p.list(() => {
         p.expect(LPAREN);
@@ -4223,6 +4226,8 @@ function parseUpToSystem(p) {
         }
         p.expect(RPAREN);
     });
+    if (layout !== undefined)
+        layout.inputDrvsEnd = p.pos;
     p.expect(COMMA);
     const inputSrcs = p.sortedRawStrings('input source');
     p.expect(COMMA);
@@ -4238,8 +4243,8 @@ function parseDerivationOutputs(bytes) {
 }
 /** The only `DrvWithVersion` version Nix writes and reads (experimental dynamic derivations). */
 const DYNAMIC_DERIVATIONS_VERSION = 'xp-dyn-drv';
-/** `Derive(` or `DrvWithVersion("v",`, then the outputs list. */
-function parseHead(p) {
+/** `Derive(` or `DrvWithVersion("v",`, then the outputs list (`outputPaths` gets where each path's text starts). */
+function parseHead(p, outputPaths) {
     let version;
     if (p.startsWith(DERIVE)) {
         p.pos += DERIVE.length;
@@ -4264,6 +4269,7 @@ function parseHead(p) {
         const name = p.rawString();
         p.checkOrder(outputs[outputs.length - 1]?.name, name, 'output', at);
         p.expect(COMMA);
+        outputPaths?.push(p.pos + 1);
         const path = p.rawString();
         p.expect(COMMA);
         const hashAlgo = p.rawString();
@@ -4908,6 +4914,55 @@ class DerivationHasher {
             inputDrvsEnd: layout.inputDrvsEnd + shift,
         };
         return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+    }
+    /**
+     * Whether `fillMasked` would give back exactly `original`, a .drv's own bytes, checked without
+     * writing any: `original` with its output paths and the values of `envHoles` (the variables
+     * named after its outputs) cut out is the masked form (the head of a .drv that parses is
+     * written as `serialiseDerivation` writes it), hashed as Nix hashes it; the paths that gives
+     * must be the ones it holds. `spans` says where its output paths and input derivations are
+     * (`parseDerivationSpans`). The filled derivation (`original` itself) when they are; undefined
+     * when they are not, or when its outputs are deferred (`fillMasked` says how).
+     */
+    checkFilled(original, spans, envHoles, drv, drvName) {
+        if (derivationKind(drv, drvName) !== 'input-addressed')
+            throw new errors_NixPlanError('internal', `checkFilled is for input-addressed derivations, not ${drvName}`);
+        const inputs = this.moduloInputs(drv, drvName);
+        if (inputs === undefined)
+            return undefined;
+        const { outputs } = drv;
+        const pieces = [];
+        let r = 0;
+        outputs.forEach((o, i) => {
+            const at = spans.outputPaths[i];
+            pieces.push(original.subarray(r, at));
+            r = at + o.path.length;
+        });
+        pieces.push(original.subarray(r, spans.inputDrvsStart), inputs);
+        r = spans.inputDrvsEnd;
+        for (const h of envHoles) {
+            pieces.push(original.subarray(r, h.start));
+            r = h.end;
+        }
+        pieces.push(original.subarray(r));
+        const hex = toHex(sha256(...pieces));
+        const paths = outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
+        for (let i = 0; i < outputs.length; i++)
+            if (outputs[i].path !== paths[i])
+                return undefined;
+        for (const h of envHoles) {
+            const path = paths[outputs.findIndex((o) => o.name === h.output)];
+            if (h.end - h.start !== path.length)
+                return undefined;
+            for (let k = 0; k < path.length; k++)
+                if (original[h.start + k] !== path.charCodeAt(k))
+                    return undefined;
+        }
+        return {
+            paths,
+            bytes: original,
+            hash: { kind: 'regular', hash: hashWithInputs(original, spans, inputs) },
+        };
     }
     /**
      * The input derivations list of `drv`'s modulo form: each input replaced by (hex of its modulo
@@ -13785,7 +13840,8 @@ function relocateDrv(obj, drv, type, cx) {
  * order of the environment: relocateDrv sorts it again.
  */
 function spliceDrv(obj, bytes, type, cx) {
-    const { head, tail } = parseDerivationSpans(bytes);
+    const spans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0 };
+    const { head, tail } = parseDerivationSpans(bytes, spans);
     cx.onDerivation?.(obj, head);
     refuseImpureEnv(obj.path, tail.keys);
     for (const key of tail.keys)
@@ -13812,7 +13868,7 @@ function spliceDrv(obj, bytes, type, cx) {
         }
     pieces.push(cx.rewrite(bytes.subarray(r), true));
     if (cx.hasherA !== undefined)
-        checkSplicedInA(obj, bytes, head, tail, masked, cx.hasherA);
+        checkSplicedInA(obj, bytes, head, tail, spans, masked, cx.hasherA);
     const relocated = relocatedHead(head, outputs, masked, cx);
     if (!masked)
         return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
@@ -13830,21 +13886,29 @@ function spliceDrv(obj, bytes, type, cx) {
  * output paths and the variables named after its outputs, its outputs filled in as the hasher in
  * A gives them, must be the original bytes. Records its modulo hash in A for its dependents.
  */
-function checkSplicedInA(obj, bytes, head, tail, masked, hasherA) {
+function checkSplicedInA(obj, bytes, head, tail, spans, masked, hasherA) {
     if (!masked) {
         hasherA.record(obj.path, head);
         return;
     }
-    const pieces = [];
-    const holeOutputs = [];
-    let r = tail.start;
+    const holes = [];
     for (let i = 0; i < tail.keys.length; i++) {
         const o = drv_outputNamed(head.outputs, tail.keys[i]);
-        if (o === undefined)
-            continue;
-        pieces.push(bytes.subarray(r, tail.values[2 * i]));
-        holeOutputs.push(o.name);
-        r = tail.values[2 * i + 1];
+        if (o !== undefined)
+            holes.push({ start: tail.values[2 * i], end: tail.values[2 * i + 1], output: o.name });
+    }
+    // Checked on the .drv's own bytes; written out masked and filled in only to say what is wrong.
+    const name = drvName(obj.path);
+    const checked = hasherA.checkFilled(bytes, spans, holes, head, name);
+    if (checked !== undefined) {
+        hasherA.record(obj.path, head, checked.hash);
+        return;
+    }
+    const pieces = [];
+    let r = tail.start;
+    for (const h of holes) {
+        pieces.push(bytes.subarray(r, h.start));
+        r = h.end;
     }
     pieces.push(bytes.subarray(r));
     const layout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
@@ -13853,9 +13917,9 @@ function checkSplicedInA(obj, bytes, head, tail, masked, hasherA) {
     const maskedDrv = {
         bytes: maskedBytes,
         layout,
-        envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i], output })),
+        envHoles: holes.map((h, i) => ({ at: layout.envValues[i], output: h.output })),
     };
-    checkFilledInA(obj, head, hasherA.fillMasked(maskedDrv, head, drvName(obj.path)), hasherA, bytes);
+    checkFilledInA(obj, head, hasherA.fillMasked(maskedDrv, head, name), hasherA, bytes);
 }
 /**
  * Refuses an input-addressed .drv whose output paths (or the variables named after them) are not
@@ -15718,15 +15782,26 @@ async function* rereadEntries(bundle, steps, relocation, seen) {
 // what a large closure needs later is held by the page cache instead of the process.
 
 
+/** How much of the file one read brings in, for the reads that come next. */
+const WINDOW = 1024 * 1024;
 /**
  * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
- * appended is gathered in a buffer and written in large pieces.
+ * appended is gathered in a buffer and written in large pieces. Relocation reads the objects
+ * about in the order they were appended (indexing them, then relocating them), so a read that
+ * goes on from the last one brings in the next `WINDOW` bytes at once and hands out views of
+ * them; a read elsewhere (an object relocated early, for another that mentions it) reads just its
+ * bytes.
  */
 class ScratchFile {
     fd;
     pending = Buffer.allocUnsafeSlow(1024 * 1024);
     used = 0;
     written = 0;
+    /** The bytes last read ahead, from offset `windowAt` (a new buffer each time: views are handed out). */
+    window = new Uint8Array(0);
+    windowAt = 0;
+    /** Where the last read ended: a read from there on is sequential. */
+    lastEnd = 0;
     constructor(path) {
         this.fd = (0,external_node_fs_namespaceObject.openSync)(path, 'wx+', 0o600);
     }
@@ -15747,6 +15822,18 @@ class ScratchFile {
     read(at, length) {
         if (at + length > this.written)
             this.flush();
+        const sequential = at >= this.lastEnd && at - this.lastEnd < WINDOW;
+        this.lastEnd = at + length;
+        const from = at - this.windowAt;
+        if (from >= 0 && from + length <= this.window.length)
+            return this.window.subarray(from, from + length);
+        if (!sequential || length > WINDOW)
+            return this.readAt(at, length);
+        this.window = this.readAt(at, Math.min(WINDOW, this.written - at));
+        this.windowAt = at;
+        return this.window.subarray(0, length);
+    }
+    readAt(at, length) {
         const out = new Uint8Array(length);
         let done = 0;
         while (done < length) {
@@ -15808,10 +15895,10 @@ const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 /**
  * .drv and text bytes up to this many (by the manifest) are held in memory until each is
  * relocated; beyond, they are written to a scratch file in the private directory and read back
- * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
- * are ~180 MB).
+ * when relocation needs them, a window at a time (the page cache holds them, not the process: at
+ * 10,000 drvs they are ~65 MB, at 30,000 ~180 MB).
  */
-const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
+const KEEP_CONTENTS_UP_TO = 16 * 1024 * 1024;
 /**
  * Refuses a build output of the bundle, saying what it is: a fixed output whose hash nix-plan
  * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from

@@ -57,10 +57,10 @@ export const KEEP_SOURCE_NARS_UP_TO = 64 * 1024 * 1024;
 /**
  * .drv and text bytes up to this many (by the manifest) are held in memory until each is
  * relocated; beyond, they are written to a scratch file in the private directory and read back
- * when relocation needs them (the page cache holds them, not the process: at 30,000 drvs they
- * are ~180 MB).
+ * when relocation needs them, a window at a time (the page cache holds them, not the process: at
+ * 10,000 drvs they are ~65 MB, at 30,000 ~180 MB).
  */
-export const KEEP_CONTENTS_UP_TO = 96 * 1024 * 1024;
+export const KEEP_CONTENTS_UP_TO = 16 * 1024 * 1024;
 
 /** Options of relocatePlan. */
 export interface RelocateOptions {

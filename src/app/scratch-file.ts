@@ -3,15 +3,27 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { NixPlanError } from '../core/errors.js';
 
+/** How much of the file one read brings in, for the reads that come next. */
+const WINDOW = 1024 * 1024;
+
 /**
  * Bytes appended to a file and read back by offset, synchronously (relocation is): what is
- * appended is gathered in a buffer and written in large pieces.
+ * appended is gathered in a buffer and written in large pieces. Relocation reads the objects
+ * about in the order they were appended (indexing them, then relocating them), so a read that
+ * goes on from the last one brings in the next `WINDOW` bytes at once and hands out views of
+ * them; a read elsewhere (an object relocated early, for another that mentions it) reads just its
+ * bytes.
  */
 export class ScratchFile {
   private readonly fd: number;
   private readonly pending = Buffer.allocUnsafeSlow(1024 * 1024);
   private used = 0;
   private written = 0;
+  /** The bytes last read ahead, from offset `windowAt` (a new buffer each time: views are handed out). */
+  private window: Uint8Array = new Uint8Array(0);
+  private windowAt = 0;
+  /** Where the last read ended: a read from there on is sequential. */
+  private lastEnd = 0;
 
   constructor(path: string) {
     this.fd = openSync(path, 'wx+', 0o600);
@@ -32,6 +44,17 @@ export class ScratchFile {
 
   private read(at: number, length: number): Uint8Array {
     if (at + length > this.written) this.flush();
+    const sequential = at >= this.lastEnd && at - this.lastEnd < WINDOW;
+    this.lastEnd = at + length;
+    const from = at - this.windowAt;
+    if (from >= 0 && from + length <= this.window.length) return this.window.subarray(from, from + length);
+    if (!sequential || length > WINDOW) return this.readAt(at, length);
+    this.window = this.readAt(at, Math.min(WINDOW, this.written - at));
+    this.windowAt = at;
+    return this.window.subarray(0, length);
+  }
+
+  private readAt(at: number, length: number): Uint8Array {
     const out = new Uint8Array(length);
     let done = 0;
     while (done < length) {

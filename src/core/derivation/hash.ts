@@ -69,7 +69,11 @@ function newLayout(): DerivationLayout {
 }
 
 /** sha256 of a serialised derivation with its input derivations list replaced by `inputs`. */
-function hashWithInputs(bytes: Uint8Array, layout: DerivationLayout, inputs: Uint8Array): Uint8Array {
+function hashWithInputs(
+  bytes: Uint8Array,
+  layout: Pick<DerivationLayout, 'inputDrvsStart' | 'inputDrvsEnd'>,
+  inputs: Uint8Array,
+): Uint8Array {
   return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
 }
 
@@ -251,6 +255,57 @@ export class DerivationHasher {
       inputDrvsEnd: layout.inputDrvsEnd + shift,
     };
     return { paths, bytes: out, hash: { kind: 'regular', hash: hashWithInputs(out, filled, inputs) } };
+  }
+
+  /**
+   * Whether `fillMasked` would give back exactly `original`, a .drv's own bytes, checked without
+   * writing any: `original` with its output paths and the values of `envHoles` (the variables
+   * named after its outputs) cut out is the masked form (the head of a .drv that parses is
+   * written as `serialiseDerivation` writes it), hashed as Nix hashes it; the paths that gives
+   * must be the ones it holds. `spans` says where its output paths and input derivations are
+   * (`parseDerivationSpans`). The filled derivation (`original` itself) when they are; undefined
+   * when they are not, or when its outputs are deferred (`fillMasked` says how).
+   */
+  checkFilled(
+    original: Uint8Array,
+    spans: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+    envHoles: readonly { start: number; end: number; output: string }[],
+    drv: Pick<Derivation, 'version' | 'outputs' | 'inputDrvs'>,
+    drvName: string,
+  ): FilledDerivation | undefined {
+    if (derivationKind(drv, drvName) !== 'input-addressed')
+      throw new NixPlanError('internal', `checkFilled is for input-addressed derivations, not ${drvName}`);
+    const inputs = this.moduloInputs(drv, drvName);
+    if (inputs === undefined) return undefined;
+    const { outputs } = drv;
+    const pieces: Uint8Array[] = [];
+    let r = 0;
+    outputs.forEach((o, i) => {
+      const at = spans.outputPaths[i] as number;
+      pieces.push(original.subarray(r, at));
+      r = at + o.path.length;
+    });
+    pieces.push(original.subarray(r, spans.inputDrvsStart), inputs);
+    r = spans.inputDrvsEnd;
+    for (const h of envHoles) {
+      pieces.push(original.subarray(r, h.start));
+      r = h.end;
+    }
+    pieces.push(original.subarray(r));
+    const hex = toHex(sha256(...pieces));
+    const paths = outputs.map((o) => makeOutputPath(drvName, o.name, hex, this.storeDir));
+    for (let i = 0; i < outputs.length; i++) if (outputs[i]!.path !== paths[i]) return undefined;
+    for (const h of envHoles) {
+      const path = paths[outputs.findIndex((o) => o.name === h.output)] as string;
+      if (h.end - h.start !== path.length) return undefined;
+      for (let k = 0; k < path.length; k++)
+        if (original[h.start + k] !== path.charCodeAt(k)) return undefined;
+    }
+    return {
+      paths,
+      bytes: original,
+      hash: { kind: 'regular', hash: hashWithInputs(original, spans, inputs) },
+    };
   }
 
   /**

@@ -21,6 +21,7 @@ import type {
   Derivation,
   DerivationHead,
   DerivationInput,
+  DerivationLayout,
   DerivationOutput,
   DerivationTail,
   EnvEntry,
@@ -254,9 +255,12 @@ export function parseDerivation(bytes: Uint8Array): Derivation {
  * Parses and validates a .drv exactly as `parseDerivation` does (throwing the same errors), but
  * leaves the builder, arguments and environment values escaped in place and says where they are.
  */
-export function parseDerivationSpans(bytes: Uint8Array): { head: DerivationHead; tail: DerivationTail } {
+export function parseDerivationSpans(
+  bytes: Uint8Array,
+  layout?: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+): { head: DerivationHead; tail: DerivationTail } {
   const p = new Parser(bytes);
-  const head = parseUpToSystem(p);
+  const head = parseUpToSystem(p, layout);
   const start = p.pos;
   const keys: Uint8Array[] = [];
   const values: number[] = [];
@@ -313,9 +317,14 @@ function parseTail<T>(
   return { builder, args };
 }
 
-function parseUpToSystem(p: Parser): DerivationHead {
-  const { version, outputs } = parseHead(p);
+/** The fields up to the system; `layout` (when given) gets where the outputs' paths and the input derivations are. */
+function parseUpToSystem(
+  p: Parser,
+  layout?: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+): DerivationHead {
+  const { version, outputs } = parseHead(p, layout?.outputPaths);
   p.expect(COMMA);
+  if (layout !== undefined) layout.inputDrvsStart = p.pos;
 
   const inputDrvs: DerivationInput[] = [];
   p.list(() => {
@@ -336,6 +345,7 @@ function parseUpToSystem(p: Parser): DerivationHead {
     }
     p.expect(RPAREN);
   });
+  if (layout !== undefined) layout.inputDrvsEnd = p.pos;
   p.expect(COMMA);
 
   const inputSrcs = p.sortedRawStrings('input source');
@@ -355,8 +365,8 @@ export function parseDerivationOutputs(bytes: Uint8Array): Pick<Derivation, 'ver
 /** The only `DrvWithVersion` version Nix writes and reads (experimental dynamic derivations). */
 export const DYNAMIC_DERIVATIONS_VERSION = 'xp-dyn-drv';
 
-/** `Derive(` or `DrvWithVersion("v",`, then the outputs list. */
-function parseHead(p: Parser): Pick<Derivation, 'version' | 'outputs'> {
+/** `Derive(` or `DrvWithVersion("v",`, then the outputs list (`outputPaths` gets where each path's text starts). */
+function parseHead(p: Parser, outputPaths?: number[]): Pick<Derivation, 'version' | 'outputs'> {
   let version: string | undefined;
   if (p.startsWith(DERIVE)) {
     p.pos += DERIVE.length;
@@ -383,6 +393,7 @@ function parseHead(p: Parser): Pick<Derivation, 'version' | 'outputs'> {
     const name = p.rawString();
     p.checkOrder(outputs[outputs.length - 1]?.name, name, 'output', at);
     p.expect(COMMA);
+    outputPaths?.push(p.pos + 1);
     const path = p.rawString();
     p.expect(COMMA);
     const hashAlgo = p.rawString();

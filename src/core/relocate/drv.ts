@@ -42,6 +42,9 @@ export interface DrvContext {
   readonly hasherA: DerivationHasher | undefined;
 }
 
+/** Where a .drv's output paths and input derivations are in its bytes (`parseDerivationSpans`). */
+type HeadSpans = Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>;
+
 /** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
 export function relocateDrv(
   obj: RelocObject,
@@ -99,7 +102,8 @@ export function spliceDrv(
   type: DrvType,
   cx: DrvContext,
 ): RelocatedObject | undefined {
-  const { head, tail } = parseDerivationSpans(bytes);
+  const spans: HeadSpans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0 };
+  const { head, tail } = parseDerivationSpans(bytes, spans);
   cx.onDerivation?.(obj, head);
   refuseImpureEnv(obj.path, tail.keys);
   for (const key of tail.keys) if (key.length >= HASH_PART_LENGTH && cx.mentionsAny(key)) return undefined;
@@ -122,7 +126,7 @@ export function spliceDrv(
       r = tail.values[2 * i + 1]!;
     }
   pieces.push(cx.rewrite(bytes.subarray(r), true));
-  if (cx.hasherA !== undefined) checkSplicedInA(obj, bytes, head, tail, masked, cx.hasherA);
+  if (cx.hasherA !== undefined) checkSplicedInA(obj, bytes, head, tail, spans, masked, cx.hasherA);
   const relocated = relocatedHead(head, outputs, masked, cx);
   if (!masked) return completeDrv(obj, head.outputs, relocated, spliceDerivation(relocated, pieces), cx);
   const layout: DerivationLayout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
@@ -145,6 +149,7 @@ function checkSplicedInA(
   bytes: Uint8Array,
   head: DerivationHead,
   tail: DerivationTail,
+  spans: HeadSpans,
   masked: boolean,
   hasherA: DerivationHasher,
 ): void {
@@ -152,15 +157,24 @@ function checkSplicedInA(
     hasherA.record(obj.path, head);
     return;
   }
-  const pieces: Uint8Array[] = [];
-  const holeOutputs: string[] = [];
-  let r = tail.start;
+  const holes: { start: number; end: number; output: string }[] = [];
   for (let i = 0; i < tail.keys.length; i++) {
     const o = outputNamed(head.outputs, tail.keys[i]!);
-    if (o === undefined) continue;
-    pieces.push(bytes.subarray(r, tail.values[2 * i]));
-    holeOutputs.push(o.name);
-    r = tail.values[2 * i + 1]!;
+    if (o !== undefined)
+      holes.push({ start: tail.values[2 * i]!, end: tail.values[2 * i + 1]!, output: o.name });
+  }
+  // Checked on the .drv's own bytes; written out masked and filled in only to say what is wrong.
+  const name = drvName(obj.path);
+  const checked = hasherA.checkFilled(bytes, spans, holes, head, name);
+  if (checked !== undefined) {
+    hasherA.record(obj.path, head, checked.hash);
+    return;
+  }
+  const pieces: Uint8Array[] = [];
+  let r = tail.start;
+  for (const h of holes) {
+    pieces.push(bytes.subarray(r, h.start));
+    r = h.end;
   }
   pieces.push(bytes.subarray(r));
   const layout: DerivationLayout = { inputDrvsStart: 0, inputDrvsEnd: 0, outputPaths: [], envValues: [] };
@@ -169,9 +183,9 @@ function checkSplicedInA(
   const maskedDrv: MaskedDerivation = {
     bytes: maskedBytes,
     layout,
-    envHoles: holeOutputs.map((output, i) => ({ at: layout.envValues[i]!, output })),
+    envHoles: holes.map((h, i) => ({ at: layout.envValues[i]!, output: h.output })),
   };
-  checkFilledInA(obj, head, hasherA.fillMasked(maskedDrv, head, drvName(obj.path)), hasherA, bytes);
+  checkFilledInA(obj, head, hasherA.fillMasked(maskedDrv, head, name), hasherA, bytes);
 }
 
 /**
