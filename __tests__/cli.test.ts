@@ -341,6 +341,7 @@ describe('arguments reach the use cases', () => {
             rollback: false,
             store: undefined,
             confirmTimeout: undefined,
+            activationTimeout: undefined,
             allowAnyRoot: false,
             allowDowngrade: false,
           },

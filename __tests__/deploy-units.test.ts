@@ -273,6 +273,27 @@ describe('reports become outcomes and exit codes', () => {
     expect(
       reportProblem({ ...base, state: 'dry-activated', switchRc: 3 }, 'dry-activate', 30)?.message,
     ).toMatch(/nothing was changed/);
+    // Out of time: stopped, and said so, whatever the switch's exit code then was.
+    expect(
+      reportProblem({ ...base, state: 'reverted', switchRc: 143, timedOut: 600 }, 'switch', 30)?.message,
+    ).toBe(
+      'switch-to-configuration switch did not finish within 600 s and was stopped: re-activated the previous generation 4; the current generation is 4',
+    );
+    const stuck = reportProblem(
+      { ...base, state: 'revert-failed', switchRc: 143, timedOut: 5, revertRc: 143, revertTimedOut: 5 },
+      'switch',
+      30,
+    );
+    expect(stuck?.code).toBe('attention');
+    expect(stuck?.message).toMatch(
+      /did not finish within 5 s and was stopped, and restoring the previous generation failed \(its switch-to-configuration did not finish within 5 s and was stopped\)/,
+    );
+    expect(
+      reportProblem({ ...base, state: 'dry-activated', switchRc: 143, timedOut: 5 }, 'dry-activate', 30)
+        ?.message,
+    ).toBe(
+      'switch-to-configuration dry-activate did not finish within 5 s and was stopped; nothing was changed',
+    );
     expect(generationNumber('/nix/var/nix/profiles/system-12-link')).toBe(12);
   });
 
@@ -300,6 +321,7 @@ describe('reports become outcomes and exit codes', () => {
     action: 'switch' as const,
     out: '/s',
     confirmTimeout: 3,
+    activationTimeout: 600,
     recordSeen: 'none',
     record: '',
   };

@@ -61,6 +61,20 @@ async function cli(argv: string[], runner?: CommandRunner): Promise<Run> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Processes whose command line mentions `path` (a system's switch-to-configuration). */
+function running(path: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmdline.includes(path)) found.push(`${pid}: ${cmdline}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
 async function eventually(what: string, check: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
@@ -359,6 +373,36 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(current()).toBe('system-1-link');
       expect(existsSync(`${s().profile}-2-link`)).toBe(false);
       expect(s().control.calls()).toEqual(['b switch fail system-2-link', 'a switch ok system-1-link']);
+    });
+
+    test('a switch that hangs is stopped after --activation-timeout and undone; a hanging dry-activate too', async () => {
+      s().control.reset();
+      s().control.mode('b', 'hang');
+      const run = await deploy('b', '--activation-timeout', '2');
+      expect(run.code).toBe(13);
+      expect(run.stderr).toContain(
+        'nix-plan: switch-to-configuration switch did not finish within 2 s: stopped it; restoring the previous generation',
+      );
+      expect(run.stderr).toMatch(
+        /switch-to-configuration switch did not finish within 2 s and was stopped: re-activated the previous generation 1 and removed system-2-link; the current generation is 1/,
+      );
+      expect(current()).toBe('system-1-link');
+      expect(existsSync(`${s().profile}-2-link`)).toBe(false);
+      expect(s().control.calls()).toEqual(['b switch hang system-2-link', 'a switch ok system-1-link']);
+      // Nothing of the hung switch is left running.
+      expect(running(s().systems['b'] ?? '')).toEqual([]);
+
+      s().control.reset();
+      s().control.mode('b', 'hang');
+      const dry = await deploy('b', '--action', 'dry-activate', '--activation-timeout', '2');
+      expect(dry.code).toBe(13);
+      expect(dry.stderr).toMatch(
+        /switch-to-configuration dry-activate did not finish within 2 s and was stopped; nothing was changed/,
+      );
+      expect(current()).toBe('system-1-link');
+      expect(s().control.calls()).toEqual(['b dry-activate hang system-1-link']);
+      expect(running(s().systems['b'] ?? '')).toEqual([]);
+      expect(received()).toEqual([]);
     });
 
     test('the connection is cut after switching: the watchdog restores the previous generation', async () => {

@@ -97,6 +97,7 @@ export const DeployInput = {
   Action: 'action',
   Profile: 'profile',
   ConfirmTimeout: 'confirm-timeout',
+  ActivationTimeout: 'activation-timeout',
   BuildOn: 'build-on',
   Jobs: 'jobs',
   KeepGoing: 'keep-going',

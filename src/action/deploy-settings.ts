@@ -28,6 +28,7 @@ export interface DeploySettings extends FetchSettings {
   readonly action: DeployAction;
   readonly profile: string | undefined;
   readonly confirmTimeout: number | undefined;
+  readonly activationTimeout: number | undefined;
   readonly buildOn: BuildOn;
   readonly jobs: number | undefined;
   readonly keepGoing: boolean;
@@ -88,6 +89,13 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
     confirmTimeout: parseInteger(
       DeployInput.ConfirmTimeout,
       input(DeployInput.ConfirmTimeout),
+      0,
+      86400,
+      undefined,
+    ),
+    activationTimeout: parseInteger(
+      DeployInput.ActivationTimeout,
+      input(DeployInput.ActivationTimeout),
       0,
       86400,
       undefined,

@@ -172,6 +172,7 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
         action: settings.action,
         profile: settings.profile,
         confirmTimeout: settings.confirmTimeout,
+        activationTimeout: settings.activationTimeout,
         buildOn: settings.buildOn,
         trustedKeys: settings.trustedKeys,
         noCheckSigs: settings.noCheckSigs,

@@ -8,7 +8,12 @@ import { HostProgram } from '../nix/host-program.js';
 import { Profile, generationOf, linkTarget, switchScript, switchToConfiguration } from '../nix/profile.js';
 import { LocalHost } from '../nix/ssh.js';
 import type { Deps } from './deps.js';
-import { activateSafely, DEFAULT_CONFIRM_TIMEOUT, type ActivationClock } from './deploy/activation.js';
+import {
+  activateSafely,
+  DEFAULT_ACTIVATION_TIMEOUT,
+  DEFAULT_CONFIRM_TIMEOUT,
+  type ActivationClock,
+} from './deploy/activation.js';
 import { fileDigest } from './deploy/digest.js';
 import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
 import { assignRoots, systemOfRoot } from './deploy/roots.js';
@@ -37,6 +42,8 @@ export interface ApplyOptions {
   readonly store?: string | undefined;
   /** Seconds a switch/test waits for confirmation before it is reverted; 0 turns confirmation off. */
   readonly confirmTimeout?: number | undefined;
+  /** Seconds switch-to-configuration may run before it is stopped and undone; 0: no limit. */
+  readonly activationTimeout?: number | undefined;
   /** Apply a root that is not a NixOS system derivation (nixos-system-…). */
   readonly allowAnyRoot?: boolean | undefined;
   /** `--max-age` in milliseconds, and as written. */
@@ -171,6 +178,7 @@ export async function applyPlan(
       action,
       out: system,
       confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+      activationTimeout: options.activationTimeout ?? DEFAULT_ACTIVATION_TIMEOUT,
       recordSeen: recordSeen(record),
       record: SETS_PROFILE.has(action)
         ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))

@@ -3,6 +3,7 @@
 import { IMPORT_METHODS, type ImportDeps } from '../app/import.js';
 import type { Deps } from '../app/deps.js';
 import { assertSignable } from '../app/signing-policy.js';
+import { DEFAULT_ACTIVATION_TIMEOUT } from '../app/deploy/activation.js';
 import {
   MAX_LEVEL,
   MIN_LEVEL,
@@ -113,6 +114,12 @@ export const MAX_AGE = {
   type: 'string',
   value: 'DURATION',
   help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
+} as const;
+/** apply's and deploy's limit on how long switch-to-configuration may run. */
+export const ACTIVATION_TIMEOUT = {
+  type: 'string',
+  value: 'SECONDS',
+  help: `stop switch-to-configuration after this long and re-activate the previous generation (default ${DEFAULT_ACTIVATION_TIMEOUT}; 0: no limit)`,
 } as const;
 export const ALLOW_DOWNGRADE = {
   type: 'boolean',

@@ -26,6 +26,7 @@ import {
   type ParsedArgs,
 } from './args.js';
 import {
+  ACTIVATION_TIMEOUT,
   ALLOW_DOWNGRADE,
   define,
   MAX_AGE,
@@ -144,6 +145,7 @@ export function deployCommand(): Command {
         value: 'SECONDS',
         help: `revert a switch not confirmed within this time (default ${DEFAULT_CONFIRM_TIMEOUT}; 0: no confirmation)`,
       },
+      'activation-timeout': ACTIVATION_TIMEOUT,
       'build-on': {
         type: 'string',
         value: 'WHERE',
@@ -193,6 +195,7 @@ export function deployCommand(): Command {
           action: oneOf(str(args, 'action'), 'action', DEPLOY_ACTIONS),
           profile: str(args, 'profile'),
           confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+          activationTimeout: integer(str(args, 'activation-timeout'), 'activation-timeout', 0, 86400),
           buildOn: oneOf(str(args, 'build-on'), 'build-on', BUILD_ON),
           trustedKeys,
           noCheckSigs: flag(args, 'no-check-sigs'),

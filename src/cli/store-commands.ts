@@ -8,6 +8,7 @@ import { formatApply, formatImport, formatRealise, formatRelocate } from './form
 import { formatDryRun } from './format-dry-run.js';
 import { withBundleFile } from './stdin-bundle.js';
 import {
+  ACTIVATION_TIMEOUT,
   ALLOW_DOWNGRADE,
   BUNDLE,
   CACHE_KEY,
@@ -260,6 +261,7 @@ export const applyCommand = define({
       value: 'SECONDS',
       help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
     },
+    'activation-timeout': ACTIVATION_TIMEOUT,
     'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
     rollback: { type: 'boolean', help: 'go back one generation' },
     store: STORE,
@@ -302,6 +304,7 @@ export const applyCommand = define({
           rollback,
           store,
           confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+          activationTimeout: integer(str(args, 'activation-timeout'), 'activation-timeout', 0, 86400),
           allowAnyRoot: flag(args, 'allow-any-root'),
           // The profile's last-applied record (on the activating side): an older plan is refused.
           ...maxAge(args),

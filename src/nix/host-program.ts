@@ -62,6 +62,10 @@ export interface ActivationReport {
   readonly logged: number;
   /** The confirm phase's rename: true when this confirmation won, false when the watchdog had. */
   readonly confirmed?: boolean | undefined;
+  /** Set when switch-to-configuration ran out of its activation timeout (seconds) and was stopped. */
+  readonly timedOut?: number | undefined;
+  /** Set when re-activating the previous generation ran out of that time too. */
+  readonly revertTimedOut?: number | undefined;
 }
 
 /** A session that ended without its final report: the connection dropped or the program died. */
@@ -140,6 +144,8 @@ export function activationReport(markers: readonly [string, string][]): Activati
     currentSystem: last(markers, 'current-system'),
     logged: num(last(markers, 'logged')) ?? 0,
     confirmed: confirmed === undefined ? undefined : confirmed === '1',
+    timedOut: num(last(markers, 'timed-out')),
+    revertTimedOut: num(last(markers, 'revert-timed-out')),
   };
 }
 
@@ -246,6 +252,8 @@ export interface ActivateArgs {
   readonly record: string;
   /** A fresh id, [A-Za-z0-9-]. */
   readonly id: string;
+  /** Seconds switch-to-configuration may run before it is stopped and the switch undone (0: no limit). */
+  readonly activationTimeout: number;
 }
 
 /** The phases of the host program on one host. */
@@ -407,6 +415,8 @@ export class HostProgram {
   async activate(args: ActivateArgs, output: PhaseOutput = {}): Promise<ActivationReport> {
     if (!/^[A-Za-z0-9-]+$/.test(args.id))
       throw new NixPlanError('internal', `bad activation id '${args.id}'`);
+    if (!Number.isSafeInteger(args.activationTimeout) || args.activationTimeout < 0)
+      throw new NixPlanError('internal', `bad activation timeout ${args.activationTimeout}`);
     const result = await this.shell.run(
       this.argv('activate', [
         args.profile,
@@ -417,6 +427,7 @@ export class HostProgram {
         args.recordSeen,
         args.record,
         args.id,
+        String(args.activationTimeout),
       ]),
       { onStderr: output.onOutput, signal: output.signal },
     );

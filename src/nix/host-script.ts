@@ -20,6 +20,71 @@ export const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
 export const KEEP_ACTIVATIONS = 5;
 
 /**
+ * switch-to-configuration under a time limit, shared by the supervisor and the attached
+ * dry-activate. `run_limited SYSTEM ACTION LIMIT MARK` runs SYSTEM's switch-to-configuration
+ * ACTION (in nixos-rebuild's systemd unit when the host runs systemd) and returns its exit code;
+ * after LIMIT seconds (0: never) it stops it — `systemctl stop` of the unit, TERM to the process
+ * and everything it started, KILL to what is left once it is gone or 10 s later — and creates
+ * MARK (removed again if the switch succeeded after all). The processes are found by their
+ * parents in /proc, so nothing beyond sh is needed.
+ */
+const SWITCH_FUNCTIONS = String.raw`descendants() {
+  all=" $1 "
+  more=1
+  while [ "$more" = 1 ]; do
+    more=0
+    for s in /proc/[0-9]*/status; do
+      p=
+      pp=
+      while read -r k v; do
+        case $k in Pid:) p=$v ;; PPid:) pp=$v; break ;; esac
+      done 2> /dev/null < "$s"
+      case $all in *" $p "*) continue ;; esac
+      case $all in *" $pp "*) all="$all$p "; more=1 ;; esac
+    done
+  done
+  printf '%s\n' "$all"
+}
+
+run_limited() {
+  rm -f "$4"
+  if [ -d /run/systemd/system ]; then
+    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2" &
+  else
+    "$1/bin/switch-to-configuration" "$2" &
+  fi
+  spid=$!
+  tpid=
+  if [ "$3" -gt 0 ]; then
+    (
+      end=$(($(date +%s) + $3))
+      while [ "$(date +%s)" -lt "$end" ]; do sleep 1; done
+      : > "$4"
+      pids=$(descendants "$spid")
+      if [ -d /run/systemd/system ]; then systemctl stop ${SWITCH_UNIT} 2> /dev/null; fi
+      kill -s TERM $pids 2> /dev/null
+      n=0
+      while kill -0 "$spid" 2> /dev/null && [ "$n" -lt 50 ]; do
+        nap
+        n=$((n + 1))
+      done
+      kill -s KILL $pids 2> /dev/null
+    ) < /dev/null > /dev/null 2>&1 &
+    tpid=$!
+  fi
+  wait "$spid"
+  src=$?
+  if [ -n "$tpid" ]; then
+    [ -e "$4" ] || kill "$tpid" 2> /dev/null
+    wait "$tpid"
+  fi
+  [ "$src" = 0 ] && rm -f "$4"
+  return "$src"
+}
+`;
+
+/**
  * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
  * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
  * systemd-run when the host runs systemd), restores the previous generation when the switch
@@ -40,15 +105,12 @@ echo $$ > "$act/pid"
 echo $$ > "$state/lock/pid"
 profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
 prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
-systemd=$(get systemd)
+systemd=$(get systemd); limit=$(get limit)
 
+${SWITCH_FUNCTIONS}
+# run_switch SYSTEM ACTION MARK: switch-to-configuration under the activation timeout, logged.
 run_switch() {
-  if [ "$systemd" = 1 ]; then
-    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
-  else
-    "$1/bin/switch-to-configuration" "$2"
-  fi < /dev/null >> "$act/log" 2>&1
+  run_limited "$1" "$2" "$limit" "$3" < /dev/null >> "$act/log" 2>&1
 }
 
 prune() {
@@ -95,8 +157,9 @@ revert() {
     fi
   fi
   note "re-activating $prevsys ($action)"
-  run_switch "$prevsys" "$action"
+  run_switch "$prevsys" "$action" "$act/revert-timed-out"
   rc=$?
+  [ -e "$act/revert-timed-out" ] && note "the previous generation's switch-to-configuration $action did not finish within $limit s: stopped it"
   put revert-rc "$rc"
   if [ "$rc" = 0 ]; then
     put state reverted
@@ -120,9 +183,10 @@ write_record() {
 }
 
 put state switching
-run_switch "$out" "$action"
+run_switch "$out" "$action" "$act/timed-out"
 rc=$?
 put switch-rc "$rc"
+[ -e "$act/timed-out" ] && revert "switch-to-configuration $action did not finish within $limit s: stopped it; restoring the previous generation"
 [ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
 if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
   deadline=$(($(date +%s) + confirm))
@@ -180,7 +244,7 @@ probe() {
     pid=$(cat "$lock/pid" 2>/dev/null)
     if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
   fi
-  for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.*; do
+  for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.* "$(tmpbase)"/nix-plan-timer.*; do
     [ -d "$d" ] || continue
     pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
     alive "$pid" || rm -rf "$d" 2> /dev/null
@@ -226,15 +290,7 @@ missing() {
   say end
 }
 
-run_attached() {
-  if [ -d /run/systemd/system ]; then
-    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
-  else
-    "$1/bin/switch-to-configuration" "$2"
-  fi
-}
-
+${SWITCH_FUNCTIONS}
 take_lock() {
   if ! mkdir "$1" 2> /dev/null; then
     pid=$(cat "$1/pid" 2> /dev/null)
@@ -297,6 +353,8 @@ report() {
   for f in switch-rc revert-rc removed record-failed; do
     [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
   done
+  [ -e "$fact/timed-out" ] && say timed-out "$(cat "$fact/limit")"
+  [ -e "$fact/revert-timed-out" ] && say revert-timed-out "$(cat "$fact/limit")"
   if cur=$(abs_link "$(cat "$fact/profile")"); then
     say current "$cur"
     if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
@@ -363,12 +421,19 @@ activate() {
   seen=$6
   record=$7
   id=$8
+  limit=$9
   case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
   case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  case $limit in *[!0-9]* | '') fail usage "bad activation timeout '$limit'" ;; esac
   realise_system "$drv" "$out"
   if [ "$action" = dry-activate ]; then
-    run_attached "$out" dry-activate < /dev/null 1>&2
-    say switch-rc "$?"
+    umask 077
+    timer=$(mktemp -d "$(tmpbase)/nix-plan-timer.$$.XXXXXX") || fail host "cannot make a private directory in $(tmpbase)"
+    trap 'rm -rf "$timer"' EXIT
+    run_limited "$out" dry-activate "$limit" "$timer/timed-out" < /dev/null 1>&2
+    rc=$?
+    if [ -e "$timer/timed-out" ]; then say timed-out "$limit"; fi
+    say switch-rc "$rc"
     say state dry-activated
     if cur=$(abs_link "$profile"); then
       say current "$cur"
@@ -410,7 +475,7 @@ $(basename "$new")
   mkdir "$act" || fail host "cannot create $act"
   systemd=0
   [ -d /run/systemd/system ] && systemd=1
-  for name in profile action out prev prevsys new created confirm record systemd; do
+  for name in profile action out prev prevsys new created confirm record systemd limit; do
     eval "printf '%s\\n' \"\$$name\"" > "$act/$name"
   done
   export -p > "$act/env"

@@ -21,6 +21,13 @@ export const ACTIVATION_ACTIONS: readonly ActivationAction[] = ['switch', 'boot'
 /** Default seconds the host waits for confirmation after switching (deploy-rs's default too). */
 export const DEFAULT_CONFIRM_TIMEOUT = 30;
 
+/**
+ * Default seconds switch-to-configuration may run before it is stopped and the previous
+ * generation re-activated: a switch that restarts many services takes minutes, one that has not
+ * finished in ten is hanging (deploy-rs has a timeout for the same reason, activationTimeout).
+ */
+export const DEFAULT_ACTIVATION_TIMEOUT = 600;
+
 /** What to activate and how. */
 export type ActivationRequest = Omit<ActivateArgs, 'id'>;
 
@@ -75,9 +82,11 @@ export function reportProblem(
   confirmTimeout: number,
 ): ActivationError | undefined {
   const why =
-    report.switchRc !== undefined && report.switchRc !== 0
-      ? `switch-to-configuration ${action} exited with ${report.switchRc}${report.switchRc === 4 ? ' (some units failed)' : ''}`
-      : `the activation was not confirmed within ${confirmTimeout} s`;
+    report.timedOut !== undefined
+      ? `switch-to-configuration ${action} did not finish within ${report.timedOut} s and was stopped`
+      : report.switchRc !== undefined && report.switchRc !== 0
+        ? `switch-to-configuration ${action} exited with ${report.switchRc}${report.switchRc === 4 ? ' (some units failed)' : ''}`
+        : `the activation was not confirmed within ${confirmTimeout} s`;
   const previous = generationNumber(report.previous);
   switch (report.state) {
     case 'done':
@@ -87,7 +96,7 @@ export function reportProblem(
         ? undefined
         : new ActivationError(
             'activation',
-            `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}; nothing was changed`,
+            `${report.timedOut !== undefined ? why : `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}`}; nothing was changed`,
             report,
           );
     case 'reverted':
@@ -108,7 +117,7 @@ export function reportProblem(
       return new ActivationError(
         'attention',
         `${why}, and restoring the previous generation failed` +
-          `${report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
+          `${report.revertTimedOut !== undefined ? ` (its switch-to-configuration did not finish within ${report.revertTimedOut} s and was stopped)` : report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
           `the host needs attention; ${describeCurrent(report)}`,
         report,
       );

@@ -49,6 +49,7 @@ export interface HostJob {
   readonly profile: string;
   readonly action: ActivationAction;
   readonly confirmTimeout: number;
+  readonly activationTimeout: number;
   readonly encoding: TransferEncoding;
   readonly buildOn: BuildOn;
   /** The record to leave on the host after a switch/boot (JSON), or '' for none. */
@@ -216,6 +217,7 @@ export async function deployToHost(
       drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
       out: job.system,
       confirmTimeout: job.confirmTimeout,
+      activationTimeout: job.activationTimeout,
       recordSeen: recordSeen(probe.record),
       record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
     },

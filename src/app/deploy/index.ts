@@ -10,7 +10,12 @@ import { SshHost, formatSshTarget, type HostShell, type SshTarget } from '../../
 import type { Deps, Logger } from '../deps.js';
 import { rootLabel } from '../inspect.js';
 import { verifyWithProgress } from '../verify.js';
-import { DEFAULT_CONFIRM_TIMEOUT, type ActivationAction, type ActivationClock } from './activation.js';
+import {
+  DEFAULT_ACTIVATION_TIMEOUT,
+  DEFAULT_CONFIRM_TIMEOUT,
+  type ActivationAction,
+  type ActivationClock,
+} from './activation.js';
 import type { HostChanges } from './changes.js';
 import { fileDigest } from './digest.js';
 import {
@@ -25,7 +30,12 @@ import { linePrefixer } from './prefix.js';
 import { checkFreshness, recordFor } from './record.js';
 import { assignRoots, systemOfRoot } from './roots.js';
 
-export { ACTIVATION_ACTIONS, DEFAULT_CONFIRM_TIMEOUT, type ActivationAction } from './activation.js';
+export {
+  ACTIVATION_ACTIONS,
+  DEFAULT_ACTIVATION_TIMEOUT,
+  DEFAULT_CONFIRM_TIMEOUT,
+  type ActivationAction,
+} from './activation.js';
 import { ACTIVATION_ACTIONS } from './activation.js';
 export { BUILD_ON, TRANSFER_ENCODINGS, type BuildOn, type TransferEncoding } from './host.js';
 export type { HostChanges } from './changes.js';
@@ -52,6 +62,8 @@ export interface DeployOptions {
   readonly profile?: string | undefined;
   /** Seconds a switch waits for confirmation before the host reverts it; 0 turns confirmation off. */
   readonly confirmTimeout?: number | undefined;
+  /** Seconds switch-to-configuration may run before it is stopped and undone; 0: no limit. */
+  readonly activationTimeout?: number | undefined;
   readonly buildOn?: BuildOn | undefined;
   /** Public keys; the plan must be signed by one (unless noCheckSigs). */
   readonly trustedKeys?: readonly string[] | undefined;
@@ -335,6 +347,7 @@ export async function deployPlan(
             profile,
             action,
             confirmTimeout,
+            activationTimeout: options.activationTimeout ?? DEFAULT_ACTIVATION_TIMEOUT,
             encoding: options.compress ?? 'auto',
             buildOn,
             record,
