@@ -9,7 +9,8 @@ import { Profile, generationOf, linkTarget, switchScript, switchToConfiguration 
 import { LocalHost } from '../nix/ssh.js';
 import type { Deps } from './deps.js';
 import { activateSafely, DEFAULT_CONFIRM_TIMEOUT, type ActivationClock } from './deploy/activation.js';
-import { fileDigest } from './deploy/digest.js';
+import { fileDigest } from './files.js';
+import type { FreshnessChecks } from './freshness.js';
 import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
 import { assignRoots, systemOfRoot } from './deploy/roots.js';
 import { readBundleHead } from './inspect.js';
@@ -26,7 +27,7 @@ export const APPLY_ACTIONS: readonly ApplyAction[] = ['switch', 'boot', 'test', 
 const SETS_PROFILE: ReadonlySet<ApplyAction> = new Set(['switch', 'boot']);
 
 /** Options of applyPlan. */
-export interface ApplyOptions {
+export interface ApplyOptions extends FreshnessChecks {
   /** The system profile, e.g. `/nix/var/nix/profiles/system`. */
   readonly profile: string;
   /** Default `switch`. */
@@ -39,11 +40,6 @@ export interface ApplyOptions {
   readonly confirmTimeout?: number | undefined;
   /** Apply a root that is not a NixOS system derivation (nixos-system-…). */
   readonly allowAnyRoot?: boolean | undefined;
-  /** `--max-age` in milliseconds, and as written. */
-  readonly maxAgeMs?: number | undefined;
-  readonly maxAgeText?: string | undefined;
-  /** Apply a plan older than the one last applied to the profile. */
-  readonly allowDowngrade?: boolean | undefined;
 }
 
 /** What realising a bundle yields: its verified manifest and the roots' outputs (as `realisePlan`). */
