@@ -22,13 +22,8 @@ import { main } from '../src/cli/main.js';
 import type { UseCases } from '../src/cli/use-cases.js';
 import { changesLines } from '../src/cli/deploy-command.js';
 import { hostChanges, splitOutputName } from '../src/app/deploy/changes.js';
-import {
-  activationReport,
-  HostProgram,
-  parseClosures,
-  parseMarkers,
-  type ClosurePath,
-} from '../src/nix/host-program.js';
+import { activationReport, parseClosures, parseMarkers, type ClosurePath } from '../src/nix/host-markers.js';
+import { HostProgram } from '../src/nix/host-program.js';
 import { HOST_SCRIPT, hostProgramArgv } from '../src/nix/host-script.js';
 import {
   parseSshTarget,

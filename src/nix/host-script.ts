@@ -6,141 +6,13 @@
 // Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
 // build log, switch-to-configuration's output) goes to stderr. The program is written without
 // brace expansions (`${…}`) so it can live in a template literal untouched.
+import { SUPERVISOR, SWITCH_UNDER_SYSTEMD } from './host-supervisor.js';
 
 /** The name the program runs under (`$0`): how a host's process list and logs show it. */
 export const HOST_PROGRAM_NAME = 'nix-plan-host';
 
 /** Version of the marker-line protocol below; the probe reports it. */
 export const HOST_PROTOCOL = 1;
-
-/** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
-export const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
-
-/** Generations of activation state (logs, results) kept beside the profile. */
-export const KEEP_ACTIVATIONS = 5;
-
-/**
- * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
- * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
- * systemd-run when the host runs systemd), restores the previous generation when the switch
- * fails, and, for confirmed activations, waits CONFIRM seconds after the switch for nix-plan to
- * come back and confirm; if nobody does, it restores the previous generation (the watchdog).
- * Who wins between the confirmation and the watchdog is settled by one atomic rename of `armed`.
- */
-const SUPERVISOR = String.raw`# nix-plan activation supervisor: sh supervise.sh ACTIVATION-DIR
-act=$1
-trap '' HUP INT PIPE
-get() { cat "$act/$1" 2>/dev/null; }
-put() { printf '%s\n' "$2" > "$act/$1.tmp" && mv -f "$act/$1.tmp" "$act/$1"; }
-note() { printf 'nix-plan: %s\n' "$*" >> "$act/log"; }
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-. "$act/env"
-state=$(dirname "$act")
-echo $$ > "$act/pid"
-echo $$ > "$state/lock/pid"
-profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
-prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
-systemd=$(get systemd)
-
-run_switch() {
-  if [ "$systemd" = 1 ]; then
-    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
-  else
-    "$1/bin/switch-to-configuration" "$2"
-  fi < /dev/null >> "$act/log" 2>&1
-}
-
-prune() {
-  total=0
-  for d in "$state"/act-*; do [ -d "$d" ] && total=$((total + 1)); done
-  n=0
-  for d in "$state"/act-*; do
-    [ -d "$d" ] || continue
-    n=$((n + 1))
-    if [ $((total - n)) -ge ${KEEP_ACTIVATIONS} ] && [ "$d" != "$act" ]; then rm -rf "$d"; fi
-  done
-}
-
-finish() {
-  rm -rf "$state/lock"
-  prune
-  exit 0
-}
-
-generation() { expr "$1" : '.*-\([0-9][0-9]*\)-link$'; }
-
-revert() {
-  put state reverting
-  note "$1"
-  if [ -z "$prev" ]; then
-    if [ "$created" = 1 ]; then
-      rm -f "$profile" "$new"
-      put removed "$new"
-      note "there is no previous generation to re-activate: removed $new"
-    else
-      note "there is no previous generation to re-activate"
-    fi
-    put state no-previous
-    finish
-  fi
-  if [ "$action" != test ] && [ "$new" != "$prev" ]; then
-    if ! nix-env -p "$profile" --switch-generation "$(generation "$prev")" >> "$act/log" 2>&1; then
-      note "nix-env --switch-generation failed: $profile still points at $new"
-      put state revert-failed
-      finish
-    fi
-    if [ "$created" = 1 ] && nix-env -p "$profile" --delete-generations "$(generation "$new")" >> "$act/log" 2>&1; then
-      put removed "$new"
-    fi
-  fi
-  note "re-activating $prevsys ($action)"
-  run_switch "$prevsys" "$action"
-  rc=$?
-  put revert-rc "$rc"
-  if [ "$rc" = 0 ]; then
-    put state reverted
-  else
-    note "the previous generation's switch-to-configuration $action exited with $rc"
-    put state revert-failed
-  fi
-  finish
-}
-
-write_record() {
-  record=$(get record)
-  [ -n "$record" ] || return 0
-  rec="$profile.nix-plan.json"
-  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
-    return 0
-  fi
-  rm -f "$rec.tmp.$$"
-  note "could not write $rec"
-  put record-failed 1
-}
-
-put state switching
-run_switch "$out" "$action"
-rc=$?
-put switch-rc "$rc"
-[ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
-if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
-  deadline=$(($(date +%s) + confirm))
-  : > "$act/armed"
-  put state awaiting-confirmation
-  while [ ! -e "$act/confirmed" ]; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      if mv "$act/armed" "$act/expired" 2>/dev/null; then
-        revert "no confirmation within $confirm s: restoring the previous generation"
-      fi
-    fi
-    nap
-  done
-fi
-write_record
-put state done
-finish
-`;
 
 /** The host program. */
 export const HOST_SCRIPT = String.raw`# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
@@ -228,8 +100,7 @@ missing() {
 
 run_attached() {
   if [ -d /run/systemd/system ]; then
-    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+    ${SWITCH_UNDER_SYSTEMD}
   else
     "$1/bin/switch-to-configuration" "$2"
   fi
