@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { applyPlan, generationOf, type ApplyDeps } from '../../src/app/apply.js';
+import { applyPlan, type ApplyDeps } from '../../src/app/apply.js';
+import { generationOf } from '../../src/nix/profile.js';
 import { silentLogger } from '../../src/app/deps.js';
 import { exportPlan } from '../../src/app/export.js';
 import { realisePlan } from '../../src/app/realise.js';

@@ -1,7 +1,8 @@
 // The pure parts of the binary-cache import: narinfo text and which paths `nix copy` is given.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { copyTargets, narinfoText, type CachedPath } from '../../src/app/binary-cache.js';
+import { copyTargets, type CachedPath } from '../../src/app/binary-cache.js';
+import { narinfoText } from '../../src/core/narinfo.js';
 
 const DIR = '/nix/store';
 const p = (i: number, name: string): string =>

@@ -13,8 +13,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/app/deps.js';
-import { RELOCATE_WINDOW_LOG, relocatePlan } from '../../src/app/relocate.js';
-import { memorySource, verifyBundle } from '../../src/core/bundle/reader.js';
+import { RELOCATE_WINDOW_LOG } from '../../src/core/bundle/index.js';
+import { relocatePlan } from '../../src/app/relocate.js';
+import { memorySource } from '../../src/core/bundle/index.js';
+import { verifyBundle } from '../../src/core/bundle/reader.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { DerivationHasher, parseDerivation } from '../../src/core/derivation/index.js';
 import { sha256 } from '../../src/core/hash.js';

@@ -12,9 +12,9 @@ import {
   memorySource,
   openBundle,
   readBundleHead,
-  verifyBundle,
   type VerifiedEntry,
-} from '../../src/core/bundle/reader.js';
+} from '../../src/core/bundle/index.js';
+import { verifyBundle } from '../../src/core/bundle/reader.js';
 import { writeBundle, type WrittenBundle } from '../../src/core/bundle/writer.js';
 import { generateKeyPair, parseSecretKey } from '../../src/core/signing.js';
 import {

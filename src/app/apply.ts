@@ -15,8 +15,6 @@ import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/r
 import { assignRoots, systemOfRoot } from './deploy/roots.js';
 import { readBundleHead } from './inspect.js';
 
-export { generationOf } from '../nix/profile.js';
-
 /** What switch-to-configuration is asked to do (nixos-rebuild's actions of the same names). */
 export type ApplyAction = 'switch' | 'boot' | 'test' | 'dry-activate';
 

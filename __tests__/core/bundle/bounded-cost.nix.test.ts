@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../../../src/core/errors.js';
 import type { BundleManifest } from '../../../src/core/bundle/manifest.js';
-import { memorySource, verifyBundle } from '../../../src/core/bundle/reader.js';
+import { memorySource } from '../../../src/core/bundle/index.js';
+import { verifyBundle } from '../../../src/core/bundle/reader.js';
 import { narOfFile } from '../../support/bundle-fixtures.js';
 import { cli, dumpDb, RecordingRunner } from '../../support/cli-run.js';
 import {

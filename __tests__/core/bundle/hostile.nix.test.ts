@@ -15,12 +15,8 @@ import {
   type BundleManifest,
   type ManifestDraft,
 } from '../../../src/core/bundle/manifest.js';
-import {
-  exportStream,
-  memorySource,
-  verifyBundle,
-  type VerifyOptions,
-} from '../../../src/core/bundle/reader.js';
+import { exportStream, memorySource } from '../../../src/core/bundle/index.js';
+import { verifyBundle, type VerifyOptions } from '../../../src/core/bundle/reader.js';
 import { publicKeyOf, secretKeyFromSeed, signRaw, type SecretKey } from '../../../src/core/signing.js';
 import type { Derivation } from '../../../src/core/derivation/index.js';
 import { EXPORT_MAGIC } from '../../../src/core/export-stream.js';

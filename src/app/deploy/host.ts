@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
-import { exportStream, type BundleSource } from '../../core/bundle/reader.js';
+import { exportStream, type BundleSource } from '../../core/bundle/index.js';
 import { NixPlanError } from '../../core/errors.js';
 import { notRootText, type HostProgram } from '../../nix/host-program.js';
 import { type HostProbe } from '../../nix/host-markers.js';

@@ -1,6 +1,6 @@
 // deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
 // SSH server. Verify here, ask each host about itself, send, build there, activate safely.
-import { readBundleHead, openBundle, type BundleSource } from '../../core/bundle/reader.js';
+import { readBundleHead, openBundle, type BundleSource } from '../../core/bundle/index.js';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { trustReportOf, trustStatus, type TrustReport } from '../../core/bundle/trust-report.js';
 import { parsePublicKey } from '../../core/signing.js';
