@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 648:
+/***/ 74:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -5602,10 +5602,6 @@ function unprovenError(path) {
 
 
 
-
-
-
-
 /**
  * Verifies a bundle completely in one streaming pass (see the module comment) and returns what
  * it holds; throws a NixPlanError ('bundle', 'malformed', 'limit', 'closure', 'realm',
@@ -6486,7 +6482,6 @@ function progressOf(deps) {
 
 
 
-
 /** Subdirectories Nix's local binary-cache store creates on opening (2.8 and 2.34). */
 const CACHE_DIRS = ['nar', 'realisations', 'log', 'debuginfo'];
 /**
@@ -6958,7 +6953,6 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 
 /** The import methods, for option parsing. */
 const IMPORT_METHODS = ['auto', 'import', 'copy'];
-
 /**
  * Copies the bundle into a private directory and verifies the copy completely, so nothing
  * unverified can reach the store even if the original changes meanwhile; the verified export
@@ -8161,21 +8155,133 @@ function fish(commands) {
     return lines.join('\n');
 }
 
-;// CONCATENATED MODULE: ./src/nix/host-script.ts
-// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
-// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
-//
-// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
-// installed on the host and the host always runs the code of the nix-plan that talks to it.
-// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
-// build log, switch-to-configuration's output) goes to stderr. The program is written without
-// brace expansions (`${…}`) so it can live in a template literal untouched.
-/** The name the program runs under (`$0`): how a host's process list and logs show it. */
-const HOST_PROGRAM_NAME = 'nix-plan-host';
-/** Version of the marker-line protocol below; the probe reports it. */
-const HOST_PROTOCOL = 1;
+;// CONCATENATED MODULE: ./src/nix/host-markers.ts
+// What the host program's marker lines (`@nix-plan KEY VALUE` on its stdout) say, parsed into
+// typed answers: the probe, an activation's report, the closures of the current and new systems.
+// A host is not trusted to send well-formed lines: each is checked as it is read.
+
+
+
+/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
+function parseMarkers(stdout) {
+    const out = [];
+    for (const line of stdout.toString().split('\n')) {
+        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
+        if (m?.[1] !== undefined)
+            out.push([m[1], m[2] ?? '']);
+    }
+    return out;
+}
+/** The last value of `key` among `markers`. */
+function lastMarker(markers, key) {
+    let v;
+    for (const [k, value] of markers)
+        if (k === key)
+            v = value;
+    return v;
+}
+/** A marker's value as a whole number, or undefined when it is not one. */
+const markerNumber = (v) => v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
+/** Hex (od's output with the spaces removed) to bytes. */
+function markerBytes(hex) {
+    if (!/^(?:[0-9a-f]{2})*$/.test(hex))
+        throw new errors_NixPlanError('host', 'the host sent its record garbled');
+    return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+const ACTIVATION_STATES = [
+    'starting',
+    'switching',
+    'awaiting-confirmation',
+    'reverting',
+    'done',
+    'dry-activated',
+    'reverted',
+    'no-previous',
+    'revert-failed',
+    'lost',
+];
+/** The report in a session's markers (partial when the session ended early). */
+function activationReport(markers) {
+    const state = lastMarker(markers, 'state');
+    const confirmed = lastMarker(markers, 'confirmed');
+    return {
+        id: lastMarker(markers, 'activation'),
+        state: state === undefined
+            ? undefined
+            : ACTIVATION_STATES.includes(state)
+                ? state
+                : 'lost',
+        switchRc: markerNumber(lastMarker(markers, 'switch-rc')),
+        revertRc: markerNumber(lastMarker(markers, 'revert-rc')),
+        removed: lastMarker(markers, 'removed') || undefined,
+        recordFailed: lastMarker(markers, 'record-failed') !== undefined,
+        previous: lastMarker(markers, 'previous') || undefined,
+        previousSystem: lastMarker(markers, 'previous-system') || undefined,
+        generation: lastMarker(markers, 'generation') || undefined,
+        current: lastMarker(markers, 'current'),
+        currentSystem: lastMarker(markers, 'current-system'),
+        logged: markerNumber(lastMarker(markers, 'logged')) ?? 0,
+        confirmed: confirmed === undefined ? undefined : confirmed === '1',
+    };
+}
+/**
+ * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
+ * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
+ */
+const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
+/**
+ * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a
+ * size in decimal digits. A host is not trusted to send well-formed lines.
+ */
+function parseClosures(markers, storeDir, label) {
+    const bad = (what) => new errors_NixPlanError('host', `${label}: the host sent ${what} in the closure it reported`);
+    const old = [];
+    const now = [];
+    let oldSeen = false;
+    for (const [k, v] of markers) {
+        if (k !== 'old' && k !== 'new')
+            continue;
+        const space = v.indexOf(' ');
+        const size = v.slice(0, space);
+        const path = v.slice(space + 1);
+        if (space < 1 || !/^\d{1,15}$/.test(size))
+            throw bad('a line without a size');
+        if (!isStorePath(path, storeDir))
+            throw bad(`a path outside ${storeDir} or not a store path`);
+        (k === 'old' ? old : now).push({ path, narSize: Number(size) });
+        if (k === 'old')
+            oldSeen = true;
+    }
+    const current = lastMarker(markers, 'current') || undefined;
+    const currentSystem = lastMarker(markers, 'current-system') || undefined;
+    for (const p of [current, currentSystem])
+        if (p !== undefined && unsafeCharacter(p) !== undefined)
+            throw bad('a generation with control characters');
+    if (now.length === 0)
+        throw bad('no path of the new system');
+    const oldInvalid = lastMarker(markers, 'old-invalid') !== undefined;
+    return {
+        current,
+        currentSystem,
+        old: oldSeen && !oldInvalid ? old : undefined,
+        oldInvalid,
+        new: now,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/nix/host-supervisor.ts
+// The activation supervisor the host program (host-script.ts) leaves on a deploy target: a POSIX
+// sh script, started detached, that runs switch-to-configuration, reverts a failed switch, and
+// reverts an unconfirmed one when its confirmation window ends (the watchdog). Written without
+// brace expansions, like the host program, so it lives in a template literal untouched.
 /** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
 const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
+/**
+ * switch-to-configuration SYSTEM ($1) ACTION ($2) as nixos-rebuild runs it under systemd: in its
+ * unit, with the environment it passes, waiting for the end and passing its output through.
+ */
+const SWITCH_UNDER_SYSTEMD = String.raw `systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"`;
 /** Generations of activation state (logs, results) kept beside the profile. */
 const KEEP_ACTIVATIONS = 5;
 /**
@@ -8203,8 +8309,7 @@ systemd=$(get systemd)
 
 run_switch() {
   if [ "$systemd" = 1 ]; then
-    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+    ${SWITCH_UNDER_SYSTEMD}
   else
     "$1/bin/switch-to-configuration" "$2"
   fi < /dev/null >> "$act/log" 2>&1
@@ -8300,6 +8405,21 @@ write_record
 put state done
 finish
 `;
+
+;// CONCATENATED MODULE: ./src/nix/host-script.ts
+// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
+// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
+//
+// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
+// installed on the host and the host always runs the code of the nix-plan that talks to it.
+// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
+// build log, switch-to-configuration's output) goes to stderr. The program is written without
+// brace expansions (`${…}`) so it can live in a template literal untouched.
+
+/** The name the program runs under (`$0`): how a host's process list and logs show it. */
+const HOST_PROGRAM_NAME = 'nix-plan-host';
+/** Version of the marker-line protocol below; the probe reports it. */
+const HOST_PROTOCOL = 1;
 /** The host program. */
 const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
 trap '' PIPE
@@ -8386,8 +8506,7 @@ missing() {
 
 run_attached() {
   if [ -d /run/systemd/system ]; then
-    systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"
+    ${SWITCH_UNDER_SYSTEMD}
   else
     "$1/bin/switch-to-configuration" "$2"
   fi
@@ -8633,7 +8752,6 @@ function hostProgramArgv(phase, args, sudo = false) {
 
 
 
-
 /** A session that ended without its final report: the connection dropped or the program died. */
 class HostSessionError extends errors_NixPlanError {
     partial;
@@ -8648,111 +8766,6 @@ class HostSessionError extends errors_NixPlanError {
         this.partial = partial;
         this.connectionLost = connectionLost;
     }
-}
-/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
-function parseMarkers(stdout) {
-    const out = [];
-    for (const line of stdout.toString().split('\n')) {
-        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
-        if (m?.[1] !== undefined)
-            out.push([m[1], m[2] ?? '']);
-    }
-    return out;
-}
-/** Every value of `key`, and the last one. */
-function last(markers, key) {
-    let v;
-    for (const [k, value] of markers)
-        if (k === key)
-            v = value;
-    return v;
-}
-const num = (v) => v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
-/** Hex (od's output with the spaces removed) to bytes. */
-function fromHex(hex) {
-    if (!/^(?:[0-9a-f]{2})*$/.test(hex))
-        throw new errors_NixPlanError('host', 'the host sent its record garbled');
-    return new Uint8Array(Buffer.from(hex, 'hex'));
-}
-const ACTIVATION_STATES = [
-    'starting',
-    'switching',
-    'awaiting-confirmation',
-    'reverting',
-    'done',
-    'dry-activated',
-    'reverted',
-    'no-previous',
-    'revert-failed',
-    'lost',
-];
-/** The report in a session's markers (partial when the session ended early). */
-function activationReport(markers) {
-    const state = last(markers, 'state');
-    const confirmed = last(markers, 'confirmed');
-    return {
-        id: last(markers, 'activation'),
-        state: state === undefined
-            ? undefined
-            : ACTIVATION_STATES.includes(state)
-                ? state
-                : 'lost',
-        switchRc: num(last(markers, 'switch-rc')),
-        revertRc: num(last(markers, 'revert-rc')),
-        removed: last(markers, 'removed') || undefined,
-        recordFailed: last(markers, 'record-failed') !== undefined,
-        previous: last(markers, 'previous') || undefined,
-        previousSystem: last(markers, 'previous-system') || undefined,
-        generation: last(markers, 'generation') || undefined,
-        current: last(markers, 'current'),
-        currentSystem: last(markers, 'current-system'),
-        logged: num(last(markers, 'logged')) ?? 0,
-        confirmed: confirmed === undefined ? undefined : confirmed === '1',
-    };
-}
-/**
- * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
- * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
- */
-const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
-/**
- * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a
- * size in decimal digits. A host is not trusted to send well-formed lines.
- */
-function parseClosures(markers, storeDir, label) {
-    const bad = (what) => new errors_NixPlanError('host', `${label}: the host sent ${what} in the closure it reported`);
-    const old = [];
-    const now = [];
-    let oldSeen = false;
-    for (const [k, v] of markers) {
-        if (k !== 'old' && k !== 'new')
-            continue;
-        const space = v.indexOf(' ');
-        const size = v.slice(0, space);
-        const path = v.slice(space + 1);
-        if (space < 1 || !/^\d{1,15}$/.test(size))
-            throw bad('a line without a size');
-        if (!isStorePath(path, storeDir))
-            throw bad(`a path outside ${storeDir} or not a store path`);
-        (k === 'old' ? old : now).push({ path, narSize: Number(size) });
-        if (k === 'old')
-            oldSeen = true;
-    }
-    const current = last(markers, 'current') || undefined;
-    const currentSystem = last(markers, 'current-system') || undefined;
-    for (const p of [current, currentSystem])
-        if (p !== undefined && unsafeCharacter(p) !== undefined)
-            throw bad('a generation with control characters');
-    if (now.length === 0)
-        throw bad('no path of the new system');
-    const oldInvalid = last(markers, 'old-invalid') !== undefined;
-    return {
-        current,
-        currentSystem,
-        old: oldSeen && !oldInvalid ? old : undefined,
-        oldInvalid,
-        new: now,
-    };
 }
 /** Why a login that is not root cannot activate, and what to do about it. */
 function notRootText(uid) {
@@ -8784,7 +8797,7 @@ class HostProgram {
     /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
     check(result, what) {
         const markers = parseMarkers(result.stdout);
-        const error = last(markers, 'error');
+        const error = lastMarker(markers, 'error');
         if (error !== undefined) {
             const space = error.indexOf(' ');
             throw this.errorFor(error.slice(0, space < 0 ? error.length : space), error.slice(space + 1));
@@ -8806,34 +8819,34 @@ class HostProgram {
         }
         catch (e) {
             // A refusal by a login that is not root: that is the likelier cause, say so.
-            const uid = num(last(parseMarkers(result.stdout), 'uid'));
+            const uid = markerNumber(lastMarker(parseMarkers(result.stdout), 'uid'));
             if (e instanceof HostSessionError || !(e instanceof errors_NixPlanError) || uid === undefined || uid === 0)
                 throw e;
             throw new errors_NixPlanError(e.code, `${e.message}\n(${notRootText(uid)})`, { cause: e });
         }
-        const protocol = last(m, 'protocol');
+        const protocol = lastMarker(m, 'protocol');
         if (protocol !== String(HOST_PROTOCOL))
             throw new errors_NixPlanError('host', `${this.shell.label}: the host program answered in protocol ${protocol}`);
         let storeDir;
         try {
-            storeDir = JSON.parse(last(m, 'store-dir') ?? '');
+            storeDir = JSON.parse(lastMarker(m, 'store-dir') ?? '');
         }
         catch {
             storeDir = undefined;
         }
         if (typeof storeDir !== 'string')
-            throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${last(m, 'store-dir') ?? ''}')`);
-        const record = last(m, 'record');
+            throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${lastMarker(m, 'store-dir') ?? ''}')`);
+        const record = lastMarker(m, 'record');
         return {
-            nixVersion: parseNixVersion(last(m, 'nix') ?? ''),
+            nixVersion: parseNixVersion(lastMarker(m, 'nix') ?? ''),
             storeDir,
-            uid: num(last(m, 'uid')) ?? -1,
-            systemd: last(m, 'systemd') === '1',
-            zstd: last(m, 'zstd') === '1',
-            generation: last(m, 'generation'),
-            system: last(m, 'system'),
-            record: record === undefined ? undefined : fromHex(record),
-            busy: last(m, 'busy'),
+            uid: markerNumber(lastMarker(m, 'uid')) ?? -1,
+            systemd: lastMarker(m, 'systemd') === '1',
+            zstd: lastMarker(m, 'zstd') === '1',
+            generation: lastMarker(m, 'generation'),
+            system: lastMarker(m, 'system'),
+            record: record === undefined ? undefined : markerBytes(record),
+            busy: lastMarker(m, 'busy'),
         };
     }
     /**
@@ -8844,7 +8857,7 @@ class HostProgram {
     async receive(input, expected, output = {}) {
         const result = await this.shell.run(this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]), { input, onStderr: output.onOutput, signal: output.signal });
         const m = this.check(result, 'the transfer');
-        return { imported: num(last(m, 'imported')) ?? 0 };
+        return { imported: markerNumber(lastMarker(m, 'imported')) ?? 0 };
     }
     /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
     async missing(paths, signal) {
@@ -8916,6 +8929,96 @@ class HostProgram {
         });
         return activationReport(this.check(result, 'the confirmation'));
     }
+}
+
+;// CONCATENATED MODULE: ./src/nix/profile.ts
+// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
+// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
+
+
+
+
+
+/** The generation number of a profile link target like `system-42-link`. */
+function generationOf(linkTarget) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+/** The generation numbers `nix-env --list-generations` prints, in its order. */
+function parseGenerations(text) {
+    return text
+        .split('\n')
+        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
+        .filter((n) => n !== undefined)
+        .map(Number);
+}
+/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
+class Profile {
+    runner;
+    /** The profile's absolute path. */
+    path;
+    storeArgs;
+    constructor(runner, path, store) {
+        this.runner = runner;
+        this.path = (0,external_node_path_namespaceObject.resolve)(path);
+        this.storeArgs = store === undefined ? [] : ['--store', store];
+    }
+    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
+    async currentLink() {
+        try {
+            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
+        }
+        catch {
+            return undefined;
+        }
+    }
+    /** The store path of generation `n`. */
+    async generationPath(n) {
+        return linkTarget(`${this.path}-${n}-link`);
+    }
+    /** The generations `nix-env --list-generations` knows. */
+    async generations() {
+        const { stdout } = await this.runner.run('nix-env', [
+            ...this.storeArgs,
+            '--profile',
+            this.path,
+            '--list-generations',
+        ]);
+        return parseGenerations(stdout.toString('utf8'));
+    }
+    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
+    async set(storePath) {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
+    }
+    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
+    async rollback() {
+        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
+    }
+}
+/** Where a link points, resolved against the link's directory. */
+async function linkTarget(link) {
+    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
+}
+/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
+async function switchScript(systemPath) {
+    const script = `${systemPath}/bin/switch-to-configuration`;
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
+    }
+    catch {
+        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
+            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
+    }
+    return script;
+}
+/**
+ * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
+ * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
+ */
+async function switchToConfiguration(runner, script, action, hint) {
+    const result = await runner.run(script, [action], { allowFailure: true });
+    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
+    return result.stdout.toString('utf8');
 }
 
 ;// CONCATENATED MODULE: ./src/nix/ssh.ts
@@ -9097,6 +9200,7 @@ class LocalHost {
 
 
 
+
 /** Every action, for parsing and help texts. */
 const ACTIVATION_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Default seconds the host waits for confirmation after switching (deploy-rs's default too). */
@@ -9240,18 +9344,6 @@ async function activateSafely(program, request, io) {
         generation: generationNumber(report.current),
         previousGeneration: generationNumber(report.previous),
     };
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/digest.ts
-// The digest a bundle file is known by (`sha256:<hex>`, as the plan action's output gives it).
-
-
-/** `sha256:<hex>` of a file, read as a stream. */
-async function digest_fileDigest(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(chunk);
-    return `sha256:${hash.digest('hex')}`;
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
@@ -9867,7 +9959,139 @@ function combineProvenance(...sources) {
     return { provenance, dropped };
 }
 
+;// CONCATENATED MODULE: ./src/app/freshness.ts
+// Downgrade protection and --max-age around a use case that applies a plan: the last-applied
+// record beside a profile or out-link (`<target>.nix-plan.json`), read before and written after.
+//
+// The check runs on a private copy of the bundle, made first, and the use case is given that
+// copy: the bytes whose age was checked are the bytes imported and applied, even if the file
+// named on the command line is replaced meanwhile. The record is written (atomically, 0644)
+// only once the use case succeeded, with the manifest it verified.
+
+
+
+
+
+
+
+
+/** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
+function recordPathFor(target) {
+    return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
+}
+/** The last-applied record at `path`, or undefined when there is none. */
+async function readLastApplied(path) {
+    let text;
+    try {
+        text = await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+    }
+    catch (e) {
+        if (e.code === 'ENOENT')
+            return undefined;
+        throw new errors_NixPlanError('stale', `cannot read the last-applied record '${path}': ${e.message}`);
+    }
+    return parseLastApplied(text, path);
+}
+/**
+ * Writes the record atomically: a new file beside it (never following a link planted there),
+ * synced, then renamed over the old one. Mode 0644: anyone may read what a host runs.
+ */
+async function writeLastApplied(path, record) {
+    const temp = tempPathNear(path);
+    try {
+        const fh = await (0,external_node_fs_promises_namespaceObject.open)(temp, 'wx', 0o644);
+        try {
+            await fh.writeFile(`${JSON.stringify(record)}\n`);
+            await fh.chmod(0o644); // the umask may have narrowed it
+            await fh.sync();
+        }
+        finally {
+            await fh.close();
+        }
+        await (0,external_node_fs_promises_namespaceObject.rename)(temp, path);
+    }
+    catch (e) {
+        await (0,external_node_fs_promises_namespaceObject.rm)(temp, { force: true });
+        throw new errors_NixPlanError('internal', `cannot write the last-applied record '${path}': ${e.message}`);
+    }
+}
+/**
+ * Refuses (exit 11) a plan older than `--max-age`, or older than the one `last` says was applied
+ * at its target; with `--allow-downgrade` an older plan is let through with a warning.
+ */
+function checkPlanAge(manifest, checks, last, now, log) {
+    const policy = {
+        maxAgeMs: checks.maxAgeMs,
+        maxAgeText: checks.maxAgeText,
+        ...(last !== undefined && { last }),
+        allowDowngrade: checks.allowDowngrade,
+    };
+    const problem = freshnessProblem(manifest, policy, now);
+    if (problem !== undefined)
+        throw problem;
+    if (checks.allowDowngrade === true && last !== undefined) {
+        const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
+        if (strict !== undefined)
+            log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+    }
+}
+/**
+ * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
+ * copy (the bytes checked are the bytes used), and records the plan as applied to
+ * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
+ * returns the manifest it verified, which must be the one checked. Without a limit or a target
+ * it just runs `run` on the bundle itself.
+ */
+async function withFreshness(bundlePath, options, log, run, record = true) {
+    const now = options.now ?? (() => new Date());
+    if (options.maxAgeMs === undefined && options.target === undefined)
+        return run(bundlePath);
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-fresh-'));
+    try {
+        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        const manifest = await readHeadOf(copy);
+        const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
+        const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
+        const target = options.target;
+        checkPlanAge(manifest, options, last !== undefined && target !== undefined ? { record: last, target } : undefined, now(), log);
+        warnIfFromTheFuture(manifest, now(), log);
+        const result = await run(copy);
+        if (result.manifest.checksum !== manifest.checksum)
+            throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
+        if (recordPath !== undefined && record)
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+        return result;
+    }
+    finally {
+        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+async function readHeadOf(path) {
+    const source = await openBundle(path);
+    try {
+        return (await readBundleHead(source)).manifest;
+    }
+    finally {
+        await source.close();
+    }
+}
+/** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
+const SKEW_MS = 5 * 60 * 1000;
+/**
+ * A plan created in the future (a runner's clock ahead) would, once recorded, make every later
+ * plan look older: say so while it is still one plan.
+ */
+function warnIfFromTheFuture(manifest, now, log) {
+    if (manifest.createdAt !== undefined && Date.parse(manifest.createdAt) - now.getTime() > SKEW_MS)
+        log.warn(`the plan says it was created at ${manifest.createdAt}, in the future by this machine's clock: ` +
+            'check the clocks of this machine and of the one that evaluated it');
+}
+
 ;// CONCATENATED MODULE: ./src/app/deploy/record.ts
+
 
 
 
@@ -9889,25 +10113,13 @@ function checkFreshness(manifest, bytes, checks, target, now, log) {
     const record = bytes === undefined
         ? undefined
         : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`);
-    const policy = {
-        maxAgeMs: checks.maxAgeMs,
-        maxAgeText: checks.maxAgeText,
-        ...(record !== undefined && { last: { record, target } }),
-        allowDowngrade: checks.allowDowngrade,
-    };
-    const problem = freshnessProblem(manifest, policy, now);
-    if (problem !== undefined)
-        throw problem;
-    if (checks.allowDowngrade === true && record !== undefined) {
-        const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
-        if (strict !== undefined)
-            log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
-    }
+    checkPlanAge(manifest, checks, record === undefined ? undefined : { record, target }, now, log);
 }
 
 ;// CONCATENATED MODULE: ./src/app/deploy/host.ts
 // One host of a deploy: what it says about itself (probe), the checks that need its answers (realm,
 // a running activation), the transfer of the plan (or of locally built outputs), and activation.
+
 
 
 
@@ -10135,6 +10347,13 @@ function systemOfRoot(root, allowAnyRoot) {
     return out;
 }
 
+;// CONCATENATED MODULE: ./src/app/deploy/types.ts
+
+/** NixOS's system profile. */
+const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
+/** Every deploy action, for parsing and help texts. */
+const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
+
 ;// CONCATENATED MODULE: ./src/app/deploy/index.ts
 // deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
 // SSH server. Verify here, ask each host about itself, send, build there, activate safely.
@@ -10155,10 +10374,8 @@ function systemOfRoot(root, allowAnyRoot) {
 
 
 
-/** NixOS's system profile. */
-const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
-/** Every deploy action, for parsing and help texts. */
-const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
+
+
 const OUTCOME = {
     push: 'pushed',
     switch: 'switched',
@@ -10243,7 +10460,7 @@ async function deployPlan(bundlePath, options, deps) {
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes: no part of the plan is sent before both.
         const verified = verifyForDeploy(source, options, !push, deps);
-        const digest = digest_fileDigest(bundlePath);
+        const digest = fileDigest(bundlePath);
         const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
         // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
         const probing = new AbortController();
@@ -10355,8 +10572,8 @@ async function deployPlan(bundlePath, options, deps) {
                     ...base,
                     outcome: failedOutcome(code),
                     ...(report !== undefined && {
-                        generation: generationOf(report.current),
-                        previousGeneration: generationOf(report.previous),
+                        generation: generationOfLink(report.current),
+                        previousGeneration: generationOfLink(report.previous),
                         currentSystem: report.currentSystem,
                     }),
                     changes,
@@ -10383,10 +10600,6 @@ async function deployPlan(bundlePath, options, deps) {
         await source.close();
     }
 }
-function generationOf(link) {
-    const m = /-(\d+)-link$/.exec(link ?? '');
-    return m?.[1] === undefined ? undefined : Number(m[1]);
-}
 async function buildLocally(bundlePath, deps) {
     if (deps.realise === undefined)
         throw new errors_NixPlanError('internal', '--build-on local needs a local realise');
@@ -10408,6 +10621,10 @@ function defaultOutputs(deps, prefixed) {
             done: () => raw.flush(),
         };
     };
+}
+/** The generation number of a profile's generation link, if the host reported one. */
+function generationOfLink(link) {
+    return link === undefined ? undefined : generationOf(link);
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/text.ts
@@ -11288,100 +11505,9 @@ const keygenCommand = command_define({
     },
 });
 
-;// CONCATENATED MODULE: ./src/nix/profile.ts
-// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
-// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
-
-
-
-
-
-/** The generation number of a profile link target like `system-42-link`. */
-function profile_generationOf(linkTarget) {
-    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(linkTarget));
-    return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-/** The generation numbers `nix-env --list-generations` prints, in its order. */
-function parseGenerations(text) {
-    return text
-        .split('\n')
-        .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
-        .filter((n) => n !== undefined)
-        .map(Number);
-}
-/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
-class Profile {
-    runner;
-    /** The profile's absolute path. */
-    path;
-    storeArgs;
-    constructor(runner, path, store) {
-        this.runner = runner;
-        this.path = (0,external_node_path_namespaceObject.resolve)(path);
-        this.storeArgs = store === undefined ? [] : ['--store', store];
-    }
-    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
-    async currentLink() {
-        try {
-            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
-        }
-        catch {
-            return undefined;
-        }
-    }
-    /** The store path of generation `n`. */
-    async generationPath(n) {
-        return linkTarget(`${this.path}-${n}-link`);
-    }
-    /** The generations `nix-env --list-generations` knows. */
-    async generations() {
-        const { stdout } = await this.runner.run('nix-env', [
-            ...this.storeArgs,
-            '--profile',
-            this.path,
-            '--list-generations',
-        ]);
-        return parseGenerations(stdout.toString('utf8'));
-    }
-    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
-    async set(storePath) {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
-    }
-    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
-    async rollback() {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
-    }
-}
-/** Where a link points, resolved against the link's directory. */
-async function linkTarget(link) {
-    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
-}
-/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
-async function switchScript(systemPath) {
-    const script = `${systemPath}/bin/switch-to-configuration`;
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
-    }
-    catch {
-        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
-            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
-    }
-    return script;
-}
-/**
- * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
- * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
- */
-async function switchToConfiguration(runner, script, action, hint) {
-    const result = await runner.run(script, [action], { allowFailure: true });
-    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
-    return result.stdout.toString('utf8');
-}
-
 ;// CONCATENATED MODULE: ./src/app/apply.ts
 // applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
 // profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
-
 
 
 
@@ -11408,7 +11534,7 @@ function systemOutput(realised) {
 }
 /** The generation before the current one, found without changing the profile. */
 async function previousGeneration(profile) {
-    const current = profile_generationOf((await profile.currentLink()) ?? '');
+    const current = generationOf((await profile.currentLink()) ?? '');
     const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
     const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
     if (previous === undefined)
@@ -11455,7 +11581,7 @@ async function applyPlan(bundlePath, options, deps) {
     if (built !== system ||
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
         throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
-    const digest = await digest_fileDigest(bundlePath);
+    const digest = await fileDigest(bundlePath);
     const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
     deps.log.info(`activating ${system} (${action})`);
     const outcome = await activateSafely(program, {
@@ -11516,7 +11642,7 @@ async function apply_rollBack(options, action, deps) {
         systemPath,
         profile: profile.path,
         profileChanged: setsProfile,
-        generation: link === undefined ? undefined : profile_generationOf(link),
+        generation: link === undefined ? undefined : generationOf(link),
         output,
     };
 }
@@ -11843,7 +11969,6 @@ const applyCommand = command_define({
 // The \`nix-plan\` subcommands, in the order help lists them: plan-commands.ts (export, inspect,
 // diff, verify, keygen), store-commands.ts (import, realise, relocate, apply) and
 // deploy-command.ts, built from the parts in command.ts; and the two that describe the command table itself (completions, man).
-
 
 
 
@@ -15272,9 +15397,6 @@ function classifyFile(info, storeDir, contents) {
 
 
 
-
-// Pure derivation helpers that used to live here; their home is the core.
-
 /** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
 const YIELD_EVERY = 512;
 /**
@@ -15887,7 +16009,6 @@ class ScratchFile {
 
 
 
-
 /** A recursive source that is one file bigger than this is relocated without holding its bytes. */
 const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
@@ -16161,7 +16282,6 @@ async function relocatePlan(bundlePath, options, deps) {
 
 
 
-
 /** Counts and NAR bytes per kind. */
 function tally(objects) {
     const counts = emptyCounts();
@@ -16330,130 +16450,6 @@ function explainBuiltInput(b, include, derivationCarried) {
         : `${what}: relocating the plan needs that derivation to name the copy in another store dir; export with --include sources to carry it`;
 }
 
-;// CONCATENATED MODULE: ./src/app/freshness.ts
-// Downgrade protection and --max-age around a use case that applies a plan: the last-applied
-// record beside a profile or out-link (`<target>.nix-plan.json`), read before and written after.
-//
-// The check runs on a private copy of the bundle, made first, and the use case is given that
-// copy: the bytes whose age was checked are the bytes imported and applied, even if the file
-// named on the command line is replaced meanwhile. The record is written (atomically, 0644)
-// only once the use case succeeded, with the manifest it verified.
-
-
-
-
-
-
-
-
-/** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
-function recordPathFor(target) {
-    return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
-}
-/** The last-applied record at `path`, or undefined when there is none. */
-async function readLastApplied(path) {
-    let text;
-    try {
-        text = await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
-    }
-    catch (e) {
-        if (e.code === 'ENOENT')
-            return undefined;
-        throw new errors_NixPlanError('stale', `cannot read the last-applied record '${path}': ${e.message}`);
-    }
-    return parseLastApplied(text, path);
-}
-/**
- * Writes the record atomically: a new file beside it (never following a link planted there),
- * synced, then renamed over the old one. Mode 0644: anyone may read what a host runs.
- */
-async function writeLastApplied(path, record) {
-    const temp = tempPathNear(path);
-    try {
-        const fh = await (0,external_node_fs_promises_namespaceObject.open)(temp, 'wx', 0o644);
-        try {
-            await fh.writeFile(`${JSON.stringify(record)}\n`);
-            await fh.chmod(0o644); // the umask may have narrowed it
-            await fh.sync();
-        }
-        finally {
-            await fh.close();
-        }
-        await (0,external_node_fs_promises_namespaceObject.rename)(temp, path);
-    }
-    catch (e) {
-        await (0,external_node_fs_promises_namespaceObject.rm)(temp, { force: true });
-        throw new errors_NixPlanError('internal', `cannot write the last-applied record '${path}': ${e.message}`);
-    }
-}
-/**
- * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
- * copy (the bytes checked are the bytes used), and records the plan as applied to
- * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
- * returns the manifest it verified, which must be the one checked. Without a limit or a target
- * it just runs `run` on the bundle itself.
- */
-async function withFreshness(bundlePath, options, log, run, record = true) {
-    const now = options.now ?? (() => new Date());
-    if (options.maxAgeMs === undefined && options.target === undefined)
-        return run(bundlePath);
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-fresh-'));
-    try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        const manifest = await readHeadOf(copy);
-        const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
-        const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
-        const policy = {
-            maxAgeMs: options.maxAgeMs,
-            maxAgeText: options.maxAgeText,
-            ...(last !== undefined &&
-                options.target !== undefined && { last: { record: last, target: options.target } }),
-            allowDowngrade: options.allowDowngrade,
-        };
-        const problem = freshnessProblem(manifest, policy, now());
-        if (problem !== undefined)
-            throw problem;
-        if (options.allowDowngrade === true && last !== undefined) {
-            const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now());
-            if (strict !== undefined)
-                log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
-        }
-        warnIfFromTheFuture(manifest, now(), log);
-        const result = await run(copy);
-        if (result.manifest.checksum !== manifest.checksum)
-            throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
-        if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
-        return result;
-    }
-    finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-async function readHeadOf(path) {
-    const source = await openBundle(path);
-    try {
-        return (await readBundleHead(source)).manifest;
-    }
-    finally {
-        await source.close();
-    }
-}
-/** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
-const SKEW_MS = 5 * 60 * 1000;
-/**
- * A plan created in the future (a runner's clock ahead) would, once recorded, make every later
- * plan look older: say so while it is still one plan.
- */
-function warnIfFromTheFuture(manifest, now, log) {
-    if (manifest.createdAt !== undefined && Date.parse(manifest.createdAt) - now.getTime() > SKEW_MS)
-        log.warn(`the plan says it was created at ${manifest.createdAt}, in the future by this machine's clock: ` +
-            'check the clocks of this machine and of the one that evaluated it');
-}
-
 ;// CONCATENATED MODULE: ./src/app/keygen.ts
 // keygen: a signing key pair in the files `nix-store --generate-binary-cache-key NAME SECRET PUBLIC` writes.
 
@@ -16598,6 +16594,7 @@ class VerboseRunner {
 ;// CONCATENATED MODULE: ./src/cli/main.ts
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
+
 
 
 
@@ -16759,7 +16756,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(648);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(74);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

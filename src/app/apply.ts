@@ -14,12 +14,11 @@ import {
   DEFAULT_CONFIRM_TIMEOUT,
   type ActivationClock,
 } from './deploy/activation.js';
-import { fileDigest } from './deploy/digest.js';
+import { fileDigest } from './files.js';
+import type { FreshnessChecks } from './freshness.js';
 import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
 import { assignRoots, systemOfRoot } from './deploy/roots.js';
 import { readBundleHead } from './inspect.js';
-
-export { generationOf } from '../nix/profile.js';
 
 /** What switch-to-configuration is asked to do (nixos-rebuild's actions of the same names). */
 export type ApplyAction = 'switch' | 'boot' | 'test' | 'dry-activate';
@@ -31,7 +30,7 @@ export const APPLY_ACTIONS: readonly ApplyAction[] = ['switch', 'boot', 'test', 
 const SETS_PROFILE: ReadonlySet<ApplyAction> = new Set(['switch', 'boot']);
 
 /** Options of applyPlan. */
-export interface ApplyOptions {
+export interface ApplyOptions extends FreshnessChecks {
   /** The system profile, e.g. `/nix/var/nix/profiles/system`. */
   readonly profile: string;
   /** Default `switch`. */
@@ -46,11 +45,6 @@ export interface ApplyOptions {
   readonly activationTimeout?: number | undefined;
   /** Apply a root that is not a NixOS system derivation (nixos-system-…). */
   readonly allowAnyRoot?: boolean | undefined;
-  /** `--max-age` in milliseconds, and as written. */
-  readonly maxAgeMs?: number | undefined;
-  readonly maxAgeText?: string | undefined;
-  /** Apply a plan older than the one last applied to the profile. */
-  readonly allowDowngrade?: boolean | undefined;
 }
 
 /** What realising a bundle yields: its verified manifest and the roots' outputs (as `realisePlan`). */

@@ -12,7 +12,6 @@ import { parseSecretKey, publicKeyOf, formatPublicKey, type SecretKey } from '..
 import { narinfoText, signNarinfo } from '../core/narinfo.js';
 import { baseName } from '../core/store-path.js';
 
-export { narinfoText } from '../core/narinfo.js';
 import { NixCommandError, isSignatureRefusal } from '../nix/errors.js';
 import { copyPaths } from '../nix/import.js';
 import { NixStore } from '../nix/store.js';

@@ -12,8 +12,6 @@ import { relocateClosure } from '../core/relocate/index.js';
 import type { Deps } from './deps.js';
 import { readPlanSide, storeDirOf, type PlanLocation, type ReadSide } from './plan-reader.js';
 
-export type { PlanLocation } from './plan-reader.js';
-
 /** Options of a comparison. */
 export interface DiffOptions {
   /** Nix store URI for .drv and profile sides. */

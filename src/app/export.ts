@@ -65,8 +65,6 @@ export interface ExportOptions extends EvaluateRequest {
   readonly now?: (() => Date) | undefined;
 }
 
-export { EXPORT_COMPRESSION } from '../core/bundle/index.js';
-
 /** What exportPlan produced. */
 export interface ExportResult extends WrittenPlan {
   readonly timings: { evaluateMs: number; collectMs: number; writeMs: number };

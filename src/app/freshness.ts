@@ -63,17 +63,46 @@ export async function writeLastApplied(path: string, record: LastApplied): Promi
   }
 }
 
-/** How a plan's age is checked where it is applied. */
-export interface FreshnessOptions {
+/** What a plan's age must satisfy where it is applied. */
+export interface FreshnessChecks {
   /** `--max-age` in milliseconds, and as written. */
   readonly maxAgeMs?: number | undefined;
   readonly maxAgeText?: string | undefined;
+  /** Accept a plan older than the last one applied there (`--allow-downgrade`). */
+  readonly allowDowngrade?: boolean | undefined;
+}
+
+/** How a plan's age is checked where it is applied. */
+export interface FreshnessOptions extends FreshnessChecks {
   /** The profile or out-link whose last-applied record is checked (and written on success). */
   readonly target?: string | undefined;
-  /** Accept a plan older than the last one applied (`--allow-downgrade`). */
-  readonly allowDowngrade?: boolean | undefined;
   /** The clock. */
   readonly now?: (() => Date) | undefined;
+}
+
+/**
+ * Refuses (exit 11) a plan older than `--max-age`, or older than the one `last` says was applied
+ * at its target; with `--allow-downgrade` an older plan is let through with a warning.
+ */
+export function checkPlanAge(
+  manifest: BundleManifest,
+  checks: FreshnessChecks,
+  last: { readonly record: LastApplied; readonly target: string } | undefined,
+  now: Date,
+  log: Logger,
+): void {
+  const policy: FreshnessPolicy = {
+    maxAgeMs: checks.maxAgeMs,
+    maxAgeText: checks.maxAgeText,
+    ...(last !== undefined && { last }),
+    allowDowngrade: checks.allowDowngrade,
+  };
+  const problem = freshnessProblem(manifest, policy, now);
+  if (problem !== undefined) throw problem;
+  if (checks.allowDowngrade === true && last !== undefined) {
+    const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
+    if (strict !== undefined) log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+  }
 }
 
 /**
@@ -101,19 +130,14 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
     const manifest = await readHeadOf(copy);
     const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
     const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
-    const policy: FreshnessPolicy = {
-      maxAgeMs: options.maxAgeMs,
-      maxAgeText: options.maxAgeText,
-      ...(last !== undefined &&
-        options.target !== undefined && { last: { record: last, target: options.target } }),
-      allowDowngrade: options.allowDowngrade,
-    };
-    const problem = freshnessProblem(manifest, policy, now());
-    if (problem !== undefined) throw problem;
-    if (options.allowDowngrade === true && last !== undefined) {
-      const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now());
-      if (strict !== undefined) log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
-    }
+    const target = options.target;
+    checkPlanAge(
+      manifest,
+      options,
+      last !== undefined && target !== undefined ? { record: last, target } : undefined,
+      now(),
+      log,
+    );
     warnIfFromTheFuture(manifest, now(), log);
     const result = await run(copy);
     if (result.manifest.checksum !== manifest.checksum)

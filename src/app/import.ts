@@ -76,9 +76,6 @@ export interface ImportResult {
   readonly timings: { verifyMs: number; importMs: number };
 }
 
-export type { CopyImport } from './binary-cache.js';
-export { storeTrust, type StoreTrust } from '../nix/import.js';
-
 /** Dependencies of importPlan: the usual ones and, optionally, the untrusted route. */
 export interface ImportDeps extends Deps {
   /** The untrusted route (default: `binaryCacheCopyImport()`, which cannot sign build outputs). */

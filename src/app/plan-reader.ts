@@ -16,7 +16,7 @@ import {
   readBundleHead,
   verifyBundle,
   type BundleSource,
-} from '../core/bundle/reader.js';
+} from '../core/bundle/index.js';
 import { parseDerivationSpans } from '../core/derivation/index.js';
 import { readExport } from '../core/export-stream.js';
 import { checkDetached, parsePublicKey } from '../core/signing.js';

@@ -46,8 +46,6 @@ import { ScratchFile } from './scratch-file.js';
 import { verifyWithProgress } from './verify.js';
 import { TOOL_VERSION } from './version.js';
 
-export { RELOCATE_LEVEL, RELOCATE_WINDOW_LOG } from '../core/bundle/index.js';
-
 /** A recursive source that is one file bigger than this is relocated without holding its bytes. */
 export const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 

@@ -17,9 +17,6 @@ import {
 } from './plan-commands.js';
 import { applyCommand, importCommand, realiseCommand, relocateCommand } from './store-commands.js';
 
-export { commandHelp, LOG_FORMATS, type Command, type CommandContext } from './command.js';
-export type { UseCases } from './use-cases.js';
-
 /** `nix-plan completions`. */
 const completionsCommand = define({
   name: 'completions',

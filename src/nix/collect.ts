@@ -13,10 +13,6 @@ import { findBuiltInputs, type BuiltInput } from './built-inputs.js';
 import { classifySync } from './classify.js';
 import { dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
 
-export { INCLUDE_KINDS, type Include } from '../core/bundle/manifest.js';
-// Pure derivation helpers that used to live here; their home is the core.
-export { derivationSystem, isFixedOutput, outputsOf, scanDerivation } from '../core/derivation/index.js';
-
 /** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
 const YIELD_EVERY = 512;
 

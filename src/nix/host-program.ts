@@ -1,72 +1,21 @@
 // The client side of the host program (host-script.ts): runs its phases through a HostShell and
 // turns their marker lines into typed answers and their refusals into NixPlanErrors.
 import { NixPlanError, type ErrorCode } from '../core/errors.js';
-import { isStorePath } from '../core/store-path.js';
-import { unsafeCharacter } from '../core/text.js';
+import {
+  activationReport,
+  CLOSURE_OUTPUT_LIMIT,
+  lastMarker,
+  markerBytes,
+  markerNumber,
+  parseClosures,
+  parseMarkers,
+  type ActivationReport,
+  type HostClosures,
+  type HostProbe,
+} from './host-markers.js';
 import { hostProgramArgv, HOST_PROTOCOL } from './host-script.js';
 import type { HostInput, HostRunResult, HostShell } from './ssh.js';
 import { parseNixVersion } from './store.js';
-
-/** What a host says about itself before anything is sent to it. */
-export interface HostProbe {
-  readonly nixVersion: string;
-  readonly storeDir: string;
-  readonly uid: number;
-  /** `/run/systemd/system` exists: the host runs systemd. */
-  readonly systemd: boolean;
-  /** `zstd` is on the host's PATH: the plan can travel compressed. */
-  readonly zstd: boolean;
-  /** The profile's current generation link (absolute), if it has one. */
-  readonly generation?: string | undefined;
-  /** The system that generation holds. */
-  readonly system?: string | undefined;
-  /** The bytes of the last-applied record beside the profile, if there is one. */
-  readonly record?: Uint8Array | undefined;
-  /** Set when an activation is running on the host (its supervisor's pid, or '' while it starts). */
-  readonly busy?: string | undefined;
-}
-
-/** How an activation on the host stands, as its report says. */
-export type ActivationState =
-  | 'starting'
-  | 'switching'
-  | 'awaiting-confirmation'
-  | 'reverting'
-  | 'done'
-  | 'dry-activated'
-  | 'reverted'
-  | 'no-previous'
-  | 'revert-failed'
-  | 'lost';
-
-/** What the activate and confirm phases report. */
-export interface ActivationReport {
-  readonly id?: string | undefined;
-  readonly state?: ActivationState | undefined;
-  /** switch-to-configuration's exit code. */
-  readonly switchRc?: number | undefined;
-  /** The previous generation's switch-to-configuration exit code, when it was re-activated. */
-  readonly revertRc?: number | undefined;
-  /** A generation link that was removed while reverting. */
-  readonly removed?: string | undefined;
-  readonly recordFailed: boolean;
-  /** The generation current before the activation (absolute link), and its system. */
-  readonly previous?: string | undefined;
-  readonly previousSystem?: string | undefined;
-  /** The generation the activation made current. */
-  readonly generation?: string | undefined;
-  /** The profile's current generation when the report was made, and its system. */
-  readonly current?: string | undefined;
-  readonly currentSystem?: string | undefined;
-  /** Bytes of the host's activation log shown so far (where a reconnect goes on from). */
-  readonly logged: number;
-  /** The confirm phase's rename: true when this confirmation won, false when the watchdog had. */
-  readonly confirmed?: boolean | undefined;
-  /** Set when switch-to-configuration ran out of its activation timeout (seconds) and was stopped. */
-  readonly timedOut?: number | undefined;
-  /** Set when re-activating the previous generation ran out of that time too. */
-  readonly revertTimedOut?: number | undefined;
-}
 
 /** A session that ended without its final report: the connection dropped or the program died. */
 export class HostSessionError extends NixPlanError {
@@ -80,139 +29,6 @@ export class HostSessionError extends NixPlanError {
   ) {
     super('host', message);
   }
-}
-
-/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
-export function parseMarkers(stdout: Buffer | string): [string, string][] {
-  const out: [string, string][] = [];
-  for (const line of stdout.toString().split('\n')) {
-    const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
-    if (m?.[1] !== undefined) out.push([m[1], m[2] ?? '']);
-  }
-  return out;
-}
-
-/** Every value of `key`, and the last one. */
-function last(markers: readonly [string, string][], key: string): string | undefined {
-  let v: string | undefined;
-  for (const [k, value] of markers) if (k === key) v = value;
-  return v;
-}
-
-const num = (v: string | undefined): number | undefined =>
-  v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
-
-/** Hex (od's output with the spaces removed) to bytes. */
-function fromHex(hex: string): Uint8Array {
-  if (!/^(?:[0-9a-f]{2})*$/.test(hex)) throw new NixPlanError('host', 'the host sent its record garbled');
-  return new Uint8Array(Buffer.from(hex, 'hex'));
-}
-
-const ACTIVATION_STATES: readonly string[] = [
-  'starting',
-  'switching',
-  'awaiting-confirmation',
-  'reverting',
-  'done',
-  'dry-activated',
-  'reverted',
-  'no-previous',
-  'revert-failed',
-  'lost',
-];
-
-/** The report in a session's markers (partial when the session ended early). */
-export function activationReport(markers: readonly [string, string][]): ActivationReport {
-  const state = last(markers, 'state');
-  const confirmed = last(markers, 'confirmed');
-  return {
-    id: last(markers, 'activation'),
-    state:
-      state === undefined
-        ? undefined
-        : ACTIVATION_STATES.includes(state)
-          ? (state as ActivationState)
-          : 'lost',
-    switchRc: num(last(markers, 'switch-rc')),
-    revertRc: num(last(markers, 'revert-rc')),
-    removed: last(markers, 'removed') || undefined,
-    recordFailed: last(markers, 'record-failed') !== undefined,
-    previous: last(markers, 'previous') || undefined,
-    previousSystem: last(markers, 'previous-system') || undefined,
-    generation: last(markers, 'generation') || undefined,
-    current: last(markers, 'current'),
-    currentSystem: last(markers, 'current-system'),
-    logged: num(last(markers, 'logged')) ?? 0,
-    confirmed: confirmed === undefined ? undefined : confirmed === '1',
-    timedOut: num(last(markers, 'timed-out')),
-    revertTimedOut: num(last(markers, 'revert-timed-out')),
-  };
-}
-
-/** One path of a runtime closure as a host reported it: the path and its NAR size. */
-export interface ClosurePath {
-  readonly path: string;
-  readonly narSize: number;
-}
-
-/** What the closure phase says: the profile's current generation and both systems' closures. */
-export interface HostClosures {
-  /** The profile's current generation link (absolute), if it has one. */
-  readonly current?: string | undefined;
-  /** The system that generation holds. */
-  readonly currentSystem?: string | undefined;
-  /** The current system's runtime closure; undefined when there is none or it is not valid there. */
-  readonly old?: readonly ClosurePath[] | undefined;
-  /** The current generation's system is not a valid path in the host's store (nothing to compare). */
-  readonly oldInvalid: boolean;
-  /** The new system's runtime closure on the host. */
-  readonly new: readonly ClosurePath[];
-}
-
-/**
- * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
- * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
- */
-export const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
-
-/**
- * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a
- * size in decimal digits. A host is not trusted to send well-formed lines.
- */
-export function parseClosures(
-  markers: readonly [string, string][],
-  storeDir: string,
-  label: string,
-): HostClosures {
-  const bad = (what: string): NixPlanError =>
-    new NixPlanError('host', `${label}: the host sent ${what} in the closure it reported`);
-  const old: ClosurePath[] = [];
-  const now: ClosurePath[] = [];
-  let oldSeen = false;
-  for (const [k, v] of markers) {
-    if (k !== 'old' && k !== 'new') continue;
-    const space = v.indexOf(' ');
-    const size = v.slice(0, space);
-    const path = v.slice(space + 1);
-    if (space < 1 || !/^\d{1,15}$/.test(size)) throw bad('a line without a size');
-    if (!isStorePath(path, storeDir)) throw bad(`a path outside ${storeDir} or not a store path`);
-    (k === 'old' ? old : now).push({ path, narSize: Number(size) });
-    if (k === 'old') oldSeen = true;
-  }
-  const current = last(markers, 'current') || undefined;
-  const currentSystem = last(markers, 'current-system') || undefined;
-  for (const p of [current, currentSystem])
-    if (p !== undefined && unsafeCharacter(p) !== undefined)
-      throw bad('a generation with control characters');
-  if (now.length === 0) throw bad('no path of the new system');
-  const oldInvalid = last(markers, 'old-invalid') !== undefined;
-  return {
-    current,
-    currentSystem,
-    old: oldSeen && !oldInvalid ? old : undefined,
-    oldInvalid,
-    new: now,
-  };
 }
 
 /** Why a login that is not root cannot activate, and what to do about it. */
@@ -282,7 +98,7 @@ export class HostProgram {
   /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
   private check(result: HostRunResult, what: string): [string, string][] {
     const markers = parseMarkers(result.stdout);
-    const error = last(markers, 'error');
+    const error = lastMarker(markers, 'error');
     if (error !== undefined) {
       const space = error.indexOf(' ');
       throw this.errorFor(error.slice(0, space < 0 ? error.length : space), error.slice(space + 1));
@@ -307,12 +123,12 @@ export class HostProgram {
       m = this.check(result, 'the probe');
     } catch (e) {
       // A refusal by a login that is not root: that is the likelier cause, say so.
-      const uid = num(last(parseMarkers(result.stdout), 'uid'));
+      const uid = markerNumber(lastMarker(parseMarkers(result.stdout), 'uid'));
       if (e instanceof HostSessionError || !(e instanceof NixPlanError) || uid === undefined || uid === 0)
         throw e;
       throw new NixPlanError(e.code, `${e.message}\n(${notRootText(uid)})`, { cause: e });
     }
-    const protocol = last(m, 'protocol');
+    const protocol = lastMarker(m, 'protocol');
     if (protocol !== String(HOST_PROTOCOL))
       throw new NixPlanError(
         'host',
@@ -320,26 +136,26 @@ export class HostProgram {
       );
     let storeDir: unknown;
     try {
-      storeDir = JSON.parse(last(m, 'store-dir') ?? '');
+      storeDir = JSON.parse(lastMarker(m, 'store-dir') ?? '');
     } catch {
       storeDir = undefined;
     }
     if (typeof storeDir !== 'string')
       throw new NixPlanError(
         'host',
-        `${this.shell.label}: cannot read the host's store dir from Nix (it said '${last(m, 'store-dir') ?? ''}')`,
+        `${this.shell.label}: cannot read the host's store dir from Nix (it said '${lastMarker(m, 'store-dir') ?? ''}')`,
       );
-    const record = last(m, 'record');
+    const record = lastMarker(m, 'record');
     return {
-      nixVersion: parseNixVersion(last(m, 'nix') ?? ''),
+      nixVersion: parseNixVersion(lastMarker(m, 'nix') ?? ''),
       storeDir,
-      uid: num(last(m, 'uid')) ?? -1,
-      systemd: last(m, 'systemd') === '1',
-      zstd: last(m, 'zstd') === '1',
-      generation: last(m, 'generation'),
-      system: last(m, 'system'),
-      record: record === undefined ? undefined : fromHex(record),
-      busy: last(m, 'busy'),
+      uid: markerNumber(lastMarker(m, 'uid')) ?? -1,
+      systemd: lastMarker(m, 'systemd') === '1',
+      zstd: lastMarker(m, 'zstd') === '1',
+      generation: lastMarker(m, 'generation'),
+      system: lastMarker(m, 'system'),
+      record: record === undefined ? undefined : markerBytes(record),
+      busy: lastMarker(m, 'busy'),
     };
   }
 
@@ -358,7 +174,7 @@ export class HostProgram {
       { input, onStderr: output.onOutput, signal: output.signal },
     );
     const m = this.check(result, 'the transfer');
-    return { imported: num(last(m, 'imported')) ?? 0 };
+    return { imported: markerNumber(lastMarker(m, 'imported')) ?? 0 };
   }
 
   /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */

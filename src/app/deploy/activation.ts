@@ -4,12 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { basename } from 'node:path';
 import { NixPlanError, type ErrorCode } from '../../core/errors.js';
-import {
-  HostSessionError,
-  type ActivateArgs,
-  type ActivationReport,
-  type HostProgram,
-} from '../../nix/host-program.js';
+import { HostSessionError, type ActivateArgs, type HostProgram } from '../../nix/host-program.js';
+import { type ActivationReport } from '../../nix/host-markers.js';
 import type { Logger } from '../deps.js';
 
 /** What switch-to-configuration is asked to do (nixos-rebuild's actions of the same names). */

@@ -12,7 +12,7 @@ import {
   type PackageCounts,
 } from '../../core/diff/packages.js';
 import { nameOf } from '../../core/store-path.js';
-import type { ClosurePath, HostClosures } from '../../nix/host-program.js';
+import type { ClosurePath, HostClosures } from '../../nix/host-markers.js';
 import { formatBytes } from '../display.js';
 import { generationNumber } from './activation.js';
 

@@ -1,7 +1,7 @@
 // How a host is named on the command line and in the action's `hosts` input.
 import { NixPlanError } from '../../core/errors.js';
 import { parseSshTarget } from '../../nix/ssh.js';
-import type { DeployHostSpec } from './index.js';
+import type { DeployHostSpec } from './types.js';
 
 /** One host: `[NAME=][USER@]HOST[:PORT]` (NAME picks the plan's root for it). */
 export function parseHostOption(text: string): DeployHostSpec {

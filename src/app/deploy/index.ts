@@ -1,163 +1,39 @@
 // deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
 // SSH server. Verify here, ask each host about itself, send, build there, activate safely.
-import { readBundleHead, openBundle, type BundleSource } from '../../core/bundle/reader.js';
+import { readBundleHead, openBundle, type BundleSource } from '../../core/bundle/index.js';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { trustReportOf, trustStatus, type TrustReport } from '../../core/bundle/trust-report.js';
 import { parsePublicKey } from '../../core/signing.js';
 import { NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.js';
 import { HostProgram } from '../../nix/host-program.js';
-import { SshHost, formatSshTarget, type HostShell, type SshTarget } from '../../nix/ssh.js';
-import type { Deps, Logger } from '../deps.js';
+import { generationOf } from '../../nix/profile.js';
+import { SshHost, formatSshTarget, type SshTarget } from '../../nix/ssh.js';
+import type { Deps } from '../deps.js';
 import { rootLabel } from '../inspect.js';
 import { verifyWithProgress } from '../verify.js';
-import {
-  DEFAULT_ACTIVATION_TIMEOUT,
-  DEFAULT_CONFIRM_TIMEOUT,
-  type ActivationAction,
-  type ActivationClock,
-} from './activation.js';
+import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT } from './activation.js';
 import type { HostChanges } from './changes.js';
-import { fileDigest } from './digest.js';
-import {
-  checkProbe,
-  deployToHost,
-  sendPlan,
-  type BuildOn,
-  type HostJob,
-  type TransferEncoding,
-} from './host.js';
+import { fileDigest } from '../files.js';
+import { checkProbe, deployToHost, sendPlan, type HostJob } from './host.js';
 import { linePrefixer } from './prefix.js';
 import { checkFreshness, recordFor } from './record.js';
 import { assignRoots, systemOfRoot } from './roots.js';
 
-export {
-  ACTIVATION_ACTIONS,
-  DEFAULT_ACTIVATION_TIMEOUT,
-  DEFAULT_CONFIRM_TIMEOUT,
-  type ActivationAction,
-} from './activation.js';
-import { ACTIVATION_ACTIONS } from './activation.js';
+import {
+  DEFAULT_PROFILE,
+  type DeployAction,
+  type DeployDeps,
+  type DeployOptions,
+  type DeployResult,
+  type HostOutcome,
+  type HostOutputs,
+  type HostResult,
+} from './types.js';
+
+export { ACTIVATION_ACTIONS, DEFAULT_CONFIRM_TIMEOUT, type ActivationAction } from './activation.js';
 export { BUILD_ON, TRANSFER_ENCODINGS, type BuildOn, type TransferEncoding } from './host.js';
 export type { HostChanges } from './changes.js';
-
-/** NixOS's system profile. */
-export const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
-
-/** One host to deploy to: a name (matched against the plan's roots) and where to log in. */
-export interface DeployHostSpec {
-  readonly name?: string | undefined;
-  readonly target: SshTarget;
-}
-
-/** Options of deployPlan. */
-/** What a deploy does on each host: an activation, or `push` (send and import the plan only). */
-export type DeployAction = ActivationAction | 'push';
-
-/** Every deploy action, for parsing and help texts. */
-export const DEPLOY_ACTIONS: readonly DeployAction[] = [...ACTIVATION_ACTIONS, 'push'];
-
-export interface DeployOptions {
-  readonly hosts: readonly DeployHostSpec[];
-  readonly action?: DeployAction | undefined;
-  readonly profile?: string | undefined;
-  /** Seconds a switch waits for confirmation before the host reverts it; 0 turns confirmation off. */
-  readonly confirmTimeout?: number | undefined;
-  /** Seconds switch-to-configuration may run before it is stopped and undone; 0: no limit. */
-  readonly activationTimeout?: number | undefined;
-  readonly buildOn?: BuildOn | undefined;
-  /** Public keys; the plan must be signed by one (unless noCheckSigs). */
-  readonly trustedKeys?: readonly string[] | undefined;
-  /** Accept the plan without proof (warned). */
-  readonly noCheckSigs?: boolean | undefined;
-  /** Deploy a root that is not a NixOS system derivation. */
-  readonly allowAnyRoot?: boolean | undefined;
-  /** Hosts deployed at once (default: all, at most 8). */
-  readonly jobs?: number | undefined;
-  /** Go on with the other hosts after one fails. */
-  readonly keepGoing?: boolean | undefined;
-  readonly compress?: TransferEncoding | undefined;
-  /** Raw arguments for ssh, in order. */
-  readonly sshOptions?: readonly string[] | undefined;
-  /** Log in as a user allowed `sudo -n` and run the host program with it. */
-  readonly useSudo?: boolean | undefined;
-  /** Refuse a plan created longer ago than this (`--max-age`), in milliseconds and as written. */
-  readonly maxAgeMs?: number | undefined;
-  readonly maxAgeText?: string | undefined;
-  /** Deploy a plan older than the one a host last applied. */
-  readonly allowDowngrade?: boolean | undefined;
-}
-
-/** How a host ended. */
-export type HostOutcome =
-  | 'pushed'
-  | 'switched'
-  | 'booted'
-  | 'tested'
-  | 'dry-activated'
-  | 'rolled-back'
-  | 'failed'
-  | 'needs-attention'
-  | 'skipped';
-
-/** One row of the final table (and of `--json`). */
-export interface HostResult {
-  /** The host's name (`--host NAME=…`), else its address. */
-  readonly name: string;
-  readonly target: string;
-  /** The root deployed (its .drv) and the system it builds. */
-  readonly root?: string | undefined;
-  readonly system?: string | undefined;
-  readonly action: DeployAction;
-  readonly outcome: HostOutcome;
-  /** The profile's generation afterwards, and before. */
-  readonly generation?: number | undefined;
-  readonly previousGeneration?: number | undefined;
-  /** The system the profile points at afterwards. */
-  readonly currentSystem?: string | undefined;
-  /** Whether the switch was confirmed over a new connection. */
-  readonly confirmed?: boolean | undefined;
-  readonly imported?: number | undefined;
-  /** What the deploy changes on the host (known once the system is built there; not for push). */
-  readonly changes?: HostChanges | undefined;
-  readonly seconds: number;
-  readonly error?: { readonly code: ErrorCode; readonly message: string } | undefined;
-}
-
-/** What deployPlan did. */
-export interface DeployResult {
-  readonly bundle: string;
-  /** `sha256:<hex>` of the bundle file. */
-  readonly digest: string;
-  readonly storeDir: string;
-  /** The names of the trusted keys whose signature verified. */
-  readonly signedBy: readonly string[];
-  /** What was proven about who made the plan (as import reports it). */
-  readonly trust: TrustReport;
-  /** The plan's manifest: its roots, and when and where it was made. */
-  readonly manifest: BundleManifest;
-  readonly hosts: readonly HostResult[];
-  /** True when every host succeeded. */
-  readonly ok: boolean;
-}
-
-/** Where each host's messages and output go (the CLI prefixes lines with the host's name). */
-export interface HostOutputs {
-  (name: string): { log: Logger; output: (chunk: Uint8Array) => void; done(): void };
-}
-
-/** Dependencies of deployPlan. */
-export interface DeployDeps extends Deps {
-  /** How a host is reached (default: the system ssh with the options given). */
-  readonly shellFor?: ((target: SshTarget) => HostShell) | undefined;
-  /** Per-host output (default: deps.log and deps.nixLog, lines prefixed with `[NAME] ` for fleets). */
-  readonly hostOutputs?: HostOutputs | undefined;
-  /** For `--build-on local`: builds the plan here and gives the roots' outputs. */
-  readonly realise?: ((bundlePath: string) => Promise<unknown>) | undefined;
-  readonly clock?: ActivationClock | undefined;
-  readonly signal?: AbortSignal | undefined;
-  /** The clock for the record's appliedAt (default: now). */
-  readonly now?: (() => Date) | undefined;
-}
+export * from './types.js';
 
 const OUTCOME: Record<DeployAction, HostOutcome> = {
   push: 'pushed',
@@ -379,8 +255,8 @@ export async function deployPlan(
             ...base,
             outcome: failedOutcome(code),
             ...(report !== undefined && {
-              generation: generationOf(report.current),
-              previousGeneration: generationOf(report.previous),
+              generation: generationOfLink(report.current),
+              previousGeneration: generationOfLink(report.previous),
               currentSystem: report.currentSystem,
             }),
             changes,
@@ -405,11 +281,6 @@ export async function deployPlan(
   } finally {
     await source.close();
   }
-}
-
-function generationOf(link: string | undefined): number | undefined {
-  const m = /-(\d+)-link$/.exec(link ?? '');
-  return m?.[1] === undefined ? undefined : Number(m[1]);
 }
 
 async function buildLocally(bundlePath: string, deps: DeployDeps): Promise<void> {
@@ -438,3 +309,8 @@ function defaultOutputs(deps: Deps, prefixed: boolean): HostOutputs {
 
 /** The manifest type, for callers that show the plan. */
 export type { BundleManifest };
+
+/** The generation number of a profile's generation link, if the host reported one. */
+function generationOfLink(link: string | undefined): number | undefined {
+  return link === undefined ? undefined : generationOf(link);
+}

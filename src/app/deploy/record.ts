@@ -3,22 +3,14 @@
 // activated (over SSH for a deploy), checked before anything is sent, and written by the
 // activation itself once a switch is confirmed (or a boot is set).
 import type { BundleManifest } from '../../core/bundle/index.js';
-import { freshnessProblem, lastAppliedOf, parseLastApplied, type LastApplied } from '../../core/freshness.js';
+import { lastAppliedOf, parseLastApplied, type LastApplied } from '../../core/freshness.js';
 import { sha256, toHex } from '../../core/hash.js';
 import { rfc3339 } from '../../core/provenance.js';
 import type { Logger } from '../deps.js';
+import { checkPlanAge, type FreshnessChecks } from '../freshness.js';
 
 /** The record's suffix beside the profile. */
 export const RECORD_SUFFIX = '.nix-plan.json';
-
-/** What a plan's age must satisfy where it is applied. */
-export interface FreshnessChecks {
-  /** `--max-age` in milliseconds, and as written. */
-  readonly maxAgeMs?: number | undefined;
-  readonly maxAgeText?: string | undefined;
-  /** Accept a plan older than the one last applied there (`--allow-downgrade`). */
-  readonly allowDowngrade?: boolean | undefined;
-}
 
 /** The record of applying `manifest` (from a bundle file with `digest`) to one host: its root(s). */
 export function recordFor(
@@ -51,16 +43,5 @@ export function checkFreshness(
     bytes === undefined
       ? undefined
       : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`);
-  const policy = {
-    maxAgeMs: checks.maxAgeMs,
-    maxAgeText: checks.maxAgeText,
-    ...(record !== undefined && { last: { record, target } }),
-    allowDowngrade: checks.allowDowngrade,
-  };
-  const problem = freshnessProblem(manifest, policy, now);
-  if (problem !== undefined) throw problem;
-  if (checks.allowDowngrade === true && record !== undefined) {
-    const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
-    if (strict !== undefined) log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
-  }
+  checkPlanAge(manifest, checks, record === undefined ? undefined : { record, target }, now, log);
 }

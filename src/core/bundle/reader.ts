@@ -30,11 +30,6 @@ import {
 import { PathProofs } from './proof.js';
 import { openBundle, type BundleSource } from './source.js';
 
-export { memorySource, openBundle, type BundleSource } from './source.js';
-export { decompressedStream, exportStream, readBundleHead, type BundleHead } from './decode.js';
-export { DEFAULT_READER_LIMITS, type ReaderLimits } from './limits.js';
-export { DerivationChecks, type VerifiedEntry } from './policy.js';
-
 /** What to require of a bundle beyond its own consistency. */
 export interface VerifyOptions {
   /** The store dir of the store it is for; a bundle for another realm is refused. */

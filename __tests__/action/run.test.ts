@@ -1,0 +1,291 @@
+// The actions' run(deps) with a recording runner IO: what each reads, what it sets and writes,
+// and that a bad input or a plan that is not the one asked for stops it before any work. The use
+// cases that need Nix (export, realise) are replaced by recording fakes; the bundle, the artifact
+// directory and the digest checks are real.
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspectPlan } from '../../src/app/inspect.js';
+import type { diffPlanSources } from '../../src/app/diff.js';
+import type { exportPlan } from '../../src/app/export.js';
+import type { realisePlan } from '../../src/app/realise.js';
+import type { Logger, Progress } from '../../src/app/deps.js';
+import { encodeExport, bundleOf, FIXTURE_CREATED_AT } from '../support/bundle-fixtures.js';
+import { sha256, toHex } from '../../src/core/hash.js';
+import { generateKeyPair } from '../../src/core/signing.js';
+import type { BundleManifest } from '../../src/core/bundle/manifest.js';
+import {
+  DEFAULT_ARTIFACT_NAME,
+  PlanInput,
+  PlanOutput,
+  RealiseInput,
+  RealiseOutput,
+  RunnerEnv,
+} from '../../src/action/constants.js';
+import { run as runPlan, type PlanDeps } from '../../src/action/plan.js';
+import { run as runRealise, type RealiseDeps } from '../../src/action/realise.js';
+import type { ActionIO } from '../../src/action/run.js';
+import { LocalDirectoryTransport } from '../../src/transport/local.js';
+import type { CommandRunner } from '../../src/nix/runner.js';
+
+const STORE = '/nix/store';
+const ROOTS = [0, 1, 2].map((n) => ({
+  attribute: `r${n}`,
+  drvPath: `${STORE}/${'abcdfghijklmnpqrsvwxyz0123456789'.slice(n, n + 1).repeat(32)}-r${n}.drv`,
+  outputs: { out: `${STORE}/${'0123456789abcdfghijklmnpqrsvwxyz'.slice(n, n + 1).repeat(32)}-r${n}` },
+}));
+
+/** A real bundle of an empty closure with three roots (what the actions read of it is the manifest). */
+function planBundle(): { bytes: Uint8Array; manifest: BundleManifest } {
+  const exportBytes = encodeExport([]);
+  return bundleOf(
+    {
+      tool: 'nix-plan test',
+      nixVersion: 'test',
+      createdAt: FIXTURE_CREATED_AT,
+      provenance: {},
+      storeDir: STORE,
+      systems: ['x86_64-linux'],
+      include: 'drvs',
+      roots: ROOTS,
+      counts: { drv: 0, text: 0, source: 0, output: 0 },
+      narBytes: { drv: 0, text: 0, source: 0, output: 0 },
+      paths: 0,
+    },
+    exportBytes,
+  );
+}
+
+/** What an action did to the runner. */
+interface Recorded {
+  outputs: Record<string, string>;
+  secrets: string[];
+  summary: string[];
+  log: string[];
+}
+
+function recordingIO(
+  inputs: Record<string, string>,
+  env: Record<string, string>,
+): { io: ActionIO; rec: Recorded } {
+  const rec: Recorded = { outputs: {}, secrets: [], summary: [], log: [] };
+  const log: Logger = {
+    info: (m) => rec.log.push(`info: ${m}`),
+    warn: (m) => rec.log.push(`warn: ${m}`),
+    debug: (m) => rec.log.push(`debug: ${m}`),
+  };
+  const progress: Progress = { start: () => ({ tick: () => undefined, done: () => undefined }) };
+  let clock = 1000;
+  const io: ActionIO = {
+    input: (name) => inputs[name] ?? '',
+    env: (name) => env[name],
+    setOutput: (name, value) => {
+      rec.outputs[name] = String(value);
+    },
+    setSecret: (value) => rec.secrets.push(value),
+    log,
+    progress,
+    appendSummary: (markdown) => {
+      rec.summary.push(markdown);
+      return Promise.resolve();
+    },
+    now: () => (clock += 5),
+  };
+  return { io, rec };
+}
+
+const noRunner: CommandRunner = {
+  run: () => Promise.reject(new Error('the action ran a command the test did not expect')),
+};
+
+/** No compare-to input is given, so the root action must not diff. */
+const noDiff = (() =>
+  Promise.reject(
+    new Error('the action diffed a plan the test did not ask to compare'),
+  )) as unknown as typeof diffPlanSources;
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'nix-plan-action-run-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const digestOf = (bytes: Uint8Array): string => `sha256:${toHex(sha256(bytes))}`;
+
+describe('the root action', () => {
+  test('exports with its settings, publishes the bundle and describes it in outputs and the summary', async () => {
+    const bundle = planBundle();
+    const key = generateKeyPair('ci');
+    const calls: Parameters<typeof exportPlan>[0][] = [];
+    const fakeExport = ((options: Parameters<typeof exportPlan>[0]) => {
+      calls.push(options);
+      writeFileSync(options.output, bundle.bytes);
+      return Promise.resolve({
+        bundlePath: options.output,
+        manifest: bundle.manifest,
+        bundleBytes: bundle.bytes.length,
+        timings: { evaluateMs: 3, collectMs: 1, writeMs: 1 },
+      });
+    }) as unknown as typeof exportPlan;
+    const { io, rec } = recordingIO(
+      {
+        [PlanInput.Installables]: '.#a\n.#b',
+        [PlanInput.CompressionLevel]: '7',
+        [PlanInput.SigningKey]: key.secretKey,
+        [PlanInput.ArtifactName]: 'my-plan',
+        [PlanInput.ArtifactDir]: join(dir, 'artifacts'),
+        [PlanInput.Matrix]: '2',
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    const deps: PlanDeps = {
+      io,
+      runner: noRunner,
+      transport: (artifactDir) => new LocalDirectoryTransport(artifactDir!, '42'),
+      exportPlan: fakeExport,
+      diffPlanSources: noDiff,
+    };
+
+    await runPlan(deps);
+
+    // The key is masked before anything can print it, and reaches the exporter as given.
+    expect(rec.secrets).toEqual([key.secretKey]);
+    expect(calls).toHaveLength(1);
+    expect(calls[0]).toMatchObject({ installables: ['.#a', '.#b'], level: 7, signingKey: key.secretKey });
+    expect(calls[0]!.output).toBe(join(dir, 'runner', 'nix-plan', 'plan', 'my-plan'));
+    expect(calls[0]!.provenance?.env?.(RunnerEnv.RunId)).toBe('42');
+
+    const digest = digestOf(bundle.bytes);
+    expect(rec.outputs[PlanOutput.BundlePath]).toBe(calls[0]!.output);
+    expect(rec.outputs[PlanOutput.Digest]).toBe(digest);
+    expect(rec.outputs[PlanOutput.Bytes]).toBe(String(bundle.bytes.length));
+    expect(rec.outputs[PlanOutput.ArtifactName]).toBe('my-plan');
+    expect(JSON.parse(rec.outputs[PlanOutput.DrvPaths]!)).toEqual(ROOTS.map((r) => r.drvPath));
+    expect(JSON.parse(rec.outputs[PlanOutput.OutPaths]!)).toEqual(
+      Object.fromEntries(ROOTS.map((r) => [r.drvPath, r.outputs])),
+    );
+    const matrix = JSON.parse(rec.outputs[PlanOutput.Matrix]!) as { include: unknown[] };
+    expect(matrix.include).toHaveLength(2);
+
+    // The published copy is the bundle, byte for byte.
+    const published = await new LocalDirectoryTransport(join(dir, 'artifacts'), '42').download(
+      { name: 'my-plan' },
+      join(dir, 'down'),
+    );
+    expect(digestOf(readFileSync(published.path))).toBe(digest);
+
+    expect(rec.summary).toHaveLength(1);
+    expect(rec.summary[0]).toContain('my-plan');
+    expect(rec.summary[0]).toContain(digest.slice('sha256:'.length, 'sha256:'.length + 12));
+  });
+
+  test('a bad input fails before anything is exported or set', async () => {
+    const { io, rec } = recordingIO(
+      { [PlanInput.Installables]: '.#a', [PlanInput.CompressionLevel]: '99' },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    let exported = 0;
+    const deps: PlanDeps = {
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('no transport expected');
+      },
+      exportPlan: () => {
+        exported++;
+        return Promise.reject(new Error('not expected'));
+      },
+      diffPlanSources: noDiff,
+    };
+    await expect(runPlan(deps)).rejects.toThrow(/compression-level/);
+    expect(exported).toBe(0);
+    expect(rec.outputs).toEqual({});
+    expect(rec.summary).toEqual([]);
+  });
+});
+
+describe('the realise action', () => {
+  async function published(): Promise<{ bundle: ReturnType<typeof planBundle>; artifacts: string }> {
+    const bundle = planBundle();
+    const artifacts = join(dir, 'artifacts');
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, bundle.bytes);
+    await new LocalDirectoryTransport(artifacts, '42').upload(file, DEFAULT_ARTIFACT_NAME);
+    return { bundle, artifacts };
+  }
+
+  function realiseDeps(io: ActionIO, calls: { bundle: string; options: unknown }[]): RealiseDeps {
+    const fakeRealise = (async (bundle: string, options: Parameters<typeof realisePlan>[1]) => {
+      calls.push({ bundle, options });
+      const { manifest } = await inspectPlan(bundle);
+      const roots = options.roots ?? manifest.roots.map((r) => r.drvPath);
+      return {
+        manifest,
+        outPaths: Object.fromEntries(
+          manifest.roots.filter((r) => roots.includes(r.drvPath)).map((r) => [r.drvPath, r.outputs]),
+        ),
+        import: { imported: 0, alreadyValid: 0, method: 'none' },
+        links: [],
+      };
+    }) as unknown as typeof realisePlan;
+    return {
+      io,
+      runner: noRunner,
+      transport: (artifactDir) => new LocalDirectoryTransport(artifactDir!, '42'),
+      inspectPlan,
+      realisePlan: fakeRealise,
+    };
+  }
+
+  test('fetches the plan by digest, builds its shard and sets the out paths', async () => {
+    const { bundle, artifacts } = await published();
+    const { io, rec } = recordingIO(
+      {
+        [RealiseInput.ArtifactDir]: artifacts,
+        [RealiseInput.Digest]: digestOf(bundle.bytes),
+        [RealiseInput.Shard]: '1/2',
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    const calls: { bundle: string; options: unknown }[] = [];
+
+    await runRealise(realiseDeps(io, calls));
+
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.bundle).toBe(rec.outputs[RealiseOutput.BundlePath]);
+    const shardRoots = (calls[0]!.options as { roots: string[] }).roots;
+    expect(shardRoots.length).toBeGreaterThan(0);
+    expect(shardRoots.length).toBeLessThan(ROOTS.length);
+    expect(Object.keys(JSON.parse(rec.outputs[RealiseOutput.OutPaths]!) as object)).toEqual(shardRoots);
+    expect(rec.log.some((l) => l.startsWith(`info: shard 1/2: ${shardRoots.length} of 3 root(s)`))).toBe(
+      true,
+    );
+    expect(rec.summary).toHaveLength(1);
+  });
+
+  test('a plan whose digest is not the one asked for is refused before anything is realised', async () => {
+    const { artifacts } = await published();
+    const { io, rec } = recordingIO(
+      { [RealiseInput.ArtifactDir]: artifacts, [RealiseInput.Digest]: `sha256:${'0'.repeat(64)}` },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    const calls: { bundle: string; options: unknown }[] = [];
+    await expect(runRealise(realiseDeps(io, calls))).rejects.toThrow(/digest/);
+    expect(calls).toEqual([]);
+    expect(rec.outputs[RealiseOutput.OutPaths]).toBeUndefined();
+    expect(rec.summary).toEqual([]);
+  });
+
+  test('an artifact with neither a digest nor trusted keys is refused (fail closed)', async () => {
+    const { artifacts } = await published();
+    const { io, rec } = recordingIO(
+      { [RealiseInput.ArtifactDir]: artifacts },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    const calls: { bundle: string; options: unknown }[] = [];
+    await expect(runRealise(realiseDeps(io, calls))).rejects.toThrow(/trusted-keys/);
+    expect(calls).toEqual([]);
+    expect(rec.outputs).toEqual({});
+  });
+});

@@ -1,0 +1,160 @@
+// Job summaries: they say what a plan holds and how to use it, and never exceed GitHub's limit.
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import type { BundleManifest } from '../../src/core/bundle/manifest.js';
+import {
+  capSummary,
+  formatBytes,
+  planSummary,
+  promoteSummary,
+  SUMMARY_BUDGET,
+  table,
+} from '../../src/action/summary.js';
+
+function manifest(roots: number, relocated = false): BundleManifest {
+  return {
+    format: 'nix-plan',
+    formatVersion: 1,
+    tool: 'nix-plan 0.1.0',
+    nixVersion: '2.8.0',
+    storeDir: relocated ? '/beta/store' : '/nix/store',
+    systems: ['x86_64-linux'],
+    include: 'drvs',
+    roots: Array.from({ length: roots }, (_, i) => ({
+      attribute: `pkgs.p${i}|x`,
+      drvPath: `/nix/store/${'a'.repeat(32)}-p${i}.drv`,
+      outputs: { out: `/nix/store/${'b'.repeat(32)}-p${i}`, dev: '' },
+    })),
+    counts: { drv: 10, text: 2, source: 3, output: 0 },
+    narBytes: { drv: 20480, text: 100, source: 3 << 20, output: 0 },
+    paths: 15,
+    stream: {
+      sha256: '0'.repeat(64),
+      size: 4 << 20,
+      compressedSha256: '1'.repeat(64),
+      compressedSize: 1 << 20,
+    },
+    ...(relocated && {
+      relocatedFrom: {
+        storeDir: '/nix/store',
+        report: {
+          objects: { drv: 10, text: 2, source: 3 },
+          hashesRewritten: 40,
+          bareHashRewrites: 1,
+          bareStoreDirMentions: Array.from({ length: 500 }, (_, i) => ({
+            path: `/beta/store/x${i}`,
+            count: 2,
+          })),
+          warnings: Array.from({ length: 500 }, (_, i) => `warning ${i}`),
+        },
+      },
+    }),
+    signatures: [{ key: 'ci-1', sig: 'x' }],
+    checksum: '2'.repeat(64),
+  };
+}
+
+const facts = (roots: number) => ({
+  manifest: manifest(roots),
+  bundleBytes: 1 << 20,
+  digest: `sha256:${'c'.repeat(64)}`,
+  artifactName: 'plan.nixplan',
+  artifactUrl: 'https://github.com/o/r/actions/runs/1/artifacts/2',
+  timings: { evaluateMs: 2500, exportMs: 300, uploadMs: 120 },
+  realiseAction: 'o/nix-plan/realise@v1',
+  jobs: 4,
+});
+
+describe('plan summary', () => {
+  test('shows sizes, ratio, timings, signer, roots and the realise snippet', () => {
+    const md = planSummary(facts(3));
+    expect(md).toContain(
+      '| [1.0 MiB](https://github.com/o/r/actions/runs/1/artifacts/2) | 4.0 MiB | 4.0× | 2.5 s | 300 ms | 120 ms | 4 |',
+    );
+    expect(md).toContain('signed by `ci-1`');
+    expect(md).toContain('`pkgs.p2\\|x`'); // a pipe in a cell is escaped
+    expect(md).toContain('`dev`: (content-addressed)');
+    expect(md).toContain(
+      '- uses: o/nix-plan/realise@v1\n  with:\n    artifact-name: plan.nixplan\n    digest: sha256:ccc',
+    );
+    expect(md).toMatch(/\| source \| 3 \| 3\.0 MiB \|/);
+  });
+
+  test('lists are truncated and say how many were left out; any plan stays under budget', () => {
+    const md = planSummary(facts(100_000));
+    expect(md).toContain('…and 99950 more.');
+    expect(Buffer.byteLength(md)).toBeLessThan(SUMMARY_BUDGET);
+  });
+
+  test('a promotion shows the relocation report with truncated mentions and warnings', () => {
+    const md = promoteSummary({
+      ...facts(2),
+      from: '/nix/store',
+      manifest: manifest(2, true),
+      report: manifest(2, true).relocatedFrom!.report,
+    });
+    expect(md).toContain('### Relocation `/nix/store` → `/beta/store`');
+    expect(md).toContain('| 10 drv, 2 text, 3 source | 40 | 1 |');
+    expect(md).toContain('…and 450 more.');
+    expect(md).toContain('- …and 450 more');
+  });
+});
+
+describe('summary helpers', () => {
+  test('capSummary keeps any text within budget, cut at a line end, and marks the cut', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.string({ unit: 'grapheme', minLength: 0, maxLength: 200 }), { maxLength: 60 }),
+        fc.integer({ min: 200, max: 6000 }),
+        (lines, budget) => {
+          const text = lines.join('\n');
+          const out = capSummary(text, budget);
+          if (Buffer.byteLength(text) <= budget) expect(out).toBe(text);
+          else {
+            expect(Buffer.byteLength(out)).toBeLessThanOrEqual(budget);
+            const at = Math.max(out.indexOf('\n> [!NOTE]'), out.indexOf('\n…summary cut.'));
+            expect(at).toBeGreaterThanOrEqual(0);
+            const kept = out.slice(0, at).replace(/\n(```|<\/details>|\n)*$/, '');
+            expect(text.startsWith(kept)).toBe(true);
+            // Whole lines only: what is kept ends where a line of the text ended.
+            if (kept.includes('\n')) expect(text[kept.length]).toBe('\n');
+          }
+        },
+      ),
+    );
+  });
+
+  test('a cut summary closes what it left open and says what is missing', () => {
+    const rows = Array.from({ length: 4000 }, (_, i) => `| \`pkg${i}\` | rebuilt |`).join('\n');
+    const md = [
+      '## nix-plan: `plan.nixplan`\n',
+      '<details><summary>Rebuilt (4000)</summary>\n',
+      '| package | change |\n| --- | --- |',
+      rows,
+      '</details>\n',
+      '### Roots\n\nroots here\n',
+      '### How to realise this plan\n\n```yaml\n- uses: x\n```\n',
+    ].join('\n');
+    const out = capSummary(md, 32 * 1024);
+    expect(Buffer.byteLength(out)).toBeLessThanOrEqual(32 * 1024);
+    expect(out).toMatch(/\| `pkg\d+` \| rebuilt \|\n\n<\/details>\n\n> \[!NOTE\]\n/);
+    expect(out).toMatch(
+      /> \*\*This summary was cut\*\* to stay under GitHub’s 1 MiB limit for a step summary: the last \d+\.\d KiB of \d+\.\d KiB are not shown, including the sections “Roots”, “How to realise this plan”\./,
+    );
+    expect(out).toContain('`nix-plan inspect --contents` and `nix-plan diff` show it in full.');
+    // A code block cut in half is closed.
+    const fenced = capSummary(`intro\n\n\`\`\`text\n${'line\n'.repeat(10_000)}\`\`\`\n`, 8 * 1024);
+    expect(fenced).toMatch(/line\n\n```\n\n> \[!NOTE\]/);
+  });
+
+  test('formatBytes and table', () => {
+    expect([0, 1023, 1024, 1536, 5 * 2 ** 30].map(formatBytes)).toEqual([
+      '0 B',
+      '1023 B',
+      '1.0 KiB',
+      '1.5 KiB',
+      '5.0 GiB',
+    ]);
+    expect(table(['a'], [['1'], ['2'], ['3']], 2)).toBe('| a |\n| --- |\n| 1 |\n| 2 |\n\n…and 1 more.\n');
+  });
+});

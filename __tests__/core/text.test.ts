@@ -1,0 +1,60 @@
+// Escaping text from a bundle for terminals and GitHub Markdown: no control sequence, bidi override or Markdown gets through.
+import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
+import {
+  escapeHtml,
+  escapeMarkdown,
+  escapeTerminal,
+  markdownCode,
+  unsafeCharacter,
+} from '../../src/core/text.js';
+
+// eslint-disable-next-line no-control-regex
+const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+
+describe('escapeTerminal', () => {
+  test('makes ESC, CR, OSC, C1 and bidi controls visible', () => {
+    expect(escapeTerminal('\x1b[2K\rOK: verified\n')).toBe('\\e[2K\\rOK: verified\\n');
+    expect(escapeTerminal('\x1b]8;;https://evil\x07x')).toBe('\\e]8;;https://evil\\x07x');
+    expect(escapeTerminal('a\u009bb\u009dc')).toBe('a\\x9bb\\x9dc');
+    expect(escapeTerminal('exe.\u202etxt')).toBe('exe.\\u{202e}txt');
+    expect(escapeTerminal('a\ud800b')).toBe('a\\u{d800}b');
+    expect(escapeTerminal('Zoë ✓ 日本 🚀')).toBe('Zoë ✓ 日本 🚀');
+  });
+  test('multiline keeps newlines and tabs, never a carriage return', () => {
+    expect(escapeTerminal('a\n\tb\r\x1bc', { multiline: true })).toBe('a\n\tb\\r\\ec');
+  });
+  test('no string escapes to anything holding a raw control (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (s) => {
+        expect(RAW_CONTROL.test(escapeTerminal(s))).toBe(false);
+        expect(/[\r\n]/.test(escapeTerminal(s))).toBe(false);
+        expect(unsafeCharacter(escapeTerminal(s))).toBeUndefined();
+      }),
+      { numRuns: 2000 },
+    );
+  });
+  test('unsafeCharacter names the first one', () => {
+    expect(unsafeCharacter('ab\u202ec')).toEqual({ index: 2, codePoint: 'U+202E' });
+    expect(unsafeCharacter('fine')).toBeUndefined();
+  });
+});
+
+describe('Markdown', () => {
+  test('markdownCode fences past any backtick run and keeps the text', () => {
+    expect(markdownCode('hello')).toBe('`hello`');
+    expect(markdownCode('a`b')).toBe('``a`b``');
+    expect(markdownCode('``x')).toBe('``` ``x ```');
+    expect(markdownCode('<img src=x onerror=alert(1)>')).toBe('`<img src=x onerror=alert(1)>`');
+    expect(markdownCode('a\nb')).toBe('`a\\nb`');
+    expect(markdownCode('')).toBe('<code></code>');
+  });
+  test('escapeMarkdown escapes every ASCII punctuation character', () => {
+    expect(escapeMarkdown('[OK](https://x) *b* <b>&amp;</b> #1 @me :+1:')).toBe(
+      '\\[OK\\]\\(https\\:\\/\\/x\\) \\*b\\* \\<b\\>\\&amp\\;\\<\\/b\\> \\#1 \\@me \\:\\+1\\:',
+    );
+  });
+  test('escapeHtml', () => {
+    expect(escapeHtml('<a href="x">\'&')).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;');
+  });
+});

@@ -1,0 +1,169 @@
+// One evaluation for all roots, on real Nix (2.8 and 2.34): several flake installables in one
+// `nix` process and the attributes of a file in one `nix-instantiate`, each root mapped to exactly
+// the installable or attribute it came from (checked against evaluating each one alone).
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { evaluate, parseDryRunJson, parseEvalStrings } from '../../src/nix/evaluate.js';
+import type { CommandRunner, RunOptions, RunResult } from '../../src/nix/runner.js';
+import { NixStore } from '../../src/nix/store.js';
+import { nixVersions, ScratchStore, SYSTEM } from '../support/nix.js';
+
+/** Records the commands a real runner is asked to run, to count processes. */
+class CountingRunner implements CommandRunner {
+  readonly calls: string[][] = [];
+  constructor(private readonly inner: CommandRunner) {}
+  run(cmd: string, args: readonly string[], options?: RunOptions): Promise<RunResult> {
+    this.calls.push([cmd, ...args]);
+    return this.inner.run(cmd, args, options);
+  }
+}
+
+// Names sort differently from the order asked (zeta < alpha would be wrong), one attribute is
+// empty, one is a list of two, one is a set of two, one a function of --arg.
+const DEFAULT_NIX = `{ system ? builtins.currentSystem, suffix ? "" }:
+let d = name: derivation { name = name + suffix; inherit system; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; };
+in {
+  zeta = d "zeta"; alpha = d "alpha"; mid = d "mid";
+  none = { };
+  pair = [ (d "p1") (d "p2") ];
+  set = { x = d "x"; y = d "y"; };
+  weird = { type = "not-a-derivation"; drvPath = "/nope.drv"; };
+  source = ./default.nix;
+}
+`;
+const FLAKE_NIX = `{ outputs = { self }: { packages.${SYSTEM} = import ./default.nix { system = "${SYSTEM}"; }; }; }
+`;
+
+describe('parsers of the evaluators’ output', () => {
+  test('parseEvalStrings reads values with and without separators, and refuses non-strings', () => {
+    expect(parseEvalStrings('"derivation""/s/a.drv"')).toEqual(['derivation', '/s/a.drv']);
+    expect(parseEvalStrings('"a \\"q\\""\n"b"\n')).toEqual(['a "q"', 'b']);
+    expect(parseEvalStrings('')).toEqual([]);
+    expect(parseEvalStrings('"a"5')).toBeUndefined();
+    expect(parseEvalStrings('{"a":1}')).toBeUndefined();
+  });
+
+  test('parseDryRunJson maps results to installables in order and refuses what is not a .drv', () => {
+    const json = JSON.stringify([{ drvPath: '/s/b.drv', outputs: {} }, { path: '/s/a.drv' }]);
+    expect(parseDryRunJson(json, ['.#b', '.#a'])).toEqual([
+      { installable: '.#b', drvPath: '/s/b.drv' },
+      { installable: '.#a', drvPath: '/s/a.drv' },
+    ]);
+    expect(() => parseDryRunJson(JSON.stringify([{ path: '/s/x-src' }]), ['.#src'])).toThrow(
+      /'\.#src' evaluated to '\/s\/x-src', not a derivation/,
+    );
+    expect(() => parseDryRunJson(json, ['.#b'])).toThrow(/2 results for 1 installables/);
+    expect(() => parseDryRunJson('warning: x', ['.#b'])).toThrow(/no JSON/);
+  });
+});
+
+describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
+  let s: ScratchStore;
+  let dir: string;
+  let flake: (attr: string) => string;
+  beforeAll(() => {
+    s = new ScratchStore(version);
+    dir = mkdtempSync(join(tmpdir(), 'nix-plan-eval-'));
+    writeFileSync(join(dir, 'default.nix'), DEFAULT_NIX);
+    writeFileSync(join(dir, 'flake.nix'), FLAKE_NIX);
+    flake = (attr) => `path:${dir}#${attr}`;
+  });
+  afterAll(() => {
+    s.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** What evaluating one installable alone gives. */
+  async function alone(installable: string): Promise<string> {
+    const { stdout } = await s.run('nix', ['path-info', '--derivation', installable]);
+    return stdout.toString('utf8').trim();
+  }
+
+  test('several installables: one nix process, each root mapped to its own installable', async () => {
+    const counting = new CountingRunner(s.runner);
+    const asked = [flake('zeta'), flake('alpha'), flake('mid'), flake('alpha')];
+    const { roots, storeDir } = await evaluate({ installables: asked }, new NixStore(counting));
+    expect(counting.calls).toHaveLength(1);
+    expect(counting.calls[0]?.slice(0, 5)).toContain('build');
+    expect(storeDir).toBe(s.storeDir);
+    // The duplicate is dropped; the order is the order asked, not Nix's sorted set.
+    expect(roots).toEqual([
+      { installable: flake('zeta'), drvPath: await alone(flake('zeta')) },
+      { installable: flake('alpha'), drvPath: await alone(flake('alpha')) },
+      { installable: flake('mid'), drvPath: await alone(flake('mid')) },
+    ]);
+    expect(roots.map((r) => r.drvPath.replace(/^.*-/, ''))).toEqual(['zeta.drv', 'alpha.drv', 'mid.drv']);
+  });
+
+  test('one installable: nix path-info --derivation, as before', async () => {
+    const counting = new CountingRunner(s.runner);
+    const { roots } = await evaluate({ installables: [flake('mid')] }, new NixStore(counting));
+    expect(counting.calls.map((c) => c.includes('path-info'))).toEqual([true]);
+    expect(roots).toEqual([{ installable: flake('mid'), drvPath: await alone(flake('mid')) }]);
+  });
+
+  test('an installable that is not a derivation, or missing, fails naming it', async () => {
+    const store = new NixStore(s.runner);
+    await expect(evaluate({ installables: [flake('zeta'), flake('nope')] }, store)).rejects.toMatchObject({
+      code: 'nix',
+      message: expect.stringMatching(/does not provide attribute .*'nope'/s),
+    });
+    // A path value: Nix 2.34 gives it as a store path, 2.8 refuses it itself.
+    await expect(evaluate({ installables: [flake('zeta'), flake('source')] }, store)).rejects.toMatchObject({
+      code: 'nix',
+      message: expect.stringMatching(/source/),
+    });
+  });
+
+  test("a file's attributes: one nix-instantiate, each root labelled with its attribute", async () => {
+    const counting = new CountingRunner(s.runner);
+    const file = join(dir, 'default.nix');
+    const { roots } = await evaluate(
+      { file, attributes: ['zeta', 'alpha'], evalArgs: ['--argstr', 'suffix', '-s'] },
+      new NixStore(counting),
+    );
+    expect(counting.calls).toHaveLength(1);
+    const withSuffix = (
+      await s.run('nix-instantiate', [file, '--argstr', 'suffix', '-s', '-A', 'zeta', '-A', 'alpha'])
+    ).stdout
+      .toString('utf8')
+      .trim()
+      .split('\n');
+    expect(roots).toEqual([
+      { attribute: 'zeta', drvPath: withSuffix[0] },
+      { attribute: 'alpha', drvPath: withSuffix[1] },
+    ]);
+    // The .drv files are in the store, as plain instantiation leaves them.
+    expect(await new NixStore(s.runner).invalidPaths(withSuffix)).toEqual(new Set());
+  });
+
+  test('attributes that are not one derivation each: every derivation, none mislabelled', async () => {
+    const file = join(dir, 'default.nix');
+    for (const attributes of [
+      ['none', 'pair'],
+      ['set', 'zeta'],
+      ['weird', 'zeta'],
+    ]) {
+      const { roots } = await evaluate({ file, attributes }, new NixStore(s.runner));
+      const plain = await s.instantiate(file, attributes);
+      expect(roots.map((r) => r.drvPath)).toEqual(plain);
+      expect(roots.every((r) => r.attribute === undefined)).toBe(true);
+    }
+  });
+
+  test('a missing attribute is a Nix error naming it; a missing file a usage error before Nix runs', async () => {
+    const counting = new CountingRunner(s.runner);
+    const store = new NixStore(counting);
+    await expect(
+      evaluate({ file: join(dir, 'default.nix'), attributes: ['zeta', 'nope'] }, store),
+    ).rejects.toMatchObject({ code: 'nix', message: expect.stringMatching(/'nope'/) });
+    counting.calls.length = 0;
+    await expect(evaluate({ file: join(dir, 'missing.nix') }, store)).rejects.toMatchObject({
+      code: 'usage',
+      message: expect.stringMatching(/missing\.nix': no such file/),
+    });
+    expect(counting.calls).toEqual([]);
+  });
+});
