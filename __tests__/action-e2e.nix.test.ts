@@ -381,6 +381,10 @@ describe('the actions end to end', () => {
         expect(control.calls()).toEqual([`e2e switch ok system-1-link`]);
         expect(deployed.summary).toContain('## nix-plan deploy: `host.nixplan`');
         expect(deployed.summary).toMatch(/\| e2e \| 1 \| ✅ switched \|/);
+        // What changed on the host: nothing to compare with on its first generation, said so.
+        expect(deployed.summary).toContain('### Changes on `e2e` (switch)');
+        expect(deployed.summary).toMatch(/^no generation yet → `.*-nixos-system-e2e-1\.0`$/m);
+        expect(deployed.summary).toMatch(/^first deployment: the profile has no generation to compare with/m);
         // Who signed the plan and the run that made it, for whoever approved this job.
         expect(deployed.summary).toContain('**verified**: signed by trusted key `e2e-deploy-ci-1`');
         expect(deployed.summary).toContain(`| repository | \`${server.repository}\` |`);

@@ -20,7 +20,15 @@ import { NixPlanError } from '../src/core/errors.js';
 import { formatDeploy, parseHostOption } from '../src/cli/deploy-command.js';
 import { main } from '../src/cli/main.js';
 import type { UseCases } from '../src/cli/use-cases.js';
-import { activationReport, HostProgram, parseMarkers } from '../src/nix/host-program.js';
+import { changesLines } from '../src/cli/deploy-command.js';
+import { hostChanges, splitOutputName } from '../src/app/deploy/changes.js';
+import {
+  activationReport,
+  HostProgram,
+  parseClosures,
+  parseMarkers,
+  type ClosurePath,
+} from '../src/nix/host-program.js';
 import { HOST_SCRIPT, hostProgramArgv } from '../src/nix/host-script.js';
 import {
   parseSshTarget,
@@ -402,6 +410,149 @@ describe('output', () => {
   });
 });
 
+describe('what changes on a host', () => {
+  const p = (hash: string, name: string, narSize = 1024): ClosurePath => ({
+    path: `${S}/${hash.repeat(32)}-${name}`,
+    narSize,
+  });
+  const oldSystem = p('1', 'nixos-system-web-24.05');
+  const newSystem = p('2', 'nixos-system-web-24.11');
+  const shared = p('3', 'glibc-2.39', 5000);
+  const old = [oldSystem, shared, p('4', 'openssl-3.0.12'), p('5', 'openssl-3.0.12-dev'), p('6', 'gone-1')];
+  const now = [
+    newSystem,
+    shared,
+    p('7', 'openssl-3.0.13'),
+    p('8', 'openssl-3.0.13-dev'),
+    p('9', 'hello-2.12', 3072),
+  ];
+
+  test('output names are stripped as `nix store diff-closures` strips them, names read as parseDrvName reads them', () => {
+    expect(splitOutputName('openssl-3.0.13-dev')).toEqual({ name: 'openssl-3.0.13', output: 'dev' });
+    expect(splitOutputName('gcc-13.2.0-lib64')).toEqual({ name: 'gcc-13.2.0', output: 'lib64' });
+    expect(splitOutputName('nixos-system-web-24.11')).toEqual({
+      name: 'nixos-system-web-24.11',
+      output: 'out',
+    });
+    expect(splitOutputName('etc')).toEqual({ name: 'etc', output: 'out' });
+  });
+
+  test('a version bump, an added and a removed package, closure counts and sizes', () => {
+    const c = hostChanges(
+      {
+        current: '/nix/var/nix/profiles/system-11-link',
+        currentSystem: oldSystem.path,
+        old,
+        oldInvalid: false,
+        new: now,
+      },
+      newSystem.path,
+    );
+    expect(c.status).toBe('changed');
+    expect(c.previous).toEqual({ generation: 11, system: oldSystem.path });
+    expect(c.closure).toEqual({
+      old: { paths: 5, bytes: 9096 },
+      new: { paths: 5, bytes: 11144 },
+      added: 4,
+      removed: 4,
+    });
+    expect(c.packages.map((x) => [x.name, x.change, x.old.versions, x.new.versions])).toEqual([
+      ['gone', 'removed', ['1'], []],
+      ['hello', 'added', [], ['2.12']],
+      ['nixos-system-web', 'upgrade', ['24.05'], ['24.11']],
+      ['openssl', 'upgrade', ['3.0.12'], ['3.0.13']],
+    ]);
+    // openssl's out and dev are one package; its paths are listed on each side.
+    expect(c.packages[3]?.new.paths).toEqual([now[2]?.path, now[3]?.path]);
+    const lines = changesLines({
+      name: 'web',
+      target: 'root@w',
+      action: 'dry-activate',
+      outcome: 'dry-activated',
+      seconds: 1,
+      changes: c,
+    });
+    expect(lines.join('\n')).toBe(
+      [
+        `Changes on web: generation 11 (${oldSystem.path}) → ${newSystem.path}`,
+        '  2 version changes (2 upgrades), 1 added, 1 removed; closure 5 → 5 paths (4 added, 4 removed), 8.9 KiB → 10.9 KiB (+2.0 KiB)',
+        '  Version changes:',
+        '    [U] nixos-system-web  24.05 → 24.11',
+        '    [U] openssl           3.0.12 → 3.0.13',
+        '  Added packages:',
+        '    [A] hello  2.12',
+        '  Removed packages:',
+        '    [R] gone  1',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('first deployment, the same system again, a current system missing from the store', () => {
+    const first = hostChanges({ oldInvalid: false, new: now }, newSystem.path);
+    expect(first).toMatchObject({ status: 'first', previous: undefined, counts: { added: 4 } });
+    expect(
+      changesLines({
+        name: 'web',
+        target: 'w',
+        action: 'switch',
+        outcome: 'switched',
+        seconds: 1,
+        changes: first,
+      }),
+    ).toEqual([
+      `Changes on web: no generation yet → ${newSystem.path}`,
+      "  first deployment: the profile has no generation to compare with; the new system's closure is 5 paths, 10.9 KiB (4 packages)",
+      '',
+    ]);
+    const same = hostChanges(
+      { current: '/p-3-link', currentSystem: newSystem.path, old: now, oldInvalid: false, new: now },
+      newSystem.path,
+    );
+    expect(same).toMatchObject({ status: 'unchanged', packages: [], closure: { added: 0, removed: 0 } });
+    const unknown = hostChanges(
+      { current: '/p-3-link', currentSystem: oldSystem.path, oldInvalid: true, new: now },
+      newSystem.path,
+    );
+    expect(unknown.status).toBe('unknown');
+    expect(unknown.closure.old).toBeUndefined();
+  });
+
+  test("the host's closure lines are checked: a store path of the plan's store dir and a size, or refused", () => {
+    const ok: [string, string][] = [
+      ['current', '/nix/var/nix/profiles/system-2-link'],
+      ['current-system', oldSystem.path],
+      ['old', `1024 ${oldSystem.path}`],
+      ['new', `2048 ${newSystem.path}`],
+      ['end', ''],
+    ];
+    expect(parseClosures(ok, S, 'h')).toEqual({
+      current: '/nix/var/nix/profiles/system-2-link',
+      currentSystem: oldSystem.path,
+      old: [{ path: oldSystem.path, narSize: 1024 }],
+      oldInvalid: false,
+      new: [{ path: newSystem.path, narSize: 2048 }],
+    });
+    const bad = (lines: [string, string][]): unknown => {
+      try {
+        return parseClosures(lines, S, 'h');
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    expect(bad([['new', `x ${newSystem.path}`]])).toMatch(/^h: the host sent a line without a size/);
+    expect(bad([['new', `1 /elsewhere/${'a'.repeat(32)}-x`]])).toMatch(/a path outside \/nix\/store/);
+    expect(bad([['new', `1 ${S}/${'a'.repeat(32)}-x\x1b[2J`]])).toMatch(/not a store path/);
+    expect(
+      bad([
+        ['current', '/p-1-link\r'],
+        ['new', `1 ${newSystem.path}`],
+      ]),
+    ).toMatch(/control characters/);
+    expect(bad([['end', '']])).toMatch(/no path of the new system/);
+  });
+});
+
 describe('apply reads a plan from standard input', () => {
   test('`-` is copied to a private file first, then removed', async () => {
     let seen: { path: string; bytes: string; mode: number } | undefined;
@@ -509,6 +660,24 @@ describe('the deploy action settings', () => {
           previousGeneration: 2,
           seconds: 1.5,
           currentSystem: '/nix/store/x-nixos-system-web',
+          changes: hostChanges(
+            {
+              current: '/nix/var/nix/profiles/system-2-link',
+              currentSystem: `${S}/${'1'.repeat(32)}-nixos-system-web-1`,
+              old: [
+                `${'1'.repeat(32)}-nixos-system-web-1`,
+                `${'3'.repeat(32)}-hello-1.0`,
+                `${'5'.repeat(32)}-gone-1`,
+              ].map((b) => ({ path: `${S}/${b}`, narSize: 100 })),
+              oldInvalid: false,
+              new: [
+                `${'2'.repeat(32)}-nixos-system-web-2`,
+                `${'4'.repeat(32)}-hello-1.1`,
+                `${'6'.repeat(32)}-new-1`,
+              ].map((b) => ({ path: `${S}/${b}`, narSize: 100 })),
+            },
+            `${S}/${'2'.repeat(32)}-nixos-system-web-2`,
+          ),
         },
         {
           name: 'db',
@@ -517,13 +686,30 @@ describe('the deploy action settings', () => {
           outcome: 'rolled-back',
           generation: 7,
           seconds: 2,
-          error: { code: 'activation', message: 'switch-to-configuration switch exited with 1' },
+          error: {
+            code: 'activation',
+            message: 'switch-to-configuration switch exited with 1: <img src=x>\n\x1b[2J @here',
+          },
         },
       ],
     });
-    expect(md).toContain('| web | 3 (was 2) | ✅ switched | 1.5 s | /nix/store/x-nixos-system-web |');
+    expect(md).toContain('| web | 3 (was 2) | ✅ switched | 1.5 s | `/nix/store/x-nixos-system-web` |');
     expect(md).toContain('| db | 7 | ❌ failed, rolled back | 2.0 s |');
-    expect(md).toContain('- **db**: switch-to-configuration switch exited with 1');
+    // The message quotes the host's output: escaped, on one line.
+    expect(md).toContain(
+      '- `db`: switch\\-to\\-configuration switch exited with 1\\: \\<img src\\=x\\> \\\\e\\[2J \\@here',
+    );
+    // What changes on web, for the reviewer: the generation replaced, counts, version changes.
+    expect(md).toContain('### Changes on `web` (switch)');
+    expect(md).toContain(
+      `generation 2 \`${S}/${'1'.repeat(32)}-nixos-system-web-1\` → \`${S}/${'2'.repeat(32)}-nixos-system-web-2\``,
+    );
+    expect(md).toContain(
+      '**2 version changes (2 upgrades), 1 added, 1 removed; closure 3 → 3 paths (3 added, 3 removed), 300 B → 300 B (±0 B)**',
+    );
+    expect(md).toContain('| `hello` | ⬆ upgrade | `1.0 → 1.1` |  |');
+    expect(md).toContain('<details><summary>Added and removed packages (2)</summary>');
+    expect(md).not.toContain('### Changes on `db`');
     expect(md).toContain('Plan `sha256:ab`: **verified**: signed by trusted key `ci`.');
     expect(md).toContain('| repository | `owner/infra` |');
     expect(md).toContain(`| commit | \`${'c'.repeat(40)}\` |`);

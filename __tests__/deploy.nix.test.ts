@@ -24,12 +24,22 @@ import { HostProgram, HostSessionError } from '../src/nix/host-program.js';
 import type { CommandRunner } from '../src/nix/runner.js';
 import { SshHost } from '../src/nix/ssh.js';
 import { NixPlanError } from '../src/core/errors.js';
+import { generationNumber } from '../src/app/deploy/activation.js';
 import { fleetNix, SwitchControl, systemNix } from './support/nixos-fixture.js';
 import { nixVersions, ScratchStore, type NixVersion } from './support/nix.js';
-import { sshdAvailable, SshServer } from './support/sshd.js';
+import {
+  allowSudo,
+  ensureLoginUser,
+  LOGIN_USER,
+  sshdAvailable,
+  SshServer,
+  sudoProblem,
+} from './support/sshd.js';
 
 const versions = sshdAvailable() ? nixVersions() : [];
 const describeSsh = versions.length > 0 ? describe : describe.skip;
+/** Why the --use-sudo test cannot run here (CI has root and sudo: there it never skips). */
+const noSudo = versions.length > 0 ? sudoProblem() : 'no SSH server';
 
 /** Output and exit code of one `nix-plan` run. */
 interface Run {
@@ -108,9 +118,15 @@ describeSsh('nix-plan deploy over SSH', () => {
       const plans: Record<string, string> = {};
       const systems: Record<string, string> = {};
       const base = { runner: ci.runner, log: silentLogger };
+      // b over a: hello 1.0 → 1.1, extra 2.0 added (each with a -man output path).
+      const packages: Record<string, string> = {
+        a: '{ hello = "1.0"; }',
+        b: '{ hello = "1.1"; extra = "2.0"; }',
+        c: '{ }',
+      };
       for (const label of ['a', 'b', 'c']) {
         const [drv] = await ci.instantiateExpr(
-          `import ${systemFile} { label = "${label}"; control = "${controlDir}"; profile = "${profile}"; }`,
+          `import ${systemFile} { label = "${label}"; control = "${controlDir}"; profile = "${profile}"; packages = ${packages[label]}; }`,
         );
         plans[label] = join(root, `${label}.nixplan`);
         const { manifest } = await exportPlan(
@@ -239,8 +255,9 @@ describeSsh('nix-plan deploy over SSH', () => {
       ]);
     const current = (profile = s().profile): string | undefined =>
       existsSync(profile) ? readlinkSync(profile) : undefined;
+    // The host program's private temp dirs (transfer, closure query) left in the host's TMPDIR.
     const received = (role = 'main'): string[] =>
-      readdirSync(s().tmp[role] ?? '').filter((f) => f.startsWith('nix-plan-recv'));
+      readdirSync(s().tmp[role] ?? '').filter((f) => f.startsWith('nix-plan-'));
 
     test('a deploy that switches: sent, built on the host, switched, confirmed, recorded', async () => {
       server.clearSessions();
@@ -263,9 +280,21 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(server.sessions()).toEqual([
         'nix-plan-host probe',
         'nix-plan-host receive',
+        'nix-plan-host closure',
         'nix-plan-host activate',
         'nix-plan-host confirm',
       ]);
+      // What changed: nothing to compare with on a new host, said so; the new closure counted.
+      expect(result.hosts[0]?.['changes']).toMatchObject({
+        status: 'first',
+        system: s().systems['a'],
+        closure: { new: { paths: 3 }, added: 3, removed: 0 },
+        counts: { added: 2 },
+      });
+      expect(result.hosts[0]?.['changes']).not.toHaveProperty('previous');
+      expect(run.stderr).toMatch(
+        /first deployment: the profile has no generation to compare with; the new system's closure is 3 paths, [\d.]+ (?:B|KiB) \(2 packages\)/,
+      );
       const record = JSON.parse(readFileSync(`${s().profile}.nix-plan.json`, 'utf8')) as Record<
         string,
         unknown
@@ -285,8 +314,10 @@ describeSsh('nix-plan deploy over SSH', () => {
       const run = await deploy('b', '--action', 'push', '--json');
       expect(run.code).toBe(0);
       const result = JSON.parse(run.stdout) as { hosts: Record<string, unknown>[] };
-      expect(result.hosts[0]).toMatchObject({ outcome: 'pushed', imported: 1 });
       const { manifest } = await readBundleHead(s().plans['b'] ?? '');
+      // Its packages' .drv files and the system's: all new to the host.
+      expect(result.hosts[0]).toMatchObject({ outcome: 'pushed', imported: manifest.paths });
+      expect(manifest.paths).toBe(3);
       expect(await s().store.validPaths()).toContain(manifest.roots[0]?.drvPath);
       expect(await s().store.validPaths()).not.toContain(s().systems['b']);
       expect(current()).toBe('system-1-link');
@@ -300,6 +331,18 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(run.stderr).toContain('b: switch-to-configuration dry-activate');
       expect(run.stderr).toContain('would restart: b-unit.service');
       expect(run.stdout).toMatch(/dry-activated/);
+      // What a switch would change, from the host's closures: a version bump, an added package.
+      const a = s().systems['a'] ?? '';
+      const b = s().systems['b'] ?? '';
+      expect(run.stdout).toContain(`Changes on ${host()}: generation 1 (${a}) → ${b}\n`);
+      expect(run.stdout).toMatch(
+        /^ {2}1 version change \(1 upgrade\), 2 added, 1 removed; closure 3 → 5 paths \(5 added, 3 removed\), [\d.]+ (?:B|KiB) → [\d.]+ (?:B|KiB) \(\+[\d.]+ (?:B|KiB)\)$/m,
+      );
+      expect(run.stdout).toMatch(/^ {2}Version changes:\n {4}\[U\] hello +1\.0 → 1\.1$/m);
+      expect(run.stdout).toMatch(
+        /^ {2}Added packages:\n {4}\[A\] extra +2\.0\n {4}\[A\] nixos-system-b +1\.0$/m,
+      );
+      expect(run.stdout).toMatch(/^ {2}Removed packages:\n {4}\[R\] nixos-system-a +1\.0$/m);
       expect(current()).toBe('system-1-link');
       expect(s().control.calls()).toEqual(['b dry-activate ok system-1-link']);
     });
@@ -552,5 +595,49 @@ describeSsh('nix-plan deploy over SSH', () => {
         `web switch ok system-1-link`,
       ]);
     });
+
+    (noSudo === undefined ? test : test.skip)(
+      `a non-root login: refused without --use-sudo, nothing changed; with it the switch runs as root${noSudo === undefined ? '' : ` (skipped: ${noSudo})`}`,
+      async () => {
+        ensureLoginUser();
+        server.openToOtherUsers();
+        const removeRule = allowSudo();
+        try {
+          const login = `${LOGIN_USER}@${host()}`;
+          const before = await s().store.validPaths();
+          const generation = current();
+          s().control.reset();
+          server.clearSessions();
+          const args = ['deploy', s().plans['b'] ?? '', '--host', login, '--profile', s().profile];
+          const common = ['--trusted-key', key.publicKey, '--allow-downgrade', ...ssh()];
+          const refused = await cli([...args, ...common]);
+          expect(refused.code).toBe(12);
+          expect(refused.stderr).toMatch(
+            /the login on the host is uid \d+, not root: .* log in as root, or as a user allowed `sudo -n` with --use-sudo/,
+          );
+          // Nothing of the plan went there; the store, profile and temp dir are as they were.
+          expect(server.sessions()).toEqual(['nix-plan-host probe']);
+          expect(await s().store.validPaths()).toEqual(before);
+          expect(current()).toBe(generation);
+          expect(s().control.calls()).toEqual([]);
+          expect(received()).toEqual([]);
+
+          const run = await cli([...args, '--use-sudo', '--json', ...common]);
+          expect(run.stderr).not.toMatch(/error/);
+          expect(run.code).toBe(0);
+          const result = JSON.parse(run.stdout) as { hosts: Record<string, unknown>[] };
+          const next = (generationNumber(generation) ?? 0) + 1;
+          expect(result.hosts[0]).toMatchObject({ outcome: 'switched', generation: next, confirmed: true });
+          expect(current()).toBe(`system-${next}-link`);
+          expect(readlinkSync(`${s().profile}-${next}-link`)).toBe(s().systems['b']);
+          expect(s().control.calls()).toEqual([`b switch ok system-${next}-link`]);
+          // sudo made it root: switch-to-configuration ran as uid 0.
+          expect(s().control.uid('b')).toBe(0);
+          expect(received()).toEqual([]);
+        } finally {
+          removeRule();
+        }
+      },
+    );
   });
 });

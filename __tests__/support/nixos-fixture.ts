@@ -1,26 +1,45 @@
-// Stand-ins for NixOS systems: derivations named nixos-system-LABEL-1.0 whose
-// bin/switch-to-configuration records each call (label, action, mode, the profile's link at the
-// time) in CONTROL/log and does what CONTROL/mode-LABEL says: ok, fail, cut (drop every SSH
-// connection of the test server, as a configuration that breaks the network would) or hang
-// (until CONTROL/release-LABEL exists).
+// Stand-ins for NixOS systems: derivations named nixos-system-LABEL-1.0, with the packages they are
+// given in their runtime closure, whose bin/switch-to-configuration records each call (label,
+// action, mode, the profile's link at the time) in CONTROL/log and its uid in CONTROL/uid-LABEL,
+// and does what CONTROL/mode-LABEL says: ok, fail, cut (drop every SSH connection of the test
+// server, as a configuration that breaks the network would) or hang (until CONTROL/release-LABEL
+// exists).
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What a fixture system's switch-to-configuration is told to do. */
 export type SwitchMode = 'ok' | 'fail' | 'cut' | 'hang';
 
-/** A Nix file: `{ label, control, profile }` → the system derivation. */
+/**
+ * A Nix file: `{ label, control, profile, packages }` → the system derivation; `packages` (NAME =
+ * VERSION) puts NAME-VERSION and its NAME-VERSION-man output into the system's runtime closure.
+ */
 export function systemNix(): string {
   return `
-{ label, control, profile ? "/nonexistent" }:
+{ label, control, profile ? "/nonexistent", packages ? {} }:
+let
+  # A package of the system's runtime closure: NAME-VERSION, and its man page as output-named path.
+  package = name: version: builtins.derivation {
+    name = "\${name}-\${version}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    outputs = [ "out" "man" ];
+    args = [ "-c" "echo \${name} \${version} > $out; echo \${name}.1 > $man" ];
+  };
+  paths = builtins.concatMap (name: let p = package name packages.\${name}; in [ p.out p.man ])
+    (builtins.attrNames packages);
+in
 builtins.derivation {
   name = "nixos-system-\${label}-1.0";
   system = builtins.currentSystem;
   builder = "/bin/sh";
+  # Referenced from $out/sw: the packages are in the system's runtime closure.
+  sw = builtins.concatStringsSep "\n" (map toString paths);
   script = ''
     #!/bin/sh
     mode=$(cat "\${control}/mode-\${label}" 2>/dev/null || echo ok)
     echo "\${label} $1 $mode $(/bin/readlink \${profile} 2>/dev/null)" >> \${control}/log
+    /usr/bin/id -u > \${control}/uid-\${label}
     echo "\${label}: switch-to-configuration $1"
     echo "would restart: \${label}-unit.service" >&2
     case $mode in
@@ -32,6 +51,7 @@ builtins.derivation {
   '';
   args = [ "-c" ''
     /bin/mkdir -p $out/bin
+    echo "$sw" > $out/sw
     echo "$script" > $out/bin/switch-to-configuration
     /bin/chmod +x $out/bin/switch-to-configuration
   '' ];
@@ -66,6 +86,12 @@ export class SwitchControl {
     writeFileSync(join(this.dir, `release-${label}`), '');
   }
 
+  /** The uid LABEL's switch-to-configuration last ran as. */
+  uid(label: string): number | undefined {
+    const file = join(this.dir, `uid-${label}`);
+    return existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) : undefined;
+  }
+
   /** The calls so far: "LABEL ACTION MODE PROFILE-LINK". */
   calls(): string[] {
     const log = join(this.dir, 'log');
@@ -83,6 +109,7 @@ export class SwitchControl {
     for (const f of ['a', 'b', 'c', 'web', 'db']) {
       rmSync(join(this.dir, `mode-${f}`), { force: true });
       rmSync(join(this.dir, `release-${f}`), { force: true });
+      rmSync(join(this.dir, `uid-${f}`), { force: true });
     }
   }
 }

@@ -26,6 +26,90 @@ export function sshdAvailable(): boolean {
   return false;
 }
 
+/** A user who logs in over SSH and is not root (the deploy tests' `--use-sudo` login). */
+export const LOGIN_USER = 'nixplan-deployer';
+
+/** The sudo the `--use-sudo` test runs (Debian's `sudo`; .ci/run installs it). */
+export const SUDO = '/usr/bin/sudo';
+
+/**
+ * Why the `--use-sudo` test cannot run here (not root, no sudo), or undefined when it can. CI
+ * has both, so there a missing one is an error, not a skip.
+ */
+export function sudoProblem(): string | undefined {
+  const why =
+    process.getuid?.() !== 0
+      ? 'tests are not running as root (the test adds a user and a sudoers rule)'
+      : !existsSync(SUDO)
+        ? `${SUDO} is missing (Debian package sudo)`
+        : undefined;
+  if (why !== undefined && process.env['CI'] === 'true') throw new Error(`CI needs sudo: ${why}`);
+  return why;
+}
+
+/**
+ * LOGIN_USER, created with `useradd` when missing (as the untrusted user of daemon.ts is): a
+ * shell, no home, and a password field of `*` (no password, but not locked, so sshd lets its key
+ * in). Returns its uid.
+ */
+export function ensureLoginUser(): number {
+  const uid = (): number | undefined => {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (name === LOGIN_USER && id !== undefined) return Number(id);
+    }
+    return undefined;
+  };
+  if (uid() === undefined) {
+    try {
+      execFileSync(
+        'useradd',
+        [
+          '--system',
+          '--no-create-home',
+          '--home-dir',
+          '/nonexistent',
+          '--user-group',
+          '--shell',
+          '/bin/sh',
+          LOGIN_USER,
+        ],
+        { stdio: 'pipe' },
+      );
+    } catch {
+      // another test file may have made it just now: checked below
+    }
+  }
+  const id = uid();
+  if (id === undefined) throw new Error(`cannot create the test user ${LOGIN_USER}`);
+  execFileSync('usermod', ['-p', '*', LOGIN_USER], { stdio: 'pipe' });
+  return id;
+}
+
+/**
+ * A sudoers rule letting LOGIN_USER run anything as root without a password (`sudo -n`), keeping
+ * the environment its SSH session set (the scratch store a test host stands for); checked with
+ * visudo. Returns the function that removes it.
+ */
+export function allowSudo(): () => void {
+  // sudo skips files in sudoers.d whose name has a dot: none here.
+  const file = `/etc/sudoers.d/nix-plan-test-${process.pid}`;
+  writeFileSync(
+    file,
+    [`Defaults:${LOGIN_USER} !env_reset, !secure_path`, `${LOGIN_USER} ALL=(root) NOPASSWD: ALL`, ''].join(
+      '\n',
+    ),
+    { mode: 0o440 },
+  );
+  try {
+    execFileSync('visudo', ['-c', '-q', '-f', file], { stdio: 'pipe' });
+  } catch (e) {
+    rmSync(file, { force: true });
+    throw e;
+  }
+  return () => rmSync(file, { force: true });
+}
+
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from(
@@ -85,6 +169,17 @@ export class SshServer {
           .split('\n')
           .filter((l) => l !== '')
       : [];
+  }
+
+  /**
+   * Lets users other than root log in: their sessions must reach the forced command (the server's
+   * directory becomes searchable, its keys stay private) and log their phase.
+   */
+  openToOtherUsers(): void {
+    chmodSync(this.dir, 0o711);
+    const log = join(this.dir, 'sessions.log');
+    if (!existsSync(log)) writeFileSync(log, '');
+    chmodSync(log, 0o666);
   }
 
   /** Forgets the sessions logged so far. */

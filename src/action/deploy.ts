@@ -14,6 +14,10 @@ import { fetchPlan } from './fetch.js';
 import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
 import { originMarkdown } from '../core/provenance-view.js';
 import { capSummary, formatMs, table, trustMarkdown } from './summary.js';
+import { asPackageChange, changesHeadline, type HostChanges } from '../app/deploy/changes.js';
+import { codeSpan, plainText } from './markdown.js';
+import { markdownCode } from '../core/text.js';
+import { DIFF_BUDGET, packageDetails, versionChangesTable } from './summary-diff.js';
 
 /** What the deploy action needs; every member has a default that talks to the real runner. */
 export interface DeployActionDeps {
@@ -40,8 +44,50 @@ const OUTCOME_TEXT: Record<HostResult['outcome'], string> = {
   skipped: '⏭️ skipped',
 };
 
-/** The job summary: one row per host, then each failure's message. */
+const ACTION_WORDS: Record<HostResult['action'], string> = {
+  push: 'push',
+  switch: 'switch',
+  boot: 'boot',
+  test: 'test',
+  'dry-activate': 'dry-activate: nothing was changed, this is what a switch would change',
+};
+
+/**
+ * What changes on one host, for the reviewer: the generation replaced, the package counts and
+ * closure sizes, the version changes in a table and the rest collapsed, within `budget` bytes.
+ * Every path and name came from the host: code spans and escaped text only.
+ */
+export function changesSection(h: HostResult, c: HostChanges, budget: number): string {
+  const from =
+    c.previous === undefined
+      ? 'no generation yet'
+      : `${c.previous.generation === undefined ? 'current generation' : `generation ${c.previous.generation}`} ${codeSpan(c.previous.system)}`;
+  const parts = [
+    `### Changes on ${codeSpan(h.name)} (${ACTION_WORDS[h.action]})\n\n`,
+    `${from} → ${codeSpan(c.system)}\n\n`,
+    // Our words and numbers only: no text from the host in the headline.
+    c.status === 'changed' ? `**${changesHeadline(c)}**\n\n` : `${changesHeadline(c)}\n\n`,
+  ];
+  if (c.status === 'changed') {
+    const packages = c.packages.map(asPackageChange);
+    const head = versionChangesTable(packages, budget / 4);
+    if (head !== '') parts.push(head, '\n');
+    const used = parts.reduce((sum, p) => sum + Buffer.byteLength(p), 0);
+    parts.push(
+      packageDetails(
+        packages,
+        Math.max(0, budget - used),
+        'not shown: `nix-plan deploy --json` (or the `result` output) lists every one',
+      ),
+    );
+  }
+  return parts.join('');
+}
+
+/** The job summary: one row per host, what changes on each, then each failure's message. */
 export function deploySummary(label: string, result: DeployResult, now = new Date()): string {
+  // Host names are plain words (hosts.ts); paths came from the host: code spans (table() escapes
+  // its cells for the table itself, so they go in as markdownCode).
   const rows = result.hosts.map((h) => [
     h.name,
     h.generation === undefined
@@ -49,11 +95,15 @@ export function deploySummary(label: string, result: DeployResult, now = new Dat
       : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
     OUTCOME_TEXT[h.outcome],
     h.outcome === 'skipped' ? '–' : formatMs(h.seconds * 1000),
-    h.currentSystem ?? h.system ?? '',
+    (h.currentSystem ?? h.system) === undefined ? '' : markdownCode(h.currentSystem ?? h.system ?? ''),
   ]);
+  const budget = DIFF_BUDGET / Math.max(1, result.hosts.filter((h) => h.changes !== undefined).length);
+  const changes = result.hosts.flatMap((h) =>
+    h.changes === undefined ? [] : [changesSection(h, h.changes, budget)],
+  );
   const failures = result.hosts
     .filter((h) => h.error !== undefined)
-    .map((h) => `- **${h.name}**: ${(h.error?.message ?? '').replace(/\r?\n/g, ' ')}`);
+    .map((h) => `- ${codeSpan(h.name)}: ${plainText((h.error?.message ?? '').replace(/\r?\n/g, ' '))}`);
   return capSummary(
     [
       `## nix-plan deploy: \`${label.replace(/`/g, "'")}\``,
@@ -62,6 +112,7 @@ export function deploySummary(label: string, result: DeployResult, now = new Dat
       '',
       originMarkdown(result.manifest, result.trust, { now }),
       table(['host', 'generation', 'result', 'time', 'system'], rows),
+      ...changes,
       ...(failures.length === 0 ? [] : ['### Failures', '', ...failures, '']),
     ].join('\n'),
   );

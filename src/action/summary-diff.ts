@@ -78,26 +78,13 @@ export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGE
     );
   }
   parts.push(`${buildText(d)}\n\n`);
-  const versions = d.total.packages.filter((p) => ['upgrade', 'downgrade', 'changed'].includes(p.change));
-  const addedRemoved = d.total.packages.filter((p) => p.change === 'added' || p.change === 'removed');
-  const rebuilt = d.total.packages.filter((p) => p.change === 'rebuilt');
-  const headers = ['package', 'change', 'versions', 'outputs'];
   let left = budget;
   const take = (text: string): string => {
     left -= Buffer.byteLength(text);
     return text;
   };
-  if (versions.length > 0)
-    parts.push(
-      take(
-        boundedTable(headers, versions.map(packageRow), {
-          limit: HEAD_ROWS,
-          budget: left / 4,
-          more: 'version changes (all are listed below)',
-        }),
-      ),
-      '\n',
-    );
+  const head = versionChangesTable(d.total.packages, left / 4);
+  if (head !== '') parts.push(take(head), '\n');
   const fields = d.fields.filter(
     (f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')),
   );
@@ -134,25 +121,56 @@ export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGE
         ),
       ),
     );
+  parts.push(
+    take(
+      packageDetails(
+        d.total.packages,
+        left,
+        'not shown: run `nix-plan diff` on the two plans for all of them',
+      ),
+    ),
+  );
+  return parts.join('');
+}
+
+const PACKAGE_HEADERS = ['package', 'change', 'versions', 'outputs'];
+const isVersionChange = (p: PackageChange): boolean =>
+  p.change === 'upgrade' || p.change === 'downgrade' || p.change === 'changed';
+
+/** The first HEAD_ROWS version changes as a table within `budget` bytes ('' when there are none). */
+export function versionChangesTable(packages: readonly PackageChange[], budget: number): string {
+  const versions = packages.filter(isVersionChange);
+  if (versions.length === 0) return '';
+  return boundedTable(PACKAGE_HEADERS, versions.map(packageRow), {
+    limit: HEAD_ROWS,
+    budget,
+    more: 'version changes (all are listed below)',
+  });
+}
+
+/**
+ * The packages in collapsed blocks within `budget` bytes: the version changes (when more than
+ * the head table showed), the added and removed packages, the rebuilt ones; `more` says where
+ * to read the rows left out.
+ */
+export function packageDetails(packages: readonly PackageChange[], budget: number, more: string): string {
+  const versions = packages.filter(isVersionChange);
   const groups: [string, PackageChange[]][] = [
     ['Version changes', versions],
-    ['Added and removed packages', addedRemoved],
-    ['Rebuilt at the same version (an input changed)', rebuilt],
+    ['Added and removed packages', packages.filter((p) => p.change === 'added' || p.change === 'removed')],
+    ['Rebuilt at the same version (an input changed)', packages.filter((p) => p.change === 'rebuilt')],
   ];
+  let left = budget;
+  const parts: string[] = [];
   for (const [title, list] of groups) {
-    // Version changes all shown above need no second list.
+    // Version changes all shown in the head table need no second list.
     if (list.length === 0 || (list === versions && versions.length <= HEAD_ROWS)) continue;
-    parts.push(
-      take(
-        details(
-          `${title} (${n(list.length)})`,
-          boundedTable(headers, list.map(packageRow), {
-            budget: Math.max(0, left / 2),
-            more: 'not shown: run `nix-plan diff` on the two plans for all of them',
-          }),
-        ),
-      ),
+    const block = details(
+      `${title} (${n(list.length)})`,
+      boundedTable(PACKAGE_HEADERS, list.map(packageRow), { budget: Math.max(0, left / 2), more }),
     );
+    left -= Buffer.byteLength(block);
+    parts.push(block);
   }
   return parts.join('');
 }

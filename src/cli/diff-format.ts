@@ -41,6 +41,30 @@ function packageLines(packages: readonly PackageChange[]): string[] {
   });
 }
 
+/**
+ * nvd's sections of a package diff: version changes, added and removed packages, then the
+ * packages rebuilt at the same version (the first REBUILT_SHOWN of them; `--json` has all).
+ */
+export function packageSections(packages: readonly PackageChange[]): string[] {
+  const lines: string[] = [];
+  const by = (kinds: readonly PackageChange['change'][]): PackageChange[] =>
+    packages.filter((p) => kinds.includes(p.change));
+  const sections: [string, PackageChange[]][] = [
+    ['Version changes:', by(['upgrade', 'downgrade', 'changed'])],
+    ['Added packages:', by(['added'])],
+    ['Removed packages:', by(['removed'])],
+  ];
+  for (const [title, list] of sections) if (list.length > 0) lines.push(title, ...packageLines(list));
+  const rebuilt = by(['rebuilt']);
+  if (rebuilt.length > 0) {
+    lines.push(`Rebuilt at the same version (inputs changed): ${n(rebuilt.length)}`);
+    lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
+    if (rebuilt.length > REBUILT_SHOWN)
+      lines.push(`  …and ${n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
+  }
+  return lines;
+}
+
 /** The human form of a diff. */
 export function formatDiff(d: PlanDiff): string {
   const lines = [sideLine('<<<', d.old), sideLine('>>>', d.new)];
@@ -62,21 +86,7 @@ export function formatDiff(d: PlanDiff): string {
     lines.push('Plan facts that differ:');
     for (const f of fields) lines.push(`  ${t(f.field)}: ${t(f.old ?? '∅')} → ${t(f.new ?? '∅')}`);
   }
-  const by = (kinds: readonly PackageChange['change'][]): PackageChange[] =>
-    d.total.packages.filter((p) => kinds.includes(p.change));
-  const sections: [string, PackageChange[]][] = [
-    ['Version changes:', by(['upgrade', 'downgrade', 'changed'])],
-    ['Added packages:', by(['added'])],
-    ['Removed packages:', by(['removed'])],
-  ];
-  for (const [title, list] of sections) if (list.length > 0) lines.push(title, ...packageLines(list));
-  const rebuilt = by(['rebuilt']);
-  if (rebuilt.length > 0) {
-    lines.push(`Rebuilt at the same version (inputs changed): ${n(rebuilt.length)}`);
-    lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
-    if (rebuilt.length > REBUILT_SHOWN)
-      lines.push(`  …and ${n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
-  }
+  lines.push(...packageSections(d.total.packages));
   if (d.roots.length > 1 || d.roots.some((r) => r.status !== 'changed' && r.status !== 'unchanged')) {
     lines.push('Roots:');
     for (const r of d.roots)

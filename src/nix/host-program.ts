@@ -1,6 +1,8 @@
 // The client side of the host program (host-script.ts): runs its phases through a HostShell and
 // turns their marker lines into typed answers and their refusals into NixPlanErrors.
 import { NixPlanError, type ErrorCode } from '../core/errors.js';
+import { isStorePath } from '../core/store-path.js';
+import { unsafeCharacter } from '../core/text.js';
 import { hostProgramArgv, HOST_PROTOCOL } from './host-script.js';
 import type { HostInput, HostRunResult, HostShell } from './ssh.js';
 import { parseNixVersion } from './store.js';
@@ -141,6 +143,80 @@ export function activationReport(markers: readonly [string, string][]): Activati
   };
 }
 
+/** One path of a runtime closure as a host reported it: the path and its NAR size. */
+export interface ClosurePath {
+  readonly path: string;
+  readonly narSize: number;
+}
+
+/** What the closure phase says: the profile's current generation and both systems' closures. */
+export interface HostClosures {
+  /** The profile's current generation link (absolute), if it has one. */
+  readonly current?: string | undefined;
+  /** The system that generation holds. */
+  readonly currentSystem?: string | undefined;
+  /** The current system's runtime closure; undefined when there is none or it is not valid there. */
+  readonly old?: readonly ClosurePath[] | undefined;
+  /** The current generation's system is not a valid path in the host's store (nothing to compare). */
+  readonly oldInvalid: boolean;
+  /** The new system's runtime closure on the host. */
+  readonly new: readonly ClosurePath[];
+}
+
+/**
+ * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
+ * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
+ */
+export const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a
+ * size in decimal digits. A host is not trusted to send well-formed lines.
+ */
+export function parseClosures(
+  markers: readonly [string, string][],
+  storeDir: string,
+  label: string,
+): HostClosures {
+  const bad = (what: string): NixPlanError =>
+    new NixPlanError('host', `${label}: the host sent ${what} in the closure it reported`);
+  const old: ClosurePath[] = [];
+  const now: ClosurePath[] = [];
+  let oldSeen = false;
+  for (const [k, v] of markers) {
+    if (k !== 'old' && k !== 'new') continue;
+    const space = v.indexOf(' ');
+    const size = v.slice(0, space);
+    const path = v.slice(space + 1);
+    if (space < 1 || !/^\d{1,15}$/.test(size)) throw bad('a line without a size');
+    if (!isStorePath(path, storeDir)) throw bad(`a path outside ${storeDir} or not a store path`);
+    (k === 'old' ? old : now).push({ path, narSize: Number(size) });
+    if (k === 'old') oldSeen = true;
+  }
+  const current = last(markers, 'current') || undefined;
+  const currentSystem = last(markers, 'current-system') || undefined;
+  for (const p of [current, currentSystem])
+    if (p !== undefined && unsafeCharacter(p) !== undefined)
+      throw bad('a generation with control characters');
+  if (now.length === 0) throw bad('no path of the new system');
+  const oldInvalid = last(markers, 'old-invalid') !== undefined;
+  return {
+    current,
+    currentSystem,
+    old: oldSeen && !oldInvalid ? old : undefined,
+    oldInvalid,
+    new: now,
+  };
+}
+
+/** Why a login that is not root cannot activate, and what to do about it. */
+export function notRootText(uid: number): string {
+  return (
+    `the login on the host is uid ${uid}, not root: building into the host's store, setting the system ` +
+    'profile and switching need root there; log in as root, or as a user allowed `sudo -n` with --use-sudo'
+  );
+}
+
 /** Options of a host program. */
 export interface HostProgramOptions {
   /** Run the program with `sudo -n` (a non-root login allowed to). */
@@ -218,7 +294,16 @@ export class HostProgram {
   /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
   async probe(profile: string, signal?: AbortSignal): Promise<HostProbe> {
     const result = await this.shell.run(this.argv('probe', [profile]), { signal });
-    const m = this.check(result, 'the probe');
+    let m: [string, string][];
+    try {
+      m = this.check(result, 'the probe');
+    } catch (e) {
+      // A refusal by a login that is not root: that is the likelier cause, say so.
+      const uid = num(last(parseMarkers(result.stdout), 'uid'));
+      if (e instanceof HostSessionError || !(e instanceof NixPlanError) || uid === undefined || uid === 0)
+        throw e;
+      throw new NixPlanError(e.code, `${e.message}\n(${notRootText(uid)})`, { cause: e });
+    }
     const protocol = last(m, 'protocol');
     if (protocol !== String(HOST_PROTOCOL))
       throw new NixPlanError(
@@ -275,6 +360,44 @@ export class HostProgram {
     return this.check(result, 'the validity query')
       .filter(([k]) => k === 'missing')
       .map(([, v]) => v);
+  }
+
+  /**
+   * Builds the system `out` on the host (from `drvPath`, when given) and reports what activating
+   * it would change: the profile's current generation and the runtime closures of its system and
+   * of `out`, each path with its NAR size, as the host's Nix gives them (`nix-store -qR`, `-q
+   * --size`). Every line is checked against `storeDir`; more than CLOSURE_OUTPUT_LIMIT bytes is refused.
+   */
+  async closures(
+    args: { profile: string; drvPath?: string | undefined; out: string; storeDir: string },
+    output: PhaseOutput = {},
+  ): Promise<HostClosures> {
+    const stop = new AbortController();
+    const stopNow = (): void => stop.abort();
+    if (output.signal?.aborted === true) stopNow();
+    output.signal?.addEventListener('abort', stopNow, { once: true });
+    let bytes = 0;
+    try {
+      const result = await this.shell.run(
+        this.argv('closure', [args.profile, args.drvPath ?? '', args.out]),
+        {
+          onStderr: output.onOutput,
+          signal: stop.signal,
+          onStdout: (c) => {
+            bytes += c.length;
+            if (bytes > CLOSURE_OUTPUT_LIMIT) stopNow();
+          },
+        },
+      );
+      if (bytes > CLOSURE_OUTPUT_LIMIT)
+        throw new NixPlanError(
+          'host',
+          `${this.shell.label}: the host sent more than ${CLOSURE_OUTPUT_LIMIT} bytes of closure: refused`,
+        );
+      return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
+    } finally {
+      output.signal?.removeEventListener('abort', stopNow);
+    }
   }
 
   /**

@@ -160,11 +160,12 @@ tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp
 probe() {
   profile=$(resolve_profile "$1")
   say protocol ${HOST_PROTOCOL}
+  # First: who we are explains a failure of what follows (a login that cannot reach the store).
+  say uid "$(id -u)"
   v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
   say nix "$v"
   sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
   say store-dir "$sd"
-  say uid "$(id -u)"
   if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
   if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
   if cur=$(abs_link "$profile"); then
@@ -179,9 +180,9 @@ probe() {
     pid=$(cat "$lock/pid" 2>/dev/null)
     if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
   fi
-  for d in "$(tmpbase)"/nix-plan-recv.*; do
+  for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.*; do
     [ -d "$d" ] || continue
-    pid=$(expr "$(basename "$d")" : 'nix-plan-recv\.\([0-9]*\)\.')
+    pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
     alive "$pid" || rm -rf "$d" 2> /dev/null
   done
   say end
@@ -303,6 +304,56 @@ report() {
   say end
 }
 
+# Builds DRV (when given) and checks that it gave the system OUT, valid and a NixOS system.
+realise_system() {
+  if [ -n "$1" ]; then
+    built=$(nix-store --realise "$1") || fail build "nix-store --realise $1 failed"
+    case "
+$built
+" in
+      *"
+$2
+"*) ;;
+      *) fail build "building $1 gave '$built', not $2" ;;
+    esac
+  fi
+  nix-store --check-validity "$2" 2> /dev/null || fail build "$2 is not valid in the host's store"
+  [ -x "$2/bin/switch-to-configuration" ] ||
+    fail shape "$2 has no executable bin/switch-to-configuration: it is not a NixOS system"
+}
+
+# Prints the runtime closure of store path $2 as "@nix-plan $1 NAR-SIZE PATH" lines.
+list_closure() {
+  nix-store --query --requisites "$2" > "$tmp/paths" || fail nix "nix-store --query --requisites $2 failed"
+  xargs nix-store --query --size < "$tmp/paths" > "$tmp/sizes" || fail nix "nix-store --query --size failed"
+  exec 3< "$tmp/sizes"
+  while read -r p; do
+    read -r n <&3 || fail nix "nix-store --query --size gave fewer sizes than paths"
+    say "$1" "$n $p"
+  done < "$tmp/paths"
+  exec 3<&-
+}
+
+# What the activation would change: builds the new system (when DRV is given), then prints the
+# profile's current generation and system and the runtime closures of both systems.
+closure() {
+  profile=$(resolve_profile "$1")
+  realise_system "$2" "$3"
+  umask 077
+  tmp=$(mktemp -d "$(tmpbase)/nix-plan-closure.$$.XXXXXX" 2> /dev/null) ||
+    fail host "cannot make a private directory in $(tmpbase)"
+  trap 'rm -rf "$tmp"' EXIT
+  if cur=$(abs_link "$profile"); then
+    say current "$cur"
+    if sys=$(abs_link "$cur"); then
+      say current-system "$sys"
+      if nix-store --check-validity "$sys" 2> /dev/null; then list_closure old "$sys"; else say old-invalid 1; fi
+    fi
+  fi
+  list_closure new "$3"
+  say end
+}
+
 activate() {
   profile=$(resolve_profile "$1")
   action=$2
@@ -314,20 +365,7 @@ activate() {
   id=$8
   case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
   case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
-  if [ -n "$drv" ]; then
-    built=$(nix-store --realise "$drv") || fail build "nix-store --realise $drv failed"
-    case "
-$built
-" in
-      *"
-$out
-"*) ;;
-      *) fail build "building $drv gave '$built', not $out" ;;
-    esac
-  fi
-  nix-store --check-validity "$out" 2> /dev/null || fail build "$out is not valid in the host's store"
-  [ -x "$out/bin/switch-to-configuration" ] ||
-    fail shape "$out has no executable bin/switch-to-configuration: it is not a NixOS system"
+  realise_system "$drv" "$out"
   if [ "$action" = dry-activate ]; then
     run_attached "$out" dry-activate < /dev/null 1>&2
     say switch-rc "$?"
@@ -419,6 +457,7 @@ case $phase in
   probe) probe "$@" ;;
   receive) receive "$@" ;;
   missing) missing "$@" ;;
+  closure) closure "$@" ;;
   activate) activate "$@" ;;
   confirm) confirm "$@" ;;
   *) fail usage "unknown phase '$phase'" ;;

@@ -9,7 +9,7 @@ import { finished } from 'node:stream/promises';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { exportStream, type BundleSource } from '../../core/bundle/reader.js';
 import { NixPlanError } from '../../core/errors.js';
-import type { HostProbe, HostProgram } from '../../nix/host-program.js';
+import { notRootText, type HostProbe, type HostProgram } from '../../nix/host-program.js';
 import { FileInput } from '../../nix/runner.js';
 import { NixStore } from '../../nix/store.js';
 import { progressOf, type Deps, type Logger } from '../deps.js';
@@ -19,6 +19,7 @@ import {
   type ActivationClock,
   type ActivationOutcome,
 } from './activation.js';
+import { changesHeadline, generationText, hostChanges, type HostChanges } from './changes.js';
 import { recordSeen } from './record.js';
 
 /** Every transfer encoding, for parsing and help texts. */
@@ -61,6 +62,8 @@ export interface HostIo {
   readonly deps: Deps;
   readonly clock?: ActivationClock | undefined;
   readonly signal?: AbortSignal | undefined;
+  /** Told what the deploy changes on the host, once the new system is built there. */
+  readonly onChanges?: ((changes: HostChanges) => void) | undefined;
 }
 
 /** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
@@ -76,6 +79,8 @@ export function checkProbe(
       `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
         "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent",
     );
+  if (activating && probe.uid !== 0)
+    throw new NixPlanError('host', `${job.label}: ${notRootText(probe.uid)}; nothing was sent`);
   if (activating && probe.busy !== undefined)
     throw new NixPlanError(
       'host',
@@ -170,6 +175,8 @@ async function sendOutputs(job: HostJob, io: HostIo): Promise<number> {
 export interface HostDeployment {
   readonly probe: HostProbe;
   readonly imported: number;
+  /** What the activation changed (or, for dry-activate, would change). */
+  readonly changes: HostChanges;
   readonly activation: ActivationOutcome;
 }
 
@@ -186,6 +193,21 @@ export async function deployToHost(
   const imported =
     job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
   io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
+  // Build the system there and compare its closure with the current one before activating, so
+  // the change is known (and shown) whatever the activation does — dry-activate included.
+  const closures = await job.program.closures(
+    {
+      profile: job.profile,
+      drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
+      out: job.system,
+      storeDir: probe.storeDir,
+    },
+    { onOutput: io.output, signal: io.signal },
+  );
+  const changes = hostChanges(closures, job.system);
+  io.onChanges?.(changes);
+  io.log.info(`${job.label}: ${generationText(changes)}`);
+  io.log.info(`${job.label}: ${changesHeadline(changes)}`);
   const activation = await activateSafely(
     job.program,
     {
@@ -199,5 +221,5 @@ export async function deployToHost(
     },
     { log: io.log, output: io.output, clock: io.clock },
   );
-  return { probe, imported, activation };
+  return { probe, imported, changes, activation };
 }

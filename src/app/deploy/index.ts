@@ -11,6 +11,7 @@ import type { Deps, Logger } from '../deps.js';
 import { rootLabel } from '../inspect.js';
 import { verifyWithProgress } from '../verify.js';
 import { DEFAULT_CONFIRM_TIMEOUT, type ActivationAction, type ActivationClock } from './activation.js';
+import type { HostChanges } from './changes.js';
 import { fileDigest } from './digest.js';
 import {
   checkProbe,
@@ -27,6 +28,7 @@ import { assignRoots, systemOfRoot } from './roots.js';
 export { ACTIVATION_ACTIONS, DEFAULT_CONFIRM_TIMEOUT, type ActivationAction } from './activation.js';
 import { ACTIVATION_ACTIONS } from './activation.js';
 export { BUILD_ON, TRANSFER_ENCODINGS, type BuildOn, type TransferEncoding } from './host.js';
+export type { HostChanges } from './changes.js';
 
 /** NixOS's system profile. */
 export const DEFAULT_PROFILE = '/nix/var/nix/profiles/system';
@@ -103,6 +105,8 @@ export interface HostResult {
   /** Whether the switch was confirmed over a new connection. */
   readonly confirmed?: boolean | undefined;
   readonly imported?: number | undefined;
+  /** What the deploy changes on the host (known once the system is built there; not for push). */
+  readonly changes?: HostChanges | undefined;
   readonly seconds: number;
   readonly error?: { readonly code: ErrorCode; readonly message: string } | undefined;
 }
@@ -294,7 +298,15 @@ export async function deployPlan(
         const out = outputs(name);
         const label = options.hosts.length > 1 ? name : program.shell.label;
         const plan = { manifest, source, dataOffset: head.dataOffset };
-        const io = { log: out.log, output: out.output, deps, clock: deps.clock, signal: deps.signal };
+        let changes: HostChanges | undefined;
+        const io = {
+          log: out.log,
+          output: out.output,
+          deps,
+          clock: deps.clock,
+          signal: deps.signal,
+          onChanges: (c: HostChanges) => (changes = c),
+        };
         try {
           const answer = await probe;
           checkProbe({ label }, manifest, answer, !push);
@@ -340,6 +352,7 @@ export async function deployPlan(
             currentSystem: activation.report.currentSystem,
             confirmed: activation.confirmed,
             imported: done.imported,
+            changes,
             seconds: (performance.now() - started) / 1000,
           };
         } catch (e) {
@@ -357,6 +370,7 @@ export async function deployPlan(
               previousGeneration: generationOf(report.previous),
               currentSystem: report.currentSystem,
             }),
+            changes,
             seconds: (performance.now() - started) / 1000,
             error: { code, message },
           };
