@@ -4141,11 +4141,18 @@ class Parser {
  * sorted lists, canonical escapes, nothing after the closing parenthesis); anything else throws a
  * MalformedError naming the byte offset.
  */
-function parseDerivation(bytes) {
+function parseDerivation(bytes, spans) {
     const p = new Parser(bytes);
-    const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p);
+    const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p, spans);
     const env = [];
-    const { builder, args } = parseTail(p, () => p.escaped(), (key, value) => env.push({ key, value }));
+    let valueAt = 0;
+    const { builder, args } = parseTail(p, () => {
+        valueAt = p.pos + 1;
+        return p.escaped();
+    }, (key, value) => {
+        env.push({ key, value });
+        spans?.envValues.push(valueAt, p.pos - 1);
+    });
     return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
 }
 /**
@@ -5159,9 +5166,10 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
             throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
         if (derivations !== undefined) {
             const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
-            const drv = parseDerivation(bytes);
+            const spans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
+            const drv = parseDerivation(bytes, spans);
             derivations.check(entry.path, entry.references, drv);
-            onDerivation?.(drv, bytes);
+            onDerivation?.(drv, bytes, spans);
         }
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
@@ -5278,6 +5286,15 @@ function envOf(drv, output) {
     const v = envGet(drv, output);
     return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
 }
+/** Whether an environment key is the (ASCII) output name `name`. */
+function sameName(key, name) {
+    if (key.length !== name.length)
+        return false;
+    for (let i = 0; i < key.length; i++)
+        if (key[i] !== name.charCodeAt(i))
+            return false;
+    return true;
+}
 /** Whether two byte strings are equal. */
 function sameBytes(a, b) {
     return a.length === b.length && Buffer.compare(a, b) === 0;
@@ -5320,14 +5337,15 @@ class DerivationOutputChecks {
     }
     /**
      * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
-     * filled in must give back exactly these bytes). Its input derivations must have been checked
+     * filled in must give back exactly these bytes; `spans`, where the parser found its parts, let
+     * that be checked on the bytes themselves). Its input derivations must have been checked
      * already, or be in the store (then this returns a promise: they are read first).
      */
-    check(drvPath, drv, bytes) {
+    check(drvPath, drv, bytes, spans) {
         const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
         if (missing.length === 0)
-            return this.checkNow(drvPath, drv, bytes);
-        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
+            return this.checkNow(drvPath, drv, bytes, spans);
+        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes, spans));
     }
     /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
     declaredOutput(path) {
@@ -5374,7 +5392,7 @@ class DerivationOutputChecks {
                     todo.push([i.path, p]);
         }
     }
-    checkNow(drvPath, drv, bytes) {
+    checkNow(drvPath, drv, bytes, spans) {
         const name = drvName(drvPath);
         this.current = { path: drvPath, drv };
         try {
@@ -5384,7 +5402,7 @@ class DerivationOutputChecks {
             else if (drv.outputs.every((o) => o.hashAlgo !== ''))
                 this.checkFloating(drvPath, drv);
             else if (drv.version === undefined)
-                this.checkInputAddressed(drvPath, drv, name, bytes);
+                this.checkInputAddressed(drvPath, drv, name, bytes, spans);
             else
                 this.checkOther(drvPath, drv, name);
         }
@@ -5421,8 +5439,11 @@ class DerivationOutputChecks {
      * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
      * bytes, which proves every output path and every variable named after an output at once.
      */
-    checkInputAddressed(drvPath, drv, name, bytes) {
-        const filled = this.hasher.fillOutputs(drv, name);
+    checkInputAddressed(drvPath, drv, name, bytes, spans) {
+        // On the bytes themselves when the parser said where the parts are: the .drv is written out
+        // again with its outputs filled in only when that check fails, to say what is wrong.
+        const filled = (spans !== undefined && this.checkInPlace(drv, name, bytes, spans)) ||
+            this.hasher.fillOutputs(drv, name);
         if (filled.hash.kind === 'deferred') {
             this.checkDeferred(drvPath, drv);
             this.hasher.record(drvPath, drv, filled.hash);
@@ -5443,6 +5464,16 @@ class DerivationOutputChecks {
             this.declare(o.path, { drvPath, output: o.name });
         });
         this.hasher.record(drvPath, drv, filled.hash);
+    }
+    /** `hasher.checkFilled` of a parsed .drv: its filled form when that is exactly `bytes`. */
+    checkInPlace(drv, name, bytes, spans) {
+        const holes = [];
+        drv.env.forEach((e, i) => {
+            const o = drv.outputs.find((out) => sameName(e.key, out.name));
+            if (o !== undefined)
+                holes.push({ start: spans.envValues[2 * i], end: spans.envValues[2 * i + 1], output: o.name });
+        });
+        return this.hasher.checkFilled(bytes, spans, holes, drv, name);
     }
     /** Outputs of a derivation deferred by its inputs: no paths yet. */
     checkDeferred(drvPath, drv) {
@@ -5656,8 +5687,8 @@ async function verifySource(source, options) {
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
     let parsed;
-    const onDerivation = (drv, bytes) => {
-        parsed = { drv, bytes };
+    const onDerivation = (drv, bytes, spans) => {
+        parsed = { drv, bytes, spans };
     };
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
@@ -5668,8 +5699,8 @@ async function verifySource(source, options) {
         parsed = undefined;
         const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined, onDerivation);
         if (outputs !== undefined && parsed !== undefined) {
-            const { drv, bytes } = parsed;
-            const pending = outputs.check(entry.path, drv, bytes);
+            const { drv, bytes, spans } = parsed;
+            const pending = outputs.check(entry.path, drv, bytes, spans);
             if (pending !== undefined)
                 await pending;
         }
@@ -7151,6 +7182,1014 @@ const CLI_NAMES = {
     optOut: '--no-check-sigs',
 };
 
+;// CONCATENATED MODULE: ./src/nix/host-markers.ts
+// What the host program's marker lines (`@nix-plan KEY VALUE` on its stdout) say, parsed into
+// typed answers: the probe, an activation's report, the closures of the current and new systems.
+// A host is not trusted to send well-formed lines: each is checked as it is read.
+
+
+
+/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
+function parseMarkers(stdout) {
+    const out = [];
+    for (const line of stdout.toString().split('\n')) {
+        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
+        if (m?.[1] !== undefined)
+            out.push([m[1], m[2] ?? '']);
+    }
+    return out;
+}
+/** The last value of `key` among `markers`. */
+function lastMarker(markers, key) {
+    let v;
+    for (const [k, value] of markers)
+        if (k === key)
+            v = value;
+    return v;
+}
+/** A marker's value as a whole number, or undefined when it is not one. */
+const markerNumber = (v) => v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
+/** Hex (od's output with the spaces removed) to bytes. */
+function markerBytes(hex) {
+    if (!/^(?:[0-9a-f]{2})*$/.test(hex))
+        throw new errors_NixPlanError('host', 'the host sent its record garbled');
+    return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+const ACTIVATION_STATES = [
+    'starting',
+    'switching',
+    'awaiting-confirmation',
+    'reverting',
+    'done',
+    'dry-activated',
+    'reverted',
+    'no-previous',
+    'revert-failed',
+    'lost',
+];
+/** The report in a session's markers (partial when the session ended early). */
+function activationReport(markers) {
+    const state = lastMarker(markers, 'state');
+    const confirmed = lastMarker(markers, 'confirmed');
+    return {
+        id: lastMarker(markers, 'activation'),
+        state: state === undefined
+            ? undefined
+            : ACTIVATION_STATES.includes(state)
+                ? state
+                : 'lost',
+        switchRc: markerNumber(lastMarker(markers, 'switch-rc')),
+        revertRc: markerNumber(lastMarker(markers, 'revert-rc')),
+        removed: lastMarker(markers, 'removed') || undefined,
+        recordFailed: lastMarker(markers, 'record-failed') !== undefined,
+        previous: lastMarker(markers, 'previous') || undefined,
+        previousSystem: lastMarker(markers, 'previous-system') || undefined,
+        generation: lastMarker(markers, 'generation') || undefined,
+        current: lastMarker(markers, 'current'),
+        currentSystem: lastMarker(markers, 'current-system'),
+        logged: markerNumber(lastMarker(markers, 'logged')) ?? 0,
+        confirmed: confirmed === undefined ? undefined : confirmed === '1',
+        timedOut: markerNumber(lastMarker(markers, 'timed-out')),
+        revertTimedOut: markerNumber(lastMarker(markers, 'revert-timed-out')),
+    };
+}
+/**
+ * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
+ * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
+ */
+const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
+/**
+ * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a
+ * size in decimal digits. A host is not trusted to send well-formed lines.
+ */
+function parseClosures(markers, storeDir, label) {
+    const bad = (what) => new errors_NixPlanError('host', `${label}: the host sent ${what} in the closure it reported`);
+    const old = [];
+    const now = [];
+    let oldSeen = false;
+    for (const [k, v] of markers) {
+        if (k !== 'old' && k !== 'new')
+            continue;
+        const space = v.indexOf(' ');
+        const size = v.slice(0, space);
+        const path = v.slice(space + 1);
+        if (space < 1 || !/^\d{1,15}$/.test(size))
+            throw bad('a line without a size');
+        if (!isStorePath(path, storeDir))
+            throw bad(`a path outside ${storeDir} or not a store path`);
+        (k === 'old' ? old : now).push({ path, narSize: Number(size) });
+        if (k === 'old')
+            oldSeen = true;
+    }
+    const current = lastMarker(markers, 'current') || undefined;
+    const currentSystem = lastMarker(markers, 'current-system') || undefined;
+    for (const p of [current, currentSystem])
+        if (p !== undefined && unsafeCharacter(p) !== undefined)
+            throw bad('a generation with control characters');
+    if (now.length === 0)
+        throw bad('no path of the new system');
+    const oldInvalid = lastMarker(markers, 'old-invalid') !== undefined;
+    return {
+        current,
+        currentSystem,
+        old: oldSeen && !oldInvalid ? old : undefined,
+        oldInvalid,
+        new: now,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/nix/host-supervisor.ts
+// The activation supervisor the host program (host-script.ts) leaves on a deploy target: a POSIX
+// sh script, started detached, that runs switch-to-configuration, reverts a failed switch, and
+// reverts an unconfirmed one when its confirmation window ends (the watchdog). Written without
+// brace expansions, like the host program, so it lives in a template literal untouched.
+/** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
+const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
+/**
+ * switch-to-configuration SYSTEM ($1) ACTION ($2) as nixos-rebuild runs it under systemd: in its
+ * unit, with the environment it passes, waiting for the end and passing its output through.
+ */
+const SWITCH_UNDER_SYSTEMD = String.raw `systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
+      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"`;
+/**
+ * switch-to-configuration under a time limit, shared by the supervisor and the host program's
+ * attached dry-activate. `run_limited SYSTEM ACTION LIMIT MARK` runs SYSTEM's
+ * switch-to-configuration ACTION (in nixos-rebuild's systemd unit when the host runs systemd) and
+ * returns its exit code; after LIMIT seconds (0: never) it stops it — `systemctl stop` of the
+ * unit, TERM to the process and everything it started, KILL to what is left once it is gone or
+ * 10 s later — and creates MARK (removed again if the switch succeeded after all). The processes
+ * are found by their parents in /proc, so nothing beyond sh is needed. Needs `nap`.
+ */
+const SWITCH_FUNCTIONS = String.raw `descendants() {
+  all=" $1 "
+  more=1
+  while [ "$more" = 1 ]; do
+    more=0
+    for s in /proc/[0-9]*/status; do
+      p=
+      pp=
+      while read -r k v; do
+        case $k in Pid:) p=$v ;; PPid:) pp=$v; break ;; esac
+      done 2> /dev/null < "$s"
+      case $all in *" $p "*) continue ;; esac
+      case $all in *" $pp "*) all="$all$p "; more=1 ;; esac
+    done
+  done
+  printf '%s\n' "$all"
+}
+
+run_limited() {
+  rm -f "$4"
+  if [ -d /run/systemd/system ]; then
+    ${SWITCH_UNDER_SYSTEMD} &
+  else
+    "$1/bin/switch-to-configuration" "$2" &
+  fi
+  spid=$!
+  tpid=
+  if [ "$3" -gt 0 ]; then
+    (
+      end=$(($(date +%s) + $3))
+      while [ "$(date +%s)" -lt "$end" ]; do sleep 1; done
+      : > "$4"
+      pids=$(descendants "$spid")
+      if [ -d /run/systemd/system ]; then systemctl stop ${SWITCH_UNIT} 2> /dev/null; fi
+      kill -s TERM $pids 2> /dev/null
+      n=0
+      while kill -0 "$spid" 2> /dev/null && [ "$n" -lt 50 ]; do
+        nap
+        n=$((n + 1))
+      done
+      kill -s KILL $pids 2> /dev/null
+    ) < /dev/null > /dev/null 2>&1 &
+    tpid=$!
+  fi
+  wait "$spid"
+  src=$?
+  if [ -n "$tpid" ]; then
+    [ -e "$4" ] || kill "$tpid" 2> /dev/null
+    wait "$tpid"
+  fi
+  [ "$src" = 0 ] && rm -f "$4"
+  return "$src"
+}
+`;
+/** Generations of activation state (logs, results) kept beside the profile. */
+const KEEP_ACTIVATIONS = 5;
+/**
+ * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
+ * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
+ * systemd-run when the host runs systemd), restores the previous generation when the switch
+ * fails, and, for confirmed activations, waits CONFIRM seconds after the switch for nix-plan to
+ * come back and confirm; if nobody does, it restores the previous generation (the watchdog).
+ * Who wins between the confirmation and the watchdog is settled by one atomic rename of `armed`.
+ */
+const SUPERVISOR = String.raw `# nix-plan activation supervisor: sh supervise.sh ACTIVATION-DIR
+act=$1
+trap '' HUP INT PIPE
+get() { cat "$act/$1" 2>/dev/null; }
+put() { printf '%s\n' "$2" > "$act/$1.tmp" && mv -f "$act/$1.tmp" "$act/$1"; }
+note() { printf 'nix-plan: %s\n' "$*" >> "$act/log"; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+. "$act/env"
+state=$(dirname "$act")
+echo $$ > "$act/pid"
+echo $$ > "$state/lock/pid"
+profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
+prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
+systemd=$(get systemd); limit=$(get limit)
+
+${SWITCH_FUNCTIONS}
+# run_switch SYSTEM ACTION MARK: switch-to-configuration under the activation timeout, logged.
+run_switch() {
+  run_limited "$1" "$2" "$limit" "$3" < /dev/null >> "$act/log" 2>&1
+}
+
+prune() {
+  total=0
+  for d in "$state"/act-*; do [ -d "$d" ] && total=$((total + 1)); done
+  n=0
+  for d in "$state"/act-*; do
+    [ -d "$d" ] || continue
+    n=$((n + 1))
+    if [ $((total - n)) -ge ${KEEP_ACTIVATIONS} ] && [ "$d" != "$act" ]; then rm -rf "$d"; fi
+  done
+}
+
+finish() {
+  rm -rf "$state/lock"
+  prune
+  exit 0
+}
+
+generation() { expr "$1" : '.*-\([0-9][0-9]*\)-link$'; }
+
+revert() {
+  put state reverting
+  note "$1"
+  if [ -z "$prev" ]; then
+    if [ "$created" = 1 ]; then
+      rm -f "$profile" "$new"
+      put removed "$new"
+      note "there is no previous generation to re-activate: removed $new"
+    else
+      note "there is no previous generation to re-activate"
+    fi
+    put state no-previous
+    finish
+  fi
+  if [ "$action" != test ] && [ "$new" != "$prev" ]; then
+    if ! nix-env -p "$profile" --switch-generation "$(generation "$prev")" >> "$act/log" 2>&1; then
+      note "nix-env --switch-generation failed: $profile still points at $new"
+      put state revert-failed
+      finish
+    fi
+    if [ "$created" = 1 ] && nix-env -p "$profile" --delete-generations "$(generation "$new")" >> "$act/log" 2>&1; then
+      put removed "$new"
+    fi
+  fi
+  note "re-activating $prevsys ($action)"
+  run_switch "$prevsys" "$action" "$act/revert-timed-out"
+  rc=$?
+  [ -e "$act/revert-timed-out" ] && note "the previous generation's switch-to-configuration $action did not finish within $limit s: stopped it"
+  put revert-rc "$rc"
+  if [ "$rc" = 0 ]; then
+    put state reverted
+  else
+    note "the previous generation's switch-to-configuration $action exited with $rc"
+    put state revert-failed
+  fi
+  finish
+}
+
+write_record() {
+  record=$(get record)
+  [ -n "$record" ] || return 0
+  rec="$profile.nix-plan.json"
+  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
+    return 0
+  fi
+  rm -f "$rec.tmp.$$"
+  note "could not write $rec"
+  put record-failed 1
+}
+
+put state switching
+run_switch "$out" "$action" "$act/timed-out"
+rc=$?
+put switch-rc "$rc"
+[ -e "$act/timed-out" ] && revert "switch-to-configuration $action did not finish within $limit s: stopped it; restoring the previous generation"
+[ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
+if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
+  deadline=$(($(date +%s) + confirm))
+  : > "$act/armed"
+  put state awaiting-confirmation
+  while [ ! -e "$act/confirmed" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      if mv "$act/armed" "$act/expired" 2>/dev/null; then
+        revert "no confirmation within $confirm s: restoring the previous generation"
+      fi
+    fi
+    nap
+  done
+fi
+write_record
+put state done
+finish
+`;
+
+;// CONCATENATED MODULE: ./src/nix/host-script.ts
+// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
+// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
+//
+// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
+// installed on the host and the host always runs the code of the nix-plan that talks to it.
+// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
+// build log, switch-to-configuration's output) goes to stderr. The program is written without
+// brace expansions (`${…}`) so it can live in a template literal untouched.
+
+/** The name the program runs under (`$0`): how a host's process list and logs show it. */
+const HOST_PROGRAM_NAME = 'nix-plan-host';
+/** Version of the marker-line protocol below; the probe reports it. */
+const HOST_PROTOCOL = 1;
+/** The host program. */
+const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
+trap '' PIPE
+say() { printf '@nix-plan %s\n' "$*"; }
+fail() { say "error $*"; exit 1; }
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
+abs_link() {
+  t=$(readlink "$1" 2>/dev/null) || return 1
+  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
+}
+# A relative profile is taken from the login's home directory on the host.
+resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
+tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+
+probe() {
+  profile=$(resolve_profile "$1")
+  say protocol ${HOST_PROTOCOL}
+  # First: who we are explains a failure of what follows (a login that cannot reach the store).
+  say uid "$(id -u)"
+  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
+  say nix "$v"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
+  say store-dir "$sd"
+  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
+  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
+  if cur=$(abs_link "$profile"); then
+    say generation "$cur"
+    if sys=$(abs_link "$cur"); then say system "$sys"; fi
+  fi
+  if [ -f "$profile.nix-plan.json" ]; then
+    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
+  fi
+  lock="$profile.nix-plan.d/lock"
+  if [ -d "$lock" ]; then
+    pid=$(cat "$lock/pid" 2>/dev/null)
+    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
+  fi
+  for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.* "$(tmpbase)"/nix-plan-timer.*; do
+    [ -d "$d" ] || continue
+    pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
+    alive "$pid" || rm -rf "$d" 2> /dev/null
+  done
+  say end
+}
+
+receive() {
+  size=$1
+  sha=$2
+  enc=$3
+  umask 077
+  base=$(tmpbase)
+  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
+    tmp="$base/nix-plan-recv.$$.0"
+    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
+  }
+  trap 'rm -rf "$tmp"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
+  got=$(wc -c < "$tmp/plan" | tr -d ' ')
+  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
+  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
+  if [ "$enc" = zstd ]; then
+    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
+    rc=$?
+    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
+  else
+    nix-store --import < "$tmp/plan" > "$tmp/imported"
+    rc=$?
+  fi
+  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
+  say end
+}
+
+missing() {
+  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
+  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
+  say end
+}
+
+${SWITCH_FUNCTIONS}
+take_lock() {
+  if ! mkdir "$1" 2> /dev/null; then
+    pid=$(cat "$1/pid" 2> /dev/null)
+    [ -n "$pid" ] || fail busy "another activation is starting ($1 has no pid yet)"
+    alive "$pid" && fail busy "another activation (process $pid) is running: $1"
+    rm -rf "$1"
+    mkdir "$1" 2> /dev/null || fail busy "another activation took $1 just now"
+  fi
+  echo $$ > "$1/pid"
+  locked=$1
+  trap '[ -n "$locked" ] && rm -rf "$locked"' EXIT
+}
+
+follow() {
+  fact=$1
+  off=$2
+  until=$3
+  waited=0
+  lost=0
+  chunk="$fact/chunk.$$"
+  while :; do
+    st=$(cat "$fact/state" 2> /dev/null)
+    if [ -f "$fact/log" ]; then
+      tail -c +$((off + 1)) "$fact/log" > "$chunk" 2> /dev/null
+      n=$(wc -c < "$chunk" | tr -d ' ')
+      if [ "$n" -gt 0 ]; then
+        cat "$chunk" >&2 || { rm -f "$chunk"; exit 1; }
+        off=$((off + n))
+      fi
+    fi
+    case $st in
+      starting | switching | reverting) ;;
+      awaiting-confirmation) [ "$until" = final ] || break ;;
+      *) break ;;
+    esac
+    pid=$(cat "$fact/pid" 2> /dev/null)
+    if [ -n "$pid" ]; then
+      if ! alive "$pid" && [ "$(cat "$fact/state" 2> /dev/null)" = "$st" ]; then
+        lost=1
+        break
+      fi
+    else
+      waited=$((waited + 1))
+      if [ "$waited" -gt 300 ]; then
+        lost=1
+        break
+      fi
+    fi
+    nap
+  done
+  rm -f "$chunk"
+  say logged "$off"
+}
+
+report() {
+  fact=$1
+  if [ "$lost" = 1 ]; then say state lost; else say state "$(cat "$fact/state" 2> /dev/null)"; fi
+  say previous "$(cat "$fact/prev" 2> /dev/null)"
+  say generation "$(cat "$fact/new" 2> /dev/null)"
+  for f in switch-rc revert-rc removed record-failed; do
+    [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
+  done
+  [ -e "$fact/timed-out" ] && say timed-out "$(cat "$fact/limit")"
+  [ -e "$fact/revert-timed-out" ] && say revert-timed-out "$(cat "$fact/limit")"
+  if cur=$(abs_link "$(cat "$fact/profile")"); then
+    say current "$cur"
+    if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+  fi
+  say end
+}
+
+# Builds DRV (when given) and checks that it gave the system OUT, valid and a NixOS system.
+realise_system() {
+  if [ -n "$1" ]; then
+    built=$(nix-store --realise "$1") || fail build "nix-store --realise $1 failed"
+    case "
+$built
+" in
+      *"
+$2
+"*) ;;
+      *) fail build "building $1 gave '$built', not $2" ;;
+    esac
+  fi
+  nix-store --check-validity "$2" 2> /dev/null || fail build "$2 is not valid in the host's store"
+  [ -x "$2/bin/switch-to-configuration" ] ||
+    fail shape "$2 has no executable bin/switch-to-configuration: it is not a NixOS system"
+}
+
+# Prints the runtime closure of store path $2 as "@nix-plan $1 NAR-SIZE PATH" lines.
+list_closure() {
+  nix-store --query --requisites "$2" > "$tmp/paths" || fail nix "nix-store --query --requisites $2 failed"
+  xargs nix-store --query --size < "$tmp/paths" > "$tmp/sizes" || fail nix "nix-store --query --size failed"
+  exec 3< "$tmp/sizes"
+  while read -r p; do
+    read -r n <&3 || fail nix "nix-store --query --size gave fewer sizes than paths"
+    say "$1" "$n $p"
+  done < "$tmp/paths"
+  exec 3<&-
+}
+
+# What the activation would change: builds the new system (when DRV is given), then prints the
+# profile's current generation and system and the runtime closures of both systems.
+closure() {
+  profile=$(resolve_profile "$1")
+  realise_system "$2" "$3"
+  umask 077
+  tmp=$(mktemp -d "$(tmpbase)/nix-plan-closure.$$.XXXXXX" 2> /dev/null) ||
+    fail host "cannot make a private directory in $(tmpbase)"
+  trap 'rm -rf "$tmp"' EXIT
+  if cur=$(abs_link "$profile"); then
+    say current "$cur"
+    if sys=$(abs_link "$cur"); then
+      say current-system "$sys"
+      if nix-store --check-validity "$sys" 2> /dev/null; then list_closure old "$sys"; else say old-invalid 1; fi
+    fi
+  fi
+  list_closure new "$3"
+  say end
+}
+
+activate() {
+  profile=$(resolve_profile "$1")
+  action=$2
+  drv=$3
+  out=$4
+  confirm=$5
+  seen=$6
+  record=$7
+  id=$8
+  limit=$9
+  case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  case $limit in *[!0-9]* | '') fail usage "bad activation timeout '$limit'" ;; esac
+  realise_system "$drv" "$out"
+  if [ "$action" = dry-activate ]; then
+    umask 077
+    timer=$(mktemp -d "$(tmpbase)/nix-plan-timer.$$.XXXXXX") || fail host "cannot make a private directory in $(tmpbase)"
+    trap 'rm -rf "$timer"' EXIT
+    run_limited "$out" dry-activate "$limit" "$timer/timed-out" < /dev/null 1>&2
+    rc=$?
+    if [ -e "$timer/timed-out" ]; then say timed-out "$limit"; fi
+    say switch-rc "$rc"
+    say state dry-activated
+    if cur=$(abs_link "$profile"); then
+      say current "$cur"
+      say previous "$cur"
+      if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
+    fi
+    say end
+    exit 0
+  fi
+  state="$profile.nix-plan.d"
+  mkdir -p "$state" || fail host "cannot create $state"
+  say profile "$profile"
+  take_lock "$state/lock"
+  rec="$profile.nix-plan.json"
+  now=none
+  if [ -f "$rec" ]; then now=$(nix-hash --type sha256 --flat "$rec") || fail nix "nix-hash failed"; fi
+  [ "$now" = "$seen" ] || fail changed "$rec changed since nix-plan read it (another deploy?): nothing was changed"
+  dir=$(dirname "$profile")
+  base=$(basename "$profile")
+  prev=$(abs_link "$profile") || prev=
+  prevsys=
+  [ -n "$prev" ] && prevsys=$(abs_link "$prev")
+  before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
+  new=$prev
+  created=0
+  if [ "$action" = switch ] || [ "$action" = boot ]; then
+    nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
+    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
+    case "
+$before
+" in
+      *"
+$(basename "$new")
+"*) ;;
+      *) created=1 ;;
+    esac
+  fi
+  act="$state/act-$id"
+  mkdir "$act" || fail host "cannot create $act"
+  systemd=0
+  [ -d /run/systemd/system ] && systemd=1
+  for name in profile action out prev prevsys new created confirm record systemd limit; do
+    eval "printf '%s\\n' \"\$$name\"" > "$act/$name"
+  done
+  export -p > "$act/env"
+  : > "$act/log"
+  echo starting > "$act/state"
+  cat > "$act/supervise.sh" << 'NIX_PLAN_SUPERVISOR'
+${SUPERVISOR}NIX_PLAN_SUPERVISOR
+  if [ "$systemd" = 1 ]; then
+    systemd-run --unit="nix-plan-activation-$id" --description="nix-plan activation $id" --collect --quiet \
+      --no-ask-password --service-type=exec /bin/sh "$act/supervise.sh" "$act" >&2 ||
+      fail host "systemd-run could not start the activation: nothing was activated"
+  elif command -v setsid > /dev/null 2>&1; then
+    (trap '' HUP INT QUIT; exec setsid sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  else
+    (trap '' HUP INT QUIT; exec sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
+  fi
+  locked=
+  say activation "$id"
+  say previous "$prev"
+  say previous-system "$prevsys"
+  say generation "$new"
+  follow "$act" 0 switched
+  report "$act"
+}
+
+confirm() {
+  profile=$(resolve_profile "$1")
+  id=$2
+  off=$3
+  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  act="$profile.nix-plan.d/act-$id"
+  [ -d "$act" ] || fail usage "there is no activation $id for $profile on this host"
+  follow "$act" "$off" switched
+  if [ "$lost" = 0 ] && [ "$(cat "$act/state" 2> /dev/null)" = awaiting-confirmation ]; then
+    if mv "$act/armed" "$act/confirmed" 2> /dev/null; then say confirmed 1; else say confirmed 0; fi
+    follow "$act" "$off" final
+  fi
+  report "$act"
+}
+
+phase=$1
+shift
+case $phase in
+  probe) probe "$@" ;;
+  receive) receive "$@" ;;
+  missing) missing "$@" ;;
+  closure) closure "$@" ;;
+  activate) activate "$@" ;;
+  confirm) confirm "$@" ;;
+  *) fail usage "unknown phase '$phase'" ;;
+esac
+`;
+/** The argv that runs `phase` of the host program with `args` (for a HostShell). */
+function hostProgramArgv(phase, args, sudo = false) {
+    return [...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', HOST_SCRIPT, HOST_PROGRAM_NAME, phase, ...args];
+}
+
+;// CONCATENATED MODULE: ./src/nix/host-program.ts
+// The client side of the host program (host-script.ts): runs its phases through a HostShell and
+// turns their marker lines into typed answers and their refusals into NixPlanErrors.
+
+
+
+
+/** A session that ended without its final report: the connection dropped or the program died. */
+class HostSessionError extends errors_NixPlanError {
+    partial;
+    connectionLost;
+    name = 'HostSessionError';
+    constructor(message, 
+    /** What the session had reported before it ended. */
+    partial, 
+    /** ssh itself failed (exit 255) or was killed: the connection, not the program. */
+    connectionLost) {
+        super('host', message);
+        this.partial = partial;
+        this.connectionLost = connectionLost;
+    }
+}
+/** Why a login that is not root cannot activate, and what to do about it. */
+function notRootText(uid) {
+    return (`the login on the host is uid ${uid}, not root: building into the host's store, setting the system ` +
+        'profile and switching need root there; log in as root, or as a user allowed `sudo -n` with --use-sudo');
+}
+/** The phases of the host program on one host. */
+class HostProgram {
+    shell;
+    options;
+    constructor(shell, options = {}) {
+        this.shell = shell;
+        this.options = options;
+    }
+    argv(phase, args) {
+        return hostProgramArgv(phase, args, this.options.sudo === true);
+    }
+    /** The error kind the program named, as one of ours (a remote command failing is the host's). */
+    errorFor(kind, message) {
+        const where = `${this.shell.label}: ${message}`;
+        const codes = {
+            usage: 'internal',
+            shape: 'usage',
+            nix: this.shell.remote ? 'host' : 'nix',
+            build: this.shell.remote ? 'host' : 'nix',
+        };
+        return new errors_NixPlanError(codes[kind] ?? 'host', where);
+    }
+    /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
+    check(result, what) {
+        const markers = parseMarkers(result.stdout);
+        const error = lastMarker(markers, 'error');
+        if (error !== undefined) {
+            const space = error.indexOf(' ');
+            throw this.errorFor(error.slice(0, space < 0 ? error.length : space), error.slice(space + 1));
+        }
+        if (result.code === 0 && markers.some(([k]) => k === 'end'))
+            return markers;
+        const connectionLost = this.shell.remote && (result.code === 255 || result.signal !== undefined);
+        const detail = result.stderr.trim().split('\n').slice(-5).join('\n');
+        throw new HostSessionError(connectionLost
+            ? `${this.shell.label}: the SSH connection failed during ${what}${detail === '' ? '' : `: ${detail}`}`
+            : `${this.shell.label}: ${what} stopped (exit code ${result.code}${result.signal === undefined ? '' : `, ${result.signal}`})${detail === '' ? '' : `: ${detail}`}`, activationReport(markers), connectionLost);
+    }
+    /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
+    async probe(profile, signal) {
+        const result = await this.shell.run(this.argv('probe', [profile]), { signal });
+        let m;
+        try {
+            m = this.check(result, 'the probe');
+        }
+        catch (e) {
+            // A refusal by a login that is not root: that is the likelier cause, say so.
+            const uid = markerNumber(lastMarker(parseMarkers(result.stdout), 'uid'));
+            if (e instanceof HostSessionError || !(e instanceof errors_NixPlanError) || uid === undefined || uid === 0)
+                throw e;
+            throw new errors_NixPlanError(e.code, `${e.message}\n(${notRootText(uid)})`, { cause: e });
+        }
+        const protocol = lastMarker(m, 'protocol');
+        if (protocol !== String(HOST_PROTOCOL))
+            throw new errors_NixPlanError('host', `${this.shell.label}: the host program answered in protocol ${protocol}`);
+        let storeDir;
+        try {
+            storeDir = JSON.parse(lastMarker(m, 'store-dir') ?? '');
+        }
+        catch {
+            storeDir = undefined;
+        }
+        if (typeof storeDir !== 'string')
+            throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${lastMarker(m, 'store-dir') ?? ''}')`);
+        const record = lastMarker(m, 'record');
+        return {
+            nixVersion: parseNixVersion(lastMarker(m, 'nix') ?? ''),
+            storeDir,
+            uid: markerNumber(lastMarker(m, 'uid')) ?? -1,
+            systemd: lastMarker(m, 'systemd') === '1',
+            zstd: lastMarker(m, 'zstd') === '1',
+            generation: lastMarker(m, 'generation'),
+            system: lastMarker(m, 'system'),
+            record: record === undefined ? undefined : markerBytes(record),
+            busy: lastMarker(m, 'busy'),
+        };
+    }
+    /**
+     * Sends a plan (its export stream, raw or as zstd) to a private temp file on the host, which
+     * checks its size and sha256 before `nix-store --import` reads it; returns how many paths Nix
+     * imported. Anything short of the whole, exact stream is refused there and removed.
+     */
+    async receive(input, expected, output = {}) {
+        const result = await this.shell.run(this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]), { input, onStderr: output.onOutput, signal: output.signal });
+        const m = this.check(result, 'the transfer');
+        return { imported: markerNumber(lastMarker(m, 'imported')) ?? 0 };
+    }
+    /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
+    async missing(paths, signal) {
+        const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
+        const result = await this.shell.run(this.argv('missing', []), { input, signal });
+        return this.check(result, 'the validity query')
+            .filter(([k]) => k === 'missing')
+            .map(([, v]) => v);
+    }
+    /**
+     * Builds the system `out` on the host (from `drvPath`, when given) and reports what activating
+     * it would change: the profile's current generation and the runtime closures of its system and
+     * of `out`, each path with its NAR size, as the host's Nix gives them (`nix-store -qR`, `-q
+     * --size`). Every line is checked against `storeDir`; more than CLOSURE_OUTPUT_LIMIT bytes is refused.
+     */
+    async closures(args, output = {}) {
+        const stop = new AbortController();
+        const stopNow = () => stop.abort();
+        if (output.signal?.aborted === true)
+            stopNow();
+        output.signal?.addEventListener('abort', stopNow, { once: true });
+        let bytes = 0;
+        try {
+            const result = await this.shell.run(this.argv('closure', [args.profile, args.drvPath ?? '', args.out]), {
+                onStderr: output.onOutput,
+                signal: stop.signal,
+                onStdout: (c) => {
+                    bytes += c.length;
+                    if (bytes > CLOSURE_OUTPUT_LIMIT)
+                        stopNow();
+                },
+            });
+            if (bytes > CLOSURE_OUTPUT_LIMIT)
+                throw new errors_NixPlanError('host', `${this.shell.label}: the host sent more than ${CLOSURE_OUTPUT_LIMIT} bytes of closure: refused`);
+            return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
+        }
+        finally {
+            output.signal?.removeEventListener('abort', stopNow);
+        }
+    }
+    /**
+     * Builds (when asked), sets the profile, starts the supervisor and follows its log until the
+     * switch is over: the report says `awaiting-confirmation` or how it ended.
+     */
+    async activate(args, output = {}) {
+        if (!/^[A-Za-z0-9-]+$/.test(args.id))
+            throw new errors_NixPlanError('internal', `bad activation id '${args.id}'`);
+        if (!Number.isSafeInteger(args.activationTimeout) || args.activationTimeout < 0)
+            throw new errors_NixPlanError('internal', `bad activation timeout ${args.activationTimeout}`);
+        const result = await this.shell.run(this.argv('activate', [
+            args.profile,
+            args.action,
+            args.drvPath ?? '',
+            args.out,
+            String(args.confirmTimeout),
+            args.recordSeen,
+            args.record,
+            args.id,
+            String(args.activationTimeout),
+        ]), { onStderr: output.onOutput, signal: output.signal });
+        return activationReport(this.check(result, 'the activation'));
+    }
+    /**
+     * Over a new connection: follows the activation on from `offset` bytes of its log and, if it
+     * awaits confirmation, confirms it (an atomic rename the watchdog competes for); then reports.
+     */
+    async confirm(profile, id, offset, output = {}) {
+        const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
+            onStderr: output.onOutput,
+            signal: output.signal,
+            freshConnection: true,
+        });
+        return activationReport(this.check(result, 'the confirmation'));
+    }
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/activation.ts
+// Safe activation, for `deploy` and `apply` alike: run the host program's activation, confirm it
+// over a new connection (or find out what the watchdog did when the connection was lost), and say
+// which generation is current at the end of every path.
+
+
+
+
+
+/** Every action, for parsing and help texts. */
+const ACTIVATION_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
+/** Default seconds the host waits for confirmation after switching (deploy-rs's default too). */
+const DEFAULT_CONFIRM_TIMEOUT = 30;
+/**
+ * Default seconds switch-to-configuration may run before it is stopped and the previous
+ * generation re-activated: a switch that restarts many services takes minutes, one that has not
+ * finished in ten is hanging (deploy-rs has a timeout for the same reason, activationTimeout).
+ */
+const DEFAULT_ACTIVATION_TIMEOUT = 600;
+/** An activation that failed: the error code says whether the host was restored (13) or not (14). */
+class ActivationError extends errors_NixPlanError {
+    report;
+    name = 'ActivationError';
+    constructor(code, message, report) {
+        super(code, message);
+        this.report = report;
+    }
+}
+/** The generation number of a link like `/nix/var/nix/profiles/system-42-link`. */
+function generationNumber(link) {
+    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(link ?? ''));
+    return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+/** A fresh activation id: sortable by time (the host keeps the newest few), unique by chance. */
+function newActivationId(now = new Date()) {
+    const stamp = now
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z');
+    return `${stamp}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
+}
+/** "generation 3 (/nix/store/…-nixos-system-…)" or "no generation". */
+function describeCurrent(r) {
+    const n = generationNumber(r.current);
+    if (n === undefined)
+        return 'the profile has no generation now';
+    return `the current generation is ${n}${r.currentSystem === undefined ? '' : ` (${r.currentSystem})`}`;
+}
+/** The error for a report that did not end well, or undefined for one that did. */
+function reportProblem(report, action, confirmTimeout) {
+    const why = report.timedOut !== undefined
+        ? `switch-to-configuration ${action} did not finish within ${report.timedOut} s and was stopped`
+        : report.switchRc !== undefined && report.switchRc !== 0
+            ? `switch-to-configuration ${action} exited with ${report.switchRc}${report.switchRc === 4 ? ' (some units failed)' : ''}`
+            : `the activation was not confirmed within ${confirmTimeout} s`;
+    const previous = generationNumber(report.previous);
+    switch (report.state) {
+        case 'done':
+            return undefined;
+        case 'dry-activated':
+            return report.switchRc === 0
+                ? undefined
+                : new ActivationError('activation', `${report.timedOut !== undefined ? why : `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}`}; nothing was changed`, report);
+        case 'reverted':
+            return new ActivationError('activation', `${why}: re-activated the previous generation${previous === undefined ? '' : ` ${previous}`}` +
+                `${report.removed === undefined ? '' : ` and removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
+        case 'no-previous':
+            return new ActivationError('activation', `${why}: there was no previous generation to re-activate` +
+                `${report.removed === undefined ? '' : `; removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
+        case 'revert-failed':
+            return new ActivationError('attention', `${why}, and restoring the previous generation failed` +
+                `${report.revertTimedOut !== undefined ? ` (its switch-to-configuration did not finish within ${report.revertTimedOut} s and was stopped)` : report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
+                `the host needs attention; ${describeCurrent(report)}`, report);
+        default:
+            return new ActivationError('attention', `the activation on the host stopped in state '${report.state ?? 'unknown'}' without finishing: ` +
+                `the host needs attention; ${describeCurrent(report)}`, report);
+    }
+}
+const realClock = {
+    now: () => Date.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+};
+/**
+ * Keeps trying the confirm phase over new connections until `deadline` (ms): the host answers
+ * with the activation's outcome (and whether this confirmation or the watchdog won).
+ */
+async function confirmUntil(program, profile, id, offset, deadline, io) {
+    const clock = io.clock ?? realClock;
+    let logged = offset;
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await program.confirm(profile, id, logged, { onOutput: io.output });
+        }
+        catch (e) {
+            if (!(e instanceof HostSessionError) || !e.connectionLost)
+                throw e;
+            logged = Math.max(logged, e.partial.logged);
+            if (clock.now() >= deadline)
+                throw e;
+            io.log.debug(`${program.shell.label}: reconnecting to confirm (attempt ${attempt}): ${e.message}`);
+            await clock.sleep(1000);
+        }
+    }
+}
+/**
+ * Activates `request` through `program` and sees it through: confirms a switch or test over a
+ * new connection (deploy-rs's magic rollback, with the race settled on the host), reconnects
+ * when the session drops, and fails with the error code that says what state the host is in.
+ */
+async function activateSafely(program, request, io) {
+    const clock = io.clock ?? realClock;
+    const id = newActivationId();
+    const window = Math.max(request.confirmTimeout, 5) * 1000;
+    let report;
+    try {
+        report = await program.activate({ ...request, id }, { onOutput: io.output });
+    }
+    catch (e) {
+        // A session lost after the supervisor started: the activation goes on without us. Come back
+        // to follow it, and to confirm it if the host still lets us in.
+        if (!(e instanceof HostSessionError) || !e.connectionLost || e.partial.id === undefined)
+            throw e;
+        io.log.warn(`${program.shell.label}: lost the connection during the activation; reconnecting`);
+        try {
+            report = await confirmUntil(program, request.profile, id, e.partial.logged, clock.now() + window, io);
+        }
+        catch (again) {
+            if (!(again instanceof HostSessionError))
+                throw again;
+            throw new errors_NixPlanError('host', `${program.shell.label}: lost the connection during the activation and could not reconnect within ` +
+                `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates the previous generation${e.partial.previous === undefined ? '' : ` (${(0,external_node_path_namespaceObject.basename)(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`);
+        }
+    }
+    let confirmed = false;
+    if (report.state === 'awaiting-confirmation' && report.id !== undefined) {
+        const first = report;
+        report = await confirmUntil(program, request.profile, report.id, report.logged, clock.now() + request.confirmTimeout * 1000, io)
+            .then((r) => ({
+            ...r,
+            previous: r.previous ?? first.previous,
+            previousSystem: r.previousSystem ?? first.previousSystem,
+            generation: r.generation ?? first.generation,
+        }))
+            .catch((e) => {
+            if (!(e instanceof HostSessionError))
+                throw e;
+            throw new errors_NixPlanError('host', `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
+                `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`);
+        });
+        confirmed = report.confirmed === true && report.state === 'done';
+    }
+    const problem = reportProblem(report, request.action, request.confirmTimeout);
+    if (problem !== undefined)
+        throw problem;
+    return {
+        report,
+        confirmed,
+        generation: generationNumber(report.current),
+        previousGeneration: generationNumber(report.previous),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/core/provenance-view.ts
 
 
@@ -7804,6 +8843,7 @@ function formatApply(r) {
 
 
 
+
 const COMMON = {
     json: { type: 'boolean', help: 'print the result as one JSON document on stdout' },
     quiet: { type: 'boolean', short: 'q', help: 'print no progress or messages, only the result and errors' },
@@ -7870,6 +8910,12 @@ const MAX_AGE = {
     type: 'string',
     value: 'DURATION',
     help: 'refuse a plan created longer ago than DURATION (e.g. 12h, 7d, 1d12h)',
+};
+/** apply's and deploy's limit on how long switch-to-configuration may run. */
+const ACTIVATION_TIMEOUT = {
+    type: 'string',
+    value: 'SECONDS',
+    help: `stop switch-to-configuration after this long and re-activate the previous generation (default ${DEFAULT_ACTIVATION_TIMEOUT}; 0: no limit)`,
 };
 const ALLOW_DOWNGRADE = {
     type: 'boolean',
@@ -8155,782 +9201,6 @@ function fish(commands) {
     return lines.join('\n');
 }
 
-;// CONCATENATED MODULE: ./src/nix/host-markers.ts
-// What the host program's marker lines (`@nix-plan KEY VALUE` on its stdout) say, parsed into
-// typed answers: the probe, an activation's report, the closures of the current and new systems.
-// A host is not trusted to send well-formed lines: each is checked as it is read.
-
-
-
-/** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
-function parseMarkers(stdout) {
-    const out = [];
-    for (const line of stdout.toString().split('\n')) {
-        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
-        if (m?.[1] !== undefined)
-            out.push([m[1], m[2] ?? '']);
-    }
-    return out;
-}
-/** The last value of `key` among `markers`. */
-function lastMarker(markers, key) {
-    let v;
-    for (const [k, value] of markers)
-        if (k === key)
-            v = value;
-    return v;
-}
-/** A marker's value as a whole number, or undefined when it is not one. */
-const markerNumber = (v) => v === undefined || !/^\d+$/.test(v) ? undefined : Number(v);
-/** Hex (od's output with the spaces removed) to bytes. */
-function markerBytes(hex) {
-    if (!/^(?:[0-9a-f]{2})*$/.test(hex))
-        throw new errors_NixPlanError('host', 'the host sent its record garbled');
-    return new Uint8Array(Buffer.from(hex, 'hex'));
-}
-const ACTIVATION_STATES = [
-    'starting',
-    'switching',
-    'awaiting-confirmation',
-    'reverting',
-    'done',
-    'dry-activated',
-    'reverted',
-    'no-previous',
-    'revert-failed',
-    'lost',
-];
-/** The report in a session's markers (partial when the session ended early). */
-function activationReport(markers) {
-    const state = lastMarker(markers, 'state');
-    const confirmed = lastMarker(markers, 'confirmed');
-    return {
-        id: lastMarker(markers, 'activation'),
-        state: state === undefined
-            ? undefined
-            : ACTIVATION_STATES.includes(state)
-                ? state
-                : 'lost',
-        switchRc: markerNumber(lastMarker(markers, 'switch-rc')),
-        revertRc: markerNumber(lastMarker(markers, 'revert-rc')),
-        removed: lastMarker(markers, 'removed') || undefined,
-        recordFailed: lastMarker(markers, 'record-failed') !== undefined,
-        previous: lastMarker(markers, 'previous') || undefined,
-        previousSystem: lastMarker(markers, 'previous-system') || undefined,
-        generation: lastMarker(markers, 'generation') || undefined,
-        current: lastMarker(markers, 'current'),
-        currentSystem: lastMarker(markers, 'current-system'),
-        logged: markerNumber(lastMarker(markers, 'logged')) ?? 0,
-        confirmed: confirmed === undefined ? undefined : confirmed === '1',
-    };
-}
-/**
- * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
- * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
- */
-const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
-/**
- * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a
- * size in decimal digits. A host is not trusted to send well-formed lines.
- */
-function parseClosures(markers, storeDir, label) {
-    const bad = (what) => new errors_NixPlanError('host', `${label}: the host sent ${what} in the closure it reported`);
-    const old = [];
-    const now = [];
-    let oldSeen = false;
-    for (const [k, v] of markers) {
-        if (k !== 'old' && k !== 'new')
-            continue;
-        const space = v.indexOf(' ');
-        const size = v.slice(0, space);
-        const path = v.slice(space + 1);
-        if (space < 1 || !/^\d{1,15}$/.test(size))
-            throw bad('a line without a size');
-        if (!isStorePath(path, storeDir))
-            throw bad(`a path outside ${storeDir} or not a store path`);
-        (k === 'old' ? old : now).push({ path, narSize: Number(size) });
-        if (k === 'old')
-            oldSeen = true;
-    }
-    const current = lastMarker(markers, 'current') || undefined;
-    const currentSystem = lastMarker(markers, 'current-system') || undefined;
-    for (const p of [current, currentSystem])
-        if (p !== undefined && unsafeCharacter(p) !== undefined)
-            throw bad('a generation with control characters');
-    if (now.length === 0)
-        throw bad('no path of the new system');
-    const oldInvalid = lastMarker(markers, 'old-invalid') !== undefined;
-    return {
-        current,
-        currentSystem,
-        old: oldSeen && !oldInvalid ? old : undefined,
-        oldInvalid,
-        new: now,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/nix/host-supervisor.ts
-// The activation supervisor the host program (host-script.ts) leaves on a deploy target: a POSIX
-// sh script, started detached, that runs switch-to-configuration, reverts a failed switch, and
-// reverts an unconfirmed one when its confirmation window ends (the watchdog). Written without
-// brace expansions, like the host program, so it lives in a template literal untouched.
-/** The unit nixos-rebuild runs switch-to-configuration in: using it too serialises the two tools. */
-const SWITCH_UNIT = 'nixos-rebuild-switch-to-configuration';
-/**
- * switch-to-configuration SYSTEM ($1) ACTION ($2) as nixos-rebuild runs it under systemd: in its
- * unit, with the environment it passes, waiting for the end and passing its output through.
- */
-const SWITCH_UNDER_SYSTEMD = String.raw `systemd-run -E LOCALE_ARCHIVE -E NIXOS_INSTALL_BOOTLOADER --collect --no-ask-password --pipe \
-      --quiet --service-type=exec --unit=${SWITCH_UNIT} --wait "$1/bin/switch-to-configuration" "$2"`;
-/** Generations of activation state (logs, results) kept beside the profile. */
-const KEEP_ACTIVATIONS = 5;
-/**
- * The supervisor: started detached before the switch, so neither a dropped SSH session nor a
- * killed nix-plan can stop an activation halfway. It runs switch-to-configuration (under
- * systemd-run when the host runs systemd), restores the previous generation when the switch
- * fails, and, for confirmed activations, waits CONFIRM seconds after the switch for nix-plan to
- * come back and confirm; if nobody does, it restores the previous generation (the watchdog).
- * Who wins between the confirmation and the watchdog is settled by one atomic rename of `armed`.
- */
-const SUPERVISOR = String.raw `# nix-plan activation supervisor: sh supervise.sh ACTIVATION-DIR
-act=$1
-trap '' HUP INT PIPE
-get() { cat "$act/$1" 2>/dev/null; }
-put() { printf '%s\n' "$2" > "$act/$1.tmp" && mv -f "$act/$1.tmp" "$act/$1"; }
-note() { printf 'nix-plan: %s\n' "$*" >> "$act/log"; }
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-. "$act/env"
-state=$(dirname "$act")
-echo $$ > "$act/pid"
-echo $$ > "$state/lock/pid"
-profile=$(get profile); action=$(get action); out=$(get out); prev=$(get prev)
-prevsys=$(get prevsys); new=$(get new); created=$(get created); confirm=$(get confirm)
-systemd=$(get systemd)
-
-run_switch() {
-  if [ "$systemd" = 1 ]; then
-    ${SWITCH_UNDER_SYSTEMD}
-  else
-    "$1/bin/switch-to-configuration" "$2"
-  fi < /dev/null >> "$act/log" 2>&1
-}
-
-prune() {
-  total=0
-  for d in "$state"/act-*; do [ -d "$d" ] && total=$((total + 1)); done
-  n=0
-  for d in "$state"/act-*; do
-    [ -d "$d" ] || continue
-    n=$((n + 1))
-    if [ $((total - n)) -ge ${KEEP_ACTIVATIONS} ] && [ "$d" != "$act" ]; then rm -rf "$d"; fi
-  done
-}
-
-finish() {
-  rm -rf "$state/lock"
-  prune
-  exit 0
-}
-
-generation() { expr "$1" : '.*-\([0-9][0-9]*\)-link$'; }
-
-revert() {
-  put state reverting
-  note "$1"
-  if [ -z "$prev" ]; then
-    if [ "$created" = 1 ]; then
-      rm -f "$profile" "$new"
-      put removed "$new"
-      note "there is no previous generation to re-activate: removed $new"
-    else
-      note "there is no previous generation to re-activate"
-    fi
-    put state no-previous
-    finish
-  fi
-  if [ "$action" != test ] && [ "$new" != "$prev" ]; then
-    if ! nix-env -p "$profile" --switch-generation "$(generation "$prev")" >> "$act/log" 2>&1; then
-      note "nix-env --switch-generation failed: $profile still points at $new"
-      put state revert-failed
-      finish
-    fi
-    if [ "$created" = 1 ] && nix-env -p "$profile" --delete-generations "$(generation "$new")" >> "$act/log" 2>&1; then
-      put removed "$new"
-    fi
-  fi
-  note "re-activating $prevsys ($action)"
-  run_switch "$prevsys" "$action"
-  rc=$?
-  put revert-rc "$rc"
-  if [ "$rc" = 0 ]; then
-    put state reverted
-  else
-    note "the previous generation's switch-to-configuration $action exited with $rc"
-    put state revert-failed
-  fi
-  finish
-}
-
-write_record() {
-  record=$(get record)
-  [ -n "$record" ] || return 0
-  rec="$profile.nix-plan.json"
-  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
-    return 0
-  fi
-  rm -f "$rec.tmp.$$"
-  note "could not write $rec"
-  put record-failed 1
-}
-
-put state switching
-run_switch "$out" "$action"
-rc=$?
-put switch-rc "$rc"
-[ "$rc" = 0 ] || revert "switch-to-configuration $action exited with $rc: restoring the previous generation"
-if [ "$confirm" -gt 0 ] && { [ "$action" = switch ] || [ "$action" = test ]; }; then
-  deadline=$(($(date +%s) + confirm))
-  : > "$act/armed"
-  put state awaiting-confirmation
-  while [ ! -e "$act/confirmed" ]; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      if mv "$act/armed" "$act/expired" 2>/dev/null; then
-        revert "no confirmation within $confirm s: restoring the previous generation"
-      fi
-    fi
-    nap
-  done
-fi
-write_record
-put state done
-finish
-`;
-
-;// CONCATENATED MODULE: ./src/nix/host-script.ts
-// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
-// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
-//
-// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
-// installed on the host and the host always runs the code of the nix-plan that talks to it.
-// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
-// build log, switch-to-configuration's output) goes to stderr. The program is written without
-// brace expansions (`${…}`) so it can live in a template literal untouched.
-
-/** The name the program runs under (`$0`): how a host's process list and logs show it. */
-const HOST_PROGRAM_NAME = 'nix-plan-host';
-/** Version of the marker-line protocol below; the probe reports it. */
-const HOST_PROTOCOL = 1;
-/** The host program. */
-const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
-trap '' PIPE
-say() { printf '@nix-plan %s\n' "$*"; }
-fail() { say "error $*"; exit 1; }
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
-abs_link() {
-  t=$(readlink "$1" 2>/dev/null) || return 1
-  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
-}
-# A relative profile is taken from the login's home directory on the host.
-resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
-tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
-
-probe() {
-  profile=$(resolve_profile "$1")
-  say protocol ${HOST_PROTOCOL}
-  # First: who we are explains a failure of what follows (a login that cannot reach the store).
-  say uid "$(id -u)"
-  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
-  say nix "$v"
-  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
-  say store-dir "$sd"
-  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
-  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
-  if cur=$(abs_link "$profile"); then
-    say generation "$cur"
-    if sys=$(abs_link "$cur"); then say system "$sys"; fi
-  fi
-  if [ -f "$profile.nix-plan.json" ]; then
-    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
-  fi
-  lock="$profile.nix-plan.d/lock"
-  if [ -d "$lock" ]; then
-    pid=$(cat "$lock/pid" 2>/dev/null)
-    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
-  fi
-  for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.*; do
-    [ -d "$d" ] || continue
-    pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
-    alive "$pid" || rm -rf "$d" 2> /dev/null
-  done
-  say end
-}
-
-receive() {
-  size=$1
-  sha=$2
-  enc=$3
-  umask 077
-  base=$(tmpbase)
-  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
-    tmp="$base/nix-plan-recv.$$.0"
-    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
-  }
-  trap 'rm -rf "$tmp"' EXIT
-  trap 'exit 129' HUP
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
-  got=$(wc -c < "$tmp/plan" | tr -d ' ')
-  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
-  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
-  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
-  if [ "$enc" = zstd ]; then
-    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
-    rc=$?
-    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
-  else
-    nix-store --import < "$tmp/plan" > "$tmp/imported"
-    rc=$?
-  fi
-  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
-  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
-  say end
-}
-
-missing() {
-  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
-  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
-  say end
-}
-
-run_attached() {
-  if [ -d /run/systemd/system ]; then
-    ${SWITCH_UNDER_SYSTEMD}
-  else
-    "$1/bin/switch-to-configuration" "$2"
-  fi
-}
-
-take_lock() {
-  if ! mkdir "$1" 2> /dev/null; then
-    pid=$(cat "$1/pid" 2> /dev/null)
-    [ -n "$pid" ] || fail busy "another activation is starting ($1 has no pid yet)"
-    alive "$pid" && fail busy "another activation (process $pid) is running: $1"
-    rm -rf "$1"
-    mkdir "$1" 2> /dev/null || fail busy "another activation took $1 just now"
-  fi
-  echo $$ > "$1/pid"
-  locked=$1
-  trap '[ -n "$locked" ] && rm -rf "$locked"' EXIT
-}
-
-follow() {
-  fact=$1
-  off=$2
-  until=$3
-  waited=0
-  lost=0
-  chunk="$fact/chunk.$$"
-  while :; do
-    st=$(cat "$fact/state" 2> /dev/null)
-    if [ -f "$fact/log" ]; then
-      tail -c +$((off + 1)) "$fact/log" > "$chunk" 2> /dev/null
-      n=$(wc -c < "$chunk" | tr -d ' ')
-      if [ "$n" -gt 0 ]; then
-        cat "$chunk" >&2 || { rm -f "$chunk"; exit 1; }
-        off=$((off + n))
-      fi
-    fi
-    case $st in
-      starting | switching | reverting) ;;
-      awaiting-confirmation) [ "$until" = final ] || break ;;
-      *) break ;;
-    esac
-    pid=$(cat "$fact/pid" 2> /dev/null)
-    if [ -n "$pid" ]; then
-      if ! alive "$pid" && [ "$(cat "$fact/state" 2> /dev/null)" = "$st" ]; then
-        lost=1
-        break
-      fi
-    else
-      waited=$((waited + 1))
-      if [ "$waited" -gt 300 ]; then
-        lost=1
-        break
-      fi
-    fi
-    nap
-  done
-  rm -f "$chunk"
-  say logged "$off"
-}
-
-report() {
-  fact=$1
-  if [ "$lost" = 1 ]; then say state lost; else say state "$(cat "$fact/state" 2> /dev/null)"; fi
-  say previous "$(cat "$fact/prev" 2> /dev/null)"
-  say generation "$(cat "$fact/new" 2> /dev/null)"
-  for f in switch-rc revert-rc removed record-failed; do
-    [ -f "$fact/$f" ] && say "$f" "$(cat "$fact/$f")"
-  done
-  if cur=$(abs_link "$(cat "$fact/profile")"); then
-    say current "$cur"
-    if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
-  fi
-  say end
-}
-
-# Builds DRV (when given) and checks that it gave the system OUT, valid and a NixOS system.
-realise_system() {
-  if [ -n "$1" ]; then
-    built=$(nix-store --realise "$1") || fail build "nix-store --realise $1 failed"
-    case "
-$built
-" in
-      *"
-$2
-"*) ;;
-      *) fail build "building $1 gave '$built', not $2" ;;
-    esac
-  fi
-  nix-store --check-validity "$2" 2> /dev/null || fail build "$2 is not valid in the host's store"
-  [ -x "$2/bin/switch-to-configuration" ] ||
-    fail shape "$2 has no executable bin/switch-to-configuration: it is not a NixOS system"
-}
-
-# Prints the runtime closure of store path $2 as "@nix-plan $1 NAR-SIZE PATH" lines.
-list_closure() {
-  nix-store --query --requisites "$2" > "$tmp/paths" || fail nix "nix-store --query --requisites $2 failed"
-  xargs nix-store --query --size < "$tmp/paths" > "$tmp/sizes" || fail nix "nix-store --query --size failed"
-  exec 3< "$tmp/sizes"
-  while read -r p; do
-    read -r n <&3 || fail nix "nix-store --query --size gave fewer sizes than paths"
-    say "$1" "$n $p"
-  done < "$tmp/paths"
-  exec 3<&-
-}
-
-# What the activation would change: builds the new system (when DRV is given), then prints the
-# profile's current generation and system and the runtime closures of both systems.
-closure() {
-  profile=$(resolve_profile "$1")
-  realise_system "$2" "$3"
-  umask 077
-  tmp=$(mktemp -d "$(tmpbase)/nix-plan-closure.$$.XXXXXX" 2> /dev/null) ||
-    fail host "cannot make a private directory in $(tmpbase)"
-  trap 'rm -rf "$tmp"' EXIT
-  if cur=$(abs_link "$profile"); then
-    say current "$cur"
-    if sys=$(abs_link "$cur"); then
-      say current-system "$sys"
-      if nix-store --check-validity "$sys" 2> /dev/null; then list_closure old "$sys"; else say old-invalid 1; fi
-    fi
-  fi
-  list_closure new "$3"
-  say end
-}
-
-activate() {
-  profile=$(resolve_profile "$1")
-  action=$2
-  drv=$3
-  out=$4
-  confirm=$5
-  seen=$6
-  record=$7
-  id=$8
-  case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
-  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
-  realise_system "$drv" "$out"
-  if [ "$action" = dry-activate ]; then
-    run_attached "$out" dry-activate < /dev/null 1>&2
-    say switch-rc "$?"
-    say state dry-activated
-    if cur=$(abs_link "$profile"); then
-      say current "$cur"
-      say previous "$cur"
-      if sys=$(abs_link "$cur"); then say current-system "$sys"; fi
-    fi
-    say end
-    exit 0
-  fi
-  state="$profile.nix-plan.d"
-  mkdir -p "$state" || fail host "cannot create $state"
-  say profile "$profile"
-  take_lock "$state/lock"
-  rec="$profile.nix-plan.json"
-  now=none
-  if [ -f "$rec" ]; then now=$(nix-hash --type sha256 --flat "$rec") || fail nix "nix-hash failed"; fi
-  [ "$now" = "$seen" ] || fail changed "$rec changed since nix-plan read it (another deploy?): nothing was changed"
-  dir=$(dirname "$profile")
-  base=$(basename "$profile")
-  prev=$(abs_link "$profile") || prev=
-  prevsys=
-  [ -n "$prev" ] && prevsys=$(abs_link "$prev")
-  before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
-  new=$prev
-  created=0
-  if [ "$action" = switch ] || [ "$action" = boot ]; then
-    nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
-    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
-    case "
-$before
-" in
-      *"
-$(basename "$new")
-"*) ;;
-      *) created=1 ;;
-    esac
-  fi
-  act="$state/act-$id"
-  mkdir "$act" || fail host "cannot create $act"
-  systemd=0
-  [ -d /run/systemd/system ] && systemd=1
-  for name in profile action out prev prevsys new created confirm record systemd; do
-    eval "printf '%s\\n' \"\$$name\"" > "$act/$name"
-  done
-  export -p > "$act/env"
-  : > "$act/log"
-  echo starting > "$act/state"
-  cat > "$act/supervise.sh" << 'NIX_PLAN_SUPERVISOR'
-${SUPERVISOR}NIX_PLAN_SUPERVISOR
-  if [ "$systemd" = 1 ]; then
-    systemd-run --unit="nix-plan-activation-$id" --description="nix-plan activation $id" --collect --quiet \
-      --no-ask-password --service-type=exec /bin/sh "$act/supervise.sh" "$act" >&2 ||
-      fail host "systemd-run could not start the activation: nothing was activated"
-  elif command -v setsid > /dev/null 2>&1; then
-    (trap '' HUP INT QUIT; exec setsid sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
-  else
-    (trap '' HUP INT QUIT; exec sh "$act/supervise.sh" "$act") < /dev/null >> "$act/supervisor.log" 2>&1 &
-  fi
-  locked=
-  say activation "$id"
-  say previous "$prev"
-  say previous-system "$prevsys"
-  say generation "$new"
-  follow "$act" 0 switched
-  report "$act"
-}
-
-confirm() {
-  profile=$(resolve_profile "$1")
-  id=$2
-  off=$3
-  case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
-  act="$profile.nix-plan.d/act-$id"
-  [ -d "$act" ] || fail usage "there is no activation $id for $profile on this host"
-  follow "$act" "$off" switched
-  if [ "$lost" = 0 ] && [ "$(cat "$act/state" 2> /dev/null)" = awaiting-confirmation ]; then
-    if mv "$act/armed" "$act/confirmed" 2> /dev/null; then say confirmed 1; else say confirmed 0; fi
-    follow "$act" "$off" final
-  fi
-  report "$act"
-}
-
-phase=$1
-shift
-case $phase in
-  probe) probe "$@" ;;
-  receive) receive "$@" ;;
-  missing) missing "$@" ;;
-  closure) closure "$@" ;;
-  activate) activate "$@" ;;
-  confirm) confirm "$@" ;;
-  *) fail usage "unknown phase '$phase'" ;;
-esac
-`;
-/** The argv that runs `phase` of the host program with `args` (for a HostShell). */
-function hostProgramArgv(phase, args, sudo = false) {
-    return [...(sudo ? ['sudo', '-n', '--'] : []), 'sh', '-c', HOST_SCRIPT, HOST_PROGRAM_NAME, phase, ...args];
-}
-
-;// CONCATENATED MODULE: ./src/nix/host-program.ts
-// The client side of the host program (host-script.ts): runs its phases through a HostShell and
-// turns their marker lines into typed answers and their refusals into NixPlanErrors.
-
-
-
-
-/** A session that ended without its final report: the connection dropped or the program died. */
-class HostSessionError extends errors_NixPlanError {
-    partial;
-    connectionLost;
-    name = 'HostSessionError';
-    constructor(message, 
-    /** What the session had reported before it ended. */
-    partial, 
-    /** ssh itself failed (exit 255) or was killed: the connection, not the program. */
-    connectionLost) {
-        super('host', message);
-        this.partial = partial;
-        this.connectionLost = connectionLost;
-    }
-}
-/** Why a login that is not root cannot activate, and what to do about it. */
-function notRootText(uid) {
-    return (`the login on the host is uid ${uid}, not root: building into the host's store, setting the system ` +
-        'profile and switching need root there; log in as root, or as a user allowed `sudo -n` with --use-sudo');
-}
-/** The phases of the host program on one host. */
-class HostProgram {
-    shell;
-    options;
-    constructor(shell, options = {}) {
-        this.shell = shell;
-        this.options = options;
-    }
-    argv(phase, args) {
-        return hostProgramArgv(phase, args, this.options.sudo === true);
-    }
-    /** The error kind the program named, as one of ours (a remote command failing is the host's). */
-    errorFor(kind, message) {
-        const where = `${this.shell.label}: ${message}`;
-        const codes = {
-            usage: 'internal',
-            shape: 'usage',
-            nix: this.shell.remote ? 'host' : 'nix',
-            build: this.shell.remote ? 'host' : 'nix',
-        };
-        return new errors_NixPlanError(codes[kind] ?? 'host', where);
-    }
-    /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
-    check(result, what) {
-        const markers = parseMarkers(result.stdout);
-        const error = lastMarker(markers, 'error');
-        if (error !== undefined) {
-            const space = error.indexOf(' ');
-            throw this.errorFor(error.slice(0, space < 0 ? error.length : space), error.slice(space + 1));
-        }
-        if (result.code === 0 && markers.some(([k]) => k === 'end'))
-            return markers;
-        const connectionLost = this.shell.remote && (result.code === 255 || result.signal !== undefined);
-        const detail = result.stderr.trim().split('\n').slice(-5).join('\n');
-        throw new HostSessionError(connectionLost
-            ? `${this.shell.label}: the SSH connection failed during ${what}${detail === '' ? '' : `: ${detail}`}`
-            : `${this.shell.label}: ${what} stopped (exit code ${result.code}${result.signal === undefined ? '' : `, ${result.signal}`})${detail === '' ? '' : `: ${detail}`}`, activationReport(markers), connectionLost);
-    }
-    /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
-    async probe(profile, signal) {
-        const result = await this.shell.run(this.argv('probe', [profile]), { signal });
-        let m;
-        try {
-            m = this.check(result, 'the probe');
-        }
-        catch (e) {
-            // A refusal by a login that is not root: that is the likelier cause, say so.
-            const uid = markerNumber(lastMarker(parseMarkers(result.stdout), 'uid'));
-            if (e instanceof HostSessionError || !(e instanceof errors_NixPlanError) || uid === undefined || uid === 0)
-                throw e;
-            throw new errors_NixPlanError(e.code, `${e.message}\n(${notRootText(uid)})`, { cause: e });
-        }
-        const protocol = lastMarker(m, 'protocol');
-        if (protocol !== String(HOST_PROTOCOL))
-            throw new errors_NixPlanError('host', `${this.shell.label}: the host program answered in protocol ${protocol}`);
-        let storeDir;
-        try {
-            storeDir = JSON.parse(lastMarker(m, 'store-dir') ?? '');
-        }
-        catch {
-            storeDir = undefined;
-        }
-        if (typeof storeDir !== 'string')
-            throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${lastMarker(m, 'store-dir') ?? ''}')`);
-        const record = lastMarker(m, 'record');
-        return {
-            nixVersion: parseNixVersion(lastMarker(m, 'nix') ?? ''),
-            storeDir,
-            uid: markerNumber(lastMarker(m, 'uid')) ?? -1,
-            systemd: lastMarker(m, 'systemd') === '1',
-            zstd: lastMarker(m, 'zstd') === '1',
-            generation: lastMarker(m, 'generation'),
-            system: lastMarker(m, 'system'),
-            record: record === undefined ? undefined : markerBytes(record),
-            busy: lastMarker(m, 'busy'),
-        };
-    }
-    /**
-     * Sends a plan (its export stream, raw or as zstd) to a private temp file on the host, which
-     * checks its size and sha256 before `nix-store --import` reads it; returns how many paths Nix
-     * imported. Anything short of the whole, exact stream is refused there and removed.
-     */
-    async receive(input, expected, output = {}) {
-        const result = await this.shell.run(this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]), { input, onStderr: output.onOutput, signal: output.signal });
-        const m = this.check(result, 'the transfer');
-        return { imported: markerNumber(lastMarker(m, 'imported')) ?? 0 };
-    }
-    /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
-    async missing(paths, signal) {
-        const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
-        const result = await this.shell.run(this.argv('missing', []), { input, signal });
-        return this.check(result, 'the validity query')
-            .filter(([k]) => k === 'missing')
-            .map(([, v]) => v);
-    }
-    /**
-     * Builds the system `out` on the host (from `drvPath`, when given) and reports what activating
-     * it would change: the profile's current generation and the runtime closures of its system and
-     * of `out`, each path with its NAR size, as the host's Nix gives them (`nix-store -qR`, `-q
-     * --size`). Every line is checked against `storeDir`; more than CLOSURE_OUTPUT_LIMIT bytes is refused.
-     */
-    async closures(args, output = {}) {
-        const stop = new AbortController();
-        const stopNow = () => stop.abort();
-        if (output.signal?.aborted === true)
-            stopNow();
-        output.signal?.addEventListener('abort', stopNow, { once: true });
-        let bytes = 0;
-        try {
-            const result = await this.shell.run(this.argv('closure', [args.profile, args.drvPath ?? '', args.out]), {
-                onStderr: output.onOutput,
-                signal: stop.signal,
-                onStdout: (c) => {
-                    bytes += c.length;
-                    if (bytes > CLOSURE_OUTPUT_LIMIT)
-                        stopNow();
-                },
-            });
-            if (bytes > CLOSURE_OUTPUT_LIMIT)
-                throw new errors_NixPlanError('host', `${this.shell.label}: the host sent more than ${CLOSURE_OUTPUT_LIMIT} bytes of closure: refused`);
-            return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
-        }
-        finally {
-            output.signal?.removeEventListener('abort', stopNow);
-        }
-    }
-    /**
-     * Builds (when asked), sets the profile, starts the supervisor and follows its log until the
-     * switch is over: the report says `awaiting-confirmation` or how it ended.
-     */
-    async activate(args, output = {}) {
-        if (!/^[A-Za-z0-9-]+$/.test(args.id))
-            throw new errors_NixPlanError('internal', `bad activation id '${args.id}'`);
-        const result = await this.shell.run(this.argv('activate', [
-            args.profile,
-            args.action,
-            args.drvPath ?? '',
-            args.out,
-            String(args.confirmTimeout),
-            args.recordSeen,
-            args.record,
-            args.id,
-        ]), { onStderr: output.onOutput, signal: output.signal });
-        return activationReport(this.check(result, 'the activation'));
-    }
-    /**
-     * Over a new connection: follows the activation on from `offset` bytes of its log and, if it
-     * awaits confirmation, confirms it (an atomic rename the watchdog competes for); then reports.
-     */
-    async confirm(profile, id, offset, output = {}) {
-        const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
-            onStderr: output.onOutput,
-            signal: output.signal,
-            freshConnection: true,
-        });
-        return activationReport(this.check(result, 'the confirmation'));
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/nix/profile.ts
 // A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
 // (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
@@ -9190,160 +9460,6 @@ class LocalHost {
         });
         return { code: result.code, stdout: Buffer.concat(out), stderr: result.stderr };
     }
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/activation.ts
-// Safe activation, for `deploy` and `apply` alike: run the host program's activation, confirm it
-// over a new connection (or find out what the watchdog did when the connection was lost), and say
-// which generation is current at the end of every path.
-
-
-
-
-
-/** Every action, for parsing and help texts. */
-const ACTIVATION_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
-/** Default seconds the host waits for confirmation after switching (deploy-rs's default too). */
-const DEFAULT_CONFIRM_TIMEOUT = 30;
-/** An activation that failed: the error code says whether the host was restored (13) or not (14). */
-class ActivationError extends errors_NixPlanError {
-    report;
-    name = 'ActivationError';
-    constructor(code, message, report) {
-        super(code, message);
-        this.report = report;
-    }
-}
-/** The generation number of a link like `/nix/var/nix/profiles/system-42-link`. */
-function generationNumber(link) {
-    const m = /-(\d+)-link$/.exec((0,external_node_path_namespaceObject.basename)(link ?? ''));
-    return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-/** A fresh activation id: sortable by time (the host keeps the newest few), unique by chance. */
-function newActivationId(now = new Date()) {
-    const stamp = now
-        .toISOString()
-        .replace(/[-:]/g, '')
-        .replace(/\.\d+Z$/, 'Z');
-    return `${stamp}-${(0,external_node_crypto_namespaceObject.randomBytes)(4).toString('hex')}`;
-}
-/** "generation 3 (/nix/store/…-nixos-system-…)" or "no generation". */
-function describeCurrent(r) {
-    const n = generationNumber(r.current);
-    if (n === undefined)
-        return 'the profile has no generation now';
-    return `the current generation is ${n}${r.currentSystem === undefined ? '' : ` (${r.currentSystem})`}`;
-}
-/** The error for a report that did not end well, or undefined for one that did. */
-function reportProblem(report, action, confirmTimeout) {
-    const why = report.switchRc !== undefined && report.switchRc !== 0
-        ? `switch-to-configuration ${action} exited with ${report.switchRc}${report.switchRc === 4 ? ' (some units failed)' : ''}`
-        : `the activation was not confirmed within ${confirmTimeout} s`;
-    const previous = generationNumber(report.previous);
-    switch (report.state) {
-        case 'done':
-            return undefined;
-        case 'dry-activated':
-            return report.switchRc === 0
-                ? undefined
-                : new ActivationError('activation', `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}; nothing was changed`, report);
-        case 'reverted':
-            return new ActivationError('activation', `${why}: re-activated the previous generation${previous === undefined ? '' : ` ${previous}`}` +
-                `${report.removed === undefined ? '' : ` and removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
-        case 'no-previous':
-            return new ActivationError('activation', `${why}: there was no previous generation to re-activate` +
-                `${report.removed === undefined ? '' : `; removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
-        case 'revert-failed':
-            return new ActivationError('attention', `${why}, and restoring the previous generation failed` +
-                `${report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
-                `the host needs attention; ${describeCurrent(report)}`, report);
-        default:
-            return new ActivationError('attention', `the activation on the host stopped in state '${report.state ?? 'unknown'}' without finishing: ` +
-                `the host needs attention; ${describeCurrent(report)}`, report);
-    }
-}
-const realClock = {
-    now: () => Date.now(),
-    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-};
-/**
- * Keeps trying the confirm phase over new connections until `deadline` (ms): the host answers
- * with the activation's outcome (and whether this confirmation or the watchdog won).
- */
-async function confirmUntil(program, profile, id, offset, deadline, io) {
-    const clock = io.clock ?? realClock;
-    let logged = offset;
-    for (let attempt = 1;; attempt++) {
-        try {
-            return await program.confirm(profile, id, logged, { onOutput: io.output });
-        }
-        catch (e) {
-            if (!(e instanceof HostSessionError) || !e.connectionLost)
-                throw e;
-            logged = Math.max(logged, e.partial.logged);
-            if (clock.now() >= deadline)
-                throw e;
-            io.log.debug(`${program.shell.label}: reconnecting to confirm (attempt ${attempt}): ${e.message}`);
-            await clock.sleep(1000);
-        }
-    }
-}
-/**
- * Activates `request` through `program` and sees it through: confirms a switch or test over a
- * new connection (deploy-rs's magic rollback, with the race settled on the host), reconnects
- * when the session drops, and fails with the error code that says what state the host is in.
- */
-async function activateSafely(program, request, io) {
-    const clock = io.clock ?? realClock;
-    const id = newActivationId();
-    const window = Math.max(request.confirmTimeout, 5) * 1000;
-    let report;
-    try {
-        report = await program.activate({ ...request, id }, { onOutput: io.output });
-    }
-    catch (e) {
-        // A session lost after the supervisor started: the activation goes on without us. Come back
-        // to follow it, and to confirm it if the host still lets us in.
-        if (!(e instanceof HostSessionError) || !e.connectionLost || e.partial.id === undefined)
-            throw e;
-        io.log.warn(`${program.shell.label}: lost the connection during the activation; reconnecting`);
-        try {
-            report = await confirmUntil(program, request.profile, id, e.partial.logged, clock.now() + window, io);
-        }
-        catch (again) {
-            if (!(again instanceof HostSessionError))
-                throw again;
-            throw new errors_NixPlanError('host', `${program.shell.label}: lost the connection during the activation and could not reconnect within ` +
-                `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates the previous generation${e.partial.previous === undefined ? '' : ` (${(0,external_node_path_namespaceObject.basename)(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`);
-        }
-    }
-    let confirmed = false;
-    if (report.state === 'awaiting-confirmation' && report.id !== undefined) {
-        const first = report;
-        report = await confirmUntil(program, request.profile, report.id, report.logged, clock.now() + request.confirmTimeout * 1000, io)
-            .then((r) => ({
-            ...r,
-            previous: r.previous ?? first.previous,
-            previousSystem: r.previousSystem ?? first.previousSystem,
-            generation: r.generation ?? first.generation,
-        }))
-            .catch((e) => {
-            if (!(e instanceof HostSessionError))
-                throw e;
-            throw new errors_NixPlanError('host', `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
-                `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`);
-        });
-        confirmed = report.confirmed === true && report.state === 'done';
-    }
-    const problem = reportProblem(report, request.action, request.confirmTimeout);
-    if (problem !== undefined)
-        throw problem;
-    return {
-        report,
-        confirmed,
-        generation: generationNumber(report.current),
-        previousGeneration: generationNumber(report.previous),
-    };
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
@@ -10238,6 +10354,7 @@ async function deployToHost(job, plan, probe, io) {
         drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
         out: job.system,
         confirmTimeout: job.confirmTimeout,
+        activationTimeout: job.activationTimeout,
         recordSeen: recordSeen(probe.record),
         record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
     }, { log: io.log, output: io.output, clock: io.clock });
@@ -10539,6 +10656,7 @@ async function deployPlan(bundlePath, options, deps) {
                     profile,
                     action,
                     confirmTimeout,
+                    activationTimeout: options.activationTimeout ?? DEFAULT_ACTIVATION_TIMEOUT,
                     encoding: options.compress ?? 'auto',
                     buildOn,
                     record,
@@ -11025,6 +11143,7 @@ function deployCommand() {
                 value: 'SECONDS',
                 help: `revert a switch not confirmed within this time (default ${DEFAULT_CONFIRM_TIMEOUT}; 0: no confirmation)`,
             },
+            'activation-timeout': ACTIVATION_TIMEOUT,
             'build-on': {
                 type: 'string',
                 value: 'WHERE',
@@ -11073,6 +11192,7 @@ function deployCommand() {
                 action: oneOf(str(args, 'action'), 'action', DEPLOY_ACTIONS),
                 profile: str(args, 'profile'),
                 confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+                activationTimeout: integer(str(args, 'activation-timeout'), 'activation-timeout', 0, 86400),
                 buildOn: oneOf(str(args, 'build-on'), 'build-on', BUILD_ON),
                 trustedKeys,
                 noCheckSigs: flag(args, 'no-check-sigs'),
@@ -11589,6 +11709,7 @@ async function applyPlan(bundlePath, options, deps) {
         action,
         out: system,
         confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+        activationTimeout: options.activationTimeout ?? DEFAULT_ACTIVATION_TIMEOUT,
         recordSeen: recordSeen(record),
         record: SETS_PROFILE.has(action)
             ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))
@@ -11917,6 +12038,7 @@ const applyCommand = command_define({
             value: 'SECONDS',
             help: 'revert a switch not confirmed within this time (default 30; 0: no confirmation)',
         },
+        'activation-timeout': ACTIVATION_TIMEOUT,
         'allow-any-root': { type: 'boolean', help: 'apply a root that is not a nixos-system-… derivation' },
         rollback: { type: 'boolean', help: 'go back one generation' },
         store: STORE,
@@ -11956,6 +12078,7 @@ const applyCommand = command_define({
             rollback,
             store,
             confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+            activationTimeout: integer(str(args, 'activation-timeout'), 'activation-timeout', 0, 86400),
             allowAnyRoot: flag(args, 'allow-any-root'),
             // The profile's last-applied record (on the activating side): an older plan is refused.
             ...maxAge(args),
