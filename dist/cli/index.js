@@ -4141,11 +4141,18 @@ class Parser {
  * sorted lists, canonical escapes, nothing after the closing parenthesis); anything else throws a
  * MalformedError naming the byte offset.
  */
-function parseDerivation(bytes) {
+function parseDerivation(bytes, spans) {
     const p = new Parser(bytes);
-    const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p);
+    const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p, spans);
     const env = [];
-    const { builder, args } = parseTail(p, () => p.escaped(), (key, value) => env.push({ key, value }));
+    let valueAt = 0;
+    const { builder, args } = parseTail(p, () => {
+        valueAt = p.pos + 1;
+        return p.escaped();
+    }, (key, value) => {
+        env.push({ key, value });
+        spans?.envValues.push(valueAt, p.pos - 1);
+    });
     return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
 }
 /**
@@ -5159,9 +5166,10 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
             throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
         if (derivations !== undefined) {
             const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
-            const drv = parseDerivation(bytes);
+            const spans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
+            const drv = parseDerivation(bytes, spans);
             derivations.check(entry.path, entry.references, drv);
-            onDerivation?.(drv, bytes);
+            onDerivation?.(drv, bytes, spans);
         }
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
@@ -5278,6 +5286,15 @@ function envOf(drv, output) {
     const v = envGet(drv, output);
     return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
 }
+/** Whether an environment key is the (ASCII) output name `name`. */
+function sameName(key, name) {
+    if (key.length !== name.length)
+        return false;
+    for (let i = 0; i < key.length; i++)
+        if (key[i] !== name.charCodeAt(i))
+            return false;
+    return true;
+}
 /** Whether two byte strings are equal. */
 function sameBytes(a, b) {
     return a.length === b.length && Buffer.compare(a, b) === 0;
@@ -5320,14 +5337,15 @@ class DerivationOutputChecks {
     }
     /**
      * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
-     * filled in must give back exactly these bytes). Its input derivations must have been checked
+     * filled in must give back exactly these bytes; `spans`, where the parser found its parts, let
+     * that be checked on the bytes themselves). Its input derivations must have been checked
      * already, or be in the store (then this returns a promise: they are read first).
      */
-    check(drvPath, drv, bytes) {
+    check(drvPath, drv, bytes, spans) {
         const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
         if (missing.length === 0)
-            return this.checkNow(drvPath, drv, bytes);
-        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
+            return this.checkNow(drvPath, drv, bytes, spans);
+        return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes, spans));
     }
     /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
     declaredOutput(path) {
@@ -5374,7 +5392,7 @@ class DerivationOutputChecks {
                     todo.push([i.path, p]);
         }
     }
-    checkNow(drvPath, drv, bytes) {
+    checkNow(drvPath, drv, bytes, spans) {
         const name = drvName(drvPath);
         this.current = { path: drvPath, drv };
         try {
@@ -5384,7 +5402,7 @@ class DerivationOutputChecks {
             else if (drv.outputs.every((o) => o.hashAlgo !== ''))
                 this.checkFloating(drvPath, drv);
             else if (drv.version === undefined)
-                this.checkInputAddressed(drvPath, drv, name, bytes);
+                this.checkInputAddressed(drvPath, drv, name, bytes, spans);
             else
                 this.checkOther(drvPath, drv, name);
         }
@@ -5421,8 +5439,11 @@ class DerivationOutputChecks {
      * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
      * bytes, which proves every output path and every variable named after an output at once.
      */
-    checkInputAddressed(drvPath, drv, name, bytes) {
-        const filled = this.hasher.fillOutputs(drv, name);
+    checkInputAddressed(drvPath, drv, name, bytes, spans) {
+        // On the bytes themselves when the parser said where the parts are: the .drv is written out
+        // again with its outputs filled in only when that check fails, to say what is wrong.
+        const filled = (spans !== undefined && this.checkInPlace(drv, name, bytes, spans)) ||
+            this.hasher.fillOutputs(drv, name);
         if (filled.hash.kind === 'deferred') {
             this.checkDeferred(drvPath, drv);
             this.hasher.record(drvPath, drv, filled.hash);
@@ -5443,6 +5464,16 @@ class DerivationOutputChecks {
             this.declare(o.path, { drvPath, output: o.name });
         });
         this.hasher.record(drvPath, drv, filled.hash);
+    }
+    /** `hasher.checkFilled` of a parsed .drv: its filled form when that is exactly `bytes`. */
+    checkInPlace(drv, name, bytes, spans) {
+        const holes = [];
+        drv.env.forEach((e, i) => {
+            const o = drv.outputs.find((out) => sameName(e.key, out.name));
+            if (o !== undefined)
+                holes.push({ start: spans.envValues[2 * i], end: spans.envValues[2 * i + 1], output: o.name });
+        });
+        return this.hasher.checkFilled(bytes, spans, holes, drv, name);
     }
     /** Outputs of a derivation deferred by its inputs: no paths yet. */
     checkDeferred(drvPath, drv) {
@@ -5656,8 +5687,8 @@ async function verifySource(source, options) {
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
     let parsed;
-    const onDerivation = (drv, bytes) => {
-        parsed = { drv, bytes };
+    const onDerivation = (drv, bytes, spans) => {
+        parsed = { drv, bytes, spans };
     };
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
@@ -5668,8 +5699,8 @@ async function verifySource(source, options) {
         parsed = undefined;
         const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined, onDerivation);
         if (outputs !== undefined && parsed !== undefined) {
-            const { drv, bytes } = parsed;
-            const pending = outputs.check(entry.path, drv, bytes);
+            const { drv, bytes, spans } = parsed;
+            const pending = outputs.check(entry.path, drv, bytes, spans);
             if (pending !== undefined)
                 await pending;
         }

@@ -16,8 +16,14 @@
 // them from there. The checker also indexes which derivation declares which output path, for the
 // proof of build outputs (proof.ts).
 import { NixPlanError } from '../errors.js';
-import { DerivationHasher } from '../derivation/index.js';
-import { drvName, envGet, parseDerivation, type Derivation } from '../derivation/index.js';
+import { DerivationHasher, type FilledDerivation } from '../derivation/index.js';
+import {
+  drvName,
+  envGet,
+  parseDerivation,
+  type Derivation,
+  type DerivationSpans,
+} from '../derivation/index.js';
 
 /** What a derivation of the plan declares about one of its output paths. */
 export interface DeclaredOutput {
@@ -56,6 +62,13 @@ function wrong(drvPath: string, detail: string): NixPlanError {
 function envOf(drv: Derivation, output: string): string | undefined {
   const v = envGet(drv, output);
   return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
+}
+
+/** Whether an environment key is the (ASCII) output name `name`. */
+function sameName(key: Uint8Array, name: string): boolean {
+  if (key.length !== name.length) return false;
+  for (let i = 0; i < key.length; i++) if (key[i] !== name.charCodeAt(i)) return false;
+  return true;
 }
 
 /** Whether two byte strings are equal. */
@@ -108,13 +121,14 @@ export class DerivationOutputChecks {
 
   /**
    * Checks one .drv of the plan, parsed (`bytes` are the file, for the common case: its outputs
-   * filled in must give back exactly these bytes). Its input derivations must have been checked
+   * filled in must give back exactly these bytes; `spans`, where the parser found its parts, let
+   * that be checked on the bytes themselves). Its input derivations must have been checked
    * already, or be in the store (then this returns a promise: they are read first).
    */
-  check(drvPath: string, drv: Derivation, bytes: Uint8Array): void | Promise<void> {
+  check(drvPath: string, drv: Derivation, bytes: Uint8Array, spans?: DerivationSpans): void | Promise<void> {
     const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
-    if (missing.length === 0) return this.checkNow(drvPath, drv, bytes);
-    return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes));
+    if (missing.length === 0) return this.checkNow(drvPath, drv, bytes, spans);
+    return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes, spans));
   }
 
   /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
@@ -171,14 +185,14 @@ export class DerivationOutputChecks {
     }
   }
 
-  private checkNow(drvPath: string, drv: Derivation, bytes: Uint8Array): void {
+  private checkNow(drvPath: string, drv: Derivation, bytes: Uint8Array, spans?: DerivationSpans): void {
     const name = drvName(drvPath);
     this.current = { path: drvPath, drv };
     try {
       const fixed = this.hasher.fixedOutputPaths(drv, name);
       if (fixed !== undefined) this.checkFixed(drvPath, drv, fixed);
       else if (drv.outputs.every((o) => o.hashAlgo !== '')) this.checkFloating(drvPath, drv);
-      else if (drv.version === undefined) this.checkInputAddressed(drvPath, drv, name, bytes);
+      else if (drv.version === undefined) this.checkInputAddressed(drvPath, drv, name, bytes, spans);
       else this.checkOther(drvPath, drv, name);
     } catch (e) {
       if (e instanceof NixPlanError && e.code === 'malformed')
@@ -219,8 +233,18 @@ export class DerivationOutputChecks {
    * Input-addressed `Derive(…)`: its outputs filled in as Nix fills them must give back exactly its
    * bytes, which proves every output path and every variable named after an output at once.
    */
-  private checkInputAddressed(drvPath: string, drv: Derivation, name: string, bytes: Uint8Array): void {
-    const filled = this.hasher.fillOutputs(drv, name);
+  private checkInputAddressed(
+    drvPath: string,
+    drv: Derivation,
+    name: string,
+    bytes: Uint8Array,
+    spans: DerivationSpans | undefined,
+  ): void {
+    // On the bytes themselves when the parser said where the parts are: the .drv is written out
+    // again with its outputs filled in only when that check fails, to say what is wrong.
+    const filled =
+      (spans !== undefined && this.checkInPlace(drv, name, bytes, spans)) ||
+      this.hasher.fillOutputs(drv, name);
     if (filled.hash.kind === 'deferred') {
       this.checkDeferred(drvPath, drv);
       this.hasher.record(drvPath, drv, filled.hash);
@@ -240,6 +264,22 @@ export class DerivationOutputChecks {
       this.declare(o.path, { drvPath, output: o.name });
     });
     this.hasher.record(drvPath, drv, filled.hash);
+  }
+
+  /** `hasher.checkFilled` of a parsed .drv: its filled form when that is exactly `bytes`. */
+  private checkInPlace(
+    drv: Derivation,
+    name: string,
+    bytes: Uint8Array,
+    spans: DerivationSpans,
+  ): FilledDerivation | undefined {
+    const holes: { start: number; end: number; output: string }[] = [];
+    drv.env.forEach((e, i) => {
+      const o = drv.outputs.find((out) => sameName(e.key, out.name));
+      if (o !== undefined)
+        holes.push({ start: spans.envValues[2 * i]!, end: spans.envValues[2 * i + 1]!, output: o.name });
+    });
+    return this.hasher.checkFilled(bytes, spans, holes, drv, name);
   }
 
   /** Outputs of a derivation deferred by its inputs: no paths yet. */

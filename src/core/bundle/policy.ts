@@ -10,6 +10,7 @@ import {
   parseDerivation,
   type Derivation,
   type DerivationHead,
+  type DerivationSpans,
 } from '../derivation/index.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
@@ -114,7 +115,7 @@ export function classifyEntry(
   manifest: BundleManifest,
   limits: Partial<ExportLimits>,
   derivations: DerivationChecks | undefined,
-  onDerivation?: (drv: Derivation, bytes: Uint8Array) => void,
+  onDerivation?: (drv: Derivation, bytes: Uint8Array, spans: DerivationSpans) => void,
 ): VerifiedEntry {
   const ca = identifyContentAddress(
     {
@@ -135,9 +136,10 @@ export function classifyEntry(
       throw bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
     if (derivations !== undefined) {
       const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
-      const drv = parseDerivation(bytes);
+      const spans: DerivationSpans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
+      const drv = parseDerivation(bytes, spans);
       derivations.check(entry.path, entry.references, drv);
-      onDerivation?.(drv, bytes);
+      onDerivation?.(drv, bytes, spans);
     }
     return { ...entry, kind: 'drv', ca: ca.ca };
   }

@@ -13,7 +13,7 @@ import type { PublicKey } from '../signing.js';
 import type { FrameInfo } from './frame.js';
 import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
-import type { Derivation } from '../derivation/index.js';
+import type { Derivation, DerivationSpans } from '../derivation/index.js';
 import { DerivationOutputChecks, type StoreDerivationReader } from './drv-outputs.js';
 import { ClosureCheck } from './closure-check.js';
 import { DEFAULT_READER_LIMITS, checkSizeLimits, exportLimitsFor, type ReaderLimits } from './limits.js';
@@ -167,9 +167,9 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   let frame: FrameInfo | undefined;
   const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
   const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
-  let parsed: { drv: Derivation; bytes: Uint8Array } | undefined;
-  const onDerivation = (drv: Derivation, bytes: Uint8Array): void => {
-    parsed = { drv, bytes };
+  let parsed: { drv: Derivation; bytes: Uint8Array; spans: DerivationSpans } | undefined;
+  const onDerivation = (drv: Derivation, bytes: Uint8Array, spans: DerivationSpans): void => {
+    parsed = { drv, bytes, spans };
   };
   for await (const entry of readExport(data, exportLimits, {
     storeDir: manifest.storeDir,
@@ -186,8 +186,8 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
       onDerivation,
     );
     if (outputs !== undefined && parsed !== undefined) {
-      const { drv, bytes } = parsed;
-      const pending = outputs.check(entry.path, drv, bytes);
+      const { drv, bytes, spans } = parsed;
+      const pending = outputs.check(entry.path, drv, bytes, spans);
       if (pending !== undefined) await pending;
     }
     proofs.entry(entry.path, verified.kind, entry.deriver);

@@ -239,16 +239,35 @@ class Parser {
  * sorted lists, canonical escapes, nothing after the closing parenthesis); anything else throws a
  * MalformedError naming the byte offset.
  */
-export function parseDerivation(bytes: Uint8Array): Derivation {
+export function parseDerivation(bytes: Uint8Array, spans?: DerivationSpans): Derivation {
   const p = new Parser(bytes);
-  const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p);
+  const { version, outputs, inputDrvs, inputSrcs, system } = parseUpToSystem(p, spans);
   const env: EnvEntry[] = [];
+  let valueAt = 0;
   const { builder, args } = parseTail(
     p,
-    () => p.escaped(),
-    (key, value) => env.push({ key, value }),
+    () => {
+      valueAt = p.pos + 1;
+      return p.escaped();
+    },
+    (key, value) => {
+      env.push({ key, value });
+      spans?.envValues.push(valueAt, p.pos - 1);
+    },
   );
   return { version, outputs, inputDrvs, inputSrcs, system, builder, args, env };
+}
+
+/**
+ * Where the parts of a .drv are in its bytes, as `parseDerivation` finds them: each output's path
+ * and the input derivations (as in a `DerivationLayout`), and for each environment entry where its
+ * value's contents (escaped, between its quotes) begin and end.
+ */
+export interface DerivationSpans extends Pick<
+  DerivationLayout,
+  'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'
+> {
+  envValues: number[];
 }
 
 /**
