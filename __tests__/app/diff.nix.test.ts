@@ -3,7 +3,7 @@
 // floating content-addressed change, a relocated plan, a .drv and a profile as the old side, the
 // drill-down, the JSON document against its published schema, and refusals.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger, type Deps } from '../../src/app/deps.js';
@@ -23,7 +23,7 @@ import { nixVersions, ScratchStore, SYSTEM, type NixVersion } from '../support/n
 import type { PlanContents } from '../../src/app/contents.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
-const FIXTURE = join(REPO, '__tests__', 'fixtures', 'diff', 'default.nix');
+const SOURCE = join(REPO, '__tests__', 'fixtures', 'diff', 'default.nix');
 const bundle = (path: string): PlanLocation => ({ kind: 'bundle', path });
 
 /** The package changes of a diff as `name: change`, sorted. */
@@ -31,6 +31,10 @@ const changes = (d: PlanDiff): string[] => d.total.packages.map((p) => `${p.name
 
 describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
   let work: string;
+  /** The fixture copied out of this repository: evaluated inside it, every plan would carry this
+   * checkout's commit and dirty flag as provenance, and a file changed during the run would make
+   * two plans of the same content differ. */
+  let FIXTURE: string;
   let store: ScratchStore;
   let deps: Deps;
   const key = generateKeyPair('diff-ci-1');
@@ -56,6 +60,8 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'nix-plan-diff-'));
+    FIXTURE = join(work, 'default.nix');
+    copyFileSync(SOURCE, FIXTURE);
     store = new ScratchStore(version);
     deps = { runner: store.runner, log: silentLogger };
     oldPlan = await exportVariant('old', 'old', { signingKey: key.secretKey });

@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 74:
+/***/ 72:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -3928,10 +3928,10 @@ function ascii(s) {
     return out;
 }
 
-;// CONCATENATED MODULE: ./src/core/derivation/parse.ts
-// Parsing a .drv: byte-exact, on bytes. Verbatim fields stay verbatim and only the canonical form
-// of escaped ones is accepted, so whenever `parseDerivation(b)` succeeds, `serialiseDerivation`
-// (write.ts) gives back exactly `b`.
+;// CONCATENATED MODULE: ./src/core/derivation/parser.ts
+// The cursor a .drv is parsed with: reads ATerm's strings (verbatim or escaped), lists and
+// dynamic-output trees from the bytes, checks order and canonical escapes, and names the byte
+// offset in every error. What is read in which order is parse.ts.
 
 
 
@@ -4136,6 +4136,14 @@ class Parser {
         }
     }
 }
+
+;// CONCATENATED MODULE: ./src/core/derivation/parse.ts
+// Parsing a .drv: byte-exact, on bytes. Verbatim fields stay verbatim and only the canonical form
+// of escaped ones is accepted, so whenever `parseDerivation(b)` succeeds, `serialiseDerivation`
+// (write.ts) gives back exactly `b`.
+
+
+
 /**
  * Parses a .drv file. Accepts exactly what Nix writes (`Derive(…)` or `DrvWithVersion("v",…)`,
  * sorted lists, canonical escapes, nothing after the closing parenthesis); anything else throws a
@@ -16879,7 +16887,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(74);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(72);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
