@@ -20,6 +20,7 @@ import { DerivationHasher, type FilledDerivation } from '../derivation/index.js'
 import {
   drvName,
   envGet,
+  outputNamed,
   parseDerivation,
   type Derivation,
   type DerivationSpans,
@@ -62,13 +63,6 @@ function wrong(drvPath: string, detail: string): NixPlanError {
 function envOf(drv: Derivation, output: string): string | undefined {
   const v = envGet(drv, output);
   return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
-}
-
-/** Whether an environment key is the (ASCII) output name `name`. */
-function sameName(key: Uint8Array, name: string): boolean {
-  if (key.length !== name.length) return false;
-  for (let i = 0; i < key.length; i++) if (key[i] !== name.charCodeAt(i)) return false;
-  return true;
 }
 
 /** Whether two byte strings are equal. */
@@ -275,7 +269,7 @@ export class DerivationOutputChecks {
   ): FilledDerivation | undefined {
     const holes: { start: number; end: number; output: string }[] = [];
     drv.env.forEach((e, i) => {
-      const o = drv.outputs.find((out) => sameName(e.key, out.name));
+      const o = outputNamed(drv.outputs, e.key);
       if (o !== undefined)
         holes.push({ start: spans.envValues[2 * i]!, end: spans.envValues[2 * i + 1]!, output: o.name });
     });

@@ -1,8 +1,21 @@
 // What a parsed derivation says, read without writing it: its references, an env value, its name.
 import { compareBytes } from '../bytes.js';
-import type { Derivation } from './types.js';
+import type { Derivation, DerivationOutput } from './types.js';
 
 const encoder = new TextEncoder();
+
+/** The output named by environment key `key`, if any (output names are ASCII: compared without decoding the key). */
+export function outputNamed(
+  outputs: readonly DerivationOutput[],
+  key: Uint8Array,
+): DerivationOutput | undefined {
+  outer: for (const o of outputs) {
+    if (o.name.length !== key.length) continue;
+    for (let i = 0; i < key.length; i++) if (o.name.charCodeAt(i) !== key[i]) continue outer;
+    return o;
+  }
+  return undefined;
+}
 
 /** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
 export function envGet(drv: Derivation, key: string): Uint8Array | undefined {

@@ -10,7 +10,7 @@ import { makeContentAddressedPath } from '../content-address.js';
 import { NixPlanError } from '../errors.js';
 import { sha256, toHex } from '../hash.js';
 import { compareStrings, isStrictlySorted, makeOutputPath, outputPathName } from '../store-path.js';
-import { drvName as nameOfDrvPath } from './fields.js';
+import { drvName as nameOfDrvPath, outputNamed } from './fields.js';
 import { derivationKind, fixedOutputAddress, fixedOutputPath } from './kind.js';
 import type { Derivation, DerivationLayout, DerivationOutput, EnvEntry } from './types.js';
 import { serialiseDerivation, serialiseInputDrvs } from './write.js';
@@ -77,19 +77,8 @@ function hashWithInputs(
   return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
 }
 
-/** The output named by env key `key`, if any. */
-function outputNamed(drv: Derivation, key: Uint8Array): DerivationOutput | undefined {
-  // Output names are ASCII; compare without decoding every key.
-  outer: for (const o of drv.outputs) {
-    if (o.name.length !== key.length) continue;
-    for (let i = 0; i < key.length; i++) if (o.name.charCodeAt(i) !== key[i]) continue outer;
-    return o;
-  }
-  return undefined;
-}
-
 function isOutputName(drv: Derivation, key: Uint8Array): boolean {
-  return outputNamed(drv, key) !== undefined;
+  return outputNamed(drv.outputs, key) !== undefined;
 }
 
 /**
@@ -205,7 +194,7 @@ export class DerivationHasher {
     const bytes = serialiseDerivation(masked(drv), layout);
     const envHoles: { at: number; output: string }[] = [];
     drv.env.forEach((e, i) => {
-      const o = outputNamed(drv, e.key);
+      const o = outputNamed(drv.outputs, e.key);
       if (o !== undefined) envHoles.push({ at: layout.envValues[i] as number, output: o.name });
     });
     return this.fillMasked({ bytes, layout, envHoles }, drv, drvName);

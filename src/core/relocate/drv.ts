@@ -18,6 +18,7 @@ import {
   type EnvEntry,
   type FilledDerivation,
   type MaskedDerivation,
+  outputNamed,
 } from '../derivation/index.js';
 import { HASH_PART_LENGTH, compareStrings } from '../store-path.js';
 import { bytesOf, checkReferences, refuse, refuseImpureEnv, type DrvType } from './checks.js';
@@ -286,17 +287,4 @@ function completeDrv(
   const path = computeDrvPath(cx.to, name, contents, references);
   cx.hasher.record(path, relocated, hash);
   return { oldPath: obj.path, path, kind: 'drv', references, contents };
-}
-
-/** The output whose name is `key`, if any. */
-function outputNamed(outputs: readonly DerivationOutput[], key: Uint8Array): DerivationOutput | undefined {
-  for (const o of outputs) if (asciiEquals(key, o.name)) return o;
-  return undefined;
-}
-
-/** True when `bytes` are the ASCII string `s`. */
-function asciiEquals(bytes: Uint8Array, s: string): boolean {
-  if (bytes.length !== s.length) return false;
-  for (let i = 0; i < s.length; i++) if (bytes[i] !== s.charCodeAt(i)) return false;
-  return true;
 }
