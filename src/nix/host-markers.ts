@@ -24,18 +24,25 @@ export interface HostProbe {
   readonly busy?: string | undefined;
 }
 
+/** The states an activation's report can name. */
+const ACTIVATION_STATES = [
+  'starting',
+  'switching',
+  'awaiting-confirmation',
+  'reverting',
+  'done',
+  'dry-activated',
+  'reverted',
+  'no-previous',
+  'revert-failed',
+  'lost',
+] as const;
+
 /** How an activation on the host stands, as its report says. */
-export type ActivationState =
-  | 'starting'
-  | 'switching'
-  | 'awaiting-confirmation'
-  | 'reverting'
-  | 'done'
-  | 'dry-activated'
-  | 'reverted'
-  | 'no-previous'
-  | 'revert-failed'
-  | 'lost';
+export type ActivationState = (typeof ACTIVATION_STATES)[number];
+
+const isActivationState = (s: string): s is ActivationState =>
+  (ACTIVATION_STATES as readonly string[]).includes(s);
 
 /** What the activate and confirm phases report. */
 export interface ActivationReport {
@@ -93,31 +100,13 @@ export function markerBytes(hex: string): Uint8Array {
   return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
-const ACTIVATION_STATES: readonly string[] = [
-  'starting',
-  'switching',
-  'awaiting-confirmation',
-  'reverting',
-  'done',
-  'dry-activated',
-  'reverted',
-  'no-previous',
-  'revert-failed',
-  'lost',
-];
-
 /** The report in a session's markers (partial when the session ended early). */
 export function activationReport(markers: readonly [string, string][]): ActivationReport {
   const state = lastMarker(markers, 'state');
   const confirmed = lastMarker(markers, 'confirmed');
   return {
     id: lastMarker(markers, 'activation'),
-    state:
-      state === undefined
-        ? undefined
-        : ACTIVATION_STATES.includes(state)
-          ? (state as ActivationState)
-          : 'lost',
+    state: state === undefined ? undefined : isActivationState(state) ? state : 'lost',
     switchRc: markerNumber(lastMarker(markers, 'switch-rc')),
     revertRc: markerNumber(lastMarker(markers, 'revert-rc')),
     removed: lastMarker(markers, 'removed') || undefined,
