@@ -4552,6 +4552,18 @@ function writeHead(w, drv, layout) {
 // What a parsed derivation says, read without writing it: its references, an env value, its name.
 
 const encoder = new TextEncoder();
+/** The output named by environment key `key`, if any (output names are ASCII: compared without decoding the key). */
+function outputNamed(outputs, key) {
+    outer: for (const o of outputs) {
+        if (o.name.length !== key.length)
+            continue;
+        for (let i = 0; i < key.length; i++)
+            if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return o;
+    }
+    return undefined;
+}
 /** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
 function envGet(drv, key) {
     const k = encoder.encode(key);
@@ -4755,21 +4767,8 @@ function newLayout() {
 function hashWithInputs(bytes, layout, inputs) {
     return sha256(bytes.subarray(0, layout.inputDrvsStart), inputs, bytes.subarray(layout.inputDrvsEnd));
 }
-/** The output named by env key `key`, if any. */
-function outputNamed(drv, key) {
-    // Output names are ASCII; compare without decoding every key.
-    outer: for (const o of drv.outputs) {
-        if (o.name.length !== key.length)
-            continue;
-        for (let i = 0; i < key.length; i++)
-            if (o.name.charCodeAt(i) !== key[i])
-                continue outer;
-        return o;
-    }
-    return undefined;
-}
 function isOutputName(drv, key) {
-    return outputNamed(drv, key) !== undefined;
+    return outputNamed(drv.outputs, key) !== undefined;
 }
 /**
  * Memoised hashDerivationModulo over a lookup of parsed derivations in one store dir. The lookup
@@ -4880,7 +4879,7 @@ class DerivationHasher {
         const bytes = serialiseDerivation(masked(drv), layout);
         const envHoles = [];
         drv.env.forEach((e, i) => {
-            const o = outputNamed(drv, e.key);
+            const o = outputNamed(drv.outputs, e.key);
             if (o !== undefined)
                 envHoles.push({ at: layout.envValues[i], output: o.name });
         });
@@ -5294,15 +5293,6 @@ function envOf(drv, output) {
     const v = envGet(drv, output);
     return v === undefined ? undefined : Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('latin1');
 }
-/** Whether an environment key is the (ASCII) output name `name`. */
-function sameName(key, name) {
-    if (key.length !== name.length)
-        return false;
-    for (let i = 0; i < key.length; i++)
-        if (key[i] !== name.charCodeAt(i))
-            return false;
-    return true;
-}
 /** Whether two byte strings are equal. */
 function sameBytes(a, b) {
     return a.length === b.length && Buffer.compare(a, b) === 0;
@@ -5477,7 +5467,7 @@ class DerivationOutputChecks {
     checkInPlace(drv, name, bytes, spans) {
         const holes = [];
         drv.env.forEach((e, i) => {
-            const o = drv.outputs.find((out) => sameName(e.key, out.name));
+            const o = outputNamed(drv.outputs, e.key);
             if (o !== undefined)
                 holes.push({ start: spans.envValues[2 * i], end: spans.envValues[2 * i + 1], output: o.name });
         });
@@ -7197,6 +7187,20 @@ const CLI_NAMES = {
 
 
 
+/** The states an activation's report can name. */
+const ACTIVATION_STATES = [
+    'starting',
+    'switching',
+    'awaiting-confirmation',
+    'reverting',
+    'done',
+    'dry-activated',
+    'reverted',
+    'no-previous',
+    'revert-failed',
+    'lost',
+];
+const isActivationState = (s) => ACTIVATION_STATES.includes(s);
 /** Marker lines of a session: `@nix-plan KEY VALUE`, in order. */
 function parseMarkers(stdout) {
     const out = [];
@@ -7223,29 +7227,13 @@ function markerBytes(hex) {
         throw new errors_NixPlanError('host', 'the host sent its record garbled');
     return new Uint8Array(Buffer.from(hex, 'hex'));
 }
-const ACTIVATION_STATES = [
-    'starting',
-    'switching',
-    'awaiting-confirmation',
-    'reverting',
-    'done',
-    'dry-activated',
-    'reverted',
-    'no-previous',
-    'revert-failed',
-    'lost',
-];
 /** The report in a session's markers (partial when the session ended early). */
 function activationReport(markers) {
     const state = lastMarker(markers, 'state');
     const confirmed = lastMarker(markers, 'confirmed');
     return {
         id: lastMarker(markers, 'activation'),
-        state: state === undefined
-            ? undefined
-            : ACTIVATION_STATES.includes(state)
-                ? state
-                : 'lost',
+        state: state === undefined ? undefined : isActivationState(state) ? state : 'lost',
         switchRc: markerNumber(lastMarker(markers, 'switch-rc')),
         revertRc: markerNumber(lastMarker(markers, 'revert-rc')),
         removed: lastMarker(markers, 'removed') || undefined,
@@ -14075,7 +14063,7 @@ function relocateDrv(obj, drv, type, cx) {
     const env = drv.env
         .map((e) => ({
         key: cx.rewrite(e.key),
-        value: masked && drv_outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
+        value: masked && outputNamed(drv.outputs, e.key) !== undefined ? new Uint8Array(0) : cx.rewrite(e.value),
     }))
         .sort((a, b) => compareBytes(a.key, b.key));
     const relocated = {
@@ -14115,7 +14103,7 @@ function spliceDrv(obj, bytes, type, cx) {
     // Plain loops: a closure per environment variable added up to tens of MB of garbage.
     if (masked)
         for (let i = 0; i < tail.keys.length; i++) {
-            const o = drv_outputNamed(head.outputs, tail.keys[i]);
+            const o = outputNamed(head.outputs, tail.keys[i]);
             if (o === undefined)
                 continue;
             pieces.push(cx.rewrite(bytes.subarray(r, tail.values[2 * i]), true));
@@ -14149,7 +14137,7 @@ function checkSplicedInA(obj, bytes, head, tail, spans, masked, hasherA) {
     }
     const holes = [];
     for (let i = 0; i < tail.keys.length; i++) {
-        const o = drv_outputNamed(head.outputs, tail.keys[i]);
+        const o = outputNamed(head.outputs, tail.keys[i]);
         if (o !== undefined)
             holes.push({ start: tail.values[2 * i], end: tail.values[2 * i + 1], output: o.name });
     }
@@ -14249,22 +14237,6 @@ function completeDrv(obj, original, relocated, written, cx) {
     const path = computeDrvPath(cx.to, name, contents, references);
     cx.hasher.record(path, relocated, hash);
     return { oldPath: obj.path, path, kind: 'drv', references, contents };
-}
-/** The output whose name is `key`, if any. */
-function drv_outputNamed(outputs, key) {
-    for (const o of outputs)
-        if (asciiEquals(key, o.name))
-            return o;
-    return undefined;
-}
-/** True when `bytes` are the ASCII string `s`. */
-function asciiEquals(bytes, s) {
-    if (bytes.length !== s.length)
-        return false;
-    for (let i = 0; i < s.length; i++)
-        if (bytes[i] !== s.charCodeAt(i))
-            return false;
-    return true;
 }
 
 ;// CONCATENATED MODULE: ./src/core/relocate/tokens.ts
