@@ -627,6 +627,26 @@ function makePatch(rng: Rng, word: () => string): string {
   return lines.join('\n') + '\n';
 }
 
+/**
+ * The generated closure with its last `n` package derivations changed (an attribute added), as an
+ * update of a few packages changes them and everything that depends on them.
+ */
+export function changedVariant(
+  closure: GeneratedClosure,
+  n: number,
+): { closure: GeneratedClosure; changed: number } {
+  const text = closure.files.get('default.nix') ?? '';
+  const out = text.split('\n');
+  const heads = out.flatMap((l, i) => (/^ {2}[A-Za-z_][\w'-]* = derivation \{$/.test(l) ? [i] : []));
+  // The last derivation is the root: it changes with any of them, so it is not picked.
+  const picked = heads.slice(0, -1).slice(-n);
+  for (const i of [...picked].reverse()) out.splice(i + 1, 0, '    benchVariant = "changed";');
+  return {
+    closure: { ...closure, files: new Map([...closure.files, ['default.nix', out.join('\n')]]) },
+    changed: picked.length,
+  };
+}
+
 /** Writes a generated closure under `dir` (emptied first), so `nix-instantiate dir` evaluates it. */
 export function writeClosure(dir: string, closure: GeneratedClosure): void {
   rmSync(dir, { recursive: true, force: true });

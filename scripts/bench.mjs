@@ -30,7 +30,7 @@ import {
 import { loadavg, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { generateClosure, WORKLOADS, writeClosure } from '../bench/generate.ts';
+import { changedVariant, generateClosure, WORKLOADS, writeClosure } from '../bench/generate.ts';
 import {
   CommandFailed,
   emptyTrash,
@@ -571,23 +571,6 @@ function benchEvaluation(hosts, count) {
       roots.every((r, h) => r.installable === installables[h] && r.drvPath.endsWith(`-host${h}-system.drv`));
   }
   return { hosts, count, runs, steps, rootsMapped };
-}
-
-/**
- * The generated closure with its last `n` package derivations changed (an attribute added), as an
- * update of a few packages changes them and everything that depends on them.
- */
-function changedVariant(closure, n) {
-  const text = closure.files.get('default.nix');
-  const out = text.split('\n');
-  const heads = out.flatMap((l, i) => (/^ {2}[A-Za-z_][\w'-]* = derivation \{$/.test(l) ? [i] : []));
-  // The last derivation is the root: it changes with any of them, so it is not picked.
-  const picked = heads.slice(0, -1).slice(-n);
-  for (const i of [...picked].reverse()) out.splice(i + 1, 0, '    benchVariant = "changed";');
-  return {
-    closure: { ...closure, files: new Map([...closure.files, ['default.nix', out.join('\n')]]) },
-    changed: picked.length,
-  };
 }
 
 /** One profiled run of each nix-plan command on the largest size, summarised. */
