@@ -21,6 +21,7 @@ import { generateKeyPair } from '../../src/core/signing.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { nixVersions, ScratchStore, SYSTEM, type NixVersion } from '../support/nix.js';
 import type { PlanContents } from '../../src/app/contents.js';
+import { draftOf, fileOfNar, forgeBundle, loadPlan, narOfFile, withNar } from '../support/forge.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const SOURCE = join(REPO, '__tests__', 'fixtures', 'diff', 'default.nix');
@@ -142,6 +143,39 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
     expect(d.old.bundle?.signatures).toEqual([{ key: 'diff-ci-1', status: 'verified' }]);
     expect(formatDiff(d)).toContain('No changes: both hold the same 9 derivations and roots.');
     expect(formatDiff(d)).toContain('verified: signed by trusted key diff-ci-1');
+  });
+
+  test('a .drv both plans hold is still checked against its path on each side', async () => {
+    // The new side takes the heads of .drv files the old one holds instead of parsing them again;
+    // the bytes behind each such path must still be the ones the path is the hash of.
+    const [oldEntries, newEntries] = await Promise.all(
+      [oldPlan, newPlan].map(async (f) => loadPlan(readFileSync(f))),
+    );
+    const oldPaths = new Set(oldEntries!.entries.map((e) => e.path));
+    const shared = newEntries!.entries.find((e) => e.path.endsWith('.drv') && oldPaths.has(e.path));
+    if (shared === undefined) throw new Error('the fixture plans share no .drv');
+    const contents = Buffer.from(await fileOfNar(shared.nar));
+    const at = contents.indexOf('/bin/sh');
+    expect(at).toBeGreaterThan(0);
+    contents[at + 6] = 'X'.charCodeAt(0);
+    for (const [side, plan] of [
+      ['new', newEntries!],
+      ['old', oldEntries!],
+    ] as const) {
+      const forged = join(work, `forged-${side}.nixplan`);
+      // Counted as the .drv it claims to be (the same size), so only the path check can catch it.
+      const { counts, narBytes } = await draftOf(plan);
+      writeFileSync(
+        forged,
+        await forgeBundle(withNar(plan, shared.path, narOfFile(contents)), {
+          manifest: { counts, narBytes },
+        }),
+      );
+      const pair = side === 'new' ? [oldPlan, forged] : [forged, newPlan];
+      await expect(diffPlanSources(bundle(pair[0]!), bundle(pair[1]!), {}, deps)).rejects.toThrow(
+        /is not the hash of its contents and references: the bundle was altered/,
+      );
+    }
   });
 
   test('--json round-trips through the published schema', async () => {

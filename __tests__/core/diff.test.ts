@@ -116,6 +116,36 @@ function drv(
   return p;
 }
 
+describe('PlanGraph.addFrom', () => {
+  test("takes another plan's head of the same .drv, its inputs found by path", () => {
+    const lib = path('lib-1.0');
+    const app = path('app-2.0');
+    const a = new PlanGraph(STORE, []);
+    drv(a, path('other-1.0'));
+    drv(a, lib);
+    drv(a, app, [lib], [{ name: 'out' }, { name: 'doc' }]);
+    const b = new PlanGraph(STORE, []);
+    // Its input not added yet: refused as `add` refuses it.
+    expect(() => b.addFrom(a, a.get(app)!)).toThrow(
+      /needs '.*-lib-1\.0\.drv', which the plan does not hold before it/,
+    );
+    b.addFrom(a, a.get(lib)!);
+    const shared = b.addFrom(a, a.get(app)!);
+    expect(shared).toMatchObject({
+      id: 1,
+      name: 'app-2.0',
+      pname: 'app',
+      version: '2.0',
+      system: 'x86_64-linux',
+    });
+    expect(shared.outputs).toBe(a.get(app)!.outputs);
+    expect(b.closure(app).map((n) => n.path)).toEqual([app, lib]);
+    // The graph it came from is unchanged.
+    expect(a.closure(app).map((n) => n.id)).toEqual([2, 1]);
+    expect(() => new PlanGraph('/other/store', []).addFrom(a, a.get(lib)!)).toThrow(/different store dirs/);
+  });
+});
+
 describe('diffClosures', () => {
   test('version changes, additions, removals, rebuilds and output changes', () => {
     const common = path('glibc-2.39');

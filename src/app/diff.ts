@@ -1,6 +1,7 @@
 // diffPlanSources: what changes between two plans (bundles, .drv paths or a profile's current
-// generation), before anything is built. Both sides are read at once, each keeping only its
-// derivations' heads; a side in another realm is relocated into the other's first, so a promoted
+// generation), before anything is built. The sides are read one after the other, each keeping
+// only its derivations' heads (the new side takes those of .drv files both hold from the old
+// one); a side in another realm is relocated into the other's first, so a promoted
 // plan compares with its original as "same plan, other realm". `--drv NAME` then reads the bytes
 // of the changed derivations again to say why NAME differs.
 import { NixPlanError } from '../core/errors.js';
@@ -139,10 +140,14 @@ export async function diffPlanSources(
       'realm',
       `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (nix-plan relocate --to ${oldDir}), or give the old side as a plan bundle`,
     );
-  const [old, now] = await Promise.all([
-    readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps),
-    readPlanSide(newLocation, readOptions, deps),
-  ]);
+  // One side after the other: one bundle's decompression window in memory at a time, and the
+  // new side takes the heads of the .drv files both plans hold from the old one.
+  const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
+  const now = await readPlanSide(
+    newLocation,
+    { ...readOptions, known: relocate ? undefined : old.graph },
+    deps,
+  );
   let oldGraph = old.graph;
   let relocatedBytes: Map<string, Uint8Array> | undefined;
   if (relocate) {

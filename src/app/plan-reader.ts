@@ -42,6 +42,12 @@ export interface ReadOptions {
   readonly trustedKeys?: readonly string[] | undefined;
   /** Keep every object's bytes (a bundle side that will be relocated). */
   readonly keepObjects?: boolean | undefined;
+  /**
+   * The other side, read already: a .drv at a path it holds is the same .drv (same store dir, and
+   * a .drv path is the hash of its bytes and references), so its head is taken from there instead
+   * of parsing it again. Its bytes are still checked against its path.
+   */
+  readonly known?: PlanGraph | undefined;
 }
 
 /** One side, read. */
@@ -168,6 +174,7 @@ async function readBundleSide(path: string, options: ReadOptions, deps: Deps): P
     const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
     const checks = new DerivationChecks(manifest);
     const keep = options.keepObjects === true;
+    const known = options.known?.storeDir === manifest.storeDir ? options.known : undefined;
     const objects: RelocObject[] = [];
     const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
     try {
@@ -178,9 +185,15 @@ async function readBundleSide(path: string, options: ReadOptions, deps: Deps): P
         onEntry: (e) => {
           task.tick(1, e.nar.narSize);
           if (e.kind === 'drv') {
-            const { head: drv } = parseDerivationSpans(e.nar.file?.contents ?? new Uint8Array(0));
-            checks.check(e.path, e.references, drv);
-            graph.add(e.path, drv);
+            const same = known?.get(e.path);
+            if (same !== undefined) {
+              checks.checkSame(e.path, same.system, same.outputs);
+              graph.addFrom(known!, same);
+            } else {
+              const { head: drv } = parseDerivationSpans(e.nar.file?.contents ?? new Uint8Array(0));
+              checks.check(e.path, e.references, drv);
+              graph.add(e.path, drv);
+            }
           }
           if (keep) {
             if (e.kind === 'output')
@@ -313,12 +326,18 @@ async function readStoreSide(location: PlanLocation, options: ReadOptions, deps:
   }
   store.setStoreDir(storeDir);
   const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
+  const known = options.known?.storeDir === storeDir ? options.known : undefined;
   const systems = new Set<string>();
   const task = progressOf(deps).start(`reading ${drvPath}`, closure.length);
   try {
     for (const p of closure) {
       task.tick(1);
       if (!p.endsWith('.drv')) continue;
+      const same = known?.get(p);
+      if (same !== undefined) {
+        systems.add(graph.addFrom(known!, same).system);
+        continue;
+      }
       const file = store.readRegularFileSync(p);
       if (file === undefined) throw new NixPlanError('nix', `'${p}' is not a regular file`);
       const node = graph.add(p, parseDerivationSpans(file.bytes).head);

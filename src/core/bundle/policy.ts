@@ -84,6 +84,18 @@ export class DerivationChecks {
     this.anyChecked = true;
   }
 
+  /**
+   * Records a .drv whose bytes and references were parsed and checked under the same path in
+   * another bundle of the same store dir: a .drv path is the hash of both (checked for this entry
+   * by `classifyEntry`), so only what this manifest must agree with is left, its system and outputs.
+   */
+  checkSame(path: string, system: string, outputs: readonly { name: string; path: string }[]): void {
+    this.systems.add(system);
+    if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
+      this.rootOutputs.set(path, new Map(outputs.map((o) => [o.name, o.path])));
+    this.anyChecked = true;
+  }
+
   /** The checks of the manifest against all the .drv files, once each was checked. */
   finish(): void {
     // A root's outputs must be the ones its .drv names (when the .drv is in the bundle).

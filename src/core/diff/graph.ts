@@ -100,12 +100,7 @@ export class PlanGraph {
     const known = this.byPath.get(path);
     if (known !== undefined) return known;
     const firstInput = this.edgeCount;
-    const needed = firstInput + head.inputDrvs.length;
-    if (needed > this.edges.length) {
-      const grown = new Int32Array(Math.max(needed, this.edges.length * 2));
-      grown.set(this.edges.subarray(0, this.edgeCount));
-      this.edges = grown;
-    }
+    this.reserveEdges(head.inputDrvs.length);
     for (const input of head.inputDrvs) {
       const node = this.byPath.get(input.path);
       if (node === undefined)
@@ -137,6 +132,54 @@ export class PlanGraph {
     this.byPath.set(path, node);
     this.list.push(node);
     return node;
+  }
+
+  /**
+   * Adds the derivation `node` of `other` (a plan of the same store dir), whose .drv is the one at
+   * the same path here: its name, version, system and outputs are shared, not parsed again, and
+   * its inputs are found here by their paths (they must be in this graph already, as for `add`).
+   */
+  addFrom(other: PlanGraph, node: DrvNode): DrvNode {
+    const known = this.byPath.get(node.path);
+    if (known !== undefined) return known;
+    if (other.storeDir !== this.storeDir)
+      throw new NixPlanError('internal', `'${node.path}' is shared between plans of different store dirs`);
+    const firstInput = this.edgeCount;
+    this.reserveEdges(node.inputCount);
+    for (let e = node.firstInput; e < node.firstInput + node.inputCount; e++) {
+      const input = other.list[other.edges[e]!]!.path;
+      const here = this.byPath.get(input);
+      if (here === undefined)
+        throw new NixPlanError(
+          'closure',
+          `'${node.path}' needs '${input}', which the plan does not hold before it`,
+        );
+      this.edges[this.edgeCount++] = here.id;
+    }
+    const added: DrvNode = {
+      id: this.list.length,
+      path: node.path,
+      name: node.name,
+      pname: node.pname,
+      version: node.version,
+      system: node.system,
+      outputs: node.outputs,
+      firstInput,
+      inputCount: node.inputCount,
+    };
+    this.byPath.set(node.path, added);
+    this.list.push(added);
+    return added;
+  }
+
+  /** Room for `count` more edges. */
+  private reserveEdges(count: number): void {
+    const needed = this.edgeCount + count;
+    if (needed > this.edges.length) {
+      const grown = new Int32Array(Math.max(needed, this.edges.length * 2));
+      grown.set(this.edges.subarray(0, this.edgeCount));
+      this.edges = grown;
+    }
   }
 
   /** The derivation at `path`, if the plan holds it. */
