@@ -7,6 +7,7 @@ import {
   drvName,
   envGet,
   parseDerivation,
+  parseDerivationHead,
   serialiseDerivation,
   type Derivation,
 } from '../../src/core/derivation/index.js';
@@ -46,6 +47,8 @@ function expectMalformed(bytes: Uint8Array): MalformedError {
     expect(m.offset).toBeGreaterThanOrEqual(0);
     expect(m.offset).toBeLessThanOrEqual(bytes.length);
     expect(m.message).toMatch(/at byte offset \d+/);
+    // The head-only parse validates the same bytes the same way.
+    expect(() => parseDerivationHead(bytes)).toThrow(m.message);
     return m;
   }
   throw new Error(`parsed without error: ${text(bytes).slice(0, 200)}`);
@@ -162,6 +165,8 @@ describe('round trips (property)', () => {
           drv.env.map((e) => [Array.from(e.key), Array.from(e.value)]),
         );
         expect(serialiseDerivation(back)).toEqual(bytes);
+        const { version, outputs, inputDrvs, inputSrcs, system } = back;
+        expect(parseDerivationHead(bytes)).toEqual({ version, outputs, inputDrvs, inputSrcs, system });
       }),
       { numRuns: 300 },
     );

@@ -17,7 +17,7 @@ import {
   verifyBundle,
   type BundleSource,
 } from '../core/bundle/index.js';
-import { parseDerivationSpans } from '../core/derivation/index.js';
+import { parseDerivationHead } from '../core/derivation/index.js';
 import { readExport } from '../core/export-stream.js';
 import { checkDetached, parsePublicKey } from '../core/signing.js';
 import { baseName, HASH_PART_LENGTH, nameOf } from '../core/store-path.js';
@@ -190,7 +190,7 @@ async function readBundleSide(path: string, options: ReadOptions, deps: Deps): P
               checks.checkSame(e.path, same.system, same.outputs);
               graph.addFrom(known!, same);
             } else {
-              const { head: drv } = parseDerivationSpans(e.nar.file?.contents ?? new Uint8Array(0));
+              const drv = parseDerivationHead(e.nar.file?.contents ?? new Uint8Array(0));
               checks.check(e.path, e.references, drv);
               graph.add(e.path, drv);
             }
@@ -340,7 +340,7 @@ async function readStoreSide(location: PlanLocation, options: ReadOptions, deps:
       }
       const file = store.readRegularFileSync(p);
       if (file === undefined) throw new NixPlanError('nix', `'${p}' is not a regular file`);
-      const node = graph.add(p, parseDerivationSpans(file.bytes).head);
+      const node = graph.add(p, parseDerivationHead(file.bytes));
       systems.add(node.system);
     }
   } finally {

@@ -79,6 +79,22 @@ export function parseDerivationSpans(
 }
 
 /**
+ * Parses and validates a .drv exactly as `parseDerivation` does (throwing the same errors), and
+ * returns only its head: the builder, arguments and environment are checked and left where they
+ * are, nothing made of them (for readers that need names, outputs and inputs of many .drv files).
+ */
+export function parseDerivationHead(bytes: Uint8Array): DerivationHead {
+  const p = new Parser(bytes);
+  const head = parseUpToSystem(p);
+  parseTail(
+    p,
+    () => p.skipEscaped(),
+    () => undefined,
+  );
+  return head;
+}
+
+/**
  * The part of a .drv after its system: `,"builder",[args],[env])` and the end of the input.
  * `field` reads each escaped field but the keys; `entry` gets each environment entry, called right
  * after its value is read. Keys are checked to be strictly sorted.
