@@ -153,6 +153,23 @@ describe('writeExport / readExport', () => {
     expect(stream).toEqual(concatBytes([rawEntry({ nar, path: A, refs: [A, B, C].sort() }), END]));
   });
 
+  test('references to earlier paths read as those paths, and look-alikes as themselves', async () => {
+    const nar = await narOf(regularFile(enc('x')));
+    // Same store dir, same start of the hash part, other rest or other name: found by the same
+    // key as the earlier path, they must still come out as the paths they are.
+    const hash = A.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+    const sameStart = `/nix/store/${hash.slice(0, 8)}${hash.slice(8).split('').reverse().join('')}-a.drv`;
+    const sameHash = `/nix/store/${hash}-b.drv`;
+    const stream = concatBytes([
+      rawEntry({ nar, path: A }),
+      rawEntry({ nar, path: B, refs: [A, sameStart, sameHash].sort() }),
+      rawEntry({ nar, path: C, refs: [A, B] }),
+      END,
+    ]);
+    const entries = await readAll(stream);
+    expect(entries.map((e) => e.references)).toEqual([[], [A, sameStart, sameHash].sort(), [A, B]]);
+  });
+
   test('a stream truncated at any offset is refused', async () => {
     const nar = await narOf(regularFile(enc('hello')));
     const stream = concatBytes([

@@ -171,6 +171,25 @@ function putString(buf: Buffer, at: number, s: string): number {
   return end + pad;
 }
 
+/** Characters of a store path's hash part that `hashKey` mixes. */
+const HASH_KEY_CHARS = 8;
+
+/** A number made of the first characters of the hash part at `at`, from a path's bytes or its string. */
+function hashKey(path: Uint8Array | string, at: number): number {
+  let k = 0;
+  if (typeof path === 'string')
+    for (let i = at; i < at + HASH_KEY_CHARS; i++) k = (k * 31 + path.charCodeAt(i)) | 0;
+  else for (let i = at; i < at + HASH_KEY_CHARS; i++) k = (k * 31 + path[i]!) | 0;
+  return k;
+}
+
+/** Whether `s` is the latin-1 reading of `bytes`. */
+function sameLatin1(s: string, bytes: Uint8Array): boolean {
+  if (s.length !== bytes.length) return false;
+  for (let i = bytes.length - 1; i >= 0; i--) if (s.charCodeAt(i) !== bytes[i]) return false;
+  return true;
+}
+
 function compareAscii(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -203,6 +222,10 @@ export async function* readExport(
   // entries tens of times over, and one string per path instead of one per mention keeps tens of
   // megabytes of duplicates out of the heap of a large closure (and skips re-checking them).
   const seen = new Map<string, string>();
+  // The same strings found from a path field's bytes without making a string of them first: by a
+  // number made of the start of the hash part, then compared byte for byte (a clash or a miss
+  // falls back to the string). References are most of the path fields of a closure.
+  const byHash = new Map<number, string>();
   // Kept files share blocks: callers keep every entry's (relocation) or none past the entry.
   const arena = new ByteArena();
   const keep =
@@ -211,6 +234,10 @@ export async function* readExport(
 
   /** A path field's text, checked; `at` is where its length field started. */
   const checkPath = (bytes: Uint8Array, what: string, allowEmpty: boolean, at: number): string => {
+    if (storeDir !== undefined && bytes.length > storeDir.length + HASH_KEY_CHARS) {
+      const known = byHash.get(hashKey(bytes, storeDir.length + 1));
+      if (known !== undefined && sameLatin1(known, bytes)) return known;
+    }
     const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
     if (s === '' && allowEmpty) return s;
     const known = seen.get(s);
@@ -281,6 +308,8 @@ export async function* readExport(
           );
       }
       seen.set(path, path);
+      if (path.length > (storeDir?.length ?? 0) + HASH_KEY_CHARS)
+        byHash.set(hashKey(path, (storeDir?.length ?? 0) + 1), path);
       const countAt = reader.offset;
       const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
       if (n > lim.maxReferences)
