@@ -1,6 +1,6 @@
 // applyPlan on real Nix: fixture "systems" whose switch-to-configuration records how it was called.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyPlan, type ApplyDeps } from '../../src/app/apply.js';
 import { generationOf } from '../../src/nix/profile.js';
@@ -8,20 +8,28 @@ import { silentLogger } from '../../src/app/deps.js';
 import { exportPlan } from '../../src/app/export.js';
 import { realisePlan } from '../../src/app/realise.js';
 import { NixPlanError } from '../../src/core/errors.js';
+import { cli } from '../support/cli-run.js';
 import { nixVersions, ScratchStore } from '../support/nix.js';
+import { PACKAGES_NIX } from '../support/nixos-fixture.js';
+
+/** The systems' packages: b over a is hello 1.0 → 1.1 and extra 2.0 added (each with a -man path). */
+const PACKAGES: Record<string, string> = { a: '{ hello = "1.0"; }', b: '{ hello = "1.1"; extra = "2.0"; }' };
 
 /**
  * A stand-in for a NixOS system: its `bin/switch-to-configuration` appends "LABEL ARGS PROFILE-LINK"
- * to a log, so a test sees which system ran, with what action, and what generation was current.
+ * to a log, so a test sees which system ran, with what action, and what generation was current;
+ * `packages` (NAME = VERSION) are in its runtime closure, for what an activation changes.
  */
 function systemExpr(log: string, profile: string): string {
   // A Nix '' string: ${label} is the derivation's label, $* and $(…) are left to the shell.
   return `
-{ label, withScript ? true, fails ? false }:
+{ label, withScript ? true, fails ? false, packages ? {} }:
+let${PACKAGES_NIX}in
 builtins.derivation {
-  name = "nixos-system-\${label}";
+  name = "nixos-system-\${label}-1.0";
   system = builtins.currentSystem;
   builder = "/bin/sh";
+  sw = builtins.concatStringsSep "\n" (map toString paths);
   script = if withScript then ''
     #!/bin/sh
     echo "\${label} $* $(/bin/readlink ${profile})" >> ${log}
@@ -30,6 +38,7 @@ builtins.derivation {
   '' else "";
   args = [ "-c" ''
     /bin/mkdir -p $out/bin
+    echo "$sw" > $out/sw
     if [ -n "$script" ]; then
       echo "$script" > $out/bin/switch-to-configuration
       /bin/chmod +x $out/bin/switch-to-configuration
@@ -76,6 +85,9 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
         '--arg',
         'fails',
         String(name === 'bad'),
+        '--arg',
+        'packages',
+        PACKAGES[name] ?? '{ }',
       ]);
       const drv = stdout.toString('utf8').trim();
       bundles[name] = join(store.root, `${name}.nixplan`);
@@ -106,11 +118,58 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
     const first = await applyPlan(bundles['a'], { profile, action: 'switch' }, deps);
     expect(first).toMatchObject({ systemPath: systems['a'], generation: 1, profileChanged: true });
     expect(readlinkSync(`${profile}-1-link`)).toBe(systems['a']);
+    // A first apply: nothing to compare with, said so; the new closure counted.
+    expect(first.changes).toMatchObject({
+      status: 'first',
+      system: systems['a'],
+      closure: { new: { paths: 3 }, added: 3, removed: 0 },
+      counts: { added: 2 },
+    });
+    expect(first.changes?.previous).toBeUndefined();
 
-    // dry-activate and test run the new system's script but leave the profile alone.
-    const dry = await applyPlan(bundles['b'], { profile, action: 'dry-activate' }, deps);
-    expect(dry).toMatchObject({ systemPath: systems['b'], generation: 1, profileChanged: false });
-    await applyPlan(bundles['b'], { profile, action: 'test' }, deps);
+    // dry-activate and test run the new system's script but leave the profile alone; both say
+    // first what the change is: the current generation's system → this one, package by package.
+    const dryRun = await cli(
+      ['apply', bundles['b'] ?? '', '--profile', profile, '--action', 'dry-activate', '--json'],
+      store.runner,
+    );
+    expect(dryRun.code).toBe(0);
+    expect(dryRun.err).toContain(`generation 1 (${systems['a']}) → ${systems['b']}`);
+    expect(dryRun.err).toMatch(
+      /1 version change \(1 upgrade\), 2 added, 1 removed; closure 3 → 5 paths \(5 added, 3 removed\)/,
+    );
+    const dry = JSON.parse(dryRun.out) as Record<string, unknown>;
+    expect(dry).toMatchObject({
+      action: 'dry-activate',
+      systemPath: systems['b'],
+      generation: 1,
+      profileChanged: false,
+      changes: {
+        status: 'changed',
+        previous: { generation: 1, system: systems['a'] },
+        system: systems['b'],
+        closure: { old: { paths: 3 }, new: { paths: 5 }, added: 5, removed: 3 },
+        counts: { upgrade: 1, added: 2, removed: 1 },
+      },
+    });
+    const packages = (dry['changes'] as { packages: { name: string; change: string }[] }).packages;
+    expect(packages.map((p) => [p.name, p.change])).toEqual([
+      ['extra', 'added'],
+      ['hello', 'upgrade'],
+      ['nixos-system-a', 'removed'],
+      ['nixos-system-b', 'added'],
+    ]);
+    expect(packages[1]).toMatchObject({ old: { versions: ['1.0'] }, new: { versions: ['1.1'] } });
+    const testRun = await cli(
+      ['apply', bundles['b'] ?? '', '--profile', profile, '--action', 'test'],
+      store.runner,
+    );
+    expect(testRun.code).toBe(0);
+    expect(testRun.out).toContain(
+      `Changes on ${profile}: generation 1 (${systems['a']}) → ${systems['b']}\n`,
+    );
+    expect(testRun.out).toMatch(/^ {2}Version changes:\n {4}\[U\] hello +1\.0 → 1\.1$/m);
+    expect(testRun.out).toMatch(/^ {2}Added packages:\n {4}\[A\] extra +2\.0\n/m);
     expect(currentGeneration()).toBe(1);
 
     const second = await applyPlan(bundles['b'], { profile, action: 'switch' }, deps);
@@ -145,6 +204,24 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
     ]);
   });
 
+  test('a current generation whose system is not in the store: said so, the activation goes on', async () => {
+    // A profile left pointing at a system that is gone (another store, a damaged one): the change
+    // cannot be shown, which must not stand in the way of activating a working system.
+    const stray = join(store.root, 'profiles', 'stray');
+    const gone = `${store.storeDir}/${'0'.repeat(32)}-nixos-system-gone`;
+    symlinkSync(gone, `${stray}-1-link`);
+    symlinkSync('stray-1-link', stray);
+    const before = logLines().length;
+    const dry = await applyPlan(bundles['b'], { profile: stray, action: 'dry-activate' }, deps);
+    expect(dry.changes).toMatchObject({
+      status: 'unknown',
+      previous: { generation: 1, system: gone },
+      closure: { new: { paths: 5 } },
+    });
+    expect(dry.changes?.closure.old).toBeUndefined();
+    expect(logLines().slice(before)).toEqual([expect.stringMatching(/^b dry-activate /)]);
+  });
+
   test('a plan older than the last one applied is refused before anything runs; --allow-downgrade forces it', async () => {
     const before = logLines().length;
     const generation = currentGeneration();
@@ -176,6 +253,6 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
     expect(logLines().slice(before)).toEqual(['bad switch system-3-link', 'b switch system-2-link']);
     // The record still names the plan that made generation 2.
     const record = JSON.parse(readFileSync(`${profile}.nix-plan.json`, 'utf8')) as { roots: string[] };
-    expect(record.roots[0]).toMatch(/nixos-system-b\.drv$/);
+    expect(record.roots[0]).toMatch(/nixos-system-b-1\.0\.drv$/);
   });
 });

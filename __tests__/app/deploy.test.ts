@@ -20,7 +20,7 @@ import { NixPlanError } from '../../src/core/errors.js';
 import { formatDeploy, parseHostOption } from '../../src/cli/deploy-command.js';
 import { main } from '../../src/cli/main.js';
 import type { UseCases } from '../../src/cli/use-cases.js';
-import { changesLines } from '../../src/cli/deploy-command.js';
+import { changesLines } from '../../src/cli/diff-format.js';
 import { hostChanges, splitOutputName } from '../../src/app/deploy/changes.js';
 import {
   activationReport,
@@ -486,14 +486,7 @@ describe('what changes on a host', () => {
     ]);
     // openssl's out and dev are one package; its paths are listed on each side.
     expect(c.packages[3]?.new.paths).toEqual([now[2]?.path, now[3]?.path]);
-    const lines = changesLines({
-      name: 'web',
-      target: 'root@w',
-      action: 'dry-activate',
-      outcome: 'dry-activated',
-      seconds: 1,
-      changes: c,
-    });
+    const lines = changesLines('web', c);
     expect(lines.join('\n')).toBe(
       [
         `Changes on web: generation 11 (${oldSystem.path}) → ${newSystem.path}`,
@@ -513,16 +506,7 @@ describe('what changes on a host', () => {
   test('first deployment, the same system again, a current system missing from the store', () => {
     const first = hostChanges({ oldInvalid: false, new: now }, newSystem.path);
     expect(first).toMatchObject({ status: 'first', previous: undefined, counts: { added: 4 } });
-    expect(
-      changesLines({
-        name: 'web',
-        target: 'w',
-        action: 'switch',
-        outcome: 'switched',
-        seconds: 1,
-        changes: first,
-      }),
-    ).toEqual([
+    expect(changesLines('web', first)).toEqual([
       `Changes on web: no generation yet → ${newSystem.path}`,
       "  first deployment: the profile has no generation to compare with; the new system's closure is 5 paths, 10.9 KiB (4 packages)",
       '',

@@ -11,13 +11,11 @@ import { join } from 'node:path';
 export type SwitchMode = 'ok' | 'fail' | 'cut' | 'hang';
 
 /**
- * A Nix file: `{ label, control, profile, packages }` → the system derivation; `packages` (NAME =
- * VERSION) puts NAME-VERSION and its NAME-VERSION-man output into the system's runtime closure.
+ * Nix `let` bindings: `paths`, the store paths of `packages` (NAME = VERSION, in scope): for each,
+ * NAME-VERSION and its NAME-VERSION-man output. A system that references them (its `sw`) has them
+ * in its runtime closure.
  */
-export function systemNix(): string {
-  return `
-{ label, control, profile ? "/nonexistent", packages ? {} }:
-let
+export const PACKAGES_NIX = `
   # A package of the system's runtime closure: NAME-VERSION, and its man page as output-named path.
   package = name: version: builtins.derivation {
     name = "\${name}-\${version}";
@@ -28,7 +26,16 @@ let
   };
   paths = builtins.concatMap (name: let p = package name packages.\${name}; in [ p.out p.man ])
     (builtins.attrNames packages);
-in
+`;
+
+/**
+ * A Nix file: `{ label, control, profile, packages }` → the system derivation; `packages` (NAME =
+ * VERSION) puts NAME-VERSION and its NAME-VERSION-man output into the system's runtime closure.
+ */
+export function systemNix(): string {
+  return `
+{ label, control, profile ? "/nonexistent", packages ? {} }:
+let${PACKAGES_NIX}in
 builtins.derivation {
   name = "nixos-system-\${label}-1.0";
   system = builtins.currentSystem;

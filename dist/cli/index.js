@@ -8603,6 +8603,305 @@ async function inspectPlan(bundlePath) {
     return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
 }
 
+;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
+// Package names and versions as Nix reads them: `builtins.parseDrvName` and
+// `builtins.compareVersions` (libstore's names.cc), so a diff groups and orders exactly as Nix does.
+/** C's `isalpha` in the C locale: ASCII letters only (Nix calls it on each byte of the name). */
+function isAlpha(code) {
+    return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
+}
+function isDigit(code) {
+    return code >= 0x30 && code <= 0x39;
+}
+/**
+ * `builtins.parseDrvName`: the name is everything up to the first `-` that is followed by a
+ * character that is not a letter, the version everything after that dash
+ * (`apache-httpd-2.0.48` → `apache-httpd`, `2.0.48`; `foo-` → `foo-`, ``).
+ */
+function parseDrvName(fullName) {
+    for (let i = 0; i + 1 < fullName.length; i++)
+        if (fullName.charCodeAt(i) === 0x2d && !isAlpha(fullName.charCodeAt(i + 1)))
+            return { name: fullName.slice(0, i), version: fullName.slice(i + 1) };
+    return { name: fullName, version: '' };
+}
+/** Largest number a version component may be and still compare as a number (Nix parses an `int`). */
+const INT_MAX = 2 ** 31 - 1;
+/** The version components of `v`: runs of digits, or runs of anything but digits, `.` and `-`. */
+function components(v) {
+    const out = [];
+    let p = 0;
+    while (p < v.length) {
+        while (p < v.length && (v[p] === '.' || v[p] === '-'))
+            p++;
+        if (p === v.length)
+            break;
+        const start = p;
+        if (isDigit(v.charCodeAt(p)))
+            while (p < v.length && isDigit(v.charCodeAt(p)))
+                p++;
+        else
+            while (p < v.length && !isDigit(v.charCodeAt(p)) && v[p] !== '.' && v[p] !== '-')
+                p++;
+        out.push(v.slice(start, p));
+    }
+    return out;
+}
+/** A component as the number Nix's `string2Int<int>` reads, or undefined (letters, empty, overflow). */
+function asInt(c) {
+    if (c === '' || !isDigit(c.charCodeAt(0)))
+        return undefined;
+    const n = Number(c);
+    return n <= INT_MAX ? n : undefined;
+}
+/** Nix's `componentsLT`: numbers by value, "" and "pre" before anything, numbers after words. */
+function componentLess(c1, c2) {
+    const n1 = asInt(c1);
+    const n2 = asInt(c2);
+    if (n1 !== undefined && n2 !== undefined)
+        return n1 < n2;
+    if (c1 === '' && n2 !== undefined)
+        return true;
+    if (c1 === 'pre' && c2 !== 'pre')
+        return true;
+    if (c2 === 'pre')
+        return false;
+    // Nix: "Assume that `2.3a' < `2.3.1'."
+    if (n2 !== undefined)
+        return true;
+    if (n1 !== undefined)
+        return false;
+    return c1 < c2;
+}
+/**
+ * `builtins.compareVersions`: -1, 0 or 1. Components are compared in turn, a missing one being
+ * "" (so `1.0` < `1.0.1`, `1.0pre1` < `1.0`, `2.3a` < `2.3.1`).
+ */
+function compareVersions(v1, v2) {
+    const a = components(v1);
+    const b = components(v2);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        const c1 = a[i] ?? '';
+        const c2 = b[i] ?? '';
+        if (componentLess(c1, c2))
+            return -1;
+        if (componentLess(c2, c1))
+            return 1;
+    }
+    return 0;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/packages.ts
+// The package-level difference of two sets of derivations, the way nvd and `nix store
+// diff-closures` show closures: derivations grouped by package name (`builtins.parseDrvName`),
+// then per package a version change, an addition, a removal, or a rebuild at the same version.
+
+/** Every kind, in the order a diff lists them. */
+const PACKAGE_CHANGE_KINDS = [
+    'upgrade',
+    'downgrade',
+    'changed',
+    'added',
+    'removed',
+    'rebuilt',
+];
+/** Counts with every kind at zero. */
+function packages_emptyCounts() {
+    return { upgrade: 0, downgrade: 0, changed: 0, added: 0, removed: 0, rebuilt: 0 };
+}
+/** Version changes of any direction. */
+function versionChanges(c) {
+    return c.upgrade + c.downgrade + c.changed;
+}
+function setOf(nodes) {
+    const paths = new Set();
+    for (const n of nodes)
+        paths.add(n.path);
+    return (p) => paths.has(p);
+}
+const byVersion = (a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+/** Versions of the package names in `wanted`, over a whole set. */
+function versionsByName(nodes, wanted) {
+    const out = new Map();
+    for (const n of nodes) {
+        if (!wanted.has(n.pname))
+            continue;
+        let set = out.get(n.pname);
+        if (set === undefined)
+            out.set(n.pname, (set = new Set()));
+        set.add(n.version);
+    }
+    return out;
+}
+function side(versions, changed) {
+    const outputs = new Set();
+    const kinds = new Set();
+    for (const n of changed)
+        for (const o of n.outputs) {
+            outputs.add(o.name);
+            kinds.add(o.kind);
+        }
+    return {
+        versions: [...(versions ?? [])].sort(byVersion),
+        drvs: changed.map((n) => n.path).sort(byString),
+        outputs: [...outputs].sort(byString),
+        outputKinds: [...kinds].sort(byString),
+    };
+}
+/** Versions on one side only: `a` without those in `b`. */
+function versionsOnlyIn(a, b) {
+    const other = new Set(b);
+    return a.filter((v) => !other.has(v));
+}
+function kindOf(old, now, inOld, inNew) {
+    if (!inNew)
+        return 'removed';
+    if (!inOld)
+        return 'added';
+    const gone = versionsOnlyIn(old.versions, now.versions);
+    const came = versionsOnlyIn(now.versions, old.versions);
+    if (gone.length === 0 && came.length === 0)
+        return 'rebuilt';
+    if (gone.length === 1 && came.length === 1) {
+        const c = compareVersions(gone[0], came[0]);
+        if (c < 0)
+            return 'upgrade';
+        if (c > 0)
+            return 'downgrade';
+    }
+    return 'changed';
+}
+/**
+ * The package-level difference of two sets of derivations (each a closure or a whole plan). Two
+ * derivations are the same when their paths are: a .drv path is the hash of its whole closure, so
+ * everything else is a change, and only the derivations in one set alone are looked at closely.
+ * `inOld`/`inNew` say which paths each set holds (default: a set made from its nodes).
+ */
+function diffClosures(old, now, membership = {}) {
+    const inOld = membership.inOld ?? setOf(old);
+    const inNew = membership.inNew ?? setOf(now);
+    const groups = new Map();
+    const group = (pname) => {
+        let g = groups.get(pname);
+        if (g === undefined)
+            groups.set(pname, (g = { old: [], new: [] }));
+        return g;
+    };
+    let removed = 0;
+    let added = 0;
+    for (const n of old)
+        if (!inNew(n.path)) {
+            group(n.pname).old.push(n);
+            removed++;
+        }
+    for (const n of now)
+        if (!inOld(n.path)) {
+            group(n.pname).new.push(n);
+            added++;
+        }
+    const oldVersions = versionsByName(old, groups);
+    const newVersions = versionsByName(now, groups);
+    const counts = packages_emptyCounts();
+    const packages = [];
+    for (const [name, g] of groups) {
+        const o = side(oldVersions.get(name), g.old);
+        const n = side(newVersions.get(name), g.new);
+        const change = kindOf(o, n, oldVersions.has(name), newVersions.has(name));
+        counts[change]++;
+        packages.push({ name, change, old: o, new: n });
+    }
+    packages.sort((a, b) => byString(a.name, b.name) ||
+        PACKAGE_CHANGE_KINDS.indexOf(a.change) - PACKAGE_CHANGE_KINDS.indexOf(b.change));
+    return {
+        derivations: { old: old.length, new: now.length, added, removed },
+        counts,
+        packages,
+    };
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/describe.ts
+// The phrases a diff is told in, shared by the terminal and the job summaries: version changes,
+// counts, signature status. Plain text; callers escape it for where it goes.
+
+
+/** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
+const NO_VERSION = '(none)';
+const describe_show = (vs) => vs.length === 0 ? '∅' : vs.map((v) => (v === '' ? NO_VERSION : v)).join(', ');
+/**
+ * A package's versions as `old → new`: only the versions that changed when some did (as
+ * `nix store diff-closures` shows them), all of them for an addition, removal or rebuild.
+ */
+function versionsText(p) {
+    switch (p.change) {
+        case 'added':
+            return describe_show(p.new.versions);
+        case 'removed':
+            return describe_show(p.old.versions);
+        case 'rebuilt':
+            return describe_show(p.new.versions);
+        default:
+            return `${describe_show(versionsOnlyIn(p.old.versions, p.new.versions))} → ${describe_show(versionsOnlyIn(p.new.versions, p.old.versions))}`;
+    }
+}
+/** What else changed in a package's derivations: output names and kinds. */
+function outputsText(p) {
+    if (p.change === 'added' || p.change === 'removed')
+        return undefined;
+    const parts = [];
+    const names = (xs) => xs.join(', ') || '∅';
+    if (p.old.outputs.join(' ') !== p.new.outputs.join(' '))
+        parts.push(`outputs ${names(p.old.outputs)} → ${names(p.new.outputs)}`);
+    if (p.old.outputKinds.join(' ') !== p.new.outputKinds.join(' '))
+        parts.push(`${names(p.old.outputKinds)} → ${names(p.new.outputKinds)}`);
+    return parts.length === 0 ? undefined : parts.join('; ');
+}
+/** nvd's tags: `U` upgrade, `D` downgrade, `C` changed, `A` added, `R` removed, `B` rebuilt. */
+const CHANGE_TAGS = {
+    upgrade: 'U',
+    downgrade: 'D',
+    changed: 'C',
+    added: 'A',
+    removed: 'R',
+    rebuilt: 'B',
+};
+const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+/** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
+function countsText(c) {
+    const parts = [];
+    const v = versionChanges(c);
+    if (v > 0) {
+        const detail = [
+            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
+            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
+            c.changed > 0 ? `${c.changed} other` : '',
+        ].filter((s) => s !== '');
+        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
+    }
+    if (c.added > 0)
+        parts.push(`${c.added.toLocaleString('en-US')} added`);
+    if (c.removed > 0)
+        parts.push(`${c.removed.toLocaleString('en-US')} removed`);
+    if (c.rebuilt > 0)
+        parts.push(`${c.rebuilt.toLocaleString('en-US')} rebuilt`);
+    return parts.length === 0 ? 'no package changes' : parts.join(', ');
+}
+/**
+ * A bundle's signature status in the words every front end uses (core/bundle/trust-report.ts):
+ * "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned".
+ */
+function signatureText(signatures) {
+    if (signatures === undefined)
+        return 'not a bundle (no signatures)';
+    const report = {
+        keysGiven: signatures.some((s) => s.status !== 'not-checked'),
+        verifiedBy: signatures.filter((s) => s.status === 'verified').map((s) => s.key),
+        signatures: [...signatures],
+        noCheckSigs: false,
+        unproven: 0,
+    };
+    return trustStatus({ signatures: signatures.map((s) => ({ key: s.key, sig: '' })) }, report);
+}
+
 ;// CONCATENATED MODULE: ./src/app/display.ts
 // What both front ends show the same way (the terminal and the Actions job summary).
 /** `1.5 MiB`-style sizes. */
@@ -8615,6 +8914,438 @@ function formatBytes(n) {
         unit++;
     }
     return unit === 0 ? `${n} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/changes.ts
+// What activating a system changes on a host, for the person who approves it (deploy on each host,
+// apply on this machine): the generation it replaces and the package-level difference of the two
+// systems' runtime closures in that host's store, the way nvd and `nix store diff-closures` show
+// them (names read as `builtins.parseDrvName` reads them, grouped and compared by core/diff, the
+// same code `nix-plan diff` uses for plans).
+
+
+
+
+
+
+/**
+ * An output path's name without its output suffix, as `nix store diff-closures` strips it
+ * (`openssl-3.0.13-dev` → `openssl-3.0.13`, `dev`); the rule is Nix's, ambiguity included
+ * (`foo-unstable` reads as output `unstable` of `foo`).
+ */
+function splitOutputName(name) {
+    const m = /^(.*)-([a-z]+|lib32|lib64)$/s.exec(name);
+    return m?.[1] === undefined || m[2] === undefined ? { name, output: 'out' } : { name: m[1], output: m[2] };
+}
+/** A runtime closure as the nodes the package diff groups (no inputs, system or output kinds). */
+function nodesOf(paths) {
+    return paths.map((p, id) => {
+        const split = splitOutputName(nameOf(p.path));
+        const { name, version } = parseDrvName(split.name);
+        return {
+            id,
+            path: p.path,
+            name: split.name,
+            pname: name,
+            version,
+            system: '',
+            outputs: [{ name: split.output, path: p.path, kind: 'input-addressed', hashAlgo: '', hash: '' }],
+            firstInput: 0,
+            inputCount: 0,
+        };
+    });
+}
+function sizeOf(paths) {
+    let bytes = 0;
+    for (const p of paths)
+        bytes += p.narSize;
+    return { paths: paths.length, bytes };
+}
+/** What the host's closures say the deploy of `system` changes. */
+function hostChanges(closures, system) {
+    const old = closures.old;
+    const status = closures.currentSystem === undefined
+        ? 'first'
+        : old === undefined
+            ? 'unknown'
+            : closures.currentSystem === system
+                ? 'unchanged'
+                : 'changed';
+    const before = old ?? [];
+    const diff = diffClosures(nodesOf(before), nodesOf(closures.new));
+    const side = (s) => ({ versions: s.versions, paths: s.drvs });
+    return {
+        status,
+        previous: closures.currentSystem === undefined
+            ? undefined
+            : { generation: generationNumber(closures.current), system: closures.currentSystem },
+        system,
+        closure: {
+            old: old === undefined ? undefined : sizeOf(old),
+            new: sizeOf(closures.new),
+            added: diff.derivations.added,
+            removed: diff.derivations.removed,
+        },
+        counts: diff.counts,
+        packages: diff.packages.map((p) => ({
+            name: p.name,
+            change: p.change,
+            old: side(p.old),
+            new: side(p.new),
+        })),
+    };
+}
+/** A runtime change in the shape core/diff/describe.ts words (no outputs to compare). */
+function asPackageChange(p) {
+    const side = (s) => ({
+        versions: s.versions,
+        drvs: s.paths,
+        outputs: [],
+        outputKinds: [],
+    });
+    return { name: p.name, change: p.change, old: side(p.old), new: side(p.new) };
+}
+const n = (x) => x.toLocaleString('en-US');
+/** `+3.4 MiB`, `−512 B`, `±0 B`. */
+function changes_signedBytes(delta) {
+    if (delta === 0)
+        return '±0 B';
+    return `${delta > 0 ? '+' : '−'}${formatBytes(Math.abs(delta))}`;
+}
+/**
+ * `generation 11 (/nix/store/…-nixos-system-a) → /nix/store/…-nixos-system-b`, or
+ * `no generation yet → …`. Plain text of paths the host sent: callers escape it.
+ */
+function generationText(c) {
+    const from = c.previous === undefined
+        ? 'no generation yet'
+        : `${c.previous.generation === undefined ? 'the current generation' : `generation ${c.previous.generation}`} (${c.previous.system})`;
+    return `${from} → ${c.system}`;
+}
+/** `812 → 815 paths (4 added, 1 removed), 1.2 GiB → 1.2 GiB (+3.4 MiB)`. */
+function closureText(c) {
+    const { old, new: now, added, removed } = c.closure;
+    if (old === undefined)
+        return `${n(now.paths)} paths, ${formatBytes(now.bytes)}`;
+    return (`${n(old.paths)} → ${n(now.paths)} paths (${n(added)} added, ${n(removed)} removed), ` +
+        `${formatBytes(old.bytes)} → ${formatBytes(now.bytes)} (${changes_signedBytes(now.bytes - old.bytes)})`);
+}
+/** One line on what changes: the package counts and the closure, or why there is no comparison. */
+function changesHeadline(c) {
+    switch (c.status) {
+        case 'first':
+            return `first deployment: the profile has no generation to compare with; the new system's closure is ${closureText(c)} (${n(c.counts.added)} packages)`;
+        case 'unknown':
+            return `the current generation's system is not in the host's store: nothing to compare with; the new system's closure is ${closureText(c)}`;
+        case 'unchanged':
+            return 'the host already runs this system: no package changes';
+        case 'changed':
+            return `${countsText(c.counts)}; closure ${closureText(c)}`;
+    }
+}
+/**
+ * Asks the host program what activating `query.out` changes (its closure phase, which builds the
+ * system when given its derivation), says it on `io.log` — the generation replaced, then the
+ * headline — and returns it. Deploy runs this on each host, apply on this machine, both before
+ * activating, so the change is known whatever the activation does (dry-activate included).
+ */
+async function readChanges(program, query, io) {
+    const closures = await program.closures(query, { onOutput: io.output, signal: io.signal });
+    const changes = hostChanges(closures, query.out);
+    const lead = io.label === undefined ? '' : `${io.label}: `;
+    io.log.info(`${lead}${generationText(changes)}`);
+    io.log.info(`${lead}${changesHeadline(changes)}`);
+    return changes;
+}
+
+;// CONCATENATED MODULE: ./src/core/diff/text.ts
+// Bytes from a plan shown as text a person can read and nothing can abuse: valid UTF-8 stays as it
+// is, everything that could hide, move or rewrite what a reviewer sees (control characters,
+// terminal escapes, bidirectional overrides, invisible characters, invalid UTF-8) is written as
+// an escape. The escaping is reversible (`\\` for a backslash), so distinct bytes stay distinct.
+// Strings (store paths, names) use core/text.ts's escapes, as every other display does.
+
+/** Code points shown as `\u{…}`: C1 controls, invisible and direction-changing characters. */
+function isHidden(cp) {
+    return ((cp >= 0x80 && cp <= 0x9f) || // C1 controls (0x9b is a terminal CSI)
+        cp === 0xad || // soft hyphen
+        cp === 0x061c || // Arabic letter mark
+        (cp >= 0x200b && cp <= 0x200f) || // zero width space/joiners, LRM/RLM
+        (cp >= 0x2028 && cp <= 0x202e) || // line/paragraph separators, bidi embeddings and overrides
+        (cp >= 0x2060 && cp <= 0x2069) || // word joiner, invisible operators, bidi isolates
+        cp === 0xfeff || // zero width no-break space
+        (cp >= 0xfff9 && cp <= 0xfffb) || // interlinear annotations
+        (cp >= 0xe0000 && cp <= 0xe007f) // tags
+    );
+}
+const hex2 = (b) => b.toString(16).padStart(2, '0');
+/**
+ * `bytes` as safe text: `\\`, `\r`, `\xNN` for other control bytes and for bytes that are not
+ * valid UTF-8, `\u{NNNN}` for hidden code points; a newline stays a newline and a tab a tab
+ * unless `escapeLayout` (then `\n`, `\t`).
+ */
+function showBytes(bytes, escapeLayout = false) {
+    let out = '';
+    let i = 0;
+    while (i < bytes.length) {
+        const b = bytes[i];
+        if (b < 0x80) {
+            if (b === 0x5c)
+                out += '\\\\';
+            else if (b === 0x0a)
+                out += escapeLayout ? '\\n' : '\n';
+            else if (b === 0x09)
+                out += escapeLayout ? '\\t' : '\t';
+            else if (b === 0x0d)
+                out += '\\r';
+            else if (b < 0x20 || b === 0x7f)
+                out += `\\x${hex2(b)}`;
+            else
+                out += String.fromCharCode(b);
+            i++;
+            continue;
+        }
+        const cp = decodeOne(bytes, i);
+        if (cp === undefined) {
+            out += `\\x${hex2(b)}`;
+            i++;
+            continue;
+        }
+        out += isHidden(cp.codePoint) ? `\\u{${cp.codePoint.toString(16)}}` : String.fromCodePoint(cp.codePoint);
+        i += cp.length;
+    }
+    return out;
+}
+/** A string from a plan (a store path, a name) for a terminal: core/text.ts's escapes. */
+function showText(text) {
+    return escapeTerminal(text);
+}
+/** One well-formed UTF-8 sequence at `i` (shortest form, no surrogates, ≤ U+10FFFF), or undefined. */
+function decodeOne(bytes, i) {
+    const b0 = bytes[i];
+    let length;
+    let cp;
+    let min;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        length = 2;
+        cp = b0 & 0x1f;
+        min = 0x80;
+    }
+    else if (b0 >= 0xe0 && b0 <= 0xef) {
+        length = 3;
+        cp = b0 & 0x0f;
+        min = 0x800;
+    }
+    else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        length = 4;
+        cp = b0 & 0x07;
+        min = 0x10000;
+    }
+    else
+        return undefined;
+    if (i + length > bytes.length)
+        return undefined;
+    for (let k = 1; k < length; k++) {
+        const c = bytes[i + k];
+        if ((c & 0xc0) !== 0x80)
+            return undefined;
+        cp = (cp << 6) | (c & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return undefined;
+    return { codePoint: cp, length };
+}
+
+;// CONCATENATED MODULE: ./src/cli/diff-format.ts
+
+
+
+const t = (s) => showText(s);
+const diff_format_n = (x) => x.toLocaleString('en-US');
+/** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
+const REBUILT_SHOWN = 40;
+function sideLine(mark, s) {
+    const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
+    const parts = [`${what} for ${t(s.storeDir)}`, `${diff_format_n(s.derivations)} derivations`];
+    if (s.bundle !== undefined) {
+        parts.push(signatureText(s.bundle.signatures));
+        if (s.bundle.createdAt !== undefined)
+            parts.push(`evaluated ${t(s.bundle.createdAt)}`);
+    }
+    return `${mark} ${t(s.source)} (${parts.join('; ')})`;
+}
+function packageLines(packages) {
+    const width = Math.min(40, Math.max(0, ...packages.map((p) => t(p.name).length)));
+    return packages.map((p) => {
+        const extra = outputsText(p);
+        return `  [${CHANGE_TAGS[p.change]}] ${t(p.name).padEnd(width)}  ${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+    });
+}
+/**
+ * nvd's sections of a package diff: version changes, added and removed packages, then the
+ * packages rebuilt at the same version (the first REBUILT_SHOWN of them; `--json` has all).
+ */
+function packageSections(packages) {
+    const lines = [];
+    const by = (kinds) => packages.filter((p) => kinds.includes(p.change));
+    const sections = [
+        ['Version changes:', by(['upgrade', 'downgrade', 'changed'])],
+        ['Added packages:', by(['added'])],
+        ['Removed packages:', by(['removed'])],
+    ];
+    for (const [title, list] of sections)
+        if (list.length > 0)
+            lines.push(title, ...packageLines(list));
+    const rebuilt = by(['rebuilt']);
+    if (rebuilt.length > 0) {
+        lines.push(`Rebuilt at the same version (inputs changed): ${diff_format_n(rebuilt.length)}`);
+        lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
+        if (rebuilt.length > REBUILT_SHOWN)
+            lines.push(`  …and ${diff_format_n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
+    }
+    return lines;
+}
+/**
+ * What activating a system changes on `where` (a deploy's host, apply's profile): the generation
+ * replaced, the package counts and closure, then nvd's sections (not on a first activation,
+ * where every package is new). Paths and names come from the host: escaped.
+ */
+function changesLines(where, c) {
+    if (c === undefined)
+        return [];
+    const lines = [`Changes on ${t(where)}: ${t(generationText(c))}`, `  ${t(changesHeadline(c))}`];
+    if (c.status === 'changed')
+        lines.push(...packageSections(c.packages.map(asPackageChange)).map((l) => `  ${l}`));
+    lines.push('');
+    return lines;
+}
+/** The human form of a diff. */
+function formatDiff(d) {
+    const lines = [sideLine('<<<', d.old), sideLine('>>>', d.new)];
+    if (d.realm.relocated)
+        lines.push(`The old plan was relocated from ${t(d.realm.old)} to ${t(d.realm.new)} to be compared; old paths below are the relocated ones.`);
+    if (d.identical) {
+        lines.push(d.realm.relocated
+            ? `Same plan, other realm: relocated to ${t(d.realm.new)}, the old plan is exactly the new one (${diff_format_n(d.total.derivations.new)} derivations).`
+            : `No changes: both hold the same ${diff_format_n(d.total.derivations.new)} derivations and roots.`);
+    }
+    const fields = d.fields.filter((f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')));
+    if (fields.length > 0) {
+        lines.push('Plan facts that differ:');
+        for (const f of fields)
+            lines.push(`  ${t(f.field)}: ${t(f.old ?? '∅')} → ${t(f.new ?? '∅')}`);
+    }
+    lines.push(...packageSections(d.total.packages));
+    if (d.roots.length > 1 || d.roots.some((r) => r.status !== 'changed' && r.status !== 'unchanged')) {
+        lines.push('Roots:');
+        for (const r of d.roots)
+            lines.push(`  ${t(r.label)}: ${r.status}${r.counts === undefined ? '' : ` — ${countsText(r.counts)}`}`);
+    }
+    const dv = d.total.derivations;
+    lines.push(`Total: ${countsText(d.total.counts)}; derivations ${diff_format_n(dv.old)} → ${diff_format_n(dv.new)} (${diff_format_n(dv.added)} new, ${diff_format_n(dv.removed)} gone).`);
+    for (const x of d.drv ?? [])
+        lines.push('', ...drvLines(x, ''));
+    return `${lines.join('\n')}\n`;
+}
+function outputText(o) {
+    return `${t(o.name)} ${o.kind}${o.hashAlgo === '' ? '' : ` ${t(o.hashAlgo)}`}${o.hash === '' ? '' : ` ${t(o.hash)}`}`;
+}
+function editLines(edits, indent) {
+    const mark = { same: '  ', old: '- ', new: '+ ' };
+    const out = [];
+    for (const e of edits) {
+        const items = e.op === 'same' && e.items.length > 6
+            ? [...e.items.slice(0, 2), `… ${e.items.length - 4} unchanged …`, ...e.items.slice(-2)]
+            : e.items;
+        for (const item of items)
+            for (const line of item.split('\n'))
+                out.push(`${indent}${mark[e.op]}${line}`);
+    }
+    return out;
+}
+/** nix-diff's layout for one pair, nested changed inputs indented below it. */
+function drvLines(d, indent) {
+    const i2 = `${indent}    `;
+    const out = [`${indent}- ${t(d.old)}`, `${indent}+ ${t(d.new)}`];
+    const o = d.outputs;
+    if (o.removed.length + o.added.length + o.changed.length > 0) {
+        out.push(`${indent}• The outputs differ:`);
+        for (const x of o.removed)
+            out.push(`${i2}- ${outputText(x)}`);
+        for (const x of o.added)
+            out.push(`${i2}+ ${outputText(x)}`);
+        for (const x of o.changed)
+            out.push(`${i2}- ${outputText(x.old)}`, `${i2}+ ${outputText(x.new)}`);
+    }
+    if (d.system !== undefined)
+        out.push(`${indent}• The systems differ:`, `${i2}- ${d.system.old}`, `${i2}+ ${d.system.new}`);
+    if (d.builder !== undefined)
+        out.push(`${indent}• The builders differ:`, `${i2}- ${d.builder.old}`, `${i2}+ ${d.builder.new}`);
+    if (d.args !== undefined)
+        out.push(`${indent}• The arguments differ:`, ...editLines(d.args, i2));
+    const s = d.inputSrcs;
+    if (s.removed.length + s.added.length + s.changed.length > 0) {
+        out.push(`${indent}• The input sources differ:`);
+        for (const p of s.removed)
+            out.push(`${i2}- ${t(p)}`);
+        for (const p of s.added)
+            out.push(`${i2}+ ${t(p)}`);
+        for (const c of s.changed) {
+            out.push(`${i2}• ${c.name}: ${t(c.old)} → ${t(c.new)}`);
+            if (c.lines !== undefined)
+                out.push(...editLines(c.lines, `${i2}    `));
+        }
+    }
+    const e = d.env;
+    if (e.removed.length + e.added.length + e.changed.length > 0) {
+        out.push(`${indent}• The environments differ:`);
+        for (const x of e.removed)
+            out.push(`${i2}- ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.added)
+            out.push(`${i2}+ ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
+        for (const x of e.changed) {
+            if (x.lines === undefined)
+                out.push(`${i2}• ${x.key}:`, `${i2}    - ${x.old}`, `${i2}    + ${x.new}`);
+            else
+                out.push(`${i2}• ${x.key}:`, ...editLines(x.lines, `${i2}    `));
+        }
+    }
+    if (e.pathsOnly.length > 0)
+        out.push(`${indent}• ${e.pathsOnly.length} environment variable${e.pathsOnly.length === 1 ? '' : 's'} differ only by the new store paths of changed inputs: ${e.pathsOnly.join(', ')}`);
+    const i = d.inputDrvs;
+    for (const r of i.removed)
+        out.push(`${indent}• An input derivation was removed: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const r of i.added)
+        out.push(`${indent}• An input derivation was added: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
+    for (const c of i.changed) {
+        if (c.old.path === c.new.path) {
+            out.push(`${indent}• The outputs used of input ${t(c.name)} differ: {${c.old.outputs.map(t).join(',')}} → {${c.new.outputs.map(t).join(',')}}`);
+            continue;
+        }
+        out.push(`${indent}• The input derivation ${t(c.name)} differs:`);
+        if (c.diff !== undefined)
+            out.push(...drvLines(c.diff, `${indent}  `));
+        else
+            out.push(`${indent}  - ${t(c.old.path)}`, `${indent}  + ${t(c.new.path)}`, `${indent}  (${c.note === 'already-compared' ? 'compared above' : c.note === 'limit' ? 'not compared: too many derivations differ' : 'not compared: its .drv is not available'})`);
+    }
+    return out;
+}
+/** `inspect --contents`: each root's packages in aligned columns. */
+function formatContents(c) {
+    const lines = [];
+    for (const r of c.roots) {
+        lines.push(`packages of ${t(r.label)} (${diff_format_n(r.packages.length)} derivations):`);
+        const rows = r.packages.map((p) => [
+            t(p.name),
+            t(p.version === '' ? NO_VERSION : p.version),
+            p.outputs.map(t).join(','),
+            `${t(p.system)}${p.fixed ? '  (fixed output)' : ''}`,
+        ]);
+        const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i].length))));
+        for (const row of rows)
+            lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x)).join('  ')}`);
+    }
+    return `${lines.join('\n')}\n`;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/terminal.ts
@@ -8735,6 +9466,7 @@ function terminalProgress(io, verbosity) {
 
 
 
+
 /**
  * One JSON document, pretty-printed, with a trailing newline. JSON escapes C0 controls itself;
  * C1 controls, bidi controls and the line separators are escaped too (`\u009b`), so the document
@@ -8822,10 +9554,11 @@ function formatRelocate(r) {
         lines.push(`  warning: ${escapeTerminal(w)}`);
     return [...lines, ''].join('\n');
 }
-/** `apply`: what ran. */
+/** `apply`: what ran, then what it changed (or, for dry-activate, would change) in the profile. */
 function formatApply(r) {
     const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
-    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n`;
+    const changes = r.changes === undefined ? '' : `\n${changesLines(r.profile, r.changes).join('\n')}`;
+    return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n${changes}`;
 }
 
 ;// CONCATENATED MODULE: ./src/cli/command.ts
@@ -9458,432 +10191,6 @@ class LocalHost {
     }
 }
 
-;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
-// Package names and versions as Nix reads them: `builtins.parseDrvName` and
-// `builtins.compareVersions` (libstore's names.cc), so a diff groups and orders exactly as Nix does.
-/** C's `isalpha` in the C locale: ASCII letters only (Nix calls it on each byte of the name). */
-function isAlpha(code) {
-    return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
-}
-function isDigit(code) {
-    return code >= 0x30 && code <= 0x39;
-}
-/**
- * `builtins.parseDrvName`: the name is everything up to the first `-` that is followed by a
- * character that is not a letter, the version everything after that dash
- * (`apache-httpd-2.0.48` → `apache-httpd`, `2.0.48`; `foo-` → `foo-`, ``).
- */
-function parseDrvName(fullName) {
-    for (let i = 0; i + 1 < fullName.length; i++)
-        if (fullName.charCodeAt(i) === 0x2d && !isAlpha(fullName.charCodeAt(i + 1)))
-            return { name: fullName.slice(0, i), version: fullName.slice(i + 1) };
-    return { name: fullName, version: '' };
-}
-/** Largest number a version component may be and still compare as a number (Nix parses an `int`). */
-const INT_MAX = 2 ** 31 - 1;
-/** The version components of `v`: runs of digits, or runs of anything but digits, `.` and `-`. */
-function components(v) {
-    const out = [];
-    let p = 0;
-    while (p < v.length) {
-        while (p < v.length && (v[p] === '.' || v[p] === '-'))
-            p++;
-        if (p === v.length)
-            break;
-        const start = p;
-        if (isDigit(v.charCodeAt(p)))
-            while (p < v.length && isDigit(v.charCodeAt(p)))
-                p++;
-        else
-            while (p < v.length && !isDigit(v.charCodeAt(p)) && v[p] !== '.' && v[p] !== '-')
-                p++;
-        out.push(v.slice(start, p));
-    }
-    return out;
-}
-/** A component as the number Nix's `string2Int<int>` reads, or undefined (letters, empty, overflow). */
-function asInt(c) {
-    if (c === '' || !isDigit(c.charCodeAt(0)))
-        return undefined;
-    const n = Number(c);
-    return n <= INT_MAX ? n : undefined;
-}
-/** Nix's `componentsLT`: numbers by value, "" and "pre" before anything, numbers after words. */
-function componentLess(c1, c2) {
-    const n1 = asInt(c1);
-    const n2 = asInt(c2);
-    if (n1 !== undefined && n2 !== undefined)
-        return n1 < n2;
-    if (c1 === '' && n2 !== undefined)
-        return true;
-    if (c1 === 'pre' && c2 !== 'pre')
-        return true;
-    if (c2 === 'pre')
-        return false;
-    // Nix: "Assume that `2.3a' < `2.3.1'."
-    if (n2 !== undefined)
-        return true;
-    if (n1 !== undefined)
-        return false;
-    return c1 < c2;
-}
-/**
- * `builtins.compareVersions`: -1, 0 or 1. Components are compared in turn, a missing one being
- * "" (so `1.0` < `1.0.1`, `1.0pre1` < `1.0`, `2.3a` < `2.3.1`).
- */
-function compareVersions(v1, v2) {
-    const a = components(v1);
-    const b = components(v2);
-    for (let i = 0; i < Math.max(a.length, b.length); i++) {
-        const c1 = a[i] ?? '';
-        const c2 = b[i] ?? '';
-        if (componentLess(c1, c2))
-            return -1;
-        if (componentLess(c2, c1))
-            return 1;
-    }
-    return 0;
-}
-
-;// CONCATENATED MODULE: ./src/core/diff/packages.ts
-// The package-level difference of two sets of derivations, the way nvd and `nix store
-// diff-closures` show closures: derivations grouped by package name (`builtins.parseDrvName`),
-// then per package a version change, an addition, a removal, or a rebuild at the same version.
-
-/** Every kind, in the order a diff lists them. */
-const PACKAGE_CHANGE_KINDS = [
-    'upgrade',
-    'downgrade',
-    'changed',
-    'added',
-    'removed',
-    'rebuilt',
-];
-/** Counts with every kind at zero. */
-function packages_emptyCounts() {
-    return { upgrade: 0, downgrade: 0, changed: 0, added: 0, removed: 0, rebuilt: 0 };
-}
-/** Version changes of any direction. */
-function versionChanges(c) {
-    return c.upgrade + c.downgrade + c.changed;
-}
-function setOf(nodes) {
-    const paths = new Set();
-    for (const n of nodes)
-        paths.add(n.path);
-    return (p) => paths.has(p);
-}
-const byVersion = (a, b) => compareVersions(a, b) || (a < b ? -1 : a > b ? 1 : 0);
-const byString = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
-/** Versions of the package names in `wanted`, over a whole set. */
-function versionsByName(nodes, wanted) {
-    const out = new Map();
-    for (const n of nodes) {
-        if (!wanted.has(n.pname))
-            continue;
-        let set = out.get(n.pname);
-        if (set === undefined)
-            out.set(n.pname, (set = new Set()));
-        set.add(n.version);
-    }
-    return out;
-}
-function side(versions, changed) {
-    const outputs = new Set();
-    const kinds = new Set();
-    for (const n of changed)
-        for (const o of n.outputs) {
-            outputs.add(o.name);
-            kinds.add(o.kind);
-        }
-    return {
-        versions: [...(versions ?? [])].sort(byVersion),
-        drvs: changed.map((n) => n.path).sort(byString),
-        outputs: [...outputs].sort(byString),
-        outputKinds: [...kinds].sort(byString),
-    };
-}
-/** Versions on one side only: `a` without those in `b`. */
-function versionsOnlyIn(a, b) {
-    const other = new Set(b);
-    return a.filter((v) => !other.has(v));
-}
-function kindOf(old, now, inOld, inNew) {
-    if (!inNew)
-        return 'removed';
-    if (!inOld)
-        return 'added';
-    const gone = versionsOnlyIn(old.versions, now.versions);
-    const came = versionsOnlyIn(now.versions, old.versions);
-    if (gone.length === 0 && came.length === 0)
-        return 'rebuilt';
-    if (gone.length === 1 && came.length === 1) {
-        const c = compareVersions(gone[0], came[0]);
-        if (c < 0)
-            return 'upgrade';
-        if (c > 0)
-            return 'downgrade';
-    }
-    return 'changed';
-}
-/**
- * The package-level difference of two sets of derivations (each a closure or a whole plan). Two
- * derivations are the same when their paths are: a .drv path is the hash of its whole closure, so
- * everything else is a change, and only the derivations in one set alone are looked at closely.
- * `inOld`/`inNew` say which paths each set holds (default: a set made from its nodes).
- */
-function diffClosures(old, now, membership = {}) {
-    const inOld = membership.inOld ?? setOf(old);
-    const inNew = membership.inNew ?? setOf(now);
-    const groups = new Map();
-    const group = (pname) => {
-        let g = groups.get(pname);
-        if (g === undefined)
-            groups.set(pname, (g = { old: [], new: [] }));
-        return g;
-    };
-    let removed = 0;
-    let added = 0;
-    for (const n of old)
-        if (!inNew(n.path)) {
-            group(n.pname).old.push(n);
-            removed++;
-        }
-    for (const n of now)
-        if (!inOld(n.path)) {
-            group(n.pname).new.push(n);
-            added++;
-        }
-    const oldVersions = versionsByName(old, groups);
-    const newVersions = versionsByName(now, groups);
-    const counts = packages_emptyCounts();
-    const packages = [];
-    for (const [name, g] of groups) {
-        const o = side(oldVersions.get(name), g.old);
-        const n = side(newVersions.get(name), g.new);
-        const change = kindOf(o, n, oldVersions.has(name), newVersions.has(name));
-        counts[change]++;
-        packages.push({ name, change, old: o, new: n });
-    }
-    packages.sort((a, b) => byString(a.name, b.name) ||
-        PACKAGE_CHANGE_KINDS.indexOf(a.change) - PACKAGE_CHANGE_KINDS.indexOf(b.change));
-    return {
-        derivations: { old: old.length, new: now.length, added, removed },
-        counts,
-        packages,
-    };
-}
-
-;// CONCATENATED MODULE: ./src/core/diff/describe.ts
-// The phrases a diff is told in, shared by the terminal and the job summaries: version changes,
-// counts, signature status. Plain text; callers escape it for where it goes.
-
-
-/** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
-const NO_VERSION = '(none)';
-const describe_show = (vs) => vs.length === 0 ? '∅' : vs.map((v) => (v === '' ? NO_VERSION : v)).join(', ');
-/**
- * A package's versions as `old → new`: only the versions that changed when some did (as
- * `nix store diff-closures` shows them), all of them for an addition, removal or rebuild.
- */
-function versionsText(p) {
-    switch (p.change) {
-        case 'added':
-            return describe_show(p.new.versions);
-        case 'removed':
-            return describe_show(p.old.versions);
-        case 'rebuilt':
-            return describe_show(p.new.versions);
-        default:
-            return `${describe_show(versionsOnlyIn(p.old.versions, p.new.versions))} → ${describe_show(versionsOnlyIn(p.new.versions, p.old.versions))}`;
-    }
-}
-/** What else changed in a package's derivations: output names and kinds. */
-function outputsText(p) {
-    if (p.change === 'added' || p.change === 'removed')
-        return undefined;
-    const parts = [];
-    const names = (xs) => xs.join(', ') || '∅';
-    if (p.old.outputs.join(' ') !== p.new.outputs.join(' '))
-        parts.push(`outputs ${names(p.old.outputs)} → ${names(p.new.outputs)}`);
-    if (p.old.outputKinds.join(' ') !== p.new.outputKinds.join(' '))
-        parts.push(`${names(p.old.outputKinds)} → ${names(p.new.outputKinds)}`);
-    return parts.length === 0 ? undefined : parts.join('; ');
-}
-/** nvd's tags: `U` upgrade, `D` downgrade, `C` changed, `A` added, `R` removed, `B` rebuilt. */
-const CHANGE_TAGS = {
-    upgrade: 'U',
-    downgrade: 'D',
-    changed: 'C',
-    added: 'A',
-    removed: 'R',
-    rebuilt: 'B',
-};
-const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
-/** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
-function countsText(c) {
-    const parts = [];
-    const v = versionChanges(c);
-    if (v > 0) {
-        const detail = [
-            c.upgrade > 0 ? plural(c.upgrade, 'upgrade') : '',
-            c.downgrade > 0 ? plural(c.downgrade, 'downgrade') : '',
-            c.changed > 0 ? `${c.changed} other` : '',
-        ].filter((s) => s !== '');
-        parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
-    }
-    if (c.added > 0)
-        parts.push(`${c.added.toLocaleString('en-US')} added`);
-    if (c.removed > 0)
-        parts.push(`${c.removed.toLocaleString('en-US')} removed`);
-    if (c.rebuilt > 0)
-        parts.push(`${c.rebuilt.toLocaleString('en-US')} rebuilt`);
-    return parts.length === 0 ? 'no package changes' : parts.join(', ');
-}
-/**
- * A bundle's signature status in the words every front end uses (core/bundle/trust-report.ts):
- * "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned".
- */
-function signatureText(signatures) {
-    if (signatures === undefined)
-        return 'not a bundle (no signatures)';
-    const report = {
-        keysGiven: signatures.some((s) => s.status !== 'not-checked'),
-        verifiedBy: signatures.filter((s) => s.status === 'verified').map((s) => s.key),
-        signatures: [...signatures],
-        noCheckSigs: false,
-        unproven: 0,
-    };
-    return trustStatus({ signatures: signatures.map((s) => ({ key: s.key, sig: '' })) }, report);
-}
-
-;// CONCATENATED MODULE: ./src/app/deploy/changes.ts
-// What a deploy changes on a host, for the person who approves it: the generation it replaces and
-// the package-level difference of the two systems' runtime closures on the host, the way nvd and
-// `nix store diff-closures` show them (names read as `builtins.parseDrvName` reads them, grouped
-// and compared by core/diff, the same code `nix-plan diff` uses for plans).
-
-
-
-
-
-
-/**
- * An output path's name without its output suffix, as `nix store diff-closures` strips it
- * (`openssl-3.0.13-dev` → `openssl-3.0.13`, `dev`); the rule is Nix's, ambiguity included
- * (`foo-unstable` reads as output `unstable` of `foo`).
- */
-function splitOutputName(name) {
-    const m = /^(.*)-([a-z]+|lib32|lib64)$/s.exec(name);
-    return m?.[1] === undefined || m[2] === undefined ? { name, output: 'out' } : { name: m[1], output: m[2] };
-}
-/** A runtime closure as the nodes the package diff groups (no inputs, system or output kinds). */
-function nodesOf(paths) {
-    return paths.map((p, id) => {
-        const split = splitOutputName(nameOf(p.path));
-        const { name, version } = parseDrvName(split.name);
-        return {
-            id,
-            path: p.path,
-            name: split.name,
-            pname: name,
-            version,
-            system: '',
-            outputs: [{ name: split.output, path: p.path, kind: 'input-addressed', hashAlgo: '', hash: '' }],
-            firstInput: 0,
-            inputCount: 0,
-        };
-    });
-}
-function sizeOf(paths) {
-    let bytes = 0;
-    for (const p of paths)
-        bytes += p.narSize;
-    return { paths: paths.length, bytes };
-}
-/** What the host's closures say the deploy of `system` changes. */
-function hostChanges(closures, system) {
-    const old = closures.old;
-    const status = closures.currentSystem === undefined
-        ? 'first'
-        : old === undefined
-            ? 'unknown'
-            : closures.currentSystem === system
-                ? 'unchanged'
-                : 'changed';
-    const before = old ?? [];
-    const diff = diffClosures(nodesOf(before), nodesOf(closures.new));
-    const side = (s) => ({ versions: s.versions, paths: s.drvs });
-    return {
-        status,
-        previous: closures.currentSystem === undefined
-            ? undefined
-            : { generation: generationNumber(closures.current), system: closures.currentSystem },
-        system,
-        closure: {
-            old: old === undefined ? undefined : sizeOf(old),
-            new: sizeOf(closures.new),
-            added: diff.derivations.added,
-            removed: diff.derivations.removed,
-        },
-        counts: diff.counts,
-        packages: diff.packages.map((p) => ({
-            name: p.name,
-            change: p.change,
-            old: side(p.old),
-            new: side(p.new),
-        })),
-    };
-}
-/** A runtime change in the shape core/diff/describe.ts words (no outputs to compare). */
-function asPackageChange(p) {
-    const side = (s) => ({
-        versions: s.versions,
-        drvs: s.paths,
-        outputs: [],
-        outputKinds: [],
-    });
-    return { name: p.name, change: p.change, old: side(p.old), new: side(p.new) };
-}
-const n = (x) => x.toLocaleString('en-US');
-/** `+3.4 MiB`, `−512 B`, `±0 B`. */
-function changes_signedBytes(delta) {
-    if (delta === 0)
-        return '±0 B';
-    return `${delta > 0 ? '+' : '−'}${formatBytes(Math.abs(delta))}`;
-}
-/**
- * `generation 11 (/nix/store/…-nixos-system-a) → /nix/store/…-nixos-system-b`, or
- * `no generation yet → …`. Plain text of paths the host sent: callers escape it.
- */
-function generationText(c) {
-    const from = c.previous === undefined
-        ? 'no generation yet'
-        : `${c.previous.generation === undefined ? 'the current generation' : `generation ${c.previous.generation}`} (${c.previous.system})`;
-    return `${from} → ${c.system}`;
-}
-/** `812 → 815 paths (4 added, 1 removed), 1.2 GiB → 1.2 GiB (+3.4 MiB)`. */
-function closureText(c) {
-    const { old, new: now, added, removed } = c.closure;
-    if (old === undefined)
-        return `${n(now.paths)} paths, ${formatBytes(now.bytes)}`;
-    return (`${n(old.paths)} → ${n(now.paths)} paths (${n(added)} added, ${n(removed)} removed), ` +
-        `${formatBytes(old.bytes)} → ${formatBytes(now.bytes)} (${changes_signedBytes(now.bytes - old.bytes)})`);
-}
-/** One line on what changes: the package counts and the closure, or why there is no comparison. */
-function changesHeadline(c) {
-    switch (c.status) {
-        case 'first':
-            return `first deployment: the profile has no generation to compare with; the new system's closure is ${closureText(c)} (${n(c.counts.added)} packages)`;
-        case 'unknown':
-            return `the current generation's system is not in the host's store: nothing to compare with; the new system's closure is ${closureText(c)}`;
-        case 'unchanged':
-            return 'the host already runs this system: no package changes';
-        case 'changed':
-            return `${countsText(c.counts)}; closure ${closureText(c)}`;
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/core/provenance.ts
 // Where a plan came from, made from facts the adapters read: the GitHub Actions run, the git
 // worktree, the evaluated flake's lock. Pure: values in, a `Provenance` (manifest v2) out.
@@ -10332,18 +10639,14 @@ async function sendOutputs(job, io) {
 async function deployToHost(job, plan, probe, io) {
     const imported = job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
     io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
-    // Build the system there and compare its closure with the current one before activating, so
-    // the change is known (and shown) whatever the activation does — dry-activate included.
-    const closures = await job.program.closures({
+    // Build the system there and compare its closure with the current one before activating.
+    const changes = await readChanges(job.program, {
         profile: job.profile,
         drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
         out: job.system,
         storeDir: probe.storeDir,
-    }, { onOutput: io.output, signal: io.signal });
-    const changes = hostChanges(closures, job.system);
+    }, { log: io.log, label: job.label, output: io.output, signal: io.signal });
     io.onChanges?.(changes);
-    io.log.info(`${job.label}: ${generationText(changes)}`);
-    io.log.info(`${job.label}: ${changesHeadline(changes)}`);
     const activation = await activateSafely(job.program, {
         profile: job.profile,
         action: job.action,
@@ -10741,281 +11044,6 @@ function generationOfLink(link) {
     return link === undefined ? undefined : generationOf(link);
 }
 
-;// CONCATENATED MODULE: ./src/core/diff/text.ts
-// Bytes from a plan shown as text a person can read and nothing can abuse: valid UTF-8 stays as it
-// is, everything that could hide, move or rewrite what a reviewer sees (control characters,
-// terminal escapes, bidirectional overrides, invisible characters, invalid UTF-8) is written as
-// an escape. The escaping is reversible (`\\` for a backslash), so distinct bytes stay distinct.
-// Strings (store paths, names) use core/text.ts's escapes, as every other display does.
-
-/** Code points shown as `\u{…}`: C1 controls, invisible and direction-changing characters. */
-function isHidden(cp) {
-    return ((cp >= 0x80 && cp <= 0x9f) || // C1 controls (0x9b is a terminal CSI)
-        cp === 0xad || // soft hyphen
-        cp === 0x061c || // Arabic letter mark
-        (cp >= 0x200b && cp <= 0x200f) || // zero width space/joiners, LRM/RLM
-        (cp >= 0x2028 && cp <= 0x202e) || // line/paragraph separators, bidi embeddings and overrides
-        (cp >= 0x2060 && cp <= 0x2069) || // word joiner, invisible operators, bidi isolates
-        cp === 0xfeff || // zero width no-break space
-        (cp >= 0xfff9 && cp <= 0xfffb) || // interlinear annotations
-        (cp >= 0xe0000 && cp <= 0xe007f) // tags
-    );
-}
-const hex2 = (b) => b.toString(16).padStart(2, '0');
-/**
- * `bytes` as safe text: `\\`, `\r`, `\xNN` for other control bytes and for bytes that are not
- * valid UTF-8, `\u{NNNN}` for hidden code points; a newline stays a newline and a tab a tab
- * unless `escapeLayout` (then `\n`, `\t`).
- */
-function showBytes(bytes, escapeLayout = false) {
-    let out = '';
-    let i = 0;
-    while (i < bytes.length) {
-        const b = bytes[i];
-        if (b < 0x80) {
-            if (b === 0x5c)
-                out += '\\\\';
-            else if (b === 0x0a)
-                out += escapeLayout ? '\\n' : '\n';
-            else if (b === 0x09)
-                out += escapeLayout ? '\\t' : '\t';
-            else if (b === 0x0d)
-                out += '\\r';
-            else if (b < 0x20 || b === 0x7f)
-                out += `\\x${hex2(b)}`;
-            else
-                out += String.fromCharCode(b);
-            i++;
-            continue;
-        }
-        const cp = decodeOne(bytes, i);
-        if (cp === undefined) {
-            out += `\\x${hex2(b)}`;
-            i++;
-            continue;
-        }
-        out += isHidden(cp.codePoint) ? `\\u{${cp.codePoint.toString(16)}}` : String.fromCodePoint(cp.codePoint);
-        i += cp.length;
-    }
-    return out;
-}
-/** A string from a plan (a store path, a name) for a terminal: core/text.ts's escapes. */
-function showText(text) {
-    return escapeTerminal(text);
-}
-/** One well-formed UTF-8 sequence at `i` (shortest form, no surrogates, ≤ U+10FFFF), or undefined. */
-function decodeOne(bytes, i) {
-    const b0 = bytes[i];
-    let length;
-    let cp;
-    let min;
-    if (b0 >= 0xc2 && b0 <= 0xdf) {
-        length = 2;
-        cp = b0 & 0x1f;
-        min = 0x80;
-    }
-    else if (b0 >= 0xe0 && b0 <= 0xef) {
-        length = 3;
-        cp = b0 & 0x0f;
-        min = 0x800;
-    }
-    else if (b0 >= 0xf0 && b0 <= 0xf4) {
-        length = 4;
-        cp = b0 & 0x07;
-        min = 0x10000;
-    }
-    else
-        return undefined;
-    if (i + length > bytes.length)
-        return undefined;
-    for (let k = 1; k < length; k++) {
-        const c = bytes[i + k];
-        if ((c & 0xc0) !== 0x80)
-            return undefined;
-        cp = (cp << 6) | (c & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return undefined;
-    return { codePoint: cp, length };
-}
-
-;// CONCATENATED MODULE: ./src/cli/diff-format.ts
-
-
-const t = (s) => showText(s);
-const diff_format_n = (x) => x.toLocaleString('en-US');
-/** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
-const REBUILT_SHOWN = 40;
-function sideLine(mark, s) {
-    const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
-    const parts = [`${what} for ${t(s.storeDir)}`, `${diff_format_n(s.derivations)} derivations`];
-    if (s.bundle !== undefined) {
-        parts.push(signatureText(s.bundle.signatures));
-        if (s.bundle.createdAt !== undefined)
-            parts.push(`evaluated ${t(s.bundle.createdAt)}`);
-    }
-    return `${mark} ${t(s.source)} (${parts.join('; ')})`;
-}
-function packageLines(packages) {
-    const width = Math.min(40, Math.max(0, ...packages.map((p) => t(p.name).length)));
-    return packages.map((p) => {
-        const extra = outputsText(p);
-        return `  [${CHANGE_TAGS[p.change]}] ${t(p.name).padEnd(width)}  ${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
-    });
-}
-/**
- * nvd's sections of a package diff: version changes, added and removed packages, then the
- * packages rebuilt at the same version (the first REBUILT_SHOWN of them; `--json` has all).
- */
-function packageSections(packages) {
-    const lines = [];
-    const by = (kinds) => packages.filter((p) => kinds.includes(p.change));
-    const sections = [
-        ['Version changes:', by(['upgrade', 'downgrade', 'changed'])],
-        ['Added packages:', by(['added'])],
-        ['Removed packages:', by(['removed'])],
-    ];
-    for (const [title, list] of sections)
-        if (list.length > 0)
-            lines.push(title, ...packageLines(list));
-    const rebuilt = by(['rebuilt']);
-    if (rebuilt.length > 0) {
-        lines.push(`Rebuilt at the same version (inputs changed): ${diff_format_n(rebuilt.length)}`);
-        lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
-        if (rebuilt.length > REBUILT_SHOWN)
-            lines.push(`  …and ${diff_format_n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
-    }
-    return lines;
-}
-/** The human form of a diff. */
-function formatDiff(d) {
-    const lines = [sideLine('<<<', d.old), sideLine('>>>', d.new)];
-    if (d.realm.relocated)
-        lines.push(`The old plan was relocated from ${t(d.realm.old)} to ${t(d.realm.new)} to be compared; old paths below are the relocated ones.`);
-    if (d.identical) {
-        lines.push(d.realm.relocated
-            ? `Same plan, other realm: relocated to ${t(d.realm.new)}, the old plan is exactly the new one (${diff_format_n(d.total.derivations.new)} derivations).`
-            : `No changes: both hold the same ${diff_format_n(d.total.derivations.new)} derivations and roots.`);
-    }
-    const fields = d.fields.filter((f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')));
-    if (fields.length > 0) {
-        lines.push('Plan facts that differ:');
-        for (const f of fields)
-            lines.push(`  ${t(f.field)}: ${t(f.old ?? '∅')} → ${t(f.new ?? '∅')}`);
-    }
-    lines.push(...packageSections(d.total.packages));
-    if (d.roots.length > 1 || d.roots.some((r) => r.status !== 'changed' && r.status !== 'unchanged')) {
-        lines.push('Roots:');
-        for (const r of d.roots)
-            lines.push(`  ${t(r.label)}: ${r.status}${r.counts === undefined ? '' : ` — ${countsText(r.counts)}`}`);
-    }
-    const dv = d.total.derivations;
-    lines.push(`Total: ${countsText(d.total.counts)}; derivations ${diff_format_n(dv.old)} → ${diff_format_n(dv.new)} (${diff_format_n(dv.added)} new, ${diff_format_n(dv.removed)} gone).`);
-    for (const x of d.drv ?? [])
-        lines.push('', ...drvLines(x, ''));
-    return `${lines.join('\n')}\n`;
-}
-function outputText(o) {
-    return `${t(o.name)} ${o.kind}${o.hashAlgo === '' ? '' : ` ${t(o.hashAlgo)}`}${o.hash === '' ? '' : ` ${t(o.hash)}`}`;
-}
-function editLines(edits, indent) {
-    const mark = { same: '  ', old: '- ', new: '+ ' };
-    const out = [];
-    for (const e of edits) {
-        const items = e.op === 'same' && e.items.length > 6
-            ? [...e.items.slice(0, 2), `… ${e.items.length - 4} unchanged …`, ...e.items.slice(-2)]
-            : e.items;
-        for (const item of items)
-            for (const line of item.split('\n'))
-                out.push(`${indent}${mark[e.op]}${line}`);
-    }
-    return out;
-}
-/** nix-diff's layout for one pair, nested changed inputs indented below it. */
-function drvLines(d, indent) {
-    const i2 = `${indent}    `;
-    const out = [`${indent}- ${t(d.old)}`, `${indent}+ ${t(d.new)}`];
-    const o = d.outputs;
-    if (o.removed.length + o.added.length + o.changed.length > 0) {
-        out.push(`${indent}• The outputs differ:`);
-        for (const x of o.removed)
-            out.push(`${i2}- ${outputText(x)}`);
-        for (const x of o.added)
-            out.push(`${i2}+ ${outputText(x)}`);
-        for (const x of o.changed)
-            out.push(`${i2}- ${outputText(x.old)}`, `${i2}+ ${outputText(x.new)}`);
-    }
-    if (d.system !== undefined)
-        out.push(`${indent}• The systems differ:`, `${i2}- ${d.system.old}`, `${i2}+ ${d.system.new}`);
-    if (d.builder !== undefined)
-        out.push(`${indent}• The builders differ:`, `${i2}- ${d.builder.old}`, `${i2}+ ${d.builder.new}`);
-    if (d.args !== undefined)
-        out.push(`${indent}• The arguments differ:`, ...editLines(d.args, i2));
-    const s = d.inputSrcs;
-    if (s.removed.length + s.added.length + s.changed.length > 0) {
-        out.push(`${indent}• The input sources differ:`);
-        for (const p of s.removed)
-            out.push(`${i2}- ${t(p)}`);
-        for (const p of s.added)
-            out.push(`${i2}+ ${t(p)}`);
-        for (const c of s.changed) {
-            out.push(`${i2}• ${c.name}: ${t(c.old)} → ${t(c.new)}`);
-            if (c.lines !== undefined)
-                out.push(...editLines(c.lines, `${i2}    `));
-        }
-    }
-    const e = d.env;
-    if (e.removed.length + e.added.length + e.changed.length > 0) {
-        out.push(`${indent}• The environments differ:`);
-        for (const x of e.removed)
-            out.push(`${i2}- ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
-        for (const x of e.added)
-            out.push(`${i2}+ ${x.key}=${x.value.split('\n').join(`\n${i2}  `)}`);
-        for (const x of e.changed) {
-            if (x.lines === undefined)
-                out.push(`${i2}• ${x.key}:`, `${i2}    - ${x.old}`, `${i2}    + ${x.new}`);
-            else
-                out.push(`${i2}• ${x.key}:`, ...editLines(x.lines, `${i2}    `));
-        }
-    }
-    if (e.pathsOnly.length > 0)
-        out.push(`${indent}• ${e.pathsOnly.length} environment variable${e.pathsOnly.length === 1 ? '' : 's'} differ only by the new store paths of changed inputs: ${e.pathsOnly.join(', ')}`);
-    const i = d.inputDrvs;
-    for (const r of i.removed)
-        out.push(`${indent}• An input derivation was removed: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
-    for (const r of i.added)
-        out.push(`${indent}• An input derivation was added: ${t(r.path)} {${r.outputs.map(t).join(',')}}`);
-    for (const c of i.changed) {
-        if (c.old.path === c.new.path) {
-            out.push(`${indent}• The outputs used of input ${t(c.name)} differ: {${c.old.outputs.map(t).join(',')}} → {${c.new.outputs.map(t).join(',')}}`);
-            continue;
-        }
-        out.push(`${indent}• The input derivation ${t(c.name)} differs:`);
-        if (c.diff !== undefined)
-            out.push(...drvLines(c.diff, `${indent}  `));
-        else
-            out.push(`${indent}  - ${t(c.old.path)}`, `${indent}  + ${t(c.new.path)}`, `${indent}  (${c.note === 'already-compared' ? 'compared above' : c.note === 'limit' ? 'not compared: too many derivations differ' : 'not compared: its .drv is not available'})`);
-    }
-    return out;
-}
-/** `inspect --contents`: each root's packages in aligned columns. */
-function formatContents(c) {
-    const lines = [];
-    for (const r of c.roots) {
-        lines.push(`packages of ${t(r.label)} (${diff_format_n(r.packages.length)} derivations):`);
-        const rows = r.packages.map((p) => [
-            t(p.name),
-            t(p.version === '' ? NO_VERSION : p.version),
-            p.outputs.map(t).join(','),
-            `${t(p.system)}${p.fixed ? '  (fixed output)' : ''}`,
-        ]);
-        const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i].length))));
-        for (const row of rows)
-            lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x)).join('  ')}`);
-    }
-    return `${lines.join('\n')}\n`;
-}
-
 ;// CONCATENATED MODULE: ./src/app/deploy/hosts.ts
 // How a host is named on the command line and in the action's `hosts` input.
 
@@ -11031,8 +11059,6 @@ function parseHostOption(text) {
 
 ;// CONCATENATED MODULE: ./src/cli/deploy-command.ts
 // `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
-
-
 
 
 
@@ -11068,23 +11094,12 @@ function formatDeploy(result) {
         .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
         .join('  ')
         .trimEnd();
-    return [line(header), ...rows.map(line), '', ...result.hosts.flatMap(changesLines)].join('\n');
-}
-/**
- * What changes on one host: the generation replaced, the package counts and closure, then nvd's
- * sections (not on a first deployment, where every package is new). Paths and names come from
- * the host: escaped.
- */
-function changesLines(h) {
-    const c = h.changes;
-    if (c === undefined)
-        return [];
-    const t = (s) => escapeTerminal(s);
-    const lines = [`Changes on ${t(h.name)}: ${t(generationText(c))}`, `  ${t(changesHeadline(c))}`];
-    if (c.status === 'changed')
-        lines.push(...packageSections(c.packages.map(asPackageChange)).map((l) => `  ${l}`));
-    lines.push('');
-    return lines;
+    return [
+        line(header),
+        ...rows.map(line),
+        '',
+        ...result.hosts.flatMap((h) => changesLines(h.name, h.changes)),
+    ].join('\n');
 }
 /** The error that makes the exit code: the first failed host's (in --host order). */
 function failure(result) {
@@ -11635,6 +11650,7 @@ const keygenCommand = command_define({
 
 
 
+
 /** Every ApplyAction, for parsing and help texts. */
 const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
@@ -11699,6 +11715,9 @@ async function applyPlan(bundlePath, options, deps) {
         throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
     const digest = await fileDigest(bundlePath);
     const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
+    // What activating it changes — the profile's current generation → this system, package by
+    // package — said before anything is activated, whatever the action, as deploy says it per host.
+    const changes = await readChanges(program, { profile, out: system, storeDir: manifest.storeDir }, { log: deps.log, output: deps.output ?? deps.nixLog });
     deps.log.info(`activating ${system} (${action})`);
     const outcome = await activateSafely(program, {
         profile,
@@ -11721,6 +11740,7 @@ async function applyPlan(bundlePath, options, deps) {
         generation: outcome.generation,
         previousGeneration: outcome.previousGeneration,
         confirmed: outcome.confirmed,
+        changes,
         output: '',
     };
 }

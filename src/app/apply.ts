@@ -14,6 +14,7 @@ import {
   DEFAULT_CONFIRM_TIMEOUT,
   type ActivationClock,
 } from './deploy/activation.js';
+import { readChanges, type HostChanges } from './deploy/changes.js';
 import { fileDigest } from './files.js';
 import type { FreshnessChecks } from './freshness.js';
 import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
@@ -81,6 +82,12 @@ export interface ApplyResult {
   readonly previousGeneration?: number | undefined;
   /** Whether the activation was confirmed (switch and test with a confirm timeout). */
   readonly confirmed?: boolean | undefined;
+  /**
+   * What activating the plan's system changes (or, for dry-activate, would change): the profile's
+   * current generation and the package-level difference of the two runtime closures, as deploy
+   * reports per host. Absent for `--rollback`.
+   */
+  readonly changes?: HostChanges | undefined;
   /** What switch-to-configuration printed on standard output (a rollback; an activation streams it). */
   readonly output: string;
 }
@@ -164,6 +171,13 @@ export async function applyPlan(
   const program = new HostProgram(
     new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }),
   );
+  // What activating it changes — the profile's current generation → this system, package by
+  // package — said before anything is activated, whatever the action, as deploy says it per host.
+  const changes = await readChanges(
+    program,
+    { profile, out: system, storeDir: manifest.storeDir },
+    { log: deps.log, output: deps.output ?? deps.nixLog },
+  );
   deps.log.info(`activating ${system} (${action})`);
   const outcome = await activateSafely(
     program,
@@ -189,6 +203,7 @@ export async function applyPlan(
     generation: outcome.generation,
     previousGeneration: outcome.previousGeneration,
     confirmed: outcome.confirmed,
+    changes,
     output: '',
   };
 }

@@ -8,10 +8,8 @@ import {
   type HostResult,
   TRANSFER_ENCODINGS,
 } from '../app/deploy/index.js';
-import { asPackageChange, changesHeadline, generationText } from '../app/deploy/changes.js';
 import { linePrefixer } from '../app/deploy/prefix.js';
-import { escapeTerminal } from '../core/text.js';
-import { packageSections } from './diff-format.js';
+import { changesLines } from './diff-format.js';
 import { NixPlanError } from '../core/errors.js';
 import { parseHostOption } from '../app/deploy/hosts.js';
 import {
@@ -70,23 +68,12 @@ export function formatDeploy(result: DeployResult): string {
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line), '', ...result.hosts.flatMap(changesLines)].join('\n');
-}
-
-/**
- * What changes on one host: the generation replaced, the package counts and closure, then nvd's
- * sections (not on a first deployment, where every package is new). Paths and names come from
- * the host: escaped.
- */
-export function changesLines(h: HostResult): string[] {
-  const c = h.changes;
-  if (c === undefined) return [];
-  const t = (s: string): string => escapeTerminal(s);
-  const lines = [`Changes on ${t(h.name)}: ${t(generationText(c))}`, `  ${t(changesHeadline(c))}`];
-  if (c.status === 'changed')
-    lines.push(...packageSections(c.packages.map(asPackageChange)).map((l) => `  ${l}`));
-  lines.push('');
-  return lines;
+  return [
+    line(header),
+    ...rows.map(line),
+    '',
+    ...result.hosts.flatMap((h) => changesLines(h.name, h.changes)),
+  ].join('\n');
 }
 
 /** The error that makes the exit code: the first failed host's (in --host order). */

@@ -1,8 +1,9 @@
 // `nix-plan diff` and `inspect --contents` on a terminal: nvd's layout (version changes, added,
 // removed, rebuilt, with counts), per root and in total, then nix-diff's layout for a `--drv`
-// drill-down. Every string
-// that came from a plan goes through showText, so a plan cannot write escapes to the terminal.
+// drill-down; the same layout for what `deploy` and `apply` change on a host. Every string that
+// came from a plan or a host goes through showText, so neither can write escapes to the terminal.
 import type { PlanContents } from '../app/contents.js';
+import { asPackageChange, changesHeadline, generationText, type HostChanges } from '../app/deploy/changes.js';
 import {
   CHANGE_TAGS,
   NO_VERSION,
@@ -62,6 +63,20 @@ export function packageSections(packages: readonly PackageChange[]): string[] {
     if (rebuilt.length > REBUILT_SHOWN)
       lines.push(`  …and ${n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
   }
+  return lines;
+}
+
+/**
+ * What activating a system changes on `where` (a deploy's host, apply's profile): the generation
+ * replaced, the package counts and closure, then nvd's sections (not on a first activation,
+ * where every package is new). Paths and names come from the host: escaped.
+ */
+export function changesLines(where: string, c: HostChanges | undefined): string[] {
+  if (c === undefined) return [];
+  const lines = [`Changes on ${t(where)}: ${t(generationText(c))}`, `  ${t(changesHeadline(c))}`];
+  if (c.status === 'changed')
+    lines.push(...packageSections(c.packages.map(asPackageChange)).map((l) => `  ${l}`));
+  lines.push('');
   return lines;
 }
 

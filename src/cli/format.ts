@@ -11,6 +11,7 @@ import type { VerifyReport } from '../app/verify.js';
 import { OBJECT_KINDS, trustStatus, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
 import { originText } from '../core/provenance-view.js';
 import { escapeTerminal as t } from '../core/text.js';
+import { changesLines } from './diff-format.js';
 import { formatBytes } from './terminal.js';
 
 /**
@@ -118,8 +119,9 @@ export function formatRelocate(r: RelocateResult): string {
   return [...lines, ''].join('\n');
 }
 
-/** `apply`: what ran. */
+/** `apply`: what ran, then what it changed (or, for dry-activate, would change) in the profile. */
 export function formatApply(r: ApplyResult): string {
   const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
-  return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${t(r.systemPath)}${r.profileChanged ? ` is now ${t(r.profile)}${gen}` : ''}\n`;
+  const changes = r.changes === undefined ? '' : `\n${changesLines(r.profile, r.changes).join('\n')}`;
+  return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${t(r.systemPath)}${r.profileChanged ? ` is now ${t(r.profile)}${gen}` : ''}\n${changes}`;
 }

@@ -1,7 +1,8 @@
-// What a deploy changes on a host, for the person who approves it: the generation it replaces and
-// the package-level difference of the two systems' runtime closures on the host, the way nvd and
-// `nix store diff-closures` show them (names read as `builtins.parseDrvName` reads them, grouped
-// and compared by core/diff, the same code `nix-plan diff` uses for plans).
+// What activating a system changes on a host, for the person who approves it (deploy on each host,
+// apply on this machine): the generation it replaces and the package-level difference of the two
+// systems' runtime closures in that host's store, the way nvd and `nix store diff-closures` show
+// them (names read as `builtins.parseDrvName` reads them, grouped and compared by core/diff, the
+// same code `nix-plan diff` uses for plans).
 import { countsText } from '../../core/diff/describe.js';
 import { parseDrvName } from '../../core/diff/drv-name.js';
 import type { DrvNode } from '../../core/diff/graph.js';
@@ -13,6 +14,8 @@ import {
 } from '../../core/diff/packages.js';
 import { nameOf } from '../../core/store-path.js';
 import type { ClosurePath, HostClosures } from '../../nix/host-markers.js';
+import type { HostProgram } from '../../nix/host-program.js';
+import type { Logger } from '../deps.js';
 import { formatBytes } from '../display.js';
 import { generationNumber } from './activation.js';
 
@@ -191,4 +194,40 @@ export function changesHeadline(c: HostChanges): string {
     case 'changed':
       return `${countsText(c.counts)}; closure ${closureText(c)}`;
   }
+}
+
+/** What to compare on a host: its profile and the system about to be activated there. */
+export interface ChangesQuery {
+  readonly profile: string;
+  /** The system's derivation, built there first; undefined when the system is already there. */
+  readonly drvPath?: string | undefined;
+  /** The system about to be activated. */
+  readonly out: string;
+  /** The host's store dir: every path it reports must be in it. */
+  readonly storeDir: string;
+}
+
+/**
+ * Asks the host program what activating `query.out` changes (its closure phase, which builds the
+ * system when given its derivation), says it on `io.log` — the generation replaced, then the
+ * headline — and returns it. Deploy runs this on each host, apply on this machine, both before
+ * activating, so the change is known whatever the activation does (dry-activate included).
+ */
+export async function readChanges(
+  program: HostProgram,
+  query: ChangesQuery,
+  io: {
+    readonly log: Logger;
+    /** Lead for each line, e.g. the host's name (default none). */
+    readonly label?: string | undefined;
+    readonly output?: ((chunk: Uint8Array) => void) | undefined;
+    readonly signal?: AbortSignal | undefined;
+  },
+): Promise<HostChanges> {
+  const closures = await program.closures(query, { onOutput: io.output, signal: io.signal });
+  const changes = hostChanges(closures, query.out);
+  const lead = io.label === undefined ? '' : `${io.label}: `;
+  io.log.info(`${lead}${generationText(changes)}`);
+  io.log.info(`${lead}${changesHeadline(changes)}`);
+  return changes;
 }

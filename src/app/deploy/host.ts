@@ -20,7 +20,7 @@ import {
   type ActivationClock,
   type ActivationOutcome,
 } from './activation.js';
-import { changesHeadline, generationText, hostChanges, type HostChanges } from './changes.js';
+import { readChanges, type HostChanges } from './changes.js';
 import { recordSeen } from './record.js';
 
 /** Every transfer encoding, for parsing and help texts. */
@@ -195,21 +195,18 @@ export async function deployToHost(
   const imported =
     job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
   io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
-  // Build the system there and compare its closure with the current one before activating, so
-  // the change is known (and shown) whatever the activation does — dry-activate included.
-  const closures = await job.program.closures(
+  // Build the system there and compare its closure with the current one before activating.
+  const changes = await readChanges(
+    job.program,
     {
       profile: job.profile,
       drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
       out: job.system,
       storeDir: probe.storeDir,
     },
-    { onOutput: io.output, signal: io.signal },
+    { log: io.log, label: job.label, output: io.output, signal: io.signal },
   );
-  const changes = hostChanges(closures, job.system);
   io.onChanges?.(changes);
-  io.log.info(`${job.label}: ${generationText(changes)}`);
-  io.log.info(`${job.label}: ${changesHeadline(changes)}`);
   const activation = await activateSafely(
     job.program,
     {
