@@ -3321,6 +3321,28 @@ function putString(buf, at, s) {
     buf.fill(0, end, end + pad);
     return end + pad;
 }
+/** Characters of a store path's hash part that `hashKey` mixes. */
+const HASH_KEY_CHARS = 8;
+/** A number made of the first characters of the hash part at `at`, from a path's bytes or its string. */
+function hashKey(path, at) {
+    let k = 0;
+    if (typeof path === 'string')
+        for (let i = at; i < at + HASH_KEY_CHARS; i++)
+            k = (k * 31 + path.charCodeAt(i)) | 0;
+    else
+        for (let i = at; i < at + HASH_KEY_CHARS; i++)
+            k = (k * 31 + path[i]) | 0;
+    return k;
+}
+/** Whether `s` is the latin-1 reading of `bytes`. */
+function sameLatin1(s, bytes) {
+    if (s.length !== bytes.length)
+        return false;
+    for (let i = bytes.length - 1; i >= 0; i--)
+        if (s.charCodeAt(i) !== bytes[i])
+            return false;
+    return true;
+}
 function compareAscii(a, b) {
     return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -3344,12 +3366,21 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
     // entries tens of times over, and one string per path instead of one per mention keeps tens of
     // megabytes of duplicates out of the heap of a large closure (and skips re-checking them).
     const seen = new Map();
+    // The same strings found from a path field's bytes without making a string of them first: by a
+    // number made of the start of the hash part, then compared byte for byte (a clash or a miss
+    // falls back to the string). References are most of the path fields of a closure.
+    const byHash = new Map();
     // Kept files share blocks: callers keep every entry's (relocation) or none past the entry.
     const arena = new ByteArena();
     const keep = options.keptFiles === 'view' ? (bytes) => bytes : (bytes) => arena.copy(bytes);
     const onNarBytes = options.onNarBytes;
     /** A path field's text, checked; `at` is where its length field started. */
     const checkPath = (bytes, what, allowEmpty, at) => {
+        if (storeDir !== undefined && bytes.length > storeDir.length + HASH_KEY_CHARS) {
+            const known = byHash.get(hashKey(bytes, storeDir.length + 1));
+            if (known !== undefined && sameLatin1(known, bytes))
+                return known;
+        }
         const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
         if (s === '' && allowEmpty)
             return s;
@@ -3418,6 +3449,8 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
                     throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
             }
             seen.set(path, path);
+            if (path.length > (storeDir?.length ?? 0) + HASH_KEY_CHARS)
+                byHash.set(hashKey(path, (storeDir?.length ?? 0) + 1), path);
             const countAt = reader.offset;
             const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (n > lim.maxReferences)
@@ -4182,6 +4215,17 @@ function parseDerivationSpans(bytes, layout) {
         values.push(valueAt, p.pos - 1); // the value's closing quote: entry() runs right after it
     });
     return { head, tail: { start, keys, values } };
+}
+/**
+ * Parses and validates a .drv exactly as `parseDerivation` does (throwing the same errors), and
+ * returns only its head: the builder, arguments and environment are checked and left where they
+ * are, nothing made of them (for readers that need names, outputs and inputs of many .drv files).
+ */
+function parseDerivationHead(bytes) {
+    const p = new Parser(bytes);
+    const head = parseUpToSystem(p);
+    parseTail(p, () => p.skipEscaped(), () => undefined);
+    return head;
 }
 /**
  * The part of a .drv after its system: `,"builder",[args],[env])` and the end of the input.
@@ -5135,6 +5179,17 @@ class DerivationChecks {
         }
         if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
             this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
+        this.anyChecked = true;
+    }
+    /**
+     * Records a .drv whose bytes and references were parsed and checked under the same path in
+     * another bundle of the same store dir: a .drv path is the hash of both (checked for this entry
+     * by `classifyEntry`), so only what this manifest must agree with is left, its system and outputs.
+     */
+    checkSame(path, system, outputs) {
+        this.systems.add(system);
+        if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
+            this.rootOutputs.set(path, new Map(outputs.map((o) => [o.name, o.path])));
         this.anyChecked = true;
     }
     /** The checks of the manifest against all the .drv files, once each was checked. */
@@ -12697,12 +12752,7 @@ class PlanGraph {
         if (known !== undefined)
             return known;
         const firstInput = this.edgeCount;
-        const needed = firstInput + head.inputDrvs.length;
-        if (needed > this.edges.length) {
-            const grown = new Int32Array(Math.max(needed, this.edges.length * 2));
-            grown.set(this.edges.subarray(0, this.edgeCount));
-            this.edges = grown;
-        }
+        this.reserveEdges(head.inputDrvs.length);
         for (const input of head.inputDrvs) {
             const node = this.byPath.get(input.path);
             if (node === undefined)
@@ -12731,6 +12781,50 @@ class PlanGraph {
         this.byPath.set(path, node);
         this.list.push(node);
         return node;
+    }
+    /**
+     * Adds the derivation `node` of `other` (a plan of the same store dir), whose .drv is the one at
+     * the same path here: its name, version, system and outputs are shared, not parsed again, and
+     * its inputs are found here by their paths (they must be in this graph already, as for `add`).
+     */
+    addFrom(other, node) {
+        const known = this.byPath.get(node.path);
+        if (known !== undefined)
+            return known;
+        if (other.storeDir !== this.storeDir)
+            throw new errors_NixPlanError('internal', `'${node.path}' is shared between plans of different store dirs`);
+        const firstInput = this.edgeCount;
+        this.reserveEdges(node.inputCount);
+        for (let e = node.firstInput; e < node.firstInput + node.inputCount; e++) {
+            const input = other.list[other.edges[e]].path;
+            const here = this.byPath.get(input);
+            if (here === undefined)
+                throw new errors_NixPlanError('closure', `'${node.path}' needs '${input}', which the plan does not hold before it`);
+            this.edges[this.edgeCount++] = here.id;
+        }
+        const added = {
+            id: this.list.length,
+            path: node.path,
+            name: node.name,
+            pname: node.pname,
+            version: node.version,
+            system: node.system,
+            outputs: node.outputs,
+            firstInput,
+            inputCount: node.inputCount,
+        };
+        this.byPath.set(node.path, added);
+        this.list.push(added);
+        return added;
+    }
+    /** Room for `count` more edges. */
+    reserveEdges(count) {
+        const needed = this.edgeCount + count;
+        if (needed > this.edges.length) {
+            const grown = new Int32Array(Math.max(needed, this.edges.length * 2));
+            grown.set(this.edges.subarray(0, this.edgeCount));
+            this.edges = grown;
+        }
     }
     /** The derivation at `path`, if the plan holds it. */
     get(path) {
@@ -12876,6 +12970,7 @@ async function readBundleSide(path, options, deps) {
         const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
         const checks = new DerivationChecks(manifest);
         const keep = options.keepObjects === true;
+        const known = options.known?.storeDir === manifest.storeDir ? options.known : undefined;
         const objects = [];
         const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
         try {
@@ -12886,9 +12981,16 @@ async function readBundleSide(path, options, deps) {
                 onEntry: (e) => {
                     task.tick(1, e.nar.narSize);
                     if (e.kind === 'drv') {
-                        const { head: drv } = parseDerivationSpans(e.nar.file?.contents ?? new Uint8Array(0));
-                        checks.check(e.path, e.references, drv);
-                        graph.add(e.path, drv);
+                        const same = known?.get(e.path);
+                        if (same !== undefined) {
+                            checks.checkSame(e.path, same.system, same.outputs);
+                            graph.addFrom(known, same);
+                        }
+                        else {
+                            const drv = parseDerivationHead(e.nar.file?.contents ?? new Uint8Array(0));
+                            checks.check(e.path, e.references, drv);
+                            graph.add(e.path, drv);
+                        }
                     }
                     if (keep) {
                         if (e.kind === 'output')
@@ -13011,6 +13113,7 @@ async function readStoreSide(location, options, deps) {
     }
     store.setStoreDir(storeDir);
     const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
+    const known = options.known?.storeDir === storeDir ? options.known : undefined;
     const systems = new Set();
     const task = progressOf(deps).start(`reading ${drvPath}`, closure.length);
     try {
@@ -13018,10 +13121,15 @@ async function readStoreSide(location, options, deps) {
             task.tick(1);
             if (!p.endsWith('.drv'))
                 continue;
+            const same = known?.get(p);
+            if (same !== undefined) {
+                systems.add(graph.addFrom(known, same).system);
+                continue;
+            }
             const file = store.readRegularFileSync(p);
             if (file === undefined)
                 throw new errors_NixPlanError('nix', `'${p}' is not a regular file`);
-            const node = graph.add(p, parseDerivationSpans(file.bytes).head);
+            const node = graph.add(p, parseDerivationHead(file.bytes));
             systems.add(node.system);
         }
     }
@@ -15271,8 +15379,9 @@ function relocateRoot(root, pathMap) {
 
 ;// CONCATENATED MODULE: ./src/app/diff.ts
 // diffPlanSources: what changes between two plans (bundles, .drv paths or a profile's current
-// generation), before anything is built. Both sides are read at once, each keeping only its
-// derivations' heads; a side in another realm is relocated into the other's first, so a promoted
+// generation), before anything is built. The sides are read one after the other, each keeping
+// only its derivations' heads (the new side takes those of .drv files both hold from the old
+// one); a side in another realm is relocated into the other's first, so a promoted
 // plan compares with its original as "same plan, other realm". `--drv NAME` then reads the bytes
 // of the changed derivations again to say why NAME differs.
 
@@ -15383,10 +15492,10 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
     const relocate = oldDir !== newDir;
     if (relocate && oldLocation.kind !== 'bundle')
         throw new errors_NixPlanError('realm', `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (nix-plan relocate --to ${oldDir}), or give the old side as a plan bundle`);
-    const [old, now] = await Promise.all([
-        readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps),
-        readPlanSide(newLocation, readOptions, deps),
-    ]);
+    // One side after the other: one bundle's decompression window in memory at a time, and the
+    // new side takes the heads of the .drv files both plans hold from the old one.
+    const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
+    const now = await readPlanSide(newLocation, { ...readOptions, known: relocate ? undefined : old.graph }, deps);
     let oldGraph = old.graph;
     let relocatedBytes;
     if (relocate) {
