@@ -12753,12 +12753,8 @@ class PlanGraph {
             return known;
         const firstInput = this.edgeCount;
         this.reserveEdges(head.inputDrvs.length);
-        for (const input of head.inputDrvs) {
-            const node = this.byPath.get(input.path);
-            if (node === undefined)
-                throw new errors_NixPlanError('closure', `'${path}' needs '${input.path}', which the plan does not hold before it`);
-            this.edges[this.edgeCount++] = node.id;
-        }
+        for (const input of head.inputDrvs)
+            this.edges[this.edgeCount++] = this.inputId(path, input.path);
         const name = nameOf(path).replace(/\.drv$/, '');
         const { name: pname, version } = parseDrvName(name);
         const node = {
@@ -12795,13 +12791,8 @@ class PlanGraph {
             throw new errors_NixPlanError('internal', `'${node.path}' is shared between plans of different store dirs`);
         const firstInput = this.edgeCount;
         this.reserveEdges(node.inputCount);
-        for (let e = node.firstInput; e < node.firstInput + node.inputCount; e++) {
-            const input = other.list[other.edges[e]].path;
-            const here = this.byPath.get(input);
-            if (here === undefined)
-                throw new errors_NixPlanError('closure', `'${node.path}' needs '${input}', which the plan does not hold before it`);
-            this.edges[this.edgeCount++] = here.id;
-        }
+        for (let e = node.firstInput; e < node.firstInput + node.inputCount; e++)
+            this.edges[this.edgeCount++] = this.inputId(node.path, other.list[other.edges[e]].path);
         const added = {
             id: this.list.length,
             path: node.path,
@@ -12816,6 +12807,13 @@ class PlanGraph {
         this.byPath.set(node.path, added);
         this.list.push(added);
         return added;
+    }
+    /** The id of `input`, which `path` needs: it must have been added before. */
+    inputId(path, input) {
+        const node = this.byPath.get(input);
+        if (node === undefined)
+            throw new errors_NixPlanError('closure', `'${path}' needs '${input}', which the plan does not hold before it`);
+        return node.id;
     }
     /** Room for `count` more edges. */
     reserveEdges(count) {
