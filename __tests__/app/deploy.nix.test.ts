@@ -426,7 +426,7 @@ describeSsh('nix-plan deploy over SSH', () => {
       }
     });
 
-    test('transfer interrupted: the host store is unchanged and no temp file is left', async () => {
+    test('transfer interrupted, or never confirmed as verified: the host store is unchanged and no temp file is left', async () => {
       const program = new HostProgram(
         new SshHost({ host: host() }, { sshOptions: ['-F', server.configFile] }),
       );
@@ -454,6 +454,18 @@ describeSsh('nix-plan deploy over SSH', () => {
         .catch((e: unknown) => e);
       expect((shortError as NixPlanError).message).toMatch(
         /received \d+ of \d+ bytes: the transfer was cut short, nothing was imported/,
+      );
+      // Every byte there, sent while it was being verified here, and the verification failed:
+      // the go signal never follows, so the host never reads it.
+      const failing = sleep(200).then(() => {
+        throw new NixPlanError('bundle', 'refused here');
+      });
+      failing.catch(() => undefined);
+      const unconfirmed = await program
+        .receive(bytes, expected, { verified: failing })
+        .catch((e: unknown) => e);
+      expect((unconfirmed as NixPlanError).message).toMatch(
+        /the sender did not confirm the plan it sent as verified: nothing was imported/,
       );
       // Every byte there, one changed: refused by sha256.
       const forged = new Uint8Array(bytes);

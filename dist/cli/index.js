@@ -7609,10 +7609,14 @@ probe() {
   say end
 }
 
+# receive SIZE SHA256 ENCODING [GO]: the plan on stdin into a private file; with GO, the sender
+# verifies the plan while it is being sent and ends it with GO only once it has: a plan not
+# followed by GO is never read.
 receive() {
   size=$1
   sha=$2
   enc=$3
+  go=$4
   umask 077
   base=$(tmpbase)
   tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
@@ -7625,7 +7629,16 @@ receive() {
   trap 'exit 143' TERM
   cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
   got=$(wc -c < "$tmp/plan" | tr -d ' ')
-  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  golen=$(printf '%s' "$go" | wc -c | tr -d ' ')
+  if [ -n "$go" ] && [ "$got" = "$size" ]; then
+    fail transfer "the sender did not confirm the plan it sent as verified: nothing was imported"
+  fi
+  [ "$got" = "$((size + golen))" ] ||
+    fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  if [ -n "$go" ]; then
+    [ "$(tail -c "$golen" "$tmp/plan")" = "$go" ] || fail transfer "the plan received does not end as sent: nothing was imported"
+    dd if=/dev/null of="$tmp/plan" bs=1 seek="$size" 2> /dev/null || fail host "cannot cut $tmp/plan to its size"
+  fi
   h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
   [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
   if [ "$enc" = zstd ]; then
@@ -7897,6 +7910,7 @@ function hostProgramArgv(phase, args, sudo = false) {
 
 
 
+
 /** A session that ended without its final report: the connection dropped or the program died. */
 class HostSessionError extends errors_NixPlanError {
     partial;
@@ -7911,6 +7925,17 @@ class HostSessionError extends errors_NixPlanError {
         this.partial = partial;
         this.connectionLost = connectionLost;
     }
+}
+/** What follows a plan sent before it was verified, once it has been (see HostProgram.receive). */
+const GO_SIGNAL = '@nix-plan-verified';
+/** `input`, then, once `verified` resolves, the go signal; if it rejects, the stream fails instead. */
+async function* thenGo(input, verified) {
+    if (input instanceof Uint8Array)
+        yield input;
+    else
+        yield* input;
+    await verified;
+    yield new TextEncoder().encode(GO_SIGNAL);
 }
 /** Why a login that is not root cannot activate, and what to do about it. */
 function notRootText(uid) {
@@ -7998,9 +8023,25 @@ class HostProgram {
      * Sends a plan (its export stream, raw or as zstd) to a private temp file on the host, which
      * checks its size and sha256 before `nix-store --import` reads it; returns how many paths Nix
      * imported. Anything short of the whole, exact stream is refused there and removed.
+     *
+     * With `verified`, the plan may be sent while it is still being verified here: the host holds
+     * it unread until the stream is followed by a go signal, sent only once `verified` resolves; if
+     * it rejects, the stream ends without the signal and the host removes what it received.
      */
     async receive(input, expected, output = {}) {
-        const result = await this.shell.run(this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]), { input, onStderr: output.onOutput, signal: output.signal });
+        const { verified } = output;
+        if (verified !== undefined && input instanceof FileInput)
+            throw new errors_NixPlanError('internal', 'a plan sent before it is verified cannot be a file');
+        const result = await this.shell.run(this.argv('receive', [
+            String(expected.size),
+            expected.sha256,
+            expected.encoding,
+            ...(verified === undefined ? [] : [GO_SIGNAL]),
+        ]), {
+            input: verified === undefined || input instanceof FileInput ? input : thenGo(input, verified),
+            onStderr: output.onOutput,
+            signal: output.signal,
+        });
         const m = this.check(result, 'the transfer');
         return { imported: markerNumber(lastMarker(m, 'imported')) ?? 0 };
     }
@@ -10630,7 +10671,6 @@ async function* counted(chunks, tick) {
         yield c;
     }
 }
-/** Sends the verified plan's export stream (zstd as in the bundle when the host can read it). */
 /**
  * Sends the verified plan's export stream (zstd as in the bundle when the host can read it) and
  * has the host import it; returns how many paths Nix imported. This is all `--action push` does.
@@ -10645,7 +10685,7 @@ async function sendPlan(job, plan, probe, io) {
         const chunks = zstd ? plan.source.stream(plan.dataOffset) : exportStream(plan.source);
         const { imported } = await job.program.receive(counted(chunks, (n) => task.tick(0, n)), zstd
             ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
-            : { size: stream.size, sha256: stream.sha256, encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
+            : { size: stream.size, sha256: stream.sha256, encoding: 'raw' }, { onOutput: io.output, signal: io.signal, verified: io.verified });
         return imported;
     }
     finally {
@@ -10689,7 +10729,7 @@ async function sendOutputs(job, io) {
 }
 /**
  * Deploys to one host whose probe is `probe` (already checked): sends what it needs, then
- * activates safely. `ready` resolves once the plan is verified here (nothing is sent before).
+ * activates safely. The plan reaches Nix on the host only once `io.verified` (if given) resolves.
  */
 async function deployToHost(job, plan, probe, io) {
     const imported = job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
@@ -10847,6 +10887,7 @@ const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
 
 
 
+
 const OUTCOME = {
     push: 'pushed',
     switch: 'switched',
@@ -10883,6 +10924,21 @@ async function verifyForDeploy(source, options, activates, deps) {
     if (report.unproven > 0)
         deps.log.warn(`--no-check-sigs: sending ${outputs}`);
     return { signedBy: report.trustedSignatures, trust };
+}
+/**
+ * Whether the plan's head holds all its verification will rest on: every trusted key given has
+ * signed the manifest as one must (the check the verifier starts with), and build outputs, which
+ * only such a signature proves, are covered by one or absent. Only then may it be sent early.
+ */
+function provenByHead(manifest, options) {
+    let signed;
+    try {
+        signed = checkSignatures(manifest, (options.trustedKeys ?? []).map(parsePublicKey), undefined);
+    }
+    catch {
+        return false;
+    }
+    return manifest.counts.output === 0 || signed.length > 0;
 }
 /** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
 async function pool(count, jobs, task) {
@@ -10929,35 +10985,25 @@ async function deployPlan(bundlePath, options, deps) {
         const shellFor = deps.shellFor ?? ((t) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
         const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
-        // Verify here while the hosts answer their probes: no part of the plan is sent before both.
+        // Verify here while the hosts answer their probes.
         const verified = verifyForDeploy(source, options, !push, deps);
         const digest = fileDigest(bundlePath);
         const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
-        // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
-        const probing = new AbortController();
-        const stopProbing = () => probing.abort();
-        deps.signal?.addEventListener('abort', stopProbing, { once: true });
-        const probes = programs.map((p) => p.probe(profile, probing.signal));
-        for (const p of [verified, digest, built, ...probes])
+        const ready = Promise.all([verified, digest, built]);
+        // The probes and transfers stop (their ssh is killed) when the plan is refused here.
+        const stopping = new AbortController();
+        const stop = () => stopping.abort();
+        deps.signal?.addEventListener('abort', stop, { once: true });
+        const probes = programs.map((p) => p.probe(profile, stopping.signal));
+        for (const p of [verified, digest, built, ready, ...probes])
             p.catch(() => undefined);
-        let signedBy;
-        let trust;
-        let planDigest;
-        try {
-            ({ signedBy, trust } = await verified);
-            planDigest = await digest;
-            await built;
-        }
-        catch (e) {
-            stopProbing();
-            await Promise.allSettled(probes);
-            throw e;
-        }
-        finally {
-            deps.signal?.removeEventListener('abort', stopProbing);
-        }
+        // A plan whose head already holds what its verification rests on (a trusted key's signature
+        // on the manifest, or no build outputs to prove) is sent while it is verified: the host holds
+        // it unread until the verification here succeeds. Any other plan is verified before any of it
+        // is sent, so a plan the head alone shows will be refused never leaves this machine.
+        const early = buildOn === 'host' && provenByHead(manifest, options);
         let failed = false;
-        const hosts = await pool(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
+        const runHosts = () => pool(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
             const name = names[i] ?? '';
             const spec = options.hosts[i];
             const root = roots?.[i];
@@ -10985,7 +11031,8 @@ async function deployPlan(bundlePath, options, deps) {
                 output: out.output,
                 deps,
                 clock: deps.clock,
-                signal: deps.signal,
+                signal: stopping.signal,
+                verified: ready,
                 onChanges: (c) => (changes = c),
             };
             try {
@@ -11001,7 +11048,7 @@ async function deployPlan(bundlePath, options, deps) {
                 // An older plan than the host last applied (its record, read by the probe) goes no further.
                 const now = (deps.now ?? (() => new Date()))();
                 checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
-                const record = JSON.stringify(recordFor(manifest, planDigest, [root.drvPath], now));
+                const record = JSON.stringify(recordFor(manifest, await digest, [root.drvPath], now));
                 const job = {
                     label,
                     program,
@@ -11038,7 +11085,8 @@ async function deployPlan(bundlePath, options, deps) {
                 const message = stringifyError(e);
                 const report = e
                     .report;
-                if (options.hosts.length > 1)
+                // A session stopped because the plan was refused here says nothing of the host.
+                if (options.hosts.length > 1 && !stopping.signal.aborted)
                     out.log.warn(message);
                 return {
                     ...base,
@@ -11057,6 +11105,29 @@ async function deployPlan(bundlePath, options, deps) {
                 out.done();
             }
         });
+        const deploying = early ? runHosts() : ready.then(runHosts);
+        deploying.catch(() => undefined);
+        let signedBy;
+        let trust;
+        let planDigest;
+        let hosts;
+        try {
+            try {
+                ({ signedBy, trust } = await verified);
+                planDigest = await digest;
+                await built;
+            }
+            catch (e) {
+                // Refused here: every session stops, and a host holding part or all of the plan removes it.
+                stop();
+                await Promise.allSettled([deploying, ...probes]);
+                throw e;
+            }
+            hosts = await deploying;
+        }
+        finally {
+            deps.signal?.removeEventListener('abort', stop);
+        }
         return {
             bundle: bundlePath,
             digest: planDigest,

@@ -14,6 +14,7 @@ import {
   type HostProbe,
 } from './host-markers.js';
 import { hostProgramArgv, HOST_PROTOCOL } from './host-script.js';
+import { FileInput } from './runner.js';
 import type { HostInput, HostRunResult, HostShell } from './ssh.js';
 import { parseNixVersion } from './store.js';
 
@@ -29,6 +30,20 @@ export class HostSessionError extends NixPlanError {
   ) {
     super('host', message);
   }
+}
+
+/** What follows a plan sent before it was verified, once it has been (see HostProgram.receive). */
+const GO_SIGNAL = '@nix-plan-verified';
+
+/** `input`, then, once `verified` resolves, the go signal; if it rejects, the stream fails instead. */
+async function* thenGo(
+  input: Uint8Array | AsyncIterable<Uint8Array>,
+  verified: Promise<unknown>,
+): AsyncGenerator<Uint8Array> {
+  if (input instanceof Uint8Array) yield input;
+  else yield* input;
+  await verified;
+  yield new TextEncoder().encode(GO_SIGNAL);
 }
 
 /** Why a login that is not root cannot activate, and what to do about it. */
@@ -163,15 +178,31 @@ export class HostProgram {
    * Sends a plan (its export stream, raw or as zstd) to a private temp file on the host, which
    * checks its size and sha256 before `nix-store --import` reads it; returns how many paths Nix
    * imported. Anything short of the whole, exact stream is refused there and removed.
+   *
+   * With `verified`, the plan may be sent while it is still being verified here: the host holds
+   * it unread until the stream is followed by a go signal, sent only once `verified` resolves; if
+   * it rejects, the stream ends without the signal and the host removes what it received.
    */
   async receive(
     input: HostInput,
     expected: { size: number; sha256: string; encoding: 'raw' | 'zstd' },
-    output: PhaseOutput = {},
+    output: PhaseOutput & { readonly verified?: Promise<unknown> | undefined } = {},
   ): Promise<{ imported: number }> {
+    const { verified } = output;
+    if (verified !== undefined && input instanceof FileInput)
+      throw new NixPlanError('internal', 'a plan sent before it is verified cannot be a file');
     const result = await this.shell.run(
-      this.argv('receive', [String(expected.size), expected.sha256, expected.encoding]),
-      { input, onStderr: output.onOutput, signal: output.signal },
+      this.argv('receive', [
+        String(expected.size),
+        expected.sha256,
+        expected.encoding,
+        ...(verified === undefined ? [] : [GO_SIGNAL]),
+      ]),
+      {
+        input: verified === undefined || input instanceof FileInput ? input : thenGo(input, verified),
+        onStderr: output.onOutput,
+        signal: output.signal,
+      },
     );
     const m = this.check(result, 'the transfer');
     return { imported: markerNumber(lastMarker(m, 'imported')) ?? 0 };

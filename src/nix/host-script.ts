@@ -60,10 +60,14 @@ probe() {
   say end
 }
 
+# receive SIZE SHA256 ENCODING [GO]: the plan on stdin into a private file; with GO, the sender
+# verifies the plan while it is being sent and ends it with GO only once it has: a plan not
+# followed by GO is never read.
 receive() {
   size=$1
   sha=$2
   enc=$3
+  go=$4
   umask 077
   base=$(tmpbase)
   tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
@@ -76,7 +80,16 @@ receive() {
   trap 'exit 143' TERM
   cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
   got=$(wc -c < "$tmp/plan" | tr -d ' ')
-  [ "$got" = "$size" ] || fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  golen=$(printf '%s' "$go" | wc -c | tr -d ' ')
+  if [ -n "$go" ] && [ "$got" = "$size" ]; then
+    fail transfer "the sender did not confirm the plan it sent as verified: nothing was imported"
+  fi
+  [ "$got" = "$((size + golen))" ] ||
+    fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  if [ -n "$go" ]; then
+    [ "$(tail -c "$golen" "$tmp/plan")" = "$go" ] || fail transfer "the plan received does not end as sent: nothing was imported"
+    dd if=/dev/null of="$tmp/plan" bs=1 seek="$size" 2> /dev/null || fail host "cannot cut $tmp/plan to its size"
+  fi
   h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
   [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
   if [ "$enc" = zstd ]; then

@@ -64,6 +64,11 @@ export interface HostIo {
   readonly deps: Deps;
   readonly clock?: ActivationClock | undefined;
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Resolves once the plan is verified here: the plan may be sent before, and the host imports it
+   * only after (see HostProgram.receive). Absent: the plan was verified before anything was sent.
+   */
+  readonly verified?: Promise<unknown> | undefined;
   /** Told what the deploy changes on the host, once the new system is built there. */
   readonly onChanges?: ((changes: HostChanges) => void) | undefined;
 }
@@ -101,7 +106,6 @@ async function* counted(
   }
 }
 
-/** Sends the verified plan's export stream (zstd as in the bundle when the host can read it). */
 /**
  * Sends the verified plan's export stream (zstd as in the bundle when the host can read it) and
  * has the host import it; returns how many paths Nix imported. This is all `--action push` does.
@@ -124,7 +128,7 @@ export async function sendPlan(
       zstd
         ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
         : { size: stream.size, sha256: stream.sha256, encoding: 'raw' },
-      { onOutput: io.output, signal: io.signal },
+      { onOutput: io.output, signal: io.signal, verified: io.verified },
     );
     return imported;
   } finally {
@@ -184,7 +188,7 @@ export interface HostDeployment {
 
 /**
  * Deploys to one host whose probe is `probe` (already checked): sends what it needs, then
- * activates safely. `ready` resolves once the plan is verified here (nothing is sent before).
+ * activates safely. The plan reaches Nix on the host only once `io.verified` (if given) resolves.
  */
 export async function deployToHost(
   job: HostJob,

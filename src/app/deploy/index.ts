@@ -2,6 +2,7 @@
 // SSH server. Verify here, ask each host about itself, send, build there, activate safely.
 import { readBundleHead, openBundle, type BundleSource } from '../../core/bundle/index.js';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
+import { checkSignatures } from '../../core/bundle/policy.js';
 import { trustReportOf, trustStatus, type TrustReport } from '../../core/bundle/trust-report.js';
 import { parsePublicKey } from '../../core/signing.js';
 import { NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.js';
@@ -85,6 +86,21 @@ async function verifyForDeploy(
   return { signedBy: report.trustedSignatures, trust };
 }
 
+/**
+ * Whether the plan's head holds all its verification will rest on: every trusted key given has
+ * signed the manifest as one must (the check the verifier starts with), and build outputs, which
+ * only such a signature proves, are covered by one or absent. Only then may it be sent early.
+ */
+function provenByHead(manifest: BundleManifest, options: DeployOptions): boolean {
+  let signed: readonly string[];
+  try {
+    signed = checkSignatures(manifest, (options.trustedKeys ?? []).map(parsePublicKey), undefined);
+  } catch {
+    return false;
+  }
+  return manifest.counts.output === 0 || signed.length > 0;
+}
+
 /** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
 async function pool<T>(count: number, jobs: number, task: (index: number) => Promise<T>): Promise<T[]> {
   const results: T[] = new Array<T>(count);
@@ -136,36 +152,26 @@ export async function deployPlan(
     const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
     const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
 
-    // Verify here while the hosts answer their probes: no part of the plan is sent before both.
+    // Verify here while the hosts answer their probes.
     const verified = verifyForDeploy(source, options, !push, deps);
     const digest = fileDigest(bundlePath);
     const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
-    // The probes stop (their ssh is killed) when the plan is refused here: nothing lingers.
-    const probing = new AbortController();
-    const stopProbing = (): void => probing.abort();
-    deps.signal?.addEventListener('abort', stopProbing, { once: true });
-    const probes = programs.map((p) => p.probe(profile, probing.signal));
-    for (const p of [verified, digest, built, ...probes]) p.catch(() => undefined);
-    let signedBy: readonly string[];
-    let trust: TrustReport;
-    let planDigest: string;
-    try {
-      ({ signedBy, trust } = await verified);
-      planDigest = await digest;
-      await built;
-    } catch (e) {
-      stopProbing();
-      await Promise.allSettled(probes);
-      throw e;
-    } finally {
-      deps.signal?.removeEventListener('abort', stopProbing);
-    }
+    const ready = Promise.all([verified, digest, built]);
+    // The probes and transfers stop (their ssh is killed) when the plan is refused here.
+    const stopping = new AbortController();
+    const stop = (): void => stopping.abort();
+    deps.signal?.addEventListener('abort', stop, { once: true });
+    const probes = programs.map((p) => p.probe(profile, stopping.signal));
+    for (const p of [verified, digest, built, ready, ...probes]) p.catch(() => undefined);
+    // A plan whose head already holds what its verification rests on (a trusted key's signature
+    // on the manifest, or no build outputs to prove) is sent while it is verified: the host holds
+    // it unread until the verification here succeeds. Any other plan is verified before any of it
+    // is sent, so a plan the head alone shows will be refused never leaves this machine.
+    const early = buildOn === 'host' && provenByHead(manifest, options);
 
     let failed = false;
-    const hosts: HostResult[] = await pool<HostResult>(
-      options.hosts.length,
-      options.jobs ?? Math.min(8, options.hosts.length),
-      async (i) => {
+    const runHosts = (): Promise<HostResult[]> =>
+      pool<HostResult>(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
         const name = names[i] ?? '';
         const spec = options.hosts[i];
         const root = roots?.[i];
@@ -192,7 +198,8 @@ export async function deployPlan(
           output: out.output,
           deps,
           clock: deps.clock,
-          signal: deps.signal,
+          signal: stopping.signal,
+          verified: ready,
           onChanges: (c: HostChanges) => (changes = c),
         };
         try {
@@ -214,7 +221,7 @@ export async function deployPlan(
           // An older plan than the host last applied (its record, read by the probe) goes no further.
           const now = (deps.now ?? (() => new Date()))();
           checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
-          const record = JSON.stringify(recordFor(manifest, planDigest, [root.drvPath], now));
+          const record = JSON.stringify(recordFor(manifest, await digest, [root.drvPath], now));
           const job: HostJob = {
             label,
             program,
@@ -250,7 +257,8 @@ export async function deployPlan(
           const message = stringifyError(e);
           const report = (e as { report?: { current?: string; previous?: string; currentSystem?: string } })
             .report;
-          if (options.hosts.length > 1) out.log.warn(message);
+          // A session stopped because the plan was refused here says nothing of the host.
+          if (options.hosts.length > 1 && !stopping.signal.aborted) out.log.warn(message);
           return {
             ...base,
             outcome: failedOutcome(code),
@@ -266,8 +274,28 @@ export async function deployPlan(
         } finally {
           out.done();
         }
-      },
-    );
+      });
+    const deploying = early ? runHosts() : ready.then(runHosts);
+    deploying.catch(() => undefined);
+    let signedBy: readonly string[];
+    let trust: TrustReport;
+    let planDigest: string;
+    let hosts: HostResult[];
+    try {
+      try {
+        ({ signedBy, trust } = await verified);
+        planDigest = await digest;
+        await built;
+      } catch (e) {
+        // Refused here: every session stops, and a host holding part or all of the plan removes it.
+        stop();
+        await Promise.allSettled([deploying, ...probes]);
+        throw e;
+      }
+      hosts = await deploying;
+    } finally {
+      deps.signal?.removeEventListener('abort', stop);
+    }
     return {
       bundle: bundlePath,
       digest: planDigest,
