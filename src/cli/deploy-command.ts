@@ -100,8 +100,10 @@ export function deployCommand(): Command {
       'nix-plan deploy BUNDLE --host NAME=[USER@]HOST … [--jobs N] [--keep-going]',
     ],
     description:
-      'Verifies the plan here, then for each host: asks it for its store dir, Nix, profile and last-applied record, ' +
-      'streams the plan with the system ssh into a private temp file there (checked by sha256 before Nix reads it), ' +
+      'Verifies the plan here and, for each host: asks it for its store dir, Nix, profile and last-applied record, ' +
+      'streams the plan with the system ssh into a private temp file there (read by Nix only once the plan is ' +
+      'verified here and its sha256 checked there; a plan signed by a trusted key, or without build outputs, is sent ' +
+      'while it is verified, any other only after), ' +
       'imports it with nix-store --import, builds the system, sets the profile and runs switch-to-configuration ' +
       '(under systemd-run when the host runs systemd). A failed activation re-activates the previous generation. A ' +
       'switch must be confirmed over a new connection within --confirm-timeout seconds, or a watchdog on the host ' +
