@@ -232,10 +232,15 @@ export async function* readExport(
     options.keptFiles === 'view' ? (bytes: Uint8Array) => bytes : (bytes: Uint8Array) => arena.copy(bytes);
   const onNarBytes = options.onNarBytes;
 
+  /** Where the hash part of a path field of `length` bytes starts, if the field is long enough to key. */
+  const hashStart = (length: number): number | undefined =>
+    storeDir !== undefined && length > storeDir.length + HASH_KEY_CHARS ? storeDir.length + 1 : undefined;
+
   /** A path field's text, checked; `at` is where its length field started. */
   const checkPath = (bytes: Uint8Array, what: string, allowEmpty: boolean, at: number): string => {
-    if (storeDir !== undefined && bytes.length > storeDir.length + HASH_KEY_CHARS) {
-      const known = byHash.get(hashKey(bytes, storeDir.length + 1));
+    const start = hashStart(bytes.length);
+    if (start !== undefined) {
+      const known = byHash.get(hashKey(bytes, start));
       if (known !== undefined && sameLatin1(known, bytes)) return known;
     }
     const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
@@ -308,8 +313,8 @@ export async function* readExport(
           );
       }
       seen.set(path, path);
-      if (path.length > (storeDir?.length ?? 0) + HASH_KEY_CHARS)
-        byHash.set(hashKey(path, (storeDir?.length ?? 0) + 1), path);
+      const start = hashStart(path.length);
+      if (start !== undefined) byHash.set(hashKey(path, start), path);
       const countAt = reader.offset;
       const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
       if (n > lim.maxReferences)
