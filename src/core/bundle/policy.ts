@@ -79,9 +79,7 @@ export class DerivationChecks {
       this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
       this.lastSystem = system.slice(); // a view would pin the bytes around it
     }
-    if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
-      this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
-    this.anyChecked = true;
+    this.checked(path, drv.outputs);
   }
 
   /**
@@ -91,6 +89,11 @@ export class DerivationChecks {
    */
   checkSame(path: string, system: string, outputs: readonly { name: string; path: string }[]): void {
     this.systems.add(system);
+    this.checked(path, outputs);
+  }
+
+  /** Records that the .drv at `path` was checked: a root's outputs are the ones it names. */
+  private checked(path: string, outputs: readonly { name: string; path: string }[]): void {
     if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
       this.rootOutputs.set(path, new Map(outputs.map((o) => [o.name, o.path])));
     this.anyChecked = true;
