@@ -94,7 +94,7 @@ async function verifyForDeploy(
 function provenByHead(manifest: BundleManifest, options: DeployOptions): boolean {
   let signed: readonly string[];
   try {
-    signed = checkSignatures(manifest, (options.trustedKeys ?? []).map(parsePublicKey), undefined);
+    signed = checkSignatures(manifest, options.trustedKeys, undefined);
   } catch {
     return false;
   }
