@@ -3374,10 +3374,13 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
     const arena = new ByteArena();
     const keep = options.keptFiles === 'view' ? (bytes) => bytes : (bytes) => arena.copy(bytes);
     const onNarBytes = options.onNarBytes;
+    /** Where the hash part of a path field of `length` bytes starts, if the field is long enough to key. */
+    const hashStart = (length) => storeDir !== undefined && length > storeDir.length + HASH_KEY_CHARS ? storeDir.length + 1 : undefined;
     /** A path field's text, checked; `at` is where its length field started. */
     const checkPath = (bytes, what, allowEmpty, at) => {
-        if (storeDir !== undefined && bytes.length > storeDir.length + HASH_KEY_CHARS) {
-            const known = byHash.get(hashKey(bytes, storeDir.length + 1));
+        const start = hashStart(bytes.length);
+        if (start !== undefined) {
+            const known = byHash.get(hashKey(bytes, start));
             if (known !== undefined && sameLatin1(known, bytes))
                 return known;
         }
@@ -3449,8 +3452,9 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
                     throw new LimitError(`export stream: '${path}' holds a file whose path in ${dir} is ${fsLength} bytes long, more than the ${lim.maxFilePathLength} bytes the kernel allows (PATH_MAX)`);
             }
             seen.set(path, path);
-            if (path.length > (storeDir?.length ?? 0) + HASH_KEY_CHARS)
-                byHash.set(hashKey(path, (storeDir?.length ?? 0) + 1), path);
+            const start = hashStart(path.length);
+            if (start !== undefined)
+                byHash.set(hashKey(path, start), path);
             const countAt = reader.offset;
             const n = reader.tryReadSmallU64() ?? (await reader.readU64Unbounded());
             if (n > lim.maxReferences)
@@ -5177,9 +5181,7 @@ class DerivationChecks {
             this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
             this.lastSystem = system.slice(); // a view would pin the bytes around it
         }
-        if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
-            this.rootOutputs.set(path, new Map(drv.outputs.map((o) => [o.name, o.path])));
-        this.anyChecked = true;
+        this.checked(path, drv.outputs);
     }
     /**
      * Records a .drv whose bytes and references were parsed and checked under the same path in
@@ -5188,6 +5190,10 @@ class DerivationChecks {
      */
     checkSame(path, system, outputs) {
         this.systems.add(system);
+        this.checked(path, outputs);
+    }
+    /** Records that the .drv at `path` was checked: a root's outputs are the ones it names. */
+    checked(path, outputs) {
         if (this.rootDrvs.has(path) && !this.rootOutputs.has(path))
             this.rootOutputs.set(path, new Map(outputs.map((o) => [o.name, o.path])));
         this.anyChecked = true;
@@ -10933,7 +10939,7 @@ async function verifyForDeploy(source, options, activates, deps) {
 function provenByHead(manifest, options) {
     let signed;
     try {
-        signed = checkSignatures(manifest, (options.trustedKeys ?? []).map(parsePublicKey), undefined);
+        signed = checkSignatures(manifest, options.trustedKeys, undefined);
     }
     catch {
         return false;
