@@ -25,6 +25,7 @@ import type { CommandRunner } from '../../src/nix/runner.js';
 import { SshHost } from '../../src/nix/ssh.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { generationNumber } from '../../src/app/deploy/activation.js';
+import { editDerivation, forgeBundle, loadPlan } from '../support/forge.js';
 import { fleetNix, SwitchControl, systemNix } from '../support/nixos-fixture.js';
 import { nixVersions, ScratchStore, type NixVersion } from '../support/nix.js';
 import {
@@ -549,6 +550,31 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(run.stderr).toContain('plan unsigned');
       expect(run.code).toBe(0);
       expect(s().control.calls()).toEqual([expect.stringMatching(/^c dry-activate ok/)]);
+      expect(current()).toBe('system-1-link');
+    });
+
+    test('a forged plan that proves itself by its head: sent while verified, refused here, nothing on the host', async () => {
+      // A forger without a key: no build outputs, so the plan goes to the host while it is verified
+      // here, but its system's .drv was edited and still names the output paths of the original.
+      // How much reaches the host before the refusal is a matter of timing; none of it may stay.
+      const plan = await loadPlan(new Uint8Array(readFileSync(s().plans['unsigned'] ?? '')));
+      const forged = await editDerivation(plan, plan.roots[0]!.drvPath, (d) => {
+        d.args = [new Uint8Array(Buffer.from('-c')), new Uint8Array(Buffer.from('echo forged'))];
+      });
+      const file = join(s().tmp['main'] ?? '', '..', `forged-${label}.nixplan`);
+      writeFileSync(file, await forgeBundle(forged));
+      const before = await s().store.validPaths();
+      s().control.reset();
+      try {
+        const run = await cli(['deploy', file, '--host', host(), '--profile', s().profile, ...ssh()]);
+        expect(run.code).toBe(3);
+        expect(run.stderr).toMatch(/has output 'out' at .*, but Nix computes /);
+      } finally {
+        rmSync(file, { force: true });
+      }
+      await eventually('the host to remove what it received', () => received().length === 0, 10_000);
+      expect(await s().store.validPaths()).toEqual(before);
+      expect(s().control.calls()).toEqual([]);
       expect(current()).toBe('system-1-link');
     });
 
