@@ -228,7 +228,13 @@ async function rollBack(options: ApplyOptions, action: ApplyAction, deps: ApplyD
       confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
       activationTimeout: options.activationTimeout ?? DEFAULT_ACTIVATION_TIMEOUT,
     },
-    { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock, now: deps.now, signal: deps.signal },
+    {
+      log: deps.log,
+      output: deps.output ?? deps.nixLog,
+      clock: deps.clock,
+      now: deps.now,
+      signal: deps.signal,
+    },
   );
   if (activation.report.recordFailed) deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
   return {

@@ -218,7 +218,9 @@ export function deployCommand(): Command {
       };
       if (flag(args, 'rollback')) {
         if (args.positionals.length > 0)
-          throw usageError(`--rollback takes no BUNDLE: it goes back to a generation the host has (got ${args.positionals.join(' ')})`);
+          throw usageError(
+            `--rollback takes no BUNDLE: it goes back to a generation the host has (got ${args.positionals.join(' ')})`,
+          );
         for (const name of PLAN_OPTIONS)
           if (args.values[name] !== undefined)
             throw usageError(`--${name} is about a plan; --rollback sends none`);

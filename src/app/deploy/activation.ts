@@ -187,7 +187,8 @@ export async function activateSafely(
 ): Promise<ActivationOutcome> {
   const clock = io.clock ?? realClock;
   const id = newActivationId();
-  const earlier = request.rollback === undefined ? 'the previous generation' : 'the generation rolled back from';
+  const earlier =
+    request.rollback === undefined ? 'the previous generation' : 'the generation rolled back from';
   const window = Math.max(request.confirmTimeout, 5) * 1000;
   let report: ActivationReport;
   try {
@@ -235,7 +236,12 @@ export async function activateSafely(
       });
     confirmed = report.confirmed === true && report.state === 'done';
   }
-  const problem = reportProblem(report, request.action, request.confirmTimeout, request.rollback !== undefined);
+  const problem = reportProblem(
+    report,
+    request.action,
+    request.confirmTimeout,
+    request.rollback !== undefined,
+  );
   if (problem !== undefined) throw problem;
   return {
     report,

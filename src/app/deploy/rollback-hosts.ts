@@ -24,7 +24,8 @@ import {
  * fail one by one, as in a deploy: the result lists each (`ok` false when any failed).
  */
 export async function deployRollback(options: RollbackOptions, deps: DeployDeps): Promise<RollbackResult> {
-  if (options.hosts.length === 0) throw new NixPlanError('usage', 'deploy --rollback needs at least one --host');
+  if (options.hosts.length === 0)
+    throw new NixPlanError('usage', 'deploy --rollback needs at least one --host');
   const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup !== undefined) throw new NixPlanError('usage', `host '${dup}' is given twice`);
@@ -117,5 +118,10 @@ export async function deployRollback(options: RollbackOptions, deps: DeployDeps)
       }
     },
   );
-  return { rollback: true, profile, hosts, ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped') };
+  return {
+    rollback: true,
+    profile,
+    hosts,
+    ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
+  };
 }

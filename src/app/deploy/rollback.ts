@@ -49,7 +49,13 @@ export function rollbackStep(probe: HostProbe, label: string, profile: string): 
       'host',
       `${label}: generation ${to} of '${profile}' (${basename(probe.previousGeneration ?? '')}) is not a link to a system; nothing was changed`,
     );
-  return { from: probe.generation, fromGeneration, fromSystem: probe.system, to, toSystem: probe.previousSystem };
+  return {
+    from: probe.generation,
+    fromGeneration,
+    fromSystem: probe.system,
+    to,
+    toSystem: probe.previousSystem,
+  };
 }
 
 /**
@@ -136,7 +142,9 @@ export async function rollBackHost(
 ): Promise<HostRollback> {
   const step = rollbackStep(probe, request.label, request.profile);
   io.onStep?.(step);
-  io.log.info(`${request.label}: rolling back from generation ${step.fromGeneration} to ${step.to} (${request.action})`);
+  io.log.info(
+    `${request.label}: rolling back from generation ${step.fromGeneration} to ${step.to} (${request.action})`,
+  );
   const changes = await readChanges(
     program,
     { profile: request.profile, out: step.toSystem, storeDir: probe.storeDir },

@@ -129,7 +129,14 @@ export interface DeployDeps extends Deps {
 /** Options of deployRollback: the hosts and how they are reached and activated; no plan. */
 export type RollbackOptions = Pick<
   DeployOptions,
-  'hosts' | 'profile' | 'confirmTimeout' | 'activationTimeout' | 'jobs' | 'keepGoing' | 'sshOptions' | 'useSudo'
+  | 'hosts'
+  | 'profile'
+  | 'confirmTimeout'
+  | 'activationTimeout'
+  | 'jobs'
+  | 'keepGoing'
+  | 'sshOptions'
+  | 'useSudo'
 > & { readonly action?: ActivationAction | undefined };
 
 /** What deployRollback did. */
