@@ -199,10 +199,14 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
 
     const backRun = await cli(['apply', '--rollback', '--profile', profile], store.runner);
     expect(backRun.code).toBe(0);
-    expect(backRun.out).toContain(`Changes on ${profile}: generation 2 (${systems['b']}) → ${systems['a']}\n`);
+    expect(backRun.out).toContain(
+      `Changes on ${profile}: generation 2 (${systems['b']}) → ${systems['a']}\n`,
+    );
     expect(backRun.out).toMatch(/^ {2}Version changes:\n {4}\[D\] hello +1\.1 → 1\.0$/m);
     expect(backRun.out).toMatch(/^ {2}Removed packages:\n {4}\[R\] extra +2\.0\n/m);
-    expect(backRun.out).toContain(`switch: ${systems['a']} is now ${profile} (generation 1, rolled back from 2)`);
+    expect(backRun.out).toContain(
+      `switch: ${systems['a']} is now ${profile} (generation 1, rolled back from 2)`,
+    );
     expect(currentGeneration()).toBe(1);
     // Going back makes no generation and removes none.
     expect(readlinkSync(`${profile}-2-link`)).toBe(systems['b']);
