@@ -32,7 +32,8 @@ export interface DeployActionDeps {
   readonly runner: CommandRunner;
   readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
   readonly deployPlan: typeof deployPlan;
-  readonly deployRollback: typeof deployRollback;
+  /** For `rollback: true` (default: the real one). */
+  readonly deployRollback?: typeof deployRollback | undefined;
 }
 
 /** The real runner, Nix and artifact service. */
@@ -225,6 +226,8 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
         maxAgeMs: settings.maxAgeMs,
         maxAgeText: settings.maxAgeText,
         allowDowngrade: settings.allowDowngrade,
+        // Checked again on the private copy that is deployed: the file could change after fetching.
+        ...(settings.digest === undefined ? {} : { digest: settings.digest }),
       },
       {
         runner: deps.runner,
@@ -285,7 +288,7 @@ async function rollBack(
   const buildLog = nixBuildLog(io);
   let result: RollbackResult;
   try {
-    result = await deps.deployRollback(
+    result = await (deps.deployRollback ?? deployRollback)(
       {
         hosts: settings.hosts,
         action: settings.action,
