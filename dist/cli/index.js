@@ -10921,6 +10921,7 @@ const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
 
 
 
+
 const OUTCOME = {
     push: 'pushed',
     switch: 'switched',
