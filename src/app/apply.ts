@@ -115,9 +115,9 @@ export function systemOutput(realised: RealisedOutputs): string {
  * systemd-run when the machine runs systemd with its output streamed, the previous generation
  * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
  * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
- * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
- * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
- * the previous generation's script and leave the profile alone.
+ * itself). With `rollback` no bundle is needed: the generation before the current one, with the
+ * same safety (deploy/rollback.ts) — `switch`/`boot` switch the profile to it and run its script,
+ * `test`/`dry-activate` run its script and leave the profile alone.
  */
 export async function applyPlan(
   bundlePath: string | undefined,
