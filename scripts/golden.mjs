@@ -85,7 +85,9 @@ try {
       const list = text.slice(open + 1, text.indexOf(')],', open) + 1);
       const outputs = {};
       const fixed = {};
-      for (const [, name, path, algo, hash] of list.matchAll(/\("([^"]*)","([^"]*)","([^"]*)","([^"]*)"\)/g)) {
+      for (const [, name, path, algo, hash] of list.matchAll(
+        /\("([^"]*)","([^"]*)","([^"]*)","([^"]*)"\)/g,
+      )) {
         outputs[name] = path;
         // Nix's hashDerivationModulo of a fixed-output derivation: sha256 of this string.
         if (hash !== '') fixed[name] = sha256(`fixed:out:${algo}:${hash}:${path}`);

@@ -35,9 +35,14 @@ describe.each(nixVersions())('scripts/golden.mjs on Nix $label', (version) => {
       stdio: 'pipe',
     });
     const made = files(out);
-    const [major, minor] = (/(\d+)\.(\d+)/.exec(
-      execFileSync('nix-instantiate', ['--version'], { env: { ...process.env, PATH: path }, encoding: 'utf8' }),
-    ) ?? [])
+    const [major, minor] = (
+      /(\d+)\.(\d+)/.exec(
+        execFileSync('nix-instantiate', ['--version'], {
+          env: { ...process.env, PATH: path },
+          encoding: 'utf8',
+        }),
+      ) ?? []
+    )
       .slice(1)
       .map(Number);
     const dynamic = major! > 2 || (major === 2 && minor! >= 18);
