@@ -11987,9 +11987,9 @@ function systemOutput(realised) {
  * systemd-run when the machine runs systemd with its output streamed, the previous generation
  * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
  * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
- * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
- * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
- * the previous generation's script and leave the profile alone.
+ * itself). With `rollback` no bundle is needed: the generation before the current one, with the
+ * same safety (deploy/rollback.ts) — `switch`/`boot` switch the profile to it and run its script,
+ * `test`/`dry-activate` run its script and leave the profile alone.
  */
 async function applyPlan(bundlePath, options, deps) {
     const action = options.action ?? 'switch';
@@ -12350,8 +12350,8 @@ const applyCommand = command_define({
         'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
         'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
         'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
-        '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
-        'generation instead.',
+        '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback goes back to the previous ' +
+        'generation instead, saying first what changes, with the same safety (exit 2 when there is none).',
     options: {
         profile: {
             type: 'string',
