@@ -28,7 +28,7 @@ function sideLine(mark: string, s: PlanSide): string {
   const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
   const parts = [`${what} for ${t(s.storeDir)}`, `${n(s.derivations)} derivations`];
   if (s.bundle !== undefined) {
-    parts.push(signatureText(s.bundle.signatures));
+    parts.push(signatureText(s.bundle.signatures, s.bundle));
     if (s.bundle.createdAt !== undefined) parts.push(`evaluated ${t(s.bundle.createdAt)}`);
   }
   return `${mark} ${t(s.source)} (${parts.join('; ')})`;

@@ -129,7 +129,9 @@ export const inspectCommand = define({
 });
 
 /** `nix-plan diff`. */
-export const diffPlansCommand = define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY }));
+export const diffPlansCommand = define(
+  diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY, noCheckSigs: NO_CHECK_SIGS }),
+);
 
 /** `nix-plan verify`. */
 export const verifyCommand = define({

@@ -125,6 +125,29 @@ export class DerivationOutputChecks {
     return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes, spans));
   }
 
+  /** Whether the .drv at `drvPath` was checked here (or its check adopted). */
+  checked(drvPath: string): boolean {
+    return this.hasher.has(drvPath);
+  }
+
+  /**
+   * Takes the check of the .drv at `drvPath` from `other`, the checks of a plan of the same store
+   * dir that checked a .drv at that path: a .drv path is the hash of its bytes and references,
+   * and its inputs are named by their paths, so the outcome is the same. Its modulo hash and the
+   * outputs it declares (`outputs`, from its head) are recorded as if it was checked here, without
+   * hashing it again; false when `other` did not check it.
+   */
+  adopt(
+    drvPath: string,
+    outputs: readonly { readonly path: string }[],
+    other: DerivationOutputChecks,
+  ): boolean {
+    if (!this.hasher.adopt(drvPath, other.hasher)) return false;
+    for (const o of outputs)
+      for (const d of other.declarations(o.path)) if (d.drvPath === drvPath) this.declare(o.path, d);
+    return true;
+  }
+
   /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
   declaredOutput(path: string): DeclaredOutput | undefined {
     const d = this.declared.get(path);
