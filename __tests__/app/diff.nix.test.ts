@@ -291,6 +291,11 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
     const text = (await cli(['diff', oldPlan, unsigned, '--no-check-sigs'])).out;
     expect(text).toContain(`NOT CHECKED (--no-check-sigs): ${outputs.length} unproven paths`);
     expect(text).not.toContain('verified');
+    // inspect --contents reads a plan the same way.
+    expect((await cli(['inspect', unsigned, '--contents'])).code).toBe(4);
+    const contents = await cli(['inspect', unsigned, '--contents', '--no-check-sigs']);
+    expect(contents.code).toBe(0);
+    expect(contents.out).toContain(`trust: NOT CHECKED (--no-check-sigs): ${outputs.length} unproven paths`);
 
     // Signed: a trusted key proves them; a signature by a key not given proves nothing.
     const signed = join(work, 'signed-outputs.nixplan');

@@ -199,6 +199,8 @@ export function drvLines(d: DrvDiff, indent: string): string[] {
 /** `inspect --contents`: each root's packages in aligned columns. */
 export function formatContents(c: PlanContents): string {
   const lines: string[] = [];
+  const b = c.plan.bundle;
+  if (b?.noCheckSigs === true) lines.push(`trust: ${t(signatureText(b.signatures, b))}`);
   for (const r of c.roots) {
     lines.push(`packages of ${t(r.label)} (${n(r.packages.length)} derivations):`);
     const rows = r.packages.map((p) => [
