@@ -1,6 +1,15 @@
 // `nix-plan diff`: its options, help and how its arguments become a comparison of two plans.
 import type { PlanLocation } from '../app/plan-reader.js';
-import { flag, list, onePositional, readKeys, str, usageError, type OptionSpec, type ParsedArgs } from './args.js';
+import {
+  flag,
+  list,
+  onePositional,
+  readKeys,
+  str,
+  usageError,
+  type OptionSpec,
+  type ParsedArgs,
+} from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { formatDiff } from './diff-format.js';
 
