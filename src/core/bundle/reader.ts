@@ -13,7 +13,7 @@ import type { PublicKey } from '../signing.js';
 import type { FrameInfo } from './frame.js';
 import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
-import type { Derivation, DerivationSpans } from '../derivation/index.js';
+import type { DerivationHead, DerivationLayout, DerivationTail } from '../derivation/index.js';
 import { DerivationOutputChecks, type StoreDerivationReader } from './drv-outputs.js';
 import { ClosureCheck } from './closure-check.js';
 import { DEFAULT_READER_LIMITS, checkSizeLimits, exportLimitsFor, type ReaderLimits } from './limits.js';
@@ -108,8 +108,8 @@ interface OutputHead {
 
 /** An entry as `onEntry` gets it: a .drv parsed here comes with its parsed form. */
 export interface CheckedEntry extends VerifiedEntry {
-  /** The .drv parsed (and checked) here; undefined for other entries and for `known` ones. */
-  readonly derivation?: Derivation | undefined;
+  /** The head of a .drv parsed (and checked) here; undefined for other entries and `known` ones. */
+  readonly derivation?: DerivationHead | undefined;
 }
 
 /** The outcome of a successful verification (a failed one throws). */
@@ -198,10 +198,16 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   let frame: FrameInfo | undefined;
   const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
   const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
-  type Parsed = { drv: Derivation; bytes: Uint8Array; spans: DerivationSpans };
+  type Layout = Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>;
+  type Parsed = { head: DerivationHead; tail: DerivationTail; bytes: Uint8Array; layout: Layout };
   let parsed: Parsed | undefined;
-  const onDerivation = (drv: Derivation, bytes: Uint8Array, spans: DerivationSpans): void => {
-    parsed = { drv, bytes, spans };
+  const onDerivation = (
+    head: DerivationHead,
+    tail: DerivationTail,
+    bytes: Uint8Array,
+    layout: Layout,
+  ): void => {
+    parsed = { head, tail, bytes, layout };
   };
   for await (const entry of readExport(data, exportLimits, {
     storeDir: manifest.storeDir,
@@ -226,7 +232,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
       derivations.checkSame(entry.path, same.system, same.outputs);
       outputs!.adopt(entry.path, same.outputs, known!.checks);
     } else if (outputs !== undefined && drv !== undefined) {
-      const pending = outputs.check(entry.path, drv.drv, drv.bytes, drv.spans);
+      const pending = outputs.checkSpans(entry.path, drv.head, drv.tail, drv.bytes, drv.layout);
       if (pending !== undefined) await pending;
     }
     proofs.entry(entry.path, verified.kind, entry.deriver);
@@ -234,7 +240,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     counts[verified.kind]++;
     narBytes[verified.kind] += entry.nar.narSize;
     checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
-    await options.onEntry?.(drv === undefined ? verified : { ...verified, derivation: drv.drv });
+    await options.onEntry?.(drv === undefined ? verified : { ...verified, derivation: drv.head });
   }
   checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
   if (parseDerivations) derivations.finish();
