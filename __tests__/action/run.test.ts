@@ -26,6 +26,7 @@ import { generateKeyPair } from '../../src/core/signing.js';
 import type { BundleManifest } from '../../src/core/bundle/manifest.js';
 import {
   DEFAULT_ARTIFACT_NAME,
+  DeployInput,
   PlanInput,
   PlanOutput,
   RealiseInput,
@@ -34,6 +35,9 @@ import {
 } from '../../src/action/constants.js';
 import { run as runPlan, type PlanDeps } from '../../src/action/plan.js';
 import { run as runRealise, type RealiseDeps } from '../../src/action/realise.js';
+import { run as runDeploy } from '../../src/action/deploy.js';
+import { deployPlan } from '../../src/app/deploy/index.js';
+import { NixPlanError } from '../../src/core/errors.js';
 import type { ActionIO } from '../../src/action/run.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
 import type { CommandRunner } from '../../src/nix/runner.js';
@@ -46,7 +50,7 @@ const ROOTS = [0, 1, 2].map((n) => ({
 }));
 
 /** A real bundle of an empty closure with three roots (what the actions read of it is the manifest). */
-function planBundle(): { bytes: Uint8Array; manifest: BundleManifest } {
+function planBundle(roots = ROOTS): { bytes: Uint8Array; manifest: BundleManifest } {
   const exportBytes = encodeExport([]);
   return bundleOf(
     {
@@ -57,7 +61,7 @@ function planBundle(): { bytes: Uint8Array; manifest: BundleManifest } {
       storeDir: STORE,
       systems: ['x86_64-linux'],
       include: 'drvs',
-      roots: ROOTS,
+      roots,
       counts: { drv: 0, text: 0, source: 0, output: 0 },
       narBytes: { drv: 0, text: 0, source: 0, output: 0 },
       paths: 0,
@@ -365,5 +369,59 @@ describe('the realise action', () => {
     await expect(runRealise(realiseDeps(io, calls))).rejects.toThrow(/trusted-keys/);
     expect(calls).toEqual([]);
     expect(rec.outputs).toEqual({});
+  });
+});
+
+describe('the deploy action', () => {
+  test('a bundle file replaced after its digest was checked is refused before any host is asked', async () => {
+    // `bundle:` proven only by `digest:` — the file is checked when fetched, then replaced (a
+    // self-hosted runner's path swapped) before the deploy reads it: the deploy checks the digest
+    // again on the private copy it verifies and sends, so the swapped plan goes nowhere.
+    const published = planBundle().bytes;
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, published);
+    const other = planBundle(ROOTS.slice(0, 1)).bytes;
+    const { io, rec } = recordingIO(
+      {
+        [DeployInput.Bundle]: file,
+        [DeployInput.Digest]: digestOf(published),
+        [DeployInput.Hosts]: 'root@host.invalid',
+        // push: no shape checks, so only the digest stands between the swapped plan and the host.
+        [DeployInput.Action]: 'push',
+        [DeployInput.KnownHosts]: 'host.invalid ssh-ed25519 AAAA',
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    let seen: Parameters<typeof deployPlan>[1] | undefined;
+    const shells: string[] = [];
+    const deps = {
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('no artifact service for a bundle file');
+      },
+      deployPlan: ((path, options, d) => {
+        seen = options;
+        writeFileSync(path, other);
+        return deployPlan(path, options, {
+          ...d,
+          shellFor: (t) => {
+            shells.push(t.host);
+            throw new Error('a host was contacted');
+          },
+        });
+      }) as typeof deployPlan,
+    };
+    const refused = await runDeploy(deps).catch((e: unknown) => e);
+    expect(seen?.digest).toBe(digestOf(published));
+    expect(refused).toBeInstanceOf(NixPlanError);
+    expect((refused as NixPlanError).code).toBe('bundle');
+    expect((refused as NixPlanError).message).toMatch(
+      new RegExp(
+        `the bundle '${file}' has sha256:[0-9a-f]{64}, not the expected digest ${digestOf(published)}`,
+      ),
+    );
+    expect(shells).toEqual([]);
+    expect(rec.summary).toEqual([]);
   });
 });

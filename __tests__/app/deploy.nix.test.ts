@@ -26,6 +26,10 @@ import { SshHost } from '../../src/nix/ssh.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { generationNumber } from '../../src/app/deploy/activation.js';
 import { editDerivation, forgeBundle, loadPlan } from '../support/forge.js';
+import { forgeManifest } from '../support/craft.js';
+import { deployPlan } from '../../src/app/deploy/index.js';
+import { parseSshTarget } from '../../src/nix/ssh.js';
+import { parseSecretKey, type SecretKey } from '../../src/core/signing.js';
 import { fleetNix, SwitchControl, systemNix } from '../support/nixos-fixture.js';
 import { nixVersions, ScratchStore, type NixVersion } from '../support/nix.js';
 import {
@@ -576,6 +580,77 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(await s().store.validPaths()).toEqual(before);
       expect(s().control.calls()).toEqual([]);
       expect(current()).toBe('system-1-link');
+    });
+
+    test('the plan sent is the plan verified: a bundle rewritten in place while it is verified changes nothing', async () => {
+      // The forger owns the file and rewrites it in place (the deploy's open file sees it): their
+      // unsigned plan when the deploy opens it, a plan the trusted key signed while it is
+      // verified, theirs again when it would be sent. Everything is read from a private copy made
+      // first, so the plan verified is theirs, and it is refused with nothing sent.
+      const padTo = (bytes: Uint8Array, size: number, keys: SecretKey[]): Uint8Array => {
+        const pad = (n: number): Uint8Array =>
+          forgeManifest(
+            bytes,
+            (m) => {
+              const roots = m['roots'] as Record<string, unknown>[];
+              roots[0] = {
+                ...roots[0],
+                installable: 'x'.repeat(Math.min(n, 4096)),
+                attribute: 'y'.repeat(Math.max(0, n - 4096)),
+              };
+              return m;
+            },
+            { keys },
+          );
+        const padded = pad(size - pad(0).length);
+        if (padded.length !== size) throw new Error(`cannot pad ${bytes.length} bytes to ${size}`);
+        return padded;
+      };
+      let signed: Uint8Array = new Uint8Array(readFileSync(s().plans['a'] ?? ''));
+      let theirs: Uint8Array = new Uint8Array(readFileSync(s().plans['unsigned'] ?? ''));
+      // The same length: either fits the size the deploy saw when it opened the file.
+      if (theirs.length <= signed.length) theirs = padTo(theirs, signed.length, []);
+      else signed = padTo(signed, theirs.length, [parseSecretKey(key.secretKey)]);
+      const file = join(s().tmp['main'] ?? '', '..', `rewritten-${label}.nixplan`);
+      writeFileSync(file, theirs);
+      const generation = current();
+      const before = await s().store.validPaths();
+      s().control.reset();
+      server.clearSessions();
+      const progress = {
+        start: (task: string) => {
+          if (task === 'verifying') writeFileSync(file, signed);
+          return {
+            tick: () => undefined,
+            done: () => {
+              if (task === 'verifying') writeFileSync(file, theirs);
+            },
+          };
+        },
+      };
+      try {
+        const refused = await deployPlan(
+          file,
+          {
+            hosts: [{ target: parseSshTarget(host()) }],
+            profile: s().profile,
+            action: 'dry-activate',
+            trustedKeys: [key.publicKey],
+            sshOptions: [`-F${server.configFile}`],
+          },
+          { runner: s().store.runner, log: silentLogger, progress },
+        ).catch((e: unknown) => e);
+        expect(refused).toBeInstanceOf(NixPlanError);
+        expect((refused as NixPlanError).code).toBe('signature');
+        expect((refused as NixPlanError).message).toMatch(/not signed by a trusted key .*signed by: nobody/);
+      } finally {
+        rmSync(file, { force: true });
+      }
+      expect(server.sessions().filter((l) => l !== 'nix-plan-host probe')).toEqual([]);
+      expect(received()).toEqual([]);
+      expect(await s().store.validPaths()).toEqual(before);
+      expect(s().control.calls()).toEqual([]);
+      expect(current()).toBe(generation);
     });
 
     test('a plan older than the one the host last applied is refused without --allow-downgrade', async () => {

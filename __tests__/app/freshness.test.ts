@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recordPathFor, withFreshness, writeLastApplied } from '../../src/app/freshness.js';
 import type { Logger } from '../../src/app/deps.js';
+import { checkFreshness } from '../../src/app/deploy/record.js';
 import { fileDigest } from '../../src/app/files.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import {
@@ -242,5 +243,22 @@ describe('around a use case', () => {
       Promise.resolve({ manifest: future.manifest }),
     );
     expect(warnings.join('\n')).toMatch(/in the future by this machine's clock/);
+    // apply and deploy check the plan against the record they read (beside the profile, on the
+    // host) before they record it: the same warning, before a record would make every honest
+    // plan after it look older.
+    warnings.length = 0;
+    checkFreshness(future.manifest, undefined, {}, 'web:/nix/var/nix/profiles/system', now(), log);
+    expect(warnings).toEqual([
+      "the plan says it was created at 2027-01-01T00:00:00Z, in the future by this machine's clock: " +
+        'check the clocks of this machine and of the one that evaluated it',
+    ]);
+    // Ordinary skew says nothing.
+    warnings.length = 0;
+    const soon = bundleFile(
+      'soon.nixplan',
+      draft(new Date(now().getTime() + 60_000).toISOString().replace(/\.\d+Z$/, 'Z')),
+    );
+    checkFreshness(soon.manifest, undefined, {}, 'web:/nix/var/nix/profiles/system', now(), log);
+    expect(warnings).toEqual([]);
   });
 });

@@ -18,6 +18,7 @@ import { readExport, writeExport, type ExportEntry } from '../../src/core/export
 import { sha256, toHex } from '../../src/core/hash.js';
 import { summariseNar } from '../../src/core/nar.js';
 import { regularFileNar, writeNar, type FileTree } from '../../src/core/nar-write.js';
+import { dynamicPlaceholders, parseDynamicOutputs } from '../../src/core/relocate/dynamic.js';
 
 const GOLDEN = new URL('../fixtures/golden/', import.meta.url);
 const read = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, GOLDEN)));
@@ -167,5 +168,70 @@ describe('an export stream from nix-store --export', () => {
     for (const [i, e] of entries.entries())
       for (const r of e.references) if (order.includes(r)) expect(order.indexOf(r)).toBeLessThan(i);
     expect(Buffer.from(await collect(writeExport(entries))).equals(Buffer.from(stream))).toBe(true);
+  });
+});
+
+// Dynamic derivations as Nix 2.34 writes them (__tests__/fixtures/golden/dynamic.nix): producers
+// of .drv files, their users through `builtins.outputOf` (DrvWithVersion("xp-dyn-drv", …)) and
+// what depends on those.
+describe('dynamic derivations', () => {
+  const dyn = JSON.parse(new TextDecoder().decode(read('dynamic/golden.json'))) as Pick<
+    Golden,
+    'storeDir' | 'drvs'
+  >;
+  const dynBytes = (attr: string): Uint8Array => read(`dynamic/${attr}.drv`);
+  const dynByPath = new Map<string, Derivation>(
+    Object.keys(dyn.drvs).map((a) => [dyn.drvs[a]!.drvPath, parseDerivation(dynBytes(a))]),
+  );
+  const hasher = new DerivationHasher(dyn.storeDir, (p) => {
+    const d = dynByPath.get(p);
+    if (d === undefined) throw new Error(`no golden ${p}`);
+    return d;
+  });
+  const dynamicAttrs = Object.keys(dyn.drvs).filter(
+    (a) => dynByPath.get(dyn.drvs[a]!.drvPath)!.version !== undefined,
+  );
+
+  test('the fixtures hold one and two levels of outputOf, and users of both kinds of producer', () => {
+    expect(dynamicAttrs.sort()).toEqual(['dynamic', 'dynamic-fixed', 'mixed', 'nested']);
+    const nested = dynByPath.get(dyn.drvs['nested']!.drvPath)!;
+    expect(nested.inputDrvs.map((i) => new TextDecoder().decode(i.dynamicOutputs))).toEqual([
+      '[("out",([],[("out",["out"])]))]',
+    ]);
+  });
+
+  describe.each(Object.keys(dyn.drvs))('%s.drv', (attr) => {
+    const expected = dyn.drvs[attr]!;
+    const bytes = dynBytes(attr);
+    const drv = dynByPath.get(expected.drvPath)!;
+
+    test('parses and writes back byte for byte, with the references and drv path Nix gave it', () => {
+      expect(Buffer.from(serialiseDerivation(drv)).equals(Buffer.from(bytes))).toBe(true);
+      expect(derivationReferences(drv).sort()).toEqual(expected.references);
+      expect(computeDrvPath(dyn.storeDir, drvName(expected.drvPath), bytes, expected.references)).toBe(
+        expected.drvPath,
+      );
+    });
+
+    test('has the output paths Nix gave it (none where they are not known before building)', () => {
+      expect(Object.fromEntries(hasher.outputPaths(drv, drvName(expected.drvPath)))).toEqual(
+        expected.outputs,
+      );
+      const known = Object.values(expected.outputs).every((p) => p !== '');
+      expect(hasher.hashModulo(expected.drvPath).kind).toBe(
+        expected.hashModulo !== undefined ? 'fixed' : known ? 'regular' : 'deferred',
+      );
+    });
+
+    test('mentions the outputs of what its producers make by the placeholders Nix renders', () => {
+      const text = new TextDecoder().decode(bytes);
+      const placeholders = drv.inputDrvs.flatMap((i) =>
+        i.dynamicOutputs === undefined
+          ? []
+          : dynamicPlaceholders(i.path, parseDynamicOutputs(i.dynamicOutputs)),
+      );
+      expect(placeholders.length > 0).toBe(dynamicAttrs.includes(attr));
+      for (const p of placeholders) expect(text).toContain(`/${p}`);
+    });
   });
 });

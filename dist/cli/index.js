@@ -6775,6 +6775,39 @@ async function fileDigest(path) {
 
 
 
+
+
+
+/**
+ * Copies `bundlePath` into a private directory under TMPDIR and opens the copy, after checking
+ * its sha256 against `digest` when one is given. Everything read after this reads the copy, so
+ * the bytes verified are the bytes used even if the original is rewritten in place or replaced.
+ */
+async function privateBundle(bundlePath, digest) {
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-copy-'));
+    const remove = () => (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    try {
+        const path = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
+        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, path).catch((e) => {
+            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+        });
+        if (digest !== undefined)
+            await checkCopyDigest(path, digest, bundlePath);
+        const source = { ...(await openBundle(path)), name: bundlePath };
+        return {
+            path,
+            source,
+            dispose: async () => {
+                await source.close();
+                await remove();
+            },
+        };
+    }
+    catch (e) {
+        await remove();
+        throw e;
+    }
+}
 /**
  * A private file that receives the verified export stream as the verifier decompresses it, so
  * `nix-store --import` can read it straight from disk: no second decompression and no second
@@ -10538,7 +10571,9 @@ async function writeLastApplied(path, record) {
 }
 /**
  * Refuses (exit 11) a plan older than `--max-age`, or older than the one `last` says was applied
- * at its target; with `--allow-downgrade` an older plan is let through with a warning.
+ * at its target; with `--allow-downgrade` an older plan is let through with a warning. A plan
+ * from the future (beyond ordinary clock skew) is let through with a warning too: `realise`,
+ * `apply` and `deploy` all come here before they record it.
  */
 function checkPlanAge(manifest, checks, last, now, log) {
     const policy = {
@@ -10550,6 +10585,7 @@ function checkPlanAge(manifest, checks, last, now, log) {
     const problem = freshnessProblem(manifest, policy, now);
     if (problem !== undefined)
         throw problem;
+    warnIfFromTheFuture(manifest, now, log);
     if (checks.allowDowngrade === true && last !== undefined) {
         const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
         if (strict !== undefined)
@@ -10578,7 +10614,6 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
         const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
         const target = options.target;
         checkPlanAge(manifest, options, last !== undefined && target !== undefined ? { record: last, target } : undefined, now(), log);
-        warnIfFromTheFuture(manifest, now(), log);
         const result = await run(copy);
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
@@ -10894,6 +10929,7 @@ const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
 
 
 
+
 const OUTCOME = {
     push: 'pushed',
     switch: 'switched',
@@ -10979,7 +11015,10 @@ async function deployPlan(bundlePath, options, deps) {
         throw new errors_NixPlanError('usage', '--profile must be a path');
     const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
     const buildOn = options.buildOn ?? 'host';
-    const source = await openBundle(bundlePath);
+    // Everything below reads a private copy: the plan verified is the plan sent and built, even if
+    // the file named is rewritten in place or replaced meanwhile (and `digest` is checked on it).
+    const copy = await privateBundle(bundlePath, options.digest);
+    const { source } = copy;
     try {
         // The plan's shape, from its manifest: which root goes where, and that each is a system.
         const head = await readBundleHead(source);
@@ -10993,8 +11032,8 @@ async function deployPlan(bundlePath, options, deps) {
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes.
         const verified = verifyForDeploy(source, options, !push, deps);
-        const digest = fileDigest(bundlePath);
-        const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
+        const digest = fileDigest(copy.path);
+        const built = buildOn === 'local' ? buildLocally(copy.path, deps) : Promise.resolve();
         const ready = Promise.all([verified, digest, built]);
         // The probes and transfers stop (their ssh is killed) when the plan is refused here.
         const stopping = new AbortController();
@@ -11146,7 +11185,7 @@ async function deployPlan(bundlePath, options, deps) {
         };
     }
     finally {
-        await source.close();
+        await copy.dispose();
     }
 }
 async function buildLocally(bundlePath, deps) {

@@ -184,6 +184,8 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
         maxAgeMs: settings.maxAgeMs,
         maxAgeText: settings.maxAgeText,
         allowDowngrade: settings.allowDowngrade,
+        // Checked again on the private copy that is deployed: the file could change after fetching.
+        ...(settings.digest === undefined ? {} : { digest: settings.digest }),
       },
       {
         runner: deps.runner,

@@ -82,7 +82,9 @@ export interface FreshnessOptions extends FreshnessChecks {
 
 /**
  * Refuses (exit 11) a plan older than `--max-age`, or older than the one `last` says was applied
- * at its target; with `--allow-downgrade` an older plan is let through with a warning.
+ * at its target; with `--allow-downgrade` an older plan is let through with a warning. A plan
+ * from the future (beyond ordinary clock skew) is let through with a warning too: `realise`,
+ * `apply` and `deploy` all come here before they record it.
  */
 export function checkPlanAge(
   manifest: BundleManifest,
@@ -99,6 +101,7 @@ export function checkPlanAge(
   };
   const problem = freshnessProblem(manifest, policy, now);
   if (problem !== undefined) throw problem;
+  warnIfFromTheFuture(manifest, now, log);
   if (checks.allowDowngrade === true && last !== undefined) {
     const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
     if (strict !== undefined) log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
@@ -138,7 +141,6 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
       now(),
       log,
     );
-    warnIfFromTheFuture(manifest, now(), log);
     const result = await run(copy);
     if (result.manifest.checksum !== manifest.checksum)
       throw new NixPlanError('internal', 'the plan verified is not the plan whose age was checked');

@@ -1,10 +1,51 @@
 // The private copy an import works from: its digest, the room it needs, and the file that
 // receives its verified export stream for `nix-store --import` to read.
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { statfs } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, statfs } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { LimitError, NixPlanError } from '../core/errors.js';
-import type { BundleManifest } from '../core/bundle/index.js';
+import { openBundle, type BundleManifest, type BundleSource } from '../core/bundle/index.js';
 import { fileDigest } from './files.js';
+
+/** A bundle copied into a private directory (0700), open, with messages naming the original. */
+export interface PrivateBundle {
+  /** The copy's path (only this process can change it). */
+  readonly path: string;
+  /** The copy, open; its `name` is the path the user gave. */
+  readonly source: BundleSource;
+  /** Closes the copy and removes its directory. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Copies `bundlePath` into a private directory under TMPDIR and opens the copy, after checking
+ * its sha256 against `digest` when one is given. Everything read after this reads the copy, so
+ * the bytes verified are the bytes used even if the original is rewritten in place or replaced.
+ */
+export async function privateBundle(bundlePath: string, digest?: string): Promise<PrivateBundle> {
+  const dir = await mkdtemp(join(tmpdir(), 'nix-plan-copy-'));
+  const remove = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  try {
+    const path = join(dir, 'bundle.nixplan');
+    await copyFile(bundlePath, path).catch((e: unknown) => {
+      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
+    });
+    if (digest !== undefined) await checkCopyDigest(path, digest, bundlePath);
+    const source: BundleSource = { ...(await openBundle(path)), name: bundlePath };
+    return {
+      path,
+      source,
+      dispose: async () => {
+        await source.close();
+        await remove();
+      },
+    };
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+}
 
 /**
  * A private file that receives the verified export stream as the verifier decompresses it, so

@@ -1,6 +1,6 @@
 // deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
 // SSH server. Verify here, ask each host about itself, send, build there, activate safely.
-import { readBundleHead, openBundle, type BundleSource } from '../../core/bundle/index.js';
+import { readBundleHead, type BundleSource } from '../../core/bundle/index.js';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { checkSignatures } from '../../core/bundle/policy.js';
 import { trustReportOf, trustStatus, type TrustReport } from '../../core/bundle/trust-report.js';
@@ -15,6 +15,7 @@ import { verifyWithProgress } from '../verify.js';
 import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT } from './activation.js';
 import type { HostChanges } from './changes.js';
 import { fileDigest } from '../files.js';
+import { privateBundle } from '../private-copy.js';
 import { checkProbe, deployToHost, sendPlan, type HostJob } from './host.js';
 import { linePrefixer } from './prefix.js';
 import { checkFreshness, recordFor } from './record.js';
@@ -137,7 +138,10 @@ export async function deployPlan(
   const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
   const buildOn = options.buildOn ?? 'host';
 
-  const source = await openBundle(bundlePath);
+  // Everything below reads a private copy: the plan verified is the plan sent and built, even if
+  // the file named is rewritten in place or replaced meanwhile (and `digest` is checked on it).
+  const copy = await privateBundle(bundlePath, options.digest);
+  const { source } = copy;
   try {
     // The plan's shape, from its manifest: which root goes where, and that each is a system.
     const head = await readBundleHead(source);
@@ -154,8 +158,8 @@ export async function deployPlan(
 
     // Verify here while the hosts answer their probes.
     const verified = verifyForDeploy(source, options, !push, deps);
-    const digest = fileDigest(bundlePath);
-    const built = buildOn === 'local' ? buildLocally(bundlePath, deps) : Promise.resolve();
+    const digest = fileDigest(copy.path);
+    const built = buildOn === 'local' ? buildLocally(copy.path, deps) : Promise.resolve();
     const ready = Promise.all([verified, digest, built]);
     // The probes and transfers stop (their ssh is killed) when the plan is refused here.
     const stopping = new AbortController();
@@ -307,7 +311,7 @@ export async function deployPlan(
       ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
     };
   } finally {
-    await source.close();
+    await copy.dispose();
   }
 }
 

@@ -50,6 +50,11 @@ export interface DeployOptions extends FreshnessChecks {
   readonly sshOptions?: readonly string[] | undefined;
   /** Log in as a user allowed `sudo -n` and run the host program with it. */
   readonly useSudo?: boolean | undefined;
+  /**
+   * The sha256 the bundle must have (`sha256:<hex>` or hex): checked on the private copy that is
+   * verified and sent, not on the path.
+   */
+  readonly digest?: string | undefined;
 }
 
 /** How a host ended. */
