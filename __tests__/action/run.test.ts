@@ -28,6 +28,7 @@ import {
   DEFAULT_ARTIFACT_NAME,
   DeployInput,
   PlanInput,
+  PromoteInput,
   PlanOutput,
   RealiseInput,
   RealiseOutput,
@@ -36,6 +37,8 @@ import {
 import { run as runPlan, type PlanDeps } from '../../src/action/plan.js';
 import { run as runRealise, type RealiseDeps } from '../../src/action/realise.js';
 import { run as runDeploy } from '../../src/action/deploy.js';
+import { run as runPromote } from '../../src/action/promote.js';
+import type { relocatePlan } from '../../src/app/relocate.js';
 import { deployPlan } from '../../src/app/deploy/index.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import type { ActionIO } from '../../src/action/run.js';
@@ -423,5 +426,72 @@ describe('the deploy action', () => {
     );
     expect(shells).toEqual([]);
     expect(rec.summary).toEqual([]);
+  });
+});
+
+describe('the promote action', () => {
+  test("a bundle that changed between the summary's read and the relocation is not published", async () => {
+    // The summary describes the input from its own read; the relocation verifies and relocates a
+    // private copy made later. If the file was replaced in between (a `bundle:` path swapped), the
+    // summary would show one plan's origin and signatures beside another: refused, nothing published.
+    const read = planBundle();
+    const relocated = planBundle(ROOTS.slice(0, 1));
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, read.bytes);
+    const { io, rec } = recordingIO(
+      {
+        [PromoteInput.Bundle]: file,
+        [PromoteInput.Digest]: digestOf(read.bytes),
+        [PromoteInput.To]: '/beta/store',
+        [PromoteInput.ArtifactDir]: join(dir, 'artifacts'),
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    const uploads: string[] = [];
+    const relocate = ((_bundle: string, options: Parameters<typeof relocatePlan>[1]) => {
+      writeFileSync(options.output, 'promoted');
+      const promotion = {
+        digest: digestOf(relocated.bytes),
+        storeDir: STORE,
+        checksum: relocated.manifest.checksum,
+        signedBy: [],
+        at: FIXTURE_CREATED_AT,
+      };
+      return Promise.resolve({
+        bundlePath: options.output,
+        manifest: { ...relocated.manifest, storeDir: '/beta/store', promotions: [promotion] },
+        report: {
+          objects: { drv: 0, text: 0, source: 0 },
+          hashesRewritten: 0,
+          bareHashRewrites: 0,
+          bareStoreDirMentions: [],
+          warnings: [],
+        },
+        trust: { keysGiven: false, verifiedBy: [], signatures: [], noCheckSigs: false, unproven: 0 },
+        timings: { verifyMs: 1, relocateMs: 1 },
+      });
+    }) as unknown as typeof relocatePlan;
+    const refused = await runPromote({
+      io,
+      runner: noRunner,
+      transport: () => ({
+        upload: (f: string) => {
+          uploads.push(f);
+          return Promise.reject(new Error('uploaded'));
+        },
+        download: () => Promise.reject(new Error('no download for a bundle file')),
+      }),
+      inspectPlan,
+      relocatePlan: relocate,
+      diffPlanSources: noDiff,
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NixPlanError);
+    expect((refused as NixPlanError).code).toBe('bundle');
+    expect((refused as NixPlanError).message).toBe(
+      `'${file}' changed while it was promoted (read with manifest ${read.manifest.checksum}, relocated from ${relocated.manifest.checksum}): nothing was published`,
+    );
+    expect(uploads).toEqual([]);
+    expect(rec.summary).toEqual([]);
+    expect(rec.outputs).toEqual({});
   });
 });

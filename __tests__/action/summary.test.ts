@@ -156,5 +156,10 @@ describe('summary helpers', () => {
       '5.0 GiB',
     ]);
     expect(table(['a'], [['1'], ['2'], ['3']], 2)).toBe('| a |\n| --- |\n| 1 |\n| 2 |\n\n…and 1 more.\n');
+    // Only `|` is escaped (GFM takes `\|` out before parsing a cell, in code spans too): a
+    // backslash in a label shows as one backslash, and `\|` cannot end the cell early.
+    expect(table(['root'], [['`a\\b|c`'], ['`d\\|e`']])).toBe(
+      '| root |\n| --- |\n| `a\\b\\|c` |\n| `d\\\\|e` |\n',
+    );
   });
 });

@@ -115,6 +115,34 @@ describe('origin', () => {
       /unknown \(promoted from a format 1 bundle/,
     );
   });
+  test('a long promotions chain is shown by its most recent promotions, a few keys each', () => {
+    // A manifest may record 256 promotions naming 64 keys of 256 bytes each: about 6 MB of table,
+    // which would push the hosts, the changes and the failures out of a summary.
+    const signedBy = Array.from({ length: 64 }, (_, k) => ({
+      key: `k${k}-${'n'.repeat(250)}`,
+      fingerprint: `sha256:${'f'.repeat(64)}`,
+    }));
+    const promotions = Array.from({ length: 256 }, (_, i) => ({
+      digest: `sha256:${'d'.repeat(64)}`,
+      storeDir: i % 2 === 0 ? '/a/store' : '/nix/store',
+      checksum: 'e'.repeat(64),
+      signedBy,
+      at: '2026-12-02T00:00:00Z',
+    }));
+    const long = manifest({ promotions });
+    const md = originMarkdown(long, undefined, { now });
+    expect(Buffer.byteLength(md)).toBeLessThan(64 * 1024);
+    expect(md).toContain('| promotions | 236 earlier promotions not shown (inspect --json lists them) |');
+    expect(md).not.toContain('| promotion 236 |');
+    expect(md).toMatch(/^\| promotion 237 \| from `\/a\/store` /m);
+    expect(md).toMatch(/^\| promotion 256 \| .* and 60 more keys \|$/m);
+    expect(md).toContain('| trust | signatures: 2 (not verified) |');
+    expect(
+      originText(long)
+        .split('\n')
+        .filter((l) => l.startsWith('promotion ')),
+    ).toHaveLength(20);
+  });
   test('a plan just signed here says so, instead of "not verified"', () => {
     expect(originText(manifest(), undefined, { signedHere: true })).toMatch(
       /^trust: +signed in this job by beta-1, other$/m,

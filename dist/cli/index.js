@@ -1318,15 +1318,15 @@ function root(v, field, storeDir) {
     const outputsIn = r['outputs'];
     if (!isRecord(outputsIn))
         throw bad(`${field}.outputs`, 'must be an object');
-    const outputs = {};
     const names = Object.keys(outputsIn);
     if (names.length > 1000)
         throw new errors_NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
-    for (const name of names) {
+    // Own keys, each name as it is: an output may be named `__proto__` (assigning it would drop it).
+    const outputs = Object.fromEntries(names.map((name) => {
         manifest_schema_str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
         const p = outputsIn[name];
-        outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
-    }
+        return [name, p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir)];
+    }));
     const out = { drvPath, outputs };
     if (r['installable'] !== undefined)
         out.installable = manifest_schema_str(r['installable'], `${field}.installable`);
@@ -4652,12 +4652,12 @@ function derivationReferences(drv) {
     return out;
 }
 
-/** Output name → path of a parsed derivation ("" for a deferred output). */
+/**
+ * Output name → path of a parsed derivation ("" for a deferred output). Every name is an own key,
+ * `__proto__` included (Nix allows it; assigning it would set the prototype and lose the output).
+ */
 function outputsOf(drv) {
-    const out = {};
-    for (const o of drv.outputs)
-        out[o.name] = o.path;
-    return out;
+    return Object.fromEntries(drv.outputs.map((o) => [o.name, o.path]));
 }
 
 ;// CONCATENATED MODULE: ./src/core/derivation/scan.ts
@@ -8423,6 +8423,8 @@ async function activateSafely(program, request, io) {
 
 /** Longest list (flake inputs, promotions) shown in full. */
 const ORIGIN_LIST_LIMIT = 20;
+/** Most keys named per promotion (a manifest may record 64, each name up to 256 bytes). */
+const PROMOTION_SIGNERS_SHOWN = 4;
 /** A URL safe to link to as it is: https, a host, a path of plain characters. */
 const PLAIN_HTTPS = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9._~/%+-]*$/;
 /** "3 days", "5 hours", "12 minutes", "40 seconds". */
@@ -8500,7 +8502,25 @@ function originRows(manifest, trust, options = {}) {
                 });
         }
     }
-    for (const [i, pr] of (manifest.promotions ?? []).entries())
+    // The most recent promotions (the last one says who signed this plan's input); a plan may
+    // record 256, each naming 64 keys: shown whole they would push everything after them out of a
+    // summary.
+    const promotions = manifest.promotions ?? [];
+    const earlier = Math.max(0, promotions.length - ORIGIN_LIST_LIMIT);
+    if (earlier > 0)
+        rows.push({
+            label: 'promotions',
+            value: [
+                {
+                    text: `${earlier} earlier promotion${earlier === 1 ? '' : 's'} not shown (inspect --json lists them)`,
+                },
+            ],
+        });
+    for (const [i, pr] of promotions.entries()) {
+        if (i < earlier)
+            continue;
+        const signers = pr.signedBy.slice(0, PROMOTION_SIGNERS_SHOWN);
+        const more = pr.signedBy.length - signers.length;
         rows.push({
             label: `promotion ${i + 1}`,
             value: [
@@ -8516,16 +8536,18 @@ function originRows(manifest, trust, options = {}) {
                         ? [{ text: ', input not verified by any key' }]
                         : [
                             { text: ', input verified by ' },
-                            ...pr.signedBy.flatMap((s, j) => [
+                            ...signers.flatMap((s, j) => [
                                 ...(j > 0 ? [{ text: ', ' }] : []),
                                 { data: s.key },
                                 { text: ' (' },
                                 { data: s.fingerprint },
                                 { text: ')' },
                             ]),
+                            ...(more > 0 ? [{ text: ` and ${more} more key${more === 1 ? '' : 's'}` }] : []),
                         ]),
             ],
         });
+    }
     rows.push({ label: 'trust', value: trustSegments(manifest, trust, options.signedHere === true) });
     return rows;
 }
@@ -12779,14 +12801,13 @@ async function build(store, imported, roots, drvs, options, deps) {
     const builtByName = new Map(built.map((p) => [nameOf(p), p]));
     const outPaths = {};
     for (const r of roots) {
-        const outs = {};
-        for (const [name, path] of Object.entries(r.outputs)) {
+        const outs = Object.entries(r.outputs).map(([name, path]) => {
             // The root's .drv (verified with the plan) names this output: Nix must have built exactly it.
             if (path !== '' && !builtSet.has(path))
                 throw new errors_NixPlanError('nix', `Nix built ${[...builtSet].filter((p) => nameOf(p) === nameOf(path)).join(', ') || 'nothing'} for output '${name}' of '${r.drvPath}', not '${path}' that its .drv names`);
-            outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
-        }
-        outPaths[r.drvPath] = outs;
+            return [name, path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '')];
+        });
+        outPaths[r.drvPath] = Object.fromEntries(outs);
     }
     const all = Object.values(outPaths).flatMap((o) => Object.values(o));
     const missing = all.filter((p) => p === '');
@@ -15604,9 +15625,7 @@ function relocateRoot(root, pathMap) {
             refuse(`root ${p} is not in the relocated closure`);
         return n;
     };
-    const outputs = {};
-    for (const [o, p] of Object.entries(root.outputs))
-        outputs[o] = map(p);
+    const outputs = Object.fromEntries(Object.entries(root.outputs).map(([o, p]) => [o, map(p)]));
     return { ...root, drvPath: map(root.drvPath), outputs };
 }
 

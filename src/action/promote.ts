@@ -7,6 +7,7 @@ import { relocatePlan } from '../app/relocate.js';
 import { inspectPlan } from '../app/inspect.js';
 import { diffPlanSources } from '../app/diff.js';
 import { trustReportOf } from '../core/bundle/index.js';
+import { NixPlanError } from '../core/errors.js';
 import { formatPublicKey, parsePublicKey, parseSecretKey, publicKeyOf } from '../core/signing.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
@@ -106,6 +107,15 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
         { runner: deps.runner, log: io.log, progress: io.progress },
       ),
   );
+  // The summary describes the input from its own read of the file: it must be the plan that was
+  // verified and relocated (whose checksum the new promotion records), or it would show another
+  // plan's origin and signatures beside this one.
+  const promotedFrom = manifest.promotions?.[manifest.promotions.length - 1];
+  if (promotedFrom?.checksum !== input.checksum)
+    throw new NixPlanError(
+      'bundle',
+      `'${plan.path}' changed while it was promoted (read with manifest ${input.checksum}, relocated from ${promotedFrom?.checksum ?? 'no recorded input'}): nothing was published`,
+    );
   const { digest, size } = await digestFile(output);
   io.setOutput(PromoteOutput.BundlePath, output);
   io.setOutput(PromoteOutput.Digest, digest);

@@ -116,17 +116,16 @@ async function build(
   const builtByName = new Map(built.map((p) => [nameOf(p), p]));
   const outPaths: Record<string, Record<string, string>> = {};
   for (const r of roots) {
-    const outs: Record<string, string> = {};
-    for (const [name, path] of Object.entries(r.outputs)) {
+    const outs = Object.entries(r.outputs).map(([name, path]): [string, string] => {
       // The root's .drv (verified with the plan) names this output: Nix must have built exactly it.
       if (path !== '' && !builtSet.has(path))
         throw new NixPlanError(
           'nix',
           `Nix built ${[...builtSet].filter((p) => nameOf(p) === nameOf(path)).join(', ') || 'nothing'} for output '${name}' of '${r.drvPath}', not '${path}' that its .drv names`,
         );
-      outs[name] = path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '');
-    }
-    outPaths[r.drvPath] = outs;
+      return [name, path !== '' ? path : (builtByName.get(outputPathName(drvName(r.drvPath), name)) ?? '')];
+    });
+    outPaths[r.drvPath] = Object.fromEntries(outs);
   }
   const all = Object.values(outPaths).flatMap((o) => Object.values(o));
   const missing = all.filter((p) => p === '');

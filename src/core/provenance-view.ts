@@ -32,6 +32,8 @@ export interface OriginOptions {
 
 /** Longest list (flake inputs, promotions) shown in full. */
 export const ORIGIN_LIST_LIMIT = 20;
+/** Most keys named per promotion (a manifest may record 64, each name up to 256 bytes). */
+export const PROMOTION_SIGNERS_SHOWN = 4;
 
 /** A URL safe to link to as it is: https, a host, a path of plain characters. */
 const PLAIN_HTTPS = /^https:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?\/[A-Za-z0-9._~/%+-]*$/;
@@ -116,7 +118,24 @@ export function originRows(
         });
     }
   }
-  for (const [i, pr] of (manifest.promotions ?? []).entries())
+  // The most recent promotions (the last one says who signed this plan's input); a plan may
+  // record 256, each naming 64 keys: shown whole they would push everything after them out of a
+  // summary.
+  const promotions = manifest.promotions ?? [];
+  const earlier = Math.max(0, promotions.length - ORIGIN_LIST_LIMIT);
+  if (earlier > 0)
+    rows.push({
+      label: 'promotions',
+      value: [
+        {
+          text: `${earlier} earlier promotion${earlier === 1 ? '' : 's'} not shown (inspect --json lists them)`,
+        },
+      ],
+    });
+  for (const [i, pr] of promotions.entries()) {
+    if (i < earlier) continue;
+    const signers = pr.signedBy.slice(0, PROMOTION_SIGNERS_SHOWN);
+    const more = pr.signedBy.length - signers.length;
     rows.push({
       label: `promotion ${i + 1}`,
       value: [
@@ -132,16 +151,18 @@ export function originRows(
             ? [{ text: ', input not verified by any key' }]
             : [
                 { text: ', input verified by ' },
-                ...pr.signedBy.flatMap((s, j) => [
+                ...signers.flatMap((s, j) => [
                   ...(j > 0 ? [{ text: ', ' }] : []),
                   { data: s.key },
                   { text: ' (' },
                   { data: s.fingerprint },
                   { text: ')' },
                 ]),
+                ...(more > 0 ? [{ text: ` and ${more} more key${more === 1 ? '' : 's'}` }] : []),
               ]),
       ],
     });
+  }
   rows.push({ label: 'trust', value: trustSegments(manifest, trust, options.signedHere === true) });
   return rows;
 }

@@ -5,6 +5,7 @@ import { constants, zstdCompressSync } from 'node:zlib';
 import { MalformedError, NixPlanError } from '../../../src/core/errors.js';
 import { sha256, toHex } from '../../../src/core/hash.js';
 import { makeTextPath } from '../../../src/core/store-path.js';
+import { outputsOf } from '../../../src/core/derivation/index.js';
 import { generateKeyPair, parsePublicKey, parseSecretKey } from '../../../src/core/signing.js';
 import {
   MANIFEST_FRAME_MAGIC,
@@ -145,6 +146,33 @@ describe('manifest', () => {
     expect(parseManifest(bytes)).toEqual(m);
     expect(Buffer.from(bytes).toString()).toBe(canonicalJson(JSON.parse(Buffer.from(bytes).toString())));
     expect(m.checksum).toBe(manifestChecksum(m));
+  });
+
+  test('outputs named like Object.prototype members are kept as the names they are', () => {
+    // Nix allows an output named `__proto__`: written, read and handed on like any other, never
+    // dropped on the way (assigning that key sets a prototype) or read from the prototype.
+    const named = (n: string): string => `${STORE}/${'2'.repeat(32)}-hello-${n.replace(/_/g, '')}`;
+    const outputs = Object.fromEntries(
+      ['__proto__', 'constructor', 'out', 'toString'].map((n) => [n, named(n)]),
+    );
+    const m = finaliseManifest({ ...draft(), roots: [{ drvPath: drv, outputs }] });
+    const read = parseManifest(encodeManifest(m));
+    expect(Object.keys(read.roots[0]?.outputs ?? {})).toEqual([
+      '__proto__',
+      'constructor',
+      'out',
+      'toString',
+    ]);
+    expect(Object.getPrototypeOf(read.roots[0]?.outputs)).toBe(Object.prototype);
+    expect(read.roots[0]?.outputs['__proto__']).toBe(named('__proto__'));
+    expect(
+      outputsOf({ outputs: ['__proto__', 'out'].map((name) => ({ name, path: named(name) })) as never }),
+    ).toEqual(
+      Object.fromEntries([
+        ['__proto__', named('__proto__')],
+        ['out', named('out')],
+      ]),
+    );
   });
 
   test('every single-bit flip anywhere in the stored manifest is refused with a typed error', () => {

@@ -141,15 +141,17 @@ function root(v: unknown, field: string, storeDir: string): BundleRoot {
   if (!drvPath.endsWith('.drv')) throw bad(`${field}.drvPath`, 'must be a .drv path');
   const outputsIn = r['outputs'];
   if (!isRecord(outputsIn)) throw bad(`${field}.outputs`, 'must be an object');
-  const outputs: Record<string, string> = {};
   const names = Object.keys(outputsIn);
   if (names.length > 1000)
     throw new NixPlanError('bundle', `bundle manifest: ${field}.outputs has more than 1000 outputs`);
-  for (const name of names) {
-    str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
-    const p = outputsIn[name];
-    outputs[name] = p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir);
-  }
+  // Own keys, each name as it is: an output may be named `__proto__` (assigning it would drop it).
+  const outputs: Record<string, string> = Object.fromEntries(
+    names.map((name) => {
+      str(name, `${field}.outputs key`, 211, OUTPUT_NAME);
+      const p = outputsIn[name];
+      return [name, p === '' ? '' : storePath(p, `${field}.outputs.${name}`, storeDir)];
+    }),
+  );
   const out: BundleRoot = { drvPath, outputs };
   if (r['installable'] !== undefined) out.installable = str(r['installable'], `${field}.installable`);
   if (r['attribute'] !== undefined) out.attribute = str(r['attribute'], `${field}.attribute`);

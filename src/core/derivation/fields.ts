@@ -53,9 +53,10 @@ export function derivationReferences(drv: Pick<Derivation, 'inputSrcs' | 'inputD
 
 export { drvName } from '../store-path.js';
 
-/** Output name → path of a parsed derivation ("" for a deferred output). */
+/**
+ * Output name → path of a parsed derivation ("" for a deferred output). Every name is an own key,
+ * `__proto__` included (Nix allows it; assigning it would set the prototype and lose the output).
+ */
 export function outputsOf(drv: Pick<Derivation, 'outputs'>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const o of drv.outputs) out[o.name] = o.path;
-  return out;
+  return Object.fromEntries(drv.outputs.map((o) => [o.name, o.path]));
 }

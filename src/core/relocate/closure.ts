@@ -201,7 +201,6 @@ export function relocateRoot<T extends RelocatableRoot>(root: T, pathMap: Readon
     if (n === undefined) refuse(`root ${p} is not in the relocated closure`);
     return n;
   };
-  const outputs: Record<string, string> = {};
-  for (const [o, p] of Object.entries(root.outputs)) outputs[o] = map(p);
+  const outputs = Object.fromEntries(Object.entries(root.outputs).map(([o, p]) => [o, map(p)]));
   return { ...root, drvPath: map(root.drvPath), outputs };
 }
