@@ -15,6 +15,7 @@ import { markdownCode } from '../core/text.js';
 import type { BuildReport } from '../app/build-report.js';
 import type { Comparison } from './compare.js';
 import { rootLabel } from './matrix.js';
+import { codeSpan } from './markdown.js';
 import { diffSection, provenanceSection } from './summary-diff.js';
 
 /** GitHub refuses step summaries above 1 MiB; ours stay within half of it. */
@@ -220,6 +221,12 @@ export interface PlanSummaryFacts {
 /** The comparison part of a summary: the diff, or why there was nothing to compare with. */
 export function comparisonSection(c: Comparison | undefined): string {
   if (c === undefined) return '';
+  if (c.refused !== undefined)
+    return (
+      `### Changes\n\n**Not compared: a plan was refused.** Comparing with ${c.baseline ?? 'the plan asked for'} ` +
+      `stopped because one of the two plans fails the checks \`nix-plan verify\` makes (${c.refused.code}): ` +
+      `${codeSpan(c.refused.message)}\n\nNo diff is shown, and this step fails.\n\n`
+    );
   if (c.diff !== undefined && c.baseline !== undefined)
     return `${diffSection(c.diff, { description: c.baseline })}\n`;
   return `### Changes\n\n${c.missing ?? 'nothing to compare with'}.\n\n`;
