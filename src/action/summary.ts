@@ -122,16 +122,23 @@ export function capSummary(markdown: string, budget = SUMMARY_BUDGET): string {
   return Buffer.byteLength(out) <= budget ? out : `${prefixWithin(kept, budget - 200)}\n\n…summary cut.\n`;
 }
 
+/** Most outputs listed in one cell (a root may have 1,000, each name up to 211 bytes). */
+const OUTPUTS_PER_CELL = 8;
+
+/** A root's outputs in one table cell: `name`: `path`, the first few, then how many more. */
+function outputsCell(outputs: Record<string, string>): string {
+  const all = Object.entries(outputs);
+  const shown = all
+    .slice(0, OUTPUTS_PER_CELL)
+    .map(([name, path]) => `${code(name)}: ${path === '' ? '(content-addressed)' : code(path)}`);
+  if (all.length > OUTPUTS_PER_CELL) shown.push(`and ${all.length - OUTPUTS_PER_CELL} more`);
+  return shown.join(', ');
+}
+
 function rootsTable(manifest: BundleManifest): string {
   return table(
     ['root', 'derivation', 'outputs'],
-    manifest.roots.map((r) => [
-      code(rootLabel(r)),
-      code(r.drvPath),
-      Object.entries(r.outputs)
-        .map(([name, path]) => `${code(name)}: ${path === '' ? '(content-addressed)' : code(path)}`)
-        .join(', '),
-    ]),
+    manifest.roots.map((r) => [code(rootLabel(r)), code(r.drvPath), outputsCell(r.outputs)]),
   );
 }
 
@@ -313,9 +320,7 @@ function buildSection(b: BuildReport, outPaths: Record<string, Record<string, st
         code(r.label),
         HOW[r.how],
         r.readyMs === undefined ? '—' : formatMs(r.readyMs),
-        Object.entries(outPaths[r.drvPath] ?? {})
-          .map(([name, path]) => `${code(name)}: ${code(path)}`)
-          .join(', '),
+        outputsCell(outPaths[r.drvPath] ?? {}),
       ]),
     ),
   ];
