@@ -7,11 +7,20 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectPlan } from '../../src/app/inspect.js';
-import type { diffPlanSources } from '../../src/app/diff.js';
+import { diffPlanSources } from '../../src/app/diff.js';
 import type { exportPlan } from '../../src/app/export.js';
 import type { realisePlan } from '../../src/app/realise.js';
 import type { Logger, Progress } from '../../src/app/deps.js';
-import { encodeExport, bundleOf, FIXTURE_CREATED_AT } from '../support/bundle-fixtures.js';
+import {
+  encodeExport,
+  bundleOf,
+  draftFor,
+  FIXTURE_CREATED_AT,
+  narOfFile,
+} from '../support/bundle-fixtures.js';
+import { Builder } from '../support/closure-builder.js';
+import { SYSTEM } from '../support/nix.js';
+import type { Derivation } from '../../src/core/derivation/index.js';
 import { sha256, toHex } from '../../src/core/hash.js';
 import { generateKeyPair } from '../../src/core/signing.js';
 import type { BundleManifest } from '../../src/core/bundle/manifest.js';
@@ -185,6 +194,75 @@ describe('the root action', () => {
     expect(rec.summary).toHaveLength(1);
     expect(rec.summary[0]).toContain('my-plan');
     expect(rec.summary[0]).toContain(digest.slice('sha256:'.length, 'sha256:'.length + 12));
+  });
+
+  test('compare-to a plan verify would refuse: the summary says so instead of a diff, and the step fails', async () => {
+    // Real plans, verified by the real diff: one .drv each; the forged one names an output path Nix
+    // would not compute for it (its own path recomputed, so only that check can catch it).
+    async function plan(name: string, edit?: (d: Derivation) => void): Promise<Uint8Array> {
+      const b = new Builder(STORE);
+      const drv = await b.drv(name, { system: SYSTEM, ...(edit !== undefined && { edit }) });
+      const exportBytes = encodeExport(
+        b.objects.map((o) => ({
+          path: o.path,
+          references: o.references,
+          deriver: '',
+          nar: narOfFile(o.contents!),
+        })),
+      );
+      const root = { attribute: name, drvPath: drv, outputs: { out: b.outPath(drv) } };
+      return bundleOf(await draftFor(exportBytes, STORE, [root]), exportBytes).bytes;
+    }
+    const wrong = `${STORE}/${'0'.repeat(32)}-hello-2.12`;
+    const files = {
+      mine: await plan('hello-2.13'),
+      honest: await plan('hello-2.12'),
+      forged: await plan('hello-2.12', (d) => {
+        d.outputs[0]!.path = wrong;
+      }),
+    };
+    for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, `${name}.nixplan`), bytes);
+    const fakeExport = ((options: Parameters<typeof exportPlan>[0]) => {
+      writeFileSync(options.output, files.mine);
+      return inspectPlan(options.output).then(({ manifest }) => ({
+        bundlePath: options.output,
+        manifest,
+        bundleBytes: files.mine.length,
+        timings: { evaluateMs: 3, collectMs: 1, writeMs: 1 },
+      }));
+    }) as unknown as typeof exportPlan;
+    const runWith = async (compareTo: string): Promise<{ rec: Recorded; run: Promise<void> }> => {
+      const { io, rec } = recordingIO(
+        { [PlanInput.Installables]: '.#a', [PlanInput.Upload]: 'false', [PlanInput.CompareTo]: compareTo },
+        { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+      );
+      const run = runPlan({
+        io,
+        runner: noRunner,
+        transport: () => ({}) as never,
+        exportPlan: fakeExport,
+        diffPlanSources,
+      });
+      await run.catch(() => undefined);
+      return { rec, run };
+    };
+
+    // The control: an honest plan to compare with gives a diff.
+    const honest = await runWith(join(dir, 'honest.nixplan'));
+    await honest.run;
+    expect(honest.rec.outputs[PlanOutput.Changed]).toBe('true');
+    expect(honest.rec.summary[0]).toContain('hello');
+    expect(honest.rec.summary[0]).not.toContain('refused');
+
+    const forged = await runWith(join(dir, 'forged.nixplan'));
+    await expect(forged.run).rejects.toThrow(`has output 'out' at '${wrong}', but Nix computes`);
+    expect(forged.rec.outputs[PlanOutput.Changed]).toBeUndefined();
+    expect(forged.rec.summary).toHaveLength(1);
+    const summary = forged.rec.summary[0]!;
+    expect(summary).toContain('**Not compared: a plan was refused.**');
+    expect(summary).toContain(`has output 'out' at '${wrong}', but Nix computes`);
+    expect(summary).toContain('No diff is shown, and this step fails.');
+    expect(summary).not.toMatch(/version change|rebuilt|verified/i);
   });
 
   test('a bad input fails before anything is exported or set', async () => {

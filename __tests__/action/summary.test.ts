@@ -86,6 +86,25 @@ describe('plan summary', () => {
     expect(Buffer.byteLength(md)).toBeLessThan(SUMMARY_BUDGET);
   });
 
+  test('a root with a thousand outputs lists a few and counts the rest, so the rows after it stay', () => {
+    const m = manifest(50);
+    const outputs = Object.fromEntries(
+      Array.from({ length: 1000 }, (_, i) => [
+        `o${i}${'x'.repeat(200)}`,
+        `/nix/store/${'b'.repeat(32)}-p-o${i}`,
+      ]),
+    );
+    const md = planSummary({
+      ...facts(50),
+      manifest: { ...m, roots: m.roots.map((r) => ({ ...r, outputs })) },
+    });
+    expect(md).toContain(`\`o7${'x'.repeat(200)}\`: \`/nix/store/${'b'.repeat(32)}-p-o7\`, and 992 more |`);
+    expect(md).not.toContain(`o8${'x'.repeat(200)}`);
+    // Nothing was cut: the realise snippet after the roots is there.
+    expect(md).not.toContain('This summary was cut');
+    expect(md).toContain('### How to realise this plan');
+  });
+
   test('a promotion shows the relocation report with truncated mentions and warnings', () => {
     const md = promoteSummary({
       ...facts(2),

@@ -1,7 +1,8 @@
 // `nix-plan diff` on plans built in the test with real Nix 2.8 and 2.34: a version bump, an added
 // and a removed package, a rebuild-only change (an input's environment), a renamed output, a
 // floating content-addressed change, a relocated plan, a .drv and a profile as the old side, the
-// drill-down, the JSON document against its published schema, and refusals.
+// drill-down, the JSON document against its published schema, and refusals: every plan verify
+// refuses (a damaged one, a forged .drv, unproven build outputs) is refused alike.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,11 +18,22 @@ import type { CliIo } from '../../src/cli/terminal.js';
 import { PLAN_DIFF_JSON_SCHEMA, parsePlanDiff } from '../../src/core/diff/schema.js';
 import type { PlanDiff } from '../../src/core/diff/plan-diff.js';
 import type { DrvDiff } from '../../src/core/diff/derivation-diff.js';
-import { generateKeyPair } from '../../src/core/signing.js';
+import { generateKeyPair, parseSecretKey } from '../../src/core/signing.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { nixVersions, ScratchStore, SYSTEM, type NixVersion } from '../support/nix.js';
 import type { PlanContents } from '../../src/app/contents.js';
-import { draftOf, fileOfNar, forgeBundle, loadPlan, narOfFile, withNar } from '../support/forge.js';
+import {
+  draftOf,
+  editDerivation,
+  entryEnding,
+  fileOfNar,
+  forgeBundle,
+  loadPlan,
+  narOfFile,
+  withEntry,
+  withNar,
+  type Plan,
+} from '../support/forge.js';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const SOURCE = join(REPO, '__tests__', 'fixtures', 'diff', 'default.nix');
@@ -73,6 +85,43 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
     store.dispose();
     rmSync(work, { recursive: true, force: true });
   });
+
+  /** Runs the command line quietly: its exit code and what it wrote. */
+  async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const io: CliIo = {
+      stdout: { write: (s: string) => (out += s) },
+      stderr: { write: (s: string) => (err += s) },
+    };
+    const code = await main([...args, '-q'], { io, runner: store.runner });
+    return { code, out, err };
+  }
+
+  /**
+   * `forged` is refused by verify, and by diff as the old and as the new plan, with verify's exit
+   * code and a message containing `what`; diff prints nothing on stdout.
+   */
+  async function refusedAsVerifyRefuses(forged: string, what: string): Promise<void> {
+    const verify = await cli(['verify', forged]);
+    expect(verify.code).toBeGreaterThan(2);
+    expect(verify.err).toContain(what);
+    for (const pair of [
+      [oldPlan, forged],
+      [forged, newPlan],
+    ]) {
+      const diff = await cli(['diff', ...pair]);
+      expect({ code: diff.code, out: diff.out }).toEqual({ code: verify.code, out: '' });
+      expect(diff.err).toContain(what);
+    }
+  }
+
+  /** The plan with the output path of its .drv ending in `suffix` set to `wrong`, every other path recomputed. */
+  async function wrongOutput(plan: Plan, suffix: string, wrong: string): Promise<Plan> {
+    return editDerivation(plan, entryEnding(plan, suffix).path, (d) => {
+      d.outputs[0]!.path = wrong;
+    });
+  }
 
   test('package by package, per root and in total', async () => {
     const d = await diffPlanSources(bundle(oldPlan), bundle(newPlan), {}, deps);
@@ -176,6 +225,85 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
         /is not the hash of its contents and references: the bundle was altered/,
       );
     }
+
+    // The same .drv forged alike in both plans (an output path Nix would not compute, every path
+    // recomputed, so it is again one .drv both hold): refused with the old side, whose checks the
+    // new side would have taken; and refused when only the new plan holds it.
+    const wrong = `${oldEntries!.storeDir}/${'1'.repeat(32)}-hello-2.12`;
+    const [forgedOld, forgedNew] = await Promise.all(
+      [oldEntries!, newEntries!].map((p) => wrongOutput(p, '-hello-2.12.drv', wrong)),
+    );
+    const hello = entryEnding(forgedNew!, '-hello-2.12.drv').path;
+    expect(entryEnding(forgedOld!, '-hello-2.12.drv').path).toBe(hello);
+    const files = await Promise.all(
+      [forgedOld!, forgedNew!].map(async (p, i) => {
+        const f = join(work, `wrong-hello-${i}.nixplan`);
+        writeFileSync(f, await forgeBundle(p));
+        return f;
+      }),
+    );
+    const message = `derivation '${hello}' has output 'out' at '${wrong}', but Nix computes`;
+    await expect(diffPlanSources(bundle(files[0]!), bundle(files[1]!), {}, deps)).rejects.toThrow(message);
+    await expect(diffPlanSources(bundle(oldPlan), bundle(files[1]!), {}, deps)).rejects.toThrow(message);
+  });
+
+  test('a .drv whose output path is not the one Nix computes is refused as verify refuses it', async () => {
+    const plan = await loadPlan(readFileSync(newPlan));
+    const wrong = `${plan.storeDir}/${'0'.repeat(32)}-openssl-3.0.13`;
+    const edited = await wrongOutput(plan, '-openssl-3.0.13.drv', wrong);
+    const forged = join(work, 'wrong-output.nixplan');
+    writeFileSync(forged, await forgeBundle(edited));
+    const drv = entryEnding(edited, '-openssl-3.0.13.drv').path;
+    await refusedAsVerifyRefuses(
+      forged,
+      `derivation '${drv}' has output 'out' at '${wrong}', but Nix computes`,
+    );
+  });
+
+  test('build outputs no trusted key signed are refused, or shown unproven, as verify treats them', async () => {
+    // An `outputs` plan whose root outputs hold whatever its author wrote: only a signature by a
+    // trusted key can vouch for them.
+    const plan = await loadPlan(readFileSync(newPlan));
+    let withOutputs: Plan = { ...plan, include: 'outputs' };
+    const outputs: string[] = [];
+    for (const r of plan.roots)
+      for (const path of Object.values(r.outputs))
+        if (path !== '') {
+          withOutputs = withEntry(withOutputs, {
+            path,
+            references: [],
+            deriver: r.drvPath,
+            nar: narOfFile('#!/bin/sh\necho forged\n'),
+          });
+          outputs.push(path);
+        }
+    expect(outputs.length).toBeGreaterThan(0);
+    const unsigned = join(work, 'unsigned-outputs.nixplan');
+    writeFileSync(unsigned, await forgeBundle(withOutputs));
+    await refusedAsVerifyRefuses(unsigned, `'${outputs[0]}' is a build output`);
+
+    // --no-check-sigs, as verify takes it: accepted, and the diff says how much was not proven.
+    expect((await cli(['verify', unsigned, '--no-check-sigs'])).code).toBe(0);
+    const d = await diffPlanSources(bundle(oldPlan), bundle(unsigned), { noCheckSigs: true }, deps);
+    expect(d.new.bundle).toMatchObject({ include: 'outputs', noCheckSigs: true, unproven: outputs.length });
+    expect(d.old.bundle).toMatchObject({ noCheckSigs: true, unproven: 0 });
+    expect(parsePlanDiff(JSON.parse(JSON.stringify(d)))).toEqual(d);
+    const text = (await cli(['diff', oldPlan, unsigned, '--no-check-sigs'])).out;
+    expect(text).toContain(`NOT CHECKED (--no-check-sigs): ${outputs.length} unproven paths`);
+    expect(text).not.toContain('verified');
+    // inspect --contents reads a plan the same way.
+    expect((await cli(['inspect', unsigned, '--contents'])).code).toBe(4);
+    const contents = await cli(['inspect', unsigned, '--contents', '--no-check-sigs']);
+    expect(contents.code).toBe(0);
+    expect(contents.out).toContain(`trust: NOT CHECKED (--no-check-sigs): ${outputs.length} unproven paths`);
+
+    // Signed: a trusted key proves them; a signature by a key not given proves nothing.
+    const signed = join(work, 'signed-outputs.nixplan');
+    writeFileSync(signed, await forgeBundle(withOutputs, { keys: [parseSecretKey(key.secretKey)] }));
+    const s = await diffPlanSources(bundle(oldPlan), bundle(signed), { trustedKeys: [key.publicKey] }, deps);
+    expect(s.new.bundle?.signatures).toEqual([{ key: 'diff-ci-1', status: 'verified' }]);
+    expect(s.new.bundle?.unproven).toBeUndefined();
+    await refusedAsVerifyRefuses(signed, `'${outputs[0]}' is a build output`);
   });
 
   test('--json round-trips through the published schema', async () => {

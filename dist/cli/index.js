@@ -1683,13 +1683,22 @@ function verifyManifestSignatures(manifest, trusted) {
 function manifestSigners(manifest, trusted) {
     const message = signedBytes(manifest);
     const signers = [];
+    // The signature list is not signed: anyone may repeat a valid signature in it. Each key counts once.
+    const seen = new Set();
     for (const s of manifest.signatures) {
         const sig = parseNamedSignature(`${s.key}:${s.sig}`);
         if (sig === undefined)
             continue;
-        for (const k of trusted)
-            if (k.name === sig.name && verifyRaw(k, message, sig.bytes))
-                signers.push({ key: k.name, fingerprint: keyFingerprint(k) });
+        for (const k of trusted) {
+            if (k.name !== sig.name)
+                continue;
+            const signer = { key: k.name, fingerprint: keyFingerprint(k) };
+            const id = `${signer.key} ${signer.fingerprint}`;
+            if (!seen.has(id) && verifyRaw(k, message, sig.bytes)) {
+                seen.add(id);
+                signers.push(signer);
+            }
+        }
     }
     return signers;
 }
@@ -4879,6 +4888,18 @@ class DerivationHasher {
     has(drvPath) {
         return this.memo.has(drvPath);
     }
+    /**
+     * Takes the modulo hash of `drvPath` from `other`, a hasher of the same store dir that hashed a
+     * .drv at that path (a .drv path is the hash of its bytes and references, and its inputs are
+     * named by their paths, so the hash is the same); false when `other` has none.
+     */
+    adopt(drvPath, other) {
+        const memo = other.storeDir === this.storeDir ? other.memo.get(drvPath) : undefined;
+        if (memo === undefined)
+            return false;
+        this.memo.set(drvPath, memo);
+        return true;
+    }
     /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
     outputPaths(drv, drvName) {
         const fixed = this.fixedOutputPaths(drv, drvName);
@@ -5234,10 +5255,12 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
             throw policy_bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
         if (derivations !== undefined) {
             const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
-            const spans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
-            const drv = parseDerivation(bytes, spans);
-            derivations.check(entry.path, entry.references, drv);
-            onDerivation?.(drv, bytes, spans);
+            // Validated whole as parseDerivation validates it; its environment is not made (the output
+            // checks read what they need of it from the bytes).
+            const layout = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0 };
+            const { head, tail } = parseDerivationSpans(bytes, layout);
+            derivations.check(entry.path, entry.references, head);
+            onDerivation?.(head, tail, bytes, layout);
         }
         return { ...entry, kind: 'drv', ca: ca.ca };
     }
@@ -5405,6 +5428,79 @@ class DerivationOutputChecks {
         if (missing.length === 0)
             return this.checkNow(drvPath, drv, bytes, spans);
         return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes, spans));
+    }
+    /**
+     * `check` for a .drv parsed for its head and where the rest is (`parseDerivationSpans`, which
+     * validates it as `parseDerivation` does; `layout` as it filled it): the usual kind, an
+     * input-addressed .drv with a variable named after each output, is checked on its bytes without
+     * making its environment; any other kind, and one whose check fails, is parsed whole and checked
+     * as `check` does (with its errors).
+     */
+    checkSpans(drvPath, head, tail, bytes, layout) {
+        const missing = head.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
+        if (missing.length === 0)
+            return this.checkSpansNow(drvPath, head, tail, bytes, layout);
+        return this.readFromStore(missing, drvPath).then(() => this.checkSpansNow(drvPath, head, tail, bytes, layout));
+    }
+    checkSpansNow(drvPath, head, tail, bytes, layout) {
+        if (this.filledInPlace(drvPath, head, tail, bytes, layout))
+            return;
+        const spans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
+        this.checkNow(drvPath, parseDerivation(bytes, spans), bytes, spans);
+    }
+    /**
+     * Whether the .drv is input-addressed, holds a variable named after each output, and is
+     * exactly its outputs filled in as Nix fills them (`hasher.checkFilled`): then it is recorded and
+     * its outputs declared, as `checkInputAddressed` does when it passes. Anything else is left to
+     * `checkNow`, which says what is wrong.
+     */
+    filledInPlace(drvPath, head, tail, bytes, layout) {
+        if (head.version !== undefined || head.outputs.some((o) => o.hashAlgo !== ''))
+            return false;
+        const holes = [];
+        tail.keys.forEach((key, i) => {
+            const o = outputNamed(head.outputs, key);
+            if (o !== undefined)
+                holes.push({ start: tail.values[2 * i], end: tail.values[2 * i + 1], output: o.name });
+        });
+        if (holes.length !== head.outputs.length)
+            return false; // keys are unique: one lacks its variable
+        let filled;
+        try {
+            filled = this.hasher.checkFilled(bytes, layout, holes, head, drvName(drvPath));
+        }
+        catch {
+            return false; // checkNow throws it again, naming the .drv
+        }
+        if (filled === undefined)
+            return false;
+        for (const o of head.outputs)
+            this.declare(o.path, { drvPath, output: o.name });
+        this.hasher.record(drvPath, head, filled.hash);
+        for (const [p] of this.fromStore)
+            if (this.hasher.has(p))
+                this.fromStore.delete(p);
+        return true;
+    }
+    /** Whether the .drv at `drvPath` was checked here (or its check adopted). */
+    checked(drvPath) {
+        return this.hasher.has(drvPath);
+    }
+    /**
+     * Takes the check of the .drv at `drvPath` from `other`, the checks of a plan of the same store
+     * dir that checked a .drv at that path: a .drv path is the hash of its bytes and references,
+     * and its inputs are named by their paths, so the outcome is the same. Its modulo hash and the
+     * outputs it declares (`outputs`, from its head) are recorded as if it was checked here, without
+     * hashing it again; false when `other` did not check it.
+     */
+    adopt(drvPath, outputs, other) {
+        if (!this.hasher.adopt(drvPath, other.hasher))
+            return false;
+        for (const o of outputs)
+            for (const d of other.declarations(o.path))
+                if (d.drvPath === drvPath)
+                    this.declare(o.path, d);
+        return true;
     }
     /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */
     declaredOutput(path) {
@@ -5727,6 +5823,7 @@ async function verifySource(source, options) {
             indexOutputs: true,
         })
         : undefined;
+    const known = outputs !== undefined && options.known?.checks.storeDir === manifest.storeDir ? options.known : undefined;
     const noCheckSigs = options.noCheckSigs === true;
     const proofs = new PathProofs({
         include: manifest.include,
@@ -5746,8 +5843,8 @@ async function verifySource(source, options) {
     const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
     const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
     let parsed;
-    const onDerivation = (drv, bytes, spans) => {
-        parsed = { drv, bytes, spans };
+    const onDerivation = (head, tail, bytes, layout) => {
+        parsed = { head, tail, bytes, layout };
     };
     for await (const entry of readExport(data, exportLimits, {
         storeDir: manifest.storeDir,
@@ -5756,10 +5853,17 @@ async function verifySource(source, options) {
     })) {
         closure.arrive(entry.path);
         parsed = undefined;
-        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations ? derivations : undefined, onDerivation);
-        if (outputs !== undefined && parsed !== undefined) {
-            const { drv, bytes, spans } = parsed;
-            const pending = outputs.check(entry.path, drv, bytes, spans);
+        const same = known !== undefined && entry.path.endsWith('.drv') && known.checks.checked(entry.path)
+            ? known.head(entry.path)
+            : undefined;
+        const verified = classifyEntry(entry, manifest, exportLimits, parseDerivations && same === undefined ? derivations : undefined, onDerivation);
+        const drv = parsed; // set by classifyEntry, through onDerivation
+        if (same !== undefined) {
+            derivations.checkSame(entry.path, same.system, same.outputs);
+            outputs.adopt(entry.path, same.outputs, known.checks);
+        }
+        else if (outputs !== undefined && drv !== undefined) {
+            const pending = outputs.checkSpans(entry.path, drv.head, drv.tail, drv.bytes, drv.layout);
             if (pending !== undefined)
                 await pending;
         }
@@ -5768,7 +5872,7 @@ async function verifySource(source, options) {
         counts[verified.kind]++;
         narBytes[verified.kind] += entry.nar.narSize;
         checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
-        await options.onEntry?.(verified);
+        await options.onEntry?.(drv === undefined ? verified : { ...verified, derivation: drv.head });
     }
     checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
     if (parseDerivations)
@@ -5792,6 +5896,7 @@ async function verifySource(source, options) {
         declaredOutputs: () => outputs?.declaredPaths() ?? [],
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
         ...(!parseDerivations && { derivations }),
+        ...(outputs !== undefined && { outputChecks: outputs }),
     };
 }
 /** Which of `paths` are valid in the target store, by the options' batch or per-path question. */
@@ -5818,6 +5923,7 @@ async function* tapChunks(source, fn) {
 ;// CONCATENATED MODULE: ./src/core/bundle/index.ts
 // The plan bundle: its manifest, its framing, writing one, and reading and verifying one.
 // Outside the bundle folder, import from here.
+
 
 
 
@@ -9090,17 +9196,18 @@ function countsText(c) {
 }
 /**
  * A bundle's signature status in the words every front end uses (core/bundle/trust-report.ts):
- * "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned".
+ * "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned", or, read with
+ * --no-check-sigs and no trusted signature, "NOT CHECKED (--no-check-sigs): 3 unproven paths".
  */
-function signatureText(signatures) {
+function signatureText(signatures, proof = {}) {
     if (signatures === undefined)
         return 'not a bundle (no signatures)';
     const report = {
         keysGiven: signatures.some((s) => s.status !== 'not-checked'),
         verifiedBy: signatures.filter((s) => s.status === 'verified').map((s) => s.key),
         signatures: [...signatures],
-        noCheckSigs: false,
-        unproven: 0,
+        noCheckSigs: proof.noCheckSigs === true,
+        unproven: proof.unproven ?? 0,
     };
     return trustStatus({ signatures: signatures.map((s) => ({ key: s.key, sig: '' })) }, report);
 }
@@ -9371,7 +9478,7 @@ function sideLine(mark, s) {
     const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
     const parts = [`${what} for ${t(s.storeDir)}`, `${diff_format_n(s.derivations)} derivations`];
     if (s.bundle !== undefined) {
-        parts.push(signatureText(s.bundle.signatures));
+        parts.push(signatureText(s.bundle.signatures, s.bundle));
         if (s.bundle.createdAt !== undefined)
             parts.push(`evaluated ${t(s.bundle.createdAt)}`);
     }
@@ -9536,6 +9643,9 @@ function drvLines(d, indent) {
 /** `inspect --contents`: each root's packages in aligned columns. */
 function formatContents(c) {
     const lines = [];
+    const b = c.plan.bundle;
+    if (b?.noCheckSigs === true)
+        lines.push(`trust: ${t(signatureText(b.signatures, b))}`);
     for (const r of c.roots) {
         lines.push(`packages of ${t(r.label)} (${diff_format_n(r.packages.length)} derivations):`);
         const rows = r.packages.map((p) => [
@@ -11638,7 +11748,7 @@ function diffCommand(kit) {
         name: 'diff',
         summary: 'show what changes between two plans, package by package, before anything is built',
         usage: [
-            'nix-plan diff OLD NEW [--drv NAME] [--trusted-key KEY…] [--json]',
+            'nix-plan diff OLD NEW [--drv NAME] [--trusted-key KEY…] [--no-check-sigs] [--json]',
             'nix-plan diff --profile PATH NEW [--drv NAME] [--store URI]',
         ],
         description: 'Compares two plans (bundles, or .drv paths in the store; OLD may be the current generation of a profile ' +
@@ -11647,8 +11757,11 @@ function diffCommand(kit) {
             'per root and in total, plus the plan facts that differ (store dir, provenance, signatures). A plan for ' +
             "another store dir is relocated into NEW's first, so a promoted plan compares with its original as the same " +
             'plan in another realm. --drv NAME explains why the derivations of that package (or derivation name, or ' +
-            '.drv path) differ: outputs, builder, arguments, environment, inputs, following changed inputs. Bundles are ' +
-            'verified as they are read; nothing is imported or built.',
+            '.drv path) differ: outputs, builder, arguments, environment, inputs, following changed inputs. Each bundle ' +
+            'is verified as it is read, as verify does (no store is asked: a path it refers to but does not hold is ' +
+            'refused), and refused with the same exit code: its build outputs need a signature by a --trusted-key, or ' +
+            '--no-check-sigs, which shows them as unproven. A signature is not required of a plan without build ' +
+            'outputs: who signed each side is shown. Nothing is imported or built.',
         options: {
             profile: {
                 type: 'string',
@@ -11662,6 +11775,7 @@ function diffCommand(kit) {
             },
             store: kit.store,
             'trusted-key': kit.trustedKey,
+            'no-check-sigs': kit.noCheckSigs,
         },
         examples: [
             'nix-plan diff main.nixplan pr.nixplan',
@@ -11686,9 +11800,14 @@ function diffCommand(kit) {
                 old = locate(args.positionals[0] ?? '');
                 now = locate(args.positionals[1] ?? '');
             }
+            const trustedKeys = await readKeys(list(args, 'trusted-key'));
+            const noCheckSigs = flag(args, 'no-check-sigs');
+            if (noCheckSigs && trustedKeys.length === 0)
+                ctx.deps.log.warn('--no-check-sigs: showing plans whose build outputs no trusted key vouches for');
             const result = await ctx.useCases.diffPlanSources(old, now, {
                 store: str(args, 'store'),
-                trustedKeys: await readKeys(list(args, 'trusted-key')),
+                trustedKeys,
+                noCheckSigs,
                 drv: str(args, 'drv'),
             }, ctx.deps);
             kit.print(ctx, args, result, () => formatDiff(result));
@@ -11776,12 +11895,14 @@ const inspectCommand = command_define({
     name: 'inspect',
     operand: BUNDLE,
     summary: 'show what a bundle holds (touches no store)',
-    usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
+    usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…] [--no-check-sigs]] [--json]'],
     description: 'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
-        'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+        'With --contents it also reads the whole bundle, verified as verify does (build outputs need a --trusted-key ' +
+        'signature, or --no-check-sigs), and lists the packages of each root: name, version, outputs, system.',
     options: {
         contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
         'trusted-key': TRUSTED_KEY,
+        'no-check-sigs': NO_CHECK_SIGS,
     },
     examples: [
         'nix-plan inspect hello.nixplan',
@@ -11796,12 +11917,12 @@ const inspectCommand = command_define({
             print(ctx, args, result, () => formatInspect(result));
             return;
         }
-        const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(list(args, 'trusted-key')) }, ctx.deps);
+        const contents = await ctx.useCases.planContents(bundle, { trustedKeys: await readKeys(list(args, 'trusted-key')), noCheckSigs: flag(args, 'no-check-sigs') }, ctx.deps);
         print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
     },
 });
 /** `nix-plan diff`. */
-const diffPlansCommand = command_define(diffCommand({ print: print, noRest: noRest, store: STORE, trustedKey: TRUSTED_KEY }));
+const diffPlansCommand = command_define(diffCommand({ print: print, noRest: noRest, store: STORE, trustedKey: TRUSTED_KEY, noCheckSigs: NO_CHECK_SIGS }));
 /** `nix-plan verify`. */
 const verifyCommand = command_define({
     name: 'verify',
@@ -13315,7 +13436,7 @@ function flatten(value, prefix = '', out = {}) {
     return out;
 }
 /** What a diff shows of a manifest (v2's createdAt, provenance and promotions when present). */
-function bundleFacts(manifest, digest, trustedKeys) {
+function bundleFacts(manifest, digest, signatures) {
     const v2 = manifest;
     const provenance = flatten(v2.provenance);
     return {
@@ -13329,7 +13450,7 @@ function bundleFacts(manifest, digest, trustedKeys) {
         ...(Object.keys(provenance).length > 0 && { provenance }),
         ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
         ...(Array.isArray(v2.promotions) && { promotions: v2.promotions.length }),
-        signatures: signatureStatuses(manifest, trustedKeys),
+        signatures,
     };
 }
 /** The roots of a manifest as a diff pairs them. */
@@ -13341,30 +13462,40 @@ async function readBundleSide(path, options, deps) {
     try {
         const head = await readBundleHead(source);
         const { manifest } = head;
-        const facts = bundleFacts(manifest, await digestOf(path), options.trustedKeys);
+        // Refuses a signature by a trusted key name that does not verify (the manifest was altered).
+        const signatures = signatureStatuses(manifest, options.trustedKeys);
+        const digest = await digestOf(path);
         const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
-        const checks = new DerivationChecks(manifest);
         const keep = options.keepObjects === true;
-        const known = options.known?.storeDir === manifest.storeDir ? options.known : undefined;
+        const sameDir = options.known?.graph.storeDir === manifest.storeDir ? options.known : undefined;
+        const knownGraph = sameDir?.graph;
+        const known = sameDir?.checks === undefined
+            ? undefined
+            : { head: (p) => sameDir.graph.get(p), checks: sameDir.checks };
         const objects = [];
         const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
+        let report;
         try {
-            await verifyBundle(source, {
-                // Each .drv is parsed once, here, and handed to the verifier's own checks.
-                parseDerivations: false,
+            // Every check verify makes, with the same limits: each .drv is parsed (or, when the other
+            // side checked one at the same path, taken from there), its output paths computed as Nix
+            // does, build outputs proven by a trusted signature (or counted with --no-check-sigs), and
+            // no store is asked about references the bundle does not hold: they are refused, as by
+            // verify. A trusted key proves; a signature is not required (who signed is shown).
+            report = await verifyBundle(source, {
+                ...(signatures.some((s) => s.status === 'verified') && { trustedKeys: options.trustedKeys }),
+                noCheckSigs: options.noCheckSigs === true,
                 keptFiles: keep ? 'copy' : 'view',
+                known,
                 onEntry: (e) => {
                     task.tick(1, e.nar.narSize);
                     if (e.kind === 'drv') {
-                        const same = known?.get(e.path);
-                        if (same !== undefined) {
-                            checks.checkSame(e.path, same.system, same.outputs);
-                            graph.addFrom(known, same);
-                        }
+                        if (e.derivation !== undefined)
+                            graph.add(e.path, e.derivation);
                         else {
-                            const drv = parseDerivationHead(e.nar.file?.contents ?? new Uint8Array(0));
-                            checks.check(e.path, e.references, drv);
-                            graph.add(e.path, drv);
+                            const same = knownGraph?.get(e.path);
+                            if (same === undefined)
+                                throw new errors_NixPlanError('internal', `the derivation '${e.path}' was neither parsed nor known`);
+                            graph.addFrom(knownGraph, same);
                         }
                     }
                     if (keep) {
@@ -13386,7 +13517,10 @@ async function readBundleSide(path, options, deps) {
         finally {
             task.done();
         }
-        checks.finish();
+        const facts = {
+            ...bundleFacts(manifest, digest, signatures),
+            ...(report.noCheckSigs && { noCheckSigs: true, unproven: report.unproven }),
+        };
         return {
             side: {
                 kind: 'bundle',
@@ -13398,6 +13532,7 @@ async function readBundleSide(path, options, deps) {
                 bundle: facts,
             },
             graph,
+            checks: report.outputChecks,
             ...(keep && { objects }),
             files: (paths) => bundleFiles(path, paths),
         };
@@ -13488,7 +13623,7 @@ async function readStoreSide(location, options, deps) {
     }
     store.setStoreDir(storeDir);
     const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
-    const known = options.known?.storeDir === storeDir ? options.known : undefined;
+    const known = options.known?.graph.storeDir === storeDir ? options.known.graph : undefined;
     const systems = new Set();
     const task = progressOf(deps).start(`reading ${drvPath}`, closure.length);
     try {
@@ -15857,7 +15992,11 @@ function changedPaths(graph, other) {
 }
 /** Reads the old and new sides and compares them; see the module comment. */
 async function diffPlanSources(oldLocation, newLocation, options, deps) {
-    const readOptions = { store: options.store, trustedKeys: options.trustedKeys };
+    const readOptions = {
+        store: options.store,
+        trustedKeys: options.trustedKeys,
+        noCheckSigs: options.noCheckSigs,
+    };
     const [oldDir, newDir] = await Promise.all([
         plan_reader_storeDirOf(oldLocation, readOptions, deps),
         plan_reader_storeDirOf(newLocation, readOptions, deps),
@@ -15868,7 +16007,7 @@ async function diffPlanSources(oldLocation, newLocation, options, deps) {
     // One side after the other: one bundle's decompression window in memory at a time, and the
     // new side takes the heads of the .drv files both plans hold from the old one.
     const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
-    const now = await readPlanSide(newLocation, { ...readOptions, known: relocate ? undefined : old.graph }, deps);
+    const now = await readPlanSide(newLocation, { ...readOptions, known: relocate ? undefined : { graph: old.graph, checks: old.checks } }, deps);
     let oldGraph = old.graph;
     let relocatedBytes;
     if (relocate) {

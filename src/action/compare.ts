@@ -8,7 +8,7 @@ import { parsePublicKey } from '../core/signing.js';
 import { readBundleHead } from '../app/inspect.js';
 import { countsText } from '../core/diff/describe.js';
 import type { PlanDiff } from '../core/diff/plan-diff.js';
-import { NixPlanError } from '../core/errors.js';
+import { NixPlanError, type ErrorCode } from '../core/errors.js';
 import type { diffPlanSources } from '../app/diff.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, TransportError, type ArtifactTransport } from '../transport/transport.js';
@@ -201,6 +201,28 @@ export interface Comparison {
   readonly missing?: string;
   /** The plan compared with: its manifest, and its signatures against the trusted keys given. */
   readonly compared?: { readonly manifest: BundleManifest; readonly trust: TrustReport };
+  /**
+   * Why there is no diff although there was a plan to compare with: one of the plans was refused
+   * as `nix-plan verify` refuses it. The summary says so instead of showing a diff, and the step
+   * fails with this error once the summary is written (`failIfRefused`).
+   */
+  readonly refused?: NixPlanError;
+}
+
+/** Errors that mean a plan was refused, as verify refuses it (not that nix-plan failed). */
+const REFUSALS: ReadonlySet<ErrorCode> = new Set([
+  'bundle',
+  'malformed',
+  'signature',
+  'closure',
+  'limit',
+  'realm',
+  'relocate',
+]);
+
+/** Fails the step whose comparison refused a plan; call once its summary says why. */
+export function failIfRefused(comparison: Comparison | undefined): void {
+  if (comparison?.refused !== undefined) throw comparison.refused;
 }
 
 /** The comparison an action's inputs ask for (its token masked), parsed before any work. */
@@ -255,12 +277,21 @@ export async function comparePlans(
     io.log.info('nothing to compare with: no earlier plan found');
     return { missing: baseline.missing };
   }
-  const diff = await deps.diffPlanSources(
-    { kind: 'bundle', path: baseline.path },
-    { kind: 'bundle', path: bundlePath },
-    { trustedKeys: settings.trustedKeys },
-    { runner: deps.runner, log: io.log, progress: io.progress },
-  );
+  let diff: PlanDiff;
+  try {
+    // Both plans are verified as verify does (output paths, proofs of build outputs, limits); the
+    // trusted keys prove build outputs and say who signed, they are not required.
+    diff = await deps.diffPlanSources(
+      { kind: 'bundle', path: baseline.path },
+      { kind: 'bundle', path: bundlePath },
+      { trustedKeys: settings.trustedKeys },
+      { runner: deps.runner, log: io.log, progress: io.progress },
+    );
+  } catch (e) {
+    if (!(e instanceof NixPlanError) || !REFUSALS.has(e.code)) throw e;
+    io.log.warn(`compared with ${baseline.path}: refused, so no diff is shown: ${e.message}`);
+    return { baseline: baseline.description, refused: e };
+  }
   io.setOutput(outputs.changed, diff.identical ? 'false' : 'true');
   io.setOutput(
     outputs.changes,

@@ -12,7 +12,7 @@ import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } 
 import { parsePlanSettings } from './settings.js';
 import { planSummary } from './summary.js';
 import { setListOutput, siblingAction } from './outputs.js';
-import { compareInputs, comparePlans, type CompareDeps } from './compare.js';
+import { compareInputs, comparePlans, failIfRefused, type CompareDeps } from './compare.js';
 
 /** What the root action needs; every member has a default that talks to the real runner. */
 export interface PlanDeps {
@@ -132,4 +132,5 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
       comparison,
     }),
   );
+  failIfRefused(comparison);
 }

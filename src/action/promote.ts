@@ -12,7 +12,7 @@ import { formatPublicKey, parsePublicKey, parseSecretKey, publicKeyOf } from '..
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
 import { PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
-import { compareInputs, comparePlans, type CompareDeps } from './compare.js';
+import { compareInputs, comparePlans, failIfRefused, type CompareDeps } from './compare.js';
 import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
 import { setListOutput, siblingAction } from './outputs.js';
@@ -173,4 +173,5 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
       comparison,
     }),
   );
+  failIfRefused(comparison);
 }

@@ -15,6 +15,7 @@ import { markdownCode } from '../core/text.js';
 import type { BuildReport } from '../app/build-report.js';
 import type { Comparison } from './compare.js';
 import { rootLabel } from './matrix.js';
+import { codeSpan } from './markdown.js';
 import { diffSection, provenanceSection } from './summary-diff.js';
 
 /** GitHub refuses step summaries above 1 MiB; ours stay within half of it. */
@@ -121,16 +122,23 @@ export function capSummary(markdown: string, budget = SUMMARY_BUDGET): string {
   return Buffer.byteLength(out) <= budget ? out : `${prefixWithin(kept, budget - 200)}\n\n…summary cut.\n`;
 }
 
+/** Most outputs listed in one cell (a root may have 1,000, each name up to 211 bytes). */
+const OUTPUTS_PER_CELL = 8;
+
+/** A root's outputs in one table cell: `name`: `path`, the first few, then how many more. */
+function outputsCell(outputs: Record<string, string>): string {
+  const all = Object.entries(outputs);
+  const shown = all
+    .slice(0, OUTPUTS_PER_CELL)
+    .map(([name, path]) => `${code(name)}: ${path === '' ? '(content-addressed)' : code(path)}`);
+  if (all.length > OUTPUTS_PER_CELL) shown.push(`and ${all.length - OUTPUTS_PER_CELL} more`);
+  return shown.join(', ');
+}
+
 function rootsTable(manifest: BundleManifest): string {
   return table(
     ['root', 'derivation', 'outputs'],
-    manifest.roots.map((r) => [
-      code(rootLabel(r)),
-      code(r.drvPath),
-      Object.entries(r.outputs)
-        .map(([name, path]) => `${code(name)}: ${path === '' ? '(content-addressed)' : code(path)}`)
-        .join(', '),
-    ]),
+    manifest.roots.map((r) => [code(rootLabel(r)), code(r.drvPath), outputsCell(r.outputs)]),
   );
 }
 
@@ -213,6 +221,12 @@ export interface PlanSummaryFacts {
 /** The comparison part of a summary: the diff, or why there was nothing to compare with. */
 export function comparisonSection(c: Comparison | undefined): string {
   if (c === undefined) return '';
+  if (c.refused !== undefined)
+    return (
+      `### Changes\n\n**Not compared: a plan was refused.** Comparing with ${c.baseline ?? 'the plan asked for'} ` +
+      `stopped because one of the two plans fails the checks \`nix-plan verify\` makes (${c.refused.code}): ` +
+      `${codeSpan(c.refused.message)}\n\nNo diff is shown, and this step fails.\n\n`
+    );
   if (c.diff !== undefined && c.baseline !== undefined)
     return `${diffSection(c.diff, { description: c.baseline })}\n`;
   return `### Changes\n\n${c.missing ?? 'nothing to compare with'}.\n\n`;
@@ -306,9 +320,7 @@ function buildSection(b: BuildReport, outPaths: Record<string, Record<string, st
         code(r.label),
         HOW[r.how],
         r.readyMs === undefined ? '—' : formatMs(r.readyMs),
-        Object.entries(outPaths[r.drvPath] ?? {})
-          .map(([name, path]) => `${code(name)}: ${code(path)}`)
-          .join(', '),
+        outputsCell(outPaths[r.drvPath] ?? {}),
       ]),
     ),
   ];

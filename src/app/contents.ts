@@ -53,7 +53,7 @@ const order = (a: PackageEntry, b: PackageEntry): number =>
 /** Verifies a bundle as it reads it and lists each root's packages. */
 export async function planContents(
   bundlePath: string,
-  options: { trustedKeys?: readonly string[] | undefined },
+  options: { trustedKeys?: readonly string[] | undefined; noCheckSigs?: boolean | undefined },
   deps: Deps,
 ): Promise<PlanContents> {
   const { side, graph } = await readPlanSide({ kind: 'bundle', path: bundlePath }, options, deps);

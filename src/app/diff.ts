@@ -17,8 +17,13 @@ import { readPlanSide, storeDirOf, type PlanLocation, type ReadSide } from './pl
 export interface DiffOptions {
   /** Nix store URI for .drv and profile sides. */
   readonly store?: string | undefined;
-  /** Public keys the bundles' signatures are checked against (reported, not required). */
+  /**
+   * Public keys the bundles' signatures are checked against: reported, not required; a verified
+   * one proves a bundle's build outputs, as in verify.
+   */
   readonly trustedKeys?: readonly string[] | undefined;
+  /** Accept build outputs no trusted signature proves (`--no-check-sigs`), counted in the facts. */
+  readonly noCheckSigs?: boolean | undefined;
   /** Explain why the derivations of this name (package name, derivation name or .drv path) differ. */
   readonly drv?: string | undefined;
   /** Derivation pairs a drill-down compares at most (default 100). */
@@ -129,7 +134,11 @@ export async function diffPlanSources(
   options: DiffOptions,
   deps: Deps,
 ): Promise<PlanDiff> {
-  const readOptions = { store: options.store, trustedKeys: options.trustedKeys };
+  const readOptions = {
+    store: options.store,
+    trustedKeys: options.trustedKeys,
+    noCheckSigs: options.noCheckSigs,
+  };
   const [oldDir, newDir] = await Promise.all([
     storeDirOf(oldLocation, readOptions, deps),
     storeDirOf(newLocation, readOptions, deps),
@@ -145,7 +154,7 @@ export async function diffPlanSources(
   const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
   const now = await readPlanSide(
     newLocation,
-    { ...readOptions, known: relocate ? undefined : old.graph },
+    { ...readOptions, known: relocate ? undefined : { graph: old.graph, checks: old.checks } },
     deps,
   );
   let oldGraph = old.graph;

@@ -10,12 +10,13 @@ import { NixPlanError } from '../core/errors.js';
 import type { BundleManifest } from '../core/bundle/manifest.js';
 import { signedBytes } from '../core/bundle/manifest.js';
 import {
-  DerivationChecks,
   exportStream,
   openBundle,
   readBundleHead,
   verifyBundle,
   type BundleSource,
+  type DerivationOutputChecks,
+  type KnownDerivations,
 } from '../core/bundle/index.js';
 import { parseDerivationHead } from '../core/derivation/index.js';
 import { readExport } from '../core/export-stream.js';
@@ -38,16 +39,24 @@ export interface PlanLocation {
 export interface ReadOptions {
   /** Nix store URI for .drv and profile sides (Nix's --store; default: Nix's default). */
   readonly store?: string | undefined;
-  /** Public keys; a bundle's signatures are reported against them (none: `not-checked`). */
+  /**
+   * Public keys; a bundle's signatures are reported against them (none: `not-checked`), and a
+   * verified one proves the bundle's build outputs, as in verify. Unlike verify, a signature is
+   * not required: who signed each side is shown instead.
+   */
   readonly trustedKeys?: readonly string[] | undefined;
+  /** Accept build outputs no trusted signature proves (`--no-check-sigs`), counting them. */
+  readonly noCheckSigs?: boolean | undefined;
   /** Keep every object's bytes (a bundle side that will be relocated). */
   readonly keepObjects?: boolean | undefined;
   /**
    * The other side, read already: a .drv at a path it holds is the same .drv (same store dir, and
-   * a .drv path is the hash of its bytes and references), so its head is taken from there instead
-   * of parsing it again. Its bytes are still checked against its path.
+   * a .drv path is the hash of its bytes and references), so its head, and the outcome of the
+   * verifier's checks of it (`checks`, when that side was a bundle), are taken from there instead
+   * of parsing and hashing it again. Its bytes are still checked against its path.
    */
-  readonly known?: PlanGraph | undefined;
+  readonly known?:
+    { readonly graph: PlanGraph; readonly checks?: DerivationOutputChecks | undefined } | undefined;
 }
 
 /** One side, read. */
@@ -56,6 +65,8 @@ export interface ReadSide {
   readonly graph: PlanGraph;
   /** With `keepObjects` on a bundle: the objects, as relocation takes them. */
   readonly objects?: RelocObject[];
+  /** A bundle side's output checks, for the other side's `known`. */
+  readonly checks?: DerivationOutputChecks | undefined;
   /**
    * The bytes of those of `paths` that are one small file (.drv, text, one-file source), and of
    * the side's other small non-.drv files (texts, one-file sources) up to FILE_BUDGET in total.
@@ -141,7 +152,7 @@ export function flatten(
 export function bundleFacts(
   manifest: BundleManifest,
   digest: string,
-  trustedKeys?: readonly string[],
+  signatures: readonly SignatureInfo[],
 ): BundleFacts {
   const v2 = manifest as BundleManifest & { createdAt?: unknown; provenance?: unknown; promotions?: unknown };
   const provenance = flatten(v2.provenance);
@@ -156,7 +167,7 @@ export function bundleFacts(
     ...(Object.keys(provenance).length > 0 && { provenance }),
     ...(manifest.relocatedFrom !== undefined && { relocatedFrom: manifest.relocatedFrom.storeDir }),
     ...(Array.isArray(v2.promotions) && { promotions: v2.promotions.length }),
-    signatures: signatureStatuses(manifest, trustedKeys),
+    signatures,
   };
 }
 
@@ -170,29 +181,40 @@ async function readBundleSide(path: string, options: ReadOptions, deps: Deps): P
   try {
     const head = await readBundleHead(source);
     const { manifest } = head;
-    const facts = bundleFacts(manifest, await digestOf(path), options.trustedKeys);
+    // Refuses a signature by a trusted key name that does not verify (the manifest was altered).
+    const signatures = signatureStatuses(manifest, options.trustedKeys);
+    const digest = await digestOf(path);
     const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
-    const checks = new DerivationChecks(manifest);
     const keep = options.keepObjects === true;
-    const known = options.known?.storeDir === manifest.storeDir ? options.known : undefined;
+    const sameDir = options.known?.graph.storeDir === manifest.storeDir ? options.known : undefined;
+    const knownGraph = sameDir?.graph;
+    const known: KnownDerivations | undefined =
+      sameDir?.checks === undefined
+        ? undefined
+        : { head: (p) => sameDir.graph.get(p), checks: sameDir.checks };
     const objects: RelocObject[] = [];
     const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
+    let report;
     try {
-      await verifyBundle(source, {
-        // Each .drv is parsed once, here, and handed to the verifier's own checks.
-        parseDerivations: false,
+      // Every check verify makes, with the same limits: each .drv is parsed (or, when the other
+      // side checked one at the same path, taken from there), its output paths computed as Nix
+      // does, build outputs proven by a trusted signature (or counted with --no-check-sigs), and
+      // no store is asked about references the bundle does not hold: they are refused, as by
+      // verify. A trusted key proves; a signature is not required (who signed is shown).
+      report = await verifyBundle(source, {
+        ...(signatures.some((s) => s.status === 'verified') && { trustedKeys: options.trustedKeys }),
+        noCheckSigs: options.noCheckSigs === true,
         keptFiles: keep ? 'copy' : 'view',
+        known,
         onEntry: (e) => {
           task.tick(1, e.nar.narSize);
           if (e.kind === 'drv') {
-            const same = known?.get(e.path);
-            if (same !== undefined) {
-              checks.checkSame(e.path, same.system, same.outputs);
-              graph.addFrom(known!, same);
-            } else {
-              const drv = parseDerivationHead(e.nar.file?.contents ?? new Uint8Array(0));
-              checks.check(e.path, e.references, drv);
-              graph.add(e.path, drv);
+            if (e.derivation !== undefined) graph.add(e.path, e.derivation);
+            else {
+              const same = knownGraph?.get(e.path);
+              if (same === undefined)
+                throw new NixPlanError('internal', `the derivation '${e.path}' was neither parsed nor known`);
+              graph.addFrom(knownGraph!, same);
             }
           }
           if (keep) {
@@ -216,7 +238,10 @@ async function readBundleSide(path: string, options: ReadOptions, deps: Deps): P
     } finally {
       task.done();
     }
-    checks.finish();
+    const facts: BundleFacts = {
+      ...bundleFacts(manifest, digest, signatures),
+      ...(report.noCheckSigs && { noCheckSigs: true, unproven: report.unproven }),
+    };
     return {
       side: {
         kind: 'bundle',
@@ -228,6 +253,7 @@ async function readBundleSide(path: string, options: ReadOptions, deps: Deps): P
         bundle: facts,
       },
       graph,
+      checks: report.outputChecks,
       ...(keep && { objects }),
       files: (paths) => bundleFiles(path, paths),
     };
@@ -326,7 +352,7 @@ async function readStoreSide(location: PlanLocation, options: ReadOptions, deps:
   }
   store.setStoreDir(storeDir);
   const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
-  const known = options.known?.storeDir === storeDir ? options.known : undefined;
+  const known = options.known?.graph.storeDir === storeDir ? options.known.graph : undefined;
   const systems = new Set<string>();
   const task = progressOf(deps).start(`reading ${drvPath}`, closure.length);
   try {

@@ -1,6 +1,15 @@
 // `nix-plan diff`: its options, help and how its arguments become a comparison of two plans.
 import type { PlanLocation } from '../app/plan-reader.js';
-import { list, onePositional, readKeys, str, usageError, type OptionSpec, type ParsedArgs } from './args.js';
+import {
+  flag,
+  list,
+  onePositional,
+  readKeys,
+  str,
+  usageError,
+  type OptionSpec,
+  type ParsedArgs,
+} from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { formatDiff } from './diff-format.js';
 
@@ -10,6 +19,7 @@ export interface CommandKit {
   noRest(args: ParsedArgs, command: string): void;
   readonly store: OptionSpec;
   readonly trustedKey: OptionSpec;
+  readonly noCheckSigs: OptionSpec;
 }
 
 /** A bundle file, or a .drv store path (anything ending in `.drv`). */
@@ -23,7 +33,7 @@ export function diffCommand(kit: CommandKit): Omit<Command, 'parse'> {
     name: 'diff',
     summary: 'show what changes between two plans, package by package, before anything is built',
     usage: [
-      'nix-plan diff OLD NEW [--drv NAME] [--trusted-key KEY…] [--json]',
+      'nix-plan diff OLD NEW [--drv NAME] [--trusted-key KEY…] [--no-check-sigs] [--json]',
       'nix-plan diff --profile PATH NEW [--drv NAME] [--store URI]',
     ],
     description:
@@ -33,8 +43,11 @@ export function diffCommand(kit: CommandKit): Omit<Command, 'parse'> {
       'per root and in total, plus the plan facts that differ (store dir, provenance, signatures). A plan for ' +
       "another store dir is relocated into NEW's first, so a promoted plan compares with its original as the same " +
       'plan in another realm. --drv NAME explains why the derivations of that package (or derivation name, or ' +
-      '.drv path) differ: outputs, builder, arguments, environment, inputs, following changed inputs. Bundles are ' +
-      'verified as they are read; nothing is imported or built.',
+      '.drv path) differ: outputs, builder, arguments, environment, inputs, following changed inputs. Each bundle ' +
+      'is verified as it is read, as verify does (no store is asked: a path it refers to but does not hold is ' +
+      'refused), and refused with the same exit code: its build outputs need a signature by a --trusted-key, or ' +
+      '--no-check-sigs, which shows them as unproven. A signature is not required of a plan without build ' +
+      'outputs: who signed each side is shown. Nothing is imported or built.',
     options: {
       profile: {
         type: 'string',
@@ -48,6 +61,7 @@ export function diffCommand(kit: CommandKit): Omit<Command, 'parse'> {
       },
       store: kit.store,
       'trusted-key': kit.trustedKey,
+      'no-check-sigs': kit.noCheckSigs,
     },
     examples: [
       'nix-plan diff main.nixplan pr.nixplan',
@@ -72,12 +86,17 @@ export function diffCommand(kit: CommandKit): Omit<Command, 'parse'> {
         old = locate(args.positionals[0] ?? '');
         now = locate(args.positionals[1] ?? '');
       }
+      const trustedKeys = await readKeys(list(args, 'trusted-key'));
+      const noCheckSigs = flag(args, 'no-check-sigs');
+      if (noCheckSigs && trustedKeys.length === 0)
+        ctx.deps.log.warn('--no-check-sigs: showing plans whose build outputs no trusted key vouches for');
       const result = await ctx.useCases.diffPlanSources(
         old,
         now,
         {
           store: str(args, 'store'),
-          trustedKeys: await readKeys(list(args, 'trusted-key')),
+          trustedKeys,
+          noCheckSigs,
           drv: str(args, 'drv'),
         },
         ctx.deps,

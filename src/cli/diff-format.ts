@@ -28,7 +28,7 @@ function sideLine(mark: string, s: PlanSide): string {
   const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
   const parts = [`${what} for ${t(s.storeDir)}`, `${n(s.derivations)} derivations`];
   if (s.bundle !== undefined) {
-    parts.push(signatureText(s.bundle.signatures));
+    parts.push(signatureText(s.bundle.signatures, s.bundle));
     if (s.bundle.createdAt !== undefined) parts.push(`evaluated ${t(s.bundle.createdAt)}`);
   }
   return `${mark} ${t(s.source)} (${parts.join('; ')})`;
@@ -199,6 +199,8 @@ export function drvLines(d: DrvDiff, indent: string): string[] {
 /** `inspect --contents`: each root's packages in aligned columns. */
 export function formatContents(c: PlanContents): string {
   const lines: string[] = [];
+  const b = c.plan.bundle;
+  if (b?.noCheckSigs === true) lines.push(`trust: ${t(signatureText(b.signatures, b))}`);
   for (const r of c.roots) {
     lines.push(`packages of ${t(r.label)} (${n(r.packages.length)} derivations):`);
     const rows = r.packages.map((p) => [

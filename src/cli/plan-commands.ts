@@ -98,13 +98,15 @@ export const inspectCommand = define({
   name: 'inspect',
   operand: BUNDLE,
   summary: 'show what a bundle holds (touches no store)',
-  usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…]] [--json]'],
+  usage: ['nix-plan inspect BUNDLE [--contents [--trusted-key KEY…] [--no-check-sigs]] [--json]'],
   description:
     'Reads the manifest and prints the roots, counts and sizes. Checks the manifest, not the stream: use verify for that. ' +
-    'With --contents it also reads (and verifies) the whole bundle and lists the packages of each root: name, version, outputs, system.',
+    'With --contents it also reads the whole bundle, verified as verify does (build outputs need a --trusted-key ' +
+    'signature, or --no-check-sigs), and lists the packages of each root: name, version, outputs, system.',
   options: {
     contents: { type: 'boolean', help: "list each root's packages (reads and verifies the whole bundle)" },
     'trusted-key': TRUSTED_KEY,
+    'no-check-sigs': NO_CHECK_SIGS,
   },
   examples: [
     'nix-plan inspect hello.nixplan',
@@ -121,7 +123,7 @@ export const inspectCommand = define({
     }
     const contents = await ctx.useCases.planContents(
       bundle,
-      { trustedKeys: await readKeys(list(args, 'trusted-key')) },
+      { trustedKeys: await readKeys(list(args, 'trusted-key')), noCheckSigs: flag(args, 'no-check-sigs') },
       ctx.deps,
     );
     print(ctx, args, { ...result, contents }, () => formatInspect(result) + formatContents(contents));
@@ -129,7 +131,9 @@ export const inspectCommand = define({
 });
 
 /** `nix-plan diff`. */
-export const diffPlansCommand = define(diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY }));
+export const diffPlansCommand = define(
+  diffCommand({ print, noRest, store: STORE, trustedKey: TRUSTED_KEY, noCheckSigs: NO_CHECK_SIGS }),
+);
 
 /** `nix-plan verify`. */
 export const verifyCommand = define({

@@ -146,6 +146,9 @@ describe('manifest version 2', () => {
     expect(manifestSigners(m, [pub, impostor])).toEqual([{ key: 'ci-1', fingerprint: keyFingerprint(pub) }]);
     expect(keyFingerprint(pub)).toBe(`sha256:${toHex(sha256(pub.key))}`);
     expect(manifestSigners(m, [])).toEqual([]);
+    // The list is not signed: a valid signature repeated (by anyone) still names its key once.
+    const repeated = { ...m, signatures: Array.from({ length: 64 }, () => m.signatures[0]!) };
+    expect(manifestSigners(repeated, [pub])).toEqual([{ key: 'ci-1', fingerprint: keyFingerprint(pub) }]);
   });
 
   test('version 1 is still read, and refuses the version-2 fields', () => {

@@ -23,7 +23,10 @@ import {
   outputNamed,
   parseDerivation,
   type Derivation,
+  type DerivationHead,
+  type DerivationLayout,
   type DerivationSpans,
+  type DerivationTail,
 } from '../derivation/index.js';
 
 /** What a derivation of the plan declares about one of its output paths. */
@@ -123,6 +126,96 @@ export class DerivationOutputChecks {
     const missing = drv.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
     if (missing.length === 0) return this.checkNow(drvPath, drv, bytes, spans);
     return this.readFromStore(missing, drvPath).then(() => this.checkNow(drvPath, drv, bytes, spans));
+  }
+
+  /**
+   * `check` for a .drv parsed for its head and where the rest is (`parseDerivationSpans`, which
+   * validates it as `parseDerivation` does; `layout` as it filled it): the usual kind, an
+   * input-addressed .drv with a variable named after each output, is checked on its bytes without
+   * making its environment; any other kind, and one whose check fails, is parsed whole and checked
+   * as `check` does (with its errors).
+   */
+  checkSpans(
+    drvPath: string,
+    head: DerivationHead,
+    tail: DerivationTail,
+    bytes: Uint8Array,
+    layout: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+  ): void | Promise<void> {
+    const missing = head.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
+    if (missing.length === 0) return this.checkSpansNow(drvPath, head, tail, bytes, layout);
+    return this.readFromStore(missing, drvPath).then(() =>
+      this.checkSpansNow(drvPath, head, tail, bytes, layout),
+    );
+  }
+
+  private checkSpansNow(
+    drvPath: string,
+    head: DerivationHead,
+    tail: DerivationTail,
+    bytes: Uint8Array,
+    layout: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+  ): void {
+    if (this.filledInPlace(drvPath, head, tail, bytes, layout)) return;
+    const spans: DerivationSpans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
+    this.checkNow(drvPath, parseDerivation(bytes, spans), bytes, spans);
+  }
+
+  /**
+   * Whether the .drv is input-addressed, holds a variable named after each output, and is
+   * exactly its outputs filled in as Nix fills them (`hasher.checkFilled`): then it is recorded and
+   * its outputs declared, as `checkInputAddressed` does when it passes. Anything else is left to
+   * `checkNow`, which says what is wrong.
+   */
+  private filledInPlace(
+    drvPath: string,
+    head: DerivationHead,
+    tail: DerivationTail,
+    bytes: Uint8Array,
+    layout: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+  ): boolean {
+    if (head.version !== undefined || head.outputs.some((o) => o.hashAlgo !== '')) return false;
+    const holes: { start: number; end: number; output: string }[] = [];
+    tail.keys.forEach((key, i) => {
+      const o = outputNamed(head.outputs, key);
+      if (o !== undefined)
+        holes.push({ start: tail.values[2 * i]!, end: tail.values[2 * i + 1]!, output: o.name });
+    });
+    if (holes.length !== head.outputs.length) return false; // keys are unique: one lacks its variable
+    let filled: FilledDerivation | undefined;
+    try {
+      filled = this.hasher.checkFilled(bytes, layout, holes, head, drvName(drvPath));
+    } catch {
+      return false; // checkNow throws it again, naming the .drv
+    }
+    if (filled === undefined) return false;
+    for (const o of head.outputs) this.declare(o.path, { drvPath, output: o.name });
+    this.hasher.record(drvPath, head, filled.hash);
+    for (const [p] of this.fromStore) if (this.hasher.has(p)) this.fromStore.delete(p);
+    return true;
+  }
+
+  /** Whether the .drv at `drvPath` was checked here (or its check adopted). */
+  checked(drvPath: string): boolean {
+    return this.hasher.has(drvPath);
+  }
+
+  /**
+   * Takes the check of the .drv at `drvPath` from `other`, the checks of a plan of the same store
+   * dir that checked a .drv at that path: a .drv path is the hash of its bytes and references,
+   * and its inputs are named by their paths, so the outcome is the same. Its modulo hash and the
+   * outputs it declares (`outputs`, from its head) are recorded as if it was checked here, without
+   * hashing it again; false when `other` did not check it.
+   */
+  adopt(
+    drvPath: string,
+    outputs: readonly { readonly path: string }[],
+    other: DerivationOutputChecks,
+  ): boolean {
+    if (!this.hasher.adopt(drvPath, other.hasher)) return false;
+    for (const o of outputs)
+      for (const d of other.declarations(o.path)) if (d.drvPath === drvPath) this.declare(o.path, d);
+    return true;
   }
 
   /** Which derivation of the plan declares `path` as an output (with `indexOutputs`; the first one). */

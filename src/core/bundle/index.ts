@@ -10,4 +10,11 @@ export * from './limits.js';
 export * from './closure-check.js';
 export * from './policy.js';
 export * from './trust-report.js';
-export { verifyBundle, type VerifyOptions, type VerifyReport } from './reader.js';
+export {
+  verifyBundle,
+  type CheckedEntry,
+  type KnownDerivations,
+  type VerifyOptions,
+  type VerifyReport,
+} from './reader.js';
+export { DerivationOutputChecks } from './drv-outputs.js';

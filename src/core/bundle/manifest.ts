@@ -176,12 +176,20 @@ export function verifyManifestSignatures(manifest: BundleManifest, trusted: read
 export function manifestSigners(manifest: BundleManifest, trusted: readonly PublicKey[]): PromotionSigner[] {
   const message = signedBytes(manifest);
   const signers: PromotionSigner[] = [];
+  // The signature list is not signed: anyone may repeat a valid signature in it. Each key counts once.
+  const seen = new Set<string>();
   for (const s of manifest.signatures) {
     const sig = parseNamedSignature(`${s.key}:${s.sig}`);
     if (sig === undefined) continue;
-    for (const k of trusted)
-      if (k.name === sig.name && verifyRaw(k, message, sig.bytes))
-        signers.push({ key: k.name, fingerprint: keyFingerprint(k) });
+    for (const k of trusted) {
+      if (k.name !== sig.name) continue;
+      const signer = { key: k.name, fingerprint: keyFingerprint(k) };
+      const id = `${signer.key} ${signer.fingerprint}`;
+      if (!seen.has(id) && verifyRaw(k, message, sig.bytes)) {
+        seen.add(id);
+        signers.push(signer);
+      }
+    }
   }
   return signers;
 }

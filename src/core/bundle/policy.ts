@@ -7,10 +7,10 @@ import { compareBytes } from '../bytes.js';
 import { identifyContentAddress } from '../content-address.js';
 import {
   derivationReferences,
-  parseDerivation,
-  type Derivation,
+  parseDerivationSpans,
   type DerivationHead,
-  type DerivationSpans,
+  type DerivationLayout,
+  type DerivationTail,
 } from '../derivation/index.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
@@ -130,7 +130,12 @@ export function classifyEntry(
   manifest: BundleManifest,
   limits: Partial<ExportLimits>,
   derivations: DerivationChecks | undefined,
-  onDerivation?: (drv: Derivation, bytes: Uint8Array, spans: DerivationSpans) => void,
+  onDerivation?: (
+    head: DerivationHead,
+    tail: DerivationTail,
+    bytes: Uint8Array,
+    layout: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+  ) => void,
 ): VerifiedEntry {
   const ca = identifyContentAddress(
     {
@@ -151,10 +156,12 @@ export function classifyEntry(
       throw bad(`'${entry.path}' is not the hash of its contents and references: the bundle was altered`);
     if (derivations !== undefined) {
       const bytes = entry.nar.file?.contents ?? new Uint8Array(0);
-      const spans: DerivationSpans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
-      const drv = parseDerivation(bytes, spans);
-      derivations.check(entry.path, entry.references, drv);
-      onDerivation?.(drv, bytes, spans);
+      // Validated whole as parseDerivation validates it; its environment is not made (the output
+      // checks read what they need of it from the bytes).
+      const layout = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0 };
+      const { head, tail } = parseDerivationSpans(bytes, layout);
+      derivations.check(entry.path, entry.references, head);
+      onDerivation?.(head, tail, bytes, layout);
     }
     return { ...entry, kind: 'drv', ca: ca.ca };
   }

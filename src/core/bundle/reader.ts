@@ -13,7 +13,7 @@ import type { PublicKey } from '../signing.js';
 import type { FrameInfo } from './frame.js';
 import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
-import type { Derivation, DerivationSpans } from '../derivation/index.js';
+import type { DerivationHead, DerivationLayout, DerivationTail } from '../derivation/index.js';
 import { DerivationOutputChecks, type StoreDerivationReader } from './drv-outputs.js';
 import { ClosureCheck } from './closure-check.js';
 import { DEFAULT_READER_LIMITS, checkSizeLimits, exportLimitsFor, type ReaderLimits } from './limits.js';
@@ -57,7 +57,7 @@ export interface VerifyOptions {
   readonly noCheckSigs?: boolean | undefined;
   readonly limits?: Partial<ReaderLimits> | undefined;
   /** Called for each entry once it is checked (the bundle as a whole is valid only at the end). */
-  readonly onEntry?: ((entry: VerifiedEntry) => void | Promise<void>) | undefined;
+  readonly onEntry?: ((entry: CheckedEntry) => void | Promise<void>) | undefined;
   /**
    * The raw NAR bytes of entry `index`, before the entry is checked and handed to `onEntry`
    * (chunks may be views of a larger buffer: copy what is kept).
@@ -83,6 +83,33 @@ export interface VerifyOptions {
    * call `derivations.finish()`; the bundle is valid only then.
    */
   readonly parseDerivations?: boolean | undefined;
+  /**
+   * .drv files a verification of another plan of the same store dir checked (a diff's other
+   * side): one at a path it holds is checked against its path as every entry is, and its other
+   * checks (against the manifest, its output paths as Nix computes them) are taken from there
+   * instead of parsing and hashing it again. Used only with `parseDerivations`.
+   */
+  readonly known?: KnownDerivations | undefined;
+}
+
+/** The .drv files a verification checked, for `VerifyOptions.known`. */
+export interface KnownDerivations {
+  /** The system and outputs of the .drv checked at `drvPath`, or undefined. */
+  head(drvPath: string): { readonly system: string; readonly outputs: readonly OutputHead[] } | undefined;
+  /** That verification's output checks (`VerifyReport.outputChecks`). */
+  readonly checks: DerivationOutputChecks;
+}
+
+/** An output of a .drv: its name and path ("" when known only once built). */
+interface OutputHead {
+  readonly name: string;
+  readonly path: string;
+}
+
+/** An entry as `onEntry` gets it: a .drv parsed here comes with its parsed form. */
+export interface CheckedEntry extends VerifiedEntry {
+  /** The head of a .drv parsed (and checked) here; undefined for other entries and `known` ones. */
+  readonly derivation?: DerivationHead | undefined;
 }
 
 /** The outcome of a successful verification (a failed one throws). */
@@ -105,6 +132,8 @@ export interface VerifyReport {
   readonly frame: Pick<FrameInfo, 'windowSize' | 'blocks'>;
   /** With `parseDerivations: false`, the checks of the .drv files left to the caller. */
   readonly derivations?: DerivationChecks | undefined;
+  /** With `parseDerivations`, the output checks of its .drv files (for `VerifyOptions.known`). */
+  readonly outputChecks?: DerivationOutputChecks | undefined;
 }
 
 /**
@@ -145,6 +174,8 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
         indexOutputs: true,
       })
     : undefined;
+  const known =
+    outputs !== undefined && options.known?.checks.storeDir === manifest.storeDir ? options.known : undefined;
   const noCheckSigs = options.noCheckSigs === true;
   const proofs = new PathProofs({
     include: manifest.include,
@@ -167,9 +198,16 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   let frame: FrameInfo | undefined;
   const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
   const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
-  let parsed: { drv: Derivation; bytes: Uint8Array; spans: DerivationSpans } | undefined;
-  const onDerivation = (drv: Derivation, bytes: Uint8Array, spans: DerivationSpans): void => {
-    parsed = { drv, bytes, spans };
+  type Layout = Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>;
+  type Parsed = { head: DerivationHead; tail: DerivationTail; bytes: Uint8Array; layout: Layout };
+  let parsed: Parsed | undefined;
+  const onDerivation = (
+    head: DerivationHead,
+    tail: DerivationTail,
+    bytes: Uint8Array,
+    layout: Layout,
+  ): void => {
+    parsed = { head, tail, bytes, layout };
   };
   for await (const entry of readExport(data, exportLimits, {
     storeDir: manifest.storeDir,
@@ -178,16 +216,23 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   })) {
     closure.arrive(entry.path);
     parsed = undefined;
+    const same =
+      known !== undefined && entry.path.endsWith('.drv') && known.checks.checked(entry.path)
+        ? known.head(entry.path)
+        : undefined;
     const verified = classifyEntry(
       entry,
       manifest,
       exportLimits,
-      parseDerivations ? derivations : undefined,
+      parseDerivations && same === undefined ? derivations : undefined,
       onDerivation,
     );
-    if (outputs !== undefined && parsed !== undefined) {
-      const { drv, bytes, spans } = parsed;
-      const pending = outputs.check(entry.path, drv, bytes, spans);
+    const drv = parsed as Parsed | undefined; // set by classifyEntry, through onDerivation
+    if (same !== undefined) {
+      derivations.checkSame(entry.path, same.system, same.outputs);
+      outputs!.adopt(entry.path, same.outputs, known!.checks);
+    } else if (outputs !== undefined && drv !== undefined) {
+      const pending = outputs.checkSpans(entry.path, drv.head, drv.tail, drv.bytes, drv.layout);
       if (pending !== undefined) await pending;
     }
     proofs.entry(entry.path, verified.kind, entry.deriver);
@@ -195,7 +240,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     counts[verified.kind]++;
     narBytes[verified.kind] += entry.nar.narSize;
     checkRunningTotals(manifest, verified.kind, counts, narBytes, source.name);
-    await options.onEntry?.(verified);
+    await options.onEntry?.(drv === undefined ? verified : { ...verified, derivation: drv.head });
   }
   checkTotals(manifest, { counts, narBytes, has: (p) => closure.has(p) }, source.name);
   if (parseDerivations) derivations.finish();
@@ -220,6 +265,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     declaredOutputs: () => outputs?.declaredPaths() ?? [],
     frame: { windowSize: frame.windowSize, blocks: frame.blocks },
     ...(!parseDerivations && { derivations }),
+    ...(outputs !== undefined && { outputChecks: outputs }),
   };
 }
 

@@ -141,6 +141,18 @@ export class DerivationHasher {
     return this.memo.has(drvPath);
   }
 
+  /**
+   * Takes the modulo hash of `drvPath` from `other`, a hasher of the same store dir that hashed a
+   * .drv at that path (a .drv path is the hash of its bytes and references, and its inputs are
+   * named by their paths, so the hash is the same); false when `other` has none.
+   */
+  adopt(drvPath: string, other: DerivationHasher): boolean {
+    const memo = other.storeDir === this.storeDir ? other.memo.get(drvPath) : undefined;
+    if (memo === undefined) return false;
+    this.memo.set(drvPath, memo);
+    return true;
+  }
+
   /** Output paths the derivation must have: masks it, hashes it, fills outputs. */
   outputPaths(drv: Derivation, drvName: string): Map<string, string> {
     const fixed = this.fixedOutputPaths(drv, drvName);

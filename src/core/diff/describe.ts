@@ -72,16 +72,20 @@ export function countsText(c: PackageCounts): string {
 
 /**
  * A bundle's signature status in the words every front end uses (core/bundle/trust-report.ts):
- * "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned".
+ * "verified: signed by trusted key ci", "signatures: 2 (not verified)", "unsigned", or, read with
+ * --no-check-sigs and no trusted signature, "NOT CHECKED (--no-check-sigs): 3 unproven paths".
  */
-export function signatureText(signatures: readonly SignatureInfo[] | undefined): string {
+export function signatureText(
+  signatures: readonly SignatureInfo[] | undefined,
+  proof: { readonly noCheckSigs?: boolean; readonly unproven?: number } = {},
+): string {
   if (signatures === undefined) return 'not a bundle (no signatures)';
   const report: TrustReport = {
     keysGiven: signatures.some((s) => s.status !== 'not-checked'),
     verifiedBy: signatures.filter((s) => s.status === 'verified').map((s) => s.key),
     signatures: [...signatures],
-    noCheckSigs: false,
-    unproven: 0,
+    noCheckSigs: proof.noCheckSigs === true,
+    unproven: proof.unproven ?? 0,
   };
   return trustStatus({ signatures: signatures.map((s) => ({ key: s.key, sig: '' })) }, report);
 }

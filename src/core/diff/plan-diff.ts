@@ -37,6 +37,10 @@ export interface BundleFacts {
   /** How many times it was promoted (manifest v2 `promotions`). */
   readonly promotions?: number;
   readonly signatures: readonly SignatureInfo[];
+  /** Set when the side was read with `--no-check-sigs`: build outputs were not required to be proven. */
+  readonly noCheckSigs?: boolean;
+  /** With `noCheckSigs`: build outputs no trusted signature proves, accepted unproven. */
+  readonly unproven?: number;
 }
 
 /** One side of a diff. */

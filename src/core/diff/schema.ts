@@ -74,6 +74,8 @@ export const PLAN_DIFF_JSON_SCHEMA: Schema = {
             provenance: { type: 'object', additionalProperties: str },
             relocatedFrom: str,
             promotions: int,
+            noCheckSigs: { const: true },
+            unproven: int,
           },
         ),
       },
