@@ -54,6 +54,29 @@ export function failedOutcome(code: ErrorCode): HostOutcome {
 }
 
 /**
+ * What a host's result says of the error that ended it: the outcome its code stands for, the
+ * error, and the generations the host reported with it (an activation error carries them).
+ */
+export function hostFailure(e: unknown): Pick<
+  HostResult,
+  'outcome' | 'generation' | 'previousGeneration' | 'currentSystem'
+> & {
+  readonly error: { readonly code: ErrorCode; readonly message: string };
+} {
+  const code: ErrorCode = e instanceof NixPlanError ? e.code : 'internal';
+  const report = (e as { report?: { current?: string; previous?: string; currentSystem?: string } }).report;
+  return {
+    outcome: failedOutcome(code),
+    ...(report !== undefined && {
+      generation: generationOfLink(report.current),
+      previousGeneration: generationOfLink(report.previous),
+      currentSystem: report.currentSystem,
+    }),
+    error: { code, message: stringifyError(e) },
+  };
+}
+
+/**
  * The trust rules of import, here before anything is sent: the verifier proves every path (a
  * .drv, text or source by its content; a build output only by a trusted key's signature) and
  * refuses what nothing proves, unless the user opted out. Even then, a plan with unproven build
@@ -244,24 +267,10 @@ export async function deployPlan(
           };
         } catch (e) {
           failed = true;
-          const code: ErrorCode = e instanceof NixPlanError ? e.code : 'internal';
-          const message = stringifyError(e);
-          const report = (e as { report?: { current?: string; previous?: string; currentSystem?: string } })
-            .report;
+          const failure = hostFailure(e);
           // A session stopped because the plan was refused here says nothing of the host.
-          if (options.hosts.length > 1 && !stopping.signal.aborted) out.log.warn(message);
-          return {
-            ...base,
-            outcome: failedOutcome(code),
-            ...(report !== undefined && {
-              generation: generationOfLink(report.current),
-              previousGeneration: generationOfLink(report.previous),
-              currentSystem: report.currentSystem,
-            }),
-            changes,
-            seconds: (performance.now() - started) / 1000,
-            error: { code, message },
-          };
+          if (options.hosts.length > 1 && !stopping.signal.aborted) out.log.warn(failure.error.message);
+          return { ...base, ...failure, changes, seconds: (performance.now() - started) / 1000 };
         } finally {
           out.done();
         }

@@ -1,12 +1,12 @@
 // deployRollback: `nix-plan deploy --rollback` — each host goes back one generation of its profile
 // over SSH, with a deploy's safety (rollback.ts), in parallel as a deploy's hosts are.
-import { NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.js';
+import { NixPlanError } from '../../core/errors.js';
 import { HostProgram } from '../../nix/host-program.js';
 import { SshHost, formatSshTarget, type SshTarget } from '../../nix/ssh.js';
 import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT } from './activation.js';
 import type { HostChanges } from './changes.js';
 import { checkProbe } from './host.js';
-import { defaultOutputs, failedOutcome, generationOfLink, OUTCOME } from './index.js';
+import { defaultOutputs, hostFailure, OUTCOME } from './index.js';
 import { pool } from './pool.js';
 import { rollBackHost, type RollbackStep } from './rollback.js';
 import {
@@ -92,26 +92,17 @@ export async function deployRollback(options: RollbackOptions, deps: DeployDeps)
         };
       } catch (e) {
         failed = true;
-        const code: ErrorCode = e instanceof NixPlanError ? e.code : 'internal';
-        const message = stringifyError(e);
-        const report = (e as { report?: { current?: string; previous?: string; currentSystem?: string } })
-          .report;
-        if (options.hosts.length > 1) out.log.warn(message);
+        const failure = hostFailure(e);
+        if (options.hosts.length > 1) out.log.warn(failure.error.message);
         return {
           ...base,
           ...(step !== undefined && {
             system: step.toSystem,
             rollback: { from: step.fromGeneration, to: step.to },
           }),
-          outcome: failedOutcome(code),
-          ...(report !== undefined && {
-            generation: generationOfLink(report.current),
-            previousGeneration: generationOfLink(report.previous),
-            currentSystem: report.currentSystem,
-          }),
+          ...failure,
           changes,
           seconds: (performance.now() - started) / 1000,
-          error: { code, message },
         };
       } finally {
         out.done();
