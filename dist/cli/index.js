@@ -11070,6 +11070,23 @@ function failedOutcome(code) {
     return 'failed';
 }
 /**
+ * What a host's result says of the error that ended it: the outcome its code stands for, the
+ * error, and the generations the host reported with it (an activation error carries them).
+ */
+function hostFailure(e) {
+    const code = e instanceof errors_NixPlanError ? e.code : 'internal';
+    const report = e.report;
+    return {
+        outcome: failedOutcome(code),
+        ...(report !== undefined && {
+            generation: generationOfLink(report.current),
+            previousGeneration: generationOfLink(report.previous),
+            currentSystem: report.currentSystem,
+        }),
+        error: { code, message: stringifyError(e) },
+    };
+}
+/**
  * The trust rules of import, here before anything is sent: the verifier proves every path (a
  * .drv, text or source by its content; a build output only by a trusted key's signature) and
  * refuses what nothing proves, unless the user opted out. Even then, a plan with unproven build
@@ -11237,25 +11254,11 @@ async function deployPlan(bundlePath, options, deps) {
             }
             catch (e) {
                 failed = true;
-                const code = e instanceof errors_NixPlanError ? e.code : 'internal';
-                const message = stringifyError(e);
-                const report = e
-                    .report;
+                const failure = hostFailure(e);
                 // A session stopped because the plan was refused here says nothing of the host.
                 if (options.hosts.length > 1 && !stopping.signal.aborted)
-                    out.log.warn(message);
-                return {
-                    ...base,
-                    outcome: failedOutcome(code),
-                    ...(report !== undefined && {
-                        generation: generationOfLink(report.current),
-                        previousGeneration: generationOfLink(report.previous),
-                        currentSystem: report.currentSystem,
-                    }),
-                    changes,
-                    seconds: (performance.now() - started) / 1000,
-                    error: { code, message },
-                };
+                    out.log.warn(failure.error.message);
+                return { ...base, ...failure, changes, seconds: (performance.now() - started) / 1000 };
             }
             finally {
                 out.done();
@@ -13172,27 +13175,18 @@ async function deployRollback(options, deps) {
         }
         catch (e) {
             failed = true;
-            const code = e instanceof errors_NixPlanError ? e.code : 'internal';
-            const message = stringifyError(e);
-            const report = e
-                .report;
+            const failure = hostFailure(e);
             if (options.hosts.length > 1)
-                out.log.warn(message);
+                out.log.warn(failure.error.message);
             return {
                 ...base,
                 ...(step !== undefined && {
                     system: step.toSystem,
                     rollback: { from: step.fromGeneration, to: step.to },
                 }),
-                outcome: failedOutcome(code),
-                ...(report !== undefined && {
-                    generation: generationOfLink(report.current),
-                    previousGeneration: generationOfLink(report.previous),
-                    currentSystem: report.currentSystem,
-                }),
+                ...failure,
                 changes,
                 seconds: (performance.now() - started) / 1000,
-                error: { code, message },
             };
         }
         finally {
