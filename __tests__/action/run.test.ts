@@ -22,7 +22,7 @@ import { Builder } from '../support/closure-builder.js';
 import { SYSTEM } from '../support/nix.js';
 import type { Derivation } from '../../src/core/derivation/index.js';
 import { sha256, toHex } from '../../src/core/hash.js';
-import { generateKeyPair } from '../../src/core/signing.js';
+import { generateKeyPair, parseSecretKey } from '../../src/core/signing.js';
 import type { BundleManifest } from '../../src/core/bundle/manifest.js';
 import {
   DEFAULT_ARTIFACT_NAME,
@@ -196,65 +196,95 @@ describe('the root action', () => {
     expect(rec.summary[0]).toContain(digest.slice('sha256:'.length, 'sha256:'.length + 12));
   });
 
-  test('compare-to a plan verify would refuse: the summary says so instead of a diff, and the step fails', async () => {
-    // Real plans, verified by the real diff: one .drv each; the forged one names an output path Nix
-    // would not compute for it (its own path recomputed, so only that check can catch it).
-    async function plan(name: string, edit?: (d: Derivation) => void): Promise<Uint8Array> {
-      const b = new Builder(STORE);
-      const drv = await b.drv(name, { system: SYSTEM, ...(edit !== undefined && { edit }) });
-      const exportBytes = encodeExport(
-        b.objects.map((o) => ({
-          path: o.path,
-          references: o.references,
-          deriver: '',
-          nar: narOfFile(o.contents!),
-        })),
-      );
-      const root = { attribute: name, drvPath: drv, outputs: { out: b.outPath(drv) } };
-      return bundleOf(await draftFor(exportBytes, STORE, [root]), exportBytes).bytes;
-    }
-    const wrong = `${STORE}/${'0'.repeat(32)}-hello-2.12`;
-    const files = {
-      mine: await plan('hello-2.13'),
-      honest: await plan('hello-2.12'),
-      forged: await plan('hello-2.12', (d) => {
-        d.outputs[0]!.path = wrong;
-      }),
-    };
-    for (const [name, bytes] of Object.entries(files)) writeFileSync(join(dir, `${name}.nixplan`), bytes);
+  /**
+   * A real plan with one .drv (`edit` forges it, its own path recomputed), as bundle bytes; with
+   * `output`, an `outputs` plan that also holds its build output (signed by `keys`).
+   */
+  async function builtPlan(
+    name: string,
+    options: { edit?: (d: Derivation) => void; output?: string; keys?: readonly string[] } = {},
+  ): Promise<Uint8Array> {
+    const b = new Builder(STORE);
+    const drv = await b.drv(name, {
+      system: SYSTEM,
+      ...(options.edit !== undefined && { edit: options.edit }),
+    });
+    const entries = b.objects.map((o) => ({
+      path: o.path,
+      references: o.references,
+      deriver: '',
+      nar: narOfFile(o.contents!),
+    }));
+    const out = b.outPath(drv);
+    if (options.output !== undefined)
+      entries.push({ path: out, references: [], deriver: drv, nar: narOfFile(options.output) });
+    const exportBytes = encodeExport(entries);
+    const root = { attribute: name, drvPath: drv, outputs: { out } };
+    const draft = await draftFor(
+      exportBytes,
+      STORE,
+      [root],
+      options.output === undefined ? 'drvs' : 'outputs',
+    );
+    return bundleOf(draft, exportBytes, { keys: (options.keys ?? []).map(parseSecretKey) }).bytes;
+  }
+
+  /** Runs the root action, whose export writes `mine`, comparing with `compareTo`. */
+  async function planComparing(
+    mine: Uint8Array,
+    compareTo: Uint8Array,
+    inputs: Record<string, string> = {},
+  ): Promise<{ rec: Recorded; run: Promise<void> }> {
+    const baseline = join(dir, 'baseline.nixplan');
+    writeFileSync(baseline, compareTo);
     const fakeExport = ((options: Parameters<typeof exportPlan>[0]) => {
-      writeFileSync(options.output, files.mine);
+      writeFileSync(options.output, mine);
       return inspectPlan(options.output).then(({ manifest }) => ({
         bundlePath: options.output,
         manifest,
-        bundleBytes: files.mine.length,
+        bundleBytes: mine.length,
         timings: { evaluateMs: 3, collectMs: 1, writeMs: 1 },
       }));
     }) as unknown as typeof exportPlan;
-    const runWith = async (compareTo: string): Promise<{ rec: Recorded; run: Promise<void> }> => {
-      const { io, rec } = recordingIO(
-        { [PlanInput.Installables]: '.#a', [PlanInput.Upload]: 'false', [PlanInput.CompareTo]: compareTo },
-        { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
-      );
-      const run = runPlan({
-        io,
-        runner: noRunner,
-        transport: () => ({}) as never,
-        exportPlan: fakeExport,
-        diffPlanSources,
-      });
-      await run.catch(() => undefined);
-      return { rec, run };
-    };
+    const { io, rec } = recordingIO(
+      {
+        [PlanInput.Installables]: '.#a',
+        [PlanInput.Upload]: 'false',
+        [PlanInput.CompareTo]: baseline,
+        ...inputs,
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    const run = runPlan({
+      io,
+      runner: noRunner,
+      transport: () => ({}) as never,
+      exportPlan: fakeExport,
+      diffPlanSources,
+    });
+    await run.catch(() => undefined);
+    return { rec, run };
+  }
+
+  test('compare-to a plan verify would refuse: the summary says so instead of a diff, and the step fails', async () => {
+    // Real plans, verified by the real diff; the forged one names an output path Nix would not
+    // compute for its .drv (whose own path is recomputed, so only that check can catch it).
+    const wrong = `${STORE}/${'0'.repeat(32)}-hello-2.12`;
+    const mine = await builtPlan('hello-2.13');
 
     // The control: an honest plan to compare with gives a diff.
-    const honest = await runWith(join(dir, 'honest.nixplan'));
+    const honest = await planComparing(mine, await builtPlan('hello-2.12'));
     await honest.run;
     expect(honest.rec.outputs[PlanOutput.Changed]).toBe('true');
     expect(honest.rec.summary[0]).toContain('hello');
     expect(honest.rec.summary[0]).not.toContain('refused');
 
-    const forged = await runWith(join(dir, 'forged.nixplan'));
+    const forgedPlan = await builtPlan('hello-2.12', {
+      edit: (d) => {
+        d.outputs[0]!.path = wrong;
+      },
+    });
+    const forged = await planComparing(mine, forgedPlan);
     await expect(forged.run).rejects.toThrow(`has output 'out' at '${wrong}', but Nix computes`);
     expect(forged.rec.outputs[PlanOutput.Changed]).toBeUndefined();
     expect(forged.rec.summary).toHaveLength(1);
@@ -263,6 +293,28 @@ describe('the root action', () => {
     expect(summary).toContain(`has output 'out' at '${wrong}', but Nix computes`);
     expect(summary).toContain('No diff is shown, and this step fails.');
     expect(summary).not.toMatch(/version change|rebuilt|verified/i);
+  });
+
+  test("compare-to: build outputs are proven by trusted-keys or the job's own signing key, else refused", async () => {
+    const ci = generateKeyPair('ci');
+    const mine = await builtPlan('hello-2.13');
+    const withOutputs = await builtPlan('hello-2.12', { output: 'hello\n', keys: [ci.secretKey] });
+    // Signed, but by a key this job was not given: nothing proves the output.
+    const unproven = await planComparing(mine, withOutputs);
+    await expect(unproven.run).rejects.toThrow(
+      /is a build output, whose content only a signature by a trusted key/,
+    );
+    expect(unproven.rec.summary[0]).toContain('**Not compared: a plan was refused.**');
+    // The key this job signs with proves what it signed in an earlier run, as trusted-keys would.
+    for (const inputs of <Record<string, string>[]>[
+      { [PlanInput.SigningKey]: ci.secretKey },
+      { [PlanInput.TrustedKeys]: ci.publicKey },
+    ]) {
+      const proven = await planComparing(mine, withOutputs, inputs);
+      await proven.run;
+      expect(proven.rec.outputs[PlanOutput.Changed]).toBe('true');
+      expect(proven.rec.summary[0]).toContain('verified: signed by trusted key');
+    }
   });
 
   test('a bad input fails before anything is exported or set', async () => {

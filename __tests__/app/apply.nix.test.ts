@@ -176,16 +176,51 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
     expect(second.generation).toBe(2);
     expect(readlinkSync(`${profile}-2-link`)).toBe(systems['b']);
 
-    // A dry rollback runs the previous generation's script without touching the profile.
-    const dryBack = await applyPlan(undefined, { profile, action: 'dry-activate', rollback: true }, deps);
-    expect(dryBack).toMatchObject({ systemPath: systems['a'], generation: 2, profileChanged: false });
+    // A dry rollback runs the previous generation's script without touching the profile, and
+    // says first what going back changes: generation 2's system → generation 1's.
+    const dryBackRun = await cli(
+      ['apply', '--rollback', '--profile', profile, '--action', 'dry-activate', '--json'],
+      store.runner,
+    );
+    expect(dryBackRun.code).toBe(0);
+    expect(dryBackRun.err).toContain(`rolling back from generation 2 to 1 (dry-activate)`);
+    expect(dryBackRun.err).toContain(`generation 2 (${systems['b']}) → ${systems['a']}`);
+    expect(dryBackRun.err).toMatch(
+      /1 version change \(1 downgrade\), 1 added, 2 removed; closure 5 → 3 paths \(3 added, 5 removed\)/,
+    );
+    const dryBack = JSON.parse(dryBackRun.out) as Record<string, unknown>;
+    expect(dryBack).toMatchObject({
+      systemPath: systems['a'],
+      generation: 2,
+      profileChanged: false,
+      rollback: { from: 2, to: 1 },
+      changes: { status: 'changed', previous: { generation: 2, system: systems['b'] }, system: systems['a'] },
+    });
 
-    const back = await applyPlan(undefined, { profile, rollback: true }, deps);
-    expect(back).toMatchObject({ systemPath: systems['a'], generation: 1, profileChanged: true });
+    const backRun = await cli(['apply', '--rollback', '--profile', profile], store.runner);
+    expect(backRun.code).toBe(0);
+    expect(backRun.out).toContain(
+      `Changes on ${profile}: generation 2 (${systems['b']}) → ${systems['a']}\n`,
+    );
+    expect(backRun.out).toMatch(/^ {2}Version changes:\n {4}\[D\] hello +1\.1 → 1\.0$/m);
+    expect(backRun.out).toMatch(/^ {2}Removed packages:\n {4}\[R\] extra +2\.0\n/m);
+    expect(backRun.out).toContain(
+      `switch: ${systems['a']} is now ${profile} (generation 1, rolled back from 2)`,
+    );
+    expect(currentGeneration()).toBe(1);
+    // Going back makes no generation and removes none.
+    expect(readlinkSync(`${profile}-2-link`)).toBe(systems['b']);
+    // The record still names the newest plan applied (the downgrade floor) and says the profile
+    // went back from it.
+    const record = JSON.parse(readFileSync(`${profile}.nix-plan.json`, 'utf8')) as Record<string, unknown>;
+    expect(record['roots']).toEqual([expect.stringMatching(/nixos-system-b-1\.0\.drv$/)]);
+    expect(record['rolledBack']).toMatchObject({ generation: 1, system: systems['a'], from: 2 });
 
-    // Nothing before generation 1: refused, and nothing runs.
-    await expect(applyPlan(undefined, { profile, rollback: true }, deps)).rejects.toBeInstanceOf(
-      NixPlanError,
+    // Nothing before generation 1: refused by name, and nothing runs.
+    const none = await applyPlan(undefined, { profile, rollback: true }, deps).catch((e: unknown) => e);
+    expect((none as NixPlanError).code).toBe('usage');
+    expect((none as NixPlanError).message).toMatch(
+      /has no generation before the current one \(1\) to roll back to; nothing was changed/,
     );
     expect(currentGeneration()).toBe(1);
 

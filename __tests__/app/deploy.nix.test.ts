@@ -812,5 +812,158 @@ describeSsh('nix-plan deploy over SSH', () => {
         }
       },
     );
+
+    // --rollback: back one generation of the profile, with a deploy's safety. The tests above leave
+    // the main profile with generations 1 to 3 or 4 (the sudo test adds one) and the fleet's web
+    // profile with one generation, db's with none.
+    const rollback = (...extra: string[]): Promise<Run> =>
+      cli(['deploy', '--rollback', '--host', host(), '--profile', s().profile, ...ssh(), ...extra]);
+    const generationNow = (): number => generationNumber(current()) ?? 0;
+    /** The fixture label of generation `n`'s system (nixos-system-LABEL-1.0). */
+    const labelOf = (n: number): string =>
+      /nixos-system-(\w+)-1\.0$/.exec(readlinkSync(`${s().profile}-${n}-link`))?.[1] ?? '?';
+    const links = (profile: string): string[] =>
+      readdirSync(join(profile, '..'))
+        .filter((f) => /-\d+-link$/.test(f) || f === 'system')
+        .sort()
+        .map((f) => `${f} → ${readlinkSync(join(profile, '..', f), { encoding: 'utf8' })}`);
+
+    test('--rollback with nothing to go back to is refused by name, the hosts unchanged', async () => {
+      const before = await s().store.validPaths();
+      const profiles = Object.values(s().fleetProfiles);
+      const linksBefore = profiles.map((p) => (existsSync(join(p, '..')) ? links(p) : []));
+      s().control.reset();
+      server.clearSessions();
+      const run = await cli([
+        'deploy',
+        '--rollback',
+        '--host',
+        `web=${host('web')}`,
+        '--host',
+        `db=${host('db')}`,
+        '--profile',
+        'profiles/system',
+        '--keep-going',
+        '--json',
+        ...ssh(),
+      ]);
+      expect(run.code).toBe(2);
+      const result = JSON.parse(run.stdout) as {
+        rollback: boolean;
+        ok: boolean;
+        hosts: Record<string, unknown>[];
+      };
+      expect(result).toMatchObject({ rollback: true, ok: false });
+      expect(
+        result.hosts.map((h) => [h['name'], h['outcome'], (h['error'] as { code: string }).code]),
+      ).toEqual([
+        ['web', 'failed', 'usage'],
+        ['db', 'failed', 'usage'],
+      ]);
+      expect(run.stderr).toMatch(
+        /web: profile 'profiles\/system' has no generation before the current one \(1\) to roll back to; nothing was changed/,
+      );
+      expect(run.stderr).toMatch(
+        /db: profile 'profiles\/system' has no generation, so there is nothing to roll back/,
+      );
+      expect(server.sessions()).toEqual(['nix-plan-host probe', 'nix-plan-host probe']);
+      expect(profiles.map((p) => (existsSync(join(p, '..')) ? links(p) : []))).toEqual(linksBefore);
+      expect(await s().store.validPaths()).toEqual(before);
+      expect(s().control.calls()).toEqual([]);
+    });
+
+    test('--rollback whose activation fails: the generation rolled back from is re-activated, exit 13', async () => {
+      const n = generationNow();
+      const record = readFileSync(`${s().profile}.nix-plan.json`, 'utf8');
+      const linksBefore = links(s().profile);
+      s().control.reset();
+      s().control.mode(labelOf(n - 1), 'fail');
+      const run = await rollback();
+      expect(run.code).toBe(13);
+      expect(run.stderr).toMatch(
+        new RegExp(
+          `switch-to-configuration switch exited with 1: re-activated the generation rolled back from ${n}; the current generation is ${n}`,
+        ),
+      );
+      expect(current()).toBe(`system-${n}-link`);
+      expect(links(s().profile)).toEqual(linksBefore);
+      expect(s().control.calls()).toEqual([
+        `${labelOf(n - 1)} switch fail system-${n - 1}-link`,
+        `${labelOf(n)} switch ok system-${n}-link`,
+      ]);
+      expect(readFileSync(`${s().profile}.nix-plan.json`, 'utf8')).toBe(record);
+    });
+
+    test('--rollback switches back to the previous generation, says what changes, confirms', async () => {
+      const n = generationNow();
+      const record = JSON.parse(readFileSync(`${s().profile}.nix-plan.json`, 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      const from = readlinkSync(`${s().profile}-${n}-link`);
+      const to = readlinkSync(`${s().profile}-${n - 1}-link`);
+      s().control.reset();
+      server.clearSessions();
+      const run = await rollback('--json');
+      expect(run.code).toBe(0);
+      const result = JSON.parse(run.stdout) as { rollback: boolean; hosts: Record<string, unknown>[] };
+      expect(result.rollback).toBe(true);
+      expect(result.hosts[0]).toMatchObject({
+        outcome: 'switched',
+        generation: n - 1,
+        previousGeneration: n,
+        confirmed: true,
+        system: to,
+        currentSystem: to,
+        rollback: { from: n, to: n - 1 },
+        changes: { status: 'changed', previous: { generation: n, system: from }, system: to },
+      });
+      expect(run.stderr).toContain(`rolling back from generation ${n} to ${n - 1} (switch)`);
+      expect(run.stderr).toContain(`generation ${n} (${from}) → ${to}`);
+      expect(current()).toBe(`system-${n - 1}-link`);
+      // Nothing made, nothing removed: the generation rolled back from is still there.
+      expect(readlinkSync(`${s().profile}-${n}-link`)).toBe(from);
+      expect(s().control.calls()).toEqual([`${labelOf(n - 1)} switch ok system-${n - 1}-link`]);
+      expect(server.sessions()).toEqual([
+        'nix-plan-host probe',
+        'nix-plan-host closure',
+        'nix-plan-host activate',
+        'nix-plan-host confirm',
+      ]);
+      // The newest plan applied stays the downgrade floor; the record says the host went back.
+      const after = JSON.parse(readFileSync(`${s().profile}.nix-plan.json`, 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      expect(after).toMatchObject({ ...record, rolledBack: { generation: n - 1, system: to, from: n } });
+    });
+
+    test("the connection is cut after the rollback's switch: the watchdog restores the generation rolled back from", async () => {
+      const n = generationNow();
+      const record = readFileSync(`${s().profile}.nix-plan.json`, 'utf8');
+      s().control.reset();
+      s().control.mode(labelOf(n - 1), 'cut');
+      try {
+        const run = await rollback('--confirm-timeout', '2');
+        expect(run.code).toBe(12);
+        expect(run.stderr).toMatch(
+          new RegExp(`watchdog re-activates the generation rolled back from \\(system-${n}-link\\)`),
+        );
+        await eventually(
+          'the watchdog to restore the generation',
+          () => s().control.calls().length >= 2,
+          20_000,
+        );
+        expect(s().control.calls()).toEqual([
+          `${labelOf(n - 1)} switch cut system-${n - 1}-link`,
+          `${labelOf(n)} switch ok system-${n}-link`,
+        ]);
+        await eventually('the profile to point back', () => current() === `system-${n}-link`, 5000);
+        expect(existsSync(`${s().profile}-${n - 1}-link`)).toBe(true);
+        expect(readFileSync(`${s().profile}.nix-plan.json`, 'utf8')).toBe(record);
+      } finally {
+        await server.restart();
+      }
+    });
   });
 });

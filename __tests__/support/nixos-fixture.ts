@@ -4,7 +4,7 @@
 // and does what CONTROL/mode-LABEL says: ok, fail, cut (drop every SSH connection of the test
 // server, as a configuration that breaks the network would) or hang (until CONTROL/release-LABEL
 // exists).
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What a fixture system's switch-to-configuration is told to do. */
@@ -113,10 +113,7 @@ export class SwitchControl {
   /** Forgets the calls so far and every mode. */
   reset(): void {
     rmSync(join(this.dir, 'log'), { force: true });
-    for (const f of ['a', 'b', 'c', 'web', 'db']) {
-      rmSync(join(this.dir, `mode-${f}`), { force: true });
-      rmSync(join(this.dir, `release-${f}`), { force: true });
-      rmSync(join(this.dir, `uid-${f}`), { force: true });
-    }
+    for (const f of readdirSync(this.dir))
+      if (/^(?:mode|release|uid)-/.test(f)) rmSync(join(this.dir, f), { force: true });
   }
 }

@@ -343,7 +343,7 @@ export class SshServer {
     await this.launch();
   }
 
-  /** Stops the server (by its pid) and removes its directory. */
+  /** Stops the server (by its pid) and removes its directory (sshd may still be exiting). */
   stop(): void {
     const pid = this.child?.pid;
     if (pid !== undefined && this.child?.exitCode === null) {
@@ -354,6 +354,19 @@ export class SshServer {
       }
     }
     this.child = undefined;
-    rmSync(this.dir, { recursive: true, force: true });
+    removeDir(this.dir);
+  }
+}
+
+/**
+ * Removes `dir` and everything in it, also while a process still removes files there (sshd its pid
+ * file as it exits): Node's rmSync takes an entry that vanishes during its walk for a directory
+ * that is gone and returns early without an error, leaving the rest behind. So: until it is gone.
+ */
+export function removeDir(dir: string): void {
+  for (let attempt = 1; existsSync(dir); attempt++) {
+    if (attempt > 50) throw new Error(`cannot remove ${dir}`);
+    rmSync(dir, { recursive: true, force: true });
+    if (existsSync(dir)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
   }
 }

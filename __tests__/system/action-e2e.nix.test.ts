@@ -11,6 +11,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -418,6 +419,31 @@ describe('the actions end to end', () => {
         );
         expect(sshd.sessions()).toEqual([]);
         expect(readlinkSync(profile)).toBe('system-1-link');
+
+        // rollback: true fetches no plan and takes the host back one generation. A second
+        // generation of the same system, made by hand, is enough to go back from.
+        symlinkSync(readlinkSync(`${profile}-1-link`), `${profile}-2-link`);
+        rmSync(profile);
+        symlinkSync('system-2-link', profile);
+        control.reset();
+        const rolled = await step(
+          'deploy',
+          { ...inputs, 'known-hosts': knownHosts, rollback: 'true', 'artifact-name': 'nothing-there' },
+          run,
+          planner,
+        );
+        succeeded(rolled);
+        expect(JSON.parse(rolled.outputs['result'] ?? '')).toMatchObject({
+          rollback: true,
+          ok: true,
+          hosts: [{ name: 'e2e', outcome: 'switched', generation: 1, rollback: { from: 2, to: 1 } }],
+        });
+        expect(readlinkSync(profile)).toBe('system-1-link');
+        expect(control.calls()).toEqual(['e2e switch ok system-1-link']);
+        expect(rolled.summary).toContain(`## nix-plan deploy: rollback of \`${profile}\``);
+        expect(rolled.summary).toContain('- `e2e`: rolled back from generation 2 to 1 (switch)');
+        expect(rolled.summary).toMatch(/\| e2e \| 1 \(was 2\) \| ✅ switched \|/);
+        expect(rolled.summary).toContain('the host already runs this system: no package changes');
       } finally {
         sshd?.stop();
         planner.dispose();

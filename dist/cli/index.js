@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 72:
+/***/ 496:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -7722,6 +7722,24 @@ abs_link() {
 # A relative profile is taken from the login's home directory on the host.
 resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
 tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+link_number() { expr "$(basename "$1")" : '.*-\([0-9][0-9]*\)-link$'; }
+# The generation nix-env --rollback goes to: PROFILE's highest-numbered PROFILE-N-link below
+# the current generation CURRENT (a link path); prints nothing and fails when there is none.
+generation_before() {
+  g_dir=$(dirname "$1")
+  g_base=$(basename "$1")
+  g_cur=$(link_number "$2") || return 1
+  g_best=
+  for g_link in "$g_dir/$g_base"-*-link; do
+    [ -L "$g_link" ] || continue
+    g_n=$(link_number "$g_link") || continue
+    [ "$(basename "$g_link")" = "$g_base-$g_n-link" ] || continue
+    [ "$g_n" -lt "$g_cur" ] || continue
+    if [ -z "$g_best" ] || [ "$g_n" -gt "$g_best" ]; then g_best=$g_n; fi
+  done
+  [ -n "$g_best" ] || return 1
+  printf '%s/%s-%s-link\n' "$g_dir" "$g_base" "$g_best"
+}
 
 probe() {
   profile=$(resolve_profile "$1")
@@ -7737,6 +7755,11 @@ probe() {
   if cur=$(abs_link "$profile"); then
     say generation "$cur"
     if sys=$(abs_link "$cur"); then say system "$sys"; fi
+    # Where a rollback would go.
+    if before=$(generation_before "$profile" "$cur"); then
+      say previous-generation "$before"
+      if sys=$(abs_link "$before"); then say previous-system "$sys"; fi
+    fi
   fi
   if [ -f "$profile.nix-plan.json" ]; then
     say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
@@ -7937,6 +7960,12 @@ activate() {
   record=$7
   id=$8
   limit=$9
+  # A rollback: the existing generation TO (a number) whose system is OUT, from the current
+  # generation FROM (its link) as nix-plan saw it; the profile is switched, not given a new one.
+  shift 9
+  to=$1
+  from=$2
+  case $to in *[!0-9]*) fail usage "bad generation '$to'" ;; esac
   case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
   case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
   case $limit in *[!0-9]* | '') fail usage "bad activation timeout '$limit'" ;; esac
@@ -7972,9 +8001,19 @@ activate() {
   prevsys=
   [ -n "$prev" ] && prevsys=$(abs_link "$prev")
   before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
+  if [ -n "$to" ]; then
+    [ "$prev" = "$from" ] ||
+      fail changed "$profile points at $prev now, not at $from as when nix-plan looked (another deploy?): nothing was changed"
+    [ "$(abs_link "$dir/$base-$to-link")" = "$out" ] ||
+      fail changed "generation $to of $profile is no longer $out: nothing was changed"
+  fi
   new=$prev
   created=0
-  if [ "$action" = switch ] || [ "$action" = boot ]; then
+  if [ -n "$to" ] && { [ "$action" = switch ] || [ "$action" = boot ]; }; then
+    nix-env -p "$profile" --switch-generation "$to" >&2 ||
+      fail nix "nix-env --switch-generation $to failed: $profile is unchanged"
+    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --switch-generation"
+  elif [ "$action" = switch ] || [ "$action" = boot ]; then
     nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
     new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
     case "
@@ -8160,6 +8199,8 @@ class HostProgram {
             zstd: lastMarker(m, 'zstd') === '1',
             generation: lastMarker(m, 'generation'),
             system: lastMarker(m, 'system'),
+            previousGeneration: lastMarker(m, 'previous-generation'),
+            previousSystem: lastMarker(m, 'previous-system'),
             record: record === undefined ? undefined : markerBytes(record),
             busy: lastMarker(m, 'busy'),
         };
@@ -8248,6 +8289,8 @@ class HostProgram {
             args.record,
             args.id,
             String(args.activationTimeout),
+            args.rollback === undefined ? '' : String(args.rollback.to),
+            args.rollback?.from ?? '',
         ]), { onStderr: output.onOutput, signal: output.signal });
         return activationReport(this.check(result, 'the activation'));
     }
@@ -8314,7 +8357,9 @@ function describeCurrent(r) {
     return `the current generation is ${n}${r.currentSystem === undefined ? '' : ` (${r.currentSystem})`}`;
 }
 /** The error for a report that did not end well, or undefined for one that did. */
-function reportProblem(report, action, confirmTimeout) {
+function reportProblem(report, action, confirmTimeout, rollingBack = false) {
+    // In a rollback, the generation restored is the one rolled back from.
+    const earlier = rollingBack ? 'the generation rolled back from' : 'the previous generation';
     const why = report.timedOut !== undefined
         ? `switch-to-configuration ${action} did not finish within ${report.timedOut} s and was stopped`
         : report.switchRc !== undefined && report.switchRc !== 0
@@ -8329,13 +8374,13 @@ function reportProblem(report, action, confirmTimeout) {
                 ? undefined
                 : new ActivationError('activation', `${report.timedOut !== undefined ? why : `switch-to-configuration dry-activate exited with ${report.switchRc ?? '?'}`}; nothing was changed`, report);
         case 'reverted':
-            return new ActivationError('activation', `${why}: re-activated the previous generation${previous === undefined ? '' : ` ${previous}`}` +
+            return new ActivationError('activation', `${why}: re-activated ${earlier}${previous === undefined ? '' : ` ${previous}`}` +
                 `${report.removed === undefined ? '' : ` and removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
         case 'no-previous':
             return new ActivationError('activation', `${why}: there was no previous generation to re-activate` +
                 `${report.removed === undefined ? '' : `; removed ${(0,external_node_path_namespaceObject.basename)(report.removed)}`}; ${describeCurrent(report)}`, report);
         case 'revert-failed':
-            return new ActivationError('attention', `${why}, and restoring the previous generation failed` +
+            return new ActivationError('attention', `${why}, and restoring ${earlier} failed` +
                 `${report.revertTimedOut !== undefined ? ` (its switch-to-configuration did not finish within ${report.revertTimedOut} s and was stopped)` : report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
                 `the host needs attention; ${describeCurrent(report)}`, report);
         default:
@@ -8377,6 +8422,7 @@ async function confirmUntil(program, profile, id, offset, deadline, io) {
 async function activateSafely(program, request, io) {
     const clock = io.clock ?? realClock;
     const id = newActivationId();
+    const earlier = request.rollback === undefined ? 'the previous generation' : 'the generation rolled back from';
     const window = Math.max(request.confirmTimeout, 5) * 1000;
     let report;
     try {
@@ -8395,7 +8441,7 @@ async function activateSafely(program, request, io) {
             if (!(again instanceof HostSessionError))
                 throw again;
             throw new errors_NixPlanError('host', `${program.shell.label}: lost the connection during the activation and could not reconnect within ` +
-                `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates the previous generation${e.partial.previous === undefined ? '' : ` (${(0,external_node_path_namespaceObject.basename)(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`);
+                `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates ${earlier}${e.partial.previous === undefined ? '' : ` (${(0,external_node_path_namespaceObject.basename)(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`);
         }
     }
     let confirmed = false;
@@ -8412,11 +8458,11 @@ async function activateSafely(program, request, io) {
             if (!(e instanceof HostSessionError))
                 throw e;
             throw new errors_NixPlanError('host', `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
-                `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`);
+                `unconfirmed, the host's watchdog re-activates ${earlier}. Last error: ${e.message}`);
         });
         confirmed = report.confirmed === true && report.state === 'done';
     }
-    const problem = reportProblem(report, request.action, request.confirmTimeout);
+    const problem = reportProblem(report, request.action, request.confirmTimeout, request.rollback !== undefined);
     if (problem !== undefined)
         throw problem;
     return {
@@ -9823,7 +9869,8 @@ function formatRelocate(r) {
 }
 /** `apply`: what ran, then what it changed (or, for dry-activate, would change) in the profile. */
 function formatApply(r) {
-    const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
+    const back = r.rollback === undefined ? '' : `, rolled back from ${r.rollback.from}`;
+    const gen = r.generation === undefined ? '' : ` (generation ${r.generation}${back})`;
     const changes = r.changes === undefined ? '' : `\n${changesLines(r.profile, r.changes).join('\n')}`;
     return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${escapeTerminal(r.systemPath)}${r.profileChanged ? ` is now ${escapeTerminal(r.profile)}${gen}` : ''}\n${changes}`;
 }
@@ -10198,12 +10245,8 @@ function fish(commands) {
 }
 
 ;// CONCATENATED MODULE: ./src/nix/profile.ts
-// A Nix profile and a NixOS system, as nixos-rebuild drives them: the profile's generations
-// (`nix-env --profile`), its links on disk, and a system's `bin/switch-to-configuration`.
-
-
-
-
+// A Nix profile's generations as their links and `nix-env --list-generations` name them. Setting,
+// switching and activating generations is the host program's (host-script.ts), here and on hosts.
 
 /** The generation number of a profile link target like `system-42-link`. */
 function generationOf(linkTarget) {
@@ -10217,74 +10260,6 @@ function parseGenerations(text) {
         .map((l) => /^\s*(\d+)\s/.exec(l)?.[1])
         .filter((n) => n !== undefined)
         .map(Number);
-}
-/** A profile (e.g. `/nix/var/nix/profiles/system`) in a store (`--store`, or Nix's default). */
-class Profile {
-    runner;
-    /** The profile's absolute path. */
-    path;
-    storeArgs;
-    constructor(runner, path, store) {
-        this.runner = runner;
-        this.path = (0,external_node_path_namespaceObject.resolve)(path);
-        this.storeArgs = store === undefined ? [] : ['--store', store];
-    }
-    /** The current generation's link (`system-N-link`, absolute), or undefined if it has none. */
-    async currentLink() {
-        try {
-            return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(this.path), await (0,external_node_fs_promises_namespaceObject.readlink)(this.path));
-        }
-        catch {
-            return undefined;
-        }
-    }
-    /** The store path of generation `n`. */
-    async generationPath(n) {
-        return linkTarget(`${this.path}-${n}-link`);
-    }
-    /** The generations `nix-env --list-generations` knows. */
-    async generations() {
-        const { stdout } = await this.runner.run('nix-env', [
-            ...this.storeArgs,
-            '--profile',
-            this.path,
-            '--list-generations',
-        ]);
-        return parseGenerations(stdout.toString('utf8'));
-    }
-    /** Makes `storePath` the profile's new current generation (`nix-env --profile P --set`). */
-    async set(storePath) {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--set', storePath]);
-    }
-    /** Makes the generation before the current one current (`nix-env --profile P --rollback`). */
-    async rollback() {
-        await this.runner.run('nix-env', [...this.storeArgs, '--profile', this.path, '--rollback']);
-    }
-}
-/** Where a link points, resolved against the link's directory. */
-async function linkTarget(link) {
-    return (0,external_node_path_namespaceObject.resolve)((0,external_node_path_namespaceObject.dirname)(link), await (0,external_node_fs_promises_namespaceObject.readlink)(link));
-}
-/** A system's activation script, checked to exist so a non-NixOS plan fails with a clear message. */
-async function switchScript(systemPath) {
-    const script = `${systemPath}/bin/switch-to-configuration`;
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(script, external_node_fs_namespaceObject.constants.X_OK);
-    }
-    catch {
-        throw new errors_NixPlanError('usage', `'${systemPath}' is not a NixOS system: it has no executable bin/switch-to-configuration ` +
-            '(export the system attribute, e.g. `nixosConfigurations.HOST.config.system.build.toplevel`)');
-    }
-    return script;
-}
-/**
- * Runs `script ACTION` (a system's switch-to-configuration) and returns what it printed on
- * stdout; a failure is a NixCommandError, with `hint` (in parentheses) after its exit code.
- */
-async function switchToConfiguration(runner, script, action, hint) {
-    const result = await runner.run(script, [action], { allowFailure: true });
-    NixCommandError.check(script, [action], result, { what: `switch-to-configuration ${action}`, hint });
-    return result.stdout.toString('utf8');
 }
 
 ;// CONCATENATED MODULE: ./src/nix/ssh.ts
@@ -10957,6 +10932,22 @@ function linePrefixer(prefix, out) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/app/deploy/pool.ts
+// A bounded pool for work on several hosts at once (`--jobs`).
+/** Runs `task` for each index below `count`, at most `jobs` at once; results in index order. */
+async function pool(count, jobs, task) {
+    const results = new Array(count);
+    let next = 0;
+    const worker = async () => {
+        while (next < count) {
+            const i = next++;
+            results[i] = await task(i);
+        }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, count)) }, worker));
+    return results;
+}
+
 ;// CONCATENATED MODULE: ./src/app/deploy/roots.ts
 
 
@@ -11062,6 +11053,7 @@ const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
 
 
 
+
 const OUTCOME = {
     push: 'pushed',
     switch: 'switched',
@@ -11113,19 +11105,6 @@ function provenByHead(manifest, options) {
         return false;
     }
     return manifest.counts.output === 0 || signed.length > 0;
-}
-/** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
-async function pool(count, jobs, task) {
-    const results = new Array(count);
-    let next = 0;
-    const worker = async () => {
-        while (next < count) {
-            const i = next++;
-            results[i] = await task(i);
-        }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, count)) }, worker));
-    return results;
 }
 /**
  * Deploys the plan in `bundlePath`: checks its shape for every host and verifies it completely
@@ -11370,6 +11349,16 @@ function parseHostOption(text) {
 
 
 
+/** Options about the plan, meaningless for --rollback (which sends none): refused with it. */
+const PLAN_OPTIONS = [
+    'build-on',
+    'trusted-key',
+    'no-check-sigs',
+    'max-age',
+    'allow-downgrade',
+    'allow-any-root',
+    'compress',
+];
 const RESULT_WORDS = {
     pushed: 'plan imported',
     switched: 'switched',
@@ -11381,14 +11370,16 @@ const RESULT_WORDS = {
     'needs-attention': 'FAILED, NEEDS ATTENTION',
     skipped: 'skipped',
 };
-/** The final table: host, generation, result, time. */
+/** The final table: host, generation, result, time (a rollback's results say so). */
 function formatDeploy(result) {
     const rows = result.hosts.map((h) => [
         h.name,
         h.generation === undefined
             ? '-'
             : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
-        RESULT_WORDS[h.outcome],
+        h.rollback !== undefined && h.error === undefined && h.outcome !== 'skipped'
+            ? `rolled back to ${h.rollback.to}, ${RESULT_WORDS[h.outcome]}`
+            : RESULT_WORDS[h.outcome],
         h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
     ]);
     const header = ['HOST', 'GENERATION', 'RESULT', 'TIME'];
@@ -11424,6 +11415,7 @@ function deployCommand() {
         usage: [
             'nix-plan deploy BUNDLE --host [USER@]HOST[:PORT] [--action ACTION] [--trusted-key KEY…] [OPTIONS]',
             'nix-plan deploy BUNDLE --host NAME=[USER@]HOST … [--jobs N] [--keep-going]',
+            'nix-plan deploy --rollback --host [USER@]HOST[:PORT] … [--action ACTION] [OPTIONS]',
         ],
         description: 'Verifies the plan here and, for each host: asks it for its store dir, Nix, profile and last-applied record, ' +
             'streams the plan with the system ssh into a private temp file there (read by Nix only once the plan is ' +
@@ -11435,7 +11427,10 @@ function deployCommand() {
             'restores the previous generation. The host needs only Nix, sh and an SSH server. With several hosts, each ' +
             "--host NAME=… gets the plan's root named NAME (its attribute, nixosConfigurations.NAME, or nixos-system-NAME-…). " +
             'Exit codes: 12 SSH or a host command failed, 13 activation failed and the previous generation was restored, ' +
-            '14 activation failed and could not be undone.',
+            '14 activation failed and could not be undone. --rollback (no BUNDLE) takes each host back one generation of ' +
+            'its profile instead, as nixos-rebuild --rollback does, with the same safety: what changes is shown first, ' +
+            'a failed activation re-activates the generation rolled back from, an unconfirmed switch is undone by the ' +
+            'watchdog; a host with no generation before the current one is refused (exit 2).',
         options: {
             host: {
                 type: 'string',
@@ -11473,6 +11468,10 @@ function deployCommand() {
             'allow-any-root': { type: 'boolean', help: 'deploy a root that is not a nixos-system-… derivation' },
             jobs: { type: 'string', value: 'N', help: 'hosts deployed at once (default: all, at most 8)' },
             'keep-going': { type: 'boolean', help: 'go on with the other hosts after one fails' },
+            rollback: {
+                type: 'boolean',
+                help: "no BUNDLE: go back to each host's previous generation and activate it",
+            },
             'ssh-option': {
                 type: 'string',
                 multiple: true,
@@ -11495,6 +11494,7 @@ function deployCommand() {
             'nix-plan deploy host.nixplan --host root@10.0.0.5 --trusted-key ci.pub',
             'nix-plan deploy fleet.nixplan --host web=root@10.0.0.5 --host db=root@10.0.0.6 --trusted-key ci.pub --keep-going',
             'nix-plan deploy host.nixplan --host deploy@host --use-sudo --action boot --ssh-option=-F./ssh_config',
+            'nix-plan deploy --rollback --host root@10.0.0.5',
         ],
         async run(args, ctx) {
             noRest(args, 'deploy');
@@ -11502,6 +11502,46 @@ function deployCommand() {
             if (hosts.length === 0)
                 throw usageError('missing --host [USER@]HOST');
             const quiet = flag(args, 'quiet');
+            const hostOutputs = (name) => {
+                const prefix = hosts.length > 1 ? `[${name}] ` : '';
+                const sink = linePrefixer(prefix, (c) => {
+                    if (!quiet)
+                        ctx.io.stderr.write(c);
+                });
+                return {
+                    log: {
+                        info: (m) => ctx.deps.log.info(`${prefix}${m}`),
+                        warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
+                        debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
+                    },
+                    output: (c) => sink.write(c),
+                    done: () => sink.flush(),
+                };
+            };
+            if (flag(args, 'rollback')) {
+                if (args.positionals.length > 0)
+                    throw usageError(`--rollback takes no BUNDLE: it goes back to a generation the host has (got ${args.positionals.join(' ')})`);
+                for (const name of PLAN_OPTIONS)
+                    if (args.values[name] !== undefined)
+                        throw usageError(`--${name} is about a plan; --rollback sends none`);
+                const action = oneOf(str(args, 'action'), 'action', ACTIVATION_ACTIONS);
+                const rolled = await ctx.useCases.deployRollback({
+                    hosts,
+                    action,
+                    profile: str(args, 'profile'),
+                    confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+                    activationTimeout: integer(str(args, 'activation-timeout'), 'activation-timeout', 0, 86400),
+                    jobs: integer(str(args, 'jobs'), 'jobs', 1, 1024),
+                    keepGoing: flag(args, 'keep-going'),
+                    sshOptions: list(args, 'ssh-option'),
+                    useSudo: flag(args, 'use-sudo'),
+                }, { ...ctx.deps, hostOutputs });
+                print(ctx, args, rolled, () => formatDeploy(rolled));
+                const error = failure(rolled);
+                if (error !== undefined)
+                    throw error;
+                return;
+            }
             const trustedKeys = await readKeys(list(args, 'trusted-key'));
             const result = await ctx.useCases.deployPlan(onePositional(args, 'BUNDLE'), {
                 hosts,
@@ -11523,22 +11563,7 @@ function deployCommand() {
             }, {
                 ...ctx.deps,
                 realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') }, ctx.deps),
-                hostOutputs: (name) => {
-                    const prefix = hosts.length > 1 ? `[${name}] ` : '';
-                    const sink = linePrefixer(prefix, (c) => {
-                        if (!quiet)
-                            ctx.io.stderr.write(c);
-                    });
-                    return {
-                        log: {
-                            info: (m) => ctx.deps.log.info(`${prefix}${m}`),
-                            warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
-                            debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
-                        },
-                        output: (c) => sink.write(c),
-                        done: () => sink.flush(),
-                    };
-                },
+                hostOutputs,
             });
             print(ctx, args, result, () => formatDeploy(result));
             const error = failure(result);
@@ -11952,6 +11977,101 @@ const keygenCommand = command_define({
     },
 });
 
+;// CONCATENATED MODULE: ./src/app/deploy/rollback.ts
+// Going back one generation on a host (`deploy --rollback` over SSH, `apply --rollback` here), as
+// `nix-env --profile P --rollback` and `nixos-rebuild --rollback` do, with the safety of a deploy:
+// the host program finds the generation before the current one, the comparison of the two systems
+// is shown before anything changes, and the switch runs under the same supervisor — a failed
+// switch re-activates the generation rolled back from, an unconfirmed one is undone by the watchdog.
+
+
+
+
+
+
+/** What the host's probe says a rollback of `profile` would do; refuses (usage, exit 2) when nothing can. */
+function rollbackStep(probe, label, profile) {
+    const fromGeneration = generationNumber(probe.generation);
+    if (probe.generation === undefined || fromGeneration === undefined)
+        throw new errors_NixPlanError('usage', `${label}: profile '${profile}' has no generation, so there is nothing to roll back; nothing was changed`);
+    const to = generationNumber(probe.previousGeneration);
+    if (to === undefined)
+        throw new errors_NixPlanError('usage', `${label}: profile '${profile}' has no generation before the current one (${fromGeneration}) to roll back to; nothing was changed`);
+    if (probe.previousSystem === undefined)
+        throw new errors_NixPlanError('host', `${label}: generation ${to} of '${profile}' (${(0,external_node_path_namespaceObject.basename)(probe.previousGeneration ?? '')}) is not a link to a system; nothing was changed`);
+    return {
+        from: probe.generation,
+        fromGeneration,
+        fromSystem: probe.system,
+        to,
+        toSystem: probe.previousSystem,
+    };
+}
+/**
+ * The last-applied record after a rollback (`bytes`, as the probe read it): the plan it names
+ * stays the host's downgrade floor — a rollback goes to a generation the host already had, it
+ * does not make older plans acceptable again — and `rolledBack` says the host no longer runs that
+ * plan's system: which generation it went back to, from which, and when. Readers that do not know
+ * the member ignore it; the next deploy writes a record without it. '' (leave the record alone)
+ * when there is none, or when it cannot be read (said so: a deploy will refuse it until repaired).
+ */
+function rolledBackRecord(bytes, step, at, where, log) {
+    if (bytes === undefined)
+        return '';
+    let record;
+    try {
+        record = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    }
+    catch {
+        record = undefined;
+    }
+    if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+        log.warn(`${where}${RECORD_SUFFIX} is not a last-applied record: left as it is`);
+        return '';
+    }
+    return JSON.stringify({
+        ...record,
+        rolledBack: {
+            generation: step.to,
+            system: step.toSystem,
+            from: step.fromGeneration,
+            at: rfc3339(at),
+        },
+    });
+}
+/**
+ * Rolls one host back, its probe already read: refuses when there is no generation before the
+ * current one, says what changes (the current system → the previous one, package by package),
+ * then activates the previous generation safely — `switch`/`boot` switch the profile to it
+ * (`nix-env --switch-generation`, no new generation), `test`/`dry-activate` leave the profile
+ * alone. The record is updated (see rolledBackRecord) only once a switch is confirmed or a boot set.
+ */
+async function rollBackHost(program, probe, request, io) {
+    const step = rollbackStep(probe, request.label, request.profile);
+    io.onStep?.(step);
+    io.log.info(`${request.label}: rolling back from generation ${step.fromGeneration} to ${step.to} (${request.action})`);
+    const changes = await readChanges(program, { profile: request.profile, out: step.toSystem, storeDir: probe.storeDir }, {
+        log: io.log,
+        label: io.labelled === true ? request.label : undefined,
+        output: io.output,
+        signal: io.signal,
+    });
+    io.onChanges?.(changes);
+    const persistent = request.action === 'switch' || request.action === 'boot';
+    const now = (io.now ?? (() => new Date()))();
+    const activation = await activateSafely(program, {
+        profile: request.profile,
+        action: request.action,
+        out: step.toSystem,
+        confirmTimeout: request.confirmTimeout,
+        activationTimeout: request.activationTimeout,
+        recordSeen: recordSeen(probe.record),
+        record: persistent ? rolledBackRecord(probe.record, step, now, request.profile, io.log) : '',
+        rollback: { to: step.to, from: step.from },
+    }, { log: io.log, output: io.output, clock: io.clock });
+    return { step, changes, activation };
+}
+
 ;// CONCATENATED MODULE: ./src/app/apply.ts
 // applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
 // profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
@@ -11980,15 +12100,6 @@ function systemOutput(realised) {
             outs.map(([n, p]) => `${n}=${p}`).join(', '));
     return out[0][1];
 }
-/** The generation before the current one, found without changing the profile. */
-async function previousGeneration(profile) {
-    const current = generationOf((await profile.currentLink()) ?? '');
-    const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
-    const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
-    if (previous === undefined)
-        throw new errors_NixPlanError('usage', `profile '${profile.path}' has no generation before the current one to roll back to`);
-    return profile.generationPath(previous);
-}
 /**
  * Applies a NixOS system plan like `nixos-rebuild ACTION`, safely: checks from the manifest that
  * the plan is one NixOS system (before building anything), realises that root (through
@@ -11997,9 +12108,9 @@ async function previousGeneration(profile) {
  * systemd-run when the machine runs systemd with its output streamed, the previous generation
  * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
  * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
- * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
- * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
- * the previous generation's script and leave the profile alone.
+ * itself). With `rollback` no bundle is needed: the generation before the current one, with the
+ * same safety (deploy/rollback.ts) — `switch`/`boot` switch the profile to it and run its script,
+ * `test`/`dry-activate` run its script and leave the profile alone.
  */
 async function applyPlan(bundlePath, options, deps) {
     const action = options.action ?? 'switch';
@@ -12071,32 +12182,41 @@ async function readRecord(path) {
         throw new errors_NixPlanError('usage', `cannot read ${path}: ${e.message}`);
     }
 }
-/** `--rollback`: one generation back, as nixos-rebuild --rollback does. */
+/**
+ * `--rollback`: one generation back, as nixos-rebuild --rollback does, through the same host
+ * program and safety as a deploy's rollback: what changes is said first, a failed switch
+ * re-activates the generation rolled back from, an unconfirmed one is undone by the watchdog.
+ */
 async function apply_rollBack(options, action, deps) {
-    const profile = new Profile(deps.runner, options.profile, options.store);
-    const setsProfile = SETS_PROFILE.has(action);
-    let systemPath;
-    if (setsProfile) {
-        const before = await profile.currentLink();
-        await profile.rollback();
-        const after = await profile.currentLink();
-        if (after === undefined || after === before)
-            throw new errors_NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-        systemPath = await linkTarget(after);
-    }
-    else
-        systemPath = await previousGeneration(profile);
-    const script = await switchScript(systemPath);
-    deps.log.info(`running ${script} ${action}`);
-    const output = await switchToConfiguration(deps.runner, script, action);
-    const link = await profile.currentLink();
+    const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
+    const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
+    const probe = await program.probe(profile, deps.signal);
+    const { step, changes, activation } = await rollBackHost(program, probe, {
+        label: profile,
+        profile,
+        action,
+        confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+        activationTimeout: options.activationTimeout ?? DEFAULT_ACTIVATION_TIMEOUT,
+    }, {
+        log: deps.log,
+        output: deps.output ?? deps.nixLog,
+        clock: deps.clock,
+        now: deps.now,
+        signal: deps.signal,
+    });
+    if (activation.report.recordFailed)
+        deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
     return {
         action,
-        systemPath,
-        profile: profile.path,
-        profileChanged: setsProfile,
-        generation: link === undefined ? undefined : generationOf(link),
-        output,
+        systemPath: step.toSystem,
+        profile,
+        profileChanged: SETS_PROFILE.has(action),
+        generation: activation.generation,
+        previousGeneration: activation.previousGeneration,
+        confirmed: activation.confirmed,
+        changes,
+        rollback: { from: step.fromGeneration, to: step.to },
+        output: '',
     };
 }
 
@@ -12351,8 +12471,8 @@ const applyCommand = command_define({
         'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
         'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
         'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
-        '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
-        'generation instead.',
+        '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback goes back to the previous ' +
+        'generation instead, saying first what changes, with the same safety (exit 2 when there is none).',
     options: {
         profile: {
             type: 'string',
@@ -12953,6 +13073,124 @@ async function dryRunRealise(bundlePath, options, deps) {
         ...('fetchSize' in fetched && fetched.fetchSize !== undefined ? { fetchSize: fetched.fetchSize } : {}),
         present,
         unknownOutputs: [...unknownOutputs],
+    };
+}
+
+;// CONCATENATED MODULE: ./src/app/deploy/rollback-hosts.ts
+// deployRollback: `nix-plan deploy --rollback` — each host goes back one generation of its profile
+// over SSH, with a deploy's safety (rollback.ts), in parallel as a deploy's hosts are.
+
+
+
+
+
+
+
+
+
+/**
+ * Rolls every host in `options.hosts` back one generation of `options.profile`: probes it (its
+ * generations, the record, whether an activation is running), refuses a host with no generation
+ * before the current one, says what changes, and activates the previous generation safely. Hosts
+ * fail one by one, as in a deploy: the result lists each (`ok` false when any failed).
+ */
+async function deployRollback(options, deps) {
+    if (options.hosts.length === 0)
+        throw new errors_NixPlanError('usage', 'deploy --rollback needs at least one --host');
+    const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined)
+        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
+    const action = options.action ?? 'switch';
+    const profile = options.profile ?? DEFAULT_PROFILE;
+    if (profile === '' || profile.includes('\0'))
+        throw new errors_NixPlanError('usage', '--profile must be a path');
+    const shellFor = deps.shellFor ?? ((t) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
+    const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
+    let failed = false;
+    const hosts = await pool(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
+        const name = names[i] ?? '';
+        const spec = options.hosts[i];
+        if (spec === undefined)
+            throw new errors_NixPlanError('internal', 'host list out of step');
+        const base = { name, target: formatSshTarget(spec.target), action };
+        if (failed && options.keepGoing !== true)
+            return { ...base, outcome: 'skipped', seconds: 0 };
+        const started = performance.now();
+        const program = new HostProgram(shellFor(spec.target), { sudo: options.useSudo });
+        const label = options.hosts.length > 1 ? name : program.shell.label;
+        const out = outputs(name);
+        let changes;
+        let step;
+        try {
+            const probe = await program.probe(profile, deps.signal);
+            checkProbe({ label }, { storeDir: probe.storeDir }, probe, true);
+            const done = await rollBackHost(program, probe, {
+                label,
+                profile,
+                action,
+                confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+                activationTimeout: options.activationTimeout ?? DEFAULT_ACTIVATION_TIMEOUT,
+            }, {
+                log: out.log,
+                output: out.output,
+                clock: deps.clock,
+                signal: deps.signal,
+                now: deps.now,
+                labelled: true,
+                onChanges: (c) => (changes = c),
+                onStep: (s) => (step = s),
+            });
+            const { activation } = done;
+            if (activation.report.recordFailed)
+                out.log.warn(`${label}: the host could not write its last-applied record`);
+            return {
+                ...base,
+                system: done.step.toSystem,
+                outcome: OUTCOME[action],
+                generation: activation.generation,
+                previousGeneration: activation.previousGeneration,
+                currentSystem: activation.report.currentSystem,
+                confirmed: activation.confirmed,
+                changes,
+                rollback: { from: done.step.fromGeneration, to: done.step.to },
+                seconds: (performance.now() - started) / 1000,
+            };
+        }
+        catch (e) {
+            failed = true;
+            const code = e instanceof errors_NixPlanError ? e.code : 'internal';
+            const message = stringifyError(e);
+            const report = e
+                .report;
+            if (options.hosts.length > 1)
+                out.log.warn(message);
+            return {
+                ...base,
+                ...(step !== undefined && {
+                    system: step.toSystem,
+                    rollback: { from: step.fromGeneration, to: step.to },
+                }),
+                outcome: failedOutcome(code),
+                ...(report !== undefined && {
+                    generation: generationOfLink(report.current),
+                    previousGeneration: generationOfLink(report.previous),
+                    currentSystem: report.currentSystem,
+                }),
+                changes,
+                seconds: (performance.now() - started) / 1000,
+                error: { code, message },
+            };
+        }
+        finally {
+            out.done();
+        }
+    });
+    return {
+        rollback: true,
+        profile,
+        hosts,
+        ok: hosts.every((h) => h.error === undefined && h.outcome !== 'skipped'),
     };
 }
 
@@ -17028,6 +17266,7 @@ async function writeKeyPair(pair, files) {
 
 
 
+
 /** The real use cases. */
 const defaultUseCases = {
     exportPlan: exportPlan,
@@ -17039,6 +17278,7 @@ const defaultUseCases = {
     relocatePlan: relocatePlan,
     applyPlan: applyPlan,
     deployPlan: deployPlan,
+    deployRollback: deployRollback,
     keygen: keygen,
     diffPlanSources: diffPlanSources,
     planContents: planContents,
@@ -17262,7 +17502,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(72);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(496);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));

@@ -4,7 +4,7 @@
 // the same transports and digest checks as any plan; described for the summary in our words, with
 // everything that came from elsewhere in code spans.
 import { trustReportOf, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
-import { parsePublicKey } from '../core/signing.js';
+import { formatPublicKey, parsePublicKey, parseSecretKey, publicKeyOf } from '../core/signing.js';
 import { readBundleHead } from '../app/inspect.js';
 import { countsText } from '../core/diff/describe.js';
 import type { PlanDiff } from '../core/diff/plan-diff.js';
@@ -96,6 +96,22 @@ export function parseCompareSettings(
     trustedKeys: parseTrustedKeys(names.trustedKeys, input(names.trustedKeys)),
     artifactDir: context.artifactDir,
   };
+}
+
+/**
+ * The comparison with the public key of the job's own `signing-key` trusted as well (when there is
+ * one, and it is not listed already): what this job signs is ours, and so is what an earlier run
+ * signed with it (the plan action's earlier plans, the promote action's earlier promotions).
+ */
+export function trustingOwnKey(
+  settings: CompareSettings | undefined,
+  signingKey: string | undefined,
+): CompareSettings | undefined {
+  if (settings === undefined || signingKey === undefined) return settings;
+  const own = formatPublicKey(publicKeyOf(parseSecretKey(signingKey)));
+  return settings.trustedKeys.includes(own)
+    ? settings
+    : { ...settings, trustedKeys: [...settings.trustedKeys, own] };
 }
 
 /** The plan fetched for comparison, and how the summary names it (safe Markdown). */

@@ -103,6 +103,7 @@ export const DeployInput = {
   KeepGoing: 'keep-going',
   UseSudo: 'use-sudo',
   AllowDowngrade: 'allow-downgrade',
+  Rollback: 'rollback',
 } as const;
 
 /** Outputs of `deploy`. */

@@ -34,6 +34,8 @@ export interface DeploySettings extends FetchSettings {
   readonly keepGoing: boolean;
   readonly useSudo: boolean;
   readonly allowDowngrade: boolean;
+  /** Go back one generation on each host instead of deploying a plan (no plan is fetched). */
+  readonly rollback: boolean;
 }
 
 const KEY_BLOCK = /^-----BEGIN ([A-Z ]*)PRIVATE KEY-----\n[\s\S]+\n-----END \1PRIVATE KEY-----\n$/;
@@ -77,6 +79,13 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
         `machine posing as a host gets nothing; "${DeployInput.AllowUnknownHosts}: true" opts out`,
     );
   const profile = input(DeployInput.Profile);
+  const rollback = parseBoolean(DeployInput.Rollback, input(DeployInput.Rollback), false);
+  const action = parseChoice(DeployInput.Action, input(DeployInput.Action), DEPLOY_ACTIONS, 'switch');
+  if (rollback && action === 'push')
+    throw new InputError(
+      DeployInput.Action,
+      'push sends a plan; a rollback sends none (switch, boot, test or dry-activate)',
+    );
   return {
     ...fetch,
     hosts,
@@ -84,7 +93,7 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
     knownHosts: knownHosts === '' ? undefined : `${knownHosts.replace(/\r\n?/g, '\n').trim()}\n`,
     allowUnknownHosts,
     sshOptions: parseLines(input(DeployInput.SshOptions)),
-    action: parseChoice(DeployInput.Action, input(DeployInput.Action), DEPLOY_ACTIONS, 'switch'),
+    action,
     profile: profile === '' ? undefined : profile,
     confirmTimeout: parseInteger(
       DeployInput.ConfirmTimeout,
@@ -105,5 +114,6 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
     keepGoing: parseBoolean(DeployInput.KeepGoing, input(DeployInput.KeepGoing), false),
     useSudo: parseBoolean(DeployInput.UseSudo, input(DeployInput.UseSudo), false),
     allowDowngrade: parseBoolean(DeployInput.AllowDowngrade, input(DeployInput.AllowDowngrade), false),
+    rollback,
   };
 }

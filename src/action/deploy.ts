@@ -3,7 +3,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { deployPlan, type DeployResult, type HostResult } from '../app/deploy/index.js';
+import {
+  deployPlan,
+  type DeployResult,
+  type HostOutputs,
+  type HostResult,
+  type RollbackResult,
+} from '../app/deploy/index.js';
+import { deployRollback } from '../app/deploy/rollback-hosts.js';
 import { linePrefixer } from '../app/deploy/prefix.js';
 import { NixPlanError } from '../core/errors.js';
 import type { CommandRunner } from '../nix/runner.js';
@@ -25,11 +32,19 @@ export interface DeployActionDeps {
   readonly runner: CommandRunner;
   readonly transport: (artifactDir: string | undefined) => ArtifactTransport;
   readonly deployPlan: typeof deployPlan;
+  /** For `rollback: true` (default: the real one). */
+  readonly deployRollback?: typeof deployRollback | undefined;
 }
 
 /** The real runner, Nix and artifact service. */
 export function defaultDeployDeps(io: ActionIO = runnerIO()): DeployActionDeps {
-  return { io, runner: defaultRunner(), transport: (dir) => defaultTransport(io, dir), deployPlan };
+  return {
+    io,
+    runner: defaultRunner(),
+    transport: (dir) => defaultTransport(io, dir),
+    deployPlan,
+    deployRollback,
+  };
 }
 
 const OUTCOME_TEXT: Record<HostResult['outcome'], string> = {
@@ -84,11 +99,11 @@ export function changesSection(h: HostResult, c: HostChanges, budget: number): s
   return parts.join('');
 }
 
-/** The job summary: one row per host, what changes on each, then each failure's message. */
-export function deploySummary(label: string, result: DeployResult, now = new Date()): string {
+/** The host table, what changes on each host, and each failure's message. */
+function hostSections(hosts: readonly HostResult[]): string[] {
   // Host names are plain words (hosts.ts); paths came from the host: code spans (table() escapes
   // its cells for the table itself, so they go in as markdownCode).
-  const rows = result.hosts.map((h) => [
+  const rows = hosts.map((h) => [
     h.name,
     h.generation === undefined
       ? '–'
@@ -97,13 +112,22 @@ export function deploySummary(label: string, result: DeployResult, now = new Dat
     h.outcome === 'skipped' ? '–' : formatMs(h.seconds * 1000),
     (h.currentSystem ?? h.system) === undefined ? '' : markdownCode(h.currentSystem ?? h.system ?? ''),
   ]);
-  const budget = DIFF_BUDGET / Math.max(1, result.hosts.filter((h) => h.changes !== undefined).length);
-  const changes = result.hosts.flatMap((h) =>
+  const budget = DIFF_BUDGET / Math.max(1, hosts.filter((h) => h.changes !== undefined).length);
+  const changes = hosts.flatMap((h) =>
     h.changes === undefined ? [] : [changesSection(h, h.changes, budget)],
   );
-  const failures = result.hosts
+  const failures = hosts
     .filter((h) => h.error !== undefined)
     .map((h) => `- ${codeSpan(h.name)}: ${plainText((h.error?.message ?? '').replace(/\r?\n/g, ' '))}`);
+  return [
+    table(['host', 'generation', 'result', 'time', 'system'], rows),
+    ...changes,
+    ...(failures.length === 0 ? [] : ['### Failures', '', ...failures, '']),
+  ];
+}
+
+/** The job summary: one row per host, what changes on each, then each failure's message. */
+export function deploySummary(label: string, result: DeployResult, now = new Date()): string {
   return capSummary(
     [
       `## nix-plan deploy: \`${label.replace(/`/g, "'")}\``,
@@ -111,9 +135,26 @@ export function deploySummary(label: string, result: DeployResult, now = new Dat
       `Plan \`${result.digest}\`: ${trustMarkdown(result.manifest, result.trust)}.`,
       '',
       originMarkdown(result.manifest, result.trust, { now }),
-      table(['host', 'generation', 'result', 'time', 'system'], rows),
-      ...changes,
-      ...(failures.length === 0 ? [] : ['### Failures', '', ...failures, '']),
+      ...hostSections(result.hosts),
+    ].join('\n'),
+  );
+}
+
+/** A rollback's job summary: which generation each host went back from and to, then as a deploy's. */
+export function rollbackSummary(result: RollbackResult): string {
+  const lines = result.hosts.map((h) => {
+    const step = h.rollback === undefined ? '' : ` from generation ${h.rollback.from} to ${h.rollback.to}`;
+    if (h.outcome === 'skipped') return `- ${codeSpan(h.name)}: skipped`;
+    if (h.error === undefined) return `- ${codeSpan(h.name)}: rolled back${step} (${h.action})`;
+    return `- ${codeSpan(h.name)}: **not rolled back**${step === '' ? '' : ` (${step.trim()} was tried)`}`;
+  });
+  return capSummary(
+    [
+      `## nix-plan deploy: rollback of ${codeSpan(result.profile)}`,
+      '',
+      ...lines,
+      '',
+      ...hostSections(result.hosts),
     ].join('\n'),
   );
 }
@@ -157,6 +198,7 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
       `"${DeployInput.AllowUnknownHosts}": host keys are not checked; a machine posing as a host would get the plan and the deploy`,
     );
 
+  if (settings.rollback) return rollBack(deps, settings);
   const artifactDir = settings.source.kind === 'artifact' ? settings.source.artifactDir : undefined;
   const plan = await fetchPlan(settings, () => deps.transport(artifactDir), jobTempDir(io, 'fetched'));
   io.setOutput(DeployOutput.BundlePath, plan.path);
@@ -192,21 +234,7 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
         log: io.log,
         progress: io.progress,
         nixLog: buildLog.write,
-        hostOutputs: (name) => {
-          const prefix = settings.hosts.length > 1 ? `[${name}] ` : '';
-          const sink = linePrefixer(prefix, (c) =>
-            buildLog.write(typeof c === 'string' ? Buffer.from(c) : c),
-          );
-          return {
-            log: {
-              info: (m) => io.log.info(`${prefix}${m}`),
-              warn: (m) => io.log.warn(`${prefix}${m}`),
-              debug: (m) => io.log.debug(`${prefix}${m}`),
-            },
-            output: (c) => sink.write(c),
-            done: () => sink.flush(),
-          };
-        },
+        hostOutputs: hostOutputs(io, settings.hosts.length, buildLog.write),
       },
     );
   } finally {
@@ -215,13 +243,76 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
   }
   io.setOutput(DeployOutput.Result, JSON.stringify(result));
   await io.appendSummary(deploySummary(plan.label, result));
-  const failed = result.hosts.filter((h) => h.error !== undefined);
+  throwIfFailed(result.hosts);
+}
+
+/** Each host's log lines and output, led by `[NAME] ` when there are several. */
+function hostOutputs(io: ActionIO, hosts: number, write: (c: Uint8Array) => void): HostOutputs {
+  return (name) => {
+    const prefix = hosts > 1 ? `[${name}] ` : '';
+    const sink = linePrefixer(prefix, (c) => write(typeof c === 'string' ? Buffer.from(c) : c));
+    return {
+      log: {
+        info: (m) => io.log.info(`${prefix}${m}`),
+        warn: (m) => io.log.warn(`${prefix}${m}`),
+        debug: (m) => io.log.debug(`${prefix}${m}`),
+      },
+      output: (c) => sink.write(c),
+      done: () => sink.flush(),
+    };
+  };
+}
+
+/** The step fails with the first failed host's error (its exit code's kind). */
+function throwIfFailed(hosts: readonly HostResult[]): void {
+  const failed = hosts.filter((h) => h.error !== undefined);
   const [first] = failed;
   if (first?.error !== undefined)
     throw new NixPlanError(
       first.error.code,
-      result.hosts.length === 1
+      hosts.length === 1
         ? first.error.message
-        : `${failed.length} of ${result.hosts.length} hosts failed (first: ${first.name}: ${first.error.message})`,
+        : `${failed.length} of ${hosts.length} hosts failed (first: ${first.name}: ${first.error.message})`,
     );
+}
+
+/** `rollback: true`: no plan is fetched; each host goes back one generation, as `deploy --rollback`. */
+async function rollBack(
+  deps: DeployActionDeps,
+  settings: ReturnType<typeof parseDeploySettings>,
+): Promise<void> {
+  const { io } = deps;
+  if (settings.action === 'push')
+    throw new NixPlanError('usage', 'a rollback sends no plan: push has no meaning');
+  const ssh = await sshFiles(io, settings.sshPrivateKey, settings.knownHosts);
+  const buildLog = nixBuildLog(io);
+  let result: RollbackResult;
+  try {
+    result = await (deps.deployRollback ?? deployRollback)(
+      {
+        hosts: settings.hosts,
+        action: settings.action,
+        profile: settings.profile,
+        confirmTimeout: settings.confirmTimeout,
+        activationTimeout: settings.activationTimeout,
+        jobs: settings.jobs,
+        keepGoing: settings.keepGoing,
+        sshOptions: [...ssh.args, ...settings.sshOptions],
+        useSudo: settings.useSudo,
+      },
+      {
+        runner: deps.runner,
+        log: io.log,
+        progress: io.progress,
+        nixLog: buildLog.write,
+        hostOutputs: hostOutputs(io, settings.hosts.length, buildLog.write),
+      },
+    );
+  } finally {
+    buildLog.close();
+    await rm(ssh.dir, { recursive: true, force: true });
+  }
+  io.setOutput(DeployOutput.Result, JSON.stringify(result));
+  await io.appendSummary(rollbackSummary(result));
+  throwIfFailed(result.hosts);
 }

@@ -12,7 +12,7 @@ import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } 
 import { parsePlanSettings } from './settings.js';
 import { planSummary } from './summary.js';
 import { setListOutput, siblingAction } from './outputs.js';
-import { compareInputs, comparePlans, failIfRefused, type CompareDeps } from './compare.js';
+import { compareInputs, comparePlans, failIfRefused, trustingOwnKey, type CompareDeps } from './compare.js';
 
 /** What the root action needs; every member has a default that talks to the real runner. */
 export interface PlanDeps {
@@ -46,7 +46,12 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
   const { io } = deps;
   const settings = parsePlanSettings(io.input);
   if (settings.signingKey !== undefined) io.setSecret(settings.signingKey);
-  const compare = compareInputs(io, PlanInput, settings.artifactName, settings.artifactDir);
+  // The plan this job signs, and an earlier one it signed, are proven by its own key (their build
+  // outputs included) without listing that key in trusted-keys.
+  const compare = trustingOwnKey(
+    compareInputs(io, PlanInput, settings.artifactName, settings.artifactDir),
+    settings.signingKey,
+  );
 
   const dir = jobTempDir(io, 'plan');
   await mkdir(dir, { recursive: true });

@@ -8,11 +8,11 @@ import { inspectPlan } from '../app/inspect.js';
 import { diffPlanSources } from '../app/diff.js';
 import { trustReportOf } from '../core/bundle/index.js';
 import { NixPlanError } from '../core/errors.js';
-import { formatPublicKey, parsePublicKey, parseSecretKey, publicKeyOf } from '../core/signing.js';
+import { parsePublicKey } from '../core/signing.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
 import { PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
-import { compareInputs, comparePlans, failIfRefused, type CompareDeps } from './compare.js';
+import { compareInputs, comparePlans, failIfRefused, trustingOwnKey, type CompareDeps } from './compare.js';
 import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
 import { setListOutput, siblingAction } from './outputs.js';
@@ -62,16 +62,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
     io.setSecret(settings.source.token);
   const inputs = compareInputs(io, PromoteInput, settings.promotedName, settings.artifactDir);
   // The previous promotion into this realm was signed by this realm's key: the summary says so.
-  const compare =
-    inputs === undefined || settings.signingKey === undefined
-      ? inputs
-      : {
-          ...inputs,
-          trustedKeys: [
-            ...inputs.trustedKeys,
-            formatPublicKey(publicKeyOf(parseSecretKey(settings.signingKey))),
-          ],
-        };
+  const compare = trustingOwnKey(inputs, settings.signingKey);
 
   const transport = (): ArtifactTransport => deps.transport(settings.artifactDir);
   if (settings.noCheckSigs && settings.trustedKeys.length === 0)

@@ -5,7 +5,6 @@ import { resolve } from 'node:path';
 import type { BundleManifest } from '../core/bundle/manifest.js';
 import { NixPlanError } from '../core/errors.js';
 import { HostProgram } from '../nix/host-program.js';
-import { Profile, generationOf, linkTarget, switchScript, switchToConfiguration } from '../nix/profile.js';
 import { LocalHost } from '../nix/ssh.js';
 import type { Deps } from './deps.js';
 import {
@@ -19,6 +18,7 @@ import { fileDigest } from './files.js';
 import type { FreshnessChecks } from './freshness.js';
 import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
 import { assignRoots, systemOfRoot } from './deploy/roots.js';
+import { rollBackHost } from './deploy/rollback.js';
 import { readBundleHead } from './inspect.js';
 
 /** What switch-to-configuration is asked to do (nixos-rebuild's actions of the same names). */
@@ -85,9 +85,11 @@ export interface ApplyResult {
   /**
    * What activating the plan's system changes (or, for dry-activate, would change): the profile's
    * current generation and the package-level difference of the two runtime closures, as deploy
-   * reports per host. Absent for `--rollback`.
+   * reports per host; for `--rollback`, the current generation's system → the previous one's.
    */
   readonly changes?: HostChanges | undefined;
+  /** A rollback: the generation it went back from, and the one it went back to. */
+  readonly rollback?: { readonly from: number; readonly to: number } | undefined;
   /** What switch-to-configuration printed on standard output (a rollback; an activation streams it). */
   readonly output: string;
 }
@@ -105,19 +107,6 @@ export function systemOutput(realised: RealisedOutputs): string {
   return out[0][1];
 }
 
-/** The generation before the current one, found without changing the profile. */
-async function previousGeneration(profile: Profile): Promise<string> {
-  const current = generationOf((await profile.currentLink()) ?? '');
-  const numbers = (await profile.generations()).filter((n) => current === undefined || n < current);
-  const previous = numbers.length === 0 ? undefined : Math.max(...numbers);
-  if (previous === undefined)
-    throw new NixPlanError(
-      'usage',
-      `profile '${profile.path}' has no generation before the current one to roll back to`,
-    );
-  return profile.generationPath(previous);
-}
-
 /**
  * Applies a NixOS system plan like `nixos-rebuild ACTION`, safely: checks from the manifest that
  * the plan is one NixOS system (before building anything), realises that root (through
@@ -126,9 +115,9 @@ async function previousGeneration(profile: Profile): Promise<string> {
  * systemd-run when the machine runs systemd with its output streamed, the previous generation
  * re-activated when it fails, and a switch confirmed within `confirmTimeout` or reverted by the
  * watchdog (so a switch that kills this process, e.g. a self-hosted runner's own service, undoes
- * itself). With `rollback` no bundle is needed: `switch`/`boot` go back one generation
- * (`nix-env --profile P --rollback`) and run that generation's script; `test`/`dry-activate` run
- * the previous generation's script and leave the profile alone.
+ * itself). With `rollback` no bundle is needed: the generation before the current one, with the
+ * same safety (deploy/rollback.ts) — `switch`/`boot` switch the profile to it and run its script,
+ * `test`/`dry-activate` run its script and leave the profile alone.
  */
 export async function applyPlan(
   bundlePath: string | undefined,
@@ -218,29 +207,46 @@ async function readRecord(path: string): Promise<Uint8Array | undefined> {
   }
 }
 
-/** `--rollback`: one generation back, as nixos-rebuild --rollback does. */
+/**
+ * `--rollback`: one generation back, as nixos-rebuild --rollback does, through the same host
+ * program and safety as a deploy's rollback: what changes is said first, a failed switch
+ * re-activates the generation rolled back from, an unconfirmed one is undone by the watchdog.
+ */
 async function rollBack(options: ApplyOptions, action: ApplyAction, deps: ApplyDeps): Promise<ApplyResult> {
-  const profile = new Profile(deps.runner, options.profile, options.store);
-  const setsProfile = SETS_PROFILE.has(action);
-  let systemPath: string;
-  if (setsProfile) {
-    const before = await profile.currentLink();
-    await profile.rollback();
-    const after = await profile.currentLink();
-    if (after === undefined || after === before)
-      throw new NixPlanError('nix', `nix-env --rollback did not change profile '${profile.path}'`);
-    systemPath = await linkTarget(after);
-  } else systemPath = await previousGeneration(profile);
-  const script = await switchScript(systemPath);
-  deps.log.info(`running ${script} ${action}`);
-  const output = await switchToConfiguration(deps.runner, script, action);
-  const link = await profile.currentLink();
+  const profile = resolve(options.profile);
+  const program = new HostProgram(
+    new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }),
+  );
+  const probe = await program.probe(profile, deps.signal);
+  const { step, changes, activation } = await rollBackHost(
+    program,
+    probe,
+    {
+      label: profile,
+      profile,
+      action,
+      confirmTimeout: options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT,
+      activationTimeout: options.activationTimeout ?? DEFAULT_ACTIVATION_TIMEOUT,
+    },
+    {
+      log: deps.log,
+      output: deps.output ?? deps.nixLog,
+      clock: deps.clock,
+      now: deps.now,
+      signal: deps.signal,
+    },
+  );
+  if (activation.report.recordFailed) deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
   return {
     action,
-    systemPath,
-    profile: profile.path,
-    profileChanged: setsProfile,
-    generation: link === undefined ? undefined : generationOf(link),
-    output,
+    systemPath: step.toSystem,
+    profile,
+    profileChanged: SETS_PROFILE.has(action),
+    generation: activation.generation,
+    previousGeneration: activation.previousGeneration,
+    confirmed: activation.confirmed,
+    changes,
+    rollback: { from: step.fromGeneration, to: step.to },
+    output: '',
   };
 }

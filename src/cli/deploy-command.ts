@@ -1,11 +1,14 @@
 // `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
 import {
+  ACTIVATION_ACTIONS,
   BUILD_ON,
+  type DeployDeps,
   DEPLOY_ACTIONS,
   DEFAULT_CONFIRM_TIMEOUT,
   DEFAULT_PROFILE,
   type DeployResult,
   type HostResult,
+  type RollbackResult,
   TRANSFER_ENCODINGS,
 } from '../app/deploy/index.js';
 import { linePrefixer } from '../app/deploy/prefix.js';
@@ -39,6 +42,17 @@ import {
 
 export { parseHostOption };
 
+/** Options about the plan, meaningless for --rollback (which sends none): refused with it. */
+const PLAN_OPTIONS = [
+  'build-on',
+  'trusted-key',
+  'no-check-sigs',
+  'max-age',
+  'allow-downgrade',
+  'allow-any-root',
+  'compress',
+] as const;
+
 const RESULT_WORDS: Record<HostResult['outcome'], string> = {
   pushed: 'plan imported',
   switched: 'switched',
@@ -51,14 +65,16 @@ const RESULT_WORDS: Record<HostResult['outcome'], string> = {
   skipped: 'skipped',
 };
 
-/** The final table: host, generation, result, time. */
-export function formatDeploy(result: DeployResult): string {
+/** The final table: host, generation, result, time (a rollback's results say so). */
+export function formatDeploy(result: Pick<DeployResult | RollbackResult, 'hosts'>): string {
   const rows = result.hosts.map((h) => [
     h.name,
     h.generation === undefined
       ? '-'
       : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
-    RESULT_WORDS[h.outcome],
+    h.rollback !== undefined && h.error === undefined && h.outcome !== 'skipped'
+      ? `rolled back to ${h.rollback.to}, ${RESULT_WORDS[h.outcome]}`
+      : RESULT_WORDS[h.outcome],
     h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
   ]);
   const header = ['HOST', 'GENERATION', 'RESULT', 'TIME'];
@@ -77,7 +93,7 @@ export function formatDeploy(result: DeployResult): string {
 }
 
 /** The error that makes the exit code: the first failed host's (in --host order). */
-function failure(result: DeployResult): NixPlanError | undefined {
+function failure(result: Pick<DeployResult, 'hosts'>): NixPlanError | undefined {
   const failed = result.hosts.filter((h) => h.error !== undefined);
   const [first] = failed;
   if (first?.error === undefined) return undefined;
@@ -98,6 +114,7 @@ export function deployCommand(): Command {
     usage: [
       'nix-plan deploy BUNDLE --host [USER@]HOST[:PORT] [--action ACTION] [--trusted-key KEY…] [OPTIONS]',
       'nix-plan deploy BUNDLE --host NAME=[USER@]HOST … [--jobs N] [--keep-going]',
+      'nix-plan deploy --rollback --host [USER@]HOST[:PORT] … [--action ACTION] [OPTIONS]',
     ],
     description:
       'Verifies the plan here and, for each host: asks it for its store dir, Nix, profile and last-applied record, ' +
@@ -110,7 +127,10 @@ export function deployCommand(): Command {
       'restores the previous generation. The host needs only Nix, sh and an SSH server. With several hosts, each ' +
       "--host NAME=… gets the plan's root named NAME (its attribute, nixosConfigurations.NAME, or nixos-system-NAME-…). " +
       'Exit codes: 12 SSH or a host command failed, 13 activation failed and the previous generation was restored, ' +
-      '14 activation failed and could not be undone.',
+      '14 activation failed and could not be undone. --rollback (no BUNDLE) takes each host back one generation of ' +
+      'its profile instead, as nixos-rebuild --rollback does, with the same safety: what changes is shown first, ' +
+      'a failed activation re-activates the generation rolled back from, an unconfirmed switch is undone by the ' +
+      'watchdog; a host with no generation before the current one is refused (exit 2).',
     options: {
       host: {
         type: 'string',
@@ -148,6 +168,10 @@ export function deployCommand(): Command {
       'allow-any-root': { type: 'boolean', help: 'deploy a root that is not a nixos-system-… derivation' },
       jobs: { type: 'string', value: 'N', help: 'hosts deployed at once (default: all, at most 8)' },
       'keep-going': { type: 'boolean', help: 'go on with the other hosts after one fails' },
+      rollback: {
+        type: 'boolean',
+        help: "no BUNDLE: go back to each host's previous generation and activate it",
+      },
       'ssh-option': {
         type: 'string',
         multiple: true,
@@ -170,12 +194,56 @@ export function deployCommand(): Command {
       'nix-plan deploy host.nixplan --host root@10.0.0.5 --trusted-key ci.pub',
       'nix-plan deploy fleet.nixplan --host web=root@10.0.0.5 --host db=root@10.0.0.6 --trusted-key ci.pub --keep-going',
       'nix-plan deploy host.nixplan --host deploy@host --use-sudo --action boot --ssh-option=-F./ssh_config',
+      'nix-plan deploy --rollback --host root@10.0.0.5',
     ],
     async run(args: ParsedArgs, ctx: CommandContext): Promise<void> {
       noRest(args, 'deploy');
       const hosts = list(args, 'host').map(parseHostOption);
       if (hosts.length === 0) throw usageError('missing --host [USER@]HOST');
       const quiet = flag(args, 'quiet');
+      const hostOutputs = (name: string): ReturnType<NonNullable<DeployDeps['hostOutputs']>> => {
+        const prefix = hosts.length > 1 ? `[${name}] ` : '';
+        const sink = linePrefixer(prefix, (c) => {
+          if (!quiet) ctx.io.stderr.write(c);
+        });
+        return {
+          log: {
+            info: (m) => ctx.deps.log.info(`${prefix}${m}`),
+            warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
+            debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
+          },
+          output: (c) => sink.write(c),
+          done: () => sink.flush(),
+        };
+      };
+      if (flag(args, 'rollback')) {
+        if (args.positionals.length > 0)
+          throw usageError(
+            `--rollback takes no BUNDLE: it goes back to a generation the host has (got ${args.positionals.join(' ')})`,
+          );
+        for (const name of PLAN_OPTIONS)
+          if (args.values[name] !== undefined)
+            throw usageError(`--${name} is about a plan; --rollback sends none`);
+        const action = oneOf(str(args, 'action'), 'action', ACTIVATION_ACTIONS);
+        const rolled = await ctx.useCases.deployRollback(
+          {
+            hosts,
+            action,
+            profile: str(args, 'profile'),
+            confirmTimeout: integer(str(args, 'confirm-timeout'), 'confirm-timeout', 0, 86400),
+            activationTimeout: integer(str(args, 'activation-timeout'), 'activation-timeout', 0, 86400),
+            jobs: integer(str(args, 'jobs'), 'jobs', 1, 1024),
+            keepGoing: flag(args, 'keep-going'),
+            sshOptions: list(args, 'ssh-option'),
+            useSudo: flag(args, 'use-sudo'),
+          },
+          { ...ctx.deps, hostOutputs },
+        );
+        print(ctx, args, rolled, () => formatDeploy(rolled));
+        const error = failure(rolled);
+        if (error !== undefined) throw error;
+        return;
+      }
       const trustedKeys = await readKeys(list(args, 'trusted-key'));
       const result = await ctx.useCases.deployPlan(
         onePositional(args, 'BUNDLE'),
@@ -205,21 +273,7 @@ export function deployCommand(): Command {
               { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') },
               ctx.deps,
             ),
-          hostOutputs: (name) => {
-            const prefix = hosts.length > 1 ? `[${name}] ` : '';
-            const sink = linePrefixer(prefix, (c) => {
-              if (!quiet) ctx.io.stderr.write(c);
-            });
-            return {
-              log: {
-                info: (m) => ctx.deps.log.info(`${prefix}${m}`),
-                warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
-                debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
-              },
-              output: (c) => sink.write(c),
-              done: () => sink.flush(),
-            };
-          },
+          hostOutputs,
         },
       );
       print(ctx, args, result, () => formatDeploy(result));

@@ -121,7 +121,8 @@ export function formatRelocate(r: RelocateResult): string {
 
 /** `apply`: what ran, then what it changed (or, for dry-activate, would change) in the profile. */
 export function formatApply(r: ApplyResult): string {
-  const gen = r.generation === undefined ? '' : ` (generation ${r.generation})`;
+  const back = r.rollback === undefined ? '' : `, rolled back from ${r.rollback.from}`;
+  const gen = r.generation === undefined ? '' : ` (generation ${r.generation}${back})`;
   const changes = r.changes === undefined ? '' : `\n${changesLines(r.profile, r.changes).join('\n')}`;
   return `${r.output}${r.output === '' || r.output.endsWith('\n') ? '' : '\n'}${r.action}: ${t(r.systemPath)}${r.profileChanged ? ` is now ${t(r.profile)}${gen}` : ''}\n${changes}`;
 }

@@ -242,8 +242,8 @@ export const applyCommand = define({
     'A failed activation re-activates the previous generation (exit 13; 14 if that fails too). A switch or test is ' +
     'confirmed within --confirm-timeout seconds or a watchdog reverts it, so a switch that kills this process undoes ' +
     'itself. The plan applied is remembered in PATH.nix-plan.json; a plan older than it is refused (exit 11) unless ' +
-    '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback switches back to the previous ' +
-    'generation instead.',
+    '--allow-downgrade. BUNDLE - reads the plan from standard input. --rollback goes back to the previous ' +
+    'generation instead, saying first what changes, with the same safety (exit 2 when there is none).',
   options: {
     profile: {
       type: 'string',

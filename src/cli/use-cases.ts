@@ -3,6 +3,7 @@ import { applyPlan } from '../app/apply.js';
 import { binaryCacheCopyImport } from '../app/binary-cache.js';
 import { dryRunRealise } from '../app/dry-run.js';
 import { deployPlan } from '../app/deploy/index.js';
+import { deployRollback } from '../app/deploy/rollback-hosts.js';
 import { planContents } from '../app/contents.js';
 import { diffPlanSources } from '../app/diff.js';
 import { exportPlan } from '../app/export.js';
@@ -26,6 +27,8 @@ export interface UseCases {
   relocatePlan: typeof relocatePlan;
   applyPlan: typeof applyPlan;
   deployPlan: typeof deployPlan;
+  /** `deploy --rollback`: each host back one generation. */
+  deployRollback: typeof deployRollback;
   keygen: typeof keygen;
   diffPlanSources: typeof diffPlanSources;
   planContents: typeof planContents;
@@ -47,6 +50,7 @@ export const defaultUseCases: UseCases = {
   relocatePlan,
   applyPlan,
   deployPlan,
+  deployRollback,
   keygen,
   diffPlanSources,
   planContents,

@@ -18,6 +18,10 @@ export interface HostProbe {
   readonly generation?: string | undefined;
   /** The system that generation holds. */
   readonly system?: string | undefined;
+  /** The generation a rollback goes to (`nix-env --rollback`'s): the one numbered just below. */
+  readonly previousGeneration?: string | undefined;
+  /** The system that generation holds. */
+  readonly previousSystem?: string | undefined;
   /** The bytes of the last-applied record beside the profile, if there is one. */
   readonly record?: Uint8Array | undefined;
   /** Set when an activation is running on the host (its supervisor's pid, or '' while it starts). */

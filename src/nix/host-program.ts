@@ -85,6 +85,12 @@ export interface ActivateArgs {
   readonly id: string;
   /** Seconds switch-to-configuration may run before it is stopped and the switch undone (0: no limit). */
   readonly activationTimeout: number;
+  /**
+   * A rollback: the existing generation to go back to (its number; `out` is its system) and the
+   * current generation's link as the probe saw it. The profile is switched to that generation
+   * (switch/boot), no new one is made; the host refuses if either changed meanwhile.
+   */
+  readonly rollback?: { readonly to: number; readonly from: string } | undefined;
 }
 
 /** The phases of the host program on one host. */
@@ -169,6 +175,8 @@ export class HostProgram {
       zstd: lastMarker(m, 'zstd') === '1',
       generation: lastMarker(m, 'generation'),
       system: lastMarker(m, 'system'),
+      previousGeneration: lastMarker(m, 'previous-generation'),
+      previousSystem: lastMarker(m, 'previous-system'),
       record: record === undefined ? undefined : markerBytes(record),
       busy: lastMarker(m, 'busy'),
     };
@@ -275,6 +283,8 @@ export class HostProgram {
         args.record,
         args.id,
         String(args.activationTimeout),
+        args.rollback === undefined ? '' : String(args.rollback.to),
+        args.rollback?.from ?? '',
       ]),
       { onStderr: output.onOutput, signal: output.signal },
     );

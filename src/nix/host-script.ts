@@ -28,6 +28,24 @@ abs_link() {
 # A relative profile is taken from the login's home directory on the host.
 resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
 tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+link_number() { expr "$(basename "$1")" : '.*-\([0-9][0-9]*\)-link$'; }
+# The generation nix-env --rollback goes to: PROFILE's highest-numbered PROFILE-N-link below
+# the current generation CURRENT (a link path); prints nothing and fails when there is none.
+generation_before() {
+  g_dir=$(dirname "$1")
+  g_base=$(basename "$1")
+  g_cur=$(link_number "$2") || return 1
+  g_best=
+  for g_link in "$g_dir/$g_base"-*-link; do
+    [ -L "$g_link" ] || continue
+    g_n=$(link_number "$g_link") || continue
+    [ "$(basename "$g_link")" = "$g_base-$g_n-link" ] || continue
+    [ "$g_n" -lt "$g_cur" ] || continue
+    if [ -z "$g_best" ] || [ "$g_n" -gt "$g_best" ]; then g_best=$g_n; fi
+  done
+  [ -n "$g_best" ] || return 1
+  printf '%s/%s-%s-link\n' "$g_dir" "$g_base" "$g_best"
+}
 
 probe() {
   profile=$(resolve_profile "$1")
@@ -43,6 +61,11 @@ probe() {
   if cur=$(abs_link "$profile"); then
     say generation "$cur"
     if sys=$(abs_link "$cur"); then say system "$sys"; fi
+    # Where a rollback would go.
+    if before=$(generation_before "$profile" "$cur"); then
+      say previous-generation "$before"
+      if sys=$(abs_link "$before"); then say previous-system "$sys"; fi
+    fi
   fi
   if [ -f "$profile.nix-plan.json" ]; then
     say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
@@ -243,6 +266,12 @@ activate() {
   record=$7
   id=$8
   limit=$9
+  # A rollback: the existing generation TO (a number) whose system is OUT, from the current
+  # generation FROM (its link) as nix-plan saw it; the profile is switched, not given a new one.
+  shift 9
+  to=$1
+  from=$2
+  case $to in *[!0-9]*) fail usage "bad generation '$to'" ;; esac
   case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
   case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
   case $limit in *[!0-9]* | '') fail usage "bad activation timeout '$limit'" ;; esac
@@ -278,9 +307,19 @@ activate() {
   prevsys=
   [ -n "$prev" ] && prevsys=$(abs_link "$prev")
   before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
+  if [ -n "$to" ]; then
+    [ "$prev" = "$from" ] ||
+      fail changed "$profile points at $prev now, not at $from as when nix-plan looked (another deploy?): nothing was changed"
+    [ "$(abs_link "$dir/$base-$to-link")" = "$out" ] ||
+      fail changed "generation $to of $profile is no longer $out: nothing was changed"
+  fi
   new=$prev
   created=0
-  if [ "$action" = switch ] || [ "$action" = boot ]; then
+  if [ -n "$to" ] && { [ "$action" = switch ] || [ "$action" = boot ]; }; then
+    nix-env -p "$profile" --switch-generation "$to" >&2 ||
+      fail nix "nix-env --switch-generation $to failed: $profile is unchanged"
+    new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --switch-generation"
+  elif [ "$action" = switch ] || [ "$action" = boot ]; then
     nix-env -p "$profile" --set "$out" >&2 || fail nix "nix-env --set failed: $profile is unchanged"
     new=$(abs_link "$profile") || fail nix "$profile is not a link after nix-env --set"
     case "

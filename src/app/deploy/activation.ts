@@ -76,7 +76,10 @@ export function reportProblem(
   report: ActivationReport,
   action: ActivationAction,
   confirmTimeout: number,
+  rollingBack = false,
 ): ActivationError | undefined {
+  // In a rollback, the generation restored is the one rolled back from.
+  const earlier = rollingBack ? 'the generation rolled back from' : 'the previous generation';
   const why =
     report.timedOut !== undefined
       ? `switch-to-configuration ${action} did not finish within ${report.timedOut} s and was stopped`
@@ -98,7 +101,7 @@ export function reportProblem(
     case 'reverted':
       return new ActivationError(
         'activation',
-        `${why}: re-activated the previous generation${previous === undefined ? '' : ` ${previous}`}` +
+        `${why}: re-activated ${earlier}${previous === undefined ? '' : ` ${previous}`}` +
           `${report.removed === undefined ? '' : ` and removed ${basename(report.removed)}`}; ${describeCurrent(report)}`,
         report,
       );
@@ -112,7 +115,7 @@ export function reportProblem(
     case 'revert-failed':
       return new ActivationError(
         'attention',
-        `${why}, and restoring the previous generation failed` +
+        `${why}, and restoring ${earlier} failed` +
           `${report.revertTimedOut !== undefined ? ` (its switch-to-configuration did not finish within ${report.revertTimedOut} s and was stopped)` : report.revertRc === undefined ? '' : ` (its switch-to-configuration exited with ${report.revertRc})`}: ` +
           `the host needs attention; ${describeCurrent(report)}`,
         report,
@@ -184,6 +187,8 @@ export async function activateSafely(
 ): Promise<ActivationOutcome> {
   const clock = io.clock ?? realClock;
   const id = newActivationId();
+  const earlier =
+    request.rollback === undefined ? 'the previous generation' : 'the generation rolled back from';
   const window = Math.max(request.confirmTimeout, 5) * 1000;
   let report: ActivationReport;
   try {
@@ -200,7 +205,7 @@ export async function activateSafely(
       throw new NixPlanError(
         'host',
         `${program.shell.label}: lost the connection during the activation and could not reconnect within ` +
-          `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates the previous generation${e.partial.previous === undefined ? '' : ` (${basename(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`,
+          `${window / 1000} s. ${request.confirmTimeout > 0 && (request.action === 'switch' || request.action === 'test') ? `Unconfirmed, the host's watchdog re-activates ${earlier}${e.partial.previous === undefined ? '' : ` (${basename(e.partial.previous)})`} ${request.confirmTimeout} s after the switch ends.` : 'The activation goes on there; check the host.'} Last error: ${again.message}`,
       );
     }
   }
@@ -226,12 +231,17 @@ export async function activateSafely(
         throw new NixPlanError(
           'host',
           `${program.shell.label}: switched, but could not log in again to confirm within ${request.confirmTimeout} s: ` +
-            `unconfirmed, the host's watchdog re-activates the previous generation. Last error: ${e.message}`,
+            `unconfirmed, the host's watchdog re-activates ${earlier}. Last error: ${e.message}`,
         );
       });
     confirmed = report.confirmed === true && report.state === 'done';
   }
-  const problem = reportProblem(report, request.action, request.confirmTimeout);
+  const problem = reportProblem(
+    report,
+    request.action,
+    request.confirmTimeout,
+    request.rollback !== undefined,
+  );
   if (problem !== undefined) throw problem;
   return {
     report,

@@ -76,7 +76,7 @@ export interface HostIo {
 /** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
 export function checkProbe(
   job: Pick<HostJob, 'label'>,
-  manifest: BundleManifest,
+  manifest: Pick<BundleManifest, 'storeDir'>,
   probe: HostProbe,
   activating = true,
 ): void {

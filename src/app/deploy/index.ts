@@ -18,6 +18,7 @@ import { fileDigest } from '../files.js';
 import { privateBundle } from '../private-copy.js';
 import { checkProbe, deployToHost, sendPlan, type HostJob } from './host.js';
 import { linePrefixer } from './prefix.js';
+import { pool } from './pool.js';
 import { checkFreshness, recordFor } from './record.js';
 import { assignRoots, systemOfRoot } from './roots.js';
 
@@ -37,7 +38,7 @@ export { BUILD_ON, TRANSFER_ENCODINGS, type BuildOn, type TransferEncoding } fro
 export type { HostChanges } from './changes.js';
 export * from './types.js';
 
-const OUTCOME: Record<DeployAction, HostOutcome> = {
+export const OUTCOME: Record<DeployAction, HostOutcome> = {
   push: 'pushed',
   switch: 'switched',
   boot: 'booted',
@@ -46,7 +47,7 @@ const OUTCOME: Record<DeployAction, HostOutcome> = {
 };
 
 /** The outcome a failed host's error code stands for. */
-function failedOutcome(code: ErrorCode): HostOutcome {
+export function failedOutcome(code: ErrorCode): HostOutcome {
   if (code === 'activation') return 'rolled-back';
   if (code === 'attention') return 'needs-attention';
   return 'failed';
@@ -100,20 +101,6 @@ function provenByHead(manifest: BundleManifest, options: DeployOptions): boolean
     return false;
   }
   return manifest.counts.output === 0 || signed.length > 0;
-}
-
-/** Runs `tasks` with at most `jobs` at once; `stop()` true means start no more. */
-async function pool<T>(count: number, jobs: number, task: (index: number) => Promise<T>): Promise<T[]> {
-  const results: T[] = new Array<T>(count);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < count) {
-      const i = next++;
-      results[i] = await task(i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, count)) }, worker));
-  return results;
 }
 
 /**
@@ -322,7 +309,7 @@ async function buildLocally(bundlePath: string, deps: DeployDeps): Promise<void>
 }
 
 /** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
-function defaultOutputs(deps: Deps, prefixed: boolean): HostOutputs {
+export function defaultOutputs(deps: Deps, prefixed: boolean): HostOutputs {
   return (name) => {
     const prefix = prefixed ? `[${name}] ` : '';
     const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
@@ -343,6 +330,6 @@ function defaultOutputs(deps: Deps, prefixed: boolean): HostOutputs {
 export type { BundleManifest };
 
 /** The generation number of a profile's generation link, if the host reported one. */
-function generationOfLink(link: string | undefined): number | undefined {
+export function generationOfLink(link: string | undefined): number | undefined {
   return link === undefined ? undefined : generationOf(link);
 }

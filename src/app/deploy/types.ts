@@ -91,6 +91,8 @@ export interface HostResult {
   readonly changes?: HostChanges | undefined;
   readonly seconds: number;
   readonly error?: { readonly code: ErrorCode; readonly message: string } | undefined;
+  /** A rollback (`--rollback`): the generation it went back from, and the one it went back to. */
+  readonly rollback?: { readonly from: number; readonly to: number } | undefined;
 }
 
 /** What deployPlan did. */
@@ -127,4 +129,28 @@ export interface DeployDeps extends Deps {
   readonly signal?: AbortSignal | undefined;
   /** The clock for the record's appliedAt (default: now). */
   readonly now?: (() => Date) | undefined;
+}
+
+/** Options of deployRollback: the hosts and how they are reached and activated; no plan. */
+export type RollbackOptions = Pick<
+  DeployOptions,
+  | 'hosts'
+  | 'profile'
+  | 'confirmTimeout'
+  | 'activationTimeout'
+  | 'jobs'
+  | 'keepGoing'
+  | 'sshOptions'
+  | 'useSudo'
+> & { readonly action?: ActivationAction | undefined };
+
+/** What deployRollback did. */
+export interface RollbackResult {
+  /** Always true: tells a rollback's result (and `--json`) from a deploy's. */
+  readonly rollback: true;
+  /** The profile rolled back on each host. */
+  readonly profile: string;
+  readonly hosts: readonly HostResult[];
+  /** True when every host rolled back. */
+  readonly ok: boolean;
 }

@@ -1,0 +1,269 @@
+// `deploy --rollback` and `apply --rollback` without Nix or SSH: where a rollback goes and when it
+// is refused, what the last-applied record says afterwards, how the command line and the action
+// take it, and how the results are shown. The real thing runs in deploy.nix and apply.nix.
+import { describe, expect, test } from '@jest/globals';
+import { rollbackSummary } from '../../src/action/deploy.js';
+import { parseDeploySettings } from '../../src/action/deploy-settings.js';
+import { silentLogger } from '../../src/app/deps.js';
+import { rolledBackRecord, rollbackStep } from '../../src/app/deploy/rollback.js';
+import type { RollbackResult } from '../../src/app/deploy/types.js';
+import { formatDeploy } from '../../src/cli/deploy-command.js';
+import { main } from '../../src/cli/main.js';
+import type { UseCases } from '../../src/cli/use-cases.js';
+import { NixPlanError } from '../../src/core/errors.js';
+import { parseLastApplied } from '../../src/core/freshness.js';
+import type { HostProbe } from '../../src/nix/host-markers.js';
+
+const S = '/nix/store';
+const sys = (c: string, name: string): string => `${S}/${c.repeat(32)}-nixos-system-${name}`;
+const P = '/nix/var/nix/profiles/system';
+const probe = (extra: Partial<HostProbe>): HostProbe => ({
+  nixVersion: '2.34.0',
+  storeDir: S,
+  uid: 0,
+  systemd: false,
+  zstd: true,
+  ...extra,
+});
+
+describe('where a rollback goes', () => {
+  test('from the current generation to the one the probe found below it', () => {
+    expect(
+      rollbackStep(
+        probe({
+          generation: `${P}-12-link`,
+          system: sys('2', 'web-2'),
+          previousGeneration: `${P}-9-link`,
+          previousSystem: sys('1', 'web-1'),
+        }),
+        'web',
+        P,
+      ),
+    ).toEqual({
+      from: `${P}-12-link`,
+      fromGeneration: 12,
+      fromSystem: sys('2', 'web-2'),
+      to: 9,
+      toSystem: sys('1', 'web-1'),
+    });
+  });
+
+  test('nothing to go back to is refused by name (usage, exit 2)', () => {
+    const refused = (p: HostProbe): NixPlanError => {
+      try {
+        rollbackStep(p, 'web', P);
+      } catch (e) {
+        return e as NixPlanError;
+      }
+      throw new Error('not refused');
+    };
+    const none = refused(probe({}));
+    expect(none.code).toBe('usage');
+    expect(none.message).toBe(
+      `web: profile '${P}' has no generation, so there is nothing to roll back; nothing was changed`,
+    );
+    const one = refused(probe({ generation: `${P}-1-link`, system: sys('1', 'web-1') }));
+    expect(one.code).toBe('usage');
+    expect(one.message).toBe(
+      `web: profile '${P}' has no generation before the current one (1) to roll back to; nothing was changed`,
+    );
+    // A generation link that points at nothing readable: the host's problem, not a usage error.
+    const dangling = refused(probe({ generation: `${P}-2-link`, previousGeneration: `${P}-1-link` }));
+    expect(dangling.code).toBe('host');
+  });
+});
+
+describe('the last-applied record after a rollback', () => {
+  const step = {
+    from: `${P}-4-link`,
+    fromGeneration: 4,
+    fromSystem: sys('4', 'b'),
+    to: 3,
+    toSystem: sys('3', 'a'),
+  };
+  const record = {
+    version: 1,
+    createdAt: '2026-12-06T10:00:00Z',
+    digest: `sha256:${'a'.repeat(64)}`,
+    checksum: 'b'.repeat(64),
+    storeDir: S,
+    roots: [`${S}/${'c'.repeat(32)}-nixos-system-b.drv`],
+    appliedAt: '2026-12-06T11:00:00Z',
+  };
+  const at = new Date('2026-12-07T02:00:00Z');
+
+  test('keeps the newest plan as the downgrade floor and says where the host went back to', () => {
+    const bytes = new Uint8Array(Buffer.from(`${JSON.stringify(record)}\n`));
+    const text = rolledBackRecord(bytes, step, at, P, silentLogger);
+    expect(JSON.parse(text)).toEqual({
+      ...record,
+      rolledBack: { generation: 3, system: sys('3', 'a'), from: 4, at: '2026-12-07T02:00:00Z' },
+    });
+    // Still a record every reader takes, with the same floor.
+    expect(parseLastApplied(text, 'x')).toEqual(record);
+  });
+
+  test('no record: none is written; an unreadable one is left alone, said so', () => {
+    expect(rolledBackRecord(undefined, step, at, P, silentLogger)).toBe('');
+    const warned: string[] = [];
+    const log = { ...silentLogger, warn: (m: string) => warned.push(m) };
+    expect(rolledBackRecord(new Uint8Array(Buffer.from('[1]')), step, at, P, log)).toBe('');
+    expect(warned).toEqual([`${P}.nix-plan.json is not a last-applied record: left as it is`]);
+  });
+});
+
+describe('the command line', () => {
+  async function run(argv: string[]): Promise<{ code: number; err: string; calls: unknown[] }> {
+    let err = '';
+    const calls: unknown[] = [];
+    const io = {
+      stdout: { write: () => true },
+      stderr: { write: (c: string | Uint8Array) => (err += c.toString()) },
+    };
+    const useCases: Partial<UseCases> = {
+      deployRollback: (options) => {
+        calls.push(options);
+        return Promise.resolve({ rollback: true, profile: P, hosts: [], ok: true });
+      },
+    };
+    const code = await main(argv, { io, useCases });
+    return { code, err, calls };
+  }
+
+  test('--rollback takes no plan and no option about one; push has no meaning', async () => {
+    for (const argv of [
+      ['deploy', '--rollback', 'host.nixplan', '--host', 'root@h'],
+      ['deploy', '--rollback', '--host', 'root@h', '--trusted-key', 'k:AAAA'],
+      ['deploy', '--rollback', '--host', 'root@h', '--allow-downgrade'],
+      ['deploy', '--rollback', '--host', 'root@h', '--action', 'push'],
+    ]) {
+      const r = await run(argv);
+      expect(r.code).toBe(2);
+      expect(r.calls).toEqual([]);
+    }
+    expect((await run(['deploy', '--rollback', 'x.nixplan', '--host', 'root@h'])).err).toMatch(
+      /--rollback takes no BUNDLE/,
+    );
+  });
+
+  test('the options a rollback has reach it', async () => {
+    const r = await run([
+      'deploy',
+      '--rollback',
+      '--host',
+      'web=root@10.0.0.5',
+      '--host',
+      'db=root@10.0.0.6:2222',
+      '--action',
+      'boot',
+      '--profile',
+      'profiles/system',
+      '--jobs',
+      '2',
+      '--keep-going',
+      '--use-sudo',
+      '--confirm-timeout',
+      '5',
+      '--ssh-option=-F./ssh_config',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.calls).toEqual([
+      expect.objectContaining({
+        action: 'boot',
+        profile: 'profiles/system',
+        jobs: 2,
+        keepGoing: true,
+        useSudo: true,
+        confirmTimeout: 5,
+        sshOptions: ['-F./ssh_config'],
+        hosts: [
+          { name: 'web', target: { user: 'root', host: '10.0.0.5' } },
+          { name: 'db', target: { user: 'root', host: '10.0.0.6', port: 2222 } },
+        ],
+      }),
+    ]);
+  });
+});
+
+describe('the deploy action', () => {
+  const reader =
+    (inputs: Record<string, string>) =>
+    (name: string): string =>
+      inputs[name] ?? '';
+  const env = (): undefined => undefined;
+
+  test('rollback: true is read; with push it is refused', () => {
+    const base = { hosts: 'root@h', 'known-hosts': 'h ssh-ed25519 AAAA' };
+    expect(parseDeploySettings(reader(base), env).rollback).toBe(false);
+    expect(parseDeploySettings(reader({ ...base, rollback: 'true' }), env)).toMatchObject({
+      rollback: true,
+      action: 'switch',
+    });
+    expect(() => parseDeploySettings(reader({ ...base, rollback: 'true', action: 'push' }), env)).toThrow(
+      /^input "action": push sends a plan/,
+    );
+  });
+});
+
+describe('how a rollback is shown', () => {
+  const result: RollbackResult = {
+    rollback: true,
+    profile: P,
+    ok: false,
+    hosts: [
+      {
+        name: 'web',
+        target: 'root@w',
+        action: 'switch',
+        outcome: 'switched',
+        generation: 3,
+        previousGeneration: 4,
+        rollback: { from: 4, to: 3 },
+        system: sys('3', 'web-3'),
+        currentSystem: sys('3', 'web-3'),
+        seconds: 4.25,
+      },
+      {
+        name: 'db',
+        target: 'root@d',
+        action: 'switch',
+        outcome: 'rolled-back',
+        generation: 7,
+        previousGeneration: 7,
+        rollback: { from: 7, to: 6 },
+        seconds: 2,
+        error: { code: 'activation', message: 'switch-to-configuration switch exited with 1: …' },
+      },
+      {
+        name: 'mail',
+        target: 'root@m',
+        action: 'switch',
+        outcome: 'failed',
+        seconds: 0.3,
+        error: { code: 'usage', message: "mail: profile '…' has no generation before the current one (1)" },
+      },
+    ],
+  };
+
+  test('the table says which generation each host went back to', () => {
+    expect(formatDeploy(result)).toBe(
+      [
+        'HOST  GENERATION  RESULT                      TIME',
+        'web   3 (was 4)   rolled back to 3, switched  4.3 s',
+        'db    7           FAILED, rolled back         2.0 s',
+        'mail  -           FAILED                      0.3 s',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  test('the summary says it rolled back, from which generation to which', () => {
+    const md = rollbackSummary(result);
+    expect(md).toContain(`## nix-plan deploy: rollback of \`${P}\``);
+    expect(md).toContain('- `web`: rolled back from generation 4 to 3 (switch)');
+    expect(md).toContain('- `db`: **not rolled back** (from generation 7 to 6 was tried)');
+    expect(md).toContain('- `mail`: **not rolled back**');
+    expect(md).toMatch(/\| web \| 3 \(was 4\) \| ✅ switched \|/);
+    expect(md).toContain('### Failures');
+  });
+});
