@@ -257,6 +257,20 @@ describe('how a rollback is shown', () => {
     );
   });
 
+  test('a test or dry-activate of the previous generation does not read as a rollback', () => {
+    const tried = (action: 'test' | 'dry-activate'): RollbackResult => ({
+      ...result,
+      hosts: [{ ...result.hosts[0]!, action, outcome: action === 'test' ? 'tested' : 'dry-activated' }],
+    });
+    expect(formatDeploy(tried('dry-activate'))).toMatch(
+      /^web +3 \(was 4\) +generation 3 dry-activated, nothing changed +4\.3 s$/m,
+    );
+    expect(formatDeploy(tried('test'))).toMatch(/ generation 3 tested, profile unchanged /);
+    expect(rollbackSummary(tried('dry-activate'))).toContain(
+      '- `web`: dry-activate of generation 3 only; the profile was left at 4',
+    );
+  });
+
   test('the summary says it rolled back, from which generation to which', () => {
     const md = rollbackSummary(result);
     expect(md).toContain(`## nix-plan deploy: rollback of \`${P}\``);

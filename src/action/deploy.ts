@@ -145,7 +145,10 @@ export function rollbackSummary(result: RollbackResult): string {
   const lines = result.hosts.map((h) => {
     const step = h.rollback === undefined ? '' : ` from generation ${h.rollback.from} to ${h.rollback.to}`;
     if (h.outcome === 'skipped') return `- ${codeSpan(h.name)}: skipped`;
-    if (h.error === undefined) return `- ${codeSpan(h.name)}: rolled back${step} (${h.action})`;
+    if (h.error === undefined)
+      return h.action === 'switch' || h.action === 'boot'
+        ? `- ${codeSpan(h.name)}: rolled back${step} (${h.action})`
+        : `- ${codeSpan(h.name)}: ${h.action} of generation ${h.rollback?.to ?? '?'} only; the profile was left at ${h.rollback?.from ?? '?'}`;
     return `- ${codeSpan(h.name)}: **not rolled back**${step === '' ? '' : ` (${step.trim()} was tried)`}`;
   });
   return capSummary(

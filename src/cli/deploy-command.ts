@@ -65,6 +65,17 @@ const RESULT_WORDS: Record<HostResult['outcome'], string> = {
   skipped: 'skipped',
 };
 
+/**
+ * What a rollback did, in the table: `switch` and `boot` went back to generation N; `test` and
+ * `dry-activate` only ran its script and left the profile where it was.
+ */
+export function rollbackWords(action: HostResult['action'], to: number): string {
+  if (action === 'switch') return `rolled back to ${to}, switched`;
+  if (action === 'boot') return `rolled back to ${to} for next boot`;
+  if (action === 'test') return `generation ${to} tested, profile unchanged`;
+  return `generation ${to} dry-activated, nothing changed`;
+}
+
 /** The final table: host, generation, result, time (a rollback's results say so). */
 export function formatDeploy(result: Pick<DeployResult | RollbackResult, 'hosts'>): string {
   const rows = result.hosts.map((h) => [
@@ -73,7 +84,7 @@ export function formatDeploy(result: Pick<DeployResult | RollbackResult, 'hosts'
       ? '-'
       : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
     h.rollback !== undefined && h.error === undefined && h.outcome !== 'skipped'
-      ? `rolled back to ${h.rollback.to}, ${RESULT_WORDS[h.outcome]}`
+      ? rollbackWords(h.action, h.rollback.to)
       : RESULT_WORDS[h.outcome],
     h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
   ]);
