@@ -26,7 +26,7 @@ import { SshHost } from '../../src/nix/ssh.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { generationNumber } from '../../src/app/deploy/activation.js';
 import { editDerivation, forgeBundle, loadPlan } from '../support/forge.js';
-import { forgeManifest } from '../support/craft.js';
+import { forgeFile, forgeManifest } from '../support/craft.js';
 import { deployPlan } from '../../src/app/deploy/index.js';
 import { parseSshTarget } from '../../src/nix/ssh.js';
 import { parseSecretKey, type SecretKey } from '../../src/core/signing.js';
@@ -538,21 +538,37 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(current()).toBe('system-1-link');
     });
 
-    test('a plan of .drv files and sources proves itself: deployed without any key', async () => {
+    test('a plan of .drv files and sources proves itself: deployed without any key, its labels never reach a shell', async () => {
+      // Such a plan needs no key, so its author writes every label: here in shell syntax. The
+      // remote command is built from store paths and nix-plan's own words only, each quoted.
+      const marker = join(s().tmp['main'] ?? '', '..', `label-ran-${label}`);
+      const evil = `$(touch ${marker})\`touch ${marker}\`'"; touch ${marker} #`;
+      const file = join(s().tmp['main'] ?? '', '..', `labels-${label}.nixplan`);
+      forgeFile(s().plans['unsigned'] ?? '', file, (m) => {
+        const roots = m['roots'] as Record<string, unknown>[];
+        roots[0] = { ...roots[0], installable: evil, attribute: evil };
+        return m;
+      });
       s().control.reset();
-      const run = await cli([
-        'deploy',
-        s().plans['unsigned'] ?? '',
-        '--host',
-        host(),
-        '--profile',
-        s().profile,
-        '--action',
-        'dry-activate',
-        ...ssh(),
-      ]);
-      expect(run.stderr).toContain('plan unsigned');
-      expect(run.code).toBe(0);
+      try {
+        const run = await cli([
+          'deploy',
+          file,
+          '--host',
+          host(),
+          '--profile',
+          s().profile,
+          '--action',
+          'dry-activate',
+          ...ssh(),
+        ]);
+        expect(run.stderr).toContain('plan unsigned');
+        expect(run.stderr).toContain(`deploying ${evil} to `);
+        expect(run.code).toBe(0);
+      } finally {
+        rmSync(file, { force: true });
+      }
+      expect(existsSync(marker)).toBe(false);
       expect(s().control.calls()).toEqual([expect.stringMatching(/^c dry-activate ok/)]);
       expect(current()).toBe('system-1-link');
     });
