@@ -22,7 +22,7 @@ import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, typ
 import { originMarkdown } from '../core/provenance-view.js';
 import { capSummary, formatMs, table, trustMarkdown } from './summary.js';
 import { asPackageChange, changesHeadline, type HostChanges } from '../app/deploy/changes.js';
-import { codeSpan, plainText } from './markdown.js';
+import { codeSpan } from './markdown.js';
 import { markdownCode } from '../core/text.js';
 import { DIFF_BUDGET, packageDetails, versionChangesTable } from './summary-diff.js';
 
@@ -116,9 +116,11 @@ function hostSections(hosts: readonly HostResult[]): string[] {
   const changes = hosts.flatMap((h) =>
     h.changes === undefined ? [] : [changesSection(h, h.changes, budget)],
   );
+  // A message may quote what the host printed (its build log, switch-to-configuration): a code
+  // span, where GitHub links no @mention or #reference (a backslash before them does not stop it).
   const failures = hosts
     .filter((h) => h.error !== undefined)
-    .map((h) => `- ${codeSpan(h.name)}: ${plainText((h.error?.message ?? '').replace(/\r?\n/g, ' '))}`);
+    .map((h) => `- ${codeSpan(h.name)}: ${codeSpan((h.error?.message ?? '').replace(/\r?\n/g, ' '))}`);
   return [
     table(['host', 'generation', 'result', 'time', 'system'], rows),
     ...changes,
