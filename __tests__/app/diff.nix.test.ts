@@ -4,6 +4,7 @@
 // drill-down, the JSON document against its published schema, and refusals: every plan verify
 // refuses (a damaged one, a forged .drv, unproven build outputs) is refused alike.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -192,6 +193,27 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
     expect(d.old.bundle?.signatures).toEqual([{ key: 'diff-ci-1', status: 'verified' }]);
     expect(formatDiff(d)).toContain('No changes: both hold the same 9 derivations and roots.');
     expect(formatDiff(d)).toContain('verified: signed by trusted key diff-ci-1');
+  });
+
+  test('what is shown is what was verified: a bundle rewritten in place while it is read changes nothing', async () => {
+    // The forger owns the old side's file and rewrites it in place with another plan once the
+    // diff has opened it. Every read (store dir, manifest, digest, verified stream, drill-down
+    // files) comes from a private copy made first, so the diff is the one of the file as it was.
+    const file = join(work, 'rewritten.nixplan');
+    const original = readFileSync(oldPlan);
+    writeFileSync(file, original);
+    const progress = {
+      start: () => {
+        writeFileSync(file, readFileSync(newPlan));
+        return { tick: () => undefined, done: () => undefined };
+      },
+    };
+    const d = await diffPlanSources(bundle(file), bundle(newPlan), { drv: 'curl' }, { ...deps, progress });
+    const expected = await diffPlanSources(bundle(oldPlan), bundle(newPlan), { drv: 'curl' }, deps);
+    expect(d.identical).toBe(false);
+    expect(d.old.bundle?.digest).toBe(`sha256:${createHash('sha256').update(original).digest('hex')}`);
+    expect({ ...d, old: { ...d.old, source: oldPlan } }).toEqual(expected);
+    expect(d.old.source).toBe(file);
   });
 
   test('a .drv both plans hold is still checked against its path on each side', async () => {

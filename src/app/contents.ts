@@ -4,7 +4,7 @@ import type { DrvNode } from '../core/diff/graph.js';
 import type { PlanSide } from '../core/diff/plan-diff.js';
 import { compareVersions } from '../core/diff/drv-name.js';
 import type { Deps } from './deps.js';
-import { readPlanSide } from './plan-reader.js';
+import { pinLocation, readPlanSide } from './plan-reader.js';
 
 /** One derivation of a root's closure, as a person reads it. */
 export interface PackageEntry {
@@ -56,7 +56,14 @@ export async function planContents(
   options: { trustedKeys?: readonly string[] | undefined; noCheckSigs?: boolean | undefined },
   deps: Deps,
 ): Promise<PlanContents> {
-  const { side, graph } = await readPlanSide({ kind: 'bundle', path: bundlePath }, options, deps);
+  const pinned = await pinLocation({ kind: 'bundle', path: bundlePath });
+  let read;
+  try {
+    read = await readPlanSide(pinned.location, options, deps);
+  } finally {
+    await pinned.dispose();
+  }
+  const { side, graph } = read;
   return {
     plan: side,
     roots: graph.roots.map((r) => ({

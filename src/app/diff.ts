@@ -11,7 +11,7 @@ import { PlanGraph, type DrvNode } from '../core/diff/graph.js';
 import { diffPlans, type PlanDiff } from '../core/diff/plan-diff.js';
 import { relocateClosure } from '../core/relocate/index.js';
 import type { Deps } from './deps.js';
-import { readPlanSide, storeDirOf, type PlanLocation, type ReadSide } from './plan-reader.js';
+import { pinLocation, readPlanSide, storeDirOf, type PlanLocation, type ReadSide } from './plan-reader.js';
 
 /** Options of a comparison. */
 export interface DiffOptions {
@@ -127,8 +127,30 @@ function changedPaths(graph: PlanGraph, other: PlanGraph): Set<string> {
   );
 }
 
-/** Reads the old and new sides and compares them; see the module comment. */
+/**
+ * Reads the old and new sides and compares them; see the module comment. A bundle is read from a
+ * private copy, so the digest, manifest and derivations shown are those of the bytes verified.
+ */
 export async function diffPlanSources(
+  oldLocation: PlanLocation,
+  newLocation: PlanLocation,
+  options: DiffOptions,
+  deps: Deps,
+): Promise<PlanDiff> {
+  const old = await pinLocation(oldLocation);
+  try {
+    const now = await pinLocation(newLocation);
+    try {
+      return await diffPinned(old.location, now.location, options, deps);
+    } finally {
+      await now.dispose();
+    }
+  } finally {
+    await old.dispose();
+  }
+}
+
+async function diffPinned(
   oldLocation: PlanLocation,
   newLocation: PlanLocation,
   options: DiffOptions,

@@ -28,11 +28,33 @@ import type { RelocObject } from '../core/relocate/index.js';
 import { NixStore } from '../nix/store.js';
 import { progressOf, type Deps } from './deps.js';
 import { rootLabel } from './inspect.js';
+import { privateBundle } from './private-copy.js';
 
 /** What to read: a bundle file, a .drv in the store, or a profile's current generation. */
 export interface PlanLocation {
   readonly kind: PlanSideKind;
+  /** What the user named, and what messages name. */
   readonly path: string;
+  /** A bundle's private copy (pinLocation), read instead of `path`. */
+  readonly copy?: string | undefined;
+}
+
+/**
+ * A bundle location as a private copy of the file (other kinds as they are), and how to remove
+ * the copy: every read of a comparison (store dir, manifest, digest, verified stream, drill-down
+ * files) then sees the same bytes, even if the file is rewritten in place or replaced meanwhile.
+ */
+export async function pinLocation(
+  location: PlanLocation,
+): Promise<{ readonly location: PlanLocation; dispose(): Promise<void> }> {
+  if (location.kind !== 'bundle') return { location, dispose: () => Promise.resolve() };
+  const copy = await privateBundle(location.path);
+  return { location: { ...location, copy: copy.path }, dispose: () => copy.dispose() };
+}
+
+/** Opens a bundle location (its private copy when pinned), named as the user named it. */
+async function openLocation(location: PlanLocation): Promise<BundleSource> {
+  return { ...(await openBundle(location.copy ?? location.path)), name: location.path };
 }
 
 /** How to read a side. */
@@ -82,7 +104,7 @@ export const FILE_BUDGET = 16 * 1024 * 1024;
 /** Reads the store dir of a bundle, a .drv path or a profile without reading the rest. */
 export async function storeDirOf(location: PlanLocation, options: ReadOptions, deps: Deps): Promise<string> {
   if (location.kind === 'bundle') {
-    const source = await openBundle(location.path);
+    const source = await openLocation(location);
     try {
       return (await readBundleHead(source)).manifest.storeDir;
     } finally {
@@ -99,7 +121,7 @@ export async function readPlanSide(
   deps: Deps,
 ): Promise<ReadSide> {
   return location.kind === 'bundle'
-    ? readBundleSide(location.path, options, deps)
+    ? readBundleSide(location, options, deps)
     : readStoreSide(location, options, deps);
 }
 
@@ -176,14 +198,15 @@ export function manifestRoots(manifest: BundleManifest): PlanRoot[] {
   return manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath }));
 }
 
-async function readBundleSide(path: string, options: ReadOptions, deps: Deps): Promise<ReadSide> {
-  const source = await openBundle(path);
+async function readBundleSide(location: PlanLocation, options: ReadOptions, deps: Deps): Promise<ReadSide> {
+  const { path } = location;
+  const source = await openLocation(location);
   try {
     const head = await readBundleHead(source);
     const { manifest } = head;
     // Refuses a signature by a trusted key name that does not verify (the manifest was altered).
     const signatures = signatureStatuses(manifest, options.trustedKeys);
-    const digest = await digestOf(path);
+    const digest = await digestOf(location.copy ?? path);
     const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
     const keep = options.keepObjects === true;
     const sameDir = options.known?.graph.storeDir === manifest.storeDir ? options.known : undefined;
@@ -255,7 +278,7 @@ async function readBundleSide(path: string, options: ReadOptions, deps: Deps): P
       graph,
       checks: report.outputChecks,
       ...(keep && { objects }),
-      files: (paths) => bundleFiles(path, paths),
+      files: (paths) => bundleFiles(location, paths),
     };
   } finally {
     await source.close();
@@ -267,9 +290,12 @@ async function readBundleSide(path: string, options: ReadOptions, deps: Deps): P
  * none of them). The stream's digests are checked again at its end, so a bundle changed since
  * the first pass fails here instead of showing other bytes.
  */
-async function bundleFiles(path: string, paths: ReadonlySet<string>): Promise<Map<string, Uint8Array>> {
+async function bundleFiles(
+  location: PlanLocation,
+  paths: ReadonlySet<string>,
+): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
-  const source: BundleSource = await openBundle(path);
+  const source = await openLocation(location);
   let budget = FILE_BUDGET;
   try {
     for await (const e of readExport(exportStream(source), { keepFileUpTo: MAX_FILE })) {
