@@ -13385,6 +13385,22 @@ class PlanGraph {
 
 
 
+
+/**
+ * A bundle location as a private copy of the file (other kinds as they are), and how to remove
+ * the copy: every read of a comparison (store dir, manifest, digest, verified stream, drill-down
+ * files) then sees the same bytes, even if the file is rewritten in place or replaced meanwhile.
+ */
+async function pinLocation(location) {
+    if (location.kind !== 'bundle')
+        return { location, dispose: () => Promise.resolve() };
+    const copy = await privateBundle(location.path);
+    return { location: { ...location, copy: copy.path }, dispose: () => copy.dispose() };
+}
+/** Opens a bundle location (its private copy when pinned), named as the user named it. */
+async function openLocation(location) {
+    return { ...(await openBundle(location.copy ?? location.path)), name: location.path };
+}
 /** Small files fetched for a drill-down are at most this big. */
 const MAX_FILE = 4 * 1024 * 1024;
 /** Bytes of texts and one-file sources a drill-down keeps beyond the paths asked for. */
@@ -13392,7 +13408,7 @@ const FILE_BUDGET = 16 * 1024 * 1024;
 /** Reads the store dir of a bundle, a .drv path or a profile without reading the rest. */
 async function plan_reader_storeDirOf(location, options, deps) {
     if (location.kind === 'bundle') {
-        const source = await openBundle(location.path);
+        const source = await openLocation(location);
         try {
             return (await readBundleHead(source)).manifest.storeDir;
         }
@@ -13405,7 +13421,7 @@ async function plan_reader_storeDirOf(location, options, deps) {
 /** Reads one side of a comparison. */
 async function readPlanSide(location, options, deps) {
     return location.kind === 'bundle'
-        ? readBundleSide(location.path, options, deps)
+        ? readBundleSide(location, options, deps)
         : readStoreSide(location, options, deps);
 }
 /** `sha256:<hex>` of a file. */
@@ -13464,14 +13480,15 @@ function bundleFacts(manifest, digest, signatures) {
 function manifestRoots(manifest) {
     return manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath }));
 }
-async function readBundleSide(path, options, deps) {
-    const source = await openBundle(path);
+async function readBundleSide(location, options, deps) {
+    const { path } = location;
+    const source = await openLocation(location);
     try {
         const head = await readBundleHead(source);
         const { manifest } = head;
         // Refuses a signature by a trusted key name that does not verify (the manifest was altered).
         const signatures = signatureStatuses(manifest, options.trustedKeys);
-        const digest = await digestOf(path);
+        const digest = await digestOf(location.copy ?? path);
         const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
         const keep = options.keepObjects === true;
         const sameDir = options.known?.graph.storeDir === manifest.storeDir ? options.known : undefined;
@@ -13541,7 +13558,7 @@ async function readBundleSide(path, options, deps) {
             graph,
             checks: report.outputChecks,
             ...(keep && { objects }),
-            files: (paths) => bundleFiles(path, paths),
+            files: (paths) => bundleFiles(location, paths),
         };
     }
     finally {
@@ -13553,9 +13570,9 @@ async function readBundleSide(path, options, deps) {
  * none of them). The stream's digests are checked again at its end, so a bundle changed since
  * the first pass fails here instead of showing other bytes.
  */
-async function bundleFiles(path, paths) {
+async function bundleFiles(location, paths) {
     const out = new Map();
-    const source = await openBundle(path);
+    const source = await openLocation(location);
     let budget = FILE_BUDGET;
     try {
         for await (const e of readExport(exportStream(source), { keepFileUpTo: MAX_FILE })) {
@@ -13712,7 +13729,15 @@ const order = (a, b) => a.name < b.name
         : compareVersions(a.version, b.version) || (a.drvPath < b.drvPath ? -1 : 1);
 /** Verifies a bundle as it reads it and lists each root's packages. */
 async function planContents(bundlePath, options, deps) {
-    const { side, graph } = await readPlanSide({ kind: 'bundle', path: bundlePath }, options, deps);
+    const pinned = await pinLocation({ kind: 'bundle', path: bundlePath });
+    let read;
+    try {
+        read = await readPlanSide(pinned.location, options, deps);
+    }
+    finally {
+        await pinned.dispose();
+    }
+    const { side, graph } = read;
     return {
         plan: side,
         roots: graph.roots.map((r) => ({
@@ -15997,8 +16022,26 @@ function changedPaths(graph, other) {
         .filter((n) => !other.has(n.path))
         .map((n) => n.path));
 }
-/** Reads the old and new sides and compares them; see the module comment. */
+/**
+ * Reads the old and new sides and compares them; see the module comment. A bundle is read from a
+ * private copy, so the digest, manifest and derivations shown are those of the bytes verified.
+ */
 async function diffPlanSources(oldLocation, newLocation, options, deps) {
+    const old = await pinLocation(oldLocation);
+    try {
+        const now = await pinLocation(newLocation);
+        try {
+            return await diffPinned(old.location, now.location, options, deps);
+        }
+        finally {
+            await now.dispose();
+        }
+    }
+    finally {
+        await old.dispose();
+    }
+}
+async function diffPinned(oldLocation, newLocation, options, deps) {
     const readOptions = {
         store: options.store,
         trustedKeys: options.trustedKeys,
