@@ -9,10 +9,10 @@ import { NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.
 import { HostProgram } from '../../nix/host-program.js';
 import { generationOf } from '../../nix/profile.js';
 import { SshHost, formatSshTarget, type SshTarget } from '../../nix/ssh.js';
-import type { Deps } from '../deps.js';
+import type { Deps, Logger } from '../deps.js';
 import { rootLabel } from '../inspect.js';
 import { verifyWithProgress } from '../verify.js';
-import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT } from './activation.js';
+import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT, type ActivationOutcome } from './activation.js';
 import type { HostChanges } from './changes.js';
 import { fileDigest } from '../files.js';
 import { privateBundle } from '../private-copy.js';
@@ -51,6 +51,56 @@ export function failedOutcome(code: ErrorCode): HostOutcome {
   if (code === 'activation') return 'rolled-back';
   if (code === 'attention') return 'needs-attention';
   return 'failed';
+}
+
+/**
+ * The checks deploy and deploy --rollback make of their host list and profile before asking any
+ * host: each host's name (`--host NAME=…`, else its address), given once, and the profile.
+ */
+export function checkHosts(
+  options: Pick<DeployOptions, 'hosts' | 'profile'>,
+  command: string,
+): { readonly names: string[]; readonly profile: string } {
+  if (options.hosts.length === 0) throw new NixPlanError('usage', `${command} needs at least one --host`);
+  const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
+  const dup = names.find((n, i) => names.indexOf(n) !== i);
+  if (dup !== undefined) throw new NixPlanError('usage', `host '${dup}' is given twice`);
+  const profile = options.profile ?? DEFAULT_PROFILE;
+  if (profile === '' || profile.includes('\0')) throw new NixPlanError('usage', '--profile must be a path');
+  return { names, profile };
+}
+
+/** The program run on a host over SSH (or the shell the deps give, in tests). */
+export function hostProgram(
+  target: SshTarget,
+  options: Pick<DeployOptions, 'sshOptions' | 'useSudo'>,
+  deps: Pick<DeployDeps, 'shellFor'>,
+): HostProgram {
+  const shell =
+    deps.shellFor !== undefined
+      ? deps.shellFor(target)
+      : new SshHost(target, { sshOptions: options.sshOptions ?? [] });
+  return new HostProgram(shell, { sudo: options.useSudo });
+}
+
+/**
+ * What a host's result says of an activation that went through (warning when the host could
+ * not write its last-applied record).
+ */
+export function hostActivated(
+  label: string,
+  action: DeployAction,
+  activation: ActivationOutcome,
+  log: Logger,
+): Pick<HostResult, 'outcome' | 'generation' | 'previousGeneration' | 'currentSystem' | 'confirmed'> {
+  if (activation.report.recordFailed) log.warn(`${label}: the host could not write its last-applied record`);
+  return {
+    outcome: OUTCOME[action],
+    generation: activation.generation,
+    previousGeneration: activation.previousGeneration,
+    currentSystem: activation.report.currentSystem,
+    confirmed: activation.confirmed,
+  };
 }
 
 /**
@@ -138,13 +188,8 @@ export async function deployPlan(
   options: DeployOptions,
   deps: DeployDeps,
 ): Promise<DeployResult> {
-  if (options.hosts.length === 0) throw new NixPlanError('usage', 'deploy needs at least one --host');
-  const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup !== undefined) throw new NixPlanError('usage', `host '${dup}' is given twice`);
+  const { names, profile } = checkHosts(options, 'deploy');
   const action = options.action ?? 'switch';
-  const profile = options.profile ?? DEFAULT_PROFILE;
-  if (profile === '' || profile.includes('\0')) throw new NixPlanError('usage', '--profile must be a path');
   const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
   const buildOn = options.buildOn ?? 'host';
 
@@ -161,9 +206,7 @@ export async function deployPlan(
     const roots = push ? undefined : assignRoots(manifest.roots, options.hosts);
     const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
 
-    const shellFor =
-      deps.shellFor ?? ((t: SshTarget) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
-    const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
+    const programs = options.hosts.map((h) => hostProgram(h.target, options, deps));
     const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
 
     // Verify here while the hosts answer their probes.
@@ -251,16 +294,9 @@ export async function deployPlan(
           };
           out.log.info(`deploying ${rootLabel(root)} to ${program.shell.label} (${action})`);
           const done = await deployToHost(job, plan, answer, io);
-          const { activation } = done;
-          if (activation.report.recordFailed)
-            out.log.warn(`${label}: the host could not write its last-applied record`);
           return {
             ...base,
-            outcome: OUTCOME[action],
-            generation: activation.generation,
-            previousGeneration: activation.previousGeneration,
-            currentSystem: activation.report.currentSystem,
-            confirmed: activation.confirmed,
+            ...hostActivated(label, action, done.activation, out.log),
             imported: done.imported,
             changes,
             seconds: (performance.now() - started) / 1000,

@@ -1,21 +1,14 @@
 // deployRollback: `nix-plan deploy --rollback` — each host goes back one generation of its profile
 // over SSH, with a deploy's safety (rollback.ts), in parallel as a deploy's hosts are.
 import { NixPlanError } from '../../core/errors.js';
-import { HostProgram } from '../../nix/host-program.js';
-import { SshHost, formatSshTarget, type SshTarget } from '../../nix/ssh.js';
+import { formatSshTarget } from '../../nix/ssh.js';
 import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT } from './activation.js';
 import type { HostChanges } from './changes.js';
 import { checkProbe } from './host.js';
-import { defaultOutputs, hostFailure, OUTCOME } from './index.js';
+import { checkHosts, defaultOutputs, hostActivated, hostFailure, hostProgram } from './index.js';
 import { pool } from './pool.js';
 import { rollBackHost, type RollbackStep } from './rollback.js';
-import {
-  DEFAULT_PROFILE,
-  type DeployDeps,
-  type HostResult,
-  type RollbackOptions,
-  type RollbackResult,
-} from './types.js';
+import { type DeployDeps, type HostResult, type RollbackOptions, type RollbackResult } from './types.js';
 
 /**
  * Rolls every host in `options.hosts` back one generation of `options.profile`: probes it (its
@@ -24,16 +17,8 @@ import {
  * fail one by one, as in a deploy: the result lists each (`ok` false when any failed).
  */
 export async function deployRollback(options: RollbackOptions, deps: DeployDeps): Promise<RollbackResult> {
-  if (options.hosts.length === 0)
-    throw new NixPlanError('usage', 'deploy --rollback needs at least one --host');
-  const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
-  const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup !== undefined) throw new NixPlanError('usage', `host '${dup}' is given twice`);
+  const { names, profile } = checkHosts(options, 'deploy --rollback');
   const action = options.action ?? 'switch';
-  const profile = options.profile ?? DEFAULT_PROFILE;
-  if (profile === '' || profile.includes('\0')) throw new NixPlanError('usage', '--profile must be a path');
-  const shellFor =
-    deps.shellFor ?? ((t: SshTarget) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
   const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
   let failed = false;
   const hosts = await pool<HostResult>(
@@ -46,7 +31,7 @@ export async function deployRollback(options: RollbackOptions, deps: DeployDeps)
       const base = { name, target: formatSshTarget(spec.target), action };
       if (failed && options.keepGoing !== true) return { ...base, outcome: 'skipped', seconds: 0 };
       const started = performance.now();
-      const program = new HostProgram(shellFor(spec.target), { sudo: options.useSudo });
+      const program = hostProgram(spec.target, options, deps);
       const label = options.hosts.length > 1 ? name : program.shell.label;
       const out = outputs(name);
       let changes: HostChanges | undefined;
@@ -75,17 +60,10 @@ export async function deployRollback(options: RollbackOptions, deps: DeployDeps)
             onStep: (s) => (step = s),
           },
         );
-        const { activation } = done;
-        if (activation.report.recordFailed)
-          out.log.warn(`${label}: the host could not write its last-applied record`);
         return {
           ...base,
           system: done.step.toSystem,
-          outcome: OUTCOME[action],
-          generation: activation.generation,
-          previousGeneration: activation.previousGeneration,
-          currentSystem: activation.report.currentSystem,
-          confirmed: activation.confirmed,
+          ...hostActivated(label, action, done.activation, out.log),
           changes,
           rollback: { from: done.step.fromGeneration, to: done.step.to },
           seconds: (performance.now() - started) / 1000,
