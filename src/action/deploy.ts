@@ -7,7 +7,9 @@ import {
   deployPlan,
   type DeployResult,
   type HostOutputs,
+  type DeployDeps,
   type HostResult,
+  type RollbackOptions,
   type RollbackResult,
 } from '../app/deploy/index.js';
 import { deployRollback } from '../app/deploy/rollback-hosts.js';
@@ -208,44 +210,24 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
   const plan = await fetchPlan(settings, () => deps.transport(artifactDir), jobTempDir(io, 'fetched'));
   io.setOutput(DeployOutput.BundlePath, plan.path);
 
-  const ssh = await sshFiles(io, settings.sshPrivateKey, settings.knownHosts);
-  const buildLog = nixBuildLog(io);
-  let result: DeployResult;
-  try {
-    result = await deps.deployPlan(
+  const result = await onHosts(deps, settings, (hostOptions, hostDeps) =>
+    deps.deployPlan(
       plan.path,
       {
-        hosts: settings.hosts,
+        ...hostOptions,
         action: settings.action,
-        profile: settings.profile,
-        confirmTimeout: settings.confirmTimeout,
-        activationTimeout: settings.activationTimeout,
         buildOn: settings.buildOn,
         trustedKeys: settings.trustedKeys,
         noCheckSigs: settings.noCheckSigs,
-        jobs: settings.jobs,
-        keepGoing: settings.keepGoing,
-        // The action's identity and host keys come first: ssh keeps the first value of an option.
-        sshOptions: [...ssh.args, ...settings.sshOptions],
-        useSudo: settings.useSudo,
         maxAgeMs: settings.maxAgeMs,
         maxAgeText: settings.maxAgeText,
         allowDowngrade: settings.allowDowngrade,
         // Checked again on the private copy that is deployed: the file could change after fetching.
         ...(settings.digest === undefined ? {} : { digest: settings.digest }),
       },
-      {
-        runner: deps.runner,
-        log: io.log,
-        progress: io.progress,
-        nixLog: buildLog.write,
-        hostOutputs: hostOutputs(io, settings.hosts.length, buildLog.write),
-      },
-    );
-  } finally {
-    buildLog.close();
-    await rm(ssh.dir, { recursive: true, force: true });
-  }
+      hostDeps,
+    ),
+  );
   io.setOutput(DeployOutput.Result, JSON.stringify(result));
   await io.appendSummary(deploySummary(plan.label, result));
   throwIfFailed(result.hosts);
@@ -266,6 +248,46 @@ function hostOutputs(io: ActionIO, hosts: number, write: (c: Uint8Array) => void
       done: () => sink.flush(),
     };
   };
+}
+
+/**
+ * Runs a deploy or a rollback with what both take from the action: the hosts and how they are
+ * reached (its SSH key and known hosts in a private directory, removed afterwards) and activated,
+ * and each host's output in the Nix build log.
+ */
+async function onHosts<R>(
+  deps: DeployActionDeps,
+  settings: ReturnType<typeof parseDeploySettings>,
+  go: (options: Omit<RollbackOptions, 'action'>, hostDeps: DeployDeps) => Promise<R>,
+): Promise<R> {
+  const { io } = deps;
+  const ssh = await sshFiles(io, settings.sshPrivateKey, settings.knownHosts);
+  const buildLog = nixBuildLog(io);
+  try {
+    return await go(
+      {
+        hosts: settings.hosts,
+        profile: settings.profile,
+        confirmTimeout: settings.confirmTimeout,
+        activationTimeout: settings.activationTimeout,
+        jobs: settings.jobs,
+        keepGoing: settings.keepGoing,
+        // The action's identity and host keys come first: ssh keeps the first value of an option.
+        sshOptions: [...ssh.args, ...settings.sshOptions],
+        useSudo: settings.useSudo,
+      },
+      {
+        runner: deps.runner,
+        log: io.log,
+        progress: io.progress,
+        nixLog: buildLog.write,
+        hostOutputs: hostOutputs(io, settings.hosts.length, buildLog.write),
+      },
+    );
+  } finally {
+    buildLog.close();
+    await rm(ssh.dir, { recursive: true, force: true });
+  }
 }
 
 /** The step fails with the first failed host's error (its exit code's kind). */
@@ -289,34 +311,10 @@ async function rollBack(
   const { io } = deps;
   if (settings.action === 'push')
     throw new NixPlanError('usage', 'a rollback sends no plan: push has no meaning');
-  const ssh = await sshFiles(io, settings.sshPrivateKey, settings.knownHosts);
-  const buildLog = nixBuildLog(io);
-  let result: RollbackResult;
-  try {
-    result = await (deps.deployRollback ?? deployRollback)(
-      {
-        hosts: settings.hosts,
-        action: settings.action,
-        profile: settings.profile,
-        confirmTimeout: settings.confirmTimeout,
-        activationTimeout: settings.activationTimeout,
-        jobs: settings.jobs,
-        keepGoing: settings.keepGoing,
-        sshOptions: [...ssh.args, ...settings.sshOptions],
-        useSudo: settings.useSudo,
-      },
-      {
-        runner: deps.runner,
-        log: io.log,
-        progress: io.progress,
-        nixLog: buildLog.write,
-        hostOutputs: hostOutputs(io, settings.hosts.length, buildLog.write),
-      },
-    );
-  } finally {
-    buildLog.close();
-    await rm(ssh.dir, { recursive: true, force: true });
-  }
+  const { action } = settings;
+  const result = await onHosts(deps, settings, (hostOptions, hostDeps) =>
+    (deps.deployRollback ?? deployRollback)({ ...hostOptions, action }, hostDeps),
+  );
   io.setOutput(DeployOutput.Result, JSON.stringify(result));
   await io.appendSummary(rollbackSummary(result));
   throwIfFailed(result.hosts);
