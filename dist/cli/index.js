@@ -11070,6 +11070,44 @@ function failedOutcome(code) {
     return 'failed';
 }
 /**
+ * The checks deploy and deploy --rollback make of their host list and profile before asking any
+ * host: each host's name (`--host NAME=…`, else its address), given once, and the profile.
+ */
+function checkHosts(options, command) {
+    if (options.hosts.length === 0)
+        throw new errors_NixPlanError('usage', `${command} needs at least one --host`);
+    const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined)
+        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
+    const profile = options.profile ?? DEFAULT_PROFILE;
+    if (profile === '' || profile.includes('\0'))
+        throw new errors_NixPlanError('usage', '--profile must be a path');
+    return { names, profile };
+}
+/** The program run on a host over SSH (or the shell the deps give, in tests). */
+function hostProgram(target, options, deps) {
+    const shell = deps.shellFor !== undefined
+        ? deps.shellFor(target)
+        : new SshHost(target, { sshOptions: options.sshOptions ?? [] });
+    return new HostProgram(shell, { sudo: options.useSudo });
+}
+/**
+ * What a host's result says of an activation that went through (warning when the host could
+ * not write its last-applied record).
+ */
+function hostActivated(label, action, activation, log) {
+    if (activation.report.recordFailed)
+        log.warn(`${label}: the host could not write its last-applied record`);
+    return {
+        outcome: OUTCOME[action],
+        generation: activation.generation,
+        previousGeneration: activation.previousGeneration,
+        currentSystem: activation.report.currentSystem,
+        confirmed: activation.confirmed,
+    };
+}
+/**
  * What a host's result says of the error that ended it: the outcome its code stands for, the
  * error, and the generations the host reported with it (an activation error carries them).
  */
@@ -11131,16 +11169,8 @@ function provenByHead(manifest, options) {
  * itself or the command line are thrown.
  */
 async function deployPlan(bundlePath, options, deps) {
-    if (options.hosts.length === 0)
-        throw new errors_NixPlanError('usage', 'deploy needs at least one --host');
-    const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup !== undefined)
-        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
+    const { names, profile } = checkHosts(options, 'deploy');
     const action = options.action ?? 'switch';
-    const profile = options.profile ?? DEFAULT_PROFILE;
-    if (profile === '' || profile.includes('\0'))
-        throw new errors_NixPlanError('usage', '--profile must be a path');
     const confirmTimeout = options.confirmTimeout ?? DEFAULT_CONFIRM_TIMEOUT;
     const buildOn = options.buildOn ?? 'host';
     // Everything below reads a private copy: the plan verified is the plan sent and built, even if
@@ -11155,8 +11185,7 @@ async function deployPlan(bundlePath, options, deps) {
         const push = action === 'push';
         const roots = push ? undefined : assignRoots(manifest.roots, options.hosts);
         const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
-        const shellFor = deps.shellFor ?? ((t) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
-        const programs = options.hosts.map((h) => new HostProgram(shellFor(h.target), { sudo: options.useSudo }));
+        const programs = options.hosts.map((h) => hostProgram(h.target, options, deps));
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes.
         const verified = verifyForDeploy(source, options, !push, deps);
@@ -11237,16 +11266,9 @@ async function deployPlan(bundlePath, options, deps) {
                 };
                 out.log.info(`deploying ${rootLabel(root)} to ${program.shell.label} (${action})`);
                 const done = await deployToHost(job, plan, answer, io);
-                const { activation } = done;
-                if (activation.report.recordFailed)
-                    out.log.warn(`${label}: the host could not write its last-applied record`);
                 return {
                     ...base,
-                    outcome: OUTCOME[action],
-                    generation: activation.generation,
-                    previousGeneration: activation.previousGeneration,
-                    currentSystem: activation.report.currentSystem,
-                    confirmed: activation.confirmed,
+                    ...hostActivated(label, action, done.activation, out.log),
                     imported: done.imported,
                     changes,
                     seconds: (performance.now() - started) / 1000,
@@ -13103,7 +13125,6 @@ async function dryRunRealise(bundlePath, options, deps) {
 
 
 
-
 /**
  * Rolls every host in `options.hosts` back one generation of `options.profile`: probes it (its
  * generations, the record, whether an activation is running), refuses a host with no generation
@@ -13111,17 +13132,8 @@ async function dryRunRealise(bundlePath, options, deps) {
  * fail one by one, as in a deploy: the result lists each (`ok` false when any failed).
  */
 async function deployRollback(options, deps) {
-    if (options.hosts.length === 0)
-        throw new errors_NixPlanError('usage', 'deploy --rollback needs at least one --host');
-    const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
-    const dup = names.find((n, i) => names.indexOf(n) !== i);
-    if (dup !== undefined)
-        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
+    const { names, profile } = checkHosts(options, 'deploy --rollback');
     const action = options.action ?? 'switch';
-    const profile = options.profile ?? DEFAULT_PROFILE;
-    if (profile === '' || profile.includes('\0'))
-        throw new errors_NixPlanError('usage', '--profile must be a path');
-    const shellFor = deps.shellFor ?? ((t) => new SshHost(t, { sshOptions: options.sshOptions ?? [] }));
     const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
     let failed = false;
     const hosts = await pool(options.hosts.length, options.jobs ?? Math.min(8, options.hosts.length), async (i) => {
@@ -13133,7 +13145,7 @@ async function deployRollback(options, deps) {
         if (failed && options.keepGoing !== true)
             return { ...base, outcome: 'skipped', seconds: 0 };
         const started = performance.now();
-        const program = new HostProgram(shellFor(spec.target), { sudo: options.useSudo });
+        const program = hostProgram(spec.target, options, deps);
         const label = options.hosts.length > 1 ? name : program.shell.label;
         const out = outputs(name);
         let changes;
@@ -13157,17 +13169,10 @@ async function deployRollback(options, deps) {
                 onChanges: (c) => (changes = c),
                 onStep: (s) => (step = s),
             });
-            const { activation } = done;
-            if (activation.report.recordFailed)
-                out.log.warn(`${label}: the host could not write its last-applied record`);
             return {
                 ...base,
                 system: done.step.toSystem,
-                outcome: OUTCOME[action],
-                generation: activation.generation,
-                previousGeneration: activation.previousGeneration,
-                currentSystem: activation.report.currentSystem,
-                confirmed: activation.confirmed,
+                ...hostActivated(label, action, done.activation, out.log),
                 changes,
                 rollback: { from: done.step.fromGeneration, to: done.step.to },
                 seconds: (performance.now() - started) / 1000,
