@@ -24,7 +24,7 @@ import {
   parseDerivation,
   type Derivation,
   type DerivationHead,
-  type DerivationLayout,
+  type DerivationHeadLayout,
   type DerivationSpans,
   type DerivationTail,
 } from '../derivation/index.js';
@@ -140,7 +140,7 @@ export class DerivationOutputChecks {
     head: DerivationHead,
     tail: DerivationTail,
     bytes: Uint8Array,
-    layout: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+    layout: DerivationHeadLayout,
   ): void | Promise<void> {
     const missing = head.inputDrvs.filter((i) => !this.hasher.has(i.path)).map((i) => i.path);
     if (missing.length === 0) return this.checkSpansNow(drvPath, head, tail, bytes, layout);
@@ -154,7 +154,7 @@ export class DerivationOutputChecks {
     head: DerivationHead,
     tail: DerivationTail,
     bytes: Uint8Array,
-    layout: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+    layout: DerivationHeadLayout,
   ): void {
     if (this.filledInPlace(drvPath, head, tail, bytes, layout)) return;
     const spans: DerivationSpans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
@@ -172,7 +172,7 @@ export class DerivationOutputChecks {
     head: DerivationHead,
     tail: DerivationTail,
     bytes: Uint8Array,
-    layout: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+    layout: DerivationHeadLayout,
   ): boolean {
     if (head.version !== undefined || head.outputs.some((o) => o.hashAlgo !== '')) return false;
     const holes: { start: number; end: number; output: string }[] = [];

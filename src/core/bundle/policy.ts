@@ -9,7 +9,7 @@ import {
   derivationReferences,
   parseDerivationSpans,
   type DerivationHead,
-  type DerivationLayout,
+  type DerivationHeadLayout,
   type DerivationTail,
 } from '../derivation/index.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
@@ -134,7 +134,7 @@ export function classifyEntry(
     head: DerivationHead,
     tail: DerivationTail,
     bytes: Uint8Array,
-    layout: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+    layout: DerivationHeadLayout,
   ) => void,
 ): VerifiedEntry {
   const ca = identifyContentAddress(

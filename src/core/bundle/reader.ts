@@ -13,7 +13,7 @@ import type { PublicKey } from '../signing.js';
 import type { FrameInfo } from './frame.js';
 import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
-import type { DerivationHead, DerivationLayout, DerivationTail } from '../derivation/index.js';
+import type { DerivationHead, DerivationHeadLayout, DerivationTail } from '../derivation/index.js';
 import { DerivationOutputChecks, type StoreDerivationReader } from './drv-outputs.js';
 import { ClosureCheck } from './closure-check.js';
 import { DEFAULT_READER_LIMITS, checkSizeLimits, exportLimitsFor, type ReaderLimits } from './limits.js';
@@ -198,14 +198,18 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   let frame: FrameInfo | undefined;
   const decoded = decompressedStream(source, head, limits, { onFrame: (info) => (frame = info) });
   const data = options.onStreamBytes === undefined ? decoded : tapChunks(decoded, options.onStreamBytes);
-  type Layout = Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>;
-  type Parsed = { head: DerivationHead; tail: DerivationTail; bytes: Uint8Array; layout: Layout };
+  type Parsed = {
+    head: DerivationHead;
+    tail: DerivationTail;
+    bytes: Uint8Array;
+    layout: DerivationHeadLayout;
+  };
   let parsed: Parsed | undefined;
   const onDerivation = (
     head: DerivationHead,
     tail: DerivationTail,
     bytes: Uint8Array,
-    layout: Layout,
+    layout: DerivationHeadLayout,
   ): void => {
     parsed = { head, tail, bytes, layout };
   };

@@ -12,7 +12,13 @@ import { sha256, toHex } from '../hash.js';
 import { compareStrings, isStrictlySorted, makeOutputPath, outputPathName } from '../store-path.js';
 import { drvName as nameOfDrvPath, outputNamed } from './fields.js';
 import { derivationKind, fixedOutputAddress, fixedOutputPath } from './kind.js';
-import type { Derivation, DerivationLayout, DerivationOutput, EnvEntry } from './types.js';
+import type {
+  Derivation,
+  DerivationHeadLayout,
+  DerivationLayout,
+  DerivationOutput,
+  EnvEntry,
+} from './types.js';
 import { serialiseDerivation, serialiseInputDrvs } from './write.js';
 
 /** The modulo hash of one derivation, as its dependents see it. */
@@ -269,7 +275,7 @@ export class DerivationHasher {
    */
   checkFilled(
     original: Uint8Array,
-    spans: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+    spans: DerivationHeadLayout,
     envHoles: readonly { start: number; end: number; output: string }[],
     drv: Pick<Derivation, 'version' | 'outputs' | 'inputDrvs'>,
     drvName: string,

@@ -7,6 +7,7 @@ import type {
   Derivation,
   DerivationHead,
   DerivationInput,
+  DerivationHeadLayout,
   DerivationLayout,
   DerivationOutput,
   DerivationTail,
@@ -56,7 +57,7 @@ export interface DerivationSpans extends Pick<
  */
 export function parseDerivationSpans(
   bytes: Uint8Array,
-  layout?: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
+  layout?: DerivationHeadLayout,
 ): { head: DerivationHead; tail: DerivationTail } {
   const p = new Parser(bytes);
   const head = parseUpToSystem(p, layout);
@@ -133,10 +134,7 @@ function parseTail<T>(
 }
 
 /** The fields up to the system; `layout` (when given) gets where the outputs' paths and the input derivations are. */
-function parseUpToSystem(
-  p: Parser,
-  layout?: Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>,
-): DerivationHead {
+function parseUpToSystem(p: Parser, layout?: DerivationHeadLayout): DerivationHead {
   const { version, outputs } = parseHead(p, layout?.outputPaths);
   p.expect(COMMA);
   if (layout !== undefined) layout.inputDrvsStart = p.pos;

@@ -71,3 +71,6 @@ export interface DerivationLayout {
   /** For each environment entry, in order: the offset just after the opening quote of its value. */
   envValues: number[];
 }
+
+/** Where a .drv's output paths and input derivations are in its bytes (`parseDerivationSpans`). */
+export type DerivationHeadLayout = Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>;

@@ -12,6 +12,7 @@ import {
   type Derivation,
   type DerivationHasher,
   type DerivationHead,
+  type DerivationHeadLayout,
   type DerivationLayout,
   type DerivationOutput,
   type DerivationTail,
@@ -42,9 +43,6 @@ export interface DrvContext {
    */
   readonly hasherA: DerivationHasher | undefined;
 }
-
-/** Where a .drv's output paths and input derivations are in its bytes (`parseDerivationSpans`). */
-type HeadSpans = Pick<DerivationLayout, 'outputPaths' | 'inputDrvsStart' | 'inputDrvsEnd'>;
 
 /** Relocates one derivation whose dependencies are all relocated: parsed whole, serialised again. */
 export function relocateDrv(
@@ -103,7 +101,7 @@ export function spliceDrv(
   type: DrvType,
   cx: DrvContext,
 ): RelocatedObject | undefined {
-  const spans: HeadSpans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0 };
+  const spans: DerivationHeadLayout = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0 };
   const { head, tail } = parseDerivationSpans(bytes, spans);
   cx.onDerivation?.(obj, head);
   refuseImpureEnv(obj.path, tail.keys);
@@ -150,7 +148,7 @@ function checkSplicedInA(
   bytes: Uint8Array,
   head: DerivationHead,
   tail: DerivationTail,
-  spans: HeadSpans,
+  spans: DerivationHeadLayout,
   masked: boolean,
   hasherA: DerivationHasher,
 ): void {
