@@ -6,12 +6,13 @@ import type { BundleManifest } from '../core/bundle/manifest.js';
 import { NixPlanError } from '../core/errors.js';
 import { HostProgram } from '../nix/host-program.js';
 import { LocalHost } from '../nix/ssh.js';
-import type { Deps } from './deps.js';
+import type { Deps, Logger } from './deps.js';
 import {
   activateSafely,
   DEFAULT_ACTIVATION_TIMEOUT,
   DEFAULT_CONFIRM_TIMEOUT,
   type ActivationClock,
+  type ActivationOutcome,
 } from './deploy/activation.js';
 import { readChanges, type HostChanges } from './deploy/changes.js';
 import { fileDigest } from './files.js';
@@ -157,9 +158,7 @@ export async function applyPlan(
   )
     throw new NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
   const digest = await fileDigest(bundlePath);
-  const program = new HostProgram(
-    new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }),
-  );
+  const program = localProgram(options, deps);
   // What activating it changes — the profile's current generation → this system, package by
   // package — said before anything is activated, whatever the action, as deploy says it per host.
   const changes = await readChanges(
@@ -183,10 +182,29 @@ export async function applyPlan(
     },
     { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock },
   );
-  if (outcome.report.recordFailed) deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
+  return applied(action, system, profile, outcome, changes, deps.log);
+}
+
+/** This machine, as the host program sees a deploy's host (its store: `options.store`). */
+function localProgram(options: Pick<ApplyOptions, 'store'>, deps: Pick<ApplyDeps, 'runner'>): HostProgram {
+  return new HostProgram(
+    new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }),
+  );
+}
+
+/** The result of an activation that went through (warning when the record could not be written). */
+function applied(
+  action: ApplyAction,
+  systemPath: string,
+  profile: string,
+  outcome: ActivationOutcome,
+  changes: HostChanges,
+  log: Logger,
+): ApplyResult {
+  if (outcome.report.recordFailed) log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
   return {
     action,
-    systemPath: system,
+    systemPath,
     profile,
     profileChanged: SETS_PROFILE.has(action),
     generation: outcome.generation,
@@ -214,9 +232,7 @@ async function readRecord(path: string): Promise<Uint8Array | undefined> {
  */
 async function rollBack(options: ApplyOptions, action: ApplyAction, deps: ApplyDeps): Promise<ApplyResult> {
   const profile = resolve(options.profile);
-  const program = new HostProgram(
-    new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }),
-  );
+  const program = localProgram(options, deps);
   const probe = await program.probe(profile, deps.signal);
   const { step, changes, activation } = await rollBackHost(
     program,
@@ -236,17 +252,8 @@ async function rollBack(options: ApplyOptions, action: ApplyAction, deps: ApplyD
       signal: deps.signal,
     },
   );
-  if (activation.report.recordFailed) deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
   return {
-    action,
-    systemPath: step.toSystem,
-    profile,
-    profileChanged: SETS_PROFILE.has(action),
-    generation: activation.generation,
-    previousGeneration: activation.previousGeneration,
-    confirmed: activation.confirmed,
-    changes,
+    ...applied(action, step.toSystem, profile, activation, changes, deps.log),
     rollback: { from: step.fromGeneration, to: step.to },
-    output: '',
   };
 }
