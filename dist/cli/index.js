@@ -12179,7 +12179,7 @@ async function applyPlan(bundlePath, options, deps) {
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
         throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
     const digest = await fileDigest(bundlePath);
-    const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
+    const program = localProgram(options, deps);
     // What activating it changes — the profile's current generation → this system, package by
     // package — said before anything is activated, whatever the action, as deploy says it per host.
     const changes = await readChanges(program, { profile, out: system, storeDir: manifest.storeDir }, { log: deps.log, output: deps.output ?? deps.nixLog });
@@ -12195,11 +12195,19 @@ async function applyPlan(bundlePath, options, deps) {
             ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))
             : '',
     }, { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock });
+    return applied(action, system, profile, outcome, changes, deps.log);
+}
+/** This machine, as the host program sees a deploy's host (its store: `options.store`). */
+function localProgram(options, deps) {
+    return new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
+}
+/** The result of an activation that went through (warning when the record could not be written). */
+function applied(action, systemPath, profile, outcome, changes, log) {
     if (outcome.report.recordFailed)
-        deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
+        log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
     return {
         action,
-        systemPath: system,
+        systemPath,
         profile,
         profileChanged: SETS_PROFILE.has(action),
         generation: outcome.generation,
@@ -12227,7 +12235,7 @@ async function readRecord(path) {
  */
 async function apply_rollBack(options, action, deps) {
     const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
-    const program = new HostProgram(new LocalHost(deps.runner, options.store === undefined ? {} : { NIX_REMOTE: options.store }));
+    const program = localProgram(options, deps);
     const probe = await program.probe(profile, deps.signal);
     const { step, changes, activation } = await rollBackHost(program, probe, {
         label: profile,
@@ -12242,19 +12250,9 @@ async function apply_rollBack(options, action, deps) {
         now: deps.now,
         signal: deps.signal,
     });
-    if (activation.report.recordFailed)
-        deps.log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
     return {
-        action,
-        systemPath: step.toSystem,
-        profile,
-        profileChanged: SETS_PROFILE.has(action),
-        generation: activation.generation,
-        previousGeneration: activation.previousGeneration,
-        confirmed: activation.confirmed,
-        changes,
+        ...applied(action, step.toSystem, profile, activation, changes, deps.log),
         rollback: { from: step.fromGeneration, to: step.to },
-        output: '',
     };
 }
 
