@@ -70,6 +70,22 @@ describe('where a rollback goes', () => {
     // A generation link that points at nothing readable: the host's problem, not a usage error.
     const dangling = refused(probe({ generation: `${P}-2-link`, previousGeneration: `${P}-1-link` }));
     expect(dangling.code).toBe('host');
+    // A generation that is a link to a link (or to a directory outside the store) is no system
+    // nix-env made: what the comparison shows could change under it before it is activated.
+    for (const previousSystem of [`${P}-0-link`, '/tmp/system', `/elsewhere/store/${'1'.repeat(32)}-x`]) {
+      const odd = refused(
+        probe({
+          generation: `${P}-2-link`,
+          system: sys('2', 'web-2'),
+          previousGeneration: `${P}-1-link`,
+          previousSystem,
+        }),
+      );
+      expect(odd.code).toBe('host');
+      expect(odd.message).toBe(
+        `web: generation 1 of '${P}' (system-1-link) is not a link to a system in ${S}; nothing was changed`,
+      );
+    }
   });
 });
 

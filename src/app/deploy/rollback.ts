@@ -6,6 +6,7 @@
 import { basename } from 'node:path';
 import { NixPlanError } from '../../core/errors.js';
 import { rfc3339 } from '../../core/provenance.js';
+import { isStorePath } from '../../core/store-path.js';
 import type { HostProbe } from '../../nix/host-markers.js';
 import type { HostProgram } from '../../nix/host-program.js';
 import type { Logger } from '../deps.js';
@@ -44,10 +45,12 @@ export function rollbackStep(probe: HostProbe, label: string, profile: string): 
       'usage',
       `${label}: profile '${profile}' has no generation before the current one (${fromGeneration}) to roll back to; nothing was changed`,
     );
-  if (probe.previousSystem === undefined)
+  // nix-env makes generations as links to store paths: anything else (a link to a link, to a
+  // directory elsewhere) is not a generation to activate, and what it shows could change under it.
+  if (probe.previousSystem === undefined || !isStorePath(probe.previousSystem, probe.storeDir))
     throw new NixPlanError(
       'host',
-      `${label}: generation ${to} of '${profile}' (${basename(probe.previousGeneration ?? '')}) is not a link to a system; nothing was changed`,
+      `${label}: generation ${to} of '${profile}' (${basename(probe.previousGeneration ?? '')}) is not a link to a system in ${probe.storeDir}; nothing was changed`,
     );
   return {
     from: probe.generation,
