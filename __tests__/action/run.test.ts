@@ -317,6 +317,42 @@ describe('the root action', () => {
     }
   });
 
+  test("compare-to with this job's own unsigned build outputs: compared, and the summary says NOT CHECKED", async () => {
+    // include: outputs and no signing-key: nothing proves the outputs this job realised, but it
+    // wrote them itself, so its plan is compared all the same, and the reviewer is told.
+    const mine = await builtPlan('hello-2.13', { output: 'hello\n' });
+    const own = await planComparing(mine, await builtPlan('hello-2.12'));
+    await own.run;
+    expect(own.rec.outputs[PlanOutput.Changed]).toBe('true');
+    const summary = own.rec.summary[0]!;
+    expect(summary).not.toContain('refused');
+    expect(summary).toContain('`hello` | ⬆ upgrade | `2.12 → 2.13`');
+    expect(summary).toContain(
+      '**NOT CHECKED: 1 unproven (built by this job)**: this plan carries 1 build output this job realised',
+    );
+    expect(summary).toMatch(
+      /\| trust \| unsigned; \*\*NOT CHECKED: 1 unproven \(built by this job\)\*\* \| unsigned \|/,
+    );
+    expect(own.rec.log).toContainEqual(
+      expect.stringMatching(/^warn: compared with 1 build output of this plan that no key proves/),
+    );
+    // Only this job's own plan: the plan compared with still needs a key for its outputs.
+    const theirs = await planComparing(mine, await builtPlan('hello-2.12', { output: 'hello\n' }));
+    await expect(theirs.run).rejects.toThrow(
+      /is a build output, whose content only a signature by a trusted key/,
+    );
+    expect(theirs.rec.summary[0]).toContain('**Not compared: a plan was refused.**');
+    // Signed by this job: proven, nothing NOT CHECKED.
+    const ci = generateKeyPair('ci');
+    const signed = await planComparing(
+      await builtPlan('hello-2.13', { output: 'hello\n', keys: [ci.secretKey] }),
+      await builtPlan('hello-2.12'),
+      { [PlanInput.SigningKey]: ci.secretKey },
+    );
+    await signed.run;
+    expect(signed.rec.summary[0]).not.toContain('NOT CHECKED');
+  });
+
   test('a bad input fails before anything is exported or set', async () => {
     const { io, rec } = recordingIO(
       { [PlanInput.Installables]: '.#a', [PlanInput.CompressionLevel]: '99' },

@@ -16084,7 +16084,11 @@ async function diffPinned(oldLocation, newLocation, options, deps) {
     // One side after the other: one bundle's decompression window in memory at a time, and the
     // new side takes the heads of the .drv files both plans hold from the old one.
     const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
-    const now = await readPlanSide(newLocation, { ...readOptions, known: relocate ? undefined : { graph: old.graph, checks: old.checks } }, deps);
+    const now = await readPlanSide(newLocation, {
+        ...readOptions,
+        ...(options.ownNew === true && { noCheckSigs: true }),
+        known: relocate ? undefined : { graph: old.graph, checks: old.checks },
+    }, deps);
     let oldGraph = old.graph;
     let relocatedBytes;
     if (relocate) {

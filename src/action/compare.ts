@@ -223,6 +223,12 @@ export interface Comparison {
    * fails with this error once the summary is written (`failIfRefused`).
    */
   readonly refused?: NixPlanError;
+  /**
+   * Build outputs of this job's own plan that no key proves (a plan action with `include:
+   * outputs` and no `signing-key`): compared all the same, since this job wrote them, and said
+   * so in the summary ("NOT CHECKED"), never silently.
+   */
+  readonly ownUnproven?: number;
 }
 
 /** Errors that mean a plan was refused, as verify refuses it (not that nix-plan failed). */
@@ -264,7 +270,9 @@ export function compareInputs(
 
 /**
  * Fetches the plan to compare with and diffs `bundlePath` against it; sets the `changed` output
- * ("true"/"false") and `changes` (counts as JSON) when there was one.
+ * ("true"/"false") and `changes` (counts as JSON) when there was one. With `own`, `bundlePath`
+ * is the plan this job just exported: build outputs no key proves are taken from it, counted in
+ * `ownUnproven` (the plan compared with still needs a trusted key for its own).
  */
 export async function comparePlans(
   settings: CompareSettings,
@@ -278,6 +286,7 @@ export async function comparePlans(
   },
   outputs: { readonly changed: string; readonly changes: string },
   destDir: string,
+  own = false,
 ): Promise<Comparison> {
   const { io } = deps;
   const baseline = await fetchBaseline(
@@ -300,7 +309,7 @@ export async function comparePlans(
     diff = await deps.diffPlanSources(
       { kind: 'bundle', path: baseline.path },
       { kind: 'bundle', path: bundlePath },
-      { trustedKeys: settings.trustedKeys },
+      { trustedKeys: settings.trustedKeys, ownNew: own },
       { runner: deps.runner, log: io.log, progress: io.progress },
     );
   } catch (e) {
@@ -317,8 +326,14 @@ export async function comparePlans(
     `compared with ${baseline.path}: ${diff.identical ? 'no changes' : countsText(diff.total.counts)}`,
   );
   const { manifest } = await readBundleHead(baseline.path);
+  const unproven = own ? (diff.new.bundle?.unproven ?? 0) : 0;
+  if (unproven > 0)
+    io.log.warn(
+      `compared with ${unproven} build output${unproven === 1 ? '' : 's'} of this plan that no key proves (no signing-key): the summary says NOT CHECKED`,
+    );
   return {
     diff,
+    ...(unproven > 0 && { ownUnproven: unproven }),
     baseline: baseline.description,
     compared: { manifest, trust: trustReportOf(manifest, settings.trustedKeys.map(parsePublicKey)) },
   };

@@ -120,6 +120,8 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
             changes: PlanOutput.Changes,
           },
           jobTempDir(io, 'compare'),
+          // The plan is this job's own: its build outputs are compared even when unsigned.
+          true,
         );
 
   // Exporting is everything after evaluation: collecting, writing and (with relocate-to) relocating.
