@@ -7450,10 +7450,11 @@ function activationReport(markers) {
     };
 }
 /**
- * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
- * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
+ * Most bytes of marker lines any phase may send: the largest, two closures of a large NixOS
+ * system (about 5,000 paths of under 200 bytes each) or the validity answer for one, take a few
+ * MiB; a host sending more is refused (and its session stopped) before it fills this machine's memory.
  */
-const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
+const HOST_OUTPUT_LIMIT = 64 * 1024 * 1024;
 /**
  * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a
  * size in decimal digits. A host is not trusted to send well-formed lines.
@@ -8095,6 +8096,7 @@ function hostProgramArgv(phase, args, sudo = false) {
 
 
 
+
 /** A session that ended without its final report: the connection dropped or the program died. */
 class HostSessionError extends errors_NixPlanError {
     partial;
@@ -8137,6 +8139,36 @@ class HostProgram {
     argv(phase, args) {
         return hostProgramArgv(phase, args, this.options.sudo === true);
     }
+    /**
+     * Runs `phase`, stopping the session once the host has sent more than HOST_OUTPUT_LIMIT bytes
+     * on standard output (what it prints for a person goes to `onStderr`, passed on and not kept).
+     */
+    async run(phase, args, options = {}) {
+        const stop = new AbortController();
+        const stopNow = () => stop.abort();
+        const { signal } = options;
+        if (signal?.aborted === true)
+            stopNow();
+        signal?.addEventListener('abort', stopNow, { once: true });
+        let bytes = 0;
+        try {
+            const result = await this.shell.run(this.argv(phase, args), {
+                ...options,
+                signal: stop.signal,
+                onStdout: (c) => {
+                    bytes += c.length;
+                    if (bytes > HOST_OUTPUT_LIMIT)
+                        stopNow();
+                },
+            });
+            if (bytes > HOST_OUTPUT_LIMIT)
+                throw new errors_NixPlanError('host', `${this.shell.label}: the host sent more than ${HOST_OUTPUT_LIMIT} bytes of answers during the ${phase} phase: refused`);
+            return result;
+        }
+        finally {
+            signal?.removeEventListener('abort', stopNow);
+        }
+    }
     /** The error kind the program named, as one of ours (a remote command failing is the host's). */
     errorFor(kind, message) {
         const where = `${this.shell.label}: ${message}`;
@@ -8166,7 +8198,7 @@ class HostProgram {
     }
     /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
     async probe(profile, signal) {
-        const result = await this.shell.run(this.argv('probe', [profile]), { signal });
+        const result = await this.run('probe', [profile], { signal });
         let m;
         try {
             m = this.check(result, 'the probe');
@@ -8191,6 +8223,13 @@ class HostProgram {
         if (typeof storeDir !== 'string')
             throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${lastMarker(m, 'store-dir') ?? ''}')`);
         const record = lastMarker(m, 'record');
+        // Links and systems are shown, passed back to the host and written into the record: absolute
+        // paths of printable characters, or the host is not answering as the program does.
+        for (const key of ['generation', 'system', 'previous-generation', 'previous-system']) {
+            const value = lastMarker(m, key);
+            if (value !== undefined && (!value.startsWith('/') || unsafeCharacter(value) !== undefined))
+                throw new errors_NixPlanError('host', `${this.shell.label}: the host sent a ${key} that is not an absolute path of printable characters: ${JSON.stringify(value.slice(0, 200))}`);
+        }
         return {
             nixVersion: parseNixVersion(lastMarker(m, 'nix') ?? ''),
             storeDir,
@@ -8218,12 +8257,12 @@ class HostProgram {
         const { verified } = output;
         if (verified !== undefined && input instanceof FileInput)
             throw new errors_NixPlanError('internal', 'a plan sent before it is verified cannot be a file');
-        const result = await this.shell.run(this.argv('receive', [
+        const result = await this.run('receive', [
             String(expected.size),
             expected.sha256,
             expected.encoding,
             ...(verified === undefined ? [] : [GO_SIGNAL]),
-        ]), {
+        ], {
             input: verified === undefined || input instanceof FileInput ? input : thenGo(input, verified),
             onStderr: output.onOutput,
             signal: output.signal,
@@ -8234,7 +8273,7 @@ class HostProgram {
     /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
     async missing(paths, signal) {
         const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
-        const result = await this.shell.run(this.argv('missing', []), { input, signal });
+        const result = await this.run('missing', [], { input, signal });
         return this.check(result, 'the validity query')
             .filter(([k]) => k === 'missing')
             .map(([, v]) => v);
@@ -8243,32 +8282,14 @@ class HostProgram {
      * Builds the system `out` on the host (from `drvPath`, when given) and reports what activating
      * it would change: the profile's current generation and the runtime closures of its system and
      * of `out`, each path with its NAR size, as the host's Nix gives them (`nix-store -qR`, `-q
-     * --size`). Every line is checked against `storeDir`; more than CLOSURE_OUTPUT_LIMIT bytes is refused.
+     * --size`). Every line is checked against `storeDir`; more than HOST_OUTPUT_LIMIT bytes is refused.
      */
     async closures(args, output = {}) {
-        const stop = new AbortController();
-        const stopNow = () => stop.abort();
-        if (output.signal?.aborted === true)
-            stopNow();
-        output.signal?.addEventListener('abort', stopNow, { once: true });
-        let bytes = 0;
-        try {
-            const result = await this.shell.run(this.argv('closure', [args.profile, args.drvPath ?? '', args.out]), {
-                onStderr: output.onOutput,
-                signal: stop.signal,
-                onStdout: (c) => {
-                    bytes += c.length;
-                    if (bytes > CLOSURE_OUTPUT_LIMIT)
-                        stopNow();
-                },
-            });
-            if (bytes > CLOSURE_OUTPUT_LIMIT)
-                throw new errors_NixPlanError('host', `${this.shell.label}: the host sent more than ${CLOSURE_OUTPUT_LIMIT} bytes of closure: refused`);
-            return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
-        }
-        finally {
-            output.signal?.removeEventListener('abort', stopNow);
-        }
+        const result = await this.run('closure', [args.profile, args.drvPath ?? '', args.out], {
+            onStderr: output.onOutput,
+            signal: output.signal,
+        });
+        return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
     }
     /**
      * Builds (when asked), sets the profile, starts the supervisor and follows its log until the
@@ -8279,7 +8300,7 @@ class HostProgram {
             throw new errors_NixPlanError('internal', `bad activation id '${args.id}'`);
         if (!Number.isSafeInteger(args.activationTimeout) || args.activationTimeout < 0)
             throw new errors_NixPlanError('internal', `bad activation timeout ${args.activationTimeout}`);
-        const result = await this.shell.run(this.argv('activate', [
+        const result = await this.run('activate', [
             args.profile,
             args.action,
             args.drvPath ?? '',
@@ -8291,7 +8312,7 @@ class HostProgram {
             String(args.activationTimeout),
             args.rollback === undefined ? '' : String(args.rollback.to),
             args.rollback?.from ?? '',
-        ]), { onStderr: output.onOutput, signal: output.signal });
+        ], { onStderr: output.onOutput, signal: output.signal });
         return activationReport(this.check(result, 'the activation'));
     }
     /**
@@ -8299,7 +8320,7 @@ class HostProgram {
      * awaits confirmation, confirms it (an atomic rename the watchdog competes for); then reports.
      */
     async confirm(profile, id, offset, output = {}) {
-        const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
+        const result = await this.run('confirm', [profile, id, String(offset)], {
             onStderr: output.onOutput,
             signal: output.signal,
             freshConnection: true,
@@ -12027,6 +12048,8 @@ const keygenCommand = command_define({
 
 
 
+
+
 /** What the host's probe says a rollback of `profile` would do; refuses (usage, exit 2) when nothing can. */
 function rollbackStep(probe, label, profile) {
     const fromGeneration = generationNumber(probe.generation);
@@ -12035,8 +12058,10 @@ function rollbackStep(probe, label, profile) {
     const to = generationNumber(probe.previousGeneration);
     if (to === undefined)
         throw new errors_NixPlanError('usage', `${label}: profile '${profile}' has no generation before the current one (${fromGeneration}) to roll back to; nothing was changed`);
-    if (probe.previousSystem === undefined)
-        throw new errors_NixPlanError('host', `${label}: generation ${to} of '${profile}' (${(0,external_node_path_namespaceObject.basename)(probe.previousGeneration ?? '')}) is not a link to a system; nothing was changed`);
+    // nix-env makes generations as links to store paths: anything else (a link to a link, to a
+    // directory elsewhere) is not a generation to activate, and what it shows could change under it.
+    if (probe.previousSystem === undefined || !isStorePath(probe.previousSystem, probe.storeDir))
+        throw new errors_NixPlanError('host', `${label}: generation ${to} of '${profile}' (${(0,external_node_path_namespaceObject.basename)(probe.previousGeneration ?? '')}) is not a link to a system in ${probe.storeDir}; nothing was changed`);
     return {
         from: probe.generation,
         fromGeneration,
@@ -12050,20 +12075,19 @@ function rollbackStep(probe, label, profile) {
  * stays the host's downgrade floor — a rollback goes to a generation the host already had, it
  * does not make older plans acceptable again — and `rolledBack` says the host no longer runs that
  * plan's system: which generation it went back to, from which, and when. Readers that do not know
- * the member ignore it; the next deploy writes a record without it. '' (leave the record alone)
- * when there is none, or when it cannot be read (said so: a deploy will refuse it until repaired).
+ * the member ignore it; the next deploy writes a record without it. Only the record's own members
+ * are written back (a host's record is not trusted to hold nothing else: a member nested 100,000
+ * deep would stop the rollback at JSON.stringify). '' (leave the record alone) when there is none,
+ * or when it is not a record (said so: a deploy refuses it until repaired).
  */
 function rolledBackRecord(bytes, step, at, where, log) {
     if (bytes === undefined)
         return '';
     let record;
     try {
-        record = JSON.parse(Buffer.from(bytes).toString('utf8'));
+        record = parseLastApplied(Buffer.from(bytes).toString('utf8'), `${where}${RECORD_SUFFIX}`);
     }
     catch {
-        record = undefined;
-    }
-    if (typeof record !== 'object' || record === null || Array.isArray(record)) {
         log.warn(`${where}${RECORD_SUFFIX} is not a last-applied record: left as it is`);
         return '';
     }
