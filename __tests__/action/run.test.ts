@@ -336,12 +336,23 @@ describe('the root action', () => {
     expect(own.rec.log).toContainEqual(
       expect.stringMatching(/^warn: compared with 1 build output of this plan that no key proves/),
     );
-    // Only this job's own plan: the plan compared with still needs a key for its outputs.
-    const theirs = await planComparing(mine, await builtPlan('hello-2.12', { output: 'hello\n' }));
+    // Only this job's own plan: the plan compared with still needs a key for its outputs…
+    const earlier = await builtPlan('hello-2.12', { output: 'hello\n' });
+    const theirs = await planComparing(mine, earlier);
     await expect(theirs.run).rejects.toThrow(
       /is a build output, whose content only a signature by a trusted key/,
     );
     expect(theirs.rec.summary[0]).toContain('**Not compared: a plan was refused.**');
+    // …or no-check-sigs, which compares with it and says what was not checked on each side.
+    const optOut = await planComparing(mine, earlier, { [PlanInput.NoCheckSigs]: 'true' });
+    await optOut.run;
+    expect(optOut.rec.outputs[PlanOutput.Changed]).toBe('true');
+    expect(optOut.rec.summary[0]).toContain(
+      '| trust | unsigned; **NOT CHECKED: 1 unproven (built by this job)** | NOT CHECKED (--no-check-sigs): 1 unproven paths |',
+    );
+    expect(optOut.rec.log).toContainEqual(
+      'warn: no-check-sigs: compared with a plan holding 1 build output no trusted key proves',
+    );
     // Signed by this job: proven, nothing NOT CHECKED.
     const ci = generateKeyPair('ci');
     const signed = await planComparing(

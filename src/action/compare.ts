@@ -40,6 +40,11 @@ export interface CompareSettings {
   readonly trustedKeys: string[];
   /** A shared directory instead of GitHub's artifact service. */
   readonly artifactDir: string | undefined;
+  /**
+   * The compared plan may hold build outputs no trusted key proves (the plan action's
+   * `no-check-sigs`): compared all the same, counted and shown NOT CHECKED.
+   */
+  readonly noCheckSigs?: boolean | undefined;
 }
 
 /** The input names of a comparison (the plan and promote actions spell them alike). */
@@ -309,7 +314,7 @@ export async function comparePlans(
     diff = await deps.diffPlanSources(
       { kind: 'bundle', path: baseline.path },
       { kind: 'bundle', path: bundlePath },
-      { trustedKeys: settings.trustedKeys, ownNew: own },
+      { trustedKeys: settings.trustedKeys, ownNew: own, noCheckSigs: settings.noCheckSigs === true },
       { runner: deps.runner, log: io.log, progress: io.progress },
     );
   } catch (e) {
@@ -327,6 +332,11 @@ export async function comparePlans(
   );
   const { manifest } = await readBundleHead(baseline.path);
   const unproven = own ? (diff.new.bundle?.unproven ?? 0) : 0;
+  const theirs = diff.old.bundle?.unproven ?? 0;
+  if (theirs > 0)
+    io.log.warn(
+      `no-check-sigs: compared with a plan holding ${theirs} build output${theirs === 1 ? '' : 's'} no trusted key proves`,
+    );
   if (unproven > 0)
     io.log.warn(
       `compared with ${unproven} build output${unproven === 1 ? '' : 's'} of this plan that no key proves (no signing-key): the summary says NOT CHECKED`,
@@ -335,6 +345,12 @@ export async function comparePlans(
     diff,
     ...(unproven > 0 && { ownUnproven: unproven }),
     baseline: baseline.description,
-    compared: { manifest, trust: trustReportOf(manifest, settings.trustedKeys.map(parsePublicKey)) },
+    compared: {
+      manifest,
+      trust: trustReportOf(manifest, settings.trustedKeys.map(parsePublicKey), {
+        noCheckSigs: settings.noCheckSigs,
+        unproven: theirs,
+      }),
+    },
   };
 }
