@@ -234,6 +234,7 @@ describe('the root action', () => {
     mine: Uint8Array,
     compareTo: Uint8Array,
     inputs: Record<string, string> = {},
+    diff: typeof diffPlanSources = diffPlanSources,
   ): Promise<{ rec: Recorded; run: Promise<void> }> {
     const baseline = join(dir, 'baseline.nixplan');
     writeFileSync(baseline, compareTo);
@@ -260,7 +261,7 @@ describe('the root action', () => {
       runner: noRunner,
       transport: () => ({}) as never,
       exportPlan: fakeExport,
-      diffPlanSources,
+      diffPlanSources: diff,
     });
     await run.catch(() => undefined);
     return { rec, run };
@@ -315,6 +316,25 @@ describe('the root action', () => {
       expect(proven.rec.outputs[PlanOutput.Changed]).toBe('true');
       expect(proven.rec.summary[0]).toContain('verified: signed by trusted key');
     }
+  });
+
+  test('compare-to: a compared file replaced after its diff shows nothing of the other plan', async () => {
+    // The forger swaps the file once it has been verified and diffed: the summary's origin and
+    // signers of the compared plan are read from the file again, so they must be the verified one's.
+    const ci = generateKeyPair('ci');
+    const other = await builtPlan('hello-2.11', { keys: [ci.secretKey] });
+    const swapping = (async (...args: Parameters<typeof diffPlanSources>) => {
+      const d = await diffPlanSources(...args);
+      writeFileSync(args[0].path, other);
+      return d;
+    }) as typeof diffPlanSources;
+    const mine = await builtPlan('hello-2.13');
+    const swapped = await planComparing(mine, await builtPlan('hello-2.12'), {}, swapping);
+    await expect(swapped.run).rejects.toThrow(/changed while it was compared/);
+    const summary = swapped.rec.summary[0]!;
+    expect(summary).toContain('**Not compared: a plan was refused.**');
+    expect(summary).not.toMatch(/hello-2\.11|`ci`|upgrade/);
+    expect(swapped.rec.outputs[PlanOutput.Changed]).toBeUndefined();
   });
 
   test("compare-to with this job's own unsigned build outputs: compared, and the summary says NOT CHECKED", async () => {

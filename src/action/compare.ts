@@ -308,6 +308,7 @@ export async function comparePlans(
     return { missing: baseline.missing };
   }
   let diff: PlanDiff;
+  let manifest: BundleManifest;
   try {
     // Both plans are verified as verify does (output paths, proofs of build outputs, limits); the
     // trusted keys prove build outputs and say who signed, they are not required.
@@ -317,6 +318,14 @@ export async function comparePlans(
       { trustedKeys: settings.trustedKeys, ownNew: own, noCheckSigs: settings.noCheckSigs === true },
       { runner: deps.runner, log: io.log, progress: io.progress },
     );
+    // The summary shows the compared plan's manifest (origin, signers), read again from the file:
+    // it must be the manifest verified, or a file replaced meanwhile would show another plan's.
+    ({ manifest } = await readBundleHead(baseline.path));
+    if (manifest.checksum !== diff.old.bundle?.checksum)
+      throw new NixPlanError(
+        'bundle',
+        `${baseline.path} changed while it was compared: its manifest is no longer the one verified`,
+      );
   } catch (e) {
     if (!(e instanceof NixPlanError) || !REFUSALS.has(e.code)) throw e;
     io.log.warn(`compared with ${baseline.path}: refused, so no diff is shown: ${e.message}`);
@@ -330,7 +339,6 @@ export async function comparePlans(
   io.log.info(
     `compared with ${baseline.path}: ${diff.identical ? 'no changes' : countsText(diff.total.counts)}`,
   );
-  const { manifest } = await readBundleHead(baseline.path);
   const unproven = own ? (diff.new.bundle?.unproven ?? 0) : 0;
   const theirs = diff.old.bundle?.unproven ?? 0;
   if (theirs > 0)
