@@ -65,7 +65,7 @@ function recorder(
     ...Object.fromEntries(names.map((n) => [n, make(n)])),
     withFreshness: (bundle, options, _log, run) => {
       fresh.push([bundle, options]);
-      return run(bundle);
+      return run(bundle, bundle);
     },
   };
   return { calls, fresh, useCases };
@@ -312,6 +312,8 @@ describe('arguments reach the use cases', () => {
           method: undefined,
           maxSize: undefined,
           nixArgs: ['--max-jobs', '2'],
+          // withFreshness hands over its private copy: messages name the user's file.
+          name: 'p.nixplan',
         },
       ]);
       expect(io.out()).toBe('/s/x\n');
@@ -360,7 +362,7 @@ describe('arguments reach the use cases', () => {
             },
             applyPlan: async (bundle, options, deps) => {
               seen.push(['applyPlan', bundle, options, typeof deps.realise]);
-              await deps.realise(bundle ?? '', ['/s/sys.drv']);
+              await deps.realise(bundle ?? '', ['/s/sys.drv'], bundle ?? '');
               return {
                 action: 'boot',
                 systemPath: '/s/sys',
@@ -402,6 +404,7 @@ describe('arguments reach the use cases', () => {
             maxSize: undefined,
             nixArgs: [],
             roots: ['/s/sys.drv'],
+            name: 'sys.nixplan',
           },
         ],
       ]);

@@ -771,8 +771,6 @@ function optionsHelp(specs) {
     return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
 }
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: ./src/core/nix32.ts
@@ -6598,6 +6596,8 @@ async function copyPaths(store, from, paths, options = {}) {
     }
 }
 
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/core/narinfo.ts
 // The narinfo: what a binary cache says of a store path (the text Nix's binary-cache store reads),
 // the fingerprint its signatures cover, and signing and checking them.
@@ -6886,21 +6886,24 @@ async function fileDigest(path) {
 
 /**
  * Copies `bundlePath` into a private directory under TMPDIR and opens the copy, after checking
- * its sha256 against `digest` when one is given. Everything read after this reads the copy, so
- * the bytes verified are the bytes used even if the original is rewritten in place or replaced.
+ * its sha256 against `options.digest` when one is given. Everything read after this reads the
+ * copy, so the bytes verified are the bytes used even if the original is rewritten in place or
+ * replaced. The one way import, relocate, deploy, apply, diff and the freshness check read a plan.
  */
-async function privateBundle(bundlePath, digest) {
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-copy-'));
+async function privateBundle(bundlePath, options = {}) {
+    const name = options.name ?? bundlePath;
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), options.prefix ?? 'nix-plan-copy-'));
     const remove = () => (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     try {
         const path = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
         await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, path).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+            throw new errors_NixPlanError('usage', `cannot read bundle '${name}': ${e.message}`);
         });
-        if (digest !== undefined)
-            await checkCopyDigest(path, digest, bundlePath);
-        const source = { ...(await openBundle(path)), name: bundlePath };
+        if (options.digest !== undefined)
+            await checkCopyDigest(path, options.digest, name);
+        const source = { ...(await openBundle(path)), name };
         return {
+            dir,
             path,
             source,
             dispose: async () => {
@@ -7178,8 +7181,6 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 
 
 
-
-
 /** The import methods, for option parsing. */
 const IMPORT_METHODS = ['auto', 'import', 'copy'];
 /**
@@ -7193,124 +7194,115 @@ const IMPORT_METHODS = ['auto', 'import', 'copy'];
 async function importPlan(bundlePath, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
     const started = performance.now();
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    // The first Nix process runs alone: on a store that does not exist yet it creates the
+    // database, and two Nix 2.34 processes starting at once on a new store can fail with
+    // "SQLite database is busy".
+    const storeDir = await store.storeDir();
+    // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+    const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+    // Messages name the user's file, not the private copy they are about.
+    const copy = await privateBundle(bundlePath, {
+        digest: options.digest,
+        name: options.name,
+        prefix: 'nix-plan-import-',
+    });
+    const { dir, source } = copy;
     try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
-        // Messages name the user's file, not the private copy they are about.
-        const source = { ...(await openBundle(copy)), name: bundlePath };
+        await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+        const paths = [];
+        const validity = new ValidityQueries(store);
+        const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
+        let report;
         try {
-            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
-            // Whatever the route, what reaches the store is the stream verified here.
-            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    noCheckSigs: options.noCheckSigs,
-                    storeDir,
-                    limits,
-                    validInStore: async (missing) => {
-                        const invalid = await store.invalidPaths(missing);
-                        return new Set(missing.filter((p) => !invalid.has(p)));
-                    },
-                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    onStreamBytes: (c) => verified.write(c),
-                }, deps.progress, deps.signal);
-            }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const proof = {
-                trustedSignatures: report.trustedSignatures,
-                unproven: report.unproven,
-                noCheckSigs: report.noCheckSigs,
-                declaredOutputs: report.declaredOutputs,
-                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
-                    noCheckSigs: report.noCheckSigs,
-                    unproven: report.unproven,
-                }),
-            };
-            if (report.unproven > 0)
-                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
-            const invalid = await validity.invalid();
-            const verifiedAt = performance.now();
-            const timings = () => ({
-                verifyMs: Math.round(verifiedAt - started),
-                importMs: Math.round(performance.now() - verifiedAt),
-            });
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return {
-                    manifest,
-                    imported: 0,
-                    alreadyValid,
-                    method: 'none',
-                    addedPaths: () => [],
-                    ...proof,
-                    timings: timings(),
-                };
-            }
-            // From here on the store changes: whatever stops the import, what it added is removed again.
-            const added = paths.filter((p) => invalid.has(p));
-            try {
-                const { method, reported } = await addPaths(store, manifest, options, deps, {
-                    trusts,
-                    count: invalid.size,
-                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
-                });
-                deps.signal?.throwIfAborted();
-                // nix-store --import exits 0 and lists every path of the stream only when each one was
-                // added or valid already: then that is the answer, without asking Nix again path by path.
-                const still = everyPathReported(paths, reported)
-                    ? new Set()
-                    : await invalidAmong(store, paths);
-                if (still.size > 0)
-                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-                return {
-                    manifest,
-                    imported: invalid.size,
-                    alreadyValid,
-                    method,
-                    addedPaths: () => added,
-                    ...proof,
-                    timings: timings(),
-                };
-            }
-            catch (e) {
-                deps.log.info(`the import failed: removing the paths it added…`);
-                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
-                cleanup.setStoreDir(storeDir);
-                throw withRollbackNote(e, await rollBack(cleanup, added));
-            }
+            report = await verifyWithProgress(source, {
+                trustedKeys: options.trustedKeys,
+                noCheckSigs: options.noCheckSigs,
+                storeDir,
+                limits,
+                validInStore: async (missing) => {
+                    const invalid = await store.invalidPaths(missing);
+                    return new Set(missing.filter((p) => !invalid.has(p)));
+                },
+                readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+                onEntry: (e) => {
+                    paths.push(e.path);
+                    validity.add(e.path);
+                },
+                onStreamBytes: (c) => verified.write(c),
+            }, deps.progress, deps.signal);
         }
         finally {
-            await source.close();
+            verified.close();
+        }
+        if (verified.failure !== undefined)
+            deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+        const { manifest } = report;
+        const proof = {
+            trustedSignatures: report.trustedSignatures,
+            unproven: report.unproven,
+            noCheckSigs: report.noCheckSigs,
+            declaredOutputs: report.declaredOutputs,
+            trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+                noCheckSigs: report.noCheckSigs,
+                unproven: report.unproven,
+            }),
+        };
+        if (report.unproven > 0)
+            deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
+        const invalid = await validity.invalid();
+        const verifiedAt = performance.now();
+        const timings = () => ({
+            verifyMs: Math.round(verifiedAt - started),
+            importMs: Math.round(performance.now() - verifiedAt),
+        });
+        const alreadyValid = paths.length - invalid.size;
+        if (invalid.size === 0) {
+            deps.log.info(`all ${paths.length} paths are valid already`);
+            return {
+                manifest,
+                imported: 0,
+                alreadyValid,
+                method: 'none',
+                addedPaths: () => [],
+                ...proof,
+                timings: timings(),
+            };
+        }
+        // From here on the store changes: whatever stops the import, what it added is removed again.
+        const added = paths.filter((p) => invalid.has(p));
+        try {
+            const { method, reported } = await addPaths(store, manifest, options, deps, {
+                trusts,
+                count: invalid.size,
+                stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
+            });
+            deps.signal?.throwIfAborted();
+            // nix-store --import exits 0 and lists every path of the stream only when each one was
+            // added or valid already: then that is the answer, without asking Nix again path by path.
+            const still = everyPathReported(paths, reported) ? new Set() : await invalidAmong(store, paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return {
+                manifest,
+                imported: invalid.size,
+                alreadyValid,
+                method,
+                addedPaths: () => added,
+                ...proof,
+                timings: timings(),
+            };
+        }
+        catch (e) {
+            deps.log.info(`the import failed: removing the paths it added…`);
+            const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+            cleanup.setStoreDir(storeDir);
+            throw withRollbackNote(e, await rollBack(cleanup, added));
         }
     }
     finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        await copy.dispose();
     }
 }
 /** A .drv of the target store, read from its file (undefined when it is not there). */
@@ -10722,44 +10714,32 @@ function checkPlanAge(manifest, checks, last, now, log) {
 }
 /**
  * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
- * copy (the bytes checked are the bytes used), and records the plan as applied to
- * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
- * returns the manifest it verified, which must be the one checked. Without a limit or a target
- * it just runs `run` on the bundle itself.
+ * copy (the bytes checked are the bytes used; `run` is given the copy's path, and the user's name
+ * for the bundle to use in messages), and records the plan as applied to `options.target` once
+ * `run` succeeded (unless `record` is false, as for `dry-activate`). `run` returns the manifest it
+ * verified, which must be the one checked. Without a limit or a target it just runs `run` on the
+ * bundle itself.
  */
 async function withFreshness(bundlePath, options, log, run, record = true) {
     const now = options.now ?? (() => new Date());
     if (options.maxAgeMs === undefined && options.target === undefined)
-        return run(bundlePath);
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-fresh-'));
+        return run(bundlePath, bundlePath);
+    const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-fresh-' });
     try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        const manifest = await readHeadOf(copy);
+        const { manifest } = await readBundleHead(copy.source);
         const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
         const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
         const target = options.target;
         checkPlanAge(manifest, options, last !== undefined && target !== undefined ? { record: last, target } : undefined, now(), log);
-        const result = await run(copy);
+        const result = await run(copy.path, bundlePath);
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
         if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy.path), rfc3339(now())));
         return result;
     }
     finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-async function readHeadOf(path) {
-    const source = await openBundle(path);
-    try {
-        return (await readBundleHead(source)).manifest;
-    }
-    finally {
-        await source.close();
+        await copy.dispose();
     }
 }
 /** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
@@ -11196,7 +11176,7 @@ async function deployPlan(bundlePath, options, deps) {
     const buildOn = options.buildOn ?? 'host';
     // Everything below reads a private copy: the plan verified is the plan sent and built, even if
     // the file named is rewritten in place or replaced meanwhile (and `digest` is checked on it).
-    const copy = await privateBundle(bundlePath, options.digest);
+    const copy = await privateBundle(bundlePath, { digest: options.digest });
     const { source } = copy;
     try {
         // The plan's shape, from its manifest: which root goes where, and that each is a system.
@@ -11211,7 +11191,7 @@ async function deployPlan(bundlePath, options, deps) {
         // Verify here while the hosts answer their probes.
         const verified = verifyForDeploy(source, options, !push, deps);
         const digest = fileDigest(copy.path);
-        const built = buildOn === 'local' ? buildLocally(copy.path, deps) : Promise.resolve();
+        const built = buildOn === 'local' ? buildLocally(copy.path, bundlePath, deps) : Promise.resolve();
         const ready = Promise.all([verified, digest, built]);
         // The probes and transfers stop (their ssh is killed) when the plan is refused here.
         const stopping = new AbortController();
@@ -11345,10 +11325,11 @@ async function deployPlan(bundlePath, options, deps) {
         await copy.dispose();
     }
 }
-async function buildLocally(bundlePath, deps) {
+/** Builds the plan here from the private copy `copyPath`; messages name the user's file, `name`. */
+async function buildLocally(copyPath, name, deps) {
     if (deps.realise === undefined)
         throw new errors_NixPlanError('internal', '--build-on local needs a local realise');
-    await deps.realise(bundlePath);
+    await deps.realise(copyPath, name);
 }
 /** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
 function defaultOutputs(deps, prefixed) {
@@ -11621,7 +11602,7 @@ function deployCommand() {
                 compress: oneOf(str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
             }, {
                 ...ctx.deps,
-                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') }, ctx.deps),
+                realise: (bundle, name) => ctx.useCases.realisePlan(bundle, { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs'), name }, ctx.deps),
                 hostOutputs,
             });
             print(ctx, args, result, () => formatDeploy(result));
@@ -12149,6 +12130,7 @@ async function rollBackHost(program, probe, request, io) {
 
 
 
+
 /** Every ApplyAction, for parsing and help texts. */
 const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
@@ -12183,17 +12165,33 @@ async function applyPlan(bundlePath, options, deps) {
     if (bundlePath === undefined)
         throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
     const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
-    // The plan's shape, from its manifest, before anything is built.
-    const { manifest } = await inspect_readBundleHead(bundlePath);
-    const [root] = assignRoots(manifest.roots, [{}]);
-    if (root === undefined)
-        throw new errors_NixPlanError('internal', 'no root');
-    const system = systemOfRoot(root, options.allowAnyRoot === true);
-    // An older plan than the one last applied here is refused before anything is imported.
     const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
     const now = deps.now?.() ?? new Date();
-    checkFreshness(manifest, record, options, profile, now, deps.log);
-    const realised = await deps.realise(bundlePath, [root.drvPath]);
+    // Everything about the plan is read from one private copy: the manifest whose age is checked,
+    // what is verified, imported and built, and the digest the record names, even if the file named
+    // is rewritten in place or replaced meanwhile. Messages name that file, not the copy.
+    const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-apply-' });
+    let manifest;
+    let root;
+    let system;
+    let realised;
+    let digest;
+    try {
+        // The plan's shape, from its manifest, before anything is built.
+        ({ manifest } = await readBundleHead(copy.source));
+        const [first] = assignRoots(manifest.roots, [{}]);
+        if (first === undefined)
+            throw new errors_NixPlanError('internal', 'no root');
+        root = first;
+        system = systemOfRoot(root, options.allowAnyRoot === true);
+        // An older plan than the one last applied here is refused before anything is imported.
+        checkFreshness(manifest, record, options, profile, now, deps.log);
+        realised = await deps.realise(copy.path, [root.drvPath], bundlePath);
+        digest = await fileDigest(copy.path);
+    }
+    finally {
+        await copy.dispose();
+    }
     // Never activate a system some of whose paths nothing proved.
     const unproven = realised.import?.unproven ?? 0;
     if (unproven > 0)
@@ -12201,8 +12199,7 @@ async function applyPlan(bundlePath, options, deps) {
     const built = systemOutput(realised);
     if (built !== system ||
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
-        throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
-    const digest = await fileDigest(bundlePath);
+        throw new errors_NixPlanError('internal', `the plan built from '${bundlePath}' is not the plan read`);
     const program = localProgram(options, deps);
     // What activating it changes — the profile's current generation → this system, package by
     // package — said before anything is activated, whatever the action, as deploy says it per host.
@@ -12380,7 +12377,7 @@ const importCommand = command_define({
             maxSize: byteSize(str(args, 'max-size'), 'max-size'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
-        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle, name) => ctx.useCases.importPlan(bundle, { ...options, name }, deps));
         const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
         print(ctx, args, shown, () => formatImport(shown));
     },
@@ -12450,7 +12447,7 @@ const realiseCommand = command_define({
         };
         const deps = await importDeps(args, ctx, trustedKeys);
         // With --out-link, the link's last-applied record: an older plan is refused.
-        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle) => ctx.useCases.realisePlan(bundle, options, deps));
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle, name) => ctx.useCases.realisePlan(bundle, { ...options, name }, deps));
         const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
         // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
         ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
@@ -12513,7 +12510,7 @@ const relocateCommand = command_define({
         };
         if (noCheckSigs && trustedKeys.length === 0)
             ctx.deps.log.warn('--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)');
-        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps));
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle, name) => ctx.useCases.relocatePlan(bundle, { ...options, name }, ctx.deps));
         print(ctx, args, result, () => formatRelocate(result));
     },
 });
@@ -12595,7 +12592,10 @@ const applyCommand = command_define({
             // The profile's last-applied record (on the activating side): an older plan is refused.
             ...maxAge(args),
             allowDowngrade: flag(args, 'allow-downgrade'),
-        }, { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) }));
+        }, {
+            ...deps,
+            realise: (b, roots, name) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots, name }, deps),
+        }));
         print(ctx, args, result, () => formatApply(result));
     },
 });
@@ -16832,8 +16832,6 @@ class ScratchFile {
 
 
 
-
-
 /** A recursive source that is one file bigger than this is relocated without holding its bytes. */
 const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
@@ -16883,21 +16881,16 @@ async function relocatePlan(bundlePath, options, deps) {
     const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
     assertSignable(keys.length > 0, trusted.length > 0, options.noCheckSigs === true);
     const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-relocate-'));
+    // Messages name the user's file, not the private copy they are about.
+    const copy = await privateBundle(bundlePath, {
+        digest: options.digest,
+        name: options.name,
+        prefix: 'nix-plan-relocate-',
+    });
+    const { dir, source: bundle } = copy;
     try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        try {
-            await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy);
-        }
-        catch (e) {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
-        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
-        // Messages name the user's file, not the private copy they are about.
-        const bundle = { ...(await openBundle(copy)), name: bundlePath };
+        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy.path);
         let scratch;
         const started = performance.now();
         try {
@@ -17080,11 +17073,10 @@ async function relocatePlan(bundlePath, options, deps) {
         }
         finally {
             scratch?.close();
-            await bundle.close();
         }
     }
     finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        await copy.dispose();
     }
 }
 
