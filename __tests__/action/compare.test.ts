@@ -109,8 +109,8 @@ describe('finding and fetching the plan to compare with', () => {
         runId: String(run.runId),
         tempDir: work,
       });
-    // Oldest first. Only `wanted` qualifies: successful, this workflow, the default branch, not
-    // expired; every newer run fails one of those.
+    // Oldest first. Only `wanted` qualifies: successful, this workflow, the default branch of this
+    // repository (pushed, not a pull request's), not expired; every newer run fails one of those.
     const older = server.newRun();
     await upload(older);
     server.finishRun(older, 'success');
@@ -133,6 +133,19 @@ describe('finding and fetching the plan to compare with', () => {
     const withoutPlan = server.newRun();
     await upload(withoutPlan, 'other.nixplan');
     server.finishRun(withoutPlan, 'success');
+    // A fork's pull request from its branch named `main`: GitHub lists it under branch=main (its
+    // head_branch), and it uploads an artifact of the same name from the fork's code.
+    const forkMain = server.newRun({ event: 'pull_request', headRepository: 'mallory/fork' });
+    await upload(forkMain);
+    server.finishRun(forkMain, 'success');
+    // Runs a pull request started (workflow_run after a fork's run; pull_request_target) are not
+    // the default branch's plans either, whatever their head_branch says.
+    const afterFork = server.newRun({ event: 'workflow_run', headRepository: 'mallory/fork' });
+    await upload(afterFork);
+    server.finishRun(afterFork, 'success');
+    const prTarget = server.newRun({ event: 'pull_request_target' });
+    await upload(prTarget);
+    server.finishRun(prTarget, 'success');
     current = server.newRun();
   }, 60_000);
 

@@ -234,6 +234,7 @@ describe('the root action', () => {
     mine: Uint8Array,
     compareTo: Uint8Array,
     inputs: Record<string, string> = {},
+    diff: typeof diffPlanSources = diffPlanSources,
   ): Promise<{ rec: Recorded; run: Promise<void> }> {
     const baseline = join(dir, 'baseline.nixplan');
     writeFileSync(baseline, compareTo);
@@ -260,7 +261,7 @@ describe('the root action', () => {
       runner: noRunner,
       transport: () => ({}) as never,
       exportPlan: fakeExport,
-      diffPlanSources,
+      diffPlanSources: diff,
     });
     await run.catch(() => undefined);
     return { rec, run };
@@ -315,6 +316,72 @@ describe('the root action', () => {
       expect(proven.rec.outputs[PlanOutput.Changed]).toBe('true');
       expect(proven.rec.summary[0]).toContain('verified: signed by trusted key');
     }
+  });
+
+  test('compare-to: a compared file replaced after its diff shows nothing of the other plan', async () => {
+    // The forger swaps the file once it has been verified and diffed: the summary's origin and
+    // signers of the compared plan are read from the file again, so they must be the verified one's.
+    const ci = generateKeyPair('ci');
+    const other = await builtPlan('hello-2.11', { keys: [ci.secretKey] });
+    const swapping = (async (...args: Parameters<typeof diffPlanSources>) => {
+      const d = await diffPlanSources(...args);
+      writeFileSync(args[0].path, other);
+      return d;
+    }) as typeof diffPlanSources;
+    const mine = await builtPlan('hello-2.13');
+    const swapped = await planComparing(mine, await builtPlan('hello-2.12'), {}, swapping);
+    await expect(swapped.run).rejects.toThrow(/changed while it was compared/);
+    const summary = swapped.rec.summary[0]!;
+    expect(summary).toContain('**Not compared: a plan was refused.**');
+    expect(summary).not.toMatch(/hello-2\.11|`ci`|upgrade/);
+    expect(swapped.rec.outputs[PlanOutput.Changed]).toBeUndefined();
+  });
+
+  test("compare-to with this job's own unsigned build outputs: compared, and the summary says NOT CHECKED", async () => {
+    // include: outputs and no signing-key: nothing proves the outputs this job realised, but it
+    // wrote them itself, so its plan is compared all the same, and the reviewer is told.
+    const mine = await builtPlan('hello-2.13', { output: 'hello\n' });
+    const own = await planComparing(mine, await builtPlan('hello-2.12'));
+    await own.run;
+    expect(own.rec.outputs[PlanOutput.Changed]).toBe('true');
+    const summary = own.rec.summary[0]!;
+    expect(summary).not.toContain('refused');
+    expect(summary).toContain('`hello` | ⬆ upgrade | `2.12 → 2.13`');
+    expect(summary).toContain(
+      '**NOT CHECKED: 1 unproven (built by this job)**: this plan carries 1 build output this job realised',
+    );
+    expect(summary).toMatch(
+      /\| trust \| unsigned; \*\*NOT CHECKED: 1 unproven \(built by this job\)\*\* \| unsigned \|/,
+    );
+    expect(own.rec.log).toContainEqual(
+      expect.stringMatching(/^warn: compared with 1 build output of this plan that no key proves/),
+    );
+    // Only this job's own plan: the plan compared with still needs a key for its outputs…
+    const earlier = await builtPlan('hello-2.12', { output: 'hello\n' });
+    const theirs = await planComparing(mine, earlier);
+    await expect(theirs.run).rejects.toThrow(
+      /is a build output, whose content only a signature by a trusted key/,
+    );
+    expect(theirs.rec.summary[0]).toContain('**Not compared: a plan was refused.**');
+    // …or no-check-sigs, which compares with it and says what was not checked on each side.
+    const optOut = await planComparing(mine, earlier, { [PlanInput.NoCheckSigs]: 'true' });
+    await optOut.run;
+    expect(optOut.rec.outputs[PlanOutput.Changed]).toBe('true');
+    expect(optOut.rec.summary[0]).toContain(
+      '| trust | unsigned; **NOT CHECKED: 1 unproven (built by this job)** | NOT CHECKED (--no-check-sigs): 1 unproven path |',
+    );
+    expect(optOut.rec.log).toContainEqual(
+      'warn: no-check-sigs: compared with a plan holding 1 build output no trusted key proves',
+    );
+    // Signed by this job: proven, nothing NOT CHECKED.
+    const ci = generateKeyPair('ci');
+    const signed = await planComparing(
+      await builtPlan('hello-2.13', { output: 'hello\n', keys: [ci.secretKey] }),
+      await builtPlan('hello-2.12'),
+      { [PlanInput.SigningKey]: ci.secretKey },
+    );
+    await signed.run;
+    expect(signed.rec.summary[0]).not.toContain('NOT CHECKED');
   });
 
   test('a bad input fails before anything is exported or set', async () => {

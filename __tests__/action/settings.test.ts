@@ -67,6 +67,7 @@ describe('root action settings', () => {
       upload: true,
       matrix: { kind: 'per-root' },
       artifactDir: undefined,
+      noCheckSigs: false,
     });
   });
 
@@ -83,6 +84,8 @@ describe('root action settings', () => {
         [PlanInput.RetentionDays]: '7',
         [PlanInput.Upload]: 'False',
         [PlanInput.Matrix]: '16',
+        [PlanInput.CompareTo]: 'latest',
+        [PlanInput.NoCheckSigs]: 'true',
       }),
     );
     expect(s.drvPaths).toEqual(['/nix/store/0000000000000000000000000000000a-x.drv']);
@@ -96,6 +99,7 @@ describe('root action settings', () => {
       retentionDays: 7,
       upload: false,
       matrix: { kind: 'jobs', count: 16 },
+      noCheckSigs: true,
     });
   });
 
@@ -160,6 +164,11 @@ describe('root action settings', () => {
       { [PlanInput.Installables]: '.#a', [PlanInput.ArtifactName]: 'a:b' },
       PlanInput.ArtifactName,
       /not a valid artifact name/,
+    ],
+    [
+      { [PlanInput.Installables]: '.#a', [PlanInput.NoCheckSigs]: 'true' },
+      PlanInput.NoCheckSigs,
+      /goes with "compare-to"/,
     ],
   ])('%j fails naming %s', (inputs, input, message) => {
     const e = failure(() => parsePlanSettings(reader(inputs)));
@@ -386,7 +395,7 @@ describe('action.yml defaults', () => {
   // Every input whose absence means a value states that value as `default:`, and the parser
   // gives the same settings for it as for the input left out.
   test.each([
-    ['action.yml', ['include', 'artifact-name', 'upload', 'matrix']],
+    ['action.yml', ['include', 'artifact-name', 'upload', 'matrix', 'no-check-sigs']],
     ['realise/action.yml', ['artifact-name', 'no-check-sigs', 'allow-downgrade']],
     ['promote/action.yml', ['artifact-name', 'upload', 'no-check-sigs']],
   ])('%s states %j as defaults, the values the code falls back to', (file, expected) => {

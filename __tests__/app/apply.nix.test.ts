@@ -1,5 +1,6 @@
 // applyPlan on real Nix: fixture "systems" whose switch-to-configuration records how it was called.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyPlan, type ApplyDeps } from '../../src/app/apply.js';
@@ -101,7 +102,7 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
       const built = await store.run('nix-store', ['--realise', drv]);
       systems[name] = built.stdout.toString('utf8').trim();
     }
-    deps = { ...base, realise: (bundle) => realisePlan(bundle, {}, base) };
+    deps = { ...base, realise: (bundle, roots, name) => realisePlan(bundle, { roots, name }, base) };
   });
   afterAll(() => store?.dispose());
 
@@ -289,5 +290,34 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
     // The record still names the plan that made generation 2.
     const record = JSON.parse(readFileSync(`${profile}.nix-plan.json`, 'utf8')) as { roots: string[] };
     expect(record.roots[0]).toMatch(/nixos-system-b-1\.0\.drv$/);
+  });
+
+  test("one private copy: the record's digest is of the bytes applied, and errors name the user's file", async () => {
+    const file = join(store.root, 'swapped.nixplan');
+    const applied = readFileSync(bundles['b'] ?? '');
+    writeFileSync(file, applied);
+    // The file is rewritten in place once it has been realised: the record must still name the
+    // plan applied, not whatever the path holds afterwards.
+    const swapping: ApplyDeps = {
+      ...deps,
+      realise: async (bundle, roots, name) => {
+        const done = await deps.realise(bundle, roots, name);
+        writeFileSync(file, readFileSync(bundles['plain'] ?? ''));
+        return done;
+      },
+    };
+    const boot = await applyPlan(file, { profile, action: 'boot' }, swapping);
+    expect(boot).toMatchObject({ systemPath: systems['b'], generation: 2 });
+    const record = JSON.parse(readFileSync(`${profile}.nix-plan.json`, 'utf8')) as { digest: string };
+    expect(record.digest).toBe(`sha256:${createHash('sha256').update(applied).digest('hex')}`);
+    // A plan refused while it is verified (its last byte changed) is named as the user gave it.
+    const damaged = Buffer.from(applied);
+    damaged[damaged.length - 1] = (damaged[damaged.length - 1] ?? 0) ^ 1;
+    writeFileSync(file, damaged);
+    const error = await applyPlan(file, { profile }, deps).catch((e: unknown) => e);
+    expect((error as NixPlanError).code).toBe('bundle');
+    expect((error as NixPlanError).message).toContain(`'${file}'`);
+    expect((error as NixPlanError).message).not.toMatch(/nix-plan-(apply|import)-/);
+    expect(currentGeneration()).toBe(2);
   });
 });

@@ -692,24 +692,35 @@ describeSsh('nix-plan deploy over SSH', () => {
         storeDir: s().store.storeDir,
         root: join(work, `local-${label.replace('.', '')}`),
       });
+      // And a machine of another realm, whose store refuses the plan: the refusal names the
+      // user's file (the local build reads a private copy of it), and no host is contacted.
+      const elsewhere = new ScratchStore(s().version, {
+        root: join(work, `elsewhere-${label.replace('.', '')}`),
+      });
+      const args = [
+        'deploy',
+        s().plans['c'] ?? '',
+        '--host',
+        host(),
+        '--profile',
+        s().profile,
+        '--trusted-key',
+        key.publicKey,
+        '--build-on',
+        'local',
+        '--json',
+        ...ssh(),
+      ];
       try {
-        const { code, stdout, stderr } = await cli(
-          [
-            'deploy',
-            s().plans['c'] ?? '',
-            '--host',
-            host(),
-            '--profile',
-            s().profile,
-            '--trusted-key',
-            key.publicKey,
-            '--build-on',
-            'local',
-            '--json',
-            ...ssh(),
-          ],
-          local.runner,
+        const refused = await cli(args, elsewhere.runner);
+        expect(refused.code).toBe(5);
+        expect(refused.stderr).toContain(
+          `'${s().plans['c'] ?? ''}' is a plan for the store dir ${s().store.storeDir}`,
         );
+        expect(refused.stderr).not.toContain('nix-plan-copy-');
+        expect(s().control.calls()).toEqual([]);
+        expect(server.sessions().length).toBe(0);
+        const { code, stdout, stderr } = await cli(args, local.runner);
         expect(stderr).not.toMatch(/error/);
         expect(code).toBe(0);
         const result = JSON.parse(stdout) as { hosts: Record<string, unknown>[] };
@@ -726,6 +737,7 @@ describeSsh('nix-plan deploy over SSH', () => {
         expect(received()).toEqual([]);
       } finally {
         local.dispose();
+        elsewhere.dispose();
       }
     });
 

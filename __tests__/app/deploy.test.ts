@@ -4,7 +4,7 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -229,6 +229,60 @@ describe('the host program', () => {
     const r = spawnSync(cmd ?? '', args);
     expect(parseMarkers(r.stdout)).toEqual([['error', "usage unknown phase 'nonsense'"]]);
     expect(r.status).toBe(1);
+  });
+
+  /** An `ssh` that runs no host: it answers every phase with the shell text `answer` prints. */
+  const hostileSsh = (answer: string): { program: HostProgram; dispose: () => void } => {
+    const dir = mkdtempSync(join(tmpdir(), 'nix-plan-hostile-ssh-'));
+    const ssh = join(dir, 'ssh');
+    writeFileSync(ssh, `#!/bin/sh\n${answer}\n`, { mode: 0o755 });
+    return {
+      program: new HostProgram(new SshHost({ host: 'hostile' }, { program: ssh })),
+      dispose: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  };
+  const PROBE_HEAD =
+    'printf \'@nix-plan protocol 1\\n@nix-plan uid 0\\n@nix-plan nix nix-store (Nix) 2.34.0\\n@nix-plan store-dir "/nix/store"\\n\'';
+
+  test('a host answering with more than 64 MiB is cut off and refused, whatever the phase', async () => {
+    // 70 MB of one line that is no marker, then a probe's end: without a bound every byte is kept.
+    const { program, dispose } = hostileSsh(
+      `${PROBE_HEAD}; head -c 70000000 /dev/zero | tr '\\0' a; printf '\\n@nix-plan end\\n'`,
+    );
+    try {
+      await expect(program.probe('/p')).rejects.toThrow(
+        'hostile: the host sent more than 67108864 bytes of answers during the probe phase: refused',
+      );
+      await expect(program.missing([`${S}/${'a'.repeat(32)}-x`])).rejects.toThrow(/during the missing phase/);
+    } finally {
+      dispose();
+    }
+  });
+
+  test("a probe's links and systems must be absolute paths of printable characters", async () => {
+    for (const [key, value] of [
+      ['generation', '/p-2-link\\033]0;pwned\\007'],
+      ['previous-system', 'relative/system'],
+    ] as const) {
+      const { program, dispose } = hostileSsh(
+        `${PROBE_HEAD}; printf '@nix-plan ${key} ${value}\\n@nix-plan end\\n'`,
+      );
+      try {
+        await expect(program.probe('/p')).rejects.toThrow(
+          `hostile: the host sent a ${key} that is not an absolute path of printable characters`,
+        );
+      } finally {
+        dispose();
+      }
+    }
+    const { program, dispose } = hostileSsh(
+      `${PROBE_HEAD}; printf '@nix-plan generation /p-2-link\\n@nix-plan end\\n'`,
+    );
+    try {
+      expect(await program.probe('/p')).toMatchObject({ storeDir: S, generation: '/p-2-link' });
+    } finally {
+      dispose();
+    }
   });
 
   test('markers: only @nix-plan lines count; the report keeps the last value of each', () => {

@@ -7,6 +7,8 @@ import { recordPathFor, withFreshness, writeLastApplied } from '../../src/app/fr
 import type { Logger } from '../../src/app/deps.js';
 import { checkFreshness } from '../../src/app/deploy/record.js';
 import { fileDigest } from '../../src/app/files.js';
+import { relocatePlan } from '../../src/app/relocate.js';
+import { ProcessRunner } from '../../src/nix/runner.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import {
   freshnessProblem,
@@ -146,13 +148,16 @@ describe('around a use case', () => {
   test('records the plan once the use case succeeded; refuses an older one before the use case runs', async () => {
     const target = join(tmp, 'result');
     const ran: string[] = [];
-    const run = (m: BundleManifest) => (bundle: string) => {
+    const names: string[] = [];
+    const run = (m: BundleManifest) => (bundle: string, name: string) => {
       ran.push(bundle);
+      names.push(name);
       return Promise.resolve({ manifest: m });
     };
     await withFreshness(newer.path, { target, now }, log, run(newer.manifest));
-    // The use case is handed a private copy, not the file named.
+    // The use case is handed a private copy, not the file named, and the name for its messages.
     expect(ran[0]).not.toBe(newer.path);
+    expect(names[0]).toBe(newer.path);
     expect(existsSync(ran[0] ?? '')).toBe(false); // removed afterwards
     const record = JSON.parse(readFileSync(recordPathFor(target), 'utf8')) as LastApplied;
     expect(record).toEqual(
@@ -197,6 +202,23 @@ describe('around a use case', () => {
       false,
     );
     expect(existsSync(recordPathFor(target))).toBe(false);
+  });
+
+  test("a use case's refusal names the user's file, not the private copy it read", async () => {
+    const damaged = readFileSync(newer.path);
+    damaged[damaged.length - 1] = (damaged[damaged.length - 1] ?? 0) ^ 1;
+    const file = join(tmp, 'damaged.nixplan');
+    writeFileSync(file, damaged);
+    const e = await withFreshness(file, { maxAgeMs: 7 * DAY, now }, log, (bundle, name) =>
+      relocatePlan(
+        bundle,
+        { to: '/other/store', output: join(tmp, 'relocated.nixplan'), name },
+        { log, runner: new ProcessRunner() },
+      ),
+    ).catch((x: unknown) => x);
+    expect((e as NixPlanError).code).toBe('bundle');
+    expect((e as NixPlanError).message).toContain(`'${file}'`);
+    expect((e as NixPlanError).message).not.toMatch(/nix-plan-(fresh|relocate)-/);
   });
 
   test('the plan verified must be the plan checked', async () => {

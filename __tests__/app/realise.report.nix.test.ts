@@ -117,6 +117,21 @@ describe.each(nixVersions())('realise reports with Nix $label', (version: NixVer
     expect(result.build.substituted).toEqual(expect.arrayContaining(outs));
     expect(result.build.roots.find((r) => r.label === 'app')?.how).toBe('built');
     expect(result.build.built.some((d) => d.endsWith('-tools-1.0.drv'))).toBe(false);
+    // What the realise action's summary tells a reviewer of it.
+    const summary = realiseSummary({
+      manifest: result.manifest,
+      label: 'plan.nixplan',
+      shard: undefined,
+      outPaths: result.outPaths,
+      timings: { fetchMs: 1, realiseMs: 2 },
+      build: result.build,
+    });
+    expect(summary).toContain(
+      `Nix built **${result.build.built.length}** derivations and substituted **${result.build.substituted.length}** path`,
+    );
+    expect(result.build.substituted.length).toBeGreaterThan(0);
+    expect(summary).toMatch(/\| `tools` \| substituted \| [\d.]+ m?s \|/);
+    expect(summary).toMatch(/\| `app` \| built \| [\d.]+ m?s \|/);
     wipe(host);
   });
 

@@ -65,7 +65,7 @@ function recorder(
     ...Object.fromEntries(names.map((n) => [n, make(n)])),
     withFreshness: (bundle, options, _log, run) => {
       fresh.push([bundle, options]);
-      return run(bundle);
+      return run(bundle, bundle);
     },
   };
   return { calls, fresh, useCases };
@@ -213,6 +213,51 @@ describe('arguments reach the use cases', () => {
     expect(JSON.parse(io.out())).toMatchObject({ bundlePath: 'o' });
   });
 
+  test('diff: bundles or .drv paths, or --profile as OLD, with --store, --drv and --no-check-sigs', async () => {
+    const { calls, useCases } = recorder();
+    const io = capture();
+    const drv = `/nix/store/${'a'.repeat(32)}-app-1.0.drv`;
+    expect(
+      await main(['diff', 'old.nixplan', drv, '--drv', 'openssl', '--json', '-q'], { io, useCases }),
+    ).toBe(0);
+    expect(calls[0]?.[1].slice(0, 3)).toEqual([
+      { kind: 'bundle', path: 'old.nixplan' },
+      { kind: 'drv', path: drv },
+      { store: undefined, trustedKeys: [], noCheckSigs: false, drv: 'openssl' },
+    ]);
+    const profile = '/nix/var/nix/profiles/system';
+    expect(
+      await main(
+        [
+          'diff',
+          '--profile',
+          profile,
+          'new.nixplan',
+          '--store',
+          'local?root=/r',
+          '--no-check-sigs',
+          '--json',
+          '-q',
+        ],
+        { io, useCases },
+      ),
+    ).toBe(0);
+    expect(calls[1]?.[1].slice(0, 3)).toEqual([
+      { kind: 'profile', path: profile },
+      { kind: 'bundle', path: 'new.nixplan' },
+      { store: 'local?root=/r', trustedKeys: [], noCheckSigs: true, drv: undefined },
+    ]);
+    // --profile takes the place of OLD: two plans besides it, or none, is a usage error.
+    for (const args of [
+      ['diff', '--profile', profile, 'a.nixplan', 'b.nixplan'],
+      ['diff', '--profile', profile],
+      ['diff', '--profile', '', 'b.nixplan'],
+      ['diff', 'a.nixplan'],
+    ])
+      expect(await main(args, { io: capture(), useCases })).toBe(2);
+    expect(calls).toHaveLength(2);
+  });
+
   test('realise: roots split on commas, NIX ARGS after --, keys from literals and files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nix-plan-cli-'));
     try {
@@ -267,6 +312,8 @@ describe('arguments reach the use cases', () => {
           method: undefined,
           maxSize: undefined,
           nixArgs: ['--max-jobs', '2'],
+          // withFreshness hands over its private copy: messages name the user's file.
+          name: 'p.nixplan',
         },
       ]);
       expect(io.out()).toBe('/s/x\n');
@@ -315,7 +362,7 @@ describe('arguments reach the use cases', () => {
             },
             applyPlan: async (bundle, options, deps) => {
               seen.push(['applyPlan', bundle, options, typeof deps.realise]);
-              await deps.realise(bundle ?? '', ['/s/sys.drv']);
+              await deps.realise(bundle ?? '', ['/s/sys.drv'], bundle ?? '');
               return {
                 action: 'boot',
                 systemPath: '/s/sys',
@@ -357,6 +404,7 @@ describe('arguments reach the use cases', () => {
             maxSize: undefined,
             nixArgs: [],
             roots: ['/s/sys.drv'],
+            name: 'sys.nixplan',
           },
         ],
       ]);

@@ -29,6 +29,8 @@ export interface FakeRun {
   readonly branch: string;
   readonly headSha: string;
   readonly event: string;
+  /** The repository its commit came from (`head_repository`): a fork's for a fork's pull request. */
+  readonly headRepository: string;
   readonly createdAt: Date;
   /** `in_progress` until `finishRun`, then `completed`. */
   status: 'in_progress' | 'completed';
@@ -41,6 +43,8 @@ export interface RunOptions {
   readonly workflow?: string;
   readonly branch?: string;
   readonly event?: string;
+  /** `owner/name` of a fork the run's commit came from (default: this repository). */
+  readonly headRepository?: string;
 }
 
 /** An artifact as the service stores it. */
@@ -158,6 +162,7 @@ export class FakeArtifactServer {
       branch: options.branch ?? this.defaultBranch,
       headSha: createHash('sha1').update(String(runId)).digest('hex'),
       event: options.event ?? 'push',
+      headRepository: options.headRepository ?? this.repository,
       // Strictly increasing, as GitHub's creation times of successive runs are.
       createdAt: new Date(Date.UTC(2026, 0, 1) + runId * 60_000),
       status: 'in_progress',
@@ -478,6 +483,8 @@ export class FakeArtifactServer {
           run_attempt: 1,
           event: r.event,
           status: r.status,
+          repository: { full_name: this.repository },
+          head_repository: { full_name: r.headRepository },
           conclusion: r.conclusion,
           workflow_id: this.workflowId(r.workflow),
           created_at: r.createdAt.toISOString(),

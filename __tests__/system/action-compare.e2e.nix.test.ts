@@ -158,6 +158,35 @@ describe('compare-to end to end', () => {
     expect(same.summary).toContain('**No changes**: the same 9 derivations and roots.');
     expect(same.outputs['changed']).toBe('false');
 
+    // include: outputs and no signing-key: the build outputs this job realised are proven to no
+    // one else, but the job is their author, so its plan is compared all the same and the
+    // reviewer is told, in the Changes section and in this plan's trust row.
+    const own = await runStep(
+      context,
+      'plan',
+      {
+        file: file('new'),
+        attributes: ATTRIBUTE,
+        include: 'outputs',
+        'artifact-name': 'outputs.nixplan',
+        'compare-to': plan.outputs['bundle-path'] ?? '',
+      },
+      current,
+      store,
+    );
+    succeeded(own);
+    const om = own.summary;
+    // The root's output closure is its one output (the fixture's builds refer to nothing).
+    expect(om).toContain('**NOT CHECKED: 1 unproven (built by this job)**: this plan carries 1 build output');
+    expect(om).toContain(
+      '| trust | unsigned; **NOT CHECKED: 1 unproven (built by this job)** | signatures: 1 (not verified) |',
+    );
+    expect(own.outputs['changed']).toBe('true');
+    expect(om).toContain('<details><summary>Roots (1 of 2 changed)</summary>');
+    expect(om).not.toContain('refused');
+    expect(outsideCode(om)).not.toMatch(/<img|@admin|\]\(https:\/\/evil/);
+    tablesAreWhole(om);
+
     // Promote this run's plan into beta, compared with the previous promotion into beta.
     const promoted = await runStep(
       context,

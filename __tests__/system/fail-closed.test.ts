@@ -137,7 +137,7 @@ describe('the command line: nothing runs with a key that is not one, or a signat
       {
         io,
         useCases: {
-          withFreshness: (b, _o, _l, run) => run(b),
+          withFreshness: (b, _o, _l, run) => run(b, b),
           relocatePlan: (b, options) => {
             seen.push(options);
             return Promise.reject(new NixPlanError('bundle', 'stop here'));

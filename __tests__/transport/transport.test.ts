@@ -1,6 +1,7 @@
 // The artifact transports: the real @actions/artifact client against a local fake of GitHub's
 // artifact service (with injected faults), and the local-directory transport.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   lstatSync,
@@ -322,6 +323,13 @@ describe('LocalDirectoryTransport', () => {
     // A published bundle replaced by a link: not followed on download.
     rmSync(join(root, 'r1', 'b.nixplan'));
     symlinkSync(victim, join(root, 'r1', 'b.nixplan'));
+    await expect(transport.download({ name: 'b.nixplan' }, scratch())).rejects.toThrow(/not a regular file/);
+    // FIFOs planted for the digest or the bundle: refused at once (opening one for reading
+    // waited for a writer that never came).
+    execFileSync('mkfifo', [join(root, 'r1', 'e.nixplan.sha256')]);
+    await expect(transport.download({ name: 'e.nixplan' }, scratch())).rejects.toThrow(/not a regular file/);
+    rmSync(join(root, 'r1', 'b.nixplan'));
+    execFileSync('mkfifo', [join(root, 'r1', 'b.nixplan')]);
     await expect(transport.download({ name: 'b.nixplan' }, scratch())).rejects.toThrow(/not a regular file/);
     // No temporary files are left behind.
     expect(readdirSync(join(root, 'r1')).filter((f) => f.startsWith('.'))).toEqual([]);

@@ -771,8 +771,6 @@ function optionsHelp(specs) {
     return rows.map(([l, h]) => `  ${l.padEnd(width)}  ${h}`).join('\n');
 }
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 ;// CONCATENATED MODULE: ./src/core/nix32.ts
@@ -5334,7 +5332,7 @@ function trustReportOf(manifest, trusted, options = {}) {
  */
 function trustStatus(manifest, trust) {
     if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
-        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
+        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven path${trust.unproven === 1 ? '' : 's'}` : ''}`;
     if (trust !== undefined && trust.verifiedBy.length > 0)
         return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
     const n = trust?.signatures.length ?? manifest.signatures.length;
@@ -6598,6 +6596,8 @@ async function copyPaths(store, from, paths, options = {}) {
     }
 }
 
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
 ;// CONCATENATED MODULE: ./src/core/narinfo.ts
 // The narinfo: what a binary cache says of a store path (the text Nix's binary-cache store reads),
 // the fingerprint its signatures cover, and signing and checking them.
@@ -6886,21 +6886,24 @@ async function fileDigest(path) {
 
 /**
  * Copies `bundlePath` into a private directory under TMPDIR and opens the copy, after checking
- * its sha256 against `digest` when one is given. Everything read after this reads the copy, so
- * the bytes verified are the bytes used even if the original is rewritten in place or replaced.
+ * its sha256 against `options.digest` when one is given. Everything read after this reads the
+ * copy, so the bytes verified are the bytes used even if the original is rewritten in place or
+ * replaced. The one way import, relocate, deploy, apply, diff and the freshness check read a plan.
  */
-async function privateBundle(bundlePath, digest) {
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-copy-'));
+async function privateBundle(bundlePath, options = {}) {
+    const name = options.name ?? bundlePath;
+    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), options.prefix ?? 'nix-plan-copy-'));
     const remove = () => (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     try {
         const path = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
         await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, path).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
+            throw new errors_NixPlanError('usage', `cannot read bundle '${name}': ${e.message}`);
         });
-        if (digest !== undefined)
-            await checkCopyDigest(path, digest, bundlePath);
-        const source = { ...(await openBundle(path)), name: bundlePath };
+        if (options.digest !== undefined)
+            await checkCopyDigest(path, options.digest, name);
+        const source = { ...(await openBundle(path)), name };
         return {
+            dir,
             path,
             source,
             dispose: async () => {
@@ -7178,8 +7181,6 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 
 
 
-
-
 /** The import methods, for option parsing. */
 const IMPORT_METHODS = ['auto', 'import', 'copy'];
 /**
@@ -7193,124 +7194,115 @@ const IMPORT_METHODS = ['auto', 'import', 'copy'];
 async function importPlan(bundlePath, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
     const started = performance.now();
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-import-'));
+    // The first Nix process runs alone: on a store that does not exist yet it creates the
+    // database, and two Nix 2.34 processes starting at once on a new store can fail with
+    // "SQLite database is busy".
+    const storeDir = await store.storeDir();
+    // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+    const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+    // Messages name the user's file, not the private copy they are about.
+    const copy = await privateBundle(bundlePath, {
+        digest: options.digest,
+        name: options.name,
+        prefix: 'nix-plan-import-',
+    });
+    const { dir, source } = copy;
     try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        // The first Nix process runs alone: on a store that does not exist yet it creates the
-        // database, and two Nix 2.34 processes starting at once on a new store can fail with
-        // "SQLite database is busy".
-        const storeDir = await store.storeDir();
-        // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-        const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
-        // Messages name the user's file, not the private copy they are about.
-        const source = { ...(await openBundle(copy)), name: bundlePath };
+        await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+        // Whatever the route, what reaches the store is the stream verified here.
+        const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
+        const paths = [];
+        const validity = new ValidityQueries(store);
+        const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
+        let report;
         try {
-            await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
-            // Whatever the route, what reaches the store is the stream verified here.
-            const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
-            const paths = [];
-            const validity = new ValidityQueries(store);
-            const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
-            let report;
-            try {
-                report = await verifyWithProgress(source, {
-                    trustedKeys: options.trustedKeys,
-                    noCheckSigs: options.noCheckSigs,
-                    storeDir,
-                    limits,
-                    validInStore: async (missing) => {
-                        const invalid = await store.invalidPaths(missing);
-                        return new Set(missing.filter((p) => !invalid.has(p)));
-                    },
-                    readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
-                    onEntry: (e) => {
-                        paths.push(e.path);
-                        validity.add(e.path);
-                    },
-                    onStreamBytes: (c) => verified.write(c),
-                }, deps.progress, deps.signal);
-            }
-            finally {
-                verified.close();
-            }
-            if (verified.failure !== undefined)
-                deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-            const { manifest } = report;
-            const proof = {
-                trustedSignatures: report.trustedSignatures,
-                unproven: report.unproven,
-                noCheckSigs: report.noCheckSigs,
-                declaredOutputs: report.declaredOutputs,
-                trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
-                    noCheckSigs: report.noCheckSigs,
-                    unproven: report.unproven,
-                }),
-            };
-            if (report.unproven > 0)
-                deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
-            const invalid = await validity.invalid();
-            const verifiedAt = performance.now();
-            const timings = () => ({
-                verifyMs: Math.round(verifiedAt - started),
-                importMs: Math.round(performance.now() - verifiedAt),
-            });
-            const alreadyValid = paths.length - invalid.size;
-            if (invalid.size === 0) {
-                deps.log.info(`all ${paths.length} paths are valid already`);
-                return {
-                    manifest,
-                    imported: 0,
-                    alreadyValid,
-                    method: 'none',
-                    addedPaths: () => [],
-                    ...proof,
-                    timings: timings(),
-                };
-            }
-            // From here on the store changes: whatever stops the import, what it added is removed again.
-            const added = paths.filter((p) => invalid.has(p));
-            try {
-                const { method, reported } = await addPaths(store, manifest, options, deps, {
-                    trusts,
-                    count: invalid.size,
-                    stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
-                });
-                deps.signal?.throwIfAborted();
-                // nix-store --import exits 0 and lists every path of the stream only when each one was
-                // added or valid already: then that is the answer, without asking Nix again path by path.
-                const still = everyPathReported(paths, reported)
-                    ? new Set()
-                    : await invalidAmong(store, paths);
-                if (still.size > 0)
-                    throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
-                return {
-                    manifest,
-                    imported: invalid.size,
-                    alreadyValid,
-                    method,
-                    addedPaths: () => added,
-                    ...proof,
-                    timings: timings(),
-                };
-            }
-            catch (e) {
-                deps.log.info(`the import failed: removing the paths it added…`);
-                const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
-                cleanup.setStoreDir(storeDir);
-                throw withRollbackNote(e, await rollBack(cleanup, added));
-            }
+            report = await verifyWithProgress(source, {
+                trustedKeys: options.trustedKeys,
+                noCheckSigs: options.noCheckSigs,
+                storeDir,
+                limits,
+                validInStore: async (missing) => {
+                    const invalid = await store.invalidPaths(missing);
+                    return new Set(missing.filter((p) => !invalid.has(p)));
+                },
+                readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+                onEntry: (e) => {
+                    paths.push(e.path);
+                    validity.add(e.path);
+                },
+                onStreamBytes: (c) => verified.write(c),
+            }, deps.progress, deps.signal);
         }
         finally {
-            await source.close();
+            verified.close();
+        }
+        if (verified.failure !== undefined)
+            deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+        const { manifest } = report;
+        const proof = {
+            trustedSignatures: report.trustedSignatures,
+            unproven: report.unproven,
+            noCheckSigs: report.noCheckSigs,
+            declaredOutputs: report.declaredOutputs,
+            trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+                noCheckSigs: report.noCheckSigs,
+                unproven: report.unproven,
+            }),
+        };
+        if (report.unproven > 0)
+            deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
+        const invalid = await validity.invalid();
+        const verifiedAt = performance.now();
+        const timings = () => ({
+            verifyMs: Math.round(verifiedAt - started),
+            importMs: Math.round(performance.now() - verifiedAt),
+        });
+        const alreadyValid = paths.length - invalid.size;
+        if (invalid.size === 0) {
+            deps.log.info(`all ${paths.length} paths are valid already`);
+            return {
+                manifest,
+                imported: 0,
+                alreadyValid,
+                method: 'none',
+                addedPaths: () => [],
+                ...proof,
+                timings: timings(),
+            };
+        }
+        // From here on the store changes: whatever stops the import, what it added is removed again.
+        const added = paths.filter((p) => invalid.has(p));
+        try {
+            const { method, reported } = await addPaths(store, manifest, options, deps, {
+                trusts,
+                count: invalid.size,
+                stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
+            });
+            deps.signal?.throwIfAborted();
+            // nix-store --import exits 0 and lists every path of the stream only when each one was
+            // added or valid already: then that is the answer, without asking Nix again path by path.
+            const still = everyPathReported(paths, reported) ? new Set() : await invalidAmong(store, paths);
+            if (still.size > 0)
+                throw new errors_NixPlanError('nix', `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`);
+            return {
+                manifest,
+                imported: invalid.size,
+                alreadyValid,
+                method,
+                addedPaths: () => added,
+                ...proof,
+                timings: timings(),
+            };
+        }
+        catch (e) {
+            deps.log.info(`the import failed: removing the paths it added…`);
+            const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+            cleanup.setStoreDir(storeDir);
+            throw withRollbackNote(e, await rollBack(cleanup, added));
         }
     }
     finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        await copy.dispose();
     }
 }
 /** A .drv of the target store, read from its file (undefined when it is not there). */
@@ -7450,10 +7442,11 @@ function activationReport(markers) {
     };
 }
 /**
- * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
- * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
+ * Most bytes of marker lines any phase may send: the largest, two closures of a large NixOS
+ * system (about 5,000 paths of under 200 bytes each) or the validity answer for one, take a few
+ * MiB; a host sending more is refused (and its session stopped) before it fills this machine's memory.
  */
-const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
+const HOST_OUTPUT_LIMIT = 64 * 1024 * 1024;
 /**
  * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a
  * size in decimal digits. A host is not trusted to send well-formed lines.
@@ -8095,6 +8088,7 @@ function hostProgramArgv(phase, args, sudo = false) {
 
 
 
+
 /** A session that ended without its final report: the connection dropped or the program died. */
 class HostSessionError extends errors_NixPlanError {
     partial;
@@ -8137,6 +8131,36 @@ class HostProgram {
     argv(phase, args) {
         return hostProgramArgv(phase, args, this.options.sudo === true);
     }
+    /**
+     * Runs `phase`, stopping the session once the host has sent more than HOST_OUTPUT_LIMIT bytes
+     * on standard output (what it prints for a person goes to `onStderr`, passed on and not kept).
+     */
+    async run(phase, args, options = {}) {
+        const stop = new AbortController();
+        const stopNow = () => stop.abort();
+        const { signal } = options;
+        if (signal?.aborted === true)
+            stopNow();
+        signal?.addEventListener('abort', stopNow, { once: true });
+        let bytes = 0;
+        try {
+            const result = await this.shell.run(this.argv(phase, args), {
+                ...options,
+                signal: stop.signal,
+                onStdout: (c) => {
+                    bytes += c.length;
+                    if (bytes > HOST_OUTPUT_LIMIT)
+                        stopNow();
+                },
+            });
+            if (bytes > HOST_OUTPUT_LIMIT)
+                throw new errors_NixPlanError('host', `${this.shell.label}: the host sent more than ${HOST_OUTPUT_LIMIT} bytes of answers during the ${phase} phase: refused`);
+            return result;
+        }
+        finally {
+            signal?.removeEventListener('abort', stopNow);
+        }
+    }
     /** The error kind the program named, as one of ours (a remote command failing is the host's). */
     errorFor(kind, message) {
         const where = `${this.shell.label}: ${message}`;
@@ -8166,7 +8190,7 @@ class HostProgram {
     }
     /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
     async probe(profile, signal) {
-        const result = await this.shell.run(this.argv('probe', [profile]), { signal });
+        const result = await this.run('probe', [profile], { signal });
         let m;
         try {
             m = this.check(result, 'the probe');
@@ -8191,6 +8215,13 @@ class HostProgram {
         if (typeof storeDir !== 'string')
             throw new errors_NixPlanError('host', `${this.shell.label}: cannot read the host's store dir from Nix (it said '${lastMarker(m, 'store-dir') ?? ''}')`);
         const record = lastMarker(m, 'record');
+        // Links and systems are shown, passed back to the host and written into the record: absolute
+        // paths of printable characters, or the host is not answering as the program does.
+        for (const key of ['generation', 'system', 'previous-generation', 'previous-system']) {
+            const value = lastMarker(m, key);
+            if (value !== undefined && (!value.startsWith('/') || unsafeCharacter(value) !== undefined))
+                throw new errors_NixPlanError('host', `${this.shell.label}: the host sent a ${key} that is not an absolute path of printable characters: ${JSON.stringify(value.slice(0, 200))}`);
+        }
         return {
             nixVersion: parseNixVersion(lastMarker(m, 'nix') ?? ''),
             storeDir,
@@ -8218,12 +8249,12 @@ class HostProgram {
         const { verified } = output;
         if (verified !== undefined && input instanceof FileInput)
             throw new errors_NixPlanError('internal', 'a plan sent before it is verified cannot be a file');
-        const result = await this.shell.run(this.argv('receive', [
+        const result = await this.run('receive', [
             String(expected.size),
             expected.sha256,
             expected.encoding,
             ...(verified === undefined ? [] : [GO_SIGNAL]),
-        ]), {
+        ], {
             input: verified === undefined || input instanceof FileInput ? input : thenGo(input, verified),
             onStderr: output.onOutput,
             signal: output.signal,
@@ -8234,7 +8265,7 @@ class HostProgram {
     /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
     async missing(paths, signal) {
         const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
-        const result = await this.shell.run(this.argv('missing', []), { input, signal });
+        const result = await this.run('missing', [], { input, signal });
         return this.check(result, 'the validity query')
             .filter(([k]) => k === 'missing')
             .map(([, v]) => v);
@@ -8243,32 +8274,14 @@ class HostProgram {
      * Builds the system `out` on the host (from `drvPath`, when given) and reports what activating
      * it would change: the profile's current generation and the runtime closures of its system and
      * of `out`, each path with its NAR size, as the host's Nix gives them (`nix-store -qR`, `-q
-     * --size`). Every line is checked against `storeDir`; more than CLOSURE_OUTPUT_LIMIT bytes is refused.
+     * --size`). Every line is checked against `storeDir`; more than HOST_OUTPUT_LIMIT bytes is refused.
      */
     async closures(args, output = {}) {
-        const stop = new AbortController();
-        const stopNow = () => stop.abort();
-        if (output.signal?.aborted === true)
-            stopNow();
-        output.signal?.addEventListener('abort', stopNow, { once: true });
-        let bytes = 0;
-        try {
-            const result = await this.shell.run(this.argv('closure', [args.profile, args.drvPath ?? '', args.out]), {
-                onStderr: output.onOutput,
-                signal: stop.signal,
-                onStdout: (c) => {
-                    bytes += c.length;
-                    if (bytes > CLOSURE_OUTPUT_LIMIT)
-                        stopNow();
-                },
-            });
-            if (bytes > CLOSURE_OUTPUT_LIMIT)
-                throw new errors_NixPlanError('host', `${this.shell.label}: the host sent more than ${CLOSURE_OUTPUT_LIMIT} bytes of closure: refused`);
-            return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
-        }
-        finally {
-            output.signal?.removeEventListener('abort', stopNow);
-        }
+        const result = await this.run('closure', [args.profile, args.drvPath ?? '', args.out], {
+            onStderr: output.onOutput,
+            signal: output.signal,
+        });
+        return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
     }
     /**
      * Builds (when asked), sets the profile, starts the supervisor and follows its log until the
@@ -8279,7 +8292,7 @@ class HostProgram {
             throw new errors_NixPlanError('internal', `bad activation id '${args.id}'`);
         if (!Number.isSafeInteger(args.activationTimeout) || args.activationTimeout < 0)
             throw new errors_NixPlanError('internal', `bad activation timeout ${args.activationTimeout}`);
-        const result = await this.shell.run(this.argv('activate', [
+        const result = await this.run('activate', [
             args.profile,
             args.action,
             args.drvPath ?? '',
@@ -8291,7 +8304,7 @@ class HostProgram {
             String(args.activationTimeout),
             args.rollback === undefined ? '' : String(args.rollback.to),
             args.rollback?.from ?? '',
-        ]), { onStderr: output.onOutput, signal: output.signal });
+        ], { onStderr: output.onOutput, signal: output.signal });
         return activationReport(this.check(result, 'the activation'));
     }
     /**
@@ -8299,7 +8312,7 @@ class HostProgram {
      * awaits confirmation, confirms it (an atomic rename the watchdog competes for); then reports.
      */
     async confirm(profile, id, offset, output = {}) {
-        const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
+        const result = await this.run('confirm', [profile, id, String(offset)], {
             onStderr: output.onOutput,
             signal: output.signal,
             freshConnection: true,
@@ -10701,44 +10714,32 @@ function checkPlanAge(manifest, checks, last, now, log) {
 }
 /**
  * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
- * copy (the bytes checked are the bytes used), and records the plan as applied to
- * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
- * returns the manifest it verified, which must be the one checked. Without a limit or a target
- * it just runs `run` on the bundle itself.
+ * copy (the bytes checked are the bytes used; `run` is given the copy's path, and the user's name
+ * for the bundle to use in messages), and records the plan as applied to `options.target` once
+ * `run` succeeded (unless `record` is false, as for `dry-activate`). `run` returns the manifest it
+ * verified, which must be the one checked. Without a limit or a target it just runs `run` on the
+ * bundle itself.
  */
 async function withFreshness(bundlePath, options, log, run, record = true) {
     const now = options.now ?? (() => new Date());
     if (options.maxAgeMs === undefined && options.target === undefined)
-        return run(bundlePath);
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-fresh-'));
+        return run(bundlePath, bundlePath);
+    const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-fresh-' });
     try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        });
-        const manifest = await readHeadOf(copy);
+        const { manifest } = await readBundleHead(copy.source);
         const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
         const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
         const target = options.target;
         checkPlanAge(manifest, options, last !== undefined && target !== undefined ? { record: last, target } : undefined, now(), log);
-        const result = await run(copy);
+        const result = await run(copy.path, bundlePath);
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
         if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())));
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy.path), rfc3339(now())));
         return result;
     }
     finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
-    }
-}
-async function readHeadOf(path) {
-    const source = await openBundle(path);
-    try {
-        return (await readBundleHead(source)).manifest;
-    }
-    finally {
-        await source.close();
+        await copy.dispose();
     }
 }
 /** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
@@ -11175,7 +11176,7 @@ async function deployPlan(bundlePath, options, deps) {
     const buildOn = options.buildOn ?? 'host';
     // Everything below reads a private copy: the plan verified is the plan sent and built, even if
     // the file named is rewritten in place or replaced meanwhile (and `digest` is checked on it).
-    const copy = await privateBundle(bundlePath, options.digest);
+    const copy = await privateBundle(bundlePath, { digest: options.digest });
     const { source } = copy;
     try {
         // The plan's shape, from its manifest: which root goes where, and that each is a system.
@@ -11190,7 +11191,7 @@ async function deployPlan(bundlePath, options, deps) {
         // Verify here while the hosts answer their probes.
         const verified = verifyForDeploy(source, options, !push, deps);
         const digest = fileDigest(copy.path);
-        const built = buildOn === 'local' ? buildLocally(copy.path, deps) : Promise.resolve();
+        const built = buildOn === 'local' ? buildLocally(copy.path, bundlePath, deps) : Promise.resolve();
         const ready = Promise.all([verified, digest, built]);
         // The probes and transfers stop (their ssh is killed) when the plan is refused here.
         const stopping = new AbortController();
@@ -11324,10 +11325,11 @@ async function deployPlan(bundlePath, options, deps) {
         await copy.dispose();
     }
 }
-async function buildLocally(bundlePath, deps) {
+/** Builds the plan here from the private copy `copyPath`; messages name the user's file, `name`. */
+async function buildLocally(copyPath, name, deps) {
     if (deps.realise === undefined)
         throw new errors_NixPlanError('internal', '--build-on local needs a local realise');
-    await deps.realise(bundlePath);
+    await deps.realise(copyPath, name);
 }
 /** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
 function defaultOutputs(deps, prefixed) {
@@ -11600,7 +11602,7 @@ function deployCommand() {
                 compress: oneOf(str(args, 'compress'), 'compress', TRANSFER_ENCODINGS),
             }, {
                 ...ctx.deps,
-                realise: (bundle) => ctx.useCases.realisePlan(bundle, { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') }, ctx.deps),
+                realise: (bundle, name) => ctx.useCases.realisePlan(bundle, { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs'), name }, ctx.deps),
                 hostOutputs,
             });
             print(ctx, args, result, () => formatDeploy(result));
@@ -12027,6 +12029,8 @@ const keygenCommand = command_define({
 
 
 
+
+
 /** What the host's probe says a rollback of `profile` would do; refuses (usage, exit 2) when nothing can. */
 function rollbackStep(probe, label, profile) {
     const fromGeneration = generationNumber(probe.generation);
@@ -12035,8 +12039,10 @@ function rollbackStep(probe, label, profile) {
     const to = generationNumber(probe.previousGeneration);
     if (to === undefined)
         throw new errors_NixPlanError('usage', `${label}: profile '${profile}' has no generation before the current one (${fromGeneration}) to roll back to; nothing was changed`);
-    if (probe.previousSystem === undefined)
-        throw new errors_NixPlanError('host', `${label}: generation ${to} of '${profile}' (${(0,external_node_path_namespaceObject.basename)(probe.previousGeneration ?? '')}) is not a link to a system; nothing was changed`);
+    // nix-env makes generations as links to store paths: anything else (a link to a link, to a
+    // directory elsewhere) is not a generation to activate, and what it shows could change under it.
+    if (probe.previousSystem === undefined || !isStorePath(probe.previousSystem, probe.storeDir))
+        throw new errors_NixPlanError('host', `${label}: generation ${to} of '${profile}' (${(0,external_node_path_namespaceObject.basename)(probe.previousGeneration ?? '')}) is not a link to a system in ${probe.storeDir}; nothing was changed`);
     return {
         from: probe.generation,
         fromGeneration,
@@ -12050,20 +12056,19 @@ function rollbackStep(probe, label, profile) {
  * stays the host's downgrade floor — a rollback goes to a generation the host already had, it
  * does not make older plans acceptable again — and `rolledBack` says the host no longer runs that
  * plan's system: which generation it went back to, from which, and when. Readers that do not know
- * the member ignore it; the next deploy writes a record without it. '' (leave the record alone)
- * when there is none, or when it cannot be read (said so: a deploy will refuse it until repaired).
+ * the member ignore it; the next deploy writes a record without it. Only the record's own members
+ * are written back (a host's record is not trusted to hold nothing else: a member nested 100,000
+ * deep would stop the rollback at JSON.stringify). '' (leave the record alone) when there is none,
+ * or when it is not a record (said so: a deploy refuses it until repaired).
  */
 function rolledBackRecord(bytes, step, at, where, log) {
     if (bytes === undefined)
         return '';
     let record;
     try {
-        record = JSON.parse(Buffer.from(bytes).toString('utf8'));
+        record = parseLastApplied(Buffer.from(bytes).toString('utf8'), `${where}${RECORD_SUFFIX}`);
     }
     catch {
-        record = undefined;
-    }
-    if (typeof record !== 'object' || record === null || Array.isArray(record)) {
         log.warn(`${where}${RECORD_SUFFIX} is not a last-applied record: left as it is`);
         return '';
     }
@@ -12125,6 +12130,7 @@ async function rollBackHost(program, probe, request, io) {
 
 
 
+
 /** Every ApplyAction, for parsing and help texts. */
 const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
@@ -12159,17 +12165,33 @@ async function applyPlan(bundlePath, options, deps) {
     if (bundlePath === undefined)
         throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
     const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
-    // The plan's shape, from its manifest, before anything is built.
-    const { manifest } = await inspect_readBundleHead(bundlePath);
-    const [root] = assignRoots(manifest.roots, [{}]);
-    if (root === undefined)
-        throw new errors_NixPlanError('internal', 'no root');
-    const system = systemOfRoot(root, options.allowAnyRoot === true);
-    // An older plan than the one last applied here is refused before anything is imported.
     const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
     const now = deps.now?.() ?? new Date();
-    checkFreshness(manifest, record, options, profile, now, deps.log);
-    const realised = await deps.realise(bundlePath, [root.drvPath]);
+    // Everything about the plan is read from one private copy: the manifest whose age is checked,
+    // what is verified, imported and built, and the digest the record names, even if the file named
+    // is rewritten in place or replaced meanwhile. Messages name that file, not the copy.
+    const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-apply-' });
+    let manifest;
+    let root;
+    let system;
+    let realised;
+    let digest;
+    try {
+        // The plan's shape, from its manifest, before anything is built.
+        ({ manifest } = await readBundleHead(copy.source));
+        const [first] = assignRoots(manifest.roots, [{}]);
+        if (first === undefined)
+            throw new errors_NixPlanError('internal', 'no root');
+        root = first;
+        system = systemOfRoot(root, options.allowAnyRoot === true);
+        // An older plan than the one last applied here is refused before anything is imported.
+        checkFreshness(manifest, record, options, profile, now, deps.log);
+        realised = await deps.realise(copy.path, [root.drvPath], bundlePath);
+        digest = await fileDigest(copy.path);
+    }
+    finally {
+        await copy.dispose();
+    }
     // Never activate a system some of whose paths nothing proved.
     const unproven = realised.import?.unproven ?? 0;
     if (unproven > 0)
@@ -12177,8 +12199,7 @@ async function applyPlan(bundlePath, options, deps) {
     const built = systemOutput(realised);
     if (built !== system ||
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
-        throw new errors_NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
-    const digest = await fileDigest(bundlePath);
+        throw new errors_NixPlanError('internal', `the plan built from '${bundlePath}' is not the plan read`);
     const program = localProgram(options, deps);
     // What activating it changes — the profile's current generation → this system, package by
     // package — said before anything is activated, whatever the action, as deploy says it per host.
@@ -12356,7 +12377,7 @@ const importCommand = command_define({
             maxSize: byteSize(str(args, 'max-size'), 'max-size'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
-        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.importPlan(bundle, options, deps));
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle, name) => ctx.useCases.importPlan(bundle, { ...options, name }, deps));
         const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
         print(ctx, args, shown, () => formatImport(shown));
     },
@@ -12426,7 +12447,7 @@ const realiseCommand = command_define({
         };
         const deps = await importDeps(args, ctx, trustedKeys);
         // With --out-link, the link's last-applied record: an older plan is refused.
-        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle) => ctx.useCases.realisePlan(bundle, options, deps));
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle, name) => ctx.useCases.realisePlan(bundle, { ...options, name }, deps));
         const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
         // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
         ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
@@ -12489,7 +12510,7 @@ const relocateCommand = command_define({
         };
         if (noCheckSigs && trustedKeys.length === 0)
             ctx.deps.log.warn('--no-check-sigs: relocating a plan no trusted key vouches for (the promotion records it)');
-        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps));
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle, name) => ctx.useCases.relocatePlan(bundle, { ...options, name }, ctx.deps));
         print(ctx, args, result, () => formatRelocate(result));
     },
 });
@@ -12571,7 +12592,10 @@ const applyCommand = command_define({
             // The profile's last-applied record (on the activating side): an older plan is refused.
             ...maxAge(args),
             allowDowngrade: flag(args, 'allow-downgrade'),
-        }, { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) }));
+        }, {
+            ...deps,
+            realise: (b, roots, name) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots, name }, deps),
+        }));
         print(ctx, args, result, () => formatApply(result));
     },
 });
@@ -16060,7 +16084,11 @@ async function diffPinned(oldLocation, newLocation, options, deps) {
     // One side after the other: one bundle's decompression window in memory at a time, and the
     // new side takes the heads of the .drv files both plans hold from the old one.
     const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
-    const now = await readPlanSide(newLocation, { ...readOptions, known: relocate ? undefined : { graph: old.graph, checks: old.checks } }, deps);
+    const now = await readPlanSide(newLocation, {
+        ...readOptions,
+        ...(options.ownNew === true && { noCheckSigs: true }),
+        known: relocate ? undefined : { graph: old.graph, checks: old.checks },
+    }, deps);
     let oldGraph = old.graph;
     let relocatedBytes;
     if (relocate) {
@@ -16804,8 +16832,6 @@ class ScratchFile {
 
 
 
-
-
 /** A recursive source that is one file bigger than this is relocated without holding its bytes. */
 const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
@@ -16855,21 +16881,16 @@ async function relocatePlan(bundlePath, options, deps) {
     const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
     assertSignable(keys.length > 0, trusted.length > 0, options.noCheckSigs === true);
     const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-relocate-'));
+    // Messages name the user's file, not the private copy they are about.
+    const copy = await privateBundle(bundlePath, {
+        digest: options.digest,
+        name: options.name,
+        prefix: 'nix-plan-relocate-',
+    });
+    const { dir, source: bundle } = copy;
     try {
-        const copy = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        try {
-            await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, copy);
-        }
-        catch (e) {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${bundlePath}': ${e.message}`);
-        }
         // The promotion records the digest of exactly the bytes verified: the private copy's.
-        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
-        if (options.digest !== undefined)
-            await checkCopyDigest(copy, options.digest, bundlePath);
-        // Messages name the user's file, not the private copy they are about.
-        const bundle = { ...(await openBundle(copy)), name: bundlePath };
+        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy.path);
         let scratch;
         const started = performance.now();
         try {
@@ -17052,11 +17073,10 @@ async function relocatePlan(bundlePath, options, deps) {
         }
         finally {
             scratch?.close();
-            await bundle.close();
         }
     }
     finally {
-        await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+        await copy.dispose();
     }
 }
 

@@ -40,6 +40,11 @@ export interface CompareSettings {
   readonly trustedKeys: string[];
   /** A shared directory instead of GitHub's artifact service. */
   readonly artifactDir: string | undefined;
+  /**
+   * The compared plan may hold build outputs no trusted key proves (the plan action's
+   * `no-check-sigs`): compared all the same, counted and shown NOT CHECKED.
+   */
+  readonly noCheckSigs?: boolean | undefined;
 }
 
 /** The input names of a comparison (the plan and promote actions spell them alike). */
@@ -223,6 +228,12 @@ export interface Comparison {
    * fails with this error once the summary is written (`failIfRefused`).
    */
   readonly refused?: NixPlanError;
+  /**
+   * Build outputs of this job's own plan that no key proves (a plan action with `include:
+   * outputs` and no `signing-key`): compared all the same, since this job wrote them, and said
+   * so in the summary ("NOT CHECKED"), never silently.
+   */
+  readonly ownUnproven?: number;
 }
 
 /** Errors that mean a plan was refused, as verify refuses it (not that nix-plan failed). */
@@ -264,7 +275,9 @@ export function compareInputs(
 
 /**
  * Fetches the plan to compare with and diffs `bundlePath` against it; sets the `changed` output
- * ("true"/"false") and `changes` (counts as JSON) when there was one.
+ * ("true"/"false") and `changes` (counts as JSON) when there was one. With `own`, `bundlePath`
+ * is the plan this job just exported: build outputs no key proves are taken from it, counted in
+ * `ownUnproven` (the plan compared with still needs a trusted key for its own).
  */
 export async function comparePlans(
   settings: CompareSettings,
@@ -278,6 +291,7 @@ export async function comparePlans(
   },
   outputs: { readonly changed: string; readonly changes: string },
   destDir: string,
+  own = false,
 ): Promise<Comparison> {
   const { io } = deps;
   const baseline = await fetchBaseline(
@@ -294,15 +308,24 @@ export async function comparePlans(
     return { missing: baseline.missing };
   }
   let diff: PlanDiff;
+  let manifest: BundleManifest;
   try {
     // Both plans are verified as verify does (output paths, proofs of build outputs, limits); the
     // trusted keys prove build outputs and say who signed, they are not required.
     diff = await deps.diffPlanSources(
       { kind: 'bundle', path: baseline.path },
       { kind: 'bundle', path: bundlePath },
-      { trustedKeys: settings.trustedKeys },
+      { trustedKeys: settings.trustedKeys, ownNew: own, noCheckSigs: settings.noCheckSigs === true },
       { runner: deps.runner, log: io.log, progress: io.progress },
     );
+    // The summary shows the compared plan's manifest (origin, signers), read again from the file:
+    // it must be the manifest verified, or a file replaced meanwhile would show another plan's.
+    ({ manifest } = await readBundleHead(baseline.path));
+    if (manifest.checksum !== diff.old.bundle?.checksum)
+      throw new NixPlanError(
+        'bundle',
+        `${baseline.path} changed while it was compared: its manifest is no longer the one verified`,
+      );
   } catch (e) {
     if (!(e instanceof NixPlanError) || !REFUSALS.has(e.code)) throw e;
     io.log.warn(`compared with ${baseline.path}: refused, so no diff is shown: ${e.message}`);
@@ -316,10 +339,26 @@ export async function comparePlans(
   io.log.info(
     `compared with ${baseline.path}: ${diff.identical ? 'no changes' : countsText(diff.total.counts)}`,
   );
-  const { manifest } = await readBundleHead(baseline.path);
+  const unproven = own ? (diff.new.bundle?.unproven ?? 0) : 0;
+  const theirs = diff.old.bundle?.unproven ?? 0;
+  if (theirs > 0)
+    io.log.warn(
+      `no-check-sigs: compared with a plan holding ${theirs} build output${theirs === 1 ? '' : 's'} no trusted key proves`,
+    );
+  if (unproven > 0)
+    io.log.warn(
+      `compared with ${unproven} build output${unproven === 1 ? '' : 's'} of this plan that no key proves (no signing-key): the summary says NOT CHECKED`,
+    );
   return {
     diff,
+    ...(unproven > 0 && { ownUnproven: unproven }),
     baseline: baseline.description,
-    compared: { manifest, trust: trustReportOf(manifest, settings.trustedKeys.map(parsePublicKey)) },
+    compared: {
+      manifest,
+      trust: trustReportOf(manifest, settings.trustedKeys.map(parsePublicKey), {
+        noCheckSigs: settings.noCheckSigs,
+        unproven: theirs,
+      }),
+    },
   };
 }

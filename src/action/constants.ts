@@ -18,6 +18,7 @@ export const PlanInput = {
   CompareRunId: 'compare-run-id',
   GithubToken: 'github-token',
   TrustedKeys: 'trusted-keys',
+  NoCheckSigs: 'no-check-sigs',
 } as const;
 
 /** Outputs of every action that publishes a plan (the root action, promote). */

@@ -81,12 +81,13 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
     plan.path,
     { maxAgeMs: settings.maxAgeMs, maxAgeText: settings.maxAgeText },
     io.log,
-    (bundle) =>
+    (bundle, name) =>
       deps.relocatePlan(
         bundle,
         // relocatePlan verifies the whole bundle first (and its signature, when keys are given),
         // and records in the promoted manifest what it was promoted from and who signed that.
         {
+          name,
           to: settings.to,
           output,
           ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),

@@ -68,10 +68,11 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       allowDowngrade: settings.allowDowngrade,
     },
     io.log,
-    (bundle) =>
+    (bundle, name) =>
       deps.realisePlan(
         bundle,
         {
+          name,
           ...(roots.length > 0 ? { roots } : {}),
           ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
           ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),

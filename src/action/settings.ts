@@ -39,6 +39,8 @@ export interface PlanSettings {
   readonly matrix: MatrixShape;
   /** A shared directory to publish to instead of GitHub's artifact service (self-hosted runners). */
   readonly artifactDir: string | undefined;
+  /** Compare with a plan whose build outputs no trusted key proves (counted, shown NOT CHECKED). */
+  readonly noCheckSigs: boolean;
 }
 
 /** Parses the root action's inputs. */
@@ -66,6 +68,13 @@ export function parsePlanSettings(input: InputReader): PlanSettings {
     );
   }
   const isDrvPath = (l: string): boolean => l.startsWith('/') && l.endsWith('.drv');
+  // The plan action verifies another plan only to compare with it.
+  const noCheckSigs = parseBoolean(PlanInput.NoCheckSigs, input(PlanInput.NoCheckSigs), false);
+  if (noCheckSigs && input(PlanInput.CompareTo) === '')
+    throw new InputError(
+      PlanInput.NoCheckSigs,
+      `goes with "${PlanInput.CompareTo}" (it lets the plan compared with hold build outputs no trusted key proves)`,
+    );
   return {
     installables: lines.filter((l) => !isDrvPath(l)),
     drvPaths: lines.filter(isDrvPath),
@@ -90,6 +99,7 @@ export function parsePlanSettings(input: InputReader): PlanSettings {
     upload: parseBoolean(PlanInput.Upload, input(PlanInput.Upload), true),
     matrix: parseMatrixShape(PlanInput.Matrix, input(PlanInput.Matrix)),
     artifactDir: input(PlanInput.ArtifactDir) === '' ? undefined : input(PlanInput.ArtifactDir),
+    noCheckSigs,
   };
 }
 /** Settings of `realise`. */

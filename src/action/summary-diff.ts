@@ -19,6 +19,8 @@ export const HEAD_ROWS = 25;
 export interface Baseline {
   /** What it is, in our words (e.g. "artifact plan.nixplan from run 123"): untrusted parts escaped by the caller. */
   readonly description: string;
+  /** Build outputs of this plan no key proves, which this job realised itself (see Comparison). */
+  readonly ownUnproven?: number | undefined;
 }
 
 const n = (x: number): string => x.toLocaleString('en-US');
@@ -58,6 +60,19 @@ export function buildText(d: PlanDiff): string {
   );
 }
 
+/**
+ * What a reviewer is told of this job's own build outputs that no key proves: they are compared
+ * all the same (this job realised them), and later jobs take them only unproven on purpose.
+ */
+export function ownUnprovenText(count: number): string {
+  const outputs = `build output${count === 1 ? '' : 's'}`;
+  return (
+    `**NOT CHECKED: ${n(count)} unproven (built by this job)**: this plan carries ${n(count)} ${outputs} ` +
+    'this job realised (built, or substituted) and no key signed, as it has no `signing-key`; ' +
+    'nothing but this job vouches for their contents. A later job takes them only with `no-check-sigs: true`; give this job a `signing-key` to prove them.'
+  );
+}
+
 /** The diff section of a summary: headline, version changes, then details collapsed. */
 export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGET): string {
   const parts: string[] = [`### Changes against ${baseline.description}\n\n`];
@@ -78,6 +93,7 @@ export function diffSection(d: PlanDiff, baseline: Baseline, budget = DIFF_BUDGE
     );
   }
   parts.push(`${buildText(d)}\n\n`);
+  if ((baseline.ownUnproven ?? 0) > 0) parts.push(`${ownUnprovenText(baseline.ownUnproven ?? 0)}\n\n`);
   let left = budget;
   const take = (text: string): string => {
     left -= Buffer.byteLength(text);
@@ -181,6 +197,8 @@ export interface OriginColumn {
   readonly trust?: TrustReport | undefined;
   /** Signed in this job (export, promote): its signatures are ours. */
   readonly signedHere?: boolean;
+  /** Build outputs of this job's own plan that no key proves (shown NOT CHECKED in its trust row). */
+  readonly ownUnproven?: number | undefined;
 }
 
 /**
@@ -194,7 +212,12 @@ export function provenanceSection(current: OriginColumn, compared: OriginColumn,
       new Map(
         originRows(c.manifest, c.trust, { now, signedHere: c.signedHere === true }).map((r) => [
           r.label.trim(),
-          r.value,
+          r.label.trim() === 'trust' && (c.ownUnproven ?? 0) > 0
+            ? [
+                ...r.value,
+                { text: `; **NOT CHECKED: ${n(c.ownUnproven ?? 0)} unproven (built by this job)**` },
+              ]
+            : r.value,
         ]),
       ),
   );

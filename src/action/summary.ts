@@ -228,7 +228,7 @@ export function comparisonSection(c: Comparison | undefined): string {
       `${codeSpan(c.refused.message)}\n\nNo diff is shown, and this step fails.\n\n`
     );
   if (c.diff !== undefined && c.baseline !== undefined)
-    return `${diffSection(c.diff, { description: c.baseline })}\n`;
+    return `${diffSection(c.diff, { description: c.baseline, ownUnproven: c.ownUnproven })}\n`;
   return `### Changes\n\n${c.missing ?? 'nothing to compare with'}.\n\n`;
 }
 
@@ -240,7 +240,7 @@ function originSection(m: BundleManifest, now: Date, comparison: Comparison | un
   const compared = comparison?.compared;
   if (compared === undefined) return originMarkdown(m, undefined, { now, signedHere: true });
   return provenanceSection(
-    { manifest: m, signedHere: true },
+    { manifest: m, signedHere: true, ownUnproven: comparison?.ownUnproven },
     { manifest: compared.manifest, trust: compared.trust },
     now,
   );

@@ -2,7 +2,8 @@
 // profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { BundleManifest } from '../core/bundle/manifest.js';
+import type { BundleManifest, BundleRoot } from '../core/bundle/manifest.js';
+import { readBundleHead } from '../core/bundle/index.js';
 import { NixPlanError } from '../core/errors.js';
 import { HostProgram } from '../nix/host-program.js';
 import { LocalHost } from '../nix/ssh.js';
@@ -16,11 +17,11 @@ import {
 } from './deploy/activation.js';
 import { readChanges, type HostChanges } from './deploy/changes.js';
 import { fileDigest } from './files.js';
+import { privateBundle } from './private-copy.js';
 import type { FreshnessChecks } from './freshness.js';
 import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
 import { assignRoots, systemOfRoot } from './deploy/roots.js';
 import { rollBackHost } from './deploy/rollback.js';
-import { readBundleHead } from './inspect.js';
 
 /** What switch-to-configuration is asked to do (nixos-rebuild's actions of the same names). */
 export type ApplyAction = 'switch' | 'boot' | 'test' | 'dry-activate';
@@ -60,8 +61,11 @@ export interface RealisedOutputs {
 
 /** Dependencies of applyPlan: the usual ones and a function that realises a bundle. */
 export interface ApplyDeps extends Deps {
-  /** Imports and builds the bundle's `roots` (the CLI binds `realisePlan` with its import options). */
-  readonly realise: (bundlePath: string, roots: readonly string[]) => Promise<RealisedOutputs>;
+  /**
+   * Imports and builds the bundle's `roots` (the CLI binds `realisePlan` with its import options):
+   * `bundlePath` is apply's private copy, `name` the user's file, for messages.
+   */
+  readonly realise: (bundlePath: string, roots: readonly string[], name: string) => Promise<RealisedOutputs>;
   /** Where switch-to-configuration's output goes as it runs (default: `nixLog`). */
   readonly output?: ((chunk: Uint8Array) => void) | undefined;
   readonly clock?: ActivationClock | undefined;
@@ -134,16 +138,31 @@ export async function applyPlan(
   if (options.rollback === true) return rollBack(options, action, deps);
   if (bundlePath === undefined) throw new NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
   const profile = resolve(options.profile);
-  // The plan's shape, from its manifest, before anything is built.
-  const { manifest } = await readBundleHead(bundlePath);
-  const [root] = assignRoots(manifest.roots, [{}]);
-  if (root === undefined) throw new NixPlanError('internal', 'no root');
-  const system = systemOfRoot(root, options.allowAnyRoot === true);
-  // An older plan than the one last applied here is refused before anything is imported.
   const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
   const now = deps.now?.() ?? new Date();
-  checkFreshness(manifest, record, options, profile, now, deps.log);
-  const realised = await deps.realise(bundlePath, [root.drvPath]);
+  // Everything about the plan is read from one private copy: the manifest whose age is checked,
+  // what is verified, imported and built, and the digest the record names, even if the file named
+  // is rewritten in place or replaced meanwhile. Messages name that file, not the copy.
+  const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-apply-' });
+  let manifest: BundleManifest;
+  let root: BundleRoot;
+  let system: string;
+  let realised: RealisedOutputs;
+  let digest: string;
+  try {
+    // The plan's shape, from its manifest, before anything is built.
+    ({ manifest } = await readBundleHead(copy.source));
+    const [first] = assignRoots(manifest.roots, [{}]);
+    if (first === undefined) throw new NixPlanError('internal', 'no root');
+    root = first;
+    system = systemOfRoot(root, options.allowAnyRoot === true);
+    // An older plan than the one last applied here is refused before anything is imported.
+    checkFreshness(manifest, record, options, profile, now, deps.log);
+    realised = await deps.realise(copy.path, [root.drvPath], bundlePath);
+    digest = await fileDigest(copy.path);
+  } finally {
+    await copy.dispose();
+  }
   // Never activate a system some of whose paths nothing proved.
   const unproven = realised.import?.unproven ?? 0;
   if (unproven > 0)
@@ -156,8 +175,7 @@ export async function applyPlan(
     built !== system ||
     (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum)
   )
-    throw new NixPlanError('bundle', `'${bundlePath}' changed while it was being applied`);
-  const digest = await fileDigest(bundlePath);
+    throw new NixPlanError('internal', `the plan built from '${bundlePath}' is not the plan read`);
   const program = localProgram(options, deps);
   // What activating it changes — the profile's current generation → this system, package by
   // package — said before anything is activated, whatever the action, as deploy says it per host.

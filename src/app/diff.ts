@@ -24,6 +24,12 @@ export interface DiffOptions {
   readonly trustedKeys?: readonly string[] | undefined;
   /** Accept build outputs no trusted signature proves (`--no-check-sigs`), counted in the facts. */
   readonly noCheckSigs?: boolean | undefined;
+  /**
+   * The new plan is the caller's own, just written (the plan action compares the plan it
+   * exported): its build outputs are accepted unproven and counted (`new.bundle.unproven`), as
+   * `noCheckSigs` would for that side alone. The old plan still needs a trusted key for its own.
+   */
+  readonly ownNew?: boolean | undefined;
   /** Explain why the derivations of this name (package name, derivation name or .drv path) differ. */
   readonly drv?: string | undefined;
   /** Derivation pairs a drill-down compares at most (default 100). */
@@ -176,7 +182,11 @@ async function diffPinned(
   const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
   const now = await readPlanSide(
     newLocation,
-    { ...readOptions, known: relocate ? undefined : { graph: old.graph, checks: old.checks } },
+    {
+      ...readOptions,
+      ...(options.ownNew === true && { noCheckSigs: true }),
+      known: relocate ? undefined : { graph: old.graph, checks: old.checks },
+    },
     deps,
   );
   let oldGraph = old.graph;

@@ -5,10 +5,9 @@
 // copy: the bytes whose age was checked are the bytes imported and applied, even if the file
 // named on the command line is replaced meanwhile. The record is written (atomically, 0644)
 // only once the use case succeeded, with the manifest it verified.
-import { copyFile, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { openBundle, readBundleHead, tempPathNear, type BundleManifest } from '../core/bundle/index.js';
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { readBundleHead, tempPathNear, type BundleManifest } from '../core/bundle/index.js';
 import { NixPlanError } from '../core/errors.js';
 import {
   freshnessProblem,
@@ -20,6 +19,7 @@ import {
 import { rfc3339 } from '../core/provenance.js';
 import type { Logger } from './deps.js';
 import { fileDigest } from './files.js';
+import { privateBundle } from './private-copy.js';
 
 /** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
 export function recordPathFor(target: string): string {
@@ -110,27 +110,24 @@ export function checkPlanAge(
 
 /**
  * Checks the plan's age against `options` before `run` touches anything, runs `run` on a private
- * copy (the bytes checked are the bytes used), and records the plan as applied to
- * `options.target` once `run` succeeded (unless `record` is false, as for `dry-activate`). `run`
- * returns the manifest it verified, which must be the one checked. Without a limit or a target
- * it just runs `run` on the bundle itself.
+ * copy (the bytes checked are the bytes used; `run` is given the copy's path, and the user's name
+ * for the bundle to use in messages), and records the plan as applied to `options.target` once
+ * `run` succeeded (unless `record` is false, as for `dry-activate`). `run` returns the manifest it
+ * verified, which must be the one checked. Without a limit or a target it just runs `run` on the
+ * bundle itself.
  */
 export async function withFreshness<R extends { manifest: BundleManifest }>(
   bundlePath: string,
   options: FreshnessOptions,
   log: Logger,
-  run: (bundlePath: string) => Promise<R>,
+  run: (bundlePath: string, name: string) => Promise<R>,
   record = true,
 ): Promise<R> {
   const now = options.now ?? ((): Date => new Date());
-  if (options.maxAgeMs === undefined && options.target === undefined) return run(bundlePath);
-  const dir = await mkdtemp(join(tmpdir(), 'nix-plan-fresh-'));
+  if (options.maxAgeMs === undefined && options.target === undefined) return run(bundlePath, bundlePath);
+  const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-fresh-' });
   try {
-    const copy = join(dir, 'bundle.nixplan');
-    await copyFile(bundlePath, copy).catch((e: unknown) => {
-      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
-    });
-    const manifest = await readHeadOf(copy);
+    const { manifest } = await readBundleHead(copy.source);
     const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
     const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
     const target = options.target;
@@ -141,26 +138,17 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
       now(),
       log,
     );
-    const result = await run(copy);
+    const result = await run(copy.path, bundlePath);
     if (result.manifest.checksum !== manifest.checksum)
       throw new NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
     if (recordPath !== undefined && record)
       await writeLastApplied(
         recordPath,
-        lastAppliedOf(result.manifest, await fileDigest(copy), rfc3339(now())),
+        lastAppliedOf(result.manifest, await fileDigest(copy.path), rfc3339(now())),
       );
     return result;
   } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function readHeadOf(path: string): Promise<BundleManifest> {
-  const source = await openBundle(path);
-  try {
-    return (await readBundleHead(source)).manifest;
-  } finally {
-    await source.close();
+    await copy.dispose();
   }
 }
 

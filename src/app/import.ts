@@ -1,12 +1,9 @@
 // importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
   exportStream,
-  openBundle,
   readBundleHead,
   trustReportOf,
   type BundleManifest,
@@ -20,7 +17,7 @@ import { FileInput, cleanupRunner } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
 import { binaryCacheCopyImport, type CopyImport } from './binary-cache.js';
 import { progressOf, type Deps } from './deps.js';
-import { VerifiedStreamFile, checkCopyDigest, checkRoom } from './private-copy.js';
+import { VerifiedStreamFile, checkRoom, privateBundle } from './private-copy.js';
 import { rollBack, withRollbackNote } from './rollback.js';
 import { invalidAmong, settle, ValidityQueries } from './validity.js';
 import { verifyWithProgress } from './verify.js';
@@ -45,6 +42,11 @@ export interface ImportOptions {
    * is verified and imported, not on the path (which could change in between).
    */
   readonly digest?: string | undefined;
+  /**
+   * How messages name the bundle (default: the path given): the user's file, when the path given
+   * is a private copy of it (apply, deploy --build-on local, --max-age).
+   */
+  readonly name?: string | undefined;
   /** Largest uncompressed plan accepted, in bytes: what the import writes to the temp dir and the store. */
   readonly maxSize?: number | undefined;
 }
@@ -97,131 +99,124 @@ export async function importPlan(
 ): Promise<ImportResult> {
   const store = new NixStore(deps.runner, { store: options.store });
   const started = performance.now();
-  const dir = await mkdtemp(join(tmpdir(), 'nix-plan-import-'));
+  // The first Nix process runs alone: on a store that does not exist yet it creates the
+  // database, and two Nix 2.34 processes starting at once on a new store can fail with
+  // "SQLite database is busy".
+  const storeDir = await store.storeDir();
+  // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+  const trusts =
+    options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+  // Messages name the user's file, not the private copy they are about.
+  const copy = await privateBundle(bundlePath, {
+    digest: options.digest,
+    name: options.name,
+    prefix: 'nix-plan-import-',
+  });
+  const { dir, source } = copy;
   try {
-    const copy = join(dir, 'bundle.nixplan');
-    // The first Nix process runs alone: on a store that does not exist yet it creates the
-    // database, and two Nix 2.34 processes starting at once on a new store can fail with
-    // "SQLite database is busy".
-    const storeDir = await store.storeDir();
-    // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-    const trusts =
-      options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
-    await copyFile(bundlePath, copy).catch((e: unknown) => {
-      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
-    });
-    if (options.digest !== undefined) await checkCopyDigest(copy, options.digest, bundlePath);
-    // Messages name the user's file, not the private copy they are about.
-    const source = { ...(await openBundle(copy)), name: bundlePath };
+    await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+    // Whatever the route, what reaches the store is the stream verified here.
+    const verified = new VerifiedStreamFile(join(dir, 'export'));
+    const paths: string[] = [];
+    const validity = new ValidityQueries(store);
+    const limits: Partial<ReaderLimits> =
+      options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
+    let report;
     try {
-      await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
-      // Whatever the route, what reaches the store is the stream verified here.
-      const verified = new VerifiedStreamFile(join(dir, 'export'));
-      const paths: string[] = [];
-      const validity = new ValidityQueries(store);
-      const limits: Partial<ReaderLimits> =
-        options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
-      let report;
-      try {
-        report = await verifyWithProgress(
-          source,
-          {
-            trustedKeys: options.trustedKeys,
-            noCheckSigs: options.noCheckSigs,
-            storeDir,
-            limits,
-            validInStore: async (missing) => {
-              const invalid = await store.invalidPaths(missing);
-              return new Set(missing.filter((p) => !invalid.has(p)));
-            },
-            readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
-            onEntry: (e) => {
-              paths.push(e.path);
-              validity.add(e.path);
-            },
-            onStreamBytes: (c: Uint8Array) => verified.write(c),
+      report = await verifyWithProgress(
+        source,
+        {
+          trustedKeys: options.trustedKeys,
+          noCheckSigs: options.noCheckSigs,
+          storeDir,
+          limits,
+          validInStore: async (missing) => {
+            const invalid = await store.invalidPaths(missing);
+            return new Set(missing.filter((p) => !invalid.has(p)));
           },
-          deps.progress,
-          deps.signal,
-        );
-      } finally {
-        verified.close();
-      }
-      if (verified.failure !== undefined)
-        deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
-      const { manifest } = report;
-      const proof = {
-        trustedSignatures: report.trustedSignatures,
-        unproven: report.unproven,
-        noCheckSigs: report.noCheckSigs,
-        declaredOutputs: report.declaredOutputs,
-        trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
-          noCheckSigs: report.noCheckSigs,
-          unproven: report.unproven,
-        }),
-      };
-      if (report.unproven > 0)
-        deps.log.warn(
-          `--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`,
-        );
-      const invalid = await validity.invalid();
-      const verifiedAt = performance.now();
-      const timings = (): ImportResult['timings'] => ({
-        verifyMs: Math.round(verifiedAt - started),
-        importMs: Math.round(performance.now() - verifiedAt),
-      });
-      const alreadyValid = paths.length - invalid.size;
-      if (invalid.size === 0) {
-        deps.log.info(`all ${paths.length} paths are valid already`);
-        return {
-          manifest,
-          imported: 0,
-          alreadyValid,
-          method: 'none',
-          addedPaths: () => [],
-          ...proof,
-          timings: timings(),
-        };
-      }
-      // From here on the store changes: whatever stops the import, what it added is removed again.
-      const added = paths.filter((p) => invalid.has(p));
-      try {
-        const { method, reported } = await addPaths(store, manifest, options, deps, {
-          trusts,
-          count: invalid.size,
-          stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
-        });
-        deps.signal?.throwIfAborted();
-        // nix-store --import exits 0 and lists every path of the stream only when each one was
-        // added or valid already: then that is the answer, without asking Nix again path by path.
-        const still = everyPathReported(paths, reported)
-          ? new Set<string>()
-          : await invalidAmong(store, paths);
-        if (still.size > 0)
-          throw new NixPlanError(
-            'nix',
-            `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
-          );
-        return {
-          manifest,
-          imported: invalid.size,
-          alreadyValid,
-          method,
-          addedPaths: () => added,
-          ...proof,
-          timings: timings(),
-        };
-      } catch (e) {
-        deps.log.info(`the import failed: removing the paths it added…`);
-        const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
-        cleanup.setStoreDir(storeDir);
-        throw withRollbackNote(e, await rollBack(cleanup, added));
-      }
+          readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+          onEntry: (e) => {
+            paths.push(e.path);
+            validity.add(e.path);
+          },
+          onStreamBytes: (c: Uint8Array) => verified.write(c),
+        },
+        deps.progress,
+        deps.signal,
+      );
     } finally {
-      await source.close();
+      verified.close();
+    }
+    if (verified.failure !== undefined)
+      deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
+    const { manifest } = report;
+    const proof = {
+      trustedSignatures: report.trustedSignatures,
+      unproven: report.unproven,
+      noCheckSigs: report.noCheckSigs,
+      declaredOutputs: report.declaredOutputs,
+      trust: trustReportOf(manifest, (options.trustedKeys ?? []).map(parsePublicKey), {
+        noCheckSigs: report.noCheckSigs,
+        unproven: report.unproven,
+      }),
+    };
+    if (report.unproven > 0)
+      deps.log.warn(
+        `--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`,
+      );
+    const invalid = await validity.invalid();
+    const verifiedAt = performance.now();
+    const timings = (): ImportResult['timings'] => ({
+      verifyMs: Math.round(verifiedAt - started),
+      importMs: Math.round(performance.now() - verifiedAt),
+    });
+    const alreadyValid = paths.length - invalid.size;
+    if (invalid.size === 0) {
+      deps.log.info(`all ${paths.length} paths are valid already`);
+      return {
+        manifest,
+        imported: 0,
+        alreadyValid,
+        method: 'none',
+        addedPaths: () => [],
+        ...proof,
+        timings: timings(),
+      };
+    }
+    // From here on the store changes: whatever stops the import, what it added is removed again.
+    const added = paths.filter((p) => invalid.has(p));
+    try {
+      const { method, reported } = await addPaths(store, manifest, options, deps, {
+        trusts,
+        count: invalid.size,
+        stream: () => (verified.complete ? new FileInput(verified.path) : exportStream(source)),
+      });
+      deps.signal?.throwIfAborted();
+      // nix-store --import exits 0 and lists every path of the stream only when each one was
+      // added or valid already: then that is the answer, without asking Nix again path by path.
+      const still = everyPathReported(paths, reported) ? new Set<string>() : await invalidAmong(store, paths);
+      if (still.size > 0)
+        throw new NixPlanError(
+          'nix',
+          `after importing, ${still.size} paths are still not valid, e.g. '${[...still][0]}'`,
+        );
+      return {
+        manifest,
+        imported: invalid.size,
+        alreadyValid,
+        method,
+        addedPaths: () => added,
+        ...proof,
+        timings: timings(),
+      };
+    } catch (e) {
+      deps.log.info(`the import failed: removing the paths it added…`);
+      const cleanup = new NixStore(cleanupRunner(deps.runner), { store: options.store });
+      cleanup.setStoreDir(storeDir);
+      throw withRollbackNote(e, await rollBack(cleanup, added));
     }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await copy.dispose();
   }
 }
 

@@ -10,30 +10,51 @@ import { fileDigest } from './files.js';
 
 /** A bundle copied into a private directory (0700), open, with messages naming the original. */
 export interface PrivateBundle {
+  /** The private directory: room for what is made from the copy (removed with it). */
+  readonly dir: string;
   /** The copy's path (only this process can change it). */
   readonly path: string;
-  /** The copy, open; its `name` is the path the user gave. */
+  /** The copy, open; its `name` is the name messages give the bundle (the path the user gave). */
   readonly source: BundleSource;
   /** Closes the copy and removes its directory. */
   dispose(): Promise<void>;
 }
 
+/** How a private copy is made. */
+export interface PrivateCopyOptions {
+  /** The sha256 the bytes must have (`sha256:<hex>` or hex), checked on the copy. */
+  readonly digest?: string | undefined;
+  /**
+   * How messages name the bundle (default: `bundlePath`): the user's file when `bundlePath` is
+   * itself a private copy made earlier (which needs no more care than any other file).
+   */
+  readonly name?: string | undefined;
+  /** The private directory's name in TMPDIR starts with this (default `nix-plan-copy-`). */
+  readonly prefix?: string | undefined;
+}
+
 /**
  * Copies `bundlePath` into a private directory under TMPDIR and opens the copy, after checking
- * its sha256 against `digest` when one is given. Everything read after this reads the copy, so
- * the bytes verified are the bytes used even if the original is rewritten in place or replaced.
+ * its sha256 against `options.digest` when one is given. Everything read after this reads the
+ * copy, so the bytes verified are the bytes used even if the original is rewritten in place or
+ * replaced. The one way import, relocate, deploy, apply, diff and the freshness check read a plan.
  */
-export async function privateBundle(bundlePath: string, digest?: string): Promise<PrivateBundle> {
-  const dir = await mkdtemp(join(tmpdir(), 'nix-plan-copy-'));
+export async function privateBundle(
+  bundlePath: string,
+  options: PrivateCopyOptions = {},
+): Promise<PrivateBundle> {
+  const name = options.name ?? bundlePath;
+  const dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'nix-plan-copy-'));
   const remove = (): Promise<void> => rm(dir, { recursive: true, force: true });
   try {
     const path = join(dir, 'bundle.nixplan');
     await copyFile(bundlePath, path).catch((e: unknown) => {
-      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
+      throw new NixPlanError('usage', `cannot read bundle '${name}': ${(e as Error).message}`);
     });
-    if (digest !== undefined) await checkCopyDigest(path, digest, bundlePath);
-    const source: BundleSource = { ...(await openBundle(path)), name: bundlePath };
+    if (options.digest !== undefined) await checkCopyDigest(path, options.digest, name);
+    const source: BundleSource = { ...(await openBundle(path)), name };
     return {
+      dir,
       path,
       source,
       dispose: async () => {

@@ -3,8 +3,6 @@
 // there are many; source NAR hashes and, when they are small, the sources' NARs); the new bundle
 // is written straight from the relocation. Only sources too large to hold need a second pass to
 // copy their NARs through.
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
@@ -14,7 +12,6 @@ import {
   checkWritten,
   emptyCounts,
   manifestSigners,
-  openBundle,
   readBundleHead,
   writeBundle,
   type WrittenPlan,
@@ -40,7 +37,7 @@ import { parsePublicKey, parseSecretKey, secretKeyTexts } from '../core/signing.
 import { progressOf, type Deps } from './deps.js';
 import { assertWritable, fileDigest } from './files.js';
 import { assertSignable } from './signing-policy.js';
-import { checkCopyDigest } from './private-copy.js';
+import { privateBundle } from './private-copy.js';
 import { keptEntries, rereadEntries } from './relocated-export.js';
 import { ScratchFile } from './scratch-file.js';
 import { verifyWithProgress } from './verify.js';
@@ -80,6 +77,8 @@ export interface RelocateOptions {
    * that is verified and relocated, not on the path.
    */
   readonly digest?: string | undefined;
+  /** How messages name the input (default: the path given; the user's file when that is a private copy). */
+  readonly name?: string | undefined;
   /** Accept (and sign) an input no trusted key vouches for; the promotion records it. */
   readonly noCheckSigs?: boolean | undefined;
   /** Append what the input was to the manifest's `promotions` (default true). */
@@ -156,19 +155,16 @@ export async function relocatePlan(
   const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
   assertSignable(keys.length > 0, trusted.length > 0, options.noCheckSigs === true);
   const keepUpTo = options.keepSourceNarsUpTo ?? KEEP_SOURCE_NARS_UP_TO;
-  const dir = await mkdtemp(join(tmpdir(), 'nix-plan-relocate-'));
+  // Messages name the user's file, not the private copy they are about.
+  const copy = await privateBundle(bundlePath, {
+    digest: options.digest,
+    name: options.name,
+    prefix: 'nix-plan-relocate-',
+  });
+  const { dir, source: bundle } = copy;
   try {
-    const copy = join(dir, 'bundle.nixplan');
-    try {
-      await copyFile(bundlePath, copy);
-    } catch (e) {
-      throw new NixPlanError('usage', `cannot read bundle '${bundlePath}': ${(e as Error).message}`);
-    }
     // The promotion records the digest of exactly the bytes verified: the private copy's.
-    const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy);
-    if (options.digest !== undefined) await checkCopyDigest(copy, options.digest, bundlePath);
-    // Messages name the user's file, not the private copy they are about.
-    const bundle = { ...(await openBundle(copy)), name: bundlePath };
+    const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy.path);
     let scratch: ScratchFile | undefined;
     const started = performance.now();
     try {
@@ -354,9 +350,8 @@ export async function relocatePlan(
       }
     } finally {
       scratch?.close();
-      await bundle.close();
     }
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await copy.dispose();
   }
 }

@@ -278,10 +278,10 @@ export function deployCommand(): Command {
         },
         {
           ...ctx.deps,
-          realise: (bundle) =>
+          realise: (bundle, name) =>
             ctx.useCases.realisePlan(
               bundle,
-              { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs') },
+              { trustedKeys, noCheckSigs: flag(args, 'no-check-sigs'), name },
               ctx.deps,
             ),
           hostOutputs,

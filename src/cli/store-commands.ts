@@ -68,7 +68,7 @@ export const importCommand = define({
       onePositional(args, 'BUNDLE'),
       maxAge(args),
       ctx.deps.log,
-      (bundle) => ctx.useCases.importPlan(bundle, options, deps),
+      (bundle, name) => ctx.useCases.importPlan(bundle, { ...options, name }, deps),
     );
     const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
     print(ctx, args, shown, () => formatImport(shown));
@@ -149,7 +149,7 @@ export const realiseCommand = define({
       onePositional(args, 'BUNDLE'),
       { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') },
       ctx.deps.log,
-      (bundle) => ctx.useCases.realisePlan(bundle, options, deps),
+      (bundle, name) => ctx.useCases.realisePlan(bundle, { ...options, name }, deps),
     );
     const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
     // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
@@ -221,7 +221,7 @@ export const relocateCommand = define({
       onePositional(args, 'BUNDLE'),
       maxAge(args),
       ctx.deps.log,
-      (bundle) => ctx.useCases.relocatePlan(bundle, options, ctx.deps),
+      (bundle, name) => ctx.useCases.relocatePlan(bundle, { ...options, name }, ctx.deps),
     );
     print(ctx, args, result, () => formatRelocate(result));
   },
@@ -310,7 +310,10 @@ export const applyCommand = define({
           ...maxAge(args),
           allowDowngrade: flag(args, 'allow-downgrade'),
         },
-        { ...deps, realise: (b, roots) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots }, deps) },
+        {
+          ...deps,
+          realise: (b, roots, name) => ctx.useCases.realisePlan(b, { ...realiseOptions, roots, name }, deps),
+        },
       ),
     );
     print(ctx, args, result, () => formatApply(result));

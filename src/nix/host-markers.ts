@@ -148,10 +148,11 @@ export interface HostClosures {
 }
 
 /**
- * Most bytes of marker lines the closure phase may send: two closures of a large NixOS system
- * (about 5,000 paths of under 200 bytes each) take a few MiB; a host sending more is refused.
+ * Most bytes of marker lines any phase may send: the largest, two closures of a large NixOS
+ * system (about 5,000 paths of under 200 bytes each) or the validity answer for one, take a few
+ * MiB; a host sending more is refused (and its session stopped) before it fills this machine's memory.
  */
-export const CLOSURE_OUTPUT_LIMIT = 64 * 1024 * 1024;
+export const HOST_OUTPUT_LIMIT = 64 * 1024 * 1024;
 
 /**
  * The closures in a closure phase's markers, each line checked: a store path of `storeDir` and a

@@ -1,9 +1,10 @@
 // The client side of the host program (host-script.ts): runs its phases through a HostShell and
 // turns their marker lines into typed answers and their refusals into NixPlanErrors.
 import { NixPlanError, type ErrorCode } from '../core/errors.js';
+import { unsafeCharacter } from '../core/text.js';
 import {
   activationReport,
-  CLOSURE_OUTPUT_LIMIT,
+  HOST_OUTPUT_LIMIT,
   lastMarker,
   markerBytes,
   markerNumber,
@@ -15,7 +16,7 @@ import {
 } from './host-markers.js';
 import { hostProgramArgv, HOST_PROTOCOL } from './host-script.js';
 import { FileInput } from './runner.js';
-import type { HostInput, HostRunResult, HostShell } from './ssh.js';
+import type { HostInput, HostRunOptions, HostRunResult, HostShell } from './ssh.js';
 import { parseNixVersion } from './store.js';
 
 /** A session that ended without its final report: the connection dropped or the program died. */
@@ -104,6 +105,41 @@ export class HostProgram {
     return hostProgramArgv(phase, args, this.options.sudo === true);
   }
 
+  /**
+   * Runs `phase`, stopping the session once the host has sent more than HOST_OUTPUT_LIMIT bytes
+   * on standard output (what it prints for a person goes to `onStderr`, passed on and not kept).
+   */
+  private async run(
+    phase: string,
+    args: readonly string[],
+    options: Omit<HostRunOptions, 'onStdout'> = {},
+  ): Promise<HostRunResult> {
+    const stop = new AbortController();
+    const stopNow = (): void => stop.abort();
+    const { signal } = options;
+    if (signal?.aborted === true) stopNow();
+    signal?.addEventListener('abort', stopNow, { once: true });
+    let bytes = 0;
+    try {
+      const result = await this.shell.run(this.argv(phase, args), {
+        ...options,
+        signal: stop.signal,
+        onStdout: (c) => {
+          bytes += c.length;
+          if (bytes > HOST_OUTPUT_LIMIT) stopNow();
+        },
+      });
+      if (bytes > HOST_OUTPUT_LIMIT)
+        throw new NixPlanError(
+          'host',
+          `${this.shell.label}: the host sent more than ${HOST_OUTPUT_LIMIT} bytes of answers during the ${phase} phase: refused`,
+        );
+      return result;
+    } finally {
+      signal?.removeEventListener('abort', stopNow);
+    }
+  }
+
   /** The error kind the program named, as one of ours (a remote command failing is the host's). */
   private errorFor(kind: string, message: string): NixPlanError {
     const where = `${this.shell.label}: ${message}`;
@@ -138,7 +174,7 @@ export class HostProgram {
 
   /** Asks the host for its Nix, store dir, profile state and record (no part of a plan is sent). */
   async probe(profile: string, signal?: AbortSignal): Promise<HostProbe> {
-    const result = await this.shell.run(this.argv('probe', [profile]), { signal });
+    const result = await this.run('probe', [profile], { signal });
     let m: [string, string][];
     try {
       m = this.check(result, 'the probe');
@@ -167,6 +203,16 @@ export class HostProgram {
         `${this.shell.label}: cannot read the host's store dir from Nix (it said '${lastMarker(m, 'store-dir') ?? ''}')`,
       );
     const record = lastMarker(m, 'record');
+    // Links and systems are shown, passed back to the host and written into the record: absolute
+    // paths of printable characters, or the host is not answering as the program does.
+    for (const key of ['generation', 'system', 'previous-generation', 'previous-system']) {
+      const value = lastMarker(m, key);
+      if (value !== undefined && (!value.startsWith('/') || unsafeCharacter(value) !== undefined))
+        throw new NixPlanError(
+          'host',
+          `${this.shell.label}: the host sent a ${key} that is not an absolute path of printable characters: ${JSON.stringify(value.slice(0, 200))}`,
+        );
+    }
     return {
       nixVersion: parseNixVersion(lastMarker(m, 'nix') ?? ''),
       storeDir,
@@ -199,13 +245,14 @@ export class HostProgram {
     const { verified } = output;
     if (verified !== undefined && input instanceof FileInput)
       throw new NixPlanError('internal', 'a plan sent before it is verified cannot be a file');
-    const result = await this.shell.run(
-      this.argv('receive', [
+    const result = await this.run(
+      'receive',
+      [
         String(expected.size),
         expected.sha256,
         expected.encoding,
         ...(verified === undefined ? [] : [GO_SIGNAL]),
-      ]),
+      ],
       {
         input: verified === undefined || input instanceof FileInput ? input : thenGo(input, verified),
         onStderr: output.onOutput,
@@ -219,7 +266,7 @@ export class HostProgram {
   /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
   async missing(paths: readonly string[], signal?: AbortSignal): Promise<string[]> {
     const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
-    const result = await this.shell.run(this.argv('missing', []), { input, signal });
+    const result = await this.run('missing', [], { input, signal });
     return this.check(result, 'the validity query')
       .filter(([k]) => k === 'missing')
       .map(([, v]) => v);
@@ -229,38 +276,17 @@ export class HostProgram {
    * Builds the system `out` on the host (from `drvPath`, when given) and reports what activating
    * it would change: the profile's current generation and the runtime closures of its system and
    * of `out`, each path with its NAR size, as the host's Nix gives them (`nix-store -qR`, `-q
-   * --size`). Every line is checked against `storeDir`; more than CLOSURE_OUTPUT_LIMIT bytes is refused.
+   * --size`). Every line is checked against `storeDir`; more than HOST_OUTPUT_LIMIT bytes is refused.
    */
   async closures(
     args: { profile: string; drvPath?: string | undefined; out: string; storeDir: string },
     output: PhaseOutput = {},
   ): Promise<HostClosures> {
-    const stop = new AbortController();
-    const stopNow = (): void => stop.abort();
-    if (output.signal?.aborted === true) stopNow();
-    output.signal?.addEventListener('abort', stopNow, { once: true });
-    let bytes = 0;
-    try {
-      const result = await this.shell.run(
-        this.argv('closure', [args.profile, args.drvPath ?? '', args.out]),
-        {
-          onStderr: output.onOutput,
-          signal: stop.signal,
-          onStdout: (c) => {
-            bytes += c.length;
-            if (bytes > CLOSURE_OUTPUT_LIMIT) stopNow();
-          },
-        },
-      );
-      if (bytes > CLOSURE_OUTPUT_LIMIT)
-        throw new NixPlanError(
-          'host',
-          `${this.shell.label}: the host sent more than ${CLOSURE_OUTPUT_LIMIT} bytes of closure: refused`,
-        );
-      return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
-    } finally {
-      output.signal?.removeEventListener('abort', stopNow);
-    }
+    const result = await this.run('closure', [args.profile, args.drvPath ?? '', args.out], {
+      onStderr: output.onOutput,
+      signal: output.signal,
+    });
+    return parseClosures(this.check(result, 'the closure query'), args.storeDir, this.shell.label);
   }
 
   /**
@@ -272,8 +298,9 @@ export class HostProgram {
       throw new NixPlanError('internal', `bad activation id '${args.id}'`);
     if (!Number.isSafeInteger(args.activationTimeout) || args.activationTimeout < 0)
       throw new NixPlanError('internal', `bad activation timeout ${args.activationTimeout}`);
-    const result = await this.shell.run(
-      this.argv('activate', [
+    const result = await this.run(
+      'activate',
+      [
         args.profile,
         args.action,
         args.drvPath ?? '',
@@ -285,7 +312,7 @@ export class HostProgram {
         String(args.activationTimeout),
         args.rollback === undefined ? '' : String(args.rollback.to),
         args.rollback?.from ?? '',
-      ]),
+      ],
       { onStderr: output.onOutput, signal: output.signal },
     );
     return activationReport(this.check(result, 'the activation'));
@@ -301,7 +328,7 @@ export class HostProgram {
     offset: number,
     output: PhaseOutput = {},
   ): Promise<ActivationReport> {
-    const result = await this.shell.run(this.argv('confirm', [profile, id, String(offset)]), {
+    const result = await this.run('confirm', [profile, id, String(offset)], {
       onStderr: output.onOutput,
       signal: output.signal,
       freshConnection: true,

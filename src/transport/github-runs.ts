@@ -73,11 +73,38 @@ async function getJson(fetcher: Fetch, url: string, token: string, what: string)
 interface RunsPage {
   workflow_runs?: {
     id?: unknown;
+    event?: unknown;
     head_branch?: unknown;
     head_sha?: unknown;
     html_url?: unknown;
     created_at?: unknown;
+    head_repository?: { full_name?: unknown } | null;
   }[];
+}
+
+/**
+ * The events whose runs run the default branch's own commit: a push to it, a schedule, a manual
+ * dispatch. GitHub's `branch` filter matches a run's `head_branch`, which for a pull request is
+ * the branch it comes from — a fork's branch named `main` too — so a run of any other event
+ * (`pull_request`, `pull_request_target`, `workflow_run` after a fork's run, …) is never taken
+ * for the default branch's plan, whatever its branch says.
+ */
+export const DEFAULT_BRANCH_EVENTS: ReadonlySet<string> = new Set(['push', 'schedule', 'workflow_dispatch']);
+
+/** Whether `run` ran this repository's default branch `branch` itself (see DEFAULT_BRANCH_EVENTS). */
+function onDefaultBranch(
+  run: NonNullable<RunsPage['workflow_runs']>[number],
+  repository: string,
+  branch: string,
+): boolean {
+  const head = run.head_repository?.full_name;
+  return (
+    typeof run.event === 'string' &&
+    DEFAULT_BRANCH_EVENTS.has(run.event) &&
+    run.head_branch === branch &&
+    typeof head === 'string' &&
+    head.toLowerCase() === repository.toLowerCase()
+  );
 }
 interface ArtifactsPage {
   artifacts?: { id?: unknown; name?: unknown; expired?: unknown }[];
@@ -85,7 +112,8 @@ interface ArtifactsPage {
 
 /**
  * The newest non-expired artifact named `query.name` among the latest successful runs of this
- * workflow on the default branch; undefined when none has one (a first run, or all expired).
+ * workflow on the default branch (pushed to it, scheduled or dispatched there, in this repository:
+ * never a pull request's run); undefined when none has one (a first run, or all expired).
  */
 export async function findLatestArtifact(
   query: LatestQuery,
@@ -101,13 +129,18 @@ export async function findLatestArtifact(
     throw new TransportError('reading the repository gave no default branch');
   const file = encodeURIComponent(workflowFile(query.workflowRef));
   const max = query.maxRuns ?? 20;
+  // A page of 100: pull requests' runs listed under the branch's name are passed over, and should
+  // not crowd the default branch's own runs out of the `max` looked at.
   const runs = (await getJson(
     fetcher,
-    `${base}/actions/workflows/${file}/runs?branch=${encodeURIComponent(branch)}&status=success&exclude_pull_requests=true&per_page=${Math.min(100, max)}`,
+    `${base}/actions/workflows/${file}/runs?branch=${encodeURIComponent(branch)}&status=success&exclude_pull_requests=true&per_page=100`,
     query.token,
     `listing the successful runs of ${decodeURIComponent(file)} on ${branch}`,
   )) as RunsPage;
-  for (const run of (runs.workflow_runs ?? []).slice(0, max)) {
+  const candidates = (runs.workflow_runs ?? [])
+    .filter((run) => onDefaultBranch(run, `${owner}/${repo}`, branch))
+    .slice(0, max);
+  for (const run of candidates) {
     if (typeof run.id !== 'number' || run.id === query.currentRunId) continue;
     const page = (await getJson(
       fetcher,

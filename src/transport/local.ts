@@ -1,7 +1,7 @@
 // A transport over a directory (a shared disk, an NFS mount): for self-hosted runners and tests.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, open, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -25,8 +25,11 @@ function checkName(name: string): void {
   }
 }
 
-/** Copies `from` to `to`, hashing on the way; returns `sha256:<hex>` and the byte count. */
-async function copyHashing(from: string, to: string): Promise<{ digest: string; size: number }> {
+/**
+ * Copies `from` (a path, or a file already open) to `to`, hashing on the way; returns
+ * `sha256:<hex>` and the byte count. An open file is read from where it is and left open.
+ */
+async function copyHashing(from: string | FileHandle, to: string): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   const tap = new Transform({
@@ -36,7 +39,9 @@ async function copyHashing(from: string, to: string): Promise<{ digest: string; 
       done(null, chunk);
     },
   });
-  await pipeline(createReadStream(from), tap, createWriteStream(to, { flags: 'wx' }));
+  const input =
+    typeof from === 'string' ? createReadStream(from) : from.createReadStream({ autoClose: false });
+  await pipeline(input, tap, createWriteStream(to, { flags: 'wx' }));
   return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
@@ -49,12 +54,36 @@ async function realDirectory(path: string): Promise<void> {
     );
 }
 
-/** Reads a regular file, refusing a symlink (O_NOFOLLOW) or anything else, up to `max` bytes. */
-async function readRegular(path: string, max: number): Promise<string> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+/**
+ * Opens a regular file of a shared directory: a symlink is not followed (O_NOFOLLOW: one planted
+ * there, even between a check and the open, is refused), a FIFO does not block the open
+ * (O_NONBLOCK), and what was opened must be a regular file (fstat of the descriptor, the file read
+ * afterwards) of at most `max` bytes.
+ */
+async function openRegular(path: string, max = Infinity): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP')
+      throw new TransportError(`"${path}" is not a regular file (a symlink is there)`);
+    throw e;
+  }
   try {
     const st = await fh.stat();
-    if (!st.isFile() || st.size > max) throw new TransportError(`"${path}" is not a small regular file`);
+    if (!st.isFile()) throw new TransportError(`"${path}" is not a regular file`);
+    if (st.size > max) throw new TransportError(`"${path}" is larger than ${max} bytes`);
+    return fh;
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+}
+
+/** Reads a small regular file of a shared directory (see openRegular). */
+async function readRegular(path: string, max: number): Promise<string> {
+  const fh = await openRegular(path, max);
+  try {
     return await fh.readFile('utf8');
   } finally {
     await fh.close();
@@ -125,28 +154,32 @@ export class LocalDirectoryTransport implements ArtifactTransport {
   async download(source: ArtifactSource, destDir: string): Promise<DownloadedArtifact> {
     checkName(source.name);
     const from = join(this.runDir(source.runId), source.name);
-    let recorded: string | undefined;
+    let recorded: string;
+    let bundle: FileHandle;
     try {
       recorded = (await readRegular(`${from}.sha256`, 1024)).trim();
-      // The bundle itself must be a file there, not a link to one elsewhere.
-      if (!(await lstat(from)).isFile()) throw new TransportError(`"${from}" is not a regular file`);
+      // The bundle itself must be a file there, not a link to one elsewhere: what is checked is
+      // the file opened, and what is copied is read from that descriptor.
+      bundle = await openRegular(from);
     } catch (e) {
       if (e instanceof TransportError) throw e;
       throw new TransportError(
         `no artifact named "${source.name}" in ${this.runDir(source.runId)} (was the plan uploaded to this directory?)`,
       );
     }
-    await mkdir(destDir, { recursive: true });
     const to = join(destDir, source.name);
-    await rm(to, { force: true });
     try {
-      const { digest, size } = await copyHashing(from, to);
+      await mkdir(destDir, { recursive: true });
+      await rm(to, { force: true });
+      const { digest, size } = await copyHashing(bundle, to);
       checkDigest(source.name, digest, recorded);
       checkDigest(source.name, digest, source.expectedDigest);
       return { path: to, digest, size };
     } catch (e) {
       await rm(to, { force: true });
       throw e;
+    } finally {
+      await bundle.close();
     }
   }
 }

@@ -195,7 +195,7 @@ export async function deployPlan(
 
   // Everything below reads a private copy: the plan verified is the plan sent and built, even if
   // the file named is rewritten in place or replaced meanwhile (and `digest` is checked on it).
-  const copy = await privateBundle(bundlePath, options.digest);
+  const copy = await privateBundle(bundlePath, { digest: options.digest });
   const { source } = copy;
   try {
     // The plan's shape, from its manifest: which root goes where, and that each is a system.
@@ -212,7 +212,7 @@ export async function deployPlan(
     // Verify here while the hosts answer their probes.
     const verified = verifyForDeploy(source, options, !push, deps);
     const digest = fileDigest(copy.path);
-    const built = buildOn === 'local' ? buildLocally(copy.path, deps) : Promise.resolve();
+    const built = buildOn === 'local' ? buildLocally(copy.path, bundlePath, deps) : Promise.resolve();
     const ready = Promise.all([verified, digest, built]);
     // The probes and transfers stop (their ssh is killed) when the plan is refused here.
     const stopping = new AbortController();
@@ -347,10 +347,11 @@ export async function deployPlan(
   }
 }
 
-async function buildLocally(bundlePath: string, deps: DeployDeps): Promise<void> {
+/** Builds the plan here from the private copy `copyPath`; messages name the user's file, `name`. */
+async function buildLocally(copyPath: string, name: string, deps: DeployDeps): Promise<void> {
   if (deps.realise === undefined)
     throw new NixPlanError('internal', '--build-on local needs a local realise');
-  await deps.realise(bundlePath);
+  await deps.realise(copyPath, name);
 }
 
 /** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */

@@ -5,7 +5,9 @@
 // switch re-activates the generation rolled back from, an unconfirmed one is undone by the watchdog.
 import { basename } from 'node:path';
 import { NixPlanError } from '../../core/errors.js';
+import { parseLastApplied, type LastApplied } from '../../core/freshness.js';
 import { rfc3339 } from '../../core/provenance.js';
+import { isStorePath } from '../../core/store-path.js';
 import type { HostProbe } from '../../nix/host-markers.js';
 import type { HostProgram } from '../../nix/host-program.js';
 import type { Logger } from '../deps.js';
@@ -44,10 +46,12 @@ export function rollbackStep(probe: HostProbe, label: string, profile: string): 
       'usage',
       `${label}: profile '${profile}' has no generation before the current one (${fromGeneration}) to roll back to; nothing was changed`,
     );
-  if (probe.previousSystem === undefined)
+  // nix-env makes generations as links to store paths: anything else (a link to a link, to a
+  // directory elsewhere) is not a generation to activate, and what it shows could change under it.
+  if (probe.previousSystem === undefined || !isStorePath(probe.previousSystem, probe.storeDir))
     throw new NixPlanError(
       'host',
-      `${label}: generation ${to} of '${profile}' (${basename(probe.previousGeneration ?? '')}) is not a link to a system; nothing was changed`,
+      `${label}: generation ${to} of '${profile}' (${basename(probe.previousGeneration ?? '')}) is not a link to a system in ${probe.storeDir}; nothing was changed`,
     );
   return {
     from: probe.generation,
@@ -63,8 +67,10 @@ export function rollbackStep(probe: HostProbe, label: string, profile: string): 
  * stays the host's downgrade floor — a rollback goes to a generation the host already had, it
  * does not make older plans acceptable again — and `rolledBack` says the host no longer runs that
  * plan's system: which generation it went back to, from which, and when. Readers that do not know
- * the member ignore it; the next deploy writes a record without it. '' (leave the record alone)
- * when there is none, or when it cannot be read (said so: a deploy will refuse it until repaired).
+ * the member ignore it; the next deploy writes a record without it. Only the record's own members
+ * are written back (a host's record is not trusted to hold nothing else: a member nested 100,000
+ * deep would stop the rollback at JSON.stringify). '' (leave the record alone) when there is none,
+ * or when it is not a record (said so: a deploy refuses it until repaired).
  */
 export function rolledBackRecord(
   bytes: Uint8Array | undefined,
@@ -74,13 +80,10 @@ export function rolledBackRecord(
   log: Logger,
 ): string {
   if (bytes === undefined) return '';
-  let record: unknown;
+  let record: LastApplied;
   try {
-    record = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    record = parseLastApplied(Buffer.from(bytes).toString('utf8'), `${where}${RECORD_SUFFIX}`);
   } catch {
-    record = undefined;
-  }
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
     log.warn(`${where}${RECORD_SUFFIX} is not a last-applied record: left as it is`);
     return '';
   }

@@ -124,7 +124,7 @@ export interface DeployDeps extends Deps {
   /** Per-host output (default: deps.log and deps.nixLog, lines prefixed with `[NAME] ` for fleets). */
   readonly hostOutputs?: HostOutputs | undefined;
   /** For `--build-on local`: builds the plan here and gives the roots' outputs. */
-  readonly realise?: ((bundlePath: string) => Promise<unknown>) | undefined;
+  readonly realise?: ((bundlePath: string, name: string) => Promise<unknown>) | undefined;
   readonly clock?: ActivationClock | undefined;
   readonly signal?: AbortSignal | undefined;
   /** The clock for the record's appliedAt (default: now). */
