@@ -356,6 +356,14 @@ describe('matrix fan-out', () => {
 });
 
 describe('action.yml', () => {
+  test("every action names the package's author", () => {
+    const read = (file: string): string => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+    const { author } = JSON.parse(read('package.json')) as { author: string };
+    expect(author).not.toBe('nix-plan');
+    for (const file of ['action.yml', 'realise/action.yml', 'promote/action.yml', 'deploy/action.yml'])
+      expect({ file, author: /^author: (.*)$/m.exec(read(file))?.[1] }).toEqual({ file, author });
+  });
+
   test('each action declares exactly the inputs and outputs the code names', () => {
     const declared = (file: string, section: 'inputs' | 'outputs'): string[] => {
       const text = readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
