@@ -11968,7 +11968,9 @@ const verifyCommand = command_define({
     name: 'verify',
     operand: BUNDLE,
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-    usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
+    usage: [
+        'nix-plan verify BUNDLE [--trusted-key KEY…] [--no-check-sigs] [--store-dir DIR] [--max-age DURATION]',
+    ],
     description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
         'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
         "bundle's integrity is checked, not who made it.",
@@ -12460,7 +12462,7 @@ const relocateCommand = command_define({
     operand: BUNDLE,
     summary: 'rewrite a bundle for another store dir (realm)',
     usage: [
-        'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+        'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE (--trusted-key KEY… | --no-check-sigs)] [--level N] [--max-age DURATION]',
     ],
     description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
         'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +
