@@ -7154,9 +7154,10 @@ async function verifyWithProgress(bundle, options, progress, signal) {
 async function verifyPlan(bundlePath, options = {}, deps = {}) {
     const keys = (options.trustedKeys ?? []).map(parsePublicKey);
     const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
+    const { outputChecks: _checks, derivations: _derivations, declaredOutputs: _declared, ...findings } = report;
     return {
         bundlePath,
-        ...report,
+        ...findings,
         trust: trustReportOf(report.manifest, keys, {
             noCheckSigs: report.noCheckSigs,
             unproven: report.unproven,
