@@ -68,9 +68,11 @@ probe() {
   say protocol ${HOST_PROTOCOL}
   # First: who we are explains a failure of what follows (a login that cannot reach the store).
   say uid "$(id -u)"
-  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
+  # Standard output only: a warning Nix prints (an unknown setting in nix.conf) is not the answer.
+  v=$(nix-store --version 2> /dev/null) || fail nix "nix-store --version failed: $(nix-store --version 2>&1)"
   say nix "$v"
-  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2> /dev/null) ||
+    fail nix "cannot ask Nix for its store dir: $(nix-instantiate --eval -E builtins.storeDir 2>&1)"
   say store-dir "$sd"
   if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
   if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
