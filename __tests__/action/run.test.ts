@@ -368,7 +368,7 @@ describe('the root action', () => {
     await optOut.run;
     expect(optOut.rec.outputs[PlanOutput.Changed]).toBe('true');
     expect(optOut.rec.summary[0]).toContain(
-      '| trust | unsigned; **NOT CHECKED: 1 unproven (built by this job)** | NOT CHECKED (--no-check-sigs): 1 unproven paths |',
+      '| trust | unsigned; **NOT CHECKED: 1 unproven (built by this job)** | NOT CHECKED (--no-check-sigs): 1 unproven path |',
     );
     expect(optOut.rec.log).toContainEqual(
       'warn: no-check-sigs: compared with a plan holding 1 build output no trusted key proves',

@@ -13,6 +13,7 @@ import {
   RealiseOutput,
 } from '../../src/action/constants.js';
 import { InputError, type InputReader } from '../../src/action/inputs.js';
+import { parseDeploySettings } from '../../src/action/deploy-settings.js';
 import {
   parsePlanSettings,
   parsePromoteSettings,
@@ -356,6 +357,14 @@ describe('matrix fan-out', () => {
 });
 
 describe('action.yml', () => {
+  test("every action names the package's author", () => {
+    const read = (file: string): string => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
+    const { author } = JSON.parse(read('package.json')) as { author: string };
+    expect(author).not.toBe('nix-plan');
+    for (const file of ['action.yml', 'realise/action.yml', 'promote/action.yml', 'deploy/action.yml'])
+      expect({ file, author: /^author: (.*)$/m.exec(read(file))?.[1] }).toEqual({ file, author });
+  });
+
   test('each action declares exactly the inputs and outputs the code names', () => {
     const declared = (file: string, section: 'inputs' | 'outputs'): string[] => {
       const text = readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
@@ -398,17 +407,45 @@ describe('action.yml defaults', () => {
     ['action.yml', ['include', 'artifact-name', 'upload', 'matrix', 'no-check-sigs']],
     ['realise/action.yml', ['artifact-name', 'no-check-sigs', 'allow-downgrade']],
     ['promote/action.yml', ['artifact-name', 'upload', 'no-check-sigs']],
+    [
+      'deploy/action.yml',
+      [
+        'allow-unknown-hosts',
+        'action',
+        'confirm-timeout',
+        'activation-timeout',
+        'build-on',
+        'keep-going',
+        'use-sudo',
+        'no-check-sigs',
+        'allow-downgrade',
+        'rollback',
+        'artifact-name',
+      ],
+    ],
   ])('%s states %j as defaults, the values the code falls back to', (file, expected) => {
     const declared = defaults(file);
     expect(Object.keys(declared).sort()).toEqual([...expected].sort());
     const base: Record<string, string> =
-      file === 'action.yml' ? { installables: '.#a' } : file.startsWith('promote') ? { to: '/b/store' } : {};
+      file === 'action.yml'
+        ? { installables: '.#a' }
+        : file.startsWith('promote')
+          ? { to: '/b/store' }
+          : file.startsWith('deploy')
+            ? {
+                hosts: 'root@h',
+                'known-hosts': 'h ssh-ed25519 AAAA',
+                'trusted-keys': `ci:${'A'.repeat(43)}=`,
+              }
+            : {};
     const parse = (values: Record<string, string>): unknown =>
       file === 'action.yml'
         ? parsePlanSettings(reader(values))
         : file.startsWith('realise')
           ? parseRealiseSettings(reader(values), env)
-          : parsePromoteSettings(reader(values), env);
+          : file.startsWith('deploy')
+            ? parseDeploySettings(reader(values), env)
+            : parsePromoteSettings(reader(values), env);
     expect(parse({ ...declared, ...base })).toEqual(parse(base));
   });
 

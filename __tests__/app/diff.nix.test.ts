@@ -311,13 +311,17 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
     expect(d.old.bundle).toMatchObject({ noCheckSigs: true, unproven: 0 });
     expect(parsePlanDiff(JSON.parse(JSON.stringify(d)))).toEqual(d);
     const text = (await cli(['diff', oldPlan, unsigned, '--no-check-sigs'])).out;
-    expect(text).toContain(`NOT CHECKED (--no-check-sigs): ${outputs.length} unproven paths`);
+    expect(text).toContain(
+      `NOT CHECKED (--no-check-sigs): ${outputs.length} unproven path${outputs.length === 1 ? '' : 's'}`,
+    );
     expect(text).not.toContain('verified');
     // inspect --contents reads a plan the same way.
     expect((await cli(['inspect', unsigned, '--contents'])).code).toBe(4);
     const contents = await cli(['inspect', unsigned, '--contents', '--no-check-sigs']);
     expect(contents.code).toBe(0);
-    expect(contents.out).toContain(`trust: NOT CHECKED (--no-check-sigs): ${outputs.length} unproven paths`);
+    expect(contents.out).toContain(
+      `trust: NOT CHECKED (--no-check-sigs): ${outputs.length} unproven path${outputs.length === 1 ? '' : 's'}`,
+    );
 
     // Signed: a trusted key proves them; a signature by a key not given proves nothing.
     const signed = join(work, 'signed-outputs.nixplan');

@@ -50,6 +50,8 @@ describe.each(nixVersions())('import from derivation, on Nix $label', (version) 
       /cannot relocate .*-[0-9a-z]{32}-ifd-out: its name starts with the hash of .*-ifd-out/,
     );
     expect(moved.err).toContain('--include sources');
+    // Refused before anything is written.
+    expect(existsSync(join(root, 'x.nixplan'))).toBe(false);
   });
 
   test('with --include sources, copies of built outputs are named as native evaluation names them, and build the same', async () => {
@@ -84,6 +86,7 @@ describe.each(nixVersions())('import from derivation, on Nix $label', (version) 
       /cannot relocate .*-ifd-self: .*-ifd-self, an output of .*-ifd-self\.drv built while evaluating/,
     );
     expect(moved.err).toMatch(/mention .*a\/store/);
+    expect(existsSync(join(root, 'y.nixplan'))).toBe(false);
   });
 
   test('a build output in the closure: export names it and its derivation; relocation refuses it by name', async () => {

@@ -3,7 +3,7 @@
 // be what native evaluation writes in the target and build the same; what nix-plan cannot check
 // is refused by name. Nix 2.8 cannot evaluate these shapes at all.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,5 +99,7 @@ describe.each(versions)('fixed outputs hashed every way, on Nix $label', (versio
       /cannot relocate .*-fixed-flat-blake3: it is the fixed output of .*-fixed-flat-blake3\.drv, hashed as blake3, which nix-plan cannot compute/,
     );
     expect(moved.err).toContain('--include drvs');
+    // Refused before anything is written.
+    expect(existsSync(join(root, 'x.nixplan'))).toBe(false);
   });
 });

@@ -5332,7 +5332,7 @@ function trustReportOf(manifest, trusted, options = {}) {
  */
 function trustStatus(manifest, trust) {
     if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
-        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
+        return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven path${trust.unproven === 1 ? '' : 's'}` : ''}`;
     if (trust !== undefined && trust.verifiedBy.length > 0)
         return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
     const n = trust?.signatures.length ?? manifest.signatures.length;

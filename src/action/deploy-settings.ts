@@ -3,6 +3,7 @@
 import { DEPLOY_ACTIONS, type DeployAction, type BuildOn, type DeployHostSpec } from '../app/deploy/index.js';
 import { NixPlanError } from '../core/errors.js';
 import { parseHostOption } from '../app/deploy/hosts.js';
+import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT } from '../app/deploy/activation.js';
 import { DeployInput } from './constants.js';
 import {
   InputError,
@@ -27,8 +28,8 @@ export interface DeploySettings extends FetchSettings {
   readonly sshOptions: string[];
   readonly action: DeployAction;
   readonly profile: string | undefined;
-  readonly confirmTimeout: number | undefined;
-  readonly activationTimeout: number | undefined;
+  readonly confirmTimeout: number;
+  readonly activationTimeout: number;
   readonly buildOn: BuildOn;
   readonly jobs: number | undefined;
   readonly keepGoing: boolean;
@@ -100,14 +101,14 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
       input(DeployInput.ConfirmTimeout),
       0,
       86400,
-      undefined,
+      DEFAULT_CONFIRM_TIMEOUT,
     ),
     activationTimeout: parseInteger(
       DeployInput.ActivationTimeout,
       input(DeployInput.ActivationTimeout),
       0,
       86400,
-      undefined,
+      DEFAULT_ACTIVATION_TIMEOUT,
     ),
     buildOn: parseChoice(DeployInput.BuildOn, input(DeployInput.BuildOn), ['host', 'local'] as const, 'host'),
     jobs: parseInteger(DeployInput.Jobs, input(DeployInput.Jobs), 1, 1024, undefined),

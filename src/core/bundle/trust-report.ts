@@ -54,7 +54,7 @@ export function trustReportOf(
  */
 export function trustStatus(manifest: Pick<BundleManifest, 'signatures'>, trust?: TrustReport): string {
   if (trust?.noCheckSigs === true && trust.verifiedBy.length === 0)
-    return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven paths` : ''}`;
+    return `NOT CHECKED (--no-check-sigs)${trust.unproven > 0 ? `: ${trust.unproven} unproven path${trust.unproven === 1 ? '' : 's'}` : ''}`;
   if (trust !== undefined && trust.verifiedBy.length > 0)
     return `verified: signed by trusted key ${trust.verifiedBy.join(', ')}`;
   const n = trust?.signatures.length ?? manifest.signatures.length;
