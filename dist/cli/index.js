@@ -7154,9 +7154,10 @@ async function verifyWithProgress(bundle, options, progress, signal) {
 async function verifyPlan(bundlePath, options = {}, deps = {}) {
     const keys = (options.trustedKeys ?? []).map(parsePublicKey);
     const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
+    const { outputChecks: _checks, derivations: _derivations, declaredOutputs: _declared, ...findings } = report;
     return {
         bundlePath,
-        ...report,
+        ...findings,
         trust: trustReportOf(report.manifest, keys, {
             noCheckSigs: report.noCheckSigs,
             unproven: report.unproven,
@@ -12001,7 +12002,9 @@ const verifyCommand = command_define({
     name: 'verify',
     operand: BUNDLE,
     summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-    usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
+    usage: [
+        'nix-plan verify BUNDLE [--trusted-key KEY…] [--no-check-sigs] [--store-dir DIR] [--max-age DURATION]',
+    ],
     description: 'Streams the whole bundle and validates everything import would, without touching a store. ' +
         'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +
         "bundle's integrity is checked, not who made it.",
@@ -12493,7 +12496,7 @@ const relocateCommand = command_define({
     operand: BUNDLE,
     summary: 'rewrite a bundle for another store dir (realm)',
     usage: [
-        'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+        'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE (--trusted-key KEY… | --no-check-sigs)] [--level N] [--max-age DURATION]',
     ],
     description: 'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
         'evaluating natively with that store dir would give, and writes a new bundle. Refuses what it cannot relocate faithfully. ' +

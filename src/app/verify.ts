@@ -24,7 +24,15 @@ export interface VerifyOptions {
 }
 
 /** The outcome of a successful verification (a failed one throws). */
-export interface VerifyReport extends CoreVerifyReport {
+/**
+ * What `verify` reports: the verifier's findings and the plan's trust, without the verifier's
+ * working state (its output-path checks and the outputs they declared, which the use cases that
+ * go on to import, relocate or diff hand on; `--json` prints this whole).
+ */
+export interface VerifyReport extends Omit<
+  CoreVerifyReport,
+  'outputChecks' | 'derivations' | 'declaredOutputs'
+> {
   readonly bundlePath: string;
   /** What was proven about who made the plan (no keys: integrity only, signatures not checked). */
   readonly trust: TrustReport;
@@ -75,9 +83,15 @@ export async function verifyPlan(
     deps.progress,
     deps.signal,
   );
+  const {
+    outputChecks: _checks,
+    derivations: _derivations,
+    declaredOutputs: _declared,
+    ...findings
+  } = report;
   return {
     bundlePath,
-    ...report,
+    ...findings,
     trust: trustReportOf(report.manifest, keys, {
       noCheckSigs: report.noCheckSigs,
       unproven: report.unproven,

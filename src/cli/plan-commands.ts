@@ -140,7 +140,9 @@ export const verifyCommand = define({
   name: 'verify',
   operand: BUNDLE,
   summary: 'check a bundle completely: framing, checksums, every NAR and path, signatures',
-  usage: ['nix-plan verify BUNDLE [--trusted-key KEY…] [--store-dir DIR] [--max-age DURATION]'],
+  usage: [
+    'nix-plan verify BUNDLE [--trusted-key KEY…] [--no-check-sigs] [--store-dir DIR] [--max-age DURATION]',
+  ],
   description:
     'Streams the whole bundle and validates everything import would, without touching a store. ' +
     'With --trusted-key the manifest must carry a valid signature by one of the keys; without, only the ' +

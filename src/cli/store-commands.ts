@@ -164,7 +164,7 @@ export const relocateCommand = define({
   operand: BUNDLE,
   summary: 'rewrite a bundle for another store dir (realm)',
   usage: [
-    'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE --trusted-key KEY…] [--max-age DURATION]',
+    'nix-plan relocate BUNDLE --to DIR -o OUT.nixplan [--sign-key FILE (--trusted-key KEY… | --no-check-sigs)] [--level N] [--max-age DURATION]',
   ],
   description:
     'Rewrites every derivation, text file and source of the plan from its store dir to DIR, so the result is what ' +
