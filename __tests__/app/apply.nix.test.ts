@@ -258,6 +258,27 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
     expect(logLines().slice(before)).toEqual([expect.stringMatching(/^b dry-activate /)]);
   });
 
+  test('a profile link whose target holds a line break cannot answer for the host program', async () => {
+    // Its only generation is 2 (system a); the link's target goes on to claim, as the probe's own
+    // answers, a generation 1 holding system b. Read as markers, a rollback went "back" to b and
+    // ran its switch-to-configuration, a system that was never a generation of this profile.
+    const inj = join(store.root, 'profiles', 'inj');
+    symlinkSync(systems['a'] ?? '', `${inj}-2-link`);
+    symlinkSync(
+      `inj-2-link\n@nix-plan previous-generation ${inj}-1-link\n@nix-plan previous-system ${systems['b'] ?? ''}`,
+      inj,
+    );
+    const before = logLines().length;
+    const error = await applyPlan(
+      undefined,
+      { profile: inj, rollback: true, action: 'dry-activate' },
+      deps,
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NixPlanError);
+    expect((error as NixPlanError).message).toMatch(/line break/);
+    expect(logLines().slice(before)).toEqual([]);
+  });
+
   test('a plan older than the last one applied is refused before anything runs; --allow-downgrade forces it', async () => {
     const before = logLines().length;
     const generation = currentGeneration();

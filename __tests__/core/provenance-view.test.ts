@@ -102,6 +102,25 @@ describe('origin', () => {
     const odd = manifest({ provenance: { runUrl: 'https://x.example/a(b)' } });
     expect(originMarkdown(odd)).toContain('| run | `https://x.example/a(b)` |');
   });
+  test("a run URL elsewhere than the plan's repository, or not a run's, is shown whole, not behind 'run N'", () => {
+    // A link reading "run 42" beside "repository owner/name" must lead to that repository's run 42.
+    for (const runUrl of [
+      'https://github.com/mallory/name/actions/runs/42',
+      'https://github.com/owner/name/issues/42/runs/42',
+    ]) {
+      const md = originMarkdown(manifest({ provenance: { repository: 'owner/name', runUrl } }));
+      expect(md).toContain(`| run | \`${runUrl}\` |`);
+    }
+    // Another server (GitHub Enterprise, or not GitHub at all) is named in the link's text.
+    const ghes = originMarkdown(
+      manifest({
+        provenance: { repository: 'owner/name', runUrl: 'https://git.example.com/owner/name/actions/runs/7' },
+      }),
+    );
+    expect(ghes).toContain(
+      '| run | [run 7 on git.example.com](https://git.example.com/owner/name/actions/runs/7) |',
+    );
+  });
   test('format 1, and a plan promoted from one, say what is unknown', () => {
     const v1 = manifest({
       formatVersion: 1,

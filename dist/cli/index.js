@@ -7398,7 +7398,9 @@ const isActivationState = (s) => ACTIVATION_STATES.includes(s);
 function parseMarkers(stdout) {
     const out = [];
     for (const line of stdout.toString().split('\n')) {
-        const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
+        // [^\n], not `.`: a carriage return or U+2028 in a value is kept for the checks to see (with
+        // `.` the whole line was dropped, as if the host had not said it).
+        const m = /^@nix-plan ([a-z-]+)(?: ([^\n]*))?$/.exec(line);
         if (m?.[1] !== undefined)
             out.push([m[1], m[2] ?? '']);
     }
@@ -7705,8 +7707,24 @@ const HOST_PROTOCOL = 1;
 /** The host program. */
 const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
 trap '' PIPE
-say() { printf '@nix-plan %s\n' "$*"; }
-fail() { say "error $*"; exit 1; }
+nl='
+'
+cr=$(printf '\r')
+# One answer per line: a value holding a line break (a profile link's target can) would be read as
+# answers of its own, so the session ends refusing it instead.
+say() {
+  case $* in
+    *"$nl"* | *"$cr"*)
+      printf '@nix-plan error host %s\n' "a $1 to report holds a line break (a link target made to look like answers?): refusing it"
+      exit 1
+      ;;
+  esac
+  printf '@nix-plan %s\n' "$*"
+}
+fail() {
+  printf '@nix-plan error %s\n' "$*"
+  exit 1
+}
 nap() { sleep 0.2 2>/dev/null || sleep 1; }
 alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
 abs_link() {
@@ -7740,9 +7758,11 @@ probe() {
   say protocol ${HOST_PROTOCOL}
   # First: who we are explains a failure of what follows (a login that cannot reach the store).
   say uid "$(id -u)"
-  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
+  # Standard output only: a warning Nix prints (an unknown setting in nix.conf) is not the answer.
+  v=$(nix-store --version 2> /dev/null) || fail nix "nix-store --version failed: $(nix-store --version 2>&1)"
   say nix "$v"
-  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2> /dev/null) ||
+    fail nix "cannot ask Nix for its store dir: $(nix-instantiate --eval -E builtins.storeDir 2>&1)"
   say store-dir "$sd"
   if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
   if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
@@ -7994,6 +8014,9 @@ activate() {
   prev=$(abs_link "$profile") || prev=
   prevsys=
   [ -n "$prev" ] && prevsys=$(abs_link "$prev")
+  case $prev$prevsys in
+    *"$nl"* | *"$cr"*) fail host "$profile links to a path holding a line break: nothing was changed" ;;
+  esac
   before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
   if [ -n "$to" ]; then
     [ "$prev" = "$from" ] ||
@@ -8552,13 +8575,13 @@ function originRows(manifest, trust, options = {}) {
             rows.push({ label: 'ref', value: [{ data: p.ref }] });
         if (p.workflow !== undefined)
             rows.push({ label: 'workflow', value: [{ data: p.workflow }] });
-        if (p.runUrl !== undefined)
+        if (p.runUrl !== undefined) {
+            const name = runName(p.runUrl, p.runAttempt, p.repository);
             rows.push({
                 label: 'run',
-                value: PLAIN_HTTPS.test(p.runUrl)
-                    ? [{ link: runName(p.runUrl, p.runAttempt), url: p.runUrl }]
-                    : [{ data: p.runUrl }],
+                value: name !== undefined ? [{ link: name, url: p.runUrl }] : [{ data: p.runUrl }],
             });
+        }
         if (p.flake !== undefined) {
             rows.push({ label: 'flake', value: [{ data: p.flake.url }] });
             const shown = p.flake.inputs.slice(0, ORIGIN_LIST_LIMIT);
@@ -8620,10 +8643,20 @@ function originRows(manifest, trust, options = {}) {
     rows.push({ label: 'trust', value: trustSegments(manifest, trust, options.signedHere === true) });
     return rows;
 }
-function runName(url, attempt) {
-    // Our own words from the URL's digits only: the link text never holds bundle text.
-    const id = /\/runs\/(\d+)/.exec(url)?.[1];
-    return `${id === undefined ? 'the run' : `run ${id}`}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
+/** A run's URL: `https://HOST/OWNER/NAME/actions/runs/ID`, maybe `/attempts/N`. */
+const RUN_URL = /^https:\/\/([A-Za-z0-9.-]+(?::\d{1,5})?)\/([A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+)\/actions\/runs\/(\d+)(?:\/attempts\/\d+)?\/?$/;
+/**
+ * The text of a link to a plan's run, or undefined when it must be shown whole instead: a link
+ * reading "run 42" beside the repository row must lead to that repository's run 42, so only a
+ * plain run URL of the repository the plan names is linked (another server's is named in the
+ * text). Our own words, from the URL's digits and host only: the text never holds bundle text.
+ */
+function runName(url, attempt, repository) {
+    const m = RUN_URL.exec(url);
+    if (m === null || !PLAIN_HTTPS.test(url) || repository?.toLowerCase() !== m[2]?.toLowerCase())
+        return undefined;
+    const host = m[1] === 'github.com' ? '' : ` on ${m[1] ?? ''}`;
+    return `run ${m[3] ?? ''}${host}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
 }
 /** The trust status with the key names marked as bundle data. */
 function trustSegments(manifest, trust, signedHere) {

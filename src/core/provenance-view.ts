@@ -99,13 +99,13 @@ export function originRows(
       });
     if (p.ref !== undefined) rows.push({ label: 'ref', value: [{ data: p.ref }] });
     if (p.workflow !== undefined) rows.push({ label: 'workflow', value: [{ data: p.workflow }] });
-    if (p.runUrl !== undefined)
+    if (p.runUrl !== undefined) {
+      const name = runName(p.runUrl, p.runAttempt, p.repository);
       rows.push({
         label: 'run',
-        value: PLAIN_HTTPS.test(p.runUrl)
-          ? [{ link: runName(p.runUrl, p.runAttempt), url: p.runUrl }]
-          : [{ data: p.runUrl }],
+        value: name !== undefined ? [{ link: name, url: p.runUrl }] : [{ data: p.runUrl }],
       });
+    }
     if (p.flake !== undefined) {
       rows.push({ label: 'flake', value: [{ data: p.flake.url }] });
       const shown = p.flake.inputs.slice(0, ORIGIN_LIST_LIMIT);
@@ -167,10 +167,26 @@ export function originRows(
   return rows;
 }
 
-function runName(url: string, attempt: number | undefined): string {
-  // Our own words from the URL's digits only: the link text never holds bundle text.
-  const id = /\/runs\/(\d+)/.exec(url)?.[1];
-  return `${id === undefined ? 'the run' : `run ${id}`}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
+/** A run's URL: `https://HOST/OWNER/NAME/actions/runs/ID`, maybe `/attempts/N`. */
+const RUN_URL =
+  /^https:\/\/([A-Za-z0-9.-]+(?::\d{1,5})?)\/([A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+)\/actions\/runs\/(\d+)(?:\/attempts\/\d+)?\/?$/;
+
+/**
+ * The text of a link to a plan's run, or undefined when it must be shown whole instead: a link
+ * reading "run 42" beside the repository row must lead to that repository's run 42, so only a
+ * plain run URL of the repository the plan names is linked (another server's is named in the
+ * text). Our own words, from the URL's digits and host only: the text never holds bundle text.
+ */
+function runName(
+  url: string,
+  attempt: number | undefined,
+  repository: string | undefined,
+): string | undefined {
+  const m = RUN_URL.exec(url);
+  if (m === null || !PLAIN_HTTPS.test(url) || repository?.toLowerCase() !== m[2]?.toLowerCase())
+    return undefined;
+  const host = m[1] === 'github.com' ? '' : ` on ${m[1] ?? ''}`;
+  return `run ${m[3] ?? ''}${host}${attempt === undefined ? '' : `, attempt ${attempt}`}`;
 }
 
 /** The trust status with the key names marked as bundle data. */

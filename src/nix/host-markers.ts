@@ -81,7 +81,9 @@ export interface ActivationReport {
 export function parseMarkers(stdout: Buffer | string): [string, string][] {
   const out: [string, string][] = [];
   for (const line of stdout.toString().split('\n')) {
-    const m = /^@nix-plan ([a-z-]+)(?: (.*))?$/.exec(line);
+    // [^\n], not `.`: a carriage return or U+2028 in a value is kept for the checks to see (with
+    // `.` the whole line was dropped, as if the host had not said it).
+    const m = /^@nix-plan ([a-z-]+)(?: ([^\n]*))?$/.exec(line);
     if (m?.[1] !== undefined) out.push([m[1], m[2] ?? '']);
   }
   return out;

@@ -17,8 +17,24 @@ export const HOST_PROTOCOL = 1;
 /** The host program. */
 export const HOST_SCRIPT = String.raw`# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
 trap '' PIPE
-say() { printf '@nix-plan %s\n' "$*"; }
-fail() { say "error $*"; exit 1; }
+nl='
+'
+cr=$(printf '\r')
+# One answer per line: a value holding a line break (a profile link's target can) would be read as
+# answers of its own, so the session ends refusing it instead.
+say() {
+  case $* in
+    *"$nl"* | *"$cr"*)
+      printf '@nix-plan error host %s\n' "a $1 to report holds a line break (a link target made to look like answers?): refusing it"
+      exit 1
+      ;;
+  esac
+  printf '@nix-plan %s\n' "$*"
+}
+fail() {
+  printf '@nix-plan error %s\n' "$*"
+  exit 1
+}
 nap() { sleep 0.2 2>/dev/null || sleep 1; }
 alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
 abs_link() {
@@ -52,9 +68,11 @@ probe() {
   say protocol ${HOST_PROTOCOL}
   # First: who we are explains a failure of what follows (a login that cannot reach the store).
   say uid "$(id -u)"
-  v=$(nix-store --version 2>&1) || fail nix "nix-store --version failed: $v"
+  # Standard output only: a warning Nix prints (an unknown setting in nix.conf) is not the answer.
+  v=$(nix-store --version 2> /dev/null) || fail nix "nix-store --version failed: $(nix-store --version 2>&1)"
   say nix "$v"
-  sd=$(nix-instantiate --eval -E builtins.storeDir 2>&1) || fail nix "cannot ask Nix for its store dir: $sd"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2> /dev/null) ||
+    fail nix "cannot ask Nix for its store dir: $(nix-instantiate --eval -E builtins.storeDir 2>&1)"
   say store-dir "$sd"
   if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
   if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
@@ -306,6 +324,9 @@ activate() {
   prev=$(abs_link "$profile") || prev=
   prevsys=
   [ -n "$prev" ] && prevsys=$(abs_link "$prev")
+  case $prev$prevsys in
+    *"$nl"* | *"$cr"*) fail host "$profile links to a path holding a line break: nothing was changed" ;;
+  esac
   before=$(cd "$dir" && ls -d "$base"-*-link 2> /dev/null)
   if [ -n "$to" ]; then
     [ "$prev" = "$from" ] ||
