@@ -13,6 +13,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../../src/app/deps.js';
+import { formatRelocate } from '../../src/cli/format.js';
 import { RELOCATE_WINDOW_LOG } from '../../src/core/bundle/index.js';
 import { relocatePlan } from '../../src/app/relocate.js';
 import { memorySource } from '../../src/core/bundle/index.js';
@@ -160,6 +161,10 @@ describe('relocate', () => {
     expect(result.manifest.storeDir).toBe('/b/s');
     expect(result.report.objects.drv).toBe(1);
     expect(result.timings.verifyMs).toBeGreaterThanOrEqual(0);
+    // What the command line prints of it: counts of one in the singular.
+    expect(formatRelocate(result)).toMatch(
+      /\n {2}1 drv, 0 texts, 0 sources; \d+ hash(es)? rewritten in strings\n/,
+    );
     const verified = await verifyBundle(output);
     expect(verified.paths).toBe(1);
     // The default level compresses in a small window: the compressor holds a whole window.

@@ -26,10 +26,13 @@ export function toJson(value: unknown): string {
   )}\n`;
 }
 
+/** `1 drv`, `2 drvs`. */
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 function counts(m: Pick<BundleManifest, 'counts'>): string {
-  const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map(
-    (k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`,
-  );
+  const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => plural(m.counts[k], k));
   return parts.length === 0 ? 'nothing' : parts.join(', ');
 }
 
@@ -108,7 +111,7 @@ export function formatRelocate(r: RelocateResult): string {
   const lines = [
     `input ${t(trustStatus(r.manifest, r.trust))}`,
     `wrote ${t(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${t(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${t(r.manifest.storeDir)}`,
-    `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
+    `  ${plural(rep.objects.drv, 'drv')}, ${plural(rep.objects.text, 'text')}, ${plural(rep.objects.source, 'source')}; ${plural(rep.hashesRewritten, 'hash', 'hashes')} rewritten in strings`,
     `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
   ];
   if (rep.bareHashRewrites > 0)
