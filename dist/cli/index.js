@@ -9835,8 +9835,12 @@ function terminalProgress(io, verbosity) {
 function toJson(value) {
     return `${JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
 }
+/** `1 drv`, `2 drvs`. */
+function format_plural(n, one, many = `${one}s`) {
+    return `${n} ${n === 1 ? one : many}`;
+}
 function counts(m) {
-    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => `${m.counts[k]} ${k}${m.counts[k] === 1 ? '' : 's'}`);
+    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => format_plural(m.counts[k], k));
     return parts.length === 0 ? 'nothing' : parts.join(', ');
 }
 function summaryLines(s, manifest, now) {
@@ -9903,7 +9907,7 @@ function formatRelocate(r) {
     const lines = [
         `input ${escapeTerminal(trustStatus(r.manifest, r.trust))}`,
         `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${escapeTerminal(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${escapeTerminal(r.manifest.storeDir)}`,
-        `  ${rep.objects.drv} drvs, ${rep.objects.text} texts, ${rep.objects.source} sources; ${rep.hashesRewritten} hashes rewritten in strings`,
+        `  ${format_plural(rep.objects.drv, 'drv')}, ${format_plural(rep.objects.text, 'text')}, ${format_plural(rep.objects.source, 'source')}; ${format_plural(rep.hashesRewritten, 'hash', 'hashes')} rewritten in strings`,
         `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
     ];
     if (rep.bareHashRewrites > 0)
