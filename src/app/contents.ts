@@ -4,7 +4,8 @@ import type { DrvNode } from '../core/diff/graph.js';
 import type { PlanSide } from '../core/diff/plan-diff.js';
 import { compareVersions } from '../core/diff/drv-name.js';
 import type { Deps } from './deps.js';
-import { pinLocation, readPlanSide } from './plan-reader.js';
+import { readPlanSide } from './plan-reader.js';
+import { pinLocation } from './plan-side.js';
 
 /** One derivation of a root's closure, as a person reads it. */
 export interface PackageEntry {

@@ -11,7 +11,8 @@ import { PlanGraph, type DrvNode } from '../core/diff/graph.js';
 import { diffPlans, type PlanDiff } from '../core/diff/plan-diff.js';
 import { relocateClosure } from '../core/relocate/index.js';
 import type { Deps } from './deps.js';
-import { pinLocation, readPlanSide, storeDirOf, type PlanLocation, type ReadSide } from './plan-reader.js';
+import { readPlanSide, storeDirOf } from './plan-reader.js';
+import { pinLocation, type PlanLocation, type ReadSide } from './plan-side.js';
 
 /** Options of a comparison. */
 export interface DiffOptions {

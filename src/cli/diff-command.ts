@@ -1,5 +1,5 @@
 // `nix-plan diff`: its options, help and how its arguments become a comparison of two plans.
-import type { PlanLocation } from '../app/plan-reader.js';
+import type { PlanLocation } from '../app/plan-side.js';
 import {
   flag,
   list,
