@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 496:
+/***/ 669:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -13432,25 +13432,7 @@ class PlanGraph {
     }
 }
 
-;// CONCATENATED MODULE: ./src/app/plan-reader.ts
-// Reading one side of a comparison into a PlanGraph: a bundle (verified in one streaming pass,
-// keeping only each .drv's head), a .drv in a store, or the current generation of a profile
-// (through its deriver). Each side can fetch the whole bytes of chosen paths afterwards, for a
-// drill-down, without having held them.
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+;// CONCATENATED MODULE: ./src/app/plan-side.ts
 
 
 /**
@@ -13472,25 +13454,22 @@ async function openLocation(location) {
 const MAX_FILE = 4 * 1024 * 1024;
 /** Bytes of texts and one-file sources a drill-down keeps beyond the paths asked for. */
 const FILE_BUDGET = 16 * 1024 * 1024;
-/** Reads the store dir of a bundle, a .drv path or a profile without reading the rest. */
-async function plan_reader_storeDirOf(location, options, deps) {
-    if (location.kind === 'bundle') {
-        const source = await openLocation(location);
-        try {
-            return (await readBundleHead(source)).manifest.storeDir;
-        }
-        finally {
-            await source.close();
-        }
-    }
-    return new NixStore(deps.runner, { store: options.store }).storeDir();
-}
-/** Reads one side of a comparison. */
-async function readPlanSide(location, options, deps) {
-    return location.kind === 'bundle'
-        ? readBundleSide(location, options, deps)
-        : readStoreSide(location, options, deps);
-}
+
+;// CONCATENATED MODULE: ./src/app/plan-side-bundle.ts
+// Reading a bundle side of a comparison: verified in one streaming pass that keeps only each
+// .drv's head, the manifest facts a diff shows (digest, signatures against the trusted keys,
+// provenance), and the drill-down's small files read again afterwards.
+
+
+
+
+
+
+
+
+
+
+
 /** `sha256:<hex>` of a file. */
 async function digestOf(path) {
     const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
@@ -13547,6 +13526,7 @@ function bundleFacts(manifest, digest, signatures) {
 function manifestRoots(manifest) {
     return manifest.roots.map((r) => ({ label: rootLabel(r), drvPath: r.drvPath }));
 }
+/** Reads a bundle side (`readPlanSide` of a bundle location). */
 async function readBundleSide(location, options, deps) {
     const { path } = location;
     const source = await openLocation(location);
@@ -13659,6 +13639,20 @@ async function bundleFiles(location, paths) {
     }
     return out;
 }
+
+;// CONCATENATED MODULE: ./src/app/plan-side-store.ts
+// Reading a store side of a comparison: a .drv in a store, or the current generation of a profile
+// through its deriver, with the closure's .drv heads read from the store and its small files
+// fetched for a drill-down.
+
+
+
+
+
+
+
+
+
 /** The store path a profile's current generation is: its symlinks followed into the store dir. */
 async function profileTarget(profile, storeDir) {
     let at = (0,external_node_path_namespaceObject.isAbsolute)(profile) ? profile : (0,external_node_path_namespaceObject.resolve)(profile);
@@ -13678,6 +13672,7 @@ async function profileTarget(profile, storeDir) {
     }
     throw new errors_NixPlanError('usage', `the profile '${profile}' is a chain of more than 40 symlinks`);
 }
+/** Reads a .drv or profile side (`readPlanSide` of those locations). */
 async function readStoreSide(location, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
     const storeDir = await store.storeDir();
@@ -13776,7 +13771,38 @@ async function readStoreSide(location, options, deps) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/app/plan-reader.ts
+// Reading one side of a comparison into a PlanGraph: a bundle (verified in one streaming pass,
+// keeping only each .drv's head), a .drv in a store, or the current generation of a profile
+// (through its deriver). Each side can fetch the whole bytes of chosen paths afterwards, for a
+// drill-down, without having held them.
+
+
+
+
+
+/** Reads the store dir of a bundle, a .drv path or a profile without reading the rest. */
+async function plan_reader_storeDirOf(location, options, deps) {
+    if (location.kind === 'bundle') {
+        const source = await openLocation(location);
+        try {
+            return (await readBundleHead(source)).manifest.storeDir;
+        }
+        finally {
+            await source.close();
+        }
+    }
+    return new NixStore(deps.runner, { store: options.store }).storeDir();
+}
+/** Reads one side of a comparison. */
+async function readPlanSide(location, options, deps) {
+    return location.kind === 'bundle'
+        ? readBundleSide(location, options, deps)
+        : readStoreSide(location, options, deps);
+}
+
 ;// CONCATENATED MODULE: ./src/app/contents.ts
+
 
 
 function entry(n) {
@@ -15998,6 +16024,7 @@ function relocateRoot(root, pathMap) {
 
 
 
+
 /** Where the bytes of one side come from during a drill-down. */
 class SideFiles {
     bytes;
@@ -17615,7 +17642,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(496);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(669);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
