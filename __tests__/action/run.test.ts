@@ -29,6 +29,7 @@ import {
   DeployInput,
   PlanInput,
   PromoteInput,
+  PromoteOutput,
   PlanOutput,
   RealiseInput,
   RealiseOutput,
@@ -549,6 +550,80 @@ describe('the deploy action', () => {
 });
 
 describe('the promote action', () => {
+  test('relocates the plan the digest names, publishes the result and describes both realms', async () => {
+    const read = planBundle();
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, read.bytes);
+    const artifacts = join(dir, 'artifacts');
+    const { io, rec } = recordingIO(
+      {
+        [PromoteInput.Bundle]: file,
+        [PromoteInput.Digest]: digestOf(read.bytes),
+        [PromoteInput.To]: '/beta/store',
+        [PromoteInput.ArtifactDir]: artifacts,
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    const promotedBytes = Buffer.from('the promoted bundle');
+    const calls: { bytes: Buffer; options: Parameters<typeof relocatePlan>[1] }[] = [];
+    const relocate = ((bundle: string, options: Parameters<typeof relocatePlan>[1]) => {
+      calls.push({ bytes: readFileSync(bundle), options });
+      writeFileSync(options.output, promotedBytes);
+      const promotion = {
+        digest: digestOf(read.bytes),
+        storeDir: STORE,
+        checksum: read.manifest.checksum,
+        signedBy: [],
+        at: FIXTURE_CREATED_AT,
+      };
+      return Promise.resolve({
+        bundlePath: options.output,
+        manifest: { ...read.manifest, storeDir: '/beta/store', promotions: [promotion] },
+        report: {
+          objects: { drv: 0, text: 0, source: 0 },
+          hashesRewritten: 0,
+          bareHashRewrites: 0,
+          bareStoreDirMentions: [],
+          warnings: [],
+        },
+        trust: { keysGiven: false, verifiedBy: [], signatures: [], noCheckSigs: false, unproven: 0 },
+        timings: { verifyMs: 1, relocateMs: 1 },
+      });
+    }) as unknown as typeof relocatePlan;
+
+    await runPromote({
+      io,
+      runner: noRunner,
+      transport: (artifactDir) => new LocalDirectoryTransport(artifactDir!, '42'),
+      inspectPlan,
+      relocatePlan: relocate,
+      diffPlanSources: noDiff,
+    });
+
+    // The plan given was relocated, to the realm asked for, with its digest checked again.
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.bytes.equals(Buffer.from(read.bytes))).toBe(true);
+    expect(calls[0]!.options).toMatchObject({ to: '/beta/store', digest: digestOf(read.bytes) });
+    // What it wrote is what the outputs describe and what was published.
+    const output = calls[0]!.options.output;
+    const name = 'plan-beta-store.nixplan';
+    expect(rec.outputs).toMatchObject({
+      [PromoteOutput.BundlePath]: output,
+      [PromoteOutput.Digest]: digestOf(promotedBytes),
+      [PromoteOutput.Bytes]: String(promotedBytes.length),
+      [PromoteOutput.Paths]: '0',
+      [PromoteOutput.ArtifactName]: name,
+    });
+    expect(JSON.parse(rec.outputs[PromoteOutput.DrvPaths]!)).toEqual(ROOTS.map((r) => r.drvPath));
+    expect(readFileSync(join(artifacts, '42', name)).equals(promotedBytes)).toBe(true);
+    expect(rec.log).toContain(
+      `info: published ${name}: ${STORE} → /beta/store (${promotedBytes.length} bytes, ${digestOf(promotedBytes)})`,
+    );
+    expect(rec.summary).toHaveLength(1);
+    expect(rec.summary[0]).toContain('/beta/store');
+    expect(rec.summary[0]).toContain(STORE);
+  });
+
   test("a bundle that changed between the summary's read and the relocation is not published", async () => {
     // The summary describes the input from its own read; the relocation verifies and relocates a
     // private copy made later. If the file was replaced in between (a `bundle:` path swapped), the
