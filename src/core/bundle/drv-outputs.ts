@@ -13,8 +13,8 @@
 //   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
 // Input derivations come from the plan (checked before their dependents: the plan is in
 // dependency order) or, when the plan does not hold them, from the target store, as Nix reads
-// them from there. The checker also indexes which derivation declares which output path, for the
-// proof of build outputs (proof.ts).
+// them from there (store-derivations.ts). The checker also indexes which derivation declares
+// which output path, for the proof of build outputs (proof.ts).
 import { NixPlanError } from '../errors.js';
 import { DerivationHasher, type FilledDerivation } from '../derivation/index.js';
 import {
@@ -28,6 +28,7 @@ import {
   type DerivationSpans,
   type DerivationTail,
 } from '../derivation/index.js';
+import { StoreDerivations, type DrvOutputLimits, type StoreDerivationReader } from './store-derivations.js';
 
 /** What a derivation of the plan declares about one of its output paths. */
 export interface DeclaredOutput {
@@ -37,23 +38,6 @@ export interface DeclaredOutput {
   /** Its `hashAlgo` field when it is a fixed output ("r:sha256", "sha1", …); undefined otherwise. */
   readonly fixed?: { readonly hashAlgo: string; readonly hash: string } | undefined;
 }
-
-/** Reads a .drv file from the target store; undefined when it is not there. */
-export type StoreDerivationReader = (drvPath: string) => Promise<Uint8Array | undefined>;
-
-/** Bounds on what the checker holds for derivations outside the plan. */
-export interface DrvOutputLimits {
-  /** Most derivations read from the store. */
-  maxStoreDerivations: number;
-  /** Most bytes of .drv files read from the store. */
-  maxStoreDerivationBytes: number;
-}
-
-/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
-export const DEFAULT_DRV_OUTPUT_LIMITS: Readonly<DrvOutputLimits> = Object.freeze({
-  maxStoreDerivations: 1_000_000,
-  maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
-});
 
 function wrong(drvPath: string, detail: string): NixPlanError {
   return new NixPlanError(
@@ -82,12 +66,10 @@ export class DerivationOutputChecks {
   private readonly hasher: DerivationHasher;
   /** The derivation being checked, for the hasher's lookup. */
   private current: { path: string; drv: Derivation } | undefined;
-  /** Derivations read from the store, by path, until they are hashed. */
-  private readonly fromStore = new Map<string, Derivation>();
-  private storeBytes = 0;
+  /** Input derivations the plan does not hold, read from the store. */
+  private readonly fromStore: StoreDerivations;
   /** Output path → the derivations declaring it (usually one: an array only for the others). */
   private readonly declared = new Map<string, DeclaredOutput | DeclaredOutput[]>();
-  private readonly limits: DrvOutputLimits;
 
   /**
    * `readStore` reads an input derivation the plan does not hold from the target store (none:
@@ -102,7 +84,7 @@ export class DerivationOutputChecks {
       limits?: Partial<DrvOutputLimits> | undefined;
     } = {},
   ) {
-    this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...options.limits };
+    this.fromStore = new StoreDerivations(options.readStore, options.limits);
     this.hasher = new DerivationHasher(storeDir, (p) => this.lookup(p));
   }
 
@@ -191,7 +173,7 @@ export class DerivationOutputChecks {
     if (filled === undefined) return false;
     for (const o of head.outputs) this.declare(o.path, { drvPath, output: o.name });
     this.hasher.record(drvPath, head, filled.hash);
-    for (const [p] of this.fromStore) if (this.hasher.has(p)) this.fromStore.delete(p);
+    this.fromStore.release((p) => this.hasher.has(p));
     return true;
   }
 
@@ -239,37 +221,8 @@ export class DerivationOutputChecks {
   }
 
   /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
-  private async readFromStore(paths: readonly string[], needer: string): Promise<void> {
-    const read = this.options.readStore;
-    const todo = paths.map((p) => [p, needer] as const);
-    for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
-      const [p, by] = next;
-      if (this.hasher.has(p) || this.fromStore.has(p)) continue;
-      const bytes = read === undefined ? undefined : await read(p);
-      if (bytes === undefined)
-        throw new NixPlanError(
-          'closure',
-          `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`,
-        );
-      this.storeBytes += bytes.length;
-      if (
-        this.fromStore.size + 1 > this.limits.maxStoreDerivations ||
-        this.storeBytes > this.limits.maxStoreDerivationBytes
-      )
-        throw new NixPlanError(
-          'limit',
-          `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`,
-        );
-      let drv: Derivation;
-      try {
-        drv = parseDerivation(bytes);
-      } catch (e) {
-        throw new NixPlanError('nix', `cannot parse '${p}' from the store: ${(e as Error).message}`);
-      }
-      this.fromStore.set(p, drv);
-      for (const i of drv.inputDrvs)
-        if (!this.hasher.has(i.path) && !this.fromStore.has(i.path)) todo.push([i.path, p]);
-    }
+  private readFromStore(paths: readonly string[], needer: string): Promise<void> {
+    return this.fromStore.readClosure(paths, needer, (p) => this.hasher.has(p));
   }
 
   private checkNow(drvPath: string, drv: Derivation, bytes: Uint8Array, spans?: DerivationSpans): void {
@@ -288,7 +241,7 @@ export class DerivationOutputChecks {
     } finally {
       this.current = undefined;
     }
-    for (const [p] of this.fromStore) if (this.hasher.has(p)) this.fromStore.delete(p);
+    this.fromStore.release((p) => this.hasher.has(p));
   }
 
   private checkFixed(drvPath: string, drv: Derivation, paths: ReadonlyMap<string, string>): void {

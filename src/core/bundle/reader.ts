@@ -14,7 +14,8 @@ import type { FrameInfo } from './frame.js';
 import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
 import type { DerivationHead, DerivationHeadLayout, DerivationTail } from '../derivation/index.js';
-import { DerivationOutputChecks, type StoreDerivationReader } from './drv-outputs.js';
+import { DerivationOutputChecks } from './drv-outputs.js';
+import type { StoreDerivationReader } from './store-derivations.js';
 import { ClosureCheck } from './closure-check.js';
 import { DEFAULT_READER_LIMITS, checkSizeLimits, exportLimitsFor, type ReaderLimits } from './limits.js';
 import {
