@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 669:
+/***/ 152:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -5341,6 +5341,71 @@ function trustStatus(manifest, trust) {
     return `signatures: ${n} (not verified)`;
 }
 
+;// CONCATENATED MODULE: ./src/core/bundle/store-derivations.ts
+// Input derivations a plan does not hold, read from the target store as Nix reads them: when Nix
+// registers a .drv whose inputs are not in the plan, it reads them from there. They are parsed,
+// bounded in number and bytes, and kept only until they are hashed.
+
+
+/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
+const DEFAULT_DRV_OUTPUT_LIMITS = Object.freeze({
+    maxStoreDerivations: 1_000_000,
+    maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
+});
+/** Derivations read from the store, by path, until they are hashed. */
+class StoreDerivations {
+    read;
+    held = new Map();
+    bytes = 0;
+    limits;
+    /** `read` reads a derivation from the target store (none: every input must be in the plan). */
+    constructor(read, limits = {}) {
+        this.read = read;
+        this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...limits };
+    }
+    /** The derivation at `drvPath`, when it was read and is still held. */
+    get(drvPath) {
+        return this.held.get(drvPath);
+    }
+    /**
+     * Reads `paths` (needed by `needer`) and every input derivation they need, from the store,
+     * except those `hashed` says are hashed already.
+     */
+    async readClosure(paths, needer, hashed) {
+        const read = this.read;
+        const todo = paths.map((p) => [p, needer]);
+        for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
+            const [p, by] = next;
+            if (hashed(p) || this.held.has(p))
+                continue;
+            const bytes = read === undefined ? undefined : await read(p);
+            if (bytes === undefined)
+                throw new errors_NixPlanError('closure', `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`);
+            this.bytes += bytes.length;
+            if (this.held.size + 1 > this.limits.maxStoreDerivations ||
+                this.bytes > this.limits.maxStoreDerivationBytes)
+                throw new errors_NixPlanError('limit', `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`);
+            let drv;
+            try {
+                drv = parseDerivation(bytes);
+            }
+            catch (e) {
+                throw new errors_NixPlanError('nix', `cannot parse '${p}' from the store: ${e.message}`);
+            }
+            this.held.set(p, drv);
+            for (const i of drv.inputDrvs)
+                if (!hashed(i.path) && !this.held.has(i.path))
+                    todo.push([i.path, p]);
+        }
+    }
+    /** Lets go of the derivations `hashed` says are hashed now. */
+    release(hashed) {
+        for (const [p] of this.held)
+            if (hashed(p))
+                this.held.delete(p);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/core/bundle/drv-outputs.ts
 // The output paths of a plan's .drv files, checked as Nix checks them when it registers each one.
 //
@@ -5357,16 +5422,12 @@ function trustStatus(manifest, trust) {
 //   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
 // Input derivations come from the plan (checked before their dependents: the plan is in
 // dependency order) or, when the plan does not hold them, from the target store, as Nix reads
-// them from there. The checker also indexes which derivation declares which output path, for the
-// proof of build outputs (proof.ts).
+// them from there (store-derivations.ts). The checker also indexes which derivation declares
+// which output path, for the proof of build outputs (proof.ts).
 
 
 
-/** Defaults: more than any closure's worth of .drv files (nixpkgs systems have ~30,000, ~200 MB). */
-const DEFAULT_DRV_OUTPUT_LIMITS = Object.freeze({
-    maxStoreDerivations: 1_000_000,
-    maxStoreDerivationBytes: 4 * 1024 * 1024 * 1024,
-});
+
 function wrong(drvPath, detail) {
     return new errors_NixPlanError('bundle', `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`);
 }
@@ -5390,12 +5451,10 @@ class DerivationOutputChecks {
     hasher;
     /** The derivation being checked, for the hasher's lookup. */
     current;
-    /** Derivations read from the store, by path, until they are hashed. */
-    fromStore = new Map();
-    storeBytes = 0;
+    /** Input derivations the plan does not hold, read from the store. */
+    fromStore;
     /** Output path → the derivations declaring it (usually one: an array only for the others). */
     declared = new Map();
-    limits;
     /**
      * `readStore` reads an input derivation the plan does not hold from the target store (none:
      * every input must be in the plan). With `indexOutputs`, `declaredOutput` answers which
@@ -5404,7 +5463,7 @@ class DerivationOutputChecks {
     constructor(storeDir, options = {}) {
         this.storeDir = storeDir;
         this.options = options;
-        this.limits = { ...DEFAULT_DRV_OUTPUT_LIMITS, ...options.limits };
+        this.fromStore = new StoreDerivations(options.readStore, options.limits);
         this.hasher = new DerivationHasher(storeDir, (p) => this.lookup(p));
     }
     lookup(drvPath) {
@@ -5475,9 +5534,7 @@ class DerivationOutputChecks {
         for (const o of head.outputs)
             this.declare(o.path, { drvPath, output: o.name });
         this.hasher.record(drvPath, head, filled.hash);
-        for (const [p] of this.fromStore)
-            if (this.hasher.has(p))
-                this.fromStore.delete(p);
+        this.fromStore.release((p) => this.hasher.has(p));
         return true;
     }
     /** Whether the .drv at `drvPath` was checked here (or its check adopted). */
@@ -5518,32 +5575,8 @@ class DerivationOutputChecks {
         return d === undefined ? [] : Array.isArray(d) ? d : [d];
     }
     /** Reads `paths` and every input derivation they need that is not hashed yet, from the store. */
-    async readFromStore(paths, needer) {
-        const read = this.options.readStore;
-        const todo = paths.map((p) => [p, needer]);
-        for (let next = todo.pop(); next !== undefined; next = todo.pop()) {
-            const [p, by] = next;
-            if (this.hasher.has(p) || this.fromStore.has(p))
-                continue;
-            const bytes = read === undefined ? undefined : await read(p);
-            if (bytes === undefined)
-                throw new errors_NixPlanError('closure', `'${by}' refers to '${p}', which is neither in the bundle nor valid in the store`);
-            this.storeBytes += bytes.length;
-            if (this.fromStore.size + 1 > this.limits.maxStoreDerivations ||
-                this.storeBytes > this.limits.maxStoreDerivationBytes)
-                throw new errors_NixPlanError('limit', `the plan needs more than ${this.limits.maxStoreDerivations} input derivations (or ${this.limits.maxStoreDerivationBytes} bytes of them) from the store`);
-            let drv;
-            try {
-                drv = parseDerivation(bytes);
-            }
-            catch (e) {
-                throw new errors_NixPlanError('nix', `cannot parse '${p}' from the store: ${e.message}`);
-            }
-            this.fromStore.set(p, drv);
-            for (const i of drv.inputDrvs)
-                if (!this.hasher.has(i.path) && !this.fromStore.has(i.path))
-                    todo.push([i.path, p]);
-        }
+    readFromStore(paths, needer) {
+        return this.fromStore.readClosure(paths, needer, (p) => this.hasher.has(p));
     }
     checkNow(drvPath, drv, bytes, spans) {
         const name = drvName(drvPath);
@@ -5567,9 +5600,7 @@ class DerivationOutputChecks {
         finally {
             this.current = undefined;
         }
-        for (const [p] of this.fromStore)
-            if (this.hasher.has(p))
-                this.fromStore.delete(p);
+        this.fromStore.release((p) => this.hasher.has(p));
     }
     checkFixed(drvPath, drv, paths) {
         for (const o of drv.outputs) {
@@ -17642,7 +17673,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(669);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(152);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
