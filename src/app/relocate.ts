@@ -20,7 +20,13 @@ import {
   trustReportOf,
   type TrustReport,
 } from '../core/bundle/index.js';
-import { parseDerivation, parseDerivationOutputs } from '../core/derivation/index.js';
+import {
+  fixedOutputAddress,
+  outputKind,
+  parseDerivation,
+  parseDerivationOutputs,
+} from '../core/derivation/index.js';
+import type { ContentAddress } from '../core/content-address.js';
 import { writeExport } from '../core/export-stream.js';
 import { regularFileNarSize } from '../core/nar-write.js';
 import {
@@ -118,11 +124,12 @@ function refuseBuildOutput(
     bytes === undefined
       ? undefined
       : parseDerivationOutputs(bytes).outputs.find((o) => o.path === output.path);
-  if (declared !== undefined && declared.hash !== '')
+  if (declared !== undefined && outputKind(declared) === 'fixed')
     throw new NixPlanError(
       'relocate',
       `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
-        `${declared.hashAlgo}, which nix-plan cannot compute from its bytes (${uncheckable(declared.hashAlgo)}), ` +
+        `${declared.hashAlgo}, which nix-plan cannot compute from its bytes ` +
+        `(${uncheckable(fixedOutputAddress(declared, output.deriver))}), ` +
         'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
         '--include drvs, and the output is built where the plan is realised',
     );
@@ -137,9 +144,9 @@ function refuseBuildOutput(
 }
 
 /** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
-function uncheckable(hashAlgo: string): string {
-  if (hashAlgo.endsWith('blake3')) return 'blake3 is not among the hashes Node computes';
-  if (hashAlgo.startsWith('git:')) return 'a directory hashed by git, as a git tree';
+function uncheckable(ca: ContentAddress): string {
+  if (ca.hash.algo === 'blake3') return 'blake3 is not among the hashes Node computes';
+  if (ca.method === 'git') return 'a directory hashed by git, as a git tree';
   return 'a bundle carries the NAR hash of an output in sha256 only';
 }
 
