@@ -16952,9 +16952,10 @@ function refuseBuildOutput(output, objects, to) {
     const declared = bytes === undefined
         ? undefined
         : parseDerivationOutputs(bytes).outputs.find((o) => o.path === output.path);
-    if (declared !== undefined && declared.hash !== '')
+    if (declared !== undefined && outputKind(declared) === 'fixed')
         throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
-            `${declared.hashAlgo}, which nix-plan cannot compute from its bytes (${uncheckable(declared.hashAlgo)}), ` +
+            `${declared.hashAlgo}, which nix-plan cannot compute from its bytes ` +
+            `(${uncheckable(fixedOutputAddress(declared, output.deriver))}), ` +
             'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
             '--include drvs, and the output is built where the plan is realised');
     const by = output.deriver === '' ? 'a derivation the bundle does not name' : output.deriver;
@@ -16964,10 +16965,10 @@ function refuseBuildOutput(output, objects, to) {
         `in ${to} instead`);
 }
 /** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
-function uncheckable(hashAlgo) {
-    if (hashAlgo.endsWith('blake3'))
+function uncheckable(ca) {
+    if (ca.hash.algo === 'blake3')
         return 'blake3 is not among the hashes Node computes';
-    if (hashAlgo.startsWith('git:'))
+    if (ca.method === 'git')
         return 'a directory hashed by git, as a git tree';
     return 'a bundle carries the NAR hash of an output in sha256 only';
 }
