@@ -42,8 +42,11 @@ export function makeRealm(root: string, storeDir: string = join(root, 'store')):
 /** Where resetRealm puts old stores until emptyTrash (see there). */
 const trash: string[] = [];
 
-/** Moves `path`, if it exists, aside into the trash (a rename: no inode is freed). */
-function moveToTrash(path: string): void {
+/**
+ * Moves `path`, if it exists, aside into the trash (a rename: no inode is freed), for a store
+ * the next command must not see; emptyTrash deletes it later (see resetRealm for why).
+ */
+export function moveToTrash(path: string): void {
   if (!existsSync(path)) return;
   const aside = `${path}.trash-${trash.length}`;
   renameSync(path, aside);
