@@ -1,9 +1,6 @@
 // Human-readable output of `realise --dry-run`: what realising would do, and what the dry run did.
 import type { DryRunResult } from '../app/dry-run.js';
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
+import { plural } from '../core/text.js';
 
 /** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
 export function formatDryRun(r: DryRunResult): string {

@@ -10,7 +10,7 @@ import type { RelocateResult } from '../app/relocate.js';
 import type { VerifyReport } from '../app/verify.js';
 import { OBJECT_KINDS, trustStatus, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
 import { originText } from '../core/provenance-view.js';
-import { escapeTerminal as t } from '../core/text.js';
+import { escapeTerminal as t, plural } from '../core/text.js';
 import { changesLines } from './diff-format.js';
 import { formatBytes } from './terminal.js';
 
@@ -24,11 +24,6 @@ export function toJson(value: unknown): string {
     /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   )}\n`;
-}
-
-/** `1 drv`, `2 drvs`. */
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
 }
 
 function counts(m: Pick<BundleManifest, 'counts'>): string {
@@ -60,7 +55,7 @@ function summaryLines(s: PlanSummary, manifest: BundleManifest, now: Date): stri
 export function formatExport(r: ExportResult): string {
   const s = summarise(r.manifest, r.bundleBytes);
   return [
-    `wrote ${t(r.bundlePath)}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+    `wrote ${t(r.bundlePath)}: ${plural(r.manifest.roots.length, 'root')}, ${plural(s.paths, 'path')} (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
     `  ${trustStatus(r.manifest) === 'unsigned' ? 'unsigned' : `signed by ${t(r.manifest.signatures.map((g) => g.key).join(', '))}`}`,
     `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
     '',
@@ -77,7 +72,7 @@ export function formatInspect(r: InspectResult, now: Date = new Date()): string 
  * bundle's integrity was checked, not who made it.
  */
 export function formatVerify(r: VerifyReport): string {
-  const what = `${t(r.bundlePath)}: ${r.paths} paths (${counts(r)}) for ${t(r.manifest.storeDir)}`;
+  const what = `${t(r.bundlePath)}: ${plural(r.paths, 'path')} (${counts(r)}) for ${t(r.manifest.storeDir)}`;
   const status = t(trustStatus(r.manifest, r.trust));
   if (!r.trust.keysGiven)
     return (
@@ -94,7 +89,7 @@ export function formatImport(r: ImportResult & { trust?: TrustReport }): string 
       ? ''
       : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
   return (
-    `imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n` +
+    `imported ${plural(r.imported, 'path')}${how}; ${r.alreadyValid} ${r.alreadyValid === 1 ? 'was' : 'were'} valid already\n` +
     (r.trust === undefined ? '' : `${t(trustStatus(r.manifest, r.trust))}\n`)
   );
 }
@@ -110,7 +105,7 @@ export function formatRelocate(r: RelocateResult): string {
   const rep = r.report;
   const lines = [
     `input ${t(trustStatus(r.manifest, r.trust))}`,
-    `wrote ${t(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${t(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${t(r.manifest.storeDir)}`,
+    `wrote ${t(r.bundlePath)}: ${plural(r.manifest.paths, 'path')} relocated from ${t(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${t(r.manifest.storeDir)}`,
     `  ${plural(rep.objects.drv, 'drv')}, ${plural(rep.objects.text, 'text')}, ${plural(rep.objects.source, 'source')}; ${plural(rep.hashesRewritten, 'hash', 'hashes')} rewritten in strings`,
     `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
   ];

@@ -93,3 +93,8 @@ export function escapeHtml(text: string): string {
     (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch,
   );
 }
+
+/** `1 path`, `11,235 paths`: a count and its noun, singular for one. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+}

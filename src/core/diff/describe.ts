@@ -3,6 +3,7 @@
 import { versionChanges, versionsOnlyIn, type PackageChange, type PackageCounts } from './packages.js';
 import type { SignatureInfo } from './plan-diff.js';
 import { trustStatus, type TrustReport } from '../bundle/trust-report.js';
+import { plural } from '../text.js';
 
 /** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
 export const NO_VERSION = '(none)';
@@ -48,9 +49,6 @@ export const CHANGE_TAGS: Readonly<Record<PackageChange['change'], string>> = {
   removed: 'R',
   rebuilt: 'B',
 };
-
-const plural = (n: number, one: string, many = `${one}s`): string =>
-  `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 
 /** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
 export function countsText(c: PackageCounts): string {
