@@ -80,13 +80,15 @@ interface Recorded {
   secrets: string[];
   summary: string[];
   log: string[];
+  /** What reached the job log raw (Nix's own output, in groups). */
+  raw: string[];
 }
 
 function recordingIO(
   inputs: Record<string, string>,
   env: Record<string, string>,
 ): { io: ActionIO; rec: Recorded } {
-  const rec: Recorded = { outputs: {}, secrets: [], summary: [], log: [] };
+  const rec: Recorded = { outputs: {}, secrets: [], summary: [], log: [], raw: [] };
   const log: Logger = {
     info: (m) => rec.log.push(`info: ${m}`),
     warn: (m) => rec.log.push(`warn: ${m}`),
@@ -108,6 +110,8 @@ function recordingIO(
       return Promise.resolve();
     },
     now: () => (clock += 5),
+    writeLog: (chunk) =>
+      rec.raw.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')),
   };
   return { io, rec };
 }
@@ -195,6 +199,42 @@ describe('the root action', () => {
     expect(rec.summary).toHaveLength(1);
     expect(rec.summary[0]).toContain('my-plan');
     expect(rec.summary[0]).toContain(digest.slice('sha256:'.length, 'sha256:'.length + 12));
+  });
+
+  test('what the evaluator says goes to the job log in a group of its own, workflow commands off', async () => {
+    const bundle = planBundle();
+    const fakeExport = ((
+      options: Parameters<typeof exportPlan>[0],
+      exportDeps: { nixLog?: (c: Uint8Array) => void },
+    ) => {
+      exportDeps.nixLog?.(Buffer.from('trace: evaluating web\n::add-mask::x\n'));
+      writeFileSync(options.output, bundle.bytes);
+      return Promise.resolve({
+        bundlePath: options.output,
+        manifest: bundle.manifest,
+        bundleBytes: bundle.bytes.length,
+        timings: { evaluateMs: 3, collectMs: 1, writeMs: 1 },
+      });
+    }) as unknown as typeof exportPlan;
+    const { io, rec } = recordingIO(
+      { [PlanInput.Installables]: '.#a', [PlanInput.ArtifactDir]: join(dir, 'artifacts') },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    await runPlan({
+      io,
+      runner: noRunner,
+      transport: (artifactDir) => new LocalDirectoryTransport(artifactDir!, '42'),
+      exportPlan: fakeExport,
+      diffPlanSources: noDiff,
+    });
+    const raw = rec.raw.join('');
+    const token = /::stop-commands::([0-9a-f-]{36})\n/.exec(raw)?.[1];
+    expect(token).toBeDefined();
+    expect(raw).toBe(
+      `::group::Nix evaluation log\n::stop-commands::${token}\n` +
+        'trace: evaluating web\n::add-mask::x\n' +
+        `\n::${token}::\n::endgroup::\n`,
+    );
   });
 
   /**

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evaluate, parseDryRunJson, parseEvalStrings } from '../../src/nix/evaluate.js';
+import { evaluate, evaluationMessages, parseDryRunJson, parseEvalStrings } from '../../src/nix/evaluate.js';
 import type { CommandRunner, RunOptions, RunResult } from '../../src/nix/runner.js';
 import { NixStore } from '../../src/nix/store.js';
 import { nixVersions, ScratchStore, SYSTEM } from '../support/nix.js';
@@ -33,6 +33,11 @@ in {
   source = ./default.nix;
 }
 `;
+// Every value says something as it is evaluated, as an expression with warnings would.
+const TRACED_NIX = `{ system ? builtins.currentSystem }:
+let d = name: builtins.trace "evaluating \${name}" (derivation { inherit name system; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; });
+in { web = d "web"; db = d "db"; api = d "api"; pair = [ (d "p1") (d "p2") ]; broken = builtins.throw "web needs a port"; }
+`;
 const FLAKE_NIX = `{ outputs = { self }: { packages.${SYSTEM} = import ./default.nix { system = "${SYSTEM}"; }; }; }
 `;
 
@@ -56,6 +61,45 @@ describe('parsers of the evaluators’ output', () => {
     );
     expect(() => parseDryRunJson(json, ['.#b'])).toThrow(/2 results for 1 installables/);
     expect(() => parseDryRunJson('warning: x', ['.#b'])).toThrow(/no JSON/);
+  });
+});
+
+describe('what the evaluators say', () => {
+  /** Feeds `text` to the filter in chunks of `size` bytes and returns what it passed on. */
+  function filtered(text: string, size: number): string {
+    const out: Buffer[] = [];
+    const messages = evaluationMessages((c) => out.push(Buffer.from(c)));
+    const bytes = Buffer.from(text);
+    for (let at = 0; at < bytes.length; at += size) messages.write(bytes.subarray(at, at + size));
+    messages.end();
+    return Buffer.concat(out).toString('utf8');
+  }
+
+  test("passes every line on but Nix's lists of what a build would make, in chunks of any size", () => {
+    const stderr =
+      'trace: evaluating web\n' +
+      'these 2 derivations will be built:\n  /s/a.drv\n  /s/b.drv\n' +
+      "warning: Git tree '/src' is dirty\n" +
+      "warning: you did not specify '--add-root'; the result might be removed by the garbage collector\n" +
+      '  indented, but not under a list\n' +
+      'this path will be fetched (0.01 MiB download, 0.05 MiB unpacked):\n  /s/c\n' +
+      "don't know how to build these paths:\n  /s/d\n" +
+      'trace: no newline at the end';
+    const want =
+      'trace: evaluating web\n' +
+      "warning: Git tree '/src' is dirty\n" +
+      '  indented, but not under a list\n' +
+      'trace: no newline at the end';
+    for (const size of [1, 2, 7, 64, stderr.length]) expect(filtered(stderr, size)).toBe(want);
+  });
+
+  test('a line without an end is passed on in pieces, not held whole', () => {
+    const out: number[] = [];
+    const messages = evaluationMessages((c) => out.push(c.length));
+    messages.write(Buffer.alloc(100 * 1024, 0x61));
+    expect(out).toEqual([100 * 1024]);
+    messages.end();
+    expect(out).toEqual([100 * 1024]);
   });
 });
 
@@ -150,6 +194,53 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
       const plain = await s.instantiate(file, attributes);
       expect(roots.map((r) => r.drvPath)).toEqual(plain);
       expect(roots.every((r) => r.attribute === undefined)).toBe(true);
+    }
+  });
+
+  test("the evaluators' messages reach the log once each, without the list of what a build would make", async () => {
+    const traced = mkdtempSync(join(tmpdir(), 'nix-plan-eval-traced-'));
+    try {
+      writeFileSync(join(traced, 'default.nix'), TRACED_NIX);
+      writeFileSync(join(traced, 'flake.nix'), FLAKE_NIX);
+      const store = new NixStore(s.runner);
+      const said = async (request: Parameters<typeof evaluate>[0]): Promise<string> => {
+        const chunks: Buffer[] = [];
+        await evaluate(request, store, (c) => chunks.push(Buffer.from(c)));
+        return Buffer.concat(chunks).toString('utf8');
+      };
+      const traces = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('trace: '));
+      // Several installables: `nix build --dry-run` also lists the derivations it would build.
+      const flakeSaid = await said({ installables: [`path:${traced}#web`, `path:${traced}#db`] });
+      expect(traces(flakeSaid)).toEqual(['trace: evaluating web', 'trace: evaluating db']);
+      expect(flakeSaid).not.toMatch(/will be built|\.drv|--add-root/);
+      // One installable (not evaluated before: Nix's evaluation cache would answer without a word).
+      expect(traces(await said({ installables: [`path:${traced}#api`] }))).toEqual(['trace: evaluating api']);
+      // A file's attributes, one derivation each (Nix 2.34 evaluates each selected attribute on
+      // its own, so it may say a thing twice), and attributes that are not.
+      const file = join(traced, 'default.nix');
+      expect(new Set(traces(await said({ file, attributes: ['db', 'web'] })))).toEqual(
+        new Set(['trace: evaluating db', 'trace: evaluating web']),
+      );
+      const pairSaid = await said({ file, attributes: ['pair'] });
+      expect(pairSaid).not.toMatch(/--add-root/);
+      expect(traces(pairSaid)).toEqual(['trace: evaluating p1', 'trace: evaluating p2']);
+      // Without a log nothing is passed on, and a failure's message carries Nix's words; with
+      // one, the words are in the log and the message points there.
+      await expect(evaluate({ installables: [`path:${traced}#broken`] }, store)).rejects.toMatchObject({
+        code: 'nix',
+        message: expect.stringMatching(/web needs a port/),
+      });
+      const chunks: Buffer[] = [];
+      const failed = evaluate({ installables: [`path:${traced}#web`, `path:${traced}#broken`] }, store, (c) =>
+        chunks.push(Buffer.from(c)),
+      );
+      await expect(failed).rejects.toMatchObject({
+        code: 'nix',
+        message: expect.stringMatching(/output is above/),
+      });
+      expect(Buffer.concat(chunks).toString('utf8')).toMatch(/web needs a port/);
+    } finally {
+      rmSync(traced, { recursive: true, force: true });
     }
   });
 

@@ -8,7 +8,7 @@ import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
 import { PlanInput, PlanOutput } from './constants.js';
 import { planMatrix } from './matrix.js';
-import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
+import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
 import { parsePlanSettings } from './settings.js';
 import { planSummary } from './summary.js';
 import { setListOutput, siblingAction } from './outputs.js';
@@ -60,21 +60,25 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
   await rm(output, { force: true });
 
   const started = io.now();
-  const exported = await deps.exportPlan(
-    {
-      ...(settings.installables.length > 0 ? { installables: settings.installables } : {}),
-      ...(settings.drvPaths.length > 0 ? { drvPaths: settings.drvPaths } : {}),
-      ...(settings.file === undefined ? {} : { file: settings.file, attributes: settings.attributes }),
-      output,
-      include: settings.include,
-      ...(settings.compressionLevel === undefined ? {} : { level: settings.compressionLevel }),
-      ...(settings.signingKey === undefined ? {} : { signingKey: settings.signingKey }),
-      ...(settings.relocateTo === undefined ? {} : { relocateTo: settings.relocateTo }),
-      // The run that made the plan (GITHUB_* variables) and the workspace's git commit.
-      provenance: { env: io.env },
-    },
-    { runner: deps.runner, log: io.log, progress: io.progress },
-  );
+  // What the evaluator says (warnings, `trace:`) goes to the job log in a group of its own.
+  const evaluationLog = nixBuildLog(io, 'Nix evaluation log');
+  const exported = await deps
+    .exportPlan(
+      {
+        ...(settings.installables.length > 0 ? { installables: settings.installables } : {}),
+        ...(settings.drvPaths.length > 0 ? { drvPaths: settings.drvPaths } : {}),
+        ...(settings.file === undefined ? {} : { file: settings.file, attributes: settings.attributes }),
+        output,
+        include: settings.include,
+        ...(settings.compressionLevel === undefined ? {} : { level: settings.compressionLevel }),
+        ...(settings.signingKey === undefined ? {} : { signingKey: settings.signingKey }),
+        ...(settings.relocateTo === undefined ? {} : { relocateTo: settings.relocateTo }),
+        // The run that made the plan (GITHUB_* variables) and the workspace's git commit.
+        provenance: { env: io.env },
+      },
+      { runner: deps.runner, log: io.log, progress: io.progress, nixLog: evaluationLog.write },
+    )
+    .finally(evaluationLog.close);
   const exportedAt = io.now();
   const { manifest, bundlePath } = exported;
   const { digest, size } = await digestFile(bundlePath);

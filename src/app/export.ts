@@ -95,7 +95,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   const createdAt = rfc3339(options.now?.() ?? new Date());
   const nixVersion = await store.version();
   const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
-  const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
+  const { roots, storeDir } = await evaluate(options, store, deps.nixLog).finally(() => evaluating.done());
   const t1 = performance.now();
   // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
   const [closure, provenance] = await Promise.all([

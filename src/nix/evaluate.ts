@@ -15,6 +15,13 @@
 //   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
 //   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
 //   writes the .drv files as plain instantiation does.
+//
+// What the evaluators say on stderr (warnings, `trace:` lines, a substituter out of reach) is the
+// user's to see, as `nix-instantiate` shows it: it reaches `log` when one is given, line by line as
+// it comes, without what is nix-plan's doing rather than the user's expression's: the list of every
+// path a build would make that `nix build --dry-run` prints (Nix's printMissing), and
+// `nix-instantiate`'s advice to give `--add-root` (the closure is read at once, and nix-plan has
+// no root to add for the user).
 import { access } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { NixCommandError } from './errors.js';
@@ -39,6 +46,74 @@ export interface EvaluatedRoot {
   readonly installable?: string;
   readonly attribute?: string;
   readonly drvPath: string;
+}
+
+/** Where evaluation's messages go (the user's terminal, a job log group). */
+export type EvaluationLog = (chunk: Uint8Array) => void;
+
+/** The heading of Nix's printMissing lists (`these 12 derivations will be built:`, …). */
+const MISSING_HEADING =
+  /^(?:this|these [0-9]+) (?:derivations?|paths?) will be (?:built|fetched)\b.*:$|^don't know how to build these paths/;
+/** Nix's warnings about how nix-plan called it, not about what it evaluated. */
+const ABOUT_THE_CALL = /^warning: you did not specify '--add-root'/;
+/** A line longer than this is passed on in pieces rather than held until its end. */
+const LINE_MAX = 64 * 1024;
+
+/**
+ * A sink for an evaluator's stderr that passes each line on to `log` as it ends, except Nix's
+ * printMissing lists (a heading and the indented paths under it) and its warnings about how it was
+ * called; `end` passes on an unfinished last line.
+ */
+export function evaluationMessages(log: EvaluationLog): {
+  write: (chunk: Uint8Array) => void;
+  end: () => void;
+} {
+  let partial: Buffer = Buffer.alloc(0);
+  let listing = false;
+  const line = (bytes: Buffer): void => {
+    if (listing && bytes[0] === 0x20 && bytes[1] === 0x20) return;
+    const text = bytes.toString('latin1').trimEnd();
+    listing = MISSING_HEADING.test(text);
+    if (!listing && !ABOUT_THE_CALL.test(text)) log(bytes);
+  };
+  return {
+    write(chunk) {
+      const data = partial.length === 0 ? Buffer.from(chunk) : Buffer.concat([partial, chunk]);
+      let start = 0;
+      for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
+        line(data.subarray(start, nl + 1));
+        start = nl + 1;
+      }
+      partial = data.subarray(start);
+      if (partial.length > LINE_MAX) {
+        log(partial);
+        partial = Buffer.alloc(0);
+      }
+    },
+    end() {
+      if (partial.length > 0) line(partial);
+      partial = Buffer.alloc(0);
+    },
+  };
+}
+
+/**
+ * Runs one evaluator command with its stderr passed through `evaluationMessages` to `log` (when
+ * given); a failure's message then says its output is above rather than repeating it.
+ */
+async function runEvaluator(
+  store: NixStore,
+  cmd: string,
+  args: readonly string[],
+  log: EvaluationLog | undefined,
+): Promise<Buffer> {
+  if (log === undefined) return (await store.runner.run(cmd, args)).stdout;
+  const messages = evaluationMessages(log);
+  try {
+    return (await store.runner.run(cmd, args, { onStderr: messages.write })).stdout;
+  } finally {
+    messages.end();
+  }
 }
 
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
@@ -102,15 +177,14 @@ async function evaluateOneInstallable(
   installable: string,
   evalArgs: readonly string[],
   store: NixStore,
+  log: EvaluationLog | undefined,
 ): Promise<EvaluatedRoot[]> {
-  const { stdout } = await store.runner.run('nix', [
-    ...FLAKE_FEATURES,
-    ...store.storeArgs(),
-    'path-info',
-    '--derivation',
-    ...evalArgs,
-    installable,
-  ]);
+  const stdout = await runEvaluator(
+    store,
+    'nix',
+    [...FLAKE_FEATURES, ...store.storeArgs(), 'path-info', '--derivation', ...evalArgs, installable],
+    log,
+  );
   return lines(stdout).map((drvPath) => ({ installable, drvPath }));
 }
 
@@ -119,19 +193,26 @@ async function evaluateInstallables(
   installables: readonly string[],
   evalArgs: readonly string[],
   store: NixStore,
+  log: EvaluationLog | undefined,
 ): Promise<EvaluatedRoot[]> {
   const only = installables[0];
-  if (installables.length === 1 && only !== undefined) return evaluateOneInstallable(only, evalArgs, store);
-  const { stdout } = await store.runner.run('nix', [
-    ...FLAKE_FEATURES,
-    ...store.storeArgs(),
-    'build',
-    '--dry-run',
-    '--json',
-    '--no-link',
-    ...evalArgs,
-    ...installables,
-  ]);
+  if (installables.length === 1 && only !== undefined)
+    return evaluateOneInstallable(only, evalArgs, store, log);
+  const stdout = await runEvaluator(
+    store,
+    'nix',
+    [
+      ...FLAKE_FEATURES,
+      ...store.storeArgs(),
+      'build',
+      '--dry-run',
+      '--json',
+      '--no-link',
+      ...evalArgs,
+      ...installables,
+    ],
+    log,
+  );
   return parseDryRunJson(stdout.toString('utf8'), installables);
 }
 
@@ -166,6 +247,7 @@ async function evaluateAttributes(
   attributes: readonly string[],
   evalArgs: readonly string[],
   store: NixStore,
+  log: EvaluationLog | undefined,
 ): Promise<EvaluatedRoot[] | undefined> {
   const args = [
     ...store.storeArgs(),
@@ -181,6 +263,13 @@ async function evaluateAttributes(
   NixCommandError.check('nix-instantiate', args, result, { what: `nix-instantiate ${file}` });
   const values = parseEvalStrings(result.stdout.toString('utf8'));
   if (values?.length !== attributes.length * 2) return undefined;
+  // Said once the evaluation is taken: one that falls back to the plain one below says it there.
+  const said = (): void => {
+    if (log === undefined) return;
+    const messages = evaluationMessages(log);
+    messages.write(Buffer.from(result.stderr));
+    messages.end();
+  };
   const roots: EvaluatedRoot[] = [];
   for (const [i, attribute] of attributes.entries()) {
     const type = values[2 * i];
@@ -188,6 +277,7 @@ async function evaluateAttributes(
     if (type !== 'derivation') return undefined;
     roots.push({ attribute, drvPath });
   }
+  said();
   return roots;
 }
 
@@ -197,30 +287,32 @@ async function evaluateFile(
   attributes: readonly string[],
   evalArgs: readonly string[],
   store: NixStore,
+  log: EvaluationLog | undefined,
 ): Promise<EvaluatedRoot[]> {
   if (attributes.length > 0) {
-    const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
+    const labelled = await evaluateAttributes(file, attributes, evalArgs, store, log);
     if (labelled !== undefined) return labelled;
   }
   // The file's value itself, or attributes that are lists or sets of derivations: every
   // derivation, recorded without an attribute (Nix prints nothing between the attributes).
-  const { stdout } = await store.runner.run('nix-instantiate', [
-    ...store.storeArgs(),
-    ...evalArgs,
-    file,
-    ...attributes.flatMap((a) => ['-A', a]),
-  ]);
+  const stdout = await runEvaluator(
+    store,
+    'nix-instantiate',
+    [...store.storeArgs(), ...evalArgs, file, ...attributes.flatMap((a) => ['-A', a])],
+    log,
+  );
   return lines(stdout).map((drvPath) => ({ drvPath }));
 }
 
 /**
  * Evaluates `request` against `store`: one evaluator process for all flake installables and one
  * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
- * they are in.
+ * they are in. The evaluators' messages reach `log` when one is given.
  */
 export async function evaluate(
   request: EvaluateRequest,
   store: NixStore,
+  log?: EvaluationLog,
 ): Promise<{ roots: EvaluatedRoot[]; storeDir: string }> {
   const roots: EvaluatedRoot[] = [];
   const evalArgs = request.evalArgs ?? [];
@@ -237,9 +329,10 @@ export async function evaluate(
       'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH',
     );
   if (request.file !== undefined) await assertReadable(request.file);
-  if (installables.length > 0) roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
+  if (installables.length > 0)
+    roots.push(...(await evaluateInstallables(installables, evalArgs, store, log)));
   if (request.file !== undefined)
-    roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
+    roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store, log)));
   for (const drvPath of request.drvPaths ?? []) roots.push({ drvPath });
   if (roots.length === 0)
     throw new NixPlanError('usage', 'nothing to export: the evaluation gave no derivations');
