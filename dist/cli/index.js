@@ -166,6 +166,10 @@ function escapeMarkdown(text) {
 function escapeHtml(text) {
     return escapeTerminal(text).replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 }
+/** `1 path`, `11,235 paths`: a count and its noun, singular for one. */
+function plural(n, one, many = `${one}s`) {
+    return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+}
 
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
@@ -6362,10 +6366,75 @@ function dependencyOrder(paths, references) {
 //   `nix-instantiate --eval --json -A a.type -A a.drvPath …` prints exactly two values per
 //   attribute, the drvPath attribute `nix-instantiate -A a` itself reads; `--read-write-mode`
 //   writes the .drv files as plain instantiation does.
+//
+// What the evaluators say on stderr (warnings, `trace:` lines, a substituter out of reach) is the
+// user's to see, as `nix-instantiate` shows it: it reaches `log` when one is given, line by line as
+// it comes, without what is nix-plan's doing rather than the user's expression's: the list of every
+// path a build would make that `nix build --dry-run` prints (Nix's printMissing), and
+// `nix-instantiate`'s advice to give `--add-root` (the closure is read at once, and nix-plan has
+// no root to add for the user).
 
 
 
 
+/** The heading of Nix's printMissing lists (`these 12 derivations will be built:`, …). */
+const MISSING_HEADING = /^(?:this|these [0-9]+) (?:derivations?|paths?) will be (?:built|fetched)\b.*:$|^don't know how to build these paths/;
+/** Nix's warnings about how nix-plan called it, not about what it evaluated. */
+const ABOUT_THE_CALL = /^warning: you did not specify '--add-root'/;
+/** A line longer than this is passed on in pieces rather than held until its end. */
+const LINE_MAX = 64 * 1024;
+/**
+ * A sink for an evaluator's stderr that passes each line on to `log` as it ends, except Nix's
+ * printMissing lists (a heading and the indented paths under it) and its warnings about how it was
+ * called; `end` passes on an unfinished last line.
+ */
+function evaluationMessages(log) {
+    let partial = Buffer.alloc(0);
+    let listing = false;
+    const line = (bytes) => {
+        if (listing && bytes[0] === 0x20 && bytes[1] === 0x20)
+            return;
+        const text = bytes.toString('latin1').trimEnd();
+        listing = MISSING_HEADING.test(text);
+        if (!listing && !ABOUT_THE_CALL.test(text))
+            log(bytes);
+    };
+    return {
+        write(chunk) {
+            const data = partial.length === 0 ? Buffer.from(chunk) : Buffer.concat([partial, chunk]);
+            let start = 0;
+            for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
+                line(data.subarray(start, nl + 1));
+                start = nl + 1;
+            }
+            partial = data.subarray(start);
+            if (partial.length > LINE_MAX) {
+                log(partial);
+                partial = Buffer.alloc(0);
+            }
+        },
+        end() {
+            if (partial.length > 0)
+                line(partial);
+            partial = Buffer.alloc(0);
+        },
+    };
+}
+/**
+ * Runs one evaluator command with its stderr passed through `evaluationMessages` to `log` (when
+ * given); a failure's message then says its output is above rather than repeating it.
+ */
+async function runEvaluator(store, cmd, args, log) {
+    if (log === undefined)
+        return (await store.runner.run(cmd, args)).stdout;
+    const messages = evaluationMessages(log);
+    try {
+        return (await store.runner.run(cmd, args, { onStderr: messages.write })).stdout;
+    }
+    finally {
+        messages.end();
+    }
+}
 /** Flake commands need these on 2.8, where flakes are experimental; harmless on newer Nix. */
 const FLAKE_FEATURES = ['--extra-experimental-features', 'nix-command flakes'];
 /**
@@ -6413,23 +6482,16 @@ function parseDryRunJson(text, installables) {
     });
 }
 /** One flake installable: `nix path-info --derivation` (no walk over the closure, nothing printed). */
-async function evaluateOneInstallable(installable, evalArgs, store) {
-    const { stdout } = await store.runner.run('nix', [
-        ...FLAKE_FEATURES,
-        ...store.storeArgs(),
-        'path-info',
-        '--derivation',
-        ...evalArgs,
-        installable,
-    ]);
+async function evaluateOneInstallable(installable, evalArgs, store, log) {
+    const stdout = await runEvaluator(store, 'nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'path-info', '--derivation', ...evalArgs, installable], log);
     return outputLines(stdout).map((drvPath) => ({ installable, drvPath }));
 }
 /** Several flake installables in one process (see the top of this file). */
-async function evaluateInstallables(installables, evalArgs, store) {
+async function evaluateInstallables(installables, evalArgs, store, log) {
     const only = installables[0];
     if (installables.length === 1 && only !== undefined)
-        return evaluateOneInstallable(only, evalArgs, store);
-    const { stdout } = await store.runner.run('nix', [
+        return evaluateOneInstallable(only, evalArgs, store, log);
+    const stdout = await runEvaluator(store, 'nix', [
         ...FLAKE_FEATURES,
         ...store.storeArgs(),
         'build',
@@ -6438,7 +6500,7 @@ async function evaluateInstallables(installables, evalArgs, store) {
         '--no-link',
         ...evalArgs,
         ...installables,
-    ]);
+    ], log);
     return parseDryRunJson(stdout.toString('utf8'), installables);
 }
 /**
@@ -6466,7 +6528,7 @@ const NOT_ONE_DERIVATION = /selection path '[^']*\.(type|drvPath)'/;
  * selecting `a.type` and `a.drvPath` for each. Undefined when some attribute is not a derivation
  * (Nix says so about a `.type`/`.drvPath` selection path); any other failure is thrown.
  */
-async function evaluateAttributes(file, attributes, evalArgs, store) {
+async function evaluateAttributes(file, attributes, evalArgs, store, log) {
     const args = [
         ...store.storeArgs(),
         '--eval',
@@ -6483,6 +6545,14 @@ async function evaluateAttributes(file, attributes, evalArgs, store) {
     const values = parseEvalStrings(result.stdout.toString('utf8'));
     if (values?.length !== attributes.length * 2)
         return undefined;
+    // Said once the evaluation is taken: one that falls back to the plain one below says it there.
+    const said = () => {
+        if (log === undefined)
+            return;
+        const messages = evaluationMessages(log);
+        messages.write(Buffer.from(result.stderr));
+        messages.end();
+    };
     const roots = [];
     for (const [i, attribute] of attributes.entries()) {
         const type = values[2 * i];
@@ -6491,31 +6561,27 @@ async function evaluateAttributes(file, attributes, evalArgs, store) {
             return undefined;
         roots.push({ attribute, drvPath });
     }
+    said();
     return roots;
 }
 /** A file's derivations: labelled by attribute when each is one derivation, else in Nix's order. */
-async function evaluateFile(file, attributes, evalArgs, store) {
+async function evaluateFile(file, attributes, evalArgs, store, log) {
     if (attributes.length > 0) {
-        const labelled = await evaluateAttributes(file, attributes, evalArgs, store);
+        const labelled = await evaluateAttributes(file, attributes, evalArgs, store, log);
         if (labelled !== undefined)
             return labelled;
     }
     // The file's value itself, or attributes that are lists or sets of derivations: every
     // derivation, recorded without an attribute (Nix prints nothing between the attributes).
-    const { stdout } = await store.runner.run('nix-instantiate', [
-        ...store.storeArgs(),
-        ...evalArgs,
-        file,
-        ...attributes.flatMap((a) => ['-A', a]),
-    ]);
+    const stdout = await runEvaluator(store, 'nix-instantiate', [...store.storeArgs(), ...evalArgs, file, ...attributes.flatMap((a) => ['-A', a])], log);
     return outputLines(stdout).map((drvPath) => ({ drvPath }));
 }
 /**
  * Evaluates `request` against `store`: one evaluator process for all flake installables and one
  * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
- * they are in.
+ * they are in. The evaluators' messages reach `log` when one is given.
  */
-async function evaluate(request, store) {
+async function evaluate(request, store, log) {
     const roots = [];
     const evalArgs = request.evalArgs ?? [];
     const attributes = request.attributes ?? [];
@@ -6530,9 +6596,9 @@ async function evaluate(request, store) {
     if (request.file !== undefined)
         await assertReadable(request.file);
     if (installables.length > 0)
-        roots.push(...(await evaluateInstallables(installables, evalArgs, store)));
+        roots.push(...(await evaluateInstallables(installables, evalArgs, store, log)));
     if (request.file !== undefined)
-        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store)));
+        roots.push(...(await evaluateFile(request.file, attributes, evalArgs, store, log)));
     for (const drvPath of request.drvPaths ?? [])
         roots.push({ drvPath });
     if (roots.length === 0)
@@ -9211,6 +9277,7 @@ function diffClosures(old, now, membership = {}) {
 // counts, signature status. Plain text; callers escape it for where it goes.
 
 
+
 /** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
 const NO_VERSION = '(none)';
 const describe_show = (vs) => vs.length === 0 ? '∅' : vs.map((v) => (v === '' ? NO_VERSION : v)).join(', ');
@@ -9251,7 +9318,6 @@ const CHANGE_TAGS = {
     removed: 'R',
     rebuilt: 'B',
 };
-const plural = (n, one, many = `${one}s`) => `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 /** `2 version changes (1 upgrade, 1 downgrade), 1 added, 3 rebuilt` or `no package changes`. */
 function countsText(c) {
     const parts = [];
@@ -9866,12 +9932,8 @@ function terminalProgress(io, verbosity) {
 function toJson(value) {
     return `${JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`;
 }
-/** `1 drv`, `2 drvs`. */
-function format_plural(n, one, many = `${one}s`) {
-    return `${n} ${n === 1 ? one : many}`;
-}
 function counts(m) {
-    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => format_plural(m.counts[k], k));
+    const parts = OBJECT_KINDS.filter((k) => m.counts[k] > 0).map((k) => plural(m.counts[k], k));
     return parts.length === 0 ? 'nothing' : parts.join(', ');
 }
 function summaryLines(s, manifest, now) {
@@ -9897,7 +9959,7 @@ function summaryLines(s, manifest, now) {
 function formatExport(r) {
     const s = summarise(r.manifest, r.bundleBytes);
     return [
-        `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.roots.length} root${r.manifest.roots.length === 1 ? '' : 's'}, ${s.paths} paths (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
+        `wrote ${escapeTerminal(r.bundlePath)}: ${plural(r.manifest.roots.length, 'root')}, ${plural(s.paths, 'path')} (${counts(r.manifest)}), ${formatBytes(r.bundleBytes)}`,
         `  ${trustStatus(r.manifest) === 'unsigned' ? 'unsigned' : `signed by ${escapeTerminal(r.manifest.signatures.map((g) => g.key).join(', '))}`}`,
         `  evaluate ${r.timings.evaluateMs} ms, collect ${r.timings.collectMs} ms, write ${r.timings.writeMs} ms`,
         '',
@@ -9912,7 +9974,7 @@ function formatInspect(r, now = new Date()) {
  * bundle's integrity was checked, not who made it.
  */
 function formatVerify(r) {
-    const what = `${escapeTerminal(r.bundlePath)}: ${r.paths} paths (${counts(r)}) for ${escapeTerminal(r.manifest.storeDir)}`;
+    const what = `${escapeTerminal(r.bundlePath)}: ${plural(r.paths, 'path')} (${counts(r)}) for ${escapeTerminal(r.manifest.storeDir)}`;
     const status = escapeTerminal(trustStatus(r.manifest, r.trust));
     if (!r.trust.keysGiven)
         return (`integrity OK: ${what}\n` +
@@ -9924,7 +9986,7 @@ function formatImport(r) {
     const how = r.method === 'none'
         ? ''
         : ` with ${r.method === 'import' ? 'nix-store --import' : 'a binary cache (nix copy)'}`;
-    return (`imported ${r.imported} paths${how}; ${r.alreadyValid} were valid already\n` +
+    return (`imported ${plural(r.imported, 'path')}${how}; ${r.alreadyValid} ${r.alreadyValid === 1 ? 'was' : 'were'} valid already\n` +
         (r.trust === undefined ? '' : `${escapeTerminal(trustStatus(r.manifest, r.trust))}\n`));
 }
 /** `realise`: the output paths, one per line (like nix-store --realise). */
@@ -9937,8 +9999,8 @@ function formatRelocate(r) {
     const rep = r.report;
     const lines = [
         `input ${escapeTerminal(trustStatus(r.manifest, r.trust))}`,
-        `wrote ${escapeTerminal(r.bundlePath)}: ${r.manifest.paths} paths relocated from ${escapeTerminal(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${escapeTerminal(r.manifest.storeDir)}`,
-        `  ${format_plural(rep.objects.drv, 'drv')}, ${format_plural(rep.objects.text, 'text')}, ${format_plural(rep.objects.source, 'source')}; ${format_plural(rep.hashesRewritten, 'hash', 'hashes')} rewritten in strings`,
+        `wrote ${escapeTerminal(r.bundlePath)}: ${plural(r.manifest.paths, 'path')} relocated from ${escapeTerminal(r.manifest.relocatedFrom?.storeDir ?? '?')} to ${escapeTerminal(r.manifest.storeDir)}`,
+        `  ${plural(rep.objects.drv, 'drv')}, ${plural(rep.objects.text, 'text')}, ${plural(rep.objects.source, 'source')}; ${plural(rep.hashesRewritten, 'hash', 'hashes')} rewritten in strings`,
         `  verify ${r.timings.verifyMs} ms, relocate and write ${r.timings.relocateMs} ms`,
     ];
     if (rep.bareHashRewrites > 0)
@@ -12349,30 +12411,28 @@ async function apply_rollBack(options, action, deps) {
 }
 
 ;// CONCATENATED MODULE: ./src/cli/format-dry-run.ts
-function format_dry_run_plural(n, one, many = `${one}s`) {
-    return `${n} ${n === 1 ? one : many}`;
-}
+
 /** `realise --dry-run`: the paths to import, the derivations to build, the paths to fetch. */
 function formatDryRun(r) {
     const lines = [
-        `import: ${format_dry_run_plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
+        `import: ${plural(r.import.missing, 'path')} to add, ${r.import.alreadyValid} already in the store`,
     ];
     if (r.build.length === 0)
         lines.push('build: nothing');
     else {
-        lines.push(`build: ${format_dry_run_plural(r.build.length, 'derivation')}`);
+        lines.push(`build: ${plural(r.build.length, 'derivation')}`);
         for (const d of r.build)
             lines.push(`  ${d}${r.unknownOutputs.includes(d) ? ' (output paths known only after building)' : ''}`);
     }
     if (r.fetch.length === 0)
         lines.push('fetch: nothing');
     else {
-        lines.push(`fetch: ${format_dry_run_plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
+        lines.push(`fetch: ${plural(r.fetch.length, 'path')}${r.fetchSize === undefined ? '' : ` (${r.fetchSize})`}`);
         for (const p of r.fetch)
             lines.push(`  ${p}`);
     }
     if (r.present > 0)
-        lines.push(`already built: ${format_dry_run_plural(r.present, 'output')}`);
+        lines.push(`already built: ${plural(r.present, 'output')}`);
     lines.push('dry run: the bundle was verified and the store and its substituters were asked; nothing was imported, built or fetched', '');
     return lines.join('\n');
 }
@@ -17219,7 +17279,7 @@ async function exportPlan(options, deps) {
     const createdAt = rfc3339(options.now?.() ?? new Date());
     const nixVersion = await store.version();
     const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
-    const { roots, storeDir } = await evaluate(options, store).finally(() => evaluating.done());
+    const { roots, storeDir } = await evaluate(options, store, deps.nixLog).finally(() => evaluating.done());
     const t1 = performance.now();
     // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
     const [closure, provenance] = await Promise.all([
