@@ -421,6 +421,7 @@ describe('action.yml defaults', () => {
         'allow-downgrade',
         'rollback',
         'artifact-name',
+        'profile',
       ],
     ],
   ])('%s states %j as defaults, the values the code falls back to', (file, expected) => {

@@ -1,6 +1,12 @@
 // Typed settings of the deploy action, parsed once from its inputs: where the plan comes from,
 // the hosts, and the SSH identity and host keys (a secret key is validated without echoing it).
-import { DEPLOY_ACTIONS, type DeployAction, type BuildOn, type DeployHostSpec } from '../app/deploy/index.js';
+import {
+  DEFAULT_PROFILE,
+  DEPLOY_ACTIONS,
+  type DeployAction,
+  type BuildOn,
+  type DeployHostSpec,
+} from '../app/deploy/index.js';
 import { NixPlanError } from '../core/errors.js';
 import { parseHostOption } from '../app/deploy/hosts.js';
 import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT } from '../app/deploy/activation.js';
@@ -27,7 +33,7 @@ export interface DeploySettings extends FetchSettings {
   /** Raw ssh arguments, one per line. */
   readonly sshOptions: string[];
   readonly action: DeployAction;
-  readonly profile: string | undefined;
+  readonly profile: string;
   readonly confirmTimeout: number;
   readonly activationTimeout: number;
   readonly buildOn: BuildOn;
@@ -95,7 +101,7 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
     allowUnknownHosts,
     sshOptions: parseLines(input(DeployInput.SshOptions)),
     action,
-    profile: profile === '' ? undefined : profile,
+    profile: profile === '' ? DEFAULT_PROFILE : profile,
     confirmTimeout: parseInteger(
       DeployInput.ConfirmTimeout,
       input(DeployInput.ConfirmTimeout),
