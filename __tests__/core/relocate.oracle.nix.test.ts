@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ScratchStore, nixVersions } from '../support/nix.js';
+import { expectNativeClosure } from '../support/oracle.js';
 import { PLAN_CASES, PLAN_FIXTURE, DYNAMIC_FLAGS, supportsDynamic } from '../fixtures/plan/fixture.js';
 import {
   RELOCATE_FIXTURE,
@@ -13,7 +14,7 @@ import {
   text,
   type StoreClosure,
 } from '../fixtures/relocate/closure.js';
-import { relocateClosure, type Relocation } from '../../src/core/relocate/index.js';
+import { relocateClosure } from '../../src/core/relocate/index.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { parseDerivation } from '../../src/core/derivation/index.js';
 
@@ -37,26 +38,6 @@ async function instantiateAll(store: ScratchStore, limits = false): Promise<stri
     roots.push(stdout.toString('utf8').trim());
   }
   return roots;
-}
-
-/** Asserts that a relocation is, path for path and byte for byte, the native closure. */
-function expectSameClosure(relocated: Relocation, original: StoreClosure, native: StoreClosure): void {
-  expect(relocated.objects.map((o) => o.path).sort()).toEqual(native.objects.map((o) => o.path).sort());
-  for (const r of relocated.objects) {
-    const n = native.byPath.get(r.path)!;
-    // Sources: Nix copied the same bytes natively, so the NAR is the original one.
-    if (r.kind === 'source')
-      expect(Buffer.from(n.narHash!).equals(Buffer.from(original.byPath.get(r.oldPath)!.narHash!))).toBe(
-        true,
-      );
-    expect({ path: r.path, kind: r.kind, refs: [...r.references].sort() }).toEqual({
-      path: n.path,
-      kind: n.kind,
-      refs: [...n.references].sort(),
-    });
-    if (r.contents !== undefined)
-      expect({ path: r.path, text: text(r.contents) }).toEqual({ path: n.path, text: text(n.contents) });
-  }
 }
 
 function nameIs(suffix: string): (p: string) => boolean {
@@ -93,7 +74,7 @@ describe.each(nixVersions())('relocation oracle on Nix $label', (version) => {
       const rootsB = await instantiateAll(b);
       const relocated = relocateClosure(closureA.objects, a.storeDir, b.storeDir);
       expect(rootsA.map((p) => relocated.pathMap.get(p))).toEqual(rootsB);
-      expectSameClosure(relocated, closureA, await readClosure(b, rootsB));
+      expectNativeClosure(relocated, closureA, await readClosure(b, rootsB));
 
       // Every output path of every derivation is mapped to the native one.
       for (const r of relocated.objects.filter((o) => o.kind === 'drv')) {
@@ -282,6 +263,6 @@ describe.each(nixVersions())('relocation oracle on Nix $label', (version) => {
       const closure = await readClosure(a, [dynamic]);
       const relocated = relocateClosure(closure.objects, a.storeDir, dir);
       expect(relocated.pathMap.get(dynamic)).toBe(native);
-      expectSameClosure(relocated, closure, await readClosure(b, [native]));
+      expectNativeClosure(relocated, closure, await readClosure(b, [native]));
     });
 });

@@ -6,19 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evaluate, evaluationMessages, parseDryRunJson, parseEvalStrings } from '../../src/nix/evaluate.js';
-import type { CommandRunner, RunOptions, RunResult } from '../../src/nix/runner.js';
 import { NixStore } from '../../src/nix/store.js';
+import { RecordingRunner } from '../support/cli-run.js';
 import { nixVersions, ScratchStore, SYSTEM } from '../support/nix.js';
-
-/** Records the commands a real runner is asked to run, to count processes. */
-class CountingRunner implements CommandRunner {
-  readonly calls: string[][] = [];
-  constructor(private readonly inner: CommandRunner) {}
-  run(cmd: string, args: readonly string[], options?: RunOptions): Promise<RunResult> {
-    this.calls.push([cmd, ...args]);
-    return this.inner.run(cmd, args, options);
-  }
-}
 
 // Names sort differently from the order asked (zeta < alpha would be wrong), one attribute is
 // empty, one is a list of two, one is a set of two, one a function of --arg.
@@ -126,11 +116,11 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
   }
 
   test('several installables: one nix process, each root mapped to its own installable', async () => {
-    const counting = new CountingRunner(s.runner);
+    const counting = new RecordingRunner(s.runner);
     const asked = [flake('zeta'), flake('alpha'), flake('mid'), flake('alpha')];
     const { roots, storeDir } = await evaluate({ installables: asked }, new NixStore(counting));
-    expect(counting.calls).toHaveLength(1);
-    expect(counting.calls[0]?.slice(0, 5)).toContain('build');
+    expect(counting.commands).toHaveLength(1);
+    expect(counting.commands[0]?.slice(0, 5)).toContain('build');
     expect(storeDir).toBe(s.storeDir);
     // The duplicate is dropped; the order is the order asked, not Nix's sorted set.
     expect(roots).toEqual([
@@ -142,9 +132,9 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
   });
 
   test('one installable: nix path-info --derivation, as before', async () => {
-    const counting = new CountingRunner(s.runner);
+    const counting = new RecordingRunner(s.runner);
     const { roots } = await evaluate({ installables: [flake('mid')] }, new NixStore(counting));
-    expect(counting.calls.map((c) => c.includes('path-info'))).toEqual([true]);
+    expect(counting.commands.map((c) => c.includes('path-info'))).toEqual([true]);
     expect(roots).toEqual([{ installable: flake('mid'), drvPath: await alone(flake('mid')) }]);
   });
 
@@ -162,13 +152,13 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
   });
 
   test("a file's attributes: one nix-instantiate, each root labelled with its attribute", async () => {
-    const counting = new CountingRunner(s.runner);
+    const counting = new RecordingRunner(s.runner);
     const file = join(dir, 'default.nix');
     const { roots } = await evaluate(
       { file, attributes: ['zeta', 'alpha'], evalArgs: ['--argstr', 'suffix', '-s'] },
       new NixStore(counting),
     );
-    expect(counting.calls).toHaveLength(1);
+    expect(counting.commands).toHaveLength(1);
     const withSuffix = (
       await s.run('nix-instantiate', [file, '--argstr', 'suffix', '-s', '-A', 'zeta', '-A', 'alpha'])
     ).stdout
@@ -245,16 +235,16 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
   });
 
   test('a missing attribute is a Nix error naming it; a missing file a usage error before Nix runs', async () => {
-    const counting = new CountingRunner(s.runner);
+    const counting = new RecordingRunner(s.runner);
     const store = new NixStore(counting);
     await expect(
       evaluate({ file: join(dir, 'default.nix'), attributes: ['zeta', 'nope'] }, store),
     ).rejects.toMatchObject({ code: 'nix', message: expect.stringMatching(/'nope'/) });
-    counting.calls.length = 0;
+    counting.commands.length = 0;
     await expect(evaluate({ file: join(dir, 'missing.nix') }, store)).rejects.toMatchObject({
       code: 'usage',
       message: expect.stringMatching(/missing\.nix': no such file/),
     });
-    expect(counting.calls).toEqual([]);
+    expect(counting.commands).toEqual([]);
   });
 });

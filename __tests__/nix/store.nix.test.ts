@@ -9,7 +9,7 @@ import { NixPlanError } from '../../src/core/errors.js';
 import { nameOf } from '../../src/core/store-path.js';
 import { collectClosure } from '../../src/nix/collect.js';
 import { evaluate } from '../../src/nix/evaluate.js';
-import { ProcessRunner, type CommandRunner, type RunOptions, type RunResult } from '../../src/nix/runner.js';
+import { ProcessRunner } from '../../src/nix/runner.js';
 import {
   batchPaths,
   dependencyOrder,
@@ -19,19 +19,10 @@ import {
   physicalStoreDir,
   storeUriQuery,
 } from '../../src/nix/store.js';
+import { RecordingRunner } from '../support/cli-run.js';
 import { nixVersions, ScratchStore, SYSTEM } from '../support/nix.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'hello');
-
-/** Records the commands a real runner is asked to run, to count processes. */
-class CountingRunner implements CommandRunner {
-  readonly calls: string[][] = [];
-  constructor(private readonly inner: CommandRunner) {}
-  run(cmd: string, args: readonly string[], options?: RunOptions): Promise<RunResult> {
-    this.calls.push([cmd, ...args]);
-    return this.inner.run(cmd, args, options);
-  }
-}
 
 describe('parsers of Nix output', () => {
   test('parseDumpDb reads entries with and without derivers and references', () => {
@@ -171,10 +162,10 @@ describe.each(nixVersions())('reading closures with Nix $label', (version) => {
   });
 
   test('a file with attributes evaluates in one process and keeps each attribute', async () => {
-    const counting = new CountingRunner(s.runner);
+    const counting = new RecordingRunner(s.runner);
     const store = new NixStore(counting);
     const { roots, storeDir } = await evaluate({ file: EXAMPLE, attributes: ['hello', 'banner'] }, store);
-    expect(counting.calls.length).toBe(1);
+    expect(counting.commands.length).toBe(1);
     expect(storeDir).toBe(s.storeDir);
     expect(roots).toEqual([
       { attribute: 'hello', drvPath: (await s.instantiate(EXAMPLE, ['hello']))[0] },
@@ -221,10 +212,10 @@ describe.each(nixVersions())('reading closures with Nix $label', (version) => {
   test('the drv closure is read with a constant number of processes, dependencies first', async () => {
     const [hello] = await s.instantiate(EXAMPLE, ['hello']);
     if (hello === undefined) throw new Error('no drv');
-    const counting = new CountingRunner(s.runner);
+    const counting = new RecordingRunner(s.runner);
     const store = new NixStore(counting);
     const closure = await collectClosure(store, s.storeDir, [hello], 'drvs');
-    expect(counting.calls.map((c) => c.slice(0, 2).join(' '))).toEqual([
+    expect(counting.commands.map((c) => c.slice(0, 2).join(' '))).toEqual([
       'nix-store --query',
       'nix-store --dump-db',
     ]);
