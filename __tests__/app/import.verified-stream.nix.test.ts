@@ -31,12 +31,6 @@ async function exportStreamOf(bundle: string): Promise<Buffer> {
   }
 }
 
-function wipe(store: ScratchStore): void {
-  execFileSync('chmod', ['-R', 'u+w', store.root, store.storeDir]);
-  rmSync(store.storeDir, { recursive: true, force: true });
-  store.dispose();
-}
-
 describe.each(nixVersions())('import of the verified stream, Nix $label', (version) => {
   let work: string;
   let storeDir: string;
@@ -58,7 +52,7 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
     const deps = { runner: source.runner, log: silentLogger };
     await exportPlan({ drvPaths: [a], output: bundleA }, deps);
     await exportPlan({ drvPaths: [b], output: bundleB }, deps);
-    wipe(source);
+    source.wipe();
   });
   afterAll(() => {
     execFileSync('chmod', ['-R', 'u+w', work]);
@@ -113,7 +107,7 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
       expect(result).toMatchObject({ imported: 2, alreadyValid: 0, method: 'import' });
       expect(await target.validPaths()).toEqual(closureA);
     } finally {
-      wipe(target);
+      target.wipe();
     }
     // Its private files are gone once it returns.
     expect(privateDirs.filter((d) => existsSync(d))).toEqual([]);
@@ -160,7 +154,7 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
       expect(result).toMatchObject({ imported: 2, method: 'copy' });
     } finally {
       writeFileSync(bundleA, original);
-      wipe(target);
+      target.wipe();
     }
   });
 
@@ -189,7 +183,7 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
       for (const c of rest)
         expect({ ...c, startedAfterFirst: c.start > first!.end }).toMatchObject({ startedAfterFirst: true });
     } finally {
-      wipe(target);
+      target.wipe();
     }
   });
 
@@ -219,7 +213,7 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
         expect(await target.validPaths()).toEqual(closureB);
         return after;
       } finally {
-        wipe(target);
+        target.wipe();
       }
     };
     expect(await importing(false)).toEqual([]);

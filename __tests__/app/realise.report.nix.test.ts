@@ -24,11 +24,6 @@ describe.each(nixVersions())('realise reports with Nix $label', (version: NixVer
     stores.push(s);
     return s;
   };
-  const wipe = (s: ScratchStore): void => {
-    execFileSync('chmod', ['-R', 'u+w', s.root, storeDir]);
-    rmSync(storeDir, { recursive: true, force: true });
-    s.dispose();
-  };
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'nix-plan-realise-report-'));
@@ -39,7 +34,7 @@ describe.each(nixVersions())('realise reports with Nix $label', (version: NixVer
       { file: FIXTURE, attributes: ['tools', 'app'], output: plan },
       { runner: evaluator.runner, log: silentLogger },
     );
-    wipe(evaluator);
+    evaluator.wipe();
   }, 120_000);
 
   afterAll(() => {
@@ -87,7 +82,7 @@ describe.each(nixVersions())('realise reports with Nix $label', (version: NixVer
       ['valid', 0],
       ['valid', 0],
     ]);
-    wipe(store);
+    store.wipe();
   });
 
   test('substituted from a binary cache', async () => {
@@ -104,7 +99,7 @@ describe.each(nixVersions())('realise reports with Nix $label', (version: NixVer
       `file://${cache}`,
       ...outs,
     ]);
-    wipe(builder);
+    builder.wipe();
 
     const host = fresh();
     const result = await realisePlan(
@@ -132,7 +127,7 @@ describe.each(nixVersions())('realise reports with Nix $label', (version: NixVer
     expect(result.build.substituted.length).toBeGreaterThan(0);
     expect(summary).toMatch(/\| `tools` \| substituted \| [\d.]+ m?s \|/);
     expect(summary).toMatch(/\| `app` \| built \| [\d.]+ m?s \|/);
-    wipe(host);
+    host.wipe();
   });
 
   test("a failed build's error is Nix's message, not its JSON", async () => {
@@ -144,7 +139,7 @@ describe.each(nixVersions())('realise reports with Nix $label', (version: NixVer
     const evaluator = fresh();
     const bundle = join(work, 'failing.nixplan');
     await exportPlan({ file: failing, output: bundle }, { runner: evaluator.runner, log: silentLogger });
-    wipe(evaluator);
+    evaluator.wipe();
     const host = fresh();
     const error = await realisePlan(bundle, {}, { runner: host.runner, log: silentLogger }).catch(
       (e: unknown) => e,
@@ -155,6 +150,6 @@ describe.each(nixVersions())('realise reports with Nix $label', (version: NixVer
     );
     expect(String(error)).not.toContain('\x1b');
     expect(String(error)).not.toContain('@nix');
-    wipe(host);
+    host.wipe();
   });
 });

@@ -3,8 +3,7 @@
 // build's log is shown once, realise --dry-run changes nothing, and the documented exit codes
 // (a missing file is 2, a wrong realm 5 naming the user's file) with the store unchanged.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode } from '../../src/cli/exit-codes.js';
@@ -40,15 +39,6 @@ in {
 }
 `;
 
-function wipe(store: ScratchStore): void {
-  if (existsSync(store.root)) execFileSync('chmod', ['-R', 'u+w', store.root]);
-  store.dispose();
-  if (existsSync(store.storeDir)) {
-    execFileSync('chmod', ['-R', 'u+w', store.storeDir]);
-    rmSync(store.storeDir, { recursive: true, force: true });
-  }
-}
-
 describe.each(nixVersions())('command-line manners on Nix $label', (version) => {
   let work: string;
   let file: string;
@@ -67,7 +57,7 @@ describe.each(nixVersions())('command-line manners on Nix $label', (version) => 
     writeFileSync(file, PLAN_NIX);
   });
   afterAll(() => {
-    for (const s of stores) wipe(s);
+    for (const s of stores) s.wipe();
     chmodSync(work, 0o755);
     rmSync(work, { recursive: true, force: true });
   });
@@ -87,7 +77,7 @@ describe.each(nixVersions())('command-line manners on Nix $label', (version) => 
     ]);
     expect(r.err).not.toMatch(/error/);
     expect(r.code).toBe(0);
-    wipe(evaluator);
+    evaluator.wipe();
     return bundle;
   }
 
@@ -116,7 +106,7 @@ describe.each(nixVersions())('command-line manners on Nix $label', (version) => 
     // Without -v nothing is echoed.
     const quiet = await cli(evaluator, ['export', '-f', file, '-A', 'echo', '-o', join(work, 'q.nixplan')]);
     expect(quiet.err).not.toMatch(/^\+ /m);
-    wipe(evaluator);
+    evaluator.wipe();
 
     const builder = newStore();
     const built = await cli(builder, ['realise', bundle]);
@@ -199,7 +189,7 @@ describe.each(nixVersions())('command-line manners on Nix $label', (version) => 
     const base = (await donor.validPaths()).find((p) => p.endsWith('-base'));
     const cache = join(work, 'cache');
     await donor.run('nix', ['copy', '--to', `file://${cache}`, base ?? '']);
-    wipe(donor);
+    donor.wipe();
     const builder = new ScratchStore(version, {
       storeDir,
       extraConf: `substituters = file://${cache}\nrequire-sigs = false\n`,

@@ -5,46 +5,16 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { sha256, toHex } from '../../src/core/hash.js';
 import { readExport, writeExport, type ExportedPath } from '../../src/core/export-stream.js';
-import { concatBytes } from '../../src/core/bytes.js';
 import { dumpPath } from '../../src/nix/fs-tree.js';
-import { nixVersions, ScratchStore } from '../support/nix.js';
+import { nixVersions, ScratchStore, type DumpDbRecord } from '../support/nix.js';
+import { collect } from '../support/streams.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'nar', 'closure.nix');
-
-interface DbEntry {
-  narHash: string;
-  narSize: number;
-  deriver: string;
-  refs: string[];
-}
-
-/** `nix-store --dump-db` records: path, NAR hash (hex), NAR size, deriver, reference count, references. */
-function parseDumpDb(text: string): Map<string, DbEntry> {
-  const lines = text.split('\n');
-  const out = new Map<string, DbEntry>();
-  for (let i = 0; i + 4 < lines.length && lines[i] !== '';) {
-    const n = Number(lines[i + 4]);
-    out.set(lines[i] ?? '', {
-      narHash: lines[i + 1] ?? '',
-      narSize: Number(lines[i + 2]),
-      deriver: lines[i + 3] ?? '',
-      refs: lines.slice(i + 5, i + 5 + n),
-    });
-    i += 5 + n;
-  }
-  return out;
-}
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of source) chunks.push(c);
-  return concatBytes(chunks);
-}
 
 describe.each(nixVersions())('export stream against Nix $label', (version) => {
   let store: ScratchStore;
   let closure: string[];
-  let db: Map<string, DbEntry>;
+  let db: Map<string, DumpDbRecord>;
   let drvs: { dep: string; top: string };
   let outs: { dep: string; top: string };
 
@@ -59,7 +29,7 @@ describe.each(nixVersions())('export stream against Nix $label', (version) => {
       throw new Error('nix-store --realise printed too little');
     outs = { dep: depOut, top: topOut };
     closure = await store.requisites([top, topOut]);
-    db = parseDumpDb((await store.run('nix-store', ['--dump-db', ...closure])).stdout.toString('utf8'));
+    db = await store.dumpDb(closure);
   });
   afterAll(() => store.dispose());
 
@@ -131,9 +101,7 @@ describe.each(nixVersions())('export stream against Nix $label', (version) => {
       for (const p of closure) rmSync(p, { recursive: true, force: true });
       const { stdout } = await fresh.run('nix-store', ['--import'], { input: stream });
       expect(stdout.toString('utf8').trim().split('\n')).toEqual(closure);
-      const imported = parseDumpDb(
-        (await fresh.run('nix-store', ['--dump-db', ...closure])).stdout.toString('utf8'),
-      );
+      const imported = await fresh.dumpDb(closure);
       for (const p of closure) expect({ p, info: imported.get(p) }).toEqual({ p, info: db.get(p) });
       const verify = await fresh.run('nix-store', ['--verify', '--check-contents'], { allowFailure: true });
       expect({ code: verify.code, stderr: verify.stderr }).toEqual({ code: 0, stderr: expect.any(String) });

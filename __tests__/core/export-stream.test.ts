@@ -15,15 +15,10 @@ import {
 } from '../../src/core/export-stream.js';
 import { regularFile, writeNar, type FileTree } from '../../src/core/nar-write.js';
 import { concatBytes, u64, wireString } from '../../src/core/bytes.js';
+import { collect } from '../support/streams.js';
 
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
 const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of source) chunks.push(c);
-  return concatBytes(chunks);
-}
 
 // eslint-disable-next-line @typescript-eslint/require-await
 async function* chunked(bytes: Uint8Array, size = 13): AsyncGenerator<Uint8Array> {

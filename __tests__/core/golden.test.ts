@@ -19,6 +19,7 @@ import { sha256, toHex } from '../../src/core/hash.js';
 import { summariseNar } from '../../src/core/nar.js';
 import { regularFileNar, writeNar, type FileTree } from '../../src/core/nar-write.js';
 import { dynamicPlaceholders, parseDynamicOutputs } from '../../src/core/relocate/dynamic.js';
+import { collect } from '../support/streams.js';
 
 const GOLDEN = new URL('../fixtures/golden/', import.meta.url);
 const read = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, GOLDEN)));
@@ -39,12 +40,6 @@ const drvBytes = (attr: string): Uint8Array => read(`drv/${attr}.drv`);
 const byPath = new Map<string, Derivation>(
   attrs.map((a) => [golden.drvs[a]!.drvPath, parseDerivation(drvBytes(a))]),
 );
-
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const c of chunks) parts.push(c);
-  return new Uint8Array(Buffer.concat(parts));
-}
 
 /** Bytes as the NAR writer takes a file's contents. */
 // eslint-disable-next-line @typescript-eslint/require-await

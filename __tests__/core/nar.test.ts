@@ -20,14 +20,9 @@ import {
 } from '../../src/core/nar-write.js';
 import { ByteReader } from '../../src/core/wire.js';
 import { concatBytes, u64, wireString } from '../../src/core/bytes.js';
+import { collect } from '../support/streams.js';
 
 const enc = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of source) chunks.push(c);
-  return concatBytes(chunks);
-}
 
 /** Feeds `bytes` in pieces of the given sizes (cycled), so chunk boundaries fall everywhere. */
 // eslint-disable-next-line @typescript-eslint/require-await

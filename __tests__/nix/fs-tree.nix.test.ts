@@ -8,36 +8,11 @@ import { NixPlanError } from '../../src/core/errors.js';
 import { sha256, toHex } from '../../src/core/hash.js';
 import { summariseNar } from '../../src/core/nar.js';
 import { writeNar } from '../../src/core/nar-write.js';
-import { concatBytes } from '../../src/core/bytes.js';
 import { dumpPath, fileTreeOf } from '../../src/nix/fs-tree.js';
 import { nixVersions, ScratchStore } from '../support/nix.js';
+import { collect } from '../support/streams.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'nar', 'closure.nix');
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const c of source) chunks.push(c);
-  return concatBytes(chunks);
-}
-
-/** `nix-store --dump-db` records: path → hash (hex), size, deriver, references. */
-function parseDumpDb(
-  text: string,
-): Map<string, { narHash: string; narSize: number; deriver: string; refs: string[] }> {
-  const lines = text.split('\n');
-  const out = new Map<string, { narHash: string; narSize: number; deriver: string; refs: string[] }>();
-  for (let i = 0; i + 4 < lines.length && lines[i] !== '';) {
-    const n = Number(lines[i + 4]);
-    out.set(lines[i] ?? '', {
-      narHash: lines[i + 1] ?? '',
-      narSize: Number(lines[i + 2]),
-      deriver: lines[i + 3] ?? '',
-      refs: lines.slice(i + 5, i + 5 + n),
-    });
-    i += 5 + n;
-  }
-  return out;
-}
 
 /** A directory that exercises what a NAR must get right: byte order of names, modes, links. */
 function trickyTree(root: string): string {
@@ -126,7 +101,7 @@ describe.each(nixVersions())('fs-tree against Nix $label', (version) => {
     const out = built.toString('utf8').trim();
     const closure = await store.requisites([drv, out]);
     expect(closure.length).toBe(6); // 2 drvs, the tree, the toFile text, 2 outputs
-    const db = parseDumpDb((await store.run('nix-store', ['--dump-db', ...closure])).stdout.toString('utf8'));
+    const db = await store.dumpDb(closure);
     for (const p of closure) {
       const info = db.get(p);
       const summary = await summariseNar(dumpPath(p));

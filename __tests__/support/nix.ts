@@ -1,5 +1,6 @@
 // Test harness: scratch Nix stores on each Nix version under test (Debian's 2.8 and sid's 2.34).
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProcessRunner, type RunOptions, type RunResult } from '../../src/nix/runner.js';
@@ -117,24 +118,60 @@ export class ScratchStore {
 
   /** Every valid path in this store. */
   async validPaths(): Promise<string[]> {
-    const { stdout } = await this.run('nix-store', ['--dump-db']);
-    const lines = stdout.toString('utf8').split('\n');
-    // --dump-db: path, narHash, narSize, deriver, nrRefs, refs… per entry
-    const paths: string[] = [];
-    for (let i = 0; i < lines.length;) {
-      const path = lines[i];
-      if (path === undefined || path === '') break;
-      paths.push(path);
-      const nrRefs = Number(lines[i + 4]);
-      i += 5 + nrRefs;
-    }
-    return paths.sort();
+    return [...(await this.dumpDb()).keys()].sort();
+  }
+
+  /** `nix-store --dump-db [paths…]`, parsed: what the store's database says of each path. */
+  async dumpDb(paths: readonly string[] = []): Promise<Map<string, DumpDbRecord>> {
+    const { stdout } = await this.run('nix-store', ['--dump-db', ...paths]);
+    return parseDumpDb(stdout.toString('utf8'));
   }
 
   /** Removes the scratch store (its files are read-only, as in a real store). */
   dispose(): void {
     rmSync(this.root, { recursive: true, force: true, maxRetries: 2 });
   }
+
+  /**
+   * Removes the scratch store and its store dir, which may lie outside its root (as when several
+   * stores share one store dir in turn), made writable first: what Nix builds is read-only.
+   */
+  wipe(): void {
+    if (existsSync(this.root)) {
+      chmodSync(this.root, 0o755);
+      execFileSync('chmod', ['-R', 'u+w', this.root]);
+    }
+    this.dispose();
+    if (existsSync(this.storeDir)) {
+      execFileSync('chmod', ['-R', 'u+w', this.storeDir]);
+      rmSync(this.storeDir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** One path's record in `nix-store --dump-db`, as Nix prints it. */
+export interface DumpDbRecord {
+  readonly narHash: string;
+  readonly narSize: number;
+  readonly deriver: string;
+  readonly refs: string[];
+}
+
+/** `nix-store --dump-db` records by path: path, NAR hash, NAR size, deriver, reference count, references. */
+export function parseDumpDb(text: string): Map<string, DumpDbRecord> {
+  const lines = text.split('\n');
+  const out = new Map<string, DumpDbRecord>();
+  for (let i = 0; i + 4 < lines.length && lines[i] !== '';) {
+    const n = Number(lines[i + 4]);
+    out.set(lines[i] ?? '', {
+      narHash: lines[i + 1] ?? '',
+      narSize: Number(lines[i + 2]),
+      deriver: lines[i + 3] ?? '',
+      refs: lines.slice(i + 5, i + 5 + n),
+    });
+    i += 5 + n;
+  }
+  return out;
 }
 
 /** The system string Nix reports (for fixtures that set `system`). */

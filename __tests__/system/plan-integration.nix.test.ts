@@ -4,16 +4,7 @@
 // in-process through `main` with the scratch store's runner, and once as a real built process.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFileSync, spawnSync } from 'node:child_process';
-import {
-  chmodSync,
-  cpSync,
-  existsSync,
-  mkdtempSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode } from '../../src/cli/exit-codes.js';
@@ -41,18 +32,6 @@ async function cli(store: ScratchStore, argv: string[]): Promise<{ code: number;
 }
 
 /** Removes a store's files (read-only like a real store's), so a new store can reuse its dir. */
-function wipe(store: ScratchStore): void {
-  if (existsSync(store.root)) {
-    chmodSync(store.root, 0o755);
-    execFileSync('chmod', ['-R', 'u+w', store.root]);
-  }
-  store.dispose();
-  if (existsSync(store.storeDir)) {
-    execFileSync('chmod', ['-R', 'u+w', store.storeDir]);
-    rmSync(store.storeDir, { recursive: true, force: true });
-  }
-}
-
 describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
   let work: string;
   /** The store dir every store of this suite uses, outside any store's root. */
@@ -69,7 +48,7 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
     storeDir = join(work, 'store');
   });
   afterAll(() => {
-    for (const s of stores) wipe(s);
+    for (const s of stores) s.wipe();
     execFileSync('chmod', ['-R', 'u+w', work]);
     rmSync(work, { recursive: true, force: true });
   });
@@ -85,7 +64,7 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
       manifest: { roots: { drvPath: string; outputs: Record<string, string> }[] };
     };
     const direct = await evaluator.instantiate(EXAMPLE, ['hello', 'banner']);
-    wipe(evaluator);
+    evaluator.wipe();
     return { bundle, manifest: result.manifest, direct };
   }
 
@@ -128,7 +107,7 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
     expect(manifest.roots).toEqual([
       { installable: `path:${flake}#hello`, drvPath: expected, outputs: manifest.roots[0]?.outputs },
     ]);
-    wipe(checker);
+    checker.wipe();
     const builder = newStore();
     const r = await cli(builder, ['realise', bundle, '--json']);
     expect(r.code).toBe(0);
@@ -198,7 +177,7 @@ describe.each(nixVersions())('nix-plan with Nix $label', (version) => {
       expect(r.err).not.toContain('error');
       expect(r.code).toBe(0);
       expect(readFileSync(r.out.trim(), 'utf8')).toBe('data');
-      wipe(builder);
+      builder.wipe();
     }
   });
 
