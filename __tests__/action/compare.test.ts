@@ -98,17 +98,7 @@ describe('finding and fetching the plan to compare with', () => {
     process.stdout.write = () => true;
     work = mkdtempSync(join(tmpdir(), 'nix-plan-compare-'));
     server = await FakeArtifactServer.start();
-    process.env['GITHUB_API_URL'] = server.url;
-    process.env['GITHUB_SERVER_URL'] = 'https://github.com';
-    const { DefaultArtifactClient } = await import('@actions/artifact');
-    const { GitHubArtifactTransport } = await import('../../src/transport/github.js');
-    makeTransport = (run) =>
-      new GitHubArtifactTransport(new DefaultArtifactClient(), {
-        serverUrl: 'https://github.com',
-        repository: server.repository,
-        runId: String(run.runId),
-        tempDir: work,
-      });
+    makeTransport = await server.githubTransports(() => work);
     // Oldest first. Only `wanted` qualifies: successful, this workflow, the default branch of this
     // repository (pushed, not a pull request's), not expired; every newer run fails one of those.
     const older = server.newRun();

@@ -3,6 +3,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { GitHubArtifactTransport } from '../../src/transport/github.js';
 
 /** A failure the server injects until cleared (or `times` requests have failed). */
 export type Fault =
@@ -127,6 +128,25 @@ export class FakeArtifactServer {
     /** Base URL, e.g. `http://127.0.0.1:41234`. */
     readonly url: string,
   ) {}
+
+  /**
+   * Points the real `@actions/artifact` client at this server and gives the transport over it for
+   * a job of any run (its temp dir from `tempDir`). @actions/github reads GITHUB_API_URL when it is
+   * first imported, so the variables are set before the client is imported, here.
+   */
+  async githubTransports(tempDir: () => string): Promise<(run: FakeRun) => GitHubArtifactTransport> {
+    process.env['GITHUB_API_URL'] = this.url;
+    process.env['GITHUB_SERVER_URL'] = 'https://github.com';
+    const { DefaultArtifactClient } = await import('@actions/artifact');
+    const { GitHubArtifactTransport } = await import('../../src/transport/github.js');
+    return (run) =>
+      new GitHubArtifactTransport(new DefaultArtifactClient(), {
+        serverUrl: 'https://github.com',
+        repository: this.repository,
+        runId: String(run.runId),
+        tempDir: tempDir(),
+      });
+  }
 
   /** Starts a server on a random local port. */
   static async start(): Promise<FakeArtifactServer> {

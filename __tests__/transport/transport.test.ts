@@ -58,18 +58,7 @@ describe('GitHubArtifactTransport over the real client and a fake artifact servi
     // The client logs every request as workflow commands on stdout; keep the test output readable.
     process.stdout.write = () => true;
     server = await FakeArtifactServer.start();
-    // @actions/github reads GITHUB_API_URL when first imported: set it, then import the client.
-    process.env['GITHUB_API_URL'] = server.url;
-    process.env['GITHUB_SERVER_URL'] = 'https://github.com';
-    const { DefaultArtifactClient } = await import('@actions/artifact');
-    const { GitHubArtifactTransport } = await import('../../src/transport/github.js');
-    makeTransport = (run) =>
-      new GitHubArtifactTransport(new DefaultArtifactClient(), {
-        serverUrl: 'https://github.com',
-        repository: server.repository,
-        runId: String(run.runId),
-        tempDir: scratch(),
-      });
+    makeTransport = await server.githubTransports(scratch);
   });
 
   afterAll(async () => {
