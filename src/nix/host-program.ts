@@ -263,13 +263,32 @@ export class HostProgram {
     return { imported: markerNumber(lastMarker(m, 'imported')) ?? 0 };
   }
 
-  /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
-  async missing(paths: readonly string[], signal?: AbortSignal): Promise<string[]> {
+  /**
+   * Which of `paths` are not valid in the host's store (asked with the paths on stdin). The answer
+   * is what this machine sends next (`nix-store --export` of it), so a host naming anything it was
+   * not asked about — another path of this store, an option for `nix-store` — is refused: it
+   * would get that path, or steer the export. `what` names the paths asked about, for the message.
+   */
+  async missing(
+    paths: readonly string[],
+    signal?: AbortSignal,
+    what = 'the paths asked about',
+  ): Promise<string[]> {
     const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
     const result = await this.run('missing', [], { input, signal });
-    return this.check(result, 'the validity query')
-      .filter(([k]) => k === 'missing')
-      .map(([, v]) => v);
+    const asked = new Set(paths);
+    const missing = new Set<string>();
+    for (const [k, v] of this.check(result, 'the validity query')) {
+      if (k !== 'missing') continue;
+      if (!asked.has(v))
+        throw new NixPlanError(
+          'host',
+          `${this.shell.label}: the host answered that ${JSON.stringify(v.slice(0, 300))} is missing, a path it was not asked about (${what}): refused, nothing was sent`,
+        );
+      missing.add(v);
+    }
+    // In the order asked (dependency order, as nix-store --export wants it), each once.
+    return paths.filter((p) => missing.has(p));
   }
 
   /**

@@ -143,7 +143,7 @@ export async function sendPlan(
 async function sendOutputs(job: HostJob, io: HostIo): Promise<number> {
   const store = new NixStore(io.deps.runner);
   const closure = await store.requisites([job.system]);
-  const missing = await job.program.missing(closure, io.signal);
+  const missing = await job.program.missing(closure, io.signal, `the closure of ${job.system}`);
   if (missing.length === 0) return 0;
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-deploy-'));
   try {
