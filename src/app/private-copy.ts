@@ -1,11 +1,17 @@
 // The private copy an import works from: its digest, the room it needs, and the file that
 // receives its verified export stream for `nix-store --import` to read.
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { copyFile, mkdtemp, rm, statfs } from 'node:fs/promises';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
+import { mkdtemp, open, rm, statfs, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LimitError, NixPlanError } from '../core/errors.js';
-import { openBundle, type BundleManifest, type BundleSource } from '../core/bundle/index.js';
+import {
+  handleSource,
+  openBundle,
+  readBundleHead,
+  type BundleManifest,
+  type BundleSource,
+} from '../core/bundle/index.js';
 import { fileDigest } from './files.js';
 
 /** A bundle copied into a private directory (0700), open, with messages naming the original. */
@@ -44,13 +50,36 @@ export async function privateBundle(
   options: PrivateCopyOptions = {},
 ): Promise<PrivateBundle> {
   const name = options.name ?? bundlePath;
-  const dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'nix-plan-copy-'));
-  const remove = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  const cannot = (e: unknown): NixPlanError =>
+    new NixPlanError('usage', `cannot read bundle '${name}': ${(e as Error).message}`);
+  // The original is opened once, its head checked and exactly the bytes it was checked with
+  // copied: a file that is not what its manifest says (a sparse terabyte behind a valid head, a
+  // manifest declaring a terabyte of compressed data) is refused before a byte of it is copied,
+  // and one that grows or is replaced meanwhile cannot make the copy larger.
+  const original = await open(bundlePath, constants.O_RDONLY | constants.O_NONBLOCK).catch((e: unknown) => {
+    throw cannot(e);
+  });
+  let dir: string | undefined;
+  const remove = async (): Promise<void> => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  };
   try {
+    const st = await original.stat();
+    if (!st.isFile())
+      throw new NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
+    const head = await readBundleHead(handleSource(original, name, st.size));
+    checkCompressedSize(head.manifest, name);
+    dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'nix-plan-copy-'));
+    const fs = await statfs(dir).catch(() => undefined);
+    if (fs !== undefined && fs.bavail * fs.bsize < st.size)
+      throw new LimitError(
+        `the bundle '${name}' is ${st.size} bytes, but ${tmpdir()} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`,
+      );
     const path = join(dir, 'bundle.nixplan');
-    await copyFile(bundlePath, path).catch((e: unknown) => {
-      throw new NixPlanError('usage', `cannot read bundle '${name}': ${(e as Error).message}`);
+    await copyExactly(original, st.size, path, name).catch((e: unknown) => {
+      throw e instanceof NixPlanError ? e : cannot(e);
     });
+    await original.close();
     if (options.digest !== undefined) await checkCopyDigest(path, options.digest, name);
     const source: BundleSource = { ...(await openBundle(path)), name };
     return {
@@ -63,10 +92,49 @@ export async function privateBundle(
       },
     };
   } catch (e) {
+    await original.close().catch(() => undefined);
     await remove();
     throw e;
   }
 }
+
+/**
+ * Refuses a manifest declaring more compressed bytes than zstd makes of its stream (at most
+ * ZSTD_compressBound, plus a frame's header and checksum): nix-plan never writes one, and the
+ * bytes it declares are what a private copy would have to hold.
+ */
+export function checkCompressedSize(manifest: BundleManifest, name: string): void {
+  const { size, compressedSize } = manifest.stream;
+  const bound = size + Math.floor(size / 256) + 128 * 1024 + 64;
+  if (compressedSize > bound)
+    throw new NixPlanError(
+      'bundle',
+      `plan bundle '${name}': its manifest's stream.compressedSize (${compressedSize}) is more than zstd makes of ${size} bytes (at most ${bound}): refusing it`,
+    );
+}
+
+/** Copies the first `size` bytes of `from` into a new file `to` (0600), failing if there are fewer. */
+async function copyExactly(from: FileHandle, size: number, to: string, name: string): Promise<void> {
+  const out = await open(to, 'wx', 0o600);
+  try {
+    const buf = new Uint8Array(Math.min(size, COPY_CHUNK));
+    for (let at = 0; at < size;) {
+      const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, size - at), at);
+      if (bytesRead === 0)
+        throw new NixPlanError('bundle', `the bundle '${name}' became shorter while it was copied`);
+      for (let done = 0; done < bytesRead;) {
+        const { bytesWritten } = await out.write(buf, done, bytesRead - done, at + done);
+        done += bytesWritten;
+      }
+      at += bytesRead;
+    }
+  } finally {
+    await out.close();
+  }
+}
+
+/** How much a private copy reads and writes at a time. */
+const COPY_CHUNK = 4 * 1024 * 1024;
 
 /**
  * A private file that receives the verified export stream as the verifier decompresses it, so

@@ -46,6 +46,14 @@ export async function openBundle(path: string): Promise<BundleSource> {
     throw new NixPlanError('usage', `cannot open bundle '${path}': ${(e as Error).message}`);
   }
   const { size } = await fh.stat();
+  return handleSource(fh, path, size);
+}
+
+/**
+ * A bundle read through an open file `fh` of `size` bytes (as its stat said when opened), named
+ * `name` in messages; closing the source closes `fh`.
+ */
+export function handleSource(fh: FileHandle, name: string, size: number): BundleSource {
   const read = async (offset: number, length: number): Promise<Uint8Array> => {
     const buf = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
     let got = 0;
@@ -57,7 +65,7 @@ export async function openBundle(path: string): Promise<BundleSource> {
     return buf.subarray(0, got);
   };
   return {
-    name: path,
+    name,
     size,
     read,
     stream: async function* (offset: number): AsyncGenerator<Uint8Array> {

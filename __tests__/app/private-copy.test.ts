@@ -1,0 +1,121 @@
+// The private copy every command that imports, applies, deploys or diffs a plan works from: a file
+// that is not what its head says is refused before a byte of it is copied into TMPDIR.
+import { afterAll, afterEach, describe, expect, test } from '@jest/globals';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { DerivationHasher, parseDerivation } from '../../src/core/derivation/index.js';
+import { sha256 } from '../../src/core/hash.js';
+import { makeTextPath } from '../../src/core/store-path.js';
+import { bundleOf, draftFor, encodeExport, narOfFile } from '../support/bundle-fixtures.js';
+import { capture } from '../support/cli-run.js';
+import { SYSTEM } from '../support/nix.js';
+
+const storeDir = '/a/s';
+const work = mkdtempSync(join(tmpdir(), 'nix-plan-private-copy-'));
+const TMPDIR = process.env['TMPDIR'];
+afterEach(() => {
+  if (TMPDIR === undefined) delete process.env['TMPDIR'];
+  else process.env['TMPDIR'] = TMPDIR;
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const TiB = 1024 ** 4;
+
+/** A one-root NixOS-system plan, as the writer lays it out; `stream` overrides the manifest's sizes. */
+async function plan(stream: { compressedSize?: number } = {}): Promise<Uint8Array> {
+  const masked = `Derive([("out","","","")],[],[],"${SYSTEM}","/bin/sh",[],[("out","")])`;
+  const filled = new DerivationHasher(storeDir, () => {
+    throw new Error('no inputs');
+  }).fillOutputs(parseDerivation(new TextEncoder().encode(masked)), 'nixos-system-web-1.0');
+  const contents = Buffer.from(filled.bytes).toString('latin1');
+  const drvPath = makeTextPath('nixos-system-web-1.0.drv', sha256(contents), [], storeDir);
+  const exportBytes = encodeExport([
+    { path: drvPath, references: [], deriver: '', nar: narOfFile(contents) },
+  ]);
+  const draft = await draftFor(exportBytes, storeDir, [
+    { attribute: 'web', drvPath, outputs: { out: filled.paths[0]! } },
+  ]);
+  const real = bundleOf(draft, exportBytes);
+  if (stream.compressedSize === undefined) return real.bytes;
+  // The forger's manifest: the checksum recomputed by the project's own writer.
+  return bundleOf(draft, exportBytes, { manifest: { stream: { ...real.manifest.stream, ...stream } } }).bytes;
+}
+
+/** Runs nix-plan with TMPDIR somewhere that does not exist: any use of it before the refusal fails. */
+async function run(argv: string[]): Promise<{ code: number; err: string }> {
+  process.env['TMPDIR'] = join(work, 'no-such-tmpdir');
+  const io = capture();
+  const code = await main(argv, { io });
+  return { code, err: io.err() };
+}
+
+describe('a bundle is checked before it is copied', () => {
+  const profileDir = join(work, 'profiles');
+  mkdirSync(profileDir, { recursive: true });
+  const profile = join(profileDir, 'system');
+  const commands = (file: string): string[][] => [
+    ['deploy', file, '--host', '127.0.0.1:9'],
+    ['apply', file, '--profile', profile],
+    ['diff', file, file],
+  ];
+
+  test('a valid head before a sparse terabyte: refused from the head, nothing copied (exit 3)', async () => {
+    const file = join(work, 'sparse.nixplan');
+    const bytes = await plan();
+    writeFileSync(file, bytes);
+    truncateSync(file, TiB);
+    for (const argv of commands(file)) {
+      const { code, err } = await run(argv);
+      expect({ argv, code }).toEqual({ argv, code: 3 });
+      expect(err).toContain(
+        `plan bundle '${file}' is followed by extra bytes: the manifest says ${bytes.length} bytes, the file has ${TiB}`,
+      );
+    }
+    expect(readdirSync(profileDir)).toEqual([]);
+  });
+
+  test('a manifest declaring a terabyte of compressed data, checksum recomputed: refused naming the field (exit 3)', async () => {
+    // The file is as long as the forged manifest says (sparse), so the head alone does not refuse it.
+    const forged = await plan({ compressedSize: TiB });
+    const file = join(work, 'forged.nixplan');
+    writeFileSync(file, forged);
+    truncateSync(file, dataOffset(forged) + TiB);
+    for (const argv of commands(file)) {
+      const { code, err } = await run(argv);
+      expect({ argv, code }).toEqual({ argv, code: 3 });
+      expect(err).toMatch(
+        new RegExp(
+          `plan bundle '${file}': its manifest's stream.compressedSize \\(${TiB}\\) is more than zstd makes of \\d+ bytes`,
+        ),
+      );
+    }
+    expect(readdirSync(profileDir)).toEqual([]);
+  });
+
+  test('a FIFO planted as the bundle: refused at once, never waited on (exit 2)', async () => {
+    const fifo = join(work, 'fifo.nixplan');
+    execFileSync('mkfifo', [fifo]);
+    for (const argv of commands(fifo)) {
+      const { code, err } = await run(argv);
+      expect({ argv, code }).toEqual({ argv, code: 2 });
+      expect(err).toContain(`cannot read bundle '${fifo}': it is not a regular file`);
+    }
+    expect(existsSync(join(work, 'no-such-tmpdir'))).toBe(false);
+  });
+});
+
+/** Where a bundle's data frame starts: after the skippable frame of its manifest (8-byte header). */
+function dataOffset(bytes: Uint8Array): number {
+  return 8 + Buffer.from(bytes).readUInt32LE(4);
+}
