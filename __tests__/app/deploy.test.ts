@@ -775,4 +775,24 @@ describe('the deploy action settings', () => {
     expect(md).toContain(`| commit | \`${'c'.repeat(40)}\` |`);
     expect(md).toMatch(/\| created \| `2026-12-01T00:00:00Z` \(\d+ days? ago\) \|/);
   });
+
+  test("the summary's heading: a bundle path from an input cannot end it and write Markdown of its own", () => {
+    const label = 'plans/web.nixplan`\n\n# ✅ verified <img src=x onerror=alert(1)> @here\r\x1b[2J';
+    const md = deploySummary(label, {
+      bundle: label,
+      digest: 'sha256:ab',
+      storeDir: S,
+      signedBy: [],
+      trust: SIGNED_BY_CI,
+      manifest: MANIFEST,
+      ok: true,
+      hosts: [],
+    });
+    const [heading, next] = md.split('\n');
+    expect(heading).toBe(
+      '## nix-plan deploy: ``plans/web.nixplan`\\n\\n# ✅ verified <img src=x onerror=alert(1)> @here\\r\\e[2J``',
+    );
+    expect(next).toBe('');
+    expect(md).not.toMatch(/^# /m);
+  });
 });

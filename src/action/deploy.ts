@@ -134,7 +134,8 @@ function hostSections(hosts: readonly HostResult[]): string[] {
 export function deploySummary(label: string, result: DeployResult, now = new Date()): string {
   return capSummary(
     [
-      `## nix-plan deploy: \`${label.replace(/`/g, "'")}\``,
+      // The label is an input (a bundle path, an artifact name): a code span like any other value.
+      `## nix-plan deploy: ${markdownCode(label)}`,
       '',
       `Plan \`${result.digest}\`: ${trustMarkdown(result.manifest, result.trust)}.`,
       '',
