@@ -12,6 +12,7 @@ import { PlanInput } from '../../src/action/constants.js';
 import { findLatestArtifact, workflowFile } from '../../src/transport/github-runs.js';
 import type { GitHubArtifactTransport as GitHubTransportClass } from '../../src/transport/github.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
+import { systemBundle } from '../support/bundle-fixtures.js';
 
 const NAMES = {
   compareTo: PlanInput.CompareTo,
@@ -225,7 +226,8 @@ describe('finding and fetching the plan to compare with', () => {
   test('an artifact-dir: by name from another run, through the shared directory', async () => {
     const shared = join(work, 'shared');
     const file = join(work, 'shared-plan');
-    writeFileSync(file, 'plan bytes');
+    const bytes = await systemBundle();
+    writeFileSync(file, bytes);
     await new LocalDirectoryTransport(shared, 11).upload(file, 'plan.nixplan');
     const settings = parse({ 'compare-to': 'plan.nixplan', 'compare-run-id': '11' }, shared);
     const got = await fetchBaseline(
@@ -233,6 +235,6 @@ describe('finding and fetching the plan to compare with', () => {
       { env: () => undefined, transport: (dir) => new LocalDirectoryTransport(dir ?? '', 12) },
       join(work, 'from-shared'),
     );
-    expect('path' in got && readFileSync(got.path, 'utf8')).toBe('plan bytes');
+    expect('path' in got && readFileSync(got.path)).toEqual(Buffer.from(bytes));
   });
 });

@@ -13,13 +13,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fetchPlan } from '../../src/action/fetch.js';
 import { main } from '../../src/cli/main.js';
-import { DerivationHasher, parseDerivation } from '../../src/core/derivation/index.js';
-import { sha256 } from '../../src/core/hash.js';
-import { makeTextPath } from '../../src/core/store-path.js';
-import { bundleOf, draftFor, encodeExport, narOfFile } from '../support/bundle-fixtures.js';
+import { LocalDirectoryTransport } from '../../src/transport/local.js';
+import { systemBundle } from '../support/bundle-fixtures.js';
 import { capture } from '../support/cli-run.js';
-import { SYSTEM } from '../support/nix.js';
 
 const storeDir = '/a/s';
 const work = mkdtempSync(join(tmpdir(), 'nix-plan-private-copy-'));
@@ -32,25 +30,9 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const TiB = 1024 ** 4;
 
-/** A one-root NixOS-system plan, as the writer lays it out; `stream` overrides the manifest's sizes. */
-async function plan(stream: { compressedSize?: number } = {}): Promise<Uint8Array> {
-  const masked = `Derive([("out","","","")],[],[],"${SYSTEM}","/bin/sh",[],[("out","")])`;
-  const filled = new DerivationHasher(storeDir, () => {
-    throw new Error('no inputs');
-  }).fillOutputs(parseDerivation(new TextEncoder().encode(masked)), 'nixos-system-web-1.0');
-  const contents = Buffer.from(filled.bytes).toString('latin1');
-  const drvPath = makeTextPath('nixos-system-web-1.0.drv', sha256(contents), [], storeDir);
-  const exportBytes = encodeExport([
-    { path: drvPath, references: [], deriver: '', nar: narOfFile(contents) },
-  ]);
-  const draft = await draftFor(exportBytes, storeDir, [
-    { attribute: 'web', drvPath, outputs: { out: filled.paths[0]! } },
-  ]);
-  const real = bundleOf(draft, exportBytes);
-  if (stream.compressedSize === undefined) return real.bytes;
-  // The forger's manifest: the checksum recomputed by the project's own writer.
-  return bundleOf(draft, exportBytes, { manifest: { stream: { ...real.manifest.stream, ...stream } } }).bytes;
-}
+/** A one-root NixOS-system plan; `compressedSize` forged into its manifest, checksum recomputed. */
+const plan = (stream: { compressedSize?: number } = {}): Promise<Uint8Array> =>
+  systemBundle(storeDir, 'web', stream);
 
 /** Runs nix-plan with TMPDIR somewhere that does not exist: any use of it before the refusal fails. */
 async function run(argv: string[]): Promise<{ code: number; err: string }> {
@@ -112,6 +94,74 @@ describe('a bundle is checked before it is copied', () => {
       expect(err).toContain(`cannot read bundle '${fifo}': it is not a regular file`);
     }
     expect(existsSync(join(work, 'no-such-tmpdir'))).toBe(false);
+  });
+});
+
+describe('a plan in a shared directory (artifact-dir) is checked before it is copied', () => {
+  test('a valid head before a sparse terabyte, planted by whoever shares the directory: refused (exit 3), nothing copied', async () => {
+    const shared = join(work, 'shared');
+    const bytes = await plan();
+    const upload = join(work, 'upload.nixplan');
+    writeFileSync(upload, bytes);
+    await new LocalDirectoryTransport(shared, 7).upload(upload, 'plan.nixplan');
+    // The forger rewrites the published file in place: its head stays, a sparse terabyte follows.
+    truncateSync(join(shared, '7', 'plan.nixplan'), TiB);
+    // Where the plan would be copied to lies under a file: anything done there before the refusal fails.
+    const blocker = join(work, 'a-file');
+    writeFileSync(blocker, '');
+    const settings = {
+      source: {
+        kind: 'artifact' as const,
+        name: 'plan.nixplan',
+        runId: 7,
+        repository: undefined,
+        token: undefined,
+        artifactDir: shared,
+      },
+      digest: `sha256:${'0'.repeat(64)}`,
+      trustedKeys: [],
+      noCheckSigs: false,
+      maxAgeMs: undefined,
+      maxAgeText: undefined,
+    };
+    const refused = fetchPlan(
+      settings,
+      () => new LocalDirectoryTransport(shared, 8),
+      join(blocker, 'fetched'),
+    );
+    await expect(refused).rejects.toMatchObject({
+      code: 'bundle',
+      message: `plan bundle 'plan.nixplan' is followed by extra bytes: the manifest says ${bytes.length} bytes, the file has ${TiB}`,
+    });
+  });
+});
+
+describe("an action's `bundle:` file is checked before it is hashed", () => {
+  test('a valid head before a sparse terabyte: refused from the head (exit 3)', async () => {
+    const bytes = await plan();
+    const file = join(work, 'bundle-input.nixplan');
+    writeFileSync(file, bytes);
+    truncateSync(file, TiB);
+    const settings = {
+      source: { kind: 'file' as const, path: file },
+      digest: `sha256:${'0'.repeat(64)}`,
+      trustedKeys: [],
+      noCheckSigs: false,
+      maxAgeMs: undefined,
+      maxAgeText: undefined,
+    };
+    await expect(
+      fetchPlan(
+        settings,
+        () => {
+          throw new Error('no transport for a file');
+        },
+        join(work, 'unused'),
+      ),
+    ).rejects.toMatchObject({
+      code: 'bundle',
+      message: `plan bundle '${file}' is followed by extra bytes: the manifest says ${bytes.length} bytes, the file has ${TiB}`,
+    });
   });
 });
 

@@ -19,6 +19,8 @@ import { NixPlanError } from '../../src/core/errors.js';
 import { sha256, toHex } from '../../src/core/hash.js';
 import type { SecretKey } from '../../src/core/signing.js';
 import { concatBytes, u64, wireString } from '../../src/core/bytes.js';
+import { DerivationHasher, parseDerivation } from '../../src/core/derivation/index.js';
+import { makeTextPath } from '../../src/core/store-path.js';
 import { SYSTEM, type ScratchStore } from './nix.js';
 
 /** One entry of an export stream with its NAR as bytes. */
@@ -197,4 +199,32 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
     if (e instanceof NixPlanError) return e.code;
     throw e;
   }
+}
+
+/**
+ * A plan of one NixOS-system root (`nixos-system-NAME-1.0`, a .drv and nothing else) for
+ * `storeDir`, as the writer lays it out, made without Nix; `stream` overrides the manifest's
+ * stream sizes (the checksum recomputed, as a forger would).
+ */
+export async function systemBundle(
+  storeDir = '/a/s',
+  name = 'web',
+  stream: Partial<BundleManifest['stream']> = {},
+): Promise<Uint8Array> {
+  const drvName = `nixos-system-${name}-1.0`;
+  const masked = `Derive([("out","","","")],[],[],"${SYSTEM}","/bin/sh",[],[("out","")])`;
+  const filled = new DerivationHasher(storeDir, () => {
+    throw new Error('no inputs');
+  }).fillOutputs(parseDerivation(new TextEncoder().encode(masked)), drvName);
+  const contents = Buffer.from(filled.bytes).toString('latin1');
+  const drvPath = makeTextPath(`${drvName}.drv`, sha256(contents), [], storeDir);
+  const exportBytes = encodeExport([
+    { path: drvPath, references: [], deriver: '', nar: narOfFile(contents) },
+  ]);
+  const draft = await draftFor(exportBytes, storeDir, [
+    { attribute: name, drvPath, outputs: { out: filled.paths[0] ?? '' } },
+  ]);
+  const real = bundleOf(draft, exportBytes);
+  if (Object.keys(stream).length === 0) return real.bytes;
+  return bundleOf(draft, exportBytes, { manifest: { stream: { ...real.manifest.stream, ...stream } } }).bytes;
 }

@@ -174,6 +174,7 @@ export async function fetchBaseline(
     const got = await transport.download(
       {
         name: source.name,
+        planBundle: true,
         ...(source.runId === undefined ? {} : { runId: source.runId, repository }),
         ...(settings.token === undefined ? {} : { token: settings.token }),
       },
@@ -203,7 +204,7 @@ export async function fetchBaseline(
       missing: `no earlier plan to compare with: no successful run of ${codeSpan(workflowFile(workflowRef))} on the default branch has an artifact ${codeSpan(source.name)} (a first run, or they expired)`,
     };
   const got = await transport.download(
-    { name: source.name, runId: found.runId, repository, token: settings.token ?? '' },
+    { name: source.name, planBundle: true, runId: found.runId, repository, token: settings.token ?? '' },
     destDir,
   );
   return {

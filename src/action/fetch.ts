@@ -1,4 +1,5 @@
 // Getting a published plan onto this runner: from an artifact (this run or another) or a local file.
+import { checkBundleFile } from '../app/private-copy.js';
 import { NixPlanError } from '../core/errors.js';
 import { checkDigest, digestFile, type ArtifactTransport } from '../transport/transport.js';
 import type { FetchSettings } from './fetch-settings.js';
@@ -20,6 +21,8 @@ export async function fetchPlan(
 ): Promise<FetchedPlan> {
   const { source, digest } = settings;
   if (source.kind === 'file') {
+    // Its head first: a valid head before a sparse terabyte is refused before it is hashed.
+    await checkBundleFile(source.path);
     let got;
     try {
       got = await digestFile(source.path);
@@ -32,6 +35,7 @@ export async function fetchPlan(
   const downloaded = await transport().download(
     {
       name: source.name,
+      planBundle: true,
       ...(source.runId === undefined ? {} : { runId: source.runId }),
       ...(source.repository === undefined ? {} : { repository: source.repository }),
       ...(source.token === undefined ? {} : { token: source.token }),

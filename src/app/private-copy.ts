@@ -8,7 +8,7 @@ import { LimitError, NixPlanError } from '../core/errors.js';
 import {
   handleSource,
   openBundle,
-  readBundleHead,
+  readCheckedHead,
   type BundleManifest,
   type BundleSource,
 } from '../core/bundle/index.js';
@@ -67,8 +67,7 @@ export async function privateBundle(
     const st = await original.stat();
     if (!st.isFile())
       throw new NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
-    const head = await readBundleHead(handleSource(original, name, st.size));
-    checkCompressedSize(head.manifest, name);
+    await readCheckedHead(handleSource(original, name, st.size));
     dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'nix-plan-copy-'));
     const fs = await statfs(dir).catch(() => undefined);
     if (fs !== undefined && fs.bavail * fs.bsize < st.size)
@@ -99,18 +98,21 @@ export async function privateBundle(
 }
 
 /**
- * Refuses a manifest declaring more compressed bytes than zstd makes of its stream (at most
- * ZSTD_compressBound, plus a frame's header and checksum): nix-plan never writes one, and the
- * bytes it declares are what a private copy would have to hold.
+ * Refuses, from its head alone, a bundle file that is not what its manifest says (see
+ * readCheckedHead): before hashing or copying a file someone else could have put there.
  */
-export function checkCompressedSize(manifest: BundleManifest, name: string): void {
-  const { size, compressedSize } = manifest.stream;
-  const bound = size + Math.floor(size / 256) + 128 * 1024 + 64;
-  if (compressedSize > bound)
-    throw new NixPlanError(
-      'bundle',
-      `plan bundle '${name}': its manifest's stream.compressedSize (${compressedSize}) is more than zstd makes of ${size} bytes (at most ${bound}): refusing it`,
-    );
+export async function checkBundleFile(path: string, name = path): Promise<void> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch((e: unknown) => {
+    throw new NixPlanError('usage', `cannot read bundle '${name}': ${(e as Error).message}`);
+  });
+  try {
+    const st = await fh.stat();
+    if (!st.isFile())
+      throw new NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
+    await readCheckedHead(handleSource(fh, name, st.size));
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Copies the first `size` bytes of `from` into a new file `to` (0600), failing if there are fewer. */

@@ -1,9 +1,11 @@
 // A transport over a directory (a shared disk, an NFS mount): for self-hosted runners and tests.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, rm, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, rm, statfs, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
+import { handleSource, readCheckedHead } from '../core/bundle/index.js';
+import { LimitError } from '../core/errors.js';
 import { pipeline } from 'node:stream/promises';
 import {
   checkDigest,
@@ -27,9 +29,14 @@ function checkName(name: string): void {
 
 /**
  * Copies `from` (a path, or a file already open) to `to`, hashing on the way; returns
- * `sha256:<hex>` and the byte count. An open file is read from where it is and left open.
+ * `sha256:<hex>` and the byte count. An open file is read from its start, at most `length` bytes,
+ * and left open.
  */
-async function copyHashing(from: string | FileHandle, to: string): Promise<{ digest: string; size: number }> {
+async function copyHashing(
+  from: string | FileHandle,
+  to: string,
+  length?: number,
+): Promise<{ digest: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
   const tap = new Transform({
@@ -40,7 +47,13 @@ async function copyHashing(from: string | FileHandle, to: string): Promise<{ dig
     },
   });
   const input =
-    typeof from === 'string' ? createReadStream(from) : from.createReadStream({ autoClose: false });
+    typeof from === 'string'
+      ? createReadStream(from)
+      : from.createReadStream({
+          autoClose: false,
+          start: 0,
+          ...(length !== undefined && length > 0 && { end: length - 1 }),
+        });
   await pipeline(input, tap, createWriteStream(to, { flags: 'wx' }));
   return { digest: `sha256:${hash.digest('hex')}`, size };
 }
@@ -169,14 +182,25 @@ export class LocalDirectoryTransport implements ArtifactTransport {
     }
     const to = join(destDir, source.name);
     try {
+      // Whoever shares the directory chose this file: a plan's head is checked and the room for it
+      // before anything is copied (a sparse terabyte behind a valid head would fill the disk),
+      // and no more than the length checked is copied, however the file grows meanwhile.
+      const { size: length } = await bundle.stat();
+      if (source.planBundle === true) await readCheckedHead(handleSource(bundle, source.name, length));
       await mkdir(destDir, { recursive: true });
+      const room = await statfs(destDir).catch(() => undefined);
+      if (room !== undefined && room.bavail * room.bsize < length)
+        throw new LimitError(
+          `the artifact "${source.name}" is ${length} bytes, but ${destDir} has room for ${room.bavail * room.bsize}`,
+        );
       await rm(to, { force: true });
-      const { digest, size } = await copyHashing(bundle, to);
+      const { digest, size } = await copyHashing(bundle, to, length);
       checkDigest(source.name, digest, recorded);
       checkDigest(source.name, digest, source.expectedDigest);
       return { path: to, digest, size };
     } catch (e) {
-      await rm(to, { force: true });
+      // What failed is the error to report, not a failure to clean up after it.
+      await rm(to, { force: true }).catch(() => undefined);
       throw e;
     } finally {
       await bundle.close();

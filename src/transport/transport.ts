@@ -26,6 +26,12 @@ export interface ArtifactSource {
   readonly token?: string;
   /** `sha256:<hex>` (or bare hex) the bytes must have; checked before the file is handed back. */
   readonly expectedDigest?: string;
+  /**
+   * The artifact is a plan bundle: a transport that copies a file someone else could have put
+   * there (a shared directory) reads its head first and refuses a file that is not as long as its
+   * manifest says before copying any of it.
+   */
+  readonly planBundle?: boolean;
 }
 
 /** A fetched artifact: the file's local path and the digest of the bytes that arrived. */

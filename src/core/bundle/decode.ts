@@ -7,7 +7,7 @@ import { constants as zc, createZstdDecompress, type ZstdOptions } from 'node:zl
 import { NixPlanError } from '../errors.js';
 import { SKIPPABLE_HEADER_SIZE, ZstdFrameScanner, parseSkippableHeader, type FrameInfo } from './frame.js';
 import { DEFAULT_MAX_MANIFEST_SIZE, parseManifest, type BundleManifest } from './manifest.js';
-import { DEFAULT_READER_LIMITS, checkSizeLimits, type ReaderLimits } from './limits.js';
+import { DEFAULT_READER_LIMITS, checkCompressedSize, checkSizeLimits, type ReaderLimits } from './limits.js';
 import type { BundleSource } from './source.js';
 
 /** Output chunk of the zstd decoder. */
@@ -49,6 +49,18 @@ export async function readBundleHead(
       `plan bundle '${source.name}' is ${source.size < expected ? 'truncated' : 'followed by extra bytes'}: the manifest says ${expected} bytes, the file has ${source.size}`,
     );
   return { manifest, dataOffset, bundleBytes: source.size };
+}
+
+/**
+ * The head of a bundle about to be copied (into a private copy, out of a shared directory), checked
+ * as far as it can be without reading on: the file is as long as its manifest says, and the
+ * manifest declares no more compressed bytes than zstd makes of its stream. A sparse terabyte
+ * behind a valid head is refused here, before a byte of it is copied.
+ */
+export async function readCheckedHead(source: BundleSource): Promise<BundleHead> {
+  const head = await readBundleHead(source);
+  checkCompressedSize(head.manifest, source.name);
+  return head;
 }
 
 /**

@@ -1,7 +1,7 @@
 // The bounds that keep a hostile bundle from exhausting memory, disk or time: the reader's limits
 // and their defaults, the checks made on a manifest's recorded sizes before anything is
 // decompressed, and what a writer checks so it never writes a bundle its readers would refuse.
-import { LimitError } from '../errors.js';
+import { LimitError, NixPlanError } from '../errors.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from '../export-stream.js';
 import { DEFAULT_MAX_WINDOW_LOG } from './frame.js';
 import { DEFAULT_MAX_MANIFEST_SIZE, type BundleManifest, type ObjectKind } from './manifest.js';
@@ -134,4 +134,19 @@ export function exportLimitsFor(manifest: BundleManifest, limits: ReaderLimits):
       manifest.stream.size,
     ),
   };
+}
+
+/**
+ * Refuses a manifest declaring more compressed bytes than zstd makes of its stream (at most
+ * ZSTD_compressBound, plus a frame's header and checksum): nix-plan never writes one, and the
+ * bytes it declares are what a private copy would have to hold.
+ */
+export function checkCompressedSize(manifest: BundleManifest, name: string): void {
+  const { size, compressedSize } = manifest.stream;
+  const bound = size + Math.floor(size / 256) + 128 * 1024 + 64;
+  if (compressedSize > bound)
+    throw new NixPlanError(
+      'bundle',
+      `plan bundle '${name}': its manifest's stream.compressedSize (${compressedSize}) is more than zstd makes of ${size} bytes (at most ${bound}): refusing it`,
+    );
 }
