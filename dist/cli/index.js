@@ -2247,6 +2247,13 @@ async function openBundle(path) {
         throw new errors_NixPlanError('usage', `cannot open bundle '${path}': ${e.message}`);
     }
     const { size } = await fh.stat();
+    return source_handleSource(fh, path, size);
+}
+/**
+ * A bundle read through an open file `fh` of `size` bytes (as its stat said when opened), named
+ * `name` in messages; closing the source closes `fh`.
+ */
+function source_handleSource(fh, name, size) {
     const read = async (offset, length) => {
         const buf = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
         let got = 0;
@@ -2259,7 +2266,7 @@ async function openBundle(path) {
         return buf.subarray(0, got);
     };
     return {
-        name: path,
+        name,
         size,
         read,
         stream: async function* (offset) {
@@ -3583,6 +3590,17 @@ function exportLimitsFor(manifest, limits) {
         maxTotalBytes: Math.min(limits.export.maxTotalBytes ?? DEFAULT_EXPORT_LIMITS.maxTotalBytes, manifest.stream.size),
     };
 }
+/**
+ * Refuses a manifest declaring more compressed bytes than zstd makes of its stream (at most
+ * ZSTD_compressBound, plus a frame's header and checksum): nix-plan never writes one, and the
+ * bytes it declares are what a private copy would have to hold.
+ */
+function checkCompressedSize(manifest, name) {
+    const { size, compressedSize } = manifest.stream;
+    const bound = size + Math.floor(size / 256) + 128 * 1024 + 64;
+    if (compressedSize > bound)
+        throw new errors_NixPlanError('bundle', `plan bundle '${name}': its manifest's stream.compressedSize (${compressedSize}) is more than zstd makes of ${size} bytes (at most ${bound}): refusing it`);
+}
 
 ;// CONCATENATED MODULE: ./src/core/bundle/decode.ts
 // Decoding a plan bundle: its manifest frame without decompressing, and its export stream,
@@ -3616,6 +3634,17 @@ async function readBundleHead(source, maxManifestSize = DEFAULT_MAX_MANIFEST_SIZ
     if (source.size !== expected)
         throw decode_bad(`plan bundle '${source.name}' is ${source.size < expected ? 'truncated' : 'followed by extra bytes'}: the manifest says ${expected} bytes, the file has ${source.size}`);
     return { manifest, dataOffset, bundleBytes: source.size };
+}
+/**
+ * The head of a bundle about to be copied (into a private copy, out of a shared directory), checked
+ * as far as it can be without reading on: the file is as long as its manifest says, and the
+ * manifest declares no more compressed bytes than zstd makes of its stream. A sparse terabyte
+ * behind a valid head is refused here, before a byte of it is copied.
+ */
+async function decode_readCheckedHead(source) {
+    const head = await readBundleHead(source);
+    checkCompressedSize(head.manifest, source.name);
+    return head;
 }
 /**
  * The decompressed export stream of a bundle whose head was read, checking as it goes: the data
@@ -6989,13 +7018,33 @@ async function fileDigest(path) {
  */
 async function privateBundle(bundlePath, options = {}) {
     const name = options.name ?? bundlePath;
-    const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), options.prefix ?? 'nix-plan-copy-'));
-    const remove = () => (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    const cannot = (e) => new errors_NixPlanError('usage', `cannot read bundle '${name}': ${e.message}`);
+    // The original is opened once, its head checked and exactly the bytes it was checked with
+    // copied: a file that is not what its manifest says (a sparse terabyte behind a valid head, a
+    // manifest declaring a terabyte of compressed data) is refused before a byte of it is copied,
+    // and one that grows or is replaced meanwhile cannot make the copy larger.
+    const original = await (0,external_node_fs_promises_namespaceObject.open)(bundlePath, external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NONBLOCK).catch((e) => {
+        throw cannot(e);
+    });
+    let dir;
+    const remove = async () => {
+        if (dir !== undefined)
+            await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    };
     try {
+        const st = await original.stat();
+        if (!st.isFile())
+            throw new errors_NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
+        await decode_readCheckedHead(source_handleSource(original, name, st.size));
+        dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), options.prefix ?? 'nix-plan-copy-'));
+        const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+        if (fs !== undefined && fs.bavail * fs.bsize < st.size)
+            throw new LimitError(`the bundle '${name}' is ${st.size} bytes, but ${(0,external_node_os_namespaceObject.tmpdir)()} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
         const path = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        await (0,external_node_fs_promises_namespaceObject.copyFile)(bundlePath, path).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read bundle '${name}': ${e.message}`);
+        await copyExactly(original, st.size, path, name).catch((e) => {
+            throw e instanceof errors_NixPlanError ? e : cannot(e);
         });
+        await original.close();
         if (options.digest !== undefined)
             await checkCopyDigest(path, options.digest, name);
         const source = { ...(await openBundle(path)), name };
@@ -7010,10 +7059,51 @@ async function privateBundle(bundlePath, options = {}) {
         };
     }
     catch (e) {
+        await original.close().catch(() => undefined);
         await remove();
         throw e;
     }
 }
+/**
+ * Refuses, from its head alone, a bundle file that is not what its manifest says (see
+ * readCheckedHead): before hashing or copying a file someone else could have put there.
+ */
+async function checkBundleFile(path, name = path) {
+    const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch((e) => {
+        throw new NixPlanError('usage', `cannot read bundle '${name}': ${e.message}`);
+    });
+    try {
+        const st = await fh.stat();
+        if (!st.isFile())
+            throw new NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
+        await readCheckedHead(handleSource(fh, name, st.size));
+    }
+    finally {
+        await fh.close();
+    }
+}
+/** Copies the first `size` bytes of `from` into a new file `to` (0600), failing if there are fewer. */
+async function copyExactly(from, size, to, name) {
+    const out = await (0,external_node_fs_promises_namespaceObject.open)(to, 'wx', 0o600);
+    try {
+        const buf = new Uint8Array(Math.min(size, COPY_CHUNK));
+        for (let at = 0; at < size;) {
+            const { bytesRead } = await from.read(buf, 0, Math.min(buf.length, size - at), at);
+            if (bytesRead === 0)
+                throw new errors_NixPlanError('bundle', `the bundle '${name}' became shorter while it was copied`);
+            for (let done = 0; done < bytesRead;) {
+                const { bytesWritten } = await out.write(buf, done, bytesRead - done, at + done);
+                done += bytesWritten;
+            }
+            at += bytesRead;
+        }
+    }
+    finally {
+        await out.close();
+    }
+}
+/** How much a private copy reads and writes at a time. */
+const COPY_CHUNK = 4 * 1024 * 1024;
 /**
  * A private file that receives the verified export stream as the verifier decompresses it, so
  * `nix-store --import` can read it straight from disk: no second decompression and no second
@@ -8383,13 +8473,26 @@ class HostProgram {
         const m = this.check(result, 'the transfer');
         return { imported: markerNumber(lastMarker(m, 'imported')) ?? 0 };
     }
-    /** Which of `paths` are not valid in the host's store (asked with the paths on stdin). */
-    async missing(paths, signal) {
+    /**
+     * Which of `paths` are not valid in the host's store (asked with the paths on stdin). The answer
+     * is what this machine sends next (`nix-store --export` of it), so a host naming anything it was
+     * not asked about — another path of this store, an option for `nix-store` — is refused: it
+     * would get that path, or steer the export. `what` names the paths asked about, for the message.
+     */
+    async missing(paths, signal, what = 'the paths asked about') {
         const input = new Uint8Array(Buffer.from(paths.map((p) => `${p}\n`).join(''), 'utf8'));
         const result = await this.run('missing', [], { input, signal });
-        return this.check(result, 'the validity query')
-            .filter(([k]) => k === 'missing')
-            .map(([, v]) => v);
+        const asked = new Set(paths);
+        const missing = new Set();
+        for (const [k, v] of this.check(result, 'the validity query')) {
+            if (k !== 'missing')
+                continue;
+            if (!asked.has(v))
+                throw new errors_NixPlanError('host', `${this.shell.label}: the host answered that ${JSON.stringify(v.slice(0, 300))} is missing, a path it was not asked about (${what}): refused, nothing was sent`);
+            missing.add(v);
+        }
+        // In the order asked (dependency order, as nix-store --export wants it), each once.
+        return paths.filter((p) => missing.has(p));
     }
     /**
      * Builds the system `out` on the host (from `drvPath`, when given) and reports what activating
@@ -10979,7 +11082,7 @@ async function sendPlan(job, plan, probe, io) {
 async function sendOutputs(job, io) {
     const store = new NixStore(io.deps.runner);
     const closure = await store.requisites([job.system]);
-    const missing = await job.program.missing(closure, io.signal);
+    const missing = await job.program.missing(closure, io.signal, `the closure of ${job.system}`);
     if (missing.length === 0)
         return 0;
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-deploy-'));
