@@ -7,12 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NixPlanError } from '../../src/core/errors.js';
 import { nameOf } from '../../src/core/store-path.js';
+import { dependencyOrder } from '../../src/core/closure.js';
 import { collectClosure } from '../../src/nix/collect.js';
 import { evaluate } from '../../src/nix/evaluate.js';
 import { ProcessRunner } from '../../src/nix/runner.js';
 import {
   batchPaths,
-  dependencyOrder,
   NixStore,
   parseDumpDb,
   parseNixVersion,

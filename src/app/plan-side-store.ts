@@ -45,18 +45,13 @@ export async function readStoreSide(
   let label: string;
   if (location.kind === 'profile') {
     const out = await profileTarget(location.path, storeDir);
-    const { stdout } = await deps.runner.run('nix-store', [
-      ...store.storeArgs(),
-      '--query',
-      '--deriver',
-      out,
-    ]);
-    drvPath = stdout.toString('utf8').trim();
-    if (!drvPath.endsWith('.drv'))
+    const deriver = await store.deriver(out);
+    if (deriver === undefined)
       throw new NixPlanError(
         'usage',
         `the current generation of '${location.path}' (${out}) has no known deriver, so its plan cannot be read; compare against a plan bundle or a .drv path instead`,
       );
+    drvPath = deriver;
     label = nameOf(out);
   } else {
     if (

@@ -1,4 +1,6 @@
 // Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
+import { NixPlanError } from './errors.js';
+
 /**
  * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
  * already is one (an iterative depth-first post-order, so chains of any length are fine).
@@ -37,4 +39,17 @@ export function dependenciesFirst(
     }
   }
   return order;
+}
+
+/**
+ * Sorts `paths` so every path comes after its references (those inside the set), keeping the
+ * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
+ */
+export function dependencyOrder(
+  paths: readonly string[],
+  references: (path: string) => readonly string[],
+): string[] {
+  return dependenciesFirst(paths, references, (path, ref) => {
+    throw new NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
+  });
 }

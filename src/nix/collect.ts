@@ -11,7 +11,8 @@ import { regularFileNarSize } from '../core/nar-write.js';
 import type { Include } from '../core/bundle/manifest.js';
 import { findBuiltInputs, type BuiltInput } from './built-inputs.js';
 import { classifySync } from './classify.js';
-import { dependencyOrder, type ClosureObject, type NixStore, type PathInfo } from './store.js';
+import { dependencyOrder } from '../core/closure.js';
+import type { ClosureObject, NixStore, PathInfo } from './store.js';
 
 /** .drv files read between two turns of the event loop while Nix's --dump-db output streams in. */
 const YIELD_EVERY = 512;

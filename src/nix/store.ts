@@ -4,7 +4,6 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { readFile, lstat } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
 import { parseHash, toHex } from '../core/hash.js';
-import { dependenciesFirst } from '../core/closure.js';
 import type { ObjectKind } from '../core/bundle/manifest.js';
 import type { CommandRunner } from './runner.js';
 
@@ -352,6 +351,23 @@ export class NixStore {
     return invalid;
   }
 
+  /** The deriver Nix registered for `path`, or undefined when it knows none (`unknown-deriver`). */
+  async deriver(path: string): Promise<string | undefined> {
+    const { stdout } = await this.runner.run('nix-store', [
+      ...this.storeArgs(),
+      '--query',
+      '--deriver',
+      path,
+    ]);
+    const drvPath = stdout.toString('utf8').trim();
+    return drvPath.endsWith('.drv') ? drvPath : undefined;
+  }
+
+  /** `nix-store --export` of `paths`, handed to `onChunk` as Nix writes it (never held whole). */
+  async export(paths: readonly string[], onChunk: (chunk: Uint8Array) => void): Promise<void> {
+    await this.runner.run('nix-store', [...this.storeArgs(), '--export', ...paths], { onStdout: onChunk });
+  }
+
   /**
    * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
    * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
@@ -374,17 +390,4 @@ export class NixStore {
     );
     return outputLines(stdout);
   }
-}
-
-/**
- * Sorts `paths` so every path comes after its references (those inside the set), keeping the
- * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
- */
-export function dependencyOrder(
-  paths: readonly string[],
-  references: (path: string) => readonly string[],
-): string[] {
-  return dependenciesFirst(paths, references, (path, ref) => {
-    throw new NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
-  });
 }

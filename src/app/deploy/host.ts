@@ -151,21 +151,16 @@ async function sendOutputs(job: HostJob, io: HostIo): Promise<number> {
     const out = createWriteStream(file, { mode: 0o600 });
     const hash = createHash('sha256');
     let size = 0;
-    const result = await io.deps.runner.run('nix-store', ['--export', ...missing], {
-      onStdout: (c) => {
+    try {
+      await store.export(missing, (c) => {
         hash.update(c);
         size += c.length;
         out.write(c);
-      },
-      allowFailure: true,
-    });
-    out.end();
-    await finished(out);
-    if (result.code !== 0)
-      throw new NixPlanError(
-        'nix',
-        `nix-store --export failed (exit code ${result.code}):\n${result.stderr.trim()}`,
-      );
+      });
+    } finally {
+      out.end();
+      await finished(out);
+    }
     const { imported } = await job.program.receive(
       new FileInput(file),
       { size, sha256: hash.digest('hex'), encoding: 'raw' },
