@@ -5998,52 +5998,9 @@ async function* tapChunks(source, fn) {
 
 
 
-;// CONCATENATED MODULE: ./src/core/closure.ts
-// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
-/**
- * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
- * already is one (an iterative depth-first post-order, so chains of any length are fine).
- * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
- * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
- */
-function dependenciesFirst(paths, dependencies, onCycle) {
-    const inSet = new Set(paths);
-    const state = new Map();
-    const order = [];
-    for (const start of paths) {
-        if (state.has(start))
-            continue;
-        const stack = [
-            { path: start, deps: dependencies(start), next: 0 },
-        ];
-        state.set(start, 'active');
-        while (stack.length > 0) {
-            const top = stack[stack.length - 1];
-            if (top.next < top.deps.length) {
-                const dep = top.deps[top.next++];
-                if (dep === top.path || !inSet.has(dep))
-                    continue;
-                const s = state.get(dep);
-                if (s === 'done')
-                    continue;
-                if (s === 'active')
-                    onCycle(top.path, dep);
-                state.set(dep, 'active');
-                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
-                continue;
-            }
-            stack.pop();
-            state.set(top.path, 'done');
-            order.push(top.path);
-        }
-    }
-    return order;
-}
-
 ;// CONCATENATED MODULE: ./src/nix/store.ts
 // Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
 // the closure, one `nix-store --dump-db` per batch of paths for registration info, then the files.
-
 
 
 
@@ -6354,6 +6311,21 @@ class NixStore {
         await this.queryLines(['--check-validity', '--print-invalid'], paths, (p) => invalid.add(p));
         return invalid;
     }
+    /** The deriver Nix registered for `path`, or undefined when it knows none (`unknown-deriver`). */
+    async deriver(path) {
+        const { stdout } = await this.runner.run('nix-store', [
+            ...this.storeArgs(),
+            '--query',
+            '--deriver',
+            path,
+        ]);
+        const drvPath = stdout.toString('utf8').trim();
+        return drvPath.endsWith('.drv') ? drvPath : undefined;
+    }
+    /** `nix-store --export` of `paths`, handed to `onChunk` as Nix writes it (never held whole). */
+    async export(paths, onChunk) {
+        await this.runner.run('nix-store', [...this.storeArgs(), '--export', ...paths], { onStdout: onChunk });
+    }
     /**
      * Builds (or substitutes) `drvPaths`' outputs with one `nix-store --realise`; returns the output
      * paths it printed. `addRoot` makes indirect GC roots `addRoot`, `addRoot-2`, … as Nix names them;
@@ -6366,15 +6338,6 @@ class NixStore {
         const { stdout } = await this.runner.run('nix-store', [...this.storeArgs(), '--realise', ...rootArgs, ...(options.extraArgs ?? []), ...drvPaths], { onStderr: options.onLog });
         return outputLines(stdout);
     }
-}
-/**
- * Sorts `paths` so every path comes after its references (those inside the set), keeping the
- * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
- */
-function dependencyOrder(paths, references) {
-    return dependenciesFirst(paths, references, (path, ref) => {
-        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
-    });
 }
 
 ;// CONCATENATED MODULE: ./src/nix/evaluate.ts
@@ -11091,18 +11054,17 @@ async function sendOutputs(job, io) {
         const out = (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600 });
         const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
         let size = 0;
-        const result = await io.deps.runner.run('nix-store', ['--export', ...missing], {
-            onStdout: (c) => {
+        try {
+            await store.export(missing, (c) => {
                 hash.update(c);
                 size += c.length;
                 out.write(c);
-            },
-            allowFailure: true,
-        });
-        out.end();
-        await (0,promises_namespaceObject.finished)(out);
-        if (result.code !== 0)
-            throw new errors_NixPlanError('nix', `nix-store --export failed (exit code ${result.code}):\n${result.stderr.trim()}`);
+            });
+        }
+        finally {
+            out.end();
+            await (0,promises_namespaceObject.finished)(out);
+        }
         const { imported } = await job.program.receive(new FileInput(file), { size, sha256: hash.digest('hex'), encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
         return imported;
     }
@@ -13874,15 +13836,10 @@ async function readStoreSide(location, options, deps) {
     let label;
     if (location.kind === 'profile') {
         const out = await profileTarget(location.path, storeDir);
-        const { stdout } = await deps.runner.run('nix-store', [
-            ...store.storeArgs(),
-            '--query',
-            '--deriver',
-            out,
-        ]);
-        drvPath = stdout.toString('utf8').trim();
-        if (!drvPath.endsWith('.drv'))
+        const deriver = await store.deriver(out);
+        if (deriver === undefined)
             throw new errors_NixPlanError('usage', `the current generation of '${location.path}' (${out}) has no known deriver, so its plan cannot be read; compare against a plan bundle or a .drv path instead`);
+        drvPath = deriver;
         label = nameOf(out);
     }
     else {
@@ -14559,6 +14516,58 @@ function diffPlans(oldSide, old, newSide, now, options) {
 }
 /** Counts of a diff that has none (for summaries of an identical plan). */
 const NO_CHANGES = Object.freeze(packages_emptyCounts());
+
+;// CONCATENATED MODULE: ./src/core/closure.ts
+// Closure order: each path after the paths it depends on, iterative, so chains of any length are fine.
+
+/**
+ * Orders `paths` so each comes after those it depends on, keeping the given order wherever it
+ * already is one (an iterative depth-first post-order, so chains of any length are fine).
+ * `dependencies(path)` may list anything: the path itself and paths outside `paths` are ignored.
+ * `onCycle(path, dependency)` is called when two paths depend on each other, and must throw.
+ */
+function dependenciesFirst(paths, dependencies, onCycle) {
+    const inSet = new Set(paths);
+    const state = new Map();
+    const order = [];
+    for (const start of paths) {
+        if (state.has(start))
+            continue;
+        const stack = [
+            { path: start, deps: dependencies(start), next: 0 },
+        ];
+        state.set(start, 'active');
+        while (stack.length > 0) {
+            const top = stack[stack.length - 1];
+            if (top.next < top.deps.length) {
+                const dep = top.deps[top.next++];
+                if (dep === top.path || !inSet.has(dep))
+                    continue;
+                const s = state.get(dep);
+                if (s === 'done')
+                    continue;
+                if (s === 'active')
+                    onCycle(top.path, dep);
+                state.set(dep, 'active');
+                stack.push({ path: dep, deps: dependencies(dep), next: 0 });
+                continue;
+            }
+            stack.pop();
+            state.set(top.path, 'done');
+            order.push(top.path);
+        }
+    }
+    return order;
+}
+/**
+ * Sorts `paths` so every path comes after its references (those inside the set), keeping the
+ * given order otherwise; throws a 'closure' error on a cycle between distinct paths.
+ */
+function dependencyOrder(paths, references) {
+    return dependenciesFirst(paths, references, (path, ref) => {
+        throw new errors_NixPlanError('closure', `reference cycle through '${ref}' and '${path}'`);
+    });
+}
 
 ;// CONCATENATED MODULE: ./src/core/relocate/checks.ts
 // The refusals of relocation, as docs/relocation.md lists them: what cannot be relocated faithfully
