@@ -134,6 +134,34 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const digestOf = (bytes: Uint8Array): string => `sha256:${toHex(sha256(bytes))}`;
 
+/** What a relocation of the bundle `input` into `storeDir` reports (a fake relocatePlan's answer). */
+function promotedTo(
+  storeDir: string,
+  input: { bytes: Uint8Array; manifest: BundleManifest },
+  output: string,
+): ReturnType<typeof relocatePlan> {
+  const promotion = {
+    digest: digestOf(input.bytes),
+    storeDir: STORE,
+    checksum: input.manifest.checksum,
+    signedBy: [],
+    at: FIXTURE_CREATED_AT,
+  };
+  return Promise.resolve({
+    bundlePath: output,
+    manifest: { ...input.manifest, storeDir, promotions: [promotion] },
+    report: {
+      objects: { drv: 0, text: 0, source: 0 },
+      hashesRewritten: 0,
+      bareHashRewrites: 0,
+      bareStoreDirMentions: [],
+      warnings: [],
+    },
+    trust: { keysGiven: false, verifiedBy: [], signatures: [], noCheckSigs: false, unproven: 0 },
+    timings: { verifyMs: 1, relocateMs: 1 },
+  }) as unknown as ReturnType<typeof relocatePlan>;
+}
+
 describe('the root action', () => {
   test('exports with its settings, publishes the bundle and describes it in outputs and the summary', async () => {
     const bundle = planBundle();
@@ -609,26 +637,7 @@ describe('the promote action', () => {
     const relocate = ((bundle: string, options: Parameters<typeof relocatePlan>[1]) => {
       calls.push({ bytes: readFileSync(bundle), options });
       writeFileSync(options.output, promotedBytes);
-      const promotion = {
-        digest: digestOf(read.bytes),
-        storeDir: STORE,
-        checksum: read.manifest.checksum,
-        signedBy: [],
-        at: FIXTURE_CREATED_AT,
-      };
-      return Promise.resolve({
-        bundlePath: options.output,
-        manifest: { ...read.manifest, storeDir: '/beta/store', promotions: [promotion] },
-        report: {
-          objects: { drv: 0, text: 0, source: 0 },
-          hashesRewritten: 0,
-          bareHashRewrites: 0,
-          bareStoreDirMentions: [],
-          warnings: [],
-        },
-        trust: { keysGiven: false, verifiedBy: [], signatures: [], noCheckSigs: false, unproven: 0 },
-        timings: { verifyMs: 1, relocateMs: 1 },
-      });
+      return promotedTo('/beta/store', read, options.output);
     }) as unknown as typeof relocatePlan;
 
     await runPromote({
@@ -684,26 +693,7 @@ describe('the promote action', () => {
     const uploads: string[] = [];
     const relocate = ((_bundle: string, options: Parameters<typeof relocatePlan>[1]) => {
       writeFileSync(options.output, 'promoted');
-      const promotion = {
-        digest: digestOf(relocated.bytes),
-        storeDir: STORE,
-        checksum: relocated.manifest.checksum,
-        signedBy: [],
-        at: FIXTURE_CREATED_AT,
-      };
-      return Promise.resolve({
-        bundlePath: options.output,
-        manifest: { ...relocated.manifest, storeDir: '/beta/store', promotions: [promotion] },
-        report: {
-          objects: { drv: 0, text: 0, source: 0 },
-          hashesRewritten: 0,
-          bareHashRewrites: 0,
-          bareStoreDirMentions: [],
-          warnings: [],
-        },
-        trust: { keysGiven: false, verifiedBy: [], signatures: [], noCheckSigs: false, unproven: 0 },
-        timings: { verifyMs: 1, relocateMs: 1 },
-      });
+      return promotedTo('/beta/store', relocated, options.output);
     }) as unknown as typeof relocatePlan;
     const refused = await runPromote({
       io,
