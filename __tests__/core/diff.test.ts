@@ -4,7 +4,7 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { diffSequences, type Edit } from '../../src/core/diff/sequence.js';
 import { showBytes } from '../../src/core/diff/text.js';
-import { PlanGraph } from '../../src/core/diff/graph.js';
+import { outputKind, PlanGraph } from '../../src/core/diff/graph.js';
 import { diffClosures } from '../../src/core/diff/packages.js';
 import type { DerivationOutput } from '../../src/core/derivation/index.js';
 
@@ -213,5 +213,19 @@ describe('diffClosures', () => {
     expect(p?.change).toBe('rebuilt');
     expect(p?.old.outputKinds).toEqual(['input-addressed']);
     expect(p?.new.outputKinds).toEqual(['floating']);
+  });
+});
+
+describe('output kinds', () => {
+  test('read from the fields as Nix reads them: a hash without an algorithm is not a content address', () => {
+    const kind = (path: string, hashAlgo: string, hash: string): string =>
+      outputKind({ path, hashAlgo, hash });
+    expect(kind('/s/x', '', '')).toBe('input-addressed');
+    expect(kind('', '', '')).toBe('deferred');
+    expect(kind('/s/x', 'r:sha256', 'abc')).toBe('fixed');
+    expect(kind('', 'r:sha256', '')).toBe('floating');
+    expect(kind('', 'r:sha256', 'impure')).toBe('impure');
+    // Nix's parser ignores the hash field when the algorithm is empty.
+    expect(kind('/s/x', '', 'abc')).toBe('input-addressed');
   });
 });

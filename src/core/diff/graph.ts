@@ -2,6 +2,7 @@
 // derivations), interned and indexed by path, and the plan's roots. Built one .drv at a time as a
 // bundle streams by, so a plan is never held whole: only these heads.
 import type { DerivationHead, DerivationOutput } from '../derivation/index.js';
+import { outputKind as declaredKind } from '../derivation/kind.js';
 import { NixPlanError } from '../errors.js';
 import { nameOf } from '../store-path.js';
 import { parseDrvName } from './drv-name.js';
@@ -25,12 +26,13 @@ export interface OutputInfo {
   readonly hash: string;
 }
 
-/** The kind of an output from its ATerm fields (Nix writes each kind this way). */
+/**
+ * The kind of an output from its ATerm fields, as the core classifies them, with an
+ * input-addressed output that has no path yet told apart as `deferred` (Nix reads it that way).
+ */
 export function outputKind(o: Pick<DerivationOutput, 'path' | 'hashAlgo' | 'hash'>): OutputKind {
-  if (o.hash === 'impure') return 'impure';
-  if (o.hash !== '') return 'fixed';
-  if (o.hashAlgo !== '') return 'floating';
-  return o.path === '' ? 'deferred' : 'input-addressed';
+  const kind = declaredKind(o);
+  return kind === 'input-addressed' && o.path === '' ? 'deferred' : kind;
 }
 
 /** One derivation of a plan, as much as a package-level diff needs. */
