@@ -13428,15 +13428,14 @@ async function deployRollback(options, deps) {
 
 
 
-/** The kind of an output from its ATerm fields (Nix writes each kind this way). */
+
+/**
+ * The kind of an output from its ATerm fields, as the core classifies them, with an
+ * input-addressed output that has no path yet told apart as `deferred` (Nix reads it that way).
+ */
 function graph_outputKind(o) {
-    if (o.hash === 'impure')
-        return 'impure';
-    if (o.hash !== '')
-        return 'fixed';
-    if (o.hashAlgo !== '')
-        return 'floating';
-    return o.path === '' ? 'deferred' : 'input-addressed';
+    const kind = outputKind(o);
+    return kind === 'input-addressed' && o.path === '' ? 'deferred' : kind;
 }
 /** Strings that repeat across a closure (systems, output names, hash algorithms) kept once. */
 class Interner {
