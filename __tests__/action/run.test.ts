@@ -162,21 +162,32 @@ function promotedTo(
   }) as unknown as ReturnType<typeof relocatePlan>;
 }
 
+/**
+ * A fake exportPlan that writes `bundle` where it is asked to; `during` sees each call's options
+ * and deps first (what the action handed the exporter).
+ */
+function exportWriting(
+  bundle: { bytes: Uint8Array; manifest: BundleManifest },
+  during: (options: Parameters<typeof exportPlan>[0], deps: Parameters<typeof exportPlan>[1]) => void,
+): typeof exportPlan {
+  return (options: Parameters<typeof exportPlan>[0], deps: Parameters<typeof exportPlan>[1]) => {
+    during(options, deps);
+    writeFileSync(options.output, bundle.bytes);
+    return Promise.resolve({
+      bundlePath: options.output,
+      manifest: bundle.manifest,
+      bundleBytes: bundle.bytes.length,
+      timings: { evaluateMs: 3, collectMs: 1, writeMs: 1 },
+    });
+  };
+}
+
 describe('the root action', () => {
   test('exports with its settings, publishes the bundle and describes it in outputs and the summary', async () => {
     const bundle = planBundle();
     const key = generateKeyPair('ci');
     const calls: Parameters<typeof exportPlan>[0][] = [];
-    const fakeExport = ((options: Parameters<typeof exportPlan>[0]) => {
-      calls.push(options);
-      writeFileSync(options.output, bundle.bytes);
-      return Promise.resolve({
-        bundlePath: options.output,
-        manifest: bundle.manifest,
-        bundleBytes: bundle.bytes.length,
-        timings: { evaluateMs: 3, collectMs: 1, writeMs: 1 },
-      });
-    }) as unknown as typeof exportPlan;
+    const fakeExport = exportWriting(bundle, (options) => calls.push(options));
     const { io, rec } = recordingIO(
       {
         [PlanInput.Installables]: '.#a\n.#b',
@@ -231,19 +242,9 @@ describe('the root action', () => {
 
   test('what the evaluator says goes to the job log in a group of its own, workflow commands off', async () => {
     const bundle = planBundle();
-    const fakeExport = ((
-      options: Parameters<typeof exportPlan>[0],
-      exportDeps: { nixLog?: (c: Uint8Array) => void },
-    ) => {
-      exportDeps.nixLog?.(Buffer.from('trace: evaluating web\n::add-mask::x\n'));
-      writeFileSync(options.output, bundle.bytes);
-      return Promise.resolve({
-        bundlePath: options.output,
-        manifest: bundle.manifest,
-        bundleBytes: bundle.bytes.length,
-        timings: { evaluateMs: 3, collectMs: 1, writeMs: 1 },
-      });
-    }) as unknown as typeof exportPlan;
+    const fakeExport = exportWriting(bundle, (_options, exportDeps) =>
+      exportDeps.nixLog?.(Buffer.from('trace: evaluating web\n::add-mask::x\n')),
+    );
     const { io, rec } = recordingIO(
       { [PlanInput.Installables]: '.#a', [PlanInput.ArtifactDir]: join(dir, 'artifacts') },
       { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
