@@ -1,6 +1,7 @@
 // The parts of deploy that need no host: reading --host and --ssh-option, quoting for the remote
-// shell (checked by a real sh), root matching and shape checks, the host program's syntax and
-// marker protocol, per-host prefixes, the final table, and how reports become exit codes.
+// login shell (checked by a real sh, bash, dash, zsh and fish), root matching and shape checks,
+// the host program's syntax and marker protocol, per-host prefixes, the final table, and how
+// reports become exit codes.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -146,21 +147,45 @@ describe('hosts and ssh arguments', () => {
     expect(seen?.sshOptions).toEqual(['-F./ssh_config', 'StrictHostKeyChecking=yes', '-o', 'Port=2', '-v']);
   });
 
-  test('quoting for the remote shell: any argv comes back out of a real sh -c unchanged', () => {
-    fc.assert(
-      fc.property(
-        fc.array(
-          fc.string({ unit: 'binary' }).map((s) => s.replace(/\0/g, '')),
-          { maxLength: 6 },
+  /** The login shells sshd may hand the command line to (`$SHELL -c LINE`): all in CI. */
+  const LOGIN_SHELLS = ['sh', 'bash', 'dash', 'zsh', 'fish'].filter((shell) => {
+    const found = spawnSync('sh', ['-c', `command -v ${shell}`]).status === 0;
+    if (!found && process.env['CI'] === 'true') throw new Error(`CI needs ${shell}: run .ci/run`);
+    return found;
+  });
+  const throughLoginShell = (shell: string, args: readonly string[]): string[] => {
+    if (args.length === 0) return [];
+    const out = execFileSync(shell, ['-c', remoteCommandLine(['printf', '%s\\0', ...args])]);
+    return out.toString('utf8').split('\0').slice(0, -1);
+  };
+
+  test.each(LOGIN_SHELLS)(
+    'quoting for the remote shell: any argv comes back out of a real %s -c unchanged',
+    (shell) => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.oneof(
+              fc.string({ unit: 'binary' }).map((s) => s.replace(/\0/g, '')),
+              fc.string({
+                unit: fc.constantFrom('\\', "'", '"', '$', '`', '\n', ' ', 'a', '!', '*', '#', ';'),
+              }),
+            ),
+            { maxLength: 6 },
+          ),
+          (args) => {
+            expect(throughLoginShell(shell, args)).toEqual(args);
+          },
         ),
-        (args) => {
-          const line = remoteCommandLine(['printf', '%s\\0', ...args]);
-          const out = execFileSync('sh', ['-c', args.length === 0 ? 'true' : line]);
-          expect(out.toString('utf8').split('\0').slice(0, -1)).toEqual(args.length === 0 ? [] : args);
-        },
-      ),
-      { numRuns: 25 },
-    );
+        { numRuns: 25 },
+      );
+      // The host program itself, as every connection sends it (it holds `\\n` in a printf format).
+      const argv = hostProgramArgv('probe', ['/nix/var/nix/profiles/system', "it's \\ \\\\ there"]);
+      expect(throughLoginShell(shell, argv)).toEqual(argv);
+    },
+  );
+
+  test('quoting for the remote shell: plain words stay bare, NUL is refused', () => {
     expect(shellQuote('/nix/store/abc-x')).toBe('/nix/store/abc-x');
     expect(() => shellQuote('a\0b')).toThrow(NixPlanError);
   });
