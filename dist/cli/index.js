@@ -10526,13 +10526,18 @@ function formatSshTarget(t) {
     return `${t.user === undefined ? '' : `${t.user}@`}${host}${t.port === undefined ? '' : `:${t.port}`}`;
 }
 const SAFE_WORD = /^[A-Za-z0-9_/.,:@%+=-]+$/;
-/** One argument quoted for a POSIX shell (the remote login shell parses what ssh sends). */
+/**
+ * One argument quoted for the remote login shell, which parses what ssh sends: a POSIX shell
+ * (sh, bash, dash, zsh) or fish. Inside single quotes fish, unlike POSIX, reads `\\` as one
+ * backslash, so quotes and backslashes are written outside the quotes, escaped, which both read
+ * alike.
+ */
 function shellQuote(arg) {
     if (arg.includes('\0'))
         throw new errors_NixPlanError('internal', 'an argument for the remote shell holds a NUL byte');
     if (SAFE_WORD.test(arg))
         return arg;
-    return `'${arg.replace(/'/g, `'\\''`)}'`;
+    return `'${arg.replace(/['\\]/g, (c) => `'\\${c}'`)}'`;
 }
 /** ssh joins its command arguments with spaces for the remote shell: quote each so argv survives. */
 function remoteCommandLine(argv) {
