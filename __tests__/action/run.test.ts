@@ -562,6 +562,35 @@ describe('the realise action', () => {
     expect(calls).toEqual([]);
     expect(rec.outputs).toEqual({});
   });
+
+  test('no-check-sigs does not unpin a shared directory; allow-unpinned-source does, warned in log and summary', async () => {
+    const { artifacts } = await published();
+    const env = { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' };
+    const refused = recordingIO(
+      { [RealiseInput.ArtifactDir]: artifacts, [RealiseInput.NoCheckSigs]: 'true' },
+      env,
+    );
+    const none: { bundle: string; options: unknown }[] = [];
+    await expect(runRealise(realiseDeps(refused.io, none))).rejects.toThrow(/allow-unpinned-source: true/);
+    expect(none).toEqual([]);
+    expect(refused.rec.outputs).toEqual({});
+
+    const { io, rec } = recordingIO(
+      { [RealiseInput.ArtifactDir]: artifacts, [RealiseInput.AllowUnpinnedSource]: 'true' },
+      env,
+    );
+    const calls: { bundle: string; options: unknown }[] = [];
+    await runRealise(realiseDeps(io, calls));
+    expect(calls).toHaveLength(1);
+    // Unpinned is not unproven: build outputs still need their proof.
+    expect(calls[0]!.options).not.toHaveProperty('noCheckSigs');
+    expect(rec.log).toContain(
+      'warn: allow-unpinned-source: taking the plan from a shared directory ("artifact-dir") with neither "digest" nor "trusted-keys": whoever can write there chooses the plan',
+    );
+    expect(rec.summary[0]).toContain(
+      '**NOT PINNED (allow-unpinned-source)**: this plan was taken from a shared directory ("artifact-dir") with neither `digest` nor `trusted-keys`',
+    );
+  });
 });
 
 describe('the deploy action', () => {

@@ -405,8 +405,8 @@ describe('action.yml defaults', () => {
   // gives the same settings for it as for the input left out.
   test.each([
     ['action.yml', ['include', 'artifact-name', 'upload', 'matrix', 'no-check-sigs']],
-    ['realise/action.yml', ['artifact-name', 'no-check-sigs', 'allow-downgrade']],
-    ['promote/action.yml', ['artifact-name', 'upload', 'no-check-sigs']],
+    ['realise/action.yml', ['artifact-name', 'no-check-sigs', 'allow-unpinned-source', 'allow-downgrade']],
+    ['promote/action.yml', ['artifact-name', 'upload', 'no-check-sigs', 'allow-unpinned-source']],
     [
       'deploy/action.yml',
       [
@@ -418,6 +418,7 @@ describe('action.yml defaults', () => {
         'keep-going',
         'use-sudo',
         'no-check-sigs',
+        'allow-unpinned-source',
         'allow-downgrade',
         'rollback',
         'artifact-name',

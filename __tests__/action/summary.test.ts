@@ -117,6 +117,19 @@ describe('plan summary', () => {
     expect(md).toContain('…and 450 more.');
     expect(md).toContain('- …and 450 more');
   });
+
+  test('a promotion of a plan taken unpinned says so (allow-unpinned-source), and only then', () => {
+    const base = {
+      ...facts(2),
+      from: '/nix/store',
+      manifest: manifest(2, true),
+      report: manifest(2, true).relocatedFrom!.report,
+    };
+    expect(promoteSummary(base)).not.toContain('NOT PINNED');
+    expect(promoteSummary({ ...base, unpinned: 'a shared directory ("artifact-dir")' })).toContain(
+      '**NOT PINNED (allow-unpinned-source)**: this plan was taken from a shared directory ("artifact-dir") with neither `digest` nor `trusted-keys`; whoever can write there chose it.',
+    );
+  });
 });
 
 describe('summary helpers', () => {

@@ -801,6 +801,23 @@ describe('the deploy action settings', () => {
     expect(md).toMatch(/\| created \| `2026-12-01T00:00:00Z` \(\d+ days? ago\) \|/);
   });
 
+  test('the summary says when the plan was taken from where nothing pins it (allow-unpinned-source)', () => {
+    const result = {
+      bundle: 'p',
+      digest: 'sha256:ab',
+      storeDir: S,
+      signedBy: [],
+      trust: SIGNED_BY_CI,
+      manifest: MANIFEST,
+      ok: true,
+      hosts: [],
+    };
+    expect(deploySummary('plan.nixplan', result)).not.toContain('NOT PINNED');
+    expect(deploySummary('/srv/p.nixplan', result, new Date(), 'a bundle file ("bundle")')).toContain(
+      '**NOT PINNED (allow-unpinned-source)**: this plan was taken from a bundle file ("bundle") with neither `digest` nor `trusted-keys`',
+    );
+  });
+
   test("the summary's heading: a bundle path from an input cannot end it and write Markdown of its own", () => {
     const label = 'plans/web.nixplan`\n\n# ✅ verified <img src=x onerror=alert(1)> @here\r\x1b[2J';
     const md = deploySummary(label, {

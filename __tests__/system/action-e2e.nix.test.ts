@@ -295,6 +295,17 @@ describe('the actions end to end', () => {
       expect(server.artifacts(run)).toEqual([]); // nothing went to the artifact service
       wipe(realm);
       builder = new ScratchStore(version, { storeDir: realm });
+      // no-check-sigs is about build outputs, not where a plan comes from: without digest or
+      // trusted-keys the shared directory is unpinned, and the step fails before reading it.
+      const loose = await step(
+        'realise',
+        { 'artifact-dir': shared, 'no-check-sigs': 'true', roots: 'gamma' },
+        run,
+        builder,
+      );
+      expect(loose.code).toBe(1);
+      expect(loose.errors[0]).toMatch(/^input "trusted-keys": .*"allow-unpinned-source: true"/);
+      expect(await builder.validPaths()).toEqual([]);
       // A shared directory is writable by others: the plan's digest proves it is this one.
       const realise = await step(
         'realise',
@@ -306,6 +317,19 @@ describe('the actions end to end', () => {
       const built = JSON.parse(realise.outputs['out-paths'] ?? '') as Record<string, Record<string, string>>;
       expect(Object.keys(built)).toHaveLength(1);
       expect(readFileSync(Object.values(built)[0]?.['out'] ?? '', 'utf8')).toBe('gamma\n');
+      // allow-unpinned-source takes whatever is there, on purpose: warned in the log and the summary.
+      const unpinned = await step(
+        'realise',
+        { 'artifact-dir': shared, 'allow-unpinned-source': 'true', roots: 'gamma' },
+        run,
+        builder,
+      );
+      succeeded(unpinned);
+      expect(unpinned.stdout).toContain(
+        '::warning::allow-unpinned-source: taking the plan from a shared directory ("artifact-dir") with neither',
+      );
+      expect(unpinned.summary).toContain('**NOT PINNED (allow-unpinned-source)**');
+      expect(realise.summary).not.toContain('NOT PINNED');
     } finally {
       planner.dispose();
       builder?.dispose();

@@ -3,7 +3,9 @@ import { afterAll, describe, expect, test } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FetchInput, PromoteInput, RealiseInput } from '../../src/action/constants.js';
+import { DeployInput, FetchInput, PromoteInput, RealiseInput } from '../../src/action/constants.js';
+import { parseDeploySettings } from '../../src/action/deploy-settings.js';
+import { unpinnedWarning } from '../../src/action/fetch-settings.js';
 import { InputError } from '../../src/action/inputs.js';
 import { parsePromoteSettings, parseRealiseSettings } from '../../src/action/settings.js';
 import { readKeys, readSecretKeyFile } from '../../src/cli/args.js';
@@ -173,42 +175,98 @@ describe('the actions: a plan from where anyone could put it must be proven', ()
     ['another run', { [FetchInput.RunId]: '42', [FetchInput.GithubToken]: 't' }],
     ['a shared directory', { [FetchInput.ArtifactDir]: '/srv/plans' }],
   ];
+  /** Every fetching action's settings parser, given the inputs it needs besides the plan's source. */
+  const parsers: [string, (inputs: Record<string, string>) => { unpinned?: string | undefined }][] = [
+    ['realise', (inputs) => parseRealiseSettings(reader(inputs), env)],
+    [
+      'promote',
+      (inputs) => parsePromoteSettings(reader({ ...inputs, [PromoteInput.To]: '/beta/store' }), env),
+    ],
+    [
+      'deploy',
+      (inputs) =>
+        parseDeploySettings(
+          reader({
+            ...inputs,
+            [DeployInput.Hosts]: 'root@h',
+            [DeployInput.KnownHosts]: 'h ssh-ed25519 AAAA',
+          }),
+          env,
+        ),
+    ],
+  ];
+  const refusal = (parse: () => unknown): InputError => {
+    try {
+      parse();
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      return e as InputError;
+    }
+    throw new Error('accepted');
+  };
   test.each(origins)(
-    '%s without digest or trusted-keys is refused by realise and promote',
+    '%s without digest or trusted-keys is refused by realise, promote and deploy',
     (_name, inputs) => {
-      for (const parse of [
-        () => parseRealiseSettings(reader(inputs), env),
-        () => parsePromoteSettings(reader({ ...inputs, [PromoteInput.To]: '/beta/store' }), env),
-      ]) {
-        let error: unknown;
-        try {
-          parse();
-        } catch (e) {
-          error = e;
-        }
-        expect(error).toBeInstanceOf(InputError);
-        expect((error as InputError).input).toBe(FetchInput.TrustedKeys);
-        expect((error as InputError).message).toMatch(
-          /nothing proves that a plan from .* is the plan your workflow made/,
-        );
-        expect((error as InputError).code).toBe('usage');
+      for (const [, parse] of parsers) {
+        const error = refusal(() => parse(inputs));
+        expect(error.input).toBe(FetchInput.TrustedKeys);
+        expect(error.message).toMatch(/nothing proves that a plan from .* is the plan your workflow made/);
+        expect(error.code).toBe('usage');
       }
     },
   );
-  test.each(origins)('%s is accepted with a digest, trusted keys, or no-check-sigs', (_name, inputs) => {
-    const extras: Record<string, string>[] = [
+  // no-check-sigs says build outputs need no signature: a plan of .drv files proves its own bytes
+  // without one, but not that it is the plan the workflow made. It must not also unpin the source,
+  // or whoever can write the shared directory chooses what is built and activated.
+  test.each(origins)(
+    '%s with only no-check-sigs is still refused, naming allow-unpinned-source',
+    (_name, inputs) => {
+      for (const [, parse] of parsers) {
+        const error = refusal(() => parse({ ...inputs, [FetchInput.NoCheckSigs]: 'true' }));
+        expect(error.input).toBe(FetchInput.TrustedKeys);
+        expect(error.message).toContain(
+          '"allow-unpinned-source: true" to take whatever plan is there on purpose',
+        );
+        expect(error.message).toContain('"no-check-sigs" does not');
+      }
+    },
+  );
+  test.each(origins)('%s is accepted with a digest or trusted keys, pinned', (_name, inputs) => {
+    for (const extra of [
       { [FetchInput.Digest]: digest },
       { [FetchInput.TrustedKeys]: ci.publicKey },
-      { [FetchInput.NoCheckSigs]: 'true' },
-    ];
-    for (const extra of extras)
-      expect(() => parseRealiseSettings(reader({ ...inputs, ...extra }), env)).not.toThrow();
+    ] as Record<string, string>[])
+      for (const [, parse] of parsers) {
+        // allow-unpinned-source beside a proof changes nothing: the plan is pinned, nothing is warned.
+        for (const allow of [{}, { [FetchInput.AllowUnpinnedSource]: 'true' }] as Record<string, string>[]) {
+          const s = parse({ ...inputs, ...extra, ...allow });
+          expect(s.unpinned).toBeUndefined();
+          expect(unpinnedWarning(s)).toBeUndefined();
+        }
+      }
   });
+  test.each(origins)(
+    '%s is taken unpinned only with allow-unpinned-source: true, warned',
+    (_name, inputs) => {
+      for (const [, parse] of parsers) {
+        expect(() => parse({ ...inputs, [FetchInput.AllowUnpinnedSource]: 'false' })).toThrow(
+          /nothing proves that a plan from/,
+        );
+        const s = parse({ ...inputs, [FetchInput.AllowUnpinnedSource]: 'true' });
+        expect(s.unpinned).toMatch(/^(a bundle file|another workflow run|a shared directory) \("[a-z-]+"\)$/);
+        expect(unpinnedWarning(s)).toBe(
+          `allow-unpinned-source: taking the plan from ${s.unpinned} with neither "digest" nor "trusted-keys": whoever can write there chooses the plan`,
+        );
+      }
+      expect(() =>
+        parseRealiseSettings(reader({ ...inputs, [FetchInput.AllowUnpinnedSource]: 'yes please' }), env),
+      ).toThrow(/input "allow-unpinned-source": "yes please" is not a boolean/);
+    },
+  );
   test('an artifact of this run needs nothing more (only its jobs can upload it)', () => {
-    expect(parseRealiseSettings(reader({}), env).source).toMatchObject({
-      kind: 'artifact',
-      runId: undefined,
-    });
+    const s = parseRealiseSettings(reader({}), env);
+    expect(s.source).toMatchObject({ kind: 'artifact', runId: undefined });
+    expect(s.unpinned).toBeUndefined();
   });
   test('trusted-keys holding only comments is refused; comments beside keys are fine', () => {
     expect(() =>

@@ -53,6 +53,7 @@ export const FetchInput = {
   TrustedKeys: 'trusted-keys',
   ArtifactDir: 'artifact-dir',
   NoCheckSigs: 'no-check-sigs',
+  AllowUnpinnedSource: 'allow-unpinned-source',
   MaxAge: 'max-age',
 } as const;
 

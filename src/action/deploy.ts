@@ -19,11 +19,12 @@ import type { CommandRunner } from '../nix/runner.js';
 import type { ArtifactTransport } from '../transport/transport.js';
 import { DeployInput, DeployOutput } from './constants.js';
 import { parseDeploySettings } from './deploy-settings.js';
+import { unpinnedWarning } from './fetch-settings.js';
 import { fetchPlan } from './fetch.js';
 import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
 import { originMarkdown } from '../core/provenance-view.js';
 import { capSummary } from './summary-cap.js';
-import { formatMs, table, trustMarkdown } from './summary.js';
+import { formatMs, table, trustMarkdown, unpinnedMarkdown } from './summary.js';
 import { asPackageChange, changesHeadline, type HostChanges } from '../app/deploy/changes.js';
 import { codeSpan } from './markdown.js';
 import { markdownCode } from '../core/text.js';
@@ -132,7 +133,12 @@ function hostSections(hosts: readonly HostResult[]): string[] {
 }
 
 /** The job summary: one row per host, what changes on each, then each failure's message. */
-export function deploySummary(label: string, result: DeployResult, now = new Date()): string {
+export function deploySummary(
+  label: string,
+  result: DeployResult,
+  now = new Date(),
+  unpinned: string | undefined = undefined,
+): string {
   return capSummary(
     [
       // The label is an input (a bundle path, an artifact name): a code span like any other value.
@@ -140,6 +146,7 @@ export function deploySummary(label: string, result: DeployResult, now = new Dat
       '',
       `Plan \`${result.digest}\`: ${trustMarkdown(result.manifest, result.trust)}.`,
       '',
+      ...(unpinned === undefined ? [] : [unpinnedMarkdown(unpinned)]),
       originMarkdown(result.manifest, result.trust, { now }),
       ...hostSections(result.hosts),
     ].join('\n'),
@@ -208,6 +215,8 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
     );
 
   if (settings.rollback) return rollBack(deps, settings);
+  const unpinned = unpinnedWarning(settings);
+  if (unpinned !== undefined) io.log.warn(unpinned);
   const artifactDir = settings.source.kind === 'artifact' ? settings.source.artifactDir : undefined;
   const plan = await fetchPlan(settings, () => deps.transport(artifactDir), jobTempDir(io, 'fetched'));
   io.setOutput(DeployOutput.BundlePath, plan.path);
@@ -231,7 +240,7 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
     ),
   );
   io.setOutput(DeployOutput.Result, JSON.stringify(result));
-  await io.appendSummary(deploySummary(plan.label, result));
+  await io.appendSummary(deploySummary(plan.label, result, new Date(), settings.unpinned));
   throwIfFailed(result.hosts);
 }
 

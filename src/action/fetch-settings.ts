@@ -1,6 +1,8 @@
 // Where a fetching action (realise, promote, deploy) takes its plan from and what must prove it:
 // an artifact of this run or another, a file, a shared directory; a digest, trusted keys, a
-// maximum age. A plan from where anyone could have put it needs a proof or an explicit opt-out.
+// maximum age. A plan from where anyone could have put it needs a proof or an explicit opt-out of
+// its own (`allow-unpinned-source`), apart from `no-check-sigs`, which says only that build outputs
+// need no signature: a drvs-only plan proves its own bytes, but not that it is the plan you made.
 import { parseDuration } from '../core/freshness.js';
 import { DEFAULT_ARTIFACT_NAME, FetchInput, RunnerEnv } from './constants.js';
 import {
@@ -31,8 +33,13 @@ export interface FetchSettings {
   /** `sha256:<hex>` the downloaded bundle must have (the root action's `digest` output). */
   readonly digest: string | undefined;
   readonly trustedKeys: string[];
-  /** Accept a plan nothing proves, on purpose (warned in the log and the summary). */
+  /** Accept build outputs no trusted signature proves, on purpose (warned in the log and the summary). */
   readonly noCheckSigs: boolean;
+  /**
+   * Where the plan comes from, when it is taken from there with nothing to pin it (no digest, no
+   * trusted keys) because `allow-unpinned-source` said so: warned in the log and the summary.
+   */
+  readonly unpinned?: string | undefined;
   /** The oldest a plan may be (`max-age`), in milliseconds and as written. */
   readonly maxAgeMs: number | undefined;
   readonly maxAgeText: string | undefined;
@@ -106,14 +113,23 @@ export function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
   }
   const trustedKeys = parseTrustedKeys(FetchInput.TrustedKeys, input(FetchInput.TrustedKeys));
   const noCheckSigs = parseBoolean(FetchInput.NoCheckSigs, input(FetchInput.NoCheckSigs), false);
-  // Fail closed: a plan from where anyone could have put it must be proven to be ours.
+  const allowUnpinned = parseBoolean(
+    FetchInput.AllowUnpinnedSource,
+    input(FetchInput.AllowUnpinnedSource),
+    false,
+  );
+  // Fail closed: a plan from where anyone could have put it must be proven to be ours. Not by
+  // no-check-sigs: a plan of .drv files needs no signature to prove its bytes, and whoever can
+  // write the source could still choose which such plan is built and activated.
   const origin = unprovenOrigin(source);
-  if (origin !== undefined && digest === '' && trustedKeys.length === 0 && !noCheckSigs)
+  const unpinned = origin !== undefined && digest === '' && trustedKeys.length === 0 ? origin : undefined;
+  if (unpinned !== undefined && !allowUnpinned)
     throw new InputError(
       FetchInput.TrustedKeys,
-      `is empty, and so is "${FetchInput.Digest}": nothing proves that a plan from ${origin} is the plan your ` +
+      `is empty, and so is "${FetchInput.Digest}": nothing proves that a plan from ${unpinned} is the plan your ` +
         `workflow made; accepted: "${FetchInput.Digest}" (the plan action's digest output) or "${FetchInput.TrustedKeys}" ` +
-        `(public keys the plan must be signed by), or "${FetchInput.NoCheckSigs}: true" to take it unproven on purpose`,
+        `(public keys the plan must be signed by), or "${FetchInput.AllowUnpinnedSource}: true" to take whatever ` +
+        `plan is there on purpose ("${FetchInput.NoCheckSigs}" does not: it concerns build outputs, not where a plan comes from)`,
     );
   const maxAgeText = input(FetchInput.MaxAge);
   let maxAgeMs: number | undefined;
@@ -130,7 +146,17 @@ export function parseFetch(input: InputReader, env: EnvReader): FetchSettings {
     digest: digest === '' ? undefined : digest,
     trustedKeys,
     noCheckSigs,
+    unpinned,
     maxAgeMs,
     maxAgeText: maxAgeText === '' ? undefined : maxAgeText,
   };
+}
+
+/** The warning, in the log, for a plan taken from where nothing pins it (undefined: it is pinned). */
+export function unpinnedWarning(settings: Pick<FetchSettings, 'unpinned'>): string | undefined {
+  if (settings.unpinned === undefined) return undefined;
+  return (
+    `${FetchInput.AllowUnpinnedSource}: taking the plan from ${settings.unpinned} with neither ` +
+    `"${FetchInput.Digest}" nor "${FetchInput.TrustedKeys}": whoever can write there chooses the plan`
+  );
 }

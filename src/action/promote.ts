@@ -15,6 +15,7 @@ import { PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
 import { compareInputs, comparePlans, failIfRefused, trustingOwnKey, type CompareDeps } from './compare.js';
 import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
+import { unpinnedWarning } from './fetch-settings.js';
 import { setListOutput, siblingAction } from './outputs.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
 import { parsePromoteSettings } from './settings.js';
@@ -69,6 +70,8 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
     io.log.warn(
       `${PromoteInput.NoCheckSigs}: promoting a plan no trusted key vouches for (the promoted plan records it)`,
     );
+  const unpinned = unpinnedWarning(settings);
+  if (unpinned !== undefined) io.log.warn(unpinned);
   const plan = await fetchPlan(settings, transport, jobTempDir(io, 'fetched'));
   const input = (await deps.inspectPlan(plan.path)).manifest;
   const from = input.storeDir;
@@ -163,6 +166,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
         }),
       },
       comparison,
+      unpinned: settings.unpinned,
     }),
   );
   failIfRefused(comparison);

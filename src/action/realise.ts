@@ -9,6 +9,7 @@ import type { CommandRunner } from '../nix/runner.js';
 import type { ArtifactTransport } from '../transport/transport.js';
 import { RealiseInput, RealiseOutput } from './constants.js';
 import { fetchPlan } from './fetch.js';
+import { unpinnedWarning } from './fetch-settings.js';
 import { selectShard } from './matrix.js';
 import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
 import { parseRealiseSettings } from './settings.js';
@@ -41,6 +42,8 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
   if (settings.source.kind === 'artifact' && settings.source.token !== undefined)
     io.setSecret(settings.source.token);
 
+  const unpinned = unpinnedWarning(settings);
+  if (unpinned !== undefined) io.log.warn(unpinned);
   const started = io.now();
   const artifactDir = settings.source.kind === 'artifact' ? settings.source.artifactDir : undefined;
   const plan = await fetchPlan(settings, () => deps.transport(artifactDir), jobTempDir(io, 'fetched'));
@@ -93,6 +96,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       outPaths: result.outPaths,
       timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },
       build: result.build,
+      unpinned: settings.unpinned,
       // The import's own report; a realisePlan that gives none (a stand-in) gets one made here.
       trust:
         (result as Partial<typeof result>).trust ??

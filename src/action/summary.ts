@@ -59,6 +59,18 @@ export function trustMarkdown(manifest: BundleManifest, trust?: TrustReport): st
   return status;
 }
 
+/**
+ * A plan taken from where nothing pins it (`allow-unpinned-source`), in our words: the origin is
+ * one of unprovenOrigin's descriptions, never a value from the plan or the inputs.
+ */
+export function unpinnedMarkdown(origin: string | undefined): string {
+  if (origin === undefined) return '';
+  return (
+    `**NOT PINNED (allow-unpinned-source)**: this plan was taken from ${origin} with neither \`digest\` ` +
+    `nor \`trusted-keys\`; whoever can write there chose it.\n`
+  );
+}
+
 /** A Markdown table of at most `limit` rows, saying how many were left out. */
 export function table(headers: string[], rows: string[][], limit = LIST_LIMIT): string {
   const lines = [`| ${headers.map(cell).join(' | ')} |`, `|${headers.map(() => ' --- |').join('')}`];
@@ -246,6 +258,8 @@ export interface RealiseSummaryFacts {
   readonly now?: Date | undefined;
   /** What building did (built against substituted, and when each root was ready). */
   readonly build?: BuildReport | undefined;
+  /** Where the plan was taken from with nothing to pin it (`allow-unpinned-source`). */
+  readonly unpinned?: string | undefined;
 }
 
 const HOW: Readonly<Record<BuildReport['roots'][number]['how'], string>> = {
@@ -291,6 +305,7 @@ export function realiseSummary(f: RealiseSummaryFacts): string {
       `Built ${Object.keys(f.outPaths).length} of ${f.manifest.roots.length} root(s) in ${code(f.manifest.storeDir)} ` +
         `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}. ` +
         `Plan ${trustMarkdown(f.manifest, f.trust)}.\n`,
+      unpinnedMarkdown(f.unpinned),
       originMarkdown(f.manifest, f.trust, { now: f.now ?? new Date() }),
       f.build === undefined
         ? table(['derivation', 'output', 'path'], rows)
@@ -317,6 +332,8 @@ export interface PromoteSummaryFacts {
     | undefined;
   /** What `compare-to` found: the previous promotion into this realm. */
   readonly comparison?: Comparison | undefined;
+  /** Where the input was taken from with nothing to pin it (`allow-unpinned-source`). */
+  readonly unpinned?: string | undefined;
 }
 
 /** The promote action's summary. */
@@ -330,6 +347,7 @@ export function promoteSummary(f: PromoteSummaryFacts): string {
     [
       `## nix-plan promote: ${code(f.artifactName)}\n\n`,
       source,
+      f.unpinned === undefined ? '' : `${unpinnedMarkdown(f.unpinned)}\n`,
       `${m.roots.length} root(s), ${m.paths} store paths, now for ${code(m.storeDir)}; ` +
         `${m.signatures.length > 0 ? `signed by ${m.signatures.map((s) => code(s.key)).join(', ')}` : 'unsigned'}; ` +
         `bundle ${f.artifactUrl === undefined ? formatBytes(f.bundleBytes) : `[${formatBytes(f.bundleBytes)}](${f.artifactUrl})`}.\n\n`,
