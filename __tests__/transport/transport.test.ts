@@ -4,11 +4,13 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  existsSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -322,6 +324,31 @@ describe('LocalDirectoryTransport', () => {
     await expect(transport.download({ name: 'b.nixplan' }, scratch())).rejects.toThrow(/not a regular file/);
     // No temporary files are left behind.
     expect(readdirSync(join(root, 'r1')).filter((f) => f.startsWith('.'))).toEqual([]);
+  });
+
+  test('a run directory swapped for a link during an upload does not redirect the write', async () => {
+    // The upload reads its bundle from a FIFO, so it is held after the run directory was checked
+    // and its temporary file made, until the directory has been swapped for a link elsewhere.
+    const root = scratch();
+    const elsewhere = scratch();
+    const fifo = join(scratch(), 'plan.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const runDir = join(root, 'r1');
+    const upload = new LocalDirectoryTransport(root, 'r1').upload(fifo, 'p.nixplan');
+    const settled = upload.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    for (let i = 0; i < 500 && !(existsSync(runDir) && readdirSync(runDir).length > 0); i++)
+      await new Promise((r) => setTimeout(r, 10));
+    renameSync(runDir, `${runDir}.moved`);
+    symlinkSync(elsewhere, runDir);
+    writeFileSync(fifo, randomBytes(1000));
+    expect(String(await settled)).toMatch(
+      /the run directory ".*r1" was moved or replaced while the plan was uploaded/,
+    );
+    // Nothing went where the link points.
+    expect(readdirSync(elsewhere)).toEqual([]);
   });
 
   test('rejects names that would leave the directory and reports a missing artifact', async () => {

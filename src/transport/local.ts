@@ -1,7 +1,18 @@
 // A transport over a directory (a shared disk, an NFS mount): for self-hosted runners and tests.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { link, lstat, mkdir, open, rm, statfs, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  link,
+  lstat,
+  mkdir,
+  open,
+  rm,
+  stat,
+  statfs,
+  unlink,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { handleSource, readCheckedHead } from '../core/bundle/index.js';
@@ -58,12 +69,42 @@ async function copyHashing(
   return { digest: `sha256:${hash.digest('hex')}`, size };
 }
 
-/** Refuses `path` unless it is a directory itself (not a symlink to one: another job could plant it). */
-async function realDirectory(path: string): Promise<void> {
-  const st = await lstat(path);
-  if (!st.isDirectory())
+/**
+ * Opens `path` as a directory itself (not a symlink to one: another job could plant it), and
+ * returns it held open with the path to make its files by: `/proc/self/fd/N` where the system has
+ * it (Linux), so a run directory swapped for a link after this check does not redirect a write.
+ */
+async function openDirectory(path: string): Promise<{ handle: FileHandle; at: string }> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP' || code === 'ENOTDIR')
+      throw new TransportError(
+        `"${path}" is not a directory (a symlink or a file is there): refusing to use it`,
+      );
+    throw e;
+  }
+  try {
+    const held = await handle.stat();
+    const proc = `/proc/self/fd/${handle.fd}`;
+    const viaProc = await stat(proc).catch(() => undefined);
+    const at = viaProc?.ino === held.ino && viaProc.dev === held.dev ? proc : path;
+    return { handle, at };
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+}
+
+/** Refuses when `path` is no longer the directory held open as `handle` (it was moved or replaced). */
+async function stillThere(path: string, handle: FileHandle): Promise<void> {
+  const [held, now] = await Promise.all([handle.stat(), lstat(path).catch(() => undefined)]);
+  if (now === undefined || now.ino !== held.ino || now.dev !== held.dev)
     throw new TransportError(
-      `"${path}" is not a directory (a symlink or a file is there): refusing to use it`,
+      `the run directory "${path}" was moved or replaced while the plan was uploaded: ` +
+        'someone else writes to this artifact-dir, and readers would not find this upload; the upload failed',
     );
 }
 
@@ -126,9 +167,9 @@ export class LocalDirectoryTransport implements ArtifactTransport {
 
   async upload(file: string, name: string): Promise<UploadedArtifact> {
     checkName(name);
-    const dir = this.runDir(undefined);
-    await mkdir(dir, { recursive: true });
-    await realDirectory(dir);
+    const path = this.runDir(undefined);
+    await mkdir(path, { recursive: true });
+    const { handle, at: dir } = await openDirectory(path);
     const part = `.${name}.${randomBytes(6).toString('hex')}`;
     const tmp = join(dir, `${part}.part`);
     const tmpDigest = join(dir, `${part}.sha256.part`);
@@ -157,10 +198,13 @@ export class LocalDirectoryTransport implements ArtifactTransport {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw taken();
         throw e;
       }
+      // Published in the directory checked; readers look for it at its path.
+      await stillThere(path, handle);
       return { name, size, digest };
     } finally {
       await rm(tmp, { force: true });
       await rm(tmpDigest, { force: true });
+      await handle.close();
     }
   }
 
