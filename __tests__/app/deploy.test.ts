@@ -5,10 +5,9 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { deploySummary } from '../../src/action/deploy.js';
 import { parseDeploySettings } from '../../src/action/deploy-settings.js';
 import { activateSafely, generationNumber, reportProblem } from '../../src/app/deploy/activation.js';
@@ -637,40 +636,6 @@ describe('what changes on a host', () => {
       ]),
     ).toMatch(/control characters/);
     expect(bad([['end', '']])).toMatch(/no path of the new system/);
-  });
-});
-
-describe('apply reads a plan from standard input', () => {
-  test('`-` is copied to a private file first, then removed', async () => {
-    let seen: { path: string; bytes: string; mode: number } | undefined;
-    const code = await main(['apply', '-', '--profile', '/p'], {
-      io: {
-        stdout: { write: () => true },
-        stderr: { write: () => true },
-        stdin: Readable.from([Buffer.from('plan bytes')]),
-      },
-      useCases: {
-        applyPlan: async (bundle) => {
-          const { statSync } = await import('node:fs');
-          seen = {
-            path: bundle ?? '',
-            bytes: readFileSync(bundle ?? '', 'utf8'),
-            mode: statSync(bundle ?? '').mode & 0o777,
-          };
-          return {
-            action: 'switch',
-            systemPath: '/s',
-            profile: '/p',
-            profileChanged: true,
-            generation: 1,
-            output: '',
-          };
-        },
-      },
-    });
-    expect(code).toBe(0);
-    expect(seen).toMatchObject({ bytes: 'plan bytes', mode: 0o600 });
-    expect(() => readFileSync(seen?.path ?? '')).toThrow();
   });
 });
 
