@@ -12509,13 +12509,17 @@ function formatDryRun(r) {
 
 ;// CONCATENATED MODULE: ./src/cli/stdin-bundle.ts
 // `-` for a bundle: standard input copied into a private temp file (0600 in a 0700 directory)
-// first, so the use case reads a file nobody else can change, and removed afterwards.
+// first, so the use case reads a file nobody else can change, and removed afterwards. Whoever
+// sends the plan chose every byte of it, as with a file: its head is read and checked before
+// anything is written, then the room for the length its manifest declares, and exactly that many
+// bytes are copied; a stream that is shorter, or goes on past them, is refused.
 
 
 
 
 
-
+/** How messages name a plan read from standard input. */
+const STDIN = 'standard input';
 /** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
 async function withBundleFile(bundle, stdin, use) {
     if (bundle !== '-')
@@ -12525,13 +12529,93 @@ async function withBundleFile(bundle, stdin, use) {
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
     try {
         const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
-        await (0,promises_namespaceObject.pipeline)(stdin, (0,external_node_fs_namespaceObject.createWriteStream)(file, { mode: 0o600, flags: 'wx' })).catch((e) => {
-            throw new errors_NixPlanError('usage', `cannot read the plan from standard input: ${e.message}`);
-        });
+        await copyBundle(new StreamReader(stdin), file, dir);
         return await use(file);
     }
     finally {
         await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+/** Copies the bundle `input` holds into the new file `file` (see the module comment). */
+async function copyBundle(input, file, dir) {
+    try {
+        const header = await input.take(SKIPPABLE_HEADER_SIZE);
+        const { size } = parseSkippableHeader(header, DEFAULT_MAX_MANIFEST_SIZE, `plan bundle '${STDIN}'`);
+        const frame = await input.take(size);
+        if (frame.length < size)
+            throw new errors_NixPlanError('bundle', `plan bundle '${STDIN}' is truncated: its manifest frame needs ${SKIPPABLE_HEADER_SIZE + size} bytes, the stream had ${SKIPPABLE_HEADER_SIZE + frame.length}`);
+        const head = Buffer.concat([header, frame]);
+        const length = head.length + parseManifest(frame).stream.compressedSize;
+        // The head as a bundle of the length it declares: the same checks a bundle file's head gets.
+        await decode_readCheckedHead({ ...memorySource(head, STDIN), size: length });
+        const room = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+        if (room !== undefined && room.bavail * room.bsize < length)
+            throw new LimitError(`the bundle on ${STDIN} is ${length} bytes, but ${(0,external_node_os_namespaceObject.tmpdir)()} has room for ${room.bavail * room.bsize}: free some, or point TMPDIR elsewhere`);
+        const out = await (0,external_node_fs_promises_namespaceObject.open)(file, 'wx', 0o600);
+        try {
+            await out.write(head);
+            for (let at = head.length; at < length;) {
+                const chunk = await input.next(length - at);
+                if (chunk === undefined)
+                    throw new errors_NixPlanError('bundle', `plan bundle '${STDIN}' is truncated: the manifest says ${length} bytes, the stream had ${at}`);
+                await out.write(chunk);
+                at += chunk.length;
+            }
+        }
+        finally {
+            await out.close();
+        }
+        if ((await input.next(1)) !== undefined)
+            throw new errors_NixPlanError('bundle', `plan bundle '${STDIN}' is followed by extra bytes: the manifest says ${length} bytes, the stream goes on`);
+    }
+    catch (e) {
+        await input.stop();
+        if (e instanceof errors_NixPlanError)
+            throw e;
+        throw new errors_NixPlanError('usage', `cannot read the plan from ${STDIN}: ${e.message}`);
+    }
+}
+/** Reads a stream a few bytes at a time, as the copy asks for them. */
+class StreamReader {
+    chunks;
+    rest = Buffer.alloc(0);
+    ended = false;
+    constructor(stream) {
+        this.chunks = stream[Symbol.asyncIterator]();
+    }
+    /** The next bytes, at most `max` of them; undefined at the end of the stream. */
+    async next(max) {
+        while (this.rest.length === 0) {
+            if (this.ended)
+                return undefined;
+            const r = await this.chunks.next();
+            if (r.done === true) {
+                this.ended = true;
+                return undefined;
+            }
+            this.rest = typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
+        }
+        const out = this.rest.subarray(0, max);
+        this.rest = this.rest.subarray(out.length);
+        return out;
+    }
+    /** Exactly `n` bytes, or fewer when the stream ends first. */
+    async take(n) {
+        const parts = [];
+        for (let got = 0; got < n;) {
+            const chunk = await this.next(n - got);
+            if (chunk === undefined)
+                break;
+            parts.push(chunk);
+            got += chunk.length;
+        }
+        return Buffer.concat(parts);
+    }
+    /** Stops reading (the rest of the stream is not wanted). */
+    async stop() {
+        if (!this.ended)
+            await this.chunks.return?.().catch(() => undefined);
+        this.ended = true;
     }
 }
 
