@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { FakeArtifactServer, type FakeRun } from '../support/artifact-server.js';
+import { LimitError } from '../../src/core/errors.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
 import { TransportError, type ArtifactTransport } from '../../src/transport/transport.js';
 import type { GitHubArtifactTransport as GitHubTransportClass } from '../../src/transport/github.js';
@@ -111,6 +112,28 @@ describe('GitHubArtifactTransport over the real client and a fake artifact servi
     );
     expect(down.digest).toBe(up.digest);
     expect(readFileSync(down.path).equals(bytes)).toBe(true);
+  });
+
+  test('an artifact larger than the room for it is refused before a byte is downloaded', async () => {
+    // Another run's artifact is proven only once it is here (trusted keys): its size is the
+    // uploader's choice, and the disk it would fill is this runner's.
+    const first = server.newRun();
+    asJobOf(first);
+    await makeTransport(first).upload(sampleFile().path, 'huge.nixplan');
+    const [stored] = server.artifacts(first);
+    stored!.size = 2 ** 60; // as the service reports it
+    const second = server.newRun();
+    asJobOf(second);
+    const dest = scratch();
+    const down = makeTransport(second).download(
+      { name: 'huge.nixplan', runId: first.runId, repository: server.repository, token: server.apiToken() },
+      dest,
+    );
+    await expect(down).rejects.toThrow(
+      /artifact "huge.nixplan" is \d+ bytes, but .* has room for \d+: nothing was downloaded/,
+    );
+    await expect(down).rejects.toBeInstanceOf(LimitError);
+    expect(readdirSync(dest)).toEqual([]);
   });
 
   test('a 5xx from the service, then success: the client retries and the upload succeeds', async () => {

@@ -1,7 +1,8 @@
 // The transport over GitHub's artifact service, through the real `@actions/artifact` client.
-import { link, copyFile, mkdir, mkdtemp, readdir, rm, rename } from 'node:fs/promises';
+import { link, copyFile, mkdir, mkdtemp, readdir, rm, rename, statfs } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { ArtifactClient } from '@actions/artifact';
+import { LimitError } from '../core/errors.js';
 import {
   checkDigest,
   digestFile,
@@ -140,6 +141,15 @@ export class GitHubArtifactTransport implements ArtifactTransport {
     }
     // A fresh directory, so the one file in it is the artifact whatever name the server gave it.
     await mkdir(destDir, { recursive: true });
+    // Whoever uploaded it chose its size (another run's artifact, proven only once it is here by
+    // trusted keys): one the disk has no room for is refused before a byte of it is downloaded.
+    const room = await statfs(destDir).catch(() => undefined);
+    // The client reports the size as a number or, from the REST API, a bigint.
+    const size = Number((artifact as { size?: number | bigint }).size ?? Number.NaN);
+    if (room !== undefined && size > room.bavail * room.bsize)
+      throw new LimitError(
+        `artifact "${source.name}" is ${size} bytes, but ${destDir} has room for ${room.bavail * room.bsize}: nothing was downloaded`,
+      );
     const landing = await mkdtemp(join(destDir, '.nix-plan-download-'));
     try {
       let result;
