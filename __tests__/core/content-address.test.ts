@@ -1,6 +1,8 @@
 // The typed content address and the derivation kind, without Nix: parse/format round trips, the
 // one path constructor against the path functions Nix's oracle tests pin, and every refusal.
+import { createHash } from 'node:crypto';
 import { describe, expect, test } from '@jest/globals';
+import fc from 'fast-check';
 import {
   contentAddressMethod,
   formatContentAddress,
@@ -12,8 +14,14 @@ import {
 } from '../../src/core/content-address.js';
 import { classifyDerivation, derivationKind, isFixedOutput } from '../../src/core/derivation/index.js';
 import { NixPlanError } from '../../src/core/errors.js';
-import { hashBytes, sha256, toHex } from '../../src/core/hash.js';
-import { makeFixedOutputPath, makeSourcePath, makeTextPath } from '../../src/core/store-path.js';
+import { foldHash, hashBytes, sha256, toHex } from '../../src/core/hash.js';
+import { nix32Encode } from '../../src/core/nix32.js';
+import {
+  makeFixedOutputPath,
+  makeOutputPath,
+  makeSourcePath,
+  makeTextPath,
+} from '../../src/core/store-path.js';
 
 const STORE = '/nix/store';
 const REF = '/nix/store/7h7qgvs4kgzsn8a6rb273saxyqh4jxlz-dep';
@@ -124,5 +132,50 @@ describe('derivation kind', () => {
     expect(classifyDerivation({ outputs })).toEqual({ problem });
     expect(() => derivationKind({ outputs }, 'd')).toThrow(/derivation d: /);
     expect(isFixedOutput({ outputs })).toBe(false);
+  });
+});
+
+describe('store path fingerprints', () => {
+  /** Nix's makeStorePath as its definition reads, on strings (hashed as UTF-8). */
+  const byDefinition = (type: string, innerHex: string, name: string, storeDir: string): string =>
+    `${storeDir}/${nix32Encode(foldHash(new Uint8Array(createHash('sha256').update(`${type}:sha256:${innerHex}:${storeDir}:${name}`).digest())))}-${name}`;
+  // Mostly store-path characters; now and then any code unit, or a long string, which the
+  // fingerprint written as bytes does not take (it is then made as a string).
+  const text = fc.oneof(
+    { weight: 8, arbitrary: fc.string({ unit: fc.constantFrom(...'abz09-._+/?=') }) },
+    { weight: 1, arbitrary: fc.string({ unit: 'binary' }) },
+    { weight: 1, arbitrary: fc.string({ minLength: 30_000, maxLength: 40_000 }) },
+  );
+
+  test('are hashed as Nix defines them, whatever the strings (property)', () => {
+    fc.assert(
+      fc.property(
+        text,
+        fc.array(text, { maxLength: 5 }),
+        fc.boolean(),
+        text,
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        (name, refs, self, storeDir, inner) => {
+          const sorted = [...refs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+          const withRefs = (type: string): string =>
+            (sorted.length === 0 ? type : `${type}:${sorted.join(':')}`) + (self ? ':self' : '');
+          expect(makeTextPath(name, inner, refs, storeDir)).toBe(
+            byDefinition(
+              sorted.length === 0 ? 'text' : `text:${sorted.join(':')}`,
+              toHex(inner),
+              name,
+              storeDir,
+            ),
+          );
+          expect(makeSourcePath(name, inner, storeDir, refs, self)).toBe(
+            byDefinition(withRefs('source'), toHex(inner), name, storeDir),
+          );
+          expect(makeOutputPath(name, 'out', toHex(inner), storeDir)).toBe(
+            byDefinition('output:out', toHex(inner), name, storeDir),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -1,6 +1,7 @@
 // Store paths: parsing and validation, and the fingerprints Nix hashes to name every kind of object.
 import { NixPlanError, MalformedError } from './errors.js';
-import { foldHash, sha256, toHex, type Hash } from './hash.js';
+import { hash as oneShotHash } from 'node:crypto';
+import { sha256, toHex, type Hash } from './hash.js';
 import { isNix32Char, nix32Encode } from './nix32.js';
 
 /** Length of the hash part of a store path's base name. */
@@ -104,17 +105,80 @@ export function nameOf(path: string): string {
  * The store dir is in the fingerprint, which is why every path changes with the realm.
  */
 export function makeStorePath(type: string, innerHex: string, name: string, storeDir: string): string {
-  const fingerprint = `${type}:sha256:${innerHex}:${storeDir}:${name}`;
-  return `${storeDir}/${nix32Encode(foldHash(sha256(fingerprint)))}-${name}`;
+  return storePathFrom(type, undefined, false, innerHex, name, storeDir);
 }
 
-/** Type prefix for an object with references (`text` or `source`): each reference, sorted, then `self`. */
-function typeWithReferences(type: string, references: Iterable<string>, self: boolean): string {
+/**
+ * Where a store path's fingerprint is written to be hashed (reused: hashing is synchronous). A
+ * text object's fingerprint names every reference (a few KB for a .drv); made as a string, it was
+ * a joined string, a template string around it and the flat copy hashing makes of that, for each
+ * of the tens of thousands of paths a plan's reader checks.
+ */
+const FINGERPRINT = Buffer.allocUnsafeSlow(64 * 1024);
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+/** The digest folded to 20 bytes, for nix32Encode (reused, as FINGERPRINT). */
+const FOLDED = new Uint8Array(20);
+
+/** Writes the ASCII string `s` into FINGERPRINT at `at`; -1 when it is not ASCII, does not fit, or `at` is -1. */
+function putAscii(s: string, at: number): number {
+  if (at < 0 || at + s.length > FINGERPRINT.length) return -1;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    FINGERPRINT[at++] = c;
+  }
+  return at;
+}
+
+/**
+ * `makeStorePath` of type `type` followed by `references` (each after a colon) and `:self` when
+ * `self`, with the inner hash given as its digest or its hex. The fingerprint is written as bytes
+ * into FINGERPRINT when it is ASCII and fits (the usual case), and made as a string otherwise:
+ * the same bytes either way (a string is hashed as UTF-8).
+ */
+function storePathFrom(
+  type: string,
+  references: readonly string[] | undefined,
+  self: boolean,
+  inner: Uint8Array | string,
+  name: string,
+  storeDir: string,
+): string {
+  let at = putAscii(type, 0);
+  if (references !== undefined)
+    for (let i = 0; i < references.length && at >= 0; i++) at = putAscii(references[i]!, putAscii(':', at));
+  if (self) at = putAscii(':self', at);
+  at = putAscii(':sha256:', at);
+  if (typeof inner === 'string') at = putAscii(inner, at);
+  else if (at >= 0 && at + 2 * inner.length <= FINGERPRINT.length)
+    for (let i = 0; i < inner.length; i++) {
+      FINGERPRINT[at++] = HEX_DIGITS[inner[i]! >> 4]!;
+      FINGERPRINT[at++] = HEX_DIGITS[inner[i]! & 15]!;
+    }
+  else at = -1;
+  at = putAscii(name, putAscii(':', putAscii(storeDir, putAscii(':', at))));
+  let digest: string;
+  if (at >= 0) digest = oneShotHash('sha256', FINGERPRINT.subarray(0, at), 'binary');
+  else {
+    const refs = references === undefined || references.length === 0 ? '' : ':' + references.join(':');
+    const innerHex = typeof inner === 'string' ? inner : toHex(inner);
+    const fingerprint = `${type}${refs}${self ? ':self' : ''}:sha256:${innerHex}:${storeDir}:${name}`;
+    digest = oneShotHash('sha256', fingerprint, 'binary');
+  }
+  // foldHash of the digest (Nix's compressHash), without making an array of either.
+  FOLDED.fill(0);
+  for (let i = 0; i < digest.length; i++) {
+    const k = i % 20;
+    FOLDED[k] = FOLDED[k]! ^ digest.charCodeAt(i);
+  }
+  return `${storeDir}/${nix32Encode(FOLDED)}-${name}`;
+}
+
+/** References as a fingerprint names them: sorted (duplicates are the caller's to drop). */
+function sortedReferences(references: Iterable<string>): readonly string[] {
   const refs = Array.isArray(references) ? (references as readonly string[]) : [...references];
   // References usually come sorted already (a .drv's are): sort only a copy, and only when not.
-  const sorted = isSorted(refs) ? refs : [...refs].sort(compareStrings);
-  // One join makes a flat string; repeated += would make a rope that hashing must flatten first.
-  return (sorted.length === 0 ? type : type + ':' + sorted.join(':')) + (self ? ':self' : '');
+  return isSorted(refs) ? refs : [...refs].sort(compareStrings);
 }
 
 /** True when `xs` is in ascending order (equal neighbours allowed). */
@@ -130,7 +194,7 @@ export function makeTextPath(
   references: Iterable<string>,
   storeDir: string,
 ): string {
-  return makeStorePath(typeWithReferences('text', references, false), toHex(contentSha256), name, storeDir);
+  return storePathFrom('text', sortedReferences(references), false, contentSha256, name, storeDir);
 }
 
 /** Path of a recursive sha256 source (path literal, `builtins.path`) from its NAR's sha256. */
@@ -141,7 +205,7 @@ export function makeSourcePath(
   references: Iterable<string> = [],
   self = false,
 ): string {
-  return makeStorePath(typeWithReferences('source', references, self), toHex(narSha256), name, storeDir);
+  return storePathFrom('source', sortedReferences(references), self, narSha256, name, storeDir);
 }
 
 /** Path of a fixed-output object: recursive sha256 is a source; everything else is `output:out`. */
