@@ -21,6 +21,7 @@ import {
   drvName,
   envGet,
   outputNamed,
+  outputNamedAt,
   parseDerivation,
   type Derivation,
   type DerivationHead,
@@ -158,11 +159,15 @@ export class DerivationOutputChecks {
   ): boolean {
     if (head.version !== undefined || head.outputs.some((o) => o.hashAlgo !== '')) return false;
     const holes: { start: number; end: number; output: string }[] = [];
-    tail.keys.forEach((key, i) => {
-      const o = outputNamed(head.outputs, key);
-      if (o !== undefined)
-        holes.push({ start: tail.values[2 * i]!, end: tail.values[2 * i + 1]!, output: o.name });
-    });
+    const { keySpans, values } = tail;
+    for (let i = 0, k = 0; k < keySpans.length; i++, k += 3) {
+      // A key without escapes is its bytes as written: matched there, without a view of it.
+      const o =
+        keySpans[k + 2] === 0
+          ? outputNamedAt(head.outputs, bytes, keySpans[k]!, keySpans[k + 1]!)
+          : outputNamed(head.outputs, tail.keys[i]!);
+      if (o !== undefined) holes.push({ start: values[2 * i]!, end: values[2 * i + 1]!, output: o.name });
+    }
     if (holes.length !== head.outputs.length) return false; // keys are unique: one lacks its variable
     let filled: FilledDerivation | undefined;
     try {

@@ -17,6 +17,22 @@ export function outputNamed(
   return undefined;
 }
 
+/** `outputNamed` of the key written at [start, end) of `bytes` (a key without escapes). */
+export function outputNamedAt(
+  outputs: readonly DerivationOutput[],
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): DerivationOutput | undefined {
+  const n = end - start;
+  outer: for (const o of outputs) {
+    if (o.name.length !== n) continue;
+    for (let i = 0; i < n; i++) if (o.name.charCodeAt(i) !== bytes[start + i]) continue outer;
+    return o;
+  }
+  return undefined;
+}
+
 /** The value of environment variable `key` (UTF-8 encoded for the comparison), if set. */
 export function envGet(drv: Derivation, key: string): Uint8Array | undefined {
   const k = encoder.encode(key);

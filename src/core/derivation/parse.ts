@@ -2,7 +2,7 @@
 // of escaped ones is accepted, so whenever `parseDerivation(b)` succeeds, `serialiseDerivation`
 // (write.ts) gives back exactly `b`.
 import { compareBytes } from '../bytes.js';
-import { COMMA, DERIVE, DRV_WITH_VERSION, LPAREN, RPAREN } from './aterm.js';
+import { BACKSLASH, COMMA, DERIVE, DRV_WITH_VERSION, LPAREN, RPAREN, UNESCAPE } from './aterm.js';
 import type {
   Derivation,
   DerivationHead,
@@ -31,7 +31,7 @@ export function parseDerivation(bytes: Uint8Array, spans?: DerivationSpans): Der
       valueAt = p.pos + 1;
       return p.escaped();
     },
-    (key, value) => {
+    (value, key) => {
       env.push({ key, value });
       spans?.envValues.push(valueAt, p.pos - 1);
     },
@@ -62,7 +62,9 @@ export function parseDerivationSpans(
   const p = new Parser(bytes);
   const head = parseUpToSystem(p, layout);
   const start = p.pos;
-  const keys: Uint8Array[] = [];
+  // Keys are left in place too (where each is, and its escapes): they are compared there, and
+  // views of them are made only for a caller that asks (`SpansTail.keys`).
+  const keySpans: number[] = [];
   const values: number[] = [];
   parseTail(
     p,
@@ -71,12 +73,71 @@ export function parseDerivationSpans(
       p.skipEscaped();
       return at;
     },
-    (key, valueAt) => {
-      keys.push(key);
+    (valueAt) => {
       values.push(valueAt, p.pos - 1); // the value's closing quote: entry() runs right after it
     },
+    keySpans,
   );
-  return { head, tail: { start, keys, values } };
+  return { head, tail: new SpansTail(p.input, start, keySpans, values) };
+}
+
+/** A `DerivationTail` whose keys are made (as `Parser.escaped` makes them) when first asked for. */
+class SpansTail implements DerivationTail {
+  private made: Uint8Array[] | undefined;
+
+  constructor(
+    private readonly bytes: Uint8Array,
+    readonly start: number,
+    readonly keySpans: readonly number[],
+    readonly values: readonly number[],
+  ) {}
+
+  get keys(): readonly Uint8Array[] {
+    if (this.made === undefined) {
+      const s = this.keySpans;
+      const keys: Uint8Array[] = [];
+      for (let i = 0; i < s.length; i += 3) keys.push(unescapeSpan(this.bytes, s[i]!, s[i + 1]!, s[i + 2]!));
+      this.made = keys;
+    }
+    return this.made;
+  }
+}
+
+/** The unescaped contents of an escaped field written at [start, end) with `escapes` escapes (a view when none). */
+function unescapeSpan(bytes: Uint8Array, start: number, end: number, escapes: number): Uint8Array {
+  if (escapes === 0) return bytes.subarray(start, end);
+  const out = new Uint8Array(end - start - escapes);
+  let o = 0;
+  for (let j = start; j < end; j++) {
+    let b = bytes[j]!;
+    if (b === BACKSLASH) b = UNESCAPE[bytes[++j]!]!;
+    out[o++] = b;
+  }
+  return out;
+}
+
+/**
+ * Byte order of the unescaped keys whose spans start at `a` and `b` in `spans` (start, end,
+ * escapes): compared where they are written when neither holds an escape.
+ */
+function compareKeySpans(bytes: Uint8Array, spans: readonly number[], a: number, b: number): number {
+  const aStart = spans[a]!;
+  const aEnd = spans[a + 1]!;
+  const bStart = spans[b]!;
+  const bEnd = spans[b + 1]!;
+  if (spans[a + 2]! !== 0 || spans[b + 2]! !== 0)
+    return compareBytes(
+      unescapeSpan(bytes, aStart, aEnd, spans[a + 2]!),
+      unescapeSpan(bytes, bStart, bEnd, spans[b + 2]!),
+    );
+  const n = Math.min(aEnd - aStart, bEnd - bStart);
+  for (let i = 0; i < n; i++) {
+    const d = bytes[aStart + i]! - bytes[bStart + i]!;
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  const la = aEnd - aStart;
+  const lb = bEnd - bStart;
+  return la === lb ? 0 : la < lb ? -1 : 1;
 }
 
 /**
@@ -91,6 +152,7 @@ export function parseDerivationHead(bytes: Uint8Array): DerivationHead {
     p,
     () => p.skipEscaped(),
     () => undefined,
+    [],
   );
   return head;
 }
@@ -98,12 +160,15 @@ export function parseDerivationHead(bytes: Uint8Array): DerivationHead {
 /**
  * The part of a .drv after its system: `,"builder",[args],[env])` and the end of the input.
  * `field` reads each escaped field but the keys; `entry` gets each environment entry, called right
- * after its value is read. Keys are checked to be strictly sorted.
+ * after its value is read, with the key unescaped, or, given `keySpans`, with the key left where
+ * it is: its start, end and number of escapes are pushed there (the key passed is then empty).
+ * Keys are checked to be strictly sorted.
  */
 function parseTail<T>(
   p: Parser,
   field: () => T,
-  entry: (key: Uint8Array, value: T) => void,
+  entry: (value: T, key: Uint8Array) => void,
+  keySpans?: number[],
 ): { builder: T; args: T[] } {
   p.expect(COMMA);
   const builder = field();
@@ -114,18 +179,25 @@ function parseTail<T>(
   p.expect(COMMA);
 
   let prev: Uint8Array | undefined;
+  const none: Uint8Array = new Uint8Array(0);
   p.list(() => {
     p.expect(LPAREN);
     const at = p.pos;
-    const key = p.escaped();
-    if (prev !== undefined) {
-      const c = compareBytes(prev, key);
-      if (c >= 0)
-        p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
+    let key = none;
+    let c = -1;
+    if (keySpans === undefined) {
+      key = p.escaped();
+      if (prev !== undefined) c = compareBytes(prev, key);
+      prev = key;
+    } else {
+      const escapes = p.skipEscaped();
+      keySpans.push(at + 1, p.pos - 1, escapes);
+      const n = keySpans.length;
+      if (n > 3) c = compareKeySpans(p.input, keySpans, n - 6, n - 3);
     }
-    prev = key;
+    if (c >= 0) p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
     p.expect(COMMA);
-    entry(key, field());
+    entry(field(), key);
     p.expect(RPAREN);
   });
   p.expect(RPAREN);

@@ -74,6 +74,11 @@ export class Parser {
     return this.bytes[this.pos];
   }
 
+  /** The bytes parsed (a plain Uint8Array over the input's bytes: the same offsets). */
+  get input(): Uint8Array {
+    return this.bytes;
+  }
+
   get length(): number {
     return this.bytes.length;
   }

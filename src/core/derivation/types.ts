@@ -52,9 +52,14 @@ export interface DerivationTail {
   /** Offset of the comma after the system: bytes [start, length) are `,"builder",[args],[env])`. */
   readonly start: number;
   /** The environment's keys, unescaped (views into the input when they hold no escapes). */
-  readonly keys: Uint8Array[];
+  readonly keys: readonly Uint8Array[];
+  /**
+   * For each key, where it is as written: the offsets where its contents begin and end (between
+   * its quotes) and how many escapes it holds (0: its bytes are the key).
+   */
+  readonly keySpans: readonly number[];
   /** For each key, the offsets where its value's contents begin and end (between its quotes). */
-  readonly values: number[];
+  readonly values: readonly number[];
 }
 
 /**
