@@ -183,10 +183,10 @@ function hashKey(path: Uint8Array | string, at: number): number {
   return k;
 }
 
-/** Whether `s` is the latin-1 reading of `bytes`. */
-function sameLatin1(s: string, bytes: Uint8Array): boolean {
-  if (s.length !== bytes.length) return false;
-  for (let i = bytes.length - 1; i >= 0; i--) if (s.charCodeAt(i) !== bytes[i]) return false;
+/** Whether `s` is the latin-1 reading of `bytes[start, end)`. */
+function sameLatin1(s: string, bytes: Uint8Array, start: number, end: number): boolean {
+  if (s.length !== end - start) return false;
+  for (let i = s.length - 1; i >= 0; i--) if (s.charCodeAt(i) !== bytes[start + i]) return false;
   return true;
 }
 
@@ -236,14 +236,21 @@ export async function* readExport(
   const hashStart = (length: number): number | undefined =>
     storeDir !== undefined && length > storeDir.length + HASH_KEY_CHARS ? storeDir.length + 1 : undefined;
 
-  /** A path field's text, checked; `at` is where its length field started. */
-  const checkPath = (bytes: Uint8Array, what: string, allowEmpty: boolean, at: number): string => {
-    const start = hashStart(bytes.length);
+  /** The text of the path field at [from, to) of `bytes`, checked; `at` is where its length field started. */
+  const checkPath = (
+    bytes: Uint8Array,
+    from: number,
+    to: number,
+    what: string,
+    allowEmpty: boolean,
+    at: number,
+  ): string => {
+    const start = hashStart(to - from);
     if (start !== undefined) {
-      const known = byHash.get(hashKey(bytes, start));
-      if (known !== undefined && sameLatin1(known, bytes)) return known;
+      const known = byHash.get(hashKey(bytes, from + start));
+      if (known !== undefined && sameLatin1(known, bytes, from, to)) return known;
     }
-    const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+    const s = Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString('latin1');
     if (s === '' && allowEmpty) return s;
     const known = seen.get(s);
     if (known !== undefined) return known; // an entry's path: checked when it was read
@@ -265,8 +272,10 @@ export async function* readExport(
   // Path fields are read without waiting when buffered (see ByteReader's fast paths).
   const tryPath = (what: string, allowEmpty: boolean): string | undefined => {
     const at = reader.offset;
-    const bytes = reader.tryReadWireBytes(lim.maxPathLength);
-    return bytes === undefined ? undefined : checkPath(bytes, what, allowEmpty, at);
+    const chunk = reader.tryReadWireSpan(lim.maxPathLength);
+    return chunk === undefined
+      ? undefined
+      : checkPath(chunk, reader.spanStart, reader.spanEnd, what, allowEmpty, at);
   };
   const readPath = async (what: string, allowEmpty: boolean): Promise<string> => {
     const at = reader.offset;
@@ -277,7 +286,7 @@ export async function* readExport(
       );
     const bytes = await reader.readExact(len);
     await reader.readPadding(len);
-    return checkPath(bytes, what, allowEmpty, at);
+    return checkPath(bytes, 0, bytes.length, what, allowEmpty, at);
   };
 
   const untapStream = options.onStreamBytes === undefined ? undefined : reader.tap(options.onStreamBytes);

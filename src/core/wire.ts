@@ -158,6 +158,31 @@ export class ByteReader {
     return out;
   }
 
+  /** Where the wire string `tryReadWireSpan` last found is: [spanStart, spanEnd) of the chunk it returned. */
+  spanStart = 0;
+  spanEnd = 0;
+
+  /**
+   * `tryReadWireBytes` without a view: returns the chunk the string is in (undefined when it is
+   * not all there) and leaves where in `spanStart` and `spanEnd`. For the many short strings a
+   * caller only compares or decodes (the store paths of an export stream).
+   */
+  tryReadWireSpan(max: number): Uint8Array | undefined {
+    const c = this.chunks[this.first];
+    const h = this.head;
+    if (c === undefined || c.length - h < 8) return undefined;
+    if ((c[h + 4]! | c[h + 5]! | c[h + 6]! | c[h + 7]!) !== 0) return undefined;
+    const len = (c[h]! | (c[h + 1]! << 8) | (c[h + 2]! << 16) | (c[h + 3]! << 24)) >>> 0;
+    if (len > max) return undefined;
+    const end = h + 8 + len + padLength(len);
+    if (end > c.length) return undefined;
+    for (let i = h + 8 + len; i < end; i++) if (c[i] !== 0) return undefined;
+    this.spanStart = h + 8;
+    this.spanEnd = h + 8 + len;
+    this.consume(end - h);
+    return c;
+  }
+
   /** Like readPadding: true once the padding after `len` bytes was read (it is in the current chunk and zero). */
   tryReadPadding(len: number): boolean {
     const pad = padLength(len);
