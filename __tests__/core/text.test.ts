@@ -5,6 +5,7 @@ import {
   escapeHtml,
   escapeMarkdown,
   escapeTerminal,
+  groupDigits,
   markdownCode,
   unsafeCharacter,
 } from '../../src/core/text.js';
@@ -56,5 +57,20 @@ describe('Markdown', () => {
   });
   test('escapeHtml', () => {
     expect(escapeHtml('<a href="x">\'&')).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;');
+  });
+});
+
+describe('groupDigits', () => {
+  test("writes what toLocaleString('en-US') writes", () => {
+    for (const n of [0, 1, 12, 999, 1000, 12_345, 123_456, 1_000_000, 9_007_199_254_740_991])
+      expect(groupDigits(n)).toBe(n.toLocaleString('en-US'));
+    for (const n of [-0, -1, -12_345, 1.5, 1234.5678, 1e21, NaN, Infinity])
+      expect(groupDigits(n)).toBe(n.toLocaleString('en-US'));
+    fc.assert(
+      fc.property(fc.oneof(fc.nat(), fc.integer(), fc.double()), (n) => {
+        expect(groupDigits(n)).toBe(n.toLocaleString('en-US'));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -3,7 +3,7 @@
 // (where Markdown, HTML, @mentions and #references are not interpreted) or is escaped as plain
 // text. Tables escape `|` even inside code spans (GFM splits cells before it parses spans) and
 // never let a value break a line.
-import { escapeMarkdown, markdownCode } from '../core/text.js';
+import { escapeMarkdown, groupDigits, markdownCode } from '../core/text.js';
 
 /** Untrusted text as an inline code span, safe anywhere (a table cell included). */
 export function codeSpan(text: string): string {
@@ -50,7 +50,7 @@ export function boundedTable(
   if (shown < rows.length)
     lines.push(
       '',
-      `…and ${(rows.length - shown).toLocaleString('en-US')} more${options.more === undefined ? '.' : ` ${options.more}`}`,
+      `…and ${groupDigits(rows.length - shown)} more${options.more === undefined ? '.' : ` ${options.more}`}`,
     );
   return `${lines.join('\n')}\n`;
 }

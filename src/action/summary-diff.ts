@@ -8,6 +8,7 @@ import { countsText, versionsText, outputsText } from '../core/diff/describe.js'
 import type { PackageChange } from '../core/diff/packages.js';
 import type { PlanDiff } from '../core/diff/plan-diff.js';
 import { originRows, segmentsMarkdown } from '../core/provenance-view.js';
+import { groupDigits } from '../core/text.js';
 import { boundedTable, codeSpan, details, plainText } from './markdown.js';
 
 /** Bytes the diff section may take (the rest of a summary is small and bounded too). */
@@ -23,7 +24,7 @@ export interface Baseline {
   readonly ownUnproven?: number | undefined;
 }
 
-const n = (x: number): string => x.toLocaleString('en-US');
+const n = (x: number): string => groupDigits(x);
 
 const CHANGE_WORDS: Readonly<Record<PackageChange['change'], string>> = {
   upgrade: '⬆ upgrade',

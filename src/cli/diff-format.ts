@@ -17,9 +17,10 @@ import type { PackageChange } from '../core/diff/packages.js';
 import type { PlanDiff, PlanSide } from '../core/diff/plan-diff.js';
 import type { Edit } from '../core/diff/sequence.js';
 import { showText } from '../core/diff/text.js';
+import { groupDigits } from '../core/text.js';
 
 const t = (s: string): string => showText(s);
-const n = (x: number): string => x.toLocaleString('en-US');
+const n = (x: number): string => groupDigits(x);
 
 /** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
 export const REBUILT_SHOWN = 40;

@@ -96,5 +96,18 @@ export function escapeHtml(text: string): string {
 
 /** `1 path`, `11,235 paths`: a count and its noun, singular for one. */
 export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+  return `${groupDigits(n)} ${n === 1 ? one : many}`;
+}
+
+/**
+ * `n.toLocaleString('en-US')` (`11,235`), written here for the counts it is used for (whole
+ * numbers from 0): the first `toLocaleString` of a process loads ICU's number formatting, about
+ * 40 ms of every command that prints a count. Anything else goes to `toLocaleString` itself.
+ */
+export function groupDigits(n: number): string {
+  if (!Number.isSafeInteger(n) || n < 0 || Object.is(n, -0)) return n.toLocaleString('en-US');
+  const digits = String(n);
+  let out = digits.slice(0, ((digits.length - 1) % 3) + 1);
+  for (let i = out.length; i < digits.length; i += 3) out += `,${digits.slice(i, i + 3)}`;
+  return out;
 }

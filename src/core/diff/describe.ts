@@ -3,7 +3,7 @@
 import { versionChanges, versionsOnlyIn, type PackageChange, type PackageCounts } from './packages.js';
 import type { SignatureInfo } from './plan-diff.js';
 import { trustStatus, type TrustReport } from '../bundle/trust-report.js';
-import { plural } from '../text.js';
+import { groupDigits, plural } from '../text.js';
 
 /** How an empty version reads (`builtins.parseDrvName` gives "" for `source`, `foo-`). */
 export const NO_VERSION = '(none)';
@@ -62,9 +62,9 @@ export function countsText(c: PackageCounts): string {
     ].filter((s) => s !== '');
     parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
   }
-  if (c.added > 0) parts.push(`${c.added.toLocaleString('en-US')} added`);
-  if (c.removed > 0) parts.push(`${c.removed.toLocaleString('en-US')} removed`);
-  if (c.rebuilt > 0) parts.push(`${c.rebuilt.toLocaleString('en-US')} rebuilt`);
+  if (c.added > 0) parts.push(`${groupDigits(c.added)} added`);
+  if (c.removed > 0) parts.push(`${groupDigits(c.removed)} removed`);
+  if (c.rebuilt > 0) parts.push(`${groupDigits(c.rebuilt)} rebuilt`);
   return parts.length === 0 ? 'no package changes' : parts.join(', ');
 }
 
