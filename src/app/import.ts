@@ -135,6 +135,8 @@ export async function importPlan(
             return new Set(missing.filter((p) => !invalid.has(p)));
           },
           readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+          // Only each entry's path is kept: its bytes need not be copied out of the stream.
+          keptFiles: 'view',
           onEntry: (e) => {
             paths.push(e.path);
             validity.add(e.path);

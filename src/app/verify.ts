@@ -79,7 +79,13 @@ export async function verifyPlan(
   const keys = (options.trustedKeys ?? []).map(parsePublicKey);
   const report = await verifyWithProgress(
     bundlePath,
-    { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs },
+    {
+      trustedKeys: keys,
+      storeDir: options.storeDir,
+      noCheckSigs: options.noCheckSigs,
+      // No entry's bytes are kept past its checks: they need not be copied out of the stream.
+      keptFiles: 'view',
+    },
     deps.progress,
     deps.signal,
   );
