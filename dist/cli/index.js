@@ -168,7 +168,21 @@ function escapeHtml(text) {
 }
 /** `1 path`, `11,235 paths`: a count and its noun, singular for one. */
 function plural(n, one, many = `${one}s`) {
-    return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+    return `${groupDigits(n)} ${n === 1 ? one : many}`;
+}
+/**
+ * `n.toLocaleString('en-US')` (`11,235`), written here for the counts it is used for (whole
+ * numbers from 0): the first `toLocaleString` of a process loads ICU's number formatting, about
+ * 40 ms of every command that prints a count. Anything else goes to `toLocaleString` itself.
+ */
+function groupDigits(n) {
+    if (!Number.isSafeInteger(n) || n < 0 || Object.is(n, -0))
+        return n.toLocaleString('en-US');
+    const digits = String(n);
+    let out = digits.slice(0, ((digits.length - 1) % 3) + 1);
+    for (let i = out.length; i < digits.length; i += 3)
+        out += `,${digits.slice(i, i + 3)}`;
+    return out;
 }
 
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -1022,6 +1036,7 @@ function assertJsonDepth(text, maxDepth, what) {
 
 
 
+
 /** Length of the hash part of a store path's base name. */
 const HASH_PART_LENGTH = 32;
 /** Longest name Nix accepts after the hash and dash. */
@@ -1111,16 +1126,76 @@ function nameOf(path) {
  * The store dir is in the fingerprint, which is why every path changes with the realm.
  */
 function makeStorePath(type, innerHex, name, storeDir) {
-    const fingerprint = `${type}:sha256:${innerHex}:${storeDir}:${name}`;
-    return `${storeDir}/${nix32Encode(foldHash(sha256(fingerprint)))}-${name}`;
+    return storePathFrom(type, undefined, false, innerHex, name, storeDir);
 }
-/** Type prefix for an object with references (`text` or `source`): each reference, sorted, then `self`. */
-function typeWithReferences(type, references, self) {
+/**
+ * Where a store path's fingerprint is written to be hashed (reused: hashing is synchronous). A
+ * text object's fingerprint names every reference (a few KB for a .drv); made as a string, it was
+ * a joined string, a template string around it and the flat copy hashing makes of that, for each
+ * of the tens of thousands of paths a plan's reader checks.
+ */
+const FINGERPRINT = Buffer.allocUnsafeSlow(64 * 1024);
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+/** The digest folded to 20 bytes, for nix32Encode (reused, as FINGERPRINT). */
+const FOLDED = new Uint8Array(20);
+/** Writes the ASCII string `s` into FINGERPRINT at `at`; -1 when it is not ASCII, does not fit, or `at` is -1. */
+function putAscii(s, at) {
+    if (at < 0 || at + s.length > FINGERPRINT.length)
+        return -1;
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f)
+            return -1;
+        FINGERPRINT[at++] = c;
+    }
+    return at;
+}
+/**
+ * `makeStorePath` of type `type` followed by `references` (each after a colon) and `:self` when
+ * `self`, with the inner hash given as its digest or its hex. The fingerprint is written as bytes
+ * into FINGERPRINT when it is ASCII and fits (the usual case), and made as a string otherwise:
+ * the same bytes either way (a string is hashed as UTF-8).
+ */
+function storePathFrom(type, references, self, inner, name, storeDir) {
+    let at = putAscii(type, 0);
+    if (references !== undefined)
+        for (let i = 0; i < references.length && at >= 0; i++)
+            at = putAscii(references[i], putAscii(':', at));
+    if (self)
+        at = putAscii(':self', at);
+    at = putAscii(':sha256:', at);
+    if (typeof inner === 'string')
+        at = putAscii(inner, at);
+    else if (at >= 0 && at + 2 * inner.length <= FINGERPRINT.length)
+        for (let i = 0; i < inner.length; i++) {
+            FINGERPRINT[at++] = HEX_DIGITS[inner[i] >> 4];
+            FINGERPRINT[at++] = HEX_DIGITS[inner[i] & 15];
+        }
+    else
+        at = -1;
+    at = putAscii(name, putAscii(':', putAscii(storeDir, putAscii(':', at))));
+    let digest;
+    if (at >= 0)
+        digest = (0,external_node_crypto_namespaceObject.hash)('sha256', FINGERPRINT.subarray(0, at), 'binary');
+    else {
+        const refs = references === undefined || references.length === 0 ? '' : ':' + references.join(':');
+        const innerHex = typeof inner === 'string' ? inner : toHex(inner);
+        const fingerprint = `${type}${refs}${self ? ':self' : ''}:sha256:${innerHex}:${storeDir}:${name}`;
+        digest = (0,external_node_crypto_namespaceObject.hash)('sha256', fingerprint, 'binary');
+    }
+    // foldHash of the digest (Nix's compressHash), without making an array of either.
+    FOLDED.fill(0);
+    for (let i = 0; i < digest.length; i++) {
+        const k = i % 20;
+        FOLDED[k] = FOLDED[k] ^ digest.charCodeAt(i);
+    }
+    return `${storeDir}/${nix32Encode(FOLDED)}-${name}`;
+}
+/** References as a fingerprint names them: sorted (duplicates are the caller's to drop). */
+function sortedReferences(references) {
     const refs = Array.isArray(references) ? references : [...references];
     // References usually come sorted already (a .drv's are): sort only a copy, and only when not.
-    const sorted = isSorted(refs) ? refs : [...refs].sort(compareStrings);
-    // One join makes a flat string; repeated += would make a rope that hashing must flatten first.
-    return (sorted.length === 0 ? type : type + ':' + sorted.join(':')) + (self ? ':self' : '');
+    return isSorted(refs) ? refs : [...refs].sort(compareStrings);
 }
 /** True when `xs` is in ascending order (equal neighbours allowed). */
 function isSorted(xs) {
@@ -1131,11 +1206,11 @@ function isSorted(xs) {
 }
 /** Path of a text object (a `.drv`, or a `builtins.toFile` result) from its contents' sha256. */
 function makeTextPath(name, contentSha256, references, storeDir) {
-    return makeStorePath(typeWithReferences('text', references, false), toHex(contentSha256), name, storeDir);
+    return storePathFrom('text', sortedReferences(references), false, contentSha256, name, storeDir);
 }
 /** Path of a recursive sha256 source (path literal, `builtins.path`) from its NAR's sha256. */
 function makeSourcePath(name, narSha256, storeDir, references = [], self = false) {
-    return makeStorePath(typeWithReferences('source', references, self), toHex(narSha256), name, storeDir);
+    return storePathFrom('source', sortedReferences(references), self, narSha256, name, storeDir);
 }
 /** Path of a fixed-output object: recursive sha256 is a source; everything else is `output:out`. */
 function makeFixedOutputPath(name, hash, ingestion, storeDir) {
@@ -2799,6 +2874,35 @@ class wire_ByteReader {
         this.consume(end - h);
         return out;
     }
+    /** Where the wire string `tryReadWireSpan` last found is: [spanStart, spanEnd) of the chunk it returned. */
+    spanStart = 0;
+    spanEnd = 0;
+    /**
+     * `tryReadWireBytes` without a view: returns the chunk the string is in (undefined when it is
+     * not all there) and leaves where in `spanStart` and `spanEnd`. For the many short strings a
+     * caller only compares or decodes (the store paths of an export stream).
+     */
+    tryReadWireSpan(max) {
+        const c = this.chunks[this.first];
+        const h = this.head;
+        if (c === undefined || c.length - h < 8)
+            return undefined;
+        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
+            return undefined;
+        const len = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
+        if (len > max)
+            return undefined;
+        const end = h + 8 + len + padLength(len);
+        if (end > c.length)
+            return undefined;
+        for (let i = h + 8 + len; i < end; i++)
+            if (c[i] !== 0)
+                return undefined;
+        this.spanStart = h + 8;
+        this.spanEnd = h + 8 + len;
+        this.consume(end - h);
+        return c;
+    }
     /** Like readPadding: true once the padding after `len` bytes was read (it is in the current chunk and zero). */
     tryReadPadding(len) {
         const pad = padLength(len);
@@ -3352,12 +3456,12 @@ function hashKey(path, at) {
             k = (k * 31 + path[i]) | 0;
     return k;
 }
-/** Whether `s` is the latin-1 reading of `bytes`. */
-function sameLatin1(s, bytes) {
-    if (s.length !== bytes.length)
+/** Whether `s` is the latin-1 reading of `bytes[start, end)`. */
+function sameLatin1(s, bytes, start, end) {
+    if (s.length !== end - start)
         return false;
-    for (let i = bytes.length - 1; i >= 0; i--)
-        if (s.charCodeAt(i) !== bytes[i])
+    for (let i = s.length - 1; i >= 0; i--)
+        if (s.charCodeAt(i) !== bytes[start + i])
             return false;
     return true;
 }
@@ -3394,15 +3498,15 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
     const onNarBytes = options.onNarBytes;
     /** Where the hash part of a path field of `length` bytes starts, if the field is long enough to key. */
     const hashStart = (length) => storeDir !== undefined && length > storeDir.length + HASH_KEY_CHARS ? storeDir.length + 1 : undefined;
-    /** A path field's text, checked; `at` is where its length field started. */
-    const checkPath = (bytes, what, allowEmpty, at) => {
-        const start = hashStart(bytes.length);
+    /** The text of the path field at [from, to) of `bytes`, checked; `at` is where its length field started. */
+    const checkPath = (bytes, from, to, what, allowEmpty, at) => {
+        const start = hashStart(to - from);
         if (start !== undefined) {
-            const known = byHash.get(hashKey(bytes, start));
-            if (known !== undefined && sameLatin1(known, bytes))
+            const known = byHash.get(hashKey(bytes, from + start));
+            if (known !== undefined && sameLatin1(known, bytes, from, to))
                 return known;
         }
-        const s = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+        const s = Buffer.from(bytes.buffer, bytes.byteOffset + from, to - from).toString('latin1');
         if (s === '' && allowEmpty)
             return s;
         const known = seen.get(s);
@@ -3428,8 +3532,10 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
     // Path fields are read without waiting when buffered (see ByteReader's fast paths).
     const tryPath = (what, allowEmpty) => {
         const at = reader.offset;
-        const bytes = reader.tryReadWireBytes(lim.maxPathLength);
-        return bytes === undefined ? undefined : checkPath(bytes, what, allowEmpty, at);
+        const chunk = reader.tryReadWireSpan(lim.maxPathLength);
+        return chunk === undefined
+            ? undefined
+            : checkPath(chunk, reader.spanStart, reader.spanEnd, what, allowEmpty, at);
     };
     const readPath = async (what, allowEmpty) => {
         const at = reader.offset;
@@ -3438,7 +3544,7 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
             throw new LimitError(`export stream: ${what} at byte offset ${at} is longer than the limit of ${lim.maxPathLength} bytes`);
         const bytes = await reader.readExact(len);
         await reader.readPadding(len);
-        return checkPath(bytes, what, allowEmpty, at);
+        return checkPath(bytes, 0, bytes.length, what, allowEmpty, at);
     };
     const untapStream = options.onStreamBytes === undefined ? undefined : reader.tap(options.onStreamBytes);
     let complete = false;
@@ -4065,6 +4171,10 @@ class Parser {
     peek() {
         return this.bytes[this.pos];
     }
+    /** The bytes parsed (a plain Uint8Array over the input's bytes: the same offsets). */
+    get input() {
+        return this.bytes;
+    }
     get length() {
         return this.bytes.length;
     }
@@ -4234,7 +4344,7 @@ function parseDerivation(bytes, spans) {
     const { builder, args } = parseTail(p, () => {
         valueAt = p.pos + 1;
         return p.escaped();
-    }, (key, value) => {
+    }, (value, key) => {
         env.push({ key, value });
         spans?.envValues.push(valueAt, p.pos - 1);
     });
@@ -4248,17 +4358,77 @@ function parseDerivationSpans(bytes, layout) {
     const p = new Parser(bytes);
     const head = parseUpToSystem(p, layout);
     const start = p.pos;
-    const keys = [];
+    // Keys are left in place too (where each is, and its escapes): they are compared there, and
+    // views of them are made only for a caller that asks (`SpansTail.keys`).
+    const keySpans = [];
     const values = [];
     parseTail(p, () => {
         const at = p.pos + 1;
         p.skipEscaped();
         return at;
-    }, (key, valueAt) => {
-        keys.push(key);
+    }, (valueAt) => {
         values.push(valueAt, p.pos - 1); // the value's closing quote: entry() runs right after it
-    });
-    return { head, tail: { start, keys, values } };
+    }, keySpans);
+    return { head, tail: new SpansTail(p.input, start, keySpans, values) };
+}
+/** A `DerivationTail` whose keys are made (as `Parser.escaped` makes them) when first asked for. */
+class SpansTail {
+    bytes;
+    start;
+    keySpans;
+    values;
+    made;
+    constructor(bytes, start, keySpans, values) {
+        this.bytes = bytes;
+        this.start = start;
+        this.keySpans = keySpans;
+        this.values = values;
+    }
+    get keys() {
+        if (this.made === undefined) {
+            const s = this.keySpans;
+            const keys = [];
+            for (let i = 0; i < s.length; i += 3)
+                keys.push(unescapeSpan(this.bytes, s[i], s[i + 1], s[i + 2]));
+            this.made = keys;
+        }
+        return this.made;
+    }
+}
+/** The unescaped contents of an escaped field written at [start, end) with `escapes` escapes (a view when none). */
+function unescapeSpan(bytes, start, end, escapes) {
+    if (escapes === 0)
+        return bytes.subarray(start, end);
+    const out = new Uint8Array(end - start - escapes);
+    let o = 0;
+    for (let j = start; j < end; j++) {
+        let b = bytes[j];
+        if (b === BACKSLASH)
+            b = UNESCAPE[bytes[++j]];
+        out[o++] = b;
+    }
+    return out;
+}
+/**
+ * Byte order of the unescaped keys whose spans start at `a` and `b` in `spans` (start, end,
+ * escapes): compared where they are written when neither holds an escape.
+ */
+function compareKeySpans(bytes, spans, a, b) {
+    const aStart = spans[a];
+    const aEnd = spans[a + 1];
+    const bStart = spans[b];
+    const bEnd = spans[b + 1];
+    if (spans[a + 2] !== 0 || spans[b + 2] !== 0)
+        return compareBytes(unescapeSpan(bytes, aStart, aEnd, spans[a + 2]), unescapeSpan(bytes, bStart, bEnd, spans[b + 2]));
+    const n = Math.min(aEnd - aStart, bEnd - bStart);
+    for (let i = 0; i < n; i++) {
+        const d = bytes[aStart + i] - bytes[bStart + i];
+        if (d !== 0)
+            return d < 0 ? -1 : 1;
+    }
+    const la = aEnd - aStart;
+    const lb = bEnd - bStart;
+    return la === lb ? 0 : la < lb ? -1 : 1;
 }
 /**
  * Parses and validates a .drv exactly as `parseDerivation` does (throwing the same errors), and
@@ -4268,15 +4438,17 @@ function parseDerivationSpans(bytes, layout) {
 function parseDerivationHead(bytes) {
     const p = new Parser(bytes);
     const head = parseUpToSystem(p);
-    parseTail(p, () => p.skipEscaped(), () => undefined);
+    parseTail(p, () => p.skipEscaped(), () => undefined, []);
     return head;
 }
 /**
  * The part of a .drv after its system: `,"builder",[args],[env])` and the end of the input.
  * `field` reads each escaped field but the keys; `entry` gets each environment entry, called right
- * after its value is read. Keys are checked to be strictly sorted.
+ * after its value is read, with the key unescaped, or, given `keySpans`, with the key left where
+ * it is: its start, end and number of escapes are pushed there (the key passed is then empty).
+ * Keys are checked to be strictly sorted.
  */
-function parseTail(p, field, entry) {
+function parseTail(p, field, entry, keySpans) {
     p.expect(COMMA);
     const builder = field();
     p.expect(COMMA);
@@ -4284,18 +4456,29 @@ function parseTail(p, field, entry) {
     p.list(() => args.push(field()));
     p.expect(COMMA);
     let prev;
+    const none = new Uint8Array(0);
     p.list(() => {
         p.expect(LPAREN);
         const at = p.pos;
-        const key = p.escaped();
-        if (prev !== undefined) {
-            const c = compareBytes(prev, key);
-            if (c >= 0)
-                p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
+        let key = none;
+        let c = -1;
+        if (keySpans === undefined) {
+            key = p.escaped();
+            if (prev !== undefined)
+                c = compareBytes(prev, key);
+            prev = key;
         }
-        prev = key;
+        else {
+            const escapes = p.skipEscaped();
+            keySpans.push(at + 1, p.pos - 1, escapes);
+            const n = keySpans.length;
+            if (n > 3)
+                c = compareKeySpans(p.input, keySpans, n - 6, n - 3);
+        }
+        if (c >= 0)
+            p.fail(c === 0 ? 'duplicate environment variable' : 'environment variable out of order', at);
         p.expect(COMMA);
-        entry(key, field());
+        entry(field(), key);
         p.expect(RPAREN);
     });
     p.expect(RPAREN);
@@ -4647,6 +4830,19 @@ function outputNamed(outputs, key) {
             continue;
         for (let i = 0; i < key.length; i++)
             if (o.name.charCodeAt(i) !== key[i])
+                continue outer;
+        return o;
+    }
+    return undefined;
+}
+/** `outputNamed` of the key written at [start, end) of `bytes` (a key without escapes). */
+function outputNamedAt(outputs, bytes, start, end) {
+    const n = end - start;
+    outer: for (const o of outputs) {
+        if (o.name.length !== n)
+            continue;
+        for (let i = 0; i < n; i++)
+            if (o.name.charCodeAt(i) !== bytes[start + i])
                 continue outer;
         return o;
     }
@@ -5548,11 +5744,15 @@ class DerivationOutputChecks {
         if (head.version !== undefined || head.outputs.some((o) => o.hashAlgo !== ''))
             return false;
         const holes = [];
-        tail.keys.forEach((key, i) => {
-            const o = outputNamed(head.outputs, key);
+        const { keySpans, values } = tail;
+        for (let i = 0, k = 0; k < keySpans.length; i++, k += 3) {
+            // A key without escapes is its bytes as written: matched there, without a view of it.
+            const o = keySpans[k + 2] === 0
+                ? outputNamedAt(head.outputs, bytes, keySpans[k], keySpans[k + 1])
+                : outputNamed(head.outputs, tail.keys[i]);
             if (o !== undefined)
-                holes.push({ start: tail.values[2 * i], end: tail.values[2 * i + 1], output: o.name });
-        });
+                holes.push({ start: values[2 * i], end: values[2 * i + 1], output: o.name });
+        }
         if (holes.length !== head.outputs.length)
             return false; // keys are unique: one lacks its variable
         let filled;
@@ -7303,7 +7503,13 @@ async function verifyWithProgress(bundle, options, progress, signal) {
 /** Verifies a bundle completely; the use case behind `nix-plan verify`. */
 async function verifyPlan(bundlePath, options = {}, deps = {}) {
     const keys = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(bundlePath, { trustedKeys: keys, storeDir: options.storeDir, noCheckSigs: options.noCheckSigs }, deps.progress, deps.signal);
+    const report = await verifyWithProgress(bundlePath, {
+        trustedKeys: keys,
+        storeDir: options.storeDir,
+        noCheckSigs: options.noCheckSigs,
+        // No entry's bytes are kept past its checks: they need not be copied out of the stream.
+        keptFiles: 'view',
+    }, deps.progress, deps.signal);
     const { outputChecks: _checks, derivations: _derivations, declaredOutputs: _declared, ...findings } = report;
     return {
         bundlePath,
@@ -7377,6 +7583,8 @@ async function importPlan(bundlePath, options, deps) {
                     return new Set(missing.filter((p) => !invalid.has(p)));
                 },
                 readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+                // Only each entry's path is kept: its bytes need not be copied out of the stream.
+                keptFiles: 'view',
                 onEntry: (e) => {
                     paths.push(e.path);
                     validity.add(e.path);
@@ -9397,11 +9605,11 @@ function countsText(c) {
         parts.push(`${plural(v, 'version change')} (${detail.join(', ')})`);
     }
     if (c.added > 0)
-        parts.push(`${c.added.toLocaleString('en-US')} added`);
+        parts.push(`${groupDigits(c.added)} added`);
     if (c.removed > 0)
-        parts.push(`${c.removed.toLocaleString('en-US')} removed`);
+        parts.push(`${groupDigits(c.removed)} removed`);
     if (c.rebuilt > 0)
-        parts.push(`${c.rebuilt.toLocaleString('en-US')} rebuilt`);
+        parts.push(`${groupDigits(c.rebuilt)} rebuilt`);
     return parts.length === 0 ? 'no package changes' : parts.join(', ');
 }
 /**
@@ -9680,8 +9888,9 @@ function decodeOne(bytes, i) {
 
 
 
+
 const t = (s) => showText(s);
-const diff_format_n = (x) => x.toLocaleString('en-US');
+const diff_format_n = (x) => groupDigits(x);
 /** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
 const REBUILT_SHOWN = 40;
 function sideLine(mark, s) {
