@@ -1,7 +1,7 @@
 // The private copy an import works from: its digest, the room it needs, and the file that
 // receives its verified export stream for `nix-store --import` to read.
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
-import { mkdtemp, open, rm, statfs, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LimitError, NixPlanError } from '../core/errors.js';
@@ -12,6 +12,7 @@ import {
   type BundleManifest,
   type BundleSource,
 } from '../core/bundle/index.js';
+import { requireRoom } from '../transport/room.js';
 import { fileDigest } from './files.js';
 
 /** A bundle copied into a private directory (0700), open, with messages naming the original. */
@@ -50,35 +51,23 @@ export async function privateBundle(
   options: PrivateCopyOptions = {},
 ): Promise<PrivateBundle> {
   const name = options.name ?? bundlePath;
-  const cannot = (e: unknown): NixPlanError =>
-    new NixPlanError('usage', `cannot read bundle '${name}': ${(e as Error).message}`);
   // The original is opened once, its head checked and exactly the bytes it was checked with
   // copied: a file that is not what its manifest says (a sparse terabyte behind a valid head, a
   // manifest declaring a terabyte of compressed data) is refused before a byte of it is copied,
   // and one that grows or is replaced meanwhile cannot make the copy larger.
-  const original = await open(bundlePath, constants.O_RDONLY | constants.O_NONBLOCK).catch((e: unknown) => {
-    throw cannot(e);
-  });
+  const original = await openCheckedBundle(bundlePath, name);
   let dir: string | undefined;
   const remove = async (): Promise<void> => {
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   };
   try {
-    const st = await original.stat();
-    if (!st.isFile())
-      throw new NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
-    await readCheckedHead(handleSource(original, name, st.size));
+    await requireRoom(tmpdir(), original.size, `the bundle '${name}' is ${original.size} bytes`, ROOM_ADVICE);
     dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'nix-plan-copy-'));
-    const fs = await statfs(dir).catch(() => undefined);
-    if (fs !== undefined && fs.bavail * fs.bsize < st.size)
-      throw new LimitError(
-        `the bundle '${name}' is ${st.size} bytes, but ${tmpdir()} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`,
-      );
     const path = join(dir, 'bundle.nixplan');
-    await copyExactly(original, st.size, path, name).catch((e: unknown) => {
-      throw e instanceof NixPlanError ? e : cannot(e);
+    await copyExactly(original.handle, original.size, path, name).catch((e: unknown) => {
+      throw e instanceof NixPlanError ? e : cannotRead(name, e);
     });
-    await original.close();
+    await original.handle.close();
     if (options.digest !== undefined) await checkCopyDigest(path, options.digest, name);
     const source: BundleSource = { ...(await openBundle(path)), name };
     return {
@@ -91,7 +80,7 @@ export async function privateBundle(
       },
     };
   } catch (e) {
-    await original.close().catch(() => undefined);
+    await original.handle.close().catch(() => undefined);
     await remove();
     throw e;
   }
@@ -102,16 +91,35 @@ export async function privateBundle(
  * readCheckedHead): before hashing or copying a file someone else could have put there.
  */
 export async function checkBundleFile(path: string, name = path): Promise<void> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch((e: unknown) => {
-    throw new NixPlanError('usage', `cannot read bundle '${name}': ${(e as Error).message}`);
+  await (await openCheckedBundle(path, name)).handle.close();
+}
+
+/** What a refusal for want of room in TMPDIR suggests. */
+const ROOM_ADVICE = 'free some, or point TMPDIR elsewhere';
+
+/** The usage error for a bundle file that cannot be opened or read. */
+const cannotRead = (name: string, e: unknown): NixPlanError =>
+  new NixPlanError('usage', `cannot read bundle '${name}': ${(e as Error).message}`);
+
+/**
+ * Opens the bundle file at `path` (messages name it `name`) once: a FIFO does not block the open,
+ * what was opened must be a regular file (fstat of the descriptor read afterwards), and its head
+ * must be what its manifest says (readCheckedHead). Returns it open, with the size it was checked
+ * at; closed again when refused.
+ */
+async function openCheckedBundle(path: string, name: string): Promise<{ handle: FileHandle; size: number }> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch((e: unknown) => {
+    throw cannotRead(name, e);
   });
   try {
-    const st = await fh.stat();
+    const st = await handle.stat();
     if (!st.isFile())
       throw new NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
-    await readCheckedHead(handleSource(fh, name, st.size));
-  } finally {
-    await fh.close();
+    await readCheckedHead(handleSource(handle, name, st.size));
+    return { handle, size: st.size };
+  } catch (e) {
+    await handle.close();
+    throw e;
   }
 }
 
@@ -203,9 +211,5 @@ export async function checkRoom(
     throw new LimitError(
       `the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`,
     );
-  const fs = await statfs(dir).catch(() => undefined);
-  if (fs !== undefined && fs.bavail * fs.bsize < size)
-    throw new LimitError(
-      `the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`,
-    );
+  await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, ROOM_ADVICE);
 }

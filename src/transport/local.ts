@@ -1,22 +1,10 @@
 // A transport over a directory (a shared disk, an NFS mount): for self-hosted runners and tests.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import {
-  link,
-  lstat,
-  mkdir,
-  open,
-  rm,
-  stat,
-  statfs,
-  unlink,
-  writeFile,
-  type FileHandle,
-} from 'node:fs/promises';
+import { link, lstat, mkdir, open, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { handleSource, readCheckedHead } from '../core/bundle/index.js';
-import { LimitError } from '../core/errors.js';
 import { pipeline } from 'node:stream/promises';
 import {
   checkDigest,
@@ -26,6 +14,7 @@ import {
   type DownloadedArtifact,
   type UploadedArtifact,
 } from './transport.js';
+import { requireRoom } from './room.js';
 
 /** Names that stay inside their directory and are valid GitHub artifact names too. */
 const SAFE_NAME = /^[^/\\"<>|*?:\r\n]+$/;
@@ -232,11 +221,7 @@ export class LocalDirectoryTransport implements ArtifactTransport {
       const { size: length } = await bundle.stat();
       if (source.planBundle === true) await readCheckedHead(handleSource(bundle, source.name, length));
       await mkdir(destDir, { recursive: true });
-      const room = await statfs(destDir).catch(() => undefined);
-      if (room !== undefined && room.bavail * room.bsize < length)
-        throw new LimitError(
-          `the artifact "${source.name}" is ${length} bytes, but ${destDir} has room for ${room.bavail * room.bsize}`,
-        );
+      await requireRoom(destDir, length, `the artifact "${source.name}" is ${length} bytes`);
       await rm(to, { force: true });
       const { digest, size } = await copyHashing(bundle, to, length);
       checkDigest(source.name, digest, recorded);
