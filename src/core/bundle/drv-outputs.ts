@@ -16,7 +16,7 @@
 // them from there (store-derivations.ts). The checker also indexes which derivation declares
 // which output path, for the proof of build outputs (proof.ts).
 import { NixPlanError } from '../errors.js';
-import { DerivationHasher, type FilledDerivation } from '../derivation/index.js';
+import { DerivationHasher, derivationKind, outputKind, type FilledDerivation } from '../derivation/index.js';
 import {
   drvName,
   envGet,
@@ -157,7 +157,8 @@ export class DerivationOutputChecks {
     bytes: Uint8Array,
     layout: DerivationHeadLayout,
   ): boolean {
-    if (head.version !== undefined || head.outputs.some((o) => o.hashAlgo !== '')) return false;
+    if (head.version !== undefined || head.outputs.some((o) => outputKind(o) !== 'input-addressed'))
+      return false;
     const holes: { start: number; end: number; output: string }[] = [];
     const { keySpans, values } = tail;
     for (let i = 0, k = 0; k < keySpans.length; i++, k += 3) {
@@ -236,7 +237,7 @@ export class DerivationOutputChecks {
     try {
       const fixed = this.hasher.fixedOutputPaths(drv, name);
       if (fixed !== undefined) this.checkFixed(drvPath, drv, fixed);
-      else if (drv.outputs.every((o) => o.hashAlgo !== '')) this.checkFloating(drvPath, drv);
+      else if (derivationKind(drv, name) !== 'input-addressed') this.checkFloating(drvPath, drv);
       else if (drv.version === undefined) this.checkInputAddressed(drvPath, drv, name, bytes, spans);
       else this.checkOther(drvPath, drv, name);
     } catch (e) {
@@ -263,7 +264,7 @@ export class DerivationOutputChecks {
     this.hasher.record(drvPath, drv);
   }
 
-  /** Floating content-addressed or impure outputs: no path until built (`hashAlgo` set, no hash). */
+  /** Floating content-addressed or impure outputs (kind.ts): no path until built. */
   private checkFloating(drvPath: string, drv: Derivation): void {
     for (const o of drv.outputs)
       if (o.path !== '')
