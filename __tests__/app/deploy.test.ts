@@ -468,6 +468,20 @@ describe('output', () => {
     );
   });
 
+  test('a host printing a line without end is passed on in prefixed pieces, not held whole', () => {
+    const out: string[] = [];
+    const p = linePrefixer('[web] ', (c) => out.push(c.toString()));
+    p.write('a'.repeat(100 * 1024));
+    expect(out).toEqual([`[web] ${'a'.repeat(64 * 1024)}\n`]);
+    p.write('b\nnext\n');
+    p.flush();
+    expect(out).toEqual([
+      `[web] ${'a'.repeat(64 * 1024)}\n`,
+      `[web] ${'a'.repeat(36 * 1024)}b\n`,
+      '[web] next\n',
+    ]);
+  });
+
   test('the final table: host, generation, result, time', () => {
     const result: DeployResult = {
       bundle: 'p',

@@ -83,13 +83,19 @@ describe('what the evaluators say', () => {
     for (const size of [1, 2, 7, 64, stderr.length]) expect(filtered(stderr, size)).toBe(want);
   });
 
-  test('a line without an end is passed on in pieces, not held whole', () => {
+  test('a line without an end is passed on in pieces of at most 64 KiB, not held whole', () => {
     const out: number[] = [];
     const messages = evaluationMessages((c) => out.push(c.length));
     messages.write(Buffer.alloc(100 * 1024, 0x61));
-    expect(out).toEqual([100 * 1024]);
+    expect(out).toEqual([64 * 1024]);
     messages.end();
-    expect(out).toEqual([100 * 1024]);
+    expect(out).toEqual([64 * 1024, 36 * 1024]);
+  });
+
+  test("a long line's pieces go where its first piece went: under a list, dropped; else passed on", () => {
+    const long = 'x'.repeat(150 * 1024);
+    const stderr = `these 2 paths will be fetched:\n  /s/${long}\n  /s/b\ntrace: ${long}\nafter\n`;
+    for (const size of [4096, stderr.length]) expect(filtered(stderr, size)).toBe(`trace: ${long}\nafter\n`);
   });
 });
 

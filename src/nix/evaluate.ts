@@ -24,6 +24,7 @@
 // no root to add for the user).
 import { access } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
+import { lineSplitter, type LineSplitter } from '../core/lines.js';
 import { NixCommandError } from './errors.js';
 import { outputLines as lines, type NixStore } from './store.js';
 
@@ -56,45 +57,27 @@ const MISSING_HEADING =
   /^(?:this|these [0-9]+) (?:derivations?|paths?) will be (?:built|fetched)\b.*:$|^don't know how to build these paths/;
 /** Nix's warnings about how nix-plan called it, not about what it evaluated. */
 const ABOUT_THE_CALL = /^warning: you did not specify '--add-root'/;
-/** A line longer than this is passed on in pieces rather than held until its end. */
-const LINE_MAX = 64 * 1024;
-
 /**
  * A sink for an evaluator's stderr that passes each line on to `log` as it ends, except Nix's
  * printMissing lists (a heading and the indented paths under it) and its warnings about how it was
- * called; `end` passes on an unfinished last line.
+ * called; `end` passes on an unfinished last line. A line longer than the core's line splitter
+ * holds is passed on in pieces as it comes, each piece going where its line's first one went.
  */
-export function evaluationMessages(log: EvaluationLog): {
-  write: (chunk: Uint8Array) => void;
-  end: () => void;
-} {
-  let partial: Buffer = Buffer.alloc(0);
+export function evaluationMessages(log: EvaluationLog): LineSplitter {
   let listing = false;
-  const line = (bytes: Buffer): void => {
+  let dropped = false;
+  return lineSplitter((bytes, continued) => {
+    if (continued) {
+      if (!dropped) log(bytes);
+      return;
+    }
+    dropped = true;
     if (listing && bytes[0] === 0x20 && bytes[1] === 0x20) return;
-    const text = bytes.toString('latin1').trimEnd();
+    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1').trimEnd();
     listing = MISSING_HEADING.test(text);
-    if (!listing && !ABOUT_THE_CALL.test(text)) log(bytes);
-  };
-  return {
-    write(chunk) {
-      const data = partial.length === 0 ? Buffer.from(chunk) : Buffer.concat([partial, chunk]);
-      let start = 0;
-      for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
-        line(data.subarray(start, nl + 1));
-        start = nl + 1;
-      }
-      partial = data.subarray(start);
-      if (partial.length > LINE_MAX) {
-        log(partial);
-        partial = Buffer.alloc(0);
-      }
-    },
-    end() {
-      if (partial.length > 0) line(partial);
-      partial = Buffer.alloc(0);
-    },
-  };
+    dropped = listing || ABOUT_THE_CALL.test(text);
+    if (!dropped) log(bytes);
+  });
 }
 
 /**
