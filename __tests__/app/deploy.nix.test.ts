@@ -13,8 +13,10 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { zstdCompressSync } from 'node:zlib';
 import { silentLogger } from '../../src/app/deps.js';
 import { exportPlan } from '../../src/app/export.js';
 import { readBundleHead } from '../../src/app/inspect.js';
@@ -479,6 +481,31 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect((forgedError as NixPlanError).message).toMatch(
         /has sha256 [0-9a-f]{64}, not the [0-9a-f]{64} verified: nothing was imported/,
       );
+      await eventually('the host to remove its temp dirs', () => received().length === 0, 10_000);
+      expect(await s().store.validPaths()).toEqual(before);
+    });
+
+    test("nix-store --import fails on the host: the message is Nix's, not zstd's broken pipe", async () => {
+      // A stream nix-store --import refuses at its first bytes, 4 MiB of it: Nix stops reading
+      // and exits, and zstd, still decompressing into the pipe, fails writing to it.
+      const stream = Buffer.alloc(4 * 1024 * 1024, 0xff);
+      const compressed = zstdCompressSync(stream);
+      const program = new HostProgram(
+        new SshHost({ host: host() }, { sshOptions: ['-F', server.configFile] }),
+      );
+      const before = await s().store.validPaths();
+      const error = await program
+        .receive(compressed, {
+          size: compressed.length,
+          sha256: createHash('sha256').update(compressed).digest('hex'),
+          encoding: 'zstd',
+        })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NixPlanError);
+      expect((error as NixPlanError).message).toMatch(
+        /^h\d+-main: nix-store --import failed with exit code [1-9]\d* \(zstd, decompressing the plan into it, exited [1-9]\d*\)$/,
+      );
+      expect((error as NixPlanError).message).not.toMatch(/zstd could not decompress/);
       await eventually('the host to remove its temp dirs', () => received().length === 0, 10_000);
       expect(await s().store.validPaths()).toEqual(before);
     });

@@ -136,12 +136,18 @@ receive() {
   if [ "$enc" = zstd ]; then
     { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
     rc=$?
+    # Nix's failure first: when nix-store --import stops early, zstd fails too (a broken pipe),
+    # so zstd is blamed only when Nix took the whole stream.
+    if [ "$rc" != 0 ] && [ -f "$tmp/zstd.rc" ]; then
+      fail nix "nix-store --import failed with exit code $rc (zstd, decompressing the plan into it, exited $(cat "$tmp/zstd.rc"))"
+    fi
+    [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
     [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
   else
     nix-store --import < "$tmp/plan" > "$tmp/imported"
     rc=$?
+    [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
   fi
-  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
   say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
   say end
 }
