@@ -5,7 +5,7 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deploySummary } from '../../src/action/deploy.js';
@@ -30,6 +30,7 @@ import {
 } from '../../src/nix/host-markers.js';
 import { HostProgram } from '../../src/nix/host-program.js';
 import { HOST_SCRIPT, hostProgramArgv } from '../../src/nix/host-script.js';
+import { SUPERVISOR } from '../../src/nix/host-supervisor.js';
 import {
   parseSshTarget,
   remoteCommandLine,
@@ -243,6 +244,39 @@ describe('the host program', () => {
       );
       expect(supervisor).toContain('--unit=nixos-rebuild-switch-to-configuration --wait');
       expect(HOST_SCRIPT).toContain('if [ -d /run/systemd/system ]');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the supervisor writes the record through a new file of its own, never a link planted at a temp name', () => {
+    const writeRecord = /^write_record\(\) \{\n[\s\S]*?^\}$/m.exec(SUPERVISOR)?.[0];
+    expect(writeRecord).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), 'nix-plan-write-record-'));
+    try {
+      const profile = join(dir, 'system');
+      const victim = join(dir, 'victim');
+      writeFileSync(victim, 'not the record\n');
+      // Links at the names the supervisor could be expected to use: its pid's, and a few more.
+      const script = [
+        `profile='${profile}'`,
+        `get() { [ "$1" = record ] && printf '%s\\n' '{"version":1}'; }`,
+        `note() { printf 'note: %s\\n' "$*"; }`,
+        `put() { printf 'put: %s\\n' "$*"; }`,
+        `for n in $$ 0 1 2 XXXXXX; do ln -s '${victim}' "$profile.nix-plan.json.tmp.$n"; done`,
+        writeRecord ?? '',
+        'write_record',
+      ].join('\n');
+      const r = spawnSync('sh', ['-c', script]);
+      expect(r.stderr.toString()).toBe('');
+      expect(r.stdout.toString()).toBe('');
+      expect(readFileSync(victim, 'utf8')).toBe('not the record\n');
+      expect(readFileSync(`${profile}.nix-plan.json`, 'utf8')).toBe('{"version":1}\n');
+      expect(statSync(`${profile}.nix-plan.json`).mode & 0o777).toBe(0o644);
+      // Nothing left beside it but the links planted.
+      expect(
+        readdirSync(dir).filter((f) => f.includes('.tmp.') && !lstatSync(join(dir, f)).isSymbolicLink()),
+      ).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

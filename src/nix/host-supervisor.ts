@@ -170,10 +170,13 @@ write_record() {
   record=$(get record)
   [ -n "$record" ] || return 0
   rec="$profile.nix-plan.json"
-  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
+  # Into a file of its own beside the record, then renamed over it: mktemp makes it exclusively,
+  # under a name nobody can plant a link at beforehand (a link there is never followed).
+  rtmp=
+  if rtmp=$(mktemp "$rec.tmp.XXXXXX") && printf '%s\n' "$record" > "$rtmp" && chmod 644 "$rtmp" && mv -f "$rtmp" "$rec"; then
     return 0
   fi
-  rm -f "$rec.tmp.$$"
+  [ -n "$rtmp" ] && rm -f "$rtmp"
   note "could not write $rec"
   put record-failed 1
 }
