@@ -1,4 +1,4 @@
-// The activation supervisor the host program (host-script.ts) leaves on a deploy target: a POSIX
+// The activation supervisor the host program (host-activation.ts) leaves on a deploy target: a POSIX
 // sh script, started detached, that runs switch-to-configuration, reverts a failed switch, and
 // reverts an unconfirmed one when its confirmation window ends (the watchdog). Written without
 // brace expansions, like the host program, so it lives in a template literal untouched.
