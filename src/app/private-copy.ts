@@ -12,7 +12,7 @@ import {
   type BundleManifest,
   type BundleSource,
 } from '../core/bundle/index.js';
-import { requireRoom } from '../transport/room.js';
+import { requireRoom, TMPDIR_ADVICE } from '../transport/room.js';
 import { fileDigest } from './files.js';
 
 /** A bundle copied into a private directory (0700), open, with messages naming the original. */
@@ -61,7 +61,12 @@ export async function privateBundle(
     if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   };
   try {
-    await requireRoom(tmpdir(), original.size, `the bundle '${name}' is ${original.size} bytes`, ROOM_ADVICE);
+    await requireRoom(
+      tmpdir(),
+      original.size,
+      `the bundle '${name}' is ${original.size} bytes`,
+      TMPDIR_ADVICE,
+    );
     dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'nix-plan-copy-'));
     const path = join(dir, 'bundle.nixplan');
     await copyExactly(original.handle, original.size, path, name).catch((e: unknown) => {
@@ -93,9 +98,6 @@ export async function privateBundle(
 export async function checkBundleFile(path: string, name = path): Promise<void> {
   await (await openCheckedBundle(path, name)).handle.close();
 }
-
-/** What a refusal for want of room in TMPDIR suggests. */
-const ROOM_ADVICE = 'free some, or point TMPDIR elsewhere';
 
 /** The usage error for a bundle file that cannot be opened or read. */
 const cannotRead = (name: string, e: unknown): NixPlanError =>
@@ -211,5 +213,5 @@ export async function checkRoom(
     throw new LimitError(
       `the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`,
     );
-  await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, ROOM_ADVICE);
+  await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, TMPDIR_ADVICE);
 }

@@ -3,7 +3,7 @@
 // sends the plan chose every byte of it, as with a file: its head is read and checked before
 // anything is written, then the room for the length its manifest declares, and exactly that many
 // bytes are copied; a stream that is shorter, or goes on past them, is refused.
-import { mkdtemp, open, rm, statfs } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -14,7 +14,8 @@ import {
   parseSkippableHeader,
   readCheckedHead,
 } from '../core/bundle/index.js';
-import { LimitError, NixPlanError } from '../core/errors.js';
+import { NixPlanError } from '../core/errors.js';
+import { requireRoom, TMPDIR_ADVICE } from '../transport/room.js';
 
 /** How messages name a plan read from standard input. */
 const STDIN = 'standard input';
@@ -31,7 +32,7 @@ export async function withBundleFile<T>(
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-stdin-'));
   try {
     const file = join(dir, 'plan.nixplan');
-    await copyBundle(new StreamReader(stdin), file, dir);
+    await copyBundle(new StreamReader(stdin), file);
     return await use(file);
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -39,7 +40,7 @@ export async function withBundleFile<T>(
 }
 
 /** Copies the bundle `input` holds into the new file `file` (see the module comment). */
-async function copyBundle(input: StreamReader, file: string, dir: string): Promise<void> {
+async function copyBundle(input: StreamReader, file: string): Promise<void> {
   try {
     const header = await input.take(SKIPPABLE_HEADER_SIZE);
     const { size } = parseSkippableHeader(header, DEFAULT_MAX_MANIFEST_SIZE, `plan bundle '${STDIN}'`);
@@ -53,11 +54,7 @@ async function copyBundle(input: StreamReader, file: string, dir: string): Promi
     const length = head.length + parseManifest(frame).stream.compressedSize;
     // The head as a bundle of the length it declares: the same checks a bundle file's head gets.
     await readCheckedHead({ ...memorySource(head, STDIN), size: length });
-    const room = await statfs(dir).catch(() => undefined);
-    if (room !== undefined && room.bavail * room.bsize < length)
-      throw new LimitError(
-        `the bundle on ${STDIN} is ${length} bytes, but ${tmpdir()} has room for ${room.bavail * room.bsize}: free some, or point TMPDIR elsewhere`,
-      );
+    await requireRoom(tmpdir(), length, `the bundle on ${STDIN} is ${length} bytes`, TMPDIR_ADVICE);
     const out = await open(file, 'wx', 0o600);
     try {
       await out.write(head);

@@ -4,6 +4,9 @@
 import { statfs } from 'node:fs/promises';
 import { LimitError } from '../core/errors.js';
 
+/** What a refusal for want of room in TMPDIR suggests. */
+export const TMPDIR_ADVICE = 'free some, or point TMPDIR elsewhere';
+
 /**
  * Refuses (a LimitError) to write `bytes` bytes into `dir` when its file system has less room than
  * that for an unprivileged writer; says nothing when the room cannot be read (the write itself
