@@ -1,8 +1,7 @@
 // The transport over GitHub's artifact service, through the real `@actions/artifact` client.
-import { link, copyFile, mkdir, mkdtemp, readdir, rm, rename, statfs } from 'node:fs/promises';
+import { link, copyFile, mkdir, mkdtemp, readdir, rm, rename } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { ArtifactClient } from '@actions/artifact';
-import { LimitError } from '../core/errors.js';
 import {
   checkDigest,
   digestFile,
@@ -14,6 +13,7 @@ import {
   type DownloadedArtifact,
   type UploadedArtifact,
 } from './transport.js';
+import { requireRoom } from './room.js';
 
 /** Where this run lives, for artifact URLs and for cross-run look-ups without a repository. */
 export interface GitHubRunContext {
@@ -143,13 +143,9 @@ export class GitHubArtifactTransport implements ArtifactTransport {
     await mkdir(destDir, { recursive: true });
     // Whoever uploaded it chose its size (another run's artifact, proven only once it is here by
     // trusted keys): one the disk has no room for is refused before a byte of it is downloaded.
-    const room = await statfs(destDir).catch(() => undefined);
     // The client reports the size as a number or, from the REST API, a bigint.
     const size = Number((artifact as { size?: number | bigint }).size ?? Number.NaN);
-    if (room !== undefined && size > room.bavail * room.bsize)
-      throw new LimitError(
-        `artifact "${source.name}" is ${size} bytes, but ${destDir} has room for ${room.bavail * room.bsize}: nothing was downloaded`,
-      );
+    await requireRoom(destDir, size, `artifact "${source.name}" is ${size} bytes`, 'nothing was downloaded');
     const landing = await mkdtemp(join(destDir, '.nix-plan-download-'));
     try {
       let result;
