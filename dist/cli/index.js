@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 152:
+/***/ 781:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -2322,13 +2322,13 @@ async function openBundle(path) {
         throw new errors_NixPlanError('usage', `cannot open bundle '${path}': ${e.message}`);
     }
     const { size } = await fh.stat();
-    return source_handleSource(fh, path, size);
+    return handleSource(fh, path, size);
 }
 /**
  * A bundle read through an open file `fh` of `size` bytes (as its stat said when opened), named
  * `name` in messages; closing the source closes `fh`.
  */
-function source_handleSource(fh, name, size) {
+function handleSource(fh, name, size) {
     const read = async (offset, length) => {
         const buf = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
         let got = 0;
@@ -3747,7 +3747,7 @@ async function readBundleHead(source, maxManifestSize = DEFAULT_MAX_MANIFEST_SIZ
  * manifest declares no more compressed bytes than zstd makes of its stream. A sparse terabyte
  * behind a valid head is refused here, before a byte of it is copied.
  */
-async function decode_readCheckedHead(source) {
+async function readCheckedHead(source) {
     const head = await readBundleHead(source);
     checkCompressedSize(head.manifest, source.name);
     return head;
@@ -5741,7 +5741,7 @@ class DerivationOutputChecks {
      * `checkNow`, which says what is wrong.
      */
     filledInPlace(drvPath, head, tail, bytes, layout) {
-        if (head.version !== undefined || head.outputs.some((o) => o.hashAlgo !== ''))
+        if (head.version !== undefined || head.outputs.some((o) => outputKind(o) !== 'input-addressed'))
             return false;
         const holes = [];
         const { keySpans, values } = tail;
@@ -5818,7 +5818,7 @@ class DerivationOutputChecks {
             const fixed = this.hasher.fixedOutputPaths(drv, name);
             if (fixed !== undefined)
                 this.checkFixed(drvPath, drv, fixed);
-            else if (drv.outputs.every((o) => o.hashAlgo !== ''))
+            else if (derivationKind(drv, name) !== 'input-addressed')
                 this.checkFloating(drvPath, drv);
             else if (drv.version === undefined)
                 this.checkInputAddressed(drvPath, drv, name, bytes, spans);
@@ -5845,7 +5845,7 @@ class DerivationOutputChecks {
         }
         this.hasher.record(drvPath, drv);
     }
-    /** Floating content-addressed or impure outputs: no path until built (`hashAlgo` set, no hash). */
+    /** Floating content-addressed or impure outputs (kind.ts): no path until built. */
     checkFloating(drvPath, drv) {
         for (const o of drv.outputs)
             if (o.path !== '')
@@ -6197,6 +6197,90 @@ async function* tapChunks(source, fn) {
 
 
 
+
+;// CONCATENATED MODULE: ./src/core/lines.ts
+// Lines of a byte stream as it comes (an evaluator's stderr, a host's output): whole lines passed
+// on as they end, with a bound on what is held, so a program printing one endless line cannot make
+// this process hold more than one piece of it.
+
+/** The most a line splitter holds: a longer line is passed on in pieces of at most this size. */
+const LINE_PIECE_MAX = 64 * 1024;
+/**
+ * Cuts the chunks written into lines, whatever the chunking: each line is passed to `sink` once
+ * it ends, with its `\n` (and its `\r`, when `\r\n` ends it). A line longer than `max` bytes is
+ * passed on in pieces of at most `max` bytes as it comes, its last piece ending with the `\n`;
+ * a piece is not cut inside a UTF-8 sequence or between a `\r` and what follows (so neither is
+ * split across two pieces) unless the piece would be empty. Bytes given are copied: the caller
+ * may reuse its chunks.
+ */
+function lineSplitter(sink, max = LINE_PIECE_MAX) {
+    if (!Number.isInteger(max) || max < 1)
+        throw new RangeError(`a line piece must be at least 1 byte, not ${max}`);
+    let held = [];
+    let heldBytes = 0;
+    let continued = false;
+    const pass = (bytes, next) => {
+        const was = continued;
+        continued = next;
+        sink(bytes, was);
+    };
+    /** `bytes` of the current line; `ends` when its last byte is the line's `\n`. */
+    const take = (bytes, ends) => {
+        while (heldBytes + bytes.length > max) {
+            const room = max - heldBytes;
+            const piece = concatBytes([...held, bytes.subarray(0, room)]);
+            const cut = pieceEnd(piece);
+            pass(piece.subarray(0, cut), true);
+            held = cut < piece.length ? [piece.slice(cut)] : [];
+            heldBytes = piece.length - cut;
+            bytes = bytes.subarray(room);
+        }
+        if (ends) {
+            pass(held.length === 0 ? bytes.slice() : concatBytes([...held, bytes]), false);
+            held = [];
+            heldBytes = 0;
+        }
+        else if (bytes.length > 0) {
+            held.push(bytes.slice());
+            heldBytes += bytes.length;
+        }
+    };
+    return {
+        write(chunk) {
+            for (let start = 0; start < chunk.length;) {
+                const nl = chunk.indexOf(0x0a, start);
+                const stop = nl === -1 ? chunk.length : nl + 1;
+                take(chunk.subarray(start, stop), nl !== -1);
+                start = stop;
+            }
+        },
+        end() {
+            if (heldBytes > 0)
+                pass(concatBytes(held), false);
+            held = [];
+            heldBytes = 0;
+            continued = false;
+        },
+    };
+}
+/**
+ * Where a full piece is cut: before an unfinished UTF-8 sequence at its end, else before a final
+ * `\r` (whose `\n` may follow); its whole length when that would leave nothing.
+ */
+function pieceEnd(piece) {
+    const n = piece.length;
+    // The last lead byte among the last four, and how many bytes its sequence needs.
+    for (let i = n - 1; i >= Math.max(0, n - 4); i--) {
+        const b = piece[i];
+        if ((b & 0xc0) === 0x80)
+            continue; // a continuation byte: look further back
+        const need = b >= 0xf0 && b < 0xf8 ? 4 : b >= 0xe0 && b < 0xf0 ? 3 : b >= 0xc0 && b < 0xe0 ? 2 : 1;
+        if (n - i < need && i > 0)
+            return i;
+        break;
+    }
+    return piece[n - 1] === 0x0d && n > 1 ? n - 1 : n;
+}
 
 ;// CONCATENATED MODULE: ./src/nix/store.ts
 // Reads a closure out of a Nix store with a handful of processes (not one per path): one query for
@@ -6569,48 +6653,35 @@ class NixStore {
 
 
 
+
 /** The heading of Nix's printMissing lists (`these 12 derivations will be built:`, …). */
 const MISSING_HEADING = /^(?:this|these [0-9]+) (?:derivations?|paths?) will be (?:built|fetched)\b.*:$|^don't know how to build these paths/;
 /** Nix's warnings about how nix-plan called it, not about what it evaluated. */
 const ABOUT_THE_CALL = /^warning: you did not specify '--add-root'/;
-/** A line longer than this is passed on in pieces rather than held until its end. */
-const LINE_MAX = 64 * 1024;
 /**
  * A sink for an evaluator's stderr that passes each line on to `log` as it ends, except Nix's
  * printMissing lists (a heading and the indented paths under it) and its warnings about how it was
- * called; `end` passes on an unfinished last line.
+ * called; `end` passes on an unfinished last line. A line longer than the core's line splitter
+ * holds is passed on in pieces as it comes, each piece going where its line's first one went.
  */
 function evaluationMessages(log) {
-    let partial = Buffer.alloc(0);
     let listing = false;
-    const line = (bytes) => {
+    let dropped = false;
+    return lineSplitter((bytes, continued) => {
+        if (continued) {
+            if (!dropped)
+                log(bytes);
+            return;
+        }
+        dropped = true;
         if (listing && bytes[0] === 0x20 && bytes[1] === 0x20)
             return;
-        const text = bytes.toString('latin1').trimEnd();
+        const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1').trimEnd();
         listing = MISSING_HEADING.test(text);
-        if (!listing && !ABOUT_THE_CALL.test(text))
+        dropped = listing || ABOUT_THE_CALL.test(text);
+        if (!dropped)
             log(bytes);
-    };
-    return {
-        write(chunk) {
-            const data = partial.length === 0 ? Buffer.from(chunk) : Buffer.concat([partial, chunk]);
-            let start = 0;
-            for (let nl = data.indexOf(0x0a); nl !== -1; nl = data.indexOf(0x0a, start)) {
-                line(data.subarray(start, nl + 1));
-                start = nl + 1;
-            }
-            partial = data.subarray(start);
-            if (partial.length > LINE_MAX) {
-                log(partial);
-                partial = Buffer.alloc(0);
-            }
-        },
-        end() {
-            if (partial.length > 0)
-                line(partial);
-            partial = Buffer.alloc(0);
-        },
-    };
+    });
 }
 /**
  * Runs one evaluator command with its stderr passed through `evaluationMessages` to `log` (when
@@ -7137,6 +7208,28 @@ function binaryCacheCopyImport(settings = {}) {
     };
 }
 
+;// CONCATENATED MODULE: ./src/transport/room.ts
+// Whether a directory's file system has room for a file about to be written there: the one check
+// made before a bundle or an artifact is copied, or a verified stream written, so a full disk is
+// refused by name before anything is written rather than failing halfway.
+
+
+/** What a refusal for want of room in TMPDIR suggests. */
+const TMPDIR_ADVICE = 'free some, or point TMPDIR elsewhere';
+/**
+ * Refuses (a LimitError) to write `bytes` bytes into `dir` when its file system has less room than
+ * that for an unprivileged writer; says nothing when the room cannot be read (the write itself
+ * then says what is wrong). The message is `<what>, but <dir> has room for <n>`, then `: <advice>`.
+ */
+async function requireRoom(dir, bytes, what, advice) {
+    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
+    if (fs === undefined)
+        return;
+    const room = fs.bavail * fs.bsize;
+    if (room < bytes)
+        throw new LimitError(`${what}, but ${dir} has room for ${room}${advice === undefined ? '' : `: ${advice}`}`);
+}
+
 ;// CONCATENATED MODULE: ./src/app/files.ts
 // Checks on the files a use case will write, made before the long work so a typo fails fast, and
 // the digest of a file read.
@@ -7173,6 +7266,7 @@ async function fileDigest(path) {
 
 
 
+
 /**
  * Copies `bundlePath` into a private directory under TMPDIR and opens the copy, after checking
  * its sha256 against `options.digest` when one is given. Everything read after this reads the
@@ -7181,33 +7275,24 @@ async function fileDigest(path) {
  */
 async function privateBundle(bundlePath, options = {}) {
     const name = options.name ?? bundlePath;
-    const cannot = (e) => new errors_NixPlanError('usage', `cannot read bundle '${name}': ${e.message}`);
     // The original is opened once, its head checked and exactly the bytes it was checked with
     // copied: a file that is not what its manifest says (a sparse terabyte behind a valid head, a
     // manifest declaring a terabyte of compressed data) is refused before a byte of it is copied,
     // and one that grows or is replaced meanwhile cannot make the copy larger.
-    const original = await (0,external_node_fs_promises_namespaceObject.open)(bundlePath, external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NONBLOCK).catch((e) => {
-        throw cannot(e);
-    });
+    const original = await openCheckedBundle(bundlePath, name);
     let dir;
     const remove = async () => {
         if (dir !== undefined)
             await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     };
     try {
-        const st = await original.stat();
-        if (!st.isFile())
-            throw new errors_NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
-        await decode_readCheckedHead(source_handleSource(original, name, st.size));
+        await requireRoom((0,external_node_os_namespaceObject.tmpdir)(), original.size, `the bundle '${name}' is ${original.size} bytes`, TMPDIR_ADVICE);
         dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), options.prefix ?? 'nix-plan-copy-'));
-        const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
-        if (fs !== undefined && fs.bavail * fs.bsize < st.size)
-            throw new LimitError(`the bundle '${name}' is ${st.size} bytes, but ${(0,external_node_os_namespaceObject.tmpdir)()} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
         const path = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        await copyExactly(original, st.size, path, name).catch((e) => {
-            throw e instanceof errors_NixPlanError ? e : cannot(e);
+        await copyExactly(original.handle, original.size, path, name).catch((e) => {
+            throw e instanceof errors_NixPlanError ? e : cannotRead(name, e);
         });
-        await original.close();
+        await original.handle.close();
         if (options.digest !== undefined)
             await checkCopyDigest(path, options.digest, name);
         const source = { ...(await openBundle(path)), name };
@@ -7222,7 +7307,7 @@ async function privateBundle(bundlePath, options = {}) {
         };
     }
     catch (e) {
-        await original.close().catch(() => undefined);
+        await original.handle.close().catch(() => undefined);
         await remove();
         throw e;
     }
@@ -7232,17 +7317,30 @@ async function privateBundle(bundlePath, options = {}) {
  * readCheckedHead): before hashing or copying a file someone else could have put there.
  */
 async function checkBundleFile(path, name = path) {
-    const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch((e) => {
-        throw new NixPlanError('usage', `cannot read bundle '${name}': ${e.message}`);
+    await (await openCheckedBundle(path, name)).handle.close();
+}
+/** The usage error for a bundle file that cannot be opened or read. */
+const cannotRead = (name, e) => new errors_NixPlanError('usage', `cannot read bundle '${name}': ${e.message}`);
+/**
+ * Opens the bundle file at `path` (messages name it `name`) once: a FIFO does not block the open,
+ * what was opened must be a regular file (fstat of the descriptor read afterwards), and its head
+ * must be what its manifest says (readCheckedHead). Returns it open, with the size it was checked
+ * at; closed again when refused.
+ */
+async function openCheckedBundle(path, name) {
+    const handle = await (0,external_node_fs_promises_namespaceObject.open)(path, external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NONBLOCK).catch((e) => {
+        throw cannotRead(name, e);
     });
     try {
-        const st = await fh.stat();
+        const st = await handle.stat();
         if (!st.isFile())
-            throw new NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
-        await readCheckedHead(handleSource(fh, name, st.size));
+            throw new errors_NixPlanError('usage', `cannot read bundle '${name}': it is not a regular file`);
+        await readCheckedHead(handleSource(handle, name, st.size));
+        return { handle, size: st.size };
     }
-    finally {
-        await fh.close();
+    catch (e) {
+        await handle.close();
+        throw e;
     }
 }
 /** Copies the first `size` bytes of `from` into a new file `to` (0600), failing if there are fewer. */
@@ -7323,9 +7421,7 @@ async function checkRoom(manifest, dir, maxSize) {
     const size = manifest.stream.size;
     if (maxSize !== undefined && size > maxSize)
         throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
-    const fs = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
-    if (fs !== undefined && fs.bavail * fs.bsize < size)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, but ${dir} has room for ${fs.bavail * fs.bsize}: free some, or point TMPDIR elsewhere`);
+    await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, TMPDIR_ADVICE);
 }
 
 ;// CONCATENATED MODULE: ./src/nix/gc.ts
@@ -7849,7 +7945,7 @@ function parseClosures(markers, storeDir, label) {
 }
 
 ;// CONCATENATED MODULE: ./src/nix/host-supervisor.ts
-// The activation supervisor the host program (host-script.ts) leaves on a deploy target: a POSIX
+// The activation supervisor the host program (host-activation.ts) leaves on a deploy target: a POSIX
 // sh script, started detached, that runs switch-to-configuration, reverts a failed switch, and
 // reverts an unconfirmed one when its confirmation window ends (the watchdog). Written without
 // brace expansions, like the host program, so it lives in a template literal untouched.
@@ -8016,10 +8112,13 @@ write_record() {
   record=$(get record)
   [ -n "$record" ] || return 0
   rec="$profile.nix-plan.json"
-  if printf '%s\n' "$record" > "$rec.tmp.$$" && chmod 644 "$rec.tmp.$$" && mv -f "$rec.tmp.$$" "$rec"; then
+  # Into a file of its own beside the record, then renamed over it: mktemp makes it exclusively,
+  # under a name nobody can plant a link at beforehand (a link there is never followed).
+  rtmp=
+  if rtmp=$(mktemp "$rec.tmp.XXXXXX") && printf '%s\n' "$record" > "$rtmp" && chmod 644 "$rtmp" && mv -f "$rtmp" "$rec"; then
     return 0
   fi
-  rm -f "$rec.tmp.$$"
+  [ -n "$rtmp" ] && rm -f "$rtmp"
   note "could not write $rec"
   put record-failed 1
 }
@@ -8048,159 +8147,15 @@ put state done
 finish
 `;
 
-;// CONCATENATED MODULE: ./src/nix/host-script.ts
-// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
-// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
-//
-// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
-// installed on the host and the host always runs the code of the nix-plan that talks to it.
-// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
-// build log, switch-to-configuration's output) goes to stderr. The program is written without
-// brace expansions (`${…}`) so it can live in a template literal untouched.
+;// CONCATENATED MODULE: ./src/nix/host-activation.ts
+// The host program's activation phases (host-script.ts puts them together): `closure` builds the
+// new system and lists what would change, `activate` switches the profile and leaves the
+// supervisor (host-supervisor.ts) running the switch, `confirm` comes back to confirm it; all
+// follow the supervisor's log and report its state. Written without brace expansions, like the
+// rest of the program, so it lives in a template literal untouched; it uses the program's helpers.
 
-/** The name the program runs under (`$0`): how a host's process list and logs show it. */
-const HOST_PROGRAM_NAME = 'nix-plan-host';
-/** Version of the marker-line protocol below; the probe reports it. */
-const HOST_PROTOCOL = 1;
-/** The host program. */
-const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
-trap '' PIPE
-nl='
-'
-cr=$(printf '\r')
-# One answer per line: a value holding a line break (a profile link's target can) would be read as
-# answers of its own, so the session ends refusing it instead.
-say() {
-  case $* in
-    *"$nl"* | *"$cr"*)
-      printf '@nix-plan error host %s\n' "a $1 to report holds a line break (a link target made to look like answers?): refusing it"
-      exit 1
-      ;;
-  esac
-  printf '@nix-plan %s\n' "$*"
-}
-fail() {
-  printf '@nix-plan error %s\n' "$*"
-  exit 1
-}
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
-abs_link() {
-  t=$(readlink "$1" 2>/dev/null) || return 1
-  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
-}
-# A relative profile is taken from the login's home directory on the host.
-resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
-tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
-link_number() { expr "$(basename "$1")" : '.*-\([0-9][0-9]*\)-link$'; }
-# The generation nix-env --rollback goes to: PROFILE's highest-numbered PROFILE-N-link below
-# the current generation CURRENT (a link path); prints nothing and fails when there is none.
-generation_before() {
-  g_dir=$(dirname "$1")
-  g_base=$(basename "$1")
-  g_cur=$(link_number "$2") || return 1
-  g_best=
-  for g_link in "$g_dir/$g_base"-*-link; do
-    [ -L "$g_link" ] || continue
-    g_n=$(link_number "$g_link") || continue
-    [ "$(basename "$g_link")" = "$g_base-$g_n-link" ] || continue
-    [ "$g_n" -lt "$g_cur" ] || continue
-    if [ -z "$g_best" ] || [ "$g_n" -gt "$g_best" ]; then g_best=$g_n; fi
-  done
-  [ -n "$g_best" ] || return 1
-  printf '%s/%s-%s-link\n' "$g_dir" "$g_base" "$g_best"
-}
-
-probe() {
-  profile=$(resolve_profile "$1")
-  say protocol ${HOST_PROTOCOL}
-  # First: who we are explains a failure of what follows (a login that cannot reach the store).
-  say uid "$(id -u)"
-  # Standard output only: a warning Nix prints (an unknown setting in nix.conf) is not the answer.
-  v=$(nix-store --version 2> /dev/null) || fail nix "nix-store --version failed: $(nix-store --version 2>&1)"
-  say nix "$v"
-  sd=$(nix-instantiate --eval -E builtins.storeDir 2> /dev/null) ||
-    fail nix "cannot ask Nix for its store dir: $(nix-instantiate --eval -E builtins.storeDir 2>&1)"
-  say store-dir "$sd"
-  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
-  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
-  if cur=$(abs_link "$profile"); then
-    say generation "$cur"
-    if sys=$(abs_link "$cur"); then say system "$sys"; fi
-    # Where a rollback would go.
-    if before=$(generation_before "$profile" "$cur"); then
-      say previous-generation "$before"
-      if sys=$(abs_link "$before"); then say previous-system "$sys"; fi
-    fi
-  fi
-  if [ -f "$profile.nix-plan.json" ]; then
-    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
-  fi
-  lock="$profile.nix-plan.d/lock"
-  if [ -d "$lock" ]; then
-    pid=$(cat "$lock/pid" 2>/dev/null)
-    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
-  fi
-  for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.* "$(tmpbase)"/nix-plan-timer.*; do
-    [ -d "$d" ] || continue
-    pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
-    alive "$pid" || rm -rf "$d" 2> /dev/null
-  done
-  say end
-}
-
-# receive SIZE SHA256 ENCODING [GO]: the plan on stdin into a private file; with GO, the sender
-# verifies the plan while it is being sent and ends it with GO only once it has: a plan not
-# followed by GO is never read.
-receive() {
-  size=$1
-  sha=$2
-  enc=$3
-  go=$4
-  umask 077
-  base=$(tmpbase)
-  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
-    tmp="$base/nix-plan-recv.$$.0"
-    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
-  }
-  trap 'rm -rf "$tmp"' EXIT
-  trap 'exit 129' HUP
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
-  got=$(wc -c < "$tmp/plan" | tr -d ' ')
-  golen=$(printf '%s' "$go" | wc -c | tr -d ' ')
-  if [ -n "$go" ] && [ "$got" = "$size" ]; then
-    fail transfer "the sender did not confirm the plan it sent as verified: nothing was imported"
-  fi
-  [ "$got" = "$((size + golen))" ] ||
-    fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
-  if [ -n "$go" ]; then
-    [ "$(tail -c "$golen" "$tmp/plan")" = "$go" ] || fail transfer "the plan received does not end as sent: nothing was imported"
-    dd if=/dev/null of="$tmp/plan" bs=1 seek="$size" 2> /dev/null || fail host "cannot cut $tmp/plan to its size"
-  fi
-  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
-  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
-  if [ "$enc" = zstd ]; then
-    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
-    rc=$?
-    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
-  else
-    nix-store --import < "$tmp/plan" > "$tmp/imported"
-    rc=$?
-  fi
-  [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
-  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
-  say end
-}
-
-missing() {
-  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
-  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
-  say end
-}
-
-${SWITCH_FUNCTIONS}
+/** The `closure`, `activate` and `confirm` phases and what they share, as sh functions. */
+const ACTIVATION_PHASES = String.raw `${SWITCH_FUNCTIONS}
 take_lock() {
   if ! mkdir "$1" 2> /dev/null; then
     pid=$(cat "$1/pid" 2> /dev/null)
@@ -8444,7 +8399,180 @@ confirm() {
   fi
   report "$act"
 }
+`;
 
+;// CONCATENATED MODULE: ./src/nix/host-transfer.ts
+// The host program's transfer phases (host-script.ts puts them together): `receive` takes a plan
+// into a private file, checks its size and sha256 against what the sender verified and imports
+// it with `nix-store --import`; `missing` says which of the paths it is given the store lacks.
+// Written without brace expansions, like the rest of the program, so it lives in a template
+// literal untouched; it uses the program's helpers (`say`, `fail`, `tmpbase`).
+/** The `receive` and `missing` phases, as sh functions. */
+const TRANSFER_PHASES = String.raw `# receive SIZE SHA256 ENCODING [GO]: the plan on stdin into a private file; with GO, the sender
+# verifies the plan while it is being sent and ends it with GO only once it has: a plan not
+# followed by GO is never read.
+receive() {
+  size=$1
+  sha=$2
+  enc=$3
+  go=$4
+  umask 077
+  base=$(tmpbase)
+  tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
+    tmp="$base/nix-plan-recv.$$.0"
+    mkdir "$tmp" 2> /dev/null || fail host "cannot make a private directory in $base"
+  }
+  trap 'rm -rf "$tmp"' EXIT
+  trap 'exit 129' HUP
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  cat > "$tmp/plan" || fail host "cannot write the plan into $tmp (is the disk full?)"
+  got=$(wc -c < "$tmp/plan" | tr -d ' ')
+  golen=$(printf '%s' "$go" | wc -c | tr -d ' ')
+  if [ -n "$go" ] && [ "$got" = "$size" ]; then
+    fail transfer "the sender did not confirm the plan it sent as verified: nothing was imported"
+  fi
+  [ "$got" = "$((size + golen))" ] ||
+    fail transfer "received $got of $size bytes: the transfer was cut short, nothing was imported"
+  if [ -n "$go" ]; then
+    [ "$(tail -c "$golen" "$tmp/plan")" = "$go" ] || fail transfer "the plan received does not end as sent: nothing was imported"
+    dd if=/dev/null of="$tmp/plan" bs=1 seek="$size" 2> /dev/null || fail host "cannot cut $tmp/plan to its size"
+  fi
+  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
+  [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
+  if [ "$enc" = zstd ]; then
+    { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
+    rc=$?
+    # Nix's failure first: when nix-store --import stops early, zstd fails too (a broken pipe),
+    # so zstd is blamed only when Nix took the whole stream.
+    if [ "$rc" != 0 ] && [ -f "$tmp/zstd.rc" ]; then
+      fail nix "nix-store --import failed with exit code $rc (zstd, decompressing the plan into it, exited $(cat "$tmp/zstd.rc"))"
+    fi
+    [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+    [ -f "$tmp/zstd.rc" ] && fail host "zstd could not decompress the verified plan (exit $(cat "$tmp/zstd.rc"))"
+  else
+    nix-store --import < "$tmp/plan" > "$tmp/imported"
+    rc=$?
+    [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+  fi
+  say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
+  say end
+}
+
+missing() {
+  list=$(xargs nix-store --check-validity --print-invalid) || fail nix "nix-store --check-validity failed"
+  printf '%s\n' "$list" | while read -r p; do [ -n "$p" ] && say missing "$p"; done
+  say end
+}
+`;
+
+;// CONCATENATED MODULE: ./src/nix/host-script.ts
+// The program nix-plan runs on a deploy target (and, for `apply`, on this machine): every step of
+// a deploy as POSIX sh, so the host needs only sh, Nix and the everyday tools of any NixOS system.
+//
+// It is passed whole on each connection (`sh -c PROGRAM nix-plan-host PHASE ARGS…`), so nothing is
+// installed on the host and the host always runs the code of the nix-plan that talks to it.
+// Lines for nix-plan go to stdout, each starting `@nix-plan `; what a person should read (Nix's
+// build log, switch-to-configuration's output) goes to stderr. The program is written without
+// brace expansions (`${…}`) so it can live in a template literal untouched. Here: the helpers every
+// phase uses, the probe and the dispatch; the phases that move a plan are in host-transfer.ts, those
+// that activate it in host-activation.ts, the supervisor activation leaves behind in
+// host-supervisor.ts.
+
+
+/** The name the program runs under (`$0`): how a host's process list and logs show it. */
+const HOST_PROGRAM_NAME = 'nix-plan-host';
+/** Version of the marker-line protocol below; the probe reports it. */
+const HOST_PROTOCOL = 1;
+/** The host program. */
+const HOST_SCRIPT = String.raw `# ${HOST_PROGRAM_NAME}: nix-plan's steps on a deploy target (sh -c PROGRAM ${HOST_PROGRAM_NAME} PHASE ARGS...)
+trap '' PIPE
+nl='
+'
+cr=$(printf '\r')
+# One answer per line: a value holding a line break (a profile link's target can) would be read as
+# answers of its own, so the session ends refusing it instead.
+say() {
+  case $* in
+    *"$nl"* | *"$cr"*)
+      printf '@nix-plan error host %s\n' "a $1 to report holds a line break (a link target made to look like answers?): refusing it"
+      exit 1
+      ;;
+  esac
+  printf '@nix-plan %s\n' "$*"
+}
+fail() {
+  printf '@nix-plan error %s\n' "$*"
+  exit 1
+}
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+alive() { [ -n "$1" ] && { [ -d "/proc/$1" ] || kill -0 "$1" 2>/dev/null; }; }
+abs_link() {
+  t=$(readlink "$1" 2>/dev/null) || return 1
+  case $t in /*) printf '%s\n' "$t" ;; *) printf '%s/%s\n' "$(dirname "$1")" "$t" ;; esac
+}
+# A relative profile is taken from the login's home directory on the host.
+resolve_profile() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s/%s\n' "$HOME" "$1" ;; esac; }
+tmpbase() { if [ -n "$TMPDIR" ]; then printf '%s\n' "$TMPDIR"; else printf '/tmp\n'; fi; }
+link_number() { expr "$(basename "$1")" : '.*-\([0-9][0-9]*\)-link$'; }
+# The generation nix-env --rollback goes to: PROFILE's highest-numbered PROFILE-N-link below
+# the current generation CURRENT (a link path); prints nothing and fails when there is none.
+generation_before() {
+  g_dir=$(dirname "$1")
+  g_base=$(basename "$1")
+  g_cur=$(link_number "$2") || return 1
+  g_best=
+  for g_link in "$g_dir/$g_base"-*-link; do
+    [ -L "$g_link" ] || continue
+    g_n=$(link_number "$g_link") || continue
+    [ "$(basename "$g_link")" = "$g_base-$g_n-link" ] || continue
+    [ "$g_n" -lt "$g_cur" ] || continue
+    if [ -z "$g_best" ] || [ "$g_n" -gt "$g_best" ]; then g_best=$g_n; fi
+  done
+  [ -n "$g_best" ] || return 1
+  printf '%s/%s-%s-link\n' "$g_dir" "$g_base" "$g_best"
+}
+
+probe() {
+  profile=$(resolve_profile "$1")
+  say protocol ${HOST_PROTOCOL}
+  # First: who we are explains a failure of what follows (a login that cannot reach the store).
+  say uid "$(id -u)"
+  # Standard output only: a warning Nix prints (an unknown setting in nix.conf) is not the answer.
+  v=$(nix-store --version 2> /dev/null) || fail nix "nix-store --version failed: $(nix-store --version 2>&1)"
+  say nix "$v"
+  sd=$(nix-instantiate --eval -E builtins.storeDir 2> /dev/null) ||
+    fail nix "cannot ask Nix for its store dir: $(nix-instantiate --eval -E builtins.storeDir 2>&1)"
+  say store-dir "$sd"
+  if [ -d /run/systemd/system ]; then say systemd 1; else say systemd 0; fi
+  if command -v zstd > /dev/null 2>&1; then say zstd 1; else say zstd 0; fi
+  if cur=$(abs_link "$profile"); then
+    say generation "$cur"
+    if sys=$(abs_link "$cur"); then say system "$sys"; fi
+    # Where a rollback would go.
+    if before=$(generation_before "$profile" "$cur"); then
+      say previous-generation "$before"
+      if sys=$(abs_link "$before"); then say previous-system "$sys"; fi
+    fi
+  fi
+  if [ -f "$profile.nix-plan.json" ]; then
+    say record "$(od -An -v -tx1 "$profile.nix-plan.json" | tr -d ' \n')"
+  fi
+  lock="$profile.nix-plan.d/lock"
+  if [ -d "$lock" ]; then
+    pid=$(cat "$lock/pid" 2>/dev/null)
+    if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
+  fi
+  for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.* "$(tmpbase)"/nix-plan-timer.*; do
+    [ -d "$d" ] || continue
+    pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
+    alive "$pid" || rm -rf "$d" 2> /dev/null
+  done
+  say end
+}
+
+${TRANSFER_PHASES}
+${ACTIVATION_PHASES}
 phase=$1
 shift
 case $phase in
@@ -11317,29 +11445,21 @@ async function deployToHost(job, plan, probe, io) {
 ;// CONCATENATED MODULE: ./src/app/deploy/prefix.ts
 // Per-host log prefixes: whole lines of a host's output, each led by `[NAME] `, so the output of
 // hosts deployed in parallel stays readable when interleaved.
-/** Lines of `write`'s chunks, each prefixed; an empty prefix passes chunks through unchanged. */
+
+const NEWLINE = Buffer.from('\n');
+/**
+ * Lines of `write`'s chunks, each prefixed; an empty prefix passes chunks through unchanged. A
+ * line longer than the core's line splitter holds is written as it comes, in pieces, each on a
+ * line of its own with the prefix: a host printing one endless line is not held in memory.
+ */
 function linePrefixer(prefix, out) {
     if (prefix === '')
         return { write: (c) => out(c), flush: () => undefined };
     const head = Buffer.from(prefix, 'utf8');
-    let pending = [];
+    const lines = lineSplitter((bytes) => out(Buffer.concat(bytes[bytes.length - 1] === 0x0a ? [head, bytes] : [head, bytes, NEWLINE])));
     return {
-        write(chunk) {
-            let buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk);
-            for (let nl = buf.indexOf(10); nl >= 0; nl = buf.indexOf(10)) {
-                out(Buffer.concat([head, ...pending, buf.subarray(0, nl + 1)]));
-                pending = [];
-                buf = buf.subarray(nl + 1);
-            }
-            if (buf.length > 0)
-                pending.push(buf);
-        },
-        flush() {
-            if (pending.length === 0)
-                return;
-            out(Buffer.concat([head, ...pending, Buffer.from('\n')]));
-            pending = [];
-        },
+        write: (chunk) => lines.write(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk),
+        flush: () => lines.end(),
     };
 }
 
@@ -12727,6 +12847,7 @@ function formatDryRun(r) {
 
 
 
+
 /** How messages name a plan read from standard input. */
 const STDIN = 'standard input';
 /** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
@@ -12738,7 +12859,7 @@ async function withBundleFile(bundle, stdin, use) {
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
     try {
         const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
-        await copyBundle(new StreamReader(stdin), file, dir);
+        await copyBundle(new StreamReader(stdin), file);
         return await use(file);
     }
     finally {
@@ -12746,7 +12867,7 @@ async function withBundleFile(bundle, stdin, use) {
     }
 }
 /** Copies the bundle `input` holds into the new file `file` (see the module comment). */
-async function copyBundle(input, file, dir) {
+async function copyBundle(input, file) {
     try {
         const header = await input.take(SKIPPABLE_HEADER_SIZE);
         const { size } = parseSkippableHeader(header, DEFAULT_MAX_MANIFEST_SIZE, `plan bundle '${STDIN}'`);
@@ -12756,10 +12877,8 @@ async function copyBundle(input, file, dir) {
         const head = Buffer.concat([header, frame]);
         const length = head.length + parseManifest(frame).stream.compressedSize;
         // The head as a bundle of the length it declares: the same checks a bundle file's head gets.
-        await decode_readCheckedHead({ ...memorySource(head, STDIN), size: length });
-        const room = await (0,external_node_fs_promises_namespaceObject.statfs)(dir).catch(() => undefined);
-        if (room !== undefined && room.bavail * room.bsize < length)
-            throw new LimitError(`the bundle on ${STDIN} is ${length} bytes, but ${(0,external_node_os_namespaceObject.tmpdir)()} has room for ${room.bavail * room.bsize}: free some, or point TMPDIR elsewhere`);
+        await readCheckedHead({ ...memorySource(head, STDIN), size: length });
+        await requireRoom((0,external_node_os_namespaceObject.tmpdir)(), length, `the bundle on ${STDIN} is ${length} bytes`, TMPDIR_ADVICE);
         const out = await (0,external_node_fs_promises_namespaceObject.open)(file, 'wx', 0o600);
         try {
             await out.write(head);
@@ -18143,7 +18262,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(152);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(781);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
