@@ -13,6 +13,7 @@ import {
   type PackageCounts,
 } from '../../core/diff/packages.js';
 import { nameOf } from '../../core/store-path.js';
+import { groupDigits } from '../../core/text.js';
 import type { ClosurePath, HostClosures } from '../../nix/host-markers.js';
 import type { HostProgram } from '../../nix/host-program.js';
 import type { Logger } from '../deps.js';
@@ -152,8 +153,6 @@ export function asPackageChange(p: RuntimePackageChange): PackageChange {
   return { name: p.name, change: p.change, old: side(p.old), new: side(p.new) };
 }
 
-const n = (x: number): string => x.toLocaleString('en-US');
-
 /** `+3.4 MiB`, `−512 B`, `±0 B`. */
 function signedBytes(delta: number): string {
   if (delta === 0) return '±0 B';
@@ -175,9 +174,9 @@ export function generationText(c: HostChanges): string {
 /** `812 → 815 paths (4 added, 1 removed), 1.2 GiB → 1.2 GiB (+3.4 MiB)`. */
 export function closureText(c: HostChanges): string {
   const { old, new: now, added, removed } = c.closure;
-  if (old === undefined) return `${n(now.paths)} paths, ${formatBytes(now.bytes)}`;
+  if (old === undefined) return `${groupDigits(now.paths)} paths, ${formatBytes(now.bytes)}`;
   return (
-    `${n(old.paths)} → ${n(now.paths)} paths (${n(added)} added, ${n(removed)} removed), ` +
+    `${groupDigits(old.paths)} → ${groupDigits(now.paths)} paths (${groupDigits(added)} added, ${groupDigits(removed)} removed), ` +
     `${formatBytes(old.bytes)} → ${formatBytes(now.bytes)} (${signedBytes(now.bytes - old.bytes)})`
   );
 }
@@ -186,7 +185,7 @@ export function closureText(c: HostChanges): string {
 export function changesHeadline(c: HostChanges): string {
   switch (c.status) {
     case 'first':
-      return `first deployment: the profile has no generation to compare with; the new system's closure is ${closureText(c)} (${n(c.counts.added)} packages)`;
+      return `first deployment: the profile has no generation to compare with; the new system's closure is ${closureText(c)} (${groupDigits(c.counts.added)} packages)`;
     case 'unknown':
       return `the current generation's system is not in the host's store: nothing to compare with; the new system's closure is ${closureText(c)}`;
     case 'unchanged':
