@@ -9784,6 +9784,7 @@ function formatBytes(n) {
 
 
 
+
 /**
  * An output path's name without its output suffix, as `nix store diff-closures` strips it
  * (`openssl-3.0.13-dev` → `openssl-3.0.13`, `dev`); the rule is Nix's, ambiguity included
@@ -9861,7 +9862,6 @@ function asPackageChange(p) {
     });
     return { name: p.name, change: p.change, old: side(p.old), new: side(p.new) };
 }
-const n = (x) => x.toLocaleString('en-US');
 /** `+3.4 MiB`, `−512 B`, `±0 B`. */
 function changes_signedBytes(delta) {
     if (delta === 0)
@@ -9882,15 +9882,15 @@ function generationText(c) {
 function closureText(c) {
     const { old, new: now, added, removed } = c.closure;
     if (old === undefined)
-        return `${n(now.paths)} paths, ${formatBytes(now.bytes)}`;
-    return (`${n(old.paths)} → ${n(now.paths)} paths (${n(added)} added, ${n(removed)} removed), ` +
+        return `${groupDigits(now.paths)} paths, ${formatBytes(now.bytes)}`;
+    return (`${groupDigits(old.paths)} → ${groupDigits(now.paths)} paths (${groupDigits(added)} added, ${groupDigits(removed)} removed), ` +
         `${formatBytes(old.bytes)} → ${formatBytes(now.bytes)} (${changes_signedBytes(now.bytes - old.bytes)})`);
 }
 /** One line on what changes: the package counts and the closure, or why there is no comparison. */
 function changesHeadline(c) {
     switch (c.status) {
         case 'first':
-            return `first deployment: the profile has no generation to compare with; the new system's closure is ${closureText(c)} (${n(c.counts.added)} packages)`;
+            return `first deployment: the profile has no generation to compare with; the new system's closure is ${closureText(c)} (${groupDigits(c.counts.added)} packages)`;
         case 'unknown':
             return `the current generation's system is not in the host's store: nothing to compare with; the new system's closure is ${closureText(c)}`;
         case 'unchanged':
@@ -10018,12 +10018,12 @@ function decodeOne(bytes, i) {
 
 
 const t = (s) => showText(s);
-const diff_format_n = (x) => groupDigits(x);
+const n = (x) => groupDigits(x);
 /** Rebuilt packages listed by name at most; the rest are counted (`--json` has all). */
 const REBUILT_SHOWN = 40;
 function sideLine(mark, s) {
     const what = s.kind === 'bundle' ? 'plan' : s.kind === 'drv' ? 'derivation' : 'profile';
-    const parts = [`${what} for ${t(s.storeDir)}`, `${diff_format_n(s.derivations)} derivations`];
+    const parts = [`${what} for ${t(s.storeDir)}`, `${n(s.derivations)} derivations`];
     if (s.bundle !== undefined) {
         parts.push(signatureText(s.bundle.signatures, s.bundle));
         if (s.bundle.createdAt !== undefined)
@@ -10055,10 +10055,10 @@ function packageSections(packages) {
             lines.push(title, ...packageLines(list));
     const rebuilt = by(['rebuilt']);
     if (rebuilt.length > 0) {
-        lines.push(`Rebuilt at the same version (inputs changed): ${diff_format_n(rebuilt.length)}`);
+        lines.push(`Rebuilt at the same version (inputs changed): ${n(rebuilt.length)}`);
         lines.push(...packageLines(rebuilt.slice(0, REBUILT_SHOWN)));
         if (rebuilt.length > REBUILT_SHOWN)
-            lines.push(`  …and ${diff_format_n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
+            lines.push(`  …and ${n(rebuilt.length - REBUILT_SHOWN)} more (--json lists all)`);
     }
     return lines;
 }
@@ -10083,8 +10083,8 @@ function formatDiff(d) {
         lines.push(`The old plan was relocated from ${t(d.realm.old)} to ${t(d.realm.new)} to be compared; old paths below are the relocated ones.`);
     if (d.identical) {
         lines.push(d.realm.relocated
-            ? `Same plan, other realm: relocated to ${t(d.realm.new)}, the old plan is exactly the new one (${diff_format_n(d.total.derivations.new)} derivations).`
-            : `No changes: both hold the same ${diff_format_n(d.total.derivations.new)} derivations and roots.`);
+            ? `Same plan, other realm: relocated to ${t(d.realm.new)}, the old plan is exactly the new one (${n(d.total.derivations.new)} derivations).`
+            : `No changes: both hold the same ${n(d.total.derivations.new)} derivations and roots.`);
     }
     const fields = d.fields.filter((f) => !(d.realm.relocated && (f.field === 'storeDir' || f.field === 'relocatedFrom')));
     if (fields.length > 0) {
@@ -10099,7 +10099,7 @@ function formatDiff(d) {
             lines.push(`  ${t(r.label)}: ${r.status}${r.counts === undefined ? '' : ` — ${countsText(r.counts)}`}`);
     }
     const dv = d.total.derivations;
-    lines.push(`Total: ${countsText(d.total.counts)}; derivations ${diff_format_n(dv.old)} → ${diff_format_n(dv.new)} (${diff_format_n(dv.added)} new, ${diff_format_n(dv.removed)} gone).`);
+    lines.push(`Total: ${countsText(d.total.counts)}; derivations ${n(dv.old)} → ${n(dv.new)} (${n(dv.added)} new, ${n(dv.removed)} gone).`);
     for (const x of d.drv ?? [])
         lines.push('', ...drvLines(x, ''));
     return `${lines.join('\n')}\n`;
@@ -10194,7 +10194,7 @@ function formatContents(c) {
     if (b?.noCheckSigs === true)
         lines.push(`trust: ${t(signatureText(b.signatures, b))}`);
     for (const r of c.roots) {
-        lines.push(`packages of ${t(r.label)} (${diff_format_n(r.packages.length)} derivations):`);
+        lines.push(`packages of ${t(r.label)} (${n(r.packages.length)} derivations):`);
         const rows = r.packages.map((p) => [
             t(p.name),
             t(p.version === '' ? NO_VERSION : p.version),
