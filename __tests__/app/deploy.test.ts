@@ -74,6 +74,18 @@ const SIGNED_BY_CI: TrustReport = {
   noCheckSigs: false,
   unproven: 0,
 };
+/** A deploy's result as the use case returns it: the plan above, signed by `ci`, no hosts yet. */
+const deployResult = (extra: Partial<DeployResult> = {}): DeployResult => ({
+  bundle: 'p',
+  digest: 'sha256:ab',
+  storeDir: S,
+  signedBy: [],
+  trust: SIGNED_BY_CI,
+  manifest: MANIFEST,
+  ok: true,
+  hosts: [],
+  ...extra,
+});
 
 describe('hosts and ssh arguments', () => {
   test('[NAME=][USER@]HOST[:PORT], IPv6 in brackets; bad ones are usage errors', () => {
@@ -129,16 +141,7 @@ describe('hosts and ssh arguments', () => {
         useCases: {
           deployPlan: (_b, options) => {
             seen = options;
-            return Promise.resolve({
-              bundle: 'p',
-              digest: '',
-              storeDir: S,
-              signedBy: [],
-              trust: SIGNED_BY_CI,
-              manifest: MANIFEST,
-              hosts: [],
-              ok: true,
-            });
+            return Promise.resolve(deployResult({ digest: '' }));
           },
         },
       },
@@ -815,16 +818,7 @@ describe('the deploy action settings', () => {
   });
 
   test('the summary says when the plan was taken from where nothing pins it (allow-unpinned-source)', () => {
-    const result = {
-      bundle: 'p',
-      digest: 'sha256:ab',
-      storeDir: S,
-      signedBy: [],
-      trust: SIGNED_BY_CI,
-      manifest: MANIFEST,
-      ok: true,
-      hosts: [],
-    };
+    const result = deployResult();
     expect(deploySummary('plan.nixplan', result)).not.toContain('NOT PINNED');
     expect(deploySummary('/srv/p.nixplan', result, new Date(), 'a bundle file ("bundle")')).toContain(
       '**NOT PINNED (allow-unpinned-source)**: this plan was taken from a bundle file ("bundle") with neither `digest` nor `trusted-keys`',
@@ -833,16 +827,7 @@ describe('the deploy action settings', () => {
 
   test("the summary's heading: a bundle path from an input cannot end it and write Markdown of its own", () => {
     const label = 'plans/web.nixplan`\n\n# ✅ verified <img src=x onerror=alert(1)> @here\r\x1b[2J';
-    const md = deploySummary(label, {
-      bundle: label,
-      digest: 'sha256:ab',
-      storeDir: S,
-      signedBy: [],
-      trust: SIGNED_BY_CI,
-      manifest: MANIFEST,
-      ok: true,
-      hosts: [],
-    });
+    const md = deploySummary(label, deployResult({ bundle: label }));
     const [heading, next] = md.split('\n');
     expect(heading).toBe(
       '## nix-plan deploy: ``plans/web.nixplan`\\n\\n# ✅ verified <img src=x onerror=alert(1)> @here\\r\\e[2J``',
