@@ -391,6 +391,7 @@ describe('arguments reach the use cases', () => {
             activationTimeout: undefined,
             allowAnyRoot: false,
             allowDowngrade: false,
+            label: 'sys.nixplan',
           },
           'function',
         ],

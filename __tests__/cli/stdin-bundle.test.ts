@@ -58,7 +58,10 @@ function sender(head: Uint8Array, tail: number): { stream: Readable; pulled: () 
   return { stream: Readable.from(bytes(), { objectMode: false, highWaterMark: 1 }), pulled: () => pulled };
 }
 
-async function applyFrom(stdin: Readable): Promise<{ code: number; err: string; seen: string | undefined }> {
+async function applyFrom(
+  stdin: Readable,
+  useCases?: Partial<UseCases>,
+): Promise<{ code: number; err: string; seen: string | undefined }> {
   let err = '';
   let seen: string | undefined;
   const tmp = mkdtempSync(join(tmpdir(), 'nix-plan-stdin-test-'));
@@ -71,20 +74,22 @@ async function applyFrom(stdin: Readable): Promise<{ code: number; err: string; 
         stderr: { write: (s: string | Uint8Array) => ((err += String(s)), true) },
         stdin,
       },
-      useCases: {
-        applyPlan: (bundle: string | undefined) => {
-          seen = readFileSync(bundle ?? '').toString('hex');
-          expect(statSync(bundle ?? '').mode & 0o777).toBe(0o600);
-          return Promise.resolve({
-            action: 'switch',
-            systemPath: '/s',
-            profile: '/p',
-            profileChanged: true,
-            generation: 1,
-            output: '',
-          });
-        },
-      } as unknown as UseCases,
+      useCases:
+        useCases ??
+        ({
+          applyPlan: (bundle: string | undefined) => {
+            seen = readFileSync(bundle ?? '').toString('hex');
+            expect(statSync(bundle ?? '').mode & 0o777).toBe(0o600);
+            return Promise.resolve({
+              action: 'switch',
+              systemPath: '/s',
+              profile: '/p',
+              profileChanged: true,
+              generation: 1,
+              output: '',
+            });
+          },
+        } as unknown as UseCases),
     });
     // Nothing is left behind in TMPDIR, accepted or not.
     expect(readdirSync(tmp)).toEqual([]);
@@ -145,5 +150,21 @@ describe('apply - (a plan on standard input)', () => {
     expect(r.err).toMatch(/standard input/);
     expect(r.seen).toBeUndefined();
     expect(s.pulled()).toBeLessThan(1024 * 1024);
+  });
+
+  test('messages after the copy name standard input, never the private copy', async () => {
+    // The real applyPlan, with a realise that reports building another system than the plan's:
+    // the error and the name realise was given for its own messages say what the user gave.
+    let name: string | undefined;
+    const r = await applyFrom(sender(planBundle(), 0).stream, {
+      realisePlan: ((_bundle: string, options: { name?: string }) => {
+        name = options.name;
+        return Promise.resolve({ outPaths: { x: { out: `${STORE}/${'c'.repeat(32)}-other` } } });
+      }) as unknown as UseCases['realisePlan'],
+    });
+    expect(name).toBe('standard input');
+    expect(r.code).toBe(ExitCode.internal);
+    expect(r.err).toContain("the plan built from 'standard input' is not the plan read");
+    expect(r.err).not.toMatch(/nix-plan-stdin-|plan\.nixplan/);
   });
 });

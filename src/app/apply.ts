@@ -48,6 +48,11 @@ export interface ApplyOptions extends FreshnessChecks {
   readonly activationTimeout?: number | undefined;
   /** Apply a root that is not a NixOS system derivation (nixos-system-…). */
   readonly allowAnyRoot?: boolean | undefined;
+  /**
+   * How messages name the plan (default: the bundle path): what the user gave when the path is
+   * itself a private copy made earlier, e.g. `standard input` for `apply -`.
+   */
+  readonly label?: string | undefined;
 }
 
 /** What realising a bundle yields: its verified manifest and the roots' outputs (as `realisePlan`). */
@@ -142,8 +147,9 @@ export async function applyPlan(
   const now = deps.now?.() ?? new Date();
   // Everything about the plan is read from one private copy: the manifest whose age is checked,
   // what is verified, imported and built, and the digest the record names, even if the file named
-  // is rewritten in place or replaced meanwhile. Messages name that file, not the copy.
-  const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-apply-' });
+  // is rewritten in place or replaced meanwhile. Messages name what the user gave, not a copy.
+  const label = options.label ?? bundlePath;
+  const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-apply-', name: label });
   let manifest: BundleManifest;
   let root: BundleRoot;
   let system: string;
@@ -158,7 +164,7 @@ export async function applyPlan(
     system = systemOfRoot(root, options.allowAnyRoot === true);
     // An older plan than the one last applied here is refused before anything is imported.
     checkFreshness(manifest, record, options, profile, now, deps.log);
-    realised = await deps.realise(copy.path, [root.drvPath], bundlePath);
+    realised = await deps.realise(copy.path, [root.drvPath], label);
     digest = await fileDigest(copy.path);
   } finally {
     await copy.dispose();
@@ -175,7 +181,7 @@ export async function applyPlan(
     built !== system ||
     (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum)
   )
-    throw new NixPlanError('internal', `the plan built from '${bundlePath}' is not the plan read`);
+    throw new NixPlanError('internal', `the plan built from '${label}' is not the plan read`);
   const program = localProgram(options, deps);
   // What activating it changes — the profile's current generation → this system, package by
   // package — said before anything is activated, whatever the action, as deploy says it per host.

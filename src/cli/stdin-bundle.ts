@@ -20,20 +20,23 @@ import { requireRoom, TMPDIR_ADVICE } from '../transport/room.js';
 /** How messages name a plan read from standard input. */
 const STDIN = 'standard input';
 
-/** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
+/**
+ * Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`; `label`
+ * is how messages name the plan: what the user gave (`standard input`), never the copy's path.
+ */
 export async function withBundleFile<T>(
   bundle: string | undefined,
   stdin: NodeJS.ReadableStream | undefined,
-  use: (file: string | undefined) => Promise<T>,
+  use: (file: string | undefined, label: string | undefined) => Promise<T>,
 ): Promise<T> {
-  if (bundle !== '-') return use(bundle);
+  if (bundle !== '-') return use(bundle, bundle);
   if (stdin === undefined)
     throw new NixPlanError('usage', 'no standard input to read the plan from (BUNDLE -)');
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-stdin-'));
   try {
     const file = join(dir, 'plan.nixplan');
     await copyBundle(new StreamReader(stdin), file);
-    return await use(file);
+    return await use(file, STDIN);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

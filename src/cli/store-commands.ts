@@ -295,10 +295,11 @@ export const applyCommand = define({
       logFormat: str(args, 'log-format'),
     };
     const deps = await importDeps(args, ctx, trustedKeys);
-    const result = await withBundleFile(bundle, ctx.io.stdin, (file) =>
+    const result = await withBundleFile(bundle, ctx.io.stdin, (file, label) =>
       ctx.useCases.applyPlan(
         file,
         {
+          label,
           profile: required(args, 'profile', 'PATH'),
           action: oneOf(str(args, 'action'), 'action', APPLY_ACTIONS),
           rollback,
