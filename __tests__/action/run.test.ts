@@ -647,6 +647,41 @@ describe('the deploy action', () => {
   });
 });
 
+describe('the deploy action with rollback: true', () => {
+  test('plan inputs given beside it are not used: no plan is fetched or pinned, the log says so', async () => {
+    // The same step can deploy or roll back (rollback: ${{ inputs.rollback }}): a plan source it
+    // never reads needs no digest or allow-unpinned-source.
+    const { io, rec } = recordingIO(
+      {
+        [DeployInput.Rollback]: 'true',
+        [DeployInput.ArtifactDir]: join(dir, 'artifacts'),
+        [DeployInput.Hosts]: 'root@host.invalid',
+        [DeployInput.KnownHosts]: 'host.invalid ssh-ed25519 AAAA',
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    const rolledBack: number[] = [];
+    await runDeploy({
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('a rollback fetched a plan');
+      },
+      deployPlan: (() => {
+        throw new Error('a rollback deployed a plan');
+      }) as unknown as typeof deployPlan,
+      deployRollback: (options) => {
+        rolledBack.push(options.hosts.length);
+        return Promise.resolve({ rollback: true, profile: options.profile ?? '', hosts: [], ok: true });
+      },
+    });
+    expect(rolledBack).toEqual([1]);
+    expect(rec.log).toContain('info: rollback: no plan is fetched, so "artifact-dir" is not used');
+    expect(rec.log.filter((l) => l.startsWith('warn:'))).toEqual([]);
+    expect(rec.outputs).not.toHaveProperty('bundle-path');
+  });
+});
+
 describe('the promote action', () => {
   test('relocates the plan the digest names, publishes the result and describes both realms', async () => {
     const read = planBundle();

@@ -288,6 +288,41 @@ describe('realise and promote settings', () => {
   });
 });
 
+describe('deploy settings', () => {
+  const hosts = { hosts: 'root@h', 'known-hosts': 'h ssh-ed25519 AAAA' };
+
+  test('a rollback fetches no plan: plan inputs need no digest to pin it, and are named as unused', () => {
+    const given = { ...hosts, 'artifact-dir': '/shared/plans', 'run-id': '7', 'max-age': 'soon' };
+    // Without rollback the same inputs are refused: nothing pins a plan from a shared directory.
+    expect(() => parseDeploySettings(reader(given), noEnv)).toThrow(/trusted-keys/);
+    const s = parseDeploySettings(reader({ ...given, rollback: 'true' }), noEnv);
+    expect(s.rollback).toBe(true);
+    expect(s.unusedInputs).toEqual(['artifact-dir', 'run-id', 'max-age']);
+    expect(s.source).toMatchObject({ kind: 'artifact', artifactDir: undefined, runId: undefined });
+    expect(s.digest).toBeUndefined();
+    expect(s.unpinned).toBeUndefined();
+  });
+
+  test('the defaults the runner passes for plan inputs are not named as unused; a token is kept to be masked', () => {
+    const s = parseDeploySettings(
+      reader({
+        ...hosts,
+        rollback: 'true',
+        'artifact-name': 'plan.nixplan',
+        'no-check-sigs': 'false',
+        'allow-unpinned-source': 'false',
+        'allow-downgrade': 'false',
+        'build-on': 'host',
+        'github-token': 'ghs_secret',
+      }),
+      noEnv,
+    );
+    expect(s.unusedInputs).toEqual(['github-token']);
+    expect(s.source).toMatchObject({ kind: 'artifact', token: 'ghs_secret' });
+    expect(parseDeploySettings(reader({ ...hosts, rollback: 'true' }), noEnv).unusedInputs).toEqual([]);
+  });
+});
+
 describe('matrix fan-out', () => {
   const root = (i: number): { drvPath: string } => ({
     drvPath: `/nix/store/${i.toString(32).padStart(32, '0')}-pkg-${i}.drv`,

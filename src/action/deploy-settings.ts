@@ -10,7 +10,7 @@ import {
 import { NixPlanError } from '../core/errors.js';
 import { parseHostOption } from '../app/deploy/hosts.js';
 import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT } from '../app/deploy/activation.js';
-import { DeployInput } from './constants.js';
+import { DEFAULT_ARTIFACT_NAME, DeployInput, FetchInput } from './constants.js';
 import {
   InputError,
   parseBoolean,
@@ -43,6 +43,51 @@ export interface DeploySettings extends FetchSettings {
   readonly allowDowngrade: boolean;
   /** Go back one generation on each host instead of deploying a plan (no plan is fetched). */
   readonly rollback: boolean;
+  /** With `rollback`: the inputs about a plan that were given and are not used (said in the log). */
+  readonly unusedInputs: string[];
+}
+
+/**
+ * The inputs about the plan a deploy fetches, with the value each means when left out (the one
+ * the runner passes as its default); a rollback fetches no plan and uses none of them.
+ */
+const PLAN_INPUTS: readonly (readonly [string, string])[] = [
+  [FetchInput.Bundle, ''],
+  [FetchInput.ArtifactName, DEFAULT_ARTIFACT_NAME],
+  [FetchInput.ArtifactDir, ''],
+  [FetchInput.RunId, ''],
+  [FetchInput.Repository, ''],
+  [FetchInput.GithubToken, ''],
+  [FetchInput.Digest, ''],
+  [FetchInput.TrustedKeys, ''],
+  [FetchInput.NoCheckSigs, 'false'],
+  [FetchInput.AllowUnpinnedSource, 'false'],
+  [FetchInput.MaxAge, ''],
+  [DeployInput.AllowDowngrade, 'false'],
+  [DeployInput.BuildOn, 'host'],
+];
+
+/**
+ * What a rollback takes of the plan inputs: nothing. They are not parsed, so they need no digest
+ * or key to pin a plan that is never read; a token given is still kept, to be masked in the log.
+ */
+function noPlan(input: InputReader): FetchSettings {
+  const token = input(FetchInput.GithubToken);
+  return {
+    source: {
+      kind: 'artifact',
+      name: DEFAULT_ARTIFACT_NAME,
+      runId: undefined,
+      repository: undefined,
+      token: token === '' ? undefined : token,
+      artifactDir: undefined,
+    },
+    digest: undefined,
+    trustedKeys: [],
+    noCheckSigs: false,
+    maxAgeMs: undefined,
+    maxAgeText: undefined,
+  };
 }
 
 const KEY_BLOCK = /^-----BEGIN ([A-Z ]*)PRIVATE KEY-----\n[\s\S]+\n-----END \1PRIVATE KEY-----\n$/;
@@ -61,8 +106,14 @@ export function parseSshPrivateKey(value: string): string | undefined {
 
 /** Parses `deploy`'s inputs. */
 export function parseDeploySettings(input: InputReader, env: EnvReader): DeploySettings {
-  // The plan comes from where realise takes it (artifact, another run, a file, with a digest).
-  const fetch = parseFetch(input, env);
+  // The plan comes from where realise takes it (artifact, another run, a file, with a digest). A
+  // rollback fetches none: the plan inputs are left alone, not required to pin what is never read
+  // (a workflow can pass the same inputs to its deploy and its rollback); those given are named.
+  const rollback = parseBoolean(DeployInput.Rollback, input(DeployInput.Rollback), false);
+  const fetch = rollback ? noPlan(input) : parseFetch(input, env);
+  const unusedInputs = rollback
+    ? PLAN_INPUTS.filter(([name, unset]) => ![unset, ''].includes(input(name).trim())).map(([name]) => name)
+    : [];
   const hostLines = parseLines(input(DeployInput.Hosts));
   if (hostLines.length === 0)
     throw new InputError(DeployInput.Hosts, 'is required; accepted: one [NAME=][USER@]HOST[:PORT] per line');
@@ -86,7 +137,6 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
         `machine posing as a host gets nothing; "${DeployInput.AllowUnknownHosts}: true" opts out`,
     );
   const profile = input(DeployInput.Profile);
-  const rollback = parseBoolean(DeployInput.Rollback, input(DeployInput.Rollback), false);
   const action = parseChoice(DeployInput.Action, input(DeployInput.Action), DEPLOY_ACTIONS, 'switch');
   if (rollback && action === 'push')
     throw new InputError(
@@ -116,11 +166,15 @@ export function parseDeploySettings(input: InputReader, env: EnvReader): DeployS
       86400,
       DEFAULT_ACTIVATION_TIMEOUT,
     ),
-    buildOn: parseChoice(DeployInput.BuildOn, input(DeployInput.BuildOn), ['host', 'local'] as const, 'host'),
+    buildOn: rollback
+      ? 'host'
+      : parseChoice(DeployInput.BuildOn, input(DeployInput.BuildOn), ['host', 'local'] as const, 'host'),
     jobs: parseInteger(DeployInput.Jobs, input(DeployInput.Jobs), 1, 1024, undefined),
     keepGoing: parseBoolean(DeployInput.KeepGoing, input(DeployInput.KeepGoing), false),
     useSudo: parseBoolean(DeployInput.UseSudo, input(DeployInput.UseSudo), false),
-    allowDowngrade: parseBoolean(DeployInput.AllowDowngrade, input(DeployInput.AllowDowngrade), false),
+    allowDowngrade:
+      !rollback && parseBoolean(DeployInput.AllowDowngrade, input(DeployInput.AllowDowngrade), false),
     rollback,
+    unusedInputs,
   };
 }

@@ -322,6 +322,10 @@ async function rollBack(
   const { io } = deps;
   if (settings.action === 'push')
     throw new NixPlanError('usage', 'a rollback sends no plan: push has no meaning');
+  if (settings.unusedInputs.length > 0)
+    io.log.info(
+      `rollback: no plan is fetched, so ${settings.unusedInputs.map((n) => `"${n}"`).join(', ')} ${settings.unusedInputs.length === 1 ? 'is' : 'are'} not used`,
+    );
   const { action } = settings;
   const result = await onHosts(deps, settings, (hostOptions, hostDeps) =>
     (deps.deployRollback ?? deployRollback)({ ...hostOptions, action }, hostDeps),
