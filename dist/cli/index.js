@@ -12701,8 +12701,9 @@ async function applyPlan(bundlePath, options, deps) {
     const now = deps.now?.() ?? new Date();
     // Everything about the plan is read from one private copy: the manifest whose age is checked,
     // what is verified, imported and built, and the digest the record names, even if the file named
-    // is rewritten in place or replaced meanwhile. Messages name that file, not the copy.
-    const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-apply-' });
+    // is rewritten in place or replaced meanwhile. Messages name what the user gave, not a copy.
+    const label = options.label ?? bundlePath;
+    const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-apply-', name: label });
     let manifest;
     let root;
     let system;
@@ -12718,7 +12719,7 @@ async function applyPlan(bundlePath, options, deps) {
         system = systemOfRoot(root, options.allowAnyRoot === true);
         // An older plan than the one last applied here is refused before anything is imported.
         checkFreshness(manifest, record, options, profile, now, deps.log);
-        realised = await deps.realise(copy.path, [root.drvPath], bundlePath);
+        realised = await deps.realise(copy.path, [root.drvPath], label);
         digest = await fileDigest(copy.path);
     }
     finally {
@@ -12731,7 +12732,7 @@ async function applyPlan(bundlePath, options, deps) {
     const built = systemOutput(realised);
     if (built !== system ||
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
-        throw new errors_NixPlanError('internal', `the plan built from '${bundlePath}' is not the plan read`);
+        throw new errors_NixPlanError('internal', `the plan built from '${label}' is not the plan read`);
     const program = localProgram(options, deps);
     // What activating it changes — the profile's current generation → this system, package by
     // package — said before anything is activated, whatever the action, as deploy says it per host.
@@ -12850,17 +12851,20 @@ function formatDryRun(r) {
 
 /** How messages name a plan read from standard input. */
 const STDIN = 'standard input';
-/** Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`. */
+/**
+ * Runs `use` with `bundle`, or with a private copy of standard input when `bundle` is `-`; `label`
+ * is how messages name the plan: what the user gave (`standard input`), never the copy's path.
+ */
 async function withBundleFile(bundle, stdin, use) {
     if (bundle !== '-')
-        return use(bundle);
+        return use(bundle, bundle);
     if (stdin === undefined)
         throw new errors_NixPlanError('usage', 'no standard input to read the plan from (BUNDLE -)');
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-stdin-'));
     try {
         const file = (0,external_node_path_namespaceObject.join)(dir, 'plan.nixplan');
         await copyBundle(new StreamReader(stdin), file);
-        return await use(file);
+        return await use(file, STDIN);
     }
     finally {
         await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
@@ -13194,7 +13198,8 @@ const applyCommand = command_define({
             logFormat: str(args, 'log-format'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
-        const result = await withBundleFile(bundle, ctx.io.stdin, (file) => ctx.useCases.applyPlan(file, {
+        const result = await withBundleFile(bundle, ctx.io.stdin, (file, label) => ctx.useCases.applyPlan(file, {
+            label,
             profile: required(args, 'profile', 'PATH'),
             action: oneOf(str(args, 'action'), 'action', APPLY_ACTIONS),
             rollback,
