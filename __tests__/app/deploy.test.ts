@@ -17,6 +17,7 @@ import { assignRoots, rootMatch, systemOfRoot } from '../../src/app/deploy/roots
 import type { BundleManifest, BundleRoot } from '../../src/core/bundle/manifest.js';
 import type { TrustReport } from '../../src/core/bundle/trust-report.js';
 import { NixPlanError } from '../../src/core/errors.js';
+import { unsafeCharacter } from '../../src/core/text.js';
 import { formatDeploy, parseHostOption } from '../../src/cli/deploy-command.js';
 import { main } from '../../src/cli/main.js';
 import type { UseCases } from '../../src/cli/use-cases.js';
@@ -517,6 +518,55 @@ describe('output', () => {
       `[web] ${'a'.repeat(36 * 1024)}b\n`,
       '[web] next\n',
     ]);
+  });
+
+  test('a carriage return cannot send a line back over its prefix: it starts a prefixed line of its own', () => {
+    const out: string[] = [];
+    const p = linePrefixer('[web] ', (c) => out.push(c.toString()));
+    // A progress line redrawn with \r, a forged line for another host, a CRLF line end.
+    p.write('copying 10%\rcopying 100%\n[db] all good\r\r\nend\r\n');
+    p.flush();
+    expect(out).toEqual([
+      '[web] copying 10%\n',
+      '[web] copying 100%\n',
+      '[web] [db] all good\n',
+      '[web] end\n',
+    ]);
+  });
+
+  test("control characters after the prefix are shown escaped, as the project shows a stranger's text", () => {
+    const out: string[] = [];
+    const p = linePrefixer('[web] ', (c) => out.push(c.toString()));
+    // Cursor up and clear the line, an OSC title, a C1 CSI, a bidi override; a tab stays.
+    p.write('a\x1b[1A\x1b[2Kb\x1b]0;t\x07\u009b2K\u202ec\td\n');
+    p.write('unfinished\x1b[K');
+    p.flush();
+    expect(out).toEqual([
+      '[web] a\\e[1A\\e[2Kb\\e]0;t\\x07\\x9b2K\\u{202e}c\td\n',
+      '[web] unfinished\\e[K\n',
+    ]);
+    // Whatever the bytes, every line written starts with the prefix and holds no control
+    // character but the tab and its final newline.
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.integer({ min: 1, max: 9 }), (bytes, size) => {
+        const lines: string[] = [];
+        const q = linePrefixer('[web] ', (c) => lines.push(c.toString()));
+        for (let i = 0; i < bytes.length; i += size) q.write(bytes.subarray(i, i + size));
+        q.flush();
+        for (const line of lines) {
+          expect(line.startsWith('[web] ')).toBe(true);
+          expect(line.endsWith('\n')).toBe(true);
+          expect(unsafeCharacter(line.slice(0, -1).replace(/\t/g, ' '))).toBeUndefined();
+        }
+      }),
+    );
+  });
+
+  test('one host: its output passes through as it printed it (no prefix to protect)', () => {
+    const out: string[] = [];
+    const p = linePrefixer('', (c) => out.push(c.toString()));
+    p.write('10%\r100%\x1b[K\n');
+    expect(out).toEqual(['10%\r100%\x1b[K\n']);
   });
 
   test('the final table: host, generation, result, time', () => {
