@@ -11444,23 +11444,50 @@ async function deployToHost(job, plan, probe, io) {
 
 ;// CONCATENATED MODULE: ./src/app/deploy/prefix.ts
 // Per-host log prefixes: whole lines of a host's output, each led by `[NAME] `, so the output of
-// hosts deployed in parallel stays readable when interleaved.
+// hosts deployed in parallel stays readable when interleaved. What follows a prefix cannot hide
+// it or pass for another host's line: a bare `\r` starts a new prefixed line (instead of sending
+// the cursor back over the prefix), and every other control character (an escape sequence that
+// moves the cursor or clears the line, a bidi override) is made visible as escapeTerminal does.
+
 
 const NEWLINE = Buffer.from('\n');
 /**
- * Lines of `write`'s chunks, each prefixed; an empty prefix passes chunks through unchanged. A
- * line longer than the core's line splitter holds is written as it comes, in pieces, each on a
+ * Lines of `write`'s chunks, each prefixed and made safe to show after it (see the module
+ * comment); an empty prefix (one host) passes chunks through unchanged, as the host printed them.
+ * A line longer than the core's line splitter holds is written as it comes, in pieces, each on a
  * line of its own with the prefix: a host printing one endless line is not held in memory.
  */
 function linePrefixer(prefix, out) {
     if (prefix === '')
         return { write: (c) => out(c), flush: () => undefined };
     const head = Buffer.from(prefix, 'utf8');
-    const lines = lineSplitter((bytes) => out(Buffer.concat(bytes[bytes.length - 1] === 0x0a ? [head, bytes] : [head, bytes, NEWLINE])));
+    const lines = lineSplitter((bytes) => {
+        for (const text of shownLines(bytes))
+            out(Buffer.concat([head, Buffer.from(text, 'utf8'), NEWLINE]));
+    });
     return {
         write: (chunk) => lines.write(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk),
         flush: () => lines.end(),
     };
+}
+/**
+ * What one line of a host's output (or a piece of one, with or without its line end) shows after
+ * the prefix: one line per stretch between bare `\r`s (a `\r\n` ends the line like `\n`), empty
+ * stretches left out, each with its control characters escaped. The line splitter cuts no piece
+ * inside a UTF-8 sequence, so decoding a piece alone reads what the host wrote.
+ */
+function shownLines(line) {
+    let end = line.length;
+    if (line[end - 1] === 0x0a) {
+        end -= 1;
+        if (line[end - 1] === 0x0d)
+            end -= 1;
+    }
+    const stretches = Buffer.from(line.buffer, line.byteOffset, end)
+        .toString('utf8')
+        .split('\r')
+        .filter((s) => s !== '');
+    return stretches.length === 0 ? [''] : stretches.map((s) => escapeTerminal(s, { multiline: true }));
 }
 
 ;// CONCATENATED MODULE: ./src/app/deploy/pool.ts
