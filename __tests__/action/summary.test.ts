@@ -7,6 +7,7 @@ import {
   formatBytes,
   planSummary,
   promoteSummary,
+  realiseSummary,
   SUMMARY_BUDGET,
   table,
 } from '../../src/action/summary.js';
@@ -129,6 +130,24 @@ describe('plan summary', () => {
     expect(promoteSummary({ ...base, unpinned: 'a shared directory ("artifact-dir")' })).toContain(
       '**NOT PINNED (allow-unpinned-source)**: this plan was taken from a shared directory ("artifact-dir") with neither `digest` nor `trusted-keys`; whoever can write there chose it.',
     );
+  });
+
+  test('a realisation of a plan taken unpinned says so, and only then; no empty paragraph otherwise', () => {
+    const base = {
+      manifest: manifest(1),
+      label: 'plan.nixplan',
+      shard: undefined,
+      outPaths: { [`/nix/store/${'a'.repeat(32)}-p0.drv`]: { out: `/nix/store/${'b'.repeat(32)}-p0` } },
+      timings: { fetchMs: 1, realiseMs: 2 },
+    };
+    const pinned = realiseSummary(base);
+    expect(pinned).not.toContain('NOT PINNED');
+    expect(pinned).not.toMatch(/\n\n\n/);
+    const unpinned = realiseSummary({ ...base, unpinned: 'a bundle file ("bundle")' });
+    expect(unpinned).toContain(
+      '**NOT PINNED (allow-unpinned-source)**: this plan was taken from a bundle file',
+    );
+    expect(unpinned).not.toMatch(/\n\n\n/);
   });
 });
 

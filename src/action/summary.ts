@@ -305,7 +305,7 @@ export function realiseSummary(f: RealiseSummaryFacts): string {
       `Built ${Object.keys(f.outPaths).length} of ${f.manifest.roots.length} root(s) in ${code(f.manifest.storeDir)} ` +
         `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}. ` +
         `Plan ${trustMarkdown(f.manifest, f.trust)}.\n`,
-      unpinnedMarkdown(f.unpinned),
+      ...(f.unpinned === undefined ? [] : [unpinnedMarkdown(f.unpinned)]),
       originMarkdown(f.manifest, f.trust, { now: f.now ?? new Date() }),
       f.build === undefined
         ? table(['derivation', 'output', 'path'], rows)
