@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'lib/', 'node_modules/', 'coverage/', '.ci/', 'bench/out/'] },
+  { ignores: ['dist/', 'dist.building/', 'lib/', 'node_modules/', 'coverage/', '.ci/', 'bench/out/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
