@@ -2855,24 +2855,8 @@ class wire_ByteReader {
      * of it is in the current chunk.
      */
     tryReadWireBytes(max) {
-        const c = this.chunks[this.first];
-        const h = this.head;
-        if (c === undefined || c.length - h < 8)
-            return undefined;
-        if ((c[h + 4] | c[h + 5] | c[h + 6] | c[h + 7]) !== 0)
-            return undefined;
-        const len = (c[h] | (c[h + 1] << 8) | (c[h + 2] << 16) | (c[h + 3] << 24)) >>> 0;
-        if (len > max)
-            return undefined;
-        const end = h + 8 + len + padLength(len);
-        if (end > c.length)
-            return undefined;
-        for (let i = h + 8 + len; i < end; i++)
-            if (c[i] !== 0)
-                return undefined;
-        const out = c.subarray(h + 8, h + 8 + len);
-        this.consume(end - h);
-        return out;
+        const c = this.tryReadWireSpan(max);
+        return c === undefined ? undefined : c.subarray(this.spanStart, this.spanEnd);
     }
     /** Where the wire string `tryReadWireSpan` last found is: [spanStart, spanEnd) of the chunk it returned. */
     spanStart = 0;
