@@ -63,8 +63,7 @@ export function trustMarkdown(manifest: BundleManifest, trust?: TrustReport): st
  * A plan taken from where nothing pins it (`allow-unpinned-source`), in our words: the origin is
  * one of unprovenOrigin's descriptions, never a value from the plan or the inputs.
  */
-export function unpinnedMarkdown(origin: string | undefined): string {
-  if (origin === undefined) return '';
+export function unpinnedMarkdown(origin: string): string {
   return (
     `**NOT PINNED (allow-unpinned-source)**: this plan was taken from ${origin} with neither \`digest\` ` +
     `nor \`trusted-keys\`; whoever can write there chose it.\n`
