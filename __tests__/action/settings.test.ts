@@ -486,6 +486,18 @@ describe('action.yml defaults', () => {
     expect(parse({ ...declared, ...base })).toEqual(parse(base));
   });
 
+  test('a rollback names no plan input as unused when the runner passes deploy/action.yml defaults', () => {
+    // The runner passes every declared default; the code's own list of plan inputs and their
+    // unset values must agree with action.yml, or each rollback would log a notice for nothing.
+    const declared = defaults('deploy/action.yml');
+    const base = { hosts: 'root@h', 'known-hosts': 'h ssh-ed25519 AAAA', rollback: 'true' };
+    expect(parseDeploySettings(reader({ ...declared, ...base }), env).unusedInputs).toEqual([]);
+    expect(
+      parseDeploySettings(reader({ ...declared, ...base, 'build-on': 'local', 'max-age': '1d' }), env)
+        .unusedInputs,
+    ).toEqual(['max-age', 'build-on']);
+  });
+
   test('a local bundle goes with the default artifact-name the runner passes', () => {
     const s = parseRealiseSettings(
       reader({ bundle: 'x.nixplan', 'artifact-name': 'plan.nixplan', digest: `sha256:${'0'.repeat(64)}` }),
