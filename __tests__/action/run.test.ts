@@ -682,6 +682,38 @@ describe('the deploy action with rollback: true', () => {
   });
 });
 
+describe('the deploy action: what a host sent, in the job log', () => {
+  test("several hosts: each line of a message about a host carries the host's prefix", async () => {
+    const { io, rec } = recordingIO(
+      {
+        [DeployInput.Rollback]: 'true',
+        [DeployInput.Hosts]: 'web=root@w.invalid\ndb=root@d.invalid',
+        [DeployInput.KnownHosts]: 'w.invalid ssh-ed25519 AAAA',
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    await runDeploy({
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('a rollback fetched a plan');
+      },
+      deployPlan: (() => {
+        throw new Error('a rollback deployed a plan');
+      }) as unknown as typeof deployPlan,
+      deployRollback: (options, hostDeps) => {
+        const out = hostDeps.hostOutputs?.('web');
+        out?.log.warn('web: the probe stopped (exit code 1): reset\n[db] switched\n::error::forged');
+        out?.done();
+        return Promise.resolve({ rollback: true, profile: options.profile ?? '', hosts: [], ok: true });
+      },
+    });
+    expect(rec.log).toContain(
+      'warn: [web] web: the probe stopped (exit code 1): reset\n[web] [db] switched\n[web] ::error::forged',
+    );
+  });
+});
+
 describe('the promote action', () => {
   test('relocates the plan the digest names, publishes the result and describes both realms', async () => {
     const read = planBundle();

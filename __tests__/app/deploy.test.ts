@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { deploySummary } from '../../src/action/deploy.js';
 import { parseDeploySettings } from '../../src/action/deploy-settings.js';
 import { activateSafely, generationNumber, reportProblem } from '../../src/app/deploy/activation.js';
-import type { DeployResult } from '../../src/app/deploy/index.js';
+import { defaultOutputs, type DeployResult } from '../../src/app/deploy/index.js';
 import { linePrefixer } from '../../src/app/deploy/prefix.js';
 import { assignRoots, rootMatch, systemOfRoot } from '../../src/app/deploy/roots.js';
 import type { BundleManifest, BundleRoot } from '../../src/core/bundle/manifest.js';
@@ -560,6 +560,60 @@ describe('output', () => {
         }
       }),
     );
+  });
+
+  // What a host sent can end up inside one of our messages (the tail of its stderr in an error,
+  // an error it reported): each line of the message keeps the host's prefix, so a line of the
+  // host's cannot pass for another host's result, nor for nix-plan's own; control characters are
+  // the logger's to escape (a terminal's below).
+  const FORGED =
+    'web: the probe stopped (exit code 1): connection reset\n[db] switched\ndeploy finished\x1b[2K\r';
+
+  test('several hosts: every line of a message about a host is prefixed (the library default)', () => {
+    const lines: string[] = [];
+    const log = {
+      info: (m: string) => lines.push(`info: ${m}`),
+      warn: (m: string) => lines.push(`warn: ${m}`),
+      debug: (m: string) => lines.push(`debug: ${m}`),
+    };
+    const out = defaultOutputs({ runner: { run: () => Promise.reject(new Error('no')) }, log }, true)('web');
+    out.log.warn(FORGED);
+    out.log.info('one line');
+    out.done();
+    expect(lines).toEqual([
+      `warn: [web] web: the probe stopped (exit code 1): connection reset\n[web] [db] switched\n[web] deploy finished\x1b[2K\r`,
+      'info: [web] one line',
+    ]);
+    // One host: no prefix, the message as it is.
+    const single: string[] = [];
+    defaultOutputs(
+      {
+        runner: { run: () => Promise.reject(new Error('no')) },
+        log: { ...log, warn: (m) => single.push(m) },
+      },
+      false,
+    )('web').log.warn(FORGED);
+    expect(single).toEqual([FORGED]);
+  });
+
+  test('several hosts on the command line: each line prefixed, control characters shown', async () => {
+    let err = '';
+    const code = await main(['deploy', 'p', '--host', 'web=root@w', '--host', 'db=root@d'], {
+      io: { stdout: { write: () => true }, stderr: { write: (c: string) => (err += c) } },
+      useCases: {
+        deployPlan: (_b, _options, deps) => {
+          const out = deps.hostOutputs?.('web');
+          out?.log.warn(FORGED);
+          out?.done();
+          return Promise.resolve(deployResult({ digest: '' }));
+        },
+      },
+    });
+    expect(code).toBe(0);
+    expect(err).toBe(
+      'warning: [web] web: the probe stopped (exit code 1): connection reset\n[web] [db] switched\n[web] deploy finished\\e[2K\\r\n',
+    );
+    expect(err.split('\n').filter((l) => l.startsWith('[db]'))).toEqual([]);
   });
 
   test('one host: its output passes through as it printed it (no prefix to protect)', () => {

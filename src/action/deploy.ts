@@ -13,7 +13,7 @@ import {
   type RollbackResult,
 } from '../app/deploy/index.js';
 import { deployRollback } from '../app/deploy/rollback-hosts.js';
-import { linePrefixer } from '../app/deploy/prefix.js';
+import { linePrefixer, prefixLines } from '../app/deploy/prefix.js';
 import { NixPlanError } from '../core/errors.js';
 import type { CommandRunner } from '../nix/runner.js';
 import type { ArtifactTransport } from '../transport/transport.js';
@@ -251,9 +251,9 @@ function hostOutputs(io: ActionIO, hosts: number, write: (c: Uint8Array) => void
     const sink = linePrefixer(prefix, (c) => write(typeof c === 'string' ? Buffer.from(c) : c));
     return {
       log: {
-        info: (m) => io.log.info(`${prefix}${m}`),
-        warn: (m) => io.log.warn(`${prefix}${m}`),
-        debug: (m) => io.log.debug(`${prefix}${m}`),
+        info: (m) => io.log.info(prefixLines(prefix, m)),
+        warn: (m) => io.log.warn(prefixLines(prefix, m)),
+        debug: (m) => io.log.debug(prefixLines(prefix, m)),
       },
       output: (c) => sink.write(c),
       done: () => sink.flush(),

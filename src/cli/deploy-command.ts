@@ -11,7 +11,7 @@ import {
   type RollbackResult,
   TRANSFER_ENCODINGS,
 } from '../app/deploy/index.js';
-import { linePrefixer } from '../app/deploy/prefix.js';
+import { linePrefixer, prefixLines } from '../app/deploy/prefix.js';
 import { changesLines } from './diff-format.js';
 import { NixPlanError } from '../core/errors.js';
 import { parseHostOption } from '../app/deploy/hosts.js';
@@ -219,9 +219,9 @@ export function deployCommand(): Command {
         });
         return {
           log: {
-            info: (m) => ctx.deps.log.info(`${prefix}${m}`),
-            warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
-            debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
+            info: (m) => ctx.deps.log.info(prefixLines(prefix, m)),
+            warn: (m) => ctx.deps.log.warn(prefixLines(prefix, m)),
+            debug: (m) => ctx.deps.log.debug(prefixLines(prefix, m)),
           },
           output: (c) => sink.write(c),
           done: () => sink.flush(),

@@ -17,7 +17,7 @@ import type { HostChanges } from './changes.js';
 import { fileDigest } from '../files.js';
 import { privateBundle } from '../private-copy.js';
 import { checkProbe, deployToHost, sendPlan, type HostJob } from './host.js';
-import { linePrefixer } from './prefix.js';
+import { linePrefixer, prefixLines } from './prefix.js';
 import { pool } from './pool.js';
 import { checkFreshness, recordFor } from './record.js';
 import { assignRoots, systemOfRoot } from './roots.js';
@@ -359,7 +359,7 @@ export function defaultOutputs(deps: Deps, prefixed: boolean): HostOutputs {
   return (name) => {
     const prefix = prefixed ? `[${name}] ` : '';
     const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
-    const at = (m: string): string => (prefixed ? `[${name}] ${m}` : m);
+    const at = (m: string): string => prefixLines(prefix, m);
     return {
       log: {
         info: (m) => deps.log.info(at(m)),

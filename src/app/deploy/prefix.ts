@@ -16,6 +16,16 @@ export interface LinePrefixer {
 const NEWLINE = Buffer.from('\n');
 
 /**
+ * A message of ours about one host, each of its lines led by `prefix`: a message may quote what
+ * the host sent (the tail of its standard error, an error it reported), and a line of that
+ * without the prefix could pass for another host's, or for nix-plan's own. Control characters
+ * are left to the logger, which escapes them (a `\r` included).
+ */
+export function prefixLines(prefix: string, message: string): string {
+  return prefix === '' ? message : `${prefix}${message.split('\n').join(`\n${prefix}`)}`;
+}
+
+/**
  * Lines of `write`'s chunks, each prefixed and made safe to show after it (see the module
  * comment); an empty prefix (one host) passes chunks through unchanged, as the host printed them.
  * A line longer than the core's line splitter holds is written as it comes, in pieces, each on a
