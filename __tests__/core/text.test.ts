@@ -1,11 +1,13 @@
 // Escaping text from a bundle for terminals and GitHub Markdown: no control sequence, bidi override or Markdown gets through.
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
+import { workflowCommands } from '../support/workflow-commands.js';
 import {
   escapeHtml,
   escapeMarkdown,
   escapeTerminal,
   groupDigits,
+  logLine,
   markdownCode,
   unsafeCharacter,
 } from '../../src/core/text.js';
@@ -38,6 +40,52 @@ describe('escapeTerminal', () => {
   test('unsafeCharacter names the first one', () => {
     expect(unsafeCharacter('ab\u202ec')).toEqual({ index: 2, codePoint: 'U+202E' });
     expect(unsafeCharacter('fine')).toBeUndefined();
+  });
+});
+
+describe('logLine: a message in the job log issues no workflow command', () => {
+  const hostile = [
+    '::error::forged',
+    'a tail of stderr\n::add-mask::secret',
+    'x\r::stop-commands::pwned',
+    'x\r\n  \t::save-state name=k::v',
+    '\u00a0\u3000::endgroup::',
+    'plan ##[error]forged annotation',
+    'label ##[set-output name=result;]{"ok":true}',
+    '###[group]nested',
+    '::group::a\n##[add-matcher]m.json\n\u0085::warning::w',
+  ];
+
+  test.each(hostile)('%j', (message) => {
+    // Without it, the runner takes each for a command; with it, for text.
+    expect(workflowCommands(message)).not.toEqual([]);
+    const line = logLine(message);
+    expect(workflowCommands(line)).toEqual([]);
+    expect(line).not.toMatch(RAW_CONTROL);
+  });
+
+  test('shows what it escapes: a backslash before a leading ::, ##\\[ for ##[, control characters named', () => {
+    expect(logLine('first\n  ::error::x')).toBe('first\n  \\::error::x');
+    expect(logLine('a ##[error]b ###[c')).toBe('a ##\\[error]b ###\\[c');
+    expect(logLine('\x1b[31mred\r::x::')).toBe('\\e[31mred\\r::x::');
+    expect(logLine('plain: a::b, [c] #d')).toBe('plain: a::b, [c] #d');
+  });
+
+  test('no string becomes a command', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.constantFrom(':', '#', '[', ']', 'error', 'x', ' ', '\t', '\n', '\r', '\u00a0', '\u0085'),
+          {
+            maxLength: 24,
+          },
+        ),
+        (parts) => {
+          expect(workflowCommands(logLine(parts.join('')))).toEqual([]);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });
 

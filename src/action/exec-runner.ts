@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as exec from '@actions/exec';
 import { NixPlanError } from '../core/errors.js';
+import { logLine } from '../core/text.js';
 import { NixCommandError } from '../nix/errors.js';
 import {
   childEnv,
@@ -40,7 +41,8 @@ export class ExecRunner implements CommandRunner {
   private readonly streaming: CommandRunner;
 
   constructor(private readonly options: ExecRunnerOptions = {}) {
-    this.echo = options.echo ?? ((text) => void process.stdout.write(text));
+    // An argument may come from a plan (a path, a name): no line of it may read as a command.
+    this.echo = options.echo ?? ((text) => void process.stdout.write(logLine(text)));
     this.streaming = options.streaming ?? new ProcessRunner(options);
   }
 

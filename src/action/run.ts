@@ -6,6 +6,7 @@ import { DefaultArtifactClient } from '@actions/artifact';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringifyError } from '../core/errors.js';
+import { logLine } from '../core/text.js';
 import type { Logger, Progress } from '../app/deps.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { ExecRunner } from './exec-runner.js';
@@ -85,10 +86,12 @@ const logProgress = (log: Logger): Progress => ({
 
 /** The runner's IO through @actions/core. */
 export function runnerIO(): ActionIO {
+  // info is written as it is; warning and debug are commands whose data @actions/core escapes,
+  // but their text is shown too: all three alike.
   const log: Logger = {
-    info: (m) => core.info(m),
-    warn: (m) => core.warning(m),
-    debug: (m) => core.debug(m),
+    info: (m) => core.info(logLine(m)),
+    warn: (m) => core.warning(logLine(m)),
+    debug: (m) => core.debug(logLine(m)),
   };
   return {
     input: (name) => core.getInput(name),
@@ -137,8 +140,8 @@ export function defaultRunner(): CommandRunner {
  */
 export async function runAction(
   body: () => Promise<void>,
-  fail: (message: string) => void = (m) => core.setFailed(m),
-  debug: (message: string) => void = (m) => core.debug(m),
+  fail: (message: string) => void = (m) => core.setFailed(logLine(m)),
+  debug: (message: string) => void = (m) => core.debug(logLine(m)),
 ): Promise<void> {
   try {
     await body();

@@ -94,6 +94,22 @@ export function escapeHtml(text: string): string {
   );
 }
 
+/**
+ * `message` as a job log line that issues no workflow command and moves no cursor. The runner
+ * reads a step's output line by line (a line ends at `\n` or `\r`) and takes a line for a
+ * command when, after leading white space, it starts with `::` (`::error::…`), or when it holds
+ * `##[` anywhere (the older `##[error]…` form). A message may quote a plan or a host (a label, a
+ * path, an error a host sent), so: control characters are made visible as on a terminal (a `\r`
+ * too; newlines stay), a line whose first visible characters are `::` gets a backslash before
+ * them, and every `##[` is shown as `##\[`. Our own commands go through @actions/core, not here.
+ */
+export function logLine(message: string): string {
+  return escapeTerminal(message, { multiline: true })
+    .split('\n')
+    .map((line) => line.replace(/^(\s*)::/u, '$1\\::').replace(/##\[/g, '##\\['))
+    .join('\n');
+}
+
 /** `1 path`, `11,235 paths`: a count and its noun, singular for one. */
 export function plural(n: number, one: string, many = `${one}s`): string {
   return `${groupDigits(n)} ${n === 1 ? one : many}`;
