@@ -166,6 +166,21 @@ function escapeMarkdown(text) {
 function escapeHtml(text) {
     return escapeTerminal(text).replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 }
+/**
+ * `message` as a job log line that issues no workflow command and moves no cursor. The runner
+ * reads a step's output line by line (a line ends at `\n` or `\r`) and takes a line for a
+ * command when, after leading white space, it starts with `::` (`::error::…`), or when it holds
+ * `##[` anywhere (the older `##[error]…` form). A message may quote a plan or a host (a label, a
+ * path, an error a host sent), so: control characters are made visible as on a terminal (a `\r`
+ * too; newlines stay), a line whose first visible characters are `::` gets a backslash before
+ * them, and every `##[` is shown as `##\[`. Our own commands go through @actions/core, not here.
+ */
+function logLine(message) {
+    return escapeTerminal(message, { multiline: true })
+        .split('\n')
+        .map((line) => line.replace(/^(\s*)::/u, '$1\\::').replace(/##\[/g, '##\\['))
+        .join('\n');
+}
 /** `1 path`, `11,235 paths`: a count and its noun, singular for one. */
 function plural(n, one, many = `${one}s`) {
     return `${groupDigits(n)} ${n === 1 ? one : many}`;
@@ -11436,6 +11451,15 @@ async function deployToHost(job, plan, probe, io) {
 
 const NEWLINE = Buffer.from('\n');
 /**
+ * A message of ours about one host, each of its lines led by `prefix`: a message may quote what
+ * the host sent (the tail of its standard error, an error it reported), and a line of that
+ * without the prefix could pass for another host's, or for nix-plan's own. Control characters
+ * are left to the logger, which escapes them (a `\r` included).
+ */
+function prefixLines(prefix, message) {
+    return prefix === '' ? message : `${prefix}${message.split('\n').join(`\n${prefix}`)}`;
+}
+/**
  * Lines of `write`'s chunks, each prefixed and made safe to show after it (see the module
  * comment); an empty prefix (one host) passes chunks through unchanged, as the host printed them.
  * A line longer than the core's line splitter holds is written as it comes, in pieces, each on a
@@ -11877,7 +11901,7 @@ function defaultOutputs(deps, prefixed) {
     return (name) => {
         const prefix = prefixed ? `[${name}] ` : '';
         const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
-        const at = (m) => (prefixed ? `[${name}] ${m}` : m);
+        const at = (m) => prefixLines(prefix, m);
         return {
             log: {
                 info: (m) => deps.log.info(at(m)),
@@ -12091,9 +12115,9 @@ function deployCommand() {
                 });
                 return {
                     log: {
-                        info: (m) => ctx.deps.log.info(`${prefix}${m}`),
-                        warn: (m) => ctx.deps.log.warn(`${prefix}${m}`),
-                        debug: (m) => ctx.deps.log.debug(`${prefix}${m}`),
+                        info: (m) => ctx.deps.log.info(prefixLines(prefix, m)),
+                        warn: (m) => ctx.deps.log.warn(prefixLines(prefix, m)),
+                        debug: (m) => ctx.deps.log.debug(prefixLines(prefix, m)),
                     },
                     output: (c) => sink.write(c),
                     done: () => sink.flush(),
