@@ -2,10 +2,12 @@
 // that is not what its head says is refused before a byte of it is copied into TMPDIR.
 import { afterAll, afterEach, describe, expect, test } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   readdirSync,
   rmSync,
   truncateSync,
@@ -14,7 +16,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchPlan } from '../../src/action/fetch.js';
+import { privateBundle } from '../../src/app/private-copy.js';
 import { main } from '../../src/cli/main.js';
+import { memorySource, readBundleHead } from '../../src/core/bundle/index.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
 import { systemBundle } from '../support/bundle-fixtures.js';
 import { capture } from '../support/cli-run.js';
@@ -169,3 +173,39 @@ describe("an action's `bundle:` file is checked before it is hashed", () => {
 function dataOffset(bytes: Uint8Array): number {
   return 8 + Buffer.from(bytes).readUInt32LE(4);
 }
+
+describe('the private copy', () => {
+  test('its digest is the sha256 of exactly the bytes copied, over several reads; a digest asked for is checked against it', async () => {
+    // A head whose manifest declares 9 MiB more compressed data than its frame holds, followed by
+    // that many random bytes: a file the head check lets through, copied in three reads.
+    const real = await plan();
+    const { manifest } = await readBundleHead(memorySource(real));
+    const extra = 9 * 1024 * 1024 + 123;
+    const head = await systemBundle(storeDir, 'web', {
+      compressedSize: manifest.stream.compressedSize + extra,
+      size: 64 * 1024 * 1024,
+    });
+    const bytes = Buffer.concat([head, randomBytes(extra)]);
+    const file = join(work, 'several-reads.nixplan');
+    writeFileSync(file, bytes);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const tmp = mkdtempSync(join(work, 'tmp-'));
+    process.env['TMPDIR'] = tmp;
+
+    const copy = await privateBundle(file, { digest: sha256.toUpperCase() });
+    try {
+      expect(copy.digest).toBe(`sha256:${sha256}`);
+      expect(readFileSync(copy.path).equals(bytes)).toBe(true);
+    } finally {
+      await copy.dispose();
+    }
+    const wrong = `sha256:${createHash('sha256').update(bytes.subarray(1)).digest('hex')}`;
+    await expect(privateBundle(file, { digest: wrong })).rejects.toMatchObject({
+      code: 'bundle',
+      message: `the bundle '${file}' has sha256:${sha256}, not the expected digest ${wrong}: it is not the plan that was published`,
+    });
+    await expect(privateBundle(file, { digest: 'sha256:abc' })).rejects.toMatchObject({ code: 'usage' });
+    // Nothing is left behind, refused or not.
+    expect(readdirSync(tmp)).toEqual([]);
+  });
+});

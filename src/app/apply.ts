@@ -16,7 +16,6 @@ import {
   type ActivationOutcome,
 } from './deploy/activation.js';
 import { readChanges, type HostChanges } from './deploy/changes.js';
-import { fileDigest } from './files.js';
 import { privateBundle } from './private-copy.js';
 import type { FreshnessChecks } from './freshness.js';
 import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
@@ -165,7 +164,7 @@ export async function applyPlan(
     // An older plan than the one last applied here is refused before anything is imported.
     checkFreshness(manifest, record, options, profile, now, deps.log);
     realised = await deps.realise(copy.path, [root.drvPath], label);
-    digest = await fileDigest(copy.path);
+    digest = copy.digest;
   } finally {
     await copy.dispose();
   }

@@ -18,7 +18,6 @@ import {
 } from '../core/freshness.js';
 import { rfc3339 } from '../core/provenance.js';
 import type { Logger } from './deps.js';
-import { fileDigest } from './files.js';
 import { privateBundle } from './private-copy.js';
 
 /** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
@@ -142,10 +141,7 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
     if (result.manifest.checksum !== manifest.checksum)
       throw new NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
     if (recordPath !== undefined && record)
-      await writeLastApplied(
-        recordPath,
-        lastAppliedOf(result.manifest, await fileDigest(copy.path), rfc3339(now())),
-      );
+      await writeLastApplied(recordPath, lastAppliedOf(result.manifest, copy.digest, rfc3339(now())));
     return result;
   } finally {
     await copy.dispose();

@@ -1,8 +1,6 @@
 // Reading a bundle side of a comparison: verified in one streaming pass that keeps only each
 // .drv's head, the manifest facts a diff shows (digest, signatures against the trusted keys,
 // provenance), and the drill-down's small files read again afterwards.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { NixPlanError } from '../core/errors.js';
 import type { BundleManifest } from '../core/bundle/manifest.js';
 import { signedBytes } from '../core/bundle/manifest.js';
@@ -13,6 +11,7 @@ import { PlanGraph, type PlanRoot } from '../core/diff/graph.js';
 import type { BundleFacts, SignatureInfo } from '../core/diff/plan-diff.js';
 import type { RelocObject } from '../core/relocate/index.js';
 import { progressOf, type Deps } from './deps.js';
+import { fileDigest } from './files.js';
 import { rootLabel } from './inspect.js';
 import {
   FILE_BUDGET,
@@ -22,13 +21,6 @@ import {
   type ReadOptions,
   type ReadSide,
 } from './plan-side.js';
-
-/** `sha256:<hex>` of a file. */
-async function digestOf(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
-}
 
 /**
  * Each signature's status against `trustedKeys` (none given: `not-checked`). A signature by a
@@ -109,7 +101,8 @@ export async function readBundleSide(
     const { manifest } = head;
     // Refuses a signature by a trusted key name that does not verify (the manifest was altered).
     const signatures = signatureStatuses(manifest, options.trustedKeys);
-    const digest = await digestOf(location.copy ?? path);
+    // The private copy's digest was taken as it was copied (an unpinned file is read for it).
+    const digest = location.digest ?? (await fileDigest(location.copy ?? path));
     const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
     const keep = options.keepObjects === true;
     const sameDir = options.known?.graph.storeDir === manifest.storeDir ? options.known : undefined;

@@ -15,6 +15,8 @@ export interface PlanLocation {
   readonly path: string;
   /** A bundle's private copy (pinLocation), read instead of `path`. */
   readonly copy?: string | undefined;
+  /** `sha256:<hex>` of the private copy, taken as it was made. */
+  readonly digest?: string | undefined;
 }
 
 /**
@@ -27,7 +29,10 @@ export async function pinLocation(
 ): Promise<{ readonly location: PlanLocation; dispose(): Promise<void> }> {
   if (location.kind !== 'bundle') return { location, dispose: () => Promise.resolve() };
   const copy = await privateBundle(location.path);
-  return { location: { ...location, copy: copy.path }, dispose: () => copy.dispose() };
+  return {
+    location: { ...location, copy: copy.path, digest: copy.digest },
+    dispose: () => copy.dispose(),
+  };
 }
 
 /** Opens a bundle location (its private copy when pinned), named as the user named it. */

@@ -1,5 +1,6 @@
 // The private copy an import works from: its digest, the room it needs, and the file that
 // receives its verified export stream for `nix-store --import` to read.
+import { createHash } from 'node:crypto';
 import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,6 @@ import {
   type BundleSource,
 } from '../core/bundle/index.js';
 import { requireRoom, TMPDIR_ADVICE } from '../transport/room.js';
-import { fileDigest } from './files.js';
 
 /** A bundle copied into a private directory (0700), open, with messages naming the original. */
 export interface PrivateBundle {
@@ -23,6 +23,11 @@ export interface PrivateBundle {
   readonly path: string;
   /** The copy, open; its `name` is the name messages give the bundle (the path the user gave). */
   readonly source: BundleSource;
+  /**
+   * `sha256:<hex>` of the copy: of exactly the bytes written into it, hashed as they were
+   * copied (only this process can change the copy), so nothing reads it again for its digest.
+   */
+  readonly digest: string;
   /** Closes the copy and removes its directory. */
   dispose(): Promise<void>;
 }
@@ -69,16 +74,17 @@ export async function privateBundle(
     );
     dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'nix-plan-copy-'));
     const path = join(dir, 'bundle.nixplan');
-    await copyExactly(original.handle, original.size, path, name).catch((e: unknown) => {
+    const digest = await copyExactly(original.handle, original.size, path, name).catch((e: unknown) => {
       throw e instanceof NixPlanError ? e : cannotRead(name, e);
     });
     await original.handle.close();
-    if (options.digest !== undefined) await checkCopyDigest(path, options.digest, name);
+    if (options.digest !== undefined) checkDigest(digest, options.digest, name);
     const source: BundleSource = { ...(await openBundle(path)), name };
     return {
       dir,
       path,
       source,
+      digest,
       dispose: async () => {
         await source.close();
         await remove();
@@ -125,9 +131,13 @@ async function openCheckedBundle(path: string, name: string): Promise<{ handle: 
   }
 }
 
-/** Copies the first `size` bytes of `from` into a new file `to` (0600), failing if there are fewer. */
-async function copyExactly(from: FileHandle, size: number, to: string, name: string): Promise<void> {
+/**
+ * Copies the first `size` bytes of `from` into a new file `to` (0600), failing if there are fewer,
+ * and returns the `sha256:<hex>` of the bytes written.
+ */
+async function copyExactly(from: FileHandle, size: number, to: string, name: string): Promise<string> {
   const out = await open(to, 'wx', 0o600);
+  const hash = createHash('sha256');
   try {
     const buf = new Uint8Array(Math.min(size, COPY_CHUNK));
     for (let at = 0; at < size;) {
@@ -138,11 +148,13 @@ async function copyExactly(from: FileHandle, size: number, to: string, name: str
         const { bytesWritten } = await out.write(buf, done, bytesRead - done, at + done);
         done += bytesWritten;
       }
+      hash.update(buf.subarray(0, bytesRead));
       at += bytesRead;
     }
   } finally {
     await out.close();
   }
+  return `sha256:${hash.digest('hex')}`;
 }
 
 /** How much a private copy reads and writes at a time. */
@@ -186,12 +198,12 @@ export class VerifiedStreamFile {
   }
 }
 
-/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-export async function checkCopyDigest(copy: string, digest: string, bundlePath: string): Promise<void> {
+/** Refuses `actual` (`sha256:<hex>` of a bundle) when it is not `digest` (`sha256:<hex>` or hex). */
+function checkDigest(actual: string, digest: string, bundlePath: string): void {
   const want = digest.replace(/^sha256:/, '').toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(want))
     throw new NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
-  const got = (await fileDigest(copy)).replace(/^sha256:/, '');
+  const got = actual.replace(/^sha256:/, '');
   if (got !== want)
     throw new NixPlanError(
       'bundle',

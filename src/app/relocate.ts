@@ -41,7 +41,7 @@ import { outputsOf } from '../core/derivation/index.js';
 import { rfc3339 } from '../core/provenance.js';
 import { parsePublicKey, parseSecretKey, secretKeyTexts } from '../core/signing.js';
 import { progressOf, type Deps } from './deps.js';
-import { assertWritable, fileDigest } from './files.js';
+import { assertWritable } from './files.js';
 import { assertSignable } from './signing-policy.js';
 import { privateBundle } from './private-copy.js';
 import { keptEntries, rereadEntries } from './relocated-export.js';
@@ -171,7 +171,7 @@ export async function relocatePlan(
   const { dir, source: bundle } = copy;
   try {
     // The promotion records the digest of exactly the bytes verified: the private copy's.
-    const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy.path);
+    const inputDigest = options.recordPromotion === false ? undefined : copy.digest;
     let scratch: ScratchFile | undefined;
     const started = performance.now();
     try {

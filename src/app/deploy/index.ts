@@ -14,7 +14,6 @@ import { rootLabel } from '../inspect.js';
 import { verifyWithProgress } from '../verify.js';
 import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT, type ActivationOutcome } from './activation.js';
 import type { HostChanges } from './changes.js';
-import { fileDigest } from '../files.js';
 import { privateBundle } from '../private-copy.js';
 import { checkProbe, deployToHost, sendPlan, type HostJob } from './host.js';
 import { linePrefixer, prefixLines } from './prefix.js';
@@ -211,15 +210,14 @@ export async function deployPlan(
 
     // Verify here while the hosts answer their probes.
     const verified = verifyForDeploy(source, options, !push, deps);
-    const digest = fileDigest(copy.path);
     const built = buildOn === 'local' ? buildLocally(copy.path, bundlePath, deps) : Promise.resolve();
-    const ready = Promise.all([verified, digest, built]);
+    const ready = Promise.all([verified, built]);
     // The probes and transfers stop (their ssh is killed) when the plan is refused here.
     const stopping = new AbortController();
     const stop = (): void => stopping.abort();
     deps.signal?.addEventListener('abort', stop, { once: true });
     const probes = programs.map((p) => p.probe(profile, stopping.signal));
-    for (const p of [verified, digest, built, ready, ...probes]) p.catch(() => undefined);
+    for (const p of [verified, built, ready, ...probes]) p.catch(() => undefined);
     // A plan whose head already holds what its verification rests on (a trusted key's signature
     // on the manifest, or no build outputs to prove) is sent while it is verified: the host holds
     // it unread until the verification here succeeds. Any other plan is verified before any of it
@@ -278,7 +276,7 @@ export async function deployPlan(
           // An older plan than the host last applied (its record, read by the probe) goes no further.
           const now = (deps.now ?? (() => new Date()))();
           checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
-          const record = JSON.stringify(recordFor(manifest, await digest, [root.drvPath], now));
+          const record = JSON.stringify(recordFor(manifest, copy.digest, [root.drvPath], now));
           const job: HostJob = {
             label,
             program,
@@ -315,12 +313,10 @@ export async function deployPlan(
     deploying.catch(() => undefined);
     let signedBy: readonly string[];
     let trust: TrustReport;
-    let planDigest: string;
     let hosts: HostResult[];
     try {
       try {
         ({ signedBy, trust } = await verified);
-        planDigest = await digest;
         await built;
       } catch (e) {
         // Refused here: every session stops, and a host holding part or all of the plan removes it.
@@ -334,7 +330,7 @@ export async function deployPlan(
     }
     return {
       bundle: bundlePath,
-      digest: planDigest,
+      digest: copy.digest,
       storeDir: manifest.storeDir,
       signedBy,
       trust,
