@@ -7229,32 +7229,6 @@ async function requireRoom(dir, bytes, what, advice) {
         throw new LimitError(`${what}, but ${dir} has room for ${room}${advice === undefined ? '' : `: ${advice}`}`);
 }
 
-;// CONCATENATED MODULE: ./src/app/files.ts
-// Checks on the files a use case will write, made before the long work so a typo fails fast, and
-// the digest of a file read.
-
-
-
-
-
-/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
-async function assertWritable(path) {
-    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
-    try {
-        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
-    }
-    catch (e) {
-        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
-    }
-}
-/** `sha256:<hex>` of a file's bytes, streamed. */
-async function fileDigest(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(chunk);
-    return `sha256:${hash.digest('hex')}`;
-}
-
 ;// CONCATENATED MODULE: ./src/app/private-copy.ts
 // The private copy an import works from: its digest, the room it needs, and the file that
 // receives its verified export stream for `nix-store --import` to read.
@@ -7288,17 +7262,18 @@ async function privateBundle(bundlePath, options = {}) {
         await requireRoom((0,external_node_os_namespaceObject.tmpdir)(), original.size, `the bundle '${name}' is ${original.size} bytes`, TMPDIR_ADVICE);
         dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), options.prefix ?? 'nix-plan-copy-'));
         const path = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
-        await copyExactly(original.handle, original.size, path, name).catch((e) => {
+        const digest = await copyExactly(original.handle, original.size, path, name).catch((e) => {
             throw e instanceof errors_NixPlanError ? e : cannotRead(name, e);
         });
         await original.handle.close();
         if (options.digest !== undefined)
-            await checkCopyDigest(path, options.digest, name);
+            checkDigest(digest, options.digest, name);
         const source = { ...(await openBundle(path)), name };
         return {
             dir,
             path,
             source,
+            digest,
             dispose: async () => {
                 await source.close();
                 await remove();
@@ -7342,9 +7317,13 @@ async function openCheckedBundle(path, name) {
         throw e;
     }
 }
-/** Copies the first `size` bytes of `from` into a new file `to` (0600), failing if there are fewer. */
+/**
+ * Copies the first `size` bytes of `from` into a new file `to` (0600), failing if there are fewer,
+ * and returns the `sha256:<hex>` of the bytes written.
+ */
 async function copyExactly(from, size, to, name) {
     const out = await (0,external_node_fs_promises_namespaceObject.open)(to, 'wx', 0o600);
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
     try {
         const buf = new Uint8Array(Math.min(size, COPY_CHUNK));
         for (let at = 0; at < size;) {
@@ -7355,12 +7334,14 @@ async function copyExactly(from, size, to, name) {
                 const { bytesWritten } = await out.write(buf, done, bytesRead - done, at + done);
                 done += bytesWritten;
             }
+            hash.update(buf.subarray(0, bytesRead));
             at += bytesRead;
         }
     }
     finally {
         await out.close();
     }
+    return `sha256:${hash.digest('hex')}`;
 }
 /** How much a private copy reads and writes at a time. */
 const COPY_CHUNK = 4 * 1024 * 1024;
@@ -7403,12 +7384,12 @@ class VerifiedStreamFile {
         this.fd = undefined;
     }
 }
-/** Refuses a bundle copy whose sha256 is not `digest` (`sha256:<hex>` or hex). */
-async function checkCopyDigest(copy, digest, bundlePath) {
+/** Refuses `actual` (`sha256:<hex>` of a bundle) when it is not `digest` (`sha256:<hex>` or hex). */
+function checkDigest(actual, digest, bundlePath) {
     const want = digest.replace(/^sha256:/, '').toLowerCase();
     if (!/^[0-9a-f]{64}$/.test(want))
         throw new errors_NixPlanError('usage', `the digest '${digest}' is not a sha256 (sha256:<64 hex digits>)`);
-    const got = (await fileDigest(copy)).replace(/^sha256:/, '');
+    const got = actual.replace(/^sha256:/, '');
     if (got !== want)
         throw new errors_NixPlanError('bundle', `the bundle '${bundlePath}' has sha256:${got}, not the expected digest sha256:${want}: it is not the plan that was published`);
 }
@@ -11186,7 +11167,6 @@ function combineProvenance(...sources) {
 
 
 
-
 /** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
 function recordPathFor(target) {
     return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
@@ -11273,7 +11253,7 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
         if (recordPath !== undefined && record)
-            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, await fileDigest(copy.path), rfc3339(now())));
+            await writeLastApplied(recordPath, lastAppliedOf(result.manifest, copy.digest, rfc3339(now())));
         return result;
     }
     finally {
@@ -11619,7 +11599,6 @@ const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
 
 
 
-
 const OUTCOME = {
     push: 'pushed',
     switch: 'switched',
@@ -11755,15 +11734,14 @@ async function deployPlan(bundlePath, options, deps) {
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes.
         const verified = verifyForDeploy(source, options, !push, deps);
-        const digest = fileDigest(copy.path);
         const built = buildOn === 'local' ? buildLocally(copy.path, bundlePath, deps) : Promise.resolve();
-        const ready = Promise.all([verified, digest, built]);
+        const ready = Promise.all([verified, built]);
         // The probes and transfers stop (their ssh is killed) when the plan is refused here.
         const stopping = new AbortController();
         const stop = () => stopping.abort();
         deps.signal?.addEventListener('abort', stop, { once: true });
         const probes = programs.map((p) => p.probe(profile, stopping.signal));
-        for (const p of [verified, digest, built, ready, ...probes])
+        for (const p of [verified, built, ready, ...probes])
             p.catch(() => undefined);
         // A plan whose head already holds what its verification rests on (a trusted key's signature
         // on the manifest, or no build outputs to prove) is sent while it is verified: the host holds
@@ -11816,7 +11794,7 @@ async function deployPlan(bundlePath, options, deps) {
                 // An older plan than the host last applied (its record, read by the probe) goes no further.
                 const now = (deps.now ?? (() => new Date()))();
                 checkFreshness(manifest, answer.record, options, `${label}:${profile}`, now, out.log);
-                const record = JSON.stringify(recordFor(manifest, await digest, [root.drvPath], now));
+                const record = JSON.stringify(recordFor(manifest, copy.digest, [root.drvPath], now));
                 const job = {
                     label,
                     program,
@@ -11856,12 +11834,10 @@ async function deployPlan(bundlePath, options, deps) {
         deploying.catch(() => undefined);
         let signedBy;
         let trust;
-        let planDigest;
         let hosts;
         try {
             try {
                 ({ signedBy, trust } = await verified);
-                planDigest = await digest;
                 await built;
             }
             catch (e) {
@@ -11877,7 +11853,7 @@ async function deployPlan(bundlePath, options, deps) {
         }
         return {
             bundle: bundlePath,
-            digest: planDigest,
+            digest: copy.digest,
             storeDir: manifest.storeDir,
             signedBy,
             trust,
@@ -12697,7 +12673,6 @@ async function rollBackHost(program, probe, request, io) {
 
 
 
-
 /** Every ApplyAction, for parsing and help texts. */
 const APPLY_ACTIONS = ['switch', 'boot', 'test', 'dry-activate'];
 /** Actions that make the system the profile's new generation (`test` and `dry-activate` do not). */
@@ -12755,7 +12730,7 @@ async function applyPlan(bundlePath, options, deps) {
         // An older plan than the one last applied here is refused before anything is imported.
         checkFreshness(manifest, record, options, profile, now, deps.log);
         realised = await deps.realise(copy.path, [root.drvPath], label);
-        digest = await fileDigest(copy.path);
+        digest = copy.digest;
     }
     finally {
         await copy.dispose();
@@ -14044,6 +14019,32 @@ class PlanGraph {
     }
 }
 
+;// CONCATENATED MODULE: ./src/app/files.ts
+// Checks on the files a use case will write, made before the long work so a typo fails fast, and
+// the digest of a file read.
+
+
+
+
+
+/** Fails early, with a usage error, when a file cannot be created at `path` (before long work). */
+async function assertWritable(path) {
+    const dir = (0,external_node_path_namespaceObject.dirname)((0,external_node_path_namespaceObject.resolve)(path));
+    try {
+        await (0,external_node_fs_promises_namespaceObject.access)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (e) {
+        throw new errors_NixPlanError('usage', `cannot write '${path}': ${e.code === 'ENOENT' ? `the directory '${dir}' does not exist` : `the directory '${dir}' is not writable`}`);
+    }
+}
+/** `sha256:<hex>` of a file's bytes, streamed. */
+async function fileDigest(path) {
+    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
+    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
+        hash.update(chunk);
+    return `sha256:${hash.digest('hex')}`;
+}
+
 ;// CONCATENATED MODULE: ./src/app/plan-side.ts
 
 
@@ -14056,7 +14057,10 @@ async function pinLocation(location) {
     if (location.kind !== 'bundle')
         return { location, dispose: () => Promise.resolve() };
     const copy = await privateBundle(location.path);
-    return { location: { ...location, copy: copy.path }, dispose: () => copy.dispose() };
+    return {
+        location: { ...location, copy: copy.path, digest: copy.digest },
+        dispose: () => copy.dispose(),
+    };
 }
 /** Opens a bundle location (its private copy when pinned), named as the user named it. */
 async function openLocation(location) {
@@ -14081,14 +14085,6 @@ const FILE_BUDGET = 16 * 1024 * 1024;
 
 
 
-
-/** `sha256:<hex>` of a file. */
-async function digestOf(path) {
-    const hash = (0,external_node_crypto_namespaceObject.createHash)('sha256');
-    for await (const chunk of (0,external_node_fs_namespaceObject.createReadStream)(path))
-        hash.update(chunk);
-    return `sha256:${hash.digest('hex')}`;
-}
 /**
  * Each signature's status against `trustedKeys` (none given: `not-checked`). A signature by a
  * trusted key that does not verify means the manifest was altered: that is an error, as in verify.
@@ -14147,7 +14143,8 @@ async function readBundleSide(location, options, deps) {
         const { manifest } = head;
         // Refuses a signature by a trusted key name that does not verify (the manifest was altered).
         const signatures = signatureStatuses(manifest, options.trustedKeys);
-        const digest = await digestOf(location.copy ?? path);
+        // The private copy's digest was taken as it was copied (an unpinned file is read for it).
+        const digest = location.digest ?? (await fileDigest(location.copy ?? path));
         const graph = new PlanGraph(manifest.storeDir, manifestRoots(manifest));
         const keep = options.keepObjects === true;
         const sameDir = options.known?.graph.storeDir === manifest.storeDir ? options.known : undefined;
@@ -17617,7 +17614,7 @@ async function relocatePlan(bundlePath, options, deps) {
     const { dir, source: bundle } = copy;
     try {
         // The promotion records the digest of exactly the bytes verified: the private copy's.
-        const inputDigest = options.recordPromotion === false ? undefined : await fileDigest(copy.path);
+        const inputDigest = options.recordPromotion === false ? undefined : copy.digest;
         let scratch;
         const started = performance.now();
         try {
