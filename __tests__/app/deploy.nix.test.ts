@@ -3,19 +3,23 @@
 // switch-to-configuration calls and can fail, hang or cut the SSH connection.
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import {
+  chmodSync,
+  chownSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
+  renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { zstdCompressSync } from 'node:zlib';
 import { silentLogger } from '../../src/app/deps.js';
 import { exportPlan } from '../../src/app/export.js';
@@ -380,6 +384,66 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(current()).toBe('system-1-link');
       expect(existsSync(`${s().profile}-2-link`)).toBe(false);
       expect(s().control.calls()).toEqual(['b switch fail system-2-link', 'a switch ok system-1-link']);
+    });
+
+    test('a state directory planted beside the profile (open to others, not ours, a link) is refused, nothing changed', async () => {
+      // Whoever could write the directory the activations keep their files in could change what
+      // the supervisor runs as root: one that is not the deploying user's own is not used.
+      const state = `${s().profile}.nix-plan.d`;
+      const profiles = dirname(s().profile);
+      const record = `${s().profile}.nix-plan.json`;
+      const owner = statSync(state);
+      const before = {
+        profile: current(),
+        links: readdirSync(profiles).sort(),
+        state: readdirSync(state).sort(),
+        record: readFileSync(record, 'utf8'),
+      };
+      const refused = async (message: RegExp): Promise<void> => {
+        s().control.reset();
+        // b, built on the host by the test before: nothing new reaches its store either.
+        const run = await deploy('b');
+        expect(run.stderr).toMatch(message);
+        expect(run.code).toBe(12);
+        expect(current()).toBe(before.profile);
+        expect(readdirSync(profiles).sort()).toEqual(before.links);
+        expect(readFileSync(record, 'utf8')).toBe(before.record);
+        expect(s().control.calls()).toEqual([]);
+      };
+      chmodSync(state, 0o777);
+      try {
+        await refused(
+          /system\.nix-plan\.d can be written by others than its owner \(drwxrwxrwx\): nothing was changed/,
+        );
+      } finally {
+        chmodSync(state, 0o755);
+      }
+      chmodSync(state, 0o775);
+      try {
+        await refused(/can be written by others than its owner \(drwxrwxr-x\)/);
+      } finally {
+        chmodSync(state, 0o755);
+      }
+      chownSync(state, owner.uid + 1, owner.gid);
+      try {
+        await refused(
+          new RegExp(
+            `system\\.nix-plan\\.d belongs to uid ${owner.uid + 1}, not to uid ${owner.uid} that activates`,
+          ),
+        );
+      } finally {
+        chownSync(state, owner.uid, owner.gid);
+      }
+      const elsewhere = join(dirname(profiles), 'state-elsewhere');
+      renameSync(state, elsewhere);
+      symlinkSync(elsewhere, state);
+      try {
+        await refused(/system\.nix-plan\.d is not a directory: nothing was changed/);
+      } finally {
+        rmSync(state);
+        renameSync(elsewhere, state);
+      }
+      expect(readdirSync(state).sort()).toEqual(before.state);
     });
 
     test('a switch that hangs is stopped after --activation-timeout and undone; a hanging dry-activate too', async () => {
