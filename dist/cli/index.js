@@ -8149,6 +8149,22 @@ take_lock() {
   trap '[ -n "$locked" ] && rm -rf "$locked"' EXIT
 }
 
+# The directory beside the profile where activations keep their files (what the supervisor runs,
+# as root, and which systems it switches to and back to). One planted there before the first
+# deploy would be used as it is, so it must be a directory, not a link, of the user running this,
+# and writable by no one else: otherwise nothing is changed.
+own_dir() {
+  if [ -L "$1" ] || [ ! -d "$1" ]; then fail host "$1 is not a directory: nothing was changed"; fi
+  read -r own_mode own_links own_uid own_rest << NIX_PLAN_LS
+$(ls -ldn "$1")
+NIX_PLAN_LS
+  [ "$own_uid" = "$(id -u)" ] ||
+    fail host "$1 belongs to uid $own_uid, not to uid $(id -u) that activates: nothing was changed"
+  case $own_mode in
+    ?????w* | ????????w*) fail host "$1 can be written by others than its owner ($own_mode): nothing was changed" ;;
+  esac
+}
+
 follow() {
   fact=$1
   off=$2
@@ -8295,7 +8311,10 @@ activate() {
     exit 0
   fi
   state="$profile.nix-plan.d"
-  mkdir -p "$state" || fail host "cannot create $state"
+  # Its mode whatever the umask (a umask of 002 would make it one that own_dir refuses); the
+  # profile's directory is made too when it is not there yet, as nix-env would.
+  [ -d "$state" ] || mkdir -p -m 755 "$state" || fail host "cannot create $state"
+  own_dir "$state"
   say profile "$profile"
   take_lock "$state/lock"
   rec="$profile.nix-plan.json"
@@ -8370,6 +8389,7 @@ confirm() {
   id=$2
   off=$3
   case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
+  own_dir "$profile.nix-plan.d"
   act="$profile.nix-plan.d/act-$id"
   [ -d "$act" ] || fail usage "there is no activation $id for $profile on this host"
   follow "$act" "$off" switched
