@@ -14,9 +14,12 @@ const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
 export type StoreTrust = 'trusted' | 'untrusted' | 'unknown';
 
 /**
- * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
- * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
- * local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try and see.
+ * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so (`Trusted: 1` in
+ * `nix store ping`, `trusted` in its `--json` form); older Nix only tells local from daemon
+ * stores, and a local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try
+ * and see. The text form comes first: it answers on every Nix in one process (the `--json` form
+ * is refused by Nix before 2.15); the JSON form is asked only about a store the text form says
+ * nothing of.
  */
 export async function storeTrust(store: NixStore): Promise<StoreTrust> {
   const ping = (json: boolean): Promise<{ code: number; stdout: Buffer; stderr: string }> =>
@@ -25,6 +28,16 @@ export async function storeTrust(store: NixStore): Promise<StoreTrust> {
       [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])],
       { allowFailure: true },
     );
+  const text = await ping(false);
+  if (text.code === 0) {
+    const said = text.stdout.toString('utf8') + text.stderr;
+    const trusted = /^Trusted: (\S+)$/m.exec(said)?.[1];
+    if (trusted === '1') return 'trusted';
+    if (trusted === '0') return 'untrusted';
+    const url = /^Store URL: (\S+)$/m.exec(said)?.[1];
+    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
+      return 'trusted';
+  }
   const json = await ping(true);
   if (json.code === 0) {
     try {
@@ -32,13 +45,9 @@ export async function storeTrust(store: NixStore): Promise<StoreTrust> {
       if (info.trusted === true || info.trusted === 1) return 'trusted';
       if (info.trusted === false || info.trusted === 0) return 'untrusted';
     } catch {
-      // fall through to the text form
+      // nothing more to learn
     }
   }
-  const text = await ping(false);
-  const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
-  if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
-    return 'trusted';
   return 'unknown';
 }
 
