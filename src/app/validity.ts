@@ -1,6 +1,6 @@
 // Which paths a store already holds, asked while the bundle is still being verified: Nix's answer
 // does not depend on the bundle, and each query is mostly a process start and a database open.
-import type { NixStore } from '../nix/store.js';
+import { ARGV_BUDGET, type NixStore } from '../nix/store.js';
 
 /**
  * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
@@ -26,23 +26,61 @@ const PATHS_PER_QUERY = 1000;
  */
 export class ValidityQueries {
   private batch: string[] = [];
+  /** The batch's size on a command line. */
+  private bytes = 0;
+  /** Each query's answer: the invalid paths among those the caller added. */
   private readonly answers: Promise<() => Set<string>>[] = [];
 
+  /**
+   * @param ready no query starts before it settles (the store's first Nix process runs alone);
+   *   if it rejects, so does every answer
+   */
   constructor(
     private readonly store: NixStore,
     private readonly batchSize = 4 * PATHS_PER_QUERY,
+    private readonly ready: Promise<unknown> = Promise.resolve(),
   ) {}
 
-  /** Adds a path to ask about; a full batch is sent at once. */
+  /**
+   * Adds a path to ask about; a full batch is sent at once, and so is one that would not fit on
+   * one command line with it (a batch is one Nix process, started as soon as it is full).
+   */
   add(path: string): void {
+    if (this.batch.length > 0 && this.bytes + path.length + 1 > ARGV_BUDGET) this.send();
     this.batch.push(path);
+    this.bytes += path.length + 1;
     if (this.batch.length >= this.batchSize) this.send();
   }
 
   private send(): void {
     if (this.batch.length === 0) return;
-    this.answers.push(settle(this.store.invalidPaths(this.batch)));
+    const batch = this.batch;
+    this.answers.push(settle(this.ready.then(() => this.store.invalidPaths(batch))));
     this.batch = [];
+    this.bytes = 0;
+  }
+
+  /**
+   * Sends the paths added so far together with `extra` (paths that are not the caller's) in one
+   * query, and returns the invalid ones among `extra`: for the question asked once every path is
+   * added, so the end of it waits for one Nix process, not two. Add no path after it.
+   */
+  async sendWith(extra: readonly string[]): Promise<Set<string>> {
+    const own = this.batch;
+    this.batch = [];
+    this.bytes = 0;
+    const asked = [...own, ...extra];
+    const answer = settle(this.ready.then(() => this.store.invalidPaths(asked)));
+    this.answers.push(
+      settle(
+        answer.then((r) => {
+          const invalid = r();
+          return new Set(own.filter((p) => invalid.has(p)));
+        }),
+      ),
+    );
+    const invalid = (await answer)();
+    return new Set(extra.filter((p) => invalid.has(p)));
   }
 
   /** The invalid paths among all added. */

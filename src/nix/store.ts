@@ -134,7 +134,7 @@ export function physicalStoreDir(storeDir: string, options: NixStoreOptions = {}
 }
 
 /** Most bytes of paths passed on one command line (Linux allows ~2 MB of argv and environment). */
-const ARGV_BUDGET = 256 * 1024;
+export const ARGV_BUDGET = 256 * 1024;
 
 /** Splits `paths` into command-line-sized batches. */
 export function batchPaths(paths: readonly string[], budget = ARGV_BUDGET): string[][] {
