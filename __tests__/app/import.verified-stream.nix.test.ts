@@ -9,6 +9,8 @@ import { silentLogger, type Progress } from '../../src/app/deps.js';
 import { exportPlan } from '../../src/app/export.js';
 import { importPlan } from '../../src/app/import.js';
 import { exportStream, openBundle } from '../../src/core/bundle/index.js';
+import { NixPlanError } from '../../src/core/errors.js';
+import { generateKeyPair } from '../../src/core/signing.js';
 import type { CommandRunner } from '../../src/nix/runner.js';
 import { nixVersions, ScratchStore } from '../support/nix.js';
 
@@ -184,6 +186,54 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
         expect({ ...c, startedAfterFirst: c.start > first!.end }).toMatchObject({ startedAfterFirst: true });
     } finally {
       target.wipe();
+    }
+  });
+
+  test('a plan for another store dir gets that error first, even while its bundle is checked; nothing changes', async () => {
+    // The store dir is asked while the copy is verified: its answer still decides the error.
+    // (Bundle B: the first test left bundle A's file holding it.)
+    const good = readFileSync(bundleB);
+    const corrupt = Buffer.from(good);
+    corrupt[corrupt.length - 40] = (corrupt[corrupt.length - 40] ?? 0) ^ 0xff;
+    const corruptFile = join(work, 'corrupt.nixplan');
+    writeFileSync(corruptFile, corrupt);
+    const { publicKey } = generateKeyPair('test-key');
+    const attempt = async (
+      bundle: string,
+      target: ScratchStore,
+      trustedKeys?: string[],
+    ): Promise<unknown> => {
+      const before = await target.dumpDb();
+      const error = await importPlan(
+        bundle,
+        { trustedKeys },
+        { runner: target.runner, log: silentLogger },
+      ).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(await target.dumpDb()).toEqual(before);
+      return error;
+    };
+    const elsewhere = new ScratchStore(version);
+    const same = new ScratchStore(version, { storeDir });
+    try {
+      for (const [bundle, keys] of [
+        [corruptFile, undefined],
+        [bundleB, [publicKey]],
+        [corruptFile, [publicKey]],
+      ] as const) {
+        const e = await attempt(bundle, elsewhere, keys === undefined ? undefined : [...keys]);
+        expect(e).toBeInstanceOf(NixPlanError);
+        expect(e).toMatchObject({ code: 'realm' });
+        expect((e as Error).message).toContain(`is a plan for the store dir ${storeDir}`);
+      }
+      // The same bundles into a store of their own store dir: the faults are real.
+      expect(await attempt(corruptFile, same)).toMatchObject({ code: 'bundle' });
+      expect(await attempt(bundleB, same, [publicKey])).toMatchObject({ code: 'signature' });
+    } finally {
+      elsewhere.wipe();
+      same.wipe();
     }
   });
 

@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchPlan } from '../../src/action/fetch.js';
-import { privateBundle } from '../../src/app/private-copy.js';
+import { privateBundle, VerifiedStreamFile } from '../../src/app/private-copy.js';
 import { main } from '../../src/cli/main.js';
 import { memorySource, readBundleHead } from '../../src/core/bundle/index.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
@@ -207,5 +207,25 @@ describe('the private copy', () => {
     await expect(privateBundle(file, { digest: 'sha256:abc' })).rejects.toMatchObject({ code: 'usage' });
     // Nothing is left behind, refused or not.
     expect(readdirSync(tmp)).toEqual([]);
+  });
+});
+
+describe('the verified stream file', () => {
+  test('holds every chunk in order once closed', () => {
+    const file = new VerifiedStreamFile(join(mkdtempSync(join(work, 'vsf-')), 'export'));
+    const chunks: Uint8Array[] = [];
+    for (let i = 0; i < 200; i++) chunks.push(randomBytes(1 + ((i * 7919) % 65536)));
+    for (let i = 0; i < 6; i++) chunks.push(randomBytes(5 * 1024 * 1024 + i));
+    chunks.push(new Uint8Array(0));
+    for (const c of chunks) file.write(c);
+    file.close();
+    expect(file.complete).toBe(true);
+    expect(readFileSync(file.path).equals(Buffer.concat(chunks))).toBe(true);
+  });
+
+  test('an existing file is not overwritten', () => {
+    const path = join(mkdtempSync(join(work, 'vsf-')), 'export');
+    writeFileSync(path, 'x');
+    expect(() => new VerifiedStreamFile(path)).toThrow(/EEXIST/);
   });
 });

@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
 import {
+  checkRealm,
   exportStream,
   readBundleHead,
   trustReportOf,
@@ -101,24 +102,51 @@ export async function importPlan(
   const started = performance.now();
   // The first Nix process runs alone: on a store that does not exist yet it creates the
   // database, and two Nix 2.34 processes starting at once on a new store can fail with
-  // "SQLite database is busy".
-  const storeDir = await store.storeDir();
+  // "SQLite database is busy". Every other Nix process of the import waits for it; the copy and
+  // verification of the bundle, which need no store, run meanwhile.
+  const storeDirKnown = store.storeDir();
+  const storeDirAnswer = settle(storeDirKnown);
   // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
   const trusts =
-    options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+    options.method === undefined || options.method === 'auto'
+      ? settle(storeDirKnown.then(() => storeTrust(store)))
+      : undefined;
+  // An error before the store dir is known waits for its query, so no Nix process outlives the call.
+  const settled = async (e: unknown): Promise<never> => {
+    await storeDirAnswer;
+    throw e;
+  };
   // Messages name the user's file, not the private copy they are about.
   const copy = await privateBundle(bundlePath, {
     digest: options.digest,
     name: options.name,
     prefix: 'nix-plan-import-',
-  });
+  }).catch(settled);
   const { dir, source } = copy;
   try {
-    await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+    const { manifest: claimed } = await readBundleHead(source);
+    // A plan for another store dir is refused with that error whatever else is wrong with it, as
+    // when its store dir was checked first: a verification that fails waits for the store dir,
+    // and a store dir that differs stops the verification.
+    const realm = new AbortController();
+    const realmChecked = settle(
+      storeDirKnown.then((storeDir) => {
+        checkRealm(claimed, storeDir, source.name);
+        return storeDir;
+      }),
+    );
+    void realmChecked.then((r) => {
+      try {
+        r();
+      } catch (e) {
+        realm.abort(e);
+      }
+    });
+    await checkRoom(claimed, dir, options.maxSize);
     // Whatever the route, what reaches the store is the stream verified here.
     const verified = new VerifiedStreamFile(join(dir, 'export'));
     const paths: string[] = [];
-    const validity = new ValidityQueries(store);
+    const validity = new ValidityQueries(store, undefined, storeDirKnown);
     const limits: Partial<ReaderLimits> =
       options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
     let report;
@@ -128,13 +156,13 @@ export async function importPlan(
         {
           trustedKeys: options.trustedKeys,
           noCheckSigs: options.noCheckSigs,
-          storeDir,
           limits,
+          // Asked with the last of the bundle's paths, in one Nix process.
           validInStore: async (missing) => {
-            const invalid = await store.invalidPaths(missing);
+            const invalid = await validity.sendWith(missing);
             return new Set(missing.filter((p) => !invalid.has(p)));
           },
-          readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+          readStoreDerivation: (p) => storeDirKnown.then(() => readStoreFile(store, p)),
           // Only each entry's path is kept: its bytes need not be copied out of the stream.
           keptFiles: 'view',
           onEntry: (e) => {
@@ -144,11 +172,15 @@ export async function importPlan(
           onStreamBytes: (c: Uint8Array) => verified.write(c),
         },
         deps.progress,
-        deps.signal,
+        deps.signal === undefined ? realm.signal : AbortSignal.any([deps.signal, realm.signal]),
       );
+    } catch (e) {
+      (await realmChecked)();
+      throw e;
     } finally {
       verified.close();
     }
+    const storeDir = (await realmChecked)();
     if (verified.failure !== undefined)
       deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
     const { manifest } = report;
@@ -218,6 +250,7 @@ export async function importPlan(
       throw withRollbackNote(e, await rollBack(cleanup, added));
     }
   } finally {
+    await storeDirAnswer;
     await copy.dispose();
   }
 }
