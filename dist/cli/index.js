@@ -6886,12 +6886,27 @@ async function evaluate(request, store, log) {
 /** `nix copy` is behind the nix-command feature on every Nix that has it. */
 const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
 /**
- * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so in
- * `nix store ping --json` (`trusted`); older Nix only tells local from daemon stores, and a
- * local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try and see.
+ * Whether the user may `nix-store --import` into the store: Nix 2.15+ says so (`Trusted: 1` in
+ * `nix store ping`, `trusted` in its `--json` form); older Nix only tells local from daemon
+ * stores, and a local store is ours. `unknown` when it cannot be known (a daemon on old Nix): try
+ * and see. The text form comes first: it answers on every Nix in one process (the `--json` form
+ * is refused by Nix before 2.15); the JSON form is asked only about a store the text form says
+ * nothing of.
  */
 async function storeTrust(store) {
     const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], { allowFailure: true });
+    const text = await ping(false);
+    if (text.code === 0) {
+        const said = text.stdout.toString('utf8') + text.stderr;
+        const trusted = /^Trusted: (\S+)$/m.exec(said)?.[1];
+        if (trusted === '1')
+            return 'trusted';
+        if (trusted === '0')
+            return 'untrusted';
+        const url = /^Store URL: (\S+)$/m.exec(said)?.[1];
+        if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
+            return 'trusted';
+    }
     const json = await ping(true);
     if (json.code === 0) {
         try {
@@ -6902,13 +6917,9 @@ async function storeTrust(store) {
                 return 'untrusted';
         }
         catch {
-            // fall through to the text form
+            // nothing more to learn
         }
     }
-    const text = await ping(false);
-    const url = /Store URL: (\S+)/.exec(text.stdout.toString('utf8') + text.stderr)?.[1];
-    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
-        return 'trusted';
     return 'unknown';
 }
 /**
@@ -7481,6 +7492,9 @@ function withRollbackNote(error, result) {
 }
 
 ;// CONCATENATED MODULE: ./src/app/validity.ts
+// Which paths a store already holds, asked while the bundle is still being verified: Nix's answer
+// does not depend on the bundle, and each query is mostly a process start and a database open.
+
 /**
  * A promise that never rejects, for work started ahead of need: its outcome, replayed (value or
  * error) when it is finally needed, and no unhandled rejection if it never is.
@@ -7501,23 +7515,58 @@ const PATHS_PER_QUERY = 1000;
 class ValidityQueries {
     store;
     batchSize;
+    ready;
     batch = [];
+    /** The batch's size on a command line. */
+    bytes = 0;
+    /** Each query's answer: the invalid paths among those the caller added. */
     answers = [];
-    constructor(store, batchSize = 4 * PATHS_PER_QUERY) {
+    /**
+     * @param ready no query starts before it settles (the store's first Nix process runs alone);
+     *   if it rejects, so does every answer
+     */
+    constructor(store, batchSize = 4 * PATHS_PER_QUERY, ready = Promise.resolve()) {
         this.store = store;
         this.batchSize = batchSize;
+        this.ready = ready;
     }
-    /** Adds a path to ask about; a full batch is sent at once. */
+    /**
+     * Adds a path to ask about; a full batch is sent at once, and so is one that would not fit on
+     * one command line with it (a batch is one Nix process, started as soon as it is full).
+     */
     add(path) {
+        if (this.batch.length > 0 && this.bytes + path.length + 1 > ARGV_BUDGET)
+            this.send();
         this.batch.push(path);
+        this.bytes += path.length + 1;
         if (this.batch.length >= this.batchSize)
             this.send();
     }
     send() {
         if (this.batch.length === 0)
             return;
-        this.answers.push(settle(this.store.invalidPaths(this.batch)));
+        const batch = this.batch;
+        this.answers.push(settle(this.ready.then(() => this.store.invalidPaths(batch))));
         this.batch = [];
+        this.bytes = 0;
+    }
+    /**
+     * Sends the paths added so far together with `extra` (paths that are not the caller's) in one
+     * query, and returns the invalid ones among `extra`: for the question asked once every path is
+     * added, so the end of it waits for one Nix process, not two. Add no path after it.
+     */
+    async sendWith(extra) {
+        const own = this.batch;
+        this.batch = [];
+        this.bytes = 0;
+        const asked = [...own, ...extra];
+        const answer = settle(this.ready.then(() => this.store.invalidPaths(asked)));
+        this.answers.push(settle(answer.then((r) => {
+            const invalid = r();
+            return new Set(own.filter((p) => invalid.has(p)));
+        })));
+        const invalid = (await answer)();
+        return new Set(extra.filter((p) => invalid.has(p)));
     }
     /** The invalid paths among all added. */
     async invalid() {
@@ -7629,36 +7678,62 @@ async function importPlan(bundlePath, options, deps) {
     const started = performance.now();
     // The first Nix process runs alone: on a store that does not exist yet it creates the
     // database, and two Nix 2.34 processes starting at once on a new store can fail with
-    // "SQLite database is busy".
-    const storeDir = await store.storeDir();
+    // "SQLite database is busy". Every other Nix process of the import waits for it; the copy and
+    // verification of the bundle, which need no store, run meanwhile.
+    const storeDirKnown = store.storeDir();
+    const storeDirAnswer = settle(storeDirKnown);
     // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
-    const trusts = options.method === undefined || options.method === 'auto' ? settle(storeTrust(store)) : undefined;
+    const trusts = options.method === undefined || options.method === 'auto'
+        ? settle(storeDirKnown.then(() => storeTrust(store)))
+        : undefined;
+    // An error before the store dir is known waits for its query, so no Nix process outlives the call.
+    const settled = async (e) => {
+        await storeDirAnswer;
+        throw e;
+    };
     // Messages name the user's file, not the private copy they are about.
     const copy = await privateBundle(bundlePath, {
         digest: options.digest,
         name: options.name,
         prefix: 'nix-plan-import-',
-    });
+    }).catch(settled);
     const { dir, source } = copy;
     try {
-        await checkRoom((await readBundleHead(source)).manifest, dir, options.maxSize);
+        const { manifest: claimed } = await readBundleHead(source);
+        // A plan for another store dir is refused with that error whatever else is wrong with it, as
+        // when its store dir was checked first: a verification that fails waits for the store dir,
+        // and a store dir that differs stops the verification.
+        const realm = new AbortController();
+        const realmChecked = settle(storeDirKnown.then((storeDir) => {
+            checkRealm(claimed, storeDir, source.name);
+            return storeDir;
+        }));
+        void realmChecked.then((r) => {
+            try {
+                r();
+            }
+            catch (e) {
+                realm.abort(e);
+            }
+        });
+        await checkRoom(claimed, dir, options.maxSize);
         // Whatever the route, what reaches the store is the stream verified here.
         const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
         const paths = [];
-        const validity = new ValidityQueries(store);
+        const validity = new ValidityQueries(store, undefined, storeDirKnown);
         const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
         let report;
         try {
             report = await verifyWithProgress(source, {
                 trustedKeys: options.trustedKeys,
                 noCheckSigs: options.noCheckSigs,
-                storeDir,
                 limits,
+                // Asked with the last of the bundle's paths, in one Nix process.
                 validInStore: async (missing) => {
-                    const invalid = await store.invalidPaths(missing);
+                    const invalid = await validity.sendWith(missing);
                     return new Set(missing.filter((p) => !invalid.has(p)));
                 },
-                readStoreDerivation: (p) => Promise.resolve(readStoreFile(store, p)),
+                readStoreDerivation: (p) => storeDirKnown.then(() => readStoreFile(store, p)),
                 // Only each entry's path is kept: its bytes need not be copied out of the stream.
                 keptFiles: 'view',
                 onEntry: (e) => {
@@ -7666,11 +7741,16 @@ async function importPlan(bundlePath, options, deps) {
                     validity.add(e.path);
                 },
                 onStreamBytes: (c) => verified.write(c),
-            }, deps.progress, deps.signal);
+            }, deps.progress, deps.signal === undefined ? realm.signal : AbortSignal.any([deps.signal, realm.signal]));
+        }
+        catch (e) {
+            (await realmChecked)();
+            throw e;
         }
         finally {
             verified.close();
         }
+        const storeDir = (await realmChecked)();
         if (verified.failure !== undefined)
             deps.log.debug(`cannot keep the verified stream (${verified.failure}): decompressing it again`);
         const { manifest } = report;
@@ -7737,6 +7817,7 @@ async function importPlan(bundlePath, options, deps) {
         }
     }
     finally {
+        await storeDirAnswer;
         await copy.dispose();
     }
 }
