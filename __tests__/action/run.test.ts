@@ -42,7 +42,8 @@ import { run as runPromote } from '../../src/action/promote.js';
 import type { relocatePlan } from '../../src/app/relocate.js';
 import { deployPlan } from '../../src/app/deploy/index.js';
 import { NixPlanError } from '../../src/core/errors.js';
-import type { ActionIO } from '../../src/action/run.js';
+import { nixBuildLog, type ActionIO } from '../../src/action/run.js';
+import { workflowCommands } from '../support/workflow-commands.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
 import type { CommandRunner } from '../../src/nix/runner.js';
 
@@ -262,7 +263,7 @@ describe('the root action', () => {
     expect(raw).toBe(
       `::group::Nix evaluation log\n::stop-commands::${token}\n` +
         'trace: evaluating web\n::add-mask::x\n' +
-        `\n::${token}::\n::endgroup::\n`,
+        `::${token}::\n::endgroup::\n`,
     );
   });
 
@@ -644,6 +645,75 @@ describe('the deploy action', () => {
     );
     expect(shells).toEqual([]);
     expect(rec.summary).toEqual([]);
+  });
+});
+
+describe('the Nix build log', () => {
+  /** An ActionIO writing what @actions/core would write, in order, into one job log. */
+  function jobLog(): { io: ActionIO; text: () => string } {
+    const out: string[] = [];
+    const log: Logger = {
+      info: (m) => out.push(`${m}\n`),
+      warn: (m) => out.push(`::warning::${m}\n`),
+      debug: (m) => out.push(`::debug::${m}\n`),
+    };
+    const progress: Progress = {
+      start: (label) => {
+        log.debug(`${label}…`);
+        return { tick: () => undefined, done: () => log.info(`${label}: done`) };
+      },
+    };
+    const { io } = recordingIO({}, {});
+    return {
+      io: {
+        ...io,
+        log,
+        progress,
+        writeLog: (c) => out.push(typeof c === 'string' ? c : Buffer.from(c).toString('utf8')),
+      },
+      text: () => out.join(''),
+    };
+  }
+
+  test("the step's own lines between chunks of output are commands again; the output's never are", () => {
+    const { io, text } = jobLog();
+    const build = nixBuildLog(io);
+    build.write(Buffer.from('building a\n::add-mask::secret\n'));
+    build.log.warn('[a] activation is slow');
+    build.write(Buffer.from('##[error]not ours, and a partial line'));
+    const task = build.progress.start('importing');
+    build.write(Buffer.from('::warning::still not ours\n'));
+    task.tick(1);
+    task.done();
+    build.close();
+    const commands = workflowCommands(text());
+    const stops = commands.filter((c) => c.command === 'stop-commands').map((c) => c.data);
+    // The runner acts on the group, each fence and its end, our warning and our debug line: not on
+    // add-mask, error or warning from the output, and each fence has a token of its own.
+    expect(commands.map((c) => (stops.includes(c.command) ? 'resume' : c.command))).toEqual([
+      'group',
+      'stop-commands',
+      'resume',
+      'warning',
+      'stop-commands',
+      'resume',
+      'debug',
+      'stop-commands',
+      'resume',
+      'endgroup',
+    ]);
+    expect(new Set(stops).size).toBe(3);
+    expect(commands.find((c) => c.command === 'warning')?.data).toBe('[a] activation is slow');
+    // A partial line of output is ended before the fence is lifted, so it cannot swallow it.
+    expect(text()).toContain('a partial line\n::');
+  });
+
+  test('lines with no output around them are written as they are, outside any group', () => {
+    const { io, text } = jobLog();
+    const build = nixBuildLog(io);
+    build.log.warn('before');
+    build.close();
+    expect(text()).toBe('::warning::before\n');
   });
 });
 

@@ -15,6 +15,7 @@ import {
 import { deployRollback } from '../app/deploy/rollback-hosts.js';
 import { linePrefixer, prefixLines } from '../app/deploy/prefix.js';
 import { NixPlanError } from '../core/errors.js';
+import type { Logger } from '../app/deps.js';
 import type { CommandRunner } from '../nix/runner.js';
 import type { ArtifactTransport } from '../transport/transport.js';
 import { DeployInput, DeployOutput } from './constants.js';
@@ -245,15 +246,15 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
 }
 
 /** Each host's log lines and output, led by `[NAME] ` when there are several. */
-function hostOutputs(io: ActionIO, hosts: number, write: (c: Uint8Array) => void): HostOutputs {
+function hostOutputs(log: Logger, hosts: number, write: (c: Uint8Array) => void): HostOutputs {
   return (name) => {
     const prefix = hosts > 1 ? `[${name}] ` : '';
     const sink = linePrefixer(prefix, (c) => write(typeof c === 'string' ? Buffer.from(c) : c));
     return {
       log: {
-        info: (m) => io.log.info(prefixLines(prefix, m)),
-        warn: (m) => io.log.warn(prefixLines(prefix, m)),
-        debug: (m) => io.log.debug(prefixLines(prefix, m)),
+        info: (m) => log.info(prefixLines(prefix, m)),
+        warn: (m) => log.warn(prefixLines(prefix, m)),
+        debug: (m) => log.debug(prefixLines(prefix, m)),
       },
       output: (c) => sink.write(c),
       done: () => sink.flush(),
@@ -289,10 +290,10 @@ async function onHosts<R>(
       },
       {
         runner: deps.runner,
-        log: io.log,
-        progress: io.progress,
+        log: buildLog.log,
+        progress: buildLog.progress,
         nixLog: buildLog.write,
-        hostOutputs: hostOutputs(io, settings.hosts.length, buildLog.write),
+        hostOutputs: hostOutputs(buildLog.log, settings.hosts.length, buildLog.write),
       },
     );
   } finally {

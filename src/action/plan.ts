@@ -76,7 +76,12 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
         // The run that made the plan (GITHUB_* variables) and the workspace's git commit.
         provenance: { env: io.env },
       },
-      { runner: deps.runner, log: io.log, progress: io.progress, nixLog: evaluationLog.write },
+      {
+        runner: deps.runner,
+        log: evaluationLog.log,
+        progress: evaluationLog.progress,
+        nixLog: evaluationLog.write,
+      },
     )
     .finally(evaluationLog.close);
   const exportedAt = io.now();

@@ -70,7 +70,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       target: settings.outLink,
       allowDowngrade: settings.allowDowngrade,
     },
-    io.log,
+    buildLog.log,
     (bundle, name) =>
       deps.realisePlan(
         bundle,
@@ -84,7 +84,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
           ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
           ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
         },
-        { runner: deps.runner, log: io.log, progress: io.progress, nixLog: buildLog.write },
+        { runner: deps.runner, log: buildLog.log, progress: buildLog.progress, nixLog: buildLog.write },
       ),
   ).finally(buildLog.close);
   io.setOutput(RealiseOutput.OutPaths, JSON.stringify(result.outPaths));

@@ -33,28 +33,69 @@ export interface ActionIO {
   readonly writeLog?: ((chunk: Uint8Array | string) => void) | undefined;
 }
 
+/** Nix's build log in the job log, and the step's own lines beside it (see nixBuildLog). */
+export interface BuildLog {
+  /** Raw bytes of Nix's (or a host's) output, with workflow commands switched off. */
+  readonly write: (chunk: Uint8Array) => void;
+  /** The step's own lines: commands are switched back on first, so warnings stay annotations. */
+  readonly log: Logger;
+  /** Progress lines, likewise. */
+  readonly progress: Progress;
+  /** Switches commands back on and ends the group. */
+  readonly close: () => void;
+}
+
 /**
  * A sink for Nix's build log in the job log, in a collapsible group (`title`). A build's output is
  * untrusted text, so workflow commands (`::set-output`, `::add-mask`, `::endgroup::`, …) are
- * switched off while it runs, with a token only this step knows; `close` switches them back on
- * and ends the group.
+ * switched off while it is written, with a token only this step knows. The step's own log lines
+ * (`log`, `progress`) switch them back on before they are written — inside a fence a warning would
+ * be plain text, and a debug line would show as `::debug::…` to everyone — and the next chunk of
+ * output switches them off again with a new token. `close` switches them on and ends the group.
  */
-export function nixBuildLog(
-  io: ActionIO,
-  title = 'Nix build log',
-): { write: (chunk: Uint8Array) => void; close: () => void } {
-  const token = randomUUID();
-  let started = false;
+export function nixBuildLog(io: ActionIO, title = 'Nix build log'): BuildLog {
+  let token: string | undefined;
+  let grouped = false;
+  let atLineStart = true;
+  const resume = (): void => {
+    if (token === undefined) return;
+    io.writeLog?.(`${atLineStart ? '' : '\n'}::${token}::\n`);
+    token = undefined;
+    atLineStart = true;
+  };
+  const own =
+    <A extends unknown[], R>(f: (...args: A) => R) =>
+    (...args: A): R => {
+      resume();
+      return f(...args);
+    };
   return {
     write: (chunk) => {
-      if (io.writeLog === undefined) return;
-      if (!started) io.writeLog(`::group::${title}\n::stop-commands::${token}\n`);
-      started = true;
+      if (io.writeLog === undefined || chunk.length === 0) return;
+      if (!grouped) io.writeLog(`::group::${title}\n`);
+      grouped = true;
+      if (token === undefined) {
+        token = randomUUID();
+        io.writeLog(`::stop-commands::${token}\n`);
+      }
       io.writeLog(chunk);
+      atLineStart = chunk[chunk.length - 1] === 0x0a;
+    },
+    log: {
+      info: own((m: string) => io.log.info(m)),
+      warn: own((m: string) => io.log.warn(m)),
+      debug: own((m: string) => io.log.debug(m)),
+    },
+    progress: {
+      start: own((label: string, total?: number) => {
+        const task = io.progress.start(label, total);
+        return { tick: (n?: number, bytes?: number) => task.tick(n, bytes), done: own(() => task.done()) };
+      }),
     },
     close: () => {
-      if (started) io.writeLog?.(`\n::${token}::\n::endgroup::\n`);
-      started = false;
+      resume();
+      if (grouped) io.writeLog?.('::endgroup::\n');
+      grouped = false;
     },
   };
 }
