@@ -269,4 +269,38 @@ describe.each(nixVersions())('import of the verified stream, Nix $label', (versi
     expect(await importing(false)).toEqual([]);
     expect(await importing(true)).toEqual(['nix-store --check-validity --print-invalid']);
   });
+  test('a refused import leaves no Nix process running or still to start', async () => {
+    // A failed import's caller removes the store next (a test, a scratch store): a query started
+    // ahead of need (which store trusts us, which paths are valid) that ran on after it would
+    // make the store's state again there. Refused before verifying (digest) and after (keys).
+    const { publicKey } = generateKeyPair('ci');
+    for (const options of [{ digest: `sha256:${'0'.repeat(64)}` }, { trustedKeys: [publicKey] }]) {
+      const target = new ScratchStore(version, { storeDir });
+      const started: string[] = [];
+      let running = 0;
+      const runner: CommandRunner = {
+        run: async (cmd, args, runOptions) => {
+          started.push(`${cmd} ${args.find((a) => a.startsWith('--')) ?? ''}`);
+          running++;
+          try {
+            return await target.runner.run(cmd, args, runOptions);
+          } finally {
+            running--;
+          }
+        },
+      };
+      try {
+        await expect(importPlan(bundleA, options, { runner, log: silentLogger })).rejects.toBeInstanceOf(
+          NixPlanError,
+        );
+        const atEnd = started.length;
+        expect(running).toBe(0);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(started.slice(atEnd)).toEqual([]);
+        expect(running).toBe(0);
+      } finally {
+        target.wipe();
+      }
+    }
+  });
 });

@@ -57,4 +57,38 @@ describe('ValidityQueries', () => {
     expect(await q.invalid()).toEqual(new Set([path(2)]));
     expect(s.queries).toEqual([[...own, ...outside]]);
   });
+  test('close starts no query still waiting for `ready` and waits for those running', async () => {
+    const queries: string[][] = [];
+    let finishRunning: () => void = () => undefined;
+    let runningDone = false;
+    const fake = {
+      invalidPaths: (paths: readonly string[]): Promise<Set<string>> => {
+        queries.push([...paths]);
+        return new Promise((resolve) => {
+          finishRunning = () => {
+            runningDone = true;
+            resolve(new Set());
+          };
+        });
+      },
+    };
+    // One query running (its `ready` settled), then a second batch waiting for another `ready`.
+    const running = new ValidityQueries(fake as unknown as NixStore, 1);
+    running.add(path(1));
+    await new Promise((r) => setTimeout(r, 0));
+    expect(queries).toHaveLength(1);
+    let go: () => void = () => undefined;
+    const waiting = new ValidityQueries(fake as unknown as NixStore, 1, new Promise<void>((r) => (go = r)));
+    waiting.add(path(2));
+    const closing = waiting.close();
+    go();
+    await closing;
+    expect(queries).toHaveLength(1);
+    const closed = running.close();
+    await new Promise((r) => setTimeout(r, 10));
+    expect(runningDone).toBe(false);
+    finishRunning();
+    await closed;
+    expect(runningDone).toBe(true);
+  });
 });

@@ -106,14 +106,28 @@ export async function importPlan(
   // verification of the bundle, which need no store, run meanwhile.
   const storeDirKnown = store.storeDir();
   const storeDirAnswer = settle(storeDirKnown);
-  // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+  // Nix's other answers do not depend on the bundle: ask while copying and verifying it. No Nix
+  // process outlives the call: once it has ended (`ended`), a query not started yet is not
+  // started, and one running is waited for.
+  let ended = false;
   const trusts =
     options.method === undefined || options.method === 'auto'
-      ? settle(storeDirKnown.then(() => storeTrust(store)))
+      ? settle(
+          storeDirKnown.then(() => {
+            if (ended) throw new NixPlanError('internal', 'the import ended before its store was asked');
+            return storeTrust(store);
+          }),
+        )
       : undefined;
-  // An error before the store dir is known waits for its query, so no Nix process outlives the call.
-  const settled = async (e: unknown): Promise<never> => {
+  const validity = new ValidityQueries(store, undefined, storeDirKnown);
+  const finish = async (): Promise<void> => {
+    ended = true;
     await storeDirAnswer;
+    await trusts;
+    await validity.close();
+  };
+  const settled = async (e: unknown): Promise<never> => {
+    await finish();
     throw e;
   };
   // Messages name the user's file, not the private copy they are about.
@@ -146,7 +160,6 @@ export async function importPlan(
     // Whatever the route, what reaches the store is the stream verified here.
     const verified = new VerifiedStreamFile(join(dir, 'export'));
     const paths: string[] = [];
-    const validity = new ValidityQueries(store, undefined, storeDirKnown);
     const limits: Partial<ReaderLimits> =
       options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
     let report;
@@ -250,7 +263,7 @@ export async function importPlan(
       throw withRollbackNote(e, await rollBack(cleanup, added));
     }
   } finally {
-    await storeDirAnswer;
+    await finish();
     await copy.dispose();
   }
 }

@@ -30,6 +30,8 @@ export class ValidityQueries {
   private bytes = 0;
   /** Each query's answer: the invalid paths among those the caller added. */
   private readonly answers: Promise<() => Set<string>>[] = [];
+  /** Set by `close`: a query whose turn comes after it is not started. */
+  private closed = false;
 
   /**
    * @param ready no query starts before it settles (the store's first Nix process runs alone);
@@ -55,7 +57,7 @@ export class ValidityQueries {
   private send(): void {
     if (this.batch.length === 0) return;
     const batch = this.batch;
-    this.answers.push(settle(this.ready.then(() => this.store.invalidPaths(batch))));
+    this.answers.push(settle(this.ready.then(() => this.ask(batch))));
     this.batch = [];
     this.bytes = 0;
   }
@@ -70,7 +72,7 @@ export class ValidityQueries {
     this.batch = [];
     this.bytes = 0;
     const asked = [...own, ...extra];
-    const answer = settle(this.ready.then(() => this.store.invalidPaths(asked)));
+    const answer = settle(this.ready.then(() => this.ask(asked)));
     this.answers.push(
       settle(
         answer.then((r) => {
@@ -81,6 +83,22 @@ export class ValidityQueries {
     );
     const invalid = (await answer)();
     return new Set(extra.filter((p) => invalid.has(p)));
+  }
+
+  private ask(paths: readonly string[]): Promise<Set<string>> {
+    if (this.closed) return Promise.reject(new Error('validity queries closed before this one started'));
+    return this.store.invalidPaths(paths);
+  }
+
+  /**
+   * Ends the queries: those not started yet (waiting for `ready`) are not started, and those
+   * running are waited for, so that no Nix process outlives the caller's use of the store (a
+   * failed import's scratch store is then removed with nothing still writing to it).
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.batch = [];
+    await Promise.all(this.answers);
   }
 
   /** The invalid paths among all added. */
