@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 781:
+/***/ 488:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -7521,6 +7521,8 @@ class ValidityQueries {
     bytes = 0;
     /** Each query's answer: the invalid paths among those the caller added. */
     answers = [];
+    /** Set by `close`: a query whose turn comes after it is not started. */
+    closed = false;
     /**
      * @param ready no query starts before it settles (the store's first Nix process runs alone);
      *   if it rejects, so does every answer
@@ -7546,7 +7548,7 @@ class ValidityQueries {
         if (this.batch.length === 0)
             return;
         const batch = this.batch;
-        this.answers.push(settle(this.ready.then(() => this.store.invalidPaths(batch))));
+        this.answers.push(settle(this.ready.then(() => this.ask(batch))));
         this.batch = [];
         this.bytes = 0;
     }
@@ -7560,13 +7562,28 @@ class ValidityQueries {
         this.batch = [];
         this.bytes = 0;
         const asked = [...own, ...extra];
-        const answer = settle(this.ready.then(() => this.store.invalidPaths(asked)));
+        const answer = settle(this.ready.then(() => this.ask(asked)));
         this.answers.push(settle(answer.then((r) => {
             const invalid = r();
             return new Set(own.filter((p) => invalid.has(p)));
         })));
         const invalid = (await answer)();
         return new Set(extra.filter((p) => invalid.has(p)));
+    }
+    ask(paths) {
+        if (this.closed)
+            return Promise.reject(new Error('validity queries closed before this one started'));
+        return this.store.invalidPaths(paths);
+    }
+    /**
+     * Ends the queries: those not started yet (waiting for `ready`) are not started, and those
+     * running are waited for, so that no Nix process outlives the caller's use of the store (a
+     * failed import's scratch store is then removed with nothing still writing to it).
+     */
+    async close() {
+        this.closed = true;
+        this.batch = [];
+        await Promise.all(this.answers);
     }
     /** The invalid paths among all added. */
     async invalid() {
@@ -7682,13 +7699,26 @@ async function importPlan(bundlePath, options, deps) {
     // verification of the bundle, which need no store, run meanwhile.
     const storeDirKnown = store.storeDir();
     const storeDirAnswer = settle(storeDirKnown);
-    // Nix's other answers do not depend on the bundle: ask while copying and verifying it.
+    // Nix's other answers do not depend on the bundle: ask while copying and verifying it. No Nix
+    // process outlives the call: once it has ended (`ended`), a query not started yet is not
+    // started, and one running is waited for.
+    let ended = false;
     const trusts = options.method === undefined || options.method === 'auto'
-        ? settle(storeDirKnown.then(() => storeTrust(store)))
+        ? settle(storeDirKnown.then(() => {
+            if (ended)
+                throw new errors_NixPlanError('internal', 'the import ended before its store was asked');
+            return storeTrust(store);
+        }))
         : undefined;
-    // An error before the store dir is known waits for its query, so no Nix process outlives the call.
-    const settled = async (e) => {
+    const validity = new ValidityQueries(store, undefined, storeDirKnown);
+    const finish = async () => {
+        ended = true;
         await storeDirAnswer;
+        await trusts;
+        await validity.close();
+    };
+    const settled = async (e) => {
+        await finish();
         throw e;
     };
     // Messages name the user's file, not the private copy they are about.
@@ -7720,7 +7750,6 @@ async function importPlan(bundlePath, options, deps) {
         // Whatever the route, what reaches the store is the stream verified here.
         const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
         const paths = [];
-        const validity = new ValidityQueries(store, undefined, storeDirKnown);
         const limits = options.maxSize === undefined ? {} : { maxStreamSize: options.maxSize };
         let report;
         try {
@@ -7817,7 +7846,7 @@ async function importPlan(bundlePath, options, deps) {
         }
     }
     finally {
-        await storeDirAnswer;
+        await finish();
         await copy.dispose();
     }
 }
@@ -18396,11 +18425,11 @@ function usage(io, message) {
 
 /***/ }),
 
-/***/ 546:
+/***/ 477:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(781);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(488);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
@@ -18537,6 +18566,6 @@ __webpack_async_result__();
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(546);
+/******/ var __webpack_exports__ = __nccwpck_require__(477);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 
