@@ -717,6 +717,17 @@ describe('the Nix build log', () => {
   });
 });
 
+/** What a rollback must not use: fetching or deploying a plan fails the test. */
+const noPlanDeps = {
+  runner: noRunner,
+  transport: (): never => {
+    throw new Error('a rollback fetched a plan');
+  },
+  deployPlan: (() => {
+    throw new Error('a rollback deployed a plan');
+  }) as unknown as typeof deployPlan,
+};
+
 describe('the deploy action with rollback: true', () => {
   test('plan inputs given beside it are not used: no plan is fetched or pinned, the log says so', async () => {
     // The same step can deploy or roll back (rollback: ${{ inputs.rollback }}): a plan source it
@@ -733,13 +744,7 @@ describe('the deploy action with rollback: true', () => {
     const rolledBack: number[] = [];
     await runDeploy({
       io,
-      runner: noRunner,
-      transport: () => {
-        throw new Error('a rollback fetched a plan');
-      },
-      deployPlan: (() => {
-        throw new Error('a rollback deployed a plan');
-      }) as unknown as typeof deployPlan,
+      ...noPlanDeps,
       deployRollback: (options) => {
         rolledBack.push(options.hosts.length);
         return Promise.resolve({ rollback: true, profile: options.profile ?? '', hosts: [], ok: true });
@@ -764,13 +769,7 @@ describe('the deploy action: what a host sent, in the job log', () => {
     );
     await runDeploy({
       io,
-      runner: noRunner,
-      transport: () => {
-        throw new Error('a rollback fetched a plan');
-      },
-      deployPlan: (() => {
-        throw new Error('a rollback deployed a plan');
-      }) as unknown as typeof deployPlan,
+      ...noPlanDeps,
       deployRollback: (options, hostDeps) => {
         const out = hostDeps.hostOutputs?.('web');
         out?.log.warn('web: the probe stopped (exit code 1): reset\n[db] switched\n::error::forged');
