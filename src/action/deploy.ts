@@ -11,9 +11,9 @@ import {
   type HostResult,
   type RollbackOptions,
   type RollbackResult,
+  prefixedOutput,
 } from '../app/deploy/index.js';
 import { deployRollback } from '../app/deploy/rollback-hosts.js';
-import { linePrefixer, prefixLines } from '../app/deploy/prefix.js';
 import { NixPlanError } from '../core/errors.js';
 import type { Logger } from '../app/deps.js';
 import type { CommandRunner } from '../nix/runner.js';
@@ -247,19 +247,10 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
 
 /** Each host's log lines and output, led by `[NAME] ` when there are several. */
 function hostOutputs(log: Logger, hosts: number, write: (c: Uint8Array) => void): HostOutputs {
-  return (name) => {
-    const prefix = hosts > 1 ? `[${name}] ` : '';
-    const sink = linePrefixer(prefix, (c) => write(typeof c === 'string' ? Buffer.from(c) : c));
-    return {
-      log: {
-        info: (m) => log.info(prefixLines(prefix, m)),
-        warn: (m) => log.warn(prefixLines(prefix, m)),
-        debug: (m) => log.debug(prefixLines(prefix, m)),
-      },
-      output: (c) => sink.write(c),
-      done: () => sink.flush(),
-    };
-  };
+  return (name) =>
+    prefixedOutput(hosts > 1 ? `[${name}] ` : '', log, (c) =>
+      write(typeof c === 'string' ? Buffer.from(c) : c),
+    );
 }
 
 /**

@@ -10,8 +10,8 @@ import {
   type HostResult,
   type RollbackResult,
   TRANSFER_ENCODINGS,
+  prefixedOutput,
 } from '../app/deploy/index.js';
-import { linePrefixer, prefixLines } from '../app/deploy/prefix.js';
 import { changesLines } from './diff-format.js';
 import { NixPlanError } from '../core/errors.js';
 import { parseHostOption } from '../app/deploy/hosts.js';
@@ -212,21 +212,10 @@ export function deployCommand(): Command {
       const hosts = list(args, 'host').map(parseHostOption);
       if (hosts.length === 0) throw usageError('missing --host [USER@]HOST');
       const quiet = flag(args, 'quiet');
-      const hostOutputs = (name: string): ReturnType<NonNullable<DeployDeps['hostOutputs']>> => {
-        const prefix = hosts.length > 1 ? `[${name}] ` : '';
-        const sink = linePrefixer(prefix, (c) => {
+      const hostOutputs = (name: string): ReturnType<NonNullable<DeployDeps['hostOutputs']>> =>
+        prefixedOutput(hosts.length > 1 ? `[${name}] ` : '', ctx.deps.log, (c) => {
           if (!quiet) ctx.io.stderr.write(c);
         });
-        return {
-          log: {
-            info: (m) => ctx.deps.log.info(prefixLines(prefix, m)),
-            warn: (m) => ctx.deps.log.warn(prefixLines(prefix, m)),
-            debug: (m) => ctx.deps.log.debug(prefixLines(prefix, m)),
-          },
-          output: (c) => sink.write(c),
-          done: () => sink.flush(),
-        };
-      };
       if (flag(args, 'rollback')) {
         if (args.positionals.length > 0)
           throw usageError(

@@ -350,22 +350,34 @@ async function buildLocally(copyPath: string, name: string, deps: DeployDeps): P
   await deps.realise(copyPath, name);
 }
 
+/**
+ * One host's outputs: messages about it to `log` and its raw output to `write`, every line of both
+ * led by `prefix` (empty for a single host) — the library default, the command line and the deploy
+ * action differ only in where the two go.
+ */
+export function prefixedOutput(
+  prefix: string,
+  log: Logger,
+  write: (chunk: Uint8Array | string) => void,
+): ReturnType<HostOutputs> {
+  const raw = linePrefixer(prefix, write);
+  return {
+    log: {
+      info: (m) => log.info(prefixLines(prefix, m)),
+      warn: (m) => log.warn(prefixLines(prefix, m)),
+      debug: (m) => log.debug(prefixLines(prefix, m)),
+    },
+    output: (c) => raw.write(c),
+    done: () => raw.flush(),
+  };
+}
+
 /** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
 export function defaultOutputs(deps: Deps, prefixed: boolean): HostOutputs {
-  return (name) => {
-    const prefix = prefixed ? `[${name}] ` : '';
-    const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
-    const at = (m: string): string => prefixLines(prefix, m);
-    return {
-      log: {
-        info: (m) => deps.log.info(at(m)),
-        warn: (m) => deps.log.warn(at(m)),
-        debug: (m) => deps.log.debug(at(m)),
-      },
-      output: (c) => raw.write(c),
-      done: () => raw.flush(),
-    };
-  };
+  return (name) =>
+    prefixedOutput(prefixed ? `[${name}] ` : '', deps.log, (c) =>
+      deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c),
+    );
 }
 
 /** The manifest type, for callers that show the plan. */
