@@ -12002,22 +12002,26 @@ async function buildLocally(copyPath, name, deps) {
         throw new errors_NixPlanError('internal', '--build-on local needs a local realise');
     await deps.realise(copyPath, name);
 }
+/**
+ * One host's outputs: messages about it to `log` and its raw output to `write`, every line of both
+ * led by `prefix` (empty for a single host) — the library default, the command line and the deploy
+ * action differ only in where the two go.
+ */
+function prefixedOutput(prefix, log, write) {
+    const raw = linePrefixer(prefix, write);
+    return {
+        log: {
+            info: (m) => log.info(prefixLines(prefix, m)),
+            warn: (m) => log.warn(prefixLines(prefix, m)),
+            debug: (m) => log.debug(prefixLines(prefix, m)),
+        },
+        output: (c) => raw.write(c),
+        done: () => raw.flush(),
+    };
+}
 /** deps.log and deps.nixLog, each line led by `[NAME] ` when several hosts share the terminal. */
 function defaultOutputs(deps, prefixed) {
-    return (name) => {
-        const prefix = prefixed ? `[${name}] ` : '';
-        const raw = linePrefixer(prefix, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
-        const at = (m) => prefixLines(prefix, m);
-        return {
-            log: {
-                info: (m) => deps.log.info(at(m)),
-                warn: (m) => deps.log.warn(at(m)),
-                debug: (m) => deps.log.debug(at(m)),
-            },
-            output: (c) => raw.write(c),
-            done: () => raw.flush(),
-        };
-    };
+    return (name) => prefixedOutput(prefixed ? `[${name}] ` : '', deps.log, (c) => deps.nixLog?.(typeof c === 'string' ? Buffer.from(c) : c));
 }
 /** The generation number of a profile's generation link, if the host reported one. */
 function generationOfLink(link) {
@@ -12039,7 +12043,6 @@ function parseHostOption(text) {
 
 ;// CONCATENATED MODULE: ./src/cli/deploy-command.ts
 // `nix-plan deploy`: its options, how `--host` values are read, and the final table per host.
-
 
 
 
@@ -12213,22 +12216,10 @@ function deployCommand() {
             if (hosts.length === 0)
                 throw usageError('missing --host [USER@]HOST');
             const quiet = flag(args, 'quiet');
-            const hostOutputs = (name) => {
-                const prefix = hosts.length > 1 ? `[${name}] ` : '';
-                const sink = linePrefixer(prefix, (c) => {
-                    if (!quiet)
-                        ctx.io.stderr.write(c);
-                });
-                return {
-                    log: {
-                        info: (m) => ctx.deps.log.info(prefixLines(prefix, m)),
-                        warn: (m) => ctx.deps.log.warn(prefixLines(prefix, m)),
-                        debug: (m) => ctx.deps.log.debug(prefixLines(prefix, m)),
-                    },
-                    output: (c) => sink.write(c),
-                    done: () => sink.flush(),
-                };
-            };
+            const hostOutputs = (name) => prefixedOutput(hosts.length > 1 ? `[${name}] ` : '', ctx.deps.log, (c) => {
+                if (!quiet)
+                    ctx.io.stderr.write(c);
+            });
             if (flag(args, 'rollback')) {
                 if (args.positionals.length > 0)
                     throw usageError(`--rollback takes no BUNDLE: it goes back to a generation the host has (got ${args.positionals.join(' ')})`);
