@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { deploySummary } from '../../src/action/deploy.js';
 import { parseDeploySettings } from '../../src/action/deploy-settings.js';
 import { activateSafely, generationNumber, reportProblem } from '../../src/app/deploy/activation.js';
-import { defaultOutputs, type DeployResult } from '../../src/app/deploy/index.js';
+import { defaultOutputs, deployPlan, type DeployResult } from '../../src/app/deploy/index.js';
+import { deployRollback } from '../../src/app/deploy/rollback-hosts.js';
 import { linePrefixer } from '../../src/app/deploy/prefix.js';
 import { assignRoots, rootMatch, systemOfRoot } from '../../src/app/deploy/roots.js';
 import type { BundleManifest, BundleRoot } from '../../src/core/bundle/manifest.js';
@@ -188,6 +189,39 @@ describe('hosts and ssh arguments', () => {
       expect(throughLoginShell(shell, argv)).toEqual(argv);
     },
   );
+
+  test('with --use-sudo a relative --profile is a usage error (2) before any host is asked', async () => {
+    // sudo sets the home a relative profile would be taken from; without sudo it is the login's.
+    const run = async (...extra: string[]): Promise<{ code: number; err: string }> => {
+      let err = '';
+      let asked = 0;
+      const shellFor = (): HostShell => {
+        asked++;
+        return { label: 'h', remote: true, run: () => Promise.reject(new Error('no host in this test')) };
+      };
+      const code = await main(['deploy', ...extra, '--host', 'deploy@h', '--use-sudo'], {
+        io: { stdout: { write: () => true }, stderr: { write: (c: string) => (err += c) } },
+        useCases: {
+          deployPlan: (b, o, d) => deployPlan(b, o, { ...d, shellFor }),
+          deployRollback: (o, d) => deployRollback(o, { ...d, shellFor }),
+        },
+      });
+      expect(asked).toBe(0);
+      return { code, err };
+    };
+    for (const extra of [
+      ['missing.nixplan', '--profile', 'profiles/system'],
+      ['--rollback', '--profile', './system'],
+    ]) {
+      const { code, err } = await run(...extra);
+      expect(code).toBe(2);
+      expect(err).toContain('is relative: with --use-sudo give an absolute path');
+    }
+    // An absolute profile passes this check: the missing bundle is the next error.
+    const absolute = await run('missing.nixplan', '--profile', '/nix/var/nix/profiles/system');
+    expect(absolute.err).not.toContain('is relative');
+    expect(absolute.err).toContain("cannot read bundle 'missing.nixplan'");
+  });
 
   test('quoting for the remote shell: plain words stay bare, NUL is refused', () => {
     expect(shellQuote('/nix/store/abc-x')).toBe('/nix/store/abc-x');

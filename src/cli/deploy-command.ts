@@ -158,7 +158,7 @@ export function deployCommand(): Command {
       profile: {
         type: 'string',
         value: 'PATH',
-        help: `the system profile on the host (default ${DEFAULT_PROFILE})`,
+        help: `the system profile on the host (default ${DEFAULT_PROFILE}; relative: from the login's home, refused with --use-sudo)`,
       },
       'confirm-timeout': {
         type: 'string',

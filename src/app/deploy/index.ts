@@ -54,10 +54,11 @@ export function failedOutcome(code: ErrorCode): HostOutcome {
 
 /**
  * The checks deploy and deploy --rollback make of their host list and profile before asking any
- * host: each host's name (`--host NAME=…`, else its address), given once, and the profile.
+ * host: each host's name (`--host NAME=…`, else its address), given once, and the profile (absolute
+ * with `--use-sudo`).
  */
 export function checkHosts(
-  options: Pick<DeployOptions, 'hosts' | 'profile'>,
+  options: Pick<DeployOptions, 'hosts' | 'profile' | 'useSudo'>,
   command: string,
 ): { readonly names: string[]; readonly profile: string } {
   if (options.hosts.length === 0) throw new NixPlanError('usage', `${command} needs at least one --host`);
@@ -66,6 +67,14 @@ export function checkHosts(
   if (dup !== undefined) throw new NixPlanError('usage', `host '${dup}' is given twice`);
   const profile = options.profile ?? DEFAULT_PROFILE;
   if (profile === '' || profile.includes('\0')) throw new NixPlanError('usage', '--profile must be a path');
+  // A relative profile is taken from $HOME on the host, and under sudo that is whatever home sudo
+  // sets (root's by default, the login's where sudoers keeps HOME): not one path to name.
+  if (options.useSudo === true && !profile.startsWith('/'))
+    throw new NixPlanError(
+      'usage',
+      `--profile '${profile}' is relative: with --use-sudo give an absolute path ` +
+        "(a relative one would be taken from the home sudo chooses, not the login's)",
+    );
   return { names, profile };
 }
 
