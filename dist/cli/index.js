@@ -11746,7 +11746,8 @@ function failedOutcome(code) {
 }
 /**
  * The checks deploy and deploy --rollback make of their host list and profile before asking any
- * host: each host's name (`--host NAME=…`, else its address), given once, and the profile.
+ * host: each host's name (`--host NAME=…`, else its address), given once, and the profile (absolute
+ * with `--use-sudo`).
  */
 function checkHosts(options, command) {
     if (options.hosts.length === 0)
@@ -11758,6 +11759,11 @@ function checkHosts(options, command) {
     const profile = options.profile ?? DEFAULT_PROFILE;
     if (profile === '' || profile.includes('\0'))
         throw new errors_NixPlanError('usage', '--profile must be a path');
+    // A relative profile is taken from $HOME on the host, and under sudo that is whatever home sudo
+    // sets (root's by default, the login's where sudoers keeps HOME): not one path to name.
+    if (options.useSudo === true && !profile.startsWith('/'))
+        throw new errors_NixPlanError('usage', `--profile '${profile}' is relative: with --use-sudo give an absolute path ` +
+            "(a relative one would be taken from the home sudo chooses, not the login's)");
     return { names, profile };
 }
 /** The program run on a host over SSH (or the shell the deps give, in tests). */
@@ -12161,7 +12167,7 @@ function deployCommand() {
             profile: {
                 type: 'string',
                 value: 'PATH',
-                help: `the system profile on the host (default ${DEFAULT_PROFILE})`,
+                help: `the system profile on the host (default ${DEFAULT_PROFILE}; relative: from the login's home, refused with --use-sudo)`,
             },
             'confirm-timeout': {
                 type: 'string',
