@@ -104,5 +104,16 @@ describe.each(versions.map((v) => [v.label, v] as const))('rollback, Nix %s', (_
       expect(result.err).toMatch(/removed again, the store is as it was/);
       expect(await dumpDb(scratch)).toBe(before);
     });
+
+    test('a realise whose --roots names no root is refused before any of the plan is imported', async () => {
+      const file = join(base, `roots-${mode}.nixplan`);
+      writeFileSync(file, await forgeBundle(plan));
+      const before = await dumpDb(scratch);
+      const result = await cli(['realise', file, '--roots', 'no-such-root'], runner);
+      expect(result.code).toBe(2);
+      expect(result.err).toContain("--roots 'no-such-root' matches no root of the bundle");
+      expect(result.err).not.toMatch(/importing|removed again/);
+      expect(await dumpDb(scratch)).toBe(before);
+    });
   });
 });

@@ -50,6 +50,12 @@ export interface ImportOptions {
   readonly name?: string | undefined;
   /** Largest uncompressed plan accepted, in bytes: what the import writes to the temp dir and the store. */
   readonly maxSize?: number | undefined;
+  /**
+   * What the caller refuses from the plan's manifest (realise: `--roots` naming no root): called
+   * once the manifest's schema and checksum were read from the private copy, before the plan is
+   * verified and before any of it reaches the store; what it throws is the import's error.
+   */
+  readonly checkManifest?: ((manifest: BundleManifest) => void) | undefined;
 }
 
 /** What importPlan did. */
@@ -139,6 +145,7 @@ export async function importPlan(
   const { dir, source } = copy;
   try {
     const { manifest: claimed } = await readBundleHead(source);
+    options.checkManifest?.(claimed);
     // A plan for another store dir is refused with that error whatever else is wrong with it, as
     // when its store dir was checked first: a verification that fails waits for the store dir,
     // and a store dir that differs stops the verification.

@@ -75,7 +75,13 @@ export async function realisePlan(
   options: RealiseOptions,
   deps: ImportDeps,
 ): Promise<RealiseResult> {
-  const imported = await importPlan(bundlePath, options, deps);
+  // A selector that names no root is a usage error found in the manifest: refused before any of
+  // the plan reaches the store, not after importing it.
+  const checkManifest = (m: BundleManifest): void => {
+    options.checkManifest?.(m);
+    selectRoots(m.roots, options.roots);
+  };
+  const imported = await importPlan(bundlePath, { ...options, checkManifest }, deps);
   const { manifest } = imported;
   const roots = selectRoots(manifest.roots, options.roots);
   const store = new NixStore(deps.runner, { store: options.store });
