@@ -15,7 +15,7 @@ import { realiseWithReport, type BuildReport } from './build-report.js';
 
 /** Options of realisePlan. */
 export interface RealiseOptions extends ImportOptions {
-  /** Make GC roots PREFIX, PREFIX-2, … (Nix's naming) pointing at the outputs. */
+  /** Make GC roots PREFIX, PREFIX-doc, PREFIX-2, … (Nix's naming) pointing at the outputs. */
   readonly outLink?: string | undefined;
   /** Roots to build, by index, label (installable/attribute/name) or .drv path; default all. */
   readonly roots?: readonly string[] | undefined;

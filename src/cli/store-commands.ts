@@ -85,15 +85,15 @@ export const realiseCommand = define({
   ],
   description:
     "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
-    'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-    'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+    'substituters. --roots selects roots by index (0-based), attribute, installable, .drv path or the label inspect ' +
+    'shows (comma-separated or repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
     '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
     'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
   options: {
     'out-link': {
       type: 'string',
       value: 'PREFIX',
-      help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
+      help: 'make GC roots (symlinks to the outputs) named as Nix names them: PREFIX, PREFIX-doc, PREFIX-2, …',
     },
     store: STORE,
     roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
