@@ -7730,6 +7730,7 @@ async function importPlan(bundlePath, options, deps) {
     const { dir, source } = copy;
     try {
         const { manifest: claimed } = await readBundleHead(source);
+        options.checkManifest?.(claimed);
         // A plan for another store dir is refused with that error whatever else is wrong with it, as
         // when its store dir was checked first: a verification that fails waits for the store dir,
         // and a store dir that differs stops the verification.
@@ -13145,15 +13146,15 @@ const realiseCommand = command_define({
         'nix-plan realise BUNDLE [--out-link PREFIX] [--store URI] [--roots SEL…] [--trusted-key KEY…] [--max-age DURATION] [--dry-run] [-- NIX ARGS]',
     ],
     description: "Imports the bundle (as import does), then builds every output of the selected roots by .drv path with the host's " +
-        'substituters. --roots selects roots by index (0-based), attribute, installable or .drv path (comma-separated or ' +
-        'repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
+        'substituters. --roots selects roots by index (0-based), attribute, installable, .drv path or the label inspect ' +
+        'shows (comma-separated or repeated), e.g. one shard of a build matrix. Arguments after -- (or in --nix-arg) go to nix-store --realise ' +
         '(e.g. -- --max-jobs 4). Prints the output paths, one per line. With --out-link, the plan is remembered in ' +
         'PREFIX.nix-plan.json and an older plan for the same link is refused (exit 11) unless --allow-downgrade.',
     options: {
         'out-link': {
             type: 'string',
             value: 'PREFIX',
-            help: 'make GC roots PREFIX, PREFIX-2, … (symlinks to the outputs)',
+            help: 'make GC roots (symlinks to the outputs) named as Nix names them: PREFIX, PREFIX-doc, PREFIX-2, …',
         },
         store: STORE,
         roots: { type: 'string', multiple: true, value: 'SEL', help: 'build only these roots' },
@@ -13711,7 +13712,13 @@ function selectRoots(roots, selectors = []) {
  * this run added (the imported paths and the outputs it built) is removed again.
  */
 async function realisePlan(bundlePath, options, deps) {
-    const imported = await importPlan(bundlePath, options, deps);
+    // A selector that names no root is a usage error found in the manifest: refused before any of
+    // the plan reaches the store, not after importing it.
+    const checkManifest = (m) => {
+        options.checkManifest?.(m);
+        selectRoots(m.roots, options.roots);
+    };
+    const imported = await importPlan(bundlePath, { ...options, checkManifest }, deps);
     const { manifest } = imported;
     const roots = selectRoots(manifest.roots, options.roots);
     const store = new NixStore(deps.runner, { store: options.store });
