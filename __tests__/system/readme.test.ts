@@ -13,9 +13,11 @@ import {
   RealiseInput,
   RealiseOutput,
 } from '../../src/action/constants.js';
+import { assertSignable } from '../../src/app/signing-policy.js';
 import { COMMON } from '../../src/cli/command.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
+import { splitShellWords } from '../../src/core/shell-words.js';
 
 const read = (file: string): string => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 const README = read('README.md');
@@ -247,4 +249,59 @@ describe('docs/cli.md', () => {
       expect({ name, unknown }).toEqual({ name, unknown: [] });
     },
   );
+});
+
+describe('the nix-plan commands the docs and --help show', () => {
+  /** Every `nix-plan …` command line of the sh blocks in the README and docs (not measured history). */
+  function shown(): { where: string; line: string }[] {
+    const files = [
+      'README.md',
+      ...readdirSync(new URL('../../docs', import.meta.url))
+        .filter((f) => f.endsWith('.md') && f !== 'performance.md')
+        .map((f) => `docs/${f}`),
+    ];
+    const lines: { where: string; line: string }[] = [];
+    for (const file of files)
+      for (const block of read(file).matchAll(/```sh\n([\s\S]*?)```/g))
+        for (const raw of (block[1] ?? '').split('\n')) {
+          const m = /(?:^\s*|\|&? *|sudo )nix-plan (\S.*)$/.exec(raw);
+          if (m !== null) lines.push({ where: file, line: m[1] ?? '' });
+        }
+    for (const c of COMMANDS)
+      for (const example of c.examples) {
+        const m = /(?:^|\| *)nix-plan (\S.*)$/.exec(example);
+        if (m !== null) lines.push({ where: `nix-plan ${c.name} --help`, line: m[1] ?? '' });
+      }
+    return lines;
+  }
+
+  /** The words of one command: up to a comment, a pipe, `&&`, `||`, `;` or a redirection. */
+  function words(line: string): string[] {
+    const command = line.replace(/\s+#.*$/, '').split(/\s+(?:\|&?|&&|\|\||;|\d?>)(?:\s|$)/)[0] ?? '';
+    return splitShellWords(command);
+  }
+
+  test('each names a command, parses, and signs only what it verified', () => {
+    const lines = shown();
+    expect(lines.length).toBeGreaterThan(60);
+    for (const { where, line } of lines) {
+      const [name = '', ...argv] = words(line);
+      const command = COMMANDS.find((c) => c.name === name);
+      let problem = command === undefined ? `no command '${name}'` : '';
+      try {
+        const args = command?.parse(argv);
+        // --sign-key on a plan read (not export, which signs what it evaluated) needs the keys it
+        // was verified with, or --no-check-sigs: the rule the commands apply before any work.
+        if (args !== undefined && name !== 'export')
+          assertSignable(
+            args.values['sign-key'] !== undefined,
+            args.values['trusted-key'] !== undefined,
+            args.values['no-check-sigs'] === true,
+          );
+      } catch (e) {
+        problem = e instanceof Error ? e.message : String(e);
+      }
+      expect({ where, line, problem }).toEqual({ where, line, problem: '' });
+    }
+  });
 });
