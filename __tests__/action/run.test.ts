@@ -539,6 +539,24 @@ describe('the realise action', () => {
     expect(rec.summary).toHaveLength(1);
   });
 
+  test('a shard that selects no root is refused, not taken as every root', async () => {
+    const { bundle, artifacts } = await published();
+    const { io, rec } = recordingIO(
+      {
+        [RealiseInput.ArtifactDir]: artifacts,
+        [RealiseInput.Digest]: digestOf(bundle.bytes),
+        [RealiseInput.Shard]: '1/5', // 3 roots over 5 shards: the first is empty
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    const calls: { bundle: string; options: unknown }[] = [];
+    await expect(runRealise(realiseDeps(io, calls))).rejects.toThrow(
+      'input "shard": "1/5" selects no root: the plan has 3',
+    );
+    expect(calls).toEqual([]);
+    expect(rec.outputs[RealiseOutput.OutPaths]).toBeUndefined();
+  });
+
   test('a plan whose digest is not the one asked for is refused before anything is realised', async () => {
     const { artifacts } = await published();
     const { io, rec } = recordingIO(

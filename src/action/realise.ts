@@ -12,6 +12,7 @@ import { fetchPlan } from './fetch.js';
 import { unpinnedWarning } from './fetch-settings.js';
 import { selectShard } from './matrix.js';
 import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
+import { InputError } from './inputs.js';
 import { parseRealiseSettings } from './settings.js';
 import { realiseSummary } from './summary.js';
 
@@ -54,6 +55,14 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
   if (settings.shard !== undefined) {
     const { manifest } = await deps.inspectPlan(plan.path);
     roots = selectShard(manifest.roots, settings.shard).map((r) => r.drvPath);
+    // No roots would mean every root to realisePlan: a shard that selects none is refused instead
+    // (the plan's matrix output never has more jobs than roots).
+    if (roots.length === 0)
+      throw new InputError(
+        RealiseInput.Shard,
+        `"${settings.shard.index}/${settings.shard.count}" selects no root: the plan has ${manifest.roots.length}, ` +
+          `so its matrix output has at most ${manifest.roots.length} jobs; accepted: INDEX/COUNT with COUNT ≤ ${manifest.roots.length}`,
+      );
     io.log.info(
       `shard ${settings.shard.index}/${settings.shard.count}: ${roots.length} of ${manifest.roots.length} root(s)`,
     );
