@@ -185,6 +185,16 @@ describe('README', () => {
 });
 
 describe('docs/cli.md', () => {
+  test('its exit code table lists every code the CLI uses, each by its name in ExitCode', () => {
+    // `| 1    | internal error | …`: the first word of the meaning is the code's name (ok: success).
+    const rows = [...section(CLI_MD, '## Exit codes').matchAll(/^\| (\d+) +\| ([a-z]+)/gm)].map((m) => [
+      Number(m[1]),
+      m[2] ?? '',
+    ]);
+    const named = Object.entries(ExitCode).map(([name, code]) => [code, name === 'ok' ? 'success' : name]);
+    expect(rows).toEqual(named);
+  });
+
   const commandNames = COMMANDS.map((c) => c.name);
   const optionsOf = (name: string): string[] =>
     Object.keys(COMMANDS.find((c) => c.name === name)?.options ?? {}).filter((o) => !(o in COMMON));
