@@ -99,6 +99,21 @@ describe('a bundle is checked before it is copied', () => {
     }
     expect(existsSync(join(work, 'no-such-tmpdir'))).toBe(false);
   });
+
+  test('verify and inspect, which read the file itself, refuse a FIFO or a directory at once too (exit 2)', async () => {
+    const fifo = join(work, 'fifo-read.nixplan');
+    execFileSync('mkfifo', [fifo]);
+    for (const file of [fifo, work])
+      for (const argv of [
+        ['verify', file],
+        ['inspect', file],
+        ['inspect', file, '--contents'],
+      ]) {
+        const { code, err } = await run(argv);
+        expect({ argv, code }).toEqual({ argv, code: 2 });
+        expect(err).toContain(`cannot read bundle '${file}': it is not a regular file`);
+      }
+  });
 });
 
 describe('a plan in a shared directory (artifact-dir) is checked before it is copied', () => {

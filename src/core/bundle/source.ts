@@ -1,5 +1,6 @@
 // Where a bundle's bytes come from: an open file (read through one descriptor) or memory.
 // (With writer.ts, the only modules of the core that touch files; see docs/architecture.md.)
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { NixPlanError } from '../errors.js';
 
@@ -36,17 +37,26 @@ export function memorySource(bytes: Uint8Array, name = 'bundle', chunkSize = CHU
 
 /**
  * Opens a bundle file. Verify and import through the same source: it reads through one open
- * file descriptor, so a bundle renamed over after verification is not what gets imported.
+ * file descriptor, so a bundle renamed over after verification is not what gets imported. It must
+ * be a regular file: a FIFO is opened without blocking (O_NONBLOCK; no writer would leave the open
+ * waiting for ever) and refused, as is a directory or a device.
  */
 export async function openBundle(path: string): Promise<BundleSource> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new NixPlanError('usage', `cannot open bundle '${path}': ${(e as Error).message}`);
   }
-  const { size } = await fh.stat();
-  return handleSource(fh, path, size);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile())
+      throw new NixPlanError('usage', `cannot read bundle '${path}': it is not a regular file`);
+    return handleSource(fh, path, st.size);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
 }
 
 /**
