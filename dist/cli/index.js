@@ -2309,6 +2309,7 @@ async function writeBundle(destination, draft, exportStream, options = {}) {
 // (With writer.ts, the only modules of the core that touch files; see docs/architecture.md.)
 
 
+
 /** Chunk size of `stream`. */
 const CHUNK = 256 * 1024;
 /** A bundle held in memory. */
@@ -2326,18 +2327,28 @@ function memorySource(bytes, name = 'bundle', chunkSize = CHUNK) {
 }
 /**
  * Opens a bundle file. Verify and import through the same source: it reads through one open
- * file descriptor, so a bundle renamed over after verification is not what gets imported.
+ * file descriptor, so a bundle renamed over after verification is not what gets imported. It must
+ * be a regular file: a FIFO is opened without blocking (O_NONBLOCK; no writer would leave the open
+ * waiting for ever) and refused, as is a directory or a device.
  */
 async function openBundle(path) {
     let fh;
     try {
-        fh = await (0,external_node_fs_promises_namespaceObject.open)(path, 'r');
+        fh = await (0,external_node_fs_promises_namespaceObject.open)(path, external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NONBLOCK);
     }
     catch (e) {
         throw new errors_NixPlanError('usage', `cannot open bundle '${path}': ${e.message}`);
     }
-    const { size } = await fh.stat();
-    return handleSource(fh, path, size);
+    try {
+        const st = await fh.stat();
+        if (!st.isFile())
+            throw new errors_NixPlanError('usage', `cannot read bundle '${path}': it is not a regular file`);
+        return handleSource(fh, path, st.size);
+    }
+    catch (e) {
+        await fh.close();
+        throw e;
+    }
 }
 /**
  * A bundle read through an open file `fh` of `size` bytes (as its stat said when opened), named
