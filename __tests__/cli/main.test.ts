@@ -441,6 +441,16 @@ describe('arguments reach the use cases', () => {
     expect(calls).toEqual([]);
   });
 
+  test('verify --store-dir that is no store dir is refused as one (exit 5), before verifying', async () => {
+    for (const dir of ['rel/store', '/beta/store/']) {
+      const io = capture();
+      const { calls, useCases } = recorder();
+      expect(await main(['verify', 'b', '--store-dir', dir], { io, useCases })).toBe(ExitCode.realm);
+      expect(io.err()).toContain(`invalid store directory '${dir}'`);
+      expect(calls).toEqual([]);
+    }
+  });
+
   test('a missing key file is a usage error naming it', async () => {
     const io = capture();
     const { useCases } = recorder();

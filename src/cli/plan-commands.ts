@@ -1,6 +1,7 @@
 // The subcommands that make and read plans: export, inspect, diff, verify and keygen.
 import { INCLUDE_KINDS, MAX_LEVEL, MIN_LEVEL } from '../core/bundle/index.js';
 import { freshnessProblem } from '../core/freshness.js';
+import { assertStoreDir } from '../core/store-path.js';
 import { flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
 import { formatExport, formatInspect, formatVerify } from './format.js';
 import { diffCommand } from './diff-command.js';
@@ -157,11 +158,14 @@ export const verifyCommand = define({
   async run(args, ctx) {
     noRest(args, 'verify');
     const age = maxAge(args);
+    // Not a store dir at all (relative, a trailing slash): said so, not "relocate it there".
+    const storeDir = str(args, 'store-dir');
+    if (storeDir !== undefined) assertStoreDir(storeDir);
     const report = await ctx.useCases.verifyPlan(
       onePositional(args, 'BUNDLE'),
       {
         trustedKeys: await readKeys(list(args, 'trusted-key')),
-        storeDir: str(args, 'store-dir'),
+        storeDir,
         noCheckSigs: flag(args, 'no-check-sigs'),
       },
       ctx.deps,
