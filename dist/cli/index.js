@@ -12544,6 +12544,7 @@ function diffCommand(kit) {
 
 
 
+
 /** `nix-plan export`. */
 const exportCommand = command_define({
     name: 'export',
@@ -12664,9 +12665,13 @@ const verifyCommand = command_define({
     async run(args, ctx) {
         noRest(args, 'verify');
         const age = maxAge(args);
+        // Not a store dir at all (relative, a trailing slash): said so, not "relocate it there".
+        const storeDir = str(args, 'store-dir');
+        if (storeDir !== undefined)
+            assertStoreDir(storeDir);
         const report = await ctx.useCases.verifyPlan(onePositional(args, 'BUNDLE'), {
             trustedKeys: await readKeys(list(args, 'trusted-key')),
-            storeDir: str(args, 'store-dir'),
+            storeDir,
             noCheckSigs: flag(args, 'no-check-sigs'),
         }, ctx.deps);
         // verify changes nothing, so the age is checked on the manifest it verified.
