@@ -1,11 +1,12 @@
 // Any derivation the ATerm format can hold (sorted lists, quote-free verbatim fields), for property
 // tests of the parser, the serialiser and what reads .drv files.
 import fc from 'fast-check';
+import { anyString } from './code-points.js';
 import { compareBytes } from '../../src/core/bytes.js';
 import type { Derivation } from '../../src/core/derivation/index.js';
 
 // Strings for verbatim fields (paths, output names, hash fields): no quote; anything else.
-const rawField = fc.string({ unit: 'binary', maxLength: 12 }).map((s) =>
+const rawField = anyString({ maxLength: 12 }).map((s) =>
   [...s]
     .map((c) => String.fromCharCode(c.charCodeAt(0) & 0xff))
     .join('')
