@@ -17,6 +17,20 @@ export default tseslint.config(
     },
   },
   {
+    // fast-check's `unit: 'binary'` builds a 90 MB table in every test file that uses it.
+    files: ['__tests__/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "Property[key.name='unit'][value.value='binary']",
+          message:
+            "Use anyString() or codePoint from __tests__/support/code-points.ts: unit 'binary' builds a 90 MB table.",
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     rules: {
