@@ -215,6 +215,8 @@ describe.each(nixVersions())('command-line manners on Nix $label', (version) => 
     ]);
     expect(missing.code).toBe(ExitCode.usage);
     expect(missing.err).toMatch(/missing\.nix': no such file/);
+    // Refused before the evaluation starts: no line claims it evaluated anything.
+    expect(missing.err).not.toContain('evaluating');
 
     const bundle = await exported('realm', ['echo']);
     const elsewhere = newStore(join(work, 'other', 'store'));

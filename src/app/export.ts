@@ -26,7 +26,7 @@ import {
   type BuiltInput,
   type ClosureMember,
 } from '../nix/built-inputs.js';
-import { evaluate, type EvaluateRequest } from '../nix/evaluate.js';
+import { checkEvaluateRequest, evaluate, type EvaluateRequest } from '../nix/evaluate.js';
 import { narOf } from '../nix/fs-tree.js';
 import { regularFileNar } from '../core/nar-write.js';
 import { NixStore, type ClosureObject } from '../nix/store.js';
@@ -90,6 +90,8 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   const keys = keyTexts.map(parseSecretKey);
   const include = options.include ?? 'drvs';
   await assertWritable(options.output);
+  // A request that cannot be evaluated is refused before the evaluation's progress line starts.
+  await checkEvaluateRequest(options);
   const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
   const t0 = performance.now();
   const createdAt = rfc3339(options.now?.() ?? new Date());

@@ -297,21 +297,11 @@ export async function evaluate(
   store: NixStore,
   log?: EvaluationLog,
 ): Promise<{ roots: EvaluatedRoot[]; storeDir: string }> {
+  await checkEvaluateRequest(request);
   const roots: EvaluatedRoot[] = [];
   const evalArgs = request.evalArgs ?? [];
   const attributes = request.attributes ?? [];
   const installables = request.installables ?? [];
-  if (attributes.length > 0 && request.file === undefined)
-    throw new NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-  for (const drvPath of request.drvPaths ?? [])
-    if (!drvPath.endsWith('.drv'))
-      throw new NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-  if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
-    throw new NixPlanError(
-      'usage',
-      'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH',
-    );
-  if (request.file !== undefined) await assertReadable(request.file);
   if (installables.length > 0)
     roots.push(...(await evaluateInstallables(installables, evalArgs, store, log)));
   if (request.file !== undefined)
@@ -329,4 +319,24 @@ export async function evaluate(
   const seen = new Set<string>();
   const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
   return { roots: unique, storeDir };
+}
+
+/**
+ * The checks of a request that need no Nix: what to evaluate is given, `-A` has its file, `--drv`
+ * paths are `.drv` paths and the file exists. Usage errors (exit 2), made before any Nix starts.
+ */
+export async function checkEvaluateRequest(request: EvaluateRequest): Promise<void> {
+  const attributes = request.attributes ?? [];
+  const installables = request.installables ?? [];
+  if (attributes.length > 0 && request.file === undefined)
+    throw new NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
+  for (const drvPath of request.drvPaths ?? [])
+    if (!drvPath.endsWith('.drv'))
+      throw new NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
+  if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
+    throw new NixPlanError(
+      'usage',
+      'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH',
+    );
+  if (request.file !== undefined) await assertReadable(request.file);
 }
