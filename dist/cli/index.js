@@ -6855,19 +6855,11 @@ async function evaluateFile(file, attributes, evalArgs, store, log) {
  * they are in. The evaluators' messages reach `log` when one is given.
  */
 async function evaluate(request, store, log) {
+    await checkEvaluateRequest(request);
     const roots = [];
     const evalArgs = request.evalArgs ?? [];
     const attributes = request.attributes ?? [];
     const installables = request.installables ?? [];
-    if (attributes.length > 0 && request.file === undefined)
-        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
-    for (const drvPath of request.drvPaths ?? [])
-        if (!drvPath.endsWith('.drv'))
-            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
-    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
-        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
-    if (request.file !== undefined)
-        await assertReadable(request.file);
     if (installables.length > 0)
         roots.push(...(await evaluateInstallables(installables, evalArgs, store, log)));
     if (request.file !== undefined)
@@ -6886,6 +6878,23 @@ async function evaluate(request, store, log) {
     const seen = new Set();
     const unique = roots.filter((r) => !seen.has(r.drvPath) && seen.add(r.drvPath) !== undefined);
     return { roots: unique, storeDir };
+}
+/**
+ * The checks of a request that need no Nix: what to evaluate is given, `-A` has its file, `--drv`
+ * paths are `.drv` paths and the file exists. Usage errors (exit 2), made before any Nix starts.
+ */
+async function checkEvaluateRequest(request) {
+    const attributes = request.attributes ?? [];
+    const installables = request.installables ?? [];
+    if (attributes.length > 0 && request.file === undefined)
+        throw new errors_NixPlanError('usage', 'an attribute (-A) needs a file (-f FILE)');
+    for (const drvPath of request.drvPaths ?? [])
+        if (!drvPath.endsWith('.drv'))
+            throw new errors_NixPlanError('usage', `'${drvPath}' is not a derivation (.drv) path`);
+    if (installables.length === 0 && request.file === undefined && (request.drvPaths ?? []).length === 0)
+        throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
+    if (request.file !== undefined)
+        await assertReadable(request.file);
 }
 
 ;// CONCATENATED MODULE: ./src/nix/import.ts
@@ -17989,6 +17998,8 @@ async function exportPlan(options, deps) {
     const keys = keyTexts.map(parseSecretKey);
     const include = options.include ?? 'drvs';
     await assertWritable(options.output);
+    // A request that cannot be evaluated is refused before the evaluation's progress line starts.
+    await checkEvaluateRequest(options);
     const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
     const t0 = performance.now();
     const createdAt = rfc3339(options.now?.() ?? new Date());
