@@ -2,7 +2,9 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { generateKeyPair } from '../../src/core/signing.js';
+import { actionDefaults, REPO } from '../support/action-step.js';
 import {
   FetchInput,
   PlanInput,
@@ -417,19 +419,6 @@ describe('action.yml', () => {
 });
 
 describe('action.yml defaults', () => {
-  /** `input: default` of an action.yml's flat inputs map. */
-  const defaults = (file: string): Record<string, string> => {
-    const text = readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
-    const block = text.split(/^inputs:\n/m)[1]?.split(/^\S/m)[0] ?? '';
-    const out: Record<string, string> = {};
-    let input = '';
-    for (const line of block.split('\n')) {
-      input = /^ {2}([a-z-]+):\s*$/.exec(line)?.[1] ?? input;
-      const value = /^ {4}default:\s*(.*)$/.exec(line)?.[1];
-      if (value !== undefined) out[input] = value.replace(/^'(.*)'$/, '$1');
-    }
-    return out;
-  };
   const reader =
     (values: Record<string, string>): InputReader =>
     (name) =>
@@ -461,7 +450,7 @@ describe('action.yml defaults', () => {
       ],
     ],
   ])('%s states %j as defaults, the values the code falls back to', (file, expected) => {
-    const declared = defaults(file);
+    const declared = actionDefaults(join(REPO, file));
     expect(Object.keys(declared).sort()).toEqual([...expected].sort());
     const base: Record<string, string> =
       file === 'action.yml'
@@ -489,7 +478,7 @@ describe('action.yml defaults', () => {
   test('a rollback names no plan input as unused when the runner passes deploy/action.yml defaults', () => {
     // The runner passes every declared default; the code's own list of plan inputs and their
     // unset values must agree with action.yml, or each rollback would log a notice for nothing.
-    const declared = defaults('deploy/action.yml');
+    const declared = actionDefaults(join(REPO, 'deploy/action.yml'));
     const base = { hosts: 'root@h', 'known-hosts': 'h ssh-ed25519 AAAA', rollback: 'true' };
     expect(parseDeploySettings(reader({ ...declared, ...base }), env).unusedInputs).toEqual([]);
     expect(

@@ -3,6 +3,7 @@
 // must use only inputs the actions take.
 import { describe, expect, test } from '@jest/globals';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   DeployInput,
   DeployOutput,
@@ -18,6 +19,7 @@ import { COMMON } from '../../src/cli/command.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { splitShellWords } from '../../src/core/shell-words.js';
+import { actionDefaults, REPO } from '../support/action-step.js';
 
 const read = (file: string): string => readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8');
 const README = read('README.md');
@@ -42,22 +44,6 @@ function firstColumn(text: string): string[] {
 }
 
 const names = (o: Record<string, string>): string[] => [...new Set(Object.values(o))].sort();
-
-/** `input: default` of an action.yml's inputs (quotes removed); inputs without one are absent. */
-function declaredDefaults(file: string): Record<string, string> {
-  const block =
-    read(file)
-      .split(/^inputs:\n/m)[1]
-      ?.split(/^\S/m)[0] ?? '';
-  const out: Record<string, string> = {};
-  let input = '';
-  for (const line of block.split('\n')) {
-    input = /^ {2}([a-z-]+):\s*$/.exec(line)?.[1] ?? input;
-    const value = /^ {4}default:\s*(.*)$/.exec(line)?.[1];
-    if (value !== undefined) out[input] = value.replace(/^'(.*)'$/, '$1');
-  }
-  return out;
-}
 
 /** `input → default column` of a README inputs table. */
 function documentedDefaults(table: string): Record<string, string> {
@@ -133,7 +119,7 @@ describe('README', () => {
     ['### Deploy: `OWNER/nix-plan/deploy@v1`', 'deploy/action.yml'],
   ])('%s states the defaults its action.yml declares', (heading, file) => {
     const documented = documentedDefaults(section(section(README, heading), '#### Inputs'));
-    const declared = declaredDefaults(file);
+    const declared = actionDefaults(join(REPO, file));
     for (const [input, value] of Object.entries(declared))
       expect({ input, documented: documented[input] }).toEqual({ input, documented: `\`${value}\`` });
     // A default in code font is the value the input takes when left out: action.yml declares it
