@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { inspectPlan } from '../../src/app/inspect.js';
 import { diffPlanSources } from '../../src/app/diff.js';
 import type { exportPlan } from '../../src/app/export.js';
-import type { realisePlan } from '../../src/app/realise.js';
+import { selectRoots, type realisePlan } from '../../src/app/realise.js';
 import type { Logger, Progress } from '../../src/app/deps.js';
 import {
   encodeExport,
@@ -43,6 +43,7 @@ import type { relocatePlan } from '../../src/app/relocate.js';
 import { deployPlan } from '../../src/app/deploy/index.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { nixBuildLog, type ActionIO } from '../../src/action/run.js';
+import { recordingIO, type Recorded } from '../support/recording-io.js';
 import { workflowCommands } from '../support/workflow-commands.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
 import type { CommandRunner } from '../../src/nix/runner.js';
@@ -73,48 +74,6 @@ function planBundle(roots = ROOTS): { bytes: Uint8Array; manifest: BundleManifes
     },
     exportBytes,
   );
-}
-
-/** What an action did to the runner. */
-interface Recorded {
-  outputs: Record<string, string>;
-  secrets: string[];
-  summary: string[];
-  log: string[];
-  /** What reached the job log raw (Nix's own output, in groups). */
-  raw: string[];
-}
-
-function recordingIO(
-  inputs: Record<string, string>,
-  env: Record<string, string>,
-): { io: ActionIO; rec: Recorded } {
-  const rec: Recorded = { outputs: {}, secrets: [], summary: [], log: [], raw: [] };
-  const log: Logger = {
-    info: (m) => rec.log.push(`info: ${m}`),
-    warn: (m) => rec.log.push(`warn: ${m}`),
-    debug: (m) => rec.log.push(`debug: ${m}`),
-  };
-  const progress: Progress = { start: () => ({ tick: () => undefined, done: () => undefined }) };
-  let clock = 1000;
-  const io: ActionIO = {
-    input: (name) => inputs[name] ?? '',
-    env: (name) => env[name],
-    setOutput: (name, value) => {
-      rec.outputs[name] = String(value);
-    },
-    setSecret: (value) => rec.secrets.push(value),
-    log,
-    progress,
-    appendSummary: (markdown) => {
-      rec.summary.push(markdown);
-      return Promise.resolve();
-    },
-    now: () => (clock += 5),
-    writeLog: (chunk) =>
-      rec.raw.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')),
-  };
-  return { io, rec };
 }
 
 const noRunner: CommandRunner = {
@@ -901,5 +860,185 @@ describe('the promote action', () => {
     expect(uploads).toEqual([]);
     expect(rec.summary).toEqual([]);
     expect(rec.outputs).toEqual({});
+  });
+});
+
+describe("a refusal an action user meets names the action's input, not the command line's flag", () => {
+  /** No `--flag` in the message: an action user has none to give. */
+  const noFlag = /(^|[\s('"])--[a-z]/;
+
+  /** Runs the deploy action on `bundle` with `inputs`; the hosts never answer. What it threw. */
+  async function deployRefusal(
+    inputs: Record<string, string>,
+    bundle: Uint8Array = planBundle().bytes,
+  ): Promise<{ error: NixPlanError; asked: string[] }> {
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, bundle);
+    const { io } = recordingIO(
+      {
+        [DeployInput.Bundle]: file,
+        [DeployInput.Digest]: digestOf(bundle),
+        [DeployInput.Hosts]: 'root@host.invalid',
+        [DeployInput.KnownHosts]: 'host.invalid ssh-ed25519 AAAA',
+        ...inputs,
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    const asked: string[] = [];
+    const refused = await runDeploy({
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('no artifact service for a bundle file');
+      },
+      deployPlan: (path, options, d) =>
+        deployPlan(path, options, {
+          ...d,
+          shellFor: (t) => ({
+            label: t.host,
+            remote: true,
+            run: () => {
+              asked.push(t.host);
+              return Promise.reject(new NixPlanError('host', `${t.host} does not answer`));
+            },
+          }),
+        }),
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NixPlanError);
+    return { error: refused as NixPlanError, asked };
+  }
+
+  test('deploy: a relative profile with use-sudo names "profile" and "use-sudo"', async () => {
+    const { error, asked } = await deployRefusal({
+      [DeployInput.Profile]: 'profiles/system',
+      [DeployInput.UseSudo]: 'true',
+    });
+    expect(error.code).toBe('usage');
+    expect(error.message).toBe(
+      `"profile" 'profiles/system' is relative: with "use-sudo: true" give an absolute path ` +
+        "(a relative one would be taken from the home sudo chooses, not the login's)",
+    );
+    expect(asked).toEqual([]);
+  });
+
+  test('deploy: hosts without names name "hosts" and the line to write', async () => {
+    // Several roots and one host with no name; several hosts, one without a name.
+    const several = await deployRefusal({});
+    expect(several.error.message).toContain(
+      'name the host after its root ("hosts: NAME=[USER@]HOST") to deploy one',
+    );
+    const unnamed = await deployRefusal({ [DeployInput.Hosts]: 'r0=root@a.invalid\nroot@b.invalid' });
+    expect(unnamed.error.message).toBe('with several hosts, give each a name: "hosts: NAME=[USER@]HOST"');
+    for (const { error, asked } of [several, unnamed]) {
+      expect(error.message).not.toMatch(noFlag);
+      expect(asked).toEqual([]);
+    }
+  });
+
+  test('deploy: a root that is no NixOS system offers no option the action lacks', async () => {
+    // The command line's way out (--allow-any-root) is no input of the action: not offered.
+    const { error, asked } = await deployRefusal({ [DeployInput.Hosts]: 'r1=root@host.invalid' });
+    expect(error.message).toMatch(/^root 'r1' builds 'r1', not a NixOS system/);
+    expect(error.message).not.toMatch(/allow-any-root/);
+    expect(error.message).not.toMatch(noFlag);
+    expect(asked).toEqual([]);
+  });
+
+  test('deploy: an unproven system names "trusted-keys" and "action: push"', async () => {
+    // An `outputs` plan whose build output nothing signed, taken with no-check-sigs: activated never.
+    const b = new Builder(STORE);
+    const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
+    const out = b.outPath(drv);
+    const entries = [
+      ...b.objects.map((o) => ({
+        path: o.path,
+        references: o.references,
+        deriver: '',
+        nar: narOfFile(o.contents!),
+      })),
+      { path: out, references: [], deriver: drv, nar: narOfFile('forged') },
+    ];
+    const exportBytes = encodeExport(entries);
+    const draft = await draftFor(
+      exportBytes,
+      STORE,
+      [{ attribute: 'web', drvPath: drv, outputs: { out } }],
+      'outputs',
+    );
+    const { error } = await deployRefusal(
+      { [DeployInput.NoCheckSigs]: 'true' },
+      bundleOf(draft, exportBytes).bytes,
+    );
+    expect(error.code).toBe('signature');
+    expect(error.message).toBe(
+      'the plan holds 1 build output no trusted key signed: deploy activates only a proven system ' +
+        '(give "trusted-keys"; "action: push" only stages it)',
+    );
+  });
+
+  test('realise: roots that name no root name "roots"; max-age names "max-age"', async () => {
+    const bundle = planBundle();
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, bundle.bytes);
+    const env = { [RunnerEnv.RunnerTemp]: join(dir, 'runner') };
+    const base = { [RealiseInput.Bundle]: file, [RealiseInput.Digest]: digestOf(bundle.bytes) };
+    // The plan was made in January: a day is too old.
+    const stale = recordingIO({ ...base, [RealiseInput.MaxAge]: '1d' }, env);
+    const deps = (io: ActionIO): RealiseDeps => ({
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('no artifact service for a bundle file');
+      },
+      inspectPlan,
+      realisePlan: () => Promise.reject(new Error('realised a stale plan')),
+    });
+    const old = await runRealise(deps(stale.io)).catch((e: unknown) => e);
+    expect((old as NixPlanError).code).toBe('stale');
+    expect((old as NixPlanError).message).toMatch(
+      new RegExp(`^the plan was created at ${FIXTURE_CREATED_AT}, .* ago: older than "max-age: 1d" allows$`),
+    );
+    // The roots are refused by realisePlan itself, as the action asks it (its selection, here).
+    const typo = recordingIO({ ...base, [RealiseInput.Roots]: 'r9' }, env);
+    const named = await runRealise({
+      ...deps(typo.io),
+      realisePlan: (async (path: string, options: Parameters<typeof realisePlan>[1]) => {
+        const { manifest } = await inspectPlan(path);
+        selectRoots(manifest.roots, options.roots, options.optionNames);
+        throw new Error('the roots were accepted');
+      }) as unknown as typeof realisePlan,
+    }).catch((e: unknown) => e);
+    expect((named as NixPlanError).message).toMatch(
+      /^"roots" 'r9' matches no root of the bundle; its roots are: 0=r0/,
+    );
+  });
+
+  test('promote: max-age names "max-age"', async () => {
+    const bundle = planBundle();
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, bundle.bytes);
+    const { io } = recordingIO(
+      {
+        [PromoteInput.Bundle]: file,
+        [PromoteInput.Digest]: digestOf(bundle.bytes),
+        [PromoteInput.To]: '/beta/store',
+        [PromoteInput.MaxAge]: '2h',
+        [PromoteInput.Upload]: 'false',
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    const refused = await runPromote({
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('no artifact service for a bundle file');
+      },
+      inspectPlan,
+      relocatePlan: (() =>
+        Promise.reject(new Error('relocated a stale plan'))) as unknown as typeof relocatePlan,
+      diffPlanSources: noDiff,
+    }).catch((e: unknown) => e);
+    expect((refused as NixPlanError).code).toBe('stale');
+    expect((refused as NixPlanError).message).toMatch(/older than "max-age: 2h" allows$/);
   });
 });

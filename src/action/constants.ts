@@ -1,4 +1,5 @@
 // The names of every input, output and state of the three actions, spelled once (action.yml must match).
+import type { OptionNames } from '../core/option-names.js';
 
 /** Inputs of the root action (`uses: OWNER/nix-plan@v1`): evaluate once and publish the plan. */
 export const PlanInput = {
@@ -107,6 +108,26 @@ export const DeployInput = {
   AllowDowngrade: 'allow-downgrade',
   Rollback: 'rollback',
 } as const;
+
+/**
+ * How the use cases' messages name what an action user can set: the input, never the command
+ * line's flag (`"profile"`, `"action: push"`). One table for the fetching actions, which spell a
+ * shared input alike; `allow-any-root` has no input, so no message offers it.
+ */
+export const ACTION_OPTION_NAMES: OptionNames = {
+  style: 'input',
+  names: {
+    host: DeployInput.Hosts,
+    profile: DeployInput.Profile,
+    useSudo: DeployInput.UseSudo,
+    action: DeployInput.Action,
+    trustedKey: FetchInput.TrustedKeys,
+    noCheckSigs: FetchInput.NoCheckSigs,
+    maxAge: FetchInput.MaxAge,
+    allowDowngrade: DeployInput.AllowDowngrade,
+    roots: RealiseInput.Roots,
+  },
+};
 
 /** Outputs of `deploy`. */
 export const DeployOutput = {

@@ -18,7 +18,7 @@ import { NixPlanError } from '../core/errors.js';
 import type { Logger } from '../app/deps.js';
 import type { CommandRunner } from '../nix/runner.js';
 import type { ArtifactTransport } from '../transport/transport.js';
-import { DeployInput, DeployOutput } from './constants.js';
+import { ACTION_OPTION_NAMES, DeployInput, DeployOutput } from './constants.js';
 import { parseDeploySettings } from './deploy-settings.js';
 import { unpinnedWarning } from './fetch-settings.js';
 import { fetchPlan } from './fetch.js';
@@ -278,6 +278,8 @@ async function onHosts<R>(
         // The action's identity and host keys come first: ssh keeps the first value of an option.
         sshOptions: [...ssh.args, ...settings.sshOptions],
         useSudo: settings.useSudo,
+        // Refusals name this action's inputs, not the command line's flags.
+        optionNames: ACTION_OPTION_NAMES,
       },
       {
         runner: deps.runner,

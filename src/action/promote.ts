@@ -11,7 +11,7 @@ import { NixPlanError } from '../core/errors.js';
 import { parsePublicKey } from '../core/signing.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
-import { PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
+import { ACTION_OPTION_NAMES, PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
 import { compareInputs, comparePlans, failIfRefused, trustingOwnKey, type CompareDeps } from './compare.js';
 import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
@@ -82,7 +82,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   await rm(output, { force: true });
   const { manifest, report } = await withFreshness(
     plan.path,
-    { maxAgeMs: settings.maxAgeMs, maxAgeText: settings.maxAgeText },
+    { maxAgeMs: settings.maxAgeMs, maxAgeText: settings.maxAgeText, optionNames: ACTION_OPTION_NAMES },
     io.log,
     (bundle, name) =>
       deps.relocatePlan(

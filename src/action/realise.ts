@@ -7,7 +7,7 @@ import { parsePublicKey } from '../core/signing.js';
 import { realisePlan } from '../app/realise.js';
 import type { CommandRunner } from '../nix/runner.js';
 import type { ArtifactTransport } from '../transport/transport.js';
-import { RealiseInput, RealiseOutput } from './constants.js';
+import { ACTION_OPTION_NAMES, RealiseInput, RealiseOutput } from './constants.js';
 import { fetchPlan } from './fetch.js';
 import { unpinnedWarning } from './fetch-settings.js';
 import { selectShard } from './matrix.js';
@@ -78,6 +78,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       maxAgeText: settings.maxAgeText,
       target: settings.outLink,
       allowDowngrade: settings.allowDowngrade,
+      optionNames: ACTION_OPTION_NAMES,
     },
     buildLog.log,
     (bundle, name) =>
@@ -85,6 +86,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
         bundle,
         {
           name,
+          optionNames: ACTION_OPTION_NAMES,
           ...(roots.length > 0 ? { roots } : {}),
           ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
           ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),

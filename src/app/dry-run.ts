@@ -78,7 +78,7 @@ export async function dryRunRealise(
   );
   const { manifest } = report;
   const missing = await store.invalidPaths(paths);
-  const roots = selectRoots(manifest.roots, options.roots);
+  const roots = selectRoots(manifest.roots, options.roots, options.optionNames);
 
   // Every derivation the roots can need, and every output path they know.
   const facts = async (drv: string): Promise<DrvFacts> => {

@@ -17,6 +17,7 @@ import {
   type LastApplied,
 } from '../core/freshness.js';
 import { rfc3339 } from '../core/provenance.js';
+import { optionSet, type OptionNames } from '../core/option-names.js';
 import type { Logger } from './deps.js';
 import { privateBundle } from './private-copy.js';
 
@@ -26,7 +27,7 @@ export function recordPathFor(target: string): string {
 }
 
 /** The last-applied record at `path`, or undefined when there is none. */
-export async function readLastApplied(path: string): Promise<LastApplied | undefined> {
+export async function readLastApplied(path: string, names?: OptionNames): Promise<LastApplied | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -34,7 +35,7 @@ export async function readLastApplied(path: string): Promise<LastApplied | undef
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new NixPlanError('stale', `cannot read the last-applied record '${path}': ${(e as Error).message}`);
   }
-  return parseLastApplied(text, path);
+  return parseLastApplied(text, path, names);
 }
 
 /**
@@ -69,6 +70,8 @@ export interface FreshnessChecks {
   readonly maxAgeText?: string | undefined;
   /** Accept a plan older than the last one applied there (`--allow-downgrade`). */
   readonly allowDowngrade?: boolean | undefined;
+  /** How messages name these options (default: the command line's flags; an action: its inputs). */
+  readonly optionNames?: OptionNames | undefined;
 }
 
 /** How a plan's age is checked where it is applied. */
@@ -97,13 +100,15 @@ export function checkPlanAge(
     maxAgeText: checks.maxAgeText,
     ...(last !== undefined && { last }),
     allowDowngrade: checks.allowDowngrade,
+    optionNames: checks.optionNames,
   };
   const problem = freshnessProblem(manifest, policy, now);
   if (problem !== undefined) throw problem;
   warnIfFromTheFuture(manifest, now, log);
   if (checks.allowDowngrade === true && last !== undefined) {
     const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
-    if (strict !== undefined) log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+    if (strict !== undefined)
+      log.warn(`${optionSet(checks.optionNames, 'allowDowngrade')}: applying anyway: ${strict.message}`);
   }
 }
 
@@ -128,7 +133,8 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
   try {
     const { manifest } = await readBundleHead(copy.source);
     const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
-    const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
+    const last =
+      recordPath === undefined ? undefined : await readLastApplied(recordPath, options.optionNames);
     const target = options.target;
     checkPlanAge(
       manifest,

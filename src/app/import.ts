@@ -2,6 +2,7 @@
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
 import { join } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
+import { optionSet, type OptionNames } from '../core/option-names.js';
 import {
   checkRealm,
   exportStream,
@@ -56,6 +57,8 @@ export interface ImportOptions {
    * verified and before any of it reaches the store; what it throws is the import's error.
    */
   readonly checkManifest?: ((manifest: BundleManifest) => void) | undefined;
+  /** How messages name the options (default: the command line's flags; an action: its inputs). */
+  readonly optionNames?: OptionNames | undefined;
 }
 
 /** What importPlan did. */
@@ -216,7 +219,7 @@ export async function importPlan(
     };
     if (report.unproven > 0)
       deps.log.warn(
-        `--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`,
+        `${optionSet(options.optionNames, 'noCheckSigs')}: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`,
       );
     const invalid = await validity.invalid();
     const verifiedAt = performance.now();

@@ -3,6 +3,7 @@
 import { readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
+import { optionName, type OptionNames } from '../core/option-names.js';
 import type { BundleManifest, BundleRoot, TrustReport } from '../core/bundle/index.js';
 import { drvName } from '../core/derivation/index.js';
 import { nameOf, outputPathName } from '../core/store-path.js';
@@ -44,9 +45,14 @@ export interface RealiseResult {
 
 /**
  * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
- * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors, naming
+ * the option as `names` spells it (default: `--roots`).
  */
-export function selectRoots(roots: readonly BundleRoot[], selectors: readonly string[] = []): BundleRoot[] {
+export function selectRoots(
+  roots: readonly BundleRoot[],
+  selectors: readonly string[] = [],
+  names?: OptionNames,
+): BundleRoot[] {
   if (selectors.length === 0) return [...roots];
   const chosen = new Set<BundleRoot>();
   for (const sel of selectors) {
@@ -58,7 +64,7 @@ export function selectRoots(roots: readonly BundleRoot[], selectors: readonly st
     if (matches.length === 0)
       throw new NixPlanError(
         'usage',
-        `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`,
+        `${optionName(names, 'roots')} '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`,
       );
     for (const m of matches) chosen.add(m);
   }
@@ -79,11 +85,11 @@ export async function realisePlan(
   // the plan reaches the store, not after importing it.
   const checkManifest = (m: BundleManifest): void => {
     options.checkManifest?.(m);
-    selectRoots(m.roots, options.roots);
+    selectRoots(m.roots, options.roots, options.optionNames);
   };
   const imported = await importPlan(bundlePath, { ...options, checkManifest }, deps);
   const { manifest } = imported;
-  const roots = selectRoots(manifest.roots, options.roots);
+  const roots = selectRoots(manifest.roots, options.roots, options.optionNames);
   const store = new NixStore(deps.runner, { store: options.store });
   const drvs = roots.map((r) => r.drvPath);
   // What building can add: the outputs of the plan's derivations that are not valid yet.

@@ -5,6 +5,7 @@ import { NixPlanError } from './errors.js';
 import type { BundleManifest } from './bundle/manifest-types.js';
 import { timestamp } from './bundle/manifest-schema.js';
 import { formatAge } from './provenance-view.js';
+import { optionSet, type OptionNames } from './option-names.js';
 
 /**
  * What is remembered of the last plan applied to a profile or out-link, in
@@ -33,12 +34,15 @@ export function staleError(message: string): NixPlanError {
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
-/** Parses a last-applied record; throws a 'stale' error naming `where` when it is not one. */
-export function parseLastApplied(text: string, where: string): LastApplied {
+/**
+ * Parses a last-applied record; throws a 'stale' error naming `where` when it is not one (and the
+ * option that waives it as `names` spells it: the command line's by default).
+ */
+export function parseLastApplied(text: string, where: string, names?: OptionNames): LastApplied {
   const fail = (why: string): NixPlanError =>
     staleError(
       `the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
-        'than the one applied before; repair or remove the record, or pass --allow-downgrade',
+        `than the one applied before; repair or remove the record, or pass ${optionSet(names, 'allowDowngrade')}`,
     );
   let v: unknown;
   try {
@@ -115,6 +119,8 @@ export interface FreshnessPolicy {
   readonly last?: { readonly record: LastApplied; readonly target: string } | undefined;
   /** Accept a plan older than the last one applied (or of unknown age). */
   readonly allowDowngrade?: boolean | undefined;
+  /** How messages name the options (default: the command line's flags). */
+  readonly optionNames?: OptionNames | undefined;
 }
 
 /**
@@ -133,16 +139,16 @@ export function freshnessProblem(
     manifest.formatVersion === 1
       ? 'the plan records no creation time (a format 1 bundle)'
       : 'the plan records no creation time (it was promoted from a format 1 bundle)';
+  const names = policy.optionNames;
+  const force = `${optionSet(names, 'allowDowngrade')} to force`;
   if (policy.maxAgeMs !== undefined) {
-    const limit = policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`;
+    const limit = optionSet(names, 'maxAge', policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`);
     if (created === undefined)
-      return staleError(
-        `${unknown}, so it cannot be shown to be younger than --max-age ${limit}; re-export it`,
-      );
+      return staleError(`${unknown}, so it cannot be shown to be younger than ${limit}; re-export it`);
     const age = now.getTime() - Date.parse(created);
     if (age > policy.maxAgeMs)
       return staleError(
-        `the plan was created at ${created}, ${formatAge(age)} ago: older than --max-age ${limit} allows`,
+        `the plan was created at ${created}, ${formatAge(age)} ago: older than ${limit} allows`,
       );
   }
   const last = policy.last;
@@ -150,10 +156,10 @@ export function freshnessProblem(
     return undefined;
   const before = `${last.target} was last given a plan created at ${last.record.createdAt ?? '(unknown)'} (applied ${last.record.appliedAt}, ${last.record.digest})`;
   if (created === undefined)
-    return staleError(`${unknown}, and ${before}: it may be older; refusing it (--allow-downgrade to force)`);
+    return staleError(`${unknown}, and ${before}: it may be older; refusing it (${force})`);
   if (last.record.createdAt !== undefined && Date.parse(created) < Date.parse(last.record.createdAt))
     return staleError(
-      `the plan was created at ${created}, before the one ${before}: refusing a downgrade (--allow-downgrade to force)`,
+      `the plan was created at ${created}, before the one ${before}: refusing a downgrade (${force})`,
     );
   return undefined;
 }

@@ -6,6 +6,7 @@ import { checkSignatures } from '../../core/bundle/policy.js';
 import { trustReportOf, trustStatus, type TrustReport } from '../../core/bundle/trust-report.js';
 import { parsePublicKey } from '../../core/signing.js';
 import { NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.js';
+import { optionName, optionSet } from '../../core/option-names.js';
 import { HostProgram } from '../../nix/host-program.js';
 import { generationOf } from '../../nix/profile.js';
 import { SshHost, formatSshTarget, type SshTarget } from '../../nix/ssh.js';
@@ -55,24 +56,27 @@ export function failedOutcome(code: ErrorCode): HostOutcome {
 /**
  * The checks deploy and deploy --rollback make of their host list and profile before asking any
  * host: each host's name (`--host NAME=…`, else its address), given once, and the profile (absolute
- * with `--use-sudo`).
+ * with `--use-sudo`). Messages name the options as `options.optionNames` spells them.
  */
 export function checkHosts(
-  options: Pick<DeployOptions, 'hosts' | 'profile' | 'useSudo'>,
+  options: Pick<DeployOptions, 'hosts' | 'profile' | 'useSudo' | 'optionNames'>,
   command: string,
 ): { readonly names: string[]; readonly profile: string } {
-  if (options.hosts.length === 0) throw new NixPlanError('usage', `${command} needs at least one --host`);
+  const spelling = options.optionNames;
+  if (options.hosts.length === 0)
+    throw new NixPlanError('usage', `${command} needs at least one ${optionName(spelling, 'host')}`);
   const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup !== undefined) throw new NixPlanError('usage', `host '${dup}' is given twice`);
   const profile = options.profile ?? DEFAULT_PROFILE;
-  if (profile === '' || profile.includes('\0')) throw new NixPlanError('usage', '--profile must be a path');
+  if (profile === '' || profile.includes('\0'))
+    throw new NixPlanError('usage', `${optionName(spelling, 'profile')} must be a path`);
   // A relative profile is taken from $HOME on the host, and under sudo that is whatever home sudo
   // sets (root's by default, the login's where sudoers keeps HOME): not one path to name.
   if (options.useSudo === true && !profile.startsWith('/'))
     throw new NixPlanError(
       'usage',
-      `--profile '${profile}' is relative: with --use-sudo give an absolute path ` +
+      `${optionName(spelling, 'profile')} '${profile}' is relative: with ${optionSet(spelling, 'useSudo')} give an absolute path ` +
         "(a relative one would be taken from the home sudo chooses, not the login's)",
     );
   return { names, profile };
@@ -160,12 +164,14 @@ async function verifyForDeploy(
   });
   deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
   const outputs = `${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted key signed`;
+  const names = options.optionNames;
   if (report.unproven > 0 && activates)
     throw new NixPlanError(
       'signature',
-      `the plan holds ${outputs}: deploy activates only a proven system (give --trusted-key; --action push only stages it)`,
+      `the plan holds ${outputs}: deploy activates only a proven system (give ${optionName(names, 'trustedKey')}; ` +
+        `${optionSet(names, 'action', 'push')} only stages it)`,
     );
-  if (report.unproven > 0) deps.log.warn(`--no-check-sigs: sending ${outputs}`);
+  if (report.unproven > 0) deps.log.warn(`${optionSet(names, 'noCheckSigs')}: sending ${outputs}`);
   return { signedBy: report.trustedSignatures, trust };
 }
 
@@ -211,8 +217,8 @@ export async function deployPlan(
     const { manifest } = head;
     // `push` sends the whole plan to every host and activates nothing: no root to choose.
     const push = action === 'push';
-    const roots = push ? undefined : assignRoots(manifest.roots, options.hosts);
-    const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
+    const roots = push ? undefined : assignRoots(manifest.roots, options.hosts, options.optionNames);
+    const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true, options.optionNames));
 
     const programs = options.hosts.map((h) => hostProgram(h.target, options, deps));
     const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);

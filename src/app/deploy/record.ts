@@ -42,6 +42,10 @@ export function checkFreshness(
   const record =
     bytes === undefined
       ? undefined
-      : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`);
+      : parseLastApplied(
+          Buffer.from(bytes).toString('utf8'),
+          `${target}${RECORD_SUFFIX}`,
+          checks.optionNames,
+        );
   checkPlanAge(manifest, checks, record === undefined ? undefined : { record, target }, now, log);
 }

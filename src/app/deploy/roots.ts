@@ -3,6 +3,7 @@
 import type { BundleRoot } from '../../core/bundle/manifest.js';
 import { drvName } from '../../core/derivation/index.js';
 import { NixPlanError } from '../../core/errors.js';
+import { offers, optionSet, type OptionNames } from '../../core/option-names.js';
 import { rootLabel } from '../inspect.js';
 
 /** The prefix of a NixOS system toplevel's derivation name (`nixos-system-HOST-VERSION`). */
@@ -30,26 +31,27 @@ export function rootMatch(root: BundleRoot, name: string): number {
 /**
  * The root each named host gets. With one host and no name the plan must have exactly one root;
  * otherwise each name must pick exactly one root (the best match) and no root may go to two
- * hosts' names by accident. Usage errors list the roots.
+ * hosts' names by accident. Usage errors list the roots, and name the option as `names` spells it.
  */
 export function assignRoots(
   roots: readonly BundleRoot[],
   hosts: readonly { name?: string | undefined }[],
+  names?: OptionNames,
 ): BundleRoot[] {
   const list = (): string => roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ');
+  const named = optionSet(names, 'host', 'NAME=[USER@]HOST');
   if (hosts.length === 1 && hosts[0]?.name === undefined) {
     const [only] = roots;
     if (roots.length !== 1 || only === undefined)
       throw new NixPlanError(
         'usage',
-        `the plan has ${roots.length} roots (${list()}): name the host after its root (--host NAME=[USER@]HOST) to deploy one`,
+        `the plan has ${roots.length} roots (${list()}): name the host after its root (${named}) to deploy one`,
       );
     return [only];
   }
   return hosts.map((h) => {
     const name = h.name;
-    if (name === undefined)
-      throw new NixPlanError('usage', 'with several hosts, give each a name: --host NAME=[USER@]HOST');
+    if (name === undefined) throw new NixPlanError('usage', `with several hosts, give each a name: ${named}`);
     const scored = roots.map((r) => [r, rootMatch(r, name)] as const).filter(([, s]) => s > 0);
     const best = Math.max(0, ...scored.map(([, s]) => s));
     const chosen = scored.filter(([, s]) => s === best).map(([r]) => r);
@@ -67,15 +69,17 @@ export function assignRoots(
 
 /**
  * The system a root builds, checked to be a NixOS toplevel by its derivation name (unless
- * `allowAnyRoot`) with a known `out` path: refused here, before anything is built.
+ * `allowAnyRoot`) with a known `out` path: refused here, before anything is built. The way out
+ * the refusal offers is the option as `names` spells it, when that front end has one.
  */
-export function systemOfRoot(root: BundleRoot, allowAnyRoot: boolean): string {
+export function systemOfRoot(root: BundleRoot, allowAnyRoot: boolean, names?: OptionNames): string {
   const name = drvName(root.drvPath);
   if (!allowAnyRoot && !name.startsWith(NIXOS_SYSTEM_PREFIX))
     throw new NixPlanError(
       'usage',
       `root '${rootLabel(root)}' builds '${name}', not a NixOS system (${NIXOS_SYSTEM_PREFIX}…): export the ` +
-        'system attribute, e.g. nixosConfigurations.HOST.config.system.build.toplevel (or pass --allow-any-root)',
+        'system attribute, e.g. nixosConfigurations.HOST.config.system.build.toplevel' +
+        (offers(names, 'allowAnyRoot') ? ` (or pass ${optionSet(names, 'allowAnyRoot')})` : ''),
     );
   const outputs = Object.keys(root.outputs);
   const out = root.outputs['out'];

@@ -142,6 +142,7 @@ export type RollbackOptions = Pick<
   | 'keepGoing'
   | 'sshOptions'
   | 'useSudo'
+  | 'optionNames'
 > & { readonly action?: ActivationAction | undefined };
 
 /** What deployRollback did. */

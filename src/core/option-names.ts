@@ -1,0 +1,75 @@
+// How a message names what the user can change: the command line's options (`--profile`), or
+// an action's inputs (`"profile"`), so a refusal tells each user what they can actually set.
+
+/** The options a use case's messages may tell the user to give (or take back). */
+export type OptionKey =
+  | 'host'
+  | 'profile'
+  | 'useSudo'
+  | 'action'
+  | 'trustedKey'
+  | 'noCheckSigs'
+  | 'maxAge'
+  | 'allowDowngrade'
+  | 'allowAnyRoot'
+  | 'roots';
+
+/**
+ * How one front end spells its options: flags (`--max-age 7d`) or action inputs
+ * (`"max-age: 7d"`), by name; an option it does not have is left out.
+ */
+export interface OptionNames {
+  readonly style: 'flag' | 'input';
+  readonly names: Readonly<Partial<Record<OptionKey, string>>>;
+}
+
+/** The command line's flags. */
+export const CLI_OPTION_NAMES: OptionNames = {
+  style: 'flag',
+  names: {
+    host: 'host',
+    profile: 'profile',
+    useSudo: 'use-sudo',
+    action: 'action',
+    trustedKey: 'trusted-key',
+    noCheckSigs: 'no-check-sigs',
+    maxAge: 'max-age',
+    allowDowngrade: 'allow-downgrade',
+    allowAnyRoot: 'allow-any-root',
+    roots: 'roots',
+  },
+};
+
+/** Whether this front end has the option (`names` undefined: the command line's, which has all). */
+export function offers(names: OptionNames | undefined, key: OptionKey): boolean {
+  return (names ?? CLI_OPTION_NAMES).names[key] !== undefined;
+}
+
+/**
+ * The option itself (`--profile`, `"profile"`); `names` undefined: the command line's. An option
+ * the front end does not have (ask `offers` first) is named as the command line names it.
+ */
+export function optionName(names: OptionNames | undefined, key: OptionKey): string {
+  const { style, name } = spelling(names, key);
+  return style === 'flag' ? `--${name}` : `"${name}"`;
+}
+
+/**
+ * The option given `value` (`--action push`, `"action: push"`), or a switch turned on when no
+ * value is given (`--allow-downgrade`, `"allow-downgrade: true"`).
+ */
+export function optionSet(names: OptionNames | undefined, key: OptionKey, value?: string): string {
+  const { style, name } = spelling(names, key);
+  if (style === 'flag') return value === undefined ? `--${name}` : `--${name} ${value}`;
+  return `"${name}: ${value ?? 'true'}"`;
+}
+
+function spelling(
+  names: OptionNames | undefined,
+  key: OptionKey,
+): { style: OptionNames['style']; name: string } {
+  const chosen = names ?? CLI_OPTION_NAMES;
+  const name = chosen.names[key];
+  if (name !== undefined) return { style: chosen.style, name };
+  return { style: 'flag', name: CLI_OPTION_NAMES.names[key] ?? key };
+}
