@@ -450,9 +450,11 @@ describe('the realise action', () => {
   }
 
   function realiseDeps(io: ActionIO, calls: { bundle: string; options: unknown }[]): RealiseDeps {
+    // As realisePlan: what the action refuses of the manifest is refused before anything is done.
     const fakeRealise = (async (bundle: string, options: Parameters<typeof realisePlan>[1]) => {
-      calls.push({ bundle, options });
       const { manifest } = await inspectPlan(bundle);
+      options.checkManifest?.(manifest);
+      calls.push({ bundle, options });
       const roots = options.roots ?? manifest.roots.map((r) => r.drvPath);
       return {
         manifest,

@@ -226,4 +226,26 @@ describe.each(nixVersions())('command-line manners on Nix $label', (version) => 
     expect(r.err).not.toMatch(/nix-plan-import-/);
     expect(await elsewhere.validPaths()).toEqual([]);
   });
+
+  test('realise --roots naming no root: a plan for another realm says so first; one for here names the roots', async () => {
+    // No choice of roots makes a plan for another store dir importable: the realm is what the user
+    // needs to hear (and its message says what to do); the roots only once the realm is right.
+    const bundle = await exported('roots-realm', ['echo']);
+    const elsewhere = newStore(join(work, 'other-roots', 'store'));
+    await elsewhere.validPaths(); // the database exists before the snapshot
+    const before = await elsewhere.run('nix-store', ['--dump-db']);
+    const there = await cli(elsewhere, ['realise', bundle, '--roots', 'ecoh']);
+    expect(there.code).toBe(ExitCode.realm);
+    expect(there.err).toContain(`'${bundle}' is a plan for the store dir ${storeDir}`);
+    expect(there.err).not.toContain('ecoh');
+    expect((await elsewhere.run('nix-store', ['--dump-db'])).stdout).toEqual(before.stdout);
+
+    const here = newStore();
+    await here.validPaths();
+    const empty = await here.run('nix-store', ['--dump-db']);
+    const typo = await cli(here, ['realise', bundle, '--roots', 'ecoh']);
+    expect(typo.code).toBe(ExitCode.usage);
+    expect(typo.err).toContain("--roots 'ecoh' matches no root of the bundle; its roots are: 0=echo");
+    expect((await here.run('nix-store', ['--dump-db'])).stdout).toEqual(empty.stdout);
+  });
 });

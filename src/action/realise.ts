@@ -2,7 +2,7 @@
 // without evaluating anything.
 import { withFreshness } from '../app/freshness.js';
 import { inspectPlan } from '../app/inspect.js';
-import { trustReportOf } from '../core/bundle/index.js';
+import { trustReportOf, type BundleManifest } from '../core/bundle/index.js';
 import { parsePublicKey } from '../core/signing.js';
 import { realisePlan } from '../app/realise.js';
 import type { CommandRunner } from '../nix/runner.js';
@@ -52,20 +52,26 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
   const fetched = io.now();
 
   let roots = settings.roots;
+  // What the import refuses from the manifest, as it refuses `roots` naming no root: before any of
+  // the plan reaches the store, and after the plan's realm (no shard makes a plan for another
+  // store dir importable here; the realm's refusal says what would).
+  let checkManifest: ((manifest: BundleManifest) => void) | undefined;
   if (settings.shard !== undefined) {
+    const { shard } = settings;
     const { manifest } = await deps.inspectPlan(plan.path);
-    roots = selectShard(manifest.roots, settings.shard).map((r) => r.drvPath);
+    roots = selectShard(manifest.roots, shard).map((r) => r.drvPath);
     // No roots would mean every root to realisePlan: a shard that selects none is refused instead
     // (the plan's matrix output never has more jobs than roots).
     if (roots.length === 0)
-      throw new InputError(
-        RealiseInput.Shard,
-        `"${settings.shard.index}/${settings.shard.count}" selects no root: the plan has ${manifest.roots.length}, ` +
-          `so its matrix output has at most ${manifest.roots.length} jobs; accepted: INDEX/COUNT with COUNT ≤ ${manifest.roots.length}`,
-      );
-    io.log.info(
-      `shard ${settings.shard.index}/${settings.shard.count}: ${roots.length} of ${manifest.roots.length} root(s)`,
-    );
+      checkManifest = (m) => {
+        throw new InputError(
+          RealiseInput.Shard,
+          `"${shard.index}/${shard.count}" selects no root: the plan has ${m.roots.length}, ` +
+            `so its matrix output has at most ${m.roots.length} jobs; accepted: INDEX/COUNT with COUNT ≤ ${m.roots.length}`,
+        );
+      };
+    else
+      io.log.info(`shard ${shard.index}/${shard.count}: ${roots.length} of ${manifest.roots.length} root(s)`);
   }
   if (settings.noCheckSigs && settings.trustedKeys.length === 0)
     io.log.warn(`${RealiseInput.NoCheckSigs}: realising a plan no trusted key vouches for`);
@@ -94,6 +100,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
           ...(settings.digest === undefined ? {} : { digest: settings.digest }),
           ...(settings.outLink === undefined ? {} : { outLink: settings.outLink }),
           ...(settings.nixArgs.length > 0 ? { nixArgs: settings.nixArgs } : {}),
+          ...(checkManifest === undefined ? {} : { checkManifest }),
         },
         { runner: deps.runner, log: buildLog.log, progress: buildLog.progress, nixLog: buildLog.write },
       ),

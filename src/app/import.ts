@@ -54,7 +54,8 @@ export interface ImportOptions {
   /**
    * What the caller refuses from the plan's manifest (realise: `--roots` naming no root): called
    * once the manifest's schema and checksum were read from the private copy, before the plan is
-   * verified and before any of it reaches the store; what it throws is the import's error.
+   * verified and before any of it reaches the store; what it throws is the import's error, unless
+   * the plan is for another store dir: that refusal comes first.
    */
   readonly checkManifest?: ((manifest: BundleManifest) => void) | undefined;
   /** How messages name the options (default: the command line's flags; an action: its inputs). */
@@ -148,10 +149,11 @@ export async function importPlan(
   const { dir, source } = copy;
   try {
     const { manifest: claimed } = await readBundleHead(source);
-    options.checkManifest?.(claimed);
     // A plan for another store dir is refused with that error whatever else is wrong with it, as
     // when its store dir was checked first: a verification that fails waits for the store dir,
-    // and a store dir that differs stops the verification.
+    // and a store dir that differs stops the verification. So does the caller's own refusal of
+    // the manifest (realise: roots that name none of the plan's): no choice of roots can make a
+    // plan for another realm importable here, and the realm's message says what would (relocate).
     const realm = new AbortController();
     const realmChecked = settle(
       storeDirKnown.then((storeDir) => {
@@ -166,6 +168,12 @@ export async function importPlan(
         realm.abort(e);
       }
     });
+    try {
+      options.checkManifest?.(claimed);
+    } catch (e) {
+      (await realmChecked)();
+      throw e;
+    }
     await checkRoom(claimed, dir, options.maxSize);
     // Whatever the route, what reaches the store is the stream verified here.
     const verified = new VerifiedStreamFile(join(dir, 'export'));
