@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 781:
+/***/ 657:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -806,6 +806,55 @@ function optionsHelp(specs) {
 
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
+;// CONCATENATED MODULE: ./src/core/option-names.ts
+// How a message names what the user can change: the command line's options (`--profile`), or
+// an action's inputs (`"profile"`), so a refusal tells each user what they can actually set.
+/** The command line's flags. */
+const CLI_OPTION_NAMES = {
+    style: 'flag',
+    names: {
+        host: 'host',
+        profile: 'profile',
+        useSudo: 'use-sudo',
+        action: 'action',
+        trustedKey: 'trusted-key',
+        noCheckSigs: 'no-check-sigs',
+        maxAge: 'max-age',
+        allowDowngrade: 'allow-downgrade',
+        allowAnyRoot: 'allow-any-root',
+        roots: 'roots',
+    },
+};
+/** Whether this front end has the option (`names` undefined: the command line's, which has all). */
+function offers(names, key) {
+    return (names ?? CLI_OPTION_NAMES).names[key] !== undefined;
+}
+/**
+ * The option itself (`--profile`, `"profile"`); `names` undefined: the command line's. An option
+ * the front end does not have (ask `offers` first) is named as the command line names it.
+ */
+function optionName(names, key) {
+    const { style, name } = spelling(names, key);
+    return style === 'flag' ? `--${name}` : `"${name}"`;
+}
+/**
+ * The option given `value` (`--action push`, `"action: push"`), or a switch turned on when no
+ * value is given (`--allow-downgrade`, `"allow-downgrade: true"`).
+ */
+function optionSet(names, key, value) {
+    const { style, name } = spelling(names, key);
+    if (style === 'flag')
+        return value === undefined ? `--${name}` : `--${name} ${value}`;
+    return `"${name}: ${value ?? 'true'}"`;
+}
+function spelling(names, key) {
+    const chosen = names ?? CLI_OPTION_NAMES;
+    const name = chosen.names[key];
+    if (name !== undefined)
+        return { style: chosen.style, name };
+    return { style: 'flag', name: CLI_OPTION_NAMES.names[key] ?? key };
+}
+
 ;// CONCATENATED MODULE: ./src/core/nix32.ts
 // Nix's base-32 encoding ("nix32"): its own alphabet and a little-endian, reversed bit order.
 
@@ -7700,6 +7749,7 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 
 
 
+
 /** The import methods, for option parsing. */
 const IMPORT_METHODS = ['auto', 'import', 'copy'];
 /**
@@ -7750,10 +7800,11 @@ async function importPlan(bundlePath, options, deps) {
     const { dir, source } = copy;
     try {
         const { manifest: claimed } = await readBundleHead(source);
-        options.checkManifest?.(claimed);
         // A plan for another store dir is refused with that error whatever else is wrong with it, as
         // when its store dir was checked first: a verification that fails waits for the store dir,
-        // and a store dir that differs stops the verification.
+        // and a store dir that differs stops the verification. So does the caller's own refusal of
+        // the manifest (realise: roots that name none of the plan's): no choice of roots can make a
+        // plan for another realm importable here, and the realm's message says what would (relocate).
         const realm = new AbortController();
         const realmChecked = settle(storeDirKnown.then((storeDir) => {
             checkRealm(claimed, storeDir, source.name);
@@ -7767,6 +7818,13 @@ async function importPlan(bundlePath, options, deps) {
                 realm.abort(e);
             }
         });
+        try {
+            options.checkManifest?.(claimed);
+        }
+        catch (e) {
+            (await realmChecked)();
+            throw e;
+        }
         await checkRoom(claimed, dir, options.maxSize);
         // Whatever the route, what reaches the store is the stream verified here.
         const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
@@ -7815,7 +7873,7 @@ async function importPlan(bundlePath, options, deps) {
             }),
         };
         if (report.unproven > 0)
-            deps.log.warn(`--no-check-sigs: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
+            deps.log.warn(`${optionSet(options.optionNames, 'noCheckSigs')}: importing ${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted signature proves`);
         const invalid = await validity.invalid();
         const verifiedAt = performance.now();
         const timings = () => ({
@@ -9350,16 +9408,20 @@ function originMarkdown(manifest, trust, options = {}) {
 
 
 
+
 /** A stale-plan refusal (exit code 11). */
 function staleError(message) {
     return new errors_NixPlanError('stale', message);
 }
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const freshness_HEX64 = /^[0-9a-f]{64}$/;
-/** Parses a last-applied record; throws a 'stale' error naming `where` when it is not one. */
-function parseLastApplied(text, where) {
+/**
+ * Parses a last-applied record; throws a 'stale' error naming `where` when it is not one (and the
+ * option that waives it as `names` spells it: the command line's by default).
+ */
+function parseLastApplied(text, where, names) {
     const fail = (why) => staleError(`the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
-        'than the one applied before; repair or remove the record, or pass --allow-downgrade');
+        `than the one applied before; repair or remove the record, or pass ${optionSet(names, 'allowDowngrade')}`);
     let v;
     try {
         v = JSON.parse(text);
@@ -9434,22 +9496,24 @@ function freshnessProblem(manifest, policy, now) {
     const unknown = manifest.formatVersion === 1
         ? 'the plan records no creation time (a format 1 bundle)'
         : 'the plan records no creation time (it was promoted from a format 1 bundle)';
+    const names = policy.optionNames;
+    const force = `${optionSet(names, 'allowDowngrade')} to force`;
     if (policy.maxAgeMs !== undefined) {
-        const limit = policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`;
+        const limit = optionSet(names, 'maxAge', policy.maxAgeText ?? `${policy.maxAgeMs / 1000}s`);
         if (created === undefined)
-            return staleError(`${unknown}, so it cannot be shown to be younger than --max-age ${limit}; re-export it`);
+            return staleError(`${unknown}, so it cannot be shown to be younger than ${limit}; re-export it`);
         const age = now.getTime() - Date.parse(created);
         if (age > policy.maxAgeMs)
-            return staleError(`the plan was created at ${created}, ${formatAge(age)} ago: older than --max-age ${limit} allows`);
+            return staleError(`the plan was created at ${created}, ${formatAge(age)} ago: older than ${limit} allows`);
     }
     const last = policy.last;
     if (last === undefined || policy.allowDowngrade === true || last.record.checksum === manifest.checksum)
         return undefined;
     const before = `${last.target} was last given a plan created at ${last.record.createdAt ?? '(unknown)'} (applied ${last.record.appliedAt}, ${last.record.digest})`;
     if (created === undefined)
-        return staleError(`${unknown}, and ${before}: it may be older; refusing it (--allow-downgrade to force)`);
+        return staleError(`${unknown}, and ${before}: it may be older; refusing it (${force})`);
     if (last.record.createdAt !== undefined && Date.parse(created) < Date.parse(last.record.createdAt))
-        return staleError(`the plan was created at ${created}, before the one ${before}: refusing a downgrade (--allow-downgrade to force)`);
+        return staleError(`the plan was created at ${created}, before the one ${before}: refusing a downgrade (${force})`);
     return undefined;
 }
 
@@ -11318,12 +11382,13 @@ function combineProvenance(...sources) {
 
 
 
+
 /** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
 function recordPathFor(target) {
     return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
 }
 /** The last-applied record at `path`, or undefined when there is none. */
-async function readLastApplied(path) {
+async function readLastApplied(path, names) {
     let text;
     try {
         text = await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
@@ -11333,7 +11398,7 @@ async function readLastApplied(path) {
             return undefined;
         throw new errors_NixPlanError('stale', `cannot read the last-applied record '${path}': ${e.message}`);
     }
-    return parseLastApplied(text, path);
+    return parseLastApplied(text, path, names);
 }
 /**
  * Writes the record atomically: a new file beside it (never following a link planted there),
@@ -11370,6 +11435,7 @@ function checkPlanAge(manifest, checks, last, now, log) {
         maxAgeText: checks.maxAgeText,
         ...(last !== undefined && { last }),
         allowDowngrade: checks.allowDowngrade,
+        optionNames: checks.optionNames,
     };
     const problem = freshnessProblem(manifest, policy, now);
     if (problem !== undefined)
@@ -11378,7 +11444,7 @@ function checkPlanAge(manifest, checks, last, now, log) {
     if (checks.allowDowngrade === true && last !== undefined) {
         const strict = freshnessProblem(manifest, { ...policy, allowDowngrade: false }, now);
         if (strict !== undefined)
-            log.warn(`--allow-downgrade: applying anyway: ${strict.message}`);
+            log.warn(`${optionSet(checks.optionNames, 'allowDowngrade')}: applying anyway: ${strict.message}`);
     }
 }
 /**
@@ -11397,7 +11463,7 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
     try {
         const { manifest } = await readBundleHead(copy.source);
         const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
-        const last = recordPath === undefined ? undefined : await readLastApplied(recordPath);
+        const last = recordPath === undefined ? undefined : await readLastApplied(recordPath, options.optionNames);
         const target = options.target;
         checkPlanAge(manifest, options, last !== undefined && target !== undefined ? { record: last, target } : undefined, now(), log);
         const result = await run(copy.path, bundlePath);
@@ -11445,7 +11511,7 @@ function recordSeen(bytes) {
 function checkFreshness(manifest, bytes, checks, target, now, log) {
     const record = bytes === undefined
         ? undefined
-        : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`);
+        : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`, checks.optionNames);
     checkPlanAge(manifest, checks, record === undefined ? undefined : { record, target }, now, log);
 }
 
@@ -11649,6 +11715,7 @@ async function pool(count, jobs, task) {
 
 
 
+
 /** The prefix of a NixOS system toplevel's derivation name (`nixos-system-HOST-VERSION`). */
 const NIXOS_SYSTEM_PREFIX = 'nixos-system-';
 /**
@@ -11675,20 +11742,21 @@ function rootMatch(root, name) {
 /**
  * The root each named host gets. With one host and no name the plan must have exactly one root;
  * otherwise each name must pick exactly one root (the best match) and no root may go to two
- * hosts' names by accident. Usage errors list the roots.
+ * hosts' names by accident. Usage errors list the roots, and name the option as `names` spells it.
  */
-function assignRoots(roots, hosts) {
+function assignRoots(roots, hosts, names) {
     const list = () => roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ');
+    const named = optionSet(names, 'host', 'NAME=[USER@]HOST');
     if (hosts.length === 1 && hosts[0]?.name === undefined) {
         const [only] = roots;
         if (roots.length !== 1 || only === undefined)
-            throw new errors_NixPlanError('usage', `the plan has ${roots.length} roots (${list()}): name the host after its root (--host NAME=[USER@]HOST) to deploy one`);
+            throw new errors_NixPlanError('usage', `the plan has ${roots.length} roots (${list()}): name the host after its root (${named}) to deploy one`);
         return [only];
     }
     return hosts.map((h) => {
         const name = h.name;
         if (name === undefined)
-            throw new errors_NixPlanError('usage', 'with several hosts, give each a name: --host NAME=[USER@]HOST');
+            throw new errors_NixPlanError('usage', `with several hosts, give each a name: ${named}`);
         const scored = roots.map((r) => [r, rootMatch(r, name)]).filter(([, s]) => s > 0);
         const best = Math.max(0, ...scored.map(([, s]) => s));
         const chosen = scored.filter(([, s]) => s === best).map(([r]) => r);
@@ -11702,13 +11770,15 @@ function assignRoots(roots, hosts) {
 }
 /**
  * The system a root builds, checked to be a NixOS toplevel by its derivation name (unless
- * `allowAnyRoot`) with a known `out` path: refused here, before anything is built.
+ * `allowAnyRoot`) with a known `out` path: refused here, before anything is built. The way out
+ * the refusal offers is the option as `names` spells it, when that front end has one.
  */
-function systemOfRoot(root, allowAnyRoot) {
+function systemOfRoot(root, allowAnyRoot, names) {
     const name = drvName(root.drvPath);
     if (!allowAnyRoot && !name.startsWith(NIXOS_SYSTEM_PREFIX))
         throw new errors_NixPlanError('usage', `root '${rootLabel(root)}' builds '${name}', not a NixOS system (${NIXOS_SYSTEM_PREFIX}…): export the ` +
-            'system attribute, e.g. nixosConfigurations.HOST.config.system.build.toplevel (or pass --allow-any-root)');
+            'system attribute, e.g. nixosConfigurations.HOST.config.system.build.toplevel' +
+            (offers(names, 'allowAnyRoot') ? ` (or pass ${optionSet(names, 'allowAnyRoot')})` : ''));
     const outputs = Object.keys(root.outputs);
     const out = root.outputs['out'];
     if (out === undefined)
@@ -11750,6 +11820,7 @@ const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
 
 
 
+
 const OUTCOME = {
     push: 'pushed',
     switch: 'switched',
@@ -11768,22 +11839,23 @@ function failedOutcome(code) {
 /**
  * The checks deploy and deploy --rollback make of their host list and profile before asking any
  * host: each host's name (`--host NAME=…`, else its address), given once, and the profile (absolute
- * with `--use-sudo`).
+ * with `--use-sudo`). Messages name the options as `options.optionNames` spells them.
  */
 function checkHosts(options, command) {
+    const spelling = options.optionNames;
     if (options.hosts.length === 0)
-        throw new errors_NixPlanError('usage', `${command} needs at least one --host`);
+        throw new errors_NixPlanError('usage', `${command} needs at least one ${optionName(spelling, 'host')}`);
     const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup !== undefined)
         throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
     const profile = options.profile ?? DEFAULT_PROFILE;
     if (profile === '' || profile.includes('\0'))
-        throw new errors_NixPlanError('usage', '--profile must be a path');
+        throw new errors_NixPlanError('usage', `${optionName(spelling, 'profile')} must be a path`);
     // A relative profile is taken from $HOME on the host, and under sudo that is whatever home sudo
     // sets (root's by default, the login's where sudoers keeps HOME): not one path to name.
     if (options.useSudo === true && !profile.startsWith('/'))
-        throw new errors_NixPlanError('usage', `--profile '${profile}' is relative: with --use-sudo give an absolute path ` +
+        throw new errors_NixPlanError('usage', `${optionName(spelling, 'profile')} '${profile}' is relative: with ${optionSet(spelling, 'useSudo')} give an absolute path ` +
             "(a relative one would be taken from the home sudo chooses, not the login's)");
     return { names, profile };
 }
@@ -11842,10 +11914,12 @@ async function verifyForDeploy(source, options, activates, deps) {
     });
     deps.log.info(`plan ${trustStatus(report.manifest, trust)}`);
     const outputs = `${report.unproven} build output${report.unproven === 1 ? '' : 's'} no trusted key signed`;
+    const names = options.optionNames;
     if (report.unproven > 0 && activates)
-        throw new errors_NixPlanError('signature', `the plan holds ${outputs}: deploy activates only a proven system (give --trusted-key; --action push only stages it)`);
+        throw new errors_NixPlanError('signature', `the plan holds ${outputs}: deploy activates only a proven system (give ${optionName(names, 'trustedKey')}; ` +
+            `${optionSet(names, 'action', 'push')} only stages it)`);
     if (report.unproven > 0)
-        deps.log.warn(`--no-check-sigs: sending ${outputs}`);
+        deps.log.warn(`${optionSet(names, 'noCheckSigs')}: sending ${outputs}`);
     return { signedBy: report.trustedSignatures, trust };
 }
 /**
@@ -11885,8 +11959,8 @@ async function deployPlan(bundlePath, options, deps) {
         const { manifest } = head;
         // `push` sends the whole plan to every host and activates nothing: no root to choose.
         const push = action === 'push';
-        const roots = push ? undefined : assignRoots(manifest.roots, options.hosts);
-        const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true));
+        const roots = push ? undefined : assignRoots(manifest.roots, options.hosts, options.optionNames);
+        const systems = roots?.map((r) => systemOfRoot(r, options.allowAnyRoot === true, options.optionNames));
         const programs = options.hosts.map((h) => hostProgram(h.target, options, deps));
         const outputs = deps.hostOutputs ?? defaultOutputs(deps, options.hosts.length > 1);
         // Verify here while the hosts answer their probes.
@@ -13712,11 +13786,13 @@ async function realiseWithReport(store, roots, options) {
 
 
 
+
 /**
  * The roots `selectors` name: each an index (0-based), a label (installable, attribute or
- * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors.
+ * derivation name) or a .drv path. No selectors: every root. Unknown ones are usage errors, naming
+ * the option as `names` spells it (default: `--roots`).
  */
-function selectRoots(roots, selectors = []) {
+function selectRoots(roots, selectors = [], names) {
     if (selectors.length === 0)
         return [...roots];
     const chosen = new Set();
@@ -13725,7 +13801,7 @@ function selectRoots(roots, selectors = []) {
             ? roots.filter((_, i) => i === Number(sel))
             : roots.filter((r) => r.drvPath === sel || r.installable === sel || r.attribute === sel || rootLabel(r) === sel);
         if (matches.length === 0)
-            throw new errors_NixPlanError('usage', `--roots '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
+            throw new errors_NixPlanError('usage', `${optionName(names, 'roots')} '${sel}' matches no root of the bundle; its roots are: ${roots.map((r, i) => `${i}=${rootLabel(r)}`).join(', ')}`);
         for (const m of matches)
             chosen.add(m);
     }
@@ -13741,11 +13817,11 @@ async function realisePlan(bundlePath, options, deps) {
     // the plan reaches the store, not after importing it.
     const checkManifest = (m) => {
         options.checkManifest?.(m);
-        selectRoots(m.roots, options.roots);
+        selectRoots(m.roots, options.roots, options.optionNames);
     };
     const imported = await importPlan(bundlePath, { ...options, checkManifest }, deps);
     const { manifest } = imported;
-    const roots = selectRoots(manifest.roots, options.roots);
+    const roots = selectRoots(manifest.roots, options.roots, options.optionNames);
     const store = new NixStore(deps.runner, { store: options.store });
     const drvs = roots.map((r) => r.drvPath);
     // What building can add: the outputs of the plan's derivations that are not valid yet.
@@ -13840,7 +13916,7 @@ async function dryRunRealise(bundlePath, options, deps) {
     }, deps.progress);
     const { manifest } = report;
     const missing = await store.invalidPaths(paths);
-    const roots = selectRoots(manifest.roots, options.roots);
+    const roots = selectRoots(manifest.roots, options.roots, options.optionNames);
     // Every derivation the roots can need, and every output path they know.
     const facts = async (drv) => {
         const known = drvs.get(drv);
@@ -18460,7 +18536,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(781);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(657);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
