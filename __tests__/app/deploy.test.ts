@@ -6,7 +6,17 @@ import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import { anyString } from '../support/code-points.js';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deploySummary } from '../../src/action/deploy.js';
@@ -33,7 +43,7 @@ import {
 } from '../../src/nix/host-markers.js';
 import { HostProgram } from '../../src/nix/host-program.js';
 import { HOST_SCRIPT, hostProgramArgv } from '../../src/nix/host-script.js';
-import { SUPERVISOR } from '../../src/nix/host-supervisor.js';
+import { SUPERVISOR, SWITCH_FUNCTIONS } from '../../src/nix/host-supervisor.js';
 import {
   parseSshTarget,
   remoteCommandLine,
@@ -316,6 +326,33 @@ describe('the host program', () => {
       expect(
         readdirSync(dir).filter((f) => f.includes('.tmp.') && !lstatSync(join(dir, f)).isSymbolicLink()),
       ).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('switch-to-configuration under its time limit: its output and nothing of the timer in the log', () => {
+    // The activation's log is streamed to the job log, where a reviewer reads it: dash reporting
+    // the timer it stopped ("Terminated") would read as a switch that was killed.
+    const dir = mkdtempSync(join(tmpdir(), 'nix-plan-run-limited-'));
+    try {
+      mkdirSync(join(dir, 'system', 'bin'), { recursive: true });
+      writeFileSync(
+        join(dir, 'system', 'bin', 'switch-to-configuration'),
+        '#!/bin/sh\necho "switching: $1"\necho "would restart: a.service" >&2\n',
+        { mode: 0o755 },
+      );
+      const script = [
+        'nap() { sleep 0.2; }',
+        SWITCH_FUNCTIONS,
+        `for i in 1 2 3 4 5 6; do run_limited '${dir}/system' switch 600 '${dir}/mark' < /dev/null >> '${dir}/log' 2>&1; echo "rc=$?" >> '${dir}/log'; done`,
+      ].join('\n');
+      const r = spawnSync('dash', ['-c', script]);
+      expect(r.stderr.toString()).toBe('');
+      expect(readFileSync(join(dir, 'log'), 'utf8')).toBe(
+        'switching: switch\nwould restart: a.service\nrc=0\n'.repeat(6),
+      );
+      expect(existsSync(join(dir, 'mark'))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -415,6 +415,8 @@ describe('the actions end to end', () => {
         expect(deployed.summary).toContain(`| repository | \`${server.repository}\` |`);
         // switch-to-configuration's output reaches the job log.
         expect(deployed.stdout).toContain('e2e: switch-to-configuration switch');
+        // …and nothing after it that reads as a switch that was killed.
+        expect(deployed.stdout).not.toMatch(/^Terminated$/m);
         // The key is only ever printed inside the mask commands, and its file is gone.
         const keyLines = key.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('-----'));
         for (const line of keyLines) {
