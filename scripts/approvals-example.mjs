@@ -97,7 +97,8 @@ function runEnv(runId, commit) {
 /** Runs one action step; fails with its log when the step fails. */
 async function step(entry, inputs, env, on) {
   const result = await runStep(
-    { dist: opts.dist, work, server: { jobEnv: () => ({}) }, env },
+    // GITHUB_ACTION: the step's id (a summary names it in what a later step of the job uses).
+    { dist: opts.dist, work, server: { jobEnv: () => ({}) }, env: { ...env, GITHUB_ACTION: entry } },
     entry,
     inputs,
     {},

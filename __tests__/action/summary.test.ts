@@ -8,6 +8,8 @@ import {
   planSummary,
   promoteSummary,
   realiseSummary,
+  realiseSnippet,
+  stepIdOf,
   SUMMARY_BUDGET,
   table,
 } from '../../src/action/summary.js';
@@ -79,6 +81,57 @@ describe('plan summary', () => {
       '- uses: o/nix-plan/realise@v1\n  with:\n    artifact-name: plan.nixplan\n    digest: sha256:ccc',
     );
     expect(md).toMatch(/\| source \| 3 \| 3\.0 MiB \|/);
+  });
+
+  test('the realise snippet fetches the plan from where it was published, and only from there', () => {
+    const digest = `sha256:${'c'.repeat(64)}`;
+    // upload: false: no artifact to name; later steps of this job take the file by its output.
+    const local = planSummary({
+      ...facts(1),
+      artifactUrl: undefined,
+      published: { kind: 'none', bundlePath: '/runner/temp/nix-plan/plan/plan.nixplan', stepId: 'plan' },
+    });
+    expect(local).toContain('It was not published (`upload: false`)');
+    expect(local).toContain(
+      `- uses: o/nix-plan/realise@v1\n  with:\n    bundle: \${{ steps.plan.outputs.bundle-path }}\n    digest: ${digest}\n`,
+    );
+    expect(local).toContain('nix-plan realise /runner/temp/nix-plan/plan/plan.nixplan\n');
+    expect(local).not.toContain('artifact-name:');
+    expect(local).not.toContain('after downloading the artifact');
+    // A step without an id: the snippet says to give it one.
+    const anonymous = realiseSnippet('x', 'plan.nixplan', digest, {
+      kind: 'none',
+      bundlePath: '/t/plan.nixplan',
+      stepId: stepIdOf('__owner_nix-plan'),
+    });
+    expect(anonymous).toContain('(give this step an `id:`)');
+    expect(anonymous).toContain('bundle: ${{ steps.ID.outputs.bundle-path }}');
+    expect(stepIdOf('plan-1')).toBe('plan-1');
+    expect(stepIdOf('__run_2')).toBeUndefined();
+    expect(stepIdOf(undefined)).toBeUndefined();
+    // artifact-dir: the later job reads the same directory; a path is quoted for YAML and sh.
+    const shared = realiseSnippet('x', 'plan.nixplan', digest, {
+      kind: 'directory',
+      dir: "/srv/plans 'a'",
+      path: "/srv/plans 'a'/42/plan.nixplan",
+    });
+    expect(shared).toContain(
+      `  with:\n    artifact-dir: "/srv/plans 'a'"\n    artifact-name: plan.nixplan\n    digest: ${digest}\n`,
+    );
+    expect(shared).toContain(`nix-plan realise '/srv/plans '\\''a'\\''/42/plan.nixplan'\n`);
+    // A line break in a path cannot end the code block: no command is shown for it.
+    const odd = realiseSnippet('x', 'plan.nixplan', digest, {
+      kind: 'directory',
+      dir: '/srv/a\n```\n# heading',
+      path: '/srv/a\n```\n# heading/1/plan.nixplan',
+    });
+    expect(odd).toContain('artifact-dir: "/srv/a\\n```\\n# heading"');
+    expect(odd).not.toMatch(/^# heading/m);
+    expect(odd).not.toContain('nix-plan realise');
+    // GitHub's artifact service, as before.
+    expect(realiseSnippet('x', 'plan.nixplan', digest)).toContain(
+      'Or anywhere with Nix, after downloading the artifact:\n\n```sh\nnix-plan realise plan.nixplan\n',
+    );
   });
 
   test('lists are truncated and say how many were left out; any plan stays under budget', () => {

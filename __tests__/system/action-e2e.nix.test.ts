@@ -281,6 +281,11 @@ describe('the actions end to end', () => {
       succeeded(local);
       expect(local.outputs['artifact-name']).toBeUndefined();
       expect(existsSync(local.outputs['bundle-path'] ?? '')).toBe(true);
+      // Its summary says how to realise it from where it is, not from an artifact that is not there.
+      expect(local.summary).toContain('It was not published (`upload: false`)');
+      expect(local.summary).toContain('bundle: ${{ steps.');
+      expect(local.summary).toContain(`nix-plan realise ${local.outputs['bundle-path'] ?? ''}\n`);
+      expect(local.summary).not.toContain('artifact-name:');
       // A local bundle realises without any transport (and the inputs' defaults do not get in the way).
       const fromFile = await step(
         'realise',
@@ -292,6 +297,11 @@ describe('the actions end to end', () => {
       expect(Object.keys(JSON.parse(fromFile.outputs['out-paths'] ?? '') as object)).toHaveLength(1);
       const plan = await step('plan', { file: CLOSURE, 'artifact-dir': shared }, run, planner);
       succeeded(plan);
+      // The snippet fetches from the directory, with the inputs the realise steps below are given.
+      expect(plan.summary).toContain(
+        `    artifact-dir: ${JSON.stringify(shared)}\n    artifact-name: plan.nixplan\n    digest: ${plan.outputs['digest'] ?? ''}\n`,
+      );
+      expect(plan.summary).toContain(`nix-plan realise ${join(shared, String(run.runId), 'plan.nixplan')}\n`);
       expect(server.artifacts(run)).toEqual([]); // nothing went to the artifact service
       wipe(realm);
       builder = new ScratchStore(version, { storeDir: realm });

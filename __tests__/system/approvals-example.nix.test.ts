@@ -1,8 +1,8 @@
 // docs/approvals-example.md is what scripts/approvals-example.mjs renders from a run of the built
 // actions (dist/). Rendered again here, it must say the same as the committed file, but for what
 // differs from run to run: store hashes, digests, commits, times, durations and sizes, the order
-// Nix happened to build in, and the scratch root. A summary that changes without the example
-// being rendered again fails here.
+// Nix happened to build in, the scratch root and each step's scratch directory in it. A summary
+// that changes without the example being rendered again fails here.
 import { describe, expect, test } from '@jest/globals';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,18 +15,22 @@ const COMMITTED_ROOT = '/tmp/example';
 
 /** The example's lines with what varies between runs masked, sorted (build order varies). */
 function normalised(markdown: string, root: string): string[] {
-  return markdown
-    .replaceAll(root, COMMITTED_ROOT)
-    .replace(/\b[0-9a-df-np-sv-z]{32}-/g, 'HASH-')
-    .replace(/sha256:[0-9a-f]{64}/g, 'sha256:DIGEST')
-    .replace(/\b[0-9a-f]{40}\b/g, 'COMMIT')
-    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/g, 'TIME')
-    .replace(/\(\d+ (second|minute|hour|day)s? ago\)/g, '(AGO)')
-    .replace(/\b\d+(\.\d+)? (ms|s)\b/g, 'DURATION')
-    .replace(/\b\d+(\.\d+)? (B|KiB|MiB)\b/g, 'SIZE')
-    .replace(/\b\d+(\.\d+)?×/g, 'RATIO×')
-    .split('\n')
-    .sort();
+  return (
+    markdown
+      .replaceAll(root, COMMITTED_ROOT)
+      // A step's scratch directory (its RUNNER_TEMP), where a plan that was not uploaded stays.
+      .replace(/\/(plan|promote|realise)-[A-Za-z0-9]{6}\//g, '/$1-TEMP/')
+      .replace(/\b[0-9a-df-np-sv-z]{32}-/g, 'HASH-')
+      .replace(/sha256:[0-9a-f]{64}/g, 'sha256:DIGEST')
+      .replace(/\b[0-9a-f]{40}\b/g, 'COMMIT')
+      .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/g, 'TIME')
+      .replace(/\(\d+ (second|minute|hour|day)s? ago\)/g, '(AGO)')
+      .replace(/\b\d+(\.\d+)? (ms|s)\b/g, 'DURATION')
+      .replace(/\b\d+(\.\d+)? (B|KiB|MiB)\b/g, 'SIZE')
+      .replace(/\b\d+(\.\d+)?×/g, 'RATIO×')
+      .split('\n')
+      .sort()
+  );
 }
 
 describe('the example summaries in docs/approvals-example.md', () => {

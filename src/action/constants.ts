@@ -149,4 +149,6 @@ export const RunnerEnv = {
   ActionRepository: 'GITHUB_ACTION_REPOSITORY',
   ApiUrl: 'GITHUB_API_URL',
   WorkflowRef: 'GITHUB_WORKFLOW_REF',
+  /** The id of the step running (`__run`, `__owner_repo`, … for a step without `id:`). */
+  StepId: 'GITHUB_ACTION',
 } as const;

@@ -1,6 +1,8 @@
 // What the actions that publish a plan share when they describe it: list outputs kept within
 // GitHub's job output limit, and the name of a sibling action to use next.
+import { join } from 'node:path';
 import { RunnerEnv } from './constants.js';
+import type { Published } from './summary.js';
 import type { ActionIO } from './run.js';
 
 /** Job outputs are limited to 1 MB in total; a list output bigger than this is left out with a warning. */
@@ -21,4 +23,17 @@ export function setListOutput(io: ActionIO, name: string, value: unknown, hint: 
     io.log.warn(
       `output ${name} left empty: ${Buffer.byteLength(json)} bytes would crowd GitHub's 1 MB job outputs; ${hint}`,
     );
+}
+
+/**
+ * Where an uploaded plan went: GitHub's artifact service, or a shared directory (`artifact-dir`),
+ * where it is `<dir>/<run id>/<name>` (transport/local.ts).
+ */
+export function publishedAt(io: ActionIO, artifactDir: string | undefined, name: string): Published {
+  if (artifactDir === undefined) return { kind: 'artifact' };
+  return {
+    kind: 'directory',
+    dir: artifactDir,
+    path: join(artifactDir, io.env(RunnerEnv.RunId) ?? 'local', name),
+  };
 }

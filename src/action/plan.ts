@@ -6,12 +6,12 @@ import { exportPlan } from '../app/export.js';
 import { diffPlanSources } from '../app/diff.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
-import { PlanInput, PlanOutput } from './constants.js';
+import { PlanInput, PlanOutput, RunnerEnv } from './constants.js';
 import { planMatrix } from './matrix.js';
 import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
 import { parsePlanSettings } from './settings.js';
-import { planSummary } from './summary.js';
-import { setListOutput, siblingAction } from './outputs.js';
+import { planSummary, stepIdOf, type Published } from './summary.js';
+import { publishedAt, setListOutput, siblingAction } from './outputs.js';
 import { compareInputs, comparePlans, failIfRefused, trustingOwnKey, type CompareDeps } from './compare.js';
 
 /** What the root action needs; every member has a default that talks to the real runner. */
@@ -105,6 +105,11 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
 
   let artifactUrl: string | undefined;
   let uploadMs: number | undefined;
+  let published: Published = {
+    kind: 'none',
+    bundlePath,
+    stepId: stepIdOf(io.env(RunnerEnv.StepId)),
+  };
   if (settings.upload) {
     const before = io.now();
     const artifact = await deps.transport(settings.artifactDir).upload(bundlePath, settings.artifactName, {
@@ -116,6 +121,7 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
     if (artifact.id !== undefined) io.setOutput(PlanOutput.ArtifactId, artifact.id);
     if (artifact.url !== undefined) io.setOutput(PlanOutput.ArtifactUrl, artifact.url);
     io.log.info(`published ${artifact.name} (${size} bytes, ${digest})`);
+    published = publishedAt(io, settings.artifactDir, artifact.name);
   }
 
   const comparison =
@@ -145,6 +151,7 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
       artifactUrl,
       timings: { evaluateMs, exportMs: Math.max(0, exportedAt - started - evaluateMs), uploadMs },
       realiseAction: siblingAction(io, 'realise'),
+      published,
       jobs: matrix.include.length,
       comparison,
     }),

@@ -16,10 +16,10 @@ import { compareInputs, comparePlans, failIfRefused, trustingOwnKey, type Compar
 import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
 import { unpinnedWarning } from './fetch-settings.js';
-import { setListOutput, siblingAction } from './outputs.js';
+import { publishedAt, setListOutput, siblingAction } from './outputs.js';
 import { defaultRunner, defaultTransport, jobTempDir, runnerIO, type ActionIO } from './run.js';
 import { parsePromoteSettings } from './settings.js';
-import { promoteSummary } from './summary.js';
+import { promoteSummary, stepIdOf, type Published } from './summary.js';
 
 /** What the promote action needs; every member has a default that talks to the real runner. */
 export interface PromoteDeps {
@@ -124,6 +124,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   );
 
   let artifactUrl: string | undefined;
+  let published: Published = { kind: 'none', bundlePath: output, stepId: stepIdOf(io.env(RunnerEnv.StepId)) };
   if (settings.upload) {
     const artifact = await transport().upload(output, settings.promotedName, {
       ...(settings.retentionDays === undefined ? {} : { retentionDays: settings.retentionDays }),
@@ -133,6 +134,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
     if (artifact.id !== undefined) io.setOutput(PromoteOutput.ArtifactId, artifact.id);
     if (artifact.url !== undefined) io.setOutput(PromoteOutput.ArtifactUrl, artifact.url);
     io.log.info(`published ${artifact.name}: ${from} → ${settings.to} (${size} bytes, ${digest})`);
+    published = publishedAt(io, settings.artifactDir, artifact.name);
   }
   const comparison =
     compare === undefined
@@ -157,6 +159,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
       artifactName: settings.promotedName,
       artifactUrl,
       realiseAction: siblingAction(io, 'realise'),
+      published,
       source: {
         description: sourceText(settings, io.env(RunnerEnv.RunId)),
         manifest: input,

@@ -11,7 +11,8 @@ import {
 } from '../core/bundle/index.js';
 import { CONTENT_ADDRESSED_KINDS } from '../core/content-address.js';
 import { originMarkdown } from '../core/provenance-view.js';
-import { markdownCode } from '../core/text.js';
+import { markdownCode, unsafeCharacter } from '../core/text.js';
+import { quoteShellWord } from '../core/shell-words.js';
 import type { BuildReport } from '../app/build-report.js';
 import type { Comparison } from './compare.js';
 import { rootLabel } from './matrix.js';
@@ -139,22 +140,82 @@ export function relocationSection(from: string, to: string, report: RelocationSu
   return parts.join('');
 }
 
-/** How a later job (or a person) uses the plan; `realiseAction` is e.g. `owner/nix-plan/realise@v1`. */
-export function realiseSnippet(realiseAction: string, artifactName: string, digest: string): string {
-  return [
-    '### How to realise this plan\n',
-    'In a later job of this workflow (`needs:` this one):\n',
+/**
+ * Where a plan was published, which decides how a later job gets it: GitHub's artifact service, a
+ * shared directory (`artifact-dir`: the later job needs it too, and finds the file at `path`), or
+ * nowhere (`upload: false`: the bundle stays at `bundlePath` on this runner, for later steps of
+ * this job, which name this step by its `id`).
+ */
+export type Published =
+  | { readonly kind: 'artifact' }
+  | { readonly kind: 'directory'; readonly dir: string; readonly path: string }
+  | { readonly kind: 'none'; readonly bundlePath: string; readonly stepId: string | undefined };
+
+/** The id of the step running (GITHUB_ACTION) when it is one a workflow gave, else undefined. */
+export function stepIdOf(githubAction: string | undefined): string | undefined {
+  // A step without `id:` is named `__run`, `__owner_repo`, … by the runner: not one to refer to.
+  return githubAction !== undefined &&
+    /^[A-Za-z_][A-Za-z0-9_-]*$/.test(githubAction) &&
+    !githubAction.startsWith('__')
+    ? githubAction
+    : undefined;
+}
+
+/**
+ * How a later job (or a person) uses the plan, for where it was published; `realiseAction` is e.g.
+ * `owner/nix-plan/realise@v1`. Inputs are written as YAML double-quoted strings where they come
+ * from the workflow (a directory, a path), so none can end the fence or the line.
+ */
+export function realiseSnippet(
+  realiseAction: string,
+  artifactName: string,
+  digest: string,
+  published: Published = { kind: 'artifact' },
+): string {
+  const yaml = (lines: string[]): string[] => [
     '```yaml',
     `- uses: ${realiseAction}`,
     '  with:',
-    `    artifact-name: ${artifactName}`,
-    `    digest: ${digest}`,
+    ...lines,
     '```\n',
-    'Or anywhere with Nix, after downloading the artifact:\n',
-    '```sh',
-    `nix-plan realise ${artifactName}`,
-    `# or, with stock tools: zstd -dc ${artifactName} | nix-store --import`,
-    '```\n',
+  ];
+  // A path with a line break or another control character is not shown as a command at all.
+  const sh = (intro: string, path: string): string[] =>
+    unsafeCharacter(path) !== undefined
+      ? []
+      : [
+          intro,
+          '```sh',
+          `nix-plan realise ${quoteShellWord(path)}`,
+          `# or, with stock tools: zstd -dc ${quoteShellWord(path)} | nix-store --import`,
+          '```\n',
+        ];
+  if (published.kind === 'none') {
+    const step = published.stepId ?? 'ID';
+    return [
+      '### How to realise this plan\n',
+      "It was not published (`upload: false`): the bundle is on this runner only, at the step's " +
+        `\`bundle-path\` output. In a later step of this job${published.stepId === undefined ? ' (give this step an `id:`)' : ''}:\n`,
+      ...yaml([`    bundle: \${{ steps.${step}.outputs.bundle-path }}`, `    digest: ${digest}`]),
+      ...sh('Or with Nix on this runner:\n', published.bundlePath),
+    ].join('\n');
+  }
+  if (published.kind === 'directory')
+    return [
+      '### How to realise this plan\n',
+      'In a later job of this workflow (`needs:` this one), on a runner that sees the same directory:\n',
+      ...yaml([
+        `    artifact-dir: ${JSON.stringify(published.dir)}`,
+        `    artifact-name: ${artifactName}`,
+        `    digest: ${digest}`,
+      ]),
+      ...sh('Or anywhere with Nix and that directory:\n', published.path),
+    ].join('\n');
+  return [
+    '### How to realise this plan\n',
+    'In a later job of this workflow (`needs:` this one):\n',
+    ...yaml([`    artifact-name: ${artifactName}`, `    digest: ${digest}`]),
+    ...sh('Or anywhere with Nix, after downloading the artifact:\n', artifactName),
   ].join('\n');
 }
 
@@ -167,6 +228,8 @@ export interface PlanSummaryFacts {
   readonly artifactUrl: string | undefined;
   readonly timings: { evaluateMs: number; exportMs: number; uploadMs: number | undefined };
   readonly realiseAction: string;
+  /** Where the plan was published (default: GitHub's artifact service). */
+  readonly published?: Published | undefined;
   readonly jobs: number;
   /** The clock, for the plan's age (default now). */
   readonly now?: Date | undefined;
@@ -240,7 +303,7 @@ export function planSummary(f: PlanSummaryFacts): string {
   if (m.relocatedFrom !== undefined) {
     parts.push(relocationSection(m.relocatedFrom.storeDir, m.storeDir, m.relocatedFrom.report), '\n');
   }
-  parts.push(realiseSnippet(f.realiseAction, f.artifactName, f.digest));
+  parts.push(realiseSnippet(f.realiseAction, f.artifactName, f.digest, f.published));
   return capSummary(parts.join(''));
 }
 
@@ -323,6 +386,8 @@ export interface PromoteSummaryFacts {
   readonly artifactName: string;
   readonly artifactUrl: string | undefined;
   readonly realiseAction: string;
+  /** Where the promoted plan was published (default: GitHub's artifact service). */
+  readonly published?: Published | undefined;
   /** The clock, for the plan's age (default now). */
   readonly now?: Date | undefined;
   /** What was promoted: where it was fetched from (safe Markdown), its manifest and what was proven of it. */
@@ -357,7 +422,7 @@ export function promoteSummary(f: PromoteSummaryFacts): string {
       '\n### Roots\n\n',
       rootsTable(m),
       '\n',
-      realiseSnippet(f.realiseAction, f.artifactName, f.digest),
+      realiseSnippet(f.realiseAction, f.artifactName, f.digest, f.published),
     ].join(''),
   );
 }
