@@ -8183,7 +8183,9 @@ run_limited() {
   src=$?
   if [ -n "$tpid" ]; then
     [ -e "$4" ] || kill "$tpid" 2> /dev/null
-    wait "$tpid"
+    # dash reports a job killed by a signal ("Terminated") on the stderr of the wait that reaps
+    # it, which is the activation's log: the timer's end is no news to whoever reads that.
+    wait "$tpid" 2> /dev/null
   fi
   [ "$src" = 0 ] && rm -f "$4"
   return "$src"
