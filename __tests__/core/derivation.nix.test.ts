@@ -107,6 +107,34 @@ describe('parseDerivation', () => {
     expectMalformed(b(`Derive([],[("${DEP}",([],[("out",["out"])]))],[],"s","b",[],[])`));
   });
 
+  test('output hash fields Nix cannot read, or reads differently, are refused as Nix would not write them', () => {
+    const withOut = (o: string): Uint8Array =>
+      b(`Derive([${o}],[],[],"x86_64-linux","/bin/sh",[],[("out","${OUT}")])`);
+    // Nix refuses an unknown algorithm, whatever the kind of output ("unknown hash algorithm").
+    for (const algo of ['r:sha257', 'nar:sha256', 'R:sha256', 'sha256 ', 'text:', 'r:r:sha256'])
+      for (const [hash, path] of [
+        ['', ''],
+        ['impure', ''],
+        ['00', OUT],
+      ] as const)
+        expect(expectMalformed(withOut(`("out","${path}","${algo}","${hash}")`)).message).toContain(
+          `hash algorithm '${algo}'`,
+        );
+    // Without an algorithm Nix reads an input-addressed (or deferred) output and drops its hash,
+    // so it would hash the .drv without it.
+    for (const path of [OUT, ''])
+      expect(expectMalformed(withOut(`("out","${path}","","abc")`)).message).toContain(
+        "has the hash 'abc' but no hash algorithm",
+      );
+    // Every method and algorithm Nix 2.34 reads is read, with any hash (checked where it matters).
+    for (const method of ['', 'r:', 'text:', 'git:'])
+      for (const algo of ['md5', 'sha1', 'sha256', 'sha512', 'blake3'])
+        for (const hash of ['', 'impure', 'abc'])
+          expect(
+            parseDerivation(withOut(`("out","","${method}${algo}","${hash}")`)).outputs[0]?.hashAlgo,
+          ).toBe(method + algo);
+  });
+
   test('truncation at every offset is a MalformedError', () => {
     const bytes = b(SAMPLE);
     for (let n = 0; n < bytes.length; n++) {

@@ -17,13 +17,28 @@ const sortedUniqueStrings = fc
   .uniqueArray(rawField, { maxLength: 4 })
   .map((a) => a.sort((x, y) => (x < y ? -1 : x > y ? 1 : 0)));
 
+// An output's hash fields as Nix reads them: none, or a method prefix and an algorithm Nix knows
+// beside any hash (the parser refuses the others, as Nix does).
+const hashFields = fc.oneof(
+  fc.constant({ hashAlgo: '', hash: '' }),
+  fc.record({
+    hashAlgo: fc
+      .tuple(
+        fc.constantFrom('', 'r:', 'text:', 'git:'),
+        fc.constantFrom('md5', 'sha1', 'sha256', 'sha512', 'blake3'),
+      )
+      .map(([method, algo]) => method + algo),
+    hash: rawField,
+  }),
+);
+
 export const derivationArb: fc.Arbitrary<Derivation> = fc.record({
   version: fc.option(fc.constant('xp-dyn-drv'), { nil: undefined }),
   outputs: fc
-    .uniqueArray(fc.record({ name: rawField, path: rawField, hashAlgo: rawField, hash: rawField }), {
-      selector: (o) => o.name,
-      maxLength: 4,
-    })
+    .uniqueArray(
+      fc.tuple(fc.record({ name: rawField, path: rawField }), hashFields).map(([o, h]) => ({ ...o, ...h })),
+      { selector: (o) => o.name, maxLength: 4 },
+    )
     .map((a) => a.sort((x, y) => (x.name < y.name ? -1 : 1))),
   inputDrvs: fc
     .uniqueArray(fc.record({ path: rawField, outputs: sortedUniqueStrings }), {

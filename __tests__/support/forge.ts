@@ -322,7 +322,7 @@ export async function editDerivation(
     const original = await fileOfNar(e.nar);
     const isTarget = e.path === drvPath;
     const affected = isTarget || renames.size > 0;
-    let drv = renameDerivation(parseDerivation(original), renames);
+    const drv = renameDerivation(parseDerivation(original), renames);
     let bytes = serialiseDerivation(drv);
     if (isTarget) {
       edit(drv);
@@ -339,7 +339,12 @@ export async function editDerivation(
             renames.set(hashPartOf(o.path), hashPartOf(want));
         });
         bytes = filled.bytes;
-        drv = parseDerivation(bytes);
+        // The filled paths set on the parsed form, not parsed back: a forged .drv need not parse.
+        drv.outputs.forEach((o, i) => {
+          o.path = filled.paths[i] ?? o.path;
+          const v = drv.env.find((e) => Buffer.from(e.key).toString('latin1') === o.name);
+          if (v !== undefined) v.value = new Uint8Array(Buffer.from(o.path, 'latin1'));
+        });
       }
     } else if (isTarget) bytes = serialiseDerivation(drv);
     drvs.set(e.path, drv);

@@ -164,6 +164,44 @@ const CASES: readonly Case[] = [
   },
   {
     item: 2,
+    name: 'a .drv made floating content-addressed with a hash algorithm no Nix knows',
+    bundle: async (p) =>
+      forgeBundle(
+        await editDerivation(p.drvs, rootDrv(p.drvs), (d) => {
+          d.outputs[0] = { ...d.outputs[0]!, path: '', hashAlgo: 'r:sha257', hash: '' };
+        }),
+      ),
+    expect: { code: 3, names: () => /hash algorithm 'r:sha257'.*-system-a\.drv'/ },
+  },
+  {
+    item: 2,
+    name: 'a .drv made impure with a hash algorithm no Nix knows',
+    bundle: async (p) =>
+      forgeBundle(
+        await editDerivation(p.drvs, rootDrv(p.drvs), (d) => {
+          d.outputs[0] = { ...d.outputs[0]!, path: '', hashAlgo: 'nar:sha256', hash: 'impure' };
+        }),
+      ),
+    expect: { code: 3, names: () => /hash algorithm 'nar:sha256'.*-system-a\.drv'/ },
+  },
+  {
+    item: 2,
+    name: 'an input-addressed .drv with a hash beside its output path (outputs recomputed)',
+    bundle: async (p) =>
+      forgeBundle(
+        await editDerivation(
+          p.drvs,
+          rootDrv(p.drvs),
+          (d) => {
+            d.outputs[0] = { ...d.outputs[0]!, hash: 'deadbeef' };
+          },
+          { fillOutputs: true },
+        ),
+      ),
+    expect: { code: 3, names: () => /hash 'deadbeef' but no hash algorithm.*-system-a\.drv'/ },
+  },
+  {
+    item: 2,
     name: 'a source with a 4,096-byte symlink target',
     bundle: (p) =>
       forgeBundle(withEntry(p.drvs, sourceEntry(p.storeDir, 'link', narOfSymlink('t'.repeat(4096))), 0)),

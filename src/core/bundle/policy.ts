@@ -159,7 +159,7 @@ export function classifyEntry(
       // Validated whole as parseDerivation validates it; its environment is not made (the output
       // checks read what they need of it from the bytes).
       const layout = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0 };
-      const { head, tail } = parseDerivationSpans(bytes, layout);
+      const { head, tail } = parseNamed(entry.path, () => parseDerivationSpans(bytes, layout));
       derivations.check(entry.path, entry.references, head);
       onDerivation?.(head, tail, bytes, layout);
     }
@@ -171,6 +171,17 @@ export function classifyEntry(
       `'${entry.path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`,
     );
   return { ...entry, kind, ca: ca?.ca };
+}
+
+/** `parse()`, with a .drv that does not parse named in the error (exit 3, as any malformed .drv). */
+function parseNamed<T>(drvPath: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof NixPlanError && e.code === 'malformed')
+      throw new NixPlanError('malformed', `${e.message} (in '${drvPath}')`);
+    throw e;
+  }
 }
 
 /**

@@ -2,6 +2,7 @@
 // of escaped ones is accepted, so whenever `parseDerivation(b)` succeeds, `serialiseDerivation`
 // (write.ts) gives back exactly `b`.
 import { compareBytes } from '../bytes.js';
+import { isHashAlgo } from '../hash.js';
 import { BACKSLASH, COMMA, DERIVE, DRV_WITH_VERSION, LPAREN, RPAREN, UNESCAPE } from './aterm.js';
 import type {
   Derivation,
@@ -250,6 +251,40 @@ export function parseDerivationOutputs(bytes: Uint8Array): Pick<Derivation, 'ver
 /** The only `DrvWithVersion` version Nix writes and reads (experimental dynamic derivations). */
 export const DYNAMIC_DERIVATIONS_VERSION = 'xp-dyn-drv';
 
+/** The method prefixes of an output's `hashAlgo` (Nix's `ContentAddressMethod::renderPrefix`). */
+const OUTPUT_METHOD_PREFIX = /^(?:r:|text:|git:)?/;
+
+/**
+ * An output's `hashAlgo` and `hash` as Nix reads them (`parseDerivationOutput`, 2.8 and 2.34): a
+ * `hashAlgo` is a method prefix and an algorithm Nix knows, or Nix refuses the .drv ("unknown hash
+ * algorithm"), after the paths imported before it; without one, Nix reads the output as
+ * input-addressed (or deferred) and drops its `hash`, so it hashes the .drv without that hash and
+ * computes other output paths than the bytes give. Nix never writes either: both are refused.
+ */
+function checkOutputHashFields(
+  p: Parser,
+  name: string,
+  hashAlgo: string,
+  algoAt: number,
+  hash: string,
+  hashAt: number,
+): void {
+  if (hashAlgo === '') {
+    if (hash !== '')
+      p.fail(
+        `output '${name}' has the hash '${hash.slice(0, 80)}' but no hash algorithm (Nix never writes one: it reads the output as input-addressed and drops the hash)`,
+        hashAt,
+      );
+    return;
+  }
+  const algo = hashAlgo.slice(OUTPUT_METHOD_PREFIX.exec(hashAlgo)?.[0].length ?? 0);
+  if (!isHashAlgo(algo))
+    p.fail(
+      `output '${name}' has the hash algorithm '${hashAlgo.slice(0, 80)}', which Nix does not know (it refuses the .drv)`,
+      algoAt,
+    );
+}
+
 /** `Derive(` or `DrvWithVersion("v",`, then the outputs list (`outputPaths` gets where each path's text starts). */
 function parseHead(p: Parser, outputPaths?: number[]): Pick<Derivation, 'version' | 'outputs'> {
   let version: string | undefined;
@@ -281,9 +316,12 @@ function parseHead(p: Parser, outputPaths?: number[]): Pick<Derivation, 'version
     outputPaths?.push(p.pos + 1);
     const path = p.rawString();
     p.expect(COMMA);
+    const algoAt = p.pos;
     const hashAlgo = p.rawString();
     p.expect(COMMA);
+    const hashAt = p.pos;
     const hash = p.rawString();
+    checkOutputHashFields(p, name, hashAlgo, algoAt, hash, hashAt);
     p.expect(RPAREN);
     outputs.push({ name, path, hashAlgo, hash });
   });
