@@ -4390,6 +4390,7 @@ class Parser {
 
 
 
+
 /**
  * Parses a .drv file. Accepts exactly what Nix writes (`Derive(…)` or `DrvWithVersion("v",…)`,
  * sorted lists, canonical escapes, nothing after the closing parenthesis); anything else throws a
@@ -4588,6 +4589,25 @@ function parseDerivationOutputs(bytes) {
 }
 /** The only `DrvWithVersion` version Nix writes and reads (experimental dynamic derivations). */
 const DYNAMIC_DERIVATIONS_VERSION = 'xp-dyn-drv';
+/** The method prefixes of an output's `hashAlgo` (Nix's `ContentAddressMethod::renderPrefix`). */
+const OUTPUT_METHOD_PREFIX = /^(?:r:|text:|git:)?/;
+/**
+ * An output's `hashAlgo` and `hash` as Nix reads them (`parseDerivationOutput`, 2.8 and 2.34): a
+ * `hashAlgo` is a method prefix and an algorithm Nix knows, or Nix refuses the .drv ("unknown hash
+ * algorithm"), after the paths imported before it; without one, Nix reads the output as
+ * input-addressed (or deferred) and drops its `hash`, so it hashes the .drv without that hash and
+ * computes other output paths than the bytes give. Nix never writes either: both are refused.
+ */
+function checkOutputHashFields(p, name, hashAlgo, algoAt, hash, hashAt) {
+    if (hashAlgo === '') {
+        if (hash !== '')
+            p.fail(`output '${name}' has the hash '${hash.slice(0, 80)}' but no hash algorithm (Nix never writes one: it reads the output as input-addressed and drops the hash)`, hashAt);
+        return;
+    }
+    const algo = hashAlgo.slice(OUTPUT_METHOD_PREFIX.exec(hashAlgo)?.[0].length ?? 0);
+    if (!isHashAlgo(algo))
+        p.fail(`output '${name}' has the hash algorithm '${hashAlgo.slice(0, 80)}', which Nix does not know (it refuses the .drv)`, algoAt);
+}
 /** `Derive(` or `DrvWithVersion("v",`, then the outputs list (`outputPaths` gets where each path's text starts). */
 function parseHead(p, outputPaths) {
     let version;
@@ -4617,9 +4637,12 @@ function parseHead(p, outputPaths) {
         outputPaths?.push(p.pos + 1);
         const path = p.rawString();
         p.expect(COMMA);
+        const algoAt = p.pos;
         const hashAlgo = p.rawString();
         p.expect(COMMA);
+        const hashAt = p.pos;
         const hash = p.rawString();
+        checkOutputHashFields(p, name, hashAlgo, algoAt, hash, hashAt);
         p.expect(RPAREN);
         outputs.push({ name, path, hashAlgo, hash });
     });
@@ -5544,7 +5567,7 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
             // Validated whole as parseDerivation validates it; its environment is not made (the output
             // checks read what they need of it from the bytes).
             const layout = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0 };
-            const { head, tail } = parseDerivationSpans(bytes, layout);
+            const { head, tail } = policy_parseNamed(entry.path, () => parseDerivationSpans(bytes, layout));
             derivations.check(entry.path, entry.references, head);
             onDerivation?.(head, tail, bytes, layout);
         }
@@ -5554,6 +5577,17 @@ function classifyEntry(entry, manifest, limits, derivations, onDerivation) {
     if (kind === 'output' && manifest.include === 'drvs')
         throw policy_bad(`'${entry.path}' is not the hash of its contents, but a 'drvs' bundle holds only content-addressed paths: the bundle was altered`);
     return { ...entry, kind, ca: ca?.ca };
+}
+/** `parse()`, with a .drv that does not parse named in the error (exit 3, as any malformed .drv). */
+function policy_parseNamed(drvPath, parse) {
+    try {
+        return parse();
+    }
+    catch (e) {
+        if (e instanceof errors_NixPlanError && e.code === 'malformed')
+            throw new errors_NixPlanError('malformed', `${e.message} (in '${drvPath}')`);
+        throw e;
+    }
 }
 /**
  * Refuses an entry that takes the bundle past what its manifest records: more paths or NAR bytes
