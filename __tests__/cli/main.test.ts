@@ -258,6 +258,36 @@ describe('arguments reach the use cases', () => {
     expect(calls).toHaveLength(2);
   });
 
+  test('realise: a --roots that names nothing is refused, not read as every root', async () => {
+    // An unset variable (`--roots "$SHARD"`) or a stray comma selects nothing: no import, no build.
+    for (const value of ['', ',', ' , '.trim(), ',,'])
+      for (const extra of [[], ['--dry-run']]) {
+        const { calls, fresh, useCases } = recorder({
+          outPaths: {},
+          manifest: { signatures: [], checksum: '' },
+        });
+        const io = capture();
+        const code = await main(['realise', 'p.nixplan', '--roots', value, ...extra], {
+          io,
+          useCases: {
+            ...useCases,
+            dryRunRealise: (...args: unknown[]) => (
+              calls.push(['dryRunRealise', args]),
+              Promise.reject(new Error('called'))
+            ),
+          },
+        });
+        expect([value, extra, code, calls.length, fresh.length]).toEqual([value, extra, 2, 0, 0]);
+        expect(io.err()).toContain('--roots names no root');
+      }
+    // Beside a selector, an empty item is nothing more than a separator.
+    const { calls, useCases } = recorder({ outPaths: {}, manifest: { signatures: [], checksum: '' } });
+    expect(
+      await main(['realise', 'p.nixplan', '--roots', '0,', '--roots', ''], { io: capture(), useCases }),
+    ).toBe(0);
+    expect((calls[0]?.[1][1] as { roots: string[] }).roots).toEqual(['0']);
+  });
+
   test('realise: roots split on commas, NIX ARGS after --, keys from literals and files', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nix-plan-cli-'));
     try {

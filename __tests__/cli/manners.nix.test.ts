@@ -247,5 +247,10 @@ describe.each(nixVersions())('command-line manners on Nix $label', (version) => 
     expect(typo.code).toBe(ExitCode.usage);
     expect(typo.err).toContain("--roots 'ecoh' matches no root of the bundle; its roots are: 0=echo");
     expect((await here.run('nix-store', ['--dump-db'])).stdout).toEqual(empty.stdout);
+    // An empty selector (`--roots "$UNSET"`) is no selector at all: refused, not every root.
+    const unset = await cli(here, ['realise', bundle, '--roots', '']);
+    expect([unset.code, unset.out]).toEqual([ExitCode.usage, '']);
+    expect(unset.err).toContain('--roots names no root');
+    expect((await here.run('nix-store', ['--dump-db'])).stdout).toEqual(empty.stdout);
   });
 });

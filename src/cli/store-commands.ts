@@ -3,7 +3,19 @@ import { APPLY_ACTIONS } from '../app/apply.js';
 import { IMPORT_METHODS } from '../app/import.js';
 import { assertSignable } from '../app/signing-policy.js';
 import { MAX_LEVEL, MIN_LEVEL, trustStatus } from '../core/bundle/index.js';
-import { byteSize, flag, integer, list, oneOf, onePositional, readKeys, required, str } from './args.js';
+import {
+  byteSize,
+  flag,
+  integer,
+  list,
+  oneOf,
+  onePositional,
+  readKeys,
+  required,
+  str,
+  usageError,
+  type ParsedArgs,
+} from './args.js';
 import { formatApply, formatImport, formatRealise, formatRelocate } from './format.js';
 import { formatDryRun } from './format-dry-run.js';
 import { withBundleFile } from './stdin-bundle.js';
@@ -30,6 +42,19 @@ import {
   signingKeys,
   withTrust,
 } from './command.js';
+
+/**
+ * The `--roots` selectors, split on commas. No `--roots` means every root; a `--roots` that names
+ * nothing (`--roots ""`, `--roots "$UNSET"`, `--roots ,`) is refused rather than read as every root.
+ */
+function rootSelectors(args: ParsedArgs): string[] {
+  const selectors = list(args, 'roots', true);
+  if (selectors.length === 0 && args.values['roots'] !== undefined)
+    throw usageError(
+      '--roots names no root (an empty value); give an index, label or .drv path, or leave --roots out to build every root',
+    );
+  return selectors;
+}
 
 /** `nix-plan import`. */
 export const importCommand = define({
@@ -122,7 +147,7 @@ export const realiseCommand = define({
         onePositional(args, 'BUNDLE'),
         {
           store: str(args, 'store'),
-          roots: list(args, 'roots', true),
+          roots: rootSelectors(args),
           trustedKeys: await readKeys(list(args, 'trusted-key')),
         },
         ctx.deps,
@@ -135,7 +160,7 @@ export const realiseCommand = define({
     const options = {
       store: str(args, 'store'),
       outLink,
-      roots: list(args, 'roots', true),
+      roots: rootSelectors(args),
       trustedKeys,
       noCheckSigs: flag(args, 'no-check-sigs'),
       method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
