@@ -13235,6 +13235,16 @@ class StreamReader {
 
 
 
+/**
+ * The `--roots` selectors, split on commas. No `--roots` means every root; a `--roots` that names
+ * nothing (`--roots ""`, `--roots "$UNSET"`, `--roots ,`) is refused rather than read as every root.
+ */
+function rootSelectors(args) {
+    const selectors = list(args, 'roots', true);
+    if (selectors.length === 0 && args.values['roots'] !== undefined)
+        throw usageError('--roots names no root (an empty value); give an index, label or .drv path, or leave --roots out to build every root');
+    return selectors;
+}
 /** `nix-plan import`. */
 const importCommand = command_define({
     name: 'import',
@@ -13316,7 +13326,7 @@ const realiseCommand = command_define({
         if (flag(args, 'dry-run')) {
             const plan = await ctx.useCases.dryRunRealise(onePositional(args, 'BUNDLE'), {
                 store: str(args, 'store'),
-                roots: list(args, 'roots', true),
+                roots: rootSelectors(args),
                 trustedKeys: await readKeys(list(args, 'trusted-key')),
             }, ctx.deps);
             print(ctx, args, plan, () => formatDryRun(plan));
@@ -13327,7 +13337,7 @@ const realiseCommand = command_define({
         const options = {
             store: str(args, 'store'),
             outLink,
-            roots: list(args, 'roots', true),
+            roots: rootSelectors(args),
             trustedKeys,
             noCheckSigs: flag(args, 'no-check-sigs'),
             method: oneOf(str(args, 'method'), 'method', IMPORT_METHODS),
