@@ -35,11 +35,39 @@ function sideLine(mark: string, s: PlanSide): string {
   return `${mark} ${t(s.source)} (${parts.join('; ')})`;
 }
 
+/**
+ * One row of a table after `indent`: each cell starts where its column does, the columns `widths`
+ * wide and two spaces apart (the last cell is not padded). The widths are capped, so that one long
+ * name does not push every row right: a cell wider than its column ends its line, and the row goes
+ * on below at the next column's place, so every cell still starts in its column. The text is
+ * measured in UTF-16 units, one terminal column each, which holds for what the tables show: names
+ * and versions come from store path names (ASCII), output names are read as Latin-1, systems are
+ * last (not padded), and the escapes of unsafe characters are ASCII.
+ */
+export function tableRow(indent: string, cells: readonly string[], widths: readonly number[]): string {
+  const lines: string[] = [];
+  let line = indent;
+  let start = indent.length;
+  cells.forEach((cell, i) => {
+    if (i > 0) {
+      if (line.length + 2 > start) {
+        lines.push(line);
+        line = ' '.repeat(start);
+      } else line = line.padEnd(start);
+    }
+    line += cell;
+    start += (widths[i] ?? 0) + 2;
+  });
+  lines.push(line);
+  return lines.join('\n');
+}
+
 function packageLines(packages: readonly PackageChange[]): string[] {
   const width = Math.min(40, Math.max(0, ...packages.map((p) => t(p.name).length)));
   return packages.map((p) => {
     const extra = outputsText(p);
-    return `  [${CHANGE_TAGS[p.change]}] ${t(p.name).padEnd(width)}  ${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+    const versions = `${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+    return tableRow(`  [${CHANGE_TAGS[p.change]}] `, [t(p.name), versions], [width]);
   });
 }
 
@@ -211,8 +239,7 @@ export function formatContents(c: PlanContents): string {
       `${t(p.system)}${p.fixed ? '  (fixed output)' : ''}`,
     ]);
     const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i]!.length))));
-    for (const row of rows)
-      lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]!) : x)).join('  ')}`);
+    for (const row of rows) lines.push(tableRow('  ', row, widths));
   }
   return `${lines.join('\n')}\n`;
 }

@@ -42,11 +42,15 @@ function summaryLines(s: PlanSummary, manifest: BundleManifest, now: Date): stri
     ...originText(manifest, undefined, { now }).trimEnd().split('\n'),
     `roots (${s.roots.length}):`,
   ];
+  // The indices right-aligned, so that a root's .drv and outputs start under its label however
+  // many digits its index has.
+  const digits = String(Math.max(0, s.roots.length - 1)).length;
+  const under = ' '.repeat(2 + digits + 2);
   s.roots.forEach((r, i) => {
-    lines.push(`  ${i}  ${t(r.label)}`);
-    lines.push(`     ${t(r.drvPath)}`);
+    lines.push(`  ${String(i).padStart(digits)}  ${t(r.label)}`);
+    lines.push(`${under}${t(r.drvPath)}`);
     for (const [name, path] of Object.entries(r.outputs))
-      lines.push(`     ${t(name)} → ${t(path) || '(known after building)'}`);
+      lines.push(`${under}${t(name)} → ${t(path) || '(known after building)'}`);
   });
   return lines;
 }
