@@ -5,7 +5,14 @@ import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evaluate, evaluationMessages, parseDryRunJson, parseEvalStrings } from '../../src/nix/evaluate.js';
+import {
+  checkEvaluateRequest,
+  type EvaluateRequest,
+  evaluate,
+  evaluationMessages,
+  parseDryRunJson,
+  parseEvalStrings,
+} from '../../src/nix/evaluate.js';
 import { NixStore } from '../../src/nix/store.js';
 import { RecordingRunner } from '../support/cli-run.js';
 import { nixVersions, ScratchStore, SYSTEM } from '../support/nix.js';
@@ -124,7 +131,10 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
   test('several installables: one nix process, each root mapped to its own installable', async () => {
     const counting = new RecordingRunner(s.runner);
     const asked = [flake('zeta'), flake('alpha'), flake('mid'), flake('alpha')];
-    const { roots, storeDir } = await evaluate({ installables: asked }, new NixStore(counting));
+    const { roots, storeDir } = await evaluate(
+      await checkEvaluateRequest({ installables: asked }),
+      new NixStore(counting),
+    );
     expect(counting.commands).toHaveLength(1);
     expect(counting.commands[0]?.slice(0, 5)).toContain('build');
     expect(storeDir).toBe(s.storeDir);
@@ -139,19 +149,26 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
 
   test('one installable: nix path-info --derivation, as before', async () => {
     const counting = new RecordingRunner(s.runner);
-    const { roots } = await evaluate({ installables: [flake('mid')] }, new NixStore(counting));
+    const { roots } = await evaluate(
+      await checkEvaluateRequest({ installables: [flake('mid')] }),
+      new NixStore(counting),
+    );
     expect(counting.commands.map((c) => c.includes('path-info'))).toEqual([true]);
     expect(roots).toEqual([{ installable: flake('mid'), drvPath: await alone(flake('mid')) }]);
   });
 
   test('an installable that is not a derivation, or missing, fails naming it', async () => {
     const store = new NixStore(s.runner);
-    await expect(evaluate({ installables: [flake('zeta'), flake('nope')] }, store)).rejects.toMatchObject({
+    await expect(
+      evaluate(await checkEvaluateRequest({ installables: [flake('zeta'), flake('nope')] }), store),
+    ).rejects.toMatchObject({
       code: 'nix',
       message: expect.stringMatching(/does not provide attribute .*'nope'/s),
     });
     // A path value: Nix 2.34 gives it as a store path, 2.8 refuses it itself.
-    await expect(evaluate({ installables: [flake('zeta'), flake('source')] }, store)).rejects.toMatchObject({
+    await expect(
+      evaluate(await checkEvaluateRequest({ installables: [flake('zeta'), flake('source')] }), store),
+    ).rejects.toMatchObject({
       code: 'nix',
       message: expect.stringMatching(/source/),
     });
@@ -161,7 +178,11 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
     const counting = new RecordingRunner(s.runner);
     const file = join(dir, 'default.nix');
     const { roots } = await evaluate(
-      { file, attributes: ['zeta', 'alpha'], evalArgs: ['--argstr', 'suffix', '-s'] },
+      await checkEvaluateRequest({
+        file,
+        attributes: ['zeta', 'alpha'],
+        evalArgs: ['--argstr', 'suffix', '-s'],
+      }),
       new NixStore(counting),
     );
     expect(counting.commands).toHaveLength(1);
@@ -186,7 +207,10 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
       ['set', 'zeta'],
       ['weird', 'zeta'],
     ]) {
-      const { roots } = await evaluate({ file, attributes }, new NixStore(s.runner));
+      const { roots } = await evaluate(
+        await checkEvaluateRequest({ file, attributes }),
+        new NixStore(s.runner),
+      );
       const plain = await s.instantiate(file, attributes);
       expect(roots.map((r) => r.drvPath)).toEqual(plain);
       expect(roots.every((r) => r.attribute === undefined)).toBe(true);
@@ -199,9 +223,9 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
       writeFileSync(join(traced, 'default.nix'), TRACED_NIX);
       writeFileSync(join(traced, 'flake.nix'), FLAKE_NIX);
       const store = new NixStore(s.runner);
-      const said = async (request: Parameters<typeof evaluate>[0]): Promise<string> => {
+      const said = async (request: EvaluateRequest): Promise<string> => {
         const chunks: Buffer[] = [];
-        await evaluate(request, store, (c) => chunks.push(Buffer.from(c)));
+        await evaluate(await checkEvaluateRequest(request), store, (c) => chunks.push(Buffer.from(c)));
         return Buffer.concat(chunks).toString('utf8');
       };
       const traces = (text: string): string[] => text.split('\n').filter((l) => l.startsWith('trace: '));
@@ -222,13 +246,17 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
       expect(traces(pairSaid)).toEqual(['trace: evaluating p1', 'trace: evaluating p2']);
       // Without a log nothing is passed on, and a failure's message carries Nix's words; with
       // one, the words are in the log and the message points there.
-      await expect(evaluate({ installables: [`path:${traced}#broken`] }, store)).rejects.toMatchObject({
+      await expect(
+        evaluate(await checkEvaluateRequest({ installables: [`path:${traced}#broken`] }), store),
+      ).rejects.toMatchObject({
         code: 'nix',
         message: expect.stringMatching(/web needs a port/),
       });
       const chunks: Buffer[] = [];
-      const failed = evaluate({ installables: [`path:${traced}#web`, `path:${traced}#broken`] }, store, (c) =>
-        chunks.push(Buffer.from(c)),
+      const failed = evaluate(
+        await checkEvaluateRequest({ installables: [`path:${traced}#web`, `path:${traced}#broken`] }),
+        store,
+        (c) => chunks.push(Buffer.from(c)),
       );
       await expect(failed).rejects.toMatchObject({
         code: 'nix',
@@ -244,10 +272,13 @@ describe.each(nixVersions())('one evaluation on Nix $label', (version) => {
     const counting = new RecordingRunner(s.runner);
     const store = new NixStore(counting);
     await expect(
-      evaluate({ file: join(dir, 'default.nix'), attributes: ['zeta', 'nope'] }, store),
+      evaluate(
+        await checkEvaluateRequest({ file: join(dir, 'default.nix'), attributes: ['zeta', 'nope'] }),
+        store,
+      ),
     ).rejects.toMatchObject({ code: 'nix', message: expect.stringMatching(/'nope'/) });
     counting.commands.length = 0;
-    await expect(evaluate({ file: join(dir, 'missing.nix') }, store)).rejects.toMatchObject({
+    await expect(checkEvaluateRequest({ file: join(dir, 'missing.nix') })).rejects.toMatchObject({
       code: 'usage',
       message: expect.stringMatching(/missing\.nix': no such file/),
     });

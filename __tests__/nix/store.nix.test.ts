@@ -9,7 +9,7 @@ import { NixPlanError } from '../../src/core/errors.js';
 import { nameOf } from '../../src/core/store-path.js';
 import { dependencyOrder } from '../../src/core/closure.js';
 import { collectClosure } from '../../src/nix/collect.js';
-import { evaluate } from '../../src/nix/evaluate.js';
+import { checkEvaluateRequest, evaluate } from '../../src/nix/evaluate.js';
 import { ProcessRunner } from '../../src/nix/runner.js';
 import {
   batchPaths,
@@ -164,7 +164,10 @@ describe.each(nixVersions())('reading closures with Nix $label', (version) => {
   test('a file with attributes evaluates in one process and keeps each attribute', async () => {
     const counting = new RecordingRunner(s.runner);
     const store = new NixStore(counting);
-    const { roots, storeDir } = await evaluate({ file: EXAMPLE, attributes: ['hello', 'banner'] }, store);
+    const { roots, storeDir } = await evaluate(
+      await checkEvaluateRequest({ file: EXAMPLE, attributes: ['hello', 'banner'] }),
+      store,
+    );
     expect(counting.commands.length).toBe(1);
     expect(storeDir).toBe(s.storeDir);
     expect(roots).toEqual([
@@ -178,7 +181,10 @@ describe.each(nixVersions())('reading closures with Nix $label', (version) => {
     try {
       cpSync(EXAMPLE, dir, { recursive: true });
       const store = new NixStore(s.runner);
-      const { roots } = await evaluate({ installables: [`path:${dir}#hello`, `path:${dir}#banner`] }, store);
+      const { roots } = await evaluate(
+        await checkEvaluateRequest({ installables: [`path:${dir}#hello`, `path:${dir}#banner`] }),
+        store,
+      );
       const direct = await s.run('nix-instantiate', [
         join(dir, 'default.nix'),
         '--argstr',
@@ -199,12 +205,16 @@ describe.each(nixVersions())('reading closures with Nix $label', (version) => {
     }
   });
 
-  test('bad requests are usage errors; evaluation failures are nix errors', async () => {
+  test('bad requests are usage errors, before any Nix; evaluation failures are nix errors', async () => {
     const store = new NixStore(s.runner);
-    await expect(evaluate({}, store)).rejects.toMatchObject({ code: 'usage' });
-    await expect(evaluate({ attributes: ['x'] }, store)).rejects.toMatchObject({ code: 'usage' });
-    await expect(evaluate({ drvPaths: ['/nix/store/x'] }, store)).rejects.toMatchObject({ code: 'usage' });
-    await expect(evaluate({ file: EXAMPLE, attributes: ['nope'] }, store)).rejects.toMatchObject({
+    await expect(checkEvaluateRequest({})).rejects.toMatchObject({ code: 'usage' });
+    await expect(checkEvaluateRequest({ attributes: ['x'] })).rejects.toMatchObject({ code: 'usage' });
+    await expect(checkEvaluateRequest({ drvPaths: ['/nix/store/x'] })).rejects.toMatchObject({
+      code: 'usage',
+    });
+    await expect(
+      evaluate(await checkEvaluateRequest({ file: EXAMPLE, attributes: ['nope'] }), store),
+    ).rejects.toMatchObject({
       code: 'nix',
     });
   });
@@ -277,7 +287,10 @@ describe.each(nixVersions())('reading closures with Nix $label', (version) => {
       });
       const store = new NixStore(runner, { store: `local?root=${root}` });
       expect(await store.storeDir()).toBe('/nix/store');
-      const { roots, storeDir } = await evaluate({ file: EXAMPLE, attributes: ['hello'] }, store);
+      const { roots, storeDir } = await evaluate(
+        await checkEvaluateRequest({ file: EXAMPLE, attributes: ['hello'] }),
+        store,
+      );
       expect(storeDir).toBe('/nix/store');
       const closure = await collectClosure(
         store,

@@ -91,13 +91,13 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   const include = options.include ?? 'drvs';
   await assertWritable(options.output);
   // A request that cannot be evaluated is refused before the evaluation's progress line starts.
-  await checkEvaluateRequest(options);
+  const request = await checkEvaluateRequest(options);
   const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
   const t0 = performance.now();
   const createdAt = rfc3339(options.now?.() ?? new Date());
   const nixVersion = await store.version();
   const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
-  const { roots, storeDir } = await evaluate(options, store, deps.nixLog).finally(() => evaluating.done());
+  const { roots, storeDir } = await evaluate(request, store, deps.nixLog).finally(() => evaluating.done());
   const t1 = performance.now();
   // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
   const [closure, provenance] = await Promise.all([

@@ -288,16 +288,16 @@ async function evaluateFile(
 }
 
 /**
- * Evaluates `request` against `store`: one evaluator process for all flake installables and one
- * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
- * they are in. The evaluators' messages reach `log` when one is given.
+ * Evaluates `request` (checked: see `checkEvaluateRequest`) against `store`: one evaluator process
+ * for all flake installables and one for the file, and returns the roots in the order asked
+ * (duplicates dropped) and the store dir they are in. The evaluators' messages reach `log` when
+ * one is given.
  */
 export async function evaluate(
-  request: EvaluateRequest,
+  request: CheckedEvaluateRequest,
   store: NixStore,
   log?: EvaluationLog,
 ): Promise<{ roots: EvaluatedRoot[]; storeDir: string }> {
-  await checkEvaluateRequest(request);
   const roots: EvaluatedRoot[] = [];
   const evalArgs = request.evalArgs ?? [];
   const attributes = request.attributes ?? [];
@@ -321,11 +321,21 @@ export async function evaluate(
   return { roots: unique, storeDir };
 }
 
+declare const CHECKED: unique symbol;
+
+/**
+ * A request `checkEvaluateRequest` accepted: the only kind `evaluate` takes, so its checks are made
+ * once, by whoever asks for the evaluation, as early as they like (export: before it says it
+ * evaluates), and never skipped.
+ */
+export type CheckedEvaluateRequest = EvaluateRequest & { readonly [CHECKED]: true };
+
 /**
  * The checks of a request that need no Nix: what to evaluate is given, `-A` has its file, `--drv`
- * paths are `.drv` paths and the file exists. Usage errors (exit 2), made before any Nix starts.
+ * paths are `.drv` paths and the file exists. Usage errors (exit 2), made before any Nix starts;
+ * returns the request, for `evaluate`.
  */
-export async function checkEvaluateRequest(request: EvaluateRequest): Promise<void> {
+export async function checkEvaluateRequest(request: EvaluateRequest): Promise<CheckedEvaluateRequest> {
   const attributes = request.attributes ?? [];
   const installables = request.installables ?? [];
   if (attributes.length > 0 && request.file === undefined)
@@ -339,4 +349,5 @@ export async function checkEvaluateRequest(request: EvaluateRequest): Promise<vo
       'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH',
     );
   if (request.file !== undefined) await assertReadable(request.file);
+  return request as CheckedEvaluateRequest;
 }
