@@ -6933,12 +6933,12 @@ async function evaluateFile(file, attributes, evalArgs, store, log) {
     return outputLines(stdout).map((drvPath) => ({ drvPath }));
 }
 /**
- * Evaluates `request` against `store`: one evaluator process for all flake installables and one
- * for the file, and returns the roots in the order asked (duplicates dropped) and the store dir
- * they are in. The evaluators' messages reach `log` when one is given.
+ * Evaluates `request` (checked: see `checkEvaluateRequest`) against `store`: one evaluator process
+ * for all flake installables and one for the file, and returns the roots in the order asked
+ * (duplicates dropped) and the store dir they are in. The evaluators' messages reach `log` when
+ * one is given.
  */
 async function evaluate(request, store, log) {
-    await checkEvaluateRequest(request);
     const roots = [];
     const evalArgs = request.evalArgs ?? [];
     const attributes = request.attributes ?? [];
@@ -6964,7 +6964,8 @@ async function evaluate(request, store, log) {
 }
 /**
  * The checks of a request that need no Nix: what to evaluate is given, `-A` has its file, `--drv`
- * paths are `.drv` paths and the file exists. Usage errors (exit 2), made before any Nix starts.
+ * paths are `.drv` paths and the file exists. Usage errors (exit 2), made before any Nix starts;
+ * returns the request, for `evaluate`.
  */
 async function checkEvaluateRequest(request) {
     const attributes = request.attributes ?? [];
@@ -6978,6 +6979,7 @@ async function checkEvaluateRequest(request) {
         throw new errors_NixPlanError('usage', 'nothing to export: give an installable, -f FILE [-A ATTR], or --drv PATH');
     if (request.file !== undefined)
         await assertReadable(request.file);
+    return request;
 }
 
 ;// CONCATENATED MODULE: ./src/nix/import.ts
@@ -10262,11 +10264,40 @@ function sideLine(mark, s) {
     }
     return `${mark} ${t(s.source)} (${parts.join('; ')})`;
 }
+/**
+ * One row of a table after `indent`: each cell starts where its column does, the columns `widths`
+ * wide and two spaces apart (the last cell is not padded). The widths are capped, so that one long
+ * name does not push every row right: a cell wider than its column ends its line, and the row goes
+ * on below at the next column's place, so every cell still starts in its column. The text is
+ * measured in UTF-16 units, one terminal column each, which holds for what the tables show: names
+ * and versions come from store path names (ASCII), output names are read as Latin-1, systems are
+ * last (not padded), and the escapes of unsafe characters are ASCII.
+ */
+function tableRow(indent, cells, widths) {
+    const lines = [];
+    let line = indent;
+    let start = indent.length;
+    cells.forEach((cell, i) => {
+        if (i > 0) {
+            if (line.length + 2 > start) {
+                lines.push(line);
+                line = ' '.repeat(start);
+            }
+            else
+                line = line.padEnd(start);
+        }
+        line += cell;
+        start += (widths[i] ?? 0) + 2;
+    });
+    lines.push(line);
+    return lines.join('\n');
+}
 function packageLines(packages) {
     const width = Math.min(40, Math.max(0, ...packages.map((p) => t(p.name).length)));
     return packages.map((p) => {
         const extra = outputsText(p);
-        return `  [${CHANGE_TAGS[p.change]}] ${t(p.name).padEnd(width)}  ${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+        const versions = `${t(versionsText(p))}${extra === undefined ? '' : `  (${t(extra)})`}`;
+        return tableRow(`  [${CHANGE_TAGS[p.change]}] `, [t(p.name), versions], [width]);
     });
 }
 /**
@@ -10434,7 +10465,7 @@ function formatContents(c) {
         ]);
         const widths = [0, 1, 2].map((i) => Math.min(48, Math.max(0, ...rows.map((row) => row[i].length))));
         for (const row of rows)
-            lines.push(`  ${row.map((x, i) => (i < 3 ? x.padEnd(widths[i]) : x)).join('  ')}`);
+            lines.push(tableRow('  ', row, widths));
     }
     return `${lines.join('\n')}\n`;
 }
@@ -10581,11 +10612,15 @@ function summaryLines(s, manifest, now) {
         ...originText(manifest, undefined, { now }).trimEnd().split('\n'),
         `roots (${s.roots.length}):`,
     ];
+    // The indices right-aligned, so that a root's .drv and outputs start under its label however
+    // many digits its index has.
+    const digits = String(Math.max(0, s.roots.length - 1)).length;
+    const under = ' '.repeat(2 + digits + 2);
     s.roots.forEach((r, i) => {
-        lines.push(`  ${i}  ${escapeTerminal(r.label)}`);
-        lines.push(`     ${escapeTerminal(r.drvPath)}`);
+        lines.push(`  ${String(i).padStart(digits)}  ${escapeTerminal(r.label)}`);
+        lines.push(`${under}${escapeTerminal(r.drvPath)}`);
         for (const [name, path] of Object.entries(r.outputs))
-            lines.push(`     ${escapeTerminal(name)} → ${escapeTerminal(path) || '(known after building)'}`);
+            lines.push(`${under}${escapeTerminal(name)} → ${escapeTerminal(path) || '(known after building)'}`);
     });
     return lines;
 }
@@ -18121,13 +18156,13 @@ async function exportPlan(options, deps) {
     const include = options.include ?? 'drvs';
     await assertWritable(options.output);
     // A request that cannot be evaluated is refused before the evaluation's progress line starts.
-    await checkEvaluateRequest(options);
+    const request = await checkEvaluateRequest(options);
     const store = new NixStore(deps.runner, { store: options.store, realStoreDir: options.realStoreDir });
     const t0 = performance.now();
     const createdAt = rfc3339(options.now?.() ?? new Date());
     const nixVersion = await store.version();
     const evaluating = progressOf(deps).start(`evaluating with Nix ${nixVersion}`);
-    const { roots, storeDir } = await evaluate(options, store, deps.nixLog).finally(() => evaluating.done());
+    const { roots, storeDir } = await evaluate(request, store, deps.nixLog).finally(() => evaluating.done());
     const t1 = performance.now();
     // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
     const [closure, provenance] = await Promise.all([
