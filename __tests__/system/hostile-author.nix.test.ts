@@ -10,12 +10,20 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
+import { concatBytes } from '../../src/core/bytes.js';
+import {
+  DerivationHasher,
+  computeDrvPath,
+  derivationReferences,
+  parseDerivation,
+} from '../../src/core/derivation/index.js';
 import { sha256 } from '../../src/core/hash.js';
-import { regularFile, writeNar, type FileTree } from '../../src/core/nar-write.js';
+import { regularFile, regularFileNar, writeNar, type FileTree } from '../../src/core/nar-write.js';
 import { formatPublicKey, publicKeyOf, secretKeyFromSeed } from '../../src/core/signing.js';
 import type { CommandRunner } from '../../src/nix/runner.js';
 import {
   editDerivation,
+  fileOfNar,
   entryEnding,
   forgeBundle,
   mapEntries,
@@ -28,6 +36,7 @@ import {
   withEntry,
   withNar,
   type Plan,
+  type RawEntry,
 } from '../support/forge.js';
 import { capture, dumpDb } from '../support/cli-run.js';
 import { ScratchStore, nixVersions, type NixVersion } from '../support/nix.js';
@@ -84,6 +93,30 @@ async function evilSystemNar(marker: string): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   for await (const c of writeNar(dir([['bin', dir([['switch-to-configuration', file]])]]))) chunks.push(c);
   return new Uint8Array(Buffer.concat(chunks));
+}
+
+/**
+ * A .drv of its own (plan a's dep, no inputs) with its output renamed `o b`: a name no store path
+ * may hold, its output path and variable computed as nix-plan computes them, its path from its bytes.
+ */
+async function badlyNamedOutput(p: Plans): Promise<RawEntry> {
+  const dep = entryEnding(p.drvs, '-dep-a.drv');
+  const drv = parseDerivation(await fileOfNar(dep.nar));
+  const name = 'o b';
+  drv.outputs[0] = { ...drv.outputs[0]!, name };
+  for (const e of drv.env)
+    if (Buffer.from(e.key).toString() === 'out') e.key = new Uint8Array(Buffer.from(name));
+  drv.env.sort((a, b) => Buffer.compare(a.key, b.key));
+  const filled = new DerivationHasher(p.storeDir, () => {
+    throw new Error('no inputs');
+  }).fillOutputs(drv, 'dep-a');
+  const refs = derivationReferences(drv);
+  return {
+    path: computeDrvPath(p.storeDir, 'dep-a', filled.bytes, refs),
+    references: refs,
+    deriver: '',
+    nar: concatBytes(regularFileNar(filled.bytes)),
+  };
 }
 
 /** A path of `storeDir` that no store has: its hash part is `i` in Nix's base-32. */
@@ -199,6 +232,13 @@ const CASES: readonly Case[] = [
         ),
       ),
     expect: { code: 3, names: () => /hash 'deadbeef' but no hash algorithm.*-system-a\.drv'/ },
+  },
+  {
+    item: 2,
+    name: 'a .drv whose output name no store path may hold (outputs recomputed)',
+    // Last in the stream: Nix refused it after adding every path before it.
+    bundle: async (p) => forgeBundle(withEntry(p.drvs, await badlyNamedOutput(p))),
+    expect: { code: 3, names: () => /-dep-a\.drv' has output name 'o b', which no store path can have/ },
   },
   {
     item: 2,

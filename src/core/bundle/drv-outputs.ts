@@ -11,6 +11,7 @@
 //   - fixed outputs: the path the declared hash gives, also in the variable named after it;
 //   - floating and impure outputs: no path (Nix 2.8 asserts it);
 //   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
+//   - every output's path name (`<drv name>-<output>`) is a store path name Nix accepts.
 // Input derivations come from the plan (checked before their dependents: the plan is in
 // dependency order) or, when the plan does not hold them, from the target store, as Nix reads
 // them from there (store-derivations.ts). The checker also indexes which derivation declares
@@ -29,6 +30,7 @@ import {
   type DerivationSpans,
   type DerivationTail,
 } from '../derivation/index.js';
+import { nameProblem, outputPathName } from '../store-path.js';
 import { StoreDerivations, type DrvOutputLimits, type StoreDerivationReader } from './store-derivations.js';
 
 /** What a derivation of the plan declares about one of its output paths. */
@@ -45,6 +47,24 @@ function wrong(drvPath: string, detail: string): NixPlanError {
     'bundle',
     `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`,
   );
+}
+
+/**
+ * Refuses an output whose path could not be a store path: Nix names it `<drv name>-<output>`
+ * (`outputPathName`) and refuses a name outside Nix's characters or length, for an input-addressed
+ * or fixed output when it registers the .drv, and for any other when it is built.
+ */
+function checkOutputNames(drvPath: string, outputs: readonly { readonly name: string }[]): void {
+  const base = drvName(drvPath);
+  for (const o of outputs) {
+    const name = outputPathName(base, o.name);
+    const problem = nameProblem(name);
+    if (problem !== undefined)
+      throw wrong(
+        drvPath,
+        `has output name '${o.name.slice(0, 80)}', which no store path can have ('${name.slice(0, 120)}': ${problem})`,
+      );
+  }
 }
 
 /** The env variable named after `output`, as a string (Nix compares it to the path as text). */
@@ -139,6 +159,7 @@ export class DerivationOutputChecks {
     bytes: Uint8Array,
     layout: DerivationHeadLayout,
   ): void {
+    checkOutputNames(drvPath, head.outputs);
     if (this.filledInPlace(drvPath, head, tail, bytes, layout)) return;
     const spans: DerivationSpans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
     this.checkNow(drvPath, parseDerivation(bytes, spans), bytes, spans);
@@ -233,6 +254,7 @@ export class DerivationOutputChecks {
 
   private checkNow(drvPath: string, drv: Derivation, bytes: Uint8Array, spans?: DerivationSpans): void {
     const name = drvName(drvPath);
+    checkOutputNames(drvPath, drv.outputs);
     this.current = { path: drvPath, drv };
     try {
       const fixed = this.hasher.fixedOutputPaths(drv, name);
