@@ -5742,6 +5742,7 @@ class StoreDerivations {
 //   - fixed outputs: the path the declared hash gives, also in the variable named after it;
 //   - floating and impure outputs: no path (Nix 2.8 asserts it);
 //   - one kind of output per derivation, and one fixed output named `out` (`Derivation::type()`).
+//   - every output's path name (`<drv name>-<output>`) is a store path name Nix accepts.
 // Input derivations come from the plan (checked before their dependents: the plan is in
 // dependency order) or, when the plan does not hold them, from the target store, as Nix reads
 // them from there (store-derivations.ts). The checker also indexes which derivation declares
@@ -5750,8 +5751,23 @@ class StoreDerivations {
 
 
 
+
 function wrong(drvPath, detail) {
     return new errors_NixPlanError('bundle', `derivation '${drvPath}' ${detail}; Nix would refuse it on import (after importing the paths before it)`);
+}
+/**
+ * Refuses an output whose path could not be a store path: Nix names it `<drv name>-<output>`
+ * (`outputPathName`) and refuses a name outside Nix's characters or length, for an input-addressed
+ * or fixed output when it registers the .drv, and for any other when it is built.
+ */
+function checkOutputNames(drvPath, outputs) {
+    const base = drvName(drvPath);
+    for (const o of outputs) {
+        const name = outputPathName(base, o.name);
+        const problem = nameProblem(name);
+        if (problem !== undefined)
+            throw wrong(drvPath, `has output name '${o.name.slice(0, 80)}', which no store path can have ('${name.slice(0, 120)}': ${problem})`);
+    }
 }
 /** The env variable named after `output`, as a string (Nix compares it to the path as text). */
 function envOf(drv, output) {
@@ -5822,6 +5838,7 @@ class DerivationOutputChecks {
         return this.readFromStore(missing, drvPath).then(() => this.checkSpansNow(drvPath, head, tail, bytes, layout));
     }
     checkSpansNow(drvPath, head, tail, bytes, layout) {
+        checkOutputNames(drvPath, head.outputs);
         if (this.filledInPlace(drvPath, head, tail, bytes, layout))
             return;
         const spans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
@@ -5906,6 +5923,7 @@ class DerivationOutputChecks {
     }
     checkNow(drvPath, drv, bytes, spans) {
         const name = drvName(drvPath);
+        checkOutputNames(drvPath, drv.outputs);
         this.current = { path: drvPath, drv };
         try {
             const fixed = this.hasher.fixedOutputPaths(drv, name);
