@@ -627,6 +627,65 @@ describe('the deploy action', () => {
   });
 });
 
+describe('the deploy action with build-on: local', () => {
+  test("builds the private copy on the runner with realise (which verifies it), with the action's trust inputs", async () => {
+    const b = new Builder(STORE);
+    const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
+    const exportBytes = encodeExport(
+      b.objects.map((o) => ({
+        path: o.path,
+        references: o.references,
+        deriver: '',
+        nar: narOfFile(o.contents!),
+      })),
+    );
+    const root = { attribute: 'web', drvPath: drv, outputs: { out: b.outPath(drv) } };
+    const bundle = bundleOf(await draftFor(exportBytes, STORE, [root], 'drvs'), exportBytes).bytes;
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, bundle);
+    const { io } = recordingIO(
+      {
+        [DeployInput.Bundle]: file,
+        [DeployInput.Digest]: digestOf(bundle),
+        [DeployInput.Hosts]: 'root@host.invalid',
+        [DeployInput.KnownHosts]: 'host.invalid ssh-ed25519 AAAA',
+        [DeployInput.BuildOn]: 'local',
+        [DeployInput.NoCheckSigs]: 'true',
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    const built: { bytes: Buffer; options: Parameters<typeof realisePlan>[1] }[] = [];
+    const refused = await runDeploy({
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('no artifact service for a bundle file');
+      },
+      deployPlan: (path, options, d) =>
+        deployPlan(path, options, {
+          ...d,
+          // The host does not answer: what is tested is what happens here.
+          shellFor: (t) => ({
+            label: t.host,
+            remote: true,
+            run: () => Promise.reject(new NixPlanError('host', `${t.host} does not answer`)),
+          }),
+        }),
+      realisePlan: ((path: string, options: Parameters<typeof realisePlan>[1]) => {
+        built.push({ bytes: readFileSync(path), options });
+        return Promise.resolve({});
+      }) as unknown as typeof realisePlan,
+    }).catch((e: unknown) => e);
+    // The plan was built here: the private copy (the bytes the digest pins), messages naming the
+    // user's file, with the action's trust settings; then the host, which never answered, failed.
+    expect(built).toHaveLength(1);
+    expect(built[0]!.bytes.equals(Buffer.from(bundle))).toBe(true);
+    expect(built[0]!.options).toMatchObject({ name: file, trustedKeys: [], noCheckSigs: true });
+    expect((refused as NixPlanError).code).toBe('host');
+    expect((refused as NixPlanError).message).toContain('host.invalid does not answer');
+  });
+});
+
 describe('the Nix build log', () => {
   /** An ActionIO writing what @actions/core would write, in order, into one job log. */
   function jobLog(): { io: ActionIO; text: () => string } {

@@ -14,6 +14,7 @@ import {
   prefixedOutput,
 } from '../app/deploy/index.js';
 import { deployRollback } from '../app/deploy/rollback-hosts.js';
+import { realisePlan } from '../app/realise.js';
 import { NixPlanError } from '../core/errors.js';
 import type { Logger } from '../app/deps.js';
 import type { CommandRunner } from '../nix/runner.js';
@@ -39,6 +40,8 @@ export interface DeployActionDeps {
   readonly deployPlan: typeof deployPlan;
   /** For `rollback: true` (default: the real one). */
   readonly deployRollback?: typeof deployRollback | undefined;
+  /** For `build-on: local`: builds the plan on the runner (default: the real one). */
+  readonly realisePlan?: typeof realisePlan | undefined;
 }
 
 /** The real runner, Nix and artifact service. */
@@ -49,6 +52,7 @@ export function defaultDeployDeps(io: ActionIO = runnerIO()): DeployActionDeps {
     transport: (dir) => defaultTransport(io, dir),
     deployPlan,
     deployRollback,
+    realisePlan,
   };
 }
 
@@ -237,7 +241,21 @@ export async function run(deps: DeployActionDeps = defaultDeployDeps()): Promise
         // Checked again on the private copy that is deployed: the file could change after fetching.
         ...(settings.digest === undefined ? {} : { digest: settings.digest }),
       },
-      hostDeps,
+      {
+        ...hostDeps,
+        // build-on: local builds the private copy here, verified as realise verifies it.
+        realise: (bundle, name) =>
+          (deps.realisePlan ?? realisePlan)(
+            bundle,
+            {
+              name,
+              trustedKeys: settings.trustedKeys,
+              noCheckSigs: settings.noCheckSigs,
+              optionNames: ACTION_OPTION_NAMES,
+            },
+            hostDeps,
+          ),
+      },
     ),
   );
   io.setOutput(DeployOutput.Result, JSON.stringify(result));
