@@ -42,7 +42,7 @@ import { run as runPromote } from '../../src/action/promote.js';
 import type { relocatePlan } from '../../src/app/relocate.js';
 import { deployPlan } from '../../src/app/deploy/index.js';
 import { NixPlanError } from '../../src/core/errors.js';
-import { nixBuildLog, type ActionIO } from '../../src/action/run.js';
+import { nixBuildLog, runAction, type ActionIO } from '../../src/action/run.js';
 import { recordingIO, type Recorded } from '../support/recording-io.js';
 import { workflowCommands } from '../support/workflow-commands.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
@@ -516,6 +516,57 @@ describe('the realise action', () => {
     );
     expect(calls).toEqual([]);
     expect(rec.outputs[RealiseOutput.OutPaths]).toBeUndefined();
+  });
+
+  test('a step that fails before its summary still writes one: what failed, the error in a code span', async () => {
+    const { artifacts } = await published();
+    const { io, rec } = recordingIO(
+      { [RealiseInput.ArtifactDir]: artifacts, [RealiseInput.Digest]: `sha256:${'0'.repeat(64)}` },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner'), [RunnerEnv.RunId]: '42' },
+    );
+    const calls: { bundle: string; options: unknown }[] = [];
+    const failed: string[] = [];
+    await runAction('nix-plan realise', (tracked) => runRealise(realiseDeps(tracked, calls)), {
+      io,
+      fail: (m) => failed.push(m),
+      debug: () => undefined,
+    });
+    expect(calls).toEqual([]);
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatch(/digest/);
+    expect(rec.summary).toHaveLength(1);
+    expect(rec.summary[0]).toMatch(
+      /^## nix-plan realise: failed\n\n\*\*This step failed\*\* \(\w+\): `[^`\n]*digest[^`\n]*`\n/,
+    );
+  });
+
+  test('runAction: a summary the step wrote before failing is the only one; success adds none', async () => {
+    const { io, rec } = recordingIO({}, {});
+    const failed: string[] = [];
+    const options = { io, fail: (m: string) => failed.push(m), debug: () => undefined };
+    await runAction(
+      'nix-plan',
+      async (tracked) => {
+        await tracked.appendSummary("## nix-plan: the step's own\n");
+        throw new NixPlanError('bundle', 'refused after the summary');
+      },
+      options,
+    );
+    expect(rec.summary).toEqual(["## nix-plan: the step's own\n"]);
+    expect(failed).toEqual(['refused after the summary']);
+    await runAction('nix-plan', () => Promise.resolve(), options);
+    expect(rec.summary).toHaveLength(1);
+    expect(failed).toHaveLength(1);
+    // What the error quotes cannot render: a plan's text stays in a code span, on one line.
+    await runAction(
+      'nix-plan promote',
+      () => Promise.reject(new NixPlanError('signature', "not signed by 'x'\n## <img src=x> `@admin`")),
+      options,
+    );
+    expect(rec.summary[1]).toBe(
+      "## nix-plan promote: failed\n\n**This step failed** (signature): `` not signed by 'x' ## <img src=x> `@admin` ``\n\n" +
+        "The job log has what it did before (and Nix's output, if it ran).\n",
+    );
   });
 
   test('a plan whose digest is not the one asked for is refused before anything is realised', async () => {

@@ -242,6 +242,10 @@ describe('the actions end to end', () => {
         expect(refused.errors[0]).toMatch(
           /not signed by a trusted key \(trusted: 'e2e-prod-1'; signed by: 'e2e-beta-1'\)/,
         );
+        // Its summary says so too, for whoever reads the run's summaries.
+        expect(refused.summary).toMatch(
+          /^## nix-plan promote: failed\n\n\*\*This step failed\*\* \(signature\): `[^`]*not signed by a trusted key/,
+        );
         expect(server.artifacts(run).map((a) => a.name)).not.toContain(
           promotedArtifactName(promotedName, prodRealm),
         );
@@ -540,6 +544,7 @@ describe('the actions end to end', () => {
         server.clearFaults();
         wipe(realm);
       }
+        expect(result.summary).toMatch(/^## nix-plan realise: failed\n/);
     }
 
     test('an artifact name already used in the run fails the second plan step, naming artifact-name', async () => {

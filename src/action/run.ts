@@ -10,6 +10,7 @@ import { logLine } from '../core/text.js';
 import type { Logger, Progress } from '../app/deps.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { ExecRunner } from './exec-runner.js';
+import { failureSummary } from './summary-failure.js';
 import { GitHubArtifactTransport } from '../transport/github.js';
 import { LocalDirectoryTransport } from '../transport/local.js';
 import type { ArtifactTransport } from '../transport/transport.js';
@@ -176,18 +177,39 @@ export function defaultRunner(): CommandRunner {
 }
 
 /**
- * Runs an action's body; any error becomes one `setFailed` with a message a user can act on
- * (our errors carry no stack; an unexpected one logs its stack at debug level).
+ * Runs an action's body with the runner's IO; any error becomes one `setFailed` with a message a
+ * user can act on (our errors carry no stack; an unexpected one logs its stack at debug level).
+ * A body that fails before writing its job summary gets one that says so (`title`: the heading
+ * its summaries have, e.g. `nix-plan realise`), so a failed step's summary is never empty.
  */
 export async function runAction(
-  body: () => Promise<void>,
-  fail: (message: string) => void = (m) => core.setFailed(logLine(m)),
-  debug: (message: string) => void = (m) => core.debug(logLine(m)),
+  title: string,
+  body: (io: ActionIO) => Promise<void>,
+  options: {
+    readonly io?: ActionIO;
+    readonly fail?: (message: string) => void;
+    readonly debug?: (message: string) => void;
+  } = {},
 ): Promise<void> {
+  const io = options.io ?? runnerIO();
+  const fail = options.fail ?? ((m: string) => core.setFailed(logLine(m)));
+  const debug = options.debug ?? ((m: string) => core.debug(logLine(m)));
+  let summarised = false;
+  const tracked: ActionIO = {
+    ...io,
+    appendSummary: (markdown) => {
+      summarised = true;
+      return io.appendSummary(markdown);
+    },
+  };
   try {
-    await body();
+    await body(tracked);
   } catch (e) {
     if (e instanceof Error && e.stack !== undefined) debug(e.stack);
+    if (!summarised)
+      await io.appendSummary(failureSummary(title, e)).catch((s: unknown) => {
+        debug(`the job summary could not be written: ${stringifyError(s)}`);
+      });
     fail(stringifyError(e));
   }
 }
