@@ -22,7 +22,12 @@ import { join } from 'node:path';
 import { deploySummary } from '../../src/action/deploy.js';
 import { parseDeploySettings } from '../../src/action/deploy-settings.js';
 import { activateSafely, generationNumber, reportProblem } from '../../src/app/deploy/activation.js';
-import { defaultOutputs, deployPlan, type DeployResult } from '../../src/app/deploy/index.js';
+import {
+  defaultOutputs,
+  deployPlan,
+  type DeployResult,
+  type HostResult,
+} from '../../src/app/deploy/index.js';
 import { deployRollback } from '../../src/app/deploy/rollback-hosts.js';
 import { linePrefixer } from '../../src/app/deploy/prefix.js';
 import { assignRoots, rootMatch, systemOfRoot } from '../../src/app/deploy/roots.js';
@@ -991,6 +996,39 @@ describe('the deploy action settings', () => {
     expect(md).toContain('| repository | `owner/infra` |');
     expect(md).toContain(`| commit | \`${'c'.repeat(40)}\` |`);
     expect(md).toMatch(/\| created \| `2026-12-01T00:00:00Z` \(\d+ days? ago\) \|/);
+    // How to undo it: for the host that is on a new generation, the one that was rolled back is not.
+    expect(md).toContain(
+      '### To undo\n\n`web` is on a new generation now. Run this action again with `rollback: true`',
+    );
+  });
+
+  test('the summary says how to undo a switch or a boot, and only when a profile moved', () => {
+    const host = (
+      name: string,
+      action: HostResult['action'],
+      outcome: HostResult['outcome'],
+    ): HostResult => ({
+      name,
+      target: `root@${name}`,
+      action,
+      outcome,
+      seconds: 1,
+    });
+    const undo = (hosts: HostResult[]): string | undefined =>
+      /### To undo\n\n(.*)\n/.exec(deploySummary('plan.nixplan', deployResult({ hosts })))?.[1];
+    expect(undo([host('a', 'switch', 'switched'), host('b', 'boot', 'booted')])).toMatch(
+      /^`a`, `b` are on a new generation now\. .*`rollback: true`.*the highest-numbered generation below its current one/,
+    );
+    for (const [action, outcome] of [
+      ['dry-activate', 'dry-activated'],
+      ['push', 'pushed'],
+      ['test', 'tested'],
+      ['switch', 'rolled-back'],
+      ['switch', 'needs-attention'],
+      ['switch', 'failed'],
+      ['switch', 'skipped'],
+    ] as const)
+      expect(undo([host('a', action, outcome)])).toBeUndefined();
   });
 
   test('the summary says when the plan was taken from where nothing pins it (allow-unpinned-source)', () => {

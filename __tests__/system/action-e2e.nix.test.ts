@@ -424,6 +424,10 @@ describe('the actions end to end', () => {
         expect(deployed.summary).toContain('### Changes on `e2e` (switch)');
         expect(deployed.summary).toMatch(/^no generation yet → `.*-nixos-system-e2e-1\.0`$/m);
         expect(deployed.summary).toMatch(/^first deployment: the profile has no generation to compare with/m);
+        // …and how to undo it.
+        expect(deployed.summary).toMatch(
+          /^### To undo\n\n`e2e` is on a new generation now\. Run this action again with `rollback: true`/m,
+        );
         // Who signed the plan and the run that made it, for whoever approved this job.
         expect(deployed.summary).toContain('**verified**: signed by trusted key `e2e-deploy-ci-1`');
         expect(deployed.summary).toContain(`| repository | \`${server.repository}\` |`);
@@ -484,6 +488,7 @@ describe('the actions end to end', () => {
         expect(rolled.summary).toContain('- `e2e`: rolled back from generation 2 to 1 (switch)');
         expect(rolled.summary).toMatch(/\| e2e \| 1 \(was 2\) \| ✅ switched \|/);
         expect(rolled.summary).toContain('the host already runs this system: no package changes');
+        expect(rolled.summary).not.toContain('### To undo');
       } finally {
         sshd?.stop();
         planner.dispose();
@@ -539,12 +544,12 @@ describe('the actions end to end', () => {
         expect(result.errors).toHaveLength(1);
         expect(result.errors[0]).toMatch(message);
         expect(result.outputs['out-paths']).toBeUndefined();
+        expect(result.summary).toMatch(/^## nix-plan realise: failed\n/);
         expect(await builder.validPaths()).toEqual([]);
       } finally {
         server.clearFaults();
         wipe(realm);
       }
-        expect(result.summary).toMatch(/^## nix-plan realise: failed\n/);
     }
 
     test('an artifact name already used in the run fails the second plan step, naming artifact-name', async () => {

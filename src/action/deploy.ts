@@ -137,6 +137,24 @@ function hostSections(hosts: readonly HostResult[]): string[] {
   ];
 }
 
+/**
+ * How to undo what a deploy did to the hosts whose profile it moved (switched, or set for the next
+ * boot), in our words: '' when it moved none (a dry-activate, a push, a test, a failure).
+ */
+function undoSection(hosts: readonly HostResult[]): string[] {
+  const moved = hosts.filter((h) => h.outcome === 'switched' || h.outcome === 'booted');
+  if (moved.length === 0) return [];
+  return [
+    '### To undo',
+    '',
+    `${moved.map((h) => codeSpan(h.name)).join(', ')} ${moved.length === 1 ? 'is' : 'are'} on a new generation now. ` +
+      'Run this action again with `rollback: true` (the same `hosts` and `profile`, no plan needed) to take ' +
+      'each host back one generation with the same safety: to the highest-numbered generation below its current ' +
+      'one, as `nix-env --rollback` chooses; `nix-plan deploy --rollback --host …` does the same from a shell.',
+    '',
+  ];
+}
+
 /** The job summary: one row per host, what changes on each, then each failure's message. */
 export function deploySummary(
   label: string,
@@ -154,6 +172,7 @@ export function deploySummary(
       ...(unpinned === undefined ? [] : [unpinnedMarkdown(unpinned)]),
       originMarkdown(result.manifest, result.trust, { now }),
       ...hostSections(result.hosts),
+      ...undoSection(result.hosts),
     ].join('\n'),
   );
 }
