@@ -437,6 +437,31 @@ describe('the root action', () => {
     expect(rec.outputs).toEqual({});
     expect(rec.summary).toEqual([]);
   });
+
+  test('a compare-to file that cannot be read fails before anything is evaluated or published', async () => {
+    const { io, rec } = recordingIO(
+      { [PlanInput.Installables]: '.#a', [PlanInput.CompareTo]: join(dir, 'no-such.nixplan') },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    let exported = 0;
+    const deps: PlanDeps = {
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('no transport expected');
+      },
+      exportPlan: () => {
+        exported++;
+        return Promise.reject(new Error('not expected'));
+      },
+      diffPlanSources: noDiff,
+    };
+    await expect(runPlan(deps)).rejects.toThrow(
+      /^input "compare-to": cannot read the bundle to compare with, ".*no-such\.nixplan" \(ENOENT\)/,
+    );
+    expect(exported).toBe(0);
+    expect(rec.outputs).toEqual({});
+  });
 });
 
 describe('the realise action', () => {

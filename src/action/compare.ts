@@ -3,6 +3,7 @@
 // successful run of this workflow on the default branch. Parsed once from the inputs; fetched with
 // the same transports and digest checks as any plan; described for the summary in our words, with
 // everything that came from elsewhere in code spans.
+import { access, constants } from 'node:fs/promises';
 import { trustReportOf, type BundleManifest, type TrustReport } from '../core/bundle/index.js';
 import { formatPublicKey, parsePublicKey, parseSecretKey, publicKeyOf } from '../core/signing.js';
 import { readBundleHead } from '../app/inspect.js';
@@ -141,6 +142,24 @@ export interface CompareDeps {
 function runLink(env: EnvReader, runId: number, url: string): string {
   const server = env(RunnerEnv.ServerUrl) ?? 'https://github.com';
   return url.startsWith(`${server}/`) ? trustedLink(`run ${runId}`, url) : `run ${runId} (${codeSpan(url)})`;
+}
+
+/**
+ * Refuses, before any work, a `compare-to` file that cannot be read: found only after evaluating
+ * and uploading, it failed a step whose plan was already published. (It is read again, and
+ * verified, when it is compared.)
+ */
+export async function checkCompareFile(settings: CompareSettings | undefined, input: string): Promise<void> {
+  if (settings?.source.kind !== 'file') return;
+  const { path } = settings.source;
+  try {
+    await access(path, constants.R_OK);
+  } catch (e) {
+    throw new InputError(
+      input,
+      `cannot read the bundle to compare with, "${path}" (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); accepted: a readable bundle file, an artifact name (no /), or latest`,
+    );
+  }
 }
 
 /** Fetches the plan to compare with into `destDir`. */

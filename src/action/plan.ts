@@ -12,7 +12,14 @@ import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, typ
 import { parsePlanSettings } from './settings.js';
 import { planSummary, stepIdOf, type Published } from './summary.js';
 import { publishedAt, setListOutput, siblingAction } from './outputs.js';
-import { compareInputs, comparePlans, failIfRefused, trustingOwnKey, type CompareDeps } from './compare.js';
+import {
+  checkCompareFile,
+  compareInputs,
+  comparePlans,
+  failIfRefused,
+  trustingOwnKey,
+  type CompareDeps,
+} from './compare.js';
 
 /** What the root action needs; every member has a default that talks to the real runner. */
 export interface PlanDeps {
@@ -53,6 +60,7 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
     settings.signingKey,
   );
   const compare = asked === undefined || !settings.noCheckSigs ? asked : { ...asked, noCheckSigs: true };
+  await checkCompareFile(compare, PlanInput.CompareTo);
 
   const dir = jobTempDir(io, 'plan');
   await mkdir(dir, { recursive: true });

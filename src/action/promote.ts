@@ -12,7 +12,14 @@ import { parsePublicKey } from '../core/signing.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
 import { ACTION_OPTION_NAMES, PromoteInput, PromoteOutput, RunnerEnv } from './constants.js';
-import { compareInputs, comparePlans, failIfRefused, trustingOwnKey, type CompareDeps } from './compare.js';
+import {
+  checkCompareFile,
+  compareInputs,
+  comparePlans,
+  failIfRefused,
+  trustingOwnKey,
+  type CompareDeps,
+} from './compare.js';
 import { codeSpan } from './markdown.js';
 import { fetchPlan } from './fetch.js';
 import { unpinnedWarning } from './fetch-settings.js';
@@ -64,6 +71,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
   const inputs = compareInputs(io, PromoteInput, settings.promotedName, settings.artifactDir);
   // The previous promotion into this realm was signed by this realm's key: the summary says so.
   const compare = trustingOwnKey(inputs, settings.signingKey);
+  await checkCompareFile(compare, PromoteInput.CompareTo);
 
   const transport = (): ArtifactTransport => deps.transport(settings.artifactDir);
   if (settings.noCheckSigs && settings.trustedKeys.length === 0)
