@@ -489,6 +489,26 @@ describe('the actions end to end', () => {
         expect(rolled.summary).toMatch(/\| e2e \| 1 \(was 2\) \| ✅ switched \|/);
         expect(rolled.summary).toContain('the host already runs this system: no package changes');
         expect(rolled.summary).not.toContain('### To undo');
+
+        // build-on: local builds the system on the runner, from the verified plan, and sends the
+        // host its outputs: the runner's store (which only evaluated) ends up holding the system.
+        const system = readlinkSync(`${profile}-1-link`);
+        expect(await planner.validPaths()).not.toContain(system);
+        control.reset();
+        const local = await step(
+          'deploy',
+          { ...inputs, 'known-hosts': knownHosts, 'build-on': 'local' },
+          run,
+          planner,
+        );
+        succeeded(local);
+        expect(JSON.parse(local.outputs['result'] ?? '')).toMatchObject({
+          ok: true,
+          hosts: [{ name: 'e2e', outcome: 'switched', confirmed: true }],
+        });
+        expect(await planner.validPaths()).toContain(system);
+        expect(control.calls()).toEqual([`e2e switch ok ${readlinkSync(profile)}`]);
+        expect(local.summary).toMatch(/\| e2e \| 2 \(was 1\) \| ✅ switched \|/);
       } finally {
         sshd?.stop();
         planner.dispose();
