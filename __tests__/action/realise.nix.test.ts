@@ -85,10 +85,14 @@ describe.each(nixVersions())('the realise action on Nix $label', (version) => {
   ])(
     '%s that selects no root: a plan for another realm says so first, then the input is named',
     async (what, inputs, code, message) => {
-      const elsewhere = await target(`elsewhere-${what}`, join(work, `other-${what}`, 'store'));
+      const otherDir = join(work, `other-${what}`, 'store');
+      const elsewhere = await target(`elsewhere-${what}`, otherDir);
       const realm = await refusal(elsewhere.store, inputs);
       expect(realm.code).toBe('realm');
       expect(realm.message).toContain(`'${bundle}' is a plan for the store dir ${storeDir}`);
+      // An action user relocates with the promote action, not with a command they cannot run.
+      expect(realm.message).toContain(`relocate it first (the promote action, "to: ${otherDir}")`);
+      expect(realm.message).not.toMatch(/--to|nix-plan relocate/);
       expect(await dump(elsewhere.store)).toBe(elsewhere.db);
 
       // In the plan's own realm, the same input is what is wrong, and the refusal names it.

@@ -47,6 +47,7 @@ import { recordingIO, type Recorded } from '../support/recording-io.js';
 import { workflowCommands } from '../support/workflow-commands.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
 import type { CommandRunner } from '../../src/nix/runner.js';
+import { SshHost, type HostShell } from '../../src/nix/ssh.js';
 
 const STORE = '/nix/store';
 const ROOTS = [0, 1, 2].map((n) => ({
@@ -1008,6 +1009,7 @@ describe("a refusal an action user meets names the action's input, not the comma
   async function deployRefusal(
     inputs: Record<string, string>,
     bundle: Uint8Array = planBundle().bytes,
+    shell?: (host: string) => HostShell,
   ): Promise<{ error: NixPlanError; asked: string[] }> {
     const file = join(dir, 'plan.nixplan');
     writeFileSync(file, bundle);
@@ -1031,19 +1033,55 @@ describe("a refusal an action user meets names the action's input, not the comma
       deployPlan: (path, options, d) =>
         deployPlan(path, options, {
           ...d,
-          shellFor: (t) => ({
-            label: t.host,
-            remote: true,
-            run: () => {
-              asked.push(t.host);
-              return Promise.reject(new NixPlanError('host', `${t.host} does not answer`));
+          shellFor: (t) =>
+            shell?.(t.host) ?? {
+              label: t.host,
+              remote: true,
+              run: () => {
+                asked.push(t.host);
+                return Promise.reject(new NixPlanError('host', `${t.host} does not answer`));
+              },
             },
-          }),
         }),
     }).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(NixPlanError);
     return { error: refused as NixPlanError, asked };
   }
+
+  test('deploy: a host of another realm is told to relocate with promote\'s "to", not a command', async () => {
+    // An `ssh` that runs no host: whatever it is asked, it answers a probe of a Nix whose store is elsewhere.
+    const ssh = join(dir, 'ssh');
+    writeFileSync(
+      ssh,
+      "#!/bin/sh\nprintf '@nix-plan protocol 1\\n@nix-plan uid 0\\n@nix-plan nix nix-store (Nix) 2.34.0\\n" +
+        '@nix-plan store-dir "/other/store"\\n@nix-plan end\\n\'\n',
+      { mode: 0o755 },
+    );
+    const b = new Builder(STORE);
+    const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
+    const exportBytes = encodeExport(
+      b.objects.map((o) => ({
+        path: o.path,
+        references: o.references,
+        deriver: '',
+        nar: narOfFile(o.contents!),
+      })),
+    );
+    const draft = await draftFor(exportBytes, STORE, [
+      { attribute: 'web', drvPath: drv, outputs: { out: b.outPath(drv) } },
+    ]);
+    const plan = bundleOf(draft, exportBytes).bytes;
+    const { error } = await deployRefusal({ [DeployInput.Action]: 'push' }, plan, (host) => {
+      return new SshHost({ host }, { program: ssh });
+    });
+    expect(error.code).toBe('realm');
+    expect(error.message).toBe(
+      "host.invalid: the plan is for store dir /nix/store, the host's Nix uses /other/store: " +
+        'relocate the plan to the host\'s realm first (the promote action, "to: /other/store"); nothing was sent',
+    );
+    expect(error.message).not.toMatch(noFlag);
+    expect(error.message).not.toMatch(/nix-plan relocate/);
+  });
 
   test('deploy: a relative profile with use-sudo names "profile" and "use-sudo"', async () => {
     const { error, asked } = await deployRefusal({

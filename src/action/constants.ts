@@ -112,7 +112,8 @@ export const DeployInput = {
 /**
  * How the use cases' messages name what an action user can set: the input, never the command
  * line's flag (`"profile"`, `"action: push"`). One table for the fetching actions, which spell a
- * shared input alike; `allow-any-root` has no input, so no message offers it.
+ * shared input alike; `allow-any-root` has no input, so no message offers it. A plan is relocated
+ * with the promote action, so a refusal that asks for one names promote's `to`.
  */
 export const ACTION_OPTION_NAMES: OptionNames = {
   style: 'input',
@@ -126,6 +127,7 @@ export const ACTION_OPTION_NAMES: OptionNames = {
     maxAge: FetchInput.MaxAge,
     allowDowngrade: DeployInput.AllowDowngrade,
     roots: RealiseInput.Roots,
+    relocateTo: PromoteInput.To,
   },
 };
 

@@ -157,7 +157,7 @@ export async function importPlan(
     const realm = new AbortController();
     const realmChecked = settle(
       storeDirKnown.then((storeDir) => {
-        checkRealm(claimed, storeDir, source.name);
+        checkRealm(claimed, storeDir, source.name, options.optionNames);
         return storeDir;
       }),
     );

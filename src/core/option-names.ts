@@ -12,7 +12,9 @@ export type OptionKey =
   | 'maxAge'
   | 'allowDowngrade'
   | 'allowAnyRoot'
-  | 'roots';
+  | 'roots'
+  /** Where a plan is relocated to: `relocate --to DIR` on the command line, promote's `to` input. */
+  | 'relocateTo';
 
 /**
  * How one front end spells its options: flags (`--max-age 7d`) or action inputs
@@ -37,6 +39,7 @@ export const CLI_OPTION_NAMES: OptionNames = {
     allowDowngrade: 'allow-downgrade',
     allowAnyRoot: 'allow-any-root',
     roots: 'roots',
+    relocateTo: 'to',
   },
 };
 
@@ -72,4 +75,13 @@ function spelling(
   const name = chosen.names[key];
   if (name !== undefined) return { style: chosen.style, name };
   return { style: 'flag', name: CLI_OPTION_NAMES.names[key] ?? key };
+}
+
+/**
+ * How the user relocates a plan into `storeDir`: the command line's `nix-plan relocate --to DIR`,
+ * or, for an action user (who has no command to run), the promote action and its input.
+ */
+export function relocateAdvice(names: OptionNames | undefined, storeDir: string): string {
+  if (names?.style !== 'input') return `nix-plan relocate ${optionSet(names, 'relocateTo', storeDir)}`;
+  return `the promote action, ${optionSet(names, 'relocateTo', storeDir)}`;
 }

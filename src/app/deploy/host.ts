@@ -9,6 +9,7 @@ import { finished } from 'node:stream/promises';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { exportStream, type BundleSource } from '../../core/bundle/index.js';
 import { NixPlanError } from '../../core/errors.js';
+import { relocateAdvice, type OptionNames } from '../../core/option-names.js';
 import { notRootText, type HostProgram } from '../../nix/host-program.js';
 import { type HostProbe } from '../../nix/host-markers.js';
 import { FileInput } from '../../nix/runner.js';
@@ -79,12 +80,13 @@ export function checkProbe(
   manifest: Pick<BundleManifest, 'storeDir'>,
   probe: HostProbe,
   activating = true,
+  names?: OptionNames,
 ): void {
   if (probe.storeDir !== manifest.storeDir)
     throw new NixPlanError(
       'realm',
       `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
-        "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent",
+        `relocate the plan to the host's realm first (${names?.style === 'input' ? relocateAdvice(names, probe.storeDir) : 'nix-plan relocate --to …'}); nothing was sent`,
     );
   if (activating && probe.uid !== 0)
     throw new NixPlanError('host', `${job.label}: ${notRootText(probe.uid)}; nothing was sent`);

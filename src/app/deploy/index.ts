@@ -274,7 +274,7 @@ export async function deployPlan(
         };
         try {
           const answer = await probe;
-          checkProbe({ label }, manifest, answer, !push);
+          checkProbe({ label }, manifest, answer, !push, options.optionNames);
           if (push || root === undefined || system === undefined) {
             if (!push) throw new NixPlanError('internal', 'no root for the host');
             const imported = await sendPlan(

@@ -14,18 +14,27 @@ import {
 } from '../derivation/index.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits, type ExportedPath } from '../export-stream.js';
 import { parsePublicKey, type PublicKey } from '../signing.js';
+import { relocateAdvice, type OptionNames } from '../option-names.js';
 import { OBJECT_KINDS, verifyManifestSignatures, type BundleManifest, type ObjectKind } from './manifest.js';
 
 function bad(message: string): NixPlanError {
   return new NixPlanError('bundle', message);
 }
 
-/** Refuses a bundle made for another store dir than `storeDir` (when one is required). */
-export function checkRealm(manifest: BundleManifest, storeDir: string | undefined, name: string): void {
+/**
+ * Refuses a bundle made for another store dir than `storeDir` (when one is required); the
+ * message says how to relocate it as `names` spells that (default: the command line).
+ */
+export function checkRealm(
+  manifest: BundleManifest,
+  storeDir: string | undefined,
+  name: string,
+  names?: OptionNames,
+): void {
   if (storeDir !== undefined && storeDir !== manifest.storeDir)
     throw new NixPlanError(
       'realm',
-      `'${name}' is a plan for the store dir ${manifest.storeDir}, but this store's dir is ${storeDir}; relocate it first (nix-plan relocate --to ${storeDir})`,
+      `'${name}' is a plan for the store dir ${manifest.storeDir}, but this store's dir is ${storeDir}; relocate it first (${relocateAdvice(names, storeDir)})`,
     );
 }
 
