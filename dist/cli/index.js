@@ -823,6 +823,7 @@ const CLI_OPTION_NAMES = {
         allowDowngrade: 'allow-downgrade',
         allowAnyRoot: 'allow-any-root',
         roots: 'roots',
+        relocateTo: 'to',
     },
 };
 /** Whether this front end has the option (`names` undefined: the command line's, which has all). */
@@ -853,6 +854,15 @@ function spelling(names, key) {
     if (name !== undefined)
         return { style: chosen.style, name };
     return { style: 'flag', name: CLI_OPTION_NAMES.names[key] ?? key };
+}
+/**
+ * How the user relocates a plan into `storeDir`: the command line's `nix-plan relocate --to DIR`,
+ * or, for an action user (who has no command to run), the promote action and its input.
+ */
+function relocateAdvice(names, storeDir) {
+    if (names?.style !== 'input')
+        return `nix-plan relocate ${optionSet(names, 'relocateTo', storeDir)}`;
+    return `the promote action, ${optionSet(names, 'relocateTo', storeDir)}`;
 }
 
 ;// CONCATENATED MODULE: ./src/core/nix32.ts
@@ -5465,13 +5475,17 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
 
 
 
+
 function policy_bad(message) {
     return new errors_NixPlanError('bundle', message);
 }
-/** Refuses a bundle made for another store dir than `storeDir` (when one is required). */
-function checkRealm(manifest, storeDir, name) {
+/**
+ * Refuses a bundle made for another store dir than `storeDir` (when one is required); the
+ * message says how to relocate it as `names` spells that (default: the command line).
+ */
+function checkRealm(manifest, storeDir, name, names) {
     if (storeDir !== undefined && storeDir !== manifest.storeDir)
-        throw new errors_NixPlanError('realm', `'${name}' is a plan for the store dir ${manifest.storeDir}, but this store's dir is ${storeDir}; relocate it first (nix-plan relocate --to ${storeDir})`);
+        throw new errors_NixPlanError('realm', `'${name}' is a plan for the store dir ${manifest.storeDir}, but this store's dir is ${storeDir}; relocate it first (${relocateAdvice(names, storeDir)})`);
 }
 /**
  * The names of the trusted keys whose signatures verify on the manifest: none asked for when no
@@ -7861,7 +7875,7 @@ async function importPlan(bundlePath, options, deps) {
         // plan for another realm importable here, and the realm's message says what would (relocate).
         const realm = new AbortController();
         const realmChecked = settle(storeDirKnown.then((storeDir) => {
-            checkRealm(claimed, storeDir, source.name);
+            checkRealm(claimed, storeDir, source.name, options.optionNames);
             return storeDir;
         }));
         void realmChecked.then((r) => {
@@ -11623,15 +11637,16 @@ function checkFreshness(manifest, bytes, checks, target, now, log) {
 
 
 
+
 /** Every transfer encoding, for parsing and help texts. */
 const TRANSFER_ENCODINGS = ['auto', 'zstd', 'none'];
 /** Every place a deploy can build, for parsing and help texts. */
 const BUILD_ON = ['host', 'local'];
 /** Refuses, from the probe alone, a host the plan cannot go to: another realm, a busy host. */
-function checkProbe(job, manifest, probe, activating = true) {
+function checkProbe(job, manifest, probe, activating = true, names) {
     if (probe.storeDir !== manifest.storeDir)
         throw new errors_NixPlanError('realm', `${job.label}: the plan is for store dir ${manifest.storeDir}, the host's Nix uses ${probe.storeDir}: ` +
-            "relocate the plan to the host's realm first (nix-plan relocate --to …); nothing was sent");
+            `relocate the plan to the host's realm first (${names?.style === 'input' ? relocateAdvice(names, probe.storeDir) : 'nix-plan relocate --to …'}); nothing was sent`);
     if (activating && probe.uid !== 0)
         throw new errors_NixPlanError('host', `${job.label}: ${notRootText(probe.uid)}; nothing was sent`);
     if (activating && probe.busy !== undefined)
@@ -12103,7 +12118,7 @@ async function deployPlan(bundlePath, options, deps) {
             };
             try {
                 const answer = await probe;
-                checkProbe({ label }, manifest, answer, !push);
+                checkProbe({ label }, manifest, answer, !push, options.optionNames);
                 if (push || root === undefined || system === undefined) {
                     if (!push)
                         throw new errors_NixPlanError('internal', 'no root for the host');
