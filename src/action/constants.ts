@@ -128,6 +128,8 @@ export const ACTION_OPTION_NAMES: OptionNames = {
     allowDowngrade: DeployInput.AllowDowngrade,
     roots: RealiseInput.Roots,
     relocateTo: PromoteInput.To,
+    signKey: PlanInput.SigningKey,
+    include: PlanInput.Include,
   },
 };
 

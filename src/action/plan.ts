@@ -6,7 +6,7 @@ import { exportPlan } from '../app/export.js';
 import { diffPlanSources } from '../app/diff.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, type ArtifactTransport } from '../transport/transport.js';
-import { PlanInput, PlanOutput, RunnerEnv } from './constants.js';
+import { ACTION_OPTION_NAMES, PlanInput, PlanOutput, RunnerEnv } from './constants.js';
 import { planMatrix } from './matrix.js';
 import { defaultRunner, defaultTransport, jobTempDir, nixBuildLog, runnerIO, type ActionIO } from './run.js';
 import { parsePlanSettings } from './settings.js';
@@ -83,6 +83,7 @@ export async function run(deps: PlanDeps = defaultPlanDeps()): Promise<void> {
         ...(settings.relocateTo === undefined ? {} : { relocateTo: settings.relocateTo }),
         // The run that made the plan (GITHUB_* variables) and the workspace's git commit.
         provenance: { env: io.env },
+        optionNames: ACTION_OPTION_NAMES,
       },
       {
         runner: deps.runner,

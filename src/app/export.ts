@@ -1,6 +1,7 @@
 // exportPlan: evaluate once, collect the closure from the store, write it as one plan bundle.
 import { rm } from 'node:fs/promises';
 import { NixPlanError } from '../core/errors.js';
+import { optionName, optionSet, type OptionNames } from '../core/option-names.js';
 import {
   DEFAULT_READER_LIMITS,
   EXPORT_COMPRESSION,
@@ -63,6 +64,8 @@ export interface ExportOptions extends EvaluateRequest {
   readonly provenance?: ProvenanceSources | undefined;
   /** The clock (the plan's `createdAt` is when evaluation started). */
   readonly now?: (() => Date) | undefined;
+  /** How messages name the options (default: the command line's flags; the plan action: its inputs). */
+  readonly optionNames?: OptionNames | undefined;
 }
 
 /** What exportPlan produced. */
@@ -89,6 +92,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   const keyTexts = secretKeyTexts(options);
   const keys = keyTexts.map(parseSecretKey);
   const include = options.include ?? 'drvs';
+  const names = options.optionNames;
   await assertWritable(options.output);
   // A request that cannot be evaluated is refused before the evaluation's progress line starts.
   const request = await checkEvaluateRequest(options);
@@ -107,7 +111,10 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
       storeDir,
       roots.map((r) => r.drvPath),
       include,
-      { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) },
+      {
+        onRealise: (what, n) =>
+          deps.log.info(`realising ${n} ${what} for ${optionSet(names, 'include', include)}…`),
+      },
       // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
       { drvsFromFiles: true },
     ),
@@ -120,7 +127,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
     throw builtInputRefusal(
       unsigned,
       "a 'sources' bundle carries a build output only signed, since nothing else proves what it holds: " +
-        'export with --sign-key (readers then give the public key with --trusted-key)',
+        `${exportWith(names)} ${optionName(names, 'signKey')} (readers then give the public key with ${optionName(names, 'trustedKey')})`,
     );
   const { counts, narBytes } = tally([]);
   let paths = 0;
@@ -166,7 +173,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
       if (o.kind === 'output' && include === 'drvs')
         throw builtInputRefusal(
           { path: o.path, output: o.path, deriver: o.deriver },
-          "a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
+          `a 'drvs' bundle carries only what evaluation writes: ${exportWith(names)} ${optionSet(names, 'include', 'sources')} ${names?.style === 'input' ? 'and ' : ''}${optionName(names, 'signKey')} to carry it ` +
             '(relocating the plan to another store dir is then refused: native evaluation there would build it again)',
         );
       const problem = entryLimitProblem({ ...o, fileSize: o.file?.bytes.length }, readerLimits);
@@ -204,7 +211,7 @@ export async function exportPlan(options: ExportOptions, deps: Deps): Promise<Ex
   let { manifest, bundleBytes } = written;
   const builtInputs =
     closure.builtInputs ?? (include === 'drvs' ? await findBuiltInputs(store, storeDir, members) : []);
-  for (const b of builtInputs) deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver)));
+  for (const b of builtInputs) deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver), names));
   if (options.relocateTo !== undefined) {
     try {
       const relocated = await relocatePlan(
@@ -250,11 +257,21 @@ function builtInputRefusal(b: BuiltInput, why: string): NixPlanError {
 }
 
 /** What export tells the user about a build output the plan depends on, and what --include does. */
-function explainBuiltInput(b: BuiltInput, include: string, derivationCarried: boolean): string {
+function explainBuiltInput(
+  b: BuiltInput,
+  include: string,
+  derivationCarried: boolean,
+  names: OptionNames | undefined,
+): string {
   const what = describeBuiltInput(b);
   if (b.path === b.output)
-    return `${what}: the bundle carries it (--include ${include}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
+    return `${what}: the bundle carries it (${optionSet(names, 'include', include)}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
   return derivationCarried
     ? `${what}: the plan carries that derivation, so relocation can name the copy in another store dir`
-    : `${what}: relocating the plan needs that derivation to name the copy in another store dir; export with --include sources to carry it`;
+    : `${what}: relocating the plan needs that derivation to name the copy in another store dir; ${exportWith(names)} ${optionSet(names, 'include', 'sources')} to carry it`;
+}
+
+/** How a message asks for an export option: the command line exports with a flag, an action is given an input. */
+function exportWith(names: OptionNames | undefined): string {
+  return names?.style === 'input' ? 'give' : 'export with';
 }

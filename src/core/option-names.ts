@@ -14,7 +14,10 @@ export type OptionKey =
   | 'allowAnyRoot'
   | 'roots'
   /** Where a plan is relocated to: `relocate --to DIR` on the command line, promote's `to` input. */
-  | 'relocateTo';
+  | 'relocateTo'
+  /** The secret key a plan is signed with, and what a plan carries (export). */
+  | 'signKey'
+  | 'include';
 
 /**
  * How one front end spells its options: flags (`--max-age 7d`) or action inputs
@@ -40,6 +43,8 @@ export const CLI_OPTION_NAMES: OptionNames = {
     allowAnyRoot: 'allow-any-root',
     roots: 'roots',
     relocateTo: 'to',
+    signKey: 'sign-key',
+    include: 'include',
   },
 };
 
