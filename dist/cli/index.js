@@ -824,6 +824,8 @@ const CLI_OPTION_NAMES = {
         allowAnyRoot: 'allow-any-root',
         roots: 'roots',
         relocateTo: 'to',
+        signKey: 'sign-key',
+        include: 'include',
     },
 };
 /** Whether this front end has the option (`names` undefined: the command line's, which has all). */
@@ -18172,6 +18174,7 @@ async function relocatePlan(bundlePath, options, deps) {
 
 
 
+
 /** Counts and NAR bytes per kind. */
 function tally(objects) {
     const counts = emptyCounts();
@@ -18187,6 +18190,7 @@ async function exportPlan(options, deps) {
     const keyTexts = secretKeyTexts(options);
     const keys = keyTexts.map(parseSecretKey);
     const include = options.include ?? 'drvs';
+    const names = options.optionNames;
     await assertWritable(options.output);
     // A request that cannot be evaluated is refused before the evaluation's progress line starts.
     const request = await checkEvaluateRequest(options);
@@ -18200,7 +18204,9 @@ async function exportPlan(options, deps) {
     // Provenance (git, the flake's lock) is read while the closure is: neither needs the other.
     const [closure, provenance] = await Promise.all([
         // Returns once the .drv files are read; Nix still describes the paths while writing starts.
-        streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, { onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for --include ${include}…`) }, 
+        streamClosure(store, storeDir, roots.map((r) => r.drvPath), include, {
+            onRealise: (what, n) => deps.log.info(`realising ${n} ${what} for ${optionSet(names, 'include', include)}…`),
+        }, 
         // The stream needs no NAR hashes; Nix's database is asked only about the other paths.
         { drvsFromFiles: true }),
         collectProvenance(options, store, options.provenance ?? {}, deps.log),
@@ -18210,7 +18216,7 @@ async function exportPlan(options, deps) {
     const unsigned = keys.length === 0 ? closure.builtInputs?.find((b) => b.path === b.output) : undefined;
     if (unsigned !== undefined)
         throw builtInputRefusal(unsigned, "a 'sources' bundle carries a build output only signed, since nothing else proves what it holds: " +
-            'export with --sign-key (readers then give the public key with --trusted-key)');
+            `${exportWith(names)} ${optionName(names, 'signKey')} (readers then give the public key with ${optionName(names, 'trustedKey')})`);
     const { counts, narBytes } = tally([]);
     let paths = 0;
     // Counts, sizes, systems and the roots' outputs are known once the stream has been written.
@@ -18254,7 +18260,7 @@ async function exportPlan(options, deps) {
                 members.push({ path: o.path, kind: o.kind, deriver: o.deriver });
             // A 'drvs' bundle carries only what evaluation writes.
             if (o.kind === 'output' && include === 'drvs')
-                throw builtInputRefusal({ path: o.path, output: o.path, deriver: o.deriver }, "a 'drvs' bundle carries only what evaluation writes: export with --include sources --sign-key to carry it " +
+                throw builtInputRefusal({ path: o.path, output: o.path, deriver: o.deriver }, `a 'drvs' bundle carries only what evaluation writes: ${exportWith(names)} ${optionSet(names, 'include', 'sources')} ${names?.style === 'input' ? 'and ' : ''}${optionName(names, 'signKey')} to carry it ` +
                     '(relocating the plan to another store dir is then refused: native evaluation there would build it again)');
             const problem = entryLimitProblem({ ...o, fileSize: o.file?.bytes.length }, readerLimits);
             if (problem !== undefined)
@@ -18292,7 +18298,7 @@ async function exportPlan(options, deps) {
     let { manifest, bundleBytes } = written;
     const builtInputs = closure.builtInputs ?? (include === 'drvs' ? await findBuiltInputs(store, storeDir, members) : []);
     for (const b of builtInputs)
-        deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver)));
+        deps.log.warn(explainBuiltInput(b, include, carried.has(b.deriver), names));
     if (options.relocateTo !== undefined) {
         try {
             const relocated = await relocatePlan(target, {
@@ -18333,13 +18339,17 @@ function builtInputRefusal(b, why) {
     return new errors_NixPlanError('closure', `${describeBuiltInput(b)}; the plan depends on it, and ${why}`);
 }
 /** What export tells the user about a build output the plan depends on, and what --include does. */
-function explainBuiltInput(b, include, derivationCarried) {
+function explainBuiltInput(b, include, derivationCarried, names) {
     const what = describeBuiltInput(b);
     if (b.path === b.output)
-        return `${what}: the bundle carries it (--include ${include}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
+        return `${what}: the bundle carries it (${optionSet(names, 'include', include)}), but relocating the plan to another store dir is refused, as native evaluation there would build it again`;
     return derivationCarried
         ? `${what}: the plan carries that derivation, so relocation can name the copy in another store dir`
-        : `${what}: relocating the plan needs that derivation to name the copy in another store dir; export with --include sources to carry it`;
+        : `${what}: relocating the plan needs that derivation to name the copy in another store dir; ${exportWith(names)} ${optionSet(names, 'include', 'sources')} to carry it`;
+}
+/** How a message asks for an export option: the command line exports with a flag, an action is given an input. */
+function exportWith(names) {
+    return names?.style === 'input' ? 'give' : 'export with';
 }
 
 ;// CONCATENATED MODULE: ./src/app/keygen.ts
