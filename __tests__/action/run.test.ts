@@ -1083,6 +1083,23 @@ describe("a refusal an action user meets names the action's input, not the comma
     expect(error.message).not.toMatch(/nix-plan relocate/);
   });
 
+  test('deploy: a plan over the size limit offers no input to raise it (the actions have none)', async () => {
+    // A forger's manifest (checksum recomputed) that declares more than the 64 GiB a reader takes.
+    const plain = planBundle();
+    const draft = await draftFor(encodeExport([]), STORE, ROOTS);
+    const size = 64 * 1024 ** 3 + 1;
+    const forged = bundleOf(draft, encodeExport([]), {
+      manifest: { stream: { ...plain.manifest.stream, size } },
+    }).bytes;
+    const { error } = await deployRefusal({ [DeployInput.Action]: 'push' }, forged);
+    expect(error.code).toBe('limit');
+    expect(error.message).toBe(
+      `the bundle's export stream is ${size} bytes, more than the limit of ${size - 1} bytes ` +
+        "(the limit keeps a plan from filling the runner's disk, and no input raises it)",
+    );
+    expect(error.message).not.toMatch(noFlag);
+  });
+
   test('deploy: a relative profile with use-sudo names "profile" and "use-sudo"', async () => {
     const { error, asked } = await deployRefusal({
       [DeployInput.Profile]: 'profiles/system',

@@ -101,6 +101,7 @@ export async function run(deps: PromoteDeps = defaultPromoteDeps()): Promise<voi
           name,
           to: settings.to,
           output,
+          optionNames: ACTION_OPTION_NAMES,
           ...(settings.trustedKeys.length > 0 ? { trustedKeys: settings.trustedKeys } : {}),
           ...(settings.noCheckSigs ? { noCheckSigs: true } : {}),
           // Checked again on the private copy that is relocated: the file could change after fetching.

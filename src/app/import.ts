@@ -188,6 +188,7 @@ export async function importPlan(
           trustedKeys: options.trustedKeys,
           noCheckSigs: options.noCheckSigs,
           limits,
+          optionNames: options.optionNames,
           // Asked with the last of the bundle's paths, in one Nix process.
           validInStore: async (missing) => {
             const invalid = await validity.sendWith(missing);

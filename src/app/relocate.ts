@@ -47,6 +47,7 @@ import { privateBundle } from './private-copy.js';
 import { keptEntries, rereadEntries } from './relocated-export.js';
 import { ScratchFile } from './scratch-file.js';
 import { verifyWithProgress } from './verify.js';
+import type { OptionNames } from '../core/option-names.js';
 import { TOOL_VERSION } from './version.js';
 
 /** A recursive source that is one file bigger than this is relocated without holding its bytes. */
@@ -67,6 +68,8 @@ export const KEEP_CONTENTS_UP_TO = 16 * 1024 * 1024;
 export interface RelocateOptions {
   /** The target store dir (realm). */
   readonly to: string;
+  /** How messages name the options (default: the command line's flags; an action: its inputs). */
+  readonly optionNames?: OptionNames | undefined;
   /** Where to write the relocated bundle. */
   readonly output: string;
   /** Secret keys (`NAME:base64`) to sign the new manifest with. */
@@ -196,6 +199,7 @@ export async function relocatePlan(
         {
           trustedKeys: trusted,
           noCheckSigs: options.noCheckSigs,
+          optionNames: options.optionNames,
           // Relocation parses every .drv whole, and refuses a malformed one, before the new
           // bundle is moved into place: it passes each to the verifier's checks (below), as
           // parsing them here as well would be done twice.

@@ -17,7 +17,9 @@ export type OptionKey =
   | 'relocateTo'
   /** The secret key a plan is signed with, and what a plan carries (export). */
   | 'signKey'
-  | 'include';
+  | 'include'
+  /** The bound on a plan's uncompressed size (the command line's alone: no action has an input). */
+  | 'maxSize';
 
 /**
  * How one front end spells its options: flags (`--max-age 7d`) or action inputs
@@ -45,6 +47,7 @@ export const CLI_OPTION_NAMES: OptionNames = {
     relocateTo: 'to',
     signKey: 'sign-key',
     include: 'include',
+    maxSize: 'max-size',
   },
 };
 

@@ -154,7 +154,7 @@ async function verifyForDeploy(
   const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
   const report = await verifyWithProgress(
     source,
-    { trustedKeys: trusted, noCheckSigs },
+    { trustedKeys: trusted, noCheckSigs, optionNames: options.optionNames },
     deps.progress,
     deps.signal,
   );

@@ -5,6 +5,7 @@ import { LimitError, NixPlanError } from '../errors.js';
 import { DEFAULT_EXPORT_LIMITS, type ExportLimits } from '../export-stream.js';
 import { DEFAULT_MAX_WINDOW_LOG } from './frame.js';
 import { DEFAULT_MAX_MANIFEST_SIZE, type BundleManifest, type ObjectKind } from './manifest.js';
+import { offers, optionName, type OptionNames } from '../option-names.js';
 
 /** Bounds that keep a hostile bundle from exhausting memory, disk or time. */
 export interface ReaderLimits {
@@ -109,12 +110,20 @@ export function entryLimitProblem(
   return undefined;
 }
 
-/** Refuses, before decompressing, a stream whose recorded size breaks the limits. */
-export function checkSizeLimits(manifest: BundleManifest, limits: ReaderLimits): void {
+/**
+ * Refuses, before decompressing, a stream whose recorded size breaks the limits; the message says
+ * how to raise the size limit as `names` spells it, or, for a front end with no such option (the
+ * actions), what the limit is for.
+ */
+export function checkSizeLimits(manifest: BundleManifest, limits: ReaderLimits, names?: OptionNames): void {
   const { size, compressedSize } = manifest.stream;
   if (size > limits.maxStreamSize)
     throw new LimitError(
-      `the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`,
+      `the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (${
+        offers(names, 'maxSize')
+          ? `raise it with ${optionName(names, 'maxSize')}`
+          : "the limit keeps a plan from filling the runner's disk, and no input raises it"
+      })`,
     );
   if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
     throw new LimitError(

@@ -18,6 +18,7 @@ import { DerivationOutputChecks } from './drv-outputs.js';
 import type { StoreDerivationReader } from './store-derivations.js';
 import { ClosureCheck } from './closure-check.js';
 import { DEFAULT_READER_LIMITS, checkSizeLimits, exportLimitsFor, type ReaderLimits } from './limits.js';
+import type { OptionNames } from '../option-names.js';
 import {
   DerivationChecks,
   checkRealm,
@@ -57,6 +58,8 @@ export interface VerifyOptions {
    */
   readonly noCheckSigs?: boolean | undefined;
   readonly limits?: Partial<ReaderLimits> | undefined;
+  /** How messages name the options (default: the command line's flags; an action: its inputs). */
+  readonly optionNames?: OptionNames | undefined;
   /** Called for each entry once it is checked (the bundle as a whole is valid only at the end). */
   readonly onEntry?: ((entry: CheckedEntry) => void | Promise<void>) | undefined;
   /**
@@ -160,7 +163,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   const { manifest } = head;
   checkRealm(manifest, options.storeDir, source.name);
   const trustedSignatures = checkSignatures(manifest, options.trustedKeys, options.requireSignature);
-  checkSizeLimits(manifest, limits);
+  checkSizeLimits(manifest, limits, options.optionNames);
 
   const exportLimits: Partial<ExportLimits> = exportLimitsFor(manifest, limits);
   const counts = emptyCounts();
