@@ -826,6 +826,7 @@ const CLI_OPTION_NAMES = {
         relocateTo: 'to',
         signKey: 'sign-key',
         include: 'include',
+        maxSize: 'max-size',
     },
 };
 /** Whether this front end has the option (`names` undefined: the command line's, which has all). */
@@ -3690,6 +3691,7 @@ async function* readExport(source, limits = DEFAULT_EXPORT_LIMITS, options = {})
 
 
 
+
 /**
  * The largest .drv (or other single file) the reader holds whole by default: 512 MiB, room for a
  * 256 MB attribute. The reader cannot know a NAR is a .drv's before its path, which follows it, so
@@ -3749,11 +3751,17 @@ function entryLimitProblem(entry, limits) {
         return `'${entry.path}' is larger than the limit of ${lim.keepFileUpTo} bytes for a .drv`;
     return undefined;
 }
-/** Refuses, before decompressing, a stream whose recorded size breaks the limits. */
-function checkSizeLimits(manifest, limits) {
+/**
+ * Refuses, before decompressing, a stream whose recorded size breaks the limits; the message says
+ * how to raise the size limit as `names` spells it, or, for a front end with no such option (the
+ * actions), what the limit is for.
+ */
+function checkSizeLimits(manifest, limits, names) {
     const { size, compressedSize } = manifest.stream;
     if (size > limits.maxStreamSize)
-        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (raise it with --max-size)`);
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (${offers(names, 'maxSize')
+            ? `raise it with ${optionName(names, 'maxSize')}`
+            : "the limit keeps a plan from filling the runner's disk, and no input raises it"})`);
     if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
@@ -6198,7 +6206,7 @@ async function verifySource(source, options) {
     const { manifest } = head;
     checkRealm(manifest, options.storeDir, source.name);
     const trustedSignatures = checkSignatures(manifest, options.trustedKeys, options.requireSignature);
-    checkSizeLimits(manifest, limits);
+    checkSizeLimits(manifest, limits, options.optionNames);
     const exportLimits = exportLimitsFor(manifest, limits);
     const counts = emptyCounts();
     const narBytes = emptyCounts();
@@ -7906,6 +7914,7 @@ async function importPlan(bundlePath, options, deps) {
                 trustedKeys: options.trustedKeys,
                 noCheckSigs: options.noCheckSigs,
                 limits,
+                optionNames: options.optionNames,
                 // Asked with the last of the bundle's paths, in one Nix process.
                 validInStore: async (missing) => {
                     const invalid = await validity.sendWith(missing);
@@ -12013,7 +12022,7 @@ function hostFailure(e) {
 async function verifyForDeploy(source, options, activates, deps) {
     const noCheckSigs = options.noCheckSigs === true;
     const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
-    const report = await verifyWithProgress(source, { trustedKeys: trusted, noCheckSigs }, deps.progress, deps.signal);
+    const report = await verifyWithProgress(source, { trustedKeys: trusted, noCheckSigs, optionNames: options.optionNames }, deps.progress, deps.signal);
     const trust = trustReportOf(report.manifest, trusted, {
         noCheckSigs: report.noCheckSigs,
         unproven: report.unproven,
@@ -17988,6 +17997,7 @@ async function relocatePlan(bundlePath, options, deps) {
             const { manifest, derivations, unproven } = await verifyWithProgress(bundle, {
                 trustedKeys: trusted,
                 noCheckSigs: options.noCheckSigs,
+                optionNames: options.optionNames,
                 // Relocation parses every .drv whole, and refuses a malformed one, before the new
                 // bundle is moved into place: it passes each to the verifier's checks (below), as
                 // parsing them here as well would be done twice.
