@@ -16,6 +16,7 @@ import {
   bundleOf,
   draftFor,
   FIXTURE_CREATED_AT,
+  fileEntries,
   narOfFile,
 } from '../support/bundle-fixtures.js';
 import { Builder } from '../support/closure-builder.js';
@@ -240,12 +241,7 @@ describe('the root action', () => {
       system: SYSTEM,
       ...(options.edit !== undefined && { edit: options.edit }),
     });
-    const entries = b.objects.map((o) => ({
-      path: o.path,
-      references: o.references,
-      deriver: '',
-      nar: narOfFile(o.contents!),
-    }));
+    const entries = fileEntries(b.objects);
     const out = b.outPath(drv);
     if (options.output !== undefined)
       entries.push({ path: out, references: [], deriver: drv, nar: narOfFile(options.output) });
@@ -708,14 +704,7 @@ describe('the deploy action with build-on: local', () => {
   test("builds the private copy on the runner with realise (which verifies it), with the action's trust inputs", async () => {
     const b = new Builder(STORE);
     const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
-    const exportBytes = encodeExport(
-      b.objects.map((o) => ({
-        path: o.path,
-        references: o.references,
-        deriver: '',
-        nar: narOfFile(o.contents!),
-      })),
-    );
+    const exportBytes = encodeExport(fileEntries(b.objects));
     const root = { attribute: 'web', drvPath: drv, outputs: { out: b.outPath(drv) } };
     const bundle = bundleOf(await draftFor(exportBytes, STORE, [root], 'drvs'), exportBytes).bytes;
     const file = join(dir, 'plan.nixplan');
@@ -1059,14 +1048,7 @@ describe("a refusal an action user meets names the action's input, not the comma
     );
     const b = new Builder(STORE);
     const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
-    const exportBytes = encodeExport(
-      b.objects.map((o) => ({
-        path: o.path,
-        references: o.references,
-        deriver: '',
-        nar: narOfFile(o.contents!),
-      })),
-    );
+    const exportBytes = encodeExport(fileEntries(b.objects));
     const draft = await draftFor(exportBytes, STORE, [
       { attribute: 'web', drvPath: drv, outputs: { out: b.outPath(drv) } },
     ]);
@@ -1142,12 +1124,7 @@ describe("a refusal an action user meets names the action's input, not the comma
     const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
     const out = b.outPath(drv);
     const entries = [
-      ...b.objects.map((o) => ({
-        path: o.path,
-        references: o.references,
-        deriver: '',
-        nar: narOfFile(o.contents!),
-      })),
+      ...fileEntries(b.objects),
       { path: out, references: [], deriver: drv, nar: narOfFile('forged') },
     ];
     const exportBytes = encodeExport(entries);

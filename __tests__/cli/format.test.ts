@@ -9,7 +9,7 @@ import { tableRow } from '../../src/cli/diff-format.js';
 import { main } from '../../src/cli/main.js';
 import type { CliIo } from '../../src/cli/terminal.js';
 import type { CommandRunner } from '../../src/nix/runner.js';
-import { bundleOf, draftFor, encodeExport, narOfFile } from '../support/bundle-fixtures.js';
+import { bundleOf, draftFor, encodeExport, fileEntries } from '../support/bundle-fixtures.js';
 import { Builder } from '../support/closure-builder.js';
 import { SYSTEM } from '../support/nix.js';
 
@@ -49,14 +49,7 @@ async function plan(names: readonly string[], under?: string): Promise<string> {
     drvPath,
     outputs: { out: b.outPath(drvPath) },
   }));
-  const exportBytes = encodeExport(
-    b.objects.map((o) => ({
-      path: o.path,
-      references: o.references,
-      deriver: '',
-      nar: narOfFile(o.contents!),
-    })),
-  );
+  const exportBytes = encodeExport(fileEntries(b.objects));
   const file = join(dir, 'plan.nixplan');
   writeFileSync(file, bundleOf(await draftFor(exportBytes, STORE, roots, 'drvs'), exportBytes).bytes);
   return file;

@@ -57,6 +57,21 @@ export async function splitExport(bytes: Uint8Array): Promise<RawEntry[]> {
   return out;
 }
 
+/**
+ * Export entries of in-memory store objects that hold their file's bytes (a closure-builder's
+ * `objects`: sources, texts and .drvs), in their order, no deriver.
+ */
+export function fileEntries(
+  objects: readonly { path: string; references: string[]; contents?: Uint8Array | undefined }[],
+): RawEntry[] {
+  return objects.map((o) => ({
+    path: o.path,
+    references: o.references,
+    deriver: '',
+    nar: narOfFile(o.contents!),
+  }));
+}
+
 /** NAR of one regular file, encoded by hand. */
 export function narOfFile(contents: Uint8Array | string, executable = false): Uint8Array {
   return concatBytes([
