@@ -814,6 +814,22 @@ describeSsh('nix-plan deploy over SSH', () => {
         expect(s().control.calls()).toEqual([]);
         expect(current()).toBe(was);
         expect(received()).toEqual([]);
+        // A plan no trusted key signed, with a build output in it: the local build (which runs beside
+        // the deploy's own verification) refuses it too, before any of it reaches this store,
+        // and nothing reaches the host.
+        const emptyDb = (await local.run('nix-store', ['--dump-db'])).stdout;
+        const unproven = await cli(
+          args.map((a) => (a === s().plans['c'] ? (s().plans['unproven'] ?? '') : a)),
+          local.runner,
+        );
+        expect(unproven.code).toBe(4);
+        expect(unproven.stderr).toMatch(
+          /the bundle is not signed by a trusted key \(trusted: 'deploy-test-1'; signed by: nobody\)/,
+        );
+        expect((await local.run('nix-store', ['--dump-db'])).stdout).toEqual(emptyDb);
+        expect(s().control.calls()).toEqual([]);
+        expect(current()).toBe(was);
+        expect(received()).toEqual([]);
         const { code, stdout, stderr } = await cli(args, local.runner);
         expect(stderr).not.toMatch(/error/);
         expect(code).toBe(0);
