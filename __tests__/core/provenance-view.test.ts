@@ -84,7 +84,7 @@ describe('origin', () => {
         'run:         run 42, attempt 2 https://github.com/owner/name/actions/runs/42/attempts/2',
         'flake:       path:/src',
         '  input:     nixpkgs github:NixOS/nixpkgs/abc',
-        `promotion 1: from /nix/store at 2026-12-02T00:00:00Z, input sha256:${'d'.repeat(64)}, input verified by ci-1 (sha256:${'f'.repeat(64)})`,
+        `promotion 1: from /nix/store at 2026-12-02T00:00:00Z, input sha256:${'d'.repeat(64)}, unverified claim: input verified by ci-1 (sha256:${'f'.repeat(64)})`,
         'trust:       signatures: 2 (not verified)',
         '',
       ].join('\n'),
@@ -161,6 +161,27 @@ describe('origin', () => {
         .split('\n')
         .filter((l) => l.startsWith('promotion ')),
     ).toHaveLength(20);
+  });
+  test('a promotion says who verified its input only when a trusted key signed the plan, else it is a claim', () => {
+    // Anyone can write a promotion naming ci's key and fingerprint and sign it with a key of their
+    // own: unless a key the reader trusts signed the plan, that is all the record is.
+    const claimed = `unverified claim: input verified by ci-1 (sha256:${'f'.repeat(64)})`;
+    const untrusted = trustReportOf(manifest(), [], {});
+    const keysGivenNoneVerified: TrustReport = { ...untrusted, keysGiven: true };
+    for (const trust of [undefined, untrusted, keysGivenNoneVerified]) {
+      expect(originText(manifest(), trust)).toContain(`, ${claimed}\n`);
+      expect(originMarkdown(manifest(), trust)).toContain(
+        ', unverified claim: input verified by `ci-1` (`sha256:',
+      );
+    }
+    const verified: TrustReport = { ...keysGivenNoneVerified, verifiedBy: ['beta-1'] };
+    for (const text of [
+      originText(manifest(), verified),
+      originText(manifest(), undefined, { signedHere: true }),
+    ]) {
+      expect(text).toContain(`, input verified by ci-1 (sha256:${'f'.repeat(64)})\n`);
+      expect(text).not.toContain('claim');
+    }
   });
   test('a plan just signed here says so, instead of "not verified"', () => {
     expect(originText(manifest(), undefined, { signedHere: true })).toMatch(

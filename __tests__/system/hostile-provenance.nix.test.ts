@@ -23,7 +23,7 @@ import { planSummary, realiseSummary } from '../../src/action/summary.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import { main } from '../../src/cli/main.js';
 import type { CliIo } from '../../src/cli/terminal.js';
-import { parseManifest, type BundleManifest } from '../../src/core/bundle/index.js';
+import { parseManifest, trustReportOf, type BundleManifest } from '../../src/core/bundle/index.js';
 import { sha256 } from '../../src/core/hash.js';
 import {
   formatPublicKey,
@@ -289,7 +289,10 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))(
         expect((await cli('verify', out, '--trusted-key', keyFiles['beta.pub']!)).code).toBe(0);
         const shown = await cli('inspect', out);
         expect(shown.out).toContain(`promotion 1: from ${storeDir} at `);
-        expect(shown.out).toContain(`input verified by ci-1 (${keyFingerprint(publicKeyOf(ci))})`);
+        // inspect checks no signature: the record is shown as what it is, a claim.
+        expect(shown.out).toContain(
+          `unverified claim: input verified by ci-1 (${keyFingerprint(publicKeyOf(ci))})`,
+        );
 
         // A forger edits the record (or drops it) and recomputes the checksum: beta's signature fails.
         const forged: [
@@ -321,6 +324,87 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))(
           expect({ name, code: v.code }).toEqual({ name, code: ExitCode.signature });
           expect(v.err).toContain("the bundle's signature by key 'beta-1' does not verify");
         }
+      });
+    });
+
+    describe("a promotion record is the promoter's word: shown as checked only under a trusted signature", () => {
+      test("a forger's own key cannot make a plan read as promoted from one ci signed", async () => {
+        // The forger writes the record a real promotion of a ci-signed plan would carry (ci's key
+        // name and its true fingerprint) into a plan of their own, and signs it with their own key
+        // under the name of the promoter the reader knows. Where no key is asked for (inspect, a
+        // realise of this run's artifact, a compare-to baseline) a plan of .drv files is shown and
+        // used: a recipe proves itself. What it must not do is say ci verified where it came from.
+        const mallory = secretKeyFromSeed('beta-1', sha256('a forger who named his key beta-1'));
+        const record = {
+          digest: fileDigest(plans['new']!),
+          storeDir,
+          checksum: 'c'.repeat(64),
+          signedBy: [{ key: 'ci-1', fingerprint: keyFingerprint(publicKeyOf(ci)) }],
+          at: NEW,
+        };
+        // A real relocation of the forger's own plan, its record then rewritten and re-signed.
+        const relocated = join(tmp, 'mallory-relocated.nixplan');
+        const malloryKey = join(tmp, 'mallory.sec');
+        writeFileSync(malloryKey, `${formatSecretKey(mallory)}\n`);
+        const r = await cli(
+          'relocate',
+          plans['unsigned']!,
+          '--to',
+          '/beta/store',
+          '-o',
+          relocated,
+          '--no-check-sigs',
+          '--sign-key',
+          malloryKey,
+        );
+        expect(r.code).toBe(0);
+        const path = forgeFile(
+          relocated,
+          join(tmp, 'forged-promotion.nixplan'),
+          (m) => ({ ...m, promotions: [record] }),
+          { keys: [mallory] },
+        );
+        const before = (await target.run('nix-store', ['--dump-db'])).stdout.toString();
+        // Where keys are asked for, it is refused: ci did not sign it.
+        const v = await cli('verify', path, '--trusted-key', keyFiles['ci.pub']!);
+        expect(v.code).toBe(ExitCode.signature);
+        const claim = `unverified claim: input verified by ci-1 (${keyFingerprint(publicKeyOf(ci))})`;
+        const shown = await cli('inspect', path);
+        expect(shown.code).toBe(0);
+        expect(shown.out).toContain(claim);
+        expect(shown.out).not.toMatch(/, input verified by/);
+        const manifest = splitBundle(readFileSync(path)).manifest as unknown as BundleManifest;
+        const md = realiseSummary({
+          manifest,
+          label: 'plan.nixplan',
+          shard: undefined,
+          outPaths: {},
+          timings: { fetchMs: 1, realiseMs: 2 },
+          trust: trustReportOf(manifest, []),
+        });
+        expect(md).toContain('| trust | signatures: 1 (not verified) |');
+        expect(md).toContain(', unverified claim: input verified by `ci-1` (`sha256:');
+        expect(md).not.toMatch(/, input verified by/);
+        // Signed by the promoter the reader trusts, the same record is the promoter's word.
+        const vouched = forgeFile(
+          relocated,
+          join(tmp, 'vouched-promotion.nixplan'),
+          (m) => ({ ...m, promotions: [record] }),
+          { keys: [beta] },
+        );
+        const trusted = splitBundle(readFileSync(vouched)).manifest as unknown as BundleManifest;
+        const ok = realiseSummary({
+          manifest: trusted,
+          label: 'plan.nixplan',
+          shard: undefined,
+          outPaths: {},
+          timings: { fetchMs: 1, realiseMs: 2 },
+          trust: trustReportOf(trusted, [publicKeyOf(beta)]),
+        });
+        expect(ok).toContain('| trust | verified: signed by trusted key `beta-1` |');
+        expect(ok).toContain(', input verified by `ci-1` (`sha256:');
+        expect(ok).not.toContain('claim');
+        expect((await target.run('nix-store', ['--dump-db'])).stdout.toString()).toBe(before);
       });
     });
 
