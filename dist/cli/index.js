@@ -9377,6 +9377,11 @@ function originRows(manifest, trust, options = {}) {
                 },
             ],
         });
+    // A promotion is the promoter's statement, under the plan's signature: it says who verified the
+    // input only as far as a key the reader trusts signed this plan. Otherwise anyone could have
+    // written it (a forger with a key of their own names ci's key and fingerprint), and it is shown
+    // as a claim, never in the words of a check.
+    const vouched = options.signedHere === true || (trust?.verifiedBy.length ?? 0) > 0;
     for (const [i, pr] of promotions.entries()) {
         if (i < earlier)
             continue;
@@ -9396,7 +9401,7 @@ function originRows(manifest, trust, options = {}) {
                     : pr.signedBy.length === 0
                         ? [{ text: ', input not verified by any key' }]
                         : [
-                            { text: ', input verified by ' },
+                            { text: vouched ? ', input verified by ' : ', unverified claim: input verified by ' },
                             ...signers.flatMap((s, j) => [
                                 ...(j > 0 ? [{ text: ', ' }] : []),
                                 { data: s.key },
