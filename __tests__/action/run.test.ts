@@ -3,13 +3,13 @@
 // cases that need Nix (export, realise) are replaced by recording fakes; the bundle, the artifact
 // directory and the digest checks are real.
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspectPlan } from '../../src/app/inspect.js';
 import { diffPlanSources } from '../../src/app/diff.js';
 import type { exportPlan } from '../../src/app/export.js';
-import { selectRoots, type realisePlan } from '../../src/app/realise.js';
+import { realisePlan, selectRoots } from '../../src/app/realise.js';
 import type { Logger, Progress } from '../../src/app/deps.js';
 import {
   encodeExport,
@@ -40,7 +40,8 @@ import { run as runPlan, type PlanDeps } from '../../src/action/plan.js';
 import { run as runRealise, type RealiseDeps } from '../../src/action/realise.js';
 import { run as runDeploy } from '../../src/action/deploy.js';
 import { run as runPromote } from '../../src/action/promote.js';
-import type { relocatePlan } from '../../src/app/relocate.js';
+import { comparePlans } from '../../src/action/compare.js';
+import { relocatePlan as realRelocatePlan, type relocatePlan } from '../../src/app/relocate.js';
 import { deployPlan } from '../../src/app/deploy/index.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { nixBuildLog, runAction, type ActionIO } from '../../src/action/run.js';
@@ -1209,5 +1210,166 @@ describe("a refusal an action user meets names the action's input, not the comma
     }).catch((e: unknown) => e);
     expect((refused as NixPlanError).code).toBe('stale');
     expect((refused as NixPlanError).message).toMatch(/older than "max-age: 2h" allows$/);
+  });
+  test('deploy: a build output nothing proves names "trusted-keys" and "no-check-sigs: true"', async () => {
+    // An `outputs` plan whose build output no key signed, and no no-check-sigs: the verifier refuses.
+    const b = new Builder(STORE);
+    const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
+    const out = b.outPath(drv);
+    const entries = [
+      ...fileEntries(b.objects),
+      { path: out, references: [], deriver: drv, nar: narOfFile('forged') },
+    ];
+    const exportBytes = encodeExport(entries);
+    const draft = await draftFor(
+      exportBytes,
+      STORE,
+      [{ attribute: 'web', drvPath: drv, outputs: { out } }],
+      'outputs',
+    );
+    const { error } = await deployRefusal({}, bundleOf(draft, exportBytes).bytes);
+    expect(error.code).toBe('signature');
+    expect(error.message).toBe(
+      `'${out}' is a build output, whose content only a signature by a trusted key can vouch for, ` +
+        'and no trusted key signed this plan: give the public key that signed the plan in "trusted-keys", ' +
+        'or accept it unproven with "no-check-sigs: true"',
+    );
+    expect(error.message).not.toMatch(noFlag);
+  });
+
+  test('realise: no room in the temp dir says what a runner\'s user can do, not "point TMPDIR"', async () => {
+    // A plan declaring 4 PiB uncompressed: no temp dir has the room; refused before decompressing.
+    const plain = planBundle();
+    const draft = await draftFor(encodeExport([]), STORE, ROOTS);
+    const huge = bundleOf(draft, encodeExport([]), {
+      manifest: { stream: { ...plain.manifest.stream, size: 2 ** 52 } },
+    }).bytes;
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, huge);
+    const { io } = recordingIO(
+      { [RealiseInput.Bundle]: file, [RealiseInput.Digest]: digestOf(huge) },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    const commands: string[] = [];
+    // Nix answers what its store dir is, and nothing else.
+    const storeDirOnly: CommandRunner = {
+      run: (cmd, args) => {
+        commands.push([cmd, ...args].join(' '));
+        if (cmd === 'nix-instantiate' && args.includes('builtins.storeDir'))
+          return Promise.resolve({
+            code: 0,
+            stdout: Buffer.from(JSON.stringify(STORE)),
+            stderr: '',
+          });
+        return Promise.reject(new NixPlanError('nix', `not asked in this test: ${cmd}`));
+      },
+    };
+    const refused = await runRealise({
+      io,
+      runner: storeDirOnly,
+      transport: () => {
+        throw new Error('no artifact service for a bundle file');
+      },
+      inspectPlan,
+      realisePlan,
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NixPlanError);
+    const error = refused as NixPlanError;
+    expect(error.code).toBe('limit');
+    expect(error.message).toMatch(
+      new RegExp(
+        `^the plan is ${2 ** 52} bytes uncompressed, but \\S+ has room for \\d+: free some on the runner ` +
+          '\\(a step before this one can delete what the job no longer needs\\), or run the job on a runner with a larger disk$',
+      ),
+    );
+    expect(error.message).not.toMatch(/TMPDIR/);
+    // Only questions were asked of Nix (its store dir, whether it trusts this user).
+    expect(commands.filter((c) => !/builtins\.storeDir|store ping/.test(c))).toEqual([]);
+  });
+
+  test('promote: a copy of a path the plan lacks names the plan action\'s "include: sources"', async () => {
+    // A source named after the hash of a store path the plan does not hold (a filtered copy): its
+    // name in the target store dir cannot be known, so relocation refuses it.
+    const b = new Builder(STORE);
+    const copied = await b.source(`${'q'.repeat(32)}-src`, 'filtered bytes');
+    const drv = await b.drv('hello-1.0', { system: SYSTEM, inputSrcs: [copied] });
+    const exportBytes = encodeExport(fileEntries(b.objects));
+    const draft = await draftFor(exportBytes, STORE, [
+      { attribute: 'hello', drvPath: drv, outputs: { out: b.outPath(drv) } },
+    ]);
+    const plan = bundleOf(draft, exportBytes).bytes;
+    const file = join(dir, 'plan.nixplan');
+    writeFileSync(file, plan);
+    const { io } = recordingIO(
+      {
+        [PromoteInput.Bundle]: file,
+        [PromoteInput.Digest]: digestOf(plan),
+        [PromoteInput.To]: '/beta/store',
+        [PromoteInput.Upload]: 'false',
+      },
+      { [RunnerEnv.RunnerTemp]: join(dir, 'runner') },
+    );
+    const refused = await runPromote({
+      io,
+      runner: noRunner,
+      transport: () => {
+        throw new Error('no artifact service for a bundle file');
+      },
+      inspectPlan,
+      relocatePlan: realRelocatePlan,
+      diffPlanSources: noDiff,
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(NixPlanError);
+    const error = refused as NixPlanError;
+    expect(error.code).toBe('relocate');
+    expect(error.message).toMatch(/^cannot relocate \S+-q{32}-src: its name starts with the hash of/);
+    expect(error.message).toMatch(
+      /give the copy a name \(builtins\.path \{ name = …; \}\) or make the plan with the plan action's "include: sources" if it was built while evaluating$/,
+    );
+    expect(error.message).not.toMatch(noFlag);
+  });
+
+  test('plan: a compare-to plan from another store dir that cannot be relocated names "include: sources"', async () => {
+    // The compared plan is for /beta/store and holds a filtered copy of a path it does not have:
+    // relocating it into this plan's store dir to compare is refused, and the step says why.
+    const b = new Builder('/beta/store');
+    const copied = await b.source(`${'q'.repeat(32)}-src`, 'filtered bytes');
+    const drv = await b.drv('hello-1.0', { system: SYSTEM, inputSrcs: [copied] });
+    const exportBytes = encodeExport(fileEntries(b.objects));
+    const draft = await draftFor(exportBytes, '/beta/store', [
+      { attribute: 'hello', drvPath: drv, outputs: { out: b.outPath(drv) } },
+    ]);
+    const baseline = join(dir, 'old', 'plan.nixplan');
+    mkdirSync(join(dir, 'old'));
+    writeFileSync(baseline, bundleOf(draft, exportBytes).bytes);
+    const nb = new Builder(STORE);
+    const newDrv = await nb.drv('hello-1.1', { system: SYSTEM });
+    const newExport = encodeExport(fileEntries(nb.objects));
+    const newDraft = await draftFor(newExport, STORE, [
+      { attribute: 'hello', drvPath: newDrv, outputs: { out: nb.outPath(newDrv) } },
+    ]);
+    const current = join(dir, 'new.nixplan');
+    writeFileSync(current, bundleOf(newDraft, newExport).bytes);
+    const { io } = recordingIO({}, { [RunnerEnv.RunnerTemp]: join(dir, 'runner') });
+    const comparison = await comparePlans(
+      { source: { kind: 'file', path: baseline }, token: undefined, trustedKeys: [], artifactDir: undefined },
+      current,
+      {
+        io,
+        runner: noRunner,
+        transport: () => {
+          throw new Error('no artifact service for a file');
+        },
+        diffPlanSources,
+      },
+      { changed: PlanOutput.Changed, changes: PlanOutput.Changes },
+      join(dir, 'baseline'),
+    );
+    const refused = 'refused' in comparison ? comparison.refused : undefined;
+    expect(refused?.code).toBe('relocate');
+    expect(refused?.message).toMatch(
+      /or make the plan with the plan action's "include: sources" if it was built while evaluating$/,
+    );
+    expect(refused?.message).not.toMatch(noFlag);
   });
 });

@@ -14,7 +14,7 @@ import type { diffPlanSources } from '../app/diff.js';
 import type { CommandRunner } from '../nix/runner.js';
 import { digestFile, TransportError, type ArtifactTransport } from '../transport/transport.js';
 import { findLatestArtifact, workflowFile, type LatestQuery } from '../transport/github-runs.js';
-import { RunnerEnv } from './constants.js';
+import { ACTION_OPTION_NAMES, RunnerEnv } from './constants.js';
 import { codeSpan, trustedLink } from './markdown.js';
 import type { ActionIO } from './run.js';
 import {
@@ -335,7 +335,12 @@ export async function comparePlans(
     diff = await deps.diffPlanSources(
       { kind: 'bundle', path: baseline.path },
       { kind: 'bundle', path: bundlePath },
-      { trustedKeys: settings.trustedKeys, ownNew: own, noCheckSigs: settings.noCheckSigs === true },
+      {
+        trustedKeys: settings.trustedKeys,
+        ownNew: own,
+        noCheckSigs: settings.noCheckSigs === true,
+        optionNames: ACTION_OPTION_NAMES,
+      },
       { runner: deps.runner, log: io.log, progress: io.progress },
     );
     // The summary shows the compared plan's manifest (origin, signers), read again from the file:

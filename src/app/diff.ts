@@ -9,6 +9,7 @@ import { parseDerivation, parseDerivationSpans, type Derivation } from '../core/
 import { diffDerivations, type DrvDiff, type DrvLookup } from '../core/diff/derivation-diff.js';
 import { PlanGraph, type DrvNode } from '../core/diff/graph.js';
 import { diffPlans, type PlanDiff } from '../core/diff/plan-diff.js';
+import { relocateAdvice, type OptionNames } from '../core/option-names.js';
 import { relocateClosure } from '../core/relocate/index.js';
 import type { Deps } from './deps.js';
 import { readPlanSide, storeDirOf } from './plan-reader.js';
@@ -35,6 +36,8 @@ export interface DiffOptions {
   readonly drv?: string | undefined;
   /** Derivation pairs a drill-down compares at most (default 100). */
   readonly maxCompared?: number | undefined;
+  /** How refusals name what the user can change (default: the command line's flags). */
+  readonly optionNames?: OptionNames | undefined;
 }
 
 /** Where the bytes of one side come from during a drill-down. */
@@ -59,9 +62,13 @@ class SideFiles implements DrvLookup {
  * The old side moved into the new side's realm: its objects relocated (as `nix-plan relocate`
  * would), its graph rebuilt from the relocated .drv files, and their bytes kept for a drill-down.
  */
-function relocateSide(old: ReadSide, to: string): { graph: PlanGraph; bytes: Map<string, Uint8Array> } {
+function relocateSide(
+  old: ReadSide,
+  to: string,
+  names: OptionNames | undefined,
+): { graph: PlanGraph; bytes: Map<string, Uint8Array> } {
   const objects = old.objects ?? [];
-  const relocation = relocateClosure(objects, old.side.storeDir, to);
+  const relocation = relocateClosure(objects, old.side.storeDir, to, { optionNames: names });
   const roots = old.graph.roots.map((r) => {
     const drvPath = relocation.pathMap.get(r.drvPath);
     if (drvPath === undefined) throw new NixPlanError('internal', `root ${r.drvPath} was not relocated`);
@@ -144,9 +151,9 @@ export async function diffPlanSources(
   options: DiffOptions,
   deps: Deps,
 ): Promise<PlanDiff> {
-  const old = await pinLocation(oldLocation);
+  const old = await pinLocation(oldLocation, options.optionNames);
   try {
-    const now = await pinLocation(newLocation);
+    const now = await pinLocation(newLocation, options.optionNames);
     try {
       return await diffPinned(old.location, now.location, options, deps);
     } finally {
@@ -167,6 +174,7 @@ async function diffPinned(
     store: options.store,
     trustedKeys: options.trustedKeys,
     noCheckSigs: options.noCheckSigs,
+    optionNames: options.optionNames,
   };
   const [oldDir, newDir] = await Promise.all([
     storeDirOf(oldLocation, readOptions, deps),
@@ -176,7 +184,7 @@ async function diffPinned(
   if (relocate && oldLocation.kind !== 'bundle')
     throw new NixPlanError(
       'realm',
-      `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (nix-plan relocate --to ${oldDir}), or give the old side as a plan bundle`,
+      `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (${relocateAdvice(options.optionNames, oldDir)}), or give the old side as a plan bundle`,
     );
   // One side after the other: one bundle's decompression window in memory at a time, and the
   // new side takes the heads of the .drv files both plans hold from the old one.
@@ -194,7 +202,7 @@ async function diffPinned(
   let relocatedBytes: Map<string, Uint8Array> | undefined;
   if (relocate) {
     deps.log.info(`relocating ${oldLocation.path} from ${oldDir} to ${newDir} to compare it…`);
-    ({ graph: oldGraph, bytes: relocatedBytes } = relocateSide(old, newDir));
+    ({ graph: oldGraph, bytes: relocatedBytes } = relocateSide(old, newDir, options.optionNames));
   }
   let drv: DrvDiff[] | undefined;
   if (options.drv !== undefined) {

@@ -129,7 +129,10 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
 ): Promise<R> {
   const now = options.now ?? ((): Date => new Date());
   if (options.maxAgeMs === undefined && options.target === undefined) return run(bundlePath, bundlePath);
-  const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-fresh-' });
+  const copy = await privateBundle(bundlePath, {
+    prefix: 'nix-plan-fresh-',
+    optionNames: options.optionNames,
+  });
   try {
     const { manifest } = await readBundleHead(copy.source);
     const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);

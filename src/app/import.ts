@@ -145,6 +145,7 @@ export async function importPlan(
     digest: options.digest,
     name: options.name,
     prefix: 'nix-plan-import-',
+    optionNames: options.optionNames,
   }).catch(settled);
   const { dir, source } = copy;
   try {
@@ -174,7 +175,7 @@ export async function importPlan(
       (await realmChecked)();
       throw e;
     }
-    await checkRoom(claimed, dir, options.maxSize);
+    await checkRoom(claimed, dir, options.maxSize, options.optionNames);
     // Whatever the route, what reaches the store is the stream verified here.
     const verified = new VerifiedStreamFile(join(dir, 'export'));
     const paths: string[] = [];

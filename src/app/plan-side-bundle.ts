@@ -123,6 +123,7 @@ export async function readBundleSide(
       report = await verifyBundle(source, {
         ...(signatures.some((s) => s.status === 'verified') && { trustedKeys: options.trustedKeys }),
         noCheckSigs: options.noCheckSigs === true,
+        optionNames: options.optionNames,
         keptFiles: keep ? 'copy' : 'view',
         known,
         onEntry: (e) => {

@@ -5,6 +5,7 @@ import type { DerivationOutputChecks } from '../core/bundle/index.js';
 import { openBundle, type BundleSource } from '../core/bundle/index.js';
 import type { PlanGraph } from '../core/diff/graph.js';
 import type { PlanSide, PlanSideKind } from '../core/diff/plan-diff.js';
+import type { OptionNames } from '../core/option-names.js';
 import type { RelocObject } from '../core/relocate/index.js';
 import { privateBundle } from './private-copy.js';
 
@@ -26,9 +27,10 @@ export interface PlanLocation {
  */
 export async function pinLocation(
   location: PlanLocation,
+  names?: OptionNames,
 ): Promise<{ readonly location: PlanLocation; dispose(): Promise<void> }> {
   if (location.kind !== 'bundle') return { location, dispose: () => Promise.resolve() };
-  const copy = await privateBundle(location.path);
+  const copy = await privateBundle(location.path, { optionNames: names });
   return {
     location: { ...location, copy: copy.path, digest: copy.digest },
     dispose: () => copy.dispose(),
@@ -52,6 +54,8 @@ export interface ReadOptions {
   readonly trustedKeys?: readonly string[] | undefined;
   /** Accept build outputs no trusted signature proves (`--no-check-sigs`), counting them. */
   readonly noCheckSigs?: boolean | undefined;
+  /** How refusals name what the user can change (default: the command line's flags). */
+  readonly optionNames?: OptionNames | undefined;
   /** Keep every object's bytes (a bundle side that will be relocated). */
   readonly keepObjects?: boolean | undefined;
   /**

@@ -6,6 +6,7 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LimitError, NixPlanError } from '../core/errors.js';
+import type { OptionNames } from '../core/option-names.js';
 import {
   handleSource,
   openBundle,
@@ -13,7 +14,7 @@ import {
   type BundleManifest,
   type BundleSource,
 } from '../core/bundle/index.js';
-import { requireRoom, TMPDIR_ADVICE } from '../transport/room.js';
+import { requireRoom, tmpdirAdvice } from '../transport/room.js';
 
 /** A bundle copied into a private directory (0700), open, with messages naming the original. */
 export interface PrivateBundle {
@@ -43,6 +44,8 @@ export interface PrivateCopyOptions {
   readonly name?: string | undefined;
   /** The private directory's name in TMPDIR starts with this (default `nix-plan-copy-`). */
   readonly prefix?: string | undefined;
+  /** How messages name what the user can change (default: the command line's flags). */
+  readonly optionNames?: OptionNames | undefined;
 }
 
 /**
@@ -70,7 +73,7 @@ export async function privateBundle(
       tmpdir(),
       original.size,
       `the bundle '${name}' is ${original.size} bytes`,
-      TMPDIR_ADVICE,
+      tmpdirAdvice(options.optionNames),
     );
     dir = await mkdtemp(join(tmpdir(), options.prefix ?? 'nix-plan-copy-'));
     const path = join(dir, 'bundle.nixplan');
@@ -219,11 +222,12 @@ export async function checkRoom(
   manifest: BundleManifest,
   dir: string,
   maxSize: number | undefined,
+  names?: OptionNames,
 ): Promise<void> {
   const size = manifest.stream.size;
   if (maxSize !== undefined && size > maxSize)
     throw new LimitError(
       `the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`,
     );
-  await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, TMPDIR_ADVICE);
+  await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, tmpdirAdvice(names));
 }

@@ -47,7 +47,7 @@ import { privateBundle } from './private-copy.js';
 import { keptEntries, rereadEntries } from './relocated-export.js';
 import { ScratchFile } from './scratch-file.js';
 import { verifyWithProgress } from './verify.js';
-import type { OptionNames } from '../core/option-names.js';
+import { optionSet, type OptionNames } from '../core/option-names.js';
 import { TOOL_VERSION } from './version.js';
 
 /** A recursive source that is one file bigger than this is relocated without holding its bytes. */
@@ -120,6 +120,7 @@ function refuseBuildOutput(
   output: { path: string; deriver: string },
   objects: readonly RelocObject[],
   to: string,
+  names: OptionNames | undefined,
 ): never {
   const drv = objects.find((o) => o.path === output.deriver && o.kind === 'drv');
   const bytes = drv?.contents ?? drv?.readContents?.();
@@ -133,8 +134,8 @@ function refuseBuildOutput(
       `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
         `${declared.hashAlgo}, which nix-plan cannot compute from its bytes ` +
         `(${uncheckable(fixedOutputAddress(declared, output.deriver))}), ` +
-        'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
-        '--include drvs, and the output is built where the plan is realised',
+        `so it cannot prove the output is what the path says; relocate a bundle ${madeWith(names, 'drvs')}, ` +
+        'and the output is built where the plan is realised',
     );
   const by = output.deriver === '' ? 'a derivation the bundle does not name' : output.deriver;
   throw new NixPlanError(
@@ -144,6 +145,12 @@ function refuseBuildOutput(
       `evaluation in ${to} would build it again, to bytes nix-plan cannot know; evaluate the plan ` +
       `in ${to} instead`,
   );
+}
+
+/** How a bundle that carries `include` was made: exported with the flag, or by the plan action's input. */
+function madeWith(names: OptionNames | undefined, include: string): string {
+  if (names?.style !== 'input') return `exported with ${optionSet(names, 'include', include)}`;
+  return `made with the plan action's ${optionSet(names, 'include', include)}`;
 }
 
 /** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
@@ -170,6 +177,7 @@ export async function relocatePlan(
     digest: options.digest,
     name: options.name,
     prefix: 'nix-plan-relocate-',
+    optionNames: options.optionNames,
   });
   const { dir, source: bundle } = copy;
   try {
@@ -264,7 +272,7 @@ export async function relocatePlan(
         deps.progress,
       );
       narChunks = [];
-      if (outputs[0] !== undefined) refuseBuildOutput(outputs[0], objects, options.to);
+      if (outputs[0] !== undefined) refuseBuildOutput(outputs[0], objects, options.to, options.optionNames);
       const verified = performance.now();
       const from = manifest.storeDir;
       const promotion: Promotion | undefined =
@@ -288,6 +296,7 @@ export async function relocatePlan(
         throw new NixPlanError('internal', 'the verifier did not hand over the checks of the .drv files');
       const { relocation, steps } = relocateLazily(objects, from, options.to, {
         onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
+        optionNames: options.optionNames,
       });
       objects = [];
       const narBytes = emptyCounts();

@@ -93,3 +93,29 @@ export function relocateAdvice(names: OptionNames | undefined, storeDir: string)
   if (names?.style !== 'input') return `nix-plan relocate ${optionSet(names, 'relocateTo', storeDir)}`;
   return `the promote action, ${optionSet(names, 'relocateTo', storeDir)}`;
 }
+
+/**
+ * How the user gets a plan that carries `include`: the command line exports one with
+ * `--include KIND`; an action user sets the plan action's input (no other action makes a plan).
+ */
+export function includeAdvice(names: OptionNames | undefined, include: string): string {
+  if (names?.style !== 'input') return `export with ${optionSet(names, 'include', include)}`;
+  return `make the plan with the plan action's ${optionSet(names, 'include', include)}`;
+}
+
+/**
+ * What a refusal of a build output nothing proves offers: the trusted key that signed the plan,
+ * or accepting it unproven. The command line's text also names the actions' inputs, as it
+ * always has; an action's names only its own inputs.
+ */
+export function proofAdvice(names: OptionNames | undefined): string {
+  if (names?.style !== 'input')
+    return (
+      'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
+      'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)'
+    );
+  return (
+    `give the public key that signed the plan in ${optionName(names, 'trustedKey')}, ` +
+    `or accept it unproven with ${optionSet(names, 'noCheckSigs')}`
+  );
+}

@@ -209,7 +209,7 @@ export async function deployPlan(
 
   // Everything below reads a private copy: the plan verified is the plan sent and built, even if
   // the file named is rewritten in place or replaced meanwhile (and `digest` is checked on it).
-  const copy = await privateBundle(bundlePath, { digest: options.digest });
+  const copy = await privateBundle(bundlePath, { digest: options.digest, optionNames: options.optionNames });
   const { source } = copy;
   try {
     // The plan's shape, from its manifest: which root goes where, and that each is a system.

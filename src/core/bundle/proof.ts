@@ -10,6 +10,7 @@
 // it, must declare the output; and a `sources` bundle carries no build output but outputs of the
 // plan's own derivations (fixed outputs, and outputs its evaluation read: import from derivation).
 import { NixPlanError } from '../errors.js';
+import { optionName, proofAdvice, type OptionNames } from '../option-names.js';
 import type { DeclaredOutput } from './drv-outputs.js';
 import type { Include, ObjectKind } from './manifest.js';
 
@@ -29,12 +30,9 @@ export interface ProofOptions {
   readonly signed: boolean;
   /** The user opted out of proof (`--no-check-sigs`): unproven paths are counted, not refused. */
   readonly noCheckSigs: boolean;
+  /** How refusals name the options (default: the command line's flags; an action: its inputs). */
+  readonly optionNames?: OptionNames | undefined;
 }
-
-/** What a refusal for lack of proof says to do. */
-const HOW =
-  'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
-  'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)';
 
 /**
  * The proof of each path of a plan, fed in stream order (`entry`), and the checks that need every
@@ -82,7 +80,7 @@ export class PathProofs {
     if (this.options.signed) return 'signature';
     this.unprovenCount++;
     this.firstUnproven ??= path;
-    if (!this.options.noCheckSigs && !deferRefusal) throw unprovenError(path);
+    if (!this.options.noCheckSigs && !deferRefusal) throw unprovenError(path, this.options.optionNames);
     return 'unproven';
   }
 
@@ -104,6 +102,7 @@ export class PathProofs {
           'bundle',
           `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`,
         );
+    const names = this.options.optionNames;
     for (const path of this.sourceOutputs) {
       const declared = declarations(path);
       if (declared.length === 0)
@@ -116,18 +115,25 @@ export class PathProofs {
       if (!declared.some((d) => d.fixed !== undefined) && !this.options.signed)
         throw new NixPlanError(
           'signature',
-          `'${path}' is a build output of '${declared[0]!.drvPath}' that the plan's evaluation read (import from derivation); a 'sources' bundle carries one only when a trusted key signed the plan, and no trusted key did (--no-check-sigs does not cover it): give the public key that signed the plan with --trusted-key (the actions: trusted-keys)`,
+          `'${path}' is a build output of '${declared[0]!.drvPath}' that the plan's evaluation read (import from derivation); a 'sources' bundle carries one only when a trusted key signed the plan, and no trusted key did (${optionName(names, 'noCheckSigs')} does not cover it): ${signedAdvice(names)}`,
         );
     }
     if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
-      throw unprovenError(this.firstUnproven);
+      throw unprovenError(this.firstUnproven, this.options.optionNames);
   }
 }
 
-/** The refusal of a path nothing proves. */
-export function unprovenError(path: string): NixPlanError {
+/** The refusal of a path nothing proves, naming the options as `names` spells them. */
+export function unprovenError(path: string, names?: OptionNames): NixPlanError {
   return new NixPlanError(
     'signature',
-    `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${HOW}`,
+    `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${proofAdvice(names)}`,
   );
+}
+
+/** Where the key that signed the plan is given (only a signature admits what is refused). */
+function signedAdvice(names: OptionNames | undefined): string {
+  if (names?.style !== 'input')
+    return 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys)';
+  return `give the public key that signed the plan in ${optionName(names, 'trustedKey')}`;
 }

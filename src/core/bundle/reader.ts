@@ -185,6 +185,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     include: manifest.include,
     signed: trustedSignatures.length > 0,
     noCheckSigs,
+    optionNames: options.optionNames,
   });
   // Every NAR byte counts against what the manifest declares, as it arrives.
   const declared = declaredNarBytes(manifest);

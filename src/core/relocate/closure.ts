@@ -99,7 +99,7 @@ export function relocateLazily(
   };
   const names = new Map<string, NamePlan>();
   for (const obj of objects) {
-    const plan = planName(obj, namedContent(obj), from, nameIndex);
+    const plan = planName(obj, namedContent(obj), from, nameIndex, options.optionNames);
     if (plan.steps.length === 0) continue;
     names.set(obj.path, plan);
     for (const step of plan.steps)

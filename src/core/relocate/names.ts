@@ -4,6 +4,7 @@
 // is `<hash2>-<hash>-<name>`, and `<hash>` is the copied path's hash in the store dir evaluation
 // ran with. Relocation must give such a name the hash the copied path has in the target.
 import { NixPlanError } from '../errors.js';
+import { includeAdvice, type OptionNames } from '../option-names.js';
 import { sha256 } from '../hash.js';
 import { regularFileNar } from '../nar-write.js';
 import {
@@ -129,6 +130,7 @@ export function planName(
   content: NamedContent,
   from: string,
   index: NameIndex,
+  names?: OptionNames,
 ): NamePlan {
   const { path } = obj;
   const name = nameOf(path);
@@ -168,7 +170,7 @@ export function planName(
           'not in the plan (builtins.path or builtins.filterSource of a store path, or an output built ' +
           'while evaluating) and whose bytes this copy does not have (a filter changed them), so its ' +
           'hash in the target store dir cannot be known; give the copy a name (builtins.path { name = …; }) ' +
-          'or export with --include sources if it was built while evaluating',
+          `or ${includeAdvice(names, 'sources')} if it was built while evaluating`,
       );
     steps.push({ hash, copied: rule });
     rest = after;

@@ -1,6 +1,7 @@
 // What relocation takes, gives and reports.
 import type { ContentAddressedKind } from '../content-address.js';
 import type { DerivationHead } from '../derivation/index.js';
+import type { OptionNames } from '../option-names.js';
 
 /** A store object of the closure to relocate, in store dir A. */
 export interface RelocObject {
@@ -87,6 +88,8 @@ export interface RelocateClosureOptions {
    * checks them itself, and refuses a .drv whose paths do not follow from its contents.
    */
   readonly outputsChecked?: boolean | undefined;
+  /** How refusals name what the user can change (default: the command line's flags). */
+  readonly optionNames?: OptionNames | undefined;
 }
 
 /** A root of a plan: a derivation and the paths of its outputs ("" when deferred). */
