@@ -867,6 +867,27 @@ function relocateAdvice(names, storeDir) {
         return `nix-plan relocate ${optionSet(names, 'relocateTo', storeDir)}`;
     return `the promote action, ${optionSet(names, 'relocateTo', storeDir)}`;
 }
+/**
+ * How the user gets a plan that carries `include`: the command line exports one with
+ * `--include KIND`; an action user sets the plan action's input (no other action makes a plan).
+ */
+function includeAdvice(names, include) {
+    if (names?.style !== 'input')
+        return `export with ${optionSet(names, 'include', include)}`;
+    return `make the plan with the plan action's ${optionSet(names, 'include', include)}`;
+}
+/**
+ * What a refusal of a build output nothing proves offers: the trusted key that signed the plan,
+ * or accepting it unproven. The command line's text also names the actions' inputs, as it
+ * always has; an action's names only its own inputs.
+ */
+function proofAdvice(names) {
+    if (names?.style !== 'input')
+        return ('give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
+            'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)');
+    return (`give the public key that signed the plan in ${optionName(names, 'trustedKey')}, ` +
+        `or accept it unproven with ${optionSet(names, 'noCheckSigs')}`);
+}
 
 ;// CONCATENATED MODULE: ./src/core/nix32.ts
 // Nix's base-32 encoding ("nix32"): its own alphabet and a little-endian, reversed bit order.
@@ -6083,9 +6104,7 @@ class DerivationOutputChecks {
 // it, must declare the output; and a `sources` bundle carries no build output but outputs of the
 // plan's own derivations (fixed outputs, and outputs its evaluation read: import from derivation).
 
-/** What a refusal for lack of proof says to do. */
-const HOW = 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys), ' +
-    'or accept it unproven with --no-check-sigs (the actions: no-check-sigs)';
+
 /**
  * The proof of each path of a plan, fed in stream order (`entry`), and the checks that need every
  * .drv first (`finish`). Memory: the paths that carry a deriver, and the build outputs of a
@@ -6132,7 +6151,7 @@ class PathProofs {
         this.unprovenCount++;
         this.firstUnproven ??= path;
         if (!this.options.noCheckSigs && !deferRefusal)
-            throw unprovenError(path);
+            throw unprovenError(path, this.options.optionNames);
         return 'unproven';
     }
     /**
@@ -6147,6 +6166,7 @@ class PathProofs {
         for (const { path, deriver } of this.derived)
             if (inPlan(deriver) && !declarations(path).some((d) => d.drvPath === deriver))
                 throw new errors_NixPlanError('bundle', `'${path}' names '${deriver}' as its deriver, but that derivation of the plan has no such output: the bundle was altered`);
+        const names = this.options.optionNames;
         for (const path of this.sourceOutputs) {
             const declared = declarations(path);
             if (declared.length === 0)
@@ -6154,15 +6174,21 @@ class PathProofs {
             // An input-addressed output the plan's evaluation read: a signature is its only proof, and
             // --no-check-sigs does not stand in for one here (a `sources` plan otherwise proves itself).
             if (!declared.some((d) => d.fixed !== undefined) && !this.options.signed)
-                throw new errors_NixPlanError('signature', `'${path}' is a build output of '${declared[0].drvPath}' that the plan's evaluation read (import from derivation); a 'sources' bundle carries one only when a trusted key signed the plan, and no trusted key did (--no-check-sigs does not cover it): give the public key that signed the plan with --trusted-key (the actions: trusted-keys)`);
+                throw new errors_NixPlanError('signature', `'${path}' is a build output of '${declared[0].drvPath}' that the plan's evaluation read (import from derivation); a 'sources' bundle carries one only when a trusted key signed the plan, and no trusted key did (${optionName(names, 'noCheckSigs')} does not cover it): ${signedAdvice(names)}`);
         }
         if (this.firstUnproven !== undefined && !this.options.noCheckSigs && !this.options.signed)
-            throw unprovenError(this.firstUnproven);
+            throw unprovenError(this.firstUnproven, this.options.optionNames);
     }
 }
-/** The refusal of a path nothing proves. */
-function unprovenError(path) {
-    return new errors_NixPlanError('signature', `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${HOW}`);
+/** The refusal of a path nothing proves, naming the options as `names` spells them. */
+function unprovenError(path, names) {
+    return new errors_NixPlanError('signature', `'${path}' is a build output, whose content only a signature by a trusted key can vouch for, and no trusted key signed this plan: ${proofAdvice(names)}`);
+}
+/** Where the key that signed the plan is given (only a signature admits what is refused). */
+function signedAdvice(names) {
+    if (names?.style !== 'input')
+        return 'give the public key that signed the plan with --trusted-key (the actions: trusted-keys)';
+    return `give the public key that signed the plan in ${optionName(names, 'trustedKey')}`;
 }
 
 ;// CONCATENATED MODULE: ./src/core/bundle/reader.ts
@@ -6226,6 +6252,7 @@ async function verifySource(source, options) {
         include: manifest.include,
         signed: trustedSignatures.length > 0,
         noCheckSigs,
+        optionNames: options.optionNames,
     });
     // Every NAR byte counts against what the manifest declares, as it arrives.
     const declared = declaredNarBytes(manifest);
@@ -7371,8 +7398,18 @@ function binaryCacheCopyImport(settings = {}) {
 // refused by name before anything is written rather than failing halfway.
 
 
-/** What a refusal for want of room in TMPDIR suggests. */
+/** What a refusal for want of room in TMPDIR suggests on the command line. */
 const TMPDIR_ADVICE = 'free some, or point TMPDIR elsewhere';
+/**
+ * What a refusal for want of room in the temp dir suggests to the user of a front end (`names`:
+ * its option names; undefined, the command line). An action runs in a job whose runner chose
+ * the temp dir: its user can free room in an earlier step or pick a runner with a larger disk.
+ */
+function tmpdirAdvice(names) {
+    if (names?.style !== 'input')
+        return TMPDIR_ADVICE;
+    return 'free some on the runner (a step before this one can delete what the job no longer needs), or run the job on a runner with a larger disk';
+}
 /**
  * Refuses (a LimitError) to write `bytes` bytes into `dir` when its file system has less room than
  * that for an unprivileged writer; says nothing when the room cannot be read (the write itself
@@ -7417,7 +7454,7 @@ async function privateBundle(bundlePath, options = {}) {
             await (0,external_node_fs_promises_namespaceObject.rm)(dir, { recursive: true, force: true });
     };
     try {
-        await requireRoom((0,external_node_os_namespaceObject.tmpdir)(), original.size, `the bundle '${name}' is ${original.size} bytes`, TMPDIR_ADVICE);
+        await requireRoom((0,external_node_os_namespaceObject.tmpdir)(), original.size, `the bundle '${name}' is ${original.size} bytes`, tmpdirAdvice(options.optionNames));
         dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), options.prefix ?? 'nix-plan-copy-'));
         const path = (0,external_node_path_namespaceObject.join)(dir, 'bundle.nixplan');
         const digest = await copyExactly(original.handle, original.size, path, name).catch((e) => {
@@ -7555,11 +7592,11 @@ function checkDigest(actual, digest, bundlePath) {
  * Refuses, before decompressing anything, a plan larger than `maxSize` uncompressed, or one the
  * temp dir has no room for (its verified stream is written there).
  */
-async function checkRoom(manifest, dir, maxSize) {
+async function checkRoom(manifest, dir, maxSize, names) {
     const size = manifest.stream.size;
     if (maxSize !== undefined && size > maxSize)
         throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
-    await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, TMPDIR_ADVICE);
+    await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, tmpdirAdvice(names));
 }
 
 ;// CONCATENATED MODULE: ./src/nix/gc.ts
@@ -7874,6 +7911,7 @@ async function importPlan(bundlePath, options, deps) {
         digest: options.digest,
         name: options.name,
         prefix: 'nix-plan-import-',
+        optionNames: options.optionNames,
     }).catch(settled);
     const { dir, source } = copy;
     try {
@@ -7903,7 +7941,7 @@ async function importPlan(bundlePath, options, deps) {
             (await realmChecked)();
             throw e;
         }
-        await checkRoom(claimed, dir, options.maxSize);
+        await checkRoom(claimed, dir, options.maxSize, options.optionNames);
         // Whatever the route, what reaches the store is the stream verified here.
         const verified = new VerifiedStreamFile((0,external_node_path_namespaceObject.join)(dir, 'export'));
         const paths = [];
@@ -11578,7 +11616,10 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
     const now = options.now ?? (() => new Date());
     if (options.maxAgeMs === undefined && options.target === undefined)
         return run(bundlePath, bundlePath);
-    const copy = await privateBundle(bundlePath, { prefix: 'nix-plan-fresh-' });
+    const copy = await privateBundle(bundlePath, {
+        prefix: 'nix-plan-fresh-',
+        optionNames: options.optionNames,
+    });
     try {
         const { manifest } = await readBundleHead(copy.source);
         const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
@@ -12071,7 +12112,7 @@ async function deployPlan(bundlePath, options, deps) {
     const buildOn = options.buildOn ?? 'host';
     // Everything below reads a private copy: the plan verified is the plan sent and built, even if
     // the file named is rewritten in place or replaced meanwhile (and `digest` is checked on it).
-    const copy = await privateBundle(bundlePath, { digest: options.digest });
+    const copy = await privateBundle(bundlePath, { digest: options.digest, optionNames: options.optionNames });
     const { source } = copy;
     try {
         // The plan's shape, from its manifest: which root goes where, and that each is a system.
@@ -14418,10 +14459,10 @@ async function fileDigest(path) {
  * the copy: every read of a comparison (store dir, manifest, digest, verified stream, drill-down
  * files) then sees the same bytes, even if the file is rewritten in place or replaced meanwhile.
  */
-async function pinLocation(location) {
+async function pinLocation(location, names) {
     if (location.kind !== 'bundle')
         return { location, dispose: () => Promise.resolve() };
-    const copy = await privateBundle(location.path);
+    const copy = await privateBundle(location.path, { optionNames: names });
     return {
         location: { ...location, copy: copy.path, digest: copy.digest },
         dispose: () => copy.dispose(),
@@ -14529,6 +14570,7 @@ async function readBundleSide(location, options, deps) {
             report = await verifyBundle(source, {
                 ...(signatures.some((s) => s.status === 'verified') && { trustedKeys: options.trustedKeys }),
                 noCheckSigs: options.noCheckSigs === true,
+                optionNames: options.optionNames,
                 keptFiles: keep ? 'copy' : 'view',
                 known,
                 onEntry: (e) => {
@@ -15527,6 +15569,7 @@ function sameReferences(drv, references) {
 
 
 
+
 function names_refuse(message) {
     throw new errors_NixPlanError('relocate', message);
 }
@@ -15584,7 +15627,7 @@ function namedContent(obj) {
  * store hash at the start of the name of a .drv or text file (only copies are named that way by
  * Nix itself: anything else computed its name from a path string).
  */
-function planName(obj, content, from, index) {
+function planName(obj, content, from, index, names) {
     const { path } = obj;
     const name = nameOf(path);
     if (obj.kind !== 'source' && startsWithHash(name)) {
@@ -15618,7 +15661,7 @@ function planName(obj, content, from, index) {
                 'not in the plan (builtins.path or builtins.filterSource of a store path, or an output built ' +
                 'while evaluating) and whose bytes this copy does not have (a filter changed them), so its ' +
                 'hash in the target store dir cannot be known; give the copy a name (builtins.path { name = …; }) ' +
-                'or export with --include sources if it was built while evaluating');
+                `or ${includeAdvice(names, 'sources')} if it was built while evaluating`);
         steps.push({ hash, copied: rule });
         rest = after;
     }
@@ -16924,7 +16967,7 @@ function relocateLazily(objects, from, to, options = {}) {
     };
     const names = new Map();
     for (const obj of objects) {
-        const plan = planName(obj, namedContent(obj), from, nameIndex);
+        const plan = planName(obj, namedContent(obj), from, nameIndex, options.optionNames);
         if (plan.steps.length === 0)
             continue;
         names.set(obj.path, plan);
@@ -17046,6 +17089,7 @@ function relocateRoot(root, pathMap) {
 
 
 
+
 /** Where the bytes of one side come from during a drill-down. */
 class SideFiles {
     bytes;
@@ -17071,9 +17115,9 @@ class SideFiles {
  * The old side moved into the new side's realm: its objects relocated (as `nix-plan relocate`
  * would), its graph rebuilt from the relocated .drv files, and their bytes kept for a drill-down.
  */
-function relocateSide(old, to) {
+function relocateSide(old, to, names) {
     const objects = old.objects ?? [];
-    const relocation = relocateClosure(objects, old.side.storeDir, to);
+    const relocation = relocateClosure(objects, old.side.storeDir, to, { optionNames: names });
     const roots = old.graph.roots.map((r) => {
         const drvPath = relocation.pathMap.get(r.drvPath);
         if (drvPath === undefined)
@@ -17142,9 +17186,9 @@ function changedPaths(graph, other) {
  * private copy, so the digest, manifest and derivations shown are those of the bytes verified.
  */
 async function diffPlanSources(oldLocation, newLocation, options, deps) {
-    const old = await pinLocation(oldLocation);
+    const old = await pinLocation(oldLocation, options.optionNames);
     try {
-        const now = await pinLocation(newLocation);
+        const now = await pinLocation(newLocation, options.optionNames);
         try {
             return await diffPinned(old.location, now.location, options, deps);
         }
@@ -17161,6 +17205,7 @@ async function diffPinned(oldLocation, newLocation, options, deps) {
         store: options.store,
         trustedKeys: options.trustedKeys,
         noCheckSigs: options.noCheckSigs,
+        optionNames: options.optionNames,
     };
     const [oldDir, newDir] = await Promise.all([
         plan_reader_storeDirOf(oldLocation, readOptions, deps),
@@ -17168,7 +17213,7 @@ async function diffPinned(oldLocation, newLocation, options, deps) {
     ]);
     const relocate = oldDir !== newDir;
     if (relocate && oldLocation.kind !== 'bundle')
-        throw new errors_NixPlanError('realm', `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (nix-plan relocate --to ${oldDir}), or give the old side as a plan bundle`);
+        throw new errors_NixPlanError('realm', `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (${relocateAdvice(options.optionNames, oldDir)}), or give the old side as a plan bundle`);
     // One side after the other: one bundle's decompression window in memory at a time, and the
     // new side takes the heads of the .drv files both plans hold from the old one.
     const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
@@ -17181,7 +17226,7 @@ async function diffPinned(oldLocation, newLocation, options, deps) {
     let relocatedBytes;
     if (relocate) {
         deps.log.info(`relocating ${oldLocation.path} from ${oldDir} to ${newDir} to compare it…`);
-        ({ graph: oldGraph, bytes: relocatedBytes } = relocateSide(old, newDir));
+        ({ graph: oldGraph, bytes: relocatedBytes } = relocateSide(old, newDir, options.optionNames));
     }
     let drv;
     if (options.drv !== undefined) {
@@ -17920,6 +17965,7 @@ class ScratchFile {
 
 
 
+
 /** A recursive source that is one file bigger than this is relocated without holding its bytes. */
 const KEEP_SOURCE_FILE_UP_TO = 16 * 1024 * 1024;
 /** Source NARs up to this many bytes in total are kept from the verifying pass (no second pass). */
@@ -17936,7 +17982,7 @@ const KEEP_CONTENTS_UP_TO = 16 * 1024 * 1024;
  * cannot check (blake3, or a directory hashed by git), or an output evaluation read (import from
  * derivation, `builtins.storePath`), which native evaluation in `to` would build again.
  */
-function refuseBuildOutput(output, objects, to) {
+function refuseBuildOutput(output, objects, to, names) {
     const drv = objects.find((o) => o.path === output.deriver && o.kind === 'drv');
     const bytes = drv?.contents ?? drv?.readContents?.();
     const declared = bytes === undefined
@@ -17946,13 +17992,19 @@ function refuseBuildOutput(output, objects, to) {
         throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is the fixed output of ${output.deriver}, hashed as ` +
             `${declared.hashAlgo}, which nix-plan cannot compute from its bytes ` +
             `(${uncheckable(fixedOutputAddress(declared, output.deriver))}), ` +
-            'so it cannot prove the output is what the path says; relocate a bundle exported with ' +
-            '--include drvs, and the output is built where the plan is realised');
+            `so it cannot prove the output is what the path says; relocate a bundle ${madeWith(names, 'drvs')}, ` +
+            'and the output is built where the plan is realised');
     const by = output.deriver === '' ? 'a derivation the bundle does not name' : output.deriver;
     throw new errors_NixPlanError('relocate', `cannot relocate ${output.path}: it is a build output of ${by} that evaluation read (import ` +
         'from derivation, or builtins.storePath), not content-addressed by its bytes: native ' +
         `evaluation in ${to} would build it again, to bytes nix-plan cannot know; evaluate the plan ` +
         `in ${to} instead`);
+}
+/** How a bundle that carries `include` was made: exported with the flag, or by the plan action's input. */
+function madeWith(names, include) {
+    if (names?.style !== 'input')
+        return `exported with ${optionSet(names, 'include', include)}`;
+    return `made with the plan action's ${optionSet(names, 'include', include)}`;
 }
 /** Why a fixed output's hash cannot be computed by nix-plan from a bundle's copy of it. */
 function uncheckable(ca) {
@@ -17975,6 +18027,7 @@ async function relocatePlan(bundlePath, options, deps) {
         digest: options.digest,
         name: options.name,
         prefix: 'nix-plan-relocate-',
+        optionNames: options.optionNames,
     });
     const { dir, source: bundle } = copy;
     try {
@@ -18068,7 +18121,7 @@ async function relocatePlan(bundlePath, options, deps) {
             }, deps.progress);
             narChunks = [];
             if (outputs[0] !== undefined)
-                refuseBuildOutput(outputs[0], objects, options.to);
+                refuseBuildOutput(outputs[0], objects, options.to, options.optionNames);
             const verified = performance.now();
             const from = manifest.storeDir;
             const promotion = inputDigest === undefined
@@ -18091,6 +18144,7 @@ async function relocatePlan(bundlePath, options, deps) {
                 throw new errors_NixPlanError('internal', 'the verifier did not hand over the checks of the .drv files');
             const { relocation, steps } = relocateLazily(objects, from, options.to, {
                 onDerivation: (o, drv) => derivations.check(o.path, o.references, drv),
+                optionNames: options.optionNames,
             });
             objects = [];
             const narBytes = emptyCounts();
