@@ -8,3 +8,4 @@ export * from './fields.js';
 export * from './scan.js';
 export * from './kind.js';
 export * from './hash.js';
+export * from './requirements.js';
