@@ -31,7 +31,7 @@ export interface VerifyOptions {
  */
 export interface VerifyReport extends Omit<
   CoreVerifyReport,
-  'outputChecks' | 'derivations' | 'declaredOutputs'
+  'outputChecks' | 'derivations' | 'declaredOutputs' | 'shapes'
 > {
   readonly bundlePath: string;
   /** What was proven about who made the plan (no keys: integrity only, signatures not checked). */
@@ -93,6 +93,7 @@ export async function verifyPlan(
     outputChecks: _checks,
     derivations: _derivations,
     declaredOutputs: _declared,
+    shapes: _shapes,
     ...findings
   } = report;
   return {

@@ -8,6 +8,7 @@ import { identifyContentAddress } from '../content-address.js';
 import {
   derivationReferences,
   parseDerivationSpans,
+  PlanShapes,
   type DerivationHead,
   type DerivationHeadLayout,
   type DerivationTail,
@@ -73,6 +74,8 @@ export class DerivationChecks {
   private readonly rootOutputs = new Map<string, Map<string, string>>();
   private readonly rootDrvs: Set<string>;
   private anyChecked = false;
+  /** The shapes of the .drv files that Nix reads only with an experimental feature on. */
+  readonly shapes = new PlanShapes();
 
   constructor(private readonly manifest: BundleManifest) {
     this.rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
@@ -83,6 +86,7 @@ export class DerivationChecks {
     const inputs = derivationReferences(drv);
     if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
       throw bad(`the references of '${path}' differ from the inputs its contents name`);
+    this.shapes.add(path, drv);
     const { system } = drv;
     if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
       this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));

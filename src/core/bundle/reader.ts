@@ -13,7 +13,7 @@ import type { PublicKey } from '../signing.js';
 import type { FrameInfo } from './frame.js';
 import { emptyCounts, type BundleManifest, type ObjectKind } from './manifest.js';
 import { decompressedStream, readBundleHead } from './decode.js';
-import type { DerivationHead, DerivationHeadLayout, DerivationTail } from '../derivation/index.js';
+import type { DerivationHead, DerivationHeadLayout, DerivationTail, ShapeNeed } from '../derivation/index.js';
 import { DerivationOutputChecks } from './drv-outputs.js';
 import type { StoreDerivationReader } from './store-derivations.js';
 import { ClosureCheck } from './closure-check.js';
@@ -134,6 +134,11 @@ export interface VerifyReport {
   /** The output paths the plan's derivations declare (what building it can add to a store). */
   readonly declaredOutputs: () => string[];
   readonly frame: Pick<FrameInfo, 'windowSize' | 'blocks'>;
+  /**
+   * The .drv files Nix reads only with an experimental feature on (the first of each shape, in
+   * plan order): what the target store's Nix must have (`checkShapes`).
+   */
+  readonly shapes: readonly (ShapeNeed & { readonly count: number })[];
   /** With `parseDerivations: false`, the checks of the .drv files left to the caller. */
   readonly derivations?: DerivationChecks | undefined;
   /** With `parseDerivations`, the output checks of its .drv files (for `VerifyOptions.known`). */
@@ -272,6 +277,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
     unproven: proofs.unproven,
     noCheckSigs,
     declaredOutputs: () => outputs?.declaredPaths() ?? [],
+    shapes: derivations.shapes.needs(),
     frame: { windowSize: frame.windowSize, blocks: frame.blocks },
     ...(!parseDerivations && { derivations }),
     ...(outputs !== undefined && { outputChecks: outputs }),
