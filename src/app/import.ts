@@ -14,7 +14,8 @@ import {
 } from '../core/bundle/index.js';
 import { parsePublicKey } from '../core/signing.js';
 import { NixCommandError, isSignatureRefusal } from '../nix/errors.js';
-import { importExport, storeTrust, type StoreTrust } from '../nix/import.js';
+import { checkShapes, type ShapeNeed } from '../core/derivation/index.js';
+import { importExport, storeTrust, targetNix, type StoreTrust } from '../nix/import.js';
 import { FileInput, cleanupRunner } from '../nix/runner.js';
 import { NixStore } from '../nix/store.js';
 import { binaryCacheCopyImport, type CopyImport } from './binary-cache.js';
@@ -250,6 +251,9 @@ export async function importPlan(
         timings: timings(),
       };
     }
+    // A .drv the target's Nix cannot read stops `nix-store --import` at that .drv: refused here,
+    // before anything reaches the store.
+    await checkTargetReads(store, report.shapes, deps);
     // From here on the store changes: whatever stops the import, what it added is removed again.
     const added = paths.filter((p) => invalid.has(p));
     try {
@@ -286,6 +290,23 @@ export async function importPlan(
     await finish();
     await copy.dispose();
   }
+}
+
+/**
+ * Refuses a plan with a .drv the target store's Nix cannot read (a shape it reads only with an
+ * experimental feature it has off, or not at all), naming the first; warns of the shapes that
+ * cannot be checked (a daemon's features). Asks the store only for a plan with such shapes.
+ */
+export async function checkTargetReads(
+  store: NixStore,
+  shapes: readonly (ShapeNeed & { readonly count: number })[],
+  deps: Pick<Deps, 'log'>,
+): Promise<void> {
+  if (shapes.length === 0) return;
+  const verdict = checkShapes(shapes, await targetNix(store));
+  if (verdict.refusal !== undefined)
+    throw new NixPlanError('bundle', `the plan cannot be imported into this store: ${verdict.refusal}`);
+  for (const w of verdict.unchecked) deps.log.warn(w);
 }
 
 /** A .drv of the target store, read from its file (undefined when it is not there). */

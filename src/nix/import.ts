@@ -1,5 +1,6 @@
 // Adding paths to a store: whether the store trusts us to (`nix store ping`), `nix-store --import`
 // of an export stream, and `nix copy` from a binary cache.
+import type { TargetNix } from '../core/derivation/index.js';
 import { FLAKE_FEATURES } from './evaluate.js';
 import { NixCommandError } from './errors.js';
 import { batchPaths, type NixStore } from './store.js';
@@ -22,23 +23,17 @@ export type StoreTrust = 'trusted' | 'untrusted' | 'unknown';
  * nothing of.
  */
 export async function storeTrust(store: NixStore): Promise<StoreTrust> {
-  const ping = (json: boolean): Promise<{ code: number; stdout: Buffer; stderr: string }> =>
-    store.runner.run(
-      'nix',
-      [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])],
-      { allowFailure: true },
-    );
-  const text = await ping(false);
-  if (text.code === 0) {
-    const said = text.stdout.toString('utf8') + text.stderr;
-    const trusted = /^Trusted: (\S+)$/m.exec(said)?.[1];
-    if (trusted === '1') return 'trusted';
-    if (trusted === '0') return 'untrusted';
-    const url = /^Store URL: (\S+)$/m.exec(said)?.[1];
-    if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
-      return 'trusted';
+  const text = await storePing(store);
+  if (text.ok) {
+    if (text.trusted === '1') return 'trusted';
+    if (text.trusted === '0') return 'untrusted';
+    if (text.url !== undefined && isLocalUrl(text.url)) return 'trusted';
   }
-  const json = await ping(true);
+  const json = await store.runner.run(
+    'nix',
+    [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', '--json'],
+    { allowFailure: true },
+  );
   if (json.code === 0) {
     try {
       const info = JSON.parse(json.stdout.toString('utf8')) as { trusted?: unknown };
@@ -49,6 +44,82 @@ export async function storeTrust(store: NixStore): Promise<StoreTrust> {
     }
   }
   return 'unknown';
+}
+
+/** What `nix store ping` (text form) said of a store: `ok` false when it failed. */
+export interface StorePing {
+  readonly ok: boolean;
+  readonly url?: string | undefined;
+  readonly version?: string | undefined;
+  readonly trusted?: string | undefined;
+}
+
+/** A store URL Nix prints for a store this process writes itself (`local`, `local?…`, a path). */
+function isLocalUrl(url: string): boolean {
+  return url === 'local' || url.startsWith('local?') || url.startsWith('/');
+}
+
+const pings = new WeakMap<NixStore, Promise<StorePing>>();
+
+/**
+ * `nix store ping` in its text form, asked once per NixStore (trust and the target's Nix share
+ * the answer): the store's URL as Nix resolved it (`local`, `daemon`, …), the version of the Nix
+ * that serves it (Nix 2.8 reports it for a local store; daemons of newer Nix report theirs) and,
+ * from Nix 2.15 on, whether it trusts us.
+ */
+export function storePing(store: NixStore): Promise<StorePing> {
+  let p = pings.get(store);
+  if (p === undefined) {
+    p = store.runner
+      .run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping'], { allowFailure: true })
+      .then((r) => {
+        if (r.code !== 0) return { ok: false };
+        const said = r.stdout.toString('utf8') + r.stderr;
+        const field = (name: string): string | undefined =>
+          new RegExp(`^${name}: (\\S+)$`, 'm').exec(said)?.[1];
+        return { ok: true, url: field('Store URL'), version: field('Version'), trusted: field('Trusted') };
+      });
+    pings.set(store, p);
+  }
+  return p;
+}
+
+/**
+ * The experimental features the Nix on PATH has on, under the environment and NIX_CONFIG an
+ * import runs with: the `experimental-features = …` line of `nix show-config` (or `nix config
+ * show` where that alias is gone); undefined when neither answers. The text form, because Nix 2.8
+ * writes the features as enum numbers in the `--json` form. Nix drops the names it does not know
+ * when it reads its settings, so a feature listed is one this Nix knows and has on.
+ */
+export async function experimentalFeatures(store: NixStore): Promise<ReadonlySet<string> | undefined> {
+  for (const cmd of [['show-config'], ['config', 'show']]) {
+    const r = await store.runner.run('nix', [...NIX_COMMAND, ...cmd], { allowFailure: true });
+    if (r.code !== 0) continue;
+    const line = /^experimental-features = (.*)$/m.exec(r.stdout.toString('utf8'));
+    if (line !== null) return new Set((line[1] ?? '').split(' ').filter((f) => f !== ''));
+  }
+  return undefined;
+}
+
+/**
+ * What the Nix that will parse the plan's .drv files in `store` is known to accept: for a local
+ * store, its version and experimental features (two processes: the ping, shared with
+ * `storeTrust`, and the features); for a daemon, its version when it reports one (its features
+ * cannot be asked: the client does not send its own, and the daemon tells none).
+ */
+export async function targetNix(store: NixStore): Promise<TargetNix> {
+  const ping = await storePing(store);
+  if (!ping.ok || ping.url === undefined) return { kind: 'other', label: 'the target store' };
+  if (isLocalUrl(ping.url))
+    return {
+      kind: 'local',
+      version: ping.version,
+      features: await experimentalFeatures(store),
+      label: `the store (${ping.url})`,
+    };
+  if (ping.url === 'daemon' || ping.url.startsWith('unix://'))
+    return { kind: 'daemon', version: ping.version, label: `the daemon (${ping.url})` };
+  return { kind: 'other', version: ping.version, label: `the store ${ping.url}` };
 }
 
 /**
