@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 657:
+/***/ 599:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -5482,10 +5482,145 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
     return makeContentAddressedPath(`${drvName}.drv`, ca, storeDir, refs);
 }
 
+;// CONCATENATED MODULE: ./src/core/derivation/requirements.ts
+/**
+ * Each shape's requirement, in the order Nix checks them while parsing one .drv (the format
+ * version first, then per output the method prefix, the hash algorithm, then the kind). Read from
+ * Nix's sources: `ca-derivations` since 2.4 (floating outputs), `impure-derivations` since 2.8,
+ * `dynamic-derivations` since 2.16 (`text:` outputs, `DrvWithVersion("xp-dyn-drv",…)`), `git:`
+ * outputs since 2.21 (`git-hashing`; 2.19 and 2.20 know the feature but not the prefix), BLAKE3
+ * hashes since 2.27 (`blake3-hashes`; asked for even where a Nix read them without it).
+ */
+const SHAPE_REQUIREMENTS = {
+    'dyn-drv': {
+        feature: 'dynamic-derivations',
+        since: '2.16',
+        what: "the dynamic-derivation format (DrvWithVersion 'xp-dyn-drv')",
+    },
+    git: { feature: 'git-hashing', since: '2.21', what: "a git-hashed output ('git:')" },
+    text: { feature: 'dynamic-derivations', since: '2.16', what: "a text-hashed output ('text:')" },
+    blake3: { feature: 'blake3-hashes', since: '2.27', what: 'an output hashed with BLAKE3' },
+    impure: { feature: 'impure-derivations', since: '2.8', what: 'an impure output' },
+    floating: {
+        feature: 'ca-derivations',
+        since: '2.4',
+        what: 'a floating content-addressed output',
+    },
+};
+/**
+ * The shapes of a .drv that need an experimental feature, in the order Nix meets them: its
+ * format version, then each output's method prefix, hash algorithm and kind.
+ */
+function derivationShapes(drvPath, drv) {
+    const out = [];
+    if (drv.version !== undefined)
+        out.push({ drvPath, shape: 'dyn-drv' });
+    for (const o of drv.outputs) {
+        if (o.hashAlgo === '')
+            continue; // input-addressed or deferred: every Nix reads it
+        let algo = o.hashAlgo;
+        const need = (shape) => void out.push({ drvPath, output: o.name, shape });
+        if (algo.startsWith('git:')) {
+            need('git');
+            algo = algo.slice(4);
+        }
+        else if (algo.startsWith('text:')) {
+            need('text');
+            algo = algo.slice(5);
+        }
+        else if (algo.startsWith('r:'))
+            algo = algo.slice(2);
+        if (algo === 'blake3')
+            need('blake3');
+        if (o.hash === 'impure')
+            need('impure');
+        else if (o.hash === '')
+            need('floating');
+    }
+    return out;
+}
+/**
+ * The shapes of a plan's .drv files that need an experimental feature: the first .drv (in plan
+ * order) with each shape, and how many have it. Memory: one record per shape.
+ */
+class PlanShapes {
+    first = new Map();
+    counts = new Map();
+    /** Records the shapes of one .drv. */
+    add(drvPath, drv) {
+        // The usual .drv, input-addressed: nothing to record, nothing made.
+        if (drv.version === undefined && drv.outputs.every((o) => o.hashAlgo === ''))
+            return;
+        const seen = new Set();
+        for (const n of derivationShapes(drvPath, drv)) {
+            if (!this.first.has(n.shape))
+                this.first.set(n.shape, n);
+            if (!seen.has(n.shape))
+                this.counts.set(n.shape, (this.counts.get(n.shape) ?? 0) + 1);
+            seen.add(n.shape);
+        }
+    }
+    /** The first .drv with each shape, in plan order, with how many .drv files have that shape. */
+    needs() {
+        return [...this.first.values()].map((n) => ({ ...n, count: this.counts.get(n.shape) ?? 0 }));
+    }
+}
+/** Compares two dotted version numbers by their numeric components (`2.8.0` < `2.16`). */
+function versionBefore(version, than) {
+    const parts = (v) => (/^\d+(?:\.\d+)*/.exec(v)?.[0] ?? '0').split('.').map(Number);
+    const a = parts(version);
+    const b = parts(than);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        const x = a[i] ?? 0;
+        const y = b[i] ?? 0;
+        if (x !== y)
+            return x < y;
+    }
+    return false;
+}
+function where(n) {
+    const more = n.count !== undefined && n.count > 1 ? ` (and ${n.count - 1} more .drv files)` : '';
+    return `derivation '${n.drvPath}'${n.output === undefined ? '' : ` output '${n.output}'`}${more}`;
+}
+/**
+ * Whether `target`'s Nix reads every shape in `needs` (from `PlanShapes.needs`): refused, naming
+ * the first .drv, its output, the shape and the feature or Nix version it needs, when the target
+ * is known to lack it; left unchecked, and said so, when what the target accepts cannot be known
+ * (a daemon's features, a store nix-plan cannot ask).
+ */
+function checkShapes(needs, target) {
+    const unchecked = [];
+    for (const n of needs) {
+        const req = SHAPE_REQUIREMENTS[n.shape];
+        const nix = target.version === undefined ? 'its Nix' : `its Nix ${target.version}`;
+        const tooOld = target.version !== undefined && versionBefore(target.version, req.since);
+        const needsText = `${where(n)} is ${req.what}, which Nix reads only from ${req.since} on, with the experimental feature '${req.feature}'`;
+        if (tooOld)
+            return {
+                refusal: `${needsText}; ${target.label} runs Nix ${target.version}, which cannot read it: Nix would refuse it on import`,
+                unchecked,
+            };
+        if (target.kind === 'local' && target.features !== undefined) {
+            if (!target.features.has(req.feature))
+                return {
+                    refusal: `${needsText}; ${target.label} has it off (${nix}): Nix would refuse it on import. Enable it where Nix reads its settings (e.g. 'extra-experimental-features = ${req.feature}' in nix.conf or NIX_CONFIG)`,
+                    unchecked,
+                };
+            continue;
+        }
+        const why = target.kind === 'daemon'
+            ? `the daemon's experimental features cannot be asked`
+            : `what ${target.label} accepts cannot be asked`;
+        unchecked.push(`${needsText}: not checked (${why}); if it is off there, Nix refuses the import and nix-plan removes what it added`);
+    }
+    return { unchecked };
+}
+
 ;// CONCATENATED MODULE: ./src/core/derivation/index.ts
 // Derivations (.drv files) in Nix's ATerm text, byte-exact: their parts (types.ts), the escapes
 // (aterm.ts), parsing (parse.ts), writing and splicing (write.ts), what they say (fields.ts,
 // scan.ts), their kind (kind.ts), and the hashes and paths that follow from them (hash.ts).
+
 
 
 
@@ -5542,6 +5677,8 @@ class DerivationChecks {
     rootOutputs = new Map();
     rootDrvs;
     anyChecked = false;
+    /** The shapes of the .drv files that Nix reads only with an experimental feature on. */
+    shapes = new PlanShapes();
     constructor(manifest) {
         this.manifest = manifest;
         this.rootDrvs = new Set(manifest.roots.map((r) => r.drvPath));
@@ -5551,6 +5688,7 @@ class DerivationChecks {
         const inputs = derivationReferences(drv);
         if (inputs.length !== references.length || inputs.some((r, i) => r !== references[i]))
             throw policy_bad(`the references of '${path}' differ from the inputs its contents name`);
+        this.shapes.add(path, drv);
         const { system } = drv;
         if (this.lastSystem === undefined || compareBytes(system, this.lastSystem) !== 0) {
             this.systems.add(Buffer.from(system.buffer, system.byteOffset, system.byteLength).toString('latin1'));
@@ -6318,6 +6456,7 @@ async function verifySource(source, options) {
         unproven: proofs.unproven,
         noCheckSigs,
         declaredOutputs: () => outputs?.declaredPaths() ?? [],
+        shapes: derivations.shapes.needs(),
         frame: { windowSize: frame.windowSize, blocks: frame.blocks },
         ...(!parseDerivations && { derivations }),
         ...(outputs !== undefined && { outputChecks: outputs }),
@@ -7052,8 +7191,6 @@ async function checkEvaluateRequest(request) {
 }
 
 ;// CONCATENATED MODULE: ./src/nix/import.ts
-// Adding paths to a store: whether the store trusts us to (`nix store ping`), `nix-store --import`
-// of an export stream, and `nix copy` from a binary cache.
 
 
 
@@ -7068,20 +7205,16 @@ const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];
  * nothing of.
  */
 async function storeTrust(store) {
-    const ping = (json) => store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', ...(json ? ['--json'] : [])], { allowFailure: true });
-    const text = await ping(false);
-    if (text.code === 0) {
-        const said = text.stdout.toString('utf8') + text.stderr;
-        const trusted = /^Trusted: (\S+)$/m.exec(said)?.[1];
-        if (trusted === '1')
+    const text = await storePing(store);
+    if (text.ok) {
+        if (text.trusted === '1')
             return 'trusted';
-        if (trusted === '0')
+        if (text.trusted === '0')
             return 'untrusted';
-        const url = /^Store URL: (\S+)$/m.exec(said)?.[1];
-        if (url !== undefined && (url === 'local' || url.startsWith('local?') || url.startsWith('/')))
+        if (text.url !== undefined && isLocalUrl(text.url))
             return 'trusted';
     }
-    const json = await ping(true);
+    const json = await store.runner.run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping', '--json'], { allowFailure: true });
     if (json.code === 0) {
         try {
             const info = JSON.parse(json.stdout.toString('utf8'));
@@ -7095,6 +7228,72 @@ async function storeTrust(store) {
         }
     }
     return 'unknown';
+}
+/** A store URL Nix prints for a store this process writes itself (`local`, `local?…`, a path). */
+function isLocalUrl(url) {
+    return url === 'local' || url.startsWith('local?') || url.startsWith('/');
+}
+const pings = new WeakMap();
+/**
+ * `nix store ping` in its text form, asked once per NixStore (trust and the target's Nix share
+ * the answer): the store's URL as Nix resolved it (`local`, `daemon`, …), the version of the Nix
+ * that serves it (Nix 2.8 reports it for a local store; daemons of newer Nix report theirs) and,
+ * from Nix 2.15 on, whether it trusts us.
+ */
+function storePing(store) {
+    let p = pings.get(store);
+    if (p === undefined) {
+        p = store.runner
+            .run('nix', [...FLAKE_FEATURES, ...store.storeArgs(), 'store', 'ping'], { allowFailure: true })
+            .then((r) => {
+            if (r.code !== 0)
+                return { ok: false };
+            const said = r.stdout.toString('utf8') + r.stderr;
+            const field = (name) => new RegExp(`^${name}: (\\S+)$`, 'm').exec(said)?.[1];
+            return { ok: true, url: field('Store URL'), version: field('Version'), trusted: field('Trusted') };
+        });
+        pings.set(store, p);
+    }
+    return p;
+}
+/**
+ * The experimental features the Nix on PATH has on, under the environment and NIX_CONFIG an
+ * import runs with: the `experimental-features = …` line of `nix show-config` (or `nix config
+ * show` where that alias is gone); undefined when neither answers. The text form, because Nix 2.8
+ * writes the features as enum numbers in the `--json` form. Nix drops the names it does not know
+ * when it reads its settings, so a feature listed is one this Nix knows and has on.
+ */
+async function experimentalFeatures(store) {
+    for (const cmd of [['show-config'], ['config', 'show']]) {
+        const r = await store.runner.run('nix', [...NIX_COMMAND, ...cmd], { allowFailure: true });
+        if (r.code !== 0)
+            continue;
+        const line = /^experimental-features = (.*)$/m.exec(r.stdout.toString('utf8'));
+        if (line !== null)
+            return new Set((line[1] ?? '').split(' ').filter((f) => f !== ''));
+    }
+    return undefined;
+}
+/**
+ * What the Nix that will parse the plan's .drv files in `store` is known to accept: for a local
+ * store, its version and experimental features (two processes: the ping, shared with
+ * `storeTrust`, and the features); for a daemon, its version when it reports one (its features
+ * cannot be asked: the client does not send its own, and the daemon tells none).
+ */
+async function targetNix(store) {
+    const ping = await storePing(store);
+    if (!ping.ok || ping.url === undefined)
+        return { kind: 'other', label: 'the target store' };
+    if (isLocalUrl(ping.url))
+        return {
+            kind: 'local',
+            version: ping.version,
+            features: await experimentalFeatures(store),
+            label: `the store (${ping.url})`,
+        };
+    if (ping.url === 'daemon' || ping.url.startsWith('unix://'))
+        return { kind: 'daemon', version: ping.version, label: `the daemon (${ping.url})` };
+    return { kind: 'other', version: ping.version, label: `the store ${ping.url}` };
 }
 /**
  * `nix-store --import` of an export stream (bytes, chunks, or a `FileInput`); a failure is a
@@ -7836,7 +8035,7 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
         // No entry's bytes are kept past its checks: they need not be copied out of the stream.
         keptFiles: 'view',
     }, deps.progress, deps.signal);
-    const { outputChecks: _checks, derivations: _derivations, declaredOutputs: _declared, ...findings } = report;
+    const { outputChecks: _checks, derivations: _derivations, declaredOutputs: _declared, shapes: _shapes, ...findings } = report;
     return {
         bundlePath,
         ...findings,
@@ -7850,6 +8049,7 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 ;// CONCATENATED MODULE: ./src/app/import.ts
 // importPlan: verify a bundle completely, then add it to a store: `nix-store --import` where the
 // user may, otherwise the untrusted route through a temporary binary cache. Idempotent.
+
 
 
 
@@ -8010,6 +8210,9 @@ async function importPlan(bundlePath, options, deps) {
                 timings: timings(),
             };
         }
+        // A .drv the target's Nix cannot read stops `nix-store --import` at that .drv: refused here,
+        // before anything reaches the store.
+        await checkTargetReads(store, report.shapes, deps);
         // From here on the store changes: whatever stops the import, what it added is removed again.
         const added = paths.filter((p) => invalid.has(p));
         try {
@@ -8045,6 +8248,20 @@ async function importPlan(bundlePath, options, deps) {
         await finish();
         await copy.dispose();
     }
+}
+/**
+ * Refuses a plan with a .drv the target store's Nix cannot read (a shape it reads only with an
+ * experimental feature it has off, or not at all), naming the first; warns of the shapes that
+ * cannot be checked (a daemon's features). Asks the store only for a plan with such shapes.
+ */
+async function checkTargetReads(store, shapes, deps) {
+    if (shapes.length === 0)
+        return;
+    const verdict = checkShapes(shapes, await targetNix(store));
+    if (verdict.refusal !== undefined)
+        throw new errors_NixPlanError('bundle', `the plan cannot be imported into this store: ${verdict.refusal}`);
+    for (const w of verdict.unchecked)
+        deps.log.warn(w);
 }
 /** A .drv of the target store, read from its file (undefined when it is not there). */
 function readStoreFile(store, path) {
@@ -18729,7 +18946,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(657);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(599);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
