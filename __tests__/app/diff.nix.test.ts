@@ -424,6 +424,46 @@ describe.each(nixVersions())('diff with Nix $label', (version: NixVersion) => {
     expect(across.roots).toEqual(direct.roots);
   });
 
+  test('what a comparison holds in memory is bounded: past it, it is refused (exit 8), not exhausted', async () => {
+    // A plan's file size bounds neither what relocating it for a comparison across store dirs
+    // holds, nor the .drv files a drill-down reads (every one that differs): a few MiB of zstd
+    // can declare gigabytes of .drv files. Both count the bytes they keep against one limit.
+    const refusal = async (run: Promise<unknown>): Promise<NixPlanError> => {
+      try {
+        await run;
+      } catch (e) {
+        return e as NixPlanError;
+      }
+      throw new Error('the comparison was not refused');
+    };
+    const realm = join(mkdtempSync(join(work, 'realm-')), 'store');
+    const relocated = join(work, 'old-relocated-bounded.nixplan');
+    await relocatePlan(oldPlan, { to: realm, output: relocated }, deps);
+    const across = await refusal(
+      diffPlanSources(bundle(relocated), bundle(newPlan), { maxHeldBytes: 1000 }, deps),
+    );
+    expect(across.code).toBe('limit');
+    expect(across.message).toBe(
+      `${relocated} is for another store dir than the plan it is compared with, and relocating it to compare ` +
+        'them holds its .drv and file contents in memory: more than 1000 bytes, refused (relocate it first, ' +
+        `with nix-plan relocate --to ${store.storeDir}, and compare that)`,
+    );
+    const drill = await refusal(
+      diffPlanSources(bundle(oldPlan), bundle(newPlan), { drv: 'curl', maxHeldBytes: 1000 }, deps),
+    );
+    expect(drill.code).toBe('limit');
+    expect(drill.message).toMatch(
+      /: the \.drv files that differ between the plans, which --drv reads to explain a difference, hold more than 1000 bytes: refused/,
+    );
+    // Within the limit, the same comparisons are made.
+    const roomy = { maxHeldBytes: 1024 * 1024 };
+    expect((await diffPlanSources(bundle(relocated), bundle(newPlan), roomy, deps)).realm.relocated).toBe(
+      true,
+    );
+    const curl = await diffPlanSources(bundle(oldPlan), bundle(newPlan), { ...roomy, drv: 'curl' }, deps);
+    expect(curl.drv?.[0]?.old).toMatch(/-curl-8\.6\.0\.drv$/);
+  });
+
   test('a .drv in the store and a profile as the old side', async () => {
     const [oldTools] = await store.instantiate(FIXTURE, ['tools']);
     const fromDrv = await diffPlanSources({ kind: 'drv', path: oldTools ?? '' }, bundle(newPlan), {}, deps);

@@ -38,6 +38,11 @@ export interface DiffOptions {
   readonly maxCompared?: number | undefined;
   /** How refusals name what the user can change (default: the command line's flags). */
   readonly optionNames?: OptionNames | undefined;
+  /**
+   * Most bytes of .drv and file contents a side holds in memory, to be relocated or for a
+   * drill-down (default MAX_HELD_BYTES); beyond, the comparison is refused (exit 8).
+   */
+  readonly maxHeldBytes?: number | undefined;
 }
 
 /** Where the bytes of one side come from during a drill-down. */
@@ -188,7 +193,11 @@ async function diffPinned(
     );
   // One side after the other: one bundle's decompression window in memory at a time, and the
   // new side takes the heads of the .drv files both plans hold from the old one.
-  const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
+  const old = await readPlanSide(
+    oldLocation,
+    { ...readOptions, keepObjects: relocate, relocateTo: newDir, maxHeldBytes: options.maxHeldBytes },
+    deps,
+  );
   const now = await readPlanSide(
     newLocation,
     {
@@ -207,8 +216,9 @@ async function diffPinned(
   let drv: DrvDiff[] | undefined;
   if (options.drv !== undefined) {
     const pairs = drillPairs(oldGraph, now.graph, options.drv);
-    const oldFiles = relocatedBytes ?? (await old.files(changedPaths(oldGraph, now.graph)));
-    const newFiles = await now.files(changedPaths(now.graph, oldGraph));
+    const oldFiles =
+      relocatedBytes ?? (await old.files(changedPaths(oldGraph, now.graph), options.maxHeldBytes));
+    const newFiles = await now.files(changedPaths(now.graph, oldGraph), options.maxHeldBytes);
     const lookups = { old: new SideFiles(oldFiles), new: new SideFiles(newFiles) };
     drv = pairs.flatMap(([a, b]) => {
       const d = diffDerivations(a, b, lookups.old, lookups.new, {

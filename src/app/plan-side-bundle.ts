@@ -1,7 +1,8 @@
 // Reading a bundle side of a comparison: verified in one streaming pass that keeps only each
 // .drv's head, the manifest facts a diff shows (digest, signatures against the trusted keys,
 // provenance), and the drill-down's small files read again afterwards.
-import { NixPlanError } from '../core/errors.js';
+import { LimitError, NixPlanError } from '../core/errors.js';
+import { relocateAdvice } from '../core/option-names.js';
 import type { BundleManifest } from '../core/bundle/manifest.js';
 import { signedBytes } from '../core/bundle/manifest.js';
 import { exportStream, readBundleHead, verifyBundle, type KnownDerivations } from '../core/bundle/index.js';
@@ -15,7 +16,9 @@ import { fileDigest } from './files.js';
 import { rootLabel } from './inspect.js';
 import {
   FILE_BUDGET,
+  drillDownLimit,
   MAX_FILE,
+  MAX_HELD_BYTES,
   openLocation,
   type PlanLocation,
   type ReadOptions,
@@ -112,6 +115,8 @@ export async function readBundleSide(
         ? undefined
         : { head: (p) => sameDir.graph.get(p), checks: sameDir.checks };
     const objects: RelocObject[] = [];
+    const maxHeld = options.maxHeldBytes ?? MAX_HELD_BYTES;
+    let held = 0;
     const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
     let report;
     try {
@@ -144,6 +149,13 @@ export async function readBundleSide(
                 `'${e.path}' is a build output, which cannot be relocated to compare plans of different store dirs`,
               );
             const file = e.nar.file?.contents;
+            held += file?.length ?? 0;
+            if (held > maxHeld)
+              throw new LimitError(
+                `${path} is for another store dir than the plan it is compared with, and relocating it to ` +
+                  `compare them holds its .drv and file contents in memory: more than ${maxHeld} bytes, refused ` +
+                  `(relocate it first, with ${relocateAdvice(options.optionNames, options.relocateTo ?? 'DIR')}, and compare that)`,
+              );
             objects.push({
               path: e.path,
               kind: e.kind,
@@ -175,7 +187,7 @@ export async function readBundleSide(
       graph,
       checks: report.outputChecks,
       ...(keep && { objects }),
-      files: (paths) => bundleFiles(location, paths),
+      files: (paths, max) => bundleFiles(location, paths, max),
     };
   } finally {
     await source.close();
@@ -190,16 +202,21 @@ export async function readBundleSide(
 async function bundleFiles(
   location: PlanLocation,
   paths: ReadonlySet<string>,
+  maxHeld = MAX_HELD_BYTES,
 ): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
   const source = await openLocation(location);
   let budget = FILE_BUDGET;
+  let held = 0;
   try {
     for await (const e of readExport(exportStream(source), { keepFileUpTo: MAX_FILE })) {
       const file = e.nar.file?.contents;
       if (file === undefined) continue;
-      if (paths.has(e.path)) out.set(e.path, file);
-      else if (!e.path.endsWith('.drv') && file.length <= budget) {
+      if (paths.has(e.path)) {
+        held += file.length;
+        if (held > maxHeld) throw drillDownLimit(location.path, maxHeld);
+        out.set(e.path, file);
+      } else if (!e.path.endsWith('.drv') && file.length <= budget) {
         budget -= file.length;
         out.set(e.path, file);
       }

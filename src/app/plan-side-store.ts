@@ -9,7 +9,15 @@ import { baseName, HASH_PART_LENGTH, nameOf } from '../core/store-path.js';
 import { PlanGraph } from '../core/diff/graph.js';
 import { NixStore } from '../nix/store.js';
 import { progressOf, type Deps } from './deps.js';
-import { FILE_BUDGET, MAX_FILE, type PlanLocation, type ReadOptions, type ReadSide } from './plan-side.js';
+import {
+  FILE_BUDGET,
+  drillDownLimit,
+  MAX_FILE,
+  MAX_HELD_BYTES,
+  type PlanLocation,
+  type ReadOptions,
+  type ReadSide,
+} from './plan-side.js';
 
 /** The store path a profile's current generation is: its symlinks followed into the store dir. */
 async function profileTarget(profile: string, storeDir: string): Promise<string> {
@@ -106,9 +114,10 @@ export async function readStoreSide(
       roots: graph.roots,
     },
     graph,
-    files: (paths) => {
+    files: (paths, maxHeld = MAX_HELD_BYTES) => {
       const out = new Map<string, Uint8Array>();
       let budget = FILE_BUDGET;
+      let held = 0;
       const read = (p: string): Uint8Array | undefined => {
         try {
           return store.readRegularFileSync(p, MAX_FILE)?.bytes;
@@ -118,7 +127,10 @@ export async function readStoreSide(
       };
       for (const p of paths) {
         const bytes = read(p);
-        if (bytes !== undefined) out.set(p, bytes);
+        if (bytes === undefined) continue;
+        held += bytes.length;
+        if (held > maxHeld) throw drillDownLimit(location.path, maxHeld);
+        out.set(p, bytes);
       }
       for (const p of closure)
         if (!p.endsWith('.drv') && !out.has(p) && budget > 0) {

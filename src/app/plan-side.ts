@@ -7,6 +7,7 @@ import type { PlanGraph } from '../core/diff/graph.js';
 import type { PlanSide, PlanSideKind } from '../core/diff/plan-diff.js';
 import type { OptionNames } from '../core/option-names.js';
 import type { RelocObject } from '../core/relocate/index.js';
+import { LimitError } from '../core/errors.js';
 import { privateBundle } from './private-copy.js';
 
 /** What to read: a bundle file, a .drv in the store, or a profile's current generation. */
@@ -58,6 +59,10 @@ export interface ReadOptions {
   readonly optionNames?: OptionNames | undefined;
   /** Keep every object's bytes (a bundle side that will be relocated). */
   readonly keepObjects?: boolean | undefined;
+  /** The store dir a side kept with `keepObjects` is relocated to (named in a refusal). */
+  readonly relocateTo?: string | undefined;
+  /** Most bytes of .drv and file contents kept with `keepObjects` (default MAX_HELD_BYTES). */
+  readonly maxHeldBytes?: number | undefined;
   /**
    * The other side, read already: a .drv at a path it holds is the same .drv (same store dir, and
    * a .drv path is the hash of its bytes and references), so its head, and the outcome of the
@@ -80,10 +85,26 @@ export interface ReadSide {
    * The bytes of those of `paths` that are one small file (.drv, text, one-file source), and of
    * the side's other small non-.drv files (texts, one-file sources) up to FILE_BUDGET in total.
    */
-  files(paths: ReadonlySet<string>): Promise<Map<string, Uint8Array>>;
+  files(paths: ReadonlySet<string>, maxHeldBytes?: number): Promise<Map<string, Uint8Array>>;
 }
 
 /** Small files fetched for a drill-down are at most this big. */
 export const MAX_FILE = 4 * 1024 * 1024;
 /** Bytes of texts and one-file sources a drill-down keeps beyond the paths asked for. */
 export const FILE_BUDGET = 16 * 1024 * 1024;
+/**
+ * Most bytes of .drv and file contents one side of a comparison holds in memory: the objects of a
+ * bundle relocated to be compared across store dirs, or the files of the paths a drill-down asks
+ * for (every .drv that differs). A plan's size bounds neither (a few MiB of zstd can declare
+ * gigabytes of .drv files), so past this the comparison is refused (exit 8) instead of exhausting
+ * the machine's memory; a real system's .drv files take a few hundred MiB at most.
+ */
+export const MAX_HELD_BYTES = 2 ** 30;
+
+/** The refusal of a drill-down whose .drv files that differ hold more than `max` bytes. */
+export function drillDownLimit(path: string, max: number): LimitError {
+  return new LimitError(
+    `${path}: the .drv files that differ between the plans, which --drv reads to explain a difference, ` +
+      `hold more than ${max} bytes: refused (compare without --drv, or plans closer to each other)`,
+  );
+}
