@@ -14671,6 +14671,7 @@ async function fileDigest(path) {
 ;// CONCATENATED MODULE: ./src/app/plan-side.ts
 
 
+
 /**
  * A bundle location as a private copy of the file (other kinds as they are), and how to remove
  * the copy: every read of a comparison (store dir, manifest, digest, verified stream, drill-down
@@ -14693,11 +14694,25 @@ async function openLocation(location) {
 const MAX_FILE = 4 * 1024 * 1024;
 /** Bytes of texts and one-file sources a drill-down keeps beyond the paths asked for. */
 const FILE_BUDGET = 16 * 1024 * 1024;
+/**
+ * Most bytes of .drv and file contents one side of a comparison holds in memory: the objects of a
+ * bundle relocated to be compared across store dirs, or the files of the paths a drill-down asks
+ * for (every .drv that differs). A plan's size bounds neither (a few MiB of zstd can declare
+ * gigabytes of .drv files), so past this the comparison is refused (exit 8) instead of exhausting
+ * the machine's memory; a real system's .drv files take a few hundred MiB at most.
+ */
+const MAX_HELD_BYTES = 2 ** 30;
+/** The refusal of a drill-down whose .drv files that differ hold more than `max` bytes. */
+function drillDownLimit(path, max) {
+    return new LimitError(`${path}: the .drv files that differ between the plans, which --drv reads to explain a difference, ` +
+        `hold more than ${max} bytes: refused (compare without --drv, or plans closer to each other)`);
+}
 
 ;// CONCATENATED MODULE: ./src/app/plan-side-bundle.ts
 // Reading a bundle side of a comparison: verified in one streaming pass that keeps only each
 // .drv's head, the manifest facts a diff shows (digest, signatures against the trusted keys,
 // provenance), and the drill-down's small files read again afterwards.
+
 
 
 
@@ -14776,6 +14791,8 @@ async function readBundleSide(location, options, deps) {
             ? undefined
             : { head: (p) => sameDir.graph.get(p), checks: sameDir.checks };
         const objects = [];
+        const maxHeld = options.maxHeldBytes ?? MAX_HELD_BYTES;
+        let held = 0;
         const task = progressOf(deps).start(`reading ${path}`, manifest.paths);
         let report;
         try {
@@ -14806,6 +14823,11 @@ async function readBundleSide(location, options, deps) {
                         if (e.kind === 'output')
                             throw new errors_NixPlanError('relocate', `'${e.path}' is a build output, which cannot be relocated to compare plans of different store dirs`);
                         const file = e.nar.file?.contents;
+                        held += file?.length ?? 0;
+                        if (held > maxHeld)
+                            throw new LimitError(`${path} is for another store dir than the plan it is compared with, and relocating it to ` +
+                                `compare them holds its .drv and file contents in memory: more than ${maxHeld} bytes, refused ` +
+                                `(relocate it first, with ${relocateAdvice(options.optionNames, options.relocateTo ?? 'DIR')}, and compare that)`);
                         objects.push({
                             path: e.path,
                             kind: e.kind,
@@ -14838,7 +14860,7 @@ async function readBundleSide(location, options, deps) {
             graph,
             checks: report.outputChecks,
             ...(keep && { objects }),
-            files: (paths) => bundleFiles(location, paths),
+            files: (paths, max) => bundleFiles(location, paths, max),
         };
     }
     finally {
@@ -14850,17 +14872,22 @@ async function readBundleSide(location, options, deps) {
  * none of them). The stream's digests are checked again at its end, so a bundle changed since
  * the first pass fails here instead of showing other bytes.
  */
-async function bundleFiles(location, paths) {
+async function bundleFiles(location, paths, maxHeld = MAX_HELD_BYTES) {
     const out = new Map();
     const source = await openLocation(location);
     let budget = FILE_BUDGET;
+    let held = 0;
     try {
         for await (const e of readExport(exportStream(source), { keepFileUpTo: MAX_FILE })) {
             const file = e.nar.file?.contents;
             if (file === undefined)
                 continue;
-            if (paths.has(e.path))
+            if (paths.has(e.path)) {
+                held += file.length;
+                if (held > maxHeld)
+                    throw drillDownLimit(location.path, maxHeld);
                 out.set(e.path, file);
+            }
             else if (!e.path.endsWith('.drv') && file.length <= budget) {
                 budget -= file.length;
                 out.set(e.path, file);
@@ -14970,9 +14997,10 @@ async function readStoreSide(location, options, deps) {
             roots: graph.roots,
         },
         graph,
-        files: (paths) => {
+        files: (paths, maxHeld = MAX_HELD_BYTES) => {
             const out = new Map();
             let budget = FILE_BUDGET;
+            let held = 0;
             const read = (p) => {
                 try {
                     return store.readRegularFileSync(p, MAX_FILE)?.bytes;
@@ -14983,8 +15011,12 @@ async function readStoreSide(location, options, deps) {
             };
             for (const p of paths) {
                 const bytes = read(p);
-                if (bytes !== undefined)
-                    out.set(p, bytes);
+                if (bytes === undefined)
+                    continue;
+                held += bytes.length;
+                if (held > maxHeld)
+                    throw drillDownLimit(location.path, maxHeld);
+                out.set(p, bytes);
             }
             for (const p of closure)
                 if (!p.endsWith('.drv') && !out.has(p) && budget > 0) {
@@ -17433,7 +17465,7 @@ async function diffPinned(oldLocation, newLocation, options, deps) {
         throw new errors_NixPlanError('realm', `cannot compare ${oldLocation.path} (store dir ${oldDir}) with a plan for the store dir ${newDir}: relocate the plan into ${oldDir} first (${relocateAdvice(options.optionNames, oldDir)}), or give the old side as a plan bundle`);
     // One side after the other: one bundle's decompression window in memory at a time, and the
     // new side takes the heads of the .drv files both plans hold from the old one.
-    const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate }, deps);
+    const old = await readPlanSide(oldLocation, { ...readOptions, keepObjects: relocate, relocateTo: newDir, maxHeldBytes: options.maxHeldBytes }, deps);
     const now = await readPlanSide(newLocation, {
         ...readOptions,
         ...(options.ownNew === true && { noCheckSigs: true }),
@@ -17448,8 +17480,8 @@ async function diffPinned(oldLocation, newLocation, options, deps) {
     let drv;
     if (options.drv !== undefined) {
         const pairs = drillPairs(oldGraph, now.graph, options.drv);
-        const oldFiles = relocatedBytes ?? (await old.files(changedPaths(oldGraph, now.graph)));
-        const newFiles = await now.files(changedPaths(now.graph, oldGraph));
+        const oldFiles = relocatedBytes ?? (await old.files(changedPaths(oldGraph, now.graph), options.maxHeldBytes));
+        const newFiles = await now.files(changedPaths(now.graph, oldGraph), options.maxHeldBytes);
         const lookups = { old: new SideFiles(oldFiles), new: new SideFiles(newFiles) };
         drv = pairs.flatMap(([a, b]) => {
             const d = diffDerivations(a, b, lookups.old, lookups.new, {
