@@ -1168,6 +1168,20 @@ describe("a refusal an action user meets names the action's input, not the comma
     expect((old as NixPlanError).message).toMatch(
       new RegExp(`^the plan was created at ${FIXTURE_CREATED_AT}, .* ago: older than "max-age: 1d" allows$`),
     );
+    // The same plan for another realm: refused for its realm, which no max-age would change.
+    const elsewhere = recordingIO({ ...base, [RealiseInput.MaxAge]: '1d' }, env);
+    const otherStore: CommandRunner = {
+      run: (cmd, args) =>
+        args.includes('builtins.storeDir')
+          ? Promise.resolve({ code: 0, stdout: Buffer.from('"/other/store"'), stderr: '' })
+          : Promise.reject(new Error(`not asked in this test: ${cmd}`)),
+    };
+    const realm = await runRealise({ ...deps(elsewhere.io), runner: otherStore }).catch((e: unknown) => e);
+    expect((realm as NixPlanError).code).toBe('realm');
+    expect((realm as NixPlanError).message).toBe(
+      `'${file}' is a plan for the store dir ${STORE}, but this store's dir is /other/store; ` +
+        'relocate it first (the promote action, "to: /other/store")',
+    );
     // The roots are refused by realisePlan itself, as the action asks it (its selection, here).
     const typo = recordingIO({ ...base, [RealiseInput.Roots]: 'r9' }, env);
     const named = await runRealise({

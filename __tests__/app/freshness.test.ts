@@ -52,6 +52,11 @@ function bundleFile(name: string, d: ManifestDraft): { path: string; manifest: B
   return { path, manifest };
 }
 
+/** A refusal that did not happen fails the test. */
+const notRefused = (): never => {
+  throw new Error('not refused');
+};
+
 const at = (s: string): Date => new Date(s);
 const DAY = 86_400_000;
 
@@ -243,6 +248,43 @@ describe('around a use case', () => {
     expect(old).toBe(
       'the plan was created at 2026-12-01T00:00:00Z, 3 days ago: older than --max-age 1d allows',
     );
+  });
+
+  test('a stale plan for another realm is refused for its realm: no --max-age makes it importable', async () => {
+    const ran: string[] = [];
+    const use = (): Promise<{ manifest: BundleManifest }> => {
+      ran.push('use case');
+      return Promise.resolve({ manifest: older.manifest });
+    };
+    const stale = { maxAgeMs: DAY, maxAgeText: '1d', now };
+    const elsewhere = await withFreshness(
+      older.path,
+      { ...stale, storeDir: () => Promise.resolve('/other/store') },
+      log,
+      use,
+    ).then(notRefused, (x: unknown) => x as NixPlanError);
+    expect(elsewhere.code).toBe('realm');
+    expect(elsewhere.message).toBe(
+      `'${older.path}' is a plan for the store dir ${STORE}, but this store's dir is /other/store; ` +
+        'relocate it first (nix-plan relocate --to /other/store)',
+    );
+    // In its own realm, the stale refusal stands; the store dir is asked only when refusing.
+    let asked = 0;
+    const here = await withFreshness(
+      older.path,
+      { ...stale, storeDir: () => Promise.resolve(STORE).finally(() => asked++) },
+      log,
+      use,
+    ).then(notRefused, (x: unknown) => x as NixPlanError);
+    expect(here.code).toBe('stale');
+    expect(asked).toBe(1);
+    await withFreshness(
+      newer.path,
+      { maxAgeMs: 7 * DAY, now, storeDir: () => Promise.reject(new Error('asked')) },
+      log,
+      () => Promise.resolve({ manifest: newer.manifest }),
+    );
+    expect(ran).toEqual([]);
   });
 
   test('the record replaces a link planted in its place instead of writing through it', async () => {

@@ -328,7 +328,14 @@ describe('arguments reach the use cases', () => {
       expect(fresh).toEqual([
         [
           'p.nixplan',
-          { maxAgeMs: 36 * 3600 * 1000, maxAgeText: '1d12h', target: 'res', allowDowngrade: false },
+          {
+            maxAgeMs: 36 * 3600 * 1000,
+            maxAgeText: '1d12h',
+            target: 'res',
+            allowDowngrade: false,
+            // Asked only if the plan is refused as stale: a realm refusal then wins.
+            storeDir: expect.any(Function),
+          },
         ],
       ]);
       expect(calls[0]?.[1].slice(0, 2)).toEqual([

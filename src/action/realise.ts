@@ -4,6 +4,7 @@ import { withFreshness } from '../app/freshness.js';
 import { inspectPlan } from '../app/inspect.js';
 import { trustReportOf, type BundleManifest } from '../core/bundle/index.js';
 import { parsePublicKey } from '../core/signing.js';
+import { storeDirAsker } from '../app/import.js';
 import { realisePlan } from '../app/realise.js';
 import type { CommandRunner } from '../nix/runner.js';
 import type { ArtifactTransport } from '../transport/transport.js';
@@ -85,6 +86,7 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
       target: settings.outLink,
       allowDowngrade: settings.allowDowngrade,
       optionNames: ACTION_OPTION_NAMES,
+      storeDir: storeDirAsker(deps, undefined),
     },
     buildLog.log,
     (bundle, name) =>

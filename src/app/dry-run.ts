@@ -18,6 +18,7 @@ import { NixStore } from '../nix/store.js';
 import type { Deps } from './deps.js';
 import type { RealiseOptions } from './realise.js';
 import { selectRoots } from './realise.js';
+import { readBundleHead } from './inspect.js';
 import { verifyWithProgress } from './verify.js';
 
 /** What realising would do. */
@@ -61,6 +62,11 @@ export async function dryRunRealise(
 ): Promise<DryRunResult> {
   const store = new NixStore(deps.runner, { store: options.store });
   const storeDir = await store.storeDir();
+  // As plain realise does: roots that name none of the plan's are refused from its manifest,
+  // before the plan is read whole, unless the plan is for another realm (no choice of roots
+  // makes it importable here; the verifier's realm refusal says what would).
+  const { manifest: claimed } = await readBundleHead(bundlePath);
+  if (claimed.storeDir === storeDir) selectRoots(claimed.roots, options.roots, options.optionNames);
   const paths: string[] = [];
   const drvs = new Map<string, DrvFacts>();
   const report = await verifyWithProgress(

@@ -7,7 +7,7 @@
 // only once the use case succeeded, with the manifest it verified.
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { readBundleHead, tempPathNear, type BundleManifest } from '../core/bundle/index.js';
+import { checkRealm, readBundleHead, tempPathNear, type BundleManifest } from '../core/bundle/index.js';
 import { NixPlanError } from '../core/errors.js';
 import {
   freshnessProblem,
@@ -80,6 +80,12 @@ export interface FreshnessOptions extends FreshnessChecks {
   readonly target?: string | undefined;
   /** The clock. */
   readonly now?: (() => Date) | undefined;
+  /**
+   * The store dir the plan must be for (import, realise), asked only when the plan is refused as
+   * stale: a plan for another realm is refused as that instead, as no choice of `--max-age` or
+   * `--allow-downgrade` could make it importable, and the realm's message says what would.
+   */
+  readonly storeDir?: (() => Promise<string>) | undefined;
 }
 
 /**
@@ -139,13 +145,24 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
     const last =
       recordPath === undefined ? undefined : await readLastApplied(recordPath, options.optionNames);
     const target = options.target;
-    checkPlanAge(
-      manifest,
-      options,
-      last !== undefined && target !== undefined ? { record: last, target } : undefined,
-      now(),
-      log,
-    );
+    try {
+      checkPlanAge(
+        manifest,
+        options,
+        last !== undefined && target !== undefined ? { record: last, target } : undefined,
+        now(),
+        log,
+      );
+    } catch (e) {
+      // A store that cannot say its dir leaves the stale refusal standing (the use case, not run,
+      // would have met that failure itself).
+      const storeDir =
+        e instanceof NixPlanError && e.code === 'stale'
+          ? await options.storeDir?.().catch(() => undefined)
+          : undefined;
+      if (storeDir !== undefined) checkRealm(manifest, storeDir, bundlePath, options.optionNames);
+      throw e;
+    }
     const result = await run(copy.path, bundlePath);
     if (result.manifest.checksum !== manifest.checksum)
       throw new NixPlanError('internal', 'the plan verified is not the plan whose age was checked');

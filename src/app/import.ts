@@ -91,6 +91,14 @@ export interface ImportResult {
 }
 
 /** Dependencies of importPlan: the usual ones and, optionally, the untrusted route. */
+/**
+ * Asks the store dir of `store` (Nix's default when undefined): the realm a plan must be for to be
+ * imported there, for `withFreshness` to prefer a realm refusal to a stale one.
+ */
+export function storeDirAsker(deps: Pick<Deps, 'runner'>, store: string | undefined): () => Promise<string> {
+  return () => new NixStore(deps.runner, { store }).storeDir();
+}
+
 export interface ImportDeps extends Deps {
   /** The untrusted route (default: `binaryCacheCopyImport()`, which cannot sign build outputs). */
   readonly copyImport?: CopyImport | undefined;

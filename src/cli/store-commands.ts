@@ -1,6 +1,6 @@
 // The subcommands that change a store or a system: import, realise, relocate and apply.
 import { APPLY_ACTIONS } from '../app/apply.js';
-import { IMPORT_METHODS } from '../app/import.js';
+import { IMPORT_METHODS, storeDirAsker } from '../app/import.js';
 import { assertSignable } from '../app/signing-policy.js';
 import { MAX_LEVEL, MIN_LEVEL, trustStatus } from '../core/bundle/index.js';
 import {
@@ -91,7 +91,7 @@ export const importCommand = define({
     const deps = await importDeps(args, ctx, trustedKeys);
     const result = await ctx.useCases.withFreshness(
       onePositional(args, 'BUNDLE'),
-      maxAge(args),
+      { ...maxAge(args), storeDir: storeDirAsker(deps, options.store) },
       ctx.deps.log,
       (bundle, name) => ctx.useCases.importPlan(bundle, { ...options, name }, deps),
     );
@@ -172,7 +172,12 @@ export const realiseCommand = define({
     // With --out-link, the link's last-applied record: an older plan is refused.
     const result = await ctx.useCases.withFreshness(
       onePositional(args, 'BUNDLE'),
-      { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') },
+      {
+        ...maxAge(args),
+        target: outLink,
+        allowDowngrade: flag(args, 'allow-downgrade'),
+        storeDir: storeDirAsker(deps, options.store),
+      },
       ctx.deps.log,
       (bundle, name) => ctx.useCases.realisePlan(bundle, { ...options, name }, deps),
     );

@@ -166,7 +166,7 @@ async function verifySource(source: BundleSource, options: VerifyOptions): Promi
   const limits: ReaderLimits = { ...DEFAULT_READER_LIMITS, ...options.limits };
   const head = await readBundleHead(source, limits.maxManifestSize);
   const { manifest } = head;
-  checkRealm(manifest, options.storeDir, source.name);
+  checkRealm(manifest, options.storeDir, source.name, options.optionNames);
   const trustedSignatures = checkSignatures(manifest, options.trustedKeys, options.requireSignature);
   checkSizeLimits(manifest, limits, options.optionNames);
 
