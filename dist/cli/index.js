@@ -6368,7 +6368,7 @@ async function verifySource(source, options) {
     const limits = { ...DEFAULT_READER_LIMITS, ...options.limits };
     const head = await readBundleHead(source, limits.maxManifestSize);
     const { manifest } = head;
-    checkRealm(manifest, options.storeDir, source.name);
+    checkRealm(manifest, options.storeDir, source.name, options.optionNames);
     const trustedSignatures = checkSignatures(manifest, options.trustedKeys, options.requireSignature);
     checkSizeLimits(manifest, limits, options.optionNames);
     const exportLimits = exportLimitsFor(manifest, limits);
@@ -8067,6 +8067,14 @@ async function verifyPlan(bundlePath, options = {}, deps = {}) {
 
 /** The import methods, for option parsing. */
 const IMPORT_METHODS = ['auto', 'import', 'copy'];
+/** Dependencies of importPlan: the usual ones and, optionally, the untrusted route. */
+/**
+ * Asks the store dir of `store` (Nix's default when undefined): the realm a plan must be for to be
+ * imported there, for `withFreshness` to prefer a realm refusal to a stale one.
+ */
+function storeDirAsker(deps, store) {
+    return () => new NixStore(deps.runner, { store }).storeDir();
+}
 /**
  * Copies the bundle into a private directory and verifies the copy completely, so nothing
  * unverified can reach the store even if the original changes meanwhile; the verified export
@@ -11842,7 +11850,19 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
         const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
         const last = recordPath === undefined ? undefined : await readLastApplied(recordPath, options.optionNames);
         const target = options.target;
-        checkPlanAge(manifest, options, last !== undefined && target !== undefined ? { record: last, target } : undefined, now(), log);
+        try {
+            checkPlanAge(manifest, options, last !== undefined && target !== undefined ? { record: last, target } : undefined, now(), log);
+        }
+        catch (e) {
+            // A store that cannot say its dir leaves the stale refusal standing (the use case, not run,
+            // would have met that failure itself).
+            const storeDir = e instanceof errors_NixPlanError && e.code === 'stale'
+                ? await options.storeDir?.().catch(() => undefined)
+                : undefined;
+            if (storeDir !== undefined)
+                checkRealm(manifest, storeDir, bundlePath, options.optionNames);
+            throw e;
+        }
         const result = await run(copy.path, bundlePath);
         if (result.manifest.checksum !== manifest.checksum)
             throw new errors_NixPlanError('internal', 'the plan verified is not the plan whose age was checked');
@@ -13619,7 +13639,7 @@ const importCommand = command_define({
             maxSize: byteSize(str(args, 'max-size'), 'max-size'),
         };
         const deps = await importDeps(args, ctx, trustedKeys);
-        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), maxAge(args), ctx.deps.log, (bundle, name) => ctx.useCases.importPlan(bundle, { ...options, name }, deps));
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), storeDir: storeDirAsker(deps, options.store) }, ctx.deps.log, (bundle, name) => ctx.useCases.importPlan(bundle, { ...options, name }, deps));
         const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
         print(ctx, args, shown, () => formatImport(shown));
     },
@@ -13689,7 +13709,12 @@ const realiseCommand = command_define({
         };
         const deps = await importDeps(args, ctx, trustedKeys);
         // With --out-link, the link's last-applied record: an older plan is refused.
-        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), { ...maxAge(args), target: outLink, allowDowngrade: flag(args, 'allow-downgrade') }, ctx.deps.log, (bundle, name) => ctx.useCases.realisePlan(bundle, { ...options, name }, deps));
+        const result = await ctx.useCases.withFreshness(onePositional(args, 'BUNDLE'), {
+            ...maxAge(args),
+            target: outLink,
+            allowDowngrade: flag(args, 'allow-downgrade'),
+            storeDir: storeDirAsker(deps, options.store),
+        }, ctx.deps.log, (bundle, name) => ctx.useCases.realisePlan(bundle, { ...options, name }, deps));
         const shown = withTrust(result, trustedKeys, flag(args, 'no-check-sigs'));
         // stdout holds the output paths only (scripts read them); who made the plan goes to stderr.
         ctx.deps.log.info(`plan ${trustStatus(shown.manifest, shown.trust)}`);
@@ -14279,6 +14304,7 @@ async function build(store, imported, roots, drvs, options, deps) {
 
 
 
+
 function factsOf(bytes) {
     const drv = parseDerivation(bytes);
     return {
@@ -14290,6 +14316,12 @@ function factsOf(bytes) {
 async function dryRunRealise(bundlePath, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
     const storeDir = await store.storeDir();
+    // As plain realise does: roots that name none of the plan's are refused from its manifest,
+    // before the plan is read whole, unless the plan is for another realm (no choice of roots
+    // makes it importable here; the verifier's realm refusal says what would).
+    const { manifest: claimed } = await inspect_readBundleHead(bundlePath);
+    if (claimed.storeDir === storeDir)
+        selectRoots(claimed.roots, options.roots, options.optionNames);
     const paths = [];
     const drvs = new Map();
     const report = await verifyWithProgress(bundlePath, {
