@@ -12,7 +12,8 @@ import { main } from '../../src/cli/main.js';
 import type { UseCases } from '../../src/cli/use-cases.js';
 import { NixPlanError } from '../../src/core/errors.js';
 import { parseLastApplied } from '../../src/core/freshness.js';
-import type { HostProbe } from '../../src/nix/host-markers.js';
+import { parseLastActivation, type HostProbe, type LastActivation } from '../../src/nix/host-markers.js';
+import { lastActivationNotes } from '../../src/app/deploy/last-activation.js';
 
 const S = '/nix/store';
 const sys = (c: string, name: string): string => `${S}/${c.repeat(32)}-nixos-system-${name}`;
@@ -311,5 +312,108 @@ describe('how a rollback is shown', () => {
     expect(md).toContain('- `mail`: **not rolled back**');
     expect(md).toMatch(/\| web \| 3 \(was 4\) \| ✅ switched \|/);
     expect(md).toContain('### Failures');
+  });
+});
+
+describe('what the last activation left, said before the next deploy or rollback', () => {
+  const id = '20261207T230300Z-0a1b2c3d';
+  const markers = (extra: [string, string][] = []): [string, string][] => [
+    ['last-activation', `act-${id}`],
+    ['last-action', 'switch'],
+    ['last-out', sys('3', 'web-3')],
+    ['last-state', 'reverted'],
+    ['last-switch-rc', '0'],
+    ...extra,
+  ];
+
+  test("the probe's markers are read strictly; anything else is not reported at all", () => {
+    expect(parseLastActivation(markers([['last-expired', '1']]), S)).toEqual({
+      id,
+      action: 'switch',
+      out: sys('3', 'web-3'),
+      state: 'reverted',
+      switchRc: 0,
+      expired: true,
+      timedOut: false,
+    });
+    expect(parseLastActivation([], S)).toBeUndefined();
+    for (const [key, value] of [
+      ['last-activation', 'act-../../etc'],
+      ['last-activation', id],
+      ['last-action', 'dry-activate'],
+      ['last-action', ''],
+      ['last-state', 'lost'],
+      ['last-state', 'reverted\u001b[2K'],
+    ] as const)
+      expect(parseLastActivation(markers([[key, value]]), S)).toBeUndefined();
+    // A system outside the store, or with control characters, is not shown.
+    expect(parseLastActivation(markers([['last-out', '/etc/passwd']]), S)?.out).toBeUndefined();
+    expect(parseLastActivation(markers([['last-out', `${sys('3', 'web')}\u001b]`]]), S)?.out).toBeUndefined();
+  });
+
+  const notes = (last: Partial<LastActivation>, extra: Partial<HostProbe> = {}, rollback = false): string[] =>
+    lastActivationNotes(
+      probe({
+        generation: `${P}-7-link`,
+        system: sys('2', 'web-2'),
+        lastActivation: {
+          id,
+          action: 'switch',
+          out: sys('3', 'web-3'),
+          state: 'done',
+          expired: false,
+          timedOut: false,
+          ...last,
+        },
+        ...extra,
+      }),
+      'web',
+      P,
+      rollback,
+    );
+  const what = `web: the last activation here (switch of ${sys('3', 'web-3')}, started 2026-12-07T23:03:00Z)`;
+
+  test('nothing when it ended as planned', () => {
+    expect(notes({})).toEqual([]);
+    expect(notes({ action: 'boot' })).toEqual([]);
+    // A test of the system the profile names leaves nothing behind.
+    expect(notes({ action: 'test', out: sys('2', 'web-2') })).toEqual([]);
+    expect(lastActivationNotes(probe({}), 'web', P, true)).toEqual([]);
+    // Still running: the busy refusal says so.
+    expect(notes({ state: 'switching' }, { busy: '42' })).toEqual([]);
+  });
+
+  test('reverted by the watchdog, by a failure or a timeout; never finished; not undone', () => {
+    expect(notes({ state: 'reverted', expired: true })).toEqual([
+      `${what} was not confirmed in time: the host's watchdog re-activated the generation before it`,
+    ]);
+    expect(notes({ state: 'reverted', expired: true }, {}, true)).toEqual([
+      `${what} was not confirmed in time: the host's watchdog re-activated the generation before it. ` +
+        'The host runs generation 7 again, and a rollback goes one further back',
+    ]);
+    expect(notes({ state: 'reverted', switchRc: 4 })).toEqual([
+      `${what} failed (switch-to-configuration exited with 4): the supervisor re-activated the generation before it`,
+    ]);
+    expect(notes({ state: 'reverted', timedOut: true })).toEqual([
+      `${what} did not finish within its activation timeout: the supervisor re-activated the generation before it`,
+    ]);
+    expect(notes({ state: 'no-previous', switchRc: 1 })).toEqual([
+      `${what} failed (switch-to-configuration exited with 1), and was undone; there was no generation before it to re-activate`,
+    ]);
+    expect(notes({ state: 'revert-failed', switchRc: 1 })).toEqual([
+      `${what} failed, and re-activating the generation before it failed too: the host may need attention (${P}.nix-plan.d/act-${id}/log on the host)`,
+    ]);
+    expect(notes({ state: 'switching' })).toEqual([
+      `${what} never finished: its supervisor is gone (was the host restarted?); see ${P}.nix-plan.d/act-${id}/log on the host`,
+    ]);
+  });
+
+  test('a test the profile does not name: a rollback goes past it, and says so', () => {
+    const tested = `web: the last activation here (test of ${sys('3', 'web-3')}, started 2026-12-07T23:03:00Z) is not in the profile: unless the host restarted since, it runs that system, not generation 7's`;
+    expect(notes({ action: 'test' })).toEqual([tested]);
+    expect(notes({ action: 'test' }, {}, true)).toEqual([
+      `${tested}. A rollback goes from generation 7 to the one before it; it does not re-activate generation 7 ` +
+        "(to undo only the test, run that generation's bin/switch-to-configuration switch on the host, or restart it)",
+    ]);
   });
 });

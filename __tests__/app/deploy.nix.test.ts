@@ -1087,5 +1087,66 @@ describeSsh('nix-plan deploy over SSH', () => {
         await server.restart();
       }
     });
+
+    test('after the watchdog reverted a switch, or a test left the profile behind, the next deploy and rollback say so', async () => {
+      // Two generations of its own first, whatever the tests before left.
+      for (const plan of ['a', 'b']) expect((await deploy(plan, '--allow-downgrade')).code).toBe(0);
+      const n = generationNow();
+      const record = readFileSync(`${s().profile}.nix-plan.json`, 'utf8');
+      const linksBefore = links(s().profile);
+      const c = s().systems['c'] ?? '';
+      s().control.reset();
+      s().control.mode('c', 'cut');
+      try {
+        expect((await deploy('c', '--allow-downgrade', '--confirm-timeout', '2')).code).toBe(12);
+        await eventually(
+          'the watchdog to restore the generation',
+          () => s().control.calls().length >= 2,
+          20_000,
+        );
+        await eventually('the profile to point back', () => current() === `system-${n}-link`, 5000);
+      } finally {
+        await server.restart();
+      }
+      // What the watchdog left: the generation before, the record as it was, no new generation.
+      expect(links(s().profile)).toEqual(linksBefore);
+      expect(readFileSync(`${s().profile}.nix-plan.json`, 'utf8')).toBe(record);
+      const store = await s().store.validPaths();
+      const unchanged = async (): Promise<void> => {
+        expect(links(s().profile)).toEqual(linksBefore);
+        expect(readFileSync(`${s().profile}.nix-plan.json`, 'utf8')).toBe(record);
+        expect(await s().store.validPaths()).toEqual(store);
+      };
+      const reverted = `the last activation here \\(switch of ${c}, started \\d{4}-\\d\\d-\\d\\dT[\\d:]{8}Z\\) was not confirmed in time: the host's watchdog re-activated the generation before it`;
+      s().control.reset();
+      const dry = await rollback('--action', 'dry-activate');
+      expect(dry.code).toBe(0);
+      expect(dry.stderr).toMatch(
+        new RegExp(
+          `${reverted}\\. The host runs generation ${n} again, and a rollback goes one further back`,
+        ),
+      );
+      const next = await deploy('c', '--allow-downgrade', '--action', 'dry-activate');
+      expect(next.code).toBe(0);
+      expect(next.stderr).toMatch(new RegExp(`${reverted}\n`));
+      await unchanged();
+
+      // `test` makes no generation: a rollback afterwards goes past the generation it left behind.
+      s().control.reset();
+      const tested = await deploy('c', '--allow-downgrade', '--action', 'test');
+      expect(tested.code).toBe(0);
+      expect(s().control.calls()).toEqual([`c test ok system-${n}-link`]);
+      await unchanged();
+      const after = await rollback('--action', 'dry-activate');
+      expect(after.code).toBe(0);
+      expect(after.stderr).toContain(`the last activation here (test of ${c}, started `);
+      expect(after.stderr).toMatch(
+        new RegExp(
+          `is not in the profile: unless the host restarted since, it runs that system, not generation ${n}'s\\. ` +
+            `A rollback goes from generation ${n} to the one before it; it does not re-activate generation ${n}`,
+        ),
+      );
+      await unchanged();
+    });
   });
 });

@@ -26,6 +26,50 @@ export interface HostProbe {
   readonly record?: Uint8Array | undefined;
   /** Set when an activation is running on the host (its supervisor's pid, or '' while it starts). */
   readonly busy?: string | undefined;
+  /** The newest activation kept beside the profile, when there is one the host described sanely. */
+  readonly lastActivation?: LastActivation | undefined;
+}
+
+/** How the newest activation beside a profile ended, as its files on the host say. */
+export interface LastActivation {
+  /** Its id: when it started (UTC, `YYYYMMDDTHHMMSSZ`) and a random part. */
+  readonly id: string;
+  readonly action: 'switch' | 'boot' | 'test';
+  /** The system it activated, when that is a store path of the host's store. */
+  readonly out?: string | undefined;
+  readonly state: ActivationState;
+  /** switch-to-configuration's exit code, once it had one. */
+  readonly switchRc?: number | undefined;
+  /** No confirmation came in time: the watchdog reverted it. */
+  readonly expired: boolean;
+  /** It ran out of its activation timeout and was stopped. */
+  readonly timedOut: boolean;
+}
+
+/**
+ * The probe's `last-*` markers as a LastActivation, or undefined when there are none or they are
+ * not what the host program writes (the files are only reported: a deploy does not depend on them).
+ */
+export function parseLastActivation(
+  markers: readonly [string, string][],
+  storeDir: string,
+): LastActivation | undefined {
+  const id = lastMarker(markers, 'last-activation');
+  const action = lastMarker(markers, 'last-action');
+  const state = lastMarker(markers, 'last-state');
+  const out = lastMarker(markers, 'last-out');
+  if (id === undefined || !/^act-\d{8}T\d{6}Z-[0-9a-f]{8}$/.test(id)) return undefined;
+  if (action !== 'switch' && action !== 'boot' && action !== 'test') return undefined;
+  if (state === undefined || !isActivationState(state) || state === 'lost') return undefined;
+  return {
+    id: id.slice('act-'.length),
+    action,
+    out: out !== undefined && isStorePath(out, storeDir) ? out : undefined,
+    state,
+    switchRc: markerNumber(lastMarker(markers, 'last-switch-rc')),
+    expired: lastMarker(markers, 'last-expired') !== undefined,
+    timedOut: lastMarker(markers, 'last-timed-out') !== undefined,
+  };
 }
 
 /** The states an activation's report can name. */

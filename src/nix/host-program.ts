@@ -9,6 +9,7 @@ import {
   markerBytes,
   markerNumber,
   parseClosures,
+  parseLastActivation,
   parseMarkers,
   type ActivationReport,
   type HostClosures,
@@ -225,6 +226,7 @@ export class HostProgram {
       previousSystem: lastMarker(m, 'previous-system'),
       record: record === undefined ? undefined : markerBytes(record),
       busy: lastMarker(m, 'busy'),
+      lastActivation: parseLastActivation(m, storeDir),
     };
   }
 

@@ -97,6 +97,21 @@ probe() {
     pid=$(cat "$lock/pid" 2>/dev/null)
     if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
   fi
+  # The newest activation beside the profile (their names sort by time): how it ended, so the
+  # next deploy or rollback can say what the host was left running. First lines only.
+  last=
+  for d in "$profile.nix-plan.d"/act-*; do [ -d "$d" ] && [ ! -L "$d" ] && last=$d; done
+  if [ -n "$last" ]; then
+    say last-activation "$(basename "$last")"
+    for f in action out state switch-rc; do
+      v=
+      [ -f "$last/$f" ] && read -r v < "$last/$f"
+      case $v in *"$cr"*) v= ;; esac
+      say "last-$f" "$v"
+    done
+    [ -e "$last/expired" ] && say last-expired 1
+    [ -e "$last/timed-out" ] && say last-timed-out 1
+  fi
   for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.* "$(tmpbase)"/nix-plan-timer.*; do
     [ -d "$d" ] || continue
     pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')

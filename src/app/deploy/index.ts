@@ -17,6 +17,7 @@ import { DEFAULT_ACTIVATION_TIMEOUT, DEFAULT_CONFIRM_TIMEOUT, type ActivationOut
 import type { HostChanges } from './changes.js';
 import { privateBundle } from '../private-copy.js';
 import { checkProbe, deployToHost, sendPlan, type HostJob } from './host.js';
+import { lastActivationNotes } from './last-activation.js';
 import { linePrefixer, prefixLines } from './prefix.js';
 import { pool } from './pool.js';
 import { checkFreshness, recordFor } from './record.js';
@@ -275,6 +276,7 @@ export async function deployPlan(
         try {
           const answer = await probe;
           checkProbe({ label }, manifest, answer, !push, options.optionNames);
+          for (const note of lastActivationNotes(answer, label, profile, false)) out.log.warn(note);
           if (push || root === undefined || system === undefined) {
             if (!push) throw new NixPlanError('internal', 'no root for the host');
             const imported = await sendPlan(

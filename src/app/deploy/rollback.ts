@@ -19,6 +19,7 @@ import {
   type ActivationOutcome,
 } from './activation.js';
 import { readChanges, type HostChanges } from './changes.js';
+import { lastActivationNotes } from './last-activation.js';
 import { RECORD_SUFFIX, recordSeen } from './record.js';
 
 /** Where a rollback goes: from the current generation to the one numbered just below it. */
@@ -145,6 +146,7 @@ export async function rollBackHost(
 ): Promise<HostRollback> {
   const step = rollbackStep(probe, request.label, request.profile);
   io.onStep?.(step);
+  for (const note of lastActivationNotes(probe, request.label, request.profile, true)) io.log.warn(note);
   io.log.info(
     `${request.label}: rolling back from generation ${step.fromGeneration} to ${step.to} (${request.action})`,
   );
