@@ -34,6 +34,8 @@ import { generationNumber } from '../../src/app/deploy/activation.js';
 import { editDerivation, forgeBundle, loadPlan } from '../support/forge.js';
 import { forgeFile, forgeManifest } from '../support/craft.js';
 import { deployPlan } from '../../src/app/deploy/index.js';
+import type { DeployResult } from '../../src/app/deploy/types.js';
+import { deploySummary } from '../../src/action/deploy.js';
 import { parseSshTarget } from '../../src/nix/ssh.js';
 import { parseSecretKey, type SecretKey } from '../../src/core/signing.js';
 import { fleetNix, SwitchControl, systemNix } from '../support/nixos-fixture.js';
@@ -1147,6 +1149,33 @@ describeSsh('nix-plan deploy over SSH', () => {
         ),
       );
       await unchanged();
+    });
+
+    test("deploying the system the profile already holds makes no generation, and the action's summary offers no rollback", async () => {
+      expect((await deploy('b', '--allow-downgrade')).code).toBe(0);
+      const n = generationNow();
+      const linksBefore = links(s().profile);
+      s().control.reset();
+      const again = await deploy('b', '--json');
+      expect(again.code).toBe(0);
+      const result = JSON.parse(again.stdout) as DeployResult;
+      expect(result.hosts[0]).toMatchObject({ outcome: 'switched', generation: n, previousGeneration: n });
+      expect(s().control.calls()).toEqual([`b switch ok system-${n}-link`]);
+      expect(links(s().profile)).toEqual(linksBefore);
+      // A rollback would undo the deploy before this one: the summary says there is none of this one.
+      const summary = deploySummary('b.nixplan', result);
+      expect(summary).not.toContain('on a new generation now');
+      expect(summary).toContain(
+        `\`${host()}\`: the profile already held this system, so no generation was made and there is none of this deploy to undo`,
+      );
+      // One that made a generation is offered the rollback.
+      const moved = await deploy('c', '--allow-downgrade', '--json');
+      expect(moved.code).toBe(0);
+      const movedResult = JSON.parse(moved.stdout) as DeployResult;
+      expect(movedResult.hosts[0]).toMatchObject({ generation: n + 1, previousGeneration: n });
+      expect(deploySummary('c.nixplan', movedResult)).toContain(
+        `### To undo\n\n\`${host()}\` is on a new generation now. Run this action again with \`rollback: true\``,
+      );
     });
   });
 });

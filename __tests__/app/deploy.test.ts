@@ -1007,12 +1007,17 @@ describe('the deploy action settings', () => {
       name: string,
       action: HostResult['action'],
       outcome: HostResult['outcome'],
+      generations: Pick<HostResult, 'generation' | 'previousGeneration'> = {
+        generation: 3,
+        previousGeneration: 2,
+      },
     ): HostResult => ({
       name,
       target: `root@${name}`,
       action,
       outcome,
       seconds: 1,
+      ...generations,
     });
     const undo = (hosts: HostResult[]): string | undefined =>
       /### To undo\n\n(.*)\n/.exec(deploySummary('plan.nixplan', deployResult({ hosts })))?.[1];
@@ -1029,6 +1034,24 @@ describe('the deploy action settings', () => {
       ['switch', 'skipped'],
     ] as const)
       expect(undo([host('a', action, outcome)])).toBeUndefined();
+    // The system the profile already held makes no generation; a first generation has none before
+    // it: a rollback would undo an earlier deploy, or be refused, so neither is offered one.
+    const summary = deploySummary(
+      'plan.nixplan',
+      deployResult({
+        hosts: [
+          host('a', 'switch', 'switched', { generation: 4, previousGeneration: 4 }),
+          host('b', 'boot', 'booted', { generation: 1 }),
+          host('c', 'switch', 'switched', { generation: 1 }),
+        ],
+      }),
+    );
+    expect(summary).not.toContain('on a new generation now');
+    expect(summary).toContain(
+      '### To undo\n\n`a`: the profile already held this system, so no generation was made and there is none of ' +
+        'this deploy to undo (`rollback: true` would go back past it, to the generation below).\n\n' +
+        '`b`, `c` have the first generation of their profile: there is none before it to roll back to.\n',
+    );
   });
 
   test('the summary says when the plan was taken from where nothing pins it (allow-unpinned-source)', () => {

@@ -424,10 +424,11 @@ describe('the actions end to end', () => {
         expect(deployed.summary).toContain('### Changes on `e2e` (switch)');
         expect(deployed.summary).toMatch(/^no generation yet → `.*-nixos-system-e2e-1\.0`$/m);
         expect(deployed.summary).toMatch(/^first deployment: the profile has no generation to compare with/m);
-        // …and how to undo it.
+        // …and that there is nothing before it to go back to (a rollback would be refused).
         expect(deployed.summary).toMatch(
-          /^### To undo\n\n`e2e` is on a new generation now\. Run this action again with `rollback: true`/m,
+          /^### To undo\n\n`e2e` has the first generation of its profile: there is none before it to roll back to\.$/m,
         );
+        expect(deployed.summary).not.toContain('on a new generation now');
         // Who signed the plan and the run that made it, for whoever approved this job.
         expect(deployed.summary).toContain('**verified**: signed by trusted key `e2e-deploy-ci-1`');
         expect(deployed.summary).toContain(`| repository | \`${server.repository}\` |`);

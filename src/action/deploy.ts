@@ -139,19 +139,48 @@ function hostSections(hosts: readonly HostResult[]): string[] {
 
 /**
  * How to undo what a deploy did to the hosts whose profile it moved (switched, or set for the next
- * boot), in our words: '' when it moved none (a dry-activate, a push, a test, a failure).
+ * boot), in our words: '' when it moved none (a dry-activate, a push, a test, a failure). A host
+ * that already ran the system got no new generation (nix-env makes none for the system its newest
+ * generation holds), and one on its first generation has none to go back to: a rollback would
+ * undo an earlier deploy, or be refused, so neither is offered one.
  */
 function undoSection(hosts: readonly HostResult[]): string[] {
-  const moved = hosts.filter((h) => h.outcome === 'switched' || h.outcome === 'booted');
-  if (moved.length === 0) return [];
+  const activated = hosts.filter((h) => h.outcome === 'switched' || h.outcome === 'booted');
+  const first = activated.filter((h) => h.previousGeneration === undefined);
+  const same = activated.filter(
+    (h) => h.previousGeneration !== undefined && h.generation === h.previousGeneration,
+  );
+  const moved = activated.filter((h) => !first.includes(h) && !same.includes(h));
+  if (activated.length === 0) return [];
+  const names = (list: readonly HostResult[]): string => list.map((h) => codeSpan(h.name)).join(', ');
+  const one = (list: readonly HostResult[], singular: string, plural: string): string =>
+    list.length === 1 ? singular : plural;
   return [
     '### To undo',
     '',
-    `${moved.map((h) => codeSpan(h.name)).join(', ')} ${moved.length === 1 ? 'is' : 'are'} on a new generation now. ` +
-      'Run this action again with `rollback: true` (the same `hosts` and `profile`, no plan needed) to take ' +
-      'each host back one generation with the same safety: to the highest-numbered generation below its current ' +
-      'one, as `nix-env --rollback` chooses; `nix-plan deploy --rollback --host …` does the same from a shell.',
-    '',
+    ...(moved.length === 0
+      ? []
+      : [
+          `${names(moved)} ${one(moved, 'is', 'are')} on a new generation now. ` +
+            'Run this action again with `rollback: true` (the same `hosts` and `profile`, no plan needed) to take ' +
+            'each host back one generation with the same safety: to the highest-numbered generation below its current ' +
+            'one, as `nix-env --rollback` chooses; `nix-plan deploy --rollback --host …` does the same from a shell.',
+          '',
+        ]),
+    ...(same.length === 0
+      ? []
+      : [
+          `${names(same)}: the profile already held this system, so no generation was made and there is none of ` +
+            'this deploy to undo (`rollback: true` would go back past it, to the generation below).',
+          '',
+        ]),
+    ...(first.length === 0
+      ? []
+      : [
+          `${names(first)} ${one(first, 'has', 'have')} the first generation of ${one(first, 'its', 'their')} profile: ` +
+            `there is none before it to roll back to.`,
+          '',
+        ]),
   ];
 }
 
