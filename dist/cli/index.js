@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 599:
+/***/ 360:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -8345,6 +8345,31 @@ const CLI_NAMES = {
 
 
 
+/**
+ * The probe's `last-*` markers as a LastActivation, or undefined when there are none or they are
+ * not what the host program writes (the files are only reported: a deploy does not depend on them).
+ */
+function parseLastActivation(markers, storeDir) {
+    const id = lastMarker(markers, 'last-activation');
+    const action = lastMarker(markers, 'last-action');
+    const state = lastMarker(markers, 'last-state');
+    const out = lastMarker(markers, 'last-out');
+    if (id === undefined || !/^act-\d{8}T\d{6}Z-[0-9a-f]{8}$/.test(id))
+        return undefined;
+    if (action !== 'switch' && action !== 'boot' && action !== 'test')
+        return undefined;
+    if (state === undefined || !isActivationState(state) || state === 'lost')
+        return undefined;
+    return {
+        id: id.slice('act-'.length),
+        action,
+        out: out !== undefined && isStorePath(out, storeDir) ? out : undefined,
+        state,
+        switchRc: markerNumber(lastMarker(markers, 'last-switch-rc')),
+        expired: lastMarker(markers, 'last-expired') !== undefined,
+        timedOut: lastMarker(markers, 'last-timed-out') !== undefined,
+    };
+}
 /** The states an activation's report can name. */
 const ACTIVATION_STATES = [
     'starting',
@@ -9096,6 +9121,21 @@ probe() {
     pid=$(cat "$lock/pid" 2>/dev/null)
     if [ -z "$pid" ] || alive "$pid"; then say busy "$pid"; fi
   fi
+  # The newest activation beside the profile (their names sort by time): how it ended, so the
+  # next deploy or rollback can say what the host was left running. First lines only.
+  last=
+  for d in "$profile.nix-plan.d"/act-*; do [ -d "$d" ] && [ ! -L "$d" ] && last=$d; done
+  if [ -n "$last" ]; then
+    say last-activation "$(basename "$last")"
+    for f in action out state switch-rc; do
+      v=
+      [ -f "$last/$f" ] && read -r v < "$last/$f"
+      case $v in *"$cr"*) v= ;; esac
+      say "last-$f" "$v"
+    done
+    [ -e "$last/expired" ] && say last-expired 1
+    [ -e "$last/timed-out" ] && say last-timed-out 1
+  fi
   for d in "$(tmpbase)"/nix-plan-recv.* "$(tmpbase)"/nix-plan-closure.* "$(tmpbase)"/nix-plan-timer.*; do
     [ -d "$d" ] || continue
     pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
@@ -9277,6 +9317,7 @@ class HostProgram {
             previousSystem: lastMarker(m, 'previous-system'),
             record: record === undefined ? undefined : markerBytes(record),
             busy: lastMarker(m, 'busy'),
+            lastActivation: parseLastActivation(m, storeDir),
         };
     }
     /**
@@ -12036,6 +12077,66 @@ async function deployToHost(job, plan, probe, io) {
     return { probe, imported, changes, activation };
 }
 
+;// CONCATENATED MODULE: ./src/app/deploy/last-activation.ts
+
+/** "2026-12-07T23:03:00Z" from an activation id ("20261207T230300Z-…"). */
+function startedAt(id) {
+    const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(id);
+    return m === null ? id : `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z`;
+}
+/**
+ * Warnings about the newest activation the probe found beside `profile` on the host `label`, for
+ * a deploy or (`rollback`) a rollback about to start; none when it ended as planned.
+ */
+function lastActivationNotes(probe, label, profile, rollback) {
+    const last = probe.lastActivation;
+    if (last === undefined)
+        return [];
+    const what = `${label}: the last activation here (${last.action} of ${last.out ?? 'a system'}, started ${startedAt(last.id)})`;
+    const log = `${profile}.nix-plan.d/act-${last.id}/log on the host`;
+    const current = generationNumber(probe.generation);
+    const why = last.expired
+        ? 'was not confirmed in time'
+        : last.timedOut
+            ? 'did not finish within its activation timeout'
+            : last.switchRc !== undefined && last.switchRc !== 0
+                ? `failed (switch-to-configuration exited with ${last.switchRc})`
+                : 'did not complete';
+    switch (last.state) {
+        case 'reverted':
+            return [
+                `${what} ${why}: ${last.expired ? "the host's watchdog" : 'the supervisor'} re-activated the generation before it` +
+                    (rollback && current !== undefined
+                        ? `. The host runs generation ${current} again, and a rollback goes one further back`
+                        : ''),
+            ];
+        case 'no-previous':
+            return [`${what} ${why}, and was undone; there was no generation before it to re-activate`];
+        case 'revert-failed':
+            return [
+                `${what} failed, and re-activating the generation before it failed too: the host may need attention (${log})`,
+            ];
+        case 'starting':
+        case 'switching':
+        case 'awaiting-confirmation':
+        case 'reverting':
+            return probe.busy !== undefined
+                ? []
+                : [`${what} never finished: its supervisor is gone (was the host restarted?); see ${log}`];
+        case 'done':
+            if (last.action !== 'test' || last.out === undefined || last.out === probe.system)
+                return [];
+            return [
+                `${what} is not in the profile: unless the host restarted since, it runs that system, not generation ${current ?? '-'}'s` +
+                    (rollback && current !== undefined
+                        ? `. A rollback goes from generation ${current} to the one before it; it does not re-activate generation ${current} (to undo only the test, run that generation's bin/switch-to-configuration switch on the host, or restart it)`
+                        : ''),
+            ];
+        default:
+            return [];
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/app/deploy/prefix.ts
 // Per-host log prefixes: whole lines of a host's output, each led by `[NAME] `, so the output of
 // hosts deployed in parallel stays readable when interleaved. What follows a prefix cannot hide
@@ -12197,6 +12298,7 @@ const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
 ;// CONCATENATED MODULE: ./src/app/deploy/index.ts
 // deployPlan: a verified plan to one host or a fleet over SSH — each host needs only Nix, sh and an
 // SSH server. Verify here, ask each host about itself, send, build there, activate safely.
+
 
 
 
@@ -12413,6 +12515,8 @@ async function deployPlan(bundlePath, options, deps) {
             try {
                 const answer = await probe;
                 checkProbe({ label }, manifest, answer, !push, options.optionNames);
+                for (const note of lastActivationNotes(answer, label, profile, false))
+                    out.log.warn(note);
                 if (push || root === undefined || system === undefined) {
                     if (!push)
                         throw new errors_NixPlanError('internal', 'no root for the host');
@@ -13199,6 +13303,7 @@ const keygenCommand = command_define({
 
 
 
+
 /** What the host's probe says a rollback of `profile` would do; refuses (usage, exit 2) when nothing can. */
 function rollbackStep(probe, label, profile) {
     const fromGeneration = generationNumber(probe.generation);
@@ -13260,6 +13365,8 @@ function rolledBackRecord(bytes, step, at, where, log) {
 async function rollBackHost(program, probe, request, io) {
     const step = rollbackStep(probe, request.label, request.profile);
     io.onStep?.(step);
+    for (const note of lastActivationNotes(probe, request.label, request.profile, true))
+        io.log.warn(note);
     io.log.info(`${request.label}: rolling back from generation ${step.fromGeneration} to ${step.to} (${request.action})`);
     const changes = await readChanges(program, { profile: request.profile, out: step.toSystem, storeDir: probe.storeDir }, {
         log: io.log,
@@ -19010,7 +19117,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(599);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(360);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
