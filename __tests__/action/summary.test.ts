@@ -204,6 +204,34 @@ describe('plan summary', () => {
   });
 });
 
+describe('the realise summary says where the plan came from and what pinned it', () => {
+  const base = {
+    manifest: manifest(1),
+    label: 'plan.nixplan',
+    shard: undefined,
+    outPaths: { [`/nix/store/${'a'.repeat(32)}-p0.drv`]: { out: `/nix/store/${'b'.repeat(32)}-p0` } },
+    timings: { fetchMs: 1, realiseMs: 2 },
+  };
+
+  test("another run's artifact names that run (and repository); this run's names none", () => {
+    expect(realiseSummary(base)).toMatch(/^## nix-plan realise: `plan.nixplan`\n/);
+    expect(realiseSummary({ ...base, run: { id: 4242, repository: undefined } })).toMatch(
+      /^## nix-plan realise: `plan.nixplan` from run 4242\n/,
+    );
+    expect(realiseSummary({ ...base, run: { id: 4242, repository: 'acme/infra' } })).toMatch(
+      /^## nix-plan realise: `plan.nixplan` from run 4242 of `acme\/infra`\n/,
+    );
+  });
+
+  test('a digest with no keys: the signatures were not verified, and the digest pinned the bytes', () => {
+    const digest = `sha256:${'c'.repeat(64)}`;
+    const text = realiseSummary({ ...base, digest });
+    expect(text).toMatch(/Plan signatures: \d+ \(not verified\); its bytes are the ones `digest` pins/);
+    expect(text).toContain(`(\`${digest}\`).`);
+    expect(realiseSummary(base)).not.toContain('pins');
+  });
+});
+
 describe('summary helpers', () => {
   test('capSummary keeps any text within budget, cut at a line end, and marks the cut', () => {
     fc.assert(

@@ -11,6 +11,8 @@ export interface FetchedPlan {
   readonly size: number;
   /** Artifact name, or the file path for a local bundle. */
   readonly label: string;
+  /** The workflow run the artifact was published by, when it is another run's (`run-id`). */
+  readonly run?: { readonly id: number; readonly repository: string | undefined } | undefined;
 }
 
 /** Downloads (or locates) the plan; throws before anything is imported if its digest is wrong. */
@@ -43,5 +45,9 @@ export async function fetchPlan(
     },
     destDir,
   );
-  return { ...downloaded, label: source.name };
+  return {
+    ...downloaded,
+    label: source.name,
+    ...(source.runId !== undefined && { run: { id: source.runId, repository: source.repository } }),
+  };
 }

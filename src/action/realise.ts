@@ -112,6 +112,8 @@ export async function run(deps: RealiseDeps = defaultRealiseDeps()): Promise<voi
     realiseSummary({
       manifest: result.manifest,
       label: plan.label,
+      run: plan.run,
+      digest: settings.digest,
       shard: settings.shard === undefined ? undefined : `${settings.shard.index}/${settings.shard.count}`,
       outPaths: result.outPaths,
       timings: { fetchMs: fetched - started, realiseMs: io.now() - fetched },

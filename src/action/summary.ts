@@ -322,6 +322,10 @@ export interface RealiseSummaryFacts {
   readonly build?: BuildReport | undefined;
   /** Where the plan was taken from with nothing to pin it (`allow-unpinned-source`). */
   readonly unpinned?: string | undefined;
+  /** The workflow run whose artifact it is, when it is another run's (`run-id`, `repository`). */
+  readonly run?: { readonly id: number; readonly repository: string | undefined } | undefined;
+  /** The `digest` input the plan's bytes were checked against, when one was given. */
+  readonly digest?: string | undefined;
 }
 
 const HOW: Readonly<Record<BuildReport['roots'][number]['how'], string>> = {
@@ -356,6 +360,12 @@ function buildSection(b: BuildReport, outPaths: Record<string, Record<string, st
   return parts.join('\n');
 }
 
+/** Which run an artifact came from, for a heading (nothing when it is this run's). */
+function runText(run: RealiseSummaryFacts['run']): string {
+  if (run === undefined) return '';
+  return ` from run ${run.id}${run.repository === undefined ? '' : ` of ${code(run.repository)}`}`;
+}
+
 /** The realise action's summary. */
 export function realiseSummary(f: RealiseSummaryFacts): string {
   const rows = Object.entries(f.outPaths).flatMap(([drv, outs]) =>
@@ -363,10 +373,10 @@ export function realiseSummary(f: RealiseSummaryFacts): string {
   );
   return capSummary(
     [
-      `## nix-plan realise: ${code(f.label)}${f.shard === undefined ? '' : ` (shard ${f.shard})`}\n`,
+      `## nix-plan realise: ${code(f.label)}${runText(f.run)}${f.shard === undefined ? '' : ` (shard ${f.shard})`}\n`,
       `Built ${Object.keys(f.outPaths).length} of ${f.manifest.roots.length} root(s) in ${code(f.manifest.storeDir)} ` +
         `without evaluating: fetching ${formatMs(f.timings.fetchMs)}, importing and building ${formatMs(f.timings.realiseMs)}. ` +
-        `Plan ${trustMarkdown(f.manifest, f.trust)}.\n`,
+        `Plan ${trustMarkdown(f.manifest, f.trust)}${f.digest === undefined ? '' : `; its bytes are the ones ${code('digest')} pins (${code(f.digest)})`}.\n`,
       ...(f.unpinned === undefined ? [] : [unpinnedMarkdown(f.unpinned)]),
       originMarkdown(f.manifest, f.trust, { now: f.now ?? new Date() }),
       f.build === undefined
