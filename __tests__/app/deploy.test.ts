@@ -1054,6 +1054,30 @@ describe('the deploy action settings', () => {
     );
   });
 
+  test("the host table shows a host's system only where it is known: none for a host refused before activating", () => {
+    const planSystem = `/nix/store/${'p'.repeat(32)}-nixos-system-web-24.05`;
+    const oldSystem = `/nix/store/${'o'.repeat(32)}-nixos-system-web-24.04`;
+    const row = (h: Partial<HostResult> & Pick<HostResult, 'outcome'>): string => {
+      const md = deploySummary(
+        'plan.nixplan',
+        deployResult({
+          hosts: [
+            { name: 'web', target: 'root@web', action: 'switch', seconds: 1, system: planSystem, ...h },
+          ],
+        }),
+      );
+      return md.split('\n').find((l) => l.startsWith('| web |')) ?? '';
+    };
+    expect(row({ outcome: 'failed', error: { code: 'realm', message: 'refused' } })).not.toContain(
+      planSystem,
+    );
+    expect(row({ outcome: 'skipped' })).not.toContain(planSystem);
+    expect(row({ outcome: 'rolled-back', currentSystem: oldSystem })).toContain(oldSystem);
+    expect(row({ outcome: 'rolled-back', currentSystem: oldSystem })).not.toContain(planSystem);
+    expect(row({ outcome: 'switched', currentSystem: planSystem })).toContain(planSystem);
+    expect(row({ outcome: 'pushed' })).toContain(planSystem);
+  });
+
   test('the summary says when the plan was taken from where nothing pins it (allow-unpinned-source)', () => {
     const result = deployResult();
     expect(deploySummary('plan.nixplan', result)).not.toContain('NOT PINNED');

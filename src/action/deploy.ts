@@ -108,6 +108,25 @@ export function changesSection(h: HostResult, c: HostChanges, budget: number): s
   return parts.join('');
 }
 
+/** Outcomes where the plan's system is what the host got (pushed, built, or activated). */
+const GOT_THE_PLAN: ReadonlySet<HostResult['outcome']> = new Set([
+  'pushed',
+  'dry-activated',
+  'switched',
+  'booted',
+  'tested',
+]);
+
+/**
+ * The system a host's row shows: what its profile points at when that is known, else the plan's
+ * system only for a host that got it. A host refused or failed before activating (or rolled back)
+ * is not running the plan's system, and its row must not read as if it were.
+ */
+function systemCell(h: HostResult): string {
+  const system = h.currentSystem ?? (GOT_THE_PLAN.has(h.outcome) ? h.system : undefined);
+  return system === undefined ? '' : markdownCode(system);
+}
+
 /** The host table, what changes on each host, and each failure's message. */
 function hostSections(hosts: readonly HostResult[]): string[] {
   // Host names are plain words (hosts.ts); paths came from the host: code spans (table() escapes
@@ -119,7 +138,7 @@ function hostSections(hosts: readonly HostResult[]): string[] {
       : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
     OUTCOME_TEXT[h.outcome],
     h.outcome === 'skipped' ? '–' : formatMs(h.seconds * 1000),
-    (h.currentSystem ?? h.system) === undefined ? '' : markdownCode(h.currentSystem ?? h.system ?? ''),
+    systemCell(h),
   ]);
   const budget = DIFF_BUDGET / Math.max(1, hosts.filter((h) => h.changes !== undefined).length);
   const changes = hosts.flatMap((h) =>
