@@ -18,6 +18,9 @@ import type { HostChanges } from './changes.js';
 import { privateBundle } from '../private-copy.js';
 import { checkProbe, deployToHost, sendPlan, type HostJob } from './host.js';
 import { lastActivationNotes } from './last-activation.js';
+import type { HostProbe } from '../../nix/host-markers.js';
+import { checkShapes } from '../../core/derivation/requirements.js';
+import type { VerifyReport } from '../../core/bundle/reader.js';
 import { linePrefixer, prefixLines } from './prefix.js';
 import { pool } from './pool.js';
 import { checkFreshness, recordFor } from './record.js';
@@ -150,7 +153,7 @@ async function verifyForDeploy(
   options: DeployOptions,
   activates: boolean,
   deps: DeployDeps,
-): Promise<{ signedBy: readonly string[]; trust: TrustReport }> {
+): Promise<{ signedBy: readonly string[]; trust: TrustReport; shapes: VerifyReport['shapes'] }> {
   const noCheckSigs = options.noCheckSigs === true;
   const trusted = (options.trustedKeys ?? []).map(parsePublicKey);
   const report = await verifyWithProgress(
@@ -173,7 +176,32 @@ async function verifyForDeploy(
         `${optionSet(names, 'action', 'push')} only stages it)`,
     );
   if (report.unproven > 0) deps.log.warn(`${optionSet(names, 'noCheckSigs')}: sending ${outputs}`);
-  return { signedBy: report.trustedSignatures, trust };
+  return { signedBy: report.trustedSignatures, trust, shapes: report.shapes };
+}
+
+/** The refusals of checkHostReads, told apart from the transfer failures they cause. */
+const hostRefusals = new WeakSet<object>();
+
+/**
+ * Refuses to send a host a plan with a .drv its Nix cannot read: one older than the shape (the
+ * probe's `nix-store --version`); warns that the features it has on were not asked.
+ */
+function checkHostReads(shapes: VerifyReport['shapes'], probe: HostProbe, label: string, log: Logger): void {
+  if (shapes.length === 0) return;
+  const verdict = checkShapes(shapes, {
+    kind: 'other',
+    version: probe.nixVersion,
+    label: `the host ${label}`,
+  });
+  if (verdict.refusal !== undefined) {
+    const refusal = new NixPlanError(
+      'bundle',
+      `${label}: the plan cannot be imported there: ${verdict.refusal}; nothing was imported`,
+    );
+    hostRefusals.add(refusal);
+    throw refusal;
+  }
+  for (const w of verdict.unchecked) log.warn(`${label}: ${w}`);
 }
 
 /**
@@ -264,19 +292,29 @@ export async function deployPlan(
         const label = options.hosts.length > 1 ? name : program.shell.label;
         const plan = { manifest, source, dataOffset: head.dataOffset };
         let changes: HostChanges | undefined;
+        // The host's Nix parses the plan's .drv files: one it cannot read is refused before the
+        // host imports any of it (a plan sent early is held there until this resolves).
+        const hostReads =
+          buildOn === 'host'
+            ? Promise.all([ready, probe]).then(([[v], answer]) =>
+                checkHostReads(v.shapes, answer, label, out.log),
+              )
+            : ready;
+        hostReads.catch(() => undefined);
         const io = {
           log: out.log,
           output: out.output,
           deps,
           clock: deps.clock,
           signal: stopping.signal,
-          verified: ready,
+          verified: hostReads,
           onChanges: (c: HostChanges) => (changes = c),
         };
         try {
           const answer = await probe;
           checkProbe({ label }, manifest, answer, !push, options.optionNames);
           for (const note of lastActivationNotes(answer, label, profile, false)) out.log.warn(note);
+          if (buildOn === 'host' && !early) await hostReads;
           if (push || root === undefined || system === undefined) {
             if (!push) throw new NixPlanError('internal', 'no root for the host');
             const imported = await sendPlan(
@@ -318,7 +356,12 @@ export async function deployPlan(
           };
         } catch (e) {
           failed = true;
-          const failure = hostFailure(e);
+          // A plan sent early fails on the host when refused for it: the refusal is the error.
+          const refused = await hostReads.then(
+            () => undefined,
+            (r: unknown) => (hostRefusals.has(r as object) ? r : undefined),
+          );
+          const failure = hostFailure(refused ?? e);
           // A session stopped because the plan was refused here says nothing of the host.
           if (options.hosts.length > 1 && !stopping.signal.aborted) out.log.warn(failure.error.message);
           return { ...base, ...failure, changes, seconds: (performance.now() - started) / 1000 };
