@@ -12321,6 +12321,7 @@ const DEPLOY_ACTIONS = [...ACTIVATION_ACTIONS, 'push'];
 
 
 
+
 const OUTCOME = {
     push: 'pushed',
     switch: 'switched',
@@ -12420,7 +12421,29 @@ async function verifyForDeploy(source, options, activates, deps) {
             `${optionSet(names, 'action', 'push')} only stages it)`);
     if (report.unproven > 0)
         deps.log.warn(`${optionSet(names, 'noCheckSigs')}: sending ${outputs}`);
-    return { signedBy: report.trustedSignatures, trust };
+    return { signedBy: report.trustedSignatures, trust, shapes: report.shapes };
+}
+/** The refusals of checkHostReads, told apart from the transfer failures they cause. */
+const hostRefusals = new WeakSet();
+/**
+ * Refuses to send a host a plan with a .drv its Nix cannot read: one older than the shape (the
+ * probe's `nix-store --version`); warns that the features it has on were not asked.
+ */
+function checkHostReads(shapes, probe, label, log) {
+    if (shapes.length === 0)
+        return;
+    const verdict = checkShapes(shapes, {
+        kind: 'other',
+        version: probe.nixVersion,
+        label: `the host ${label}`,
+    });
+    if (verdict.refusal !== undefined) {
+        const refusal = new errors_NixPlanError('bundle', `${label}: the plan cannot be imported there: ${verdict.refusal}; nothing was imported`);
+        hostRefusals.add(refusal);
+        throw refusal;
+    }
+    for (const w of verdict.unchecked)
+        log.warn(`${label}: ${w}`);
 }
 /**
  * Whether the plan's head holds all its verification will rest on: every trusted key given has
@@ -12503,13 +12526,19 @@ async function deployPlan(bundlePath, options, deps) {
             const label = options.hosts.length > 1 ? name : program.shell.label;
             const plan = { manifest, source, dataOffset: head.dataOffset };
             let changes;
+            // The host's Nix parses the plan's .drv files: one it cannot read is refused before the
+            // host imports any of it (a plan sent early is held there until this resolves).
+            const hostReads = buildOn === 'host'
+                ? Promise.all([ready, probe]).then(([[v], answer]) => checkHostReads(v.shapes, answer, label, out.log))
+                : ready;
+            hostReads.catch(() => undefined);
             const io = {
                 log: out.log,
                 output: out.output,
                 deps,
                 clock: deps.clock,
                 signal: stopping.signal,
-                verified: ready,
+                verified: hostReads,
                 onChanges: (c) => (changes = c),
             };
             try {
@@ -12517,6 +12546,8 @@ async function deployPlan(bundlePath, options, deps) {
                 checkProbe({ label }, manifest, answer, !push, options.optionNames);
                 for (const note of lastActivationNotes(answer, label, profile, false))
                     out.log.warn(note);
+                if (buildOn === 'host' && !early)
+                    await hostReads;
                 if (push || root === undefined || system === undefined) {
                     if (!push)
                         throw new errors_NixPlanError('internal', 'no root for the host');
@@ -12553,7 +12584,9 @@ async function deployPlan(bundlePath, options, deps) {
             }
             catch (e) {
                 failed = true;
-                const failure = hostFailure(e);
+                // A plan sent early fails on the host when refused for it: the refusal is the error.
+                const refused = await hostReads.then(() => undefined, (r) => (hostRefusals.has(r) ? r : undefined));
+                const failure = hostFailure(refused ?? e);
                 // A session stopped because the plan was refused here says nothing of the host.
                 if (options.hosts.length > 1 && !stopping.signal.aborted)
                     out.log.warn(failure.error.message);
