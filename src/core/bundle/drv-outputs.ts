@@ -162,7 +162,8 @@ export class DerivationOutputChecks {
     checkOutputNames(drvPath, head.outputs);
     if (this.filledInPlace(drvPath, head, tail, bytes, layout)) return;
     const spans: DerivationSpans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
-    this.checkNow(drvPath, parseDerivation(bytes, spans), bytes, spans);
+    // Its output names were checked above, on the head: the same bytes the whole parse reads.
+    this.checkParsed(drvPath, parseDerivation(bytes, spans), bytes, spans);
   }
 
   /**
@@ -253,8 +254,13 @@ export class DerivationOutputChecks {
   }
 
   private checkNow(drvPath: string, drv: Derivation, bytes: Uint8Array, spans?: DerivationSpans): void {
-    const name = drvName(drvPath);
     checkOutputNames(drvPath, drv.outputs);
+    this.checkParsed(drvPath, drv, bytes, spans);
+  }
+
+  /** `checkNow` of a .drv whose output names were checked already. */
+  private checkParsed(drvPath: string, drv: Derivation, bytes: Uint8Array, spans?: DerivationSpans): void {
+    const name = drvName(drvPath);
     this.current = { path: drvPath, drv };
     try {
       const fixed = this.hasher.fixedOutputPaths(drv, name);
