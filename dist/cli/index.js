@@ -6025,7 +6025,8 @@ class DerivationOutputChecks {
         if (this.filledInPlace(drvPath, head, tail, bytes, layout))
             return;
         const spans = { outputPaths: [], inputDrvsStart: 0, inputDrvsEnd: 0, envValues: [] };
-        this.checkNow(drvPath, parseDerivation(bytes, spans), bytes, spans);
+        // Its output names were checked above, on the head: the same bytes the whole parse reads.
+        this.checkParsed(drvPath, parseDerivation(bytes, spans), bytes, spans);
     }
     /**
      * Whether the .drv is input-addressed, holds a variable named after each output, and is
@@ -6105,8 +6106,12 @@ class DerivationOutputChecks {
         return this.fromStore.readClosure(paths, needer, (p) => this.hasher.has(p));
     }
     checkNow(drvPath, drv, bytes, spans) {
-        const name = drvName(drvPath);
         checkOutputNames(drvPath, drv.outputs);
+        this.checkParsed(drvPath, drv, bytes, spans);
+    }
+    /** `checkNow` of a .drv whose output names were checked already. */
+    checkParsed(drvPath, drv, bytes, spans) {
+        const name = drvName(drvPath);
         this.current = { path: drvPath, drv };
         try {
             const fixed = this.hasher.fixedOutputPaths(drv, name);
