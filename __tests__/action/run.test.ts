@@ -97,6 +97,24 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const digestOf = (bytes: Uint8Array): string => `sha256:${toHex(sha256(bytes))}`;
 
+/** An `outputs` plan of one NixOS system whose build output (forged content) no key signed. */
+async function unprovenSystemPlan(): Promise<{ bytes: Uint8Array; out: string }> {
+  const b = new Builder(STORE);
+  const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
+  const out = b.outPath(drv);
+  const exportBytes = encodeExport([
+    ...fileEntries(b.objects),
+    { path: out, references: [], deriver: drv, nar: narOfFile('forged') },
+  ]);
+  const draft = await draftFor(
+    exportBytes,
+    STORE,
+    [{ attribute: 'web', drvPath: drv, outputs: { out } }],
+    'outputs',
+  );
+  return { bytes: bundleOf(draft, exportBytes).bytes, out };
+}
+
 /** What a relocation of the bundle `input` into `storeDir` reports (a fake relocatePlan's answer). */
 function promotedTo(
   storeDir: string,
@@ -1121,24 +1139,8 @@ describe("a refusal an action user meets names the action's input, not the comma
 
   test('deploy: an unproven system names "trusted-keys" and "action: push"', async () => {
     // An `outputs` plan whose build output nothing signed, taken with no-check-sigs: activated never.
-    const b = new Builder(STORE);
-    const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
-    const out = b.outPath(drv);
-    const entries = [
-      ...fileEntries(b.objects),
-      { path: out, references: [], deriver: drv, nar: narOfFile('forged') },
-    ];
-    const exportBytes = encodeExport(entries);
-    const draft = await draftFor(
-      exportBytes,
-      STORE,
-      [{ attribute: 'web', drvPath: drv, outputs: { out } }],
-      'outputs',
-    );
-    const { error } = await deployRefusal(
-      { [DeployInput.NoCheckSigs]: 'true' },
-      bundleOf(draft, exportBytes).bytes,
-    );
+    const { bytes } = await unprovenSystemPlan();
+    const { error } = await deployRefusal({ [DeployInput.NoCheckSigs]: 'true' }, bytes);
     expect(error.code).toBe('signature');
     expect(error.message).toBe(
       'the plan holds 1 build output no trusted key signed: deploy activates only a proven system ' +
@@ -1227,21 +1229,8 @@ describe("a refusal an action user meets names the action's input, not the comma
   });
   test('deploy: a build output nothing proves names "trusted-keys" and "no-check-sigs: true"', async () => {
     // An `outputs` plan whose build output no key signed, and no no-check-sigs: the verifier refuses.
-    const b = new Builder(STORE);
-    const drv = await b.drv('nixos-system-web-24.05.1', { system: SYSTEM });
-    const out = b.outPath(drv);
-    const entries = [
-      ...fileEntries(b.objects),
-      { path: out, references: [], deriver: drv, nar: narOfFile('forged') },
-    ];
-    const exportBytes = encodeExport(entries);
-    const draft = await draftFor(
-      exportBytes,
-      STORE,
-      [{ attribute: 'web', drvPath: drv, outputs: { out } }],
-      'outputs',
-    );
-    const { error } = await deployRefusal({}, bundleOf(draft, exportBytes).bytes);
+    const { bytes, out } = await unprovenSystemPlan();
+    const { error } = await deployRefusal({}, bytes);
     expect(error.code).toBe('signature');
     expect(error.message).toBe(
       `'${out}' is a build output, whose content only a signature by a trusted key can vouch for, ` +
