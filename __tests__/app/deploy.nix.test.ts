@@ -208,6 +208,27 @@ describeSsh('nix-plan deploy over SSH', () => {
         base,
       );
       ci.dispose();
+      // A plan only a newer Nix reads (a git-hashed output, made by 2.34 with the feature on), for
+      // the 2.8 host's realm: its host must refuse it before importing any of it.
+      const v234 = nixVersions().find((v) => v.label === '2.34');
+      if (version.label === '2.8' && v234 !== undefined) {
+        const maker = new ScratchStore(v234, {
+          storeDir: realm,
+          root: join(root, 'maker'),
+          extraConf: 'experimental-features = nix-command flakes git-hashing\n',
+        });
+        const [gitDrv] = await maker.instantiateExpr(
+          'builtins.derivation { name = "shape-git"; system = builtins.currentSystem; builder = "/bin/sh"; ' +
+            'args = [ "-c" "echo git > $out" ]; outputHashMode = "git"; outputHashAlgo = "sha1"; ' +
+            'outputHash = "0000000000000000000000000000000000000000"; }',
+        );
+        plans['newer-shape'] = join(root, 'newer-shape.nixplan');
+        await exportPlan(
+          { drvPaths: [gitDrv ?? ''], output: plans['newer-shape'] },
+          { runner: maker.runner, log: silentLogger },
+        );
+        maker.dispose();
+      }
       rmSync(realm, { recursive: true, force: true });
       // A plan for another realm, signed by the same key.
       const other = new ScratchStore(version, {
@@ -630,6 +651,40 @@ describeSsh('nix-plan deploy over SSH', () => {
       expect(await s().store.validPaths()).toEqual(before);
       expect(current()).toBe('system-1-link');
     });
+
+    (label === '2.8' ? test : test.skip)(
+      "a plan this host's Nix cannot read (a shape of Nix 2.34) is refused before the host imports any of it",
+      async () => {
+        const plan = s().plans['newer-shape'];
+        expect(plan).toBeDefined();
+        const before = await s().store.validPaths();
+        const dumpBefore = (await s().store.run('nix-store', ['--dump-db'])).stdout;
+        s().control.reset();
+        server.clearSessions();
+        const run = await cli([
+          'deploy',
+          plan ?? '',
+          '--host',
+          host(),
+          '--profile',
+          s().profile,
+          '--action',
+          'push',
+          ...ssh(),
+        ]);
+        expect(run.code).toBe(3);
+        expect(run.stderr).toMatch(
+          /-shape-git\.drv' output 'out' is a git-hashed output \('git:'\), which Nix reads only from 2\.21 on.*runs Nix 2\.8/,
+        );
+        // The plan may have been sent while it was verified: the host never imported it.
+        expect(server.sessions()).not.toContain('nix-plan-host closure');
+        await eventually('the host to remove what it received', () => received().length === 0, 10_000);
+        expect(await s().store.validPaths()).toEqual(before);
+        expect((await s().store.run('nix-store', ['--dump-db'])).stdout).toEqual(dumpBefore);
+        expect(s().control.calls()).toEqual([]);
+        expect(current()).toBe('system-1-link');
+      },
+    );
 
     test('a plan of .drv files and sources proves itself: deployed without any key, its labels never reach a shell', async () => {
       // Such a plan needs no key, so its author writes every label: here in shell syntax. The
