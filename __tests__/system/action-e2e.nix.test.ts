@@ -163,7 +163,10 @@ describe('the actions end to end', () => {
           expect(readFileSync(path, 'utf8')).toMatch(new RegExp(`^(${ROOT_NAMES.join('|')})`));
         }
         expect(realise.summary).toContain('(shard 1/2)');
-        expect(realise.summary).toContain('Plan **verified**: signed by trusted key `e2e-ci-1`.');
+        // Both what proved it (the key) and what pinned its bytes (the digest) are said.
+        expect(realise.summary).toContain(
+          `Plan **verified**: signed by trusted key \`e2e-ci-1\`; its bytes are the ones \`digest\` pins (\`${out['digest'] ?? ''}\`).`,
+        );
         // Nix's build log reaches the job log, inside a window where workflow commands are off.
         const printed = realise.stdout.indexOf('::warning::printed by a build');
         const stop = /^::stop-commands::([0-9a-f-]{36})$/m.exec(realise.stdout);
