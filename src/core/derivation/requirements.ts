@@ -6,6 +6,7 @@
 // `parseDerivationOutput` call `experimentalFeatureSettings.require(…)`; 2.8 knows fewer shapes
 // and refuses the others as unknown hash algorithms. Through a daemon the daemon parses, with its
 // own features (the client does not send `experimental-features`).
+import { compareVersions } from '../diff/drv-name.js';
 import type { DerivationOutput } from './types.js';
 
 /** A shape of .drv that Nix reads only with an experimental feature. */
@@ -131,17 +132,12 @@ export interface TargetNix {
   readonly label: string;
 }
 
-/** Compares two dotted version numbers by their numeric components (`2.8.0` < `2.16`). */
+/**
+ * Whether Nix version `version` comes before `than`, as `builtins.compareVersions` orders them
+ * (`2.8.0` < `2.16`; a pre-release `2.27pre…` before `2.27`).
+ */
 export function versionBefore(version: string, than: string): boolean {
-  const parts = (v: string): number[] => (/^\d+(?:\.\d+)*/.exec(v)?.[0] ?? '0').split('.').map(Number);
-  const a = parts(version);
-  const b = parts(than);
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const x = a[i] ?? 0;
-    const y = b[i] ?? 0;
-    if (x !== y) return x < y;
-  }
-  return false;
+  return compareVersions(version, than) < 0;
 }
 
 /** What checking a plan's shapes against its target found. */
