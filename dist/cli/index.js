@@ -5482,7 +5482,103 @@ function computeDrvPath(storeDir, drvName, bytes, references) {
     return makeContentAddressedPath(`${drvName}.drv`, ca, storeDir, refs);
 }
 
+;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
+// Package names and versions as Nix reads them: `builtins.parseDrvName` and
+// `builtins.compareVersions` (libstore's names.cc), so a diff groups and orders exactly as Nix does.
+/** C's `isalpha` in the C locale: ASCII letters only (Nix calls it on each byte of the name). */
+function isAlpha(code) {
+    return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
+}
+function isDigit(code) {
+    return code >= 0x30 && code <= 0x39;
+}
+/**
+ * `builtins.parseDrvName`: the name is everything up to the first `-` that is followed by a
+ * character that is not a letter, the version everything after that dash
+ * (`apache-httpd-2.0.48` → `apache-httpd`, `2.0.48`; `foo-` → `foo-`, ``).
+ */
+function parseDrvName(fullName) {
+    for (let i = 0; i + 1 < fullName.length; i++)
+        if (fullName.charCodeAt(i) === 0x2d && !isAlpha(fullName.charCodeAt(i + 1)))
+            return { name: fullName.slice(0, i), version: fullName.slice(i + 1) };
+    return { name: fullName, version: '' };
+}
+/** Largest number a version component may be and still compare as a number (Nix parses an `int`). */
+const INT_MAX = 2 ** 31 - 1;
+/** The version components of `v`: runs of digits, or runs of anything but digits, `.` and `-`. */
+function components(v) {
+    const out = [];
+    let p = 0;
+    while (p < v.length) {
+        while (p < v.length && (v[p] === '.' || v[p] === '-'))
+            p++;
+        if (p === v.length)
+            break;
+        const start = p;
+        if (isDigit(v.charCodeAt(p)))
+            while (p < v.length && isDigit(v.charCodeAt(p)))
+                p++;
+        else
+            while (p < v.length && !isDigit(v.charCodeAt(p)) && v[p] !== '.' && v[p] !== '-')
+                p++;
+        out.push(v.slice(start, p));
+    }
+    return out;
+}
+/** A component as the number Nix's `string2Int<int>` reads, or undefined (letters, empty, overflow). */
+function asInt(c) {
+    if (c === '' || !isDigit(c.charCodeAt(0)))
+        return undefined;
+    const n = Number(c);
+    return n <= INT_MAX ? n : undefined;
+}
+/** Nix's `componentsLT`: numbers by value, "" and "pre" before anything, numbers after words. */
+function componentLess(c1, c2) {
+    const n1 = asInt(c1);
+    const n2 = asInt(c2);
+    if (n1 !== undefined && n2 !== undefined)
+        return n1 < n2;
+    if (c1 === '' && n2 !== undefined)
+        return true;
+    if (c1 === 'pre' && c2 !== 'pre')
+        return true;
+    if (c2 === 'pre')
+        return false;
+    // Nix: "Assume that `2.3a' < `2.3.1'."
+    if (n2 !== undefined)
+        return true;
+    if (n1 !== undefined)
+        return false;
+    return c1 < c2;
+}
+/**
+ * `builtins.compareVersions`: -1, 0 or 1. Components are compared in turn, a missing one being
+ * "" (so `1.0` < `1.0.1`, `1.0pre1` < `1.0`, `2.3a` < `2.3.1`).
+ */
+function compareVersions(v1, v2) {
+    const a = components(v1);
+    const b = components(v2);
+    for (let i = 0; i < Math.max(a.length, b.length); i++) {
+        const c1 = a[i] ?? '';
+        const c2 = b[i] ?? '';
+        if (componentLess(c1, c2))
+            return -1;
+        if (componentLess(c2, c1))
+            return 1;
+    }
+    return 0;
+}
+
 ;// CONCATENATED MODULE: ./src/core/derivation/requirements.ts
+// What a Nix must have to read a .drv: the shapes Nix parses only with an experimental feature on
+// (and only from the version that knows it), and whether a target store's Nix has what a plan needs.
+//
+// Nix parses every .drv it registers (`nix-store --import`, a daemon adding one) and refuses, at
+// that .drv, one whose shape needs a feature it lacks: 2.34's `parseDerivation` and
+// `parseDerivationOutput` call `experimentalFeatureSettings.require(…)`; 2.8 knows fewer shapes
+// and refuses the others as unknown hash algorithms. Through a daemon the daemon parses, with its
+// own features (the client does not send `experimental-features`).
+
 /**
  * Each shape's requirement, in the order Nix checks them while parsing one .drv (the format
  * version first, then per output the method prefix, the hash algorithm, then the kind). Read from
@@ -5565,18 +5661,12 @@ class PlanShapes {
         return [...this.first.values()].map((n) => ({ ...n, count: this.counts.get(n.shape) ?? 0 }));
     }
 }
-/** Compares two dotted version numbers by their numeric components (`2.8.0` < `2.16`). */
+/**
+ * Whether Nix version `version` comes before `than`, as `builtins.compareVersions` orders them
+ * (`2.8.0` < `2.16`; a pre-release `2.27pre…` before `2.27`).
+ */
 function versionBefore(version, than) {
-    const parts = (v) => (/^\d+(?:\.\d+)*/.exec(v)?.[0] ?? '0').split('.').map(Number);
-    const a = parts(version);
-    const b = parts(than);
-    for (let i = 0; i < Math.max(a.length, b.length); i++) {
-        const x = a[i] ?? 0;
-        const y = b[i] ?? 0;
-        if (x !== y)
-            return x < y;
-    }
-    return false;
+    return compareVersions(version, than) < 0;
 }
 function where(n) {
     const more = n.count !== undefined && n.count > 1 ? ` (and ${n.count - 1} more .drv files)` : '';
@@ -10046,93 +10136,6 @@ function summarise(manifest, bundleBytes) {
 async function inspectPlan(bundlePath) {
     const head = await inspect_readBundleHead(bundlePath);
     return { manifest: head.manifest, summary: summarise(head.manifest, head.fileSize) };
-}
-
-;// CONCATENATED MODULE: ./src/core/diff/drv-name.ts
-// Package names and versions as Nix reads them: `builtins.parseDrvName` and
-// `builtins.compareVersions` (libstore's names.cc), so a diff groups and orders exactly as Nix does.
-/** C's `isalpha` in the C locale: ASCII letters only (Nix calls it on each byte of the name). */
-function isAlpha(code) {
-    return (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
-}
-function isDigit(code) {
-    return code >= 0x30 && code <= 0x39;
-}
-/**
- * `builtins.parseDrvName`: the name is everything up to the first `-` that is followed by a
- * character that is not a letter, the version everything after that dash
- * (`apache-httpd-2.0.48` → `apache-httpd`, `2.0.48`; `foo-` → `foo-`, ``).
- */
-function parseDrvName(fullName) {
-    for (let i = 0; i + 1 < fullName.length; i++)
-        if (fullName.charCodeAt(i) === 0x2d && !isAlpha(fullName.charCodeAt(i + 1)))
-            return { name: fullName.slice(0, i), version: fullName.slice(i + 1) };
-    return { name: fullName, version: '' };
-}
-/** Largest number a version component may be and still compare as a number (Nix parses an `int`). */
-const INT_MAX = 2 ** 31 - 1;
-/** The version components of `v`: runs of digits, or runs of anything but digits, `.` and `-`. */
-function components(v) {
-    const out = [];
-    let p = 0;
-    while (p < v.length) {
-        while (p < v.length && (v[p] === '.' || v[p] === '-'))
-            p++;
-        if (p === v.length)
-            break;
-        const start = p;
-        if (isDigit(v.charCodeAt(p)))
-            while (p < v.length && isDigit(v.charCodeAt(p)))
-                p++;
-        else
-            while (p < v.length && !isDigit(v.charCodeAt(p)) && v[p] !== '.' && v[p] !== '-')
-                p++;
-        out.push(v.slice(start, p));
-    }
-    return out;
-}
-/** A component as the number Nix's `string2Int<int>` reads, or undefined (letters, empty, overflow). */
-function asInt(c) {
-    if (c === '' || !isDigit(c.charCodeAt(0)))
-        return undefined;
-    const n = Number(c);
-    return n <= INT_MAX ? n : undefined;
-}
-/** Nix's `componentsLT`: numbers by value, "" and "pre" before anything, numbers after words. */
-function componentLess(c1, c2) {
-    const n1 = asInt(c1);
-    const n2 = asInt(c2);
-    if (n1 !== undefined && n2 !== undefined)
-        return n1 < n2;
-    if (c1 === '' && n2 !== undefined)
-        return true;
-    if (c1 === 'pre' && c2 !== 'pre')
-        return true;
-    if (c2 === 'pre')
-        return false;
-    // Nix: "Assume that `2.3a' < `2.3.1'."
-    if (n2 !== undefined)
-        return true;
-    if (n1 !== undefined)
-        return false;
-    return c1 < c2;
-}
-/**
- * `builtins.compareVersions`: -1, 0 or 1. Components are compared in turn, a missing one being
- * "" (so `1.0` < `1.0.1`, `1.0pre1` < `1.0`, `2.3a` < `2.3.1`).
- */
-function compareVersions(v1, v2) {
-    const a = components(v1);
-    const b = components(v2);
-    for (let i = 0; i < Math.max(a.length, b.length); i++) {
-        const c1 = a[i] ?? '';
-        const c2 = b[i] ?? '';
-        if (componentLess(c1, c2))
-            return -1;
-        if (componentLess(c2, c1))
-            return 1;
-    }
-    return 0;
 }
 
 ;// CONCATENATED MODULE: ./src/core/diff/packages.ts
