@@ -1,14 +1,15 @@
 // Stand-ins for NixOS systems: derivations named nixos-system-LABEL-1.0, with the packages they are
 // given in their runtime closure, whose bin/switch-to-configuration records each call (label,
 // action, mode, the profile's link at the time) in CONTROL/log and its uid in CONTROL/uid-LABEL,
-// and does what CONTROL/mode-LABEL says: ok, fail, cut (drop every SSH connection of the test
-// server, as a configuration that breaks the network would) or hang (until CONTROL/release-LABEL
-// exists).
+// and does what CONTROL/mode-LABEL says: ok, fail (every call), fail-once (this call only, then
+// ok: a new generation's switch fails while the restore of the previous one, the same label,
+// succeeds), cut (drop every SSH connection of the test server, as a configuration that breaks
+// the network would) or hang (until CONTROL/release-LABEL exists).
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What a fixture system's switch-to-configuration is told to do. */
-export type SwitchMode = 'ok' | 'fail' | 'cut' | 'hang';
+export type SwitchMode = 'ok' | 'fail' | 'fail-once' | 'cut' | 'hang';
 
 /**
  * Nix `let` bindings: `paths`, the store paths of `packages` (NAME = VERSION, in scope): for each,
@@ -51,6 +52,7 @@ builtins.derivation {
     echo "would restart: \${label}-unit.service" >&2
     case $mode in
       fail) echo "\${label}: a unit failed to start" >&2; exit 1 ;;
+      fail-once) echo ok > "\${control}/mode-\${label}"; echo "\${label}: a unit failed to start" >&2; exit 1 ;;
       cut) /bin/sh \${control}/cut.sh; sleep 1 ;;
       hang) while [ ! -e "\${control}/release-\${label}" ]; do sleep 0.2; done ;;
     esac

@@ -513,6 +513,76 @@ describe('the actions end to end', () => {
         expect(await planner.validPaths()).toContain(system);
         expect(control.calls()).toEqual([`e2e switch ok ${readlinkSync(profile)}`]);
         expect(local.summary).toMatch(/\| e2e \| 2 \(was 1\) \| ✅ switched \|/);
+
+        // A new system whose switch fails: the host goes back to generation 2 and re-activates it,
+        // and the step fails saying so, with the host's own words in its summary.
+        writeFileSync(
+          join(root, 'host-next.nix'),
+          `import ./system.nix { label = "e2e"; control = "${control.dir}"; profile = "${profile}"; packages = { hello = "2.0"; }; }`,
+        );
+        const next = await step(
+          'plan',
+          {
+            file: join(root, 'host-next.nix'),
+            'signing-key': ciKey.secretKey,
+            'artifact-name': 'next.nixplan',
+          },
+          run,
+          planner,
+        );
+        succeeded(next);
+        const working = readlinkSync(`${profile}-2-link`);
+        control.reset();
+        control.mode('e2e', 'fail-once');
+        const failed = await step(
+          'deploy',
+          {
+            ...inputs,
+            'known-hosts': knownHosts,
+            'artifact-name': 'next.nixplan',
+            digest: next.outputs['digest'] ?? '',
+          },
+          run,
+          planner,
+        );
+        expect(failed.code).toBe(1);
+        expect(failed.errors).toHaveLength(1);
+        expect(failed.errors[0]).toMatch(
+          /^switch-to-configuration switch exited with 1: re-activated the previous generation 2 and removed system-3-link; the current generation is 2/,
+        );
+        // The new generation's switch failed and the previous one's succeeded: the host runs it again.
+        expect(control.calls()).toEqual([
+          'e2e switch fail-once system-3-link',
+          'e2e switch ok system-2-link',
+        ]);
+        expect(readlinkSync(profile)).toBe('system-2-link');
+        expect(readlinkSync(`${profile}-2-link`)).toBe(working);
+        expect(existsSync(`${profile}-3-link`)).toBe(false);
+        expect(failed.stdout).toContain('e2e: a unit failed to start');
+        const outcome = JSON.parse(failed.outputs['result'] ?? '') as {
+          ok: boolean;
+          hosts: Record<string, unknown>[];
+        };
+        expect(outcome.ok).toBe(false);
+        expect(outcome.hosts).toHaveLength(1);
+        expect(outcome.hosts[0]).toMatchObject({
+          name: 'e2e',
+          outcome: 'rolled-back',
+          previousGeneration: 2,
+          currentSystem: working,
+          error: { code: 'activation' },
+        });
+        expect(failed.summary).toContain('## nix-plan deploy: `next.nixplan`');
+        // The row names the system the host runs now (the old one), never the plan's.
+        const row = failed.summary.split('\n').find((l) => l.startsWith('| e2e |')) ?? '';
+        expect(row).toMatch(/^\| e2e \| 2 \| ❌ failed, rolled back \| /);
+        expect(row).toContain(working);
+        expect(row).not.toContain(String(outcome.hosts[0]?.['system']));
+        expect(failed.summary).toMatch(
+          /^### Failures\n\n- `e2e`: `switch-to-configuration switch exited with 1: re-activated the previous generation 2 and removed system-3-link/m,
+        );
+        // Nothing to undo: the host is where it was before this deploy.
+        expect(failed.summary).not.toContain('### To undo');
       } finally {
         sshd?.stop();
         planner.dispose();
