@@ -325,4 +325,20 @@ describe('around a use case', () => {
     checkFreshness(soon.manifest, undefined, {}, 'web:/nix/var/nix/profiles/system', now(), log);
     expect(warnings).toEqual([]);
   });
+
+  test("a host's corrupt record refuses a plan; --allow-downgrade waives it, as its message says", () => {
+    warnings.length = 0;
+    const plan = bundleFile('corrupt-host.nixplan', draft('2026-12-03T00:00:00Z'));
+    const bytes = new Uint8Array(Buffer.from('{"version":1'));
+    const target = 'web:/nix/var/nix/profiles/system';
+    expect(() => checkFreshness(plan.manifest, bytes, {}, target, now(), log)).toThrow(
+      /is unreadable \(not JSON\).*or pass --allow-downgrade/,
+    );
+    checkFreshness(plan.manifest, bytes, { allowDowngrade: true }, target, now(), log);
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^--allow-downgrade: applying anyway: the last-applied record 'web:.*' is unreadable/,
+      ),
+    ]);
+  });
 });

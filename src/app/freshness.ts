@@ -5,7 +5,8 @@
 // copy: the bytes whose age was checked are the bytes imported and applied, even if the file
 // named on the command line is replaced meanwhile. The record is written (atomically, 0644)
 // only once the use case succeeded, with the manifest it verified.
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { checkRealm, readBundleHead, tempPathNear, type BundleManifest } from '../core/bundle/index.js';
 import { NixPlanError } from '../core/errors.js';
@@ -13,6 +14,7 @@ import {
   freshnessProblem,
   lastAppliedOf,
   parseLastApplied,
+  unreadableRecord,
   type FreshnessPolicy,
   type LastApplied,
 } from '../core/freshness.js';
@@ -26,16 +28,48 @@ export function recordPathFor(target: string): string {
   return `${resolve(target)}.nix-plan.json`;
 }
 
-/** The last-applied record at `path`, or undefined when there is none. */
+/**
+ * Most bytes a last-applied record may have: it names a plan's roots, which fit in a manifest
+ * (16 MiB); anything larger is not a record nix-plan wrote.
+ */
+export const MAX_RECORD_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The last-applied record at `path`, or undefined when there is none. Whoever can write the
+ * directory beside an out-link or profile can plant something else there: it is opened without
+ * following a link (O_NOFOLLOW) or waiting on a FIFO (O_NONBLOCK), must be a regular file of at
+ * most MAX_RECORD_BYTES, and no more than that is read; anything else is an unreadable record.
+ */
 export async function readLastApplied(path: string, names?: OptionNames): Promise<LastApplied | undefined> {
-  let text: string;
+  const unreadable = (why: string): NixPlanError => unreadableRecord(path, why, names);
+  let fh: FileHandle;
   try {
-    text = await readFile(path, 'utf8');
+    fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP') throw unreadable('a symbolic link, which nix-plan never writes there');
     throw new NixPlanError('stale', `cannot read the last-applied record '${path}': ${(e as Error).message}`);
   }
-  return parseLastApplied(text, path, names);
+  let bytes: Buffer;
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw unreadable('not a regular file');
+    if (st.size > MAX_RECORD_BYTES)
+      throw unreadable(`${st.size} bytes, more than a record holds (${MAX_RECORD_BYTES})`);
+    // What it held when it was opened, however it grows meanwhile.
+    const buffer = Buffer.alloc(st.size);
+    let got = 0;
+    while (got < buffer.length) {
+      const { bytesRead } = await fh.read(buffer, got, buffer.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    bytes = buffer.subarray(0, got);
+  } finally {
+    await fh.close();
+  }
+  return parseLastApplied(bytes.toString('utf8'), path, names);
 }
 
 /**
@@ -143,7 +177,11 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
     const { manifest } = await readBundleHead(copy.source);
     const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
     const last =
-      recordPath === undefined ? undefined : await readLastApplied(recordPath, options.optionNames);
+      recordPath === undefined
+        ? undefined
+        : await readLastApplied(recordPath, options.optionNames).catch((e: unknown) =>
+            waiveUnreadable(e, options, log),
+          );
     const target = options.target;
     try {
       checkPlanAge(
@@ -172,6 +210,20 @@ export async function withFreshness<R extends { manifest: BundleManifest }>(
   } finally {
     await copy.dispose();
   }
+}
+
+/**
+ * An unreadable record's refusal `e` rethrown, or with `--allow-downgrade` said as a warning: the
+ * plan is applied as if there were no record, and the record written afterwards replaces it.
+ */
+export function waiveUnreadable(
+  e: unknown,
+  checks: Pick<FreshnessChecks, 'allowDowngrade' | 'optionNames'>,
+  log: Logger,
+): undefined {
+  if (checks.allowDowngrade !== true || !(e instanceof NixPlanError) || e.code !== 'stale') throw e;
+  log.warn(`${optionSet(checks.optionNames, 'allowDowngrade')}: applying anyway: ${e.message}`);
+  return undefined;
 }
 
 /** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */

@@ -34,16 +34,20 @@ export function staleError(message: string): NixPlanError {
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** The refusal of a last-applied record at `where` that is not one (`why`). */
+export function unreadableRecord(where: string, why: string, names?: OptionNames): NixPlanError {
+  return staleError(
+    `the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
+      `than the one applied before; repair or remove the record, or pass ${optionSet(names, 'allowDowngrade')}`,
+  );
+}
+
 /**
  * Parses a last-applied record; throws a 'stale' error naming `where` when it is not one (and the
  * option that waives it as `names` spells it: the command line's by default).
  */
 export function parseLastApplied(text: string, where: string, names?: OptionNames): LastApplied {
-  const fail = (why: string): NixPlanError =>
-    staleError(
-      `the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
-        `than the one applied before; repair or remove the record, or pass ${optionSet(names, 'allowDowngrade')}`,
-    );
+  const fail = (why: string): NixPlanError => unreadableRecord(where, why, names);
   let v: unknown;
   try {
     v = JSON.parse(text);

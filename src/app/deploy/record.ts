@@ -7,7 +7,7 @@ import { lastAppliedOf, parseLastApplied, type LastApplied } from '../../core/fr
 import { sha256, toHex } from '../../core/hash.js';
 import { rfc3339 } from '../../core/provenance.js';
 import type { Logger } from '../deps.js';
-import { checkPlanAge, type FreshnessChecks } from '../freshness.js';
+import { checkPlanAge, waiveUnreadable, type FreshnessChecks } from '../freshness.js';
 
 /** The record's suffix beside the profile. */
 export const RECORD_SUFFIX = '.nix-plan.json';
@@ -39,13 +39,18 @@ export function checkFreshness(
   now: Date,
   log: Logger,
 ): void {
-  const record =
-    bytes === undefined
-      ? undefined
-      : parseLastApplied(
-          Buffer.from(bytes).toString('utf8'),
-          `${target}${RECORD_SUFFIX}`,
-          checks.optionNames,
-        );
+  let record: LastApplied | undefined;
+  try {
+    record =
+      bytes === undefined
+        ? undefined
+        : parseLastApplied(
+            Buffer.from(bytes).toString('utf8'),
+            `${target}${RECORD_SUFFIX}`,
+            checks.optionNames,
+          );
+  } catch (e) {
+    record = waiveUnreadable(e, checks, log);
+  }
   checkPlanAge(manifest, checks, record === undefined ? undefined : { record, target }, now, log);
 }
