@@ -9900,13 +9900,17 @@ function staleError(message) {
 }
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const freshness_HEX64 = /^[0-9a-f]{64}$/;
+/** The refusal of a last-applied record at `where` that is not one (`why`). */
+function unreadableRecord(where, why, names) {
+    return staleError(`the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
+        `than the one applied before; repair or remove the record, or pass ${optionSet(names, 'allowDowngrade')}`);
+}
 /**
  * Parses a last-applied record; throws a 'stale' error naming `where` when it is not one (and the
  * option that waives it as `names` spells it: the command line's by default).
  */
 function parseLastApplied(text, where, names) {
-    const fail = (why) => staleError(`the last-applied record '${where}' is unreadable (${why}): nix-plan cannot tell whether this plan is older ` +
-        `than the one applied before; repair or remove the record, or pass ${optionSet(names, 'allowDowngrade')}`);
+    const fail = (why) => unreadableRecord(where, why, names);
     let v;
     try {
         v = JSON.parse(text);
@@ -11814,22 +11818,58 @@ function combineProvenance(...sources) {
 
 
 
+
 /** The record beside a profile or out-link: `/nix/var/nix/profiles/system.nix-plan.json`. */
 function recordPathFor(target) {
     return `${(0,external_node_path_namespaceObject.resolve)(target)}.nix-plan.json`;
 }
-/** The last-applied record at `path`, or undefined when there is none. */
+/**
+ * Most bytes a last-applied record may have: it names a plan's roots, which fit in a manifest
+ * (16 MiB); anything larger is not a record nix-plan wrote.
+ */
+const MAX_RECORD_BYTES = 32 * 1024 * 1024;
+/**
+ * The last-applied record at `path`, or undefined when there is none. Whoever can write the
+ * directory beside an out-link or profile can plant something else there: it is opened without
+ * following a link (O_NOFOLLOW) or waiting on a FIFO (O_NONBLOCK), must be a regular file of at
+ * most MAX_RECORD_BYTES, and no more than that is read; anything else is an unreadable record.
+ */
 async function readLastApplied(path, names) {
-    let text;
+    const unreadable = (why) => unreadableRecord(path, why, names);
+    let fh;
     try {
-        text = await (0,external_node_fs_promises_namespaceObject.readFile)(path, 'utf8');
+        fh = await (0,external_node_fs_promises_namespaceObject.open)(path, external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NOFOLLOW | external_node_fs_namespaceObject.constants.O_NONBLOCK);
     }
     catch (e) {
-        if (e.code === 'ENOENT')
+        const code = e.code;
+        if (code === 'ENOENT')
             return undefined;
+        if (code === 'ELOOP')
+            throw unreadable('a symbolic link, which nix-plan never writes there');
         throw new errors_NixPlanError('stale', `cannot read the last-applied record '${path}': ${e.message}`);
     }
-    return parseLastApplied(text, path, names);
+    let bytes;
+    try {
+        const st = await fh.stat();
+        if (!st.isFile())
+            throw unreadable('not a regular file');
+        if (st.size > MAX_RECORD_BYTES)
+            throw unreadable(`${st.size} bytes, more than a record holds (${MAX_RECORD_BYTES})`);
+        // What it held when it was opened, however it grows meanwhile.
+        const buffer = Buffer.alloc(st.size);
+        let got = 0;
+        while (got < buffer.length) {
+            const { bytesRead } = await fh.read(buffer, got, buffer.length - got, got);
+            if (bytesRead === 0)
+                break;
+            got += bytesRead;
+        }
+        bytes = buffer.subarray(0, got);
+    }
+    finally {
+        await fh.close();
+    }
+    return parseLastApplied(bytes.toString('utf8'), path, names);
 }
 /**
  * Writes the record atomically: a new file beside it (never following a link planted there),
@@ -11897,7 +11937,9 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
     try {
         const { manifest } = await readBundleHead(copy.source);
         const recordPath = options.target === undefined ? undefined : recordPathFor(options.target);
-        const last = recordPath === undefined ? undefined : await readLastApplied(recordPath, options.optionNames);
+        const last = recordPath === undefined
+            ? undefined
+            : await readLastApplied(recordPath, options.optionNames).catch((e) => waiveUnreadable(e, options, log));
         const target = options.target;
         try {
             checkPlanAge(manifest, options, last !== undefined && target !== undefined ? { record: last, target } : undefined, now(), log);
@@ -11922,6 +11964,16 @@ async function withFreshness(bundlePath, options, log, run, record = true) {
     finally {
         await copy.dispose();
     }
+}
+/**
+ * An unreadable record's refusal `e` rethrown, or with `--allow-downgrade` said as a warning: the
+ * plan is applied as if there were no record, and the record written afterwards replaces it.
+ */
+function waiveUnreadable(e, checks, log) {
+    if (checks.allowDowngrade !== true || !(e instanceof errors_NixPlanError) || e.code !== 'stale')
+        throw e;
+    log.warn(`${optionSet(checks.optionNames, 'allowDowngrade')}: applying anyway: ${e.message}`);
+    return undefined;
 }
 /** Five minutes of clock skew between the machine that evaluated and this one is ordinary. */
 const SKEW_MS = 5 * 60 * 1000;
@@ -11955,9 +12007,16 @@ function recordSeen(bytes) {
  * from `target`, e.g. `web:/nix/var/nix/profiles/system.nix-plan.json`) says was applied there.
  */
 function checkFreshness(manifest, bytes, checks, target, now, log) {
-    const record = bytes === undefined
-        ? undefined
-        : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`, checks.optionNames);
+    let record;
+    try {
+        record =
+            bytes === undefined
+                ? undefined
+                : parseLastApplied(Buffer.from(bytes).toString('utf8'), `${target}${RECORD_SUFFIX}`, checks.optionNames);
+    }
+    catch (e) {
+        record = waiveUnreadable(e, checks, log);
+    }
     checkPlanAge(manifest, checks, record === undefined ? undefined : { record, target }, now, log);
 }
 
