@@ -111,6 +111,8 @@ describe('derivation kind', () => {
     ['input-addressed', [out('dev', '', ''), out('out', '', '')]],
     ['fixed', [fixed]],
     ['floating', [out('out', 'sha256', '')]],
+    // One algorithm, whatever the method: Nix compares only the algorithms.
+    ['floating', [out('dev', 'text:sha256', ''), out('out', 'r:sha256', '')]],
     ['impure', [out('out', 'sha256', 'impure')]],
   ])('%s', (kind, outputs) => {
     expect(classifyDerivation({ outputs })).toEqual({ kind });
@@ -122,6 +124,7 @@ describe('derivation kind', () => {
     ['no-outputs', []],
     ['mixed', [out('dev', '', ''), out('out', 'sha256', '')]],
     ['fixed-not-one-out', [{ ...fixed, name: 'bin' }]],
+    ['floating-algos', [out('dev', 'r:sha512', ''), out('out', 'r:sha256', '')]],
     [
       'fixed-not-one-out',
       [

@@ -9,14 +9,21 @@ import type { Derivation, DerivationOutput } from './types.js';
 /** How a derivation's outputs are named. */
 export type DerivationKind = 'input-addressed' | 'fixed' | 'floating' | 'impure';
 
-/** Why a derivation has no kind: no outputs, outputs of different kinds, or a fixed one not alone. */
-export type DerivationKindProblem = 'no-outputs' | 'mixed' | 'fixed-not-one-out';
+/**
+ * Why a derivation has no kind: no outputs, outputs of different kinds, a fixed one not alone, or
+ * floating ones of different hash algorithms.
+ */
+export type DerivationKindProblem = 'no-outputs' | 'mixed' | 'fixed-not-one-out' | 'floating-algos';
 
 const PROBLEMS: Record<DerivationKindProblem, string> = {
   'no-outputs': 'it has no outputs',
   mixed: 'it mixes output types (input-addressed, fixed, floating, impure)',
   'fixed-not-one-out': 'a fixed-output derivation must have exactly one output, named "out"',
+  'floating-algos': 'its floating outputs use different hash algorithms (Nix requires one for all)',
 };
+
+/** The hash algorithm of an output's `hashAlgo`, without its method prefix (`r:sha256` → `sha256`). */
+const algorithmOf = (hashAlgo: string): string => hashAlgo.replace(/^(?:r:|text:|git:)/, '');
 
 /** The kind one output declares, from its `hashAlgo` and `hash` fields as written. */
 export function outputKind(o: Pick<DerivationOutput, 'hashAlgo' | 'hash'>): DerivationKind {
@@ -35,6 +42,10 @@ export function classifyDerivation(
   for (const o of drv.outputs) if (outputKind(o) !== kind) return { problem: 'mixed' };
   if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
     return { problem: 'fixed-not-one-out' };
+  // Nix's `Derivation::type()` (2.8 and 2.34), on import: "all floating outputs must use the same
+  // hash algorithm" (the method may differ).
+  if (kind === 'floating' && drv.outputs.some((o) => algorithmOf(o.hashAlgo) !== algorithmOf(first.hashAlgo)))
+    return { problem: 'floating-algos' };
   return { kind };
 }
 
