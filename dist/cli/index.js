@@ -5091,7 +5091,10 @@ const PROBLEMS = {
     'no-outputs': 'it has no outputs',
     mixed: 'it mixes output types (input-addressed, fixed, floating, impure)',
     'fixed-not-one-out': 'a fixed-output derivation must have exactly one output, named "out"',
+    'floating-algos': 'its floating outputs use different hash algorithms (Nix requires one for all)',
 };
+/** The hash algorithm of an output's `hashAlgo`, without its method prefix (`r:sha256` → `sha256`). */
+const algorithmOf = (hashAlgo) => hashAlgo.replace(/^(?:r:|text:|git:)/, '');
 /** The kind one output declares, from its `hashAlgo` and `hash` fields as written. */
 function outputKind(o) {
     if (o.hashAlgo === '')
@@ -5111,6 +5114,10 @@ function classifyDerivation(drv) {
             return { problem: 'mixed' };
     if (kind === 'fixed' && (drv.outputs.length !== 1 || first.name !== 'out'))
         return { problem: 'fixed-not-one-out' };
+    // Nix's `Derivation::type()` (2.8 and 2.34), on import: "all floating outputs must use the same
+    // hash algorithm" (the method may differ).
+    if (kind === 'floating' && drv.outputs.some((o) => algorithmOf(o.hashAlgo) !== algorithmOf(first.hashAlgo)))
+        return { problem: 'floating-algos' };
     return { kind };
 }
 /** The kind of a derivation; a 'malformed' error naming `label` when it has none. */
