@@ -196,6 +196,7 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
       profileChanged: false,
       rollback: { from: 2, to: 1 },
       changes: { status: 'changed', previous: { generation: 2, system: systems['b'] }, system: systems['a'] },
+      lastActivation: [],
     });
 
     const backRun = await cli(['apply', '--rollback', '--profile', profile], store.runner);
@@ -311,6 +312,38 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))('applyPlan, Nix %
     // The record still names the plan that made generation 2.
     const record = JSON.parse(readFileSync(`${profile}.nix-plan.json`, 'utf8')) as { roots: string[] };
     expect(record.roots[0]).toMatch(/nixos-system-b-1\.0\.drv$/);
+  });
+
+  test('the next apply says first how the last activation ended, in text and --json; then nothing', async () => {
+    // The newest activation beside the profile is the failed switch of the test before.
+    const run = await cli(
+      ['apply', bundles['b'] ?? '', '--profile', profile, '--action', 'test', '--json'],
+      store.runner,
+    );
+    expect(run.code).toBe(0);
+    const esc = (x: string): string => x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const note = new RegExp(
+      `^${esc(profile)}: the last activation here \\(switch of ${esc(systems['bad'] ?? '')}, started \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\) ` +
+        'failed \\(switch-to-configuration exited with 1\\): the supervisor re-activated the generation before it$',
+    );
+    const warnings = run.err
+      .split('\n')
+      .filter((l) => l.startsWith('warning: ') && l.includes(' the last activation '))
+      .map((l) => l.slice('warning: '.length));
+    expect(warnings).toEqual([expect.stringMatching(note)]);
+    // Said before anything is activated.
+    expect(run.err.indexOf('the last activation here')).toBeLessThan(run.err.indexOf('activating '));
+    const result = JSON.parse(run.out) as { lastActivation: string[] };
+    expect(result.lastActivation).toEqual(warnings);
+    // That test (of the system generation 2 holds) is now the newest activation, and it ended as
+    // planned: nothing to say.
+    const again = await cli(
+      ['apply', bundles['b'] ?? '', '--profile', profile, '--action', 'dry-activate', '--json'],
+      store.runner,
+    );
+    expect(again.code).toBe(0);
+    expect(again.err).not.toContain('the last activation here');
+    expect((JSON.parse(again.out) as { lastActivation: string[] }).lastActivation).toEqual([]);
   });
 
   test("one private copy: the record's digest is of the bytes applied, and errors name the user's file", async () => {

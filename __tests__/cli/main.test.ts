@@ -407,6 +407,7 @@ describe('arguments reach the use cases', () => {
                 profileChanged: true,
                 generation: 3,
                 output: '',
+                lastActivation: [],
               };
             },
           },

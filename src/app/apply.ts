@@ -19,6 +19,7 @@ import { readChanges, type HostChanges } from './deploy/changes.js';
 import { privateBundle } from './private-copy.js';
 import type { FreshnessChecks } from './freshness.js';
 import { checkFreshness, RECORD_SUFFIX, recordFor, recordSeen } from './deploy/record.js';
+import { lastActivationNotes } from './deploy/last-activation.js';
 import { assignRoots, systemOfRoot } from './deploy/roots.js';
 import { rollBackHost } from './deploy/rollback.js';
 
@@ -101,6 +102,12 @@ export interface ApplyResult {
   readonly rollback?: { readonly from: number; readonly to: number } | undefined;
   /** What switch-to-configuration printed on standard output (a rollback; an activation streams it). */
   readonly output: string;
+  /**
+   * What was said, before activating, of how the newest activation kept beside the profile ended
+   * (reverted by the watchdog, failed, timed out, never finished, a `test` no generation names), as
+   * deploy says it per host; empty when it ended as planned or there was none.
+   */
+  readonly lastActivation: readonly string[];
 }
 
 /** The one system output of a realised plan (a NixOS plan has one root with output `out`). */
@@ -182,6 +189,14 @@ export async function applyPlan(
   )
     throw new NixPlanError('internal', `the plan built from '${label}' is not the plan read`);
   const program = localProgram(options, deps);
+  // How the last activation here ended, when not as planned, before this one changes anything.
+  const lastActivation = lastActivationNotes(
+    await program.probe(profile, deps.signal),
+    profile,
+    profile,
+    false,
+  );
+  for (const note of lastActivation) deps.log.warn(note);
   // What activating it changes — the profile's current generation → this system, package by
   // package — said before anything is activated, whatever the action, as deploy says it per host.
   const changes = await readChanges(
@@ -205,7 +220,7 @@ export async function applyPlan(
     },
     { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock },
   );
-  return applied(action, system, profile, outcome, changes, deps.log);
+  return { ...applied(action, system, profile, outcome, changes, deps.log), lastActivation };
 }
 
 /** This machine, as the host program sees a deploy's host (its store: `options.store`). */
@@ -223,7 +238,7 @@ function applied(
   outcome: ActivationOutcome,
   changes: HostChanges,
   log: Logger,
-): ApplyResult {
+): Omit<ApplyResult, 'lastActivation'> {
   if (outcome.report.recordFailed) log.warn(`could not write ${profile}${RECORD_SUFFIX}`);
   return {
     action,
@@ -257,7 +272,7 @@ async function rollBack(options: ApplyOptions, action: ApplyAction, deps: ApplyD
   const profile = resolve(options.profile);
   const program = localProgram(options, deps);
   const probe = await program.probe(profile, deps.signal);
-  const { step, changes, activation } = await rollBackHost(
+  const { step, changes, activation, lastActivation } = await rollBackHost(
     program,
     probe,
     {
@@ -278,5 +293,6 @@ async function rollBack(options: ApplyOptions, action: ApplyAction, deps: ApplyD
   return {
     ...applied(action, step.toSystem, profile, activation, changes, deps.log),
     rollback: { from: step.fromGeneration, to: step.to },
+    lastActivation,
   };
 }

@@ -129,6 +129,8 @@ export interface HostRollback {
   readonly step: RollbackStep;
   readonly changes: HostChanges;
   readonly activation: ActivationOutcome;
+  /** What was warned of the last activation before this one (lastActivationNotes). */
+  readonly lastActivation: readonly string[];
 }
 
 /**
@@ -146,7 +148,8 @@ export async function rollBackHost(
 ): Promise<HostRollback> {
   const step = rollbackStep(probe, request.label, request.profile);
   io.onStep?.(step);
-  for (const note of lastActivationNotes(probe, request.label, request.profile, true)) io.log.warn(note);
+  const lastActivation = lastActivationNotes(probe, request.label, request.profile, true);
+  for (const note of lastActivation) io.log.warn(note);
   io.log.info(
     `${request.label}: rolling back from generation ${step.fromGeneration} to ${step.to} (${request.action})`,
   );
@@ -177,5 +180,5 @@ export async function rollBackHost(
     },
     { log: io.log, output: io.output, clock: io.clock },
   );
-  return { step, changes, activation };
+  return { step, changes, activation, lastActivation };
 }
