@@ -13472,7 +13472,8 @@ function rolledBackRecord(bytes, step, at, where, log) {
 async function rollBackHost(program, probe, request, io) {
     const step = rollbackStep(probe, request.label, request.profile);
     io.onStep?.(step);
-    for (const note of lastActivationNotes(probe, request.label, request.profile, true))
+    const lastActivation = lastActivationNotes(probe, request.label, request.profile, true);
+    for (const note of lastActivation)
         io.log.warn(note);
     io.log.info(`${request.label}: rolling back from generation ${step.fromGeneration} to ${step.to} (${request.action})`);
     const changes = await readChanges(program, { profile: request.profile, out: step.toSystem, storeDir: probe.storeDir }, {
@@ -13494,12 +13495,13 @@ async function rollBackHost(program, probe, request, io) {
         record: persistent ? rolledBackRecord(probe.record, step, now, request.profile, io.log) : '',
         rollback: { to: step.to, from: step.from },
     }, { log: io.log, output: io.output, clock: io.clock });
-    return { step, changes, activation };
+    return { step, changes, activation, lastActivation };
 }
 
 ;// CONCATENATED MODULE: ./src/app/apply.ts
 // applyPlan: put a realised NixOS system plan into effect, as nixos-rebuild does: set the system
 // profile's generation, then run the system's `bin/switch-to-configuration`; or roll back one.
+
 
 
 
@@ -13583,6 +13585,10 @@ async function applyPlan(bundlePath, options, deps) {
         (realised.manifest !== undefined && realised.manifest.checksum !== manifest.checksum))
         throw new errors_NixPlanError('internal', `the plan built from '${label}' is not the plan read`);
     const program = localProgram(options, deps);
+    // How the last activation here ended, when not as planned, before this one changes anything.
+    const lastActivation = lastActivationNotes(await program.probe(profile, deps.signal), profile, profile, false);
+    for (const note of lastActivation)
+        deps.log.warn(note);
     // What activating it changes — the profile's current generation → this system, package by
     // package — said before anything is activated, whatever the action, as deploy says it per host.
     const changes = await readChanges(program, { profile, out: system, storeDir: manifest.storeDir }, { log: deps.log, output: deps.output ?? deps.nixLog });
@@ -13598,7 +13604,7 @@ async function applyPlan(bundlePath, options, deps) {
             ? JSON.stringify(recordFor(realised.manifest ?? manifest, digest, [root.drvPath], now))
             : '',
     }, { log: deps.log, output: deps.output ?? deps.nixLog, clock: deps.clock });
-    return applied(action, system, profile, outcome, changes, deps.log);
+    return { ...applied(action, system, profile, outcome, changes, deps.log), lastActivation };
 }
 /** This machine, as the host program sees a deploy's host (its store: `options.store`). */
 function localProgram(options, deps) {
@@ -13640,7 +13646,7 @@ async function apply_rollBack(options, action, deps) {
     const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
     const program = localProgram(options, deps);
     const probe = await program.probe(profile, deps.signal);
-    const { step, changes, activation } = await rollBackHost(program, probe, {
+    const { step, changes, activation, lastActivation } = await rollBackHost(program, probe, {
         label: profile,
         profile,
         action,
@@ -13656,6 +13662,7 @@ async function apply_rollBack(options, action, deps) {
     return {
         ...applied(action, step.toSystem, profile, activation, changes, deps.log),
         rollback: { from: step.fromGeneration, to: step.to },
+        lastActivation,
     };
 }
 
