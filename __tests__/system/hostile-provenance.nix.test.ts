@@ -33,6 +33,7 @@ import {
   formatSecretKey,
 } from '../../src/core/signing.js';
 import type { LastApplied } from '../../src/core/freshness.js';
+import { originMarkdown } from '../../src/core/provenance-view.js';
 import { bundleOf, encodeExport, narOfDirectory } from '../support/bundle-fixtures.js';
 import { forgeFile, splitBundle } from '../support/craft.js';
 import { nixVersions, ScratchStore, SYSTEM } from '../support/nix.js';
@@ -404,6 +405,79 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))(
         expect(ok).toContain('| trust | verified: signed by trusted key `beta-1` |');
         expect(ok).toContain(', input verified by `ci-1` (`sha256:');
         expect(ok).not.toContain('claim');
+        expect((await target.run('nix-store', ['--dump-db'])).stdout.toString()).toBe(before);
+      });
+
+      test('a key that signs a plan taken unproven does not make the records it copied read as checked', async () => {
+        // The forger's plan, its record naming ci, reaches a promoter that takes it with
+        // --no-check-sigs and signs the result with beta, a key the reader trusts. beta vouches that
+        // it took an unproven input (its own record says so); the record before it is still only
+        // what that input said, and must not read "input verified by ci" under beta's signature.
+        const mallory = secretKeyFromSeed('beta-1', sha256('a forger who named his key beta-1'));
+        const relocated = join(tmp, 'mallory-laundered-input.nixplan');
+        const malloryKey = join(tmp, 'mallory-2.sec');
+        writeFileSync(malloryKey, `${formatSecretKey(mallory)}\n`);
+        const r = await cli(
+          'relocate',
+          plans['unsigned']!,
+          '--to',
+          '/beta/store',
+          '-o',
+          relocated,
+          '--no-check-sigs',
+          '--sign-key',
+          malloryKey,
+        );
+        expect(r.code).toBe(0);
+        const record = {
+          digest: fileDigest(plans['new']!),
+          storeDir,
+          checksum: 'c'.repeat(64),
+          signedBy: [{ key: 'ci-1', fingerprint: keyFingerprint(publicKeyOf(ci)) }],
+          at: NEW,
+        };
+        const forged = forgeFile(
+          relocated,
+          join(tmp, 'forged-promotion-2.nixplan'),
+          (m) => ({ ...m, promotions: [record] }),
+          { keys: [mallory] },
+        );
+        const before = (await target.run('nix-store', ['--dump-db'])).stdout.toString();
+        const laundered = join(tmp, 'laundered.nixplan');
+        const promoted = await cli(
+          'relocate',
+          forged,
+          '--to',
+          '/gamma/store',
+          '-o',
+          laundered,
+          '--no-check-sigs',
+          '--sign-key',
+          keyFiles['beta.sec']!,
+        );
+        expect(promoted.code).toBe(0);
+        const v = await cli('verify', laundered, '--trusted-key', keyFiles['beta.pub']!);
+        expect(v.code).toBe(0);
+        expect(v.out).toContain('verified: signed by trusted key beta-1');
+        const manifest = splitBundle(readFileSync(laundered)).manifest as unknown as BundleManifest;
+        const md = realiseSummary({
+          manifest,
+          label: 'plan.nixplan',
+          shard: undefined,
+          outPaths: {},
+          timings: { fetchMs: 1, realiseMs: 2 },
+          trust: trustReportOf(manifest, [publicKeyOf(beta)]),
+        });
+        expect(md).toContain('| trust | verified: signed by trusted key `beta-1` |');
+        expect(md).toContain(', unverified claim: input verified by `ci-1` (`sha256:');
+        expect(md).toMatch(
+          /\| promotion 2 \| from `\/beta\/store` at `[^`]*`, input `sha256:[0-9a-f]{64}`, accepted NOT CHECKED/,
+        );
+        expect(md).not.toMatch(/, input verified by/);
+        // The promote job's own summary, of the plan it just signed: the same.
+        const own = originMarkdown(manifest, undefined, { signedHere: true });
+        expect(own).toContain(', unverified claim: input verified by `ci-1` (`sha256:');
+        expect(own).not.toMatch(/, input verified by/);
         expect((await target.run('nix-store', ['--dump-db'])).stdout.toString()).toBe(before);
       });
     });
