@@ -9787,10 +9787,19 @@ function originRows(manifest, trust, options = {}) {
     // input only as far as a key the reader trusts signed this plan. Otherwise anyone could have
     // written it (a forger with a key of their own names ci's key and fingerprint), and it is shown
     // as a claim, never in the words of a check.
+    // Each promotion copies the records before it from its input: a trusted signature on this plan
+    // vouches for those only as far back as every later promoter verified its input with a key. A
+    // record from before a promotion that took its input unproven (--no-check-sigs, or no key) is
+    // whatever that input said: a claim, however this plan is signed.
     const vouched = options.signedHere === true || (trust?.verifiedBy.length ?? 0) > 0;
+    let unproven = -1;
+    for (const [j, pr] of promotions.entries())
+        if (pr.noCheckSigs === true || pr.signedBy.length === 0)
+            unproven = j;
     for (const [i, pr] of promotions.entries()) {
         if (i < earlier)
             continue;
+        const claim = !vouched || i < unproven;
         const signers = pr.signedBy.slice(0, PROMOTION_SIGNERS_SHOWN);
         const more = pr.signedBy.length - signers.length;
         rows.push({
@@ -9807,7 +9816,7 @@ function originRows(manifest, trust, options = {}) {
                     : pr.signedBy.length === 0
                         ? [{ text: ', input not verified by any key' }]
                         : [
-                            { text: vouched ? ', input verified by ' : ', unverified claim: input verified by ' },
+                            { text: claim ? ', unverified claim: input verified by ' : ', input verified by ' },
                             ...signers.flatMap((s, j) => [
                                 ...(j > 0 ? [{ text: ', ' }] : []),
                                 { data: s.key },
