@@ -139,4 +139,38 @@ describeNix.each(versions.map((v) => [v.label, v] as const))('a hostile host, Ni
       expect(await local.validPaths()).toEqual(before);
     }
   }, 120_000);
+
+  test("a host's error kind is one of ours: one named after Object's own members is the host's error", async () => {
+    for (const kind of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const evil = new HostileHost({ probe: () => `@nix-plan error ${kind} refused\n` });
+      const good = new HostileHost({ probe });
+      const before = await local.validPaths();
+      const result = await deployPlan(
+        plan,
+        {
+          hosts: [{ target: { host: 'evil' } }, { target: { host: 'good' } }],
+          profile: '/nix/var/nix/profiles/system',
+          trustedKeys: [key.publicKey],
+          action: 'push',
+          keepGoing: true,
+        },
+        {
+          runner: local.runner,
+          log: silentLogger,
+          shellFor: (t) => (t.host === 'evil' ? evil : good),
+        },
+      );
+      expect(result.ok).toBe(false);
+      // A code the exit codes and --json know (a function or an object was neither).
+      expect({ kind, error: result.hosts[0]?.error }).toEqual({
+        kind,
+        error: { code: 'host', message: 'evil: refused' },
+      });
+      expect(JSON.parse(JSON.stringify(result.hosts[0]?.error))).toEqual({
+        code: 'host',
+        message: 'evil: refused',
+      });
+      expect(await local.validPaths()).toEqual(before);
+    }
+  }, 120_000);
 });
