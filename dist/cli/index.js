@@ -9355,7 +9355,8 @@ class HostProgram {
             nix: this.shell.remote ? 'host' : 'nix',
             build: this.shell.remote ? 'host' : 'nix',
         };
-        return new errors_NixPlanError(codes[kind] ?? 'host', where);
+        // The kind is the host's word: only our own keys, not `constructor` or `__proto__`.
+        return new errors_NixPlanError(Object.hasOwn(codes, kind) ? codes[kind] : 'host', where);
     }
     /** Throws for a refusal or a session that ended without `end`; returns the markers otherwise. */
     check(result, what) {
