@@ -544,10 +544,26 @@ describe('exit codes', () => {
           expect(exit).toBe(exitCodeFor(new NixPlanError(code, '')));
           expect(io.err()).toContain(`nix-plan ${name}: error: it failed: ${code}`);
           expect(io.err()).not.toMatch(/\n\s+at /);
+          // A refusal of what the arguments ask for (exit 2 included) is not followed by --help.
+          expect(io.err()).not.toContain('--help');
         },
       ),
       { numRuns: 60 },
     );
+  });
+
+  test('an argument error, in every command, is followed by the hint to its --help', async () => {
+    for (const command of COMMANDS) {
+      const io = capture();
+      const { useCases, calls } = recorder();
+      expect(await main([command.name, '--no-such-option'], { io, useCases })).toBe(ExitCode.usage);
+      expect(io.err()).toMatch(
+        new RegExp(
+          `^nix-plan ${command.name}: error: .*'--no-such-option'\\nTry 'nix-plan ${command.name} --help'\\.\\n$`,
+        ),
+      );
+      expect(calls).toEqual([]);
+    }
   });
 
   test('an unexpected exception is internal and says it is a bug', async () => {

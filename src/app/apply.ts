@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { BundleManifest, BundleRoot } from '../core/bundle/manifest.js';
 import { readBundleHead } from '../core/bundle/index.js';
-import { NixPlanError } from '../core/errors.js';
+import { ArgumentError, NixPlanError } from '../core/errors.js';
 import { HostProgram } from '../nix/host-program.js';
 import { LocalHost } from '../nix/ssh.js';
 import type { Deps, Logger } from './deps.js';
@@ -142,12 +142,9 @@ export async function applyPlan(
 ): Promise<ApplyResult> {
   const action = options.action ?? 'switch';
   if (!APPLY_ACTIONS.includes(action))
-    throw new NixPlanError(
-      'usage',
-      `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`,
-    );
+    throw new ArgumentError(`unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
   if (options.rollback === true) return rollBack(options, action, deps);
-  if (bundlePath === undefined) throw new NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+  if (bundlePath === undefined) throw new ArgumentError('apply needs a plan bundle (or --rollback)');
   const profile = resolve(options.profile);
   const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
   const now = deps.now?.() ?? new Date();

@@ -2,7 +2,7 @@
 // usage errors that name the option and the accepted values.
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
-import { NixPlanError } from '../core/errors.js';
+import { ArgumentError, NixPlanError } from '../core/errors.js';
 import { parsePublicKey, parseSecretKey } from '../core/signing.js';
 
 /** One option of a command, with its help text. */
@@ -29,9 +29,9 @@ export interface ParsedArgs {
   readonly rest: readonly string[];
 }
 
-/** Throws a usage error. */
+/** A usage error about the arguments (followed by the hint to `--help`). */
 export function usageError(message: string): NixPlanError {
-  return new NixPlanError('usage', message);
+  return new ArgumentError(message);
 }
 
 /** Parses `argv` against `specs`; unknown options and missing values become usage errors. */

@@ -1,7 +1,7 @@
 // The `nix-plan` command line: picks the subcommand, runs it, and turns every outcome into output
 // and a documented exit code. Everything process-facing is injected, so tests call `main` directly.
 import * as zlib from 'node:zlib';
-import { interruption, stringifyError, NixPlanError } from '../core/errors.js';
+import { ArgumentError, interruption, stringifyError, NixPlanError } from '../core/errors.js';
 import { escapeTerminal } from '../core/text.js';
 import { AbortableRunner, ProcessRunner, type CommandRunner } from '../nix/runner.js';
 import { abortOnStopSignals, type SignalSource } from './signals.js';
@@ -135,7 +135,8 @@ export async function main(argv: readonly string[], options: CliOptions = {}): P
     io.stderr.write(
       `nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`,
     );
-    if (code === ExitCode.usage) io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
+    // Only after a mistake in the arguments: a refusal of what they ask for is not helped by --help.
+    if (error instanceof ArgumentError) io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
     if (!(error instanceof NixPlanError) && !controller.signal.aborted) {
       io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
       if (verbosity.verbose && error instanceof Error && error.stack !== undefined)

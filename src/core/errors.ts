@@ -31,6 +31,18 @@ export class NixPlanError extends Error {
   }
 }
 
+/**
+ * A usage error about the arguments themselves (an option or operand missing, malformed, unknown
+ * or in conflict with another), as opposed to a refusal of what they ask for (nothing to roll
+ * back, not a NixOS system): only after these does the command line point to `--help`.
+ */
+export class ArgumentError extends NixPlanError {
+  override readonly name = 'ArgumentError';
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
+
 /** A byte format is broken at a known offset. */
 export class MalformedError extends NixPlanError {
   override readonly name = 'MalformedError';

@@ -5,7 +5,7 @@ import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { checkSignatures } from '../../core/bundle/policy.js';
 import { trustReportOf, trustStatus, type TrustReport } from '../../core/bundle/trust-report.js';
 import { parsePublicKey } from '../../core/signing.js';
-import { NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.js';
+import { ArgumentError, NixPlanError, stringifyError, type ErrorCode } from '../../core/errors.js';
 import { optionName, optionSet } from '../../core/option-names.js';
 import { HostProgram } from '../../nix/host-program.js';
 import { generationOf } from '../../nix/profile.js';
@@ -68,18 +68,17 @@ export function checkHosts(
 ): { readonly names: string[]; readonly profile: string } {
   const spelling = options.optionNames;
   if (options.hosts.length === 0)
-    throw new NixPlanError('usage', `${command} needs at least one ${optionName(spelling, 'host')}`);
+    throw new ArgumentError(`${command} needs at least one ${optionName(spelling, 'host')}`);
   const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
   const dup = names.find((n, i) => names.indexOf(n) !== i);
-  if (dup !== undefined) throw new NixPlanError('usage', `host '${dup}' is given twice`);
+  if (dup !== undefined) throw new ArgumentError(`host '${dup}' is given twice`);
   const profile = options.profile ?? DEFAULT_PROFILE;
   if (profile === '' || profile.includes('\0'))
-    throw new NixPlanError('usage', `${optionName(spelling, 'profile')} must be a path`);
+    throw new ArgumentError(`${optionName(spelling, 'profile')} must be a path`);
   // A relative profile is taken from $HOME on the host, and under sudo that is whatever home sudo
   // sets (root's by default, the login's where sudoers keeps HOME): not one path to name.
   if (options.useSudo === true && !profile.startsWith('/'))
-    throw new NixPlanError(
-      'usage',
+    throw new ArgumentError(
       `${optionName(spelling, 'profile')} '${profile}' is relative: with ${optionSet(spelling, 'useSudo')} give an absolute path ` +
         "(a relative one would be taken from the home sudo chooses, not the login's)",
     );
