@@ -260,12 +260,22 @@ describe('how a rollback is shown', () => {
         name: 'db',
         target: 'root@d',
         action: 'switch',
-        outcome: 'rolled-back',
+        outcome: 'reverted',
         generation: 7,
         previousGeneration: 7,
         rollback: { from: 7, to: 6 },
         seconds: 2,
         error: { code: 'activation', message: 'switch-to-configuration switch exited with 1: …' },
+      },
+      {
+        name: 'cache',
+        target: 'root@c',
+        action: 'switch',
+        outcome: 'needs-attention',
+        generation: 5,
+        rollback: { from: 5, to: 4 },
+        seconds: 3,
+        error: { code: 'attention', message: 'switch-to-configuration switch exited with 1: …' },
       },
       {
         name: 'mail',
@@ -281,10 +291,11 @@ describe('how a rollback is shown', () => {
   test('the table says which generation each host went back to', () => {
     expect(formatDeploy(result)).toBe(
       [
-        'HOST  GENERATION  RESULT                      TIME',
-        'web   3 (was 4)   rolled back to 3, switched  4.3 s',
-        'db    7           FAILED, rolled back         2.0 s',
-        'mail  -           FAILED                      0.3 s',
+        'HOST   GENERATION  RESULT                            TIME',
+        'web    3 (was 4)   rolled back to 3, switched        4.3 s',
+        'db     7           rollback FAILED, 7 re-activated   2.0 s',
+        'cache  5           rollback FAILED, NEEDS ATTENTION  3.0 s',
+        'mail   -           FAILED                            0.3 s',
         '',
       ].join('\n'),
     );
@@ -311,6 +322,9 @@ describe('how a rollback is shown', () => {
     expect(md).toContain('- `db`: **not rolled back** (from generation 7 to 6 was tried)');
     expect(md).toContain('- `mail`: **not rolled back**');
     expect(md).toMatch(/\| web \| 3 \(was 4\) \| ✅ switched \|/);
+    // A rollback that failed and was undone never reads as a host rolled back.
+    expect(md).toContain('| db | 7 | ❌ rollback failed, 7 re-activated | 2.0 s |');
+    expect(md).toContain('| cache | 5 | 🚨 rollback failed, needs attention | 3.0 s |');
     expect(md).toContain('### Failures');
   });
 });

@@ -1057,8 +1057,17 @@ describeSsh('nix-plan deploy over SSH', () => {
       const linksBefore = links(s().profile);
       s().control.reset();
       s().control.mode(labelOf(n - 1), 'fail');
-      const run = await rollback();
+      const run = await rollback('--json');
       expect(run.code).toBe(13);
+      // Not rolled back: the outcome is never the one of a deploy that was rolled back.
+      expect((JSON.parse(run.stdout) as { hosts: Record<string, unknown>[] }).hosts).toEqual([
+        expect.objectContaining({
+          outcome: 'reverted',
+          generation: n,
+          rollback: { from: n, to: n - 1 },
+          error: expect.objectContaining({ code: 'activation' }) as unknown,
+        }),
+      ]);
       expect(run.stderr).toMatch(
         new RegExp(
           `switch-to-configuration switch exited with 1: re-activated the generation rolled back from ${n}; the current generation is ${n}`,

@@ -729,15 +729,35 @@ describe('output', () => {
           seconds: 8.1,
           error: { code: 'activation', message: 'x' },
         },
+        {
+          name: 'new',
+          target: 'root@n',
+          action: 'switch',
+          outcome: 'rolled-back',
+          seconds: 3,
+          error: { code: 'activation', message: 'x' },
+        },
+        {
+          name: 'cache',
+          target: 'root@c',
+          action: 'switch',
+          outcome: 'needs-attention',
+          generation: 4,
+          seconds: 5,
+          error: { code: 'attention', message: 'x' },
+        },
         { name: 'mail', target: 'root@m', action: 'switch', outcome: 'skipped', seconds: 0 },
       ],
     };
+    // A failed host's result says where it was left: rolled back to which generation, or undone.
     expect(formatDeploy(result)).toBe(
       [
-        'HOST  GENERATION  RESULT               TIME',
-        'web   3 (was 2)   switched             12.3 s',
-        'db    7           FAILED, rolled back  8.1 s',
-        'mail  -           skipped              -',
+        'HOST   GENERATION  RESULT                                    TIME',
+        'web    3 (was 2)   switched                                  12.3 s',
+        'db     7           FAILED, rolled back to 7                  8.1 s',
+        'new    -           FAILED, undone (no generation before it)  3.0 s',
+        'cache  4           FAILED, NEEDS ATTENTION                   5.0 s',
+        'mail   -           skipped                                   -',
         '',
       ].join('\n'),
     );
@@ -978,7 +998,7 @@ describe('the deploy action settings', () => {
       ],
     });
     expect(md).toContain('| web | 3 (was 2) | ✅ switched | 1.5 s | `/nix/store/x-nixos-system-web` |');
-    expect(md).toContain('| db | 7 | ❌ failed, rolled back | 2.0 s |');
+    expect(md).toContain('| db | 7 | ❌ failed, rolled back to 7 | 2.0 s |');
     // The message quotes the host's output: escaped, on one line.
     expect(md).toContain('- `db`: `switch-to-configuration switch exited with 1: <img src=x> \\e[2J @here`');
     // What changes on web, for the reviewer: the generation replaced, counts, version changes.

@@ -575,7 +575,7 @@ describe('the actions end to end', () => {
         expect(failed.summary).toContain('## nix-plan deploy: `next.nixplan`');
         // The row names the system the host runs now (the old one), never the plan's.
         const row = failed.summary.split('\n').find((l) => l.startsWith('| e2e |')) ?? '';
-        expect(row).toMatch(/^\| e2e \| 2 \| ❌ failed, rolled back \| /);
+        expect(row).toMatch(/^\| e2e \| 2 \| ❌ failed, rolled back to 2 \| /);
         expect(row).toContain(working);
         expect(row).not.toContain(String(outcome.hosts[0]?.['system']));
         expect(failed.summary).toMatch(

@@ -63,6 +63,7 @@ const OUTCOME_TEXT: Record<HostResult['outcome'], string> = {
   tested: '✅ tested',
   'dry-activated': '✅ dry-activated',
   'rolled-back': '❌ failed, rolled back',
+  reverted: '❌ rollback failed, undone',
   failed: '❌ failed',
   'needs-attention': '🚨 failed, needs attention',
   skipped: '⏭️ skipped',
@@ -108,6 +109,22 @@ export function changesSection(h: HostResult, c: HostChanges, budget: number): s
   return parts.join('');
 }
 
+/**
+ * A host's result, saying where a failed one was left (as the command line's table does): a
+ * deploy rolled back to generation N, or undone with no generation before it; a rollback that
+ * failed and was undone, back on the generation it went back from; one that needs attention.
+ */
+function outcomeText(h: HostResult): string {
+  const g = h.generation;
+  if (h.outcome === 'rolled-back')
+    return g === undefined ? '❌ failed, undone (no generation before it)' : `❌ failed, rolled back to ${g}`;
+  if (h.outcome === 'reverted')
+    return g === undefined ? OUTCOME_TEXT.reverted : `❌ rollback failed, ${g} re-activated`;
+  if (h.outcome === 'needs-attention' && h.rollback !== undefined)
+    return '🚨 rollback failed, needs attention';
+  return OUTCOME_TEXT[h.outcome];
+}
+
 /** Outcomes where the plan's system is what the host got (pushed, built, or activated). */
 const GOT_THE_PLAN: ReadonlySet<HostResult['outcome']> = new Set([
   'pushed',
@@ -136,7 +153,7 @@ function hostSections(hosts: readonly HostResult[]): string[] {
     h.generation === undefined
       ? '–'
       : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
-    OUTCOME_TEXT[h.outcome],
+    outcomeText(h),
     h.outcome === 'skipped' ? '–' : formatMs(h.seconds * 1000),
     systemCell(h),
   ]);

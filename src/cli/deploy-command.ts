@@ -60,10 +60,27 @@ const RESULT_WORDS: Record<HostResult['outcome'], string> = {
   tested: 'tested',
   'dry-activated': 'dry-activated',
   'rolled-back': 'FAILED, rolled back',
+  reverted: 'rollback FAILED, undone',
   failed: 'FAILED',
   'needs-attention': 'FAILED, NEEDS ATTENTION',
   skipped: 'skipped',
 };
+
+/**
+ * A failed host's result, saying where it was left: a deploy rolled back to generation N (or
+ * undone with no generation before it), a rollback that failed and was undone (back on the
+ * generation it went back from), or one that needs attention — so that a failed rollback never
+ * reads as a host rolled back.
+ */
+export function failureWords(h: Pick<HostResult, 'outcome' | 'generation' | 'rollback'>): string {
+  const g = h.generation;
+  if (h.outcome === 'rolled-back')
+    return g === undefined ? 'FAILED, undone (no generation before it)' : `FAILED, rolled back to ${g}`;
+  if (h.outcome === 'reverted')
+    return g === undefined ? 'rollback FAILED, undone' : `rollback FAILED, ${g} re-activated`;
+  if (h.outcome === 'needs-attention' && h.rollback !== undefined) return 'rollback FAILED, NEEDS ATTENTION';
+  return RESULT_WORDS[h.outcome];
+}
 
 /**
  * What a rollback did, in the table: `switch` and `boot` went back to generation N; `test` and
@@ -85,7 +102,7 @@ export function formatDeploy(result: Pick<DeployResult | RollbackResult, 'hosts'
       : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
     h.rollback !== undefined && h.error === undefined && h.outcome !== 'skipped'
       ? rollbackWords(h.action, h.rollback.to)
-      : RESULT_WORDS[h.outcome],
+      : failureWords(h),
     h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
   ]);
   const header = ['HOST', 'GENERATION', 'RESULT', 'TIME'];

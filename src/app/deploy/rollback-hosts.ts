@@ -79,6 +79,8 @@ export async function deployRollback(options: RollbackOptions, deps: DeployDeps)
             rollback: { from: step.fromGeneration, to: step.to },
           }),
           ...failure,
+          // The rollback was undone, not done: never the outcome a deploy that was rolled back has.
+          ...(failure.outcome === 'rolled-back' && { outcome: 'reverted' as const }),
           changes,
           seconds: (performance.now() - started) / 1000,
         };

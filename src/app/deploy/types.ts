@@ -57,7 +57,11 @@ export interface DeployOptions extends FreshnessChecks {
   readonly digest?: string | undefined;
 }
 
-/** How a host ended. */
+/**
+ * How a host ended. `rolled-back`: a deploy's activation failed and the generation before it was
+ * re-activated (or, with none, the new one removed); `reverted`: a rollback's activation failed
+ * and the generation it went back from was re-activated, so the host was not rolled back.
+ */
 export type HostOutcome =
   | 'pushed'
   | 'switched'
@@ -65,6 +69,7 @@ export type HostOutcome =
   | 'tested'
   | 'dry-activated'
   | 'rolled-back'
+  | 'reverted'
   | 'failed'
   | 'needs-attention'
   | 'skipped';
