@@ -26,6 +26,17 @@ class errors_NixPlanError extends Error {
         this.code = code;
     }
 }
+/**
+ * A usage error about the arguments themselves (an option or operand missing, malformed, unknown
+ * or in conflict with another), as opposed to a refusal of what they ask for (nothing to roll
+ * back, not a NixOS system): only after these does the command line point to `--help`.
+ */
+class ArgumentError extends errors_NixPlanError {
+    name = 'ArgumentError';
+    constructor(message) {
+        super('usage', message);
+    }
+}
 /** A byte format is broken at a known offset. */
 class MalformedError extends errors_NixPlanError {
     what;
@@ -624,9 +635,9 @@ function signing_checkDetached(message, signature, trusted) {
 
 
 
-/** Throws a usage error. */
+/** A usage error about the arguments (followed by the hint to `--help`). */
 function usageError(message) {
-    return new errors_NixPlanError('usage', message);
+    return new ArgumentError(message);
 }
 /** Parses `argv` against `specs`; unknown options and missing values become usage errors. */
 function parseCommandArgs(argv, specs) {
@@ -12429,18 +12440,18 @@ function failedOutcome(code) {
 function checkHosts(options, command) {
     const spelling = options.optionNames;
     if (options.hosts.length === 0)
-        throw new errors_NixPlanError('usage', `${command} needs at least one ${optionName(spelling, 'host')}`);
+        throw new ArgumentError(`${command} needs at least one ${optionName(spelling, 'host')}`);
     const names = options.hosts.map((h) => h.name ?? formatSshTarget(h.target));
     const dup = names.find((n, i) => names.indexOf(n) !== i);
     if (dup !== undefined)
-        throw new errors_NixPlanError('usage', `host '${dup}' is given twice`);
+        throw new ArgumentError(`host '${dup}' is given twice`);
     const profile = options.profile ?? DEFAULT_PROFILE;
     if (profile === '' || profile.includes('\0'))
-        throw new errors_NixPlanError('usage', `${optionName(spelling, 'profile')} must be a path`);
+        throw new ArgumentError(`${optionName(spelling, 'profile')} must be a path`);
     // A relative profile is taken from $HOME on the host, and under sudo that is whatever home sudo
     // sets (root's by default, the login's where sudoers keeps HOME): not one path to name.
     if (options.useSudo === true && !profile.startsWith('/'))
-        throw new errors_NixPlanError('usage', `${optionName(spelling, 'profile')} '${profile}' is relative: with ${optionSet(spelling, 'useSudo')} give an absolute path ` +
+        throw new ArgumentError(`${optionName(spelling, 'profile')} '${profile}' is relative: with ${optionSet(spelling, 'useSudo')} give an absolute path ` +
             "(a relative one would be taken from the home sudo chooses, not the login's)");
     return { names, profile };
 }
@@ -12787,10 +12798,27 @@ const RESULT_WORDS = {
     tested: 'tested',
     'dry-activated': 'dry-activated',
     'rolled-back': 'FAILED, rolled back',
+    reverted: 'rollback FAILED, undone',
     failed: 'FAILED',
     'needs-attention': 'FAILED, NEEDS ATTENTION',
     skipped: 'skipped',
 };
+/**
+ * A failed host's result, saying where it was left: a deploy rolled back to generation N (or
+ * undone with no generation before it), a rollback that failed and was undone (back on the
+ * generation it went back from), or one that needs attention — so that a failed rollback never
+ * reads as a host rolled back.
+ */
+function failureWords(h) {
+    const g = h.generation;
+    if (h.outcome === 'rolled-back')
+        return g === undefined ? 'FAILED, undone (no generation before it)' : `FAILED, rolled back to ${g}`;
+    if (h.outcome === 'reverted')
+        return g === undefined ? 'rollback FAILED, undone' : `rollback FAILED, ${g} re-activated`;
+    if (h.outcome === 'needs-attention' && h.rollback !== undefined)
+        return 'rollback FAILED, NEEDS ATTENTION';
+    return RESULT_WORDS[h.outcome];
+}
 /**
  * What a rollback did, in the table: `switch` and `boot` went back to generation N; `test` and
  * `dry-activate` only ran its script and left the profile where it was.
@@ -12813,7 +12841,7 @@ function formatDeploy(result) {
             : `${h.generation}${h.previousGeneration !== undefined && h.previousGeneration !== h.generation ? ` (was ${h.previousGeneration})` : ''}`,
         h.rollback !== undefined && h.error === undefined && h.outcome !== 'skipped'
             ? rollbackWords(h.action, h.rollback.to)
-            : RESULT_WORDS[h.outcome],
+            : failureWords(h),
         h.outcome === 'skipped' ? '-' : `${h.seconds.toFixed(1)} s`,
     ]);
     const header = ['HOST', 'GENERATION', 'RESULT', 'TIME'];
@@ -13552,11 +13580,11 @@ function systemOutput(realised) {
 async function applyPlan(bundlePath, options, deps) {
     const action = options.action ?? 'switch';
     if (!APPLY_ACTIONS.includes(action))
-        throw new errors_NixPlanError('usage', `unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
+        throw new ArgumentError(`unknown action '${String(action)}'; use one of ${APPLY_ACTIONS.join(', ')}`);
     if (options.rollback === true)
         return apply_rollBack(options, action, deps);
     if (bundlePath === undefined)
-        throw new errors_NixPlanError('usage', 'apply needs a plan bundle (or --rollback)');
+        throw new ArgumentError('apply needs a plan bundle (or --rollback)');
     const profile = (0,external_node_path_namespaceObject.resolve)(options.profile);
     const record = await readRecord(`${profile}${RECORD_SUFFIX}`);
     const now = deps.now?.() ?? new Date();
@@ -14726,6 +14754,8 @@ async function deployRollback(options, deps) {
                     rollback: { from: step.fromGeneration, to: step.to },
                 }),
                 ...failure,
+                // The rollback was undone, not done: never the outcome a deploy that was rolled back has.
+                ...(failure.outcome === 'rolled-back' && { outcome: 'reverted' }),
                 changes,
                 seconds: (performance.now() - started) / 1000,
             };
@@ -19195,7 +19225,8 @@ async function main(argv, options = {}) {
         const code = exitCodeFor(controller.signal.aborted ? interruption(controller.signal) : error);
         // An error may quote the bundle (a path, a field): its control characters are made visible.
         io.stderr.write(`nix-plan ${command.name}: error: ${escapeTerminal(stringifyError(error), { multiline: true })}\n`);
-        if (code === ExitCode.usage)
+        // Only after a mistake in the arguments: a refusal of what they ask for is not helped by --help.
+        if (error instanceof ArgumentError)
             io.stderr.write(`Try 'nix-plan ${command.name} --help'.\n`);
         if (!(error instanceof errors_NixPlanError) && !controller.signal.aborted) {
             io.stderr.write('This is a bug in nix-plan; please report it with the output of --verbose.\n');
