@@ -214,14 +214,19 @@ export class SshServer {
       join(d, 'known_hosts'),
       [...this.ports.values()].map((p) => `[127.0.0.1]:${p} ${hostKey}\n`).join(''),
     );
-    // Records which phase each session ran, then runs the command as sshd would have.
+    // Records which phase each session ran, then runs the command as sshd would have: without
+    // SSH_ORIGINAL_COMMAND in its environment, which a host has only under a ForceCommand. (Nix's
+    // garbage collector takes every store path in a process's environment as a root: left there,
+    // the command's arguments would be kept alive for the whole session as on no real host.)
     writeFileSync(
       join(d, 'session.sh'),
       [
         '#!/bin/sh',
         `phase=$(printf '%s\\n' "$SSH_ORIGINAL_COMMAND" | grep -o 'nix-plan-host [a-z-]*' | tail -n 1)`,
         `printf '%s\\n' "\${phase:-$SSH_ORIGINAL_COMMAND}" >> ${d}/sessions.log`,
-        'exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"',
+        'cmd=$SSH_ORIGINAL_COMMAND',
+        'unset SSH_ORIGINAL_COMMAND',
+        'exec "$SHELL" -c "$cmd"',
         '',
       ].join('\n'),
     );
