@@ -94,9 +94,17 @@ report() {
   say end
 }
 
-# Builds DRV (when given) and checks that it gave the system OUT, valid and a NixOS system.
+# Builds DRV (when given) and checks that it gave the system OUT, valid and a NixOS system. With
+# the deploy's roots open ($rdir), the system is rooted there ($rdir/system, its other outputs
+# $rdir/system-NAME) as Nix builds it, and OUT given without DRV is rooted there too.
 realise_system() {
-  if [ -n "$1" ]; then
+  if [ -n "$1" ] && [ -n "$rdir" ]; then
+    store_path_arg "$1"
+    nix-store --realise --add-root "$rdir/system" --indirect "$1" > /dev/null ||
+      fail build "nix-store --realise $1 failed"
+    built=$(abs_link "$rdir/system")
+    [ "$built" = "$2" ] || fail build "building $1 gave '$built', not $2"
+  elif [ -n "$1" ]; then
     built=$(nix-store --realise "$1") || fail build "nix-store --realise $1 failed"
     case "
 $built
@@ -108,6 +116,11 @@ $2
     esac
   fi
   nix-store --check-validity "$2" 2> /dev/null || fail build "$2 is not valid in the host's store"
+  if [ -z "$1" ] && [ -n "$rdir" ]; then
+    store_path_arg "$2"
+    root_path "$2" system
+  fi
+  [ -n "$rdir" ] && roots_touch
   [ -x "$2/bin/switch-to-configuration" ] ||
     fail shape "$2 has no executable bin/switch-to-configuration: it is not a NixOS system"
 }
@@ -128,6 +141,7 @@ list_closure() {
 # profile's current generation and system and the runtime closures of both systems.
 closure() {
   profile=$(resolve_profile "$1")
+  [ -n "$4" ] && open_roots "$1" "$4"
   realise_system "$2" "$3"
   umask 077
   tmp=$(mktemp -d "$(tmpbase)/nix-plan-closure.$$.XXXXXX" 2> /dev/null) ||
@@ -159,10 +173,13 @@ activate() {
   shift 9
   to=$1
   from=$2
+  # The deploy's roots (host-roots.ts), when it has them.
+  roots_id=$3
   case $to in *[!0-9]*) fail usage "bad generation '$to'" ;; esac
   case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
   case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
   case $limit in *[!0-9]* | '') fail usage "bad activation timeout '$limit'" ;; esac
+  [ -n "$roots_id" ] && open_roots "$profile" "$roots_id"
   realise_system "$drv" "$out"
   if [ "$action" = dry-activate ]; then
     umask 077
@@ -170,6 +187,7 @@ activate() {
     trap 'rm -rf "$timer"' EXIT
     run_limited "$out" dry-activate "$limit" "$timer/timed-out" < /dev/null 1>&2
     rc=$?
+    drop_roots
     if [ -e "$timer/timed-out" ]; then say timed-out "$limit"; fi
     say switch-rc "$rc"
     say state dry-activated
@@ -225,6 +243,9 @@ $(basename "$new")
       *) created=1 ;;
     esac
   fi
+  # From here the profile holds the new system (switch, boot) or it is being switched to (test):
+  # the deploy's roots have done their work.
+  drop_roots
   act="$state/act-$id"
   mkdir "$act" || fail host "cannot create $act"
   systemd=0

@@ -88,11 +88,27 @@ export interface ActivateArgs {
   /** Seconds switch-to-configuration may run before it is stopped and the switch undone (0: no limit). */
   readonly activationTimeout: number;
   /**
+   * The deploy's id whose roots (host-roots.ts) keep the system built here alive until the deploy
+   * ends (see HostProgram.release); undefined: none are made.
+   */
+  readonly roots?: string | undefined;
+  /**
    * A rollback: the existing generation to go back to (its number; `out` is its system) and the
    * current generation's link as the probe saw it. The profile is switched to that generation
    * (switch/boot), no new one is made; the host refuses if either changed meanwhile.
    */
   readonly rollback?: { readonly to: number; readonly from: string } | undefined;
+}
+
+/** What a deploy roots on the host as it imports (see HostProgram.receive). */
+export interface HostRoots {
+  readonly profile: string;
+  /** The deploy's id, [A-Za-z0-9-]. */
+  readonly id: string;
+  /** The derivation to root (the host builds it). */
+  readonly drvPath?: string | undefined;
+  /** The system to root when it is valid after the import (built elsewhere). */
+  readonly out?: string | undefined;
 }
 
 /** The phases of the host program on one host. */
@@ -243,9 +259,13 @@ export class HostProgram {
   async receive(
     input: HostInput,
     expected: { size: number; sha256: string; encoding: 'raw' | 'zstd' },
-    output: PhaseOutput & { readonly verified?: Promise<unknown> | undefined } = {},
+    output: PhaseOutput & {
+      readonly verified?: Promise<unknown> | undefined;
+      /** Root what is imported for deploy `id` (see release): `drvPath`, else the system `out`. */
+      readonly roots?: HostRoots | undefined;
+    } = {},
   ): Promise<{ imported: number }> {
-    const { verified } = output;
+    const { verified, roots } = output;
     if (verified !== undefined && input instanceof FileInput)
       throw new NixPlanError('internal', 'a plan sent before it is verified cannot be a file');
     const result = await this.run(
@@ -254,7 +274,8 @@ export class HostProgram {
         String(expected.size),
         expected.sha256,
         expected.encoding,
-        ...(verified === undefined ? [] : [GO_SIGNAL]),
+        ...(verified === undefined && roots === undefined ? [] : [verified === undefined ? '' : GO_SIGNAL]),
+        ...(roots === undefined ? [] : [roots.profile, roots.id, roots.drvPath ?? '', roots.out ?? '']),
       ],
       {
         input: verified === undefined || input instanceof FileInput ? input : thenGo(input, verified),
@@ -301,10 +322,23 @@ export class HostProgram {
    * --size`). Every line is checked against `storeDir`; more than HOST_OUTPUT_LIMIT bytes is refused.
    */
   async closures(
-    args: { profile: string; drvPath?: string | undefined; out: string; storeDir: string },
+    args: {
+      profile: string;
+      drvPath?: string | undefined;
+      out: string;
+      storeDir: string;
+      /** The deploy whose roots keep the system built alive (see release). */
+      roots?: string | undefined;
+    },
     output: PhaseOutput = {},
   ): Promise<HostClosures> {
-    const result = await this.run('closure', [args.profile, args.drvPath ?? '', args.out], {
+    const argv = [
+      args.profile,
+      args.drvPath ?? '',
+      args.out,
+      ...(args.roots === undefined ? [] : [args.roots]),
+    ];
+    const result = await this.run('closure', argv, {
       onStderr: output.onOutput,
       signal: output.signal,
     });
@@ -334,10 +368,20 @@ export class HostProgram {
         String(args.activationTimeout),
         args.rollback === undefined ? '' : String(args.rollback.to),
         args.rollback?.from ?? '',
+        args.roots ?? '',
       ],
       { onStderr: output.onOutput, signal: output.signal },
     );
     return activationReport(this.check(result, 'the activation'));
+  }
+
+  /**
+   * The deploy `id` to `profile` is over, whatever its result: the host removes its roots, and
+   * those of deploys to `profile` that were cut off (no session for ROOTS_STALE_SECONDS).
+   */
+  async release(profile: string, id: string, signal?: AbortSignal): Promise<void> {
+    if (!/^[A-Za-z0-9-]+$/.test(id)) throw new NixPlanError('internal', `bad deploy id '${id}'`);
+    this.check(await this.run('release', [profile, id], { signal }), 'the release of its roots');
   }
 
   /**

@@ -10,6 +10,7 @@
 // that activate it in host-activation.ts, the supervisor activation leaves behind in
 // host-supervisor.ts.
 import { ACTIVATION_PHASES } from './host-activation.js';
+import { ROOTS_FUNCTIONS } from './host-roots.js';
 import { TRANSFER_PHASES } from './host-transfer.js';
 
 /** The name the program runs under (`$0`): how a host's process list and logs show it. */
@@ -24,6 +25,7 @@ trap '' PIPE
 nl='
 '
 cr=$(printf '\r')
+rdir=
 # One answer per line: a value holding a line break (a profile link's target can) would be read as
 # answers of its own, so the session ends refusing it instead.
 say() {
@@ -117,9 +119,12 @@ probe() {
     pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
     alive "$pid" || rm -rf "$d" 2> /dev/null
   done
+  # What deploys cut off before they ended left rooted (see host-roots.ts).
+  stale_roots "$1"
   say end
 }
 
+${ROOTS_FUNCTIONS}
 ${TRANSFER_PHASES}
 ${ACTIVATION_PHASES}
 phase=$1
@@ -131,6 +136,7 @@ case $phase in
   closure) closure "$@" ;;
   activate) activate "$@" ;;
   confirm) confirm "$@" ;;
+  release) release "$@" ;;
   *) fail usage "unknown phase '$phase'" ;;
 esac
 `;

@@ -5,14 +5,19 @@
 // literal untouched; it uses the program's helpers (`say`, `fail`, `tmpbase`).
 
 /** The `receive` and `missing` phases, as sh functions. */
-export const TRANSFER_PHASES = String.raw`# receive SIZE SHA256 ENCODING [GO]: the plan on stdin into a private file; with GO, the sender
-# verifies the plan while it is being sent and ends it with GO only once it has: a plan not
-# followed by GO is never read.
+export const TRANSFER_PHASES = String.raw`# receive SIZE SHA256 ENCODING [GO [PROFILE ID DRV OUT]]: the plan on stdin into a private file;
+# with GO, the sender verifies the plan while it is being sent and ends it with GO only once it
+# has: a plan not followed by GO is never read. With an ID, what was imported is rooted for the
+# deploy ID (host-roots.ts) as soon as Nix has it: the derivation DRV, else the system OUT.
 receive() {
   size=$1
   sha=$2
   enc=$3
   go=$4
+  r_profile=$5
+  r_id=$6
+  r_drv=$7
+  r_out=$8
   umask 077
   base=$(tmpbase)
   tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
@@ -37,6 +42,7 @@ receive() {
   fi
   h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
   [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
+  [ -n "$r_id" ] && open_roots "$r_profile" "$r_id"
   if [ "$enc" = zstd ]; then
     { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
     rc=$?
@@ -51,6 +57,14 @@ receive() {
     nix-store --import < "$tmp/plan" > "$tmp/imported"
     rc=$?
     [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+  fi
+  if [ -n "$rdir" ]; then
+    if [ -n "$r_drv" ]; then
+      root_drv "$r_drv"
+    elif [ -n "$r_out" ] && nix-store --check-validity "$r_out" 2> /dev/null; then
+      root_path "$r_out" system
+    fi
+    roots_touch
   fi
   say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
   say end

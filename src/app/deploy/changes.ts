@@ -204,6 +204,8 @@ export interface ChangesQuery {
   readonly out: string;
   /** The host's store dir: every path it reports must be in it. */
   readonly storeDir: string;
+  /** The deploy whose roots keep the system alive on the host (HostProgram.release). */
+  readonly roots?: string | undefined;
 }
 
 /**

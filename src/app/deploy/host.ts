@@ -8,15 +8,16 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { BundleManifest } from '../../core/bundle/manifest.js';
 import { exportStream, type BundleSource } from '../../core/bundle/index.js';
-import { NixPlanError } from '../../core/errors.js';
+import { NixPlanError, stringifyError } from '../../core/errors.js';
 import { relocateAdvice, type OptionNames } from '../../core/option-names.js';
-import { notRootText, type HostProgram } from '../../nix/host-program.js';
+import { notRootText, type HostProgram, type HostRoots } from '../../nix/host-program.js';
 import { type HostProbe } from '../../nix/host-markers.js';
 import { FileInput } from '../../nix/runner.js';
 import { NixStore } from '../../nix/store.js';
 import { progressOf, type Deps, type Logger } from '../deps.js';
 import {
   activateSafely,
+  newActivationId,
   type ActivationAction,
   type ActivationClock,
   type ActivationOutcome,
@@ -117,6 +118,7 @@ export async function sendPlan(
   plan: VerifiedPlan,
   probe: HostProbe,
   io: HostIo,
+  roots?: HostRoots,
 ): Promise<number> {
   const zstd = job.encoding === 'zstd' || (job.encoding === 'auto' && probe.zstd);
   if (job.encoding === 'zstd' && !probe.zstd)
@@ -130,7 +132,7 @@ export async function sendPlan(
       zstd
         ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
         : { size: stream.size, sha256: stream.sha256, encoding: 'raw' },
-      { onOutput: io.output, signal: io.signal, verified: io.verified },
+      { onOutput: io.output, signal: io.signal, verified: io.verified, roots },
     );
     return imported;
   } finally {
@@ -142,11 +144,12 @@ export async function sendPlan(
  * Sends the locally built system's closure, only the paths the host lacks, as one export stream
  * checked (size, sha256) on the host like a plan.
  */
-async function sendOutputs(job: HostJob, io: HostIo): Promise<number> {
+async function sendOutputs(job: HostJob, io: HostIo, roots: HostRoots, rooting: () => void): Promise<number> {
   const store = new NixStore(io.deps.runner);
   const closure = await store.requisites([job.system]);
   const missing = await job.program.missing(closure, io.signal, `the closure of ${job.system}`);
   if (missing.length === 0) return 0;
+  rooting();
   const dir = await mkdtemp(join(tmpdir(), 'nix-plan-deploy-'));
   try {
     const file = join(dir, 'export');
@@ -166,7 +169,7 @@ async function sendOutputs(job: HostJob, io: HostIo): Promise<number> {
     const { imported } = await job.program.receive(
       new FileInput(file),
       { size, sha256: hash.digest('hex'), encoding: 'raw' },
-      { onOutput: io.output, signal: io.signal },
+      { onOutput: io.output, signal: io.signal, roots },
     );
     return imported;
   } finally {
@@ -193,10 +196,51 @@ export async function deployToHost(
   probe: HostProbe,
   io: HostIo,
 ): Promise<HostDeployment> {
-  const imported =
-    job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
+  // What this deploy stages on the host stays rooted there, from the import until it ends: a
+  // garbage collection between its sessions cannot take the plan or the system built from it.
+  // The activation removes them once the profile holds the new system; a deploy that ends short
+  // of that releases them (a deploy cut off leaves them to the next deploy to the host).
+  const id = newActivationId();
+  // Whether a session that makes roots has started (a deploy refused before needs no release).
+  let rooting = false;
+  try {
+    return await stageAndActivate(job, plan, probe, io, id, () => (rooting = true));
+  } catch (e) {
+    if (rooting && io.signal?.aborted !== true)
+      await job.program
+        .release(job.profile, id, io.signal)
+        .catch((r: unknown) =>
+          io.log.warn(
+            `${job.label}: could not remove this deploy's garbage collector roots on the host ` +
+              `(${job.profile}.nix-plan.d/roots/${id}): ${stringifyError(r)}`,
+          ),
+        );
+    throw e;
+  }
+}
+
+async function stageAndActivate(
+  job: HostJob,
+  plan: VerifiedPlan,
+  probe: HostProbe,
+  io: HostIo,
+  id: string,
+  rooting: () => void,
+): Promise<HostDeployment> {
+  const roots: HostRoots = {
+    profile: job.profile,
+    id,
+    ...(job.buildOn === 'local' ? { out: job.system } : { drvPath: job.drvPath }),
+  };
+  let imported: number;
+  if (job.buildOn === 'local') imported = await sendOutputs(job, io, roots, rooting);
+  else {
+    rooting();
+    imported = await sendPlan(job, plan, probe, io, roots);
+  }
   io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
   // Build the system there and compare its closure with the current one before activating.
+  rooting();
   const changes = await readChanges(
     job.program,
     {
@@ -204,6 +248,7 @@ export async function deployToHost(
       drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
       out: job.system,
       storeDir: probe.storeDir,
+      roots: id,
     },
     { log: io.log, label: job.label, output: io.output, signal: io.signal },
   );
@@ -219,6 +264,7 @@ export async function deployToHost(
       activationTimeout: job.activationTimeout,
       recordSeen: recordSeen(probe.record),
       record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
+      roots: id,
     },
     { log: io.log, output: io.output, clock: io.clock },
   );
