@@ -2,7 +2,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 360:
+/***/ 540:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -8894,9 +8894,17 @@ report() {
   say end
 }
 
-# Builds DRV (when given) and checks that it gave the system OUT, valid and a NixOS system.
+# Builds DRV (when given) and checks that it gave the system OUT, valid and a NixOS system. With
+# the deploy's roots open ($rdir), the system is rooted there ($rdir/system, its other outputs
+# $rdir/system-NAME) as Nix builds it, and OUT given without DRV is rooted there too.
 realise_system() {
-  if [ -n "$1" ]; then
+  if [ -n "$1" ] && [ -n "$rdir" ]; then
+    store_path_arg "$1"
+    nix-store --realise --add-root "$rdir/system" --indirect "$1" > /dev/null ||
+      fail build "nix-store --realise $1 failed"
+    built=$(abs_link "$rdir/system")
+    [ "$built" = "$2" ] || fail build "building $1 gave '$built', not $2"
+  elif [ -n "$1" ]; then
     built=$(nix-store --realise "$1") || fail build "nix-store --realise $1 failed"
     case "
 $built
@@ -8908,6 +8916,11 @@ $2
     esac
   fi
   nix-store --check-validity "$2" 2> /dev/null || fail build "$2 is not valid in the host's store"
+  if [ -z "$1" ] && [ -n "$rdir" ]; then
+    store_path_arg "$2"
+    root_path "$2" system
+  fi
+  [ -n "$rdir" ] && roots_touch
   [ -x "$2/bin/switch-to-configuration" ] ||
     fail shape "$2 has no executable bin/switch-to-configuration: it is not a NixOS system"
 }
@@ -8928,6 +8941,7 @@ list_closure() {
 # profile's current generation and system and the runtime closures of both systems.
 closure() {
   profile=$(resolve_profile "$1")
+  [ -n "$4" ] && open_roots "$1" "$4"
   realise_system "$2" "$3"
   umask 077
   tmp=$(mktemp -d "$(tmpbase)/nix-plan-closure.$$.XXXXXX" 2> /dev/null) ||
@@ -8959,10 +8973,13 @@ activate() {
   shift 9
   to=$1
   from=$2
+  # The deploy's roots (host-roots.ts), when it has them.
+  roots_id=$3
   case $to in *[!0-9]*) fail usage "bad generation '$to'" ;; esac
   case $action in switch | boot | test | dry-activate) ;; *) fail usage "unknown action '$action'" ;; esac
   case $id in *[!A-Za-z0-9-]* | '') fail usage "bad activation id '$id'" ;; esac
   case $limit in *[!0-9]* | '') fail usage "bad activation timeout '$limit'" ;; esac
+  [ -n "$roots_id" ] && open_roots "$profile" "$roots_id"
   realise_system "$drv" "$out"
   if [ "$action" = dry-activate ]; then
     umask 077
@@ -8970,6 +8987,7 @@ activate() {
     trap 'rm -rf "$timer"' EXIT
     run_limited "$out" dry-activate "$limit" "$timer/timed-out" < /dev/null 1>&2
     rc=$?
+    drop_roots
     if [ -e "$timer/timed-out" ]; then say timed-out "$limit"; fi
     say switch-rc "$rc"
     say state dry-activated
@@ -9025,6 +9043,9 @@ $(basename "$new")
       *) created=1 ;;
     esac
   fi
+  # From here the profile holds the new system (switch, boot) or it is being switched to (test):
+  # the deploy's roots have done their work.
+  drop_roots
   act="$state/act-$id"
   mkdir "$act" || fail host "cannot create $act"
   systemd=0
@@ -9072,6 +9093,126 @@ confirm() {
 }
 `;
 
+;// CONCATENATED MODULE: ./src/nix/host-roots.ts
+// The host program's garbage collector roots for what one deploy stages on the host (host-script.ts
+// puts them in): from the import until the deploy ends, the plan's root .drv (so the closure it
+// holds) and the system built from it stay alive whatever `nix-store --gc` runs between the
+// deploy's SSH sessions. They live in a private directory beside the profile,
+// PROFILE.nix-plan.d/roots/ID, whose links Nix registers as indirect roots (`--add-root
+// --indirect`); the activation removes it once the profile holds the new system (or the deploy
+// ends short of that: the `release` phase), and a later deploy removes one whose deploy was cut
+// off (stale_roots). Written without brace expansions, like the
+// rest of the program; it uses the program's helpers and own_dir (host-activation.ts).
+/** Seconds after its last session that a deploy's roots count as left behind. */
+const ROOTS_STALE_SECONDS = 600;
+/** The roots helpers and the `release` phase, as sh functions. */
+const ROOTS_FUNCTIONS = String.raw `# Seconds since the epoch, or nothing where date cannot say.
+epoch() {
+  e=$(date +%s 2> /dev/null)
+  case $e in '' | *[!0-9]*) e= ;; esac
+  printf '%s\n' "$e"
+}
+
+# Marks the roots directory $rdir as in use by this session: its pid, and when it last was.
+roots_touch() {
+  echo $$ > "$rdir/pid"
+  epoch > "$rdir/time"
+}
+
+# open_roots PROFILE ID: makes (or reopens) PROFILE.nix-plan.d/roots/ID, sets rdir. Each level must
+# be a directory of this user writable by no one else (own_dir): a planted one changes nothing.
+open_roots() {
+  case $2 in *[!A-Za-z0-9-]* | '') fail usage "bad deploy id '$2'" ;; esac
+  r_state="$(resolve_profile "$1").nix-plan.d"
+  [ -d "$r_state" ] || mkdir -p -m 755 "$r_state" || fail host "cannot create $r_state"
+  own_dir "$r_state"
+  [ -d "$r_state/roots" ] || mkdir -m 700 "$r_state/roots" || fail host "cannot create $r_state/roots"
+  own_dir "$r_state/roots"
+  rdir="$r_state/roots/$2"
+  [ -d "$rdir" ] || mkdir -m 700 "$rdir" || fail host "cannot create $rdir"
+  own_dir "$rdir"
+  roots_touch
+}
+
+# A store path given by nix-plan, before it goes into a Nix expression: a store path's characters only.
+store_path_arg() {
+  case $1 in
+    /*) ;;
+    *) fail usage "not a store path: '$1'" ;;
+  esac
+  case $1 in *[!A-Za-z0-9+._?=/-]*) fail usage "not a store path: '$1'" ;; esac
+}
+
+# root_drv DRV: $rdir/drv, an indirect root of DRV (so of every .drv and source it needs). Only
+# nix-instantiate roots a .drv without building it (nix-store --add-root --realise builds).
+root_drv() {
+  store_path_arg "$1"
+  r_err=$(nix-instantiate --add-root "$rdir/drv" --indirect -E "import (builtins.storePath \"$1\")" 2>&1 > /dev/null) ||
+    fail nix "cannot make $rdir/drv a garbage collector root of $1: $r_err"
+}
+
+# root_path PATH NAME: $rdir/NAME, an indirect root of the (valid, not .drv) store path PATH.
+root_path() {
+  r_err=$(nix-store --add-root "$rdir/$2" --indirect --realise "$1" 2>&1 > /dev/null) ||
+    fail nix "cannot make $rdir/$2 a garbage collector root of $1: $r_err"
+}
+
+# Whether $1 is a directory (not a link) of this user that no one else can write, as own_dir
+# demands, without failing: the probe cleans up only where a deploy would have made its roots.
+is_own_dir() {
+  [ -d "$1" ] && [ ! -L "$1" ] || return 1
+  read -r i_mode i_links i_uid i_rest << NIX_PLAN_LS
+$(ls -ldn "$1")
+NIX_PLAN_LS
+  [ "$i_uid" = "$(id -u)" ] || return 1
+  case $i_mode in ?????w* | ????????w*) return 1 ;; esac
+  return 0
+}
+
+# Removes the roots of deploys to PROFILE that are over: no session of theirs running (pid) and
+# none for ROOTS_STALE_SECONDS (time). One whose time cannot be read is left alone.
+stale_roots() {
+  s_state="$(resolve_profile "$1").nix-plan.d"
+  s_dir="$s_state/roots"
+  is_own_dir "$s_state" && is_own_dir "$s_dir" || return 0
+  s_now=$(epoch)
+  [ -n "$s_now" ] || return 0
+  for s_r in "$s_dir"/*; do
+    is_own_dir "$s_r" || continue
+    s_pid=$(cat "$s_r/pid" 2> /dev/null)
+    alive "$s_pid" && continue
+    s_t=$(cat "$s_r/time" 2> /dev/null)
+    case $s_t in '' | *[!0-9]*) continue ;; esac
+    [ $((s_now - s_t)) -gt ${ROOTS_STALE_SECONDS} ] || continue
+    rm -rf "$s_r" 2> /dev/null
+  done
+  return 0
+}
+
+# The deploy's roots ($rdir, when open) go: the activation no longer needs them.
+drop_roots() {
+  if [ -n "$rdir" ]; then
+    rm -rf "$rdir" 2> /dev/null
+    rdir=
+  fi
+}
+
+# release PROFILE ID: the deploy ID is over, whatever its result: its roots go, and those of
+# deploys to PROFILE cut off earlier.
+release() {
+  case $2 in *[!A-Za-z0-9-]* | '') fail usage "bad deploy id '$2'" ;; esac
+  r_state="$(resolve_profile "$1").nix-plan.d"
+  if [ -d "$r_state/roots/$2" ]; then
+    own_dir "$r_state"
+    own_dir "$r_state/roots"
+    rm -rf "$r_state/roots/$2" || fail host "cannot remove $r_state/roots/$2"
+    say released "$2"
+  fi
+  stale_roots "$1"
+  say end
+}
+`;
+
 ;// CONCATENATED MODULE: ./src/nix/host-transfer.ts
 // The host program's transfer phases (host-script.ts puts them together): `receive` takes a plan
 // into a private file, checks its size and sha256 against what the sender verified and imports
@@ -9079,14 +9220,19 @@ confirm() {
 // Written without brace expansions, like the rest of the program, so it lives in a template
 // literal untouched; it uses the program's helpers (`say`, `fail`, `tmpbase`).
 /** The `receive` and `missing` phases, as sh functions. */
-const TRANSFER_PHASES = String.raw `# receive SIZE SHA256 ENCODING [GO]: the plan on stdin into a private file; with GO, the sender
-# verifies the plan while it is being sent and ends it with GO only once it has: a plan not
-# followed by GO is never read.
+const TRANSFER_PHASES = String.raw `# receive SIZE SHA256 ENCODING [GO [PROFILE ID DRV OUT]]: the plan on stdin into a private file;
+# with GO, the sender verifies the plan while it is being sent and ends it with GO only once it
+# has: a plan not followed by GO is never read. With an ID, what was imported is rooted for the
+# deploy ID (host-roots.ts) as soon as Nix has it: the derivation DRV, else the system OUT.
 receive() {
   size=$1
   sha=$2
   enc=$3
   go=$4
+  r_profile=$5
+  r_id=$6
+  r_drv=$7
+  r_out=$8
   umask 077
   base=$(tmpbase)
   tmp=$(mktemp -d "$base/nix-plan-recv.$$.XXXXXX" 2> /dev/null) || {
@@ -9111,6 +9257,7 @@ receive() {
   fi
   h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
   [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
+  [ -n "$r_id" ] && open_roots "$r_profile" "$r_id"
   if [ "$enc" = zstd ]; then
     { zstd -d -c -q "$tmp/plan" || echo "$?" > "$tmp/zstd.rc"; } | nix-store --import > "$tmp/imported"
     rc=$?
@@ -9125,6 +9272,14 @@ receive() {
     nix-store --import < "$tmp/plan" > "$tmp/imported"
     rc=$?
     [ "$rc" = 0 ] || fail nix "nix-store --import failed with exit code $rc"
+  fi
+  if [ -n "$rdir" ]; then
+    if [ -n "$r_drv" ]; then
+      root_drv "$r_drv"
+    elif [ -n "$r_out" ] && nix-store --check-validity "$r_out" 2> /dev/null; then
+      root_path "$r_out" system
+    fi
+    roots_touch
   fi
   say imported "$(wc -l < "$tmp/imported" | tr -d ' ')"
   say end
@@ -9151,6 +9306,7 @@ missing() {
 // host-supervisor.ts.
 
 
+
 /** The name the program runs under (`$0`): how a host's process list and logs show it. */
 const HOST_PROGRAM_NAME = 'nix-plan-host';
 /** Version of the marker-line protocol below; the probe reports it. */
@@ -9161,6 +9317,7 @@ trap '' PIPE
 nl='
 '
 cr=$(printf '\r')
+rdir=
 # One answer per line: a value holding a line break (a profile link's target can) would be read as
 # answers of its own, so the session ends refusing it instead.
 say() {
@@ -9254,9 +9411,12 @@ probe() {
     pid=$(expr "$(basename "$d")" : 'nix-plan-[a-z]*\.\([0-9]*\)\.')
     alive "$pid" || rm -rf "$d" 2> /dev/null
   done
+  # What deploys cut off before they ended left rooted (see host-roots.ts).
+  stale_roots "$1"
   say end
 }
 
+${ROOTS_FUNCTIONS}
 ${TRANSFER_PHASES}
 ${ACTIVATION_PHASES}
 phase=$1
@@ -9268,6 +9428,7 @@ case $phase in
   closure) closure "$@" ;;
   activate) activate "$@" ;;
   confirm) confirm "$@" ;;
+  release) release "$@" ;;
   *) fail usage "unknown phase '$phase'" ;;
 esac
 `;
@@ -9444,14 +9605,15 @@ class HostProgram {
      * it rejects, the stream ends without the signal and the host removes what it received.
      */
     async receive(input, expected, output = {}) {
-        const { verified } = output;
+        const { verified, roots } = output;
         if (verified !== undefined && input instanceof FileInput)
             throw new errors_NixPlanError('internal', 'a plan sent before it is verified cannot be a file');
         const result = await this.run('receive', [
             String(expected.size),
             expected.sha256,
             expected.encoding,
-            ...(verified === undefined ? [] : [GO_SIGNAL]),
+            ...(verified === undefined && roots === undefined ? [] : [verified === undefined ? '' : GO_SIGNAL]),
+            ...(roots === undefined ? [] : [roots.profile, roots.id, roots.drvPath ?? '', roots.out ?? '']),
         ], {
             input: verified === undefined || input instanceof FileInput ? input : thenGo(input, verified),
             onStderr: output.onOutput,
@@ -9488,7 +9650,13 @@ class HostProgram {
      * --size`). Every line is checked against `storeDir`; more than HOST_OUTPUT_LIMIT bytes is refused.
      */
     async closures(args, output = {}) {
-        const result = await this.run('closure', [args.profile, args.drvPath ?? '', args.out], {
+        const argv = [
+            args.profile,
+            args.drvPath ?? '',
+            args.out,
+            ...(args.roots === undefined ? [] : [args.roots]),
+        ];
+        const result = await this.run('closure', argv, {
             onStderr: output.onOutput,
             signal: output.signal,
         });
@@ -9515,8 +9683,18 @@ class HostProgram {
             String(args.activationTimeout),
             args.rollback === undefined ? '' : String(args.rollback.to),
             args.rollback?.from ?? '',
+            args.roots ?? '',
         ], { onStderr: output.onOutput, signal: output.signal });
         return activationReport(this.check(result, 'the activation'));
+    }
+    /**
+     * The deploy `id` to `profile` is over, whatever its result: the host removes its roots, and
+     * those of deploys to `profile` that were cut off (no session for ROOTS_STALE_SECONDS).
+     */
+    async release(profile, id, signal) {
+        if (!/^[A-Za-z0-9-]+$/.test(id))
+            throw new errors_NixPlanError('internal', `bad deploy id '${id}'`);
+        this.check(await this.run('release', [profile, id], { signal }), 'the release of its roots');
     }
     /**
      * Over a new connection: follows the activation on from `offset` bytes of its log and, if it
@@ -12093,7 +12271,7 @@ async function* counted(chunks, tick) {
  * Sends the verified plan's export stream (zstd as in the bundle when the host can read it) and
  * has the host import it; returns how many paths Nix imported. This is all `--action push` does.
  */
-async function sendPlan(job, plan, probe, io) {
+async function sendPlan(job, plan, probe, io, roots) {
     const zstd = job.encoding === 'zstd' || (job.encoding === 'auto' && probe.zstd);
     if (job.encoding === 'zstd' && !probe.zstd)
         throw new errors_NixPlanError('host', `${job.label}: --compress zstd, but the host has no zstd on its PATH`);
@@ -12103,7 +12281,7 @@ async function sendPlan(job, plan, probe, io) {
         const chunks = zstd ? plan.source.stream(plan.dataOffset) : exportStream(plan.source);
         const { imported } = await job.program.receive(counted(chunks, (n) => task.tick(0, n)), zstd
             ? { size: stream.compressedSize, sha256: stream.compressedSha256, encoding: 'zstd' }
-            : { size: stream.size, sha256: stream.sha256, encoding: 'raw' }, { onOutput: io.output, signal: io.signal, verified: io.verified });
+            : { size: stream.size, sha256: stream.sha256, encoding: 'raw' }, { onOutput: io.output, signal: io.signal, verified: io.verified, roots });
         return imported;
     }
     finally {
@@ -12114,12 +12292,13 @@ async function sendPlan(job, plan, probe, io) {
  * Sends the locally built system's closure, only the paths the host lacks, as one export stream
  * checked (size, sha256) on the host like a plan.
  */
-async function sendOutputs(job, io) {
+async function sendOutputs(job, io, roots, rooting) {
     const store = new NixStore(io.deps.runner);
     const closure = await store.requisites([job.system]);
     const missing = await job.program.missing(closure, io.signal, `the closure of ${job.system}`);
     if (missing.length === 0)
         return 0;
+    rooting();
     const dir = await (0,external_node_fs_promises_namespaceObject.mkdtemp)((0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.tmpdir)(), 'nix-plan-deploy-'));
     try {
         const file = (0,external_node_path_namespaceObject.join)(dir, 'export');
@@ -12137,7 +12316,7 @@ async function sendOutputs(job, io) {
             out.end();
             await (0,promises_namespaceObject.finished)(out);
         }
-        const { imported } = await job.program.receive(new FileInput(file), { size, sha256: hash.digest('hex'), encoding: 'raw' }, { onOutput: io.output, signal: io.signal });
+        const { imported } = await job.program.receive(new FileInput(file), { size, sha256: hash.digest('hex'), encoding: 'raw' }, { onOutput: io.output, signal: io.signal, roots });
         return imported;
     }
     finally {
@@ -12149,14 +12328,47 @@ async function sendOutputs(job, io) {
  * activates safely. The plan reaches Nix on the host only once `io.verified` (if given) resolves.
  */
 async function deployToHost(job, plan, probe, io) {
-    const imported = job.buildOn === 'local' ? await sendOutputs(job, io) : await sendPlan(job, plan, probe, io);
+    // What this deploy stages on the host stays rooted there, from the import until it ends: a
+    // garbage collection between its sessions cannot take the plan or the system built from it.
+    // The activation removes them once the profile holds the new system; a deploy that ends short
+    // of that releases them (a deploy cut off leaves them to the next deploy to the host).
+    const id = newActivationId();
+    // Whether a session that makes roots has started (a deploy refused before needs no release).
+    let rooting = false;
+    try {
+        return await stageAndActivate(job, plan, probe, io, id, () => (rooting = true));
+    }
+    catch (e) {
+        if (rooting && io.signal?.aborted !== true)
+            await job.program
+                .release(job.profile, id, io.signal)
+                .catch((r) => io.log.warn(`${job.label}: could not remove this deploy's garbage collector roots on the host ` +
+                `(${job.profile}.nix-plan.d/roots/${id}): ${stringifyError(r)}`));
+        throw e;
+    }
+}
+async function stageAndActivate(job, plan, probe, io, id, rooting) {
+    const roots = {
+        profile: job.profile,
+        id,
+        ...(job.buildOn === 'local' ? { out: job.system } : { drvPath: job.drvPath }),
+    };
+    let imported;
+    if (job.buildOn === 'local')
+        imported = await sendOutputs(job, io, roots, rooting);
+    else {
+        rooting();
+        imported = await sendPlan(job, plan, probe, io, roots);
+    }
     io.log.info(`${job.label}: ${imported} path${imported === 1 ? '' : 's'} imported`);
     // Build the system there and compare its closure with the current one before activating.
+    rooting();
     const changes = await readChanges(job.program, {
         profile: job.profile,
         drvPath: job.buildOn === 'local' ? undefined : job.drvPath,
         out: job.system,
         storeDir: probe.storeDir,
+        roots: id,
     }, { log: io.log, label: job.label, output: io.output, signal: io.signal });
     io.onChanges?.(changes);
     const activation = await activateSafely(job.program, {
@@ -12168,6 +12380,7 @@ async function deployToHost(job, plan, probe, io) {
         activationTimeout: job.activationTimeout,
         recordSeen: recordSeen(probe.record),
         record: job.action === 'switch' || job.action === 'boot' ? job.record : '',
+        roots: id,
     }, { log: io.log, output: io.output, clock: io.clock });
     return { probe, imported, changes, activation };
 }
@@ -19272,7 +19485,7 @@ function usage(io, message) {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(360);
+/* harmony import */ var _cli_main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(540);
 // The `nix-plan` command line (bin): run main with the process's arguments, exit with its code.
 
 process.exitCode = await (0,_cli_main_js__WEBPACK_IMPORTED_MODULE_0__/* .main */ .iW)(process.argv.slice(2));
