@@ -2,6 +2,7 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
 import type { BundleManifest } from '../../src/core/bundle/manifest.js';
+import type { TrustReport } from '../../src/core/bundle/trust-report.js';
 import {
   capSummary,
   formatBytes,
@@ -170,6 +171,23 @@ describe('plan summary', () => {
     expect(md).toContain('| 10 drv, 2 text, 3 source | 40 | 1 |');
     expect(md).toContain('…and 450 more.');
     expect(md).toContain('- …and 450 more');
+  });
+
+  test('a promotion without a signing key says what this job checked, and that its output is unsigned', () => {
+    const input = manifest(2);
+    const trust = { verifiedBy: ['ci-1'] } as unknown as TrustReport;
+    const source = { description: 'artifact `plan.nixplan`', manifest: input, trust };
+    const base = { ...facts(2), from: '/nix/store', report: manifest(2, true).relocatedFrom!.report, source };
+    const unsigned = promoteSummary({ ...base, manifest: { ...manifest(2, true), signatures: [] } });
+    expect(unsigned).toContain('This job checked the input: **verified**: signed by trusted key `ci-1`.');
+    expect(unsigned).toContain('**The promoted plan is unsigned** (no `signing-key`)');
+    expect(unsigned).not.toContain('the input was');
+    const signed = promoteSummary({
+      ...base,
+      manifest: { ...manifest(2, true), signatures: [{ key: 'beta-1', sig: 'x' }] },
+    });
+    expect(signed).toContain('; the input was **verified**: signed by trusted key `ci-1`.');
+    expect(signed).not.toContain('unsigned');
   });
 
   test('a promotion of a plan taken unpinned says so (allow-unpinned-source), and only then', () => {

@@ -413,10 +413,16 @@ export interface PromoteSummaryFacts {
 /** The promote action's summary. */
 export function promoteSummary(f: PromoteSummaryFacts): string {
   const m = f.manifest;
+  // What this job checked is the input's status, not its output's: a promotion without a
+  // `signing-key` writes a plan nothing signs, and the summary must not read as if it were vouched for.
   const source =
     f.source === undefined
       ? ''
-      : `Promoted ${f.source.description} from ${code(f.from)} into ${code(m.storeDir)}; the input was ${trustMarkdown(f.source.manifest, f.source.trust)}.\n\n`;
+      : m.signatures.length > 0
+        ? `Promoted ${f.source.description} from ${code(f.from)} into ${code(m.storeDir)}; the input was ${trustMarkdown(f.source.manifest, f.source.trust)}.\n\n`
+        : `Promoted ${f.source.description} from ${code(f.from)} into ${code(m.storeDir)}. This job checked the input: ` +
+          `${trustMarkdown(f.source.manifest, f.source.trust)}. **The promoted plan is unsigned** (no \`signing-key\`): ` +
+          'no key vouches for it, only its digest, so a job that uses it must pin `digest` (as below) or trust whoever can write where it is kept.\n\n';
   return capSummary(
     [
       `## nix-plan promote: ${code(f.artifactName)}\n\n`,
