@@ -16,9 +16,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchPlan } from '../../src/action/fetch.js';
-import { privateBundle, VerifiedStreamFile } from '../../src/app/private-copy.js';
+import { ACTION_OPTION_NAMES } from '../../src/action/constants.js';
+import { checkRoom, privateBundle, VerifiedStreamFile } from '../../src/app/private-copy.js';
 import { main } from '../../src/cli/main.js';
 import { memorySource, readBundleHead } from '../../src/core/bundle/index.js';
+import type { OptionNames } from '../../src/core/option-names.js';
 import { LocalDirectoryTransport } from '../../src/transport/local.js';
 import { systemBundle } from '../support/bundle-fixtures.js';
 import { capture } from '../support/cli-run.js';
@@ -242,5 +244,28 @@ describe('the verified stream file', () => {
     const path = join(mkdtempSync(join(work, 'vsf-')), 'export');
     writeFileSync(path, 'x');
     expect(() => new VerifiedStreamFile(path)).toThrow(/EEXIST/);
+  });
+});
+
+describe('the size limit checked before a plan is decompressed', () => {
+  test('its advice names the option as each front end spells it, and never a flag in an action', async () => {
+    const { manifest } = await readBundleHead(memorySource(await plan()));
+    const limit = manifest.stream.size - 1;
+    const refusal = (names?: OptionNames): Promise<unknown> =>
+      checkRoom(manifest, work, limit, names).catch((e: unknown) => e);
+    expect(await refusal()).toMatchObject({
+      code: 'limit',
+      message: expect.stringMatching(
+        /more than the limit of \d+ bytes \(raise it with --max-size\)$/,
+      ) as unknown,
+    });
+    const action = (await refusal(ACTION_OPTION_NAMES)) as Error;
+    expect(action.message).toMatch(
+      /more than the limit of \d+ bytes \(the limit keeps a plan from filling the runner's disk, and no input raises it\)$/,
+    );
+    expect(action.message).not.toContain('--');
+    await expect(
+      checkRoom(manifest, work, manifest.stream.size, ACTION_OPTION_NAMES),
+    ).resolves.toBeUndefined();
   });
 });

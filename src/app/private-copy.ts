@@ -9,6 +9,7 @@ import { LimitError, NixPlanError } from '../core/errors.js';
 import type { OptionNames } from '../core/option-names.js';
 import {
   handleSource,
+  maxSizeAdvice,
   openBundle,
   readCheckedHead,
   type BundleManifest,
@@ -227,7 +228,7 @@ export async function checkRoom(
   const size = manifest.stream.size;
   if (maxSize !== undefined && size > maxSize)
     throw new LimitError(
-      `the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`,
+      `the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (${maxSizeAdvice(names)})`,
     );
   await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, tmpdirAdvice(names));
 }

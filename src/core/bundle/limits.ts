@@ -111,19 +111,24 @@ export function entryLimitProblem(
 }
 
 /**
+ * How to raise the size limit, as `names` spells it (`raise it with --max-size`), or, for a front
+ * end with no such option (the actions), what the limit is for.
+ */
+export function maxSizeAdvice(names?: OptionNames): string {
+  return offers(names, 'maxSize')
+    ? `raise it with ${optionName(names, 'maxSize')}`
+    : "the limit keeps a plan from filling the runner's disk, and no input raises it";
+}
+
+/**
  * Refuses, before decompressing, a stream whose recorded size breaks the limits; the message says
- * how to raise the size limit as `names` spells it, or, for a front end with no such option (the
- * actions), what the limit is for.
+ * how to raise the size limit (maxSizeAdvice).
  */
 export function checkSizeLimits(manifest: BundleManifest, limits: ReaderLimits, names?: OptionNames): void {
   const { size, compressedSize } = manifest.stream;
   if (size > limits.maxStreamSize)
     throw new LimitError(
-      `the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (${
-        offers(names, 'maxSize')
-          ? `raise it with ${optionName(names, 'maxSize')}`
-          : "the limit keeps a plan from filling the runner's disk, and no input raises it"
-      })`,
+      `the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (${maxSizeAdvice(names)})`,
     );
   if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
     throw new LimitError(
