@@ -3784,16 +3784,22 @@ function entryLimitProblem(entry, limits) {
     return undefined;
 }
 /**
+ * How to raise the size limit, as `names` spells it (`raise it with --max-size`), or, for a front
+ * end with no such option (the actions), what the limit is for.
+ */
+function maxSizeAdvice(names) {
+    return offers(names, 'maxSize')
+        ? `raise it with ${optionName(names, 'maxSize')}`
+        : "the limit keeps a plan from filling the runner's disk, and no input raises it";
+}
+/**
  * Refuses, before decompressing, a stream whose recorded size breaks the limits; the message says
- * how to raise the size limit as `names` spells it, or, for a front end with no such option (the
- * actions), what the limit is for.
+ * how to raise the size limit (maxSizeAdvice).
  */
 function checkSizeLimits(manifest, limits, names) {
     const { size, compressedSize } = manifest.stream;
     if (size > limits.maxStreamSize)
-        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (${offers(names, 'maxSize')
-            ? `raise it with ${optionName(names, 'maxSize')}`
-            : "the limit keeps a plan from filling the runner's disk, and no input raises it"})`);
+        throw new LimitError(`the bundle's export stream is ${size} bytes, more than the limit of ${limits.maxStreamSize} bytes (${maxSizeAdvice(names)})`);
     if (size > limits.ratioFloor && size > compressedSize * limits.maxRatio)
         throw new LimitError(`the bundle decompresses ${compressedSize} bytes to ${size} (ratio ${Math.round(size / compressedSize)}), more than the limit of ${limits.maxRatio}: refusing a possible zip bomb`);
 }
@@ -7907,7 +7913,7 @@ function checkDigest(actual, digest, bundlePath) {
 async function checkRoom(manifest, dir, maxSize, names) {
     const size = manifest.stream.size;
     if (maxSize !== undefined && size > maxSize)
-        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (raise it with --max-size)`);
+        throw new LimitError(`the plan is ${size} bytes uncompressed, more than the limit of ${maxSize} bytes (${maxSizeAdvice(names)})`);
     await requireRoom(dir, size, `the plan is ${size} bytes uncompressed`, tmpdirAdvice(names));
 }
 
