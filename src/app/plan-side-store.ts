@@ -4,7 +4,7 @@
 import { readlink } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { NixPlanError } from '../core/errors.js';
-import { parseDerivationHead } from '../core/derivation/index.js';
+import { parseDerivationHead, type DerivationHead } from '../core/derivation/index.js';
 import { baseName, HASH_PART_LENGTH, nameOf } from '../core/store-path.js';
 import { PlanGraph } from '../core/diff/graph.js';
 import { NixStore } from '../nix/store.js';
@@ -41,6 +41,26 @@ async function profileTarget(profile: string, storeDir: string): Promise<string>
   throw new NixPlanError('usage', `the profile '${profile}' is a chain of more than 40 symlinks`);
 }
 
+/**
+ * Refuses a deriver that does not build the profile's system. The store records whatever deriver
+ * a path came with (a substituter's narinfo, an import's export stream), unchecked: a .drv that
+ * declares none of its outputs at `out` would be compared as the profile's plan. A deriver whose
+ * outputs are all known only once built (content-addressed) cannot be checked, and is taken.
+ */
+function checkDeriver(
+  profile: string,
+  out: string,
+  drvPath: string,
+  head: Pick<DerivationHead, 'outputs'>,
+): void {
+  if (head.outputs.some((o) => o.path === out) || head.outputs.every((o) => o.path === '')) return;
+  throw new NixPlanError(
+    'usage',
+    `the store names ${drvPath} as the deriver of the current generation of '${profile}' (${out}), but that .drv does not build it ` +
+      '(a deriver is whatever the path came with, unchecked), so its plan cannot be read; compare against a plan bundle or a .drv path instead',
+  );
+}
+
 /** Reads a .drv or profile side (`readPlanSide` of those locations). */
 export async function readStoreSide(
   location: PlanLocation,
@@ -51,8 +71,10 @@ export async function readStoreSide(
   const storeDir = await store.storeDir();
   let drvPath = location.path;
   let label: string;
+  let profileOutput: string | undefined;
   if (location.kind === 'profile') {
     const out = await profileTarget(location.path, storeDir);
+    profileOutput = out;
     const deriver = await store.deriver(out);
     if (deriver === undefined)
       throw new NixPlanError(
@@ -83,6 +105,12 @@ export async function readStoreSide(
     );
   }
   store.setStoreDir(storeDir);
+  if (profileOutput !== undefined) {
+    // Before anything of it is compared (the other plan may hold the same .drv).
+    const file = store.readRegularFileSync(drvPath);
+    if (file === undefined) throw new NixPlanError('nix', `'${drvPath}' is not a regular file`);
+    checkDeriver(location.path, profileOutput, drvPath, parseDerivationHead(file.bytes));
+  }
   const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
   const known = options.known?.graph.storeDir === storeDir ? options.known.graph : undefined;
   const systems = new Set<string>();
