@@ -15444,14 +15444,28 @@ async function profileTarget(profile, storeDir) {
     }
     throw new errors_NixPlanError('usage', `the profile '${profile}' is a chain of more than 40 symlinks`);
 }
+/**
+ * Refuses a deriver that does not build the profile's system. The store records whatever deriver
+ * a path came with (a substituter's narinfo, an import's export stream), unchecked: a .drv that
+ * declares none of its outputs at `out` would be compared as the profile's plan. A deriver whose
+ * outputs are all known only once built (content-addressed) cannot be checked, and is taken.
+ */
+function checkDeriver(profile, out, drvPath, head) {
+    if (head.outputs.some((o) => o.path === out) || head.outputs.every((o) => o.path === ''))
+        return;
+    throw new errors_NixPlanError('usage', `the store names ${drvPath} as the deriver of the current generation of '${profile}' (${out}), but that .drv does not build it ` +
+        '(a deriver is whatever the path came with, unchecked), so its plan cannot be read; compare against a plan bundle or a .drv path instead');
+}
 /** Reads a .drv or profile side (`readPlanSide` of those locations). */
 async function readStoreSide(location, options, deps) {
     const store = new NixStore(deps.runner, { store: options.store });
     const storeDir = await store.storeDir();
     let drvPath = location.path;
     let label;
+    let profileOutput;
     if (location.kind === 'profile') {
         const out = await profileTarget(location.path, storeDir);
+        profileOutput = out;
         const deriver = await store.deriver(out);
         if (deriver === undefined)
             throw new errors_NixPlanError('usage', `the current generation of '${location.path}' (${out}) has no known deriver, so its plan cannot be read; compare against a plan bundle or a .drv path instead`);
@@ -15475,6 +15489,13 @@ async function readStoreSide(location, options, deps) {
             : `'${drvPath}' is not a valid path in the store: ${e.message.split('\n')[0] ?? ''}`, { cause: e });
     }
     store.setStoreDir(storeDir);
+    if (profileOutput !== undefined) {
+        // Before anything of it is compared (the other plan may hold the same .drv).
+        const file = store.readRegularFileSync(drvPath);
+        if (file === undefined)
+            throw new errors_NixPlanError('nix', `'${drvPath}' is not a regular file`);
+        checkDeriver(location.path, profileOutput, drvPath, parseDerivationHead(file.bytes));
+    }
     const graph = new PlanGraph(storeDir, [{ label, drvPath }]);
     const known = options.known?.graph.storeDir === storeDir ? options.known.graph : undefined;
     const systems = new Set();
