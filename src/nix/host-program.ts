@@ -376,6 +376,18 @@ export class HostProgram {
   }
 
   /**
+   * The experimental features the host's Nix has on (its `nix show-config`, or `nix config show`,
+   * text form), or undefined when it could not say. Asked only of a plan with a shape that needs one.
+   */
+  async features(signal?: AbortSignal): Promise<ReadonlySet<string> | undefined> {
+    const line = lastMarker(
+      this.check(await this.run('features', [], { signal }), 'the feature query'),
+      'features',
+    );
+    return line === undefined ? undefined : new Set(line.split(' ').filter((f) => f !== ''));
+  }
+
+  /**
    * The deploy `id` to `profile` is over, whatever its result: the host removes its roots, and
    * those of deploys to `profile` that were cut off (no session for ROOTS_STALE_SECONDS).
    */

@@ -124,6 +124,22 @@ probe() {
   say end
 }
 
+# The experimental features the host's Nix has on, as its settings say them (the text form: 2.8's
+# --json writes them as numbers); nothing when no \`nix\` command there says them.
+features() {
+  for f_cmd in show-config 'config show'; do
+    # f_cmd is split on purpose: 'config show' is two words.
+    # shellcheck disable=SC2086
+    f_out=$(nix --extra-experimental-features nix-command $f_cmd 2> /dev/null) || continue
+    f_line=$(printf '%s\n' "$f_out" | sed -n 's/^experimental-features = //p')
+    [ -n "$f_line$(printf '%s\n' "$f_out" | sed -n 's/^experimental-features =$/x/p')" ] || continue
+    say features "$f_line"
+    say end
+    return 0
+  done
+  say end
+}
+
 ${ROOTS_FUNCTIONS}
 ${TRANSFER_PHASES}
 ${ACTIVATION_PHASES}
@@ -137,6 +153,7 @@ case $phase in
   activate) activate "$@" ;;
   confirm) confirm "$@" ;;
   release) release "$@" ;;
+  features) features ;;
   *) fail usage "unknown phase '$phase'" ;;
 esac
 `;

@@ -183,15 +183,25 @@ const hostRefusals = new WeakSet<object>();
 
 /**
  * Refuses to send a host a plan with a .drv its Nix cannot read: one older than the shape (the
- * probe's `nix-store --version`); warns that the features it has on were not asked.
+ * probe's `nix-store --version`), or one needing an experimental feature the host has off (asked
+ * only then, one more small query); warns when the host could not say its features.
  */
-function checkHostReads(shapes: VerifyReport['shapes'], probe: HostProbe, label: string, log: Logger): void {
+async function checkHostReads(
+  shapes: VerifyReport['shapes'],
+  probe: HostProbe,
+  program: HostProgram,
+  label: string,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<void> {
   if (shapes.length === 0) return;
-  const verdict = checkShapes(shapes, {
-    kind: 'other',
-    version: probe.nixVersion,
-    label: `the host ${label}`,
-  });
+  const target = { version: probe.nixVersion, label: `the host ${label}` };
+  let verdict = checkShapes(shapes, { kind: 'other', ...target });
+  if (verdict.refusal === undefined && verdict.unchecked.length > 0) {
+    // The host's own Nix imports the plan (the login is root there), so its settings are the ones.
+    const features = await program.features(signal).catch(() => undefined);
+    if (features !== undefined) verdict = checkShapes(shapes, { kind: 'local', features, ...target });
+  }
   if (verdict.refusal !== undefined) {
     const refusal = new NixPlanError(
       'bundle',
@@ -296,7 +306,7 @@ export async function deployPlan(
         const hostReads =
           buildOn === 'host'
             ? Promise.all([ready, probe]).then(([[v], answer]) =>
-                checkHostReads(v.shapes, answer, label, out.log),
+                checkHostReads(v.shapes, answer, program, label, out.log, stopping.signal),
               )
             : ready;
         hostReads.catch(() => undefined);
