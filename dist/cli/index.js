@@ -9261,7 +9261,9 @@ receive() {
     [ "$(tail -c "$golen" "$tmp/plan")" = "$go" ] || fail transfer "the plan received does not end as sent: nothing was imported"
     dd if=/dev/null of="$tmp/plan" bs=1 seek="$size" 2> /dev/null || fail host "cannot cut $tmp/plan to its size"
   fi
-  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2>&1) || fail nix "nix-hash failed: $h"
+  # Standard output only: a warning nix-hash prints (a setting or feature in nix.conf it does not
+  # know) is not the hash.
+  h=$(nix-hash --type sha256 --flat "$tmp/plan" 2> "$tmp/hash.err") || fail nix "nix-hash failed: $(cat "$tmp/hash.err")"
   [ "$h" = "$sha" ] || fail transfer "the plan received has sha256 $h, not the $sha verified: nothing was imported"
   [ -n "$r_id" ] && open_roots "$r_profile" "$r_id"
   if [ "$enc" = zstd ]; then
@@ -9422,6 +9424,22 @@ probe() {
   say end
 }
 
+# The experimental features the host's Nix has on, as its settings say them (the text form: 2.8's
+# --json writes them as numbers); nothing when no \`nix\` command there says them.
+features() {
+  for f_cmd in show-config 'config show'; do
+    # f_cmd is split on purpose: 'config show' is two words.
+    # shellcheck disable=SC2086
+    f_out=$(nix --extra-experimental-features nix-command $f_cmd 2> /dev/null) || continue
+    f_line=$(printf '%s\n' "$f_out" | sed -n 's/^experimental-features = //p')
+    [ -n "$f_line$(printf '%s\n' "$f_out" | sed -n 's/^experimental-features =$/x/p')" ] || continue
+    say features "$f_line"
+    say end
+    return 0
+  done
+  say end
+}
+
 ${ROOTS_FUNCTIONS}
 ${TRANSFER_PHASES}
 ${ACTIVATION_PHASES}
@@ -9435,6 +9453,7 @@ case $phase in
   activate) activate "$@" ;;
   confirm) confirm "$@" ;;
   release) release "$@" ;;
+  features) features ;;
   *) fail usage "unknown phase '$phase'" ;;
 esac
 `;
@@ -9692,6 +9711,14 @@ class HostProgram {
             args.roots ?? '',
         ], { onStderr: output.onOutput, signal: output.signal });
         return activationReport(this.check(result, 'the activation'));
+    }
+    /**
+     * The experimental features the host's Nix has on (its `nix show-config`, or `nix config show`,
+     * text form), or undefined when it could not say. Asked only of a plan with a shape that needs one.
+     */
+    async features(signal) {
+        const line = lastMarker(this.check(await this.run('features', [], { signal }), 'the feature query'), 'features');
+        return line === undefined ? undefined : new Set(line.split(' ').filter((f) => f !== ''));
     }
     /**
      * The deploy `id` to `profile` is over, whatever its result: the host removes its roots, and
@@ -12741,16 +12768,20 @@ async function verifyForDeploy(source, options, activates, deps) {
 const hostRefusals = new WeakSet();
 /**
  * Refuses to send a host a plan with a .drv its Nix cannot read: one older than the shape (the
- * probe's `nix-store --version`); warns that the features it has on were not asked.
+ * probe's `nix-store --version`), or one needing an experimental feature the host has off (asked
+ * only then, one more small query); warns when the host could not say its features.
  */
-function checkHostReads(shapes, probe, label, log) {
+async function checkHostReads(shapes, probe, program, label, log, signal) {
     if (shapes.length === 0)
         return;
-    const verdict = checkShapes(shapes, {
-        kind: 'other',
-        version: probe.nixVersion,
-        label: `the host ${label}`,
-    });
+    const target = { version: probe.nixVersion, label: `the host ${label}` };
+    let verdict = checkShapes(shapes, { kind: 'other', ...target });
+    if (verdict.refusal === undefined && verdict.unchecked.length > 0) {
+        // The host's own Nix imports the plan (the login is root there), so its settings are the ones.
+        const features = await program.features(signal).catch(() => undefined);
+        if (features !== undefined)
+            verdict = checkShapes(shapes, { kind: 'local', features, ...target });
+    }
     if (verdict.refusal !== undefined) {
         const refusal = new errors_NixPlanError('bundle', `${label}: the plan cannot be imported there: ${verdict.refusal}; nothing was imported`);
         hostRefusals.add(refusal);
@@ -12843,7 +12874,7 @@ async function deployPlan(bundlePath, options, deps) {
             // The host's Nix parses the plan's .drv files: one it cannot read is refused before the
             // host imports any of it (a plan sent early is held there until this resolves).
             const hostReads = buildOn === 'host'
-                ? Promise.all([ready, probe]).then(([[v], answer]) => checkHostReads(v.shapes, answer, label, out.log))
+                ? Promise.all([ready, probe]).then(([[v], answer]) => checkHostReads(v.shapes, answer, program, label, out.log, stopping.signal))
                 : ready;
             hostReads.catch(() => undefined);
             const io = {
