@@ -219,7 +219,10 @@ describe.each(nixVersions().map((v) => [v.label, v] as const))(
         expect(inspect.out).toMatch(/^trust: +signatures: 1 \(not verified\)$/m);
         expect(inspect.out).not.toMatch(/signed by/);
         const withKey = await cli('verify', plans['new']!, '--trusted-key', keyFiles['ci.pub']!);
-        expect(withKey.out).toMatch(/^OK: .*\nverified: signed by trusted key ci-1\n$/);
+        expect(withKey.out).toMatch(/^OK: .*\n(?:.*\n)*trust: +verified: signed by trusted key ci-1\n$/);
+        // Where the plan came from, beside the verdict, with or without keys.
+        expect(without.out).toMatch(/^created: +\S/m);
+        expect(withKey.out).toMatch(/^created: +\S/m);
       });
     });
 

@@ -72,18 +72,19 @@ export function formatInspect(r: InspectResult, now: Date = new Date()): string 
 }
 
 /**
- * `verify`: the verdict. With trusted keys, `OK` and who signed; without, it says that only the
- * bundle's integrity was checked, not who made it.
+ * `verify`: the verdict, then where the plan came from and who vouches for it (its origin rows,
+ * promotions read against the keys given). With trusted keys, `OK` and who signed; without, it
+ * says that only the bundle's integrity was checked, not who made it.
  */
-export function formatVerify(r: VerifyReport): string {
+export function formatVerify(r: VerifyReport, now: Date = new Date()): string {
   const what = `${t(r.bundlePath)}: ${plural(r.paths, 'path')} (${counts(r)}) for ${t(r.manifest.storeDir)}`;
-  const status = t(trustStatus(r.manifest, r.trust));
+  const origin = originText(r.manifest, r.trust, { now });
   if (!r.trust.keysGiven)
     return (
-      `integrity OK: ${what}\n` +
-      `integrity only: no --trusted-key given, so who made this plan was not checked (${status})\n`
+      `integrity OK: ${what}\n${origin}` +
+      `integrity only: no --trusted-key given, so who made this plan was not checked (${t(trustStatus(r.manifest, r.trust))})\n`
     );
-  return `OK: ${what}\n${status}\n`;
+  return `OK: ${what}\n${origin}`;
 }
 
 /** `import`: what was added, and what was proven about who made it. */
