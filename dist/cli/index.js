@@ -11242,16 +11242,17 @@ function formatInspect(r, now = new Date()) {
     return [...summaryLines(r.summary, r.manifest, now), ''].join('\n');
 }
 /**
- * `verify`: the verdict. With trusted keys, `OK` and who signed; without, it says that only the
- * bundle's integrity was checked, not who made it.
+ * `verify`: the verdict, then where the plan came from and who vouches for it (its origin rows,
+ * promotions read against the keys given). With trusted keys, `OK` and who signed; without, it
+ * says that only the bundle's integrity was checked, not who made it.
  */
-function formatVerify(r) {
+function formatVerify(r, now = new Date()) {
     const what = `${escapeTerminal(r.bundlePath)}: ${plural(r.paths, 'path')} (${counts(r)}) for ${escapeTerminal(r.manifest.storeDir)}`;
-    const status = escapeTerminal(trustStatus(r.manifest, r.trust));
+    const origin = originText(r.manifest, r.trust, { now });
     if (!r.trust.keysGiven)
-        return (`integrity OK: ${what}\n` +
-            `integrity only: no --trusted-key given, so who made this plan was not checked (${status})\n`);
-    return `OK: ${what}\n${status}\n`;
+        return (`integrity OK: ${what}\n${origin}` +
+            `integrity only: no --trusted-key given, so who made this plan was not checked (${escapeTerminal(trustStatus(r.manifest, r.trust))})\n`);
+    return `OK: ${what}\n${origin}`;
 }
 /** `import`: what was added, and what was proven about who made it. */
 function formatImport(r) {
