@@ -105,8 +105,9 @@ describeNix('the job log of a deploy step', () => {
       store,
     );
     // What the runner acts on: the step's debug lines, the host's output fenced off in its group
-    // (stop-commands, then its unguessable token), and the step's one error. Nothing the plan or
-    // the host wrote: no annotation, mask, state or stop of their own.
+    // (stop-commands, then its unguessable token), the step's own warning that the host it could
+    // not reach keeps any roots the deploy made there, and the step's one error. Nothing the plan
+    // or the host wrote: no annotation, mask, state or stop of their own.
     const commands = workflowCommands(result.stdout).filter((c) => c.command !== 'debug');
     const token = commands.find((c) => c.command === 'stop-commands')?.data ?? '';
     expect(token).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
@@ -114,9 +115,13 @@ describeNix('the job log of a deploy step', () => {
       'group',
       'stop-commands',
       'TOKEN',
+      'warning',
       'endgroup',
       'error',
     ]);
+    expect(commands.find((c) => c.command === 'warning')?.data).toMatch(
+      /^root@host\.invalid: could not remove this deploy's garbage collector roots on the host, if it made any \(/,
+    );
     expect(commands.at(-1)?.data).toMatch(
       /^root@host\.invalid: the transfer stopped \(exit code 1\): receiving\n/,
     );

@@ -11,6 +11,7 @@ import { exportStream, type BundleSource } from '../../core/bundle/index.js';
 import { NixPlanError, stringifyError } from '../../core/errors.js';
 import { relocateAdvice, type OptionNames } from '../../core/option-names.js';
 import { notRootText, type HostProgram, type HostRoots } from '../../nix/host-program.js';
+import { ROOTS_STALE_SECONDS } from '../../nix/host-roots.js';
 import { type HostProbe } from '../../nix/host-markers.js';
 import { FileInput } from '../../nix/runner.js';
 import { NixStore } from '../../nix/store.js';
@@ -211,8 +212,9 @@ export async function deployToHost(
         .release(job.profile, id, io.signal)
         .catch((r: unknown) =>
           io.log.warn(
-            `${job.label}: could not remove this deploy's garbage collector roots on the host ` +
-              `(${job.profile}.nix-plan.d/roots/${id}): ${stringifyError(r)}`,
+            `${job.label}: could not remove this deploy's garbage collector roots on the host, ` +
+              `if it made any (${job.profile}.nix-plan.d/roots/${id}): ${stringifyError(r)}; ` +
+              `the next deploy to it removes them once no session has used them for ${ROOTS_STALE_SECONDS / 60} minutes`,
           ),
         );
     throw e;
