@@ -12280,6 +12280,7 @@ function checkFreshness(manifest, bytes, checks, target, now, log) {
 
 
 
+
 /** Every transfer encoding, for parsing and help texts. */
 const TRANSFER_ENCODINGS = ['auto', 'zstd', 'none'];
 /** Every place a deploy can build, for parsing and help texts. */
@@ -12376,8 +12377,9 @@ async function deployToHost(job, plan, probe, io) {
         if (rooting && io.signal?.aborted !== true)
             await job.program
                 .release(job.profile, id, io.signal)
-                .catch((r) => io.log.warn(`${job.label}: could not remove this deploy's garbage collector roots on the host ` +
-                `(${job.profile}.nix-plan.d/roots/${id}): ${stringifyError(r)}`));
+                .catch((r) => io.log.warn(`${job.label}: could not remove this deploy's garbage collector roots on the host, ` +
+                `if it made any (${job.profile}.nix-plan.d/roots/${id}): ${stringifyError(r)}; ` +
+                `the next deploy to it removes them once no session has used them for ${ROOTS_STALE_SECONDS / 60} minutes`));
         throw e;
     }
 }
